@@ -1,0 +1,158 @@
+"""The `voicegate` command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from backend.settings import Settings, SettingsError, env_var, settings_from_env
+
+log = logging.getLogger("voicegate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `voicegate` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_env(
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            data_dir=getattr(args, "data_dir", None),
+        )
+    except SettingsError as exc:
+        parser.exit(2, f"voicegate: configuration error: {exc}\n")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicegate",
+        description="Voice-clone lifecycle backend for Supabase apps.",
+        epilog=f"Database: {env_var('database_url')} selects an external Postgres (Supabase); "
+        "without it voicegate runs an embedded PostgreSQL under the data directory.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="embedded stack in the foreground: Postgres, migrations, API")
+    _add_server_flags(up)
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"embedded data directory (env {env_var('data_dir')}, default .voicegate)",
+    )
+    up.set_defaults(run=_up)
+
+    serve = commands.add_parser("serve", help="the HTTP API only, against DATABASE_URL or a running embedded Postgres")
+    _add_server_flags(serve)
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply stand-ins, pgmq, migrations and buckets, then exit")
+    migrate.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"embedded data directory (env {env_var('data_dir')}, default .voicegate)",
+    )
+    migrate.set_defaults(run=_migrate)
+    return parser
+
+
+def _add_server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help=f"bind address (env {env_var('host')}, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help=f"HTTP port (env {env_var('port')}, default 8000)")
+
+
+def _up(settings: Settings) -> int:
+    from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
+    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
+
+    if settings.embedded:
+        pg = EmbeddedPostgres(settings.pgdata, port=settings.pg_port)
+        started_here = pg.ensure_running()
+        log.info(
+            "%s embedded PostgreSQL in %s on port %d",
+            "started" if started_here else "reusing",
+            settings.pgdata,
+            pg.port,
+        )
+        dsn = pg.dsn
+    else:
+        pg, started_here, dsn = None, False, _dsn(settings)
+    try:
+        report = migrate(dsn)
+        log.info("migrations applied this run: %s", ", ".join(report.applied) or "none (up to date)")
+        base = f"http://{settings.host}:{settings.port}"
+        print(
+            f"voicegate is starting on {base}\n  readiness: {base}/readyz\n  API docs:  {base}/schema",
+            flush=True,
+        )
+        return _run_server(settings, dsn)
+    finally:
+        if pg is not None and started_here:
+            log.info("stopping embedded PostgreSQL")
+            pg.stop()
+
+
+def _serve(settings: Settings) -> int:
+    return _run_server(settings, _dsn(settings))
+
+
+def _migrate(settings: Settings) -> int:
+    from backend.db.migrate import migrate  # noqa: PLC0415
+    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
+
+    if settings.embedded:
+        EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
+    report = migrate(_dsn(settings))
+    print(f"applied: {', '.join(report.applied) or 'nothing (up to date)'}; buckets: {', '.join(report.buckets)}")
+    return 0
+
+
+def _dsn(settings: Settings) -> str:
+    if settings.database_url is not None:
+        return settings.database_url
+    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
+
+    return EmbeddedPostgres(settings.pgdata, port=settings.pg_port).dsn
+
+
+def _run_server(settings: Settings, dsn: str) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    from backend.app import create_app  # noqa: PLC0415
+
+    class Server(uvicorn.Server):
+        """uvicorn, minus its re-raising of SIGTERM/SIGINT after a graceful shutdown: we still have to
+        stop what we started (the embedded Postgres) and then exit 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
+        create_app(settings, dsn),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+    )
+    Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

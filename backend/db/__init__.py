@@ -1,0 +1,1 @@
+"""Database access: connection pools, request-scoped role switching, named queries and migrations."""

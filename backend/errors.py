@@ -1,0 +1,104 @@
+"""The one exception hierarchy. `backend.problem` maps it to RFC 9457 problem+json in one place."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class VoicegateError(Exception):
+    """Something went wrong in voicegate."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or (self.__doc__ or "").strip()
+        super().__init__(self.detail)
+
+
+class ClientError(VoicegateError):
+    """The request cannot be served as sent."""
+
+    status = 400
+    code = "bad_request"
+
+
+class ValidationFailed(ClientError):
+    """The request body or parameters are invalid."""
+
+    status = 400
+    code = "validation_failed"
+
+
+class Unauthorized(ClientError):
+    """A valid access token is required."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ClientError):
+    """You may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ClientError):
+    """The resource does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ClientError):
+    """The resource is not in a state that allows this."""
+
+    status = 409
+    code = "conflict"
+
+
+class StaleVersion(Conflict):
+    """The resource changed since it was read; read it again."""
+
+    code = "stale_version"
+
+
+class LeaseLost(Conflict):
+    """This worker no longer holds the attempt's lease."""
+
+    code = "lease_lost"
+
+
+class IllegalTransition(Conflict):
+    """That state change is not allowed from the current state."""
+
+    code = "illegal_transition"
+
+
+class PayloadTooLarge(ClientError):
+    """The upload is larger than allowed."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ClientError):
+    """The upload is not a supported audio format."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ServiceUnavailable(VoicegateError):
+    """A dependency is unreachable; retry shortly."""
+
+    status = 503
+    code = "service_unavailable"
+    retry_after: ClassVar[int] = 2
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database is unreachable; retry shortly."""
+
+    code = "database_unavailable"

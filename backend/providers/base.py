@@ -1,0 +1,150 @@
+"""The adapter interface every voice provider implements, and the values it exchanges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+
+from backend.providers.errors import PermanentProviderError
+
+
+class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
+    """One prepared reference sample, ready to send.
+
+    ``public_url`` is a short-lived URL the provider can fetch without credentials (Qwen prefers it);
+    adapters that upload the bytes ignore it. ``duration_s``, ``sample_rate`` and ``channels`` come from
+    the audio pipeline's measurement and let the rules be checked before a provider call is spent.
+    """
+
+    data: bytes
+    mime_type: str
+    filename: str = "sample.wav"
+    public_url: str | None = None
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+class SampleRules(msgspec.Struct, frozen=True, kw_only=True):
+    """What a provider accepts as reference audio; ``None`` means the provider documents no limit."""
+
+    formats: frozenset[str]
+    min_duration_s: float
+    max_duration_s: float | None
+    recommended_duration_s: tuple[float, float]
+    min_sample_rate: int | None
+    preferred_sample_rate: int
+    max_bytes: int | None
+    max_files: int
+    mono: bool
+    languages: frozenset[str] | None = None
+
+    def violations(self, samples: Sequence[SampleRef], language: str | None = None) -> list[str]:
+        """Return user-safe descriptions of every rule the samples break (empty when all fit)."""
+        problems: list[str] = []
+        if not samples:
+            problems.append("at least one sample is required")
+        if len(samples) > self.max_files:
+            problems.append(f"at most {self.max_files} sample(s) can be sent")
+        for sample in samples:
+            problems.extend(self._sample_violations(sample))
+        if language is not None and self.languages is not None and primary_language(language) not in self.languages:
+            problems.append(f"language {language!r} is not supported")
+        return problems
+
+    def _sample_violations(self, sample: SampleRef) -> list[str]:
+        problems: list[str] = []
+        if sample.mime_type not in self.formats:
+            problems.append("unsupported audio format")
+        if self.max_bytes is not None and len(sample.data) > self.max_bytes:
+            problems.append(f"sample too large (max {self.max_bytes // (1024 * 1024)} MB)")
+        if sample.duration_s is not None:
+            if sample.duration_s < self.min_duration_s:
+                problems.append("sample too short")
+            if self.max_duration_s is not None and sample.duration_s > self.max_duration_s:
+                problems.append(f"sample too long (max {self.max_duration_s:g} s)")
+        if (
+            sample.sample_rate is not None
+            and self.min_sample_rate is not None
+            and sample.sample_rate < self.min_sample_rate
+        ):
+            problems.append(f"sample rate too low (min {self.min_sample_rate} Hz)")
+        if self.mono and sample.channels is not None and sample.channels != 1:
+            problems.append("sample must be mono")
+        return problems
+
+    def check(self, provider: str, samples: Sequence[SampleRef], language: str | None = None) -> None:
+        """Raise a permanent error naming every broken rule, before any provider call is made."""
+        problems = self.violations(samples, language)
+        if problems:
+            raise PermanentProviderError(provider, "; ".join(problems), provider_code="sample_rules", http_status=None)
+
+
+def primary_language(language: str) -> str:
+    """Reduce a BCP 47 tag such as ``en-US`` to the lower-case primary subtag ``en``."""
+    return language.replace("_", "-").split("-", 1)[0].lower()
+
+
+class ProviderVoice(msgspec.Struct, frozen=True, kw_only=True):
+    """A voice as a provider reports it; ``metadata`` is JSON-able and meant for persistence."""
+
+    provider: str
+    voice_id: str
+    name: str | None = None
+    target_model: str | None = None
+    enrolment_key: str | None = None
+    request_id: str | None = None
+    language: str | None = None
+    created_at: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class SynthesisResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Audio produced for a text."""
+
+    audio: bytes
+    mime_type: str
+    sample_rate: int | None = None
+    request_id: str | None = None
+
+
+@runtime_checkable
+class VoiceProvider(Protocol):
+    """One voice provider: enrol a voice from samples, look it up, use it, delete it."""
+
+    name: str
+    sample_rules: SampleRules
+
+    async def enroll(
+        self,
+        samples: Sequence[SampleRef],
+        *,
+        name: str,
+        language: str | None,
+        transcript: str | None,
+        key: str,
+    ) -> ProviderVoice:
+        """Create (or adopt, if ``key`` already made one) a voice; never creates two for one key."""
+        ...
+
+    async def find(self, key: str) -> ProviderVoice | None:
+        """Return the voice created with enrolment ``key``, or ``None``."""
+        ...
+
+    async def get(self, voice_id: str) -> ProviderVoice:
+        """Return one voice; raises ``VoiceNotFoundError`` when the provider does not know it."""
+        ...
+
+    async def list(self) -> Sequence[ProviderVoice]:
+        """Return every voice this account owns at the provider."""
+        ...
+
+    async def delete(self, voice_id: str) -> None:
+        """Delete a voice; raises ``VoiceNotFoundError`` when it is already gone."""
+        ...
+
+    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+        """Speak ``text`` in ``voice``."""
+        ...

@@ -1,0 +1,288 @@
+"""Cartesia voice cloning and ``/tts/bytes`` synthesis, pinned to one ``Cartesia-Version``."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, Final
+
+import httpx
+import msgspec
+
+from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.config import CartesiaSettings
+from backend.providers.enrolment import enroll_once, key_marker
+from backend.providers.errors import (
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+    VoiceNotFoundError,
+)
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
+
+PROVIDER: Final = "cartesia"
+DEFAULT_MODEL: Final = "sonic-2"
+OUTPUT_SAMPLE_RATE: Final = 24000
+LIST_PAGE_SIZE: Final = 100
+
+SAMPLE_RULES: Final = SampleRules(
+    formats=frozenset(
+        {"audio/flac", "audio/mpeg", "audio/ogg", "audio/wav", "audio/webm", "audio/x-wav", "audio/x-flac"}
+    ),
+    min_duration_s=3.0,
+    # No documented maximum; the guides ask for about 5-10 s and say longer clips do not help.
+    max_duration_s=60.0,
+    recommended_duration_s=(5.0, 10.0),
+    min_sample_rate=None,
+    preferred_sample_rate=44100,
+    max_bytes=10 * 1024 * 1024,
+    max_files=1,
+    mono=False,
+    languages=frozenset(
+        [
+            "en",
+            "fr",
+            "de",
+            "es",
+            "pt",
+            "zh",
+            "ja",
+            "hi",
+            "it",
+            "ko",
+            "nl",
+            "pl",
+            "ru",
+            "sv",
+            "tr",
+            "tl",
+            "bg",
+            "ro",
+            "ar",
+            "cs",
+            "el",
+            "fi",
+            "hr",
+            "ms",
+            "sk",
+            "da",
+            "ta",
+            "uk",
+            "hu",
+            "no",
+            "vi",
+            "bn",
+            "th",
+            "he",
+            "ka",
+            "id",
+            "te",
+            "gu",
+            "kn",
+            "ml",
+            "mr",
+            "pa",
+        ]
+    ),
+)
+
+SAFE_MESSAGES: Final = {
+    401: "The provider rejected the configured credentials.",
+    402: "The provider account's credit is used up.",
+    403: "The provider account is not allowed to do this.",
+    404: "The voice does not exist at the provider.",
+}
+
+
+class _ErrorBody(msgspec.Struct):
+    error_code: str | None = None
+    title: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+
+
+def _error_fields(response: httpx.Response) -> _ErrorBody:
+    """JSON errors (2026-03-01 and newer) or plain ``Title: Message`` text (older versions)."""
+    try:
+        body = msgspec.json.decode(response.content, type=_ErrorBody)
+    except msgspec.MsgspecError:
+        text = response.text.strip()
+        title, sep, message = text.partition(": ")
+        return _ErrorBody(title=title if sep else None, message=message if sep else text[:200])
+    return body
+
+
+def classify(response: httpx.Response) -> ProviderError:
+    """Map a Cartesia error answer to an error class."""
+    body = _error_fields(response)
+    status = response.status_code
+    common: dict[str, Any] = {
+        "provider_code": body.error_code or body.title,
+        "http_status": status,
+        "request_id": body.request_id,
+        "operator_detail": body.message,
+    }
+    if status in TRANSIENT_STATUSES:
+        return TransientProviderError(
+            PROVIDER,
+            "The voice provider is busy; try again later.",
+            retry_after=retry_after_from(response),
+            **common,
+        )
+    safe = SAFE_MESSAGES.get(status, "The voice provider rejected the request.")
+    return PermanentProviderError(PROVIDER, safe, **common)
+
+
+def _not_found(error: PermanentProviderError) -> VoiceNotFoundError:
+    return VoiceNotFoundError(
+        PROVIDER,
+        SAFE_MESSAGES[404],
+        provider_code=error.provider_code,
+        http_status=error.http_status,
+        request_id=error.request_id,
+        operator_detail=error.operator_detail,
+    )
+
+
+class _Voice(msgspec.Struct):
+    id: str
+    name: str | None = None
+    description: str | None = None
+    language: str | None = None
+    created_at: str | None = None
+    user_id: str | None = None
+    is_owner: bool | None = None
+
+
+class _VoicePage(msgspec.Struct):
+    data: list[_Voice]
+    has_more: bool = False
+
+
+class CartesiaProvider:
+    """Adapter for ``/voices/clone``, ``/voices`` and ``/tts/bytes``."""
+
+    name = PROVIDER
+    sample_rules = SAMPLE_RULES
+
+    def __init__(
+        self,
+        settings: CartesiaSettings,
+        client: httpx.AsyncClient,
+        *,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        create_timeout: httpx.Timeout | None = None,
+        model_id: str = DEFAULT_MODEL,
+    ) -> None:
+        if settings.api_key is None:
+            raise ValueError("CartesiaProvider needs CARTESIA_API_KEY")
+        self.model_id = model_id
+        self.version = settings.version
+        self._create_timeout = create_timeout
+        self._http = ProviderHttp(
+            PROVIDER,
+            client,
+            settings.base_url,
+            {"Authorization": f"Bearer {settings.api_key.reveal()}", "Cartesia-Version": settings.version},
+            classify,
+            policy=policy,
+            rng=rng,
+        )
+
+    async def enroll(
+        self,
+        samples: Sequence[SampleRef],
+        *,
+        name: str,
+        language: str | None,
+        transcript: str | None,
+        key: str,
+    ) -> ProviderVoice:
+        """Clone from one clip; the enrolment key rides as a marker in ``description``."""
+        self.sample_rules.check(PROVIDER, samples, language or "en")
+        lang = primary_language(language or "en")
+        sample = samples[0]
+        data = {"name": name, "language": lang, "description": f"voicegate voice {key_marker(key)}"}
+        files = {"clip": (sample.filename, sample.data, sample.mime_type)}
+
+        async def create() -> ProviderVoice:
+            extra = {"call_timeout": self._create_timeout} if self._create_timeout else {}
+            body, _ = await self._http.json(
+                "POST", "/voices/clone", _Voice, idempotent=False, data=data, files=files, **extra
+            )
+            return msgspec.structs.replace(self._voice(body), enrolment_key=key)
+
+        return await enroll_once(key, self.find, create)
+
+    async def find(self, key: str) -> ProviderVoice | None:
+        """The owned voice whose description carries this key's marker."""
+        marker = key_marker(key)
+        for voice in await self.list():
+            if marker in (voice.metadata.get("description") or ""):
+                return msgspec.structs.replace(voice, enrolment_key=key)
+        return None
+
+    async def get(self, voice_id: str) -> ProviderVoice:
+        """One voice; 404 raises ``VoiceNotFoundError``."""
+        try:
+            body, _ = await self._http.json("GET", f"/voices/{voice_id}", _Voice)
+        except PermanentProviderError as exc:
+            if exc.http_status == 404:
+                raise _not_found(exc) from exc
+            raise
+        return self._voice(body)
+
+    async def list(self) -> Sequence[ProviderVoice]:
+        """Owned voices across every page (cursor: the last id as ``starting_after``)."""
+        voices: list[ProviderVoice] = []
+        params: dict[str, Any] = {"limit": LIST_PAGE_SIZE, "is_owner": "true"}
+        while True:
+            page, _ = await self._http.json("GET", "/voices", _VoicePage, params=params)
+            voices.extend(self._voice(v) for v in page.data)
+            if not page.has_more or not page.data:
+                return voices
+            params["starting_after"] = page.data[-1].id
+
+    def _voice(self, voice: _Voice) -> ProviderVoice:
+        return ProviderVoice(
+            provider=PROVIDER,
+            voice_id=voice.id,
+            name=voice.name,
+            target_model=None,
+            language=voice.language,
+            created_at=voice.created_at,
+            metadata={"description": voice.description, "cartesia_version": self.version},
+        )
+
+    async def delete(self, voice_id: str) -> None:
+        """``DELETE /voices/{id}`` (204); 404 raises ``VoiceNotFoundError``."""
+        try:
+            await self._http.request("DELETE", f"/voices/{voice_id}")
+        except PermanentProviderError as exc:
+            if exc.http_status == 404:
+                raise _not_found(exc) from exc
+            raise
+
+    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+        """``POST /tts/bytes`` asking for 16-bit WAV."""
+
+        def has_audio(response: httpx.Response) -> None:
+            if not response.content:
+                raise ValueError("empty audio answer")
+
+        payload = {
+            "model_id": self.model_id,
+            "transcript": text,
+            "voice": {"mode": "id", "id": voice.voice_id},
+            "output_format": {"container": "wav", "encoding": "pcm_s16le", "sample_rate": OUTPUT_SAMPLE_RATE},
+        }
+        if voice.language:
+            payload["language"] = voice.language
+        response = await self._http.request("POST", "/tts/bytes", json=payload, validate=has_audio)
+        return SynthesisResult(
+            audio=response.content,
+            mime_type="audio/wav",
+            sample_rate=OUTPUT_SAMPLE_RATE,
+            request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
+        )

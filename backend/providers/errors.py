@@ -1,0 +1,77 @@
+"""Provider error classes: transient, permanent and unknown-outcome.
+
+These are standalone on purpose (no imports from the rest of the backend) so the application can map
+them into its own exception hierarchy. Every error carries a ``safe_message`` that may be shown to an
+end user; the provider's own code and text are kept in separate fields for operators only.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base class of every error raised by a provider adapter."""
+
+    def __init__(
+        self,
+        provider: str,
+        safe_message: str,
+        *,
+        provider_code: str | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        operator_detail: str | None = None,
+    ) -> None:
+        super().__init__(safe_message)
+        self.provider = provider
+        self.safe_message = safe_message
+        self.provider_code = provider_code
+        self.http_status = http_status
+        self.request_id = request_id
+        # The provider's own message, trimmed: useful in logs, never shown to users.
+        self.operator_detail = operator_detail[:500] if operator_detail else None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, provider_code={self.provider_code!r}, "
+            f"http_status={self.http_status!r}, safe_message={self.safe_message!r})"
+        )
+
+
+class TransientProviderError(ProviderError):
+    """A failure worth retrying later: timeouts, connection errors, 429 and 5xx answers."""
+
+    def __init__(
+        self,
+        provider: str,
+        safe_message: str,
+        *,
+        provider_code: str | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        operator_detail: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            provider,
+            safe_message,
+            provider_code=provider_code,
+            http_status=http_status,
+            request_id=request_id,
+            operator_detail=operator_detail,
+        )
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    """A failure that repeating the same request will not fix: bad audio, quota, credentials."""
+
+
+class VoiceNotFoundError(PermanentProviderError):
+    """The provider does not know the voice (never created, or deleted)."""
+
+
+class UnknownOutcomeError(ProviderError):
+    """A create whose answer was lost: the voice may or may not exist at the provider.
+
+    The caller must look the enrolment key up at the provider before creating again.
+    """

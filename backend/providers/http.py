@@ -1,0 +1,269 @@
+"""Shared httpx plumbing: explicit timeouts, classified errors, bounded retries with jitter."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from backend.providers.errors import (
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
+
+# Statuses that mean "try again later"; 408 is a server-side request timeout, so nothing was done.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+# Errors raised before the request left this process: safe to resend even for a create.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How often and how long to retry transient failures.
+
+    ``max_retry_after`` caps how long a ``Retry-After`` may make us wait inline; a longer demand is
+    surfaced to the caller as a transient error carrying ``retry_after`` so a queue can reschedule.
+    """
+
+    max_attempts: int = 4
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    max_retry_after_s: float = 30.0
+    deadline_s: float = 90.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff for the given 1-based attempt number."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+        return rng.uniform(0.0, ceiling)
+
+
+def create_http_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT, *, trust_env: bool = True) -> httpx.AsyncClient:
+    """The one AsyncClient the adapters share; redirects are refused so credentials never travel on."""
+    return httpx.AsyncClient(
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=trust_env,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC).timestamp()
+    return max(0.0, when.timestamp() - current)
+
+
+def retry_after_from(response: httpx.Response) -> float | None:
+    """The server's wait hint: ``retry-after-ms`` (ElevenLabs, Cartesia SDKs) or ``Retry-After``."""
+    millis = response.headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+Classifier = Callable[[httpx.Response], ProviderError]
+
+
+class ProviderHttp:
+    """Sends requests for one provider and turns every failure into a classified ``ProviderError``.
+
+    ``idempotent=False`` marks a create: an answer that may have been lost after the provider acted
+    (read timeout, dropped connection, 5xx, unreadable 2xx body) raises ``UnknownOutcomeError`` at once
+    instead of resending, so the adapter can look the voice up by its enrolment key first.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        client: httpx.AsyncClient,
+        base_url: str,
+        headers: Mapping[str, str],
+        classify: Classifier,
+        *,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.provider = provider
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self._headers = dict(headers)
+        self._classify = classify
+        self.policy = policy or RetryPolicy()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._sleep = sleep
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool = True,
+        authenticated: bool = True,
+        call_timeout: httpx.Timeout | None = None,
+        validate: Callable[[httpx.Response], None] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; ``path`` may be absolute (e.g. a provider's download URL).
+
+        ``validate`` inspects a 2xx answer and raises ``ValueError`` when it is unusable (malformed
+        body); that is retried like a transient failure, or is an unknown outcome for a create.
+        """
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        headers = dict(self._headers) if authenticated else {}
+        headers.update(kwargs.pop("headers", {}))
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            error = await self._attempt(
+                method,
+                url,
+                headers=headers,
+                idempotent=idempotent,
+                call_timeout=call_timeout,
+                validate=validate,
+                kwargs=kwargs,
+            )
+            if isinstance(error, httpx.Response):
+                return error
+            delay = self._delay_before_retry(error, attempt, started)
+            if delay is None:
+                raise error
+            log.warning(
+                "provider %s %s %s failed (attempt %d, %s); retrying in %.2fs",
+                self.provider,
+                method,
+                httpx.URL(url).path,
+                attempt,
+                error.provider_code or error.http_status or type(error).__name__,
+                delay,
+            )
+            await self._sleep(delay)
+
+    async def json(
+        self, method: str, path: str, result_type: type[T], *, idempotent: bool = True, **kwargs: Any
+    ) -> tuple[T, httpx.Response]:
+        """Send and decode a JSON answer into ``result_type`` (a malformed body counts as a failure)."""
+        decoded: list[T] = []
+
+        def validate(response: httpx.Response) -> None:
+            try:
+                decoded.append(msgspec.json.decode(response.content, type=result_type))
+            except msgspec.MsgspecError as exc:
+                raise ValueError(f"malformed JSON answer: {exc}") from exc
+
+        response = await self.request(method, path, idempotent=idempotent, validate=validate, **kwargs)
+        return decoded[-1], response
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        idempotent: bool,
+        call_timeout: httpx.Timeout | None,
+        validate: Callable[[httpx.Response], None] | None,
+        kwargs: dict[str, Any],
+    ) -> httpx.Response | ProviderError:
+        extra: dict[str, Any] = {"timeout": call_timeout} if call_timeout is not None else {}
+        try:
+            response = await self.client.request(method, url, headers=headers, **kwargs, **extra)
+        except _NOT_SENT as exc:
+            return TransientProviderError(
+                self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
+            )
+        except httpx.TransportError as exc:
+            # Sent, but the answer was lost (read timeout, connection dropped).
+            if not idempotent:
+                return self._unknown(repr(exc))
+            return TransientProviderError(
+                self.provider, "The voice provider did not answer in time.", operator_detail=repr(exc)
+            )
+        return self._judge(response, idempotent=idempotent, validate=validate)
+
+    def _judge(
+        self,
+        response: httpx.Response,
+        *,
+        idempotent: bool,
+        validate: Callable[[httpx.Response], None] | None,
+    ) -> httpx.Response | ProviderError:
+        """The response itself when usable, else the error it amounts to."""
+        if not response.is_success:
+            error = self._classify(response)
+            if not idempotent and response.status_code >= 500 and isinstance(error, TransientProviderError):
+                # The provider may have created the voice before failing.
+                return self._unknown(error.operator_detail, response)
+            return error
+        if validate is None:
+            return response
+        try:
+            validate(response)
+        except ValueError as exc:
+            if not idempotent:
+                return self._unknown(str(exc), response)
+            return TransientProviderError(
+                self.provider,
+                "The voice provider sent an unreadable answer.",
+                http_status=response.status_code,
+                operator_detail=str(exc),
+            )
+        return response
+
+    def _unknown(self, detail: str | None, response: httpx.Response | None = None) -> UnknownOutcomeError:
+        return UnknownOutcomeError(
+            self.provider,
+            "The voice provider did not confirm whether the voice was created.",
+            http_status=response.status_code if response is not None else None,
+            operator_detail=detail,
+        )
+
+    def _delay_before_retry(self, error: ProviderError, attempt: int, started: float) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` when the error must be raised."""
+        if isinstance(error, PermanentProviderError | UnknownOutcomeError):
+            return None
+        if not isinstance(error, TransientProviderError) or attempt >= self.policy.max_attempts:
+            return None
+        if error.retry_after is not None:
+            if error.retry_after > self.policy.max_retry_after_s:
+                return None
+            delay = error.retry_after
+        else:
+            delay = self.policy.backoff(attempt, self._rng)
+        if time.monotonic() - started + delay > self.policy.deadline_s:
+            return None
+        return delay

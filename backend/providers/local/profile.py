@@ -1,0 +1,104 @@
+"""Measure a voice: pitch level and range, speaking-rate proxy and average spectral envelope."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pyworld
+
+FRAME_PERIOD_MS: Final = 5.0
+F0_FLOOR: Final = 60.0
+F0_CEIL: Final = 700.0
+# Band centres (Hz) of the stored envelope summary, roughly mel-spaced up to the telephone-plus range.
+BAND_HZ: Final = tuple(float(f) for f in np.geomspace(100.0, 8000.0, 24).round(1))
+
+Signal = npt.NDArray[np.float64]
+
+
+class VoiceProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """What the local engine keeps of a sample (JSON-able via ``msgspec.to_builtins``)."""
+
+    median_f0_hz: float
+    f0_sd_semitones: float
+    syllable_rate_hz: float
+    envelope_db: list[float]
+    band_hz: list[float] = msgspec.field(default_factory=lambda: list(BAND_HZ))
+    voiced_ratio: float = 0.0
+    duration_s: float = 0.0
+
+
+class Analysis(msgspec.Struct, frozen=True, kw_only=True):
+    """WORLD parameters of one signal (kept so synthesis need not analyse twice)."""
+
+    f0: Signal
+    sp: Signal
+    ap: Signal | None
+    sample_rate: int
+
+
+def world_analysis(x: Signal, sample_rate: int, *, with_aperiodicity: bool) -> Analysis:
+    """F0 (DIO + StoneMask), spectral envelope (CheapTrick) and optionally aperiodicity (D4C)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    f0 = pyworld.stonemask(x, f0, times, sample_rate)
+    sp = pyworld.cheaptrick(x, f0, times, sample_rate)
+    ap = pyworld.d4c(x, f0, times, sample_rate) if with_aperiodicity else None
+    return Analysis(f0=f0, sp=sp, ap=ap, sample_rate=sample_rate)
+
+
+def envelope_bands(sp: Signal, f0: Signal, sample_rate: int) -> list[float]:
+    """Mean log envelope (dB) of voiced frames at ``BAND_HZ``, with its mean removed (shape only)."""
+    frames = sp[f0 > 0] if np.any(f0 > 0) else sp
+    mean_db = 10.0 * np.log10(np.mean(frames, axis=0) + 1e-12)
+    freqs = np.linspace(0.0, sample_rate / 2.0, sp.shape[1])
+    bands = np.interp(np.asarray(BAND_HZ), freqs, mean_db)
+    return [round(float(v), 2) for v in bands - bands.mean()]
+
+
+def syllable_rate(x: Signal, sample_rate: int) -> float:
+    """Energy peaks per second of non-silent audio: a proxy for syllables per second."""
+    hop = max(1, sample_rate // 100)  # 10 ms frames
+    frames = len(x) // hop
+    if frames < 10:
+        return 0.0
+    energy = np.sqrt(np.mean(x[: frames * hop].reshape(frames, hop) ** 2, axis=1))
+    kernel = np.hanning(7)
+    smooth = np.convolve(energy, kernel / kernel.sum(), mode="same")
+    threshold = 0.25 * float(np.percentile(smooth, 95))
+    active = smooth > threshold
+    peaks = 0
+    last = -100
+    for i in range(1, frames - 1):
+        if active[i] and smooth[i] >= smooth[i - 1] and smooth[i] > smooth[i + 1] and i - last >= 10:
+            peaks += 1
+            last = i
+    seconds = max(float(active.sum()) / 100.0, 0.1)
+    return peaks / seconds
+
+
+def pitch_stats(f0: Signal) -> tuple[float, float]:
+    """Median F0 (Hz) and F0 spread (standard deviation in semitones) over voiced frames."""
+    voiced = f0[f0 > 0]
+    if voiced.size < 5:
+        raise ValueError("no voiced speech found")
+    median = float(np.median(voiced))
+    spread = float(np.std(12.0 * np.log2(voiced / median)))
+    return median, spread
+
+
+def measure(x: Signal, sample_rate: int) -> tuple[VoiceProfile, Analysis]:
+    """Profile a mono signal; raises ``ValueError`` when it holds no voiced speech."""
+    analysis = world_analysis(x, sample_rate, with_aperiodicity=False)
+    median, spread = pitch_stats(analysis.f0)
+    profile = VoiceProfile(
+        median_f0_hz=round(median, 2),
+        f0_sd_semitones=round(spread, 3),
+        syllable_rate_hz=round(syllable_rate(x, sample_rate), 3),
+        envelope_db=envelope_bands(analysis.sp, analysis.f0, sample_rate),
+        voiced_ratio=round(float(np.mean(analysis.f0 > 0)), 3),
+        duration_s=round(len(x) / sample_rate, 3),
+    )
+    return profile, analysis

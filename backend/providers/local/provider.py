@@ -1,0 +1,188 @@
+"""The ``local`` provider: no key, no network; profiles kept in an injectable store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.enrolment import key_digest
+from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
+from backend.providers.local.engine import render
+from backend.providers.local.profile import VoiceProfile, measure
+from backend.providers.wav import float_to_wav, wav_to_float
+
+PROVIDER: Final = "local"
+ENGINE: Final = "espeak-ng + WORLD (offline stand-in, not a neural clone)"
+
+SAMPLE_RULES: Final = SampleRules(
+    formats=frozenset({"audio/wav"}),
+    min_duration_s=3.0,
+    max_duration_s=60.0,
+    recommended_duration_s=(5.0, 20.0),
+    min_sample_rate=16000,
+    preferred_sample_rate=24000,
+    max_bytes=20 * 1024 * 1024,
+    max_files=1,
+    mono=False,
+)
+
+
+class LocalVoice(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored local voice: its identity and measured profile."""
+
+    voice_id: str
+    name: str
+    language: str
+    enrolment_key: str
+    profile: VoiceProfile
+
+
+class ProfileStore(Protocol):
+    """Where local voices live between enrolment and synthesis (memory here, the database later)."""
+
+    async def get(self, voice_id: str) -> LocalVoice | None:
+        """The stored voice, or ``None``."""
+        ...
+
+    async def put(self, voice: LocalVoice) -> None:
+        """Store or replace a voice."""
+        ...
+
+    async def delete(self, voice_id: str) -> bool:
+        """Remove a voice; ``False`` when it was not there."""
+        ...
+
+    async def all(self) -> Sequence[LocalVoice]:
+        """Every stored voice."""
+        ...
+
+
+class InMemoryProfileStore:
+    """The default store: a dict, lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._voices: dict[str, LocalVoice] = {}
+
+    async def get(self, voice_id: str) -> LocalVoice | None:
+        """The stored voice, or ``None``."""
+        return self._voices.get(voice_id)
+
+    async def put(self, voice: LocalVoice) -> None:
+        """Store or replace a voice."""
+        self._voices[voice.voice_id] = voice
+
+    async def delete(self, voice_id: str) -> bool:
+        """Remove a voice; ``False`` when it was not there."""
+        return self._voices.pop(voice_id, None) is not None
+
+    async def all(self) -> Sequence[LocalVoice]:
+        """Every stored voice."""
+        return list(self._voices.values())
+
+
+def voice_id_for(key: str) -> str:
+    """Local voice ids derive from the enrolment key, so a repeated enrol adopts the first voice."""
+    return f"local-{key_digest(key, 20)}"
+
+
+def _provider_voice(voice: LocalVoice) -> ProviderVoice:
+    metadata: dict[str, Any] = {"engine": ENGINE, "profile": msgspec.to_builtins(voice.profile)}
+    return ProviderVoice(
+        provider=PROVIDER,
+        voice_id=voice.voice_id,
+        name=voice.name,
+        enrolment_key=voice.enrolment_key,
+        language=voice.language,
+        metadata=metadata,
+    )
+
+
+class LocalProvider:
+    """Offline provider: enrolment measures the sample, synthesis adapts espeak-ng to it."""
+
+    name = PROVIDER
+    sample_rules = SAMPLE_RULES
+
+    def __init__(self, store: ProfileStore | None = None) -> None:
+        self.store: ProfileStore = store if store is not None else InMemoryProfileStore()
+
+    async def enroll(
+        self,
+        samples: Sequence[SampleRef],
+        *,
+        name: str,
+        language: str | None,
+        transcript: str | None,
+        key: str,
+    ) -> ProviderVoice:
+        """Measure the sample's voice profile and store it under the key's voice id."""
+        self.sample_rules.check(PROVIDER, samples, language)
+        existing = await self.find(key)
+        if existing is not None:
+            return existing
+        profile = await asyncio.to_thread(_profile_of, samples[0].data)
+        voice = LocalVoice(
+            voice_id=voice_id_for(key),
+            name=name,
+            language=primary_language(language or "en"),
+            enrolment_key=key,
+            profile=profile,
+        )
+        await self.store.put(voice)
+        return _provider_voice(voice)
+
+    async def find(self, key: str) -> ProviderVoice | None:
+        """The voice enrolled with ``key``, if stored."""
+        voice = await self.store.get(voice_id_for(key))
+        return _provider_voice(voice) if voice is not None else None
+
+    async def get(self, voice_id: str) -> ProviderVoice:
+        """One stored voice; ``VoiceNotFoundError`` when absent."""
+        voice = await self.store.get(voice_id)
+        if voice is None:
+            raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
+        return _provider_voice(voice)
+
+    async def list(self) -> Sequence[ProviderVoice]:
+        """Every stored voice."""
+        return [_provider_voice(v) for v in await self.store.all()]
+
+    async def delete(self, voice_id: str) -> None:
+        """Forget a voice; ``VoiceNotFoundError`` when absent."""
+        if not await self.store.delete(voice_id):
+            raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
+
+    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+        """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``."""
+        if not text.strip():
+            raise PermanentProviderError(PROVIDER, "There is no text to speak.", provider_code="empty_text")
+        stored = await self.store.get(voice.voice_id)
+        if stored is not None:
+            profile, language = stored.profile, stored.language
+        elif "profile" in voice.metadata:
+            profile = msgspec.convert(voice.metadata["profile"], VoiceProfile)
+            language = voice.language or "en"
+        else:
+            raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
+        audio, rate = await asyncio.to_thread(_speak, text, profile, language)
+        return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate)
+
+
+def _profile_of(data: bytes) -> VoiceProfile:
+    try:
+        signal, rate = wav_to_float(data)
+        profile, _ = measure(signal, rate)
+    except ValueError as exc:
+        raise PermanentProviderError(
+            PROVIDER, "The sample has no usable speech.", provider_code="no_speech", operator_detail=str(exc)
+        ) from exc
+    return profile
+
+
+def _speak(text: str, profile: VoiceProfile, language: str) -> tuple[bytes, int]:
+    signal, rate = render(text, profile, language=language)
+    return float_to_wav(signal, rate), rate

@@ -1,0 +1,310 @@
+"""Qwen (Alibaba DashScope) voice enrolment and non-realtime synthesis."""
+
+from __future__ import annotations
+
+import base64
+import random
+from collections.abc import Sequence
+from typing import Any, Final
+
+import httpx
+import msgspec
+
+from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.config import QwenSettings
+from backend.providers.enrolment import enroll_once, key_digest
+from backend.providers.errors import (
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+    VoiceNotFoundError,
+)
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
+
+PROVIDER: Final = "qwen"
+ENROLMENT_MODEL: Final = "qwen-voice-enrollment"
+TARGET_MODEL: Final = "qwen3-tts-vc-2026-01-22"
+CUSTOMIZATION_PATH: Final = "/api/v1/services/audio/tts/customization"
+GENERATION_PATH: Final = "/api/v1/services/aigc/multimodal-generation/generation"
+DATA_URL_TYPES: Final = frozenset({"audio/wav", "audio/mpeg", "audio/mp4"})
+MAX_DATA_URL_CHARS: Final = 10 * 1024 * 1024
+LIST_PAGE_SIZE: Final = 100
+
+SAMPLE_RULES: Final = SampleRules(
+    formats=DATA_URL_TYPES,
+    min_duration_s=3.0,
+    max_duration_s=60.0,
+    recommended_duration_s=(10.0, 20.0),
+    min_sample_rate=24000,
+    preferred_sample_rate=24000,
+    max_bytes=10 * 1024 * 1024,
+    max_files=1,
+    mono=True,
+    languages=frozenset({"zh", "en", "de", "it", "pt", "es", "ja", "ko", "fr", "ru"}),
+)
+
+# User-safe wording for the documented error codes; anything else gets the generic text.
+SAFE_MESSAGES: Final = {
+    "Audio.PreprocessError": "The sample has too little clear speech, or the transcript does not match it.",
+    "Audio.DecoderError": "The sample could not be decoded.",
+    "Audio.AudioRateError": "The sample rate is too low (at least 24 kHz is needed).",
+    "Audio.DurationLimitError": "The sample is longer than 60 seconds.",
+    "BadRequest.InputDownloadFailed": "The provider could not download the sample.",
+    "BadRequest.VoiceNotFound": "The voice does not exist at the provider.",
+    "Throttling.AllocationQuota": "The provider's voice storage limit is reached; delete unused voices.",
+    "InvalidApiKey": "The provider rejected the configured credentials.",
+    "NOT AUTHORIZED": "The provider rejected the configured credentials.",
+    "Arrearage": "The provider account is not in good standing.",
+    "DataInspectionFailed": "The provider's content moderation rejected the input.",
+    "AllocationQuota.FreeTierOnly": "The provider's free quota is used up.",
+}
+
+
+def preferred_name(key: str) -> str:
+    """The ``preferred_name`` for an enrolment key: letters/digits/underscore, 16 characters."""
+    return "vg" + key_digest(key, 14)
+
+
+def voice_prefix(key: str) -> str:
+    """The start of every voice name DashScope generates for this key."""
+    return f"qwen-tts-vc-{preferred_name(key)}-voice-"
+
+
+class _ErrorBody(msgspec.Struct):
+    code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+
+
+class _CreateOutput(msgspec.Struct):
+    voice: str
+    target_model: str | None = None
+    fallback_mode: bool | None = None
+    fallback_reason: str | None = None
+
+
+class _CreateResponse(msgspec.Struct):
+    output: _CreateOutput
+    usage: dict[str, Any] | None = None
+    request_id: str | None = None
+
+
+class _ListItem(msgspec.Struct):
+    voice: str
+    target_model: str | None = None
+    language: str | None = None
+    gmt_create: str | None = None
+    gmt_modified: str | None = None
+
+
+class _ListOutput(msgspec.Struct):
+    voice_list: list[_ListItem] = msgspec.field(default_factory=list)
+    total_count: int | None = None
+
+
+class _ListResponse(msgspec.Struct):
+    output: _ListOutput
+    request_id: str | None = None
+
+
+class _DeleteResponse(msgspec.Struct):
+    request_id: str | None = None
+
+
+class _Audio(msgspec.Struct):
+    data: str | None = None
+    url: str | None = None
+
+
+class _SynthesisOutput(msgspec.Struct):
+    audio: _Audio
+
+
+class _SynthesisResponse(msgspec.Struct):
+    output: _SynthesisOutput
+    request_id: str | None = None
+
+
+def classify(response: httpx.Response) -> ProviderError:
+    """Map a DashScope error answer (``{request_id, code, message}``) to an error class."""
+    try:
+        body = msgspec.json.decode(response.content, type=_ErrorBody)
+    except msgspec.MsgspecError:
+        body = _ErrorBody(message=response.text[:200])
+    status = response.status_code
+    common: dict[str, Any] = {
+        "provider_code": body.code,
+        "http_status": status,
+        "request_id": body.request_id,
+        "operator_detail": body.message,
+    }
+    if status in TRANSIENT_STATUSES:
+        return TransientProviderError(
+            PROVIDER,
+            "The voice provider is busy; try again later.",
+            retry_after=retry_after_from(response),
+            **common,
+        )
+    message = SAFE_MESSAGES.get(body.code or "", "The voice provider rejected the request.")
+    if body.code == "BadRequest.VoiceNotFound":
+        return VoiceNotFoundError(PROVIDER, message, **common)
+    return PermanentProviderError(PROVIDER, message, **common)
+
+
+class QwenProvider:
+    """Adapter for ``qwen-voice-enrollment`` (create/list/delete) and the VC generation endpoint."""
+
+    name = PROVIDER
+    sample_rules = SAMPLE_RULES
+
+    def __init__(
+        self,
+        settings: QwenSettings,
+        client: httpx.AsyncClient,
+        *,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        create_timeout: httpx.Timeout | None = None,
+        target_model: str = TARGET_MODEL,
+    ) -> None:
+        if settings.api_key is None:
+            raise ValueError("QwenProvider needs DASHSCOPE_API_KEY")
+        self.region = settings.region
+        self.target_model = target_model
+        self._create_timeout = create_timeout
+        self._http = ProviderHttp(
+            PROVIDER,
+            client,
+            settings.base_url,
+            {"Authorization": f"Bearer {settings.api_key.reveal()}", "Content-Type": "application/json"},
+            classify,
+            policy=policy,
+            rng=rng,
+        )
+
+    async def enroll(
+        self,
+        samples: Sequence[SampleRef],
+        *,
+        name: str,
+        language: str | None,
+        transcript: str | None,
+        key: str,
+    ) -> ProviderVoice:
+        """Create a cloned voice bound to the pinned target model (or adopt the key's existing one)."""
+        self.sample_rules.check(PROVIDER, samples, language)
+        audio = self._audio_field(samples[0])
+        payload_input: dict[str, Any] = {
+            "action": "create",
+            "target_model": self.target_model,
+            "preferred_name": preferred_name(key),
+            "audio": {"data": audio},
+        }
+        if transcript:
+            payload_input["text"] = transcript
+        if language:
+            payload_input["language"] = primary_language(language)
+        payload = {"model": ENROLMENT_MODEL, "input": payload_input}
+
+        async def create() -> ProviderVoice:
+            extra = {"call_timeout": self._create_timeout} if self._create_timeout else {}
+            body, _ = await self._http.json(
+                "POST", CUSTOMIZATION_PATH, _CreateResponse, idempotent=False, json=payload, **extra
+            )
+            out = body.output
+            return ProviderVoice(
+                provider=PROVIDER,
+                voice_id=out.voice,
+                name=name,
+                target_model=out.target_model or self.target_model,
+                enrolment_key=key,
+                request_id=body.request_id,
+                language=payload_input.get("language"),
+                metadata={
+                    "region": self.region,
+                    "preferred_name": preferred_name(key),
+                    "fallback_mode": out.fallback_mode,
+                    "fallback_reason": out.fallback_reason,
+                    "usage": body.usage,
+                },
+            )
+
+        return await enroll_once(key, self.find, create)
+
+    def _audio_field(self, sample: SampleRef) -> str:
+        """A public URL when there is one, else a base64 data URL within DashScope's 10 MB limit."""
+        if sample.public_url:
+            return sample.public_url
+        data_url = f"data:{sample.mime_type};base64,{base64.b64encode(sample.data).decode()}"
+        if len(data_url) >= MAX_DATA_URL_CHARS:
+            raise PermanentProviderError(
+                PROVIDER,
+                "sample too large to send inline (max 10 MB encoded); a public URL is needed",
+                provider_code="sample_rules",
+            )
+        return data_url
+
+    async def find(self, key: str) -> ProviderVoice | None:
+        """The voice whose generated name carries this key's ``preferred_name``."""
+        prefix = voice_prefix(key)
+        for voice in await self.list():
+            if voice.voice_id.startswith(prefix):
+                return msgspec.structs.replace(voice, enrolment_key=key)
+        return None
+
+    async def get(self, voice_id: str) -> ProviderVoice:
+        """Found through ``list``: the enrolment API documents no single-voice query."""
+        for voice in await self.list():
+            if voice.voice_id == voice_id:
+                return voice
+        raise VoiceNotFoundError(
+            PROVIDER, SAFE_MESSAGES["BadRequest.VoiceNotFound"], provider_code="BadRequest.VoiceNotFound"
+        )
+
+    async def list(self) -> Sequence[ProviderVoice]:
+        """Every enrolled voice, across pages (``page_index`` is 0-based)."""
+        voices: list[ProviderVoice] = []
+        page_index = 0
+        while True:
+            payload = {
+                "model": ENROLMENT_MODEL,
+                "input": {"action": "list", "page_size": LIST_PAGE_SIZE, "page_index": page_index},
+            }
+            body, _ = await self._http.json("POST", CUSTOMIZATION_PATH, _ListResponse, json=payload)
+            items = body.output.voice_list
+            voices.extend(self._voice(item) for item in items)
+            total = body.output.total_count
+            if not items or (total is not None and len(voices) >= total):
+                return voices
+            page_index += 1
+
+    def _voice(self, item: _ListItem) -> ProviderVoice:
+        return ProviderVoice(
+            provider=PROVIDER,
+            voice_id=item.voice,
+            target_model=item.target_model,
+            language=item.language,
+            created_at=item.gmt_create,
+            metadata={"region": self.region, "gmt_modified": item.gmt_modified},
+        )
+
+    async def delete(self, voice_id: str) -> None:
+        """Delete a voice; a missing one raises ``VoiceNotFoundError`` (``BadRequest.VoiceNotFound``)."""
+        payload = {"model": ENROLMENT_MODEL, "input": {"action": "delete", "voice": voice_id}}
+        await self._http.json("POST", CUSTOMIZATION_PATH, _DeleteResponse, json=payload)
+
+    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+        """Speak with the voice's own ``target_model`` (a VC voice works only with that model)."""
+        model = voice.target_model or self.target_model
+        payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
+        body, _ = await self._http.json("POST", GENERATION_PATH, _SynthesisResponse, json=payload)
+        audio = body.output.audio
+        if audio.data:
+            data = base64.b64decode(audio.data)
+        elif audio.url:
+            # The URL is a pre-signed object link: send no DashScope credentials to it.
+            response = await self._http.request("GET", audio.url, authenticated=False)
+            data = response.content
+        else:
+            raise TransientProviderError(PROVIDER, "The voice provider returned no audio.", request_id=body.request_id)
+        return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id)

@@ -1,0 +1,33 @@
+"""Build a provider adapter by name from checked settings."""
+
+from __future__ import annotations
+
+import httpx
+
+from backend.providers.base import VoiceProvider
+from backend.providers.cartesia import CartesiaProvider
+from backend.providers.config import PROVIDER_NAMES, ProviderConfigError, ProviderSettings, key_variable
+from backend.providers.elevenlabs import ElevenLabsProvider
+from backend.providers.local.provider import LocalProvider, ProfileStore
+from backend.providers.qwen import QwenProvider
+
+
+def build_provider(
+    name: str,
+    settings: ProviderSettings,
+    http_client: httpx.AsyncClient,
+    *,
+    profile_store: ProfileStore | None = None,
+) -> VoiceProvider:
+    """The adapter for ``name``; refuses a provider whose API key is not configured."""
+    if name not in PROVIDER_NAMES:
+        raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
+    if not settings.has_key(name):
+        raise ProviderConfigError(f"voice provider {name!r} is not configured: set {key_variable(name)}")
+    if name == "qwen":
+        return QwenProvider(settings.qwen, http_client)
+    if name == "elevenlabs":
+        return ElevenLabsProvider(settings.elevenlabs, http_client)
+    if name == "cartesia":
+        return CartesiaProvider(settings.cartesia, http_client)
+    return LocalProvider(profile_store)

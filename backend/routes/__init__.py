@@ -1,0 +1,1 @@
+"""HTTP route handlers: parse, call one service function, return a msgspec Struct."""

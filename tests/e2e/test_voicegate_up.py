@@ -1,0 +1,148 @@
+"""`voicegate up` on an empty data directory: embedded Postgres, migrations, a healthy API; a database
+outage is a 503 within a second and heals without a restart; SIGTERM shuts everything down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.embedded_pg import EmbeddedPostgres, free_port
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    pg: EmbeddedPostgres
+    log: Path
+
+
+def wait_for(predicate: object, seconds: float, what: str, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll `predicate` until it is true; fail after `seconds` or when `process` dies."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"voicegate exited with {process.returncode} while waiting for {what}")
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def readyz(base_url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=2)
+    except httpx.TransportError:
+        return None
+
+
+def is_ready(base_url: str) -> bool:
+    response = readyz(base_url)
+    return response is not None and response.status_code == 200
+
+
+def start_up(tmp_path: Path, pg_port: int | None = None) -> Running:
+    port, pg_port = free_port(), pg_port or free_port()
+    env = {
+        **os.environ,
+        "VOICEGATE_DATA_DIR": str(tmp_path / "data"),
+        "VOICEGATE_PORT": str(port),
+        "VOICEGATE_PG_PORT": str(pg_port),
+        "VOICEGATE_LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    log = tmp_path / "voicegate.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "up"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    pg = EmbeddedPostgres(tmp_path / "data" / "pgdata", port=pg_port)
+    return Running(process, f"http://127.0.0.1:{port}", pg, log)
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    up = start_up(tmp_path)
+    try:
+        wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up.process)
+        yield up
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+            up.process.wait()
+        up.pg.stop(mode="immediate")
+
+
+def test_up_serves_a_ready_api_on_a_fresh_data_directory(running: Running) -> None:
+    assert httpx.get(f"{running.base_url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{running.base_url}/readyz").json() == {"status": "ready"}
+    assert httpx.get(f"{running.base_url}/schema/openapi.json").json()["info"]["title"] == "voicegate"
+    assert b"readiness:" in running.log.read_bytes()
+
+
+def test_a_database_outage_is_a_503_within_a_second_and_heals_without_restart(running: Running) -> None:
+    running.pg.stop(mode="immediate")
+    started = time.monotonic()
+    wait_for(lambda: (r := readyz(running.base_url)) is not None and r.status_code == 503, 5, "/readyz 503")
+    assert time.monotonic() - started < 1.0
+    outage = httpx.get(f"{running.base_url}/readyz", timeout=5)
+    assert outage.status_code == 503
+    assert outage.headers["content-type"].startswith("application/problem+json")
+    assert outage.headers["retry-after"] == "2"
+    assert outage.json()["code"] == "database_unavailable"
+
+    running.pg.ensure_running()
+    wait_for(lambda: is_ready(running.base_url), 10, "/readyz 200 again", running.process)
+
+
+def test_sigterm_stops_the_api_and_the_postgres_it_started(running: Running) -> None:
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=30) == 0
+    assert not running.pg.is_ready()
+    assert not (running.pg.data_dir / "postmaster.pid").exists()
+
+
+def test_up_finds_its_running_postgres_even_on_another_port(tmp_path: Path) -> None:
+    first = start_up(tmp_path)
+    try:
+        wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first.process)
+        first.process.kill()
+        first.process.wait()
+        second = start_up(tmp_path)  # a new VOICEGATE_PG_PORT: the cluster keeps its own
+        wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second.process)
+        second.process.send_signal(signal.SIGTERM)
+        assert second.process.wait(timeout=30) == 0
+        assert first.pg.is_ready()
+    finally:
+        first.pg.stop(mode="immediate")
+
+
+def test_up_reuses_a_running_postgres_and_leaves_it_running(tmp_path: Path) -> None:
+    first = start_up(tmp_path)
+    try:
+        wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first.process)
+        first.process.kill()  # as if the terminal closed: Postgres keeps running
+        first.process.wait()
+        assert first.pg.is_ready()
+        second = start_up(tmp_path, first.pg.port)
+        wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second.process)
+        second.process.send_signal(signal.SIGTERM)
+        assert second.process.wait(timeout=30) == 0
+        assert first.pg.is_ready(), "a Postgres that `up` did not start must be left running"
+    finally:
+        first.pg.stop(mode="immediate")

@@ -1,0 +1,32 @@
+"""Run one fake provider in the foreground: ``python -m tests.fakes qwen --port 8801``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+
+from tests.fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, serve
+
+FAKES: dict[str, type[FakeProvider]] = {
+    "qwen": QwenFake,
+    "elevenlabs": ElevenLabsFake,
+    "cartesia": CartesiaFake,
+}
+
+
+def main() -> None:
+    """Serve the named fake on 127.0.0.1 until interrupted; its default API key is printed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("provider", choices=sorted(FAKES))
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    fake = FAKES[args.provider]()
+    with serve(fake, port=args.port) as url:
+        print(f"fake {args.provider} at {url} (api key: {getattr(fake, 'api_key', '')})", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

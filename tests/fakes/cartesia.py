@@ -1,0 +1,199 @@
+"""Fake Cartesia: ``/voices/clone``, ``/voices`` (page object), ``/voices/{id}`` and ``/tts/bytes``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.fakes.audio import tone_wav
+from tests.fakes.core import FakeProvider, RecordedRequest, Response, json_response
+
+VERSIONS = ("2024-06-10", "2024-11-13", "2025-04-16", "2026-03-01")
+LANGUAGES = frozenset(
+    [
+        "en",
+        "fr",
+        "de",
+        "es",
+        "pt",
+        "zh",
+        "ja",
+        "hi",
+        "it",
+        "ko",
+        "nl",
+        "pl",
+        "ru",
+        "sv",
+        "tr",
+        "tl",
+        "bg",
+        "ro",
+        "ar",
+        "cs",
+        "el",
+        "fi",
+        "hr",
+        "ms",
+        "sk",
+        "da",
+        "ta",
+        "uk",
+        "hu",
+        "no",
+        "vi",
+        "bn",
+        "th",
+        "he",
+        "ka",
+        "id",
+        "te",
+        "gu",
+        "kn",
+        "ml",
+        "mr",
+        "pa",
+    ]
+)
+MODELS = frozenset({"sonic-2", "sonic-3", "sonic-3.5", "sonic-turbo", "sonic-latest", "sonic-3-2025-10-27"})
+SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
+
+
+@dataclass
+class CartesiaVoice:
+    id: str
+    name: str
+    description: str | None
+    language: str
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "is_owner": True,
+            "is_public": False,
+            "name": self.name,
+            "description": self.description,
+            "created_at": self.created_at,
+            "language": self.language,
+        }
+
+
+class CartesiaFake(FakeProvider):
+    """Stateful Cartesia fake; errors are JSON from ``2026-03-01`` on and ``Title: Message`` text before."""
+
+    def __init__(self, api_key: str = "sk_car_test", *, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.api_key = api_key
+        self.user_id = f"user_{uuid.uuid4().hex[:12]}"
+        self.voices: dict[str, CartesiaVoice] = {}
+        self.route("POST", "/voices/clone", self._clone)
+        self.route("GET", "/voices", self._list)
+        self.route("GET", r"/voices/(?P<voice_id>[^/]+)", self._get)
+        self.route("DELETE", r"/voices/(?P<voice_id>[^/]+)", self._delete)
+        self.route("POST", "/tts/bytes", self._tts)
+        self._version = VERSIONS[-1]
+
+    def error_response(self, status: int, retry_after: str | None) -> Response:
+        if status == 429:
+            response = self._error(429, "concurrency_limited", "Too many concurrent requests", "Slow down.")
+        else:
+            response = self._error(status, "internal_error", "Internal Server Error", "Something went wrong.")
+        if retry_after:
+            response.headers.append(("retry-after", retry_after))
+        return response
+
+    def _error(self, status: int, code: str, title: str, message: str) -> Response:
+        if self._version >= "2026-03-01":
+            body = {"error_code": code, "title": title, "message": message, "request_id": str(uuid.uuid4())}
+            return json_response(status, body)
+        return Response(status, f"{title}: {message}".encode(), [("content-type", "text/plain")])
+
+    def _check(self, request: RecordedRequest) -> Response | None:
+        self._version = request.headers.get("cartesia-version", VERSIONS[-1])
+        if "cartesia-version" not in request.headers or self._version not in VERSIONS:
+            self._version = VERSIONS[-1]
+            return self._error(400, "invalid_version", "Invalid version", "A valid Cartesia-Version is required.")
+        bearer = request.headers.get("authorization") == f"Bearer {self.api_key}"
+        if not (bearer or request.headers.get("x-api-key") == self.api_key):
+            return self._error(401, "unauthorized", "Unauthorized", "Invalid API key.")
+        return None
+
+    async def _clone(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+        if (error := self._check(request)) is not None:
+            return error
+        fields = request.form_fields()
+        clip = fields.get("clip", [])
+        for required in ("name", "language"):
+            if required not in fields:
+                return self._error(400, "invalid_request", "Invalid request", f"Missing field: {required}")
+        if not clip or clip[0].filename is None or not clip[0].data:
+            return self._error(400, "invalid_request", "Invalid request", "Missing file: clip")
+        language = fields["language"][0].text
+        if language not in LANGUAGES:
+            return self._error(400, "invalid_request", "Invalid request", f"Unsupported language: {language}")
+        description = fields["description"][0].text if "description" in fields else None
+        voice = CartesiaVoice(str(uuid.uuid4()), fields["name"][0].text, description, language)
+        self.voices[voice.id] = voice
+        body = {k: v for k, v in voice.as_json().items() if k != "is_owner"} | {"user_id": self.user_id}
+        return json_response(200, body)
+
+    async def _list(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+        if (error := self._check(request)) is not None:
+            return error
+        query = {k: v[0] for k, v in request.query.items()}
+        limit = int(query.get("limit", "10"))
+        if not 1 <= limit <= 100:
+            return self._error(400, "invalid_request", "Invalid request", "limit must be between 1 and 100")
+        ordered = list(self.voices.values())
+        start = 0
+        if "starting_after" in query:
+            ids = [v.id for v in ordered]
+            start = ids.index(query["starting_after"]) + 1 if query["starting_after"] in ids else len(ids)
+        page = ordered[start : start + limit]
+        more = start + limit < len(ordered)
+        body = {
+            "data": [v.as_json() for v in page],
+            "has_more": more,
+            "next_page": page[-1].id if more and page else None,
+        }
+        return json_response(200, body)
+
+    async def _get(self, request: RecordedRequest, params: dict[str, str]) -> Response:
+        if (error := self._check(request)) is not None:
+            return error
+        voice = self.voices.get(params["voice_id"])
+        if voice is None:
+            return self._error(404, "not_found", "Not Found", f"Voice {params['voice_id']} not found")
+        return json_response(200, voice.as_json())
+
+    async def _delete(self, request: RecordedRequest, params: dict[str, str]) -> Response:
+        if (error := self._check(request)) is not None:
+            return error
+        if self.voices.pop(params["voice_id"], None) is None:
+            return self._error(404, "not_found", "Not Found", f"Voice {params['voice_id']} not found")
+        return Response(204)
+
+    async def _tts(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+        if (error := self._check(request)) is not None:
+            return error
+        try:
+            body = request.json()
+        except json.JSONDecodeError:
+            return self._error(400, "invalid_request", "Invalid request", "Body must be JSON")
+        if body.get("model_id") not in MODELS:
+            return self._error(400, "model_not_found", "Invalid model", f"Model {body.get('model_id')} not found")
+        if not body.get("transcript"):
+            return self._error(400, "invalid_request", "Invalid request", "transcript is required")
+        voice = body.get("voice") or {}
+        if voice.get("mode") != "id" or voice.get("id") not in self.voices:
+            return self._error(404, "voice_not_found", "Voice not found", f"Voice {voice.get('id')} not found")
+        fmt = body.get("output_format") or {}
+        rate = fmt.get("sample_rate")
+        if fmt.get("container") not in {"raw", "wav", "mp3"} or rate not in SAMPLE_RATES:
+            return self._error(400, "invalid_request", "Invalid request", "Invalid output_format")
+        audio = tone_wav(min(0.05 * len(body["transcript"]), 5.0), rate)
+        return Response(200, audio, [("content-type", "audio/wav")])

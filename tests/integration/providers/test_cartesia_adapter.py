@@ -1,0 +1,159 @@
+"""Cartesia adapter against its fake: lifecycle, request shapes, both error shapes, lost answers."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+
+from backend.providers.base import ProviderVoice
+from backend.providers.cartesia import CartesiaProvider
+from backend.providers.enrolment import key_marker
+from backend.providers.errors import PermanentProviderError, TransientProviderError, VoiceNotFoundError
+from tests.fakes import CartesiaFake, Fault
+from tests.fakes.samples import wav_sample
+from tests.fakes.testing import CARTESIA_KEY, FAST_POLICY, SHORT_TIMEOUT, settings_for
+
+
+def make(
+    url: str,
+    client: httpx.AsyncClient,
+    rng: random.Random,
+    *,
+    key: str = CARTESIA_KEY,
+    version: str = "2026-03-01",
+) -> CartesiaProvider:
+    settings = settings_for(CARTESIA_API_KEY=key, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version)
+    return CartesiaProvider(settings.cartesia, client, policy=FAST_POLICY, rng=rng, create_timeout=SHORT_TIMEOUT)
+
+
+async def enrol(provider: CartesiaProvider, key: str = "attempt-1", language: str = "en") -> ProviderVoice:
+    return await provider.enroll([wav_sample()], name="Ada", language=language, transcript=None, key=key)
+
+
+async def test_lifecycle(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = cartesia_fake
+    provider = make(url, http_client, rng)
+    voice = await enrol(provider)
+    assert voice.voice_id in fake.voices
+    assert voice.enrolment_key == "attempt-1"
+    found = await provider.find("attempt-1")
+    assert found is not None
+    assert found.voice_id == voice.voice_id
+    assert await provider.find("other") is None
+    assert (await provider.get(voice.voice_id)).name == "Ada"
+    assert [v.voice_id for v in await provider.list()] == [voice.voice_id]
+    result = await provider.synthesize(voice, "Good morning")
+    assert (result.mime_type, result.sample_rate) == ("audio/wav", 24000)
+    assert result.audio.startswith(b"RIFF")
+    await provider.delete(voice.voice_id)
+    assert fake.requests_to("DELETE", "/voices/")[-1].path == f"/voices/{voice.voice_id}"
+    assert await provider.list() == []
+    with pytest.raises(VoiceNotFoundError):
+        await provider.delete(voice.voice_id)
+    with pytest.raises(VoiceNotFoundError):
+        await provider.get(voice.voice_id)
+
+
+async def test_request_shapes(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = cartesia_fake
+    provider = make(url, http_client, rng, version="2025-04-16")
+    voice = await enrol(provider, key="k-shape", language="fr-FR")
+    clone = fake.requests_to("POST", "/voices/clone")[0]
+    assert clone.headers["authorization"] == f"Bearer {CARTESIA_KEY}"
+    assert clone.headers["cartesia-version"] == "2025-04-16"
+    fields = clone.form_fields()
+    assert sorted(fields) == ["clip", "description", "language", "name"]
+    assert (fields["name"][0].text, fields["language"][0].text) == ("Ada", "fr")
+    assert key_marker("k-shape") in fields["description"][0].text
+    assert fields["clip"][0].filename == "sample.wav"
+    assert fields["clip"][0].content_type == "audio/wav"
+
+    await provider.synthesize(voice, "Bonjour")
+    tts = fake.requests_to("POST", "/tts/bytes")[0]
+    assert tts.headers["cartesia-version"] == "2025-04-16"
+    assert tts.json() == {
+        "model_id": "sonic-2",
+        "transcript": "Bonjour",
+        "voice": {"mode": "id", "id": voice.voice_id},
+        "output_format": {"container": "wav", "encoding": "pcm_s16le", "sample_rate": 24000},
+        "language": "fr",
+    }
+    listing = fake.requests_to("GET", "/voices")[0]
+    assert listing.query == {"limit": ["100"], "is_owner": ["true"]}
+
+
+@pytest.mark.parametrize("version", ["2025-04-16", "2026-03-01"])
+async def test_both_error_shapes(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random, version: str
+) -> None:
+    _, url = cartesia_fake
+    with pytest.raises(PermanentProviderError) as auth:
+        await make(url, http_client, rng, key="sk_car_wrong", version=version).list()
+    assert auth.value.http_status == 401
+    assert auth.value.safe_message == "The provider rejected the configured credentials."
+    assert auth.value.operator_detail == "Invalid API key."
+    expected_code = "unauthorized" if version == "2026-03-01" else "Unauthorized"
+    assert auth.value.provider_code == expected_code
+
+    provider = make(url, http_client, rng, version=version)
+    with pytest.raises(PermanentProviderError) as model:
+        await CartesiaProvider(
+            settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version).cartesia,
+            http_client,
+            model_id="sonic-0",
+        ).synthesize(await enrol(provider), "hi")
+    assert model.value.http_status == 400
+    assert model.value.provider_code in {"model_not_found", "Invalid model"}
+
+
+async def test_unsupported_language_is_refused_before_any_call(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = cartesia_fake
+    with pytest.raises(PermanentProviderError) as err:
+        await enrol(make(url, http_client, rng), language="xx")
+    assert "language 'xx' is not supported" in err.value.safe_message
+    assert fake.requests == []
+
+
+async def test_lost_clone_is_found_by_marker(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = cartesia_fake
+    fake.faults.fail_next(Fault("lost", path_prefix="/voices/clone"))
+    voice = await enrol(make(url, http_client, rng), key="k-lost")
+    assert len(fake.requests_to("POST", "/voices/clone")) == 1
+    assert list(fake.voices) == [voice.voice_id]
+
+
+async def test_5xx_on_clone_is_an_unknown_outcome_then_adopted(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = cartesia_fake
+    fake.faults.fail_next(Fault("status", 502, path_prefix="/voices/clone"))
+    voice = await enrol(make(url, http_client, rng), key="k-502")
+    # 502 came before the fake acted, so the lookup found nothing and one more clone was sent.
+    assert len(fake.requests_to("POST", "/voices/clone")) == 2
+    assert list(fake.voices) == [voice.voice_id]
+
+
+async def test_tts_concurrency_limit_retries_then_succeeds(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = cartesia_fake
+    provider = make(url, http_client, rng)
+    voice = await enrol(provider)
+    fake.faults.fail_next(Fault("status", 429, path_prefix="/tts/bytes"), times=2)
+    result = await provider.synthesize(voice, "hello")
+    assert result.audio.startswith(b"RIFF")
+    assert len(fake.requests_to("POST", "/tts/bytes")) == 3
+    fake.faults.fail_next(Fault("status", 429, path_prefix="/tts/bytes"), times=10)
+    with pytest.raises(TransientProviderError) as err:
+        await provider.synthesize(voice, "hello")
+    assert err.value.provider_code == "concurrency_limited"

@@ -1,0 +1,117 @@
+"""Migrations apply to an empty database, twice (the second run is a no-op), on the embedded
+PostgreSQL 18 and on Debian's PostgreSQL 15 (Supabase's major version)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from backend.db.migrate import discover_migrations, migrate
+from tests.conftest import PgServer, start_test_server
+
+PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+QUEUES = {
+    "voice_clone_process",
+    "voice_preview",
+    "voice_synthesis",
+    "voice_sample_process",
+    "voice_dead_letter",
+}
+TABLES = {
+    "reflections",
+    "voices",
+    "voice_consents",
+    "voice_samples",
+    "voice_clone_attempts",
+    "voice_clone_attempt_events",
+    "synthesis_jobs",
+}
+
+
+@pytest.fixture(scope="module")
+def pg15_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """Debian's PostgreSQL 15; `make test` installs it where missing (.ci/ensure-postgres-15)."""
+    assert (PG15_BIN / "postgres").exists(), "PostgreSQL 15 is missing: run `bash .ci/ensure-postgres-15`"
+    server = start_test_server(tmp_path_factory.mktemp("pg15"), bin_dir=PG15_BIN)
+    try:
+        yield PgServer(server.dsn)
+    finally:
+        server.remove()
+
+
+def assert_fully_migrated(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        versions = [
+            r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations order by version")
+        ]
+        assert versions == [m.version for m in discover_migrations()]
+        tables = {
+            r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public' and rowsecurity")
+        }
+        assert tables >= TABLES
+        queues = {r[0] for r in conn.execute("select queue_name from pgmq.list_queues()")}
+        assert queues == QUEUES
+        buckets = {r[0]: r[1] for r in conn.execute("select id, file_size_limit from storage.buckets")}
+        assert buckets == {
+            "voice-samples": 25 * 1024**2,
+            "voice-previews": 10 * 1024**2,
+            "voice-renders": 50 * 1024**2,
+        }
+        triggers = {
+            r[0]
+            for r in conn.execute(
+                "select tgname from pg_trigger where tgrelid = 'pgmq.q_voice_clone_process'::regclass"
+            )
+        }
+        assert "trigger_notify_queue_insert_listeners" in triggers
+
+
+@pytest.mark.parametrize("server_fixture", ["pg_server", "pg15_server"])
+def test_migrations_apply_to_an_empty_database_twice(request: pytest.FixtureRequest, server_fixture: str) -> None:
+    server: PgServer = request.getfixturevalue(server_fixture)
+    name = f"empty_{server_fixture}"
+    server.drop_database(name)
+    dsn = server.create_database(name)
+    try:
+        first = migrate(dsn)
+        assert first.stand_ins_applied
+        assert first.applied == [f"{m.version}_{m.name}" for m in discover_migrations()]
+        assert_fully_migrated(dsn)
+
+        second = migrate(dsn)
+        assert (second.stand_ins_applied, second.pgmq_installed, second.applied) == (False, None, [])
+        assert_fully_migrated(dsn)
+    finally:
+        server.drop_database(name)
+
+
+def test_pg15_server_is_really_postgres_15(pg15_server: PgServer) -> None:
+    with psycopg.connect(pg15_server.base_dsn, autocommit=True) as conn:
+        assert conn.execute("show server_version_num").fetchone()[0].startswith("15")  # type: ignore[index]
+
+
+def test_a_failing_migration_is_rolled_back_and_not_recorded(pg_server: PgServer, tmp_path: Path) -> None:
+    supabase = tmp_path / "supabase"
+    (supabase / "migrations").mkdir(parents=True)
+    repo = Path(__file__).resolve().parents[2] / "supabase"
+    (supabase / "local").symlink_to(repo / "local")
+    (supabase / "config.toml").write_text((repo / "config.toml").read_text())
+    (supabase / "migrations" / "20260101000000_good.sql").write_text("create table public.good (id int);")
+    (supabase / "migrations" / "20260101000001_bad.sql").write_text(
+        "create table public.half (id int); select * from no_such_table;"
+    )
+    pg_server.drop_database("failing_migration")
+    dsn = pg_server.create_database("failing_migration")
+    try:
+        with pytest.raises(Exception, match=r"20260101000001_bad\.sql failed"):
+            migrate(dsn, supabase)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            versions = [r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")]
+            half = conn.execute("select to_regclass('public.half')").fetchone()
+        assert versions == ["20260101000000"]
+        assert half == (None,)
+    finally:
+        pg_server.drop_database("failing_migration")

@@ -1,0 +1,122 @@
+"""Helpers for tests that talk to the database directly, as PostgREST would."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+Conn = psycopg.Connection[Any]
+
+
+def create_user(conn: Conn, email: str | None = None) -> uuid.UUID:
+    """Insert an `auth.users` row (as Supabase Auth would on sign-up) and return its id."""
+    user_id = uuid.uuid4()
+    conn.execute(
+        "insert into auth.users (id, email) values (%s, %s)",
+        (user_id, email or f"{user_id.hex[:8]}@example.test"),
+    )
+    return user_id
+
+
+@contextmanager
+def acting_as(conn: Conn, role: str, user_id: uuid.UUID | None = None) -> Iterator[Conn]:
+    """Run the block in a transaction as `role` with the user's JWT claims; always rolled back."""
+    claims: dict[str, Any] = {"role": role}
+    if user_id is not None:
+        claims |= {"sub": str(user_id), "aud": "authenticated"}
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+            (role, json.dumps(claims)),
+        )
+        yield conn
+
+
+def one(conn: Conn, query: str, params: Any = None) -> dict[str, Any]:
+    """Run `query` and return its single row as a dict."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)  # type: ignore[arg-type]  # test-only literal SQL
+        row = cur.fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row
+
+
+def seed_consent(conn: Conn, owner: uuid.UUID, text_version: str = "v1") -> uuid.UUID:
+    """A consent record of `owner`."""
+    return one(
+        conn,
+        "insert into voice_consents (owner_id, subject_name, consent_text_version) values (%s, 'Ada', %s) returning id",
+        (owner, text_version),
+    )["id"]
+
+
+def seed_voice(conn: Conn, owner: uuid.UUID, name: str = "My voice") -> uuid.UUID:
+    """A draft voice owned by `owner`."""
+    return one(conn, "insert into voices (owner_id, name) values (%s, %s) returning id", (owner, name))["id"]
+
+
+def seed_reflection(conn: Conn, owner: uuid.UUID, name: str = "My reflection") -> uuid.UUID:
+    """A reflection owned by `owner`."""
+    return one(conn, "insert into reflections (owner_id, name) values (%s, %s) returning id", (owner, name))["id"]
+
+
+def seed_attempt(
+    conn: Conn,
+    owner: uuid.UUID,
+    voice_id: uuid.UUID,
+    reflection_id: uuid.UUID | None,
+    *,
+    preview_required: bool = True,
+    source: str = "sample_upload",
+) -> dict[str, Any]:
+    """Insert an attempt as plain SQL (any producer may) and return the row."""
+    return one(
+        conn,
+        "insert into voice_clone_attempts (owner_id, voice_id, reflection_id, provider, source, preview_required)"
+        " values (%s, %s, %s, 'local', %s, %s) returning *",
+        (owner, voice_id, reflection_id, source, preview_required),
+    )
+
+
+def transition(
+    conn: Conn,
+    attempt_id: uuid.UUID,
+    version: int,
+    *,
+    status: str | None = None,
+    runtime: str | None = None,
+    preview: str | None = None,
+    lease_owner: str | None = None,
+    changes: dict[str, Any] | None = None,
+    actor: str = "test",
+) -> dict[str, Any]:
+    """Call voicegate.transition_attempt and return the new attempt row."""
+    return one(
+        conn,
+        "select * from voicegate.transition_attempt(%s, %s, %s, %s, %s, %s, %s, %s)",
+        (attempt_id, version, actor, status, runtime, preview, lease_owner, json.dumps(changes or {})),
+    )
+
+
+def mirror(conn: Conn, reflection_id: uuid.UUID) -> dict[str, Any]:
+    """The reflection's `voice` mirror."""
+    value = one(conn, "select voice from reflections where id = %s", (reflection_id,))["voice"]
+    assert isinstance(value, dict)
+    return value
+
+
+def queue_messages(conn: Conn, queue: str) -> list[dict[str, Any]]:
+    """Every message currently in `queue` (visible or not), oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            psycopg.sql.SQL("select msg_id, message from pgmq.{} order by msg_id").format(
+                psycopg.sql.Identifier(f"q_{queue}")
+            )
+        )
+        return cur.fetchall()

@@ -1,0 +1,119 @@
+"""The offline ``local`` provider: pitch follows the reference, output is speech-like."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+import pytest
+import pyworld
+
+from backend.providers.base import ProviderVoice, SampleRef
+from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
+from backend.providers.local.provider import InMemoryProfileStore, LocalProvider
+from backend.providers.wav import float_to_wav, wav_to_float
+
+RATE = 24000
+SHORT = "Please call Stella and ask her to bring these things."
+LONG = (
+    "Please call Stella and ask her to bring these things with her from the store: six spoons of fresh "
+    "snow peas, five thick slabs of blue cheese, and maybe a snack for her brother Bob."
+)
+
+
+def harmonic_voice(median_hz: float, seconds: float = 6.0) -> bytes:
+    """A speech-like test signal: gliding harmonic tone in ~4 Hz syllable bursts with pauses."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0 = median_hz * np.power(2.0, (2.0 / 12.0) * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    signal = np.zeros_like(t)
+    for k in range(1, int(4000 / (median_hz * 1.2))):
+        formant = 1.0 + 2.0 * np.exp(-((((k * median_hz) - 700.0) / 300.0) ** 2))
+        signal += formant / k * np.sin(k * phase)
+    syllables = np.clip(np.sin(2 * np.pi * 4.0 * t), 0.0, None) ** 0.5
+    signal *= syllables
+    return float_to_wav(0.5 * signal / np.max(np.abs(signal)), RATE)
+
+
+def median_f0(audio: bytes) -> float:
+    x, rate = wav_to_float(audio)
+    f0, times = pyworld.dio(x, rate, f0_floor=50.0, f0_ceil=800.0, frame_period=5.0)
+    f0 = pyworld.stonemask(x, f0, times, rate)
+    return float(np.median(f0[f0 > 0]))
+
+
+def sample(audio: bytes) -> SampleRef:
+    return SampleRef(data=audio, mime_type="audio/wav", duration_s=6.0, sample_rate=RATE, channels=1)
+
+
+async def test_output_pitch_follows_each_reference_an_octave_apart() -> None:
+    provider = LocalProvider()
+    low, high = harmonic_voice(110.0), harmonic_voice(220.0)
+    reference = {"low": median_f0(low), "high": median_f0(high)}
+    assert reference["high"] / reference["low"] == pytest.approx(2.0, rel=0.05)
+    for key, audio in (("low", low), ("high", high)):
+        voice = await provider.enroll([sample(audio)], name=key, language="en", transcript=None, key=key)
+        result = await provider.synthesize(voice, LONG)
+        assert median_f0(result.audio) == pytest.approx(reference[key], rel=0.10)
+
+
+async def test_output_is_speech_like_and_scales_with_text_length() -> None:
+    provider = LocalProvider()
+    voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="k")
+    short = await provider.synthesize(voice, SHORT)
+    long = await provider.synthesize(voice, LONG)
+    assert short.mime_type == "audio/wav"
+    with wave.open(io.BytesIO(long.audio)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2)
+    x_short, rate = wav_to_float(short.audio)
+    x_long, _ = wav_to_float(long.audio)
+    ratio = len(x_long) / len(x_short)
+    assert 2.0 < ratio < 4.5  # LONG has ~3x the syllables of SHORT
+    assert len(x_short) / rate > 1.0
+    assert float(np.sqrt(np.mean(x_long**2))) > 0.05  # not silence
+    f0, _ = pyworld.dio(x_long, rate, frame_period=5.0)
+    assert 0.3 < float(np.mean(f0 > 0)) < 0.95  # voiced and unvoiced stretches, like speech
+
+
+async def test_profile_is_json_metadata_and_enrol_is_idempotent_per_key() -> None:
+    store = InMemoryProfileStore()
+    provider = LocalProvider(store)
+    first = await provider.enroll(
+        [sample(harmonic_voice(180.0))], name="v", language="en-GB", transcript=None, key="attempt-9"
+    )
+    again = await provider.enroll(
+        [sample(harmonic_voice(100.0))], name="v", language="en", transcript=None, key="attempt-9"
+    )
+    assert again.voice_id == first.voice_id
+    assert again.metadata["profile"] == first.metadata["profile"]
+    profile = first.metadata["profile"]
+    assert profile["median_f0_hz"] == pytest.approx(180.0, rel=0.05)
+    assert len(profile["envelope_db"]) == len(profile["band_hz"])
+    assert "offline stand-in" in first.metadata["engine"]
+    assert (await provider.find("attempt-9")) == first
+    assert [v.voice_id for v in await provider.list()] == [first.voice_id]
+
+    # A voice persisted elsewhere (metadata only) still synthesizes from its stored profile.
+    detached = ProviderVoice(provider="local", voice_id="local-x", language="en", metadata=first.metadata)
+    result = await LocalProvider().synthesize(detached, "Hello there")
+    assert median_f0(result.audio) == pytest.approx(profile["median_f0_hz"], rel=0.10)
+
+    await provider.delete(first.voice_id)
+    assert await provider.find("attempt-9") is None
+    with pytest.raises(VoiceNotFoundError):
+        await provider.delete(first.voice_id)
+    with pytest.raises(VoiceNotFoundError):
+        await provider.synthesize(first.__class__(provider="local", voice_id=first.voice_id), "hi")
+
+
+async def test_silent_or_wrong_samples_are_refused() -> None:
+    provider = LocalProvider()
+    silence = float_to_wav(np.zeros(RATE * 5), RATE)
+    with pytest.raises(PermanentProviderError) as no_speech:
+        await provider.enroll([sample(silence)], name="v", language="en", transcript=None, key="s")
+    assert no_speech.value.provider_code == "no_speech"
+    mp3 = SampleRef(data=b"ID3", mime_type="audio/mpeg", duration_s=5.0)
+    with pytest.raises(PermanentProviderError) as fmt:
+        await provider.enroll([mp3], name="v", language="en", transcript=None, key="m")
+    assert fmt.value.safe_message == "unsupported audio format"

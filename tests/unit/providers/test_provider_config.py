@@ -1,0 +1,81 @@
+"""Provider settings: start-up checks, redaction, and the registry's refusal of unkeyed providers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from backend.providers.config import ProviderConfigError, Secret, provider_settings_from_env
+from backend.providers.local.provider import LocalProvider
+from backend.providers.qwen import QwenProvider
+from backend.providers.registry import build_provider
+
+QWEN = "sk-abcdef0123456789"
+
+
+def test_defaults_to_local_without_any_key() -> None:
+    settings = provider_settings_from_env({})
+    assert settings.default_provider == "local"
+    assert settings.qwen.base_url == "https://dashscope-intl.aliyuncs.com"
+    assert settings.cartesia.version == "2025-04-16"
+    assert settings.elevenlabs.base_url == "https://api.elevenlabs.io"
+
+
+def test_region_picks_host_and_workspace_domains_fit() -> None:
+    cn = provider_settings_from_env({"QWEN_REGION": "cn", "DASHSCOPE_API_KEY": QWEN})
+    assert cn.qwen.base_url == "https://dashscope.aliyuncs.com"
+    ws = provider_settings_from_env(
+        {"QWEN_REGION": "intl", "DASHSCOPE_BASE_URL": "https://ws1.ap-southeast-1.maas.aliyuncs.com/"}
+    )
+    assert ws.qwen.base_url == "https://ws1.ap-southeast-1.maas.aliyuncs.com"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"QWEN_REGION": "eu"}, "QWEN_REGION must be 'intl' or 'cn'"),
+        ({"QWEN_REGION": "cn", "DASHSCOPE_BASE_URL": "https://dashscope-intl.aliyuncs.com"}, "'intl' region"),
+        (
+            {"QWEN_REGION": "intl", "DASHSCOPE_BASE_URL": "https://w.cn-beijing.maas.aliyuncs.com"},
+            "'cn' region",
+        ),
+        ({"DASHSCOPE_API_KEY": "abc123"}, "expected sk-"),
+        ({"DASHSCOPE_API_KEY": "sk-abc def"}, "whitespace"),
+        ({"DASHSCOPE_BASE_URL": "http://dashscope-intl.aliyuncs.com"}, "must use https"),
+        ({"ELEVENLABS_BASE_URL": "https://api.elevenlabs.io/v1"}, "bare origin"),
+        ({"CARTESIA_API_KEY": "sk_car_admin_x1"}, "admin key"),
+        ({"CARTESIA_VERSION": "2024-06-10"}, "CARTESIA_VERSION must be one of"),
+        ({"VOICE_PROVIDER": "openai"}, "VOICE_PROVIDER must be one of"),
+        ({"VOICE_PROVIDER": "elevenlabs"}, "ELEVENLABS_API_KEY is not set"),
+    ],
+)
+def test_misfits_fail_at_start_up_with_clear_message(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ProviderConfigError, match=message) as err:
+        provider_settings_from_env(env)
+    assert isinstance(err.value, ValueError)
+    for value in env.values():
+        if value.startswith("sk"):
+            assert value not in str(err.value)
+
+
+def test_secrets_never_show() -> None:
+    settings = provider_settings_from_env(
+        {"DASHSCOPE_API_KEY": QWEN, "ELEVENLABS_API_KEY": "el-secret-1", "CARTESIA_API_KEY": "sk_car_zzz9"}
+    )
+    text = repr(settings) + str(settings)
+    for secret in (QWEN, "el-secret-1", "sk_car_zzz9"):
+        assert secret not in text
+    assert settings.qwen.api_key == Secret(QWEN)
+    assert settings.qwen.api_key is not None
+    assert settings.qwen.api_key.reveal() == QWEN
+
+
+async def test_registry_builds_keyed_providers_and_refuses_missing_keys() -> None:
+    settings = provider_settings_from_env({"DASHSCOPE_API_KEY": QWEN})
+    async with httpx.AsyncClient() as client:
+        assert isinstance(build_provider("qwen", settings, client), QwenProvider)
+        assert isinstance(build_provider("local", settings, client), LocalProvider)
+        with pytest.raises(ProviderConfigError, match="set CARTESIA_API_KEY"):
+            build_provider("cartesia", settings, client)
+        with pytest.raises(ProviderConfigError, match="unknown voice provider"):
+            build_provider("nope", settings, client)

@@ -1,0 +1,89 @@
+"""One mapping from exceptions to RFC 9457 problem+json, with a test per row."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from litestar.exceptions import MethodNotAllowedException, NotFoundException, ValidationException
+from psycopg_pool import PoolTimeout
+
+from backend import errors
+from backend.db.pool import translate_db_errors
+from backend.problem import problem_for
+
+ROWS = [
+    (errors.ValidationFailed("name is required"), 400, "validation_failed", "name is required"),
+    (errors.ClientError(), 400, "bad_request", "The request cannot be served as sent."),
+    (errors.Unauthorized(), 401, "unauthorized", "A valid access token is required."),
+    (errors.Forbidden(), 403, "forbidden", "You may not do this."),
+    (errors.NotFound(), 404, "not_found", "The resource does not exist."),
+    (errors.Conflict(), 409, "conflict", "The resource is not in a state that allows this."),
+    (errors.StaleVersion(), 409, "stale_version", "The resource changed since it was read; read it again."),
+    (errors.LeaseLost(), 409, "lease_lost", "This worker no longer holds the attempt's lease."),
+    (
+        errors.IllegalTransition(),
+        409,
+        "illegal_transition",
+        "That state change is not allowed from the current state.",
+    ),
+    (errors.PayloadTooLarge(), 413, "payload_too_large", "The upload is larger than allowed."),
+    (
+        errors.UnsupportedMediaType(),
+        415,
+        "unsupported_media_type",
+        "The upload is not a supported audio format.",
+    ),
+    (errors.ServiceUnavailable(), 503, "service_unavailable", "A dependency is unreachable; retry shortly."),
+    (
+        errors.DatabaseUnavailable(),
+        503,
+        "database_unavailable",
+        "The database is unreachable; retry shortly.",
+    ),
+    (
+        ValidationException(detail="bad", extra=[{"message": "Expected `int`"}]),
+        400,
+        "validation_failed",
+        "Expected `int`",
+    ),
+    (NotFoundException(), 404, "not_found", "No such route or resource."),
+    (MethodNotAllowedException(), 405, "method_not_allowed", "Method Not Allowed"),
+    (RuntimeError("secret dsn postgresql://u:pw@h"), 500, "internal_error", "An unexpected error occurred."),
+]
+
+
+@pytest.mark.parametrize(("exc", "status", "code", "detail"), ROWS, ids=[type(r[0]).__name__ for r in ROWS])
+def test_exception_maps_to_problem(exc: Exception, status: int, code: str, detail: str) -> None:
+    problem, headers = problem_for(exc, "/x")
+    assert (problem.status, problem.code, problem.detail, problem.instance) == (status, code, detail, "/x")
+    assert problem.type.endswith(code)
+    assert ("Retry-After" in headers) is (status == 503)
+
+
+def server_error(sqlstate: str) -> psycopg.Error:
+    """An error as psycopg raises it for a server SQLSTATE (the lifecycle's own codes have no class)."""
+    return type(f"E{sqlstate}", (psycopg.DatabaseError,), {"sqlstate": sqlstate})("from the server")
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (PoolTimeout("no connection"), errors.DatabaseUnavailable),
+        (psycopg.OperationalError("connection refused"), errors.DatabaseUnavailable),
+        (psycopg.errors.lookup("57P01")("terminating connection"), errors.DatabaseUnavailable),
+        (server_error("VG400"), errors.ClientError),
+        (server_error("VG403"), errors.Forbidden),
+        (server_error("VG404"), errors.NotFound),
+        (server_error("VG409"), errors.StaleVersion),
+        (server_error("VG422"), errors.IllegalTransition),
+        (server_error("VG423"), errors.LeaseLost),
+    ],
+)
+def test_database_errors_translate_to_domain_errors(raised: Exception, expected: type[Exception]) -> None:
+    with pytest.raises(expected), translate_db_errors():
+        raise raised
+
+
+def test_other_database_errors_pass_through_unchanged() -> None:
+    with pytest.raises(psycopg.errors.UniqueViolation), translate_db_errors():
+        raise psycopg.errors.UniqueViolation("dup")

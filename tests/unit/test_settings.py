@@ -1,0 +1,49 @@
+"""Settings come from the environment once and are validated with messages naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.settings import SettingsError, settings_from_env
+
+
+def test_defaults_describe_the_embedded_stack() -> None:
+    settings = settings_from_env({})
+    assert settings.embedded
+    assert settings.pgdata == Path(".voicegate/pgdata")
+    assert (settings.host, settings.port, settings.pg_port) == ("127.0.0.1", 8000, 54322)
+
+
+def test_environment_and_overrides() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://u@db:5432/postgres",
+        "VOICEGATE_PORT": "9000",
+        "VOICEGATE_DATA_DIR": "/d",
+    }
+    settings = settings_from_env(env, port=9100)
+    assert not settings.embedded
+    assert settings.port == 9100
+    assert settings.data_dir == Path("/d")
+
+
+def test_empty_variables_mean_unset() -> None:
+    assert settings_from_env({"DATABASE_URL": "", "VOICEGATE_PORT": ""}).embedded
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VOICEGATE_PORT": "eighty"}, "VOICEGATE_PORT"),
+        ({"VOICEGATE_PORT": "70000"}, "VOICEGATE_PORT must be a TCP port"),
+        ({"VOICEGATE_PG_PORT": "0"}, "VOICEGATE_PG_PORT must be a TCP port"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be a postgres"),
+        ({"VOICEGATE_DB_POOL_MIN": "5", "VOICEGATE_DB_POOL_MAX": "2"}, "VOICEGATE_DB_POOL_MIN"),
+        ({"VOICEGATE_DB_CONNECT_TIMEOUT": "0"}, "VOICEGATE_DB_CONNECT_TIMEOUT"),
+        ({"VOICEGATE_LOG_LEVEL": "LOUD"}, "VOICEGATE_LOG_LEVEL"),
+    ],
+)
+def test_invalid_environment_is_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        settings_from_env(env)
