@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import msgspec
 
 from backend.settings import Settings, SettingsError, env_var, settings_from_env
 
@@ -28,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "fake_providers", False):
+        return int(_up_with_fake_providers(settings))
     try:
         return int(args.run(settings))
     except KeyboardInterrupt:
@@ -49,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         help=f"embedded data directory (env {env_var('data_dir')}, default .voicegate)",
+    )
+    up.add_argument(
+        "--fake-providers",
+        action="store_true",
+        help="also serve the local fakes of Qwen, ElevenLabs and Cartesia (development checkouts only)"
+        " and point this run's provider settings at them",
     )
     up.set_defaults(run=_up)
 
@@ -100,6 +111,34 @@ def _up(settings: Settings) -> int:
         if pg is not None and started_here:
             log.info("stopping embedded PostgreSQL")
             pg.stop()
+
+
+def _up_with_fake_providers(settings: Settings) -> int:
+    """`up`, with the providers' fakes served on loopback and configured as this run's providers."""
+    try:
+        from tests.fakes import CartesiaFake, ElevenLabsFake, QwenFake, serve  # noqa: PLC0415
+    except ImportError:
+        print("voicegate: --fake-providers needs a development checkout (tests/fakes)", file=sys.stderr)
+        return 2
+    qwen, eleven, cartesia = QwenFake(), ElevenLabsFake(), CartesiaFake()
+    with contextlib.ExitStack() as stack:
+        urls = {
+            name: stack.enter_context(serve(fake))
+            for name, fake in (("qwen", qwen), ("elevenlabs", eleven), ("cartesia", cartesia))
+        }
+        env = {
+            **os.environ,
+            "DASHSCOPE_API_KEY": qwen.api_key,
+            "DASHSCOPE_BASE_URL": urls["qwen"],
+            "ELEVENLABS_API_KEY": eleven.api_key,
+            "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+            "CARTESIA_API_KEY": cartesia.api_key,
+            "CARTESIA_BASE_URL": urls["cartesia"],
+        }
+        for name, url in urls.items():
+            print(f"fake {name} provider: {url}", flush=True)
+        providers = settings_from_env(env).providers
+        return _up(msgspec.structs.replace(settings, providers=providers))
 
 
 def _serve(settings: Settings) -> int:

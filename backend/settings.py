@@ -9,6 +9,8 @@ from typing import Literal
 
 import msgspec
 
+from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
+
 DEFAULT_DATA_DIR = Path(".voicegate")
 
 
@@ -38,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     answered 503 (an unreachable database, or a pool exhausted by load)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
+    providers: ProviderSettings | None = None
+    """Provider keys, regions and base URLs (VOICE_PROVIDER, DASHSCOPE_*, ELEVENLABS_*, CARTESIA_*)."""
 
     @property
     def embedded(self) -> bool:
@@ -75,10 +79,13 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
     raw.update({key: value for key, value in overrides.items() if value is not None})
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
+        providers = provider_settings_from_env(env)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(exc)) from exc
+    except ProviderConfigError as exc:
+        raise SettingsError(str(exc)) from exc
     _check(settings)
-    return settings
+    return msgspec.structs.replace(settings, providers=providers)
 
 
 def _decode(type_: type, value: object) -> object:

@@ -4,6 +4,7 @@ outage is a 503 within a second and heals without a restart; SIGTERM shuts every
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def is_ready(base_url: str) -> bool:
     return response is not None and response.status_code == 200
 
 
-def start_up(tmp_path: Path, pg_port: int | None = None) -> Running:
+def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str) -> Running:
     port, pg_port = free_port(), pg_port or free_port()
     env = {
         **os.environ,
@@ -65,7 +66,7 @@ def start_up(tmp_path: Path, pg_port: int | None = None) -> Running:
     log = tmp_path / "voicegate.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "up"],
+            [sys.executable, "-m", "backend.cli", "up", *extra],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -146,3 +147,44 @@ def test_up_reuses_a_running_postgres_and_leaves_it_running(tmp_path: Path) -> N
         assert first.pg.is_ready(), "a Postgres that `up` did not start must be left running"
     finally:
         first.pg.stop(mode="immediate")
+
+
+def test_up_with_fake_providers_serves_each_fake_with_this_runs_keys(tmp_path: Path) -> None:
+    up = start_up(tmp_path, None, "--fake-providers")
+    try:
+        wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up.process)
+        urls = dict(re.findall(r"fake (\w+) provider: (http://127\.0\.0\.1:\d+)", up.log.read_text()))
+        assert set(urls) == {"qwen", "elevenlabs", "cartesia"}
+        eleven = httpx.get(f"{urls['elevenlabs']}/v2/voices", headers={"xi-api-key": "sk_test_eleven"})
+        assert eleven.status_code == 200
+        assert eleven.json()["voices"] == []
+        cartesia = httpx.get(
+            f"{urls['cartesia']}/voices",
+            headers={"Authorization": "Bearer sk_car_test", "Cartesia-Version": "2025-04-16"},
+        )
+        assert cartesia.status_code == 200
+        wrong_key = httpx.get(f"{urls['elevenlabs']}/v2/voices", headers={"xi-api-key": "nope"})
+        assert wrong_key.status_code == 401
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(timeout=30) == 0
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+            up.process.wait()
+        up.pg.stop(mode="immediate")
+
+
+def test_a_misconfigured_provider_stops_up_before_anything_starts(tmp_path: Path) -> None:
+    env = {**os.environ, "VOICE_PROVIDER": "qwen", "VOICEGATE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("DASHSCOPE_API_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "up"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"DASHSCOPE_API_KEY is not set" in result.stderr
+    assert not (tmp_path / "data").exists()

@@ -98,13 +98,13 @@ class ElevenLabsFake(FakeProvider):
     def error_response(self, status: int, retry_after: str | None) -> Response:
         headers = [("retry-after", retry_after)] if retry_after else []
         if status == 429:
-            body = {
+            throttled: dict[str, Any] = {
                 "detail": {
                     "status": "too_many_concurrent_requests",
                     "message": "You have too many concurrent requests in progress.",
                 }
             }
-            return json_response(429, body, headers)
+            return json_response(429, throttled, headers)
         # Bare 5xx body without "detail", as seen in production crashes.
         body = {
             "status": "internal_server_error",

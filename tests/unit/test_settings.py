@@ -47,3 +47,22 @@ def test_empty_variables_mean_unset() -> None:
 def test_invalid_environment_is_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         settings_from_env(env)
+
+
+def test_provider_settings_are_part_of_the_one_settings_object() -> None:
+    settings = settings_from_env({"VOICE_PROVIDER": "local"})
+    assert settings.providers is not None
+    assert settings.providers.default_provider == "local"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VOICE_PROVIDER": "elevenlabs"}, "ELEVENLABS_API_KEY is not set"),
+        ({"VOICE_PROVIDER": "whisper"}, "VOICE_PROVIDER must be one of"),
+        ({"QWEN_REGION": "cn", "DASHSCOPE_BASE_URL": "https://dashscope-intl.aliyuncs.com"}, "DASHSCOPE_BASE_URL"),
+    ],
+)
+def test_a_provider_setting_that_does_not_fit_fails_at_start_up(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        settings_from_env(env)
