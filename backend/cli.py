@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from backend.settings import Settings, SettingsError, env_var, settings_from_env
+from backend.settings import Settings, SettingsError, env_var, settings_from_env, with_auth
 
 log = logging.getLogger("voicegate")
 
@@ -28,13 +28,13 @@ def main(argv: list[str] | None = None) -> int:
             port=getattr(args, "port", None),
             data_dir=getattr(args, "data_dir", None),
         )
+        if args.run in (_up, _serve, _token):
+            settings = with_auth(settings)
     except SettingsError as exc:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if getattr(args, "fake_providers", False):
-        return int(_up_with_fake_providers(settings))
     try:
-        return int(args.run(settings))
+        return int(args.run(settings, args))
     except KeyboardInterrupt:
         return 130
 
@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"embedded data directory (env {env_var('data_dir')}, default .voicegate)",
     )
     migrate.set_defaults(run=_migrate)
+
+    token = commands.add_parser("token", help="embedded mode: print a dev access token for a user")
+    token.add_argument("--user", required=True, help="user id (uuid) or email; an unknown email is created")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(run=_token)
     return parser
 
 
@@ -82,7 +87,7 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help=f"HTTP port (env {env_var('port')}, default 8000)")
 
 
-def _up(settings: Settings) -> int:
+def _up_stack(settings: Settings) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
     from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
 
@@ -113,6 +118,11 @@ def _up(settings: Settings) -> int:
             pg.stop()
 
 
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    """`voicegate up`, optionally with the provider fakes."""
+    return _up_with_fake_providers(settings) if args.fake_providers else _up_stack(settings)
+
+
 def _up_with_fake_providers(settings: Settings) -> int:
     """`up`, with the providers' fakes served on loopback and configured as this run's providers."""
     try:
@@ -138,14 +148,14 @@ def _up_with_fake_providers(settings: Settings) -> int:
         for name, url in urls.items():
             print(f"fake {name} provider: {url}", flush=True)
         providers = settings_from_env(env).providers
-        return _up(msgspec.structs.replace(settings, providers=providers))
+        return _up_stack(msgspec.structs.replace(settings, providers=providers))
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     return _run_server(settings, _dsn(settings))
 
 
-def _migrate(settings: Settings) -> int:
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415
     from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
 
@@ -153,6 +163,33 @@ def _migrate(settings: Settings) -> int:
         EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
     report = migrate(_dsn(settings))
     print(f"applied: {', '.join(report.applied) or 'nothing (up to date)'}; buckets: {', '.join(report.buckets)}")
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a dev access token for `--user`, creating the user (by email) in embedded auth.users."""
+    user, ttl = str(args.user), int(args.ttl)
+    import psycopg  # noqa: PLC0415
+
+    from backend.auth.dev_tokens import mint_user_token  # noqa: PLC0415
+    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
+
+    if not settings.embedded or settings.auth is None or settings.auth.jwt_secret is None:
+        print("voicegate token works in embedded mode only; use Supabase Auth to sign users in", file=sys.stderr)
+        return 2
+    EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
+    with psycopg.connect(_dsn(settings), autocommit=True) as conn:
+        row = conn.execute(
+            "insert into auth.users (id, email) values (gen_random_uuid(), %(email)s)"
+            " on conflict (email) do update set updated_at = now() returning id, email"
+            if "@" in user
+            else "select id, email from auth.users where id = %(id)s::uuid",
+            {"email": user.lower(), "id": user if "@" not in user else None},
+        ).fetchone()
+    if row is None:
+        print(f"no user {user} in auth.users; pass an email to create one", file=sys.stderr)
+        return 1
+    print(mint_user_token(settings.auth.jwt_secret, row[0], email=row[1], ttl_seconds=ttl))
     return 0
 
 

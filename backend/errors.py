@@ -15,6 +15,10 @@ class VoicegateError(Exception):
         self.detail = detail or (self.__doc__ or "").strip()
         super().__init__(self.detail)
 
+    def extensions(self) -> dict[str, object]:
+        """Extra RFC 9457 members this error adds to its problem body."""
+        return {}
+
 
 class ClientError(VoicegateError):
     """The request cannot be served as sent."""

@@ -25,13 +25,21 @@ class Problem(msgspec.Struct, omit_defaults=True):
     code: str
     detail: str | None = None
     instance: str | None = None
+    extensions: dict[str, object] = msgspec.field(default_factory=dict)
+    """Extension members, rendered beside the standard ones."""
+
+    def encode(self) -> bytes:
+        """The JSON body, extension members at the top level as RFC 9457 places them."""
+        standard = {f: getattr(self, f) for f in self.__struct_fields__ if f != "extensions"}
+        return msgspec.json.encode({k: v for k, v in standard.items() if v is not None} | self.extensions)
 
 
 def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:
     """The problem body and extra headers for `exc`; unknown exceptions become an opaque 500."""
     headers: dict[str, str] = {}
+    extensions: dict[str, object] = {}
     if isinstance(exc, VoicegateError):
-        status, code, detail = exc.status, exc.code, exc.detail
+        status, code, detail, extensions = exc.status, exc.code, exc.detail, exc.extensions()
         if isinstance(exc, ServiceUnavailable):
             headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, ValidationException):
@@ -51,6 +59,7 @@ def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:
         code=code,
         detail=detail,
         instance=path,
+        extensions=extensions,
     ), headers
 
 
@@ -59,7 +68,7 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     body, headers = problem_for(exc, request.url.path)
     if body.status >= 500:
         log.error("%s %s -> %s", request.method, request.url.path, body.code, exc_info=body.status == 500)
-    return Response(msgspec.json.encode(body), status_code=body.status, media_type=PROBLEM_JSON, headers=headers)
+    return Response(body.encode(), status_code=body.status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _validation_detail(exc: ValidationException) -> str:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import msgspec
 
+from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
 from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
 
 DEFAULT_DATA_DIR = Path(".voicegate")
@@ -40,6 +41,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     answered 503 (an unreachable database, or a pool exhausted by load)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
+    auth: AuthSettings | None = None
+    """Token verification and service keys (SUPABASE_URL, SUPABASE_JWT_SECRET, SUPABASE_*_KEY); set by
+    `with_auth`, because in embedded mode it creates the dev JWT secret under the data directory."""
     providers: ProviderSettings | None = None
     """Provider keys, regions and base URLs (VOICE_PROVIDER, DASHSCOPE_*, ELEVENLABS_*, CARTESIA_*)."""
 
@@ -86,6 +90,15 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(str(exc)) from exc
     _check(settings)
     return msgspec.structs.replace(settings, providers=providers)
+
+
+def with_auth(settings: Settings, env: Mapping[str, str] | None = None) -> Settings:
+    """`settings` with its auth settings read (embedded mode: the dev JWT secret is created if missing)."""
+    try:
+        auth = auth_settings_from_env(os.environ if env is None else env, settings.data_dir, settings.embedded)
+    except AuthConfigError as exc:
+        raise SettingsError(str(exc)) from exc
+    return msgspec.structs.replace(settings, auth=auth)
 
 
 def _decode(type_: type, value: object) -> object:

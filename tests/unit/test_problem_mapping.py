@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import psycopg
 import pytest
 from litestar.exceptions import MethodNotAllowedException, NotFoundException, ValidationException
@@ -87,3 +88,13 @@ def test_database_errors_translate_to_domain_errors(raised: Exception, expected:
 def test_other_database_errors_pass_through_unchanged() -> None:
     with pytest.raises(psycopg.errors.UniqueViolation), translate_db_errors():
         raise psycopg.errors.UniqueViolation("dup")
+
+
+def test_extension_members_sit_beside_the_standard_ones() -> None:
+    from backend.domain.reflections import LaunchBlocked  # noqa: PLC0415 - the error under test
+
+    problem, _ = problem_for(LaunchBlocked(["runtime_not_synced", "preview_required"]), "/v1/reflections/x/sessions")
+    body = msgspec.json.decode(problem.encode())
+    assert (body["status"], body["code"]) == (409, "launch_blocked")
+    assert body["blockingReasons"] == ["runtime_not_synced", "preview_required"]
+    assert "extensions" not in body

@@ -1,0 +1,173 @@
+"""Auth settings from the environment: how user tokens are verified and which service keys are accepted."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+from backend.auth.dev_tokens import MIN_SECRET_LENGTH, mint_service_key
+from backend.auth.secret import Secret
+
+JWT_SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name, not a secret
+JWKS_PATH: Final = "/auth/v1/.well-known/jwks.json"
+SECRET_KEY_PREFIX: Final = "sb_secret_"  # noqa: S105 - the public prefix of Supabase secret keys
+
+
+class AuthConfigError(ValueError):
+    """An auth setting is missing or does not fit; the message names the variable, never its value."""
+
+
+class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How access tokens and service keys are checked. Secrets are redacted in ``repr``."""
+
+    supabase_url: str | None = None
+    """SUPABASE_URL: project origin; its JWKS verifies ES256/RS256 access tokens."""
+    jwt_secret: Secret | None = None
+    """SUPABASE_JWT_SECRET: the project's HS256 secret (generated and persisted in embedded mode)."""
+    service_role_key: Secret | None = None
+    """SUPABASE_SERVICE_ROLE_KEY: legacy service_role JWT (derived from the secret in embedded mode)."""
+    secret_key: Secret | None = None
+    """SUPABASE_SECRET_KEY: an ``sb_secret_...`` API key."""
+    jwks_ttl: float = 600.0
+    """Seconds a fetched JWKS is trusted before it is fetched again (Supabase's own edge cache is 10 min)."""
+    jwks_min_refresh_interval: float = 30.0
+    """Fewest seconds between two JWKS fetches, so tokens with made-up ``kid`` values cannot flood the
+    auth server."""
+    jwks_timeout: float = 3.0
+    """Seconds a JWKS fetch may take before the token is refused."""
+    leeway: float = 30.0
+    """Clock skew, in seconds, tolerated on ``exp``, ``nbf`` and ``iat``."""
+
+    @property
+    def jwks_url(self) -> str | None:
+        """Where the project's public signing keys are published, if SUPABASE_URL is set."""
+        return None if self.supabase_url is None else self.supabase_url + JWKS_PATH
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _supabase_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in {"http", "https"} or not host:
+        raise AuthConfigError("SUPABASE_URL must be an http(s) URL such as https://<ref>.supabase.co")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise AuthConfigError("SUPABASE_URL must use https (plain http is allowed only for loopback)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise AuthConfigError("SUPABASE_URL must not carry credentials, a query or a fragment")
+    # A path is allowed: self-hosted gateways may mount Supabase under a prefix.
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def _token_like(variable: str, value: str) -> Secret:
+    if any(ch.isspace() for ch in value) or not value.isascii():
+        raise AuthConfigError(f"{variable} contains whitespace or non-ASCII characters")
+    return Secret(value)
+
+
+def _jwt_secret(value: str) -> Secret:
+    if len(value) < MIN_SECRET_LENGTH:
+        raise AuthConfigError(f"SUPABASE_JWT_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+    return Secret(value)
+
+
+def _service_role_key(value: str) -> Secret:
+    key = _token_like("SUPABASE_SERVICE_ROLE_KEY", value)
+    if value.count(".") != 2:
+        raise AuthConfigError("SUPABASE_SERVICE_ROLE_KEY must be the service_role JWT (three dot-separated parts)")
+    return key
+
+
+def _secret_key(value: str) -> Secret:
+    key = _token_like("SUPABASE_SECRET_KEY", value)
+    if not value.startswith(SECRET_KEY_PREFIX) or len(value) == len(SECRET_KEY_PREFIX):
+        raise AuthConfigError(f"SUPABASE_SECRET_KEY must be a secret API key ({SECRET_KEY_PREFIX}...)")
+    return key
+
+
+def load_or_create_jwt_secret(data_dir: Path) -> Secret:
+    """The embedded-mode HS256 secret kept at ``data_dir/jwt_secret``, created (mode 0600) on first use.
+
+    Creation is atomic: the secret is written to a private temporary file and hard-linked into place,
+    so two processes starting together agree on one secret and nobody reads a half-written file.
+    """
+    path = data_dir / JWT_SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        temp = data_dir / f".{JWT_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another process won the race; use its secret
+                os.link(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise AuthConfigError(f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")
+    value = path.read_text(encoding="ascii").strip()
+    if len(value) < MIN_SECRET_LENGTH:
+        raise AuthConfigError(f"{path} does not hold a JWT secret of at least {MIN_SECRET_LENGTH} characters")
+    return Secret(value)
+
+
+def auth_settings_from_env(env: Mapping[str, str], data_dir: Path, embedded: bool) -> AuthSettings:
+    """Read and check the auth settings; raises ``AuthConfigError`` naming the offending variable.
+
+    Embedded mode always works without configuration: the HS256 secret is generated and kept under
+    ``data_dir`` and a dev service_role key is derived from it. Otherwise a way to verify user tokens
+    (SUPABASE_JWT_SECRET or SUPABASE_URL) and a service key are required.
+    """
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    raw_url, raw_secret = get("SUPABASE_URL"), get("SUPABASE_JWT_SECRET")
+    raw_role_key, raw_secret_key = get("SUPABASE_SERVICE_ROLE_KEY"), get("SUPABASE_SECRET_KEY")
+    supabase_url = None if raw_url is None else _supabase_url(raw_url)
+    jwt_secret = None if raw_secret is None else _jwt_secret(raw_secret)
+    service_role_key = None if raw_role_key is None else _service_role_key(raw_role_key)
+    secret_key = None if raw_secret_key is None else _secret_key(raw_secret_key)
+
+    if embedded:
+        if jwt_secret is None:
+            jwt_secret = load_or_create_jwt_secret(data_dir)
+        if service_role_key is None and secret_key is None:
+            service_role_key = Secret(mint_service_key(jwt_secret))
+    else:
+        if jwt_secret is None and supabase_url is None:
+            raise AuthConfigError(
+                "set SUPABASE_JWT_SECRET (HS256 projects) or SUPABASE_URL (asymmetric keys via JWKS) "
+                "so access tokens can be verified"
+            )
+        if service_role_key is None and secret_key is None:
+            raise AuthConfigError(
+                "set SUPABASE_SECRET_KEY (sb_secret_...) or SUPABASE_SERVICE_ROLE_KEY so internal routes "
+                "can authenticate callers"
+            )
+    return AuthSettings(
+        supabase_url=supabase_url,
+        jwt_secret=jwt_secret,
+        service_role_key=service_role_key,
+        secret_key=secret_key,
+    )

@@ -1,0 +1,1 @@
+"""Domain services: one function per use case, each taking the connection it runs on."""

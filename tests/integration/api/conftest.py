@@ -1,0 +1,54 @@
+"""An app per test, on its own cloned database, with HS256 tokens minted for real users."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backend.app import create_app
+from backend.auth.dev_tokens import mint_user_token
+from backend.settings import settings_from_env, with_auth
+from tests.support import Conn, create_user
+
+JWT_SECRET = "test-jwt-secret-" + "x" * 40
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-up user and their access token."""
+
+    id: uuid.UUID
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def sql(db_dsn: str) -> Iterator[Conn]:
+    """A superuser connection to the app's database, for seeding what workers would do."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+async def client(db_dsn: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET})
+    async with AsyncTestClient(app=create_app(settings, db_dsn)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_user(sql: Conn) -> object:
+    def make() -> User:
+        user_id = create_user(sql)
+        return User(user_id, mint_user_token(JWT_SECRET, user_id))
+
+    return make

@@ -1,0 +1,50 @@
+"""The named-query files: parsed once, every name the code uses is present."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.db.queries import QueryFileError, parse_queries
+from backend.domain import reflections, voices
+
+
+def test_blocks_are_split_on_their_headers() -> None:
+    text = "-- leading comment\n-- name: first\nselect 1;\n\n-- name: second_one\nselect %(x)s;\n"
+    assert parse_queries(text) == {"first": "select 1;", "second_one": "select %(x)s;"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("select 1;\n-- name: q\nselect 2;", "before the first"),
+        ("-- name: q\n\n-- name: r\nselect 1;", "'q' is empty"),
+        ("-- name: q\nselect 1;\n-- name: q\nselect 2;", "defined twice"),
+    ],
+)
+def test_malformed_files_are_refused(text: str, message: str) -> None:
+    with pytest.raises(QueryFileError, match=message):
+        parse_queries(text)
+
+
+@pytest.mark.parametrize(
+    ("queries", "names"),
+    [
+        (
+            reflections.Q,
+            {
+                "create_reflection",
+                "list_reflections",
+                "get_reflection",
+                "readiness",
+                "list_attempts",
+                "get_attempt",
+                "active_attempt",
+                "transition_attempt",
+                "create_session",
+            },
+        ),
+        (voices.Q, {"list_voices", "get_voice", "soft_delete_voice"}),
+    ],
+)
+def test_every_query_the_services_use_exists(queries: dict[str, str], names: set[str]) -> None:
+    assert set(queries) == names
