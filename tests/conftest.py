@@ -10,6 +10,8 @@ databases are created on that server.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +53,21 @@ class PgServer:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
+@contextmanager
+def server_dir(prefix: str) -> Iterator[Path]:
+    """A directory for a server's data outside pytest's tmp tree.
+
+    As root the server runs as another OS user, which needs o+x on every ancestor; pytest resets
+    /tmp/pytest-of-<user> to 0700 whenever any pytest session starts, which would pull the data
+    directory out from under a running server.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"voicegate-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def start_test_server(tmp_root: Path, bin_dir: Path | None = None) -> EmbeddedPostgres:
     """A throwaway fsync-off cluster on a free loopback port."""
     kwargs = {"bin_dir": bin_dir} if bin_dir else {}
@@ -60,17 +77,18 @@ def start_test_server(tmp_root: Path, bin_dir: Path | None = None) -> EmbeddedPo
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def pg_server() -> Iterator[PgServer]:
     """The PostgreSQL server the suite runs against."""
     external = os.environ.get("VOICEGATE_TEST_DATABASE_URL")
     if external:
         yield PgServer(external)
         return
-    server = start_test_server(tmp_path_factory.mktemp("pg18"))
-    try:
-        yield PgServer(server.dsn)
-    finally:
-        server.remove()
+    with server_dir("pg18") as root:
+        server = start_test_server(root)
+        try:
+            yield PgServer(server.dsn)
+        finally:
+            server.remove()
 
 
 @pytest.fixture(scope="session")

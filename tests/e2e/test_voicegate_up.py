@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from backend.embedded_pg import EmbeddedPostgres, free_port
+from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -77,8 +78,15 @@ def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str) -> Running
 
 
 @pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    up = start_up(tmp_path)
+def data_root() -> Iterator[Path]:
+    """Where `up` keeps its data: outside pytest's tmp tree (see tests.conftest.server_dir)."""
+    with server_dir("e2e") as root:
+        yield root
+
+
+@pytest.fixture
+def running(data_root: Path) -> Iterator[Running]:
+    up = start_up(data_root)
     try:
         wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up.process)
         yield up
@@ -118,13 +126,13 @@ def test_sigterm_stops_the_api_and_the_postgres_it_started(running: Running) -> 
     assert not (running.pg.data_dir / "postmaster.pid").exists()
 
 
-def test_up_finds_its_running_postgres_even_on_another_port(tmp_path: Path) -> None:
-    first = start_up(tmp_path)
+def test_up_finds_its_running_postgres_even_on_another_port(data_root: Path) -> None:
+    first = start_up(data_root)
     try:
         wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first.process)
         first.process.kill()
         first.process.wait()
-        second = start_up(tmp_path)  # a new VOICEGATE_PG_PORT: the cluster keeps its own
+        second = start_up(data_root)  # a new VOICEGATE_PG_PORT: the cluster keeps its own
         wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second.process)
         second.process.send_signal(signal.SIGTERM)
         assert second.process.wait(timeout=30) == 0
@@ -133,14 +141,14 @@ def test_up_finds_its_running_postgres_even_on_another_port(tmp_path: Path) -> N
         first.pg.stop(mode="immediate")
 
 
-def test_up_reuses_a_running_postgres_and_leaves_it_running(tmp_path: Path) -> None:
-    first = start_up(tmp_path)
+def test_up_reuses_a_running_postgres_and_leaves_it_running(data_root: Path) -> None:
+    first = start_up(data_root)
     try:
         wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first.process)
         first.process.kill()  # as if the terminal closed: Postgres keeps running
         first.process.wait()
         assert first.pg.is_ready()
-        second = start_up(tmp_path, first.pg.port)
+        second = start_up(data_root, first.pg.port)
         wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second.process)
         second.process.send_signal(signal.SIGTERM)
         assert second.process.wait(timeout=30) == 0
@@ -149,8 +157,8 @@ def test_up_reuses_a_running_postgres_and_leaves_it_running(tmp_path: Path) -> N
         first.pg.stop(mode="immediate")
 
 
-def test_up_with_fake_providers_serves_each_fake_with_this_runs_keys(tmp_path: Path) -> None:
-    up = start_up(tmp_path, None, "--fake-providers")
+def test_up_with_fake_providers_serves_each_fake_with_this_runs_keys(data_root: Path) -> None:
+    up = start_up(data_root, None, "--fake-providers")
     try:
         wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up.process)
         urls = dict(re.findall(r"fake (\w+) provider: (http://127\.0\.0\.1:\d+)", up.log.read_text()))

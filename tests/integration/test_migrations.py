@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from backend.db.migrate import discover_migrations, migrate
-from tests.conftest import PgServer, start_test_server
+from tests.conftest import PgServer, server_dir, start_test_server
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 QUEUES = {
@@ -32,14 +32,15 @@ TABLES = {
 
 
 @pytest.fixture(scope="module")
-def pg15_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def pg15_server() -> Iterator[PgServer]:
     """Debian's PostgreSQL 15; `make test` installs it where missing (.ci/ensure-postgres-15)."""
     assert (PG15_BIN / "postgres").exists(), "PostgreSQL 15 is missing: run `bash .ci/ensure-postgres-15`"
-    server = start_test_server(tmp_path_factory.mktemp("pg15"), bin_dir=PG15_BIN)
-    try:
-        yield PgServer(server.dsn)
-    finally:
-        server.remove()
+    with server_dir("pg15") as root:
+        server = start_test_server(root, bin_dir=PG15_BIN)
+        try:
+            yield PgServer(server.dsn)
+        finally:
+            server.remove()
 
 
 def assert_fully_migrated(dsn: str) -> None:

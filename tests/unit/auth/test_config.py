@@ -1,0 +1,168 @@
+"""Auth settings: embedded secret persistence, required variables outside embedded mode, redaction."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import jwt
+import pytest
+
+from backend.auth import AuthConfigError, AuthSettings, Secret, auth_settings_from_env
+
+ENV_SECRET = "an-env-provided-project-jwt-secret-0123456789"
+SB_SECRET = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"
+ROLE_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
+
+
+def test_embedded_generates_a_private_secret_once_and_reuses_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "nested" / "data"
+    first = auth_settings_from_env({}, data_dir, embedded=True)
+    secret_file = data_dir / "jwt_secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert first.jwt_secret is not None
+    assert secret_file.read_text().strip() == first.jwt_secret.reveal()
+    assert len(first.jwt_secret.reveal()) >= 64  # 48 random bytes, url-safe base64
+    second = auth_settings_from_env({}, data_dir, embedded=True)
+    assert second.jwt_secret == first.jwt_secret
+    assert [p.name for p in data_dir.iterdir()] == ["jwt_secret"]  # no temporary file left behind
+
+
+def test_embedded_secrets_differ_between_data_dirs(tmp_path: Path) -> None:
+    one = auth_settings_from_env({}, tmp_path / "a", embedded=True)
+    two = auth_settings_from_env({}, tmp_path / "b", embedded=True)
+    assert one.jwt_secret != two.jwt_secret
+
+
+def test_embedded_derives_a_stable_dev_service_role_key(tmp_path: Path) -> None:
+    settings = auth_settings_from_env({}, tmp_path, embedded=True)
+    assert settings.jwt_secret is not None
+    assert settings.service_role_key is not None
+    claims = jwt.decode(settings.service_role_key.reveal(), settings.jwt_secret.reveal(), algorithms=["HS256"])
+    assert claims["role"] == "service_role"
+    assert claims["iss"] == "supabase-demo"
+    assert claims["exp"] > 4_000_000_000
+    again = auth_settings_from_env({}, tmp_path, embedded=True)
+    assert again.service_role_key == settings.service_role_key
+
+
+def test_embedded_prefers_the_environment(tmp_path: Path) -> None:
+    env = {"SUPABASE_JWT_SECRET": ENV_SECRET, "SUPABASE_SECRET_KEY": SB_SECRET}
+    settings = auth_settings_from_env(env, tmp_path, embedded=True)
+    assert settings.jwt_secret == Secret(ENV_SECRET)
+    assert settings.secret_key == Secret(SB_SECRET)
+    assert settings.service_role_key is None  # an explicit service key means no derived one
+    assert not (tmp_path / "jwt_secret").exists()
+
+
+def test_embedded_refuses_a_secret_file_others_can_read(tmp_path: Path) -> None:
+    auth_settings_from_env({}, tmp_path, embedded=True)
+    (tmp_path / "jwt_secret").chmod(0o644)
+    with pytest.raises(AuthConfigError, match="chmod 600"):
+        auth_settings_from_env({}, tmp_path, embedded=True)
+
+
+def test_embedded_refuses_a_truncated_secret_file(tmp_path: Path) -> None:
+    path = tmp_path / "jwt_secret"
+    path.write_text("short\n")
+    path.chmod(0o600)
+    with pytest.raises(AuthConfigError, match="at least 32 characters"):
+        auth_settings_from_env({}, tmp_path, embedded=True)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SUPABASE_SECRET_KEY": SB_SECRET}, "SUPABASE_JWT_SECRET"),
+        ({"SUPABASE_SECRET_KEY": SB_SECRET}, "SUPABASE_URL"),
+        ({"SUPABASE_JWT_SECRET": ENV_SECRET}, "SUPABASE_SECRET_KEY"),
+        ({"SUPABASE_URL": "https://abc.supabase.co"}, "SUPABASE_SERVICE_ROLE_KEY"),
+        ({"SUPABASE_JWT_SECRET": "", "SUPABASE_URL": "  ", "SUPABASE_SECRET_KEY": SB_SECRET}, "SUPABASE_URL"),
+    ],
+)
+def test_non_embedded_requires_verification_and_service_key(tmp_path: Path, env: dict[str, str], variable: str) -> None:
+    with pytest.raises(AuthConfigError, match=variable):
+        auth_settings_from_env(env, tmp_path, embedded=False)
+    assert not (tmp_path / "jwt_secret").exists()  # nothing is generated outside embedded mode
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SUPABASE_JWT_SECRET": "too-short"}, "SUPABASE_JWT_SECRET must be at least 32"),
+        ({"SUPABASE_SECRET_KEY": "sk_live_abc"}, "SUPABASE_SECRET_KEY must be a secret API key"),
+        ({"SUPABASE_SECRET_KEY": "sb_secret_"}, "SUPABASE_SECRET_KEY must be a secret API key"),
+        ({"SUPABASE_SECRET_KEY": "sb_secret_a b"}, "SUPABASE_SECRET_KEY contains whitespace"),
+        ({"SUPABASE_SERVICE_ROLE_KEY": "not-a-jwt"}, "SUPABASE_SERVICE_ROLE_KEY must be the service_role JWT"),
+        ({"SUPABASE_URL": "ftp://abc.supabase.co"}, "SUPABASE_URL must be an http"),
+        ({"SUPABASE_URL": "http://abc.supabase.co"}, "SUPABASE_URL must use https"),
+        ({"SUPABASE_URL": "https://u:p@abc.supabase.co"}, "SUPABASE_URL must not carry credentials"),
+    ],
+)
+def test_malformed_values_are_named_not_echoed(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    full = {"SUPABASE_JWT_SECRET": ENV_SECRET, "SUPABASE_SECRET_KEY": SB_SECRET, **env}
+    with pytest.raises(AuthConfigError, match=message) as caught:
+        auth_settings_from_env(full, tmp_path, embedded=False)
+    for value in env.values():
+        if len(value) > 10:
+            assert value not in str(caught.value)
+
+
+def test_non_embedded_settings(tmp_path: Path) -> None:
+    env = {
+        "SUPABASE_URL": "https://abc.supabase.co/",
+        "SUPABASE_SERVICE_ROLE_KEY": ROLE_KEY,
+        "SUPABASE_SECRET_KEY": SB_SECRET,
+    }
+    settings = auth_settings_from_env(env, tmp_path, embedded=False)
+    assert settings.jwt_secret is None
+    assert settings.jwks_url == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"
+    assert settings.service_role_key == Secret(ROLE_KEY)
+    assert auth_settings_from_env(
+        {"SUPABASE_URL": "http://127.0.0.1:54321", "SUPABASE_SECRET_KEY": SB_SECRET}, tmp_path, embedded=False
+    ).jwks_url == ("http://127.0.0.1:54321/auth/v1/.well-known/jwks.json")
+    assert AuthSettings(jwt_secret=Secret(ENV_SECRET)).jwks_url is None
+
+
+def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
+    env = {
+        "SUPABASE_JWT_SECRET": ENV_SECRET,
+        "SUPABASE_SERVICE_ROLE_KEY": ROLE_KEY,
+        "SUPABASE_SECRET_KEY": SB_SECRET,
+    }
+    settings = auth_settings_from_env(env, tmp_path, embedded=False)
+    text = repr(settings) + str(settings) + repr(settings.jwt_secret) + str(settings.secret_key)
+    for value in env.values():
+        assert value not in text
+    assert "**********" in text
+    embedded = auth_settings_from_env({}, tmp_path / "e", embedded=True)
+    assert embedded.jwt_secret is not None
+    assert embedded.service_role_key is not None
+    assert embedded.jwt_secret.reveal() not in repr(embedded)
+    assert embedded.service_role_key.reveal() not in repr(embedded)
+
+
+def test_secret_matching_is_exact() -> None:
+    secret = Secret(SB_SECRET)
+    assert secret.matches(SB_SECRET)
+    assert not secret.matches(SB_SECRET + "x")
+    assert not secret.matches(SB_SECRET[:-1])
+    assert not secret.matches("sb_secret_ünïcode")
+    assert secret != SB_SECRET  # a Secret only ever equals another Secret
+
+
+def test_concurrent_first_start_keeps_the_winners_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    winner = "a-secret-written-by-another-process-at-the-same-moment"
+    real_link = os.link
+
+    def lose_the_race(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        # Another process publishes its secret between our existence check and our link.
+        Path(dst).write_text(winner + "\n")
+        Path(dst).chmod(0o600)
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", lose_the_race)
+    settings = auth_settings_from_env({}, tmp_path, embedded=True)
+    assert settings.jwt_secret == Secret(winner)
+    assert [p.name for p in tmp_path.iterdir()] == ["jwt_secret"]
