@@ -1,46 +1,82 @@
-"""The Litestar application factory; its lifespan owns the connection pool and the token verifier."""
+"""The Litestar application factory; its lifespan owns the connection pool and the JWKS client."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 
 from backend.auth.verify import TokenVerifier
 from backend.db.pool import create_pool
+from backend.errors import Unauthorized
 from backend.problem import problem_response
 from backend.routes.health import health_routes
 from backend.routes.reflections import ReflectionsController
 from backend.routes.voices import VoicesController
 from backend.settings import Settings
+from backend.storage.routes import storage_router
+
+# What Supabase's hosted Storage allows on the free plan; buckets narrow it further.
+GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
 
 
 def create_app(settings: Settings, dsn: str) -> Litestar:
-    """Build the app for `settings` (with auth settings, see `with_auth`), talking to `dsn`."""
+    """Build the app for `settings` (with auth settings, see `with_auth`), talking to `dsn`.
+
+    In embedded mode the app also serves the Storage stand-in under `/storage/v1`, so the stock
+    Supabase storage client works against it exactly as against a Supabase project.
+    """
     if settings.auth is None:
         raise ValueError("create_app needs settings with auth (backend.settings.with_auth)")
-    auth = settings.auth
     pool = create_pool(dsn, settings)
+    jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
+    verifier = TokenVerifier(settings.auth, jwks_http)
+    handlers: list[Any] = [*health_routes, ReflectionsController, VoicesController]
+    if settings.embedded:
+        handlers.append(_embedded_storage(settings, pool, verifier))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # wait=False: the API starts (and answers /readyz with 503) even while the database is down.
         await pool.open(wait=False)
-        async with httpx.AsyncClient(timeout=auth.jwks_timeout, follow_redirects=False) as jwks_http:
-            app.state.pool = pool
-            app.state.verifier = TokenVerifier(auth, jwks_http)
-            try:
-                yield
-            finally:
-                await pool.close()
+        app.state.pool = pool
+        app.state.verifier = verifier
+        try:
+            yield
+        finally:
+            await pool.close()
+            await jwks_http.aclose()
 
     return Litestar(
-        route_handlers=[*health_routes, ReflectionsController, VoicesController],
+        route_handlers=handlers,
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(title="voicegate", version="0.1.0", path="/schema"),
         debug=False,
+    )
+
+
+def _embedded_storage(settings: Settings, pool: Any, verifier: TokenVerifier) -> Router:
+    secret = settings.auth.jwt_secret if settings.auth else None
+    if secret is None:
+        raise ValueError("embedded Storage signs its URL tokens with the project JWT secret, which is unset")
+
+    async def caller_claims(token: str) -> Mapping[str, Any]:
+        """A user's access token, or the service key (Storage accepts both, as Supabase does)."""
+        try:
+            return (await verifier.verify_user(token)).raw
+        except Unauthorized:
+            verifier.verify_service(token)
+            return {"role": "service_role"}
+
+    return storage_router(
+        pool,
+        secret.reveal(),
+        settings.data_dir / "storage",
+        caller_claims,
+        global_file_size_limit=GLOBAL_FILE_SIZE_LIMIT,
     )

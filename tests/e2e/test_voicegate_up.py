@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
+from storage3 import SyncStorageClient
 
 from backend.embedded_pg import EmbeddedPostgres, free_port
 from tests.conftest import server_dir
@@ -196,3 +198,38 @@ def test_a_misconfigured_provider_stops_up_before_anything_starts(tmp_path: Path
     assert result.returncode == 2
     assert b"DASHSCOPE_API_KEY is not set" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stack(running: Running) -> None:
+    env = {
+        **os.environ,
+        "VOICEGATE_DATA_DIR": str(running.pg.data_dir.parent),
+        "VOICEGATE_PG_PORT": str(running.pg.port),
+    }
+    minted = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "token", "--user", "Ada@Example.test"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    token = minted.stdout.decode().strip()
+    reflections = httpx.get(f"{running.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"})
+    assert reflections.status_code == 200, reflections.text
+    assert reflections.json() == {"reflections": []}
+
+    user_id = jwt.decode(token, options={"verify_signature": False})["sub"]
+    with SyncStorageClient(
+        url=f"{running.base_url}/storage/v1/", headers={"Authorization": f"Bearer {token}"}
+    ) as storage:
+        files = storage.from_("voice-samples")
+        path = f"{user_id}/hello.wav"
+        audio = b"RIFF" + bytes(range(256)) * 8
+        signed = files.create_signed_upload_url(path)
+        files.upload_to_signed_url(path, signed["token"], audio, {"content-type": "audio/wav"})
+        url = files.create_signed_url(path, 60)["signedURL"]
+    downloaded = httpx.get(url if url.startswith("http") else f"{running.base_url}/storage/v1{url}")
+    assert downloaded.status_code == 200
+    assert downloaded.content == audio
+    assert (running.pg.data_dir.parent / "storage" / "voice-samples" / user_id / "hello.wav").read_bytes() == audio

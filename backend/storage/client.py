@@ -1,0 +1,219 @@
+"""The one object-storage interface voicegate code uses, over the `supabase` package's Storage client.
+
+Production points it at Supabase Storage (`SUPABASE_URL/storage/v1`), embedded mode at voicegate's own
+`/storage/v1`; the code path is the same, so the stand-in is exercised by exactly the client that talks
+to the real thing. Storage errors become voicegate's (`NotFound`, `Conflict`, ...), keyed on the
+logical status in Storage's error body (its HTTP status is 400 for nearly everything).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any, Protocol, TypeVar, cast
+
+import httpx
+from storage3 import AsyncStorageClient
+from storage3.exceptions import StorageApiError
+from storage3.types import CreateSignedUploadUrlOptions
+from storage3.utils import StorageException
+
+from backend.errors import (
+    ClientError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    VoicegateError,
+)
+
+T = TypeVar("T")
+
+_ERRORS: dict[str, type[VoicegateError]] = {
+    "400": ClientError,
+    "401": Forbidden,
+    "403": Forbidden,
+    "404": NotFound,
+    "409": Conflict,
+    "413": PayloadTooLarge,
+    "415": UnsupportedMediaType,
+}
+
+
+@dataclass(frozen=True)
+class SignedUpload:
+    """Where and with what token a client uploads one object."""
+
+    url: str
+    token: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What Storage records about an object."""
+
+    id: str
+    bucket: str
+    name: str
+    size: int | None
+    content_type: str | None
+    etag: str | None
+    cache_control: str | None
+    last_modified: datetime | None
+    created_at: datetime | None
+    metadata: dict[str, Any] | None
+
+
+class ObjectStorage(Protocol):
+    """Object storage as voicegate needs it: signed URLs for clients, bytes for workers."""
+
+    async def create_signed_upload_url(self, bucket: str, path: str, *, upsert: bool = False) -> SignedUpload:
+        """A URL (with its token) a client can PUT the object to without any other credential."""
+        ...
+
+    async def upload(
+        self, bucket: str, path: str, data: bytes | IO[bytes], content_type: str, *, upsert: bool = False
+    ) -> None:
+        """Store `data` (bytes, or a binary file object that is streamed) at `bucket/path`."""
+        ...
+
+    async def create_signed_url(self, bucket: str, path: str, expires_in: int) -> str:
+        """A URL that downloads the object for `expires_in` seconds."""
+        ...
+
+    async def download(self, bucket: str, path: str) -> bytes:
+        """The object's bytes."""
+        ...
+
+    async def info(self, bucket: str, path: str) -> ObjectInfo | None:
+        """The object's info, or None when there is no such object."""
+        ...
+
+    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
+        """Delete the objects; returns the names that existed and were deleted."""
+        ...
+
+
+class SupabaseObjectStorage:
+    """`ObjectStorage` over storage3's `AsyncStorageClient`, authenticated with the service key."""
+
+    def __init__(self, storage_url: str, service_key: str, *, timeout: float = 30.0) -> None:
+        """`storage_url` is the Storage base, e.g. `https://<ref>.supabase.co/storage/v1`."""
+        headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
+        # Our own httpx client, so we own its lifetime (aclose) and its timeout; trust_env off
+        # because a proxy from the environment must not see the service key.
+        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, trust_env=False, follow_redirects=True)
+        # storage3 warns (and fixes it) when the base has no trailing slash.
+        self._client = AsyncStorageClient(url=storage_url.rstrip("/") + "/", headers=headers, http_client=self._http)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> SupabaseObjectStorage:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def create_signed_upload_url(self, bucket: str, path: str, *, upsert: bool = False) -> SignedUpload:
+        """A URL (with its token) a client can PUT the object to without any other credential."""
+        files = self._client.from_(bucket)
+        # storage3 sends the option's string as the `x-upsert` header, and no header without it.
+        options = CreateSignedUploadUrlOptions(upsert="true") if upsert else None
+        result = await _call(lambda: files.create_signed_upload_url(path, options))
+        return SignedUpload(url=result["signed_url"], token=result["token"], path=result["path"])
+
+    async def upload(
+        self, bucket: str, path: str, data: bytes | IO[bytes], content_type: str, *, upsert: bool = False
+    ) -> None:
+        """Store `data` (bytes, or a binary file object that is streamed) at `bucket/path`."""
+        files = self._client.from_(bucket)
+        options = cast(Any, {"content-type": content_type, "upsert": "true" if upsert else "false"})
+        # storage3 takes bytes, BufferedReader or FileIO (anything else it would `open()` as a path);
+        # wrapping other file objects keeps them streamed rather than read into memory.
+        body = data if isinstance(data, bytes | io.BufferedReader | io.FileIO) else io.BufferedReader(_RawReader(data))
+        await _call(lambda: files.upload(path, body, options))
+
+    async def create_signed_url(self, bucket: str, path: str, expires_in: int) -> str:
+        """A URL that downloads the object for `expires_in` seconds."""
+        files = self._client.from_(bucket)
+        result = await _call(lambda: files.create_signed_url(path, expires_in))
+        url = result["signedURL"]
+        if not url:
+            raise NotFound("Object not found")
+        return url
+
+    async def download(self, bucket: str, path: str) -> bytes:
+        """The object's bytes."""
+        files = self._client.from_(bucket)
+        return await _call(lambda: files.download(path))
+
+    async def info(self, bucket: str, path: str) -> ObjectInfo | None:
+        """The object's info, or None when there is no such object."""
+        files = self._client.from_(bucket)
+        try:
+            raw = await _call(lambda: files.info(path))
+        except NotFound:
+            return None
+        return ObjectInfo(
+            id=str(raw["id"]),
+            bucket=raw.get("bucket_id") or bucket,
+            name=raw["name"],
+            size=raw.get("size"),
+            content_type=raw.get("content_type"),
+            etag=raw.get("etag"),
+            cache_control=raw.get("cache_control"),
+            last_modified=_timestamp(raw.get("last_modified")),
+            created_at=_timestamp(raw.get("created_at")),
+            metadata=raw.get("metadata"),
+        )
+
+    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
+        """Delete the objects; returns the names that existed and were deleted."""
+        if not paths:
+            return []
+        files = self._client.from_(bucket)
+        rows = await _call(lambda: files.remove(paths))
+        return [row["name"] for row in rows]
+
+
+class _RawReader(io.RawIOBase):
+    """A raw binary stream over any `read(n)` file object, so io.BufferedReader can wrap it."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+
+    def readable(self) -> bool:
+        """Always: this only reads."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill `buffer` from the source; 0 at its end."""
+        chunk = self._source.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+async def _call(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a storage3 call, turning its errors into voicegate's."""
+    try:
+        return await operation()
+    except StorageApiError as exc:
+        error = _ERRORS.get(str(exc.status))
+        if error is not None:
+            raise error(exc.message) from exc
+        raise ServiceUnavailable(f"storage answered {exc.status}: {exc.message}") from exc
+    except (httpx.TransportError, StorageException) as exc:
+        raise ServiceUnavailable("storage is unreachable") from exc
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value)

@@ -1,0 +1,97 @@
+"""Supabase Storage's error model: a logical status, an error name, a code and a message.
+
+Storage renders every error as `{"statusCode": "<logical>", "error", "message", "code"}` and, for the
+object routes, answers HTTP 400 for anything that is not a 500 (a legacy decision it keeps; reference
+§1.8). Clients, storage3 included, read the logical status from the body, so the stand-in must do the
+same or the one client code path would behave differently in embedded mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StorageError(Exception):
+    """An error with Supabase Storage's envelope."""
+
+    def __init__(self, status: int, code: str, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        # Storage falls back to the code when an error has no separate name.
+        self.error = error or code
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status Storage sends: 500 stays 500, a 503 stays 503 (retryable), all else is 400."""
+        return self.status if self.status in (500, 503) else 400
+
+    def body(self) -> dict[str, Any]:
+        """The JSON envelope."""
+        return {"statusCode": str(self.status), "error": self.error, "message": self.message, "code": self.code}
+
+
+def no_such_key() -> StorageError:
+    """The object does not exist, or the caller may not see it (the two are never told apart)."""
+    return StorageError(404, "NoSuchKey", "Object not found", "not_found")
+
+
+def no_such_bucket() -> StorageError:
+    """The bucket does not exist."""
+    return StorageError(404, "NoSuchBucket", "Bucket not found", "Bucket not found")
+
+
+def already_exists() -> StorageError:
+    """An object already sits at that key and the upload did not ask to replace it."""
+    return StorageError(409, "KeyAlreadyExists", "The resource already exists", "Duplicate")
+
+
+def entity_too_large() -> StorageError:
+    """The upload is larger than the bucket allows."""
+    return StorageError(413, "EntityTooLarge", "The object exceeded the maximum allowed size", "Payload too large")
+
+
+def invalid_mime_type(mimetype: str) -> StorageError:
+    """The bucket's allow-list does not admit this content type."""
+    return StorageError(415, "InvalidMimeType", f"mime type {mimetype} is not supported", "invalid_mime_type")
+
+
+def invalid_jwt(message: str = "Invalid JWT") -> StorageError:
+    """A missing, malformed or badly signed token."""
+    return StorageError(400, "InvalidJWT", message)
+
+
+def invalid_signature(message: str = "Invalid signature") -> StorageError:
+    """A well-formed URL token that does not grant this request."""
+    return StorageError(400, "InvalidSignature", message)
+
+
+def expired_token() -> StorageError:
+    """A URL token past its `exp`."""
+    return StorageError(400, "ExpiredToken", "The provided token has expired.")
+
+
+def access_denied(message: str = "new row violates row-level security policy") -> StorageError:
+    """Row-level security refused the caller."""
+    return StorageError(403, "AccessDenied", message, "Unauthorized")
+
+
+def invalid_request(message: str) -> StorageError:
+    """The request is malformed."""
+    return StorageError(400, "InvalidRequest", message)
+
+
+def invalid_key(key: str) -> StorageError:
+    """The object name is not one Storage accepts."""
+    return StorageError(400, "InvalidKey", f"Invalid key: {key}")
+
+
+def internal_error() -> StorageError:
+    """Something failed on our side; the details stay in the log."""
+    return StorageError(500, "InternalError", "Internal Server Error", "internal")
+
+
+def database_unavailable() -> StorageError:
+    """The database cannot be reached; retry shortly."""
+    return StorageError(503, "DatabaseTimeout", "The database is unreachable; retry shortly", "database_timeout")

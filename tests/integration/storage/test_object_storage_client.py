@@ -1,0 +1,56 @@
+"""voicegate's one storage interface (`SupabaseObjectStorage`, over storage3) against the stand-in."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import httpx
+import pytest
+
+from backend.errors import Conflict, NotFound, UnsupportedMediaType
+from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+from tests.integration.storage.conftest import SERVICE_KEY, StorageServer
+
+BUCKET = "voice-renders"
+
+
+async def test_service_client_signs_uploads_downloads_and_removes(
+    storage_server: StorageServer, users: tuple[uuid.UUID, uuid.UUID], http: httpx.AsyncClient
+) -> None:
+    alice, _ = users
+    path = f"{alice}/render.wav"
+    async with SupabaseObjectStorage(storage_server.storage_url, SERVICE_KEY) as storage:
+        client: ObjectStorage = storage
+        signed = await client.create_signed_upload_url(BUCKET, path)
+        assert signed.path == path
+        # What a browser does with the signed URL: a raw PUT, no credentials.
+        response = await http.put(signed.url, content=b"first", headers={"content-type": "audio/wav"})
+        assert response.status_code == 200, response.text
+        row = storage_server.row(BUCKET, path)
+        assert row is not None
+        assert row["owner_id"] is None  # signed by the service key, as on Supabase
+
+        info = await client.info(BUCKET, path)
+        assert info is not None
+        assert (info.name, info.bucket, info.size, info.content_type) == (path, BUCKET, 5, "audio/wav")
+        assert info.last_modified is not None
+
+        url = await client.create_signed_url(BUCKET, path, 60)
+        assert (await http.get(url)).content == b"first"
+
+        with pytest.raises(Conflict):
+            await client.upload(BUCKET, path, b"second", "audio/wav")
+        await client.upload(BUCKET, path, io.BytesIO(b"second, streamed"), "audio/wav", upsert=True)
+        assert await client.download(BUCKET, path) == b"second, streamed"
+
+        with pytest.raises(UnsupportedMediaType):
+            await client.upload(BUCKET, f"{alice}/x.ogg", b"x", "audio/ogg")
+
+        assert await client.remove(BUCKET, [path, f"{alice}/absent.wav"]) == [path]
+        assert await client.info(BUCKET, path) is None
+        with pytest.raises(NotFound):
+            await client.download(BUCKET, path)
+        with pytest.raises(NotFound):
+            await client.create_signed_url(BUCKET, path, 60)
+    assert storage_server.files() == []
