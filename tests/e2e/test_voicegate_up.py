@@ -106,7 +106,27 @@ def test_up_serves_a_ready_api_on_a_fresh_data_directory(running: Running) -> No
     assert b"readiness:" in running.log.read_bytes()
 
 
+def dev_token(running: Running, user: str) -> str:
+    """A token from `voicegate token`, run against the same embedded stack."""
+    env = {
+        **os.environ,
+        "VOICEGATE_DATA_DIR": str(running.pg.data_dir.parent),
+        "VOICEGATE_PG_PORT": str(running.pg.port),
+    }
+    minted = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "token", "--user", user],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    return minted.stdout.decode().strip()
+
+
 def test_a_database_outage_is_a_503_within_a_second_and_heals_without_restart(running: Running) -> None:
+    auth = {"Authorization": f"Bearer {dev_token(running, 'outage@example.test')}"}
+    assert httpx.get(f"{running.base_url}/v1/reflections", headers=auth).status_code == 200
     running.pg.stop(mode="immediate")
     started = time.monotonic()
     wait_for(lambda: (r := readyz(running.base_url)) is not None and r.status_code == 503, 5, "/readyz 503")
@@ -116,9 +136,18 @@ def test_a_database_outage_is_a_503_within_a_second_and_heals_without_restart(ru
     assert outage.headers["content-type"].startswith("application/problem+json")
     assert outage.headers["retry-after"] == "2"
     assert outage.json()["code"] == "database_unavailable"
+    started = time.monotonic()
+    data_route = httpx.post(
+        f"{running.base_url}/v1/reflections", json={"name": "during outage"}, headers=auth, timeout=5
+    )
+    assert time.monotonic() - started < 1.0
+    assert (data_route.status_code, data_route.json()["code"]) == (503, "database_unavailable")
 
     running.pg.ensure_running()
     wait_for(lambda: is_ready(running.base_url), 10, "/readyz 200 again", running.process)
+    after = httpx.get(f"{running.base_url}/v1/reflections", headers=auth)
+    assert after.status_code == 200
+    assert after.json() == {"reflections": []}, "the request made during the outage must not have written anything"
 
 
 def test_sigterm_stops_the_api_and_the_postgres_it_started(running: Running) -> None:
@@ -201,20 +230,7 @@ def test_a_misconfigured_provider_stops_up_before_anything_starts(tmp_path: Path
 
 
 def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stack(running: Running) -> None:
-    env = {
-        **os.environ,
-        "VOICEGATE_DATA_DIR": str(running.pg.data_dir.parent),
-        "VOICEGATE_PG_PORT": str(running.pg.port),
-    }
-    minted = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "token", "--user", "Ada@Example.test"],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    token = minted.stdout.decode().strip()
+    token = dev_token(running, "Ada@Example.test")
     reflections = httpx.get(f"{running.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"})
     assert reflections.status_code == 200, reflections.text
     assert reflections.json() == {"reflections": []}
