@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from backend.auth.verify import TokenVerifier
 from backend.db.pool import create_pool
@@ -35,7 +36,9 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
     pool = create_pool(dsn, settings)
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
-    handlers: list[Any] = [*health_routes, ReflectionsController, VoicesController]
+    handlers: list[Any] = [*health_routes, ReflectionsController, VoicesController, PrometheusController]
+    # group_path: label by route template, not by concrete path, so ids cannot explode cardinality.
+    metrics = PrometheusConfig(app_name="voicegate", prefix="voicegate", group_path=True, exclude=["/metrics"])
     if settings.embedded:
         handlers.append(_embedded_storage(settings, pool, verifier))
 
@@ -53,6 +56,7 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
 
     return Litestar(
         route_handlers=handlers,
+        middleware=[metrics.middleware],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(title="voicegate", version="0.1.0", path="/schema"),
