@@ -15,10 +15,12 @@ from backend.auth.verify import TokenVerifier
 from backend.db.pool import create_pool
 from backend.errors import Unauthorized
 from backend.problem import problem_response
+from backend.routes.clone import CloneController
 from backend.routes.health import health_routes
 from backend.routes.reflections import ReflectionsController
 from backend.routes.voices import VoicesController
 from backend.settings import Settings
+from backend.storage.client import SupabaseObjectStorage
 from backend.storage.routes import storage_router
 
 # What Supabase's hosted Storage allows on the free plan; buckets narrow it further.
@@ -36,7 +38,13 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
     pool = create_pool(dsn, settings)
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
-    handlers: list[Any] = [*health_routes, ReflectionsController, VoicesController, PrometheusController]
+    handlers: list[Any] = [
+        *health_routes,
+        ReflectionsController,
+        VoicesController,
+        CloneController,
+        PrometheusController,
+    ]
     # group_path: label by route template, not by concrete path, so ids cannot explode cardinality.
     metrics = PrometheusConfig(app_name="voicegate", prefix="voicegate", group_path=True, exclude=["/metrics"])
     if settings.embedded:
@@ -48,9 +56,12 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         await pool.open(wait=False)
         app.state.pool = pool
         app.state.verifier = verifier
+        app.state.settings = settings
+        app.state.storage = _storage_client(settings, app)
         try:
             yield
         finally:
+            await app.state.storage.aclose()
             await pool.close()
             await jwks_http.aclose()
 
@@ -62,6 +73,22 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         openapi_config=OpenAPIConfig(title="voicegate", version="0.1.0", path="/schema"),
         debug=False,
     )
+
+
+def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
+    """The one storage client: Supabase Storage, or in embedded mode our own `/storage/v1` reached
+    in-process through the same HTTP client code (no socket, no dependency on the bind address)."""
+    auth = settings.auth
+    key = auth.secret_key or auth.service_role_key if auth else None
+    if key is None:
+        raise ValueError("the storage client needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY")
+    if settings.embedded:
+        return SupabaseObjectStorage(
+            "http://voicegate.internal/storage/v1",
+            key.reveal(),
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar is an ASGI app; its scope types are narrower than httpx's
+        )
+    return SupabaseObjectStorage(settings.storage_public_url, key.reveal())
 
 
 def _embedded_storage(settings: Settings, pool: Any, verifier: TokenVerifier) -> Router:

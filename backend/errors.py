@@ -106,3 +106,35 @@ class DatabaseUnavailable(ServiceUnavailable):
     """The database is unreachable; retry shortly."""
 
     code = "database_unavailable"
+
+
+class ConsentRequired(ValidationFailed):
+    """consent required: a voice sample can only be stored with the speaker's consent (consent=true)."""
+
+    code = "consent_required"
+
+
+class SampleNotUploaded(ClientError):
+    """No sample was uploaded for this voice; PUT the file to the signed upload URL first."""
+
+    status = 422
+    code = "sample_not_uploaded"
+
+
+class SampleTooLarge(PayloadTooLarge):
+    """The sample is larger than allowed."""
+
+    code = "sample_too_large"
+
+
+class UnsupportedAudio(UnsupportedMediaType):
+    """unsupported audio format: the file is not WAV, MP3, FLAC, OGG/Opus, WebM/Opus or M4A/AAC."""
+
+    code = "unsupported_audio_format"
+
+
+class ProviderNotConfigured(ClientError):
+    """That voice provider is not configured on this server."""
+
+    status = 422
+    code = "provider_not_configured"

@@ -30,6 +30,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_HOST: address the HTTP API binds to."""
     port: int = 8000
     """VOICEGATE_PORT: port the HTTP API binds to."""
+    public_url: str | None = None
+    """VOICEGATE_PUBLIC_URL: the API's address as clients reach it (default http://HOST:PORT)."""
     pg_port: int = 54322
     """VOICEGATE_PG_PORT: loopback port of the embedded Postgres."""
     db_pool_min: int = 2
@@ -53,6 +55,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.database_url is None
 
     @property
+    def api_base_url(self) -> str:
+        """Where clients reach this API."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def storage_public_url(self) -> str:
+        """Storage as clients reach it: our own `/storage/v1` when embedded, else the Supabase project's."""
+        if self.embedded or self.auth is None or self.auth.supabase_url is None:
+            return f"{self.api_base_url}/storage/v1"
+        return f"{self.auth.supabase_url.rstrip('/')}/storage/v1"
+
+    @property
     def pgdata(self) -> Path:
         """Data directory of the embedded Postgres cluster."""
         return self.data_dir / "pgdata"
@@ -63,6 +77,7 @@ _ENV = {
     "data_dir": "VOICEGATE_DATA_DIR",
     "host": "VOICEGATE_HOST",
     "port": "VOICEGATE_PORT",
+    "public_url": "VOICEGATE_PUBLIC_URL",
     "pg_port": "VOICEGATE_PG_PORT",
     "db_pool_min": "VOICEGATE_DB_POOL_MIN",
     "db_pool_max": "VOICEGATE_DB_POOL_MAX",

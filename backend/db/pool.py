@@ -102,3 +102,12 @@ async def ping(pool: AsyncConnectionPool[Connection]) -> None:
     with translate_db_errors():
         async with pool.connection() as conn:
             await conn.execute("select 1")
+
+
+async def become_service(conn: Connection) -> None:
+    """Switch a user transaction to `service_role` for its remaining statements.
+
+    For use cases that check ownership under the caller's RLS and then write service-only rows in
+    the same transaction. SET ROLE is checked against the session user, so this works from any role.
+    """
+    await conn.execute("select set_config('role', 'service_role', true)")

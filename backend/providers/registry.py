@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from backend.providers.base import VoiceProvider
+from backend.providers.base import SampleRules, VoiceProvider
 from backend.providers.cartesia import CartesiaProvider
 from backend.providers.config import PROVIDER_NAMES, ProviderConfigError, ProviderSettings, key_variable
 from backend.providers.elevenlabs import ElevenLabsProvider
@@ -31,3 +31,16 @@ def build_provider(
     if name == "cartesia":
         return CartesiaProvider(settings.cartesia, http_client)
     return LocalProvider(profile_store)
+
+
+def sample_rules(name: str) -> SampleRules:
+    """What provider ``name`` accepts as a reference sample, checked before any call is spent."""
+    rules = {
+        "qwen": QwenProvider.sample_rules,
+        "elevenlabs": ElevenLabsProvider.sample_rules,
+        "cartesia": CartesiaProvider.sample_rules,
+        "local": LocalProvider.sample_rules,
+    }
+    if name not in rules:
+        raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
+    return rules[name]

@@ -102,12 +102,22 @@ class ObjectStorage(Protocol):
 class SupabaseObjectStorage:
     """`ObjectStorage` over storage3's `AsyncStorageClient`, authenticated with the service key."""
 
-    def __init__(self, storage_url: str, service_key: str, *, timeout: float = 30.0) -> None:
-        """`storage_url` is the Storage base, e.g. `https://<ref>.supabase.co/storage/v1`."""
+    def __init__(
+        self,
+        storage_url: str,
+        service_key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`storage_url` is the Storage base, e.g. `https://<ref>.supabase.co/storage/v1`; `transport`
+        lets embedded mode reach its own `/storage/v1` in-process, through the same HTTP client code."""
         headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
         # Our own httpx client, so we own its lifetime (aclose) and its timeout; trust_env off
         # because a proxy from the environment must not see the service key.
-        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, trust_env=False, follow_redirects=True)
+        self._http = httpx.AsyncClient(
+            headers=headers, timeout=timeout, trust_env=False, follow_redirects=True, transport=transport
+        )
         # storage3 warns (and fixes it) when the base has no trailing slash.
         self._client = AsyncStorageClient(url=storage_url.rstrip("/") + "/", headers=headers, http_client=self._http)
 

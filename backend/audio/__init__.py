@@ -1,0 +1,1 @@
+"""Audio: what a sample really is, decided from its bytes."""
