@@ -2,8 +2,8 @@
 
 from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
 from backend.auth.dev_tokens import mint_service_key, mint_user_token
-from backend.auth.secret import Secret
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
+from backend.secret import Secret
 
 __all__ = [
     "AuthConfigError",

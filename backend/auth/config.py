@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import secrets
 import stat
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from backend.auth.dev_tokens import MIN_SECRET_LENGTH, mint_service_key
-from backend.auth.secret import Secret
+from backend.secret import Secret, is_loopback_host
 
 JWT_SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name, not a secret
 JWKS_PATH: Final = "/auth/v1/.well-known/jwks.json"
@@ -53,21 +52,12 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
         return None if self.supabase_url is None else self.supabase_url + JWKS_PATH
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _supabase_url(value: str) -> str:
     parts = urlsplit(value.strip())
     host = (parts.hostname or "").lower()
     if parts.scheme not in {"http", "https"} or not host:
         raise AuthConfigError("SUPABASE_URL must be an http(s) URL such as https://<ref>.supabase.co")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise AuthConfigError("SUPABASE_URL must use https (plain http is allowed only for loopback)")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise AuthConfigError("SUPABASE_URL must not carry credentials, a query or a fragment")

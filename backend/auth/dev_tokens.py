@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import jwt
 
-from backend.auth.secret import Secret
+from backend.secret import Secret
 
 MIN_SECRET_LENGTH: Final = 32
 """HS256 secrets shorter than this (256 bits) are refused; Supabase enforces the same minimum."""

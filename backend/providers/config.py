@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
 import msgspec
+
+from backend.secret import Secret, is_loopback_host
 
 PROVIDER_NAMES: Final = ("local", "qwen", "elevenlabs", "cartesia")
 
@@ -28,30 +28,6 @@ CARTESIA_DEFAULT_VERSION: Final = "2025-04-16"
 
 class ProviderConfigError(ValueError):
     """A provider setting is missing or does not fit; the message names the variable, never its value."""
-
-
-class Secret:
-    """A string that never shows itself in ``repr``, ``str``, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The real value, for the one place that sends it (an HTTP header)."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
 
 
 class QwenSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,22 +69,13 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
         return section.api_key is not None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _base_url(variable: str, value: str) -> tuple[str, str]:
     """Validate a base URL; returns (normalised URL without trailing slash, lower-case host)."""
     parts = urlsplit(value.strip())
     host = (parts.hostname or "").lower()
     if parts.scheme not in {"http", "https"} or not host:
         raise ProviderConfigError(f"{variable} must be an http(s) URL such as https://host")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise ProviderConfigError(f"{variable} must use https (plain http is allowed only for loopback)")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in {"", "/"}:
         raise ProviderConfigError(f"{variable} must be a bare origin (no path, query or credentials)")

@@ -1,8 +1,9 @@
-"""A string wrapper that keeps keys and signing secrets out of reprs, logs and tracebacks."""
+"""Keys and signing secrets kept out of reprs, logs and tracebacks; and where plain http is allowed."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 
 class Secret:
@@ -32,3 +33,13 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` and loopback addresses: the only hosts a key may be sent to over plain http."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
