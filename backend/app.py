@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,9 @@ from backend.routes.voices import VoicesController
 from backend.settings import Settings
 from backend.storage.client import SupabaseObjectStorage
 from backend.storage.routes import storage_router
+
+# httpx logs every request URL at INFO, and signed Storage URLs carry their token in the query.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # What Supabase's hosted Storage allows on the free plan; buckets narrow it further.
 GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
@@ -71,6 +75,9 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(title="voicegate", version="0.1.0", path="/schema"),
+        # Logging is configured once by the entry point (VOICEGATE_LOG_LEVEL); Litestar's default
+        # config would reset the root logger to INFO with its own format.
+        logging_config=None,
         debug=False,
     )
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = with_auth(settings)
     except SettingsError as exc:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
         return int(args.run(settings, args))
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@ refusal of finalize with its own code and nothing written."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -189,3 +190,17 @@ async def test_upload_url_refuses_bad_input_and_writes_nothing(
     assert (response.status_code, response.json()["code"]) == (400, code)
     assert sql.execute("select count(*) from voices").fetchone() == (0,)
     assert sql.execute("select count(*) from voice_consents").fetchone() == (0,)
+
+
+async def test_signed_url_tokens_never_reach_the_logs(
+    client: Client, make_user: Callable[[], User], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    alice = make_user()
+    ticket = await upload_url(client, alice)
+    await put_sample(client, ticket, WAV)
+    finalized = await client.post("/api/clone/finalize", json={"voice_id": ticket["voice_id"]}, headers=alice.headers)
+    assert finalized.status_code == 202
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in (ticket["token"], alice.token):
+        assert secret not in logged
