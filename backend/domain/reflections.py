@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Connection
+from backend.db.pool import Connection, become_service
 from backend.db.queries import load_queries
 from backend.errors import Conflict, NotFound
 
@@ -170,6 +170,22 @@ async def complete_preview(service_conn: Connection, attempt: dict[str, Any], ac
         },
     )
     return attempt_view(row)
+
+
+RETRYABLE = frozenset({"failed", "canceled"})
+
+
+async def retry_clone(conn: Connection, reflection_id: uuid.UUID) -> Attempt:
+    """Start a new attempt from the active one's voice and sample when it failed or was canceled.
+
+    `conn` is a user transaction: the active attempt is read under the caller's RLS, then the
+    transaction becomes the service to insert (the insert supersedes the old attempt and enqueues).
+    """
+    current = await active_attempt_row(conn, reflection_id)
+    if current["status"] not in RETRYABLE:
+        raise Conflict(f"Only a failed or canceled clone can be retried; this one is {current['status']}.")
+    await become_service(conn)
+    return attempt_view(await fetch_one(conn, Q["retry_attempt"], {"attempt_id": current["id"]}))
 
 
 async def launch_session(conn: Connection, reflection_id: uuid.UUID) -> Session:

@@ -35,3 +35,11 @@ select * from voicegate.transition_attempt(
 insert into public.reflection_sessions (reflection_id, attempt_id)
 values (%(reflection_id)s, %(attempt_id)s)
 returning id, reflection_id, attempt_id, created_at;
+
+-- name: retry_attempt
+insert into public.voice_clone_attempts
+  (owner_id, voice_id, reflection_id, sample_id, provider, source, preview_required, max_retries)
+select owner_id, voice_id, reflection_id, sample_id, provider, source, preview_required, max_retries
+  from public.voice_clone_attempts
+ where id = %(attempt_id)s
+returning *;

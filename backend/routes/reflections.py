@@ -96,6 +96,13 @@ class ReflectionsController(Controller):
         async with service_transaction(pool_of(request)) as service_conn:
             return await svc.complete_preview(service_conn, attempt, actor=f"user:{claims.sub}")
 
+    @post("/{reflection_id:uuid}/voice/retry", status_code=202, summary="Retry a failed clone")
+    async def retry(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.Attempt:
+        """Queue a new attempt from the failed (or canceled) active one; the old one is superseded."""
+        claims = await current_user(request)
+        async with user_transaction(pool_of(request), claims.raw) as conn:
+            return await svc.retry_clone(conn, reflection_id)
+
     @post("/{reflection_id:uuid}/sessions", status_code=201, summary="Launch a session")
     async def launch(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.Session:
         """201 with the session, or 409 listing every reason the voice blocks the launch."""

@@ -41,6 +41,7 @@ def test_malformed_files_are_refused(text: str, message: str) -> None:
                 "active_attempt",
                 "transition_attempt",
                 "create_session",
+                "retry_attempt",
             },
         ),
         (voices.Q, {"list_voices", "get_voice", "soft_delete_voice"}),

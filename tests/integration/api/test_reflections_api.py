@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.integration.api.conftest import User
-from tests.support import Conn, one, seed_attempt, transition
+from tests.support import Conn, one, queue_messages, seed_attempt, transition
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -61,6 +61,7 @@ async def test_create_list_and_get_are_scoped_to_the_caller(client: Client, make
         ("GET", "/v1/reflections/{r}/voice-clone-attempts/{a}"),
         ("POST", "/v1/reflections/{r}/voice/preview/complete"),
         ("POST", "/v1/reflections/{r}/sessions"),
+        ("POST", "/v1/reflections/{r}/voice/retry"),
         ("GET", "/api/voices/{v}"),
         ("DELETE", "/api/voices/{v}"),
     ],
@@ -197,3 +198,25 @@ async def test_voices_show_provider_metadata_once_ready_and_delete_softly(
     assert (await client.delete(f"/api/voices/{voice['id']}", headers=alice.headers)).status_code == 404
     row = one(sql, "select deleted_at is not null as deleted from voices where id = %s", (voice["id"],))
     assert row["deleted"] is True
+
+
+async def test_a_failed_clone_is_retried_as_a_new_queued_attempt(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    alice = make_user()
+    rid = (await new_reflection(client, alice))["id"]
+    attempt = start_clone(sql, alice, rid)
+    early = await client.post(f"/v1/reflections/{rid}/voice/retry", headers=alice.headers)
+    assert (early.status_code, early.json()["code"]) == (409, "conflict")
+
+    advance(sql, attempt, {"status": "failed", "changes": {"last_error_code": "bad_audio", "last_error_message": "x"}})
+    retried = await client.post(f"/v1/reflections/{rid}/voice/retry", headers=alice.headers)
+    assert retried.status_code == 202, retried.text
+    new = retried.json()
+    assert (new["status"], new["isActive"], new["voiceId"]) == ("queued", True, str(attempt["voice_id"]))
+    old = one(sql, "select status, is_active from voice_clone_attempts where id = %s", (attempt["id"],))
+    assert old == {"status": "failed", "is_active": False}
+    state = (await client.get(f"/v1/reflections/{rid}/voice", headers=alice.headers)).json()
+    assert (state["voice"]["attemptId"], state["voice"]["cloneStatus"]) == (new["id"], "queued")
+    messages = [m["message"]["attemptId"] for m in queue_messages(sql, "voice_clone_process")]
+    assert messages == [str(attempt["id"]), new["id"]]
