@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Request
 from psycopg_pool import AsyncConnectionPool
 
 from backend.auth.verify import UserClaims, bearer_token
-from backend.db.pool import Connection
+from backend.db.pool import Connection, user_transaction
 
 
 async def current_user(request: Request[Any, Any, Any]) -> UserClaims:
@@ -33,3 +35,11 @@ def pool_of(request: Request[Any, Any, Any]) -> AsyncConnectionPool[Connection]:
 def user_id(claims: UserClaims) -> uuid.UUID:
     """The caller's user id."""
     return uuid.UUID(claims.sub)
+
+
+@asynccontextmanager
+async def user_scope(request: Request[Any, Any, Any]) -> AsyncIterator[Connection]:
+    """A transaction as the verified caller: role `authenticated` with their claims, so RLS decides."""
+    claims = await current_user(request)
+    async with user_transaction(pool_of(request), claims.raw) as conn:
+        yield conn

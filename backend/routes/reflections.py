@@ -12,7 +12,7 @@ from litestar.params import Body, FromPath
 from backend.auth.verify import UserClaims
 from backend.db.pool import service_transaction, user_transaction
 from backend.domain import reflections as svc
-from backend.routes.context import current_user, pool_of
+from backend.routes.context import current_user, pool_of, user_scope
 
 
 class ReflectionCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -44,36 +44,31 @@ class ReflectionsController(Controller):
         self, request: Request[Any, Any, Any], data: Annotated[ReflectionCreate, Body()]
     ) -> svc.Reflection:
         """Create a reflection owned by the caller."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return await svc.create_reflection(conn, data.name.strip())
 
     @get("/", summary="List the caller's reflections")
     async def list_all(self, request: Request[Any, Any, Any]) -> ReflectionList:
         """The caller's reflections, newest first."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return ReflectionList(await svc.list_reflections(conn))
 
     @get("/{reflection_id:uuid}", summary="Get a reflection")
     async def get_one(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.Reflection:
         """One of the caller's reflections (404 for anyone else's)."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return await svc.get_reflection(conn, reflection_id)
 
     @get("/{reflection_id:uuid}/voice", summary="Voice state and launch readiness")
     async def voice(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.VoiceState:
         """The voice mirror with launch readiness and its blocking reasons."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return await svc.voice_state(conn, reflection_id)
 
     @get("/{reflection_id:uuid}/voice-clone-attempts", summary="List clone attempts")
     async def attempts(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> AttemptList:
         """The reflection's clone attempts, newest first."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return AttemptList(await svc.list_attempts(conn, reflection_id))
 
     @get("/{reflection_id:uuid}/voice-clone-attempts/{attempt_id:uuid}", summary="Get a clone attempt")
@@ -81,8 +76,7 @@ class ReflectionsController(Controller):
         self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID], attempt_id: FromPath[uuid.UUID]
     ) -> svc.Attempt:
         """One clone attempt of the reflection."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return await svc.get_attempt(conn, reflection_id, attempt_id)
 
     @post("/{reflection_id:uuid}/voice/preview/complete", status_code=200, summary="Confirm the preview was heard")
@@ -99,13 +93,11 @@ class ReflectionsController(Controller):
     @post("/{reflection_id:uuid}/voice/retry", status_code=202, summary="Retry a failed clone")
     async def retry(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.Attempt:
         """Queue a new attempt from the failed (or canceled) active one; the old one is superseded."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return await svc.retry_clone(conn, reflection_id)
 
     @post("/{reflection_id:uuid}/sessions", status_code=201, summary="Launch a session")
     async def launch(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.Session:
         """201 with the session, or 409 listing every reason the voice blocks the launch."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return await svc.launch_session(conn, reflection_id)

@@ -8,9 +8,9 @@ from typing import Any
 from litestar import Controller, Request, delete, get
 from litestar.params import FromPath
 
-from backend.db.pool import service_transaction, user_transaction
+from backend.db.pool import service_transaction
 from backend.domain import voices as svc
-from backend.routes.context import current_user, pool_of, user_id
+from backend.routes.context import current_user, pool_of, user_id, user_scope
 
 
 class VoicesController(Controller):
@@ -22,15 +22,13 @@ class VoicesController(Controller):
     @get("/", summary="List the caller's voices")
     async def list_all(self, request: Request[Any, Any, Any]) -> svc.VoiceList:
         """The caller's voices with their provider metadata."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return await svc.list_voices(conn)
 
     @get("/{voice_id:uuid}", summary="Get a voice")
     async def get_one(self, request: Request[Any, Any, Any], voice_id: FromPath[uuid.UUID]) -> svc.Voice:
         """One of the caller's voices (404 for anyone else's)."""
-        claims = await current_user(request)
-        async with user_transaction(pool_of(request), claims.raw) as conn:
+        async with user_scope(request) as conn:
             return await svc.get_voice(conn, voice_id)
 
     @delete("/{voice_id:uuid}", status_code=204, summary="Delete a voice (soft)")
