@@ -87,6 +87,11 @@ def storage_router(
 Caller = Callable[[Request[Any, Any, Any]], Awaitable[Mapping[str, Any]]]
 
 
+def _wants_upsert(request: Request[Any, Any, Any]) -> bool:
+    """Storage's `x-upsert: true` header: overwrite an existing object instead of refusing."""
+    return (request.headers.get("x-upsert") or "").lower() == "true"
+
+
 def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHandler]:
     """Signing, and using, signed upload and download URLs."""
 
@@ -95,8 +100,7 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
         request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
     ) -> dict[str, str]:
         key = _key(path)
-        upsert = (request.headers.get("x-upsert") or "").lower() == "true"
-        token = await service.sign_upload(await caller(request), bucket, key, upsert=upsert)
+        token = await service.sign_upload(await caller(request), bucket, key, upsert=_wants_upsert(request))
         return {"url": f"/object/upload/sign/{_quoted(bucket, key)}?token={token}", "token": token}
 
     @put("/object/upload/sign/{bucket:str}/{path:path}", status_code=200, request_max_body_size=None)
@@ -148,7 +152,7 @@ def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteH
         request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
     ) -> dict[str, str]:
         key = _key(path)
-        upsert = (request.headers.get("x-upsert") or "").lower() == "true"
+        upsert = _wants_upsert(request)
         claims = await caller(request)
         object_id = await service.upload(claims, bucket, key, _upload_meta(request), request.stream(), upsert=upsert)
         return {"Id": object_id, "Key": f"{bucket}/{key}"}
