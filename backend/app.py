@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,9 +18,13 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from backend.auth.verify import TokenVerifier
 from backend.db.pool import create_pool
 from backend.errors import Unauthorized
+from backend.lifecycle.context import build_lifecycle
 from backend.problem import problem_response
+from backend.providers.http import create_http_client
 from backend.routes.clone import CloneController
 from backend.routes.health import health_routes
+from backend.routes.internal import InternalController
+from backend.routes.reflection_voice import ReflectionVoiceController
 from backend.routes.reflections import ReflectionsController
 from backend.routes.voices import VoicesController
 from backend.settings import Settings
@@ -31,11 +38,13 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
 
 
-def create_app(settings: Settings, dsn: str) -> Litestar:
+def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> Litestar:
     """Build the app for `settings` (with auth settings, see `with_auth`), talking to `dsn`.
 
     In embedded mode the app also serves the Storage stand-in under `/storage/v1`, so the stock
-    Supabase storage client works against it exactly as against a Supabase project.
+    Supabase storage client works against it exactly as against a Supabase project. With
+    `run_consumers` the queue consumers run inside the app (`voicegate up`); if they die, the failure is
+    logged and `app.state.worker_failed` is set so the entry point can exit non-zero.
     """
     if settings.auth is None:
         raise ValueError("create_app needs settings with auth (backend.settings.with_auth)")
@@ -45,8 +54,10 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
     handlers: list[Any] = [
         *health_routes,
         ReflectionsController,
+        ReflectionVoiceController,
         VoicesController,
         CloneController,
+        InternalController,
         PrometheusController,
     ]
     # group_path: label by route template, not by concrete path, so ids cannot explode cardinality.
@@ -62,9 +73,18 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         app.state.verifier = verifier
         app.state.settings = settings
         app.state.storage = _storage_client(settings, app)
+        app.state.worker_failed = False
+        provider_http = create_http_client(trust_env=False)
+        app.state.lifecycle = build_lifecycle(settings, pool, app.state.storage, provider_http)
+        stopping = asyncio.Event()
+        worker = _start_worker(app, settings, dsn, stopping) if run_consumers else None
         try:
             yield
         finally:
+            stopping.set()
+            if worker is not None:
+                await asyncio.gather(worker, return_exceptions=True)
+            await provider_http.aclose()
             await app.state.storage.aclose()
             await pool.close()
             await jwks_http.aclose()
@@ -80,6 +100,35 @@ def create_app(settings: Settings, dsn: str) -> Litestar:
         logging_config=None,
         debug=False,
     )
+
+
+def _start_worker(app: Litestar, settings: Settings, dsn: str, stopping: asyncio.Event) -> asyncio.Task[None]:
+    """The consumers as a task of the app; a death is logged loudly and remembered for the exit code."""
+    from queue_consumers.worker import build_consumers, new_worker_id, run_worker  # noqa: PLC0415
+
+    ctx = app.state.lifecycle
+    # CONSUMER_MODE=http inside `up`: the workers reach this very app's internal route in-process.
+    api_client = httpx.AsyncClient(
+        base_url="http://voicegate.internal",
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar is an ASGI app
+        timeout=httpx.Timeout(600.0),
+    )
+    consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api_client)
+    app.state.consumers = consumers
+
+    async def supervise() -> None:
+        try:
+            await run_worker(settings, ctx, consumers, stopping)
+        except Exception:
+            logging.getLogger(__name__).critical("the queue consumers died; stopping voicegate", exc_info=True)
+            app.state.worker_failed = True
+            # An API whose work is never processed must not look healthy: shut the server down.
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
+        finally:
+            await api_client.aclose()
+
+    return asyncio.create_task(supervise(), name="worker")
 
 
 def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             port=getattr(args, "port", None),
             data_dir=getattr(args, "data_dir", None),
         )
-        if args.run in (_up, _serve, _token):
+        if args.run in (_up, _serve, _token, _worker):
             settings = with_auth(settings)
     except SettingsError as exc:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    up = commands.add_parser("up", help="embedded stack in the foreground: Postgres, migrations, API")
+    up = commands.add_parser("up", help="embedded stack in the foreground: Postgres, migrations, API, queue consumers")
     _add_server_flags(up)
     up.add_argument(
         "--data-dir",
@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_server_flags(serve)
     serve.set_defaults(run=_serve)
 
+    worker = commands.add_parser(
+        "worker",
+        help="the queue consumers only (run N of them), against DATABASE_URL or a running embedded Postgres;"
+        " CONSUMER_MODE=http makes them call the API's internal route",
+    )
+    worker.set_defaults(run=_worker)
+
     migrate = commands.add_parser("migrate", help="apply stand-ins, pgmq, migrations and buckets, then exit")
     migrate.add_argument(
         "--data-dir",
@@ -79,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True, help="user id (uuid) or email; an unknown email is created")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(run=_token)
+
+    from scripts import SCRIPT_NAMES  # noqa: PLC0415 - the names only, not the scripts
+
+    ops = commands.add_parser(
+        "ops",
+        help="operator scripts (dry run unless --apply); `voicegate ops <script> --help` for each",
+    )
+    ops.add_argument("script", choices=SCRIPT_NAMES, help="the script to run")
+    ops.add_argument("args", nargs=argparse.REMAINDER, help="its arguments (--apply, --json, ...)")
+    ops.set_defaults(run=_ops)
     return parser
 
 
@@ -111,7 +128,7 @@ def _up_stack(settings: Settings) -> int:
             f"voicegate is starting on {base}\n  readiness: {base}/readyz\n  API docs:  {base}/schema",
             flush=True,
         )
-        return _run_server(settings, dsn)
+        return _run_server(settings, dsn, run_consumers=True)
     finally:
         if pg is not None and started_here:
             log.info("stopping embedded PostgreSQL")
@@ -152,7 +169,15 @@ def _up_with_fake_providers(settings: Settings) -> int:
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
-    return _run_server(settings, _dsn(settings))
+    return _run_server(settings, _dsn(settings), run_consumers=False)
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from queue_consumers.worker import serve_worker  # noqa: PLC0415
+
+    return asyncio.run(serve_worker(settings, _dsn(settings)))
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -193,6 +218,14 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _ops(_settings: Settings, args: argparse.Namespace) -> int:
+    """`voicegate ops <script> [args...]`: the script reads its own settings and arguments."""
+    import importlib  # noqa: PLC0415
+
+    script = importlib.import_module(f"scripts.{args.script.replace('-', '_')}")
+    return int(script.main(list(args.args)))
+
+
 def _dsn(settings: Settings) -> str:
     if settings.database_url is not None:
         return settings.database_url
@@ -201,7 +234,7 @@ def _dsn(settings: Settings) -> str:
     return EmbeddedPostgres(settings.pgdata, port=settings.pg_port).dsn
 
 
-def _run_server(settings: Settings, dsn: str) -> int:
+def _run_server(settings: Settings, dsn: str, *, run_consumers: bool) -> int:
     import uvicorn  # noqa: PLC0415
 
     from backend.app import create_app  # noqa: PLC0415
@@ -219,15 +252,16 @@ def _run_server(settings: Settings, dsn: str) -> int:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
+    app = create_app(settings, dsn, run_consumers=run_consumers)
     config = uvicorn.Config(
-        create_app(settings, dsn),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
     Server(config).run()
-    return 0
+    return 1 if getattr(app.state, "worker_failed", False) else 0
 
 
 if __name__ == "__main__":

@@ -138,3 +138,49 @@ class ProviderNotConfigured(ClientError):
 
     status = 422
     code = "provider_not_configured"
+
+
+class InvalidIdempotencyKey(ClientError):
+    """Idempotency-Key must be 1 to 255 printable ASCII characters."""
+
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(ClientError):
+    """This Idempotency-Key was used with a different request; send a new key for a new request."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    """A request with this Idempotency-Key is still being processed; retry once it has finished."""
+
+    code = "idempotency_key_in_flight"
+
+
+class ProviderVoiceNotFound(ClientError):
+    """The voice provider does not know this voice id."""
+
+    status = 422
+    code = "provider_voice_not_found"
+
+
+class ProviderVoiceTaken(Conflict):
+    """This provider voice is attached to another voice; it can only be used by its owner."""
+
+    code = "provider_voice_taken"
+
+
+class ProviderRejected(ClientError):
+    """The voice provider refused the request."""
+
+    status = 422
+    code = "provider_rejected"
+
+
+class ProviderUnavailable(ServiceUnavailable):
+    """The voice provider is unreachable or overloaded; retry shortly."""
+
+    code = "provider_unavailable"
+    retry_after = 5

@@ -43,6 +43,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     answered 503 (an unreachable database, or a pool exhausted by load)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
+    consumer_mode: Literal["inprocess", "http"] = "inprocess"
+    """CONSUMER_MODE: workers run the lifecycle themselves, or call the API's internal route."""
+    worker_concurrency: int = 8
+    """VOICEGATE_WORKER_CONCURRENCY: messages one consumer handles at once (per queue)."""
+    queue_visibility_seconds: int = 30
+    """VOICEGATE_QUEUE_VT: seconds a read message stays invisible (extended while it is handled)."""
+    queue_max_reads: int = 5
+    """VOICEGATE_QUEUE_MAX_READS: deliveries of one message before it goes to the dead-letter queue."""
+    queue_poll_interval: float = 1.0
+    """VOICEGATE_QUEUE_POLL_INTERVAL: seconds between polls when no notification arrives."""
+    lease_seconds: int = 60
+    """VOICEGATE_LEASE_SECONDS: how long a worker's claim on an attempt lasts unless renewed."""
+    retry_base_seconds: float = 5.0
+    """VOICEGATE_RETRY_BASE_SECONDS: first backoff after a transient provider failure (doubles each time)."""
+    maintenance_interval: float = 60.0
+    """VOICEGATE_MAINTENANCE_INTERVAL: seconds between the worker's stale-attempt and dead-letter sweeps."""
+    stale_after_seconds: int = 900
+    """VOICEGATE_STALE_AFTER: seconds after which a queued attempt with no message is requeued."""
     auth: AuthSettings | None = None
     """Token verification and service keys (SUPABASE_URL, SUPABASE_JWT_SECRET, SUPABASE_*_KEY); set by
     `with_auth`, because in embedded mode it creates the dev JWT secret under the data directory."""
@@ -83,6 +101,15 @@ _ENV = {
     "db_pool_max": "VOICEGATE_DB_POOL_MAX",
     "db_connect_timeout": "VOICEGATE_DB_CONNECT_TIMEOUT",
     "log_level": "VOICEGATE_LOG_LEVEL",
+    "consumer_mode": "CONSUMER_MODE",
+    "worker_concurrency": "VOICEGATE_WORKER_CONCURRENCY",
+    "queue_visibility_seconds": "VOICEGATE_QUEUE_VT",
+    "queue_max_reads": "VOICEGATE_QUEUE_MAX_READS",
+    "queue_poll_interval": "VOICEGATE_QUEUE_POLL_INTERVAL",
+    "lease_seconds": "VOICEGATE_LEASE_SECONDS",
+    "retry_base_seconds": "VOICEGATE_RETRY_BASE_SECONDS",
+    "maintenance_interval": "VOICEGATE_MAINTENANCE_INTERVAL",
+    "stale_after_seconds": "VOICEGATE_STALE_AFTER",
 }
 
 
@@ -141,3 +168,9 @@ def _check(settings: Settings) -> None:
         raise SettingsError("VOICEGATE_DB_POOL_MIN must be at least 1 and at most VOICEGATE_DB_POOL_MAX")
     if settings.db_connect_timeout <= 0:
         raise SettingsError("VOICEGATE_DB_CONNECT_TIMEOUT must be positive")
+    for field in ("worker_concurrency", "queue_visibility_seconds", "queue_max_reads", "lease_seconds"):
+        if getattr(settings, field) < 1:
+            raise SettingsError(f"{env_var(field)} must be at least 1")
+    for field in ("queue_poll_interval", "retry_base_seconds", "maintenance_interval", "stale_after_seconds"):
+        if getattr(settings, field) <= 0:
+            raise SettingsError(f"{env_var(field)} must be positive")

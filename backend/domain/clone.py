@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
@@ -28,6 +28,9 @@ from backend.errors import (
 from backend.providers.config import ProviderSettings, key_variable
 from backend.providers.registry import sample_rules
 from backend.storage.client import ObjectStorage
+
+if TYPE_CHECKING:
+    from backend.idempotency import Recorder
 
 Q = load_queries(Path(__file__).with_suffix(".sql"))
 SAMPLES_BUCKET = "voice-samples"
@@ -132,9 +135,13 @@ async def finalize(
     request: FinalizeRequest,
     *,
     providers: ProviderSettings,
+    record: Recorder | None = None,
 ) -> FinalizedClone:
     """Check the uploaded sample (present, within limits, really audio), then in one transaction
-    record it and queue the clone attempt. Nothing is written when any check fails."""
+    record it and queue the clone attempt. Nothing is written when any check fails.
+
+    `record` (an Idempotency-Key's) gets the result in that transaction, just before it commits.
+    """
     provider = request.provider or providers.default_provider
     if not providers.has_key(provider):
         raise ProviderNotConfigured(f"Voice provider {provider!r} is not configured ({key_variable(provider)}).")
@@ -190,7 +197,10 @@ async def finalize(
                 "provider": provider,
             },
         )
-    return FinalizedClone(request.voice_id, attempt["id"], sample["id"], provider, attempt["status"], sniffed)
+        finalized = FinalizedClone(request.voice_id, attempt["id"], sample["id"], provider, attempt["status"], sniffed)
+        if record is not None:
+            await record(conn, finalized)
+    return finalized
 
 
 async def _draft_voice(conn: Connection, voice_id: uuid.UUID) -> dict[str, object]:

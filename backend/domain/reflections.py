@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -14,9 +15,15 @@ from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, become_service
 from backend.db.queries import load_queries
 from backend.errors import Conflict, NotFound
+from backend.lifecycle.preview import PREVIEWS_BUCKET, preview_path
+from backend.storage.client import ObjectStorage
+
+if TYPE_CHECKING:
+    from backend.idempotency import Recorder
 
 Q = load_queries(Path(__file__).with_suffix(".sql"))
 LIST_LIMIT = 200
+PREVIEW_URL_SECONDS = 600
 
 
 class Reflection(msgspec.Struct, rename="camel"):
@@ -36,6 +43,8 @@ class VoiceState(msgspec.Struct, rename="camel"):
     voice: dict[str, Any]
     launch_ready: bool
     blocking_reasons: list[str]
+    #: A short-lived URL of the preview to listen to, once it is generated.
+    preview_url: str | None = None
 
 
 class Attempt(msgspec.Struct, rename="camel"):
@@ -123,6 +132,20 @@ async def voice_state(conn: Connection, reflection_id: uuid.UUID) -> VoiceState:
     return VoiceState(reflection.id, reflection.voice, readiness["ready"], list(readiness["reasons"]))
 
 
+async def voice_state_with_preview(
+    conn: Connection, storage: ObjectStorage, owner_id: uuid.UUID, reflection_id: uuid.UUID
+) -> VoiceState:
+    """`voice_state`, plus a signed URL of the active attempt's preview when there is one to hear."""
+    state = await voice_state(conn, reflection_id)
+    attempt_id = state.voice.get("attemptId")
+    if attempt_id and state.voice.get("previewStatus") in {"ready", "completed"}:
+        path = preview_path(owner_id, uuid.UUID(str(attempt_id)))
+        # A preview purged from Storage (or never uploaded) leaves the state readable, without a URL.
+        with contextlib.suppress(NotFound):
+            state.preview_url = await storage.create_signed_url(PREVIEWS_BUCKET, path, PREVIEW_URL_SECONDS)
+    return state
+
+
 async def list_attempts(conn: Connection, reflection_id: uuid.UUID) -> list[Attempt]:
     """The reflection's attempts, newest first."""
     await get_reflection(conn, reflection_id)
@@ -175,17 +198,21 @@ async def complete_preview(service_conn: Connection, attempt: dict[str, Any], ac
 RETRYABLE = frozenset({"failed", "canceled"})
 
 
-async def retry_clone(conn: Connection, reflection_id: uuid.UUID) -> Attempt:
+async def retry_clone(conn: Connection, reflection_id: uuid.UUID, record: Recorder | None = None) -> Attempt:
     """Start a new attempt from the active one's voice and sample when it failed or was canceled.
 
     `conn` is a user transaction: the active attempt is read under the caller's RLS, then the
     transaction becomes the service to insert (the insert supersedes the old attempt and enqueues).
+    `record` (an Idempotency-Key's) gets the new attempt last, so it commits with the insert.
     """
     current = await active_attempt_row(conn, reflection_id)
     if current["status"] not in RETRYABLE:
         raise Conflict(f"Only a failed or canceled clone can be retried; this one is {current['status']}.")
     await become_service(conn)
-    return attempt_view(await fetch_one(conn, Q["retry_attempt"], {"attempt_id": current["id"]}))
+    attempt = attempt_view(await fetch_one(conn, Q["retry_attempt"], {"attempt_id": current["id"]}))
+    if record is not None:
+        await record(conn, attempt)
+    return attempt
 
 
 async def launch_session(conn: Connection, reflection_id: uuid.UUID) -> Session:

@@ -44,3 +44,21 @@ def sample_rules(name: str) -> SampleRules:
     if name not in rules:
         raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
     return rules[name]
+
+
+class ProviderSet:
+    """The adapters one process uses, built on first use and sharing one HTTP client."""
+
+    def __init__(
+        self, settings: ProviderSettings, http_client: httpx.AsyncClient, *, profile_store: ProfileStore | None = None
+    ) -> None:
+        self._settings = settings
+        self._http = http_client
+        self._profile_store = profile_store
+        self._built: dict[str, VoiceProvider] = {}
+
+    def get(self, name: str) -> VoiceProvider:
+        """The adapter for `name` (ProviderConfigError when it is unknown or has no key)."""
+        if name not in self._built:
+            self._built[name] = build_provider(name, self._settings, self._http, profile_store=self._profile_store)
+        return self._built[name]

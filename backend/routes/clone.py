@@ -6,10 +6,11 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Response, post
 from litestar.params import Body
 
 from backend.domain import clone as svc
+from backend.idempotency import idempotent
 from backend.routes.context import current_user, pool_of
 
 LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
@@ -66,8 +67,11 @@ class CloneController(Controller):
     @post("/finalize", status_code=202, summary="Check the uploaded sample and queue the clone")
     async def finalize(
         self, request: Request[Any, Any, Any], data: Annotated[FinalizeBody, Body()]
-    ) -> svc.FinalizedClone:
-        """Verify the uploaded object (present, within limits, really audio) and queue the attempt."""
+    ) -> Response[svc.FinalizedClone]:
+        """Verify the uploaded object (present, within limits, really audio) and queue the attempt.
+
+        With an `Idempotency-Key`, a repeat of the same body replays the first 202.
+        """
         claims = await current_user(request)
         body = svc.FinalizeRequest(
             data.voice_id,
@@ -77,5 +81,12 @@ class CloneController(Controller):
             data.provider,
             data.reflection_id,
         )
-        state = request.app.state
-        return await svc.finalize(pool_of(request), state.storage, claims, body, providers=state.settings.providers)
+        pool, state = pool_of(request), request.app.state
+        return await idempotent(
+            request,
+            claims,
+            lambda record: svc.finalize(
+                pool, state.storage, claims, body, providers=state.settings.providers, record=record
+            ),
+            body=msgspec.json.encode(data),
+        )

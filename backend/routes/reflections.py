@@ -6,12 +6,13 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import Body, FromPath
 
 from backend.auth.verify import UserClaims
 from backend.db.pool import service_transaction, user_transaction
 from backend.domain import reflections as svc
+from backend.idempotency import Recorder, idempotent
 from backend.routes.context import current_user, pool_of, user_scope
 
 
@@ -59,12 +60,6 @@ class ReflectionsController(Controller):
         async with user_scope(request) as conn:
             return await svc.get_reflection(conn, reflection_id)
 
-    @get("/{reflection_id:uuid}/voice", summary="Voice state and launch readiness")
-    async def voice(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.VoiceState:
-        """The voice mirror with launch readiness and its blocking reasons."""
-        async with user_scope(request) as conn:
-            return await svc.voice_state(conn, reflection_id)
-
     @get("/{reflection_id:uuid}/voice-clone-attempts", summary="List clone attempts")
     async def attempts(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> AttemptList:
         """The reflection's clone attempts, newest first."""
@@ -91,10 +86,18 @@ class ReflectionsController(Controller):
             return await svc.complete_preview(service_conn, attempt, actor=f"user:{claims.sub}")
 
     @post("/{reflection_id:uuid}/voice/retry", status_code=202, summary="Retry a failed clone")
-    async def retry(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.Attempt:
-        """Queue a new attempt from the failed (or canceled) active one; the old one is superseded."""
-        async with user_scope(request) as conn:
-            return await svc.retry_clone(conn, reflection_id)
+    async def retry(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> Response[svc.Attempt]:
+        """Queue a new attempt from the failed (or canceled) active one; the old one is superseded.
+
+        With an `Idempotency-Key`, a repeat replays the first 202 instead of retrying again.
+        """
+        claims = await current_user(request)
+
+        async def retry_clone(record: Recorder | None) -> svc.Attempt:
+            async with user_transaction(pool_of(request), claims.raw) as conn:
+                return await svc.retry_clone(conn, reflection_id, record)
+
+        return await idempotent(request, claims, retry_clone)
 
     @post("/{reflection_id:uuid}/sessions", status_code=201, summary="Launch a session")
     async def launch(self, request: Request[Any, Any, Any], reflection_id: FromPath[uuid.UUID]) -> svc.Session:

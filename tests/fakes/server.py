@@ -12,8 +12,10 @@ import uvicorn
 
 
 @contextmanager
-def serve(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve(app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: str = "off") -> Iterator[str]:
     """Serve ``app`` and yield its base URL; stops the server and joins the thread on exit.
+
+    ``lifespan="on"`` runs the app's startup and shutdown (voicegate's own app needs its pool).
 
     The socket is bound and listening before the thread starts, so the URL is usable at once:
     connections wait in the backlog until uvicorn's loop accepts them.
@@ -25,7 +27,7 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
-        lifespan="off",
+        lifespan=lifespan,  # type: ignore[arg-type]  # uvicorn types it as a Literal
         log_level="warning",
         access_log=False,
         http="h11",

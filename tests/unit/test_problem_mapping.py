@@ -9,6 +9,7 @@ from litestar.exceptions import MethodNotAllowedException, NotFoundException, Va
 from psycopg_pool import PoolTimeout
 
 from backend import errors
+from backend.audio import errors as audio_errors
 from backend.db.pool import translate_db_errors
 from backend.problem import problem_for
 
@@ -49,6 +50,55 @@ ROWS = [
     ),
     (NotFoundException(), 404, "not_found", "No such route or resource."),
     (MethodNotAllowedException(), 405, "method_not_allowed", "Method Not Allowed"),
+    (
+        errors.InvalidIdempotencyKey(),
+        400,
+        "invalid_idempotency_key",
+        "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+    ),
+    (
+        errors.IdempotencyKeyReused(),
+        422,
+        "idempotency_key_reused",
+        "This Idempotency-Key was used with a different request; send a new key for a new request.",
+    ),
+    (
+        errors.IdempotencyKeyInFlight(),
+        409,
+        "idempotency_key_in_flight",
+        "A request with this Idempotency-Key is still being processed; retry once it has finished.",
+    ),
+    (
+        errors.ProviderVoiceNotFound(),
+        422,
+        "provider_voice_not_found",
+        "The voice provider does not know this voice id.",
+    ),
+    (
+        errors.ProviderVoiceTaken(),
+        409,
+        "provider_voice_taken",
+        "This provider voice is attached to another voice; it can only be used by its owner.",
+    ),
+    (errors.ProviderRejected(), 422, "provider_rejected", "The voice provider refused the request."),
+    (
+        errors.ProviderUnavailable(),
+        503,
+        "provider_unavailable",
+        "The voice provider is unreachable or overloaded; retry shortly.",
+    ),
+    (audio_errors.AudioRejected(), 422, "audio_rejected", "The audio sample cannot be used."),
+    (audio_errors.UnsupportedOrCorruptAudio(), 415, "unsupported_audio", "unsupported or corrupt audio"),
+    (
+        audio_errors.AudioTooLongForSize(),
+        422,
+        "audio_too_long_for_size",
+        "audio too long for its size: the file claims or decodes to more audio than its bytes can hold",
+    ),
+    (audio_errors.SampleTooShort(), 422, "sample_too_short", "sample too short"),
+    (audio_errors.SampleTooLong("sample too long (max 60 s)"), 422, "sample_too_long", "sample too long (max 60 s)"),
+    (audio_errors.NoSpeech(), 422, "no_speech", "no speech detected"),
+    (audio_errors.SampleClipped(), 422, "clipping", "sample is clipped"),
     (RuntimeError("secret dsn postgresql://u:pw@h"), 500, "internal_error", "An unexpected error occurred."),
 ]
 

@@ -1,0 +1,76 @@
+"""Why an audio sample is refused: one ``AudioRejected`` subclass per stable code."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from backend.errors import ClientError
+
+if TYPE_CHECKING:
+    from backend.audio.pipeline import QualityReport
+
+
+class AudioRejected(ClientError):
+    """The audio sample cannot be used."""
+
+    status = 422
+    code = "audio_rejected"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        report: QualityReport | None = None,
+        facts: dict[str, float | str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        #: The quality report, when the sample decoded far enough to measure it (stored beside the refusal).
+        self.report = report
+        #: The measured values and limits behind the refusal, camelCase keys, for the problem body.
+        self.facts = dict(facts or {})
+
+    def extensions(self) -> dict[str, object]:
+        """The figures behind the refusal, and the quality report when one was measured."""
+        members: dict[str, object] = dict(self.facts)
+        if self.report is not None:
+            members["quality"] = msgspec.to_builtins(self.report)
+        return members
+
+
+class UnsupportedOrCorruptAudio(AudioRejected):
+    """unsupported or corrupt audio"""
+
+    status = 415
+    code = "unsupported_audio"
+
+
+class AudioTooLongForSize(AudioRejected):
+    """audio too long for its size: the file claims or decodes to more audio than its bytes can hold"""
+
+    code = "audio_too_long_for_size"
+
+
+class SampleTooShort(AudioRejected):
+    """sample too short"""
+
+    code = "sample_too_short"
+
+
+class SampleTooLong(AudioRejected):
+    """sample too long"""
+
+    code = "sample_too_long"
+
+
+class NoSpeech(AudioRejected):
+    """no speech detected"""
+
+    code = "no_speech"
+
+
+class SampleClipped(AudioRejected):
+    """sample is clipped"""
+
+    code = "clipping"

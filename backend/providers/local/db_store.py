@@ -1,0 +1,59 @@
+"""Local voices kept in Postgres (`voicegate.local_voices`): they survive restarts and are shared by
+every worker, as an account at a remote provider would be."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from psycopg_pool import AsyncConnectionPool
+
+from backend.db.execute import fetch_all, fetch_optional
+from backend.db.pool import Connection, service_transaction
+from backend.db.queries import load_queries
+from backend.providers.local.provider import LocalVoice
+
+Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+
+def _voice(row: dict[str, Any]) -> LocalVoice:
+    return msgspec.convert(row, LocalVoice)
+
+
+class PostgresProfileStore:
+    """A `ProfileStore` over the service role's pool."""
+
+    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+        self._pool = pool
+
+    async def get(self, voice_id: str) -> LocalVoice | None:
+        """The stored voice, or ``None``."""
+        async with service_transaction(self._pool) as conn:
+            row = await fetch_optional(conn, Q["get_voice"], {"voice_id": voice_id})
+        return _voice(row) if row is not None else None
+
+    async def put(self, voice: LocalVoice) -> None:
+        """Store or replace a voice."""
+        async with service_transaction(self._pool) as conn:
+            await conn.execute(
+                Q["put_voice"],
+                {
+                    "voice_id": voice.voice_id,
+                    "name": voice.name,
+                    "language": voice.language,
+                    "enrolment_key": voice.enrolment_key,
+                    "profile": msgspec.json.encode(voice.profile).decode(),
+                },
+            )
+
+    async def delete(self, voice_id: str) -> bool:
+        """Remove a voice; ``False`` when it was not there."""
+        async with service_transaction(self._pool) as conn:
+            return await fetch_optional(conn, Q["delete_voice"], {"voice_id": voice_id}) is not None
+
+    async def all(self) -> Sequence[LocalVoice]:
+        """Every stored voice."""
+        async with service_transaction(self._pool) as conn:
+            return [_voice(row) for row in await fetch_all(conn, Q["all_voices"], {})]

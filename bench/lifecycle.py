@@ -1,0 +1,223 @@
+"""Benchmark of the queue consumers and the attempt lifecycle, each figure beside its baseline from the
+same run on the same throwaway database:
+
+(a) attempts/s end to end (claim → verify at the provider → ready → runtime synced) through the real
+    consumers with a zero-latency provider (`local`, voices in the database; `custom_voice_id`
+    attempts, so no audio work), beside raw `pgmq.send → read → archive` messages/s. Target ≥ 25 %.
+(b) pickup latency from a committed attempt insert to the handler's start, p50 and p99, with LISTEN
+    and with polling only. Targets with LISTEN: p50 ≤ 20 ms, p99 ≤ 100 ms.
+(c) 200 attempts against the ElevenLabs fake answering after 1 s each: wall time. Target ≤ 5 s.
+
+    python bench/lifecycle.py [--attempts 1000] [--pickups 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
+from backend.db.pool import create_pool  # noqa: E402
+from backend.embedded_pg import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
+from backend.lifecycle.context import build_lifecycle  # noqa: E402
+from backend.providers.http import create_http_client  # noqa: E402
+from backend.settings import Settings, settings_from_env  # noqa: E402
+from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
+from queue_consumers.worker import build_consumers  # noqa: E402
+from tests.fakes import ElevenLabsFake, serve  # noqa: E402
+from tests.fakes.elevenlabs import ElevenVoice  # noqa: E402
+
+PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}
+
+
+def seed_attempts(dsn: str, provider: str, voice_ids: list[str]) -> None:
+    """One user; a voice and a queued `custom_voice_id` attempt per provider voice (the trigger enqueues)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        user = conn.execute(
+            "insert into auth.users (id, email) values (gen_random_uuid(), %s) returning id",
+            (f"{uuid.uuid4().hex[:8]}@bench.test",),
+        ).fetchone()[0]  # type: ignore[index]
+        with conn.transaction():
+            for voice_id in voice_ids:
+                voice = conn.execute(
+                    "insert into voices (owner_id, name, tts_provider) values (%s, 'v', %s) returning id",
+                    (user, provider),
+                ).fetchone()[0]  # type: ignore[index]
+                conn.execute(
+                    "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required,"
+                    " provider_voice_id) values (%s, %s, %s, 'custom_voice_id', false, %s)",
+                    (user, voice, provider, voice_id),
+                )
+
+
+def count_synced(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("select count(*) from voice_clone_attempts where runtime_status = 'synced'").fetchone()
+    return int(row[0]) if row else 0
+
+
+class NoStorage:
+    """`custom_voice_id` attempts never touch Storage; anything that tries is a bug in the benchmark."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"the lifecycle benchmark does not use Storage ({name})")
+
+
+async def run_consumers_until(settings: Settings, dsn: str, done: Callable[[], bool], *, listen: bool = True) -> float:
+    """Run the real consumers (in-process mode) until `done()`; return the seconds it took."""
+    pool = create_pool(dsn, settings)
+    await pool.open(wait=True)
+    async with create_http_client(trust_env=False) as http:
+        ctx = build_lifecycle(settings, pool, NoStorage(), http)  # type: ignore[arg-type]
+        consumers = build_consumers(settings, ctx, listen_dsn=dsn if listen else None, worker_id="bench")
+        stopping = asyncio.Event()
+        tasks = [asyncio.create_task(c.run(stopping)) for c in consumers]
+        started = time.perf_counter()
+        while not done():  # noqa: ASYNC110 - the condition is a database count, nothing to await
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        stopping.set()
+        await asyncio.gather(*tasks)
+    await pool.close()
+    return elapsed
+
+
+async def raw_pgmq(dsn: str, messages: int, batch: int = 10) -> float:
+    """Messages/s of send → read → archive on a fresh queue, one message at a time per step."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select pgmq.create('bench_raw')")
+        started = time.perf_counter()
+        for n in range(messages):
+            conn.execute("select pgmq.send('bench_raw', %s::jsonb)", (json.dumps({"n": n}),))
+        handled = 0
+        while handled < messages:
+            rows = conn.execute("select msg_id from pgmq.read('bench_raw', 30, %s)", (batch,)).fetchall()
+            for (msg_id,) in rows:
+                conn.execute("select pgmq.archive('bench_raw', %s::bigint)", (msg_id,))
+            handled += len(rows)
+        return messages / (time.perf_counter() - started)
+
+
+async def pickup_latencies(dsn: str, settings: Settings, count: int, *, listen: bool) -> list[float]:
+    """Seconds from a committed insert to the consumer's handler starting, `count` times in a row."""
+    pool = create_pool(dsn, settings)
+    await pool.open(wait=True)
+    started_at: dict[int, float] = {}
+    arrived = asyncio.Event()
+
+    async def handler(message: Message) -> datetime | None:
+        started_at[int(message.message["n"])] = time.perf_counter()
+        arrived.set()
+        return None
+
+    config = ConsumerConfig(queue="voice_synthesis", poll_interval=settings.queue_poll_interval)
+    consumer = QueueConsumer(pool, config, handler, listen_dsn=dsn if listen else None)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stopping))
+    if listen:
+        await consumer.listening.wait()
+    latencies = []
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for n in range(count):
+            arrived.clear()
+            await conn.execute("select pgmq.send('voice_synthesis', %s::jsonb)", (json.dumps({"n": n}),))
+            committed = time.perf_counter()
+            await asyncio.wait_for(arrived.wait(), 10)
+            latencies.append(started_at[n] - committed)
+            await asyncio.sleep(0.005)  # spread the inserts, as independent requests would be
+    stopping.set()
+    await task
+    await pool.close()
+    return latencies
+
+
+def quantiles_ms(values: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(values, n=100)
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+async def bench(args: argparse.Namespace, dsn: str) -> None:
+    base = {"VOICEGATE_QUEUE_POLL_INTERVAL": "1.0", "VOICEGATE_WORKER_CONCURRENCY": "16"}
+    settings = settings_from_env(base)
+
+    print(f"(a) {args.attempts} attempts, zero-latency provider (local)")
+    raw = await raw_pgmq(dsn, args.attempts)
+    voices = [f"local-bench{n:06d}" for n in range(args.attempts)]
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        for n, voice in enumerate(voices):
+            conn.execute(
+                "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
+                " values (%s, 'b', 'en', %s, %s::jsonb)",
+                (voice, f"bench-{n}", json.dumps(PROFILE)),
+            )
+    seed_attempts(dsn, "local", voices)
+    elapsed = await run_consumers_until(settings, dsn, lambda: count_synced(dsn) >= args.attempts)
+    rate = args.attempts / elapsed
+    print(
+        f"    lifecycle: {rate:8.1f} attempts/s   raw pgmq send→read→archive: {raw:8.1f} msg/s"
+        f"   ratio {rate / raw:.0%} (target ≥ 25%)"
+    )
+
+    print(f"(b) pickup latency over {args.pickups} inserts")
+    for listen in (True, False):
+        p50, p99 = quantiles_ms(await pickup_latencies(dsn, settings, args.pickups, listen=listen))
+        label = "LISTEN + poll 1 s" if listen else "polling only, 1 s"
+        print(f"    {label:18s} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms" + ("   (targets 20 / 100 ms)" if listen else ""))
+
+    print("(c) 200 attempts, ElevenLabs fake answering after 1 s")
+    fake = ElevenLabsFake(max_voices=10_000)
+    ids = []
+    for n in range(200):
+        voice = ElevenVoice(voice_id=f"bench{n:05d}", name="b", description=None, labels={}, samples=[])
+        fake.voices[voice.voice_id] = voice
+        ids.append(voice.voice_id)
+    fake.faults.latency_s = 1.0
+    with serve(fake) as url:
+        eleven = settings_from_env(
+            {
+                **base,
+                "VOICEGATE_WORKER_CONCURRENCY": "200",
+                "VOICEGATE_DB_POOL_MAX": "40",
+                "ELEVENLABS_API_KEY": fake.api_key,
+                "ELEVENLABS_BASE_URL": url,
+            }
+        )
+        before = count_synced(dsn)
+        seed_attempts(dsn, "elevenlabs", ids)
+        elapsed = await run_consumers_until(eleven, dsn, lambda: count_synced(dsn) >= before + 200)
+    print(f"    200 attempts in {elapsed:.2f} s (serial would be ≥ 200 s; target ≤ 5 s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--attempts", type=int, default=1000)
+    parser.add_argument("--pickups", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="voicegate-bench-") as tmp:
+        Path(tmp).chmod(0o755)
+        pg = EmbeddedPostgres(Path(tmp) / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS)
+        pg.ensure_running()
+        try:
+            migrate(pg.dsn)
+            asyncio.run(bench(args, pg.dsn))
+        finally:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()

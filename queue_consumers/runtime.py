@@ -1,0 +1,263 @@
+"""A pgmq consumer: batch reads with a visibility timeout, LISTEN wake-ups with polling as the safety
+net, a concurrency cap, visibility kept while a message is handled, archive on success, backoff on
+failure, a dead-letter queue past `max_reads`, and a drain on stop.
+
+A handler returns `None` when the message is done (archived) or a time to look again (the message is
+re-sent with that delay and the old one archived, in one transaction, so waiting never counts as a
+failed delivery). An exception is a failed delivery: the message becomes visible again after a
+backoff, and its error is kept for the dead letter. pgmq does not check who archives what, so the
+handlers' own fencing (attempt leases and versions) decides whose result counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from backend.db.execute import fetch_all, fetch_optional
+from backend.db.pool import Connection, service_transaction
+from backend.db.queries import load_queries
+from backend.failpoints import failpoint
+
+log = logging.getLogger(__name__)
+Q = load_queries(Path(__file__).with_name("runtime.sql"))
+DEAD_LETTER_QUEUE = "voice_dead_letter"
+
+
+class Message(msgspec.Struct, frozen=True):
+    """One delivery of a queue message."""
+
+    msg_id: int
+    read_ct: int
+    enqueued_at: datetime
+    vt: datetime
+    message: dict[str, Any]
+
+
+Handler = Callable[[Message], Awaitable[datetime | None]]
+#: Called in the dead-lettering transaction with the message and its last error.
+DeadLetterHook = Callable[[Connection, Message, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """How one queue is consumed."""
+
+    queue: str
+    visibility_seconds: int = 30
+    batch_size: int = 10
+    concurrency: int = 8
+    max_reads: int = 5
+    poll_interval: float = 1.0
+    #: pgmq drops notifications closer together than its throttle; one extra read after this long
+    #: picks up a message whose notification was merged into an earlier one.
+    notify_throttle: float = 0.015
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+
+
+class QueueConsumer:
+    """Consumes one queue until `run`'s stop event is set, then finishes what it holds and returns."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Connection],
+        config: ConsumerConfig,
+        handler: Handler,
+        *,
+        listen_dsn: str | None,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> None:
+        self.pool = pool
+        self.config = config
+        self.handler = handler
+        self.listen_dsn = listen_dsn
+        self.on_dead_letter = on_dead_letter
+        self._wake = asyncio.Event()
+        self._notified = False
+        self._inflight: set[asyncio.Task[None]] = set()
+        #: Set once the LISTEN connection is up (tests and benchmarks wait on it).
+        self.listening = asyncio.Event()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Consume until `stopping` is set; in-flight messages are finished before this returns.
+
+        A listener that dies of anything but a lost connection takes the consumer down with it.
+        """
+        listener = asyncio.create_task(self._listen(), name=f"listen:{self.config.queue}") if self.listen_dsn else None
+        consume = asyncio.create_task(self._consume(stopping), name=f"consume:{self.config.queue}")
+        watched = {consume} if listener is None else {consume, listener}
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if listener is not None and listener in done:
+            # The listener only returns by raising; stop taking work, finish what is held, then fail loudly.
+            stopping.set()
+            await consume
+            listener.result()
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        consume.result()
+
+    async def _consume(self, stopping: asyncio.Event) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        # After a notification, one more read once pgmq's throttle window has passed: inserts inside
+        # the window sent no notification of their own. Other wake-ups (a finished handler) must not
+        # cancel that read, so it is tracked as a deadline.
+        recheck_at: float | None = None
+        stop_wait = asyncio.create_task(stopping.wait())
+        try:
+            while not stopping.is_set():
+                self._wake.clear()
+                if self._notified:
+                    self._notified = False
+                    recheck_at = loop.time() + cfg.notify_throttle
+                free = cfg.concurrency - len(self._inflight)
+                wanted = min(cfg.batch_size, free)
+                read_at = loop.time()
+                got = await self._read_and_start(wanted) if wanted > 0 else 0
+                if wanted > 0 and recheck_at is not None and read_at >= recheck_at:
+                    recheck_at = None
+                if wanted > 0 and got == wanted:
+                    continue
+                timeout = cfg.poll_interval if recheck_at is None else max(0.0, recheck_at - loop.time())
+                wake_wait = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({wake_wait, stop_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                wake_wait.cancel()
+        finally:
+            stop_wait.cancel()
+            if self._inflight:
+                log.info("%s: draining %d in-flight message(s)", cfg.queue, len(self._inflight))
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _read_and_start(self, qty: int) -> int:
+        try:
+            async with service_transaction(self.pool) as conn:
+                rows = await fetch_all(
+                    conn, Q["read"], {"queue": self.config.queue, "vt": self.config.visibility_seconds, "qty": qty}
+                )
+        except Exception:
+            log.exception("%s: read failed; retrying after the poll interval", self.config.queue)
+            return 0
+        for row in rows:
+            message = msgspec.convert(row, Message)
+            task = asyncio.create_task(self._deliver(message), name=f"{self.config.queue}:{message.msg_id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
+        return len(rows)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    async def _deliver(self, message: Message) -> None:
+        if message.read_ct > self.config.max_reads:
+            await self._dead_letter(message, "delivered too often without finishing (worker crashes?)")
+            return
+        keeper = asyncio.create_task(self._keep_invisible(message.msg_id))
+        try:
+            retry_at = await self.handler(message)
+        except Exception as exc:
+            log.exception("%s: message %d failed (delivery %d)", self.config.queue, message.msg_id, message.read_ct)
+            await self._failed(message, f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            keeper.cancel()
+        failpoint("before_archive")
+        try:
+            async with service_transaction(self.pool) as conn:
+                if retry_at is not None:
+                    delay = max(0, math.ceil((retry_at - datetime.now(UTC)).total_seconds()))
+                    await conn.execute(
+                        Q["send_delayed"],
+                        {"queue": self.config.queue, "message": json.dumps(message.message), "delay": delay},
+                    )
+                await conn.execute(Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
+        except Exception:
+            # The message comes back after its visibility timeout; handlers are safe to repeat.
+            log.exception("%s: could not archive message %d", self.config.queue, message.msg_id)
+
+    async def _keep_invisible(self, msg_id: int) -> None:
+        vt = self.config.visibility_seconds
+        while True:
+            await asyncio.sleep(vt / 2)
+            try:
+                async with service_transaction(self.pool) as conn:
+                    await conn.execute(Q["set_vt"], {"queue": self.config.queue, "msg_id": msg_id, "vt": vt})
+            except Exception:
+                log.exception("%s: could not extend message %d", self.config.queue, msg_id)
+
+    async def _failed(self, message: Message, error: str) -> None:
+        if message.read_ct >= self.config.max_reads:
+            await self._dead_letter(message, error)
+            return
+        ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (message.read_ct - 1))
+        delay = math.ceil(random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not security
+        params = {"queue": self.config.queue, "msg_id": message.msg_id}
+        try:
+            async with service_transaction(self.pool) as conn:
+                await conn.execute(Q["set_vt"], {**params, "vt": delay})
+                await conn.execute(Q["record_error"], {**params, "read_ct": message.read_ct, "error": error})
+        except Exception:
+            log.exception("%s: could not schedule message %d again", self.config.queue, message.msg_id)
+
+    async def _dead_letter(self, message: Message, error: str) -> None:
+        params = {"queue": self.config.queue, "msg_id": message.msg_id}
+        try:
+            async with service_transaction(self.pool) as conn:
+                recorded = await fetch_optional(conn, Q["take_error"], params)
+                reason = recorded["error"] if recorded and error.startswith("delivered too often") else error
+                letter = {
+                    "sourceQueue": self.config.queue,
+                    "sourceMsgId": message.msg_id,
+                    "readCount": message.read_ct,
+                    "message": message.message,
+                    "error": {"code": "max_reads_exceeded", "message": reason[:1000]},
+                    "deadAt": datetime.now(UTC).isoformat(),
+                }
+                await conn.execute(
+                    Q["send_delayed"], {"queue": DEAD_LETTER_QUEUE, "message": json.dumps(letter), "delay": 0}
+                )
+                await conn.execute(Q["archive"], params)
+                if self.on_dead_letter is not None:
+                    await self.on_dead_letter(conn, message, reason)
+        except Exception:
+            log.exception("%s: could not dead-letter message %d", self.config.queue, message.msg_id)
+            return
+        log.error("%s: message %d dead-lettered: %s", self.config.queue, message.msg_id, reason)
+
+    async def _listen(self) -> None:
+        channel = sql.SQL("LISTEN {}").format(sql.Identifier(f"pgmq.q_{self.config.queue}.INSERT"))
+        dsn = self.listen_dsn or ""
+        pause = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(channel)
+                    pause = 0.1
+                    self.listening.set()
+                    # Notifications sent while we were not listening are gone: look once.
+                    self._wake.set()
+                    async for _ in conn.notifies():
+                        self._notified = True
+                        self._wake.set()
+            except psycopg.OperationalError as exc:
+                self.listening.clear()
+                log.warning("%s: LISTEN connection lost (%s); polling until it is back", self.config.queue, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)

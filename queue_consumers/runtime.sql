@@ -1,0 +1,19 @@
+-- name: read
+select msg_id, read_ct, enqueued_at, vt, message from pgmq.read(%(queue)s, %(vt)s, %(qty)s);
+
+-- name: set_vt
+select msg_id from pgmq.set_vt(%(queue)s, %(msg_id)s, %(vt)s::integer);
+
+-- name: archive
+select pgmq.archive(%(queue)s, %(msg_id)s) as archived;
+
+-- name: send_delayed
+select pgmq.send(%(queue)s, %(message)s::jsonb, %(delay)s::integer) as msg_id;
+
+-- name: record_error
+insert into voicegate.queue_message_errors (queue_name, msg_id, read_ct, error)
+values (%(queue)s, %(msg_id)s, %(read_ct)s, left(%(error)s, 1000))
+on conflict (queue_name, msg_id) do update set read_ct = excluded.read_ct, error = excluded.error, at = now();
+
+-- name: take_error
+delete from voicegate.queue_message_errors where queue_name = %(queue)s and msg_id = %(msg_id)s returning error;

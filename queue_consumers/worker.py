@@ -1,0 +1,123 @@
+"""The worker: every queue's consumer (plus the maintenance sweep), run until asked to stop.
+
+`voicegate worker` runs it as its own process; `voicegate up` runs it inside the API process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Sequence
+
+import httpx
+
+from backend.lifecycle.attempts import CLONE_QUEUE, PREVIEW_QUEUE
+from backend.lifecycle.context import Lifecycle
+from backend.settings import Settings
+from queue_consumers.handlers import clone_handler, clone_handler_http, fail_clone_attempt, preview_handler
+from queue_consumers.maintenance import run_maintenance
+from queue_consumers.runtime import ConsumerConfig, QueueConsumer
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    """A name for this worker that is unique across hosts and restarts (recorded on leases and events)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def build_consumers(
+    settings: Settings,
+    ctx: Lifecycle,
+    *,
+    listen_dsn: str | None,
+    worker_id: str,
+    api_client: httpx.AsyncClient | None = None,
+) -> list[QueueConsumer]:
+    """One consumer per queue; with `CONSUMER_MODE=http` the clone step goes through `api_client`."""
+
+    def config(queue: str) -> ConsumerConfig:
+        return ConsumerConfig(
+            queue=queue,
+            visibility_seconds=settings.queue_visibility_seconds,
+            concurrency=settings.worker_concurrency,
+            batch_size=settings.worker_concurrency,
+            max_reads=settings.queue_max_reads,
+            poll_interval=settings.queue_poll_interval,
+        )
+
+    if settings.consumer_mode == "http":
+        if api_client is None or settings.auth is None:
+            raise ValueError("CONSUMER_MODE=http needs the API's address and the service key")
+        key = settings.auth.secret_key or settings.auth.service_role_key
+        if key is None:
+            raise ValueError("CONSUMER_MODE=http needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY")
+        clone = clone_handler_http(api_client, key.reveal(), worker_id)
+    else:
+        clone = clone_handler(ctx, worker_id)
+    return [
+        QueueConsumer(ctx.pool, config(CLONE_QUEUE), clone, listen_dsn=listen_dsn, on_dead_letter=fail_clone_attempt),
+        QueueConsumer(ctx.pool, config(PREVIEW_QUEUE), preview_handler(ctx), listen_dsn=listen_dsn),
+    ]
+
+
+async def run_worker(
+    settings: Settings, ctx: Lifecycle, consumers: Sequence[QueueConsumer], stopping: asyncio.Event
+) -> None:
+    """Run the consumers and the maintenance sweep until `stopping` is set, then drain.
+
+    Any of them dying for an unexpected reason stops the others and raises: a worker that silently
+    stopped consuming one queue would be worse than one that exits.
+    """
+    tasks = [asyncio.create_task(c.run(stopping), name=f"consumer:{c.config.queue}") for c in consumers]
+    tasks.append(asyncio.create_task(run_maintenance(settings, ctx, stopping), name="maintenance"))
+    log.info("worker consuming %s", ", ".join(c.config.queue for c in consumers))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                stopping.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise RuntimeError(f"worker task {task.get_name()} died") from task.exception()
+    finally:
+        stopping.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def serve_worker(settings: Settings, dsn: str) -> int:
+    """`voicegate worker`: its own pool, Storage client and provider clients; SIGTERM or SIGINT drains
+    in-flight work and returns 0, a dead consumer returns 1."""
+    from backend.db.pool import create_pool  # noqa: PLC0415
+    from backend.lifecycle.context import build_lifecycle  # noqa: PLC0415
+    from backend.providers.http import create_http_client  # noqa: PLC0415
+    from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415
+
+    key = (settings.auth.secret_key or settings.auth.service_role_key) if settings.auth else None
+    if key is None:
+        raise ValueError("the worker needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY for Storage")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    pool = create_pool(dsn, settings)
+    await pool.open(wait=False)
+    async with (
+        SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage,
+        create_http_client(trust_env=False) as provider_http,
+        httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
+    ):
+        ctx = build_lifecycle(settings, pool, storage, provider_http)
+        consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api)
+        try:
+            await run_worker(settings, ctx, consumers, stopping)
+        except RuntimeError:
+            log.critical("worker stopped: a consumer died", exc_info=True)
+            return 1
+        finally:
+            await pool.close()
+    log.info("worker drained and stopped")
+    return 0

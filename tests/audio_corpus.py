@@ -1,0 +1,208 @@
+"""A generated audio corpus for the audio pipeline's tests and benchmark (nothing is committed).
+
+Speech comes from espeak-ng (the ``espeakng-loader`` wheel, offline); the other files are tones,
+noise, silence, damaged bytes and lying headers; encodings are made with PyAV. ``build_corpus``
+makes every file once; the tests cache it per session.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import wave
+
+import av
+import numpy as np
+import numpy.typing as npt
+from scipy.signal import resample_poly
+
+from backend.providers.local.espeak import Espeak
+
+F32 = npt.NDArray[np.float32]
+RATE = 48000
+#: Silence around the speech in every speech file, to be trimmed.
+LEAD_S = 1.0
+#: Room tone under everything "recorded": white noise at -70 dBFS RMS.
+ROOM_TONE_RMS = 10 ** (-70 / 20)
+
+SENTENCES = (
+    "Hello, this is my voice, recorded for a short reference sample today.",
+    "The quick brown fox jumps over the lazy dog while seven happy children sing.",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "Six spoons of fresh snow peas, five thick slabs of blue cheese, and a snack for her brother Bob.",
+    "We also need a small plastic snake and a big toy frog for the kids.",
+)
+
+
+def speech_mono(seconds: float, rate: int = RATE, *, seed: int = 0) -> F32:
+    """At least ``seconds`` of espeak-ng speech at ``rate`` (whole sentences), peak about -1.5 dBFS."""
+    espeak = Espeak.shared()
+    parts: list[F32] = []
+    total = 0.0
+    index = seed
+    while total < seconds:
+        pcm = espeak.synthesize(SENTENCES[index % len(SENTENCES)], pitch=40 + 5 * (index % 4))
+        parts.append(pcm.astype(np.float32) / 32768.0)
+        parts.append(np.zeros(int(espeak.sample_rate * 0.3), dtype=np.float32))
+        total += parts[-2].size / espeak.sample_rate + 0.3
+        index += 1
+    voice = np.concatenate(parts[:-1])
+    common = math.gcd(espeak.sample_rate, rate)
+    return resample_poly(voice, rate // common, espeak.sample_rate // common).astype(np.float32)
+
+
+def recording(voice: F32, rate: int = RATE, *, lead_s: float = LEAD_S, seed: int = 1) -> F32:
+    """``voice`` with ``lead_s`` of silence either side and room tone under it all."""
+    pad = np.zeros(int(lead_s * rate), dtype=np.float32)
+    signal = np.concatenate([pad, voice, pad])
+    return signal + noise(signal.size / rate, ROOM_TONE_RMS, rate, seed=seed)
+
+
+def noise(seconds: float, rms: float, rate: int = RATE, *, seed: int = 2) -> F32:
+    """White noise at ``rms``."""
+    return (np.random.default_rng(seed).standard_normal(round(seconds * rate)) * rms).astype(np.float32)
+
+
+def tone(seconds: float, hz: float, peak: float, rate: int = RATE) -> F32:
+    """A steady sine tone."""
+    return (peak * np.sin(2 * np.pi * hz * np.arange(round(seconds * rate)) / rate)).astype(np.float32)
+
+
+def rms(signal: F32) -> float:
+    """Root mean square of ``signal``."""
+    return float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
+
+
+def wav_bytes(signal: F32, rate: int = RATE, *, width: int = 2) -> bytes:
+    """PCM WAV of mono (n,) or multi-channel (channels, n) float samples in [-1, 1]."""
+    planar = signal[np.newaxis, :] if signal.ndim == 1 else signal
+    scale = float(2 ** (8 * width - 1) - 1)
+    dtype = {2: "<i2", 4: "<i4"}[width]
+    frames = (np.clip(planar, -1.0, 1.0).T * scale).astype(dtype)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(planar.shape[0])
+        out.setsampwidth(width)
+        out.setframerate(rate)
+        out.writeframes(frames.tobytes())
+    return buffer.getvalue()
+
+
+def encode(
+    signal: F32,
+    rate: int,
+    container: str,
+    codec: str,
+    *,
+    bit_rate: int | None = None,
+    options: dict[str, str] | None = None,
+    sample_format: str = "fltp",
+) -> bytes:
+    """``signal`` (mono (n,) or (channels, n)) encoded with PyAV into ``container`` (an FFmpeg muxer name)."""
+    planar = signal[np.newaxis, :] if signal.ndim == 1 else signal
+    layout = "mono" if planar.shape[0] == 1 else "stereo"
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=rate, layout=layout, options=options or {})
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        block = 4096
+        for start in range(0, planar.shape[1], block):
+            chunk = planar[:, start : start + block]
+            if sample_format == "s16":
+                chunk = (np.clip(chunk, -1.0, 1.0) * 32767).astype(np.int16).T.reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_format, layout=layout)
+            frame.sample_rate = rate
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def webm_with_video(signal: F32, rate: int = RATE) -> bytes:
+    """A WebM holding a small VP8 video track beside the Opus speech: a video, not an audio sample."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="webm") as output:
+        video = output.add_stream("libvpx", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        audio = output.add_stream("libopus", rate=rate, layout="mono")
+        for index in range(int(signal.size / rate * 10)):
+            picture = np.full((64, 64, 3), index * 5 % 256, dtype=np.uint8)
+            output.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        for start in range(0, signal.size, 4096):
+            frame = av.AudioFrame.from_ndarray(signal[np.newaxis, start : start + 4096], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            output.mux(audio.encode(frame))
+        output.mux(video.encode(None))
+        output.mux(audio.encode(None))
+    return buffer.getvalue()
+
+
+def wav_claiming(data: bytes, claimed_seconds: float) -> bytes:
+    """``data`` (a PCM WAV) with its data chunk's size rewritten to claim ``claimed_seconds``."""
+    with wave.open(io.BytesIO(data), "rb") as src:
+        byte_rate = src.getframerate() * src.getnchannels() * src.getsampwidth()
+    at = data.index(b"data") + 4
+    return data[:at] + struct.pack("<I", int(claimed_seconds * byte_rate)) + data[at + 4 :]
+
+
+def flac_bomb(seconds: float, *, rate: int = 8000, claim_length: bool = True) -> bytes:
+    """A tiny FLAC of ``seconds`` of digital silence in 65535-sample frames (~30 bit/s).
+
+    Without ``claim_length`` the STREAMINFO sample count is zeroed ("unknown", as the format allows),
+    so only counting decoded samples can stop it.
+    """
+    silence = np.zeros(int(seconds * rate), dtype=np.float32)
+    data = bytearray(encode(silence, rate, "flac", "flac", options={"frame_size": "65535"}, sample_format="s16"))
+    if not claim_length:
+        # STREAMINFO starts at byte 8; its bytes 10-17 hold rate(20) channels(3) bits(5) samples(36).
+        packed = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)
+        data[18:26] = packed.to_bytes(8, "big")
+    return bytes(data)
+
+
+def _speech_files() -> dict[str, bytes]:
+    voice = speech_mono(10.0)
+    take = recording(voice)
+    stereo_voice = speech_mono(10.0, 44100, seed=2)
+    stereo = np.stack([recording(stereo_voice, 44100, seed=3), recording(stereo_voice, 44100, seed=4) * 0.9])
+    speech_wav = wav_bytes(take)
+    return {
+        "speech.wav": speech_wav,
+        "speech_44k_stereo_24bit.wav": wav_bytes(stereo, 44100, width=4),
+        "speech.flac": encode(take, RATE, "flac", "flac", sample_format="s16"),
+        "speech.mp3": encode(take, RATE, "mp3", "libmp3lame", bit_rate=96000),
+        "speech.ogg": encode(take, RATE, "ogg", "libopus", bit_rate=32000),
+        "speech.webm": encode(take, RATE, "webm", "libopus", bit_rate=32000),
+        "speech.m4a": encode(take, RATE, "ipod", "aac", bit_rate=96000),
+        "speech_noisy.wav": wav_bytes(take + noise(take.size / RATE, rms(voice) / 10 ** (8 / 20), seed=5)),
+        "speech_quiet.wav": wav_bytes(take * 10 ** (-40 / 20)),
+        "speech_clipped.wav": wav_bytes(np.clip(take * 8.0, -1.0, 1.0)),
+        "speech_short.wav": wav_bytes(recording(voice[: int(1.6 * RATE)], lead_s=0.2)),
+        "speech_truncated.wav": speech_wav[: len(speech_wav) // 2],
+    }
+
+
+def _other_files() -> dict[str, bytes]:
+    short_take = recording(speech_mono(4.0))
+    speech_m4a = encode(short_take, RATE, "ipod", "aac", bit_rate=64000)
+    rng = np.random.default_rng(7)
+    return {
+        "tone.wav": wav_bytes(tone(5.0, 440.0, 0.5)),
+        "white_noise.wav": wav_bytes(noise(5.0, 0.1)),
+        "silence.wav": wav_bytes(np.zeros(5 * RATE, dtype=np.float32)),
+        "digital_silence.flac": encode(np.zeros(5 * RATE, dtype=np.float32), RATE, "flac", "flac", sample_format="s16"),
+        "truncated.m4a": speech_m4a[: len(speech_m4a) * 2 // 3],
+        "video.webm": webm_with_video(short_take),
+        "corrupt.ogg": b"OggS" + rng.bytes(20000),
+        "corrupt.mp3": b"ID3\x04\x00\x00\x00\x00\x00\x00" + rng.bytes(20000),
+        "text.wav": b"hello, this is a plain text file that someone renamed to .wav\n" * 50,
+        "claims_hours.wav": wav_claiming(wav_bytes(speech_mono(3.0)), 3 * 3600),
+        "bomb.flac": flac_bomb(3600),
+        "bomb_unknown_length.flac": flac_bomb(3600, claim_length=False),
+    }
+
+
+def build_corpus() -> dict[str, bytes]:
+    """Every corpus file by name (the name's extension is only a label: the pipeline never reads it)."""
+    return _speech_files() | _other_files()

@@ -1,0 +1,78 @@
+"""Apps that run their queue consumers in-process, as `voicegate up` does, on this test's database."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backend.app import create_app
+from backend.auth.dev_tokens import mint_service_key
+from backend.settings import settings_from_env, with_auth
+from tests.audio_corpus import recording, speech_mono, wav_bytes
+from tests.fakes import serve
+from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
+
+#: Fast timings so the lifecycle finishes in seconds; the logic is the production one.
+FAST = {
+    "VOICEGATE_QUEUE_POLL_INTERVAL": "0.2",
+    "VOICEGATE_LEASE_SECONDS": "5",
+    "VOICEGATE_RETRY_BASE_SECONDS": "0.2",
+    "VOICEGATE_MAINTENANCE_INTERVAL": "3600",
+}
+
+AppFactory = Callable[..., AsyncTestClient]  # type: ignore[type-arg]
+
+
+@functools.cache
+def speech_wav(seconds: float = 6.0, seed: int = 0) -> bytes:
+    """A mono 48 kHz WAV of espeak-ng speech with silence and room tone around it; another `seed`
+    gives other sentences (ElevenLabs refuses a file it has already been sent)."""
+    return wav_bytes(recording(speech_mono(seconds, seed=seed), seed=seed + 1))
+
+
+@pytest.fixture
+async def worker_client(db_dsn: str, tmp_path: Path) -> AsyncIterator[Callable[..., AsyncTestClient]]:  # type: ignore[type-arg]
+    """Open an app with in-process consumers: `await open_app(CONSUMER_MODE="http")`; with
+    `consumers=False` the app runs none, for tests that drive the lifecycle by hand."""
+    opened: list[AsyncTestClient] = []  # type: ignore[type-arg]
+
+    async def open_app(*, consumers: bool = True, **env: str) -> AsyncTestClient:  # type: ignore[type-arg]
+        settings = with_auth(
+            settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **FAST, **env}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
+        )
+        client = AsyncTestClient(app=create_app(settings, db_dsn, run_consumers=consumers))
+        await client.__aenter__()
+        opened.append(client)
+        return client
+
+    yield open_app
+    for client in opened:
+        await client.__aexit__(None, None, None)
+
+
+@contextlib.contextmanager
+def served_app(dsn: str, data_dir: Path, **env: str) -> Iterator[str]:
+    """The app without consumers on a real port (its own thread and loop), for tests that drive the
+    lifecycle by hand through the internal route, several requests at once."""
+    settings = with_auth(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), **FAST, **env}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
+    )
+    with serve(create_app(settings, dsn), lifespan="on") as url:
+        yield url
+
+
+async def process_by_hand(client: httpx.AsyncClient, attempt_id: str, reflection_id: str, worker: str) -> str:
+    """One `POST /internal/.../process` as worker `worker`; the attempt's status it reports."""
+    response = await client.post(
+        f"/internal/reflections/{reflection_id}/voice-clone-attempts/{attempt_id}/process",
+        headers={"Authorization": f"Bearer {mint_service_key(JWT_SECRET)}", "X-Voicegate-Worker": worker},
+    )
+    response.raise_for_status()
+    status: str = response.json()["status"]
+    return status

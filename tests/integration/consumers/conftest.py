@@ -1,0 +1,21 @@
+"""An async service pool on this test's database, as the worker holds one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from backend.db.pool import Connection, create_pool
+from backend.settings import settings_from_env
+
+
+@pytest.fixture
+async def pool(db_dsn: str) -> AsyncIterator[AsyncConnectionPool[Connection]]:
+    service_pool = create_pool(db_dsn, settings_from_env({}))
+    await service_pool.open(wait=True)
+    try:
+        yield service_pool
+    finally:
+        await service_pool.close()

@@ -1,0 +1,254 @@
+"""The consumer runtime against a real pgmq queue: wake-ups, archive, defer, backoff, dead letters,
+the concurrency cap, visibility kept during long work, draining on stop, a dying listener."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from backend.db.pool import Connection
+from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer
+from tests.support import Conn, one
+
+QUEUE = "voice_synthesis"  # any queue with notify-on-insert; nothing else consumes it in these tests
+
+
+def send(db: Conn, body: dict[str, Any]) -> int:
+    msg_id: int = one(db, "select pgmq.send(%s, %s::jsonb) as id", (QUEUE, json.dumps(body)))["id"]
+    return msg_id
+
+
+def archived(db: Conn) -> list[dict[str, Any]]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(f"select msg_id, read_ct, message from pgmq.a_{QUEUE} order by msg_id").fetchall()
+
+
+def queued(db: Conn) -> list[dict[str, Any]]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(f"select msg_id, read_ct, vt, message from pgmq.q_{QUEUE} order by msg_id").fetchall()
+
+
+def dead_letters(db: Conn) -> list[dict[str, Any]]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return [r["message"] for r in cur.execute("select message from pgmq.q_voice_dead_letter order by msg_id")]
+
+
+@asynccontextmanager
+async def running(consumer: QueueConsumer) -> AsyncIterator[asyncio.Event]:
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stopping))
+    try:
+        yield stopping
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait for a condition the consumer makes true (checked every 20 ms)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def consumer(
+    pool: AsyncConnectionPool[Connection],
+    db_dsn: str | None,
+    handler: Callable[[Message], Awaitable[datetime | None]],
+    **config: Any,
+) -> QueueConsumer:
+    settings = {"queue": QUEUE, "poll_interval": 30.0, **config}
+    return QueueConsumer(pool, ConsumerConfig(**settings), handler, listen_dsn=db_dsn)
+
+
+async def test_notify_wakes_the_consumer_and_success_archives(pool: Any, db_dsn: str, db: Conn) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message.message)
+
+    worker = consumer(pool, db_dsn, handle)
+    async with running(worker):
+        await asyncio.wait_for(worker.listening.wait(), 5)
+        started = time.monotonic()
+        send(db, {"n": 1})
+        # Polling is 30 s apart here, so only the notification can deliver this quickly.
+        await until(lambda: len(archived(db)) == 1, within=5)
+        assert time.monotonic() - started < 5
+    assert seen == [{"n": 1}]
+    assert queued(db) == []
+
+
+async def test_without_listen_polling_still_delivers(pool: Any, db: Conn) -> None:
+    async def handle(_: Message) -> None:
+        return None
+
+    send(db, {"n": 1})
+    async with running(consumer(pool, None, handle, poll_interval=0.05)):
+        await until(lambda: len(archived(db)) == 1)
+
+
+async def test_a_burst_inside_the_notify_throttle_is_all_delivered(pool: Any, db_dsn: str, db: Conn) -> None:
+    async def handle(_: Message) -> None:
+        return None
+
+    worker = consumer(pool, db_dsn, handle)
+    async with running(worker):
+        await asyncio.wait_for(worker.listening.wait(), 5)
+        for n in range(5):
+            send(db, {"n": n})  # several inserts inside one 10 ms throttle window: one notification
+        await until(lambda: len(archived(db)) == 5, within=5)
+
+
+async def test_defer_resends_with_a_delay_and_does_not_count_as_a_failure(pool: Any, db: Conn) -> None:
+    calls: list[int] = []
+
+    async def handle(message: Message) -> datetime | None:
+        calls.append(message.read_ct)
+        return datetime.now(UTC) + timedelta(seconds=30) if len(calls) == 1 else None
+
+    original = send(db, {"n": 1})
+    async with running(consumer(pool, None, handle, poll_interval=0.05)):
+        await until(lambda: len(archived(db)) == 1)
+        [again] = queued(db)
+    assert [row["msg_id"] for row in archived(db)] == [original]
+    assert again["message"] == {"n": 1}
+    assert again["msg_id"] != original
+    assert again["read_ct"] == 0
+    assert again["vt"] > datetime.now(UTC) + timedelta(seconds=20)
+    assert calls == [1]
+
+
+async def test_failures_back_off_then_dead_letter_with_the_error(pool: Any, db: Conn) -> None:
+    hooked: list[tuple[int, str]] = []
+
+    async def handle(message: Message) -> None:
+        raise ValueError(f"boom on delivery {message.read_ct}")
+
+    async def on_dead(conn: Connection, message: Message, reason: str) -> None:
+        await conn.execute("select 1")  # runs inside the dead-lettering transaction
+        hooked.append((message.msg_id, reason))
+
+    msg_id = send(db, {"n": 1})
+    worker = QueueConsumer(
+        pool,
+        ConsumerConfig(queue=QUEUE, poll_interval=0.05, max_reads=2, backoff_base=1.0),
+        handle,
+        listen_dsn=None,
+        on_dead_letter=on_dead,
+    )
+    async with running(worker):
+        await until(lambda: len(dead_letters(db)) == 1)
+    [letter] = dead_letters(db)
+    assert (letter["sourceQueue"], letter["sourceMsgId"], letter["readCount"]) == (QUEUE, msg_id, 2)
+    assert letter["message"] == {"n": 1}
+    assert letter["error"]["message"] == "ValueError: boom on delivery 2"
+    assert hooked == [(msg_id, "ValueError: boom on delivery 2")]
+    assert queued(db) == []
+    assert [r["msg_id"] for r in archived(db)] == [msg_id]
+
+
+async def test_a_message_delivered_too_often_is_dead_lettered_with_its_recorded_error(pool: Any, db: Conn) -> None:
+    handled: list[int] = []
+
+    async def handle(message: Message) -> None:
+        handled.append(message.msg_id)
+
+    msg_id = send(db, {"n": 1})
+    # Three earlier deliveries whose workers died; the last one recorded an error first.
+    db.execute(f"update pgmq.q_{QUEUE} set read_ct = 3 where msg_id = %s", (msg_id,))
+    db.execute(
+        "insert into voicegate.queue_message_errors (queue_name, msg_id, read_ct, error) values (%s, %s, 3, 'oom')",
+        (QUEUE, msg_id),
+    )
+    async with running(consumer(pool, None, handle, poll_interval=0.05, max_reads=3)):
+        await until(lambda: len(dead_letters(db)) == 1)
+    assert handled == []
+    assert dead_letters(db)[0]["error"]["message"] == "oom"
+    assert one(db, "select count(*) as n from voicegate.queue_message_errors")["n"] == 0
+
+
+async def test_concurrency_is_capped(pool: Any, db: Conn) -> None:
+    active = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def handle(_: Message) -> None:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await release.wait()
+        active -= 1
+
+    for n in range(10):
+        send(db, {"n": n})
+    async with running(consumer(pool, None, handle, poll_interval=0.05, concurrency=3, batch_size=10)):
+        await until(lambda: active == 3)
+        # Further polls find free slots only once a handler finishes.
+        await asyncio.sleep(0.2)
+        assert peak == 3
+        release.set()
+        await until(lambda: len(archived(db)) == 10)
+    assert peak == 3
+
+
+async def test_visibility_is_extended_while_a_message_is_handled(pool: Any, db: Conn) -> None:
+    release = asyncio.Event()
+    deliveries: list[int] = []
+
+    async def handle(message: Message) -> None:
+        deliveries.append(message.read_ct)
+        await release.wait()
+
+    msg_id = send(db, {"n": 1})
+    async with running(consumer(pool, None, handle, poll_interval=0.05, visibility_seconds=1)):
+        await until(lambda: deliveries == [1])
+        # Past two visibility timeouts, the message is still invisible: nobody else gets it.
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            [row] = queued(db)
+            assert row["vt"] > datetime.now(UTC)
+            await asyncio.sleep(0.1)
+        release.set()
+        await until(lambda: len(archived(db)) == 1)
+    assert deliveries == [1]
+    assert archived(db)[0]["msg_id"] == msg_id
+
+
+async def test_stop_drains_in_flight_work(pool: Any, db: Conn) -> None:
+    started = asyncio.Event()
+    finished: list[int] = []
+
+    async def handle(message: Message) -> None:
+        started.set()
+        await asyncio.sleep(0.3)  # the slow provider call the stop arrives in the middle of
+        finished.append(message.msg_id)
+
+    msg_id = send(db, {"n": 1})
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer(pool, None, handle, poll_interval=0.05).run(stopping))
+    await asyncio.wait_for(started.wait(), 5)
+    stopping.set()
+    await asyncio.wait_for(task, 5)
+    assert finished == [msg_id]
+    assert [r["msg_id"] for r in archived(db)] == [msg_id]
+
+
+async def test_a_listener_that_dies_unexpectedly_stops_the_consumer_loudly(pool: Any) -> None:
+    async def handle(_: Message) -> None:
+        return None
+
+    # Not a lost connection (which is retried) but a listener that cannot work at all.
+    worker = consumer(pool, "postgresql://[bad", handle)
+    with pytest.raises(psycopg.ProgrammingError):
+        await asyncio.wait_for(worker.run(asyncio.Event()), 10)
