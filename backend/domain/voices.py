@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Connection
+from backend.db.pool import Connection, user_transaction
 from backend.db.queries import load_queries
 from backend.errors import NotFound
 
@@ -62,3 +66,35 @@ async def soft_delete_voice(service_conn: Connection, voice_id: uuid.UUID, owner
     row = await fetch_optional(service_conn, Q["soft_delete_voice"], {"id": voice_id, "owner_id": owner_id})
     if row is None:
         raise NotFound("Voice not found.")
+
+
+#: Longest `Prefer: wait=N` honoured: a client may ask for more, it gets this.
+MAX_WAIT_SECONDS = 60
+_FINISHED = frozenset({"ready", "failed"})
+
+
+def preferred_wait(prefer: str | None) -> int | None:
+    """Seconds from an RFC 7240 `Prefer: wait=N` header (capped), None without a valid one."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(int(value.strip()), MAX_WAIT_SECONDS)
+    return None
+
+
+async def wait_for_voice(
+    pool: AsyncConnectionPool[Connection], claims: Mapping[str, Any], voice_id: uuid.UUID, seconds: int
+) -> Voice | None:
+    """The voice once it is ready or failed, read under the caller's RLS; None if `seconds` pass first.
+
+    Polls every 200 ms: one indexed read per poll, for at most one waiting request per finalize.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        async with user_transaction(pool, claims) as conn:
+            voice = await get_voice(conn, voice_id)
+        if voice.status in _FINISHED:
+            return voice
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))

@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.params import Body
+from litestar.status_codes import HTTP_202_ACCEPTED
 
 from backend.domain import clone as svc
+from backend.domain import voices
 from backend.idempotency import idempotent
 from backend.routes.context import current_user, pool_of
 
@@ -65,12 +67,12 @@ class CloneController(Controller):
         )
 
     @post("/finalize", status_code=202, summary="Check the uploaded sample and queue the clone")
-    async def finalize(
-        self, request: Request[Any, Any, Any], data: Annotated[FinalizeBody, Body()]
-    ) -> Response[svc.FinalizedClone]:
+    async def finalize(self, request: Request[Any, Any, Any], data: Annotated[FinalizeBody, Body()]) -> Response[Any]:
         """Verify the uploaded object (present, within limits, really audio) and queue the attempt.
 
-        With an `Idempotency-Key`, a repeat of the same body replays the first 202.
+        With an `Idempotency-Key`, a repeat of the same body replays the first 202. With
+        `Prefer: wait=N` (N ≤ 60) it waits up to N s and answers 200 with the finished (ready or failed)
+        voice, else the usual 202.
         """
         claims = await current_user(request)
         body = svc.FinalizeRequest(
@@ -82,7 +84,7 @@ class CloneController(Controller):
             data.reflection_id,
         )
         pool, state = pool_of(request), request.app.state
-        return await idempotent(
+        accepted = await idempotent(
             request,
             claims,
             lambda record: svc.finalize(
@@ -90,3 +92,10 @@ class CloneController(Controller):
             ),
             body=msgspec.json.encode(data),
         )
+        wait = voices.preferred_wait(request.headers.get("prefer"))
+        if wait is None or accepted.status_code != HTTP_202_ACCEPTED:
+            return accepted
+        finished = await voices.wait_for_voice(pool, claims.raw, data.voice_id, wait)
+        if finished is None:
+            return accepted
+        return Response(finished, status_code=200, headers={"Preference-Applied": f"wait={wait}"})

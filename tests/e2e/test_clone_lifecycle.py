@@ -30,6 +30,11 @@ async def clone_upload(client: Client, user: User, reflection_id: str, data: byt
     )
 
 
+def local_path(upload_url: str) -> str:
+    """A signed upload URL as a path on the in-process test client (same app, same Storage)."""
+    return "/storage/v1" + upload_url.split("/storage/v1", 1)[1]
+
+
 def mirror_matches_active_attempt(sql: Conn, reflection_id: str) -> bool:
     return one(
         sql,
@@ -179,3 +184,43 @@ async def test_a_custom_voice_id_needs_no_preview(
     )
     assert (unknown.status_code, unknown.json()["code"]) == (422, "provider_voice_not_found")
     assert one(sql, "select count(*) as n from voice_clone_attempts where owner_id = %s", (mallory.id,))["n"] == 0
+
+
+async def test_finalize_with_prefer_wait_returns_the_finished_voice(
+    worker_client: Callable[..., Any], make_user: Callable[[], User]
+) -> None:
+    client = await worker_client()
+    dana = make_user()
+    ticket = (
+        await client.post("/api/clone/upload-url", json={"name": "Dana", "consent": True}, headers=dana.headers)
+    ).json()
+    put = await client.put(
+        local_path(ticket["upload_url"]),
+        content=speech_wav(),
+        headers={"content-type": "audio/wav"},
+    )
+    assert put.status_code == 200, put.text
+    finalized = await client.post(
+        "/api/clone/finalize",
+        json={"voice_id": ticket["voice_id"], "language": "en"},
+        headers={**dana.headers, "Prefer": "wait=30"},
+    )
+    assert finalized.status_code == 200, finalized.text
+    assert finalized.headers["preference-applied"] == "wait=30"
+    voice = finalized.json()
+    assert (voice["id"], voice["status"], voice["tts_provider"]) == (ticket["voice_id"], "ready", "local")
+    assert voice["provider_voice_id"].startswith("local-")
+
+    # Without the preference (or with wait=0) the answer is the usual 202.
+    second = (
+        await client.post("/api/clone/upload-url", json={"name": "D2", "consent": True}, headers=dana.headers)
+    ).json()
+    await client.put(
+        local_path(second["upload_url"]),
+        content=speech_wav(seed=2),
+        headers={"content-type": "audio/wav"},
+    )
+    quick = await client.post(
+        "/api/clone/finalize", json={"voice_id": second["voice_id"]}, headers={**dana.headers, "Prefer": "wait=0"}
+    )
+    assert quick.status_code == 202
