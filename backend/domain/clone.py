@@ -151,7 +151,7 @@ async def finalize(
     async with user_transaction(pool, claims.raw) as conn:
         await _draft_voice(conn, request.voice_id)
         if request.reflection_id is not None:
-            await _visible_reflection(conn, request.reflection_id)
+            await visible_reflection(conn, request.reflection_id)
 
     info = await storage.info(SAMPLES_BUCKET, path)
     if info is None:
@@ -212,6 +212,7 @@ async def _draft_voice(conn: Connection, voice_id: uuid.UUID) -> dict[str, objec
     return voice
 
 
-async def _visible_reflection(conn: Connection, reflection_id: uuid.UUID) -> None:
+async def visible_reflection(conn: Connection, reflection_id: uuid.UUID) -> None:
+    """NotFound unless the reflection is visible on `conn` (the caller's own, under RLS)."""
     if await fetch_optional(conn, Q["reflection_visible"], {"id": reflection_id}) is None:
         raise NotFound("Reflection not found.")

@@ -21,7 +21,6 @@ from backend.domain import clone
 from backend.domain.reflections import Attempt, attempt_view
 from backend.errors import (
     ConsentRequired,
-    NotFound,
     ProviderNotConfigured,
     ProviderRejected,
     ProviderUnavailable,
@@ -78,11 +77,6 @@ def _provider_of(requested: str | None, providers: ProviderSettings) -> str:
     return provider
 
 
-async def _visible_reflection(conn: Connection, reflection_id: uuid.UUID) -> None:
-    if await fetch_optional(conn, Q["reflection_visible"], {"id": reflection_id}) is None:
-        raise NotFound("Reflection not found.")
-
-
 async def clone_from_upload(
     pool: AsyncConnectionPool[Connection],
     storage: ObjectStorage,
@@ -111,7 +105,7 @@ async def clone_from_upload(
     if limit is not None and upload.size > limit:
         raise SampleTooLarge(f"The sample is {upload.size} bytes; {provider} accepts at most {limit}.")
     async with user_transaction(pool, claims.raw) as conn:
-        await _visible_reflection(conn, reflection_id)
+        await clone.visible_reflection(conn, reflection_id)
 
     owner_id, voice_id = uuid.UUID(claims.sub), uuid.uuid4()
     path = clone.sample_path(owner_id, voice_id)
@@ -154,7 +148,7 @@ async def _record_upload(  # noqa: PLR0917 - one private step of clone_from_uplo
     )
     name = form.name or "My voice"
     async with user_transaction(pool, claims.raw) as conn:
-        await _visible_reflection(conn, reflection_id)
+        await clone.visible_reflection(conn, reflection_id)
         consent = await fetch_one(
             conn,
             clone.Q["insert_consent"],
@@ -217,7 +211,7 @@ async def attach_custom_voice(
     reflection through a `custom_voice_id` attempt (no preview: its owner has heard it already)."""
     provider_name = _provider_of(custom.provider, provider_settings)
     async with user_transaction(pool, claims.raw) as conn:
-        await _visible_reflection(conn, reflection_id)
+        await clone.visible_reflection(conn, reflection_id)
     try:
         found = await providers.get(provider_name).get(custom.voice_id)
     except VoiceNotFoundError as exc:
@@ -229,7 +223,7 @@ async def attach_custom_voice(
 
     owner_id = uuid.UUID(claims.sub)
     async with user_transaction(pool, claims.raw) as conn:
-        await _visible_reflection(conn, reflection_id)
+        await clone.visible_reflection(conn, reflection_id)
         await become_service(conn)
         voice_id = await _usable_voice(conn, owner_id, provider_name, custom.voice_id, found.enrolment_key)
         if voice_id is None:

@@ -1,6 +1,3 @@
--- name: reflection_visible
-select id from public.reflections where id = %(id)s;
-
 -- name: provider_voice_owner
 select id, owner_id from public.voices
  where tts_provider = %(provider)s and provider_voice_id = %(provider_voice_id)s and deleted_at is null;

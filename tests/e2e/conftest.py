@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from backend.app import create_app
 from backend.auth.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
 from tests.audio_corpus import recording, speech_mono, wav_bytes
-from tests.fakes import serve
+from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 
 #: Fast timings so the lifecycle finishes in seconds; the logic is the production one.
@@ -76,3 +78,16 @@ async def process_by_hand(client: httpx.AsyncClient, attempt_id: str, reflection
     response.raise_for_status()
     status: str = response.json()["status"]
     return status
+
+
+def elevenlabs_env(provider: ElevenLabsFake, url: str) -> dict[str, str]:
+    """Settings that make ElevenLabs, served by the fake at `url`, the default provider."""
+    return {"VOICE_PROVIDER": "elevenlabs", "ELEVENLABS_API_KEY": provider.api_key, "ELEVENLABS_BASE_URL": url}
+
+
+async def until_create_sent(provider: ElevenLabsFake, within: float = 20) -> None:
+    """Wait until a voice create has reached the ElevenLabs fake (the worker is inside the call)."""
+    deadline = time.monotonic() + within
+    while not provider.requests_to("POST", "/v1/voices/add"):
+        assert time.monotonic() < deadline, "no create reached the provider"
+        await asyncio.sleep(0.02)

@@ -16,7 +16,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from psycopg.rows import dict_row
 
-from tests.e2e.conftest import process_by_hand, served_app, speech_wav
+from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, speech_wav, until_create_sent
 from tests.fakes import ElevenLabsFake, serve
 from tests.fakes.core import Fault
 from tests.integration.api.conftest import User
@@ -125,7 +125,7 @@ async def test_a_worker_past_its_lease_cannot_overwrite_the_new_workers_result(
     db_dsn: str, tmp_path: Path, fake: tuple[ElevenLabsFake, str], make_user: Callable[[], User], sql: Conn
 ) -> None:
     provider, url = fake
-    env = {"VOICE_PROVIDER": "elevenlabs", "ELEVENLABS_API_KEY": provider.api_key, "ELEVENLABS_BASE_URL": url}
+    env = elevenlabs_env(provider, url)
     user = make_user()
     with served_app(db_dsn, tmp_path, **env) as base:
         async with httpx.AsyncClient(base_url=base, headers=user.headers, timeout=30) as client:
@@ -136,10 +136,7 @@ async def test_a_worker_past_its_lease_cannot_overwrite_the_new_workers_result(
             ).json()["attempt_id"]
             provider.faults.latency_s = 1.0
             stale = asyncio.create_task(process_by_hand(client, attempt_id, rid, "stale-worker"))
-            deadline = time.monotonic() + 20
-            while not provider.requests_to("POST", "/v1/voices/add"):
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.02)
+            await until_create_sent(provider)
             # The stale worker stalls past its lease (a long pause, a partition): it expires under it.
             sql.execute(
                 "update voice_clone_attempts set lease_expires_at = now() - interval '1 second' where id = %s",

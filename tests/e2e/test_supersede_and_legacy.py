@@ -5,7 +5,6 @@ attempt whose message was lost."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from backend.db.pool import create_pool
 from backend.settings import settings_from_env
 from queue_consumers.maintenance import sweep
-from tests.e2e.conftest import process_by_hand, served_app, speech_wav
+from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, speech_wav, until_create_sent
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
 from tests.support import Conn, mirror, one, queue_messages
@@ -36,7 +35,7 @@ async def test_a_late_result_of_a_superseded_attempt_is_recorded_but_not_mirrore
     db_dsn: str, tmp_path: Path, fake: tuple[ElevenLabsFake, str], make_user: Callable[[], User], sql: Conn
 ) -> None:
     provider, url = fake
-    env = {"VOICE_PROVIDER": "elevenlabs", "ELEVENLABS_API_KEY": provider.api_key, "ELEVENLABS_BASE_URL": url}
+    env = elevenlabs_env(provider, url)
     user = make_user()
     with served_app(db_dsn, tmp_path, **env) as base:
         async with httpx.AsyncClient(base_url=base, headers=user.headers, timeout=30) as client:
@@ -47,10 +46,7 @@ async def test_a_late_result_of_a_superseded_attempt_is_recorded_but_not_mirrore
 
             provider.faults.latency_s = 0.5
             working = asyncio.create_task(process_by_hand(client, old_id, rid, "w1"))
-            deadline = time.monotonic() + 20
-            while not provider.requests_to("POST", "/v1/voices/add"):
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.02)
+            await until_create_sent(provider)
             # The user starts over while the provider is still creating the first voice.
             files = {"file": ("me.wav", speech_wav(seed=4), "audio/wav")}
             second = await client.post(f"/v1/reflections/{rid}/voice/clone", data={"consent": "true"}, files=files)
