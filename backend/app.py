@@ -142,6 +142,7 @@ def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
         return SupabaseObjectStorage(
             "http://voicegate.internal/storage/v1",
             key.reveal(),
+            public_url=settings.storage_public_url,
             transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar is an ASGI app; its scope types are narrower than httpx's
         )
     return SupabaseObjectStorage(settings.storage_public_url, key.reveal())

@@ -109,9 +109,14 @@ class SupabaseObjectStorage:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        public_url: str | None = None,
     ) -> None:
         """`storage_url` is the Storage base, e.g. `https://<ref>.supabase.co/storage/v1`; `transport`
-        lets embedded mode reach its own `/storage/v1` in-process, through the same HTTP client code."""
+        lets embedded mode reach its own `/storage/v1` in-process, through the same HTTP client code.
+        `public_url` is that Storage as clients reach it, when it differs from `storage_url` (embedded
+        mode): signed URLs handed out are rebased onto it."""
+        self._base = storage_url.rstrip("/")
+        self._public_base = (public_url or storage_url).rstrip("/")
         headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
         # Our own httpx client, so we own its lifetime (aclose) and its timeout; trust_env off
         # because a proxy from the environment must not see the service key.
@@ -157,6 +162,8 @@ class SupabaseObjectStorage:
         url = result["signedURL"]
         if not url:
             raise NotFound("Object not found")
+        if url.startswith(self._base):
+            url = self._public_base + url[len(self._base) :]
         return url
 
     async def download(self, bucket: str, path: str) -> bytes:

@@ -103,6 +103,8 @@ async def test_sample_to_launch(
 
     state = (await client.get(f"/v1/reflections/{rid}/voice", headers=alice.headers)).json()
     assert state["blockingReasons"] == ["preview_required"]
+    # A URL the client can reach: the public Storage address, not the in-process one.
+    assert state["previewUrl"].startswith("http://127.0.0.1:8000/storage/v1/object/sign/voice-previews/")
     preview = await client.get(state["previewUrl"])
     assert preview.status_code == 200
     assert preview.content[:4] == b"RIFF"
