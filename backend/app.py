@@ -21,6 +21,7 @@ from backend.errors import Unauthorized
 from backend.lifecycle.context import build_lifecycle
 from backend.problem import problem_response
 from backend.providers.http import create_http_client
+from backend.routes.api_v1 import CloneJobsController, VoiceSamplesController
 from backend.routes.clone import CloneController
 from backend.routes.health import health_routes
 from backend.routes.internal import InternalController
@@ -57,6 +58,8 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         ReflectionVoiceController,
         VoicesController,
         CloneController,
+        VoiceSamplesController,
+        CloneJobsController,
         InternalController,
         PrometheusController,
     ]

@@ -184,3 +184,28 @@ class ProviderUnavailable(ServiceUnavailable):
 
     code = "provider_unavailable"
     retry_after = 5
+
+
+class SampleRejected(ClientError):
+    """The sample was refused when it was checked; upload a new one."""
+
+    status = 422
+    code = "sample_rejected"
+
+
+class VoiceNotReady(Conflict):
+    """The voice has not been cloned; clone it from a sample first."""
+
+    code = "voice_not_ready"
+
+
+class SynthesisNotFinished(Conflict):
+    """The job has not finished yet; poll its status."""
+
+    code = "synthesis_not_finished"
+
+
+class SynthesisFailed(Conflict):
+    """The job failed; its status says why."""
+
+    code = "synthesis_failed"

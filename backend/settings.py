@@ -61,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_MAINTENANCE_INTERVAL: seconds between the worker's stale-attempt and dead-letter sweeps."""
     stale_after_seconds: int = 900
     """VOICEGATE_STALE_AFTER: seconds after which a queued attempt with no message is requeued."""
+    sample_retention_days: float = 30.0
+    """VOICEGATE_SAMPLE_RETENTION_DAYS: how long an uploaded sample (and its processed copy) is kept."""
     auth: AuthSettings | None = None
     """Token verification and service keys (SUPABASE_URL, SUPABASE_JWT_SECRET, SUPABASE_*_KEY); set by
     `with_auth`, because in embedded mode it creates the dev JWT secret under the data directory."""
@@ -110,6 +112,7 @@ _ENV = {
     "retry_base_seconds": "VOICEGATE_RETRY_BASE_SECONDS",
     "maintenance_interval": "VOICEGATE_MAINTENANCE_INTERVAL",
     "stale_after_seconds": "VOICEGATE_STALE_AFTER",
+    "sample_retention_days": "VOICEGATE_SAMPLE_RETENTION_DAYS",
 }
 
 
@@ -171,6 +174,12 @@ def _check(settings: Settings) -> None:
     for field in ("worker_concurrency", "queue_visibility_seconds", "queue_max_reads", "lease_seconds"):
         if getattr(settings, field) < 1:
             raise SettingsError(f"{env_var(field)} must be at least 1")
-    for field in ("queue_poll_interval", "retry_base_seconds", "maintenance_interval", "stale_after_seconds"):
+    for field in (
+        "queue_poll_interval",
+        "retry_base_seconds",
+        "maintenance_interval",
+        "stale_after_seconds",
+        "sample_retention_days",
+    ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")

@@ -10,9 +10,11 @@ import httpx
 import msgspec
 
 from backend.db.pool import Connection
-from backend.lifecycle.context import Lifecycle
+from backend.lifecycle.context import Lifecycle, Outcome
 from backend.lifecycle.preview import process_preview
-from backend.lifecycle.processing import Outcome, fail_dead_lettered, process_attempt
+from backend.lifecycle.processing import fail_dead_lettered, process_attempt
+from backend.lifecycle.samples import fail_sample, process_sample
+from backend.lifecycle.synthesis import fail_dead_lettered_job, process_synthesis
 from backend.routes.internal import NO_REFLECTION
 from queue_consumers.runtime import Handler, Message
 
@@ -55,6 +57,34 @@ def preview_handler(ctx: Lifecycle) -> Handler:
         return (await process_preview(ctx, _attempt_id(message))).retry_at
 
     return handle
+
+
+def sample_handler(ctx: Lifecycle) -> Handler:
+    """`VOICE_SAMPLE_PROCESS`: check an uploaded sample and store its cleaned copy."""
+
+    async def handle(message: Message) -> datetime | None:
+        return (await process_sample(ctx, uuid.UUID(str(message.message["sampleId"])))).retry_at
+
+    return handle
+
+
+def synthesis_handler(ctx: Lifecycle) -> Handler:
+    """`VOICE_SYNTHESIS`: speak a job's text (or put it back while its voice is being cloned)."""
+
+    async def handle(message: Message) -> datetime | None:
+        return (await process_synthesis(ctx, uuid.UUID(str(message.message["jobId"])))).retry_at
+
+    return handle
+
+
+async def fail_sample_check(conn: Connection, message: Message, reason: str) -> None:
+    """Dead-letter hook of the sample queue: the sample fails with the reason."""
+    await fail_sample(conn, uuid.UUID(str(message.message["sampleId"])), reason)
+
+
+async def fail_synthesis_job(conn: Connection, message: Message, reason: str) -> None:
+    """Dead-letter hook of the synthesis queue: the job fails with the reason."""
+    await fail_dead_lettered_job(conn, uuid.UUID(str(message.message["jobId"])), reason)
 
 
 async def fail_clone_attempt(conn: Connection, message: Message, reason: str) -> None:

@@ -15,10 +15,21 @@ from collections.abc import Sequence
 
 import httpx
 
+from backend.domain.samples import SAMPLE_QUEUE
+from backend.domain.synthesis import SYNTHESIS_QUEUE
 from backend.lifecycle.attempts import CLONE_QUEUE, PREVIEW_QUEUE
 from backend.lifecycle.context import Lifecycle
 from backend.settings import Settings
-from queue_consumers.handlers import clone_handler, clone_handler_http, fail_clone_attempt, preview_handler
+from queue_consumers.handlers import (
+    clone_handler,
+    clone_handler_http,
+    fail_clone_attempt,
+    fail_sample_check,
+    fail_synthesis_job,
+    preview_handler,
+    sample_handler,
+    synthesis_handler,
+)
 from queue_consumers.maintenance import run_maintenance
 from queue_consumers.runtime import ConsumerConfig, QueueConsumer
 
@@ -38,7 +49,8 @@ def build_consumers(
     worker_id: str,
     api_client: httpx.AsyncClient | None = None,
 ) -> list[QueueConsumer]:
-    """One consumer per queue; with `CONSUMER_MODE=http` the clone step goes through `api_client`."""
+    """One consumer per queue; with `CONSUMER_MODE=http` the clone step goes through `api_client`
+    (checking samples, previews and synthesis need only Storage and the provider, and run here)."""
 
     def config(queue: str) -> ConsumerConfig:
         return ConsumerConfig(
@@ -62,6 +74,16 @@ def build_consumers(
     return [
         QueueConsumer(ctx.pool, config(CLONE_QUEUE), clone, listen_dsn=listen_dsn, on_dead_letter=fail_clone_attempt),
         QueueConsumer(ctx.pool, config(PREVIEW_QUEUE), preview_handler(ctx), listen_dsn=listen_dsn),
+        QueueConsumer(
+            ctx.pool, config(SAMPLE_QUEUE), sample_handler(ctx), listen_dsn=listen_dsn, on_dead_letter=fail_sample_check
+        ),
+        QueueConsumer(
+            ctx.pool,
+            config(SYNTHESIS_QUEUE),
+            synthesis_handler(ctx),
+            listen_dsn=listen_dsn,
+            on_dead_letter=fail_synthesis_job,
+        ),
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
@@ -81,9 +81,23 @@ class FinalizeRequest(msgspec.Struct, frozen=True):
     reflection_id: uuid.UUID | None
 
 
+def provider_of(requested: str | None, providers: ProviderSettings) -> str:
+    """The provider asked for, or the default; 422 when it has no key."""
+    provider = requested or providers.default_provider
+    if not providers.has_key(provider):
+        raise ProviderNotConfigured(f"Voice provider {provider!r} is not configured ({key_variable(provider)}).")
+    return provider
+
+
 def sample_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
     """Where a voice's original sample lives: inside its owner's folder, as the storage RLS demands."""
     return f"{owner_id}/{voice_id}/original"
+
+
+def processed_sample_path(object_path: str) -> str:
+    """Where the cleaned copy of the sample at `object_path` is stored: beside it, under a fixed name,
+    so a purge can remove it even when a worker wrote it but had not yet recorded it."""
+    return str(PurePosixPath(object_path).parent / "processed.wav")
 
 
 async def create_upload(
@@ -135,6 +149,7 @@ async def finalize(
     request: FinalizeRequest,
     *,
     providers: ProviderSettings,
+    retention_days: float,
     record: Recorder | None = None,
 ) -> FinalizedClone:
     """Check the uploaded sample (present, within limits, really audio), then in one transaction
@@ -142,9 +157,7 @@ async def finalize(
 
     `record` (an Idempotency-Key's) gets the result in that transaction, just before it commits.
     """
-    provider = request.provider or providers.default_provider
-    if not providers.has_key(provider):
-        raise ProviderNotConfigured(f"Voice provider {provider!r} is not configured ({key_variable(provider)}).")
+    provider = provider_of(request.provider, providers)
     owner_id = uuid.UUID(claims.sub)
     path = sample_path(owner_id, request.voice_id)
 
@@ -171,6 +184,7 @@ async def finalize(
             conn,
             Q["insert_sample"],
             {
+                "id": uuid.uuid4(),
                 "owner_id": owner_id,
                 "voice_id": request.voice_id,
                 "consent_id": voice["consent_id"],
@@ -181,6 +195,10 @@ async def finalize(
                 "size_bytes": info.size,
                 "transcript": request.transcript,
                 "language": request.language,
+                "provider": provider,
+                # The clone attempt checks and prepares the audio itself.
+                "status": "ready",
+                "retention_days": retention_days,
             },
         )
         await conn.execute(

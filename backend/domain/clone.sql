@@ -15,11 +15,13 @@ select id, owner_id, status, consent_id from public.voices where id = %(id)s for
 select id from public.reflections where id = %(id)s;
 
 -- name: insert_sample
-insert into public.voice_samples (owner_id, voice_id, consent_id, bucket_id, object_path, declared_type,
-                                  sniffed_type, size_bytes, transcript, language, status)
-values (%(owner_id)s, %(voice_id)s, %(consent_id)s, %(bucket_id)s, %(object_path)s, %(declared_type)s,
-        %(sniffed_type)s, %(size_bytes)s, %(transcript)s, %(language)s, 'ready')
-returning id;
+-- `status`: 'ready' when the clone attempt checks the audio itself, 'pending' for the sample queue.
+insert into public.voice_samples (id, owner_id, voice_id, consent_id, bucket_id, object_path, declared_type,
+                                  sniffed_type, size_bytes, transcript, language, provider, status, expires_at)
+values (%(id)s, %(owner_id)s, %(voice_id)s, %(consent_id)s, %(bucket_id)s, %(object_path)s, %(declared_type)s,
+        %(sniffed_type)s, %(size_bytes)s, %(transcript)s, %(language)s, %(provider)s, %(status)s,
+        now() + make_interval(secs => %(retention_days)s::double precision * 86400))
+returning id, status, expires_at;
 
 -- name: name_voice
 update public.voices

@@ -3,40 +3,35 @@ has at a provider (`PATCH .../voice`). Either way the result is a queued attempt
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from backend.audio.sniff import sniff_audio
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.pool import Connection, become_service, user_transaction
 from backend.db.queries import load_queries
 from backend.domain import clone
 from backend.domain.reflections import Attempt, attempt_view
+from backend.domain.samples import SampleForm, check_upload, record_consent, stored_upload
 from backend.errors import (
-    ConsentRequired,
-    ProviderNotConfigured,
     ProviderRejected,
     ProviderUnavailable,
     ProviderVoiceNotFound,
     ProviderVoiceTaken,
-    SampleTooLarge,
-    UnsupportedAudio,
 )
-from backend.providers.config import ProviderSettings, key_variable
+from backend.providers.config import ProviderSettings
 from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.providers.registry import ProviderSet, sample_rules
+from backend.providers.registry import ProviderSet
 from backend.storage.client import ObjectStorage
 from backend.uploads import ReceivedUpload
 
@@ -48,19 +43,6 @@ Q = load_queries(Path(__file__).with_suffix(".sql"))
 ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia"]
 
 
-class CloneForm(msgspec.Struct, frozen=True, kw_only=True):
-    """The text fields of a sample upload."""
-
-    consent: bool
-    name: str | None
-    language: str | None
-    transcript: str | None
-    provider: ProviderName | None
-    subject_name: str | None
-    user_agent: str | None
-    client_ip: str | None
-
-
 class CustomVoice(msgspec.Struct, frozen=True, kw_only=True):
     """A voice the user already has at a provider."""
 
@@ -70,22 +52,16 @@ class CustomVoice(msgspec.Struct, frozen=True, kw_only=True):
     language: str | None
 
 
-def _provider_of(requested: str | None, providers: ProviderSettings) -> str:
-    provider = requested or providers.default_provider
-    if not providers.has_key(provider):
-        raise ProviderNotConfigured(f"Voice provider {provider!r} is not configured ({key_variable(provider)}).")
-    return provider
-
-
 async def clone_from_upload(
     pool: AsyncConnectionPool[Connection],
     storage: ObjectStorage,
     claims: UserClaims,
     reflection_id: uuid.UUID,
     *,
-    form: CloneForm,
+    form: SampleForm,
     upload: ReceivedUpload,
     providers: ProviderSettings,
+    retention_days: float,
     record: Recorder | None = None,
 ) -> clone.FinalizedClone:
     """Store a consented, sniffed sample and queue the reflection's clone attempt.
@@ -95,90 +71,41 @@ async def clone_from_upload(
     Every check runs before anything is stored; the object is uploaded before the rows are written and
     removed again if writing them fails, so a fault leaves neither an orphaned object nor a half row.
     """
-    if not form.consent:
-        raise ConsentRequired
-    provider = _provider_of(form.provider, providers)
-    sniffed = sniff_audio(upload.head)
-    if sniffed is None:
-        raise UnsupportedAudio
-    limit = sample_rules(provider).max_bytes
-    if limit is not None and upload.size > limit:
-        raise SampleTooLarge(f"The sample is {upload.size} bytes; {provider} accepts at most {limit}.")
+    checked = check_upload(form, upload, providers)
     async with user_transaction(pool, claims.raw) as conn:
         await clone.visible_reflection(conn, reflection_id)
 
     owner_id, voice_id = uuid.UUID(claims.sub), uuid.uuid4()
     path = clone.sample_path(owner_id, voice_id)
-    await storage.upload(clone.SAMPLES_BUCKET, path, upload.file, sniffed)
-    try:
-        stored = _StoredSample(voice_id=voice_id, path=path, sniffed=sniffed, provider=provider, record=record)
-        return await _record_upload(pool, claims, reflection_id, form, upload, stored)
-    except BaseException:
-        # Undo the upload; if even that fails the object is in the owner's folder with no row, which the
-        # reconcile script reports, but the request still fails with the original error.
-        try:
-            await storage.remove(clone.SAMPLES_BUCKET, [path])
-        except Exception:
-            log.exception("could not remove the sample of a failed clone upload")
-        raise
-
-
-class _StoredSample(msgspec.Struct, frozen=True, kw_only=True):
-    voice_id: uuid.UUID
-    path: str
-    sniffed: str
-    provider: str
-    record: Any = None
-
-
-async def _record_upload(  # noqa: PLR0917 - one private step of clone_from_upload
-    pool: AsyncConnectionPool[Connection],
-    claims: UserClaims,
-    reflection_id: uuid.UUID,
-    form: CloneForm,
-    upload: ReceivedUpload,
-    stored: _StoredSample,
-) -> clone.FinalizedClone:
-    owner_id, voice_id, path, sniffed, provider = (
-        uuid.UUID(claims.sub),
-        stored.voice_id,
-        stored.path,
-        stored.sniffed,
-        stored.provider,
-    )
     name = form.name or "My voice"
-    async with user_transaction(pool, claims.raw) as conn:
+    async with stored_upload(storage, path, upload, checked.sniffed_type), user_transaction(pool, claims.raw) as conn:
         await clone.visible_reflection(conn, reflection_id)
-        consent = await fetch_one(
-            conn,
-            clone.Q["insert_consent"],
-            {
-                "subject_name": form.subject_name or name,
-                "consent_text_version": clone.CONSENT_TEXT_VERSION,
-                "user_agent": (form.user_agent or "")[:1000] or None,
-                "ip_hash": hashlib.sha256(form.client_ip.encode()).hexdigest() if form.client_ip else None,
-            },
-        )
+        consent_id = await record_consent(conn, form, name)
         await fetch_one(
             conn,
             clone.Q["insert_voice"],
-            {"id": voice_id, "name": name, "language": form.language, "consent_id": consent["id"]},
+            {"id": voice_id, "name": name, "language": form.language, "consent_id": consent_id},
         )
         await become_service(conn)
         sample = await fetch_one(
             conn,
             clone.Q["insert_sample"],
             {
+                "id": uuid.uuid4(),
                 "owner_id": owner_id,
                 "voice_id": voice_id,
-                "consent_id": consent["id"],
+                "consent_id": consent_id,
                 "bucket_id": clone.SAMPLES_BUCKET,
                 "object_path": path,
                 "declared_type": upload.declared_type,
-                "sniffed_type": sniffed,
+                "sniffed_type": checked.sniffed_type,
                 "size_bytes": upload.size,
                 "transcript": form.transcript,
                 "language": form.language,
+                "provider": checked.provider,
+                # The clone attempt checks and prepares the audio itself.
+                "status": "ready",
+                "retention_days": retention_days,
             },
         )
         attempt = await fetch_one(
@@ -189,12 +116,14 @@ async def _record_upload(  # noqa: PLR0917 - one private step of clone_from_uplo
                 "voice_id": voice_id,
                 "reflection_id": reflection_id,
                 "sample_id": sample["id"],
-                "provider": provider,
+                "provider": checked.provider,
             },
         )
-        result = clone.FinalizedClone(voice_id, attempt["id"], sample["id"], provider, attempt["status"], sniffed)
-        if stored.record is not None:
-            await stored.record(conn, result)
+        result = clone.FinalizedClone(
+            voice_id, attempt["id"], sample["id"], checked.provider, attempt["status"], checked.sniffed_type
+        )
+        if record is not None:
+            await record(conn, result)
     return result
 
 
@@ -209,7 +138,7 @@ async def attach_custom_voice(
 ) -> Attempt:
     """Check the voice exists at the provider and may be used by the caller, then attach it to the
     reflection through a `custom_voice_id` attempt (no preview: its owner has heard it already)."""
-    provider_name = _provider_of(custom.provider, provider_settings)
+    provider_name = clone.provider_of(custom.provider, provider_settings)
     async with user_transaction(pool, claims.raw) as conn:
         await clone.visible_reflection(conn, reflection_id)
     try:

@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
+from backend.domain.clone import processed_sample_path
 from backend.errors import ServiceUnavailable, VoicegateError
 
 Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -116,7 +117,15 @@ async def purge_sample(
         if row is None:
             return None
         purged = _sample(row, "purged")
-        paths = [row["object_path"], *([row["processed_object_path"]] if row["processed_object_path"] else [])]
+        paths = list(
+            dict.fromkeys(
+                [
+                    row["object_path"],
+                    *([row["processed_object_path"]] if row["processed_object_path"] else []),
+                    processed_sample_path(row["object_path"]),
+                ]
+            )
+        )
         purged.removed = await storage.remove(row["bucket_id"], paths)
         audit = {
             **(detail or {}),

@@ -17,19 +17,3 @@ select * from public.voice_samples where id = %(sample_id)s;
 
 -- name: load_voice
 select * from public.voices where id = %(voice_id)s;
-
--- name: record_processed_sample
-update public.voice_samples
-   set processed_object_path = %(processed_object_path)s,
-       quality_report = %(quality_report)s,
-       duration_ms = %(duration_ms)s,
-       sample_rate = %(sample_rate)s,
-       channels = %(channels)s,
-       status = 'ready',
-       failure_reason = null
- where id = %(sample_id)s;
-
--- name: record_rejected_sample
-update public.voice_samples
-   set status = 'failed', failure_reason = %(reason)s
- where id = %(sample_id)s;

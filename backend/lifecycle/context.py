@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from backend.db.pool import Connection
@@ -15,6 +17,13 @@ from backend.providers.registry import ProviderSet
 from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one call left the work: finished for now, or to be looked at again at `retry_at`."""
+
+    status: str
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True)

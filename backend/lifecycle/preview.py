@@ -13,8 +13,7 @@ import uuid
 from backend.db.pool import service_transaction
 from backend.errors import NotFound, StaleVersion
 from backend.lifecycle import attempts
-from backend.lifecycle.context import Lifecycle
-from backend.lifecycle.processing import Outcome
+from backend.lifecycle.context import Lifecycle, Outcome
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError
 

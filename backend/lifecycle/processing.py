@@ -18,41 +18,28 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
-import msgspec
-
-from backend.audio.pipeline import AudioRejected, prepare_sample
+from backend.audio.pipeline import AudioRejected
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.errors import LeaseLost, NotFound, StaleVersion
 from backend.failpoints import failpoint
 from backend.lifecycle import attempts
 from backend.lifecycle.attempts import AttemptRow
-from backend.lifecycle.context import Lifecycle
-from backend.providers.base import ProviderVoice, SampleRef
+from backend.lifecycle.context import Lifecycle, Outcome
+from backend.lifecycle.samples import SampleGone, enrolment_sample
+from backend.providers.base import ProviderVoice
 from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.providers.registry import sample_rules
 
 log = logging.getLogger(__name__)
 Q = attempts.Q
-SAMPLES_BUCKET = "voice-samples"
-#: How long a provider may take to fetch the prepared sample from its signed URL.
-SAMPLE_URL_SECONDS = 600
-
-
-class Outcome(msgspec.Struct, frozen=True, kw_only=True):
-    """Where one call left the work: finished for now, or to be looked at again at `retry_at`."""
-
-    status: str
-    retry_at: datetime | None = None
 
 
 class _Failed(Exception):
@@ -175,7 +162,12 @@ async def _enrol(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str
         # Stored before the provider sees anything, so a retry after a crash looks this key up first.
         attempt = await _step(ctx, attempt.id, worker_id, actor, changes={"enrolment_key": f"vg-{attempt.id}"})
     sample, voice = await _sample_and_voice(ctx, attempt)
-    ref = await _prepared_sample(ctx, attempt, sample)
+    try:
+        ref = await enrolment_sample(ctx, sample, attempt.provider)
+    except AudioRejected as exc:
+        raise _Failed(exc.code, str(exc)) from exc
+    except SampleGone as exc:
+        raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
     provider = ctx.providers.get(attempt.provider)
     created = await provider.enroll(
         [ref],
@@ -209,50 +201,6 @@ async def _sample_and_voice(ctx: Lifecycle, attempt: AttemptRow) -> tuple[dict[s
     if sample is None:
         raise _Failed("sample_missing", "The sample is gone (it may have expired); upload a new one.")
     return sample, voice
-
-
-async def _prepared_sample(ctx: Lifecycle, attempt: AttemptRow, sample: dict[str, Any]) -> SampleRef:
-    """The sample cleaned into the provider's wanted form, stored beside the original."""
-    rules = sample_rules(attempt.provider)
-    original = await ctx.storage.download(sample["bucket_id"], sample["object_path"])
-    try:
-        prepared = await asyncio.to_thread(
-            prepare_sample,
-            original,
-            target_sample_rate=rules.preferred_sample_rate,
-            min_duration_s=rules.min_duration_s,
-            max_duration_s=rules.max_duration_s,
-        )
-    except AudioRejected as exc:
-        async with service_transaction(ctx.pool) as conn:
-            await conn.execute(Q["record_rejected_sample"], {"sample_id": sample["id"], "reason": str(exc)})
-        raise _Failed(exc.code, str(exc)) from exc
-    processed_path = str(Path(sample["object_path"]).parent / "processed.wav")
-    await ctx.storage.upload(sample["bucket_id"], processed_path, prepared.wav, "audio/wav", upsert=True)
-    async with service_transaction(ctx.pool) as conn:
-        await conn.execute(
-            Q["record_processed_sample"],
-            {
-                "sample_id": sample["id"],
-                "processed_object_path": processed_path,
-                "quality_report": msgspec.json.encode(prepared.report).decode(),
-                "duration_ms": round(prepared.duration_s * 1000),
-                "sample_rate": prepared.sample_rate,
-                "channels": 1,
-            },
-        )
-    public_url = None
-    if ctx.public_storage:
-        public_url = await ctx.storage.create_signed_url(sample["bucket_id"], processed_path, SAMPLE_URL_SECONDS)
-    return SampleRef(
-        data=prepared.wav,
-        mime_type="audio/wav",
-        filename="sample.wav",
-        public_url=public_url,
-        duration_s=prepared.duration_s,
-        sample_rate=prepared.sample_rate,
-        channels=1,
-    )
 
 
 async def _verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:

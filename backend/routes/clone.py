@@ -88,7 +88,13 @@ class CloneController(Controller):
             request,
             claims,
             lambda record: svc.finalize(
-                pool, state.storage, claims, body, providers=state.settings.providers, record=record
+                pool,
+                state.storage,
+                claims,
+                body,
+                providers=state.settings.providers,
+                retention_days=state.settings.sample_retention_days,
+                record=record,
             ),
             body=msgspec.json.encode(data),
         )

@@ -10,7 +10,8 @@ from litestar import Controller, Request, post
 from litestar.params import FromPath
 
 from backend.errors import ValidationFailed
-from backend.lifecycle.processing import Outcome, process_reflection_attempt
+from backend.lifecycle.context import Outcome
+from backend.lifecycle.processing import process_reflection_attempt
 from backend.routes.context import require_service
 
 #: The reflection segment that stands for "no reflection" (an attempt made by finalize without one).

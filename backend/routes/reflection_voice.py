@@ -14,6 +14,7 @@ from backend.db.pool import user_transaction
 from backend.domain import reflection_voice as svc
 from backend.domain.clone import FinalizedClone
 from backend.domain.reflections import Attempt, VoiceState, voice_state_with_preview
+from backend.domain.samples import SampleForm
 from backend.errors import ValidationFailed
 from backend.idempotency import body_fingerprint, idempotent
 from backend.routes.clone import LanguageTag, Name
@@ -82,7 +83,7 @@ class ReflectionVoiceController(Controller):
                 fields = msgspec.convert(upload.fields, CloneFields, strict=False)
             except msgspec.ValidationError as exc:
                 raise ValidationFailed(str(exc)) from exc
-            form = svc.CloneForm(
+            form = SampleForm(
                 consent=fields.consent,
                 name=fields.name.strip() if fields.name else None,
                 language=fields.language,
@@ -106,6 +107,7 @@ class ReflectionVoiceController(Controller):
                     form=form,
                     upload=upload,
                     providers=state.settings.providers,
+                    retention_days=state.settings.sample_retention_days,
                     record=record,
                 ),
                 fingerprint=fingerprint,

@@ -15,7 +15,7 @@ import pytest
 
 from backend.db.pool import create_pool
 from backend.settings import settings_from_env
-from queue_consumers.maintenance import sweep
+from queue_consumers.maintenance import SweepReport, sweep
 from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, speech_wav, until_create_sent
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
@@ -126,8 +126,8 @@ async def test_the_sweep_requeues_a_queued_attempt_whose_message_was_lost(
     pool = create_pool(db_dsn, settings)
     await pool.open(wait=True)
     try:
-        assert await sweep(settings, pool) == 1
+        assert await sweep(settings, pool, client.app.state.storage) == SweepReport(requeued=1, purged=0)
         assert [m["message"]["attemptId"] for m in queue_messages(sql, "voice_clone_process")] == [attempt_id]
-        assert await sweep(settings, pool) == 0
+        assert await sweep(settings, pool, client.app.state.storage) == SweepReport(requeued=0, purged=0)
     finally:
         await pool.close()

@@ -143,7 +143,7 @@ STATEMENTS: dict[str, dict[str, tuple[str, str | None]]] = {
             "insert into synthesis_jobs (owner_id, voice_id, input_text) values (%(owner)s, %(voice)s, 'hi')",
             None,
         ),
-        "update": ("update synthesis_jobs set status = 'succeeded' where id = %(job)s", None),
+        "update": ("update synthesis_jobs set status = 'processing' where id = %(job)s", None),
         "delete": ("delete from synthesis_jobs where id = %(job)s", None),
     },
     "storage.objects": {

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from backend.db.pool import create_pool
 from backend.domain.retention import purge_expired_samples
@@ -117,10 +118,17 @@ def test_a_row_that_cannot_be_deleted_keeps_its_objects(
     run_script: Runner, seeded: dict[str, Any], scene: Scene, db: psycopg.Connection[Any]
 ) -> None:
     expired = seeded["expired"]
-    # A synthesis job made from the sample alone: its check (voice or sample) refuses the delete.
+    # Something in the database refuses this one deletion (here a trigger; in life a lock timeout or a
+    # constraint added later): the purge must find that out before it touches Storage.
     db.execute(
-        "insert into synthesis_jobs (owner_id, sample_id, input_text) values (%s, %s, 'hello')",
-        (scene.owner, expired["id"]),
+        "create function pg_temp.refuse_delete() returns trigger language plpgsql"
+        " as $$ begin raise exception 'sample % is held', old.id; end $$"
+    )
+    db.execute(
+        sql.SQL(
+            "create trigger refuse_delete before delete on voice_samples for each row"
+            " when (old.id = {}) execute function pg_temp.refuse_delete()"
+        ).format(sql.Literal(expired["id"]))
     )
 
     result = run_script(main, "--apply", "--json", "--local-storage-dir", str(seeded["root"]))
@@ -128,10 +136,30 @@ def test_a_row_that_cannot_be_deleted_keeps_its_objects(
     assert result.code == 1
     assert (result.counts["purged"], result.counts["errors"], result.counts["unfixed"]) == (1, 1, 1)
     failed = next(item for item in result.json["items"] if item["sample_id"] == str(expired["id"]))
-    assert "synthesis_job_has_source" in failed["outcome"]
+    assert "is held" in failed["outcome"]
     assert {expired["object_path"], expired["processed_object_path"]} <= objects(db)
     assert {expired["object_path"], expired["processed_object_path"]} <= files(seeded["root"])
     assert [e["subject_id"] for e in audit_events(db)] == [str(seeded["gone_objects"]["id"])]
+
+
+def test_a_sample_spoken_from_by_a_job_is_purged_and_the_job_keeps_its_voice(
+    run_script: Runner, seeded: dict[str, Any], scene: Scene, db: psycopg.Connection[Any]
+) -> None:
+    expired = seeded["expired"]
+    voice = scene.row(seeded["attempt"]["id"])["voice_id"]
+    job = db.execute(
+        "insert into synthesis_jobs (owner_id, voice_id, sample_id, input_text) values (%s, %s, %s, 'hello')"
+        " returning id",
+        (scene.owner, voice, expired["id"]),
+    ).fetchone()
+
+    result = run_script(main, "--apply", "--json", "--local-storage-dir", str(seeded["root"]))
+
+    assert (result.code, result.counts["purged"]) == (0, 2)
+    assert db.execute("select voice_id, sample_id from synthesis_jobs where id = %s", (job[0],)).fetchone() == (
+        voice,
+        None,
+    )
 
 
 def test_table_and_json_carry_the_same_counts(run_script: Runner, seeded: dict[str, Any]) -> None:

@@ -1,0 +1,31 @@
+-- name: claim_sample
+update public.voice_samples
+   set status = 'processing'
+ where id = %(sample_id)s and status in ('pending', 'processing')
+returning *;
+
+-- name: sample_state
+select status from public.voice_samples where id = %(sample_id)s;
+
+-- name: record_processed_sample
+-- Nothing comes back when the sample was deleted meanwhile: the caller removes the copy it stored.
+update public.voice_samples
+   set processed_object_path = %(processed_object_path)s,
+       quality_report = %(quality_report)s::jsonb,
+       duration_ms = %(duration_ms)s,
+       sample_rate = %(sample_rate)s,
+       channels = %(channels)s,
+       status = 'ready',
+       failure_reason = null
+ where id = %(sample_id)s
+returning id;
+
+-- name: record_rejected_sample
+update public.voice_samples
+   set status = 'failed', failure_reason = %(reason)s, quality_report = %(quality_report)s::jsonb
+ where id = %(sample_id)s;
+
+-- name: fail_unchecked_sample
+update public.voice_samples
+   set status = 'failed', failure_reason = %(reason)s
+ where id = %(sample_id)s and status in ('pending', 'processing');

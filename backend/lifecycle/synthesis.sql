@@ -1,0 +1,37 @@
+-- name: load_job
+-- The job with the voice it speaks with and the clone attempt it may wait for.
+select j.id, j.owner_id, j.status, j.input_text, j.retry_count, j.attempt_id,
+       v.tts_provider, v.provider_voice_id, v.provider_target_model, v.provider_metadata,
+       a.status as attempt_status, a.provider as attempt_provider, a.provider_voice_id as attempt_voice_id,
+       a.provider_target_model as attempt_target_model, a.provider_metadata as attempt_metadata,
+       a.last_error_code as attempt_error_code, a.last_error_message as attempt_error_message,
+       now() as db_now
+  from public.synthesis_jobs j
+  join public.voices v on v.id = j.voice_id
+  left join public.voice_clone_attempts a on a.id = j.attempt_id
+ where j.id = %(id)s;
+
+-- name: start_job
+update public.synthesis_jobs
+   set status = 'processing'
+ where id = %(id)s and status in ('queued', 'processing')
+returning id;
+
+-- name: retry_job
+update public.synthesis_jobs
+   set status = 'queued', retry_count = retry_count + 1, error_code = %(code)s, error_message = %(message)s
+ where id = %(id)s and status = 'processing'
+returning retry_count, now() as db_now;
+
+-- name: fail_job
+update public.synthesis_jobs
+   set status = 'failed', error_code = %(code)s, error_message = %(message)s, finished_at = now()
+ where id = %(id)s and status in ('queued', 'processing')
+returning id;
+
+-- name: finish_job
+update public.synthesis_jobs
+   set status = 'succeeded', output_bucket_id = %(bucket)s, output_object_path = %(path)s,
+       duration_ms = %(duration_ms)s, error_code = null, error_message = null, finished_at = now()
+ where id = %(id)s and status = 'processing'
+returning id;

@@ -1,0 +1,283 @@
+"""The PRD flow over HTTP with the consumers running: upload a sample → its check on the
+`voice_sample_process` queue → status `ready` with the quality report → clone text → the job on
+`voice_synthesis` → `succeeded` → the result URL downloads a WAV whose length grows with the text.
+Also: refusals, another user's view, deletion, and a provider that keeps timing out."""
+
+from __future__ import annotations
+
+import io
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backend.audio.measure import detect_speech
+from tests.audio_corpus import noise, wav_bytes
+from tests.e2e.conftest import elevenlabs_env, speech_wav
+from tests.fakes import ElevenLabsFake, serve
+from tests.fakes.core import Fault
+from tests.integration.api.conftest import User
+from tests.support import Conn, one
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+pytestmark = pytest.mark.timeout(120)
+SHORT_TEXT = "Hello there."
+LONG_TEXT = (
+    "Hello there. This sentence is a good deal longer than the first one, so the audio made from it"
+    " has to last several times as long when it is spoken at the same pace."
+)
+
+
+async def upload(client: Client, user: User, data: bytes, **fields: str) -> Any:
+    form = {"consent": "true", "language": "en", **fields}
+    return await client.post(
+        "/api/v1/voice-samples", data=form, files={"file": ("me.wav", data, "audio/wav")}, headers=user.headers
+    )
+
+
+async def until(client: Client, user: User, path: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Poll `path` until `done` holds for its JSON (the consumers run in the app meanwhile)."""
+    deadline = time.monotonic() + 60
+    while True:
+        response = await client.get(path, headers=user.headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if done(body):
+            return body
+        assert time.monotonic() < deadline, f"stuck: {body}"
+
+
+async def sample_settled(client: Client, user: User, sample_id: str) -> dict[str, Any]:
+    return await until(
+        client, user, f"/api/v1/voice-samples/{sample_id}/status", lambda s: s["status"] in {"ready", "failed"}
+    )
+
+
+async def job_settled(client: Client, user: User, job_id: str) -> dict[str, Any]:
+    return await until(client, user, f"/api/v1/clone/{job_id}/status", lambda j: j["status"] in {"succeeded", "failed"})
+
+
+async def spoken(client: Client, user: User, job_id: str) -> tuple[np.ndarray[Any, Any], int]:
+    """The job's audio, fetched through its signed result URL, decoded as a WAV."""
+    result = await client.get(f"/api/v1/clone/{job_id}/result", headers=user.headers)
+    assert result.status_code == 200, result.text
+    body = result.json()
+    assert (body["mimeType"], body["expiresIn"]) == ("audio/wav", 300)
+    url = body["audioUrl"]
+    # The public Storage address of the app's settings (VOICEGATE_HOST:PORT), in the owner's folder.
+    assert url.startswith(f"http://127.0.0.1:8000/storage/v1/object/sign/voice-renders/{user.id}/renders/{job_id}.wav")
+    audio = await client.get("/storage/v1" + url.split("/storage/v1", 1)[1])
+    assert audio.status_code == 200
+    with wave.open(io.BytesIO(audio.content)) as reader:
+        assert (reader.getnchannels(), reader.getsampwidth()) == (1, 2)
+        rate = reader.getframerate()
+        frames = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+    return frames.astype(np.float32) / 32768, rate
+
+
+def objects(sql: Conn, prefix: str) -> set[str]:
+    rows = sql.execute("select bucket_id || '/' || name from storage.objects where name like %s", (prefix + "%",))
+    return {row[0] for row in rows}
+
+
+async def test_upload_check_clone_and_listen(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    client = await worker_client()
+    user = make_user()
+
+    data = speech_wav(8.0)
+    with wave.open(io.BytesIO(data)) as reader:
+        uploaded_s = reader.getnframes() / reader.getframerate()
+    accepted = await upload(client, user, data, transcript="Hello, this is my voice.")
+    assert accepted.status_code == 202, accepted.text
+    sample_id = accepted.json()["sampleId"]
+    assert (accepted.json()["status"], accepted.json()["provider"]) == ("pending", "local")
+
+    sample = await sample_settled(client, user, sample_id)
+    assert sample["status"] == "ready", sample["failureReason"]
+    quality = sample["quality"]
+    assert (quality["mimeType"], quality["sampleRate"], quality["channels"]) == ("audio/wav", 48000, 1)
+    assert quality["durationS"] == pytest.approx(uploaded_s, abs=0.01)
+    assert quality["speechRatio"] > 0.3
+    assert quality["snrDb"] > 20
+    assert quality["verdict"] in {"good", "usable"}
+    assert quality["loudnessLufs"] is not None
+    assert quality["truePeakDbtp"] is not None
+    assert sample["sampleRate"] == 24000
+    assert sample["channels"] == 1
+    assert 0 < sample["durationMs"] < uploaded_s * 1000 - 500  # the cleaned copy: silence trimmed
+    folder = f"{user.id}/samples/{sample_id}/"
+    assert objects(sql, folder) == {f"voice-samples/{folder}original", f"voice-samples/{folder}processed.wav"}
+
+    short = await client.post("/api/v1/clone", json={"sampleId": sample_id, "text": SHORT_TEXT}, headers=user.headers)
+    assert short.status_code == 202, short.text
+    first = short.json()
+    assert first["status"] == "queued"
+    assert first["attemptId"] is not None
+    done = await job_settled(client, user, first["jobId"])
+    assert done["status"] == "succeeded", done["error"]
+    assert (done["voiceId"], done["sampleId"], done["error"]) == (first["voiceId"], sample_id, None)
+    short_audio, rate = await spoken(client, user, first["jobId"])
+    assert detect_speech(short_audio, rate).seconds > 0.3
+
+    # The sample now has its voice: a second job speaks with it directly, nothing is cloned again.
+    assert (await sample_settled(client, user, sample_id))["voiceId"] == first["voiceId"]
+    long = await client.post("/api/v1/clone", json={"sampleId": sample_id, "text": LONG_TEXT}, headers=user.headers)
+    assert long.status_code == 202, long.text
+    assert (long.json()["voiceId"], long.json()["attemptId"]) == (first["voiceId"], None)
+    assert (await job_settled(client, user, long.json()["jobId"]))["status"] == "succeeded"
+    long_audio, _ = await spoken(client, user, long.json()["jobId"])
+    assert len(long_audio) > 3 * len(short_audio)
+    assert one(sql, "select count(*) as n from voice_clone_attempts")["n"] == 1
+
+    by_voice = await client.post(
+        "/api/v1/clone", json={"voiceId": first["voiceId"], "text": SHORT_TEXT}, headers=user.headers
+    )
+    assert by_voice.status_code == 202, by_voice.text
+    assert (await job_settled(client, user, by_voice.json()["jobId"]))["status"] == "succeeded"
+    assert one(sql, "select count(*) as n from voices where owner_id = %s", (user.id,))["n"] == 1
+
+
+async def test_a_refused_sample_says_why_and_cannot_be_cloned(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    client = await worker_client()
+    user = make_user()
+    hiss = wav_bytes(noise(6.0, rms=0.05))
+
+    accepted = await upload(client, user, hiss)
+    assert accepted.status_code == 202
+    sample = await sample_settled(client, user, accepted.json()["sampleId"])
+
+    assert (sample["status"], sample["failureReason"]) == ("failed", "no speech detected")
+    assert sample["quality"]["speechRatio"] < 0.2
+    assert sample["quality"]["verdict"] == "poor"
+    refused = await client.post(
+        "/api/v1/clone", json={"sampleId": accepted.json()["sampleId"], "text": "hi"}, headers=user.headers
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "sample_rejected")
+    assert "no speech detected" in refused.json()["detail"]
+    assert one(sql, "select count(*) as n from synthesis_jobs")["n"] == 0
+    assert one(sql, "select count(*) as n from voices")["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "data", "status", "code"),
+    [
+        ({"consent": "false"}, None, 400, "consent_required"),
+        ({}, b"just some text, renamed to me.wav\n" * 20, 415, "unsupported_audio_format"),
+        ({"provider": "qwen"}, None, 422, "provider_not_configured"),
+        ({"colour": "blue"}, None, 400, "validation_failed"),
+    ],
+)
+async def test_bad_uploads_are_refused_and_store_nothing(
+    worker_client: Callable[..., Any],
+    make_user: Callable[[], User],
+    sql: Conn,
+    tmp_path: Path,
+    fields: dict[str, str],
+    data: bytes | None,
+    status: int,
+    code: str,
+) -> None:
+    client = await worker_client(consumers=False)
+    user = make_user()
+
+    refused = await upload(client, user, data or speech_wav(), **fields)
+
+    assert (refused.status_code, refused.json()["code"]) == (status, code)
+    assert one(sql, "select count(*) as n from voice_samples")["n"] == 0
+    assert one(sql, "select count(*) as n from voice_consents")["n"] == 0
+    assert one(sql, "select count(*) as n from storage.objects")["n"] == 0
+    assert one(sql, "select count(*) as n from pgmq.q_voice_sample_process")["n"] == 0
+    assert not [p for p in (tmp_path / "storage").rglob("*") if p.is_file()]
+
+
+async def test_bad_clone_requests_get_clear_errors(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    client = await worker_client(consumers=False)
+    user, other = make_user(), make_user()
+    sample_id = (await upload(client, user, speech_wav())).json()["sampleId"]
+
+    async def clone(body: dict[str, Any], who: User = user) -> tuple[int, str]:
+        response = await client.post("/api/v1/clone", json=body, headers=who.headers)
+        return response.status_code, response.json()["code"]
+
+    assert await clone({"text": "hi"}) == (400, "validation_failed")
+    assert await clone({"sampleId": sample_id, "voiceId": sample_id, "text": "hi"}) == (400, "validation_failed")
+    assert await clone({"sampleId": sample_id, "text": "   "}) == (400, "validation_failed")
+    assert await clone({"sampleId": sample_id, "text": "x" * 5001}) == (400, "validation_failed")
+    assert await clone({"sampleId": sample_id, "text": "hi"}, other) == (404, "not_found")
+    assert await clone({"voiceId": sample_id, "text": "hi"}) == (404, "not_found")
+    assert one(sql, "select count(*) as n from synthesis_jobs")["n"] == 0
+
+    accepted = await client.post("/api/v1/clone", json={"sampleId": sample_id, "text": "hi"}, headers=user.headers)
+    job_id = accepted.json()["jobId"]
+    for path in (f"/api/v1/clone/{job_id}/status", f"/api/v1/clone/{job_id}/result"):
+        assert (await client.get(path, headers=other.headers)).status_code == 404
+    for path in (f"/api/v1/voice-samples/{sample_id}/status",):
+        assert (await client.get(path, headers=other.headers)).status_code == 404
+    assert (await client.delete(f"/api/v1/voice-samples/{sample_id}", headers=other.headers)).status_code == 404
+    early = await client.get(f"/api/v1/clone/{job_id}/result", headers=user.headers)
+    assert (early.status_code, early.json()["code"]) == (409, "synthesis_not_finished")
+
+
+async def test_deleting_a_sample_purges_both_objects_at_once(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, tmp_path: Path
+) -> None:
+    client = await worker_client()
+    user = make_user()
+    sample_id = (await upload(client, user, speech_wav())).json()["sampleId"]
+    assert (await sample_settled(client, user, sample_id))["status"] == "ready"
+    folder = f"{user.id}/samples/{sample_id}/"
+    assert len(objects(sql, folder)) == 2
+
+    deleted = await client.delete(f"/api/v1/voice-samples/{sample_id}", headers=user.headers)
+
+    assert deleted.status_code == 204
+    assert objects(sql, folder) == set()
+    assert not [p for p in (tmp_path / "storage").rglob("*") if p.is_file() and sample_id in str(p)]
+    audit = one(sql, "select actor, action, detail from voicegate.audit_events where subject_id = %s", (sample_id,))
+    assert (audit["actor"], audit["action"]) == (f"user:{user.id}", "sample.purge")
+    assert sorted(audit["detail"]["removed"]) == [f"{folder}original", f"{folder}processed.wav"]
+    gone = await client.get(f"/api/v1/voice-samples/{sample_id}/status", headers=user.headers)
+    assert gone.status_code == 404
+    assert (await client.delete(f"/api/v1/voice-samples/{sample_id}", headers=user.headers)).status_code == 404
+
+
+@pytest.mark.parametrize(("failures", "status"), [(4, "succeeded"), (8, "failed")])
+async def test_a_provider_timeout_is_retried_once_then_inference_failed(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], failures: int, status: str
+) -> None:
+    provider = ElevenLabsFake(max_voices=100)
+    with serve(provider) as url:
+        client = await worker_client(**elevenlabs_env(provider, url))
+        user = make_user()
+        sample_id = (await upload(client, user, speech_wav(seed=3))).json()["sampleId"]
+        assert (await sample_settled(client, user, sample_id))["status"] == "ready"
+        # 504 Gateway Timeout on every text-to-speech call: each try spends the HTTP layer's 4 attempts.
+        provider.faults.fail_next(Fault("status", 504, path_prefix="/v1/text-to-speech"), times=failures)
+
+        accepted = await client.post(
+            "/api/v1/clone", json={"sampleId": sample_id, "text": SHORT_TEXT}, headers=user.headers
+        )
+        job = await job_settled(client, user, accepted.json()["jobId"])
+
+        assert job["status"] == status
+        assert len(provider.requests_to("POST", "/v1/text-to-speech")) == min(failures, 8) + (status == "succeeded")
+        if status == "failed":
+            assert job["error"]["code"] == "inference_failed"
+            assert job["error"]["message"].startswith("inference failed")
+            refused = await client.get(f"/api/v1/clone/{accepted.json()['jobId']}/result", headers=user.headers)
+            assert (refused.status_code, refused.json()["code"]) == (409, "synthesis_failed")
+        else:
+            # ElevenLabs answers MP3; the result is still a WAV.
+            audio, rate = await spoken(client, user, accepted.json()["jobId"])
+            assert len(audio) / rate > 0.2
