@@ -3,7 +3,6 @@ has at a provider (`PATCH .../voice`). Either way the result is a queued attempt
 
 from __future__ import annotations
 
-import logging
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -38,7 +37,6 @@ from backend.uploads import ReceivedUpload
 if TYPE_CHECKING:
     from backend.idempotency import Recorder
 
-log = logging.getLogger(__name__)
 Q = load_queries(Path(__file__).with_suffix(".sql"))
 ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia"]
 

@@ -281,3 +281,64 @@ async def test_a_provider_timeout_is_retried_once_then_inference_failed(
             # ElevenLabs answers MP3; the result is still a WAV.
             audio, rate = await spoken(client, user, accepted.json()["jobId"])
             assert len(audio) / rate > 0.2
+
+
+async def test_the_maintenance_sweep_purges_expired_samples_and_leaves_fresh_ones(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, tmp_path: Path
+) -> None:
+    client = await worker_client(VOICEGATE_SAMPLE_RETENTION_DAYS="7", VOICEGATE_MAINTENANCE_INTERVAL="0.2")
+    user = make_user()
+    expiring, fresh = [(await upload(client, user, speech_wav(seed=n))).json() for n in (4, 5)]
+    for accepted in (expiring, fresh):
+        assert (await sample_settled(client, user, accepted["sampleId"]))["status"] == "ready"
+    kept = one(
+        sql, "select expires_at - created_at as retention from voice_samples where id = %s", (fresh["sampleId"],)
+    )
+    assert kept["retention"].days == 7
+
+    sql.execute(
+        "update voice_samples set expires_at = now() - interval '1 second' where id = %s", (expiring["sampleId"],)
+    )
+    deadline = time.monotonic() + 30
+    while one(sql, "select count(*) as n from voice_samples where id = %s", (expiring["sampleId"],))["n"]:
+        assert time.monotonic() < deadline, "the sweep did not purge the expired sample"
+
+    gone = f"{user.id}/samples/{expiring['sampleId']}/"
+    assert objects(sql, gone) == set()
+    assert not [p for p in (tmp_path / "storage").rglob("*") if p.is_file() and expiring["sampleId"] in str(p)]
+    audit = one(sql, "select actor, detail from voicegate.audit_events where subject_id = %s", (expiring["sampleId"],))
+    assert (audit["actor"], audit["detail"]["reason"]) == ("maintenance", "expired")
+    assert sorted(audit["detail"]["removed"]) == [f"{gone}original", f"{gone}processed.wav"]
+    left = f"{user.id}/samples/{fresh['sampleId']}/"
+    assert objects(sql, left) == {f"voice-samples/{left}original", f"voice-samples/{left}processed.wav"}
+    status = await client.get(f"/api/v1/voice-samples/{fresh['sampleId']}/status", headers=user.headers)
+    assert status.json()["status"] == "ready"
+
+
+async def test_an_idempotency_key_replays_the_upload_and_the_job(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    client = await worker_client(consumers=False)
+    user = make_user()
+    keyed = {**user.headers, "Idempotency-Key": "sample-1"}
+    files = {"file": ("me.wav", speech_wav(), "audio/wav")}
+
+    first = await client.post("/api/v1/voice-samples", data={"consent": "true"}, files=files, headers=keyed)
+    again = await client.post("/api/v1/voice-samples", data={"consent": "true"}, files=files, headers=keyed)
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert one(sql, "select count(*) as n from voice_samples")["n"] == 1
+    assert one(sql, "select count(*) as n from pgmq.q_voice_sample_process")["n"] == 1
+
+    body = {"sampleId": first.json()["sampleId"], "text": SHORT_TEXT}
+    job_headers = {**user.headers, "Idempotency-Key": "job-1"}
+    job = await client.post("/api/v1/clone", json=body, headers=job_headers)
+    replay = await client.post("/api/v1/clone", json=body, headers=job_headers)
+    other = await client.post("/api/v1/clone", json={**body, "text": LONG_TEXT}, headers=job_headers)
+
+    assert (job.status_code, replay.status_code, replay.json()) == (202, 202, job.json())
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    assert one(sql, "select count(*) as n from synthesis_jobs")["n"] == 1
+    assert one(sql, "select count(*) as n from voice_clone_attempts")["n"] == 1

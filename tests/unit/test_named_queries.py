@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from backend.db.queries import QueryFileError, parse_queries
-from backend.domain import reflections, voices
+from backend.domain import reflections, samples, synthesis, voices
+from backend.lifecycle import samples as sample_checks
+from backend.lifecycle import synthesis as synthesis_jobs
 
 
 def test_blocks_are_split_on_their_headers() -> None:
@@ -45,6 +47,33 @@ def test_malformed_files_are_refused(text: str, message: str) -> None:
             },
         ),
         (voices.Q, {"list_voices", "get_voice", "soft_delete_voice"}),
+        (samples.Q, {"sample_status"}),
+        (
+            synthesis.Q,
+            {
+                "visible_sample",
+                "lock_sample",
+                "visible_voice",
+                "lock_voice",
+                "open_attempt",
+                "insert_sample_voice",
+                "link_sample_voice",
+                "insert_sample_attempt",
+                "insert_job",
+                "job",
+            },
+        ),
+        (
+            sample_checks.Q,
+            {
+                "claim_sample",
+                "sample_state",
+                "record_processed_sample",
+                "record_rejected_sample",
+                "fail_unchecked_sample",
+            },
+        ),
+        (synthesis_jobs.Q, {"load_job", "start_job", "retry_job", "fail_job", "finish_job"}),
     ],
 )
 def test_every_query_the_services_use_exists(queries: dict[str, str], names: set[str]) -> None:

@@ -11,6 +11,7 @@ from psycopg_pool import PoolTimeout
 from backend import errors
 from backend.audio import errors as audio_errors
 from backend.db.pool import translate_db_errors
+from backend.domain.reflections import LaunchBlocked
 from backend.problem import problem_for
 
 ROWS = [
@@ -99,8 +100,72 @@ ROWS = [
     (audio_errors.SampleTooLong("sample too long (max 60 s)"), 422, "sample_too_long", "sample too long (max 60 s)"),
     (audio_errors.NoSpeech(), 422, "no_speech", "no speech detected"),
     (audio_errors.SampleClipped(), 422, "clipping", "sample is clipped"),
+    (
+        errors.ConsentRequired(),
+        400,
+        "consent_required",
+        "consent required: a voice sample can only be stored with the speaker's consent (consent=true).",
+    ),
+    (
+        errors.SampleNotUploaded(),
+        422,
+        "sample_not_uploaded",
+        "No sample was uploaded for this voice; PUT the file to the signed upload URL first.",
+    ),
+    (errors.SampleTooLarge(), 413, "sample_too_large", "The sample is larger than allowed."),
+    (
+        errors.UnsupportedAudio(),
+        415,
+        "unsupported_audio_format",
+        "unsupported audio format: the file is not WAV, MP3, FLAC, OGG/Opus, WebM/Opus or M4A/AAC.",
+    ),
+    (
+        errors.ProviderNotConfigured(),
+        422,
+        "provider_not_configured",
+        "That voice provider is not configured on this server.",
+    ),
+    (
+        errors.SampleRejected(),
+        422,
+        "sample_rejected",
+        "The sample was refused when it was checked; upload a new one.",
+    ),
+    (
+        errors.VoiceNotReady(),
+        409,
+        "voice_not_ready",
+        "The voice has not been cloned; clone it from a sample first.",
+    ),
+    (
+        errors.SynthesisNotFinished(),
+        409,
+        "synthesis_not_finished",
+        "The job has not finished yet; poll its status.",
+    ),
+    (errors.SynthesisFailed(), 409, "synthesis_failed", "The job failed; its status says why."),
+    (
+        LaunchBlocked(["preview_required"]),
+        409,
+        "launch_blocked",
+        "The voice is not ready to launch: preview_required.",
+    ),
     (RuntimeError("secret dsn postgresql://u:pw@h"), 500, "internal_error", "An unexpected error occurred."),
 ]
+
+
+def _subclasses(cls: type) -> set[type]:
+    found = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= _subclasses(sub)
+    return found
+
+
+def test_every_error_class_has_a_row() -> None:
+    # Imported for their error classes, so every subclass defined anywhere in the app is loaded.
+    import backend.app  # noqa: F401, PLC0415
+
+    assert _subclasses(errors.VoicegateError) - {type(row[0]) for row in ROWS} == set()
 
 
 @pytest.mark.parametrize(("exc", "status", "code", "detail"), ROWS, ids=[type(r[0]).__name__ for r in ROWS])
@@ -141,8 +206,6 @@ def test_other_database_errors_pass_through_unchanged() -> None:
 
 
 def test_extension_members_sit_beside_the_standard_ones() -> None:
-    from backend.domain.reflections import LaunchBlocked  # noqa: PLC0415 - the error under test
-
     problem, _ = problem_for(LaunchBlocked(["runtime_not_synced", "preview_required"]), "/v1/reflections/x/sessions")
     body = msgspec.json.decode(problem.encode())
     assert (body["status"], body["code"]) == (409, "launch_blocked")

@@ -1,0 +1,174 @@
+"""Memory of an upload: a 20 MiB sample sent to `POST /api/v1/voice-samples` grows the API process's
+peak resident set by less than 40 MB, because the body streams (to a spooled temporary file, then
+through the in-process Storage to disk) and is never held whole.
+
+The API runs as its own process (tests/e2e/memory_server.py) so the figure is the service's own; its
+peak is read from /proc (Linux): `VmHWM` after resetting it through `clear_refs`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+
+from tests.audio_corpus import RATE, speech_mono
+from tests.e2e.conftest import speech_wav
+from tests.integration.api.conftest import JWT_SECRET, User
+
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="reads memory figures from Linux /proc"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_BYTES = 20 * 1024 * 1024
+#: The requirement: peak RSS growth of the service across one 20 MB upload.
+MAX_GROWTH = 40 * 1000 * 1000
+MB = 1000 * 1000
+
+
+@dataclass
+class Api:
+    """The API process and where it listens and keeps its Storage."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+
+    def status_kib(self, field: str) -> int:
+        """A `VmRSS`/`VmHWM`-style line of the process's /proc status, in KiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == field:
+                return int(value.split()[0])
+        raise AssertionError(f"no {field} in /proc/{self.process.pid}/status")
+
+    def reset_peak(self) -> None:
+        """Make `VmHWM` start again from the current RSS (clear_refs 5, Linux 4.0+)."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
+
+@pytest.fixture
+def api(db_dsn: str, tmp_path: Path) -> Iterator[Api]:
+    """The API (no queue consumers) as a child process over this test's database, once ready."""
+    data_dir = tmp_path / "api"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "PYTHONPATH": str(REPO),
+        "SUPABASE_JWT_SECRET": JWT_SECRET,
+    }
+    log = (tmp_path / "api.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.memory_server", db_dsn, str(data_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        cwd=REPO,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().decode().strip()
+        assert url.startswith("http://"), (tmp_path / "api.log").read_text(errors="replace")
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{url}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the API never became ready"
+            time.sleep(0.05)
+        yield Api(process, url, data_dir)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()
+
+
+def big_wav(path: Path, size: int) -> None:
+    """A `size`-byte 48 kHz mono 16-bit WAV: a few seconds of speech, then quiet room tone."""
+    speech = (speech_mono(3.0) * 32767).astype("<i2")
+    frames = (size - 44) // 2
+    rng = np.random.default_rng(7)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(speech.tobytes())
+        left = frames - speech.size
+        while left:
+            count = min(left, RATE * 10)
+            out.writeframes((rng.standard_normal(count) * 10).astype("<i2").tobytes())
+            left -= count
+    assert path.stat().st_size == size
+
+
+def upload(api: Api, user: User, file: Path | bytes) -> httpx.Response:
+    """`POST /api/v1/voice-samples` of `file`, streamed from disk when it is a path."""
+    form = {"consent": "true", "language": "en"}
+    with httpx.Client(base_url=api.url, headers=user.headers, timeout=30) as client:
+        if isinstance(file, bytes):
+            return client.post("/api/v1/voice-samples", data=form, files={"file": ("me.wav", file, "audio/wav")})
+        with file.open("rb") as body:
+            return client.post("/api/v1/voice-samples", data=form, files={"file": ("me.wav", body, "audio/wav")})
+
+
+def measured_upload(api: Api, user: User, file: Path) -> tuple[httpx.Response, int, int]:
+    """Upload `file`; the response, the RSS before it and the peak RSS during it (bytes)."""
+    before = api.status_kib("VmRSS") * 1024
+    api.reset_peak()
+    response = upload(api, user, file)
+    peak = api.status_kib("VmHWM") * 1024
+    return response, before, peak
+
+
+def stored_size(sql: psycopg.Connection[tuple[object, ...]], api: Api, user: User, sample_id: str) -> tuple[int, int]:
+    """The sample object's size as its storage.objects row records it, and as its file on disk has it."""
+    name = f"{user.id}/samples/{sample_id}/original"
+    row = sql.execute(
+        "select (metadata->>'size')::bigint from storage.objects where bucket_id = 'voice-samples' and name = %s",
+        (name,),
+    ).fetchone()
+    assert row is not None, f"no storage.objects row for {name}"
+    recorded = row[0]
+    assert isinstance(recorded, int)
+    return recorded, (api.data_dir / "storage" / "voice-samples" / name).stat().st_size
+
+
+def test_a_20_mb_upload_grows_the_service_peak_rss_by_under_40_mb(
+    api: Api, make_user: Callable[[], User], sql: psycopg.Connection[tuple[object, ...]], tmp_path: Path
+) -> None:
+    user = make_user()
+    sample = tmp_path / "big.wav"
+    big_wav(sample, SAMPLE_BYTES)
+    # A small upload first, so first-request imports and allocations do not count.
+    warm = upload(api, user, speech_wav())
+    assert warm.status_code == 202, warm.text
+
+    first, before, peak = measured_upload(api, user, sample)
+    assert first.status_code == 202, first.text
+    growth = peak - before
+    print(f"\nupload 1: RSS before {before / MB:.1f} MB, peak {peak / MB:.1f} MB, growth {growth / MB:.1f} MB")
+    assert growth < MAX_GROWTH
+    assert stored_size(sql, api, user, first.json()["sampleId"]) == (SAMPLE_BYTES, SAMPLE_BYTES)
+
+    # The same again: nothing kept from the first upload makes the second one grow further.
+    second, before_again, peak_again = measured_upload(api, user, sample)
+    assert second.status_code == 202, second.text
+    growth_again = peak_again - before_again
+    print(
+        f"upload 2: RSS before {before_again / MB:.1f} MB, peak {peak_again / MB:.1f} MB,"
+        f" growth {growth_again / MB:.1f} MB; RSS after {api.status_kib('VmRSS') * 1024 / MB:.1f} MB"
+    )
+    assert growth_again < MAX_GROWTH
+    assert stored_size(sql, api, user, second.json()["sampleId"]) == (SAMPLE_BYTES, SAMPLE_BYTES)

@@ -1,0 +1,141 @@
+"""The `voice_sample_process` step on a real database and the real Storage stand-in: a pending sample is
+checked into `ready` (report, cleaned copy beside the original) or `failed` (reason, report); a repeat
+changes nothing; a sample deleted mid-check leaves no copy behind; a dead letter fails an unchecked one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from backend.db.pool import create_pool, service_transaction
+from backend.lifecycle.context import Lifecycle, build_lifecycle
+from backend.lifecycle.samples import fail_sample, process_sample
+from backend.settings import settings_from_env
+from scripts.purge_expired_samples import local_storage
+from tests.audio_corpus import noise, wav_bytes
+from tests.e2e.conftest import speech_wav
+from tests.support import create_user, one, seed_consent
+
+BUCKET = "voice-samples"
+
+
+class DeletingStorage:
+    """The real Storage client, except that storing a cleaned copy first deletes the sample's row, as
+    its owner's DELETE racing the check would."""
+
+    def __init__(self, storage: Any, dsn: str) -> None:
+        self._storage = storage
+        self._dsn = dsn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    async def upload(self, bucket: str, path: str, data: Any, content_type: str, *, upsert: bool = False) -> None:
+        if path.endswith("/processed.wav"):
+            async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                await conn.execute(
+                    "delete from voice_samples where object_path = %s", (path[: -len("processed.wav")] + "original",)
+                )
+        await self._storage.upload(bucket, path, data, content_type, upsert=upsert)
+
+
+@pytest.fixture
+async def ctx(db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+    settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)})
+    pool = create_pool(db_dsn, settings)
+    await pool.open(wait=True)
+    async with local_storage(settings, db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
+        yield build_lifecycle(settings, pool, storage, http)
+    await pool.close()
+
+
+async def pending_sample(ctx: Lifecycle, db: psycopg.Connection[Any], data: bytes) -> dict[str, Any]:
+    """A sample as `POST /api/v1/voice-samples` leaves it: the original stored, the row `pending`."""
+    owner = create_user(db)
+    sample_id = uuid.uuid4()
+    path = f"{owner}/samples/{sample_id}/original"
+    await ctx.storage.upload(BUCKET, path, data, "audio/wav")
+    return one(
+        db,
+        "insert into voice_samples (id, owner_id, consent_id, object_path, sniffed_type, size_bytes, provider,"
+        " status) values (%s, %s, %s, %s, 'audio/wav', %s, 'local', 'pending') returning *",
+        (sample_id, owner, seed_consent(db, owner), path, len(data)),
+    )
+
+
+def stored(db: psycopg.Connection[Any], sample: dict[str, Any]) -> set[str]:
+    folder = sample["object_path"].rsplit("/", 1)[0]
+    rows = db.execute("select name from storage.objects where name like %s", (folder + "/%",))
+    return {row[0].rsplit("/", 1)[1] for row in rows}
+
+
+async def test_a_pending_sample_is_checked_into_ready_once(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+    sample = await pending_sample(ctx, db, speech_wav())
+
+    assert (await process_sample(ctx, sample["id"])).status == "ready"
+
+    checked = one(db, "select * from voice_samples where id = %s", (sample["id"],))
+    assert (checked["status"], checked["failure_reason"]) == ("ready", None)
+    assert checked["processed_object_path"] == sample["object_path"].replace("original", "processed.wav")
+    assert (checked["sample_rate"], checked["channels"]) == (24000, 1)
+    assert checked["quality_report"]["verdict"] in {"good", "usable"}
+    assert stored(db, sample) == {"original", "processed.wav"}
+    cleaned = await ctx.storage.download(BUCKET, checked["processed_object_path"])
+    assert cleaned[:4] == b"RIFF"
+
+    again = await process_sample(ctx, sample["id"])
+
+    assert again.status == "ready"
+    assert (
+        one(db, "select updated_at from voice_samples where id = %s", (sample["id"],))["updated_at"]
+        == checked["updated_at"]
+    )
+
+
+async def test_a_refused_sample_keeps_the_reason_and_its_report(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+    sample = await pending_sample(ctx, db, wav_bytes(noise(5.0, rms=0.05)))
+
+    assert (await process_sample(ctx, sample["id"])).status == "failed"
+
+    checked = one(db, "select * from voice_samples where id = %s", (sample["id"],))
+    assert (checked["status"], checked["failure_reason"]) == ("failed", "no speech detected")
+    assert checked["quality_report"]["verdict"] == "poor"
+    assert checked["processed_object_path"] is None
+    assert stored(db, sample) == {"original"}
+
+
+async def test_a_sample_deleted_during_its_check_leaves_no_copy(
+    ctx: Lifecycle, db: psycopg.Connection[Any], db_dsn: str
+) -> None:
+    sample = await pending_sample(ctx, db, speech_wav())
+    racing = Lifecycle(
+        pool=ctx.pool, storage=DeletingStorage(ctx.storage, db_dsn), providers=ctx.providers, public_storage=False
+    )
+
+    assert (await process_sample(racing, sample["id"])).status == "missing"
+
+    assert db.execute("select count(*) from voice_samples").fetchone() == (0,)
+    # The original is the deleting request's to remove; the copy the check wrote must not outlive the row.
+    assert stored(db, sample) == {"original"}
+
+
+async def test_a_dead_letter_fails_only_an_unchecked_sample(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+    unchecked = await pending_sample(ctx, db, speech_wav())
+    checked = await pending_sample(ctx, db, speech_wav(seed=1))
+    await process_sample(ctx, checked["id"])
+
+    async with service_transaction(ctx.pool) as conn:
+        for sample in (unchecked, checked):
+            await fail_sample(conn, sample["id"], "dead-lettered after 5 deliveries")
+
+    statuses = dict(db.execute("select id, status from voice_samples").fetchall())
+    assert statuses == {unchecked["id"]: "failed", checked["id"]: "ready"}
+    assert one(db, "select failure_reason from voice_samples where id = %s", (unchecked["id"],))["failure_reason"] == (
+        "dead-lettered after 5 deliveries"
+    )
