@@ -38,6 +38,12 @@ TRIM_PAD_S: Final = 0.2
 NOISE_PROP_DECREASE: Final = 0.8
 #: STFT length for noise gating: about 25 ms (the speech-analysis norm), rounded to a power of two.
 NOISE_WINDOW_S: Final = 0.025
+#: Noise gating runs on chunks this long (each padded by one STFT window on both sides, so the chunks
+#: join seamlessly): noisereduce's STFT and mask arrays take about 230 bytes per sample, so a minute
+#: gated whole would need some 330 MB, a 5 s chunk under 30 MB.
+NOISE_CHUNK_S: Final = 5.0
+#: At most this much of the noise (the pauses, or the signal itself) sets the gate's thresholds.
+MAX_NOISE_S: Final = 10.0
 #: The limiter aims this far under the ceiling, so 16-bit rounding and another meter's oversampling
 #: filter still read the output under it.
 LIMITER_MARGIN_DB: Final = 0.1
@@ -83,23 +89,31 @@ def preprocess(measured: Measurements, target_rate: int) -> Processed:
 
 
 def reduce_noise(signal: F32, rate: int, noise: F32 | None) -> F32:
-    """Stationary spectral gating with thresholds from ``noise`` (the pauses), or from the signal itself."""
+    """Stationary spectral gating with thresholds from ``noise`` (the pauses), or from the signal itself,
+    chunk by chunk so memory stays bounded whatever the length."""
     n_fft = 1 << round(math.log2(rate * NOISE_WINDOW_S))
     if signal.size <= n_fft:
         return signal
-    denoised = noisereduce.reduce_noise(
-        y=signal,
-        sr=rate,
-        y_noise=noise,
-        stationary=True,
-        prop_decrease=NOISE_PROP_DECREASE,
-        n_fft=n_fft,
-        # One chunk: past chunk_size noisereduce spills its output to a temporary memory-mapped file.
-        chunk_size=signal.size + 1,
-        padding=n_fft,
-        n_jobs=1,
-    )
-    return np.asarray(denoised, dtype=np.float32)
+    reference = (signal if noise is None else noise)[: int(MAX_NOISE_S * rate)]
+    chunk = int(NOISE_CHUNK_S * rate)
+    out = np.empty_like(signal)
+    for start in range(0, signal.size, chunk):
+        end = min(signal.size, start + chunk)
+        low, high = max(0, start - n_fft), min(signal.size, end + n_fft)
+        gated = noisereduce.reduce_noise(
+            y=signal[low:high],
+            sr=rate,
+            y_noise=reference,
+            stationary=True,
+            prop_decrease=NOISE_PROP_DECREASE,
+            n_fft=n_fft,
+            # One call per chunk: past chunk_size noisereduce spills to a temporary memory-mapped file.
+            chunk_size=high - low + 1,
+            padding=n_fft,
+            n_jobs=1,
+        )
+        out[start:end] = np.asarray(gated, dtype=np.float32)[start - low : end - low]
+    return out
 
 
 def normalise_loudness(signal: F32, rate: int) -> tuple[F32, float | None, float]:

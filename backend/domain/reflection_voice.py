@@ -16,7 +16,14 @@ from backend.db.pool import Connection, become_service, user_transaction
 from backend.db.queries import load_queries
 from backend.domain import clone
 from backend.domain.reflections import Attempt, attempt_view
-from backend.domain.samples import SampleForm, check_upload, record_consent, stored_upload
+from backend.domain.samples import (
+    SampleForm,
+    StoredSample,
+    check_upload,
+    insert_sample,
+    record_consent,
+    stored_upload,
+)
 from backend.errors import (
     ProviderRejected,
     ProviderUnavailable,
@@ -85,27 +92,11 @@ async def clone_from_upload(
             {"id": voice_id, "name": name, "language": form.language, "consent_id": consent_id},
         )
         await become_service(conn)
-        sample = await fetch_one(
-            conn,
-            clone.Q["insert_sample"],
-            {
-                "id": uuid.uuid4(),
-                "owner_id": owner_id,
-                "voice_id": voice_id,
-                "consent_id": consent_id,
-                "bucket_id": clone.SAMPLES_BUCKET,
-                "object_path": path,
-                "declared_type": upload.declared_type,
-                "sniffed_type": checked.sniffed_type,
-                "size_bytes": upload.size,
-                "transcript": form.transcript,
-                "language": form.language,
-                "provider": checked.provider,
-                # The clone attempt checks and prepares the audio itself.
-                "status": "ready",
-                "retention_days": retention_days,
-            },
+        stored = StoredSample(
+            sample_id=uuid.uuid4(), owner_id=owner_id, consent_id=consent_id, path=path, voice_id=voice_id
         )
+        # The clone attempt checks and prepares the audio itself.
+        sample = await insert_sample(conn, stored, upload, checked, form, status="ready", retention_days=retention_days)
         attempt = await fetch_one(
             conn,
             clone.Q["insert_attempt"],

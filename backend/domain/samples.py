@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
@@ -142,6 +142,49 @@ async def stored_upload(storage: ObjectStorage, path: str, upload: ReceivedUploa
         raise
 
 
+class StoredSample(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an uploaded sample went, and whose it is."""
+
+    sample_id: uuid.UUID
+    owner_id: uuid.UUID
+    consent_id: uuid.UUID
+    path: str
+    voice_id: uuid.UUID | None
+
+
+async def insert_sample(
+    conn: Connection,
+    stored: StoredSample,
+    upload: ReceivedUpload,
+    checked: CheckedUpload,
+    form: SampleForm,
+    *,
+    status: str,
+    retention_days: float,
+) -> dict[str, Any]:
+    """The sample's row, as the service (on a transaction that already wrote the consent)."""
+    return await fetch_one(
+        conn,
+        clone.Q["insert_sample"],
+        {
+            "id": stored.sample_id,
+            "owner_id": stored.owner_id,
+            "voice_id": stored.voice_id,
+            "consent_id": stored.consent_id,
+            "bucket_id": clone.SAMPLES_BUCKET,
+            "object_path": stored.path,
+            "declared_type": upload.declared_type,
+            "sniffed_type": checked.sniffed_type,
+            "size_bytes": upload.size,
+            "transcript": form.transcript,
+            "language": form.language,
+            "provider": checked.provider,
+            "status": status,
+            "retention_days": retention_days,
+        },
+    )
+
+
 def v1_sample_path(owner_id: uuid.UUID, sample_id: uuid.UUID) -> str:
     """Where a sample uploaded on its own lives (its processed copy goes beside it)."""
     return f"{owner_id}/samples/{sample_id}/original"
@@ -169,25 +212,14 @@ async def upload_sample(
     async with stored_upload(storage, path, upload, checked.sniffed_type), user_transaction(pool, claims.raw) as conn:
         consent_id = await record_consent(conn, form, form.name or "My voice")
         await become_service(conn)
-        row = await fetch_one(
+        row = await insert_sample(
             conn,
-            clone.Q["insert_sample"],
-            {
-                "id": sample_id,
-                "owner_id": owner_id,
-                "voice_id": None,
-                "consent_id": consent_id,
-                "bucket_id": clone.SAMPLES_BUCKET,
-                "object_path": path,
-                "declared_type": upload.declared_type,
-                "sniffed_type": checked.sniffed_type,
-                "size_bytes": upload.size,
-                "transcript": form.transcript,
-                "language": form.language,
-                "provider": checked.provider,
-                "status": "pending",
-                "retention_days": retention_days,
-            },
+            StoredSample(sample_id=sample_id, owner_id=owner_id, consent_id=consent_id, path=path, voice_id=None),
+            upload,
+            checked,
+            form,
+            status="pending",
+            retention_days=retention_days,
         )
         await enqueue(conn, SAMPLE_QUEUE, {"sampleId": str(sample_id)})
         accepted = SampleAccepted(sample_id, row["status"], checked.provider, row["expires_at"])

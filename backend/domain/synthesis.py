@@ -152,7 +152,9 @@ async def create_job(
 async def _voice_of_sample(
     conn: Connection, owner_id: uuid.UUID, request: CloneRequest, providers: ProviderSettings
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
-    sample = await fetch_one(conn, Q["lock_sample"], {"id": request.sample_id, "owner_id": owner_id})
+    sample = await fetch_optional(conn, Q["lock_sample"], {"id": request.sample_id, "owner_id": owner_id})
+    if sample is None:
+        raise NotFound("Sample not found.")  # deleted since the caller's check
     if sample["status"] == "failed":
         raise SampleRejected(f"The sample was refused: {sample['failure_reason']}")
     voice = None
@@ -190,7 +192,9 @@ async def _voice_of_sample(
 async def _usable_voice(
     conn: Connection, owner_id: uuid.UUID, voice_id: uuid.UUID, providers: ProviderSettings
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
-    voice = await fetch_one(conn, Q["lock_voice"], {"id": voice_id, "owner_id": owner_id})
+    voice = await fetch_optional(conn, Q["lock_voice"], {"id": voice_id, "owner_id": owner_id})
+    if voice is None:
+        raise NotFound("Voice not found.")  # deleted since the caller's check
     ready = await _ready_or_cloning(conn, voice, providers)
     if ready is None:
         raise VoiceNotReady("The voice has no cloned voice and none is being made; clone it from a sample.")

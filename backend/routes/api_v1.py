@@ -11,11 +11,9 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import Body, FromPath
 
 from backend.domain import samples, synthesis
-from backend.errors import ValidationFailed
-from backend.idempotency import body_fingerprint, idempotent
+from backend.idempotency import idempotent
 from backend.routes.context import current_user, pool_of, user_scope
-from backend.routes.reflection_voice import CLONE_FIELDS, MAX_SAMPLE_BYTES, CloneFields
-from backend.uploads import receive_upload
+from backend.routes.sample_upload import sample_upload
 
 
 class VoiceSamplesController(Controller):
@@ -36,24 +34,8 @@ class VoiceSamplesController(Controller):
         With an `Idempotency-Key`, the same fields and file replay the first 202.
         """
         claims = await current_user(request)
-        upload = await receive_upload(request, max_bytes=MAX_SAMPLE_BYTES, file_field="file", text_fields=CLONE_FIELDS)
-        try:
-            try:
-                fields = msgspec.convert(upload.fields, CloneFields, strict=False)
-            except msgspec.ValidationError as exc:
-                raise ValidationFailed(str(exc)) from exc
-            form = samples.SampleForm(
-                consent=fields.consent,
-                name=fields.name.strip() if fields.name else None,
-                language=fields.language,
-                transcript=fields.transcript,
-                provider=fields.provider,
-                subject_name=fields.subject_name,
-                user_agent=request.headers.get("user-agent"),
-                client_ip=request.client.host if request.client else None,
-            )
-            state, pool = request.app.state, pool_of(request)
-            fingerprint = body_fingerprint(msgspec.json.encode({"fields": upload.fields, "file": upload.sha256}))
+        state, pool = request.app.state, pool_of(request)
+        async with sample_upload(request) as received:
             return await idempotent(
                 request,
                 claims,
@@ -61,16 +43,14 @@ class VoiceSamplesController(Controller):
                     pool,
                     state.storage,
                     claims,
-                    form=form,
-                    upload=upload,
+                    form=received.form,
+                    upload=received.upload,
                     providers=state.settings.providers,
                     retention_days=state.settings.sample_retention_days,
                     record=record,
                 ),
-                fingerprint=fingerprint,
+                fingerprint=received.fingerprint,
             )
-        finally:
-            upload.close()
 
     @get("/{sample_id:uuid}/status", summary="Where the sample's check got to, with its quality report")
     async def status(self, request: Request[Any, Any, Any], sample_id: FromPath[uuid.UUID]) -> samples.SampleStatus:

@@ -4,7 +4,7 @@ already has at a provider."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
@@ -14,30 +14,10 @@ from backend.db.pool import user_transaction
 from backend.domain import reflection_voice as svc
 from backend.domain.clone import FinalizedClone
 from backend.domain.reflections import Attempt, VoiceState, voice_state_with_preview
-from backend.domain.samples import SampleForm
-from backend.errors import ValidationFailed
-from backend.idempotency import body_fingerprint, idempotent
+from backend.idempotency import idempotent
 from backend.routes.clone import LanguageTag, Name
 from backend.routes.context import current_user, pool_of, user_id
-from backend.uploads import receive_upload
-
-#: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).
-MAX_SAMPLE_BYTES = 25 * 1024 * 1024
-ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia"]
-
-
-class CloneFields(msgspec.Struct, forbid_unknown_fields=True):
-    """Text fields of the multipart `POST .../voice/clone` (besides the `file` part)."""
-
-    consent: bool = False
-    name: Name | None = None
-    language: LanguageTag | None = None
-    transcript: Annotated[str, msgspec.Meta(min_length=1, max_length=5000)] | None = None
-    provider: ProviderName | None = None
-    subject_name: Name | None = None
-
-
-CLONE_FIELDS = frozenset(CloneFields.__struct_fields__)
+from backend.routes.sample_upload import ProviderName, sample_upload
 
 
 class CustomVoiceBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -77,25 +57,8 @@ class ReflectionVoiceController(Controller):
         With an `Idempotency-Key`, the same fields and file replay the first 202.
         """
         claims = await current_user(request)
-        upload = await receive_upload(request, max_bytes=MAX_SAMPLE_BYTES, file_field="file", text_fields=CLONE_FIELDS)
-        try:
-            try:
-                fields = msgspec.convert(upload.fields, CloneFields, strict=False)
-            except msgspec.ValidationError as exc:
-                raise ValidationFailed(str(exc)) from exc
-            form = SampleForm(
-                consent=fields.consent,
-                name=fields.name.strip() if fields.name else None,
-                language=fields.language,
-                transcript=fields.transcript,
-                provider=fields.provider,
-                subject_name=fields.subject_name,
-                user_agent=request.headers.get("user-agent"),
-                client_ip=request.client.host if request.client else None,
-            )
-            state, pool = request.app.state, pool_of(request)
-            # The same fields and the same file bytes (by hash) are the same request.
-            fingerprint = body_fingerprint(msgspec.json.encode({"fields": upload.fields, "file": upload.sha256}))
+        state, pool = request.app.state, pool_of(request)
+        async with sample_upload(request) as received:
             return await idempotent(
                 request,
                 claims,
@@ -104,16 +67,14 @@ class ReflectionVoiceController(Controller):
                     state.storage,
                     claims,
                     reflection_id,
-                    form=form,
-                    upload=upload,
+                    form=received.form,
+                    upload=received.upload,
                     providers=state.settings.providers,
                     retention_days=state.settings.sample_retention_days,
                     record=record,
                 ),
-                fingerprint=fingerprint,
+                fingerprint=received.fingerprint,
             )
-        finally:
-            upload.close()
 
     @patch("/", status_code=202, summary="Attach a voice the caller already has at a provider")
     async def attach(
