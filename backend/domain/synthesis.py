@@ -206,13 +206,14 @@ async def _ready_or_cloning(
 ) -> tuple[str, uuid.UUID | None] | None:
     """(provider, None) for a voice that can speak now, (provider, attempt) for one still being cloned,
     None for one that neither has nor is getting a provider voice."""
-    pending = await fetch_optional(conn, Q["open_attempt"], {"voice_id": voice["id"]})
+    ready: tuple[str, uuid.UUID | None]
     if voice["provider_voice_id"] is not None and voice["tts_provider"] is not None:
-        ready: tuple[str, uuid.UUID | None] = (voice["tts_provider"], None)
-    elif pending is not None:
-        ready = (pending["provider"], pending["id"])
+        ready = (voice["tts_provider"], None)
     else:
-        return None
+        pending = await fetch_optional(conn, Q["open_attempt"], {"voice_id": voice["id"]})
+        if pending is None:
+            return None
+        ready = (pending["provider"], pending["id"])
     if not providers.has_key(ready[0]):
         raise ProviderNotConfigured(f"Voice provider {ready[0]!r} is not configured ({key_variable(ready[0])}).")
     return ready

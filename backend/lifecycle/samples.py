@@ -18,7 +18,7 @@ import msgspec
 
 from backend.audio.pipeline import AudioRejected, PreparedSample, prepare_for
 from backend.db.execute import fetch_optional
-from backend.db.pool import service_transaction
+from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
 from backend.domain.clone import processed_sample_path
 from backend.lifecycle.context import Lifecycle, Outcome
@@ -115,6 +115,6 @@ async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:
     return Outcome(status="ready")
 
 
-async def fail_sample(conn: Any, sample_id: uuid.UUID, reason: str) -> None:
+async def fail_sample(conn: Connection, sample_id: uuid.UUID, reason: str) -> None:
     """Fail a sample whose check message was dead-lettered, unless it was already checked."""
     await conn.execute(Q["fail_unchecked_sample"], {"sample_id": sample_id, "reason": reason[:500]})

@@ -19,9 +19,9 @@ from typing import Any
 
 from backend.audio.decode import decode_audio
 from backend.audio.measure import downmix
-from backend.audio.sniff import sniff_audio
+from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.db.execute import fetch_optional
-from backend.db.pool import service_transaction
+from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
 from backend.lifecycle.context import Lifecycle, Outcome
 from backend.providers.base import ProviderVoice
@@ -78,7 +78,7 @@ def _speaker(job: dict[str, Any]) -> ProviderVoice | None:
 
 def as_wav(audio: bytes) -> tuple[bytes, float]:
     """The render as a WAV and its length in seconds; a provider's MP3 or Ogg is decoded and re-encoded."""
-    if sniff_audio(audio[:64]) == "audio/wav":
+    if sniff_audio(audio[:SNIFF_BYTES]) == "audio/wav":
         with wave.open(io.BytesIO(audio)) as reader:
             return audio, reader.getnframes() / reader.getframerate()
     decoded = decode_audio(audio, max_duration_s=MAX_RENDER_S)
@@ -150,6 +150,6 @@ async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str) -> O
     return Outcome(status="failed" if failed is not None else "stale")
 
 
-async def fail_dead_lettered_job(conn: Any, job_id: uuid.UUID, reason: str) -> None:
+async def fail_dead_lettered_job(conn: Connection, job_id: uuid.UUID, reason: str) -> None:
     """Fail a job whose message was dead-lettered, unless it already ended (same transaction)."""
     await conn.execute(Q["fail_job"], {"id": job_id, "code": "dead_lettered", "message": reason[:500]})
