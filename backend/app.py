@@ -1,4 +1,5 @@
-"""The Litestar application factory; its lifespan owns the connection pool and the JWKS client."""
+"""The Litestar application factory; its lifespan owns the connection pool, Storage, the provider clients
+and (in `voicegate up`) the queue consumers."""
 
 from __future__ import annotations
 
@@ -6,37 +7,32 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from litestar import Litestar, Router
+from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from backend.api.deps import DEPENDENCIES
+from backend.api.health import health_routes
+from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
+from backend.context import build_lifecycle
 from backend.db.pool import create_pool
-from backend.errors import Unauthorized
-from backend.lifecycle.context import build_lifecycle
 from backend.problem import problem_response
 from backend.providers.http import create_http_client
-from backend.routes.api_v1 import CloneJobsController, VoiceSamplesController
-from backend.routes.clone import CloneController
-from backend.routes.health import health_routes
-from backend.routes.internal import InternalController
-from backend.routes.reflection_voice import ReflectionVoiceController
-from backend.routes.reflections import ReflectionsController
-from backend.routes.voices import VoicesController
+from backend.reflections.routes import ReflectionsController, ReflectionVoiceController
+from backend.samples.routes import VoiceSamplesController
 from backend.settings import Settings
-from backend.storage.client import SupabaseObjectStorage
-from backend.storage.routes import storage_router
+from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+from backend.synthesis.routes import CloneJobsController
+from backend.voices.routes import CloneController, VoicesController
 
 # httpx logs every request URL at INFO, and signed Storage URLs carry their token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
-
-# What Supabase's hosted Storage allows on the free plan; buckets narrow it further.
-GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
 
 
 def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> Litestar:
@@ -66,7 +62,9 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     # group_path: label by route template, not by concrete path, so ids cannot explode cardinality.
     metrics = PrometheusConfig(app_name="voicegate", prefix="voicegate", group_path=True, exclude=["/metrics"])
     if settings.embedded:
-        handlers.append(_embedded_storage(settings, pool, verifier))
+        from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - embedded only
+
+        handlers.append(api_storage_router(settings, pool, verifier))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -94,6 +92,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
 
     return Litestar(
         route_handlers=handlers,
+        dependencies=DEPENDENCIES,
         middleware=[metrics.middleware],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
@@ -134,40 +133,14 @@ def _start_worker(app: Litestar, settings: Settings, dsn: str, stopping: asyncio
     return asyncio.create_task(supervise(), name="worker")
 
 
-def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
+def _storage_client(settings: Settings, app: Litestar) -> ObjectStorage:
     """The one storage client: Supabase Storage, or in embedded mode our own `/storage/v1` reached
     in-process through the same HTTP client code (no socket, no dependency on the bind address)."""
-    auth = settings.auth
-    key = auth.secret_key or auth.service_role_key if auth else None
+    key = settings.auth.service_key if settings.auth else None
     if key is None:
         raise ValueError("the storage client needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY")
     if settings.embedded:
-        return SupabaseObjectStorage(
-            "http://voicegate.internal/storage/v1",
-            key.reveal(),
-            public_url=settings.storage_public_url,
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar is an ASGI app; its scope types are narrower than httpx's
-        )
+        from backend.embedded.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
+
+        return in_process_client(app, key.reveal(), public_url=settings.storage_public_url)
     return SupabaseObjectStorage(settings.storage_public_url, key.reveal())
-
-
-def _embedded_storage(settings: Settings, pool: Any, verifier: TokenVerifier) -> Router:
-    secret = settings.auth.jwt_secret if settings.auth else None
-    if secret is None:
-        raise ValueError("embedded Storage signs its URL tokens with the project JWT secret, which is unset")
-
-    async def caller_claims(token: str) -> Mapping[str, Any]:
-        """A user's access token, or the service key (Storage accepts both, as Supabase does)."""
-        try:
-            return (await verifier.verify_user(token)).raw
-        except Unauthorized:
-            verifier.verify_service(token)
-            return {"role": "service_role"}
-
-    return storage_router(
-        pool,
-        secret.reveal(),
-        settings.data_dir / "storage",
-        caller_claims,
-        global_file_size_limit=GLOBAL_FILE_SIZE_LIMIT,
-    )

@@ -106,7 +106,7 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
 
 def _up_stack(settings: Settings) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
-    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
 
     if settings.embedded:
         pg = EmbeddedPostgres(settings.pgdata, port=settings.pg_port)
@@ -182,7 +182,7 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415
-    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
 
     if settings.embedded:
         EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
@@ -196,8 +196,8 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     user, ttl = str(args.user), int(args.ttl)
     import psycopg  # noqa: PLC0415
 
-    from backend.auth.dev_tokens import mint_user_token  # noqa: PLC0415
-    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
+    from backend.embedded.dev_tokens import mint_user_token  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
 
     if not settings.embedded or settings.auth is None or settings.auth.jwt_secret is None:
         print("voicegate token works in embedded mode only; use Supabase Auth to sign users in", file=sys.stderr)
@@ -229,7 +229,7 @@ def _ops(_settings: Settings, args: argparse.Namespace) -> int:
 def _dsn(settings: Settings) -> str:
     if settings.database_url is not None:
         return settings.database_url
-    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
 
     return EmbeddedPostgres(settings.pgdata, port=settings.pg_port).dsn
 

@@ -70,6 +70,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Provider keys, regions and base URLs (VOICE_PROVIDER, DASHSCOPE_*, ELEVENLABS_*, CARTESIA_*)."""
 
     @property
+    def provider_settings(self) -> ProviderSettings:
+        """The provider settings (`settings_from_env` always reads them)."""
+        if self.providers is None:
+            raise ValueError("provider settings were not read; build Settings with settings_from_env")
+        return self.providers
+
+    @property
     def embedded(self) -> bool:
         """True when voicegate runs its own Postgres."""
         return self.database_url is None

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.embedded_pg import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
+from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 
 async def load(

@@ -31,10 +31,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend.context import build_lifecycle  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool  # noqa: E402
-from backend.embedded_pg import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
-from backend.lifecycle.context import build_lifecycle  # noqa: E402
+from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402

@@ -1,92 +1,91 @@
-"""One handler per queue, in the two modes of DESIGN.md §4: call the lifecycle in-process, or call
-the API's internal route (`CONSUMER_MODE=http`), which runs the very same function."""
+"""From queue to the area's worker step: one row per queue, with what a dead letter on it fails.
+
+The clone step runs in one of the two modes of DESIGN.md §4: in-process, or through the API's internal
+route (`CONSUMER_MODE=http`), which runs the very same function.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
 import msgspec
 
+from backend import queues
+from backend.attempts import preview
+from backend.attempts import worker as attempt_worker
+from backend.context import Lifecycle, Outcome
 from backend.db.pool import Connection
-from backend.lifecycle.context import Lifecycle, Outcome
-from backend.lifecycle.preview import process_preview
-from backend.lifecycle.processing import fail_dead_lettered, process_attempt
-from backend.lifecycle.samples import fail_sample, process_sample
-from backend.lifecycle.synthesis import fail_dead_lettered_job, process_synthesis
-from backend.routes.internal import NO_REFLECTION
-from queue_consumers.runtime import Handler, Message
+from backend.samples import check as sample_check
+from backend.synthesis import worker as synthesis_worker
+from queue_consumers.runtime import DeadLetterHook, Handler, Message
 
 
-def _attempt_id(message: Message) -> uuid.UUID:
-    return uuid.UUID(str(message.message["attemptId"]))
+@dataclass(frozen=True)
+class QueueRoute:
+    """How one queue's messages are worked, and what a dead letter on it fails."""
+
+    queue: str
+    handler: Handler
+    on_dead_letter: DeadLetterHook | None = None
 
 
-def clone_handler(ctx: Lifecycle, worker_id: str) -> Handler:
-    """`VOICE_CLONE_PROCESS` in-process."""
+def _uuid(message: Message, field: str) -> uuid.UUID:
+    return uuid.UUID(str(message.message[field]))
+
+
+def _step(run: Callable[[Message], Awaitable[Outcome]]) -> Handler:
+    """A worker step as a handler: done, or the time to look again."""
 
     async def handle(message: Message) -> datetime | None:
-        return (await process_attempt(ctx, _attempt_id(message), worker_id)).retry_at
+        return (await run(message)).retry_at
 
     return handle
 
 
-def clone_handler_http(client: httpx.AsyncClient, service_key: str, worker_id: str) -> Handler:
-    """`VOICE_CLONE_PROCESS` through `POST /internal/reflections/{id}/voice-clone-attempts/{attemptId}/process`.
+async def _fail_attempt(conn: Connection, message: Message, reason: str) -> None:
+    await attempt_worker.fail_dead_lettered(conn, _uuid(message, "attemptId"), reason)
 
-    `client` carries the API base URL; a non-2xx answer is a failed delivery (retried, then dead-lettered).
-    """
+
+async def _fail_sample(conn: Connection, message: Message, reason: str) -> None:
+    await sample_check.fail_sample(conn, _uuid(message, "sampleId"), reason)
+
+
+async def _fail_job(conn: Connection, message: Message, reason: str) -> None:
+    await synthesis_worker.fail_dead_lettered_job(conn, _uuid(message, "jobId"), reason)
+
+
+def queue_routes(ctx: Lifecycle, worker_id: str, *, clone: Handler | None = None) -> list[QueueRoute]:
+    """Every work queue's route; `clone` replaces the in-process clone step (see `clone_over_http`)."""
+    in_process_clone = _step(lambda m: attempt_worker.process_attempt(ctx, _uuid(m, "attemptId"), worker_id))
+    return [
+        QueueRoute(queues.CLONE, clone or in_process_clone, _fail_attempt),
+        QueueRoute(queues.PREVIEW, _step(lambda m: preview.process_preview(ctx, _uuid(m, "attemptId")))),
+        QueueRoute(
+            queues.SAMPLE_CHECK, _step(lambda m: sample_check.process_sample(ctx, _uuid(m, "sampleId"))), _fail_sample
+        ),
+        QueueRoute(
+            queues.SYNTHESIS, _step(lambda m: synthesis_worker.process_synthesis(ctx, _uuid(m, "jobId"))), _fail_job
+        ),
+    ]
+
+
+def clone_over_http(client: httpx.AsyncClient, service_key: str, worker_id: str) -> Handler:
+    """`VOICE_CLONE_PROCESS` through the internal route (`client` carries the API base URL); a non-2xx
+    answer is a failed delivery (retried, then dead-lettered)."""
 
     async def handle(message: Message) -> datetime | None:
-        reflection = message.message.get("reflectionId") or NO_REFLECTION
+        reflection = message.message.get("reflectionId")
+        path = attempt_worker.internal_process_path(
+            uuid.UUID(reflection) if reflection else None, _uuid(message, "attemptId")
+        )
         response = await client.post(
-            f"/internal/reflections/{reflection}/voice-clone-attempts/{_attempt_id(message)}/process",
-            headers={"Authorization": f"Bearer {service_key}", "X-Voicegate-Worker": worker_id},
+            path, headers={"Authorization": f"Bearer {service_key}", "X-Voicegate-Worker": worker_id}
         )
         response.raise_for_status()
         return msgspec.json.decode(response.content, type=Outcome).retry_at
 
     return handle
-
-
-def preview_handler(ctx: Lifecycle) -> Handler:
-    """`VOICE_PREVIEW`: the preview runs where the worker runs (it only needs Storage and the provider)."""
-
-    async def handle(message: Message) -> datetime | None:
-        return (await process_preview(ctx, _attempt_id(message))).retry_at
-
-    return handle
-
-
-def sample_handler(ctx: Lifecycle) -> Handler:
-    """`VOICE_SAMPLE_PROCESS`: check an uploaded sample and store its cleaned copy."""
-
-    async def handle(message: Message) -> datetime | None:
-        return (await process_sample(ctx, uuid.UUID(str(message.message["sampleId"])))).retry_at
-
-    return handle
-
-
-def synthesis_handler(ctx: Lifecycle) -> Handler:
-    """`VOICE_SYNTHESIS`: speak a job's text (or put it back while its voice is being cloned)."""
-
-    async def handle(message: Message) -> datetime | None:
-        return (await process_synthesis(ctx, uuid.UUID(str(message.message["jobId"])))).retry_at
-
-    return handle
-
-
-async def fail_sample_check(conn: Connection, message: Message, reason: str) -> None:
-    """Dead-letter hook of the sample queue: the sample fails with the reason."""
-    await fail_sample(conn, uuid.UUID(str(message.message["sampleId"])), reason)
-
-
-async def fail_synthesis_job(conn: Connection, message: Message, reason: str) -> None:
-    """Dead-letter hook of the synthesis queue: the job fails with the reason."""
-    await fail_dead_lettered_job(conn, uuid.UUID(str(message.message["jobId"])), reason)
-
-
-async def fail_clone_attempt(conn: Connection, message: Message, reason: str) -> None:
-    """Dead-letter hook of the clone queue: the attempt fails with the reason, in the same transaction."""
-    await fail_dead_lettered(conn, _attempt_id(message), reason)

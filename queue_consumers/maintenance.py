@@ -12,18 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import msgspec
-from psycopg_pool import AsyncConnectionPool
 
+from backend.attempts.recovery import requeue_stale_attempts
+from backend.context import Lifecycle
 from backend.db.execute import fetch_one
-from backend.db.pool import Connection, service_transaction
+from backend.db.pool import Pool, service_transaction
 from backend.db.queries import load_queries
-from backend.domain.recovery import requeue_stale_attempts
-from backend.domain.retention import ObjectRemover, purge_expired_samples
-from backend.lifecycle.context import Lifecycle
+from backend.samples.purge import ObjectRemover, purge_expired_samples
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
-Q = load_queries(Path(__file__).with_suffix(".sql"))
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 SWEEP_LIMIT = 500
 
 
@@ -34,7 +33,7 @@ class SweepReport(msgspec.Struct, frozen=True):
     purged: int
 
 
-async def sweep(settings: Settings, pool: AsyncConnectionPool[Connection], storage: ObjectRemover) -> SweepReport:
+async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> SweepReport:
     """One pass: requeue attempts stuck past `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples
     whose retention ended, and report dead letters."""
     async with service_transaction(pool) as conn:
@@ -45,7 +44,7 @@ async def sweep(settings: Settings, pool: AsyncConnectionPool[Connection], stora
             actor="maintenance",
             apply=True,
         )
-        dead = int((await fetch_one(conn, Q["dead_letter_count"], {}))["n"])
+        dead = int((await fetch_one(conn, _Q["dead_letter_count"], {}))["n"])
     expired = await purge_expired_samples(pool, storage, limit=SWEEP_LIMIT, apply=True, actor="maintenance")
     purged = sum(1 for sample in expired.samples if sample.outcome == "purged")
     failed = [sample for sample in expired.samples if sample.outcome == "error"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import random
@@ -26,16 +25,15 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
+from backend import queues
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Connection, service_transaction
+from backend.db.pool import Connection, Pool, service_transaction
 from backend.db.queries import load_queries
 from backend.failpoints import failpoint
 
 log = logging.getLogger(__name__)
-Q = load_queries(Path(__file__).with_name("runtime.sql"))
-DEAD_LETTER_QUEUE = "voice_dead_letter"
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -75,7 +73,7 @@ class QueueConsumer:
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Connection],
+        pool: Pool,
         config: ConsumerConfig,
         handler: Handler,
         *,
@@ -149,7 +147,7 @@ class QueueConsumer:
         try:
             async with service_transaction(self.pool) as conn:
                 rows = await fetch_all(
-                    conn, Q["read"], {"queue": self.config.queue, "vt": self.config.visibility_seconds, "qty": qty}
+                    conn, _Q["read"], {"queue": self.config.queue, "vt": self.config.visibility_seconds, "qty": qty}
                 )
         except Exception:
             log.exception("%s: read failed; retrying after the poll interval", self.config.queue)
@@ -183,11 +181,8 @@ class QueueConsumer:
             async with service_transaction(self.pool) as conn:
                 if retry_at is not None:
                     delay = max(0, math.ceil((retry_at - datetime.now(UTC)).total_seconds()))
-                    await conn.execute(
-                        Q["send_delayed"],
-                        {"queue": self.config.queue, "message": json.dumps(message.message), "delay": delay},
-                    )
-                await conn.execute(Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
+                    await queues.send(conn, self.config.queue, message.message, delay)
+                await conn.execute(_Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
         except Exception:
             # The message comes back after its visibility timeout; handlers are safe to repeat.
             log.exception("%s: could not archive message %d", self.config.queue, message.msg_id)
@@ -198,7 +193,7 @@ class QueueConsumer:
             await asyncio.sleep(vt / 2)
             try:
                 async with service_transaction(self.pool) as conn:
-                    await conn.execute(Q["set_vt"], {"queue": self.config.queue, "msg_id": msg_id, "vt": vt})
+                    await conn.execute(_Q["set_vt"], {"queue": self.config.queue, "msg_id": msg_id, "vt": vt})
             except Exception:
                 log.exception("%s: could not extend message %d", self.config.queue, msg_id)
 
@@ -211,8 +206,8 @@ class QueueConsumer:
         params = {"queue": self.config.queue, "msg_id": message.msg_id}
         try:
             async with service_transaction(self.pool) as conn:
-                await conn.execute(Q["set_vt"], {**params, "vt": delay})
-                await conn.execute(Q["record_error"], {**params, "read_ct": message.read_ct, "error": error})
+                await conn.execute(_Q["set_vt"], {**params, "vt": delay})
+                await conn.execute(_Q["record_error"], {**params, "read_ct": message.read_ct, "error": error})
         except Exception:
             log.exception("%s: could not schedule message %d again", self.config.queue, message.msg_id)
 
@@ -220,7 +215,7 @@ class QueueConsumer:
         params = {"queue": self.config.queue, "msg_id": message.msg_id}
         try:
             async with service_transaction(self.pool) as conn:
-                recorded = await fetch_optional(conn, Q["take_error"], params)
+                recorded = await fetch_optional(conn, _Q["take_error"], params)
                 reason = recorded["error"] if recorded and error.startswith("delivered too often") else error
                 letter = {
                     "sourceQueue": self.config.queue,
@@ -230,10 +225,8 @@ class QueueConsumer:
                     "error": {"code": "max_reads_exceeded", "message": reason[:1000]},
                     "deadAt": datetime.now(UTC).isoformat(),
                 }
-                await conn.execute(
-                    Q["send_delayed"], {"queue": DEAD_LETTER_QUEUE, "message": json.dumps(letter), "delay": 0}
-                )
-                await conn.execute(Q["archive"], params)
+                await queues.send(conn, queues.DEAD_LETTER, letter)
+                await conn.execute(_Q["archive"], params)
                 if self.on_dead_letter is not None:
                     await self.on_dead_letter(conn, message, reason)
         except Exception:

@@ -15,21 +15,9 @@ from collections.abc import Sequence
 
 import httpx
 
-from backend.domain.samples import SAMPLE_QUEUE
-from backend.domain.synthesis import SYNTHESIS_QUEUE
-from backend.lifecycle.attempts import CLONE_QUEUE, PREVIEW_QUEUE
-from backend.lifecycle.context import Lifecycle
+from backend.context import Lifecycle
 from backend.settings import Settings
-from queue_consumers.handlers import (
-    clone_handler,
-    clone_handler_http,
-    fail_clone_attempt,
-    fail_sample_check,
-    fail_synthesis_job,
-    preview_handler,
-    sample_handler,
-    synthesis_handler,
-)
+from queue_consumers.handlers import clone_over_http, queue_routes
 from queue_consumers.maintenance import run_maintenance
 from queue_consumers.runtime import ConsumerConfig, QueueConsumer
 
@@ -62,28 +50,17 @@ def build_consumers(
             poll_interval=settings.queue_poll_interval,
         )
 
+    clone = None
     if settings.consumer_mode == "http":
-        if api_client is None or settings.auth is None:
+        key = settings.auth.service_key if settings.auth else None
+        if api_client is None or key is None:
             raise ValueError("CONSUMER_MODE=http needs the API's address and the service key")
-        key = settings.auth.secret_key or settings.auth.service_role_key
-        if key is None:
-            raise ValueError("CONSUMER_MODE=http needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY")
-        clone = clone_handler_http(api_client, key.reveal(), worker_id)
-    else:
-        clone = clone_handler(ctx, worker_id)
+        clone = clone_over_http(api_client, key.reveal(), worker_id)
     return [
-        QueueConsumer(ctx.pool, config(CLONE_QUEUE), clone, listen_dsn=listen_dsn, on_dead_letter=fail_clone_attempt),
-        QueueConsumer(ctx.pool, config(PREVIEW_QUEUE), preview_handler(ctx), listen_dsn=listen_dsn),
         QueueConsumer(
-            ctx.pool, config(SAMPLE_QUEUE), sample_handler(ctx), listen_dsn=listen_dsn, on_dead_letter=fail_sample_check
-        ),
-        QueueConsumer(
-            ctx.pool,
-            config(SYNTHESIS_QUEUE),
-            synthesis_handler(ctx),
-            listen_dsn=listen_dsn,
-            on_dead_letter=fail_synthesis_job,
-        ),
+            ctx.pool, config(route.queue), route.handler, listen_dsn=listen_dsn, on_dead_letter=route.on_dead_letter
+        )
+        for route in queue_routes(ctx, worker_id, clone=clone)
     ]
 
 
@@ -113,12 +90,12 @@ async def run_worker(
 async def serve_worker(settings: Settings, dsn: str) -> int:
     """`voicegate worker`: its own pool, Storage client and provider clients; SIGTERM or SIGINT drains
     in-flight work and returns 0, a dead consumer returns 1."""
+    from backend.context import build_lifecycle  # noqa: PLC0415
     from backend.db.pool import create_pool  # noqa: PLC0415
-    from backend.lifecycle.context import build_lifecycle  # noqa: PLC0415
     from backend.providers.http import create_http_client  # noqa: PLC0415
     from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415
 
-    key = (settings.auth.secret_key or settings.auth.service_role_key) if settings.auth else None
+    key = settings.auth.service_key if settings.auth else None
     if key is None:
         raise ValueError("the worker needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY for Storage")
     stopping = asyncio.Event()

@@ -38,7 +38,7 @@ from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
 from backend.settings import Settings, SettingsError, settings_from_env
 
-Q = load_queries(Path(__file__).with_suffix(".sql"))
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger("voicegate.ops")
 
 EXIT_OK = 0
@@ -198,8 +198,8 @@ class Ops:
             raise RuntimeError("a dry run asked for a writable transaction")
         async with self.conn.transaction():
             if not write:
-                await self.conn.execute(Q["read_only"])
-            await self.conn.execute(Q["begin_service"], {"lock_timeout": LOCK_TIMEOUT})
+                await self.conn.execute(_Q["read_only"])
+            await self.conn.execute(_Q["begin_service"], {"lock_timeout": LOCK_TIMEOUT})
             yield self.conn
 
     async def audit(
@@ -208,7 +208,7 @@ class Ops:
         """Write one audit event in `conn`'s (writable) transaction, beside the change it records."""
         await fetch_one(
             conn,
-            Q["record_audit"],
+            _Q["record_audit"],
             {
                 "actor": self.actor,
                 "action": action,
@@ -221,7 +221,7 @@ class Ops:
     async def database_now(self) -> datetime:
         """The database's clock (leases and expiries are measured by it)."""
         async with self.transaction() as conn:
-            row = await fetch_one(conn, Q["database_now"], {})
+            row = await fetch_one(conn, _Q["database_now"], {})
         now: datetime = row["now"]
         return now
 
@@ -239,7 +239,7 @@ def database_dsn(settings: Settings) -> str:
     """DATABASE_URL (or `--database-url`), else the running embedded PostgreSQL of the data directory."""
     if settings.database_url is not None:
         return settings.database_url
-    from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415 - only embedded mode needs the wheel
+    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415 - only embedded mode needs the wheel
 
     server = EmbeddedPostgres(settings.pgdata, port=settings.pg_port)
     port = server.running_port()

@@ -1,66 +1,33 @@
 """`voicegate ops purge-expired-samples`: the retention purge on demand. Expired samples are listed
 (dry run) or purged with their original and processed objects (--apply), one sample per transaction,
-objects first, each with an audit event; see backend/domain/retention.py.
+objects first, each with an audit event; see backend/samples/purge.py.
 
 Where the objects are removed:
   * Supabase (DATABASE_URL set): Supabase Storage at SUPABASE_URL/storage/v1 with the service key
     (SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY), through the API's own storage client.
-  * Embedded mode, or --local-storage-dir: the local Storage stand-in, run in this process. The
-    script mounts the same `/storage/v1` router the API serves (over a small pool of its own) and
-    talks to it with the same client through httpx's ASGI transport, authenticated by a key made up
-    for this run. So the purge removes rows in `storage.objects` and files under the storage
-    directory exactly as a request to a running API would, without needing the API to run, and the
-    code path is the one production uses against Supabase.
+  * Embedded mode, or --local-storage-dir: the local Storage stand-in, run in this process
+    (`backend.embedded.storage.in_process.standalone_storage`), so the purge removes rows in
+    `storage.objects` and files under the storage directory exactly as a request to a running API
+    would, without needing the API to run; the code path is the one production uses against Supabase.
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import msgspec
-from litestar import Litestar
 
-from backend.db.pool import create_pool
-from backend.domain.retention import purge_expired_samples
+from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings, SettingsError, with_auth
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
-from backend.storage.routes import storage_router
 from scripts._common import Ops, OpsError, parser, run
 
 NAME = "purge-expired-samples"
 COLUMNS = ["sample_id", "owner_id", "bucket_id", "object_path", "processed_object_path", "expires_at", "outcome"]
-IN_PROCESS_STORAGE_URL = "http://voicegate.internal/storage/v1"
-
-
-@asynccontextmanager
-async def local_storage(settings: Settings, dsn: str, root: Path) -> AsyncIterator[ObjectStorage]:
-    """The embedded Storage stand-in over `root`, served in this process (see the module docstring)."""
-    service_key = secrets.token_urlsafe(32)
-
-    async def caller(token: str) -> Mapping[str, Any]:
-        if not hmac.compare_digest(token, service_key):
-            raise PermissionError("not this run's key")
-        return {"role": "service_role"}
-
-    pool = create_pool(dsn, msgspec.structs.replace(settings, db_pool_min=1, db_pool_max=2, db_connect_timeout=10))
-    await pool.open(wait=True)
-    # Signing secret for URL tokens, which a purge never issues.
-    app = Litestar(route_handlers=[storage_router(pool, secrets.token_urlsafe(48), root, caller)])
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar is an ASGI app; httpx's scope types are wider
-    storage = SupabaseObjectStorage(IN_PROCESS_STORAGE_URL, service_key, transport=transport)
-    try:
-        yield storage
-    finally:
-        await storage.aclose()
-        await pool.close()
 
 
 @asynccontextmanager
@@ -71,7 +38,7 @@ async def supabase_storage(settings: Settings) -> AsyncIterator[ObjectStorage]:
     except SettingsError as exc:
         raise OpsError(f"Storage is not configured: {exc}") from exc
     auth = settings.auth
-    key = (auth.secret_key or auth.service_role_key) if auth else None
+    key = auth.service_key if auth else None
     if auth is None or auth.supabase_url is None or key is None:
         raise OpsError("removing objects needs SUPABASE_URL and SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY)")
     async with SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage:
@@ -82,7 +49,9 @@ def open_storage(ops: Ops) -> AbstractAsyncContextManager[ObjectStorage]:
     """Where this run removes objects."""
     local_dir: Path | None = ops.args.local_storage_dir
     if local_dir is not None or ops.settings.embedded:
-        return local_storage(ops.settings, ops.dsn, local_dir or ops.settings.data_dir / "storage")
+        from backend.embedded.storage.in_process import standalone_storage  # noqa: PLC0415 - embedded only
+
+        return standalone_storage(ops.settings, ops.dsn, local_dir or ops.settings.data_dir / "storage")
     return supabase_storage(ops.settings)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -33,59 +32,24 @@ from typing import Any
 import httpx
 import msgspec
 
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Connection, create_pool
+from backend.attempts import service as attempts
+from backend.db.execute import fetch_all
+from backend.db.pool import create_pool
 from backend.db.queries import load_queries
-from backend.domain import reflections
 from backend.providers.base import ProviderVoice, VoiceProvider
 from backend.providers.config import PROVIDER_NAMES, key_variable
-from backend.providers.enrolment import key_digest
+from backend.providers.enrolment import KeyTag, key_tag
 from backend.providers.errors import ProviderError, VoiceNotFoundError
 from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.registry import build_provider
 from scripts._common import Ops, chunks, duration, parser, run
 
 NAME = "reconcile-provider-voices"
-Q = load_queries(Path(__file__).with_suffix(".sql"))
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger("voicegate.ops")
 COLUMNS = ["provider", "provider_voice_id", "finding", "attempt_id", "voice_id", "detail", "outcome"]
 DEFAULT_GRACE = timedelta(hours=24)
-# How the adapters tag a voice with its enrolment key (backend/providers/enrolment.py, qwen.py).
-_MARKER = re.compile(r"\[voicegate:([0-9a-f]{24})\]")
-_QWEN_NAME = re.compile(r"^qwen-tts-vc-vg([0-9a-f]{14})-voice-")
-_PREFIX = 14
 _QWEN_TIME = "%Y-%m-%d %H:%M:%S"
-
-
-@dataclass(frozen=True)
-class KeyTag:
-    """What a provider voice says about the enrolment key that made it: the key, or a digest prefix."""
-
-    key: str | None = None
-    digest: str | None = None
-
-    @property
-    def prefix(self) -> str:
-        """The first 14 hex digits of sha256(key), which every tag determines."""
-        return key_digest(self.key, _PREFIX) if self.key is not None else (self.digest or "")[:_PREFIX]
-
-    def matches(self, key: str) -> bool:
-        """Whether `key` made this voice."""
-        if self.key is not None:
-            return key == self.key
-        return self.digest is not None and key_digest(key, len(self.digest)) == self.digest
-
-
-def key_tag(voice: ProviderVoice) -> KeyTag | None:
-    """The voice's enrolment-key tag (label, description marker or Qwen name), or None: not ours."""
-    if voice.enrolment_key:
-        return KeyTag(key=voice.enrolment_key)
-    description = voice.metadata.get("description")
-    if isinstance(description, str) and (marker := _MARKER.search(description)):
-        return KeyTag(digest=marker[1])
-    if name := _QWEN_NAME.match(voice.voice_id):
-        return KeyTag(digest=name[1])
-    return None
 
 
 def created_at(voice: ProviderVoice) -> datetime | None:
@@ -185,7 +149,7 @@ async def _check_provider(ops: Ops, name: str, provider: VoiceProvider, voices: 
         referenced: set[str] = set()
         for ids in chunks(list(by_id), ops.batch_size):
             async with ops.transaction() as conn:
-                rows = await fetch_all(conn, Q["referenced_voice_ids"], {"provider": name, "ids": ids})
+                rows = await fetch_all(conn, _Q["referenced_voice_ids"], {"provider": name, "ids": ids})
             referenced.update(row["provider_voice_id"] for row in rows)
             advance(len(ids))
     unrecorded = [voice for voice in voices if voice.voice_id not in referenced]
@@ -207,7 +171,7 @@ async def _matching_attempts(ops: Ops, name: str, tags: list[KeyTag]) -> list[di
     found: list[dict[str, Any]] = []
     for prefixes in chunks(sorted({tag.prefix for tag in tags}), ops.batch_size):
         async with ops.transaction() as conn:
-            found += await fetch_all(conn, Q["attempts_by_key_prefix"], {"provider": name, "prefixes": prefixes})
+            found += await fetch_all(conn, _Q["attempts_by_key_prefix"], {"provider": name, "prefixes": prefixes})
     return found
 
 
@@ -264,8 +228,8 @@ async def _orphans(ops: Ops, name: str, provider: VoiceProvider, ours: list[tupl
 async def _adopt(ops: Ops, attempt: dict[str, Any], voice: ProviderVoice) -> str:
     """Record the voice on its attempt, unless the attempt changed since it was read."""
     async with ops.transaction(write=True) as conn:
-        current = await fetch_optional(conn, Q["lock_attempt"], {"attempt_id": attempt["id"]})
-        if current is None or current["version"] != attempt["version"] or current["provider_voice_id"] is not None:
+        current = await attempts.lock(conn, attempt["id"])
+        if current is None or current.version != attempt["version"] or current.provider_voice_id is not None:
             ops.report.add("skipped")
             return "skipped: the attempt changed meanwhile"
         metadata = {**voice.metadata, "adopted": {"by": ops.actor, "run_id": str(ops.run_id)}}
@@ -274,12 +238,12 @@ async def _adopt(ops: Ops, attempt: dict[str, Any], voice: ProviderVoice) -> str
             "provider_target_model": voice.target_model,
             "provider_metadata": metadata,
         }
-        await _transition(ops, conn, current, changes)
+        await attempts.transition(conn, current, ops.actor, changes=changes)
         await ops.audit(
             conn,
             "provider_voice.adopt",
             "attempt",
-            current["id"],
+            current.id,
             {"provider": voice.provider, "provider_voice_id": voice.voice_id, "target_model": voice.target_model},
         )
     ops.report.add("adopted")
@@ -291,8 +255,8 @@ async def _delete(ops: Ops, name: str, provider: VoiceProvider, voice: ProviderV
     and no attempt's key has claimed it meanwhile; a failed deletion rolls the audit event back."""
     try:
         async with ops.transaction(write=True) as conn:
-            claimed = await fetch_all(conn, Q["referenced_voice_ids"], {"provider": name, "ids": [voice.voice_id]})
-            keyed = await fetch_all(conn, Q["attempts_by_key_prefix"], {"provider": name, "prefixes": [tag.prefix]})
+            claimed = await fetch_all(conn, _Q["referenced_voice_ids"], {"provider": name, "ids": [voice.voice_id]})
+            keyed = await fetch_all(conn, _Q["attempts_by_key_prefix"], {"provider": name, "prefixes": [tag.prefix]})
             if claimed or any(tag.matches(row["enrolment_key"]) for row in keyed):
                 ops.report.add("skipped")
                 return "skipped: recorded meanwhile"
@@ -322,7 +286,7 @@ async def _recorded(ops: Ops, name: str, by_id: dict[str, ProviderVoice]) -> Non
         after = None
         while True:
             async with ops.transaction() as conn:
-                rows = await fetch_all(conn, Q[query], {"provider": name, "after": after, "limit": ops.batch_size})
+                rows = await fetch_all(conn, _Q[query], {"provider": name, "after": after, "limit": ops.batch_size})
             for row in rows:
                 voice = by_id.get(row["provider_voice_id"])
                 if voice is None and row["status"] == "ready":
@@ -372,18 +336,18 @@ async def _zombie(ops: Ops, name: str, voice_id: str, refs: Refs) -> None:
 async def _reclone(ops: Ops, attempt: dict[str, Any]) -> str:
     """A new attempt copying the zombie one (the retry route's insert), superseding it."""
     async with ops.transaction(write=True) as conn:
-        current = await fetch_optional(conn, Q["lock_attempt"], {"attempt_id": attempt["id"]})
-        if current is None or current["version"] != attempt["version"] or not current["is_active"]:
+        current = await attempts.lock(conn, attempt["id"])
+        if current is None or current.version != attempt["version"] or not current.is_active:
             return "skipped: the attempt changed meanwhile"
-        new = await fetch_one(conn, reflections.Q["retry_attempt"], {"attempt_id": attempt["id"]})
+        new = await attempts.retry(conn, current.id)
         await ops.audit(
             conn,
             "attempt.reclone",
             "attempt",
             attempt["id"],
-            {"new_attempt_id": str(new["id"]), "provider_voice_id": attempt["provider_voice_id"], "reason": "zombie"},
+            {"new_attempt_id": str(new.id), "provider_voice_id": attempt["provider_voice_id"], "reason": "zombie"},
         )
-    return f"re-cloned as attempt {new['id']}"
+    return f"re-cloned as attempt {new.id}"
 
 
 async def _mismatch(ops: Ops, name: str, voice: ProviderVoice, refs: Refs) -> None:
@@ -413,31 +377,18 @@ async def _mismatch(ops: Ops, name: str, voice: ProviderVoice, refs: Refs) -> No
 
 async def _fix_model(ops: Ops, attempt: dict[str, Any], voice: ProviderVoice) -> str:
     async with ops.transaction(write=True) as conn:
-        current = await fetch_optional(conn, Q["lock_attempt"], {"attempt_id": attempt["id"]})
-        if current is None or current["version"] != attempt["version"] or not current["is_active"]:
+        current = await attempts.lock(conn, attempt["id"])
+        if current is None or current.version != attempt["version"] or not current.is_active:
             return "skipped: the attempt changed meanwhile"
-        await _transition(ops, conn, current, {"provider_target_model": voice.target_model})
+        await attempts.transition(conn, current, ops.actor, changes={"provider_target_model": voice.target_model})
         await ops.audit(
             conn,
             "attempt.fix_target_model",
             "attempt",
             attempt["id"],
-            {"provider_voice_id": voice.voice_id, "from": current["provider_target_model"], "to": voice.target_model},
+            {"provider_voice_id": voice.voice_id, "from": current.provider_target_model, "to": voice.target_model},
         )
     return "fixed"
-
-
-async def _transition(ops: Ops, conn: Connection, attempt: dict[str, Any], changes: dict[str, Any]) -> None:
-    await fetch_one(
-        conn,
-        Q["transition_data"],
-        {
-            "attempt_id": attempt["id"],
-            "version": attempt["version"],
-            "actor": ops.actor,
-            "changes": msgspec.json.encode(changes).decode(),
-        },
-    )
 
 
 @dataclass(frozen=True)

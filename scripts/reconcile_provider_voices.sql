@@ -35,10 +35,3 @@ select id, status, provider_voice_id, provider_target_model
    and id > coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000')
  order by id
  limit %(limit)s;
-
--- name: lock_attempt
-select * from public.voice_clone_attempts where id = %(attempt_id)s for update;
-
--- name: transition_data
-select * from voicegate.transition_attempt(%(attempt_id)s, %(version)s, %(actor)s, null, null, null, null,
-                                           %(changes)s::jsonb);

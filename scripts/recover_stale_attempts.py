@@ -4,7 +4,7 @@ nothing left to redeliver it, or `queued` with no message past `--stale-after`),
 
 Each batch is found and changed in one short transaction; every change re-checks the attempt under
 its row lock (a live lease or a newer version is left alone) and writes its audit event with it.
-See backend/domain/recovery.py.
+See backend/attempts/recovery.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import msgspec
 
-from backend.domain.recovery import requeue_stale_attempts
+from backend.attempts.recovery import requeue_stale_attempts
 from scripts._common import Ops, duration, parser, run
 
 NAME = "recover-stale-attempts"

@@ -23,7 +23,7 @@ from backend.db.queries import load_queries
 from scripts._common import Ops, parser, run
 
 NAME = "repair-voice-mirror"
-Q = load_queries(Path(__file__).with_suffix(".sql"))
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 COLUMNS = ["reflection_id", "attempt_id", "status", "drift", "outcome"]
 
 
@@ -33,12 +33,12 @@ async def repair(ops: Ops) -> None:
     for name in ("reflections", "problems", "repaired", "skipped", "locked", "no_active_attempt"):
         report.counts[name] = 0
     async with ops.transaction() as conn:
-        total = (await fetch_one(conn, Q["count_reflections"], {}))["n"]
+        total = (await fetch_one(conn, _Q["count_reflections"], {}))["n"]
     after = None
     with ops.progress.task("reflections", total) as advance:
         while True:
             async with ops.transaction() as conn:
-                rows = await fetch_all(conn, Q["mirror_batch"], {"after": after, "limit": ops.batch_size})
+                rows = await fetch_all(conn, _Q["mirror_batch"], {"after": after, "limit": ops.batch_size})
             drifted = [row for row in rows if row["drift"]]
             if drifted and ops.apply:
                 async with ops.transaction(write=True) as conn:
@@ -80,7 +80,7 @@ async def _repair(ops: Ops, conn: Connection, row: dict[str, Any]) -> None:
         async with conn.transaction():
             result = await fetch_one(
                 conn,
-                Q["repair"],
+                _Q["repair"],
                 {"reflection_id": row["reflection_id"], "actor": ops.actor, "detail": json.dumps(ops.audit_detail)},
             )
     except pg_errors.LockNotAvailable:

@@ -12,7 +12,6 @@ chosen dead letters without replaying them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import uuid
 from pathlib import Path
@@ -20,18 +19,17 @@ from typing import Any
 
 import msgspec
 
+from backend import queues
+from backend.attempts import service as attempts
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection
 from backend.db.queries import load_queries
-from backend.domain import reflections
 from scripts._common import Ops, parser, run
 
 NAME = "replay-dead-letters"
-Q = load_queries(Path(__file__).with_suffix(".sql"))
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 COLUMNS = ["msg_id", "source_queue", "type", "attempt_id", "read_count", "dead_at", "error", "outcome"]
 CLONE_MESSAGE = "VOICE_CLONE_PROCESS"
-# Where a dead letter may be sent back to; anything else in `sourceQueue` is not trusted.
-SOURCE_QUEUES = frozenset({"voice_clone_process", "voice_preview", "voice_synthesis", "voice_sample_process"})
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):
@@ -80,7 +78,7 @@ async def replay(ops: Ops) -> None:
     with ops.progress.task("dead letters", None) as advance:
         while True:
             async with ops.transaction() as conn:
-                rows = await fetch_all(conn, Q["dead_letters"], {"after": after, "limit": ops.batch_size})
+                rows = await fetch_all(conn, _Q["dead_letters"], {"after": after, "limit": ops.batch_size})
             for row in rows:
                 seen.add(row["msg_id"])
                 selected = ops.args.all or row["msg_id"] in chosen
@@ -136,7 +134,7 @@ def _record(ops: Ops, row: dict[str, Any], selected: bool, outcome: str | None) 
 async def _act(ops: Ops, msg_id: int) -> str:
     """Replay or discard one dead letter in one transaction; returns what happened."""
     async with ops.transaction(write=True) as conn:
-        row = await fetch_optional(conn, Q["lock_dead_letter"], {"msg_id": msg_id})
+        row = await fetch_optional(conn, _Q["lock_dead_letter"], {"msg_id": msg_id})
         if row is None:
             return "skipped: already handled or locked by another run"
         letter = _parse(row["message"])
@@ -153,7 +151,7 @@ async def _act(ops: Ops, msg_id: int) -> str:
             outcome = await _replay(conn, letter, detail)
             if outcome.startswith("not replayable"):
                 return outcome
-        await fetch_one(conn, Q["archive"], {"msg_id": msg_id})
+        await fetch_one(conn, _Q["archive"], {"queue": queues.DEAD_LETTER, "msg_id": msg_id})
         action = "dead_letter.discard" if ops.args.discard else "dead_letter.replay"
         await ops.audit(conn, action, "dead_letter", msg_id, detail)
     return outcome
@@ -165,20 +163,21 @@ async def _replay(conn: Connection, letter: DeadLetter, detail: dict[str, Any]) 
             attempt_id = uuid.UUID(str(letter.attempt_id))
         except ValueError:
             return "not replayable: no attempt id in the message"
-        attempt = await fetch_optional(conn, Q["lock_attempt"], {"attempt_id": attempt_id})
+        attempt = await attempts.lock(conn, attempt_id)
         if attempt is None:
             return "not replayable: the attempt no longer exists"
-        if attempt["status"] != "failed" or not attempt["is_active"]:
-            state = attempt["status"] if attempt["is_active"] else f"{attempt['status']}, no longer active"
+        if attempt.status != "failed" or not attempt.is_active:
+            state = attempt.status if attempt.is_active else f"{attempt.status}, no longer active"
             return f"not replayable: the attempt is {state}"
-        retried = await fetch_one(conn, reflections.Q["retry_attempt"], {"attempt_id": attempt_id})
-        detail["new_attempt_id"] = str(retried["id"])
-        return f"replayed as attempt {retried['id']}"
-    if letter.sourceQueue not in SOURCE_QUEUES or not isinstance(letter.message, dict):
+        retried = await attempts.retry(conn, attempt_id)
+        detail["new_attempt_id"] = str(retried.id)
+        return f"replayed as attempt {retried.id}"
+    # Only a work queue may be sent back to; anything else in `sourceQueue` is not trusted.
+    if letter.sourceQueue not in queues.WORK_QUEUES or not isinstance(letter.message, dict):
         return "not replayable: unknown source queue or message"
-    sent = await fetch_one(conn, Q["resend"], {"queue": letter.sourceQueue, "message": json.dumps(letter.message)})
-    detail["new_msg_id"] = sent["msg_id"]
-    return f"replayed as message {sent['msg_id']} on {letter.sourceQueue}"
+    msg_id = await queues.send(conn, letter.sourceQueue, letter.message)
+    detail["new_msg_id"] = msg_id
+    return f"replayed as message {msg_id} on {letter.sourceQueue}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,11 +9,5 @@ select msg_id, read_ct, enqueued_at, message
 -- name: lock_dead_letter
 select msg_id, message from pgmq.q_voice_dead_letter where msg_id = %(msg_id)s for update skip locked;
 
--- name: lock_attempt
-select id, status, is_active, reflection_id from public.voice_clone_attempts where id = %(attempt_id)s for update;
-
--- name: resend
-select pgmq.send(%(queue)s, %(message)s::jsonb) as msg_id;
-
 -- name: archive
-select pgmq.archive('voice_dead_letter', %(msg_id)s::bigint) as archived;
+select pgmq.archive(%(queue)s, %(msg_id)s::bigint) as archived;

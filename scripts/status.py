@@ -10,13 +10,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from backend import queues
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
 from scripts._common import Ops, parser, run
 
 NAME = "status"
-Q = load_queries(Path(__file__).with_suffix(".sql"))
-DEAD_LETTER_QUEUE = "voice_dead_letter"
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 STATUSES = ("queued", "processing", "verifying", "ready", "failed", "canceled", "superseded")
 COLUMNS = ["queue", "depth", "oldest_age_s", "newest_age_s", "total_sent"]
 
@@ -25,11 +25,11 @@ async def status(ops: Ops) -> None:
     """Fill the report with the current figures."""
     report = ops.report
     async with ops.transaction() as conn:
-        queues = await fetch_all(conn, Q["queue_metrics"], {})
-        by_status = {row["status"]: row["n"] for row in await fetch_all(conn, Q["attempts_by_status"], {})}
-        leases = await fetch_one(conn, Q["lease_counts"], {})
-        expired = await fetch_one(conn, Q["expired_samples"], {})
-    for row in queues:
+        metrics = await fetch_all(conn, _Q["queue_metrics"], {})
+        by_status = {row["status"]: row["n"] for row in await fetch_all(conn, _Q["attempts_by_status"], {})}
+        leases = await fetch_one(conn, _Q["lease_counts"], {})
+        expired = await fetch_one(conn, _Q["expired_samples"], {})
+    for row in metrics:
         report.items.append(
             {
                 "queue": row["queue_name"],
@@ -43,7 +43,7 @@ async def status(ops: Ops) -> None:
     for state in STATUSES:
         report.counts[f"attempts.{state}"] = by_status.get(state, 0)
     report.counts["attempts.total"] = sum(by_status.values())
-    dead_letters = next((row["queue_length"] for row in queues if row["queue_name"] == DEAD_LETTER_QUEUE), 0)
+    dead_letters = next((row["queue_length"] for row in metrics if row["queue_name"] == queues.DEAD_LETTER), 0)
     report.counts["dead_letters"] = dead_letters
     report.counts["live_leases"] = leases["live_leases"]
     report.counts["stale_leases"] = leases["stale_leases"]

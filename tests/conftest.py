@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 
 from backend.db.migrate import migrate
-from backend.embedded_pg import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
+from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
 
 TEMPLATE_DB = "voicegate_template"
 

@@ -1,18 +1,18 @@
-"""Why an audio sample is refused: one ``AudioRejected`` subclass per stable code."""
+"""Why an audio sample is refused: one ``AudioRejected`` subclass per stable code.
+
+A refusal is about the sample's content, found by the check that runs on the queue or in the clone
+step, and recorded with the sample; its status and code say how an API would report it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 
-from backend.errors import ClientError
-
-if TYPE_CHECKING:
-    from backend.audio.pipeline import QualityReport
+from backend.audio.report import QualityReport
+from backend.errors import VoicegateError
 
 
-class AudioRejected(ClientError):
+class AudioRejected(VoicegateError):
     """The audio sample cannot be used."""
 
     status = 422

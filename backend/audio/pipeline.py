@@ -5,17 +5,16 @@ callers run it in a worker thread. One sample is decoded at a time and nothing o
 from __future__ import annotations
 
 import math
-from typing import Final, Literal
+from typing import Final
 
 import msgspec
 
 from backend.audio.decode import DecodedAudio, decode_audio
-from backend.audio.errors import AudioRejected, NoSpeech, SampleClipped, SampleTooShort
+from backend.audio.errors import NoSpeech, SampleClipped, SampleTooShort
 from backend.audio.measure import Measurements, measure
 from backend.audio.process import preprocess, trim_bounds
+from backend.audio.report import QualityReport, Verdict
 from backend.providers.base import SampleRef, SampleRules
-
-Verdict = Literal["good", "usable", "poor"]
 
 #: Less speech than this (after the VAD) is no speech at all.
 MIN_SPEECH_S: Final = 1.0
@@ -31,31 +30,6 @@ LOW_SAMPLE_RATE: Final = (22050, 16000)
 RECOMMENDED_MIN_S: Final = 10.0
 MIN_TARGET_RATE: Final = 8000
 MAX_TARGET_RATE: Final = 48000
-
-
-class QualityReport(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """What was measured on an uploaded sample, and what it means in plain words."""
-
-    mime_type: str
-    codec: str
-    duration_s: float
-    sample_rate: int
-    channels: int
-    #: EBU R128 integrated loudness; None when the sample is silent or under 0.4 s.
-    loudness_lufs: float | None
-    sample_peak_dbfs: float | None
-    #: 4x oversampled (ITU-R BS.1770) peak.
-    true_peak_dbtp: float | None
-    #: Speech power over the noise in the pauses (or the quietest frames); None without speech.
-    snr_db: float | None
-    speech_ratio: float
-    speech_duration_s: float
-    #: Share of samples at or beyond -0.09 dBFS.
-    clipping_ratio: float
-    #: Length left once leading and trailing silence are trimmed: what a provider would receive.
-    usable_duration_s: float
-    verdict: Verdict
-    advice: tuple[str, ...]
 
 
 class PreparedSample(msgspec.Struct, frozen=True, kw_only=True):
@@ -214,4 +188,4 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-__all__ = ["AudioRejected", "PreparedSample", "QualityReport", "analyse_bytes", "prepare_for", "prepare_sample"]
+__all__ = ["PreparedSample", "analyse_bytes", "prepare_for", "prepare_sample"]

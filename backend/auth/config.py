@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from backend.auth.dev_tokens import MIN_SECRET_LENGTH, mint_service_key
+from backend.embedded.dev_tokens import MIN_SECRET_LENGTH, mint_service_key
 from backend.secret import Secret, is_loopback_host
 
 JWT_SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name, not a secret
@@ -45,6 +45,12 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds a JWKS fetch may take before the token is refused."""
     leeway: float = 30.0
     """Clock skew, in seconds, tolerated on ``exp``, ``nbf`` and ``iat``."""
+
+    @property
+    def service_key(self) -> Secret | None:
+        """The key voicegate acts as the service with (Storage, the internal routes): the secret API key
+        when set, else the legacy service_role JWT."""
+        return self.secret_key or self.service_role_key
 
     @property
     def jwks_url(self) -> str | None:

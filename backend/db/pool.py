@@ -9,7 +9,7 @@ and the lifecycle's own SQLSTATEs become the matching domain errors.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -30,6 +30,12 @@ from backend.errors import (
 from backend.settings import Settings
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
+Pool = AsyncConnectionPool[Connection]
+
+Recorder = Callable[[Connection, Any], Awaitable[None]]
+"""A hook a service calls with its open transaction and its result, just before that transaction commits
+(an Idempotency-Key's record of the response, so the key and the write commit together). It may switch
+the transaction to `service_role`, so a service calls it last."""
 
 # SQLSTATEs raised by the lifecycle functions (supabase/migrations/*_attempt_lifecycle.sql).
 _SQLSTATE_ERRORS: dict[str, type[VoicegateError]] = {
@@ -42,7 +48,7 @@ _SQLSTATE_ERRORS: dict[str, type[VoicegateError]] = {
 }
 
 
-def create_pool(dsn: str, settings: Settings) -> AsyncConnectionPool[Connection]:
+def create_pool(dsn: str, settings: Settings) -> Pool:
     """A pool that is opened by the caller (`await pool.open()`), checking connections on checkout."""
     return AsyncConnectionPool(
         dsn,
@@ -75,7 +81,7 @@ def translate_db_errors() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def service_transaction(pool: AsyncConnectionPool[Connection]) -> AsyncIterator[Connection]:
+async def service_transaction(pool: Pool) -> AsyncIterator[Connection]:
     """A transaction as `service_role` (bypasses RLS): for consumers, internal routes and scripts."""
     with translate_db_errors():
         async with pool.connection() as conn, conn.transaction():
@@ -84,9 +90,7 @@ async def service_transaction(pool: AsyncConnectionPool[Connection]) -> AsyncIte
 
 
 @asynccontextmanager
-async def user_transaction(
-    pool: AsyncConnectionPool[Connection], claims: Mapping[str, Any]
-) -> AsyncIterator[Connection]:
+async def user_transaction(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
     """A transaction as `authenticated` carrying `claims`, as PostgREST runs a request."""
     with translate_db_errors():
         async with pool.connection() as conn, conn.transaction():
@@ -97,7 +101,7 @@ async def user_transaction(
             yield conn
 
 
-async def ping(pool: AsyncConnectionPool[Connection]) -> None:
+async def ping(pool: Pool) -> None:
     """Raise DatabaseUnavailable unless the database answers a query."""
     with translate_db_errors():
         async with pool.connection() as conn:

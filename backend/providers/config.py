@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Literal, get_args
 from urllib.parse import urlsplit
 
 import msgspec
 
+from backend.errors import ProviderNotConfigured
 from backend.secret import Secret, is_loopback_host
 
-PROVIDER_NAMES: Final = ("local", "qwen", "elevenlabs", "cartesia")
+ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia"]
+"""The providers a request may name."""
+PROVIDER_NAMES: Final[tuple[str, ...]] = get_args(ProviderName)
 
 QWEN_HOSTS: Final = {"intl": "dashscope-intl.aliyuncs.com", "cn": "dashscope.aliyuncs.com"}
 # Workspace domains: {WorkspaceId}.<region>.maas.aliyuncs.com.
@@ -67,6 +70,13 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
             return True
         section: QwenSettings | ElevenLabsSettings | CartesiaSettings = getattr(self, provider)
         return section.api_key is not None
+
+    def usable(self, provider: str | None) -> str:
+        """`provider`, or the default when None; ProviderNotConfigured (422) when it has no key."""
+        name = provider or self.default_provider
+        if not self.has_key(name):
+            raise ProviderNotConfigured(f"Voice provider {name!r} is not configured ({key_variable(name)}).")
+        return name
 
 
 def _base_url(variable: str, value: str) -> tuple[str, str]:

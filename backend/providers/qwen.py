@@ -12,7 +12,7 @@ import msgspec
 
 from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
 from backend.providers.config import QwenSettings
-from backend.providers.enrolment import enroll_once, key_digest
+from backend.providers.enrolment import enroll_once, qwen_preferred_name
 from backend.providers.errors import (
     PermanentProviderError,
     ProviderError,
@@ -60,14 +60,9 @@ SAFE_MESSAGES: Final = {
 }
 
 
-def preferred_name(key: str) -> str:
-    """The ``preferred_name`` for an enrolment key: letters/digits/underscore, 16 characters."""
-    return "vg" + key_digest(key, 14)
-
-
 def voice_prefix(key: str) -> str:
     """The start of every voice name DashScope generates for this key."""
-    return f"qwen-tts-vc-{preferred_name(key)}-voice-"
+    return f"qwen-tts-vc-{qwen_preferred_name(key)}-voice-"
 
 
 class _ErrorBody(msgspec.Struct):
@@ -197,7 +192,7 @@ class QwenProvider:
         payload_input: dict[str, Any] = {
             "action": "create",
             "target_model": self.target_model,
-            "preferred_name": preferred_name(key),
+            "preferred_name": qwen_preferred_name(key),
             "audio": {"data": audio},
         }
         if transcript:
@@ -222,7 +217,7 @@ class QwenProvider:
                 language=payload_input.get("language"),
                 metadata={
                     "region": self.region,
-                    "preferred_name": preferred_name(key),
+                    "preferred_name": qwen_preferred_name(key),
                     "fallback_mode": out.fallback_mode,
                     "fallback_reason": out.fallback_reason,
                     "usage": body.usage,

@@ -14,7 +14,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.auth.dev_tokens import mint_service_key
+from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
 from tests.audio_corpus import recording, speech_mono, wav_bytes
 from tests.fakes import ElevenLabsFake, serve

@@ -18,7 +18,7 @@ import psycopg
 import psycopg.conninfo
 
 from backend.app import create_app
-from backend.auth.dev_tokens import mint_service_key, mint_user_token
+from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.settings import settings_from_env, with_auth
 from tests.e2e.conftest import speech_wav
 from tests.fakes import ElevenLabsFake, serve

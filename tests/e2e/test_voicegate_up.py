@@ -18,7 +18,7 @@ import jwt
 import pytest
 from storage3 import SyncStorageClient
 
-from backend.embedded_pg import EmbeddedPostgres, free_port
+from backend.embedded.postgres import EmbeddedPostgres, free_port
 from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(180)

@@ -13,11 +13,11 @@ import httpx
 import psycopg
 import pytest
 
+from backend.context import Lifecycle, build_lifecycle
 from backend.db.pool import create_pool, service_transaction
-from backend.lifecycle.context import Lifecycle, build_lifecycle
-from backend.lifecycle.samples import fail_sample, process_sample
+from backend.embedded.storage.in_process import standalone_storage as local_storage
+from backend.samples.check import fail_sample, process_sample
 from backend.settings import settings_from_env
-from scripts.purge_expired_samples import local_storage
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import speech_wav
 from tests.support import create_user, one, seed_consent

@@ -11,8 +11,8 @@ from psycopg_pool import PoolTimeout
 from backend import errors
 from backend.audio import errors as audio_errors
 from backend.db.pool import translate_db_errors
-from backend.domain.reflections import LaunchBlocked
 from backend.problem import problem_for
+from backend.reflections.service import LaunchBlocked
 
 ROWS = [
     (errors.ValidationFailed("name is required"), 400, "validation_failed", "name is required"),

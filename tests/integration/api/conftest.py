@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.auth.dev_tokens import mint_user_token
+from backend.embedded.dev_tokens import mint_user_token
 from backend.settings import settings_from_env, with_auth
 from tests.support import Conn, create_user
 

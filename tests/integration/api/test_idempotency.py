@@ -18,10 +18,10 @@ from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 from litestar.testing import transport as test_transport
 
+from backend.api.idempotency import idempotent
 from backend.auth.verify import UserClaims
-from backend.db.pool import create_pool
+from backend.db.pool import Recorder, create_pool
 from backend.errors import NotFound
-from backend.idempotency import Recorder, idempotent
 from backend.problem import problem_response
 from backend.settings import settings_from_env
 from tests.integration.api.conftest import User

@@ -17,8 +17,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from backend.auth import AuthSettings, TokenVerifier
-from backend.auth.config import JWKS_PATH
+from backend.auth.config import JWKS_PATH, AuthSettings
+from backend.auth.verify import TokenVerifier
 from tests.fakes import serve
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]

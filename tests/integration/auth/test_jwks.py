@@ -13,8 +13,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from backend.auth import AuthSettings, Secret, TokenVerifier
+from backend.auth.config import AuthSettings
+from backend.auth.verify import TokenVerifier
 from backend.errors import Unauthorized
+from backend.secret import Secret
 from tests.integration.auth.conftest import USER_ID, FakeClock, JwksFake, SigningKey, new_ec_key, user_claims
 from tests.unit.auth.helpers import raw_jwt
 

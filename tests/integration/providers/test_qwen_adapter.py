@@ -10,13 +10,14 @@ import httpx
 import pytest
 
 from backend.providers.base import ProviderVoice, SampleRef
+from backend.providers.enrolment import qwen_preferred_name as preferred_name
 from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.providers.qwen import TARGET_MODEL, QwenProvider, preferred_name
+from backend.providers.qwen import TARGET_MODEL, QwenProvider
 from tests.fakes import Fault, QwenFake, RecordedRequest
 from tests.fakes.samples import wav_sample
 from tests.fakes.testing import FAST_POLICY, QWEN_KEY, SHORT_TIMEOUT, settings_for

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from backend.providers.enrolment import key_marker
-from backend.providers.qwen import preferred_name
+from backend.providers.enrolment import qwen_preferred_name as preferred_name
 from tests.fakes import CartesiaFake, ElevenLabsFake, QwenFake, serve
 from tests.fakes.cartesia import CartesiaVoice
 from tests.fakes.elevenlabs import ElevenVoice

@@ -9,11 +9,11 @@ import pytest
 from rich.console import Console
 
 from backend.providers.base import ProviderVoice
-from backend.providers.enrolment import key_digest, key_marker
-from backend.providers.qwen import preferred_name
+from backend.providers.enrolment import key_digest, key_marker, key_tag
+from backend.providers.enrolment import qwen_preferred_name as preferred_name
 from scripts import recover_stale_attempts
 from scripts._common import ProgressBar, duration
-from scripts.reconcile_provider_voices import created_at, key_tag
+from scripts.reconcile_provider_voices import created_at
 
 
 @pytest.mark.parametrize(

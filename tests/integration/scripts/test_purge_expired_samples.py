@@ -14,9 +14,10 @@ import pytest
 from psycopg import sql
 
 from backend.db.pool import create_pool
-from backend.domain.retention import purge_expired_samples
+from backend.embedded.storage.in_process import standalone_storage as local_storage
+from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
-from scripts.purge_expired_samples import local_storage, main
+from scripts.purge_expired_samples import main
 from tests.integration.scripts.conftest import Runner, Scene, audit_events, snapshot, summary_counts
 from tests.support import one, seed_consent
 

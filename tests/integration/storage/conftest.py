@@ -20,8 +20,8 @@ from psycopg_pool import AsyncConnectionPool
 from storage3 import AsyncStorageClient
 
 from backend.db.pool import Connection, create_pool
+from backend.embedded.storage.routes import storage_router
 from backend.settings import Settings
-from backend.storage.routes import storage_router
 from tests.fakes.server import serve
 from tests.support import create_user
 

@@ -15,7 +15,7 @@ import pytest
 from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions
 
-from backend.storage.tokens import sign_download_token, sign_upload_token
+from backend.embedded.storage.tokens import sign_download_token, sign_upload_token
 from tests.integration.storage.conftest import SECRET, StorageServer, user_token
 
 BUCKET = "voice-samples"

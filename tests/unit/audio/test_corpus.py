@@ -6,7 +6,8 @@ import msgspec
 import pytest
 
 from backend.audio.errors import AudioRejected
-from backend.audio.pipeline import QualityReport, analyse_bytes
+from backend.audio.pipeline import analyse_bytes
+from backend.audio.report import QualityReport
 from backend.problem import problem_for
 
 # name -> (sniffed container, codec, verdict, advice) for the files that are accepted.

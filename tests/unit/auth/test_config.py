@@ -9,7 +9,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from backend.auth import AuthConfigError, AuthSettings, Secret, auth_settings_from_env
+from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
+from backend.secret import Secret
 
 ENV_SECRET = "an-env-provided-project-jwt-secret-0123456789"
 SB_SECRET = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"

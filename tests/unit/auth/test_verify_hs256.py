@@ -14,8 +14,11 @@ import httpx
 import jwt
 import pytest
 
-from backend.auth import AuthSettings, Secret, TokenVerifier, bearer_token, mint_service_key, mint_user_token
+from backend.auth.config import AuthSettings
+from backend.auth.verify import TokenVerifier, bearer_token
+from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.errors import Unauthorized
+from backend.secret import Secret
 from tests.unit.auth.helpers import raw_jwt
 
 SECRET = "project-jwt-secret-with-at-least-32-characters"

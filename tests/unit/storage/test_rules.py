@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from storage3.exceptions import StorageApiError
 
+from backend.embedded.storage import errors
+from backend.embedded.storage.errors import StorageError
+from backend.embedded.storage.service import mime_allowed, validate_key
 from backend.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
-from backend.storage import errors
 from backend.storage.client import _call
-from backend.storage.errors import StorageError
-from backend.storage.service import mime_allowed, validate_key
 
 
 @pytest.mark.parametrize(

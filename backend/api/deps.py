@@ -1,0 +1,73 @@
+"""Typed dependencies for route handlers: the verified caller, the pool, Storage, settings and the lifecycle
+context, and the guard of the service-only routes.
+
+A handler names what it needs (`claims: Caller`, `pool: DbPool`, ...) and Litestar injects it by the
+parameter's name; these providers are the one place that reads `app.state`, which the app's lifespan
+fills.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import SkipValidation
+
+from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
+from backend.context import Lifecycle
+from backend.db.pool import Pool
+from backend.settings import Settings
+from backend.storage.client import ObjectStorage
+
+
+def _verifier(state: State) -> TokenVerifier:
+    verifier: TokenVerifier = state.verifier
+    return verifier
+
+
+async def provide_claims(request: Request[Any, Any, Any]) -> UserClaims:
+    """The caller's claims from a verified Supabase access token (401 otherwise)."""
+    return await _verifier(request.app.state).verify_user(bearer_token(request.headers.get("authorization")))
+
+
+def pool_of(request: Request[Any, Any, Any]) -> Pool:
+    """The application's connection pool."""
+    pool: Pool = request.app.state.pool
+    return pool
+
+
+def _from_state(name: str) -> Provide:
+    """A dependency that hands out `app.state.<name>`, set by the app's lifespan."""
+
+    def provide(request: Request[Any, Any, Any]) -> Any:
+        return getattr(request.app.state, name)
+
+    return Provide(provide, sync_to_thread=False)
+
+
+async def service_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: only the service key passes (the internal routes); 401 otherwise."""
+    _verifier(connection.app.state).verify_service(bearer_token(connection.headers.get("authorization")))
+
+
+# Injected by name; the values are this process's own objects, so Litestar need not validate them.
+Caller = NamedDependency[SkipValidation[UserClaims]]
+"""`claims`: the verified caller."""
+DbPool = NamedDependency[SkipValidation[Pool]]
+"""`pool`: the connection pool."""
+Storage = NamedDependency[SkipValidation[ObjectStorage]]
+"""`storage`: the object storage client."""
+Config = NamedDependency[SkipValidation[Settings]]
+"""`settings`: the settings read at start-up."""
+LifecycleContext = NamedDependency[SkipValidation[Lifecycle]]
+"""`lifecycle`: what the worker steps need."""
+
+DEPENDENCIES = {
+    "claims": Provide(provide_claims),
+    **{name: _from_state(name) for name in ("pool", "storage", "settings", "lifecycle")},
+}
+"""App-level dependencies, by the parameter name handlers use."""

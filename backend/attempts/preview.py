@@ -1,0 +1,80 @@
+"""`VOICE_PREVIEW`: speak a short phrase in the new voice into `voice-previews`; preview `ready`.
+
+The user then listens and completes the preview through the API, which opens the launch gate.
+Safe to repeat: the object is overwritten in place and the final move is version-fenced, so of two
+concurrent generations exactly one records `ready`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from backend.attempts import service as attempts
+from backend.context import Lifecycle, Outcome
+from backend.db.pool import service_transaction
+from backend.errors import NotFound, StaleVersion
+from backend.providers.base import ProviderVoice
+from backend.providers.errors import PermanentProviderError
+
+log = logging.getLogger(__name__)
+BUCKET = "voice-previews"
+PREVIEW_TEXT = "Hello! This is a preview of your new voice. If it sounds like you, you are all set."
+ACTOR = "preview"
+
+
+def preview_path(owner_id: uuid.UUID, attempt_id: uuid.UUID) -> str:
+    """Where an attempt's preview lives: in its owner's folder, as the storage policies require."""
+    return f"{owner_id}/{attempt_id}/preview.wav"
+
+
+async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # noqa: PLR0911 - one per state
+    """Generate the preview of an active, ready, synced attempt whose preview is still to be made."""
+    async with service_transaction(ctx.pool) as conn:
+        try:
+            attempt, _ = await attempts.load(conn, attempt_id)
+        except NotFound:
+            return Outcome(status="missing")
+        if not (attempt.is_active and attempt.status == "ready" and attempt.runtime_status == "synced"):
+            return Outcome(status=attempt.preview_status)
+        if attempt.preview_status == "pending":
+            attempt = await attempts.transition(conn, attempt, ACTOR, preview="generating")
+        elif attempt.preview_status != "generating":
+            return Outcome(status=attempt.preview_status)
+    if attempt.provider_voice_id is None:
+        return Outcome(status=attempt.preview_status)
+    voice = ProviderVoice(
+        provider=attempt.provider,
+        voice_id=attempt.provider_voice_id,
+        target_model=attempt.provider_target_model,
+        metadata=attempt.provider_metadata,
+    )
+    try:
+        spoken = await ctx.providers.get(attempt.provider).synthesize(voice, PREVIEW_TEXT)
+    except PermanentProviderError as exc:
+        async with service_transaction(ctx.pool) as conn:
+            current, _ = await attempts.load(conn, attempt_id)
+            failed = await attempts.transition(
+                conn,
+                current,
+                ACTOR,
+                preview="pending",
+                changes={"last_error_code": "preview_failed", "last_error_message": exc.safe_message},
+            )
+        return Outcome(status=failed.preview_status)
+    path = preview_path(attempt.owner_id, attempt.id)
+    await ctx.storage.upload(BUCKET, path, spoken.audio, spoken.mime_type, upsert=True)
+    try:
+        async with service_transaction(ctx.pool) as conn:
+            ready = await attempts.transition(
+                conn,
+                attempt,
+                ACTOR,
+                preview="ready",
+                changes={"provider_metadata": {"preview": {"bucket": BUCKET, "path": path}}},
+            )
+    except StaleVersion:
+        # Superseded, or another generation finished first: what is committed stands.
+        log.info("attempt %s: preview result not recorded, the attempt moved on", attempt_id)
+        return Outcome(status="stale")
+    return Outcome(status=ready.preview_status)

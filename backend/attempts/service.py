@@ -1,0 +1,259 @@
+"""Clone attempts, the lifecycle's authority: reading them, making them, and moving them.
+
+Every state change goes through `voicegate.transition_attempt` (version- and lease-fenced), called
+only from here; every function takes the caller's connection, so a move and the message or rows it
+implies commit together. Inserting an attempt supersedes the reflection's active one and enqueues
+`VOICE_CLONE_PROCESS` in SQL (a trigger), whoever inserts it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.pool import Connection
+from backend.db.queries import load_queries
+from backend.errors import NotFound
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+#: Where an attempt is still under way (a worker may be enrolling or verifying it).
+OPEN_STATUSES: Final = frozenset({"queued", "processing", "verifying"})
+#: Attempts a user may retry.
+RETRYABLE: Final = frozenset({"failed", "canceled"})
+_OPEN = sorted(OPEN_STATUSES)
+
+
+class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of `voice_clone_attempts` (every column the service and the workers use)."""
+
+    id: uuid.UUID
+    voice_id: uuid.UUID
+    reflection_id: uuid.UUID | None
+    sample_id: uuid.UUID | None
+    owner_id: uuid.UUID
+    provider: str
+    source: str
+    status: str
+    runtime_status: str
+    preview_required: bool
+    preview_status: str
+    retry_count: int
+    max_retries: int
+    next_retry_at: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    enrolment_key: str
+    provider_voice_id: str | None
+    provider_target_model: str | None
+    provider_request_id: str | None
+    provider_metadata: dict[str, Any]
+    last_error_code: str | None
+    last_error_message: str | None
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    def leased_to(self, owner: str, now: datetime) -> bool:
+        """True when `owner` holds an unexpired lease."""
+        return self.lease_owner == owner and self.lease_expires_at is not None and self.lease_expires_at > now
+
+    @property
+    def last_error(self) -> dict[str, str | None] | None:
+        """The last error as clients see it: a stable code and a message safe to show."""
+        if self.last_error_code is None:
+            return None
+        return {"code": self.last_error_code, "message": self.last_error_message}
+
+
+class Attempt(msgspec.Struct, rename="camel"):
+    """One clone attempt as clients see it, without operator-only fields (lease, enrolment key)."""
+
+    id: uuid.UUID
+    reflection_id: uuid.UUID | None
+    voice_id: uuid.UUID
+    provider: str
+    source: str
+    status: str
+    runtime_status: str
+    preview_required: bool
+    preview_status: str
+    retry_count: int
+    max_retries: int
+    next_retry_at: datetime | None
+    provider_voice_id: str | None
+    provider_target_model: str | None
+    last_error: dict[str, str | None] | None
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+def view(attempt: AttemptRow) -> Attempt:
+    """The client-facing shape of an attempt."""
+    return msgspec.convert(attempt, Attempt, from_attributes=True)
+
+
+def _row(row: dict[str, Any]) -> AttemptRow:
+    return msgspec.convert(row, AttemptRow, from_attributes=False, strict=False)
+
+
+async def load(conn: Connection, attempt_id: uuid.UUID) -> tuple[AttemptRow, datetime]:
+    """The attempt as committed now, with the database's clock (leases expire by that clock).
+
+    NotFound when the attempt does not exist.
+    """
+    row = await fetch_optional(conn, _Q["load_attempt"], {"attempt_id": attempt_id})
+    if row is None:
+        raise NotFound(f"attempt {attempt_id} not found")
+    observed_at: datetime = row["observed_at"]
+    return _row(row), observed_at
+
+
+async def lock(conn: Connection, attempt_id: uuid.UUID) -> AttemptRow | None:
+    """The attempt, row-locked for the rest of the transaction (operators re-check what they read)."""
+    row = await fetch_optional(conn, _Q["lock_attempt"], {"attempt_id": attempt_id})
+    return None if row is None else _row(row)
+
+
+async def transition(
+    conn: Connection,
+    attempt: AttemptRow,
+    actor: str,
+    *,
+    status: str | None = None,
+    runtime: str | None = None,
+    preview: str | None = None,
+    lease_owner: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> AttemptRow:
+    """Apply one move through the SQL transition function, fenced by `attempt.version` (and the lease
+    when `lease_owner` is given); StaleVersion, LeaseLost or IllegalTransition otherwise."""
+    row = await fetch_one(
+        conn,
+        _Q["transition"],
+        {
+            "attempt_id": attempt.id,
+            "version": attempt.version,
+            "actor": actor,
+            "status": status,
+            "runtime_status": runtime,
+            "preview_status": preview,
+            "lease_owner": lease_owner,
+            "changes": json.dumps(changes or {}, default=str),
+        },
+    )
+    return _row(row)
+
+
+async def extend_lease(conn: Connection, attempt_id: uuid.UUID, lease_owner: str, seconds: int) -> datetime:
+    """Push a held lease's expiry `seconds` into the future (LeaseLost when it is no longer held)."""
+    row = await fetch_one(
+        conn, _Q["extend_lease"], {"attempt_id": attempt_id, "lease_owner": lease_owner, "seconds": seconds}
+    )
+    expires: datetime = row["expires_at"]
+    return expires
+
+
+async def create_from_sample(
+    conn: Connection,
+    *,
+    owner_id: uuid.UUID,
+    voice_id: uuid.UUID,
+    sample_id: uuid.UUID,
+    provider: str,
+    reflection_id: uuid.UUID | None,
+    preview: bool,
+) -> AttemptRow:
+    """A `sample_upload` attempt, as the service. With `preview` its preview must be heard before the
+    launch gate opens; a synthesis job's voice (no reflection, no gate) is made without one."""
+    row = await fetch_one(
+        conn,
+        _Q["insert_sample_attempt"],
+        {
+            "owner_id": owner_id,
+            "voice_id": voice_id,
+            "reflection_id": reflection_id,
+            "sample_id": sample_id,
+            "provider": provider,
+            "preview": preview,
+        },
+    )
+    return _row(row)
+
+
+async def create_custom(
+    conn: Connection,
+    *,
+    owner_id: uuid.UUID,
+    voice_id: uuid.UUID,
+    reflection_id: uuid.UUID,
+    provider: str,
+    provider_voice_id: str,
+    target_model: str | None,
+) -> AttemptRow:
+    """A `custom_voice_id` attempt attaching a voice the user already has at a provider (no preview:
+    its owner has heard it there)."""
+    row = await fetch_one(
+        conn,
+        _Q["insert_custom_attempt"],
+        {
+            "owner_id": owner_id,
+            "voice_id": voice_id,
+            "reflection_id": reflection_id,
+            "provider": provider,
+            "provider_voice_id": provider_voice_id,
+            "target_model": target_model,
+        },
+    )
+    return _row(row)
+
+
+async def retry(conn: Connection, attempt_id: uuid.UUID) -> AttemptRow:
+    """A new attempt copying `attempt_id`'s voice, sample, provider and preview rule, as the service;
+    inserting it supersedes the old one. The retry route, dead-letter replay and zombie re-clone use it."""
+    return _row(await fetch_one(conn, _Q["retry_attempt"], {"attempt_id": attempt_id}))
+
+
+async def open_for_voice(conn: Connection, voice_id: uuid.UUID) -> AttemptRow | None:
+    """The voice's newest attempt still under way, if any."""
+    row = await fetch_optional(conn, _Q["open_for_voice"], {"voice_id": voice_id, "open": _OPEN})
+    return None if row is None else _row(row)
+
+
+async def enrolled_by(conn: Connection, owner_id: uuid.UUID, enrolment_key: str) -> bool:
+    """Whether one of `owner_id`'s attempts carries `enrolment_key` (made that provider voice)."""
+    found = await fetch_optional(conn, _Q["enrolled_by_owner"], {"owner_id": owner_id, "enrolment_key": enrolment_key})
+    return found is not None
+
+
+async def list_for_reflection(conn: Connection, reflection_id: uuid.UUID, limit: int) -> list[AttemptRow]:
+    """The reflection's attempts visible on `conn`, newest first."""
+    rows = await fetch_all(conn, _Q["list_for_reflection"], {"reflection_id": reflection_id, "limit": limit})
+    return [_row(row) for row in rows]
+
+
+async def get_for_reflection(conn: Connection, reflection_id: uuid.UUID, attempt_id: uuid.UUID) -> AttemptRow:
+    """One attempt of the reflection, as visible on `conn`; NotFound otherwise."""
+    row = await fetch_optional(
+        conn, _Q["get_for_reflection"], {"reflection_id": reflection_id, "attempt_id": attempt_id}
+    )
+    if row is None:
+        raise NotFound("Attempt not found.")
+    return _row(row)
+
+
+async def active_for_reflection(conn: Connection, reflection_id: uuid.UUID) -> AttemptRow | None:
+    """The reflection's active attempt, as visible on `conn`."""
+    row = await fetch_optional(conn, _Q["active_for_reflection"], {"reflection_id": reflection_id})
+    return None if row is None else _row(row)

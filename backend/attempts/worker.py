@@ -1,0 +1,348 @@
+"""`VOICE_CLONE_PROCESS`: drive one attempt from `queued` to `ready` + `synced`, resumably.
+
+Each call looks at the attempt as committed and takes the next step; every step is one transition
+through the SQL function, fenced by the worker's lease (or the version once the lease is gone), so
+a step repeated after a crash, a redelivered message or a second worker does no harm:
+
+    queued ─claim→ processing ─enrol→ verifying ─verify→ ready + syncing ─sync→ synced (+ preview queued)
+
+The enrolment key is stored before the provider is called, and the adapters look it up before any
+create, so one attempt never makes two provider voices. A transient provider failure puts the attempt
+back to `queued` with a backoff (until `max_retries`); a permanent one fails it with a safe message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from backend import queues
+from backend.attempts import service as attempts
+from backend.attempts.service import AttemptRow
+from backend.audio.errors import AudioRejected
+from backend.context import Lifecycle, Outcome
+from backend.db.pool import Connection, service_transaction
+from backend.errors import LeaseLost, NotFound, StaleVersion
+from backend.failpoints import failpoint
+from backend.providers.base import ProviderVoice
+from backend.providers.errors import (
+    PermanentProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+    VoiceNotFoundError,
+)
+from backend.samples import check as sample_check
+from backend.samples import service as samples
+from backend.voices import service as voices
+
+log = logging.getLogger(__name__)
+
+
+#: The reflection segment of the internal route that stands for "no reflection" (an attempt made
+#: without one, e.g. by finalize or for a synthesis job).
+NO_REFLECTION = uuid.UUID(int=0)
+
+
+def internal_process_path(reflection_id: uuid.UUID | None, attempt_id: uuid.UUID) -> str:
+    """The internal route that runs `process_attempt` for a `CONSUMER_MODE=http` worker."""
+    reflection = reflection_id or NO_REFLECTION
+    return f"/internal/reflections/{reflection}/voice-clone-attempts/{attempt_id}/process"
+
+
+class _Failed(Exception):
+    """A reason to fail the attempt for good, with a code and a message safe to show the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def worker_actor(worker_id: str) -> str:
+    """The actor recorded on the events a worker writes."""
+    return f"worker:{worker_id}"
+
+
+async def process_attempt(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str) -> Outcome:
+    """Take the attempt as far as it can go now; safe to call again at any point."""
+    actor = worker_actor(worker_id)
+    claimed = await _claim(ctx, attempt_id, worker_id, actor)
+    if isinstance(claimed, Outcome):
+        return claimed
+    attempt = claimed
+    if attempt.status in attempts.OPEN_STATUSES or attempt.status == "superseded":
+        try:
+            async with _lease_kept(ctx, attempt.id, worker_id):
+                attempt = await _enrol_and_verify(ctx, attempt, worker_id, actor)
+        except (TransientProviderError, UnknownOutcomeError) as exc:
+            return await _schedule_retry(ctx, attempt.id, worker_id, actor, exc)
+        except PermanentProviderError as exc:
+            return await _fail(ctx, attempt.id, worker_id, actor, code=_permanent_code(exc), message=exc.safe_message)
+        except _Failed as exc:
+            return await _fail(ctx, attempt.id, worker_id, actor, code=exc.code, message=exc.message)
+        except (LeaseLost, StaleVersion):
+            # Another worker owns the attempt now (our lease expired); its result stands.
+            log.warning("attempt %s: lease lost to another worker", attempt.id)
+            return Outcome(status="lease_lost")
+    if attempt.status == "ready" and attempt.is_active and attempt.runtime_status != "synced":
+        attempt = await _sync_runtime(ctx, attempt.id, actor)
+    return Outcome(status=attempt.status)
+
+
+async def _claim(  # noqa: PLR0911 - one return per state the attempt can be found in
+    ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str
+) -> AttemptRow | Outcome:
+    """Lease the attempt to this worker, or say why there is nothing to do now."""
+    lease = {"lease_owner": worker_id, "lease_seconds": ctx.lease_seconds}
+    async with service_transaction(ctx.pool) as conn:
+        try:
+            attempt, now = await attempts.load(conn, attempt_id)
+        except NotFound:
+            return Outcome(status="missing")
+        if attempt.status == "queued":
+            if attempt.next_retry_at is not None and attempt.next_retry_at > now:
+                return Outcome(status="queued", retry_at=attempt.next_retry_at)
+            claimed = await attempts.transition(conn, attempt, actor, status="processing", changes=lease)
+        elif attempt.status in {"processing", "verifying"} or (
+            attempt.status == "superseded" and attempt.lease_owner is not None
+        ):
+            if attempt.leased_to(worker_id, now):
+                return attempt
+            if attempt.lease_expires_at is not None and attempt.lease_expires_at > now:
+                # Someone is working on it; look again when their lease would have run out.
+                return Outcome(status=attempt.status, retry_at=attempt.lease_expires_at + timedelta(seconds=1))
+            if attempt.status == "superseded":
+                # Its worker died after the supersede: nobody waits for this result any more.
+                return Outcome(status="superseded")
+            claimed = await attempts.transition(conn, attempt, actor, changes=lease)
+        else:
+            return attempt if attempt.status == "ready" else Outcome(status=attempt.status)
+    failpoint("after_claim")
+    return claimed
+
+
+@contextlib.asynccontextmanager
+async def _lease_kept(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str) -> AsyncIterator[None]:
+    """Extend the lease every third of its length while the body (a provider call) runs."""
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(ctx.lease_seconds / 3)
+            try:
+                async with service_transaction(ctx.pool) as conn:
+                    await attempts.extend_lease(conn, attempt_id, worker_id, ctx.lease_seconds)
+            except LeaseLost:
+                log.warning("attempt %s: lease lost while working", attempt_id)
+                return
+            except Exception:
+                # A database blip: the next beat tries again; the lease has two more thirds to run.
+                log.exception("attempt %s: could not extend the lease", attempt_id)
+
+    task = asyncio.create_task(keep(), name=f"lease:{attempt_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _step(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str, **move: Any) -> AttemptRow:
+    """One leased transition on the attempt as committed now (the lease, not a stale version, fences)."""
+    async with service_transaction(ctx.pool) as conn:
+        attempt, _ = await attempts.load(conn, attempt_id)
+        return await attempts.transition(conn, attempt, actor, lease_owner=worker_id, **move)
+
+
+async def _enrol_and_verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:
+    if attempt.source == "custom_voice_id":
+        if attempt.provider_voice_id is None:
+            raise _Failed("voice_id_missing", "The attempt names no provider voice.")
+    elif attempt.provider_voice_id is None:
+        attempt = await _enrol(ctx, attempt, worker_id, actor)
+    return await _verify(ctx, attempt, worker_id, actor)
+
+
+async def _enrol(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:
+    """Create (or adopt) the provider voice and record it: `processing → verifying`."""
+    if not attempt.enrolment_key:
+        # Stored before the provider sees anything, so a retry after a crash looks this key up first.
+        attempt = await _step(ctx, attempt.id, worker_id, actor, changes={"enrolment_key": f"vg-{attempt.id}"})
+    sample, voice = await _sample_and_voice(ctx, attempt)
+    try:
+        ref = await sample_check.enrolment_sample(ctx, sample, attempt.provider)
+    except AudioRejected as exc:
+        raise _Failed(exc.code, str(exc)) from exc
+    except sample_check.SampleGone as exc:
+        raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
+    provider = ctx.providers.get(attempt.provider)
+    created = await provider.enroll(
+        [ref],
+        name=voice["name"],
+        language=sample["language"] or voice["language"],
+        transcript=sample["transcript"],
+        key=attempt.enrolment_key,
+    )
+    failpoint("after_provider_create")
+    status = "verifying" if attempt.status == "processing" else None
+    recorded = await _step(ctx, attempt.id, worker_id, actor, status=status, changes=_voice_changes(created))
+    failpoint("after_db_write")
+    return recorded
+
+
+def _voice_changes(voice: ProviderVoice) -> dict[str, Any]:
+    return {
+        "provider_voice_id": voice.voice_id,
+        "provider_target_model": voice.target_model,
+        "provider_request_id": voice.request_id,
+        "provider_metadata": voice.metadata,
+    }
+
+
+async def _sample_and_voice(ctx: Lifecycle, attempt: AttemptRow) -> tuple[dict[str, Any], dict[str, Any]]:
+    if attempt.sample_id is None:
+        raise _Failed("sample_missing", "The attempt has no sample (it may have expired); upload a new one.")
+    async with service_transaction(ctx.pool) as conn:
+        sample = await samples.sample_row(conn, attempt.sample_id)
+        voice = await voices.voice_row(conn, attempt.voice_id)
+    if sample is None:
+        raise _Failed("sample_missing", "The sample is gone (it may have expired); upload a new one.")
+    return sample, voice
+
+
+async def _verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:
+    """Check the voice exists at the provider, then `ready` (+ runtime `syncing` when active)."""
+    if attempt.provider_voice_id is None:
+        raise _Failed("voice_id_missing", "The attempt names no provider voice.")
+    provider = ctx.providers.get(attempt.provider)
+    try:
+        found = await provider.get(attempt.provider_voice_id)
+    except VoiceNotFoundError as exc:
+        raise _Failed("voice_not_found", "The provider does not know this voice.") from exc
+    changes = _voice_changes(found) if attempt.source == "custom_voice_id" else {}
+    # Verified, ready and synced in one transaction: each move is still its own event, and a crash
+    # cannot leave half of them.
+    async with service_transaction(ctx.pool) as conn:
+        current, _ = await attempts.load(conn, attempt.id)
+        if current.status == "processing":
+            current = await attempts.transition(
+                conn, current, actor, status="verifying", lease_owner=worker_id, changes=changes
+            )
+            changes = {}
+        ready = await attempts.transition(
+            conn,
+            current,
+            actor,
+            status="ready",
+            runtime="syncing" if current.is_active else None,
+            lease_owner=worker_id,
+            changes=changes or None,
+        )
+        return await _sync_in(conn, ready, actor) if ready.is_active else ready
+
+
+async def _sync_runtime(ctx: Lifecycle, attempt_id: uuid.UUID, actor: str) -> AttemptRow:
+    """Finish the runtime sync of a ready attempt (after a crash between ready and synced)."""
+    async with service_transaction(ctx.pool) as conn:
+        attempt, _ = await attempts.load(conn, attempt_id)
+        return await _sync_in(conn, attempt, actor)
+
+
+async def _sync_in(conn: Connection, attempt: AttemptRow, actor: str) -> AttemptRow:
+    """`syncing → synced` once the voice row the runtime reads carries the attempt's provider voice;
+    queue the preview in the same transaction when one is required."""
+    if attempt.runtime_status in {"pending", "sync_failed"}:
+        attempt = await attempts.transition(conn, attempt, actor, runtime="syncing")
+    voice = await voices.voice_row(conn, attempt.voice_id)
+    in_sync = voice["provider_voice_id"] == attempt.provider_voice_id and voice["tts_provider"] == attempt.provider
+    attempt = await attempts.transition(conn, attempt, actor, runtime="synced" if in_sync else "sync_failed")
+    if in_sync and attempt.preview_status == "pending":
+        await queues.send(conn, queues.PREVIEW, queues.preview_message(attempt.id, attempt.version))
+    return attempt
+
+
+async def _schedule_retry(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str, exc: Exception) -> Outcome:
+    safe = getattr(exc, "safe_message", "The voice provider is unavailable.")
+    async with service_transaction(ctx.pool) as conn:
+        attempt, now = await attempts.load(conn, attempt_id)
+        if attempt.retry_count >= attempt.max_retries or attempt.status == "superseded":
+            message = f"{safe} (gave up after {attempt.retry_count + 1} tries)"
+            failed = await attempts.transition(
+                conn,
+                attempt,
+                actor,
+                status="failed",
+                lease_owner=worker_id,
+                changes={"last_error_code": "provider_unavailable", "last_error_message": message},
+            )
+            return Outcome(status=failed.status)
+        retry_at = now + timedelta(seconds=ctx.retry_delay(attempt.retry_count + 1))
+        await attempts.transition(
+            conn,
+            attempt,
+            actor,
+            status="queued",
+            lease_owner=worker_id,
+            changes={
+                "increment_retry": True,
+                "next_retry_at": retry_at.isoformat(),
+                "last_error_code": "provider_unavailable",
+                "last_error_message": safe,
+            },
+        )
+    log.info("attempt %s: transient provider failure, retry at %s", attempt_id, retry_at.isoformat())
+    return Outcome(status="queued", retry_at=retry_at)
+
+
+async def _fail(
+    ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str, *, code: str, message: str
+) -> Outcome:
+    try:
+        failed = await _step(
+            ctx,
+            attempt_id,
+            worker_id,
+            actor,
+            status="failed",
+            changes={"last_error_code": code, "last_error_message": message},
+        )
+    except (LeaseLost, StaleVersion):
+        return Outcome(status="lease_lost")
+    return Outcome(status=failed.status)
+
+
+def _permanent_code(exc: PermanentProviderError) -> str:
+    return "provider_rejected" if exc.provider_code is None else f"provider_{exc.provider_code}"[:60]
+
+
+async def fail_dead_lettered(conn: Connection, attempt_id: uuid.UUID, reason: str) -> None:
+    """Fail an attempt whose message was dead-lettered, unless it already ended (same transaction)."""
+    try:
+        attempt, _ = await attempts.load(conn, attempt_id)
+    except NotFound:
+        return
+    if attempt.status in attempts.OPEN_STATUSES:
+        await attempts.transition(
+            conn,
+            attempt,
+            "dead_letter",
+            status="failed",
+            changes={"last_error_code": "dead_lettered", "last_error_message": reason[:500]},
+        )
+
+
+async def process_reflection_attempt(
+    ctx: Lifecycle, reflection_id: uuid.UUID | None, attempt_id: uuid.UUID, worker_id: str
+) -> Outcome:
+    """`process_attempt` for the internal route: 404 unless the attempt belongs to the reflection
+    (`None` for an attempt made without one)."""
+    async with service_transaction(ctx.pool) as conn:
+        attempt, _ = await attempts.load(conn, attempt_id)
+    if attempt.reflection_id != reflection_id:
+        raise NotFound(f"attempt {attempt_id} not found")
+    return await process_attempt(ctx, attempt_id, worker_id)

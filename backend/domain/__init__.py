@@ -1,1 +1,0 @@
-"""Domain services: one function per use case, each taking the connection it runs on."""

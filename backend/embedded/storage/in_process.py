@@ -1,0 +1,82 @@
+"""The Storage stand-in as embedded mode runs it: mounted in the API at `/storage/v1`, or on its own in an
+operator script, and reached in-process by the very client production uses against Supabase Storage."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from litestar import Litestar, Router
+
+from backend.auth.verify import TokenVerifier
+from backend.db.pool import Pool, create_pool
+from backend.embedded.storage.routes import storage_router
+from backend.errors import Unauthorized
+from backend.settings import Settings
+from backend.storage.client import SupabaseObjectStorage
+
+#: Where the in-process client addresses the stand-in (no socket: an ASGI transport carries it).
+IN_PROCESS_URL = "http://voicegate.internal/storage/v1"
+# What Supabase's hosted Storage allows on the free plan; buckets narrow it further.
+GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
+
+
+def api_storage_router(settings: Settings, pool: Pool, verifier: TokenVerifier) -> Router:
+    """`/storage/v1` for the API: callers authenticate with a user's access token or the service key,
+    and URL tokens are signed with the project JWT secret, as Supabase Storage does."""
+    secret = settings.auth.jwt_secret if settings.auth else None
+    if secret is None:
+        raise ValueError("embedded Storage signs its URL tokens with the project JWT secret, which is unset")
+
+    async def caller_claims(token: str) -> Mapping[str, Any]:
+        """A user's access token, or the service key (Storage accepts both, as Supabase does)."""
+        try:
+            return (await verifier.verify_user(token)).raw
+        except Unauthorized:
+            verifier.verify_service(token)
+            return {"role": "service_role"}
+
+    return storage_router(
+        pool,
+        secret.reveal(),
+        settings.data_dir / "storage",
+        caller_claims,
+        global_file_size_limit=GLOBAL_FILE_SIZE_LIMIT,
+    )
+
+
+def in_process_client(app: Litestar, service_key: str, *, public_url: str | None = None) -> SupabaseObjectStorage:
+    """The storage client over `app`'s own `/storage/v1`, through httpx's ASGI transport; signed URLs
+    handed out point at `public_url` (where clients reach the API)."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar is an ASGI app; httpx's scope types are wider
+    return SupabaseObjectStorage(IN_PROCESS_URL, service_key, public_url=public_url, transport=transport)
+
+
+@asynccontextmanager
+async def standalone_storage(settings: Settings, dsn: str, root: Path) -> AsyncIterator[SupabaseObjectStorage]:
+    """The stand-in over `root`, served in this process without the API (operator scripts): over a
+    small pool of its own, authenticated by a key made up for this run. It removes rows in
+    `storage.objects` and files under `root` exactly as a request to a running API would."""
+    service_key = secrets.token_urlsafe(32)
+
+    async def caller(token: str) -> Mapping[str, Any]:
+        if not hmac.compare_digest(token, service_key):
+            raise PermissionError("not this run's key")
+        return {"role": "service_role"}
+
+    pool = create_pool(dsn, msgspec.structs.replace(settings, db_pool_min=1, db_pool_max=2, db_connect_timeout=10))
+    await pool.open(wait=True)
+    # Signing secret for URL tokens, which this client never asks for.
+    app = Litestar(route_handlers=[storage_router(pool, secrets.token_urlsafe(48), root, caller)])
+    storage = in_process_client(app, service_key)
+    try:
+        yield storage
+    finally:
+        await storage.aclose()
+        await pool.close()

@@ -1,0 +1,485 @@
+"""The local Storage stand-in: object rows in `storage.objects`, bytes under `root_dir/<bucket>/<path>`.
+
+It behaves as Supabase Storage does where voicegate can observe it (reference §1): the caller's own
+role and claims decide, through the same RLS policies, what they may sign, read and delete; signed
+URLs carry Storage's JWTs; the bucket's size limit and MIME allow-list are enforced while the body
+streams in. The database row is the authority: a file is renamed into place inside the transaction
+that writes its row, so a failed write leaves neither, and files are removed only after the rows'
+deletion committed (an orphan file is harmless, a row without its file is not).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio import AsyncFile
+from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from backend.api.multipart import FormError, Part, form_boundary, read_form
+from backend.db.pool import Connection, service_transaction, user_transaction
+from backend.embedded.storage import errors
+from backend.embedded.storage.tokens import (
+    sign_download_token,
+    sign_upload_token,
+    verify_download_token,
+    verify_upload_token,
+)
+
+Claims = Mapping[str, Any]
+
+# Supabase Storage's `isValidKey` character set (src/storage/limits.ts); `.`/`..` and empty
+# segments are refused on top of it because the key becomes a file path here.
+_VALID_KEY = re.compile(r"[\w/!\-.*'() &$@=;:+,?]+")
+_VALID_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_CHUNK = 64 * 1024
+_MAX_FORM_FIELD = 64 * 1024
+_OBJECT_COLUMNS = (
+    "id, bucket_id, name, owner, owner_id, version, created_at, updated_at, last_accessed_at, metadata, user_metadata"
+)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """The limits a bucket row sets."""
+
+    id: str
+    file_size_limit: int | None
+    allowed_mime_types: list[str] | None
+
+
+@dataclass(frozen=True)
+class UploadMeta:
+    """What the request says about the body besides its bytes."""
+
+    content_type: str | None
+    content_length: int | None
+    cache_control: str | None
+    x_metadata: str | None
+
+
+@dataclass
+class _Received:
+    """A body written to a temporary file, with what Storage records about it."""
+
+    temp_path: Path
+    size: int = 0
+    md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
+    mimetype: str = "application/octet-stream"
+    cache_control: str = "no-cache"
+    user_metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object row and where its bytes are."""
+
+    row: dict[str, Any]
+    file: Path
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Storage's system metadata (`eTag`, `size`, `mimetype`, ...)."""
+        value = self.row.get("metadata") or {}
+        return value if isinstance(value, dict) else {}
+
+
+def validate_key(bucket: str, path: str) -> None:
+    """Refuse a bucket name or object key Storage would refuse, or one that could leave the root."""
+    if not _VALID_BUCKET.fullmatch(bucket):
+        raise errors.invalid_key(bucket)
+    if not _VALID_KEY.fullmatch(path) or any(part in ("", ".", "..") for part in path.split("/")):
+        raise errors.invalid_key(f"{bucket}/{path}")
+
+
+def mime_allowed(mimetype: str, allowed: list[str] | None) -> bool:
+    """Storage's check: no list admits anything; `type/*` admits any subtype; otherwise exact match."""
+    if not allowed:
+        return True
+    kind = mimetype.split("/", 1)[0]
+    return mimetype in allowed or f"{kind}/*" in allowed
+
+
+class StorageService:
+    """Storage's object operations over one pool and one directory."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Connection],
+        signing_secret: str,
+        root_dir: Path,
+        *,
+        upload_url_expires_in: int = 7200,
+        global_file_size_limit: int = 50 * 1024**2,
+    ) -> None:
+        self._pool = pool
+        self._secret = signing_secret
+        self._root = root_dir
+        self._upload_expires_in = upload_url_expires_in
+        self._global_limit = global_file_size_limit
+
+    # -- signing ---------------------------------------------------------------------------------
+
+    async def sign_upload(self, claims: Claims, bucket: str, path: str, *, upsert: bool) -> str:
+        """An upload token for `bucket/path`, after checking that the caller could insert it now.
+
+        The check is Storage's `canUpload`: the row is written as the caller and rolled back, so the
+        same RLS policies that would govern an upload decide (upsert also needs SELECT and UPDATE).
+        """
+        validate_key(bucket, path)
+        owner = _owner(claims)
+        await self._bucket(bucket)
+        async with self._as_caller(claims) as conn, conn.transaction(force_rollback=True):
+            await _write_row(
+                conn, bucket=bucket, path=path, owner=owner, metadata={}, user_metadata=None, upsert=upsert
+            )
+        return sign_upload_token(
+            self._secret, bucket, path, owner=owner, upsert=upsert, expires_in=self._upload_expires_in
+        )
+
+    async def sign_download(self, claims: Claims, bucket: str, path: str, expires_in: int) -> str:
+        """A download token for an object the caller can see; an invisible object is simply not found."""
+        validate_key(bucket, path)
+        async with self._as_caller(claims) as conn:
+            await self._find(conn, bucket, path)
+        return sign_download_token(self._secret, bucket, path, expires_in=expires_in)
+
+    # -- uploads ---------------------------------------------------------------------------------
+
+    async def upload_signed(
+        self, bucket: str, path: str, token: str, meta: UploadMeta, body: AsyncIterable[bytes]
+    ) -> str:
+        """Store the body under a signed upload token; returns the object's id."""
+        validate_key(bucket, path)
+        grant = verify_upload_token(self._secret, token, bucket, path)
+        limits = await self._bucket(bucket)
+        received = await self._receive(limits, meta, body)
+        # Storage writes signed uploads as superuser, with the owner and upsert the token carries.
+        return await self._commit(
+            service_transaction(self._pool),
+            bucket=bucket,
+            path=path,
+            owner=grant.owner,
+            received=received,
+            upsert=grant.upsert,
+        )
+
+    async def upload(
+        self, claims: Claims, bucket: str, path: str, meta: UploadMeta, body: AsyncIterable[bytes], *, upsert: bool
+    ) -> str:
+        """Store the body as the caller (RLS decides at write time); returns the object's id."""
+        validate_key(bucket, path)
+        limits = await self._bucket(bucket)
+        received = await self._receive(limits, meta, body)
+        return await self._commit(
+            self._as_caller(claims), bucket=bucket, path=path, owner=_owner(claims), received=received, upsert=upsert
+        )
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def find_signed(self, bucket: str, path: str, token: str) -> tuple[StoredObject, int]:
+        """The object a download token names, and the token's expiry (for the `Expires` header)."""
+        validate_key(bucket, path)
+        grant = verify_download_token(self._secret, token, bucket, path)
+        async with service_transaction(self._pool) as conn:
+            return await self._find(conn, bucket, path), grant.expires_at
+
+    async def find(self, claims: Claims, bucket: str, path: str) -> StoredObject:
+        """The object as the caller sees it under RLS."""
+        validate_key(bucket, path)
+        async with self._as_caller(claims) as conn:
+            return await self._find(conn, bucket, path)
+
+    # -- deletes ---------------------------------------------------------------------------------
+
+    async def delete(self, claims: Claims, bucket: str, paths: list[str]) -> list[dict[str, Any]]:
+        """Delete what the caller may delete among `paths`; returns the deleted rows."""
+        for path in paths:
+            validate_key(bucket, path)
+        await self._bucket(bucket)
+        async with self._as_caller(claims) as conn:
+            cur = await conn.execute(
+                f"delete from storage.objects where bucket_id = %s and name = any(%s) returning {_OBJECT_COLUMNS}",
+                (bucket, paths),
+            )
+            rows = await cur.fetchall()
+        for row in rows:
+            await _unlink(self._file(bucket, row["name"]))
+        return rows
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _file(self, bucket: str, path: str) -> Path:
+        return self._root / bucket / path
+
+    @asynccontextmanager
+    async def _as_caller(self, claims: Claims) -> AsyncIterator[Connection]:
+        """A transaction as the caller's role, turning RLS refusals into Storage's AccessDenied."""
+        role = claims.get("role")
+        try:
+            if role == "service_role":
+                async with service_transaction(self._pool) as conn:
+                    yield conn
+            elif role == "authenticated" and isinstance(claims.get("sub"), str):
+                async with user_transaction(self._pool, claims) as conn:
+                    yield conn
+            else:
+                # Storage would run as `anon`; voicegate's buckets grant anon nothing.
+                raise errors.access_denied("Access denied")
+        except pg_errors.InsufficientPrivilege as exc:
+            raise errors.access_denied() from exc
+
+    async def _bucket(self, bucket: str) -> Bucket:
+        # Read as the service: bucket limits are not secret, and users have no policy on storage.buckets.
+        async with service_transaction(self._pool) as conn:
+            cur = await conn.execute(
+                "select id, file_size_limit, allowed_mime_types from storage.buckets where id = %s", (bucket,)
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise errors.no_such_bucket()
+        return Bucket(row["id"], row["file_size_limit"], row["allowed_mime_types"])
+
+    async def _find(self, conn: Connection, bucket: str, path: str) -> StoredObject:
+        cur = await conn.execute(
+            f"select {_OBJECT_COLUMNS} from storage.objects where bucket_id = %s and name = %s", (bucket, path)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise errors.no_such_key()
+        return StoredObject(row, self._file(bucket, path))
+
+    async def _receive(self, bucket: Bucket, meta: UploadMeta, body: AsyncIterable[bytes]) -> _Received:
+        """Stream the body to a temporary file, enforcing the bucket's MIME list and size limit."""
+        limit = min(self._global_limit, bucket.file_size_limit or self._global_limit)
+        multipart_body = _is_multipart(meta)
+        # A raw body's announced length is its size; a multipart one also counts the framing.
+        if meta.content_length is not None and meta.content_length > limit and not multipart_body:
+            raise errors.entity_too_large()
+        temp_dir = self._root / ".uploads"
+        await anyio.Path(temp_dir).mkdir(parents=True, exist_ok=True)
+        received = _Received(temp_path=temp_dir / uuid.uuid4().hex)
+        try:
+            async with await anyio.open_file(received.temp_path, "wb") as out:
+                sink = _Sink(out, received, limit)
+                if multipart_body:
+                    await _receive_multipart(received, meta, body, sink, bucket.allowed_mime_types)
+                else:
+                    _receive_raw_meta(received, meta, bucket.allowed_mime_types)
+                    async for chunk in body:
+                        await sink.write(chunk)
+        except BaseException:
+            await _unlink(received.temp_path)
+            raise
+        return received
+
+    async def _commit(
+        self,
+        transaction: AbstractAsyncContextManager[Connection],
+        *,
+        bucket: str,
+        path: str,
+        owner: str | None,
+        received: _Received,
+        upsert: bool,
+    ) -> str:
+        """Write the row and move the file into place in one transaction; clean up on failure."""
+        now = datetime.now(UTC)
+        metadata = {
+            "eTag": f'"{received.md5.hexdigest()}"',
+            "size": received.size,
+            "mimetype": received.mimetype,
+            "cacheControl": received.cache_control,
+            "lastModified": now.isoformat().replace("+00:00", "Z"),
+            "contentLength": received.size,
+            "httpStatusCode": 200,
+        }
+        target = self._file(bucket, path)
+        try:
+            async with transaction as conn:
+                object_id = await _write_row(
+                    conn,
+                    bucket=bucket,
+                    path=path,
+                    owner=owner,
+                    metadata=metadata,
+                    user_metadata=received.user_metadata,
+                    upsert=upsert,
+                )
+                await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+                # Same filesystem, so the rename is atomic: a reader sees the old bytes or the new.
+                await anyio.Path(received.temp_path).replace(target)
+        finally:
+            await _unlink(received.temp_path)
+        return object_id
+
+
+async def _write_row(
+    conn: Connection,
+    *,
+    bucket: str,
+    path: str,
+    owner: str | None,
+    metadata: dict[str, Any],
+    user_metadata: dict[str, Any] | None,
+    upsert: bool,
+) -> str:
+    values = (
+        bucket,
+        path,
+        owner,
+        Jsonb(metadata),
+        None if user_metadata is None else Jsonb(user_metadata),
+        uuid.uuid4().hex,
+    )
+    insert = (
+        "insert into storage.objects (bucket_id, name, owner_id, metadata, user_metadata, version)"
+        " values (%s, %s, %s, %s, %s, %s)"
+    )
+    conflict = (
+        " on conflict (bucket_id, name) do update set owner_id = excluded.owner_id, metadata = excluded.metadata,"
+        " user_metadata = excluded.user_metadata, version = excluded.version, updated_at = now()"
+        if upsert
+        else ""
+    )
+    try:
+        cur = await conn.execute(insert + conflict + " returning id", values)
+    except pg_errors.UniqueViolation as exc:
+        raise errors.already_exists() from exc
+    row = await cur.fetchone()
+    assert row is not None  # noqa: S101 - insert ... returning always yields the row
+    return str(row["id"])
+
+
+def _owner(claims: Claims) -> str | None:
+    # The service key has no `sub`: its objects have no owner, as on Supabase.
+    sub = claims.get("sub")
+    return sub if claims.get("role") == "authenticated" and isinstance(sub, str) else None
+
+
+def _is_multipart(meta: UploadMeta) -> bool:
+    return (meta.content_type or "").lower().startswith("multipart/form-data")
+
+
+def _receive_raw_meta(received: _Received, meta: UploadMeta, allowed: list[str] | None) -> None:
+    """Raw body: the content-type header is the MIME type, headers carry cache control and metadata."""
+    received.mimetype = meta.content_type or "application/octet-stream"
+    if not mime_allowed(received.mimetype, allowed):
+        raise errors.invalid_mime_type(received.mimetype)
+    received.cache_control = meta.cache_control or "no-cache"
+    if meta.x_metadata:
+        try:
+            received.user_metadata = _json_object(base64.b64decode(meta.x_metadata, validate=True))
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise errors.invalid_request("x-metadata must be base64 of a JSON object") from exc
+
+
+async def _receive_multipart(
+    received: _Received,
+    meta: UploadMeta,
+    body: AsyncIterable[bytes],
+    sink: _Sink,
+    allowed: list[str] | None,
+) -> None:
+    """Multipart body: one file part (its type, or a `contentType` field, is the MIME type), plus the
+    `cacheControl` and `metadata` fields, as storage-js and storage3 send them."""
+    boundary = form_boundary(meta.content_type)
+    if boundary is None:
+        raise errors.invalid_request("multipart body without a boundary")
+    form = _StorageForm(allowed, sink)
+    try:
+        await read_form(body, boundary, form, max_parts=16, max_field_bytes=_MAX_FORM_FIELD)
+    except FormError as exc:
+        raise errors.invalid_request(str(exc)) from exc
+    if form.files == 0:
+        raise errors.invalid_request("the multipart body has no file")
+    received.mimetype = form.mimetype()
+    # A `contentType` field after the file part still sets the MIME type; check the final one too.
+    if not mime_allowed(received.mimetype, allowed):
+        raise errors.invalid_mime_type(received.mimetype)
+    cache = form.fields.get("cacheControl", b"").decode(errors="replace")
+    received.cache_control = f"max-age={cache}" if cache else "no-cache"
+    if form.fields.get("metadata"):
+        try:
+            received.user_metadata = _json_object(form.fields["metadata"])
+        except (TypeError, ValueError) as exc:
+            raise errors.invalid_request("metadata must be a JSON object") from exc
+
+
+class _Sink:
+    """The temporary file a body streams into: counts, hashes and stops at the size limit."""
+
+    def __init__(self, out: AsyncFile[bytes], received: _Received, limit: int) -> None:
+        self._out = out
+        self._received = received
+        self._limit = limit
+
+    async def write(self, chunk: bytes) -> None:
+        """Append `chunk`, or raise EntityTooLarge once the body passes the limit."""
+        self._received.size += len(chunk)
+        if self._received.size > self._limit:
+            raise errors.entity_too_large()
+        self._received.md5.update(chunk)
+        await self._out.write(chunk)
+
+
+class _StorageForm:
+    """Storage's form: the one part with a file name goes to the sink, small fields are kept."""
+
+    def __init__(self, allowed: list[str] | None, sink: _Sink) -> None:
+        self._allowed = allowed
+        self._sink = sink
+        self._part_type: str | None = None
+        self.files = 0
+        self.fields: dict[str, bytes] = {}
+
+    def mimetype(self) -> str:
+        """Storage's rule: the `contentType` field, else the file part's type."""
+        declared = self.fields.get("contentType", b"").decode(errors="replace")
+        return declared or self._part_type or "application/octet-stream"
+
+    def start(self, part: Part) -> bool:
+        """A file part (it has a file name) is streamed to the sink; anything else is a field."""
+        if part.filename is None:
+            return False
+        self.files += 1
+        if self.files > 1:
+            raise errors.invalid_request("only one file may be uploaded")
+        self._part_type = part.content_type
+        # Refuse a disallowed type before any of its bytes reach the disk.
+        if not mime_allowed(self.mimetype(), self._allowed):
+            raise errors.invalid_mime_type(self.mimetype())
+        return True
+
+    async def file_chunk(self, chunk: bytes) -> None:
+        """Into the sink, which enforces the size limit."""
+        await self._sink.write(chunk)
+
+    def field(self, name: str, value: bytes) -> None:
+        """Kept for `contentType`, `cacheControl` and `metadata`."""
+        self.fields[name] = value
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise TypeError("not a JSON object")
+    return value
+
+
+async def _unlink(path: Path) -> None:
+    with suppress(FileNotFoundError):
+        await anyio.Path(path).unlink()

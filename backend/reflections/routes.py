@@ -1,0 +1,154 @@
+"""`/v1/reflections`: reflections, their voice (state, clone from an upload, attach a provider voice),
+attempts, preview completion, retry and launch."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.params import Body, FromPath
+
+from backend.api.deps import Caller, Config, DbPool, LifecycleContext, Storage
+from backend.api.fields import Name
+from backend.api.idempotency import idempotent
+from backend.attempts.service import Attempt
+from backend.reflections import service, voice
+from backend.samples.upload import sample_upload
+from backend.voices.clone_flow import FinalizedClone
+
+
+class ReflectionCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of `POST /v1/reflections`."""
+
+    name: Name
+
+
+class ReflectionList(msgspec.Struct):
+    """The caller's reflections."""
+
+    reflections: list[service.Reflection]
+
+
+class AttemptList(msgspec.Struct):
+    """A reflection's attempts, newest first."""
+
+    attempts: list[Attempt]
+
+
+class ReflectionsController(Controller):
+    """Reflections and their voice lifecycle, scoped to the caller by RLS."""
+
+    path = "/v1/reflections"
+    tags = ("reflections",)
+
+    @post("/", status_code=201, summary="Create a reflection")
+    async def create(
+        self, claims: Caller, pool: DbPool, data: Annotated[ReflectionCreate, Body()]
+    ) -> service.Reflection:
+        """Create a reflection owned by the caller."""
+        return await service.create_reflection(pool, claims, data.name.strip())
+
+    @get("/", summary="List the caller's reflections")
+    async def list_all(self, claims: Caller, pool: DbPool) -> ReflectionList:
+        """The caller's reflections, newest first."""
+        return ReflectionList(await service.list_reflections(pool, claims))
+
+    @get("/{reflection_id:uuid}", summary="Get a reflection")
+    async def get_one(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> service.Reflection:
+        """One of the caller's reflections (404 for anyone else's)."""
+        return await service.get_reflection(pool, claims, reflection_id)
+
+    @get("/{reflection_id:uuid}/voice-clone-attempts", summary="List clone attempts")
+    async def attempts(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> AttemptList:
+        """The reflection's clone attempts, newest first."""
+        return AttemptList(await service.list_attempts(pool, claims, reflection_id))
+
+    @get("/{reflection_id:uuid}/voice-clone-attempts/{attempt_id:uuid}", summary="Get a clone attempt")
+    async def attempt(
+        self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID], attempt_id: FromPath[uuid.UUID]
+    ) -> Attempt:
+        """One clone attempt of the reflection."""
+        return await service.get_attempt(pool, claims, reflection_id, attempt_id)
+
+    @post("/{reflection_id:uuid}/voice/preview/complete", status_code=200, summary="Confirm the preview was heard")
+    async def complete_preview(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> Attempt:
+        """Mark the active attempt's ready preview as completed; this opens the launch gate."""
+        return await service.complete_preview(pool, claims, reflection_id)
+
+    @post("/{reflection_id:uuid}/voice/retry", status_code=202, summary="Retry a failed clone")
+    async def retry(
+        self, request: Request[Any, Any, Any], claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]
+    ) -> Response[Attempt]:
+        """Queue a new attempt from the failed (or canceled) active one; the old one is superseded.
+
+        With an `Idempotency-Key`, a repeat replays the first 202 instead of retrying again.
+        """
+        return await idempotent(
+            request, claims, lambda record: service.retry_clone(pool, claims, reflection_id, record)
+        )
+
+    @post("/{reflection_id:uuid}/sessions", status_code=201, summary="Launch a session")
+    async def launch(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> service.Session:
+        """201 with the session, or 409 listing every reason the voice blocks the launch."""
+        return await service.launch_session(pool, claims, reflection_id)
+
+
+class ReflectionVoiceController(Controller):
+    """Give a reflection its voice."""
+
+    path = "/v1/reflections/{reflection_id:uuid}/voice"
+    tags = ("reflections",)
+
+    @get("/", summary="Voice state, launch readiness and the preview to listen to")
+    async def state(
+        self, claims: Caller, pool: DbPool, storage: Storage, reflection_id: FromPath[uuid.UUID]
+    ) -> service.VoiceState:
+        """The voice mirror with launch readiness, its blocking reasons and a signed preview URL."""
+        return await service.voice_state(pool, storage, claims, reflection_id)
+
+    @post(
+        "/clone",
+        status_code=202,
+        # The upload reader enforces the sample limit itself, with its own message, while streaming.
+        request_max_body_size=None,
+        summary="Clone a voice from an uploaded sample (multipart: file, consent, language, transcript, provider)",
+    )
+    async def clone(
+        self,
+        request: Request[Any, Any, Any],
+        claims: Caller,
+        pool: DbPool,
+        storage: Storage,
+        settings: Config,
+        reflection_id: FromPath[uuid.UUID],
+    ) -> Response[FinalizedClone]:
+        """Stream the sample to Storage and queue the reflection's clone attempt (consent required).
+
+        With an `Idempotency-Key`, the same fields and file replay the first 202.
+        """
+        async with sample_upload(request) as received:
+            return await idempotent(
+                request,
+                claims,
+                lambda record: voice.clone_from_upload(
+                    pool, storage, claims, reflection_id, received=received, settings=settings, record=record
+                ),
+                fingerprint=received.fingerprint,
+            )
+
+    @patch("/", status_code=202, summary="Attach a voice the caller already has at a provider")
+    async def attach(
+        self,
+        claims: Caller,
+        pool: DbPool,
+        settings: Config,
+        lifecycle: LifecycleContext,
+        reflection_id: FromPath[uuid.UUID],
+        data: Annotated[voice.CustomVoice, Body()],
+    ) -> Attempt:
+        """Validate the voice at the provider, then queue a `custom_voice_id` attempt (no preview needed)."""
+        return await voice.attach_custom_voice(
+            pool, claims, reflection_id, data, providers=lifecycle.providers, settings=settings
+        )

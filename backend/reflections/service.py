@@ -1,0 +1,195 @@
+"""Reflections, the voice state clients read, their attempts, preview completion and launch.
+
+Every function runs as the caller (RLS decides what they see); writes users may not make themselves
+(an attempt's transition, a retry attempt) switch the transaction to the service after the caller's
+read, so the read fences the write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from backend.attempts import preview
+from backend.attempts import service as attempts
+from backend.attempts.service import Attempt
+from backend.auth.verify import UserClaims
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.pool import Connection, Pool, Recorder, become_service, service_transaction, user_transaction
+from backend.db.queries import load_queries
+from backend.errors import Conflict, NotFound
+from backend.storage.client import ObjectStorage
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+LIST_LIMIT = 200
+PREVIEW_URL_SECONDS = 600
+
+
+class Reflection(msgspec.Struct, rename="camel"):
+    """A reflection as clients see it; `voice` is the mirror of its active attempt."""
+
+    id: uuid.UUID
+    name: str
+    voice: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class VoiceState(msgspec.Struct, rename="camel"):
+    """The mirror plus launch readiness with every blocking reason."""
+
+    reflection_id: uuid.UUID
+    voice: dict[str, Any]
+    launch_ready: bool
+    blocking_reasons: list[str]
+    #: A short-lived URL of the preview to listen to, once it is generated.
+    preview_url: str | None = None
+
+
+class Session(msgspec.Struct, rename="camel"):
+    """A launched session of a reflection."""
+
+    id: uuid.UUID
+    reflection_id: uuid.UUID
+    attempt_id: uuid.UUID
+    created_at: datetime
+
+
+class LaunchBlocked(Conflict):
+    """The reflection's voice is not ready to launch."""
+
+    code = "launch_blocked"
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"The voice is not ready to launch: {', '.join(reasons)}.")
+        self.reasons = reasons
+
+    def extensions(self) -> dict[str, object]:
+        """Clients show each reason; see `voice_launch_readiness`."""
+        return {"blockingReasons": self.reasons}
+
+
+async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> None:
+    """NotFound unless the reflection is visible on `conn` (the caller's own, under RLS)."""
+    if await fetch_optional(conn, _Q["reflection_visible"], {"id": reflection_id}) is None:
+        raise NotFound("Reflection not found.")
+
+
+async def create_reflection(pool: Pool, claims: UserClaims, name: str) -> Reflection:
+    """Create a reflection owned by the caller."""
+    async with user_transaction(pool, claims.raw) as conn:
+        return Reflection(**await fetch_one(conn, _Q["create_reflection"], {"name": name}))
+
+
+async def list_reflections(pool: Pool, claims: UserClaims) -> list[Reflection]:
+    """The caller's reflections, newest first."""
+    async with user_transaction(pool, claims.raw) as conn:
+        rows = await fetch_all(conn, _Q["list_reflections"], {"limit": LIST_LIMIT})
+    return [Reflection(**row) for row in rows]
+
+
+async def get_reflection(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Reflection:
+    """One of the caller's reflections; another user's is as missing as a non-existent one."""
+    async with user_transaction(pool, claims.raw) as conn:
+        return await _reflection(conn, reflection_id)
+
+
+async def _reflection(conn: Connection, reflection_id: uuid.UUID) -> Reflection:
+    row = await fetch_optional(conn, _Q["get_reflection"], {"id": reflection_id})
+    if row is None:
+        raise NotFound("Reflection not found.")
+    return Reflection(**row)
+
+
+async def _voice_state(conn: Connection, reflection_id: uuid.UUID) -> VoiceState:
+    reflection = await _reflection(conn, reflection_id)
+    readiness = await fetch_one(conn, _Q["readiness"], {"id": reflection_id})
+    return VoiceState(reflection.id, reflection.voice, readiness["ready"], list(readiness["reasons"]))
+
+
+async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, reflection_id: uuid.UUID) -> VoiceState:
+    """The reflection's voice mirror, whether it may launch, and a signed URL of the active attempt's
+    preview when there is one to hear."""
+    async with user_transaction(pool, claims.raw) as conn:
+        state = await _voice_state(conn, reflection_id)
+    attempt_id = state.voice.get("attemptId")
+    if attempt_id and state.voice.get("previewStatus") in {"ready", "completed"}:
+        path = preview.preview_path(uuid.UUID(claims.sub), uuid.UUID(str(attempt_id)))
+        # A preview purged from Storage (or never uploaded) leaves the state readable, without a URL.
+        with contextlib.suppress(NotFound):
+            state.preview_url = await storage.create_signed_url(preview.BUCKET, path, PREVIEW_URL_SECONDS)
+    return state
+
+
+async def list_attempts(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> list[Attempt]:
+    """The reflection's attempts, newest first."""
+    async with user_transaction(pool, claims.raw) as conn:
+        await _reflection(conn, reflection_id)
+        rows = await attempts.list_for_reflection(conn, reflection_id, LIST_LIMIT)
+    return [attempts.view(row) for row in rows]
+
+
+async def get_attempt(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID, attempt_id: uuid.UUID) -> Attempt:
+    """One attempt of one of the caller's reflections."""
+    async with user_transaction(pool, claims.raw) as conn:
+        return attempts.view(await attempts.get_for_reflection(conn, reflection_id, attempt_id))
+
+
+async def _active_attempt(conn: Connection, reflection_id: uuid.UUID) -> attempts.AttemptRow:
+    await _reflection(conn, reflection_id)
+    attempt = await attempts.active_for_reflection(conn, reflection_id)
+    if attempt is None:
+        raise Conflict("The reflection has no voice yet.")
+    return attempt
+
+
+async def complete_preview(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Attempt:
+    """Mark the active attempt's preview as heard (`ready → completed`), which opens the launch gate.
+
+    The attempt is read under the caller's RLS; the move runs on a service transaction (users never
+    call the transition function themselves), fenced by the version read.
+    """
+    async with user_transaction(pool, claims.raw) as conn:
+        attempt = await _active_attempt(conn, reflection_id)
+    if attempt.preview_status != "ready":
+        raise Conflict(f"The preview is {attempt.preview_status}, not ready to complete.")
+    async with service_transaction(pool) as conn:
+        completed = await attempts.transition(conn, attempt, f"user:{claims.sub}", preview="completed")
+    return attempts.view(completed)
+
+
+async def retry_clone(
+    pool: Pool, claims: UserClaims, reflection_id: uuid.UUID, record: Recorder | None = None
+) -> Attempt:
+    """Start a new attempt from the active one's voice and sample when it failed or was canceled.
+
+    The active attempt is read under the caller's RLS, then the transaction becomes the service to
+    insert (the insert supersedes the old attempt and enqueues). `record` (an Idempotency-Key's) gets
+    the new attempt last, so it commits with the insert.
+    """
+    async with user_transaction(pool, claims.raw) as conn:
+        current = await _active_attempt(conn, reflection_id)
+        if current.status not in attempts.RETRYABLE:
+            raise Conflict(f"Only a failed or canceled clone can be retried; this one is {current.status}.")
+        await become_service(conn)
+        attempt = attempts.view(await attempts.retry(conn, current.id))
+        if record is not None:
+            await record(conn, attempt)
+    return attempt
+
+
+async def launch_session(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Session:
+    """Launch a session when the voice is ready, synced and previewed; else LaunchBlocked with reasons."""
+    async with user_transaction(pool, claims.raw) as conn:
+        state = await _voice_state(conn, reflection_id)
+        if not state.launch_ready:
+            raise LaunchBlocked(state.blocking_reasons)
+        row = await fetch_one(
+            conn, _Q["create_session"], {"reflection_id": reflection_id, "attempt_id": state.voice["attemptId"]}
+        )
+    return Session(**row)

@@ -1,0 +1,161 @@
+"""A reflection's voice from a direct upload (`POST .../voice/clone`) or from a voice the user already
+has at a provider (`PATCH .../voice`). Either way the result is a queued attempt on the reflection."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import msgspec
+
+from backend.api.fields import LanguageTag, Name
+from backend.attempts import service as attempts
+from backend.attempts.service import Attempt
+from backend.auth.verify import UserClaims
+from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
+from backend.errors import ProviderRejected, ProviderUnavailable, ProviderVoiceNotFound, ProviderVoiceTaken
+from backend.providers.config import ProviderName
+from backend.providers.errors import (
+    PermanentProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+    VoiceNotFoundError,
+)
+from backend.providers.registry import ProviderSet
+from backend.reflections.service import require_visible
+from backend.samples import service as samples
+from backend.settings import Settings
+from backend.storage.client import ObjectStorage
+from backend.voices import service as voices
+from backend.voices.clone_flow import FinalizedClone
+
+
+class CustomVoice(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of `PATCH .../voice`: a voice the caller already has at a provider."""
+
+    provider: ProviderName
+    voice_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
+    name: Name | None = None
+    language: LanguageTag | None = None
+
+
+async def clone_from_upload(
+    pool: Pool,
+    storage: ObjectStorage,
+    claims: UserClaims,
+    reflection_id: uuid.UUID,
+    *,
+    received: samples.SampleUpload,
+    settings: Settings,
+    record: Recorder | None = None,
+) -> FinalizedClone:
+    """Store a consented, sniffed sample and queue the reflection's clone attempt.
+
+    `record` (an Idempotency-Key's) gets the result in the transaction that writes the rows.
+
+    Every check runs before anything is stored; the object is uploaded before the rows are written and
+    removed again if writing them fails, so a fault leaves neither an orphaned object nor a half row.
+    """
+    owner_id, voice_id, sample_id = uuid.UUID(claims.sub), uuid.uuid4(), uuid.uuid4()
+    path = samples.voice_sample_path(owner_id, voice_id)
+    new = samples.check_upload(
+        received, settings.provider_settings, sample_id=sample_id, owner_id=owner_id, voice_id=voice_id, path=path
+    )
+    async with user_transaction(pool, claims.raw) as conn:
+        await require_visible(conn, reflection_id)
+
+    form, name = received.form, received.form.name or "My voice"
+    async with (
+        samples.stored_upload(storage, path, received.upload, new.sniffed_type),
+        user_transaction(pool, claims.raw) as conn,
+    ):
+        await require_visible(conn, reflection_id)
+        consent_id = await samples.record_consent(conn, form.subject_name or name, received.origin)
+        await voices.create_own(conn, voice_id=voice_id, name=name, language=form.language, consent_id=consent_id)
+        await become_service(conn)
+        # The clone attempt checks and prepares the audio itself.
+        await samples.insert_sample(
+            conn, new, consent_id, status="ready", retention_days=settings.sample_retention_days
+        )
+        attempt = await attempts.create_from_sample(
+            conn,
+            owner_id=owner_id,
+            voice_id=voice_id,
+            sample_id=sample_id,
+            provider=new.provider,
+            reflection_id=reflection_id,
+            preview=True,
+        )
+        result = FinalizedClone(voice_id, attempt.id, sample_id, new.provider, attempt.status, new.sniffed_type)
+        if record is not None:
+            await record(conn, result)
+    return result
+
+
+async def attach_custom_voice(
+    pool: Pool,
+    claims: UserClaims,
+    reflection_id: uuid.UUID,
+    custom: CustomVoice,
+    *,
+    providers: ProviderSet,
+    settings: Settings,
+) -> Attempt:
+    """Check the voice exists at the provider and may be used by the caller, then attach it to the
+    reflection through a `custom_voice_id` attempt (no preview: its owner has heard it already)."""
+    provider_name = settings.provider_settings.usable(custom.provider)
+    async with user_transaction(pool, claims.raw) as conn:
+        await require_visible(conn, reflection_id)
+    try:
+        found = await providers.get(provider_name).get(custom.voice_id)
+    except VoiceNotFoundError as exc:
+        raise ProviderVoiceNotFound(f"{provider_name} has no voice {custom.voice_id!r}.") from exc
+    except (TransientProviderError, UnknownOutcomeError) as exc:
+        raise ProviderUnavailable(exc.safe_message) from exc
+    except PermanentProviderError as exc:
+        raise ProviderRejected(exc.safe_message) from exc
+
+    owner_id = uuid.UUID(claims.sub)
+    async with user_transaction(pool, claims.raw) as conn:
+        await require_visible(conn, reflection_id)
+        await become_service(conn)
+        voice_id = await _usable_voice(conn, owner_id, provider_name, custom.voice_id, found.enrolment_key)
+        if voice_id is None:
+            voice_id = uuid.uuid4()
+            await voices.create_for(
+                conn,
+                voice_id=voice_id,
+                owner_id=owner_id,
+                name=custom.name or found.name or "Custom voice",
+                language=custom.language,
+                provider=provider_name,
+            )
+        attempt = await attempts.create_custom(
+            conn,
+            owner_id=owner_id,
+            voice_id=voice_id,
+            reflection_id=reflection_id,
+            provider=provider_name,
+            provider_voice_id=custom.voice_id,
+            target_model=found.target_model,
+        )
+    return attempts.view(attempt)
+
+
+async def _usable_voice(
+    conn: Connection, owner_id: uuid.UUID, provider: str, voice_id: str, enrolment_key: str | None
+) -> uuid.UUID | None:
+    """The caller's voice row that already holds this provider voice (reused), or None for a new one.
+
+    A provider voice attached to someone else's voice, or cloned by voicegate from someone else's
+    sample, is not the caller's to use: one shared provider account must not leak voices between users.
+    """
+    holder = await voices.holder_of(conn, provider, voice_id)
+    if holder is not None:
+        if holder["owner_id"] != owner_id:
+            raise ProviderVoiceTaken
+        held: uuid.UUID = holder["id"]
+        return held
+    if enrolment_key is not None and not await attempts.enrolled_by(conn, owner_id, enrolment_key):
+        raise ProviderVoiceTaken
+    return None

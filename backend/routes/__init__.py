@@ -1,1 +1,0 @@
-"""HTTP route handlers: parse, call one service function, return a msgspec Struct."""

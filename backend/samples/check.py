@@ -1,0 +1,121 @@
+"""`VOICE_SAMPLE_PROCESS`: check an uploaded sample and store its cleaned copy; and the cleaned copy
+an enrolment sends to the provider.
+
+Checking is safe to repeat: the cleaned copy is written under a fixed name beside the original and the
+row is updated in place. A sample deleted while it is being checked loses its copy too: the row update
+finds nothing, and the copy just written is removed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from backend.audio.errors import AudioRejected
+from backend.audio.pipeline import PreparedSample, prepare_for
+from backend.context import Lifecycle, Outcome
+from backend.db.execute import fetch_optional
+from backend.db.pool import Connection, service_transaction
+from backend.db.queries import load_queries
+from backend.providers.base import SampleRef
+from backend.providers.registry import sample_rules
+from backend.samples import service as samples
+
+log = logging.getLogger(__name__)
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+#: How long a provider may take to fetch the prepared sample from its signed URL.
+SAMPLE_URL_SECONDS = 600
+
+
+class SampleGone(Exception):
+    """The sample row was deleted (by its owner or the retention purge) while it was being prepared."""
+
+
+async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: str) -> PreparedSample:
+    """Check the sample's original against `provider`'s rules, clean it into the provider's wanted form,
+    store the copy beside the original and record it with the quality report (status `ready`).
+
+    A refused sample is recorded as `failed` with the reason and, when it decoded, the report; the
+    `AudioRejected` is raised on. Raises `SampleGone` when the row vanished meanwhile.
+    """
+    original = await ctx.storage.download(sample["bucket_id"], sample["object_path"])
+    try:
+        prepared = await asyncio.to_thread(prepare_for, original, sample_rules(provider))
+    except AudioRejected as exc:
+        report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
+        async with service_transaction(ctx.pool) as conn:
+            await conn.execute(
+                _Q["record_rejected_sample"], {"sample_id": sample["id"], "reason": str(exc), "quality_report": report}
+            )
+        raise
+    del original
+    copy_path = samples.processed_path(sample["object_path"])
+    await ctx.storage.upload(sample["bucket_id"], copy_path, prepared.wav, prepared.mime_type, upsert=True)
+    async with service_transaction(ctx.pool) as conn:
+        recorded = await fetch_optional(
+            conn,
+            _Q["record_processed_sample"],
+            {
+                "sample_id": sample["id"],
+                "processed_object_path": copy_path,
+                "quality_report": msgspec.json.encode(prepared.report).decode(),
+                "duration_ms": round(prepared.duration_s * 1000),
+                "sample_rate": prepared.sample_rate,
+                "channels": prepared.channels,
+            },
+        )
+    if recorded is None:
+        await ctx.storage.remove(sample["bucket_id"], [copy_path])
+        raise SampleGone(str(sample["id"]))
+    return prepared
+
+
+async def enrolment_sample(ctx: Lifecycle, sample: dict[str, Any], provider: str) -> SampleRef:
+    """What an enrolment sends: the stored cleaned copy when it was made for this provider, otherwise
+    the original checked and cleaned now. Raises `AudioRejected` or `SampleGone` like
+    `prepare_and_record`."""
+    copy_path = sample["processed_object_path"]
+    if sample["status"] == "ready" and copy_path and sample["provider"] == provider and sample["duration_ms"]:
+        ref = SampleRef(
+            data=await ctx.storage.download(sample["bucket_id"], copy_path),
+            mime_type="audio/wav",
+            duration_s=sample["duration_ms"] / 1000,
+            sample_rate=sample["sample_rate"],
+            channels=1,
+        )
+    else:
+        prepared = await prepare_and_record(ctx, sample, provider)
+        copy_path = samples.processed_path(sample["object_path"])
+        ref = prepared.sample_ref()
+    if ctx.public_storage:
+        url = await ctx.storage.create_signed_url(sample["bucket_id"], copy_path, SAMPLE_URL_SECONDS)
+        ref = msgspec.structs.replace(ref, public_url=url)
+    return ref
+
+
+async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:
+    """Check a `pending` sample (or one whose check was cut short): `ready` with its report and cleaned
+    copy, or `failed` with the reason. Anything else is left as it is."""
+    async with service_transaction(ctx.pool) as conn:
+        sample = await fetch_optional(conn, _Q["claim_sample"], {"sample_id": sample_id})
+        if sample is None:
+            current = await fetch_optional(conn, _Q["sample_state"], {"sample_id": sample_id})
+            return Outcome(status="missing" if current is None else current["status"])
+    try:
+        await prepare_and_record(ctx, sample, sample["provider"])
+    except AudioRejected as exc:
+        log.info("sample %s refused: %s", sample_id, exc.code)
+        return Outcome(status="failed")
+    except SampleGone:
+        return Outcome(status="missing")
+    return Outcome(status="ready")
+
+
+async def fail_sample(conn: Connection, sample_id: uuid.UUID, reason: str) -> None:
+    """Fail a sample whose check message was dead-lettered, unless it was already checked."""
+    await conn.execute(_Q["fail_unchecked_sample"], {"sample_id": sample_id, "reason": reason[:500]})

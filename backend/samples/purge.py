@@ -1,0 +1,214 @@
+"""Removing samples: on their owner's request (`delete_sample`), and when their retention ends
+(`purge_expired_samples`, which the worker's maintenance sweep and `voicegate ops purge-expired-samples`
+run; samples expire `VOICEGATE_SAMPLE_RETENTION_DAYS` after upload, DESIGN.md §7).
+
+The order keeps Storage and the database in step. Each sample is purged in its own transaction: its
+row is locked and deleted first (uncommitted, so a row that cannot be deleted is found before any
+object is touched), then the original and processed objects are removed from Storage, then the audit
+event is written and the transaction commits. A failed removal rolls the row back; a failed commit
+leaves a row whose objects are already gone, which the next run purges again (removing a missing
+object is not an error). So there is never an object without its row, and a row without its objects
+only until the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from backend.auth.verify import UserClaims
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.pool import Connection, Pool, service_transaction, user_transaction
+from backend.db.queries import load_queries
+from backend.errors import Conflict, NotFound, ServiceUnavailable, VoicegateError
+from backend.samples import service as samples
+from backend.storage.client import ObjectStorage
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+# Where each transaction comes from: a pool (service transactions), a connection that acts as the
+# service, or a factory of transactions (the operator script's, which set role and lock timeout).
+Target = Connection | Pool | Callable[[], AbstractAsyncContextManager[Connection]]
+
+
+class PurgedSample(msgspec.Struct, kw_only=True):
+    """One sample the purge looked at.
+
+    `outcome`: `would_purge` (dry run), `purged`, `skipped` (gone, locked by another purge, or no longer
+    expired), or `error` (nothing changed; `error` says why).
+    """
+
+    sample_id: uuid.UUID
+    owner_id: uuid.UUID
+    bucket_id: str
+    object_path: str
+    processed_object_path: str | None
+    expires_at: datetime
+    outcome: str
+    removed: list[str] = msgspec.field(default_factory=list)
+    error: str | None = None
+
+
+class PurgeBatch(msgspec.Struct, kw_only=True):
+    """One batch: every sample looked at, and the cursor for the next batch (None after the last)."""
+
+    samples: list[PurgedSample]
+    next_after: tuple[datetime, uuid.UUID] | None
+
+
+class ObjectRemover(Protocol):
+    """The one Storage operation a purge needs (`ObjectStorage` has it)."""
+
+    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
+        """Delete the objects; returns the names that existed and were deleted."""
+        ...
+
+
+@asynccontextmanager
+async def transaction(target: Target) -> AsyncIterator[Connection]:
+    """A service transaction from a pool; a transaction (a savepoint if one is open) on a connection
+    that already acts as the service; or whatever transaction a factory opens."""
+    if isinstance(target, AsyncConnectionPool):
+        async with service_transaction(target) as conn:
+            yield conn
+    elif isinstance(target, psycopg.AsyncConnection):
+        async with target.transaction():
+            yield target
+    else:
+        async with target() as conn:
+            yield conn
+
+
+def purged_view(row: dict[str, Any], outcome: str) -> PurgedSample:
+    """A sample row as a purge reports it."""
+    return PurgedSample(**row, outcome=outcome)
+
+
+async def purge_sample(
+    target: Target,
+    storage: ObjectRemover,
+    sample_id: uuid.UUID,
+    *,
+    actor: str,
+    reason: str = "deleted",
+    expired_before: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+) -> PurgedSample | None:
+    """Purge one sample with its objects and an audit event (`sample.purge`), all or nothing.
+
+    With `expired_before`, only a sample that expired by then is purged. Returns None when there is
+    no such sample or another transaction holds it; raises what the deletion or Storage raised, with
+    nothing changed. For `DELETE /api/v1/voice-samples/{id}` and the retention purge alike.
+    """
+    async with transaction(target) as conn:
+        row = await fetch_optional(conn, _Q["delete_sample"], {"id": sample_id, "expired_before": expired_before})
+        if row is None:
+            return None
+        purged = purged_view(row, "purged")
+        paths = list(
+            dict.fromkeys(
+                [
+                    row["object_path"],
+                    *([row["processed_object_path"]] if row["processed_object_path"] else []),
+                    samples.processed_path(row["object_path"]),
+                ]
+            )
+        )
+        purged.removed = await storage.remove(row["bucket_id"], paths)
+        audit = {
+            **(detail or {}),
+            "reason": reason,
+            "owner_id": str(row["owner_id"]),
+            "bucket_id": row["bucket_id"],
+            "objects": paths,
+            "removed": purged.removed,
+            "expires_at": row["expires_at"].isoformat(),
+        }
+        await fetch_one(
+            conn,
+            _Q["record_audit"],
+            {
+                "actor": actor,
+                "action": "sample.purge",
+                "subject_type": "voice_sample",
+                "subject_id": str(sample_id),
+                "detail": json.dumps(audit),
+            },
+        )
+    return purged
+
+
+async def delete_sample(pool: Pool, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
+    """Purge the caller's sample now: the row, its original and processed objects, and an audit event.
+
+    A clone attempt still enrolling from it fails with `sample_missing`; a voice already cloned from
+    it stays (it lives at the provider, not in the sample).
+    """
+    async with user_transaction(pool, claims.raw) as conn:
+        if not await samples.visible(conn, sample_id):
+            raise NotFound("Sample not found.")
+    async with service_transaction(pool) as conn:
+        purged = await purge_sample(conn, storage, sample_id, actor=f"user:{claims.sub}", reason="deleted")
+    if purged is None:
+        async with user_transaction(pool, claims.raw) as conn:
+            if not await samples.visible(conn, sample_id):
+                raise NotFound("Sample not found.")  # a concurrent delete or the retention purge won
+        raise Conflict("Another request is deleting this sample; try again.")
+
+
+async def purge_expired_samples(
+    target: Target,
+    storage: ObjectRemover | None,
+    *,
+    now: datetime | None = None,
+    limit: int,
+    apply: bool,
+    actor: str,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    detail: dict[str, Any] | None = None,
+) -> PurgeBatch:
+    """Look at one batch of up to `limit` samples expired by `now` (default: the current time) after
+    the cursor `after`, oldest expiry first; with `apply`, purge each (see `purge_sample`).
+
+    Each sample gets its own transaction from `target` (see `Target`); `storage` may be None for a
+    dry run. A sample whose purge fails is reported as `error` and left as it was, so a batch never
+    stops half-way; run again to retry it. Continue with `next_after` until it is None.
+    """
+    cutoff = now or datetime.now(UTC)
+    params = {
+        "now": cutoff,
+        "limit": limit,
+        "after_expires_at": after[0] if after else None,
+        "after_id": after[1] if after else None,
+    }
+    async with transaction(target) as conn:
+        rows = await fetch_all(conn, _Q["expired_samples"], params)
+    next_after = (rows[-1]["expires_at"], rows[-1]["sample_id"]) if len(rows) == limit else None
+    if not apply:
+        return PurgeBatch(samples=[purged_view(row, "would_purge") for row in rows], next_after=next_after)
+    if storage is None:
+        raise ValueError("purging needs a storage to remove the objects from")
+    samples = []
+    for row in rows:
+        try:
+            purged = await purge_sample(
+                target, storage, row["sample_id"], actor=actor, reason="expired", expired_before=cutoff, detail=detail
+            )
+        except (ServiceUnavailable, psycopg.OperationalError):
+            raise  # Storage or the database is down: every other sample would fail the same way
+        except (VoicegateError, psycopg.Error) as exc:
+            failed = purged_view(row, "error")
+            failed.error = f"{type(exc).__name__}: {exc}"[:300]
+            samples.append(failed)
+            continue
+        samples.append(purged if purged is not None else purged_view(row, "skipped"))
+    return PurgeBatch(samples=samples, next_after=next_after)

@@ -1,0 +1,57 @@
+"""`/api/v1/voice-samples`: upload a sample, follow its check, delete it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromPath
+
+from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.idempotency import idempotent
+from backend.samples import purge, service
+from backend.samples.upload import sample_upload
+
+
+class VoiceSamplesController(Controller):
+    """Samples uploaded on their own, checked on the `voice_sample_process` queue."""
+
+    path = "/api/v1/voice-samples"
+    tags = ("samples",)
+
+    @post(
+        "/",
+        status_code=202,
+        request_max_body_size=None,
+        summary="Upload a voice sample (multipart: file, consent, language, transcript, provider)",
+    )
+    async def upload(
+        self,
+        request: Request[Any, Any, Any],
+        claims: Caller,
+        pool: DbPool,
+        storage: Storage,
+        settings: Config,
+    ) -> Response[service.SampleAccepted]:
+        """Stream the sample to Storage and queue its check (consent required); 202 {sampleId}.
+
+        With an `Idempotency-Key`, the same fields and file replay the first 202.
+        """
+        async with sample_upload(request) as received:
+            return await idempotent(
+                request,
+                claims,
+                lambda record: service.upload_sample(pool, storage, claims, received, settings, record=record),
+                fingerprint=received.fingerprint,
+            )
+
+    @get("/{sample_id:uuid}/status", summary="Where the sample's check got to, with its quality report")
+    async def status(self, claims: Caller, pool: DbPool, sample_id: FromPath[uuid.UUID]) -> service.SampleStatus:
+        """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
+        return await service.sample_status(pool, claims, sample_id)
+
+    @delete("/{sample_id:uuid}", status_code=204, summary="Delete the sample and its stored audio now")
+    async def remove(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: FromPath[uuid.UUID]) -> None:
+        """Purge the row, the original and the cleaned copy; an audit event records it."""
+        await purge.delete_sample(pool, storage, claims, sample_id)

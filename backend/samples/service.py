@@ -1,0 +1,310 @@
+"""Voice samples: the one write path every sample takes (consent, checks, upload, row), where samples
+live in Storage, and what their owner may see of them.
+
+Every upload route stores its sample through here: `POST /api/v1/voice-samples` (checked on the
+`voice_sample_process` queue), the reflection clone route and the upload-then-finalize flow (both
+checked by the clone attempt itself). Nothing is written before every check passed; an object is
+uploaded before its rows and removed again when they cannot be written, so a fault leaves neither an
+orphaned object nor a half row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Final
+
+import msgspec
+
+from backend import queues
+from backend.api.fields import LanguageTag, Name, Transcript
+from backend.audio.report import QualityReport
+from backend.audio.sniff import sniff_audio
+from backend.auth.verify import UserClaims
+from backend.db.execute import fetch_one, fetch_optional
+from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
+from backend.db.queries import load_queries
+from backend.errors import ConsentRequired, NotFound, SampleTooLarge, UnsupportedAudio
+from backend.providers.config import ProviderName, ProviderSettings
+from backend.providers.registry import sample_rules
+from backend.settings import Settings
+from backend.storage.client import ObjectStorage
+
+log = logging.getLogger(__name__)
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+BUCKET: Final = "voice-samples"
+#: The consent wording a client showed; bump when the text changes so records say which one was agreed to.
+CONSENT_TEXT_VERSION: Final = "2026-11"
+
+
+class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The text fields of a sample upload (besides its `file` part)."""
+
+    consent: bool = False
+    name: Name | None = None
+    language: LanguageTag | None = None
+    transcript: Transcript | None = None
+    provider: ProviderName | None = None
+    subject_name: Name | None = None
+
+
+class Origin(msgspec.Struct, frozen=True):
+    """Where a consent was given from, kept with it: the client's user agent, and its address's hash."""
+
+    user_agent: str | None
+    client_ip: str | None
+
+
+@dataclass
+class ReceivedUpload:
+    """The text fields and the one file of a sample upload, spooled (see `backend.samples.upload`)."""
+
+    fields: dict[str, str]
+    file: IO[bytes]
+    size: int = 0
+    sha256: str = ""
+    filename: str | None = None
+    declared_type: str | None = None
+    head: bytes = b""
+    _hash: Any = field(default_factory=hashlib.sha256, repr=False)
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self.file.close()
+
+
+@dataclass(frozen=True)
+class SampleUpload:
+    """A received sample: the spooled file, the form, where it came from, and what identifies the request
+    for an Idempotency-Key (the same fields and the same file bytes, by hash, are the same request)."""
+
+    upload: ReceivedUpload
+    form: SampleForm
+    origin: Origin
+    fingerprint: str
+
+
+class NewSample(msgspec.Struct, frozen=True, kw_only=True):
+    """A sample that passed the checks made before anything is stored: where it goes, and its row-to-be
+    (the consent is recorded in the transaction that writes the row)."""
+
+    sample_id: uuid.UUID
+    owner_id: uuid.UUID
+    voice_id: uuid.UUID | None
+    path: str
+    declared_type: str | None
+    sniffed_type: str
+    size_bytes: int | None
+    provider: str
+    transcript: str | None
+    language: str | None
+    consent_id: uuid.UUID | None = None
+
+
+class SampleAccepted(msgspec.Struct, rename="camel"):
+    """`202` of `POST /api/v1/voice-samples`: the sample is stored and queued for checking."""
+
+    sample_id: uuid.UUID
+    status: str
+    provider: str
+    expires_at: datetime
+
+
+class SampleStatus(msgspec.Struct, rename="camel"):
+    """A sample as its owner sees it: where checking got to, and what was measured."""
+
+    sample_id: uuid.UUID
+    status: str
+    provider: str | None
+    sniffed_type: str | None
+    size_bytes: int | None
+    duration_ms: int | None
+    sample_rate: int | None
+    channels: int | None
+    #: What was measured on the upload, with a verdict and advice; null until checked.
+    quality: QualityReport | None
+    #: Why the sample was refused (`failed` only), in words a user can act on.
+    failure_reason: str | None
+    #: The voice cloned from this sample, once a clone was asked for.
+    voice_id: uuid.UUID | None
+    expires_at: datetime
+    created_at: datetime
+
+
+def upload_path(owner_id: uuid.UUID, sample_id: uuid.UUID) -> str:
+    """Where a sample uploaded on its own lives (its processed copy goes beside it)."""
+    return f"{owner_id}/samples/{sample_id}/original"
+
+
+def voice_sample_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
+    """Where the sample a voice was made from lives: inside its owner's folder, as the storage RLS demands."""
+    return f"{owner_id}/{voice_id}/original"
+
+
+def processed_path(object_path: str) -> str:
+    """Where the cleaned copy of the sample at `object_path` is stored: beside it, under a fixed name,
+    so a purge can remove it even when a worker wrote it but had not yet recorded it."""
+    return str(PurePosixPath(object_path).parent / "processed.wav")
+
+
+def check_upload(
+    received: SampleUpload,
+    providers: ProviderSettings,
+    *,
+    sample_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    voice_id: uuid.UUID | None,
+    path: str,
+) -> NewSample:
+    """Consent, a configured provider, audio by its bytes, and the provider's size limit; the sample to
+    store at `path` when they pass."""
+    form, upload = received.form, received.upload
+    if not form.consent:
+        raise ConsentRequired
+    provider = providers.usable(form.provider)
+    sniffed = sniff_audio(upload.head)
+    if sniffed is None:
+        raise UnsupportedAudio
+    check_size(upload.size, provider)
+    return NewSample(
+        sample_id=sample_id,
+        owner_id=owner_id,
+        voice_id=voice_id,
+        path=path,
+        declared_type=upload.declared_type,
+        sniffed_type=sniffed,
+        size_bytes=upload.size,
+        provider=provider,
+        transcript=form.transcript,
+        language=form.language,
+    )
+
+
+def check_size(size: int | None, provider: str) -> None:
+    """SampleTooLarge when `provider` accepts less than `size` bytes (a bucket's own limit is Storage's)."""
+    limit = sample_rules(provider).max_bytes
+    if limit is not None and (size or 0) > limit:
+        raise SampleTooLarge(f"The sample is {size} bytes; {provider} accepts at most {limit}.")
+
+
+async def record_consent(conn: Connection, subject_name: str, origin: Origin) -> uuid.UUID:
+    """The consent behind a sample, written as the user (RLS checks it is theirs)."""
+    consent = await fetch_one(
+        conn,
+        _Q["insert_consent"],
+        {
+            "subject_name": subject_name,
+            "consent_text_version": CONSENT_TEXT_VERSION,
+            "user_agent": (origin.user_agent or "")[:1000] or None,
+            # Enough to tell requests apart in an audit, without keeping the address itself.
+            "ip_hash": hashlib.sha256(origin.client_ip.encode()).hexdigest() if origin.client_ip else None,
+        },
+    )
+    consent_id: uuid.UUID = consent["id"]
+    return consent_id
+
+
+@contextlib.asynccontextmanager
+async def stored_upload(storage: ObjectStorage, path: str, upload: ReceivedUpload, mime: str) -> AsyncIterator[None]:
+    """Upload the sample to `voice-samples/path`; if the body (which writes its rows) fails, remove it.
+
+    If even the removal fails the object stays in its owner's folder with no row, which the reconcile
+    script reports; the request still fails with the original error.
+    """
+    await storage.upload(BUCKET, path, upload.file, mime)
+    try:
+        yield
+    except BaseException:
+        try:
+            await storage.remove(BUCKET, [path])
+        except Exception:
+            log.exception("could not remove the sample of a failed upload")
+        raise
+
+
+async def insert_sample(
+    conn: Connection, sample: NewSample, consent_id: uuid.UUID, *, status: str, retention_days: float
+) -> dict[str, Any]:
+    """The sample's row under `consent_id`, as the service (on a transaction that wrote the consent).
+
+    `status`: `ready` when the clone attempt checks the audio itself, `pending` for the sample queue.
+    """
+    params = msgspec.structs.asdict(sample) | {
+        "consent_id": consent_id,
+        "bucket_id": BUCKET,
+        "status": status,
+        "retention_days": retention_days,
+    }
+    return await fetch_one(conn, _Q["insert_sample"], params)
+
+
+async def upload_sample(
+    pool: Pool,
+    storage: ObjectStorage,
+    claims: UserClaims,
+    received: SampleUpload,
+    settings: Settings,
+    *,
+    record: Recorder | None = None,
+) -> SampleAccepted:
+    """Store a consented sample and queue it for checking, in that order and all or nothing.
+
+    The consent, the sample row and the `voice_sample_process` message commit together (with the
+    Idempotency-Key's record, if any); if they cannot, the uploaded object is removed again.
+    """
+    owner_id, sample_id = uuid.UUID(claims.sub), uuid.uuid4()
+    path = upload_path(owner_id, sample_id)
+    new = check_upload(
+        received, settings.provider_settings, sample_id=sample_id, owner_id=owner_id, voice_id=None, path=path
+    )
+    form = received.form
+    async with (
+        stored_upload(storage, path, received.upload, new.sniffed_type),
+        user_transaction(pool, claims.raw) as conn,
+    ):
+        consent_id = await record_consent(conn, form.subject_name or form.name or "My voice", received.origin)
+        await become_service(conn)
+        row = await insert_sample(
+            conn, new, consent_id, status="pending", retention_days=settings.sample_retention_days
+        )
+        await queues.send(conn, queues.SAMPLE_CHECK, queues.sample_check_message(sample_id))
+        accepted = SampleAccepted(sample_id, row["status"], new.provider, row["expires_at"])
+        if record is not None:
+            await record(conn, accepted)
+    return accepted
+
+
+async def sample_status(pool: Pool, claims: UserClaims, sample_id: uuid.UUID) -> SampleStatus:
+    """The caller's sample (RLS decides whose), 404 for anyone else's."""
+    async with user_transaction(pool, claims.raw) as conn:
+        row = await fetch_optional(conn, _Q["sample_status"], {"id": sample_id})
+    if row is None:
+        raise NotFound("Sample not found.")
+    quality = None if row["quality"] is None else msgspec.convert(row["quality"], QualityReport)
+    return SampleStatus(**{**row, "quality": quality})
+
+
+async def visible(conn: Connection, sample_id: uuid.UUID) -> bool:
+    """Whether the sample is visible on `conn` (the caller's own, under RLS)."""
+    return await fetch_optional(conn, _Q["visible_sample"], {"id": sample_id}) is not None
+
+
+async def sample_row(conn: Connection, sample_id: uuid.UUID) -> dict[str, Any] | None:
+    """The whole sample row, as the service sees it."""
+    return await fetch_optional(conn, _Q["sample_row"], {"sample_id": sample_id})
+
+
+async def lock_for_clone(conn: Connection, sample_id: uuid.UUID, owner_id: uuid.UUID) -> dict[str, Any] | None:
+    """The owner's sample, row-locked as the service: two clone requests from one sample make one voice."""
+    return await fetch_optional(conn, _Q["lock_sample"], {"id": sample_id, "owner_id": owner_id})
+
+
+async def link_voice(conn: Connection, sample_id: uuid.UUID, voice_id: uuid.UUID) -> None:
+    """Record the voice cloned from the sample, so the next request reuses it."""
+    await conn.execute(_Q["link_sample_voice"], {"voice_id": voice_id, "sample_id": sample_id})

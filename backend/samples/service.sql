@@ -1,0 +1,36 @@
+-- name: insert_consent
+insert into public.voice_consents (subject_name, consent_text_version, user_agent, ip_hash)
+values (%(subject_name)s, %(consent_text_version)s, %(user_agent)s, %(ip_hash)s)
+returning id;
+
+-- name: insert_sample
+insert into public.voice_samples (id, owner_id, voice_id, consent_id, bucket_id, object_path, declared_type,
+                                  sniffed_type, size_bytes, transcript, language, provider, status, expires_at)
+values (%(sample_id)s, %(owner_id)s, %(voice_id)s, %(consent_id)s, %(bucket_id)s, %(path)s, %(declared_type)s,
+        %(sniffed_type)s, %(size_bytes)s, %(transcript)s, %(language)s, %(provider)s, %(status)s,
+        now() + make_interval(secs => %(retention_days)s::double precision * 86400))
+returning id, status, expires_at;
+
+-- name: sample_status
+-- Run as the caller: RLS shows only their own samples.
+select id as sample_id, status, provider, sniffed_type, size_bytes, duration_ms, sample_rate, channels,
+       quality_report as quality, failure_reason, voice_id, expires_at, created_at
+  from public.voice_samples
+ where id = %(id)s;
+
+-- name: visible_sample
+-- Run as the caller: RLS shows only their own samples.
+select id from public.voice_samples where id = %(id)s;
+
+-- name: sample_row
+select * from public.voice_samples where id = %(sample_id)s;
+
+-- name: lock_sample
+-- As the service, after `visible_sample`: two clone requests from one sample make one voice.
+select id, owner_id, voice_id, consent_id, status, failure_reason, provider, language
+  from public.voice_samples
+ where id = %(id)s and owner_id = %(owner_id)s
+   for update;
+
+-- name: link_sample_voice
+update public.voice_samples set voice_id = %(voice_id)s where id = %(sample_id)s;

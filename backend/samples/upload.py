@@ -1,0 +1,122 @@
+"""The multipart sample upload that `POST /api/v1/voice-samples` and `POST /v1/reflections/{id}/voice/clone`
+both take: one `file` part and the text fields of a `SampleForm`.
+
+The file part goes to a spooled temporary file (memory up to a small threshold, then disk), counted and
+hashed on the way, and refused the moment it passes the size limit: only one sample is ever held, and
+never wholly in memory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from backend.api.idempotency import body_fingerprint
+from backend.api.multipart import FormError, Part, form_boundary, read_form
+from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
+from backend.samples.service import Origin, ReceivedUpload, SampleForm, SampleUpload
+
+#: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).
+MAX_SAMPLE_BYTES = 25 * 1024 * 1024
+#: Bytes of an upload kept in memory before it spills to a temporary file.
+SPOOL_BYTES = 1024 * 1024
+#: Bytes kept from the start of the file for sniffing.
+HEAD_BYTES = 64
+#: Longest accepted text field (a transcript is the longest).
+MAX_FIELD_BYTES = 5000
+#: Slack for the multipart framing around the file when checking Content-Length up front.
+FRAMING_BYTES = 64 * 1024
+FILE_FIELD = "file"
+
+
+TEXT_FIELDS = frozenset(SampleForm.__struct_fields__)
+
+
+@asynccontextmanager
+async def sample_upload(request: Request[Any, Any, Any]) -> AsyncIterator[SampleUpload]:
+    """Stream the multipart body (415 for another content type, 413 past `MAX_SAMPLE_BYTES`, 400 for a
+    malformed body or a bad or unknown field); the spooled file is deleted on exit."""
+    upload = await _receive(request)
+    try:
+        try:
+            form = msgspec.convert(upload.fields, SampleForm, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValidationFailed(str(exc)) from exc
+        if form.name:
+            form = msgspec.structs.replace(form, name=form.name.strip())
+        origin = Origin(request.headers.get("user-agent"), request.client.host if request.client else None)
+        fingerprint = body_fingerprint(msgspec.json.encode({"fields": upload.fields, "file": upload.sha256}))
+        yield SampleUpload(upload, form, origin, fingerprint)
+    finally:
+        upload.close()
+
+
+async def _receive(request: Request[Any, Any, Any]) -> ReceivedUpload:
+    boundary = form_boundary(request.headers.get("content-type"))
+    if boundary is None:
+        raise UnsupportedMediaType(f"Send the sample as multipart/form-data with a `{FILE_FIELD}` part.")
+    announced = request.headers.get("content-length")
+    if announced is not None and announced.isdigit() and int(announced) > MAX_SAMPLE_BYTES + FRAMING_BYTES:
+        raise SampleTooLarge(f"The upload is {announced} bytes; samples may be at most {MAX_SAMPLE_BYTES} bytes.")
+    upload = ReceivedUpload(fields={}, file=tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 - closed by the caller
+    reader = _SampleForm(upload)
+    try:
+        await read_form(
+            request.stream(), boundary, reader, max_parts=len(TEXT_FIELDS) + 2, max_field_bytes=MAX_FIELD_BYTES
+        )
+    except FormError as exc:
+        upload.close()
+        raise ValidationFailed(str(exc)) from exc
+    except BaseException:
+        upload.close()
+        raise
+    if not reader.saw_file:
+        upload.close()
+        raise ValidationFailed(f"The `{FILE_FIELD}` part with the audio is missing.")
+    upload.sha256 = upload._hash.hexdigest()
+    upload.file.seek(0)
+    return upload
+
+
+class _SampleForm:
+    """The file part streams into the upload; text fields must be known, sent once, and UTF-8."""
+
+    def __init__(self, upload: ReceivedUpload) -> None:
+        self.upload = upload
+        self.saw_file = False
+
+    def start(self, part: Part) -> bool:
+        if part.name == FILE_FIELD:
+            if self.saw_file:
+                raise ValidationFailed(f"Send exactly one `{FILE_FIELD}` part.")
+            self.saw_file = True
+            self.upload.filename = part.filename
+            self.upload.declared_type = part.content_type
+            return True
+        if part.name not in TEXT_FIELDS:
+            allowed = ", ".join(sorted({FILE_FIELD, *TEXT_FIELDS}))
+            raise ValidationFailed(f"Unknown form field {part.name!r}; allowed: {allowed}.")
+        if part.name in self.upload.fields:
+            raise ValidationFailed(f"The `{part.name}` field is sent twice.")
+        return False
+
+    async def file_chunk(self, chunk: bytes) -> None:
+        upload = self.upload
+        upload.size += len(chunk)
+        if upload.size > MAX_SAMPLE_BYTES:
+            raise SampleTooLarge(f"The sample is larger than {MAX_SAMPLE_BYTES} bytes.")
+        if len(upload.head) < HEAD_BYTES:
+            upload.head += chunk[: HEAD_BYTES - len(upload.head)]
+        upload._hash.update(chunk)
+        upload.file.write(chunk)
+
+    def field(self, name: str, value: bytes) -> None:
+        try:
+            self.upload.fields[name] = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed(f"The `{name}` field is not UTF-8 text.") from exc

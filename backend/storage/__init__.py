@@ -1,0 +1,1 @@
+"""Object storage (production): the one client voicegate uses, over Supabase Storage's API."""

@@ -1,0 +1,54 @@
+"""`/api/v1/clone`: speak text with a voice (or with the voice cloned from a sample), follow the job,
+fetch the audio."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Body, FromPath
+
+from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.idempotency import idempotent
+from backend.synthesis import service
+
+
+class CloneJobsController(Controller):
+    """Text spoken in a cloned voice, on the `voice_synthesis` queue."""
+
+    path = "/api/v1/clone"
+    tags = ("synthesis",)
+
+    @post("/", status_code=202, summary="Speak text with a voice, or with the voice cloned from a sample")
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        claims: Caller,
+        pool: DbPool,
+        settings: Config,
+        data: Annotated[service.CloneRequest, Body()],
+    ) -> Response[service.JobAccepted]:
+        """`{sampleId or voiceId, text}` → 202 {jobId}; a sample without a voice is cloned first.
+
+        With an `Idempotency-Key`, the same body replays the first 202.
+        """
+        return await idempotent(
+            request,
+            claims,
+            lambda record: service.create_job(pool, claims, data, providers=settings.provider_settings, record=record),
+            body=msgspec.json.encode(data),
+        )
+
+    @get("/{job_id:uuid}/status", summary="Where the job got to")
+    async def status(self, claims: Caller, pool: DbPool, job_id: FromPath[uuid.UUID]) -> service.JobStatus:
+        """`queued`, `processing`, `succeeded` or `failed` (with the error)."""
+        return await service.job_status(pool, claims, job_id)
+
+    @get("/{job_id:uuid}/result", summary="A short-lived URL of the job's audio (WAV)")
+    async def result(
+        self, claims: Caller, pool: DbPool, storage: Storage, job_id: FromPath[uuid.UUID]
+    ) -> service.JobResult:
+        """`{audioUrl}`, valid for a few minutes; 409 while the job runs or after it failed."""
+        return await service.job_result(pool, storage, claims, job_id)

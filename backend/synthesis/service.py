@@ -1,0 +1,246 @@
+"""Speaking text in a cloned voice (`/api/v1/clone`): a job on the `voice_synthesis` queue, its status,
+and its result as a short-lived signed URL of a WAV.
+
+A job names the voice it speaks with. From a sample that has no voice yet, the voice and its clone
+attempt are created with the job, in one transaction; the job then waits for that attempt, and the
+attempt's end wakes it (a trigger on the attempt sends the job's message again).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from backend import queues
+from backend.attempts import service as attempts
+from backend.auth.verify import UserClaims
+from backend.db.execute import fetch_one, fetch_optional
+from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
+from backend.db.queries import load_queries
+from backend.errors import (
+    NotFound,
+    SampleRejected,
+    SynthesisFailed,
+    SynthesisNotFinished,
+    ValidationFailed,
+    VoiceNotReady,
+)
+from backend.providers.base import ProviderVoice
+from backend.providers.config import ProviderSettings
+from backend.samples import service as samples
+from backend.storage.client import ObjectStorage
+from backend.synthesis.speaker import Mute, Waits, awaited, provider_voice, speaker
+from backend.voices import service as voices
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+#: How long a result URL works: long enough to fetch or stream the audio, short enough not to be shared.
+RESULT_URL_SECONDS = 300
+MAX_TEXT_CHARS = 5000
+
+
+class CloneRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """`POST /api/v1/clone`: speak `text` with a voice, or with the voice cloned from a sample."""
+
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)]
+    sample_id: uuid.UUID | None = None
+    voice_id: uuid.UUID | None = None
+    #: The name of a voice created from the sample (default "Voice from sample").
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class JobAccepted(msgspec.Struct, rename="camel"):
+    """`202` of `POST /api/v1/clone`."""
+
+    job_id: uuid.UUID
+    status: str
+    voice_id: uuid.UUID
+    #: The clone attempt the job waits for; null when the voice was ready already.
+    attempt_id: uuid.UUID | None
+
+
+class JobError(msgspec.Struct):
+    """Why a job failed: a stable code and a message safe to show."""
+
+    code: str
+    message: str | None
+
+
+class JobStatus(msgspec.Struct, rename="camel"):
+    """A synthesis job as its owner sees it."""
+
+    job_id: uuid.UUID
+    status: str
+    voice_id: uuid.UUID
+    sample_id: uuid.UUID | None
+    attempt_id: uuid.UUID | None
+    duration_ms: int | None
+    error: JobError | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class JobResult(msgspec.Struct, rename="camel"):
+    """Where to download a finished job's audio (a WAV)."""
+
+    audio_url: str
+    expires_in: int
+    mime_type: str
+    duration_ms: int | None
+
+
+def _clean_text(text: str) -> str:
+    cleaned = text.strip()
+    if not cleaned:
+        raise ValidationFailed("text must not be blank")
+    return cleaned
+
+
+async def create_job(
+    pool: Pool,
+    claims: UserClaims,
+    request: CloneRequest,
+    *,
+    providers: ProviderSettings,
+    record: Recorder | None = None,
+) -> JobAccepted:
+    """Queue the job, first creating the sample's voice and its clone attempt when it has none.
+
+    Everything commits together, with the Idempotency-Key's `record` if there is one.
+    """
+    if (request.sample_id is None) == (request.voice_id is None):
+        raise ValidationFailed("Send exactly one of sampleId and voiceId.")
+    text = _clean_text(request.text)
+    owner_id = uuid.UUID(claims.sub)
+    async with user_transaction(pool, claims.raw) as conn:
+        if request.sample_id is not None:
+            if not await samples.visible(conn, request.sample_id):
+                raise NotFound("Sample not found.")
+            await become_service(conn)
+            voice_id, attempt_id = await _voice_of_sample(conn, owner_id, request.sample_id, request, providers)
+        else:
+            assert request.voice_id is not None  # noqa: S101 - exactly one is set, checked above
+            if not await voices.visible(conn, request.voice_id):
+                raise NotFound("Voice not found.")
+            await become_service(conn)
+            voice_id, attempt_id = await _usable_voice(conn, owner_id, request.voice_id, providers)
+        job = await fetch_one(
+            conn,
+            _Q["insert_job"],
+            {
+                "owner_id": owner_id,
+                "voice_id": voice_id,
+                "sample_id": request.sample_id,
+                "attempt_id": attempt_id,
+                "text": text,
+            },
+        )
+        # Sent even when the job waits for its attempt: if the attempt ends before this commits, its
+        # trigger cannot see the job, and this message is what finds it.
+        await queues.send(conn, queues.SYNTHESIS, queues.synthesis_message(job["id"]))
+        accepted = JobAccepted(job["id"], job["status"], voice_id, attempt_id)
+        if record is not None:
+            await record(conn, accepted)
+    return accepted
+
+
+async def _voice_of_sample(
+    conn: Connection, owner_id: uuid.UUID, sample_id: uuid.UUID, request: CloneRequest, providers: ProviderSettings
+) -> tuple[uuid.UUID, uuid.UUID | None]:
+    sample = await samples.lock_for_clone(conn, sample_id, owner_id)
+    if sample is None:
+        raise NotFound("Sample not found.")  # deleted since the caller's check
+    if sample["status"] == "failed":
+        raise SampleRejected(f"The sample was refused: {sample['failure_reason']}")
+    voice = None
+    if sample["voice_id"] is not None:
+        voice = await voices.lock_live(conn, sample["voice_id"], owner_id)
+    if voice is not None:
+        state = await _state_of(conn, voice, providers)
+        if not isinstance(state, Mute):
+            return voice["id"], _waits_for(state)
+    provider = providers.usable(sample["provider"])
+    if voice is not None:
+        voice_id: uuid.UUID = voice["id"]  # cloned before and failed: clone it again from the sample
+    else:
+        voice_id = uuid.uuid4()
+        await voices.create_for(
+            conn,
+            voice_id=voice_id,
+            owner_id=owner_id,
+            name=request.name or "Voice from sample",
+            language=sample["language"],
+            consent_id=sample["consent_id"],
+        )
+        await samples.link_voice(conn, sample["id"], voice_id)
+    attempt = await attempts.create_from_sample(
+        conn,
+        owner_id=owner_id,
+        voice_id=voice_id,
+        sample_id=sample["id"],
+        provider=provider,
+        reflection_id=None,
+        preview=False,
+    )
+    return voice_id, attempt.id
+
+
+async def _usable_voice(
+    conn: Connection, owner_id: uuid.UUID, voice_id: uuid.UUID, providers: ProviderSettings
+) -> tuple[uuid.UUID, uuid.UUID | None]:
+    voice = await voices.lock_live(conn, voice_id, owner_id)
+    if voice is None:
+        raise NotFound("Voice not found.")  # deleted since the caller's check
+    state = await _state_of(conn, voice, providers)
+    if isinstance(state, Mute):
+        raise VoiceNotReady("The voice has no cloned voice and none is being made; clone it from a sample.")
+    return voice_id, _waits_for(state)
+
+
+async def _state_of(
+    conn: Connection, voice: dict[str, Any], providers: ProviderSettings
+) -> ProviderVoice | Waits | Mute:
+    """`speaker` for a voice row when a job is made: its open attempt matters only while the row has no
+    provider voice. A voice that speaks or waits needs its provider configured (422 otherwise)."""
+    own = provider_voice(voice["tts_provider"], voice["provider_voice_id"])
+    attempt = None if own is not None else await attempts.open_for_voice(conn, voice["id"])
+    state = speaker(own, None if attempt is None else awaited(attempt))
+    if not isinstance(state, Mute):
+        providers.usable(state.provider)
+    return state
+
+
+def _waits_for(state: ProviderVoice | Waits) -> uuid.UUID | None:
+    return state.attempt_id if isinstance(state, Waits) else None
+
+
+async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:
+    """The caller's job (RLS decides whose); 404 for anyone else's."""
+    job = await _job(pool, claims, job_id)
+    code, message = job.pop("error_code"), job.pop("error_message")
+    error = JobError(code, message) if job["status"] == "failed" and code is not None else None
+    return JobStatus(**{name: job[name] for name in JobStatus.__struct_fields__ if name != "error"}, error=error)
+
+
+async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:
+    """A short-lived signed URL of the finished job's WAV; 409 while it runs or after it failed."""
+    row = await _job(pool, claims, job_id)
+    if row["status"] == "failed":
+        raise SynthesisFailed(f"The job failed ({row['error_code']}): {row['error_message']}")
+    if row["status"] != "succeeded":
+        raise SynthesisNotFinished(f"The job is {row['status']}; poll its status until it has succeeded.")
+    url = await storage.create_signed_url(row["output_bucket_id"], row["output_object_path"], RESULT_URL_SECONDS)
+    return JobResult(
+        audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=row["duration_ms"]
+    )
+
+
+async def _job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> dict[str, Any]:
+    async with user_transaction(pool, claims.raw) as conn:
+        row = await fetch_optional(conn, _Q["job"], {"id": job_id})
+    if row is None:
+        raise NotFound("Job not found.")
+    return row

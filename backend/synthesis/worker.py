@@ -1,0 +1,142 @@
+"""`VOICE_SYNTHESIS`: speak a job's text in its voice and store the WAV in `voice-renders`.
+
+A job whose voice is still being cloned waits: its message is put back, and the attempt's end sends
+it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
+one fails the job with `inference_failed`. Safe to repeat: the render is written under a fixed name
+and the job is finished by a guarded update, so a second delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import uuid
+import wave
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from backend.audio.decode import decode_audio
+from backend.audio.measure import downmix
+from backend.audio.sniff import SNIFF_BYTES, sniff_audio
+from backend.context import Lifecycle, Outcome
+from backend.db.execute import fetch_optional
+from backend.db.pool import Connection, service_transaction
+from backend.db.queries import load_queries
+from backend.providers.base import ProviderVoice
+from backend.providers.errors import PermanentProviderError, TransientProviderError, UnknownOutcomeError
+from backend.providers.wav import float_to_wav
+from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
+
+log = logging.getLogger(__name__)
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+BUCKET = "voice-renders"
+#: A job whose voice is still being cloned looks again this late, should the attempt's wake-up be lost.
+WAIT_RECHECK_SECONDS = 30
+#: Provider failures that may pass are retried this many times before the job fails.
+MAX_PROVIDER_RETRIES = 1
+#: The longest render decoded when a provider answers in another format than WAV.
+MAX_RENDER_S = 3600.0
+
+
+def render_path(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
+    """Where a job's audio lives: in its owner's folder, as the storage policies require."""
+    return f"{owner_id}/renders/{job_id}.wav"
+
+
+def _speaker_of(job: dict[str, Any]) -> ProviderVoice | Waits | Mute:
+    """The `speaker` rule on a job row: its voice, and the clone attempt it waits for if any."""
+    attempt = None
+    if job["attempt_id"] is not None:
+        attempt = Awaited(
+            id=job["attempt_id"],
+            status=job["attempt_status"],
+            provider=job["attempt_provider"],
+            voice=provider_voice(
+                job["attempt_provider"], job["attempt_voice_id"], job["attempt_target_model"], job["attempt_metadata"]
+            ),
+            error_message=job["attempt_error_message"],
+        )
+    own = provider_voice(
+        job["tts_provider"], job["provider_voice_id"], job["provider_target_model"], job["provider_metadata"]
+    )
+    return speaker(own, attempt)
+
+
+def as_wav(audio: bytes) -> tuple[bytes, float]:
+    """The render as a WAV and its length in seconds; a provider's MP3 or Ogg is decoded and re-encoded."""
+    if sniff_audio(audio[:SNIFF_BYTES]) == "audio/wav":
+        with wave.open(io.BytesIO(audio)) as reader:
+            return audio, reader.getnframes() / reader.getframerate()
+    decoded = decode_audio(audio, max_duration_s=MAX_RENDER_S)
+    mono = downmix(decoded.samples).astype("float64")
+    return float_to_wav(mono, decoded.sample_rate), decoded.duration_s
+
+
+async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
+    """Take the job as far as it can go now; safe to call again at any point."""
+    started = await _start(ctx, job_id)
+    if isinstance(started, Outcome):
+        return started
+    job, voice = started
+    try:
+        spoken = await ctx.providers.get(voice.provider).synthesize(voice, job["input_text"])
+    except (TransientProviderError, UnknownOutcomeError) as exc:
+        if job["retry_count"] < MAX_PROVIDER_RETRIES:
+            return await _retry(ctx, job_id, job["retry_count"], exc.safe_message)
+        return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
+    except PermanentProviderError as exc:
+        return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
+    wav, duration_s = await asyncio.to_thread(as_wav, spoken.audio)
+    path = render_path(job["owner_id"], job_id)
+    await ctx.storage.upload(BUCKET, path, wav, "audio/wav", upsert=True)
+    async with service_transaction(ctx.pool) as conn:
+        finished = await fetch_optional(
+            conn,
+            _Q["finish_job"],
+            {"id": job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000)},
+        )
+    return Outcome(status="succeeded" if finished is not None else "stale")
+
+
+async def _start(ctx: Lifecycle, job_id: uuid.UUID) -> tuple[dict[str, Any], ProviderVoice] | Outcome:
+    """Mark the job `processing` and say which voice speaks, or why there is nothing to do now."""
+    async with service_transaction(ctx.pool) as conn:
+        job = await fetch_optional(conn, _Q["load_job"], {"id": job_id})
+        if job is None or job["status"] in {"succeeded", "failed"}:
+            return Outcome(status="missing" if job is None else job["status"])
+        voice = _speaker_of(job)
+        if isinstance(voice, Mute):
+            failed = await fetch_optional(
+                conn, _Q["fail_job"], {"id": job_id, "code": voice.code, "message": voice.message[:500]}
+            )
+            return Outcome(status="failed" if failed is not None else "stale")
+        if isinstance(voice, Waits):
+            return Outcome(status="queued", retry_at=job["db_now"] + timedelta(seconds=WAIT_RECHECK_SECONDS))
+        if await fetch_optional(conn, _Q["start_job"], {"id": job_id}) is None:
+            return Outcome(status="stale")
+    return job, voice
+
+
+async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_message: str) -> Outcome:
+    async with service_transaction(ctx.pool) as conn:
+        retried = await fetch_optional(
+            conn, _Q["retry_job"], {"id": job_id, "code": "provider_unavailable", "message": safe_message}
+        )
+    if retried is None:
+        return Outcome(status="stale")
+    log.info("synthesis job %s: provider failure, retrying once", job_id)
+    delay = timedelta(seconds=ctx.retry_delay(retry_count + 1))
+    return Outcome(status="queued", retry_at=retried["db_now"] + delay)
+
+
+async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str) -> Outcome:
+    async with service_transaction(ctx.pool) as conn:
+        failed = await fetch_optional(conn, _Q["fail_job"], {"id": job_id, "code": code, "message": message[:500]})
+    return Outcome(status="failed" if failed is not None else "stale")
+
+
+async def fail_dead_lettered_job(conn: Connection, job_id: uuid.UUID, reason: str) -> None:
+    """Fail a job whose message was dead-lettered, unless it already ended (same transaction)."""
+    await conn.execute(_Q["fail_job"], {"id": job_id, "code": "dead_lettered", "message": reason[:500]})

@@ -1,0 +1,171 @@
+"""The upload-then-finalize clone flow (`/api/clone/...`): a signed upload URL for a consented draft
+voice, then a checked sample and a queued attempt, all or nothing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Response
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+
+from backend.api.fields import LanguageTag, Name, Transcript
+from backend.attempts import service as attempts
+from backend.audio.sniff import SNIFF_BYTES, sniff_audio
+from backend.auth.verify import UserClaims
+from backend.db.pool import Pool, Recorder, become_service, user_transaction
+from backend.errors import ConsentRequired, SampleNotUploaded, UnsupportedAudio
+from backend.providers.config import ProviderName
+from backend.reflections import service as reflections
+from backend.samples import service as samples
+from backend.samples.service import Origin
+from backend.settings import Settings
+from backend.storage.client import ObjectStorage
+from backend.voices import service as voices
+
+
+class UploadTicket(msgspec.Struct):
+    """Where and how to upload the sample of a new draft voice."""
+
+    voice_id: uuid.UUID
+    bucket: str
+    path: str
+    upload_url: str
+    token: str
+
+
+class FinalizedClone(msgspec.Struct):
+    """The queued clone attempt of a finalized voice."""
+
+    voice_id: uuid.UUID
+    attempt_id: uuid.UUID
+    sample_id: uuid.UUID
+    provider: str
+    status: str
+    sniffed_type: str
+
+
+class UploadUrlBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of `POST /api/clone/upload-url`."""
+
+    name: Name
+    consent: bool = False
+    language: LanguageTag | None = None
+    subject_name: Name | None = None
+
+
+class FinalizeBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of `POST /api/clone/finalize`."""
+
+    voice_id: uuid.UUID
+    name: Name | None = None
+    language: LanguageTag | None = None
+    transcript: Transcript | None = None
+    provider: ProviderName | None = None
+    reflection_id: uuid.UUID | None = None
+
+
+async def create_upload(
+    pool: Pool, storage: ObjectStorage, claims: UserClaims, request: UploadUrlBody, *, origin: Origin, public_url: str
+) -> UploadTicket:
+    """Record consent and a draft voice, and hand out a signed URL for its sample (at Storage's
+    `public_url`). The URL is signed first: if Storage is unreachable nothing has been written yet.
+    """
+    name = request.name.strip()
+    if not request.consent:
+        raise ConsentRequired
+    owner_id, voice_id = uuid.UUID(claims.sub), uuid.uuid4()
+    path = samples.voice_sample_path(owner_id, voice_id)
+    signed = await storage.create_signed_upload_url(samples.BUCKET, path)
+    async with user_transaction(pool, claims.raw) as conn:
+        consent_id = await samples.record_consent(conn, request.subject_name or name, origin)
+        await voices.create_own(conn, voice_id=voice_id, name=name, language=request.language, consent_id=consent_id)
+    return UploadTicket(
+        voice_id=voice_id,
+        bucket=samples.BUCKET,
+        path=path,
+        upload_url=f"{public_url}/object/upload/sign/{samples.BUCKET}/{path}?token={signed.token}",
+        token=signed.token,
+    )
+
+
+async def finalize(
+    pool: Pool,
+    storage: ObjectStorage,
+    claims: UserClaims,
+    request: FinalizeBody,
+    *,
+    settings: Settings,
+    record: Recorder | None = None,
+) -> FinalizedClone:
+    """Check the uploaded sample (present, within limits, really audio), then in one transaction
+    record it and queue the clone attempt. Nothing is written when any check fails.
+
+    `record` (an Idempotency-Key's) gets the result in that transaction, just before it commits.
+    """
+    provider = settings.provider_settings.usable(request.provider)
+    owner_id = uuid.UUID(claims.sub)
+    path = samples.voice_sample_path(owner_id, request.voice_id)
+
+    async with user_transaction(pool, claims.raw) as conn:
+        await voices.lock_draft(conn, request.voice_id)
+        if request.reflection_id is not None:
+            await reflections.require_visible(conn, request.reflection_id)
+
+    info = await storage.info(samples.BUCKET, path)
+    if info is None:
+        raise SampleNotUploaded
+    samples.check_size(info.size, provider)
+    sniffed = sniff_audio((await storage.download(samples.BUCKET, path))[:SNIFF_BYTES])
+    if sniffed is None:
+        raise UnsupportedAudio
+
+    async with user_transaction(pool, claims.raw) as conn:
+        voice = await voices.lock_draft(conn, request.voice_id)
+        await become_service(conn)
+        new = samples.NewSample(
+            sample_id=uuid.uuid4(),
+            owner_id=owner_id,
+            voice_id=request.voice_id,
+            path=path,
+            declared_type=info.content_type,
+            sniffed_type=sniffed,
+            size_bytes=info.size,
+            provider=provider,
+            transcript=request.transcript,
+            language=request.language,
+        )
+        # The clone attempt checks and prepares the audio itself.
+        sample = await samples.insert_sample(
+            conn, new, voice["consent_id"], status="ready", retention_days=settings.sample_retention_days
+        )
+        await voices.rename(conn, request.voice_id, request.name.strip() if request.name else None, request.language)
+        attempt = await attempts.create_from_sample(
+            conn,
+            owner_id=owner_id,
+            voice_id=request.voice_id,
+            sample_id=sample["id"],
+            provider=provider,
+            reflection_id=request.reflection_id,
+            preview=True,
+        )
+        finalized = FinalizedClone(request.voice_id, attempt.id, sample["id"], provider, attempt.status, sniffed)
+        if record is not None:
+            await record(conn, finalized)
+    return finalized
+
+
+async def wait_if_preferred(
+    pool: Pool, claims: UserClaims, accepted: Response[Any], voice_id: uuid.UUID, prefer: str | None
+) -> Response[Any]:
+    """With `Prefer: wait=N` (N ≤ 60), wait up to N s for a queued finalize's voice and answer 200 with
+    it once ready or failed; otherwise (no preference, a replayed or refused answer, or time up) the
+    answer as it was."""
+    wait = voices.preferred_wait(prefer)
+    if wait is None or accepted.status_code != HTTP_202_ACCEPTED:
+        return accepted
+    finished = await voices.wait_for_voice(pool, claims.raw, voice_id, wait)
+    if finished is None:
+        return accepted
+    return Response(finished, status_code=HTTP_200_OK, headers={"Preference-Applied": f"wait={wait}"})

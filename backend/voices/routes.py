@@ -1,0 +1,86 @@
+"""`/api/voices` (the caller's voices) and `/api/clone/...` (a signed upload URL for a consented draft
+voice, then finalize: 202)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Body, FromPath, HeaderParameter
+
+from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.idempotency import idempotent
+from backend.samples.service import Origin
+from backend.voices import clone_flow, service
+
+
+class VoicesController(Controller):
+    """List, read and soft-delete voices."""
+
+    path = "/api/voices"
+    tags = ("voices",)
+
+    @get("/", summary="List the caller's voices")
+    async def list_all(self, claims: Caller, pool: DbPool) -> service.VoiceList:
+        """The caller's voices with their provider metadata."""
+        return await service.list_voices(pool, claims)
+
+    @get("/{voice_id:uuid}", summary="Get a voice")
+    async def get_one(self, claims: Caller, pool: DbPool, voice_id: FromPath[uuid.UUID]) -> service.Voice:
+        """One of the caller's voices (404 for anyone else's)."""
+        return await service.get_voice(pool, claims, voice_id)
+
+    @delete("/{voice_id:uuid}", status_code=204, summary="Delete a voice (soft)")
+    async def remove(self, claims: Caller, pool: DbPool, voice_id: FromPath[uuid.UUID]) -> None:
+        """Soft-delete one of the caller's voices; the provider's copy is left for operators."""
+        await service.soft_delete_voice(pool, claims, voice_id)
+
+
+class CloneController(Controller):
+    """Upload-then-finalize cloning."""
+
+    path = "/api/clone"
+    tags = ("clone",)
+
+    @post("/upload-url", status_code=201, summary="Signed upload URL for a new voice's sample")
+    async def upload_url(
+        self,
+        request: Request[Any, Any, Any],
+        claims: Caller,
+        pool: DbPool,
+        storage: Storage,
+        settings: Config,
+        data: Annotated[clone_flow.UploadUrlBody, Body()],
+    ) -> clone_flow.UploadTicket:
+        """Record consent and a draft voice; PUT the sample to `upload_url`, then finalize."""
+        origin = Origin(request.headers.get("user-agent"), request.client.host if request.client else None)
+        return await clone_flow.create_upload(
+            pool, storage, claims, data, origin=origin, public_url=settings.storage_public_url
+        )
+
+    @post("/finalize", status_code=202, summary="Check the uploaded sample and queue the clone")
+    async def finalize(
+        self,
+        request: Request[Any, Any, Any],
+        claims: Caller,
+        pool: DbPool,
+        storage: Storage,
+        settings: Config,
+        data: Annotated[clone_flow.FinalizeBody, Body()],
+        prefer: Annotated[str | None, HeaderParameter(name="prefer")] = None,
+    ) -> Response[Any]:
+        """Verify the uploaded object (present, within limits, really audio) and queue the attempt.
+
+        With an `Idempotency-Key`, a repeat of the same body replays the first 202. With
+        `Prefer: wait=N` (N ≤ 60) it waits up to N s and answers 200 with the finished (ready or failed)
+        voice, else the usual 202.
+        """
+        accepted = await idempotent(
+            request,
+            claims,
+            lambda record: clone_flow.finalize(pool, storage, claims, data, settings=settings, record=record),
+            body=msgspec.json.encode(data),
+        )
+        return await clone_flow.wait_if_preferred(pool, claims, accepted, data.voice_id, prefer)

@@ -1,0 +1,183 @@
+"""A user's voices: list, get, soft delete (provider-side deletion is an operator action), and the voice
+rows the other areas make and read (a draft for an upload, one cloned from a sample, one attached from
+a provider).
+
+A voice row's provider fields are written by the attempt lifecycle in SQL (the active attempt
+publishes its provider voice to its voice row); nothing here sets them but a custom voice's provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from backend.auth.verify import UserClaims
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.pool import Connection, Pool, service_transaction, user_transaction
+from backend.db.queries import load_queries
+from backend.errors import Conflict, NotFound
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+LIST_LIMIT = 200
+
+
+class Voice(msgspec.Struct):
+    """A voice as the `/api/voices` routes return it (snake_case, as the source documents name it)."""
+
+    id: uuid.UUID
+    name: str
+    language: str | None
+    status: str
+    tts_provider: str | None
+    provider_voice_id: str | None
+    provider_target_model: str | None
+    provider_voice_kind: str | None
+    provider_region: str | None
+    provider_request_id: str | None
+    provider_metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class VoiceList(msgspec.Struct):
+    """The caller's voices, newest first."""
+
+    voices: list[Voice]
+
+
+async def list_voices(pool: Pool, claims: UserClaims) -> VoiceList:
+    """The caller's voices that are not deleted."""
+    async with user_transaction(pool, claims.raw) as conn:
+        rows = await fetch_all(conn, _Q["list_voices"], {"limit": LIST_LIMIT})
+    return VoiceList([msgspec.convert(row, Voice) for row in rows])
+
+
+async def get_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> Voice:
+    """One of the caller's voices; another user's is as missing as a non-existent one."""
+    async with user_transaction(pool, claims.raw) as conn:
+        return await _visible_voice(conn, voice_id)
+
+
+async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
+    row = await fetch_optional(conn, _Q["get_voice"], {"id": voice_id})
+    if row is None:
+        raise NotFound("Voice not found.")
+    return msgspec.convert(row, Voice)
+
+
+async def soft_delete_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> None:
+    """Hide the voice from its owner. Runs as the service (RLS hides deleted rows, so an owner's own
+    UPDATE could not set `deleted_at`); the owner check is in the statement itself."""
+    async with service_transaction(pool) as conn:
+        row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": uuid.UUID(claims.sub)})
+    if row is None:
+        raise NotFound("Voice not found.")
+
+
+#: Longest `Prefer: wait=N` honoured: a client may ask for more, it gets this.
+MAX_WAIT_SECONDS = 60
+_FINISHED = frozenset({"ready", "failed"})
+
+
+def preferred_wait(prefer: str | None) -> int | None:
+    """Seconds from an RFC 7240 `Prefer: wait=N` header (capped), None without a valid one."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(int(value.strip()), MAX_WAIT_SECONDS)
+    return None
+
+
+async def wait_for_voice(pool: Pool, claims: Mapping[str, Any], voice_id: uuid.UUID, seconds: int) -> Voice | None:
+    """The voice once it is ready or failed, read under the caller's RLS; None if `seconds` pass first.
+
+    Polls every 200 ms: one indexed read per poll, for at most one waiting request per finalize.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        async with user_transaction(pool, claims) as conn:
+            voice = await _visible_voice(conn, voice_id)
+        if voice.status in _FINISHED:
+            return voice
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+async def create_own(
+    conn: Connection, *, voice_id: uuid.UUID, name: str, language: str | None, consent_id: uuid.UUID
+) -> None:
+    """A draft voice of the caller, written as the user (RLS checks the consent is theirs)."""
+    await fetch_one(
+        conn, _Q["insert_own_voice"], {"id": voice_id, "name": name, "language": language, "consent_id": consent_id}
+    )
+
+
+async def create_for(
+    conn: Connection,
+    *,
+    voice_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    name: str,
+    language: str | None,
+    consent_id: uuid.UUID | None = None,
+    provider: str | None = None,
+) -> None:
+    """A voice of `owner_id`, written as the service: cloned from their sample (`consent_id`), or a
+    voice they already have at `provider`."""
+    await fetch_one(
+        conn,
+        _Q["insert_voice"],
+        {
+            "id": voice_id,
+            "owner_id": owner_id,
+            "name": name,
+            "language": language,
+            "consent_id": consent_id,
+            "provider": provider,
+        },
+    )
+
+
+async def voice_row(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any]:
+    """The whole voice row, as the service sees it (the lifecycle reads what it publishes)."""
+    return await fetch_one(conn, _Q["voice_row"], {"voice_id": voice_id})
+
+
+async def visible(conn: Connection, voice_id: uuid.UUID) -> bool:
+    """Whether the voice is the caller's and not deleted (on a user transaction)."""
+    return await fetch_optional(conn, _Q["visible_voice"], {"id": voice_id}) is not None
+
+
+async def lock_live(conn: Connection, voice_id: uuid.UUID, owner_id: uuid.UUID) -> dict[str, Any] | None:
+    """The owner's voice, not deleted, row-locked as the service (its provider voice and provider)."""
+    return await fetch_optional(conn, _Q["lock_voice"], {"id": voice_id, "owner_id": owner_id})
+
+
+async def lock_draft(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any]:
+    """The caller's draft voice, row-locked; NotFound for another's, Conflict once it left `draft`."""
+    voice = await fetch_optional(conn, _Q["voice_for_finalize"], {"id": voice_id})
+    if voice is None:
+        raise NotFound("Voice not found.")
+    if voice["status"] != "draft":
+        raise Conflict(f"The voice is already {voice['status']}; start a new voice to clone again.")
+    return voice
+
+
+async def rename(conn: Connection, voice_id: uuid.UUID, name: str | None, language: str | None) -> None:
+    """Set the name and language given (None keeps the current one)."""
+    await conn.execute(_Q["name_voice"], {"id": voice_id, "name": name, "language": language})
+
+
+async def holder_of(conn: Connection, provider: str, provider_voice_id: str) -> dict[str, Any] | None:
+    """The live voice row (id, owner) that holds this provider voice, as the service sees it."""
+    return await fetch_optional(
+        conn, _Q["provider_voice_owner"], {"provider": provider, "provider_voice_id": provider_voice_id}
+    )
