@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help=f"embedded data directory (env {env_var('data_dir')}, default .voicegate)",
     )
+    migrate.add_argument(
+        "--include-all",
+        action="store_true",
+        help="also apply migrations older than the latest applied one (as `supabase db push --include-all`)",
+    )
     migrate.set_defaults(run=_migrate)
 
     token = commands.add_parser("token", help="embedded mode: print a dev access token for a user")
@@ -180,13 +185,13 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(serve_worker(settings, _dsn(settings)))
 
 
-def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415
     from backend.embedded_pg import EmbeddedPostgres  # noqa: PLC0415
 
     if settings.embedded:
         EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
-    report = migrate(_dsn(settings))
+    report = migrate(_dsn(settings), include_all=bool(args.include_all))
     print(f"applied: {', '.join(report.applied) or 'nothing (up to date)'}; buckets: {', '.join(report.buckets)}")
     return 0
 
