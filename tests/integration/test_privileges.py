@@ -107,6 +107,7 @@ FUNCTIONS: Allowed = {
     "storage.foldername(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.filename(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.extension(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
+    "storage.protect_delete()": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
 }
 
 SCHEMA_PRIVILEGES: Allowed = {
@@ -268,3 +269,18 @@ def test_api_roles_cannot_truncate_any_public_table(swept_db: psycopg.Connection
                 continue
             truncated.append(table)
     assert truncated == []
+
+
+def test_a_table_the_migrating_role_creates_later_gets_only_what_rls_governs(
+    swept_db: psycopg.Connection[Any],
+) -> None:
+    with swept_db.transaction(force_rollback=True):
+        swept_db.execute("select set_config('role', 'voicegate_migrator', true)")
+        swept_db.execute("create table public.later (id bigint generated always as identity, note text)")
+        swept_db.execute("create sequence public.later_counter")
+        swept_db.execute("select set_config('role', 'none', true)")
+        tables, _ = table_privileges(swept_db)
+        sequences, _ = sequence_privileges(swept_db)
+    for role in ROLES:
+        assert tables[("public.later", role)] == {"select", "insert", "update", "delete"}, role
+        assert sequences[("public.later_counter", role)] == {"usage", "select"}, role
