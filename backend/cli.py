@@ -10,10 +10,14 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import msgspec
 
 from backend.settings import Settings, SettingsError, env_var, settings_from_env, with_auth
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("voicegate")
 
@@ -79,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         help=f"embedded data directory (env {env_var('data_dir')}, default .voicegate)",
+    )
+    migrate.add_argument(
+        "--include-all",
+        action="store_true",
+        help="also apply migrations older than the latest applied one (as `supabase db push --include-all`)",
     )
     migrate.set_defaults(run=_migrate)
 
@@ -180,13 +189,13 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(serve_worker(settings, _dsn(settings)))
 
 
-def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415
     from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
 
     if settings.embedded:
         EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
-    report = migrate(_dsn(settings))
+    report = migrate(_dsn(settings), include_all=bool(args.include_all))
     print(f"applied: {', '.join(report.applied) or 'nothing (up to date)'}; buckets: {', '.join(report.buckets)}")
     return 0
 
@@ -204,18 +213,35 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
     with psycopg.connect(_dsn(settings), autocommit=True) as conn:
-        row = conn.execute(
-            "insert into auth.users (id, email) values (gen_random_uuid(), %(email)s)"
-            " on conflict (email) do update set updated_at = now() returning id, email"
-            if "@" in user
-            else "select id, email from auth.users where id = %(id)s::uuid",
-            {"email": user.lower(), "id": user if "@" not in user else None},
-        ).fetchone()
+        if "@" in user:
+            row: tuple[Any, ...] | None = find_or_create_dev_user(conn, user)
+        else:
+            row = conn.execute(_cli_queries()["dev_user_by_id"], {"id": user}).fetchone()
     if row is None:
         print(f"no user {user} in auth.users; pass an email to create one", file=sys.stderr)
         return 1
     print(mint_user_token(settings.auth.jwt_secret, row[0], email=row[1], ttl_seconds=ttl))
     return 0
+
+
+def find_or_create_dev_user(conn: psycopg.Connection[Any], email: str) -> tuple[Any, ...]:
+    """The (id, email) of the user with `email` (lower-cased), created if there is none; safe when
+    several run at once."""
+    queries = _cli_queries()
+    params = {"email": email.lower()}
+    with conn.transaction():
+        conn.execute(queries["lock_dev_user"], params)
+        row = conn.execute(queries["find_dev_user"], params).fetchone()
+        if row is None:
+            row = conn.execute(queries["create_dev_user"], params).fetchone()
+    assert row is not None  # noqa: S101 - insert ... returning always yields the row
+    return tuple(row)
+
+
+def _cli_queries() -> dict[str, LiteralString]:
+    from backend.db.queries import load_queries  # noqa: PLC0415 - keep `--help` fast
+
+    return load_queries(Path(__file__).with_suffix(".sql"))
 
 
 def _ops(_settings: Settings, args: argparse.Namespace) -> int:

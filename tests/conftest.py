@@ -26,6 +26,7 @@ from backend.db.migrate import migrate
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
 
 TEMPLATE_DB = "voicegate_template"
+PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,27 @@ def template_db(pg_server: PgServer) -> Iterator[str]:
     pg_server.drop_database(TEMPLATE_DB)
 
 
+@pytest.fixture(scope="session")
+def pg15_server() -> Iterator[PgServer]:
+    """Debian's PostgreSQL 15; `make test` installs it where missing (.ci/ensure-postgres-15)."""
+    assert (PG15_BIN / "postgres").exists(), "PostgreSQL 15 is missing: run `bash .ci/ensure-postgres-15`"
+    with server_dir("pg15") as root:
+        server = start_test_server(root, bin_dir=PG15_BIN)
+        try:
+            yield PgServer(server.dsn)
+        finally:
+            server.remove()
+
+
+@pytest.fixture(scope="session")
+def pg15_template_db(pg15_server: PgServer) -> Iterator[str]:
+    """Name of the migrated template database on the PostgreSQL 15 server."""
+    pg15_server.drop_database(TEMPLATE_DB)
+    migrate(pg15_server.create_database(TEMPLATE_DB))
+    yield TEMPLATE_DB
+    pg15_server.drop_database(TEMPLATE_DB)
+
+
 @contextmanager
 def cloned_database(pg_server: PgServer, template: str) -> Iterator[str]:
     """A fresh copy of the migrated template, dropped afterwards."""
@@ -115,6 +137,18 @@ def cloned_database(pg_server: PgServer, template: str) -> Iterator[str]:
 def db_dsn(pg_server: PgServer, template_db: str) -> Iterator[str]:
     """A fresh migrated database for this test only."""
     with cloned_database(pg_server, template_db) as dsn:
+        yield dsn
+
+
+@pytest.fixture(params=["pg18", pytest.param("pg15", marks=pytest.mark.pg15)])
+def any_db_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh migrated database, once on the default PostgreSQL 18 and once on PostgreSQL 15."""
+    if request.param == "pg15":
+        server: PgServer = request.getfixturevalue("pg15_server")
+        template: str = request.getfixturevalue("pg15_template_db")
+    else:
+        server, template = request.getfixturevalue("pg_server"), request.getfixturevalue("template_db")
+    with cloned_database(server, template) as dsn:
         yield dsn
 
 

@@ -1,7 +1,15 @@
 """Apply the Supabase stand-ins, pgmq and `supabase/migrations` to a database, once each.
 
-Versions are recorded in `supabase_migrations.schema_migrations` exactly where the Supabase CLI keeps
-them, so a database migrated here and one migrated by `supabase db push` agree on what is applied.
+Migrations run as `supabase db push` runs them (supabase/cli pkg/migration): every file is cut into
+statements (backend/db/statements.py), each statement runs on its own through the extended protocol
+inside one transaction per file with `lock_timeout = '4s'`, and the version, name and statements
+are recorded in `supabase_migrations.schema_migrations`, so a database migrated here and one migrated
+by the CLI agree on what is applied. A file older than the latest applied version is refused unless
+`include_all` (the CLI's `--include-all`).
+
+Where the stand-ins are in place the migrations run as `voicegate_migrator`, which plays Supabase's
+non-superuser `postgres`; the policy commands supautils lets `postgres` run on tables it does not own
+(`supautils.policy_grants`) run as the session's superuser instead, as supautils runs them.
 """
 
 from __future__ import annotations
@@ -9,25 +17,54 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+from psycopg.rows import dict_row
 
 from backend.db.bucket_config import BucketConfig, buckets_from_config
+from backend.db.queries import load_queries
+from backend.db.statements import split_statements
 
 log = logging.getLogger(__name__)
+
+Q = load_queries(Path(__file__).with_suffix(".sql"))
+Conn = psycopg.Connection[dict[str, object]]
 
 SUPABASE_DIR = Path(__file__).resolve().parents[2] / "supabase"
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every `voicegate migrate` process.
 MIGRATION_LOCK_KEY = 0x766F6963_65676174
+# supabase/postgres ansible/files/postgresql_config/supautils.conf.j2, `supautils.policy_grants`
+# for `postgres`: the tables whose policies it may manage without owning them.
+POLICY_GRANTS = frozenset(
+    {
+        "auth.audit_log_entries",
+        "auth.identities",
+        "auth.refresh_tokens",
+        "auth.sessions",
+        "auth.users",
+        "realtime.messages",
+        "storage.buckets",
+        "storage.migrations",
+        "storage.objects",
+        "storage.s3_multipart_uploads",
+        "storage.s3_multipart_uploads_parts",
+    }
+)
+_POLICY_COMMAND = re.compile(
+    r"(?:create|alter|drop)\s+policy\s+(?:if\s+exists\s+)?(?:\"(?:[^\"]|\"\")+\"|\w+)\s+on\s+(?:only\s+)?"
+    r"(?P<table>(?:\"(?:[^\"]|\"\")+\"|\w+)\s*\.\s*(?:\"(?:[^\"]|\"\")+\"|\w+)|\"(?:[^\"]|\"\")+\"|\w+)",
+    re.IGNORECASE,
+)
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
 
 
 class MigrationError(RuntimeError):
-    """A migration file is misnamed or failed to apply."""
+    """A migration file is misnamed, out of order, or failed to apply."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +75,13 @@ class Migration:
     name: str
     path: Path
 
-    def statements(self) -> str:
+    def text(self) -> str:
         """The file's SQL text."""
         return self.path.read_text(encoding="utf-8")
+
+    def statements(self) -> list[str]:
+        """The file's statements, as the Supabase CLI runs and records them."""
+        return split_statements(self.text())
 
 
 @dataclass(frozen=True)
@@ -68,26 +109,59 @@ def discover_migrations(directory: Path | None = None) -> list[Migration]:
     return migrations
 
 
-def migrate(dsn: str, supabase_dir: Path | None = None) -> MigrationReport:
+def pending_migrations(
+    migrations: Sequence[Migration], applied: Sequence[str], *, include_all: bool = False
+) -> list[Migration]:
+    """The migrations still to apply, in version order.
+
+    Like the CLI, a file older than the latest applied version (a branch merged after a newer one
+    was pushed) is refused unless `include_all`: applied late, it could run against a schema it was
+    not written for.
+    """
+    done = set(applied)
+    todo = [m for m in migrations if m.version not in done]
+    latest = max(applied, default="")
+    late = [m for m in todo if m.version < latest]
+    if late and not include_all:
+        names = ", ".join(m.path.name for m in late)
+        raise MigrationError(
+            f"{names} would be inserted before the last applied migration {latest};"
+            " rerun with --include-all to apply them anyway"
+        )
+    return todo
+
+
+def migrate(dsn: str, supabase_dir: Path | None = None, *, include_all: bool = False) -> MigrationReport:
     """Bring the database at `dsn` up to date. Safe to run concurrently and repeatedly."""
     supabase_dir = supabase_dir or SUPABASE_DIR
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute(Q["lock"], {"key": MIGRATION_LOCK_KEY})
         try:
             stand_ins = _apply_stand_ins(conn, supabase_dir / "local")
-            pgmq_installed = _ensure_pgmq(conn)
-            applied = _apply_migrations(conn, discover_migrations(supabase_dir / "migrations"))
+            role = _migrating_role(conn)
+            pgmq_installed = _ensure_pgmq(conn, supabase_dir / "local", role)
+            migrations = discover_migrations(supabase_dir / "migrations")
+            applied = _apply_migrations(conn, migrations, role, include_all=include_all)
             buckets = buckets_from_config(tomllib.loads((supabase_dir / "config.toml").read_text()))
             _upsert_buckets(conn, buckets)
         finally:
-            conn.execute("select pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute(Q["unlock"], {"key": MIGRATION_LOCK_KEY})
     return MigrationReport(stand_ins, pgmq_installed, applied, [b.id for b in buckets])
 
 
-def _apply_stand_ins(conn: psycopg.Connection, local_dir: Path) -> bool:
+def policy_grant_target(statement: str) -> str | None:
+    """The table a CREATE/ALTER/DROP POLICY statement is on, when supautils would run it for `postgres`."""
+    comments = _LEADING_COMMENTS.match(statement)
+    match = _POLICY_COMMAND.match(statement, comments.end() if comments else 0)
+    if match is None:
+        return None
+    table = re.sub(r"\s+", "", match["table"]).replace('"', "").lower()
+    return table if table in POLICY_GRANTS else None
+
+
+def _apply_stand_ins(conn: Conn, local_dir: Path) -> bool:
     """Create what Supabase itself provides, unless this database is a Supabase one."""
-    row = conn.execute("select to_regclass('auth.users') is not null").fetchone()
-    if row is not None and row[0] and _has_supabase_roles(conn):
+    if _flag(conn, "has_auth_users", "present") and _flag(conn, "has_supabase_roles", "present"):
         return False
     for path in sorted(local_dir.glob("*.sql")):
         with conn.transaction():
@@ -95,45 +169,47 @@ def _apply_stand_ins(conn: psycopg.Connection, local_dir: Path) -> bool:
     return True
 
 
-def _has_supabase_roles(conn: psycopg.Connection) -> bool:
-    row = conn.execute(
-        "select count(*) = 4 from pg_roles where rolname in ('anon', 'authenticated', 'service_role', 'authenticator')"
-    ).fetchone()
-    return bool(row and row[0])
+def _migrating_role(conn: Conn) -> str | None:
+    row = conn.execute(Q["migrating_role"]).fetchone()
+    return None if row is None else str(row["rolname"])
 
 
-def _ensure_pgmq(conn: psycopg.Connection) -> str | None:
-    """Install pgmq when missing: the extension where the server has it, else the pgmq package's SQL."""
-    row = conn.execute("select to_regnamespace('pgmq') is not null").fetchone()
-    if row is not None and row[0]:
-        return None
-    available = conn.execute("select 1 from pg_available_extensions where name = 'pgmq'").fetchone()
+def _ensure_pgmq(conn: Conn, local_dir: Path, role: str | None) -> str | None:
+    """Install pgmq when missing: the extension where the server has it, else the pgmq package's SQL.
+
+    Under the stand-ins its objects then pass to the migrating role, as Supabase's after-create script
+    gives them to `postgres`.
+    """
+    installed = None
+    if not _flag(conn, "has_pgmq", "present"):
+        with conn.transaction():
+            if _flag(conn, "pgmq_available", "available"):
+                conn.execute(Q["create_extension_pgmq"])
+                installed = "extension"
+            else:
+                conn.execute(files("pgmq").joinpath("sql", "pgmq.sql").read_text(encoding="utf-8"))
+                installed = "sql"
+    if role is not None:
+        with conn.transaction():
+            conn.execute((local_dir / "pgmq" / "after-create.sql").read_text(encoding="utf-8"))  # trusted repo file
+    return installed
+
+
+def _apply_migrations(conn: Conn, migrations: list[Migration], role: str | None, *, include_all: bool) -> list[str]:
     with conn.transaction():
-        if available:
-            conn.execute("create extension pgmq")
-            return "extension"
-        conn.execute(files("pgmq").joinpath("sql", "pgmq.sql").read_text(encoding="utf-8"))
-    return "sql"
-
-
-def _apply_migrations(conn: psycopg.Connection, migrations: list[Migration]) -> list[str]:
-    conn.execute(
-        "create schema if not exists supabase_migrations;"
-        " create table if not exists supabase_migrations.schema_migrations"
-        " (version text primary key, statements text[], name text)"
-    )
-    done = {r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")}
+        for name in ("create_history_schema", "create_history_table", "add_history_statements", "add_history_name"):
+            conn.execute(Q[name])
+    applied_versions = [str(r["version"]) for r in conn.execute(Q["applied_versions"])]
     applied = []
-    for migration in migrations:
-        if migration.version in done:
-            continue
-        text = migration.statements()
+    for migration in pending_migrations(migrations, applied_versions, include_all=include_all):
+        statements = migration.statements()
         try:
             with conn.transaction():
-                conn.execute(text)  # trusted repo file
+                conn.execute(Q["set_lock_timeout"])
+                _run_statements(conn, statements, role)
                 conn.execute(
-                    "insert into supabase_migrations.schema_migrations (version, statements, name) values (%s, %s, %s)",
-                    (migration.version, [text], migration.name),
+                    Q["insert_version"],
+                    {"version": migration.version, "name": migration.name, "statements": statements},
                 )
         except psycopg.Error as exc:
             raise MigrationError(f"{migration.path.name} failed: {exc}") from exc
@@ -142,16 +218,35 @@ def _apply_migrations(conn: psycopg.Connection, migrations: list[Migration]) -> 
     return applied
 
 
-def _upsert_buckets(conn: psycopg.Connection, buckets: list[BucketConfig]) -> None:
+def _run_statements(conn: Conn, statements: list[str], role: str | None) -> None:
+    """Run each statement alone, through the extended protocol as the CLI does, so a piece holding two
+    statements fails here as it would there."""
+    cursor = conn.cursor(binary=True)  # binary results force the extended protocol
+    for statement in statements:
+        as_superuser = role is not None and policy_grant_target(statement) is not None
+        if as_superuser:
+            conn.execute(Q["set_role"], {"role": "none"})
+        elif role is not None:
+            conn.execute(Q["set_role"], {"role": role})
+        cursor.execute(statement)  # trusted repo file
+    if role is not None:
+        conn.execute(Q["set_role"], {"role": "none"})
+
+
+def _flag(conn: Conn, query: str, column: str) -> bool:
+    row = conn.execute(Q[query]).fetchone()
+    return bool(row and row[column])
+
+
+def _upsert_buckets(conn: Conn, buckets: list[BucketConfig]) -> None:
     with conn.transaction():
         for bucket in buckets:
             conn.execute(
-                sql.SQL(
-                    "insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types)"
-                    " values (%s, %s, %s, %s, %s)"
-                    " on conflict (id) do update set public = excluded.public,"
-                    " file_size_limit = excluded.file_size_limit,"
-                    " allowed_mime_types = excluded.allowed_mime_types"
-                ),
-                (bucket.id, bucket.id, bucket.public, bucket.file_size_limit, bucket.allowed_mime_types),
+                Q["upsert_bucket"],
+                {
+                    "id": bucket.id,
+                    "public": bucket.public,
+                    "file_size_limit": bucket.file_size_limit,
+                    "allowed_mime_types": bucket.allowed_mime_types,
+                },
             )

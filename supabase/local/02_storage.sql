@@ -1,7 +1,12 @@
--- Stand-in for the `storage` schema Supabase Storage owns (reference §2). Only what Storage's
--- public contract shows: the two tables, their grants, RLS switched on, and the helper functions.
+-- Stand-in for the `storage` schema Supabase Storage owns (reference §2, §7): the two tables, their
+-- grants, RLS switched on, the helper functions and the guard against direct deletes. Owned by
+-- `supabase_storage_admin`, as on Supabase, so the migrating role cannot alter them; its policies
+-- on them go through `voicegate migrate`'s stand-in for supautils' `policy_grants`.
 create schema if not exists storage;
+alter schema storage owner to supabase_storage_admin;
 grant usage on schema storage to anon, authenticated, service_role;
+-- supabase/postgres 20250709135250_grant_storage_schema_to_postgres_with_grant_option.sql
+grant usage on schema storage to voicegate_migrator with grant option;
 
 create table if not exists storage.buckets (
   id text primary key,
@@ -35,8 +40,13 @@ create unique index if not exists bucketid_objname on storage.objects using btre
 
 alter table storage.buckets enable row level security;
 alter table storage.objects enable row level security;
+alter table storage.buckets owner to supabase_storage_admin;
+alter table storage.objects owner to supabase_storage_admin;
 
+-- storage migrations/tenant/0046-buckets-objects-grants.sql and supabase/postgres
+-- 20250623125453_tmp_grant_storage_tables_to_postgres_with_grant_option.sql
 grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
+grant all on storage.buckets, storage.objects to voicegate_migrator with grant option;
 
 create or replace function storage.foldername(name text) returns text[]
 language plpgsql immutable
@@ -73,5 +83,33 @@ begin
 end
 $$;
 
+-- storage migrations/tenant/0055-prevent-direct-deletes.sql: rows go only through the Storage API,
+-- which sets `storage.allow_delete_query` in the transaction of each request; a stray DELETE would
+-- leave the object's bytes behind.
+create or replace function storage.protect_delete() returns trigger
+language plpgsql
+as $$
+begin
+  if coalesce(current_setting('storage.allow_delete_query', true), 'false') != 'true' then
+    raise exception 'Direct deletion from storage tables is not allowed. Use the Storage API instead.'
+      using hint = 'This prevents accidental data loss from orphaned objects.', errcode = '42501';
+  end if;
+  return null;
+end
+$$;
+
+drop trigger if exists protect_buckets_delete on storage.buckets;
+create trigger protect_buckets_delete
+  before delete on storage.buckets
+  for each statement execute function storage.protect_delete();
+drop trigger if exists protect_objects_delete on storage.objects;
+create trigger protect_objects_delete
+  before delete on storage.objects
+  for each statement execute function storage.protect_delete();
+
+alter function storage.foldername(text) owner to supabase_storage_admin;
+alter function storage.filename(text) owner to supabase_storage_admin;
+alter function storage.extension(text) owner to supabase_storage_admin;
+alter function storage.protect_delete() owner to supabase_storage_admin;
 grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text)
   to anon, authenticated, service_role;

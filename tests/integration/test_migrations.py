@@ -3,16 +3,14 @@ PostgreSQL 18 and on Debian's PostgreSQL 15 (Supabase's major version)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from backend.db.migrate import discover_migrations, migrate
-from tests.conftest import PgServer, server_dir, start_test_server
+from tests.conftest import PgServer
 
-PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 QUEUES = {
     "voice_clone_process",
     "voice_preview",
@@ -29,18 +27,6 @@ TABLES = {
     "voice_clone_attempt_events",
     "synthesis_jobs",
 }
-
-
-@pytest.fixture(scope="module")
-def pg15_server() -> Iterator[PgServer]:
-    """Debian's PostgreSQL 15; `make test` installs it where missing (.ci/ensure-postgres-15)."""
-    assert (PG15_BIN / "postgres").exists(), "PostgreSQL 15 is missing: run `bash .ci/ensure-postgres-15`"
-    with server_dir("pg15") as root:
-        server = start_test_server(root, bin_dir=PG15_BIN)
-        try:
-            yield PgServer(server.dsn)
-        finally:
-            server.remove()
 
 
 def assert_fully_migrated(dsn: str) -> None:

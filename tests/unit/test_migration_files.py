@@ -44,4 +44,4 @@ def test_migrations_create_nothing_supabase_owns() -> None:
         r"create\s+(table|schema|function|or replace function)\s+(if not exists\s+)?(auth|storage)\.", re.I
     )
     for migration in discover_migrations():
-        assert not owned.search(migration.statements()), migration.path.name
+        assert not owned.search(migration.text()), migration.path.name

@@ -211,6 +211,9 @@ class StorageService:
             validate_key(bucket, path)
         await self._bucket(bucket)
         async with self._as_caller(claims) as conn:
+            # Storage sets this in every request's transaction (src/internal/database/postgres/scope.ts);
+            # its protect_delete triggers refuse a delete without it.
+            await conn.execute("select set_config('storage.allow_delete_query', 'true', true)")
             cur = await conn.execute(
                 f"delete from storage.objects where bucket_id = %s and name = any(%s) returning {_OBJECT_COLUMNS}",
                 (bucket, paths),

@@ -1,0 +1,286 @@
+"""Privileges, not only policies: what each API role may do to every table, sequence, function and
+schema in `public`, `voicegate` and `storage`, swept with `has_*_privilege` and held against an
+explicit allow-list. Anything the allow-list does not name is denied, and every object must be named,
+so a new table that keeps Supabase's default grants (ALL, TRUNCATE included, to `anon` and
+`authenticated`) fails here.
+
+Written as `object -> role -> privileges`; `insert(id, name)` is a grant on those columns only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+ROLES = ("anon", "authenticated", "service_role")
+SCHEMAS = ("public", "voicegate", "storage")
+TABLE_PRIVILEGES = ("select", "insert", "update", "delete", "truncate", "references", "trigger")
+COLUMN_PRIVILEGES = ("select", "insert", "update", "references")
+SEQUENCE_PRIVILEGES = ("usage", "select", "update")
+
+READ_WRITE = {"select", "insert", "update", "delete"}
+# `grant all` as Supabase Storage grants it on its tables (storage migrations/tenant/0046): RLS and
+# the `protect_delete` triggers are what hold the API roles back there. The server's own list,
+# because PostgreSQL 17 added MAINTAIN.
+ALL = "all"
+
+Allowed = dict[str, dict[str, set[str]]]
+
+TABLES: Allowed = {
+    # Owners own their reflections, except the `voice` mirror and `voice_id`.
+    "public.reflections": {
+        "authenticated": {"select", "delete", "insert(id, name)", "update(name)"},
+        "service_role": READ_WRITE,
+    },
+    "public.voices": {
+        "authenticated": {"select", "insert(id, name, language, consent_id)", "update(name, language)"},
+        "service_role": READ_WRITE,
+    },
+    "public.voice_consents": {
+        "authenticated": {
+            "select",
+            "insert(id, subject_name, consent_text_version, user_agent, ip_hash, statement_sample_path)",
+        },
+        "service_role": READ_WRITE,
+    },
+    "public.voice_samples": {
+        "authenticated": {
+            "select",
+            "insert(id, voice_id, consent_id, bucket_id, object_path, declared_type, transcript, language)",
+        },
+        "service_role": READ_WRITE,
+    },
+    "public.voice_clone_attempts": {"authenticated": {"select"}, "service_role": READ_WRITE},
+    "public.voice_clone_attempt_events": {"authenticated": {"select"}, "service_role": READ_WRITE},
+    "public.synthesis_jobs": {"authenticated": {"select"}, "service_role": READ_WRITE},
+    "public.reflection_sessions": {
+        "authenticated": {"select", "insert(reflection_id, attempt_id)"},
+        "service_role": READ_WRITE,
+    },
+    # Legacy producers write through the service; nobody else touches it.
+    "public.voice_clone_outbox": {"service_role": {"select", "insert"}},
+    "voicegate.attempt_moves": {"service_role": {"select"}},
+    "voicegate.local_voices": {"service_role": READ_WRITE},
+    "voicegate.queue_message_errors": {"service_role": READ_WRITE},
+    "voicegate.audit_events": {"service_role": {"select", "insert"}},
+    "voicegate.idempotency_keys": {"service_role": READ_WRITE},
+    "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
+    "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
+}
+
+# Identity columns draw from their sequences without any privilege on them.
+SEQUENCES: Allowed = {
+    "public.voice_clone_attempt_events_id_seq": {},
+    "public.voice_clone_outbox_id_seq": {},
+    "voicegate.audit_events_id_seq": {},
+}
+
+EXECUTE = {"execute"}
+SERVICE_ONLY = {"service_role": EXECUTE}
+NOBODY: dict[str, set[str]] = {}
+FUNCTIONS: Allowed = {
+    "public.voice_launch_readiness(uuid)": {"authenticated": EXECUTE, "service_role": EXECUTE},
+    # SECURITY DEFINER lifecycle functions: the service's alone.
+    "voicegate.transition_attempt(uuid,integer,text,text,text,text,text,jsonb)": SERVICE_ONLY,
+    "voicegate.extend_attempt_lease(uuid,text,integer)": SERVICE_ONLY,
+    "voicegate.record_audit(text,text,text,text,jsonb)": SERVICE_ONLY,
+    "voicegate.repair_voice_mirror(uuid,text,jsonb)": SERVICE_ONLY,
+    "voicegate.recover_attempt(uuid,integer,text,text,text,text,jsonb)": SERVICE_ONLY,
+    "voicegate.attempt_mirror(public.voice_clone_attempts)": SERVICE_ONLY,
+    "voicegate.mirror_drift(jsonb,uuid,public.voice_clone_attempts)": SERVICE_ONLY,
+    "voicegate.try_timestamptz(text)": SERVICE_ONLY,
+    "voicegate.purge_idempotency_keys()": SERVICE_ONLY,
+    # Internals the functions above and the triggers call; no caller of their own.
+    "voicegate.publish_attempt(public.voice_clone_attempts)": NOBODY,
+    "voicegate.record_attempt_event(public.voice_clone_attempts,text,text,text,text,jsonb)": NOBODY,
+    "voicegate.check_move(text,text,text,uuid)": NOBODY,
+    "voicegate.touch_updated_at()": NOBODY,
+    "voicegate.before_attempt_insert()": NOBODY,
+    "voicegate.after_attempt_insert()": NOBODY,
+    "voicegate.check_session_launch()": NOBODY,
+    "voicegate.accept_legacy_outbox()": NOBODY,
+    "voicegate.wake_synthesis_jobs()": NOBODY,
+    # Storage's helpers, executable by everyone as on Supabase.
+    "storage.foldername(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
+    "storage.filename(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
+    "storage.extension(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
+    "storage.protect_delete()": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
+}
+
+SCHEMA_PRIVILEGES: Allowed = {
+    "public": {"anon": {"usage"}, "authenticated": {"usage"}, "service_role": {"usage"}},
+    "voicegate": {"service_role": {"usage"}},
+    "storage": {"anon": {"usage"}, "authenticated": {"usage"}, "service_role": {"usage"}},
+    "pgmq": {"service_role": {"usage"}},
+    "supabase_migrations": {},
+}
+
+Granted = dict[tuple[str, str], set[str]]
+
+
+def all_table_privileges(conn: psycopg.Connection[Any]) -> list[str]:
+    """What `grant all` on a table means on this server."""
+    return [*TABLE_PRIVILEGES, *(["maintain"] if conn.info.server_version >= 170000 else [])]
+
+
+def table_privileges(conn: psycopg.Connection[Any]) -> tuple[Granted, set[str]]:
+    """Every table's privileges per role (column grants as `priv(col, ...)`), and the tables swept."""
+    privileges = all_table_privileges(conn)
+    params = {"schemas": list(SCHEMAS), "roles": list(ROLES), "privs": privileges, "cols": list(COLUMN_PRIVILEGES)}
+    granted: Granted = {}
+    for name, role, privilege in conn.execute(
+        "select c.oid::regclass::text, r.role, p.priv"
+        "  from pg_class c, unnest(%(roles)s::text[]) r(role), unnest(%(privs)s::text[]) p(priv)"
+        " where c.relnamespace::regnamespace::text = any(%(schemas)s) and c.relkind in ('r', 'p', 'v', 'm', 'f')"
+        "   and has_table_privilege(r.role, c.oid, p.priv)",
+        params,
+    ):
+        granted.setdefault((name, role), set()).add(privilege)
+    for name, role, privilege, columns in conn.execute(
+        "select c.oid::regclass::text, r.role, p.priv, string_agg(a.attname, ', ' order by a.attnum)"
+        "  from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped,"
+        "       unnest(%(roles)s::text[]) r(role), unnest(%(cols)s::text[]) p(priv)"
+        " where c.relnamespace::regnamespace::text = any(%(schemas)s) and c.relkind in ('r', 'p', 'v', 'm', 'f')"
+        "   and not has_table_privilege(r.role, c.oid, p.priv)"
+        "   and has_column_privilege(r.role, c.oid, a.attnum, p.priv)"
+        " group by 1, 2, 3",
+        params,
+    ):
+        granted.setdefault((name, role), set()).add(f"{privilege}({columns})")
+    swept = {
+        r[0]
+        for r in conn.execute(
+            "select oid::regclass::text from pg_class"
+            " where relnamespace::regnamespace::text = any(%s) and relkind in ('r', 'p', 'v', 'm', 'f')",
+            (list(SCHEMAS),),
+        )
+    }
+    return granted, swept
+
+
+def sequence_privileges(conn: psycopg.Connection[Any]) -> tuple[Granted, set[str]]:
+    """Every sequence's privileges per role, and the sequences swept."""
+    granted: Granted = {}
+    for name, role, privilege in conn.execute(
+        "select c.oid::regclass::text, r.role, p.priv"
+        "  from pg_class c, unnest(%s::text[]) r(role), unnest(%s::text[]) p(priv)"
+        " where c.relnamespace::regnamespace::text = any(%s) and c.relkind = 'S'"
+        "   and has_sequence_privilege(r.role, c.oid, p.priv)",
+        (list(ROLES), list(SEQUENCE_PRIVILEGES), list(SCHEMAS)),
+    ):
+        granted.setdefault((name, role), set()).add(privilege)
+    swept = {
+        r[0]
+        for r in conn.execute(
+            "select oid::regclass::text from pg_class where relnamespace::regnamespace::text = any(%s)"
+            " and relkind = 'S'",
+            (list(SCHEMAS),),
+        )
+    }
+    return granted, swept
+
+
+def function_privileges(conn: psycopg.Connection[Any]) -> tuple[Granted, set[str]]:
+    """Every function's EXECUTE per role (PUBLIC's default grant included), and the functions swept."""
+    granted: Granted = {}
+    for name, role in conn.execute(
+        "select p.oid::regprocedure::text, r.role from pg_proc p, unnest(%s::text[]) r(role)"
+        " where p.pronamespace::regnamespace::text = any(%s) and has_function_privilege(r.role, p.oid, 'execute')",
+        (list(ROLES), list(SCHEMAS)),
+    ):
+        granted.setdefault((name, role), set()).add("execute")
+    swept = {
+        r[0]
+        for r in conn.execute(
+            "select oid::regprocedure::text from pg_proc where pronamespace::regnamespace::text = any(%s)",
+            (list(SCHEMAS),),
+        )
+    }
+    return granted, swept
+
+
+def schema_privileges(conn: psycopg.Connection[Any]) -> tuple[Granted, set[str]]:
+    """USAGE and CREATE per role on the swept schemas and on the two the migrations also fill."""
+    granted: Granted = {}
+    for name, role, privilege in conn.execute(
+        "select n.nspname, r.role, p.priv"
+        "  from pg_namespace n, unnest(%s::text[]) r(role), unnest(array['usage', 'create']) p(priv)"
+        " where n.nspname = any(%s) and has_schema_privilege(r.role, n.oid, p.priv)",
+        (list(ROLES), list(SCHEMA_PRIVILEGES)),
+    ):
+        granted.setdefault((name, role), set()).add(privilege)
+    return granted, set(SCHEMA_PRIVILEGES)
+
+
+def differences(allowed: Allowed, granted: Granted, swept: set[str], everything: list[str]) -> list[str]:
+    """One line per object and role whose privileges differ from the allow-list, plus unlisted objects;
+    `all` in the allow-list stands for `everything`."""
+    lines = [f"{name}: not in the allow-list" for name in sorted(swept - set(allowed))]
+    lines += [f"{name}: in the allow-list but not in the database" for name in sorted(set(allowed) - swept)]
+    for name in sorted(swept):
+        for role in ROLES:
+            held = granted.get((name, role), set())
+            meant = allowed.get(name, {}).get(role, set())
+            if ALL in meant:
+                meant = (meant - {ALL}) | set(everything)
+            if held != meant:
+                extra = ", ".join(sorted(held - meant)) or "-"
+                missing = ", ".join(sorted(meant - held)) or "-"
+                lines.append(f"{name} {role}: has {extra} beyond the allow-list; lacks {missing}")
+    return lines
+
+
+@pytest.fixture
+def swept_db(any_db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A superuser connection that prints qualified names (regclass, regprocedure) in full."""
+    with psycopg.connect(any_db_dsn, autocommit=True) as conn:
+        conn.execute("set search_path = ''")
+        yield conn
+
+
+SWEEPS = {
+    "tables": (TABLES, table_privileges),
+    "sequences": (SEQUENCES, sequence_privileges),
+    "functions": (FUNCTIONS, function_privileges),
+    "schemas": (SCHEMA_PRIVILEGES, schema_privileges),
+}
+
+
+@pytest.mark.parametrize("kind", list(SWEEPS))
+def test_api_roles_hold_exactly_the_allowed_privileges(swept_db: psycopg.Connection[Any], kind: str) -> None:
+    allowed, sweep = SWEEPS[kind]
+    granted, swept = sweep(swept_db)
+    wrong = differences(allowed, granted, swept, all_table_privileges(swept_db))
+    assert not wrong, "\n".join(["privileges differ from the allow-list:", *wrong])
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_api_roles_cannot_truncate_any_public_table(swept_db: psycopg.Connection[Any], role: str) -> None:
+    truncated = []
+    for table in sorted(name for name in TABLES if name.startswith("public.")):
+        with swept_db.transaction(force_rollback=True):
+            swept_db.execute("select set_config('role', %s, true)", (role,))
+            try:
+                swept_db.execute(f"truncate {table}")  # fixed names from the allow-list
+            except psycopg.errors.InsufficientPrivilege:
+                continue
+            truncated.append(table)
+    assert truncated == []
+
+
+def test_a_table_the_migrating_role_creates_later_gets_only_what_rls_governs(
+    swept_db: psycopg.Connection[Any],
+) -> None:
+    with swept_db.transaction(force_rollback=True):
+        swept_db.execute("select set_config('role', 'voicegate_migrator', true)")
+        swept_db.execute("create table public.later (id bigint generated always as identity, note text)")
+        swept_db.execute("create sequence public.later_counter")
+        swept_db.execute("select set_config('role', 'none', true)")
+        tables, _ = table_privileges(swept_db)
+        sequences, _ = sequence_privileges(swept_db)
+    for role in ROLES:
+        assert tables[("public.later", role)] == {"select", "insert", "update", "delete"}, role
+        assert sequences[("public.later_counter", role)] == {"usage", "select"}, role
