@@ -10,14 +10,10 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, LiteralString
 
 import msgspec
 
 from backend.settings import Settings, SettingsError, env_var, settings_from_env, with_auth
-
-if TYPE_CHECKING:
-    import psycopg
 
 log = logging.getLogger("voicegate")
 
@@ -206,6 +202,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     import psycopg  # noqa: PLC0415
 
     from backend.embedded.dev_tokens import mint_user_token  # noqa: PLC0415
+    from backend.embedded.dev_users import dev_user_by_id, find_or_create_dev_user  # noqa: PLC0415
     from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
 
     if not settings.embedded or settings.auth is None or settings.auth.jwt_secret is None:
@@ -213,35 +210,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
     with psycopg.connect(_dsn(settings), autocommit=True) as conn:
-        if "@" in user:
-            row: tuple[Any, ...] | None = find_or_create_dev_user(conn, user)
-        else:
-            row = conn.execute(_cli_queries()["dev_user_by_id"], {"id": user}).fetchone()
+        row = find_or_create_dev_user(conn, user) if "@" in user else dev_user_by_id(conn, user)
     if row is None:
         print(f"no user {user} in auth.users; pass an email to create one", file=sys.stderr)
         return 1
     print(mint_user_token(settings.auth.jwt_secret, row[0], email=row[1], ttl_seconds=ttl))
     return 0
-
-
-def find_or_create_dev_user(conn: psycopg.Connection[Any], email: str) -> tuple[Any, ...]:
-    """The (id, email) of the user with `email` (lower-cased), created if there is none; safe when
-    several run at once."""
-    queries = _cli_queries()
-    params = {"email": email.lower()}
-    with conn.transaction():
-        conn.execute(queries["lock_dev_user"], params)
-        row = conn.execute(queries["find_dev_user"], params).fetchone()
-        if row is None:
-            row = conn.execute(queries["create_dev_user"], params).fetchone()
-    assert row is not None  # noqa: S101 - insert ... returning always yields the row
-    return tuple(row)
-
-
-def _cli_queries() -> dict[str, LiteralString]:
-    from backend.db.queries import load_queries  # noqa: PLC0415 - keep `--help` fast
-
-    return load_queries(Path(__file__).with_suffix(".sql"))
 
 
 def _ops(_settings: Settings, args: argparse.Namespace) -> int:

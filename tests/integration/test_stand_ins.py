@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.cli import find_or_create_dev_user
+from backend.embedded.dev_users import find_or_create_dev_user
 from tests.support import create_user
 
 MIGRATOR = "voicegate_migrator"

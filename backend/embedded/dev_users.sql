@@ -1,9 +1,7 @@
--- Queries of `voicegate token` (backend/cli.py), against the embedded auth.users.
-
 -- name: lock_dev_user
 -- auth.users has no unique constraint on email (only a partial index for non-SSO users), so
 -- find-or-create is serialised per email instead of relying on ON CONFLICT.
-select pg_advisory_xact_lock(hashtextextended('voicegate token: ' || %(email)s, 0))
+select pg_advisory_xact_lock(hashtextextended('voicegate dev user: ' || %(email)s, 0))
 
 -- name: find_dev_user
 select id, email from auth.users where email = %(email)s order by created_at, id limit 1
