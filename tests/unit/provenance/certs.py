@@ -44,7 +44,7 @@ class Chain:
         }
 
 
-def make_chain(kind: str, *, not_before: dt.datetime = NOW - DAY, not_after: dt.datetime = NOW + 30 * DAY) -> Chain:
+def make_chain(kind: str, *, not_before: dt.datetime = NOW - DAY, not_after: dt.datetime = NOW + 90 * DAY) -> Chain:
     """A three-certificate chain of ``kind`` "ec" (P-256: ES256) or "rsa" (2048 bits: PS256)."""
 
     def new_key() -> PrivateKey:
