@@ -188,6 +188,10 @@ def load_configured(cert_path: Path, key_path: Path, anchors_path: Path | None) 
     if anchors_path is not None:
         anchors = read_pem(anchors_path, ANCHORS_VAR)
         parse_certificates(anchors, ANCHORS_VAR, anchors_path)
+    if len(chain) > 1 and chain[-1].subject == chain[-1].issuer:
+        # A root belongs in the verifier's anchors, not the manifest: c2pa-rs calls a chain that carries
+        # its own root untrusted even when that root is an anchor.
+        chain = chain[:-1]
     return SigningCredentials(
         alg=alg,
         chain_pem=b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain),

@@ -118,6 +118,20 @@ def test_a_configured_chain_signs_and_verifies_trusted(
     assert not (tmp_path / "data").exists()  # no dev CA when credentials are configured
 
 
+def test_a_root_at_the_end_of_the_chain_file_is_left_out_of_the_manifest(
+    tmp_path: Path, ec_chain: Chain, wav: bytes
+) -> None:
+    env = ec_chain.write(tmp_path)
+    Path(env["VOICEGATE_C2PA_CERT"]).write_bytes(
+        pem_of(ec_chain.leaf) + pem_of(ec_chain.intermediate) + pem_of(ec_chain.root)
+    )
+    signer = signer_for(env)
+    try:
+        assert signer.verify(signer.sign_audio(wav, "audio/wav", CLAIM)).trusted
+    finally:
+        signer.close()
+
+
 def test_production_without_credentials_refuses_to_start() -> None:
     with pytest.raises(SettingsError, match="set VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"):
         signer_for({"DATABASE_URL": "postgresql://voicegate@db.invalid/postgres"})
