@@ -65,12 +65,15 @@ class ProvenanceSigner:
         try:
             self._signer = c2pa.Signer.from_info(info)
         except c2pa.C2paError as exc:
-            raise SettingsError(f"{credentials.origin}: c2pa cannot sign with these credentials: {exc}") from exc
+            self.close()
+            reason = " ".join(str(exc).split())
+            raise SettingsError(f"{credentials.origin}: c2pa cannot sign with these credentials: {reason}") from exc
         try:
             self.sign_audio(_SELF_TEST_WAV, "audio/wav", _SELF_TEST_CLAIM)
         except ProvenanceFailed as exc:
             self.close()
-            raise SettingsError(f"{credentials.origin}: c2pa cannot sign with these credentials: {exc.detail}") from exc
+            reason = " ".join(str(exc.__cause__ or exc.detail).split())
+            raise SettingsError(f"{credentials.origin}: c2pa cannot sign with these credentials: {reason}") from exc
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProvenanceSigner:
@@ -113,7 +116,8 @@ class ProvenanceSigner:
                 builder.sign(self._signer, mime_type, io.BytesIO(data), signed)
         except Exception as exc:
             # Any failure (c2pa's, or a closed signer) means no signed file, and nothing may be served.
-            raise ProvenanceFailed(f"provenance failed: C2PA signing: {exc}"[:500]) from exc
+            reason = " ".join(str(exc).split())  # c2pa lists validation failures on several lines
+            raise ProvenanceFailed(f"provenance failed: C2PA signing: {reason}"[:500]) from exc
         return signed.getvalue()
 
     async def sign_audio_async(self, data: bytes, mime: str, claim: SynthesisClaim) -> bytes:

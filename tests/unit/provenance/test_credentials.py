@@ -250,8 +250,12 @@ def test_whatever_else_c2pa_refuses_fails_the_start_up_self_test(tmp_path: Path,
     # A critical extension c2pa-rs does not know passes voicegate's own checks; the self-test signature catches it.
     unknown = x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
     bent = reissue(ec_chain.leaf, ec_chain.intermediate_key, add=[(unknown, True)])
-    with pytest.raises(SettingsError, match=r"^VOICEGATE_C2PA_CERT: c2pa cannot sign with these credentials: "):
+    with pytest.raises(
+        SettingsError, match=r"^VOICEGATE_C2PA_CERT: c2pa cannot sign with these credentials: "
+    ) as raised:
         signer_for(ec_chain.write(tmp_path, leaf=bent))
+    assert str(raised.value).endswith("c2pa cannot sign with these credentials: Signature: the certificate is invalid")
+    assert "\n" not in str(raised.value)  # one line, as start-up errors are
 
 
 def test_a_chain_in_the_wrong_order_is_refused(tmp_path: Path, ec_chain: Chain) -> None:
