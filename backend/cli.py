@@ -87,6 +87,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(run=_migrate)
 
+    verify = commands.add_parser(
+        "verify", help="print a WAV or MP3's C2PA manifest and whether it validates (exit 0 valid, 1 not)"
+    )
+    verify.add_argument("file", type=Path, help="the audio file to check")
+    verify.add_argument("--json", action="store_true", help="print c2pa's whole manifest store as JSON instead")
+    verify.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"embedded data directory whose development CA is trusted (env {env_var('data_dir')}, default .voicegate)",
+    )
+    verify.set_defaults(run=_verify)
+
     token = commands.add_parser("token", help="embedded mode: print a dev access token for a user")
     token.add_argument("--user", required=True, help="user id (uuid) or email; an unknown email is created")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
@@ -216,6 +228,47 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(mint_user_token(settings.auth.jwt_secret, row[0], email=row[1], ttl_seconds=ttl))
     return 0
+
+
+def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    """`voicegate verify FILE`: the active manifest, then VALID (trusted or not) or INVALID and why."""
+    import json  # noqa: PLC0415
+
+    from backend.errors import ProvenanceUnreadable  # noqa: PLC0415 - c2pa loads a native library
+    from backend.provenance.verify import Verifier, summarize  # noqa: PLC0415
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"INVALID: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    verifier = Verifier.from_settings(settings)
+    try:
+        result = verifier.verify(data)
+    except ProvenanceUnreadable as exc:
+        print(f"INVALID: {exc.detail}")
+        return 1
+    finally:
+        verifier.close()
+    if args.json:
+        print(json.dumps(result.manifest_store, indent=2))
+    else:
+        print(f"{path}: {result.mime_type}, {len(data)} bytes")
+        print("\n".join(summarize(result)))
+    if result.state == "unsigned":
+        print("INVALID: the file carries no C2PA manifest")
+    elif not result.valid:
+        reasons = "; ".join(f"{item.code}: {item.explanation}" for item in result.failures)
+        print(f"INVALID: {reasons or 'the manifest does not validate'}")
+    elif result.trusted:
+        print("VALID, trusted: intact, and the signing certificate chains to a configured trust anchor")
+    else:
+        print(
+            "VALID, not trusted: intact, but the signing certificate chains to no configured trust anchor"
+            f" ({env_var('c2pa_trust_anchors')}, or the development CA in embedded mode)"
+        )
+    return 0 if result.valid else 1
 
 
 def _ops(_settings: Settings, args: argparse.Namespace) -> int:

@@ -209,3 +209,16 @@ class SynthesisFailed(Conflict):
     """The job failed; its status says why."""
 
     code = "synthesis_failed"
+
+
+class ProvenanceFailed(VoicegateError):
+    """The audio could not be signed with its C2PA manifest, so it was not stored."""
+
+    code = "provenance_failed"
+
+
+class ProvenanceUnreadable(ClientError):
+    """The file cannot be read as WAV or MP3 audio, so its C2PA manifest cannot be checked."""
+
+    status = 422
+    code = "provenance_unreadable"

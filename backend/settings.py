@@ -68,6 +68,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     `with_auth`, because in embedded mode it creates the dev JWT secret under the data directory."""
     providers: ProviderSettings | None = None
     """Provider keys, regions and base URLs (VOICE_PROVIDER, DASHSCOPE_*, ELEVENLABS_*, CARTESIA_*)."""
+    c2pa_cert: Path | None = None
+    """VOICEGATE_C2PA_CERT: path of a PEM file holding the C2PA signing certificate, then its intermediates
+    (ES256/ES384/ES512 or PS256 keys). Required with DATABASE_URL; embedded mode makes a development CA."""
+    c2pa_key: Path | None = None
+    """VOICEGATE_C2PA_KEY: path of the unencrypted PEM private key of VOICEGATE_C2PA_CERT's first certificate."""
+    c2pa_trust_anchors: Path | None = None
+    """VOICEGATE_C2PA_TRUST_ANCHORS: path of a PEM bundle of root certificates a manifest must chain to for
+    `voicegate verify` to call it trusted (embedded mode also trusts its development CA)."""
 
     @property
     def provider_settings(self) -> ProviderSettings:
@@ -120,6 +128,9 @@ _ENV = {
     "maintenance_interval": "VOICEGATE_MAINTENANCE_INTERVAL",
     "stale_after_seconds": "VOICEGATE_STALE_AFTER",
     "sample_retention_days": "VOICEGATE_SAMPLE_RETENTION_DAYS",
+    "c2pa_cert": "VOICEGATE_C2PA_CERT",
+    "c2pa_key": "VOICEGATE_C2PA_KEY",
+    "c2pa_trust_anchors": "VOICEGATE_C2PA_TRUST_ANCHORS",
 }
 
 
@@ -190,3 +201,9 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")
+    for field in ("c2pa_cert", "c2pa_key", "c2pa_trust_anchors"):
+        # The variables name files, so keys stay out of the environment (and of /proc/<pid>/environ).
+        if str(getattr(settings, field) or "").lstrip().startswith("-----BEGIN"):
+            raise SettingsError(f"{env_var(field)} must be the path of a PEM file, not the PEM text itself")
+    if (settings.c2pa_cert is None) != (settings.c2pa_key is None):
+        raise SettingsError("set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY, or neither")

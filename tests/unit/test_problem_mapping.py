@@ -150,6 +150,18 @@ ROWS = [
         "launch_blocked",
         "The voice is not ready to launch: preview_required.",
     ),
+    (
+        errors.ProvenanceFailed(),
+        500,
+        "provenance_failed",
+        "The audio could not be signed with its C2PA manifest, so it was not stored.",
+    ),
+    (
+        errors.ProvenanceUnreadable(),
+        422,
+        "provenance_unreadable",
+        "The file cannot be read as WAV or MP3 audio, so its C2PA manifest cannot be checked.",
+    ),
     (RuntimeError("secret dsn postgresql://u:pw@h"), 500, "internal_error", "An unexpected error occurred."),
 ]
 

@@ -42,6 +42,12 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_DB_POOL_MIN": "5", "VOICEGATE_DB_POOL_MAX": "2"}, "VOICEGATE_DB_POOL_MIN"),
         ({"VOICEGATE_DB_CONNECT_TIMEOUT": "0"}, "VOICEGATE_DB_CONNECT_TIMEOUT"),
         ({"VOICEGATE_LOG_LEVEL": "LOUD"}, "VOICEGATE_LOG_LEVEL"),
+        ({"VOICEGATE_C2PA_CERT": "/etc/voicegate/chain.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),
+        ({"VOICEGATE_C2PA_KEY": "/etc/voicegate/key.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),
+        (
+            {"VOICEGATE_C2PA_CERT": "/c.pem", "VOICEGATE_C2PA_KEY": "-----BEGIN PRIVATE KEY-----\nMIG..."},
+            "VOICEGATE_C2PA_KEY must be the path of a PEM file, not the PEM text itself",
+        ),
     ],
 )
 def test_invalid_environment_is_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
@@ -66,3 +72,10 @@ def test_provider_settings_are_part_of_the_one_settings_object() -> None:
 def test_a_provider_setting_that_does_not_fit_fails_at_start_up(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         settings_from_env(env)
+
+
+def test_c2pa_credentials_are_paths() -> None:
+    env = {"VOICEGATE_C2PA_CERT": "/run/secrets/c2pa.pem", "VOICEGATE_C2PA_KEY": "/run/secrets/c2pa.key"}
+    settings = settings_from_env(env)
+    assert (settings.c2pa_cert, settings.c2pa_key) == (Path("/run/secrets/c2pa.pem"), Path("/run/secrets/c2pa.key"))
+    assert settings.c2pa_trust_anchors is None
