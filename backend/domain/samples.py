@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from backend.audio.pipeline import QualityReport
 from backend.audio.sniff import sniff_audio
 from backend.auth.verify import UserClaims
-from backend.db.execute import fetch_one, fetch_optional
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, become_service, service_transaction, user_transaction
 from backend.db.queries import load_queries
 from backend.domain import clone
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 Q = load_queries(Path(__file__).with_suffix(".sql"))
 SAMPLE_QUEUE = "voice_sample_process"
 ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia"]
+#: Most samples one list answer holds (retention keeps a user's list short anyway).
+LIST_LIMIT = 200
 
 
 class SampleForm(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +94,12 @@ class SampleStatus(msgspec.Struct, rename="camel"):
     voice_id: uuid.UUID | None
     expires_at: datetime
     created_at: datetime
+
+
+class SampleList(msgspec.Struct):
+    """The caller's samples, newest first."""
+
+    samples: list[SampleStatus]
 
 
 def check_upload(form: SampleForm, upload: ReceivedUpload, providers: ProviderSettings) -> CheckedUpload:
@@ -233,6 +241,16 @@ async def sample_status(conn: Connection, sample_id: uuid.UUID) -> SampleStatus:
     row = await fetch_optional(conn, Q["sample_status"], {"id": sample_id})
     if row is None:
         raise NotFound("Sample not found.")
+    return _status_of(row)
+
+
+async def list_samples(conn: Connection) -> SampleList:
+    """The caller's samples (RLS on `conn` decides whose), newest first, at most `LIST_LIMIT`."""
+    rows = await fetch_all(conn, Q["list_samples"], {"limit": LIST_LIMIT})
+    return SampleList([_status_of(row) for row in rows])
+
+
+def _status_of(row: dict[str, Any]) -> SampleStatus:
     report = row["quality_report"]
     return SampleStatus(
         sample_id=row["id"],

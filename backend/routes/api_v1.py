@@ -52,6 +52,12 @@ class VoiceSamplesController(Controller):
                 fingerprint=received.fingerprint,
             )
 
+    @get("/", summary="List the caller's samples, newest first (at most 200)")
+    async def list_all(self, request: Request[Any, Any, Any]) -> samples.SampleList:
+        """Each sample's status as `GET /{id}/status` gives it, so a client can show and delete them."""
+        async with user_scope(request) as conn:
+            return await samples.list_samples(conn)
+
     @get("/{sample_id:uuid}/status", summary="Where the sample's check got to, with its quality report")
     async def status(self, request: Request[Any, Any, Any], sample_id: FromPath[uuid.UUID]) -> samples.SampleStatus:
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
