@@ -31,6 +31,7 @@ from backend.routes.voices import VoicesController
 from backend.settings import Settings
 from backend.storage.client import SupabaseObjectStorage
 from backend.storage.routes import storage_router
+from backend.web.routes import docs_render_plugins, web_handlers
 
 # httpx logs every request URL at INFO, and signed Storage URLs carry their token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -62,6 +63,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         CloneJobsController,
         InternalController,
         PrometheusController,
+        *web_handlers(settings),
     ]
     # group_path: label by route template, not by concrete path, so ids cannot explode cardinality.
     metrics = PrometheusConfig(app_name="voicegate", prefix="voicegate", group_path=True, exclude=["/metrics"])
@@ -97,7 +99,9 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         middleware=[metrics.middleware],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
-        openapi_config=OpenAPIConfig(title="voicegate", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="voicegate", version="0.1.0", path="/schema", render_plugins=docs_render_plugins()
+        ),
         # Logging is configured once by the entry point (VOICEGATE_LOG_LEVEL); Litestar's default
         # config would reset the root logger to INFO with its own format.
         logging_config=None,
