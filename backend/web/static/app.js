@@ -241,7 +241,7 @@ async function followSample(sampleId, mine) {
       return;
     }
     if (mine !== sampleRun) return;
-    if (sample.quality) showQuality(sample.quality);
+    if (sample.quality) showQuality(sample.quality, sample.status === "failed");
     if (sample.status === "ready") {
       status(ui.sampleStatus, `Sample ready: ${verdictWords(sample.quality)}`);
       setTarget({ sampleId }, "the voice of your new sample");
@@ -273,15 +273,16 @@ function verdictWords(quality) {
   }[quality.verdict];
 }
 
-function showQuality(q) {
+/** The report; a refused sample's verdict says so, whatever its measurements alone would say. */
+function showQuality(q, refused = false) {
   const number = (value, digits, unit) => (value === null || value === undefined ? "—" : `${value.toFixed(digits)} ${unit}`);
   $("q-duration").textContent = `${q.durationS.toFixed(1)} s (${q.speechDurationS.toFixed(1)} s of speech)`;
   $("q-loudness").textContent = number(q.loudnessLufs, 1, "LUFS");
   $("q-snr").textContent = number(q.snrDb, 0, "dB");
   $("q-speech").textContent = `${Math.round(q.speechRatio * 100)} % of the time`;
   const verdict = $("q-verdict");
-  verdict.textContent = q.verdict;
-  verdict.className = `verdict ${q.verdict}`;
+  verdict.textContent = refused ? "refused" : q.verdict;
+  verdict.className = `verdict ${refused ? "poor" : q.verdict}`;
   ui.advice.replaceChildren(...q.advice.map((line) => element("li", line)));
   ui.quality.hidden = false;
   ui.advice.hidden = q.advice.length === 0;
@@ -316,6 +317,11 @@ async function speak() {
   const mine = ++speakRun;
   ui.speak.disabled = true;
   ui.result.hidden = true;
+  // The last result goes: its audio must not pass for the new one.
+  lastJob = null;
+  ui.player.pause();
+  ui.player.removeAttribute("src");
+  ui.player.load();
   showProgress(null);
   let job;
   try {
@@ -434,7 +440,7 @@ function sampleItem(sample) {
 
 function voiceItem(voice) {
   const when = new Date(voice.created_at).toLocaleString();
-  const label = `${voice.name} (${voice.tts_provider || "no provider"}) · ${voice.status}`;
+  const label = `${voice.name} of ${when} (${voice.tts_provider || "no provider"}) · ${voice.status}`;
   return item(label, [
     button("Use", `Use voice ${voice.name} of ${when}`, () => setTarget({ voiceId: voice.id }, `the voice “${voice.name}”`)),
     button("Delete", `Delete voice ${voice.name} of ${when}`, () => remove(`/api/voices/${voice.id}`, "voiceId", voice.id)),
