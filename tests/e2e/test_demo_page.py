@@ -21,21 +21,25 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
+import psycopg
 import pytest
 from playwright.async_api import BrowserContext, Page, Playwright, Route, async_playwright, expect
 
-from backend.auth.dev_tokens import mint_service_key
+from backend.auth.dev_tokens import mint_service_key, mint_user_token
 from backend.embedded_pg import free_port
 from tests.audio_corpus import RATE, recording, speech_mono, wav_bytes
 from tests.conftest import server_dir
 from tests.e2e.browser import ARTIFACTS, AUDIO_PLAYING, cut_off, launch_context, screenshot, wav_seconds
 from tests.e2e.conftest import speech_wav
 from tests.e2e.test_voicegate_up import Running, is_ready, start_up, wait_for
+from tests.support import create_user
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]
@@ -362,14 +366,27 @@ async def test_swagger_ui_renders_and_runs_a_request_with_the_network_off(up: Ru
         await context.browser.close()
 
 
-def test_voicegate_serve_with_database_url_serves_the_page_and_no_dev_sign_in(up: Running) -> None:
+@dataclass
+class Served:
+    """`voicegate serve` for a Supabase project: DATABASE_URL (here `up`'s Postgres) and the project's keys."""
+
+    base_url: str
+    jwt_secret: str
+    supabase_url: str = "https://abcdefgh.supabase.co"
+    publishable_key: str = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
+
+
+@pytest.fixture
+def served(up: Running) -> Iterator[Served]:
     port = free_port()
-    secret = "serve-test-jwt-secret-" + "y" * 32
+    served = Served(base_url=f"http://127.0.0.1:{port}", jwt_secret="serve-test-jwt-secret-" + "y" * 32)
     env = {
         **os.environ,
         "DATABASE_URL": up.pg.dsn,
-        "SUPABASE_JWT_SECRET": secret,
-        "SUPABASE_SERVICE_ROLE_KEY": mint_service_key(secret),
+        "SUPABASE_URL": served.supabase_url,
+        "SUPABASE_JWT_SECRET": served.jwt_secret,
+        "SUPABASE_SERVICE_ROLE_KEY": mint_service_key(served.jwt_secret),
+        "SUPABASE_PUBLISHABLE_KEY": served.publishable_key,
         "VOICEGATE_PORT": str(port),
         "VOICEGATE_LOG_LEVEL": "WARNING",
     }
@@ -380,15 +397,64 @@ def test_voicegate_serve_with_database_url_serves_the_page_and_no_dev_sign_in(up
         stderr=subprocess.DEVNULL,
         cwd=REPO,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: is_ready(base), 60, "serve /readyz 200", process)
-        page = httpx.get(f"{base}/", timeout=5)
-        assert page.status_code == 200
-        assert 'id="consent"' in page.text
-        assert httpx.get(f"{base}/config.json", timeout=5).json()["mode"] == "supabase"
-        assert httpx.post(f"{base}/dev/session", timeout=5).status_code == 404
-        assert httpx.post(f"{up.base_url}/dev/session", timeout=5).status_code == 200, "`up` (embedded) has it"
+        wait_for(lambda: is_ready(served.base_url), 60, "serve /readyz 200", process)
+        yield served
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+async def test_voicegate_serve_has_no_dev_sign_in_and_the_page_signs_in_with_a_magic_link(
+    up: Running, served: Served, playwright: Playwright
+) -> None:
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=5) as client:
+        assert (await client.post("/dev/session")).status_code == 404
+        assert (await client.get("/config.json")).json()["mode"] == "supabase"
+    async with httpx.AsyncClient(timeout=5) as client:
+        assert (await client.post(f"{up.base_url}/dev/session")).status_code == 200, "`up` (embedded) has it"
+
+    email = "magic@example.test"
+    with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
+        user_id = create_user(conn, email)
+    context = await launch_context(playwright)
+    offline = await cut_off(context, Running(process=up.process, base_url=served.base_url, pg=up.pg, log=up.log))
+    otp_requests: list[tuple[str, dict[str, str], Any]] = []
+
+    async def supabase_auth(route: Route) -> None:
+        """Supabase Auth's answer to `/otp`: the mail is "sent" (its link is followed by hand below)."""
+        request = route.request
+        otp_requests.append((request.url, dict(request.headers), request.post_data_json))
+        await route.fulfill(json={})
+
+    try:
+        page = await context.new_page()
+        # Page-level routes win over the context's: only Supabase Auth's origin is answered, by this stub.
+        await page.route(f"{served.supabase_url}/auth/v1/**", supabase_auth)
+        await page.goto(f"{served.base_url}/")
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await expect(page.get_by_role("button", name="Record")).to_be_hidden()
+        await page.get_by_label("Email").fill(email)
+        await page.get_by_role("button", name="Send sign-in link").click()
+        await expect(page.get_by_role("status").filter(has_text=f"We sent a sign-in link to {email}")).to_be_visible()
+        [(url, headers, body)] = otp_requests
+        back = f"{served.base_url}/"
+        assert url == f"{served.supabase_url}/auth/v1/otp?redirect_to={quote(back, safe='')}"
+        assert headers["apikey"] == served.publishable_key
+        assert body == {"email": email, "create_user": True, "data": {}}
+
+        # The link in the mail leads back here with the session in the fragment, as Supabase Auth sends it;
+        # a mail client opens it in a new tab, and a pasted link lands in this one (a fragment change only).
+        token = mint_user_token(served.jwt_secret, user_id, email=email)
+        link = f"{back}#access_token={token}&expires_in=3600&refresh_token=r1&token_type=bearer&type=magiclink"
+        for tab in (await context.new_page(), page):
+            await tab.goto(link)
+            await expect(tab.get_by_text(f"Signed in as {email}.")).to_be_visible()
+            assert tab.url == back, "the token is taken out of the address bar"
+            await expect(tab.get_by_role("button", name="Record")).to_be_visible()
+            await expect(tab.locator("#samples")).to_contain_text("No samples yet.")
+        await screenshot(page, "magic-link-signed-in")
+        assert offline.blocked == []
+    finally:
+        assert context.browser is not None
+        await context.browser.close()

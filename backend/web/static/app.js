@@ -488,4 +488,9 @@ function status(node, text) {
   node.textContent = text;
 }
 
+// A sign-in link opened in this very tab changes only the fragment: no new page load to start from.
+window.addEventListener("hashchange", () => {
+  if (/[#&](access_token|error)=/.test(window.location.hash)) boot();
+});
+
 boot();
