@@ -125,7 +125,8 @@ def _up_stack(settings: Settings) -> int:
         log.info("migrations applied this run: %s", ", ".join(report.applied) or "none (up to date)")
         base = f"http://{settings.host}:{settings.port}"
         print(
-            f"voicegate is starting on {base}\n  readiness: {base}/readyz\n  API docs:  {base}/schema",
+            f"voicegate is starting on {base}\n  demo page: {base}/\n  readiness: {base}/readyz\n"
+            f"  API docs:  {base}/schema",
             flush=True,
         )
         return _run_server(settings, dsn, run_consumers=True)

@@ -176,6 +176,7 @@ async def test_a_first_time_visitor_records_a_sample_and_hears_it_within_30_s(
     )
     offline = await cut_off(context, up)
     try:
+        assert f"demo page: {up.base_url}/".encode() in up.log.read_bytes(), "`up` prints where the page is"
         started = time.monotonic()
         page = await open_page(context, up)
         await page.get_by_role("checkbox", name=re.compile("^I consent")).check()
