@@ -81,7 +81,8 @@ class DevSession(msgspec.Struct, frozen=True, rename="camel"):
 def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
     """The page, its files, its config and the docs' Swagger files; in embedded mode also the dev sign-in."""
     page_headers = {"Content-Security-Policy": page_csp(settings)}
-    page_files = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in MEDIA_TYPES}
+    # The page itself only at `/`, where it carries its CSP.
+    page_files = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in MEDIA_TYPES and p.suffix != ".html"}
     swagger_files = {name: Path(str(swagger_ui_path / name)) for name in SWAGGER_FILES}
 
     @get("/", include_in_schema=False, sync_to_thread=False)

@@ -171,7 +171,8 @@ async def test_the_page_and_its_modules_are_served_with_their_types_and_revalida
             assert response.headers["content-type"] == "text/javascript; charset=utf-8", module
             assert response.headers["x-content-type-options"] == "nosniff"
         assert (await client.get("/assets/style.css")).headers["content-type"] == "text/css; charset=utf-8"
-        for missing in ("/assets/nope.js", "/assets/..%2Froutes.py", "/assets/%2e%2e/routes.py", "/assets/"):
+        missing_files = ("/assets/nope.js", "/assets/index.html", "/assets/..%2Froutes.py", "/assets/%2e%2e/routes.py")
+        for missing in (*missing_files, "/assets/"):
             assert (await client.get(missing)).status_code == 404, missing
 
 
