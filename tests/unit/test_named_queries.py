@@ -8,6 +8,7 @@ from backend.db.queries import QueryFileError, parse_queries
 from backend.domain import reflections, samples, synthesis, voices
 from backend.lifecycle import samples as sample_checks
 from backend.lifecycle import synthesis as synthesis_jobs
+from backend.web import routes as web_routes
 
 
 def test_blocks_are_split_on_their_headers() -> None:
@@ -47,7 +48,8 @@ def test_malformed_files_are_refused(text: str, message: str) -> None:
             },
         ),
         (voices.Q, {"list_voices", "get_voice", "soft_delete_voice"}),
-        (samples.Q, {"sample_status"}),
+        (samples.Q, {"sample_status", "list_samples"}),
+        (web_routes.Q, {"local_user"}),
         (
             synthesis.Q,
             {
