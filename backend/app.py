@@ -30,6 +30,7 @@ from backend.settings import Settings
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 from backend.synthesis.routes import CloneJobsController
 from backend.voices.routes import CloneController, VoicesController
+from backend.web.routes import docs_render_plugins, web_handlers
 
 # httpx logs every request URL at INFO, and signed Storage URLs carry their token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -58,13 +59,17 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         CloneJobsController,
         InternalController,
         PrometheusController,
+        *web_handlers(settings),
     ]
     # group_path: label by route template, not by concrete path, so ids cannot explode cardinality.
     metrics = PrometheusConfig(app_name="voicegate", prefix="voicegate", group_path=True, exclude=["/metrics"])
     if settings.embedded:
-        from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - embedded only
+        from backend.embedded.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
+        from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415
 
         handlers.append(api_storage_router(settings, pool, verifier))
+        if settings.auth.jwt_secret is not None:
+            handlers.append(dev_session_handler(settings.auth.jwt_secret))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -96,7 +101,9 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         middleware=[metrics.middleware],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
-        openapi_config=OpenAPIConfig(title="voicegate", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="voicegate", version="0.1.0", path="/schema", render_plugins=docs_render_plugins()
+        ),
         # Logging is configured once by the entry point (VOICEGATE_LOG_LEVEL); Litestar's default
         # config would reset the root logger to INFO with its own format.
         logging_config=None,

@@ -142,7 +142,8 @@ def _up_stack(settings: Settings) -> int:
         log.info("migrations applied this run: %s", ", ".join(report.applied) or "none (up to date)")
         base = f"http://{settings.host}:{settings.port}"
         print(
-            f"voicegate is starting on {base}\n  readiness: {base}/readyz\n  API docs:  {base}/schema",
+            f"voicegate is starting on {base}\n  demo page: {base}/\n  readiness: {base}/readyz\n"
+            f"  API docs:  {base}/schema",
             flush=True,
         )
         return _run_server(settings, dsn, run_consumers=True)
@@ -210,19 +211,32 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     """Print a dev access token for `--user`, creating the user (by email) in embedded auth.users."""
-    user, ttl = str(args.user), int(args.ttl)
+    import asyncio  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
     import psycopg  # noqa: PLC0415
 
     from backend.embedded.dev_tokens import mint_user_token  # noqa: PLC0415
-    from backend.embedded.dev_users import dev_user_by_id, find_or_create_dev_user  # noqa: PLC0415
+    from backend.embedded.dev_users import DevUser, dev_user_by_id, find_or_create_dev_user  # noqa: PLC0415
     from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
 
+    user, ttl = str(args.user), int(args.ttl)
     if not settings.embedded or settings.auth is None or settings.auth.jwt_secret is None:
         print("voicegate token works in embedded mode only; use Supabase Auth to sign users in", file=sys.stderr)
         return 2
+    if "@" not in user:
+        try:
+            user_id = uuid.UUID(user)
+        except ValueError:
+            print(f"--user must be an email or a user id (uuid), not {user!r}", file=sys.stderr)
+            return 2
     EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
-    with psycopg.connect(_dsn(settings), autocommit=True) as conn:
-        row = find_or_create_dev_user(conn, user) if "@" in user else dev_user_by_id(conn, user)
+
+    async def lookup() -> DevUser | None:
+        async with await psycopg.AsyncConnection.connect(_dsn(settings), autocommit=True) as conn:
+            return await (find_or_create_dev_user(conn, user) if "@" in user else dev_user_by_id(conn, user_id))
+
+    row = asyncio.run(lookup())
     if row is None:
         print(f"no user {user} in auth.users; pass an email to create one", file=sys.stderr)
         return 1

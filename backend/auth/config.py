@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+import jwt
 import msgspec
 
 from backend.embedded.dev_tokens import MIN_SECRET_LENGTH, mint_service_key
@@ -19,6 +20,7 @@ from backend.secret import Secret, is_loopback_host
 JWT_SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name, not a secret
 JWKS_PATH: Final = "/auth/v1/.well-known/jwks.json"
 SECRET_KEY_PREFIX: Final = "sb_secret_"  # noqa: S105 - the public prefix of Supabase secret keys
+PUBLISHABLE_KEY_PREFIX: Final = "sb_publishable_"
 
 
 class AuthConfigError(ValueError):
@@ -36,6 +38,9 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """SUPABASE_SERVICE_ROLE_KEY: legacy service_role JWT (derived from the secret in embedded mode)."""
     secret_key: Secret | None = None
     """SUPABASE_SECRET_KEY: an ``sb_secret_...`` API key."""
+    anon_key: str | None = None
+    """SUPABASE_PUBLISHABLE_KEY (``sb_publishable_...``) or SUPABASE_ANON_KEY (the legacy anon JWT): public by
+    design; the demo page sends it to Supabase Auth to sign users in."""
     jwks_ttl: float = 600.0
     """Seconds a fetched JWKS is trusted before it is fetched again (Supabase's own edge cache is 10 min)."""
     jwks_min_refresh_interval: float = 30.0
@@ -97,6 +102,25 @@ def _secret_key(value: str) -> Secret:
     return key
 
 
+def _anon_key(variable: str, value: str) -> str:
+    """A key browsers may hold: refused if it is (or looks like) a key with more power than `anon`."""
+    _token_like(variable, value)
+    if value.startswith(PUBLISHABLE_KEY_PREFIX) and len(value) > len(PUBLISHABLE_KEY_PREFIX):
+        return value
+    if value.count(".") == 2:
+        try:
+            role = jwt.decode(value, options={"verify_signature": False}).get("role")
+        except jwt.InvalidTokenError:
+            role = None
+        # Every browser gets this key: a service_role key here would hand out the whole database.
+        if role == "anon":
+            return value
+    raise AuthConfigError(
+        f"{variable} must be the project's publishable key ({PUBLISHABLE_KEY_PREFIX}...) or its anon JWT"
+        " (role anon); never a secret or service_role key"
+    )
+
+
 def load_or_create_jwt_secret(data_dir: Path) -> Secret:
     """The embedded-mode HS256 secret kept at ``data_dir/jwt_secret``, created (mode 0600) on first use.
 
@@ -144,6 +168,10 @@ def auth_settings_from_env(env: Mapping[str, str], data_dir: Path, embedded: boo
     jwt_secret = None if raw_secret is None else _jwt_secret(raw_secret)
     service_role_key = None if raw_role_key is None else _service_role_key(raw_role_key)
     secret_key = None if raw_secret_key is None else _secret_key(raw_secret_key)
+    public_keys = {
+        name: _anon_key(name, v) for name in ("SUPABASE_PUBLISHABLE_KEY", "SUPABASE_ANON_KEY") if (v := get(name))
+    }
+    anon_key = public_keys.get("SUPABASE_PUBLISHABLE_KEY") or public_keys.get("SUPABASE_ANON_KEY")
 
     if embedded:
         if jwt_secret is None:
@@ -166,4 +194,5 @@ def auth_settings_from_env(env: Mapping[str, str], data_dir: Path, embedded: boo
         jwt_secret=jwt_secret,
         service_role_key=service_role_key,
         secret_key=secret_key,
+        anon_key=anon_key,
     )

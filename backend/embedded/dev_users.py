@@ -3,30 +3,34 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from backend.db.queries import load_queries
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
+DevUser = tuple[uuid.UUID, str]
 
 
-def find_or_create_dev_user(conn: psycopg.Connection[Any], email: str) -> tuple[Any, ...]:
+async def find_or_create_dev_user(conn: psycopg.AsyncConnection[Any], email: str) -> DevUser:
     """The (id, email) of the user with `email` (lower-cased), created if there is none; safe when
     several run at once (auth.users has no unique email, as in GoTrue, so it is serialised by a lock)."""
     params = {"email": email.lower()}
-    with conn.transaction():
-        conn.execute(_Q["lock_dev_user"], params)
-        row = conn.execute(_Q["find_dev_user"], params).fetchone()
+    async with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(_Q["lock_dev_user"], params)
+        row = await (await cur.execute(_Q["find_dev_user"], params)).fetchone()
         if row is None:
-            row = conn.execute(_Q["create_dev_user"], params).fetchone()
+            row = await (await cur.execute(_Q["create_dev_user"], params)).fetchone()
     assert row is not None  # noqa: S101 - insert ... returning always yields the row
-    return tuple(row)
+    return row[0], row[1]
 
 
-def dev_user_by_id(conn: psycopg.Connection[Any], user_id: str) -> tuple[Any, ...] | None:
+async def dev_user_by_id(conn: psycopg.AsyncConnection[Any], user_id: uuid.UUID) -> DevUser | None:
     """The (id, email) of the user with this id, or None."""
-    row = conn.execute(_Q["dev_user_by_id"], {"id": user_id}).fetchone()
-    return None if row is None else tuple(row)
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        row = await (await cur.execute(_Q["dev_user_by_id"], {"id": user_id})).fetchone()
+    return None if row is None else (row[0], row[1])

@@ -14,4 +14,4 @@ values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticate
 returning id, email
 
 -- name: dev_user_by_id
-select id, email from auth.users where id = %(id)s::uuid
+select id, email from auth.users where id = %(id)s

@@ -46,6 +46,11 @@ class VoiceSamplesController(Controller):
                 fingerprint=received.fingerprint,
             )
 
+    @get("/", summary="List the caller's samples, newest first (at most 200)")
+    async def list_all(self, claims: Caller, pool: DbPool) -> service.SampleList:
+        """Each sample's status as `GET /{id}/status` gives it, so a client can show and delete them."""
+        return await service.list_samples(pool, claims)
+
     @get("/{sample_id:uuid}/status", summary="Where the sample's check got to, with its quality report")
     async def status(self, claims: Caller, pool: DbPool, sample_id: FromPath[uuid.UUID]) -> service.SampleStatus:
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""

@@ -27,7 +27,7 @@ from backend.api.fields import LanguageTag, Name, Transcript
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
 from backend.auth.verify import UserClaims
-from backend.db.execute import fetch_one, fetch_optional
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
 from backend.db.queries import load_queries
 from backend.errors import ConsentRequired, NotFound, SampleTooLarge, UnsupportedAudio
@@ -41,6 +41,8 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 BUCKET: Final = "voice-samples"
 #: The consent wording a client showed; bump when the text changes so records say which one was agreed to.
 CONSENT_TEXT_VERSION: Final = "2026-11"
+#: Most samples one list answer holds (retention keeps a user's list short anyway).
+LIST_LIMIT: Final = 200
 
 
 class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -135,6 +137,12 @@ class SampleStatus(msgspec.Struct, rename="camel"):
     voice_id: uuid.UUID | None
     expires_at: datetime
     created_at: datetime
+
+
+class SampleList(msgspec.Struct):
+    """The caller's samples, newest first."""
+
+    samples: list[SampleStatus]
 
 
 def upload_path(owner_id: uuid.UUID, sample_id: uuid.UUID) -> str:
@@ -286,6 +294,17 @@ async def sample_status(pool: Pool, claims: UserClaims, sample_id: uuid.UUID) ->
         row = await fetch_optional(conn, _Q["sample_status"], {"id": sample_id})
     if row is None:
         raise NotFound("Sample not found.")
+    return _status_of(row)
+
+
+async def list_samples(pool: Pool, claims: UserClaims) -> SampleList:
+    """The caller's samples (RLS decides whose), newest first, at most `LIST_LIMIT`."""
+    async with user_transaction(pool, claims.raw) as conn:
+        rows = await fetch_all(conn, _Q["list_samples"], {"limit": LIST_LIMIT})
+    return SampleList([_status_of(row) for row in rows])
+
+
+def _status_of(row: dict[str, Any]) -> SampleStatus:
     quality = None if row["quality"] is None else msgspec.convert(row["quality"], QualityReport)
     return SampleStatus(**{**row, "quality": quality})
 

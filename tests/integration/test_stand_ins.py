@@ -5,7 +5,7 @@ neither `auth` nor `storage`. On PostgreSQL 18 and 15."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -135,31 +135,17 @@ def test_auth_users_is_closed_to_the_api_roles_service_role_included(sql: psycop
                 sql.execute("select id from auth.users limit 1")
 
 
-def test_dev_token_users_are_found_or_created_once_even_concurrently(any_db_dsn: str) -> None:
-    threads, barrier = 6, threading.Barrier(6)
-    ids: list[Any] = []
-    errors: list[BaseException] = []
+async def test_dev_token_users_are_found_or_created_once_even_concurrently(any_db_dsn: str) -> None:
+    async def find_or_create() -> Any:
+        async with await psycopg.AsyncConnection.connect(any_db_dsn, autocommit=True) as conn:
+            return (await find_or_create_dev_user(conn, "Grace@Example.test"))[0]
 
-    def run() -> None:
-        try:
-            with psycopg.connect(any_db_dsn, autocommit=True) as conn:
-                barrier.wait(timeout=10)
-                ids.append(find_or_create_dev_user(conn, "Grace@Example.test")[0])
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=30)
-    assert errors == []
-    assert len(ids) == threads
+    ids = await asyncio.gather(*(find_or_create() for _ in range(6)))
     assert len(set(ids)) == 1
     with psycopg.connect(any_db_dsn, autocommit=True) as conn:
         rows = conn.execute("select id, email, aud, role from auth.users where email = 'grace@example.test'")
         assert rows.fetchall() == [(ids[0], "grace@example.test", "authenticated", "authenticated")]
-        assert find_or_create_dev_user(conn, "grace@example.test")[0] == ids[0]
+    assert await find_or_create() == ids[0]
 
 
 # -- Roles and ownership ----------------------------------------------------------------------------

@@ -1,0 +1,496 @@
+// The demo page: consent → record or choose a sample → its quality report → text → Speak → listen,
+// download; and the user's samples and voices, each with Delete (deletion on request is a promise).
+
+import { ApiError, request } from "./api.js";
+import { Recorder } from "./recorder.js";
+import { Session } from "./session.js";
+
+const POLL_MS = 400;
+const MAX_RECORDING_S = 30;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  session: $("session"),
+  signOut: $("sign-out"),
+  alert: $("alert"),
+  retry: $("retry"),
+  signIn: $("sign-in"),
+  signInForm: $("sign-in-form"),
+  email: $("email"),
+  signInStatus: $("sign-in-status"),
+  sampleSection: $("sample-section"),
+  consent: $("consent"),
+  consentText: $("consent-text"),
+  consentVersion: $("consent-version"),
+  retentionDays: $("retention-days"),
+  record: $("record"),
+  file: $("file"),
+  sampleStatus: $("sample-status"),
+  quality: $("quality"),
+  advice: $("advice"),
+  speakSection: $("speak-section"),
+  speakTarget: $("speak-target"),
+  text: $("text"),
+  speak: $("speak"),
+  progress: $("speak-progress"),
+  speakStatus: $("speak-status"),
+  result: $("result"),
+  player: $("player"),
+  download: $("download"),
+  library: $("library"),
+  samples: $("samples"),
+  voices: $("voices"),
+};
+
+let session = null;
+const recorder = new Recorder();
+let recordingTimer = null;
+let pending = null; // a chosen or recorded file that waits for consent
+let target = null; // what Speak speaks with: { ref: {sampleId} | {voiceId}, label }
+let sampleRun = 0; // bumped by each new sample, so an older status loop stops
+let speakRun = 0; // likewise for synthesis jobs
+let lastJob = null;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- problems: one alert, and a "Try again" that repeats what failed ----
+
+function problem(error, retry = null) {
+  const message = typeof error === "string" ? error : error.message;
+  ui.alert.textContent = message;
+  ui.retry.hidden = retry === null;
+  ui.retry.onclick = retry && (() => (clearProblem(), retry()));
+  ui.retry.disabled = false;
+  const wait = error instanceof ApiError && error.status === 503 ? error.retryAfter : null;
+  if (retry && wait) {
+    // The server said when it expects to be back: retrying sooner would only fail again.
+    ui.retry.disabled = true;
+    setTimeout(() => (ui.retry.disabled = false), wait * 1000);
+  }
+}
+
+function clearProblem() {
+  ui.alert.textContent = "";
+  ui.retry.hidden = true;
+  ui.retry.onclick = null;
+}
+
+/** A request as the signed-in user; a 401 renews the session once, or asks the user to sign in. */
+async function api(path, options = {}) {
+  try {
+    return await request(path, { ...options, token: await session.freshToken() });
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 401) throw error;
+    const renewed = await session.renew().catch(() => null);
+    if (!renewed) {
+      showSignIn();
+      throw error;
+    }
+    return request(path, { ...options, token: session.token });
+  }
+}
+
+// ---- start-up and sign-in ----
+
+async function boot() {
+  let config;
+  try {
+    config = await request("/config.json");
+  } catch (error) {
+    problem(error, boot);
+    return;
+  }
+  ui.consentText.textContent = config.consent.text;
+  ui.consentVersion.textContent = config.consent.version;
+  ui.retentionDays.textContent = String(config.retentionDays);
+  session = new Session(config);
+  let signedIn = null;
+  try {
+    signedIn = await session.start();
+  } catch (error) {
+    problem(error, config.mode === "embedded" ? boot : null);
+  }
+  if (signedIn) showApp();
+  else if (config.mode === "supabase") showSignIn();
+  else ui.session.textContent = "Not signed in.";
+}
+
+function showSignIn() {
+  ui.session.textContent = "Not signed in.";
+  ui.signOut.hidden = true;
+  ui.signIn.hidden = false;
+  for (const section of [ui.sampleSection, ui.speakSection, ui.library]) section.hidden = true;
+}
+
+function showApp() {
+  const dev = session.config.mode === "embedded" ? " (local dev session)" : "";
+  ui.session.textContent = `Signed in as ${session.email || "you"}${dev}.`;
+  ui.signOut.hidden = session.config.mode === "embedded";
+  ui.signIn.hidden = true;
+  for (const section of [ui.sampleSection, ui.speakSection, ui.library]) section.hidden = false;
+  refreshLibrary();
+}
+
+ui.signInForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearProblem();
+  const email = ui.email.value.trim();
+  ui.signInStatus.textContent = "Sending…";
+  try {
+    await session.sendMagicLink(email);
+    ui.signInStatus.textContent = `We sent a sign-in link to ${email}. Open it to come back here signed in.`;
+  } catch (error) {
+    ui.signInStatus.textContent = "";
+    problem(error, () => ui.signInForm.requestSubmit());
+  }
+});
+
+ui.signOut.addEventListener("click", async () => {
+  await session.signOut();
+  showSignIn();
+});
+
+// ---- the sample: record or choose, then upload once consent is given ----
+
+ui.record.addEventListener("click", async () => {
+  if (recorder.recording) {
+    await stopRecording();
+    return;
+  }
+  clearProblem();
+  try {
+    await recorder.start();
+  } catch (error) {
+    problem(error.message, null);
+    return;
+  }
+  ui.record.textContent = "Stop";
+  ui.record.classList.add("recording");
+  const tick = () => {
+    const seconds = Math.floor(recorder.seconds);
+    status(ui.sampleStatus, `Recording… ${seconds} s. Press Stop when done (at least 6 s).`);
+    if (recorder.seconds >= MAX_RECORDING_S) stopRecording();
+  };
+  tick();
+  recordingTimer = setInterval(tick, 250);
+});
+
+async function stopRecording() {
+  clearInterval(recordingTimer);
+  ui.record.textContent = "Record";
+  ui.record.classList.remove("recording");
+  takeSample(await recorder.stop());
+}
+
+ui.file.addEventListener("change", () => {
+  const file = ui.file.files[0];
+  if (file) takeSample(file);
+});
+
+ui.consent.addEventListener("change", () => {
+  if (ui.consent.checked) clearProblem();
+  maybeUpload();
+});
+
+function takeSample(file) {
+  pending = file;
+  maybeUpload();
+}
+
+function maybeUpload() {
+  if (!pending) return;
+  if (!ui.consent.checked) {
+    status(ui.sampleStatus, `${pending.name} is ready. Tick the consent box above to upload it.`);
+    return;
+  }
+  const file = pending;
+  pending = null;
+  upload(file);
+}
+
+async function upload(file) {
+  clearProblem();
+  const mine = ++sampleRun;
+  hideQuality();
+  setTarget(null);
+  status(ui.sampleStatus, `Uploading ${file.name}…`);
+  const form = new FormData();
+  form.append("consent", "true");
+  form.append("file", file, file.name);
+  let accepted;
+  try {
+    accepted = await api("/api/v1/voice-samples", { method: "POST", form });
+  } catch (error) {
+    status(ui.sampleStatus, "");
+    const passing = error.status === 0 || error.status === 429 || error.status >= 500;
+    problem(error, passing ? () => upload(file) : chooseAgain);
+    return;
+  }
+  await followSample(accepted.sampleId, mine);
+  refreshLibrary();
+}
+
+async function followSample(sampleId, mine) {
+  status(ui.sampleStatus, "Checking the sample…");
+  for (;;) {
+    let sample;
+    try {
+      sample = await api(`/api/v1/voice-samples/${sampleId}/status`);
+    } catch (error) {
+      if (mine === sampleRun) problem(error, () => followSample(sampleId, mine));
+      return;
+    }
+    if (mine !== sampleRun) return;
+    if (sample.quality) showQuality(sample.quality, sample.status === "failed");
+    if (sample.status === "ready") {
+      status(ui.sampleStatus, `Sample ready: ${verdictWords(sample.quality)}`);
+      setTarget({ sampleId }, "the voice of your new sample");
+      return;
+    }
+    if (sample.status === "failed") {
+      status(ui.sampleStatus, "");
+      problem(`This sample was refused: ${sample.failureReason || "it could not be checked"}.`, chooseAgain);
+      return;
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+/** After a refused sample: start over with a new recording or file. */
+function chooseAgain() {
+  ui.file.value = "";
+  hideQuality();
+  status(ui.sampleStatus, "Record again, or choose another file.");
+  ui.record.focus();
+}
+
+function verdictWords(quality) {
+  if (!quality) return "checked.";
+  return {
+    good: "good quality.",
+    usable: "usable; see the advice below for a better clone.",
+    poor: "poor quality; the clone will sound like it. See the advice below.",
+  }[quality.verdict];
+}
+
+/** The report; a refused sample's verdict says so, whatever its measurements alone would say. */
+function showQuality(q, refused = false) {
+  const number = (value, digits, unit) => (value === null || value === undefined ? "—" : `${value.toFixed(digits)} ${unit}`);
+  $("q-duration").textContent = `${q.durationS.toFixed(1)} s (${q.speechDurationS.toFixed(1)} s of speech)`;
+  $("q-loudness").textContent = number(q.loudnessLufs, 1, "LUFS");
+  $("q-snr").textContent = number(q.snrDb, 0, "dB");
+  $("q-speech").textContent = `${Math.round(q.speechRatio * 100)} % of the time`;
+  const verdict = $("q-verdict");
+  verdict.textContent = refused ? "refused" : q.verdict;
+  verdict.className = `verdict ${refused ? "poor" : q.verdict}`;
+  ui.advice.replaceChildren(...q.advice.map((line) => element("li", line)));
+  ui.quality.hidden = false;
+  ui.advice.hidden = q.advice.length === 0;
+}
+
+function hideQuality() {
+  ui.quality.hidden = true;
+  ui.advice.hidden = true;
+}
+
+// ---- speaking ----
+
+function setTarget(ref, label) {
+  target = ref ? { ref, label } : null;
+  ui.speak.disabled = target === null;
+  ui.speakTarget.textContent = target
+    ? `Speaks with ${label}.`
+    : "Upload a sample first; its voice speaks your text.";
+}
+
+ui.speak.addEventListener("click", speak);
+
+async function speak() {
+  const text = ui.text.value.trim();
+  if (!text) {
+    problem("Type some text to speak first.");
+    ui.text.focus();
+    return;
+  }
+  if (!target) return;
+  clearProblem();
+  const mine = ++speakRun;
+  ui.speak.disabled = true;
+  ui.result.hidden = true;
+  // The last result goes: its audio must not pass for the new one.
+  lastJob = null;
+  ui.player.pause();
+  ui.player.removeAttribute("src");
+  ui.player.load();
+  showProgress(null);
+  let job;
+  try {
+    job = await api("/api/v1/clone", { method: "POST", json: { ...target.ref, text } });
+  } catch (error) {
+    endProgress("");
+    problem(error, speak);
+    return;
+  }
+  await followJob(job.jobId, mine);
+}
+
+async function followJob(jobId, mine) {
+  for (;;) {
+    let job;
+    try {
+      job = await api(`/api/v1/clone/${jobId}/status`);
+    } catch (error) {
+      if (mine === speakRun) problem(error, () => followJob(jobId, mine));
+      return;
+    }
+    if (mine !== speakRun) return;
+    if (job.status === "succeeded") {
+      await showResult(jobId);
+      return;
+    }
+    if (job.status === "failed") {
+      endProgress("");
+      problem((job.error && job.error.message) || "inference failed", speak);
+      refreshLibrary();
+      return;
+    }
+    showProgress(job.progress || null);
+    await sleep(POLL_MS);
+  }
+}
+
+function showProgress(progress) {
+  ui.progress.hidden = false;
+  if (progress && progress.total > 0) {
+    ui.progress.max = progress.total;
+    ui.progress.value = progress.done;
+    status(ui.speakStatus, `Synthesizing… ${progress.done} of ${progress.total} ${progress.unit}`);
+  } else {
+    ui.progress.removeAttribute("value"); // indeterminate: the job does not report its progress
+    status(ui.speakStatus, "Synthesizing…");
+  }
+}
+
+function endProgress(message) {
+  ui.progress.hidden = true;
+  ui.speak.disabled = target === null;
+  status(ui.speakStatus, message);
+}
+
+async function showResult(jobId) {
+  let result;
+  try {
+    result = await api(`/api/v1/clone/${jobId}/result`);
+  } catch (error) {
+    endProgress("");
+    problem(error, () => showResult(jobId));
+    return;
+  }
+  lastJob = jobId;
+  ui.player.src = result.audioUrl;
+  ui.download.href = downloadUrl(result.audioUrl, `voicegate-${jobId.slice(0, 8)}.wav`);
+  ui.result.hidden = false;
+  const seconds = result.durationMs ? ` ${(result.durationMs / 1000).toFixed(1)} s of speech.` : "";
+  endProgress(`Done.${seconds}`);
+  // Browsers may refuse to start audio without a fresh click; the controls are there either way.
+  ui.player.play().catch(() => {});
+  refreshLibrary();
+}
+
+// Result URLs are signed for a few minutes: an expired one is asked for again, once per job.
+ui.player.addEventListener("error", () => {
+  const jobId = lastJob;
+  lastJob = null;
+  if (jobId) showResult(jobId);
+});
+
+/** The signed URL asking Storage to send the file as an attachment (works across origins). */
+function downloadUrl(url, name) {
+  const download = new URL(url, window.location.href);
+  download.searchParams.set("download", name);
+  return download.href;
+}
+
+// ---- the user's samples and voices ----
+
+async function refreshLibrary() {
+  let samples, voices;
+  try {
+    [samples, voices] = await Promise.all([api("/api/v1/voice-samples"), api("/api/voices")]);
+  } catch {
+    return; // the list is secondary: the main actions report their own failures
+  }
+  ui.samples.replaceChildren(...samples.samples.map(sampleItem));
+  if (samples.samples.length === 0) ui.samples.append(element("li", "No samples yet.", "muted"));
+  ui.voices.replaceChildren(...voices.voices.map(voiceItem));
+  if (voices.voices.length === 0) ui.voices.append(element("li", "No voices yet.", "muted"));
+}
+
+function sampleItem(sample) {
+  const when = new Date(sample.createdAt).toLocaleString();
+  const length = sample.quality ? ` · ${sample.quality.durationS.toFixed(1)} s` : "";
+  const label = `Sample of ${when}`;
+  const actions = [];
+  if (sample.status === "ready") {
+    actions.push(button("Use", `Use sample of ${when}`, () => setTarget({ sampleId: sample.sampleId }, `the voice of the sample of ${when}`)));
+  }
+  actions.push(button("Delete", `Delete sample of ${when}`, () => remove(`/api/v1/voice-samples/${sample.sampleId}`, "sampleId", sample.sampleId)));
+  return item(`${label} · ${sample.status}${length}`, actions);
+}
+
+function voiceItem(voice) {
+  const when = new Date(voice.created_at).toLocaleString();
+  const label = `${voice.name} of ${when} (${voice.tts_provider || "no provider"}) · ${voice.status}`;
+  return item(label, [
+    button("Use", `Use voice ${voice.name} of ${when}`, () => setTarget({ voiceId: voice.id }, `the voice “${voice.name}”`)),
+    button("Delete", `Delete voice ${voice.name} of ${when}`, () => remove(`/api/voices/${voice.id}`, "voiceId", voice.id)),
+  ]);
+}
+
+async function remove(path, key, id) {
+  clearProblem();
+  try {
+    await api(path, { method: "DELETE" });
+  } catch (error) {
+    if (error.status !== 404) {
+      problem(error, () => remove(path, key, id));
+      return;
+    }
+  }
+  if (target && target.ref[key] === id) setTarget(null);
+  refreshLibrary();
+}
+
+function item(text, actions) {
+  const li = element("li");
+  const group = element("span", "", "actions");
+  group.append(...actions);
+  li.append(element("span", text, "what"), group);
+  return li;
+}
+
+function button(text, name, onClick) {
+  const node = element("button", text, "small");
+  node.type = "button";
+  node.setAttribute("aria-label", name);
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+function element(tag, text = "", className = "") {
+  const node = document.createElement(tag);
+  node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function status(node, text) {
+  node.textContent = text;
+}
+
+// A sign-in link opened in this very tab changes only the fragment: no new page load to start from.
+window.addEventListener("hashchange", () => {
+  if (/[#&](access_token|error)=/.test(window.location.hash)) boot();
+});
+
+boot();
