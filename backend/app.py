@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 
 from backend.api.deps import DEPENDENCIES
+from backend.api.docs import COMPONENTS
 from backend.api.health import health_routes
 from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
@@ -58,7 +59,6 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         VoiceSamplesController,
         CloneJobsController,
         InternalController,
-        PrometheusController,
         *web_handlers(settings),
     ]
     # group_path: label by route template, not by concrete path, so ids cannot explode cardinality.
@@ -102,7 +102,11 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(
-            title="voicegate", version="0.1.0", path="/schema", render_plugins=docs_render_plugins()
+            title="voicegate",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=docs_render_plugins(),
+            components=COMPONENTS,
         ),
         # Logging is configured once by the entry point (VOICEGATE_LOG_LEVEL); Litestar's default
         # config would reset the root logger to INFO with its own format.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -73,8 +74,57 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
 
 def _validation_detail(exc: ValidationException) -> str:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    messages = [str(item.get("message", "")) for item in extra if isinstance(item, dict)]
-    return "; ".join(m for m in messages if m) or str(exc.detail)
+    messages = [
+        validation_message(str(item.get("message", "")), item.get("key"))
+        for item in extra
+        if isinstance(item, dict) and item.get("message")
+    ]
+    return "; ".join(messages) or str(exc.detail)
+
+
+_AT = re.compile(r" - at `\$\.(?P<path>[^`]+)`$")
+_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`$")
+_TYPE_WORDS = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+}
+_WORDING: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^Expected `str` of length <= (\d+)$"), "at most {0} characters"),
+    (re.compile(r"^Expected `str` of length >= 1$"), "must not be empty"),
+    (re.compile(r"^Expected `str` of length >= (\d+)$"), "at least {0} characters"),
+    (re.compile(r"^Expected `(?:int|float)` <= (\S+)$"), "at most {0}"),
+    (re.compile(r"^Expected `(?:int|float)` >= (\S+)$"), "at least {0}"),
+    (re.compile(r"^Expected `str` matching regex .*$"), "not in the expected format"),
+    (re.compile(r"^Invalid UUID$"), "must be a UUID"),
+    (re.compile(r"^Invalid enum value (.*)$"), "{0} is not one of the allowed values"),
+    (re.compile(r"^Object missing required field `[^`]+`$"), "required"),
+    (re.compile(r"^Object contains unknown field `[^`]+`$"), "unknown field"),
+]
+
+
+def validation_message(raw: str, key: str | None = None) -> str:
+    """msgspec's validation message in words, led by the field it is about: `text: at most 5000
+    characters`, not "Expected `str` of length <= 5000". `key` is Litestar's (`data.text`), else the
+    field comes from the message's own `- at `$.text`` or `field `text``."""
+    message, field = raw, key
+    if (at := _AT.search(message)) is not None:
+        message, field = message[: at.start()], field or at["path"]
+    if (named := _FIELD.match(message)) is not None:
+        field = ".".join(part for part in (field, named["field"]) if part)
+    for pattern, words in _WORDING:
+        if (found := pattern.match(message)) is not None:
+            message = words.format(*found.groups())
+            break
+    else:
+        if (typed := re.match(r"^Expected `(\w+)`, got `(\w+)`$", message)) is not None:
+            message = f"must be {_TYPE_WORDS.get(typed[1], typed[1])}"
+    field = field.removeprefix("data.").removeprefix("data") if field else field
+    return f"{field}: {message}" if field else message
 
 
 def _slug(status: int) -> str:

@@ -1,11 +1,13 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus metrics."""
 
 from __future__ import annotations
 
 import msgspec
-from litestar import get
+from litestar import Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from backend.api.deps import DbPool
+from backend.api.docs import problems
 from backend.db.pool import ping
 
 
@@ -21,11 +23,17 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", summary="Readiness: the database answers")
+@get("/readyz", summary="Readiness: the database answers", responses=problems(503))
 async def readyz(pool: DbPool) -> Health:
     """200 when the database answers a query, else 503 (problem+json with Retry-After)."""
     await ping(pool)
     return Health(status="ready")
 
 
-health_routes = [healthz, readyz]
+@get("/metrics", media_type="text/plain", sync_to_thread=False, summary="Prometheus metrics (text exposition format)")
+def metrics() -> Response[bytes]:
+    """Request counts and latencies per route template (never per id), in Prometheus' text format."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+health_routes = [healthz, readyz, metrics]

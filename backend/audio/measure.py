@@ -40,6 +40,9 @@ _TRUE_PEAK_DELAY: Final = (_TRUE_PEAK_FILTER.size - 1) // 2
 #: Noise is taken from the pauses when there are this many seconds of them, else from the quietest frames.
 MIN_PAUSE_S: Final = 0.3
 QUIET_FRAME_SHARE: Final = 0.1
+#: Without pauses, the quietest frames stand for the noise only in this much audio: in a shorter clip
+#: that is all speech they are the speech's own soft sounds, and the SNR would be made up.
+MIN_QUIET_SAMPLE_S: Final = 3.0
 _POWER_FLOOR: Final = 1e-10  # -100 dBFS: digital silence
 SNR_CEILING_DB: Final = 100.0
 
@@ -146,12 +149,15 @@ def detect_speech(mono: F32, rate: int) -> Speech:
 
 
 def snr_estimate(speech: Speech) -> float | None:
-    """Speech-to-noise ratio in dB: speech frames against the pauses (or the quietest frames)."""
+    """Speech-to-noise ratio in dB: speech frames against the pauses (or, in a long enough clip without
+    pauses, the quietest frames); None when there is no speech or nothing to take the noise from."""
     if not speech.frames.any():
         return None
     pauses = speech.power[~speech.frames]
     if pauses.size * VAD_FRAME_S >= MIN_PAUSE_S:
         noise = float(np.median(pauses))
+    elif speech.power.size * VAD_FRAME_S < MIN_QUIET_SAMPLE_S:
+        return None
     else:
         quietest = np.sort(speech.power)[: max(1, int(speech.power.size * QUIET_FRAME_SHARE))]
         noise = float(np.mean(quietest))

@@ -15,6 +15,7 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
 from backend.api.deps import pool_of
+from backend.api.docs import problems
 from backend.db.pool import translate_db_errors
 from backend.embedded.dev_tokens import mint_user_token
 from backend.embedded.dev_users import find_or_create_dev_user
@@ -48,6 +49,7 @@ def dev_session_handler(secret: Secret) -> HTTPRouteHandler:
         tags=("demo page",),
         cache_control=CacheControlHeader(no_store=True),
         summary="Embedded mode, loopback only: a session for the demo page's local user",
+        responses=problems(404, 503),
     )
     async def dev_session(request: Request[Any, Any, Any]) -> DevSession:
         """An access token for the local user (created on first use). Answers 404 unless both the caller

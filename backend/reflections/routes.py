@@ -11,12 +11,20 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Body, FromPath
 
 from backend.api.deps import Caller, Config, DbPool, LifecycleContext, Storage
+from backend.api.docs import (
+    BY_ID,
+    IDEMPOTENT,
+    USER,
+    USER_SECURITY,
+    IdempotentOperation,
+    SampleUploadOperation,
+    problems,
+)
 from backend.api.fields import Name
 from backend.api.idempotency import idempotent
 from backend.attempts.service import Attempt
 from backend.reflections import service, voice
 from backend.samples.upload import sample_upload
-from backend.voices.clone_flow import FinalizedClone
 
 
 class ReflectionCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,42 +50,58 @@ class ReflectionsController(Controller):
 
     path = "/v1/reflections"
     tags = ("reflections",)
+    security = USER_SECURITY
 
-    @post("/", status_code=201, summary="Create a reflection")
+    @post("/", status_code=201, summary="Create a reflection", responses=problems(*USER, 400))
     async def create(
         self, claims: Caller, pool: DbPool, data: Annotated[ReflectionCreate, Body()]
     ) -> service.Reflection:
         """Create a reflection owned by the caller."""
         return await service.create_reflection(pool, claims, data.name.strip())
 
-    @get("/", summary="List the caller's reflections")
+    @get("/", summary="List the caller's reflections", responses=problems(*USER))
     async def list_all(self, claims: Caller, pool: DbPool) -> ReflectionList:
         """The caller's reflections, newest first."""
         return ReflectionList(await service.list_reflections(pool, claims))
 
-    @get("/{reflection_id:uuid}", summary="Get a reflection")
+    @get("/{reflection_id:uuid}", summary="Get a reflection", responses=problems(*BY_ID))
     async def get_one(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> service.Reflection:
         """One of the caller's reflections (404 for anyone else's)."""
         return await service.get_reflection(pool, claims, reflection_id)
 
-    @get("/{reflection_id:uuid}/voice-clone-attempts", summary="List clone attempts")
+    @get("/{reflection_id:uuid}/voice-clone-attempts", summary="List clone attempts", responses=problems(*BY_ID))
     async def attempts(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> AttemptList:
         """The reflection's clone attempts, newest first."""
         return AttemptList(await service.list_attempts(pool, claims, reflection_id))
 
-    @get("/{reflection_id:uuid}/voice-clone-attempts/{attempt_id:uuid}", summary="Get a clone attempt")
+    @get(
+        "/{reflection_id:uuid}/voice-clone-attempts/{attempt_id:uuid}",
+        summary="Get a clone attempt",
+        responses=problems(*BY_ID),
+    )
     async def attempt(
         self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID], attempt_id: FromPath[uuid.UUID]
     ) -> Attempt:
         """One clone attempt of the reflection."""
         return await service.get_attempt(pool, claims, reflection_id, attempt_id)
 
-    @post("/{reflection_id:uuid}/voice/preview/complete", status_code=200, summary="Confirm the preview was heard")
+    @post(
+        "/{reflection_id:uuid}/voice/preview/complete",
+        status_code=200,
+        summary="Confirm the preview was heard (once the voice state says `previewStatus: ready`)",
+        responses=problems(*BY_ID, 409),
+    )
     async def complete_preview(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> Attempt:
         """Mark the active attempt's ready preview as completed; this opens the launch gate."""
         return await service.complete_preview(pool, claims, reflection_id)
 
-    @post("/{reflection_id:uuid}/voice/retry", status_code=202, summary="Retry a failed clone")
+    @post(
+        "/{reflection_id:uuid}/voice/retry",
+        status_code=202,
+        summary="Retry a failed clone",
+        operation_class=IdempotentOperation,
+        responses=problems(*BY_ID, *IDEMPOTENT),
+    )
     async def retry(
         self, request: Request[Any, Any, Any], claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]
     ) -> Response[Attempt]:
@@ -89,7 +113,12 @@ class ReflectionsController(Controller):
             request, claims, lambda record: service.retry_clone(pool, claims, reflection_id, record)
         )
 
-    @post("/{reflection_id:uuid}/sessions", status_code=201, summary="Launch a session")
+    @post(
+        "/{reflection_id:uuid}/sessions",
+        status_code=201,
+        summary="Launch a session",
+        responses=problems(*BY_ID, 409),
+    )
     async def launch(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> service.Session:
         """201 with the session, or 409 listing every reason the voice blocks the launch."""
         return await service.launch_session(pool, claims, reflection_id)
@@ -100,8 +129,9 @@ class ReflectionVoiceController(Controller):
 
     path = "/v1/reflections/{reflection_id:uuid}/voice"
     tags = ("reflections",)
+    security = USER_SECURITY
 
-    @get("/", summary="Voice state, launch readiness and the preview to listen to")
+    @get("/", summary="Voice state, launch readiness and the preview to listen to", responses=problems(*BY_ID))
     async def state(
         self, claims: Caller, pool: DbPool, storage: Storage, reflection_id: FromPath[uuid.UUID]
     ) -> service.VoiceState:
@@ -114,6 +144,8 @@ class ReflectionVoiceController(Controller):
         # The upload reader enforces the sample limit itself, with its own message, while streaming.
         request_max_body_size=None,
         summary="Clone a voice from an uploaded sample (multipart: file, consent, language, transcript, provider)",
+        operation_class=SampleUploadOperation,
+        responses=problems(*BY_ID, *IDEMPOTENT, 413, 415),
     )
     async def clone(
         self,
@@ -123,7 +155,7 @@ class ReflectionVoiceController(Controller):
         storage: Storage,
         settings: Config,
         reflection_id: FromPath[uuid.UUID],
-    ) -> Response[FinalizedClone]:
+    ) -> Response[voice.QueuedClone]:
         """Stream the sample to Storage and queue the reflection's clone attempt (consent required).
 
         With an `Idempotency-Key`, the same fields and file replay the first 202.
@@ -138,7 +170,12 @@ class ReflectionVoiceController(Controller):
                 fingerprint=received.fingerprint,
             )
 
-    @patch("/", status_code=202, summary="Attach a voice the caller already has at a provider")
+    @patch(
+        "/",
+        status_code=202,
+        summary="Attach a voice the caller already has at a provider",
+        responses=problems(*BY_ID, 409, 422),
+    )
     async def attach(
         self,
         claims: Caller,

@@ -27,7 +27,17 @@ from backend.samples import service as samples
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
 from backend.voices import service as voices
-from backend.voices.clone_flow import FinalizedClone
+
+
+class QueuedClone(msgspec.Struct, rename="camel"):
+    """`202` of `POST /v1/reflections/{id}/voice/clone`: the stored sample and its queued clone attempt."""
+
+    voice_id: uuid.UUID
+    attempt_id: uuid.UUID
+    sample_id: uuid.UUID
+    provider: str
+    status: str
+    sniffed_type: str
 
 
 class CustomVoice(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,7 +58,7 @@ async def clone_from_upload(
     received: samples.SampleUpload,
     settings: Settings,
     record: Recorder | None = None,
-) -> FinalizedClone:
+) -> QueuedClone:
     """Store a consented, sniffed sample and queue the reflection's clone attempt.
 
     `record` (an Idempotency-Key's) gets the result in the transaction that writes the rows.
@@ -86,7 +96,7 @@ async def clone_from_upload(
             reflection_id=reflection_id,
             preview=True,
         )
-        result = FinalizedClone(voice_id, attempt.id, sample_id, new.provider, attempt.status, new.sniffed_type)
+        result = QueuedClone(voice_id, attempt.id, sample_id, new.provider, attempt.status, new.sniffed_type)
         if record is not None:
             await record(conn, result)
     return result

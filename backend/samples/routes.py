@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath
 
 from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems
 from backend.api.idempotency import idempotent
 from backend.samples import purge, service
 from backend.samples.upload import sample_upload
@@ -19,12 +20,15 @@ class VoiceSamplesController(Controller):
 
     path = "/api/v1/voice-samples"
     tags = ("samples",)
+    security = USER_SECURITY
 
     @post(
         "/",
         status_code=202,
         request_max_body_size=None,
         summary="Upload a voice sample (multipart: file, consent, language, transcript, provider)",
+        operation_class=SampleUploadOperation,
+        responses=problems(*USER, *IDEMPOTENT, 413, 415),
     )
     async def upload(
         self,
@@ -46,17 +50,26 @@ class VoiceSamplesController(Controller):
                 fingerprint=received.fingerprint,
             )
 
-    @get("/", summary="List the caller's samples, newest first (at most 200)")
+    @get("/", summary="List the caller's samples, newest first (at most 200)", responses=problems(*USER))
     async def list_all(self, claims: Caller, pool: DbPool) -> service.SampleList:
         """Each sample's status as `GET /{id}/status` gives it, so a client can show and delete them."""
         return await service.list_samples(pool, claims)
 
-    @get("/{sample_id:uuid}/status", summary="Where the sample's check got to, with its quality report")
+    @get(
+        "/{sample_id:uuid}/status",
+        summary="Where the sample's check got to, with its quality report",
+        responses=problems(*BY_ID),
+    )
     async def status(self, claims: Caller, pool: DbPool, sample_id: FromPath[uuid.UUID]) -> service.SampleStatus:
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
         return await service.sample_status(pool, claims, sample_id)
 
-    @delete("/{sample_id:uuid}", status_code=204, summary="Delete the sample and its stored audio now")
+    @delete(
+        "/{sample_id:uuid}",
+        status_code=204,
+        summary="Delete the sample and its stored audio now",
+        responses=problems(*BY_ID, 409),
+    )
     async def remove(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: FromPath[uuid.UUID]) -> None:
         """Purge the row, the original and the cleaned copy; an audit event records it."""
         await purge.delete_sample(pool, storage, claims, sample_id)

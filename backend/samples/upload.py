@@ -19,6 +19,7 @@ from litestar import Request
 from backend.api.idempotency import body_fingerprint
 from backend.api.multipart import FormError, Part, form_boundary, read_form
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
+from backend.problem import validation_message
 from backend.samples.service import Origin, ReceivedUpload, SampleForm, SampleUpload
 
 #: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).
@@ -43,10 +44,12 @@ async def sample_upload(request: Request[Any, Any, Any]) -> AsyncIterator[Sample
     malformed body or a bad or unknown field); the spooled file is deleted on exit."""
     upload = await _receive(request)
     try:
+        # An HTML form sends every field, empty ones as "": an empty optional field is an absent one.
+        given = {name: value for name, value in upload.fields.items() if value != ""}
         try:
-            form = msgspec.convert(upload.fields, SampleForm, strict=False)
+            form = msgspec.convert(given, SampleForm, strict=False)
         except msgspec.ValidationError as exc:
-            raise ValidationFailed(str(exc)) from exc
+            raise ValidationFailed(validation_message(str(exc))) from exc
         if form.name:
             form = msgspec.structs.replace(form, name=form.name.strip())
         origin = Origin(request.headers.get("user-agent"), request.client.host if request.client else None)

@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Body, FromPath
 
 from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.docs import BY_ID, IDEMPOTENT, USER_SECURITY, IdempotentOperation, problems
 from backend.api.idempotency import idempotent
 from backend.synthesis import service
 
@@ -20,8 +21,15 @@ class CloneJobsController(Controller):
 
     path = "/api/v1/clone"
     tags = ("synthesis",)
+    security = USER_SECURITY
 
-    @post("/", status_code=202, summary="Speak text with a voice, or with the voice cloned from a sample")
+    @post(
+        "/",
+        status_code=202,
+        summary="Speak text with a voice, or with the voice cloned from a sample",
+        operation_class=IdempotentOperation,
+        responses=problems(*BY_ID, *IDEMPOTENT),
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -41,12 +49,16 @@ class CloneJobsController(Controller):
             body=msgspec.json.encode(data),
         )
 
-    @get("/{job_id:uuid}/status", summary="Where the job got to")
+    @get("/{job_id:uuid}/status", summary="Where the job got to", responses=problems(*BY_ID))
     async def status(self, claims: Caller, pool: DbPool, job_id: FromPath[uuid.UUID]) -> service.JobStatus:
         """`queued`, `processing`, `succeeded` or `failed` (with the error)."""
         return await service.job_status(pool, claims, job_id)
 
-    @get("/{job_id:uuid}/result", summary="A short-lived URL of the job's audio (WAV)")
+    @get(
+        "/{job_id:uuid}/result",
+        summary="A short-lived URL of the job's audio (WAV)",
+        responses=problems(*BY_ID, 409),
+    )
     async def result(
         self, claims: Caller, pool: DbPool, storage: Storage, job_id: FromPath[uuid.UUID]
     ) -> service.JobResult:

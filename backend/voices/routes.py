@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, HeaderParameter
 
 from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems
 from backend.api.idempotency import idempotent
 from backend.samples.service import Origin
 from backend.voices import clone_flow, service
@@ -21,18 +23,19 @@ class VoicesController(Controller):
 
     path = "/api/voices"
     tags = ("voices",)
+    security = USER_SECURITY
 
-    @get("/", summary="List the caller's voices")
+    @get("/", summary="List the caller's voices", responses=problems(*USER))
     async def list_all(self, claims: Caller, pool: DbPool) -> service.VoiceList:
         """The caller's voices with their provider metadata."""
         return await service.list_voices(pool, claims)
 
-    @get("/{voice_id:uuid}", summary="Get a voice")
+    @get("/{voice_id:uuid}", summary="Get a voice", responses=problems(*BY_ID))
     async def get_one(self, claims: Caller, pool: DbPool, voice_id: FromPath[uuid.UUID]) -> service.Voice:
         """One of the caller's voices (404 for anyone else's)."""
         return await service.get_voice(pool, claims, voice_id)
 
-    @delete("/{voice_id:uuid}", status_code=204, summary="Delete a voice (soft)")
+    @delete("/{voice_id:uuid}", status_code=204, summary="Delete a voice (soft)", responses=problems(*BY_ID))
     async def remove(self, claims: Caller, pool: DbPool, voice_id: FromPath[uuid.UUID]) -> None:
         """Soft-delete one of the caller's voices; the provider's copy is left for operators."""
         await service.soft_delete_voice(pool, claims, voice_id)
@@ -43,8 +46,14 @@ class CloneController(Controller):
 
     path = "/api/clone"
     tags = ("clone",)
+    security = USER_SECURITY
 
-    @post("/upload-url", status_code=201, summary="Signed upload URL for a new voice's sample")
+    @post(
+        "/upload-url",
+        status_code=201,
+        summary="Signed upload URL for a new voice's sample",
+        responses=problems(*USER, 400),
+    )
     async def upload_url(
         self,
         request: Request[Any, Any, Any],
@@ -60,7 +69,16 @@ class CloneController(Controller):
             pool, storage, claims, data, origin=origin, public_url=settings.storage_public_url
         )
 
-    @post("/finalize", status_code=202, summary="Check the uploaded sample and queue the clone")
+    @post(
+        "/finalize",
+        status_code=202,
+        summary="Check the uploaded sample and queue the clone",
+        operation_class=IdempotentOperation,
+        responses={
+            200: ResponseSpec(service.Voice, description="With `Prefer: wait=N`: the voice once ready or failed."),
+            **problems(*BY_ID, *IDEMPOTENT, 413, 415),
+        },
+    )
     async def finalize(
         self,
         request: Request[Any, Any, Any],

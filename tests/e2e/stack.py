@@ -104,7 +104,7 @@ class Stack:
                     data={"consent": "true", "language": "en", "provider": "elevenlabs"},
                     files={"file": ("me.wav", speech_wav(seed=n), "audio/wav")},
                 ).raise_for_status()
-                attempt_ids.append(accepted.json()["attempt_id"])
+                attempt_ids.append(accepted.json()["attemptId"])
         return attempt_ids
 
     def attempts(self) -> list[dict[str, Any]]:

@@ -84,7 +84,7 @@ async def test_sample_to_launch(
 
     accepted = await clone_upload(client, alice, rid, speech_wav())
     assert accepted.status_code == 202, accepted.text
-    attempt_id = accepted.json()["attempt_id"]
+    attempt_id = accepted.json()["attemptId"]
 
     blocked = await client.post(f"/v1/reflections/{rid}/sessions", headers=alice.headers)
     assert blocked.status_code == 409

@@ -38,7 +38,7 @@ from tests.audio_corpus import RATE, recording, speech_mono, wav_bytes
 from tests.conftest import server_dir
 from tests.e2e.browser import ARTIFACTS, AUDIO_PLAYING, cut_off, launch_context, screenshot, wav_seconds
 from tests.e2e.conftest import speech_wav
-from tests.e2e.test_voicegate_up import Running, is_ready, start_up, wait_for
+from tests.e2e.up import Running, is_ready, start_up, wait_for
 from tests.support import create_user
 
 pytestmark = pytest.mark.timeout(180)

@@ -52,7 +52,7 @@ async def seed(client: Client, user: User, count: int) -> list[str]:
             headers=user.headers,
         )
         assert accepted.status_code == 202, accepted.text
-        ids.append(accepted.json()["attempt_id"])
+        ids.append(accepted.json()["attemptId"])
     return ids
 
 
@@ -133,7 +133,7 @@ async def test_a_worker_past_its_lease_cannot_overwrite_the_new_workers_result(
             files = {"file": ("me.wav", speech_wav(seed=5), "audio/wav")}
             attempt_id = (
                 await client.post(f"/v1/reflections/{rid}/voice/clone", data={"consent": "true"}, files=files)
-            ).json()["attempt_id"]
+            ).json()["attemptId"]
             provider.faults.latency_s = 1.0
             stale = asyncio.create_task(process_by_hand(client, attempt_id, rid, "stale-worker"))
             await until_create_sent(provider)

@@ -42,7 +42,7 @@ async def test_a_late_result_of_a_superseded_attempt_is_recorded_but_not_mirrore
             rid = (await client.post("/v1/reflections", json={"name": "r"})).json()["id"]
             files = {"file": ("me.wav", speech_wav(seed=3), "audio/wav")}
             first = await client.post(f"/v1/reflections/{rid}/voice/clone", data={"consent": "true"}, files=files)
-            old_id = first.json()["attempt_id"]
+            old_id = first.json()["attemptId"]
 
             provider.faults.latency_s = 0.5
             working = asyncio.create_task(process_by_hand(client, old_id, rid, "w1"))
@@ -50,7 +50,7 @@ async def test_a_late_result_of_a_superseded_attempt_is_recorded_but_not_mirrore
             # The user starts over while the provider is still creating the first voice.
             files = {"file": ("me.wav", speech_wav(seed=4), "audio/wav")}
             second = await client.post(f"/v1/reflections/{rid}/voice/clone", data={"consent": "true"}, files=files)
-            new_id = second.json()["attempt_id"]
+            new_id = second.json()["attemptId"]
             assert await working == "ready"
             blocked = await client.post(f"/v1/reflections/{rid}/sessions")
     assert blocked.status_code == 409
@@ -117,7 +117,7 @@ async def test_the_sweep_requeues_a_queued_attempt_whose_message_was_lost(
     accepted = await client.post(
         f"/v1/reflections/{rid}/voice/clone", data={"consent": "true"}, files=files, headers=user.headers
     )
-    attempt_id = accepted.json()["attempt_id"]
+    attempt_id = accepted.json()["attemptId"]
     sql.execute("delete from pgmq.q_voice_clone_process")
     sql.execute(
         "update voice_clone_attempts set updated_at = now() - interval '1 hour', created_at = now() - interval '1 hour'"

@@ -174,5 +174,5 @@ def test_a_20_mb_upload_grows_the_service_peak_rss_by_under_40_mb(
         assert accepted.status_code == 202, accepted.text
         assert growth < MAX_GROWTH
         body = accepted.json()
-        assert stored_sizes(sql, api, body.get("sampleId") or body["sample_id"]) == (SAMPLE_BYTES,) * 3
+        assert stored_sizes(sql, api, body["sampleId"]) == (SAMPLE_BYTES,) * 3
     print(f"RSS after: {api.status_kib('VmRSS') * 1024 / MB:.1f} MB")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,65 +17,10 @@ import jwt
 import pytest
 from storage3 import SyncStorageClient
 
-from backend.embedded.postgres import EmbeddedPostgres, free_port
 from tests.conftest import server_dir
+from tests.e2e.up import Running, dev_token, is_ready, readyz, start_up, wait_for
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    pg: EmbeddedPostgres
-    log: Path
-
-
-def wait_for(predicate: object, seconds: float, what: str, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll `predicate` until it is true; fail after `seconds` or when `process` dies."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"voicegate exited with {process.returncode} while waiting for {what}")
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
-def readyz(base_url: str) -> httpx.Response | None:
-    try:
-        return httpx.get(f"{base_url}/readyz", timeout=2)
-    except httpx.TransportError:
-        return None
-
-
-def is_ready(base_url: str) -> bool:
-    response = readyz(base_url)
-    return response is not None and response.status_code == 200
-
-
-def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str) -> Running:
-    port, pg_port = free_port(), pg_port or free_port()
-    env = {
-        **os.environ,
-        "VOICEGATE_DATA_DIR": str(tmp_path / "data"),
-        "VOICEGATE_PORT": str(port),
-        "VOICEGATE_PG_PORT": str(pg_port),
-        "VOICEGATE_LOG_LEVEL": "WARNING",
-    }
-    env.pop("DATABASE_URL", None)
-    log = tmp_path / "voicegate.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "up", *extra],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parents[2],
-        )
-    pg = EmbeddedPostgres(tmp_path / "data" / "pgdata", port=pg_port)
-    return Running(process, f"http://127.0.0.1:{port}", pg, log)
 
 
 @pytest.fixture
@@ -104,24 +48,6 @@ def test_up_serves_a_ready_api_on_a_fresh_data_directory(running: Running) -> No
     assert httpx.get(f"{running.base_url}/readyz").json() == {"status": "ready"}
     assert httpx.get(f"{running.base_url}/schema/openapi.json").json()["info"]["title"] == "voicegate"
     assert b"readiness:" in running.log.read_bytes()
-
-
-def dev_token(running: Running, user: str) -> str:
-    """A token from `voicegate token`, run against the same embedded stack."""
-    env = {
-        **os.environ,
-        "VOICEGATE_DATA_DIR": str(running.pg.data_dir.parent),
-        "VOICEGATE_PG_PORT": str(running.pg.port),
-    }
-    minted = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "token", "--user", user],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    return minted.stdout.decode().strip()
 
 
 def test_a_database_outage_is_a_503_within_a_second_and_heals_without_restart(running: Running) -> None:

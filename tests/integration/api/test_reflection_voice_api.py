@@ -59,10 +59,10 @@ async def test_clone_stores_the_sample_and_queues_an_attempt(
     accepted = await clone(client, alice, rid, language="en", transcript="hello")
     assert accepted.status_code == 202, accepted.text
     body = accepted.json()
-    assert (body["status"], body["provider"], body["sniffed_type"]) == ("queued", "local", "audio/wav")
+    assert (body["status"], body["provider"], body["sniffedType"]) == ("queued", "local", "audio/wav")
     sample = one(sql, "select object_path, size_bytes, transcript, language from voice_samples")
     assert sample == {
-        "object_path": f"{alice.id}/{body['voice_id']}/original",
+        "object_path": f"{alice.id}/{body['voiceId']}/original",
         "size_bytes": len(WAV),
         "transcript": "hello",
         "language": "en",

@@ -9,6 +9,7 @@ from backend.audio.errors import AudioRejected
 from backend.audio.pipeline import analyse_bytes
 from backend.audio.report import QualityReport
 from backend.problem import problem_for
+from tests.audio_corpus import RATE, encode, speech_mono, wav_bytes
 
 # name -> (sniffed container, codec, verdict, advice) for the files that are accepted.
 ACCEPTED = {
@@ -136,3 +137,20 @@ def test_the_minimum_duration_is_the_callers(corpus: dict[str, bytes]) -> None:
     with pytest.raises(AudioRejected) as caught:
         analyse_bytes(corpus["speech.flac"], min_duration_s=20.0)
     assert (caught.value.code, caught.value.detail) == ("sample_too_short", "sample too short (min 20 s)")
+
+
+@pytest.mark.parametrize("container", ["wav", "webm"])
+@pytest.mark.parametrize("seed", range(6))
+def test_a_one_second_clip_of_speech_alone_gets_no_silence_or_noise_advice(container: str, seed: int) -> None:
+    clip = speech_mono(1.0, seed=seed)[:RATE]
+    data = wav_bytes(clip) if container == "wav" else encode(clip, RATE, "webm", "libopus", bit_rate=32000)
+    with pytest.raises(AudioRejected) as caught:
+        analyse_bytes(data)
+    report = caught.value.report
+    assert report is not None
+    assert caught.value.code == "sample_too_short"
+    assert report.speech_ratio > 0.75
+    # Nothing but speech: no pause to measure noise in, and not silence.
+    assert report.snr_db is None
+    assert "mostly silence" not in report.advice
+    assert "background noise" not in report.advice

@@ -1,0 +1,145 @@
+"""What the OpenAPI document says beyond each handler's types: the bearer token the user routes take,
+every error status a route can answer (an RFC 9457 problem+json body), the `Idempotency-Key` header,
+and the multipart body of the two sample upload routes (they stream it themselves, so Litestar cannot
+see it). A client generator and Swagger's "Try it out" work from this alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    RequestBody,
+    Schema,
+    SecurityRequirement,
+    SecurityScheme,
+)
+
+from backend.problem import PROBLEM_JSON
+from backend.providers.config import PROVIDER_NAMES
+
+BEARER: Final = "bearer"
+#: The `security` of every route that acts for a signed-in user.
+USER_SECURITY: Final[list[SecurityRequirement]] = [{BEARER: []}]
+COMPONENTS: Final = Components(
+    security_schemes={
+        BEARER: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            bearer_format="JWT",
+            description="A Supabase Auth access token (embedded mode: `voicegate token --user you@example.com`).",
+        )
+    }
+)
+
+_WORDS: Final = {
+    400: "The request is malformed or a field is invalid; `detail` names the field.",
+    401: "A valid Supabase access token is required.",
+    404: "No such resource, or it is not the caller's.",
+    409: "The resource is not in a state that allows this, or the same Idempotency-Key is still in flight.",
+    413: "The upload is larger than allowed.",
+    415: "The body is not a supported media type (samples: WAV, MP3, FLAC, OGG/Opus, WebM/Opus, M4A/AAC).",
+    422: "Understood but refused: see `code` (e.g. a provider that is not configured, a refused sample).",
+    429: "Too many requests at once; retry after `Retry-After` seconds.",
+    503: "A dependency (database, Storage, provider) is unavailable; retry after `Retry-After` seconds.",
+}
+
+
+class ProblemDetails(msgspec.Struct):
+    """An error (RFC 9457): a stable `code` to branch on, and `detail` in words. Some errors add members
+    of their own (e.g. `blockingReasons` of `launch_blocked`)."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    instance: str | None = None
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error answers a route documents: each status with its problem+json body."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails, media_type=PROBLEM_JSON, description=_WORDS[status], generate_examples=False
+        )
+        for status in statuses
+    }
+
+
+#: What every route for a signed-in user may answer: a refused token, or the database away.
+USER: Final = (401, 503)
+#: A route with path parameters: Litestar documents a 400 for their validation, answered as problem+json.
+BY_ID: Final = (*USER, 400, 404)
+#: What a route with an `Idempotency-Key` may answer besides its own statuses.
+IDEMPOTENT: Final = (400, 409, 422)
+
+_IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    description="1-255 printable ASCII characters. The same key with the same request replays the first "
+    "answer (with `Idempotent-Replayed: true`) instead of doing it again; kept 24 h per user and route.",
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255),
+)
+
+
+@dataclass
+class IdempotentOperation(Operation):
+    """An operation that takes an `Idempotency-Key` (read by `backend.api.idempotency`, not a parameter)."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), _IDEMPOTENCY_KEY]
+
+
+SAMPLE_FORM: Final = RequestBody(
+    required=True,
+    description="The sample and its consent, as multipart/form-data (streamed; at most 25 MiB).",
+    content={
+        "multipart/form-data": OpenAPIMediaType(
+            schema=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["file", "consent"],
+                properties={
+                    "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The recording."),
+                    "consent": Schema(
+                        type=OpenAPIType.BOOLEAN, description="Must be true: the speaker consents (required)."
+                    ),
+                    "name": Schema(type=OpenAPIType.STRING, max_length=200, description="The voice's name."),
+                    "language": Schema(
+                        type=OpenAPIType.STRING, max_length=35, description="BCP 47 tag such as `en` or `de-CH`."
+                    ),
+                    "transcript": Schema(
+                        type=OpenAPIType.STRING, max_length=5000, description="What is said in the recording."
+                    ),
+                    "provider": Schema(
+                        type=OpenAPIType.STRING,
+                        enum=list(PROVIDER_NAMES),
+                        description="The voice provider (default: the server's).",
+                    ),
+                    "subject_name": Schema(
+                        type=OpenAPIType.STRING, max_length=200, description="Whose voice it is, for the consent."
+                    ),
+                },
+            )
+        )
+    },
+)
+
+
+@dataclass
+class SampleUploadOperation(IdempotentOperation):
+    """The streamed multipart sample upload."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.request_body = SAMPLE_FORM

@@ -1,0 +1,85 @@
+"""The OpenAPI document is valid OpenAPI 3.1 and says what a client generator and Swagger's "Try it out"
+need: the bearer scheme on every user route, the multipart body of the sample uploads, every error
+status as problem+json, the Idempotency-Key header, and `/metrics` as plain text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from backend.app import create_app
+from backend.settings import settings_from_env, with_auth
+
+UNAUTHENTICATED = {"/healthz", "/readyz", "/metrics", "/config.json", "/dev/session"}
+UPLOADS = {("post", "/api/v1/voice-samples"), ("post", "/v1/reflections/{reflection_id}/voice/clone")}
+IDEMPOTENT = {
+    ("post", "/api/v1/voice-samples"),
+    ("post", "/v1/reflections/{reflection_id}/voice/clone"),
+    ("post", "/api/clone/finalize"),
+    ("post", "/api/v1/clone"),
+    ("post", "/v1/reflections/{reflection_id}/voice/retry"),
+}
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    data_dir: Path = tmp_path_factory.mktemp("docs")
+    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40})
+    # The document is built from the handlers alone; no database is contacted.
+    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, item in document["paths"].items() for method, op in item.items()]
+
+
+def test_the_document_is_valid_openapi(document: dict[str, Any]) -> None:
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+
+
+def test_every_user_route_takes_the_bearer_token(document: dict[str, Any]) -> None:
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": document["components"]["securitySchemes"]["bearer"]["description"],
+    }
+    for method, path, op in operations(document):
+        expected = None if path in UNAUTHENTICATED else [{"bearer": []}]
+        assert op.get("security") == expected, f"{method.upper()} {path}"
+
+
+def test_every_error_is_documented_as_problem_json(document: dict[str, Any]) -> None:
+    for method, path, op in operations(document):
+        for status, response in op["responses"].items():
+            if int(status) >= 400:
+                content = response.get("content", {})
+                assert list(content) == ["application/problem+json"], f"{method.upper()} {path} {status}"
+                assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}
+        if path not in UNAUTHENTICATED:
+            assert {"401", "503"} <= set(op["responses"]), f"{method.upper()} {path}"
+
+
+def test_the_sample_uploads_document_their_multipart_body(document: dict[str, Any]) -> None:
+    for method, path in UPLOADS:
+        body = document["paths"][path][method]["requestBody"]
+        schema = body["content"]["multipart/form-data"]["schema"]
+        assert body["required"] is True
+        assert schema["required"] == ["file", "consent"]
+        assert schema["properties"]["file"] == {"type": "string", "format": "binary", "description": "The recording."}
+        assert {"consent", "name", "language", "transcript", "provider", "subject_name"} <= set(schema["properties"])
+        assert {"413", "415"} <= set(document["paths"][path][method]["responses"])
+
+
+def test_idempotent_routes_document_the_key_header(document: dict[str, Any]) -> None:
+    for method, path, op in operations(document):
+        headers = [p["name"] for p in op.get("parameters", []) if p["in"] == "header"]
+        assert ("Idempotency-Key" in headers) == ((method, path) in IDEMPOTENT), f"{method.upper()} {path}"
+
+
+def test_metrics_are_plain_text(document: dict[str, Any]) -> None:
+    assert list(document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
