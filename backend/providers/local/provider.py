@@ -16,7 +16,7 @@ from backend.providers.local.profile import VoiceProfile, measure
 from backend.providers.wav import float_to_wav, wav_to_float
 
 PROVIDER: Final = "local"
-ENGINE: Final = "espeak-ng + WORLD (offline stand-in, not a neural clone)"
+ENGINE: Final = "Piper en_US-joe-medium + WORLD (offline stand-in, not a neural clone)"
 
 SAMPLE_RULES: Final = SampleRules(
     formats=frozenset({"audio/wav"}),
@@ -102,7 +102,7 @@ def _provider_voice(voice: LocalVoice) -> ProviderVoice:
 
 
 class LocalProvider:
-    """Offline provider: enrolment measures the sample, synthesis adapts espeak-ng to it."""
+    """Offline provider: enrolment measures the sample, synthesis adapts a stock Piper voice to it."""
 
     name = PROVIDER
     sample_rules = SAMPLE_RULES
