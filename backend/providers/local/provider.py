@@ -184,5 +184,11 @@ def _profile_of(data: bytes) -> VoiceProfile:
 
 
 def _speak(text: str, profile: VoiceProfile, language: str) -> tuple[bytes, int]:
-    signal, rate = render(text, profile, language=language)
+    try:
+        signal, rate = render(text, profile, language=language)
+    except ValueError as exc:
+        # Punctuation alone, or too little voiced sound to carry a pitch: the same text always fails.
+        raise PermanentProviderError(
+            PROVIDER, "There is nothing speakable in the text.", provider_code="empty_text", operator_detail=str(exc)
+        ) from exc
     return float_to_wav(signal, rate), rate

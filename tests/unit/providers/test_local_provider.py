@@ -113,6 +113,10 @@ async def test_silent_or_wrong_samples_are_refused() -> None:
     with pytest.raises(PermanentProviderError) as no_speech:
         await provider.enroll([sample(silence)], name="v", language="en", transcript=None, key="s")
     assert no_speech.value.provider_code == "no_speech"
+    voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="k")
+    with pytest.raises(PermanentProviderError) as unspeakable:
+        await provider.synthesize(voice, "...")
+    assert unspeakable.value.provider_code == "empty_text"
     mp3 = SampleRef(data=b"ID3", mime_type="audio/mpeg", duration_s=5.0)
     with pytest.raises(PermanentProviderError) as fmt:
         await provider.enroll([mp3], name="v", language="en", transcript=None, key="m")
