@@ -30,6 +30,10 @@ SENTENCE_END: Final = frozenset(".?!")
 CLAUSE_BREAK: Final = frozenset(",:;")
 #: Between sentences (each is one model call), as the Piper command line's default.
 SENTENCE_SILENCE_S: Final = 0.2
+#: Longest model call, in phonemes (about 12 s of speech). The model's working memory grows with the
+#: call (about 30 MB a second of audio) and espeak-ng only splits unpunctuated text every ~150 words,
+#: so a longer sentence is split at a clause break or, failing that, between words.
+MAX_CALL_PHONEMES: Final = 250
 #: The API and the workers share two cores, so one synthesis keeps to one.
 DEFAULT_THREADS: Final = 1
 #: onnxruntime logs through its own logger to stderr; only errors are worth a line there.
@@ -66,16 +70,21 @@ class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
     num_speakers: int = 1
 
 
-def sentence_phonemes(clauses: Iterable[tuple[str, str]]) -> list[list[str]]:
+def sentence_phonemes(clauses: Iterable[tuple[str, str]], limit: int = MAX_CALL_PHONEMES) -> list[list[str]]:
     """Group espeak-ng clauses into sentences of single-codepoint phonemes, as Piper's phonemizer does.
 
-    Each clause's terminator stays as a phoneme (with a space after ``,`` ``:`` ``;``); ``.`` ``?`` ``!``
-    end a sentence. NFD splits accented symbols into base and combining mark, which the id map lists
-    separately. A sentence of punctuation alone is dropped: there is nothing in it to say.
+    Each clause's terminator stays as a phoneme (with a space after ``,`` ``:`` ``;`` and between
+    unpunctuated clauses); ``.`` ``?`` ``!`` end a sentence. NFD splits accented symbols into base and
+    combining mark, which the id map lists separately. A sentence longer than ``limit`` is cut into
+    pieces (see ``MAX_CALL_PHONEMES``); one of punctuation alone is dropped: there is nothing in it to say.
     """
     sentences: list[list[str]] = []
     current: list[str] = []
     for phonemes, terminator in clauses:
+        # After a clause with no terminator (espeak-ng cut a long run of words) the next one starts a
+        # new word; Piper runs the two words together.
+        if current and current[-1] != " ":
+            current.append(" ")
         text = _LANGUAGE_FLAG.sub("", phonemes) + terminator
         if terminator in CLAUSE_BREAK:
             text += " "
@@ -84,7 +93,23 @@ def sentence_phonemes(clauses: Iterable[tuple[str, str]]) -> list[list[str]]:
             sentences.append(current)
             current = []
     sentences.append(current)
-    return [s for s in sentences if any(p.isalpha() for p in s)]
+    pieces = [piece for sentence in sentences for piece in _bounded(sentence, limit)]
+    return [p for p in pieces if any(symbol.isalpha() for symbol in p)]
+
+
+def _bounded(sentence: list[str], limit: int) -> list[list[str]]:
+    """``sentence`` in pieces of at most ``limit`` phonemes, each cut after a clause break if the piece
+    has one, else after its last word, else (one enormous word) at the limit."""
+    pieces: list[list[str]] = []
+    while len(sentence) > limit:
+        window = sentence[:limit]
+        spaces = [i for i, symbol in enumerate(window) if symbol == " " and i > 0]
+        clause_ends = [i for i in spaces if window[i - 1] in CLAUSE_BREAK]
+        cut = (clause_ends or spaces or [limit - 1])[-1] + 1
+        pieces.append(sentence[:cut])
+        sentence = sentence[cut:]
+    pieces.append(sentence)
+    return pieces
 
 
 def phoneme_ids(phonemes: Sequence[str], id_map: dict[str, list[int]]) -> list[int]:
@@ -130,9 +155,12 @@ class PiperVoice:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = _ORT_LOG_ERROR
-        # Planning buffer reuse over this graph's ~2,750 nodes takes seconds at load and saves nothing
-        # here: peak RSS and speed measured the same without it (the CPU arena recycles buffers anyway).
+        # Load cost matters (every worker process pays it on its first synthesis) and these two buy
+        # nothing for this model: planning buffer reuse over its ~2,750 nodes took ~2.5 s of CPU for
+        # the same peak RSS (the CPU arena recycles buffers anyway), and graph optimisations ~0.4 s for
+        # no measurable speed-up (the time is in the decoder's convolutions, which run the same kernels).
         options.enable_mem_reuse = False
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         self._session = onnxruntime.InferenceSession(
             str(model), sess_options=options, providers=["CPUExecutionProvider"]
         )

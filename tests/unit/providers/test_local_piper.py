@@ -16,7 +16,13 @@ import pyworld
 from scipy.signal import welch
 
 from backend.providers.local.engine import adapt, render
-from backend.providers.local.piper import PiperVoice, VoiceConfig, phoneme_ids, sentence_phonemes
+from backend.providers.local.piper import (
+    MAX_CALL_PHONEMES,
+    PiperVoice,
+    VoiceConfig,
+    phoneme_ids,
+    sentence_phonemes,
+)
 from backend.providers.local.profile import Signal, VoiceProfile
 
 SENTENCE = (
@@ -69,6 +75,18 @@ def test_clauses_group_into_sentences_like_pipers_phonemizer() -> None:
     clauses = [("wˈeɪt", "."), ("(fr)kafe(en)", ","), ("jˈɛs", ":"), ("nˈoʊ", "")]
     assert ["".join(s) for s in sentence_phonemes(clauses)] == ["wˈeɪt.", "kafe, jˈɛs: nˈoʊ"]
     assert sentence_phonemes([("", "."), ("", "?")]) == []  # punctuation alone: nothing to say
+
+
+def test_a_long_sentence_is_cut_at_clause_breaks_then_between_words() -> None:
+    clauses = [("wˈʌn tˈuː θɹˈiː", ","), ("fˈɔːɹ fˈaɪv sˈɪks sˈɛvən", ""), ("ˈeɪt", ".")]
+    pieces = sentence_phonemes(clauses, limit=20)
+    assert ["".join(p) for p in pieces] == ["wˈʌn tˈuː θɹˈiː, ", "fˈɔːɹ fˈaɪv sˈɪks ", "sˈɛvən ˈeɪt."]
+    assert all(len(p) <= 20 for p in pieces)
+    words = "ðə kwˈɪk bɹˈaʊn fˈɑːks " * 40
+    unpunctuated = sentence_phonemes([(words, "")])
+    assert len(unpunctuated) > 1
+    assert all(len(p) <= MAX_CALL_PHONEMES for p in unpunctuated)
+    assert "".join(symbol for p in unpunctuated for symbol in p) == words
 
 
 def test_nothing_to_say_is_refused(voice: PiperVoice) -> None:
