@@ -67,7 +67,6 @@ class VoiceConfig(msgspec.Struct, frozen=True, kw_only=True):
     inference: _InferenceConfig
     phoneme_id_map: dict[str, list[int]]
     phoneme_type: str = "espeak"
-    num_speakers: int = 1
 
 
 def sentence_phonemes(clauses: Iterable[tuple[str, str]], limit: int = MAX_CALL_PHONEMES) -> list[list[str]]:
