@@ -94,9 +94,10 @@ async def test_profile_is_json_metadata_and_enrol_is_idempotent_per_key() -> Non
     assert (await provider.find("attempt-9")) == first
     assert [v.voice_id for v in await provider.list()] == [first.voice_id]
 
-    # A voice persisted elsewhere (metadata only) still synthesizes from its stored profile.
+    # A voice persisted elsewhere (metadata only) still synthesizes from its stored profile. A sentence,
+    # not two words: the Piper voice's pitch is only measured steadily over a few seconds of speech.
     detached = ProviderVoice(provider="local", voice_id="local-x", language="en", metadata=first.metadata)
-    result = await LocalProvider().synthesize(detached, "Hello there")
+    result = await LocalProvider().synthesize(detached, SHORT)
     assert median_f0(result.audio) == pytest.approx(profile["median_f0_hz"], rel=0.10)
 
     await provider.delete(first.voice_id)
