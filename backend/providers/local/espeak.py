@@ -25,7 +25,7 @@ _PARAM_RANGE: Final = 4
 _EE_OK: Final = 0
 _PHONEMES_IPA: Final = 0x02
 #: Clause-ending punctuation that Piper keeps as a "phoneme" (espeak-ng drops it from the IPA).
-CLAUSE_TERMINATORS: Final = frozenset(".?!,:;")
+_CLAUSE_TERMINATORS: Final = frozenset(".?!,:;")
 
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -131,13 +131,14 @@ class Espeak:
 def _terminator(encoded: bytes, read: int | None) -> str:
     """The punctuation that ended the clause espeak-ng has just read up to byte ``read`` (``None``: the end).
 
-    espeak-ng reports no terminator through this API, so, as Piper did before espeak-ng grew one, look
-    back from where it stopped: it has already consumed the first character of the next clause, so
-    that one is dropped before skipping spaces.
+    This library's ``espeak_TextToPhonemes`` does not report it (the call that does is in Piper's fork of
+    espeak-ng), so, as Piper's phonemizer did with the plain call, look back from where espeak-ng
+    stopped: it has already consumed the first character of the next clause, which is dropped before
+    skipping spaces.
     """
     if read is None:
         consumed = encoded.decode("utf-8", errors="ignore")
     else:
         consumed = encoded[:read].decode("utf-8", errors="ignore")[:-1]
     tail = consumed.rstrip()
-    return tail[-1] if tail and tail[-1] in CLAUSE_TERMINATORS else ""
+    return tail[-1] if tail and tail[-1] in _CLAUSE_TERMINATORS else ""
