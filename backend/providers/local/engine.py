@@ -1,4 +1,4 @@
-"""Speak text with espeak-ng, then move it towards a measured voice profile with WORLD."""
+"""Speak text with the Piper voice, then move it towards a measured voice profile with WORLD."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Final
 import numpy as np
 import pyworld
 
-from backend.providers.local.espeak import Espeak
+from backend.providers.local.piper import PiperVoice
 from backend.providers.local.profile import (
     BAND_HZ,
     FRAME_PERIOD_MS,
@@ -25,15 +25,17 @@ TEMPO_LIMITS: Final = (0.6, 1.6)
 
 
 def render(
-    text: str, profile: VoiceProfile, *, language: str = "en", espeak: Espeak | None = None
+    text: str, profile: VoiceProfile, *, language: str = "en", voice: PiperVoice | None = None
 ) -> tuple[Signal, int]:
     """Return mono float samples in [-1, 1] and their sample rate for ``text`` in ``profile``'s voice."""
-    engine = espeak or Espeak.shared()
-    pcm = engine.synthesize(text, voice=language)
-    if pcm.size == 0:
-        raise ValueError("nothing to say")
-    rate = engine.sample_rate
-    x = pcm.astype(np.float64) / 32768.0
+    piper = voice or PiperVoice.shared()
+    speech = piper.speak(text, language)
+    return adapt(speech.astype(np.float64), piper.sample_rate, profile), piper.sample_rate
+
+
+def adapt(x: Signal, rate: int, profile: VoiceProfile) -> Signal:
+    """Move speech ``x`` towards ``profile`` with WORLD: pitch level and range, spectral envelope and
+    syllable rate; the result peaks at 0.9."""
     analysis = world_analysis(x, rate, with_aperiodicity=True)
     assert analysis.ap is not None  # noqa: S101 - requested above
     f0 = _shift_pitch(analysis.f0, profile)
@@ -41,7 +43,7 @@ def render(
     f0, sp, ap = _retime(f0, sp, analysis.ap, syllable_rate(x, rate), profile.syllable_rate_hz)
     y = pyworld.synthesize(f0, sp, ap, rate, FRAME_PERIOD_MS)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
-    return (y * (0.9 / peak) if peak > 0 else y), rate
+    return y * (0.9 / peak) if peak > 0 else y
 
 
 def _shift_pitch(f0: Signal, profile: VoiceProfile) -> Signal:
@@ -57,7 +59,7 @@ def _shift_pitch(f0: Signal, profile: VoiceProfile) -> Signal:
 
 
 def _shape_envelope(sp: Signal, f0: Signal, rate: int, profile: VoiceProfile) -> Signal:
-    """Tilt espeak's average envelope towards the sample's, within ±12 dB."""
+    """Tilt the source's average envelope towards the sample's, within ±12 dB."""
     source = np.asarray(envelope_bands(sp, f0, rate))
     target = np.asarray(profile.envelope_db)
     gain_db = np.clip(target - source, -MAX_ENVELOPE_GAIN_DB, MAX_ENVELOPE_GAIN_DB)

@@ -1,4 +1,8 @@
-"""espeak-ng from the ``espeakng-loader`` wheel, driven through ctypes (no executable, no network)."""
+"""espeak-ng from the ``espeakng-loader`` wheel, driven through ctypes (no executable, no network).
+
+The local engine uses it as a phonemizer (IPA for the Piper voice); its own synthesis stays for test
+speech and the benchmark's baselines.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ _PARAM_RATE: Final = 1
 _PARAM_PITCH: Final = 3
 _PARAM_RANGE: Final = 4
 _EE_OK: Final = 0
+_PHONEMES_IPA: Final = 0x02
+#: Clause-ending punctuation that Piper keeps as a "phoneme" (espeak-ng drops it from the IPA).
+_CLAUSE_TERMINATORS: Final = frozenset(".?!,:;")
 
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -38,6 +45,8 @@ class Espeak:
         self._lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self._lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self._lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         self._lib.espeak_Synth.argtypes = [
             ctypes.c_void_p,
             ctypes.c_size_t,
@@ -72,18 +81,40 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         return 0
 
+    def _set_voice(self, voice: str, fallback: str) -> None:
+        # Unknown language: fall back rather than fail the request.
+        if (
+            self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK
+            and self._lib.espeak_SetVoiceByName(fallback.encode()) != _EE_OK
+        ):
+            raise EspeakError("espeak-ng has no usable voice")
+
+    def phonemize(self, text: str, *, voice: str, fallback: str = "en") -> list[tuple[str, str]]:
+        """IPA phonemes of each clause of ``text``, with the punctuation that ended it (``""`` for none).
+
+        Words are separated by spaces and carry espeak-ng's stress marks; language-switch flags such as
+        ``(fr)`` are left in for the caller to handle.
+        """
+        encoded = text.encode("utf-8")
+        buffer = ctypes.create_string_buffer(encoded)
+        start = ctypes.addressof(buffer)
+        cursor = ctypes.c_void_p(start)
+        clauses: list[tuple[str, str]] = []
+        with self._lock:
+            self._set_voice(voice, fallback)
+            while cursor.value is not None:
+                phonemes = self._lib.espeak_TextToPhonemes(ctypes.byref(cursor), _CHARS_UTF8, _PHONEMES_IPA)
+                read = None if cursor.value is None else cursor.value - start
+                clauses.append(((phonemes or b"").decode("utf-8", errors="replace"), _terminator(encoded, read)))
+        return clauses
+
     def synthesize(
         self, text: str, *, voice: str = "en", rate_wpm: int = 175, pitch: int = 50
     ) -> npt.NDArray[np.int16]:
         """Speak ``text``; returns 16-bit mono samples at ``self.sample_rate``."""
         encoded = text.encode("utf-8")
         with self._lock:
-            # Unknown language: fall back to English rather than fail the request.
-            if (
-                self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK
-                and self._lib.espeak_SetVoiceByName(b"en") != _EE_OK
-            ):
-                raise EspeakError("espeak-ng has no usable voice")
+            self._set_voice(voice, "en")
             self._lib.espeak_SetParameter(_PARAM_RATE, rate_wpm, 0)
             self._lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
             self._lib.espeak_SetParameter(_PARAM_RANGE, 50, 0)
@@ -95,3 +126,19 @@ class Espeak:
         if not chunks:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(chunks)
+
+
+def _terminator(encoded: bytes, read: int | None) -> str:
+    """The punctuation that ended the clause espeak-ng has just read up to byte ``read`` (``None``: the end).
+
+    This library's ``espeak_TextToPhonemes`` does not report it (the call that does is in Piper's fork of
+    espeak-ng), so, as Piper's phonemizer did with the plain call, look back from where espeak-ng
+    stopped: it has already consumed the first character of the next clause, which is dropped before
+    skipping spaces.
+    """
+    if read is None:
+        consumed = encoded.decode("utf-8", errors="ignore")
+    else:
+        consumed = encoded[:read].decode("utf-8", errors="ignore")[:-1]
+    tail = consumed.rstrip()
+    return tail[-1] if tail and tail[-1] in _CLAUSE_TERMINATORS else ""

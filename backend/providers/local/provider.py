@@ -16,7 +16,7 @@ from backend.providers.local.profile import VoiceProfile, measure
 from backend.providers.wav import float_to_wav, wav_to_float
 
 PROVIDER: Final = "local"
-ENGINE: Final = "espeak-ng + WORLD (offline stand-in, not a neural clone)"
+ENGINE: Final = "Piper en_US-joe-medium + WORLD (offline stand-in, not a neural clone)"
 
 SAMPLE_RULES: Final = SampleRules(
     formats=frozenset({"audio/wav"}),
@@ -102,7 +102,7 @@ def _provider_voice(voice: LocalVoice) -> ProviderVoice:
 
 
 class LocalProvider:
-    """Offline provider: enrolment measures the sample, synthesis adapts espeak-ng to it."""
+    """Offline provider: enrolment measures the sample, synthesis adapts a stock Piper voice to it."""
 
     name = PROVIDER
     sample_rules = SAMPLE_RULES
@@ -184,5 +184,11 @@ def _profile_of(data: bytes) -> VoiceProfile:
 
 
 def _speak(text: str, profile: VoiceProfile, language: str) -> tuple[bytes, int]:
-    signal, rate = render(text, profile, language=language)
+    try:
+        signal, rate = render(text, profile, language=language)
+    except ValueError as exc:
+        # Punctuation alone, or too little voiced sound to carry a pitch: the same text always fails.
+        raise PermanentProviderError(
+            PROVIDER, "There is nothing speakable in the text.", provider_code="empty_text", operator_detail=str(exc)
+        ) from exc
     return float_to_wav(signal, rate), rate

@@ -94,9 +94,10 @@ async def test_profile_is_json_metadata_and_enrol_is_idempotent_per_key() -> Non
     assert (await provider.find("attempt-9")) == first
     assert [v.voice_id for v in await provider.list()] == [first.voice_id]
 
-    # A voice persisted elsewhere (metadata only) still synthesizes from its stored profile.
+    # A voice persisted elsewhere (metadata only) still synthesizes from its stored profile. A sentence,
+    # not two words: the Piper voice's pitch is only measured steadily over a few seconds of speech.
     detached = ProviderVoice(provider="local", voice_id="local-x", language="en", metadata=first.metadata)
-    result = await LocalProvider().synthesize(detached, "Hello there")
+    result = await LocalProvider().synthesize(detached, SHORT)
     assert median_f0(result.audio) == pytest.approx(profile["median_f0_hz"], rel=0.10)
 
     await provider.delete(first.voice_id)
@@ -113,6 +114,10 @@ async def test_silent_or_wrong_samples_are_refused() -> None:
     with pytest.raises(PermanentProviderError) as no_speech:
         await provider.enroll([sample(silence)], name="v", language="en", transcript=None, key="s")
     assert no_speech.value.provider_code == "no_speech"
+    voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="k")
+    with pytest.raises(PermanentProviderError) as unspeakable:
+        await provider.synthesize(voice, "...")
+    assert unspeakable.value.provider_code == "empty_text"
     mp3 = SampleRef(data=b"ID3", mime_type="audio/mpeg", duration_s=5.0)
     with pytest.raises(PermanentProviderError) as fmt:
         await provider.enroll([mp3], name="v", language="en", transcript=None, key="m")
