@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Iterator
@@ -13,9 +14,15 @@ from pathlib import Path
 
 import msgspec
 
-from backend.settings import Settings, SettingsError, env_var, settings_from_env, with_auth
+from backend.settings import DEFAULT_DATA_DIR, Settings, SettingsError, env_var, settings_from_env, with_auth
 
 log = logging.getLogger("voicegate")
+#: The user the banner's token command names.
+EXAMPLE_USER = "you@example.com"
+
+
+class CommandError(Exception):
+    """The command cannot do its work; the message is one line for the user (no traceback)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
         return int(args.run(settings, args))
+    except CommandError as exc:
+        print(f"voicegate: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -146,6 +156,8 @@ def _up_stack(settings: Settings) -> int:
             f"  API docs:  {base}/schema",
             flush=True,
         )
+        if settings.embedded:
+            print(f"  a token:   {token_command(settings)}", flush=True)
         return _run_server(settings, dsn, run_consumers=True)
     finally:
         if pg is not None and started_here:
@@ -209,8 +221,18 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def token_command(settings: Settings) -> str:
+    """The command that prints a dev token against this embedded stack, as a user would type it."""
+    program = shlex.quote(sys.argv[0]) if sys.argv and sys.argv[0].endswith("voicegate") else "voicegate"
+    data_dir = (
+        "" if settings.data_dir == DEFAULT_DATA_DIR else f"{env_var('data_dir')}={shlex.quote(str(settings.data_dir))} "
+    )
+    return f"{data_dir}{program} token --user {EXAMPLE_USER}"
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a dev access token for `--user`, creating the user (by email) in embedded auth.users."""
+    """Print a dev access token for `--user`, creating the user (by email) in embedded auth.users, on the
+    embedded PostgreSQL that `voicegate up` runs for this data directory (found as `voicegate ops` finds it)."""
     import asyncio  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
@@ -218,28 +240,26 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
     from backend.embedded.dev_tokens import mint_user_token  # noqa: PLC0415
     from backend.embedded.dev_users import DevUser, dev_user_by_id, find_or_create_dev_user  # noqa: PLC0415
-    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
 
     user, ttl = str(args.user), int(args.ttl)
     if not settings.embedded or settings.auth is None or settings.auth.jwt_secret is None:
-        print("voicegate token works in embedded mode only; use Supabase Auth to sign users in", file=sys.stderr)
-        return 2
-    if "@" not in user:
-        try:
-            user_id = uuid.UUID(user)
-        except ValueError:
-            print(f"--user must be an email or a user id (uuid), not {user!r}", file=sys.stderr)
-            return 2
-    EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
+        raise CommandError("`voicegate token` works in embedded mode only; use Supabase Auth to sign users in")
+    try:
+        user_id = None if "@" in user else uuid.UUID(user)
+    except ValueError as exc:
+        raise CommandError(f"--user must be an email or a user id (uuid), not {user!r}") from exc
+    dsn = _dsn(settings)
 
     async def lookup() -> DevUser | None:
-        async with await psycopg.AsyncConnection.connect(_dsn(settings), autocommit=True) as conn:
-            return await (find_or_create_dev_user(conn, user) if "@" in user else dev_user_by_id(conn, user_id))
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            return await (dev_user_by_id(conn, user_id) if user_id else find_or_create_dev_user(conn, user))
 
-    row = asyncio.run(lookup())
+    try:
+        row = asyncio.run(lookup())
+    except psycopg.OperationalError as exc:
+        raise CommandError(f"cannot reach the embedded PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
     if row is None:
-        print(f"no user {user} in auth.users; pass an email to create one", file=sys.stderr)
-        return 1
+        raise CommandError(f"no user {user} in auth.users; pass an email to create one")
     print(mint_user_token(settings.auth.jwt_secret, row[0], email=row[1], ttl_seconds=ttl))
     return 0
 
@@ -294,11 +314,15 @@ def _ops(_settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dsn(settings: Settings) -> str:
+    """DATABASE_URL, else the embedded PostgreSQL running for the data directory (on whatever port)."""
     if settings.database_url is not None:
         return settings.database_url
-    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgres, EmbeddedPostgresError  # noqa: PLC0415
 
-    return EmbeddedPostgres(settings.pgdata, port=settings.pg_port).dsn
+    try:
+        return EmbeddedPostgres(settings.pgdata, port=settings.pg_port).running_dsn()
+    except EmbeddedPostgresError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _run_server(settings: Settings, dsn: str, *, run_consumers: bool) -> int:

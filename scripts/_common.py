@@ -239,16 +239,13 @@ def database_dsn(settings: Settings) -> str:
     """DATABASE_URL (or `--database-url`), else the running embedded PostgreSQL of the data directory."""
     if settings.database_url is not None:
         return settings.database_url
-    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415 - only embedded mode needs the wheel
+    # Only embedded mode needs the wheel.
+    from backend.embedded.postgres import EmbeddedPostgres, EmbeddedPostgresError  # noqa: PLC0415
 
-    server = EmbeddedPostgres(settings.pgdata, port=settings.pg_port)
-    port = server.running_port()
-    if port is None:
-        raise OpsError(
-            f"no embedded PostgreSQL is running for {settings.pgdata}; start `voicegate up` or set DATABASE_URL"
-        )
-    server.port = port
-    return server.dsn
+    try:
+        return EmbeddedPostgres(settings.pgdata, port=settings.pg_port).running_dsn()
+    except EmbeddedPostgresError as exc:
+        raise OpsError(str(exc)) from exc
 
 
 async def connect(dsn: str, name: str) -> Connection:

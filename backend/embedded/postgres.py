@@ -99,6 +99,17 @@ class EmbeddedPostgres:
             pass  # alive, owned by the server's OS user
         return port
 
+    def running_dsn(self) -> str:
+        """The DSN of the live server on this data directory, on whatever port it runs;
+        EmbeddedPostgresError (one line for the user) when none runs."""
+        port = self.running_port()
+        if port is None:
+            raise EmbeddedPostgresError(
+                f"no embedded PostgreSQL is running for {self.data_dir}; start `voicegate up` (or set DATABASE_URL)"
+            )
+        self.port = port
+        return self.dsn
+
     def is_ready(self) -> bool:
         """True when a server answers queries on our port."""
         try:

@@ -69,6 +69,14 @@ class JobError(msgspec.Struct):
     message: str | None
 
 
+class JobProgress(msgspec.Struct):
+    """How far a running job has got: `done` of `total` parts (a part is a sentence or a few short ones)."""
+
+    done: int
+    total: int
+    unit: str = "parts"
+
+
 class JobStatus(msgspec.Struct, rename="camel"):
     """A synthesis job as its owner sees it."""
 
@@ -79,6 +87,8 @@ class JobStatus(msgspec.Struct, rename="camel"):
     attempt_id: uuid.UUID | None
     duration_ms: int | None
     error: JobError | None
+    #: Parts spoken so far, from when a worker starts the job (null before).
+    progress: JobProgress | None
     created_at: datetime
     finished_at: datetime | None
 
@@ -222,7 +232,10 @@ async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobSt
     job = await _job(pool, claims, job_id)
     code, message = job.pop("error_code"), job.pop("error_message")
     error = JobError(code, message) if job["status"] == "failed" and code is not None else None
-    return JobStatus(**{name: job[name] for name in JobStatus.__struct_fields__ if name != "error"}, error=error)
+    done, total = job.pop("progress_done"), job.pop("progress_total")
+    progress = None if total is None else JobProgress(done=done or 0, total=total)
+    fields = {name: job[name] for name in JobStatus.__struct_fields__ if name not in {"error", "progress"}}
+    return JobStatus(**fields, error=error, progress=progress)
 
 
 async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:

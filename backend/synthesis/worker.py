@@ -17,8 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from backend.audio.decode import decode_audio
-from backend.audio.measure import downmix
+from backend.audio.measure import downmix, resample
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.context import Lifecycle, Outcome
 from backend.db.execute import fetch_optional
@@ -28,6 +31,7 @@ from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, TransientProviderError, UnknownOutcomeError
 from backend.providers.wav import float_to_wav
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
+from backend.synthesis.text import pieces
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -38,6 +42,8 @@ WAIT_RECHECK_SECONDS = 30
 MAX_PROVIDER_RETRIES = 1
 #: The longest render decoded when a provider answers in another format than WAV.
 MAX_RENDER_S = 3600.0
+#: Silence between the pieces of a render (each piece is whole sentences, spoken on its own).
+PIECE_PAUSE_S = 0.12
 
 
 def render_path(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
@@ -74,21 +80,49 @@ def as_wav(audio: bytes) -> tuple[bytes, float]:
     return float_to_wav(mono, decoded.sample_rate), decoded.duration_s
 
 
+def join_wav(audios: list[bytes]) -> tuple[bytes, float]:
+    """The pieces of a render (each a provider's WAV, MP3 or Ogg) as one WAV, a short pause between
+    them, at the first piece's rate; and its length in seconds."""
+    if len(audios) == 1:
+        return as_wav(audios[0])
+    signals: list[npt.NDArray[np.float64]] = []
+    rate = 0
+    for audio in audios:
+        decoded = decode_audio(audio, max_duration_s=MAX_RENDER_S)
+        mono = downmix(decoded.samples)
+        rate = rate or decoded.sample_rate
+        if decoded.sample_rate != rate:
+            mono = resample(mono, decoded.sample_rate, rate)
+        if signals:
+            signals.append(np.zeros(round(PIECE_PAUSE_S * rate)))
+        signals.append(mono.astype(np.float64))
+    joined = np.concatenate(signals)
+    return float_to_wav(joined, rate), joined.size / rate
+
+
 async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
-    """Take the job as far as it can go now; safe to call again at any point."""
+    """Take the job as far as it can go now; safe to call again at any point.
+
+    The text is spoken a piece (a sentence or a few) at a time, and the job's progress is recorded after
+    each piece; a transient failure of any piece retries the job once, from its start.
+    """
     started = await _start(ctx, job_id)
     if isinstance(started, Outcome):
         return started
-    job, voice = started
+    job, voice, parts = started
+    provider = ctx.providers.get(voice.provider)
+    spoken: list[bytes] = []
     try:
-        spoken = await ctx.providers.get(voice.provider).synthesize(voice, job["input_text"])
+        for part in parts:
+            spoken.append((await provider.synthesize(voice, part)).audio)
+            await _progress(ctx, job_id, len(spoken))
     except (TransientProviderError, UnknownOutcomeError) as exc:
         if job["retry_count"] < MAX_PROVIDER_RETRIES:
             return await _retry(ctx, job_id, job["retry_count"], exc.safe_message)
         return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
     except PermanentProviderError as exc:
         return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
-    wav, duration_s = await asyncio.to_thread(as_wav, spoken.audio)
+    wav, duration_s = await asyncio.to_thread(join_wav, spoken)
     path = render_path(job["owner_id"], job_id)
     await ctx.storage.upload(BUCKET, path, wav, "audio/wav", upsert=True)
     async with service_transaction(ctx.pool) as conn:
@@ -100,8 +134,14 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
     return Outcome(status="succeeded" if finished is not None else "stale")
 
 
-async def _start(ctx: Lifecycle, job_id: uuid.UUID) -> tuple[dict[str, Any], ProviderVoice] | Outcome:
-    """Mark the job `processing` and say which voice speaks, or why there is nothing to do now."""
+async def _progress(ctx: Lifecycle, job_id: uuid.UUID, done: int) -> None:
+    async with service_transaction(ctx.pool) as conn:
+        await conn.execute(_Q["record_progress"], {"id": job_id, "done": done})
+
+
+async def _start(ctx: Lifecycle, job_id: uuid.UUID) -> tuple[dict[str, Any], ProviderVoice, list[str]] | Outcome:
+    """Mark the job `processing` with its pieces to speak and say which voice speaks them, or why there is
+    nothing to do now."""
     async with service_transaction(ctx.pool) as conn:
         job = await fetch_optional(conn, _Q["load_job"], {"id": job_id})
         if job is None or job["status"] in {"succeeded", "failed"}:
@@ -114,9 +154,10 @@ async def _start(ctx: Lifecycle, job_id: uuid.UUID) -> tuple[dict[str, Any], Pro
             return Outcome(status="failed" if failed is not None else "stale")
         if isinstance(voice, Waits):
             return Outcome(status="queued", retry_at=job["db_now"] + timedelta(seconds=WAIT_RECHECK_SECONDS))
-        if await fetch_optional(conn, _Q["start_job"], {"id": job_id}) is None:
+        parts = pieces(job["input_text"])
+        if await fetch_optional(conn, _Q["start_job"], {"id": job_id, "total": len(parts)}) is None:
             return Outcome(status="stale")
-    return job, voice
+    return job, voice, parts
 
 
 async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_message: str) -> Outcome:

@@ -13,9 +13,14 @@ select j.id, j.owner_id, j.status, j.input_text, j.retry_count, j.attempt_id,
 
 -- name: start_job
 update public.synthesis_jobs
-   set status = 'processing'
+   set status = 'processing', progress_done = 0, progress_total = %(total)s
  where id = %(id)s and status in ('queued', 'processing')
 returning id;
+
+-- name: record_progress
+update public.synthesis_jobs
+   set progress_done = %(done)s
+ where id = %(id)s and status = 'processing';
 
 -- name: retry_job
 update public.synthesis_jobs

@@ -17,6 +17,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.audio.measure import detect_speech
+from backend.synthesis.text import pieces
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.fakes import ElevenLabsFake, serve
@@ -342,3 +343,40 @@ async def test_an_idempotency_key_replays_the_upload_and_the_job(
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
     assert one(sql, "select count(*) as n from synthesis_jobs")["n"] == 1
     assert one(sql, "select count(*) as n from voice_clone_attempts")["n"] == 1
+
+
+async def test_a_long_job_reports_progress_part_by_part(
+    worker_client: Callable[..., Any], make_user: Callable[[], User]
+) -> None:
+    provider = ElevenLabsFake(max_voices=100)
+    with serve(provider) as url:
+        client = await worker_client(**elevenlabs_env(provider, url))
+        user = make_user()
+        sample_id = (await upload(client, user, speech_wav(seed=4))).json()["sampleId"]
+        assert (await sample_settled(client, user, sample_id))["status"] == "ready"
+        text = " ".join(f"This is sentence number {n}, long enough to be a sentence of its own." * 3 for n in range(6))
+        expected = pieces(text)
+        assert len(expected) >= 4
+        # Each text-to-speech call takes a moment, so the job is seen part-way.
+        provider.faults.latency_s = 0.3
+
+        job_id = (
+            await client.post("/api/v1/clone", json={"sampleId": sample_id, "text": text}, headers=user.headers)
+        ).json()["jobId"]
+        running = await until(
+            client,
+            user,
+            f"/api/v1/clone/{job_id}/status",
+            lambda j: j["status"] == "processing" and j["progress"] is not None and j["progress"]["done"] > 0,
+        )
+        assert running["progress"]["total"] == len(expected)
+        assert running["progress"]["done"] < len(expected)
+        assert running["progress"]["unit"] == "parts"
+        done = await job_settled(client, user, job_id)
+
+        assert done["status"] == "succeeded", done
+        assert done["progress"] == {"done": len(expected), "total": len(expected), "unit": "parts"}
+        spoken_texts = [request.json()["text"] for request in provider.requests_to("POST", "/v1/text-to-speech")]
+        assert spoken_texts == expected
+        audio, rate = await spoken(client, user, job_id)
+        assert len(audio) / rate > len(expected)  # every part was spoken and kept

@@ -17,8 +17,9 @@ import jwt
 import pytest
 from storage3 import SyncStorageClient
 
+from backend.embedded.postgres import free_port
 from tests.conftest import server_dir
-from tests.e2e.up import Running, dev_token, is_ready, readyz, start_up, wait_for
+from tests.e2e.up import REPO, Running, dev_token, is_ready, readyz, start_up, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -175,3 +176,47 @@ def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stac
     assert downloaded.status_code == 200
     assert downloaded.content == audio
     assert (running.pg.data_dir.parent / "storage" / "voice-samples" / user_id / "hello.wav").read_bytes() == audio
+
+
+def run_cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """`voicegate ARGS` as a user runs it, with this data directory."""
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args],
+        env={**os.environ, "VOICEGATE_DATA_DIR": str(data_dir), **env},
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def test_the_banner_names_the_page_and_a_token_command_that_works(running: Running) -> None:
+    banner = running.log.read_text()
+    data_dir = running.pg.data_dir.parent
+    assert f"demo page: {running.base_url}/" in banner
+    command = re.search(r"a token: +(.+)", banner)
+    assert command is not None
+    assert command[1] == f"VOICEGATE_DATA_DIR={data_dir} voicegate token --user you@example.com"
+    # Run as printed (the module stands in for the console script on PATH), on the wrong port too:
+    # the token command finds the server the data directory's postmaster.pid names.
+    minted = run_cli(data_dir, "token", "--user", "you@example.com", VOICEGATE_PG_PORT=str(free_port()))
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.decode().strip()
+    assert (
+        httpx.get(f"{running.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+
+
+def test_token_without_a_running_postgres_says_so_in_one_line(data_root: Path) -> None:
+    refused = run_cli(data_root / "nothing-here", "token", "--user", "you@example.com")
+    assert refused.returncode == 1
+    assert refused.stdout == b""
+    lines = refused.stderr.decode().strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("voicegate: no embedded PostgreSQL is running for ")
+    assert "Traceback" not in refused.stderr.decode()
+    bad_id = run_cli(data_root / "nothing-here", "token", "--user", "not-a-uuid")
+    assert (bad_id.returncode, bad_id.stderr.decode().strip()) == (
+        1,
+        "voicegate: --user must be an email or a user id (uuid), not 'not-a-uuid'",
+    )

@@ -26,8 +26,8 @@ def test_every_migration_is_recorded_with_the_statements_of_its_file(any_db_dsn:
         ).fetchall()
     expected = [(m.version, m.name, m.statements()) for m in discover_migrations()]
     assert recorded == expected
-    # Not one element per file: the files hold many statements each.
-    assert all(len(statements) > 1 for _, _, statements in recorded)
+    # Not one element per file: most files hold many statements.
+    assert sum(len(statements) for _, _, statements in recorded) > 3 * len(recorded)
 
 
 @pytest.fixture

@@ -1,0 +1,51 @@
+"""Text cut into the pieces a job speaks one at a time: sentences, with runs of short ones kept together
+and an over-long one cut at a comma or a space, so progress moves and no provider call is huge."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+#: The longest piece sent to a provider in one call (a few sentences; every provider takes far more).
+MAX_PIECE_CHARS: Final = 300
+# A sentence ends at . ! ? or an ellipsis (with any closing quote or bracket) before a space; at a CJK
+# full stop, with or without one. The space is the gap between sentences.
+_SENTENCE_END = re.compile("(?P<end>[.!?\u2026][\"'\u201d\u2019)\\]]*)\\s+|(?P<cjk>[\u3002\uff01\uff1f])\\s*")
+_SOFT_BREAK = re.compile("(?<=[,;:\uff0c\u3001])\\s*|\\s+")
+_COMMAS = ",;:\uff0c\u3001"
+
+
+def pieces(text: str) -> list[str]:
+    """`text` (already stripped, non-empty) in speaking order, each piece at most `MAX_PIECE_CHARS`."""
+    out: list[str] = []
+    for sentence in _sentences(text):
+        for chunk in _cut(sentence):
+            if out and len(out[-1]) + 1 + len(chunk) <= MAX_PIECE_CHARS:
+                out[-1] = f"{out[-1]} {chunk}"
+            else:
+                out.append(chunk)
+    return out
+
+
+def _sentences(text: str) -> list[str]:
+    found, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end("end") if match["end"] else match.end("cjk")
+        found.append(text[start:end].strip())
+        start = match.end()
+    found.append(text[start:].strip())
+    return [sentence for sentence in found if sentence]
+
+
+def _cut(sentence: str) -> list[str]:
+    """A sentence that fits as is, or cut at the last comma (else space) before the limit; words longer
+    than the limit are cut where they stand."""
+    chunks: list[str] = []
+    while len(sentence) > MAX_PIECE_CHARS:
+        head = sentence[: MAX_PIECE_CHARS + 1]
+        breaks = [match.end() for match in _SOFT_BREAK.finditer(head) if 0 < match.start() <= MAX_PIECE_CHARS]
+        commas = [end for end in breaks if head[:end].rstrip()[-1:] in _COMMAS]
+        cut = (commas or breaks or [MAX_PIECE_CHARS])[-1]
+        chunks.append(sentence[:cut].strip())
+        sentence = sentence[cut:].strip()
+    return [*chunks, sentence] if sentence else chunks
