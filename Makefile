@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck pg15 chromium clean
+.PHONY: up test check lint format typecheck packages clean
 
 up: $(STAMP)
 	$(BIN)/voicegate up
 
-test: $(STAMP) pg15 chromium check
+test: $(STAMP) packages check
 	$(BIN)/python -m pytest
 
 check: lint typecheck
@@ -25,13 +25,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The migration tests also run on Debian's PostgreSQL 15, Supabase's major version.
-pg15:
-	@bash .ci/ensure-postgres-15
-
-# The demo page's browser tests drive Debian's Chromium through Playwright (which never downloads one).
-chromium:
-	@bash .ci/ensure-chromium
+# Debian packages the tests drive (PostgreSQL 15, Chromium, curl): installed when missing.
+packages:
+	@bash .ci/ensure-packages
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or python3 on PATH)"; exit 1; }

@@ -103,8 +103,8 @@ def template_db(pg_server: PgServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def pg15_server() -> Iterator[PgServer]:
-    """Debian's PostgreSQL 15; `make test` installs it where missing (.ci/ensure-postgres-15)."""
-    assert (PG15_BIN / "postgres").exists(), "PostgreSQL 15 is missing: run `bash .ci/ensure-postgres-15`"
+    """Debian's PostgreSQL 15; `make test` installs it where missing (.ci/ensure-packages)."""
+    assert (PG15_BIN / "postgres").exists(), "PostgreSQL 15 is missing: run `bash .ci/ensure-packages`"
     with server_dir("pg15") as root:
         server = start_test_server(root, bin_dir=PG15_BIN)
         try:

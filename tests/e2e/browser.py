@@ -61,7 +61,7 @@ async def cut_off(context: BrowserContext, up: Running) -> Offline:
 
 def chromium() -> str:
     """Debian's Chromium, which `make test` installs where missing (Playwright never downloads one)."""
-    assert CHROMIUM.exists(), "Chromium is missing: run `bash .ci/ensure-chromium` (make test does)"
+    assert CHROMIUM.exists(), "Chromium is missing: run `bash .ci/ensure-packages` (make test does)"
     return str(CHROMIUM)
 
 
