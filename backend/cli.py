@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
         return int(args.run(settings, args))
+    except SettingsError as exc:  # found while starting: the C2PA signing credentials
+        parser.exit(2, f"voicegate: configuration error: {exc}\n")
     except KeyboardInterrupt:
         return 130
 

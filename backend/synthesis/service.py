@@ -29,6 +29,7 @@ from backend.errors import (
     ValidationFailed,
     VoiceNotReady,
 )
+from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.samples import service as samples
@@ -81,15 +82,18 @@ class JobStatus(msgspec.Struct, rename="camel"):
     error: JobError | None
     created_at: datetime
     finished_at: datetime | None
+    #: `c2pa` once the job succeeded: its WAV carries a signed C2PA manifest (`voicegate verify FILE`).
+    provenance: str | None = None
 
 
 class JobResult(msgspec.Struct, rename="camel"):
-    """Where to download a finished job's audio (a WAV)."""
+    """Where to download a finished job's audio (a WAV with its C2PA manifest embedded)."""
 
     audio_url: str
     expires_in: int
     mime_type: str
     duration_ms: int | None
+    provenance: str = PROVENANCE
 
 
 def _clean_text(text: str) -> str:
@@ -222,7 +226,9 @@ async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobSt
     job = await _job(pool, claims, job_id)
     code, message = job.pop("error_code"), job.pop("error_message")
     error = JobError(code, message) if job["status"] == "failed" and code is not None else None
-    return JobStatus(**{name: job[name] for name in JobStatus.__struct_fields__ if name != "error"}, error=error)
+    fields = {name: job[name] for name in JobStatus.__struct_fields__ if name not in {"error", "provenance"}}
+    provenance = PROVENANCE if job["status"] == "succeeded" else None
+    return JobStatus(**fields, error=error, provenance=provenance)
 
 
 async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:

@@ -1,32 +1,31 @@
-"""`VOICE_SYNTHESIS`: speak a job's text in its voice and store the WAV in `voice-renders`.
+"""`VOICE_SYNTHESIS`: speak a job's text in its voice, sign the WAV with its C2PA manifest and store it
+in `voice-renders`.
 
 A job whose voice is still being cloned waits: its message is put back, and the attempt's end sends
 it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
-one fails the job with `inference_failed`. Safe to repeat: the render is written under a fixed name
-and the job is finished by a guarded update, so a second delivery changes nothing.
+one fails the job with `inference_failed`. Audio that cannot be signed is never stored: the job fails
+with `provenance_failed`. Safe to repeat: the render is written under a fixed name and the job is
+finished by a guarded update, so a second delivery changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import uuid
-import wave
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from backend.audio.decode import decode_audio
-from backend.audio.measure import downmix
-from backend.audio.sniff import SNIFF_BYTES, sniff_audio
+from backend.audio.render import as_wav
 from backend.context import Lifecycle, Outcome
 from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
+from backend.errors import ProvenanceFailed
+from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, TransientProviderError, UnknownOutcomeError
-from backend.providers.wav import float_to_wav
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 
 log = logging.getLogger(__name__)
@@ -36,8 +35,6 @@ BUCKET = "voice-renders"
 WAIT_RECHECK_SECONDS = 30
 #: Provider failures that may pass are retried this many times before the job fails.
 MAX_PROVIDER_RETRIES = 1
-#: The longest render decoded when a provider answers in another format than WAV.
-MAX_RENDER_S = 3600.0
 
 
 def render_path(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
@@ -64,16 +61,6 @@ def _speaker_of(job: dict[str, Any]) -> ProviderVoice | Waits | Mute:
     return speaker(own, attempt)
 
 
-def as_wav(audio: bytes) -> tuple[bytes, float]:
-    """The render as a WAV and its length in seconds; a provider's MP3 or Ogg is decoded and re-encoded."""
-    if sniff_audio(audio[:SNIFF_BYTES]) == "audio/wav":
-        with wave.open(io.BytesIO(audio)) as reader:
-            return audio, reader.getnframes() / reader.getframerate()
-    decoded = decode_audio(audio, max_duration_s=MAX_RENDER_S)
-    mono = downmix(decoded.samples).astype("float64")
-    return float_to_wav(mono, decoded.sample_rate), decoded.duration_s
-
-
 async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
     """Take the job as far as it can go now; safe to call again at any point."""
     started = await _start(ctx, job_id)
@@ -89,8 +76,21 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
     except PermanentProviderError as exc:
         return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
     wav, duration_s = await asyncio.to_thread(as_wav, spoken.audio)
+    claim = SynthesisClaim(
+        voice_id=job["voice_id"],
+        provider=voice.provider,
+        model=spoken.model or voice.target_model,
+        consent_id=job["consent_id"],
+        consent_version=job["consent_version"],
+    )
+    try:
+        signed = await ctx.signer.sign_audio_async(wav, "audio/wav", claim)
+    except ProvenanceFailed as exc:
+        # c2pa's own words are for operators; the job says what happened in the error's fixed terms.
+        log.exception("synthesis job %s: %s", job_id, exc.detail)
+        return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail)
     path = render_path(job["owner_id"], job_id)
-    await ctx.storage.upload(BUCKET, path, wav, "audio/wav", upsert=True)
+    await ctx.storage.upload(BUCKET, path, signed, "audio/wav", upsert=True)
     async with service_transaction(ctx.pool) as conn:
         finished = await fetch_optional(
             conn,
