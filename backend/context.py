@@ -74,7 +74,7 @@ def build_lifecycle(
     providers = ProviderSet(settings.providers, http_client, profile_store=PostgresProfileStore(pool))
     project = None
     if settings.webhook_url is not None and settings.webhook_secret is not None:
-        project = Target(settings.webhook_url, settings.webhook_secret)
+        project = Target(settings.webhook_url, settings.webhook_secret, trusted=True)
     return Lifecycle(
         pool=pool,
         storage=storage,

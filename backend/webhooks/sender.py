@@ -1,9 +1,10 @@
 """Posting a signed event to an endpoint without becoming a way into voicegate's own network (SSRF).
 
-Outside embedded mode a webhook URL may name only public addresses: its host is resolved, and every
+Outside embedded mode a user's webhook URL may name only public addresses: its host is resolved, and every
 address it resolves to must be global unicast (no loopback, private, link-local, shared, multicast,
-reserved or unspecified address, IPv4-mapped ones included). The check runs when an endpoint is created
-and again before every delivery, and the delivery connects to the very address that was checked (the
+reserved or unspecified address, IPv4-mapped ones included). The project's own endpoint
+(VOICEGATE_WEBHOOK_URL) is the operator's configuration and may be internal. The check runs when an
+endpoint is created and again before every delivery, and the delivery connects to the very address that was checked (the
 URL's host stays in the Host header and in TLS's SNI, and the certificate is verified for it), so a DNS
 answer that changes between check and connect reaches nothing new. Redirects are never followed (a
 3xx is a failed delivery), timeouts are bounded, the response body is never read, and a connection is
@@ -39,10 +40,12 @@ MAX_URL_LENGTH: Final = 2048
 
 @dataclass(frozen=True)
 class Target:
-    """Where one delivery goes: the URL, and its signing secret (held redacted)."""
+    """Where one delivery goes: the URL, and its signing secret (held redacted). `trusted`: the operator
+    configured it, so it may be a private address (a user's endpoint never is)."""
 
     url: str
     secret: Secret
+    trusted: bool = False
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -167,7 +170,7 @@ class WebhookSender:
             headers = signed_headers(secret_key(target.secret.reveal()), webhook_id, timestamp, body)
             url: str = target.url
             extensions: dict[str, str] = {}
-            if not self.allow_private:
+            if not (self.allow_private or target.trusted):
                 address = await public_address(host, _port(parts), self._resolver)
                 url = _with_address(parts, address)
                 headers["host"] = parts.netloc.rpartition("@")[2]

@@ -184,3 +184,16 @@ async def test_production_refuses_a_private_endpoint_when_it_is_made() -> None:
     with pytest.raises(WebhookUrlRefused, match="loopback"):
         await sender.check("http://127.0.0.1:9000/hook")
     await sender.aclose()
+
+
+async def test_the_operators_own_endpoint_may_be_internal() -> None:
+    seen: list[httpx.Request] = []
+    asked, resolve = resolver_of("10.0.0.7")
+    sender = WebhookSender(None, allow_private=False, resolver=resolve, transport=recording(204, seen))
+    project = Target("https://hooks.internal.example/voicegate", Secret(new_secret()), trusted=True)
+
+    assert await sender.post(project, "msg_1", BODY, 0) == 204
+    await sender.aclose()
+
+    assert str(seen[0].url) == "https://hooks.internal.example/voicegate"
+    assert asked == []
