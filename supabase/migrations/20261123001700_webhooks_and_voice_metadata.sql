@@ -1,4 +1,5 @@
--- Webhooks (issue 17): lifecycle events delivered as Standard Webhooks from a pgmq outbox queue.
+-- Webhooks and voice manifests (issue 17). Webhooks: lifecycle events delivered as Standard Webhooks from a
+-- pgmq outbox queue.
 --
 -- Every event is sent by a trigger, in the transaction that makes the state change, so an event exists
 -- exactly when its change commits, whoever makes it (a worker, the API, an operator script, plain SQL).
@@ -189,3 +190,9 @@ create trigger reflections_launch_ready_webhook
 revoke all on function voicegate.emit_webhook(text, uuid, jsonb), voicegate.webhook_sample_event(),
   voicegate.webhook_attempt_event(), voicegate.webhook_job_event(), voicegate.webhook_launch_event()
   from public;
+
+-- Voice manifests (issue 17): `voice-metadata/{owner}/{voice_id}.json`, written by the workers when a voice
+-- becomes ready or changes provider and removed when the voice is deleted. The bucket comes from
+-- supabase/config.toml. Owners may read their own voices' manifests; only the service writes them.
+create policy voicegate_metadata_own_folder_select on storage.objects for select to authenticated
+  using (bucket_id = 'voice-metadata' and (storage.foldername(name))[1] = (select auth.uid()::text));
