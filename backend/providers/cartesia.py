@@ -285,4 +285,5 @@ class CartesiaProvider:
             mime_type="audio/wav",
             sample_rate=OUTPUT_SAMPLE_RATE,
             request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
+            model=self.model_id,
         )

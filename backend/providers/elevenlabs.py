@@ -278,6 +278,7 @@ class ElevenLabsProvider:
                 mime_type="audio/wav",
                 sample_rate=rate,
                 request_id=request_id,
+                model=self.model_id,
             )
         mime = {"mp3": "audio/mpeg", "opus": "audio/ogg", "ulaw": "audio/basic", "alaw": "audio/x-alaw"}
         return SynthesisResult(
@@ -285,4 +286,5 @@ class ElevenLabsProvider:
             mime_type=mime.get(kind, "application/octet-stream"),
             sample_rate=rate,
             request_id=request_id,
+            model=self.model_id,
         )

@@ -302,4 +302,4 @@ class QwenProvider:
             data = response.content
         else:
             raise TransientProviderError(PROVIDER, "The voice provider returned no audio.", request_id=body.request_id)
-        return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id)
+        return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id, model=model)

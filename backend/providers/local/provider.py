@@ -17,6 +17,8 @@ from backend.providers.wav import float_to_wav, wav_to_float
 
 PROVIDER: Final = "local"
 ENGINE: Final = "Piper en_US-joe-medium + WORLD (offline stand-in, not a neural clone)"
+#: What the engine is called where a model name is expected (the C2PA manifest of what it speaks).
+MODEL: Final = "piper-en_US-joe-medium+world"
 
 SAMPLE_RULES: Final = SampleRules(
     formats=frozenset({"audio/wav"}),
@@ -169,7 +171,7 @@ class LocalProvider:
         else:
             raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
         audio, rate = await asyncio.to_thread(_speak, text, profile, language)
-        return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate)
+        return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate, model=MODEL)
 
 
 def _profile_of(data: bytes) -> VoiceProfile:
