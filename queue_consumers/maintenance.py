@@ -18,6 +18,7 @@ from backend.context import Lifecycle
 from backend.db.execute import fetch_one
 from backend.db.pool import Pool, service_transaction
 from backend.db.queries import load_queries
+from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.samples.purge import ObjectRemover, purge_expired_samples
 from backend.settings import Settings
 
@@ -67,6 +68,8 @@ async def run_maintenance(settings: Settings, ctx: Lifecycle, stopping: asyncio.
     while not stopping.is_set():
         try:
             await sweep(settings, ctx.pool, ctx.storage)
+        except (DatabaseUnavailable, StorageUnavailable):
+            pass  # logged as an outage where it was detected; the next sweep tries again
         except Exception:
             log.exception("maintenance sweep failed")
         with contextlib.suppress(TimeoutError):

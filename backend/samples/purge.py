@@ -23,7 +23,6 @@ from typing import Any, Protocol
 
 import msgspec
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
@@ -77,7 +76,7 @@ class ObjectRemover(Protocol):
 async def transaction(target: Target) -> AsyncIterator[Connection]:
     """A service transaction from a pool; a transaction (a savepoint if one is open) on a connection
     that already acts as the service; or whatever transaction a factory opens."""
-    if isinstance(target, AsyncConnectionPool):
+    if isinstance(target, Pool):
         async with service_transaction(target) as conn:
             yield conn
     elif isinstance(target, psycopg.AsyncConnection):

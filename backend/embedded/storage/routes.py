@@ -23,9 +23,8 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
-from psycopg_pool import AsyncConnectionPool
 
-from backend.db.pool import Connection
+from backend.db.pool import Pool
 from backend.embedded.storage import errors
 from backend.embedded.storage.errors import StorageError
 from backend.embedded.storage.service import StorageService, StoredObject, UploadMeta
@@ -40,7 +39,7 @@ _JSON_BODY_LIMIT = 1024 * 1024
 
 
 def storage_router(
-    pool: AsyncConnectionPool[Connection],
+    pool: Pool,
     signing_secret: str,
     root_dir: Path,
     verify_jwt: VerifyJwt,

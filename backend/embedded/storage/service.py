@@ -27,10 +27,9 @@ import anyio
 from anyio import AsyncFile
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from backend.api.multipart import FormError, Part, form_boundary, read_form
-from backend.db.pool import Connection, service_transaction, user_transaction
+from backend.db.pool import Connection, Pool, service_transaction, user_transaction
 from backend.embedded.storage import errors
 from backend.embedded.storage.tokens import (
     sign_download_token,
@@ -118,7 +117,7 @@ class StorageService:
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Connection],
+        pool: Pool,
         signing_secret: str,
         root_dir: Path,
         *,
