@@ -40,9 +40,15 @@ from backend.embedded.storage.tokens import (
 
 Claims = Mapping[str, Any]
 
-# Supabase Storage's `isValidKey` character set (src/storage/limits.ts); `.`/`..` and empty
-# segments are refused on top of it because the key becomes a file path here.
-_VALID_KEY = re.compile(r"[\w/!\-.*'() &$@=;:+,?]+")
+# Supabase Storage's `isValidKey` character set (src/storage/limits.ts, ASCII only as JavaScript's
+# `\w` is); `.`/`..` and empty segments are refused on top of it because the key becomes a file path here.
+_VALID_KEY = re.compile(r"[\w/!\-.*'() &$@=;:+,?]+", re.ASCII)
+#: Storage itself sets no length limits, but its key becomes a file path here: Linux refuses a path
+#: segment over 255 bytes (NAME_MAX), and S3, under hosted Storage, a key over 1024 bytes (a valid key
+#: is ASCII, so its characters are its bytes). Refusing them up front makes a too-long name an
+#: InvalidKey before anything is signed or written, not a 500.
+MAX_KEY_SEGMENT_BYTES = 255
+MAX_KEY_BYTES = 1024
 _VALID_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _CHUNK = 64 * 1024
 _MAX_FORM_FIELD = 64 * 1024
@@ -97,10 +103,16 @@ class StoredObject:
 
 
 def validate_key(bucket: str, path: str) -> None:
-    """Refuse a bucket name or object key Storage would refuse, or one that could leave the root."""
+    """Refuse a bucket name or object key Storage would refuse, one that could leave the root, or one
+    too long to be a file path (see MAX_KEY_BYTES)."""
     if not _VALID_BUCKET.fullmatch(bucket):
         raise errors.invalid_key(bucket)
-    if not _VALID_KEY.fullmatch(path) or any(part in ("", ".", "..") for part in path.split("/")):
+    segments = path.split("/")
+    if (
+        len(path) > MAX_KEY_BYTES  # checked first, so a huge key is not scanned by the pattern
+        or not _VALID_KEY.fullmatch(path)
+        or any(part in ("", ".", "..") or len(part) > MAX_KEY_SEGMENT_BYTES for part in segments)
+    ):
         raise errors.invalid_key(f"{bucket}/{path}")
 
 
