@@ -22,7 +22,7 @@ from storage3 import SyncStorageClient
 
 from backend.embedded.postgres import EmbeddedPostgres, free_port
 from tests.conftest import server_dir
-from tests.support import frozen
+from tests.support import frozen, postmaster_pid
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -321,3 +321,17 @@ def test_a_frozen_database_is_a_prompt_503_for_every_request_and_heals(running: 
     )
     assert replayed.status_code == 201, "a key whose request failed during the freeze is free again"
     assert "idempotent-replayed" not in replayed.headers
+
+
+def test_up_restarts_the_postgres_it_started_when_it_dies(running: Running) -> None:
+    postmaster = postmaster_pid(running.pg.data_dir)
+    os.kill(postmaster, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: not is_ready(running.base_url), 5, "/readyz 503 after the postmaster died", running.process)
+    wait_for(lambda: is_ready(running.base_url), 15, "/readyz 200 again", running.process)
+    assert time.monotonic() - killed_at < 15
+    assert postmaster_pid(running.pg.data_dir) != postmaster
+    log = running.log.read_text()
+    assert "restarting it" in log
+    auth = {"Authorization": f"Bearer {dev_token(running, 'restarted@example.test')}"}
+    assert httpx.post(f"{running.base_url}/v1/reflections", json={"name": "after"}, headers=auth).status_code == 201
