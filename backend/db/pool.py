@@ -25,7 +25,7 @@ import math
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -219,6 +219,27 @@ async def ping(pool: Pool) -> None:
     """Raise DatabaseUnavailable unless the database answers a query within the work deadline."""
     async with database_work(pool) as conn, conn.transaction():
         await conn.execute("select 1")
+
+
+TransactionSource = Connection | Pool | Callable[[], AbstractAsyncContextManager[Connection]]
+"""Where batch work takes one transaction per item from: a pool (service transactions), a connection
+that already acts as the service, or a factory of transactions (an operator script's, which set the
+role and a lock timeout)."""
+
+
+@asynccontextmanager
+async def transaction_from(source: TransactionSource) -> AsyncIterator[Connection]:
+    """A service transaction from a pool; a transaction (a savepoint if one is open) on a connection
+    that already acts as the service; or whatever transaction a factory opens."""
+    if isinstance(source, Pool):
+        async with service_transaction(source) as conn:
+            yield conn
+    elif isinstance(source, psycopg.AsyncConnection):
+        async with source.transaction():
+            yield source
+    else:
+        async with source() as conn:
+            yield conn
 
 
 async def become_service(conn: Connection) -> None:

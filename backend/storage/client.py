@@ -100,6 +100,14 @@ class ObjectStorage(Protocol):
         ...
 
 
+class ObjectRemover(Protocol):
+    """The one Storage operation a purge or a sweep needs (`ObjectStorage` has it)."""
+
+    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
+        """Delete the objects; returns the names that existed and were deleted."""
+        ...
+
+
 class SupabaseObjectStorage:
     """`ObjectStorage` over storage3's `AsyncStorageClient`, authenticated with the service key."""
 

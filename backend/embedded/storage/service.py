@@ -52,6 +52,8 @@ MAX_KEY_BYTES = 1024
 _VALID_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _CHUNK = 64 * 1024
 _MAX_FORM_FIELD = 64 * 1024
+#: Where bodies stream to before they are moved into place (a name no bucket can have).
+UPLOADS_DIR = ".uploads"
 _OBJECT_COLUMNS = (
     "id, bucket_id, name, owner, owner_id, version, created_at, updated_at, last_accessed_at, metadata, user_metadata"
 )
@@ -114,6 +116,13 @@ def validate_key(bucket: str, path: str) -> None:
         or any(part in ("", ".", "..") or len(part) > MAX_KEY_SEGMENT_BYTES for part in segments)
     ):
         raise errors.invalid_key(f"{bucket}/{path}")
+
+
+async def lock_object(conn: Connection, bucket: str, path: str) -> None:
+    """Hold the object's lock until `conn`'s transaction ends. A write takes it before it moves a file
+    into place and commits the row; the orphan sweep (backend.embedded.storage.orphans) takes it before
+    removing a file it found without a row, so it never removes one whose row is about to commit."""
+    await conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket}/{path}",))
 
 
 def mime_allowed(mimetype: str, allowed: list[str] | None) -> bool:
@@ -283,7 +292,7 @@ class StorageService:
         # A raw body's announced length is its size; a multipart one also counts the framing.
         if meta.content_length is not None and meta.content_length > limit and not multipart_body:
             raise errors.entity_too_large()
-        temp_dir = self._root / ".uploads"
+        temp_dir = self._root / UPLOADS_DIR
         await anyio.Path(temp_dir).mkdir(parents=True, exist_ok=True)
         received = _Received(temp_path=temp_dir / uuid.uuid4().hex)
         try:
@@ -324,6 +333,7 @@ class StorageService:
         target = self._file(bucket, path)
         try:
             async with transaction as conn:
+                await lock_object(conn, bucket, path)
                 object_id = await _write_row(
                     conn,
                     bucket=bucket,
