@@ -8,10 +8,11 @@ failed delivery). An exception is a failed delivery: the message becomes visible
 backoff, and its error is kept for the dead letter. pgmq does not check who archives what, so the
 handlers' own fencing (attempt leases and versions) decides whose result counts.
 
-The database or Storage being down (or hung: every unit of database work has a deadline) is not a
-failed delivery: a read finds nothing, a handler's message is left to come back after its visibility
-timeout, an archive is simply retried by that redelivery, and the consumer never dies of it. Such
-outages are logged where they are detected (backend.outages), not here once per message and poll.
+The database being down (or hung: every unit of database work has a deadline) is not a failed
+delivery: a read finds nothing, a handler's message is left to come back after its visibility timeout,
+an archive is simply retried by that redelivery, and the consumer never dies of it. Storage being down
+is a failed delivery like any other (its backoff and recorded error serve), only not logged per
+message. Both outages are logged where they are detected (backend.outages), once, not here per poll.
 """
 
 from __future__ import annotations
@@ -192,11 +193,13 @@ class QueueConsumer:
         keeper = asyncio.create_task(self._keep_invisible(message.msg_id))
         try:
             retry_at = await self.handler(message)
-        except _DOWN:
+        except DatabaseUnavailable:
+            # Recording a failure would fail too: it comes back after its visibility timeout.
             log.debug("%s: message %d waits out its visibility timeout", self.config.queue, message.msg_id)
             return
         except Exception as exc:
-            log.exception("%s: message %d failed (delivery %d)", self.config.queue, message.msg_id, message.read_ct)
+            if not isinstance(exc, StorageUnavailable):
+                log.exception("%s: message %d failed (delivery %d)", self.config.queue, message.msg_id, message.read_ct)
             await self._failed(message, f"{type(exc).__name__}: {exc}")
             return
         finally:
