@@ -1,6 +1,6 @@
 """`voicegate up` on an empty data directory: embedded Postgres, migrations, a healthy API; a database
-outage, or a database that hangs, is a 503 within a second and heals without a restart; SIGTERM shuts
-everything down."""
+outage, or a database that hangs, is a 503 within a second and heals without a restart; a Postgres
+that dies is started again; SIGTERM shuts everything down."""
 
 from __future__ import annotations
 
