@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import psycopg
@@ -37,7 +37,9 @@ from backend.db.queries import load_queries
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
 from backend.settings import Settings, SettingsError, settings_from_env, with_auth
-from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+
+if TYPE_CHECKING:
+    from backend.storage.client import ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger("voicegate.ops")
@@ -258,6 +260,8 @@ async def supabase_storage(settings: Settings) -> AsyncIterator[ObjectStorage]:
     key = auth.service_key if auth else None
     if auth is None or auth.supabase_url is None or key is None:
         raise OpsError("removing objects needs SUPABASE_URL and SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY)")
+    from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415 - only scripts that remove objects
+
     async with SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage:
         yield storage
 

@@ -337,7 +337,7 @@ class Supervisor:
             )
             try:
                 self.server.ensure_running()
-            except EmbeddedPostgresError as exc:
+            except (EmbeddedPostgresError, OSError, psycopg.Error) as exc:
                 log.warning("embedded PostgreSQL did not start; trying again in %g s: %s", delay, exc)
                 if self._stopping.wait(delay):
                     return False

@@ -21,23 +21,24 @@ import json
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import psycopg
 
-from backend.attempts import preview
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import TransactionSource, transaction_from
 from backend.db.queries import load_queries
 from backend.errors import ServiceUnavailable, VoicegateError
-from backend.samples import service as samples
-from backend.storage.client import ObjectRemover
-from backend.synthesis import worker as synthesis
+
+if TYPE_CHECKING:
+    from backend.storage.client import ObjectRemover
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-BUCKETS = (samples.BUCKET, preview.BUCKET, synthesis.BUCKET)
-"""voicegate's own buckets, the only ones swept."""
+SAMPLES_BUCKET, PREVIEWS_BUCKET, RENDERS_BUCKET = BUCKETS = ("voice-samples", "voice-previews", "voice-renders")
+"""voicegate's own buckets, the only ones swept: those of samples.service, attempts.preview and
+synthesis.worker, spelled again here so an operator script need not load the workers (a test checks
+that they agree)."""
 AUDIT_ACTION = "storage.orphan_remove"
 
 
@@ -64,9 +65,9 @@ class OrphanBatch(msgspec.Struct, kw_only=True):
 def _params(written_before: datetime, **extra: Any) -> dict[str, Any]:
     return {
         "buckets": list(BUCKETS),
-        "samples_bucket": samples.BUCKET,
-        "previews_bucket": preview.BUCKET,
-        "renders_bucket": synthesis.BUCKET,
+        "samples_bucket": SAMPLES_BUCKET,
+        "previews_bucket": PREVIEWS_BUCKET,
+        "renders_bucket": RENDERS_BUCKET,
         "written_before": written_before,
         "id": None,
         "after_bucket": None,
