@@ -1,24 +1,33 @@
-"""Benchmark: requests/s and p50/p99 latency of `POST /api/clone/upload-url` and `GET
-/v1/reflections/{id}/voice` under concurrent load, beside `GET /readyz` (a bare route doing one
-`select 1` through the same pool), all against one `voicegate serve` process in the same run.
+"""Benchmark: voicegate's API beside bare equivalents (`bench/bare.py`: Litestar and a plain psycopg pool,
+served by the same uvicorn on the same Postgres), all measured by `wrk` in the same run.
 
-    python bench/api.py [--seconds 5] [--concurrency 32]
+    python bench/api.py [--seconds 5] [--connections 32]
 
-Target (issue 3): the real routes reach at least half the bare route's throughput.
+| voicegate route                    | bare equivalent                          | target      |
+| `GET /healthz` (no database)       | Litestar hello                           | ≥ 0.8 × bare |
+| `GET /readyz` (`select 1`)         | pooled connection + `select 1`           | ≥ 0.8 × bare |
+| `GET /v1/reflections/{id}/voice`   | RLS transaction: set_config ×2, count(*) | ≥ 0.7 × bare |
+| `POST /api/clone/upload-url`       | (reported beside them: a consent row, a draft voice, a signed URL) |
+
+`wrk` (Debian's package, installed by `.ci/ensure-packages` when missing) drives the load with one
+thread: a load generator written in Python would be the bottleneck instead of the server. Each route
+gets a one-second warm-up, then each voicegate route and its bare equivalent run back to back, so a
+busy machine slows both alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import base64
+import json
 import os
+import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,68 +38,123 @@ sys.path.insert(0, str(ROOT))
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
-
-async def load(
-    client: httpx.AsyncClient, send: Callable[[httpx.AsyncClient], object], seconds: float, concurrency: int
-) -> tuple[float, float, float, int]:
-    """Run `send` from `concurrency` loops for `seconds`; return (req/s, p50 ms, p99 ms, errors)."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            response = await send(client)  # type: ignore[misc]
-            latencies.append(time.perf_counter() - started)
-            if response.status_code >= 400:
-                errors += 1
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - began
-    cuts = statistics.quantiles(latencies, n=100)
-    return len(latencies) / elapsed, cuts[49] * 1000, cuts[98] * 1000, errors
+WRK = "/usr/bin/wrk"
+_POST_SCRIPT = """wrk.method = "POST"
+wrk.body = '{"name": "bench", "consent": true}'
+wrk.headers["Content-Type"] = "application/json"
+"""
 
 
-async def run(base: str, token: str, seconds: float, concurrency: int) -> None:
-    auth = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        reflection = (await client.post("/v1/reflections", json={"name": "bench"}, headers=auth)).json()["id"]
-        targets: dict[str, Callable[[httpx.AsyncClient], object]] = {
-            "GET /readyz (bare select 1, baseline)": lambda c: c.get("/readyz"),
-            "GET /v1/reflections/{id}/voice": lambda c: c.get(f"/v1/reflections/{reflection}/voice", headers=auth),
-            "POST /api/clone/upload-url": lambda c: c.post(
-                "/api/clone/upload-url", json={"name": "bench", "consent": True}, headers=auth
-            ),
-        }
-        for send in targets.values():  # warm the pool and the code paths
-            await load(client, send, 1.0, concurrency)
-        results = {name: await load(client, send, seconds, concurrency) for name, send in targets.items()}
-    baseline = next(iter(results.values()))[0]
-    print(f"{seconds:.0f} s per route, {concurrency} concurrent clients, one server process, pool of 20")
-    print(f"{'route':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}")
-    for name, (rps, p50, p99, errors) in results.items():
-        print(f"{name:42} {rps:8.0f} {p50:8.1f} {p99:8.1f} {errors:7d} {rps / baseline:8.2f}")
-    worst = min(rps for rps, *_ in list(results.values())[1:]) / baseline
-    print(f"target: real routes >= 0.50 x bare route: {'meets' if worst >= 0.5 else 'MISSES'} (worst {worst:.2f})")
+@dataclass(frozen=True)
+class Result:
+    """What wrk measured for one route."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, seconds: float, connections: int, *, token: str | None = None, script: Path | None = None) -> Result:
+    """One wrk run (1 thread) against `url`; errors are non-2xx answers plus socket errors."""
+    command = [WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
+    if token is not None:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    if socket := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(n) for n in socket.groups())
+    return Result(rps, p50, p99, errors)
+
+
+def wait_ready(url: str, deadline: float = 60.0) -> None:
+    """Until `url` answers 200."""
+    stop = time.monotonic() + deadline
+    while time.monotonic() < stop:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {deadline:.0f} s")
+
+
+def subject(token: str) -> str:
+    """The user id a (trusted, self-made) access token carries."""
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+
+
+def bench(vg: str, bare: str, token: str, seconds: float, connections: int, script: Path) -> None:
+    reflection = httpx.post(
+        f"{vg}/v1/reflections", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}
+    ).json()["id"]
+    pairs = [
+        ("GET /healthz", f"{vg}/healthz", "Litestar hello", f"{bare}/hello", 0.8, False),
+        ("GET /readyz", f"{vg}/readyz", "pool + select 1", f"{bare}/select1", 0.8, False),
+        (
+            "GET /v1/reflections/{id}/voice",
+            f"{vg}/v1/reflections/{reflection}/voice",
+            "RLS: set_config×2 + count(*)",
+            f"{bare}/rls/{reflection}",
+            0.7,
+            True,
+        ),
+    ]
+    upload = f"{vg}/api/clone/upload-url"
+    for _, url, _, bare_url, _, auth in pairs:  # warm both servers' pools and code paths
+        wrk(url, 1, connections, token=token if auth else None)
+        wrk(bare_url, 1, connections)
+    wrk(upload, 1, connections, token=token, script=script)
+
+    print(f"wrk: 1 thread, {connections} connections, {seconds:g} s per route; one server process each")
+    print(f"{'voicegate route':32} {'req/s':>7} {'p50':>6} {'p99':>6} {'err':>4}   {'bare equivalent':29} {'req/s':>7}")
+    verdicts = []
+    for name, url, bare_name, bare_url, target, auth in pairs:
+        ours = wrk(url, seconds, connections, token=token if auth else None)
+        theirs = wrk(bare_url, seconds, connections)
+        ratio = ours.rps / theirs.rps
+        verdicts.append(f"{name} {ratio:.2f} × bare (target ≥ {target}): {'meets' if ratio >= target else 'MISSES'}")
+        print(
+            f"{name:32} {ours.rps:7.0f} {ours.p50_ms:6.1f} {ours.p99_ms:6.1f} {ours.errors:4d}"
+            f"   {bare_name:29} {theirs.rps:7.0f}   ratio {ratio:.2f}"
+        )
+    posted = wrk(upload, seconds, connections, token=token, script=script)
+    print(
+        f"{'POST /api/clone/upload-url':32} {posted.rps:7.0f} {posted.p50_ms:6.1f} {posted.p99_ms:6.1f}"
+        f" {posted.errors:4d}   (two inserts and a signed URL; no bare equivalent)"
+    )
+    print("(p50/p99 in ms; err: non-2xx answers and socket errors)")
+    for verdict in verdicts:
+        print(verdict)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
+    if not Path(WRK).exists():
+        sys.exit("wrk is missing: run `bash .ci/ensure-packages` (it installs Debian's wrk)")
 
     root = Path(tempfile.mkdtemp(prefix="voicegate-bench-"))
     pg = EmbeddedPostgres(root / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS)
-    server = None
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         pg.ensure_running()
         migrate(pg.dsn)
-        port = free_port()
+        port, bare_port = free_port(), free_port()
         env = {
             **os.environ,
             "VOICEGATE_DATA_DIR": str(root),
@@ -107,18 +171,23 @@ def main() -> None:
             check=True,
             text=True,
         ).stdout.strip()
-        server = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve"], env=env, cwd=ROOT)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        asyncio.run(run(base, token, args.seconds, args.concurrency))
+        servers.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "serve"], env=env, cwd=ROOT))
+        bare_env = {**env, "BARE_DSN": pg.dsn, "BARE_USER": subject(token)}
+        servers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(bare_port), "--log-level", "warning"],
+                env=bare_env,
+                cwd=ROOT,
+            )
+        )
+        vg, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+        wait_ready(f"{vg}/readyz")
+        wait_ready(f"{bare}/select1")
+        script = root / "post.lua"
+        script.write_text(_POST_SCRIPT)
+        bench(vg, bare, token, args.seconds, args.connections, script)
     finally:
-        if server is not None:
+        for server in servers:
             server.terminate()
             server.wait(timeout=30)
         pg.remove()

@@ -15,6 +15,12 @@ The server holds each transaction to the same deadline (`statement_timeout`,
 `idle_in_transaction_session_timeout`), so a statement stuck on its side, or a client that vanished
 mid-transaction, cannot pin a connection and its locks either. Each unit reports how it went to the
 database's `Outage`, which logs an outage's start and end instead of every failed request.
+
+A request's time is mostly round trips to the server, so a transaction costs as few as it can: a
+connection handed out is not pinged (one whose server went away, a restart say, has already been told
+so and is readable; that is checked without a round trip and such a connection discarded), and a
+transaction's `BEGIN` and its role and claims travel in one pipeline with its first statement, so a
+transaction of one query is two round trips (that query, then `COMMIT`).
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ import asyncio
 import json
 import math
 import os
+import select
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg import AsyncCursor, AsyncTransaction
+from psycopg.abc import Params, Query
+from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -65,6 +74,8 @@ _SQLSTATE_ERRORS: dict[str, type[VoicegateError]] = {
 # Not reachable, shutting down, or (25P03) a transaction the server ended for idling past its deadline.
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25P03"})
 
+_OPEN_TRANSACTION = frozenset({TransactionStatus.INTRANS, TransactionStatus.INERROR})
+
 _AS_SERVICE = (
     "select set_config('role', 'service_role', true), set_config('statement_timeout', %(limit)s, true),"
     " set_config('idle_in_transaction_session_timeout', %(limit)s, true)"
@@ -76,17 +87,82 @@ _AS_USER = (
 )
 
 
-class Pool(AsyncConnectionPool[Connection]):
+class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
+    """A pooled connection. It is in autocommit mode: the units of work below say where their
+    transactions begin and end, so that a transaction's opening (`BEGIN` and its settings) can wait
+    and go in one pipeline with its first statement instead of costing round trips of its own."""
+
+    _opening: tuple[LiteralString, Mapping[str, Any]] | None = None
+    #: Whether a statement got its answer since the connection was handed out (the database is up).
+    answered = False
+
+    def open_with(self, setup: LiteralString, params: Mapping[str, Any]) -> None:
+        """Begin a transaction running `setup` first, sent with the first statement executed."""
+        self._opening = (setup, params)
+
+    async def execute(
+        self, query: Query, params: Params | None = None, *, prepare: bool | None = None, binary: bool = False
+    ) -> AsyncCursor[dict[str, Any]]:
+        """Execute `query` (after the transaction's opening, in one round trip, if it is still to send)."""
+        try:
+            if self._opening is None:
+                cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
+            else:
+                setup, setup_params = self._opening
+                self._opening = None
+                async with self.pipeline():
+                    await super().execute("begin")
+                    await super().execute(setup, setup_params)
+                    cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            self.answered = True  # with an error of the statement's own
+            raise
+        self.answered = True
+        return cursor
+
+    @asynccontextmanager
+    async def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> AsyncIterator[AsyncTransaction]:
+        """psycopg's transaction block: a savepoint inside a unit's transaction (opened first if it
+        still waits for a statement), a transaction of its own outside one."""
+        await self.send_opening()
+        async with super().transaction(savepoint_name, force_rollback) as tx:
+            yield tx
+
+    async def send_opening(self) -> None:
+        """Open the transaction now if its opening still waits for a statement."""
+        if self._opening is not None:
+            setup, params = self._opening
+            self._opening = None
+            async with self.pipeline():
+                await super().execute("begin")
+                await super().execute(setup, params)
+
+    async def end(self, *, commit: bool) -> None:
+        """Commit (or roll back) the unit's transaction; nothing to send if it never ran a statement."""
+        if self._opening is not None:
+            self._opening = None
+            return
+        if commit:
+            await super().execute("commit")
+        elif not self.broken and self.pgconn.transaction_status in _OPEN_TRANSACTION:
+            await super().execute("rollback")
+
+
+class Pool(AsyncConnectionPool[PooledConnection]):
     """psycopg's pool, plus the deadline of each unit of database work done with its connections."""
 
     def __init__(self, conninfo: str, *, work_timeout: float, **kwargs: Any) -> None:
-        super().__init__(conninfo, **kwargs)
+        super().__init__(conninfo, connection_class=PooledConnection, **kwargs)
         self.work_timeout = work_timeout
 
 
 def create_pool(dsn: str, settings: Settings) -> Pool:
-    """A pool that is opened by the caller (`await pool.open()`); `database_work` checks each connection
-    it hands out, under the work's deadline (the pool's own check would wait without one)."""
+    """A pool that is opened by the caller (`await pool.open()`); `database_work` discards a connection
+    whose server hung up on it as it hands it out (the pool's own check would cost a round trip)."""
     return Pool(
         dsn,
         work_timeout=settings.db_timeout,
@@ -94,7 +170,7 @@ def create_pool(dsn: str, settings: Settings) -> Pool:
         max_size=settings.db_pool_max,
         timeout=settings.db_connect_timeout,
         # libpq's connect_timeout is whole seconds, at least 2 in effect.
-        kwargs={"row_factory": dict_row, "connect_timeout": 2},
+        kwargs={"row_factory": dict_row, "connect_timeout": 2, "autocommit": True},
         open=False,
         name="voicegate",
     )
@@ -118,20 +194,19 @@ def translate_db_errors() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterator[Connection]:
-    """A pooled connection that answers, for work that must end within `budget` seconds (default: the
-    pool's `work_timeout`), waiting for the connection included; see the module docstring.
+async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterator[PooledConnection]:
+    """A pooled connection, for work that must end within `budget` seconds (default: the pool's
+    `work_timeout`), waiting for the connection included; see the module docstring.
 
-    Raises DatabaseUnavailable when no answering connection comes in time or the deadline passes while
-    the work still needs the database; a connection that did not come back idle is discarded.
+    Raises DatabaseUnavailable when no connection comes in time or the deadline passes while the work
+    still needs the database; a connection that did not come back idle is discarded.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (pool.work_timeout if budget is None else budget)
-    answered = False
+    conn: PooledConnection | None = None
     try:
         with translate_db_errors():
             conn = await _checkout(pool, deadline)
-            answered = True
             cut = loop.call_at(deadline, _sever, conn)
             try:
                 yield conn
@@ -142,32 +217,43 @@ async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterato
         DATABASE.failed(exc)
         raise
     except BaseException:
-        if answered:
+        if conn is not None and conn.answered:
             DATABASE.recovered()  # it answered; whatever failed afterwards was not its availability
         raise
-    DATABASE.recovered()
+    if conn is not None and conn.answered:
+        DATABASE.recovered()
 
 
-async def _checkout(pool: Pool, deadline: float) -> Connection:
-    """A connection from the pool that answers an empty query, before `deadline`. Waiting for one takes
-    at most the pool's `timeout`; a connection that fails its check (the server restarted since it was
-    opened, or the deadline cut it) is discarded and the next one tried."""
+async def _checkout(pool: Pool, deadline: float) -> PooledConnection:
+    """A connection from the pool before `deadline` (waiting for one takes at most the pool's `timeout`)
+    whose server has not hung up on it; such a one is discarded and the next one taken."""
     loop = asyncio.get_running_loop()
     wait_until = min(deadline, loop.time() + pool.timeout)
     while True:
         # A timeout of 0 raises PoolTimeout even with a connection ready: the budget is spent.
         conn = await pool.getconn(timeout=max(0.0, wait_until - loop.time()))
-        cut = loop.call_at(deadline, _sever, conn)
-        try:
-            await AsyncConnectionPool.check_connection(conn)
-        except psycopg.Error:
-            await _give_back(pool, conn)
-            if loop.time() >= deadline:
-                raise
+        conn.answered = False
+        if _hung_up(conn):
+            await conn.close()
+            await pool.putconn(conn)
             continue
-        finally:
-            cut.cancel()
         return conn
+
+
+def _hung_up(conn: PooledConnection) -> bool:
+    """Whether the server has ended this idle connection, seen without a round trip: the server only
+    speaks to an idle connection to say it is closing it (a restart, a terminated backend), so a
+    readable socket, or one in error, means a dead connection. A hung server is not seen here: the
+    unit's deadline covers that."""
+    if conn.broken or conn.pgconn.status != ConnStatus.OK:
+        return True
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.Error:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _sever(conn: Connection) -> None:
@@ -183,7 +269,7 @@ def _sever(conn: Connection) -> None:
         duplicate.shutdown(socket.SHUT_RDWR)
 
 
-async def _give_back(pool: Pool, conn: Connection) -> None:
+async def _give_back(pool: Pool, conn: PooledConnection) -> None:
     """Return `conn` to the pool; one that is not idle is closed first, because the pool would roll it
     back, a round trip a hung server never answers."""
     if conn.pgconn.transaction_status != TransactionStatus.IDLE:
@@ -197,11 +283,27 @@ def _server_limit(pool: Pool, budget: float | None) -> str:
 
 
 @asynccontextmanager
+async def _transaction(
+    pool: Pool, budget: float | None, setup: LiteralString, params: Mapping[str, Any]
+) -> AsyncIterator[Connection]:
+    """A unit of `database_work` that is one transaction opened with `setup` (sent with its first
+    statement), committed when the body ends, rolled back when it raises."""
+    async with database_work(pool, budget) as conn:
+        conn.open_with(setup, {**params, "limit": _server_limit(pool, budget)})
+        try:
+            yield conn
+        except BaseException:
+            with suppress(psycopg.Error):  # the error being raised says more than a failed rollback
+                await conn.end(commit=False)
+            raise
+        await conn.end(commit=True)
+
+
+@asynccontextmanager
 async def service_transaction(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
     """A transaction as `service_role` (bypasses RLS): for consumers, internal routes and scripts. It is
     a unit of `database_work` (`budget`: its seconds, default the pool's `work_timeout`)."""
-    async with database_work(pool, budget) as conn, conn.transaction():
-        await conn.execute(_AS_SERVICE, {"limit": _server_limit(pool, budget)})
+    async with _transaction(pool, budget, _AS_SERVICE, {}) as conn:
         yield conn
 
 
@@ -209,15 +311,13 @@ async def service_transaction(pool: Pool, *, budget: float | None = None) -> Asy
 async def user_transaction(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
     """A transaction as `authenticated` carrying `claims`, as PostgREST runs a request; a unit of
     `database_work` like `service_transaction`."""
-    async with database_work(pool) as conn, conn.transaction():
-        params = {"claims": json.dumps({**claims, "role": "authenticated"}), "limit": _server_limit(pool, None)}
-        await conn.execute(_AS_USER, params)
+    async with _transaction(pool, None, _AS_USER, {"claims": json.dumps({**claims, "role": "authenticated"})}) as conn:
         yield conn
 
 
 async def ping(pool: Pool) -> None:
     """Raise DatabaseUnavailable unless the database answers a query within the work deadline."""
-    async with database_work(pool) as conn, conn.transaction():
+    async with database_work(pool) as conn:
         await conn.execute("select 1")
 
 
