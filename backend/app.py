@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig
 
 from backend.api.deps import DEPENDENCIES
 from backend.api.docs import COMPONENTS
 from backend.api.health import health_routes
+from backend.api.metrics import MetricsMiddleware
 from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
 from backend.context import build_lifecycle
@@ -68,8 +68,6 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         InternalController,
         *web_handlers(settings),
     ]
-    # group_path: label by route template, not by concrete path, so ids cannot explode cardinality.
-    metrics = PrometheusConfig(app_name="voicegate", prefix="voicegate", group_path=True, exclude=["/metrics"])
     if settings.embedded:
         from backend.embedded.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
         from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415
@@ -106,7 +104,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     return Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
-        middleware=[metrics.middleware],
+        middleware=[MetricsMiddleware()],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(

@@ -4,9 +4,9 @@ served by the same uvicorn on the same Postgres), all measured by `wrk` in the s
     python bench/api.py [--seconds 5] [--connections 32]
 
 | voicegate route                    | bare equivalent                          | target      |
-| `GET /healthz` (no database)       | Litestar hello                           | ≥ 0.8 × bare |
-| `GET /readyz` (`select 1`)         | pooled connection + `select 1`           | ≥ 0.8 × bare |
-| `GET /v1/reflections/{id}/voice`   | RLS transaction: set_config ×2, count(*) | ≥ 0.7 × bare |
+| `GET /healthz` (no database)       | Litestar hello                           | ≥ 0.8 x bare |
+| `GET /readyz` (`select 1`)         | pooled connection + `select 1`           | ≥ 0.8 x bare |
+| `GET /v1/reflections/{id}/voice`   | RLS transaction: set_config x2, count(*) | ≥ 0.7 x bare |
 | `POST /api/clone/upload-url`       | (reported beside them: a consent row, a draft voice, a signed URL) |
 
 `wrk` (Debian's package, installed by `.ci/ensure-packages` when missing) drives the load with one
@@ -47,12 +47,19 @@ wrk.headers["Content-Type"] = "application/json"
 
 @dataclass(frozen=True)
 class Result:
-    """What wrk measured for one route."""
+    """What wrk measured for one route, and the server's CPU time per request while it did."""
 
     rps: float
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(text: str) -> float:
@@ -60,21 +67,33 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, seconds: float, connections: int, *, token: str | None = None, script: Path | None = None) -> Result:
-    """One wrk run (1 thread) against `url`; errors are non-2xx answers plus socket errors."""
+def wrk(
+    url: str,
+    seconds: float,
+    connections: int,
+    *,
+    server: int,
+    token: str | None = None,
+    script: Path | None = None,
+) -> Result:
+    """One wrk run (1 thread) against `url`, served by process `server`; errors are non-2xx answers plus
+    socket errors."""
     command = [WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
     if token is not None:
         command += ["-H", f"Authorization: Bearer {token}"]
     if script is not None:
         command += ["-s", str(script)]
+    cpu_before = cpu_seconds(server)
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server) - cpu_before
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     if socket := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         errors += sum(int(n) for n in socket.groups())
-    return Result(rps, p50, p99, errors)
+    return Result(rps, p50, p99, errors, cpu / max(requests, 1) * 1e6)
 
 
 def wait_ready(url: str, deadline: float = 60.0) -> None:
@@ -96,7 +115,19 @@ def subject(token: str) -> str:
     return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
 
 
-def bench(vg: str, bare: str, token: str, seconds: float, connections: int, script: Path) -> None:
+@dataclass(frozen=True)
+class Servers:
+    """The two servers under test: where they answer and their process ids."""
+
+    vg: str
+    vg_pid: int
+    bare: str
+    bare_pid: int
+
+
+def bench(servers: Servers, token: str, seconds: float, connections: int, script: Path) -> None:
+    """Each voicegate route beside its bare equivalent, then the upload-url route; print the table."""
+    vg, bare, ours_pid, bare_pid = servers.vg, servers.bare, servers.vg_pid, servers.bare_pid
     reflection = httpx.post(
         f"{vg}/v1/reflections", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}
     ).json()["id"]
@@ -106,7 +137,7 @@ def bench(vg: str, bare: str, token: str, seconds: float, connections: int, scri
         (
             "GET /v1/reflections/{id}/voice",
             f"{vg}/v1/reflections/{reflection}/voice",
-            "RLS: set_config×2 + count(*)",
+            "RLS: set_configx2 + count(*)",
             f"{bare}/rls/{reflection}",
             0.7,
             True,
@@ -114,30 +145,29 @@ def bench(vg: str, bare: str, token: str, seconds: float, connections: int, scri
     ]
     upload = f"{vg}/api/clone/upload-url"
     for _, url, _, bare_url, _, auth in pairs:  # warm both servers' pools and code paths
-        wrk(url, 1, connections, token=token if auth else None)
-        wrk(bare_url, 1, connections)
-    wrk(upload, 1, connections, token=token, script=script)
+        wrk(url, 1, connections, server=ours_pid, token=token if auth else None)
+        wrk(bare_url, 1, connections, server=bare_pid)
+    wrk(upload, 1, connections, server=ours_pid, token=token, script=script)
 
     print(f"wrk: 1 thread, {connections} connections, {seconds:g} s per route; one server process each")
-    print(f"{'voicegate route':32} {'req/s':>7} {'p50':>6} {'p99':>6} {'err':>4}   {'bare equivalent':29} {'req/s':>7}")
+    print("req/s, then p50 and p99 latency (ms), errors (non-2xx or socket) and the server's CPU µs per request")
+    header = f"{'req/s':>7} {'p50':>6} {'p99':>6} {'err':>4} {'cpu µs':>6}"
+    print(f"{'voicegate route':31} {header}   {'bare equivalent':28} {header}  ratio")
     verdicts = []
     for name, url, bare_name, bare_url, target, auth in pairs:
-        ours = wrk(url, seconds, connections, token=token if auth else None)
-        theirs = wrk(bare_url, seconds, connections)
+        ours = wrk(url, seconds, connections, server=ours_pid, token=token if auth else None)
+        theirs = wrk(bare_url, seconds, connections, server=bare_pid)
         ratio = ours.rps / theirs.rps
-        verdicts.append(f"{name} {ratio:.2f} × bare (target ≥ {target}): {'meets' if ratio >= target else 'MISSES'}")
-        print(
-            f"{name:32} {ours.rps:7.0f} {ours.p50_ms:6.1f} {ours.p99_ms:6.1f} {ours.errors:4d}"
-            f"   {bare_name:29} {theirs.rps:7.0f}   ratio {ratio:.2f}"
-        )
-    posted = wrk(upload, seconds, connections, token=token, script=script)
-    print(
-        f"{'POST /api/clone/upload-url':32} {posted.rps:7.0f} {posted.p50_ms:6.1f} {posted.p99_ms:6.1f}"
-        f" {posted.errors:4d}   (two inserts and a signed URL; no bare equivalent)"
-    )
-    print("(p50/p99 in ms; err: non-2xx answers and socket errors)")
+        verdicts.append(f"{name}: {ratio:.2f} x bare (target ≥ {target}) {'meets' if ratio >= target else 'MISSES'}")
+        print(f"{name:31} {_row(ours)}   {bare_name:28} {_row(theirs)}  {ratio:5.2f}")
+    posted = wrk(upload, seconds, connections, server=ours_pid, token=token, script=script)
+    print(f"{'POST /api/clone/upload-url':31} {_row(posted)}   (a consent row, a draft voice, a signed upload URL)")
     for verdict in verdicts:
         print(verdict)
+
+
+def _row(result: Result) -> str:
+    return f"{result.rps:7.0f} {result.p50_ms:6.1f} {result.p99_ms:6.1f} {result.errors:4d} {result.cpu_us:6.0f}"
 
 
 def main() -> None:
@@ -185,7 +215,8 @@ def main() -> None:
         wait_ready(f"{bare}/select1")
         script = root / "post.lua"
         script.write_text(_POST_SCRIPT)
-        bench(vg, bare, token, args.seconds, args.connections, script)
+        under_test = Servers(vg, servers[0].pid, bare, servers[1].pid)
+        bench(under_test, token, args.seconds, args.connections, script)
     finally:
         for server in servers:
             server.terminate()

@@ -31,6 +31,12 @@ USER_AUDIENCE: Final = "authenticated"
 USER_ROLE: Final = "authenticated"
 SERVICE_ROLE: Final = "service_role"
 _REQUIRED_USER_CLAIMS: Final = ["exp", "sub", "aud"]
+VERIFIED_TTL: Final = 60.0
+"""Seconds a verified access token is taken again without checking its signature (a client sends the same
+token with every request, and checking it costs more than a bare request); its expiry is checked every
+time, and a JWKS refresh forgets every token it vouched for."""
+VERIFIED_MAX: Final = 1024
+"""Most verified tokens remembered (the oldest is forgotten first)."""
 
 _NOT_VALID = "The access token is not valid."
 _BAD_ALGORITHM = "The access token is signed with an algorithm this API does not accept."
@@ -169,9 +175,29 @@ class TokenVerifier:
         self._last_attempt: float | None = None
         self._last_fetch_failed = False
         self._lock = asyncio.Lock()
+        #: token -> (its claims, when it was verified (clock), its `exp`)
+        self._verified: dict[str, tuple[UserClaims, float, float]] = {}
 
     async def verify_user(self, token: str) -> UserClaims:
-        """Verify a user access token and return its claims; raises ``Unauthorized`` otherwise."""
+        """Verify a user access token and return its claims; raises ``Unauthorized`` otherwise.
+
+        A token verified in the last `VERIFIED_TTL` seconds is not verified again, only its expiry."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, verified_at, expires = remembered
+            if time.time() >= expires + self._settings.leeway:
+                self._verified.pop(token, None)
+                raise Unauthorized("The access token has expired.")
+            if self._clock() - verified_at < VERIFIED_TTL:
+                return claims
+            self._verified.pop(token, None)
+        claims = await self._verify_user(token)
+        if len(self._verified) >= VERIFIED_MAX:
+            self._verified.pop(next(iter(self._verified)), None)
+        self._verified[token] = (claims, self._clock(), float(claims.raw["exp"]))
+        return claims
+
+    async def _verify_user(self, token: str) -> UserClaims:
         header = self._header(token)
         algorithm = header.get("alg")
         if not isinstance(algorithm, str):
@@ -289,4 +315,5 @@ class TokenVerifier:
                 log.info("ignoring a JWKS entry this API cannot use (kid=%r, kty=%r)", kid, jwk.get("kty"))
         self._keys = keys
         self._fetched_at = self._clock()
+        self._verified.clear()  # a key gone from the JWKS must stop vouching for its tokens now
         return True

@@ -110,9 +110,10 @@ async def _reflection(conn: Connection, reflection_id: uuid.UUID) -> Reflection:
 
 
 async def _voice_state(conn: Connection, reflection_id: uuid.UUID) -> VoiceState:
-    reflection = await _reflection(conn, reflection_id)
-    readiness = await fetch_one(conn, _Q["readiness"], {"id": reflection_id})
-    return VoiceState(reflection.id, reflection.voice, readiness["ready"], list(readiness["reasons"]))
+    row = await fetch_optional(conn, _Q["voice_state"], {"id": reflection_id})
+    if row is None:
+        raise NotFound("Reflection not found.")
+    return VoiceState(row["id"], row["voice"], row["ready"], list(row["reasons"]))
 
 
 async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, reflection_id: uuid.UUID) -> VoiceState:

@@ -14,8 +14,12 @@ select id, name, voice, created_at, updated_at
 -- name: get_reflection
 select id, name, voice, created_at, updated_at from public.reflections where id = %(id)s;
 
--- name: readiness
-select ready, reasons from public.voice_launch_readiness(%(id)s);
+-- name: voice_state
+-- The reflection's mirror and its launch readiness in one round trip.
+select r.id, r.voice, v.ready, v.reasons
+  from public.reflections r
+ cross join lateral public.voice_launch_readiness(r.id) v
+ where r.id = %(id)s;
 
 -- name: create_session
 insert into public.reflection_sessions (reflection_id, attempt_id)

@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from backend.auth.config import AuthSettings
-from backend.auth.verify import TokenVerifier, bearer_token
+from backend.auth.verify import VERIFIED_TTL, TokenVerifier, bearer_token
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.errors import Unauthorized
 from backend.secret import Secret
@@ -292,3 +292,39 @@ def test_mint_user_token_shape() -> None:
 def test_mint_user_token_refuses_bad_input(secret: str, user_id: str, ttl: int) -> None:
     with pytest.raises(ValueError, match=r"UUID|ttl_seconds|at least 32"):
         mint_user_token(secret, user_id, ttl_seconds=ttl)
+
+
+async def test_a_verified_token_is_checked_again_only_after_a_while(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    verifier = TokenVerifier(AuthSettings(jwt_secret=Secret(SECRET)), http, clock=lambda: now[0])
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    token = jwt.encode(user_claims(), SECRET)
+    first = await verifier.verify_user(token)
+    assert await verifier.verify_user(token) == first
+    assert len(decoded) == 1
+    now[0] += VERIFIED_TTL
+    assert await verifier.verify_user(token) == first
+    assert len(decoded) == 2
+    # Another token, even one differing only in its signature, is verified on its own.
+    signing_input, signature = token.rsplit(".", 1)
+    forged = f"{signing_input}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+    assert await rejected(verifier, forged) == "The access token's signature is not valid."
+    assert len(decoded) == 3
+
+
+async def test_a_remembered_token_still_expires(verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    issued = time.time()
+    token = jwt.encode(user_claims(exp=int(issued) + 5), SECRET)
+    assert (await verifier.verify_user(token)).sub == USER_ID
+    # Past its expiry and the leeway (30 s), the remembered token is refused without a new check.
+    monkeypatch.setattr(time, "time", lambda: issued + 40)
+    assert await rejected(verifier, token) == "The access token has expired."

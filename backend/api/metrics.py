@@ -1,0 +1,84 @@
+"""Prometheus metrics of every request, per route template (never per id): counts, errors, latency and
+requests in progress, served at `/metrics`.
+
+The same families and labels as Litestar's Prometheus plugin (`voicegate_requests_total`,
+`voicegate_requests_error_total`, `voicegate_request_duration_seconds`, `voicegate_requests_in_progress`;
+labels `method`, `path`, `status_code`, `app_name`), at a fraction of its cost per request: each label
+set's metric children are looked up once and kept, instead of built from a dict of labels on every
+request, which was a tenth of a bare request's time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Gauge, Histogram
+
+_LABELS = ("method", "path", "status_code", "app_name")
+_APP = "voicegate"
+
+REQUESTS = Counter("voicegate_requests_total", "Total requests", _LABELS)
+ERRORS = Counter("voicegate_requests_error_total", "Total errors in requests", _LABELS)
+DURATION = Histogram("voicegate_request_duration_seconds", "Request duration, in seconds", _LABELS)
+IN_PROGRESS = Gauge(
+    "voicegate_requests_in_progress", "Total requests currently in progress", _LABELS, multiprocess_mode="livesum"
+)
+
+_Finished = tuple[Any, Any, Any | None]  # the request counter, duration histogram and error counter children
+_finished: dict[tuple[str, str, int], _Finished] = {}
+_in_progress: dict[tuple[str, str], Any] = {}
+
+
+def _children(method: str, path: str, status: int) -> _Finished:
+    key = (method, path, status)
+    found = _finished.get(key)
+    if found is None:
+        labels = (method, path, str(status), _APP)
+        error = ERRORS.labels(*labels) if status >= 500 else None
+        found = _finished[key] = (REQUESTS.labels(*labels), DURATION.labels(*labels), error)
+    return found
+
+
+def _gauge(method: str, path: str) -> Any:
+    key = (method, path)
+    found = _in_progress.get(key)
+    if found is None:
+        found = _in_progress[key] = IN_PROGRESS.labels(method, path, "200", _APP)
+    return found
+
+
+class MetricsMiddleware(ASGIMiddleware):
+    """Counts and times each request under its route template (Litestar sets it before middleware runs)."""
+
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+    exclude_path_pattern = ("^/metrics$",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Run the request; count it, and its latency until its last body chunk, by route and status."""
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
+        path = scope["path_template"]  # set by Litestar's router, so never a concrete id
+        started = time.perf_counter()
+        span = [200, 0.0]  # status, seconds until the last body chunk was sent
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                span[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                span[1] = time.perf_counter() - started
+            await send(message)
+
+        gauge = _gauge(method, path)
+        gauge.inc()
+        try:
+            await next_app(scope, receive, timed_send)
+        finally:
+            gauge.dec()
+            count, duration, error = _children(method, path, int(span[0]))
+            count.inc()
+            duration.observe(span[1])
+            if error is not None:
+                error.inc()
