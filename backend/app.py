@@ -15,7 +15,7 @@ import httpx
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from backend.api.deps import DEPENDENCIES
+from backend.api.deps import DEPENDENCIES, resolve_dependencies_in_order
 from backend.api.docs import COMPONENTS
 from backend.api.health import health_routes
 from backend.api.metrics import MetricsMiddleware
@@ -53,6 +53,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     if settings.auth is None:
         raise ValueError("create_app needs settings with auth (backend.settings.with_auth)")
     signer = ProvenanceSigner.from_settings(settings)
+    resolve_dependencies_in_order()
     pool = create_pool(dsn, settings)
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
