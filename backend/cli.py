@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import shlex
@@ -361,6 +362,10 @@ def _run_server(settings: Settings, dsn: str, *, run_consumers: bool) -> int:
                     signal.signal(sig, handler)
 
     app = create_app(settings, dsn, run_consumers=run_consumers)
+    # What is loaded by now (modules, the app, its handlers) lives as long as the process: moved out of
+    # the collector's generations, the collections garbage from requests sets off stop scanning it.
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(
         app,
         host=settings.host,
