@@ -14,6 +14,7 @@ import msgspec
 from backend.db.pool import Pool
 from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.registry import ProviderSet
+from backend.providers.selfhosted_store import PostgresReferenceStore
 from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
@@ -48,10 +49,16 @@ class Lifecycle:
 def build_lifecycle(
     settings: Settings, pool: Pool, storage: ObjectStorage, http_client: httpx.AsyncClient
 ) -> Lifecycle:
-    """The lifecycle context of a process: local voices live in the database, shared by all workers."""
+    """The lifecycle context of a process: local voices and inline self-hosted references live in the
+    database, shared by all workers."""
     if settings.providers is None:
         raise ValueError("the lifecycle needs provider settings (settings_from_env reads them)")
-    providers = ProviderSet(settings.providers, http_client, profile_store=PostgresProfileStore(pool))
+    providers = ProviderSet(
+        settings.providers,
+        http_client,
+        profile_store=PostgresProfileStore(pool),
+        reference_store=PostgresReferenceStore(pool),
+    )
     return Lifecycle(
         pool=pool,
         storage=storage,

@@ -17,7 +17,7 @@ def test_defaults_to_local_without_any_key() -> None:
     settings = provider_settings_from_env({})
     assert settings.default_provider == "local"
     assert settings.qwen.base_url == "https://dashscope-intl.aliyuncs.com"
-    assert settings.cartesia.version == "2025-04-16"
+    assert settings.cartesia.version == "2026-03-01"
     assert settings.elevenlabs.base_url == "https://api.elevenlabs.io"
 
 
