@@ -12,4 +12,5 @@ SCRIPT_NAMES = (
     "purge-expired-samples",
     "replay-dead-letters",
     "reconcile-provider-voices",
+    "migrate-voices",
 )

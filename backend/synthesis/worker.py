@@ -2,8 +2,10 @@
 
 A job whose voice is still being cloned waits: its message is put back, and the attempt's end sends
 it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
-one fails the job with `inference_failed`. Safe to repeat: the render is written under a fixed name
-and the job is finished by a guarded update, so a second delivery changes nothing.
+one fails the job with `inference_failed`. A voice the provider no longer has, or whose model it
+retired, is enrolled again from its sample while the job waits (`heal`). Safe to repeat: the render is
+written under a fixed name and the job is finished by a guarded update, so a second delivery changes
+nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +27,15 @@ from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
 from backend.providers.base import ProviderVoice
-from backend.providers.errors import PermanentProviderError, TransientProviderError, UnknownOutcomeError
+from backend.providers.errors import (
+    ModelRetiredError,
+    PermanentProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+    VoiceNotFoundError,
+)
 from backend.providers.wav import float_to_wav
+from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 
 log = logging.getLogger(__name__)
@@ -86,6 +95,8 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
         if job["retry_count"] < MAX_PROVIDER_RETRIES:
             return await _retry(ctx, job_id, job["retry_count"], exc.safe_message)
         return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
+    except (VoiceNotFoundError, ModelRetiredError) as exc:
+        return await heal.heal_job(ctx, job_id, voice, exc, recheck=timedelta(seconds=WAIT_RECHECK_SECONDS))
     except PermanentProviderError as exc:
         return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
     wav, duration_s = await asyncio.to_thread(as_wav, spoken.audio)
