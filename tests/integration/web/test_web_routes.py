@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from backend.embedded.dev_session import DEV_SESSION_EMAIL
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
+from backend.embedded.dev_session import DEV_SESSION_EMAIL
 from backend.embedded.dev_tokens import mint_service_key
 from backend.samples.service import CONSENT_TEXT_VERSION
 from backend.settings import settings_from_env, with_auth
