@@ -25,7 +25,7 @@ from scripts.migrate_voices import main as migrate_voices
 from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.e2e.test_clone_lifecycle import clone_upload, follow_until
 from tests.e2e.test_samples_and_synthesis import job_settled, objects, sample_settled, spoken, upload
-from tests.fakes import ElevenLabsFake, SelfhostedFake, serve
+from tests.fakes import CartesiaFake, ElevenLabsFake, SelfhostedFake, serve
 from tests.fakes.selfhosted import MODEL
 from tests.integration.api.conftest import User
 from tests.support import Conn, one
@@ -268,6 +268,40 @@ async def test_a_voice_the_provider_forgot_is_enrolled_again_and_the_job_waits_f
     assert failed["error"]["code"] == "sample_missing"
     assert "no stored sample remains" in failed["error"]["message"]
     assert len(attempts_of(sql, first["voiceId"])) == 2
+
+
+async def test_a_sunset_cartesia_model_makes_the_voice_enrol_again_for_a_current_one(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    cartesia = CartesiaFake()
+    with serve(cartesia) as url:
+        client = await worker_client(
+            VOICE_PROVIDER="cartesia", CARTESIA_API_KEY=cartesia.api_key, CARTESIA_BASE_URL=url
+        )
+        user = make_user()
+        first = await speak(client, user, {"sampleId": await ready_sample(client, user, seed=61)})
+        assert first["status"] == "succeeded", first["error"]
+        old = one(sql, "select provider_voice_id, provider_target_model from voices")
+        assert old["provider_target_model"] == "sonic-2"
+        # As if it had been cloned for a model Cartesia has sunset since.
+        sql.execute("update voices set provider_target_model = 'sonic-2-2025-03-07'")
+
+        healed = await speak(client, user, {"voiceId": first["voiceId"]})
+
+        assert healed["status"] == "succeeded", healed["error"]
+        models = [r.json()["model_id"] for r in cartesia.requests_to("POST", "/tts/bytes")]
+        assert models == ["sonic-2", "sonic-2-2025-03-07", "sonic-2"]
+        churn = attempts_of(sql, first["voiceId"])[-1]
+        assert (churn["source"], churn["status"]) == ("provider_churn", "ready")
+        voice = one(sql, "select provider_voice_id, provider_target_model from voices")
+        assert voice == {"provider_voice_id": churn["provider_voice_id"], "provider_target_model": "sonic-2"}
+        assert voice["provider_voice_id"] != old["provider_voice_id"]
+        gone = one(
+            sql,
+            "select gone_reason from voice_provider_references where provider_voice_id = %s",
+            (old["provider_voice_id"],),
+        )
+        assert gone["gone_reason"] == "model_retired"
 
 
 @pytest.mark.parametrize("selfhosted", [{"mode": "registry"}], indirect=True)
