@@ -61,6 +61,12 @@ async def migrate(ops: Ops) -> None:
                 if len(voices) < ops.batch_size:
                     break
                 after = voices[-1]["id"]
+    named: list[uuid.UUID] = ops.args.voice or []
+    seen = {item["voice_id"] for item in report.items}
+    for missing in (voice for voice in named if voice not in seen):
+        report.notes.append(
+            f"voice {missing}: no such live, cloned voice{'' if ops.args.source is None else ' on --from'}"
+        )
     report.counts["problems"] = report.counts["no_sample"] + report.counts["errors"]
     report.counts["fixed"] = 0
     report.counts["unfixed"] = report.counts["problems"]
@@ -80,13 +86,16 @@ async def _one(ops: Ops, providers: ProviderSet, voice: dict[str, Any]) -> None:
     """Plan one voice, then (with --apply) make its attempt."""
     report, to = ops.report, ops.args.to
     report.add("voices")
+    async with ops.transaction() as conn:
+        under_way = await attempts.open_for_voice(conn, voice["id"])
+        sample = await portability.stored_sample(conn, voice["id"])
     item: dict[str, Any] = {
         "voice_id": voice["id"],
         "from_provider": voice["tts_provider"],
         "to_provider": to,
         "plan": None,
         "reference": None,
-        "sample_id": voice["sample_id"],
+        "sample_id": None if sample is None else sample["id"],
         "attempt_id": None,
     }
     report.items.append(item)
@@ -94,14 +103,14 @@ async def _one(ops: Ops, providers: ProviderSet, voice: dict[str, Any]) -> None:
         item["outcome"] = f"skipped: already on {to}"
         report.add("skipped")
         return
-    if voice["open_attempt_id"] is not None:
-        item["outcome"] = f"skipped: attempt {voice['open_attempt_id']} is still under way"
+    if under_way is not None:
+        item["outcome"] = f"skipped: attempt {under_way.id} is still under way"
         report.add("skipped")
         return
     reference = await _reusable(ops, providers, voice, item)
     if reference is False:
         return
-    if reference is None and voice["sample_id"] is None:
+    if reference is None and sample is None:
         item["plan"] = "re-enrol"
         item["outcome"] = f"left: {portability.NO_SAMPLE}"
         report.add("no_sample")

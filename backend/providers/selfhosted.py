@@ -109,7 +109,7 @@ def _text(value: object) -> str | None:
 def classify(response: httpx.Response) -> ProviderError:
     """Map an error answer of an OpenAI-shaped server to an error class."""
     status = response.status_code
-    if status in {302, 303, 307}:
+    if status == 303:
         return _SeeOther(response.headers.get("location"), status)
     code, message, param = _error_fields(response)
     common: dict[str, Any] = {"provider_code": code, "http_status": status, "operator_detail": message}

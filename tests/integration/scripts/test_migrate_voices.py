@@ -184,6 +184,10 @@ def test_filters_choose_the_voices(
     )
     assert sorted(plans(named)) == sorted([str(seeded["movable"]), str(seeded["there"])])
     assert named.code == 0
+    stranger = uuid.uuid4()
+    unknown = run_script(main, "--json", "--to", "selfhosted", "--voice", str(stranger))
+    assert (unknown.code, unknown.json["items"]) == (0, [])
+    assert f"voice {stranger}: no such live, cloned voice" in unknown.json["notes"]
     from_selfhosted = run_script(main, "--json", "--to", "elevenlabs", "--from", "selfhosted")
     assert list(plans(from_selfhosted)) == [str(seeded["there"])]
     assert plans(from_selfhosted)[str(seeded["there"])]["outcome"].startswith("left: no stored sample")
