@@ -254,7 +254,7 @@ async def _enrol_again(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, acto
     """The provider does not know the voice this attempt made or reuses (deleted since, or a reference
     that died): enrol it again from the sample through a new attempt, which jobs waiting for this one
     follow, and fail this one saying so. Without a sample it just fails, saying why."""
-    voice_id = attempt.provider_voice_id or ""
+    lost = attempt.provider_voice_id or ""
     async with service_transaction(ctx.pool) as conn:
         current, _ = await attempts.load(conn, attempt.id)
         try:
@@ -262,7 +262,7 @@ async def _enrol_again(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, acto
                 conn,
                 current.voice_id,
                 provider=current.provider,
-                provider_voice_id=voice_id,
+                provider_voice_id=lost,
                 reason="voice_not_found",
                 actor=actor,
                 replacing=current.id,
