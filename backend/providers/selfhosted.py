@@ -41,7 +41,7 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
-from backend.providers.selfhosted_store import InlineVoice, ReferenceStore
+from backend.providers.selfhosted_store import InlineEntry, InlineVoice, ReferenceStore
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +398,7 @@ class SelfhostedProvider:
 
     async def list(self) -> Sequence[ProviderVoice]:
         """The registry's uploaded voices (registry mode) and the references kept for inline use."""
-        inline = [self._inline_voice(v) for v in await self._store.all()] if self._store is not None else []
+        inline = [self._inline_voice(v) for v in await self._store.entries()] if self._store is not None else []
         registry = await self._registry() if await self.mode() == "registry" else []
         return [*registry, *inline]
 
@@ -480,7 +480,7 @@ class SelfhostedProvider:
             metadata={"mode": "registry", "name": name, "consent": _text(entry.get("consent"))},
         )
 
-    def _inline_voice(self, stored: InlineVoice) -> ProviderVoice:
+    def _inline_voice(self, stored: InlineEntry) -> ProviderVoice:
         return ProviderVoice(
             provider=PROVIDER,
             voice_id=stored.voice_id,
@@ -488,5 +488,5 @@ class SelfhostedProvider:
             target_model=self.model,
             enrolment_key=stored.enrolment_key,
             language=stored.language,
-            metadata={"mode": "inline", "voice_name": stored.name, "has_ref_text": stored.ref_text is not None},
+            metadata={"mode": "inline", "voice_name": stored.name},
         )

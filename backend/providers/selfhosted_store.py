@@ -19,13 +19,18 @@ from backend.db.queries import load_queries
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
 
-class InlineVoice(msgspec.Struct, frozen=True, kw_only=True):
-    """One inline voice: its id, the key that made it, and the reference sent with each synthesis."""
+class InlineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """What a listing says of an inline voice: its id, the key that made it, its name and language."""
 
     voice_id: str
     enrolment_key: str
     name: str
     language: str | None
+
+
+class InlineVoice(InlineEntry, frozen=True, kw_only=True):
+    """One inline voice with the reference sent with each synthesis: the audio and its transcript."""
+
     ref_text: str | None
     audio: bytes
     mime_type: str
@@ -46,8 +51,8 @@ class ReferenceStore(Protocol):
         """Remove a voice; ``False`` when it was not there."""
         ...
 
-    async def all(self) -> Sequence[InlineVoice]:
-        """Every stored voice."""
+    async def entries(self) -> Sequence[InlineEntry]:
+        """Every stored voice, without its audio."""
         ...
 
 
@@ -69,9 +74,9 @@ class InMemoryReferenceStore:
         """Remove a voice; ``False`` when it was not there."""
         return self.voices.pop(voice_id, None) is not None
 
-    async def all(self) -> Sequence[InlineVoice]:
-        """Every stored voice."""
-        return list(self.voices.values())
+    async def entries(self) -> Sequence[InlineEntry]:
+        """Every stored voice, without its audio."""
+        return [msgspec.convert(v, InlineEntry, from_attributes=True) for v in self.voices.values()]
 
 
 def _voice(row: dict[str, Any]) -> InlineVoice:
@@ -102,7 +107,7 @@ class PostgresReferenceStore:
         async with service_transaction(self._pool) as conn:
             return await fetch_optional(conn, _Q["delete_voice"], {"voice_id": voice_id}) is not None
 
-    async def all(self) -> Sequence[InlineVoice]:
-        """Every stored voice."""
+    async def entries(self) -> Sequence[InlineEntry]:
+        """Every stored voice, without its audio (a listing never loads every recording)."""
         async with service_transaction(self._pool) as conn:
-            return [_voice(row) for row in await fetch_all(conn, _Q["all_voices"], {})]
+            return [msgspec.convert(row, InlineEntry) for row in await fetch_all(conn, _Q["all_voices"], {})]

@@ -13,6 +13,6 @@ on conflict do nothing;
 delete from voicegate.selfhosted_voices where voice_id = %(voice_id)s returning voice_id;
 
 -- name: all_voices
-select voice_id, enrolment_key, name, language, ref_text, audio, mime_type
+select voice_id, enrolment_key, name, language
   from voicegate.selfhosted_voices
  order by created_at, voice_id;

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -378,14 +379,18 @@ async def test_deleting_a_voice_purges_its_kept_sample_and_its_inline_reference(
     job = await speak(client, user, {"sampleId": kept_id})
     assert job["status"] == "succeeded", job["error"]
     assert one(sql, "select count(*) as n from voicegate.selfhosted_voices")["n"] == 1
-    not_kept = await client.delete(f"/api/v1/voice-samples/{kept_id}/keep", headers=make_user().headers)
-    assert not_kept.status_code == 404
+    stranger = await client.delete(f"/api/v1/voice-samples/{kept_id}/keep", headers=make_user().headers)
+    assert stranger.status_code == 404
+    plain_id = await ready_sample(client, user, seed=52)
+    not_kept = await client.delete(f"/api/v1/voice-samples/{plain_id}/keep", headers=user.headers)
+    assert (not_kept.status_code, not_kept.json()["code"]) == (409, "conflict")
+    assert one(sql, "select count(*) as n from voice_samples where id = %s", (plain_id,))["n"] == 1
 
     deleted = await client.delete(f"/api/voices/{job['voiceId']}", headers=user.headers)
 
     assert deleted.status_code == 204
-    assert one(sql, "select count(*) as n from voice_samples")["n"] == 0
-    assert objects(sql, f"{user.id}/samples/") == set()
+    assert one(sql, "select id from voice_samples")["id"] == uuid.UUID(plain_id)  # never cloned: not kept
+    assert objects(sql, f"{user.id}/samples/{kept_id}/") == set()
     assert one(sql, "select count(*) as n from voicegate.selfhosted_voices")["n"] == 0
     purge = one(sql, "select actor, detail from voicegate.audit_events where action = 'sample.purge'")
     assert (purge["actor"], purge["detail"]["reason"]) == (f"user:{user.id}", "voice_deleted")
