@@ -16,6 +16,7 @@ class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     ``public_url`` is a short-lived URL the provider can fetch without credentials (Qwen prefers it);
     adapters that upload the bytes ignore it. ``duration_s``, ``sample_rate`` and ``channels`` come from
     the audio pipeline's measurement and let the rules be checked before a provider call is spent.
+    ``consent_id`` names the speaker's consent record, for providers that ask which consent covers a voice.
     """
 
     data: bytes
@@ -25,6 +26,7 @@ class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    consent_id: str | None = None
 
 
 class SampleRules(msgspec.Struct, frozen=True, kw_only=True):

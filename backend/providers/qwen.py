@@ -14,6 +14,7 @@ from backend.providers.base import ProviderVoice, SampleRef, SampleRules, Synthe
 from backend.providers.config import QwenSettings
 from backend.providers.enrolment import enroll_once, qwen_preferred_name
 from backend.providers.errors import (
+    ModelRetiredError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -29,6 +30,8 @@ GENERATION_PATH: Final = "/api/v1/services/aigc/multimodal-generation/generation
 DATA_URL_TYPES: Final = frozenset({"audio/wav", "audio/mpeg", "audio/mp4"})
 MAX_DATA_URL_CHARS: Final = 10 * 1024 * 1024
 LIST_PAGE_SIZE: Final = 100
+#: What DashScope answers for a model it no longer serves (404).
+MODEL_GONE_CODES: Final = frozenset({"ModelNotFound", "model_not_found"})
 
 SAMPLE_RULES: Final = SampleRules(
     formats=DATA_URL_TYPES,
@@ -289,10 +292,30 @@ class QwenProvider:
         await self._http.json("POST", CUSTOMIZATION_PATH, _DeleteResponse, json=payload)
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
-        """Speak with the voice's own ``target_model`` (a VC voice works only with that model)."""
+        """Speak with the voice's own ``target_model`` (a VC voice works only with that model). A model
+        DashScope no longer serves raises ``ModelRetiredError``, a voice it does not know for that model
+        ``VoiceNotFoundError``: either way the voice must be enrolled again."""
         model = voice.target_model or self.target_model
         payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
-        body, _ = await self._http.json("POST", GENERATION_PATH, _SynthesisResponse, json=payload)
+        try:
+            body, _ = await self._http.json("POST", GENERATION_PATH, _SynthesisResponse, json=payload)
+        except PermanentProviderError as exc:
+            gone: type[PermanentProviderError] | None = None
+            if exc.provider_code in MODEL_GONE_CODES:
+                gone, message = ModelRetiredError, "The voice's model is retired at the provider."
+            elif exc.provider_code == "InvalidParameter" and "voice" in (exc.operator_detail or "").lower():
+                # "Invalid voice specified": the voice was deleted, or is bound to another model.
+                gone, message = VoiceNotFoundError, SAFE_MESSAGES["BadRequest.VoiceNotFound"]
+            if gone is None:
+                raise
+            raise gone(
+                PROVIDER,
+                message,
+                provider_code=exc.provider_code,
+                http_status=exc.http_status,
+                request_id=exc.request_id,
+                operator_detail=exc.operator_detail,
+            ) from exc
         audio = body.output.audio
         if audio.data:
             data = base64.b64decode(audio.data)

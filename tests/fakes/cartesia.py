@@ -59,6 +59,10 @@ LANGUAGES = frozenset(
     ]
 )
 MODELS = frozenset({"sonic-2", "sonic-3", "sonic-3.5", "sonic-turbo", "sonic-latest", "sonic-3-2025-10-27"})
+# Sunset on 2026-06-01 (docs.cartesia.ai changelog): they answer `model_sunsetted`.
+SUNSET_MODELS = frozenset(
+    {"sonic", "sonic-english", "sonic-multilingual", "sonic-2-2025-03-07", "sonic-turbo-2025-03-07"}
+)
 SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
 
 
@@ -83,13 +87,16 @@ class CartesiaVoice:
 
 
 class CartesiaFake(FakeProvider):
-    """Stateful Cartesia fake; errors are JSON from ``2026-03-01`` on and ``Title: Message`` text before."""
+    """Stateful Cartesia fake; errors are JSON from ``2026-03-01`` on and ``Title: Message`` text before.
+
+    ``sunset`` holds the models that answer ``model_sunsetted`` (add one to sunset it now)."""
 
     def __init__(self, api_key: str = "sk_car_test", *, seed: int = 0) -> None:
         super().__init__(seed)
         self.api_key = api_key
         self.user_id = f"user_{uuid.uuid4().hex[:12]}"
         self.voices: dict[str, CartesiaVoice] = {}
+        self.sunset: set[str] = set(SUNSET_MODELS)
         self.route("POST", "/voices/clone", self._clone)
         self.route("GET", "/voices", self._list)
         self.route("GET", r"/voices/(?P<voice_id>[^/]+)", self._get)
@@ -184,6 +191,9 @@ class CartesiaFake(FakeProvider):
             body = request.json()
         except json.JSONDecodeError:
             return self._error(400, "invalid_request", "Invalid request", "Body must be JSON")
+        if body.get("model_id") in self.sunset:
+            message = f"Model {body['model_id']} has been sunsetted; use a current model such as sonic-3."
+            return self._error(400, "model_sunsetted", "Model sunsetted", message)
         if body.get("model_id") not in MODELS:
             return self._error(400, "model_not_found", "Invalid model", f"Model {body.get('model_id')} not found")
         if not body.get("transcript"):
