@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 import httpx
 import msgspec
 
-from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.base import (
+    STREAM_SAMPLE_RATE,
+    ProviderVoice,
+    SampleRef,
+    SampleRules,
+    SynthesisResult,
+    primary_language,
+)
 from backend.providers.config import CartesiaSettings
 from backend.providers.enrolment import enroll_once, key_marker
 from backend.providers.errors import (
@@ -271,14 +278,7 @@ class CartesiaProvider:
             if not response.content:
                 raise ValueError("empty audio answer")
 
-        payload = {
-            "model_id": self.model_id,
-            "transcript": text,
-            "voice": {"mode": "id", "id": voice.voice_id},
-            "output_format": {"container": "wav", "encoding": "pcm_s16le", "sample_rate": OUTPUT_SAMPLE_RATE},
-        }
-        if voice.language:
-            payload["language"] = voice.language
+        payload = self._tts_payload(voice, text, {"container": "wav", "encoding": "pcm_s16le"}, OUTPUT_SAMPLE_RATE)
         response = await self._http.request("POST", "/tts/bytes", json=payload, validate=has_audio)
         return SynthesisResult(
             audio=response.content,
@@ -286,3 +286,21 @@ class CartesiaProvider:
             sample_rate=OUTPUT_SAMPLE_RATE,
             request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
         )
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncIterator[bytes]:
+        """``POST /tts/bytes`` in the ``raw`` container: its body streams the PCM as it is generated."""
+        payload = self._tts_payload(voice, text, {"container": "raw", "encoding": "pcm_s16le"}, STREAM_SAMPLE_RATE)
+        async with self._http.streaming("POST", "/tts/bytes", json=payload) as response:
+            async for chunk in self._http.body(response):
+                yield chunk
+
+    def _tts_payload(self, voice: ProviderVoice, text: str, container: dict[str, str], rate: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model_id": self.model_id,
+            "transcript": text,
+            "voice": {"mode": "id", "id": voice.voice_id},
+            "output_format": {**container, "sample_rate": rate},
+        }
+        if voice.language:
+            payload["language"] = voice.language
+        return payload
