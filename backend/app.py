@@ -25,9 +25,10 @@ from backend.context import build_lifecycle
 from backend.db.pool import create_pool
 from backend.problem import problem_response
 from backend.providers.http import create_http_client
-from backend.reflections.routes import ReflectionsController, ReflectionVoiceController
+from backend.reflections.routes import ReflectionsController, ReflectionVoiceController, SessionsController
 from backend.samples.routes import VoiceSamplesController
 from backend.settings import Settings
+from backend.speech.routes import ReflectionSpeechController, VoiceSpeechController
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 from backend.synthesis.routes import CloneJobsController
 from backend.voices.routes import CloneController, VoicesController
@@ -54,10 +55,13 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         *health_routes,
         ReflectionsController,
         ReflectionVoiceController,
+        SessionsController,
         VoicesController,
         CloneController,
         VoiceSamplesController,
         CloneJobsController,
+        ReflectionSpeechController,
+        VoiceSpeechController,
         InternalController,
         *web_handlers(settings),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
@@ -154,7 +154,7 @@ class VoiceProvider(Protocol):
         """Speak ``text`` in ``voice``."""
         ...
 
-    def stream(self, voice: ProviderVoice, text: str) -> AsyncIterator[bytes]:
+    def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` in ``voice`` as the provider makes it: ``STREAM_SAMPLE_RATE`` 16-bit little-endian
         mono PCM, in chunks of any size (a chunk may end inside a sample).
 

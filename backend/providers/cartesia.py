@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final
 
 import httpx
@@ -287,7 +287,7 @@ class CartesiaProvider:
             request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
         )
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncIterator[bytes]:
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """``POST /tts/bytes`` in the ``raw`` container: its body streams the PCM as it is generated."""
         payload = self._tts_payload(voice, text, {"container": "raw", "encoding": "pcm_s16le"}, STREAM_SAMPLE_RATE)
         async with self._http.streaming("POST", "/tts/bytes", json=payload) as response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final
 
 import httpx
@@ -296,7 +296,7 @@ class ElevenLabsProvider:
             request_id=request_id,
         )
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncIterator[bytes]:
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """``POST /v1/text-to-speech/{voice_id}/stream`` as ``pcm_24000``: raw PCM, chunked as it is made."""
         async with self._http.streaming(
             "POST",

@@ -8,7 +8,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -224,7 +224,7 @@ class ProviderHttp:
         finally:
             await response.aclose()
 
-    async def body(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    async def body(self, response: httpx.Response) -> AsyncGenerator[bytes, None]:
         """The streamed body's chunks as they arrive; a connection lost midway is a transient error."""
         try:
             async for chunk in response.aiter_bytes():

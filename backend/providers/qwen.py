@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, Final
 
 import httpx
@@ -325,7 +325,7 @@ class QwenProvider:
             raise TransientProviderError(PROVIDER, "The voice provider returned no audio.", request_id=body.request_id)
         return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id)
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncIterator[bytes]:
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """The same generation call with ``X-DashScope-SSE: enable``: every event carries the next piece of
         audio as base64 PCM (24 kHz, 16-bit, mono) in ``output.audio.data``; an ``error`` event is
         classified like an error answer."""

@@ -60,6 +60,8 @@ TABLES: Allowed = {
         "authenticated": {"select", "insert(reflection_id, attempt_id)"},
         "service_role": READ_WRITE,
     },
+    # Usage of streamed speech: owners read theirs, the service records it.
+    "public.speech_streams": {"authenticated": {"select"}, "service_role": READ_WRITE},
     # Legacy producers write through the service; nobody else touches it.
     "public.voice_clone_outbox": {"service_role": {"select", "insert"}},
     "voicegate.attempt_moves": {"service_role": {"select"}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -172,7 +172,7 @@ class LocalProvider:
         signal, rate = await asyncio.to_thread(_render, text, profile, language)
         return SynthesisResult(audio=float_to_wav(signal, rate), mime_type="audio/wav", sample_rate=rate)
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncIterator[bytes]:
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` as 24 kHz PCM in one piece: the engine renders a whole text at once, so callers
         that want audio early hand it one sentence at a time (the speech routes do)."""
         profile, language = await self._profile(voice, text)
