@@ -1,5 +1,5 @@
-"""The Litestar application factory; its lifespan owns the connection pool, Storage, the provider clients
-and (in `voicegate up`) the queue consumers."""
+"""The Litestar application factory; its lifespan owns the connection pool, Storage, the provider clients,
+the C2PA signer, the webhook sender and (in `voicegate up`) the queue consumers."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from backend.auth.verify import TokenVerifier
 from backend.context import build_lifecycle
 from backend.db.pool import create_pool
 from backend.problem import problem_response
+from backend.provenance import ProvenanceSigner
 from backend.providers.http import create_http_client
 from backend.reflections.routes import ReflectionsController, ReflectionVoiceController, SessionsController
 from backend.samples.routes import VoiceSamplesController
@@ -33,6 +34,7 @@ from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 from backend.synthesis.routes import CloneJobsController
 from backend.voices.routes import CloneController, VoicesController
 from backend.web.routes import docs_render_plugins, web_handlers
+from backend.webhooks.routes import WebhooksController
 
 # httpx logs every request URL at INFO, and signed Storage URLs carry their token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -45,9 +47,13 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     Supabase storage client works against it exactly as against a Supabase project. With
     `run_consumers` the queue consumers run inside the app (`voicegate up`); if they die, the failure is
     logged and `app.state.worker_failed` is set so the entry point can exit non-zero.
+
+    Raises SettingsError when the C2PA signing credentials are unusable (see `ProvenanceSigner`), before
+    anything is served.
     """
     if settings.auth is None:
         raise ValueError("create_app needs settings with auth (backend.settings.with_auth)")
+    signer = ProvenanceSigner.from_settings(settings)
     pool = create_pool(dsn, settings)
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
@@ -62,6 +68,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         CloneJobsController,
         ReflectionSpeechController,
         VoiceSpeechController,
+        WebhooksController,
         InternalController,
         *web_handlers(settings),
     ]
@@ -85,7 +92,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         app.state.storage = _storage_client(settings, app)
         app.state.worker_failed = False
         provider_http = create_http_client(trust_env=False)
-        app.state.lifecycle = build_lifecycle(settings, pool, app.state.storage, provider_http)
+        app.state.lifecycle = build_lifecycle(settings, pool, app.state.storage, provider_http, signer)
         stopping = asyncio.Event()
         worker = _start_worker(app, settings, dsn, stopping) if run_consumers else None
         try:
@@ -94,6 +101,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
             stopping.set()
             if worker is not None:
                 await asyncio.gather(worker, return_exceptions=True)
+            await app.state.lifecycle.aclose()
             await provider_http.aclose()
             await app.state.storage.aclose()
             await pool.close()

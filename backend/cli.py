@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"voicegate: {exc}", file=sys.stderr)
         return 1
+    except SettingsError as exc:  # found while starting: the C2PA signing credentials
+        parser.exit(2, f"voicegate: configuration error: {exc}\n")
     except KeyboardInterrupt:
         return 130
 

@@ -1,11 +1,13 @@
-"""What the worker steps need (pool, Storage, provider adapters, timings), built once per process (API
-or worker) and passed down; and the `Outcome` every step answers with."""
+"""What the worker steps need (pool, Storage, provider adapters, the C2PA signer, the webhook sender,
+timings), built once per process (API or worker) and passed down; and the `Outcome` every step answers
+with."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,6 +19,10 @@ from backend.providers.registry import ProviderSet
 from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
+from backend.webhooks.sender import Target, WebhookSender
+
+if TYPE_CHECKING:
+    from backend.provenance import ProvenanceSigner
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,13 +34,17 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(frozen=True)
 class Lifecycle:
-    """The pool (service work), Storage, provider adapters and the timing rules of the workers."""
+    """The pool (service work), Storage, provider adapters, the signer of synthesized audio, the webhook
+    sender and the timing rules of the workers."""
 
     pool: Pool
     storage: ObjectStorage
     providers: ProviderSet
     #: Whether providers can fetch our signed Storage URLs (false when Storage is on loopback).
     public_storage: bool
+    #: Signs every file voicegate synthesizes (one per process: it holds the native c2pa signer).
+    signer: ProvenanceSigner
+    webhooks: WebhookSender
     lease_seconds: int = 60
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 300.0
@@ -44,19 +54,34 @@ class Lifecycle:
         ceiling = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** max(0, retry_count - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
+    async def aclose(self) -> None:
+        """Release what the lifecycle holds of its own: the webhook sender's client and the signer."""
+        await self.webhooks.aclose()
+        self.signer.close()
+
 
 def build_lifecycle(
-    settings: Settings, pool: Pool, storage: ObjectStorage, http_client: httpx.AsyncClient
+    settings: Settings,
+    pool: Pool,
+    storage: ObjectStorage,
+    http_client: httpx.AsyncClient,
+    signer: ProvenanceSigner,
 ) -> Lifecycle:
-    """The lifecycle context of a process: local voices live in the database, shared by all workers."""
+    """The lifecycle context of a process, owning `signer` (built at start-up with
+    `ProvenanceSigner.from_settings`): local voices live in the database, shared by all workers."""
     if settings.providers is None:
         raise ValueError("the lifecycle needs provider settings (settings_from_env reads them)")
     providers = ProviderSet(settings.providers, http_client, profile_store=PostgresProfileStore(pool))
+    project = None
+    if settings.webhook_url is not None and settings.webhook_secret is not None:
+        project = Target(settings.webhook_url, settings.webhook_secret, trusted=True)
     return Lifecycle(
         pool=pool,
         storage=storage,
         providers=providers,
         public_storage=not is_loopback_host(urlsplit(settings.storage_public_url).hostname or ""),
+        signer=signer,
+        webhooks=WebhookSender(project, allow_private=settings.embedded),
         lease_seconds=settings.lease_seconds,
         retry_base_seconds=settings.retry_base_seconds,
     )

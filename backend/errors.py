@@ -211,6 +211,13 @@ class SynthesisFailed(Conflict):
     code = "synthesis_failed"
 
 
+class WebhookUrlRefused(ClientError):
+    """Webhooks cannot be delivered to this URL."""
+
+    status = 422
+    code = "webhook_url_refused"
+
+
 class ProvenanceFailed(VoicegateError):
     """The audio could not be signed with its C2PA manifest, so it was not stored."""
 

@@ -26,11 +26,14 @@ SAMPLE_CHECK: Final = "voice_sample_process"
 """`{sampleId}`: check and clean an uploaded sample."""
 SYNTHESIS: Final = "voice_synthesis"
 """`{jobId}`: speak a synthesis job's text."""
+WEBHOOK: Final = "webhook_delivery"
+"""`{webhookId, endpointId, type, timestamp, data}`: deliver one event to one endpoint (sent by SQL triggers;
+`endpointId` null is the project's endpoint). `webhookId` stays the same through retries and replays."""
 DEAD_LETTER: Final = "voice_dead_letter"
 """Messages delivered too often: `{sourceQueue, sourceMsgId, readCount, message, error, deadAt}`."""
 
 #: The queues work is consumed from (every queue but the dead letters).
-WORK_QUEUES: Final = (CLONE, PREVIEW, SAMPLE_CHECK, SYNTHESIS)
+WORK_QUEUES: Final = (CLONE, PREVIEW, SAMPLE_CHECK, SYNTHESIS, WEBHOOK)
 ALL: Final = (*WORK_QUEUES, DEAD_LETTER)
 
 

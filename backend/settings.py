@@ -6,11 +6,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
 from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
+from backend.secret import Secret, is_loopback_host
+from backend.webhooks.signing import secret_key
 
 DEFAULT_DATA_DIR = Path(".voicegate")
 
@@ -76,6 +79,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     c2pa_trust_anchors: Path | None = None
     """VOICEGATE_C2PA_TRUST_ANCHORS: path of a PEM bundle of root certificates a manifest must chain to for
     `voicegate verify` to call it trusted (embedded mode also trusts its development CA)."""
+    webhook_url: str | None = None
+    """VOICEGATE_WEBHOOK_URL: the project's endpoint, which receives every user's events (https; plain http
+    only to a loopback address)."""
+    webhook_secret: Secret | None = None
+    """VOICEGATE_WEBHOOK_SECRET: the `whsec_<base64>` secret deliveries to VOICEGATE_WEBHOOK_URL are signed with."""
+    webhook_max_attempts: int = 15
+    """VOICEGATE_WEBHOOK_MAX_ATTEMPTS: deliveries of one event to one endpoint before it is dead-lettered."""
+    webhook_retry_base_seconds: float = 5.0
+    """VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS: wait before the second delivery; it doubles each time (with
+    jitter, at most 6 h), so the default 15 attempts span about a day."""
 
     @property
     def provider_settings(self) -> ProviderSettings:
@@ -131,6 +144,10 @@ _ENV = {
     "c2pa_cert": "VOICEGATE_C2PA_CERT",
     "c2pa_key": "VOICEGATE_C2PA_KEY",
     "c2pa_trust_anchors": "VOICEGATE_C2PA_TRUST_ANCHORS",
+    "webhook_url": "VOICEGATE_WEBHOOK_URL",
+    "webhook_secret": "VOICEGATE_WEBHOOK_SECRET",
+    "webhook_max_attempts": "VOICEGATE_WEBHOOK_MAX_ATTEMPTS",
+    "webhook_retry_base_seconds": "VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS",
 }
 
 
@@ -167,6 +184,8 @@ def with_auth(settings: Settings, env: Mapping[str, str] | None = None) -> Setti
 def _decode(type_: type, value: object) -> object:
     if type_ is Path and isinstance(value, str | Path):
         return Path(value)
+    if type_ is Secret and isinstance(value, str):
+        return Secret(value)
     raise NotImplementedError
 
 
@@ -189,7 +208,13 @@ def _check(settings: Settings) -> None:
         raise SettingsError("VOICEGATE_DB_POOL_MIN must be at least 1 and at most VOICEGATE_DB_POOL_MAX")
     if settings.db_connect_timeout <= 0:
         raise SettingsError("VOICEGATE_DB_CONNECT_TIMEOUT must be positive")
-    for field in ("worker_concurrency", "queue_visibility_seconds", "queue_max_reads", "lease_seconds"):
+    for field in (
+        "worker_concurrency",
+        "queue_visibility_seconds",
+        "queue_max_reads",
+        "lease_seconds",
+        "webhook_max_attempts",
+    ):
         if getattr(settings, field) < 1:
             raise SettingsError(f"{env_var(field)} must be at least 1")
     for field in (
@@ -198,6 +223,7 @@ def _check(settings: Settings) -> None:
         "maintenance_interval",
         "stale_after_seconds",
         "sample_retention_days",
+        "webhook_retry_base_seconds",
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")
@@ -207,3 +233,23 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{env_var(field)} must be the path of a PEM file, not the PEM text itself")
     if (settings.c2pa_cert is None) != (settings.c2pa_key is None):
         raise SettingsError("set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY, or neither")
+    _check_webhook(settings)
+
+
+def _check_webhook(settings: Settings) -> None:
+    if (settings.webhook_url is None) != (settings.webhook_secret is None):
+        raise SettingsError("set both VOICEGATE_WEBHOOK_URL and VOICEGATE_WEBHOOK_SECRET, or neither")
+    if settings.webhook_url is None or settings.webhook_secret is None:
+        return
+    parts = urlsplit(settings.webhook_url)
+    host = parts.hostname or ""
+    if parts.scheme not in {"http", "https"} or not host:
+        raise SettingsError("VOICEGATE_WEBHOOK_URL must be an https URL")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise SettingsError("VOICEGATE_WEBHOOK_URL must use https (plain http is allowed only for loopback)")
+    if parts.username or parts.password or parts.fragment:
+        raise SettingsError("VOICEGATE_WEBHOOK_URL must not carry credentials or a fragment")
+    try:
+        secret_key(settings.webhook_secret.reveal())
+    except ValueError as exc:
+        raise SettingsError(f"VOICEGATE_WEBHOOK_SECRET: {exc}") from exc

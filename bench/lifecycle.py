@@ -35,6 +35,7 @@ from backend.context import build_lifecycle  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
+from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
@@ -83,7 +84,8 @@ async def run_consumers_until(settings: Settings, dsn: str, done: Callable[[], b
     pool = create_pool(dsn, settings)
     await pool.open(wait=True)
     async with create_http_client(trust_env=False) as http:
-        ctx = build_lifecycle(settings, pool, NoStorage(), http)  # type: ignore[arg-type]
+        signer = ProvenanceSigner.from_settings(settings)
+        ctx = build_lifecycle(settings, pool, NoStorage(), http, signer)  # type: ignore[arg-type]
         consumers = build_consumers(settings, ctx, listen_dsn=dsn if listen else None, worker_id="bench")
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(c.run(stopping)) for c in consumers]
@@ -93,6 +95,7 @@ async def run_consumers_until(settings: Settings, dsn: str, done: Callable[[], b
         elapsed = time.perf_counter() - started
         stopping.set()
         await asyncio.gather(*tasks)
+        await ctx.aclose()
     await pool.close()
     return elapsed
 

@@ -21,16 +21,27 @@ from backend.context import Lifecycle, Outcome
 from backend.db.pool import Connection
 from backend.samples import check as sample_check
 from backend.synthesis import worker as synthesis_worker
+from backend.webhooks import worker as webhook_worker
 from queue_consumers.runtime import DeadLetterHook, Handler, Message
 
 
 @dataclass(frozen=True)
+class Retries:
+    """A queue's own failure schedule, instead of the workers' (VOICEGATE_QUEUE_MAX_READS, 1 s doubling)."""
+
+    max_reads: int
+    backoff_base: float
+    backoff_max: float
+
+
+@dataclass(frozen=True)
 class QueueRoute:
-    """How one queue's messages are worked, and what a dead letter on it fails."""
+    """How one queue's messages are worked, what a dead letter on it fails, and its retries if its own."""
 
     queue: str
     handler: Handler
     on_dead_letter: DeadLetterHook | None = None
+    retries: Retries | None = None
 
 
 def _uuid(message: Message, field: str) -> uuid.UUID:
@@ -58,8 +69,11 @@ async def _fail_job(conn: Connection, message: Message, reason: str) -> None:
     await synthesis_worker.fail_dead_lettered_job(conn, _uuid(message, "jobId"), reason)
 
 
-def queue_routes(ctx: Lifecycle, worker_id: str, *, clone: Handler | None = None) -> list[QueueRoute]:
-    """Every work queue's route; `clone` replaces the in-process clone step (see `clone_over_http`)."""
+def queue_routes(
+    ctx: Lifecycle, worker_id: str, *, clone: Handler | None = None, webhook_retries: Retries | None = None
+) -> list[QueueRoute]:
+    """Every work queue's route; `clone` replaces the in-process clone step (see `clone_over_http`);
+    webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do)."""
     in_process_clone = _step(lambda m: attempt_worker.process_attempt(ctx, _uuid(m, "attemptId"), worker_id))
     return [
         QueueRoute(queues.CLONE, clone or in_process_clone, _fail_attempt),
@@ -70,6 +84,7 @@ def queue_routes(ctx: Lifecycle, worker_id: str, *, clone: Handler | None = None
         QueueRoute(
             queues.SYNTHESIS, _step(lambda m: synthesis_worker.process_synthesis(ctx, _uuid(m, "jobId"))), _fail_job
         ),
+        QueueRoute(queues.WEBHOOK, _step(lambda m: webhook_worker.deliver(ctx, m.message)), retries=webhook_retries),
     ]
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -17,7 +18,8 @@ import httpx
 
 from backend.context import Lifecycle
 from backend.settings import Settings
-from queue_consumers.handlers import clone_over_http, queue_routes
+from backend.webhooks.worker import RETRY_MAX_SECONDS
+from queue_consumers.handlers import QueueRoute, Retries, clone_over_http, queue_routes
 from queue_consumers.maintenance import run_maintenance
 from queue_consumers.runtime import ConsumerConfig, QueueConsumer
 
@@ -40,14 +42,20 @@ def build_consumers(
     """One consumer per queue; with `CONSUMER_MODE=http` the clone step goes through `api_client`
     (checking samples, previews and synthesis need only Storage and the provider, and run here)."""
 
-    def config(queue: str) -> ConsumerConfig:
-        return ConsumerConfig(
-            queue=queue,
+    def config(route: QueueRoute) -> ConsumerConfig:
+        base = ConsumerConfig(
+            queue=route.queue,
             visibility_seconds=settings.queue_visibility_seconds,
             concurrency=settings.worker_concurrency,
             batch_size=settings.worker_concurrency,
             max_reads=settings.queue_max_reads,
             poll_interval=settings.queue_poll_interval,
+        )
+        if route.retries is None:
+            return base
+        retries = route.retries
+        return dataclasses.replace(
+            base, max_reads=retries.max_reads, backoff_base=retries.backoff_base, backoff_max=retries.backoff_max
         )
 
     clone = None
@@ -56,11 +64,12 @@ def build_consumers(
         if api_client is None or key is None:
             raise ValueError("CONSUMER_MODE=http needs the API's address and the service key")
         clone = clone_over_http(api_client, key.reveal(), worker_id)
+    webhook_retries = Retries(settings.webhook_max_attempts, settings.webhook_retry_base_seconds, RETRY_MAX_SECONDS)
     return [
         QueueConsumer(
-            ctx.pool, config(route.queue), route.handler, listen_dsn=listen_dsn, on_dead_letter=route.on_dead_letter
+            ctx.pool, config(route), route.handler, listen_dsn=listen_dsn, on_dead_letter=route.on_dead_letter
         )
-        for route in queue_routes(ctx, worker_id, clone=clone)
+        for route in queue_routes(ctx, worker_id, clone=clone, webhook_retries=webhook_retries)
     ]
 
 
@@ -88,16 +97,21 @@ async def run_worker(
 
 
 async def serve_worker(settings: Settings, dsn: str) -> int:
-    """`voicegate worker`: its own pool, Storage client and provider clients; SIGTERM or SIGINT drains
-    in-flight work and returns 0, a dead consumer returns 1."""
+    """`voicegate worker`: its own pool, Storage client, provider clients and C2PA signer (built here, in the
+    worker's own process); SIGTERM or SIGINT drains in-flight work and returns 0, a dead consumer returns 1.
+
+    Raises SettingsError before consuming anything when the C2PA credentials are unusable.
+    """
     from backend.context import build_lifecycle  # noqa: PLC0415
     from backend.db.pool import create_pool  # noqa: PLC0415
+    from backend.provenance import ProvenanceSigner  # noqa: PLC0415
     from backend.providers.http import create_http_client  # noqa: PLC0415
     from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415
 
     key = settings.auth.service_key if settings.auth else None
     if key is None:
         raise ValueError("the worker needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY for Storage")
+    signer = ProvenanceSigner.from_settings(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -109,7 +123,7 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
         create_http_client(trust_env=False) as provider_http,
         httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
     ):
-        ctx = build_lifecycle(settings, pool, storage, provider_http)
+        ctx = build_lifecycle(settings, pool, storage, provider_http, signer)
         consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api)
         try:
             await run_worker(settings, ctx, consumers, stopping)
@@ -117,6 +131,7 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
             log.critical("worker stopped: a consumer died", exc_info=True)
             return 1
         finally:
+            await ctx.aclose()
             await pool.close()
     log.info("worker drained and stopped")
     return 0

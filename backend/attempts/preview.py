@@ -1,21 +1,27 @@
-"""`VOICE_PREVIEW`: speak a short phrase in the new voice into `voice-previews`; preview `ready`.
+"""`VOICE_PREVIEW`: speak a short phrase in the new voice, sign it with its C2PA manifest, store it in
+`voice-previews`; preview `ready`.
 
 The user then listens and completes the preview through the API, which opens the launch gate.
 Safe to repeat: the object is overwritten in place and the final move is version-fenced, so of two
-concurrent generations exactly one records `ready`.
+concurrent generations exactly one records `ready`. A preview that cannot be signed is never stored:
+the preview goes back to `pending` with `provenance_failed`, as after a provider's refusal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
 from backend.attempts import service as attempts
+from backend.audio.render import wav_or_mp3
 from backend.context import Lifecycle, Outcome
 from backend.db.pool import service_transaction
-from backend.errors import NotFound, StaleVersion
+from backend.errors import NotFound, ProvenanceFailed, StaleVersion
+from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError
+from backend.voices import service as voices
 
 log = logging.getLogger(__name__)
 BUCKET = "voice-previews"
@@ -41,6 +47,7 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
             attempt = await attempts.transition(conn, attempt, ACTOR, preview="generating")
         elif attempt.preview_status != "generating":
             return Outcome(status=attempt.preview_status)
+        consent_id, consent_version = await voices.consent_of(conn, attempt.voice_id)
     if attempt.provider_voice_id is None:
         return Outcome(status=attempt.preview_status)
     voice = ProviderVoice(
@@ -52,18 +59,22 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
     try:
         spoken = await ctx.providers.get(attempt.provider).synthesize(voice, PREVIEW_TEXT)
     except PermanentProviderError as exc:
-        async with service_transaction(ctx.pool) as conn:
-            current, _ = await attempts.load(conn, attempt_id)
-            failed = await attempts.transition(
-                conn,
-                current,
-                ACTOR,
-                preview="pending",
-                changes={"last_error_code": "preview_failed", "last_error_message": exc.safe_message},
-            )
-        return Outcome(status=failed.preview_status)
+        return await _not_made(ctx, attempt_id, "preview_failed", exc.safe_message)
+    audio, mime_type = await asyncio.to_thread(wav_or_mp3, spoken.audio)
+    claim = SynthesisClaim(
+        voice_id=attempt.voice_id,
+        provider=attempt.provider,
+        model=spoken.model or attempt.provider_target_model,
+        consent_id=consent_id,
+        consent_version=consent_version,
+    )
+    try:
+        signed = await ctx.signer.sign_audio_async(audio, mime_type, claim)
+    except ProvenanceFailed as exc:
+        log.exception("attempt %s: preview %s", attempt_id, exc.detail)
+        return await _not_made(ctx, attempt_id, ProvenanceFailed.code, ProvenanceFailed().detail)
     path = preview_path(attempt.owner_id, attempt.id)
-    await ctx.storage.upload(BUCKET, path, spoken.audio, spoken.mime_type, upsert=True)
+    await ctx.storage.upload(BUCKET, path, signed, mime_type, upsert=True)
     try:
         async with service_transaction(ctx.pool) as conn:
             ready = await attempts.transition(
@@ -78,3 +89,13 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         log.info("attempt %s: preview result not recorded, the attempt moved on", attempt_id)
         return Outcome(status="stale")
     return Outcome(status=ready.preview_status)
+
+
+async def _not_made(ctx: Lifecycle, attempt_id: uuid.UUID, code: str, message: str) -> Outcome:
+    """The preview could not be made: back to `pending`, with why."""
+    async with service_transaction(ctx.pool) as conn:
+        current, _ = await attempts.load(conn, attempt_id)
+        failed = await attempts.transition(
+            conn, current, ACTOR, preview="pending", changes={"last_error_code": code, "last_error_message": message}
+        )
+    return Outcome(status=failed.preview_status)

@@ -9,6 +9,8 @@ a step repeated after a crash, a redelivered message or a second worker does no 
 The enrolment key is stored before the provider is called, and the adapters look it up before any
 create, so one attempt never makes two provider voices. A transient provider failure puts the attempt
 back to `queued` with a backoff (until `max_retries`); a permanent one fails it with a safe message.
+Once synced, the voice's manifest (`voices.manifest`) is written; a step that finds the attempt synced
+writes it again, so a manifest lost to a Storage failure is written on the message's next delivery.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from backend.providers.errors import (
 )
 from backend.samples import check as sample_check
 from backend.samples import service as samples
+from backend.voices import manifest
 from backend.voices import service as voices
 
 log = logging.getLogger(__name__)
@@ -91,7 +94,23 @@ async def process_attempt(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str)
             return Outcome(status="lease_lost")
     if attempt.status == "ready" and attempt.is_active and attempt.runtime_status != "synced":
         attempt = await _sync_runtime(ctx, attempt.id, actor)
+    if attempt.status == "ready" and attempt.is_active and attempt.runtime_status == "synced":
+        await _write_manifest(ctx, attempt)
     return Outcome(status=attempt.status)
+
+
+async def _write_manifest(ctx: Lifecycle, attempt: AttemptRow) -> None:
+    """The voice's manifest, now that its row carries this attempt's provider voice."""
+    if attempt.provider_voice_id is None:
+        return
+    await manifest.write_manifest(
+        ctx.pool,
+        ctx.storage,
+        voice_id=attempt.voice_id,
+        provider=attempt.provider,
+        provider_voice_id=attempt.provider_voice_id,
+        sample_id=attempt.sample_id,
+    )
 
 
 async def _claim(  # noqa: PLR0911 - one return per state the attempt can be found in

@@ -43,9 +43,10 @@ class SynthesisClaim(msgspec.Struct, frozen=True, kw_only=True):
     """The engine that synthesized the audio (`local`, `qwen`, `elevenlabs`, `cartesia`)."""
     model: str | None
     """The provider's model, when it names one."""
-    consent_id: uuid.UUID
-    """The consent record the voice was cloned under."""
-    consent_version: str
+    consent_id: uuid.UUID | None
+    """The consent record the voice was cloned under; None for a voice its owner attached from their own
+    account at the provider (voicegate cloned nothing, so it holds no consent for it)."""
+    consent_version: str | None
     """The version of the consent text that record accepted."""
 
     def assertion_data(self) -> dict[str, Any]:
@@ -54,7 +55,7 @@ class SynthesisClaim(msgspec.Struct, frozen=True, kw_only=True):
             "voice_id": str(self.voice_id),
             "provider": self.provider,
             "model": self.model,
-            "consent_id": str(self.consent_id),
+            "consent_id": None if self.consent_id is None else str(self.consent_id),
             "consent_version": self.consent_version,
             "generator": {"name": GENERATOR_NAME, "version": generator_version()},
         }

@@ -113,6 +113,8 @@ class SynthesisResult(msgspec.Struct, frozen=True, kw_only=True):
     mime_type: str
     sample_rate: int | None = None
     request_id: str | None = None
+    #: The provider's model that spoke, as the C2PA manifest of the stored file names it.
+    model: str | None = None
 
 
 @runtime_checkable

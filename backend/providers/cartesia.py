@@ -285,6 +285,7 @@ class CartesiaProvider:
             mime_type="audio/wav",
             sample_rate=OUTPUT_SAMPLE_RATE,
             request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
+            model=self.model_id,
         )
 
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:

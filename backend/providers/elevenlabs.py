@@ -287,6 +287,7 @@ class ElevenLabsProvider:
                 mime_type="audio/wav",
                 sample_rate=rate,
                 request_id=request_id,
+                model=self.model_id,
             )
         mime = {"mp3": "audio/mpeg", "opus": "audio/ogg", "ulaw": "audio/basic", "alaw": "audio/x-alaw"}
         return SynthesisResult(
@@ -294,6 +295,7 @@ class ElevenLabsProvider:
             mime_type=mime.get(kind, "application/octet-stream"),
             sample_rate=rate,
             request_id=request_id,
+            model=self.model_id,
         )
 
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:

@@ -323,7 +323,7 @@ class QwenProvider:
             data = response.content
         else:
             raise TransientProviderError(PROVIDER, "The voice provider returned no audio.", request_id=body.request_id)
-        return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id)
+        return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id, model=model)
 
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """The same generation call with ``X-DashScope-SSE: enable``: every event carries the next piece of

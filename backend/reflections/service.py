@@ -23,6 +23,7 @@ from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, Pool, Recorder, become_service, service_transaction, user_transaction
 from backend.db.queries import load_queries
 from backend.errors import Conflict, NotFound
+from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
 from backend.speech.formats import SPEECH_FORMATS
 from backend.storage.client import ObjectStorage
@@ -51,6 +52,8 @@ class VoiceState(msgspec.Struct, rename="camel"):
     blocking_reasons: list[str]
     #: A short-lived URL of the preview to listen to, once it is generated.
     preview_url: str | None = None
+    #: `c2pa` with a preview URL: the preview carries a signed C2PA manifest.
+    provenance: str | None = None
 
 
 class RuntimeVoice(msgspec.Struct, rename="camel"):
@@ -154,6 +157,7 @@ async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, re
         # A preview purged from Storage (or never uploaded) leaves the state readable, without a URL.
         with contextlib.suppress(NotFound):
             state.preview_url = await storage.create_signed_url(preview.BUCKET, path, PREVIEW_URL_SECONDS)
+            state.provenance = PROVENANCE
     return state
 
 

@@ -29,6 +29,7 @@ from backend.errors import (
     ValidationFailed,
     VoiceNotReady,
 )
+from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.samples import service as samples
@@ -91,15 +92,18 @@ class JobStatus(msgspec.Struct, rename="camel"):
     progress: JobProgress | None
     created_at: datetime
     finished_at: datetime | None
+    #: `c2pa` once the job succeeded: its WAV carries a signed C2PA manifest (`voicegate verify FILE`).
+    provenance: str | None = None
 
 
 class JobResult(msgspec.Struct, rename="camel"):
-    """Where to download a finished job's audio (a WAV)."""
+    """Where to download a finished job's audio (a WAV with its C2PA manifest embedded)."""
 
     audio_url: str
     expires_in: int
     mime_type: str
     duration_ms: int | None
+    provenance: str = PROVENANCE
 
 
 def _clean_text(text: str) -> str:
@@ -234,8 +238,10 @@ async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobSt
     error = JobError(code, message) if job["status"] == "failed" and code is not None else None
     done, total = job.pop("progress_done"), job.pop("progress_total")
     progress = None if total is None else JobProgress(done=done or 0, total=total)
-    fields = {name: job[name] for name in JobStatus.__struct_fields__ if name not in {"error", "progress"}}
-    return JobStatus(**fields, error=error, progress=progress)
+    provenance = PROVENANCE if job["status"] == "succeeded" else None
+    computed = {"error", "progress", "provenance"}
+    fields = {name: job[name] for name in JobStatus.__struct_fields__ if name not in computed}
+    return JobStatus(**fields, error=error, progress=progress, provenance=provenance)
 
 
 async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:

@@ -1,35 +1,31 @@
-"""`VOICE_SYNTHESIS`: speak a job's text in its voice and store the WAV in `voice-renders`.
+"""`VOICE_SYNTHESIS`: speak a job's text in its voice, sign the WAV with its C2PA manifest and store it
+in `voice-renders`.
 
 A job whose voice is still being cloned waits: its message is put back, and the attempt's end sends
 it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
-one fails the job with `inference_failed`. Safe to repeat: the render is written under a fixed name
-and the job is finished by a guarded update, so a second delivery changes nothing.
+one fails the job with `inference_failed`. Audio that cannot be signed is never stored: the job fails
+with `provenance_failed`. Safe to repeat: the render is written under a fixed name and the job is
+finished by a guarded update, so a second delivery changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import uuid
-import wave
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from backend.audio.decode import decode_audio
-from backend.audio.measure import downmix, resample
-from backend.audio.sniff import SNIFF_BYTES, sniff_audio
+from backend.audio.render import join_wav
 from backend.context import Lifecycle, Outcome
 from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
-from backend.providers.base import ProviderVoice
+from backend.errors import ProvenanceFailed
+from backend.provenance import SynthesisClaim
+from backend.providers.base import ProviderVoice, SynthesisResult
 from backend.providers.errors import PermanentProviderError, TransientProviderError, UnknownOutcomeError
-from backend.providers.wav import float_to_wav
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.synthesis.text import pieces
 
@@ -40,10 +36,6 @@ BUCKET = "voice-renders"
 WAIT_RECHECK_SECONDS = 30
 #: Provider failures that may pass are retried this many times before the job fails.
 MAX_PROVIDER_RETRIES = 1
-#: The longest render decoded when a provider answers in another format than WAV.
-MAX_RENDER_S = 3600.0
-#: Silence between the pieces of a render (each piece is whole sentences, spoken on its own).
-PIECE_PAUSE_S = 0.12
 
 
 def render_path(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
@@ -70,36 +62,6 @@ def _speaker_of(job: dict[str, Any]) -> ProviderVoice | Waits | Mute:
     return speaker(own, attempt)
 
 
-def as_wav(audio: bytes) -> tuple[bytes, float]:
-    """The render as a WAV and its length in seconds; a provider's MP3 or Ogg is decoded and re-encoded."""
-    if sniff_audio(audio[:SNIFF_BYTES]) == "audio/wav":
-        with wave.open(io.BytesIO(audio)) as reader:
-            return audio, reader.getnframes() / reader.getframerate()
-    decoded = decode_audio(audio, max_duration_s=MAX_RENDER_S)
-    mono = downmix(decoded.samples).astype("float64")
-    return float_to_wav(mono, decoded.sample_rate), decoded.duration_s
-
-
-def join_wav(audios: list[bytes]) -> tuple[bytes, float]:
-    """The pieces of a render (each a provider's WAV, MP3 or Ogg) as one WAV, a short pause between
-    them, at the first piece's rate; and its length in seconds."""
-    if len(audios) == 1:
-        return as_wav(audios[0])
-    signals: list[npt.NDArray[np.float64]] = []
-    rate = 0
-    for audio in audios:
-        decoded = decode_audio(audio, max_duration_s=MAX_RENDER_S)
-        mono = downmix(decoded.samples)
-        rate = rate or decoded.sample_rate
-        if decoded.sample_rate != rate:
-            mono = resample(mono, decoded.sample_rate, rate)
-        if signals:
-            signals.append(np.zeros(round(PIECE_PAUSE_S * rate)))
-        signals.append(mono.astype(np.float64))
-    joined = np.concatenate(signals)
-    return float_to_wav(joined, rate), joined.size / rate
-
-
 async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
     """Take the job as far as it can go now; safe to call again at any point.
 
@@ -111,10 +73,10 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
         return started
     job, voice, parts = started
     provider = ctx.providers.get(voice.provider)
-    spoken: list[bytes] = []
+    spoken: list[SynthesisResult] = []
     try:
         for part in parts:
-            spoken.append((await provider.synthesize(voice, part)).audio)
+            spoken.append(await provider.synthesize(voice, part))
             await _progress(ctx, job_id, len(spoken))
     except (TransientProviderError, UnknownOutcomeError) as exc:
         if job["retry_count"] < MAX_PROVIDER_RETRIES:
@@ -122,9 +84,22 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
         return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
     except PermanentProviderError as exc:
         return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
-    wav, duration_s = await asyncio.to_thread(join_wav, spoken)
+    wav, duration_s = await asyncio.to_thread(join_wav, [result.audio for result in spoken])
+    claim = SynthesisClaim(
+        voice_id=job["voice_id"],
+        provider=voice.provider,
+        model=spoken[-1].model or voice.target_model,
+        consent_id=job["consent_id"],
+        consent_version=job["consent_version"],
+    )
+    try:
+        signed = await ctx.signer.sign_audio_async(wav, "audio/wav", claim)
+    except ProvenanceFailed as exc:
+        # c2pa's own words are for operators; the job says what happened in the error's fixed terms.
+        log.exception("synthesis job %s: %s", job_id, exc.detail)
+        return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail)
     path = render_path(job["owner_id"], job_id)
-    await ctx.storage.upload(BUCKET, path, wav, "audio/wav", upsert=True)
+    await ctx.storage.upload(BUCKET, path, signed, "audio/wav", upsert=True)
     async with service_transaction(ctx.pool) as conn:
         finished = await fetch_optional(
             conn,

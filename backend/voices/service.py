@@ -23,6 +23,9 @@ from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, Pool, service_transaction, user_transaction
 from backend.db.queries import load_queries
 from backend.errors import Conflict, NotFound
+from backend.provenance import PROVENANCE
+from backend.storage.client import ObjectStorage
+from backend.voices import manifest
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 LIST_LIMIT = 200
@@ -44,6 +47,8 @@ class Voice(msgspec.Struct):
     provider_metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    #: `c2pa` once the voice is ready: everything voicegate synthesizes in it carries a C2PA manifest.
+    provenance: str | None = None
 
 
 class VoiceList(msgspec.Struct):
@@ -56,7 +61,11 @@ async def list_voices(pool: Pool, claims: UserClaims) -> VoiceList:
     """The caller's voices that are not deleted."""
     async with user_transaction(pool, claims.raw) as conn:
         rows = await fetch_all(conn, _Q["list_voices"], {"limit": LIST_LIMIT})
-    return VoiceList([msgspec.convert(row, Voice) for row in rows])
+    return VoiceList([_voice(row) for row in rows])
+
+
+def _voice(row: dict[str, Any]) -> Voice:
+    return msgspec.convert({**row, "provenance": PROVENANCE if row["status"] == "ready" else None}, Voice)
 
 
 async def get_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> Voice:
@@ -69,16 +78,19 @@ async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
     row = await fetch_optional(conn, _Q["get_voice"], {"id": voice_id})
     if row is None:
         raise NotFound("Voice not found.")
-    return msgspec.convert(row, Voice)
+    return _voice(row)
 
 
-async def soft_delete_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> None:
-    """Hide the voice from its owner. Runs as the service (RLS hides deleted rows, so an owner's own
-    UPDATE could not set `deleted_at`); the owner check is in the statement itself."""
+async def soft_delete_voice(pool: Pool, storage: ObjectStorage, claims: UserClaims, voice_id: uuid.UUID) -> None:
+    """Hide the voice from its owner and remove its manifest (`voice-metadata`), together: a manifest that
+    cannot be removed keeps the voice. Runs as the service (RLS hides deleted rows, so an owner's own UPDATE
+    could not set `deleted_at`); the owner check is in the statement itself."""
+    owner_id = uuid.UUID(claims.sub)
     async with service_transaction(pool) as conn:
-        row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": uuid.UUID(claims.sub)})
-    if row is None:
-        raise NotFound("Voice not found.")
+        row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": owner_id})
+        if row is None:
+            raise NotFound("Voice not found.")
+        await manifest.remove_manifest(storage, owner_id, voice_id)
 
 
 #: Longest `Prefer: wait=N` honoured: a client may ask for more, it gets this.
@@ -174,6 +186,15 @@ async def lock_draft(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any]:
 async def rename(conn: Connection, voice_id: uuid.UUID, name: str | None, language: str | None) -> None:
     """Set the name and language given (None keeps the current one)."""
     await conn.execute(_Q["name_voice"], {"id": voice_id, "name": name, "language": language})
+
+
+async def consent_of(conn: Connection, voice_id: uuid.UUID) -> tuple[uuid.UUID | None, str | None]:
+    """The consent record a voice was cloned under and the version of the text it accepted (None, None for
+    a voice attached from the owner's own account at a provider)."""
+    row = await fetch_optional(conn, _Q["voice_consent"], {"voice_id": voice_id})
+    if row is None:
+        return None, None
+    return row["consent_id"], row["consent_version"]
 
 
 async def holder_of(conn: Connection, provider: str, provider_voice_id: str) -> dict[str, Any] | None:

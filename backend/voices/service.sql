@@ -52,3 +52,9 @@ update public.voices
 -- name: provider_voice_owner
 select id, owner_id from public.voices
  where tts_provider = %(provider)s and provider_voice_id = %(provider_voice_id)s and deleted_at is null;
+
+-- name: voice_consent
+select c.id as consent_id, c.consent_text_version as consent_version
+  from public.voices v
+  join public.voice_consents c on c.id = v.consent_id
+ where v.id = %(voice_id)s;

@@ -1,5 +1,8 @@
 """A voicegate API (no consumers) served on a real port over this test's database, the ElevenLabs fake
-beside it, and `voicegate worker` processes started against both: what crash tests kill and restart."""
+beside it, and `voicegate worker` processes started against both: what crash tests kill and restart.
+
+The workers run as in production (`DATABASE_URL`), so they sign with a configured C2PA chain
+(VOICEGATE_C2PA_CERT / _KEY), made for the stack."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from tests.e2e.conftest import speech_wav
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET
 from tests.support import create_user
+from tests.unit.provenance.certs import make_chain
 
 REPO = Path(__file__).resolve().parents[2]
 #: Worker timings: message visibility 1 s, lease 2 s, quick polls and retries.
@@ -49,6 +53,7 @@ class Stack:
     workdir: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
+    c2pa_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def database_url(self) -> str:
@@ -69,6 +74,7 @@ class Stack:
             "VOICE_PROVIDER": "elevenlabs",
             "ELEVENLABS_API_KEY": self.fake.api_key,
             "ELEVENLABS_BASE_URL": self.fake_url,
+            **self.c2pa_env,
             **WORKER_ENV,
             **extra,
         }
@@ -146,7 +152,9 @@ def running_stack(dsn: str, workdir: Path) -> Iterator[Stack]:
             {"SUPABASE_JWT_SECRET": JWT_SECRET},
         )
         with serve(create_app(settings, dsn), lifespan="on") as api_url:
-            stack = Stack(dsn=dsn, api_url=api_url, fake=fake, fake_url=fake_url, workdir=workdir)
+            chain = make_chain("ec").write(workdir / "c2pa")
+            c2pa_env = {name: value for name, value in chain.items() if name.startswith("VOICEGATE_C2PA_")}
+            stack = Stack(dsn=dsn, api_url=api_url, fake=fake, fake_url=fake_url, workdir=workdir, c2pa_env=c2pa_env)
             try:
                 yield stack
             finally:

@@ -40,6 +40,7 @@ from tests.e2e.browser import ARTIFACTS, AUDIO_PLAYING, cut_off, launch_context,
 from tests.e2e.conftest import speech_wav
 from tests.e2e.up import Running, is_ready, start_up, wait_for
 from tests.support import create_user
+from tests.unit.provenance.certs import make_chain
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]
@@ -378,11 +379,13 @@ class Served:
 
 
 @pytest.fixture
-def served(up: Running) -> Iterator[Served]:
+def served(up: Running, tmp_path: Path) -> Iterator[Served]:
     port = free_port()
     served = Served(base_url=f"http://127.0.0.1:{port}", jwt_secret="serve-test-jwt-secret-" + "y" * 32)
+    chain = make_chain("ec").write(tmp_path / "c2pa")
     env = {
         **os.environ,
+        **{name: value for name, value in chain.items() if name.startswith("VOICEGATE_C2PA_")},
         "DATABASE_URL": up.pg.dsn,
         "SUPABASE_URL": served.supabase_url,
         "SUPABASE_JWT_SECRET": served.jwt_secret,

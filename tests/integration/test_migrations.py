@@ -17,6 +17,7 @@ QUEUES = {
     "voice_synthesis",
     "voice_sample_process",
     "voice_dead_letter",
+    "webhook_delivery",
 }
 TABLES = {
     "reflections",
@@ -26,6 +27,7 @@ TABLES = {
     "voice_clone_attempts",
     "voice_clone_attempt_events",
     "synthesis_jobs",
+    "webhook_endpoints",
 }
 
 
@@ -46,6 +48,7 @@ def assert_fully_migrated(dsn: str) -> None:
             "voice-samples": 25 * 1024**2,
             "voice-previews": 10 * 1024**2,
             "voice-renders": 50 * 1024**2,
+            "voice-metadata": 64 * 1024,
         }
         triggers = {
             r[0]

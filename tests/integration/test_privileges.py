@@ -60,6 +60,8 @@ TABLES: Allowed = {
         "authenticated": {"select", "insert(reflection_id, attempt_id)"},
         "service_role": READ_WRITE,
     },
+    # Owners list their webhook endpoints; `/v1/webhooks` (the service) creates and deletes them.
+    "public.webhook_endpoints": {"authenticated": {"select"}, "service_role": READ_WRITE},
     # Usage of streamed speech: owners read theirs, the service records it.
     "public.speech_streams": {"authenticated": {"select"}, "service_role": READ_WRITE},
     # Legacy producers write through the service; nobody else touches it.
@@ -69,6 +71,8 @@ TABLES: Allowed = {
     "voicegate.queue_message_errors": {"service_role": READ_WRITE},
     "voicegate.audit_events": {"service_role": {"select", "insert"}},
     "voicegate.idempotency_keys": {"service_role": READ_WRITE},
+    # Signing secrets: written once with their endpoint, read by the worker that signs; gone with it.
+    "voicegate.webhook_secrets": {"service_role": {"select", "insert"}},
     "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
     "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
 }
@@ -105,6 +109,11 @@ FUNCTIONS: Allowed = {
     "voicegate.check_session_launch()": NOBODY,
     "voicegate.accept_legacy_outbox()": NOBODY,
     "voicegate.wake_synthesis_jobs()": NOBODY,
+    "voicegate.emit_webhook(text,uuid,jsonb)": NOBODY,
+    "voicegate.webhook_sample_event()": NOBODY,
+    "voicegate.webhook_attempt_event()": NOBODY,
+    "voicegate.webhook_job_event()": NOBODY,
+    "voicegate.webhook_launch_event()": NOBODY,
     # Storage's helpers, executable by everyone as on Supabase.
     "storage.foldername(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.filename(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},

@@ -4,6 +4,7 @@ changes nothing; a sample deleted mid-check leaves no copy behind; a dead letter
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from backend.context import Lifecycle, build_lifecycle
 from backend.db.pool import create_pool, service_transaction
 from backend.embedded.storage.in_process import standalone_storage as local_storage
+from backend.provenance import ProvenanceSigner
 from backend.samples.check import fail_sample, process_sample
 from backend.settings import settings_from_env
 from tests.audio_corpus import noise, wav_bytes
@@ -51,7 +53,9 @@ async def ctx(db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
     pool = create_pool(db_dsn, settings)
     await pool.open(wait=True)
     async with local_storage(settings, db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
-        yield build_lifecycle(settings, pool, storage, http)
+        lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings))
+        yield lifecycle
+        await lifecycle.aclose()
     await pool.close()
 
 
@@ -114,9 +118,7 @@ async def test_a_sample_deleted_during_its_check_leaves_no_copy(
     ctx: Lifecycle, db: psycopg.Connection[Any], db_dsn: str
 ) -> None:
     sample = await pending_sample(ctx, db, speech_wav())
-    racing = Lifecycle(
-        pool=ctx.pool, storage=DeletingStorage(ctx.storage, db_dsn), providers=ctx.providers, public_storage=False
-    )
+    racing = dataclasses.replace(ctx, storage=DeletingStorage(ctx.storage, db_dsn), public_storage=False)
 
     assert (await process_sample(racing, sample["id"])).status == "missing"
 

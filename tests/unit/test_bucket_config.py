@@ -32,10 +32,11 @@ def test_invalid_sizes_are_refused(text: str) -> None:
         parse_size(text)
 
 
-def test_repository_config_declares_the_three_private_audio_buckets() -> None:
+def test_repository_config_declares_the_private_audio_and_metadata_buckets() -> None:
     buckets = buckets_from_config(tomllib.loads((SUPABASE_DIR / "config.toml").read_text()))
-    assert [b.id for b in buckets] == ["voice-previews", "voice-renders", "voice-samples"]
+    assert [b.id for b in buckets] == ["voice-metadata", "voice-previews", "voice-renders", "voice-samples"]
     assert all(not b.public for b in buckets)
+    assert (buckets[0].file_size_limit, buckets[0].allowed_mime_types) == (64 * 1024, ["application/json"])
     samples = buckets[-1]
     assert samples.file_size_limit == 25 * 1024**2
     assert samples.allowed_mime_types is not None

@@ -150,6 +150,7 @@ ROWS = [
         "launch_blocked",
         "The voice is not ready to launch: preview_required.",
     ),
+    (errors.WebhookUrlRefused(), 422, "webhook_url_refused", "Webhooks cannot be delivered to this URL."),
     (
         errors.ProvenanceFailed(),
         500,

@@ -79,3 +79,38 @@ def test_c2pa_credentials_are_paths() -> None:
     settings = settings_from_env(env)
     assert (settings.c2pa_cert, settings.c2pa_key) == (Path("/run/secrets/c2pa.pem"), Path("/run/secrets/c2pa.key"))
     assert settings.c2pa_trust_anchors is None
+
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes of base64
+
+
+def test_the_project_webhook_is_a_url_and_a_secret_that_never_shows() -> None:
+    settings = settings_from_env(
+        {"VOICEGATE_WEBHOOK_URL": "https://hooks.example.com/vg", "VOICEGATE_WEBHOOK_SECRET": SECRET}
+    )
+    assert settings.webhook_url == "https://hooks.example.com/vg"
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.reveal() == SECRET
+    assert SECRET not in repr(settings)
+    assert (settings.webhook_max_attempts, settings.webhook_retry_base_seconds) == (15, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VOICEGATE_WEBHOOK_URL": "https://hooks.example.com"}, "set both VOICEGATE_WEBHOOK_URL and"),
+        ({"VOICEGATE_WEBHOOK_SECRET": SECRET}, "set both VOICEGATE_WEBHOOK_URL and"),
+        ({"VOICEGATE_WEBHOOK_URL": "http://hooks.example.com", "VOICEGATE_WEBHOOK_SECRET": SECRET}, "must use https"),
+        ({"VOICEGATE_WEBHOOK_URL": "https://u:p@hooks.example.com", "VOICEGATE_WEBHOOK_SECRET": SECRET}, "credentials"),
+        (
+            {"VOICEGATE_WEBHOOK_URL": "https://h.example.com", "VOICEGATE_WEBHOOK_SECRET": "s3cret"},
+            "starts with whsec_",
+        ),
+        ({"VOICEGATE_WEBHOOK_MAX_ATTEMPTS": "0"}, "VOICEGATE_WEBHOOK_MAX_ATTEMPTS must be at least 1"),
+        ({"VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS": "0"}, "VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS must be positive"),
+    ],
+)
+def test_a_project_webhook_that_does_not_fit_fails_at_start_up(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as raised:
+        settings_from_env(env)
+    assert "s3cret" not in str(raised.value)

@@ -27,6 +27,8 @@ from backend.providers.wav import float_to_wav, wav_to_float
 
 PROVIDER: Final = "local"
 ENGINE: Final = "Piper en_US-joe-medium + WORLD (offline stand-in, not a neural clone)"
+#: What the engine is called where a model name is expected (the C2PA manifest of what it speaks).
+MODEL: Final = "piper-en_US-joe-medium+world"
 
 SAMPLE_RULES: Final = SampleRules(
     formats=frozenset({"audio/wav"}),
@@ -170,7 +172,7 @@ class LocalProvider:
         """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``."""
         profile, language = await self._profile(voice, text)
         signal, rate = await asyncio.to_thread(_render, text, profile, language)
-        return SynthesisResult(audio=float_to_wav(signal, rate), mime_type="audio/wav", sample_rate=rate)
+        return SynthesisResult(audio=float_to_wav(signal, rate), mime_type="audio/wav", sample_rate=rate, model=MODEL)
 
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` as 24 kHz PCM in one piece: the engine renders a whole text at once, so callers

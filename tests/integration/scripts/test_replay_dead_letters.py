@@ -141,3 +141,22 @@ def test_table_and_json_carry_the_same_counts(run_script: Runner, scene: Scene) 
 
     assert summary_counts(table.out) == document.counts
     assert document.counts["problems"] == 3
+
+
+def test_a_dead_webhook_delivery_goes_back_with_its_webhook_id(
+    run_script: Runner, scene: Scene, db: psycopg.Connection[Any]
+) -> None:
+    delivery = {
+        "webhookId": "msg_0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        "endpointId": None,
+        "type": "voice.ready",
+        "timestamp": "2026-11-21T09:59:58.000000Z",
+        "data": {"ownerId": str(scene.owner), "voiceId": str(scene.voice())},
+    }
+    letter = dead_letter(db, "webhook_delivery", delivery, "max_reads_exceeded")
+
+    result = run_script(main, "--apply", "--json", "--id", str(letter))
+
+    assert (result.code, result.counts["replayed"]) == (0, 1)
+    assert [m["message"] for m in queue_messages(db, "webhook_delivery")] == [delivery]
+    assert queue_messages(db, "voice_dead_letter") == []

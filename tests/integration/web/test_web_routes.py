@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from backend.embedded.dev_session import DEV_SESSION_EMAIL
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
+from backend.embedded.dev_session import DEV_SESSION_EMAIL
 from backend.embedded.dev_tokens import mint_service_key
 from backend.samples.service import CONSENT_TEXT_VERSION
 from backend.settings import settings_from_env, with_auth
@@ -24,6 +24,7 @@ from backend.web.routes import STATIC_DIR
 from tests.e2e.conftest import speech_wav
 from tests.integration.api.conftest import JWT_SECRET
 from tests.support import Conn
+from tests.unit.provenance.certs import make_chain
 
 PUBLISHABLE = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
 #: Everything a page or the docs may reference: this server's own paths, or a fragment.
@@ -41,10 +42,15 @@ async def embedded_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[Litestar]:
 
 @pytest.fixture
 async def supabase_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[Litestar]:
-    """The app as `voicegate serve` builds it for a Supabase project (DATABASE_URL set)."""
+    """The app as `voicegate serve` builds it for a Supabase project (DATABASE_URL set, a C2PA chain)."""
+    c2pa = make_chain("ec").write(tmp_path / "c2pa")
     settings = with_auth(
         settings_from_env(
-            {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres", "VOICEGATE_DATA_DIR": str(tmp_path)}
+            {
+                **c2pa,
+                "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+                "VOICEGATE_DATA_DIR": str(tmp_path),
+            }
         ),
         {
             "SUPABASE_URL": "https://abcdefgh.supabase.co",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from backend.audio.errors import UnsupportedOrCorruptAudio
-from backend.synthesis.worker import PIECE_PAUSE_S, as_wav, join_wav
+from backend.audio.render import PIECE_PAUSE_S, as_wav, join_wav
 from tests.audio_corpus import encode, speech_mono, wav_bytes
 
 RATE = 24000

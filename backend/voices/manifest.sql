@@ -1,0 +1,10 @@
+-- name: lock_voice
+-- The voice (locked until the manifest is stored), its consent, and the sample it was cloned from.
+select v.id as voice_id, v.owner_id, v.tts_provider, v.provider_voice_id, v.provider_target_model,
+       v.created_at, v.updated_at, v.deleted_at, v.consent_id, c.consent_text_version as consent_version,
+       s.id as sample_id, s.quality_report ->> 'verdict' as sample_verdict
+  from public.voices v
+  left join public.voice_consents c on c.id = v.consent_id
+  left join public.voice_samples s on s.id = %(sample_id)s
+ where v.id = %(voice_id)s
+   for update of v;

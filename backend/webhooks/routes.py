@@ -1,0 +1,49 @@
+"""`/v1/webhooks`: the caller's webhook endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, delete, get, post
+from litestar.params import Body, FromPath
+
+from backend.api.deps import Caller, DbPool, LifecycleContext
+from backend.api.docs import BY_ID, USER, USER_SECURITY, problems
+from backend.webhooks import service
+
+
+class WebhooksController(Controller):
+    """Create (the secret is shown once), list, read and delete webhook endpoints."""
+
+    path = "/v1/webhooks"
+    tags = ("webhooks",)
+    security = USER_SECURITY
+
+    @post("/", status_code=201, summary="Add a webhook endpoint", responses=problems(*USER, 400, 409, 422))
+    async def create(
+        self,
+        claims: Caller,
+        pool: DbPool,
+        lifecycle: LifecycleContext,
+        data: Annotated[service.EndpointRequest, Body()],
+    ) -> service.CreatedEndpoint:
+        """Deliver the caller's events (`events`, default all) to `url`, signed as Standard Webhooks with
+        the returned `secret`, which is shown only this once. https only (http to a loopback address in
+        embedded mode); private addresses are refused in production (422 `webhook_url_refused`)."""
+        return await service.create_endpoint(pool, lifecycle.webhooks, claims, data)
+
+    @get("/", summary="List the caller's webhook endpoints", responses=problems(*USER))
+    async def list_all(self, claims: Caller, pool: DbPool) -> service.EndpointList:
+        """The caller's endpoints, without their secrets."""
+        return await service.list_endpoints(pool, claims)
+
+    @get("/{endpoint_id:uuid}", summary="Get a webhook endpoint", responses=problems(*BY_ID))
+    async def get_one(self, claims: Caller, pool: DbPool, endpoint_id: FromPath[uuid.UUID]) -> service.Endpoint:
+        """One of the caller's endpoints (404 for anyone else's)."""
+        return await service.get_endpoint(pool, claims, endpoint_id)
+
+    @delete("/{endpoint_id:uuid}", status_code=204, summary="Delete a webhook endpoint", responses=problems(*BY_ID))
+    async def remove(self, claims: Caller, pool: DbPool, endpoint_id: FromPath[uuid.UUID]) -> None:
+        """Delete one of the caller's endpoints; what was still queued for it is not delivered."""
+        await service.delete_endpoint(pool, claims, endpoint_id)

@@ -1,0 +1,195 @@
+"""Posting a signed event to an endpoint without becoming a way into voicegate's own network (SSRF).
+
+Outside embedded mode a user's webhook URL may name only public addresses: its host is resolved, and every
+address it resolves to must be global unicast (no loopback, private, link-local, shared, multicast,
+reserved or unspecified address, IPv4-mapped ones included). The project's own endpoint
+(VOICEGATE_WEBHOOK_URL) is the operator's configuration and may be internal. The check runs when an
+endpoint is created and again before every delivery, and the delivery connects to the very address that was checked (the
+URL's host stays in the Host header and in TLS's SNI, and the certificate is verified for it), so a DNS
+answer that changes between check and connect reaches nothing new. Redirects are never followed (a
+3xx is a failed delivery), timeouts are bounded, the response body is never read, and a connection is
+never reused for another delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+import httpx
+
+from backend.errors import WebhookUrlRefused
+from backend.secret import Secret, is_loopback_host
+from backend.webhooks.signing import secret_key, signed_headers
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+#: The spec recommends 15 to 30 s for a receiver to answer; connecting gets less.
+TIMEOUT: Final = httpx.Timeout(15.0, connect=5.0)
+#: The whole delivery, DNS included, is cut off after this long.
+DELIVERY_DEADLINE_S: Final = 20.0
+RESOLVE_TIMEOUT_S: Final = 5.0
+MAX_URL_LENGTH: Final = 2048
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one delivery goes: the URL, and its signing secret (held redacted). `trusted`: the operator
+    configured it, so it may be a private address (a user's endpoint never is)."""
+
+    url: str
+    secret: Secret
+    trusted: bool = False
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to, through the system's resolver."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def parse_url(url: str) -> SplitResult:
+    """The parts of an endpoint URL: https, or http to a loopback host; a host; no credentials or fragment.
+
+    Raises WebhookUrlRefused saying what is wrong.
+    """
+    if len(url) > MAX_URL_LENGTH:
+        raise WebhookUrlRefused(f"The URL is longer than {MAX_URL_LENGTH} characters.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise WebhookUrlRefused("The URL cannot be parsed.") from exc
+    host = parts.hostname or ""
+    if parts.scheme not in {"http", "https"} or not host:
+        raise WebhookUrlRefused("The URL must be an https URL with a host.")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise WebhookUrlRefused("The URL must use https (plain http is allowed only to a loopback address).")
+    if parts.username is not None or parts.password is not None:
+        raise WebhookUrlRefused("The URL must not carry credentials; deliveries are signed instead.")
+    if parts.fragment:
+        raise WebhookUrlRefused("The URL must not have a fragment.")
+    if port == 0:
+        raise WebhookUrlRefused("The URL's port must be between 1 and 65535.")
+    return parts
+
+
+def refusal(address: IPAddress) -> str | None:
+    """Why a delivery may not go to `address` in production, or None for a global unicast address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if not address.is_global:
+        return "a private or reserved address"
+    return None
+
+
+async def public_address(host: str, port: int, resolver: Resolver) -> IPAddress:
+    """The first address `host` resolves to, after checking that every one of them is public.
+
+    Raises WebhookUrlRefused when the host does not resolve or any address is not public (a name that
+    answers with one public and one private address could be steered to the private one).
+    """
+    try:
+        literal: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+                found = await resolver(host, port)
+        except (OSError, TimeoutError) as exc:
+            raise WebhookUrlRefused(f"The URL's host {host} does not resolve.") from exc
+        addresses = [ipaddress.ip_address(item.split("%", 1)[0]) for item in found]
+        if not addresses:
+            raise WebhookUrlRefused(f"The URL's host {host} does not resolve.")
+    for address in addresses:
+        reason = refusal(address)
+        if reason is not None:
+            raise WebhookUrlRefused(f"The URL's host {host} is {reason}; webhooks go to public addresses only.")
+    return addresses[0]
+
+
+class WebhookSender:
+    """Signs and posts deliveries; holds the project's endpoint (VOICEGATE_WEBHOOK_URL) if there is one.
+
+    `allow_private` (embedded mode) lets deliveries reach loopback and private addresses, for receivers on
+    the developer's own machine; production refuses them.
+    """
+
+    def __init__(
+        self,
+        project: Target | None,
+        *,
+        allow_private: bool,
+        resolver: Resolver = system_resolver,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.project = project
+        self.allow_private = allow_private
+        self._resolver = resolver
+        # No keep-alive: each delivery gets its own connection, to the address checked for it.
+        self._client = httpx.AsyncClient(
+            timeout=TIMEOUT,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
+            transport=transport,
+        )
+
+    async def check(self, url: str) -> None:
+        """Refuse (WebhookUrlRefused) a URL deliveries could not go to from here."""
+        parts = parse_url(url)
+        if not self.allow_private:
+            await public_address(parts.hostname or "", _port(parts), self._resolver)
+
+    async def post(self, target: Target, webhook_id: str, body: bytes, timestamp: int) -> int:
+        """Deliver `body` signed for this attempt at `timestamp`; the receiver's status code.
+
+        Raises WebhookUrlRefused when the URL may not be reached now, or httpx's errors (timeouts,
+        refused connections, TLS failures).
+        """
+        async with asyncio.timeout(DELIVERY_DEADLINE_S):
+            parts = parse_url(target.url)
+            host = parts.hostname or ""
+            headers = signed_headers(secret_key(target.secret.reveal()), webhook_id, timestamp, body)
+            url: str = target.url
+            extensions: dict[str, str] = {}
+            if not (self.allow_private or target.trusted):
+                address = await public_address(host, _port(parts), self._resolver)
+                url = _with_address(parts, address)
+                headers["host"] = parts.netloc.rpartition("@")[2]
+                extensions = {"sni_hostname": host}
+            request = self._client.build_request("POST", url, content=body, headers=headers, extensions=extensions)
+            response = await self._client.send(request, stream=True)
+            await response.aclose()
+            return response.status_code
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _with_address(parts: SplitResult, address: IPAddress) -> str:
+    host = f"[{address}]" if address.version == 6 else str(address)
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))

@@ -1,0 +1,102 @@
+"""`webhook_delivery`: post one event to one endpoint, signed as Standard Webhooks asks.
+
+A delivery succeeds on a 2xx answer. Anything else (another status, a redirect, a timeout, a refused
+connection, an address production may not reach) raises `DeliveryFailed`: the consumer makes the
+message visible again after a jittered, doubling backoff and dead-letters it after the last attempt
+(VOICEGATE_WEBHOOK_MAX_ATTEMPTS); `voicegate ops replay-dead-letters` sends it again. Each attempt is
+signed with its own `webhook-timestamp`, so a late retry still passes a receiver's five-minute window,
+and every attempt and replay carries the event's one `webhook-id`. A receiver answering 410 Gone asks
+for no more: its endpoint is disabled. An endpoint deleted or disabled meanwhile gets nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from backend.context import Lifecycle, Outcome
+from backend.db.execute import fetch_optional
+from backend.db.pool import service_transaction
+from backend.db.queries import load_queries
+from backend.errors import WebhookUrlRefused
+from backend.secret import Secret
+from backend.webhooks.sender import Target
+
+log = logging.getLogger(__name__)
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+#: The longest wait between two attempts, however many came before.
+RETRY_MAX_SECONDS: Final = 6 * 3600.0
+GONE: Final = 410
+
+
+class DeliveryFailed(Exception):
+    """This attempt failed; the consumer retries it later. The message names the endpoint, never its URL
+    (a URL may carry a token in its query) or secret."""
+
+
+class Delivery(msgspec.Struct, rename="camel", kw_only=True):
+    """A `webhook_delivery` message, as the SQL triggers write it."""
+
+    webhook_id: str
+    endpoint_id: uuid.UUID | None
+    type: str
+    timestamp: str
+    data: dict[str, Any]
+
+    def body(self) -> bytes:
+        """The payload (`type`, `timestamp`, `data`), minified: the bytes that are signed and sent."""
+        return msgspec.json.encode({"type": self.type, "timestamp": self.timestamp, "data": self.data})
+
+
+async def deliver(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
+    """Make one delivery attempt of a `webhook_delivery` message (DeliveryFailed when it fails)."""
+    delivery = msgspec.convert(message, Delivery)
+    name = "project endpoint" if delivery.endpoint_id is None else f"endpoint {delivery.endpoint_id}"
+    target = await _target(ctx, delivery.endpoint_id)
+    if target is None:
+        return Outcome(status="no_endpoint")
+    try:
+        status = await ctx.webhooks.post(target, delivery.webhook_id, delivery.body(), int(time.time()))
+    except WebhookUrlRefused as exc:
+        raise DeliveryFailed(f"{name}: {exc.detail}") from exc
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"{name} ({_host(target.url)}): {type(exc).__name__}") from exc
+    except TimeoutError as exc:
+        raise DeliveryFailed(f"{name} ({_host(target.url)}): no answer in time") from exc
+    if 200 <= status < 300:
+        log.info("webhook %s (%s) delivered to %s", delivery.webhook_id, delivery.type, name)
+        return Outcome(status="delivered")
+    if status == GONE:
+        await _disable(ctx, delivery.endpoint_id)
+        log.warning("webhook %s: %s answered 410 Gone; it gets no more deliveries", delivery.webhook_id, name)
+        return Outcome(status="gone")
+    raise DeliveryFailed(f"{name} ({_host(target.url)}): HTTP {status}")
+
+
+async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> Target | None:
+    """The project's endpoint, or the user's endpoint with its secret; None when there is none (any more)."""
+    if endpoint_id is None:
+        return ctx.webhooks.project
+    async with service_transaction(ctx.pool) as conn:
+        row = await fetch_optional(conn, _Q["endpoint"], {"id": endpoint_id})
+    if row is None or row["disabled_at"] is not None:
+        return None
+    return Target(row["url"], Secret(row["secret"]))
+
+
+async def _disable(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> None:
+    if endpoint_id is None:
+        return  # the project's endpoint is configuration: an operator changes VOICEGATE_WEBHOOK_URL
+    async with service_transaction(ctx.pool) as conn:
+        await conn.execute(_Q["disable_endpoint"], {"id": endpoint_id})
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or "?"

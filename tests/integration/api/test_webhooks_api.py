@@ -1,0 +1,162 @@
+"""`/v1/webhooks`: an endpoint's secret is shown once (a Standard Webhooks `whsec_`), never again; each
+user sees and deletes only their own; a URL deliveries could not or must not go to is refused with
+nothing written; production refuses private addresses (SSRF), embedded mode accepts loopback http."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backend.app import create_app
+from backend.embedded.dev_tokens import mint_service_key
+from backend.settings import settings_from_env, with_auth
+from backend.webhooks.service import MAX_ENDPOINTS
+from backend.webhooks.signing import EVENT_TYPES
+from tests.integration.api.conftest import JWT_SECRET, User
+from tests.support import Conn, acting_as, one
+from tests.unit.provenance.certs import make_chain
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+RECEIVER = "http://127.0.0.1:9/hooks/voicegate"
+
+
+async def create(client: Client, user: User, **body: Any) -> Any:
+    return await client.post("/v1/webhooks", json={"url": RECEIVER, **body}, headers=user.headers)
+
+
+def stored(sql: Conn) -> dict[str, int]:
+    return one(
+        sql,
+        "select (select count(*) from webhook_endpoints) as endpoints,"
+        " (select count(*) from voicegate.webhook_secrets) as secrets",
+    )
+
+
+async def test_the_secret_is_shown_once_and_stored_apart(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    user = make_user()
+
+    created = await create(client, user)
+
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["url"] == RECEIVER
+    assert body["events"] == list(EVENT_TYPES)
+    assert body["disabledAt"] is None
+    assert body["secret"].startswith("whsec_")
+    assert len(base64.b64decode(body["secret"].removeprefix("whsec_"))) == 32
+    listed = (await client.get("/v1/webhooks", headers=user.headers)).json()["endpoints"]
+    one_of = (await client.get(f"/v1/webhooks/{body['id']}", headers=user.headers)).json()
+    assert listed == [one_of] == [{key: value for key, value in body.items() if key != "secret"}]
+    assert body["secret"] not in (await client.get("/v1/webhooks", headers=user.headers)).text
+    assert one(sql, "select secret from voicegate.webhook_secrets where endpoint_id = %s", (body["id"],)) == {
+        "secret": body["secret"]
+    }
+
+
+async def test_an_endpoint_may_choose_its_events(client: Client, make_user: Callable[[], User]) -> None:
+    created = await create(client, make_user(), events=["synthesis.failed", "voice.ready"])
+
+    assert created.status_code == 201, created.text
+    assert created.json()["events"] == ["voice.ready", "synthesis.failed"]
+
+
+async def test_each_user_sees_and_deletes_only_their_own(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    owner, stranger = make_user(), make_user()
+    endpoint_id = (await create(client, owner)).json()["id"]
+
+    assert (await client.get("/v1/webhooks", headers=stranger.headers)).json() == {"endpoints": []}
+    assert (await client.get(f"/v1/webhooks/{endpoint_id}", headers=stranger.headers)).status_code == 404
+    assert (await client.delete(f"/v1/webhooks/{endpoint_id}", headers=stranger.headers)).status_code == 404
+    with acting_as(sql, "authenticated", stranger.id):
+        assert one(sql, "select count(*) as n from webhook_endpoints")["n"] == 0
+    with acting_as(sql, "authenticated", owner.id):
+        assert one(sql, "select count(*) as n from webhook_endpoints")["n"] == 1
+    assert stored(sql) == {"endpoints": 1, "secrets": 1}
+
+    assert (await client.delete(f"/v1/webhooks/{endpoint_id}", headers=owner.headers)).status_code == 204
+
+    assert stored(sql) == {"endpoints": 0, "secrets": 0}
+    assert (await client.get(f"/v1/webhooks/{endpoint_id}", headers=owner.headers)).status_code == 404
+    assert (await client.get("/v1/webhooks")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"url": "http://hooks.example.com/x"}, 422, "webhook_url_refused"),
+        ({"url": "https://user:pw@hooks.example.com/x"}, 422, "webhook_url_refused"),
+        ({"url": "ftp://hooks.example.com/x"}, 422, "webhook_url_refused"),
+        ({"events": ["voice.deleted"]}, 400, "validation_failed"),
+        ({"events": []}, 400, "validation_failed"),
+        ({"events": ["voice.ready", "voice.ready"]}, 400, "validation_failed"),
+        ({"secret": "whsec_mine"}, 400, "validation_failed"),
+    ],
+)
+async def test_a_bad_endpoint_is_refused_and_nothing_is_written(
+    client: Client, make_user: Callable[[], User], sql: Conn, body: dict[str, Any], status: int, code: str
+) -> None:
+    refused = await create(client, make_user(), **body)
+
+    assert (refused.status_code, refused.json()["code"]) == (status, code), refused.text
+    assert stored(sql) == {"endpoints": 0, "secrets": 0}
+
+
+async def test_a_user_has_at_most_ten_endpoints(client: Client, make_user: Callable[[], User], sql: Conn) -> None:
+    user = make_user()
+    for _ in range(MAX_ENDPOINTS):
+        assert (await create(client, user)).status_code == 201
+
+    refused = await create(client, user)
+
+    assert (refused.status_code, refused.json()["code"]) == (409, "conflict")
+    assert stored(sql) == {"endpoints": MAX_ENDPOINTS, "secrets": MAX_ENDPOINTS}
+    assert (await create(client, make_user())).status_code == 201
+
+
+@pytest.fixture
+async def production(db_dsn: str, tmp_path: Path) -> AsyncIterator[Client]:
+    """The app as on a Supabase project (DATABASE_URL set, a configured C2PA chain)."""
+    chain = make_chain("ec").write(tmp_path / "c2pa")
+    env = {**chain, "DATABASE_URL": "postgresql://voicegate@db.example.com/postgres"}
+    auth = {"SUPABASE_JWT_SECRET": JWT_SECRET, "SUPABASE_SERVICE_ROLE_KEY": mint_service_key(JWT_SECRET)}
+    settings = with_auth(settings_from_env(env), auth)
+    async with AsyncTestClient(app=create_app(settings, db_dsn)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:9/hooks", "loopback"),
+        ("https://127.0.0.1/hooks", "loopback"),
+        ("https://10.1.2.3/hooks", "private"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[::ffff:192.168.0.1]/hooks", "private"),
+        ("https://localhost/hooks", "loopback"),
+    ],
+)
+async def test_production_refuses_private_addresses(
+    production: Client, make_user: Callable[[], User], sql: Conn, url: str, why: str
+) -> None:
+    refused = await production.post("/v1/webhooks", json={"url": url}, headers=make_user().headers)
+
+    assert (refused.status_code, refused.json()["code"]) == (422, "webhook_url_refused"), refused.text
+    assert why in refused.json()["detail"]
+    assert stored(sql) == {"endpoints": 0, "secrets": 0}
+
+
+async def test_production_accepts_a_public_address(production: Client, make_user: Callable[[], User]) -> None:
+    created = await production.post(
+        "/v1/webhooks", json={"url": "https://93.184.215.14/hooks"}, headers=make_user().headers
+    )
+
+    assert created.status_code == 201, created.text
