@@ -19,6 +19,7 @@ import sys
 import wave
 from pathlib import Path
 
+from loguru import logger
 from pipecat.frames.frames import EndFrame, ErrorFrame, Frame, TTSAudioRawFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineWorker, ProcessorUnusablePolicy
@@ -101,6 +102,9 @@ def main() -> None:
     who.add_argument("--reflection", help="a reflection's id")
     parser.add_argument("--out", type=Path, default=Path("bot.wav"))
     args = parser.parse_args()
+    # Pipecat logs every frame's journey at DEBUG through loguru; the bot's own lines are enough.
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
     if not args.token:
         parser.error("--token (or VOICEGATE_TOKEN) is required")
     sys.exit(asyncio.run(run(args)))
