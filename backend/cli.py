@@ -135,8 +135,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
 
 def _up_stack(settings: Settings) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
-    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgres, Supervisor  # noqa: PLC0415
 
+    supervisor = None
     if settings.embedded:
         pg = EmbeddedPostgres(settings.pgdata, port=settings.pg_port)
         started_here = pg.ensure_running()
@@ -147,6 +148,9 @@ def _up_stack(settings: Settings) -> int:
             pg.port,
         )
         dsn = pg.dsn
+        if started_here:
+            # Only a server this run started is restarted when it dies; one it reused is someone else's.
+            supervisor = Supervisor(pg, _give_up)
     else:
         pg, started_here, dsn = None, False, _dsn(settings)
     try:
@@ -160,11 +164,22 @@ def _up_stack(settings: Settings) -> int:
         )
         if settings.embedded:
             print(f"  a token:   {token_command(settings)}", flush=True)
-        return _run_server(settings, dsn, run_consumers=True)
+        if supervisor is not None:
+            supervisor.start()
+        code = _run_server(settings, dsn, run_consumers=True)
+        return 1 if supervisor is not None and supervisor.gave_up else code
     finally:
-        if pg is not None and started_here:
+        if supervisor is not None:
+            supervisor.stop()
+        if pg is not None and started_here and pg.postmaster_state() == "running":
             log.info("stopping embedded PostgreSQL")
             pg.stop()
+
+
+def _give_up(reason: str) -> None:
+    """The embedded Postgres keeps dying: say so and shut the server down (`up` then exits 1)."""
+    print(f"voicegate: {reason}; stopping", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:

@@ -108,6 +108,12 @@ class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
 
 
+class StorageUnavailable(ServiceUnavailable):
+    """Object storage is unreachable; retry shortly."""
+
+    code = "storage_unavailable"
+
+
 class ConsentRequired(ValidationFailed):
     """consent required: a voice sample can only be stored with the speaker's consent (consent=true)."""
 

@@ -10,11 +10,14 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
-from backend.errors import ServiceUnavailable, VoicegateError
+from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable, VoicegateError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Their outages are logged where they are detected, once as they start and once as they end
+# (backend.outages), not once per request they fail.
+_OUTAGES = (DatabaseUnavailable, StorageUnavailable)
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -67,8 +70,8 @@ def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """Litestar exception handler: render any exception as problem+json."""
     body, headers = problem_for(exc, request.url.path)
-    if body.status >= 500:
-        log.error("%s %s -> %s", request.method, request.url.path, body.code, exc_info=body.status == 500)
+    if body.status >= 500 and not isinstance(exc, _OUTAGES):
+        log.error("%s %s -> %s", request.method, request.url.path[:200], body.code, exc_info=body.status == 500)
     return Response(body.encode(), status_code=body.status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_connect_timeout: float = 0.75
     """VOICEGATE_DB_CONNECT_TIMEOUT: seconds a request waits for a database connection before it is
     answered 503 (an unreachable database, or a pool exhausted by load)."""
+    db_timeout: float = 1.0
+    """VOICEGATE_DB_TIMEOUT: seconds one unit of database work (a transaction: waiting for its connection,
+    checking it, every statement and the commit) may take before it is abandoned and the request answered
+    503; the server holds each transaction to it too (statement_timeout, idle_in_transaction_session_timeout)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
     consumer_mode: Literal["inprocess", "http"] = "inprocess"
@@ -66,6 +70,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_STALE_AFTER: seconds after which a queued attempt with no message is requeued."""
     sample_retention_days: float = 30.0
     """VOICEGATE_SAMPLE_RETENTION_DAYS: how long an uploaded sample (and its processed copy) is kept."""
+    orphan_grace_seconds: float = 3600.0
+    """VOICEGATE_ORPHAN_GRACE: seconds an object no row claims (or, in embedded mode, a stored file with no
+    object row) is left alone before the maintenance sweep removes it; uploads in progress are younger."""
     auth: AuthSettings | None = None
     """Token verification and service keys (SUPABASE_URL, SUPABASE_JWT_SECRET, SUPABASE_*_KEY); set by
     `with_auth`, because in embedded mode it creates the dev JWT secret under the data directory."""
@@ -130,6 +137,7 @@ _ENV = {
     "db_pool_min": "VOICEGATE_DB_POOL_MIN",
     "db_pool_max": "VOICEGATE_DB_POOL_MAX",
     "db_connect_timeout": "VOICEGATE_DB_CONNECT_TIMEOUT",
+    "db_timeout": "VOICEGATE_DB_TIMEOUT",
     "log_level": "VOICEGATE_LOG_LEVEL",
     "consumer_mode": "CONSUMER_MODE",
     "worker_concurrency": "VOICEGATE_WORKER_CONCURRENCY",
@@ -141,6 +149,7 @@ _ENV = {
     "maintenance_interval": "VOICEGATE_MAINTENANCE_INTERVAL",
     "stale_after_seconds": "VOICEGATE_STALE_AFTER",
     "sample_retention_days": "VOICEGATE_SAMPLE_RETENTION_DAYS",
+    "orphan_grace_seconds": "VOICEGATE_ORPHAN_GRACE",
     "c2pa_cert": "VOICEGATE_C2PA_CERT",
     "c2pa_key": "VOICEGATE_C2PA_KEY",
     "c2pa_trust_anchors": "VOICEGATE_C2PA_TRUST_ANCHORS",
@@ -206,8 +215,6 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{env_var(field)} must be a TCP port (1-65535), got {value}")
     if not 1 <= settings.db_pool_min <= settings.db_pool_max:
         raise SettingsError("VOICEGATE_DB_POOL_MIN must be at least 1 and at most VOICEGATE_DB_POOL_MAX")
-    if settings.db_connect_timeout <= 0:
-        raise SettingsError("VOICEGATE_DB_CONNECT_TIMEOUT must be positive")
     for field in (
         "worker_concurrency",
         "queue_visibility_seconds",
@@ -218,12 +225,15 @@ def _check(settings: Settings) -> None:
         if getattr(settings, field) < 1:
             raise SettingsError(f"{env_var(field)} must be at least 1")
     for field in (
+        "db_connect_timeout",
+        "db_timeout",
         "queue_poll_interval",
         "retry_base_seconds",
         "maintenance_interval",
         "stale_after_seconds",
         "sample_retention_days",
         "webhook_retry_base_seconds",
+        "orphan_grace_seconds",
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")

@@ -1,14 +1,17 @@
 """The worker's maintenance sweep (DESIGN.md §4, §7): stale attempts are requeued, expired samples are
-purged with their objects, and dead letters are reported, on the worker's own timer. Several workers
-may sweep at once: requeueing is fenced by attempt versions, and both take rows with `skip locked`, so
-a second sweep finds nothing to do."""
+purged with their objects, objects no row claims (and, in embedded mode, stored files with no object
+row) are removed once past `VOICEGATE_ORPHAN_GRACE`, and dead letters are reported, on the worker's own
+timer. Several workers may sweep at once: requeueing is fenced by attempt versions, the purge takes
+rows with `skip locked`, and an orphan is checked again just before it is removed, so a second sweep
+finds nothing to do."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -16,14 +19,20 @@ import msgspec
 from backend.attempts.recovery import requeue_stale_attempts
 from backend.context import Lifecycle
 from backend.db.execute import fetch_one
-from backend.db.pool import Pool, service_transaction
+from backend.db.pool import Pool, TransactionSource, service_transaction
 from backend.db.queries import load_queries
-from backend.samples.purge import ObjectRemover, purge_expired_samples
+from backend.errors import DatabaseUnavailable, StorageUnavailable
+from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
+from backend.storage.client import ObjectRemover
+from backend.storage.orphans import sweep_orphan_objects
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 SWEEP_LIMIT = 500
+#: Seconds each of a sweep's transactions may take: more than a request's (VOICEGATE_DB_TIMEOUT), as
+#: they scan whole tables and some wait on Storage, but still bounded if the database hangs.
+SWEEP_BUDGET = 10.0
 
 
 class SweepReport(msgspec.Struct, frozen=True):
@@ -31,12 +40,15 @@ class SweepReport(msgspec.Struct, frozen=True):
 
     requeued: int
     purged: int
+    orphans_removed: int = 0
 
 
 async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> SweepReport:
     """One pass: requeue attempts stuck past `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples
-    whose retention ended, and report dead letters."""
-    async with service_transaction(pool) as conn:
+    whose retention ended, remove up to `SWEEP_LIMIT` orphans past their grace period, and report dead
+    letters."""
+    source = functools.partial(service_transaction, pool, budget=SWEEP_BUDGET)
+    async with source() as conn:
         touched = await requeue_stale_attempts(
             conn,
             stale_after=timedelta(seconds=settings.stale_after_seconds),
@@ -45,9 +57,10 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> Sweep
             apply=True,
         )
         dead = int((await fetch_one(conn, _Q["dead_letter_count"], {}))["n"])
-    expired = await purge_expired_samples(pool, storage, limit=SWEEP_LIMIT, apply=True, actor="maintenance")
+    expired = await purge_expired_samples(source, storage, limit=SWEEP_LIMIT, apply=True, actor="maintenance")
     purged = sum(1 for sample in expired.samples if sample.outcome == "purged")
     failed = [sample for sample in expired.samples if sample.outcome == "error"]
+    orphans_removed = await _sweep_orphans(settings, source, storage)
     if touched:
         log.warning("maintenance: requeued or failed %d stale attempt(s)", len(touched))
     if purged:
@@ -58,7 +71,38 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> Sweep
         log.warning(
             "maintenance: %d dead-lettered message(s) await an operator (voicegate ops replay-dead-letters)", dead
         )
-    return SweepReport(requeued=len(touched), purged=purged)
+    return SweepReport(requeued=len(touched), purged=purged, orphans_removed=orphans_removed)
+
+
+async def _sweep_orphans(settings: Settings, source: TransactionSource, storage: ObjectRemover) -> int:
+    """Remove orphaned objects, and in embedded mode the stand-in's files with no row; how many went."""
+    written_before = datetime.now(UTC) - timedelta(seconds=settings.orphan_grace_seconds)
+    objects = await sweep_orphan_objects(
+        source, storage, written_before=written_before, limit=SWEEP_LIMIT, apply=True, actor="maintenance"
+    )
+    swept = objects.objects
+    if settings.embedded:
+        from backend.embedded.storage.orphans import sweep_orphan_files  # noqa: PLC0415 - embedded only
+
+        files = await sweep_orphan_files(
+            source,
+            settings.data_dir / "storage",
+            written_before=written_before,
+            limit=SWEEP_LIMIT,
+            apply=True,
+            actor="maintenance",
+        )
+    else:
+        files = []
+    outcomes: list[tuple[str | None, str, str, str | None]] = [(o.bucket_id, o.name, o.outcome, o.error) for o in swept]
+    outcomes += [(f.bucket_id, f.name, f.outcome, f.error) for f in files]
+    removed = sum(1 for *_, outcome, _ in outcomes if outcome == "removed")
+    if removed:
+        log.info("maintenance: removed %d orphaned object(s) and file(s) past their grace period", removed)
+    for bucket, name, outcome, error in outcomes:
+        if outcome == "error":
+            log.error("maintenance: could not remove orphan %s/%s: %s", bucket, name, error)
+    return removed
 
 
 async def run_maintenance(settings: Settings, ctx: Lifecycle, stopping: asyncio.Event) -> None:
@@ -67,6 +111,8 @@ async def run_maintenance(settings: Settings, ctx: Lifecycle, stopping: asyncio.
     while not stopping.is_set():
         try:
             await sweep(settings, ctx.pool, ctx.storage)
+        except (DatabaseUnavailable, StorageUnavailable):
+            pass  # logged as an outage where it was detected; the next sweep tries again
         except Exception:
             log.exception("maintenance sweep failed")
         with contextlib.suppress(TimeoutError):

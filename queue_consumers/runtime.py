@@ -7,12 +7,19 @@ re-sent with that delay and the old one archived, in one transaction, so waiting
 failed delivery). An exception is a failed delivery: the message becomes visible again after a
 backoff, and its error is kept for the dead letter. pgmq does not check who archives what, so the
 handlers' own fencing (attempt leases and versions) decides whose result counts.
+
+The database being down (or hung: every unit of database work has a deadline) is not a failed
+delivery: a read finds nothing, a handler's message is left to come back after its visibility timeout,
+an archive is simply retried by that redelivery, and the consumer never dies of it. Storage being down
+is a failed delivery like any other (its backoff and recorded error serve), only not logged per
+message. Both outages are logged where they are detected (backend.outages), once, not here per poll.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -30,10 +37,17 @@ from backend import queues
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Connection, Pool, service_transaction
 from backend.db.queries import load_queries
+from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
+# A dependency that is down: nothing this delivery did wrong, and already logged as an outage.
+_DOWN = (DatabaseUnavailable, StorageUnavailable)
+#: How soon a failed visibility extension is tried again: the message must not reappear while held.
+_EXTEND_RETRY_SECONDS = 1.0
+#: libpq's connect timeout for the LISTEN connection (whole seconds), so a hung server delays it only.
+_LISTEN_CONNECT_TIMEOUT = 5
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -88,6 +102,9 @@ class QueueConsumer:
         self._wake = asyncio.Event()
         self._notified = False
         self._inflight: set[asyncio.Task[None]] = set()
+        #: The messages those tasks hold: one that reappears while held (its visibility ran out while
+        #: the database hung, so nothing could extend it) is not handled a second time alongside.
+        self._held: set[int] = set()
         #: Set once the LISTEN connection is up (tests and benchmarks wait on it).
         self.listening = asyncio.Event()
 
@@ -149,18 +166,24 @@ class QueueConsumer:
                 rows = await fetch_all(
                     conn, _Q["read"], {"queue": self.config.queue, "vt": self.config.visibility_seconds, "qty": qty}
                 )
+        except _DOWN:
+            return 0
         except Exception:
             log.exception("%s: read failed; retrying after the poll interval", self.config.queue)
             return 0
         for row in rows:
             message = msgspec.convert(row, Message)
+            if message.msg_id in self._held:
+                continue  # the read made it invisible again; the task holding it keeps it so
+            self._held.add(message.msg_id)
             task = asyncio.create_task(self._deliver(message), name=f"{self.config.queue}:{message.msg_id}")
             self._inflight.add(task)
-            task.add_done_callback(self._finished)
+            task.add_done_callback(functools.partial(self._finished, message.msg_id))
         return len(rows)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, msg_id: int, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
+        self._held.discard(msg_id)
         self._wake.set()
 
     async def _deliver(self, message: Message) -> None:
@@ -170,8 +193,13 @@ class QueueConsumer:
         keeper = asyncio.create_task(self._keep_invisible(message.msg_id))
         try:
             retry_at = await self.handler(message)
+        except DatabaseUnavailable:
+            # Recording a failure would fail too: it comes back after its visibility timeout.
+            log.debug("%s: message %d waits out its visibility timeout", self.config.queue, message.msg_id)
+            return
         except Exception as exc:
-            log.exception("%s: message %d failed (delivery %d)", self.config.queue, message.msg_id, message.read_ct)
+            if not isinstance(exc, StorageUnavailable):
+                log.exception("%s: message %d failed (delivery %d)", self.config.queue, message.msg_id, message.read_ct)
             await self._failed(message, f"{type(exc).__name__}: {exc}")
             return
         finally:
@@ -183,19 +211,25 @@ class QueueConsumer:
                     delay = max(0, math.ceil((retry_at - datetime.now(UTC)).total_seconds()))
                     await queues.send(conn, self.config.queue, message.message, delay)
                 await conn.execute(_Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
+        except _DOWN:
+            pass  # the message comes back after its visibility timeout; handlers are safe to repeat
         except Exception:
-            # The message comes back after its visibility timeout; handlers are safe to repeat.
             log.exception("%s: could not archive message %d", self.config.queue, message.msg_id)
 
     async def _keep_invisible(self, msg_id: int) -> None:
         vt = self.config.visibility_seconds
+        pause = vt / 2
         while True:
-            await asyncio.sleep(vt / 2)
+            await asyncio.sleep(pause)
             try:
                 async with service_transaction(self.pool) as conn:
                     await conn.execute(_Q["set_vt"], {"queue": self.config.queue, "msg_id": msg_id, "vt": vt})
+                pause = vt / 2
+            except _DOWN:
+                pause = min(vt / 2, _EXTEND_RETRY_SECONDS)
             except Exception:
                 log.exception("%s: could not extend message %d", self.config.queue, msg_id)
+                pause = min(vt / 2, _EXTEND_RETRY_SECONDS)
 
     async def _failed(self, message: Message, error: str) -> None:
         if message.read_ct >= self.config.max_reads:
@@ -208,6 +242,8 @@ class QueueConsumer:
             async with service_transaction(self.pool) as conn:
                 await conn.execute(_Q["set_vt"], {**params, "vt": delay})
                 await conn.execute(_Q["record_error"], {**params, "read_ct": message.read_ct, "error": error})
+        except _DOWN:
+            pass  # it comes back after its visibility timeout instead of the backoff
         except Exception:
             log.exception("%s: could not schedule message %d again", self.config.queue, message.msg_id)
 
@@ -229,6 +265,8 @@ class QueueConsumer:
                 await conn.execute(_Q["archive"], params)
                 if self.on_dead_letter is not None:
                     await self.on_dead_letter(conn, message, reason)
+        except _DOWN:
+            return  # dead-lettered on a later delivery
         except Exception:
             log.exception("%s: could not dead-letter message %d", self.config.queue, message.msg_id)
             return
@@ -240,7 +278,10 @@ class QueueConsumer:
         pause = 0.1
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                connecting = psycopg.AsyncConnection.connect(
+                    dsn, autocommit=True, connect_timeout=_LISTEN_CONNECT_TIMEOUT
+                )
+                async with await connecting as conn:
                     await conn.execute(channel)
                     pause = 0.1
                     self.listening.set()

@@ -10,6 +10,7 @@ SCRIPT_NAMES = (
     "recover-stale-attempts",
     "repair-voice-mirror",
     "purge-expired-samples",
+    "sweep-orphan-objects",
     "replay-dead-letters",
     "reconcile-provider-voices",
 )

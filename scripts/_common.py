@@ -17,11 +17,11 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import psycopg
@@ -36,7 +36,10 @@ from backend.db.pool import Connection
 from backend.db.queries import load_queries
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
-from backend.settings import Settings, SettingsError, settings_from_env
+from backend.settings import Settings, SettingsError, settings_from_env, with_auth
+
+if TYPE_CHECKING:
+    from backend.storage.client import ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger("voicegate.ops")
@@ -224,6 +227,55 @@ class Ops:
             row = await fetch_one(conn, _Q["database_now"], {})
         now: datetime = row["now"]
         return now
+
+
+def add_local_storage_dir(arguments: argparse.ArgumentParser) -> None:
+    """`--local-storage-dir`, for scripts that touch Storage (see `open_storage`)."""
+    arguments.add_argument(
+        "--local-storage-dir",
+        type=Path,
+        metavar="DIR",
+        help="use the local Storage stand-in rooted at DIR (embedded mode's VOICEGATE_DATA_DIR/storage) "
+        "instead of Supabase Storage",
+    )
+
+
+def local_storage_dir(ops: Ops) -> Path | None:
+    """The stand-in's root this run works on: `--local-storage-dir`, else embedded mode's; None when
+    Storage is Supabase's."""
+    local_dir: Path | None = getattr(ops.args, "local_storage_dir", None)
+    if local_dir is None and ops.settings.embedded:
+        local_dir = ops.settings.data_dir / "storage"
+    return local_dir
+
+
+@asynccontextmanager
+async def supabase_storage(settings: Settings) -> AsyncIterator[ObjectStorage]:
+    """Supabase Storage with the service key."""
+    try:
+        settings = with_auth(settings)
+    except SettingsError as exc:
+        raise OpsError(f"Storage is not configured: {exc}") from exc
+    auth = settings.auth
+    key = auth.service_key if auth else None
+    if auth is None or auth.supabase_url is None or key is None:
+        raise OpsError("removing objects needs SUPABASE_URL and SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY)")
+    from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415 - only scripts that remove objects
+
+    async with SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage:
+        yield storage
+
+
+def open_storage(ops: Ops) -> AbstractAsyncContextManager[ObjectStorage]:
+    """Where this run removes objects: the local stand-in (embedded mode, or `--local-storage-dir`), run
+    in this process so it removes rows and files exactly as a running API would; else Supabase Storage
+    with the service key."""
+    local_dir = local_storage_dir(ops)
+    if local_dir is not None:
+        from backend.embedded.storage.in_process import standalone_storage  # noqa: PLC0415 - embedded only
+
+        return standalone_storage(ops.settings, ops.dsn, local_dir)
+    return supabase_storage(ops.settings)
 
 
 def default_actor(name: str) -> str:

@@ -14,45 +14,16 @@ Where the objects are removed:
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 
 import msgspec
 
 from backend.samples.purge import purge_expired_samples
-from backend.settings import Settings, SettingsError, with_auth
-from backend.storage.client import ObjectStorage, SupabaseObjectStorage
-from scripts._common import Ops, OpsError, parser, run
+from backend.storage.client import ObjectStorage
+from scripts._common import Ops, add_local_storage_dir, open_storage, parser, run
 
 NAME = "purge-expired-samples"
 COLUMNS = ["sample_id", "owner_id", "bucket_id", "object_path", "processed_object_path", "expires_at", "outcome"]
-
-
-@asynccontextmanager
-async def supabase_storage(settings: Settings) -> AsyncIterator[ObjectStorage]:
-    """Supabase Storage with the service key."""
-    try:
-        settings = with_auth(settings)
-    except SettingsError as exc:
-        raise OpsError(f"Storage is not configured: {exc}") from exc
-    auth = settings.auth
-    key = auth.service_key if auth else None
-    if auth is None or auth.supabase_url is None or key is None:
-        raise OpsError("removing objects needs SUPABASE_URL and SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY)")
-    async with SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage:
-        yield storage
-
-
-def open_storage(ops: Ops) -> AbstractAsyncContextManager[ObjectStorage]:
-    """Where this run removes objects."""
-    local_dir: Path | None = ops.args.local_storage_dir
-    if local_dir is not None or ops.settings.embedded:
-        from backend.embedded.storage.in_process import standalone_storage  # noqa: PLC0415 - embedded only
-
-        return standalone_storage(ops.settings, ops.dsn, local_dir or ops.settings.data_dir / "storage")
-    return supabase_storage(ops.settings)
 
 
 async def purge(ops: Ops) -> None:
@@ -104,13 +75,7 @@ async def _batches(ops: Ops, storage: ObjectStorage | None, cutoff: datetime) ->
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m scripts.purge_expired_samples` / `voicegate ops purge-expired-samples`."""
     arguments = parser(NAME, "Purge samples past their retention, with their objects in Storage.")
-    arguments.add_argument(
-        "--local-storage-dir",
-        type=Path,
-        metavar="DIR",
-        help="remove objects from a local Storage stand-in rooted at DIR (embedded mode's "
-        "VOICEGATE_DATA_DIR/storage) instead of Supabase Storage",
-    )
+    add_local_storage_dir(arguments)
     return run(NAME, argv, arguments, COLUMNS, purge)
 
 

@@ -1,19 +1,24 @@
-"""`voicegate ops status`: queue depths and oldest message ages, attempts by state, dead letters and
-stale leases, read in a handful of read-only queries (it changes nothing, so it has no --apply).
+"""`voicegate ops status`: queue depths and oldest message ages, attempts by state, dead letters, stale
+leases and orphaned objects, read in a handful of read-only queries (it changes nothing, so it has no
+--apply).
 
-Problems (exit 1): messages in `voice_dead_letter` (see replay-dead-letters) and stale leases (see
-recover-stale-attempts). Expired samples waiting for the purge are shown but are not a problem.
+Problems (exit 1): messages in `voice_dead_letter` (see replay-dead-letters), stale leases (see
+recover-stale-attempts), and objects no row claims, or (embedded mode, --local-storage-dir) stored files
+with no object row, past the grace period VOICEGATE_ORPHAN_GRACE (see sweep-orphan-objects). Expired
+samples waiting for the purge are shown but are not a problem.
 """
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from backend import queues
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
-from scripts._common import Ops, parser, run
+from backend.storage.orphans import sweep_orphan_objects
+from scripts._common import Ops, add_local_storage_dir, local_storage_dir, parser, run
 
 NAME = "status"
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -48,9 +53,20 @@ async def status(ops: Ops) -> None:
     report.counts["live_leases"] = leases["live_leases"]
     report.counts["stale_leases"] = leases["stale_leases"]
     report.counts["expired_samples"] = expired["n"]
-    report.counts["problems"] = dead_letters + leases["stale_leases"]
+    written_before = await ops.database_now() - timedelta(seconds=ops.settings.orphan_grace_seconds)
+    orphans = await _orphan_objects(ops, written_before)
+    files = await _orphan_files(ops, written_before)
+    report.counts["orphan_objects"] = orphans
+    if files is not None:
+        report.counts["orphan_files"] = files
+    report.counts["problems"] = dead_letters + leases["stale_leases"] + orphans + (files or 0)
     report.counts["fixed"] = 0
     report.counts["unfixed"] = report.counts["problems"]
+    if orphans or files:
+        report.notes.append(
+            f"{orphans + (files or 0)} orphan(s) past the grace period: remove with"
+            " `voicegate ops sweep-orphan-objects --apply` (the maintenance sweep removes them too)"
+        )
     if dead_letters:
         report.notes.append(f"{dead_letters} dead letter(s): inspect with `voicegate ops replay-dead-letters`")
     if leases["stale_leases"]:
@@ -59,9 +75,49 @@ async def status(ops: Ops) -> None:
         )
 
 
+async def _orphan_objects(ops: Ops, written_before: datetime) -> int:
+    """Objects no row claims, last written before `written_before`."""
+    count, after = 0, None
+    while True:
+        batch = await sweep_orphan_objects(
+            ops.transaction,
+            None,
+            written_before=written_before,
+            limit=ops.batch_size,
+            apply=False,
+            actor=ops.actor,
+            after=after,
+        )
+        count += len(batch.objects)
+        if batch.next_after is None:
+            return count
+        after = batch.next_after
+
+
+async def _orphan_files(ops: Ops, written_before: datetime) -> int | None:
+    """Files the local Storage stand-in holds with no object row; None when Storage is not local."""
+    root = local_storage_dir(ops)
+    if root is None:
+        return None
+    from backend.embedded.storage.orphans import find_orphan_files  # noqa: PLC0415 - embedded only
+
+    count, after = 0, None
+    while True:
+        files = await find_orphan_files(
+            ops.transaction, root, written_before=written_before, limit=ops.batch_size, after=after
+        )
+        count += len(files)
+        if len(files) < ops.batch_size:
+            return count
+        after = files[-1].key
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m scripts.status` / `voicegate ops status`."""
-    arguments = parser(NAME, "Queue depths, attempts by state, dead letters and stale leases.", changes=False)
+    arguments = parser(
+        NAME, "Queue depths, attempts by state, dead letters, stale leases and orphaned objects.", changes=False
+    )
+    add_local_storage_dir(arguments)
     return run(NAME, argv, arguments, COLUMNS, status)
 
 

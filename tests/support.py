@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -120,3 +124,38 @@ def queue_messages(conn: Conn, queue: str) -> list[dict[str, Any]]:
             )
         )
         return cur.fetchall()
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The pid in a cluster's postmaster.pid."""
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def postgres_pids(data_dir: Path) -> list[int]:
+    """The postmaster of the cluster in `data_dir` and every process it forked (backends and background
+    workers are its direct children)."""
+    postmaster = postmaster_pid(data_dir)
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            # Field 4 of /proc/<pid>/stat is the parent pid; the name before it is in parentheses.
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == postmaster:
+            children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+@contextmanager
+def frozen(data_dir: Path) -> Iterator[None]:
+    """SIGSTOP every process of the cluster in `data_dir` for the block (a hung database), SIGCONT after."""
+    pids = postgres_pids(data_dir)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)

@@ -38,7 +38,7 @@ from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, Pool, Recorder, become_service, service_transaction
 from backend.db.queries import load_queries
-from backend.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidIdempotencyKey
+from backend.errors import DatabaseUnavailable, IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidIdempotencyKey
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -52,6 +52,9 @@ TTL = timedelta(hours=24)
 _VALID_KEY = re.compile(r"[ -~]{1,255}")
 # Claiming only loops when the row it conflicted with is deleted in between; that cannot go on.
 _CLAIM_ROUNDS = 3
+# Releasing is a courtesy (the lease frees the key anyway), so a request failing because the database
+# hangs does not wait a second time for it.
+_RELEASE_SECONDS = 0.25
 
 T = TypeVar("T")
 
@@ -171,8 +174,10 @@ class _Claim:
     async def release(self) -> None:
         """Give the key back unless it was completed; if that fails too, the lease frees it later."""
         try:
-            async with service_transaction(self.pool) as conn:
+            async with service_transaction(self.pool, budget=_RELEASE_SECONDS) as conn:
                 await conn.execute(_Q["release"], self._params())
+        except DatabaseUnavailable:
+            pass  # an outage, logged as one; the lease frees the key
         except Exception:
             log.warning("could not release idempotency key of %s on %s", self.owner_id, self.route, exc_info=True)
 

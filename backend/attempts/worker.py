@@ -29,7 +29,7 @@ from backend.attempts.service import AttemptRow
 from backend.audio.errors import AudioRejected
 from backend.context import Lifecycle, Outcome
 from backend.db.pool import Connection, service_transaction
-from backend.errors import LeaseLost, NotFound, StaleVersion
+from backend.errors import DatabaseUnavailable, LeaseLost, NotFound, StaleVersion
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import (
@@ -158,6 +158,8 @@ async def _lease_kept(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str) -> 
             except LeaseLost:
                 log.warning("attempt %s: lease lost while working", attempt_id)
                 return
+            except DatabaseUnavailable:
+                pass  # logged as the database's outage; the next beat tries again
             except Exception:
                 # A database blip: the next beat tries again; the lease has two more thirds to run.
                 log.exception("attempt %s: could not extend the lease", attempt_id)

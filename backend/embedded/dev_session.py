@@ -16,7 +16,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from backend.api.deps import pool_of
 from backend.api.docs import problems
-from backend.db.pool import translate_db_errors
+from backend.db.pool import database_work
 from backend.embedded.dev_tokens import mint_user_token
 from backend.embedded.dev_users import find_or_create_dev_user
 from backend.secret import Secret, is_loopback_host
@@ -57,9 +57,8 @@ def dev_session_handler(secret: Secret) -> HTTPRouteHandler:
         page on a network, or a DNS-rebinding site, act as that user."""
         if not from_loopback(request):
             raise NotFoundException
-        with translate_db_errors():
-            async with pool_of(request).connection() as conn:
-                user_id, email = await find_or_create_dev_user(conn, DEV_SESSION_EMAIL)
+        async with database_work(pool_of(request)) as conn:
+            user_id, email = await find_or_create_dev_user(conn, DEV_SESSION_EMAIL)
         token = mint_user_token(secret, user_id, email=email, ttl_seconds=DEV_SESSION_TTL_SECONDS)
         expires_at = datetime.now(UTC) + timedelta(seconds=DEV_SESSION_TTL_SECONDS)
         return DevSession(access_token=token, expires_at=expires_at, user=DevUser(user_id, email))

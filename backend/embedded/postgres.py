@@ -10,16 +10,23 @@ settings, so we use its binaries and its root-user helpers but manage the lifecy
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import pwd
 import shutil
 import socket
 import stat
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Protocol
 
 import psycopg
+
+log = logging.getLogger(__name__)
 
 #: PostgreSQL refuses to run as root; when we are root the server runs as this system user.
 SERVER_OS_USER = "voicegate-pg"
@@ -28,8 +35,26 @@ SERVER_OS_USER = "voicegate-pg"
 FAST_UNSAFE_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
+PostmasterState = Literal["running", "stopped", "died"]
+
+
 class EmbeddedPostgresError(RuntimeError):
     """The local server could not be initialised, started or stopped."""
+
+
+class SupervisedServer(Protocol):
+    """What the supervisor needs of a server (`EmbeddedPostgres` is one)."""
+
+    data_dir: Path
+    port: int
+
+    def postmaster_state(self) -> PostmasterState:
+        """Whether its postmaster runs, was stopped, or died."""
+        ...
+
+    def ensure_running(self) -> bool:
+        """Start it unless it runs; raises EmbeddedPostgresError when it cannot."""
+        ...
 
 
 def wheel_bin_dir() -> Path:
@@ -91,13 +116,19 @@ class EmbeddedPostgres:
             pid, port = int(lines[0]), int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
+        return port if _alive(pid) else None
+
+    def postmaster_state(self) -> PostmasterState:
+        """`stopped` when there is no postmaster.pid (never started, or shut down cleanly: every shutdown
+        mode removes it), `died` when its process is gone (killed: SIGKILL, the OOM killer), else
+        `running` (a file still being written counts as running)."""
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # alive, owned by the server's OS user
-        return port
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except FileNotFoundError:
+            return "stopped"
+        except (OSError, ValueError, IndexError):
+            return "running"
+        return "running" if _alive(pid) else "died"
 
     def running_dsn(self) -> str:
         """The DSN of the live server on this data directory, on whatever port it runs;
@@ -227,6 +258,105 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"{argv[0]} failed with exit code {exc.returncode}: {detail}") from exc
         except subprocess.TimeoutExpired as exc:
             raise EmbeddedPostgresError(f"{argv[0]} did not finish in {exc.timeout} s") from exc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by the server's OS user
+    return True
+
+
+class Supervisor:
+    """Starts a postmaster this process started again when it dies, as `voicegate up` wants it.
+
+    A thread polls the server every `interval` seconds. When its postmaster has died, it is started
+    again after a backoff that doubles from `backoff` (its backends may still hold the old shared
+    memory for a moment, which makes a start fail), each attempt logged. A server stopped cleanly
+    (postmaster.pid removed) was stopped on purpose and is left alone. More than `max_restarts`
+    attempts within `window` seconds is a crash loop: the supervisor gives up and calls `on_give_up`
+    with the reason. The API and the consumers reconnect on their own once the server is back.
+    """
+
+    def __init__(
+        self,
+        server: SupervisedServer,
+        on_give_up: Callable[[str], None],
+        *,
+        interval: float = 0.5,
+        max_restarts: int = 5,
+        window: float = 600.0,
+        backoff: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.server = server
+        self.on_give_up = on_give_up
+        self.interval = interval
+        self.max_restarts = max_restarts
+        self.window = window
+        self.backoff = backoff
+        self.clock = clock
+        self.gave_up = False
+        self._attempts: list[float] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self.run, name="postgres-supervisor", daemon=True)
+
+    def start(self) -> None:
+        """Start watching in a thread of its own."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching; waits for a start in progress, so the caller may then stop the server."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def run(self) -> None:
+        """Watch until stopped, the server is stopped on purpose, or it keeps dying."""
+        while not self._stopping.wait(self.interval):
+            state = self.server.postmaster_state()
+            if state == "stopped":
+                log.warning("embedded PostgreSQL was shut down (not by voicegate); not restarting it")
+                return
+            if state == "died" and not self._restart():
+                return
+
+    def _restart(self) -> bool:
+        """Start the server again, retrying with backoff; False once given up (or asked to stop)."""
+        delay = self.backoff
+        while not self._stopping.is_set():
+            now = self.clock()
+            self._attempts = [at for at in self._attempts if now - at < self.window]
+            if len(self._attempts) >= self.max_restarts:
+                self.gave_up = True
+                reason = (
+                    f"embedded PostgreSQL died or failed to start {len(self._attempts)} times within "
+                    f"{self.window / 60:g} minutes; giving up (its log: {self.server.data_dir / 'server.log'})"
+                )
+                log.critical("%s", reason)
+                self.on_give_up(reason)
+                return False
+            self._attempts.append(now)
+            log.error(
+                "embedded PostgreSQL died; restarting it (attempt %d of %d in %g minutes)",
+                len(self._attempts),
+                self.max_restarts,
+                self.window / 60,
+            )
+            try:
+                self.server.ensure_running()
+            except (EmbeddedPostgresError, OSError, psycopg.Error) as exc:
+                log.warning("embedded PostgreSQL did not start; trying again in %g s: %s", delay, exc)
+                if self._stopping.wait(delay):
+                    return False
+                delay *= 2
+                continue
+            log.warning("embedded PostgreSQL is running again on port %d", self.server.port)
+            return True
+        return False
 
 
 def _ensure_os_user(name: str) -> pwd.struct_passwd:

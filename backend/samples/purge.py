@@ -15,29 +15,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Connection, Pool, service_transaction, user_transaction
+from backend.db.pool import Pool, TransactionSource, service_transaction, transaction_from, user_transaction
 from backend.db.queries import load_queries
 from backend.errors import Conflict, NotFound, ServiceUnavailable, VoicegateError
 from backend.samples import service as samples
-from backend.storage.client import ObjectStorage
+from backend.storage.client import ObjectRemover, ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-
-# Where each transaction comes from: a pool (service transactions), a connection that acts as the
-# service, or a factory of transactions (the operator script's, which set role and lock timeout).
-Target = Connection | Pool | Callable[[], AbstractAsyncContextManager[Connection]]
 
 
 class PurgedSample(msgspec.Struct, kw_only=True):
@@ -65,36 +58,13 @@ class PurgeBatch(msgspec.Struct, kw_only=True):
     next_after: tuple[datetime, uuid.UUID] | None
 
 
-class ObjectRemover(Protocol):
-    """The one Storage operation a purge needs (`ObjectStorage` has it)."""
-
-    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
-        """Delete the objects; returns the names that existed and were deleted."""
-        ...
-
-
-@asynccontextmanager
-async def transaction(target: Target) -> AsyncIterator[Connection]:
-    """A service transaction from a pool; a transaction (a savepoint if one is open) on a connection
-    that already acts as the service; or whatever transaction a factory opens."""
-    if isinstance(target, AsyncConnectionPool):
-        async with service_transaction(target) as conn:
-            yield conn
-    elif isinstance(target, psycopg.AsyncConnection):
-        async with target.transaction():
-            yield target
-    else:
-        async with target() as conn:
-            yield conn
-
-
 def purged_view(row: dict[str, Any], outcome: str) -> PurgedSample:
     """A sample row as a purge reports it."""
     return PurgedSample(**row, outcome=outcome)
 
 
 async def purge_sample(
-    target: Target,
+    target: TransactionSource,
     storage: ObjectRemover,
     sample_id: uuid.UUID,
     *,
@@ -109,7 +79,7 @@ async def purge_sample(
     no such sample or another transaction holds it; raises what the deletion or Storage raised, with
     nothing changed. For `DELETE /api/v1/voice-samples/{id}` and the retention purge alike.
     """
-    async with transaction(target) as conn:
+    async with transaction_from(target) as conn:
         row = await fetch_optional(conn, _Q["delete_sample"], {"id": sample_id, "expired_before": expired_before})
         if row is None:
             return None
@@ -166,7 +136,7 @@ async def delete_sample(pool: Pool, storage: ObjectStorage, claims: UserClaims, 
 
 
 async def purge_expired_samples(
-    target: Target,
+    target: TransactionSource,
     storage: ObjectRemover | None,
     *,
     now: datetime | None = None,
@@ -179,8 +149,8 @@ async def purge_expired_samples(
     """Look at one batch of up to `limit` samples expired by `now` (default: the current time) after
     the cursor `after`, oldest expiry first; with `apply`, purge each (see `purge_sample`).
 
-    Each sample gets its own transaction from `target` (see `Target`); `storage` may be None for a
-    dry run. A sample whose purge fails is reported as `error` and left as it was, so a batch never
+    Each sample gets its own transaction from `target` (see `TransactionSource`); `storage` may be None
+    for a dry run. A sample whose purge fails is reported as `error` and left as it was, so a batch never
     stops half-way; run again to retry it. Continue with `next_after` until it is None.
     """
     cutoff = now or datetime.now(UTC)
@@ -190,7 +160,7 @@ async def purge_expired_samples(
         "after_expires_at": after[0] if after else None,
         "after_id": after[1] if after else None,
     }
-    async with transaction(target) as conn:
+    async with transaction_from(target) as conn:
         rows = await fetch_all(conn, _Q["expired_samples"], params)
     next_after = (rows[-1]["expires_at"], rows[-1]["sample_id"]) if len(rows) == limit else None
     if not apply:

@@ -30,7 +30,7 @@ from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
 from backend.db.queries import load_queries
-from backend.errors import ConsentRequired, NotFound, SampleTooLarge, UnsupportedAudio
+from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.providers.config import ProviderName, ProviderSettings
 from backend.providers.registry import sample_rules
 from backend.settings import Settings
@@ -222,8 +222,8 @@ async def record_consent(conn: Connection, subject_name: str, origin: Origin) ->
 async def stored_upload(storage: ObjectStorage, path: str, upload: ReceivedUpload, mime: str) -> AsyncIterator[None]:
     """Upload the sample to `voice-samples/path`; if the body (which writes its rows) fails, remove it.
 
-    If even the removal fails the object stays in its owner's folder with no row, which the reconcile
-    script reports; the request still fails with the original error.
+    If even the removal fails the object stays in its owner's folder with no row, which the orphan
+    sweep removes once it is past its grace period; the request still fails with the original error.
     """
     await storage.upload(BUCKET, path, upload.file, mime)
     try:
@@ -231,6 +231,8 @@ async def stored_upload(storage: ObjectStorage, path: str, upload: ReceivedUploa
     except BaseException:
         try:
             await storage.remove(BUCKET, [path])
+        except StorageUnavailable:
+            pass  # logged as Storage's outage
         except Exception:
             log.exception("could not remove the sample of a failed upload")
         raise

@@ -26,10 +26,11 @@ from backend.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
-    ServiceUnavailable,
+    StorageUnavailable,
     UnsupportedMediaType,
     VoicegateError,
 )
+from backend.outages import STORAGE
 
 T = TypeVar("T")
 
@@ -93,6 +94,14 @@ class ObjectStorage(Protocol):
     async def info(self, bucket: str, path: str) -> ObjectInfo | None:
         """The object's info, or None when there is no such object."""
         ...
+
+    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
+        """Delete the objects; returns the names that existed and were deleted."""
+        ...
+
+
+class ObjectRemover(Protocol):
+    """The one Storage operation a purge or a sweep needs (`ObjectStorage` has it)."""
 
     async def remove(self, bucket: str, paths: list[str]) -> list[str]:
         """Delete the objects; returns the names that existed and were deleted."""
@@ -218,16 +227,29 @@ class _RawReader(io.RawIOBase):
 
 
 async def _call(operation: Callable[[], Awaitable[T]]) -> T:
-    """Run a storage3 call, turning its errors into voicegate's."""
+    """Run a storage3 call, turning its errors into voicegate's and reporting Storage's availability."""
+    try:
+        result = await _translated(operation)
+    except StorageUnavailable as exc:
+        STORAGE.failed(exc)
+        raise
+    except VoicegateError:
+        STORAGE.recovered()  # an answer, if not the one hoped for
+        raise
+    STORAGE.recovered()
+    return result
+
+
+async def _translated(operation: Callable[[], Awaitable[T]]) -> T:
     try:
         return await operation()
     except StorageApiError as exc:
         error = _ERRORS.get(str(exc.status))
         if error is not None:
             raise error(exc.message) from exc
-        raise ServiceUnavailable(f"storage answered {exc.status}: {exc.message}") from exc
+        raise StorageUnavailable(f"storage answered {exc.status}: {exc.message}") from exc
     except (httpx.TransportError, StorageException) as exc:
-        raise ServiceUnavailable("storage is unreachable") from exc
+        raise StorageUnavailable("storage is unreachable") from exc
 
 
 def _timestamp(value: Any) -> datetime | None:

@@ -21,6 +21,7 @@ from litestar.testing import AsyncTestClient
 
 from backend.provenance import SYNTHESIS_ASSERTION, TRAINED_ALGORITHMIC_MEDIA
 from backend.provenance.verify import c2pa_settings
+from backend.providers.local.provider import MODEL
 from backend.samples.service import CONSENT_TEXT_VERSION
 from backend.voices.manifest import BUCKET as METADATA_BUCKET
 from tests.e2e.conftest import elevenlabs_env, speech_wav
@@ -30,7 +31,7 @@ from tests.support import Conn, one
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(120)
-MODELS = {"local": "espeak-ng+world", "elevenlabs": "eleven_multilingual_v2"}
+MODELS = {"local": MODEL, "elevenlabs": "eleven_multilingual_v2"}
 
 
 async def poll(client: Client, user: User, path: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:

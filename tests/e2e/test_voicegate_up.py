@@ -1,5 +1,6 @@
 """`voicegate up` on an empty data directory: embedded Postgres, migrations, a healthy API; a database
-outage is a 503 within a second and heals without a restart; SIGTERM shuts everything down."""
+outage, or a database that hangs, is a 503 within a second and heals without a restart; a Postgres
+that dies is started again; SIGTERM shuts everything down."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,6 +23,7 @@ from storage3 import SyncStorageClient
 from backend.embedded.postgres import free_port
 from tests.conftest import server_dir
 from tests.e2e.up import REPO, Running, dev_token, is_ready, readyz, start_up, wait_for
+from tests.support import frozen, postmaster_pid
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -220,3 +224,86 @@ def test_token_without_a_running_postgres_says_so_in_one_line(data_root: Path) -
         1,
         "voicegate: --user must be an email or a user id (uuid), not 'not-a-uuid'",
     )
+
+
+@dataclass
+class Answer:
+    what: str
+    status: int | None
+    retry_after: str | None
+    code: str | None
+    seconds: float
+
+
+def ask(client: httpx.Client, what: str, auth: dict[str, str], n: int) -> Answer:
+    """One request of kind `what` (a probe, a read, a write, an idempotent write), timed."""
+    started = time.monotonic()
+    try:
+        if what == "probe":
+            response = client.get("/readyz")
+        elif what == "read":
+            response = client.get("/v1/reflections", headers=auth)
+        else:
+            keyed = {"Idempotency-Key": f"frozen-{n}"} if what == "keyed write" else {}
+            response = client.post("/v1/reflections", json={"name": f"frozen {n}"}, headers={**auth, **keyed})
+    except httpx.TimeoutException:
+        return Answer(what, None, None, None, time.monotonic() - started)
+    code = response.json().get("code") if response.status_code >= 400 else None
+    return Answer(what, response.status_code, response.headers.get("retry-after"), code, time.monotonic() - started)
+
+
+def test_a_frozen_database_is_a_prompt_503_for_every_request_and_heals(running: Running) -> None:
+    auth = {"Authorization": f"Bearer {dev_token(running, 'frozen@example.test')}"}
+    before = httpx.post(f"{running.base_url}/v1/reflections", json={"name": "before"}, headers=auth)
+    assert before.status_code == 201
+    kinds = ["probe", "read", "write", "keyed write"]
+    with (
+        httpx.Client(base_url=running.base_url, timeout=5) as client,
+        ThreadPoolExecutor(max_workers=40) as workers,
+        frozen(running.pg.data_dir),
+    ):
+        frozen_at = time.monotonic()
+        # 20 requests in flight at once while everything is stopped, then new ones keep arriving.
+        asked = [workers.submit(ask, client, kinds[n % 4], auth, n) for n in range(20)]
+        n = 20
+        while time.monotonic() - frozen_at < 8.5:
+            asked.append(workers.submit(ask, client, kinds[n % 4], auth, n))
+            n += 1
+            time.sleep(0.2)
+        answers = [future.result() for future in asked]
+        assert time.monotonic() - frozen_at < 10.5
+        time.sleep(max(0.0, 10 - (time.monotonic() - frozen_at)))
+    slow = [a for a in answers if a.status != 503 or a.seconds >= 1.5]
+    assert not slow, f"{len(slow)} of {len(answers)} answers were not a 503 within 1.5 s: {slow[:5]}"
+    assert all(a.retry_after == "2" and a.code == "database_unavailable" for a in answers), answers[:5]
+    assert len(answers) >= 50
+
+    wait_for(lambda: is_ready(running.base_url), 10, "/readyz 200 after SIGCONT", running.process)
+    listed = httpx.get(f"{running.base_url}/v1/reflections", headers=auth)
+    assert listed.status_code == 200
+    assert [r["name"] for r in listed.json()["reflections"]] == ["before"], (
+        "nothing asked during the freeze was written"
+    )
+    after = httpx.post(f"{running.base_url}/v1/reflections", json={"name": "after"}, headers=auth)
+    assert after.status_code == 201
+    replayed = httpx.post(
+        f"{running.base_url}/v1/reflections",
+        json={"name": "frozen 3"},
+        headers={**auth, "Idempotency-Key": "frozen-3"},
+    )
+    assert replayed.status_code == 201, "a key whose request failed during the freeze is free again"
+    assert "idempotent-replayed" not in replayed.headers
+
+
+def test_up_restarts_the_postgres_it_started_when_it_dies(running: Running) -> None:
+    postmaster = postmaster_pid(running.pg.data_dir)
+    os.kill(postmaster, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: not is_ready(running.base_url), 5, "/readyz 503 after the postmaster died", running.process)
+    wait_for(lambda: is_ready(running.base_url), 15, "/readyz 200 again", running.process)
+    assert time.monotonic() - killed_at < 15
+    assert postmaster_pid(running.pg.data_dir) != postmaster
+    log = running.log.read_text()
+    assert "restarting it" in log
+    auth = {"Authorization": f"Bearer {dev_token(running, 'restarted@example.test')}"}
+    assert httpx.post(f"{running.base_url}/v1/reflections", json={"name": "after"}, headers=auth).status_code == 201

@@ -43,6 +43,7 @@ ROWS = [
         "database_unavailable",
         "The database is unreachable; retry shortly.",
     ),
+    (errors.StorageUnavailable(), 503, "storage_unavailable", "Object storage is unreachable; retry shortly."),
     (
         ValidationException(detail="bad", extra=[{"message": "Expected `int`"}]),
         400,
@@ -200,6 +201,9 @@ def server_error(sqlstate: str) -> psycopg.Error:
         (PoolTimeout("no connection"), errors.DatabaseUnavailable),
         (psycopg.OperationalError("connection refused"), errors.DatabaseUnavailable),
         (psycopg.errors.lookup("57P01")("terminating connection"), errors.DatabaseUnavailable),
+        # The server's own deadlines: a statement past statement_timeout, a transaction left idle.
+        (psycopg.errors.lookup("57014")("canceling statement due to statement timeout"), errors.DatabaseUnavailable),
+        (psycopg.errors.lookup("25P03")("idle-in-transaction timeout"), errors.DatabaseUnavailable),
         (server_error("VG400"), errors.ClientError),
         (server_error("VG403"), errors.Forbidden),
         (server_error("VG404"), errors.NotFound),

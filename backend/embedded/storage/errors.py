@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# An invalid key is echoed in the error's message; a key kilobytes long is not.
+_ECHOED_KEY_CHARS = 200
+
 
 class StorageError(Exception):
     """An error with Supabase Storage's envelope."""
@@ -83,8 +86,14 @@ def invalid_request(message: str) -> StorageError:
 
 
 def invalid_key(key: str) -> StorageError:
-    """The object name is not one Storage accepts."""
-    return StorageError(400, "InvalidKey", f"Invalid key: {key}")
+    """The object name is not one Storage accepts (echoed as Storage does, cut short when it is long)."""
+    shown = key if len(key) <= _ECHOED_KEY_CHARS else f"{key[:_ECHOED_KEY_CHARS]}..."
+    return StorageError(400, "InvalidKey", f"Invalid key: {shown}")
+
+
+def invalid_parameter(name: str) -> StorageError:
+    """A parameter out of its range (Storage's `InvalidParameter`)."""
+    return StorageError(400, "InvalidParameter", f"Invalid Parameter {name}")
 
 
 def internal_error() -> StorageError:

@@ -70,7 +70,9 @@ async def standalone_storage(settings: Settings, dsn: str, root: Path) -> AsyncI
             raise PermissionError("not this run's key")
         return {"role": "service_role"}
 
-    pool = create_pool(dsn, msgspec.structs.replace(settings, db_pool_min=1, db_pool_max=2, db_connect_timeout=10))
+    # An operator script waits longer for the database than a request does.
+    patient = msgspec.structs.replace(settings, db_pool_min=1, db_pool_max=2, db_connect_timeout=10, db_timeout=10)
+    pool = create_pool(dsn, patient)
     await pool.open(wait=True)
     # Signing secret for URL tokens, which this client never asks for.
     app = Litestar(route_handlers=[storage_router(pool, secrets.token_urlsafe(48), root, caller)])

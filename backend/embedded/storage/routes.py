@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -23,9 +24,8 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
-from psycopg_pool import AsyncConnectionPool
 
-from backend.db.pool import Connection
+from backend.db.pool import Pool
 from backend.embedded.storage import errors
 from backend.embedded.storage.errors import StorageError
 from backend.embedded.storage.service import StorageService, StoredObject, UploadMeta
@@ -37,10 +37,16 @@ VerifyJwt = Callable[[str], Awaitable[Mapping[str, Any]]]
 _CHUNK = 64 * 1024
 # JSON bodies here are a handful of fields; uploads stream and set their own limit (None).
 _JSON_BODY_LIMIT = 1024 * 1024
+#: The latest expiry a signed URL may have: 9999-12-31T23:59:59Z, the last instant an HTTP date (its
+#: `Expires` header) can name. Storage's own bound is where a JavaScript date ends (its
+#: `assertValidNumericJWTExpiration`); past either, `expiresIn` is an InvalidParameter, not a 500.
+LATEST_EXPIRY = 253402300799
+# Paths in log lines are cut to this; a refused key can be kilobytes long.
+_LOGGED_PATH_CHARS = 200
 
 
 def storage_router(
-    pool: AsyncConnectionPool[Connection],
+    pool: Pool,
     signing_secret: str,
     root_dir: Path,
     verify_jwt: VerifyJwt,
@@ -122,7 +128,7 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
     ) -> dict[str, str]:
         key = _key(path)
         body = await _json_body(request)
-        expires_in = _positive_int(body.get("expiresIn"))
+        expires_in = _expires_in(body.get("expiresIn"))
         token = await service.sign_download(await caller(request), bucket, key, expires_in)
         return {"signedURL": f"/object/sign/{_quoted(bucket, key)}?token={token}"}
 
@@ -138,7 +144,9 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
             raise errors.invalid_jwt("Missing token")
         stored, expires_at = await service.find_signed(bucket, key, token)
         response = await _stream(stored, download)
-        response.headers["Expires"] = format_datetime(datetime.fromtimestamp(expires_at, tz=UTC), usegmt=True)
+        # Clamped: a token signed elsewhere with the same secret may claim an expiry no date can hold.
+        expires = datetime.fromtimestamp(min(expires_at, LATEST_EXPIRY), tz=UTC)
+        response.headers["Expires"] = format_datetime(expires, usegmt=True)
         return response
 
     return [create_signed_upload_url, upload_to_signed_url, create_signed_url, get_signed_object]
@@ -228,7 +236,8 @@ def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> R
             else StorageError(exc.status_code, "InvalidRequest", str(exc.detail))
         )
     else:
-        log.exception("storage request %s %s failed", request.method, request.url.path, exc_info=exc)
+        path = request.url.path[:_LOGGED_PATH_CHARS]
+        log.exception("storage request %s %s failed", request.method, path, exc_info=exc)
         error = errors.internal_error()
     return Response(content=error.body(), status_code=error.http_status, headers=headers)
 
@@ -265,14 +274,17 @@ async def _json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return value
 
 
-def _positive_int(value: Any) -> int:
-    # storage3 sends expiresIn as a string; Storage's schema coerces it to an integer >= 1.
+def _expires_in(value: Any) -> int:
+    """`expiresIn` as Storage takes it: an integer >= 1 (storage3 sends a string, which Storage's schema
+    coerces), whose expiry is one a date can hold (LATEST_EXPIRY)."""
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = 0
     if isinstance(value, bool) or number < 1:
         raise errors.invalid_request("body/expiresIn must be an integer >= 1")
+    if number > LATEST_EXPIRY - int(time.time()):
+        raise errors.invalid_parameter("expiresIn")
     return number
 
 

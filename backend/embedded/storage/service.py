@@ -27,10 +27,9 @@ import anyio
 from anyio import AsyncFile
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from backend.api.multipart import FormError, Part, form_boundary, read_form
-from backend.db.pool import Connection, service_transaction, user_transaction
+from backend.db.pool import Connection, Pool, service_transaction, user_transaction
 from backend.embedded.storage import errors
 from backend.embedded.storage.tokens import (
     sign_download_token,
@@ -41,12 +40,20 @@ from backend.embedded.storage.tokens import (
 
 Claims = Mapping[str, Any]
 
-# Supabase Storage's `isValidKey` character set (src/storage/limits.ts); `.`/`..` and empty
-# segments are refused on top of it because the key becomes a file path here.
-_VALID_KEY = re.compile(r"[\w/!\-.*'() &$@=;:+,?]+")
+# Supabase Storage's `isValidKey` character set (src/storage/limits.ts, ASCII only as JavaScript's
+# `\w` is); `.`/`..` and empty segments are refused on top of it because the key becomes a file path here.
+_VALID_KEY = re.compile(r"[\w/!\-.*'() &$@=;:+,?]+", re.ASCII)
+#: Storage itself sets no length limits, but its key becomes a file path here: Linux refuses a path
+#: segment over 255 bytes (NAME_MAX), and S3, under hosted Storage, a key over 1024 bytes (a valid key
+#: is ASCII, so its characters are its bytes). Refusing them up front makes a too-long name an
+#: InvalidKey before anything is signed or written, not a 500.
+MAX_KEY_SEGMENT_BYTES = 255
+MAX_KEY_BYTES = 1024
 _VALID_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _CHUNK = 64 * 1024
 _MAX_FORM_FIELD = 64 * 1024
+#: Where bodies stream to before they are moved into place (a name no bucket can have).
+UPLOADS_DIR = ".uploads"
 _OBJECT_COLUMNS = (
     "id, bucket_id, name, owner, owner_id, version, created_at, updated_at, last_accessed_at, metadata, user_metadata"
 )
@@ -98,11 +105,24 @@ class StoredObject:
 
 
 def validate_key(bucket: str, path: str) -> None:
-    """Refuse a bucket name or object key Storage would refuse, or one that could leave the root."""
+    """Refuse a bucket name or object key Storage would refuse, one that could leave the root, or one
+    too long to be a file path (see MAX_KEY_BYTES)."""
     if not _VALID_BUCKET.fullmatch(bucket):
         raise errors.invalid_key(bucket)
-    if not _VALID_KEY.fullmatch(path) or any(part in ("", ".", "..") for part in path.split("/")):
+    segments = path.split("/")
+    if (
+        len(path) > MAX_KEY_BYTES  # checked first, so a huge key is not scanned by the pattern
+        or not _VALID_KEY.fullmatch(path)
+        or any(part in ("", ".", "..") or len(part) > MAX_KEY_SEGMENT_BYTES for part in segments)
+    ):
         raise errors.invalid_key(f"{bucket}/{path}")
+
+
+async def lock_object(conn: Connection, bucket: str, path: str) -> None:
+    """Hold the object's lock until `conn`'s transaction ends. A write takes it before it moves a file
+    into place and commits the row; the orphan sweep (backend.embedded.storage.orphans) takes it before
+    removing a file it found without a row, so it never removes one whose row is about to commit."""
+    await conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket}/{path}",))
 
 
 def mime_allowed(mimetype: str, allowed: list[str] | None) -> bool:
@@ -118,7 +138,7 @@ class StorageService:
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Connection],
+        pool: Pool,
         signing_secret: str,
         root_dir: Path,
         *,
@@ -272,7 +292,7 @@ class StorageService:
         # A raw body's announced length is its size; a multipart one also counts the framing.
         if meta.content_length is not None and meta.content_length > limit and not multipart_body:
             raise errors.entity_too_large()
-        temp_dir = self._root / ".uploads"
+        temp_dir = self._root / UPLOADS_DIR
         await anyio.Path(temp_dir).mkdir(parents=True, exist_ok=True)
         received = _Received(temp_path=temp_dir / uuid.uuid4().hex)
         try:
@@ -313,6 +333,7 @@ class StorageService:
         target = self._file(bucket, path)
         try:
             async with transaction as conn:
+                await lock_object(conn, bucket, path)
                 object_id = await _write_row(
                     conn,
                     bucket=bucket,

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from psycopg_pool import AsyncConnectionPool
 
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Connection, service_transaction
+from backend.db.pool import Pool, service_transaction
 from backend.db.queries import load_queries
 from backend.providers.local.provider import LocalVoice
 
@@ -25,7 +24,7 @@ def _voice(row: dict[str, Any]) -> LocalVoice:
 class PostgresProfileStore:
     """A `ProfileStore` over the service role's pool."""
 
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     async def get(self, voice_id: str) -> LocalVoice | None:

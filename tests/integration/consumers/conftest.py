@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
-from backend.db.pool import Connection, create_pool
+from backend.db.pool import Pool, create_pool
 from backend.settings import settings_from_env
 
 
 @pytest.fixture
-async def pool(db_dsn: str) -> AsyncIterator[AsyncConnectionPool[Connection]]:
+async def pool(db_dsn: str) -> AsyncIterator[Pool]:
     service_pool = create_pool(db_dsn, settings_from_env({}))
     await service_pool.open(wait=True)
     try:

@@ -13,9 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
-from backend.db.pool import Connection
+from backend.db.pool import Connection, Pool
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer
 from tests.support import Conn, one
 
@@ -62,7 +61,7 @@ async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
 
 
 def consumer(
-    pool: AsyncConnectionPool[Connection],
+    pool: Pool,
     db_dsn: str | None,
     handler: Callable[[Message], Awaitable[datetime | None]],
     **config: Any,

@@ -16,10 +16,9 @@ import jwt
 import psycopg
 import pytest
 from litestar import Litestar
-from psycopg_pool import AsyncConnectionPool
 from storage3 import AsyncStorageClient
 
-from backend.db.pool import Connection, create_pool
+from backend.db.pool import Pool, create_pool
 from backend.embedded.storage.routes import storage_router
 from backend.settings import Settings
 from tests.fakes.server import serve
@@ -55,7 +54,7 @@ class _OpenPoolOnFirstRequest:
     """ASGI wrapper that opens the pool inside the server's own event loop (uvicorn runs in a thread
     with its own loop, and an async pool belongs to the loop that opened it)."""
 
-    def __init__(self, app: Any, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(self, app: Any, pool: Pool) -> None:
         self._app = app
         self._pool = pool
         self._opening: asyncio.Task[None] | None = None

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import httpx
 import pytest
+from litestar import Litestar
 from storage3.exceptions import StorageApiError
 
-from tests.integration.storage.conftest import StorageServer, user_token
+from backend.db.pool import create_pool
+from backend.embedded.storage.routes import LATEST_EXPIRY, storage_router
+from backend.embedded.storage.tokens import sign_download_token
+from backend.settings import Settings
+from tests.integration.storage.conftest import SECRET, StorageServer, user_token, verify_access_token
 
 TOO_LARGE = {
     "statusCode": "413",
@@ -128,3 +137,103 @@ async def test_missing_object_uses_the_supabase_envelope(
     assert (response.status_code, response.json()["code"]) == (400, "InvalidJWT")
     async with storage_server.client(user_token(alice)) as client:
         assert await client.from_("voice-samples").exists(f"{alice}/none.wav") is False
+
+
+async def test_a_name_too_long_for_a_file_is_an_invalid_key_before_anything_is_signed_or_written(
+    storage_server: StorageServer, users: tuple[uuid.UUID, uuid.UUID], http: httpx.AsyncClient
+) -> None:
+    alice, _ = users
+    headers = {"Authorization": f"Bearer {user_token(alice)}", "content-type": "audio/wav"}
+    base = storage_server.storage_url
+    long_segment = f"{alice}/{'s' * 252}.wav"  # 256 bytes: one more than a file name may have
+    long_key = f"{alice}/" + "/".join(["d" * 200] * 5) + "/a.wav"  # segments fine, 1049 bytes in all
+    for name in (long_segment, long_key):
+        for method, url in (
+            ("POST", f"{base}/object/upload/sign/voice-samples/{name}"),
+            ("POST", f"{base}/object/voice-samples/{name}"),
+            ("PUT", f"{base}/object/voice-samples/{name}"),
+            ("POST", f"{base}/object/sign/voice-samples/{name}"),
+        ):
+            body = b'{"expiresIn": 60}' if "/object/sign/" in url else b"RIFF"
+            response = await http.request(method, url, headers=headers, content=body)
+            assert response.status_code == 400, (method, url, response.text)
+            refused = response.json()
+            assert (refused["statusCode"], refused["code"]) == ("400", "InvalidKey")
+            assert refused["message"].startswith(f"Invalid key: voice-samples/{alice}/")
+            assert len(refused["message"]) < 250
+        assert storage_server.row("voice-samples", name) is None
+    assert storage_server.files() == []
+
+
+async def test_a_60_kb_path_is_an_invalid_key_and_is_not_echoed_into_the_log(
+    db_dsn: str, tmp_path: Path, users: tuple[uuid.UUID, uuid.UUID], caplog: pytest.LogCaptureFixture
+) -> None:
+    # In-process, as voicegate's own client reaches the stand-in: an HTTP server would refuse a request
+    # line this long before the app saw it.
+    alice, _ = users
+    pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=10))
+    await pool.open(wait=True)
+    app = Litestar(route_handlers=[storage_router(pool, SECRET, tmp_path / "objects", verify_access_token)])
+    name = f"{alice}/" + "a/" * 30_000 + "take.wav"
+    caplog.set_level(logging.DEBUG)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://storage") as client:
+            response = await client.post(
+                f"/storage/v1/object/upload/sign/voice-samples/{name}",
+                headers={"Authorization": f"Bearer {user_token(alice)}"},
+            )
+    finally:
+        await pool.close()
+    assert response.status_code == 400
+    assert (response.json()["code"], len(response.json()["message"])) == ("InvalidKey", len("Invalid key: ") + 203)
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
+    assert not (tmp_path / "objects").exists()
+
+
+async def test_expires_in_past_the_last_date_a_url_can_name_is_an_invalid_parameter(
+    storage_server: StorageServer, users: tuple[uuid.UUID, uuid.UUID], http: httpx.AsyncClient
+) -> None:
+    alice, _ = users
+    path = f"{alice}/take.wav"
+    async with storage_server.client(user_token(alice)) as client:
+        await client.from_("voice-samples").upload(path, b"RIFF", {"content-type": "audio/wav"})
+    url = f"{storage_server.storage_url}/object/sign/voice-samples/{path}"
+    headers = {"Authorization": f"Bearer {user_token(alice)}"}
+    too_late = LATEST_EXPIRY - int(time.time()) + 1
+    for expires_in in (too_late, str(too_late), 10**30, 1e300):
+        response = await http.post(url, headers=headers, json={"expiresIn": expires_in})
+        assert (response.status_code, response.json()) == (
+            400,
+            {
+                "statusCode": "400",
+                "error": "InvalidParameter",
+                "message": "Invalid Parameter expiresIn",
+                "code": "InvalidParameter",
+            },
+        ), expires_in
+    for nonsense in (0, -5, "9" * 5000, "soon", None, True):
+        response = await http.post(url, headers=headers, json={"expiresIn": nonsense})
+        assert (response.status_code, response.json()["code"]) == (400, "InvalidRequest"), nonsense
+
+    # A century is fine, and its URL downloads with an Expires header in that century.
+    century = 100 * 365 * 86400
+    signed = await http.post(url, headers=headers, json={"expiresIn": century})
+    assert signed.status_code == 200, signed.text
+    downloaded = await http.get(f"{storage_server.storage_url}{signed.json()['signedURL']}")
+    assert (downloaded.status_code, downloaded.content) == (200, b"RIFF")
+    expires = parsedate_to_datetime(downloaded.headers["expires"])
+    assert abs(expires.timestamp() - (time.time() + century)) < 60
+
+
+async def test_a_download_token_that_outlives_every_date_still_downloads(
+    storage_server: StorageServer, users: tuple[uuid.UUID, uuid.UUID], http: httpx.AsyncClient
+) -> None:
+    # Signed elsewhere with the same secret: the stand-in must not fail on an expiry no date can hold.
+    alice, _ = users
+    path = f"{alice}/take.wav"
+    async with storage_server.client(user_token(alice)) as client:
+        await client.from_("voice-samples").upload(path, b"RIFF", {"content-type": "audio/wav"})
+    token = sign_download_token(SECRET, "voice-samples", path, expires_in=10**15)
+    response = await http.get(f"{storage_server.storage_url}/object/sign/voice-samples/{path}", params={"token": token})
+    assert (response.status_code, response.content) == (200, b"RIFF")
+    assert response.headers["expires"] == "Fri, 31 Dec 9999 23:59:59 GMT"

@@ -7,9 +7,11 @@ from storage3.exceptions import StorageApiError
 
 from backend.embedded.storage import errors
 from backend.embedded.storage.errors import StorageError
-from backend.embedded.storage.service import mime_allowed, validate_key
+from backend.embedded.storage.service import MAX_KEY_BYTES, MAX_KEY_SEGMENT_BYTES, mime_allowed, validate_key
 from backend.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from backend.storage.client import _call
+
+KEY_OF_1024_BYTES = "/".join(["x" * 255] * 3 + ["x" * 254, "a"])
 
 
 @pytest.mark.parametrize(
@@ -30,8 +32,12 @@ def test_mime_allow_list(mimetype: str, allowed: list[str] | None, ok: bool) -> 
     assert mime_allowed(mimetype, allowed) is ok
 
 
-@pytest.mark.parametrize("path", ["u/a.wav", "u/sub dir/take (1).wav", "u/ä.wav", "a"])
+@pytest.mark.parametrize(
+    "path",
+    ["u/a.wav", "u/sub dir/take (1).wav", "a", f"u/{'s' * MAX_KEY_SEGMENT_BYTES}", KEY_OF_1024_BYTES],
+)
 def test_valid_keys(path: str) -> None:
+    assert len(path) <= MAX_KEY_BYTES
     validate_key("voice-samples", path)
 
 
@@ -46,6 +52,12 @@ def test_valid_keys(path: str) -> None:
         ("voice-samples", "u/x\\y"),
         ("voice-samples", "u/x\0"),
         ("voice-samples", "u/x\n"),
+        # Storage's pattern is ASCII only (supabase/supabase#34595: "Invalid key: example-über-test.gpx").
+        ("voice-samples", "u/ä.wav"),
+        # One segment over a file name's 255 bytes, or a key over 1024: InvalidKey, not an OS error.
+        ("voice-samples", f"u/{'s' * (MAX_KEY_SEGMENT_BYTES + 1)}"),
+        ("voice-samples", KEY_OF_1024_BYTES + "b"),
+        ("voice-samples", "u/" + "a/" * 30_000 + "b"),
         ("voice-samples\n", "u/x"),
         ("..", "u/x"),
         (".uploads", "u/x"),
@@ -55,6 +67,10 @@ def test_invalid_keys(bucket: str, path: str) -> None:
     with pytest.raises(StorageError) as refused:
         validate_key(bucket, path)
     assert refused.value.code == "InvalidKey"
+    assert (refused.value.status, refused.value.http_status) == (400, 400)
+    # The key is echoed, as Storage does, but a long one only in part.
+    assert refused.value.message.startswith(f"Invalid key: {bucket}")
+    assert len(refused.value.message) <= 220
 
 
 def test_envelope_and_legacy_http_status() -> None:

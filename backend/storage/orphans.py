@@ -1,0 +1,152 @@
+"""Objects in voicegate's buckets that no row claims, found and removed once past a grace period.
+
+An object is claimed, and so never touched here, when it is a sample's original or processed copy
+(recorded, or written beside its original before it is recorded), the upload of a draft voice awaiting
+its finalize, an attempt's preview, or a synthesis job's audio. Anything else in voice-samples,
+voice-previews and voice-renders that nobody wrote for the grace period is an orphan: a sample whose
+rows never committed (the database failed between the upload and the commit, and the removal that
+should have followed failed too), an object whose removal failed, a preview or render whose row is
+gone, or a file a client put in its own folder that voicegate never recorded (it would otherwise
+outlive every retention rule). The grace period keeps uploads in flight, which are written before
+their rows, out of it.
+
+This reads `storage.objects` as the service and removes through the Storage API, so it works the same
+against Supabase and the embedded stand-in. A file the stand-in holds with no `storage.objects` row at
+all is another kind of orphan, found by backend.embedded.storage.orphans.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import psycopg
+
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.pool import TransactionSource, transaction_from
+from backend.db.queries import load_queries
+from backend.errors import ServiceUnavailable, VoicegateError
+
+if TYPE_CHECKING:
+    from backend.storage.client import ObjectRemover
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+SAMPLES_BUCKET, PREVIEWS_BUCKET, RENDERS_BUCKET = BUCKETS = ("voice-samples", "voice-previews", "voice-renders")
+"""voicegate's own buckets, the only ones swept: those of samples.service, attempts.preview and
+synthesis.worker, spelled again here so an operator script need not load the workers (a test checks
+that they agree)."""
+AUDIT_ACTION = "storage.orphan_remove"
+
+
+class OrphanObject(msgspec.Struct, kw_only=True):
+    """One object no row claims. `outcome`: `would_remove` (dry run), `removed`, `skipped` (claimed or
+    rewritten meanwhile, or already gone), or `error` (nothing changed; `error` says why)."""
+
+    id: uuid.UUID
+    bucket_id: str
+    name: str
+    size_bytes: int | None
+    written_at: datetime
+    outcome: str
+    error: str | None = None
+
+
+class OrphanBatch(msgspec.Struct, kw_only=True):
+    """One batch, and the cursor for the next (None after the last)."""
+
+    objects: list[OrphanObject]
+    next_after: tuple[str, str] | None
+
+
+def _params(written_before: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "buckets": list(BUCKETS),
+        "samples_bucket": SAMPLES_BUCKET,
+        "previews_bucket": PREVIEWS_BUCKET,
+        "renders_bucket": RENDERS_BUCKET,
+        "written_before": written_before,
+        "id": None,
+        "after_bucket": None,
+        "after_name": None,
+        "limit": 1,
+    } | extra
+
+
+async def sweep_orphan_objects(
+    source: TransactionSource,
+    storage: ObjectRemover | None,
+    *,
+    written_before: datetime,
+    limit: int,
+    apply: bool,
+    actor: str,
+    after: tuple[str, str] | None = None,
+    detail: dict[str, Any] | None = None,
+) -> OrphanBatch:
+    """Look at one batch of up to `limit` orphans last written before `written_before`, after the cursor
+    `after`; with `apply`, remove each (see `remove_orphan_object`). `storage` may be None for a dry
+    run. An object whose removal fails is reported as `error` and left; continue with `next_after`."""
+    after_bucket, after_name = after or (None, None)
+    params = _params(written_before, limit=limit, after_bucket=after_bucket, after_name=after_name)
+    async with transaction_from(source) as conn:
+        rows = await fetch_all(conn, _Q["orphan_objects"], params)
+    next_after = (rows[-1]["bucket_id"], rows[-1]["name"]) if len(rows) == limit else None
+    if not apply:
+        return OrphanBatch(objects=[OrphanObject(**row, outcome="would_remove") for row in rows], next_after=next_after)
+    if storage is None:
+        raise ValueError("removing orphans needs a storage to remove them from")
+    found = []
+    for row in rows:
+        orphan = OrphanObject(**row, outcome="removed")
+        try:
+            if not await remove_orphan_object(
+                source, storage, orphan, written_before=written_before, actor=actor, detail=detail
+            ):
+                orphan.outcome = "skipped"
+        except (ServiceUnavailable, psycopg.OperationalError):
+            raise  # Storage or the database is down: every other removal would fail the same way
+        except (VoicegateError, psycopg.Error) as exc:
+            orphan.outcome, orphan.error = "error", f"{type(exc).__name__}: {exc}"[:300]
+        found.append(orphan)
+    return OrphanBatch(objects=found, next_after=next_after)
+
+
+async def remove_orphan_object(
+    source: TransactionSource,
+    storage: ObjectRemover,
+    orphan: OrphanObject,
+    *,
+    written_before: datetime,
+    actor: str,
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Remove the object if it still is an orphan, with an audit event (`storage.orphan_remove`) in the
+    same transaction; False when it is not one any more, or was gone already. Storage's own row is not
+    locked here: Storage's delete must be able to take it."""
+    async with transaction_from(source) as conn:
+        still = await fetch_optional(conn, _Q["orphan_objects"], _params(written_before, id=orphan.id))
+        if still is None or not await storage.remove(orphan.bucket_id, [orphan.name]):
+            return False
+        audit = {
+            **(detail or {}),
+            "bucket_id": orphan.bucket_id,
+            "name": orphan.name,
+            "size_bytes": orphan.size_bytes,
+            "written_at": orphan.written_at.isoformat(),
+        }
+        await fetch_one(
+            conn,
+            _Q["record_audit"],
+            {
+                "actor": actor,
+                "action": AUDIT_ACTION,
+                "subject_type": "storage_object",
+                "subject_id": str(orphan.id),
+                "detail": json.dumps(audit),
+            },
+        )
+    return True

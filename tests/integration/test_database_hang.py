@@ -1,0 +1,219 @@
+"""A hung database (every process of its server stopped with SIGSTOP) as the pool and the consumers meet
+it: each unit of database work fails with DatabaseUnavailable by its deadline, cut connections are
+discarded rather than pooled, the outage is logged once, a consumer neither dies nor counts it as a
+failed delivery nor handles a message twice, and everything heals after SIGCONT."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from backend.db.migrate import migrate
+from backend.db.pool import Pool, create_pool, ping, service_transaction, user_transaction
+from backend.embedded.postgres import EmbeddedPostgres
+from backend.errors import DatabaseUnavailable
+from backend.settings import Settings
+from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer
+from tests.conftest import server_dir, start_test_server
+from tests.support import create_user, frozen
+
+DEADLINE = 0.5
+SETTINGS = Settings(db_timeout=DEADLINE, db_connect_timeout=0.4, db_pool_min=2, db_pool_max=4)
+QUEUE = "voice_synthesis"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmbeddedPostgres]:
+    """A migrated server of this module's own: freezing it must not stop anyone else's tests."""
+    with server_dir("hang") as root:
+        pg = start_test_server(root)
+        try:
+            migrate(pg.dsn)
+            yield pg
+        finally:
+            pg.remove()
+
+
+@pytest.fixture
+async def pool(server: EmbeddedPostgres) -> AsyncIterator[Pool]:
+    opened = create_pool(server.dsn, SETTINGS)
+    await opened.open(wait=True)
+    await ping(opened)  # also ends any outage an earlier test left the process-wide log in
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "backend.outages"]
+
+
+async def healed(pool: Pool, within: float = 10.0) -> float:
+    """Seconds until a ping succeeds again."""
+    started = time.monotonic()
+    while True:
+        try:
+            await ping(pool)
+        except DatabaseUnavailable:
+            assert time.monotonic() - started < within, "the pool did not heal"
+            await asyncio.sleep(0.05)
+        else:
+            return time.monotonic() - started
+
+
+async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
+    server: EmbeddedPostgres, pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    inside, go = asyncio.Event(), asyncio.Event()
+
+    async def in_flight() -> None:
+        async with service_transaction(pool) as conn:
+            await conn.execute("select 1")
+            inside.set()
+            await go.wait()
+            await conn.execute("select 2")  # sent to a server that no longer answers
+
+    async def timed_ping() -> float:
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            await ping(pool)
+        return time.monotonic() - started
+
+    transaction = asyncio.create_task(in_flight())
+    await inside.wait()
+    with frozen(server.data_dir):
+        started = time.monotonic()
+        go.set()
+        # One ping takes the idle connection and hangs on its check; the rest wait for the pool.
+        pings = await asyncio.gather(*(timed_ping() for _ in range(6)))
+        with pytest.raises(DatabaseUnavailable):
+            await transaction
+        assert time.monotonic() - started < DEADLINE + 0.3
+        assert max(pings) < DEADLINE + 0.3
+        cut = pool.get_stats().get("returns_bad", 0)
+        assert cut >= 2, "the connections cut at their deadline were discarded, not pooled"
+    assert await healed(pool) < 5
+
+    # Seven failures, two kinds of cause (a check cut at its deadline, no connection in time): a line
+    # with a traceback for each kind, then one as it ends.
+    lines = outage_lines(caplog)
+    assert [level for level, _ in lines] == [logging.ERROR, logging.ERROR, logging.WARNING], lines
+    assert lines[0][1].startswith("database unavailable: ")
+    assert lines[1][1].startswith("database still unavailable, now: ")
+    recovered = re.fullmatch(r"database available again after (\d+) failed requests over [\d.]+ s", lines[2][1])
+    assert recovered is not None
+    assert int(recovered[1]) >= 7
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name != "backend.outages"]
+
+
+async def test_the_server_holds_each_transaction_to_the_deadline(server: EmbeddedPostgres, pool: Pool) -> None:
+    limits = (
+        "select current_setting('statement_timeout') as statement,"
+        " current_setting('idle_in_transaction_session_timeout') as idle"
+    )
+    async with service_transaction(pool) as conn:
+        assert await (await conn.execute(limits)).fetchone() == {"statement": "500ms", "idle": "500ms"}
+    async with service_transaction(pool, budget=2.5) as conn:
+        assert await (await conn.execute(limits)).fetchone() == {"statement": "2500ms", "idle": "2500ms"}
+    with psycopg.connect(server.dsn, autocommit=True) as admin:
+        user = create_user(admin)
+    async with user_transaction(pool, {"sub": str(user), "role": "authenticated"}) as conn:
+        assert await (await conn.execute(limits)).fetchone() == {"statement": "500ms", "idle": "500ms"}
+    # A statement that outlasts it fails as an outage would, and the next unit works.
+    with pytest.raises(DatabaseUnavailable):
+        async with service_transaction(pool) as conn:
+            await conn.execute("select pg_sleep(3)")
+    await ping(pool)
+
+
+def send(server: EmbeddedPostgres, body: dict[str, Any]) -> int:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        row = conn.execute("select pgmq.send(%s, %s::jsonb)", (QUEUE, json.dumps(body))).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def message_state(server: EmbeddedPostgres, msg_id: int) -> dict[str, Any]:
+    with psycopg.connect(server.dsn, autocommit=True, row_factory=dict_row) as conn:
+        archived = conn.execute(f"select read_ct from pgmq.a_{QUEUE} where msg_id = %s", (msg_id,)).fetchone()
+        errors = conn.execute(
+            "select count(*) as n from voicegate.queue_message_errors where msg_id = %s", (msg_id,)
+        ).fetchone()
+        dead = conn.execute("select count(*) as n from pgmq.q_voice_dead_letter").fetchone()
+    assert errors is not None
+    assert dead is not None
+    return {"archived": archived, "errors": errors["n"], "dead": dead["n"]}
+
+
+async def test_a_consumer_rides_out_a_hang_without_failing_or_repeating_a_message(
+    server: EmbeddedPostgres, pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    started: list[int] = []
+    done: list[int] = []
+    holding, release, hung = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handle(message: Message) -> None:
+        started.append(message.msg_id)
+        if message.message["n"] == 1:
+            # Provider work, say: it outlives the hang and finishes after it.
+            holding.set()
+            await release.wait()
+        else:
+            await hung.wait()
+            async with service_transaction(pool) as conn:  # fails by its deadline the first time
+                await conn.execute("select 1")
+        done.append(message.msg_id)
+
+    held, waiting = send(server, {"n": 1}), send(server, {"n": 2})
+    config = ConsumerConfig(queue=QUEUE, visibility_seconds=1, poll_interval=0.05, max_reads=2)
+    consumer = QueueConsumer(pool, config, handle, listen_dsn=None)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        await asyncio.wait_for(holding.wait(), 10)
+        await until(lambda: waiting in started)
+        with frozen(server.data_dir):
+            hung.set()
+            await asyncio.sleep(2.5)  # longer than the visibility timeout neither message could extend
+            assert not running.done(), "the consumer must not die of a hung database"
+        await healed(pool)
+        await until(lambda: waiting in done)  # delivered again once visible, and handled
+        # Whether a poll reads the held message before its extension gets through after a hang is a
+        # race; make it visible, as a longer hang would leave it, and give the polls time to see it.
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("select pgmq.set_vt(%s, %s, 0)", (QUEUE, held))
+        await asyncio.sleep(0.5)
+        release.set()
+        await until(lambda: message_state(server, held)["archived"] is not None)
+        await until(lambda: message_state(server, waiting)["archived"] is not None)
+    finally:
+        release.set()
+        hung.set()
+        stopping.set()
+        await asyncio.wait_for(running, 10)
+    assert started.count(held) == 1, "a message held through the hang is not handled a second time beside it"
+    assert started.count(waiting) == 2
+    assert sorted(done) == sorted([held, waiting])
+    for msg_id in (held, waiting):
+        state = message_state(server, msg_id)
+        assert (state["errors"], state["dead"]) == (0, 0), "waiting out a hang is not a failed delivery"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("queue_consumers")]
+
+
+async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
