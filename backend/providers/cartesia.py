@@ -9,13 +9,21 @@ mean the voice must be cloned again from its sample.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
 import httpx
 import msgspec
 
-from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.base import (
+    STREAM_SAMPLE_RATE,
+    ProviderVoice,
+    SampleRef,
+    SampleRules,
+    SynthesisResult,
+    primary_language,
+)
 from backend.providers.config import CartesiaSettings
 from backend.providers.enrolment import enroll_once, key_marker
 from backend.providers.errors import (
@@ -154,6 +162,18 @@ def _not_found(error: PermanentProviderError) -> VoiceNotFoundError:
     )
 
 
+@contextmanager
+def _unknown_voice_is_not_found() -> Iterator[None]:
+    """A 404 on synthesis that is not about the model means the voice is gone (a retired model is
+    `ModelRetiredError` already)."""
+    try:
+        yield
+    except PermanentProviderError as exc:
+        if exc.http_status == 404 and exc.provider_code != "model_not_found" and not isinstance(exc, ModelRetiredError):
+            raise _not_found(exc) from exc
+        raise
+
+
 class _Voice(msgspec.Struct):
     id: str
     name: str | None = None
@@ -282,28 +302,33 @@ class CartesiaProvider:
             if not response.content:
                 raise ValueError("empty audio answer")
 
-        payload = {
-            "model_id": voice.target_model or self.model_id,
-            "transcript": text,
-            "voice": {"mode": "id", "id": voice.voice_id},
-            "output_format": {"container": "wav", "encoding": "pcm_s16le", "sample_rate": OUTPUT_SAMPLE_RATE},
-        }
-        if voice.language:
-            payload["language"] = voice.language
-        try:
+        payload = self._tts_payload(voice, text, {"container": "wav", "encoding": "pcm_s16le"}, OUTPUT_SAMPLE_RATE)
+        with _unknown_voice_is_not_found():
             response = await self._http.request("POST", "/tts/bytes", json=payload, validate=has_audio)
-        except PermanentProviderError as exc:
-            if (
-                exc.http_status == 404
-                and exc.provider_code != "model_not_found"
-                and not isinstance(exc, ModelRetiredError)
-            ):
-                raise _not_found(exc) from exc
-            raise
         return SynthesisResult(
             audio=response.content,
             mime_type="audio/wav",
             sample_rate=OUTPUT_SAMPLE_RATE,
             request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
-            model=self.model_id,
+            model=payload["model_id"],
         )
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """``POST /tts/bytes`` in the ``raw`` container: its body streams the PCM as it is generated."""
+        payload = self._tts_payload(voice, text, {"container": "raw", "encoding": "pcm_s16le"}, STREAM_SAMPLE_RATE)
+        with _unknown_voice_is_not_found():
+            async with self._http.streaming("POST", "/tts/bytes", json=payload) as response:
+                async for chunk in self._http.body(response):
+                    yield chunk
+
+    def _tts_payload(self, voice: ProviderVoice, text: str, container: dict[str, str], rate: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            # A voice is spoken with the model it was cloned for; the configured one only for older voices.
+            "model_id": voice.target_model or self.model_id,
+            "transcript": text,
+            "voice": {"mode": "id", "id": voice.voice_id},
+            "output_format": {**container, "sample_rate": rate},
+        }
+        if voice.language:
+            payload["language"] = voice.language
+        return payload

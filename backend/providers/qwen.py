@@ -1,10 +1,11 @@
-"""Qwen (Alibaba DashScope) voice enrolment and non-realtime synthesis."""
+"""Qwen (Alibaba DashScope) voice enrolment and non-realtime synthesis, whole or streamed (SSE)."""
 
 from __future__ import annotations
 
 import base64
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, Final
 
 import httpx
@@ -121,6 +122,26 @@ class _SynthesisOutput(msgspec.Struct):
 class _SynthesisResponse(msgspec.Struct):
     output: _SynthesisOutput
     request_id: str | None = None
+
+
+class _StreamOutput(msgspec.Struct):
+    audio: _Audio | None = None
+    finish_reason: str | None = None
+
+
+class _StreamEvent(msgspec.Struct):
+    output: _StreamOutput | None = None
+    request_id: str | None = None
+
+
+# An SSE comment DashScope sends with every event: the HTTP status the event stands for.
+_EVENT_STATUS = re.compile(r"^:HTTP_STATUS/(\d{3})")
+
+
+class _SseEvent(msgspec.Struct):
+    name: str
+    data: str
+    status: int
 
 
 def classify(response: httpx.Response) -> ProviderError:
@@ -326,3 +347,54 @@ class QwenProvider:
         else:
             raise TransientProviderError(PROVIDER, "The voice provider returned no audio.", request_id=body.request_id)
         return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id, model=model)
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """The same generation call with ``X-DashScope-SSE: enable``: every event carries the next piece of
+        audio as base64 PCM (24 kHz, 16-bit, mono) in ``output.audio.data``; an ``error`` event is
+        classified like an error answer."""
+        model = voice.target_model or self.target_model
+        payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
+        headers = {"X-DashScope-SSE": "enable", "Accept": "text/event-stream"}
+        async with self._http.streaming("POST", GENERATION_PATH, json=payload, headers=headers) as response:
+            async for event in _sse_events(self._http.body(response)):
+                if event.name == "error":
+                    raise classify(httpx.Response(event.status if event.status >= 400 else 500, text=event.data))
+                try:
+                    body = msgspec.json.decode(event.data, type=_StreamEvent)
+                    audio = body.output.audio if body.output is not None else None
+                    chunk = base64.b64decode(audio.data, validate=True) if audio is not None and audio.data else b""
+                except (msgspec.MsgspecError, ValueError) as exc:
+                    raise TransientProviderError(
+                        PROVIDER, "The voice provider sent an unreadable answer.", operator_detail=str(exc)
+                    ) from exc
+                if chunk:
+                    yield chunk
+
+
+async def _sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[_SseEvent]:
+    """Server-sent events from a byte stream: ``event:`` and ``data:`` fields up to each blank line, with
+    DashScope's ``:HTTP_STATUS/nnn`` comment as the event's status."""
+    buffer = b""
+    name, status = "message", 200
+    data: list[str] = []
+    async for chunk in chunks:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+            if not line:
+                if data:
+                    yield _SseEvent(name=name, data="\n".join(data), status=status)
+                name, data, status = "message", [], 200
+            elif line.startswith(":"):
+                found = _EVENT_STATUS.match(line)
+                status = int(found[1]) if found else status
+            else:
+                field, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if field == "event":
+                    name = value
+                elif field == "data":
+                    data.append(value)
+    if data:
+        yield _SseEvent(name=name, data="\n".join(data), status=status)

@@ -23,7 +23,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
@@ -433,10 +433,35 @@ class SelfhostedProvider:
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """`POST /v1/audio/speech` for a WAV: naming a registered voice, or carrying an inline reference."""
+        payload = await self._speech_payload(voice, text, "wav")
+
+        def has_audio(response: httpx.Response) -> None:
+            if not response.content:
+                raise ValueError("empty audio answer")
+
+        response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio)
+        mime = response.headers.get("content-type", "audio/wav").split(";")[0].strip() or "audio/wav"
+        return SynthesisResult(audio=response.content, mime_type=mime, request_id=response.headers.get("x-request-id"))
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """`POST /v1/audio/speech` as `pcm` (OpenAI's: 24 kHz 16-bit little-endian mono), read as it
+        arrives; a server that does not stream sends it all at once, which still plays."""
+        payload = await self._speech_payload(voice, text, "pcm")
+        try:
+            async with self._http.streaming("POST", SPEECH_PATH, json=payload) as response:
+                async for chunk in self._http.body(response):
+                    yield chunk
+        except _SeeOther as moved:
+            # Modal's 150 s cap met before the first byte: a live stream cannot wait for a polled result.
+            raise TransientProviderError(
+                PROVIDER, "The self-hosted voice server did not start speaking in time."
+            ) from moved
+
+    async def _speech_payload(self, voice: ProviderVoice, text: str, response_format: str) -> dict[str, Any]:
         if not text.strip():
             raise PermanentProviderError(PROVIDER, "There is no text to speak.", provider_code="empty_text")
         stored = await self._store.get(voice.voice_id) if self._store is not None else None
-        payload: dict[str, Any] = {"input": text, "response_format": "wav"}
+        payload: dict[str, Any] = {"input": text, "response_format": response_format}
         if stored is not None:
             payload["ref_audio"] = data_url(stored.audio, stored.mime_type)
             if stored.ref_text:
@@ -449,14 +474,7 @@ class SelfhostedProvider:
             payload["voice"] = voice.voice_id
         if self.model:
             payload["model"] = self.model
-
-        def has_audio(response: httpx.Response) -> None:
-            if not response.content:
-                raise ValueError("empty audio answer")
-
-        response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio)
-        mime = response.headers.get("content-type", "audio/wav").split(";")[0].strip() or "audio/wav"
-        return SynthesisResult(audio=response.content, mime_type=mime, request_id=response.headers.get("x-request-id"))
+        return payload
 
     # -- shapes ---------------------------------------------------------------------------------------
     def _require_store(self) -> ReferenceStore:

@@ -1,4 +1,5 @@
-"""Fake Cartesia: ``/voices/clone``, ``/voices`` (page object), ``/voices/{id}`` and ``/tts/bytes``."""
+"""Fake Cartesia: ``/voices/clone``, ``/voices`` (page object), ``/voices/{id}`` and ``/tts/bytes``, whose
+body streams as the audio is made (as the real one's does)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.audio import tone_wav
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, json_response
+from tests.fakes.audio import tone_pcm, tone_wav
+from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 VERSIONS = ("2024-06-10", "2024-11-13", "2025-04-16", "2026-03-01")
 LANGUAGES = frozenset(
@@ -184,7 +185,7 @@ class CartesiaFake(FakeProvider):
             return self._error(404, "not_found", "Not Found", f"Voice {params['voice_id']} not found")
         return Response(204)
 
-    async def _tts(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+    async def _tts(self, request: RecordedRequest, _: dict[str, str]) -> Response | Streamed:
         if (error := self._check(request)) is not None:
             return error
         try:
@@ -205,5 +206,12 @@ class CartesiaFake(FakeProvider):
         rate = fmt.get("sample_rate")
         if fmt.get("container") not in {"raw", "wav", "mp3"} or rate not in SAMPLE_RATES:
             return self._error(400, "invalid_request", "Invalid request", "Invalid output_format")
-        audio = tone_wav(min(0.05 * len(body["transcript"]), 5.0), rate)
-        return Response(200, audio, [("content-type", "audio/wav")])
+        seconds = min(0.05 * len(body["transcript"]), 5.0)
+        if fmt["container"] == "raw":
+            if fmt.get("encoding") != "pcm_s16le":
+                return self._error(400, "invalid_request", "Invalid request", "The fake speaks pcm_s16le only")
+            audio, mime = tone_pcm(seconds, rate), "audio/pcm"
+        else:
+            audio, mime = tone_wav(seconds, rate), "audio/wav"
+        # 0.1 s of audio a chunk, the first after the fake's stream interval.
+        return Streamed(200, chunked(audio, rate // 10 * 2), [("content-type", mime)])

@@ -19,8 +19,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tests.fakes.audio import tone_wav, wav_info
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, json_response
+from tests.fakes.audio import tone_pcm, tone_wav, wav_info
+from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 Mode = Literal["registry", "inline", "modal"]
 MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
@@ -87,7 +87,7 @@ class SelfhostedFake(FakeProvider):
         self.cold_starts = 0
         self.polls = 0
         self.warm = False
-        self._calls: dict[str, asyncio.Task[Response]] = {}
+        self._calls: dict[str, asyncio.Task[Response | Streamed]] = {}
         self._start_lock: asyncio.Lock | None = None
         if mode != "inline":
             self.route("GET", "/v1/audio/voices", self._list)
@@ -121,7 +121,7 @@ class SelfhostedFake(FakeProvider):
         return None
 
     # -- Modal's web endpoint in front of the server ----------------------------------------------------
-    async def _dispatch(self, request: RecordedRequest) -> Response:
+    async def _dispatch(self, request: RecordedRequest) -> Response | Streamed:
         if self.mode != "modal":
             return await super()._dispatch(request)
         if (request.headers.get("modal-key"), request.headers.get("modal-secret")) != (
@@ -136,7 +136,7 @@ class SelfhostedFake(FakeProvider):
         task = asyncio.ensure_future(self._in_container(request))
         return await self._answer_within_cap(task)
 
-    async def _in_container(self, request: RecordedRequest) -> Response:
+    async def _in_container(self, request: RecordedRequest) -> Response | Streamed:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
@@ -149,7 +149,9 @@ class SelfhostedFake(FakeProvider):
                 self.warm = True
         return await super()._dispatch(request)
 
-    async def _answer_within_cap(self, task: asyncio.Task[Response], call_id: str | None = None) -> Response:
+    async def _answer_within_cap(
+        self, task: asyncio.Task[Response | Streamed], call_id: str | None = None
+    ) -> Response | Streamed:
         done, _ = await asyncio.wait({task}, timeout=self.result_cap_s)
         if task in done:
             if call_id is not None:
@@ -159,7 +161,7 @@ class SelfhostedFake(FakeProvider):
         self._calls[call_id] = task
         return Response(303, b"", [("location", f"{RESULT_PREFIX}{call_id}")])
 
-    async def _result(self, call_id: str) -> Response:
+    async def _result(self, call_id: str) -> Response | Streamed:
         self.polls += 1
         task = self._calls.get(call_id)
         if task is None:
@@ -206,7 +208,7 @@ class SelfhostedFake(FakeProvider):
             return json_response(404, {"success": False, "error": f"Voice '{params['name']}' not found"})
         return json_response(200, {"success": True, "message": f"Voice '{params['name']}' deleted successfully"})
 
-    async def _speech(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+    async def _speech(self, request: RecordedRequest, _: dict[str, str]) -> Response | Streamed:
         if (error := self._unauthorized(request)) is not None:
             return error
         try:
@@ -225,7 +227,12 @@ class SelfhostedFake(FakeProvider):
             return used
         await asyncio.sleep(self.speech_delay_s)
         self.speeches.append({"input": text, **used})
-        audio = tone_wav(min(0.05 * len(text), 5.0), OUTPUT_RATE)
+        seconds = min(0.05 * len(text), 5.0)
+        if body.get("response_format") == "pcm":
+            # OpenAI's `pcm`: raw 24 kHz 16-bit little-endian mono, sent as it is made (0.1 s a chunk).
+            headers = [("content-type", "audio/pcm"), ("x-request-id", uuid.uuid4().hex)]
+            return Streamed(200, chunked(tone_pcm(seconds, OUTPUT_RATE), OUTPUT_RATE // 10 * 2), headers)
+        audio = tone_wav(seconds, OUTPUT_RATE)
         return Response(200, audio, [("content-type", "audio/wav"), ("x-request-id", uuid.uuid4().hex)])
 
     def _reference(self, body: dict[str, Any]) -> dict[str, Any] | Response:

@@ -64,6 +64,8 @@ TABLES: Allowed = {
     },
     # Owners list their webhook endpoints; `/v1/webhooks` (the service) creates and deletes them.
     "public.webhook_endpoints": {"authenticated": {"select"}, "service_role": READ_WRITE},
+    # Usage of streamed speech: owners read theirs, the service records it.
+    "public.speech_streams": {"authenticated": {"select"}, "service_role": READ_WRITE},
     # Legacy producers write through the service; nobody else touches it.
     "public.voice_clone_outbox": {"service_role": {"select", "insert"}},
     "voicegate.attempt_moves": {"service_role": {"select"}},
