@@ -26,9 +26,10 @@ from backend.db.pool import create_pool
 from backend.problem import problem_response
 from backend.provenance import ProvenanceSigner
 from backend.providers.http import create_http_client
-from backend.reflections.routes import ReflectionsController, ReflectionVoiceController
+from backend.reflections.routes import ReflectionsController, ReflectionVoiceController, SessionsController
 from backend.samples.routes import VoiceSamplesController
 from backend.settings import Settings
+from backend.speech.routes import ReflectionSpeechController, VoiceSpeechController
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 from backend.synthesis.routes import CloneJobsController
 from backend.voices.routes import CloneController, VoicesController
@@ -61,10 +62,13 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         *health_routes,
         ReflectionsController,
         ReflectionVoiceController,
+        SessionsController,
         VoicesController,
         CloneController,
         VoiceSamplesController,
         CloneJobsController,
+        ReflectionSpeechController,
+        VoiceSpeechController,
         WebhooksController,
         InternalController,
         *web_handlers(settings),

@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--fake-providers",
         action="store_true",
-        help="also serve the local fakes of Qwen, ElevenLabs and Cartesia (development checkouts only)"
+        help="also serve the local fakes of Qwen, ElevenLabs, Cartesia and a self-hosted speech server"
+        " (development checkouts only)"
         " and point this run's provider settings at them",
     )
     up.set_defaults(run=_up)
@@ -191,15 +192,20 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 def _up_with_fake_providers(settings: Settings) -> int:
     """`up`, with the providers' fakes served on loopback and configured as this run's providers."""
     try:
-        from tests.fakes import CartesiaFake, ElevenLabsFake, QwenFake, serve  # noqa: PLC0415
+        from tests.fakes import CartesiaFake, ElevenLabsFake, QwenFake, SelfhostedFake, serve  # noqa: PLC0415
     except ImportError:
         print("voicegate: --fake-providers needs a development checkout (tests/fakes)", file=sys.stderr)
         return 2
-    qwen, eleven, cartesia = QwenFake(), ElevenLabsFake(), CartesiaFake()
+    qwen, eleven, cartesia, selfhosted = QwenFake(), ElevenLabsFake(), CartesiaFake(), SelfhostedFake()
     with contextlib.ExitStack() as stack:
         urls = {
             name: stack.enter_context(serve(fake))
-            for name, fake in (("qwen", qwen), ("elevenlabs", eleven), ("cartesia", cartesia))
+            for name, fake in (
+                ("qwen", qwen),
+                ("elevenlabs", eleven),
+                ("cartesia", cartesia),
+                ("selfhosted", selfhosted),
+            )
         }
         env = {
             **os.environ,
@@ -209,6 +215,8 @@ def _up_with_fake_providers(settings: Settings) -> int:
             "ELEVENLABS_BASE_URL": urls["elevenlabs"],
             "CARTESIA_API_KEY": cartesia.api_key,
             "CARTESIA_BASE_URL": urls["cartesia"],
+            "SELFHOSTED_BASE_URL": urls["selfhosted"],
+            "SELFHOSTED_MODEL": selfhosted.model,
         }
         for name, url in urls.items():
             print(f"fake {name} provider: {url}", flush=True)

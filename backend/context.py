@@ -16,6 +16,7 @@ import msgspec
 from backend.db.pool import Pool
 from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.registry import ProviderSet
+from backend.providers.selfhosted_store import PostgresReferenceStore
 from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
@@ -68,10 +69,16 @@ def build_lifecycle(
     signer: ProvenanceSigner,
 ) -> Lifecycle:
     """The lifecycle context of a process, owning `signer` (built at start-up with
-    `ProvenanceSigner.from_settings`): local voices live in the database, shared by all workers."""
+    `ProvenanceSigner.from_settings`): local voices and inline self-hosted references live in the
+    database, shared by all workers."""
     if settings.providers is None:
         raise ValueError("the lifecycle needs provider settings (settings_from_env reads them)")
-    providers = ProviderSet(settings.providers, http_client, profile_store=PostgresProfileStore(pool))
+    providers = ProviderSet(
+        settings.providers,
+        http_client,
+        profile_store=PostgresProfileStore(pool),
+        reference_store=PostgresReferenceStore(pool),
+    )
     project = None
     if settings.webhook_url is not None and settings.webhook_secret is not None:
         project = Target(settings.webhook_url, settings.webhook_secret, trusted=True)

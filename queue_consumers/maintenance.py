@@ -59,12 +59,15 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> Sweep
         dead = int((await fetch_one(conn, _Q["dead_letter_count"], {}))["n"])
     expired = await purge_expired_samples(source, storage, limit=SWEEP_LIMIT, apply=True, actor="maintenance")
     purged = sum(1 for sample in expired.samples if sample.outcome == "purged")
+    trimmed = sum(1 for sample in expired.samples if sample.outcome == "trimmed")
     failed = [sample for sample in expired.samples if sample.outcome == "error"]
     orphans_removed = await _sweep_orphans(settings, source, storage)
     if touched:
         log.warning("maintenance: requeued or failed %d stale attempt(s)", len(touched))
     if purged:
         log.info("maintenance: purged %d expired sample(s)", purged)
+    if trimmed:
+        log.info("maintenance: removed the originals of %d expired sample(s) kept for re-enrolment", trimmed)
     for sample in failed:
         log.error("maintenance: could not purge expired sample %s: %s", sample.sample_id, sample.error)
     if dead:

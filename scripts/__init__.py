@@ -13,4 +13,5 @@ SCRIPT_NAMES = (
     "sweep-orphan-objects",
     "replay-dead-letters",
     "reconcile-provider-voices",
+    "migrate-voices",
 )

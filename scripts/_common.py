@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import msgspec
 import psycopg
 from psycopg.rows import dict_row
@@ -32,10 +33,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from backend.db.execute import fetch_one
-from backend.db.pool import Connection
+from backend.db.pool import Connection, create_pool
 from backend.db.queries import load_queries
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
+from backend.providers.local.db_store import PostgresProfileStore
+from backend.providers.registry import ProviderSet
+from backend.providers.selfhosted_store import PostgresReferenceStore
 from backend.settings import Settings, SettingsError, settings_from_env, with_auth
 
 if TYPE_CHECKING:
@@ -64,6 +68,10 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class OpsError(Exception):
     """The run cannot go on; the message is for the operator (no secrets, no DSN)."""
+
+
+class UsageError(OpsError):
+    """The arguments ask for something this configuration cannot do (exit 2), found once connected."""
 
 
 def duration(value: str) -> timedelta:
@@ -401,6 +409,10 @@ def run(
         )
     except KeyboardInterrupt:
         error = "interrupted"
+    except UsageError as exc:
+        render(report, as_json=args.json, run_id=run_id, actor=actor, error=str(exc))
+        print(f"voicegate ops {name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (OpsError, VoicegateError, ProviderError, psycopg.Error) as exc:
         error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:
@@ -440,6 +452,27 @@ async def _run(
         await body(ops)
     finally:
         await conn.close()
+
+
+@asynccontextmanager
+async def provider_set(ops: Ops) -> AsyncIterator[ProviderSet]:
+    """The provider adapters this run uses, as the workers build them: `local` voices and inline
+    `selfhosted` references are read from this database through a small service pool."""
+    settings = ops.settings.providers
+    if settings is None:
+        raise RuntimeError("settings_from_env always reads provider settings")
+    pool = create_pool(ops.dsn, msgspec.structs.replace(ops.settings, db_pool_min=1, db_pool_max=2))
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False) as http:
+        await pool.open(wait=True)
+        try:
+            yield ProviderSet(
+                settings,
+                http,
+                profile_store=PostgresProfileStore(pool),
+                reference_store=PostgresReferenceStore(pool),
+            )
+        finally:
+            await pool.close()
 
 
 def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:

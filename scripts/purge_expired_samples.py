@@ -1,6 +1,7 @@
 """`voicegate ops purge-expired-samples`: the retention purge on demand. Expired samples are listed
 (dry run) or purged with their original and processed objects (--apply), one sample per transaction,
-objects first, each with an audit event; see backend/samples/purge.py.
+objects first, each with an audit event; a sample kept for re-enrolment (its owner's consent, its voice
+alive) loses only its original; see backend/samples/purge.py.
 
 Where the objects are removed:
   * Supabase (DATABASE_URL set): Supabase Storage at SUPABASE_URL/storage/v1 with the service key
@@ -29,7 +30,7 @@ COLUMNS = ["sample_id", "owner_id", "bucket_id", "object_path", "processed_objec
 async def purge(ops: Ops) -> None:
     """List (dry run) or purge every sample expired by the database's clock at the start of the run."""
     report = ops.report
-    for name in ("problems", "purged", "skipped", "errors"):
+    for name in ("problems", "purged", "trimmed", "skipped", "errors"):
         report.counts[name] = 0
     cutoff = await ops.database_now()
     if ops.apply:
@@ -37,9 +38,9 @@ async def purge(ops: Ops) -> None:
             await _batches(ops, storage, cutoff)
     else:
         await _batches(ops, None, cutoff)
-    report.counts["fixed"] = report.counts["purged"]
+    report.counts["fixed"] = report.counts["purged"] + report.counts["trimmed"]
     # Skipped samples were purged (or extended) by someone else meanwhile.
-    report.counts["unfixed"] = report.counts["problems"] - report.counts["purged"] - report.counts["skipped"]
+    report.counts["unfixed"] = report.counts["problems"] - report.counts["fixed"] - report.counts["skipped"]
 
 
 async def _batches(ops: Ops, storage: ObjectStorage | None, cutoff: datetime) -> None:
@@ -59,7 +60,7 @@ async def _batches(ops: Ops, storage: ObjectStorage | None, cutoff: datetime) ->
             )
             for sample in batch.samples:
                 ops.report.add("problems")
-                if sample.outcome in {"purged", "skipped"}:
+                if sample.outcome in {"purged", "trimmed", "skipped"}:
                     ops.report.add(sample.outcome)
                 elif sample.outcome == "error":
                     ops.report.add("errors")

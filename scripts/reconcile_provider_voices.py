@@ -23,26 +23,20 @@ import argparse
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import msgspec
-
 from backend.attempts import service as attempts
 from backend.db.execute import fetch_all
-from backend.db.pool import create_pool
 from backend.db.queries import load_queries
 from backend.providers.base import ProviderVoice, VoiceProvider
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.enrolment import KeyTag, key_tag
 from backend.providers.errors import ProviderError, VoiceNotFoundError
-from backend.providers.local.db_store import PostgresProfileStore
-from backend.providers.registry import build_provider
-from scripts._common import Ops, chunks, duration, parser, run
+from scripts._common import Ops, chunks, duration, parser, provider_set, run
 
 NAME = "reconcile-provider-voices"
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -125,21 +119,13 @@ async def _providers(ops: Ops) -> AsyncIterator[list[tuple[str, VoiceProvider]]]
     if settings is None:
         raise RuntimeError("settings_from_env always reads provider settings")
     chosen: Sequence[str] = ops.args.provider or PROVIDER_NAMES
-    async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False))
+    async with provider_set(ops) as providers:
         built: list[tuple[str, VoiceProvider]] = []
         for name in chosen:
             if not settings.has_key(name):
                 ops.report.notes.append(f"{name}: not configured ({key_variable(name)} unset), not checked")
                 continue
-            store = None
-            if name == "local":
-                # Local voices live in this database (voicegate.local_voices), read through the service.
-                pool = create_pool(ops.dsn, msgspec.structs.replace(ops.settings, db_pool_min=1, db_pool_max=2))
-                await pool.open(wait=True)
-                stack.push_async_callback(pool.close)
-                store = PostgresProfileStore(pool)
-            built.append((name, build_provider(name, settings, http, profile_store=store)))
+            built.append((name, providers.get(name)))
         yield built
 
 

@@ -1,7 +1,7 @@
 """What the OpenAPI document says beyond each handler's types: the bearer token the user routes take,
 every error status a route can answer (an RFC 9457 problem+json body), the `Idempotency-Key` header,
-and the multipart body of the two sample upload routes (they stream it themselves, so Litestar cannot
-see it). A client generator and Swagger's "Try it out" work from this alone.
+the multipart body of the two sample upload routes (they stream it themselves, so Litestar cannot
+see it), and the audio the speech routes stream. A client generator and Swagger's "Try it out" work from this alone.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Components,
     OpenAPIFormat,
+    OpenAPIHeader,
     OpenAPIMediaType,
+    OpenAPIResponse,
     OpenAPIType,
     Operation,
     Parameter,
@@ -26,6 +28,7 @@ from litestar.openapi.spec import (
 
 from backend.problem import PROBLEM_JSON
 from backend.providers.config import PROVIDER_NAMES
+from backend.speech.formats import MEDIA_TYPES
 
 BEARER: Final = "bearer"
 #: The `security` of every route that acts for a signed-in user.
@@ -143,3 +146,38 @@ class SampleUploadOperation(IdempotentOperation):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.request_body = SAMPLE_FORM
+
+
+_BINARY: Final = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+_TEXT: Final = Schema(type=OpenAPIType.STRING)
+_STREAM_HEADERS: Final = {
+    "Voicegate-Stream-Id": "The stream's usage record (`speech_streams`).",
+    "Voicegate-Voice-Id": "The voice that speaks.",
+    "Voicegate-Attempt-Id": "The reflection's active clone attempt (reflection route only): a runtime that sees it "
+    "change knows the reflection's voice changed.",
+    "Voicegate-Sample-Rate": "24000: the PCM every format is made from.",
+}
+SPEECH_AUDIO: Final = OpenAPIResponse(
+    description="The audio, chunked as it is made, in the requested `format`: `pcm_24000` is raw 16-bit "
+    "little-endian mono PCM at 24 kHz; `wav` is that PCM behind a header whose sizes are 0xFFFFFFFF (the length is "
+    "not known when it starts); `mp3` is MPEG-2 Layer III at 64 kbit/s. A stream cut off midway (the provider "
+    "failed after the audio began) ends without its final chunk.",
+    content={
+        media_type.split(";", 1)[0]: OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        )
+        for media_type in MEDIA_TYPES.values()
+    },
+    headers={
+        name: OpenAPIHeader(description=words, schema=Schema(type=OpenAPIType.STRING))
+        for name, words in _STREAM_HEADERS.items()
+    },
+)
+
+
+@dataclass
+class SpeechOperation(Operation):
+    """A speech route: its 200 is audio streamed in one of the formats, not JSON."""
+
+    def __post_init__(self) -> None:
+        self.responses = {**(self.responses or {}), "200": SPEECH_AUDIO}

@@ -219,15 +219,51 @@ async def create_custom(
     return _row(row)
 
 
+async def create_reenrolment(
+    conn: Connection,
+    *,
+    owner_id: uuid.UUID,
+    voice_id: uuid.UUID,
+    provider: str,
+    source: str,
+    sample_id: uuid.UUID | None,
+    reflection_id: uuid.UUID | None,
+    preview: bool,
+    provider_voice_id: str | None = None,
+    target_model: str | None = None,
+) -> AttemptRow:
+    """An attempt that gives an existing voice a provider voice again, as the service: `source` says why
+    (`provider_migration`: an operator moved it; `provider_churn`: the provider lost it). It enrols from
+    `sample_id`, or, given `provider_voice_id`, reuses that reference (verified, never enrolled again)."""
+    row = await fetch_one(
+        conn,
+        _Q["insert_reenrolment_attempt"],
+        {
+            "owner_id": owner_id,
+            "voice_id": voice_id,
+            "reflection_id": reflection_id,
+            "sample_id": sample_id,
+            "provider": provider,
+            "source": source,
+            "preview": preview,
+            "provider_voice_id": provider_voice_id,
+            "target_model": target_model,
+        },
+    )
+    return _row(row)
+
+
 async def retry(conn: Connection, attempt_id: uuid.UUID) -> AttemptRow:
     """A new attempt copying `attempt_id`'s voice, sample, provider and preview rule, as the service;
     inserting it supersedes the old one. The retry route, dead-letter replay and zombie re-clone use it."""
     return _row(await fetch_one(conn, _Q["retry_attempt"], {"attempt_id": attempt_id}))
 
 
-async def open_for_voice(conn: Connection, voice_id: uuid.UUID) -> AttemptRow | None:
-    """The voice's newest attempt still under way, if any."""
-    row = await fetch_optional(conn, _Q["open_for_voice"], {"voice_id": voice_id, "open": _OPEN})
+async def open_for_voice(
+    conn: Connection, voice_id: uuid.UUID, *, besides: uuid.UUID | None = None
+) -> AttemptRow | None:
+    """The voice's newest attempt still under way, if any (other than `besides`)."""
+    row = await fetch_optional(conn, _Q["open_for_voice"], {"voice_id": voice_id, "open": _OPEN, "besides": besides})
     return None if row is None else _row(row)
 
 

@@ -26,6 +26,14 @@ values (%(owner_id)s, %(voice_id)s, %(reflection_id)s, %(provider)s, 'custom_voi
         %(provider_voice_id)s, %(target_model)s)
 returning *;
 
+-- name: insert_reenrolment_attempt
+insert into public.voice_clone_attempts
+  (owner_id, voice_id, reflection_id, sample_id, provider, source, preview_required, preview_status,
+   provider_voice_id, provider_target_model)
+values (%(owner_id)s, %(voice_id)s, %(reflection_id)s, %(sample_id)s, %(provider)s, %(source)s, %(preview)s,
+        case when %(preview)s then 'pending' else 'not_required' end, %(provider_voice_id)s, %(target_model)s)
+returning *;
+
 -- name: retry_attempt
 insert into public.voice_clone_attempts
   (owner_id, voice_id, reflection_id, sample_id, provider, source, preview_required, max_retries)
@@ -38,6 +46,7 @@ returning *;
 -- The voice's clone still under way, if any: a job made now waits for it.
 select * from public.voice_clone_attempts
  where voice_id = %(voice_id)s and status = any(%(open)s::text[])
+   and id is distinct from %(besides)s::uuid
  order by created_at desc
  limit 1;
 

@@ -40,7 +40,8 @@ from backend.providers.errors import (
 )
 from backend.samples import check as sample_check
 from backend.samples import service as samples
-from backend.voices import manifest
+from backend.synthesis import heal
+from backend.voices import manifest, portability
 from backend.voices import service as voices
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,9 @@ async def _verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: st
     try:
         found = await provider.get(attempt.provider_voice_id)
     except VoiceNotFoundError as exc:
-        raise _Failed("voice_not_found", "The provider does not know this voice.") from exc
+        if attempt.source in {"custom_voice_id", "provider_churn"}:
+            raise _Failed("voice_not_found", "The provider does not know this voice.") from exc
+        return await _enrol_again(ctx, attempt, worker_id, actor)
     changes = _voice_changes(found) if attempt.source == "custom_voice_id" else {}
     # Verified, ready and synced in one transaction: each move is still its own event, and a crash
     # cannot leave half of them.
@@ -265,6 +268,42 @@ async def _verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: st
             changes=changes or None,
         )
         return await _sync_in(conn, ready, actor) if ready.is_active else ready
+
+
+async def _enrol_again(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:
+    """The provider does not know the voice this attempt made or reuses (deleted since, or a reference
+    that died): enrol it again from the sample through a new attempt, which jobs waiting for this one
+    follow, and fail this one saying so. Without a sample it just fails, saying why."""
+    lost = attempt.provider_voice_id or ""
+    async with service_transaction(ctx.pool) as conn:
+        current, _ = await attempts.load(conn, attempt.id)
+        try:
+            new = await portability.heal(
+                conn,
+                current.voice_id,
+                provider=current.provider,
+                provider_voice_id=lost,
+                reason="voice_not_found",
+                actor=actor,
+                replacing=current.id,
+            )
+        except portability.CannotReenrol as refused:
+            code, message = refused.code, f"The provider does not know this voice. {refused.message}"
+        else:
+            await heal.follow(conn, current.voice_id, new.id)
+            code, message = (
+                "voice_not_found",
+                f"The provider does not know this voice; attempt {new.id} enrols it again.",
+            )
+            current, _ = await attempts.load(conn, current.id)  # the new attempt may have superseded it
+        return await attempts.transition(
+            conn,
+            current,
+            actor,
+            status="failed",
+            lease_owner=worker_id,
+            changes={"last_error_code": code, "last_error_message": message},
+        )
 
 
 async def _sync_runtime(ctx: Lifecycle, attempt_id: uuid.UUID, actor: str) -> AttemptRow:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
 
 from backend.providers.errors import PermanentProviderError
+
+#: What ``VoiceProvider.stream`` yields: 16-bit little-endian mono PCM at this rate. Every provider streams it
+#: natively (ElevenLabs ``pcm_24000``, Cartesia raw ``pcm_s16le``, DashScope's SSE chunks, OpenAI-shaped
+#: servers' ``pcm``); the speech routes build WAV and MP3 from it.
+STREAM_SAMPLE_RATE: Final = 24000
 
 
 class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -16,6 +21,7 @@ class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     ``public_url`` is a short-lived URL the provider can fetch without credentials (Qwen prefers it);
     adapters that upload the bytes ignore it. ``duration_s``, ``sample_rate`` and ``channels`` come from
     the audio pipeline's measurement and let the rules be checked before a provider call is spent.
+    ``consent_id`` names the speaker's consent record, for providers that ask which consent covers a voice.
     """
 
     data: bytes
@@ -25,6 +31,7 @@ class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    consent_id: str | None = None
 
 
 class SampleRules(msgspec.Struct, frozen=True, kw_only=True):
@@ -149,4 +156,14 @@ class VoiceProvider(Protocol):
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """Speak ``text`` in ``voice``."""
+        ...
+
+    def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """Speak ``text`` in ``voice`` as the provider makes it: ``STREAM_SAMPLE_RATE`` 16-bit little-endian
+        mono PCM, in chunks of any size (a chunk may end inside a sample).
+
+        Failures before the first chunk are the provider's classified errors, as for ``synthesize``.
+        Closing the iterator early (``aclose``, or cancelling the task awaiting it) ends the provider
+        request: the connection is closed, so the provider stops generating.
+        """
         ...

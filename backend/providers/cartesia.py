@@ -1,18 +1,33 @@
-"""Cartesia voice cloning and ``/tts/bytes`` synthesis, pinned to one ``Cartesia-Version``."""
+"""Cartesia voice cloning and ``/tts/bytes`` synthesis, pinned to one ``Cartesia-Version``.
+
+A voice records the model it was cloned for (its ``target_model``) and is spoken with it. When Cartesia
+sunsets that model (``model_sunsetted``, e.g. ``sonic-2-2025-03-07`` since 2026-06-01) synthesis raises
+``ModelRetiredError``, and an unknown voice raises ``VoiceNotFoundError`` (404 from ``2026-03-01``): both
+mean the voice must be cloned again from its sample.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
 import httpx
 import msgspec
 
-from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.base import (
+    STREAM_SAMPLE_RATE,
+    ProviderVoice,
+    SampleRef,
+    SampleRules,
+    SynthesisResult,
+    primary_language,
+)
 from backend.providers.config import CartesiaSettings
 from backend.providers.enrolment import enroll_once, key_marker
 from backend.providers.errors import (
+    ModelRetiredError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -92,6 +107,7 @@ SAFE_MESSAGES: Final = {
     403: "The provider account is not allowed to do this.",
     404: "The voice does not exist at the provider.",
 }
+MODEL_SUNSET_CODE: Final = "model_sunsetted"
 
 
 class _ErrorBody(msgspec.Struct):
@@ -129,6 +145,8 @@ def classify(response: httpx.Response) -> ProviderError:
             retry_after=retry_after_from(response),
             **common,
         )
+    if body.error_code == MODEL_SUNSET_CODE:
+        return ModelRetiredError(PROVIDER, "The voice's model is retired at the provider.", **common)
     safe = SAFE_MESSAGES.get(status, "The voice provider rejected the request.")
     return PermanentProviderError(PROVIDER, safe, **common)
 
@@ -142,6 +160,18 @@ def _not_found(error: PermanentProviderError) -> VoiceNotFoundError:
         request_id=error.request_id,
         operator_detail=error.operator_detail,
     )
+
+
+@contextmanager
+def _unknown_voice_is_not_found() -> Iterator[None]:
+    """A 404 on synthesis that is not about the model means the voice is gone (a retired model is
+    `ModelRetiredError` already)."""
+    try:
+        yield
+    except PermanentProviderError as exc:
+        if exc.http_status == 404 and exc.provider_code != "model_not_found" and not isinstance(exc, ModelRetiredError):
+            raise _not_found(exc) from exc
+        raise
 
 
 class _Voice(msgspec.Struct):
@@ -211,7 +241,7 @@ class CartesiaProvider:
             body, _ = await self._http.json(
                 "POST", "/voices/clone", _Voice, idempotent=False, data=data, files=files, **extra
             )
-            return msgspec.structs.replace(self._voice(body), enrolment_key=key)
+            return msgspec.structs.replace(self._voice(body), enrolment_key=key, target_model=self.model_id)
 
         return await enroll_once(key, self.find, create)
 
@@ -220,7 +250,7 @@ class CartesiaProvider:
         marker = key_marker(key)
         for voice in await self.list():
             if marker in (voice.metadata.get("description") or ""):
-                return msgspec.structs.replace(voice, enrolment_key=key)
+                return msgspec.structs.replace(voice, enrolment_key=key, target_model=self.model_id)
         return None
 
     async def get(self, voice_id: str) -> ProviderVoice:
@@ -265,25 +295,40 @@ class CartesiaProvider:
             raise
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
-        """``POST /tts/bytes`` asking for 16-bit WAV."""
+        """``POST /tts/bytes`` asking for 16-bit WAV, with the model the voice was cloned for; an unknown
+        voice raises ``VoiceNotFoundError``, a sunset model ``ModelRetiredError``."""
 
         def has_audio(response: httpx.Response) -> None:
             if not response.content:
                 raise ValueError("empty audio answer")
 
-        payload = {
-            "model_id": self.model_id,
-            "transcript": text,
-            "voice": {"mode": "id", "id": voice.voice_id},
-            "output_format": {"container": "wav", "encoding": "pcm_s16le", "sample_rate": OUTPUT_SAMPLE_RATE},
-        }
-        if voice.language:
-            payload["language"] = voice.language
-        response = await self._http.request("POST", "/tts/bytes", json=payload, validate=has_audio)
+        payload = self._tts_payload(voice, text, {"container": "wav", "encoding": "pcm_s16le"}, OUTPUT_SAMPLE_RATE)
+        with _unknown_voice_is_not_found():
+            response = await self._http.request("POST", "/tts/bytes", json=payload, validate=has_audio)
         return SynthesisResult(
             audio=response.content,
             mime_type="audio/wav",
             sample_rate=OUTPUT_SAMPLE_RATE,
             request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
-            model=self.model_id,
+            model=payload["model_id"],
         )
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """``POST /tts/bytes`` in the ``raw`` container: its body streams the PCM as it is generated."""
+        payload = self._tts_payload(voice, text, {"container": "raw", "encoding": "pcm_s16le"}, STREAM_SAMPLE_RATE)
+        with _unknown_voice_is_not_found():
+            async with self._http.streaming("POST", "/tts/bytes", json=payload) as response:
+                async for chunk in self._http.body(response):
+                    yield chunk
+
+    def _tts_payload(self, voice: ProviderVoice, text: str, container: dict[str, str], rate: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            # A voice is spoken with the model it was cloned for; the configured one only for older voices.
+            "model_id": voice.target_model or self.model_id,
+            "transcript": text,
+            "voice": {"mode": "id", "id": voice.voice_id},
+            "output_format": {**container, "sample_rate": rate},
+        }
+        if voice.language:
+            payload["language"] = voice.language
+        return payload

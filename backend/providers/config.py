@@ -11,7 +11,7 @@ import msgspec
 from backend.errors import ProviderNotConfigured
 from backend.secret import Secret, is_loopback_host
 
-ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia"]
+ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia", "selfhosted"]
 """The providers a request may name."""
 PROVIDER_NAMES: Final[tuple[str, ...]] = get_args(ProviderName)
 
@@ -26,7 +26,13 @@ CARTESIA_DEFAULT_URL: Final = "https://api.cartesia.ai"
 # Versions whose clone/list/TTS field sets the Cartesia adapter speaks (older ones need `mode`,
 # return plain arrays from GET /voices and use X-API-Key).
 CARTESIA_VERSIONS: Final = ("2025-04-16", "2026-03-01")
-CARTESIA_DEFAULT_VERSION: Final = "2025-04-16"
+# 2026-03-01: JSON errors and 404 for an unknown voice, which lets a lost voice be told from a bad request.
+CARTESIA_DEFAULT_VERSION: Final = "2026-03-01"
+SELFHOSTED_REGISTRY_MODES: Final = ("auto", "registry", "inline")
+SELFHOSTED_PROFILES: Final = ("openai", "modal")
+#: Seconds a self-hosted call may take in all (polling included): a Modal cold start loads a model first.
+SELFHOSTED_DEFAULT_TIMEOUT: Final = {"openai": 120.0, "modal": 600.0}
+SELFHOSTED_MAX_TIMEOUT: Final = 3600.0
 
 
 class ProviderConfigError(ValueError):
@@ -56,6 +62,24 @@ class CartesiaSettings(msgspec.Struct, frozen=True, kw_only=True):
     version: str
 
 
+class SelfhostedSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """A server speaking the OpenAI-shaped speech API; usable once ``base_url`` is set.
+
+    ``voice_registry``: ``registry`` enrols through ``/v1/audio/voices``, ``inline`` keeps the reference
+    and sends it with every synthesis, ``auto`` asks the server (404 on the registry means inline).
+    ``profile``: ``modal`` adds Modal's proxy-auth headers, 303 polling and cold-start timeouts.
+    """
+
+    base_url: str | None
+    api_key: Secret | None
+    model: str | None
+    voice_registry: str
+    profile: str
+    modal_key: Secret | None
+    modal_secret: Secret | None
+    timeout_s: float
+
+
 class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Every provider's settings plus the default provider name."""
 
@@ -63,11 +87,25 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     qwen: QwenSettings
     elevenlabs: ElevenLabsSettings
     cartesia: CartesiaSettings
+    selfhosted: SelfhostedSettings = msgspec.field(
+        default_factory=lambda: SelfhostedSettings(
+            base_url=None,
+            api_key=None,
+            model=None,
+            voice_registry="auto",
+            profile="openai",
+            modal_key=None,
+            modal_secret=None,
+            timeout_s=SELFHOSTED_DEFAULT_TIMEOUT["openai"],
+        )
+    )
 
     def has_key(self, provider: str) -> bool:
-        """Whether ``provider`` can be used (``local`` needs no key)."""
+        """Whether ``provider`` can be used (``local`` needs no key, ``selfhosted`` its base URL)."""
         if provider == "local":
             return True
+        if provider == "selfhosted":
+            return self.selfhosted.base_url is not None
         section: QwenSettings | ElevenLabsSettings | CartesiaSettings = getattr(self, provider)
         return section.api_key is not None
 
@@ -79,17 +117,21 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
         return name
 
 
-def _base_url(variable: str, value: str) -> tuple[str, str]:
-    """Validate a base URL; returns (normalised URL without trailing slash, lower-case host)."""
+def _base_url(variable: str, value: str, *, path: bool = False) -> tuple[str, str]:
+    """Validate a base URL; returns (normalised URL without trailing slash, lower-case host). With
+    `path`, a path prefix is kept (a server behind a reverse proxy at `https://host/tts`)."""
     parts = urlsplit(value.strip())
     host = (parts.hostname or "").lower()
     if parts.scheme not in {"http", "https"} or not host:
         raise ProviderConfigError(f"{variable} must be an http(s) URL such as https://host")
     if parts.scheme == "http" and not is_loopback_host(host):
         raise ProviderConfigError(f"{variable} must use https (plain http is allowed only for loopback)")
-    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in {"", "/"}:
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ProviderConfigError(f"{variable} must not carry a query, fragment or credentials")
+    if not path and parts.path not in {"", "/"}:
         raise ProviderConfigError(f"{variable} must be a bare origin (no path, query or credentials)")
-    return f"{parts.scheme}://{parts.netloc}", host
+    prefix = parts.path.rstrip("/") if path else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}", host
 
 
 def _key(variable: str, value: str | None, *, prefix: str | None = None) -> Secret | None:
@@ -143,15 +185,57 @@ def _cartesia(env: Mapping[str, str]) -> CartesiaSettings:
     return CartesiaSettings(api_key=api_key, base_url=base_url, version=version)
 
 
+def _choice(env: Mapping[str, str], variable: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(variable, "").strip().lower() or default
+    if value not in choices:
+        raise ProviderConfigError(f"{variable} must be one of {', '.join(choices)}")
+    return value
+
+
+def _selfhosted(env: Mapping[str, str]) -> SelfhostedSettings:
+    raw_url = env.get("SELFHOSTED_BASE_URL", "").strip()
+    base_url = _base_url("SELFHOSTED_BASE_URL", raw_url, path=True)[0] if raw_url else None
+    profile = _choice(env, "SELFHOSTED_PROFILE", SELFHOSTED_PROFILES, "openai")
+    modal_key = _key("MODAL_KEY", env.get("MODAL_KEY"))
+    modal_secret = _key("MODAL_SECRET", env.get("MODAL_SECRET"))
+    if (modal_key is None) != (modal_secret is None):
+        raise ProviderConfigError("set both MODAL_KEY and MODAL_SECRET (Modal's proxy auth), or neither")
+    if modal_key is not None and profile != "modal":
+        raise ProviderConfigError("MODAL_KEY and MODAL_SECRET are used only with SELFHOSTED_PROFILE=modal")
+    model = env.get("SELFHOSTED_MODEL", "").strip() or None
+    if model is not None and (len(model) > 200 or not model.isprintable()):
+        raise ProviderConfigError("SELFHOSTED_MODEL must be a model name of at most 200 printable characters")
+    raw_timeout = env.get("SELFHOSTED_TIMEOUT_SECONDS", "").strip()
+    try:
+        timeout = float(raw_timeout) if raw_timeout else SELFHOSTED_DEFAULT_TIMEOUT[profile]
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= SELFHOSTED_MAX_TIMEOUT:
+        raise ProviderConfigError(
+            f"SELFHOSTED_TIMEOUT_SECONDS must be a positive number of seconds, at most {SELFHOSTED_MAX_TIMEOUT:g}"
+        )
+    return SelfhostedSettings(
+        base_url=base_url,
+        api_key=_key("SELFHOSTED_API_KEY", env.get("SELFHOSTED_API_KEY")),
+        model=model,
+        voice_registry=_choice(env, "SELFHOSTED_VOICE_REGISTRY", SELFHOSTED_REGISTRY_MODES, "auto"),
+        profile=profile,
+        modal_key=modal_key,
+        modal_secret=modal_secret,
+        timeout_s=timeout,
+    )
+
+
 _KEY_VARIABLES: Final = {
     "qwen": "DASHSCOPE_API_KEY",
     "elevenlabs": "ELEVENLABS_API_KEY",
     "cartesia": "CARTESIA_API_KEY",
+    "selfhosted": "SELFHOSTED_BASE_URL",
 }
 
 
 def key_variable(provider: str) -> str:
-    """The environment variable that holds ``provider``'s API key."""
+    """The environment variable that makes ``provider`` usable: its API key (its base URL for ``selfhosted``)."""
     return _KEY_VARIABLES[provider]
 
 
@@ -161,7 +245,11 @@ def provider_settings_from_env(env: Mapping[str, str]) -> ProviderSettings:
     if default not in PROVIDER_NAMES:
         raise ProviderConfigError(f"VOICE_PROVIDER must be one of {', '.join(PROVIDER_NAMES)}")
     settings = ProviderSettings(
-        default_provider=default, qwen=_qwen(env), elevenlabs=_elevenlabs(env), cartesia=_cartesia(env)
+        default_provider=default,
+        qwen=_qwen(env),
+        elevenlabs=_elevenlabs(env),
+        cartesia=_cartesia(env),
+        selfhosted=_selfhosted(env),
     )
     if not settings.has_key(default):
         raise ProviderConfigError(f"VOICE_PROVIDER is {default!r} but {key_variable(default)} is not set")

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final
 
 import httpx
 import msgspec
 
-from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.base import (
+    STREAM_SAMPLE_RATE,
+    ProviderVoice,
+    SampleRef,
+    SampleRules,
+    SynthesisResult,
+    primary_language,
+)
 from backend.providers.config import ElevenLabsSettings
 from backend.providers.enrolment import enroll_once, key_marker
 from backend.providers.errors import (
@@ -25,6 +32,7 @@ PROVIDER: Final = "elevenlabs"
 KEY_LABEL: Final = "voicegate_key"
 DEFAULT_MODEL: Final = "eleven_multilingual_v2"
 DEFAULT_OUTPUT_FORMAT: Final = "mp3_44100_128"
+STREAM_OUTPUT_FORMAT: Final = f"pcm_{STREAM_SAMPLE_RATE}"
 LIST_PAGE_SIZE: Final = 100
 
 SAMPLE_RULES: Final = SampleRules(
@@ -129,7 +137,8 @@ class _DeleteResponse(msgspec.Struct):
 
 
 class ElevenLabsProvider:
-    """Adapter for IVC ``/v1/voices/add``, voice get/list(v2)/delete and ``/v1/text-to-speech``."""
+    """Adapter for IVC ``/v1/voices/add``, voice get/list(v2)/delete, ``/v1/text-to-speech`` and its
+    ``/stream``."""
 
     name = PROVIDER
     sample_rules = SAMPLE_RULES
@@ -288,3 +297,14 @@ class ElevenLabsProvider:
             request_id=request_id,
             model=self.model_id,
         )
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """``POST /v1/text-to-speech/{voice_id}/stream`` as ``pcm_24000``: raw PCM, chunked as it is made."""
+        async with self._http.streaming(
+            "POST",
+            f"/v1/text-to-speech/{voice.voice_id}/stream",
+            params={"output_format": STREAM_OUTPUT_FORMAT},
+            json={"text": text, "model_id": self.model_id},
+        ) as response:
+            async for chunk in self._http.body(response):
+                yield chunk

@@ -1,9 +1,10 @@
 """Enrolment keys: how a voice is tagged at the provider so a lost create is never repeated, and how
 such a tag is read back (the reconcile script tells voicegate's voices from others' by it).
 
-Three shapes: ElevenLabs labels carry the key itself; ElevenLabs and Cartesia descriptions carry
+Four shapes: ElevenLabs labels carry the key itself; ElevenLabs and Cartesia descriptions carry
 `[voicegate:<24 hex digits of sha256(key)>]`; Qwen generates the voice id from a `preferred_name` of
-`vg<14 hex digits>`, so the id starts `qwen-tts-vc-vg<14 hex>-voice-`.
+`vg<14 hex digits>`, so the id starts `qwen-tts-vc-vg<14 hex>-voice-`; a self-hosted server's voice is
+named `voicegate_<24 hex digits>` (its name is the only field every such server keeps).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CREATE_ATTEMPTS = 3
 TAG_DIGITS = 14
 _MARKER = re.compile(r"\[voicegate:([0-9a-f]{24})\]")
 _QWEN_NAME = re.compile(rf"^qwen-tts-vc-vg([0-9a-f]{{{TAG_DIGITS}}})-voice-")
+_SELFHOSTED_NAME = re.compile(r"^voicegate_([0-9a-f]{24})$")
 
 
 def key_digest(key: str, length: int = 24) -> str:
@@ -42,6 +44,11 @@ def key_marker(key: str) -> str:
 def qwen_preferred_name(key: str) -> str:
     """Qwen's ``preferred_name`` for an enrolment key: letters/digits/underscore, 16 characters."""
     return "vg" + key_digest(key, TAG_DIGITS)
+
+
+def selfhosted_voice_name(key: str) -> str:
+    """The name a self-hosted server's voice gets for an enrolment key (letters, digits, underscore)."""
+    return f"voicegate_{key_digest(key)}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class KeyTag:
 
 
 def key_tag(voice: ProviderVoice) -> KeyTag | None:
-    """The voice's enrolment-key tag (label, description marker or Qwen name), or None: not ours."""
+    """The voice's enrolment-key tag (label, description marker, Qwen or self-hosted name), or None: not ours."""
     if voice.enrolment_key:
         return KeyTag(key=voice.enrolment_key)
     description = voice.metadata.get("description")
@@ -72,6 +79,9 @@ def key_tag(voice: ProviderVoice) -> KeyTag | None:
         return KeyTag(digest=marker[1])
     if name := _QWEN_NAME.match(voice.voice_id):
         return KeyTag(digest=name[1])
+    for candidate in (voice.voice_id, voice.name or ""):
+        if named := _SELFHOSTED_NAME.match(candidate):
+            return KeyTag(digest=named[1])
     return None
 
 

@@ -75,3 +75,11 @@ class UnknownOutcomeError(ProviderError):
 
     The caller must look the enrolment key up at the provider before creating again.
     """
+
+
+class ModelRetiredError(PermanentProviderError):
+    """The model the voice was made for (its ``target_model``) is retired at the provider.
+
+    Cartesia answers ``model_sunsetted``; a DashScope voice is bound to its model for life. Repeating
+    the request cannot help, but enrolling the voice again (for a current model) can.
+    """

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -172,6 +173,67 @@ class ProviderHttp:
                 delay,
             )
             await self._sleep(delay)
+
+    @contextlib.asynccontextmanager
+    async def streaming(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        """Send a synthesis request whose answer streams; yields the 2xx response with its body unread.
+
+        Failures before the answer starts are retried as ``request`` retries them (a synthesis creates
+        nothing, so resending is safe); once the body flows, read it through ``body``. Leaving the
+        block closes the response, and with it the connection when the body was not read to its end,
+        which is how the provider learns the listener went away.
+        """
+        url = f"{self.base_url}{path}"
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self.client.build_request(method, url, headers=headers, **kwargs)
+            try:
+                response = await self.client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                error: ProviderError = TransientProviderError(
+                    self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
+                )
+            else:
+                if response.is_success:
+                    break
+                try:
+                    await response.aread()
+                except httpx.TransportError:
+                    pass  # the status alone classifies it
+                finally:
+                    await response.aclose()
+                error = self._classify(response)
+            delay = self._delay_before_retry(error, attempt, started)
+            if delay is None:
+                raise error
+            log.warning(
+                "provider %s %s %s stream failed (attempt %d, %s); retrying in %.2fs",
+                self.provider,
+                method,
+                path,
+                attempt,
+                error.provider_code or error.http_status or type(error).__name__,
+                delay,
+            )
+            await self._sleep(delay)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def body(self, response: httpx.Response) -> AsyncGenerator[bytes, None]:
+        """The streamed body's chunks as they arrive; a connection lost midway is a transient error."""
+        try:
+            async for chunk in response.aiter_bytes():
+                if chunk:
+                    yield chunk
+        except httpx.TransportError as exc:
+            raise TransientProviderError(
+                self.provider, "The voice provider stopped sending audio.", operator_detail=repr(exc)
+            ) from exc
 
     async def json(
         self, method: str, path: str, result_type: type[T], *, idempotent: bool = True, **kwargs: Any

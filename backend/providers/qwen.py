@@ -1,10 +1,11 @@
-"""Qwen (Alibaba DashScope) voice enrolment and non-realtime synthesis."""
+"""Qwen (Alibaba DashScope) voice enrolment and non-realtime synthesis, whole or streamed (SSE)."""
 
 from __future__ import annotations
 
 import base64
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, Final
 
 import httpx
@@ -14,6 +15,7 @@ from backend.providers.base import ProviderVoice, SampleRef, SampleRules, Synthe
 from backend.providers.config import QwenSettings
 from backend.providers.enrolment import enroll_once, qwen_preferred_name
 from backend.providers.errors import (
+    ModelRetiredError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -29,6 +31,8 @@ GENERATION_PATH: Final = "/api/v1/services/aigc/multimodal-generation/generation
 DATA_URL_TYPES: Final = frozenset({"audio/wav", "audio/mpeg", "audio/mp4"})
 MAX_DATA_URL_CHARS: Final = 10 * 1024 * 1024
 LIST_PAGE_SIZE: Final = 100
+#: What DashScope answers for a model it no longer serves (404).
+MODEL_GONE_CODES: Final = frozenset({"ModelNotFound", "model_not_found"})
 
 SAMPLE_RULES: Final = SampleRules(
     formats=DATA_URL_TYPES,
@@ -118,6 +122,26 @@ class _SynthesisOutput(msgspec.Struct):
 class _SynthesisResponse(msgspec.Struct):
     output: _SynthesisOutput
     request_id: str | None = None
+
+
+class _StreamOutput(msgspec.Struct):
+    audio: _Audio | None = None
+    finish_reason: str | None = None
+
+
+class _StreamEvent(msgspec.Struct):
+    output: _StreamOutput | None = None
+    request_id: str | None = None
+
+
+# An SSE comment DashScope sends with every event: the HTTP status the event stands for.
+_EVENT_STATUS = re.compile(r"^:HTTP_STATUS/(\d{3})")
+
+
+class _SseEvent(msgspec.Struct):
+    name: str
+    data: str
+    status: int
 
 
 def classify(response: httpx.Response) -> ProviderError:
@@ -289,10 +313,30 @@ class QwenProvider:
         await self._http.json("POST", CUSTOMIZATION_PATH, _DeleteResponse, json=payload)
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
-        """Speak with the voice's own ``target_model`` (a VC voice works only with that model)."""
+        """Speak with the voice's own ``target_model`` (a VC voice works only with that model). A model
+        DashScope no longer serves raises ``ModelRetiredError``, a voice it does not know for that model
+        ``VoiceNotFoundError``: either way the voice must be enrolled again."""
         model = voice.target_model or self.target_model
         payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
-        body, _ = await self._http.json("POST", GENERATION_PATH, _SynthesisResponse, json=payload)
+        try:
+            body, _ = await self._http.json("POST", GENERATION_PATH, _SynthesisResponse, json=payload)
+        except PermanentProviderError as exc:
+            gone: type[PermanentProviderError] | None = None
+            if exc.provider_code in MODEL_GONE_CODES:
+                gone, message = ModelRetiredError, "The voice's model is retired at the provider."
+            elif exc.provider_code == "InvalidParameter" and "voice" in (exc.operator_detail or "").lower():
+                # "Invalid voice specified": the voice was deleted, or is bound to another model.
+                gone, message = VoiceNotFoundError, SAFE_MESSAGES["BadRequest.VoiceNotFound"]
+            if gone is None:
+                raise
+            raise gone(
+                PROVIDER,
+                message,
+                provider_code=exc.provider_code,
+                http_status=exc.http_status,
+                request_id=exc.request_id,
+                operator_detail=exc.operator_detail,
+            ) from exc
         audio = body.output.audio
         if audio.data:
             data = base64.b64decode(audio.data)
@@ -303,3 +347,54 @@ class QwenProvider:
         else:
             raise TransientProviderError(PROVIDER, "The voice provider returned no audio.", request_id=body.request_id)
         return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id, model=model)
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """The same generation call with ``X-DashScope-SSE: enable``: every event carries the next piece of
+        audio as base64 PCM (24 kHz, 16-bit, mono) in ``output.audio.data``; an ``error`` event is
+        classified like an error answer."""
+        model = voice.target_model or self.target_model
+        payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
+        headers = {"X-DashScope-SSE": "enable", "Accept": "text/event-stream"}
+        async with self._http.streaming("POST", GENERATION_PATH, json=payload, headers=headers) as response:
+            async for event in _sse_events(self._http.body(response)):
+                if event.name == "error":
+                    raise classify(httpx.Response(event.status if event.status >= 400 else 500, text=event.data))
+                try:
+                    body = msgspec.json.decode(event.data, type=_StreamEvent)
+                    audio = body.output.audio if body.output is not None else None
+                    chunk = base64.b64decode(audio.data, validate=True) if audio is not None and audio.data else b""
+                except (msgspec.MsgspecError, ValueError) as exc:
+                    raise TransientProviderError(
+                        PROVIDER, "The voice provider sent an unreadable answer.", operator_detail=str(exc)
+                    ) from exc
+                if chunk:
+                    yield chunk
+
+
+async def _sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[_SseEvent]:
+    """Server-sent events from a byte stream: ``event:`` and ``data:`` fields up to each blank line, with
+    DashScope's ``:HTTP_STATUS/nnn`` comment as the event's status."""
+    buffer = b""
+    name, status = "message", 200
+    data: list[str] = []
+    async for chunk in chunks:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+            if not line:
+                if data:
+                    yield _SseEvent(name=name, data="\n".join(data), status=status)
+                name, data, status = "message", [], 200
+            elif line.startswith(":"):
+                found = _EVENT_STATUS.match(line)
+                status = int(found[1]) if found else status
+            else:
+                field, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if field == "event":
+                    name = value
+                elif field == "data":
+                    data.append(value)
+    if data:
+        yield _SseEvent(name=name, data="\n".join(data), status=status)

@@ -10,6 +10,8 @@ from backend.providers.config import PROVIDER_NAMES, ProviderConfigError, Provid
 from backend.providers.elevenlabs import ElevenLabsProvider
 from backend.providers.local.provider import LocalProvider, ProfileStore
 from backend.providers.qwen import QwenProvider
+from backend.providers.selfhosted import SelfhostedProvider
+from backend.providers.selfhosted_store import InMemoryReferenceStore, ReferenceStore
 
 
 def build_provider(
@@ -18,8 +20,12 @@ def build_provider(
     http_client: httpx.AsyncClient,
     *,
     profile_store: ProfileStore | None = None,
+    reference_store: ReferenceStore | None = None,
 ) -> VoiceProvider:
-    """The adapter for ``name``; refuses a provider whose API key is not configured."""
+    """The adapter for ``name``; refuses a provider whose API key (or base URL) is not configured.
+
+    ``profile_store`` keeps `local` voices, ``reference_store`` the `selfhosted` voices of a server
+    without a voice registry (both in memory when not given)."""
     if name not in PROVIDER_NAMES:
         raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
     if not settings.has_key(name):
@@ -30,6 +36,9 @@ def build_provider(
         return ElevenLabsProvider(settings.elevenlabs, http_client)
     if name == "cartesia":
         return CartesiaProvider(settings.cartesia, http_client)
+    if name == "selfhosted":
+        store = reference_store if reference_store is not None else InMemoryReferenceStore()
+        return SelfhostedProvider(settings.selfhosted, http_client, store=store)
     return LocalProvider(profile_store)
 
 
@@ -40,6 +49,7 @@ def sample_rules(name: str) -> SampleRules:
         "elevenlabs": ElevenLabsProvider.sample_rules,
         "cartesia": CartesiaProvider.sample_rules,
         "local": LocalProvider.sample_rules,
+        "selfhosted": SelfhostedProvider.sample_rules,
     }
     if name not in rules:
         raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
@@ -50,15 +60,27 @@ class ProviderSet:
     """The adapters one process uses, built on first use and sharing one HTTP client."""
 
     def __init__(
-        self, settings: ProviderSettings, http_client: httpx.AsyncClient, *, profile_store: ProfileStore | None = None
+        self,
+        settings: ProviderSettings,
+        http_client: httpx.AsyncClient,
+        *,
+        profile_store: ProfileStore | None = None,
+        reference_store: ReferenceStore | None = None,
     ) -> None:
         self._settings = settings
         self._http = http_client
         self._profile_store = profile_store
+        self._reference_store = reference_store
         self._built: dict[str, VoiceProvider] = {}
 
     def get(self, name: str) -> VoiceProvider:
         """The adapter for `name` (ProviderConfigError when it is unknown or has no key)."""
         if name not in self._built:
-            self._built[name] = build_provider(name, self._settings, self._http, profile_store=self._profile_store)
+            self._built[name] = build_provider(
+                name,
+                self._settings,
+                self._http,
+                profile_store=self._profile_store,
+                reference_store=self._reference_store,
+            )
         return self._built[name]

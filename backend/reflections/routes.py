@@ -120,7 +120,8 @@ class ReflectionsController(Controller):
         responses=problems(*BY_ID, 409),
     )
     async def launch(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> service.Session:
-        """201 with the session, or 409 listing every reason the voice blocks the launch."""
+        """201 with the session and what a runtime needs to speak in the voice (`runtime`), or 409 listing
+        every reason the voice blocks the launch."""
         return await service.launch_session(pool, claims, reflection_id)
 
 
@@ -189,3 +190,17 @@ class ReflectionVoiceController(Controller):
         return await voice.attach_custom_voice(
             pool, claims, reflection_id, data, providers=lifecycle.providers, settings=settings
         )
+
+
+class SessionsController(Controller):
+    """Launched sessions: what a runtime needs to speak in the reflection's voice, from the session id."""
+
+    path = "/v1/sessions"
+    tags = ("reflections",)
+    security = USER_SECURITY
+
+    @get("/{session_id:uuid}", summary="A session and how a runtime speaks in its voice", responses=problems(*BY_ID))
+    async def get_one(self, claims: Caller, pool: DbPool, session_id: FromPath[uuid.UUID]) -> service.Session:
+        """The session, whether its reflection may speak now (`launchReady`, `blockingReasons`), and `runtime`:
+        the voice, its provider and model, and the speech route."""
+        return await service.get_session(pool, claims, session_id)

@@ -24,6 +24,8 @@ from backend.db.pool import Connection, Pool, Recorder, become_service, service_
 from backend.db.queries import load_queries
 from backend.errors import Conflict, NotFound
 from backend.provenance import PROVENANCE
+from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
+from backend.speech.formats import SPEECH_FORMATS
 from backend.storage.client import ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -54,13 +56,42 @@ class VoiceState(msgspec.Struct, rename="camel"):
     provenance: str | None = None
 
 
+class RuntimeVoice(msgspec.Struct, rename="camel"):
+    """What a conversation runtime needs to speak in the reflection's voice: the voice, where it lives,
+    and the route that streams it (`speechPath`, relative to the API, in `formats`, PCM at `sampleRate`)."""
+
+    voice_id: uuid.UUID
+    attempt_id: uuid.UUID
+    provider: str
+    provider_voice_id: str
+    target_model: str | None
+    speech_path: str
+    formats: list[str]
+    sample_rate: int = STREAM_SAMPLE_RATE
+
+
 class Session(msgspec.Struct, rename="camel"):
-    """A launched session of a reflection."""
+    """A launched session of a reflection, and what a runtime needs to speak in its voice now.
+
+    `runtime` follows the reflection's active voice; it is null (with the reasons) while the gate is
+    closed, e.g. after a new clone superseded the one the session launched with.
+    """
 
     id: uuid.UUID
     reflection_id: uuid.UUID
     attempt_id: uuid.UUID
     created_at: datetime
+    launch_ready: bool
+    blocking_reasons: list[str]
+    runtime: RuntimeVoice | None
+
+
+class LaunchVoice(msgspec.Struct, frozen=True, kw_only=True):
+    """The voice a reflection speaks with once its launch gate passes."""
+
+    attempt_id: uuid.UUID
+    voice_id: uuid.UUID
+    voice: ProviderVoice
 
 
 class LaunchBlocked(Conflict):
@@ -189,12 +220,53 @@ async def retry_clone(
 
 
 async def launch_session(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Session:
-    """Launch a session when the voice is ready, synced and previewed; else LaunchBlocked with reasons."""
+    """Launch a session when the voice is ready, synced and previewed; else LaunchBlocked with reasons.
+    The session says how a runtime speaks in the voice."""
     async with user_transaction(pool, claims.raw) as conn:
-        state = await _voice_state(conn, reflection_id)
-        if not state.launch_ready:
-            raise LaunchBlocked(state.blocking_reasons)
+        launch = await launch_voice(conn, reflection_id)
         row = await fetch_one(
-            conn, _Q["create_session"], {"reflection_id": reflection_id, "attempt_id": state.voice["attemptId"]}
+            conn, _Q["create_session"], {"reflection_id": reflection_id, "attempt_id": launch.attempt_id}
         )
-    return Session(**row)
+    return Session(**row, launch_ready=True, blocking_reasons=[], runtime=_runtime(reflection_id, launch))
+
+
+async def get_session(pool: Pool, claims: UserClaims, session_id: uuid.UUID) -> Session:
+    """One of the caller's sessions, with what a runtime needs to speak in its reflection's voice now."""
+    async with user_transaction(pool, claims.raw) as conn:
+        row = await fetch_optional(conn, _Q["get_session"], {"id": session_id})
+        if row is None:
+            raise NotFound("Session not found.")
+        try:
+            launch = await launch_voice(conn, row["reflection_id"])
+        except LaunchBlocked as blocked:
+            return Session(**row, launch_ready=False, blocking_reasons=blocked.reasons, runtime=None)
+    return Session(**row, launch_ready=True, blocking_reasons=[], runtime=_runtime(row["reflection_id"], launch))
+
+
+async def launch_voice(conn: Connection, reflection_id: uuid.UUID) -> LaunchVoice:
+    """The provider voice a runtime speaks with, read on `conn` as the caller: NotFound for anyone else's
+    reflection, LaunchBlocked (every reason) unless its active attempt is ready, synced and previewed."""
+    state = await _voice_state(conn, reflection_id)
+    if not state.launch_ready:
+        raise LaunchBlocked(state.blocking_reasons)
+    row = await fetch_one(conn, _Q["runtime_voice"], {"id": reflection_id})
+    voice = ProviderVoice(
+        provider=row["provider"],
+        voice_id=row["provider_voice_id"],
+        target_model=row["target_model"],
+        language=row["language"],
+        metadata=row["provider_metadata"],
+    )
+    return LaunchVoice(attempt_id=row["attempt_id"], voice_id=row["voice_id"], voice=voice)
+
+
+def _runtime(reflection_id: uuid.UUID, launch: LaunchVoice) -> RuntimeVoice:
+    return RuntimeVoice(
+        voice_id=launch.voice_id,
+        attempt_id=launch.attempt_id,
+        provider=launch.voice.provider,
+        provider_voice_id=launch.voice.voice_id,
+        target_model=launch.voice.target_model,
+        speech_path=f"/v1/reflections/{reflection_id}/speech",
+        formats=list(SPEECH_FORMATS),
+    )

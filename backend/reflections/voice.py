@@ -80,7 +80,9 @@ async def clone_from_upload(
         user_transaction(pool, claims.raw) as conn,
     ):
         await require_visible(conn, reflection_id)
-        consent_id = await samples.record_consent(conn, form.subject_name or name, received.origin)
+        consent_id = await samples.record_consent(
+            conn, form.subject_name or name, received.origin, keep_sample=form.keep_sample
+        )
         await voices.create_own(conn, voice_id=voice_id, name=name, language=form.language, consent_id=consent_id)
         await become_service(conn)
         # The clone attempt checks and prepares the audio itself.

@@ -43,7 +43,9 @@ async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: s
     A refused sample is recorded as `failed` with the reason and, when it decoded, the report; the
     `AudioRejected` is raised on. Raises `SampleGone` when the row vanished meanwhile.
     """
-    original = await ctx.storage.download(sample["bucket_id"], sample["object_path"])
+    # A kept sample whose retention ended has only its cleaned copy left: that is cleaned again.
+    source = sample["object_path"] if sample["original_removed_at"] is None else sample["processed_object_path"]
+    original = await ctx.storage.download(sample["bucket_id"], source)
     try:
         prepared = await asyncio.to_thread(prepare_for, original, sample_rules(provider))
     except AudioRejected as exc:
@@ -63,6 +65,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: s
             {
                 "sample_id": sample["id"],
                 "processed_object_path": copy_path,
+                "processed_provider": provider,
                 "quality_report": msgspec.json.encode(prepared.report).decode(),
                 "duration_ms": round(prepared.duration_s * 1000),
                 "sample_rate": prepared.sample_rate,
@@ -80,7 +83,8 @@ async def enrolment_sample(ctx: Lifecycle, sample: dict[str, Any], provider: str
     the original checked and cleaned now. Raises `AudioRejected` or `SampleGone` like
     `prepare_and_record`."""
     copy_path = sample["processed_object_path"]
-    if sample["status"] == "ready" and copy_path and sample["provider"] == provider and sample["duration_ms"]:
+    made_for = sample["processed_provider"]
+    if sample["status"] == "ready" and copy_path and made_for == provider and sample["duration_ms"]:
         ref = SampleRef(
             data=await ctx.storage.download(sample["bucket_id"], copy_path),
             mime_type="audio/wav",
@@ -92,6 +96,7 @@ async def enrolment_sample(ctx: Lifecycle, sample: dict[str, Any], provider: str
         prepared = await prepare_and_record(ctx, sample, provider)
         copy_path = samples.processed_path(sample["object_path"])
         ref = prepared.sample_ref()
+    ref = msgspec.structs.replace(ref, consent_id=str(sample["consent_id"]))
     if ctx.public_storage:
         url = await ctx.storage.create_signed_url(sample["bucket_id"], copy_path, SAMPLE_URL_SECONDS)
         ref = msgspec.structs.replace(ref, public_url=url)

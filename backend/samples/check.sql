@@ -11,6 +11,7 @@ select status from public.voice_samples where id = %(sample_id)s;
 -- Nothing comes back when the sample was deleted meanwhile: the caller removes the copy it stored.
 update public.voice_samples
    set processed_object_path = %(processed_object_path)s,
+       processed_provider = %(processed_provider)s,
        quality_report = %(quality_report)s::jsonb,
        duration_ms = %(duration_ms)s,
        sample_rate = %(sample_rate)s,

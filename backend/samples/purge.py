@@ -2,6 +2,10 @@
 (`purge_expired_samples`, which the worker's maintenance sweep and `voicegate ops purge-expired-samples`
 run; samples expire `VOICEGATE_SAMPLE_RETENTION_DAYS` after upload, DESIGN.md §7).
 
+A sample its owner consented to keep (`keep_sample`: so the voice can be enrolled again elsewhere) is
+trimmed instead when its retention ends, while its voice exists: the original goes, the cleaned copy
+stays. Deleting the voice, or withdrawing that consent (`withdraw_keep`), purges it at once.
+
 The order keeps Storage and the database in step. Each sample is purged in its own transaction: its
 row is locked and deleted first (uncommitted, so a row that cannot be deleted is found before any
 object is touched), then the original and processed objects are removed from Storage, then the audit
@@ -36,8 +40,9 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 class PurgedSample(msgspec.Struct, kw_only=True):
     """One sample the purge looked at.
 
-    `outcome`: `would_purge` (dry run), `purged`, `skipped` (gone, locked by another purge, or no longer
-    expired), or `error` (nothing changed; `error` says why).
+    `outcome`: `would_purge` (dry run), `purged`, `would_trim` / `trimmed` (a kept sample: its original
+    removed, its cleaned copy kept), `skipped` (gone, locked by another purge, or no longer expired), or
+    `error` (nothing changed; `error` says why).
     """
 
     sample_id: uuid.UUID
@@ -47,6 +52,7 @@ class PurgedSample(msgspec.Struct, kw_only=True):
     processed_object_path: str | None
     expires_at: datetime
     outcome: str
+    keep: bool = False
     removed: list[str] = msgspec.field(default_factory=list)
     error: str | None = None
 
@@ -60,7 +66,7 @@ class PurgeBatch(msgspec.Struct, kw_only=True):
 
 def purged_view(row: dict[str, Any], outcome: str) -> PurgedSample:
     """A sample row as a purge reports it."""
-    return PurgedSample(**row, outcome=outcome)
+    return msgspec.convert({**row, "outcome": outcome}, PurgedSample)
 
 
 async def purge_sample(
@@ -117,6 +123,83 @@ async def purge_sample(
     return purged
 
 
+async def trim_sample(
+    target: TransactionSource,
+    storage: ObjectRemover,
+    sample_id: uuid.UUID,
+    *,
+    actor: str,
+    expired_before: datetime,
+    detail: dict[str, Any] | None = None,
+) -> PurgedSample | None:
+    """Remove a kept sample's original once its retention ended, keeping the row and its cleaned copy
+    for re-enrolment; with an audit event (`sample.trim`), all or nothing. None when the sample is no
+    longer one to trim (gone, locked, not expired, or no longer kept)."""
+    async with transaction_from(target) as conn:
+        row = await fetch_optional(conn, _Q["trim_sample"], {"id": sample_id, "expired_before": expired_before})
+        if row is None:
+            return None
+        trimmed = purged_view(row, "trimmed")
+        trimmed.keep = True
+        trimmed.removed = await storage.remove(row["bucket_id"], [row["object_path"]])
+        audit = {
+            **(detail or {}),
+            "reason": "expired, kept for re-enrolment",
+            "owner_id": str(row["owner_id"]),
+            "consent_id": str(row["consent_id"]),
+            "objects": [row["object_path"]],
+            "removed": trimmed.removed,
+            "kept": row["processed_object_path"],
+        }
+        await fetch_one(
+            conn,
+            _Q["record_audit"],
+            {
+                "actor": actor,
+                "action": "sample.trim",
+                "subject_type": "voice_sample",
+                "subject_id": str(sample_id),
+                "detail": json.dumps(audit),
+            },
+        )
+    return trimmed
+
+
+async def purge_kept_samples(
+    target: TransactionSource, storage: ObjectRemover, voice_id: uuid.UUID, *, actor: str
+) -> int:
+    """Purge every sample of `voice_id` kept for re-enrolment (its voice was deleted); how many went."""
+    async with transaction_from(target) as conn:
+        rows = await fetch_all(conn, _Q["kept_samples_of_voice"], {"voice_id": voice_id})
+    purged = 0
+    for row in rows:
+        if await purge_sample(target, storage, row["id"], actor=actor, reason="voice_deleted") is not None:
+            purged += 1
+    return purged
+
+
+async def withdraw_keep(pool: Pool, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
+    """Withdraw the consent to keep the caller's sample: recorded on the consent, and the sample is
+    purged (row, original and cleaned copy, audit event) in the same transaction. 409 when it was not kept."""
+    async with user_transaction(pool, claims.raw) as conn:
+        if not await samples.visible(conn, sample_id):
+            raise NotFound("Sample not found.")
+    async with service_transaction(pool) as conn:
+        withdrawn = await fetch_optional(conn, _Q["withdraw_keep"], {"sample_id": sample_id})
+        if withdrawn is None:
+            raise Conflict("This sample is not kept for re-enrolment; delete it instead.")
+        purged = await purge_sample(
+            conn,
+            storage,
+            sample_id,
+            actor=f"user:{claims.sub}",
+            reason="consent_withdrawn",
+            detail={"consent_id": str(withdrawn["consent_id"])},
+        )
+        if purged is None:
+            raise Conflict("Another request is deleting this sample; try again.")
+
+
 async def delete_sample(pool: Pool, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
     """Purge the caller's sample now: the row, its original and processed objects, and an audit event.
 
@@ -147,7 +230,8 @@ async def purge_expired_samples(
     detail: dict[str, Any] | None = None,
 ) -> PurgeBatch:
     """Look at one batch of up to `limit` samples expired by `now` (default: the current time) after
-    the cursor `after`, oldest expiry first; with `apply`, purge each (see `purge_sample`).
+    the cursor `after`, oldest expiry first; with `apply`, purge each (see `purge_sample`), or trim it
+    when it is kept for re-enrolment (see `trim_sample`).
 
     Each sample gets its own transaction from `target` (see `TransactionSource`); `storage` may be None
     for a dry run. A sample whose purge fails is reported as `error` and left as it was, so a batch never
@@ -164,15 +248,27 @@ async def purge_expired_samples(
         rows = await fetch_all(conn, _Q["expired_samples"], params)
     next_after = (rows[-1]["expires_at"], rows[-1]["sample_id"]) if len(rows) == limit else None
     if not apply:
-        return PurgeBatch(samples=[purged_view(row, "would_purge") for row in rows], next_after=next_after)
+        planned = [purged_view(row, "would_trim" if row["keep"] else "would_purge") for row in rows]
+        return PurgeBatch(samples=planned, next_after=next_after)
     if storage is None:
         raise ValueError("purging needs a storage to remove the objects from")
     samples = []
     for row in rows:
         try:
-            purged = await purge_sample(
-                target, storage, row["sample_id"], actor=actor, reason="expired", expired_before=cutoff, detail=detail
-            )
+            if row["keep"]:
+                purged = await trim_sample(
+                    target, storage, row["sample_id"], actor=actor, expired_before=cutoff, detail=detail
+                )
+            else:
+                purged = await purge_sample(
+                    target,
+                    storage,
+                    row["sample_id"],
+                    actor=actor,
+                    reason="expired",
+                    expired_before=cutoff,
+                    detail=detail,
+                )
         except (ServiceUnavailable, psycopg.OperationalError):
             raise  # Storage or the database is down: every other sample would fail the same way
         except (VoicegateError, psycopg.Error) as exc:

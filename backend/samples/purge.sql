@@ -11,11 +11,47 @@ returning id as sample_id, owner_id, bucket_id, object_path, processed_object_pa
 select voicegate.record_audit(%(actor)s, %(action)s, %(subject_type)s, %(subject_id)s, %(detail)s::jsonb) as id;
 
 -- name: expired_samples
--- Samples whose retention ended, oldest expiry first, after the (expires_at, id) cursor.
-select id as sample_id, owner_id, bucket_id, object_path, processed_object_path, expires_at
-  from public.voice_samples
- where expires_at <= %(now)s
-   and (expires_at, id) > (coalesce(%(after_expires_at)s::timestamptz, '-infinity'),
-                           coalesce(%(after_id)s::uuid, '00000000-0000-0000-0000-000000000000'))
- order by expires_at, id
+-- Samples whose retention ended, oldest expiry first, after the (expires_at, id) cursor; `keep` when
+-- its owner consented to keep it for re-enrolment and its voice lives (it is trimmed, not purged). A
+-- kept sample already trimmed is left until its voice is deleted or the consent withdrawn.
+select s.id as sample_id, s.owner_id, s.bucket_id, s.object_path, s.processed_object_path, s.expires_at,
+       (c.keep_sample and c.keep_sample_withdrawn_at is null and v.id is not null and v.deleted_at is null
+        and s.status = 'ready' and s.processed_object_path is not null) as keep
+  from public.voice_samples s
+  join public.voice_consents c on c.id = s.consent_id
+  left join public.voices v on v.id = s.voice_id
+ where s.expires_at <= %(now)s
+   and (s.expires_at, s.id) > (coalesce(%(after_expires_at)s::timestamptz, '-infinity'),
+                               coalesce(%(after_id)s::uuid, '00000000-0000-0000-0000-000000000000'))
+   and not (s.original_removed_at is not null and c.keep_sample and c.keep_sample_withdrawn_at is null
+            and v.id is not null and v.deleted_at is null)
+ order by s.expires_at, s.id
  limit %(limit)s;
+
+-- name: trim_sample
+-- A kept sample past its retention, still kept, with its original: the original is marked removed
+-- (committed after the object is gone), the row and the cleaned copy stay.
+update public.voice_samples s
+   set original_removed_at = now()
+  from public.voice_consents c, public.voices v
+ where s.id = (select id from public.voice_samples
+                where id = %(id)s and expires_at <= %(expired_before)s and original_removed_at is null
+                  and status = 'ready' and processed_object_path is not null
+                  for update skip locked)
+   and c.id = s.consent_id and c.keep_sample and c.keep_sample_withdrawn_at is null
+   and v.id = s.voice_id and v.deleted_at is null
+returning s.id as sample_id, s.owner_id, s.consent_id, s.bucket_id, s.object_path, s.processed_object_path,
+          s.expires_at;
+
+-- name: kept_samples_of_voice
+select s.id from public.voice_samples s
+  join public.voice_consents c on c.id = s.consent_id
+ where s.voice_id = %(voice_id)s and c.keep_sample;
+
+-- name: withdraw_keep
+-- The sample's consent no longer lets it be kept (the purge follows in the same transaction).
+update public.voice_consents c
+   set keep_sample_withdrawn_at = coalesce(c.keep_sample_withdrawn_at, now())
+  from public.voice_samples s
+ where s.id = %(sample_id)s and c.id = s.consent_id and c.keep_sample
+returning c.id as consent_id;

@@ -65,6 +65,18 @@ class VoiceSamplesController(Controller):
         return await service.sample_status(pool, claims, sample_id)
 
     @delete(
+        "/{sample_id:uuid}/keep",
+        status_code=204,
+        summary="Withdraw the consent to keep the sample for re-enrolment; it is deleted now",
+        responses=problems(*BY_ID, 409),
+    )
+    async def withdraw_keep(
+        self, claims: Caller, pool: DbPool, storage: Storage, sample_id: FromPath[uuid.UUID]
+    ) -> None:
+        """The withdrawal is recorded on the consent and the sample purged with it; 409 if it was not kept."""
+        await purge.withdraw_keep(pool, storage, claims, sample_id)
+
+    @delete(
         "/{sample_id:uuid}",
         status_code=204,
         summary="Delete the sample and its stored audio now",

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 BUCKET: Final = "voice-samples"
 #: The consent wording a client showed; bump when the text changes so records say which one was agreed to.
-CONSENT_TEXT_VERSION: Final = "2026-11"
+CONSENT_TEXT_VERSION: Final = "2026-12"
 #: Most samples one list answer holds (retention keeps a user's list short anyway).
 LIST_LIMIT: Final = 200
 
@@ -54,6 +54,8 @@ class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     transcript: Transcript | None = None
     provider: ProviderName | None = None
     subject_name: Name | None = None
+    #: The optional consent to keep the sample while the voice exists, so it can be moved to another provider.
+    keep_sample: bool = False
 
 
 class Origin(msgspec.Struct, frozen=True):
@@ -135,8 +137,11 @@ class SampleStatus(msgspec.Struct, rename="camel"):
     failure_reason: str | None
     #: The voice cloned from this sample, once a clone was asked for.
     voice_id: uuid.UUID | None
+    #: When the upload expires; a kept sample then loses its original and keeps its cleaned copy.
     expires_at: datetime
     created_at: datetime
+    #: Whether its owner consented to keep it while the voice exists (and has not withdrawn that).
+    keep_sample: bool = False
 
 
 class SampleList(msgspec.Struct):
@@ -201,14 +206,18 @@ def check_size(size: int | None, provider: str) -> None:
         raise SampleTooLarge(f"The sample is {size} bytes; {provider} accepts at most {limit}.")
 
 
-async def record_consent(conn: Connection, subject_name: str, origin: Origin) -> uuid.UUID:
-    """The consent behind a sample, written as the user (RLS checks it is theirs)."""
+async def record_consent(
+    conn: Connection, subject_name: str, origin: Origin, *, keep_sample: bool = False
+) -> uuid.UUID:
+    """The consent behind a sample, written as the user (RLS checks it is theirs), with the optional
+    consent to keep the sample for re-enrolment, both under `CONSENT_TEXT_VERSION`."""
     consent = await fetch_one(
         conn,
         _Q["insert_consent"],
         {
             "subject_name": subject_name,
             "consent_text_version": CONSENT_TEXT_VERSION,
+            "keep_sample": keep_sample,
             "user_agent": (origin.user_agent or "")[:1000] or None,
             # Enough to tell requests apart in an audit, without keeping the address itself.
             "ip_hash": hashlib.sha256(origin.client_ip.encode()).hexdigest() if origin.client_ip else None,
@@ -278,7 +287,9 @@ async def upload_sample(
         stored_upload(storage, path, received.upload, new.sniffed_type),
         user_transaction(pool, claims.raw) as conn,
     ):
-        consent_id = await record_consent(conn, form.subject_name or form.name or "My voice", received.origin)
+        consent_id = await record_consent(
+            conn, form.subject_name or form.name or "My voice", received.origin, keep_sample=form.keep_sample
+        )
         await become_service(conn)
         row = await insert_sample(
             conn, new, consent_id, status="pending", retention_days=settings.sample_retention_days

@@ -1,6 +1,6 @@
 -- name: insert_consent
-insert into public.voice_consents (subject_name, consent_text_version, user_agent, ip_hash)
-values (%(subject_name)s, %(consent_text_version)s, %(user_agent)s, %(ip_hash)s)
+insert into public.voice_consents (subject_name, consent_text_version, user_agent, ip_hash, keep_sample)
+values (%(subject_name)s, %(consent_text_version)s, %(user_agent)s, %(ip_hash)s, %(keep_sample)s)
 returning id;
 
 -- name: insert_sample
@@ -13,17 +13,21 @@ returning id, status, expires_at;
 
 -- name: sample_status
 -- Run as the caller: RLS shows only their own samples.
-select id as sample_id, status, provider, sniffed_type, size_bytes, duration_ms, sample_rate, channels,
-       quality_report as quality, failure_reason, voice_id, expires_at, created_at
-  from public.voice_samples
- where id = %(id)s;
+select s.id as sample_id, s.status, s.provider, s.sniffed_type, s.size_bytes, s.duration_ms, s.sample_rate,
+       s.channels, s.quality_report as quality, s.failure_reason, s.voice_id, s.expires_at, s.created_at,
+       coalesce(c.keep_sample and c.keep_sample_withdrawn_at is null, false) as keep_sample
+  from public.voice_samples s
+  left join public.voice_consents c on c.id = s.consent_id
+ where s.id = %(id)s;
 
 -- name: list_samples
 -- Run as the caller: RLS shows only their own samples.
-select id as sample_id, status, provider, sniffed_type, size_bytes, duration_ms, sample_rate, channels,
-       quality_report as quality, failure_reason, voice_id, expires_at, created_at
-  from public.voice_samples
- order by created_at desc, id
+select s.id as sample_id, s.status, s.provider, s.sniffed_type, s.size_bytes, s.duration_ms, s.sample_rate,
+       s.channels, s.quality_report as quality, s.failure_reason, s.voice_id, s.expires_at, s.created_at,
+       coalesce(c.keep_sample and c.keep_sample_withdrawn_at is null, false) as keep_sample
+  from public.voice_samples s
+  left join public.voice_consents c on c.id = s.consent_id
+ order by s.created_at desc, s.id
  limit %(limit)s;
 
 -- name: visible_sample

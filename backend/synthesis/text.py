@@ -18,13 +18,18 @@ _COMMAS = ",;:\uff0c\u3001"
 def pieces(text: str) -> list[str]:
     """`text` (already stripped, non-empty) in speaking order, each piece at most `MAX_PIECE_CHARS`."""
     out: list[str] = []
-    for sentence in _sentences(text):
-        for chunk in _cut(sentence):
-            if out and len(out[-1]) + 1 + len(chunk) <= MAX_PIECE_CHARS:
-                out[-1] = f"{out[-1]} {chunk}"
-            else:
-                out.append(chunk)
+    for chunk in sentences(text):
+        if out and len(out[-1]) + 1 + len(chunk) <= MAX_PIECE_CHARS:
+            out[-1] = f"{out[-1]} {chunk}"
+        else:
+            out.append(chunk)
     return out
+
+
+def sentences(text: str) -> list[str]:
+    """`text` (already stripped, non-empty) sentence by sentence, short ones alone (what a stream speaks
+    first should be short), an over-long one cut as `pieces` cuts it."""
+    return [chunk for sentence in _sentences(text) for chunk in _cut(sentence)]
 
 
 def _sentences(text: str) -> list[str]:

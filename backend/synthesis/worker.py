@@ -3,9 +3,10 @@ in `voice-renders`.
 
 A job whose voice is still being cloned waits: its message is put back, and the attempt's end sends
 it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
-one fails the job with `inference_failed`. Audio that cannot be signed is never stored: the job fails
-with `provenance_failed`. Safe to repeat: the render is written under a fixed name and the job is
-finished by a guarded update, so a second delivery changes nothing.
+one fails the job with `inference_failed`. A voice the provider no longer has, or whose model it
+retired, is enrolled again from its sample while the job waits (`heal`). Audio that cannot be signed
+is never stored: the job fails with `provenance_failed`. Safe to repeat: the render is written under a
+fixed name and the job is finished by a guarded update, so a second delivery changes nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from backend.db.queries import load_queries
 from backend.errors import ProvenanceFailed
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice, SynthesisResult
-from backend.providers.errors import PermanentProviderError, TransientProviderError, UnknownOutcomeError
+from backend.providers.errors import (
+    ModelRetiredError,
+    PermanentProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+    VoiceNotFoundError,
+)
+from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.synthesis.text import pieces
 
@@ -72,18 +80,9 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
     if isinstance(started, Outcome):
         return started
     job, voice, parts = started
-    provider = ctx.providers.get(voice.provider)
-    spoken: list[SynthesisResult] = []
-    try:
-        for part in parts:
-            spoken.append(await provider.synthesize(voice, part))
-            await _progress(ctx, job_id, len(spoken))
-    except (TransientProviderError, UnknownOutcomeError) as exc:
-        if job["retry_count"] < MAX_PROVIDER_RETRIES:
-            return await _retry(ctx, job_id, job["retry_count"], exc.safe_message)
-        return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
-    except PermanentProviderError as exc:
-        return await _fail(ctx, job_id, "inference_failed", f"inference failed: {exc.safe_message}")
+    spoken = await _speak(ctx, job, voice, parts)
+    if isinstance(spoken, Outcome):
+        return spoken
     wav, duration_s = await asyncio.to_thread(join_wav, [result.audio for result in spoken])
     claim = SynthesisClaim(
         voice_id=job["voice_id"],
@@ -107,6 +106,28 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
             {"id": job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000)},
         )
     return Outcome(status="succeeded" if finished is not None else "stale")
+
+
+async def _speak(
+    ctx: Lifecycle, job: dict[str, Any], voice: ProviderVoice, parts: list[str]
+) -> list[SynthesisResult] | Outcome:
+    """Each piece spoken in turn, with the job's progress recorded after each; or what became of the job
+    when the provider failed."""
+    provider = ctx.providers.get(voice.provider)
+    spoken: list[SynthesisResult] = []
+    try:
+        for part in parts:
+            spoken.append(await provider.synthesize(voice, part))
+            await _progress(ctx, job["id"], len(spoken))
+    except (TransientProviderError, UnknownOutcomeError) as exc:
+        if job["retry_count"] < MAX_PROVIDER_RETRIES:
+            return await _retry(ctx, job["id"], job["retry_count"], exc.safe_message)
+        return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}")
+    except (VoiceNotFoundError, ModelRetiredError) as exc:
+        return await heal.heal_job(ctx, job["id"], voice, exc, recheck=timedelta(seconds=WAIT_RECHECK_SECONDS))
+    except PermanentProviderError as exc:
+        return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}")
+    return spoken
 
 
 async def _progress(ctx: Lifecycle, job_id: uuid.UUID, done: int) -> None:

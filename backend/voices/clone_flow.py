@@ -53,6 +53,8 @@ class UploadUrlBody(msgspec.Struct, forbid_unknown_fields=True):
     consent: bool = False
     language: LanguageTag | None = None
     subject_name: Name | None = None
+    #: The optional consent to keep the sample while the voice exists (see `SampleForm.keep_sample`).
+    keep_sample: bool = False
 
 
 class FinalizeBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,7 +81,9 @@ async def create_upload(
     path = samples.voice_sample_path(owner_id, voice_id)
     signed = await storage.create_signed_upload_url(samples.BUCKET, path)
     async with user_transaction(pool, claims.raw) as conn:
-        consent_id = await samples.record_consent(conn, request.subject_name or name, origin)
+        consent_id = await samples.record_consent(
+            conn, request.subject_name or name, origin, keep_sample=request.keep_sample
+        )
         await voices.create_own(conn, voice_id=voice_id, name=name, language=request.language, consent_id=consent_id)
     return UploadTicket(
         voice_id=voice_id,

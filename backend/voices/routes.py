@@ -37,7 +37,8 @@ class VoicesController(Controller):
 
     @delete("/{voice_id:uuid}", status_code=204, summary="Delete a voice (soft)", responses=problems(*BY_ID))
     async def remove(self, claims: Caller, pool: DbPool, storage: Storage, voice_id: FromPath[uuid.UUID]) -> None:
-        """Soft-delete one of the caller's voices with its manifest; the provider's copy is left for operators."""
+        """Soft-delete one of the caller's voices with its manifest and purge the samples kept for it; the
+        provider's copy is left for operators."""
         await service.soft_delete_voice(pool, storage, claims, voice_id)
 
 

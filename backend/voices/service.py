@@ -9,6 +9,7 @@ publishes its provider voice to its voice row); nothing here sets them but a cus
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,12 +23,14 @@ from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, Pool, service_transaction, user_transaction
 from backend.db.queries import load_queries
-from backend.errors import Conflict, NotFound
+from backend.errors import Conflict, NotFound, ServiceUnavailable
 from backend.provenance import PROVENANCE
+from backend.samples import purge
 from backend.storage.client import ObjectStorage
 from backend.voices import manifest
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
+log = logging.getLogger(__name__)
 LIST_LIMIT = 200
 
 
@@ -84,13 +87,21 @@ async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
 async def soft_delete_voice(pool: Pool, storage: ObjectStorage, claims: UserClaims, voice_id: uuid.UUID) -> None:
     """Hide the voice from its owner and remove its manifest (`voice-metadata`), together: a manifest that
     cannot be removed keeps the voice. Runs as the service (RLS hides deleted rows, so an owner's own UPDATE
-    could not set `deleted_at`); the owner check is in the statement itself."""
+    could not set `deleted_at`); the owner check is in the statement itself.
+
+    Samples kept for re-enrolment live only as long as their voice: they are purged after (one that
+    cannot be, Storage being down, goes with the retention sweep once it expires), and inline
+    self-hosted references go with the voice row (a trigger)."""
     owner_id = uuid.UUID(claims.sub)
     async with service_transaction(pool) as conn:
         row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": owner_id})
         if row is None:
             raise NotFound("Voice not found.")
         await manifest.remove_manifest(storage, owner_id, voice_id)
+    try:
+        await purge.purge_kept_samples(pool, storage, voice_id, actor=f"user:{claims.sub}")
+    except ServiceUnavailable:
+        log.exception("could not purge the kept samples of deleted voice %s yet", voice_id)
 
 
 #: Longest `Prefer: wait=N` honoured: a client may ask for more, it gets this.

@@ -231,6 +231,7 @@ async def test_a_chosen_file_is_checked_spoken_downloaded_and_deleted(
         await page.get_by_label("Voice sample").set_input_files(sample)
         # Nothing leaves the browser before consent.
         await expect(page.get_by_role("status").filter(has_text="Tick the consent box")).to_be_visible()
+        await page.get_by_role("checkbox", name=re.compile("^Keep my sample")).check()
         await consent.check()
         await expect(page.get_by_role("status").filter(has_text="Sample ready")).to_be_visible(timeout=WAIT_MS)
         for shown in ("Duration", "Loudness", "Signal to noise", "Speech", "Verdict"):
@@ -243,6 +244,7 @@ async def test_a_chosen_file_is_checked_spoken_downloaded_and_deleted(
 
         async with api(up) as client:
             before = await samples_of(client)
+        assert before[0]["keepSample"] is True  # the optional consent travelled with the upload
         deletes = page.get_by_role("button", name=re.compile("^Delete sample"))
         await expect(deletes).to_have_count(len(before))
         await deletes.first.click()

@@ -6,12 +6,13 @@ import argparse
 import contextlib
 import threading
 
-from tests.fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, serve
+from tests.fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, SelfhostedFake, serve
 
 FAKES: dict[str, type[FakeProvider]] = {
     "qwen": QwenFake,
     "elevenlabs": ElevenLabsFake,
     "cartesia": CartesiaFake,
+    "selfhosted": SelfhostedFake,
 }
 
 

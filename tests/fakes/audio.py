@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import struct
@@ -17,8 +18,10 @@ class WavInfo:
     peak: int
 
 
+@functools.cache
 def tone_pcm(seconds: float, rate: int, freq: float = 220.0) -> bytes:
-    """16-bit mono PCM of a sine tone (what the fakes "synthesize")."""
+    """16-bit mono PCM of a sine tone (what the fakes "synthesize"); kept, so a fake answering many requests at
+    once spends its time where a real provider would, waiting, not computing sines."""
     count = max(1, int(seconds * rate))
     return struct.pack(f"<{count}h", *(int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(count)))
 

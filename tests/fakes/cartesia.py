@@ -1,4 +1,5 @@
-"""Fake Cartesia: ``/voices/clone``, ``/voices`` (page object), ``/voices/{id}`` and ``/tts/bytes``."""
+"""Fake Cartesia: ``/voices/clone``, ``/voices`` (page object), ``/voices/{id}`` and ``/tts/bytes``, whose
+body streams as the audio is made (as the real one's does)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.audio import tone_wav
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, json_response
+from tests.fakes.audio import tone_pcm, tone_wav
+from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 VERSIONS = ("2024-06-10", "2024-11-13", "2025-04-16", "2026-03-01")
 LANGUAGES = frozenset(
@@ -59,6 +60,10 @@ LANGUAGES = frozenset(
     ]
 )
 MODELS = frozenset({"sonic-2", "sonic-3", "sonic-3.5", "sonic-turbo", "sonic-latest", "sonic-3-2025-10-27"})
+# Sunset on 2026-06-01 (docs.cartesia.ai changelog): they answer `model_sunsetted`.
+SUNSET_MODELS = frozenset(
+    {"sonic", "sonic-english", "sonic-multilingual", "sonic-2-2025-03-07", "sonic-turbo-2025-03-07"}
+)
 SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
 
 
@@ -83,13 +88,16 @@ class CartesiaVoice:
 
 
 class CartesiaFake(FakeProvider):
-    """Stateful Cartesia fake; errors are JSON from ``2026-03-01`` on and ``Title: Message`` text before."""
+    """Stateful Cartesia fake; errors are JSON from ``2026-03-01`` on and ``Title: Message`` text before.
+
+    ``sunset`` holds the models that answer ``model_sunsetted`` (add one to sunset it now)."""
 
     def __init__(self, api_key: str = "sk_car_test", *, seed: int = 0) -> None:
         super().__init__(seed)
         self.api_key = api_key
         self.user_id = f"user_{uuid.uuid4().hex[:12]}"
         self.voices: dict[str, CartesiaVoice] = {}
+        self.sunset: set[str] = set(SUNSET_MODELS)
         self.route("POST", "/voices/clone", self._clone)
         self.route("GET", "/voices", self._list)
         self.route("GET", r"/voices/(?P<voice_id>[^/]+)", self._get)
@@ -177,13 +185,16 @@ class CartesiaFake(FakeProvider):
             return self._error(404, "not_found", "Not Found", f"Voice {params['voice_id']} not found")
         return Response(204)
 
-    async def _tts(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+    async def _tts(self, request: RecordedRequest, _: dict[str, str]) -> Response | Streamed:
         if (error := self._check(request)) is not None:
             return error
         try:
             body = request.json()
         except json.JSONDecodeError:
             return self._error(400, "invalid_request", "Invalid request", "Body must be JSON")
+        if body.get("model_id") in self.sunset:
+            message = f"Model {body['model_id']} has been sunsetted; use a current model such as sonic-3."
+            return self._error(400, "model_sunsetted", "Model sunsetted", message)
         if body.get("model_id") not in MODELS:
             return self._error(400, "model_not_found", "Invalid model", f"Model {body.get('model_id')} not found")
         if not body.get("transcript"):
@@ -195,5 +206,12 @@ class CartesiaFake(FakeProvider):
         rate = fmt.get("sample_rate")
         if fmt.get("container") not in {"raw", "wav", "mp3"} or rate not in SAMPLE_RATES:
             return self._error(400, "invalid_request", "Invalid request", "Invalid output_format")
-        audio = tone_wav(min(0.05 * len(body["transcript"]), 5.0), rate)
-        return Response(200, audio, [("content-type", "audio/wav")])
+        seconds = min(0.05 * len(body["transcript"]), 5.0)
+        if fmt["container"] == "raw":
+            if fmt.get("encoding") != "pcm_s16le":
+                return self._error(400, "invalid_request", "Invalid request", "The fake speaks pcm_s16le only")
+            audio, mime = tone_pcm(seconds, rate), "audio/pcm"
+        else:
+            audio, mime = tone_wav(seconds, rate), "audio/wav"
+        # 0.1 s of audio a chunk, the first after the fake's stream interval.
+        return Streamed(200, chunked(audio, rate // 10 * 2), [("content-type", mime)])

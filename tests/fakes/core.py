@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.parser
 import email.policy
 import json
 import random
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -89,6 +91,21 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class Streamed:
+    """A 2xx whose body goes out chunk by chunk (chunked transfer), as a streaming API sends audio while it
+    is made: each chunk after the fake's ``stream_interval_s``."""
+
+    status: int
+    chunks: list[bytes]
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    """``data`` in pieces of ``size`` bytes (the last one shorter)."""
+    return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+
+
 def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(status, json.dumps(payload).encode(), [("content-type", "application/json"), *(headers or [])])
 
@@ -152,15 +169,32 @@ class Faults:
         return None
 
 
-Handler = Callable[["RecordedRequest", dict[str, str]], Awaitable[Response]]
+@dataclass
+class StreamRecord:
+    """A stream the fake sent to its end: the request, and when it began and each chunk went out."""
+
+    request: RecordedRequest
+    started: float
+    chunk_times: list[float] = field(default_factory=list)
+
+
+Handler = Callable[["RecordedRequest", dict[str, str]], Awaitable[Response | Streamed]]
 
 
 class FakeProvider:
-    """ASGI app base: subclasses register routes and describe their error envelope."""
+    """ASGI app base: subclasses register routes and describe their error envelope.
+
+    A streamed answer (``Streamed``) sends a chunk every ``stream_interval_s``; a client that goes away
+    before its last chunk is recorded in ``cancelled`` (and the fake stops generating), and a stream sent
+    to its end in ``streamed``, each with the times its chunks went out.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         self.requests: list[RecordedRequest] = []
         self.faults = Faults(seed)
+        self.stream_interval_s = 0.01
+        self.cancelled: list[RecordedRequest] = []
+        self.streamed: list[StreamRecord] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
@@ -209,9 +243,38 @@ class FakeProvider:
         if fault is not None and fault.kind == "lost":
             await _wait_for_disconnect(receive)
             return
+        if isinstance(response, Streamed):
+            await self._send_streamed(request, response, receive, send)
+            return
         await _send(send, response)
 
-    async def _dispatch(self, request: RecordedRequest) -> Response:
+    async def _send_streamed(self, request: RecordedRequest, response: Streamed, receive: Receive, send: Send) -> None:
+        """Send the chunks one interval apart until the last, or until the client disconnects."""
+        headers = [(k.encode(), v.encode()) for k, v in response.headers]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            await _wait_for_disconnect(receive)
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        record = StreamRecord(request=request, started=time.monotonic())
+        try:
+            for chunk in response.chunks:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gone.wait(), self.stream_interval_s)
+                if gone.is_set():
+                    self.cancelled.append(request)
+                    return
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                record.chunk_times.append(time.monotonic())
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self.streamed.append(record)
+        finally:
+            watcher.cancel()
+
+    async def _dispatch(self, request: RecordedRequest) -> Response | Streamed:
         path_matched = False
         for method, pattern, handler in self._routes:
             match = pattern.match(request.path)

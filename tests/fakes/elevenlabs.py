@@ -1,4 +1,4 @@
-"""Fake ElevenLabs: IVC add, voice get/list (v1, v2)/delete and text-to-speech."""
+"""Fake ElevenLabs: IVC add, voice get/list (v1, v2)/delete and text-to-speech, whole or streamed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.audio import tone_pcm, wav_info
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, json_response
+from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 OUTPUT_FORMATS = [
     "mp3_22050_32",
@@ -93,6 +93,7 @@ class ElevenLabsFake(FakeProvider):
         self.route("GET", r"/v1/voices/(?P<voice_id>[^/]+)", self._get)
         self.route("DELETE", r"/v1/voices/(?P<voice_id>[^/]+)", self._delete)
         self.route("POST", r"/v1/text-to-speech/(?P<voice_id>[^/]+)", self._tts)
+        self.route("POST", r"/v1/text-to-speech/(?P<voice_id>[^/]+)/stream", self._tts_stream)
 
     # -- error envelopes -------------------------------------------------------------------------
     def error_response(self, status: int, retry_after: str | None) -> Response:
@@ -249,6 +250,18 @@ class ElevenLabsFake(FakeProvider):
         return json_response(200, {"status": "ok"})
 
     async def _tts(self, request: RecordedRequest, params: dict[str, str]) -> Response:
+        return await self._speech(request, params)
+
+    async def _tts_stream(self, request: RecordedRequest, params: dict[str, str]) -> Response | Streamed:
+        """The same audio as ``_tts``, sent in chunks of 0.1 s of audio (about 4 MP3 frames) as it is made."""
+        answer = await self._speech(request, params)
+        if answer.status != 200:
+            return answer
+        kind = request.query.get("output_format", ["mp3_44100_128"])[0].partition("_")
+        size = int(kind[2]) // 10 * 2 if kind[0] == "pcm" else len(MP3_FRAME) * 4
+        return Streamed(200, chunked(answer.body, size), answer.headers)
+
+    async def _speech(self, request: RecordedRequest, params: dict[str, str]) -> Response:
         if (error := self._auth_error(request) or self._quota_error()) is not None:
             return error
         output_format = request.query.get("output_format", ["mp3_44100_128"])[0]

@@ -1,9 +1,11 @@
-"""Fake DashScope: ``qwen-voice-enrollment`` customization and VC non-realtime generation."""
+"""Fake DashScope: ``qwen-voice-enrollment`` customization and VC non-realtime generation, answered whole
+(an audio URL) or, with ``X-DashScope-SSE: enable``, as server-sent events of base64 PCM."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import secrets
 import time
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.audio import tone_wav, wav_info
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, json_response
+from tests.fakes.audio import tone_pcm, tone_wav, wav_info
+from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 CUSTOMIZATION = "/api/v1/services/audio/tts/customization"
 GENERATION = "/api/v1/services/aigc/multimodal-generation/generation"
@@ -56,6 +58,8 @@ class QwenFake(FakeProvider):
         self.audio_files: dict[str, bytes] = {}
         # When set, creates succeed in degraded mode with this reason (fallback_mode = true).
         self.fallback_reason: str | None = None
+        # When set, a streamed generation fails with an `error` event after this many audio events.
+        self.sse_error_after: int | None = None
         self.route("POST", CUSTOMIZATION, self._customization)
         self.route("POST", GENERATION, self._generation)
         self.route("GET", r"/fake-oss/(?P<audio_id>[\w-]+)\.wav", self._download)
@@ -191,7 +195,7 @@ class QwenFake(FakeProvider):
         del self.voices[voice]
         return self._ok({"voice": voice}, {"count": 0})
 
-    async def _generation(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+    async def _generation(self, request: RecordedRequest, _: dict[str, str]) -> Response | Streamed:
         body = self._body(request)
         if isinstance(body, Response):
             return body
@@ -205,8 +209,11 @@ class QwenFake(FakeProvider):
         if voice is None or voice.target_model != model:
             # A VC voice works only with the model it was enrolled for.
             return self._error(400, "InvalidParameter", "Invalid voice specified")
+        seconds = min(0.05 * len(text), 5.0)
+        if request.headers.get("x-dashscope-sse") == "enable":
+            return self._events(chunked(tone_pcm(seconds, 24000), 4800), len(text), self.sse_error_after)
         audio_id = f"audio_{uuid.uuid4().hex}"
-        self.audio_files[audio_id] = tone_wav(min(0.05 * len(text), 5.0), 24000)
+        self.audio_files[audio_id] = tone_wav(seconds, 24000)
         host = request.headers.get("host", "127.0.0.1")
         audio = {
             "data": "",
@@ -215,6 +222,30 @@ class QwenFake(FakeProvider):
             "expires_at": int(time.time()) + 86400,
         }
         return self._ok({"finish_reason": "stop", "audio": audio}, {"characters": len(text)})
+
+    @staticmethod
+    def _events(pcm_chunks: list[bytes], characters: int, error_after: int | None) -> Streamed:
+        """Server-sent events as DashScope sends them: each carries 0.1 s of base64 PCM, the last none and
+        ``finish_reason: stop`` with the usage; or an ``error`` event after ``error_after`` of them."""
+        request_id = str(uuid.uuid4())
+        events = []
+        for index, pcm in enumerate([*pcm_chunks, b""], start=1):
+            if error_after is not None and index > error_after:
+                error = {"code": "InternalError", "message": "An internal error has occured.", "request_id": request_id}
+                events.append(f"id:{index}\nevent:error\n:HTTP_STATUS/500\ndata:{json.dumps(error)}\n\n".encode())
+                break
+            last = not pcm
+            output = {
+                "finish_reason": "stop" if last else "null",
+                "audio": {"data": base64.b64encode(pcm).decode(), "id": f"audio_{request_id}", "expires_at": 0},
+            }
+            payload = {
+                "output": output,
+                "usage": {"characters": characters} if last else None,
+                "request_id": request_id,
+            }
+            events.append(f"id:{index}\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(payload)}\n\n".encode())
+        return Streamed(200, events, [("content-type", "text/event-stream;charset=UTF-8")])
 
     async def _download(self, _: RecordedRequest, params: dict[str, str]) -> Response:
         data = self.audio_files.get(params["audio_id"])

@@ -42,7 +42,7 @@ TABLES: Allowed = {
     "public.voice_consents": {
         "authenticated": {
             "select",
-            "insert(id, subject_name, consent_text_version, user_agent, ip_hash, statement_sample_path)",
+            "insert(id, subject_name, consent_text_version, user_agent, ip_hash, statement_sample_path, keep_sample)",
         },
         "service_role": READ_WRITE,
     },
@@ -56,16 +56,21 @@ TABLES: Allowed = {
     "public.voice_clone_attempts": {"authenticated": {"select"}, "service_role": READ_WRITE},
     "public.voice_clone_attempt_events": {"authenticated": {"select"}, "service_role": READ_WRITE},
     "public.synthesis_jobs": {"authenticated": {"select"}, "service_role": READ_WRITE},
+    # Every provider voice a voice has had: owners read theirs, the lifecycle writes them.
+    "public.voice_provider_references": {"authenticated": {"select"}, "service_role": READ_WRITE},
     "public.reflection_sessions": {
         "authenticated": {"select", "insert(reflection_id, attempt_id)"},
         "service_role": READ_WRITE,
     },
     # Owners list their webhook endpoints; `/v1/webhooks` (the service) creates and deletes them.
     "public.webhook_endpoints": {"authenticated": {"select"}, "service_role": READ_WRITE},
+    # Usage of streamed speech: owners read theirs, the service records it.
+    "public.speech_streams": {"authenticated": {"select"}, "service_role": READ_WRITE},
     # Legacy producers write through the service; nobody else touches it.
     "public.voice_clone_outbox": {"service_role": {"select", "insert"}},
     "voicegate.attempt_moves": {"service_role": {"select"}},
     "voicegate.local_voices": {"service_role": READ_WRITE},
+    "voicegate.selfhosted_voices": {"service_role": READ_WRITE},
     "voicegate.queue_message_errors": {"service_role": READ_WRITE},
     "voicegate.audit_events": {"service_role": {"select", "insert"}},
     "voicegate.idempotency_keys": {"service_role": READ_WRITE},
@@ -112,6 +117,8 @@ FUNCTIONS: Allowed = {
     "voicegate.webhook_attempt_event()": NOBODY,
     "voicegate.webhook_job_event()": NOBODY,
     "voicegate.webhook_launch_event()": NOBODY,
+    "voicegate.record_provider_reference()": NOBODY,
+    "voicegate.forget_deleted_voice_references()": NOBODY,
     # Storage's helpers, executable by everyone as on Supabase.
     "storage.foldername(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.filename(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},

@@ -59,6 +59,12 @@ def world(module_db: Conn) -> World:
         "insert into storage.objects (bucket_id, name, owner_id) values ('voice-samples', %s, %s)",
         (f"{owner}/sample.wav", str(owner)),
     )
+    speech = one(
+        db,
+        "insert into speech_streams (owner_id, voice_id, provider, provider_voice_id, format, text_characters)"
+        " values (%s, %s, 'local', 'local-x', 'wav', 5) returning id",
+        (owner, voice),
+    )["id"]
     # Rows nothing refers to, for deletes: a foreign key must not be what decides the outcome.
     spare_consent = seed_consent(db, owner, "v0")
     rows = {
@@ -71,6 +77,7 @@ def world(module_db: Conn) -> World:
         "attempt": attempt,
         "event": event,
         "job": job,
+        "speech": speech,
         "object": f"{owner}/sample.wav",
     }
     return World(owner, other, rows)
@@ -146,6 +153,16 @@ STATEMENTS: dict[str, dict[str, tuple[str, str | None]]] = {
         "update": ("update synthesis_jobs set status = 'processing' where id = %(job)s", None),
         "delete": ("delete from synthesis_jobs where id = %(job)s", None),
     },
+    "speech_streams": {
+        "select": ("select id from speech_streams where id = %(speech)s", None),
+        "insert": (
+            "insert into speech_streams (owner_id, voice_id, provider, provider_voice_id, format, text_characters)"
+            " values (%(owner)s, %(voice)s, 'local', 'local-y', 'mp3', 3)",
+            None,
+        ),
+        "update": ("update speech_streams set audio_ms = 1 where id = %(speech)s", None),
+        "delete": ("delete from speech_streams where id = %(speech)s", None),
+    },
     "storage.objects": {
         "select": ("select id from storage.objects where name = %(object)s", None),
         "insert": (
@@ -167,6 +184,7 @@ OWNER_ALLOWED = {
     "voice_clone_attempts": {"select"},
     "voice_clone_attempt_events": {"select"},
     "synthesis_jobs": {"select"},
+    "speech_streams": {"select"},
     "storage.objects": {"select", "insert", "update", "delete"},
 }
 

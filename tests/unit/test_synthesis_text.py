@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.synthesis.text import MAX_PIECE_CHARS, pieces
+from backend.synthesis.text import MAX_PIECE_CHARS, pieces, sentences
 
 
 def test_short_sentences_stay_together_with_their_punctuation_and_quotes() -> None:
@@ -50,3 +50,9 @@ def test_nothing_is_lost_and_nothing_is_over_the_limit(words: list[str]) -> None
     parts = pieces(text)
     assert all(0 < len(part) <= MAX_PIECE_CHARS for part in parts)
     assert "".join(text.split()) == "".join("".join(parts).split())
+
+
+def test_a_stream_speaks_sentence_by_sentence_short_ones_alone() -> None:
+    assert sentences('Hello there. Is it? "Yes." Fine… ok') == ["Hello there.", "Is it?", '"Yes."', "Fine…", "ok"]
+    long = ", ".join(f"clause {n} of a long sentence" for n in range(40)) + "."
+    assert sentences(f"Hi. {long}") == ["Hi.", *pieces(long)]

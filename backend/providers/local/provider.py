@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import math
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final, Protocol
 
 import msgspec
+import numpy as np
+from scipy.signal import resample_poly
 
-from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.base import (
+    STREAM_SAMPLE_RATE,
+    ProviderVoice,
+    SampleRef,
+    SampleRules,
+    SynthesisResult,
+    primary_language,
+)
 from backend.providers.enrolment import key_digest
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.local.engine import render
-from backend.providers.local.profile import VoiceProfile, measure
+from backend.providers.local.profile import Signal, VoiceProfile, measure
 from backend.providers.wav import float_to_wav, wav_to_float
 
 PROVIDER: Final = "local"
@@ -160,18 +170,26 @@ class LocalProvider:
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``."""
+        profile, language = await self._profile(voice, text)
+        signal, rate = await asyncio.to_thread(_render, text, profile, language)
+        return SynthesisResult(audio=float_to_wav(signal, rate), mime_type="audio/wav", sample_rate=rate, model=MODEL)
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """Speak ``text`` as 24 kHz PCM in one piece: the engine renders a whole text at once, so callers
+        that want audio early hand it one sentence at a time (the speech routes do)."""
+        profile, language = await self._profile(voice, text)
+        signal, rate = await asyncio.to_thread(_render, text, profile, language)
+        yield await asyncio.to_thread(_pcm_at_stream_rate, signal, rate)
+
+    async def _profile(self, voice: ProviderVoice, text: str) -> tuple[VoiceProfile, str]:
         if not text.strip():
             raise PermanentProviderError(PROVIDER, "There is no text to speak.", provider_code="empty_text")
         stored = await self.store.get(voice.voice_id)
         if stored is not None:
-            profile, language = stored.profile, stored.language
-        elif "profile" in voice.metadata:
-            profile = msgspec.convert(voice.metadata["profile"], VoiceProfile)
-            language = voice.language or "en"
-        else:
-            raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
-        audio, rate = await asyncio.to_thread(_speak, text, profile, language)
-        return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate, model=MODEL)
+            return stored.profile, stored.language
+        if "profile" in voice.metadata:
+            return msgspec.convert(voice.metadata["profile"], VoiceProfile), voice.language or "en"
+        raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
 
 
 def _profile_of(data: bytes) -> VoiceProfile:
@@ -185,12 +203,19 @@ def _profile_of(data: bytes) -> VoiceProfile:
     return profile
 
 
-def _speak(text: str, profile: VoiceProfile, language: str) -> tuple[bytes, int]:
+def _render(text: str, profile: VoiceProfile, language: str) -> tuple[Signal, int]:
     try:
-        signal, rate = render(text, profile, language=language)
+        return render(text, profile, language=language)
     except ValueError as exc:
         # Punctuation alone, or too little voiced sound to carry a pitch: the same text always fails.
         raise PermanentProviderError(
             PROVIDER, "There is nothing speakable in the text.", provider_code="empty_text", operator_detail=str(exc)
         ) from exc
-    return float_to_wav(signal, rate), rate
+
+
+def _pcm_at_stream_rate(signal: Signal, rate: int) -> bytes:
+    """Mono float samples as 16-bit PCM at ``STREAM_SAMPLE_RATE`` (Piper speaks at 22.05 kHz)."""
+    if rate != STREAM_SAMPLE_RATE:
+        common = math.gcd(rate, STREAM_SAMPLE_RATE)
+        signal = resample_poly(signal, STREAM_SAMPLE_RATE // common, rate // common)
+    return (np.clip(signal, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

@@ -22,6 +22,9 @@ const ui = {
   consent: $("consent"),
   consentText: $("consent-text"),
   consentVersion: $("consent-version"),
+  keepSampleOption: $("keep-sample-option"),
+  keepSample: $("keep-sample"),
+  keepSampleText: $("keep-sample-text"),
   retentionDays: $("retention-days"),
   record: $("record"),
   file: $("file"),
@@ -102,6 +105,11 @@ async function boot() {
   }
   ui.consentText.textContent = config.consent.text;
   ui.consentVersion.textContent = config.consent.version;
+  if (config.consent.keepSampleText) {
+    // The optional consent of this version: keep the sample so the voice can move to another provider.
+    ui.keepSampleText.textContent = config.consent.keepSampleText;
+    ui.keepSampleOption.hidden = false;
+  }
   ui.retentionDays.textContent = String(config.retentionDays);
   session = new Session(config);
   let signedIn = null;
@@ -216,6 +224,7 @@ async function upload(file) {
   status(ui.sampleStatus, `Uploading ${file.name}…`);
   const form = new FormData();
   form.append("consent", "true");
+  if (ui.keepSample.checked) form.append("keep_sample", "true");
   form.append("file", file, file.name);
   let accepted;
   try {

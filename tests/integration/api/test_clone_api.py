@@ -66,7 +66,7 @@ async def test_upload_finalize_and_the_voice_shows_provider_metadata_once_ready(
     voice = (await client.get(f"/api/voices/{ticket['voice_id']}", headers=alice.headers)).json()
     assert (voice["name"], voice["status"], voice["language"]) == ("Ada's voice", "cloning", "en")
     consent = sql.execute("select subject_name, consent_text_version from voice_consents").fetchall()
-    assert consent == [("Ada Lovelace", "2026-11")]
+    assert consent == [("Ada Lovelace", "2026-12")]
 
     # What the worker (issue 5) will do; here by SQL, to see the voice row follow the attempt.
     attempt = sql.execute("select id, version from voice_clone_attempts").fetchone()

@@ -5,12 +5,18 @@ from __future__ import annotations
 import random
 
 import httpx
+import msgspec
 import pytest
 
 from backend.providers.base import ProviderVoice
 from backend.providers.cartesia import CartesiaProvider
 from backend.providers.enrolment import key_marker
-from backend.providers.errors import PermanentProviderError, TransientProviderError, VoiceNotFoundError
+from backend.providers.errors import (
+    ModelRetiredError,
+    PermanentProviderError,
+    TransientProviderError,
+    VoiceNotFoundError,
+)
 from tests.fakes import CartesiaFake, Fault
 from tests.fakes.samples import wav_sample
 from tests.fakes.testing import CARTESIA_KEY, FAST_POLICY, SHORT_TIMEOUT, settings_for
@@ -107,9 +113,45 @@ async def test_both_error_shapes(
             settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version).cartesia,
             http_client,
             model_id="sonic-0",
-        ).synthesize(await enrol(provider), "hi")
+        ).synthesize(msgspec.structs.replace(await enrol(provider), target_model=None), "hi")
     assert model.value.http_status == 400
     assert model.value.provider_code in {"model_not_found", "Invalid model"}
+    assert not isinstance(model.value, VoiceNotFoundError | ModelRetiredError)
+
+
+async def test_a_voice_speaks_with_the_model_it_was_cloned_for(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = cartesia_fake
+    voice = await enrol(make(url, http_client, rng))
+    assert voice.target_model == "sonic-2"
+    newer = CartesiaProvider(
+        settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=url).cartesia, http_client, model_id="sonic-3"
+    )
+    await newer.synthesize(voice, "hi")
+    assert fake.requests_to("POST", "/tts/bytes")[-1].json()["model_id"] == "sonic-2"
+
+
+async def test_a_sunset_model_and_an_unknown_voice_say_the_voice_must_be_cloned_again(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = cartesia_fake
+    provider = make(url, http_client, rng)
+    voice = await enrol(provider)
+
+    with pytest.raises(ModelRetiredError) as sunset:
+        await provider.synthesize(msgspec.structs.replace(voice, target_model="sonic-2-2025-03-07"), "hi")
+    assert (sunset.value.provider_code, sunset.value.http_status) == ("model_sunsetted", 400)
+    fake.sunset.add("sonic-2")
+    with pytest.raises(ModelRetiredError):
+        await provider.synthesize(voice, "hi")
+    assert len(fake.requests_to("POST", "/tts/bytes")) == 2  # permanent: not retried
+
+    fake.sunset.clear()
+    fake.voices.clear()
+    with pytest.raises(VoiceNotFoundError) as gone:
+        await provider.synthesize(voice, "hi")
+    assert gone.value.http_status == 404
 
 
 async def test_unsupported_language_is_refused_before_any_call(

@@ -7,11 +7,13 @@ import random
 import time
 
 import httpx
+import msgspec
 import pytest
 
 from backend.providers.base import ProviderVoice, SampleRef
 from backend.providers.enrolment import qwen_preferred_name as preferred_name
 from backend.providers.errors import (
+    ModelRetiredError,
     PermanentProviderError,
     TransientProviderError,
     UnknownOutcomeError,
@@ -283,3 +285,18 @@ async def test_synthesis_with_unknown_voice_is_permanent(
     with pytest.raises(PermanentProviderError) as err:
         await make(url, http_client, rng).synthesize(ghost, "Hi")
     assert err.value.provider_code == "InvalidParameter"
+
+
+async def test_a_deleted_voice_or_a_retired_model_says_the_voice_must_be_enrolled_again(
+    qwen_fake: tuple[QwenFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = qwen_fake
+    provider = make(url, http_client, rng)
+    voice = await provider.enroll([wav_sample()], name="Ada", language="en", transcript=None, key="attempt-r")
+
+    with pytest.raises(ModelRetiredError) as retired:
+        await provider.synthesize(msgspec.structs.replace(voice, target_model="qwen3-tts-vc-2025-09-01"), "hi")
+    assert (retired.value.provider_code, retired.value.http_status) == ("ModelNotFound", 404)
+    fake.voices.clear()
+    with pytest.raises(VoiceNotFoundError):
+        await provider.synthesize(voice, "hi")

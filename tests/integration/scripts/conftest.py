@@ -32,6 +32,8 @@ SNAPSHOT_TABLES = (
     "public.voice_samples",
     "public.voice_clone_attempts",
     "public.voice_clone_attempt_events",
+    "public.voice_provider_references",
+    "public.synthesis_jobs",
     "voicegate.audit_events",
     "storage.objects",
     "pgmq.q_voice_clone_process",

@@ -122,3 +122,18 @@ async def test_silent_or_wrong_samples_are_refused() -> None:
     with pytest.raises(PermanentProviderError) as fmt:
         await provider.enroll([mp3], name="v", language="en", transcript=None, key="m")
     assert fmt.value.safe_message == "unsupported audio format"
+
+
+async def test_a_stream_is_the_synthesized_speech_as_24_khz_pcm() -> None:
+    provider = LocalProvider()
+    voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
+    whole = await provider.synthesize(voice, SHORT)
+    chunks = [chunk async for chunk in provider.stream(voice, SHORT)]
+    pcm = np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.float64) / 32768.0
+    x, rate = wav_to_float(whole.audio)
+    assert rate == 22050
+    # VITS draws its durations at random (noise_w), so two renders of one text differ in length.
+    assert len(pcm) / 24000 == pytest.approx(len(x) / rate, rel=0.3)
+    assert median_f0(float_to_wav(pcm, 24000)) == pytest.approx(median_f0(whole.audio), rel=0.05)
+    with pytest.raises(PermanentProviderError):
+        _ = [chunk async for chunk in provider.stream(voice, " ")]

@@ -9,6 +9,7 @@ from backend.providers.config import ProviderConfigError, Secret, provider_setti
 from backend.providers.local.provider import LocalProvider
 from backend.providers.qwen import QwenProvider
 from backend.providers.registry import build_provider
+from backend.providers.selfhosted import SelfhostedProvider
 
 QWEN = "sk-abcdef0123456789"
 
@@ -17,7 +18,7 @@ def test_defaults_to_local_without_any_key() -> None:
     settings = provider_settings_from_env({})
     assert settings.default_provider == "local"
     assert settings.qwen.base_url == "https://dashscope-intl.aliyuncs.com"
-    assert settings.cartesia.version == "2025-04-16"
+    assert settings.cartesia.version == "2026-03-01"
     assert settings.elevenlabs.base_url == "https://api.elevenlabs.io"
 
 
@@ -79,3 +80,63 @@ async def test_registry_builds_keyed_providers_and_refuses_missing_keys() -> Non
             build_provider("cartesia", settings, client)
         with pytest.raises(ProviderConfigError, match="unknown voice provider"):
             build_provider("nope", settings, client)
+
+
+def test_selfhosted_is_usable_once_its_base_url_is_set_and_keeps_a_path_prefix() -> None:
+    assert not provider_settings_from_env({}).has_key("selfhosted")
+    settings = provider_settings_from_env(
+        {
+            "VOICE_PROVIDER": "selfhosted",
+            "SELFHOSTED_BASE_URL": "https://tts.example.org/speech/",
+            "SELFHOSTED_API_KEY": "sk-local-1",
+            "SELFHOSTED_MODEL": "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
+        }
+    )
+    selfhosted = settings.selfhosted
+    assert settings.has_key("selfhosted")
+    assert (selfhosted.base_url, selfhosted.model) == (
+        "https://tts.example.org/speech",
+        "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
+    )
+    assert (selfhosted.voice_registry, selfhosted.profile, selfhosted.timeout_s) == ("auto", "openai", 120.0)
+    assert "sk-local-1" not in repr(settings)
+    modal = provider_settings_from_env(
+        {
+            "SELFHOSTED_BASE_URL": "https://me--tts-serve.modal.run",
+            "SELFHOSTED_PROFILE": "modal",
+            "MODAL_KEY": "wk-abc",
+            "MODAL_SECRET": "ws-def",
+            "SELFHOSTED_VOICE_REGISTRY": "inline",
+        }
+    ).selfhosted
+    assert (modal.profile, modal.voice_registry, modal.timeout_s) == ("modal", "inline", 600.0)
+    assert "ws-def" not in repr(modal)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VOICE_PROVIDER": "selfhosted"}, "SELFHOSTED_BASE_URL is not set"),
+        ({"SELFHOSTED_BASE_URL": "http://gpu.lan:8091"}, "must use https"),
+        ({"SELFHOSTED_BASE_URL": "https://u:p@gpu.example.org"}, "credentials"),
+        ({"SELFHOSTED_VOICE_REGISTRY": "sometimes"}, "SELFHOSTED_VOICE_REGISTRY must be one of auto, registry, inline"),
+        ({"SELFHOSTED_PROFILE": "lambda"}, "SELFHOSTED_PROFILE must be one of openai, modal"),
+        ({"SELFHOSTED_PROFILE": "modal", "MODAL_KEY": "wk-abc"}, "set both MODAL_KEY and MODAL_SECRET"),
+        ({"MODAL_KEY": "wk-abc", "MODAL_SECRET": "ws-def"}, "only with SELFHOSTED_PROFILE=modal"),
+        ({"SELFHOSTED_TIMEOUT_SECONDS": "0"}, "SELFHOSTED_TIMEOUT_SECONDS must be a positive number"),
+        ({"SELFHOSTED_TIMEOUT_SECONDS": "soon"}, "SELFHOSTED_TIMEOUT_SECONDS must be a positive number"),
+        ({"SELFHOSTED_API_KEY": "sk local"}, "whitespace"),
+    ],
+)
+def test_selfhosted_misfits_fail_at_start_up(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ProviderConfigError, match=message) as err:
+        provider_settings_from_env(env)
+    assert "ws-def" not in str(err.value)
+
+
+async def test_registry_builds_selfhosted_only_with_its_base_url() -> None:
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(ProviderConfigError, match="set SELFHOSTED_BASE_URL"):
+            build_provider("selfhosted", provider_settings_from_env({}), client)
+        settings = provider_settings_from_env({"SELFHOSTED_BASE_URL": "http://127.0.0.1:8091"})
+        assert isinstance(build_provider("selfhosted", settings, client), SelfhostedProvider)

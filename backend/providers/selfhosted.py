@@ -1,0 +1,510 @@
+"""The `selfhosted` provider: a server of one's own that speaks the OpenAI-shaped speech API
+(vLLM-Omni serving Qwen3-TTS-Base, chatterbox-tts-api and others), directly or deployed on Modal.
+
+Two ways a server keeps voices, chosen by `SELFHOSTED_VOICE_REGISTRY` (`auto` asks the server):
+  * registry: `POST /v1/audio/voices` (multipart `audio_sample`, `name`, `consent`, `ref_text`),
+    `GET /v1/audio/voices`, `DELETE /v1/audio/voices/{id}`; synthesis names the voice;
+  * inline (`GET /v1/audio/voices` answers 404): the voice is the stored reference (see
+    `selfhosted_store`), sent as `ref_audio` (a data URL) with its `ref_text` on every synthesis.
+A voice is named `voicegate_<digest of its enrolment key>`, so a create whose answer was lost is found
+by name before another is sent, and the reconcile script knows the voice for voicegate's.
+
+The Modal profile adds what a Modal web endpoint needs: proxy auth (`Modal-Key`, `Modal-Secret`), a
+303 to the result of a request that runs past Modal's 150 s, polled until it is ready, timeouts long
+enough for a cold start (the model loads before the first answer), and a warm-up request before an
+enrolment. A 303 is followed only within the configured origin, so credentials never travel elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any, Final
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import msgspec
+
+from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.config import SelfhostedSettings
+from backend.providers.enrolment import enroll_once, selfhosted_voice_name
+from backend.providers.errors import (
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+    VoiceNotFoundError,
+)
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
+from backend.providers.selfhosted_store import InlineEntry, InlineVoice, ReferenceStore
+
+log = logging.getLogger(__name__)
+
+PROVIDER: Final = "selfhosted"
+VOICES_PATH: Final = "/v1/audio/voices"
+SPEECH_PATH: Final = "/v1/audio/speech"
+#: Modal answers a request still running after 150 s with a 303; a read waits a little longer than that.
+MODAL_READ_TIMEOUT_S: Final = 160.0
+#: The longest pause between two polls of a result that is not ready.
+MAX_POLL_PAUSE_S: Final = 1.0
+
+SAMPLE_RULES: Final = SampleRules(
+    formats=frozenset({"audio/wav", "audio/mpeg", "audio/flac", "audio/ogg", "audio/webm", "audio/mp4"}),
+    # Qwen3-TTS clones from 3 s; Chatterbox wants more than 5 s. Long references slow every inline call.
+    min_duration_s=3.0,
+    max_duration_s=60.0,
+    recommended_duration_s=(5.0, 15.0),
+    min_sample_rate=16000,
+    preferred_sample_rate=24000,
+    # `audio_sample` is at most 10 MiB on vLLM-Omni and OpenAI's custom-voice API.
+    max_bytes=10 * 1024 * 1024,
+    max_files=1,
+    mono=True,
+)
+
+_MISSING_VOICE = re.compile(r"(voice|speaker).*(not found|unknown|does not exist|not exist|invalid|unsupported)", re.I)
+_UNKNOWN_VOICE = re.compile(r"(not found|unknown|invalid|unsupported).*(voice|speaker)", re.I)
+_MODEL = re.compile(r"\bmodel\b", re.I)
+
+
+class _SeeOther(ProviderError):
+    """A 303 to the result of a request still running (Modal, after 150 s): poll `location`."""
+
+    def __init__(self, location: str | None, status: int) -> None:
+        super().__init__(PROVIDER, "The self-hosted server is still working.", http_status=status)
+        self.location = location
+
+
+def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
+    """(code, message, param) from the shapes such servers answer: OpenAI's `{"error": {...}}`,
+    FastAPI's `{"detail": ...}`, vLLM-Omni's `{"success": false, "error": "..."}`, or text."""
+    try:
+        body = msgspec.json.decode(response.content)
+    except msgspec.MsgspecError:
+        return None, response.text[:200] or None, None
+    if not isinstance(body, dict):
+        return None, None, None
+    error = body.get("error")
+    if isinstance(error, dict):
+        code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
+        return _text(code), _text(error.get("message")), _text(error.get("param"))
+    if isinstance(error, str):
+        return None, error, None
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        messages = [str(item.get("msg")) for item in detail if isinstance(item, dict)]
+        return "validation_error", "; ".join(messages), None
+    return None, _text(detail) or _text(body.get("message")), None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def classify(response: httpx.Response) -> ProviderError:
+    """Map an error answer of an OpenAI-shaped server to an error class."""
+    status = response.status_code
+    if status == 303:
+        return _SeeOther(response.headers.get("location"), status)
+    code, message, param = _error_fields(response)
+    common: dict[str, Any] = {"provider_code": code, "http_status": status, "operator_detail": message}
+    if status in TRANSIENT_STATUSES:
+        busy = "The self-hosted voice server is busy; try again later."
+        return TransientProviderError(PROVIDER, busy, retry_after=retry_after_from(response), **common)
+    return _rejection(status, message or "", param, common)
+
+
+def _rejection(status: int, text: str, param: str | None, common: dict[str, Any]) -> PermanentProviderError:
+    if status in {401, 403}:
+        return PermanentProviderError(PROVIDER, "The self-hosted server rejected the configured credentials.", **common)
+    if status == 413:
+        return PermanentProviderError(PROVIDER, "The sample is too large for the self-hosted server.", **common)
+    if status in {400, 404} and (param == "model" or (param is None and _MODEL.search(text) and "voice" not in text)):
+        return PermanentProviderError(
+            PROVIDER,
+            "The self-hosted server does not serve the configured model (SELFHOSTED_MODEL).",
+            **{**common, "provider_code": common["provider_code"] or "model_not_found"},
+        )
+    if status in {400, 404} and (param == "voice" or _MISSING_VOICE.search(text) or _UNKNOWN_VOICE.search(text)):
+        return VoiceNotFoundError(
+            PROVIDER,
+            "The voice does not exist on the self-hosted server.",
+            **{**common, "provider_code": common["provider_code"] or "voice_not_found"},
+        )
+    return PermanentProviderError(PROVIDER, "The self-hosted voice server rejected the request.", **common)
+
+
+def _listed(body: object) -> list[dict[str, Any]]:
+    """The voices of a `GET /v1/audio/voices` answer: OpenAI's `{"data": [...]}`, vLLM-Omni's
+    `{"voices": [names], "uploaded_voices": [...]}` (only the uploaded ones are ours), or a list."""
+    items: object = body
+    if isinstance(body, dict):
+        for field in ("data", "uploaded_voices", "voices"):
+            if isinstance(body.get(field), list):
+                items = body[field]
+                break
+    if not isinstance(items, list):
+        raise ValueError("the answer holds no list of voices")  # noqa: TRY004 - a malformed answer, not a bug
+    voices = []
+    for item in items:
+        entry = {"name": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict) or not isinstance(_voice_key(entry), str):
+            raise ValueError("a listed voice has neither an id nor a name")  # noqa: TRY004 - a malformed answer
+        voices.append(entry)
+    return voices
+
+
+def _voice_key(entry: dict[str, Any]) -> object:
+    return entry.get("id") or entry.get("voice_id") or entry.get("name")
+
+
+def _created(body: object, name: str) -> dict[str, Any]:
+    """The voice a `POST /v1/audio/voices` made: `{id, name, ...}` or vLLM-Omni's `{"success": true,
+    "voice": {...}}`; a server that echoes nothing made the voice under the name it was sent."""
+    if not isinstance(body, dict) or body.get("success") is False:
+        raise ValueError("the answer does not describe a created voice")
+    voice = body["voice"] if isinstance(body.get("voice"), dict) else body
+    return voice if isinstance(_voice_key(voice), str) else {**voice, "name": name}
+
+
+def data_url(audio: bytes, mime_type: str) -> str:
+    """A base64 data URL of the reference, as `ref_audio` takes it."""
+    return f"data:{mime_type};base64,{base64.b64encode(audio).decode()}"
+
+
+class SelfhostedProvider:
+    """Adapter for an OpenAI-shaped speech server, with a voice registry or references sent inline."""
+
+    name = PROVIDER
+    sample_rules = SAMPLE_RULES
+
+    def __init__(
+        self,
+        settings: SelfhostedSettings,
+        client: httpx.AsyncClient,
+        *,
+        store: ReferenceStore | None = None,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settings.base_url is None:
+            raise ValueError("SelfhostedProvider needs SELFHOSTED_BASE_URL")
+        self.model = settings.model
+        self.profile = settings.profile
+        self.registry = settings.voice_registry
+        self.deadline_s = settings.timeout_s
+        self._store = store
+        self._clock = clock
+        self._resolved: str | None = None if settings.voice_registry == "auto" else settings.voice_registry
+        self._origin = urlsplit(settings.base_url)
+        read = min(settings.timeout_s, MODAL_READ_TIMEOUT_S) if settings.profile == "modal" else settings.timeout_s
+        self._timeout = httpx.Timeout(connect=10.0, read=read, write=60.0, pool=10.0)
+        headers: dict[str, str] = {}
+        if settings.api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.api_key.reveal()}"
+        if settings.modal_key is not None and settings.modal_secret is not None:
+            headers["Modal-Key"] = settings.modal_key.reveal()
+            headers["Modal-Secret"] = settings.modal_secret.reveal()
+        self._http = ProviderHttp(
+            PROVIDER,
+            client,
+            settings.base_url,
+            headers,
+            classify,
+            policy=policy or RetryPolicy(deadline_s=settings.timeout_s),
+            rng=rng,
+        )
+
+    # -- transport ---------------------------------------------------------------------------------
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool = True,
+        validate: Callable[[httpx.Response], None] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One request; a 303 to its result is polled until the result is ready or the deadline passes."""
+        started = self._clock()
+        try:
+            return await self._http.request(
+                method, path, idempotent=idempotent, call_timeout=self._timeout, validate=validate, **kwargs
+            )
+        except _SeeOther as moved:
+            return await self._poll(moved, started, idempotent=idempotent, validate=validate)
+
+    async def _poll(
+        self,
+        moved: _SeeOther,
+        started: float,
+        *,
+        idempotent: bool,
+        validate: Callable[[httpx.Response], None] | None,
+    ) -> httpx.Response:
+        pause = 0.05
+        while True:
+            url = self._within_origin(moved.location)
+            if url is None or self._clock() - started > self.deadline_s:
+                reason = "redirected off its origin" if url is None else "did not finish in time"
+                if not idempotent:
+                    raise UnknownOutcomeError(
+                        PROVIDER,
+                        "The voice provider did not confirm whether the voice was created.",
+                        operator_detail=reason,
+                    )
+                raise TransientProviderError(PROVIDER, f"The self-hosted voice server {reason}.")
+            try:
+                return await self._http.request("GET", url, call_timeout=self._timeout, validate=validate)
+            except _SeeOther as again:
+                moved = again
+            except TransientProviderError as exc:
+                if idempotent:
+                    raise
+                raise UnknownOutcomeError(
+                    PROVIDER,
+                    "The voice provider did not confirm whether the voice was created.",
+                    operator_detail=exc.operator_detail,
+                ) from exc
+            # Modal's result URL holds the request until it has news; a server that answers at once
+            # is asked again after a short, growing pause.
+            await asyncio.sleep(pause)
+            pause = min(MAX_POLL_PAUSE_S, pause * 2)
+
+    def _within_origin(self, location: str | None) -> str | None:
+        """The absolute URL of a redirect target on the configured origin, else None."""
+        if not location:
+            return None
+        base = f"{self._origin.scheme}://{self._origin.netloc}{self._origin.path}/"
+        target = urlsplit(urljoin(base, location))
+        if (target.scheme, target.netloc) != (self._origin.scheme, self._origin.netloc):
+            return None
+        return target.geturl()
+
+    async def _json(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> object:
+        decoded: list[object] = []
+
+        def validate(response: httpx.Response) -> None:
+            try:
+                decoded.append(msgspec.json.decode(response.content))
+            except msgspec.MsgspecError as exc:
+                raise ValueError(f"malformed JSON answer: {exc}") from exc
+
+        await self._call(method, path, idempotent=idempotent, validate=validate, **kwargs)
+        return decoded[-1]
+
+    # -- which kind of server ------------------------------------------------------------------------
+    async def _probe(self) -> bool:
+        """Whether the server keeps a voice registry (`GET /v1/audio/voices` is not 404 or 405)."""
+        try:
+            await self._call("GET", VOICES_PATH)
+        except PermanentProviderError as exc:
+            if exc.http_status in {404, 405}:
+                return False
+            raise
+        return True
+
+    async def mode(self) -> str:
+        """`registry` or `inline`: as configured, or as the server answered the first time it was asked."""
+        if self._resolved is None:
+            self._resolved = "registry" if await self._probe() else "inline"
+        return self._resolved
+
+    async def _warm_up(self) -> None:
+        """Wake a Modal container before an enrolment (the model loads on the first request); the probe
+        is that request, and its answer settles the `auto` mode on the way."""
+        log.info("selfhosted: warming up the server before an enrolment")
+        has_registry = await self._probe()
+        if self._resolved is None:
+            self._resolved = "registry" if has_registry else "inline"
+
+    # -- the adapter interface -----------------------------------------------------------------------
+    async def enroll(
+        self,
+        samples: Sequence[SampleRef],
+        *,
+        name: str,
+        language: str | None,
+        transcript: str | None,
+        key: str,
+    ) -> ProviderVoice:
+        """Register the reference (registry) or keep it for every synthesis (inline), tagged with the key."""
+        self.sample_rules.check(PROVIDER, samples, language)
+        if self.profile == "modal":
+            await self._warm_up()
+        sample = samples[0]
+        lang = primary_language(language) if language else None
+        if await self.mode() == "inline":
+            return await self._enrol_inline(sample, name=name, language=lang, transcript=transcript, key=key)
+        voice_name = selfhosted_voice_name(key)
+        data = {"name": voice_name, "consent": sample.consent_id or "voicegate"}
+        if transcript:
+            data["ref_text"] = transcript
+        files = {"audio_sample": (sample.filename, sample.data, sample.mime_type)}
+
+        async def create() -> ProviderVoice:
+            body = await self._json("POST", VOICES_PATH, idempotent=False, data=data, files=files)
+            created = _created(body, voice_name)
+            return msgspec.structs.replace(self._voice(created), enrolment_key=key, language=lang)
+
+        return await enroll_once(key, self.find, create)
+
+    async def _enrol_inline(
+        self, sample: SampleRef, *, name: str, language: str | None, transcript: str | None, key: str
+    ) -> ProviderVoice:
+        store = self._require_store()
+        kept = await store.put(
+            InlineVoice(
+                voice_id=selfhosted_voice_name(key),
+                enrolment_key=key,
+                name=name,
+                language=language,
+                ref_text=transcript,
+                audio=sample.data,
+                mime_type=sample.mime_type,
+            )
+        )
+        return self._inline_voice(kept)
+
+    async def find(self, key: str) -> ProviderVoice | None:
+        """The voice this key made: inline under the key's name, or in the server's registry."""
+        voice_id = selfhosted_voice_name(key)
+        if self._store is not None and (stored := await self._store.get(voice_id)) is not None:
+            return self._inline_voice(stored)
+        if await self.mode() == "inline":
+            return None
+        for voice in await self._registry():
+            if voice_id in {voice.voice_id, voice.name}:
+                return msgspec.structs.replace(voice, enrolment_key=key)
+        return None
+
+    async def get(self, voice_id: str) -> ProviderVoice:
+        """One voice; ``VoiceNotFoundError`` when neither the references nor the registry have it."""
+        if self._store is not None and (stored := await self._store.get(voice_id)) is not None:
+            return self._inline_voice(stored)
+        if await self.mode() == "registry":
+            for voice in await self._registry():
+                if voice_id in {voice.voice_id, voice.name}:
+                    return voice
+        raise VoiceNotFoundError(
+            PROVIDER, "The voice does not exist on the self-hosted server.", provider_code="voice_not_found"
+        )
+
+    async def list(self) -> Sequence[ProviderVoice]:
+        """The registry's uploaded voices (registry mode) and the references kept for inline use."""
+        inline = [self._inline_voice(v) for v in await self._store.entries()] if self._store is not None else []
+        registry = await self._registry() if await self.mode() == "registry" else []
+        return [*registry, *inline]
+
+    async def _registry(self) -> Sequence[ProviderVoice]:
+        body = await self._json("GET", VOICES_PATH)
+        try:
+            return [self._voice(entry) for entry in _listed(body)]
+        except ValueError as exc:
+            raise TransientProviderError(
+                PROVIDER, "The self-hosted voice server sent an unreadable answer.", operator_detail=str(exc)
+            ) from exc
+
+    async def delete(self, voice_id: str) -> None:
+        """Forget an inline reference, or `DELETE /v1/audio/voices/{id}`; a missing voice raises
+        ``VoiceNotFoundError``."""
+        if self._store is not None and await self._store.delete(voice_id):
+            return
+        if await self.mode() == "inline":
+            raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
+        try:
+            await self._call("DELETE", f"{VOICES_PATH}/{voice_id}")
+        except PermanentProviderError as exc:
+            if exc.http_status == 404 and not isinstance(exc, VoiceNotFoundError):
+                raise VoiceNotFoundError(
+                    PROVIDER,
+                    "The voice does not exist on the self-hosted server.",
+                    provider_code="voice_not_found",
+                    http_status=404,
+                    operator_detail=exc.operator_detail,
+                ) from exc
+            raise
+
+    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+        """`POST /v1/audio/speech` for a WAV: naming a registered voice, or carrying an inline reference."""
+        payload = await self._speech_payload(voice, text, "wav")
+
+        def has_audio(response: httpx.Response) -> None:
+            if not response.content:
+                raise ValueError("empty audio answer")
+
+        response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio)
+        mime = response.headers.get("content-type", "audio/wav").split(";")[0].strip() or "audio/wav"
+        return SynthesisResult(audio=response.content, mime_type=mime, request_id=response.headers.get("x-request-id"))
+
+    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+        """`POST /v1/audio/speech` as `pcm` (OpenAI's: 24 kHz 16-bit little-endian mono), read as it
+        arrives; a server that does not stream sends it all at once, which still plays."""
+        payload = await self._speech_payload(voice, text, "pcm")
+        try:
+            async with self._http.streaming("POST", SPEECH_PATH, json=payload) as response:
+                async for chunk in self._http.body(response):
+                    yield chunk
+        except _SeeOther as moved:
+            # Modal's 150 s cap met before the first byte: a live stream cannot wait for a polled result.
+            raise TransientProviderError(
+                PROVIDER, "The self-hosted voice server did not start speaking in time."
+            ) from moved
+
+    async def _speech_payload(self, voice: ProviderVoice, text: str, response_format: str) -> dict[str, Any]:
+        if not text.strip():
+            raise PermanentProviderError(PROVIDER, "There is no text to speak.", provider_code="empty_text")
+        stored = await self._store.get(voice.voice_id) if self._store is not None else None
+        payload: dict[str, Any] = {"input": text, "response_format": response_format}
+        if stored is not None:
+            payload["ref_audio"] = data_url(stored.audio, stored.mime_type)
+            if stored.ref_text:
+                payload["ref_text"] = stored.ref_text
+        elif voice.metadata.get("mode") == "inline":
+            raise VoiceNotFoundError(
+                PROVIDER, "The voice's reference is no longer kept.", provider_code="voice_not_found"
+            )
+        else:
+            payload["voice"] = voice.voice_id
+        if self.model:
+            payload["model"] = self.model
+        return payload
+
+    # -- shapes ---------------------------------------------------------------------------------------
+    def _require_store(self) -> ReferenceStore:
+        if self._store is None:
+            raise PermanentProviderError(
+                PROVIDER, "Inline voices need a reference store.", provider_code="no_reference_store"
+            )
+        return self._store
+
+    def _voice(self, entry: dict[str, Any]) -> ProviderVoice:
+        voice_id = str(_voice_key(entry))
+        name = _text(entry.get("name")) or voice_id
+        created = entry.get("created_at")
+        return ProviderVoice(
+            provider=PROVIDER,
+            voice_id=voice_id,
+            name=name,
+            target_model=self.model,
+            language=_text(entry.get("language")),
+            created_at=str(created) if isinstance(created, int | float | str) else None,
+            metadata={"mode": "registry", "name": name, "consent": _text(entry.get("consent"))},
+        )
+
+    def _inline_voice(self, stored: InlineEntry) -> ProviderVoice:
+        return ProviderVoice(
+            provider=PROVIDER,
+            voice_id=stored.voice_id,
+            name=stored.voice_id,
+            target_model=self.model,
+            enrolment_key=stored.enrolment_key,
+            language=stored.language,
+            metadata={"mode": "inline", "voice_name": stored.name},
+        )

@@ -1,0 +1,289 @@
+"""Speech streamed as it is made: a reflection's voice once its launch gate passes, or a user's ready voice.
+
+The text is spoken a sentence at a time (`synthesis.text.sentences`), each sentence one provider stream,
+so the first audio leaves after the first sentence is made rather than the whole text. The stream waits for
+its first bytes before answering, so a provider that refuses or cannot be reached is an error status, not
+an empty 200. When the client goes away the stream is closed, which closes the provider request; either
+way the stream's row in `speech_streams` is finished with the characters sent to the provider and the
+seconds of audio made.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import psycopg
+
+from backend.attempts import service as attempts
+from backend.auth.verify import UserClaims
+from backend.db.execute import fetch_one
+from backend.db.pool import Connection, Pool, become_service, service_transaction, user_transaction
+from backend.db.queries import load_queries
+from backend.errors import (
+    DatabaseUnavailable,
+    NotFound,
+    ProviderRejected,
+    ProviderUnavailable,
+    ValidationFailed,
+    VoicegateError,
+    VoiceNotReady,
+)
+from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice, VoiceProvider
+from backend.providers.config import ProviderSettings
+from backend.providers.errors import ProviderError, TransientProviderError, UnknownOutcomeError
+from backend.providers.registry import ProviderSet
+from backend.reflections import service as reflections
+from backend.speech.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
+from backend.synthesis.service import MAX_TEXT_CHARS
+from backend.synthesis.speaker import Mute, Waits, awaited, provider_voice, speaker
+from backend.synthesis.text import sentences
+from backend.voices import service as voices
+
+log = logging.getLogger(__name__)
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+#: Silence between sentences, each spoken on its own (as between the parts of a synthesis job).
+SENTENCE_PAUSE_S = 0.12
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class SpeechRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """`POST /v1/reflections/{id}/speech`: speak `text` in the reflection's voice."""
+
+    text: Text
+    #: `pcm_24000` (16-bit little-endian mono PCM at 24 kHz), `wav` or `mp3`.
+    format: SpeechFormat = "pcm_24000"
+
+
+class VoiceSpeechRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """`POST /api/v1/speech`: speak `text` in one of the caller's ready voices."""
+
+    voice_id: uuid.UUID
+    text: Text
+    #: `pcm_24000` (16-bit little-endian mono PCM at 24 kHz), `wav` or `mp3`.
+    format: SpeechFormat = "pcm_24000"
+
+
+class _Opened(msgspec.Struct, frozen=True, kw_only=True):
+    """Who speaks with which voice, checked in the caller's transaction."""
+
+    owner_id: uuid.UUID
+    voice_id: uuid.UUID
+    voice: ProviderVoice
+    reflection_id: uuid.UUID | None = None
+    attempt_id: uuid.UUID | None = None
+
+
+class SpeechStream:
+    """One stream: an async iterator of the audio's bytes for the response body, and `finish` for after it.
+
+    `finish` closes what is still open (the provider request of a client that went away) and records the
+    stream's usage; it runs whether the stream completed or not.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        stream_id: uuid.UUID,
+        *,
+        provider: VoiceProvider,
+        opened: _Opened,
+        text: str,
+        fmt: SpeechFormat,
+    ) -> None:
+        self.id = stream_id
+        self.media_type = MEDIA_TYPES[fmt]
+        self.headers = {
+            "Cache-Control": "no-store",
+            # Reverse proxies (nginx) would otherwise hold the audio back until they have a buffer full.
+            "X-Accel-Buffering": "no",
+            "Voicegate-Stream-Id": str(stream_id),
+            "Voicegate-Voice-Id": str(opened.voice_id),
+            "Voicegate-Sample-Rate": str(STREAM_SAMPLE_RATE),
+        }
+        if opened.attempt_id is not None:
+            self.headers["Voicegate-Attempt-Id"] = str(opened.attempt_id)
+        self._pool = pool
+        self._provider = provider
+        self._voice = opened.voice
+        self._sentences = sentences(text)
+        self._encoder = StreamEncoder(fmt)
+        self._characters = 0
+        self._outcome = "canceled"
+        self._error_code: str | None = None
+        self._recorded = False
+        self._chunks = self._generate()
+        self._first: bytes | None = None
+
+    async def open(self) -> None:
+        """Wait for the first bytes; a provider error before them is raised as the HTTP error it means."""
+        try:
+            self._first = await anext(self._chunks, b"")
+        except ProviderError as exc:
+            await self._chunks.aclose()
+            await self._record()
+            raise _refusal(exc) from exc
+
+    def __aiter__(self) -> SpeechStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            if first:
+                return first
+        try:
+            return await anext(self._chunks)
+        except ProviderError:
+            # The status is sent already: the response is cut off, and the client sees an incomplete body.
+            log.warning("speech stream %s: the provider failed midway", self.id, exc_info=True)
+            await self._record()
+            raise
+
+    async def finish(self) -> None:
+        """Close the provider request if the client left early, then record the stream's usage."""
+        await self._chunks.aclose()
+        await self._record()
+
+    async def _generate(self) -> AsyncGenerator[bytes, None]:
+        encoder = self._encoder
+        try:
+            for index, sentence in enumerate(self._sentences):
+                if index and (pause := encoder.silence(SENTENCE_PAUSE_S)):
+                    yield pause
+                self._characters += len(sentence)
+                async with aclosing(self._provider.stream(self._voice, sentence)) as pcm:
+                    async for chunk in pcm:
+                        if out := encoder.feed(chunk):
+                            yield out
+            if tail := encoder.finish():
+                yield tail
+            self._outcome = "completed"
+        except ProviderError as exc:
+            self._outcome, self._error_code = "failed", (exc.provider_code or type(exc).__name__)[:100]
+            raise
+
+    async def _record(self) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        params = {
+            "id": self.id,
+            "characters": self._characters,
+            "audio_ms": round(self._encoder.seconds * 1000),
+            "outcome": self._outcome,
+            "error_code": self._error_code,
+        }
+        try:
+            async with service_transaction(self._pool) as conn:
+                await conn.execute(_Q["finish_stream"], params)
+        except (DatabaseUnavailable, psycopg.Error):
+            # The row stays `streaming`: usage accounting reads that as "ended, not recorded".
+            log.warning("speech stream %s: its usage could not be recorded", self.id, exc_info=True)
+
+
+async def reflection_speech(
+    pool: Pool,
+    claims: UserClaims,
+    reflection_id: uuid.UUID,
+    request: SpeechRequest,
+    *,
+    providers: ProviderSet,
+    settings: ProviderSettings,
+) -> SpeechStream:
+    """Stream `text` in the reflection's active voice; LaunchBlocked (409, every reason) unless the gate
+    passes, NotFound for anyone else's reflection."""
+    text = _clean(request.text)
+    async with user_transaction(pool, claims.raw) as conn:
+        launch = await reflections.launch_voice(conn, reflection_id)
+        opened = _Opened(
+            owner_id=uuid.UUID(claims.sub),
+            voice_id=launch.voice_id,
+            voice=launch.voice,
+            reflection_id=reflection_id,
+            attempt_id=launch.attempt_id,
+        )
+        stream_id = await _record_opening(conn, opened, text, request.format, settings)
+    return await _start(pool, stream_id, opened, text, request.format, providers=providers)
+
+
+async def voice_speech(
+    pool: Pool, claims: UserClaims, request: VoiceSpeechRequest, *, providers: ProviderSet, settings: ProviderSettings
+) -> SpeechStream:
+    """Stream `text` in one of the caller's voices that speaks now; VoiceNotReady (409) for one still being
+    cloned or with no cloned voice, NotFound for anyone else's."""
+    text = _clean(request.text)
+    async with user_transaction(pool, claims.raw) as conn:
+        if not await voices.visible(conn, request.voice_id):
+            raise NotFound("Voice not found.")
+        row = await voices.voice_row(conn, request.voice_id)
+        voice = await _speaking(conn, row)
+        opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
+        stream_id = await _record_opening(conn, opened, text, request.format, settings)
+    return await _start(pool, stream_id, opened, text, request.format, providers=providers)
+
+
+async def _speaking(conn: Connection, row: dict[str, Any]) -> ProviderVoice:
+    """The `speaker` rule when the answer must be now: a voice that waits for its clone cannot stream."""
+    own = provider_voice(row["tts_provider"], row["provider_voice_id"], row["provider_target_model"])
+    attempt = None if own is not None else await attempts.open_for_voice(conn, row["id"])
+    state = speaker(own, None if attempt is None else awaited(attempt))
+    if isinstance(state, Waits):
+        raise VoiceNotReady("The voice is still being cloned; stream once it is ready.")
+    if isinstance(state, Mute):
+        raise VoiceNotReady(state.message)
+    return msgspec.structs.replace(state, language=row["language"], metadata=row["provider_metadata"])
+
+
+async def _record_opening(
+    conn: Connection, opened: _Opened, text: str, fmt: SpeechFormat, settings: ProviderSettings
+) -> uuid.UUID:
+    """The stream's usage row, written as the service in the transaction that checked the caller."""
+    settings.usable(opened.voice.provider)
+    await become_service(conn)
+    row = await fetch_one(
+        conn,
+        _Q["open_stream"],
+        {
+            "owner_id": opened.owner_id,
+            "voice_id": opened.voice_id,
+            "reflection_id": opened.reflection_id,
+            "attempt_id": opened.attempt_id,
+            "provider": opened.voice.provider,
+            "provider_voice_id": opened.voice.voice_id,
+            "format": fmt,
+            "text_characters": len(text),
+        },
+    )
+    stream_id: uuid.UUID = row["id"]
+    return stream_id
+
+
+async def _start(
+    pool: Pool, stream_id: uuid.UUID, opened: _Opened, text: str, fmt: SpeechFormat, *, providers: ProviderSet
+) -> SpeechStream:
+    """Open the stream once its row is committed (no connection is held while it streams)."""
+    provider = providers.get(opened.voice.provider)
+    stream = SpeechStream(pool, stream_id, provider=provider, opened=opened, text=text, fmt=fmt)
+    await stream.open()
+    return stream
+
+
+def _clean(text: str) -> str:
+    cleaned = text.strip()
+    if not cleaned:
+        raise ValidationFailed("text must not be blank")
+    return cleaned
+
+
+def _refusal(exc: ProviderError) -> VoicegateError:
+    """What a provider's refusal before any audio means to the client."""
+    if isinstance(exc, TransientProviderError | UnknownOutcomeError):
+        return ProviderUnavailable(exc.safe_message)
+    return ProviderRejected(exc.safe_message)

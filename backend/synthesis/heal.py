@@ -1,0 +1,62 @@
+"""A job whose voice its provider no longer has (or whose model was retired) waits for the voice to be
+enrolled again from its stored sample, instead of failing: once per job. Jobs queued for a voice that
+is being given a new provider voice wait for that attempt too (`follow`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from backend.context import Lifecycle, Outcome
+from backend.db.execute import fetch_optional
+from backend.db.pool import Connection, service_transaction
+from backend.db.queries import load_queries
+from backend.providers.base import ProviderVoice
+from backend.providers.errors import ModelRetiredError, PermanentProviderError
+from backend.voices import portability
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+
+async def follow(conn: Connection, voice_id: uuid.UUID, attempt_id: uuid.UUID) -> None:
+    """Make every job still queued for `voice_id` wait for `attempt_id` (the attempt's end wakes them),
+    in the transaction that made the attempt."""
+    await conn.execute(_Q["follow_attempt"], {"voice_id": voice_id, "attempt_id": attempt_id})
+
+
+async def heal_job(
+    ctx: Lifecycle, job_id: uuid.UUID, voice: ProviderVoice, lost: PermanentProviderError, *, recheck: timedelta
+) -> Outcome:
+    """The provider lost `voice` while the job spoke with it: start (or join) its re-enrolment and put
+    the job back to wait for it, looking again after `recheck` should the wake-up be lost. A job that
+    already healed once, or a voice with no sample left, fails with a clear code."""
+    reason = "model_retired" if isinstance(lost, ModelRetiredError) else "voice_not_found"
+    async with service_transaction(ctx.pool) as conn:
+        job = await fetch_optional(conn, _Q["lock_job"], {"id": job_id})
+        if job is None:
+            return Outcome(status="stale")
+        if job["healed_at"] is not None:
+            message = f"The provider lost the voice again after it was enrolled anew ({lost.safe_message})"
+            return await _fail(conn, job_id, "voice_lost", message)
+        try:
+            attempt = await portability.heal(
+                conn,
+                job["voice_id"],
+                provider=voice.provider,
+                provider_voice_id=voice.voice_id,
+                reason=reason,
+                actor=f"synthesis:{job_id}",
+            )
+        except portability.CannotReenrol as refused:
+            return await _fail(conn, job_id, refused.code, f"{lost.safe_message} {refused.message}")
+        await follow(conn, job["voice_id"], attempt.id)
+        waiting = await fetch_optional(conn, _Q["wait_for_reenrolment"], {"id": job_id, "attempt_id": attempt.id})
+    if waiting is None:
+        return Outcome(status="stale")
+    return Outcome(status="queued", retry_at=waiting["db_now"] + recheck)
+
+
+async def _fail(conn: Connection, job_id: uuid.UUID, code: str, message: str) -> Outcome:
+    failed = await fetch_optional(conn, _Q["fail_job"], {"id": job_id, "code": code, "message": message[:500]})
+    return Outcome(status="failed" if failed is not None else "stale")

@@ -1,0 +1,39 @@
+-- name: stored_sample
+-- The newest enrollable sample of the voice: linked to it, or used by one of its attempts; not refused;
+-- with its original, or its cleaned copy when a kept sample's original is gone.
+select s.*
+  from public.voice_samples s
+ where (s.voice_id = %(voice_id)s
+        or s.id in (select a.sample_id from public.voice_clone_attempts a
+                     where a.voice_id = %(voice_id)s and a.sample_id is not null))
+   and s.status <> 'failed'
+   and (s.original_removed_at is null or s.processed_object_path is not null)
+ order by s.created_at desc, s.id
+ limit 1;
+
+-- name: live_reference
+select * from public.voice_provider_references
+ where voice_id = %(voice_id)s and provider = %(provider)s and gone_at is null
+ order by last_verified_at desc, created_at desc
+ limit 1;
+
+-- name: mark_gone
+update public.voice_provider_references
+   set gone_at = now(), gone_reason = %(reason)s
+ where voice_id = %(voice_id)s and provider = %(provider)s and provider_voice_id = %(provider_voice_id)s
+   and gone_at is null;
+
+-- name: reflection_of
+select reflection_id from public.voice_clone_attempts
+ where voice_id = %(voice_id)s and is_active and reflection_id is not null
+ order by created_at desc
+ limit 1;
+
+-- name: lock_voice
+select id, owner_id, name, status, tts_provider, provider_voice_id, provider_target_model, deleted_at
+  from public.voices
+ where id = %(voice_id)s
+   for update;
+
+-- name: record_audit
+select voicegate.record_audit(%(actor)s, %(action)s, %(subject_type)s, %(subject_id)s, %(detail)s::jsonb) as id;

@@ -1,0 +1,19 @@
+-- name: count_candidates
+select count(*) as n
+  from public.voices v
+ where v.deleted_at is null
+   and v.tts_provider is not null
+   and (%(source)s::text is null or v.tts_provider = %(source)s)
+   and (%(ids)s::uuid[] is null or v.id = any(%(ids)s::uuid[]));
+
+-- name: candidates
+-- Live voices that have been cloned, in id order after the cursor.
+select v.id, v.owner_id, v.status, v.tts_provider, v.provider_voice_id, v.provider_target_model
+  from public.voices v
+ where v.deleted_at is null
+   and v.tts_provider is not null
+   and (%(source)s::text is null or v.tts_provider = %(source)s)
+   and (%(ids)s::uuid[] is null or v.id = any(%(ids)s::uuid[]))
+   and v.id > coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000')
+ order by v.id
+ limit %(limit)s;

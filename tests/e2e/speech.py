@@ -1,0 +1,69 @@
+"""What the streaming-speech tests share: a timed streaming request, decoding what came back, and how long
+the fakes' audio for a text is."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import httpx
+
+from backend.speech.service import SENTENCE_PAUSE_S
+from backend.synthesis.text import sentences
+
+RATE = 24000
+THREE_SENTENCES = (
+    "Hello there, this is the first sentence. Here is the second one, a bit longer than that. And a third."
+)
+
+
+@dataclass
+class Heard:
+    """A streamed answer: status, headers, the body's bytes, and when its first and last bytes arrived."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    first_byte_s: float
+    total_s: float
+    chunks: int
+
+    def json(self) -> Any:
+        return httpx.Response(self.status, content=self.body).json()
+
+
+async def stream(client: httpx.AsyncClient, path: str, token: str, body: dict[str, Any]) -> Heard:
+    """POST `body` to a speech route and read the answer chunk by chunk, timing it."""
+    started = time.monotonic()
+    first: float | None = None
+    data = b""
+    chunks = 0
+    async with client.stream("POST", path, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
+        async for chunk in response.aiter_raw():
+            first = first if first is not None else time.monotonic() - started
+            data += chunk
+            chunks += 1
+    total = time.monotonic() - started
+    return Heard(response.status_code, response.headers, data, first if first is not None else total, total, chunks)
+
+
+def fake_samples(text: str) -> int:
+    """The samples the fakes speak for `text` streamed sentence by sentence (0.05 s a character, at most 5 s
+    a request), with the pause between sentences."""
+    parts = sentences(text)
+    spoken = sum(int(min(0.05 * len(part), 5.0) * RATE) for part in parts)
+    return spoken + (len(parts) - 1) * round(SENTENCE_PAUSE_S * RATE)
+
+
+def decoded_samples(body: bytes, fmt: str) -> int:
+    """How many samples of audio a streamed body holds: counted for PCM, decoded by FFmpeg otherwise."""
+    if fmt == "pcm_24000":
+        assert len(body) % 2 == 0
+        return len(body) // 2
+    with av.open(io.BytesIO(body)) as container:
+        audio = container.streams.audio[0]
+        assert (audio.rate, audio.channels) == (RATE, 1)
+        return sum(frame.samples for frame in container.decode(audio))

@@ -1,0 +1,257 @@
+"""Fake OpenAI-shaped speech server, as vLLM-Omni serves Qwen3-TTS-Base: `POST /v1/audio/speech`, and
+in registry mode the voice registry `POST`/`GET /v1/audio/voices` and `DELETE /v1/audio/voices/{name}`.
+
+Modes: ``registry``; ``inline`` (no registry: those routes answer 404, every synthesis carries its
+reference as `ref_audio` + `ref_text`); ``modal`` (the registry behind a Modal web endpoint: proxy auth
+with `Modal-Key`/`Modal-Secret`, a 303 to `/__modal/result/{call}` for a request still running after
+``result_cap_s``, polled there, and a cold start of ``cold_start_s`` whenever the container is down,
+which also empties the registry unless it lives on a volume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tests.fakes.audio import tone_pcm, tone_wav, wav_info
+from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
+
+Mode = Literal["registry", "inline", "modal"]
+MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
+MAX_SAMPLE_BYTES = 10 * 1024 * 1024
+SAMPLE_TYPES = frozenset({"audio/wav", "audio/mpeg", "audio/flac", "audio/ogg", "audio/aac", "audio/webm", "audio/mp4"})
+FORMATS = frozenset({"wav", "mp3", "flac", "pcm", "aac", "opus"})
+OUTPUT_RATE = 24000
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DATA_URL = re.compile(r"^data:(audio/[a-z0-9.+-]+);base64,(.+)$", re.S)
+RESULT_PREFIX = "/__modal/result/"
+
+
+@dataclass
+class SelfhostedVoice:
+    name: str
+    consent: str
+    audio: bytes
+    mime_type: str
+    ref_text: str | None
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+    def as_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "consent": self.consent,
+            "created_at": self.created_at,
+            "mime_type": self.mime_type,
+            "file_size": len(self.audio),
+        }
+        if self.ref_text is not None:
+            entry["ref_text"] = self.ref_text
+        return entry
+
+
+class SelfhostedFake(FakeProvider):
+    """Stateful fake of a self-hosted speech server. ``speeches`` records what each synthesis used
+    (the voice name, or ``inline`` with its reference's bytes and text); ``reset()`` forgets every voice."""
+
+    def __init__(
+        self,
+        mode: Mode = "registry",
+        *,
+        api_key: str | None = None,
+        model: str = MODEL,
+        seed: int = 0,
+        modal_key: str = "wk-test-key",
+        modal_secret: str = "ws-test-secret",  # noqa: S107 - a fake's fixed test credential
+        cold_start_s: float = 0.0,
+        result_cap_s: float = 150.0,
+        speech_delay_s: float = 0.0,
+        volume: bool = False,
+    ) -> None:
+        super().__init__(seed)
+        self.mode = mode
+        self.api_key = api_key
+        self.model = model
+        self.modal_key, self.modal_secret = modal_key, modal_secret
+        self.cold_start_s = cold_start_s
+        self.result_cap_s = result_cap_s
+        self.speech_delay_s = speech_delay_s
+        self.volume = volume
+        self.voices: dict[str, SelfhostedVoice] = {}
+        self.speeches: list[dict[str, Any]] = []
+        self.cold_starts = 0
+        self.polls = 0
+        self.warm = False
+        self._calls: dict[str, asyncio.Task[Response | Streamed]] = {}
+        self._start_lock: asyncio.Lock | None = None
+        if mode != "inline":
+            self.route("GET", "/v1/audio/voices", self._list)
+            self.route("POST", "/v1/audio/voices", self._upload)
+            self.route("DELETE", r"/v1/audio/voices/(?P<name>[^/]+)", self._delete)
+        self.route("POST", "/v1/audio/speech", self._speech)
+
+    def reset(self) -> None:
+        """Forget every voice (a server reinstalled, a registry that was not persisted)."""
+        self.voices.clear()
+
+    def scale_down(self) -> None:
+        """The Modal container goes away; the next request starts a new one (a cold start)."""
+        self.warm = False
+
+    # -- envelopes -------------------------------------------------------------------------------------
+    @staticmethod
+    def _error(status: int, message: str, kind: str, param: str | None = None) -> Response:
+        return json_response(status, {"error": {"message": message, "type": kind, "param": param, "code": status}})
+
+    def error_response(self, status: int, retry_after: str | None) -> Response:
+        kind = "RateLimitError" if status == 429 else "InternalServerError"
+        response = self._error(status, "The server is overloaded." if status == 429 else "Internal error.", kind)
+        if retry_after:
+            response.headers.append(("retry-after", retry_after))
+        return response
+
+    def _unauthorized(self, request: RecordedRequest) -> Response | None:
+        if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return json_response(401, {"error": "Unauthorized"})
+        return None
+
+    # -- Modal's web endpoint in front of the server ----------------------------------------------------
+    async def _dispatch(self, request: RecordedRequest) -> Response | Streamed:
+        if self.mode != "modal":
+            return await super()._dispatch(request)
+        if (request.headers.get("modal-key"), request.headers.get("modal-secret")) != (
+            self.modal_key,
+            self.modal_secret,
+        ):
+            return Response(
+                401, b"modal-http: missing credentials for proxy authorization", [("content-type", "text/plain")]
+            )
+        if request.path.startswith(RESULT_PREFIX):
+            return await self._result(request.path.removeprefix(RESULT_PREFIX))
+        task = asyncio.ensure_future(self._in_container(request))
+        return await self._answer_within_cap(task)
+
+    async def _in_container(self, request: RecordedRequest) -> Response | Streamed:
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if not self.warm:
+                # `@modal.enter` loads the model; a registry not kept on a Volume starts empty.
+                await asyncio.sleep(self.cold_start_s)
+                if not self.volume:
+                    self.voices.clear()
+                self.cold_starts += 1
+                self.warm = True
+        return await super()._dispatch(request)
+
+    async def _answer_within_cap(
+        self, task: asyncio.Task[Response | Streamed], call_id: str | None = None
+    ) -> Response | Streamed:
+        done, _ = await asyncio.wait({task}, timeout=self.result_cap_s)
+        if task in done:
+            if call_id is not None:
+                self._calls.pop(call_id, None)
+            return task.result()
+        call_id = call_id or uuid.uuid4().hex
+        self._calls[call_id] = task
+        return Response(303, b"", [("location", f"{RESULT_PREFIX}{call_id}")])
+
+    async def _result(self, call_id: str) -> Response | Streamed:
+        self.polls += 1
+        task = self._calls.get(call_id)
+        if task is None:
+            return Response(404, b"modal-http: unknown function call", [("content-type", "text/plain")])
+        return await self._answer_within_cap(task, call_id)
+
+    # -- the speech server -----------------------------------------------------------------------------
+    async def _list(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+        if (error := self._unauthorized(request)) is not None:
+            return error
+        uploaded = [voice.as_json() for voice in self.voices.values()]
+        return json_response(200, {"voices": [voice["name"] for voice in uploaded], "uploaded_voices": uploaded})
+
+    async def _upload(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+        if (error := self._unauthorized(request)) is not None:
+            return error
+        fields = request.form_fields()
+        for required in ("audio_sample", "name", "consent"):
+            if required not in fields:
+                return json_response(
+                    422,
+                    {"detail": [{"loc": ["body", required], "msg": "Field required", "type": "missing"}]},
+                )
+        sample, name = fields["audio_sample"][0], fields["name"][0].text
+        if sample.filename is None or not sample.data:
+            return json_response(400, {"success": False, "error": "audio_sample must be a file"})
+        if len(sample.data) > MAX_SAMPLE_BYTES:
+            return json_response(413, {"success": False, "error": "File too large (max 10MB)"})
+        if sample.content_type not in SAMPLE_TYPES:
+            return json_response(400, {"success": False, "error": f"Unsupported audio type {sample.content_type}"})
+        if not _NAME.match(name):
+            return json_response(400, {"success": False, "error": "Invalid voice name"})
+        if name in self.voices:
+            return json_response(400, {"success": False, "error": f"Voice '{name}' already exists"})
+        ref_text = fields["ref_text"][0].text if "ref_text" in fields else None
+        voice = SelfhostedVoice(name, fields["consent"][0].text, sample.data, sample.content_type, ref_text)
+        self.voices[name] = voice
+        return json_response(200, {"success": True, "voice": voice.as_json()})
+
+    async def _delete(self, request: RecordedRequest, params: dict[str, str]) -> Response:
+        if (error := self._unauthorized(request)) is not None:
+            return error
+        if self.voices.pop(params["name"], None) is None:
+            return json_response(404, {"success": False, "error": f"Voice '{params['name']}' not found"})
+        return json_response(200, {"success": True, "message": f"Voice '{params['name']}' deleted successfully"})
+
+    async def _speech(self, request: RecordedRequest, _: dict[str, str]) -> Response | Streamed:
+        if (error := self._unauthorized(request)) is not None:
+            return error
+        try:
+            body = request.json()
+        except ValueError:
+            return self._error(400, "The body must be JSON.", "BadRequestError")
+        text = body.get("input") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            return self._error(400, "Input text cannot be empty", "BadRequestError", "input")
+        if body.get("model") not in (None, self.model):
+            return self._error(404, f"The model `{body['model']}` does not exist.", "NotFoundError", "model")
+        if body.get("response_format", "wav") not in FORMATS:
+            return self._error(400, "Unsupported response_format", "BadRequestError", "response_format")
+        used = self._reference(body)
+        if isinstance(used, Response):
+            return used
+        await asyncio.sleep(self.speech_delay_s)
+        self.speeches.append({"input": text, **used})
+        seconds = min(0.05 * len(text), 5.0)
+        if body.get("response_format") == "pcm":
+            # OpenAI's `pcm`: raw 24 kHz 16-bit little-endian mono, sent as it is made (0.1 s a chunk).
+            headers = [("content-type", "audio/pcm"), ("x-request-id", uuid.uuid4().hex)]
+            return Streamed(200, chunked(tone_pcm(seconds, OUTPUT_RATE), OUTPUT_RATE // 10 * 2), headers)
+        audio = tone_wav(seconds, OUTPUT_RATE)
+        return Response(200, audio, [("content-type", "audio/wav"), ("x-request-id", uuid.uuid4().hex)])
+
+    def _reference(self, body: dict[str, Any]) -> dict[str, Any] | Response:
+        """What the synthesis clones: an inline reference, or a registered voice."""
+        ref_audio = body.get("ref_audio")
+        if ref_audio is not None:
+            match = _DATA_URL.match(ref_audio) if isinstance(ref_audio, str) else None
+            try:
+                audio = base64.b64decode(match[2], validate=True) if match else b""
+                if match is not None and match[1] == "audio/wav":
+                    wav_info(audio)
+            except (binascii.Error, ValueError):
+                audio = b""
+            if not audio:
+                return self._error(400, "ref_audio must be a base64 audio data URL", "BadRequestError", "ref_audio")
+            return {"voice": "inline", "ref_audio": audio, "ref_text": body.get("ref_text")}
+        voice = body.get("voice")
+        if not isinstance(voice, str) or not voice:
+            return self._error(400, "A Base model needs `voice` or `ref_audio`", "BadRequestError", "voice")
+        if self.mode == "inline" or voice not in self.voices:
+            return self._error(404, f"Voice '{voice}' not found", "NotFoundError", "voice")
+        return {"voice": voice}

@@ -1,0 +1,74 @@
+"""The formats a stream is sent in, made from PCM chunks cut anywhere: the PCM itself, a WAV of unknown length
+that readers still read whole, and MP3 that decodes to the same length (plus the encoder's padding)."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import av
+import numpy as np
+import pytest
+
+from backend.speech.formats import StreamEncoder, streaming_wav_header
+
+RATE = 24000
+
+
+def tone(seconds: float) -> bytes:
+    t = np.arange(round(seconds * RATE)) / RATE
+    return (np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2").tobytes()
+
+
+def encode(fmt: str, pcm: bytes, cut: int) -> tuple[bytes, StreamEncoder]:
+    """`pcm` fed in chunks of `cut` bytes (odd sizes split samples), then finished."""
+    encoder = StreamEncoder(fmt)  # type: ignore[arg-type]
+    out = b"".join(encoder.feed(pcm[i : i + cut]) for i in range(0, len(pcm), cut))
+    return out + encoder.finish(), encoder
+
+
+@pytest.mark.parametrize("cut", [1, 777, 4800])
+def test_pcm_is_passed_through_whole_samples_only(cut: int) -> None:
+    pcm = tone(0.5)
+    out, encoder = encode("pcm_24000", pcm, cut)
+    assert out == pcm
+    assert encoder.samples == len(pcm) // 2
+    assert encoder.seconds == pytest.approx(0.5)
+
+
+def test_a_dangling_half_sample_is_not_sent() -> None:
+    out, encoder = encode("pcm_24000", b"\x01\x02\x03", 3)
+    assert (out, encoder.samples) == (b"\x01\x02", 1)
+
+
+def test_the_wav_header_says_unknown_length_and_readers_read_what_follows() -> None:
+    pcm = tone(0.5)
+    out, _ = encode("wav", pcm, 333)
+    assert out[:44] == streaming_wav_header()
+    assert out[4:8] == out[40:44] == b"\xff\xff\xff\xff"
+    with wave.open(io.BytesIO(out)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (RATE, 1, 2)
+        assert wav.readframes(10**9) == pcm
+    with av.open(io.BytesIO(out)) as container:
+        assert sum(frame.samples for frame in container.decode(audio=0)) == len(pcm) // 2
+
+
+def test_an_empty_wav_stream_is_still_a_header() -> None:
+    assert encode("wav", b"", 1)[0] == streaming_wav_header()
+
+
+def test_mp3_decodes_to_the_length_it_was_given_plus_the_encoders_padding() -> None:
+    pcm = tone(1.0) + bytes(2 * 2880) + tone(0.7)  # two sentences and the pause between them
+    out, encoder = encode("mp3", pcm, 4801)
+    assert out[:2] == b"\xff\xf3"  # an MPEG-2 Layer III frame: 24 kHz
+    with av.open(io.BytesIO(out)) as container:
+        stream = container.streams.audio[0]
+        assert (stream.rate, stream.channels) == (RATE, 1)
+        decoded = sum(frame.samples for frame in container.decode(stream))
+    assert encoder.samples <= decoded <= encoder.samples + round(0.15 * RATE)
+
+
+def test_silence_is_fed_like_audio() -> None:
+    encoder = StreamEncoder("pcm_24000")
+    assert encoder.silence(0.12) == bytes(2 * 2880)
+    assert encoder.samples == 2880
