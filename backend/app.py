@@ -15,13 +15,14 @@ import httpx
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
+from backend.api.concurrency import UserConcurrency
 from backend.api.deps import DEPENDENCIES, resolve_dependencies_in_order
 from backend.api.docs import COMPONENTS
 from backend.api.health import health_routes
 from backend.api.metrics import MetricsMiddleware
 from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
-from backend.context import build_lifecycle
+from backend.context import Lifecycle, build_lifecycle
 from backend.db.pool import create_pool
 from backend.problem import problem_response
 from backend.provenance import ProvenanceSigner
@@ -56,6 +57,10 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     signer = ProvenanceSigner.from_settings(settings)
     resolve_dependencies_in_order()
     pool = create_pool(dsn, settings)
+    # The Storage stand-in and the worker run on pools of their own: a burst of either cannot take the
+    # connections the API's requests need (nor the stand-in those of the requests that call it).
+    storage_pool = create_pool(dsn, settings) if settings.embedded else None
+    worker_pool = create_pool(dsn, settings, patience=settings.queue_visibility_seconds) if run_consumers else None
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
     handlers: list[Any] = [
@@ -77,33 +82,42 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         from backend.embedded.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
         from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415
 
-        handlers.append(api_storage_router(settings, pool, verifier))
+        handlers.append(api_storage_router(settings, storage_pool or pool, verifier))
         if settings.auth.jwt_secret is not None:
             handlers.append(dev_session_handler(settings.auth.jwt_secret))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # wait=False: the API starts (and answers /readyz with 503) even while the database is down.
-        await pool.open(wait=False)
+        for opening in (pool, storage_pool, worker_pool):
+            if opening is not None:
+                await opening.open(wait=False)
         app.state.pool = pool
         app.state.verifier = verifier
+        app.state.user_slots = UserConcurrency(settings.user_concurrency)
         app.state.settings = settings
         app.state.storage = _storage_client(settings, app)
         app.state.worker_failed = False
         provider_http = create_http_client(trust_env=False)
         app.state.lifecycle = build_lifecycle(settings, pool, app.state.storage, provider_http, signer)
         stopping = asyncio.Event()
-        worker = _start_worker(app, settings, dsn, stopping) if run_consumers else None
+        worker = None
+        if worker_pool is not None:
+            worker_ctx = build_lifecycle(settings, worker_pool, app.state.storage, provider_http, signer)
+            worker = _start_worker(app, settings, dsn, worker_ctx, stopping)
         try:
             yield
         finally:
             stopping.set()
             if worker is not None:
                 await asyncio.gather(worker, return_exceptions=True)
+                await worker_ctx.webhooks.aclose()  # the signer is the API lifecycle's, closed with it
             await app.state.lifecycle.aclose()
             await provider_http.aclose()
             await app.state.storage.aclose()
-            await pool.close()
+            for opened in (pool, storage_pool, worker_pool):
+                if opened is not None:
+                    await opened.close()
             await jwks_http.aclose()
 
     return Litestar(
@@ -126,11 +140,13 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     )
 
 
-def _start_worker(app: Litestar, settings: Settings, dsn: str, stopping: asyncio.Event) -> asyncio.Task[None]:
-    """The consumers as a task of the app; a death is logged loudly and remembered for the exit code."""
+def _start_worker(
+    app: Litestar, settings: Settings, dsn: str, ctx: Lifecycle, stopping: asyncio.Event
+) -> asyncio.Task[None]:
+    """The consumers (over `ctx`, the worker's own lifecycle and pool) as a task of the app; a death is
+    logged loudly and remembered for the exit code."""
     from queue_consumers.worker import build_consumers, new_worker_id, run_worker  # noqa: PLC0415
 
-    ctx = app.state.lifecycle
     # CONSUMER_MODE=http inside `up`: the workers reach this very app's internal route in-process.
     api_client = httpx.AsyncClient(
         base_url="http://voicegate.internal",

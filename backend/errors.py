@@ -94,6 +94,26 @@ class UnsupportedMediaType(ClientError):
     code = "unsupported_media_type"
 
 
+class TooManyRequests(ClientError):
+    """Too many requests at once; retry after `Retry-After` seconds."""
+
+    status = 429
+    code = "too_many_requests"
+    retry_after: ClassVar[int] = 1
+
+
+class ConcurrencyLimited(TooManyRequests):
+    """You have too many requests in flight at once; retry after `Retry-After` seconds."""
+
+    code = "concurrency_limited"
+
+
+class ServerBusy(TooManyRequests):
+    """Busy with other requests; retry after `Retry-After` seconds."""
+
+    code = "server_busy"
+
+
 class ServiceUnavailable(VoicegateError):
     """A dependency is unreachable; retry shortly."""
 

@@ -10,7 +10,13 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
-from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable, VoicegateError
+from backend.errors import (
+    DatabaseUnavailable,
+    ServiceUnavailable,
+    StorageUnavailable,
+    TooManyRequests,
+    VoicegateError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:
     extensions: dict[str, object] = {}
     if isinstance(exc, VoicegateError):
         status, code, detail, extensions = exc.status, exc.code, exc.detail, exc.extensions()
-        if isinstance(exc, ServiceUnavailable):
+        if isinstance(exc, ServiceUnavailable | TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, ValidationException):
         status, code, detail = 400, "validation_failed", _validation_detail(exc)

@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_DB_TIMEOUT: seconds one unit of database work (a transaction: waiting for its connection,
     checking it, every statement and the commit) may take before it is abandoned and the request answered
     503; the server holds each transaction to it too (statement_timeout, idle_in_transaction_session_timeout)."""
+    user_concurrency: int = 32
+    """VOICEGATE_USER_CONCURRENCY: requests one user (one access token's subject) may have in flight in one API
+    process; one more is answered 429 with Retry-After."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
     consumer_mode: Literal["inprocess", "http"] = "inprocess"
@@ -138,6 +141,7 @@ _ENV = {
     "db_pool_max": "VOICEGATE_DB_POOL_MAX",
     "db_connect_timeout": "VOICEGATE_DB_CONNECT_TIMEOUT",
     "db_timeout": "VOICEGATE_DB_TIMEOUT",
+    "user_concurrency": "VOICEGATE_USER_CONCURRENCY",
     "log_level": "VOICEGATE_LOG_LEVEL",
     "consumer_mode": "CONSUMER_MODE",
     "worker_concurrency": "VOICEGATE_WORKER_CONCURRENCY",
@@ -216,6 +220,7 @@ def _check(settings: Settings) -> None:
     if not 1 <= settings.db_pool_min <= settings.db_pool_max:
         raise SettingsError("VOICEGATE_DB_POOL_MIN must be at least 1 and at most VOICEGATE_DB_POOL_MAX")
     for field in (
+        "user_concurrency",
         "worker_concurrency",
         "queue_visibility_seconds",
         "queue_max_reads",

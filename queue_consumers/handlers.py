@@ -22,7 +22,7 @@ from backend.db.pool import Connection
 from backend.samples import check as sample_check
 from backend.synthesis import worker as synthesis_worker
 from backend.webhooks import worker as webhook_worker
-from queue_consumers.runtime import DeadLetterHook, Handler, Message
+from queue_consumers.runtime import DeadLetterHook, Handler, Message, Reader
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class QueueRoute:
     handler: Handler
     on_dead_letter: DeadLetterHook | None = None
     retries: Retries | None = None
+    #: How the queue is read, when more than pgmq's read (the clone queue leases its attempts as it reads).
+    reader: Reader | None = None
 
 
 def _uuid(message: Message, field: str) -> uuid.UUID:
@@ -74,9 +76,16 @@ def queue_routes(
 ) -> list[QueueRoute]:
     """Every work queue's route; `clone` replaces the in-process clone step (see `clone_over_http`);
     webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do)."""
-    in_process_clone = _step(lambda m: attempt_worker.process_attempt(ctx, _uuid(m, "attemptId"), worker_id))
+    in_process_clone = _step(
+        lambda m: attempt_worker.process_attempt(ctx, _uuid(m, "attemptId"), worker_id, leased=m.leased)
+    )
     return [
-        QueueRoute(queues.CLONE, clone or in_process_clone, _fail_attempt),
+        QueueRoute(
+            queues.CLONE,
+            clone or in_process_clone,
+            _fail_attempt,
+            reader=attempt_worker.lease_on_read(ctx, worker_id),
+        ),
         QueueRoute(queues.PREVIEW, _step(lambda m: preview.process_preview(ctx, _uuid(m, "attemptId")))),
         QueueRoute(
             queues.SAMPLE_CHECK, _step(lambda m: sample_check.process_sample(ctx, _uuid(m, "sampleId"))), _fail_sample

@@ -8,11 +8,15 @@ failed delivery). An exception is a failed delivery: the message becomes visible
 backoff, and its error is kept for the dead letter. pgmq does not check who archives what, so the
 handlers' own fencing (attempt leases and versions) decides whose result counts.
 
-The database being down (or hung: every unit of database work has a deadline) is not a failed
-delivery: a read finds nothing, a handler's message is left to come back after its visibility timeout,
-an archive is simply retried by that redelivery, and the consumer never dies of it. Storage being down
-is a failed delivery like any other (its backoff and recorded error serve), only not logged per
-message. Both outages are logged where they are detected (backend.outages), once, not here per poll.
+The database being down (or hung: every unit of database work has a deadline), or too busy to hand out
+a connection, is not a failed delivery: a read finds nothing, a handler's message is left to come back
+after its visibility timeout and that delivery is not counted toward `max_reads`, an archive is simply
+retried by that redelivery, and the consumer never dies of it. Storage being down is a failed delivery
+like any other (its backoff and recorded error serve), only not logged per message. Both outages are
+logged where they are detected (backend.outages), once, not here per poll.
+
+A consumer takes no more messages than it has free slots (`concurrency`) and its pool has connections to
+spare for them, and archives the messages it finished in the transaction of its next read, many at once.
 """
 
 from __future__ import annotations
@@ -37,13 +41,19 @@ from backend import queues
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Connection, Pool, service_transaction
 from backend.db.queries import load_queries
-from backend.errors import DatabaseUnavailable, StorageUnavailable
+from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests
 from backend.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-# A dependency that is down: nothing this delivery did wrong, and already logged as an outage.
-_DOWN = (DatabaseUnavailable, StorageUnavailable)
+# A dependency that is down (or too busy to serve us): nothing this delivery did wrong, and already logged
+# as an outage.
+_DOWN = (DatabaseUnavailable, StorageUnavailable, TooManyRequests)
+# No answer from the database for this delivery (down, hung, or every connection busy): it is tried
+# again without counting, as if it had never been read.
+_WAITED = (DatabaseUnavailable, TooManyRequests)
+#: Most messages whose uncounted deliveries a consumer remembers (older ones are forgotten first).
+_UNCOUNTED_MAX = 10_000
 #: How soon a failed visibility extension is tried again: the message must not reappear while held.
 _EXTEND_RETRY_SECONDS = 1.0
 #: libpq's connect timeout for the LISTEN connection (whole seconds), so a hung server delays it only.
@@ -58,9 +68,14 @@ class Message(msgspec.Struct, frozen=True):
     enqueued_at: datetime
     vt: datetime
     message: dict[str, Any]
+    #: What a queue's own reader did with the message as it read it (the clone queue: the attempt it leased).
+    leased: dict[str, Any] | None = None
 
 
 Handler = Callable[[Message], Awaitable[datetime | None]]
+#: Reads up to `qty` messages, invisible for `vt` seconds, on the caller's service transaction: rows with
+#: `Message`'s fields. A queue whose reading does more than pgmq's read gives its own.
+Reader = Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]
 #: Called in the dead-lettering transaction with the message and its last error.
 DeadLetterHook = Callable[[Connection, Message, str], Awaitable[None]]
 
@@ -93,12 +108,18 @@ class QueueConsumer:
         *,
         listen_dsn: str | None,
         on_dead_letter: DeadLetterHook | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.pool = pool
         self.config = config
         self.handler = handler
         self.listen_dsn = listen_dsn
         self.on_dead_letter = on_dead_letter
+        self.reader = reader or self._pgmq_read
+        #: Messages handled and waiting to be archived with the next read.
+        self._done: list[int] = []
+        #: Deliveries of a message that ended waiting for the database, not counted toward `max_reads`.
+        self._uncounted: dict[int, int] = {}
         self._wake = asyncio.Event()
         self._notified = False
         self._inflight: set[asyncio.Task[None]] = set()
@@ -143,9 +164,9 @@ class QueueConsumer:
                     self._notified = False
                     recheck_at = loop.time() + cfg.notify_throttle
                 free = cfg.concurrency - len(self._inflight)
-                wanted = min(cfg.batch_size, free)
+                wanted = max(0, min(cfg.batch_size, free, _spare_connections(self.pool)))
                 read_at = loop.time()
-                got = await self._read_and_start(wanted) if wanted > 0 else 0
+                got = await self._read_and_start(wanted) if wanted > 0 or self._done else 0
                 if wanted > 0 and recheck_at is not None and read_at >= recheck_at:
                     recheck_at = None
                 if wanted > 0 and got == wanted:
@@ -159,18 +180,29 @@ class QueueConsumer:
             if self._inflight:
                 log.info("%s: draining %d in-flight message(s)", cfg.queue, len(self._inflight))
                 await asyncio.gather(*self._inflight, return_exceptions=True)
+            if self._done:
+                await self._read_and_start(0)
+
+    async def _pgmq_read(self, conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        return await fetch_all(conn, _Q["read"], {"queue": self.config.queue, "vt": vt, "qty": qty})
 
     async def _read_and_start(self, qty: int) -> int:
+        """Archive what was handled since the last read, then read and start up to `qty` messages."""
+        done = list(self._done)
         try:
             async with service_transaction(self.pool) as conn:
-                rows = await fetch_all(
-                    conn, _Q["read"], {"queue": self.config.queue, "vt": self.config.visibility_seconds, "qty": qty}
-                )
+                if done:
+                    await conn.execute(_Q["archive_many"], {"queue": self.config.queue, "msg_ids": done})
+                rows = await self.reader(conn, self.config.visibility_seconds, qty) if qty > 0 else []
         except _DOWN:
-            return 0
+            return 0  # what was done is archived with a later read, or handled again once visible
         except Exception:
             log.exception("%s: read failed; retrying after the poll interval", self.config.queue)
             return 0
+        archived = set(done)
+        self._done = [msg_id for msg_id in self._done if msg_id not in archived]
+        for msg_id in done:
+            self._uncounted.pop(msg_id, None)
         for row in rows:
             message = msgspec.convert(row, Message)
             if message.msg_id in self._held:
@@ -186,15 +218,25 @@ class QueueConsumer:
         self._held.discard(msg_id)
         self._wake.set()
 
+    def _reads(self, message: Message) -> int:
+        """The message's deliveries that count toward `max_reads` (this one included)."""
+        return message.read_ct - self._uncounted.get(message.msg_id, 0)
+
+    def _not_counted(self, message: Message) -> None:
+        if len(self._uncounted) >= _UNCOUNTED_MAX and message.msg_id not in self._uncounted:
+            self._uncounted.pop(next(iter(self._uncounted)))
+        self._uncounted[message.msg_id] = self._uncounted.get(message.msg_id, 0) + 1
+
     async def _deliver(self, message: Message) -> None:
-        if message.read_ct > self.config.max_reads:
+        if self._reads(message) > self.config.max_reads:
             await self._dead_letter(message, "delivered too often without finishing (worker crashes?)")
             return
         keeper = asyncio.create_task(self._keep_invisible(message.msg_id))
         try:
             retry_at = await self.handler(message)
-        except DatabaseUnavailable:
-            # Recording a failure would fail too: it comes back after its visibility timeout.
+        except _WAITED:
+            # Recording a failure would fail too: it comes back after its visibility timeout, uncounted.
+            self._not_counted(message)
             log.debug("%s: message %d waits out its visibility timeout", self.config.queue, message.msg_id)
             return
         except Exception as exc:
@@ -205,11 +247,13 @@ class QueueConsumer:
         finally:
             keeper.cancel()
         failpoint("before_archive")
+        if retry_at is None:
+            self._done.append(message.msg_id)  # archived by the next read's transaction
+            return
         try:
             async with service_transaction(self.pool) as conn:
-                if retry_at is not None:
-                    delay = max(0, math.ceil((retry_at - datetime.now(UTC)).total_seconds()))
-                    await queues.send(conn, self.config.queue, message.message, delay)
+                delay = max(0, math.ceil((retry_at - datetime.now(UTC)).total_seconds()))
+                await queues.send(conn, self.config.queue, message.message, delay)
                 await conn.execute(_Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
         except _DOWN:
             pass  # the message comes back after its visibility timeout; handlers are safe to repeat
@@ -232,10 +276,11 @@ class QueueConsumer:
                 pause = min(vt / 2, _EXTEND_RETRY_SECONDS)
 
     async def _failed(self, message: Message, error: str) -> None:
-        if message.read_ct >= self.config.max_reads:
+        reads = self._reads(message)
+        if reads >= self.config.max_reads:
             await self._dead_letter(message, error)
             return
-        ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (message.read_ct - 1))
+        ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (reads - 1))
         delay = math.ceil(random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not security
         params = {"queue": self.config.queue, "msg_id": message.msg_id}
         try:
@@ -295,3 +340,12 @@ class QueueConsumer:
                 log.warning("%s: LISTEN connection lost (%s); polling until it is back", self.config.queue, exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
+
+
+def _spare_connections(pool: Pool) -> int:
+    """Connections `pool` could hand out now without anyone waiting: its idle ones and those it may still
+    open, less the units already waiting for one."""
+    stats = pool.get_stats()
+    idle = stats.get("pool_available", 0)
+    unopened = pool.max_size - stats.get("pool_size", 0)
+    return idle + unopened - stats.get("requests_waiting", 0)

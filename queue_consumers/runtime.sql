@@ -7,6 +7,9 @@ select msg_id from pgmq.set_vt(%(queue)s, %(msg_id)s, %(vt)s::integer);
 -- name: archive
 select pgmq.archive(%(queue)s, %(msg_id)s) as archived;
 
+-- name: archive_many
+select pgmq.archive(%(queue)s, %(msg_ids)s::bigint[]);
+
 -- name: record_error
 insert into voicegate.queue_message_errors (queue_name, msg_id, read_ct, error)
 values (%(queue)s, %(msg_id)s, %(read_ct)s, left(%(error)s, 1000))

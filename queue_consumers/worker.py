@@ -67,7 +67,12 @@ def build_consumers(
     webhook_retries = Retries(settings.webhook_max_attempts, settings.webhook_retry_base_seconds, RETRY_MAX_SECONDS)
     return [
         QueueConsumer(
-            ctx.pool, config(route), route.handler, listen_dsn=listen_dsn, on_dead_letter=route.on_dead_letter
+            ctx.pool,
+            config(route),
+            route.handler,
+            listen_dsn=listen_dsn,
+            on_dead_letter=route.on_dead_letter,
+            reader=route.reader,
         )
         for route in queue_routes(ctx, worker_id, clone=clone, webhook_retries=webhook_retries)
     ]
@@ -116,7 +121,7 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    pool = create_pool(dsn, settings)
+    pool = create_pool(dsn, settings, patience=settings.queue_visibility_seconds)
     await pool.open(wait=False)
     async with (
         SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage,

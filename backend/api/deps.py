@@ -8,6 +8,7 @@ fills.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request
@@ -20,6 +21,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
+from backend.api.concurrency import UserConcurrency
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
 from backend.context import Lifecycle
 from backend.db.pool import Pool
@@ -32,9 +34,14 @@ def _verifier(state: State) -> TokenVerifier:
     return verifier
 
 
-async def provide_claims(request: Request[Any, Any, Any]) -> UserClaims:
-    """The caller's claims from a verified Supabase access token (401 otherwise)."""
-    return await _verifier(request.app.state).verify_user(bearer_token(request.headers.get("authorization")))
+async def provide_claims(request: Request[Any, Any, Any]) -> AsyncIterator[UserClaims]:
+    """The caller's claims from a verified Supabase access token (401 otherwise), holding one of the
+    caller's request slots until the handler has answered (429 when they are all taken)."""
+    state = request.app.state
+    claims = await _verifier(state).verify_user(bearer_token(request.headers.get("authorization")))
+    slots: UserConcurrency = state.user_slots
+    with slots.slot(claims.sub):
+        yield claims
 
 
 def pool_of(request: Request[Any, Any, Any]) -> Pool:

@@ -79,8 +79,9 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-#: What every route for a signed-in user may answer: a refused token, or the database away.
-USER: Final = (401, 503)
+#: What every route for a signed-in user may answer: a refused token, too many requests at once (the user's
+#: VOICEGATE_USER_CONCURRENCY, or every connection busy), or the database away.
+USER: Final = (401, 429, 503)
 #: A route with path parameters: Litestar documents a 400 for their validation, answered as problem+json.
 BY_ID: Final = (*USER, 400, 404)
 #: What a route with an `Idempotency-Key` may answer besides its own statuses.

@@ -156,6 +156,24 @@ async def transition(
     return _row(row)
 
 
+async def read_and_lease(
+    conn: Connection, queue: str, *, vt: int, qty: int, lease_owner: str, lease_seconds: int
+) -> list[dict[str, Any]]:
+    """Read up to `qty` of `queue`'s messages (invisible for `vt` seconds) and lease each due `queued`
+    attempt they name to `lease_owner`, on the caller's transaction: the message rows, each with the
+    attempt it leased (`leased`, or None)."""
+    return await fetch_all(
+        conn,
+        _Q["read_and_lease"],
+        {"queue": queue, "vt": vt, "qty": qty, "lease_owner": lease_owner, "lease_seconds": lease_seconds},
+    )
+
+
+def leased_row(leased: dict[str, Any]) -> AttemptRow:
+    """The attempt `read_and_lease` leased, as a row."""
+    return _row(leased)
+
+
 async def extend_lease(conn: Connection, attempt_id: uuid.UUID, lease_owner: str, seconds: int) -> datetime:
     """Push a held lease's expiry `seconds` into the future (LeaseLost when it is no longer held)."""
     row = await fetch_one(

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -72,10 +72,25 @@ def worker_actor(worker_id: str) -> str:
     return f"worker:{worker_id}"
 
 
-async def process_attempt(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str) -> Outcome:
-    """Take the attempt as far as it can go now; safe to call again at any point."""
+def lease_on_read(ctx: Lifecycle, worker_id: str) -> Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]:
+    """The clone queue's reader: pgmq's read that also leases each due `queued` attempt it delivers to
+    this worker, in the read's transaction (`process_attempt` then needs no claim of its own)."""
+
+    async def read(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        return await attempts.read_and_lease(
+            conn, queues.CLONE, vt=vt, qty=qty, lease_owner=worker_id, lease_seconds=ctx.lease_seconds
+        )
+
+    return read
+
+
+async def process_attempt(
+    ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, *, leased: dict[str, Any] | None = None
+) -> Outcome:
+    """Take the attempt as far as it can go now; safe to call again at any point. `leased` is the attempt
+    as the read that delivered its message leased it to this worker, if it did."""
     actor = worker_actor(worker_id)
-    claimed = await _claim(ctx, attempt_id, worker_id, actor)
+    claimed = await _claim(ctx, attempt_id, worker_id, actor, leased)
     if isinstance(claimed, Outcome):
         return claimed
     attempt = claimed
@@ -115,9 +130,14 @@ async def _write_manifest(ctx: Lifecycle, attempt: AttemptRow) -> None:
 
 
 async def _claim(  # noqa: PLR0911 - one return per state the attempt can be found in
-    ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str
+    ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str, leased: dict[str, Any] | None = None
 ) -> AttemptRow | Outcome:
-    """Lease the attempt to this worker, or say why there is nothing to do now."""
+    """Lease the attempt to this worker (unless its read already did), or say why there is nothing to do now."""
+    if leased is not None:
+        attempt = attempts.leased_row(leased)
+        if attempt.id == attempt_id and attempt.lease_owner == worker_id:
+            failpoint("after_claim")
+            return attempt
     lease = {"lease_owner": worker_id, "lease_seconds": ctx.lease_seconds}
     async with service_transaction(ctx.pool) as conn:
         try:
@@ -192,10 +212,7 @@ async def _enrol_and_verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str,
 
 async def _enrol(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:
     """Create (or adopt) the provider voice and record it: `processing → verifying`."""
-    if not attempt.enrolment_key:
-        # Stored before the provider sees anything, so a retry after a crash looks this key up first.
-        attempt = await _step(ctx, attempt.id, worker_id, actor, changes={"enrolment_key": f"vg-{attempt.id}"})
-    sample, voice = await _sample_and_voice(ctx, attempt)
+    attempt, sample, voice = await _keyed_sample_and_voice(ctx, attempt, worker_id, actor)
     try:
         ref = await sample_check.enrolment_sample(ctx, sample, attempt.provider)
     except AudioRejected as exc:
@@ -226,15 +243,24 @@ def _voice_changes(voice: ProviderVoice) -> dict[str, Any]:
     }
 
 
-async def _sample_and_voice(ctx: Lifecycle, attempt: AttemptRow) -> tuple[dict[str, Any], dict[str, Any]]:
-    if attempt.sample_id is None:
+async def _keyed_sample_and_voice(
+    ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str
+) -> tuple[AttemptRow, dict[str, Any], dict[str, Any]]:
+    """In one transaction: the attempt's enrolment key stored (before the provider sees anything, so a retry
+    after a crash looks this key up first) and its sample and voice read."""
+    sample_id = attempt.sample_id
+    if sample_id is None:
         raise _Failed("sample_missing", "The attempt has no sample (it may have expired); upload a new one.")
     async with service_transaction(ctx.pool) as conn:
-        sample = await samples.sample_row(conn, attempt.sample_id)
+        if not attempt.enrolment_key:
+            current, _ = await attempts.load(conn, attempt.id)
+            changes = {"enrolment_key": f"vg-{attempt.id}"}
+            attempt = await attempts.transition(conn, current, actor, lease_owner=worker_id, changes=changes)
+        sample = await samples.sample_row(conn, sample_id)
         voice = await voices.voice_row(conn, attempt.voice_id)
     if sample is None:
         raise _Failed("sample_missing", "The sample is gone (it may have expired); upload a new one.")
-    return sample, voice
+    return attempt, sample, voice
 
 
 async def _verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:

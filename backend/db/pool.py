@@ -5,16 +5,20 @@ RLS decides what a request sees. Service work (consumers, internal routes, scrip
 `service_role`. Either way, a database that cannot be reached becomes `DatabaseUnavailable` (a 503),
 and the lifecycle's own SQLSTATEs become the matching domain errors.
 
-Every unit of database work (`database_work`: waiting for a connection, checking that it answers,
-every statement and the commit) ends by a deadline, `VOICEGATE_DB_TIMEOUT` unless the caller gives
-another. Past it the connection's socket is shut down: whatever awaits the connection fails at once,
-the pool discards it instead of taking it back, and the work fails with `DatabaseUnavailable`. The
-socket is cut rather than the task cancelled because psycopg meets a cancelled query by asking the
-server to cancel it and waiting up to ten seconds for the answer, which a hung server never gives.
-The server holds each transaction to the same deadline (`statement_timeout`,
-`idle_in_transaction_session_timeout`), so a statement stuck on its side, or a client that vanished
-mid-transaction, cannot pin a connection and its locks either. Each unit reports how it went to the
-database's `Outage`, which logs an outage's start and end instead of every failed request.
+A unit of database work (`database_work`) first waits for a connection: up to the pool's `timeout`
+(`VOICEGATE_DB_CONNECT_TIMEOUT` for the API) while nothing else gets an answer from the database either
+(it is down or hung: `DatabaseUnavailable`), and while other units keep getting answers (it is busy, not
+down) for as long as the pool's `busy_wait`, then `ServerBusy` (a 429, never a 503 while the database
+answers). Once it has its connection, the work (every statement and the commit) ends by a deadline,
+`VOICEGATE_DB_TIMEOUT` unless the caller gives another. Past it the connection's socket is shut down:
+whatever awaits the connection fails at once, the pool discards it instead of taking it back, and the
+work fails with `DatabaseUnavailable`. The socket is cut rather than the task cancelled because psycopg
+meets a cancelled query by asking the server to cancel it and waiting up to ten seconds for the answer,
+which a hung server never gives. The server holds each transaction to the same deadline
+(`statement_timeout`, `idle_in_transaction_session_timeout`), so a statement stuck on its side, or a
+client that vanished mid-transaction, cannot pin a connection and its locks either. Each unit reports
+how it went to the database's `Outage`, which logs an outage's start and end instead of every failed
+request.
 
 A request's time is mostly round trips to the server, so a transaction costs as few as it can: a
 connection handed out is not pinged (one whose server went away, a restart say, has already been told
@@ -49,6 +53,7 @@ from backend.errors import (
     IllegalTransition,
     LeaseLost,
     NotFound,
+    ServerBusy,
     StaleVersion,
     VoicegateError,
 )
@@ -153,22 +158,37 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
 
 
 class Pool(AsyncConnectionPool[PooledConnection]):
-    """psycopg's pool, plus the deadline of each unit of database work done with its connections."""
+    """psycopg's pool, plus how long its units wait for a connection and the deadline of their work."""
 
-    def __init__(self, conninfo: str, *, work_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, conninfo: str, *, work_timeout: float, busy_wait: float, **kwargs: Any) -> None:
         super().__init__(conninfo, connection_class=PooledConnection, **kwargs)
         self.work_timeout = work_timeout
+        self.busy_wait = busy_wait
+        #: When (event loop time) a unit last got an answer from the database: a wait for a connection
+        #: that sees one is a wait on a busy database, not on a dead one.
+        self.answered_at = -math.inf
 
 
-def create_pool(dsn: str, settings: Settings) -> Pool:
+#: How many times its work's deadline an API unit queues for a connection while the database is answering
+#: other units (5 s by default), before it is answered 429.
+BUSY_WAIT_DEADLINES = 5
+
+
+def create_pool(dsn: str, settings: Settings, *, patience: float | None = None) -> Pool:
     """A pool that is opened by the caller (`await pool.open()`); `database_work` discards a connection
-    whose server hung up on it as it hands it out (the pool's own check would cost a round trip)."""
+    whose server hung up on it as it hands it out (the pool's own check would cost a round trip).
+
+    Its units wait for a connection as the API's do (see the module docstring), or, with `patience`
+    (seconds), for that long whatever the database does: a worker or the Storage stand-in, whose callers
+    would rather wait than fail, and which never take more work than they have connections for.
+    """
     return Pool(
         dsn,
         work_timeout=settings.db_timeout,
+        busy_wait=patience or max(settings.db_connect_timeout, BUSY_WAIT_DEADLINES * settings.db_timeout),
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
-        timeout=settings.db_connect_timeout,
+        timeout=patience or settings.db_connect_timeout,
         # libpq's connect_timeout is whole seconds, at least 2 in effect.
         kwargs={"row_factory": dict_row, "connect_timeout": 2, "autocommit": True},
         open=False,
@@ -196,18 +216,18 @@ def translate_db_errors() -> Iterator[None]:
 @asynccontextmanager
 async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterator[PooledConnection]:
     """A pooled connection, for work that must end within `budget` seconds (default: the pool's
-    `work_timeout`), waiting for the connection included; see the module docstring.
+    `work_timeout`) of getting it; see the module docstring for how long getting it may take.
 
-    Raises DatabaseUnavailable when no connection comes in time or the deadline passes while the work
-    still needs the database; a connection that did not come back idle is discarded.
+    Raises DatabaseUnavailable when no connection comes while the database answers nobody, or the deadline
+    passes while the work still needs the database; ServerBusy when the connections stay busy with others'
+    work past the pool's `busy_wait`. A connection that did not come back idle is discarded.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + (pool.work_timeout if budget is None else budget)
     conn: PooledConnection | None = None
     try:
         with translate_db_errors():
-            conn = await _checkout(pool, deadline)
-            cut = loop.call_at(deadline, _sever, conn)
+            conn = await _checkout(pool)
+            cut = loop.call_at(loop.time() + (pool.work_timeout if budget is None else budget), _sever, conn)
             try:
                 yield conn
             finally:
@@ -217,21 +237,39 @@ async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterato
         DATABASE.failed(exc)
         raise
     except BaseException:
-        if conn is not None and conn.answered:
-            DATABASE.recovered()  # it answered; whatever failed afterwards was not its availability
+        _answered(pool, conn)  # whatever failed after it answered was not its availability
         raise
+    _answered(pool, conn)
+
+
+def _answered(pool: Pool, conn: PooledConnection | None) -> None:
     if conn is not None and conn.answered:
+        pool.answered_at = asyncio.get_running_loop().time()
         DATABASE.recovered()
 
 
-async def _checkout(pool: Pool, deadline: float) -> PooledConnection:
-    """A connection from the pool before `deadline` (waiting for one takes at most the pool's `timeout`)
-    whose server has not hung up on it; such a one is discarded and the next one taken."""
+async def _checkout(pool: Pool) -> PooledConnection:
+    """A connection from the pool whose server has not hung up on it (such a one is discarded and the next
+    one taken). Waits in rounds of the pool's `timeout`: a round in which no unit got an answer from the
+    database raises PoolTimeout; past the pool's `busy_wait` it is ServerBusy."""
     loop = asyncio.get_running_loop()
-    wait_until = min(deadline, loop.time() + pool.timeout)
+    started = loop.time()
+    give_up = started + pool.busy_wait
+    round_started, round_ends = started, min(give_up, started + pool.timeout)
     while True:
-        # A timeout of 0 raises PoolTimeout even with a connection ready: the budget is spent.
-        conn = await pool.getconn(timeout=max(0.0, wait_until - loop.time()))
+        try:
+            left = round_ends - loop.time()
+            if left <= 0:
+                raise PoolTimeout("no connection came in time")  # noqa: TRY301 - handled as getconn's own
+            conn = await pool.getconn(timeout=left)
+        except PoolTimeout:
+            now = loop.time()
+            if pool.answered_at < round_started:
+                raise  # nobody got an answer while this waited: the database is down or hung
+            if now >= give_up:
+                raise ServerBusy from None
+            round_started, round_ends = now, min(give_up, now + pool.timeout)
+            continue
         conn.answered = False
         if _hung_up(conn):
             await conn.close()

@@ -26,6 +26,7 @@ from backend.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    ServerBusy,
     StorageUnavailable,
     UnsupportedMediaType,
     VoicegateError,
@@ -42,6 +43,8 @@ _ERRORS: dict[str, type[VoicegateError]] = {
     "409": Conflict,
     "413": PayloadTooLarge,
     "415": UnsupportedMediaType,
+    # Storage (or the stand-in, its connections busy) asks us to slow down: so do our callers.
+    "429": ServerBusy,
 }
 
 

@@ -36,6 +36,24 @@ ROWS = [
         "unsupported_media_type",
         "The upload is not a supported audio format.",
     ),
+    (
+        errors.TooManyRequests(),
+        429,
+        "too_many_requests",
+        "Too many requests at once; retry after `Retry-After` seconds.",
+    ),
+    (
+        errors.ConcurrencyLimited(),
+        429,
+        "concurrency_limited",
+        "You have too many requests in flight at once; retry after `Retry-After` seconds.",
+    ),
+    (
+        errors.ServerBusy(),
+        429,
+        "server_busy",
+        "Busy with other requests; retry after `Retry-After` seconds.",
+    ),
     (errors.ServiceUnavailable(), 503, "service_unavailable", "A dependency is unreachable; retry shortly."),
     (
         errors.DatabaseUnavailable(),
@@ -187,7 +205,9 @@ def test_exception_maps_to_problem(exc: Exception, status: int, code: str, detai
     problem, headers = problem_for(exc, "/x")
     assert (problem.status, problem.code, problem.detail, problem.instance) == (status, code, detail, "/x")
     assert problem.type.endswith(code)
-    assert ("Retry-After" in headers) is (status == 503)
+    assert ("Retry-After" in headers) is (status in {429, 503})
+    if status == 429:
+        assert headers["Retry-After"] == "1"
 
 
 def server_error(sqlstate: str) -> psycopg.Error:

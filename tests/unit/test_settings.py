@@ -41,6 +41,7 @@ def test_empty_variables_mean_unset() -> None:
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be a postgres"),
         ({"VOICEGATE_DB_POOL_MIN": "5", "VOICEGATE_DB_POOL_MAX": "2"}, "VOICEGATE_DB_POOL_MIN"),
         ({"VOICEGATE_DB_CONNECT_TIMEOUT": "0"}, "VOICEGATE_DB_CONNECT_TIMEOUT"),
+        ({"VOICEGATE_USER_CONCURRENCY": "0"}, "VOICEGATE_USER_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_LOG_LEVEL": "LOUD"}, "VOICEGATE_LOG_LEVEL"),
         ({"VOICEGATE_C2PA_CERT": "/etc/voicegate/chain.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),
         ({"VOICEGATE_C2PA_KEY": "/etc/voicegate/key.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),

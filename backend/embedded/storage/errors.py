@@ -101,6 +101,11 @@ def internal_error() -> StorageError:
     return StorageError(500, "InternalError", "Internal Server Error", "internal")
 
 
+def busy() -> StorageError:
+    """Every database connection is busy with other requests; retry shortly."""
+    return StorageError(429, "TooManyRequests", "Too many requests at once; retry shortly", "too_many_requests")
+
+
 def database_unavailable() -> StorageError:
     """The database cannot be reached; retry shortly."""
     return StorageError(503, "DatabaseTimeout", "The database is unreachable; retry shortly", "database_timeout")

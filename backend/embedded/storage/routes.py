@@ -29,7 +29,7 @@ from backend.db.pool import Pool
 from backend.embedded.storage import errors
 from backend.embedded.storage.errors import StorageError
 from backend.embedded.storage.service import StorageService, StoredObject, UploadMeta
-from backend.errors import ServiceUnavailable
+from backend.errors import ServiceUnavailable, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,9 @@ def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> R
         error = exc
     elif isinstance(exc, ServiceUnavailable):
         error = errors.database_unavailable()
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, TooManyRequests):
+        error = errors.busy()
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, HTTPException) and exc.status_code < 500:
         error = (

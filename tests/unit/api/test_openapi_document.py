@@ -61,7 +61,7 @@ def test_every_error_is_documented_as_problem_json(document: dict[str, Any]) -> 
                 assert list(content) == ["application/problem+json"], f"{method.upper()} {path} {status}"
                 assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}
         if path not in UNAUTHENTICATED:
-            assert {"401", "503"} <= set(op["responses"]), f"{method.upper()} {path}"
+            assert {"401", "429", "503"} <= set(op["responses"]), f"{method.upper()} {path}"
 
 
 def test_the_sample_uploads_document_their_multipart_body(document: dict[str, Any]) -> None:
