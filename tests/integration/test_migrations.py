@@ -50,13 +50,16 @@ def assert_fully_migrated(dsn: str) -> None:
             "voice-renders": 50 * 1024**2,
             "voice-metadata": 64 * 1024,
         }
-        triggers = {
-            r[0]
-            for r in conn.execute(
-                "select tgname from pg_trigger where tgrelid = 'pgmq.q_voice_clone_process'::regclass"
-            )
-        }
-        assert "trigger_notify_queue_insert_listeners" in triggers
+        for queue in QUEUES - {"voice_dead_letter"}:
+            triggers = {
+                r[0]
+                for r in conn.execute(
+                    "select tgname from pg_trigger where tgrelid = %s::regclass", (f"pgmq.q_{queue}",)
+                )
+            }
+            # Consumers are woken by voicegate's lock-free NOTIFY, not pgmq's throttled one.
+            assert "voicegate_notify_insert" in triggers, queue
+            assert "trigger_notify_queue_insert_listeners" not in triggers, queue
 
 
 @pytest.mark.parametrize("server_fixture", ["pg_server", "pg15_server"])

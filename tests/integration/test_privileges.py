@@ -120,6 +120,7 @@ FUNCTIONS: Allowed = {
     "voicegate.webhook_launch_event()": NOBODY,
     "voicegate.record_provider_reference()": NOBODY,
     "voicegate.forget_deleted_voice_references()": NOBODY,
+    "voicegate.notify_queue_insert()": NOBODY,
     # Storage's helpers, executable by everyone as on Supabase.
     "storage.foldername(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.filename(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},

@@ -41,3 +41,40 @@ $$;
 
 revoke all on function voicegate.read_and_lease_attempts(text, integer, integer, text, integer) from public;
 grant execute on function voicegate.read_and_lease_attempts(text, integer, integer, text, integer) to service_role;
+
+-- pgmq's notify-on-insert throttle updates one row of pgmq.notify_insert_throttle per queue in every
+-- transaction that sends to the queue, and that row stays locked until the transaction ends: every
+-- transaction sending to one queue at once (each attempt move sends a webhook event) waited for the one
+-- before it to commit, round trips to its client included. A statement trigger that only NOTIFYs wakes
+-- the consumers on the same channel without that lock: PostgreSQL sends a transaction's identical
+-- notifications once, as it commits, and a consumer drains with a batch read after each wake-up. It also
+-- wakes them on a pgmq too old to notify at all (the Supabase image's version varies).
+create function voicegate.notify_queue_insert() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform pg_notify('pgmq.' || tg_table_name || '.INSERT', null);
+  return null;
+end
+$$;
+
+revoke all on function voicegate.notify_queue_insert() from public;
+
+do $$
+declare
+  queue text;
+begin
+  foreach queue in array array[
+    'voice_clone_process', 'voice_preview', 'voice_synthesis', 'voice_sample_process', 'webhook_delivery']
+  loop
+    if to_regprocedure('pgmq.disable_notify_insert(text)') is not null then
+      perform pgmq.disable_notify_insert(queue);
+    end if;
+    execute format(
+      'create trigger voicegate_notify_insert after insert on pgmq.%I'
+      ' for each statement execute function voicegate.notify_queue_insert()',
+      'q_' || queue);
+  end loop;
+end
+$$;
