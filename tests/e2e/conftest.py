@@ -59,13 +59,13 @@ async def worker_client(db_dsn: str, tmp_path: Path) -> AsyncIterator[Callable[.
 
 
 @contextlib.contextmanager
-def served_app(dsn: str, data_dir: Path, **env: str) -> Iterator[str]:
-    """The app without consumers on a real port (its own thread and loop), for tests that drive the
-    lifecycle by hand through the internal route, several requests at once."""
+def served_app(dsn: str, data_dir: Path, *, consumers: bool = False, **env: str) -> Iterator[str]:
+    """The app on a real port (its own thread and loop), for tests that send several requests at once:
+    without consumers, to drive the lifecycle by hand through the internal route, or with them."""
     settings = with_auth(
         settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), **FAST, **env}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
     )
-    with serve(create_app(settings, dsn), lifespan="on") as url:
+    with serve(create_app(settings, dsn, run_consumers=consumers), lifespan="on") as url:
         yield url
 
 

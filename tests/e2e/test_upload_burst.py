@@ -1,0 +1,93 @@
+"""A burst of 200 sample uploads at once from 20 users, against the app with its consumers and the Storage
+stand-in (issue 15): nothing is answered 5xx; an upload past a user's VOICEGATE_USER_CONCURRENCY is a 429
+with Retry-After that wrote nothing; every 202 ends `ready`; the sample rows and the stored objects (rows
+in `storage.objects` and files on disk) match one for one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import served_app, speech_wav
+from tests.integration.api.conftest import User
+from tests.support import Conn
+
+pytestmark = pytest.mark.timeout(120)
+USERS = 20
+EACH = 10
+LIMIT = 4  # each user's 10 at once meet a limit of 4: some are refused, most are served
+
+
+async def settled(sql: Conn, owners: list[uuid.UUID]) -> list[tuple[Any, ...]]:
+    """The owners' sample rows once every check has ended (the app's consumers work them meanwhile)."""
+    deadline = time.monotonic() + 90
+    while True:
+        rows = sql.execute(
+            "select id::text, status, object_path, processed_object_path from public.voice_samples"
+            " where owner_id = any(%s)",
+            (owners,),
+        ).fetchall()
+        if all(status in {"ready", "failed"} for _, status, _, _ in rows):
+            return rows
+        assert time.monotonic() < deadline, Counter(status for _, status, _, _ in rows)
+        await asyncio.sleep(0.2)
+
+
+def stored_files(root: Path) -> set[str]:
+    """`bucket/path` of every file the Storage stand-in keeps under `root`."""
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+async def test_a_burst_of_uploads_is_served_or_refused_with_429_never_5xx(
+    db_dsn: str, make_user: Callable[[], User], sql: Conn, tmp_path: Path
+) -> None:
+    users = [make_user() for _ in range(USERS)]
+    data = speech_wav(4.0)
+    limits = httpx.Limits(max_connections=USERS * EACH, max_keepalive_connections=USERS * EACH)
+    with served_app(db_dsn, tmp_path, consumers=True, VOICEGATE_USER_CONCURRENCY=str(LIMIT)) as base:
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+            async def upload(user: User) -> httpx.Response:
+                return await client.post(
+                    "/api/v1/voice-samples",
+                    data={"consent": "true", "language": "en"},
+                    files={"file": ("me.wav", data, "audio/wav")},
+                    headers=user.headers,
+                )
+
+            responses = await asyncio.gather(*(upload(user) for user in users for _ in range(EACH)))
+            rows = await settled(sql, [user.id for user in users])
+    statuses = Counter(response.status_code for response in responses)
+    assert set(statuses) <= {202, 429}, statuses
+    refused = [response for response in responses if response.status_code == 429]
+    assert all(r.headers.get("retry-after") == "1" and r.json()["code"] == "concurrency_limited" for r in refused)
+    accepted = {response.json()["sampleId"] for response in responses if response.status_code == 202}
+    assert refused, "the burst met the per-user limit"
+    assert len(accepted) >= USERS * LIMIT, statuses
+
+    owners = [user.id for user in users]
+    assert {sample_id for sample_id, *_ in rows} == accepted, "a row for every 202, none for a 429"
+    assert Counter(status for _, status, _, _ in rows) == {"ready": len(accepted)}
+
+    originals = {path for _, _, path, _ in rows}
+    copies = {copy for *_, copy in rows}
+    assert None not in copies
+    expected = {f"voice-samples/{path}" for path in originals | copies}
+    owned = [str(owner) for owner in owners]
+    objects = {
+        f"{bucket}/{name}"
+        for bucket, name in sql.execute(
+            "select bucket_id, name from storage.objects where split_part(name, '/', 1) = any(%s)", (owned,)
+        ).fetchall()
+    }
+    assert objects == expected
+    files = {f for f in stored_files(tmp_path / "storage") if f.split("/")[1:2] and f.split("/")[1] in owned}
+    assert files == expected
