@@ -211,6 +211,9 @@ class QueueConsumer:
             task = asyncio.create_task(self._deliver(message), name=f"{self.config.queue}:{message.msg_id}")
             self._inflight.add(task)
             task.add_done_callback(functools.partial(self._finished, message.msg_id))
+        if rows:
+            # Let the new handlers run to their first wait, so the next read sees the connections they took.
+            await asyncio.sleep(0)
         return len(rows)
 
     def _finished(self, msg_id: int, task: asyncio.Task[None]) -> None:

@@ -1,5 +1,6 @@
 """The consumer runtime against a real pgmq queue: wake-ups, archive, defer, backoff, dead letters,
-the concurrency cap, visibility kept during long work, draining on stop, a dying listener."""
+the concurrency cap, visibility kept during long work, draining on stop, a dying listener; deliveries
+that waited on the database not counted, and no more messages taken than there are connections for."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.db.pool import Connection, Pool
+from backend.db.pool import Connection, Pool, create_pool, service_transaction
+from backend.errors import DatabaseUnavailable, ServerBusy
+from backend.settings import settings_from_env
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer
 from tests.support import Conn, one
 
@@ -251,3 +254,56 @@ async def test_a_listener_that_dies_unexpectedly_stops_the_consumer_loudly(pool:
     worker = consumer(pool, "postgresql://[bad", handle)
     with pytest.raises(psycopg.ProgrammingError):
         await asyncio.wait_for(worker.run(asyncio.Event()), 10)
+
+
+@pytest.mark.parametrize("waited", [DatabaseUnavailable, ServerBusy])
+async def test_a_delivery_that_waited_on_the_database_does_not_count_toward_max_reads(
+    pool: Any, db: Conn, waited: type[Exception]
+) -> None:
+    deliveries: list[int] = []
+
+    async def handle(message: Message) -> None:
+        deliveries.append(message.read_ct)
+        if len(deliveries) <= 3:
+            raise waited  # no connection in time: the database down, or busy with others
+
+    msg_id = send(db, {"n": 1})
+    # Each waited delivery comes back after its one-second visibility timeout; two would be its max.
+    async with running(consumer(pool, None, handle, poll_interval=0.05, visibility_seconds=1, max_reads=2)):
+        await until(lambda: len(archived(db)) == 1)
+    assert deliveries == [1, 2, 3, 4]
+    assert dead_letters(db) == []
+    assert [r["msg_id"] for r in archived(db)] == [msg_id]
+    assert one(db, "select count(*) as n from voicegate.queue_message_errors")["n"] == 0
+
+
+async def test_a_consumer_takes_no_more_messages_than_its_pool_has_connections_for(db_dsn: str, db: Conn) -> None:
+    small = create_pool(db_dsn, settings_from_env({"VOICEGATE_DB_POOL_MIN": "1", "VOICEGATE_DB_POOL_MAX": "2"}))
+    await small.open(wait=True)
+    active = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def handle(_: Message) -> None:
+        nonlocal active, peak
+        async with service_transaction(small, budget=30) as conn:  # the work holds its connection throughout
+            await conn.execute("select 1")
+            active += 1
+            peak = max(peak, active)
+            await release.wait()
+            active -= 1
+
+    for n in range(5):
+        send(db, {"n": n})
+    try:
+        async with running(consumer(small, None, handle, poll_interval=0.05, concurrency=10, batch_size=10)):
+            await until(lambda: active == 2)
+            # Polls meanwhile find free slots but no connection to spare: nothing more is read.
+            await asyncio.sleep(0.3)
+            assert [r["read_ct"] for r in queued(db)].count(1) == 2
+            release.set()
+            await until(lambda: len(archived(db)) == 5)
+        assert peak == 2
+        assert dead_letters(db) == []
+    finally:
+        await small.close()

@@ -1,0 +1,81 @@
+"""The clone queue's read leases what it delivers (`voicegate.read_and_lease_attempts`): a due `queued`
+attempt is moved to `processing` under this worker's lease in the read's own transaction, through the one
+transition function (so its event is recorded); anything else is delivered untouched for the worker to
+judge, and a malformed message does not break the read."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from backend import queues
+from backend.attempts import service as attempts
+from backend.db.pool import Pool, service_transaction
+from tests.support import Conn, create_user, one, seed_attempt, seed_voice
+
+WORKER = "worker-lease"
+
+
+async def read(pool: Pool, qty: int = 10) -> list[dict[str, Any]]:
+    async with service_transaction(pool) as conn:
+        return await attempts.read_and_lease(conn, queues.CLONE, vt=30, qty=qty, lease_owner=WORKER, lease_seconds=60)
+
+
+def drain(db: Conn) -> None:
+    """Archive whatever earlier tests left in the clone queue (each test's database is its own, but be sure)."""
+    db.execute("select pgmq.purge_queue(%s)", (queues.CLONE,))
+
+
+async def test_a_due_queued_attempt_is_leased_as_it_is_read(pool: Pool, db: Conn) -> None:
+    drain(db)
+    owner = create_user(db)
+    attempt = seed_attempt(db, owner, seed_voice(db, owner), None)
+    [row] = await read(pool)
+    assert row["message"]["attemptId"] == str(attempt["id"])
+    leased = attempts.leased_row(row["leased"])
+    assert (leased.id, leased.status, leased.lease_owner) == (attempt["id"], "processing", WORKER)
+    assert leased.version == attempt["version"] + 1
+    stored = one(
+        db,
+        "select status, lease_owner, lease_expires_at > now() as held from voice_clone_attempts where id = %s",
+        (attempt["id"],),
+    )
+    assert stored == {"status": "processing", "lease_owner": WORKER, "held": True}
+    events = one(
+        db,
+        "select count(*) as n from voice_clone_attempt_events where attempt_id = %s and actor = %s",
+        (attempt["id"], f"worker:{WORKER}"),
+    )
+    assert events["n"] >= 1, "the move is recorded like any other"
+
+
+async def test_what_is_not_due_or_not_queued_is_delivered_untouched(pool: Pool, db: Conn) -> None:
+    drain(db)
+    owner = create_user(db)
+    voice = seed_voice(db, owner)
+    later = seed_attempt(db, owner, voice, None)
+    db.execute(
+        "update voice_clone_attempts set next_retry_at = now() + interval '1 hour' where id = %s", (later["id"],)
+    )
+    taken = seed_attempt(db, owner, seed_voice(db, owner), None)
+    first = await read(pool)
+    assert {r["message"]["attemptId"]: r["leased"] is not None for r in first} == {
+        str(later["id"]): False,
+        str(taken["id"]): True,
+    }
+    # A second message for the attempt already leased (a duplicate, a redelivery) leases nothing.
+    db.execute(
+        "select pgmq.send(%s, %s::jsonb)", (queues.CLONE, json.dumps({"attemptId": str(taken["id"]), "version": 1}))
+    )
+    [again] = await read(pool)
+    assert (again["message"]["attemptId"], again["leased"]) == (str(taken["id"]), None)
+
+
+async def test_a_malformed_message_is_delivered_without_breaking_the_read(pool: Pool, db: Conn) -> None:
+    drain(db)
+    for body in ({"attemptId": "not-a-uuid"}, {"nothing": True}, {"attemptId": str(uuid.uuid4())}):
+        db.execute("select pgmq.send(%s, %s::jsonb)", (queues.CLONE, json.dumps(body)))
+    rows = await read(pool)
+    assert len(rows) == 3
+    assert all(r["leased"] is None for r in rows)
