@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import c2pa
@@ -163,10 +162,6 @@ class Verifier:
             failures=failures,
             manifest_store=store,
         )
-
-    def verify_file(self, path: Path) -> VerifyResult:
-        """`verify` on the bytes of the file at ``path``, its format sniffed."""
-        return self.verify(path.read_bytes())
 
     def close(self) -> None:
         """Free the native c2pa context."""

@@ -161,7 +161,7 @@ async def test_migrate_to_self_hosted_and_roll_back_without_a_new_elevenlabs_voi
         # Cloned with ElevenLabs, previewed and launched.
         cloned = await clone_upload(client, alice, rid, speech_wav(seed=21), keep_sample="true")
         assert cloned.status_code == 202, cloned.text
-        voice_id = cloned.json()["voice_id"]
+        voice_id = cloned.json()["voiceId"]
         await follow_until(client, alice, sql, rid, lambda s: s["voice"]["previewStatus"] == "ready")
         assert (await client.post(f"/v1/reflections/{rid}/voice/preview/complete", headers=alice.headers)).is_success
         assert (await client.post(f"/v1/reflections/{rid}/sessions", headers=alice.headers)).status_code == 201
