@@ -90,9 +90,6 @@ class ConsumerConfig:
     concurrency: int = 8
     max_reads: int = 5
     poll_interval: float = 1.0
-    #: pgmq drops notifications closer together than its throttle; one extra read after this long
-    #: picks up a message whose notification was merged into an earlier one.
-    notify_throttle: float = 0.015
     backoff_base: float = 1.0
     backoff_max: float = 60.0
 
@@ -121,7 +118,6 @@ class QueueConsumer:
         #: Deliveries of a message that ended waiting for the database, not counted toward `max_reads`.
         self._uncounted: dict[int, int] = {}
         self._wake = asyncio.Event()
-        self._notified = False
         self._inflight: set[asyncio.Task[None]] = set()
         #: The messages those tasks hold: one that reappears while held (its visibility ran out while
         #: the database hung, so nothing could extend it) is not handled a second time alongside.
@@ -151,29 +147,21 @@ class QueueConsumer:
 
     async def _consume(self, stopping: asyncio.Event) -> None:
         cfg = self.config
-        loop = asyncio.get_running_loop()
-        # After a notification, one more read once pgmq's throttle window has passed: inserts inside
-        # the window sent no notification of their own. Other wake-ups (a finished handler) must not
-        # cancel that read, so it is tracked as a deadline.
-        recheck_at: float | None = None
         stop_wait = asyncio.create_task(stopping.wait())
         try:
             while not stopping.is_set():
                 self._wake.clear()
-                if self._notified:
-                    self._notified = False
-                    recheck_at = loop.time() + cfg.notify_throttle
                 free = cfg.concurrency - len(self._inflight)
                 wanted = max(0, min(cfg.batch_size, free, _spare_connections(self.pool)))
-                read_at = loop.time()
                 got = await self._read_and_start(wanted) if wanted > 0 or self._done else 0
-                if wanted > 0 and recheck_at is not None and read_at >= recheck_at:
-                    recheck_at = None
                 if wanted > 0 and got == wanted:
                     continue
-                timeout = cfg.poll_interval if recheck_at is None else max(0.0, recheck_at - loop.time())
+                # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up
+                # or the poll interval, whichever comes first, is all there is to wait for.
                 wake_wait = asyncio.create_task(self._wake.wait())
-                await asyncio.wait({wake_wait, stop_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {wake_wait, stop_wait}, timeout=cfg.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                )
                 wake_wait.cancel()
         finally:
             stop_wait.cancel()
@@ -336,7 +324,6 @@ class QueueConsumer:
                     # Notifications sent while we were not listening are gone: look once.
                     self._wake.set()
                     async for _ in conn.notifies():
-                        self._notified = True
                         self._wake.set()
             except psycopg.OperationalError as exc:
                 self.listening.clear()
