@@ -23,9 +23,10 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", summary="Readiness: the database answers", responses=problems(503))
+@get("/readyz", summary="Readiness: the database answers", responses=problems(429, 503))
 async def readyz(pool: DbPool) -> Health:
-    """200 when the database answers a query, else 503 (problem+json with Retry-After)."""
+    """200 when the database answers a query; 503 when it does not, 429 when every connection stayed busy
+    with other requests (problem+json with Retry-After either way)."""
     await ping(pool)
     return Health(status="ready")
 
