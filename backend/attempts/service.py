@@ -1,9 +1,10 @@
 """Clone attempts, the lifecycle's authority: reading them, making them, and moving them.
 
-Every state change goes through `voicegate.transition_attempt` (version- and lease-fenced), called
-only from here; every function takes the caller's connection, so a move and the message or rows it
-implies commit together. Inserting an attempt supersedes the reflection's active one and enqueues
-`VOICE_CLONE_PROCESS` in SQL (a trigger), whoever inserts it.
+Every state change goes through `voicegate.transition_attempt` (version- and lease-fenced) or, for the
+clone step's verified → ready → synced, `voicegate.complete_attempt` (the same moves and events in one
+call, lease-fenced), both called only from here; every function takes the caller's connection, so a
+move and the message or rows it implies commit together. Inserting an attempt supersedes the
+reflection's active one and enqueues `VOICE_CLONE_PROCESS` in SQL (a trigger), whoever inserts it.
 """
 
 from __future__ import annotations
@@ -149,6 +150,25 @@ async def transition(
             "status": status,
             "runtime_status": runtime,
             "preview_status": preview,
+            "lease_owner": lease_owner,
+            "changes": json.dumps(changes or {}, default=str),
+        },
+    )
+    return _row(row)
+
+
+async def complete(
+    conn: Connection, attempt_id: uuid.UUID, actor: str, *, lease_owner: str, changes: dict[str, Any] | None = None
+) -> AttemptRow:
+    """The provider confirmed the leased attempt's voice: `processing`/`verifying` → `ready` and, for the
+    active attempt, its runtime `syncing` → `synced` (`sync_failed` when the voice row does not carry the
+    voice), in one SQL call with one event per move; LeaseLost unless `lease_owner` holds the lease."""
+    row = await fetch_one(
+        conn,
+        _Q["complete"],
+        {
+            "attempt_id": attempt_id,
+            "actor": actor,
             "lease_owner": lease_owner,
             "changes": json.dumps(changes or {}, default=str),
         },

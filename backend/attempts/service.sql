@@ -9,6 +9,9 @@ select * from voicegate.transition_attempt(
   %(attempt_id)s, %(version)s, %(actor)s, %(status)s, %(runtime_status)s, %(preview_status)s,
   %(lease_owner)s, %(changes)s);
 
+-- name: complete
+select * from voicegate.complete_attempt(%(attempt_id)s, %(actor)s, %(lease_owner)s, %(changes)s);
+
 -- name: read_and_lease
 select msg_id, read_ct, enqueued_at, vt, message, leased
   from voicegate.read_and_lease_attempts(%(queue)s, %(vt)s, %(qty)s, %(lease_owner)s, %(lease_seconds)s);

@@ -6,6 +6,8 @@ a step repeated after a crash, a redelivered message or a second worker does no 
 
     queued ─claim→ processing ─enrol→ verifying ─verify→ ready + syncing ─sync→ synced (+ preview queued)
 
+(verify, ready and sync are one call once the provider has confirmed the voice).
+
 The enrolment key is stored before the provider is called, and the adapters look it up before any
 create, so one attempt never makes two provider voices. A transient provider failure puts the attempt
 back to `queued` with a backoff (until `max_retries`); a permanent one fails it with a safe message.
@@ -274,26 +276,13 @@ async def _verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: st
         if attempt.source in {"custom_voice_id", "provider_churn"}:
             raise _Failed("voice_not_found", "The provider does not know this voice.") from exc
         return await _enrol_again(ctx, attempt, worker_id, actor)
-    changes = _voice_changes(found) if attempt.source == "custom_voice_id" else {}
-    # Verified, ready and synced in one transaction: each move is still its own event, and a crash
-    # cannot leave half of them.
+    changes = _voice_changes(found) if attempt.source == "custom_voice_id" else None
+    # Verified, ready and synced in one call: each move is still its own event, and a crash cannot leave
+    # half of them.
     async with service_transaction(ctx.pool) as conn:
-        current, _ = await attempts.load(conn, attempt.id)
-        if current.status == "processing":
-            current = await attempts.transition(
-                conn, current, actor, status="verifying", lease_owner=worker_id, changes=changes
-            )
-            changes = {}
-        ready = await attempts.transition(
-            conn,
-            current,
-            actor,
-            status="ready",
-            runtime="syncing" if current.is_active else None,
-            lease_owner=worker_id,
-            changes=changes or None,
-        )
-        return await _sync_in(conn, ready, actor) if ready.is_active else ready
+        done = await attempts.complete(conn, attempt.id, actor, lease_owner=worker_id, changes=changes)
+        await _queue_preview(conn, done)
+        return done
 
 
 async def _enrol_again(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:
@@ -347,9 +336,14 @@ async def _sync_in(conn: Connection, attempt: AttemptRow, actor: str) -> Attempt
     voice = await voices.voice_row(conn, attempt.voice_id)
     in_sync = voice["provider_voice_id"] == attempt.provider_voice_id and voice["tts_provider"] == attempt.provider
     attempt = await attempts.transition(conn, attempt, actor, runtime="synced" if in_sync else "sync_failed")
-    if in_sync and attempt.preview_status == "pending":
-        await queues.send(conn, queues.PREVIEW, queues.preview_message(attempt.id, attempt.version))
+    await _queue_preview(conn, attempt)
     return attempt
+
+
+async def _queue_preview(conn: Connection, attempt: AttemptRow) -> None:
+    """Ask for the preview of a freshly synced attempt that needs one, in the transaction that synced it."""
+    if attempt.runtime_status == "synced" and attempt.preview_status == "pending":
+        await queues.send(conn, queues.PREVIEW, queues.preview_message(attempt.id, attempt.version))
 
 
 async def _schedule_retry(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str, exc: Exception) -> Outcome:

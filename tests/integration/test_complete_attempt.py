@@ -1,0 +1,210 @@
+"""`voicegate.complete_attempt`, the clone step's verified → ready → synced in one call, leaves exactly what
+the three `voicegate.transition_attempt` calls it replaces left: the row, the events, the mirror, the voice
+row, the provider reference and the webhook messages. Each test runs in a rolled-back transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.support import (
+    Conn,
+    create_user,
+    mirror,
+    one,
+    queue_messages,
+    seed_attempt,
+    seed_reflection,
+    seed_voice,
+    transition,
+)
+
+WORKER = "worker-1"
+ACTOR = "worker:worker-1"
+LEASE = {"lease_owner": WORKER, "lease_seconds": 60}
+VOICE = {"provider_voice_id": "pv-1", "provider_target_model": "m-1", "provider_metadata": {"k": "v"}}
+#: The provider voice ids, which two voices cannot share: compared as the same placeholder.
+MASKED = {"provider_voice_id", "providerVoiceId"}
+
+
+@pytest.fixture
+def conn(module_db: Conn) -> Iterator[Conn]:
+    with module_db.transaction(force_rollback=True):
+        yield module_db
+
+
+def complete(conn: Conn, attempt_id: uuid.UUID, *, lease_owner: str = WORKER, changes: Any = None) -> dict[str, Any]:
+    return one(
+        conn,
+        "select * from voicegate.complete_attempt(%s, %s, %s, %s)",
+        (attempt_id, ACTOR, lease_owner, json.dumps(changes or {})),
+    )
+
+
+def claimed(conn: Conn, *, preview_required: bool = True) -> tuple[dict[str, Any], uuid.UUID, uuid.UUID]:
+    """A fresh user's attempt, leased to WORKER: the attempt, its voice and its reflection."""
+    owner = create_user(conn)
+    voice, reflection = seed_voice(conn, owner), seed_reflection(conn, owner)
+    attempt = seed_attempt(conn, owner, voice, reflection, preview_required=preview_required)
+    return transition(conn, attempt["id"], attempt["version"], status="processing", changes=LEASE), voice, reflection
+
+
+def masked(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: "pv" if k in MASKED else v for k, v in values.items()}
+
+
+def the_three_moves(conn: Conn, attempt: dict[str, Any]) -> dict[str, Any]:
+    """What the worker did before: verifying (with another provider voice), ready + syncing, synced."""
+    moves: list[dict[str, Any]] = [
+        {"status": "verifying", "lease_owner": WORKER, "changes": {**VOICE, "provider_voice_id": "pv-0"}},
+        {"status": "ready", "runtime": "syncing", "lease_owner": WORKER},
+        {"runtime": "synced"},
+    ]
+    for move in moves:
+        attempt = transition(conn, attempt["id"], attempt["version"], actor=ACTOR, **move)
+    return attempt
+
+
+def outcome(conn: Conn, attempt: dict[str, Any], voice: uuid.UUID, reflection: uuid.UUID) -> dict[str, Any]:
+    """Everything the moves leave behind, without the ids and times that differ between two attempts."""
+    attempt_id = attempt["id"]
+    row = one(conn, "select * from voice_clone_attempts where id = %s", (attempt_id,))
+    events = conn.execute(
+        "select dimension, from_state, to_state, actor, detail from voice_clone_attempt_events"
+        " where attempt_id = %s order by id",
+        (attempt_id,),
+    ).fetchall()
+    webhooks = [
+        {k: v for k, v in m["message"].items() if k not in {"webhookId", "timestamp", "data"}}
+        | {"data": {k: v for k, v in m["message"]["data"].items() if not k.endswith("Id")}}
+        for m in queue_messages(conn, "webhook_delivery")
+        if m["message"]["data"].get("attemptId") == str(attempt_id)
+    ]
+    previews = [m for m in queue_messages(conn, "voice_preview") if m["message"]["attemptId"] == str(attempt_id)]
+    volatile = {
+        "id",
+        "owner_id",
+        "voice_id",
+        "reflection_id",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "enrolment_key",
+    }
+    return {
+        "row": masked({k: v for k, v in row.items() if k not in volatile}),
+        "returned_version": attempt["version"],
+        "finished": row["finished_at"] is not None,
+        "events": events,
+        "mirror": masked(
+            {k: v for k, v in mirror(conn, reflection).items() if k not in {"attemptId", "voiceId", "updatedAt"}}
+        ),
+        "voice": masked(
+            one(
+                conn,
+                "select status, tts_provider, provider_voice_id, provider_target_model, provider_metadata"
+                " from voices where id = %s",
+                (voice,),
+            )
+        ),
+        "references": conn.execute(
+            "select provider, target_model, reason from voice_provider_references where attempt_id = %s",
+            (attempt_id,),
+        ).fetchall(),
+        "webhooks": webhooks,
+        "previews": len(previews),
+    }
+
+
+def test_one_call_leaves_what_the_three_moves_left(conn: Conn) -> None:
+    before, voice_a, reflection_a = claimed(conn)
+    folded, voice_b, reflection_b = claimed(conn)
+
+    expected = outcome(conn, the_three_moves(conn, before), voice_a, reflection_a)
+    got = outcome(conn, complete(conn, folded["id"], changes=VOICE), voice_b, reflection_b)
+
+    assert got == expected
+    assert [(e[1], e[2]) for e in got["events"][-4:]] == [
+        ("processing", "verifying"),
+        ("verifying", "ready"),
+        ("pending", "syncing"),
+        ("syncing", "synced"),
+    ]
+    assert got["row"]["version"] == folded["version"] + 3
+    assert (got["row"]["status"], got["row"]["runtime_status"], got["row"]["lease_owner"]) == ("ready", "synced", None)
+    assert one(conn, "select provider_voice_id from voices where id = %s", (voice_b,))["provider_voice_id"] == "pv-1"
+    assert [w["type"] for w in got["webhooks"]] == ["voice.ready"]
+
+
+def test_from_verifying_it_makes_the_two_remaining_moves(conn: Conn) -> None:
+    attempt, _, reflection = claimed(conn)
+    verifying = transition(
+        conn, attempt["id"], attempt["version"], status="verifying", lease_owner=WORKER, changes=VOICE
+    )
+
+    done = complete(conn, attempt["id"])
+
+    assert done["version"] == verifying["version"] + 2
+    assert mirror(conn, reflection)["runtimeStatus"] == "synced"
+    moves = conn.execute(
+        "select from_state, to_state from voice_clone_attempt_events where attempt_id = %s and actor = %s order by id",
+        (attempt["id"], ACTOR),
+    ).fetchall()
+    assert moves == [("verifying", "ready"), ("pending", "syncing"), ("syncing", "synced")]
+
+
+def test_a_superseded_attempt_is_ready_late_and_touches_neither_mirror_nor_voice(conn: Conn) -> None:
+    attempt, voice, reflection = claimed(conn)
+    newer = seed_attempt(conn, attempt["owner_id"], voice, reflection)
+    mirror_before = mirror(conn, reflection)
+    voice_before = one(conn, "select * from voices where id = %s", (voice,))
+
+    done = complete(conn, attempt["id"], changes=VOICE)
+
+    assert (done["status"], done["runtime_status"], done["is_active"]) == ("ready", "pending", False)
+    assert mirror(conn, reflection) == mirror_before
+    assert mirror_before["attemptId"] == str(newer["id"])
+    assert one(conn, "select * from voices where id = %s", (voice,)) == voice_before
+    late = one(
+        conn,
+        "select detail from voice_clone_attempt_events where attempt_id = %s and to_state = 'ready'",
+        (attempt["id"],),
+    )
+    assert late["detail"] == {"late": True}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "sqlstate"),
+    [
+        ({"lease_owner": "worker-2"}, "VG423"),
+        ({"changes": {"status": "ready"}}, "VG400"),
+        ({"changes": {"last_error_code": "x"}}, "VG400"),
+    ],
+)
+def test_it_is_refused_without_the_lease_or_with_a_change_it_does_not_make(
+    conn: Conn, kwargs: dict[str, Any], sqlstate: str
+) -> None:
+    attempt, _, _ = claimed(conn)
+    with pytest.raises(psycopg.Error) as refused, conn.transaction():
+        complete(conn, attempt["id"], **kwargs)
+    assert refused.value.sqlstate == sqlstate
+    assert one(conn, "select status, version from voice_clone_attempts where id = %s", (attempt["id"],)) == {
+        "status": "processing",
+        "version": attempt["version"],
+    }
+
+
+def test_an_attempt_not_in_flight_is_refused(conn: Conn) -> None:
+    owner = create_user(conn)
+    queued = seed_attempt(conn, owner, seed_voice(conn, owner), None)
+    with pytest.raises(psycopg.Error) as refused, conn.transaction():
+        complete(conn, queued["id"], lease_owner=WORKER)
+    assert refused.value.sqlstate == "VG423"  # nobody holds a queued attempt's lease
+    with pytest.raises(psycopg.Error) as missing, conn.transaction():
+        complete(conn, uuid.uuid4())
+    assert missing.value.sqlstate == "VG404"
