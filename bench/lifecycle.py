@@ -38,11 +38,12 @@ sys.path.insert(0, str(ROOT))
 from backend import queues  # noqa: E402
 from backend.context import build_lifecycle  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.db.pool import create_pool  # noqa: E402
+from backend.db.pool import create_pool, service_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
+from backend.webhooks.worker import declare_project_endpoint  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
 from queue_consumers.worker import build_consumers  # noqa: E402
 from tests.fakes import ElevenLabsFake, serve  # noqa: E402
@@ -107,6 +108,8 @@ async def run_consumers_until(settings: Settings, dsn: str, synced: int, *, list
     took (looked at every 50 ms over one connection of its own, so the looking costs next to nothing)."""
     pool = create_pool(dsn, settings, patience=settings.queue_visibility_seconds)  # as the worker's
     await pool.open(wait=True)
+    async with service_transaction(pool) as conn:  # as a worker's first maintenance sweep
+        await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
     async with create_http_client(trust_env=False) as http:
         signer = ProvenanceSigner.from_settings(settings)
         ctx = build_lifecycle(settings, pool, ManifestsInMemory(), http, signer)  # type: ignore[arg-type]

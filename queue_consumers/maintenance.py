@@ -1,9 +1,9 @@
-"""The worker's maintenance sweep (DESIGN.md §4, §7): stale attempts are requeued, expired samples are
-purged with their objects, objects no row claims (and, in embedded mode, stored files with no object
-row) are removed once past `VOICEGATE_ORPHAN_GRACE`, and dead letters are reported, on the worker's own
-timer. Several workers may sweep at once: requeueing is fenced by attempt versions, the purge takes
-rows with `skip locked`, and an orphan is checked again just before it is removed, so a second sweep
-finds nothing to do."""
+"""The worker's maintenance sweep (DESIGN.md §4, §7): whether the project has a webhook endpoint is
+written down, stale attempts are requeued, expired samples are purged with their objects, objects no
+row claims (and, in embedded mode, stored files with no object row) are removed once past
+`VOICEGATE_ORPHAN_GRACE`, and dead letters are reported, on the worker's own timer. Several workers may
+sweep at once: requeueing is fenced by attempt versions, the purge takes rows with `skip locked`, and an
+orphan is checked again just before it is removed, so a second sweep finds nothing to do."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from backend.storage.client import ObjectRemover
 from backend.storage.orphans import sweep_orphan_objects
+from backend.webhooks.worker import declare_project_endpoint
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -44,11 +45,12 @@ class SweepReport(msgspec.Struct, frozen=True):
 
 
 async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> SweepReport:
-    """One pass: requeue attempts stuck past `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples
-    whose retention ended, remove up to `SWEEP_LIMIT` orphans past their grace period, and report dead
-    letters."""
+    """One pass: say whether the project has a webhook endpoint, requeue attempts stuck past
+    `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended, remove up to
+    `SWEEP_LIMIT` orphans past their grace period, and report dead letters."""
     source = functools.partial(service_transaction, pool, budget=SWEEP_BUDGET)
     async with source() as conn:
+        await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
         touched = await requeue_stale_attempts(
             conn,
             stale_after=timedelta(seconds=settings.stale_after_seconds),

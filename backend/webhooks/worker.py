@@ -23,7 +23,7 @@ import msgspec
 
 from backend.context import Lifecycle, Outcome
 from backend.db.execute import fetch_optional
-from backend.db.pool import service_transaction
+from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
 from backend.errors import WebhookUrlRefused
 from backend.secret import Secret
@@ -78,6 +78,12 @@ async def deliver(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
         log.warning("webhook %s: %s answered 410 Gone; it gets no more deliveries", delivery.webhook_id, name)
         return Outcome(status="gone")
     raise DeliveryFailed(f"{name} ({_host(target.url)}): HTTP {status}")
+
+
+async def declare_project_endpoint(conn: Connection, *, configured: bool) -> None:
+    """Tell the database whether the project has an endpoint (VOICEGATE_WEBHOOK_URL), on the caller's
+    transaction: without one, events queue no message for it (voicegate.emit_webhook)."""
+    await conn.execute(_Q["declare_project_endpoint"], {"configured": configured})
 
 
 async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> Target | None:

@@ -6,3 +6,6 @@ select e.url, e.disabled_at, s.secret
 
 -- name: disable_endpoint
 update public.webhook_endpoints set disabled_at = now() where id = %(id)s and disabled_at is null;
+
+-- name: declare_project_endpoint
+update voicegate.project_webhook set configured = %(configured)s where configured <> %(configured)s;

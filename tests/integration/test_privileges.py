@@ -76,6 +76,7 @@ TABLES: Allowed = {
     "voicegate.idempotency_keys": {"service_role": READ_WRITE},
     # Signing secrets: written once with their endpoint, read by the worker that signs; gone with it.
     "voicegate.webhook_secrets": {"service_role": {"select", "insert"}},
+    "voicegate.project_webhook": {"service_role": {"select", "update"}},
     "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
     "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
 }

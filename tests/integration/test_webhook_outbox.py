@@ -1,16 +1,20 @@
 """The webhook outbox: each state change writes its event to `webhook_delivery` in the transaction that
 makes it (a trigger), one message for the project's endpoint and one per subscribed endpoint of the
 event's owner, all with one `webhookId`; a change that rolls back leaves no event, and nobody else's
-endpoint ever gets one."""
+endpoint ever gets one. A project whose workers have no endpoint gets no message at all."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
 
 import psycopg
 
+from backend.db.pool import create_pool, service_transaction
+from backend.settings import Settings
+from backend.webhooks import worker as webhook_worker
 from tests.support import (
     create_user,
     one,
@@ -267,3 +271,33 @@ def test_a_disabled_endpoint_gets_nothing(db: Db) -> None:
     db.execute("update voice_samples set status = 'ready' where id = %s", (checked,))
 
     assert by_target(events(db)) == {None: ["sample.ready"]}
+
+
+def declare_project_endpoint(db_dsn: str, *, configured: bool) -> None:
+    """What each worker's maintenance sweep does with its VOICEGATE_WEBHOOK_URL."""
+
+    async def run() -> None:
+        pool = create_pool(db_dsn, Settings())
+        await pool.open(wait=True)
+        try:
+            async with service_transaction(pool) as conn:
+                await webhook_worker.declare_project_endpoint(conn, configured=configured)
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
+
+
+def test_without_a_project_endpoint_only_the_owners_endpoints_get_a_message(db: Db, db_dsn: str) -> None:
+    owner = create_user(db)
+    mine = endpoint(db, owner)
+    first, second = sample(db, owner), sample(db, owner)
+    events(db)
+
+    declare_project_endpoint(db_dsn, configured=False)
+    db.execute("update voice_samples set status = 'ready' where id = %s", (first,))
+    assert by_target(events(db)) == {str(mine): ["sample.ready"]}
+
+    declare_project_endpoint(db_dsn, configured=True)
+    db.execute("update voice_samples set status = 'ready' where id = %s", (second,))
+    assert by_target(events(db)) == {None: ["sample.ready"], str(mine): ["sample.ready"]}

@@ -252,6 +252,8 @@ def test_the_maintenance_sweep_removes_them_too(seeded: Orphans, db_dsn: str, db
     assert asyncio.run(run()) == 8
     assert objects(db) == {*seeded.claimed, seeded.recent_object}
     assert {e["actor"] for e in audit_events(db)} == {"maintenance"}
+    # The sweep also wrote down that this worker has no project webhook endpoint.
+    assert db.execute("select configured from voicegate.project_webhook").fetchall() == [(False,)]
 
 
 def waiting_for_an_advisory_lock(db: psycopg.Connection[Any]) -> bool:
