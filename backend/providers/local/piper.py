@@ -185,23 +185,28 @@ class PiperVoice:
         voice = own if language.split("-", 1)[0].lower() == own.split("-", 1)[0] else language
         return sentence_phonemes(self._espeak.phonemize(text, voice=voice, fallback=own))
 
-    def speak(self, text: str, language: str = "en") -> Audio:
-        """Mono float32 samples at ``self.sample_rate``; ``ValueError`` when there is nothing to say."""
+    def speak(self, text: str, language: str = "en", *, length_scale: float = 1.0) -> Audio:
+        """Mono float32 samples at ``self.sample_rate``; ``ValueError`` when there is nothing to say.
+
+        ``length_scale`` multiplies the voice's own phoneme durations (2.0: half as fast), through the
+        model's duration control rather than by stretching the audio afterwards.
+        """
         sentences = self.phonemes(text, language)
         if not sentences:
             raise ValueError("nothing to say")
         gap = np.zeros(round(SENTENCE_SILENCE_S * self.sample_rate), dtype=np.float32)
         parts: list[Audio] = []
         for sentence in sentences:
-            parts.extend((self.infer(phoneme_ids(sentence, self.config.phoneme_id_map)), gap))
+            parts.extend((self.infer(phoneme_ids(sentence, self.config.phoneme_id_map), length_scale), gap))
         return np.concatenate(parts[:-1])
 
-    def infer(self, ids: Sequence[int]) -> Audio:
-        """Run the model on one sentence's phoneme ids."""
+    def infer(self, ids: Sequence[int], length_scale: float = 1.0) -> Audio:
+        """Run the model on one sentence's phoneme ids, durations scaled by ``length_scale``."""
+        scales = self._scales * np.array([1.0, length_scale, 1.0], dtype=np.float32)
         feed: dict[str, Any] = {
             "input": np.array([ids], dtype=np.int64),
             "input_lengths": np.array([len(ids)], dtype=np.int64),
-            "scales": self._scales,
+            "scales": scales,
         }
         if self._speaker is not None:
             feed["sid"] = self._speaker

@@ -41,10 +41,20 @@ class Analysis(msgspec.Struct, frozen=True, kw_only=True):
     sample_rate: int
 
 
-def world_analysis(x: Signal, sample_rate: int, *, with_aperiodicity: bool) -> Analysis:
-    """F0 (DIO + StoneMask), spectral envelope (CheapTrick) and optionally aperiodicity (D4C)."""
+def world_analysis(
+    x: Signal,
+    sample_rate: int,
+    *,
+    with_aperiodicity: bool,
+    frame_period_ms: float = FRAME_PERIOD_MS,
+    dio_speed: int = 1,
+) -> Analysis:
+    """F0 (DIO + StoneMask), spectral envelope (CheapTrick) and optionally aperiodicity (D4C), one frame
+    every ``frame_period_ms``; DIO looks for F0 in the signal decimated by ``dio_speed``."""
     x = np.ascontiguousarray(x, dtype=np.float64)
-    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    f0, times = pyworld.dio(
+        x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period_ms, speed=dio_speed
+    )
     f0 = pyworld.stonemask(x, f0, times, sample_rate)
     sp = pyworld.cheaptrick(x, f0, times, sample_rate)
     ap = _aperiodicity(x, f0, times, sample_rate) if with_aperiodicity else None
@@ -54,9 +64,9 @@ def world_analysis(x: Signal, sample_rate: int, *, with_aperiodicity: bool) -> A
 def _aperiodicity(x: Signal, f0: Signal, times: Signal, sample_rate: int) -> Signal:
     """D4C on every other frame, interpolated between them.
 
-    D4C is the costliest WORLD analysis step and aperiodicity changes slowly: at 10 ms the resynthesis
-    differs from the 5 ms one by under 1 dB of log spectrum, for half D4C's time (about 30 % of the
-    whole analysis).
+    D4C is the costliest WORLD analysis step and aperiodicity changes slowly: analysed at half the frame
+    rate, the resynthesis differs from the full-rate one by under 1 dB of log spectrum (0.02 dB of
+    log-band spectrum at 5 ms frames, none measurable at 10 ms), for half D4C's time.
     """
     frames = len(f0)
     picked = np.unique(np.append(np.arange(0, frames, APERIODICITY_STEP), frames - 1))

@@ -15,7 +15,7 @@ import pytest
 import pyworld
 from scipy.signal import welch
 
-from backend.providers.local.engine import adapt, render
+from backend.providers.local.engine import TEMPO_LIMITS, adapt, length_scale, render, voice_pace
 from backend.providers.local.piper import (
     MAX_CALL_PHONEMES,
     PiperVoice,
@@ -121,6 +121,28 @@ def test_world_moves_the_median_pitch_to_the_profile(voice: PiperVoice, spoken: 
     assert abs(result_hz - target_hz) < abs(source_hz - target_hz)
     assert result_hz == pytest.approx(target_hz, rel=0.10)
     assert 0.89 < float(np.max(np.abs(adapted))) <= 0.9 + 1e-9
+
+
+def test_the_samples_pace_sets_the_voices_durations(voice: PiperVoice) -> None:
+    pace = voice_pace(voice)
+    assert 5.0 < pace < 12.0  # syllables a second, as the profile measures a sample
+    assert length_scale(pace, pace) == pytest.approx(1.0)
+    assert length_scale(pace, 0.0) == 1.0  # a sample whose pace was not measured
+    assert length_scale(pace, pace / 10) == TEMPO_LIMITS[1]
+    assert length_scale(pace, pace * 10) == TEMPO_LIMITS[0]
+
+    def seconds(syllables_per_s: float) -> float:
+        profile = VoiceProfile(
+            median_f0_hz=120.0, f0_sd_semitones=2.0, syllable_rate_hz=syllables_per_s, envelope_db=[0.0] * 24
+        )
+        audio, rate = render(SENTENCE, profile, voice=voice)
+        return len(audio) / rate
+
+    slow, fast = seconds(pace / 10), seconds(pace * 10)
+    # Piper's durations, not WORLD frames, carry the pace: the model rounds each phoneme up to whole
+    # frames, so 1.6x against 0.6x durations come out about 2x apart rather than 2.7x.
+    assert slow > 1.6 * fast
+    assert slow / len(SENTENCE.split()) < 0.8  # still speech, not a crawl
 
 
 def test_a_twenty_word_sentence_renders_faster_than_real_time(voice: PiperVoice) -> None:
