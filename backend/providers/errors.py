@@ -7,6 +7,10 @@ end user; the provider's own code and text are kept in separate fields for opera
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+E = TypeVar("E", bound="ProviderError")
+
 
 class ProviderError(Exception):
     """Base class of every error raised by a provider adapter."""
@@ -34,6 +38,17 @@ class ProviderError(Exception):
         return (
             f"{type(self).__name__}(provider={self.provider!r}, provider_code={self.provider_code!r}, "
             f"http_status={self.http_status!r}, safe_message={self.safe_message!r})"
+        )
+
+    def recast(self, cls: type[E], safe_message: str) -> E:
+        """The same failure (code, status, request id, detail) as an error of class ``cls``."""
+        return cls(
+            self.provider,
+            safe_message,
+            provider_code=self.provider_code,
+            http_status=self.http_status,
+            request_id=self.request_id,
+            operator_detail=self.operator_detail,
         )
 
 

@@ -30,6 +30,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
 
 # Statuses that mean "try again later"; 408 is a server-side request timeout, so nothing was done.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+BUSY_MESSAGE = "The voice provider is busy; try again later."
 
 # Errors raised before the request left this process: safe to resend even for a create.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -94,6 +95,20 @@ def retry_after_from(response: httpx.Response) -> float | None:
     return parse_retry_after(response.headers.get("retry-after"))
 
 
+def busy(
+    provider: str, response: httpx.Response, fields: Mapping[str, Any], message: str = BUSY_MESSAGE
+) -> TransientProviderError:
+    """The error of a ``TRANSIENT_STATUSES`` answer, with the server's wait hint; ``fields`` are the
+    classified answer's ``provider_code``, ``http_status``, ``request_id`` and ``operator_detail``."""
+    return TransientProviderError(provider, message, retry_after=retry_after_from(response), **fields)
+
+
+def has_audio(response: httpx.Response) -> None:
+    """A ``validate`` for synthesis: an empty 2xx body is no audio (retried like a malformed answer)."""
+    if not response.content:
+        raise ValueError("empty audio answer")
+
+
 Classifier = Callable[[httpx.Response], ProviderError]
 
 
@@ -102,7 +117,8 @@ class ProviderHttp:
 
     ``idempotent=False`` marks a create: an answer that may have been lost after the provider acted
     (read timeout, dropped connection, 5xx, unreadable 2xx body) raises ``UnknownOutcomeError`` at once
-    instead of resending, so the adapter can look the voice up by its enrolment key first.
+    instead of resending, so the adapter can look the voice up by its enrolment key first. Such a
+    create waits up to ``create_timeout`` (when given) unless the call names its own.
     """
 
     def __init__(
@@ -115,6 +131,7 @@ class ProviderHttp:
         *,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        create_timeout: httpx.Timeout | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.provider = provider
@@ -124,6 +141,7 @@ class ProviderHttp:
         self._classify = classify
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._create_timeout = create_timeout
         self._sleep = sleep
 
     async def request(
@@ -143,6 +161,8 @@ class ProviderHttp:
         body); that is retried like a transient failure, or is an unknown outcome for a create.
         """
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        if call_timeout is None and not idempotent:
+            call_timeout = self._create_timeout
         headers = dict(self._headers) if authenticated else {}
         headers.update(kwargs.pop("headers", {}))
         started = time.monotonic()

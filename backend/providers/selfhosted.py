@@ -40,7 +40,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, ReferenceStore
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,7 @@ def classify(response: httpx.Response) -> ProviderError:
     code, message, param = _error_fields(response)
     common: dict[str, Any] = {"provider_code": code, "http_status": status, "operator_detail": message}
     if status in TRANSIENT_STATUSES:
-        busy = "The self-hosted voice server is busy; try again later."
-        return TransientProviderError(PROVIDER, busy, retry_after=retry_after_from(response), **common)
+        return busy(PROVIDER, response, common, "The self-hosted voice server is busy; try again later.")
     return _rejection(status, message or "", param, common)
 
 
@@ -434,11 +433,6 @@ class SelfhostedProvider:
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """`POST /v1/audio/speech` for a WAV: naming a registered voice, or carrying an inline reference."""
         payload = await self._speech_payload(voice, text, "wav")
-
-        def has_audio(response: httpx.Response) -> None:
-            if not response.content:
-                raise ValueError("empty audio answer")
-
         response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio)
         mime = response.headers.get("content-type", "audio/wav").split(";")[0].strip() or "audio/wav"
         return SynthesisResult(audio=response.content, mime_type=mime, request_id=response.headers.get("x-request-id"))
