@@ -24,6 +24,7 @@ class ProviderError(Exception):
         http_status: int | None = None,
         request_id: str | None = None,
         operator_detail: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(safe_message)
         self.provider = provider
@@ -33,6 +34,8 @@ class ProviderError(Exception):
         self.request_id = request_id
         # The provider's own message, trimmed: useful in logs, never shown to users.
         self.operator_detail = operator_detail[:500] if operator_detail else None
+        #: Seconds the provider asked us to wait (``Retry-After``); only a transient failure carries one.
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return (
@@ -54,27 +57,6 @@ class ProviderError(Exception):
 
 class TransientProviderError(ProviderError):
     """A failure worth retrying later: timeouts, connection errors, 429 and 5xx answers."""
-
-    def __init__(
-        self,
-        provider: str,
-        safe_message: str,
-        *,
-        provider_code: str | None = None,
-        http_status: int | None = None,
-        request_id: str | None = None,
-        operator_detail: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(
-            provider,
-            safe_message,
-            provider_code=provider_code,
-            http_status=http_status,
-            request_id=request_id,
-            operator_detail=operator_detail,
-        )
-        self.retry_after = retry_after
 
 
 class PermanentProviderError(ProviderError):
