@@ -20,7 +20,7 @@ from backend.providers.base import (
 from backend.providers.config import ElevenLabsSettings
 from backend.providers.enrolment import enroll_once, key_marker
 from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError
-from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.wav import pcm16_to_wav
 
 PROVIDER: Final = "elevenlabs"
@@ -89,16 +89,12 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str
     detail = body.get("detail")
     if isinstance(detail, dict):
         code = detail.get("code") or detail.get("status")
-        return _str(code), _str(detail.get("message")), _str(detail.get("request_id"))
+        return text_or_none(code), text_or_none(detail.get("message")), text_or_none(detail.get("request_id"))
     if isinstance(detail, list):
         # FastAPI validation list: [{"loc": [...], "msg": ..., "type": ...}]
         msgs = [str(item.get("msg")) for item in detail if isinstance(item, dict)]
         return "validation_error", "; ".join(msgs), None
-    return _str(body.get("status")), _str(body.get("message")), None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return text_or_none(body.get("status")), text_or_none(body.get("message")), None
 
 
 class _AddVoiceResponse(msgspec.Struct):

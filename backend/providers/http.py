@@ -103,6 +103,11 @@ def busy(
     return TransientProviderError(provider, message, retry_after=retry_after_from(response), **fields)
 
 
+def text_or_none(value: object) -> str | None:
+    """A field of a decoded error body, when it is a string."""
+    return value if isinstance(value, str) else None
+
+
 def has_audio(response: httpx.Response) -> None:
     """A ``validate`` for synthesis: an empty 2xx body is no audio (retried like a malformed answer)."""
     if not response.content:

@@ -40,7 +40,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, ReferenceStore
 
 log = logging.getLogger(__name__)
@@ -92,18 +92,14 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str
     error = body.get("error")
     if isinstance(error, dict):
         code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
-        return _text(code), _text(error.get("message")), _text(error.get("param"))
+        return text_or_none(code), text_or_none(error.get("message")), text_or_none(error.get("param"))
     if isinstance(error, str):
         return None, error, None
     detail = body.get("detail")
     if isinstance(detail, list):
         messages = [str(item.get("msg")) for item in detail if isinstance(item, dict)]
         return "validation_error", "; ".join(messages), None
-    return None, _text(detail) or _text(body.get("message")), None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return None, text_or_none(detail) or text_or_none(body.get("message")), None
 
 
 def classify(response: httpx.Response) -> ProviderError:
@@ -480,16 +476,16 @@ class SelfhostedProvider:
 
     def _voice(self, entry: dict[str, Any]) -> ProviderVoice:
         voice_id = str(_voice_key(entry))
-        name = _text(entry.get("name")) or voice_id
+        name = text_or_none(entry.get("name")) or voice_id
         created = entry.get("created_at")
         return ProviderVoice(
             provider=PROVIDER,
             voice_id=voice_id,
             name=name,
             target_model=self.model,
-            language=_text(entry.get("language")),
+            language=text_or_none(entry.get("language")),
             created_at=str(created) if isinstance(created, int | float | str) else None,
-            metadata={"mode": "registry", "name": name, "consent": _text(entry.get("consent"))},
+            metadata={"mode": "registry", "name": name, "consent": text_or_none(entry.get("consent"))},
         )
 
     def _inline_voice(self, stored: InlineEntry) -> ProviderVoice:
