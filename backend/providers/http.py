@@ -296,7 +296,7 @@ class ProviderHttp:
         except httpx.TransportError as exc:
             # Sent, but the answer was lost (read timeout, connection dropped).
             if not idempotent:
-                return self._unknown(repr(exc))
+                return self.unknown_outcome(repr(exc))
             return TransientProviderError(
                 self.provider, "The voice provider did not answer in time.", operator_detail=repr(exc)
             )
@@ -314,7 +314,7 @@ class ProviderHttp:
             error = self._classify(response)
             if not idempotent and response.status_code >= 500 and isinstance(error, TransientProviderError):
                 # The provider may have created the voice before failing.
-                return self._unknown(error.operator_detail, response)
+                return self.unknown_outcome(error.operator_detail, response)
             return error
         if validate is None:
             return response
@@ -322,7 +322,7 @@ class ProviderHttp:
             validate(response)
         except ValueError as exc:
             if not idempotent:
-                return self._unknown(str(exc), response)
+                return self.unknown_outcome(str(exc), response)
             return TransientProviderError(
                 self.provider,
                 "The voice provider sent an unreadable answer.",
@@ -331,7 +331,8 @@ class ProviderHttp:
             )
         return response
 
-    def _unknown(self, detail: str | None, response: httpx.Response | None = None) -> UnknownOutcomeError:
+    def unknown_outcome(self, detail: str | None, response: httpx.Response | None = None) -> UnknownOutcomeError:
+        """The error of a create whose answer was lost: the voice may or may not exist now."""
         return UnknownOutcomeError(
             self.provider,
             "The voice provider did not confirm whether the voice was created.",

@@ -37,7 +37,6 @@ from backend.providers.errors import (
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
-    UnknownOutcomeError,
     VoiceNotFoundError,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
@@ -249,11 +248,7 @@ class SelfhostedProvider:
             if url is None or self._clock() - started > self.deadline_s:
                 reason = "redirected off its origin" if url is None else "did not finish in time"
                 if not idempotent:
-                    raise UnknownOutcomeError(
-                        PROVIDER,
-                        "The voice provider did not confirm whether the voice was created.",
-                        operator_detail=reason,
-                    )
+                    raise self._http.unknown_outcome(reason)
                 raise TransientProviderError(PROVIDER, f"The self-hosted voice server {reason}.")
             try:
                 return await self._http.request("GET", url, call_timeout=self._timeout, validate=validate)
@@ -262,11 +257,7 @@ class SelfhostedProvider:
             except TransientProviderError as exc:
                 if idempotent:
                     raise
-                raise UnknownOutcomeError(
-                    PROVIDER,
-                    "The voice provider did not confirm whether the voice was created.",
-                    operator_detail=exc.operator_detail,
-                ) from exc
+                raise self._http.unknown_outcome(exc.operator_detail) from exc
             # Modal's result URL holds the request until it has news; a server that answers at once
             # is asked again after a short, growing pause.
             await asyncio.sleep(pause)
