@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class VoicegateError(Exception):
-    """Something went wrong in voicegate."""
+    """Something went wrong in voicegate.
+
+    A subclass names its stable `code` and, where it differs from its parent's, its HTTP `status` as class
+    keywords: `class NotFound(ClientError, status=404, code="not_found")`.
+    """
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+
+    def __init_subclass__(cls, *, code: str, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = code
+        if status is not None:
+            cls.status = status
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or (self.__doc__ or "").strip()
@@ -20,238 +30,151 @@ class VoicegateError(Exception):
         return {}
 
 
-class ClientError(VoicegateError):
+class ClientError(VoicegateError, status=400, code="bad_request"):
     """The request cannot be served as sent."""
 
-    status = 400
-    code = "bad_request"
 
-
-class ValidationFailed(ClientError):
+class ValidationFailed(ClientError, code="validation_failed"):
     """The request body or parameters are invalid."""
 
-    status = 400
-    code = "validation_failed"
 
-
-class Unauthorized(ClientError):
+class Unauthorized(ClientError, status=401, code="unauthorized"):
     """A valid access token is required."""
 
-    status = 401
-    code = "unauthorized"
 
-
-class Forbidden(ClientError):
+class Forbidden(ClientError, status=403, code="forbidden"):
     """You may not do this."""
 
-    status = 403
-    code = "forbidden"
 
-
-class NotFound(ClientError):
+class NotFound(ClientError, status=404, code="not_found"):
     """The resource does not exist."""
 
-    status = 404
-    code = "not_found"
 
-
-class Conflict(ClientError):
+class Conflict(ClientError, status=409, code="conflict"):
     """The resource is not in a state that allows this."""
 
-    status = 409
-    code = "conflict"
 
-
-class StaleVersion(Conflict):
+class StaleVersion(Conflict, code="stale_version"):
     """The resource changed since it was read; read it again."""
 
-    code = "stale_version"
 
-
-class LeaseLost(Conflict):
+class LeaseLost(Conflict, code="lease_lost"):
     """This worker no longer holds the attempt's lease."""
 
-    code = "lease_lost"
 
-
-class IllegalTransition(Conflict):
+class IllegalTransition(Conflict, code="illegal_transition"):
     """That state change is not allowed from the current state."""
 
-    code = "illegal_transition"
 
-
-class PayloadTooLarge(ClientError):
+class PayloadTooLarge(ClientError, status=413, code="payload_too_large"):
     """The upload is larger than allowed."""
 
-    status = 413
-    code = "payload_too_large"
 
-
-class UnsupportedMediaType(ClientError):
+class UnsupportedMediaType(ClientError, status=415, code="unsupported_media_type"):
     """The upload is not a supported audio format."""
 
-    status = 415
-    code = "unsupported_media_type"
 
-
-class TooManyRequests(ClientError):
+class TooManyRequests(ClientError, status=429, code="too_many_requests"):
     """Too many requests at once; retry after `Retry-After` seconds."""
 
-    status = 429
-    code = "too_many_requests"
     retry_after: ClassVar[int] = 1
 
 
-class ConcurrencyLimited(TooManyRequests):
+class ConcurrencyLimited(TooManyRequests, code="concurrency_limited"):
     """You have too many requests in flight at once; retry after `Retry-After` seconds."""
 
-    code = "concurrency_limited"
 
-
-class ServerBusy(TooManyRequests):
+class ServerBusy(TooManyRequests, code="server_busy"):
     """Busy with other requests; retry after `Retry-After` seconds."""
 
-    code = "server_busy"
 
-
-class ServiceUnavailable(VoicegateError):
+class ServiceUnavailable(VoicegateError, status=503, code="service_unavailable"):
     """A dependency is unreachable; retry shortly."""
 
-    status = 503
-    code = "service_unavailable"
     retry_after: ClassVar[int] = 2
 
 
-class DatabaseUnavailable(ServiceUnavailable):
+class DatabaseUnavailable(ServiceUnavailable, code="database_unavailable"):
     """The database is unreachable; retry shortly."""
 
-    code = "database_unavailable"
 
-
-class StorageUnavailable(ServiceUnavailable):
+class StorageUnavailable(ServiceUnavailable, code="storage_unavailable"):
     """Object storage is unreachable; retry shortly."""
 
-    code = "storage_unavailable"
 
-
-class ConsentRequired(ValidationFailed):
+class ConsentRequired(ValidationFailed, code="consent_required"):
     """consent required: a voice sample can only be stored with the speaker's consent (consent=true)."""
 
-    code = "consent_required"
 
-
-class SampleNotUploaded(ClientError):
+class SampleNotUploaded(ClientError, status=422, code="sample_not_uploaded"):
     """No sample was uploaded for this voice; PUT the file to the signed upload URL first."""
 
-    status = 422
-    code = "sample_not_uploaded"
 
-
-class SampleTooLarge(PayloadTooLarge):
+class SampleTooLarge(PayloadTooLarge, code="sample_too_large"):
     """The sample is larger than allowed."""
 
-    code = "sample_too_large"
 
-
-class UnsupportedAudio(UnsupportedMediaType):
+class UnsupportedAudio(UnsupportedMediaType, code="unsupported_audio_format"):
     """unsupported audio format: the file is not WAV, MP3, FLAC, OGG/Opus, WebM/Opus or M4A/AAC."""
 
-    code = "unsupported_audio_format"
 
-
-class ProviderNotConfigured(ClientError):
+class ProviderNotConfigured(ClientError, status=422, code="provider_not_configured"):
     """That voice provider is not configured on this server."""
 
-    status = 422
-    code = "provider_not_configured"
 
-
-class InvalidIdempotencyKey(ClientError):
+class InvalidIdempotencyKey(ClientError, code="invalid_idempotency_key"):
     """Idempotency-Key must be 1 to 255 printable ASCII characters."""
 
-    code = "invalid_idempotency_key"
 
-
-class IdempotencyKeyReused(ClientError):
+class IdempotencyKeyReused(ClientError, status=422, code="idempotency_key_reused"):
     """This Idempotency-Key was used with a different request; send a new key for a new request."""
 
-    status = 422
-    code = "idempotency_key_reused"
 
-
-class IdempotencyKeyInFlight(Conflict):
+class IdempotencyKeyInFlight(Conflict, code="idempotency_key_in_flight"):
     """A request with this Idempotency-Key is still being processed; retry once it has finished."""
 
-    code = "idempotency_key_in_flight"
 
-
-class ProviderVoiceNotFound(ClientError):
+class ProviderVoiceNotFound(ClientError, status=422, code="provider_voice_not_found"):
     """The voice provider does not know this voice id."""
 
-    status = 422
-    code = "provider_voice_not_found"
 
-
-class ProviderVoiceTaken(Conflict):
+class ProviderVoiceTaken(Conflict, code="provider_voice_taken"):
     """This provider voice is attached to another voice; it can only be used by its owner."""
 
-    code = "provider_voice_taken"
 
-
-class ProviderRejected(ClientError):
+class ProviderRejected(ClientError, status=422, code="provider_rejected"):
     """The voice provider refused the request."""
 
-    status = 422
-    code = "provider_rejected"
 
-
-class ProviderUnavailable(ServiceUnavailable):
+class ProviderUnavailable(ServiceUnavailable, code="provider_unavailable"):
     """The voice provider is unreachable or overloaded; retry shortly."""
 
-    code = "provider_unavailable"
     retry_after = 5
 
 
-class SampleRejected(ClientError):
+class SampleRejected(ClientError, status=422, code="sample_rejected"):
     """The sample was refused when it was checked; upload a new one."""
 
-    status = 422
-    code = "sample_rejected"
 
-
-class VoiceNotReady(Conflict):
+class VoiceNotReady(Conflict, code="voice_not_ready"):
     """The voice has not been cloned; clone it from a sample first."""
 
-    code = "voice_not_ready"
 
-
-class SynthesisNotFinished(Conflict):
+class SynthesisNotFinished(Conflict, code="synthesis_not_finished"):
     """The job has not finished yet; poll its status."""
 
-    code = "synthesis_not_finished"
 
-
-class SynthesisFailed(Conflict):
+class SynthesisFailed(Conflict, code="synthesis_failed"):
     """The job failed; its status says why."""
 
-    code = "synthesis_failed"
 
-
-class WebhookUrlRefused(ClientError):
+class WebhookUrlRefused(ClientError, status=422, code="webhook_url_refused"):
     """Webhooks cannot be delivered to this URL."""
 
-    status = 422
-    code = "webhook_url_refused"
 
-
-class ProvenanceFailed(VoicegateError):
+class ProvenanceFailed(VoicegateError, code="provenance_failed"):
     """The audio could not be signed with its C2PA manifest, so it was not stored."""
 
-    code = "provenance_failed"
 
-
-class ProvenanceUnreadable(ClientError):
+class ProvenanceUnreadable(ClientError, status=422, code="provenance_unreadable"):
     """The file cannot be read as WAV or MP3 audio, so its C2PA manifest cannot be checked."""
-
-    status = 422
-    code = "provenance_unreadable"

@@ -150,7 +150,6 @@ class SampleUploadOperation(IdempotentOperation):
 
 
 _BINARY: Final = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-_TEXT: Final = Schema(type=OpenAPIType.STRING)
 _STREAM_HEADERS: Final = {
     "Voicegate-Stream-Id": "The stream's usage record (`speech_streams`).",
     "Voicegate-Voice-Id": "The voice that speaks.",
@@ -163,12 +162,7 @@ SPEECH_AUDIO: Final = OpenAPIResponse(
     "little-endian mono PCM at 24 kHz; `wav` is that PCM behind a header whose sizes are 0xFFFFFFFF (the length is "
     "not known when it starts); `mp3` is MPEG-2 Layer III at 64 kbit/s. A stream cut off midway (the provider "
     "failed after the audio began) ends without its final chunk.",
-    content={
-        media_type.split(";", 1)[0]: OpenAPIMediaType(
-            schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-        )
-        for media_type in MEDIA_TYPES.values()
-    },
+    content={media_type.split(";", 1)[0]: OpenAPIMediaType(schema=_BINARY) for media_type in MEDIA_TYPES.values()},
     headers={
         name: OpenAPIHeader(description=words, schema=Schema(type=OpenAPIType.STRING))
         for name, words in _STREAM_HEADERS.items()

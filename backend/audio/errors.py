@@ -12,11 +12,8 @@ from backend.audio.report import QualityReport
 from backend.errors import VoicegateError
 
 
-class AudioRejected(VoicegateError):
+class AudioRejected(VoicegateError, status=422, code="audio_rejected"):
     """The audio sample cannot be used."""
-
-    status = 422
-    code = "audio_rejected"
 
     def __init__(
         self,
@@ -39,38 +36,25 @@ class AudioRejected(VoicegateError):
         return members
 
 
-class UnsupportedOrCorruptAudio(AudioRejected):
+class UnsupportedOrCorruptAudio(AudioRejected, status=415, code="unsupported_audio"):
     """unsupported or corrupt audio"""
 
-    status = 415
-    code = "unsupported_audio"
 
-
-class AudioTooLongForSize(AudioRejected):
+class AudioTooLongForSize(AudioRejected, code="audio_too_long_for_size"):
     """audio too long for its size: the file claims or decodes to more audio than its bytes can hold"""
 
-    code = "audio_too_long_for_size"
 
-
-class SampleTooShort(AudioRejected):
+class SampleTooShort(AudioRejected, code="sample_too_short"):
     """sample too short"""
 
-    code = "sample_too_short"
 
-
-class SampleTooLong(AudioRejected):
+class SampleTooLong(AudioRejected, code="sample_too_long"):
     """sample too long"""
 
-    code = "sample_too_long"
 
-
-class NoSpeech(AudioRejected):
+class NoSpeech(AudioRejected, code="no_speech"):
     """no speech detected"""
 
-    code = "no_speech"
 
-
-class SampleClipped(AudioRejected):
+class SampleClipped(AudioRejected, code="clipping"):
     """sample is clipped"""
-
-    code = "clipping"

@@ -30,10 +30,9 @@ from backend.providers.errors import (
     ModelRetiredError,
     PermanentProviderError,
     ProviderError,
-    TransientProviderError,
     VoiceNotFoundError,
 )
-from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio
 
 PROVIDER: Final = "cartesia"
 DEFAULT_MODEL: Final = "sonic-2"
@@ -54,50 +53,8 @@ SAMPLE_RULES: Final = SampleRules(
     max_files=1,
     mono=False,
     languages=frozenset(
-        [
-            "en",
-            "fr",
-            "de",
-            "es",
-            "pt",
-            "zh",
-            "ja",
-            "hi",
-            "it",
-            "ko",
-            "nl",
-            "pl",
-            "ru",
-            "sv",
-            "tr",
-            "tl",
-            "bg",
-            "ro",
-            "ar",
-            "cs",
-            "el",
-            "fi",
-            "hr",
-            "ms",
-            "sk",
-            "da",
-            "ta",
-            "uk",
-            "hu",
-            "no",
-            "vi",
-            "bn",
-            "th",
-            "he",
-            "ka",
-            "id",
-            "te",
-            "gu",
-            "kn",
-            "ml",
-            "mr",
-            "pa",
-        ]
+        "en fr de es pt zh ja hi it ko nl pl ru sv tr tl bg ro ar cs el "  # noqa: SIM905 - a list: a line a code
+        "fi hr ms sk da ta uk hu no vi bn th he ka id te gu kn ml mr pa".split()
     ),
 )
 
@@ -139,38 +96,23 @@ def classify(response: httpx.Response) -> ProviderError:
         "operator_detail": body.message,
     }
     if status in TRANSIENT_STATUSES:
-        return TransientProviderError(
-            PROVIDER,
-            "The voice provider is busy; try again later.",
-            retry_after=retry_after_from(response),
-            **common,
-        )
+        return busy(PROVIDER, response, common)
     if body.error_code == MODEL_SUNSET_CODE:
         return ModelRetiredError(PROVIDER, "The voice's model is retired at the provider.", **common)
     safe = SAFE_MESSAGES.get(status, "The voice provider rejected the request.")
     return PermanentProviderError(PROVIDER, safe, **common)
 
 
-def _not_found(error: PermanentProviderError) -> VoiceNotFoundError:
-    return VoiceNotFoundError(
-        PROVIDER,
-        SAFE_MESSAGES[404],
-        provider_code=error.provider_code,
-        http_status=error.http_status,
-        request_id=error.request_id,
-        operator_detail=error.operator_detail,
-    )
-
-
 @contextmanager
-def _unknown_voice_is_not_found() -> Iterator[None]:
-    """A 404 on synthesis that is not about the model means the voice is gone (a retired model is
+def _404_is_not_found(*, synthesis: bool = False) -> Iterator[None]:
+    """A 404 means the voice is gone; on synthesis, unless it is about the model (a retired model is
     `ModelRetiredError` already)."""
     try:
         yield
     except PermanentProviderError as exc:
-        if exc.http_status == 404 and exc.provider_code != "model_not_found" and not isinstance(exc, ModelRetiredError):
-            raise _not_found(exc) from exc
+        about_model = exc.provider_code == "model_not_found" or isinstance(exc, ModelRetiredError)
+        if exc.http_status == 404 and not (synthesis and about_model):
+            raise exc.recast(VoiceNotFoundError, SAFE_MESSAGES[404]) from exc
         raise
 
 
@@ -209,7 +151,6 @@ class CartesiaProvider:
             raise ValueError("CartesiaProvider needs CARTESIA_API_KEY")
         self.model_id = model_id
         self.version = settings.version
-        self._create_timeout = create_timeout
         self._http = ProviderHttp(
             PROVIDER,
             client,
@@ -218,6 +159,7 @@ class CartesiaProvider:
             classify,
             policy=policy,
             rng=rng,
+            create_timeout=create_timeout,
         )
 
     async def enroll(
@@ -237,10 +179,7 @@ class CartesiaProvider:
         files = {"clip": (sample.filename, sample.data, sample.mime_type)}
 
         async def create() -> ProviderVoice:
-            extra = {"call_timeout": self._create_timeout} if self._create_timeout else {}
-            body, _ = await self._http.json(
-                "POST", "/voices/clone", _Voice, idempotent=False, data=data, files=files, **extra
-            )
+            body, _ = await self._http.json("POST", "/voices/clone", _Voice, idempotent=False, data=data, files=files)
             return msgspec.structs.replace(self._voice(body), enrolment_key=key, target_model=self.model_id)
 
         return await enroll_once(key, self.find, create)
@@ -255,12 +194,8 @@ class CartesiaProvider:
 
     async def get(self, voice_id: str) -> ProviderVoice:
         """One voice; 404 raises ``VoiceNotFoundError``."""
-        try:
+        with _404_is_not_found():
             body, _ = await self._http.json("GET", f"/voices/{voice_id}", _Voice)
-        except PermanentProviderError as exc:
-            if exc.http_status == 404:
-                raise _not_found(exc) from exc
-            raise
         return self._voice(body)
 
     async def list(self) -> Sequence[ProviderVoice]:
@@ -287,23 +222,14 @@ class CartesiaProvider:
 
     async def delete(self, voice_id: str) -> None:
         """``DELETE /voices/{id}`` (204); 404 raises ``VoiceNotFoundError``."""
-        try:
+        with _404_is_not_found():
             await self._http.request("DELETE", f"/voices/{voice_id}")
-        except PermanentProviderError as exc:
-            if exc.http_status == 404:
-                raise _not_found(exc) from exc
-            raise
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """``POST /tts/bytes`` asking for 16-bit WAV, with the model the voice was cloned for; an unknown
         voice raises ``VoiceNotFoundError``, a sunset model ``ModelRetiredError``."""
-
-        def has_audio(response: httpx.Response) -> None:
-            if not response.content:
-                raise ValueError("empty audio answer")
-
         payload = self._tts_payload(voice, text, {"container": "wav", "encoding": "pcm_s16le"}, OUTPUT_SAMPLE_RATE)
-        with _unknown_voice_is_not_found():
+        with _404_is_not_found(synthesis=True):
             response = await self._http.request("POST", "/tts/bytes", json=payload, validate=has_audio)
         return SynthesisResult(
             audio=response.content,
@@ -316,7 +242,7 @@ class CartesiaProvider:
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """``POST /tts/bytes`` in the ``raw`` container: its body streams the PCM as it is generated."""
         payload = self._tts_payload(voice, text, {"container": "raw", "encoding": "pcm_s16le"}, STREAM_SAMPLE_RATE)
-        with _unknown_voice_is_not_found():
+        with _404_is_not_found(synthesis=True):
             async with self._http.streaming("POST", "/tts/bytes", json=payload) as response:
                 async for chunk in self._http.body(response):
                     yield chunk

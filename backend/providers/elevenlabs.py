@@ -19,13 +19,8 @@ from backend.providers.base import (
 )
 from backend.providers.config import ElevenLabsSettings
 from backend.providers.enrolment import enroll_once, key_marker
-from backend.providers.errors import (
-    PermanentProviderError,
-    ProviderError,
-    TransientProviderError,
-    VoiceNotFoundError,
-)
-from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
+from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.wav import pcm16_to_wav
 
 PROVIDER: Final = "elevenlabs"
@@ -76,12 +71,7 @@ def classify(response: httpx.Response) -> ProviderError:
     if code in VOICE_NOT_FOUND_CODES:
         return VoiceNotFoundError(PROVIDER, SAFE_MESSAGES[code], **common)
     if status in TRANSIENT_STATUSES:
-        return TransientProviderError(
-            PROVIDER,
-            "The voice provider is busy; try again later.",
-            retry_after=retry_after_from(response),
-            **common,
-        )
+        return busy(PROVIDER, response, common)
     # quota_exceeded arrives as 401 but is a billing problem, not a bad key: the code decides.
     safe = SAFE_MESSAGES.get(code or "")
     if safe is None:
@@ -99,16 +89,12 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str
     detail = body.get("detail")
     if isinstance(detail, dict):
         code = detail.get("code") or detail.get("status")
-        return _str(code), _str(detail.get("message")), _str(detail.get("request_id"))
+        return text_or_none(code), text_or_none(detail.get("message")), text_or_none(detail.get("request_id"))
     if isinstance(detail, list):
         # FastAPI validation list: [{"loc": [...], "msg": ..., "type": ...}]
         msgs = [str(item.get("msg")) for item in detail if isinstance(item, dict)]
         return "validation_error", "; ".join(msgs), None
-    return _str(body.get("status")), _str(body.get("message")), None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return text_or_none(body.get("status")), text_or_none(body.get("message")), None
 
 
 class _AddVoiceResponse(msgspec.Struct):
@@ -162,7 +148,6 @@ class ElevenLabsProvider:
         self.output_format = output_format
         self.remove_background_noise = remove_background_noise
         self.page_size = page_size
-        self._create_timeout = create_timeout
         self._http = ProviderHttp(
             PROVIDER,
             client,
@@ -171,6 +156,7 @@ class ElevenLabsProvider:
             classify,
             policy=policy,
             rng=rng,
+            create_timeout=create_timeout,
         )
 
     async def enroll(
@@ -197,9 +183,8 @@ class ElevenLabsProvider:
         files = [("files", (s.filename, s.data, s.mime_type)) for s in samples]
 
         async def create() -> ProviderVoice:
-            extra = {"call_timeout": self._create_timeout} if self._create_timeout else {}
             body, response = await self._http.json(
-                "POST", "/v1/voices/add", _AddVoiceResponse, idempotent=False, data=data, files=files, **extra
+                "POST", "/v1/voices/add", _AddVoiceResponse, idempotent=False, data=data, files=files
             )
             return ProviderVoice(
                 provider=PROVIDER,
@@ -266,11 +251,6 @@ class ElevenLabsProvider:
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """``POST /v1/text-to-speech/{voice_id}``; PCM formats are wrapped into WAV."""
-
-        def has_audio(response: httpx.Response) -> None:
-            if not response.content:
-                raise ValueError("empty audio answer")
-
         response = await self._http.request(
             "POST",
             f"/v1/text-to-speech/{voice.voice_id}",

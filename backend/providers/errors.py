@@ -7,6 +7,10 @@ end user; the provider's own code and text are kept in separate fields for opera
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+E = TypeVar("E", bound="ProviderError")
+
 
 class ProviderError(Exception):
     """Base class of every error raised by a provider adapter."""
@@ -20,6 +24,7 @@ class ProviderError(Exception):
         http_status: int | None = None,
         request_id: str | None = None,
         operator_detail: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(safe_message)
         self.provider = provider
@@ -29,6 +34,8 @@ class ProviderError(Exception):
         self.request_id = request_id
         # The provider's own message, trimmed: useful in logs, never shown to users.
         self.operator_detail = operator_detail[:500] if operator_detail else None
+        #: Seconds the provider asked us to wait (``Retry-After``); only a transient failure carries one.
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return (
@@ -36,30 +43,20 @@ class ProviderError(Exception):
             f"http_status={self.http_status!r}, safe_message={self.safe_message!r})"
         )
 
+    def recast(self, cls: type[E], safe_message: str) -> E:
+        """The same failure (code, status, request id, detail) as an error of class ``cls``."""
+        return cls(
+            self.provider,
+            safe_message,
+            provider_code=self.provider_code,
+            http_status=self.http_status,
+            request_id=self.request_id,
+            operator_detail=self.operator_detail,
+        )
+
 
 class TransientProviderError(ProviderError):
     """A failure worth retrying later: timeouts, connection errors, 429 and 5xx answers."""
-
-    def __init__(
-        self,
-        provider: str,
-        safe_message: str,
-        *,
-        provider_code: str | None = None,
-        http_status: int | None = None,
-        request_id: str | None = None,
-        operator_detail: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(
-            provider,
-            safe_message,
-            provider_code=provider_code,
-            http_status=http_status,
-            request_id=request_id,
-            operator_detail=operator_detail,
-        )
-        self.retry_after = retry_after
 
 
 class PermanentProviderError(ProviderError):

@@ -30,6 +30,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
 
 # Statuses that mean "try again later"; 408 is a server-side request timeout, so nothing was done.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+BUSY_MESSAGE = "The voice provider is busy; try again later."
 
 # Errors raised before the request left this process: safe to resend even for a create.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -94,6 +95,25 @@ def retry_after_from(response: httpx.Response) -> float | None:
     return parse_retry_after(response.headers.get("retry-after"))
 
 
+def busy(
+    provider: str, response: httpx.Response, fields: Mapping[str, Any], message: str = BUSY_MESSAGE
+) -> TransientProviderError:
+    """The error of a ``TRANSIENT_STATUSES`` answer, with the server's wait hint; ``fields`` are the
+    classified answer's ``provider_code``, ``http_status``, ``request_id`` and ``operator_detail``."""
+    return TransientProviderError(provider, message, retry_after=retry_after_from(response), **fields)
+
+
+def text_or_none(value: object) -> str | None:
+    """A field of a decoded error body, when it is a string."""
+    return value if isinstance(value, str) else None
+
+
+def has_audio(response: httpx.Response) -> None:
+    """A ``validate`` for synthesis: an empty 2xx body is no audio (retried like a malformed answer)."""
+    if not response.content:
+        raise ValueError("empty audio answer")
+
+
 Classifier = Callable[[httpx.Response], ProviderError]
 
 
@@ -102,7 +122,8 @@ class ProviderHttp:
 
     ``idempotent=False`` marks a create: an answer that may have been lost after the provider acted
     (read timeout, dropped connection, 5xx, unreadable 2xx body) raises ``UnknownOutcomeError`` at once
-    instead of resending, so the adapter can look the voice up by its enrolment key first.
+    instead of resending, so the adapter can look the voice up by its enrolment key first. Such a
+    create waits up to ``create_timeout`` (when given) unless the call names its own.
     """
 
     def __init__(
@@ -115,6 +136,7 @@ class ProviderHttp:
         *,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        create_timeout: httpx.Timeout | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.provider = provider
@@ -124,6 +146,7 @@ class ProviderHttp:
         self._classify = classify
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._create_timeout = create_timeout
         self._sleep = sleep
 
     async def request(
@@ -143,6 +166,8 @@ class ProviderHttp:
         body); that is retried like a transient failure, or is an unknown outcome for a create.
         """
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        if call_timeout is None and not idempotent:
+            call_timeout = self._create_timeout
         headers = dict(self._headers) if authenticated else {}
         headers.update(kwargs.pop("headers", {}))
         started = time.monotonic()
@@ -271,7 +296,7 @@ class ProviderHttp:
         except httpx.TransportError as exc:
             # Sent, but the answer was lost (read timeout, connection dropped).
             if not idempotent:
-                return self._unknown(repr(exc))
+                return self.unknown_outcome(repr(exc))
             return TransientProviderError(
                 self.provider, "The voice provider did not answer in time.", operator_detail=repr(exc)
             )
@@ -289,7 +314,7 @@ class ProviderHttp:
             error = self._classify(response)
             if not idempotent and response.status_code >= 500 and isinstance(error, TransientProviderError):
                 # The provider may have created the voice before failing.
-                return self._unknown(error.operator_detail, response)
+                return self.unknown_outcome(error.operator_detail, response)
             return error
         if validate is None:
             return response
@@ -297,7 +322,7 @@ class ProviderHttp:
             validate(response)
         except ValueError as exc:
             if not idempotent:
-                return self._unknown(str(exc), response)
+                return self.unknown_outcome(str(exc), response)
             return TransientProviderError(
                 self.provider,
                 "The voice provider sent an unreadable answer.",
@@ -306,7 +331,8 @@ class ProviderHttp:
             )
         return response
 
-    def _unknown(self, detail: str | None, response: httpx.Response | None = None) -> UnknownOutcomeError:
+    def unknown_outcome(self, detail: str | None, response: httpx.Response | None = None) -> UnknownOutcomeError:
+        """The error of a create whose answer was lost: the voice may or may not exist now."""
         return UnknownOutcomeError(
             self.provider,
             "The voice provider did not confirm whether the voice was created.",

@@ -21,7 +21,7 @@ from backend.providers.errors import (
     TransientProviderError,
     VoiceNotFoundError,
 )
-from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy
 
 PROVIDER: Final = "qwen"
 ENROLMENT_MODEL: Final = "qwen-voice-enrollment"
@@ -158,12 +158,7 @@ def classify(response: httpx.Response) -> ProviderError:
         "operator_detail": body.message,
     }
     if status in TRANSIENT_STATUSES:
-        return TransientProviderError(
-            PROVIDER,
-            "The voice provider is busy; try again later.",
-            retry_after=retry_after_from(response),
-            **common,
-        )
+        return busy(PROVIDER, response, common)
     message = SAFE_MESSAGES.get(body.code or "", "The voice provider rejected the request.")
     if body.code == "BadRequest.VoiceNotFound":
         return VoiceNotFoundError(PROVIDER, message, **common)
@@ -190,7 +185,6 @@ class QwenProvider:
             raise ValueError("QwenProvider needs DASHSCOPE_API_KEY")
         self.region = settings.region
         self.target_model = target_model
-        self._create_timeout = create_timeout
         self._http = ProviderHttp(
             PROVIDER,
             client,
@@ -199,6 +193,7 @@ class QwenProvider:
             classify,
             policy=policy,
             rng=rng,
+            create_timeout=create_timeout,
         )
 
     async def enroll(
@@ -226,10 +221,7 @@ class QwenProvider:
         payload = {"model": ENROLMENT_MODEL, "input": payload_input}
 
         async def create() -> ProviderVoice:
-            extra = {"call_timeout": self._create_timeout} if self._create_timeout else {}
-            body, _ = await self._http.json(
-                "POST", CUSTOMIZATION_PATH, _CreateResponse, idempotent=False, json=payload, **extra
-            )
+            body, _ = await self._http.json("POST", CUSTOMIZATION_PATH, _CreateResponse, idempotent=False, json=payload)
             out = body.output
             return ProviderVoice(
                 provider=PROVIDER,
@@ -329,14 +321,7 @@ class QwenProvider:
                 gone, message = VoiceNotFoundError, SAFE_MESSAGES["BadRequest.VoiceNotFound"]
             if gone is None:
                 raise
-            raise gone(
-                PROVIDER,
-                message,
-                provider_code=exc.provider_code,
-                http_status=exc.http_status,
-                request_id=exc.request_id,
-                operator_detail=exc.operator_detail,
-            ) from exc
+            raise exc.recast(gone, message) from exc
         audio = body.output.audio
         if audio.data:
             data = base64.b64decode(audio.data)

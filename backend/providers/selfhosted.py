@@ -37,10 +37,9 @@ from backend.providers.errors import (
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
-    UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, retry_after_from
+from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, ReferenceStore
 
 log = logging.getLogger(__name__)
@@ -92,18 +91,14 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str
     error = body.get("error")
     if isinstance(error, dict):
         code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
-        return _text(code), _text(error.get("message")), _text(error.get("param"))
+        return text_or_none(code), text_or_none(error.get("message")), text_or_none(error.get("param"))
     if isinstance(error, str):
         return None, error, None
     detail = body.get("detail")
     if isinstance(detail, list):
         messages = [str(item.get("msg")) for item in detail if isinstance(item, dict)]
         return "validation_error", "; ".join(messages), None
-    return None, _text(detail) or _text(body.get("message")), None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return None, text_or_none(detail) or text_or_none(body.get("message")), None
 
 
 def classify(response: httpx.Response) -> ProviderError:
@@ -114,8 +109,7 @@ def classify(response: httpx.Response) -> ProviderError:
     code, message, param = _error_fields(response)
     common: dict[str, Any] = {"provider_code": code, "http_status": status, "operator_detail": message}
     if status in TRANSIENT_STATUSES:
-        busy = "The self-hosted voice server is busy; try again later."
-        return TransientProviderError(PROVIDER, busy, retry_after=retry_after_from(response), **common)
+        return busy(PROVIDER, response, common, "The self-hosted voice server is busy; try again later.")
     return _rejection(status, message or "", param, common)
 
 
@@ -254,11 +248,7 @@ class SelfhostedProvider:
             if url is None or self._clock() - started > self.deadline_s:
                 reason = "redirected off its origin" if url is None else "did not finish in time"
                 if not idempotent:
-                    raise UnknownOutcomeError(
-                        PROVIDER,
-                        "The voice provider did not confirm whether the voice was created.",
-                        operator_detail=reason,
-                    )
+                    raise self._http.unknown_outcome(reason)
                 raise TransientProviderError(PROVIDER, f"The self-hosted voice server {reason}.")
             try:
                 return await self._http.request("GET", url, call_timeout=self._timeout, validate=validate)
@@ -267,11 +257,7 @@ class SelfhostedProvider:
             except TransientProviderError as exc:
                 if idempotent:
                     raise
-                raise UnknownOutcomeError(
-                    PROVIDER,
-                    "The voice provider did not confirm whether the voice was created.",
-                    operator_detail=exc.operator_detail,
-                ) from exc
+                raise self._http.unknown_outcome(exc.operator_detail) from exc
             # Modal's result URL holds the request until it has news; a server that answers at once
             # is asked again after a short, growing pause.
             await asyncio.sleep(pause)
@@ -434,11 +420,6 @@ class SelfhostedProvider:
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """`POST /v1/audio/speech` for a WAV: naming a registered voice, or carrying an inline reference."""
         payload = await self._speech_payload(voice, text, "wav")
-
-        def has_audio(response: httpx.Response) -> None:
-            if not response.content:
-                raise ValueError("empty audio answer")
-
         response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio)
         mime = response.headers.get("content-type", "audio/wav").split(";")[0].strip() or "audio/wav"
         return SynthesisResult(audio=response.content, mime_type=mime, request_id=response.headers.get("x-request-id"))
@@ -486,16 +467,16 @@ class SelfhostedProvider:
 
     def _voice(self, entry: dict[str, Any]) -> ProviderVoice:
         voice_id = str(_voice_key(entry))
-        name = _text(entry.get("name")) or voice_id
+        name = text_or_none(entry.get("name")) or voice_id
         created = entry.get("created_at")
         return ProviderVoice(
             provider=PROVIDER,
             voice_id=voice_id,
             name=name,
             target_model=self.model,
-            language=_text(entry.get("language")),
+            language=text_or_none(entry.get("language")),
             created_at=str(created) if isinstance(created, int | float | str) else None,
-            metadata={"mode": "registry", "name": name, "consent": _text(entry.get("consent"))},
+            metadata={"mode": "registry", "name": name, "consent": text_or_none(entry.get("consent"))},
         )
 
     def _inline_voice(self, stored: InlineEntry) -> ProviderVoice:

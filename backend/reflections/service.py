@@ -94,10 +94,8 @@ class LaunchVoice(msgspec.Struct, frozen=True, kw_only=True):
     voice: ProviderVoice
 
 
-class LaunchBlocked(Conflict):
+class LaunchBlocked(Conflict, code="launch_blocked"):
     """The reflection's voice is not ready to launch."""
-
-    code = "launch_blocked"
 
     def __init__(self, reasons: list[str]) -> None:
         super().__init__(f"The voice is not ready to launch: {', '.join(reasons)}.")

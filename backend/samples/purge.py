@@ -17,7 +17,6 @@ only until the next run.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,8 @@ import msgspec
 import psycopg
 
 from backend.auth.verify import UserClaims
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.audit import record_audit
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Pool, TransactionSource, service_transaction, transaction_from, user_transaction
 from backend.db.queries import load_queries
 from backend.errors import Conflict, NotFound, ServiceUnavailable, VoicegateError
@@ -109,17 +109,7 @@ async def purge_sample(
             "removed": purged.removed,
             "expires_at": row["expires_at"].isoformat(),
         }
-        await fetch_one(
-            conn,
-            _Q["record_audit"],
-            {
-                "actor": actor,
-                "action": "sample.purge",
-                "subject_type": "voice_sample",
-                "subject_id": str(sample_id),
-                "detail": json.dumps(audit),
-            },
-        )
+        await record_audit(conn, actor, "sample.purge", "voice_sample", sample_id, detail=audit)
     return purged
 
 
@@ -151,17 +141,7 @@ async def trim_sample(
             "removed": trimmed.removed,
             "kept": row["processed_object_path"],
         }
-        await fetch_one(
-            conn,
-            _Q["record_audit"],
-            {
-                "actor": actor,
-                "action": "sample.trim",
-                "subject_type": "voice_sample",
-                "subject_id": str(sample_id),
-                "detail": json.dumps(audit),
-            },
-        )
+        await record_audit(conn, actor, "sample.trim", "voice_sample", sample_id, detail=audit)
     return trimmed
 
 

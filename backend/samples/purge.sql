@@ -7,9 +7,6 @@ delete from public.voice_samples
               for update skip locked)
 returning id as sample_id, owner_id, bucket_id, object_path, processed_object_path, expires_at;
 
--- name: record_audit
-select voicegate.record_audit(%(actor)s, %(action)s, %(subject_type)s, %(subject_id)s, %(detail)s::jsonb) as id;
-
 -- name: expired_samples
 -- Samples whose retention ended, oldest expiry first, after the (expires_at, id) cursor; `keep` when
 -- its owner consented to keep it for re-enrolment and its voice lives (it is trimmed, not purged). A

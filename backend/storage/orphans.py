@@ -17,7 +17,6 @@ all is another kind of orphan, found by backend.embedded.storage.orphans.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import psycopg
 
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.audit import record_audit
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import TransactionSource, transaction_from
 from backend.db.queries import load_queries
 from backend.errors import ServiceUnavailable, VoicegateError
@@ -138,15 +138,5 @@ async def remove_orphan_object(
             "size_bytes": orphan.size_bytes,
             "written_at": orphan.written_at.isoformat(),
         }
-        await fetch_one(
-            conn,
-            _Q["record_audit"],
-            {
-                "actor": actor,
-                "action": AUDIT_ACTION,
-                "subject_type": "storage_object",
-                "subject_id": str(orphan.id),
-                "detail": json.dumps(audit),
-            },
-        )
+        await record_audit(conn, actor, AUDIT_ACTION, "storage_object", orphan.id, detail=audit)
     return True

@@ -34,5 +34,3 @@ select o.id, o.bucket_id, o.name, (o.metadata ->> 'size')::bigint as size_bytes,
  order by o.bucket_id, o.name
  limit %(limit)s;
 
--- name: record_audit
-select voicegate.record_audit(%(actor)s, %(action)s, %(subject_type)s, %(subject_id)s, %(detail)s::jsonb) as id;

@@ -13,14 +13,14 @@ and the launch gate follow it, and it publishes to the voice row as it goes.
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any, Final
 
 from backend.attempts import service as attempts
 from backend.attempts.service import AttemptRow
-from backend.db.execute import fetch_one, fetch_optional
+from backend.db.audit import record_audit
+from backend.db.execute import fetch_optional
 from backend.db.pool import Connection
 from backend.db.queries import load_queries
 
@@ -134,8 +134,9 @@ async def heal(
         conn,
         actor,
         "voice.reenrol",
+        "voice",
         voice_id,
-        {
+        detail={
             "reason": reason,
             "provider": provider,
             "lost_provider_voice_id": provider_voice_id,
@@ -144,18 +145,3 @@ async def heal(
         },
     )
     return attempt
-
-
-async def record_audit(conn: Connection, actor: str, action: str, voice_id: uuid.UUID, detail: dict[str, Any]) -> None:
-    """An audit event about a voice, in the caller's transaction (beside the change it records)."""
-    await fetch_one(
-        conn,
-        _Q["record_audit"],
-        {
-            "actor": actor,
-            "action": action,
-            "subject_type": "voice",
-            "subject_id": str(voice_id),
-            "detail": json.dumps(detail),
-        },
-    )

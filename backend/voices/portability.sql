@@ -35,5 +35,3 @@ select id, owner_id, name, status, tts_provider, provider_voice_id, provider_tar
  where id = %(voice_id)s
    for update;
 
--- name: record_audit
-select voicegate.record_audit(%(actor)s, %(action)s, %(subject_type)s, %(subject_id)s, %(detail)s::jsonb) as id;

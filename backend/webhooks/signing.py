@@ -8,7 +8,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - the public prefix of Standard Webhooks secrets
 #: The spec asks for 24 to 64 random bytes; voicegate makes 32.
@@ -26,15 +26,7 @@ EventType = Literal[
     "reflection.launch_ready",
 ]
 #: Every event voicegate sends (the SQL triggers name the same ones).
-EVENT_TYPES: Final[tuple[EventType, ...]] = (
-    "sample.ready",
-    "sample.failed",
-    "voice.ready",
-    "voice.failed",
-    "synthesis.succeeded",
-    "synthesis.failed",
-    "reflection.launch_ready",
-)
+EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
 
 
 def new_secret() -> str:

@@ -12,7 +12,6 @@ more, so a file whose row is about to commit is never removed.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -22,7 +21,8 @@ from typing import Any
 import msgspec
 import psycopg
 
-from backend.db.execute import fetch_all, fetch_one
+from backend.db.audit import record_audit
+from backend.db.execute import fetch_all
 from backend.db.pool import TransactionSource, transaction_from
 from backend.db.queries import load_queries
 from backend.embedded.storage.service import UPLOADS_DIR, lock_object
@@ -169,17 +169,8 @@ async def remove_orphan_file(
             return False
         audit = {**(detail or {}), "bucket_id": file.bucket_id, "name": file.name, "size_bytes": file.size_bytes}
         subject = f"{file.bucket_id or UPLOADS_DIR}/{file.name}"
-        await fetch_one(
-            conn,
-            _Q["record_audit"],
-            {
-                "actor": actor,
-                "action": AUDIT_ACTION,
-                "subject_type": "storage_file",
-                "subject_id": subject if len(subject) <= 200 else f"{subject[:197]}...",
-                "detail": json.dumps(audit),
-            },
-        )
+        subject_id = subject if len(subject) <= 200 else f"{subject[:197]}..."
+        await record_audit(conn, actor, AUDIT_ACTION, "storage_file", subject_id, detail=audit)
         # Inside the transaction: if the file cannot go, the audit event goes with it.
         await asyncio.to_thread(path.unlink, missing_ok=True)
     return True

@@ -1,0 +1,28 @@
+"""Audit events (`voicegate.audit_events`), written through `voicegate.record_audit` on the caller's
+connection, so an event commits, or rolls back, with the change it records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from backend.db.execute import fetch_one
+from backend.db.pool import Connection
+from backend.db.queries import load_queries
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+
+async def record_audit(
+    conn: Connection, actor: str, action: str, subject_type: str, subject_id: object, *, detail: dict[str, Any]
+) -> None:
+    """Record that `actor` did `action` to the subject (`subject_id` as text), with JSON `detail`."""
+    params = {
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
+        "detail": json.dumps(detail),
+    }
+    await fetch_one(conn, _Q["record_audit"], params)
