@@ -2,11 +2,14 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# `make up` needs voicegate and its runtime dependencies; `make test` adds the dev extra (pytest,
+# Playwright, schemathesis, pipecat-ai, ...), about twice the download and install time.
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: up test check lint format typecheck packages clean
 
-up: $(STAMP)
+up: $(RUNTIME)
 	$(BIN)/voicegate up
 
 test: $(STAMP) packages check
@@ -29,12 +32,21 @@ format: $(STAMP)
 packages:
 	@bash .ci/ensure-packages
 
-$(STAMP): pyproject.toml
+# $(call install,EXTRAS): make .venv if it is missing, then install voicegate (editable) with EXTRAS.
+define install
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or python3 on PATH)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -e '.$(1)'
+endef
+
+$(RUNTIME): pyproject.toml
+	$(call install,)
+	touch $(RUNTIME)
+
+$(STAMP): pyproject.toml
+	$(call install,[dev])
+	touch $(STAMP) $(RUNTIME)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -358,11 +358,13 @@ def _run_server(settings: Settings, dsn: str, *, run_consumers: bool) -> int:
 
     class Server(uvicorn.Server):
         """uvicorn, minus its re-raising of SIGTERM/SIGINT after a graceful shutdown: we still have to
-        stop what we started (the embedded Postgres) and then exit 0."""
+        stop what we started (the embedded Postgres) and then exit 0. SIGHUP (the terminal `up` runs in
+        was closed) shuts down the same way instead of killing the process and leaving Postgres running."""
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
             try:
                 yield
             finally:

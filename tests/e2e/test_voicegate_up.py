@@ -1,6 +1,6 @@
 """`voicegate up` on an empty data directory: embedded Postgres, migrations, a healthy API; a database
 outage, or a database that hangs, is a 503 within a second and heals without a restart; a Postgres
-that dies is started again; SIGTERM shuts everything down."""
+that dies is started again; SIGTERM (or a closed terminal's SIGHUP) shuts everything down."""
 
 from __future__ import annotations
 
@@ -83,8 +83,10 @@ def test_a_database_outage_is_a_503_within_a_second_and_heals_without_restart(ru
     assert after.json() == {"reflections": []}, "the request made during the outage must not have written anything"
 
 
-def test_sigterm_stops_the_api_and_the_postgres_it_started(running: Running) -> None:
-    running.process.send_signal(signal.SIGTERM)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_stops_the_api_and_the_postgres_it_started(running: Running, sig: signal.Signals) -> None:
+    """SIGTERM as a service manager sends, SIGHUP as a closed terminal does."""
+    running.process.send_signal(sig)
     assert running.process.wait(timeout=30) == 0
     assert not running.pg.is_ready()
     assert not (running.pg.data_dir / "postmaster.pid").exists()
