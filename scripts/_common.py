@@ -16,12 +16,12 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import msgspec
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger("voicegate.ops")
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -196,6 +197,23 @@ class Ops:
         """Rows per batch."""
         size: int = self.args.batch_size
         return size
+
+    async def pages(self, label: str, page: Callable[[Any], Awaitable[tuple[Sequence[T], Any]]]) -> AsyncIterator[T]:
+        """Every item of a keyset-paged walk, counted on a progress line named `label`: `page(after)`
+        answers one batch and the key to continue after (`after` is None at first), None after the last."""
+        after = None
+        with self.progress.task(label, None) as advance:
+            while True:
+                items, after = await page(after)
+                for item in items:
+                    yield item
+                advance(len(items))
+                if after is None:
+                    return
+
+    def continue_after(self, items: Sequence[T], key: Callable[[T], Any]) -> Any:
+        """The key to continue after: the last item's, when the batch came back full."""
+        return key(items[-1]) if len(items) == self.batch_size else None
 
     @property
     def audit_detail(self) -> dict[str, Any]:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
-from backend.samples.purge import purge_expired_samples
+from backend.samples.purge import PurgedSample, purge_expired_samples
 from backend.storage.client import ObjectStorage
 from scripts._common import Ops, add_local_storage_dir, open_storage, parser, run
 
@@ -44,33 +45,29 @@ async def purge(ops: Ops) -> None:
 
 
 async def _batches(ops: Ops, storage: ObjectStorage | None, cutoff: datetime) -> None:
-    after = None
-    with ops.progress.task("expired samples", None) as advance:
-        while True:
-            # Each sample is purged in a transaction of its own (see purge_sample); a dry run reads only.
-            batch = await purge_expired_samples(
-                lambda: ops.transaction(write=ops.apply),
-                storage,
-                now=cutoff,
-                limit=ops.batch_size,
-                apply=ops.apply,
-                actor=ops.actor,
-                after=after,
-                detail=ops.audit_detail,
-            )
-            for sample in batch.samples:
-                ops.report.add("problems")
-                if sample.outcome in {"purged", "trimmed", "skipped"}:
-                    ops.report.add(sample.outcome)
-                elif sample.outcome == "error":
-                    ops.report.add("errors")
-                item = msgspec.to_builtins(sample)
-                item["outcome"] = sample.error if sample.outcome == "error" else sample.outcome.replace("_", " ")
-                ops.report.items.append(item)
-            advance(len(batch.samples))
-            if batch.next_after is None:
-                break
-            after = batch.next_after
+    async def page(after: Any) -> tuple[list[PurgedSample], Any]:
+        # Each sample is purged in a transaction of its own (see purge_sample); a dry run reads only.
+        batch = await purge_expired_samples(
+            lambda: ops.transaction(write=ops.apply),
+            storage,
+            now=cutoff,
+            limit=ops.batch_size,
+            apply=ops.apply,
+            actor=ops.actor,
+            after=after,
+            detail=ops.audit_detail,
+        )
+        return batch.samples, batch.next_after
+
+    async for sample in ops.pages("expired samples", page):
+        ops.report.add("problems")
+        if sample.outcome in {"purged", "trimmed", "skipped"}:
+            ops.report.add(sample.outcome)
+        elif sample.outcome == "error":
+            ops.report.add("errors")
+        item = msgspec.to_builtins(sample)
+        item["outcome"] = sample.error if sample.outcome == "error" else sample.outcome.replace("_", " ")
+        ops.report.items.append(item)
 
 
 def main(argv: list[str] | None = None) -> int:

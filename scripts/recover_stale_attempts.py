@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 
-from backend.attempts.recovery import requeue_stale_attempts
+from backend.attempts.recovery import StaleAttempt, requeue_stale_attempts
 from scripts._common import Ops, duration, parser, run
 
 NAME = "recover-stale-attempts"
@@ -29,37 +30,34 @@ async def recover(ops: Ops) -> None:
     for name in ("problems", "lease_expired", "queued_without_message", "requeued", "failed", "skipped", "locked"):
         report.counts[name] = 0
     stale_after: timedelta = ops.args.stale_after
-    after = None
-    with ops.progress.task("stale attempts", None) as advance:
-        while True:
-            async with ops.transaction(write=ops.apply) as conn:
-                batch = await requeue_stale_attempts(
-                    conn,
-                    stale_after=stale_after,
-                    limit=ops.batch_size,
-                    actor=ops.actor,
-                    apply=ops.apply,
-                    fail=ops.args.fail,
-                    after=after,
-                    detail=ops.audit_detail,
-                )
-            for attempt in batch:
-                report.add("problems")
-                report.add(attempt.reason)
-                if attempt.outcome in FIXED:
-                    report.add(attempt.outcome)
-                elif attempt.outcome == "skipped_locked":
-                    report.add("locked")  # busy right now: still a problem, run again
-                elif attempt.outcome is not None:
-                    report.add("skipped")
-                item = msgspec.to_builtins(attempt)
-                item["retry"] = f"{attempt.retry_count}/{attempt.max_retries}"
-                item["outcome"] = attempt.outcome or f"would {attempt.action}"
-                report.items.append(item)
-            advance(len(batch))
-            if len(batch) < ops.batch_size:
-                break
-            after = batch[-1].attempt_id
+
+    async def page(after: Any) -> tuple[list[StaleAttempt], Any]:
+        async with ops.transaction(write=ops.apply) as conn:
+            batch = await requeue_stale_attempts(
+                conn,
+                stale_after=stale_after,
+                limit=ops.batch_size,
+                actor=ops.actor,
+                apply=ops.apply,
+                fail=ops.args.fail,
+                after=after,
+                detail=ops.audit_detail,
+            )
+        return batch, ops.continue_after(batch, lambda attempt: attempt.attempt_id)
+
+    async for attempt in ops.pages("stale attempts", page):
+        report.add("problems")
+        report.add(attempt.reason)
+        if attempt.outcome in FIXED:
+            report.add(attempt.outcome)
+        elif attempt.outcome == "skipped_locked":
+            report.add("locked")  # busy right now: still a problem, run again
+        elif attempt.outcome is not None:
+            report.add("skipped")
+        item = msgspec.to_builtins(attempt)
+        item["retry"] = f"{attempt.retry_count}/{attempt.max_retries}"
+        item["outcome"] = attempt.outcome or f"would {attempt.action}"
+        report.items.append(item)
     report.counts["fixed"] = report.counts["requeued"] + report.counts["failed"]
     # Skipped attempts moved on by themselves (a worker took them, or they changed): not left broken.
     # Locked ones were busy in another transaction and stay counted as unfixed.

@@ -74,20 +74,17 @@ async def replay(ops: Ops) -> None:
     for name in ("problems", "selected", "replayed", "discarded", "not_replayable", "skipped", "not_found"):
         report.counts[name] = 0
     seen: set[int] = set()
-    after = None
-    with ops.progress.task("dead letters", None) as advance:
-        while True:
-            async with ops.transaction() as conn:
-                rows = await fetch_all(conn, _Q["dead_letters"], {"after": after, "limit": ops.batch_size})
-            for row in rows:
-                seen.add(row["msg_id"])
-                selected = ops.args.all or row["msg_id"] in chosen
-                outcome = await _act(ops, row["msg_id"]) if selected and ops.apply else None
-                _record(ops, row, selected, outcome)
-            advance(len(rows))
-            if len(rows) < ops.batch_size:
-                break
-            after = rows[-1]["msg_id"]
+
+    async def page(after: Any) -> tuple[list[dict[str, Any]], Any]:
+        async with ops.transaction() as conn:
+            rows = await fetch_all(conn, _Q["dead_letters"], {"after": after, "limit": ops.batch_size})
+        return rows, ops.continue_after(rows, lambda row: row["msg_id"])
+
+    async for row in ops.pages("dead letters", page):
+        seen.add(row["msg_id"])
+        selected = ops.args.all or row["msg_id"] in chosen
+        outcome = await _act(ops, row["msg_id"]) if selected and ops.apply else None
+        _record(ops, row, selected, outcome)
     if report.counts["problems"] and not report.counts["selected"]:
         report.notes.append("choose dead letters with --id MSG_ID (repeatable) or --all; --apply replays them")
     missing = sorted(chosen - seen)

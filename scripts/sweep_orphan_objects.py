@@ -13,9 +13,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from backend.storage.client import ObjectStorage
-from backend.storage.orphans import sweep_orphan_objects
+from backend.storage.orphans import OrphanObject, sweep_orphan_objects
 from scripts._common import Ops, add_local_storage_dir, duration, local_storage_dir, open_storage, parser, run
 
 NAME = "sweep-orphan-objects"
@@ -60,65 +61,57 @@ def _count(ops: Ops, kind: str, item: Mapping[str, object], outcome: str, error:
 
 
 async def _objects(ops: Ops, storage: ObjectStorage | None, written_before: datetime) -> None:
-    after = None
-    with ops.progress.task("orphaned objects", None) as advance:
-        while True:
-            batch = await sweep_orphan_objects(
-                lambda: ops.transaction(write=ops.apply),
-                storage,
-                written_before=written_before,
-                limit=ops.batch_size,
-                apply=ops.apply,
-                actor=ops.actor,
-                after=after,
-                detail=ops.audit_detail,
-            )
-            for found in batch.objects:
-                item = {
-                    "bucket_id": found.bucket_id,
-                    "name": found.name,
-                    "size_bytes": found.size_bytes,
-                    "written_at": found.written_at,
-                    "object_id": str(found.id),
-                }
-                _count(ops, "object", item, found.outcome, found.error)
-            advance(len(batch.objects))
-            if batch.next_after is None:
-                break
-            after = batch.next_after
+    async def page(after: Any) -> tuple[list[OrphanObject], Any]:
+        batch = await sweep_orphan_objects(
+            lambda: ops.transaction(write=ops.apply),
+            storage,
+            written_before=written_before,
+            limit=ops.batch_size,
+            apply=ops.apply,
+            actor=ops.actor,
+            after=after,
+            detail=ops.audit_detail,
+        )
+        return batch.objects, batch.next_after
+
+    async for found in ops.pages("orphaned objects", page):
+        item = {
+            "bucket_id": found.bucket_id,
+            "name": found.name,
+            "size_bytes": found.size_bytes,
+            "written_at": found.written_at,
+            "object_id": str(found.id),
+        }
+        _count(ops, "object", item, found.outcome, found.error)
 
 
 async def _files(ops: Ops, written_before: datetime) -> None:
     root = local_storage_dir(ops)
     if root is None:
         return
-    from backend.embedded.storage.orphans import sweep_orphan_files  # noqa: PLC0415 - embedded only
+    from backend.embedded.storage.orphans import OrphanFile, sweep_orphan_files  # noqa: PLC0415 - embedded only
 
-    after = None
-    with ops.progress.task("files without an object row", None) as advance:
-        while True:
-            files = await sweep_orphan_files(
-                lambda: ops.transaction(write=ops.apply),
-                root,
-                written_before=written_before,
-                limit=ops.batch_size,
-                apply=ops.apply,
-                actor=ops.actor,
-                after=after,
-                detail=ops.audit_detail,
-            )
-            for found in files:
-                item = {
-                    "bucket_id": found.bucket_id,
-                    "name": found.name,
-                    "size_bytes": found.size_bytes,
-                    "written_at": found.written_at,
-                }
-                _count(ops, "file", item, found.outcome, found.error)
-            advance(len(files))
-            if len(files) < ops.batch_size:
-                break
-            after = files[-1].key
+    async def page(after: Any) -> tuple[list[OrphanFile], Any]:
+        files = await sweep_orphan_files(
+            lambda: ops.transaction(write=ops.apply),
+            root,
+            written_before=written_before,
+            limit=ops.batch_size,
+            apply=ops.apply,
+            actor=ops.actor,
+            after=after,
+            detail=ops.audit_detail,
+        )
+        return files, ops.continue_after(files, lambda found: found.key)
+
+    async for found in ops.pages("files without an object row", page):
+        item = {
+            "bucket_id": found.bucket_id,
+            "name": found.name,
+            "size_bytes": found.size_bytes,
+            "written_at": found.written_at,
+        }
+        _count(ops, "file", item, found.outcome, found.error)
 
 
 def main(argv: list[str] | None = None) -> int:
