@@ -35,9 +35,10 @@ import math
 import os
 import select
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
-from typing import Any, LiteralString
+from typing import Any, ClassVar, LiteralString
 
 import psycopg
 from psycopg import AsyncCursor, AsyncTransaction
@@ -100,6 +101,11 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     _opening: tuple[LiteralString, Mapping[str, Any]] | None = None
     #: Whether a statement got its answer since the connection was handed out (the database is up).
     answered = False
+    #: When (monotonic seconds) any pooled connection of this process last got an answer: a wait for a
+    #: connection that sees one is a wait on a busy database, not on a dead one. Counted as answers come,
+    #: and over every pool, as all of them talk to the one database: a pool whose units all hold their
+    #: connections for long (the Storage stand-in's, through a burst of uploads) is still busy, not down.
+    heard_at: ClassVar[float] = -math.inf
 
     def open_with(self, setup: LiteralString, params: Mapping[str, Any]) -> None:
         """Begin a transaction running `setup` first, sent with the first statement executed."""
@@ -122,10 +128,14 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
         except psycopg.OperationalError:
             raise
         except psycopg.Error:
-            self.answered = True  # with an error of the statement's own
+            self._heard()  # with an error of the statement's own
             raise
-        self.answered = True
+        self._heard()
         return cursor
+
+    def _heard(self) -> None:
+        self.answered = True
+        PooledConnection.heard_at = time.monotonic()
 
     @asynccontextmanager
     async def transaction(
@@ -153,6 +163,7 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
             return
         if commit:
             await super().execute("commit")
+            self._heard()
         elif not self.broken and self.pgconn.transaction_status in _OPEN_TRANSACTION:
             await super().execute("rollback")
 
@@ -164,9 +175,6 @@ class Pool(AsyncConnectionPool[PooledConnection]):
         super().__init__(conninfo, connection_class=PooledConnection, **kwargs)
         self.work_timeout = work_timeout
         self.busy_wait = busy_wait
-        #: When (event loop time) a unit last got an answer from the database: a wait for a connection
-        #: that sees one is a wait on a busy database, not on a dead one.
-        self.answered_at = -math.inf
 
 
 #: How many times its work's deadline an API unit queues for a connection while the database is answering
@@ -237,34 +245,32 @@ async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterato
         DATABASE.failed(exc)
         raise
     except BaseException:
-        _answered(pool, conn)  # whatever failed after it answered was not its availability
+        _answered(conn)  # whatever failed after it answered was not its availability
         raise
-    _answered(pool, conn)
+    _answered(conn)
 
 
-def _answered(pool: Pool, conn: PooledConnection | None) -> None:
+def _answered(conn: PooledConnection | None) -> None:
     if conn is not None and conn.answered:
-        pool.answered_at = asyncio.get_running_loop().time()
         DATABASE.recovered()
 
 
 async def _checkout(pool: Pool) -> PooledConnection:
     """A connection from the pool whose server has not hung up on it (such a one is discarded and the next
-    one taken). Waits in rounds of the pool's `timeout`: a round in which no unit got an answer from the
-    database raises PoolTimeout; past the pool's `busy_wait` it is ServerBusy."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    one taken). Waits in rounds of the pool's `timeout`: a round in which no connection of this process
+    got an answer from the database raises PoolTimeout; past the pool's `busy_wait` it is ServerBusy."""
+    started = time.monotonic()
     give_up = started + pool.busy_wait
     round_started, round_ends = started, min(give_up, started + pool.timeout)
     while True:
         try:
-            left = round_ends - loop.time()
+            left = round_ends - time.monotonic()
             if left <= 0:
                 raise PoolTimeout("no connection came in time")  # noqa: TRY301 - handled as getconn's own
             conn = await pool.getconn(timeout=left)
         except PoolTimeout:
-            now = loop.time()
-            if pool.answered_at < round_started:
+            now = time.monotonic()
+            if PooledConnection.heard_at < round_started:
                 raise  # nobody got an answer while this waited: the database is down or hung
             if now >= give_up:
                 raise ServerBusy from None
