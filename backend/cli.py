@@ -9,6 +9,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,7 @@ def _up_stack(settings: Settings) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
     from backend.embedded.postgres import EmbeddedPostgres, Supervisor  # noqa: PLC0415
 
+    listener = _listen(settings)  # before Postgres and migrations: a taken port is said at once
     supervisor = None
     if settings.embedded:
         pg = EmbeddedPostgres(settings.pgdata, port=settings.pg_port)
@@ -168,9 +170,10 @@ def _up_stack(settings: Settings) -> int:
             print(f"  a token:   {token_command(settings)}", flush=True)
         if supervisor is not None:
             supervisor.start()
-        code = _run_server(settings, dsn, run_consumers=True)
+        code = _run_server(settings, dsn, listener, run_consumers=True)
         return 1 if supervisor is not None and supervisor.gave_up else code
     finally:
+        listener.close()
         if supervisor is not None:
             supervisor.stop()
         if pg is not None and started_here and pg.postmaster_state() == "running":
@@ -225,7 +228,26 @@ def _up_with_fake_providers(settings: Settings) -> int:
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
-    return _run_server(settings, _dsn(settings), run_consumers=False)
+    with _listen(settings) as listener:
+        return _run_server(settings, _dsn(settings), listener, run_consumers=False)
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """The API's socket, bound now rather than by uvicorn after start-up: a port another program holds is
+    a one-line error before anything starts, and no connection made meanwhile (to Postgres, by the
+    migrations, by the pool) can be handed the same port by the kernel."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((settings.host, settings.port))
+    except OSError as exc:
+        listener.close()
+        raise CommandError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc};"
+            f" stop what holds it or set {env_var('port')}"
+        ) from exc
+    return listener
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
@@ -351,7 +373,7 @@ def _dsn(settings: Settings) -> str:
         raise CommandError(str(exc)) from exc
 
 
-def _run_server(settings: Settings, dsn: str, *, run_consumers: bool) -> int:
+def _run_server(settings: Settings, dsn: str, listener: socket.socket, *, run_consumers: bool) -> int:
     import uvicorn  # noqa: PLC0415
 
     from backend.app import create_app  # noqa: PLC0415
@@ -383,7 +405,7 @@ def _run_server(settings: Settings, dsn: str, *, run_consumers: bool) -> int:
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
-    Server(config).run()
+    Server(config).run(sockets=[listener])
     return 1 if getattr(app.state, "worker_failed", False) else 0
 
 

@@ -50,7 +50,7 @@ def api() -> Iterator[tuple[Running, str]]:
     with server_dir("fuzz") as root:
         up = start_up(root)
         try:
-            wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up.process)
+            wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up)
             yield up, dev_token(up, "fuzz@example.test")
         finally:
             if up.process.poll() is None:

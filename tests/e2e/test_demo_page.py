@@ -58,7 +58,7 @@ def up() -> Iterator[Running]:
     with server_dir("e2e-page") as root:
         running = start_up(root)
         try:
-            wait_for(lambda: is_ready(running.base_url), 90, "/readyz 200", running.process)
+            wait_for(lambda: is_ready(running.base_url), 90, "/readyz 200", running)
             yield running
         finally:
             if running.process.poll() is None:

@@ -64,7 +64,7 @@ def bot() -> Iterator[Bot]:
     with server_dir("pipecat") as root:
         up = start_up(root)
         try:
-            wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up.process)
+            wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up)
             token = dev_token(up, "bot@example.test")
             with httpx.Client(base_url=up.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
                 rid = api.post("/v1/reflections", json={"name": "Ada"}).raise_for_status().json()["id"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ def data_root() -> Iterator[Path]:
 def running(data_root: Path) -> Iterator[Running]:
     up = start_up(data_root)
     try:
-        wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up.process)
+        wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up)
         yield up
     finally:
         if up.process.poll() is None:
@@ -77,7 +78,7 @@ def test_a_database_outage_is_a_503_within_a_second_and_heals_without_restart(ru
     assert (data_route.status_code, data_route.json()["code"]) == (503, "database_unavailable")
 
     running.pg.ensure_running()
-    wait_for(lambda: is_ready(running.base_url), 10, "/readyz 200 again", running.process)
+    wait_for(lambda: is_ready(running.base_url), 10, "/readyz 200 again", running)
     after = httpx.get(f"{running.base_url}/v1/reflections", headers=auth)
     assert after.status_code == 200
     assert after.json() == {"reflections": []}, "the request made during the outage must not have written anything"
@@ -95,11 +96,11 @@ def test_a_stop_signal_stops_the_api_and_the_postgres_it_started(running: Runnin
 def test_up_finds_its_running_postgres_even_on_another_port(data_root: Path) -> None:
     first = start_up(data_root)
     try:
-        wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first.process)
+        wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first)
         first.process.kill()
         first.process.wait()
         second = start_up(data_root)  # a new VOICEGATE_PG_PORT: the cluster keeps its own
-        wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second.process)
+        wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second)
         second.process.send_signal(signal.SIGTERM)
         assert second.process.wait(timeout=30) == 0
         assert first.pg.is_ready()
@@ -110,12 +111,12 @@ def test_up_finds_its_running_postgres_even_on_another_port(data_root: Path) -> 
 def test_up_reuses_a_running_postgres_and_leaves_it_running(data_root: Path) -> None:
     first = start_up(data_root)
     try:
-        wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first.process)
+        wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first)
         first.process.kill()  # as if the terminal closed: Postgres keeps running
         first.process.wait()
         assert first.pg.is_ready()
         second = start_up(data_root, first.pg.port)
-        wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second.process)
+        wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second)
         second.process.send_signal(signal.SIGTERM)
         assert second.process.wait(timeout=30) == 0
         assert first.pg.is_ready(), "a Postgres that `up` did not start must be left running"
@@ -126,7 +127,7 @@ def test_up_reuses_a_running_postgres_and_leaves_it_running(data_root: Path) -> 
 def test_up_with_fake_providers_serves_each_fake_with_this_runs_keys(data_root: Path) -> None:
     up = start_up(data_root, None, "--fake-providers")
     try:
-        wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up.process)
+        wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up)
         urls = dict(re.findall(r"fake (\w+) provider: (http://127\.0\.0\.1:\d+)", up.log.read_text()))
         assert set(urls) == {"qwen", "elevenlabs", "cartesia", "selfhosted"}
         eleven = httpx.get(f"{urls['elevenlabs']}/v2/voices", headers={"xi-api-key": "sk_test_eleven"})
@@ -164,6 +165,26 @@ def test_a_misconfigured_provider_stops_up_before_anything_starts(tmp_path: Path
     assert result.returncode == 2
     assert b"DASHSCOPE_API_KEY is not set" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_port_another_program_holds_stops_up_before_postgres_starts(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "VOICEGATE_DATA_DIR": str(tmp_path / "data"), "VOICEGATE_PORT": str(port)}
+        env.pop("DATABASE_URL", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "backend.cli", "up"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parents[2],
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use".encode() in result.stderr
+    assert not (tmp_path / "data" / "pgdata").exists(), "nothing starts when the API cannot listen"
 
 
 def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stack(running: Running) -> None:
@@ -284,7 +305,7 @@ def test_a_frozen_database_is_a_prompt_503_for_every_request_and_heals(running: 
     assert all(a.retry_after == "2" and a.code == "database_unavailable" for a in answers), answers[:5]
     assert len(answers) >= 50
 
-    wait_for(lambda: is_ready(running.base_url), 10, "/readyz 200 after SIGCONT", running.process)
+    wait_for(lambda: is_ready(running.base_url), 10, "/readyz 200 after SIGCONT", running)
     listed = httpx.get(f"{running.base_url}/v1/reflections", headers=auth)
     assert listed.status_code == 200
     assert [r["name"] for r in listed.json()["reflections"]] == ["before"], (
@@ -305,8 +326,8 @@ def test_up_restarts_the_postgres_it_started_when_it_dies(running: Running) -> N
     postmaster = postmaster_pid(running.pg.data_dir)
     os.kill(postmaster, signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_for(lambda: not is_ready(running.base_url), 5, "/readyz 503 after the postmaster died", running.process)
-    wait_for(lambda: is_ready(running.base_url), 15, "/readyz 200 again", running.process)
+    wait_for(lambda: not is_ready(running.base_url), 5, "/readyz 503 after the postmaster died", running)
+    wait_for(lambda: is_ready(running.base_url), 15, "/readyz 200 again", running)
     assert time.monotonic() - killed_at < 15
     assert postmaster_pid(running.pg.data_dir) != postmaster
     log = running.log.read_text()

@@ -25,12 +25,19 @@ class Running:
     log: Path
 
 
-def wait_for(predicate: object, seconds: float, what: str, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll `predicate` until it is true; fail after `seconds` or when `process` dies."""
+def wait_for(
+    predicate: object, seconds: float, what: str, process: subprocess.Popen[bytes] | Running | None = None
+) -> None:
+    """Poll `predicate` until it is true; fail after `seconds` or when `process` dies (with the end of its
+    log, for a `Running`: a CI failure must say why it exited)."""
     deadline = time.monotonic() + seconds
+    popen = process.process if isinstance(process, Running) else process
     while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"voicegate exited with {process.returncode} while waiting for {what}")
+        if popen is not None and popen.poll() is not None:
+            said = ""
+            if isinstance(process, Running) and process.log.exists():
+                said = "; its log ends:\n" + "\n".join(process.log.read_text(errors="replace").splitlines()[-25:])
+            raise AssertionError(f"voicegate exited with {popen.returncode} while waiting for {what}{said}")
         if predicate():  # type: ignore[operator]
             return
         time.sleep(0.05)
