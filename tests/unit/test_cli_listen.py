@@ -1,0 +1,40 @@
+"""The API socket `voicegate up` and `serve` bind before anything starts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import msgspec
+import pytest
+
+from backend.cli import CommandError, api_listener
+from backend.embedded.postgres import free_port
+from backend.settings import settings_from_env
+
+
+async def test_connections_accepted_on_it_send_without_delay() -> None:
+    # Without TCP_NODELAY a response's last segment waits for the client's delayed ACK: 40 ms a request.
+    settings = msgspec.structs.replace(settings_from_env({}), port=free_port())
+    nodelay: list[int] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nodelay.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(accept, sock=api_listener(settings))
+    async with server:
+        reader, writer = await asyncio.open_connection(settings.host, settings.port)
+        assert await reader.read() == b""  # the server closed it, so `accept` has run
+        writer.close()
+    assert nodelay == [1]
+
+
+def test_a_port_in_use_is_a_one_line_error() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        settings = msgspec.structs.replace(settings_from_env({}), port=port)
+        with pytest.raises(CommandError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            api_listener(settings)
