@@ -9,16 +9,19 @@ A unit of database work (`database_work`) first waits for a connection: up to th
 (`VOICEGATE_DB_CONNECT_TIMEOUT` for the API) while nothing else gets an answer from the database either
 (it is down or hung: `DatabaseUnavailable`), and while other units keep getting answers (it is busy, not
 down) for as long as the pool's `busy_wait`, then `ServerBusy` (a 429, never a 503 while the database
-answers). Once it has its connection, the work (every statement and the commit) ends by a deadline,
-`VOICEGATE_DB_TIMEOUT` unless the caller gives another. Past it the connection's socket is shut down:
-whatever awaits the connection fails at once, the pool discards it instead of taking it back, and the
-work fails with `DatabaseUnavailable`. The socket is cut rather than the task cancelled because psycopg
-meets a cancelled query by asking the server to cancel it and waiting up to ten seconds for the answer,
-which a hung server never gives. The server holds each transaction to the same deadline
-(`statement_timeout`, `idle_in_transaction_session_timeout`), so a statement stuck on its side, or a
-client that vanished mid-transaction, cannot pin a connection and its locks either. Each unit reports
-how it went to the database's `Outage`, which logs an outage's start and end instead of every failed
-request.
+answers). Once it has its connection, the server must answer each of the work's statements (and the
+commit) within a deadline, `VOICEGATE_DB_TIMEOUT` unless the caller gives another. Past it the
+connection's socket is shut down: whatever awaits the connection fails at once, the pool discards it
+instead of taking it back, and the work fails with `DatabaseUnavailable`. The socket is cut rather than
+the task cancelled because psycopg meets a cancelled query by asking the server to cancel it and waiting
+up to ten seconds for the answer, which a hung server never gives. The deadline runs while the server
+is being waited for. It does not run while the process is busy with its own work between statements, or
+has an answer it has not yet read: a burst that keeps the event loop busy for a second is not an outage
+of the database. The server holds each statement to the deadline (`statement_timeout`) and a
+transaction left idle to `BUSY_WAIT_DEADLINES` times it (`idle_in_transaction_session_timeout`), so a
+statement stuck on its side, or a client that vanished mid-transaction, cannot pin a connection and its
+locks either. Each unit reports how it went to the database's `Outage`, which logs an outage's start
+and end instead of every failed request.
 
 A request's time is mostly round trips to the server, so a transaction costs as few as it can: a
 connection handed out is not pinged (one whose server went away, a restart say, has already been told
@@ -38,11 +41,11 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
-from typing import Any, ClassVar, LiteralString
+from typing import Any, ClassVar, LiteralString, TypeVar
 
 import psycopg
 from psycopg import AsyncCursor, AsyncTransaction
-from psycopg.abc import Params, Query
+from psycopg.abc import Params, PQGen, Query
 from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -62,6 +65,7 @@ from backend.outages import DATABASE
 from backend.settings import Settings
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
+_T = TypeVar("_T")
 
 Recorder = Callable[[Connection, Any], Awaitable[None]]
 """A hook a service calls with its open transaction and its result, just before that transaction commits
@@ -84,12 +88,12 @@ _OPEN_TRANSACTION = frozenset({TransactionStatus.INTRANS, TransactionStatus.INER
 
 _AS_SERVICE = (
     "select set_config('role', 'service_role', true), set_config('statement_timeout', %(limit)s, true),"
-    " set_config('idle_in_transaction_session_timeout', %(limit)s, true)"
+    " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
 )
 _AS_USER = (
     "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %(claims)s, true),"
     " set_config('statement_timeout', %(limit)s, true),"
-    " set_config('idle_in_transaction_session_timeout', %(limit)s, true)"
+    " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
 )
 
 
@@ -106,6 +110,17 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     #: and over every pool, as all of them talk to the one database: a pool whose units all hold their
     #: connections for long (the Storage stand-in's, through a burst of uploads) is still busy, not down.
     heard_at: ClassVar[float] = -math.inf
+    #: Since when (the event loop's clock) the connection waits for the server, while it does.
+    waiting_since: float | None = None
+
+    async def wait(self, gen: PQGen[_T], *args: Any, **kwargs: Any) -> _T:
+        """psycopg's wait on the server (every statement, pipeline sync and commit goes through it),
+        noting when it began for the unit's deadline."""
+        self.waiting_since = asyncio.get_running_loop().time()
+        try:
+            return await super().wait(gen, *args, **kwargs)
+        finally:
+            self.waiting_since = None
 
     def open_with(self, setup: LiteralString, params: Mapping[str, Any]) -> None:
         """Begin a transaction running `setup` first, sent with the first statement executed."""
@@ -235,11 +250,11 @@ async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterato
     try:
         with translate_db_errors():
             conn = await _checkout(pool)
-            cut = loop.call_at(loop.time() + (pool.work_timeout if budget is None else budget), _sever, conn)
+            deadline = _Deadline(loop, conn, pool.work_timeout if budget is None else budget)
             try:
                 yield conn
             finally:
-                cut.cancel()
+                deadline.cancel()
                 await _give_back(pool, conn)
     except DatabaseUnavailable as exc:
         DATABASE.failed(exc)
@@ -289,8 +304,11 @@ def _hung_up(conn: PooledConnection) -> bool:
     speaks to an idle connection to say it is closing it (a restart, a terminated backend), so a
     readable socket, or one in error, means a dead connection. A hung server is not seen here: the
     unit's deadline covers that."""
-    if conn.broken or conn.pgconn.status != ConnStatus.OK:
-        return True
+    return conn.broken or conn.pgconn.status != ConnStatus.OK or _readable(conn)
+
+
+def _readable(conn: PooledConnection) -> bool:
+    """Whether the server has sent something the connection has not read yet (or its socket is gone)."""
     try:
         fd = conn.pgconn.socket
     except psycopg.Error:
@@ -298,6 +316,27 @@ def _hung_up(conn: PooledConnection) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(0))
+
+
+class _Deadline:
+    """Cuts the unit's connection once the server has kept it waiting `budget` seconds. While the
+    connection does not wait (the process works between statements) or its answer has come but is not
+    read yet (the event loop is busy), the server is not late, and the deadline looks again later."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: PooledConnection, budget: float) -> None:
+        self._loop, self._conn, self._budget = loop, conn, budget
+        self._handle = loop.call_at(loop.time() + budget, self._check)
+
+    def _check(self) -> None:
+        now, since = self._loop.time(), self._conn.waiting_since
+        due = now + self._budget if since is None or _readable(self._conn) else since + self._budget
+        if due <= now:
+            _sever(self._conn)
+        else:
+            self._handle = self._loop.call_at(due, self._check)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def _sever(conn: Connection) -> None:
@@ -321,9 +360,11 @@ async def _give_back(pool: Pool, conn: PooledConnection) -> None:
     await pool.putconn(conn)
 
 
-def _server_limit(pool: Pool, budget: float | None) -> str:
-    """The unit's deadline as the server's `statement_timeout` and idle-in-transaction limit."""
-    return f"{math.ceil((pool.work_timeout if budget is None else budget) * 1000)}ms"
+def _server_limits(pool: Pool, budget: float | None) -> dict[str, str]:
+    """The unit's deadline as the server's `statement_timeout`, and `BUSY_WAIT_DEADLINES` times it as its
+    idle-in-transaction limit (a process busy between statements is not a vanished client)."""
+    limit = pool.work_timeout if budget is None else budget
+    return {"limit": f"{math.ceil(limit * 1000)}ms", "idle": f"{math.ceil(limit * BUSY_WAIT_DEADLINES * 1000)}ms"}
 
 
 @asynccontextmanager
@@ -333,7 +374,7 @@ async def _transaction(
     """A unit of `database_work` that is one transaction opened with `setup` (sent with its first
     statement), committed when the body ends, rolled back when it raises."""
     async with database_work(pool, budget) as conn:
-        conn.open_with(setup, {**params, "limit": _server_limit(pool, budget)})
+        conn.open_with(setup, {**params, **_server_limits(pool, budget)})
         try:
             yield conn
         except BaseException:
