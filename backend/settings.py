@@ -45,9 +45,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_DB_CONNECT_TIMEOUT: seconds a request waits for a database connection before it is
     answered 503 (an unreachable database, or a pool exhausted by load)."""
     db_timeout: float = 1.0
-    """VOICEGATE_DB_TIMEOUT: seconds one unit of database work (a transaction: waiting for its connection,
-    checking it, every statement and the commit) may take before it is abandoned and the request answered
-    503; the server holds each transaction to it too (statement_timeout, idle_in_transaction_session_timeout)."""
+    """VOICEGATE_DB_TIMEOUT: seconds the server may take to answer one statement (or the commit) of a unit
+    of database work before the unit is abandoned and the request answered 503; the server holds each
+    statement to it too (statement_timeout), and an idle transaction to five times it."""
     user_concurrency: int = 32
     """VOICEGATE_USER_CONCURRENCY: requests one user (one access token's subject) may have in flight in one API
     process; one more is answered 429 with Retry-After."""
