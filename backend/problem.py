@@ -108,6 +108,7 @@ _WORDING: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^Expected `str` of length >= (\d+)$"), "at least {0} characters"),
     (re.compile(r"^Expected `(?:int|float)` <= (\S+)$"), "at most {0}"),
     (re.compile(r"^Expected `(?:int|float)` >= (\S+)$"), "at least {0}"),
+    (re.compile(r"^Expected `str` matching regex '\\\\S'$"), "must not be blank"),  # api.fields.Name
     (re.compile(r"^Expected `str` matching regex .*$"), "not in the expected format"),
     (re.compile(r"^Invalid UUID$"), "must be a UUID"),
     (re.compile(r"^Invalid enum value (.*)$"), "{0} is not one of the allowed values"),

@@ -99,7 +99,16 @@ async def test_requests_without_a_valid_token_get_401(
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"name": ""}, {"name": "x" * 201}, {"name": "ok", "owner_id": str(uuid.uuid4())}, {"name": 5}]
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "   "},
+        {"name": "\u001f"},  # whitespace to Python's strip, not to Postgres's btrim (found by the fuzzer: a 500)
+        {"name": "x" * 201},
+        {"name": "ok", "owner_id": str(uuid.uuid4())},
+        {"name": 5},
+    ],
 )
 async def test_invalid_bodies_get_400_and_write_nothing(
     client: Client, make_user: Callable[[], User], sql: Conn, body: dict[str, Any]
@@ -109,6 +118,11 @@ async def test_invalid_bodies_get_400_and_write_nothing(
     assert response.status_code == 400
     assert response.json()["code"] == "validation_failed"
     assert sql.execute("select count(*) from reflections").fetchone() == (0,)
+
+
+async def test_a_blank_name_is_refused_in_words(client: Client, make_user: Callable[[], User]) -> None:
+    response = await client.post("/v1/reflections", json={"name": " \t "}, headers=make_user().headers)
+    assert (response.status_code, response.json()["detail"]) == (400, "name: must not be blank")
 
 
 async def test_launch_is_409_with_exact_reasons_until_ready_synced_and_previewed(
