@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -56,6 +57,12 @@ WAIT_MS = 60_000
 def js_round(value: float) -> int:
     """JavaScript's `Math.round`, as the page rounds: halves go up (Python's `round` takes them to even)."""
     return math.floor(value + 0.5)
+
+
+def js_fixed(value: float, digits: int) -> str:
+    """JavaScript's `toFixed` of a positive number, as the page formats: the exact binary value rounded,
+    ties up (Python's format takes a tie such as 2.25 to even: 2.2 where the page shows 2.3)."""
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +164,7 @@ async def speak_and_check_audio(page: Page, *, watch_progress: bool = False) -> 
     assert 0.15 * WORDS < seconds < 0.8 * WORDS, seconds
     done = await page.get_by_role("status").filter(has_text="Done.").inner_text()
     # The page shows the job's durationMs (whole milliseconds), to a tenth of a second.
-    assert f"{round(seconds * 1000) / 1000:.1f} s of speech" in done
+    assert f"{js_fixed(round(seconds * 1000) / 1000, 1)} s of speech" in done
 
     download = page.get_by_role("link", name="Download WAV")
     href = await download.get_attribute("href")
