@@ -151,10 +151,9 @@ def test_up_with_fake_providers_serves_each_fake_with_this_runs_keys(data_root: 
         up.pg.stop(mode="immediate")
 
 
-def test_a_misconfigured_provider_stops_up_before_anything_starts(tmp_path: Path) -> None:
-    env = {**os.environ, "VOICE_PROVIDER": "qwen", "VOICEGATE_DATA_DIR": str(tmp_path / "data")}
-    env.pop("DASHSCOPE_API_KEY", None)
-    result = subprocess.run(
+def up_that_stops(env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    """`voicegate up` run to its end (it is expected to refuse to start)."""
+    return subprocess.run(
         [sys.executable, "-m", "backend.cli", "up"],
         env=env,
         capture_output=True,
@@ -162,6 +161,12 @@ def test_a_misconfigured_provider_stops_up_before_anything_starts(tmp_path: Path
         cwd=Path(__file__).resolve().parents[2],
         check=False,
     )
+
+
+def test_a_misconfigured_provider_stops_up_before_anything_starts(tmp_path: Path) -> None:
+    env = {**os.environ, "VOICE_PROVIDER": "qwen", "VOICEGATE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("DASHSCOPE_API_KEY", None)
+    result = up_that_stops(env)
     assert result.returncode == 2
     assert b"DASHSCOPE_API_KEY is not set" in result.stderr
     assert not (tmp_path / "data").exists()
@@ -174,14 +179,7 @@ def test_a_port_another_program_holds_stops_up_before_postgres_starts(tmp_path: 
         port = holder.getsockname()[1]
         env = {**os.environ, "VOICEGATE_DATA_DIR": str(tmp_path / "data"), "VOICEGATE_PORT": str(port)}
         env.pop("DATABASE_URL", None)
-        result = subprocess.run(
-            [sys.executable, "-m", "backend.cli", "up"],
-            env=env,
-            capture_output=True,
-            timeout=60,
-            cwd=Path(__file__).resolve().parents[2],
-            check=False,
-        )
+        result = up_that_stops(env)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use".encode() in result.stderr
     assert not (tmp_path / "data" / "pgdata").exists(), "nothing starts when the API cannot listen"
