@@ -52,7 +52,7 @@ class ReflectionsController(Controller):
     tags = ("reflections",)
     security = USER_SECURITY
 
-    @post("/", status_code=201, summary="Create a reflection", responses=problems(*USER, 400))
+    @post("/", summary="Create a reflection", responses=problems(*USER, 400))
     async def create(
         self, claims: Caller, pool: DbPool, data: Annotated[ReflectionCreate, Body()]
     ) -> service.Reflection:
@@ -113,12 +113,7 @@ class ReflectionsController(Controller):
             request, claims, lambda record: service.retry_clone(pool, claims, reflection_id, record)
         )
 
-    @post(
-        "/{reflection_id:uuid}/sessions",
-        status_code=201,
-        summary="Launch a session",
-        responses=problems(*BY_ID, 409),
-    )
+    @post("/{reflection_id:uuid}/sessions", summary="Launch a session", responses=problems(*BY_ID, 409))
     async def launch(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> service.Session:
         """201 with the session and what a runtime needs to speak in the voice (`runtime`), or 409 listing
         every reason the voice blocks the launch."""

@@ -66,7 +66,6 @@ class VoiceSamplesController(Controller):
 
     @delete(
         "/{sample_id:uuid}/keep",
-        status_code=204,
         summary="Withdraw the consent to keep the sample for re-enrolment; it is deleted now",
         responses=problems(*BY_ID, 409),
     )
@@ -76,12 +75,7 @@ class VoiceSamplesController(Controller):
         """The withdrawal is recorded on the consent and the sample purged with it; 409 if it was not kept."""
         await purge.withdraw_keep(pool, storage, claims, sample_id)
 
-    @delete(
-        "/{sample_id:uuid}",
-        status_code=204,
-        summary="Delete the sample and its stored audio now",
-        responses=problems(*BY_ID, 409),
-    )
+    @delete("/{sample_id:uuid}", summary="Delete the sample and its stored audio now", responses=problems(*BY_ID, 409))
     async def remove(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: FromPath[uuid.UUID]) -> None:
         """Purge the row, the original and the cleaned copy; an audit event records it."""
         await purge.delete_sample(pool, storage, claims, sample_id)

@@ -35,7 +35,7 @@ class VoicesController(Controller):
         """One of the caller's voices (404 for anyone else's)."""
         return await service.get_voice(pool, claims, voice_id)
 
-    @delete("/{voice_id:uuid}", status_code=204, summary="Delete a voice (soft)", responses=problems(*BY_ID))
+    @delete("/{voice_id:uuid}", summary="Delete a voice (soft)", responses=problems(*BY_ID))
     async def remove(self, claims: Caller, pool: DbPool, storage: Storage, voice_id: FromPath[uuid.UUID]) -> None:
         """Soft-delete one of the caller's voices with its manifest and purge the samples kept for it; the
         provider's copy is left for operators."""
@@ -49,12 +49,7 @@ class CloneController(Controller):
     tags = ("clone",)
     security = USER_SECURITY
 
-    @post(
-        "/upload-url",
-        status_code=201,
-        summary="Signed upload URL for a new voice's sample",
-        responses=problems(*USER, 400),
-    )
+    @post("/upload-url", summary="Signed upload URL for a new voice's sample", responses=problems(*USER, 400))
     async def upload_url(
         self,
         request: Request[Any, Any, Any],

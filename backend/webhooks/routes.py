@@ -20,7 +20,7 @@ class WebhooksController(Controller):
     tags = ("webhooks",)
     security = USER_SECURITY
 
-    @post("/", status_code=201, summary="Add a webhook endpoint", responses=problems(*USER, 400, 409, 422))
+    @post("/", summary="Add a webhook endpoint", responses=problems(*USER, 400, 409, 422))
     async def create(
         self,
         claims: Caller,
@@ -43,7 +43,7 @@ class WebhooksController(Controller):
         """One of the caller's endpoints (404 for anyone else's)."""
         return await service.get_endpoint(pool, claims, endpoint_id)
 
-    @delete("/{endpoint_id:uuid}", status_code=204, summary="Delete a webhook endpoint", responses=problems(*BY_ID))
+    @delete("/{endpoint_id:uuid}", summary="Delete a webhook endpoint", responses=problems(*BY_ID))
     async def remove(self, claims: Caller, pool: DbPool, endpoint_id: FromPath[uuid.UUID]) -> None:
         """Delete one of the caller's endpoints; what was still queued for it is not delivered."""
         await service.delete_endpoint(pool, claims, endpoint_id)
