@@ -4,11 +4,11 @@ attempts, preview completion, retry and launch."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Body, FromPath
+from litestar.params import FromPath, JSONBody
 
 from backend.api.deps import Caller, Config, DbPool, LifecycleContext, Storage
 from backend.api.docs import (
@@ -53,9 +53,7 @@ class ReflectionsController(Controller):
     security = USER_SECURITY
 
     @post("/", summary="Create a reflection", responses=problems(*USER, 400))
-    async def create(
-        self, claims: Caller, pool: DbPool, data: Annotated[ReflectionCreate, Body()]
-    ) -> service.Reflection:
+    async def create(self, claims: Caller, pool: DbPool, data: JSONBody[ReflectionCreate]) -> service.Reflection:
         """Create a reflection owned by the caller."""
         return await service.create_reflection(pool, claims, data.name.strip())
 
@@ -179,7 +177,7 @@ class ReflectionVoiceController(Controller):
         settings: Config,
         lifecycle: LifecycleContext,
         reflection_id: FromPath[uuid.UUID],
-        data: Annotated[voice.CustomVoice, Body()],
+        data: JSONBody[voice.CustomVoice],
     ) -> Attempt:
         """Validate the voice at the provider, then queue a `custom_voice_id` attempt (no preview needed)."""
         return await voice.attach_custom_voice(

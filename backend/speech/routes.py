@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller, post
 from litestar.background_tasks import BackgroundTask
-from litestar.params import Body, FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
 from backend.api.deps import Caller, Config, DbPool, LifecycleContext
@@ -47,7 +46,7 @@ class ReflectionSpeechController(Controller):
         settings: Config,
         lifecycle: LifecycleContext,
         reflection_id: FromPath[uuid.UUID],
-        data: Annotated[service.SpeechRequest, Body()],
+        data: JSONBody[service.SpeechRequest],
     ) -> Stream:
         """`{text, format}` → the audio as it is made, sentence by sentence; 409 `launch_blocked` with
         `blockingReasons` while the launch gate is closed."""
@@ -83,7 +82,7 @@ class VoiceSpeechController(Controller):
         pool: DbPool,
         settings: Config,
         lifecycle: LifecycleContext,
-        data: Annotated[service.VoiceSpeechRequest, Body()],
+        data: JSONBody[service.VoiceSpeechRequest],
     ) -> Stream:
         """`{voiceId, text, format}` → the audio as it is made; 409 `voice_not_ready` for a voice still being
         cloned (or with no cloned voice)."""

@@ -4,11 +4,11 @@ fetch the audio."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Body, FromPath
+from litestar.params import FromPath, JSONBody
 
 from backend.api.deps import Caller, Config, DbPool, Storage
 from backend.api.docs import BY_ID, IDEMPOTENT, USER_SECURITY, IdempotentOperation, problems
@@ -36,7 +36,7 @@ class CloneJobsController(Controller):
         claims: Caller,
         pool: DbPool,
         settings: Config,
-        data: Annotated[service.CloneRequest, Body()],
+        data: JSONBody[service.CloneRequest],
     ) -> Response[service.JobAccepted]:
         """`{sampleId or voiceId, text}` → 202 {jobId}; a sample without a voice is cloned first.
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, FromPath, HeaderParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from backend.api.deps import Caller, Config, DbPool, Storage
 from backend.api.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems
@@ -57,7 +57,7 @@ class CloneController(Controller):
         pool: DbPool,
         storage: Storage,
         settings: Config,
-        data: Annotated[clone_flow.UploadUrlBody, Body()],
+        data: JSONBody[clone_flow.UploadUrlBody],
     ) -> clone_flow.UploadTicket:
         """Record consent and a draft voice; PUT the sample to `upload_url`, then finalize."""
         origin = Origin(request.headers.get("user-agent"), request.client.host if request.client else None)
@@ -82,7 +82,7 @@ class CloneController(Controller):
         pool: DbPool,
         storage: Storage,
         settings: Config,
-        data: Annotated[clone_flow.FinalizeBody, Body()],
+        data: JSONBody[clone_flow.FinalizeBody],
         prefer: Annotated[str | None, HeaderParameter(name="prefer")] = None,
     ) -> Response[Any]:
         """Verify the uploaded object (present, within limits, really audio) and queue the attempt.

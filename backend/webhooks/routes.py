@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller, delete, get, post
-from litestar.params import Body, FromPath
+from litestar.params import FromPath, JSONBody
 
 from backend.api.deps import Caller, DbPool, LifecycleContext
 from backend.api.docs import BY_ID, USER, USER_SECURITY, problems
@@ -22,11 +21,7 @@ class WebhooksController(Controller):
 
     @post("/", summary="Add a webhook endpoint", responses=problems(*USER, 400, 409, 422))
     async def create(
-        self,
-        claims: Caller,
-        pool: DbPool,
-        lifecycle: LifecycleContext,
-        data: Annotated[service.EndpointRequest, Body()],
+        self, claims: Caller, pool: DbPool, lifecycle: LifecycleContext, data: JSONBody[service.EndpointRequest]
     ) -> service.CreatedEndpoint:
         """Deliver the caller's events (`events`, default all) to `url`, signed as Standard Webhooks with
         the returned `secret`, which is shown only this once. https only (http to a loopback address in
