@@ -8,6 +8,7 @@ fills.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import SkipValidation
+from litestar.params import FromPath, SkipValidation
 
 from backend.api.concurrency import UserConcurrency
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
@@ -75,6 +76,8 @@ Config = NamedDependency[SkipValidation[Settings]]
 """`settings`: the settings read at start-up."""
 LifecycleContext = NamedDependency[SkipValidation[Lifecycle]]
 """`lifecycle`: what the worker steps need."""
+PathId = FromPath[uuid.UUID]
+"""A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),

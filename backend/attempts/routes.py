@@ -7,9 +7,9 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, post
-from litestar.params import FromPath, HeaderParameter
+from litestar.params import HeaderParameter
 
-from backend.api.deps import LifecycleContext, service_only
+from backend.api.deps import LifecycleContext, PathId, service_only
 from backend.attempts.worker import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
 from backend.errors import ValidationFailed
@@ -29,8 +29,8 @@ class InternalController(Controller):
     async def process(
         self,
         lifecycle: LifecycleContext,
-        reflection_id: FromPath[uuid.UUID],
-        attempt_id: FromPath[uuid.UUID],
+        reflection_id: PathId,
+        attempt_id: PathId,
         worker: Annotated[str | None, HeaderParameter(name="x-voicegate-worker")] = None,
     ) -> Outcome:
         """Take the attempt as far as it can go now (what a worker does in-process); returns where it is."""

@@ -3,14 +3,13 @@ attempts, preview completion, retry and launch."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
-from backend.api.deps import Caller, Config, DbPool, LifecycleContext, Storage
+from backend.api.deps import Caller, Config, DbPool, LifecycleContext, PathId, Storage
 from backend.api.docs import (
     BY_ID,
     IDEMPOTENT,
@@ -63,12 +62,12 @@ class ReflectionsController(Controller):
         return ReflectionList(await service.list_reflections(pool, claims))
 
     @get("/{reflection_id:uuid}", summary="Get a reflection", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> service.Reflection:
+    async def get_one(self, claims: Caller, pool: DbPool, reflection_id: PathId) -> service.Reflection:
         """One of the caller's reflections (404 for anyone else's)."""
         return await service.get_reflection(pool, claims, reflection_id)
 
     @get("/{reflection_id:uuid}/voice-clone-attempts", summary="List clone attempts", responses=problems(*BY_ID))
-    async def attempts(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> AttemptList:
+    async def attempts(self, claims: Caller, pool: DbPool, reflection_id: PathId) -> AttemptList:
         """The reflection's clone attempts, newest first."""
         return AttemptList(await service.list_attempts(pool, claims, reflection_id))
 
@@ -77,9 +76,7 @@ class ReflectionsController(Controller):
         summary="Get a clone attempt",
         responses=problems(*BY_ID),
     )
-    async def attempt(
-        self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID], attempt_id: FromPath[uuid.UUID]
-    ) -> Attempt:
+    async def attempt(self, claims: Caller, pool: DbPool, reflection_id: PathId, attempt_id: PathId) -> Attempt:
         """One clone attempt of the reflection."""
         return await service.get_attempt(pool, claims, reflection_id, attempt_id)
 
@@ -89,7 +86,7 @@ class ReflectionsController(Controller):
         summary="Confirm the preview was heard (once the voice state says `previewStatus: ready`)",
         responses=problems(*BY_ID, 409),
     )
-    async def complete_preview(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> Attempt:
+    async def complete_preview(self, claims: Caller, pool: DbPool, reflection_id: PathId) -> Attempt:
         """Mark the active attempt's ready preview as completed; this opens the launch gate."""
         return await service.complete_preview(pool, claims, reflection_id)
 
@@ -101,7 +98,7 @@ class ReflectionsController(Controller):
         responses=problems(*BY_ID, *IDEMPOTENT),
     )
     async def retry(
-        self, request: Request[Any, Any, Any], claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]
+        self, request: Request[Any, Any, Any], claims: Caller, pool: DbPool, reflection_id: PathId
     ) -> Response[Attempt]:
         """Queue a new attempt from the failed (or canceled) active one; the old one is superseded.
 
@@ -112,7 +109,7 @@ class ReflectionsController(Controller):
         )
 
     @post("/{reflection_id:uuid}/sessions", summary="Launch a session", responses=problems(*BY_ID, 409))
-    async def launch(self, claims: Caller, pool: DbPool, reflection_id: FromPath[uuid.UUID]) -> service.Session:
+    async def launch(self, claims: Caller, pool: DbPool, reflection_id: PathId) -> service.Session:
         """201 with the session and what a runtime needs to speak in the voice (`runtime`), or 409 listing
         every reason the voice blocks the launch."""
         return await service.launch_session(pool, claims, reflection_id)
@@ -126,9 +123,7 @@ class ReflectionVoiceController(Controller):
     security = USER_SECURITY
 
     @get("/", summary="Voice state, launch readiness and the preview to listen to", responses=problems(*BY_ID))
-    async def state(
-        self, claims: Caller, pool: DbPool, storage: Storage, reflection_id: FromPath[uuid.UUID]
-    ) -> service.VoiceState:
+    async def state(self, claims: Caller, pool: DbPool, storage: Storage, reflection_id: PathId) -> service.VoiceState:
         """The voice mirror with launch readiness, its blocking reasons and a signed preview URL."""
         return await service.voice_state(pool, storage, claims, reflection_id)
 
@@ -148,7 +143,7 @@ class ReflectionVoiceController(Controller):
         pool: DbPool,
         storage: Storage,
         settings: Config,
-        reflection_id: FromPath[uuid.UUID],
+        reflection_id: PathId,
     ) -> Response[voice.QueuedClone]:
         """Stream the sample to Storage and queue the reflection's clone attempt (consent required).
 
@@ -176,7 +171,7 @@ class ReflectionVoiceController(Controller):
         pool: DbPool,
         settings: Config,
         lifecycle: LifecycleContext,
-        reflection_id: FromPath[uuid.UUID],
+        reflection_id: PathId,
         data: JSONBody[voice.CustomVoice],
     ) -> Attempt:
         """Validate the voice at the provider, then queue a `custom_voice_id` attempt (no preview needed)."""
@@ -193,7 +188,7 @@ class SessionsController(Controller):
     security = USER_SECURITY
 
     @get("/{session_id:uuid}", summary="A session and how a runtime speaks in its voice", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, pool: DbPool, session_id: FromPath[uuid.UUID]) -> service.Session:
+    async def get_one(self, claims: Caller, pool: DbPool, session_id: PathId) -> service.Session:
         """The session, whether its reflection may speak now (`launchReady`, `blockingReasons`), and `runtime`:
         the voice, its provider and model, and the speech route."""
         return await service.get_session(pool, claims, session_id)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import FromPath
 
-from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.deps import Caller, Config, DbPool, PathId, Storage
 from backend.api.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems
 from backend.api.idempotency import idempotent
 from backend.samples import purge, service
@@ -60,7 +58,7 @@ class VoiceSamplesController(Controller):
         summary="Where the sample's check got to, with its quality report",
         responses=problems(*BY_ID),
     )
-    async def status(self, claims: Caller, pool: DbPool, sample_id: FromPath[uuid.UUID]) -> service.SampleStatus:
+    async def status(self, claims: Caller, pool: DbPool, sample_id: PathId) -> service.SampleStatus:
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
         return await service.sample_status(pool, claims, sample_id)
 
@@ -69,13 +67,11 @@ class VoiceSamplesController(Controller):
         summary="Withdraw the consent to keep the sample for re-enrolment; it is deleted now",
         responses=problems(*BY_ID, 409),
     )
-    async def withdraw_keep(
-        self, claims: Caller, pool: DbPool, storage: Storage, sample_id: FromPath[uuid.UUID]
-    ) -> None:
+    async def withdraw_keep(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: PathId) -> None:
         """The withdrawal is recorded on the consent and the sample purged with it; 409 if it was not kept."""
         await purge.withdraw_keep(pool, storage, claims, sample_id)
 
     @delete("/{sample_id:uuid}", summary="Delete the sample and its stored audio now", responses=problems(*BY_ID, 409))
-    async def remove(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: FromPath[uuid.UUID]) -> None:
+    async def remove(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: PathId) -> None:
         """Purge the row, the original and the cleaned copy; an audit event records it."""
         await purge.delete_sample(pool, storage, claims, sample_id)

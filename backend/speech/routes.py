@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from litestar import Controller, post
 from litestar.background_tasks import BackgroundTask
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.response import Stream
 
-from backend.api.deps import Caller, Config, DbPool, LifecycleContext
+from backend.api.deps import Caller, Config, DbPool, LifecycleContext, PathId
 from backend.api.docs import BY_ID, USER_SECURITY, SpeechOperation, problems
 from backend.speech import service
 
@@ -45,7 +43,7 @@ class ReflectionSpeechController(Controller):
         pool: DbPool,
         settings: Config,
         lifecycle: LifecycleContext,
-        reflection_id: FromPath[uuid.UUID],
+        reflection_id: PathId,
         data: JSONBody[service.SpeechRequest],
     ) -> Stream:
         """`{text, format}` → the audio as it is made, sentence by sentence; 409 `launch_blocked` with

@@ -3,14 +3,13 @@ fetch the audio."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
-from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.deps import Caller, Config, DbPool, PathId, Storage
 from backend.api.docs import BY_ID, IDEMPOTENT, USER_SECURITY, IdempotentOperation, problems
 from backend.api.idempotency import idempotent
 from backend.synthesis import service
@@ -50,7 +49,7 @@ class CloneJobsController(Controller):
         )
 
     @get("/{job_id:uuid}/status", summary="Where the job got to", responses=problems(*BY_ID))
-    async def status(self, claims: Caller, pool: DbPool, job_id: FromPath[uuid.UUID]) -> service.JobStatus:
+    async def status(self, claims: Caller, pool: DbPool, job_id: PathId) -> service.JobStatus:
         """`queued`, `processing`, `succeeded` or `failed` (with the error)."""
         return await service.job_status(pool, claims, job_id)
 
@@ -59,8 +58,6 @@ class CloneJobsController(Controller):
         summary="A short-lived URL of the job's audio (WAV)",
         responses=problems(*BY_ID, 409),
     )
-    async def result(
-        self, claims: Caller, pool: DbPool, storage: Storage, job_id: FromPath[uuid.UUID]
-    ) -> service.JobResult:
+    async def result(self, claims: Caller, pool: DbPool, storage: Storage, job_id: PathId) -> service.JobResult:
         """`{audioUrl}`, valid for a few minutes; 409 while the job runs or after it failed."""
         return await service.job_result(pool, storage, claims, job_id)

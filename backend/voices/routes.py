@@ -3,15 +3,14 @@ voice, then finalize: 202)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import HeaderParameter, JSONBody
 
-from backend.api.deps import Caller, Config, DbPool, Storage
+from backend.api.deps import Caller, Config, DbPool, PathId, Storage
 from backend.api.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems
 from backend.api.idempotency import idempotent
 from backend.samples.service import Origin
@@ -31,12 +30,12 @@ class VoicesController(Controller):
         return await service.list_voices(pool, claims)
 
     @get("/{voice_id:uuid}", summary="Get a voice", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, pool: DbPool, voice_id: FromPath[uuid.UUID]) -> service.Voice:
+    async def get_one(self, claims: Caller, pool: DbPool, voice_id: PathId) -> service.Voice:
         """One of the caller's voices (404 for anyone else's)."""
         return await service.get_voice(pool, claims, voice_id)
 
     @delete("/{voice_id:uuid}", summary="Delete a voice (soft)", responses=problems(*BY_ID))
-    async def remove(self, claims: Caller, pool: DbPool, storage: Storage, voice_id: FromPath[uuid.UUID]) -> None:
+    async def remove(self, claims: Caller, pool: DbPool, storage: Storage, voice_id: PathId) -> None:
         """Soft-delete one of the caller's voices with its manifest and purge the samples kept for it; the
         provider's copy is left for operators."""
         await service.soft_delete_voice(pool, storage, claims, voice_id)

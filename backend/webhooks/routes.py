@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
-from backend.api.deps import Caller, DbPool, LifecycleContext
+from backend.api.deps import Caller, DbPool, LifecycleContext, PathId
 from backend.api.docs import BY_ID, USER, USER_SECURITY, problems
 from backend.webhooks import service
 
@@ -34,11 +32,11 @@ class WebhooksController(Controller):
         return await service.list_endpoints(pool, claims)
 
     @get("/{endpoint_id:uuid}", summary="Get a webhook endpoint", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, pool: DbPool, endpoint_id: FromPath[uuid.UUID]) -> service.Endpoint:
+    async def get_one(self, claims: Caller, pool: DbPool, endpoint_id: PathId) -> service.Endpoint:
         """One of the caller's endpoints (404 for anyone else's)."""
         return await service.get_endpoint(pool, claims, endpoint_id)
 
     @delete("/{endpoint_id:uuid}", summary="Delete a webhook endpoint", responses=problems(*BY_ID))
-    async def remove(self, claims: Caller, pool: DbPool, endpoint_id: FromPath[uuid.UUID]) -> None:
+    async def remove(self, claims: Caller, pool: DbPool, endpoint_id: PathId) -> None:
         """Delete one of the caller's endpoints; what was still queued for it is not delivered."""
         await service.delete_endpoint(pool, claims, endpoint_id)
