@@ -26,8 +26,9 @@ PROBLEM_JSON = "application/problem+json"
 _OUTAGES = (DatabaseUnavailable, StorageUnavailable)
 
 
-class Problem(msgspec.Struct, omit_defaults=True):
-    """The body of every error response."""
+class ProblemDetails(msgspec.Struct):
+    """An error (RFC 9457): a stable `code` to branch on, and `detail` in words. Some errors add members
+    of their own (e.g. `blockingReasons` of `launch_blocked`)."""
 
     type: str
     title: str
@@ -35,6 +36,12 @@ class Problem(msgspec.Struct, omit_defaults=True):
     code: str
     detail: str | None = None
     instance: str | None = None
+
+
+class Problem(ProblemDetails):
+    """The body of every error response: what the OpenAPI document shows (`ProblemDetails`), and the
+    error's own members."""
+
     extensions: dict[str, object] = msgspec.field(default_factory=dict)
     """Extension members, rendered beside the standard ones."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Components,
@@ -26,7 +25,7 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
-from backend.problem import PROBLEM_JSON
+from backend.problem import PROBLEM_JSON, ProblemDetails
 from backend.providers.config import PROVIDER_NAMES
 from backend.speech.formats import MEDIA_TYPES
 
@@ -55,18 +54,6 @@ _WORDS: Final = {
     429: "Too many requests at once; retry after `Retry-After` seconds.",
     503: "A dependency (database, Storage, provider) is unavailable; retry after `Retry-After` seconds.",
 }
-
-
-class ProblemDetails(msgspec.Struct):
-    """An error (RFC 9457): a stable `code` to branch on, and `detail` in words. Some errors add members
-    of their own (e.g. `blockingReasons` of `launch_blocked`)."""
-
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str | None = None
-    instance: str | None = None
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
