@@ -16,6 +16,13 @@ from backend.speech import service
 REFUSALS = (409, 422)
 
 
+def _speech_route(summary: str) -> post:
+    """`POST /` of a speech route: 200 with the audio streamed (`SpeechOperation`), or a problem."""
+    return post(
+        "/", status_code=200, summary=summary, operation_class=SpeechOperation, responses=problems(*BY_ID, *REFUSALS)
+    )
+
+
 def _streamed(speech: service.SpeechStream) -> Stream:
     # The background task runs once the body has ended, also when the client went away midway.
     return Stream(
@@ -30,13 +37,7 @@ class ReflectionSpeechController(Controller):
     tags = ("speech",)
     security = USER_SECURITY
 
-    @post(
-        "/",
-        status_code=200,
-        summary="Stream speech in the reflection's voice (once it is ready, synced and previewed)",
-        operation_class=SpeechOperation,
-        responses=problems(*BY_ID, *REFUSALS),
-    )
+    @_speech_route("Stream speech in the reflection's voice (once it is ready, synced and previewed)")
     async def speak(
         self,
         claims: Caller,
@@ -50,12 +51,7 @@ class ReflectionSpeechController(Controller):
         `blockingReasons` while the launch gate is closed."""
         return _streamed(
             await service.reflection_speech(
-                pool,
-                claims,
-                reflection_id,
-                data,
-                providers=lifecycle.providers,
-                settings=settings.provider_settings,
+                pool, claims, reflection_id, data, providers=lifecycle.providers, settings=settings.provider_settings
             )
         )
 
@@ -67,13 +63,7 @@ class VoiceSpeechController(Controller):
     tags = ("speech",)
     security = USER_SECURITY
 
-    @post(
-        "/",
-        status_code=200,
-        summary="Stream speech in one of your ready voices",
-        operation_class=SpeechOperation,
-        responses=problems(*BY_ID, *REFUSALS),
-    )
+    @_speech_route("Stream speech in one of your ready voices")
     async def speak(
         self,
         claims: Caller,
