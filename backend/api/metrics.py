@@ -10,6 +10,7 @@ request, which was a tenth of a bare request's time.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -29,26 +30,17 @@ IN_PROGRESS = Gauge(
 )
 
 _Finished = tuple[Any, Any, Any | None]  # the request counter, duration histogram and error counter children
-_finished: dict[tuple[str, str, int], _Finished] = {}
-_in_progress: dict[tuple[str, str], Any] = {}
 
 
+@functools.cache
 def _children(method: str, path: str, status: int) -> _Finished:
-    key = (method, path, status)
-    found = _finished.get(key)
-    if found is None:
-        labels = (method, path, str(status), _APP)
-        error = ERRORS.labels(*labels) if status >= 500 else None
-        found = _finished[key] = (REQUESTS.labels(*labels), DURATION.labels(*labels), error)
-    return found
+    labels = (method, path, str(status), _APP)
+    return REQUESTS.labels(*labels), DURATION.labels(*labels), ERRORS.labels(*labels) if status >= 500 else None
 
 
+@functools.cache
 def _gauge(method: str, path: str) -> Any:
-    key = (method, path)
-    found = _in_progress.get(key)
-    if found is None:
-        found = _in_progress[key] = IN_PROGRESS.labels(method, path, "200", _APP)
-    return found
+    return IN_PROGRESS.labels(method, path, "200", _APP)
 
 
 class MetricsMiddleware(ASGIMiddleware):
