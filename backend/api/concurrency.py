@@ -4,6 +4,7 @@ queueing for the database connections every user shares."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,24 +16,17 @@ class UserConcurrency:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._in_flight: dict[str, int] = {}
-
-    def in_flight(self, user: str) -> int:
-        """The user's requests in flight now."""
-        return self._in_flight.get(user, 0)
+        self._in_flight: Counter[str] = Counter()
 
     @contextmanager
     def slot(self, user: str) -> Iterator[None]:
         """Hold one of `user`'s slots for the body; ConcurrencyLimited when they are all taken."""
-        held = self._in_flight.get(user, 0)
-        if held >= self.limit:
+        if self._in_flight[user] >= self.limit:
             raise ConcurrencyLimited
-        self._in_flight[user] = held + 1
+        self._in_flight[user] += 1
         try:
             yield
         finally:
-            left = self._in_flight[user] - 1
-            if left:
-                self._in_flight[user] = left
-            else:
-                del self._in_flight[user]
+            self._in_flight[user] -= 1
+            if not self._in_flight[user]:
+                del self._in_flight[user]  # a user with nothing in flight takes no room
