@@ -27,7 +27,7 @@ from backend.db.pool import create_pool
 from backend.problem import problem_response
 from backend.provenance import ProvenanceSigner
 from backend.providers.http import create_http_client
-from backend.reflections.routes import ReflectionsController, ReflectionVoiceController, SessionsController
+from backend.reflections.routes import ReflectionsController, SessionsController
 from backend.samples.routes import VoiceSamplesController
 from backend.settings import Settings
 from backend.speech.routes import ReflectionSpeechController, VoiceSpeechController
@@ -66,7 +66,6 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     handlers: list[Any] = [
         *health_routes,
         ReflectionsController,
-        ReflectionVoiceController,
         SessionsController,
         VoicesController,
         CloneController,

@@ -114,21 +114,17 @@ class ReflectionsController(Controller):
         every reason the voice blocks the launch."""
         return await service.launch_session(pool, claims, reflection_id)
 
-
-class ReflectionVoiceController(Controller):
-    """Give a reflection its voice."""
-
-    path = "/v1/reflections/{reflection_id:uuid}/voice"
-    tags = ("reflections",)
-    security = USER_SECURITY
-
-    @get("/", summary="Voice state, launch readiness and the preview to listen to", responses=problems(*BY_ID))
+    @get(
+        "/{reflection_id:uuid}/voice",
+        summary="Voice state, launch readiness and the preview to listen to",
+        responses=problems(*BY_ID),
+    )
     async def state(self, claims: Caller, pool: DbPool, storage: Storage, reflection_id: PathId) -> service.VoiceState:
         """The voice mirror with launch readiness, its blocking reasons and a signed preview URL."""
         return await service.voice_state(pool, storage, claims, reflection_id)
 
     @post(
-        "/clone",
+        "/{reflection_id:uuid}/voice/clone",
         status_code=202,
         # The upload reader enforces the sample limit itself, with its own message, while streaming.
         request_max_body_size=None,
@@ -160,7 +156,7 @@ class ReflectionVoiceController(Controller):
             )
 
     @patch(
-        "/",
+        "/{reflection_id:uuid}/voice",
         status_code=202,
         summary="Attach a voice the caller already has at a provider",
         responses=problems(*BY_ID, 409, 422),
