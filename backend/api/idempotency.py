@@ -109,15 +109,14 @@ async def idempotent(
         return _json_response(*replayed, headers={REPLAYED_HEADER: "true"})
     try:
         result = await action(claim.record)
-        response = claim.response
-        if response is None:
+        if not claim.response:
             async with service_transaction(pool) as conn:
-                response = await claim.complete(conn, result)
+                await claim.record(conn, result)
     except BaseException:
         # Also on cancellation: the client may retry at once instead of waiting out the lease.
         await claim.release()
         raise
-    return _json_response(status, response)
+    return _json_response(status, claim.response)
 
 
 @dataclass
@@ -130,7 +129,8 @@ class _Claim:
     key: str
     token: uuid.UUID
     status: int
-    response: bytes | None = None
+    #: The recorded response's JSON (never empty once recorded).
+    response: bytes = b""
 
     def _params(self, **extra: object) -> dict[str, object]:
         return {"owner_id": self.owner_id, "route": self.route, "key": self.key, "claim_token": self.token} | extra
@@ -158,18 +158,14 @@ class _Claim:
         raise IdempotencyKeyInFlight
 
     async def record(self, conn: Connection, result: object) -> None:
-        """The Recorder a service gets: `complete` in the service's own transaction."""
-        await self.complete(conn, result)
-
-    async def complete(self, conn: Connection, result: object) -> bytes:
-        """Mark the key completed with `result` as its response, in the caller's transaction."""
+        """The Recorder a service gets: mark the key completed with `result` as its response, in the
+        caller's transaction."""
         body = encode_json(result, default_serializer)
         await become_service(conn)
         if await fetch_optional(conn, _Q["complete"], self._params(status=self.status, body=body.decode())) is None:
             # The lease ran out and another request took the key over: this one must not take effect.
             raise IdempotencyKeyInFlight("Another request took over this Idempotency-Key; retry to see its outcome.")
         self.response = body
-        return body
 
     async def release(self) -> None:
         """Give the key back unless it was completed; if that fails too, the lease frees it later."""
