@@ -68,10 +68,9 @@ def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:
         headers.update(exc.headers or {})
     else:
         status, code, detail = 500, "internal_error", "An unexpected error occurred."
-    title = _TITLES.get(status, "Error")
     return Problem(
         type=f"https://voicegate.dev/problems/{code}",
-        title=title,
+        title=_TITLES.get(status, "Error"),
         status=status,
         code=code,
         detail=detail,
