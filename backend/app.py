@@ -61,6 +61,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     # connections the API's requests need (nor the stand-in those of the requests that call it).
     storage_pool = create_pool(dsn, settings) if settings.embedded else None
     worker_pool = create_pool(dsn, settings, patience=settings.queue_visibility_seconds) if run_consumers else None
+    pools = [opened for opened in (pool, storage_pool, worker_pool) if opened is not None]
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
     handlers: list[Any] = [
@@ -88,9 +89,8 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # wait=False: the API starts (and answers /readyz with 503) even while the database is down.
-        for opening in (pool, storage_pool, worker_pool):
-            if opening is not None:
-                await opening.open(wait=False)
+        for opening in pools:
+            await opening.open(wait=False)
         app.state.pool = pool
         app.state.verifier = verifier
         app.state.user_slots = UserConcurrency(settings.user_concurrency)
@@ -114,9 +114,8 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
             await app.state.lifecycle.aclose()
             await provider_http.aclose()
             await app.state.storage.aclose()
-            for opened in (pool, storage_pool, worker_pool):
-                if opened is not None:
-                    await opened.close()
+            for opened in pools:
+                await opened.close()
             await jwks_http.aclose()
 
     return Litestar(
