@@ -102,15 +102,14 @@ async def idempotent(
     key = idempotency_key(request)
     if key is None:
         return Response(await action(None), status_code=status)
-    pool = pool_of(request)
-    claim = _Claim(pool, uuid.UUID(claims.sub), route_scope(request), key, uuid.uuid4(), status)
+    claim = _Claim(pool_of(request), uuid.UUID(claims.sub), route_scope(request), key, uuid.uuid4(), status)
     replayed = await claim.take(fingerprint or body_fingerprint(body))
     if replayed is not None:
         return _json_response(*replayed, headers={REPLAYED_HEADER: "true"})
     try:
         result = await action(claim.record)
         if not claim.response:
-            async with service_transaction(pool) as conn:
+            async with service_transaction(claim.pool) as conn:
                 await claim.record(conn, result)
     except BaseException:
         # Also on cancellation: the client may retry at once instead of waiting out the lease.
