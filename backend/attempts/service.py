@@ -157,6 +157,14 @@ async def transition(
     return _row(row)
 
 
+async def fail(
+    conn: Connection, attempt: AttemptRow, actor: str, code: str, message: str, *, lease_owner: str | None = None
+) -> AttemptRow:
+    """`transition` to `failed`, recording why: a stable code and a message safe to show."""
+    changes = {"last_error_code": code, "last_error_message": message}
+    return await transition(conn, attempt, actor, status="failed", lease_owner=lease_owner, changes=changes)
+
+
 async def complete(
     conn: Connection, attempt_id: uuid.UUID, actor: str, *, lease_owner: str, changes: dict[str, Any] | None = None
 ) -> AttemptRow:
@@ -203,79 +211,31 @@ async def extend_lease(conn: Connection, attempt_id: uuid.UUID, lease_owner: str
     return expires
 
 
-async def create_from_sample(
-    conn: Connection,
-    *,
-    owner_id: uuid.UUID,
-    voice_id: uuid.UUID,
-    sample_id: uuid.UUID,
-    provider: str,
-    reflection_id: uuid.UUID | None,
-    preview: bool,
-) -> AttemptRow:
-    """A `sample_upload` attempt, as the service. With `preview` its preview must be heard before the
-    launch gate opens; a synthesis job's voice (no reflection, no gate) is made without one."""
-    row = await fetch_one(
-        conn,
-        _Q["insert_sample_attempt"],
-        {
-            "owner_id": owner_id,
-            "voice_id": voice_id,
-            "reflection_id": reflection_id,
-            "sample_id": sample_id,
-            "provider": provider,
-            "preview": preview,
-        },
-    )
-    return _row(row)
-
-
-async def create_custom(
-    conn: Connection,
-    *,
-    owner_id: uuid.UUID,
-    voice_id: uuid.UUID,
-    reflection_id: uuid.UUID,
-    provider: str,
-    provider_voice_id: str,
-    target_model: str | None,
-) -> AttemptRow:
-    """A `custom_voice_id` attempt attaching a voice the user already has at a provider (no preview:
-    its owner has heard it there)."""
-    row = await fetch_one(
-        conn,
-        _Q["insert_custom_attempt"],
-        {
-            "owner_id": owner_id,
-            "voice_id": voice_id,
-            "reflection_id": reflection_id,
-            "provider": provider,
-            "provider_voice_id": provider_voice_id,
-            "target_model": target_model,
-        },
-    )
-    return _row(row)
-
-
-async def create_reenrolment(
+async def create(
     conn: Connection,
     *,
     owner_id: uuid.UUID,
     voice_id: uuid.UUID,
     provider: str,
     source: str,
-    sample_id: uuid.UUID | None,
     reflection_id: uuid.UUID | None,
-    preview: bool,
+    sample_id: uuid.UUID | None = None,
+    preview: bool = False,
     provider_voice_id: str | None = None,
     target_model: str | None = None,
 ) -> AttemptRow:
-    """An attempt that gives an existing voice a provider voice again, as the service: `source` says why
-    (`provider_migration`: an operator moved it; `provider_churn`: the provider lost it). It enrols from
-    `sample_id`, or, given `provider_voice_id`, reuses that reference (verified, never enrolled again)."""
+    """A new attempt, as the service; `source` says where its provider voice comes from:
+
+    `sample_upload` enrols one from `sample_id`. `custom_voice_id` attaches `provider_voice_id`, a voice
+    the user already has at a provider (no preview: its owner has heard it there). `provider_migration`
+    (an operator moved the voice) and `provider_churn` (the provider lost it) give an existing voice a
+    provider voice again, from `sample_id` or reusing `provider_voice_id` (verified, never enrolled again).
+    With `preview` its preview must be heard before the launch gate opens; a synthesis job's voice (no
+    reflection, no gate) is made without one.
+    """
     row = await fetch_one(
         conn,
-        _Q["insert_reenrolment_attempt"],
+        _Q["insert_attempt"],
         {
             "owner_id": owner_id,
             "voice_id": voice_id,

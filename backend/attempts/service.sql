@@ -19,21 +19,7 @@ select msg_id, read_ct, enqueued_at, vt, message, leased
 -- name: extend_lease
 select voicegate.extend_attempt_lease(%(attempt_id)s, %(lease_owner)s, %(seconds)s) as expires_at;
 
--- name: insert_sample_attempt
-insert into public.voice_clone_attempts
-  (owner_id, voice_id, reflection_id, sample_id, provider, source, preview_required, preview_status)
-values (%(owner_id)s, %(voice_id)s, %(reflection_id)s, %(sample_id)s, %(provider)s, 'sample_upload', %(preview)s,
-        case when %(preview)s then 'pending' else 'not_required' end)
-returning *;
-
--- name: insert_custom_attempt
-insert into public.voice_clone_attempts
-  (owner_id, voice_id, reflection_id, provider, source, preview_required, provider_voice_id, provider_target_model)
-values (%(owner_id)s, %(voice_id)s, %(reflection_id)s, %(provider)s, 'custom_voice_id', false,
-        %(provider_voice_id)s, %(target_model)s)
-returning *;
-
--- name: insert_reenrolment_attempt
+-- name: insert_attempt
 insert into public.voice_clone_attempts
   (owner_id, voice_id, reflection_id, sample_id, provider, source, preview_required, preview_status,
    provider_voice_id, provider_target_model)

@@ -69,11 +69,6 @@ class _Failed(Exception):
         self.message = message
 
 
-def worker_actor(worker_id: str) -> str:
-    """The actor recorded on the events a worker writes."""
-    return f"worker:{worker_id}"
-
-
 def lease_on_read(ctx: Lifecycle, worker_id: str) -> Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]:
     """The clone queue's reader: pgmq's read that also leases each due `queued` attempt it delivers to
     this worker, in the read's transaction (`process_attempt` then needs no claim of its own)."""
@@ -91,7 +86,7 @@ async def process_attempt(
 ) -> Outcome:
     """Take the attempt as far as it can go now; safe to call again at any point. `leased` is the attempt
     as the read that delivered its message leased it to this worker, if it did."""
-    actor = worker_actor(worker_id)
+    actor = f"worker:{worker_id}"
     claimed = await _claim(ctx, attempt_id, worker_id, actor, leased)
     if isinstance(claimed, Outcome):
         return claimed
@@ -311,33 +306,22 @@ async def _enrol_again(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, acto
                 f"The provider does not know this voice; attempt {new.id} enrols it again.",
             )
             current, _ = await attempts.load(conn, current.id)  # the new attempt may have superseded it
-        return await attempts.transition(
-            conn,
-            current,
-            actor,
-            status="failed",
-            lease_owner=worker_id,
-            changes={"last_error_code": code, "last_error_message": message},
-        )
+        return await attempts.fail(conn, current, actor, code, message, lease_owner=worker_id)
 
 
 async def _sync_runtime(ctx: Lifecycle, attempt_id: uuid.UUID, actor: str) -> AttemptRow:
-    """Finish the runtime sync of a ready attempt (after a crash between ready and synced)."""
+    """Finish the runtime sync of a ready attempt (after a crash between ready and synced): `syncing →
+    synced` once the voice row the runtime reads carries the attempt's provider voice; queue the preview
+    in the same transaction when one is required."""
     async with service_transaction(ctx.pool) as conn:
         attempt, _ = await attempts.load(conn, attempt_id)
-        return await _sync_in(conn, attempt, actor)
-
-
-async def _sync_in(conn: Connection, attempt: AttemptRow, actor: str) -> AttemptRow:
-    """`syncing → synced` once the voice row the runtime reads carries the attempt's provider voice;
-    queue the preview in the same transaction when one is required."""
-    if attempt.runtime_status in {"pending", "sync_failed"}:
-        attempt = await attempts.transition(conn, attempt, actor, runtime="syncing")
-    voice = await voices.voice_row(conn, attempt.voice_id)
-    in_sync = voice["provider_voice_id"] == attempt.provider_voice_id and voice["tts_provider"] == attempt.provider
-    attempt = await attempts.transition(conn, attempt, actor, runtime="synced" if in_sync else "sync_failed")
-    await _queue_preview(conn, attempt)
-    return attempt
+        if attempt.runtime_status in {"pending", "sync_failed"}:
+            attempt = await attempts.transition(conn, attempt, actor, runtime="syncing")
+        voice = await voices.voice_row(conn, attempt.voice_id)
+        in_sync = voice["provider_voice_id"] == attempt.provider_voice_id and voice["tts_provider"] == attempt.provider
+        attempt = await attempts.transition(conn, attempt, actor, runtime="synced" if in_sync else "sync_failed")
+        await _queue_preview(conn, attempt)
+        return attempt
 
 
 async def _queue_preview(conn: Connection, attempt: AttemptRow) -> None:
@@ -352,14 +336,7 @@ async def _schedule_retry(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str,
         attempt, now = await attempts.load(conn, attempt_id)
         if attempt.retry_count >= attempt.max_retries or attempt.status == "superseded":
             message = f"{safe} (gave up after {attempt.retry_count + 1} tries)"
-            failed = await attempts.transition(
-                conn,
-                attempt,
-                actor,
-                status="failed",
-                lease_owner=worker_id,
-                changes={"last_error_code": "provider_unavailable", "last_error_message": message},
-            )
+            failed = await attempts.fail(conn, attempt, actor, "provider_unavailable", message, lease_owner=worker_id)
             return Outcome(status=failed.status)
         retry_at = now + timedelta(seconds=ctx.retry_delay(attempt.retry_count + 1))
         await attempts.transition(
@@ -383,14 +360,9 @@ async def _fail(
     ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str, *, code: str, message: str
 ) -> Outcome:
     try:
-        failed = await _step(
-            ctx,
-            attempt_id,
-            worker_id,
-            actor,
-            status="failed",
-            changes={"last_error_code": code, "last_error_message": message},
-        )
+        async with service_transaction(ctx.pool) as conn:
+            attempt, _ = await attempts.load(conn, attempt_id)
+            failed = await attempts.fail(conn, attempt, actor, code, message, lease_owner=worker_id)
     except (LeaseLost, StaleVersion):
         return Outcome(status="lease_lost")
     return Outcome(status=failed.status)
@@ -407,13 +379,7 @@ async def fail_dead_lettered(conn: Connection, attempt_id: uuid.UUID, reason: st
     except NotFound:
         return
     if attempt.status in attempts.OPEN_STATUSES:
-        await attempts.transition(
-            conn,
-            attempt,
-            "dead_letter",
-            status="failed",
-            changes={"last_error_code": "dead_lettered", "last_error_message": reason[:500]},
-        )
+        await attempts.fail(conn, attempt, "dead_letter", "dead_lettered", reason[:500])
 
 
 async def process_reflection_attempt(

@@ -89,12 +89,13 @@ async def clone_from_upload(
         await samples.insert_sample(
             conn, new, consent_id, status="ready", retention_days=settings.sample_retention_days
         )
-        attempt = await attempts.create_from_sample(
+        attempt = await attempts.create(
             conn,
             owner_id=owner_id,
             voice_id=voice_id,
             sample_id=sample_id,
             provider=new.provider,
+            source="sample_upload",
             reflection_id=reflection_id,
             preview=True,
         )
@@ -142,12 +143,13 @@ async def attach_custom_voice(
                 language=custom.language,
                 provider=provider_name,
             )
-        attempt = await attempts.create_custom(
+        attempt = await attempts.create(
             conn,
             owner_id=owner_id,
             voice_id=voice_id,
             reflection_id=reflection_id,
             provider=provider_name,
+            source="custom_voice_id",
             provider_voice_id=custom.voice_id,
             target_model=found.target_model,
         )

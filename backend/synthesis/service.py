@@ -190,14 +190,14 @@ async def _voice_of_sample(
             consent_id=sample["consent_id"],
         )
         await samples.link_voice(conn, sample["id"], voice_id)
-    attempt = await attempts.create_from_sample(
+    attempt = await attempts.create(
         conn,
         owner_id=owner_id,
         voice_id=voice_id,
         sample_id=sample["id"],
         provider=provider,
+        source="sample_upload",
         reflection_id=None,
-        preview=False,
     )
     return voice_id, attempt.id
 

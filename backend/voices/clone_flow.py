@@ -145,12 +145,13 @@ async def finalize(
             conn, new, voice["consent_id"], status="ready", retention_days=settings.sample_retention_days
         )
         await voices.rename(conn, request.voice_id, request.name.strip() if request.name else None, request.language)
-        attempt = await attempts.create_from_sample(
+        attempt = await attempts.create(
             conn,
             owner_id=owner_id,
             voice_id=request.voice_id,
             sample_id=sample["id"],
             provider=provider,
+            source="sample_upload",
             reflection_id=request.reflection_id,
             preview=True,
         )

@@ -92,7 +92,7 @@ async def reenrol(
     if reuse is None and sample is None:
         raise CannotReenrol("sample_missing", f"The voice cannot be enrolled again: {NO_SAMPLE}.")
     reflection = await reflection_of(conn, voice["id"])
-    return await attempts.create_reenrolment(
+    return await attempts.create(
         conn,
         owner_id=voice["owner_id"],
         voice_id=voice["id"],
