@@ -30,7 +30,6 @@ from backend.errors import (
     NotFound,
     ProviderRejected,
     ProviderUnavailable,
-    ValidationFailed,
     VoicegateError,
     VoiceNotReady,
 )
@@ -42,7 +41,7 @@ from backend.reflections import service as reflections
 from backend.speech.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.synthesis.service import MAX_TEXT_CHARS
 from backend.synthesis.speaker import Mute, Waits, awaited, provider_voice, speaker
-from backend.synthesis.text import sentences
+from backend.synthesis.text import cleaned, sentences
 from backend.voices import service as voices
 
 log = logging.getLogger(__name__)
@@ -199,7 +198,7 @@ async def reflection_speech(
 ) -> SpeechStream:
     """Stream `text` in the reflection's active voice; LaunchBlocked (409, every reason) unless the gate
     passes, NotFound for anyone else's reflection."""
-    text = _clean(request.text)
+    text = cleaned(request.text)
     async with user_transaction(pool, claims.raw) as conn:
         launch = await reflections.launch_voice(conn, reflection_id)
         opened = _Opened(
@@ -218,7 +217,7 @@ async def voice_speech(
 ) -> SpeechStream:
     """Stream `text` in one of the caller's voices that speaks now; VoiceNotReady (409) for one still being
     cloned or with no cloned voice, NotFound for anyone else's."""
-    text = _clean(request.text)
+    text = cleaned(request.text)
     async with user_transaction(pool, claims.raw) as conn:
         if not await voices.visible(conn, request.voice_id):
             raise NotFound("Voice not found.")
@@ -273,13 +272,6 @@ async def _start(
     stream = SpeechStream(pool, stream_id, provider=provider, opened=opened, text=text, fmt=fmt)
     await stream.open()
     return stream
-
-
-def _clean(text: str) -> str:
-    cleaned = text.strip()
-    if not cleaned:
-        raise ValidationFailed("text must not be blank")
-    return cleaned
 
 
 def _refusal(exc: ProviderError) -> VoicegateError:

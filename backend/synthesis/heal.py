@@ -38,7 +38,7 @@ async def heal_job(
             return Outcome(status="stale")
         if job["healed_at"] is not None:
             message = f"The provider lost the voice again after it was enrolled anew ({lost.safe_message})"
-            return await _fail(conn, job_id, "voice_lost", message)
+            return await fail_job(conn, job_id, "voice_lost", message)
         try:
             attempt = await portability.heal(
                 conn,
@@ -49,7 +49,7 @@ async def heal_job(
                 actor=f"synthesis:{job_id}",
             )
         except portability.CannotReenrol as refused:
-            return await _fail(conn, job_id, refused.code, f"{lost.safe_message} {refused.message}")
+            return await fail_job(conn, job_id, refused.code, f"{lost.safe_message} {refused.message}")
         await follow(conn, job["voice_id"], attempt.id)
         waiting = await fetch_optional(conn, _Q["wait_for_reenrolment"], {"id": job_id, "attempt_id": attempt.id})
     if waiting is None:
@@ -57,6 +57,7 @@ async def heal_job(
     return Outcome(status="queued", retry_at=waiting["db_now"] + recheck)
 
 
-async def _fail(conn: Connection, job_id: uuid.UUID, code: str, message: str) -> Outcome:
+async def fail_job(conn: Connection, job_id: uuid.UUID, code: str, message: str) -> Outcome:
+    """Fail the job unless it already ended, on the caller's transaction (`stale` when it had)."""
     failed = await fetch_optional(conn, _Q["fail_job"], {"id": job_id, "code": code, "message": message[:500]})
     return Outcome(status="failed" if failed is not None else "stale")

@@ -35,6 +35,7 @@ from backend.providers.config import ProviderSettings
 from backend.samples import service as samples
 from backend.storage.client import ObjectStorage
 from backend.synthesis.speaker import Mute, Waits, awaited, provider_voice, speaker
+from backend.synthesis.text import cleaned
 from backend.voices import service as voices
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -106,13 +107,6 @@ class JobResult(msgspec.Struct, rename="camel"):
     provenance: str = PROVENANCE
 
 
-def _clean_text(text: str) -> str:
-    cleaned = text.strip()
-    if not cleaned:
-        raise ValidationFailed("text must not be blank")
-    return cleaned
-
-
 async def create_job(
     pool: Pool,
     claims: UserClaims,
@@ -127,7 +121,7 @@ async def create_job(
     """
     if (request.sample_id is None) == (request.voice_id is None):
         raise ValidationFailed("Send exactly one of sampleId and voiceId.")
-    text = _clean_text(request.text)
+    text = cleaned(request.text)
     owner_id = uuid.UUID(claims.sub)
     async with user_transaction(pool, claims.raw) as conn:
         if request.sample_id is not None:

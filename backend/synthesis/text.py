@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from backend.errors import ValidationFailed
+
 #: The longest piece sent to a provider in one call (a few sentences; every provider takes far more).
 MAX_PIECE_CHARS: Final = 300
 # A sentence ends at . ! ? or an ellipsis (with any closing quote or bracket) before a space; at a CJK
@@ -13,6 +15,14 @@ MAX_PIECE_CHARS: Final = 300
 _SENTENCE_END = re.compile("(?P<end>[.!?\u2026][\"'\u201d\u2019)\\]]*)\\s+|(?P<cjk>[\u3002\uff01\uff1f])\\s*")
 _SOFT_BREAK = re.compile("(?<=[,;:\uff0c\u3001])\\s*|\\s+")
 _COMMAS = ",;:\uff0c\u3001"
+
+
+def cleaned(text: str) -> str:
+    """`text` stripped; ValidationFailed when nothing is left to speak."""
+    stripped = text.strip()
+    if not stripped:
+        raise ValidationFailed("text must not be blank")
+    return stripped
 
 
 def pieces(text: str) -> list[str]:

@@ -144,10 +144,7 @@ async def _start(ctx: Lifecycle, job_id: uuid.UUID) -> tuple[dict[str, Any], Pro
             return Outcome(status="missing" if job is None else job["status"])
         voice = _speaker_of(job)
         if isinstance(voice, Mute):
-            failed = await fetch_optional(
-                conn, _Q["fail_job"], {"id": job_id, "code": voice.code, "message": voice.message[:500]}
-            )
-            return Outcome(status="failed" if failed is not None else "stale")
+            return await heal.fail_job(conn, job_id, voice.code, voice.message)
         if isinstance(voice, Waits):
             return Outcome(status="queued", retry_at=job["db_now"] + timedelta(seconds=WAIT_RECHECK_SECONDS))
         parts = pieces(job["input_text"])
@@ -170,10 +167,9 @@ async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_messa
 
 async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str) -> Outcome:
     async with service_transaction(ctx.pool) as conn:
-        failed = await fetch_optional(conn, _Q["fail_job"], {"id": job_id, "code": code, "message": message[:500]})
-    return Outcome(status="failed" if failed is not None else "stale")
+        return await heal.fail_job(conn, job_id, code, message)
 
 
 async def fail_dead_lettered_job(conn: Connection, job_id: uuid.UUID, reason: str) -> None:
     """Fail a job whose message was dead-lettered, unless it already ended (same transaction)."""
-    await conn.execute(_Q["fail_job"], {"id": job_id, "code": "dead_lettered", "message": reason[:500]})
+    await heal.fail_job(conn, job_id, "dead_lettered", reason)

@@ -31,12 +31,6 @@ update public.synthesis_jobs
  where id = %(id)s and status = 'processing'
 returning retry_count, now() as db_now;
 
--- name: fail_job
-update public.synthesis_jobs
-   set status = 'failed', error_code = %(code)s, error_message = %(message)s, finished_at = now()
- where id = %(id)s and status in ('queued', 'processing')
-returning id;
-
 -- name: finish_job
 update public.synthesis_jobs
    set status = 'succeeded', output_bucket_id = %(bucket)s, output_object_path = %(path)s,
