@@ -90,15 +90,8 @@ async def purge_sample(
         if row is None:
             return None
         purged = purged_view(row, "purged")
-        paths = list(
-            dict.fromkeys(
-                [
-                    row["object_path"],
-                    *([row["processed_object_path"]] if row["processed_object_path"] else []),
-                    samples.processed_path(row["object_path"]),
-                ]
-            )
-        )
+        processed = [row["processed_object_path"]] if row["processed_object_path"] else []
+        paths = list(dict.fromkeys([row["object_path"], *processed, samples.processed_path(row["object_path"])]))
         purged.removed = await storage.remove(row["bucket_id"], paths)
         audit = {
             **(detail or {}),
