@@ -20,7 +20,6 @@ from typing import Annotated, Any
 import msgspec
 import psycopg
 
-from backend.attempts import service as attempts
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_one
 from backend.db.pool import Connection, Pool, become_service, service_transaction, user_transaction
@@ -40,7 +39,7 @@ from backend.providers.registry import ProviderSet
 from backend.reflections import service as reflections
 from backend.speech.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.synthesis.service import MAX_TEXT_CHARS
-from backend.synthesis.speaker import Mute, Waits, awaited, provider_voice, speaker
+from backend.synthesis.speaker import Mute, Waits, speaker_now
 from backend.synthesis.text import cleaned, sentences
 from backend.voices import service as voices
 
@@ -230,9 +229,7 @@ async def voice_speech(
 
 async def _speaking(conn: Connection, row: dict[str, Any]) -> ProviderVoice:
     """The `speaker` rule when the answer must be now: a voice that waits for its clone cannot stream."""
-    own = provider_voice(row["tts_provider"], row["provider_voice_id"], row["provider_target_model"])
-    attempt = None if own is not None else await attempts.open_for_voice(conn, row["id"])
-    state = speaker(own, None if attempt is None else awaited(attempt))
+    state = await speaker_now(conn, row)
     if isinstance(state, Waits):
         raise VoiceNotReady("The voice is still being cloned; stream once it is ready.")
     if isinstance(state, Mute):

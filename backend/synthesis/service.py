@@ -34,7 +34,7 @@ from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.samples import service as samples
 from backend.storage.client import ObjectStorage
-from backend.synthesis.speaker import Mute, Waits, awaited, provider_voice, speaker
+from backend.synthesis.speaker import Mute, Waits, speaker_now
 from backend.synthesis.text import cleaned
 from backend.voices import service as voices
 
@@ -213,9 +213,7 @@ async def _state_of(
 ) -> ProviderVoice | Waits | Mute:
     """`speaker` for a voice row when a job is made: its open attempt matters only while the row has no
     provider voice. A voice that speaks or waits needs its provider configured (422 otherwise)."""
-    own = provider_voice(voice["tts_provider"], voice["provider_voice_id"])
-    attempt = None if own is not None else await attempts.open_for_voice(conn, voice["id"])
-    state = speaker(own, None if attempt is None else awaited(attempt))
+    state = await speaker_now(conn, voice)
     if not isinstance(state, Mute):
         providers.usable(state.provider)
     return state

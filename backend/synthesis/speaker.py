@@ -12,7 +12,9 @@ from typing import Any
 
 import msgspec
 
-from backend.attempts.service import OPEN_STATUSES, AttemptRow
+from backend.attempts import service as attempts
+from backend.attempts.service import OPEN_STATUSES
+from backend.db.pool import Connection
 from backend.providers.base import ProviderVoice
 
 
@@ -62,15 +64,21 @@ def provider_voice(
     return ProviderVoice(provider=provider, voice_id=voice_id, target_model=target_model, metadata=metadata or {})
 
 
-def awaited(attempt: AttemptRow) -> Awaited:
-    """An attempt row as the attempt a voice waits for."""
+async def speaker_now(conn: Connection, voice: dict[str, Any]) -> ProviderVoice | Waits | Mute:
+    """`speaker` for a voice row on `conn`: the clone attempt under way for it (if any) matters only
+    while the row carries no provider voice."""
+    own = provider_voice(voice["tts_provider"], voice["provider_voice_id"], voice["provider_target_model"])
+    attempt = None if own is not None else await attempts.open_for_voice(conn, voice["id"])
+    if attempt is None:
+        return speaker(own, None)
     made = provider_voice(
         attempt.provider, attempt.provider_voice_id, attempt.provider_target_model, attempt.provider_metadata
     )
-    return Awaited(
+    awaited = Awaited(
         id=attempt.id,
         status=attempt.status,
         provider=attempt.provider,
         voice=made,
         error_message=attempt.last_error_message,
     )
+    return speaker(None, awaited)

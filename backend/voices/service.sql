@@ -36,7 +36,7 @@ select * from public.voices where id = %(voice_id)s;
 select id from public.voices where id = %(id)s and deleted_at is null;
 
 -- name: lock_voice
-select id, tts_provider, provider_voice_id
+select id, tts_provider, provider_voice_id, provider_target_model
   from public.voices
  where id = %(id)s and owner_id = %(owner_id)s and deleted_at is null
    for update;
