@@ -64,15 +64,11 @@ class ProvenanceSigner:
         info = c2pa.C2paSignerInfo(_C2PA_ALGS[credentials.alg], credentials.chain_pem, credentials.key_pem, None)
         try:
             self._signer = c2pa.Signer.from_info(info)
-        except c2pa.C2paError as exc:
-            self.close()
-            reason = " ".join(str(exc).split())
-            raise SettingsError(f"{credentials.origin}: c2pa cannot sign with these credentials: {reason}") from exc
-        try:
             self.sign_audio(_SELF_TEST_WAV, "audio/wav", _SELF_TEST_CLAIM)
-        except ProvenanceFailed as exc:
+        except (c2pa.C2paError, ProvenanceFailed) as exc:
             self.close()
-            reason = " ".join(str(exc.__cause__ or exc.detail).split())
+            cause = (exc.__cause__ or exc.detail) if isinstance(exc, ProvenanceFailed) else exc
+            reason = " ".join(str(cause).split())
             raise SettingsError(f"{credentials.origin}: c2pa cannot sign with these credentials: {reason}") from exc
 
     @classmethod
