@@ -66,21 +66,10 @@ async def write_manifest(
         if (
             row is None
             or row["deleted_at"] is not None
-            or (row["tts_provider"], row["provider_voice_id"]) != (provider, provider_voice_id)
+            or (row["provider"], row["provider_voice_id"]) != (provider, provider_voice_id)
         ):
             return False
-        manifest = VoiceManifest(
-            voice_id=row["voice_id"],
-            provider=row["tts_provider"],
-            provider_voice_id=row["provider_voice_id"],
-            target_model=row["provider_target_model"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            consent_id=row["consent_id"],
-            consent_version=row["consent_version"],
-            sample_id=row["sample_id"],
-            sample_verdict=row["sample_verdict"],
-        )
+        manifest = VoiceManifest(**{name: row[name] for name in VoiceManifest.__struct_fields__})
         path = manifest_path(row["owner_id"], voice_id)
         await storage.upload(BUCKET, path, msgspec.json.encode(manifest), "application/json", upsert=True)
     return True

@@ -1,6 +1,8 @@
 -- name: lock_voice
--- The voice (locked until the manifest is stored), its consent, and the sample it was cloned from.
-select v.id as voice_id, v.owner_id, v.tts_provider, v.provider_voice_id, v.provider_target_model,
+-- The voice (locked until the manifest is stored), its consent, and the sample it was cloned from,
+-- named as the manifest names them.
+select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voice_id,
+       v.provider_target_model as target_model,
        v.created_at, v.updated_at, v.deleted_at, v.consent_id, c.consent_text_version as consent_version,
        s.id as sample_id, s.quality_report ->> 'verdict' as sample_verdict
   from public.voices v
