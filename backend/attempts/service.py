@@ -105,7 +105,8 @@ def view(attempt: AttemptRow) -> Attempt:
     return msgspec.convert(attempt, Attempt, from_attributes=True)
 
 
-def _row(row: dict[str, Any]) -> AttemptRow:
+def as_row(row: dict[str, Any]) -> AttemptRow:
+    """A `voice_clone_attempts` row as a query returns it (or `read_and_lease` leased it), typed."""
     return msgspec.convert(row, AttemptRow, from_attributes=False, strict=False)
 
 
@@ -118,13 +119,13 @@ async def load(conn: Connection, attempt_id: uuid.UUID) -> tuple[AttemptRow, dat
     if row is None:
         raise NotFound(f"attempt {attempt_id} not found")
     observed_at: datetime = row["observed_at"]
-    return _row(row), observed_at
+    return as_row(row), observed_at
 
 
 async def lock(conn: Connection, attempt_id: uuid.UUID) -> AttemptRow | None:
     """The attempt, row-locked for the rest of the transaction (operators re-check what they read)."""
     row = await fetch_optional(conn, _Q["lock_attempt"], {"attempt_id": attempt_id})
-    return None if row is None else _row(row)
+    return None if row is None else as_row(row)
 
 
 async def transition(
@@ -154,7 +155,7 @@ async def transition(
             "changes": json.dumps(changes or {}, default=str),
         },
     )
-    return _row(row)
+    return as_row(row)
 
 
 async def fail(
@@ -181,7 +182,7 @@ async def complete(
             "changes": json.dumps(changes or {}, default=str),
         },
     )
-    return _row(row)
+    return as_row(row)
 
 
 async def read_and_lease(
@@ -195,11 +196,6 @@ async def read_and_lease(
         _Q["read_and_lease"],
         {"queue": queue, "vt": vt, "qty": qty, "lease_owner": lease_owner, "lease_seconds": lease_seconds},
     )
-
-
-def leased_row(leased: dict[str, Any]) -> AttemptRow:
-    """The attempt `read_and_lease` leased, as a row."""
-    return _row(leased)
 
 
 async def extend_lease(conn: Connection, attempt_id: uuid.UUID, lease_owner: str, seconds: int) -> datetime:
@@ -248,13 +244,13 @@ async def create(
             "target_model": target_model,
         },
     )
-    return _row(row)
+    return as_row(row)
 
 
 async def retry(conn: Connection, attempt_id: uuid.UUID) -> AttemptRow:
     """A new attempt copying `attempt_id`'s voice, sample, provider and preview rule, as the service;
     inserting it supersedes the old one. The retry route, dead-letter replay and zombie re-clone use it."""
-    return _row(await fetch_one(conn, _Q["retry_attempt"], {"attempt_id": attempt_id}))
+    return as_row(await fetch_one(conn, _Q["retry_attempt"], {"attempt_id": attempt_id}))
 
 
 async def open_for_voice(
@@ -262,7 +258,7 @@ async def open_for_voice(
 ) -> AttemptRow | None:
     """The voice's newest attempt still under way, if any (other than `besides`)."""
     row = await fetch_optional(conn, _Q["open_for_voice"], {"voice_id": voice_id, "open": _OPEN, "besides": besides})
-    return None if row is None else _row(row)
+    return None if row is None else as_row(row)
 
 
 async def enrolled_by(conn: Connection, owner_id: uuid.UUID, enrolment_key: str) -> bool:
@@ -274,7 +270,7 @@ async def enrolled_by(conn: Connection, owner_id: uuid.UUID, enrolment_key: str)
 async def list_for_reflection(conn: Connection, reflection_id: uuid.UUID, limit: int) -> list[AttemptRow]:
     """The reflection's attempts visible on `conn`, newest first."""
     rows = await fetch_all(conn, _Q["list_for_reflection"], {"reflection_id": reflection_id, "limit": limit})
-    return [_row(row) for row in rows]
+    return [as_row(row) for row in rows]
 
 
 async def get_for_reflection(conn: Connection, reflection_id: uuid.UUID, attempt_id: uuid.UUID) -> AttemptRow:
@@ -284,10 +280,10 @@ async def get_for_reflection(conn: Connection, reflection_id: uuid.UUID, attempt
     )
     if row is None:
         raise NotFound("Attempt not found.")
-    return _row(row)
+    return as_row(row)
 
 
 async def active_for_reflection(conn: Connection, reflection_id: uuid.UUID) -> AttemptRow | None:
     """The reflection's active attempt, as visible on `conn`."""
     row = await fetch_optional(conn, _Q["active_for_reflection"], {"reflection_id": reflection_id})
-    return None if row is None else _row(row)
+    return None if row is None else as_row(row)

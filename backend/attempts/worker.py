@@ -131,7 +131,7 @@ async def _claim(  # noqa: PLR0911 - one return per state the attempt can be fou
 ) -> AttemptRow | Outcome:
     """Lease the attempt to this worker (unless its read already did), or say why there is nothing to do now."""
     if leased is not None:
-        attempt = attempts.leased_row(leased)
+        attempt = attempts.as_row(leased)
         if attempt.id == attempt_id and attempt.lease_owner == worker_id:
             failpoint("after_claim")
             return attempt

@@ -33,7 +33,7 @@ async def test_a_due_queued_attempt_is_leased_as_it_is_read(pool: Pool, db: Conn
     attempt = seed_attempt(db, owner, seed_voice(db, owner), None)
     [row] = await read(pool)
     assert row["message"]["attemptId"] == str(attempt["id"])
-    leased = attempts.leased_row(row["leased"])
+    leased = attempts.as_row(row["leased"])
     assert (leased.id, leased.status, leased.lease_owner) == (attempt["id"], "processing", WORKER)
     assert leased.version == attempt["version"] + 1
     stored = one(
