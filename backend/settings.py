@@ -130,37 +130,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.data_dir / "pgdata"
 
 
-_ENV = {
+# A field's variable is VOICEGATE_<FIELD>, except these (named before the convention, or shorter).
+_ENV_EXCEPTIONS = {
     "database_url": "DATABASE_URL",
-    "data_dir": "VOICEGATE_DATA_DIR",
-    "host": "VOICEGATE_HOST",
-    "port": "VOICEGATE_PORT",
-    "public_url": "VOICEGATE_PUBLIC_URL",
-    "pg_port": "VOICEGATE_PG_PORT",
-    "db_pool_min": "VOICEGATE_DB_POOL_MIN",
-    "db_pool_max": "VOICEGATE_DB_POOL_MAX",
-    "db_connect_timeout": "VOICEGATE_DB_CONNECT_TIMEOUT",
-    "db_timeout": "VOICEGATE_DB_TIMEOUT",
-    "user_concurrency": "VOICEGATE_USER_CONCURRENCY",
-    "log_level": "VOICEGATE_LOG_LEVEL",
     "consumer_mode": "CONSUMER_MODE",
-    "worker_concurrency": "VOICEGATE_WORKER_CONCURRENCY",
     "queue_visibility_seconds": "VOICEGATE_QUEUE_VT",
-    "queue_max_reads": "VOICEGATE_QUEUE_MAX_READS",
-    "queue_poll_interval": "VOICEGATE_QUEUE_POLL_INTERVAL",
-    "lease_seconds": "VOICEGATE_LEASE_SECONDS",
-    "retry_base_seconds": "VOICEGATE_RETRY_BASE_SECONDS",
-    "maintenance_interval": "VOICEGATE_MAINTENANCE_INTERVAL",
     "stale_after_seconds": "VOICEGATE_STALE_AFTER",
-    "sample_retention_days": "VOICEGATE_SAMPLE_RETENTION_DAYS",
     "orphan_grace_seconds": "VOICEGATE_ORPHAN_GRACE",
-    "c2pa_cert": "VOICEGATE_C2PA_CERT",
-    "c2pa_key": "VOICEGATE_C2PA_KEY",
-    "c2pa_trust_anchors": "VOICEGATE_C2PA_TRUST_ANCHORS",
-    "webhook_url": "VOICEGATE_WEBHOOK_URL",
-    "webhook_secret": "VOICEGATE_WEBHOOK_SECRET",
-    "webhook_max_attempts": "VOICEGATE_WEBHOOK_MAX_ATTEMPTS",
-    "webhook_retry_base_seconds": "VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS",
+}
+# `auth` and `providers` are read by modules of their own, from variables of their own.
+_ENV = {
+    field: _ENV_EXCEPTIONS.get(field, f"VOICEGATE_{field.upper()}")
+    for field in Settings.__struct_fields__
+    if field not in ("auth", "providers")
 }
 
 
