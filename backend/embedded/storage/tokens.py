@@ -26,8 +26,6 @@ Scope = Literal["upload", "download"]
 class UploadGrant:
     """What a verified upload token allows: write `bucket/path` as `owner`, replacing if `upsert`."""
 
-    bucket: str
-    path: str
     owner: str | None
     upsert: bool
     expires_at: int
@@ -37,8 +35,6 @@ class UploadGrant:
 class DownloadGrant:
     """What a verified download token allows: read `bucket/path` until `expires_at`."""
 
-    bucket: str
-    path: str
     expires_at: int
 
 
@@ -70,8 +66,6 @@ def verify_upload_token(secret: str, token: str, bucket: str, path: str, *, now:
     claims = _verify(secret, token, "upload", f"{bucket}/{path}", now)
     owner = claims.get("owner")
     return UploadGrant(
-        bucket=bucket,
-        path=path,
         owner=owner if isinstance(owner, str) else None,
         upsert=claims.get("upsert") is True,
         expires_at=int(claims["exp"]),
@@ -81,7 +75,7 @@ def verify_upload_token(secret: str, token: str, bucket: str, path: str, *, now:
 def verify_download_token(secret: str, token: str, bucket: str, path: str, *, now: int | None = None) -> DownloadGrant:
     """The grant of a download token for exactly `bucket/path`; raises a StorageError otherwise."""
     claims = _verify(secret, token, "download", f"{bucket}/{path}", now)
-    return DownloadGrant(bucket=bucket, path=path, expires_at=int(claims["exp"]))
+    return DownloadGrant(expires_at=int(claims["exp"]))
 
 
 def _sign(secret: str, claims: dict[str, Any], expires_in: int, now: int | None) -> str:
