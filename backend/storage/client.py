@@ -73,7 +73,15 @@ class ObjectInfo:
     metadata: dict[str, Any] | None
 
 
-class ObjectStorage(Protocol):
+class ObjectRemover(Protocol):
+    """The one Storage operation a purge or a sweep needs (`ObjectStorage` has it)."""
+
+    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
+        """Delete the objects; returns the names that existed and were deleted."""
+        ...
+
+
+class ObjectStorage(ObjectRemover, Protocol):
     """Object storage as voicegate needs it: signed URLs for clients, bytes for workers."""
 
     async def create_signed_upload_url(self, bucket: str, path: str, *, upsert: bool = False) -> SignedUpload:
@@ -96,18 +104,6 @@ class ObjectStorage(Protocol):
 
     async def info(self, bucket: str, path: str) -> ObjectInfo | None:
         """The object's info, or None when there is no such object."""
-        ...
-
-    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
-        """Delete the objects; returns the names that existed and were deleted."""
-        ...
-
-
-class ObjectRemover(Protocol):
-    """The one Storage operation a purge or a sweep needs (`ObjectStorage` has it)."""
-
-    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
-        """Delete the objects; returns the names that existed and were deleted."""
         ...
 
 
@@ -150,27 +146,24 @@ class SupabaseObjectStorage:
 
     async def create_signed_upload_url(self, bucket: str, path: str, *, upsert: bool = False) -> SignedUpload:
         """A URL (with its token) a client can PUT the object to without any other credential."""
-        files = self._client.from_(bucket)
         # storage3 sends the option's string as the `x-upsert` header, and no header without it.
         options = CreateSignedUploadUrlOptions(upsert="true") if upsert else None
-        result = await _call(lambda: files.create_signed_upload_url(path, options))
+        result = await _call(lambda: self._client.from_(bucket).create_signed_upload_url(path, options))
         return SignedUpload(url=result["signed_url"], token=result["token"], path=result["path"])
 
     async def upload(
         self, bucket: str, path: str, data: bytes | IO[bytes], content_type: str, *, upsert: bool = False
     ) -> None:
         """Store `data` (bytes, or a binary file object that is streamed) at `bucket/path`."""
-        files = self._client.from_(bucket)
         options = cast(Any, {"content-type": content_type, "upsert": "true" if upsert else "false"})
         # storage3 takes bytes, BufferedReader or FileIO (anything else it would `open()` as a path);
         # wrapping other file objects keeps them streamed rather than read into memory.
         body = data if isinstance(data, bytes | io.BufferedReader | io.FileIO) else io.BufferedReader(_RawReader(data))
-        await _call(lambda: files.upload(path, body, options))
+        await _call(lambda: self._client.from_(bucket).upload(path, body, options))
 
     async def create_signed_url(self, bucket: str, path: str, expires_in: int) -> str:
         """A URL that downloads the object for `expires_in` seconds."""
-        files = self._client.from_(bucket)
-        result = await _call(lambda: files.create_signed_url(path, expires_in))
+        result = await _call(lambda: self._client.from_(bucket).create_signed_url(path, expires_in))
         url = result["signedURL"]
         if not url:
             raise NotFound("Object not found")
@@ -180,14 +173,12 @@ class SupabaseObjectStorage:
 
     async def download(self, bucket: str, path: str) -> bytes:
         """The object's bytes."""
-        files = self._client.from_(bucket)
-        return await _call(lambda: files.download(path))
+        return await _call(lambda: self._client.from_(bucket).download(path))
 
     async def info(self, bucket: str, path: str) -> ObjectInfo | None:
         """The object's info, or None when there is no such object."""
-        files = self._client.from_(bucket)
         try:
-            raw = await _call(lambda: files.info(path))
+            raw = await _call(lambda: self._client.from_(bucket).info(path))
         except NotFound:
             return None
         return ObjectInfo(
@@ -207,8 +198,7 @@ class SupabaseObjectStorage:
         """Delete the objects; returns the names that existed and were deleted."""
         if not paths:
             return []
-        files = self._client.from_(bucket)
-        rows = await _call(lambda: files.remove(paths))
+        rows = await _call(lambda: self._client.from_(bucket).remove(paths))
         return [row["name"] for row in rows]
 
 
@@ -256,6 +246,4 @@ async def _translated(operation: Callable[[], Awaitable[T]]) -> T:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    return datetime.fromisoformat(value)
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
