@@ -63,7 +63,6 @@ _OBJECT_COLUMNS = (
 class Bucket:
     """The limits a bucket row sets."""
 
-    id: str
     file_size_limit: int | None
     allowed_mime_types: list[str] | None
 
@@ -185,8 +184,7 @@ class StorageService:
         """Store the body under a signed upload token; returns the object's id."""
         validate_key(bucket, path)
         grant = verify_upload_token(self._secret, token, bucket, path)
-        limits = await self._bucket(bucket)
-        received = await self._receive(limits, meta, body)
+        received = await self._receive(bucket, meta, body)
         # Storage writes signed uploads as superuser, with the owner and upsert the token carries.
         return await self._commit(
             service_transaction(self._pool),
@@ -202,8 +200,7 @@ class StorageService:
     ) -> str:
         """Store the body as the caller (RLS decides at write time); returns the object's id."""
         validate_key(bucket, path)
-        limits = await self._bucket(bucket)
-        received = await self._receive(limits, meta, body)
+        received = await self._receive(bucket, meta, body)
         return await self._commit(
             self._as_caller(claims), bucket=bucket, path=path, owner=_owner(claims), received=received, upsert=upsert
         )
@@ -269,12 +266,12 @@ class StorageService:
         # Read as the service: bucket limits are not secret, and users have no policy on storage.buckets.
         async with service_transaction(self._pool) as conn:
             cur = await conn.execute(
-                "select id, file_size_limit, allowed_mime_types from storage.buckets where id = %s", (bucket,)
+                "select file_size_limit, allowed_mime_types from storage.buckets where id = %s", (bucket,)
             )
             row = await cur.fetchone()
         if row is None:
             raise errors.no_such_bucket()
-        return Bucket(row["id"], row["file_size_limit"], row["allowed_mime_types"])
+        return Bucket(row["file_size_limit"], row["allowed_mime_types"])
 
     async def _find(self, conn: Connection, bucket: str, path: str) -> StoredObject:
         cur = await conn.execute(
@@ -285,8 +282,9 @@ class StorageService:
             raise errors.no_such_key()
         return StoredObject(row, self._file(bucket, path))
 
-    async def _receive(self, bucket: Bucket, meta: UploadMeta, body: AsyncIterable[bytes]) -> _Received:
+    async def _receive(self, bucket_id: str, meta: UploadMeta, body: AsyncIterable[bytes]) -> _Received:
         """Stream the body to a temporary file, enforcing the bucket's MIME list and size limit."""
+        bucket = await self._bucket(bucket_id)
         limit = min(self._global_limit, bucket.file_size_limit or self._global_limit)
         multipart_body = _is_multipart(meta)
         # A raw body's announced length is its size; a multipart one also counts the framing.
