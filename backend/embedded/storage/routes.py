@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import anyio
 import msgspec
-from litestar import Request, Response, Router, delete, get, head, post, put
+from litestar import Request, Response, Router, delete, get, head, post, put, route
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
@@ -155,23 +155,15 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
 def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHandler]:
     """Authenticated upload, download, HEAD, info and delete."""
 
-    @post("/object/{bucket:str}/{path:path}", status_code=200, request_max_body_size=None)
+    @route("/object/{bucket:str}/{path:path}", http_method=["POST", "PUT"], status_code=200, request_max_body_size=None)
     async def upload_object(
         request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
     ) -> dict[str, str]:
+        """POST creates the object (replacing it only with `x-upsert: true`); PUT replaces it."""
         key = _key(path)
-        upsert = _wants_upsert(request)
+        upsert = request.method == "PUT" or _wants_upsert(request)
         claims = await caller(request)
         object_id = await service.upload(claims, bucket, key, _upload_meta(request), request.stream(), upsert=upsert)
-        return {"Id": object_id, "Key": f"{bucket}/{key}"}
-
-    @put("/object/{bucket:str}/{path:path}", status_code=200, request_max_body_size=None)
-    async def update_object(
-        request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
-    ) -> dict[str, str]:
-        key = _key(path)
-        claims = await caller(request)
-        object_id = await service.upload(claims, bucket, key, _upload_meta(request), request.stream(), upsert=True)
         return {"Id": object_id, "Key": f"{bucket}/{key}"}
 
     @get(["/object/{bucket:str}/{path:path}", "/object/authenticated/{bucket:str}/{path:path}"])
@@ -218,7 +210,7 @@ def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteH
             raise errors.invalid_request("body/prefixes must be a list of 1 to 1000 object names")
         return await service.delete(await caller(request), bucket, prefixes)
 
-    return [upload_object, update_object, download_object, object_exists, object_info, delete_object, delete_objects]
+    return [upload_object, download_object, object_exists, object_info, delete_object, delete_objects]
 
 
 def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
