@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -163,7 +163,7 @@ class EmbeddedPostgres:
         """Stop the server if it is running (`mode`: smart, fast or immediate)."""
         if not (self.data_dir / "postmaster.pid").exists():
             return
-        self._run(["pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop"])
+        self._pg_ctl("stop", "-m", mode)
 
     def remove(self) -> None:
         """Stop the server and delete its data directory."""
@@ -200,26 +200,16 @@ class EmbeddedPostgres:
         server_args = " ".join(f"-c {key}={value}" for key, value in options.items())
         log_file = self.data_dir / "server.log"
         try:
-            self._run(
-                [
-                    "pg_ctl",
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(log_file),
-                    "-o",
-                    server_args,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
-            )
+            self._pg_ctl("start", "-l", str(log_file), "-o", server_args)
         except EmbeddedPostgresError as exc:
             tail = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else ""
             raise EmbeddedPostgresError(f"{exc}\n--- server.log ---\n{tail}") from exc
         if not self.is_ready():
             raise EmbeddedPostgresError(f"PostgreSQL started but does not answer on 127.0.0.1:{self.port}")
+
+    def _pg_ctl(self, action: str, *options: str) -> None:
+        """`pg_ctl` on this cluster, waiting up to a minute for `action` to finish."""
+        self._run(["pg_ctl", "-D", str(self.data_dir), *options, "-w", "-t", "60", action])
 
     def _prepare_for_os_user(self) -> None:
         if os.geteuid() != 0:
@@ -270,6 +260,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@dataclass(eq=False)
 class Supervisor:
     """Starts a postmaster this process started again when it dies, as `voicegate up` wants it.
 
@@ -281,27 +272,19 @@ class Supervisor:
     with the reason. The API and the consumers reconnect on their own once the server is back.
     """
 
-    def __init__(
-        self,
-        server: SupervisedServer,
-        on_give_up: Callable[[str], None],
-        *,
-        interval: float = 0.5,
-        max_restarts: int = 5,
-        window: float = 600.0,
-        backoff: float = 0.5,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.server = server
-        self.on_give_up = on_give_up
-        self.interval = interval
-        self.max_restarts = max_restarts
-        self.window = window
-        self.backoff = backoff
-        self.clock = clock
-        self.gave_up = False
-        self._attempts: list[float] = []
-        self._stopping = threading.Event()
+    server: SupervisedServer
+    on_give_up: Callable[[str], None]
+    _: KW_ONLY
+    interval: float = 0.5
+    max_restarts: int = 5
+    window: float = 600.0
+    backoff: float = 0.5
+    clock: Callable[[], float] = time.monotonic
+    gave_up: bool = field(default=False, init=False)
+    _attempts: list[float] = field(default_factory=list, init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self.run, name="postgres-supervisor", daemon=True)
 
     def start(self) -> None:
