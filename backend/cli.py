@@ -64,11 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="embedded stack in the foreground: Postgres, migrations, API, queue consumers")
     _add_server_flags(up)
-    up.add_argument(
-        "--data-dir",
-        type=Path,
-        help=f"embedded data directory (env {env_var('data_dir')}, default .voicegate)",
-    )
+    _add_data_dir(up)
     up.add_argument(
         "--fake-providers",
         action="store_true",
@@ -90,11 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
 
     migrate = commands.add_parser("migrate", help="apply stand-ins, pgmq, migrations and buckets, then exit")
-    migrate.add_argument(
-        "--data-dir",
-        type=Path,
-        help=f"embedded data directory (env {env_var('data_dir')}, default .voicegate)",
-    )
+    _add_data_dir(migrate)
     migrate.add_argument(
         "--include-all",
         action="store_true",
@@ -107,11 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("file", type=Path, help="the audio file to check")
     verify.add_argument("--json", action="store_true", help="print c2pa's whole manifest store as JSON instead")
-    verify.add_argument(
-        "--data-dir",
-        type=Path,
-        help=f"embedded data directory whose development CA is trusted (env {env_var('data_dir')}, default .voicegate)",
-    )
+    _add_data_dir(verify, "embedded data directory whose development CA is trusted")
     verify.set_defaults(run=_verify)
 
     token = commands.add_parser("token", help="embedded mode: print a dev access token for a user")
@@ -134,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help=f"bind address (env {env_var('host')}, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help=f"HTTP port (env {env_var('port')}, default 8000)")
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, what: str = "embedded data directory") -> None:
+    parser.add_argument("--data-dir", type=Path, help=f"{what} (env {env_var('data_dir')}, default .voicegate)")
 
 
 def _up_stack(settings: Settings) -> int:
@@ -200,16 +192,9 @@ def _up_with_fake_providers(settings: Settings) -> int:
         print("voicegate: --fake-providers needs a development checkout (tests/fakes)", file=sys.stderr)
         return 2
     qwen, eleven, cartesia, selfhosted = QwenFake(), ElevenLabsFake(), CartesiaFake(), SelfhostedFake()
+    fakes = {"qwen": qwen, "elevenlabs": eleven, "cartesia": cartesia, "selfhosted": selfhosted}
     with contextlib.ExitStack() as stack:
-        urls = {
-            name: stack.enter_context(serve(fake))
-            for name, fake in (
-                ("qwen", qwen),
-                ("elevenlabs", eleven),
-                ("cartesia", cartesia),
-                ("selfhosted", selfhosted),
-            )
-        }
+        urls = {name: stack.enter_context(serve(fake)) for name, fake in fakes.items()}
         env = {
             **os.environ,
             "DASHSCOPE_API_KEY": qwen.api_key,
