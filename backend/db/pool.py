@@ -134,11 +134,8 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
             if self._opening is None:
                 cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
             else:
-                setup, setup_params = self._opening
-                self._opening = None
                 async with self.pipeline():
-                    await super().execute("begin")
-                    await super().execute(setup, setup_params)
+                    await self._send_opening(*self._opening)
                     cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
         except psycopg.OperationalError:
             raise
@@ -158,18 +155,17 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     ) -> AsyncIterator[AsyncTransaction]:
         """psycopg's transaction block: a savepoint inside a unit's transaction (opened first if it
         still waits for a statement), a transaction of its own outside one."""
-        await self.send_opening()
+        if self._opening is not None:
+            async with self.pipeline():
+                await self._send_opening(*self._opening)
         async with super().transaction(savepoint_name, force_rollback) as tx:
             yield tx
 
-    async def send_opening(self) -> None:
-        """Open the transaction now if its opening still waits for a statement."""
-        if self._opening is not None:
-            setup, params = self._opening
-            self._opening = None
-            async with self.pipeline():
-                await super().execute("begin")
-                await super().execute(setup, params)
+    async def _send_opening(self, setup: LiteralString, params: Mapping[str, Any]) -> None:
+        """Queue the transaction's `BEGIN` and `setup` in the caller's pipeline; it waits no more."""
+        self._opening = None
+        await super().execute("begin")
+        await super().execute(setup, params)
 
     async def end(self, *, commit: bool) -> None:
         """Commit (or roll back) the unit's transaction; nothing to send if it never ran a statement."""
