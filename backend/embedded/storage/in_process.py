@@ -23,8 +23,6 @@ from backend.storage.client import SupabaseObjectStorage
 
 #: Where the in-process client addresses the stand-in (no socket: an ASGI transport carries it).
 IN_PROCESS_URL = "http://voicegate.internal/storage/v1"
-# What Supabase's hosted Storage allows on the free plan; buckets narrow it further.
-GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
 
 
 def api_storage_router(settings: Settings, pool: Pool, verifier: TokenVerifier) -> Router:
@@ -42,13 +40,7 @@ def api_storage_router(settings: Settings, pool: Pool, verifier: TokenVerifier) 
             verifier.verify_service(token)
             return {"role": "service_role"}
 
-    return storage_router(
-        pool,
-        secret.reveal(),
-        settings.data_dir / "storage",
-        caller_claims,
-        global_file_size_limit=GLOBAL_FILE_SIZE_LIMIT,
-    )
+    return storage_router(pool, secret.reveal(), settings.data_dir / "storage", caller_claims)
 
 
 def in_process_client(app: Litestar, service_key: str, *, public_url: str | None = None) -> SupabaseObjectStorage:

@@ -45,29 +45,14 @@ LATEST_EXPIRY = 253402300799
 _LOGGED_PATH_CHARS = 200
 
 
-def storage_router(
-    pool: Pool,
-    signing_secret: str,
-    root_dir: Path,
-    verify_jwt: VerifyJwt,
-    *,
-    upload_url_expires_in: int = 7200,
-    global_file_size_limit: int = 50 * 1024**2,
-) -> Router:
+def storage_router(pool: Pool, signing_secret: str, root_dir: Path, verify_jwt: VerifyJwt) -> Router:
     """The `/storage/v1` router.
 
     `verify_jwt` turns a bearer token into the caller's claims (`role` is `authenticated` with a `sub`,
     or `service_role`) or raises; `signing_secret` signs the URL tokens (HS256); object bytes live
-    under `root_dir`. Signed upload URLs last `upload_url_expires_in` seconds (the Supabase CLI's
-    7200); no upload may exceed `global_file_size_limit` whatever its bucket allows.
+    under `root_dir`.
     """
-    service = StorageService(
-        pool,
-        signing_secret,
-        root_dir,
-        upload_url_expires_in=upload_url_expires_in,
-        global_file_size_limit=global_file_size_limit,
-    )
+    service = StorageService(pool, signing_secret, root_dir)
 
     async def caller(request: Request[Any, Any, Any]) -> Mapping[str, Any]:
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")

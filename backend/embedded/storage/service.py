@@ -52,6 +52,10 @@ MAX_KEY_BYTES = 1024
 _VALID_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _CHUNK = 64 * 1024
 _MAX_FORM_FIELD = 64 * 1024
+# How long a signed upload URL lasts: the Supabase CLI's 7200 s.
+_UPLOAD_URL_EXPIRES_IN = 7200
+# No upload may exceed this whatever its bucket allows: what hosted Storage allows on the free plan.
+_GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
 #: Where bodies stream to before they are moved into place (a name no bucket can have).
 UPLOADS_DIR = ".uploads"
 _OBJECT_COLUMNS = (
@@ -135,20 +139,10 @@ def mime_allowed(mimetype: str, allowed: list[str] | None) -> bool:
 class StorageService:
     """Storage's object operations over one pool and one directory."""
 
-    def __init__(
-        self,
-        pool: Pool,
-        signing_secret: str,
-        root_dir: Path,
-        *,
-        upload_url_expires_in: int = 7200,
-        global_file_size_limit: int = 50 * 1024**2,
-    ) -> None:
+    def __init__(self, pool: Pool, signing_secret: str, root_dir: Path) -> None:
         self._pool = pool
         self._secret = signing_secret
         self._root = root_dir
-        self._upload_expires_in = upload_url_expires_in
-        self._global_limit = global_file_size_limit
 
     # -- signing ---------------------------------------------------------------------------------
 
@@ -166,7 +160,7 @@ class StorageService:
                 conn, bucket=bucket, path=path, owner=owner, metadata={}, user_metadata=None, upsert=upsert
             )
         return sign_upload_token(
-            self._secret, bucket, path, owner=owner, upsert=upsert, expires_in=self._upload_expires_in
+            self._secret, bucket, path, owner=owner, upsert=upsert, expires_in=_UPLOAD_URL_EXPIRES_IN
         )
 
     async def sign_download(self, claims: Claims, bucket: str, path: str, expires_in: int) -> str:
@@ -285,7 +279,7 @@ class StorageService:
     async def _receive(self, bucket_id: str, meta: UploadMeta, body: AsyncIterable[bytes]) -> _Received:
         """Stream the body to a temporary file, enforcing the bucket's MIME list and size limit."""
         bucket = await self._bucket(bucket_id)
-        limit = min(self._global_limit, bucket.file_size_limit or self._global_limit)
+        limit = min(_GLOBAL_FILE_SIZE_LIMIT, bucket.file_size_limit or _GLOBAL_FILE_SIZE_LIMIT)
         multipart_body = _is_multipart(meta)
         # A raw body's announced length is its size; a multipart one also counts the framing.
         if meta.content_length is not None and meta.content_length > limit and not multipart_body:
