@@ -18,7 +18,7 @@ import logging
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -241,12 +241,4 @@ def _flag(conn: Conn, query: str, column: str) -> bool:
 def _upsert_buckets(conn: Conn, buckets: list[BucketConfig]) -> None:
     with conn.transaction():
         for bucket in buckets:
-            conn.execute(
-                Q["upsert_bucket"],
-                {
-                    "id": bucket.id,
-                    "public": bucket.public,
-                    "file_size_limit": bucket.file_size_limit,
-                    "allowed_mime_types": bucket.allowed_mime_types,
-                },
-            )
+            conn.execute(Q["upsert_bucket"], asdict(bucket))  # its fields are the query's parameters
