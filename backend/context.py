@@ -71,10 +71,8 @@ def build_lifecycle(
     """The lifecycle context of a process, owning `signer` (built at start-up with
     `ProvenanceSigner.from_settings`): local voices and inline self-hosted references live in the
     database, shared by all workers."""
-    if settings.providers is None:
-        raise ValueError("the lifecycle needs provider settings (settings_from_env reads them)")
     providers = ProviderSet(
-        settings.providers,
+        settings.provider_settings,
         http_client,
         profile_store=PostgresProfileStore(pool),
         reference_store=PostgresReferenceStore(pool),
