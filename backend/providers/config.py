@@ -87,18 +87,7 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     qwen: QwenSettings
     elevenlabs: ElevenLabsSettings
     cartesia: CartesiaSettings
-    selfhosted: SelfhostedSettings = msgspec.field(
-        default_factory=lambda: SelfhostedSettings(
-            base_url=None,
-            api_key=None,
-            model=None,
-            voice_registry="auto",
-            profile="openai",
-            modal_key=None,
-            modal_secret=None,
-            timeout_s=SELFHOSTED_DEFAULT_TIMEOUT["openai"],
-        )
-    )
+    selfhosted: SelfhostedSettings
 
     def has_key(self, provider: str) -> bool:
         """Whether ``provider`` can be used (``local`` needs no key, ``selfhosted`` its base URL)."""
