@@ -11,7 +11,7 @@ from backend.providers.elevenlabs import ElevenLabsProvider
 from backend.providers.local.provider import LocalProvider, ProfileStore
 from backend.providers.qwen import QwenProvider
 from backend.providers.selfhosted import SelfhostedProvider
-from backend.providers.selfhosted_store import InMemoryReferenceStore, ReferenceStore
+from backend.providers.selfhosted_store import ReferenceStore
 
 
 def build_provider(
@@ -37,8 +37,7 @@ def build_provider(
     if name == "cartesia":
         return CartesiaProvider(settings.cartesia, http_client)
     if name == "selfhosted":
-        store = reference_store if reference_store is not None else InMemoryReferenceStore()
-        return SelfhostedProvider(settings.selfhosted, http_client, store=store)
+        return SelfhostedProvider(settings.selfhosted, http_client, store=reference_store)
     return LocalProvider(profile_store)
 
 

@@ -40,7 +40,7 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
-from backend.providers.selfhosted_store import InlineEntry, InlineVoice, ReferenceStore
+from backend.providers.selfhosted_store import InlineEntry, InlineVoice, InMemoryReferenceStore, ReferenceStore
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +191,8 @@ class SelfhostedProvider:
             raise ValueError("SelfhostedProvider needs SELFHOSTED_BASE_URL")
         self.model = settings.model
         self.profile = settings.profile
-        self.registry = settings.voice_registry
         self.deadline_s = settings.timeout_s
-        self._store = store
+        self._store: ReferenceStore = store if store is not None else InMemoryReferenceStore()
         self._clock = clock
         self._resolved: str | None = None if settings.voice_registry == "auto" else settings.voice_registry
         self._origin = urlsplit(settings.base_url)
@@ -344,8 +343,7 @@ class SelfhostedProvider:
     async def _enrol_inline(
         self, sample: SampleRef, *, name: str, language: str | None, transcript: str | None, key: str
     ) -> ProviderVoice:
-        store = self._require_store()
-        kept = await store.put(
+        kept = await self._store.put(
             InlineVoice(
                 voice_id=selfhosted_voice_name(key),
                 enrolment_key=key,
@@ -361,7 +359,7 @@ class SelfhostedProvider:
     async def find(self, key: str) -> ProviderVoice | None:
         """The voice this key made: inline under the key's name, or in the server's registry."""
         voice_id = selfhosted_voice_name(key)
-        if self._store is not None and (stored := await self._store.get(voice_id)) is not None:
+        if (stored := await self._store.get(voice_id)) is not None:
             return self._inline_voice(stored)
         if await self.mode() == "inline":
             return None
@@ -372,7 +370,7 @@ class SelfhostedProvider:
 
     async def get(self, voice_id: str) -> ProviderVoice:
         """One voice; ``VoiceNotFoundError`` when neither the references nor the registry have it."""
-        if self._store is not None and (stored := await self._store.get(voice_id)) is not None:
+        if (stored := await self._store.get(voice_id)) is not None:
             return self._inline_voice(stored)
         if await self.mode() == "registry":
             for voice in await self._registry():
@@ -384,7 +382,7 @@ class SelfhostedProvider:
 
     async def list(self) -> Sequence[ProviderVoice]:
         """The registry's uploaded voices (registry mode) and the references kept for inline use."""
-        inline = [self._inline_voice(v) for v in await self._store.entries()] if self._store is not None else []
+        inline = [self._inline_voice(v) for v in await self._store.entries()]
         registry = await self._registry() if await self.mode() == "registry" else []
         return [*registry, *inline]
 
@@ -400,7 +398,7 @@ class SelfhostedProvider:
     async def delete(self, voice_id: str) -> None:
         """Forget an inline reference, or `DELETE /v1/audio/voices/{id}`; a missing voice raises
         ``VoiceNotFoundError``."""
-        if self._store is not None and await self._store.delete(voice_id):
+        if await self._store.delete(voice_id):
             return
         if await self.mode() == "inline":
             raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
@@ -441,7 +439,7 @@ class SelfhostedProvider:
     async def _speech_payload(self, voice: ProviderVoice, text: str, response_format: str) -> dict[str, Any]:
         if not text.strip():
             raise PermanentProviderError(PROVIDER, "There is no text to speak.", provider_code="empty_text")
-        stored = await self._store.get(voice.voice_id) if self._store is not None else None
+        stored = await self._store.get(voice.voice_id)
         payload: dict[str, Any] = {"input": text, "response_format": response_format}
         if stored is not None:
             payload["ref_audio"] = data_url(stored.audio, stored.mime_type)
@@ -458,13 +456,6 @@ class SelfhostedProvider:
         return payload
 
     # -- shapes ---------------------------------------------------------------------------------------
-    def _require_store(self) -> ReferenceStore:
-        if self._store is None:
-            raise PermanentProviderError(
-                PROVIDER, "Inline voices need a reference store.", provider_code="no_reference_store"
-            )
-        return self._store
-
     def _voice(self, entry: dict[str, Any]) -> ProviderVoice:
         voice_id = str(_voice_key(entry))
         name = text_or_none(entry.get("name")) or voice_id
