@@ -170,34 +170,25 @@ class ProviderHttp:
             call_timeout = self._create_timeout
         headers = dict(self._headers) if authenticated else {}
         headers.update(kwargs.pop("headers", {}))
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            error = await self._attempt(
-                method,
-                url,
-                headers=headers,
-                idempotent=idempotent,
-                call_timeout=call_timeout,
-                validate=validate,
-                kwargs=kwargs,
-            )
-            if isinstance(error, httpx.Response):
-                return error
-            delay = self._delay_before_retry(error, attempt, started)
-            if delay is None:
-                raise error
-            log.warning(
-                "provider %s %s %s failed (attempt %d, %s); retrying in %.2fs",
-                self.provider,
-                method,
-                httpx.URL(url).path,
-                attempt,
-                error.provider_code or error.http_status or type(error).__name__,
-                delay,
-            )
-            await self._sleep(delay)
+        extra: dict[str, Any] = {"timeout": call_timeout} if call_timeout is not None else {}
+
+        async def attempt() -> httpx.Response | ProviderError:
+            try:
+                response = await self.client.request(method, url, headers=headers, **kwargs, **extra)
+            except _NOT_SENT as exc:
+                return TransientProviderError(
+                    self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
+                )
+            except httpx.TransportError as exc:
+                # Sent, but the answer was lost (read timeout, connection dropped).
+                if not idempotent:
+                    return self.unknown_outcome(repr(exc))
+                return TransientProviderError(
+                    self.provider, "The voice provider did not answer in time.", operator_detail=repr(exc)
+                )
+            return self._judge(response, idempotent=idempotent, validate=validate)
+
+        return await self._retrying(attempt, f"{method} {httpx.URL(url).path} failed")
 
     @contextlib.asynccontextmanager
     async def streaming(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
@@ -208,42 +199,27 @@ class ProviderHttp:
         block closes the response, and with it the connection when the body was not read to its end,
         which is how the provider learns the listener went away.
         """
-        url = f"{self.base_url}{path}"
         headers = {**self._headers, **kwargs.pop("headers", {})}
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            request = self.client.build_request(method, url, headers=headers, **kwargs)
+
+        async def attempt() -> httpx.Response | ProviderError:
+            request = self.client.build_request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
             try:
                 response = await self.client.send(request, stream=True)
             except httpx.TransportError as exc:
-                error: ProviderError = TransientProviderError(
+                return TransientProviderError(
                     self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
                 )
-            else:
-                if response.is_success:
-                    break
-                try:
-                    await response.aread()
-                except httpx.TransportError:
-                    pass  # the status alone classifies it
-                finally:
-                    await response.aclose()
-                error = self._classify(response)
-            delay = self._delay_before_retry(error, attempt, started)
-            if delay is None:
-                raise error
-            log.warning(
-                "provider %s %s %s stream failed (attempt %d, %s); retrying in %.2fs",
-                self.provider,
-                method,
-                path,
-                attempt,
-                error.provider_code or error.http_status or type(error).__name__,
-                delay,
-            )
-            await self._sleep(delay)
+            if response.is_success:
+                return response
+            try:
+                await response.aread()
+            except httpx.TransportError:
+                pass  # the status alone classifies it
+            finally:
+                await response.aclose()
+            return self._classify(response)
+
+        response = await self._retrying(attempt, f"{method} {path} stream failed")
         try:
             yield response
         finally:
@@ -274,33 +250,6 @@ class ProviderHttp:
 
         response = await self.request(method, path, idempotent=idempotent, validate=validate, **kwargs)
         return decoded[-1], response
-
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        idempotent: bool,
-        call_timeout: httpx.Timeout | None,
-        validate: Callable[[httpx.Response], None] | None,
-        kwargs: dict[str, Any],
-    ) -> httpx.Response | ProviderError:
-        extra: dict[str, Any] = {"timeout": call_timeout} if call_timeout is not None else {}
-        try:
-            response = await self.client.request(method, url, headers=headers, **kwargs, **extra)
-        except _NOT_SENT as exc:
-            return TransientProviderError(
-                self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
-            )
-        except httpx.TransportError as exc:
-            # Sent, but the answer was lost (read timeout, connection dropped).
-            if not idempotent:
-                return self.unknown_outcome(repr(exc))
-            return TransientProviderError(
-                self.provider, "The voice provider did not answer in time.", operator_detail=repr(exc)
-            )
-        return self._judge(response, idempotent=idempotent, validate=validate)
 
     def _judge(
         self,
@@ -339,6 +288,31 @@ class ProviderHttp:
             http_status=response.status_code if response is not None else None,
             operator_detail=detail,
         )
+
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[httpx.Response | ProviderError]], failed: str
+    ) -> httpx.Response:
+        """The first usable response of ``attempt``, repeated while its errors are worth retrying; else
+        the last error is raised. ``failed`` names the request in the log."""
+        started = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            outcome = await attempt()
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            delay = self._delay_before_retry(outcome, attempts, started)
+            if delay is None:
+                raise outcome
+            log.warning(
+                "provider %s %s (attempt %d, %s); retrying in %.2fs",
+                self.provider,
+                failed,
+                attempts,
+                outcome.provider_code or outcome.http_status or type(outcome).__name__,
+                delay,
+            )
+            await self._sleep(delay)
 
     def _delay_before_retry(self, error: ProviderError, attempt: int, started: float) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` when the error must be raised."""
