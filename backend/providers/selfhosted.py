@@ -358,15 +358,12 @@ class SelfhostedProvider:
 
     async def find(self, key: str) -> ProviderVoice | None:
         """The voice this key made: inline under the key's name, or in the server's registry."""
-        voice_id = selfhosted_voice_name(key)
-        if (stored := await self._store.get(voice_id)) is not None:
-            return self._inline_voice(stored)
-        if await self.mode() == "inline":
+        try:
+            voice = await self.get(selfhosted_voice_name(key))
+        except VoiceNotFoundError:
             return None
-        for voice in await self._registry():
-            if voice_id in {voice.voice_id, voice.name}:
-                return msgspec.structs.replace(voice, enrolment_key=key)
-        return None
+        # An inline voice carries the key already; one in the registry is known by its name alone.
+        return msgspec.structs.replace(voice, enrolment_key=key)
 
     async def get(self, voice_id: str) -> ProviderVoice:
         """One voice; ``VoiceNotFoundError`` when neither the references nor the registry have it."""
