@@ -29,6 +29,7 @@ DEFAULT_MODEL: Final = "eleven_multilingual_v2"
 DEFAULT_OUTPUT_FORMAT: Final = "mp3_44100_128"
 STREAM_OUTPUT_FORMAT: Final = f"pcm_{STREAM_SAMPLE_RATE}"
 LIST_PAGE_SIZE: Final = 100
+OUTPUT_MIME_TYPES: Final = {"mp3": "audio/mpeg", "opus": "audio/ogg", "ulaw": "audio/basic", "alaw": "audio/x-alaw"}
 
 SAMPLE_RULES: Final = SampleRules(
     formats=frozenset({"audio/mpeg", "audio/wav", "audio/mp4", "audio/flac", "audio/ogg", "audio/webm"}),
@@ -258,23 +259,16 @@ class ElevenLabsProvider:
             json={"text": text, "model_id": self.model_id},
             validate=has_audio,
         )
-        request_id = response.headers.get("request-id")
         kind, _, rest = self.output_format.partition("_")
         rate = int(rest.split("_")[0]) if rest else None
+        audio, mime = response.content, OUTPUT_MIME_TYPES.get(kind, "application/octet-stream")
         if kind == "pcm" and rate is not None:
-            return SynthesisResult(
-                audio=pcm16_to_wav(response.content, rate),
-                mime_type="audio/wav",
-                sample_rate=rate,
-                request_id=request_id,
-                model=self.model_id,
-            )
-        mime = {"mp3": "audio/mpeg", "opus": "audio/ogg", "ulaw": "audio/basic", "alaw": "audio/x-alaw"}
+            audio, mime = pcm16_to_wav(audio, rate), "audio/wav"
         return SynthesisResult(
-            audio=response.content,
-            mime_type=mime.get(kind, "application/octet-stream"),
+            audio=audio,
+            mime_type=mime,
             sample_rate=rate,
-            request_id=request_id,
+            request_id=response.headers.get("request-id"),
             model=self.model_id,
         )
 
