@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -78,10 +78,6 @@ class InMemoryReferenceStore:
         return [msgspec.convert(v, InlineEntry, from_attributes=True) for v in self.voices.values()]
 
 
-def _voice(row: dict[str, Any]) -> InlineVoice:
-    return msgspec.convert(row, InlineVoice)
-
-
 class PostgresReferenceStore:
     """A `ReferenceStore` over the service role's pool."""
 
@@ -92,14 +88,14 @@ class PostgresReferenceStore:
         """The stored voice, or ``None``."""
         async with service_transaction(self._pool) as conn:
             row = await fetch_optional(conn, _Q["get_voice"], {"voice_id": voice_id})
-        return None if row is None else _voice(row)
+        return None if row is None else msgspec.convert(row, InlineVoice)
 
     async def put(self, voice: InlineVoice) -> InlineVoice:
         """Store a voice; one already stored under its id or key wins (two workers, one key)."""
         async with service_transaction(self._pool) as conn:
             await conn.execute(_Q["put_voice"], msgspec.structs.asdict(voice))
             row = await fetch_optional(conn, _Q["get_voice"], {"voice_id": voice.voice_id})
-        return voice if row is None else _voice(row)
+        return voice if row is None else msgspec.convert(row, InlineVoice)
 
     async def delete(self, voice_id: str) -> bool:
         """Remove a voice; ``False`` when it was not there."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -15,10 +14,6 @@ from backend.db.queries import load_queries
 from backend.providers.local.provider import LocalVoice
 
 Q = load_queries(Path(__file__).with_suffix(".sql"))
-
-
-def _voice(row: dict[str, Any]) -> LocalVoice:
-    return msgspec.convert(row, LocalVoice)
 
 
 class PostgresProfileStore:
@@ -31,21 +26,13 @@ class PostgresProfileStore:
         """The stored voice, or ``None``."""
         async with service_transaction(self._pool) as conn:
             row = await fetch_optional(conn, Q["get_voice"], {"voice_id": voice_id})
-        return _voice(row) if row is not None else None
+        return msgspec.convert(row, LocalVoice) if row is not None else None
 
     async def put(self, voice: LocalVoice) -> None:
         """Store or replace a voice."""
+        profile = msgspec.json.encode(voice.profile).decode()
         async with service_transaction(self._pool) as conn:
-            await conn.execute(
-                Q["put_voice"],
-                {
-                    "voice_id": voice.voice_id,
-                    "name": voice.name,
-                    "language": voice.language,
-                    "enrolment_key": voice.enrolment_key,
-                    "profile": msgspec.json.encode(voice.profile).decode(),
-                },
-            )
+            await conn.execute(Q["put_voice"], {**msgspec.structs.asdict(voice), "profile": profile})
 
     async def delete(self, voice_id: str) -> bool:
         """Remove a voice; ``False`` when it was not there."""
@@ -55,4 +42,4 @@ class PostgresProfileStore:
     async def all(self) -> Sequence[LocalVoice]:
         """Every stored voice."""
         async with service_transaction(self._pool) as conn:
-            return [_voice(row) for row in await fetch_all(conn, Q["all_voices"], {})]
+            return [msgspec.convert(row, LocalVoice) for row in await fetch_all(conn, Q["all_voices"], {})]
