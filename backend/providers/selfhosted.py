@@ -231,19 +231,10 @@ class SelfhostedProvider:
                 method, path, idempotent=idempotent, call_timeout=self._timeout, validate=validate, **kwargs
             )
         except _SeeOther as moved:
-            return await self._poll(moved, started, idempotent=idempotent, validate=validate)
-
-    async def _poll(
-        self,
-        moved: _SeeOther,
-        started: float,
-        *,
-        idempotent: bool,
-        validate: Callable[[httpx.Response], None] | None,
-    ) -> httpx.Response:
+            location = moved.location
         pause = 0.05
         while True:
-            url = self._within_origin(moved.location)
+            url = self._within_origin(location)
             if url is None or self._clock() - started > self.deadline_s:
                 reason = "redirected off its origin" if url is None else "did not finish in time"
                 if not idempotent:
@@ -252,7 +243,7 @@ class SelfhostedProvider:
             try:
                 return await self._http.request("GET", url, call_timeout=self._timeout, validate=validate)
             except _SeeOther as again:
-                moved = again
+                location = again.location
             except TransientProviderError as exc:
                 if idempotent:
                     raise
