@@ -276,29 +276,22 @@ class SelfhostedProvider:
         return decoded[-1]
 
     # -- which kind of server ------------------------------------------------------------------------
-    async def _probe(self) -> bool:
-        """Whether the server keeps a voice registry (`GET /v1/audio/voices` is not 404 or 405)."""
+    async def _probe(self) -> str:
+        """Ask the server: `registry` unless `GET /v1/audio/voices` is 404 or 405 (`inline`). The first
+        answer settles the `auto` mode."""
         try:
             await self._call("GET", VOICES_PATH)
+            found = "registry"
         except PermanentProviderError as exc:
-            if exc.http_status in {404, 405}:
-                return False
-            raise
-        return True
+            if exc.http_status not in {404, 405}:
+                raise
+            found = "inline"
+        self._resolved = self._resolved or found
+        return self._resolved
 
     async def mode(self) -> str:
         """`registry` or `inline`: as configured, or as the server answered the first time it was asked."""
-        if self._resolved is None:
-            self._resolved = "registry" if await self._probe() else "inline"
-        return self._resolved
-
-    async def _warm_up(self) -> None:
-        """Wake a Modal container before an enrolment (the model loads on the first request); the probe
-        is that request, and its answer settles the `auto` mode on the way."""
-        log.info("selfhosted: warming up the server before an enrolment")
-        has_registry = await self._probe()
-        if self._resolved is None:
-            self._resolved = "registry" if has_registry else "inline"
+        return self._resolved or await self._probe()
 
     # -- the adapter interface -----------------------------------------------------------------------
     async def enroll(
@@ -313,7 +306,10 @@ class SelfhostedProvider:
         """Register the reference (registry) or keep it for every synthesis (inline), tagged with the key."""
         self.sample_rules.check(PROVIDER, samples, language)
         if self.profile == "modal":
-            await self._warm_up()
+            # Wake the container before an enrolment (the model loads on the first request): the probe is
+            # that request.
+            log.info("selfhosted: warming up the server before an enrolment")
+            await self._probe()
         sample = samples[0]
         lang = primary_language(language) if language else None
         if await self.mode() == "inline":
