@@ -133,6 +133,13 @@ def _key(variable: str, value: str | None, *, prefix: str | None = None) -> Secr
     return Secret(value)
 
 
+def _choice(env: Mapping[str, str], variable: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(variable, "").strip().lower() or default
+    if value not in choices:
+        raise ProviderConfigError(f"{variable} must be one of {', '.join(choices)}")
+    return value
+
+
 def _qwen(env: Mapping[str, str]) -> QwenSettings:
     region = env.get("QWEN_REGION", "intl").strip().lower() or "intl"
     if region not in QWEN_HOSTS:
@@ -168,17 +175,8 @@ def _cartesia(env: Mapping[str, str]) -> CartesiaSettings:
     if api_key is not None and api_key.reveal().startswith("sk_car_admin_"):
         raise ProviderConfigError("CARTESIA_API_KEY is an admin key; voice and TTS routes need a standard key")
     base_url, _ = _base_url("CARTESIA_BASE_URL", env.get("CARTESIA_BASE_URL") or CARTESIA_DEFAULT_URL)
-    version = env.get("CARTESIA_VERSION", "").strip() or CARTESIA_DEFAULT_VERSION
-    if version not in CARTESIA_VERSIONS:
-        raise ProviderConfigError(f"CARTESIA_VERSION must be one of {', '.join(CARTESIA_VERSIONS)}")
+    version = _choice(env, "CARTESIA_VERSION", CARTESIA_VERSIONS, CARTESIA_DEFAULT_VERSION)
     return CartesiaSettings(api_key=api_key, base_url=base_url, version=version)
-
-
-def _choice(env: Mapping[str, str], variable: str, choices: tuple[str, ...], default: str) -> str:
-    value = env.get(variable, "").strip().lower() or default
-    if value not in choices:
-        raise ProviderConfigError(f"{variable} must be one of {', '.join(choices)}")
-    return value
 
 
 def _selfhosted(env: Mapping[str, str]) -> SelfhostedSettings:
@@ -230,9 +228,7 @@ def key_variable(provider: str) -> str:
 
 def provider_settings_from_env(env: Mapping[str, str]) -> ProviderSettings:
     """Read and check every provider setting; raises ``ProviderConfigError`` with a clear message."""
-    default = env.get("VOICE_PROVIDER", "").strip().lower() or "local"
-    if default not in PROVIDER_NAMES:
-        raise ProviderConfigError(f"VOICE_PROVIDER must be one of {', '.join(PROVIDER_NAMES)}")
+    default = _choice(env, "VOICE_PROVIDER", PROVIDER_NAMES, "local")
     settings = ProviderSettings(
         default_provider=default,
         qwen=_qwen(env),
