@@ -33,12 +33,11 @@ class VoiceProfile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Analysis(msgspec.Struct, frozen=True, kw_only=True):
-    """WORLD parameters of one signal (kept so synthesis need not analyse twice)."""
+    """WORLD parameters of one signal."""
 
     f0: Signal
     sp: Signal
     ap: Signal | None
-    sample_rate: int
 
 
 def world_analysis(
@@ -58,7 +57,7 @@ def world_analysis(
     f0 = pyworld.stonemask(x, f0, times, sample_rate)
     sp = pyworld.cheaptrick(x, f0, times, sample_rate)
     ap = _aperiodicity(x, f0, times, sample_rate) if with_aperiodicity else None
-    return Analysis(f0=f0, sp=sp, ap=ap, sample_rate=sample_rate)
+    return Analysis(f0=f0, sp=sp, ap=ap)
 
 
 def _aperiodicity(x: Signal, f0: Signal, times: Signal, sample_rate: int) -> Signal:
@@ -118,11 +117,11 @@ def pitch_stats(f0: Signal) -> tuple[float, float]:
     return median, spread
 
 
-def measure(x: Signal, sample_rate: int) -> tuple[VoiceProfile, Analysis]:
+def measure(x: Signal, sample_rate: int) -> VoiceProfile:
     """Profile a mono signal; raises ``ValueError`` when it holds no voiced speech."""
     analysis = world_analysis(x, sample_rate, with_aperiodicity=False)
     median, spread = pitch_stats(analysis.f0)
-    profile = VoiceProfile(
+    return VoiceProfile(
         median_f0_hz=round(median, 2),
         f0_sd_semitones=round(spread, 3),
         syllable_rate_hz=round(syllable_rate(x, sample_rate), 3),
@@ -130,4 +129,3 @@ def measure(x: Signal, sample_rate: int) -> tuple[VoiceProfile, Analysis]:
         voiced_ratio=round(float(np.mean(analysis.f0 > 0)), 3),
         duration_s=round(len(x) / sample_rate, 3),
     )
-    return profile, analysis

@@ -195,7 +195,7 @@ class LocalProvider:
 def _profile_of(data: bytes) -> VoiceProfile:
     try:
         signal, rate = wav_to_float(data)
-        profile, _ = measure(signal, rate)
+        profile = measure(signal, rate)
     except ValueError as exc:
         raise PermanentProviderError(
             PROVIDER, "The sample has no usable speech.", provider_code="no_speech", operator_detail=str(exc)
