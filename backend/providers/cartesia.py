@@ -31,6 +31,7 @@ from backend.providers.errors import (
     PermanentProviderError,
     ProviderError,
     VoiceNotFoundError,
+    answer_fields,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio
 
@@ -89,12 +90,7 @@ def classify(response: httpx.Response) -> ProviderError:
     """Map a Cartesia error answer to an error class."""
     body = _error_fields(response)
     status = response.status_code
-    common: dict[str, Any] = {
-        "provider_code": body.error_code or body.title,
-        "http_status": status,
-        "request_id": body.request_id,
-        "operator_detail": body.message,
-    }
+    common = answer_fields(status, body.error_code or body.title, body.message, body.request_id)
     if status in TRANSIENT_STATUSES:
         return busy(PROVIDER, response, common)
     if body.error_code == MODEL_SUNSET_CODE:

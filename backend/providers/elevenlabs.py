@@ -19,7 +19,7 @@ from backend.providers.base import (
 )
 from backend.providers.config import ElevenLabsSettings
 from backend.providers.enrolment import enroll_once, key_marker
-from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError
+from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError, answer_fields
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.wav import pcm16_to_wav
 
@@ -63,12 +63,7 @@ def classify(response: httpx.Response) -> ProviderError:
     """Map both ``detail`` shapes, the FastAPI 422 list and bare 5xx bodies to an error class."""
     code, message, request_id = _error_fields(response)
     status = response.status_code
-    common: dict[str, Any] = {
-        "provider_code": code,
-        "http_status": status,
-        "request_id": request_id or response.headers.get("request-id"),
-        "operator_detail": message,
-    }
+    common = answer_fields(status, code, message, request_id or response.headers.get("request-id"))
     if code in VOICE_NOT_FOUND_CODES:
         return VoiceNotFoundError(PROVIDER, SAFE_MESSAGES[code], **common)
     if status in TRANSIENT_STATUSES:

@@ -7,7 +7,7 @@ end user; the provider's own code and text are kept in separate fields for opera
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 E = TypeVar("E", bound="ProviderError")
 
@@ -53,6 +53,12 @@ class ProviderError(Exception):
             request_id=self.request_id,
             operator_detail=self.operator_detail,
         )
+
+
+def answer_fields(status: int, code: str | None, detail: str | None, request_id: str | None = None) -> dict[str, Any]:
+    """What every error classified from a provider's error answer carries besides its safe message: the
+    provider's code and request id, the HTTP status, and the provider's own text for operators."""
+    return {"provider_code": code, "http_status": status, "request_id": request_id, "operator_detail": detail}
 
 
 class TransientProviderError(ProviderError):

@@ -98,8 +98,7 @@ def retry_after_from(response: httpx.Response) -> float | None:
 def busy(
     provider: str, response: httpx.Response, fields: Mapping[str, Any], message: str = BUSY_MESSAGE
 ) -> TransientProviderError:
-    """The error of a ``TRANSIENT_STATUSES`` answer, with the server's wait hint; ``fields`` are the
-    classified answer's ``provider_code``, ``http_status``, ``request_id`` and ``operator_detail``."""
+    """The error of a ``TRANSIENT_STATUSES`` answer, with the server's wait hint; ``fields``: its ``answer_fields``."""
     return TransientProviderError(provider, message, retry_after=retry_after_from(response), **fields)
 
 

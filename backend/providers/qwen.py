@@ -20,6 +20,7 @@ from backend.providers.errors import (
     ProviderError,
     TransientProviderError,
     VoiceNotFoundError,
+    answer_fields,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy
 
@@ -151,12 +152,7 @@ def classify(response: httpx.Response) -> ProviderError:
     except msgspec.MsgspecError:
         body = _ErrorBody(message=response.text[:200])
     status = response.status_code
-    common: dict[str, Any] = {
-        "provider_code": body.code,
-        "http_status": status,
-        "request_id": body.request_id,
-        "operator_detail": body.message,
-    }
+    common = answer_fields(status, body.code, body.message, body.request_id)
     if status in TRANSIENT_STATUSES:
         return busy(PROVIDER, response, common)
     message = SAFE_MESSAGES.get(body.code or "", "The voice provider rejected the request.")

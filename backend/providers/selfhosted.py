@@ -38,6 +38,7 @@ from backend.providers.errors import (
     ProviderError,
     TransientProviderError,
     VoiceNotFoundError,
+    answer_fields,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, InMemoryReferenceStore, ReferenceStore
@@ -107,7 +108,7 @@ def classify(response: httpx.Response) -> ProviderError:
     if status == 303:
         return _SeeOther(response.headers.get("location"), status)
     code, message, param = _error_fields(response)
-    common: dict[str, Any] = {"provider_code": code, "http_status": status, "operator_detail": message}
+    common = answer_fields(status, code, message)
     if status in TRANSIENT_STATUSES:
         return busy(PROVIDER, response, common, "The self-hosted voice server is busy; try again later.")
     return _rejection(status, message or "", param, common)
