@@ -84,8 +84,7 @@ class SampleRules(msgspec.Struct, frozen=True, kw_only=True):
 
     def check(self, provider: str, samples: Sequence[SampleRef], language: str | None = None) -> None:
         """Raise a permanent error naming every broken rule, before any provider call is made."""
-        problems = self.violations(samples, language)
-        if problems:
+        if problems := self.violations(samples, language):
             raise PermanentProviderError(provider, "; ".join(problems), provider_code="sample_rules", http_status=None)
 
 

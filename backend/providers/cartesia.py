@@ -210,7 +210,6 @@ class CartesiaProvider:
             provider=PROVIDER,
             voice_id=voice.id,
             name=voice.name,
-            target_model=None,
             language=voice.language,
             created_at=voice.created_at,
             metadata={"description": voice.description, "cartesia_version": self.version},

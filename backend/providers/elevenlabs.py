@@ -169,10 +169,9 @@ class ElevenLabsProvider:
         labels = {KEY_LABEL: key}
         if language:
             labels["language"] = primary_language(language)
-        description = f"voicegate voice {key_marker(key)}"
         data = {
             "name": name,
-            "description": description,
+            "description": f"voicegate voice {key_marker(key)}",
             "remove_background_noise": "true" if self.remove_background_noise else "false",
             "labels": msgspec.json.encode(labels).decode(),
         }

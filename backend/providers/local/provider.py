@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import msgspec
 import numpy as np
@@ -102,14 +102,13 @@ def voice_id_for(key: str) -> str:
 
 
 def _provider_voice(voice: LocalVoice) -> ProviderVoice:
-    metadata: dict[str, Any] = {"engine": ENGINE, "profile": msgspec.to_builtins(voice.profile)}
     return ProviderVoice(
         provider=PROVIDER,
         voice_id=voice.voice_id,
         name=voice.name,
         enrolment_key=voice.enrolment_key,
         language=voice.language,
-        metadata=metadata,
+        metadata={"engine": ENGINE, "profile": msgspec.to_builtins(voice.profile)},
     )
 
 
@@ -133,8 +132,7 @@ class LocalProvider:
     ) -> ProviderVoice:
         """Measure the sample's voice profile and store it under the key's voice id."""
         self.sample_rules.check(PROVIDER, samples, language)
-        existing = await self.find(key)
-        if existing is not None:
+        if (existing := await self.find(key)) is not None:
             return existing
         profile = await asyncio.to_thread(_profile_of, samples[0].data)
         voice = LocalVoice(
