@@ -67,6 +67,7 @@ SAMPLE_RULES: Final = SampleRules(
     mono=True,
 )
 
+_NOT_FOUND: Final = "The voice does not exist on the self-hosted server."
 _MISSING_VOICE = re.compile(r"(voice|speaker).*(not found|unknown|does not exist|not exist|invalid|unsupported)", re.I)
 _UNKNOWN_VOICE = re.compile(r"(not found|unknown|invalid|unsupported).*(voice|speaker)", re.I)
 _MODEL = re.compile(r"\bmodel\b", re.I)
@@ -127,9 +128,7 @@ def _rejection(status: int, text: str, param: str | None, common: dict[str, Any]
         )
     if status in {400, 404} and (param == "voice" or _MISSING_VOICE.search(text) or _UNKNOWN_VOICE.search(text)):
         return VoiceNotFoundError(
-            PROVIDER,
-            "The voice does not exist on the self-hosted server.",
-            **{**common, "provider_code": common["provider_code"] or "voice_not_found"},
+            PROVIDER, _NOT_FOUND, **{**common, "provider_code": common["provider_code"] or "voice_not_found"}
         )
     return PermanentProviderError(PROVIDER, "The self-hosted voice server rejected the request.", **common)
 
@@ -361,9 +360,7 @@ class SelfhostedProvider:
             for voice in await self._registry():
                 if voice_id in {voice.voice_id, voice.name}:
                     return voice
-        raise VoiceNotFoundError(
-            PROVIDER, "The voice does not exist on the self-hosted server.", provider_code="voice_not_found"
-        )
+        raise VoiceNotFoundError(PROVIDER, _NOT_FOUND, provider_code="voice_not_found")
 
     async def list(self) -> Sequence[ProviderVoice]:
         """The registry's uploaded voices (registry mode) and the references kept for inline use."""
@@ -392,11 +389,7 @@ class SelfhostedProvider:
         except PermanentProviderError as exc:
             if exc.http_status == 404 and not isinstance(exc, VoiceNotFoundError):
                 raise VoiceNotFoundError(
-                    PROVIDER,
-                    "The voice does not exist on the self-hosted server.",
-                    provider_code="voice_not_found",
-                    http_status=404,
-                    operator_detail=exc.operator_detail,
+                    PROVIDER, _NOT_FOUND, **answer_fields(404, "voice_not_found", exc.operator_detail)
                 ) from exc
             raise
 
