@@ -312,9 +312,18 @@ class SelfhostedProvider:
             await self._probe()
         sample = samples[0]
         lang = primary_language(language) if language else None
-        if await self.mode() == "inline":
-            return await self._enrol_inline(sample, name=name, language=lang, transcript=transcript, key=key)
         voice_name = selfhosted_voice_name(key)
+        if await self.mode() == "inline":
+            inline = InlineVoice(
+                voice_id=voice_name,
+                enrolment_key=key,
+                name=name,
+                language=lang,
+                ref_text=transcript,
+                audio=sample.data,
+                mime_type=sample.mime_type,
+            )
+            return self._inline_voice(await self._store.put(inline))
         data = {"name": voice_name, "consent": sample.consent_id or "voicegate"}
         if transcript:
             data["ref_text"] = transcript
@@ -326,22 +335,6 @@ class SelfhostedProvider:
             return msgspec.structs.replace(self._voice(created), enrolment_key=key, language=lang)
 
         return await enroll_once(key, self.find, create)
-
-    async def _enrol_inline(
-        self, sample: SampleRef, *, name: str, language: str | None, transcript: str | None, key: str
-    ) -> ProviderVoice:
-        kept = await self._store.put(
-            InlineVoice(
-                voice_id=selfhosted_voice_name(key),
-                enrolment_key=key,
-                name=name,
-                language=language,
-                ref_text=transcript,
-                audio=sample.data,
-                mime_type=sample.mime_type,
-            )
-        )
-        return self._inline_voice(kept)
 
     async def find(self, key: str) -> ProviderVoice | None:
         """The voice this key made: inline under the key's name, or in the server's registry."""
