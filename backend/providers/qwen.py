@@ -65,11 +65,6 @@ SAFE_MESSAGES: Final = {
 }
 
 
-def voice_prefix(key: str) -> str:
-    """The start of every voice name DashScope generates for this key."""
-    return f"qwen-tts-vc-{qwen_preferred_name(key)}-voice-"
-
-
 class _ErrorBody(msgspec.Struct):
     code: str | None = None
     message: str | None = None
@@ -253,7 +248,7 @@ class QwenProvider:
 
     async def find(self, key: str) -> ProviderVoice | None:
         """The voice whose generated name carries this key's ``preferred_name``."""
-        prefix = voice_prefix(key)
+        prefix = f"qwen-tts-vc-{qwen_preferred_name(key)}-voice-"
         for voice in await self.list():
             if voice.voice_id.startswith(prefix):
                 return msgspec.structs.replace(voice, enrolment_key=key)
