@@ -97,7 +97,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         app.state.settings = settings
         app.state.storage = _storage_client(settings, app)
         app.state.worker_failed = False
-        provider_http = create_http_client(trust_env=False)
+        provider_http = create_http_client()
         app.state.lifecycle = build_lifecycle(settings, pool, app.state.storage, provider_http, signer)
         stopping = asyncio.Event()
         worker = None

@@ -110,7 +110,7 @@ async def run_consumers_until(settings: Settings, dsn: str, synced: int, *, list
     await pool.open(wait=True)
     async with service_transaction(pool) as conn:  # as a worker's first maintenance sweep
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
-    async with create_http_client(trust_env=False) as http:
+    async with create_http_client() as http:
         signer = ProvenanceSigner.from_settings(settings)
         ctx = build_lifecycle(settings, pool, ManifestsInMemory(), http, signer)  # type: ignore[arg-type]
         consumers = build_consumers(settings, ctx, listen_dsn=dsn if listen else None, worker_id="bench")

@@ -125,7 +125,7 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
     await pool.open(wait=False)
     async with (
         SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage,
-        create_http_client(trust_env=False) as provider_http,
+        create_http_client() as provider_http,
         httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
     ):
         ctx = build_lifecycle(settings, pool, storage, provider_http, signer)

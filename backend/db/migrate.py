@@ -31,7 +31,7 @@ from backend.db.statements import split_statements
 
 log = logging.getLogger(__name__)
 
-Q = load_queries(Path(__file__).with_suffix(".sql"))
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 Conn = psycopg.Connection[dict[str, object]]
 
 SUPABASE_DIR = Path(__file__).resolve().parents[2] / "supabase"
@@ -135,7 +135,7 @@ def migrate(dsn: str, supabase_dir: Path | None = None, *, include_all: bool = F
     """Bring the database at `dsn` up to date. Safe to run concurrently and repeatedly."""
     supabase_dir = supabase_dir or SUPABASE_DIR
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
-        conn.execute(Q["lock"], {"key": MIGRATION_LOCK_KEY})
+        conn.execute(_Q["lock"], {"key": MIGRATION_LOCK_KEY})
         try:
             stand_ins = _apply_stand_ins(conn, supabase_dir / "local")
             role = _migrating_role(conn)
@@ -145,7 +145,7 @@ def migrate(dsn: str, supabase_dir: Path | None = None, *, include_all: bool = F
             buckets = buckets_from_config(tomllib.loads((supabase_dir / "config.toml").read_text()))
             _upsert_buckets(conn, buckets)
         finally:
-            conn.execute(Q["unlock"], {"key": MIGRATION_LOCK_KEY})
+            conn.execute(_Q["unlock"], {"key": MIGRATION_LOCK_KEY})
     return MigrationReport(stand_ins, pgmq_installed, applied, [b.id for b in buckets])
 
 
@@ -170,7 +170,7 @@ def _apply_stand_ins(conn: Conn, local_dir: Path) -> bool:
 
 
 def _migrating_role(conn: Conn) -> str | None:
-    row = conn.execute(Q["migrating_role"]).fetchone()
+    row = conn.execute(_Q["migrating_role"]).fetchone()
     return None if row is None else str(row["rolname"])
 
 
@@ -184,7 +184,7 @@ def _ensure_pgmq(conn: Conn, local_dir: Path, role: str | None) -> str | None:
     if not _flag(conn, "has_pgmq", "present"):
         with conn.transaction():
             if _flag(conn, "pgmq_available", "available"):
-                conn.execute(Q["create_extension_pgmq"])
+                conn.execute(_Q["create_extension_pgmq"])
                 installed = "extension"
             else:
                 conn.execute(files("pgmq").joinpath("sql", "pgmq.sql").read_text(encoding="utf-8"))
@@ -198,17 +198,17 @@ def _ensure_pgmq(conn: Conn, local_dir: Path, role: str | None) -> str | None:
 def _apply_migrations(conn: Conn, migrations: list[Migration], role: str | None, *, include_all: bool) -> list[str]:
     with conn.transaction():
         for name in ("create_history_schema", "create_history_table", "add_history_statements", "add_history_name"):
-            conn.execute(Q[name])
-    applied_versions = [str(r["version"]) for r in conn.execute(Q["applied_versions"])]
+            conn.execute(_Q[name])
+    applied_versions = [str(r["version"]) for r in conn.execute(_Q["applied_versions"])]
     applied = []
     for migration in pending_migrations(migrations, applied_versions, include_all=include_all):
         statements = migration.statements()
         try:
             with conn.transaction():
-                conn.execute(Q["set_lock_timeout"])
+                conn.execute(_Q["set_lock_timeout"])
                 _run_statements(conn, statements, role)
                 conn.execute(
-                    Q["insert_version"],
+                    _Q["insert_version"],
                     {"version": migration.version, "name": migration.name, "statements": statements},
                 )
         except psycopg.Error as exc:
@@ -225,20 +225,20 @@ def _run_statements(conn: Conn, statements: list[str], role: str | None) -> None
     for statement in statements:
         as_superuser = role is not None and policy_grant_target(statement) is not None
         if as_superuser:
-            conn.execute(Q["set_role"], {"role": "none"})
+            conn.execute(_Q["set_role"], {"role": "none"})
         elif role is not None:
-            conn.execute(Q["set_role"], {"role": role})
+            conn.execute(_Q["set_role"], {"role": role})
         cursor.execute(statement)  # trusted repo file
     if role is not None:
-        conn.execute(Q["set_role"], {"role": "none"})
+        conn.execute(_Q["set_role"], {"role": "none"})
 
 
 def _flag(conn: Conn, query: str, column: str) -> bool:
-    row = conn.execute(Q[query]).fetchone()
+    row = conn.execute(_Q[query]).fetchone()
     return bool(row and row[column])
 
 
 def _upsert_buckets(conn: Conn, buckets: list[BucketConfig]) -> None:
     with conn.transaction():
         for bucket in buckets:
-            conn.execute(Q["upsert_bucket"], asdict(bucket))  # its fields are the query's parameters
+            conn.execute(_Q["upsert_bucket"], asdict(bucket))  # its fields are the query's parameters

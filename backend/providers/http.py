@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
+_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
 
 # Statuses that mean "try again later"; 408 is a server-side request timeout, so nothing was done.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -55,12 +55,13 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         return rng.uniform(0.0, ceiling)
 
 
-def create_http_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT, *, trust_env: bool = True) -> httpx.AsyncClient:
-    """The one AsyncClient the adapters share; redirects are refused so credentials never travel on."""
+def create_http_client() -> httpx.AsyncClient:
+    """The one AsyncClient the adapters share; redirects are refused so credentials never travel on, and
+    the environment's proxy variables and .netrc are ignored: API keys go only where the settings say."""
     return httpx.AsyncClient(
-        timeout=timeout,
+        timeout=_TIMEOUT,
         follow_redirects=False,
-        trust_env=trust_env,
+        trust_env=False,
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
     )
 

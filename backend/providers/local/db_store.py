@@ -13,7 +13,7 @@ from backend.db.pool import Pool, service_transaction
 from backend.db.queries import load_queries
 from backend.providers.local.provider import LocalVoice
 
-Q = load_queries(Path(__file__).with_suffix(".sql"))
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 
 
 class PostgresProfileStore:
@@ -25,21 +25,21 @@ class PostgresProfileStore:
     async def get(self, voice_id: str) -> LocalVoice | None:
         """The stored voice, or ``None``."""
         async with service_transaction(self._pool) as conn:
-            row = await fetch_optional(conn, Q["get_voice"], {"voice_id": voice_id})
+            row = await fetch_optional(conn, _Q["get_voice"], {"voice_id": voice_id})
         return msgspec.convert(row, LocalVoice) if row is not None else None
 
     async def put(self, voice: LocalVoice) -> None:
         """Store or replace a voice."""
         profile = msgspec.json.encode(voice.profile).decode()
         async with service_transaction(self._pool) as conn:
-            await conn.execute(Q["put_voice"], {**msgspec.structs.asdict(voice), "profile": profile})
+            await conn.execute(_Q["put_voice"], {**msgspec.structs.asdict(voice), "profile": profile})
 
     async def delete(self, voice_id: str) -> bool:
         """Remove a voice; ``False`` when it was not there."""
         async with service_transaction(self._pool) as conn:
-            return await fetch_optional(conn, Q["delete_voice"], {"voice_id": voice_id}) is not None
+            return await fetch_optional(conn, _Q["delete_voice"], {"voice_id": voice_id}) is not None
 
     async def all(self) -> Sequence[LocalVoice]:
         """Every stored voice."""
         async with service_transaction(self._pool) as conn:
-            return [msgspec.convert(row, LocalVoice) for row in await fetch_all(conn, Q["all_voices"], {})]
+            return [msgspec.convert(row, LocalVoice) for row in await fetch_all(conn, _Q["all_voices"], {})]
