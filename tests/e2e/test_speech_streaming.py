@@ -155,8 +155,10 @@ async def test_a_cloud_voice_streams_before_it_is_made_whole_and_stops_when_the_
             )
             assert heard.headers["transfer-encoding"] == "chunked"
             assert heard.headers["voicegate-attempt-id"] == state["voice"]["attemptId"]
-            # Three requests of 20, 23 and 5 chunks, 20 ms apart: the first audio is out after about one.
-            assert heard.first_byte_s < heard.total_s / 4, (heard.first_byte_s, heard.total_s)
+            # Three requests of 20, 23 and 5 chunks, 20 ms apart: the first audio is out after about one
+            # (about 0.1 s of 1.1 s here). Audio sent only once whole would start at ~0.95 of the total; half
+            # leaves room for a stall at the start on a loaded machine (a full run once saw 0.37 of 1.39 s).
+            assert heard.first_byte_s < heard.total_s / 2, (heard.first_byte_s, heard.total_s)
             check_audio(heard.body, fmt, expected)
             recorded = await finished(sql, heard.headers["voicegate-stream-id"])
             assert recorded == {
