@@ -23,7 +23,7 @@ from backend.api.metrics import MetricsMiddleware
 from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
 from backend.context import Lifecycle, build_lifecycle
-from backend.db.pool import create_pool
+from backend.db.pool import create_pool, create_worker_pool
 from backend.problem import problem_response
 from backend.provenance import ProvenanceSigner
 from backend.providers.http import create_http_client
@@ -60,7 +60,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     # The Storage stand-in and the worker run on pools of their own: a burst of either cannot take the
     # connections the API's requests need (nor the stand-in those of the requests that call it).
     storage_pool = create_pool(dsn, settings) if settings.embedded else None
-    worker_pool = create_pool(dsn, settings, patience=settings.queue_visibility_seconds) if run_consumers else None
+    worker_pool = create_worker_pool(dsn, settings) if run_consumers else None
     pools = [opened for opened in (pool, storage_pool, worker_pool) if opened is not None]
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from backend import queues  # noqa: E402
 from backend.context import build_lifecycle  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.db.pool import create_pool, service_transaction  # noqa: E402
+from backend.db.pool import create_pool, create_worker_pool, service_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
@@ -106,7 +106,7 @@ def failures(dsn: str) -> tuple[int, int]:
 async def run_consumers_until(settings: Settings, dsn: str, synced: int, *, listen: bool = True) -> float:
     """Run the real consumers (in-process mode) until `synced` attempts are synced; return the seconds it
     took (looked at every 50 ms over one connection of its own, so the looking costs next to nothing)."""
-    pool = create_pool(dsn, settings, patience=settings.queue_visibility_seconds)  # as the worker's
+    pool = create_worker_pool(dsn, settings)
     await pool.open(wait=True)
     async with service_transaction(pool) as conn:  # as a worker's first maintenance sweep
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)

@@ -108,7 +108,7 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
     Raises SettingsError before consuming anything when the C2PA credentials are unusable.
     """
     from backend.context import build_lifecycle  # noqa: PLC0415
-    from backend.db.pool import create_pool  # noqa: PLC0415
+    from backend.db.pool import create_worker_pool  # noqa: PLC0415
     from backend.provenance import ProvenanceSigner  # noqa: PLC0415
     from backend.providers.http import create_http_client  # noqa: PLC0415
     from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415
@@ -121,7 +121,7 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    pool = create_pool(dsn, settings, patience=settings.queue_visibility_seconds)
+    pool = create_worker_pool(dsn, settings)
     await pool.open(wait=False)
     async with (
         SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage,

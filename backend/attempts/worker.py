@@ -30,7 +30,7 @@ from backend.attempts import service as attempts
 from backend.attempts.service import AttemptRow
 from backend.audio.errors import AudioRejected
 from backend.context import Lifecycle, Outcome
-from backend.db.pool import Connection, service_transaction
+from backend.db.pool import Connection, service_statement, service_transaction
 from backend.errors import DatabaseUnavailable, LeaseLost, NotFound, StaleVersion
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice
@@ -272,12 +272,10 @@ async def _verify(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: st
             raise _Failed("voice_not_found", "The provider does not know this voice.") from exc
         return await _enrol_again(ctx, attempt, worker_id, actor)
     changes = _voice_changes(found) if attempt.source == "custom_voice_id" else None
-    # Verified, ready and synced in one call: each move is still its own event, and a crash cannot leave
-    # half of them.
-    async with service_transaction(ctx.pool) as conn:
-        done = await attempts.complete(conn, attempt.id, actor, lease_owner=worker_id, changes=changes)
-        await _queue_preview(conn, done)
-        return done
+    # Verified, ready, synced and the preview asked for in one call: each move is still its own event, and
+    # a crash cannot leave half of them.
+    async with service_statement(ctx.pool) as conn:
+        return await attempts.complete(conn, attempt.id, actor, lease_owner=worker_id, changes=changes)
 
 
 async def _enrol_again(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str) -> AttemptRow:

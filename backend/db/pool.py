@@ -27,7 +27,10 @@ A request's time is mostly round trips to the server, so a transaction costs as 
 connection handed out is not pinged (one whose server went away, a restart say, has already been told
 so and is readable; that is checked without a round trip and such a connection discarded), and a
 transaction's `BEGIN` and its role and claims travel in one pipeline with its first statement, so a
-transaction of one query is two round trips (that query, then `COMMIT`).
+transaction of one query is two round trips (that query, then `COMMIT`). A worker's pool is a service
+pool (`create_worker_pool`): its connections act as `service_role`, with the pool's limits, from the
+moment they connect, so its transactions send no settings, and work that is one statement
+(`service_statement`) goes alone, committed as it runs: one round trip, no `BEGIN`, no `COMMIT`.
 """
 
 from __future__ import annotations
@@ -90,6 +93,12 @@ _AS_SERVICE = (
     "select set_config('role', 'service_role', true), set_config('statement_timeout', %(limit)s, true),"
     " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
 )
+# A service pool's connections, once, as they connect: the same role and limits for the whole session.
+_SERVICE_SESSION = (
+    "select set_config('role', 'service_role', false), set_config('statement_timeout', %(limit)s, false),"
+    " set_config('idle_in_transaction_session_timeout', %(idle)s, false)"
+)
+_BEGIN: tuple[LiteralString, Mapping[str, Any]] = ("begin", {})
 _AS_USER = (
     "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %(claims)s, true),"
     " set_config('statement_timeout', %(limit)s, true),"
@@ -102,7 +111,10 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     transactions begin and end, so that a transaction's opening (`BEGIN` and its settings) can wait
     and go in one pipeline with its first statement instead of costing round trips of its own."""
 
-    _opening: tuple[LiteralString, Mapping[str, Any]] | None = None
+    #: Statements the unit's first statement takes along (`BEGIN` and its settings), until it is sent.
+    _opening: tuple[tuple[LiteralString, Mapping[str, Any]], ...] | None = None
+    #: How many more statements the unit may run, when it is held to a number (`service_statement`: one).
+    _statements_left: int | None = None
     #: Whether a statement got its answer since the connection was handed out (the database is up).
     answered = False
     #: When (monotonic seconds) any pooled connection of this process last got an answer: a wait for a
@@ -122,20 +134,29 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
         finally:
             self.waiting_since = None
 
-    def open_with(self, setup: LiteralString, params: Mapping[str, Any]) -> None:
-        """Begin a transaction running `setup` first, sent with the first statement executed."""
-        self._opening = (setup, params)
+    def open_with(self, *opening: tuple[LiteralString, Mapping[str, Any]]) -> None:
+        """Send these statements (`BEGIN`, settings) with the first statement executed, in one pipeline."""
+        self._opening = opening or None
+
+    def run_alone(self) -> None:
+        """Take one statement only: the server commits it (with its opening, one implicit transaction) as
+        it answers, so a second one would not share its transaction and is refused."""
+        self._statements_left = 1
 
     async def execute(
         self, query: Query, params: Params | None = None, *, prepare: bool | None = None, binary: bool = False
     ) -> AsyncCursor[dict[str, Any]]:
         """Execute `query` (after the transaction's opening, in one round trip, if it is still to send)."""
+        if self._statements_left is not None:
+            if self._statements_left == 0:
+                raise RuntimeError("a service_statement runs one statement; use service_transaction for more")
+            self._statements_left -= 1
         try:
             if self._opening is None:
                 cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
             else:
                 async with self.pipeline():
-                    await self._send_opening(*self._opening)
+                    await self._send_opening()
                     cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
         except psycopg.OperationalError:
             raise
@@ -155,17 +176,23 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     ) -> AsyncIterator[AsyncTransaction]:
         """psycopg's transaction block: a savepoint inside a unit's transaction (opened first if it
         still waits for a statement), a transaction of its own outside one."""
+        if self._statements_left is not None:
+            raise RuntimeError("a service_statement runs one statement, not a transaction block")
         if self._opening is not None:
             async with self.pipeline():
-                await self._send_opening(*self._opening)
+                await self._send_opening()
         async with super().transaction(savepoint_name, force_rollback) as tx:
             yield tx
 
-    async def _send_opening(self, setup: LiteralString, params: Mapping[str, Any]) -> None:
-        """Queue the transaction's `BEGIN` and `setup` in the caller's pipeline; it waits no more."""
-        self._opening = None
-        await super().execute("begin")
-        await super().execute(setup, params)
+    async def _send_opening(self) -> None:
+        """Queue the unit's opening in the caller's pipeline; it waits no more."""
+        opening, self._opening = self._opening or (), None
+        for statement, params in opening:
+            await super().execute(statement, params)
+
+    def unit_ended(self) -> None:
+        """Forget what the unit that held the connection asked of it (its opening, its statement count)."""
+        self._opening = self._statements_left = None
 
     async def end(self, *, commit: bool) -> None:
         """Commit (or roll back) the unit's transaction; nothing to send if it never ran a statement."""
@@ -182,10 +209,19 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
 class Pool(AsyncConnectionPool[PooledConnection]):
     """psycopg's pool, plus how long its units wait for a connection and the deadline of their work."""
 
-    def __init__(self, conninfo: str, *, work_timeout: float, busy_wait: float, **kwargs: Any) -> None:
-        super().__init__(conninfo, connection_class=PooledConnection, **kwargs)
+    def __init__(
+        self, conninfo: str, *, work_timeout: float, busy_wait: float, service: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            conninfo, connection_class=PooledConnection, configure=self._act_as_service if service else None, **kwargs
+        )
         self.work_timeout = work_timeout
         self.busy_wait = busy_wait
+        #: Whether its connections act as `service_role`, with the pool's limits, from the start.
+        self.service = service
+
+    async def _act_as_service(self, conn: PooledConnection) -> None:
+        await conn.execute(_SERVICE_SESSION, _server_limits(self, None))
 
 
 #: How many times its work's deadline an API unit queues for a connection while the database is answering
@@ -193,16 +229,18 @@ class Pool(AsyncConnectionPool[PooledConnection]):
 BUSY_WAIT_DEADLINES = 5
 
 
-def create_pool(dsn: str, settings: Settings, *, patience: float | None = None) -> Pool:
+def create_pool(dsn: str, settings: Settings, *, patience: float | None = None, service: bool = False) -> Pool:
     """A pool that is opened by the caller (`await pool.open()`); `database_work` discards a connection
     whose server hung up on it as it hands it out (the pool's own check would cost a round trip).
 
     Its units wait for a connection as the API's do (see the module docstring), or, with `patience`
     (seconds), for that long whatever the database does: a worker or the Storage stand-in, whose callers
-    would rather wait than fail, and which never take more work than they have connections for.
+    would rather wait than fail, and which never take more work than they have connections for. With
+    `service` it is a service pool (see the module docstring): for processes that only act as the service.
     """
     return Pool(
         dsn,
+        service=service,
         work_timeout=settings.db_timeout,
         busy_wait=patience or max(settings.db_connect_timeout, BUSY_WAIT_DEADLINES * settings.db_timeout),
         min_size=settings.db_pool_min,
@@ -213,6 +251,12 @@ def create_pool(dsn: str, settings: Settings, *, patience: float | None = None) 
         open=False,
         name="voicegate",
     )
+
+
+def create_worker_pool(dsn: str, settings: Settings) -> Pool:
+    """The service pool a worker's consumers run on, whose units wait for a connection as long as a
+    message stays invisible: waiting is not failing."""
+    return create_pool(dsn, settings, patience=settings.queue_visibility_seconds, service=True)
 
 
 @contextmanager
@@ -368,9 +412,13 @@ async def _transaction(
     pool: Pool, budget: float | None, setup: LiteralString, params: Mapping[str, Any]
 ) -> AsyncIterator[Connection]:
     """A unit of `database_work` that is one transaction opened with `setup` (sent with its first
-    statement), committed when the body ends, rolled back when it raises."""
+    statement; none for the service on a service pool at its own limits), committed when the body ends,
+    rolled back when it raises."""
     async with database_work(pool, budget) as conn:
-        conn.open_with(setup, {**params, **_server_limits(pool, budget)})
+        if pool.service and setup is _AS_SERVICE and budget is None:
+            conn.open_with(_BEGIN)
+        else:
+            conn.open_with(_BEGIN, (setup, {**params, **_server_limits(pool, budget)}))
         try:
             yield conn
         except BaseException:
@@ -386,6 +434,22 @@ async def service_transaction(pool: Pool, *, budget: float | None = None) -> Asy
     a unit of `database_work` (`budget`: its seconds, default the pool's `work_timeout`)."""
     async with _transaction(pool, budget, _AS_SERVICE, {}) as conn:
         yield conn
+
+
+@asynccontextmanager
+async def service_statement(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
+    """One statement as `service_role`, committed as the server answers it: a unit of `database_work`
+    of one round trip, with no `BEGIN` or `COMMIT` to send. On a service pool at its own limits the
+    statement goes alone; otherwise its role and limits go with it in one pipeline, which the server
+    runs as one implicit transaction. A second statement raises RuntimeError."""
+    async with database_work(pool, budget) as conn:
+        if not (pool.service and budget is None):
+            conn.open_with((_AS_SERVICE, _server_limits(pool, budget)))
+        conn.run_alone()
+        try:
+            yield conn
+        finally:
+            conn.unit_ended()
 
 
 @asynccontextmanager

@@ -1,6 +1,7 @@
 """`voicegate.complete_attempt`, the clone step's verified → ready → synced in one call, leaves exactly what
-the three `voicegate.transition_attempt` calls it replaces left: the row, the events, the mirror, the voice
-row, the provider reference and the webhook messages. Each test runs in a rolled-back transaction."""
+the three `voicegate.transition_attempt` calls and the preview request it replaces left: the row, the
+events, the mirror, the voice row, the provider reference, the webhook messages and the VOICE_PREVIEW
+message. Each test runs in a rolled-back transaction."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from backend import queues
 from tests.support import (
     Conn,
     create_user,
@@ -59,7 +61,8 @@ def masked(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def the_three_moves(conn: Conn, attempt: dict[str, Any]) -> dict[str, Any]:
-    """What the worker did before: verifying (with another provider voice), ready + syncing, synced."""
+    """What the worker did before: verifying (with another provider voice), ready + syncing, synced, and
+    the preview asked for."""
     moves: list[dict[str, Any]] = [
         {"status": "verifying", "lease_owner": WORKER, "changes": {**VOICE, "provider_voice_id": "pv-0"}},
         {"status": "ready", "runtime": "syncing", "lease_owner": WORKER},
@@ -67,6 +70,8 @@ def the_three_moves(conn: Conn, attempt: dict[str, Any]) -> dict[str, Any]:
     ]
     for move in moves:
         attempt = transition(conn, attempt["id"], attempt["version"], actor=ACTOR, **move)
+    message = queues.preview_message(attempt["id"], attempt["version"])
+    conn.execute("select pgmq.send('voice_preview', %s::jsonb)", (json.dumps(message, default=str),))
     return attempt
 
 
@@ -85,7 +90,11 @@ def outcome(conn: Conn, attempt: dict[str, Any], voice: uuid.UUID, reflection: u
         for m in queue_messages(conn, "webhook_delivery")
         if m["message"]["data"].get("attemptId") == str(attempt_id)
     ]
-    previews = [m for m in queue_messages(conn, "voice_preview") if m["message"]["attemptId"] == str(attempt_id)]
+    previews = [
+        {**m["message"], "attemptId": "the attempt"}
+        for m in queue_messages(conn, "voice_preview")
+        if m["message"]["attemptId"] == str(attempt_id)
+    ]
     volatile = {
         "id",
         "owner_id",
@@ -117,7 +126,7 @@ def outcome(conn: Conn, attempt: dict[str, Any], voice: uuid.UUID, reflection: u
             (attempt_id,),
         ).fetchall(),
         "webhooks": webhooks,
-        "previews": len(previews),
+        "previews": previews,
     }
 
 
@@ -139,6 +148,14 @@ def test_one_call_leaves_what_the_three_moves_left(conn: Conn) -> None:
     assert (got["row"]["status"], got["row"]["runtime_status"], got["row"]["lease_owner"]) == ("ready", "synced", None)
     assert one(conn, "select provider_voice_id from voices where id = %s", (voice_b,))["provider_voice_id"] == "pv-1"
     assert [w["type"] for w in got["webhooks"]] == ["voice.ready"]
+    assert got["previews"] == [{"type": "VOICE_PREVIEW", "attemptId": "the attempt", "version": got["row"]["version"]}]
+
+
+def test_without_a_preview_to_make_none_is_asked_for(conn: Conn) -> None:
+    attempt, _, _ = claimed(conn, preview_required=False)
+    done = complete(conn, attempt["id"], changes=VOICE)
+    assert (done["runtime_status"], done["preview_status"]) == ("synced", "not_required")
+    assert [m for m in queue_messages(conn, "voice_preview") if m["message"]["attemptId"] == str(attempt["id"])] == []
 
 
 def test_from_verifying_it_makes_the_two_remaining_moves(conn: Conn) -> None:

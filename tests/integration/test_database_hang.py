@@ -19,7 +19,15 @@ import pytest
 from psycopg.rows import dict_row
 
 from backend.db.migrate import migrate
-from backend.db.pool import Pool, create_pool, ping, service_transaction, user_transaction
+from backend.db.pool import (
+    Pool,
+    create_pool,
+    create_worker_pool,
+    ping,
+    service_statement,
+    service_transaction,
+    user_transaction,
+)
 from backend.embedded.postgres import EmbeddedPostgres
 from backend.errors import DatabaseUnavailable
 from backend.settings import Settings
@@ -116,6 +124,26 @@ async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
     assert recovered is not None
     assert int(recovered[1]) >= 7
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name != "backend.outages"]
+
+
+async def test_a_service_statement_fails_by_its_deadline_on_either_kind_of_pool(
+    server: EmbeddedPostgres, pool: Pool
+) -> None:
+    worker = create_worker_pool(server.dsn, SETTINGS)
+    await worker.open(wait=True)
+    try:
+        for each in (pool, worker):
+            async with service_statement(each) as conn:
+                await conn.execute("select 1")  # a connection is open and idle in the pool
+            with frozen(server.data_dir):
+                started = time.monotonic()
+                with pytest.raises(DatabaseUnavailable):
+                    async with service_statement(each) as conn:
+                        await conn.execute("select 1")
+                assert time.monotonic() - started < DEADLINE + 0.3
+            assert await healed(each) < 5
+    finally:
+        await worker.close()
 
 
 async def test_the_server_holds_each_transaction_to_the_deadline(server: EmbeddedPostgres, pool: Pool) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool, service_transaction
+from backend.db.pool import Pool, service_statement, service_transaction
 from backend.db.queries import load_queries
 from backend.providers.local.provider import LocalVoice
 
@@ -24,7 +24,7 @@ class PostgresProfileStore:
 
     async def get(self, voice_id: str) -> LocalVoice | None:
         """The stored voice, or ``None``."""
-        async with service_transaction(self._pool) as conn:
+        async with service_statement(self._pool) as conn:
             row = await fetch_optional(conn, _Q["get_voice"], {"voice_id": voice_id})
         return msgspec.convert(row, LocalVoice) if row is not None else None
 

@@ -1,0 +1,129 @@
+"""Service work that costs as few statements as it can (issue 15), still as `service_role` and held to its
+limits: a worker's service pool acts as the service from the moment a connection opens, and a
+`service_statement` is one statement committed as the server answers it, whose role never outlives it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from backend.db.execute import fetch_one
+from backend.db.pool import (
+    Pool,
+    create_pool,
+    create_worker_pool,
+    database_work,
+    service_statement,
+    service_transaction,
+    user_transaction,
+)
+from backend.errors import NotFound
+from backend.settings import Settings
+from tests.support import create_user
+
+SETTINGS = Settings(db_timeout=0.5, db_pool_min=1, db_pool_max=2, queue_visibility_seconds=3)
+WHO = (
+    "select current_user as role, current_setting('statement_timeout') as statement,"
+    " current_setting('idle_in_transaction_session_timeout') as idle,"
+    " current_setting('request.jwt.claims', true) as claims"
+)
+AS_SERVICE = {"role": "service_role", "statement": "500ms", "idle": "2500ms"}
+
+
+async def opened(pool: Pool) -> Pool:
+    await pool.open(wait=True)
+    return pool
+
+
+@pytest.fixture
+async def plain(db_dsn: str) -> AsyncIterator[Pool]:
+    pool = await opened(create_pool(db_dsn, SETTINGS))
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def worker(db_dsn: str) -> AsyncIterator[Pool]:
+    pool = await opened(create_worker_pool(db_dsn, SETTINGS))
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def who(conn: Any) -> dict[str, Any]:
+    row = await fetch_one(conn, WHO, {})
+    return {k: v for k, v in row.items() if k != "claims" or v}
+
+
+async def test_a_worker_pool_acts_as_the_service_at_its_limits_from_the_start(worker: Pool, db_dsn: str) -> None:
+    assert worker.service
+    assert worker.timeout == SETTINGS.queue_visibility_seconds  # waiting for a connection is not failing
+    async with database_work(worker) as conn:  # no unit's settings at all
+        assert await who(conn) == AS_SERVICE
+    async with service_transaction(worker) as conn:
+        assert await who(conn) == AS_SERVICE
+    async with service_transaction(worker, budget=2.5) as conn:
+        assert await who(conn) == {"role": "service_role", "statement": "2500ms", "idle": "12500ms"}
+    async with service_statement(worker) as conn:
+        assert await who(conn) == AS_SERVICE
+    # A user's transaction on it is the user's, and leaves the session as the service it found.
+    with psycopg.connect(db_dsn, autocommit=True) as admin:
+        user = create_user(admin)
+    async with user_transaction(worker, {"sub": str(user), "role": "authenticated"}) as conn:
+        mine = await who(conn)
+    assert (mine["role"], mine["statement"]) == ("authenticated", "500ms")
+    assert str(user) in mine["claims"]
+    async with database_work(worker) as conn:
+        assert await who(conn) == AS_SERVICE
+
+
+@pytest.mark.parametrize("budget", [None, 2.5])
+async def test_a_service_statement_on_a_plain_pool_is_the_service_and_leaves_nothing_behind(
+    plain: Pool, budget: float | None
+) -> None:
+    async with database_work(plain) as conn:
+        login = (await who(conn))["role"]
+    assert login != "service_role"
+    async with service_statement(plain, budget=budget) as conn:
+        got = await who(conn)
+    limit = 0.5 if budget is None else budget
+    assert got == {"role": "service_role", "statement": f"{limit * 1000:.0f}ms", "idle": f"{limit * 5000:.0f}ms"}
+    async with database_work(plain) as conn:  # its settings were its implicit transaction's only
+        assert (await who(conn))["role"] == login
+        assert (await who(conn))["statement"] != got["statement"]
+
+
+@pytest.mark.parametrize("kind", ["plain", "worker"])
+async def test_a_service_statement_commits_as_it_answers_and_takes_one_statement_only(
+    kind: str, plain: Pool, worker: Pool, db_dsn: str
+) -> None:
+    pool = plain if kind == "plain" else worker
+    async with service_statement(pool) as conn:
+        row = await fetch_one(conn, "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id", {})
+        # Committed already: another session sees the message before the unit ends.
+        with psycopg.connect(db_dsn, autocommit=True) as other:
+            seen = other.execute("select count(*) from pgmq.q_voice_synthesis where msg_id = %s", (row["msg_id"],))
+            assert seen.fetchone() == (1,)
+        with pytest.raises(RuntimeError, match="one statement"):
+            await conn.execute("select 1")
+        with pytest.raises(RuntimeError, match="one statement"):
+            async with conn.transaction():
+                pass
+    # The connection's next unit is not held to one statement.
+    async with service_transaction(pool) as conn:
+        await conn.execute("select 1")
+        await conn.execute("select 2")
+
+
+async def test_a_failing_service_statement_raises_its_domain_error_and_the_pool_goes_on(worker: Pool) -> None:
+    with pytest.raises(NotFound):
+        async with service_statement(worker) as conn:
+            await conn.execute("select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)")
+    async with service_statement(worker) as conn:
+        assert await who(conn) == AS_SERVICE
