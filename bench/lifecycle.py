@@ -43,6 +43,7 @@ from backend.attempts import service as attempt_service  # noqa: E402
 from backend.context import build_lifecycle  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool, create_worker_pool, service_transaction  # noqa: E402
+from backend.db.queries import load_queries  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
@@ -161,11 +162,12 @@ async def raw_pgmq(dsn: str, messages: int, batch: int = 10) -> float:
 
 
 async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch: int = 8) -> float:
-    """Attempts/s of what the consumers send the database for each attempt (the leasing read with the
-    archive of the batch before, the provider's voice, the completion, and the manifest's locked read in
-    a transaction of its own), from `connections` plain connections acting as the service."""
-    voice = "select profile from voicegate.local_voices where voice_id = %(voice)s"
-    lock = "select id from public.voices where id = %(voice)s for update"
+    """Attempts/s of the statements the consumers send for each attempt (the leasing read with the
+    archive of the batch before, in one transaction; the `local` provider's voice; the completion with the
+    provider's answer; the manifest's locked read in a transaction of its own), from `connections` plain
+    connections acting as the service, the same queries word for word."""
+    voice = load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"]
+    lock = load_queries(ROOT / "backend/voices/manifest.sql")["lock_voice"]
 
     async def work(n: int) -> None:
         worker = f"bare-{n}"
@@ -173,20 +175,25 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
             await conn.execute("set role service_role")
             done: list[int] = []
             while True:
-                if done:
-                    await conn.execute("select pgmq.archive(%s, %s::bigint[])", (queues.CLONE, done))
-                rows = await attempt_service.read_and_lease(
-                    conn, queues.CLONE, vt=30, qty=batch, lease_owner=worker, lease_seconds=60
-                )
+                async with conn.transaction():
+                    if done:
+                        await conn.execute("select pgmq.archive(%s, %s::bigint[])", (queues.CLONE, done))
+                    rows = await attempt_service.read_and_lease(
+                        conn, queues.CLONE, vt=30, qty=batch, lease_owner=worker, lease_seconds=60
+                    )
                 if not rows:
                     return
                 done = []
                 for row in rows:
                     leased = attempt_service.as_row(row["leased"])
-                    await (await conn.execute(voice, {"voice": leased.provider_voice_id})).fetchone()
-                    await attempt_service.complete(conn, leased.id, f"worker:{worker}", lease_owner=worker)
+                    await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
+                    changes = {"provider_voice_id": leased.provider_voice_id, "provider_metadata": {}}
+                    await attempt_service.complete(
+                        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=changes
+                    )
                     async with conn.transaction():
-                        await (await conn.execute(lock, {"voice": leased.voice_id})).fetchone()
+                        params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
+                        await (await conn.execute(lock, params)).fetchone()
                     done.append(row["msg_id"])
 
     started = time.perf_counter()

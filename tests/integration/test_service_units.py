@@ -1,6 +1,7 @@
 """Service work that costs as few statements as it can (issue 15), still as `service_role` and held to its
 limits: a worker's service pool acts as the service from the moment a connection opens, and a
-`service_statement` is one statement committed as the server answers it, whose role never outlives it."""
+`service_statement` is one statement committed as the server answers it, whose role never outlives it.
+On PostgreSQL 18 and on 15 (Supabase's), as both run a pipeline without BEGIN as one implicit transaction."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ async def opened(pool: Pool) -> Pool:
 
 
 @pytest.fixture
-async def plain(db_dsn: str) -> AsyncIterator[Pool]:
-    pool = await opened(create_pool(db_dsn, SETTINGS))
+async def plain(any_db_dsn: str) -> AsyncIterator[Pool]:
+    pool = await opened(create_pool(any_db_dsn, SETTINGS))
     try:
         yield pool
     finally:
@@ -48,8 +49,8 @@ async def plain(db_dsn: str) -> AsyncIterator[Pool]:
 
 
 @pytest.fixture
-async def worker(db_dsn: str) -> AsyncIterator[Pool]:
-    pool = await opened(create_worker_pool(db_dsn, SETTINGS))
+async def worker(any_db_dsn: str) -> AsyncIterator[Pool]:
+    pool = await opened(create_worker_pool(any_db_dsn, SETTINGS))
     try:
         yield pool
     finally:
@@ -61,7 +62,7 @@ async def who(conn: Any) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "claims" or v}
 
 
-async def test_a_worker_pool_acts_as_the_service_at_its_limits_from_the_start(worker: Pool, db_dsn: str) -> None:
+async def test_a_worker_pool_acts_as_the_service_at_its_limits_from_the_start(worker: Pool, any_db_dsn: str) -> None:
     assert worker.service
     assert worker.timeout == SETTINGS.queue_visibility_seconds  # waiting for a connection is not failing
     async with database_work(worker) as conn:  # no unit's settings at all
@@ -73,7 +74,7 @@ async def test_a_worker_pool_acts_as_the_service_at_its_limits_from_the_start(wo
     async with service_statement(worker) as conn:
         assert await who(conn) == AS_SERVICE
     # A user's transaction on it is the user's, and leaves the session as the service it found.
-    with psycopg.connect(db_dsn, autocommit=True) as admin:
+    with psycopg.connect(any_db_dsn, autocommit=True) as admin:
         user = create_user(admin)
     async with user_transaction(worker, {"sub": str(user), "role": "authenticated"}) as conn:
         mine = await who(conn)
@@ -101,13 +102,13 @@ async def test_a_service_statement_on_a_plain_pool_is_the_service_and_leaves_not
 
 @pytest.mark.parametrize("kind", ["plain", "worker"])
 async def test_a_service_statement_commits_as_it_answers_and_takes_one_statement_only(
-    kind: str, plain: Pool, worker: Pool, db_dsn: str
+    kind: str, plain: Pool, worker: Pool, any_db_dsn: str
 ) -> None:
     pool = plain if kind == "plain" else worker
     async with service_statement(pool) as conn:
         row = await fetch_one(conn, "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id", {})
         # Committed already: another session sees the message before the unit ends.
-        with psycopg.connect(db_dsn, autocommit=True) as other:
+        with psycopg.connect(any_db_dsn, autocommit=True) as other:
             seen = other.execute("select count(*) from pgmq.q_voice_synthesis where msg_id = %s", (row["msg_id"],))
             assert seen.fetchone() == (1,)
         with pytest.raises(RuntimeError, match="one statement"):
