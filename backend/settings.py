@@ -184,6 +184,18 @@ def _decode(type_: type, value: object) -> object:
     raise NotImplementedError
 
 
+#: Supabase's transaction-mode pooler (Supavisor, or PgBouncer when self-hosted); session mode is on 5432.
+_TRANSACTION_POOLER_PORT = 6543
+
+
+def _port(url: str) -> int | None:
+    """The URL's port, or None when it names none (or several hosts, which urlsplit cannot read)."""
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
 def _explain(exc: msgspec.ValidationError) -> str:
     message = str(exc)
     for field, var in _ENV.items():
@@ -195,6 +207,13 @@ def _explain(exc: msgspec.ValidationError) -> str:
 def _check(settings: Settings) -> None:
     if settings.database_url is not None and not settings.database_url.startswith(("postgres://", "postgresql://")):
         raise SettingsError("DATABASE_URL must be a postgres:// or postgresql:// URL")
+    if settings.database_url is not None and _port(settings.database_url) == _TRANSACTION_POOLER_PORT:
+        raise SettingsError(
+            "DATABASE_URL points at a transaction-mode pooler (port 6543, Supabase's Supavisor or PgBouncer),"
+            " which hands each transaction to another server session and drops what voicegate keeps per"
+            " session (LISTEN, prepared statements, a worker's role): use the direct connection or the"
+            " session-mode pooler on port 5432"
+        )
     for field in ("port", "pg_port"):
         value = getattr(settings, field)
         if not 0 < value < 65536:

@@ -6,6 +6,7 @@ On PostgreSQL 18 and on 15 (Supabase's), as both run a pipeline without BEGIN as
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 
 from backend.db.execute import fetch_one
 from backend.db.pool import (
+    Connection,
     Pool,
     create_pool,
     create_worker_pool,
@@ -34,30 +36,28 @@ WHO = (
 AS_SERVICE = {"role": "service_role", "statement": "500ms", "idle": "2500ms"}
 
 
-async def opened(pool: Pool) -> Pool:
+@asynccontextmanager
+async def opened(pool: Pool) -> AsyncIterator[Pool]:
     await pool.open(wait=True)
-    return pool
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.fixture
 async def plain(any_db_dsn: str) -> AsyncIterator[Pool]:
-    pool = await opened(create_pool(any_db_dsn, SETTINGS))
-    try:
+    async with opened(create_pool(any_db_dsn, SETTINGS)) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture
 async def worker(any_db_dsn: str) -> AsyncIterator[Pool]:
-    pool = await opened(create_worker_pool(any_db_dsn, SETTINGS))
-    try:
+    async with opened(create_worker_pool(any_db_dsn, SETTINGS)) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
-async def who(conn: Any) -> dict[str, Any]:
+async def who(conn: Connection) -> dict[str, Any]:
     row = await fetch_one(conn, WHO, {})
     return {k: v for k, v in row.items() if k != "claims" or v}
 

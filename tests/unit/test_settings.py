@@ -28,6 +28,18 @@ def test_environment_and_overrides() -> None:
     assert settings.data_dir == Path("/d")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres",  # session mode
+        "postgresql://postgres:pw@db.ref.supabase.co:5432/postgres",  # direct
+        "postgresql://u@h1:5432,h2:6543/db",  # several hosts: not read for a port
+    ],
+)
+def test_a_direct_connection_or_a_session_mode_pooler_is_accepted(url: str) -> None:
+    assert settings_from_env({"DATABASE_URL": url}).database_url == url
+
+
 def test_empty_variables_mean_unset() -> None:
     assert settings_from_env({"DATABASE_URL": "", "VOICEGATE_PORT": ""}).embedded
 
@@ -39,6 +51,10 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_PORT": "70000"}, "VOICEGATE_PORT must be a TCP port"),
         ({"VOICEGATE_PG_PORT": "0"}, "VOICEGATE_PG_PORT must be a TCP port"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be a postgres"),
+        (
+            {"DATABASE_URL": "postgresql://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"},
+            "DATABASE_URL points at a transaction-mode pooler .* session-mode pooler on port 5432",
+        ),
         ({"VOICEGATE_DB_POOL_MIN": "5", "VOICEGATE_DB_POOL_MAX": "2"}, "VOICEGATE_DB_POOL_MIN"),
         ({"VOICEGATE_DB_CONNECT_TIMEOUT": "0"}, "VOICEGATE_DB_CONNECT_TIMEOUT"),
         ({"VOICEGATE_USER_CONCURRENCY": "0"}, "VOICEGATE_USER_CONCURRENCY must be at least 1"),
