@@ -370,6 +370,7 @@ def _run_server(settings: Settings, dsn: str, listener: socket.socket, *, run_co
     import uvicorn  # noqa: PLC0415
 
     from backend.app import create_app  # noqa: PLC0415
+    from backend.secret import RedactUrlCredentials  # noqa: PLC0415
 
     class Server(uvicorn.Server):
         """uvicorn, minus its re-raising of SIGTERM/SIGINT after a graceful shutdown: we still have to
@@ -398,6 +399,7 @@ def _run_server(settings: Settings, dsn: str, listener: socket.socket, *, run_co
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
+    logging.getLogger("uvicorn.access").addFilter(RedactUrlCredentials())  # after the Config set logging up
     Server(config).run(sockets=[listener])
     return 1 if getattr(app.state, "worker_failed", False) else 0
 

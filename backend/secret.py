@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
+import re
+
+# A query parameter that carries a credential: Storage's signed URLs (`token`), and keys some clients
+# put in the URL.
+_URL_CREDENTIAL = re.compile(r"(?i)([?&](?:token|access_token|apikey)=)[^&\s]*")
 
 
 class Secret:
@@ -43,3 +49,16 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class RedactUrlCredentials(logging.Filter):
+    """Blanks credentials in the query strings of the request lines an access log records (uvicorn's
+    passes the path as an argument), so a signed URL's token never reaches the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, its arguments redacted."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _URL_CREDENTIAL.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True

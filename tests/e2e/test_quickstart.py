@@ -53,6 +53,12 @@ def test_the_readme_quickstart_ends_with_a_wav_of_the_text() -> None:
             up.wait(timeout=60)
             log.close()
             EmbeddedPostgres(root / ".voicegate" / "pgdata").stop(mode="immediate")
+        # The download of the signed audioUrl is in the access log, its token not.
+        logged = (root / "up.log").read_text()
+    downloads = [line for line in logged.splitlines() if "GET /storage/v1/object/sign/" in line]
+    assert downloads, logged
+    assert all("token=[redacted]" in line for line in downloads), downloads
+    assert "token=ey" not in logged
     with wave.open(io.BytesIO(audio)) as reader:
         seconds = reader.getnframes() / reader.getframerate()
         assert (reader.getnchannels(), reader.getsampwidth()) == (1, 2)
