@@ -98,6 +98,8 @@ _SERVICE_SESSION = (
     "select set_config('role', 'service_role', false), set_config('statement_timeout', %(limit)s, false),"
     " set_config('idle_in_transaction_session_timeout', %(idle)s, false)"
 )
+#: Statements a unit sends ahead of its first one, with their parameters.
+Opening = tuple[tuple[LiteralString, Mapping[str, Any]], ...]
 _BEGIN: tuple[LiteralString, Mapping[str, Any]] = ("begin", {})
 _AS_USER = (
     "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %(claims)s, true),"
@@ -112,7 +114,7 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     and go in one pipeline with its first statement instead of costing round trips of its own."""
 
     #: Statements the unit's first statement takes along (`BEGIN` and its settings), until it is sent.
-    _opening: tuple[tuple[LiteralString, Mapping[str, Any]], ...] | None = None
+    _opening: Opening | None = None
     #: How many more statements the unit may run, when it is held to a number (`service_statement`: one).
     _statements_left: int | None = None
     #: Whether a statement got its answer since the connection was handed out (the database is up).
@@ -407,18 +409,19 @@ def _server_limits(pool: Pool, budget: float | None) -> dict[str, str]:
     return {"limit": f"{math.ceil(limit * 1000)}ms", "idle": f"{math.ceil(limit * BUSY_WAIT_DEADLINES * 1000)}ms"}
 
 
+def _as_service(pool: Pool, budget: float | None) -> Opening:
+    """What makes a unit the service at its limits: nothing on a service pool at its own limits."""
+    if pool.service and budget is None:
+        return ()
+    return ((_AS_SERVICE, _server_limits(pool, budget)),)
+
+
 @asynccontextmanager
-async def _transaction(
-    pool: Pool, budget: float | None, setup: LiteralString, params: Mapping[str, Any]
-) -> AsyncIterator[Connection]:
+async def _transaction(pool: Pool, budget: float | None, setup: Opening) -> AsyncIterator[Connection]:
     """A unit of `database_work` that is one transaction opened with `setup` (sent with its first
-    statement; none for the service on a service pool at its own limits), committed when the body ends,
-    rolled back when it raises."""
+    statement), committed when the body ends, rolled back when it raises."""
     async with database_work(pool, budget) as conn:
-        if pool.service and setup is _AS_SERVICE and budget is None:
-            conn.open_with(_BEGIN)
-        else:
-            conn.open_with(_BEGIN, (setup, {**params, **_server_limits(pool, budget)}))
+        conn.open_with(_BEGIN, *setup)
         try:
             yield conn
         except BaseException:
@@ -432,7 +435,7 @@ async def _transaction(
 async def service_transaction(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
     """A transaction as `service_role` (bypasses RLS): for consumers, internal routes and scripts. It is
     a unit of `database_work` (`budget`: its seconds, default the pool's `work_timeout`)."""
-    async with _transaction(pool, budget, _AS_SERVICE, {}) as conn:
+    async with _transaction(pool, budget, _as_service(pool, budget)) as conn:
         yield conn
 
 
@@ -443,8 +446,7 @@ async def service_statement(pool: Pool, *, budget: float | None = None) -> Async
     statement goes alone; otherwise its role and limits go with it in one pipeline, which the server
     runs as one implicit transaction. A second statement raises RuntimeError."""
     async with database_work(pool, budget) as conn:
-        if not (pool.service and budget is None):
-            conn.open_with((_AS_SERVICE, _server_limits(pool, budget)))
+        conn.open_with(*_as_service(pool, budget))
         conn.run_alone()
         try:
             yield conn
@@ -456,7 +458,8 @@ async def service_statement(pool: Pool, *, budget: float | None = None) -> Async
 async def user_transaction(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
     """A transaction as `authenticated` carrying `claims`, as PostgREST runs a request; a unit of
     `database_work` like `service_transaction`."""
-    async with _transaction(pool, None, _AS_USER, {"claims": json.dumps({**claims, "role": "authenticated"})}) as conn:
+    user = {"claims": json.dumps({**claims, "role": "authenticated"}), **_server_limits(pool, None)}
+    async with _transaction(pool, None, ((_AS_USER, user),)) as conn:
         yield conn
 
 
