@@ -294,8 +294,8 @@ async def test_a_one_second_sample_is_refused_as_too_short_with_no_try_again(
         await expect(page.locator("#q-verdict")).to_have_text("refused")
         await expect(page.get_by_role("button", name="Speak")).to_be_disabled()
         # Sending the same second again cannot help: the page says what can, and offers no "Try again".
-        await expect(page.get_by_role("status").filter(has_text="Record again, or choose another file")).to_be_visible()
         await expect(page.locator("#retry")).to_be_hidden()
+        await expect(page.get_by_role("status").filter(has_text="Record again, or choose another file")).to_be_visible()
         await screenshot(page, "sample-too-short")
         assert offline.blocked == []
     finally:
