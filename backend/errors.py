@@ -168,6 +168,10 @@ class SynthesisFailed(Conflict, code="synthesis_failed"):
     """The job failed; its status says why."""
 
 
+class StoredObjectAltered(Conflict, code="stored_object_altered"):
+    """A file voicegate stored has changed since voicegate wrote it, so it is not used or served."""
+
+
 class WebhookUrlRefused(ClientError, status=422, code="webhook_url_refused"):
     """Webhooks cannot be delivered to this URL."""
 

@@ -47,7 +47,8 @@ _WORDS: Final = {
     400: "The request is malformed or a field is invalid; `detail` names the field.",
     401: "A valid Supabase access token is required.",
     404: "No such resource, or it is not the caller's.",
-    409: "The resource is not in a state that allows this, or the same Idempotency-Key is still in flight.",
+    409: "The resource is not in a state that allows this (`code` says why, e.g. `stored_object_altered`: a file "
+    "voicegate stored has changed since, so it is not served), or the same Idempotency-Key is still in flight.",
     413: "The upload is larger than allowed.",
     415: "The body is not a supported media type (samples: WAV, MP3, FLAC, OGG/Opus, WebM/Opus, M4A/AAC).",
     422: "Understood but refused: see `code` (e.g. a provider that is not configured, a refused sample).",

@@ -33,6 +33,7 @@ from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.samples import service as samples
+from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis.speaker import Mute, Waits, speaker_now
 from backend.synthesis.text import cleaned
@@ -237,13 +238,23 @@ async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobSt
 
 
 async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:
-    """A short-lived signed URL of the finished job's WAV; 409 while it runs or after it failed."""
+    """A short-lived signed URL of the finished job's WAV, once its bytes are checked against the digest
+    recorded when it was stored; 409 while it runs, after it failed, or when the file has changed since
+    (`stored_object_altered`, with an audit event)."""
     row = await _job(pool, claims, job_id)
     if row["status"] == "failed":
         raise SynthesisFailed(f"The job failed ({row['error_code']}): {row['error_message']}")
     if row["status"] != "succeeded":
         raise SynthesisNotFinished(f"The job is {row['status']}; poll its status until it has succeeded.")
-    url = await storage.create_signed_url(row["output_bucket_id"], row["output_object_path"], RESULT_URL_SECONDS)
+    url = await integrity.signed_url(
+        pool,
+        storage,
+        row["output_bucket_id"],
+        row["output_object_path"],
+        RESULT_URL_SECONDS,
+        actor=f"user:{claims.sub}",
+        subject=("synthesis_job", job_id),
+    )
     return JobResult(
         audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=row["duration_ms"]
     )

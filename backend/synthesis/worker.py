@@ -5,8 +5,9 @@ A job whose voice is still being cloned waits: its message is put back, and the 
 it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
 one fails the job with `inference_failed`. A voice the provider no longer has, or whose model it
 retired, is enrolled again from its sample while the job waits (`heal`). Audio that cannot be signed
-is never stored: the job fails with `provenance_failed`. Safe to repeat: the render is written under a
-fixed name and the job is finished by a guarded update, so a second delivery changes nothing.
+is never stored: the job fails with `provenance_failed`. Safe to repeat: the job is finished by a guarded
+update and its render stored, under a fixed name and with its digest recorded, in that update's
+transaction, so a second delivery changes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
+from backend.storage import integrity
 from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.synthesis.text import pieces
@@ -98,13 +100,15 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
         log.exception("synthesis job %s: %s", job_id, exc.detail)
         return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail)
     path = render_path(job["owner_id"], job_id)
-    await ctx.storage.upload(BUCKET, path, signed, "audio/wav", upsert=True)
-    async with service_transaction(ctx.pool) as conn:
+    async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         finished = await fetch_optional(
             conn,
             _Q["finish_job"],
             {"id": job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000)},
         )
+        # Stored only by the delivery that finishes the job, so a late one cannot replace its audio.
+        if finished is not None:
+            await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type="audio/wav")
     return Outcome(status="succeeded" if finished is not None else "stale")
 
 

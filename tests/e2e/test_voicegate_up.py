@@ -20,6 +20,7 @@ import httpx
 import jwt
 import pytest
 from storage3 import SyncStorageClient
+from storage3.exceptions import StorageApiError
 
 from backend.embedded.postgres import free_port
 from tests.conftest import server_dir
@@ -192,19 +193,29 @@ def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stac
     assert reflections.json() == {"reflections": []}
 
     user_id = jwt.decode(token, options={"verify_signature": False})["sub"]
+    # The upload URL comes from the API (signed with the service key); users sign none themselves.
+    ticket = httpx.post(
+        f"{running.base_url}/api/clone/upload-url",
+        json={"name": "Ada", "consent": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert ticket.status_code == 201, ticket.text
+    path = ticket.json()["path"]
+    assert path.startswith(f"{user_id}/")
     with SyncStorageClient(
         url=f"{running.base_url}/storage/v1/", headers={"Authorization": f"Bearer {token}"}
     ) as storage:
         files = storage.from_("voice-samples")
-        path = f"{user_id}/hello.wav"
         audio = b"RIFF" + bytes(range(256)) * 8
-        signed = files.create_signed_upload_url(path)
-        files.upload_to_signed_url(path, signed["token"], audio, {"content-type": "audio/wav"})
+        with pytest.raises(StorageApiError) as refused:
+            files.create_signed_upload_url(f"{user_id}/hello.wav")
+        assert refused.value.status == "403"
+        files.upload_to_signed_url(path, ticket.json()["token"], audio, {"content-type": "audio/wav"})
         url = files.create_signed_url(path, 60)["signedURL"]
     downloaded = httpx.get(url if url.startswith("http") else f"{running.base_url}/storage/v1{url}")
     assert downloaded.status_code == 200
     assert downloaded.content == audio
-    assert (running.pg.data_dir.parent / "storage" / "voice-samples" / user_id / "hello.wav").read_bytes() == audio
+    assert (running.pg.data_dir.parent / "storage" / "voice-samples" / path).read_bytes() == audio
 
 
 def run_cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:

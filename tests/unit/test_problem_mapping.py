@@ -164,6 +164,12 @@ ROWS = [
     ),
     (errors.SynthesisFailed(), 409, "synthesis_failed", "The job failed; its status says why."),
     (
+        errors.StoredObjectAltered(),
+        409,
+        "stored_object_altered",
+        "A file voicegate stored has changed since voicegate wrote it, so it is not used or served.",
+    ),
+    (
         LaunchBlocked(["preview_required"]),
         409,
         "launch_blocked",

@@ -83,3 +83,8 @@ def test_idempotent_routes_document_the_key_header(document: dict[str, Any]) -> 
 
 def test_metrics_are_plain_text(document: dict[str, Any]) -> None:
     assert list(document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
+
+
+def test_the_result_route_documents_that_an_altered_render_is_refused(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/api/v1/clone/{job_id}/result"]["get"]["responses"]
+    assert "stored_object_altered" in responses["409"]["description"]
