@@ -38,6 +38,10 @@ class ValidationFailed(ClientError, code="validation_failed"):
     """The request body or parameters are invalid."""
 
 
+class InvalidHost(ClientError, code="invalid_host"):
+    """The Host header is not a host name or address with an optional port."""
+
+
 class Unauthorized(ClientError, status=401, code="unauthorized"):
     """A valid access token is required."""
 

@@ -17,13 +17,13 @@ class Health(msgspec.Struct):
     status: str
 
 
-@get("/healthz", sync_to_thread=False, summary="Liveness: the process is up")
+@get("/healthz", sync_to_thread=False, summary="Liveness: the process is up", responses=problems(400))
 def healthz() -> Health:
     """Answer while the process runs, whatever its dependencies do."""
     return Health(status="ok")
 
 
-@get("/readyz", summary="Readiness: the database answers", responses=problems(429, 503))
+@get("/readyz", summary="Readiness: the database answers", responses=problems(400, 429, 503))
 async def readyz(pool: DbPool) -> Health:
     """200 when the database answers a query; 503 when it does not, 429 when every connection stayed busy
     with other requests (problem+json with Retry-After either way)."""
@@ -31,7 +31,13 @@ async def readyz(pool: DbPool) -> Health:
     return Health(status="ready")
 
 
-@get("/metrics", media_type="text/plain", sync_to_thread=False, summary="Prometheus metrics (text exposition format)")
+@get(
+    "/metrics",
+    media_type="text/plain",
+    sync_to_thread=False,
+    summary="Prometheus metrics (text exposition format)",
+    responses=problems(400),
+)
 def metrics() -> Response[bytes]:
     """Request counts and latencies per route template (never per id), in Prometheus' text format."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

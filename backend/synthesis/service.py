@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
 from backend import queues
+from backend.api.fields import Name, Text
 from backend.attempts import service as attempts
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_one, fetch_optional
@@ -42,17 +43,16 @@ from backend.voices import service as voices
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: How long a result URL works: long enough to fetch or stream the audio, short enough not to be shared.
 RESULT_URL_SECONDS = 300
-MAX_TEXT_CHARS = 5000
 
 
 class CloneRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     """`POST /api/v1/clone`: speak `text` with a voice, or with the voice cloned from a sample."""
 
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)]
+    text: Text
     sample_id: uuid.UUID | None = None
     voice_id: uuid.UUID | None = None
     #: The name of a voice created from the sample (default "Voice from sample").
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
 
 
 class JobAccepted(msgspec.Struct, rename="camel"):
@@ -180,7 +180,7 @@ async def _voice_of_sample(
             conn,
             voice_id=voice_id,
             owner_id=owner_id,
-            name=request.name or "Voice from sample",
+            name=request.name.strip() if request.name else "Voice from sample",
             language=sample["language"],
             consent_id=sample["consent_id"],
         )

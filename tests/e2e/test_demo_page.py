@@ -78,7 +78,7 @@ def up() -> Iterator[Running]:
         finally:
             if running.process.poll() is None:
                 running.process.kill()
-                running.process.wait()
+                running.process.wait(timeout=30)
             running.pg.stop(mode="immediate")
 
 

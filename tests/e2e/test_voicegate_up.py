@@ -46,7 +46,7 @@ def running(data_root: Path) -> Iterator[Running]:
     finally:
         if up.process.poll() is None:
             up.process.kill()
-            up.process.wait()
+            up.process.wait(timeout=30)
         up.pg.stop(mode="immediate")
 
 
@@ -99,7 +99,7 @@ def test_up_finds_its_running_postgres_even_on_another_port(data_root: Path) -> 
     try:
         wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first)
         first.process.kill()
-        first.process.wait()
+        first.process.wait(timeout=30)
         second = start_up(data_root)  # a new VOICEGATE_PG_PORT: the cluster keeps its own
         wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second)
         second.process.send_signal(signal.SIGTERM)
@@ -114,7 +114,7 @@ def test_up_reuses_a_running_postgres_and_leaves_it_running(data_root: Path) -> 
     try:
         wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first)
         first.process.kill()  # as if the terminal closed: Postgres keeps running
-        first.process.wait()
+        first.process.wait(timeout=30)
         assert first.pg.is_ready()
         second = start_up(data_root, first.pg.port)
         wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second)
@@ -148,7 +148,7 @@ def test_up_with_fake_providers_serves_each_fake_with_this_runs_keys(data_root: 
     finally:
         if up.process.poll() is None:
             up.process.kill()
-            up.process.wait()
+            up.process.wait(timeout=30)
         up.pg.stop(mode="immediate")
 
 

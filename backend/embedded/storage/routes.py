@@ -238,7 +238,8 @@ def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> R
             else StorageError(exc.status_code, "InvalidRequest", str(exc.detail))
         )
     else:
-        path = request.url.path[:_LOGGED_PATH_CHARS]
+        # The scope's path: `request.url` is built from the Host header, which may be what is wrong.
+        path = request.scope["path"][:_LOGGED_PATH_CHARS]
         log.exception("storage request %s %s failed", request.method, path, exc_info=exc)
         error = errors.internal_error()
     return Response(content=error.body(), status_code=error.http_status, headers=headers)

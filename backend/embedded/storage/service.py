@@ -28,6 +28,7 @@ from anyio import AsyncFile
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
+from backend.api.fields import holds_nul
 from backend.api.multipart import FormError, Part, form_boundary, read_form
 from backend.db.pool import Connection, Pool, service_transaction, user_transaction
 from backend.embedded.storage import errors
@@ -367,8 +368,10 @@ class StorageService:
                 sink = _Sink(out, received, limit)
                 if multipart_body:
                     await _receive_multipart(received, meta, body, sink, bucket.allowed_mime_types)
+                    _refuse_nul(received)
                 else:
                     _receive_raw_meta(received, meta, bucket.allowed_mime_types)
+                    _refuse_nul(received)
                     async for chunk in body:
                         await sink.write(chunk)
         except BaseException:
@@ -508,6 +511,12 @@ def _owner(claims: Claims) -> str | None:
     # The service key has no `sub`: its objects have no owner, as on Supabase.
     sub = claims.get("sub")
     return sub if claims.get("role") == "authenticated" and isinstance(sub, str) else None
+
+
+def _refuse_nul(received: _Received) -> None:
+    """What is kept of the request besides its bytes goes into `jsonb` columns, which cannot hold a NUL."""
+    if holds_nul([received.mimetype, received.cache_control, received.user_metadata]):
+        raise errors.invalid_request("the content type, cache control and metadata must not contain a NUL character")
 
 
 def _is_multipart(meta: UploadMeta) -> bool:

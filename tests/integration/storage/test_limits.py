@@ -174,7 +174,9 @@ async def test_a_60_kb_path_is_an_invalid_key_and_is_not_echoed_into_the_log(
     alice, _ = users
     pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=10))
     await pool.open(wait=True)
-    app = Litestar(route_handlers=[storage_router(pool, SECRET, tmp_path / "objects", verify_access_token)])
+    app = Litestar(
+        route_handlers=[storage_router(pool, SECRET, tmp_path / "objects", verify_access_token)], logging_config=None
+    )
     name = f"{alice}/" + "a/" * 30_000 + "take.wav"
     caplog.set_level(logging.DEBUG)
     try:

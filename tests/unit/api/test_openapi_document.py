@@ -60,6 +60,8 @@ def test_every_error_is_documented_as_problem_json(document: dict[str, Any]) -> 
                 content = response.get("content", {})
                 assert list(content) == ["application/problem+json"], f"{method.upper()} {path} {status}"
                 assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}
+        # A bad Host header is answered 400 on every route.
+        assert "400" in op["responses"], f"{method.upper()} {path}"
         if path not in UNAUTHENTICATED:
             assert {"401", "429", "503"} <= set(op["responses"]), f"{method.upper()} {path}"
 
