@@ -8,7 +8,6 @@ finds nothing, and the copy just written is removed again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from pathlib import Path
@@ -47,7 +46,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: s
     source = sample["object_path"] if sample["original_removed_at"] is None else sample["processed_object_path"]
     original = await ctx.storage.download(sample["bucket_id"], source)
     try:
-        prepared = await asyncio.to_thread(prepare_for, original, sample_rules(provider))
+        prepared = await ctx.cpu.run(sample["owner_id"], prepare_for, original, sample_rules(provider))
     except AudioRejected as exc:
         report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
         async with service_transaction(ctx.pool) as conn:
