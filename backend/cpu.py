@@ -4,9 +4,12 @@ fed from a fair queue.
 asyncio's default executor (`asyncio.to_thread`) serves everyone first come first served, so one user's 32
 long streams made another user's one sentence wait 22 s for its first byte. Here each item is tagged with the
 user it is for (their owner id; `None` for system work, which has a lane of its own), and the threads take
-the next item round robin between the lanes that have work waiting, first in first out within one lane:
-whoever else is queued, a user's item waits for at most one item of each other user. A caller that splits
-long work into pieces (a stream renders phrase by phrase) lets others' items run between its pieces.
+the next item round robin between the lanes that have work waiting, first in first out within one lane.
+Round robin by recency: the next item is from the waiting lane whose user was served least recently, so a
+user whose lane empties between items (a stream asks for its next phrase once the last is made) keeps
+their place in the rotation rather than rejoining at its back. Whoever else is queued, a user's item waits
+for at most one item of each other user. A caller that splits long work into pieces (a stream renders
+phrase by phrase) lets others' items run between its pieces.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
@@ -33,11 +36,17 @@ T = TypeVar("T")
 Owner = uuid.UUID | None
 
 _SERIAL: Final = itertools.count(1)
+#: Users whose last turn is remembered; one forgotten had the oldest turn, and counts as never served.
+_REMEMBERED: Final = 4096
 
 
 def default_workers() -> int:
-    """The CPU cores this process may run on (its affinity, which containers and `taskset` narrow)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """One thread fewer than the CPU cores this process may run on (its affinity, which containers and
+    `taskset` narrow), and at least one: the event loop (and in `voicegate up` Postgres) keeps a core. With a
+    thread on every core of two, a user's render ran at half speed beside another user's, and their sample
+    check took 2.5-9x as long as alone beside 8 busy streams instead of 1.7-2.1x."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class _Item:
@@ -99,8 +108,10 @@ class CpuExecutor:
         self.name = f"{name}-{next(_SERIAL)}"
         self._lock = threading.Lock()
         self._waiting = threading.Condition(self._lock)
-        # Lanes with work waiting, in the order they are served: a lane goes to the back once served.
-        self._lanes: OrderedDict[Owner, deque[_Item]] = OrderedDict()
+        self._lanes: dict[Owner, deque[_Item]] = {}  # lanes with work waiting, in the order they opened
+        self._turns = itertools.count(1)
+        # When each user was last served, least recently first.
+        self._served: OrderedDict[Owner, int] = OrderedDict()
         self._closed = False
         self._alive = workers
         self._when_ended: list[Callable[[], None]] = []
@@ -173,17 +184,20 @@ class CpuExecutor:
                 del self._lanes[item.owner]
 
     def _next(self) -> _Item | None:
-        """The next call, round robin between lanes (with the lock held); None once closed and empty."""
+        """The next call, from the lane served least recently (with the lock held); None once closed and empty."""
         while not self._lanes and not self._closed:
             self._waiting.wait()
         if not self._lanes:
             return None
-        owner, lane = next(iter(self._lanes.items()))
+        owner = min(self._lanes, key=lambda waiting: self._served.get(waiting, 0))
+        lane = self._lanes[owner]
         item = lane.popleft()
-        if lane:
-            self._lanes.move_to_end(owner)
-        else:
+        if not lane:
             del self._lanes[owner]
+        self._served[owner] = next(self._turns)
+        self._served.move_to_end(owner)
+        if len(self._served) > _REMEMBERED:
+            self._served.popitem(last=False)
         return item
 
     def _work(self) -> None:

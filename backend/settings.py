@@ -58,7 +58,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     VOICEGATE_USER_CONCURRENCY, which counts a stream only until it starts."""
     cpu_workers: int = msgspec.field(default_factory=default_workers)
     """VOICEGATE_CPU_WORKERS: threads of the process's CPU executor, which runs local renders, sample checks
-    and audio signing round robin between users (default: the CPU cores the process may use)."""
+    and audio signing round robin between users (default: one fewer than the CPU cores the process may use,
+    at least 1)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
     consumer_mode: Literal["inprocess", "http"] = "inprocess"

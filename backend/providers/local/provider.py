@@ -44,9 +44,11 @@ SAMPLE_RULES: Final = SampleRules(
     mono=False,
 )
 #: Text is rendered a phrase at a time, each phrase one call queued on the CPU executor, so another user's
-#: render can run between two of a long text's. About 0.3 s of one core each (a 300-character sentence
-#: rendered whole took 1.4 s); a one-sentence answer stays one phrase.
-PHRASE_CHARS: Final = 100
+#: render can run between two of a long text's: how long a phrase takes is how long another user's first
+#: phrase may wait for a thread. About 0.25 s of one core each (a 300-character sentence rendered whole took
+#: 1.4 s); bench/fair_share.py gave A's first byte beside B's 8 streams 2.4x alone with 100-character phrases,
+#: 1.6-2.3x with these. Most cuts fall after a comma; a short sentence stays one phrase.
+PHRASE_CHARS: Final = 60
 #: A phrase shorter than this joins its neighbour: the engine cannot speak some single words alone
 #: ("Bob." has too little voiced sound to carry a pitch), and a cut should never lose one.
 MIN_PHRASE_CHARS: Final = 25

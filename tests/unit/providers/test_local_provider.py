@@ -22,6 +22,7 @@ from backend.providers.local.provider import (
     phrases,
 )
 from backend.providers.wav import float_to_wav, wav_to_float
+from backend.synthesis.text import pieces
 
 RATE = 24000
 SHORT = "Please call Stella and ask her to bring these things."
@@ -150,10 +151,8 @@ async def test_a_stream_is_the_synthesized_speech_as_24_khz_pcm(cpu: CpuExecutor
         _ = [chunk async for chunk in provider.stream(voice, " ")]
 
 
-#: Five phrases of about 80 characters: each is rendered as a call of its own.
-PARAGRAPH = " ".join(
-    f"Sentence number {n} is here, and it goes on for a while so that it fills most of a phrase." for n in range(5)
-)
+#: Five sentences of about 50 characters, two too long to share a phrase: each is rendered as a call of its own.
+PARAGRAPH = " ".join(f"Sentence number {n} is here, and it is not a long one." for n in range(5))
 
 
 def test_a_text_is_cut_into_phrases_that_lose_nothing_and_never_leave_a_word_alone() -> None:
@@ -163,8 +162,9 @@ def test_a_text_is_cut_into_phrases_that_lose_nothing_and_never_leave_a_word_alo
     assert all(MIN_PHRASE_CHARS <= len(phrase) <= PHRASE_CHARS for phrase in cut)
     assert " ".join(cut) == PARAGRAPH
     # A cut that would leave "Bob." on its own (too little voiced sound to speak alone) keeps it with its clause.
-    long_clause = "Please call Stella and ask her to bring these things with her from the store when she comes round,"
-    assert phrases(f"{long_clause} Bob.") == [f"{long_clause} Bob."]
+    clause = "Please ask Stella to bring these few things from the store,"
+    assert pieces(f"{clause} Bob.", PHRASE_CHARS) == [clause, "Bob."]
+    assert phrases(f"{clause} Bob.") == [f"{clause} Bob."]
 
 
 async def test_a_long_stream_renders_a_phrase_per_call_so_another_users_call_runs_before_it_ends() -> None:
@@ -193,7 +193,7 @@ async def test_a_long_stream_renders_a_phrase_per_call_so_another_users_call_run
 async def test_a_phrase_with_nothing_to_say_is_passed_over_unless_nothing_else_speaks(cpu: CpuExecutor) -> None:
     provider = LocalProvider(cpu=cpu)
     voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
-    spoken = "Sentence number one is here, and it goes on for a while so that it fills most of a phrase."
+    spoken = "Sentence number one is here, and it is not a long one."
     with_punctuation = f"{spoken} {'- ' * 20}".strip()
     assert len(phrases(with_punctuation)) == 2
     chunks = [chunk async for chunk in provider.stream(voice, with_punctuation)]
