@@ -1,5 +1,6 @@
-"""The CPU executor's fair queue: round robin between users, first in first out within one, a queued call
-dropped when its caller goes away, never more calls at once than threads, and no thread left once closed."""
+"""The CPU executor's fair queue: round robin between users (the one served least recently first), first in
+first out within one, a queued call dropped when its caller goes away, never more calls at once than threads,
+and no thread left once closed."""
 
 from __future__ import annotations
 
@@ -73,6 +74,27 @@ async def test_users_take_turns_and_each_users_calls_keep_their_order() -> None:
         await release()
         assert await asyncio.gather(*queued) == ["a1", "a2", "a3", "b1", "c1", "b2"]
     assert ran == ["a1", "b1", "c1", "a2", "b2", "a3"]
+
+
+async def test_a_user_whose_lane_emptied_keeps_their_turn_before_a_user_served_since() -> None:
+    async with held_thread() as (one, release):
+        ran: list[str] = []
+        record = recorder(ran)
+        gate = Gate()
+
+        def b1() -> str:
+            gate.hold()
+            return record("b1")
+
+        first = [one.submit(A, record, "a1"), one.submit(B, b1), one.submit(B, record, "b2")]
+        await release()
+        await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+        # A's lane is empty now (a1 ran), B's is not; B was served after A. A's next call, as a stream's next
+        # phrase comes once its last is made, goes before B's next.
+        second = one.submit(A, record, "a2")
+        gate.open()
+        await asyncio.gather(*first, second)
+    assert ran == ["a1", "b1", "a2", "b2"]
 
 
 async def test_a_call_whose_caller_went_away_is_dropped_before_it_starts() -> None:
