@@ -42,9 +42,9 @@ _REMEMBERED: Final = 4096
 
 def default_workers() -> int:
     """One thread fewer than the CPU cores this process may run on (its affinity, which containers and
-    `taskset` narrow), and at least one: the event loop (and in `voicegate up` Postgres) keeps a core. With a
-    thread on every core of two, a user's render ran at half speed beside another user's, and their sample
-    check took 2.5-9x as long as alone beside 8 busy streams instead of 1.7-2.1x."""
+    `taskset` narrow), and at least one: the event loop (and in `voicegate up` Postgres) keeps a core. On two
+    busy cores, with a thread on each, a user's render ran at half speed beside another user's, and their
+    sample check beside 8 streams of another user's took 2.5-9x as long as alone, against 1.7-2.1x with one."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, cores - 1)
 

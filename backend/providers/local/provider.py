@@ -44,10 +44,10 @@ SAMPLE_RULES: Final = SampleRules(
     mono=False,
 )
 #: Text is rendered a phrase at a time, each phrase one call queued on the CPU executor, so another user's
-#: render can run between two of a long text's: how long a phrase takes is how long another user's first
-#: phrase may wait for a thread. About 0.25 s of one core each (a 300-character sentence rendered whole took
-#: 1.4 s); bench/fair_share.py gave A's first byte beside B's 8 streams 2.4x alone with 100-character phrases,
-#: 1.6-2.3x with these. Most cuts fall after a comma; a short sentence stays one phrase.
+#: render can run between two of a long text's: how long a phrase takes is how long another user's call may
+#: wait for a thread. About 0.25 s of one core each (a 300-character sentence rendered whole took 1.4 s);
+#: in bench/fair_share.py A's first byte beside B's 8 streams took 0.9 s with 100-character phrases, 0.44 to
+#: 0.50 s with these. A cut restarts the intonation, so most fall after a comma; a short sentence stays whole.
 PHRASE_CHARS: Final = 60
 #: A phrase shorter than this joins its neighbour: the engine cannot speak some single words alone
 #: ("Bob." has too little voiced sound to carry a pitch), and a cut should never lose one.
@@ -200,8 +200,8 @@ class LocalProvider:
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole)."""
         profile, language = await self._profile(voice, text)
-        async with aclosing(self._rendered(_pcm_of, text, profile, language)) as phrases:
-            async for pcm in phrases:
+        async with aclosing(self._rendered(_pcm_of, text, profile, language)) as rendered:
+            async for pcm in rendered:
                 yield pcm
 
     async def _rendered(

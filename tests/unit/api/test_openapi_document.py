@@ -83,3 +83,8 @@ def test_idempotent_routes_document_the_key_header(document: dict[str, Any]) -> 
 
 def test_metrics_are_plain_text(document: dict[str, Any]) -> None:
     assert list(document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
+
+
+def test_the_speech_routes_document_the_stream_cap_refusal(document: dict[str, Any]) -> None:
+    for path in ("/v1/reflections/{reflection_id}/speech", "/api/v1/speech"):
+        assert "`streams_limited`" in document["paths"][path]["post"]["responses"]["429"]["description"], path
