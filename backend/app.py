@@ -1,5 +1,5 @@
 """The Litestar application factory; its lifespan owns the connection pool, Storage, the provider clients,
-the C2PA signer, the webhook sender and (in `voicegate up`) the queue consumers."""
+the C2PA signer, the CPU executor, the webhook sender and (in `voicegate up`) the queue consumers."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from backend.api.metrics import MetricsMiddleware
 from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
 from backend.context import Lifecycle, build_lifecycle
+from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool, create_worker_pool
+from backend.errors import StreamsLimited
 from backend.problem import problem_response
 from backend.provenance import ProvenanceSigner
 from backend.providers.http import create_http_client
@@ -95,15 +97,19 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         app.state.pool = pool
         app.state.verifier = verifier
         app.state.user_slots = UserConcurrency(settings.user_concurrency)
+        app.state.stream_slots = UserConcurrency(settings.user_streams, StreamsLimited)
         app.state.settings = settings
         app.state.storage = _storage_client(settings, app)
         app.state.worker_failed = False
         provider_http = create_http_client()
-        app.state.lifecycle = build_lifecycle(settings, pool, app.state.storage, provider_http, signer)
+        # One executor for the API and the in-process worker: CPU is the process's, and fairness between
+        # users holds only if every CPU-bound call of theirs waits in the same queue.
+        app.state.cpu = cpu = CpuExecutor(settings.cpu_workers)
+        app.state.lifecycle = build_lifecycle(settings, pool, app.state.storage, provider_http, signer, cpu=cpu)
         stopping = asyncio.Event()
         worker = None
         if worker_pool is not None:
-            worker_ctx = build_lifecycle(settings, worker_pool, app.state.storage, provider_http, signer)
+            worker_ctx = build_lifecycle(settings, worker_pool, app.state.storage, provider_http, signer, cpu=cpu)
             worker = _start_worker(app, settings, dsn, worker_ctx, stopping)
         try:
             yield
@@ -113,6 +119,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
                 await asyncio.gather(worker, return_exceptions=True)
                 await worker_ctx.webhooks.aclose()  # the signer is the API lifecycle's, closed with it
             await app.state.lifecycle.aclose()
+            await cpu.aclose()
             await provider_http.aclose()
             await app.state.storage.aclose()
             for opened in pools:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from backend.cpu import CpuExecutor
 from backend.db.pool import Pool
 from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.registry import ProviderSet
@@ -35,8 +36,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(frozen=True)
 class Lifecycle:
-    """The pool (service work), Storage, provider adapters, the signer of synthesized audio, the webhook
-    sender and the timing rules of the workers."""
+    """The pool (service work), Storage, provider adapters, the signer of synthesized audio, the CPU executor,
+    the webhook sender and the timing rules of the workers."""
 
     pool: Pool
     storage: ObjectStorage
@@ -45,6 +46,9 @@ class Lifecycle:
     public_storage: bool
     #: Signs every file voicegate synthesizes (one per process: it holds the native c2pa signer).
     signer: ProvenanceSigner
+    #: Runs CPU-bound work fairly between users: the process's one executor, owned (and closed) by what
+    #: runs the process, which may share it between lifecycles (`voicegate up`: the API's and the worker's).
+    cpu: CpuExecutor
     webhooks: WebhookSender
     lease_seconds: int = 60
     retry_base_seconds: float = 5.0
@@ -67,13 +71,16 @@ def build_lifecycle(
     storage: ObjectStorage,
     http_client: httpx.AsyncClient,
     signer: ProvenanceSigner,
+    *,
+    cpu: CpuExecutor,
 ) -> Lifecycle:
     """The lifecycle context of a process, owning `signer` (built at start-up with
-    `ProvenanceSigner.from_settings`): local voices and inline self-hosted references live in the
-    database, shared by all workers."""
+    `ProvenanceSigner.from_settings`) and using `cpu` (closed by its owner): local voices and inline
+    self-hosted references live in the database, shared by all workers."""
     providers = ProviderSet(
         settings.provider_settings,
         http_client,
+        cpu=cpu,
         profile_store=PostgresProfileStore(pool),
         reference_store=PostgresReferenceStore(pool),
     )
@@ -86,6 +93,7 @@ def build_lifecycle(
         providers=providers,
         public_storage=not is_loopback_host(urlsplit(settings.storage_public_url).hostname or ""),
         signer=signer,
+        cpu=cpu,
         webhooks=WebhookSender(project, allow_private=settings.embedded),
         lease_seconds=settings.lease_seconds,
         retry_base_seconds=settings.retry_base_seconds,

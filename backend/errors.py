@@ -88,6 +88,10 @@ class ConcurrencyLimited(TooManyRequests, code="concurrency_limited"):
     """You have too many requests in flight at once; retry after `Retry-After` seconds."""
 
 
+class StreamsLimited(TooManyRequests, code="streams_limited"):
+    """You have too many speech streams open at once; let one end, or retry after `Retry-After` seconds."""
+
+
 class ServerBusy(TooManyRequests, code="server_busy"):
     """Busy with other requests; retry after `Retry-After` seconds."""
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
+from backend.cpu import default_workers
 from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
 from backend.secret import Secret, is_loopback_host
 from backend.webhooks.signing import secret_key
@@ -51,6 +52,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     user_concurrency: int = 32
     """VOICEGATE_USER_CONCURRENCY: requests one user (one access token's subject) may have in flight in one API
     process; one more is answered 429 with Retry-After."""
+    user_streams: int = 8
+    """VOICEGATE_USER_STREAMS: speech streams one user may have open at once in one API process, from the
+    request until its last byte; one more is answered 429 `streams_limited` with Retry-After. Lower than
+    VOICEGATE_USER_CONCURRENCY, which counts a stream only until it starts."""
+    cpu_workers: int = msgspec.field(default_factory=default_workers)
+    """VOICEGATE_CPU_WORKERS: threads of the process's CPU executor, which runs local renders, sample checks
+    and audio signing round robin between users (default: one fewer than the CPU cores the process may use,
+    at least 1)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
     consumer_mode: Literal["inprocess", "http"] = "inprocess"
@@ -223,6 +232,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError("VOICEGATE_DB_POOL_MIN must be at least 1 and at most VOICEGATE_DB_POOL_MAX")
     for field in (
         "user_concurrency",
+        "user_streams",
+        "cpu_workers",
         "worker_concurrency",
         "queue_visibility_seconds",
         "queue_max_reads",

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from backend import queues  # noqa: E402
 from backend.attempts import service as attempt_service  # noqa: E402
 from backend.context import build_lifecycle  # noqa: E402
+from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool, create_worker_pool, service_transaction  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
@@ -127,9 +128,9 @@ async def run_consumers_until(settings: Settings, dsn: str, synced: int, *, list
     await pool.open(wait=True)
     async with service_transaction(pool) as conn:  # as a worker's first maintenance sweep
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
-    async with create_http_client() as http:
+    async with create_http_client() as http, CpuExecutor(settings.cpu_workers) as cpu:
         signer = ProvenanceSigner.from_settings(settings)
-        ctx = build_lifecycle(settings, pool, ManifestsInMemory(), http, signer)  # type: ignore[arg-type]
+        ctx = build_lifecycle(settings, pool, ManifestsInMemory(), http, signer, cpu=cpu)  # type: ignore[arg-type]
         consumers = build_consumers(settings, ctx, listen_dsn=dsn if listen else None, worker_id="bench")
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(c.run(stopping)) for c in consumers]

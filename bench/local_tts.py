@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pyworld
 
-from backend.providers.base import SampleRef
+from backend.cpu import CpuExecutor
+from backend.providers.base import ProviderVoice, SampleRef
 from backend.providers.local.engine import TEMPO_LIMITS, render, shape_envelope, shift_pitch, voice_pace
 from backend.providers.local.espeak import Espeak
 from backend.providers.local.piper import PiperVoice
@@ -80,9 +81,14 @@ def reference_profile(espeak: Espeak) -> VoiceProfile:
     pcm = espeak.synthesize("This is my voice, recorded for a short reference sample today.", pitch=25)
     data = float_to_wav(pcm.astype(np.float64) / 32768.0, espeak.sample_rate)
     sample = SampleRef(data=data, mime_type="audio/wav", sample_rate=espeak.sample_rate, channels=1)
-    provider = LocalProvider()
-    voice = asyncio.run(provider.enroll([sample], name="bench", language="en", transcript=None, key="bench"))
-    return VoiceProfile(**voice.metadata["profile"])
+
+    async def enrol() -> ProviderVoice:
+        async with CpuExecutor(1) as cpu:
+            return await LocalProvider(cpu=cpu).enroll(
+                [sample], name="bench", language="en", transcript=None, key="bench"
+            )
+
+    return VoiceProfile(**asyncio.run(enrol()).metadata["profile"])
 
 
 def old_adapt(x: Signal, rate: int, profile: VoiceProfile) -> Signal:

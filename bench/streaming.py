@@ -1,6 +1,7 @@
 """Benchmark: time to first byte (p50/p99) of `POST /v1/reflections/{id}/speech` for 20 concurrent streams, with
 the `local` provider and with the ElevenLabs fake answering after 200 ms, beside the fake's own time to first
-byte for the same 20 concurrent requests sent to it directly (the floor voicegate cannot go under).
+byte for the same 20 concurrent requests sent to it directly (the floor voicegate cannot go under). The
+server lets the bench's one user have `--streams` streams open (VOICEGATE_USER_STREAMS).
 
     python bench/streaming.py [--streams 20] [--rounds 3] [--latency 0.2]
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.speech import Heard, stream  # noqa: E402 - after the path setup above
-from tests.e2e.up import dev_token, is_ready, start_up, wait_for  # noqa: E402
+from tests.e2e.up import dev_token, running_up, wait_for  # noqa: E402
 from tests.fakes import ElevenLabsFake, serve  # noqa: E402
 from tests.fakes.elevenlabs import ElevenVoice  # noqa: E402
 from tests.fakes.testing import ELEVEN_KEY  # noqa: E402
@@ -131,24 +131,21 @@ def main() -> None:
     fake = ElevenLabsFake(ELEVEN_KEY)
     fake.voices["v1"] = ElevenVoice("v1", "Ada", None, {}, [], created_at_unix=int(datetime.now(UTC).timestamp()))
     fake.faults.latency_s = args.latency
-    root = Path(tempfile.mkdtemp(prefix="voicegate-bench-"))
     with serve(fake) as fake_url:
-        os.environ.update({"ELEVENLABS_API_KEY": ELEVEN_KEY, "ELEVENLABS_BASE_URL": fake_url})
-        up = start_up(root)
-        try:
-            wait_for(lambda: is_ready(up.base_url), 120, "/readyz 200", up.process)
+        # One user opens every stream: let them have as many open as the bench opens at once.
+        env = {
+            "ELEVENLABS_API_KEY": ELEVEN_KEY,
+            "ELEVENLABS_BASE_URL": fake_url,
+            "VOICEGATE_USER_STREAMS": str(args.streams),
+        }
+        os.environ.update(env)
+        with running_up(Path(tempfile.mkdtemp(prefix="voicegate-bench-"))) as up:
             token = dev_token(up, "bench@example.test")
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=up.base_url, headers=headers, timeout=60) as api:
                 rids = {"local": local_reflection(api), f"ElevenLabs fake at {args.latency * 1000:.0f} ms": ""}
                 rids[f"ElevenLabs fake at {args.latency * 1000:.0f} ms"] = elevenlabs_reflection(api)
             asyncio.run(measure(up.base_url, token, fake_url, rids, streams=args.streams, count=args.rounds))
-        finally:
-            if up.process.poll() is None:
-                up.process.terminate()
-                up.process.wait(timeout=30)
-            up.pg.stop(mode="immediate")
-            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

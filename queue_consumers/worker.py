@@ -102,12 +102,14 @@ async def run_worker(
 
 
 async def serve_worker(settings: Settings, dsn: str) -> int:
-    """`voicegate worker`: its own pool, Storage client, provider clients and C2PA signer (built here, in the
-    worker's own process); SIGTERM or SIGINT drains in-flight work and returns 0, a dead consumer returns 1.
+    """`voicegate worker`: its own pool, Storage client, provider clients, CPU executor and C2PA signer (built
+    here, in the worker's own process); SIGTERM or SIGINT drains in-flight work and returns 0, a dead consumer
+    returns 1.
 
     Raises SettingsError before consuming anything when the C2PA credentials are unusable.
     """
     from backend.context import build_lifecycle  # noqa: PLC0415
+    from backend.cpu import CpuExecutor  # noqa: PLC0415
     from backend.db.pool import create_worker_pool  # noqa: PLC0415
     from backend.provenance import ProvenanceSigner  # noqa: PLC0415
     from backend.providers.http import create_http_client  # noqa: PLC0415
@@ -127,8 +129,9 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
         SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage,
         create_http_client() as provider_http,
         httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
+        CpuExecutor(settings.cpu_workers) as cpu,
     ):
-        ctx = build_lifecycle(settings, pool, storage, provider_http, signer)
+        ctx = build_lifecycle(settings, pool, storage, provider_http, signer, cpu=cpu)
         consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api)
         try:
             await run_worker(settings, ctx, consumers, stopping)

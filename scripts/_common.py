@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from backend.cpu import CpuExecutor
 from backend.db.execute import fetch_one
 from backend.db.pool import Connection, create_pool
 from backend.db.queries import load_queries
@@ -480,12 +481,14 @@ async def provider_set(ops: Ops) -> AsyncIterator[ProviderSet]:
     if settings is None:
         raise RuntimeError("settings_from_env always reads provider settings")
     pool = create_pool(ops.dsn, msgspec.structs.replace(ops.settings, db_pool_min=1, db_pool_max=2))
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False) as http:
+    # The scripts look voices up and never render: one CPU thread is plenty.
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False) as http, CpuExecutor(1) as cpu:
         await pool.open(wait=True)
         try:
             yield ProviderSet(
                 settings,
                 http,
+                cpu=cpu,
                 profile_store=PostgresProfileStore(pool),
                 reference_store=PostgresReferenceStore(pool),
             )

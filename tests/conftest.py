@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from backend.cpu import CpuExecutor
 from backend.db.migrate import migrate
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
 
@@ -206,3 +207,10 @@ def module_db(pg_server: PgServer, template_db: str) -> Iterator[psycopg.Connect
     """A migrated database shared by one module whose tests each run in a rolled-back transaction."""
     with cloned_database(pg_server, template_db) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+async def cpu() -> AsyncIterator[CpuExecutor]:
+    """A CPU executor of two threads, as a process has one; closed, its threads ended, after the test."""
+    async with CpuExecutor(2) as executor:
+        yield executor

@@ -1,6 +1,6 @@
-"""How many requests each user has in flight in this API process, and the limit on it
-(VOICEGATE_USER_CONCURRENCY): one user's burst is answered 429 with Retry-After at the door instead of
-queueing for the database connections every user shares."""
+"""How many requests (VOICEGATE_USER_CONCURRENCY) and speech streams (VOICEGATE_USER_STREAMS) each user has
+in flight in this API process, and the limits on them: one user's burst is answered 429 with Retry-After at
+the door instead of queueing for the database connections and CPU every user shares."""
 
 from __future__ import annotations
 
@@ -8,25 +8,46 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from backend.errors import ConcurrencyLimited
+from backend.errors import ConcurrencyLimited, TooManyRequests
+
+
+class Slot:
+    """One of a user's places, held until `release` (which gives it back once, however often it is called)."""
+
+    def __init__(self, counts: Counter[str], user: str) -> None:
+        self._counts: Counter[str] | None = counts
+        self._user = user
+
+    def release(self) -> None:
+        """Give the place back."""
+        if self._counts is None:
+            return
+        counts, self._counts = self._counts, None
+        counts[self._user] -= 1
+        if not counts[self._user]:
+            del counts[self._user]  # a user with nothing in flight takes no room
 
 
 class UserConcurrency:
-    """Counts each user's requests in flight; refuses one past `limit`."""
+    """Counts each user's requests (or streams) in flight; refuses one past `limit` with `refusal`."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, refusal: type[TooManyRequests] = ConcurrencyLimited) -> None:
         self.limit = limit
+        self._refusal = refusal
         self._in_flight: Counter[str] = Counter()
+
+    def take(self, user: str) -> Slot:
+        """One of `user`'s places, to `release` when done; the refusal (a 429) when they are all taken."""
+        if self._in_flight[user] >= self.limit:
+            raise self._refusal
+        self._in_flight[user] += 1
+        return Slot(self._in_flight, user)
 
     @contextmanager
     def slot(self, user: str) -> Iterator[None]:
-        """Hold one of `user`'s slots for the body; ConcurrencyLimited when they are all taken."""
-        if self._in_flight[user] >= self.limit:
-            raise ConcurrencyLimited
-        self._in_flight[user] += 1
+        """Hold one of `user`'s places for the body."""
+        held = self.take(user)
         try:
             yield
         finally:
-            self._in_flight[user] -= 1
-            if not self._in_flight[user]:
-                del self._in_flight[user]  # a user with nothing in flight takes no room
+            held.release()

@@ -1,5 +1,5 @@
-"""Typed dependencies for route handlers: the verified caller, the pool, Storage, settings and the lifecycle
-context, and the guard of the service-only routes.
+"""Typed dependencies for route handlers: the verified caller, the pool, Storage, settings, the lifecycle
+context and the users' stream slots, and the guard of the service-only routes.
 
 A handler names what it needs (`claims: Caller`, `pool: DbPool`, ...) and Litestar injects it by the
 parameter's name; these providers are the one place that reads `app.state`, which the app's lifespan
@@ -76,12 +76,14 @@ Config = NamedDependency[SkipValidation[Settings]]
 """`settings`: the settings read at start-up."""
 LifecycleContext = NamedDependency[SkipValidation[Lifecycle]]
 """`lifecycle`: what the worker steps need."""
+StreamSlots = NamedDependency[SkipValidation[UserConcurrency]]
+"""`stream_slots`: the speech streams each user has open (VOICEGATE_USER_STREAMS)."""
 PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
-    **{name: _from_state(name) for name in ("pool", "storage", "settings", "lifecycle")},
+    **{name: _from_state(name) for name in ("pool", "storage", "settings", "lifecycle", "stream_slots")},
 }
 """App-level dependencies, by the parameter name handlers use."""
 

@@ -6,6 +6,7 @@ see it), and the audio the speech routes stream. A client generator and Swagger'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -58,11 +59,16 @@ _WORDS: Final = {
 }
 
 
-def problems(*statuses: int) -> dict[int, ResponseSpec]:
-    """The error answers a route documents: each status with its problem+json body."""
+def problems(*statuses: int, words: Mapping[int, str] | None = None) -> dict[int, ResponseSpec]:
+    """The error answers a route documents: each status with its problem+json body, described in the
+    general `_WORDS` unless `words` says what it means on this route."""
+    own = words or {}
     return {
         status: ResponseSpec(
-            data_container=ProblemDetails, media_type=PROBLEM_JSON, description=_WORDS[status], generate_examples=False
+            data_container=ProblemDetails,
+            media_type=PROBLEM_JSON,
+            description=own.get(status, _WORDS[status]),
+            generate_examples=False,
         )
         for status in statuses
     }

@@ -10,7 +10,6 @@ A preview that cannot be signed is never stored: the preview goes back to `pendi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 
@@ -59,10 +58,10 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         metadata=attempt.provider_metadata,
     )
     try:
-        spoken = await ctx.providers.get(attempt.provider).synthesize(voice, PREVIEW_TEXT)
+        spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, PREVIEW_TEXT)
     except PermanentProviderError as exc:
         return await _not_made(ctx, attempt_id, "preview_failed", exc.safe_message)
-    audio, mime_type = await asyncio.to_thread(wav_or_mp3, spoken.audio)
+    audio, mime_type = await ctx.cpu.run(attempt.owner_id, wav_or_mp3, spoken.audio)
     claim = SynthesisClaim(
         voice_id=attempt.voice_id,
         provider=attempt.provider,
@@ -71,7 +70,7 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         consent_version=consent_version,
     )
     try:
-        signed = await ctx.signer.sign_audio_async(audio, mime_type, claim)
+        signed = await ctx.cpu.run(attempt.owner_id, ctx.signer.sign_audio, audio, mime_type, claim)
     except ProvenanceFailed as exc:
         log.exception("attempt %s: preview %s", attempt_id, exc.detail)
         return await _not_made(ctx, attempt_id, ProvenanceFailed.code, ProvenanceFailed().detail)

@@ -219,7 +219,7 @@ async def _enrol(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str
         raise _Failed(exc.code, "The stored sample has changed since voicegate checked it; upload a new one.") from exc
     except sample_check.SampleGone as exc:
         raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
-    provider = ctx.providers.get(attempt.provider)
+    provider = ctx.providers.get(attempt.provider, owner=attempt.owner_id)
     created = await provider.enroll(
         [ref],
         name=voice["name"],

@@ -1,7 +1,8 @@
 """C2PA provenance for every file voicegate synthesizes (issue 17, item 1).
 
 Workers build one `ProvenanceSigner.from_settings(settings)` at start-up and call
-`await signer.sign_audio_async(audio, mime, SynthesisClaim(...))` before storing a render or preview;
+`await ctx.cpu.run(owner, signer.sign_audio, audio, mime, SynthesisClaim(...))` (on the CPU executor) before
+storing a render or preview;
 `ProvenanceFailed` (code `provenance_failed`) means no signed file, so the job fails and nothing is stored.
 `Verifier` reads a manifest back (`voicegate verify FILE`).
 """

@@ -1,7 +1,7 @@
 """Sign synthesized audio with an embedded C2PA manifest: one `ProvenanceSigner` per process, built from Settings.
 
-Thread safety: `sign_audio` may run on several threads at once (the workers call it through
-`asyncio.to_thread`). Each call makes its own c2pa Builder and streams; the native c2pa Signer and Context
+Thread safety: `sign_audio` may run on several threads at once (the workers call it on the CPU executor,
+`backend.cpu`). Each call makes its own c2pa Builder and streams; the native c2pa Signer and Context
 are shared, which c2pa-python supports (its calls take shared reservations on them, and its own threaded
 tests sign in parallel with one Signer). ctypes drops the GIL during the native call, so signing on a
 worker thread does not stall the event loop.
@@ -9,7 +9,6 @@ worker thread does not stall the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import uuid
@@ -99,7 +98,7 @@ class ProvenanceSigner:
 
         The audio itself is unchanged: WAV gains a `C2PA` chunk, MP3 an ID3v2 frame. c2pa verifies the
         manifest after signing. CPU-bound (a few ms for 30 s of audio); call it from a worker thread, e.g.
-        through `sign_audio_async`. Raises ProvenanceFailed (code `provenance_failed`) whenever no signed
+        through the CPU executor. Raises ProvenanceFailed (code `provenance_failed`) whenever no signed
         file results; the caller must then fail the job and store nothing.
         """
         try:
@@ -115,10 +114,6 @@ class ProvenanceSigner:
             reason = " ".join(str(exc).split())  # c2pa lists validation failures on several lines
             raise ProvenanceFailed(f"provenance failed: C2PA signing: {reason}"[:500]) from exc
         return signed.getvalue()
-
-    async def sign_audio_async(self, data: bytes, mime: str, claim: SynthesisClaim) -> bytes:
-        """`sign_audio` on a worker thread, for the async workers: one call to wire in."""
-        return await asyncio.to_thread(self.sign_audio, data, mime, claim)
 
     def verify(self, data: bytes, mime: str | None = None) -> VerifyResult:
         """Validate ``data``'s manifest against this signer's trust anchors (see `Verifier.verify`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from backend.cpu import CpuExecutor, Owner
 from backend.providers.base import SampleRules, VoiceProvider
 from backend.providers.cartesia import CartesiaProvider
 from backend.providers.config import PROVIDER_NAMES, ProviderConfigError, ProviderSettings, key_variable
@@ -19,13 +20,14 @@ def build_provider(
     settings: ProviderSettings,
     http_client: httpx.AsyncClient,
     *,
+    cpu: CpuExecutor,
     profile_store: ProfileStore | None = None,
     reference_store: ReferenceStore | None = None,
 ) -> VoiceProvider:
     """The adapter for ``name``; refuses a provider whose API key (or base URL) is not configured.
 
-    ``profile_store`` keeps `local` voices, ``reference_store`` the `selfhosted` voices of a server
-    without a voice registry (both in memory when not given)."""
+    ``cpu`` runs the `local` engine's work; ``profile_store`` keeps `local` voices, ``reference_store`` the
+    `selfhosted` voices of a server without a voice registry (both in memory when not given)."""
     if name not in PROVIDER_NAMES:
         raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
     if not settings.has_key(name):
@@ -38,7 +40,7 @@ def build_provider(
         return CartesiaProvider(settings.cartesia, http_client)
     if name == "selfhosted":
         return SelfhostedProvider(settings.selfhosted, http_client, store=reference_store)
-    return LocalProvider(profile_store)
+    return LocalProvider(profile_store, cpu=cpu)
 
 
 def sample_rules(name: str) -> SampleRules:
@@ -56,30 +58,36 @@ def sample_rules(name: str) -> SampleRules:
 
 
 class ProviderSet:
-    """The adapters one process uses, built on first use and sharing one HTTP client."""
+    """The adapters one process uses, built on first use and sharing one HTTP client and one CPU executor."""
 
     def __init__(
         self,
         settings: ProviderSettings,
         http_client: httpx.AsyncClient,
         *,
+        cpu: CpuExecutor,
         profile_store: ProfileStore | None = None,
         reference_store: ReferenceStore | None = None,
     ) -> None:
         self._settings = settings
         self._http = http_client
+        self._cpu = cpu
         self._profile_store = profile_store
         self._reference_store = reference_store
         self._built: dict[str, VoiceProvider] = {}
 
-    def get(self, name: str) -> VoiceProvider:
-        """The adapter for `name` (ProviderConfigError when it is unknown or has no key)."""
+    def get(self, name: str, *, owner: Owner = None) -> VoiceProvider:
+        """The adapter for `name` (ProviderConfigError when it is unknown or has no key), working for `owner`:
+        the `local` engine, which computes in this process, queues its work in that user's lane of the CPU
+        executor (None: system work). The other adapters wait on the network, and ignore it."""
         if name not in self._built:
             self._built[name] = build_provider(
                 name,
                 self._settings,
                 self._http,
+                cpu=self._cpu,
                 profile_store=self._profile_store,
                 reference_store=self._reference_store,
             )
-        return self._built[name]
+        adapter = self._built[name]
+        return adapter.working_for(owner) if isinstance(adapter, LocalProvider) else adapter

@@ -10,7 +10,6 @@ that has changed fails the sample with `stored_object_altered` and is never sent
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from pathlib import Path
@@ -55,7 +54,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: s
     source = sample["object_path"] if sample["original_removed_at"] is None else sample["processed_object_path"]
     original = await _read(ctx, sample, source, actor=actor)
     try:
-        prepared = await asyncio.to_thread(prepare_for, original, sample_rules(provider))
+        prepared = await ctx.cpu.run(sample["owner_id"], prepare_for, original, sample_rules(provider))
     except AudioRejected as exc:
         report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
         async with service_transaction(ctx.pool) as conn:

@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from litestar import Controller, post
 from litestar.background_tasks import BackgroundTask
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from backend.api.deps import Caller, Config, DbPool, LifecycleContext, PathId
+from backend.api.concurrency import UserConcurrency
+from backend.api.deps import Caller, Config, DbPool, LifecycleContext, PathId, StreamSlots
 from backend.api.docs import BY_ID, USER_SECURITY, SpeechOperation, problems
 from backend.speech import service
 
 #: Refusals besides the caller's: 409 the gate or a voice not ready, 422 a provider not configured or
 #: refusing the request before any audio.
 REFUSALS = (409, 422)
+_TOO_MANY = (
+    "Too many requests at once (`concurrency_limited`), or the caller already has VOICEGATE_USER_STREAMS "
+    "speech streams open (`streams_limited`); retry after `Retry-After` seconds."
+)
 
 
 def _speech_route(summary: str) -> post:
     """`POST /` of a speech route: 200 with the audio streamed (`SpeechOperation`), or a problem."""
-    return post(
-        "/", status_code=200, summary=summary, operation_class=SpeechOperation, responses=problems(*BY_ID, *REFUSALS)
-    )
+    responses: dict[int, ResponseSpec] = problems(*BY_ID, *REFUSALS, words={429: _TOO_MANY})
+    return post("/", status_code=200, summary=summary, operation_class=SpeechOperation, responses=responses)
 
 
-def _streamed(speech: service.SpeechStream) -> Stream:
+async def _streamed(
+    slots: UserConcurrency, user: str, opening: Callable[[Callable[[], None]], Awaitable[service.SpeechStream]]
+) -> Stream:
+    """The stream `opening(ended)` opens, holding one of `user`'s stream slots from before it opens until it
+    has ended (StreamsLimited, a 429, when they are all taken)."""
+    slot = slots.take(user)
+    try:
+        speech = await opening(slot.release)
+    except BaseException:
+        slot.release()  # refused before it opened (when it opened, its end has released the slot already)
+        raise
     # The background task runs once the body has ended, also when the client went away midway.
     return Stream(
         speech, media_type=speech.media_type, headers=speech.headers, background=BackgroundTask(speech.finish)
@@ -44,15 +61,24 @@ class ReflectionSpeechController(Controller):
         pool: DbPool,
         settings: Config,
         lifecycle: LifecycleContext,
+        stream_slots: StreamSlots,
         reflection_id: PathId,
         data: JSONBody[service.SpeechRequest],
     ) -> Stream:
         """`{text, format}` → the audio as it is made, sentence by sentence; 409 `launch_blocked` with
         `blockingReasons` while the launch gate is closed."""
-        return _streamed(
-            await service.reflection_speech(
-                pool, claims, reflection_id, data, providers=lifecycle.providers, settings=settings.provider_settings
-            )
+        return await _streamed(
+            stream_slots,
+            claims.sub,
+            lambda ended: service.reflection_speech(
+                pool,
+                claims,
+                reflection_id,
+                data,
+                providers=lifecycle.providers,
+                settings=settings.provider_settings,
+                ended=ended,
+            ),
         )
 
 
@@ -70,12 +96,15 @@ class VoiceSpeechController(Controller):
         pool: DbPool,
         settings: Config,
         lifecycle: LifecycleContext,
+        stream_slots: StreamSlots,
         data: JSONBody[service.VoiceSpeechRequest],
     ) -> Stream:
         """`{voiceId, text, format}` → the audio as it is made; 409 `voice_not_ready` for a voice still being
         cloned (or with no cloned voice)."""
-        return _streamed(
-            await service.voice_speech(
-                pool, claims, data, providers=lifecycle.providers, settings=settings.provider_settings
-            )
+        return await _streamed(
+            stream_slots,
+            claims.sub,
+            lambda ended: service.voice_speech(
+                pool, claims, data, providers=lifecycle.providers, settings=settings.provider_settings, ended=ended
+            ),
         )

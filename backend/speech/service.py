@@ -1,7 +1,9 @@
 """Speech streamed as it is made: a reflection's voice once its launch gate passes, or a user's ready voice.
 
 The text is spoken a sentence at a time (`synthesis.text.sentences`), each sentence one provider stream,
-so the first audio leaves after the first sentence is made rather than the whole text. The stream waits for
+so the first audio leaves after the first sentence is made rather than the whole text. The `local` engine
+renders on the process's CPU executor in the stream owner's lane, so one user's streams take turns with
+everyone else's. The stream waits for
 its first bytes before answering, so a provider that refuses or cannot be reached is an error status, not
 an empty 200. When the client goes away the stream is closed, which closes the provider request; either
 way the stream's row in `speech_streams` is finished with the characters sent to the provider and the
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -80,7 +82,8 @@ class SpeechStream:
     """One stream: an async iterator of the audio's bytes for the response body, and `finish` for after it.
 
     `finish` closes what is still open (the provider request of a client that went away) and records the
-    stream's usage; it runs whether the stream completed or not.
+    stream's usage; it runs whether the stream completed or not. `ended` is called once the usage is
+    recorded, however the stream ended (refused before its first byte, cut off midway, or finished).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class SpeechStream:
         opened: _Opened,
         text: str,
         fmt: SpeechFormat,
+        ended: Callable[[], None],
     ) -> None:
         self.id = stream_id
         self.media_type = MEDIA_TYPES[fmt]
@@ -114,6 +118,7 @@ class SpeechStream:
         self._outcome = "canceled"
         self._error_code: str | None = None
         self._recorded = False
+        self._ended = ended
         self._chunks = self._generate()
         self._first: bytes | None = None
 
@@ -182,6 +187,8 @@ class SpeechStream:
         except (DatabaseUnavailable, psycopg.Error):
             # The row stays `streaming`: usage accounting reads that as "ended, not recorded".
             log.warning("speech stream %s: its usage could not be recorded", self.id, exc_info=True)
+        finally:
+            self._ended()
 
 
 async def reflection_speech(
@@ -192,9 +199,10 @@ async def reflection_speech(
     *,
     providers: ProviderSet,
     settings: ProviderSettings,
+    ended: Callable[[], None],
 ) -> SpeechStream:
     """Stream `text` in the reflection's active voice; LaunchBlocked (409, every reason) unless the gate
-    passes, NotFound for anyone else's reflection."""
+    passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
     text = cleaned(request.text)
     async with user_transaction(pool, claims.raw) as conn:
         launch = await reflections.launch_voice(conn, reflection_id)
@@ -206,14 +214,21 @@ async def reflection_speech(
             attempt_id=launch.attempt_id,
         )
         stream_id = await _record_opening(conn, opened, text, request.format, settings)
-    return await _start(pool, stream_id, opened, text, request.format, providers=providers)
+    return await _start(pool, stream_id, opened, text, request.format, providers=providers, ended=ended)
 
 
 async def voice_speech(
-    pool: Pool, claims: UserClaims, request: VoiceSpeechRequest, *, providers: ProviderSet, settings: ProviderSettings
+    pool: Pool,
+    claims: UserClaims,
+    request: VoiceSpeechRequest,
+    *,
+    providers: ProviderSet,
+    settings: ProviderSettings,
+    ended: Callable[[], None],
 ) -> SpeechStream:
     """Stream `text` in one of the caller's voices that speaks now; VoiceNotReady (409) for one still being
-    cloned or with no cloned voice, NotFound for anyone else's."""
+    cloned or with no cloned voice, NotFound for anyone else's. `ended` is called once an opened stream has
+    ended."""
     text = cleaned(request.text)
     async with user_transaction(pool, claims.raw) as conn:
         if not await voices.visible(conn, request.voice_id):
@@ -222,7 +237,7 @@ async def voice_speech(
         voice = await _speaking(conn, row)
         opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
         stream_id = await _record_opening(conn, opened, text, request.format, settings)
-    return await _start(pool, stream_id, opened, text, request.format, providers=providers)
+    return await _start(pool, stream_id, opened, text, request.format, providers=providers, ended=ended)
 
 
 async def _speaking(conn: Connection, row: dict[str, Any]) -> ProviderVoice:
@@ -260,11 +275,18 @@ async def _record_opening(
 
 
 async def _start(
-    pool: Pool, stream_id: uuid.UUID, opened: _Opened, text: str, fmt: SpeechFormat, *, providers: ProviderSet
+    pool: Pool,
+    stream_id: uuid.UUID,
+    opened: _Opened,
+    text: str,
+    fmt: SpeechFormat,
+    *,
+    providers: ProviderSet,
+    ended: Callable[[], None],
 ) -> SpeechStream:
     """Open the stream once its row is committed (no connection is held while it streams)."""
-    provider = providers.get(opened.voice.provider)
-    stream = SpeechStream(pool, stream_id, provider=provider, opened=opened, text=text, fmt=fmt)
+    provider = providers.get(opened.voice.provider, owner=opened.owner_id)
+    stream = SpeechStream(pool, stream_id, provider=provider, opened=opened, text=text, fmt=fmt, ended=ended)
     await stream.open()
     return stream
 

@@ -25,21 +25,21 @@ def cleaned(text: str) -> str:
     return stripped
 
 
-def pieces(text: str) -> list[str]:
-    """`text` (already stripped, non-empty) in speaking order, each piece at most `MAX_PIECE_CHARS`."""
+def pieces(text: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
+    """`text` (already stripped, non-empty) in speaking order, each piece at most `limit` characters."""
     out: list[str] = []
-    for chunk in sentences(text):
-        if out and len(out[-1]) + 1 + len(chunk) <= MAX_PIECE_CHARS:
+    for chunk in sentences(text, limit):
+        if out and len(out[-1]) + 1 + len(chunk) <= limit:
             out[-1] = f"{out[-1]} {chunk}"
         else:
             out.append(chunk)
     return out
 
 
-def sentences(text: str) -> list[str]:
+def sentences(text: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
     """`text` (already stripped, non-empty) sentence by sentence, short ones alone (what a stream speaks
-    first should be short), an over-long one cut as `pieces` cuts it."""
-    return [chunk for sentence in _sentences(text) for chunk in _cut(sentence)]
+    first should be short), one over `limit` characters cut at a comma or a space."""
+    return [chunk for sentence in _sentences(text) for chunk in _cut(sentence, limit)]
 
 
 def _sentences(text: str) -> list[str]:
@@ -52,15 +52,15 @@ def _sentences(text: str) -> list[str]:
     return [sentence for sentence in found if sentence]
 
 
-def _cut(sentence: str) -> list[str]:
+def _cut(sentence: str, limit: int) -> list[str]:
     """A sentence that fits as is, or cut at the last comma (else space) before the limit; words longer
     than the limit are cut where they stand."""
     chunks: list[str] = []
-    while len(sentence) > MAX_PIECE_CHARS:
-        head = sentence[: MAX_PIECE_CHARS + 1]
-        breaks = [match.end() for match in _SOFT_BREAK.finditer(head) if 0 < match.start() <= MAX_PIECE_CHARS]
+    while len(sentence) > limit:
+        head = sentence[: limit + 1]
+        breaks = [match.end() for match in _SOFT_BREAK.finditer(head) if 0 < match.start() <= limit]
         commas = [end for end in breaks if head[:end].rstrip()[-1:] in _COMMAS]
-        cut = (commas or breaks or [MAX_PIECE_CHARS])[-1]
+        cut = (commas or breaks or [limit])[-1]
         chunks.append(sentence[:cut].strip())
         sentence = sentence[cut:].strip()
     return [*chunks, sentence] if sentence else chunks

@@ -12,7 +12,6 @@ transaction, so a second delivery changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import timedelta
@@ -85,7 +84,7 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
     spoken = await _speak(ctx, job, voice, parts)
     if isinstance(spoken, Outcome):
         return spoken
-    wav, duration_s = await asyncio.to_thread(join_wav, [result.audio for result in spoken])
+    wav, duration_s = await ctx.cpu.run(job["owner_id"], join_wav, [result.audio for result in spoken])
     claim = SynthesisClaim(
         voice_id=job["voice_id"],
         provider=voice.provider,
@@ -94,7 +93,7 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
         consent_version=job["consent_version"],
     )
     try:
-        signed = await ctx.signer.sign_audio_async(wav, "audio/wav", claim)
+        signed = await ctx.cpu.run(job["owner_id"], ctx.signer.sign_audio, wav, "audio/wav", claim)
     except ProvenanceFailed as exc:
         # c2pa's own words are for operators; the job says what happened in the error's fixed terms.
         log.exception("synthesis job %s: %s", job_id, exc.detail)
@@ -117,7 +116,7 @@ async def _speak(
 ) -> list[SynthesisResult] | Outcome:
     """Each piece spoken in turn, with the job's progress recorded after each; or what became of the job
     when the provider failed."""
-    provider = ctx.providers.get(voice.provider)
+    provider = ctx.providers.get(voice.provider, owner=job["owner_id"])
     spoken: list[SynthesisResult] = []
     try:
         for part in parts:

@@ -1,10 +1,12 @@
-"""What the streaming-speech tests share: a timed streaming request, decoding what came back, and how long
-the fakes' audio for a text is."""
+"""What the streaming-speech tests share: a timed streaming request, decoding what came back, how long
+the fakes' audio for a text is, and waiting for a reflection's voice to reach a state."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,7 @@ import httpx
 
 from backend.speech.service import SENTENCE_PAUSE_S
 from backend.synthesis.text import sentences
+from tests.integration.api.conftest import User
 
 RATE = 24000
 THREE_SENTENCES = (
@@ -67,3 +70,17 @@ def decoded_samples(body: bytes, fmt: str) -> int:
         audio = container.streams.audio[0]
         assert (audio.rate, audio.channels) == (RATE, 1)
         return sum(frame.samples for frame in container.decode(audio))
+
+
+async def until_state(
+    client: httpx.AsyncClient, user: User, rid: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The reflection's voice state once `done` holds (at most 90 s; a failed clone fails at once)."""
+    deadline = time.monotonic() + 90
+    while True:
+        state: dict[str, Any] = (await client.get(f"/v1/reflections/{rid}/voice", headers=user.headers)).json()
+        if done(state):
+            return state
+        assert state["voice"]["cloneStatus"] != "failed", state["voice"]["lastError"]
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.1)

@@ -22,7 +22,7 @@ import pytest
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
 from tests.e2e.conftest import FAST, speech_wav
-from tests.e2e.speech import RATE, THREE_SENTENCES, decoded_samples, fake_samples, stream
+from tests.e2e.speech import RATE, THREE_SENTENCES, decoded_samples, fake_samples, stream, until_state
 from tests.fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, SelfhostedFake, serve
 from tests.fakes.cartesia import CartesiaVoice
 from tests.fakes.elevenlabs import ElevenVoice
@@ -77,19 +77,6 @@ def api(db_dsn: str, tmp_path: Path) -> Iterator[Api]:
         settings = with_auth(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
         with serve(create_app(settings, db_dsn, run_consumers=True), lifespan="on") as url:
             yield Api(url, {"elevenlabs": eleven, "cartesia": cartesia, "qwen": qwen, "selfhosted": selfhosted})
-
-
-async def until_state(
-    client: httpx.AsyncClient, user: User, rid: str, done: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 90
-    while True:
-        state: dict[str, Any] = (await client.get(f"/v1/reflections/{rid}/voice", headers=user.headers)).json()
-        if done(state):
-            return state
-        assert state["voice"]["cloneStatus"] != "failed", state["voice"]["lastError"]
-        assert time.monotonic() < deadline, state
-        await asyncio.sleep(0.1)
 
 
 async def until(condition: Callable[[], object], within: float = 10.0) -> None:

@@ -4,9 +4,12 @@ and mint a dev token against it with `voicegate token`."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +80,22 @@ def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str) -> Running
         )
     pg = EmbeddedPostgres(tmp_path / "data" / "pgdata", port=pg_port)
     return Running(process, f"http://127.0.0.1:{port}", pg, log)
+
+
+@contextmanager
+def running_up(root: Path) -> Iterator[Running]:
+    """`voicegate up` with its data under `root`, once `/readyz` answers 200; on exit it is stopped, its
+    Postgres too, and `root` removed (the benchmarks' stack)."""
+    up = start_up(root)
+    try:
+        wait_for(lambda: is_ready(up.base_url), 120, "/readyz 200", up)
+        yield up
+    finally:
+        if up.process.poll() is None:
+            up.process.terminate()
+            up.process.wait(timeout=30)
+        up.pg.stop(mode="immediate")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def dev_token(running: Running, user: str) -> str:

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from backend.context import Lifecycle, build_lifecycle
+from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool, service_transaction
 from backend.embedded.storage.in_process import standalone_storage as local_storage
 from backend.provenance import ProvenanceSigner
@@ -49,12 +50,12 @@ class DeletingStorage:
 
 
 @pytest.fixture
-async def ctx(db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)})
     pool = create_pool(db_dsn, settings)
     await pool.open(wait=True)
     async with local_storage(settings, db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
-        lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings))
+        lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
         yield lifecycle
         await lifecycle.aclose()
     await pool.close()

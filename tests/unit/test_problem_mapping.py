@@ -55,6 +55,12 @@ ROWS = [
         "You have too many requests in flight at once; retry after `Retry-After` seconds.",
     ),
     (
+        errors.StreamsLimited(),
+        429,
+        "streams_limited",
+        "You have too many speech streams open at once; let one end, or retry after `Retry-After` seconds.",
+    ),
+    (
         errors.ServerBusy(),
         429,
         "server_busy",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ def test_defaults_describe_the_embedded_stack() -> None:
     assert settings.embedded
     assert settings.pgdata == Path(".voicegate/pgdata")
     assert (settings.host, settings.port, settings.pg_port) == ("127.0.0.1", 8000, 54322)
+    # A user's streams are capped below their requests; the CPU executor leaves the event loop a core.
+    assert settings.user_streams < settings.user_concurrency
+    assert settings.cpu_workers == max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 def test_environment_and_overrides() -> None:
@@ -58,6 +62,8 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_DB_POOL_MIN": "5", "VOICEGATE_DB_POOL_MAX": "2"}, "VOICEGATE_DB_POOL_MIN"),
         ({"VOICEGATE_DB_CONNECT_TIMEOUT": "0"}, "VOICEGATE_DB_CONNECT_TIMEOUT"),
         ({"VOICEGATE_USER_CONCURRENCY": "0"}, "VOICEGATE_USER_CONCURRENCY must be at least 1"),
+        ({"VOICEGATE_USER_STREAMS": "0"}, "VOICEGATE_USER_STREAMS must be at least 1"),
+        ({"VOICEGATE_CPU_WORKERS": "0"}, "VOICEGATE_CPU_WORKERS must be at least 1"),
         ({"VOICEGATE_LOG_LEVEL": "LOUD"}, "VOICEGATE_LOG_LEVEL"),
         ({"VOICEGATE_C2PA_CERT": "/etc/voicegate/chain.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),
         ({"VOICEGATE_C2PA_KEY": "/etc/voicegate/key.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import AsyncGenerator, Sequence
-from typing import Final, Protocol
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 import numpy as np
 from scipy.signal import resample_poly
 
+from backend.cpu import CpuExecutor, Owner
 from backend.providers.base import (
     STREAM_SAMPLE_RATE,
     ProviderVoice,
@@ -24,6 +25,7 @@ from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.local.engine import render
 from backend.providers.local.profile import Signal, VoiceProfile, measure
 from backend.providers.wav import float_to_wav, wav_to_float
+from backend.synthesis.text import pieces
 
 PROVIDER: Final = "local"
 ENGINE: Final = "Piper en_US-joe-medium + WORLD (offline stand-in, not a neural clone)"
@@ -41,6 +43,17 @@ SAMPLE_RULES: Final = SampleRules(
     max_files=1,
     mono=False,
 )
+#: Text is rendered a phrase at a time, each phrase one call queued on the CPU executor, so another user's
+#: render can run between two of a long text's: how long a phrase takes is how long another user's call may
+#: wait for a thread. About 0.25 s of one core each (a 300-character sentence rendered whole took 1.4 s);
+#: in bench/fair_share.py A's first byte beside B's 8 streams took 0.9 s with 100-character phrases, 0.44 to
+#: 0.50 s with these. A cut restarts the intonation, so most fall after a comma; a short sentence stays whole.
+PHRASE_CHARS: Final = 60
+#: A phrase shorter than this joins its neighbour: the engine cannot speak some single words alone
+#: ("Bob." has too little voiced sound to carry a pitch), and a cut should never lose one.
+MIN_PHRASE_CHARS: Final = 25
+
+R = TypeVar("R")
 
 
 class LocalVoice(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,13 +126,23 @@ def _provider_voice(voice: LocalVoice) -> ProviderVoice:
 
 
 class LocalProvider:
-    """Offline provider: enrolment measures the sample, synthesis adapts a stock Piper voice to it."""
+    """Offline provider: enrolment measures the sample, synthesis adapts a stock Piper voice to it.
+
+    Its CPU work runs on `cpu`, the process's executor, in `owner`'s lane (None: system work);
+    `working_for` gives the same provider working for another user.
+    """
 
     name = PROVIDER
     sample_rules = SAMPLE_RULES
 
-    def __init__(self, store: ProfileStore | None = None) -> None:
+    def __init__(self, store: ProfileStore | None = None, *, cpu: CpuExecutor, owner: Owner = None) -> None:
         self.store: ProfileStore = store if store is not None else InMemoryProfileStore()
+        self._cpu = cpu
+        self._owner = owner
+
+    def working_for(self, owner: Owner) -> LocalProvider:
+        """This provider (its store, its executor) with its work queued in `owner`'s lane."""
+        return LocalProvider(self.store, cpu=self._cpu, owner=owner)
 
     async def enroll(
         self,
@@ -134,7 +157,7 @@ class LocalProvider:
         self.sample_rules.check(PROVIDER, samples, language)
         if (existing := await self.find(key)) is not None:
             return existing
-        profile = await asyncio.to_thread(_profile_of, samples[0].data)
+        profile = await self._cpu.run(self._owner, _profile_of, samples[0].data)
         voice = LocalVoice(
             voice_id=voice_id_for(key),
             name=name,
@@ -169,15 +192,38 @@ class LocalProvider:
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``."""
         profile, language = await self._profile(voice, text)
-        signal, rate = await asyncio.to_thread(_render, text, profile, language)
-        return SynthesisResult(audio=float_to_wav(signal, rate), mime_type="audio/wav", sample_rate=rate, model=MODEL)
+        rendered = [part async for part in self._rendered(_render, text, profile, language)]
+        rate = rendered[0][1]
+        audio = await self._cpu.run(self._owner, _wav_of, [signal for signal, _ in rendered], rate)
+        return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate, model=MODEL)
 
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
-        """Speak ``text`` as 24 kHz PCM in one piece: the engine renders a whole text at once, so callers
-        that want audio early hand it one sentence at a time (the speech routes do)."""
+        """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole)."""
         profile, language = await self._profile(voice, text)
-        signal, rate = await asyncio.to_thread(_render, text, profile, language)
-        yield await asyncio.to_thread(_pcm_at_stream_rate, signal, rate)
+        async with aclosing(self._rendered(_pcm_of, text, profile, language)) as rendered:
+            async for pcm in rendered:
+                yield pcm
+
+    async def _rendered(
+        self, make: Callable[[str, VoiceProfile, str], R], text: str, profile: VoiceProfile, language: str
+    ) -> AsyncGenerator[R, None]:
+        """``make(phrase, profile, language)`` for each phrase of ``text`` in turn, each queued on the CPU
+        executor. A phrase with nothing speakable in it is passed over, as the engine passes over such a
+        sentence; ``empty_text`` only when no phrase of the text speaks."""
+        unspeakable: PermanentProviderError | None = None
+        spoke = False
+        for phrase in phrases(text):
+            try:
+                made = await self._cpu.run(self._owner, make, phrase, profile, language)
+            except PermanentProviderError as exc:
+                if exc.provider_code != "empty_text":
+                    raise
+                unspeakable = exc
+                continue
+            spoke = True
+            yield made
+        if not spoke and unspeakable is not None:
+            raise unspeakable
 
     async def _profile(self, voice: ProviderVoice, text: str) -> tuple[VoiceProfile, str]:
         if not text.strip():
@@ -209,6 +255,29 @@ def _render(text: str, profile: VoiceProfile, language: str) -> tuple[Signal, in
         raise PermanentProviderError(
             PROVIDER, "There is nothing speakable in the text.", provider_code="empty_text", operator_detail=str(exc)
         ) from exc
+
+
+def phrases(text: str) -> list[str]:
+    """``text`` in the phrases it is rendered in: at most ``PHRASE_CHARS`` each where the text allows a cut,
+    none shorter than ``MIN_PHRASE_CHARS`` unless the whole text is."""
+    out: list[str] = []
+    for piece in pieces(text, PHRASE_CHARS):
+        if out and min(len(out[-1]), len(piece)) < MIN_PHRASE_CHARS:
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
+
+
+def _wav_of(signals: list[Signal], rate: int) -> bytes:
+    """The phrases' audio, one after another, as one WAV file."""
+    return float_to_wav(np.concatenate(signals), rate)
+
+
+def _pcm_of(text: str, profile: VoiceProfile, language: str) -> bytes:
+    """``text`` rendered, as the PCM a stream sends."""
+    signal, rate = _render(text, profile, language)
+    return _pcm_at_stream_rate(signal, rate)
 
 
 def _pcm_at_stream_rate(signal: Signal, rate: int) -> bytes:

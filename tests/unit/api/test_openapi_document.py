@@ -90,3 +90,8 @@ def test_metrics_are_plain_text(document: dict[str, Any]) -> None:
 def test_the_result_route_documents_that_an_altered_render_is_refused(document: dict[str, Any]) -> None:
     responses = document["paths"]["/api/v1/clone/{job_id}/result"]["get"]["responses"]
     assert "stored_object_altered" in responses["409"]["description"]
+
+
+def test_the_speech_routes_document_the_stream_cap_refusal(document: dict[str, Any]) -> None:
+    for path in ("/v1/reflections/{reflection_id}/speech", "/api/v1/speech"):
+        assert "`streams_limited`" in document["paths"][path]["post"]["responses"]["429"]["description"], path

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from backend.audio.decode import decode_audio
+from backend.cpu import CpuExecutor
 from backend.errors import ProvenanceFailed, ProvenanceUnreadable
 from backend.provenance import (
     SYNTHESIS_ASSERTION,
@@ -54,11 +55,11 @@ def dev_ca(data_dir: Path) -> bytes:
     return (data_dir / "c2pa-dev" / "ca.pem").read_bytes()
 
 
-async def local_render() -> bytes:
+async def local_render(cpu: CpuExecutor) -> bytes:
     """A real render: the offline `local` engine speaking in a voice enrolled from a harmonic sample."""
     t = np.arange(6 * RATE) / RATE
     reference = wav_bytes((0.4 * np.sin(2 * np.pi * 140 * t) * np.clip(np.sin(2 * np.pi * 4 * t), 0, None)), RATE)
-    provider = LocalProvider()
+    provider = LocalProvider(cpu=cpu)
     sample = SampleRef(data=reference, mime_type="audio/wav", duration_s=6.0, sample_rate=RATE, channels=1)
     voice = await provider.enroll([sample], name="v", language="en", transcript=None, key="k")
     return (await provider.synthesize(voice, "This voice was made by a machine.")).audio
@@ -87,13 +88,13 @@ def test_c2pa_reads_back_the_ai_source_type_and_the_voicegate_assertion(
 
 
 async def test_a_local_engine_render_and_its_mp3_are_signed_and_read_back(
-    signer: ProvenanceSigner, claim: SynthesisClaim
+    signer: ProvenanceSigner, claim: SynthesisClaim, cpu: CpuExecutor
 ) -> None:
-    render = await local_render()
+    render = await local_render(cpu)
     decoded = decode_audio(render)
     as_mp3 = encode(decoded.samples[0], decoded.sample_rate, "mp3", "libmp3lame")
     for data, mime in ((render, "audio/wav"), (as_mp3, "audio/mpeg")):
-        result = signer.verify(await signer.sign_audio_async(data, mime, claim))
+        result = signer.verify(await cpu.run(None, signer.sign_audio, data, mime, claim))
         assert (result.state, result.mime_type) == ("trusted", mime)
         assert result.assertion(SYNTHESIS_ASSERTION)["voice_id"] == str(claim.voice_id)  # type: ignore[index]
 
@@ -215,7 +216,7 @@ def test_signing_again_replaces_the_manifest(signer: ProvenanceSigner, claim: Sy
 
 
 async def test_concurrent_signing_on_worker_threads_keeps_each_files_claim(
-    signer: ProvenanceSigner, wav: bytes
+    signer: ProvenanceSigner, wav: bytes, cpu: CpuExecutor
 ) -> None:
     claims = [
         SynthesisClaim(
@@ -223,7 +224,7 @@ async def test_concurrent_signing_on_worker_threads_keeps_each_files_claim(
         )
         for _ in range(16)
     ]
-    signed = await asyncio.gather(*(signer.sign_audio_async(wav, "audio/wav", claim) for claim in claims))
+    signed = await asyncio.gather(*(cpu.run(None, signer.sign_audio, wav, "audio/wav", claim) for claim in claims))
     for claim, data in zip(claims, signed, strict=True):
         result = signer.verify(data)
         assert result.trusted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from backend.cpu import CpuExecutor
 from backend.providers.config import ProviderConfigError, Secret, provider_settings_from_env
 from backend.providers.local.provider import LocalProvider
 from backend.providers.qwen import QwenProvider
@@ -71,15 +72,15 @@ def test_secrets_never_show() -> None:
     assert settings.qwen.api_key.reveal() == QWEN
 
 
-async def test_registry_builds_keyed_providers_and_refuses_missing_keys() -> None:
+async def test_registry_builds_keyed_providers_and_refuses_missing_keys(cpu: CpuExecutor) -> None:
     settings = provider_settings_from_env({"DASHSCOPE_API_KEY": QWEN})
     async with httpx.AsyncClient() as client:
-        assert isinstance(build_provider("qwen", settings, client), QwenProvider)
-        assert isinstance(build_provider("local", settings, client), LocalProvider)
+        assert isinstance(build_provider("qwen", settings, client, cpu=cpu), QwenProvider)
+        assert isinstance(build_provider("local", settings, client, cpu=cpu), LocalProvider)
         with pytest.raises(ProviderConfigError, match="set CARTESIA_API_KEY"):
-            build_provider("cartesia", settings, client)
+            build_provider("cartesia", settings, client, cpu=cpu)
         with pytest.raises(ProviderConfigError, match="unknown voice provider"):
-            build_provider("nope", settings, client)
+            build_provider("nope", settings, client, cpu=cpu)
 
 
 def test_selfhosted_is_usable_once_its_base_url_is_set_and_keeps_a_path_prefix() -> None:
@@ -134,9 +135,9 @@ def test_selfhosted_misfits_fail_at_start_up(env: dict[str, str], message: str) 
     assert "ws-def" not in str(err.value)
 
 
-async def test_registry_builds_selfhosted_only_with_its_base_url() -> None:
+async def test_registry_builds_selfhosted_only_with_its_base_url(cpu: CpuExecutor) -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(ProviderConfigError, match="set SELFHOSTED_BASE_URL"):
-            build_provider("selfhosted", provider_settings_from_env({}), client)
+            build_provider("selfhosted", provider_settings_from_env({}), client, cpu=cpu)
         settings = provider_settings_from_env({"SELFHOSTED_BASE_URL": "http://127.0.0.1:8091"})
-        assert isinstance(build_provider("selfhosted", settings, client), SelfhostedProvider)
+        assert isinstance(build_provider("selfhosted", settings, client, cpu=cpu), SelfhostedProvider)

@@ -1,0 +1,165 @@
+"""The CPU executor's fair queue: round robin between users (the one served least recently first), first in
+first out within one, a queued call dropped when its caller goes away, never more calls at once than threads,
+and no thread left once closed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from backend.cpu import CpuExecutor
+
+A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+#: How long a blocked test call waits at most: only a broken executor ever waits this long.
+BOUND_S = 20.0
+
+
+class Gate:
+    """A call that holds its thread until the test opens the gate, and says when it holds it."""
+
+    def __init__(self) -> None:
+        self.holding = asyncio.Event()
+        self._open = threading.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def hold(self) -> None:
+        self._loop.call_soon_threadsafe(self.holding.set)
+        if not self._open.wait(BOUND_S):
+            raise TimeoutError("the gate was never opened")
+
+    def open(self) -> None:
+        self._open.set()
+
+
+@contextlib.asynccontextmanager
+async def held_thread() -> AsyncIterator[tuple[CpuExecutor, Callable[[], Awaitable[None]]]]:
+    """An executor of one thread, which a call holds until `release()`: what is queued meanwhile waits."""
+    async with CpuExecutor(1) as one:
+        gate = Gate()
+        holding = one.submit(None, gate.hold)
+        await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+
+        async def release() -> None:
+            gate.open()
+            await holding
+
+        yield one, release
+
+
+def recorder(ran: list[str]) -> Callable[[str], str]:
+    def record(label: str) -> str:
+        ran.append(label)  # list.append is atomic: the threads never interleave inside it
+        return label
+
+    return record
+
+
+def threads_of(cpu: CpuExecutor) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith(f"{cpu.name}-")]
+
+
+async def test_users_take_turns_and_each_users_calls_keep_their_order() -> None:
+    async with held_thread() as (one, release):
+        ran: list[str] = []
+        record = recorder(ran)
+        # A queues three before B and C queue anything: B and C still go second and third.
+        queued = [one.submit(owner, record, label) for owner, label in [(A, "a1"), (A, "a2"), (A, "a3")]]
+        queued += [one.submit(B, record, "b1"), one.submit(C, record, "c1"), one.submit(B, record, "b2")]
+        await release()
+        assert await asyncio.gather(*queued) == ["a1", "a2", "a3", "b1", "c1", "b2"]
+    assert ran == ["a1", "b1", "c1", "a2", "b2", "a3"]
+
+
+async def test_a_user_whose_lane_emptied_keeps_their_turn_before_a_user_served_since() -> None:
+    async with held_thread() as (one, release):
+        ran: list[str] = []
+        record = recorder(ran)
+        gate = Gate()
+
+        def b1() -> str:
+            gate.hold()
+            return record("b1")
+
+        first = [one.submit(A, record, "a1"), one.submit(B, b1), one.submit(B, record, "b2")]
+        await release()
+        await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+        # A's lane is empty now (a1 ran), B's is not; B was served after A. A's next call, as a stream's next
+        # phrase comes once its last is made, goes before B's next.
+        second = one.submit(A, record, "a2")
+        gate.open()
+        await asyncio.gather(*first, second)
+    assert ran == ["a1", "b1", "a2", "b2"]
+
+
+async def test_a_call_whose_caller_went_away_is_dropped_before_it_starts() -> None:
+    async with held_thread() as (one, release):
+        ran: list[str] = []
+        record = recorder(ran)
+        queued = asyncio.Event()
+
+        async def client() -> str:
+            queued.set()  # the call below is queued in this same step, before the task first waits
+            return await one.run(A, record, "gone")
+
+        task = asyncio.create_task(client())
+        await queued.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Behind the dropped call in A's own lane: it would have run first.
+        after = one.submit(A, record, "after")
+        await release()
+        assert await after == "after"
+    assert ran == ["after"]
+
+
+async def test_no_more_calls_run_at_once_than_the_executor_has_threads() -> None:
+    async with CpuExecutor(2) as two:
+        # Two calls meet inside the executor...
+        pair = threading.Barrier(2)
+        assert sorted(await asyncio.gather(*(two.run(A, pair.wait, BOUND_S) for _ in range(2)))) == [0, 1]
+        # ...three never do: the third waits for a thread, so the two running give up and break the barrier.
+        trio = threading.Barrier(3)
+        outcomes = await asyncio.gather(
+            *(two.run(owner, trio.wait, 2.0) for owner in (A, B, C)), return_exceptions=True
+        )
+    assert all(isinstance(outcome, threading.BrokenBarrierError) for outcome in outcomes), outcomes
+
+
+async def test_a_call_returns_its_value_raises_its_error_and_sees_the_callers_context(cpu: CpuExecutor) -> None:
+    tenant: contextvars.ContextVar[str] = contextvars.ContextVar("tenant")
+    tenant.set("ours")
+    assert await cpu.run(A, tenant.get) == "ours"
+    with pytest.raises(ZeroDivisionError):
+        await cpu.run(A, lambda: 1 / 0)
+    assert await cpu.run(None, sum, [1, 2, 3]) == 6
+
+
+async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thread() -> None:
+    cpu = CpuExecutor(1)
+    assert len(threads_of(cpu)) == 1
+    gate = Gate()
+
+    def held_then_finished() -> str:
+        gate.hold()
+        return "finished"
+
+    running = cpu.submit(A, held_then_finished)
+    await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+    waiting = cpu.submit(B, str, "never")
+    closing = asyncio.create_task(cpu.aclose())
+    with pytest.raises(RuntimeError, match="closed before the call started"):
+        await waiting
+    assert not closing.done()  # the running call holds it
+    gate.open()
+    await asyncio.wait_for(closing, BOUND_S)
+    assert await running == "finished"
+    assert threads_of(cpu) == []
+    with pytest.raises(RuntimeError, match="closed"):
+        await cpu.run(A, str, "too late")
