@@ -91,7 +91,9 @@ def queue_routes(
             queues.SAMPLE_CHECK, _step(lambda m: sample_check.process_sample(ctx, _uuid(m, "sampleId"))), _fail_sample
         ),
         QueueRoute(
-            queues.SYNTHESIS, _step(lambda m: synthesis_worker.process_synthesis(ctx, _uuid(m, "jobId"))), _fail_job
+            queues.SYNTHESIS,
+            _step(lambda m: synthesis_worker.process_synthesis(ctx, _uuid(m, "jobId"), worker_id)),
+            _fail_job,
         ),
         QueueRoute(queues.WEBHOOK, _step(lambda m: webhook_worker.deliver(ctx, m.message)), retries=webhook_retries),
     ]
