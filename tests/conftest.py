@@ -24,6 +24,7 @@ from psycopg import sql
 
 from backend.db.migrate import migrate
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
+from tests.support import silent_port
 
 TEMPLATE_DB = "voicegate_template"
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -164,3 +165,13 @@ def module_db(pg_server: PgServer, template_db: str) -> Iterator[psycopg.Connect
     """A migrated database shared by one module whose tests each run in a rolled-back transaction."""
     with cloned_database(pg_server, template_db) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture(params=["refused", "silent"])
+def unreachable_storage(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A Storage URL out of reach: at a port nobody listens on, or at one that never answers."""
+    if request.param == "refused":
+        yield f"http://127.0.0.1:{free_port()}/storage/v1"
+        return
+    with silent_port() as port:
+        yield f"http://127.0.0.1:{port}/storage/v1"
