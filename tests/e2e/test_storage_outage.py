@@ -1,13 +1,16 @@
 """A Storage outage under load, met by a real `voicegate worker` that reaches Storage only through a relay the
 test cuts for a minute: meanwhile the worker takes no work (no message is read more than once, nothing
 fails, nothing is dead-lettered, with the default five reads before a dead letter), it logs the outage
-once as it starts and once as it ends, and after it every clone and every synthesis job succeeds."""
+once as it starts and once as it ends, and after it every clone and every synthesis job succeeds. With
+`CONSUMER_MODE=http`, the API's Storage outage reaches the worker as that outage, not as a failure."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,16 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from backend.embedded.dev_tokens import mint_user_token
+from backend.embedded.dev_tokens import mint_service_key, mint_user_token
+from backend.errors import StorageUnavailable
+from backend.storage.client import SupabaseObjectStorage
+from queue_consumers.handlers import clone_over_http
+from queue_consumers.runtime import Message
 from tests.conftest import server_dir
+from tests.e2e.conftest import speech_wav
 from tests.e2e.relay import relaying
 from tests.e2e.stack import Stack, running_stack
-from tests.integration.api.conftest import JWT_SECRET
+from tests.integration.api.conftest import JWT_SECRET, User
 
 pytestmark = pytest.mark.timeout(120)
 OUTAGE_S = 60
@@ -87,3 +95,31 @@ def test_storage_out_of_reach_for_a_minute_under_load_fails_nothing(stack: Stack
     log = stack.worker_log(0)
     assert log.count("storage unavailable: ") == 1, log
     assert log.count("storage available again after ") == 1, log
+
+
+async def test_over_http_the_apis_storage_outage_is_an_outage_not_a_failure(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], unreachable_storage: str
+) -> None:
+    api = await worker_client(consumers=False)
+    user = make_user()
+    reflection = (await api.post("/v1/reflections", json={"name": "r"}, headers=user.headers)).json()["id"]
+    accepted = await api.post(
+        f"/v1/reflections/{reflection}/voice/clone",
+        data={"consent": "true", "language": "en"},
+        files={"file": ("me.wav", speech_wav(), "audio/wav")},
+        headers=user.headers,
+    )
+    assert accepted.status_code == 202, accepted.text
+    now = datetime.now(UTC)
+    message = Message(1, 1, now, now, {"attemptId": accepted.json()["attemptId"], "reflectionId": reflection})
+    step = clone_over_http(api, mint_service_key(JWT_SECRET), "http-worker")
+
+    state = api.app.state
+    reachable = state.lifecycle
+    async with SupabaseObjectStorage(unreachable_storage, "service-key", timeout=2) as out_of_reach:
+        state.lifecycle = dataclasses.replace(reachable, storage=out_of_reach)
+        try:
+            with pytest.raises(StorageUnavailable):
+                await step(message)  # the API answered 503 storage_unavailable
+        finally:
+            state.lifecycle = reachable
