@@ -19,6 +19,7 @@ from backend.api.concurrency import UserConcurrency
 from backend.api.deps import DEPENDENCIES, resolve_dependencies_in_order
 from backend.api.docs import COMPONENTS
 from backend.api.health import health_routes
+from backend.api.host import HostCheckMiddleware
 from backend.api.metrics import MetricsMiddleware
 from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
@@ -121,7 +122,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     return Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
-        middleware=[MetricsMiddleware()],
+        middleware=[HostCheckMiddleware(), MetricsMiddleware()],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(

@@ -38,6 +38,10 @@ class ValidationFailed(ClientError, code="validation_failed"):
     """The request body or parameters are invalid."""
 
 
+class InvalidHost(ClientError, code="invalid_host"):
+    """The Host header is not a host name or address with an optional port."""
+
+
 class Unauthorized(ClientError, status=401, code="unauthorized"):
     """A valid access token is required."""
 
@@ -166,6 +170,10 @@ class SynthesisNotFinished(Conflict, code="synthesis_not_finished"):
 
 class SynthesisFailed(Conflict, code="synthesis_failed"):
     """The job failed; its status says why."""
+
+
+class StoredObjectAltered(Conflict, code="stored_object_altered"):
+    """A file voicegate stored has changed since voicegate wrote it, so it is not used or served."""
 
 
 class WebhookUrlRefused(ClientError, status=422, code="webhook_url_refused"):

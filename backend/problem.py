@@ -9,9 +9,12 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.types import Scope, Send
 
+from backend.api.fields import PATTERN_WORDS, valid_host
 from backend.errors import (
     DatabaseUnavailable,
+    InvalidHost,
     ServiceUnavailable,
     StorageUnavailable,
     TooManyRequests,
@@ -80,11 +83,34 @@ def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:
 
 
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    """Litestar exception handler: render any exception as problem+json."""
-    body, headers = problem_for(exc, request.url.path)
+    """Litestar exception handler: render any exception as problem+json.
+
+    A bad Host header is the answer whatever else went wrong: Litestar refuses some before routing, and a
+    request to no route never meets `HostCheckMiddleware`. The path is the scope's, never `request.url`'s,
+    which would be built from that very header (and fail again, as a server error).
+    """
+    path = request.scope["path"]
+    if not valid_host(request.scope["headers"]):
+        exc = InvalidHost()
+    body, headers = problem_for(exc, path)
     if body.status >= 500 and not isinstance(exc, _OUTAGES):
-        log.error("%s %s -> %s", request.method, request.url.path[:200], body.code, exc_info=body.status == 500)
+        log.error("%s %s -> %s", request.method, path[:200], body.code, exc_info=body.status == 500)
     return Response(body.encode(), status_code=body.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def send_problem(exc: Exception, scope: Scope, send: Send) -> None:
+    """Answer the request of `scope` with `exc`'s problem+json, outside any route (from a middleware)."""
+    body, headers = problem_for(exc, scope["path"])
+    encoded = body.encode()
+    fields = {"content-type": PROBLEM_JSON, "content-length": str(len(encoded)), **headers}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": body.status,
+            "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fields.items()],
+        }
+    )
+    await send({"type": "http.response.body", "body": encoded, "more_body": False})
 
 
 def _validation_detail(exc: ValidationException) -> str:
@@ -114,7 +140,7 @@ _WORDING: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^Expected `str` of length >= (\d+)$"), "at least {0} characters"),
     (re.compile(r"^Expected `(?:int|float)` <= (\S+)$"), "at most {0}"),
     (re.compile(r"^Expected `(?:int|float)` >= (\S+)$"), "at least {0}"),
-    (re.compile(r"^Expected `str` matching regex '\\\\S'$"), "must not be blank"),  # api.fields.Name
+    *((re.compile(re.escape(f"Expected `str` matching regex {p!r}")), w) for p, w in PATTERN_WORDS.items()),
     (re.compile(r"^Expected `str` matching regex .*$"), "not in the expected format"),
     (re.compile(r"^Invalid UUID$"), "must be a UUID"),
     (re.compile(r"^Invalid enum value (.*)$"), "{0} is not one of the allowed values"),

@@ -77,8 +77,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_ORPHAN_GRACE: seconds an object no row claims (or, in embedded mode, a stored file with no
     object row) is left alone before the maintenance sweep removes it; uploads in progress are younger."""
     auth: AuthSettings | None = None
-    """Token verification and service keys (SUPABASE_URL, SUPABASE_JWT_SECRET, SUPABASE_*_KEY); set by
-    `with_auth`, because in embedded mode it creates the dev JWT secret under the data directory."""
+    """Token verification and service keys (SUPABASE_URL, SUPABASE_JWT_SECRET, SUPABASE_JWT_ISSUER,
+    SUPABASE_*_KEY); set by `with_auth`, because in embedded mode it creates the dev JWT secret under the
+    data directory."""
     providers: ProviderSettings | None = None
     """Provider keys, regions and base URLs (VOICE_PROVIDER, DASHSCOPE_*, ELEVENLABS_*, CARTESIA_*)."""
     c2pa_cert: Path | None = None

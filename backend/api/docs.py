@@ -44,10 +44,12 @@ COMPONENTS: Final = Components(
 )
 
 _WORDS: Final = {
-    400: "The request is malformed or a field is invalid; `detail` names the field.",
+    400: "The request is malformed, a field or parameter is invalid (`detail` names it), or the Host header is "
+    "not a host with an optional port (`invalid_host`, on every route).",
     401: "A valid Supabase access token is required.",
     404: "No such resource, or it is not the caller's.",
-    409: "The resource is not in a state that allows this, or the same Idempotency-Key is still in flight.",
+    409: "The resource is not in a state that allows this (`code` says why, e.g. `stored_object_altered`: a file "
+    "voicegate stored has changed since, so it is not served), or the same Idempotency-Key is still in flight.",
     413: "The upload is larger than allowed.",
     415: "The body is not a supported media type (samples: WAV, MP3, FLAC, OGG/Opus, WebM/Opus, M4A/AAC).",
     422: "Understood but refused: see `code` (e.g. a provider that is not configured, a refused sample).",
@@ -66,11 +68,12 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-#: What every route for a signed-in user may answer: a refused token, too many requests at once (the user's
-#: VOICEGATE_USER_CONCURRENCY, or every connection busy), or the database away.
-USER: Final = (401, 429, 503)
-#: A route with path parameters: Litestar documents a 400 for their validation, answered as problem+json.
-BY_ID: Final = (*USER, 400, 404)
+#: What every route for a signed-in user may answer: a bad Host header (as every route may), a refused token,
+#: too many requests at once (the user's VOICEGATE_USER_CONCURRENCY, or every connection busy), or the
+#: database away.
+USER: Final = (400, 401, 429, 503)
+#: A route with path parameters (their validation is a 400 too).
+BY_ID: Final = (*USER, 404)
 #: What a route with an `Idempotency-Key` may answer besides its own statuses.
 IDEMPOTENT: Final = (400, 409, 422)
 

@@ -1,15 +1,76 @@
-"""Constrained field types the request bodies share, so every route refuses the same bad values alike."""
+"""What text the API takes: the constrained field types the request bodies and forms share, so every route
+refuses the same bad values alike, and the checks for text that arrives outside a body (headers kept with a
+record, the headers of form parts).
+
+No text may hold a NUL character (U+0000): PostgreSQL's `text` and `jsonb` cannot store one, and psycopg
+refuses to send it, so a NUL that got past the request's checks would fail the write as a server error.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from collections.abc import Iterable
+from typing import Annotated, Final
+from urllib.parse import urlsplit
 
 import msgspec
 
+from backend.errors import ValidationFailed
+
 #: A BCP 47 language tag such as `en`, `en-US` or `zh-Hans-CN`.
 LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+#: Any text without a NUL character.
+NO_NUL: Final = r"^[^\x00]*$"
+#: Text without a NUL character that has at least one character that is not whitespace.
+NOT_BLANK: Final = r"^\s*[^\s\x00][^\x00]*$"
+#: Longest text to speak, or transcript of a sample.
+MAX_TEXT_CHARS: Final = 5000
+
 #: A name a person gave: at least one character that is not whitespace (names are stored stripped, and
 #: the tables refuse a blank one).
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
 LanguageTag = Annotated[str, msgspec.Meta(pattern=LANGUAGE, max_length=35)]
-Transcript = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+#: Text to speak, or what a sample says.
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NO_NUL)]
+
+#: What the API says about a value that breaks one of the patterns above.
+PATTERN_WORDS: Final = {
+    NO_NUL: "must not contain a NUL character (U+0000)",
+    NOT_BLANK: "must not be blank or contain a NUL character (U+0000)",
+}
+
+# RFC 9110's Host: a reg-name, an IPv4 address or a bracketed IP literal, then an optional port.
+_HOST = re.compile(r"(?:[0-9A-Za-z!$&'()*+,;=\-._~%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+
+
+def holds_nul(value: object) -> bool:
+    """Whether `value` (text, or JSON made of dicts, lists and scalars) holds a NUL character anywhere."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(item) for item in value)
+    return False
+
+
+def refuse_nul(field: str, value: str | None) -> None:
+    """Raise ValidationFailed naming `field` when `value` holds a NUL character."""
+    if value is not None and holds_nul(value):
+        raise ValidationFailed(f"{field}: {PATTERN_WORDS[NO_NUL]}")
+
+
+def valid_host(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's (ASGI) headers hold at most one Host header, and it is a host with an optional
+    port that a URL can be built from: Litestar builds `request.url` from it, and fails on a port that
+    is not a number in 0-65535 or an IP literal that is not one."""
+    hosts = [value for name, value in headers if name == b"host"]
+    if not hosts:
+        return True
+    if len(hosts) > 1 or not _HOST.fullmatch(host := hosts[0].decode("latin-1")):
+        return False
+    try:
+        urlsplit(f"//{host}").port  # noqa: B018 - parsed for the ValueError it raises on a bad host or port
+    except ValueError:
+        return False
+    return True

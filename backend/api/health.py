@@ -21,7 +21,7 @@ class Health(msgspec.Struct):
     status: str
 
 
-@get("/healthz", sync_to_thread=False, summary="Liveness: the process is up")
+@get("/healthz", sync_to_thread=False, summary="Liveness: the process is up", responses=problems(400))
 def healthz() -> Health:
     """Answer while the process runs, whatever its dependencies do."""
     return Health(status="ok")
@@ -37,7 +37,7 @@ class Readiness(msgspec.Struct):
     storage: str
 
 
-@get("/readyz", summary="Readiness: the database answers (and whether Storage does)", responses=problems(429, 503))
+@get("/readyz", summary="Readiness: the database answers (and whether Storage does)", responses=problems(400, 429, 503))
 async def readyz(pool: DbPool, storage: Storage) -> Readiness:
     """200 when the database answers a query, `ready` when Storage answers too, `degraded` when it does not:
     without Storage only uploads, sample checks, renders and results wait (the consumers hold that work
@@ -49,7 +49,13 @@ async def readyz(pool: DbPool, storage: Storage) -> Readiness:
     return Readiness(status="ready" if up else "degraded", database="up", storage="up" if up else "unavailable")
 
 
-@get("/metrics", media_type="text/plain", sync_to_thread=False, summary="Prometheus metrics (text exposition format)")
+@get(
+    "/metrics",
+    media_type="text/plain",
+    sync_to_thread=False,
+    summary="Prometheus metrics (text exposition format)",
+    responses=problems(400),
+)
 def metrics() -> Response[bytes]:
     """Request counts and latencies per route template (never per id), in Prometheus' text format."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

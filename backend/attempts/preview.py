@@ -2,9 +2,10 @@
 `voice-previews`; preview `ready`.
 
 The user then listens and completes the preview through the API, which opens the launch gate.
-Safe to repeat: the object is overwritten in place and the final move is version-fenced, so of two
-concurrent generations exactly one records `ready`. A preview that cannot be signed is never stored:
-the preview goes back to `pending` with `provenance_failed`, as after a provider's refusal.
+Safe to repeat: the final move is version-fenced and the object (with its digest) is stored in that
+move's transaction, so of two concurrent generations exactly one records `ready` and stores its file.
+A preview that cannot be signed is never stored: the preview goes back to `pending` with
+`provenance_failed`, as after a provider's refusal.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from backend.errors import NotFound, ProvenanceFailed, StaleVersion
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError
+from backend.storage import integrity
 from backend.voices import service as voices
 
 log = logging.getLogger(__name__)
@@ -74,9 +76,8 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         log.exception("attempt %s: preview %s", attempt_id, exc.detail)
         return await _not_made(ctx, attempt_id, ProvenanceFailed.code, ProvenanceFailed().detail)
     path = preview_path(attempt.owner_id, attempt.id)
-    await ctx.storage.upload(BUCKET, path, signed, mime_type, upsert=True)
     try:
-        async with service_transaction(ctx.pool) as conn:
+        async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             ready = await attempts.transition(
                 conn,
                 attempt,
@@ -84,6 +85,7 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
                 preview="ready",
                 changes={"provider_metadata": {"preview": {"bucket": BUCKET, "path": path}}},
             )
+            await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type=mime_type)
     except StaleVersion:
         # Superseded, or another generation finished first: what is committed stands.
         log.info("attempt %s: preview result not recorded, the attempt moved on", attempt_id)

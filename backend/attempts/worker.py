@@ -30,7 +30,7 @@ from backend.attempts.service import AttemptRow
 from backend.audio.errors import AudioRejected
 from backend.context import Lifecycle, Outcome
 from backend.db.pool import Connection, service_statement, service_transaction
-from backend.errors import LeaseLost, NotFound, StaleVersion
+from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import (
@@ -192,9 +192,12 @@ async def _enrol(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str
     """Create (or adopt) the provider voice and record it: `processing → verifying`."""
     attempt, sample, voice = await _keyed_sample_and_voice(ctx, attempt, worker_id, actor)
     try:
-        ref = await sample_check.enrolment_sample(ctx, sample, attempt.provider)
+        ref = await sample_check.enrolment_sample(ctx, sample, attempt.provider, actor=actor)
     except AudioRejected as exc:
         raise _Failed(exc.code, str(exc)) from exc
+    except StoredObjectAltered as exc:
+        # Not sent, and not retried: the same file would fail the same way.
+        raise _Failed(exc.code, "The stored sample has changed since voicegate checked it; upload a new one.") from exc
     except sample_check.SampleGone as exc:
         raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
     provider = ctx.providers.get(attempt.provider)

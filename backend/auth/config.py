@@ -18,9 +18,13 @@ from backend.embedded.dev_tokens import MIN_SECRET_LENGTH, mint_service_key
 from backend.secret import Secret, is_loopback_host
 
 JWT_SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name, not a secret
-JWKS_PATH: Final = "/auth/v1/.well-known/jwks.json"
 SECRET_KEY_PREFIX: Final = "sb_secret_"  # noqa: S105 - the public prefix of Supabase secret keys
 PUBLISHABLE_KEY_PREFIX: Final = "sb_publishable_"
+#: Where Supabase Auth lives under a project's URL; its access tokens name it in ``iss`` (reference §3.1).
+AUTH_PATH: Final = "/auth/v1"
+#: The domain of Supabase-hosted projects (``https://<ref>.supabase.co``).
+HOSTED_DOMAIN: Final = ".supabase.co"
+JWKS_PATH: Final = AUTH_PATH + "/.well-known/jwks.json"
 
 
 class AuthConfigError(ValueError):
@@ -50,6 +54,10 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds a JWKS fetch may take before the token is refused."""
     leeway: float = 30.0
     """Clock skew, in seconds, tolerated on ``exp``, ``nbf`` and ``iat``."""
+    issuer: str | None = None
+    """What a user access token's ``iss`` must be: SUPABASE_JWT_ISSUER, else, for a Supabase-hosted project
+    (SUPABASE_URL ``https://<ref>.supabase.co``), the ``<SUPABASE_URL>/auth/v1`` its Auth server signs
+    with. None (unchecked) in embedded mode, and for a self-hosted project that names none."""
 
     @property
     def service_key(self) -> Secret | None:
@@ -74,6 +82,20 @@ def _supabase_url(value: str) -> str:
         raise AuthConfigError("SUPABASE_URL must not carry credentials, a query or a fragment")
     # A path is allowed: self-hosted gateways may mount Supabase under a prefix.
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def _issuer(value: str | None, supabase_url: str | None) -> str | None:
+    """SUPABASE_JWT_ISSUER as given, else the issuer of a Supabase-hosted project's Auth server (a
+    self-hosted one sets its own, GOTRUE_JWT_ISSUER, which SUPABASE_URL does not tell)."""
+    if value is not None:
+        if any(ch.isspace() for ch in value):
+            raise AuthConfigError("SUPABASE_JWT_ISSUER must not contain whitespace")
+        return value
+    if supabase_url is None:
+        return None
+    parts = urlsplit(supabase_url)
+    hosted = parts.scheme == "https" and (parts.hostname or "").endswith(HOSTED_DOMAIN) and not parts.path
+    return supabase_url + AUTH_PATH if hosted else None
 
 
 def _token_like(variable: str, value: str) -> Secret:
@@ -154,8 +176,10 @@ def auth_settings_from_env(env: Mapping[str, str], data_dir: Path, embedded: boo
     """Read and check the auth settings; raises ``AuthConfigError`` naming the offending variable.
 
     Embedded mode always works without configuration: the HS256 secret is generated and kept under
-    ``data_dir`` and a dev service_role key is derived from it. Otherwise a way to verify user tokens
-    (SUPABASE_JWT_SECRET or SUPABASE_URL) and a service key are required.
+    ``data_dir``, a dev service_role key is derived from it, and a token's issuer is not checked (the dev
+    tokens name none of a project's). Otherwise a way to verify user tokens (SUPABASE_JWT_SECRET or
+    SUPABASE_URL) and a service key are required, and user tokens must name the project's Auth server as
+    their issuer when it is known (SUPABASE_JWT_ISSUER, or a hosted project's SUPABASE_URL).
     """
 
     def get(name: str) -> str | None:
@@ -173,6 +197,7 @@ def auth_settings_from_env(env: Mapping[str, str], data_dir: Path, embedded: boo
     }
     anon_key = public_keys.get("SUPABASE_PUBLISHABLE_KEY") or public_keys.get("SUPABASE_ANON_KEY")
 
+    issuer = None if embedded else _issuer(get("SUPABASE_JWT_ISSUER"), supabase_url)
     if embedded:
         if jwt_secret is None:
             jwt_secret = load_or_create_jwt_secret(data_dir)
@@ -195,4 +220,5 @@ def auth_settings_from_env(env: Mapping[str, str], data_dir: Path, embedded: boo
         service_role_key=service_role_key,
         secret_key=secret_key,
         anon_key=anon_key,
+        issuer=issuer,
     )

@@ -20,6 +20,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from backend.api.fields import holds_nul
 from backend.auth.config import AuthSettings
 from backend.errors import Unauthorized
 
@@ -97,6 +98,14 @@ def _parse_jwk(jwk: dict[str, Any]) -> _VerificationKey | None:
 
 
 def _user_claims(claims: dict[str, Any]) -> UserClaims:
+    try:
+        # Remembered as a float with the token; PyJWT takes any integer, 10**309 too, which no float holds.
+        float(claims["exp"])
+    except OverflowError:
+        raise Unauthorized("The access token's 'exp' claim is out of range.") from None
+    if holds_nul(claims):
+        # The claims become `request.jwt.claims`, read as jsonb, which cannot hold a NUL.
+        raise Unauthorized(_NOT_VALID)
     sub = claims["sub"]  # presence and str type are checked by PyJWT (require=["sub"])
     try:
         canonical = str(uuid.UUID(sub)) == sub.lower()
@@ -123,11 +132,19 @@ def _user_claims(claims: dict[str, Any]) -> UserClaims:
 
 
 def _decode(
-    token: str, key: str | PublicKey, algorithm: str, *, audience: str | None, require: list[str], leeway: float
+    token: str,
+    key: str | PublicKey,
+    algorithm: str,
+    *,
+    audience: str | None,
+    require: list[str],
+    leeway: float,
+    issuer: str | None = None,
 ) -> dict[str, Any]:
     """``jwt.decode`` restricted to ``algorithm``, with PyJWT's errors turned into user-facing messages.
 
-    With ``audience=None`` the ``aud`` claim is not checked (legacy API keys have none).
+    With ``audience=None`` the ``aud`` claim is not checked (legacy API keys have none); with ``issuer``
+    the ``iss`` claim must be present and equal it.
     """
     try:
         claims: dict[str, Any] = jwt.decode(
@@ -135,6 +152,7 @@ def _decode(
             key,
             algorithms=[algorithm],
             audience=audience,
+            issuer=issuer,
             leeway=leeway,
             options={"require": require, "verify_aud": audience is not None, "enforce_minimum_key_length": True},
         )
@@ -146,6 +164,8 @@ def _decode(
         raise Unauthorized(f"The access token has no {exc.claim!r} claim.") from None
     except jwt.InvalidAudienceError:
         raise Unauthorized("The access token is not meant for this API (audience).") from None
+    except jwt.InvalidIssuerError:
+        raise Unauthorized("The access token was not issued by this project's auth server (issuer).") from None
     except jwt.InvalidSignatureError:
         raise Unauthorized("The access token's signature is not valid.") from None
     except jwt.PyJWTError:
@@ -222,6 +242,7 @@ class TokenVerifier:
             audience=USER_AUDIENCE,
             require=_REQUIRED_USER_CLAIMS,
             leeway=self._settings.leeway,
+            issuer=self._settings.issuer,
         )
         return _user_claims(claims)
 

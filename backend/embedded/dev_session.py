@@ -49,7 +49,7 @@ def dev_session_handler(secret: Secret) -> HTTPRouteHandler:
         tags=("demo page",),
         cache_control=CacheControlHeader(no_store=True),
         summary="Embedded mode, loopback only: a session for the demo page's local user",
-        responses=problems(404, 503),
+        responses=problems(400, 404, 503),
     )
     async def dev_session(request: Request[Any, Any, Any]) -> DevSession:
         """An access token for the local user (created on first use). Answers 404 unless both the caller

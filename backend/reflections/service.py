@@ -7,7 +7,6 @@ read, so the read fences the write.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -22,10 +21,11 @@ from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, Pool, Recorder, become_service, service_transaction, user_transaction
 from backend.db.queries import load_queries
-from backend.errors import Conflict, NotFound
+from backend.errors import Conflict, NotFound, StoredObjectAltered
 from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
 from backend.speech.formats import SPEECH_FORMATS
+from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -54,6 +54,8 @@ class VoiceState(msgspec.Struct, rename="camel"):
     preview_url: str | None = None
     #: `c2pa` with a preview URL: the preview carries a signed C2PA manifest.
     provenance: str | None = None
+    #: Why a generated preview has no URL: `stored_object_altered` when its file changed since it was stored.
+    preview_error: str | None = None
 
 
 class RuntimeVoice(msgspec.Struct, rename="camel"):
@@ -147,16 +149,30 @@ async def _voice_state(conn: Connection, reflection_id: uuid.UUID) -> VoiceState
 
 async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, reflection_id: uuid.UUID) -> VoiceState:
     """The reflection's voice mirror, whether it may launch, and a signed URL of the active attempt's
-    preview when there is one to hear."""
+    preview when there is one to hear (checked against the digest recorded when it was stored)."""
     async with user_transaction(pool, claims.raw) as conn:
         state = await _voice_state(conn, reflection_id)
     attempt_id = state.voice.get("attemptId")
     if attempt_id and state.voice.get("previewStatus") in {"ready", "completed"}:
         path = preview.preview_path(uuid.UUID(claims.sub), uuid.UUID(str(attempt_id)))
-        # A preview purged from Storage (or never uploaded) leaves the state readable, without a URL.
-        with contextlib.suppress(NotFound):
-            state.preview_url = await storage.create_signed_url(preview.BUCKET, path, PREVIEW_URL_SECONDS)
-            state.provenance = PROVENANCE
+        # A preview purged from Storage (or never uploaded), or altered since, leaves the state readable,
+        # without a URL: the state is what clients poll, the preview only a part of it.
+        try:
+            state.preview_url = await integrity.signed_url(
+                pool,
+                storage,
+                preview.BUCKET,
+                path,
+                PREVIEW_URL_SECONDS,
+                actor=f"user:{claims.sub}",
+                subject=("voice_clone_attempt", attempt_id),
+            )
+        except NotFound:
+            return state
+        except StoredObjectAltered as exc:
+            state.preview_error = exc.code
+            return state
+        state.provenance = PROVENANCE
     return state
 
 

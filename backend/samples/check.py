@@ -1,9 +1,11 @@
 """`VOICE_SAMPLE_PROCESS`: check an uploaded sample and store its cleaned copy; and the cleaned copy
 an enrolment sends to the provider.
 
-Checking is safe to repeat: the cleaned copy is written under a fixed name beside the original and the
-row is updated in place. A sample deleted while it is being checked loses its copy too: the row update
-finds nothing, and the copy just written is removed again.
+Checking is safe to repeat: the row is updated in place and the cleaned copy written under a fixed name
+beside the original, in that update's transaction and with its digest recorded. A sample deleted while
+it is being checked gets no copy: the update finds no row, and nothing is written. A stored copy (or an
+original the retention removed, leaving only the copy) is read back checked against its digest: one
+that has changed fails the sample with `stored_object_altered` and is never sent to a provider.
 """
 
 from __future__ import annotations
@@ -22,30 +24,36 @@ from backend.context import Lifecycle, Outcome
 from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
+from backend.errors import StoredObjectAltered
 from backend.providers.base import SampleRef
 from backend.providers.registry import sample_rules
 from backend.samples import service as samples
+from backend.storage import integrity
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: How long a provider may take to fetch the prepared sample from its signed URL.
 SAMPLE_URL_SECONDS = 600
+#: Who checks queued samples, as audit events name it.
+ACTOR = "sample-check"
 
 
 class SampleGone(Exception):
     """The sample row was deleted (by its owner or the retention purge) while it was being prepared."""
 
 
-async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: str) -> PreparedSample:
+async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: str, *, actor: str) -> PreparedSample:
     """Check the sample's original against `provider`'s rules, clean it into the provider's wanted form,
     store the copy beside the original and record it with the quality report (status `ready`).
 
     A refused sample is recorded as `failed` with the reason and, when it decoded, the report; the
-    `AudioRejected` is raised on. Raises `SampleGone` when the row vanished meanwhile.
+    `AudioRejected` is raised on. Raises `SampleGone` when the row vanished meanwhile, and
+    StoredObjectAltered (the sample failed, an audit event for `actor`) when the stored copy it had to
+    start from has changed.
     """
     # A kept sample whose retention ended has only its cleaned copy left: that is cleaned again.
     source = sample["object_path"] if sample["original_removed_at"] is None else sample["processed_object_path"]
-    original = await ctx.storage.download(sample["bucket_id"], source)
+    original = await _read(ctx, sample, source, actor=actor)
     try:
         prepared = await asyncio.to_thread(prepare_for, original, sample_rules(provider))
     except AudioRejected as exc:
@@ -57,8 +65,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: s
         raise
     del original
     copy_path = samples.processed_path(sample["object_path"])
-    await ctx.storage.upload(sample["bucket_id"], copy_path, prepared.wav, prepared.mime_type, upsert=True)
-    async with service_transaction(ctx.pool) as conn:
+    async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         recorded = await fetch_optional(
             conn,
             _Q["record_processed_sample"],
@@ -72,28 +79,45 @@ async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: s
                 "channels": prepared.channels,
             },
         )
-    if recorded is None:
-        await ctx.storage.remove(sample["bucket_id"], [copy_path])
-        raise SampleGone(str(sample["id"]))
+        if recorded is None:
+            raise SampleGone(str(sample["id"]))
+        await integrity.write(
+            conn, ctx.storage, sample["bucket_id"], copy_path, prepared.wav, content_type=prepared.mime_type
+        )
     return prepared
 
 
-async def enrolment_sample(ctx: Lifecycle, sample: dict[str, Any], provider: str) -> SampleRef:
-    """What an enrolment sends: the stored cleaned copy when it was made for this provider, otherwise
-    the original checked and cleaned now. Raises `AudioRejected` or `SampleGone` like
-    `prepare_and_record`."""
+async def _read(ctx: Lifecycle, sample: dict[str, Any], path: str, *, actor: str) -> bytes:
+    """The sample's stored object at `path`, checked against its digest. One that has changed since it
+    was written fails the sample (for good: it is the copy voicegate would send) and raises
+    StoredObjectAltered."""
+    try:
+        return await integrity.read(
+            ctx.pool, ctx.storage, sample["bucket_id"], path, actor=actor, subject=("voice_sample", sample["id"])
+        )
+    except StoredObjectAltered as exc:
+        async with service_transaction(ctx.pool) as conn:
+            await conn.execute(_Q["fail_altered_sample"], {"sample_id": sample["id"], "reason": exc.detail})
+        raise
+
+
+async def enrolment_sample(ctx: Lifecycle, sample: dict[str, Any], provider: str, *, actor: str) -> SampleRef:
+    """What an enrolment sends: the stored cleaned copy (checked against its digest) when it was made for
+    this provider, otherwise the original checked and cleaned now. Raises `AudioRejected`, `SampleGone`
+    or StoredObjectAltered like `prepare_and_record`; the provider's signed URL, when it gets one, is of
+    the copy just checked or just written."""
     copy_path = sample["processed_object_path"]
     made_for = sample["processed_provider"]
     if sample["status"] == "ready" and copy_path and made_for == provider and sample["duration_ms"]:
         ref = SampleRef(
-            data=await ctx.storage.download(sample["bucket_id"], copy_path),
+            data=await _read(ctx, sample, copy_path, actor=actor),
             mime_type="audio/wav",
             duration_s=sample["duration_ms"] / 1000,
             sample_rate=sample["sample_rate"],
             channels=1,
         )
     else:
-        prepared = await prepare_and_record(ctx, sample, provider)
+        prepared = await prepare_and_record(ctx, sample, provider, actor=actor)
         copy_path = samples.processed_path(sample["object_path"])
         ref = prepared.sample_ref()
     ref = msgspec.structs.replace(ref, consent_id=str(sample["consent_id"]))
@@ -112,8 +136,8 @@ async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:
             current = await fetch_optional(conn, _Q["sample_state"], {"sample_id": sample_id})
             return Outcome(status="missing" if current is None else current["status"])
     try:
-        await prepare_and_record(ctx, sample, sample["provider"])
-    except AudioRejected as exc:
+        await prepare_and_record(ctx, sample, sample["provider"], actor=ACTOR)
+    except (AudioRejected, StoredObjectAltered) as exc:
         log.info("sample %s refused: %s", sample_id, exc.code)
         return Outcome(status="failed")
     except SampleGone:

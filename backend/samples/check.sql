@@ -8,7 +8,7 @@ returning *;
 select status from public.voice_samples where id = %(sample_id)s;
 
 -- name: record_processed_sample
--- Nothing comes back when the sample was deleted meanwhile: the caller removes the copy it stored.
+-- Nothing comes back when the sample was deleted meanwhile: then no copy is stored.
 update public.voice_samples
    set processed_object_path = %(processed_object_path)s,
        processed_provider = %(processed_provider)s,
@@ -30,3 +30,9 @@ update public.voice_samples
 update public.voice_samples
    set status = 'failed', failure_reason = %(reason)s
  where id = %(sample_id)s and status in ('pending', 'processing');
+
+-- name: fail_altered_sample
+-- Its stored copy changed since voicegate wrote it; the report and measurements stay for the record.
+update public.voice_samples
+   set status = 'failed', failure_reason = %(reason)s
+ where id = %(sample_id)s;

@@ -32,6 +32,7 @@ from backend.db.pool import Pool, TransactionSource, service_transaction, transa
 from backend.db.queries import load_queries
 from backend.errors import Conflict, NotFound, ServiceUnavailable, VoicegateError
 from backend.samples import service as samples
+from backend.storage import integrity
 from backend.storage.client import ObjectRemover, ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -92,7 +93,7 @@ async def purge_sample(
         purged = purged_view(row, "purged")
         processed = [row["processed_object_path"]] if row["processed_object_path"] else []
         paths = list(dict.fromkeys([row["object_path"], *processed, samples.processed_path(row["object_path"])]))
-        purged.removed = await storage.remove(row["bucket_id"], paths)
+        purged.removed = await integrity.remove(conn, storage, row["bucket_id"], paths)
         audit = {
             **(detail or {}),
             "reason": reason,

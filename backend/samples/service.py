@@ -23,7 +23,7 @@ from typing import IO, Any, Final
 import msgspec
 
 from backend import queues
-from backend.api.fields import LanguageTag, Name, Transcript
+from backend.api.fields import LanguageTag, Name, Text
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
 from backend.auth.verify import UserClaims
@@ -51,7 +51,7 @@ class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     consent: bool = False
     name: Name | None = None
     language: LanguageTag | None = None
-    transcript: Transcript | None = None
+    transcript: Text | None = None
     provider: ProviderName | None = None
     subject_name: Name | None = None
     #: The optional consent to keep the sample while the voice exists, so it can be moved to another provider.

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 
+from backend.api.fields import refuse_nul
 from backend.api.idempotency import body_fingerprint
 from backend.api.multipart import FormError, Part, form_boundary, read_form
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
@@ -33,6 +34,8 @@ MAX_FIELD_BYTES = 5000
 #: Slack for the multipart framing around the file when checking Content-Length up front.
 FRAMING_BYTES = 64 * 1024
 FILE_FIELD = "file"
+#: Longest Content-Type of the file part kept with the sample (`voice_samples.declared_type`).
+MAX_DECLARED_TYPE_CHARS = 255
 
 
 TEXT_FIELDS = frozenset(SampleForm.__struct_fields__)
@@ -42,6 +45,7 @@ TEXT_FIELDS = frozenset(SampleForm.__struct_fields__)
 async def sample_upload(request: Request[Any, Any, Any]) -> AsyncIterator[SampleUpload]:
     """Stream the multipart body (415 for another content type, 413 past `MAX_SAMPLE_BYTES`, 400 for a
     malformed body or a bad or unknown field); the spooled file is deleted on exit."""
+    origin = request_origin(request)
     upload = await _receive(request)
     try:
         # An HTML form sends every field, empty ones as "": an empty optional field is an absent one.
@@ -52,11 +56,18 @@ async def sample_upload(request: Request[Any, Any, Any]) -> AsyncIterator[Sample
             raise ValidationFailed(validation_message(str(exc))) from exc
         if form.name:
             form = msgspec.structs.replace(form, name=form.name.strip())
-        origin = Origin(request.headers.get("user-agent"), request.client.host if request.client else None)
         fingerprint = body_fingerprint(msgspec.json.encode({"fields": upload.fields, "file": upload.sha256}))
         yield SampleUpload(upload, form, origin, fingerprint)
     finally:
         upload.close()
+
+
+def request_origin(request: Request[Any, Any, Any]) -> Origin:
+    """Where a consent is given from: the client's user agent (kept with the consent, so refused if it
+    holds a NUL) and address."""
+    user_agent = request.headers.get("user-agent")
+    refuse_nul("User-Agent header", user_agent)
+    return Origin(user_agent, request.client.host if request.client else None)
 
 
 async def _receive(request: Request[Any, Any, Any]) -> ReceivedUpload:
@@ -98,6 +109,11 @@ class _SampleForm:
             if self.saw_file:
                 raise ValidationFailed(f"Send exactly one `{FILE_FIELD}` part.")
             self.saw_file = True
+            refuse_nul(f"Content-Type of the `{FILE_FIELD}` part", part.content_type)
+            if len(part.content_type or "") > MAX_DECLARED_TYPE_CHARS:
+                raise ValidationFailed(
+                    f"Content-Type of the `{FILE_FIELD}` part: at most {MAX_DECLARED_TYPE_CHARS} characters"
+                )
             self.upload.filename = part.filename
             self.upload.declared_type = part.content_type
             return True

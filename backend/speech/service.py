@@ -15,11 +15,12 @@ import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import psycopg
 
+from backend.api.fields import Text
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_one
 from backend.db.pool import Connection, Pool, become_service, service_transaction, user_transaction
@@ -38,7 +39,6 @@ from backend.providers.errors import ProviderError, TransientProviderError, Unkn
 from backend.providers.registry import ProviderSet
 from backend.reflections import service as reflections
 from backend.speech.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
-from backend.synthesis.service import MAX_TEXT_CHARS
 from backend.synthesis.speaker import Mute, Waits, speaker_now
 from backend.synthesis.text import cleaned, sentences
 from backend.voices import service as voices
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: Silence between sentences, each spoken on its own (as between the parts of a synthesis job).
 SENTENCE_PAUSE_S = 0.12
-
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)]
 
 
 class SpeechRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,11 +9,13 @@ logical status in Storage's error body (its HTTP status is 400 for nearly everyt
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Protocol, TypeVar, cast
+from urllib.parse import quote
 
 import httpx
 from storage3 import AsyncStorageClient
@@ -33,6 +35,7 @@ from backend.errors import (
     VoicegateError,
 )
 from backend.outages import STORAGE
+from backend.storage.digest import Digest
 
 T = TypeVar("T")
 
@@ -107,6 +110,10 @@ class ObjectStorage(ObjectRemover, Protocol):
 
     async def download(self, bucket: str, path: str) -> bytes:
         """The object's bytes."""
+        ...
+
+    async def digest(self, bucket: str, path: str) -> Digest:
+        """The SHA-256 and size of the object's bytes, read as a stream (never held whole)."""
         ...
 
     async def info(self, bucket: str, path: str) -> ObjectInfo | None:
@@ -185,6 +192,23 @@ class SupabaseObjectStorage:
     async def download(self, bucket: str, path: str) -> bytes:
         """The object's bytes."""
         return await _call(lambda: self._client.from_(bucket).download(path))
+
+    async def digest(self, bucket: str, path: str) -> Digest:
+        """The SHA-256 and size of the object's bytes, read as a stream (never held whole)."""
+        return await _call(lambda: self._digest(bucket, path))
+
+    async def _digest(self, bucket: str, path: str) -> Digest:
+        # storage3 only downloads whole; the same authenticated route, streamed.
+        url = f"{self._base}/object/authenticated/{quote(bucket, safe='')}/{quote(path, safe='/')}"
+        sha256, size = hashlib.sha256(), 0
+        async with self._http.stream("GET", url) as response:
+            if response.is_error:
+                await response.aread()
+                raise _api_error(response)
+            async for chunk in response.aiter_bytes():
+                sha256.update(chunk)
+                size += len(chunk)
+        return Digest(sha256.hexdigest(), size)
 
     async def info(self, bucket: str, path: str) -> ObjectInfo | None:
         """The object's info, or None when there is no such object."""
@@ -273,6 +297,15 @@ async def answers(storage: ObjectStorage, within: float) -> bool:
     except VoicegateError:
         return True  # an answer (refused, busy): Storage is there
     return True
+
+
+def _api_error(response: httpx.Response) -> StorageApiError:
+    """Storage's error body as storage3 raises it, so `_translated` reads it the same way."""
+    try:
+        body = response.json()
+        return StorageApiError(body["message"], body["error"], body["statusCode"])
+    except (KeyError, TypeError, ValueError):
+        return StorageApiError(f"Unable to parse error message: {response.text}", "InternalError", response.status_code)
 
 
 def _timestamp(value: Any) -> datetime | None:

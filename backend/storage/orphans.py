@@ -30,6 +30,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import TransactionSource, transaction_from
 from backend.db.queries import load_queries
 from backend.errors import ServiceUnavailable, VoicegateError
+from backend.storage import integrity
 
 if TYPE_CHECKING:
     from backend.storage.client import ObjectRemover
@@ -129,7 +130,7 @@ async def remove_orphan_object(
     locked here: Storage's delete must be able to take it."""
     async with transaction_from(source) as conn:
         still = await fetch_optional(conn, _Q["orphan_objects"], _params(written_before, id=orphan.id))
-        if still is None or not await storage.remove(orphan.bucket_id, [orphan.name]):
+        if still is None or not await integrity.remove(conn, storage, orphan.bucket_id, [orphan.name]):
             return False
         audit = {
             **(detail or {}),

@@ -59,5 +59,6 @@ class CloneJobsController(Controller):
         responses=problems(*BY_ID, 409),
     )
     async def result(self, claims: Caller, pool: DbPool, storage: Storage, job_id: PathId) -> service.JobResult:
-        """`{audioUrl}`, valid for a few minutes; 409 while the job runs or after it failed."""
+        """`{audioUrl}`, valid for a few minutes; 409 while the job runs, after it failed, or when its file
+        has changed since voicegate stored it (`stored_object_altered`: never served)."""
         return await service.job_result(pool, storage, claims, job_id)

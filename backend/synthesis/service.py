@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
 from backend import queues
+from backend.api.fields import Name, Text
 from backend.attempts import service as attempts
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_one, fetch_optional
@@ -33,6 +34,7 @@ from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.samples import service as samples
+from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis.speaker import Mute, Waits, speaker_now
 from backend.synthesis.text import cleaned
@@ -41,17 +43,16 @@ from backend.voices import service as voices
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: How long a result URL works: long enough to fetch or stream the audio, short enough not to be shared.
 RESULT_URL_SECONDS = 300
-MAX_TEXT_CHARS = 5000
 
 
 class CloneRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     """`POST /api/v1/clone`: speak `text` with a voice, or with the voice cloned from a sample."""
 
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)]
+    text: Text
     sample_id: uuid.UUID | None = None
     voice_id: uuid.UUID | None = None
     #: The name of a voice created from the sample (default "Voice from sample").
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
 
 
 class JobAccepted(msgspec.Struct, rename="camel"):
@@ -179,7 +180,7 @@ async def _voice_of_sample(
             conn,
             voice_id=voice_id,
             owner_id=owner_id,
-            name=request.name or "Voice from sample",
+            name=request.name.strip() if request.name else "Voice from sample",
             language=sample["language"],
             consent_id=sample["consent_id"],
         )
@@ -237,13 +238,23 @@ async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobSt
 
 
 async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:
-    """A short-lived signed URL of the finished job's WAV; 409 while it runs or after it failed."""
+    """A short-lived signed URL of the finished job's WAV, once its bytes are checked against the digest
+    recorded when it was stored; 409 while it runs, after it failed, or when the file has changed since
+    (`stored_object_altered`, with an audit event)."""
     row = await _job(pool, claims, job_id)
     if row["status"] == "failed":
         raise SynthesisFailed(f"The job failed ({row['error_code']}): {row['error_message']}")
     if row["status"] != "succeeded":
         raise SynthesisNotFinished(f"The job is {row['status']}; poll its status until it has succeeded.")
-    url = await storage.create_signed_url(row["output_bucket_id"], row["output_object_path"], RESULT_URL_SECONDS)
+    url = await integrity.signed_url(
+        pool,
+        storage,
+        row["output_bucket_id"],
+        row["output_object_path"],
+        RESULT_URL_SECONDS,
+        actor=f"user:{claims.sub}",
+        subject=("synthesis_job", job_id),
+    )
     return JobResult(
         audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=row["duration_ms"]
     )

@@ -11,8 +11,9 @@ One run speaks a job at a time: the run claims it with a lease it extends while 
 of the run (progress, the end) is fenced by that lease. A second delivery of the job's message (the
 attempt's wake-up beside the job's own re-check, a redelivery) finds the job done, or leased and left
 alone until the lease would have run out; so a worker that died mid-job is taken over once its lease
-expires, and the job is spoken again from its start. Safe to repeat: the render is written under a
-fixed name.
+expires, and the job is spoken again from its start. Safe to repeat: the job is finished by a guarded
+update and its render stored, under a fixed name and with its digest recorded, in that update's
+transaction, so a second delivery changes nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
+from backend.storage import integrity
 from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.synthesis.text import pieces
@@ -131,13 +133,15 @@ async def _render(ctx: Lifecycle, job: dict[str, Any], voice: ProviderVoice, par
         log.exception("synthesis job %s: %s", job_id, exc.detail)
         return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail, run)
     path = render_path(job["owner_id"], job_id)
-    await ctx.storage.upload(BUCKET, path, signed, "audio/wav", upsert=True)
-    async with service_transaction(ctx.pool) as conn:
+    async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         finished = await fetch_optional(
             conn,
             _Q["finish_job"],
             {"id": job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000), "owner": run},
         )
+        # Stored only by the delivery that finishes the job, so a late one cannot replace its audio.
+        if finished is not None:
+            await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type="audio/wav")
     return Outcome(status="succeeded" if finished is not None else "stale")
 
 

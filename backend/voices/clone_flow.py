@@ -10,7 +10,7 @@ import msgspec
 from litestar import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from backend.api.fields import LanguageTag, Name, Transcript
+from backend.api.fields import LanguageTag, Name, Text
 from backend.attempts import service as attempts
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
@@ -63,7 +63,7 @@ class FinalizeBody(msgspec.Struct, forbid_unknown_fields=True):
     voice_id: uuid.UUID
     name: Name | None = None
     language: LanguageTag | None = None
-    transcript: Transcript | None = None
+    transcript: Text | None = None
     provider: ProviderName | None = None
     reflection_id: uuid.UUID | None = None
 

@@ -3,8 +3,9 @@ in a private bucket: voicegate's voice id, the provider, its voice id and target
 made and last changed, the consent it was cloned under and the quality verdict of its sample.
 
 Written by the clone step once a voice is ready and its row carries the attempt's provider voice (so also
-when a new attempt moves it to another provider), and removed when the voice is deleted. Both happen
-under the voice row's lock, in the transaction that reads (or deletes) the row, so two writers cannot
+when a new attempt moves it to another provider), with its digest recorded (backend.storage.integrity),
+and removed when the voice is deleted. Both happen under the voice row's lock, in the transaction that
+reads (or deletes) the row, so two writers cannot
 leave an older manifest over a newer one and a deleted voice keeps no manifest: a failed Storage call
 rolls the deletion back.
 """
@@ -19,8 +20,9 @@ from typing import Final
 import msgspec
 
 from backend.db.execute import fetch_optional
-from backend.db.pool import Pool, service_transaction
+from backend.db.pool import Connection, Pool, service_transaction
 from backend.db.queries import load_queries
+from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -61,7 +63,7 @@ async def write_manifest(
     with the verdict of `sample_id` (the sample that voice was cloned from). False when the voice is
     deleted or has moved on to another provider voice meanwhile: its current manifest is another's to write.
     """
-    async with service_transaction(pool) as conn:
+    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         row = await fetch_optional(conn, _Q["lock_voice"], {"voice_id": voice_id, "sample_id": sample_id})
         if (
             row is None
@@ -71,11 +73,13 @@ async def write_manifest(
             return False
         manifest = VoiceManifest(**{name: row[name] for name in VoiceManifest.__struct_fields__})
         path = manifest_path(row["owner_id"], voice_id)
-        await storage.upload(BUCKET, path, msgspec.json.encode(manifest), "application/json", upsert=True)
+        data = msgspec.json.encode(manifest)
+        await integrity.write(conn, storage, BUCKET, path, data, content_type="application/json")
     return True
 
 
-async def remove_manifest(storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
-    """Remove the voice's manifest; called inside the transaction that deletes the voice, before it commits
-    (its row lock orders this after any `write_manifest` under way). A manifest never written is no error."""
-    await storage.remove(BUCKET, [manifest_path(owner_id, voice_id)])
+async def remove_manifest(conn: Connection, storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
+    """Remove the voice's manifest and its record, on `conn`'s transaction that deletes the voice, before it
+    commits (its row lock orders this after any `write_manifest` under way). A manifest never written is no
+    error."""
+    await integrity.remove(conn, storage, BUCKET, [manifest_path(owner_id, voice_id)])

@@ -13,7 +13,7 @@ from litestar.params import HeaderParameter, JSONBody
 from backend.api.deps import Caller, Config, DbPool, PathId, Storage
 from backend.api.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems
 from backend.api.idempotency import idempotent
-from backend.samples.service import Origin
+from backend.samples.upload import request_origin
 from backend.voices import clone_flow, service
 
 
@@ -59,9 +59,8 @@ class CloneController(Controller):
         data: JSONBody[clone_flow.UploadUrlBody],
     ) -> clone_flow.UploadTicket:
         """Record consent and a draft voice; PUT the sample to `upload_url`, then finalize."""
-        origin = Origin(request.headers.get("user-agent"), request.client.host if request.client else None)
         return await clone_flow.create_upload(
-            pool, storage, claims, data, origin=origin, public_url=settings.storage_public_url
+            pool, storage, claims, data, origin=request_origin(request), public_url=settings.storage_public_url
         )
 
     @post(

@@ -97,7 +97,7 @@ async def soft_delete_voice(pool: Pool, storage: ObjectStorage, claims: UserClai
         row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": owner_id})
         if row is None:
             raise NotFound("Voice not found.")
-        await manifest.remove_manifest(storage, owner_id, voice_id)
+        await manifest.remove_manifest(conn, storage, owner_id, voice_id)
     try:
         await purge.purge_kept_samples(pool, storage, voice_id, actor=f"user:{claims.sub}")
     except ServiceUnavailable:

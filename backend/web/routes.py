@@ -24,6 +24,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, Swag
 from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path
 
+from backend.api.docs import problems
 from backend.samples.consent import ConsentText, current_consent
 from backend.settings import Settings
 
@@ -83,7 +84,14 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
         retention_days=settings.sample_retention_days,
     )
 
-    @get("/config.json", tags=_TAGS, cache_control=_NO_STORE, sync_to_thread=False, summary="The demo page's settings")
+    @get(
+        "/config.json",
+        tags=_TAGS,
+        cache_control=_NO_STORE,
+        sync_to_thread=False,
+        summary="The demo page's settings",
+        responses=problems(400),
+    )
     def page_config() -> PageConfig:
         """How the page signs in (embedded dev session or Supabase Auth) and the consent wording it shows."""
         return config

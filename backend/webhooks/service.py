@@ -15,6 +15,7 @@ from typing import Annotated, Final
 
 import msgspec
 
+from backend.api.fields import NO_NUL
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool, become_service, service_transaction, user_transaction
@@ -31,7 +32,7 @@ MAX_ENDPOINTS: Final = 10
 class EndpointRequest(msgspec.Struct, forbid_unknown_fields=True):
     """`POST /v1/webhooks`: where to deliver, and which events (default: all of them)."""
 
-    url: Annotated[str, msgspec.Meta(min_length=8, max_length=MAX_URL_LENGTH)]
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=MAX_URL_LENGTH, pattern=NO_NUL)]
     events: Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=len(EVENT_TYPES))] | None = None
 
 

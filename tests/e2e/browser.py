@@ -78,7 +78,7 @@ async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=path, full_page=full_page)
     size = page.viewport_size
-    await page.set_viewport_size({"width": 380, "height": 800})
+    await page.set_viewport_size({"width": 375, "height": 800})
     await page.screenshot(path=ARTIFACTS / f"{name}-narrow.png", full_page=full_page)
     if size is not None:
         await page.set_viewport_size(size)

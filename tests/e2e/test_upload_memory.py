@@ -9,6 +9,7 @@ peak is read from /proc (Linux): `VmHWM` after resetting it through `clear_refs`
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import time
@@ -80,10 +81,12 @@ def api(db_dsn: str, tmp_path: Path) -> Iterator[Api]:
     )
     try:
         assert process.stdout is not None
+        # The server prints its URL once it listens; a server that never does must not block the test.
+        assert select.select([process.stdout], [], [], 60)[0], "the API never printed its URL"
         url = process.stdout.readline().decode().strip()
         assert url.startswith("http://"), (tmp_path / "api.log").read_text(errors="replace")
         deadline = time.monotonic() + 20
-        while httpx.get(f"{url}/readyz").status_code != 200:
+        while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
             assert time.monotonic() < deadline, "the API never became ready"
             time.sleep(0.05)
         yield Api(process, url, data_dir)

@@ -20,6 +20,7 @@ import httpx
 import jwt
 import pytest
 from storage3 import SyncStorageClient
+from storage3.exceptions import StorageApiError
 
 from backend.embedded.postgres import free_port
 from tests.conftest import server_dir
@@ -45,7 +46,7 @@ def running(data_root: Path) -> Iterator[Running]:
     finally:
         if up.process.poll() is None:
             up.process.kill()
-            up.process.wait()
+            up.process.wait(timeout=30)
         up.pg.stop(mode="immediate")
 
 
@@ -98,7 +99,7 @@ def test_up_finds_its_running_postgres_even_on_another_port(data_root: Path) -> 
     try:
         wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first)
         first.process.kill()
-        first.process.wait()
+        first.process.wait(timeout=30)
         second = start_up(data_root)  # a new VOICEGATE_PG_PORT: the cluster keeps its own
         wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second)
         second.process.send_signal(signal.SIGTERM)
@@ -113,7 +114,7 @@ def test_up_reuses_a_running_postgres_and_leaves_it_running(data_root: Path) -> 
     try:
         wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first)
         first.process.kill()  # as if the terminal closed: Postgres keeps running
-        first.process.wait()
+        first.process.wait(timeout=30)
         assert first.pg.is_ready()
         second = start_up(data_root, first.pg.port)
         wait_for(lambda: is_ready(second.base_url), 60, "second /readyz", second)
@@ -147,7 +148,7 @@ def test_up_with_fake_providers_serves_each_fake_with_this_runs_keys(data_root: 
     finally:
         if up.process.poll() is None:
             up.process.kill()
-            up.process.wait()
+            up.process.wait(timeout=30)
         up.pg.stop(mode="immediate")
 
 
@@ -192,19 +193,29 @@ def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stac
     assert reflections.json() == {"reflections": []}
 
     user_id = jwt.decode(token, options={"verify_signature": False})["sub"]
+    # The upload URL comes from the API (signed with the service key); users sign none themselves.
+    ticket = httpx.post(
+        f"{running.base_url}/api/clone/upload-url",
+        json={"name": "Ada", "consent": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert ticket.status_code == 201, ticket.text
+    path = ticket.json()["path"]
+    assert path.startswith(f"{user_id}/")
     with SyncStorageClient(
         url=f"{running.base_url}/storage/v1/", headers={"Authorization": f"Bearer {token}"}
     ) as storage:
         files = storage.from_("voice-samples")
-        path = f"{user_id}/hello.wav"
         audio = b"RIFF" + bytes(range(256)) * 8
-        signed = files.create_signed_upload_url(path)
-        files.upload_to_signed_url(path, signed["token"], audio, {"content-type": "audio/wav"})
+        with pytest.raises(StorageApiError) as refused:
+            files.create_signed_upload_url(f"{user_id}/hello.wav")
+        assert refused.value.status == "403"
+        files.upload_to_signed_url(path, ticket.json()["token"], audio, {"content-type": "audio/wav"})
         url = files.create_signed_url(path, 60)["signedURL"]
     downloaded = httpx.get(url if url.startswith("http") else f"{running.base_url}/storage/v1{url}")
     assert downloaded.status_code == 200
     assert downloaded.content == audio
-    assert (running.pg.data_dir.parent / "storage" / "voice-samples" / user_id / "hello.wav").read_bytes() == audio
+    assert (running.pg.data_dir.parent / "storage" / "voice-samples" / path).read_bytes() == audio
 
 
 def run_cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:

@@ -38,6 +38,8 @@ from tests.support import create_user, frozen
 DEADLINE = 0.5
 SETTINGS = Settings(db_timeout=DEADLINE, db_connect_timeout=0.4, db_pool_min=2, db_pool_max=4)
 QUEUE = "voice_synthesis"
+#: Longest wait for anything a test waits on that is not a deadline under test.
+WAIT_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,7 @@ async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
         async with service_transaction(pool) as conn:
             await conn.execute("select 1")
             inside.set()
-            await go.wait()
+            await asyncio.wait_for(go.wait(), WAIT_SECONDS)
             await conn.execute("select 2")  # sent to a server that no longer answers
 
     async def timed_ping() -> float:
@@ -100,14 +102,14 @@ async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
         return time.monotonic() - started
 
     transaction = asyncio.create_task(in_flight())
-    await inside.wait()
+    await asyncio.wait_for(inside.wait(), WAIT_SECONDS)
     with frozen(server.data_dir):
         started = time.monotonic()
         go.set()
         # One ping takes the idle connection and hangs on its check; the rest wait for the pool.
         pings = await asyncio.gather(*(timed_ping() for _ in range(6)))
         with pytest.raises(DatabaseUnavailable):
-            await transaction
+            await asyncio.wait_for(transaction, WAIT_SECONDS)
         assert time.monotonic() - started < DEADLINE + 0.3
         assert max(pings) < DEADLINE + 0.3
         cut = pool.get_stats().get("returns_bad", 0)
@@ -182,10 +184,14 @@ async def test_work_between_statements_past_the_deadline_is_not_a_hang(pool: Poo
 
 async def test_an_answer_the_busy_process_has_not_read_yet_is_not_a_hang(pool: Pool) -> None:
     async with service_transaction(pool) as conn:
+        # The unit's first statement goes in a pipeline with its opening, whose waits psycopg may finish
+        # without ever yielding to the loop (it polls a writable socket and reads an answer already
+        # there), so `waiting_since` could come and go unseen. A later statement goes alone: psycopg
+        # awaits its answer on the loop, and the task is suspended with `waiting_since` set.
+        await conn.execute("select 1")
         query = asyncio.create_task(conn.execute("select 2 as n"))
-        # The statement is sent as the wait for its answer begins (psycopg state: no event to await).
-        while conn.waiting_since is None:  # noqa: ASYNC110
-            await asyncio.sleep(0)
+        await until(lambda: conn.waiting_since is not None or query.done(), poll=0)
+        assert not query.done(), "the statement was answered without its wait being seen"
         poller = select.poll()
         poller.register(conn.pgconn.socket, select.POLLIN)
         assert poller.poll(5000), "the server answered"  # the event loop is blocked from here ...
@@ -227,9 +233,9 @@ async def test_a_consumer_rides_out_a_hang_without_failing_or_repeating_a_messag
         if message.message["n"] == 1:
             # Provider work, say: it outlives the hang and finishes after it.
             holding.set()
-            await release.wait()
+            await asyncio.wait_for(release.wait(), WAIT_SECONDS)
         else:
-            await hung.wait()
+            await asyncio.wait_for(hung.wait(), WAIT_SECONDS)
             async with service_transaction(pool) as conn:  # fails by its deadline the first time
                 await conn.execute("select 1")
         done.append(message.msg_id)
@@ -270,11 +276,12 @@ async def test_a_consumer_rides_out_a_hang_without_failing_or_repeating_a_messag
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("queue_consumers")]
 
 
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+async def until(condition: Callable[[], bool], within: float = 10.0, poll: float = 0.05) -> None:
+    """Wait for `condition`, yielding to the loop between looks; fail after `within` seconds."""
     deadline = time.monotonic() + within
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(poll)
 
 
 async def test_a_database_outage_is_logged_once_as_it_starts_and_once_as_it_ends_by_the_consumers(

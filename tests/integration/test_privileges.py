@@ -73,6 +73,8 @@ TABLES: Allowed = {
     "voicegate.selfhosted_voices": {"service_role": READ_WRITE},
     "voicegate.queue_message_errors": {"service_role": READ_WRITE},
     "voicegate.audit_events": {"service_role": {"select", "insert"}},
+    # The digests of the files the service writes: nobody else may know or change them.
+    "voicegate.service_written_objects": {"service_role": READ_WRITE},
     "voicegate.idempotency_keys": {"service_role": READ_WRITE},
     # Signing secrets: written once with their endpoint, read by the worker that signs; gone with it.
     "voicegate.webhook_secrets": {"service_role": {"select", "insert"}},

@@ -59,6 +59,11 @@ def world(module_db: Conn) -> World:
         "insert into storage.objects (bucket_id, name, owner_id) values ('voice-samples', %s, %s)",
         (f"{owner}/sample.wav", str(owner)),
     )
+    db.execute(
+        "insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes)"
+        " values ('voice-samples', %s, repeat('0', 64), 1)",
+        (f"{owner}/sample.wav",),
+    )
     speech = one(
         db,
         "insert into speech_streams (owner_id, voice_id, provider, provider_voice_id, format, text_characters)"
@@ -177,6 +182,19 @@ STATEMENTS: dict[str, dict[str, tuple[str, str | None]]] = {
         "update": ("update storage.objects set user_metadata = '{}' where name = %(object)s", None),
         "delete": ("delete from storage.objects where name = %(object)s", None),
     },
+    "voicegate.service_written_objects": {
+        "select": ("select name from voicegate.service_written_objects where name = %(object)s", None),
+        "insert": (
+            "insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes)"
+            " values ('voice-renders', %(owner)s || '/renders/x.wav', repeat('1', 64), 1)",
+            None,
+        ),
+        "update": (
+            "update voicegate.service_written_objects set sha256 = repeat('1', 64) where name = %(object)s",
+            None,
+        ),
+        "delete": ("delete from voicegate.service_written_objects where name = %(object)s", None),
+    },
 }
 
 # What the owner may do; other callers may do nothing, the service everything.
@@ -189,7 +207,10 @@ OWNER_ALLOWED = {
     "voice_clone_attempt_events": {"select"},
     "synthesis_jobs": {"select"},
     "speech_streams": {"select"},
-    "storage.objects": {"select", "insert", "update", "delete"},
+    # Owners read their folder; what they upload comes through a URL the service signed (written as
+    # superuser), and everything else there is written by the service.
+    "storage.objects": {"select"},
+    "voicegate.service_written_objects": set(),
 }
 
 
@@ -286,3 +307,19 @@ def test_api_roles_cannot_call_lifecycle_functions(module_db: Conn, world: World
     for role, user in (("anon", None), ("authenticated", world.owner)):
         with acting_as(module_db, role, user), pytest.raises(psycopg.errors.InsufficientPrivilege):
             module_db.execute("select voicegate.transition_attempt(%s, 1, 'x', 'canceled')", (world.rows["attempt"],))
+
+
+def test_a_projects_own_broad_write_policies_do_not_open_voicegates_buckets(module_db: Conn, world: World) -> None:
+    db = module_db
+    with db.transaction(force_rollback=True):
+        # What many projects have: any signed-in user may write objects, anywhere.
+        db.execute("insert into storage.buckets (id, name) values ('avatars', 'avatars')")
+        for verb, clause in (("insert", "with check (true)"), ("update", "using (true)"), ("delete", "using (true)")):
+            db.execute(f"create policy broad_{verb} on storage.objects for {verb} to authenticated {clause}")
+        with acting_as(db, "authenticated", world.owner):
+            db.execute("select set_config('storage.allow_delete_query', 'true', true)")
+            params = {"object": world.rows["object"], "owner": world.owner}
+            assert attempt(db, "insert into storage.objects (bucket_id, name) values ('avatars', 'a.png')", {}) is True
+            assert attempt(db, STATEMENTS["storage.objects"]["insert"][0], params) is False
+            assert attempt(db, STATEMENTS["storage.objects"]["update"][0], params) is False
+            assert attempt(db, STATEMENTS["storage.objects"]["delete"][0], params) is False

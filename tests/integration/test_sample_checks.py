@@ -1,10 +1,12 @@
 """The `voice_sample_process` step on a real database and the real Storage stand-in: a pending sample is
-checked into `ready` (report, cleaned copy beside the original) or `failed` (reason, report); a repeat
-changes nothing; a sample deleted mid-check leaves no copy behind; a dead letter fails an unchecked one."""
+checked into `ready` (report, cleaned copy beside the original, its digest recorded) or `failed` (reason,
+report); a repeat changes nothing; a sample deleted mid-check gets no copy; a dead letter fails an
+unchecked one."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,8 +30,8 @@ BUCKET = "voice-samples"
 
 
 class DeletingStorage:
-    """The real Storage client, except that storing a cleaned copy first deletes the sample's row, as
-    its owner's DELETE racing the check would."""
+    """The real Storage client, except that reading a sample's original for its check deletes the sample's
+    row, as its owner's DELETE racing the check would."""
 
     def __init__(self, storage: Any, dsn: str) -> None:
         self._storage = storage
@@ -38,13 +40,12 @@ class DeletingStorage:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._storage, name)
 
-    async def upload(self, bucket: str, path: str, data: Any, content_type: str, *, upsert: bool = False) -> None:
-        if path.endswith("/processed.wav"):
+    async def download(self, bucket: str, path: str) -> bytes:
+        data: bytes = await self._storage.download(bucket, path)
+        if path.endswith("/original"):
             async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
-                await conn.execute(
-                    "delete from voice_samples where object_path = %s", (path[: -len("processed.wav")] + "original",)
-                )
-        await self._storage.upload(bucket, path, data, content_type, upsert=upsert)
+                await conn.execute("delete from voice_samples where object_path = %s", (path,))
+        return data
 
 
 @pytest.fixture
@@ -92,6 +93,14 @@ async def test_a_pending_sample_is_checked_into_ready_once(ctx: Lifecycle, db: p
     assert stored(db, sample) == {"original", "processed.wav"}
     cleaned = await ctx.storage.download(BUCKET, checked["processed_object_path"])
     assert cleaned[:4] == b"RIFF"
+    recorded = one(
+        db, "select * from voicegate.service_written_objects where name = %s", (checked["processed_object_path"],)
+    )
+    assert (recorded["bucket_id"], recorded["sha256"], recorded["size_bytes"]) == (
+        BUCKET,
+        hashlib.sha256(cleaned).hexdigest(),
+        len(cleaned),
+    )
 
     again = await process_sample(ctx, sample["id"])
 
@@ -123,8 +132,10 @@ async def test_a_sample_deleted_during_its_check_leaves_no_copy(
     assert (await process_sample(racing, sample["id"])).status == "missing"
 
     assert db.execute("select count(*) from voice_samples").fetchone() == (0,)
-    # The original is the deleting request's to remove; the copy the check wrote must not outlive the row.
+    # The original is the deleting request's to remove; the check writes no copy (nor its record) for a
+    # row that is gone.
     assert stored(db, sample) == {"original"}
+    assert db.execute("select count(*) from voicegate.service_written_objects").fetchone() == (0,)
 
 
 async def test_a_dead_letter_fails_only_an_unchecked_sample(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:

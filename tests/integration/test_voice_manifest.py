@@ -4,6 +4,7 @@ newer provider voice, and never for a deleted voice; removed with the voice."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -60,6 +61,15 @@ async def read(storage: ObjectStorage, row: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+def recorded_sha256(db: Db, row: dict[str, Any]) -> str | None:
+    """The SHA-256 recorded for the voice's manifest when it was written, if any."""
+    found = db.execute(
+        "select sha256 from voicegate.service_written_objects where bucket_id = %s and name = %s",
+        (BUCKET, manifest_path(row["owner_id"], row["id"])),
+    ).fetchone()
+    return None if found is None else str(found[0])
+
+
 async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
     db: Db, pool: Pool, storage: ObjectStorage
 ) -> None:
@@ -81,6 +91,8 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
     )
     moved = await read(storage, row)
     assert (moved["provider"], moved["providerVoiceId"], moved["targetModel"]) == ("elevenlabs", "el-1", None)
+    stored = await storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
 
     # A late writer for the provider voice the row no longer carries changes nothing.
     assert not await write_manifest(
@@ -95,11 +107,13 @@ async def test_a_deleted_voice_keeps_no_manifest(db: Db, pool: Pool, storage: Ob
         pool, storage, voice_id=row["id"], provider="local", provider_voice_id="local-2", sample_id=None
     )
     claims = claims_of(row["owner_id"])
+    assert recorded_sha256(db, row) is not None
 
     await soft_delete_voice(pool, storage, claims, row["id"])
 
     with pytest.raises(NotFound):
         await read(storage, row)
+    assert recorded_sha256(db, row) is None
     assert not await write_manifest(
         pool, storage, voice_id=row["id"], provider="local", provider_voice_id="local-2", sample_id=None
     )

@@ -17,6 +17,12 @@ from backend.reflections.service import LaunchBlocked
 ROWS = [
     (errors.ValidationFailed("name is required"), 400, "validation_failed", "name is required"),
     (errors.ClientError(), 400, "bad_request", "The request cannot be served as sent."),
+    (
+        errors.InvalidHost(),
+        400,
+        "invalid_host",
+        "The Host header is not a host name or address with an optional port.",
+    ),
     (errors.Unauthorized(), 401, "unauthorized", "A valid access token is required."),
     (errors.Forbidden(), 403, "forbidden", "You may not do this."),
     (errors.NotFound(), 404, "not_found", "The resource does not exist."),
@@ -163,6 +169,12 @@ ROWS = [
         "The job has not finished yet; poll its status.",
     ),
     (errors.SynthesisFailed(), 409, "synthesis_failed", "The job failed; its status says why."),
+    (
+        errors.StoredObjectAltered(),
+        409,
+        "stored_object_altered",
+        "A file voicegate stored has changed since voicegate wrote it, so it is not used or served.",
+    ),
     (
         LaunchBlocked(["preview_required"]),
         409,

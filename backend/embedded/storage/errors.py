@@ -50,6 +50,11 @@ def already_exists() -> StorageError:
     return StorageError(409, "KeyAlreadyExists", "The resource already exists", "Duplicate")
 
 
+def resource_already_exists() -> StorageError:
+    """A row already sits where a move would put the object (Storage's unique violation, 23505)."""
+    return StorageError(409, "ResourceAlreadyExists", "The resource already exists", "Duplicate")
+
+
 def entity_too_large() -> StorageError:
     """The upload is larger than the bucket allows."""
     return StorageError(413, "EntityTooLarge", "The object exceeded the maximum allowed size", "Payload too large")

@@ -67,7 +67,8 @@ async def standalone_storage(settings: Settings, dsn: str, root: Path) -> AsyncI
     pool = create_pool(dsn, patient)
     await pool.open(wait=True)
     # Signing secret for URL tokens, which this client never asks for.
-    app = Litestar(route_handlers=[storage_router(pool, secrets.token_urlsafe(48), root, caller)])
+    # logging_config=None: Litestar's default would start a QueueListener thread per app, left running.
+    app = Litestar(route_handlers=[storage_router(pool, secrets.token_urlsafe(48), root, caller)], logging_config=None)
     storage = in_process_client(app, service_key)
     try:
         yield storage

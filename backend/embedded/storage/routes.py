@@ -1,7 +1,7 @@
 """Supabase Storage's object routes (reference §1.2) as a Litestar router mounted at `/storage/v1`.
 
 Only what voicegate and the stock clients use: signed upload and download URLs, authenticated upload,
-download, HEAD, info and delete. Every error is Storage's envelope with Storage's HTTP status rule,
+download, HEAD, info, delete, move and copy. Every error is Storage's envelope with Storage's HTTP status rule,
 because storage3 and storage-js parse it.
 """
 
@@ -138,7 +138,7 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
 
 
 def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHandler]:
-    """Authenticated upload, download, HEAD, info and delete."""
+    """Authenticated upload, download, HEAD, info, delete, move and copy."""
 
     @route("/object/{bucket:str}/{path:path}", http_method=["POST", "PUT"], status_code=200, request_max_body_size=None)
     async def upload_object(
@@ -179,9 +179,7 @@ def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteH
     async def delete_object(
         request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
     ) -> dict[str, str]:
-        deleted = await service.delete(await caller(request), bucket, [_key(path)])
-        if not deleted:
-            raise errors.no_such_key()
+        await service.delete_one(await caller(request), bucket, _key(path))
         return {"message": "Successfully deleted"}
 
     @delete("/object/{bucket:str}", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
@@ -195,7 +193,31 @@ def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteH
             raise errors.invalid_request("body/prefixes must be a list of 1 to 1000 object names")
         return await service.delete(await caller(request), bucket, prefixes)
 
-    return [upload_object, download_object, object_exists, object_info, delete_object, delete_objects]
+    @post("/object/move", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def move_object(request: Request[Any, Any, Any]) -> dict[str, str]:
+        """`{bucketId, sourceKey, destinationKey, destinationBucket?}`: rename, under the caller's RLS."""
+        bucket, source, dest_bucket, dest = _transfer(await _json_body(request))
+        object_id = await service.move(await caller(request), bucket, source, dest_bucket, dest)
+        return {"message": "Successfully moved", "Id": object_id, "Key": dest}
+
+    @post("/object/copy", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def copy_object(request: Request[Any, Any, Any]) -> dict[str, str]:
+        """The same body; the copy replaces an object only with `x-upsert: true`."""
+        bucket, source, dest_bucket, dest = _transfer(await _json_body(request))
+        claims = await caller(request)
+        object_id = await service.copy(claims, bucket, source, dest_bucket, dest, upsert=_wants_upsert(request))
+        return {"Id": object_id, "Key": f"{dest_bucket}/{dest}"}
+
+    return [
+        upload_object,
+        download_object,
+        object_exists,
+        object_info,
+        delete_object,
+        delete_objects,
+        move_object,
+        copy_object,
+    ]
 
 
 def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -216,7 +238,8 @@ def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> R
             else StorageError(exc.status_code, "InvalidRequest", str(exc.detail))
         )
     else:
-        path = request.url.path[:_LOGGED_PATH_CHARS]
+        # The scope's path: `request.url` is built from the Host header, which may be what is wrong.
+        path = request.scope["path"][:_LOGGED_PATH_CHARS]
         log.exception("storage request %s %s failed", request.method, path, exc_info=exc)
         error = errors.internal_error()
     return Response(content=error.body(), status_code=error.http_status, headers=headers)
@@ -252,6 +275,18 @@ async def _json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise errors.invalid_request("the body must be a JSON object")
     return value
+
+
+def _transfer(body: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A move's or copy's body (Storage's schema): source bucket and key, destination bucket and key,
+    the destination bucket defaulting to the source's."""
+    for name in ("bucketId", "sourceKey", "destinationKey"):
+        if not isinstance(body.get(name), str):
+            raise errors.invalid_request(f"body/{name} is required and must be a string")
+    dest_bucket = body.get("destinationBucket") or body["bucketId"]
+    if not isinstance(dest_bucket, str):
+        raise errors.invalid_request("body/destinationBucket must be a string")
+    return body["bucketId"], body["sourceKey"], dest_bucket, body["destinationKey"]
 
 
 def _expires_in(value: Any) -> int:

@@ -28,6 +28,7 @@ from anyio import AsyncFile
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
+from backend.api.fields import holds_nul
 from backend.api.multipart import FormError, Part, form_boundary, read_form
 from backend.db.pool import Connection, Pool, service_transaction, user_transaction
 from backend.embedded.storage import errors
@@ -214,7 +215,84 @@ class StorageService:
         async with self._as_caller(claims) as conn:
             return await self._find(conn, bucket, path)
 
+    # -- moves and copies ------------------------------------------------------------------------
+
+    async def move(self, claims: Claims, bucket: str, path: str, dest_bucket: str, dest: str) -> str:
+        """Move an object as Storage's `moveObject` does; returns its id.
+
+        The caller must see the object and be let to rename it (their UPDATE policy, old row and new),
+        which is tried as them and rolled back: a row they may not update is simply not found
+        (NoSuchKey), one whose new place their policy refuses is AccessDenied. Then it moves as the
+        service, the file linked into its new place before the row commits and unlinked from the old
+        one after.
+        """
+        validate_key(bucket, path)
+        validate_key(dest_bucket, dest)
+        await self._bucket(bucket)
+        await self._bucket(dest_bucket)
+        owner = _owner(claims)
+        async with self._as_caller(claims) as conn, conn.transaction(force_rollback=True):
+            await self._find(conn, bucket, path)
+            moved = await _move_row(conn, bucket, path, dest_bucket, dest, owner=owner)
+        if (bucket, path) == (dest_bucket, dest):
+            return str(moved["id"])
+        source, target = self._file(bucket, path), self._file(dest_bucket, dest)
+        temp = await self._temp_path()
+        try:
+            async with service_transaction(self._pool) as conn:
+                for locked in sorted([(bucket, path), (dest_bucket, dest)]):
+                    await lock_object(conn, *locked)
+                moved = await _move_row(conn, bucket, path, dest_bucket, dest, owner=owner)
+                try:
+                    await anyio.Path(temp).hardlink_to(source)
+                except FileNotFoundError as exc:
+                    raise errors.no_such_key() from exc
+                await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+                await anyio.Path(temp).replace(target)
+        finally:
+            await _unlink(temp)
+        await _unlink(source)
+        return str(moved["id"])
+
+    async def copy(self, claims: Claims, bucket: str, path: str, dest_bucket: str, dest: str, *, upsert: bool) -> str:
+        """Copy an object as Storage's `copyObject` does; returns the copy's id.
+
+        The caller must see the source, and could upload the copy themselves (Storage's `canUpload`:
+        their INSERT policy, with upsert also SELECT and UPDATE), which is tried as them and rolled back.
+        Then the copy is written as the service, owned by the caller, with the source's metadata.
+        """
+        validate_key(bucket, path)
+        validate_key(dest_bucket, dest)
+        await self._bucket(bucket)
+        await self._bucket(dest_bucket)
+        owner = _owner(claims)
+        async with self._as_caller(claims) as conn:
+            original = await self._find(conn, bucket, path)
+            async with conn.transaction(force_rollback=True):
+                await _write_row(
+                    conn,
+                    bucket=dest_bucket,
+                    path=dest,
+                    owner=owner,
+                    metadata=original.metadata,
+                    user_metadata=original.row["user_metadata"],
+                    upsert=upsert,
+                )
+        received = await self._copied(original)
+        return await self._commit(
+            service_transaction(self._pool), bucket=dest_bucket, path=dest, owner=owner, received=received, upsert=True
+        )
+
     # -- deletes ---------------------------------------------------------------------------------
+
+    async def delete_one(self, claims: Claims, bucket: str, path: str) -> None:
+        """Delete one object as Storage's `deleteObject` does: NoSuchKey when there is none (looked up
+        as the service), AccessDenied when the caller's policies do not let them delete it."""
+        validate_key(bucket, path)
+        async with service_transaction(self._pool) as conn:
+            await self._find(conn, bucket, path)
+        if not await self.delete(claims, bucket, [path]):
+            raise errors.access_denied("Access denied")
 
     async def delete(self, claims: Claims, bucket: str, paths: list[str]) -> list[dict[str, Any]]:
         """Delete what the caller may delete among `paths`; returns the deleted rows."""
@@ -284,18 +362,49 @@ class StorageService:
         # A raw body's announced length is its size; a multipart one also counts the framing.
         if meta.content_length is not None and meta.content_length > limit and not multipart_body:
             raise errors.entity_too_large()
-        temp_dir = self._root / UPLOADS_DIR
-        await anyio.Path(temp_dir).mkdir(parents=True, exist_ok=True)
-        received = _Received(temp_path=temp_dir / uuid.uuid4().hex)
+        received = _Received(temp_path=await self._temp_path())
         try:
             async with await anyio.open_file(received.temp_path, "wb") as out:
                 sink = _Sink(out, received, limit)
                 if multipart_body:
                     await _receive_multipart(received, meta, body, sink, bucket.allowed_mime_types)
+                    _refuse_nul(received)
                 else:
                     _receive_raw_meta(received, meta, bucket.allowed_mime_types)
+                    _refuse_nul(received)
                     async for chunk in body:
                         await sink.write(chunk)
+        except BaseException:
+            await _unlink(received.temp_path)
+            raise
+        return received
+
+    async def _temp_path(self) -> Path:
+        """A fresh name under the uploads directory, on the objects' filesystem (renames are atomic)."""
+        temp_dir = self._root / UPLOADS_DIR
+        await anyio.Path(temp_dir).mkdir(parents=True, exist_ok=True)
+        return temp_dir / uuid.uuid4().hex
+
+    async def _copied(self, original: StoredObject) -> _Received:
+        """The object's bytes copied to a temporary file, with the metadata a copy keeps."""
+        metadata = original.metadata
+        received = _Received(
+            temp_path=await self._temp_path(),
+            mimetype=str(metadata.get("mimetype") or "application/octet-stream"),
+            cache_control=str(metadata.get("cacheControl") or "no-cache"),
+            user_metadata=original.row["user_metadata"],
+        )
+        try:
+            async with (
+                await anyio.open_file(original.file, "rb") as source,
+                await anyio.open_file(received.temp_path, "wb") as out,
+            ):
+                sink = _Sink(out, received, _GLOBAL_FILE_SIZE_LIMIT)
+                while chunk := await source.read(_CHUNK):
+                    await sink.write(chunk)
+        except FileNotFoundError as exc:
+            await _unlink(received.temp_path)
+            raise errors.no_such_key() from exc
         except BaseException:
             await _unlink(received.temp_path)
             raise
@@ -380,10 +489,34 @@ async def _write_row(
     return str(row["id"])
 
 
+async def _move_row(
+    conn: Connection, bucket: str, path: str, dest_bucket: str, dest: str, *, owner: str | None
+) -> dict[str, Any]:
+    """Storage's `updateObject` of a move: the row renamed, owned by the mover, with a new version."""
+    try:
+        cur = await conn.execute(
+            "update storage.objects set bucket_id = %s, name = %s, owner_id = %s, version = %s, updated_at = now()"
+            f" where bucket_id = %s and name = %s returning {_OBJECT_COLUMNS}",
+            (dest_bucket, dest, owner, uuid.uuid4().hex, bucket, path),
+        )
+    except pg_errors.UniqueViolation as exc:
+        raise errors.resource_already_exists() from exc
+    row = await cur.fetchone()
+    if row is None:
+        raise errors.no_such_key()
+    return row
+
+
 def _owner(claims: Claims) -> str | None:
     # The service key has no `sub`: its objects have no owner, as on Supabase.
     sub = claims.get("sub")
     return sub if claims.get("role") == "authenticated" and isinstance(sub, str) else None
+
+
+def _refuse_nul(received: _Received) -> None:
+    """What is kept of the request besides its bytes goes into `jsonb` columns, which cannot hold a NUL."""
+    if holds_nul([received.mimetype, received.cache_control, received.user_metadata]):
+        raise errors.invalid_request("the content type, cache control and metadata must not contain a NUL character")
 
 
 def _is_multipart(meta: UploadMeta) -> bool:

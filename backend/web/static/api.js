@@ -18,6 +18,87 @@ export function retryAfterSeconds(header) {
   return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - Date.now()) / 1000));
 }
 
+/**
+ * Whether the same request may succeed later, unchanged: the server was unreachable, busy or down. Any
+ * other refusal (bad input, not audio, too large, no consent, gone) stands until the user changes
+ * something, so the page offers no "Try again" for it.
+ */
+export function passing(error) {
+  if (!(error instanceof ApiError)) return false;
+  const { status, code } = error;
+  return status === 0 || status === 408 || status === 429 || status >= 500 || code === "idempotency_key_in_flight";
+}
+
+/**
+ * How long the page waits out a busy or unavailable server by itself, in seconds: the first pause is
+ * what `Retry-After` asks for; each repeat grows by `growth` with up to `jitter` more at random (so
+ * pages that met the same outage do not come back in step), each at most `maxPause`, all together at
+ * most `total`. Past that, the error is shown with "Try again".
+ */
+export const PATIENCE = Object.freeze({ first: 2, growth: 1.5, jitter: 0.25, maxPause: 10, total: 60 });
+
+/** Whether the server asked to be asked again later (503, 429, or the same Idempotency-Key still running). */
+function asksToWait(error) {
+  return (
+    error instanceof ApiError &&
+    (error.status === 503 || error.status === 429 || error.code === "idempotency_key_in_flight")
+  );
+}
+
+/** The pause in seconds before repeat number `repeat` (0 for the first), as PATIENCE describes. */
+export function pauseSeconds(retryAfter, repeat, random = Math.random) {
+  const asked = Math.min(Math.max(retryAfter ?? PATIENCE.first, 1), PATIENCE.maxPause);
+  if (repeat === 0) return asked;
+  const grown = asked * PATIENCE.growth ** repeat * (1 + PATIENCE.jitter * random());
+  return Math.min(grown, PATIENCE.maxPause);
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `send()`, sent again after a pause for as long as the server asks to wait and PATIENCE lasts; its
+ * answer, or the error that ended it. `onWait(seconds, error)` is told before each pause and
+ * `onWait(0, null)` once the waiting is over, either way. Only for a request that is safe to repeat:
+ * a read, a DELETE, or a POST with an Idempotency-Key (see `repeatable`).
+ */
+export async function patiently(send, onWait = () => {}) {
+  let waited = 0;
+  try {
+    for (let repeat = 0; ; repeat += 1) {
+      try {
+        return await send();
+      } catch (error) {
+        if (!asksToWait(error)) throw error;
+        const pause = pauseSeconds(error.retryAfter, repeat);
+        if (waited + pause > PATIENCE.total) throw error;
+        onWait(pause, error);
+        await sleep(pause * 1000);
+        waited += pause;
+      }
+    }
+  } finally {
+    if (waited > 0) onWait(0, null);
+  }
+}
+
+/** Whether a request may be sent twice without doing its work twice. */
+export function repeatable({ method = "GET", headers = {} } = {}) {
+  return ["GET", "HEAD", "PUT", "DELETE"].includes(method) || Boolean(headers["Idempotency-Key"]);
+}
+
+/** A fresh Idempotency-Key: 128 random bits, hex (crypto.randomUUID needs a secure context; this does not). */
+export function newIdempotencyKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** The calm words for a pause `patiently` takes: nothing failed yet, the page carries on by itself. */
+export function waitingWords(error, seconds) {
+  const n = Math.ceil(seconds);
+  if (error.status === 429) return `voicegate is busy; retrying by itself in ${n} s.`;
+  if (error.status === 409) return `voicegate is still on your last request; checking again in ${n} s.`;
+  return `voicegate is unavailable right now; retrying by itself in ${n} s.`;
+}
+
 /** The sentence for an error answer: `problem` is its problem+json body (or null). */
 export function describe(status, problem, retryAfter) {
   const detail = problem && typeof problem.detail === "string" ? problem.detail : "";

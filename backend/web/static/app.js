@@ -1,7 +1,7 @@
 // The demo page: consent → record or choose a sample → its quality report → text → Speak → listen,
 // download; and the user's samples and voices, each with Delete (deletion on request is a promise).
 
-import { ApiError, request } from "./api.js";
+import { ApiError, newIdempotencyKey, passing, patiently, repeatable, request, sleep, waitingWords } from "./api.js";
 import { Recorder } from "./recorder.js";
 import { Session } from "./session.js";
 
@@ -14,6 +14,7 @@ const ui = {
   signOut: $("sign-out"),
   alert: $("alert"),
   retry: $("retry"),
+  notice: $("notice"),
   signIn: $("sign-in"),
   signInForm: $("sign-in-form"),
   email: $("email"),
@@ -54,12 +55,12 @@ let sampleRun = 0; // bumped by each new sample, so an older status loop stops
 let speakRun = 0; // likewise for synthesis jobs
 let lastJob = null;
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---- problems: one alert, and a "Try again" that repeats what failed ----
+// ---- problems: one alert, and a "Try again" that repeats what failed when repeating can help ----
 
 function problem(error, retry = null) {
   const message = typeof error === "string" ? error : error.message;
+  // A refusal of the input stands until the user changes it: repeating the same request cannot help.
+  if (error instanceof ApiError && !passing(error)) retry = null;
   ui.alert.textContent = message;
   ui.retry.hidden = retry === null;
   ui.retry.onclick = retry && (() => (clearProblem(), retry()));
@@ -78,8 +79,29 @@ function clearProblem() {
   ui.retry.onclick = null;
 }
 
+// ---- waiting out a busy or unavailable server: one calm, polite status while any request waits ----
+
+const waits = new Map(); // each waiting request → the words for its pause
+
+/** The `onWait` of one `patiently` call: shows its pause in the notice, and clears it when it is over. */
+function waiting() {
+  const mine = Symbol("wait");
+  return (seconds, error) => {
+    if (seconds > 0) waits.set(mine, waitingWords(error, seconds));
+    else waits.delete(mine);
+    // Changed once a pause, not every second: a live region that ticks would talk over everything else.
+    ui.notice.textContent = [...waits.values()].pop() || "";
+  };
+}
+
+/** A request as the signed-in user, sent again by itself while the server asks to wait if it is safe to. */
+function api(path, options = {}) {
+  const once = () => signedRequest(path, options);
+  return repeatable(options) ? patiently(once, waiting()) : once();
+}
+
 /** A request as the signed-in user; a 401 renews the session once, or asks the user to sign in. */
-async function api(path, options = {}) {
+async function signedRequest(path, options) {
   try {
     return await request(path, { ...options, token: await session.freshToken() });
   } catch (error) {
@@ -98,7 +120,7 @@ async function api(path, options = {}) {
 async function boot() {
   let config;
   try {
-    config = await request("/config.json");
+    config = await patiently(() => request("/config.json"), waiting());
   } catch (error) {
     problem(error, boot);
     return;
@@ -216,7 +238,8 @@ function maybeUpload() {
   upload(file);
 }
 
-async function upload(file) {
+/** Upload `file`; `key` makes a repeat of this upload (automatic or "Try again") store it once at most. */
+async function upload(file, key = newIdempotencyKey()) {
   clearProblem();
   const mine = ++sampleRun;
   hideQuality();
@@ -228,11 +251,11 @@ async function upload(file) {
   form.append("file", file, file.name);
   let accepted;
   try {
-    accepted = await api("/api/v1/voice-samples", { method: "POST", form });
+    accepted = await api("/api/v1/voice-samples", { method: "POST", form, headers: { "Idempotency-Key": key } });
   } catch (error) {
     status(ui.sampleStatus, "");
-    const passing = error.status === 0 || error.status === 429 || error.status >= 500;
-    problem(error, passing ? () => upload(file) : chooseAgain);
+    problem(error, () => upload(file, key));
+    if (!passing(error)) chooseAgain();
     return;
   }
   await followSample(accepted.sampleId, mine);
@@ -258,19 +281,18 @@ async function followSample(sampleId, mine) {
     }
     if (sample.status === "failed") {
       status(ui.sampleStatus, "");
-      problem(`This sample was refused: ${sample.failureReason || "it could not be checked"}.`, chooseAgain);
+      problem(`This sample was refused: ${sample.failureReason || "it could not be checked"}.`);
+      chooseAgain();
       return;
     }
     await sleep(POLL_MS);
   }
 }
 
-/** After a refused sample: start over with a new recording or file. */
+/** After a refused sample: only another recording or file can do better (a refused one keeps its report). */
 function chooseAgain() {
   ui.file.value = "";
-  hideQuality();
   status(ui.sampleStatus, "Record again, or choose another file.");
-  ui.record.focus();
 }
 
 function verdictWords(quality) {
@@ -334,7 +356,8 @@ async function speak() {
   showProgress(null);
   let job;
   try {
-    job = await api("/api/v1/clone", { method: "POST", json: { ...target.ref, text } });
+    const headers = { "Idempotency-Key": newIdempotencyKey() };
+    job = await api("/api/v1/clone", { method: "POST", json: { ...target.ref, text }, headers });
   } catch (error) {
     endProgress("");
     problem(error, speak);

@@ -30,6 +30,8 @@ from tests.integration.api.test_reflections_api import advance, new_reflection, 
 from tests.support import Conn, acting_as, one, queue_messages
 
 Client = AsyncTestClient  # type: ignore[type-arg]
+#: Longest wait for a request sent in the background to be answered once nothing holds it back.
+ANSWER_SECONDS = 30
 FAILED = {"status": "failed", "changes": {"last_error_code": "bad_audio", "last_error_message": "x"}}
 
 
@@ -178,7 +180,7 @@ async def test_a_duplicate_while_the_first_is_in_flight_is_409_then_replays_once
     assert not first_task.done()
 
     blocker.rollback()
-    first = await first_task
+    first = await asyncio.wait_for(first_task, ANSWER_SECONDS)
     assert first.status_code == 202, first.text
     assert count(sql, "voice_clone_attempts") == 2
     replay = await client.post(url, headers=keyed(alice, "retry-1"))
@@ -207,7 +209,8 @@ async def test_an_abandoned_claim_is_taken_over_and_the_old_request_cannot_compl
     await until(lambda: keys(sql)[0]["claim_token"] != stalled_token)
 
     blocker.rollback()
-    late, taken = await stalled, await takeover
+    late = await asyncio.wait_for(stalled, ANSWER_SECONDS)
+    taken = await asyncio.wait_for(takeover, ANSWER_SECONDS)
     # Whichever reaches the database first, only the holder of the claim may take effect.
     assert (late.status_code, late.json()["code"]) == (409, "idempotency_key_in_flight")
     assert taken.status_code == 202, taken.text
@@ -359,7 +362,9 @@ async def test_a_service_that_never_records_still_gets_its_response_recorded(
         finally:
             await pool.close()
 
-    app = Litestar([make_thing], lifespan=[lifespan], exception_handlers={Exception: problem_response})
+    app = Litestar(
+        [make_thing], lifespan=[lifespan], exception_handlers={Exception: problem_response}, logging_config=None
+    )
     alice = make_user()
     headers = {"X-User": str(alice.id), "Idempotency-Key": "k"}
     async with AsyncTestClient(app=app) as test_client:

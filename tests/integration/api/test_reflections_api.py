@@ -122,7 +122,10 @@ async def test_invalid_bodies_get_400_and_write_nothing(
 
 async def test_a_blank_name_is_refused_in_words(client: Client, make_user: Callable[[], User]) -> None:
     response = await client.post("/v1/reflections", json={"name": " \t "}, headers=make_user().headers)
-    assert (response.status_code, response.json()["detail"]) == (400, "name: must not be blank")
+    assert (response.status_code, response.json()["detail"]) == (
+        400,
+        "name: must not be blank or contain a NUL character (U+0000)",
+    )
 
 
 async def test_launch_is_409_with_exact_reasons_until_ready_synced_and_previewed(

@@ -142,6 +142,14 @@ async def production(db_dsn: str, tmp_path: Path) -> AsyncIterator[Client]:
         ("https://169.254.169.254/latest/meta-data", "link-local"),
         ("https://[::ffff:192.168.0.1]/hooks", "private"),
         ("https://localhost/hooks", "loopback"),
+        # IPv6 forms that reach a private IPv4 address, and an IETF protocol assignment.
+        ("https://[64:ff9b::a9fe:a9fe]/", "link-local"),  # NAT64
+        ("https://[64:ff9b::7f00:1]/", "loopback"),
+        ("https://[2002:a9fe:a9fe::]/", "link-local"),  # 6to4
+        ("https://[2002:7f00:1::]/", "loopback"),
+        ("https://[::127.0.0.1]/", "loopback"),  # IPv4-compatible
+        ("https://[2001:0:808:808::f5ff:fffe]/", "private"),  # Teredo, client 10.0.0.1
+        ("https://192.0.0.8/", "private"),
     ],
 )
 async def test_production_refuses_private_addresses(

@@ -46,6 +46,10 @@ def dead_letters(db: Conn) -> list[dict[str, Any]]:
         return [r["message"] for r in cur.execute("select message from pgmq.q_voice_dead_letter order by msg_id")]
 
 
+#: Longest a handler waits for its test to let it finish.
+RELEASE_SECONDS = 30
+
+
 @asynccontextmanager
 async def running(consumer: QueueConsumer) -> AsyncIterator[asyncio.Event]:
     stopping = asyncio.Event()
@@ -191,7 +195,7 @@ async def test_concurrency_is_capped(pool: Any, db: Conn) -> None:
         nonlocal active, peak
         active += 1
         peak = max(peak, active)
-        await release.wait()
+        await asyncio.wait_for(release.wait(), RELEASE_SECONDS)
         active -= 1
 
     for n in range(10):
@@ -212,7 +216,7 @@ async def test_visibility_is_extended_while_a_message_is_handled(pool: Any, db: 
 
     async def handle(message: Message) -> None:
         deliveries.append(message.read_ct)
-        await release.wait()
+        await asyncio.wait_for(release.wait(), RELEASE_SECONDS)
 
     msg_id = send(db, {"n": 1})
     async with running(consumer(pool, None, handle, poll_interval=0.05, visibility_seconds=1)):
@@ -292,7 +296,7 @@ async def test_a_consumer_takes_no_more_messages_than_its_pool_has_connections_f
             await conn.execute("select 1")
             active += 1
             peak = max(peak, active)
-            await release.wait()
+            await asyncio.wait_for(release.wait(), RELEASE_SECONDS)
             active -= 1
 
     for n in range(5):

@@ -1,6 +1,7 @@
-"""Who may do what: RLS at signing time and on reads and deletes, and the URL tokens' scope, path,
-expiry and signature. Every refusal is checked in Storage's envelope (HTTP 400, logical status in
-the body), which is what the stock clients parse."""
+"""Who may do what: RLS at signing time and on reads, writes and deletes, and the URL tokens' scope, path,
+expiry and signature. In voicegate's buckets users only read their own folder; what they upload comes
+through an upload URL the service signed, as the API hands it out. Every refusal is checked in Storage's
+envelope (HTTP 400, logical status in the body), which is what the stock clients parse."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions
 
 from backend.embedded.storage.tokens import sign_download_token, sign_upload_token
-from tests.integration.storage.conftest import SECRET, StorageServer, user_token
+from tests.integration.storage.conftest import SECRET, SERVICE_KEY, StorageServer, user_token
 
 BUCKET = "voice-samples"
 WAV = {"content-type": "audio/wav"}
@@ -27,9 +28,9 @@ def bearer(user: uuid.UUID) -> dict[str, str]:
     return {"Authorization": f"Bearer {user_token(user)}"}
 
 
-async def put_object(storage_server: StorageServer, user: uuid.UUID, path: str, data: bytes = b"voice") -> None:
-    """Upload through a signed URL as `user` with the stock client."""
-    async with storage_server.client(user_token(user)) as client:
+async def put_object(storage_server: StorageServer, path: str, data: bytes = b"voice") -> None:
+    """Upload through a URL the service signed (as the API hands one out) with the stock client."""
+    async with storage_server.client(SERVICE_KEY) as client:
         files = client.from_(BUCKET)
         signed = await files.create_signed_upload_url(path)
         await files.upload_to_signed_url(path, signed["token"], data, WAV)
@@ -43,33 +44,34 @@ def assert_envelope(response: httpx.Response, status: str, code: str) -> dict[st
     return body
 
 
-async def test_user_signs_uploads_only_inside_own_folder(
+async def test_users_sign_no_uploads_the_service_does(
     storage_server: StorageServer, users: tuple[uuid.UUID, uuid.UUID], http: httpx.AsyncClient
 ) -> None:
     alice, bob = users
     async with storage_server.client(user_token(alice)) as client:
         files = client.from_(BUCKET)
-        assert (await files.create_signed_upload_url(f"{alice}/mine.wav"))["token"]
-        for path in (f"{bob}/theirs.wav", "top-level.wav", f"x/{alice}/nested.wav"):
+        for path in (f"{alice}/mine.wav", f"{bob}/theirs.wav", "top-level.wav", f"x/{alice}/nested.wav"):
             with pytest.raises(StorageApiError) as refused:
                 await files.create_signed_upload_url(path)
             assert (refused.value.status, refused.value.code) == ("403", "Unauthorized")
 
     response = await http.post(
-        f"{storage_server.storage_url}/object/upload/sign/{BUCKET}/{bob}/raw.wav", headers=bearer(alice)
+        f"{storage_server.storage_url}/object/upload/sign/{BUCKET}/{alice}/raw.wav", headers=bearer(alice)
     )
     assert_envelope(response, "403", "AccessDenied")
+    async with storage_server.client(SERVICE_KEY) as client:
+        assert (await client.from_(BUCKET).create_signed_upload_url(f"{alice}/mine.wav"))["token"]
     # The check is a rolled-back insert: it leaves nothing behind.
     assert storage_server.row(BUCKET, f"{alice}/mine.wav") is None
     assert storage_server.row(BUCKET, f"{bob}/theirs.wav") is None
 
 
-async def test_other_user_cannot_sign_read_or_delete_and_learns_nothing(
+async def test_other_user_cannot_sign_or_read_and_learns_nothing_and_nobody_but_the_service_deletes(
     storage_server: StorageServer, users: tuple[uuid.UUID, uuid.UUID], http: httpx.AsyncClient
 ) -> None:
     alice, bob = users
     path = f"{alice}/private.wav"
-    await put_object(storage_server, alice, path)
+    await put_object(storage_server, path)
     base = storage_server.storage_url
 
     existing = await http.post(f"{base}/object/sign/{BUCKET}/{path}", json={"expiresIn": 60}, headers=bearer(bob))
@@ -86,12 +88,16 @@ async def test_other_user_cannot_sign_read_or_delete_and_learns_nothing(
 
     async with storage_server.client(user_token(bob)) as client:
         assert await client.from_(BUCKET).remove([path]) == []
+    # Storage looks the object up as superuser before it deletes as the caller: a missing one is not
+    # found, an existing one the caller may not delete is refused (storage src/storage/object.ts).
     response = await http.delete(f"{base}/object/{BUCKET}/{path}", headers=bearer(bob))
+    assert assert_envelope(response, "403", "AccessDenied")["message"] == "Access denied"
+    response = await http.delete(f"{base}/object/{BUCKET}/{alice}/no-such.wav", headers=bearer(bob))
     assert assert_envelope(response, "404", "NoSuchKey") == NOT_FOUND
     assert storage_server.row(BUCKET, path) is not None
     assert storage_server.files() == [f"{BUCKET}/{path}"]
 
-    # Alice herself can read its info (authenticated variant), HEAD it, and delete it.
+    # Alice herself can read its info (authenticated variant) and HEAD it; only the service deletes it.
     info = await http.get(f"{base}/object/info/authenticated/{BUCKET}/{path}", headers=bearer(alice))
     assert info.status_code == 200
     assert info.json()["size"] == 5
@@ -100,7 +106,10 @@ async def test_other_user_cannot_sign_read_or_delete_and_learns_nothing(
     assert head.headers["content-length"] == "5"
     assert head.headers["content-type"] == "audio/wav"
     assert head.content == b""
-    deleted = await http.delete(f"{base}/object/{BUCKET}/{path}", headers=bearer(alice))
+    refused = await http.delete(f"{base}/object/{BUCKET}/{path}", headers=bearer(alice))
+    assert_envelope(refused, "403", "AccessDenied")
+    assert storage_server.files() == [f"{BUCKET}/{path}"]
+    deleted = await http.delete(f"{base}/object/{BUCKET}/{path}", headers={"Authorization": f"Bearer {SERVICE_KEY}"})
     assert deleted.json() == {"message": "Successfully deleted"}
     assert storage_server.row(BUCKET, path) is None
     assert storage_server.files() == []
@@ -111,12 +120,12 @@ async def test_download_and_upload_tokens_are_not_interchangeable(
 ) -> None:
     alice, _ = users
     path = f"{alice}/scoped.wav"
-    await put_object(storage_server, alice, path, b"original")
+    await put_object(storage_server, path, b"original")
     base = storage_server.storage_url
+    async with storage_server.client(SERVICE_KEY) as client:
+        upload_token = (await client.from_(BUCKET).create_signed_upload_url(f"{alice}/other.wav"))["token"]
     async with storage_server.client(user_token(alice)) as client:
-        files = client.from_(BUCKET)
-        upload_token = (await files.create_signed_upload_url(f"{alice}/other.wav"))["token"]
-        download_url = (await files.create_signed_url(path, 60))["signedURL"]
+        download_url = (await client.from_(BUCKET).create_signed_url(path, 60))["signedURL"]
     assert download_url is not None
     download_token = httpx.URL(download_url).params["token"]
 
@@ -145,12 +154,13 @@ async def test_token_for_one_path_does_not_open_another(
 ) -> None:
     alice, _ = users
     base = storage_server.storage_url
-    await put_object(storage_server, alice, f"{alice}/x.wav", b"x")
-    await put_object(storage_server, alice, f"{alice}/y.wav", b"y")
+    await put_object(storage_server, f"{alice}/x.wav", b"x")
+    await put_object(storage_server, f"{alice}/y.wav", b"y")
+    async with storage_server.client(SERVICE_KEY) as client:
+        upload_x = (await client.from_(BUCKET).create_signed_upload_url(f"{alice}/z.wav"))["token"]
     async with storage_server.client(user_token(alice)) as client:
-        files = client.from_(BUCKET)
-        upload_x = (await files.create_signed_upload_url(f"{alice}/z.wav"))["token"]
-        download_x = httpx.URL((await files.create_signed_url(f"{alice}/x.wav", 60))["signedURL"] or "").params["token"]
+        signed_x = (await client.from_(BUCKET).create_signed_url(f"{alice}/x.wav", 60))["signedURL"]
+        download_x = httpx.URL(signed_x or "").params["token"]
 
     response = await http.put(
         f"{base}/object/upload/sign/{BUCKET}/{alice}/w.wav", params={"token": upload_x}, content=b"w"
@@ -167,7 +177,7 @@ async def test_expired_and_tampered_tokens_are_refused(
 ) -> None:
     alice, _ = users
     path = f"{alice}/t.wav"
-    await put_object(storage_server, alice, path)
+    await put_object(storage_server, path)
     base = storage_server.storage_url
     an_hour_ago = int(time.time()) - 3600
     expired_up = sign_upload_token(SECRET, BUCKET, path, owner=str(alice), upsert=True, expires_in=60, now=an_hour_ago)
@@ -200,8 +210,8 @@ async def test_upsert_is_needed_to_replace(
 ) -> None:
     alice, _ = users
     path = f"{alice}/again.wav"
-    await put_object(storage_server, alice, path, b"first")
-    async with storage_server.client(user_token(alice)) as client:
+    await put_object(storage_server, path, b"first")
+    async with storage_server.client(SERVICE_KEY) as client:
         files = client.from_(BUCKET)
         with pytest.raises(StorageApiError) as duplicate:
             await files.create_signed_upload_url(path)
@@ -218,14 +228,17 @@ async def test_direct_upload_runs_under_the_callers_rls(
     alice, bob = users
     async with storage_server.client(user_token(alice)) as client:
         files = client.from_(BUCKET)
-        uploaded = await files.upload(f"{alice}/direct.wav", b"direct", WAV)
+        for path in (f"{alice}/direct.wav", f"{bob}/direct.wav"):
+            with pytest.raises(StorageApiError) as refused:
+                await files.upload(path, b"intruder", WAV)
+            assert (refused.value.status, refused.value.code) == ("403", "Unauthorized")
+    async with storage_server.client(SERVICE_KEY) as client:
+        uploaded = await client.from_(BUCKET).upload(f"{alice}/direct.wav", b"direct", WAV)
         assert uploaded.full_path == f"{BUCKET}/{alice}/direct.wav"
-        with pytest.raises(StorageApiError) as refused:
-            await files.upload(f"{bob}/direct.wav", b"intruder", WAV)
-        assert refused.value.status == "403"
     row = storage_server.row(BUCKET, f"{alice}/direct.wav")
     assert row is not None
-    assert row["owner_id"] == str(alice)
+    # The service key has no `sub`: its objects have no owner, as on Supabase.
+    assert row["owner_id"] is None
     assert storage_server.row(BUCKET, f"{bob}/direct.wav") is None
-    # The refused body was streamed to a temporary file; it is gone with the transaction.
+    # The refused bodies were streamed to temporary files; they went with their transactions.
     assert storage_server.files() == [f"{BUCKET}/{alice}/direct.wav"]

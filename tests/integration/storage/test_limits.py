@@ -18,7 +18,7 @@ from backend.db.pool import create_pool
 from backend.embedded.storage.routes import LATEST_EXPIRY, storage_router
 from backend.embedded.storage.tokens import sign_download_token
 from backend.settings import Settings
-from tests.integration.storage.conftest import SECRET, StorageServer, user_token, verify_access_token
+from tests.integration.storage.conftest import SECRET, SERVICE_KEY, StorageServer, user_token, verify_access_token
 
 TOO_LARGE = {
     "statusCode": "413",
@@ -28,8 +28,9 @@ TOO_LARGE = {
 }
 
 
-async def signed_upload(storage_server: StorageServer, user: uuid.UUID, bucket: str, path: str) -> str:
-    async with storage_server.client(user_token(user)) as client:
+async def signed_upload(storage_server: StorageServer, bucket: str, path: str) -> str:
+    """An upload token the service signed, as the API hands one out."""
+    async with storage_server.client(SERVICE_KEY) as client:
         return (await client.from_(bucket).create_signed_upload_url(path))["token"]
 
 
@@ -39,7 +40,7 @@ async def test_upload_over_the_bucket_limit_leaves_nothing(
     alice, _ = users
     # voice-previews allows 10 MiB (supabase/config.toml); one byte more is refused mid-stream.
     path = f"{alice}/preview.wav"
-    token = await signed_upload(storage_server, alice, "voice-previews", path)
+    token = await signed_upload(storage_server, "voice-previews", path)
     async with storage_server.client(user_token(alice)) as client:
         files = client.from_("voice-previews")
         with pytest.raises(StorageApiError) as refused:
@@ -59,7 +60,7 @@ async def test_limit_is_the_bucket_row_and_applies_to_raw_and_chunked_bodies(
 
     # Announced length over the limit: refused before the body is stored.
     path = f"{alice}/raw.wav"
-    token = await signed_upload(storage_server, alice, "voice-samples", path)
+    token = await signed_upload(storage_server, "voice-samples", path)
     response = await http.put(f"{base}/{path}", params={"token": token}, content=b"\1" * 1025, headers=wav)
     assert (response.status_code, response.json()) == (400, TOO_LARGE)
 
@@ -89,7 +90,7 @@ async def test_disallowed_mime_type_is_refused(
 ) -> None:
     alice, _ = users
     path = f"{alice}/notes.txt"
-    token = await signed_upload(storage_server, alice, "voice-samples", path)
+    token = await signed_upload(storage_server, "voice-samples", path)
     async with storage_server.client(user_token(alice)) as client:
         files = client.from_("voice-samples")
         # storage3's default content type is text/plain;charset=UTF-8.
@@ -173,7 +174,9 @@ async def test_a_60_kb_path_is_an_invalid_key_and_is_not_echoed_into_the_log(
     alice, _ = users
     pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=10))
     await pool.open(wait=True)
-    app = Litestar(route_handlers=[storage_router(pool, SECRET, tmp_path / "objects", verify_access_token)])
+    app = Litestar(
+        route_handlers=[storage_router(pool, SECRET, tmp_path / "objects", verify_access_token)], logging_config=None
+    )
     name = f"{alice}/" + "a/" * 30_000 + "take.wav"
     caplog.set_level(logging.DEBUG)
     try:
@@ -195,7 +198,7 @@ async def test_expires_in_past_the_last_date_a_url_can_name_is_an_invalid_parame
 ) -> None:
     alice, _ = users
     path = f"{alice}/take.wav"
-    async with storage_server.client(user_token(alice)) as client:
+    async with storage_server.client(SERVICE_KEY) as client:
         await client.from_("voice-samples").upload(path, b"RIFF", {"content-type": "audio/wav"})
     url = f"{storage_server.storage_url}/object/sign/voice-samples/{path}"
     headers = {"Authorization": f"Bearer {user_token(alice)}"}
@@ -231,7 +234,7 @@ async def test_a_download_token_that_outlives_every_date_still_downloads(
     # Signed elsewhere with the same secret: the stand-in must not fail on an expiry no date can hold.
     alice, _ = users
     path = f"{alice}/take.wav"
-    async with storage_server.client(user_token(alice)) as client:
+    async with storage_server.client(SERVICE_KEY) as client:
         await client.from_("voice-samples").upload(path, b"RIFF", {"content-type": "audio/wav"})
     token = sign_download_token(SECRET, "voice-samples", path, expires_in=10**15)
     response = await http.get(f"{storage_server.storage_url}/object/sign/voice-samples/{path}", params={"token": token})

@@ -1,7 +1,9 @@
-"""voicegate's one storage interface (`SupabaseObjectStorage`, over storage3) against the stand-in."""
+"""voicegate's one storage interface (`SupabaseObjectStorage`, over storage3, and a streamed download for
+digests) against the stand-in."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 
@@ -10,6 +12,7 @@ import pytest
 
 from backend.errors import Conflict, NotFound, UnsupportedMediaType
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+from backend.storage.digest import Digest
 from tests.integration.storage.conftest import SERVICE_KEY, StorageServer
 
 BUCKET = "voice-renders"
@@ -43,6 +46,14 @@ async def test_service_client_signs_uploads_downloads_and_removes(
             await client.upload(BUCKET, path, b"second", "audio/wav")
         await client.upload(BUCKET, path, io.BytesIO(b"second, streamed"), "audio/wav", upsert=True)
         assert await client.download(BUCKET, path) == b"second, streamed"
+        assert await client.digest(BUCKET, path) == Digest.of(b"second, streamed")
+        # Read in chunks as it streams: an object larger than one chunk hashes the same.
+        large = bytes(range(256)) * 1024
+        await client.upload(BUCKET, f"{alice}/large.wav", large, "audio/wav")
+        assert await client.digest(BUCKET, f"{alice}/large.wav") == Digest(
+            hashlib.sha256(large).hexdigest(), len(large)
+        )
+        assert await client.remove(BUCKET, [f"{alice}/large.wav"]) == [f"{alice}/large.wav"]
 
         with pytest.raises(UnsupportedMediaType):
             await client.upload(BUCKET, f"{alice}/x.ogg", b"x", "audio/ogg")
@@ -53,4 +64,6 @@ async def test_service_client_signs_uploads_downloads_and_removes(
             await client.download(BUCKET, path)
         with pytest.raises(NotFound):
             await client.create_signed_url(BUCKET, path, 60)
+        with pytest.raises(NotFound):
+            await client.digest(BUCKET, path)
     assert storage_server.files() == []

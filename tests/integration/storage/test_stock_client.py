@@ -1,5 +1,6 @@
 """The stock storage3 client (from the `supabase` package) against the stand-in: the whole signed
-upload → signed download round trip, info, exists, HEAD, download and remove."""
+upload (signed by the service, as the API hands it out) → signed download (by its owner) round trip,
+info, exists, HEAD, download and remove."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 
 import httpx
 
-from tests.integration.storage.conftest import StorageServer, user_token
+from tests.integration.storage.conftest import SERVICE_KEY, StorageServer, user_token
 
 BUCKET = "voice-samples"
 AUDIO = b"RIFF" + bytes(range(256)) * 300  # not a real WAV; Storage does not sniff
@@ -19,12 +20,12 @@ async def test_signed_upload_then_signed_download_round_trip(
 ) -> None:
     alice, _ = users
     path = f"{alice}/takes/first take.wav"
-    async with storage_server.client(user_token(alice)) as client:
-        files = client.from_(BUCKET)
-        signed = await files.create_signed_upload_url(path)
+    async with storage_server.client(SERVICE_KEY) as service, storage_server.client(user_token(alice)) as client:
+        signed = await service.from_(BUCKET).create_signed_upload_url(path)
         assert signed["path"] == path
         assert signed["signed_url"].startswith(f"{storage_server.storage_url}/object/upload/sign/{BUCKET}/")
 
+        files = client.from_(BUCKET)
         uploaded = await files.upload_to_signed_url(path, signed["token"], AUDIO, {"content-type": "audio/wav"})
         assert uploaded.full_path == f"{BUCKET}/{path}"
 
@@ -53,7 +54,7 @@ async def test_signed_upload_then_signed_download_round_trip(
 
         row = storage_server.row(BUCKET, path)
         assert row is not None
-        assert row["owner_id"] == str(alice)
+        assert row["owner_id"] is None  # signed by the service key, which has no `sub`
         assert row["metadata"]["size"] == len(AUDIO)
         assert row["metadata"]["mimetype"] == "audio/wav"
         assert set(row["metadata"]) == {
@@ -67,7 +68,8 @@ async def test_signed_upload_then_signed_download_round_trip(
         }
         assert storage_server.files() == [f"{BUCKET}/{path}"]
 
-        removed = await files.remove([path, f"{alice}/never-uploaded.wav"])
+        assert await files.remove([path]) == []  # owners read their folder; only the service deletes
+        removed = await service.from_(BUCKET).remove([path, f"{alice}/never-uploaded.wav"])
         assert [r["name"] for r in removed] == [path]
         assert await files.exists(path) is False
         assert storage_server.row(BUCKET, path) is None

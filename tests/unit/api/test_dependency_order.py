@@ -48,7 +48,7 @@ async def test_dependencies_run_in_the_request_task_in_order_and_clean_up() -> N
         tasks["handler"] = asyncio.current_task()
         return {"values": [first, second, third]}
 
-    async with AsyncTestClient(Litestar([handler])) as client:
+    async with AsyncTestClient(Litestar([handler], logging_config=None)) as client:
         response = await client.get("/")
     assert response.json() == {"values": [1, 2, 3]}
     assert tasks["first"] is tasks["second"] is tasks["handler"], "no task group per batch of dependencies"

@@ -60,6 +60,8 @@ def test_every_error_is_documented_as_problem_json(document: dict[str, Any]) -> 
                 content = response.get("content", {})
                 assert list(content) == ["application/problem+json"], f"{method.upper()} {path} {status}"
                 assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}
+        # A bad Host header is answered 400 on every route.
+        assert "400" in op["responses"], f"{method.upper()} {path}"
         if path not in UNAUTHENTICATED:
             assert {"401", "429", "503"} <= set(op["responses"]), f"{method.upper()} {path}"
 
@@ -83,3 +85,8 @@ def test_idempotent_routes_document_the_key_header(document: dict[str, Any]) -> 
 
 def test_metrics_are_plain_text(document: dict[str, Any]) -> None:
     assert list(document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
+
+
+def test_the_result_route_documents_that_an_altered_render_is_refused(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/api/v1/clone/{job_id}/result"]["get"]["responses"]
+    assert "stored_object_altered" in responses["409"]["description"]

@@ -126,6 +126,40 @@ def test_non_embedded_settings(tmp_path: Path) -> None:
     assert AuthSettings(jwt_secret=Secret(ENV_SECRET)).jwks_url is None
 
 
+@pytest.mark.parametrize(
+    ("env", "issuer"),
+    [
+        # A hosted project's Auth server signs with its own URL (reference §3.1).
+        ({"SUPABASE_URL": "https://abc.supabase.co/"}, "https://abc.supabase.co/auth/v1"),
+        # A self-hosted or local one sets GOTRUE_JWT_ISSUER, which its URL does not tell: unchecked ...
+        ({"SUPABASE_URL": "http://127.0.0.1:54321"}, None),
+        ({"SUPABASE_URL": "https://supabase.example.com"}, None),
+        ({"SUPABASE_URL": "https://gateway.example.com/supabase"}, None),
+        ({"SUPABASE_JWT_SECRET": ENV_SECRET}, None),
+        # ... unless named; a named issuer wins over the derived one.
+        (
+            {"SUPABASE_URL": "https://supabase.example.com", "SUPABASE_JWT_ISSUER": "https://auth.example.com/auth/v1"},
+            "https://auth.example.com/auth/v1",
+        ),
+        ({"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_JWT_ISSUER": "supabase"}, "supabase"),
+    ],
+)
+def test_the_issuer_user_tokens_must_name(tmp_path: Path, env: dict[str, str], issuer: str | None) -> None:
+    settings = auth_settings_from_env({"SUPABASE_SECRET_KEY": SB_SECRET, **env}, tmp_path, embedded=False)
+    assert settings.issuer == issuer
+
+
+def test_embedded_mode_checks_no_issuer(tmp_path: Path) -> None:
+    env = {"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_JWT_ISSUER": "https://abc.supabase.co/auth/v1"}
+    assert auth_settings_from_env(env, tmp_path, embedded=True).issuer is None
+
+
+def test_an_issuer_with_whitespace_is_refused(tmp_path: Path) -> None:
+    env = {"SUPABASE_JWT_SECRET": ENV_SECRET, "SUPABASE_SECRET_KEY": SB_SECRET, "SUPABASE_JWT_ISSUER": "a b"}
+    with pytest.raises(AuthConfigError, match="SUPABASE_JWT_ISSUER"):
+        auth_settings_from_env(env, tmp_path, embedded=False)
+
+
 def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
     env = {
         "SUPABASE_JWT_SECRET": ENV_SECRET,

@@ -146,6 +146,47 @@ async def test_malformed_optional_claim(verifier: TokenVerifier) -> None:
     assert detail == "The access token's 'email' claim is malformed."
 
 
+async def test_an_expiry_no_number_can_hold_is_refused(verifier: TokenVerifier) -> None:
+    # Signed by the project: a valid JSON number, an integer PyJWT takes, and more than a float holds.
+    detail = await rejected(verifier, jwt.encode(user_claims(exp=10**309), SECRET))
+    assert detail == "The access token's 'exp' claim is out of range."
+
+
+async def test_a_claim_holding_a_nul_is_refused(verifier: TokenVerifier) -> None:
+    detail = await rejected(verifier, jwt.encode(user_claims(user_metadata={"name": "Ada\u0000"}), SECRET))
+    assert detail == "The access token is not valid."
+
+
+ISSUER = "https://abcdefghijklmnop.supabase.co/auth/v1"
+
+
+@pytest.fixture
+def issuer_verifier(http: httpx.AsyncClient) -> TokenVerifier:
+    return TokenVerifier(AuthSettings(jwt_secret=Secret(SECRET), issuer=ISSUER), http)
+
+
+async def test_a_token_from_the_projects_auth_server_is_accepted(issuer_verifier: TokenVerifier) -> None:
+    claims = await issuer_verifier.verify_user(jwt.encode(user_claims(iss=ISSUER), SECRET))
+    assert claims.sub == USER_ID
+
+
+@pytest.mark.parametrize(
+    "iss", ["https://otherproject000000.supabase.co/auth/v1", ISSUER + "/", "supabase", "voicegate-dev"]
+)
+async def test_a_token_another_issuer_signed_is_refused(issuer_verifier: TokenVerifier, iss: Any) -> None:
+    detail = await rejected(issuer_verifier, jwt.encode(user_claims(iss=iss), SECRET))
+    assert detail == "The access token was not issued by this project's auth server (issuer)."
+
+
+async def test_a_token_naming_no_issuer_is_refused_when_one_is_expected(issuer_verifier: TokenVerifier) -> None:
+    assert await rejected(issuer_verifier, jwt.encode(user_claims(), SECRET)) == "The access token has no 'iss' claim."
+
+
+async def test_without_an_expected_issuer_any_is_accepted(verifier: TokenVerifier) -> None:
+    for iss in (ISSUER, "voicegate-dev", None):
+        assert (await verifier.verify_user(jwt.encode(user_claims(iss=iss), SECRET))).sub == USER_ID
+
+
 async def test_wrong_signature(verifier: TokenVerifier) -> None:
     detail = await rejected(verifier, jwt.encode(user_claims(), OTHER_SECRET))
     assert detail == "The access token's signature is not valid."

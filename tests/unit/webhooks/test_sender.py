@@ -84,9 +84,77 @@ def test_non_public_addresses_are_refused(address: str, reason: str) -> None:
     assert reason in why
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111"])
+#: IPv6 addresses that reach an IPv4 one, and addresses Python calls global that are not: each with the
+#: reason it is refused.
+CARRIERS = [
+    ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 (well-known prefix) of the cloud metadata address
+    ("64:ff9b::7f00:1", "loopback"),
+    ("64:ff9b::a00:1", "private"),
+    ("64:ff9b:1::a00:1", "private"),  # NAT64's local-use prefix: a network's own translator ...
+    ("64:ff9b:1::808:808", "private"),  # ... never global, whatever it carries
+    ("2002:a9fe:a9fe::", "link-local"),  # 6to4
+    ("2002:7f00:1::", "loopback"),
+    ("2002:c0a8:101::1", "private"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "private"),  # Teredo: client 192.0.2.45 (documentation)
+    ("2001:0:808:808::f5ff:fffe", "private"),  # Teredo: client 10.0.0.1, stored inverted
+    ("2001:0:7f00:1::", "loopback"),  # Teredo: server 127.0.0.1
+    ("::127.0.0.1", "loopback"),  # IPv4-compatible
+    ("::a9fe:a9fe", "link-local"),
+    ("::ffff:169.254.169.254", "link-local"),  # IPv4-mapped
+    ("::ffff:0:7f00:1", "loopback"),  # IPv4-translated (SIIT)
+    ("192.0.0.8", "private"),  # IETF protocol assignments, all of 192.0.0.0/24
+    ("192.0.0.9", "private"),
+    ("192.0.0.170", "private"),
+]
+
+
+@pytest.mark.parametrize(("address", "reason"), CARRIERS)
+def test_an_address_is_refused_when_the_ipv4_it_carries_would_be(address: str, reason: str) -> None:
+    why = refusal(ipaddress.ip_address(address))
+    assert why is not None
+    assert reason in why
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"],
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert refusal(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(("address", "reason"), CARRIERS)
+async def test_each_carrier_is_refused_when_an_endpoint_is_made(address: str, reason: str) -> None:
+    asked, resolve = resolver_of(address)
+    sender = WebhookSender(None, allow_private=False, resolver=resolve)
+    literal = f"[{address}]" if ":" in address else address
+
+    with pytest.raises(WebhookUrlRefused, match=reason):
+        await sender.check(f"https://{literal}/hooks")
+    assert asked == []  # a literal is checked as it is
+    with pytest.raises(WebhookUrlRefused, match=reason):
+        await sender.check("https://hooks.example.com/hooks")
+    assert asked == [("hooks.example.com", 443)]
+    await sender.aclose()
+
+
+@pytest.mark.parametrize(("address", "reason"), CARRIERS)
+async def test_each_carrier_is_refused_at_delivery_when_dns_turns_to_it(address: str, reason: str) -> None:
+    seen: list[httpx.Request] = []
+    answers = ["93.184.215.14"]
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(answers)
+
+    sender = WebhookSender(None, allow_private=False, resolver=resolve, transport=recording(204, seen))
+    await sender.check("https://hooks.example.com/hooks")  # public when the endpoint was made
+    answers[:] = [address]  # ... and no longer when the event is delivered
+
+    with pytest.raises(WebhookUrlRefused, match=reason):
+        await sender.post(Target("https://hooks.example.com/hooks", Secret(new_secret())), "msg_1", BODY, 0)
+    await sender.aclose()
+
+    assert seen == []
 
 
 async def test_every_resolved_address_must_be_public() -> None:

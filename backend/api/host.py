@@ -1,0 +1,27 @@
+"""The Host header, checked before any route runs: a request whose Host is not a host with an optional port
+is answered 400 `invalid_host` on every route (the API's, the Storage stand-in's, the demo page's and the
+docs'), unauthenticated and without a log line, instead of failing wherever the request's URL is built."""
+
+from __future__ import annotations
+
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from backend.api.fields import valid_host
+from backend.errors import InvalidHost
+from backend.problem import send_problem
+
+
+class HostCheckMiddleware(ASGIMiddleware):
+    """Answers a request with a bad Host header itself, as problem+json, before the route's own error
+    handling (the Storage stand-in's renders Storage's envelope) could meet it."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Pass the request on, or answer 400 when its Host header is not valid."""
+        if valid_host(scope["headers"]):
+            await next_app(scope, receive, send)
+        else:
+            await send_problem(InvalidHost(), scope, send)

@@ -1,0 +1,109 @@
+"""Files voicegate writes and later reads or serves (processed samples, renders, previews, voice manifests):
+stored with the SHA-256 and size of their bytes recorded in Postgres, and checked against that record
+whenever voicegate reads one back or hands out a URL to it (DESIGN.md §7).
+
+Users cannot write these files (in voicegate's buckets the storage policies give them SELECT only), but
+the bytes live outside Postgres, where whoever reaches the disk or the bucket can change them. A file
+that no longer matches its record is never used or served: the reader gets `StoredObjectAltered`, and
+an audit event (`storage.object_altered`) says what was recorded and what was found.
+
+`write` runs on the caller's transaction, the one that commits the row pointing at the object (a job's
+result, a sample's cleaned copy, an attempt's preview, a voice's manifest), after that row was locked
+and updated: it records the digest (upserting the record locks it, so two writers of one object take
+turns), then uploads, and both commit with the row. A failed upload rolls the record and the row back,
+and a writer fenced out by the row writes nothing, so a record always describes its object's bytes,
+except after a commit that fails once its upload succeeded: the object then reads as altered until it
+is written again (refused, never the other way round).
+
+Objects written before the record existed have none and are read and served unchecked; the migration
+that made the record has every processed sample made again from its original at its next enrolment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backend.db.audit import record_audit
+from backend.db.execute import fetch_optional
+from backend.db.pool import Connection, Pool, service_statement, service_transaction
+from backend.db.queries import load_queries
+from backend.errors import StoredObjectAltered
+from backend.storage.digest import Digest
+
+if TYPE_CHECKING:
+    # Only the callers hold a client: an operator script that removes nothing need not load one.
+    from backend.storage.client import ObjectRemover, ObjectStorage
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+AUDIT_ACTION = "storage.object_altered"
+#: The budget of a transaction that writes an object. It waits on Storage while the upload runs, and the
+#: server ends a transaction idle for BUSY_WAIT_DEADLINES times its budget (a minute here): enough for
+#: the largest object a bucket takes, over a slow link.
+WRITE_BUDGET_SECONDS = 12.0
+
+Subject = tuple[str, object]
+"""What an audit event is about: the row the object belongs to, as (subject type, id)."""
+
+
+async def write(
+    conn: Connection, storage: ObjectStorage, bucket: str, path: str, data: bytes, *, content_type: str
+) -> Digest:
+    """Record the digest of `data` and store it at `bucket/path` (replacing what was there), on `conn`'s
+    transaction, which must already hold the row that points at the object."""
+    digest = Digest.of(data)
+    params = {"bucket": bucket, "name": path, "sha256": digest.sha256, "size": digest.size}
+    await conn.execute(_Q["record"], params)
+    await storage.upload(bucket, path, data, content_type, upsert=True)
+    return digest
+
+
+async def remove(conn: Connection, storage: ObjectRemover, bucket: str, paths: list[str]) -> list[str]:
+    """Forget the objects' records and delete them, on `conn`'s transaction; returns the names Storage
+    deleted (a missing object is no error)."""
+    await conn.execute(_Q["forget"], {"bucket": bucket, "names": paths})
+    return await storage.remove(bucket, paths)
+
+
+async def read(pool: Pool, storage: ObjectStorage, bucket: str, path: str, *, actor: str, subject: Subject) -> bytes:
+    """The object's bytes, checked against its record; raises StoredObjectAltered (after recording an
+    audit event for `actor` about `subject`) when they differ."""
+    recorded = await _recorded(pool, bucket, path)
+    data = await storage.download(bucket, path)
+    if recorded is not None:
+        await _check(pool, bucket, path, recorded, Digest.of(data), actor=actor, subject=subject)
+    return data
+
+
+async def signed_url(
+    pool: Pool, storage: ObjectStorage, bucket: str, path: str, expires_in: int, *, actor: str, subject: Subject
+) -> str:
+    """A URL that downloads the object for `expires_in` seconds, once its bytes (streamed, not held) are
+    checked against its record; raises StoredObjectAltered like `read`."""
+    recorded = await _recorded(pool, bucket, path)
+    if recorded is not None:
+        await _check(pool, bucket, path, recorded, await storage.digest(bucket, path), actor=actor, subject=subject)
+    return await storage.create_signed_url(bucket, path, expires_in)
+
+
+async def _recorded(pool: Pool, bucket: str, path: str) -> Digest | None:
+    async with service_statement(pool) as conn:
+        row = await fetch_optional(conn, _Q["recorded"], {"bucket": bucket, "name": path})
+    return None if row is None else Digest(row["sha256"], row["size_bytes"])
+
+
+async def _check(
+    pool: Pool, bucket: str, path: str, recorded: Digest, found: Digest, *, actor: str, subject: Subject
+) -> None:
+    if found == recorded:
+        return
+    detail = {
+        "bucket_id": bucket,
+        "name": path,
+        "recorded": {"sha256": recorded.sha256, "size_bytes": recorded.size},
+        "found": {"sha256": found.sha256, "size_bytes": found.size},
+    }
+    subject_type, subject_id = subject
+    async with service_transaction(pool) as conn:
+        await record_audit(conn, actor, AUDIT_ACTION, subject_type, subject_id, detail=detail)
+    raise StoredObjectAltered(f"The stored file {bucket}/{path} has changed since voicegate wrote it; it is not used.")

@@ -1,0 +1,147 @@
+"""backend.storage.integrity against the stand-in: a written object's digest is recorded with it (and not
+when its upload fails), two writers of one object take turns so the record describes the bytes that
+stay, a changed file is refused with an audit event on read and before a URL is signed, an object with
+no record (written before records existed) is read unchecked, and a removal forgets its record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from backend.db.pool import Pool, create_pool, service_transaction
+from backend.errors import StoredObjectAltered, UnsupportedMediaType
+from backend.settings import Settings
+from backend.storage import integrity
+from backend.storage.client import SupabaseObjectStorage
+from backend.storage.digest import Digest
+from tests.integration.storage.conftest import SERVICE_KEY, StorageServer
+
+BUCKET = "voice-renders"
+
+
+@pytest.fixture
+async def pool(db_dsn: str) -> AsyncIterator[Pool]:
+    opened = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=4, db_connect_timeout=10))
+    await opened.open(wait=True)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def storage(storage_server: StorageServer) -> AsyncIterator[SupabaseObjectStorage]:
+    async with SupabaseObjectStorage(storage_server.storage_url, SERVICE_KEY) as client:
+        yield client
+
+
+def recorded(db: psycopg.Connection[Any], path: str) -> Digest | None:
+    row = db.execute(
+        "select sha256, size_bytes from voicegate.service_written_objects where bucket_id = %s and name = %s",
+        (BUCKET, path),
+    ).fetchone()
+    return None if row is None else Digest(*row)
+
+
+def audit_events(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return db.execute(
+        "select actor, subject_type, subject_id, detail ->> 'name' from voicegate.audit_events"
+        " where action = 'storage.object_altered' order by id"
+    ).fetchall()
+
+
+async def write(
+    pool: Pool, storage: SupabaseObjectStorage, path: str, data: bytes, content_type: str = "audio/wav"
+) -> None:
+    """One write on its own transaction, with the budget its callers give it."""
+    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+        await integrity.write(conn, storage, BUCKET, path, data, content_type=content_type)
+
+
+async def test_written_read_checked_and_an_altered_file_refused_with_an_audit_event(
+    pool: Pool,
+    storage: SupabaseObjectStorage,
+    storage_server: StorageServer,
+    db: psycopg.Connection[Any],
+    users: tuple[uuid.UUID, uuid.UUID],
+) -> None:
+    alice, _ = users
+    path = f"{alice}/renders/{uuid.uuid4()}.wav"
+    data = b"RIFF" + bytes(range(256)) * 512
+    await write(pool, storage, path, data)
+    assert recorded(db, path) == Digest.of(data)
+    subject = ("synthesis_job", "job-1")
+    assert await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject) == data
+    assert "token=" in await integrity.signed_url(pool, storage, BUCKET, path, 60, actor="test", subject=subject)
+
+    file = storage_server.root / BUCKET / path
+    file.write_bytes(data[:-1] + b"\0")
+    with pytest.raises(StoredObjectAltered):
+        await integrity.read(pool, storage, BUCKET, path, actor="reader", subject=subject)
+    file.write_bytes(data + b"appended")
+    with pytest.raises(StoredObjectAltered):
+        await integrity.signed_url(pool, storage, BUCKET, path, 60, actor="signer", subject=subject)
+
+    assert audit_events(db) == [("reader", *subject, path), ("signer", *subject, path)]
+    (found,) = db.execute(
+        "select detail -> 'found' ->> 'size_bytes' from voicegate.audit_events where actor = 'signer'"
+    ).fetchone() or (None,)
+    assert found == str(len(data) + len(b"appended"))
+
+    # Removed with its record; an object never recorded (from before the records) is read unchecked.
+    async with service_transaction(pool) as conn:
+        assert await integrity.remove(conn, storage, BUCKET, [path]) == [path]
+    assert recorded(db, path) is None
+    legacy = f"{alice}/renders/legacy.wav"
+    await storage.upload(BUCKET, legacy, b"written before the records", "audio/wav")
+    assert await integrity.read(pool, storage, BUCKET, legacy, actor="test", subject=subject) == (
+        b"written before the records"
+    )
+
+
+async def test_a_failed_upload_records_nothing(
+    pool: Pool, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
+) -> None:
+    path = f"{uuid.uuid4()}/renders/refused.ogg"
+    with pytest.raises(UnsupportedMediaType):
+        await write(pool, storage, path, b"OggS", content_type="audio/ogg")  # voice-renders takes WAV and MP3
+    assert recorded(db, path) is None
+    assert storage_server.row(BUCKET, path) is None
+
+
+async def test_two_writers_of_one_object_take_turns(
+    pool: Pool, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
+) -> None:
+    path = f"{uuid.uuid4()}/renders/raced.wav"
+    first_written, release_first = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+            await integrity.write(conn, storage, BUCKET, path, b"first", content_type="audio/wav")
+            first_written.set()
+            await release_first.wait()
+
+    async def second() -> None:
+        await first_written.wait()
+        await write(pool, storage, path, b"second")
+
+    tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+    await first_written.wait()
+    # The second writer waits on the first's record, before its upload, until the first commits.
+    deadline = time.monotonic() + 20
+    while not db.execute(
+        "select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like %s",
+        ("%service_written_objects%",),
+    ).fetchone():
+        assert time.monotonic() < deadline, "the second writer never waited"
+        await asyncio.sleep(0.02)
+    assert (storage_server.root / BUCKET / path).read_bytes() == b"first"
+    release_first.set()
+    await asyncio.gather(*tasks)
+
+    assert (storage_server.root / BUCKET / path).read_bytes() == b"second"
+    assert recorded(db, path) == Digest.of(b"second")
