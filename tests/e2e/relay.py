@@ -19,7 +19,10 @@ class Relay:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._listener = socket.create_server(("127.0.0.1", 0))
+        # accept() wakes this often to see `stop`: closing a socket does not wake a thread blocked on it.
+        self._listener.settimeout(0.1)
         self.port: int = self._listener.getsockname()[1]
+        self._stopping = threading.Event()
         self._cut = False
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -44,11 +47,12 @@ class Relay:
             self._cut = False
 
     def _accept(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
+            except TimeoutError:
+                continue
+            client.settimeout(None)
             with self._lock:
                 if self._cut:
                     _reset(client)
@@ -58,6 +62,7 @@ class Relay:
                 except OSError:
                     _reset(client)
                     continue
+                server.settimeout(None)  # relayed as slowly as the two ends talk
                 self._open |= {client, server}
             pending = [2]  # pumps of this connection still running; the last one closes both ends
             for source, sink in ((client, server), (server, client)):
@@ -82,9 +87,10 @@ class Relay:
         self._accepting.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        self._accepting.join(5)
         self._listener.close()
         self.cut()
-        self._accepting.join(5)
         for pump in self._threads:
             pump.join(5)
 
