@@ -190,3 +190,9 @@ class ProvenanceFailed(VoicegateError, code="provenance_failed"):
 
 class ProvenanceUnreadable(ClientError, status=422, code="provenance_unreadable"):
     """The file cannot be read as WAV or MP3 audio, so its C2PA manifest cannot be checked."""
+
+
+class WorkFailed(Exception):
+    """One try at queued work failed for a reason its message states in full (a receiver's HTTP status, a
+    refused connection): the consumer retries it like any failure and logs that one line, no traceback.
+    Not an HTTP error: it never reaches a client."""

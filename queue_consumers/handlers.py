@@ -19,6 +19,7 @@ from backend.attempts import preview
 from backend.attempts import worker as attempt_worker
 from backend.context import Lifecycle, Outcome
 from backend.db.pool import Connection
+from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable
 from backend.samples import check as sample_check
 from backend.synthesis import worker as synthesis_worker
 from backend.webhooks import worker as webhook_worker
@@ -44,6 +45,8 @@ class QueueRoute:
     retries: Retries | None = None
     #: How the queue is read, when more than pgmq's read (the clone queue leases its attempts as it reads).
     reader: Reader | None = None
+    #: Whether its handler reads or writes Storage (its consumer then takes no work while Storage is down).
+    needs_storage: bool = True
 
 
 def _uuid(message: Message, field: str) -> uuid.UUID:
@@ -85,21 +88,35 @@ def queue_routes(
             clone or in_process_clone,
             _fail_attempt,
             reader=attempt_worker.lease_on_read(ctx, worker_id),
+            needs_storage=clone is None,  # over HTTP, the API reaches Storage, not this worker
         ),
         QueueRoute(queues.PREVIEW, _step(lambda m: preview.process_preview(ctx, _uuid(m, "attemptId")))),
         QueueRoute(
             queues.SAMPLE_CHECK, _step(lambda m: sample_check.process_sample(ctx, _uuid(m, "sampleId"))), _fail_sample
         ),
         QueueRoute(
-            queues.SYNTHESIS, _step(lambda m: synthesis_worker.process_synthesis(ctx, _uuid(m, "jobId"))), _fail_job
+            queues.SYNTHESIS,
+            _step(lambda m: synthesis_worker.process_synthesis(ctx, _uuid(m, "jobId"), worker_id)),
+            _fail_job,
         ),
-        QueueRoute(queues.WEBHOOK, _step(lambda m: webhook_worker.deliver(ctx, m.message)), retries=webhook_retries),
+        QueueRoute(
+            queues.WEBHOOK,
+            _step(lambda m: webhook_worker.deliver(ctx, m.message)),
+            retries=webhook_retries,
+            needs_storage=False,
+        ),
     ]
+
+
+#: The API's answers that are its dependencies' outages, raised here as they would be in-process (not a
+#: failed delivery).
+_OUTAGES = {error.code: error for error in (DatabaseUnavailable, StorageUnavailable)}
 
 
 def clone_over_http(client: httpx.AsyncClient, service_key: str, worker_id: str) -> Handler:
     """`VOICE_CLONE_PROCESS` through the internal route (`client` carries the API base URL); a non-2xx
-    answer is a failed delivery (retried, then dead-lettered)."""
+    answer is a failed delivery (retried, then dead-lettered), unless it is a 503 for the API's database
+    or Storage being down."""
 
     async def handle(message: Message) -> datetime | None:
         reflection = message.message.get("reflectionId")
@@ -109,7 +126,22 @@ def clone_over_http(client: httpx.AsyncClient, service_key: str, worker_id: str)
         response = await client.post(
             path, headers={"Authorization": f"Bearer {service_key}", "X-Voicegate-Worker": worker_id}
         )
+        outage = _outage_of(response)
+        if outage is not None:
+            raise outage
         response.raise_for_status()
         return msgspec.json.decode(response.content, type=Outcome).retry_at
 
     return handle
+
+
+def _outage_of(response: httpx.Response) -> ServiceUnavailable | None:
+    """The API's 503 for its database or Storage being down, as the error it answered for; None otherwise."""
+    if response.status_code != httpx.codes.SERVICE_UNAVAILABLE:
+        return None
+    try:
+        problem = response.json()
+    except ValueError:
+        return None
+    error = _OUTAGES.get(str(problem.get("code"))) if isinstance(problem, dict) else None
+    return None if error is None else error(problem.get("detail"))

@@ -11,9 +11,12 @@ handlers' own fencing (attempt leases and versions) decides whose result counts.
 The database being down (or hung: every unit of database work has a deadline), or too busy to hand out
 a connection, is not a failed delivery: a read finds nothing, a handler's message is left to come back
 after its visibility timeout and that delivery is not counted toward `max_reads`, an archive is simply
-retried by that redelivery, and the consumer never dies of it. Storage being down is a failed delivery
-like any other (its backoff and recorded error serve), only not logged per message. Both outages are
-logged where they are detected (backend.outages), once, not here per poll.
+retried by that redelivery, and the consumer never dies of it. Storage being down is not a failed
+delivery either: the message is handed back at once as a new one (so no consumer counts the delivery),
+and a consumer whose handlers need Storage takes no messages while its `Gate` finds Storage unreachable,
+so a consumer that cannot reach Storage leaves the work to those that can. Both outages are logged where
+they are detected (backend.outages), once, the LISTEN connection's included, not here per poll. A
+failure that explains itself (`WorkFailed`: a receiver's status) is logged as its one line.
 
 A consumer takes no more messages than it has free slots (`concurrency`) and its pool has connections to
 spare for them, and archives the messages it finished in the transaction of its next read, many at once.
@@ -27,6 +30,7 @@ import functools
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,19 +43,19 @@ from psycopg import sql
 
 from backend import queues
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Connection, Pool, service_transaction
+from backend.db.pool import Connection, Pool, service_transaction, translate_db_errors
 from backend.db.queries import load_queries
-from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests
+from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests, WorkFailed
 from backend.failpoints import failpoint
+from backend.outages import DATABASE, Outage
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-# A dependency that is down (or too busy to serve us): nothing this delivery did wrong, and already logged
-# as an outage.
-_DOWN = (DatabaseUnavailable, StorageUnavailable, TooManyRequests)
-# No answer from the database for this delivery (down, hung, or every connection busy): it is tried
-# again without counting, as if it had never been read.
+# No answer from the database for this delivery (down, hung, or every connection busy): nothing this
+# delivery did wrong, already logged as an outage, and tried again without counting, as if never read.
 _WAITED = (DatabaseUnavailable, TooManyRequests)
+#: How soon a message handed back for a Storage outage is visible again, to a consumer that reaches Storage.
+_HANDED_BACK_SECONDS = 1
 #: Most messages whose uncounted deliveries a consumer remembers (older ones are forgotten first).
 _UNCOUNTED_MAX = 10_000
 #: How soon a failed visibility extension is tried again: the message must not reappear while held.
@@ -80,6 +84,34 @@ Reader = Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]
 DeadLetterHook = Callable[[Connection, Message, str], Awaitable[None]]
 
 
+class Gate:
+    """Whether a dependency every handler of a consumer needs (Storage) answers, asked before each read so
+    that a consumer takes no work it could only fail. Open once a probe has answered, for as long as the
+    dependency's outage tracker (fed by every call to it) has it up; while it is down, or before it was
+    ever checked, it is probed again at most every `every` seconds. The consumers of a process share one."""
+
+    def __init__(self, outage: Outage, probe: Callable[[], Awaitable[bool]], every: float) -> None:
+        self._outage = outage
+        self._probe = probe
+        self._every = every
+        self._checked = False
+        self._probed_at = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> bool:
+        """Whether to take work now (probing the dependency if it is its time)."""
+        if self._checked and not self._outage.down:
+            return True
+        async with self._lock:
+            if self._checked and not self._outage.down:
+                return True  # another consumer's probe answered meanwhile
+            if time.monotonic() - self._probed_at < self._every:
+                return False
+            self._probed_at = time.monotonic()
+            self._checked = await self._probe()
+            return self._checked
+
+
 @dataclass(frozen=True)
 class ConsumerConfig:
     """How one queue is consumed."""
@@ -106,6 +138,7 @@ class QueueConsumer:
         listen_dsn: str | None,
         on_dead_letter: DeadLetterHook | None = None,
         reader: Reader | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.pool = pool
         self.config = config
@@ -113,6 +146,8 @@ class QueueConsumer:
         self.listen_dsn = listen_dsn
         self.on_dead_letter = on_dead_letter
         self.reader = reader or self._pgmq_read
+        #: What must answer before messages are taken (Storage, for the queues whose handlers use it).
+        self.gate = gate
         #: Messages handled and waiting to be archived with the next read.
         self._done: list[int] = []
         #: Deliveries of a message that ended waiting for the database, not counted toward `max_reads`.
@@ -153,6 +188,8 @@ class QueueConsumer:
                 self._wake.clear()
                 free = cfg.concurrency - len(self._inflight)
                 wanted = max(0, min(cfg.batch_size, free, _spare_connections(self.pool)))
+                if wanted > 0 and self.gate is not None and not await self.gate.open():
+                    wanted = 0  # what was handled is still archived; nothing new is taken
                 got = await self._read_and_start(wanted) if wanted > 0 or self._done else 0
                 if wanted > 0 and got == wanted:
                     continue
@@ -182,7 +219,7 @@ class QueueConsumer:
                 if done:
                     await conn.execute(_Q["archive_many"], {"queue": self.config.queue, "msg_ids": done})
                 rows = await self.reader(conn, self.config.visibility_seconds, qty) if qty > 0 else []
-        except _DOWN:
+        except _WAITED:
             return 0  # what was done is archived with a later read, or handled again once visible
         except Exception:
             log.exception("%s: read failed; retrying after the poll interval", self.config.queue)
@@ -230,9 +267,15 @@ class QueueConsumer:
             self._not_counted(message)
             log.debug("%s: message %d waits out its visibility timeout", self.config.queue, message.msg_id)
             return
+        except StorageUnavailable:
+            # Storage's outage, not this message's failure: handed back for a consumer that reaches Storage.
+            await self._send_again(message, _HANDED_BACK_SECONDS)
+            return
         except Exception as exc:
-            if not isinstance(exc, StorageUnavailable):
-                log.exception("%s: message %d failed (delivery %d)", self.config.queue, message.msg_id, message.read_ct)
+            if isinstance(exc, WorkFailed):
+                log.warning("%s: message %d failed (delivery %d): %s", *self._named(message), exc)
+            else:
+                log.exception("%s: message %d failed (delivery %d)", *self._named(message))
             await self._failed(message, f"{type(exc).__name__}: {exc}")
             return
         finally:
@@ -241,13 +284,21 @@ class QueueConsumer:
         if retry_at is None:
             self._done.append(message.msg_id)  # archived by the next read's transaction
             return
+        await self._send_again(message, max(0, math.ceil((retry_at - datetime.now(UTC)).total_seconds())))
+
+    def _named(self, message: Message) -> tuple[str, int, int]:
+        return self.config.queue, message.msg_id, message.read_ct
+
+    async def _send_again(self, message: Message, delay: int) -> None:
+        """Send the message anew, visible after `delay` seconds, and archive this delivery, in one
+        transaction: the wait counts as no delivery, whoever reads it next."""
         try:
             async with service_transaction(self.pool) as conn:
-                delay = max(0, math.ceil((retry_at - datetime.now(UTC)).total_seconds()))
                 await queues.send(conn, self.config.queue, message.message, delay)
                 await conn.execute(_Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
-        except _DOWN:
-            pass  # the message comes back after its visibility timeout; handlers are safe to repeat
+        except _WAITED:
+            # It comes back after its visibility timeout instead, uncounted; handlers are safe to repeat.
+            self._not_counted(message)
         except Exception:
             log.exception("%s: could not archive message %d", self.config.queue, message.msg_id)
 
@@ -260,7 +311,7 @@ class QueueConsumer:
                 async with service_transaction(self.pool) as conn:
                     await conn.execute(_Q["set_vt"], {"queue": self.config.queue, "msg_id": msg_id, "vt": vt})
                 pause = vt / 2
-            except _DOWN:
+            except _WAITED:
                 pause = min(vt / 2, _EXTEND_RETRY_SECONDS)
             except Exception:
                 log.exception("%s: could not extend message %d", self.config.queue, msg_id)
@@ -278,7 +329,7 @@ class QueueConsumer:
             async with service_transaction(self.pool) as conn:
                 await conn.execute(_Q["set_vt"], {**params, "vt": delay})
                 await conn.execute(_Q["record_error"], {**params, "read_ct": message.read_ct, "error": error})
-        except _DOWN:
+        except _WAITED:
             pass  # it comes back after its visibility timeout instead of the backoff
         except Exception:
             log.exception("%s: could not schedule message %d again", self.config.queue, message.msg_id)
@@ -301,7 +352,7 @@ class QueueConsumer:
                 await conn.execute(_Q["archive"], params)
                 if self.on_dead_letter is not None:
                     await self.on_dead_letter(conn, message, reason)
-        except _DOWN:
+        except _WAITED:
             return  # dead-lettered on a later delivery
         except Exception:
             log.exception("%s: could not dead-letter message %d", self.config.queue, message.msg_id)
@@ -314,20 +365,25 @@ class QueueConsumer:
         pause = 0.1
         while True:
             try:
-                connecting = psycopg.AsyncConnection.connect(
-                    dsn, autocommit=True, connect_timeout=_LISTEN_CONNECT_TIMEOUT
-                )
-                async with await connecting as conn:
-                    await conn.execute(channel)
-                    pause = 0.1
-                    self.listening.set()
-                    # Notifications sent while we were not listening are gone: look once.
-                    self._wake.set()
-                    async for _ in conn.notifies():
+                with translate_db_errors():
+                    connecting = psycopg.AsyncConnection.connect(
+                        dsn, autocommit=True, connect_timeout=_LISTEN_CONNECT_TIMEOUT
+                    )
+                    async with await connecting as conn:
+                        await conn.execute(channel)
+                        pause = 0.1
+                        self.listening.set()
+                        # Notifications sent while we were not listening are gone: look once.
                         self._wake.set()
-            except psycopg.OperationalError as exc:
+                        async for _ in conn.notifies():
+                            self._wake.set()
+            except DatabaseUnavailable as exc:
+                # The database's outage, logged once as it starts; its end is logged by the first unit of work
+                # that gets an answer again (a listener back before the pool is would end it too early, and
+                # the pool's next wait would start it again). Meanwhile the polls deliver.
                 self.listening.clear()
-                log.warning("%s: LISTEN connection lost (%s); polling until it is back", self.config.queue, exc)
+                DATABASE.failed(exc)
+                log.debug("%s: LISTEN connection lost; polling until it is back", self.config.queue)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -17,13 +18,19 @@ from collections.abc import Sequence
 import httpx
 
 from backend.context import Lifecycle
+from backend.outages import STORAGE
 from backend.settings import Settings
+from backend.storage.client import answers
 from backend.webhooks.worker import RETRY_MAX_SECONDS
 from queue_consumers.handlers import QueueRoute, Retries, clone_over_http, queue_routes
 from queue_consumers.maintenance import run_maintenance
-from queue_consumers.runtime import ConsumerConfig, QueueConsumer
+from queue_consumers.runtime import ConsumerConfig, Gate, QueueConsumer
 
 log = logging.getLogger(__name__)
+#: While Storage is unreachable, a worker asks it again this often (one probe for all its consumers) ...
+STORAGE_PROBE_EVERY = 2.0
+#: ... and gives each probe this long to answer.
+STORAGE_PROBE_WITHIN = 5.0
 
 
 def new_worker_id() -> str:
@@ -40,7 +47,8 @@ def build_consumers(
     api_client: httpx.AsyncClient | None = None,
 ) -> list[QueueConsumer]:
     """One consumer per queue; with `CONSUMER_MODE=http` the clone step goes through `api_client`
-    (checking samples, previews and synthesis need only Storage and the provider, and run here)."""
+    (checking samples, previews and synthesis need only Storage and the provider, and run here). The
+    consumers whose handlers use Storage share one gate: none takes work while Storage does not answer."""
 
     def config(route: QueueRoute) -> ConsumerConfig:
         base = ConsumerConfig(
@@ -65,6 +73,7 @@ def build_consumers(
             raise ValueError("CONSUMER_MODE=http needs the API's address and the service key")
         clone = clone_over_http(api_client, key.reveal(), worker_id)
     webhook_retries = Retries(settings.webhook_max_attempts, settings.webhook_retry_base_seconds, RETRY_MAX_SECONDS)
+    storage = Gate(STORAGE, functools.partial(answers, ctx.storage, STORAGE_PROBE_WITHIN), STORAGE_PROBE_EVERY)
     return [
         QueueConsumer(
             ctx.pool,
@@ -73,6 +82,7 @@ def build_consumers(
             listen_dsn=listen_dsn,
             on_dead_letter=route.on_dead_letter,
             reader=route.reader,
+            gate=storage if route.needs_storage else None,
         )
         for route in queue_routes(ctx, worker_id, clone=clone, webhook_retries=webhook_retries)
     ]

@@ -33,6 +33,7 @@ from psycopg import sql
 from backend.cpu import CpuExecutor
 from backend.db.migrate import migrate
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
+from tests.support import silent_port
 
 TEMPLATE_DB = "voicegate_template"
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -214,3 +215,13 @@ async def cpu() -> AsyncIterator[CpuExecutor]:
     """A CPU executor of two threads, as a process has one; closed, its threads ended, after the test."""
     async with CpuExecutor(2) as executor:
         yield executor
+
+
+@pytest.fixture(params=["refused", "silent"])
+def unreachable_storage(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A Storage URL out of reach: at a port nobody listens on, or at one that never answers."""
+    if request.param == "refused":
+        yield f"http://127.0.0.1:{free_port()}/storage/v1"
+        return
+    with silent_port() as port:
+        yield f"http://127.0.0.1:{port}/storage/v1"

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,3 +160,12 @@ def frozen(data_dir: Path) -> Iterator[None]:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+@contextmanager
+def silent_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that takes connections and never answers a byte (a hung server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)  # never accepted: the kernel completes the handshakes, nobody reads
+        yield int(listener.getsockname()[1])

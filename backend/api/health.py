@@ -6,9 +6,13 @@ import msgspec
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from backend.api.deps import DbPool
+from backend.api.deps import DbPool, Storage
 from backend.api.docs import problems
 from backend.db.pool import ping
+from backend.storage.client import answers
+
+#: How long /readyz waits for Storage's answer (a probe must answer promptly, even when Storage hangs).
+STORAGE_WITHIN = 1.0
 
 
 class Health(msgspec.Struct):
@@ -23,12 +27,26 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", summary="Readiness: the database answers", responses=problems(400, 429, 503))
-async def readyz(pool: DbPool) -> Health:
-    """200 when the database answers a query; 503 when it does not, 429 when every connection stayed busy
-    with other requests (problem+json with Retry-After either way)."""
+class Readiness(msgspec.Struct):
+    """What the readiness probe found: `ready`, or `degraded` while Storage does not answer."""
+
+    status: str
+    #: `up` (were it not, the answer would be a 503).
+    database: str
+    #: `up`, or `unavailable` when it did not answer within a second.
+    storage: str
+
+
+@get("/readyz", summary="Readiness: the database answers (and whether Storage does)", responses=problems(400, 429, 503))
+async def readyz(pool: DbPool, storage: Storage) -> Readiness:
+    """200 when the database answers a query, `ready` when Storage answers too, `degraded` when it does not:
+    without Storage only uploads, sample checks, renders and results wait (the consumers hold that work
+    until it is back), and every instance shares it, so taking this one out of service would help nobody.
+    503 when the database does not answer, 429 when every connection stayed busy with other requests
+    (problem+json with Retry-After either way)."""
     await ping(pool)
-    return Health(status="ready")
+    up = await answers(storage, STORAGE_WITHIN)
+    return Readiness(status="ready" if up else "degraded", database="up", storage="up" if up else "unavailable")
 
 
 @get(

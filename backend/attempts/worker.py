@@ -17,21 +17,20 @@ writes it again, so a manifest lost to a Storage failure is written on the messa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
 
-from backend import queues
+from backend import leases, queues
 from backend.attempts import service as attempts
 from backend.attempts.service import AttemptRow
 from backend.audio.errors import AudioRejected
 from backend.context import Lifecycle, Outcome
 from backend.db.pool import Connection, service_statement, service_transaction
-from backend.errors import DatabaseUnavailable, LeaseLost, NotFound, StaleVersion, StoredObjectAltered
+from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import (
@@ -163,32 +162,14 @@ async def _claim(  # noqa: PLR0911 - one return per state the attempt can be fou
     return claimed
 
 
-@contextlib.asynccontextmanager
-async def _lease_kept(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str) -> AsyncIterator[None]:
+def _lease_kept(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str) -> AbstractAsyncContextManager[None]:
     """Extend the lease every third of its length while the body (a provider call) runs."""
 
-    async def keep() -> None:
-        while True:
-            await asyncio.sleep(ctx.lease_seconds / 3)
-            try:
-                async with service_transaction(ctx.pool) as conn:
-                    await attempts.extend_lease(conn, attempt_id, worker_id, ctx.lease_seconds)
-            except LeaseLost:
-                log.warning("attempt %s: lease lost while working", attempt_id)
-                return
-            except DatabaseUnavailable:
-                pass  # logged as the database's outage; the next beat tries again
-            except Exception:
-                # A database blip: the next beat tries again; the lease has two more thirds to run.
-                log.exception("attempt %s: could not extend the lease", attempt_id)
+    async def extend() -> None:
+        async with service_transaction(ctx.pool) as conn:
+            await attempts.extend_lease(conn, attempt_id, worker_id, ctx.lease_seconds)
 
-    task = asyncio.create_task(keep(), name=f"lease:{attempt_id}")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return leases.kept(extend, ctx.lease_seconds / 3, f"attempt {attempt_id}")
 
 
 async def _step(ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, actor: str, **move: Any) -> AttemptRow:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import select
@@ -69,6 +70,10 @@ from backend.settings import Settings
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 _T = TypeVar("_T")
+
+# psycopg_pool warns of every connection it discards and every reconnection that fails, lines by the dozen
+# per outage in each process; the units of work report the outage to DATABASE, which logs it once.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 Recorder = Callable[[Connection, Any], Awaitable[None]]
 """A hook a service calls with its open transaction and its result, just before that transaction commits

@@ -8,6 +8,7 @@ logical status in Storage's error body (its HTTP status is 400 for nearly everyt
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,12 @@ from backend.outages import STORAGE
 from backend.storage.digest import Digest
 
 T = TypeVar("T")
+
+#: Seconds to open a connection to Storage: one that does not open this soon is unreachable, however long
+#: a transfer on an open one may take.
+CONNECT_TIMEOUT = 5.0
+#: What a probe asks about: an object that never exists (Storage answers "not found" after one lookup).
+PROBE_BUCKET, PROBE_PATH = "voice-samples", ".voicegate/probe"
 
 _ERRORS: dict[str, type[VoicegateError]] = {
     "400": ClientError,
@@ -136,7 +143,11 @@ class SupabaseObjectStorage:
         # Our own httpx client, so we own its lifetime (aclose) and its timeout; trust_env off
         # because a proxy from the environment must not see the service key.
         self._http = httpx.AsyncClient(
-            headers=headers, timeout=timeout, trust_env=False, follow_redirects=True, transport=transport
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            trust_env=False,
+            follow_redirects=True,
+            transport=transport,
         )
         # storage3 warns (and fixes it) when the base has no trailing slash.
         self._client = AsyncStorageClient(url=storage_url.rstrip("/") + "/", headers=headers, http_client=self._http)
@@ -267,6 +278,25 @@ async def _translated(operation: Callable[[], Awaitable[T]]) -> T:
         raise StorageUnavailable(f"storage answered {exc.status}: {exc.message}") from exc
     except (httpx.TransportError, StorageException) as exc:
         raise StorageUnavailable("storage is unreachable") from exc
+
+
+async def answers(storage: ObjectStorage, within: float) -> bool:
+    """Whether Storage answers a cheap request within `within` seconds (any answer: it is reachable).
+
+    Reported to Storage's outage like every call, a probe that gets no answer in time included: an
+    unanswered request counts as Storage being unavailable, not only a refused one.
+    """
+    try:
+        async with asyncio.timeout(within):
+            await storage.info(PROBE_BUCKET, PROBE_PATH)
+    except StorageUnavailable:
+        return False
+    except TimeoutError:
+        STORAGE.failed(StorageUnavailable(f"storage did not answer within {within:g} s"))
+        return False
+    except VoicegateError:
+        return True  # an answer (refused, busy): Storage is there
+    return True
 
 
 def _api_error(response: httpx.Response) -> StorageApiError:

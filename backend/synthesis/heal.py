@@ -26,19 +26,26 @@ async def follow(conn: Connection, voice_id: uuid.UUID, attempt_id: uuid.UUID) -
 
 
 async def heal_job(
-    ctx: Lifecycle, job_id: uuid.UUID, voice: ProviderVoice, lost: PermanentProviderError, *, recheck: timedelta
+    ctx: Lifecycle,
+    job_id: uuid.UUID,
+    voice: ProviderVoice,
+    lost: PermanentProviderError,
+    *,
+    recheck: timedelta,
+    lease_owner: str,
 ) -> Outcome:
-    """The provider lost `voice` while the job spoke with it: start (or join) its re-enrolment and put
-    the job back to wait for it, looking again after `recheck` should the wake-up be lost. A job that
-    already healed once, or a voice with no sample left, fails with a clear code."""
+    """The provider lost `voice` while the job spoke with it (in the run holding `lease_owner`): start (or
+    join) its re-enrolment and put the job back to wait for it, looking again after `recheck` should the
+    wake-up be lost. A job that already healed once, or a voice with no sample left, fails with a clear
+    code."""
     reason = "model_retired" if isinstance(lost, ModelRetiredError) else "voice_not_found"
     async with service_transaction(ctx.pool) as conn:
-        job = await fetch_optional(conn, _Q["lock_job"], {"id": job_id})
+        job = await fetch_optional(conn, _Q["lock_job"], {"id": job_id, "owner": lease_owner})
         if job is None:
             return Outcome(status="stale")
         if job["healed_at"] is not None:
             message = f"The provider lost the voice again after it was enrolled anew ({lost.safe_message})"
-            return await fail_job(conn, job_id, "voice_lost", message)
+            return await fail_job(conn, job_id, "voice_lost", message, lease_owner=lease_owner)
         try:
             attempt = await portability.heal(
                 conn,
@@ -49,15 +56,22 @@ async def heal_job(
                 actor=f"synthesis:{job_id}",
             )
         except portability.CannotReenrol as refused:
-            return await fail_job(conn, job_id, refused.code, f"{lost.safe_message} {refused.message}")
+            message = f"{lost.safe_message} {refused.message}"
+            return await fail_job(conn, job_id, refused.code, message, lease_owner=lease_owner)
         await follow(conn, job["voice_id"], attempt.id)
-        waiting = await fetch_optional(conn, _Q["wait_for_reenrolment"], {"id": job_id, "attempt_id": attempt.id})
+        waiting = await fetch_optional(
+            conn, _Q["wait_for_reenrolment"], {"id": job_id, "attempt_id": attempt.id, "owner": lease_owner}
+        )
     if waiting is None:
         return Outcome(status="stale")
     return Outcome(status="queued", retry_at=waiting["db_now"] + recheck)
 
 
-async def fail_job(conn: Connection, job_id: uuid.UUID, code: str, message: str) -> Outcome:
-    """Fail the job unless it already ended, on the caller's transaction (`stale` when it had)."""
-    failed = await fetch_optional(conn, _Q["fail_job"], {"id": job_id, "code": code, "message": message[:500]})
+async def fail_job(
+    conn: Connection, job_id: uuid.UUID, code: str, message: str, *, lease_owner: str | None = None
+) -> Outcome:
+    """Fail the job unless it already ended, on the caller's transaction (`stale` when it had); with
+    `lease_owner`, only while that run still holds the job."""
+    params = {"id": job_id, "code": code, "message": message[:500], "owner": lease_owner}
+    failed = await fetch_optional(conn, _Q["fail_job"], params)
     return Outcome(status="failed" if failed is not None else "stale")

@@ -5,25 +5,33 @@ A job whose voice is still being cloned waits: its message is put back, and the 
 it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
 one fails the job with `inference_failed`. A voice the provider no longer has, or whose model it
 retired, is enrolled again from its sample while the job waits (`heal`). Audio that cannot be signed
-is never stored: the job fails with `provenance_failed`. Safe to repeat: the job is finished by a guarded
+is never stored: the job fails with `provenance_failed`.
+
+One run speaks a job at a time: the run claims it with a lease it extends while it works, and every write
+of the run (progress, the end) is fenced by that lease. A second delivery of the job's message (the
+attempt's wake-up beside the job's own re-check, a redelivery) finds the job done, or leased and left
+alone until the lease would have run out; so a worker that died mid-job is taken over once its lease
+expires, and the job is spoken again from its start. Safe to repeat: the job is finished by a guarded
 update and its render stored, under a fixed name and with its digest recorded, in that update's
 transaction, so a second delivery changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from backend import leases
 from backend.audio.render import join_wav
 from backend.context import Lifecycle, Outcome
 from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
-from backend.errors import ProvenanceFailed
+from backend.errors import DatabaseUnavailable, LeaseLost, ProvenanceFailed, TooManyRequests
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice, SynthesisResult
 from backend.providers.errors import (
@@ -71,17 +79,42 @@ def _speaker_of(job: dict[str, Any]) -> ProviderVoice | Waits | Mute:
     return speaker(own, attempt)
 
 
-async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
-    """Take the job as far as it can go now; safe to call again at any point.
+async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -> Outcome:
+    """Take the job as far as it can go now, as a run of worker `worker_id`; safe to call again at any point.
 
     The text is spoken a piece (a sentence or a few) at a time, and the job's progress is recorded after
-    each piece; a transient failure of any piece retries the job once, from its start.
+    each piece; a transient failure of any piece retries the job once, from its start. A run that fails
+    (an outage) gives its lease up, so the next delivery takes the job at once.
     """
-    started = await _start(ctx, job_id)
+    # Each run is its own lease owner: a second delivery to this very worker is another run.
+    run = f"{worker_id}/{uuid.uuid4().hex[:8]}"
+    started = await _start(ctx, job_id, run)
     if isinstance(started, Outcome):
         return started
     job, voice, parts = started
-    spoken = await _speak(ctx, job, voice, parts)
+
+    async def extend() -> None:
+        async with service_transaction(ctx.pool) as conn:
+            if await fetch_optional(conn, _Q["extend_lease"], _lease(ctx, job_id, run)) is None:
+                raise LeaseLost
+
+    try:
+        async with leases.kept(extend, ctx.lease_seconds / 3, f"synthesis job {job_id}"):
+            return await _render(ctx, job, voice, parts, run)
+    except LeaseLost:
+        log.warning("synthesis job %s: taken over by another run (this one stalled past its lease)", job_id)
+        return Outcome(status="lease_lost")
+    except Exception:
+        with contextlib.suppress(DatabaseUnavailable, TooManyRequests):  # it runs out by itself then
+            async with service_transaction(ctx.pool) as conn:
+                await conn.execute(_Q["release_lease"], {"id": job_id, "owner": run})
+        raise
+
+
+async def _render(ctx: Lifecycle, job: dict[str, Any], voice: ProviderVoice, parts: list[str], run: str) -> Outcome:
+    """Speak, sign and store the job's audio and finish it, as the run holding the lease `run`."""
+    job_id: uuid.UUID = job["id"]
+    spoken = await _speak(ctx, job, voice, parts, run)
     if isinstance(spoken, Outcome):
         return spoken
     wav, duration_s = await ctx.cpu.run(job["owner_id"], join_wav, [result.audio for result in spoken])
@@ -97,13 +130,13 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
     except ProvenanceFailed as exc:
         # c2pa's own words are for operators; the job says what happened in the error's fixed terms.
         log.exception("synthesis job %s: %s", job_id, exc.detail)
-        return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail)
+        return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail, run)
     path = render_path(job["owner_id"], job_id)
     async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         finished = await fetch_optional(
             conn,
             _Q["finish_job"],
-            {"id": job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000)},
+            {"id": job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000), "owner": run},
         )
         # Stored only by the delivery that finishes the job, so a late one cannot replace its audio.
         if finished is not None:
@@ -112,55 +145,66 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID) -> Outcome:
 
 
 async def _speak(
-    ctx: Lifecycle, job: dict[str, Any], voice: ProviderVoice, parts: list[str]
+    ctx: Lifecycle, job: dict[str, Any], voice: ProviderVoice, parts: list[str], run: str
 ) -> list[SynthesisResult] | Outcome:
     """Each piece spoken in turn, with the job's progress recorded after each; or what became of the job
-    when the provider failed."""
+    when the provider failed. LeaseLost once another run holds the job."""
     provider = ctx.providers.get(voice.provider, owner=job["owner_id"])
     spoken: list[SynthesisResult] = []
     try:
         for part in parts:
             spoken.append(await provider.synthesize(voice, part))
-            await _progress(ctx, job["id"], len(spoken))
+            await _progress(ctx, job["id"], len(spoken), run)
     except (TransientProviderError, UnknownOutcomeError) as exc:
         if job["retry_count"] < MAX_PROVIDER_RETRIES:
-            return await _retry(ctx, job["id"], job["retry_count"], exc.safe_message)
-        return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}")
+            return await _retry(ctx, job["id"], job["retry_count"], exc.safe_message, run)
+        return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}", run)
     except (VoiceNotFoundError, ModelRetiredError) as exc:
-        return await heal.heal_job(ctx, job["id"], voice, exc, recheck=timedelta(seconds=WAIT_RECHECK_SECONDS))
+        recheck = timedelta(seconds=WAIT_RECHECK_SECONDS)
+        return await heal.heal_job(ctx, job["id"], voice, exc, recheck=recheck, lease_owner=run)
     except PermanentProviderError as exc:
-        return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}")
+        return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}", run)
     return spoken
 
 
-async def _progress(ctx: Lifecycle, job_id: uuid.UUID, done: int) -> None:
+async def _progress(ctx: Lifecycle, job_id: uuid.UUID, done: int, run: str) -> None:
+    """Record `done` pieces spoken; LeaseLost when the run no longer holds the job (it is not spoken twice)."""
     async with service_transaction(ctx.pool) as conn:
-        await conn.execute(_Q["record_progress"], {"id": job_id, "done": done})
+        if await fetch_optional(conn, _Q["record_progress"], {"id": job_id, "done": done, "owner": run}) is None:
+            raise LeaseLost
 
 
-async def _start(ctx: Lifecycle, job_id: uuid.UUID) -> tuple[dict[str, Any], ProviderVoice, list[str]] | Outcome:
-    """Mark the job `processing` with its pieces to speak and say which voice speaks them, or why there is
-    nothing to do now."""
+def _lease(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> dict[str, Any]:
+    return {"id": job_id, "owner": run, "lease_seconds": ctx.lease_seconds}
+
+
+async def _start(
+    ctx: Lifecycle, job_id: uuid.UUID, run: str
+) -> tuple[dict[str, Any], ProviderVoice, list[str]] | Outcome:
+    """Claim the job for the run `run` with its pieces to speak and say which voice speaks them, or why there
+    is nothing to do now."""
     async with service_transaction(ctx.pool) as conn:
         job = await fetch_optional(conn, _Q["load_job"], {"id": job_id})
         if job is None or job["status"] in {"succeeded", "failed"}:
             return Outcome(status="missing" if job is None else job["status"])
+        if job["status"] == "processing" and job["lease_expires_at"] > job["db_now"]:
+            # Another run speaks it (or did until it died): look again when its lease would have run out.
+            return Outcome(status="processing", retry_at=job["lease_expires_at"] + timedelta(seconds=1))
         voice = _speaker_of(job)
         if isinstance(voice, Mute):
             return await heal.fail_job(conn, job_id, voice.code, voice.message)
         if isinstance(voice, Waits):
             return Outcome(status="queued", retry_at=job["db_now"] + timedelta(seconds=WAIT_RECHECK_SECONDS))
         parts = pieces(job["input_text"])
-        if await fetch_optional(conn, _Q["start_job"], {"id": job_id, "total": len(parts)}) is None:
+        if await fetch_optional(conn, _Q["start_job"], {**_lease(ctx, job_id, run), "total": len(parts)}) is None:
             return Outcome(status="stale")
     return job, voice, parts
 
 
-async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_message: str) -> Outcome:
+async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_message: str, run: str) -> Outcome:
+    params = {"id": job_id, "code": "provider_unavailable", "message": safe_message, "owner": run}
     async with service_transaction(ctx.pool) as conn:
-        retried = await fetch_optional(
-            conn, _Q["retry_job"], {"id": job_id, "code": "provider_unavailable", "message": safe_message}
-        )
+        retried = await fetch_optional(conn, _Q["retry_job"], params)
     if retried is None:
         return Outcome(status="stale")
     log.info("synthesis job %s: provider failure, retrying once", job_id)
@@ -168,9 +212,9 @@ async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_messa
     return Outcome(status="queued", retry_at=retried["db_now"] + delay)
 
 
-async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str) -> Outcome:
+async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str, run: str) -> Outcome:
     async with service_transaction(ctx.pool) as conn:
-        return await heal.fail_job(conn, job_id, code, message)
+        return await heal.fail_job(conn, job_id, code, message, lease_owner=run)
 
 
 async def fail_dead_lettered_job(conn: Connection, job_id: uuid.UUID, reason: str) -> None:

@@ -7,33 +7,53 @@ select j.id, j.owner_id, j.status, j.input_text, j.retry_count, j.attempt_id, j.
        a.status as attempt_status, a.provider as attempt_provider, a.provider_voice_id as attempt_voice_id,
        a.provider_target_model as attempt_target_model, a.provider_metadata as attempt_metadata,
        a.last_error_code as attempt_error_code, a.last_error_message as attempt_error_message,
-       now() as db_now
+       j.lease_expires_at, now() as db_now
   from public.synthesis_jobs j
   join public.voices v on v.id = j.voice_id
   left join public.voice_consents c on c.id = v.consent_id
   left join public.voice_clone_attempts a on a.id = j.attempt_id
- where j.id = %(id)s;
+ where j.id = %(id)s
+   for update of j;
 
 -- name: start_job
+-- Claimed by this run: a queued job, or one whose last run's lease ran out (its worker died or stalled).
 update public.synthesis_jobs
-   set status = 'processing', progress_done = 0, progress_total = %(total)s
- where id = %(id)s and status in ('queued', 'processing')
+   set status = 'processing', progress_done = 0, progress_total = %(total)s,
+       lease_owner = %(owner)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+ where id = %(id)s
+   and (status = 'queued' or (status = 'processing' and lease_expires_at <= now()))
 returning id;
+
+-- name: extend_lease
+-- Also a lease that ran out but was taken by nobody: its run is still the only one.
+update public.synthesis_jobs
+   set lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+ where id = %(id)s and status = 'processing' and lease_owner = %(owner)s
+returning id;
+
+-- name: release_lease
+-- The run stopped without an end for the job (an outage): the next delivery may take it at once.
+update public.synthesis_jobs
+   set lease_expires_at = now()
+ where id = %(id)s and status = 'processing' and lease_owner = %(owner)s;
 
 -- name: record_progress
 update public.synthesis_jobs
    set progress_done = %(done)s
- where id = %(id)s and status = 'processing';
+ where id = %(id)s and status = 'processing' and lease_owner = %(owner)s
+returning id;
 
 -- name: retry_job
 update public.synthesis_jobs
-   set status = 'queued', retry_count = retry_count + 1, error_code = %(code)s, error_message = %(message)s
- where id = %(id)s and status = 'processing'
+   set status = 'queued', retry_count = retry_count + 1, error_code = %(code)s, error_message = %(message)s,
+       lease_owner = null, lease_expires_at = null
+ where id = %(id)s and status = 'processing' and lease_owner = %(owner)s
 returning retry_count, now() as db_now;
 
 -- name: finish_job
 update public.synthesis_jobs
    set status = 'succeeded', output_bucket_id = %(bucket)s, output_object_path = %(path)s,
-       duration_ms = %(duration_ms)s, error_code = null, error_message = null, finished_at = now()
- where id = %(id)s and status = 'processing'
+       duration_ms = %(duration_ms)s, error_code = null, error_message = null, finished_at = now(),
+       lease_owner = null, lease_expires_at = null
+ where id = %(id)s and status = 'processing' and lease_owner = %(owner)s
 returning id;

@@ -25,7 +25,7 @@ from backend.context import Lifecycle, Outcome
 from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
-from backend.errors import WebhookUrlRefused
+from backend.errors import WebhookUrlRefused, WorkFailed
 from backend.secret import Secret
 from backend.webhooks.sender import Target
 
@@ -36,9 +36,9 @@ RETRY_MAX_SECONDS: Final = 6 * 3600.0
 GONE: Final = 410
 
 
-class DeliveryFailed(Exception):
-    """This attempt failed; the consumer retries it later. The message names the endpoint, never its URL
-    (a URL may carry a token in its query) or secret."""
+class DeliveryFailed(WorkFailed):
+    """This attempt failed; the consumer retries it later and logs this message, one line. It names the
+    endpoint and the status or reason, never the URL (a URL may carry a token in its query) or secret."""
 
 
 class Delivery(msgspec.Struct, rename="camel", kw_only=True):

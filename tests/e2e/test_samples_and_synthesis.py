@@ -10,6 +10,7 @@ import io
 import time
 import wave
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.fakes import ElevenLabsFake, serve
 from tests.fakes.core import Fault
+from tests.fakes.elevenlabs import ElevenVoice
 from tests.integration.api.conftest import User
-from tests.support import Conn, one
+from tests.support import Conn, one, seed_consent
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(120)
@@ -382,3 +384,96 @@ async def test_a_long_job_reports_progress_part_by_part(
         assert spoken_texts == expected
         audio, rate = await spoken(client, user, job_id)
         assert len(audio) / rate > len(expected)  # every part was spoken and kept
+
+
+def cloned_voice(sql: Conn, provider: ElevenLabsFake, owner: Any) -> str:
+    """A ready voice of `owner` whose ElevenLabs voice the fake holds (as a finished clone leaves it)."""
+    voice_id = f"v{owner.hex[:19]}"
+    provider.voices[voice_id] = ElevenVoice(voice_id, "Ada", None, {}, [])
+    voice = one(
+        sql,
+        "insert into voices (owner_id, name, status, tts_provider, provider_voice_id, consent_id)"
+        " values (%s, 'Ada', 'ready', 'elevenlabs', %s, %s) returning id",
+        (owner, voice_id, seed_consent(sql, owner)),
+    )
+    return str(voice["id"])
+
+
+def spoken_texts(provider: ElevenLabsFake) -> list[str]:
+    return [request.json()["text"] for request in provider.requests_to("POST", "/v1/text-to-speech")]
+
+
+async def progress_until_settled(client: Client, user: User, job_id: str) -> tuple[dict[str, Any], list[int]]:
+    """The job once it ended, and every `done` count its status showed on the way."""
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while True:
+        job = (await client.get(f"/api/v1/clone/{job_id}/status", headers=user.headers)).json()
+        if job["progress"] is not None and (not seen or seen[-1] != job["progress"]["done"]):
+            seen.append(job["progress"]["done"])
+        if job["status"] in {"succeeded", "failed"}:
+            return job, seen
+        assert time.monotonic() < deadline, f"stuck: {job}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_job_outliving_its_visibility_with_a_second_message_speaks_each_part_once(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    provider = ElevenLabsFake(max_voices=100)
+    with serve(provider) as url:
+        # Visibility 1 s and lease 2 s: the job below outlives each several times over.
+        client = await worker_client(
+            VOICEGATE_QUEUE_VT="1", VOICEGATE_LEASE_SECONDS="2", **elevenlabs_env(provider, url)
+        )
+        user = make_user()
+        voice_id = cloned_voice(sql, provider, user.id)
+        text = " ".join(f"This is sentence number {n}, long enough to be a sentence of its own." * 3 for n in range(6))
+        expected = pieces(text)
+        provider.faults.latency_s = 0.6
+        job_id = (
+            await client.post("/api/v1/clone", json={"voiceId": voice_id, "text": text}, headers=user.headers)
+        ).json()["jobId"]
+        await until(
+            client,
+            user,
+            f"/api/v1/clone/{job_id}/status",
+            lambda j: j["status"] == "processing" and j["progress"] is not None and j["progress"]["done"] > 0,
+        )
+        # Second messages for the running job, as its own re-check or its attempt's wake-up sends them.
+        for _ in range(2):
+            sql.execute("select pgmq.send('voice_synthesis', jsonb_build_object('jobId', %s::text))", (job_id,))
+
+        done, seen = await progress_until_settled(client, user, job_id)
+
+        assert done["status"] == "succeeded", done
+        assert seen == sorted(seen), f"the progress went back: {seen}"
+        assert seen[-1] == len(expected)
+        assert spoken_texts(provider) == expected, "every part is spoken once, by one run"
+        lease = one(sql, "select lease_owner, lease_expires_at from synthesis_jobs where id = %s", (job_id,))
+        assert lease == {"lease_owner": None, "lease_expires_at": None}
+
+
+async def test_a_job_left_by_a_dead_worker_is_taken_over_once_its_lease_runs_out(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    provider = ElevenLabsFake(max_voices=100)
+    with serve(provider) as url:
+        client = await worker_client(**elevenlabs_env(provider, url))
+        user = make_user()
+        voice_id = cloned_voice(sql, provider, user.id)
+        # Spoken to part 2 of 3 by a worker that died with 3 s of its lease left, its message still queued.
+        job = one(
+            sql,
+            "insert into synthesis_jobs (owner_id, voice_id, input_text, status, progress_done, progress_total,"
+            " lease_owner, lease_expires_at) values (%s, %s, 'One. Two. Three.', 'processing', 2, 3,"
+            " 'dead-worker/1', now() + interval '3 seconds') returning id, lease_expires_at",
+            (user.id, voice_id),
+        )
+        sql.execute("select pgmq.send('voice_synthesis', jsonb_build_object('jobId', %s::text))", (job["id"],))
+
+        done, _ = await progress_until_settled(client, user, str(job["id"]))
+
+        assert done["status"] == "succeeded", done
+        assert datetime.fromisoformat(done["finishedAt"]) > job["lease_expires_at"], "not while the lease lived"
+        assert spoken_texts(provider) == pieces("One. Two. Three."), "spoken again from its start, once"

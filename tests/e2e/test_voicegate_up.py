@@ -52,7 +52,7 @@ def running(data_root: Path) -> Iterator[Running]:
 
 def test_up_serves_a_ready_api_on_a_fresh_data_directory(running: Running) -> None:
     assert httpx.get(f"{running.base_url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{running.base_url}/readyz").json() == {"status": "ready"}
+    assert httpx.get(f"{running.base_url}/readyz").json() == {"status": "ready", "database": "up", "storage": "up"}
     assert httpx.get(f"{running.base_url}/schema/openapi.json").json()["info"]["title"] == "voicegate"
     assert b"readiness:" in running.log.read_bytes()
 

@@ -1,12 +1,14 @@
 """Webhooks over the real stack: the app with its consumers, a receiver on 127.0.0.1 that verifies every
 delivery with the `standardwebhooks` package. A receiver failing the first three deliveries gets the
 fourth with the same `webhook-id`; one that is down past the last attempt leaves a dead letter that
-`replay-dead-letters --apply` delivers, still with the same id; each user's endpoint hears only that
-user's events, the project's endpoint everyone's."""
+`replay-dead-letters --apply` delivers, still with the same id; each failed delivery is logged as one line
+naming the status or reason, without a traceback; each user's endpoint hears only that user's events, the
+project's endpoint everyone's."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +62,11 @@ def outbox(sql: Conn) -> list[dict[str, Any]]:
     return [row[0] for row in sql.execute("select message from pgmq.q_webhook_delivery")]
 
 
+def failure_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What the consumer logged of failed webhook deliveries (each failure, and the dead letter)."""
+    return [r for r in caplog.records if r.name == "queue_consumers.runtime" and "webhook_delivery" in r.getMessage()]
+
+
 def dead_letters(sql: Conn) -> list[dict[str, Any]]:
     return [
         row[0]
@@ -70,8 +77,9 @@ def dead_letters(sql: Conn) -> list[dict[str, Any]]:
 
 
 async def test_a_failing_receiver_gets_the_same_event_until_it_answers(
-    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     project_secret = new_secret()
     with receiving() as receiver:
         receiver.secrets["/project"] = project_secret
@@ -103,11 +111,19 @@ async def test_a_failing_receiver_gets_the_same_event_until_it_answers(
         (project,) = receiver.at("/project")
         assert (project.webhook_id, project.payload, project.answered) == (attempts[0].webhook_id, payload, 204)
         assert len(receiver.at("/user")) == 4, "nothing after the success"
+        failed = failure_lines(caplog)
+        assert [(r.levelno, r.exc_info) for r in failed] == [(logging.WARNING, None)] * 3, "one line each, no traceback"
+        assert all(r.getMessage().endswith("(127.0.0.1): HTTP 500") for r in failed), [r.getMessage() for r in failed]
 
 
 async def test_a_receiver_down_past_the_last_attempt_gets_the_event_when_replayed(
-    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, db_dsn: str
+    worker_client: Callable[..., Any],
+    make_user: Callable[[], User],
+    sql: Conn,
+    db_dsn: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     receiver = Receiver()
     receiver.start()
     client = await worker_client(VOICEGATE_WEBHOOK_MAX_ATTEMPTS="2", **FAST_RETRIES)
@@ -125,6 +141,10 @@ async def test_a_receiver_down_past_the_last_attempt_gets_the_event_when_replaye
     assert "ConnectError" in letter["error"]["message"]
     assert secret not in str(letter)
     assert outbox(sql) == []
+    *failed, dead = failure_lines(caplog)
+    assert [(r.levelno, r.exc_info) for r in failed] == [(logging.WARNING, None)] * 2, "one line each, no traceback"
+    assert all(r.getMessage().endswith(f"endpoint {endpoint_id} (127.0.0.1): ConnectError") for r in failed)
+    assert (dead.levelno, dead.exc_info, "dead-lettered" in dead.getMessage()) == (logging.ERROR, None, True)
 
     receiver.start()  # back, on the same port
     try:

@@ -282,3 +282,41 @@ async def until(condition: Callable[[], bool], within: float = 10.0, poll: float
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(poll)
+
+
+async def test_a_database_outage_is_logged_once_as_it_starts_and_once_as_it_ends_by_the_consumers(
+    server: EmbeddedPostgres, pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    async def handle(_: Message) -> None:
+        return None
+
+    queues = ["voice_clone_process", "voice_preview", "voice_synthesis", "voice_sample_process", "webhook_delivery"]
+    consumers = [
+        QueueConsumer(pool, ConsumerConfig(queue=queue, poll_interval=0.2), handle, listen_dsn=server.dsn)
+        for queue in queues
+    ]
+    stopping = asyncio.Event()
+    running = [asyncio.create_task(consumer.run(stopping)) for consumer in consumers]
+    try:
+        await until(lambda: all(c.listening.is_set() for c in consumers))
+        server.stop(mode="immediate")
+        try:
+            await until(lambda: not any(c.listening.is_set() for c in consumers))
+            # Down for several seconds: listeners retry (up to 5 s apart) and polls fail meanwhile.
+            await asyncio.sleep(6)
+            assert not any(task.done() for task in running), "no consumer dies of it"
+        finally:
+            server.ensure_running()
+        await until(lambda: all(c.listening.is_set() for c in consumers), within=15)
+        await healed(pool)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(asyncio.gather(*running), 10)
+
+    messages = [message for _, message in outage_lines(caplog)]
+    assert len([m for m in messages if m.startswith("database unavailable: ")]) == 1, messages
+    assert len([m for m in messages if m.startswith("database available again after ")]) == 1, messages
+    noise = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name != "backend.outages"]
+    assert noise == [], "the consumers log nothing of their own about the outage"

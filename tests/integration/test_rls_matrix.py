@@ -155,7 +155,11 @@ STATEMENTS: dict[str, dict[str, tuple[str, str | None]]] = {
             "insert into synthesis_jobs (owner_id, voice_id, input_text) values (%(owner)s, %(voice)s, 'hi')",
             None,
         ),
-        "update": ("update synthesis_jobs set status = 'processing' where id = %(job)s", None),
+        "update": (
+            "update synthesis_jobs set status = 'processing', lease_owner = 'me', lease_expires_at = now()"
+            " where id = %(job)s",
+            None,
+        ),
         "delete": ("delete from synthesis_jobs where id = %(job)s", None),
     },
     "speech_streams": {

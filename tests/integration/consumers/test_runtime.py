@@ -1,6 +1,7 @@
 """The consumer runtime against a real pgmq queue: wake-ups, archive, defer, backoff, dead letters,
 the concurrency cap, visibility kept during long work, draining on stop, a dying listener; deliveries
-that waited on the database not counted, and no more messages taken than there are connections for."""
+that waited on the database not counted, and no more messages taken than there are connections for; a
+Storage outage handed back uncounted, and no message taken while the gate finds Storage down."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import psycopg
 import pytest
 
 from backend.db.pool import Connection, Pool, create_pool, service_transaction
-from backend.errors import DatabaseUnavailable, ServerBusy
+from backend.errors import DatabaseUnavailable, ServerBusy, StorageUnavailable
+from backend.outages import Outage
 from backend.settings import settings_from_env
-from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer
+from queue_consumers.runtime import ConsumerConfig, Gate, Message, QueueConsumer
 from tests.support import Conn, one
 
 QUEUE = "voice_synthesis"  # any queue with notify-on-insert; nothing else consumes it in these tests
@@ -311,3 +313,57 @@ async def test_a_consumer_takes_no_more_messages_than_its_pool_has_connections_f
         assert dead_letters(db) == []
     finally:
         await small.close()
+
+
+async def test_a_storage_outage_hands_the_message_back_uncounted(pool: Any, db: Conn) -> None:
+    deliveries: list[tuple[int, int]] = []
+
+    async def handle(message: Message) -> None:
+        deliveries.append((message.msg_id, message.read_ct))
+        if len(deliveries) <= 3:
+            raise StorageUnavailable  # two would be its max, were they counted
+
+    original = send(db, {"n": 1})
+    async with running(consumer(pool, None, handle, poll_interval=0.05, max_reads=2)):
+        await until(lambda: len(archived(db)) == 4)
+    # Each time sent anew (another consumer reading it counts nothing either) and archived.
+    assert [read_ct for _, read_ct in deliveries] == [1, 1, 1, 1]
+    assert deliveries[0][0] == original
+    assert len({msg_id for msg_id, _ in deliveries}) == 4
+    assert queued(db) == []
+    assert dead_letters(db) == []
+    assert one(db, "select count(*) as n from voicegate.queue_message_errors")["n"] == 0
+
+
+async def test_a_closed_gate_takes_nothing_until_its_probe_answers(pool: Any, db: Conn) -> None:
+    storage = Outage("storage under test")
+    answering = False
+    probes: list[bool] = []
+
+    async def probe() -> bool:
+        probes.append(answering)
+        if answering:
+            storage.recovered()
+        else:
+            storage.failed(StorageUnavailable())
+        return answering
+
+    handled: list[int] = []
+
+    async def handle(message: Message) -> None:
+        handled.append(message.msg_id)
+
+    msg_id = send(db, {"n": 1})
+    gate = Gate(storage, probe, every=0.1)
+    worker = QueueConsumer(pool, ConsumerConfig(queue=QUEUE, poll_interval=0.05), handle, listen_dsn=None, gate=gate)
+    async with running(worker):
+        await until(lambda: len(probes) >= 3)  # asked before the first read, then again while it does not answer
+        assert handled == []
+        assert [row["read_ct"] for row in queued(db)] == [0], "not even read"
+        answering = True
+        await until(lambda: len(archived(db)) == 1)
+        probed = len(probes)
+        send(db, {"n": 2})
+        await until(lambda: len(archived(db)) == 2)
+    assert handled[0] == msg_id
+    assert len(probes) == probed, "while the outage tracker has Storage up, nobody probes"
