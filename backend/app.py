@@ -15,17 +15,19 @@ import httpx
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
+from backend.api.budget import DatabaseBudgetMiddleware
 from backend.api.concurrency import UserConcurrency
 from backend.api.deps import DEPENDENCIES, resolve_dependencies_in_order
 from backend.api.docs import COMPONENTS
 from backend.api.health import health_routes
 from backend.api.host import HostCheckMiddleware
+from backend.api.idempotency import IdempotencyKeys
 from backend.api.metrics import MetricsMiddleware
 from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
 from backend.context import Lifecycle, build_lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import create_pool, create_worker_pool
+from backend.db.pool import Pool, create_pool, create_worker_pool
 from backend.errors import StreamsLimited
 from backend.problem import problem_response
 from backend.provenance import ProvenanceSigner
@@ -80,14 +82,8 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         WebhooksController,
         InternalController,
         *web_handlers(settings),
+        *(_embedded_handlers(settings, storage_pool or pool, verifier) if settings.embedded else ()),
     ]
-    if settings.embedded:
-        from backend.embedded.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
-        from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415
-
-        handlers.append(api_storage_router(settings, storage_pool or pool, verifier))
-        if settings.auth.jwt_secret is not None:
-            handlers.append(dev_session_handler(settings.auth.jwt_secret))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -95,6 +91,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         for opening in pools:
             await opening.open(wait=False)
         app.state.pool = pool
+        app.state.idempotency_keys = IdempotencyKeys(pool)
         app.state.verifier = verifier
         app.state.user_slots = UserConcurrency(settings.user_concurrency)
         app.state.stream_slots = UserConcurrency(settings.user_streams, StreamsLimited)
@@ -122,6 +119,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
             await cpu.aclose()
             await provider_http.aclose()
             await app.state.storage.aclose()
+            await app.state.idempotency_keys.aclose()
             for opened in pools:
                 await opened.close()
             await jwks_http.aclose()
@@ -129,7 +127,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     return Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
-        middleware=[HostCheckMiddleware(), MetricsMiddleware()],
+        middleware=[HostCheckMiddleware(), MetricsMiddleware(), DatabaseBudgetMiddleware(settings.db_timeout)],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(
@@ -144,6 +142,18 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         logging_config=None,
         debug=False,
     )
+
+
+def _embedded_handlers(settings: Settings, storage_pool: Pool, verifier: TokenVerifier) -> list[Any]:
+    """Embedded mode's own routes: the Storage stand-in under `/storage/v1` (on `storage_pool`), and the
+    demo page's dev sign-in."""
+    from backend.embedded.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
+    from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415
+
+    handlers: list[Any] = [api_storage_router(settings, storage_pool, verifier)]
+    if settings.auth is not None and settings.auth.jwt_secret is not None:
+        handlers.append(dev_session_handler(settings.auth.jwt_secret))
+    return handlers
 
 
 def _start_worker(

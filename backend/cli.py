@@ -130,23 +130,26 @@ def _add_data_dir(parser: argparse.ArgumentParser, what: str = "embedded data di
 
 def _up_stack(settings: Settings) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
-    from backend.embedded.postgres import EmbeddedPostgres, Supervisor  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgresError, Supervisor, for_data_dir  # noqa: PLC0415
 
     listener = api_listener(settings)  # before Postgres and migrations: a taken port is said at once
     supervisor = None
     if settings.embedded:
-        pg = EmbeddedPostgres(settings.pgdata, port=settings.pg_port)
-        started_here = pg.ensure_running()
+        pg = for_data_dir(settings.data_dir, settings.pg_port)
+        try:
+            started_here = pg.ensure_running()
+        except EmbeddedPostgresError as exc:
+            raise CommandError(str(exc)) from exc
         log.info(
             "%s embedded PostgreSQL in %s on port %d",
             "started" if started_here else "reusing",
-            settings.pgdata,
+            pg.data_dir,
             pg.port,
         )
         dsn = pg.dsn
-        if started_here:
-            # Only a server this run started is restarted when it dies; one it reused is someone else's.
-            supervisor = Supervisor(pg, _give_up)
+        # The data directory's server is this run's to keep alive, whoever started it: one found running
+        # was most likely left by an `up` that was killed, and nothing else would start it again.
+        supervisor = Supervisor(pg, _give_up)
     else:
         pg, started_here, dsn = None, False, _dsn(settings)
     try:
@@ -168,7 +171,10 @@ def _up_stack(settings: Settings) -> int:
         listener.close()
         if supervisor is not None:
             supervisor.stop()
-        if pg is not None and started_here and pg.postmaster_state() == "running":
+        # A server this run started (or started again) is stopped with it; one it found running and that
+        # kept running is left so, as whoever started it may still use it.
+        ours = started_here or (supervisor is not None and supervisor.restarted)
+        if pg is not None and ours and pg.postmaster_state() == "running":
             log.info("stopping embedded PostgreSQL")
             pg.stop()
 
@@ -253,10 +259,13 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415
-    from backend.embedded.postgres import EmbeddedPostgres  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
 
     if settings.embedded:
-        EmbeddedPostgres(settings.pgdata, port=settings.pg_port).ensure_running()
+        try:
+            for_data_dir(settings.data_dir, settings.pg_port).ensure_running()
+        except EmbeddedPostgresError as exc:
+            raise CommandError(str(exc)) from exc
     report = migrate(_dsn(settings), include_all=bool(args.include_all))
     print(f"applied: {', '.join(report.applied) or 'nothing (up to date)'}; buckets: {', '.join(report.buckets)}")
     return 0
@@ -358,10 +367,10 @@ def _dsn(settings: Settings) -> str:
     """DATABASE_URL, else the embedded PostgreSQL running for the data directory (on whatever port)."""
     if settings.database_url is not None:
         return settings.database_url
-    from backend.embedded.postgres import EmbeddedPostgres, EmbeddedPostgresError  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
 
     try:
-        return EmbeddedPostgres(settings.pgdata, port=settings.pg_port).running_dsn()
+        return for_data_dir(settings.data_dir, settings.pg_port).running_dsn()
     except EmbeddedPostgresError as exc:
         raise CommandError(str(exc)) from exc
 

@@ -134,11 +134,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return f"{self.api_base_url}/storage/v1"
         return f"{self.auth.supabase_url.rstrip('/')}/storage/v1"
 
-    @property
-    def pgdata(self) -> Path:
-        """Data directory of the embedded Postgres cluster."""
-        return self.data_dir / "pgdata"
-
 
 # A field's variable is VOICEGATE_<FIELD>, except these (named before the convention, or shorter).
 _ENV_EXCEPTIONS = {

@@ -319,10 +319,10 @@ def database_dsn(settings: Settings) -> str:
     if settings.database_url is not None:
         return settings.database_url
     # Only embedded mode needs the wheel.
-    from backend.embedded.postgres import EmbeddedPostgres, EmbeddedPostgresError  # noqa: PLC0415
+    from backend.embedded.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
 
     try:
-        return EmbeddedPostgres(settings.pgdata, port=settings.pg_port).running_dsn()
+        return for_data_dir(settings.data_dir, settings.pg_port).running_dsn()
     except EmbeddedPostgresError as exc:
         raise OpsError(str(exc)) from exc
 

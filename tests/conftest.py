@@ -102,7 +102,7 @@ class PgServer:
 def server_dir(prefix: str) -> Iterator[Path]:
     """A directory for a server's data outside pytest's tmp tree.
 
-    As root the server runs as another OS user, which needs o+x on every ancestor; pytest resets
+    As root the server runs as another OS user, which must pass through every ancestor; pytest resets
     /tmp/pytest-of-<user> to 0700 whenever any pytest session starts, which would pull the data
     directory out from under a running server.
     """
@@ -114,7 +114,9 @@ def server_dir(prefix: str) -> Iterator[Path]:
 
 
 def start_test_server(tmp_root: Path, bin_dir: Path | None = None) -> EmbeddedPostgres:
-    """A throwaway fsync-off cluster on a free loopback port."""
+    """A throwaway fsync-off cluster on a free loopback port. It trusts loopback clients, as it has no
+    password file (`voicegate up`'s asks for a password): it lives only as long as the tests using it, and
+    the suite's many connections skip SCRAM's deliberately slow key derivation."""
     kwargs = {"bin_dir": bin_dir} if bin_dir else {}
     server = EmbeddedPostgres(tmp_root / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS, **kwargs)
     server.ensure_running()

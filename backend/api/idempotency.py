@@ -4,9 +4,19 @@ response; with a different request it is a 422; while the first is still running
 A key is scoped to its user and route (method, route template and path parameters). It is claimed
 `in_flight` in a committed transaction of its own, so a concurrent duplicate sees the claim; the
 service then marks it `completed` with the response inside the transaction that makes its write,
-so the key and the write commit together or not at all. When the service raises, the claim is
-released and the client may retry with the same key. A claim whose process died is reclaimable
-once it is older than `LEASE`; a key expires after `TTL`.
+so the key and the write commit together or not at all. When the service raises (a 503 for a database
+or Storage that is down, say), the claim is released at once and the client may retry with the same
+key. A claim whose process died is reclaimable once it is older than `LEASE`; a key expires after `TTL`.
+
+A release that cannot reach the database (the request failed because the database hangs, and its
+budget is spent), or a claim the hung server may still commit (its COMMIT was sent and never
+answered), is kept by the process (`IdempotencyKeys`). It retries the release every
+`RELEASE_RETRY_SECONDS` until the database answers it, and until the claim's lease ends it lets a retry
+with the key that reaches this process take over an `in_flight` claim of a request that failed here, at
+once. That is safe: the failed request can no longer complete the key (completing checks the claim
+token), and had its write committed after all (a COMMIT the hung server still held), the key would be
+`completed`, which is replayed, never taken over. A retry reaching another process (several replicas)
+waits for the release: about `RELEASE_RETRY_SECONDS` after the database is back, instead of the lease.
 
 A route applies it in one call::
 
@@ -18,12 +28,16 @@ transaction just before it commits.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,12 +47,17 @@ from litestar.enums import MediaType
 from litestar.handlers import HTTPRouteHandler
 from litestar.serialization import default_serializer, encode_json
 
-from backend.api.deps import pool_of
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, Pool, Recorder, become_service, service_transaction
 from backend.db.queries import load_queries
-from backend.errors import DatabaseUnavailable, IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidIdempotencyKey
+from backend.errors import (
+    DatabaseUnavailable,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    ServerBusy,
+)
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -52,9 +71,11 @@ TTL = timedelta(hours=24)
 _VALID_KEY = re.compile(r"[ -~]{1,255}")
 # Claiming only loops when the row it conflicted with is deleted in between; that cannot go on.
 _CLAIM_ROUNDS = 3
-# Releasing is a courtesy (the lease frees the key anyway), so a request failing because the database
-# hangs does not wait a second time for it.
+# A release is retried until it goes through (see the module docstring), so a request failing because
+# the database is slow does not wait long for it.
 _RELEASE_SECONDS = 0.25
+#: How often a process retries the releases that could not reach the database.
+RELEASE_RETRY_SECONDS = 1.0
 
 T = TypeVar("T")
 
@@ -102,7 +123,8 @@ async def idempotent(
     key = idempotency_key(request)
     if key is None:
         return Response(await action(None), status_code=status)
-    claim = _Claim(pool_of(request), uuid.UUID(claims.sub), route_scope(request), key, uuid.uuid4(), status)
+    keys: IdempotencyKeys = request.app.state.idempotency_keys
+    claim = _Claim(keys, uuid.UUID(claims.sub), route_scope(request), key, uuid.uuid4(), status)
     replayed = await claim.take(fingerprint or body_fingerprint(body))
     if replayed is not None:
         return _json_response(*replayed, headers={REPLAYED_HEADER: "true"})
@@ -118,11 +140,56 @@ async def idempotent(
     return _json_response(status, claim.response)
 
 
+class IdempotencyKeys:
+    """The keys of one app's requests on its pool; and the claims of requests that failed here, whose
+    release could not reach the database, until their lease ends (see the module docstring)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self._failed: dict[uuid.UUID, _Claim] = {}
+        self._retrying: asyncio.Task[None] | None = None
+
+    def failed_here(self, token: uuid.UUID) -> bool:
+        """Whether the claim with `token` is one of a request that failed in this process."""
+        claim = self._failed.get(token)
+        return claim is not None and not claim.lease_ended()
+
+    def forget(self, token: uuid.UUID) -> None:
+        """Stop releasing the claim with `token` (a retry took the key over)."""
+        self._failed.pop(token, None)
+
+    def release_later(self, claim: _Claim) -> None:
+        """Retry `claim`'s release until the database answers it, and know it as failed until its lease ends."""
+        self._failed = {token: kept for token, kept in self._failed.items() if not kept.lease_ended()}
+        self._failed[claim.token] = claim
+        if self._retrying is None or self._retrying.done():
+            # In a context of its own: not the failed request's, whose database budget is spent.
+            self._retrying = asyncio.create_task(
+                self._retry(), name="idempotency-releases", context=contextvars.Context()
+            )
+
+    async def _retry(self) -> None:
+        # A claim stays known as failed after its release: had the hung server committed it only after
+        # the release ran, a retry reaching this process could still take the key over.
+        while waiting := [c for c in self._failed.values() if not c.released and not c.lease_ended()]:
+            await asyncio.sleep(RELEASE_RETRY_SECONDS)
+            for claim in waiting:
+                if not await claim.try_release():
+                    break  # the database is still out of reach: the rest wait for the next round
+
+    async def aclose(self) -> None:
+        """Stop retrying (the app is shutting down; the leases free what is left)."""
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._retrying
+
+
 @dataclass
 class _Claim:
     """One request's hold on one key."""
 
-    pool: Pool
+    keys: IdempotencyKeys
     owner_id: uuid.UUID
     route: str
     key: str
@@ -130,6 +197,15 @@ class _Claim:
     status: int
     #: The recorded response's JSON (never empty once recorded).
     response: bytes = b""
+    #: When (monotonic seconds) the key was claimed.
+    claimed_at: float = field(default_factory=time.monotonic)
+    #: Whether the database answered its release (it was not already completed, or taken over, then).
+    released: bool = False
+
+    @property
+    def pool(self) -> Pool:
+        """The pool the keys live on."""
+        return self.keys.pool
 
     def _params(self, **extra: object) -> dict[str, object]:
         return {"owner_id": self.owner_id, "route": self.route, "key": self.key, "claim_token": self.token} | extra
@@ -137,23 +213,34 @@ class _Claim:
     async def take(self, fingerprint: str) -> tuple[int, bytes] | None:
         """Claim the key (None), or the recorded response to replay; raise if it is in use or reused."""
         params = self._params(fingerprint=fingerprint, ttl=TTL, lease=LEASE)
-        async with service_transaction(self.pool) as conn:
-            # Keeps the table to the keys in use, and frees an expired key for this claim.
-            await conn.execute(_Q["purge_owner_expired"], params)
-            for _ in range(_CLAIM_ROUNDS):
-                if await fetch_optional(conn, _Q["claim"], params) is not None:
-                    return None
-                row = await fetch_optional(conn, _Q["existing"], params)
-                if row is None:
-                    continue  # released between the two statements: try to insert again
-                if row["abandoned"]:
-                    await conn.execute(_Q["reclaim"], params)
-                    return None
-                if row["fingerprint"] != fingerprint:
-                    raise IdempotencyKeyReused
-                if row["state"] == "in_flight":
-                    raise IdempotencyKeyInFlight
-                return row["response_status"], row["response_body"].encode()
+        sent = False
+        try:
+            async with service_transaction(self.pool) as conn:
+                # Keeps the table to the keys in use, and frees an expired key for this claim.
+                await conn.execute(_Q["purge_owner_expired"], params)
+                for _ in range(_CLAIM_ROUNDS):
+                    sent = True
+                    if await fetch_optional(conn, _Q["claim"], params) is not None:
+                        return None
+                    row = await fetch_optional(conn, _Q["existing"], params)
+                    if row is None:
+                        continue  # released between the two statements: try to insert again
+                    failed_here = row["state"] == "in_flight" and self.keys.failed_here(row["claim_token"])
+                    if row["abandoned"] or failed_here:
+                        await conn.execute(_Q["reclaim"], params)
+                        self.keys.forget(row["claim_token"])
+                        return None
+                    if row["fingerprint"] != fingerprint:
+                        raise IdempotencyKeyReused
+                    if row["state"] == "in_flight":
+                        raise IdempotencyKeyInFlight
+                    return row["response_status"], row["response_body"].encode()
+        except DatabaseUnavailable:
+            if sent:
+                # A hung server still holds what it was sent, the COMMIT too, and may commit the claim
+                # once it wakes: it is released as a failed request's would be.
+                self.keys.release_later(self)
+            raise
         raise IdempotencyKeyInFlight
 
     async def record(self, conn: Connection, result: object) -> None:
@@ -167,14 +254,25 @@ class _Claim:
         self.response = body
 
     async def release(self) -> None:
-        """Give the key back unless it was completed; if that fails too, the lease frees it later."""
+        """Give the key back unless it was completed; if the database cannot be reached, later."""
+        if not await self.try_release():
+            self.keys.release_later(self)
+
+    async def try_release(self) -> bool:
+        """Give the key back unless it was completed; False if the database could not be reached."""
         try:
             async with service_transaction(self.pool, budget=_RELEASE_SECONDS) as conn:
                 await conn.execute(_Q["release"], self._params())
-        except DatabaseUnavailable:
-            pass  # an outage, logged as one; the lease frees the key
+        except (DatabaseUnavailable, ServerBusy):
+            return False  # an outage (logged as one), or no connection free: retried later
         except Exception:
             log.warning("could not release idempotency key of %s on %s", self.owner_id, self.route, exc_info=True)
+        self.released = True
+        return True
+
+    def lease_ended(self) -> bool:
+        """Whether the claim is past its lease, which lets any request take the key over anyway."""
+        return time.monotonic() - self.claimed_at > LEASE.total_seconds()
 
 
 def _route_status(request: Request[Any, Any, Any]) -> int:

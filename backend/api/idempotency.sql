@@ -10,7 +10,7 @@ on conflict (owner_id, route, key) do nothing
 returning claim_token;
 
 -- name: existing
-select fingerprint, state, response_status, response_body::text as response_body,
+select fingerprint, state, claim_token, response_status, response_body::text as response_body,
        state = 'in_flight' and created_at <= now() - %(lease)s as abandoned
   from voicegate.idempotency_keys
  where owner_id = %(owner_id)s and route = %(route)s and key = %(key)s

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -15,6 +12,7 @@ import jwt
 import msgspec
 
 from backend.embedded.dev_tokens import MIN_SECRET_LENGTH, mint_service_key
+from backend.embedded.private_files import create_private_file_once, others_may_read
 from backend.secret import Secret, is_loopback_host
 
 JWT_SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name, not a secret
@@ -144,27 +142,12 @@ def _anon_key(variable: str, value: str) -> str:
 
 
 def load_or_create_jwt_secret(data_dir: Path) -> Secret:
-    """The embedded-mode HS256 secret kept at ``data_dir/jwt_secret``, created (mode 0600) on first use.
-
-    Creation is atomic: the secret is written to a private temporary file and hard-linked into place,
-    so two processes starting together agree on one secret and nobody reads a half-written file.
-    """
+    """The embedded-mode HS256 secret kept at ``data_dir/jwt_secret``, created (mode 0600, in a data
+    directory created 0700) on first use, atomically (see `create_private_file_once`)."""
     path = data_dir / JWT_SECRET_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        temp = data_dir / f".{JWT_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(secrets.token_urlsafe(48) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):  # another process won the race; use its secret
-                os.link(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
+    create_private_file_once(path, secrets.token_urlsafe(48) + "\n")
+    mode = others_may_read(path)
+    if mode is not None:
         raise AuthConfigError(f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")
     value = path.read_text(encoding="ascii").strip()
     if len(value) < MIN_SECRET_LENGTH:

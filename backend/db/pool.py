@@ -23,6 +23,14 @@ statement stuck on its side, or a client that vanished mid-transaction, cannot p
 locks either. Each unit reports how it went to the database's `Outage`, which logs an outage's start
 and end instead of every failed request.
 
+An HTTP request holds all its units to one budget besides (`request_budget`, `VOICEGATE_DB_TIMEOUT`):
+the time it waits on a database that does not answer (for a connection while nobody gets answers, or
+for the server's answer) adds up over its units, the Storage stand-in's that it reaches in-process
+included, and any answer clears it. Once the request has waited its budget, its next units fail at once
+instead of each waiting a deadline of its own (the removal of an object it stored, the release of its
+Idempotency-Key), so a request that meets a hung database answers 503 within the one budget, while one
+the database keeps answering, however slowly, waits no less than before.
+
 A request's time is mostly round trips to the server, so a transaction costs as few as it can: a
 connection handed out is not pinged (one whose server went away, a restart say, has already been told
 so and is readable; that is checked without a round trip and such a connection discarded), and a
@@ -45,6 +53,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
 from typing import Any, ClassVar, LiteralString, TypeVar
 
 import psycopg
@@ -113,6 +122,39 @@ _AS_USER = (
 )
 
 
+class RequestBudget:
+    """How long one request may still wait on a database that does not answer, over all its units of work."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        #: Seconds waited on the database since it last answered the request.
+        self.stalled = 0.0
+
+    def left(self) -> float:
+        """Seconds the request may still wait without an answer."""
+        return self.seconds - self.stalled
+
+
+_REQUEST_BUDGET: ContextVar[RequestBudget | None] = ContextVar("voicegate_request_budget", default=None)
+
+
+@contextmanager
+def request_budget(seconds: float) -> Iterator[RequestBudget]:
+    """Hold the block's units of database work (one request's) to one budget of `seconds` of waiting on a
+    database that does not answer (see the module docstring). A request reached in-process from another
+    one (the Storage stand-in's, from an API request) keeps the budget of the request it serves."""
+    current = _REQUEST_BUDGET.get()
+    if current is not None:
+        yield current
+        return
+    budget = RequestBudget(seconds)
+    token = _REQUEST_BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _REQUEST_BUDGET.reset(token)
+
+
 class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     """A pooled connection. It is in autocommit mode: the units of work below say where their
     transactions begin and end, so that a transaction's opening (`BEGIN` and its settings) can wait
@@ -131,13 +173,25 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     heard_at: ClassVar[float] = -math.inf
     #: Since when (the event loop's clock) the connection waits for the server, while it does.
     waiting_since: float | None = None
+    #: How long the current wait may last by its request's budget (unbounded outside a request).
+    wait_limit: float = math.inf
 
     async def wait(self, gen: PQGen[_T], *args: Any, **kwargs: Any) -> _T:
         """psycopg's wait on the server (every statement, pipeline sync and commit goes through it),
-        noting when it began for the unit's deadline."""
-        self.waiting_since = asyncio.get_running_loop().time()
+        noting when it began for the unit's deadline, and charging it to the request's budget if it
+        ends without an answer. A request that has no budget left does not wait at all."""
+        loop = asyncio.get_running_loop()
+        budget = _REQUEST_BUDGET.get()
+        self.wait_limit = math.inf if budget is None else budget.left()
+        if self.wait_limit <= 0:
+            _sever(self)  # the wait fails at once, and the pool discards the connection
+        self.waiting_since = started = loop.time()
         try:
             return await super().wait(gen, *args, **kwargs)
+        except BaseException:
+            if budget is not None:
+                budget.stalled += loop.time() - started
+            raise
         finally:
             self.waiting_since = None
 
@@ -176,6 +230,9 @@ class PooledConnection(psycopg.AsyncConnection[dict[str, Any]]):
     def _heard(self) -> None:
         self.answered = True
         PooledConnection.heard_at = time.monotonic()
+        budget = _REQUEST_BUDGET.get()
+        if budget is not None:
+            budget.stalled = 0.0
 
     @asynccontextmanager
     async def transaction(
@@ -319,11 +376,19 @@ def _answered(conn: PooledConnection | None) -> None:
 
 async def _checkout(pool: Pool) -> PooledConnection:
     """A connection from the pool whose server has not hung up on it (such a one is discarded and the next
-    one taken). Waits in rounds of the pool's `timeout`: a round in which no connection of this process
-    got an answer from the database raises PoolTimeout; past the pool's `busy_wait` it is ServerBusy."""
+    one taken). Waits in rounds of the pool's `timeout` (at most what is left of the request's budget): a
+    round in which no connection of this process got an answer from the database raises PoolTimeout,
+    charged to the request's budget; past the pool's `busy_wait` it is ServerBusy. A round after the
+    first runs from the last answer anyone got, not from when the one before ended: a wait that began
+    as the database hung, while answers sent just before still came in, is not a wait on a busy one."""
+    budget = _REQUEST_BUDGET.get()
     started = time.monotonic()
     give_up = started + pool.busy_wait
-    round_started, round_ends = started, min(give_up, started + pool.timeout)
+
+    def round_end(now: float) -> float:
+        return min(give_up, now + (pool.timeout if budget is None else min(pool.timeout, budget.left())))
+
+    round_started, round_ends = started, round_end(started)
     while True:
         try:
             left = round_ends - time.monotonic()
@@ -332,11 +397,15 @@ async def _checkout(pool: Pool) -> PooledConnection:
             conn = await pool.getconn(timeout=left)
         except PoolTimeout:
             now = time.monotonic()
-            if PooledConnection.heard_at < round_started:
-                raise  # nobody got an answer while this waited: the database is down or hung
+            heard_at = PooledConnection.heard_at
+            if heard_at <= round_started:
+                # Nobody got an answer while this waited: the database is down or hung.
+                if budget is not None:
+                    budget.stalled += now - round_started
+                raise
             if now >= give_up:
                 raise ServerBusy from None
-            round_started, round_ends = now, min(give_up, now + pool.timeout)
+            round_started, round_ends = heard_at, round_end(heard_at)
             continue
         conn.answered = False
         if _hung_up(conn):
@@ -366,17 +435,28 @@ def _readable(conn: PooledConnection) -> bool:
 
 
 class _Deadline:
-    """Cuts the unit's connection once the server has kept it waiting `budget` seconds. While the
-    connection does not wait (the process works between statements) or its answer has come but is not
-    read yet (the event loop is busy), the server is not late, and the deadline looks again later."""
+    """Cuts the unit's connection once the server has kept it waiting `budget` seconds, or what was left of
+    its request's budget when the wait began. While the connection does not wait (the process works
+    between statements) or its answer has come but is not read yet (the event loop is busy), the server
+    is not late, and the deadline looks again later."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: PooledConnection, budget: float) -> None:
         self._loop, self._conn, self._budget = loop, conn, budget
-        self._handle = loop.call_at(loop.time() + budget, self._check)
+        self._request = _REQUEST_BUDGET.get()
+        self._handle = loop.call_at(loop.time() + self._next_wait(), self._check)
+
+    def _next_wait(self) -> float:
+        """The longest a wait beginning now may last (a request with nothing left fails its waits as they
+        begin, so the look after that is the unit's own)."""
+        left = math.inf if self._request is None else self._request.left()
+        return min(self._budget, left) if left > 0 else self._budget
 
     def _check(self) -> None:
         now, since = self._loop.time(), self._conn.waiting_since
-        due = now + self._budget if since is None or _readable(self._conn) else since + self._budget
+        if since is None or _readable(self._conn):
+            due = now + self._next_wait()
+        else:
+            due = since + min(self._budget, self._conn.wait_limit)
         if due <= now:
             _sever(self._conn)
         else:

@@ -5,6 +5,14 @@ Supabase's major version under `/usr/lib/postgresql/15/bin`. Both are driven the
 `initdb` once, `pg_ctl start` on a loopback TCP port, reuse when already running, `pg_ctl stop` on
 shutdown. The wheel's own `PostgresServer` listens on a Unix socket only and hides the server
 settings, so we use its binaries and its root-user helpers but manage the lifecycle ourselves.
+
+The server of voicegate's data directory (`for_data_dir`) asks every client for the superuser's
+password (SCRAM), generated once and kept in libpq's password-file format in `<data dir>/pgpass`
+(0600), which every DSN handed out names (`passfile=`): loopback TCP is open to every local user, so
+without it any of them would be superuser. A password rather than a Unix socket in the data directory:
+TCP on the documented port keeps working for psql and other tools (given the file), and a socket path
+under a deep data directory can pass the kernel's 107-byte limit. Throwaway servers (the tests', the
+benchmarks') are made without a password file and trust loopback clients, as before.
 """
 
 from __future__ import annotations
@@ -13,18 +21,31 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
+from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
+
+from backend.embedded.private_files import (
+    DIR_MODE,
+    create_private_file_once,
+    make_private_dirs,
+    others_may_read,
+    private_opener,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +54,22 @@ SERVER_OS_USER = "voicegate-pg"
 
 # Durability is traded for speed only where the caller asks (tests, benchmarks).
 FAST_UNSAFE_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+#: The superuser's password, in libpq's password-file format, in voicegate's data directory.
+PASSFILE = "pgpass"
+#: What a cluster with a password file lets in: nobody without the password, whatever the address.
+_SCRAM_HBA = """\
+# voicegate: every client gives the superuser's password (SCRAM); it is in the data directory's pgpass.
+# TYPE  DATABASE        USER            ADDRESS                 METHOD
+local   all             all                                     scram-sha-256
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+local   replication     all                                     scram-sha-256
+host    replication     all             127.0.0.1/32            scram-sha-256
+host    replication     all             ::1/128                 scram-sha-256
+"""
+# A password no client has: what a check that passwords are asked for connects with.
+_WRONG_PASSWORD = "not-the-password"  # noqa: S105 - deliberately wrong
 
 
 PostmasterState = Literal["running", "stopped", "died"]
@@ -73,15 +110,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def for_data_dir(data_dir: Path, port: int) -> EmbeddedPostgres:
+    """The server of voicegate's data directory: its cluster in `pgdata/`, the superuser's password in
+    `pgpass`, on `port` unless it already runs on another."""
+    return EmbeddedPostgres(data_dir / "pgdata", port=port, passfile=data_dir / PASSFILE)
+
+
 @dataclass
 class EmbeddedPostgres:
-    """One PostgreSQL cluster in `data_dir`, served on 127.0.0.1:`port`."""
+    """One PostgreSQL cluster in `data_dir`, served on 127.0.0.1:`port`; with `passfile`, only to clients
+    that give the superuser's password kept there (see the module docstring), else to any local client."""
 
     data_dir: Path
     port: int = 54322
     bin_dir: Path = field(default_factory=wheel_bin_dir)
     settings: dict[str, str] = field(default_factory=dict)
     superuser: str = "postgres"
+    passfile: Path | None = None
+
+    def __post_init__(self) -> None:
+        # Absolute: the DSN names the password file, and the postmaster's working directory is compared.
+        self.data_dir = self.data_dir.resolve()
+        if self.passfile is not None:
+            self.passfile = self.passfile.resolve()
 
     @property
     def dsn(self) -> str:
@@ -89,24 +140,34 @@ class EmbeddedPostgres:
         return self.dsn_for("postgres")
 
     def dsn_for(self, dbname: str) -> str:
-        """Connection string for `dbname` on this server as the superuser."""
-        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
+        """Connection string for `dbname` on this server as the superuser (naming the password file)."""
+        dsn = f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
+        return dsn if self.passfile is None else f"{dsn}?passfile={quote(str(self.passfile))}"
 
     def ensure_running(self) -> bool:
-        """Initialise the cluster if needed and start it unless it already runs; True if started here."""
-        self.data_dir = self.data_dir.resolve()
+        """Initialise the cluster if needed and start it unless it already runs; True if started here.
+
+        A server already running is adopted only once it is seen to serve this very data directory: the
+        postmaster.pid names its process and port, and the server on that port says which directory it
+        serves (another user's server, or a stale file whose pid was reused, must not be taken for it).
+        """
         running_port = self.running_port()
         if running_port is not None:
             # Already serving this data directory (perhaps on another port, from an earlier run).
             self.port = running_port
-            if not self.is_ready():
-                raise EmbeddedPostgresError(f"PostgreSQL of {self.data_dir} runs but does not answer on {self.port}")
+            self._secure_directories()
+            self._check_is_ours(f"PostgreSQL of {self.data_dir} runs but does not answer on port {self.port}")
+            self._require_password()
             return False
-        if self.is_ready():
-            self._check_is_ours()
+        if _port_taken(self.port):
+            self._check_is_ours(f"port {self.port} is taken by another program; choose another with VOICEGATE_PG_PORT")
+            self._require_password()
             return False
+        make_private_dirs(self.data_dir)
+        self._secure_directories()
         self._initdb_if_needed()
         self._start()
+        self._require_password()
         return True
 
     def running_port(self) -> int | None:
@@ -116,7 +177,7 @@ class EmbeddedPostgres:
             pid, port = int(lines[0]), int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
-        return port if _alive(pid) else None
+        return port if _serves(pid, self.data_dir) else None
 
     def postmaster_state(self) -> PostmasterState:
         """`stopped` when there is no postmaster.pid (never started, or shut down cleanly: every shutdown
@@ -128,7 +189,7 @@ class EmbeddedPostgres:
             return "stopped"
         except (OSError, ValueError, IndexError):
             return "running"
-        return "running" if _alive(pid) else "died"
+        return "running" if _serves(pid, self.data_dir) else "died"
 
     def running_dsn(self) -> str:
         """The DSN of the live server on this data directory, on whatever port it runs;
@@ -150,18 +211,79 @@ class EmbeddedPostgres:
             return False
         return True
 
-    def _check_is_ours(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            row = conn.execute("show data_directory").fetchone()
+    def _check_is_ours(self, unreachable: str) -> None:
+        """Raise unless the server on our port serves this data directory; `unreachable` says what it
+        means when it does not let us in at all."""
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=2) as conn:
+                row = conn.execute("show data_directory").fetchone()
+        except psycopg.OperationalError as exc:
+            raise EmbeddedPostgresError(f"{unreachable} ({_first_line(exc)})") from exc
         if row is None or Path(row[0]).resolve() != self.data_dir:
             raise EmbeddedPostgresError(
                 f"port {self.port} is served by another PostgreSQL ({row[0] if row else '?'}); "
                 "choose another port with VOICEGATE_PG_PORT"
             )
 
+    def _password(self) -> str:
+        """The superuser's password from the password file, which is made on first use."""
+        passfile = self.passfile
+        if passfile is None:
+            raise EmbeddedPostgresError("this server trusts local clients; it has no password file")
+        create_private_file_once(passfile, f"*:*:*:{self.superuser}:{secrets.token_urlsafe(32)}\n")
+        mode = others_may_read(passfile)
+        if mode is not None:
+            raise EmbeddedPostgresError(
+                f"{passfile} is readable by other users (mode {mode:o}); run: chmod 600 {passfile}"
+            )
+        return passfile.read_text(encoding="ascii").strip().rsplit(":", 1)[1]
+
+    def _require_password(self) -> None:
+        """With a password file, make sure the running server asks every client for the password.
+
+        A cluster an older voicegate made trusts every local client (`initdb --auth=trust`): the
+        superuser is given the password (sent as its SCRAM verifier, so the password itself never
+        reaches the server or its log), pg_hba.conf is switched to SCRAM and reloaded, and the switch is
+        checked from the outside: a wrong password must be refused.
+        """
+        if self.passfile is None:
+            return
+        password = self._password()
+        hba = self.data_dir / "pg_hba.conf"
+        if not _trusts_anyone(hba.read_text()):
+            return
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+            verifier = conn.pgconn.encrypt_password(password.encode(), self.superuser.encode(), b"scram-sha-256")
+            conn.execute(
+                sql.SQL("alter role {} password {}").format(
+                    sql.Identifier(self.superuser), sql.Literal(verifier.decode("ascii"))
+                )
+            )
+            _replace_keeping_owner(hba, _SCRAM_HBA)
+            conn.execute("select pg_reload_conf()")
+        deadline = time.monotonic() + 10
+        while self._lets_in(_WRONG_PASSWORD):  # the postmaster reloads when it handles the signal
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(f"PostgreSQL of {self.data_dir} still trusts local clients after a reload")
+            time.sleep(0.05)
+        log.warning(
+            "embedded PostgreSQL in %s trusted every local client; it now asks for the password kept in %s",
+            self.data_dir,
+            self.passfile,
+        )
+
+    def _lets_in(self, password: str) -> bool:
+        """Whether the server lets the superuser in with `password` (given, it is the one libpq sends)."""
+        dsn = f"postgresql://{self.superuser}@127.0.0.1:{self.port}/postgres"
+        try:
+            with psycopg.connect(dsn, password=password, connect_timeout=5):
+                return True
+        except psycopg.OperationalError:
+            return False
+
     def stop(self, mode: str = "fast") -> None:
         """Stop the server if it is running (`mode`: smart, fast or immediate)."""
-        if not (self.data_dir / "postmaster.pid").exists():
+        if self.postmaster_state() != "running":
             return
         self._pg_ctl("stop", "-m", mode)
 
@@ -173,21 +295,48 @@ class EmbeddedPostgres:
     def _initdb_if_needed(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._prepare_for_os_user()
-        self._run(
-            [
-                "initdb",
-                "-D",
-                str(self.data_dir),
-                "-U",
-                self.superuser,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-instructions",
-            ]
-        )
+        with self._initdb_auth() as auth:
+            self._run(
+                [
+                    "initdb",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.superuser,
+                    *auth,
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ]
+            )
+
+    @contextmanager
+    def _initdb_auth(self) -> Iterator[list[str]]:
+        """initdb's authentication options: SCRAM with the superuser's password (in a private file initdb
+        reads, which the server's OS user owns when we are root), or trust without a password file."""
+        if self.passfile is None:
+            yield ["--auth=trust"]
+            return
+        password = self._password()
+        fd, name = tempfile.mkstemp(prefix="voicegate-initdb-")
+        try:
+            if os.geteuid() == 0:
+                entry = pwd.getpwnam(SERVER_OS_USER)
+                os.fchown(fd, entry.pw_uid, entry.pw_gid)
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(password + "\n")
+            yield ["--auth=scram-sha-256", f"--pwfile={name}"]
+        finally:
+            Path(name).unlink(missing_ok=True)
+
+    def _secure_directories(self) -> None:
+        """The cluster's directory is its server's alone; so is voicegate's data directory (its parent)
+        when the server has a password file. As root the server runs as `SERVER_OS_USER`, which the data
+        directory lets through (group, 0710) and nobody else."""
+        if os.geteuid() == 0:
+            self._prepare_for_os_user()
+        elif self.passfile is not None:
+            self.data_dir.parent.chmod(DIR_MODE)
 
     def _start(self) -> None:
         options = {
@@ -212,10 +361,11 @@ class EmbeddedPostgres:
         self._run(["pg_ctl", "-D", str(self.data_dir), *options, "-w", "-t", "60", action])
 
     def _prepare_for_os_user(self) -> None:
-        if os.geteuid() != 0:
-            return
         entry = _ensure_os_user(SERVER_OS_USER)
-        _allow_traversal(self.data_dir)
+        parent = self.data_dir.parent
+        os.chown(parent, -1, entry.pw_gid)
+        parent.chmod(0o710)
+        _allow_traversal(parent)
         _allow_traversal(self.bin_dir)
         if not (self.bin_dir / "postgres").stat().st_mode & stat.S_IXOTH:
             for tree in (self.bin_dir, self.bin_dir.parent / "lib", self.bin_dir.parent / "share"):
@@ -250,7 +400,17 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"{argv[0]} did not finish in {exc.timeout} s") from exc
 
 
-def _alive(pid: int) -> bool:
+def _serves(pid: int, data_dir: Path) -> bool:
+    """Whether process `pid` is a postmaster of `data_dir`: it runs in that directory (a postmaster works
+    from its data directory). A dead process, or one the pid was handed on to, is not."""
+    try:
+        return Path(f"/proc/{pid}/cwd").readlink() == data_dir
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return False  # another user's process: ours runs as us, or as root's server user, which root can see
+    except OSError:
+        pass  # no /proc: whether the pid is alive is all there is to know
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -260,9 +420,42 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _port_taken(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _trusts_anyone(hba: str) -> bool:
+    """Whether a pg_hba.conf lets some client in without a password."""
+    rules = (line.split("#", 1)[0].split() for line in hba.splitlines())
+    return any("trust" in rule for rule in rules)
+
+
+def _replace_keeping_owner(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically, keeping its owner (the server's OS user, when we are root)."""
+    owner = path.stat()
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        with open(temp, "x", encoding="ascii", opener=private_opener) as handle:
+            os.fchown(handle.fileno(), owner.st_uid, owner.st_gid)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 @dataclass(eq=False)
 class Supervisor:
-    """Starts a postmaster this process started again when it dies, as `voicegate up` wants it.
+    """Starts the postmaster of a data directory again when it dies, as `voicegate up` wants it, whether
+    this process started it or found it running (left by an `up` that was killed).
 
     A thread polls the server every `interval` seconds. When its postmaster has died, it is started
     again after a backoff that doubles from `backoff` (its backends may still hold the old shared
@@ -281,6 +474,8 @@ class Supervisor:
     backoff: float = 0.5
     clock: Callable[[], float] = time.monotonic
     gave_up: bool = field(default=False, init=False)
+    #: Whether it started the server again at least once (the server now running is this process's).
+    restarted: bool = field(default=False, init=False)
     _attempts: list[float] = field(default_factory=list, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
@@ -338,6 +533,7 @@ class Supervisor:
                 delay *= 2
                 continue
             log.warning("embedded PostgreSQL is running again on port %d", self.server.port)
+            self.restarted = True
             return True
         return False
 

@@ -32,7 +32,7 @@ from backend.app import create_app
 from backend.auth.config import JWT_SECRET_FILE
 from backend.settings import settings_from_env, with_auth
 from tests.conftest import server_dir
-from tests.e2e.up import Running, dev_token, is_ready, start_up, wait_for
+from tests.e2e.up import Running, dev_token, running_up
 
 pytestmark = pytest.mark.timeout(300)
 #: Examples per operation and mode: enough to reach every field and kinds of wrong value, bounded for CI.
@@ -61,19 +61,11 @@ OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 def api() -> Iterator[tuple[Running, list[str]]]:
     """One `voicegate up` for every generated request, and a dev user's tokens: a good one, and one the
     project's secret signed whose `exp` is 10**309."""
-    with server_dir("fuzz") as root:
-        up = start_up(root)
-        try:
-            wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up)
-            token = dev_token(up, "fuzz@example.test")
-            secret = (up.pg.data_dir.parent / JWT_SECRET_FILE).read_text().strip()
-            claims = jwt.decode(token, secret, algorithms=["HS256"], audience="authenticated")
-            yield up, [token, jwt.encode({**claims, "exp": HUGE}, secret)]
-        finally:
-            if up.process.poll() is None:
-                up.process.kill()
-                up.process.wait(timeout=30)
-            up.pg.stop(mode="immediate")
+    with server_dir("fuzz") as root, running_up(root) as up:
+        token = dev_token(up, "fuzz@example.test")
+        secret = (up.pg.data_dir.parent / JWT_SECRET_FILE).read_text().strip()
+        claims = jwt.decode(token, secret, algorithms=["HS256"], audience="authenticated")
+        yield up, [token, jwt.encode({**claims, "exp": HUGE}, secret)]
 
 
 def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:

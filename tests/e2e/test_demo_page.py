@@ -42,7 +42,7 @@ from tests.audio_corpus import RATE, recording, speech_mono, wav_bytes
 from tests.conftest import server_dir
 from tests.e2e.browser import ARTIFACTS, AUDIO_PLAYING, cut_off, launch_context, screenshot, wav_seconds
 from tests.e2e.conftest import speech_wav
-from tests.e2e.up import Running, is_ready, start_up, wait_for
+from tests.e2e.up import Running, is_ready, running_up, wait_for
 from tests.support import create_user, frozen
 from tests.unit.provenance.certs import make_chain
 
@@ -70,16 +70,8 @@ def js_fixed(value: float, digits: int) -> str:
 @pytest.fixture(scope="module")
 def up() -> Iterator[Running]:
     """One `voicegate up` (embedded Postgres, in-process consumers, `local` provider) for the module."""
-    with server_dir("e2e-page") as root:
-        running = start_up(root)
-        try:
-            wait_for(lambda: is_ready(running.base_url), 90, "/readyz 200", running)
-            yield running
-        finally:
-            if running.process.poll() is None:
-                running.process.kill()
-                running.process.wait(timeout=30)
-            running.pg.stop(mode="immediate")
+    with server_dir("e2e-page") as root, running_up(root) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

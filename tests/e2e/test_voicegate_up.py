@@ -1,15 +1,20 @@
 """`voicegate up` on an empty data directory: embedded Postgres, migrations, a healthy API; a database
-outage, or a database that hangs, is a 503 within a second and heals without a restart; a Postgres
-that dies is started again; SIGTERM (or a closed terminal's SIGHUP) shuts everything down."""
+outage, or a database that hangs, is a 503 within a second and heals without a restart (an upload in
+flight too, within one budget, its Idempotency-Key free again); a Postgres that dies is started again,
+also one found running; SIGTERM (or a closed terminal's SIGHUP) shuts everything down; the data
+directory and its database are its owner's alone."""
 
 from __future__ import annotations
 
+import grp
 import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +23,15 @@ from pathlib import Path
 
 import httpx
 import jwt
+import psycopg
 import pytest
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
-from backend.embedded.postgres import free_port
+from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, SERVER_OS_USER, EmbeddedPostgres, free_port
+from tests.audio_corpus import tone, wav_bytes
 from tests.conftest import server_dir
-from tests.e2e.up import REPO, Running, dev_token, is_ready, readyz, start_up, wait_for
+from tests.e2e.up import REPO, Running, dev_token, is_ready, readyz, running_up, start_up, wait_for
 from tests.support import frozen, postmaster_pid
 
 pytestmark = pytest.mark.timeout(180)
@@ -39,15 +46,8 @@ def data_root() -> Iterator[Path]:
 
 @pytest.fixture
 def running(data_root: Path) -> Iterator[Running]:
-    up = start_up(data_root)
-    try:
-        wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up)
+    with running_up(data_root) as up:
         yield up
-    finally:
-        if up.process.poll() is None:
-            up.process.kill()
-            up.process.wait(timeout=30)
-        up.pg.stop(mode="immediate")
 
 
 def test_up_serves_a_ready_api_on_a_fresh_data_directory(running: Running) -> None:
@@ -331,15 +331,169 @@ def test_a_frozen_database_is_a_prompt_503_for_every_request_and_heals(running: 
     assert "idempotent-replayed" not in replayed.headers
 
 
-def test_up_restarts_the_postgres_it_started_when_it_dies(running: Running) -> None:
-    postmaster = postmaster_pid(running.pg.data_dir)
+def kill_the_postmaster_and_see_it_restarted(up: Running) -> None:
+    """SIGKILL the postmaster of `up`'s data directory: `up` answers 503, then, having logged that it
+    starts it again, 200 with a new postmaster within 15 s."""
+    postmaster = postmaster_pid(up.pg.data_dir)
     os.kill(postmaster, signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_for(lambda: not is_ready(running.base_url), 5, "/readyz 503 after the postmaster died", running)
-    wait_for(lambda: is_ready(running.base_url), 15, "/readyz 200 again", running)
+    wait_for(lambda: not is_ready(up.base_url), 5, "/readyz 503 after the postmaster died", up)
+    wait_for(lambda: is_ready(up.base_url), 15, "/readyz 200 again", up)
     assert time.monotonic() - killed_at < 15
-    assert postmaster_pid(running.pg.data_dir) != postmaster
-    log = running.log.read_text()
-    assert "restarting it" in log
+    assert postmaster_pid(up.pg.data_dir) != postmaster
+    assert "embedded PostgreSQL died; restarting it (attempt 1 of 5 in 10 minutes)" in up.log.read_text()
+
+
+def test_up_restarts_the_postgres_it_started_when_it_dies(running: Running) -> None:
+    kill_the_postmaster_and_see_it_restarted(running)
     auth = {"Authorization": f"Bearer {dev_token(running, 'restarted@example.test')}"}
     assert httpx.post(f"{running.base_url}/v1/reflections", json={"name": "after"}, headers=auth).status_code == 201
+
+
+def test_up_keeps_alive_a_postgres_it_found_running_when_that_dies(data_root: Path) -> None:
+    """An `up` killed with SIGKILL leaves its Postgres running; the next `up` on the data directory adopts
+    it, starts it again when it dies, and (having started it) stops it on SIGTERM."""
+    first = start_up(data_root)
+    second: Running | None = None
+    try:
+        wait_for(lambda: is_ready(first.base_url), 90, "first /readyz", first)
+        first.process.kill()
+        first.process.wait(timeout=30)
+        assert first.pg.postmaster_state() == "running"
+        second = start_up(data_root)
+        up = second
+        wait_for(lambda: is_ready(up.base_url), 60, "second /readyz", up)
+        kill_the_postmaster_and_see_it_restarted(up)
+        auth = {"Authorization": f"Bearer {dev_token(up, 'adopted@example.test')}"}
+        assert httpx.post(f"{up.base_url}/v1/reflections", json={"name": "after"}, headers=auth).status_code == 201
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(timeout=30) == 0
+        assert first.pg.postmaster_state() == "stopped", "the server this run started again stops with it"
+    finally:
+        if second is not None and second.process.poll() is None:
+            second.process.kill()
+            second.process.wait(timeout=30)
+        first.pg.stop(mode="immediate")
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def refused_without_password(running: Running) -> str | None:
+    """Why the embedded Postgres refuses its superuser without the password file, None if it lets them in."""
+    try:
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{running.pg.port}/postgres",
+            passfile="/nonexistent/pgpass",
+            connect_timeout=5,
+        ):
+            return None
+    except psycopg.OperationalError as exc:
+        return str(exc)
+
+
+def test_the_data_directory_and_its_database_are_its_owners_alone_whatever_the_umask(data_root: Path) -> None:
+    with running_up(data_root, umask=0) as up:  # the most permissive umask: no mode may come from it
+        data = data_root / "data"
+        if os.geteuid() == 0:  # the server runs as its own OS user, whose group passes through to pgdata
+            assert (mode(data), grp.getgrgid(data.stat().st_gid).gr_name) == (0o710, SERVER_OS_USER)
+        else:
+            assert mode(data) == 0o700
+        assert (mode(data / PASSFILE), mode(data / "jwt_secret")) == (0o600, 0o600)
+        assert "password" in (refused_without_password(up) or "")
+
+        token = dev_token(up, "modes@example.test")  # `voicegate token` finds the password in the data directory
+        ticket = httpx.post(
+            f"{up.base_url}/api/clone/upload-url",
+            json={"name": "Ada", "consent": True},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        with SyncStorageClient(
+            url=f"{up.base_url}/storage/v1/", headers={"Authorization": f"Bearer {token}"}
+        ) as storage:
+            audio = b"RIFF" + bytes(512)
+            storage.from_("voice-samples").upload_to_signed_url(
+                ticket["path"], ticket["token"], audio, {"content-type": "audio/wav"}
+            )
+        storage_root = data / "storage"
+        stored = storage_root / "voice-samples" / ticket["path"]
+        assert (stored.read_bytes(), mode(stored)) == (audio, 0o600)
+        made = [storage_root / parent for parent in stored.relative_to(storage_root).parents]
+        for directory in (storage_root / ".uploads", *made):
+            assert mode(directory) == 0o700, directory
+
+
+def test_up_brings_along_a_data_directory_whose_postgres_trusted_every_local_user(data_root: Path) -> None:
+    # What `voicegate up` left until now: a cluster made with initdb --auth=trust and no password file.
+    older = EmbeddedPostgres(data_root / "data" / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS)
+    older.ensure_running()
+    older.stop()
+    with running_up(data_root, older.port) as up:
+        assert refused_without_password(up) is not None
+        auth = {"Authorization": f"Bearer {dev_token(up, 'older@example.test')}"}
+        assert httpx.get(f"{up.base_url}/v1/reflections", headers=auth).status_code == 200
+
+
+@dataclass
+class Upload:
+    key: str
+    started: float
+    ended: float
+    status: int | None
+    retry_after: str | None
+
+
+def upload(client: httpx.Client, auth: dict[str, str], key: str, audio: bytes) -> Upload:
+    """One sample upload with an Idempotency-Key, timed."""
+    started = time.monotonic()
+    try:
+        response = client.post(
+            "/api/v1/voice-samples",
+            data={"consent": "true", "language": "en"},
+            files={"file": ("take.wav", audio, "audio/wav")},
+            headers={**auth, "Idempotency-Key": key},
+        )
+    except httpx.TimeoutException:
+        return Upload(key, started, time.monotonic(), None, None)
+    return Upload(key, started, time.monotonic(), response.status_code, response.headers.get("retry-after"))
+
+
+def test_uploads_in_flight_as_the_database_hangs_answer_503_within_one_budget_and_free_their_keys(
+    running: Running,
+) -> None:
+    auth = {"Authorization": f"Bearer {dev_token(running, 'hang@example.test')}"}
+    audio = wav_bytes(tone(4.0, 220.0, 0.3))
+    uploads: list[Upload] = []
+    stop = threading.Event()
+
+    def keep_uploading(client: httpx.Client, uploader: int) -> None:
+        n = 0
+        while not stop.is_set():
+            uploads.append(upload(client, auth, f"hang-{uploader}-{n}", audio))
+            n += 1
+
+    with httpx.Client(base_url=running.base_url, timeout=10) as client, ThreadPoolExecutor(max_workers=6) as workers:
+        uploaders = [workers.submit(keep_uploading, client, n) for n in range(6)]
+        try:
+            wait_for(lambda: sum(u.status == 202 for u in uploads) >= 12, 60, "uploads flowing", running)
+            with frozen(running.pg.data_dir):
+                frozen_at = time.monotonic()
+                stop.set()  # each uploader's upload in flight meets the hang, and is its last
+                for uploader in uploaders:
+                    uploader.result(timeout=10)
+        finally:
+            stop.set()
+    met_the_hang = [u for u in uploads if u.ended > frozen_at]
+    failed = [u for u in met_the_hang if u.status != 202]  # a 202 was committed before the freeze
+    assert failed, "uploads were in flight as the database froze"
+    # Each answered within the one budget (VOICEGATE_DB_TIMEOUT, 1 s) of meeting the hang, and what HTTP adds;
+    # before, the API's budget and then the Storage stand-in's own added up to 2.25 s and more.
+    waited = sorted(round(u.ended - max(u.started, frozen_at), 2) for u in met_the_hang)
+    late = [u for u in failed if u.status != 503 or u.retry_after is None or u.ended - max(u.started, frozen_at) >= 1.5]
+    assert not late, f"not a 503 with Retry-After within 1.5 s of meeting the hang: {late}; all waited {waited}"
+
+    wait_for(lambda: is_ready(running.base_url), 10, "/readyz 200 after SIGCONT", running)
+    with httpx.Client(base_url=running.base_url, timeout=10) as client:
+        retried = [upload(client, auth, u.key, audio) for u in failed]
+    assert [u.status for u in retried] == [202] * len(failed), "a key whose upload got a 503 is free again"

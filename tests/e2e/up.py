@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from backend.embedded.postgres import EmbeddedPostgres, free_port
+from backend.embedded.postgres import EmbeddedPostgres, for_data_dir, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,8 @@ def is_ready(base_url: str) -> bool:
     return response is not None and response.status_code == 200
 
 
-def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str) -> Running:
+def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str, umask: int = -1) -> Running:
+    """`voicegate up` on `tmp_path/data` (with `umask`, when one is given)."""
     port, pg_port = free_port(), pg_port or free_port()
     env = {
         **os.environ,
@@ -77,16 +78,17 @@ def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str) -> Running
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=REPO,
+            umask=umask,
         )
-    pg = EmbeddedPostgres(tmp_path / "data" / "pgdata", port=pg_port)
+    pg = for_data_dir(tmp_path / "data", pg_port)
     return Running(process, f"http://127.0.0.1:{port}", pg, log)
 
 
 @contextmanager
-def running_up(root: Path) -> Iterator[Running]:
-    """`voicegate up` with its data under `root`, once `/readyz` answers 200; on exit it is stopped, its
-    Postgres too, and `root` removed (the benchmarks' stack)."""
-    up = start_up(root)
+def running_up(root: Path, pg_port: int | None = None, *extra: str, umask: int = -1) -> Iterator[Running]:
+    """`voicegate up` with its data under `root` (see `start_up`), once `/readyz` answers 200; on exit it is
+    stopped, its Postgres too, and `root` removed."""
+    up = start_up(root, pg_port, *extra, umask=umask)
     try:
         wait_for(lambda: is_ready(up.base_url), 120, "/readyz 200", up)
         yield up

@@ -1,7 +1,8 @@
 """A hung database (every process of its server stopped with SIGSTOP) as the pool and the consumers meet
-it: each unit of database work fails with DatabaseUnavailable by its deadline, cut connections are
-discarded rather than pooled, the outage is logged once, a consumer neither dies nor counts it as a
-failed delivery nor handles a message twice, and everything heals after SIGCONT."""
+it: each unit of database work fails with DatabaseUnavailable by its deadline, the units of one request
+together within its one budget, cut connections are discarded rather than pooled, the outage is logged
+once, a consumer neither dies nor counts it as a failed delivery nor handles a message twice, and
+everything heals after SIGCONT."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import select
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -24,6 +26,7 @@ from backend.db.pool import (
     create_pool,
     create_worker_pool,
     ping,
+    request_budget,
     service_statement,
     service_transaction,
     user_transaction,
@@ -54,15 +57,21 @@ def server() -> Iterator[EmbeddedPostgres]:
             pg.remove()
 
 
+@asynccontextmanager
+async def opened(pool: Pool) -> AsyncIterator[Pool]:
+    """`pool`, open for the block, with a connection idle in it."""
+    await pool.open(wait=True)
+    try:
+        await ping(pool)  # also ends any outage an earlier test left the process-wide log in
+        yield pool
+    finally:
+        await pool.close()
+
+
 @pytest.fixture
 async def pool(server: EmbeddedPostgres) -> AsyncIterator[Pool]:
-    opened = create_pool(server.dsn, SETTINGS)
-    await opened.open(wait=True)
-    await ping(opened)  # also ends any outage an earlier test left the process-wide log in
-    try:
-        yield opened
-    finally:
-        await opened.close()
+    async with opened(create_pool(server.dsn, SETTINGS)) as each:
+        yield each
 
 
 def outage_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
@@ -131,9 +140,7 @@ async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
 async def test_a_service_statement_fails_by_its_deadline_on_either_kind_of_pool(
     server: EmbeddedPostgres, pool: Pool
 ) -> None:
-    worker = create_worker_pool(server.dsn, SETTINGS)
-    await worker.open(wait=True)
-    try:
+    async with opened(create_worker_pool(server.dsn, SETTINGS)) as worker:
         for each in (pool, worker):
             async with service_statement(each) as conn:
                 await conn.execute("select 1")  # a connection is open and idle in the pool
@@ -144,8 +151,34 @@ async def test_a_service_statement_fails_by_its_deadline_on_either_kind_of_pool(
                         await conn.execute("select 1")
                 assert time.monotonic() - started < DEADLINE + 0.3
             assert await healed(each) < 5
-    finally:
-        await worker.close()
+
+
+async def test_a_requests_units_fail_within_its_one_budget_on_a_hung_database(
+    server: EmbeddedPostgres, pool: Pool
+) -> None:
+    # The Storage stand-in's pool, which a request reaches in-process: its units share the request's budget.
+    async with opened(create_pool(server.dsn, SETTINGS)) as stand_in:
+        with frozen(server.data_dir), request_budget(DEADLINE):
+            started = time.monotonic()
+            for each in (pool, stand_in, pool):  # the write, the stand-in's cleanup, the key's release
+                with pytest.raises(DatabaseUnavailable):
+                    async with service_transaction(each, budget=DEADLINE / 2 if each is pool else None) as conn:
+                        await conn.execute("select 1")
+            # The first waited its own deadline (half the request's budget), the second what was left of
+            # the budget, the third nothing: together the one budget, not a deadline each (twice as long).
+            assert DEADLINE - 0.05 < time.monotonic() - started < DEADLINE + 0.3
+        assert await healed(pool) < 5
+        assert await healed(stand_in) < 5
+
+
+async def test_a_request_that_gets_answers_waits_as_long_as_each_unit_may(pool: Pool) -> None:
+    # The budget counts waits on a database that does not answer: slow answers (each well within its
+    # unit's deadline, together past the request's budget) are not an outage.
+    with request_budget(DEADLINE):
+        for _ in range(3):
+            async with service_transaction(pool) as conn:
+                row = await (await conn.execute("select 1 as n from pg_sleep(%s)", (DEADLINE * 0.6,))).fetchone()
+            assert row == {"n": 1}
 
 
 async def test_the_server_holds_each_transaction_to_the_deadline(server: EmbeddedPostgres, pool: Pool) -> None:

@@ -1,5 +1,6 @@
-"""The supervisor `voicegate up` runs over the Postgres it started: restarts on death, with backoff and a
-bound, leaves a server stopped on purpose alone, and gives up loudly on a crash loop."""
+"""The supervisor `voicegate up` runs over its data directory's Postgres (started or found running):
+restarts on death, with backoff and a bound, leaves a server stopped on purpose alone, and gives up
+loudly on a crash loop."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_a_dead_postmaster_is_started_again_after_failed_attempts(
         wait(lambda: server.state == "running" and server.attempts == 3)
     finally:
         supervisor.stop()
-    assert (supervisor.gave_up, gave_up) == (False, [])
+    assert (supervisor.gave_up, supervisor.restarted, gave_up) == (False, True, [])
     messages = [r.getMessage() for r in log.records]
     assert [m for m in messages if "restarting it" in m] == [
         f"embedded PostgreSQL died; restarting it (attempt {n} of 5 in 10 minutes)" for n in (1, 2, 3)
@@ -101,6 +102,7 @@ def test_a_crash_loop_makes_it_give_up_with_the_reason(gave_up: list[str], log: 
     finally:
         supervisor.stop()
     assert supervisor.gave_up
+    assert not supervisor.restarted
     assert server.attempts == 3
     assert gave_up == [
         "embedded PostgreSQL died or failed to start 3 times within 1 minutes; giving up"
@@ -117,3 +119,4 @@ def test_a_server_stopped_on_purpose_is_left_alone(gave_up: list[str], log: pyte
     supervisor.stop()
     assert server.attempts == 0
     assert server.state == "stopped"
+    assert not supervisor.restarted

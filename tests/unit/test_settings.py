@@ -13,7 +13,7 @@ from backend.settings import SettingsError, settings_from_env
 def test_defaults_describe_the_embedded_stack() -> None:
     settings = settings_from_env({})
     assert settings.embedded
-    assert settings.pgdata == Path(".voicegate/pgdata")
+    assert settings.data_dir == Path(".voicegate")
     assert (settings.host, settings.port, settings.pg_port) == ("127.0.0.1", 8000, 54322)
     # A user's streams are capped below their requests; the CPU executor leaves the event loop a core.
     assert settings.user_streams < settings.user_concurrency

@@ -5,7 +5,8 @@ role and claims decide, through the same RLS policies, what they may sign, read 
 URLs carry Storage's JWTs; the bucket's size limit and MIME allow-list are enforced while the body
 streams in. The database row is the authority: a file is renamed into place inside the transaction
 that writes its row, so a failed write leaves neither, and files are removed only after the rows'
-deletion committed (an orphan file is harmless, a row without its file is not).
+deletion committed (an orphan file is harmless, a row without its file is not). Files are users' voice
+recordings: each is 0600 in directories 0700, whatever the umask.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from psycopg.types.json import Jsonb
 from backend.api.fields import holds_nul
 from backend.api.multipart import FormError, Part, form_boundary, read_form
 from backend.db.pool import Connection, Pool, service_transaction, user_transaction
+from backend.embedded.private_files import make_private_dirs, private_opener
 from backend.embedded.storage import errors
 from backend.embedded.storage.tokens import (
     sign_download_token,
@@ -247,7 +249,7 @@ class StorageService:
                     await anyio.Path(temp).hardlink_to(source)
                 except FileNotFoundError as exc:
                     raise errors.no_such_key() from exc
-                await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+                await anyio.to_thread.run_sync(make_private_dirs, target.parent)
                 await anyio.Path(temp).replace(target)
         finally:
             await _unlink(temp)
@@ -364,7 +366,7 @@ class StorageService:
             raise errors.entity_too_large()
         received = _Received(temp_path=await self._temp_path())
         try:
-            async with await anyio.open_file(received.temp_path, "wb") as out:
+            async with await anyio.open_file(received.temp_path, "wb", opener=private_opener) as out:
                 sink = _Sink(out, received, limit)
                 if multipart_body:
                     await _receive_multipart(received, meta, body, sink, bucket.allowed_mime_types)
@@ -382,7 +384,7 @@ class StorageService:
     async def _temp_path(self) -> Path:
         """A fresh name under the uploads directory, on the objects' filesystem (renames are atomic)."""
         temp_dir = self._root / UPLOADS_DIR
-        await anyio.Path(temp_dir).mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(make_private_dirs, temp_dir)
         return temp_dir / uuid.uuid4().hex
 
     async def _copied(self, original: StoredObject) -> _Received:
@@ -397,7 +399,7 @@ class StorageService:
         try:
             async with (
                 await anyio.open_file(original.file, "rb") as source,
-                await anyio.open_file(received.temp_path, "wb") as out,
+                await anyio.open_file(received.temp_path, "wb", opener=private_opener) as out,
             ):
                 sink = _Sink(out, received, _GLOBAL_FILE_SIZE_LIMIT)
                 while chunk := await source.read(_CHUNK):
@@ -444,7 +446,7 @@ class StorageService:
                     user_metadata=received.user_metadata,
                     upsert=upsert,
                 )
-                await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+                await anyio.to_thread.run_sync(make_private_dirs, target.parent)
                 # Same filesystem, so the rename is atomic: a reader sees the old bytes or the new.
                 await anyio.Path(received.temp_path).replace(target)
         finally:

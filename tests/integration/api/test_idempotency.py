@@ -18,7 +18,7 @@ from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 from litestar.testing import transport as test_transport
 
-from backend.api.idempotency import idempotent
+from backend.api.idempotency import IdempotencyKeys, idempotent
 from backend.auth.verify import UserClaims
 from backend.db.pool import Recorder, create_pool
 from backend.errors import NotFound
@@ -356,7 +356,7 @@ async def test_a_service_that_never_records_still_gets_its_response_recorded(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await pool.open()
-        app.state.pool, app.state.calls = pool, []
+        app.state.idempotency_keys, app.state.calls = IdempotencyKeys(pool), []
         try:
             yield
         finally:

@@ -1,0 +1,147 @@
+"""The embedded PostgreSQL of a data directory: it asks every client for the password kept in the data
+directory (a cluster made by an older voicegate, which trusted every local client, is brought along),
+the data directory is its owner's alone, and a server is adopted only when it is really that data
+directory's."""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from backend.embedded.postgres import (
+    FAST_UNSAFE_SETTINGS,
+    PASSFILE,
+    SERVER_OS_USER,
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+    for_data_dir,
+    free_port,
+)
+from tests.conftest import server_dir, start_test_server
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A voicegate data directory (its cluster in `pgdata/`); its server is stopped at the end."""
+    with server_dir("embedded") as root:
+        data = root / "data"
+        try:
+            yield data
+        finally:
+            EmbeddedPostgres(data / "pgdata").stop(mode="immediate")
+
+
+def voicegate_server(data: Path, port: int | None = None) -> EmbeddedPostgres:
+    """The data directory's server as `voicegate up` makes it, fsync off for speed."""
+    server = for_data_dir(data, port or free_port())
+    server.settings = FAST_UNSAFE_SETTINGS
+    return server
+
+
+def refused(server: EmbeddedPostgres, **credentials: str) -> str | None:
+    """Why the server refuses the superuser with these credentials (and no password file), None if it lets
+    them in."""
+    dsn = f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+    try:
+        with psycopg.connect(dsn, passfile="/nonexistent/pgpass", connect_timeout=5, **credentials):  # type: ignore[arg-type]
+            return None
+    except psycopg.OperationalError as exc:
+        return str(exc)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def assert_private_data_dir(data: Path) -> None:
+    """0700; as root 0710 for the server's OS user's group, which passes through to the cluster."""
+    if os.geteuid() == 0:
+        assert (mode(data), grp.getgrgid(data.stat().st_gid).gr_name) == (0o710, SERVER_OS_USER)
+    else:
+        assert mode(data) == 0o700
+
+
+def test_a_new_cluster_asks_every_client_for_the_password_kept_in_the_data_directory(data_dir: Path) -> None:
+    server = voicegate_server(data_dir)
+    old_umask = os.umask(0)  # the most permissive: modes must not come from it
+    try:
+        assert server.ensure_running()
+    finally:
+        os.umask(old_umask)
+    assert mode(data_dir / PASSFILE) == 0o600
+    assert_private_data_dir(data_dir)
+    with psycopg.connect(server.dsn, autocommit=True) as conn:  # the DSN handed out names the password file
+        assert conn.execute("select current_user").fetchone() == ("postgres",)
+    assert "password" in (refused(server) or "")
+    assert "password authentication failed" in (refused(server, password="guess") or "")
+    assert str(data_dir / PASSFILE) in server.dsn
+    assert (data_dir / PASSFILE).read_text().split(":")[-1].strip() not in server.dsn
+
+
+@pytest.mark.parametrize("left", ["stopped", "running"])
+def test_a_trusting_cluster_of_an_older_voicegate_is_brought_along(
+    data_dir: Path, left: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="backend.embedded.postgres")
+    # What `voicegate up` made until now: initdb --auth=trust, no password file, a 0755 data directory.
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    older = EmbeddedPostgres(data_dir / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS)
+    older.ensure_running()
+    assert refused(older) is None, "the older cluster lets anyone in"
+    if left == "stopped":
+        older.stop()
+
+    server = voicegate_server(data_dir, older.port)
+    assert server.ensure_running() == (left == "stopped")
+    assert refused(server) is not None
+    assert "password authentication failed" in (refused(server, password="guess") or "")
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        row = conn.execute("select rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname = 'postgres'")
+        assert row.fetchone() == (True,)
+    assert mode(data_dir / PASSFILE) == 0o600
+    assert_private_data_dir(data_dir)
+    assert "trust" not in (data_dir / "pgdata" / "pg_hba.conf").read_text().replace("# voicegate", "")
+    assert [r.getMessage() for r in caplog.records if "trusted every local client" in r.getMessage()] != []
+    # Started again, nothing is left to bring along.
+    server.stop()
+    caplog.clear()
+    assert voicegate_server(data_dir, server.port).ensure_running()
+    assert not [r for r in caplog.records if "trusted every local client" in r.getMessage()]
+
+
+def test_another_servers_port_is_not_taken_for_ours(data_dir: Path) -> None:
+    with server_dir("other") as other_root:
+        other = start_test_server(other_root)  # another data directory's server (it trusts anyone)
+        try:
+            with pytest.raises(EmbeddedPostgresError, match=f"port {other.port} is served by another PostgreSQL"):
+                voicegate_server(data_dir, other.port).ensure_running()
+        finally:
+            other.remove()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(EmbeddedPostgresError, match=f"port {port} is taken by another program"):
+            voicegate_server(data_dir, port).ensure_running()
+    assert not (data_dir / "pgdata" / "PG_VERSION").exists(), "nothing was made for a port it cannot have"
+
+
+def test_a_postmaster_pid_naming_a_process_that_is_not_its_server_is_a_dead_server(data_dir: Path) -> None:
+    # A postmaster killed with SIGKILL leaves its postmaster.pid; its pid may be handed on to any process.
+    pgdata = data_dir / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "postmaster.pid").write_text(f"{os.getpid()}\n{pgdata}\n0\n{free_port()}\n")
+    server = EmbeddedPostgres(pgdata)
+    assert server.running_port() is None
+    assert server.postmaster_state() == "died"
