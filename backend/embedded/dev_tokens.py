@@ -34,8 +34,10 @@ def mint_user_token(
     user_id: str | uuid.UUID,
     email: str | None = None,
     ttl_seconds: int = 3600,
+    issuer: str = DEV_ISSUER,
 ) -> str:
-    """An HS256 access token for ``user_id`` shaped like one from Supabase Auth, valid ``ttl_seconds``.
+    """An HS256 access token for ``user_id`` shaped like one from Supabase Auth, valid ``ttl_seconds``;
+    ``issuer`` is its ``iss`` (a project's Auth sets ``https://<ref>.supabase.co/auth/v1``).
 
     Raises ``ValueError`` when ``user_id`` is not a UUID, ``ttl_seconds`` is not positive or the secret
     is too short.
@@ -45,7 +47,7 @@ def mint_user_token(
         raise ValueError("ttl_seconds must be positive")
     issued_at = int(time.time())
     claims: dict[str, Any] = {
-        "iss": DEV_ISSUER,
+        "iss": issuer,
         "sub": sub,
         "aud": "authenticated",
         "exp": issued_at + ttl_seconds,

@@ -563,7 +563,7 @@ async def test_voicegate_serve_has_no_dev_sign_in_and_the_page_signs_in_with_a_m
 
         # The link in the mail leads back here with the session in the fragment, as Supabase Auth sends it;
         # a mail client opens it in a new tab, and a pasted link lands in this one (a fragment change only).
-        token = mint_user_token(served.jwt_secret, user_id, email=email)
+        token = mint_user_token(served.jwt_secret, user_id, email=email, issuer=f"{served.supabase_url}/auth/v1")
         link = f"{back}#access_token={token}&expires_in=3600&refresh_token=r1&token_type=bearer&type=magiclink"
         for tab in (await context.new_page(), page):
             await tab.goto(link)
