@@ -1,6 +1,6 @@
 """A generated audio corpus for the audio pipeline's tests and benchmark (nothing is committed).
 
-Speech comes from espeak-ng (the ``espeakng-loader`` wheel, offline); the other files are tones,
+Speech comes from the espeak-ng executable (``tests/speech_maker.py``); the other files are tones,
 noise, silence, damaged bytes and lying headers; encodings are made with PyAV. ``build_corpus``
 makes every file once; the tests cache it per session.
 """
@@ -8,16 +8,14 @@ makes every file once; the tests cache it per session.
 from __future__ import annotations
 
 import io
-import math
 import struct
 import wave
 
 import av
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import resample_poly
 
-from backend.providers.local.espeak import Espeak
+from tests.speech_maker import speak
 
 F32 = npt.NDArray[np.float32]
 RATE = 48000
@@ -37,19 +35,15 @@ SENTENCES = (
 
 def speech_mono(seconds: float, rate: int = RATE, *, seed: int = 0) -> F32:
     """At least ``seconds`` of espeak-ng speech at ``rate`` (whole sentences), peak about -1.5 dBFS."""
-    espeak = Espeak.shared()
     parts: list[F32] = []
     total = 0.0
     index = seed
     while total < seconds:
-        pcm = espeak.synthesize(SENTENCES[index % len(SENTENCES)], pitch=40 + 5 * (index % 4))
-        parts.append(pcm.astype(np.float32) / 32768.0)
-        parts.append(np.zeros(int(espeak.sample_rate * 0.3), dtype=np.float32))
-        total += parts[-2].size / espeak.sample_rate + 0.3
+        parts.append(speak(SENTENCES[index % len(SENTENCES)], rate, pitch=40 + 5 * (index % 4)))
+        parts.append(np.zeros(int(rate * 0.3), dtype=np.float32))
+        total += parts[-2].size / rate + 0.3
         index += 1
-    voice = np.concatenate(parts[:-1])
-    common = math.gcd(espeak.sample_rate, rate)
-    return resample_poly(voice, rate // common, espeak.sample_rate // common).astype(np.float32)
+    return np.concatenate(parts[:-1])
 
 
 def recording(voice: F32, rate: int = RATE, *, lead_s: float = LEAD_S, seed: int = 1) -> F32:
