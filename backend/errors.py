@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 
@@ -158,6 +159,21 @@ class ProviderUnavailable(ServiceUnavailable, code="provider_unavailable"):
     """The voice provider is unreachable or overloaded; retry shortly."""
 
     retry_after = 5
+
+
+class LanguageNotSupported(ClientError, status=422, code="language_not_supported"):
+    """The voice provider cannot speak this language, or read the letters of this text."""
+
+    def __init__(
+        self, detail: str | None = None, *, provider: str | None = None, languages: Sequence[str] = ()
+    ) -> None:
+        super().__init__(detail)
+        self.provider = provider
+        self.languages = list(languages)
+
+    def extensions(self) -> dict[str, object]:
+        """`provider` and the `languages` it speaks (language tags such as `en`), when known."""
+        return {} if self.provider is None else {"provider": self.provider, "languages": self.languages}
 
 
 class SampleRejected(ClientError, status=422, code="sample_rejected"):

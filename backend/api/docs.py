@@ -53,7 +53,8 @@ _WORDS: Final = {
     "voicegate stored has changed since, so it is not served), or the same Idempotency-Key is still in flight.",
     413: "The upload is larger than allowed.",
     415: "The body is not a supported media type (samples: WAV, MP3, FLAC, OGG/Opus, WebM/Opus, M4A/AAC).",
-    422: "Understood but refused: see `code` (e.g. a provider that is not configured, a refused sample).",
+    422: "Understood but refused: see `code` (e.g. a provider that is not configured, a refused sample, or "
+    "`language_not_supported`: a language or text the voice provider cannot speak, with the `languages` it speaks).",
     429: "Too many requests at once; retry after `Retry-After` seconds.",
     503: "A dependency (database, Storage, provider) is unavailable; retry after `Retry-After` seconds.",
 }

@@ -5,7 +5,8 @@ The user then listens and completes the preview through the API, which opens the
 Safe to repeat: the final move is version-fenced and the object (with its digest) is stored in that
 move's transaction, so of two concurrent generations exactly one records `ready` and stores its file.
 A preview that cannot be signed is never stored: the preview goes back to `pending` with
-`provenance_failed`, as after a provider's refusal.
+`provenance_failed`, as after a provider's refusal (`language_not_supported` for a voice in a language
+the provider cannot speak, such as a `local` voice enrolled in Chinese before the engine spoke English only).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from backend.attempts import service as attempts
 from backend.audio.render import wav_or_mp3
 from backend.context import Lifecycle, Outcome
 from backend.db.pool import service_transaction
-from backend.errors import NotFound, ProvenanceFailed, StaleVersion
+from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, StaleVersion
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
-from backend.providers.errors import PermanentProviderError
+from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
 from backend.storage import integrity
 from backend.voices import service as voices
 
@@ -59,6 +60,8 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
     )
     try:
         spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, PREVIEW_TEXT)
+    except UnsupportedLanguageError as exc:
+        return await _not_made(ctx, attempt_id, LanguageNotSupported.code, exc.safe_message)
     except PermanentProviderError as exc:
         return await _not_made(ctx, attempt_id, "preview_failed", exc.safe_message)
     audio, mime_type = await ctx.cpu.run(attempt.owner_id, wav_or_mp3, spoken.audio)

@@ -7,7 +7,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
 
-from backend.providers.errors import PermanentProviderError
+from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
 
 #: What ``VoiceProvider.stream`` yields: 16-bit little-endian mono PCM at this rate. Every provider streams it
 #: natively (ElevenLabs ``pcm_24000``, Cartesia raw ``pcm_s16le``, DashScope's SSE chunks, OpenAI-shaped
@@ -57,9 +57,20 @@ class SampleRules(msgspec.Struct, frozen=True, kw_only=True):
             problems.append(f"at most {self.max_files} sample(s) can be sent")
         for sample in samples:
             problems.extend(self._sample_violations(sample))
-        if language is not None and self.languages is not None and primary_language(language) not in self.languages:
-            problems.append(f"language {language!r} is not supported")
+        if self.languages is not None and not self.speaks(language):
+            problems.append(f"language {language!r} is not supported (only {', '.join(sorted(self.languages))})")
         return problems
+
+    def speaks(self, language: str | None) -> bool:
+        """Whether a voice in ``language`` (a BCP 47 tag, any region: ``en-GB`` is ``en``) can be made; a
+        sample with no language named always can."""
+        return language is None or self.languages is None or primary_language(language) in self.languages
+
+    def language_refusal(self, provider: str, language: str | None) -> UnsupportedLanguageError | None:
+        """Why ``provider`` cannot make a voice in ``language``, naming the languages it speaks; None if it can."""
+        if self.languages is None or self.speaks(language):
+            return None
+        return UnsupportedLanguageError.naming(provider, f"Language {language!r} is not supported", self.languages)
 
     def _sample_violations(self, sample: SampleRef) -> list[str]:
         problems: list[str] = []

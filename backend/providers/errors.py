@@ -7,6 +7,7 @@ end user; the provider's own code and text are kept in separate fields for opera
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 E = TypeVar("E", bound="ProviderError")
@@ -71,6 +72,26 @@ class PermanentProviderError(ProviderError):
 
 class VoiceNotFoundError(PermanentProviderError):
     """The provider does not know the voice (never created, or deleted)."""
+
+
+class UnsupportedLanguageError(PermanentProviderError):
+    """The provider cannot speak the voice's language, or read the letters of the text.
+
+    ``languages`` are the language tags (primary subtags such as ``en``) it speaks, sorted, for the user to
+    be told. Repeating the request cannot help; another voice, text or provider can.
+    """
+
+    def __init__(self, provider: str, safe_message: str, *, languages: Iterable[str]) -> None:
+        super().__init__(provider, safe_message, provider_code="language_not_supported")
+        self.languages = sorted(languages)
+
+    @classmethod
+    def naming(cls, provider: str, problem: str, languages: Iterable[str]) -> UnsupportedLanguageError:
+        """The error for ``problem`` (a sentence without its full stop) with a sentence naming the languages
+        ``provider`` speaks after it: "Language 'zh' is not supported. The local provider speaks: en."
+        """
+        spoken = sorted(languages)
+        return cls(provider, f"{problem}. The {provider} provider speaks: {', '.join(spoken)}.", languages=spoken)
 
 
 class UnknownOutcomeError(ProviderError):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import httpx
 
 from backend.cpu import CpuExecutor, Owner
+from backend.errors import LanguageNotSupported
 from backend.providers.base import SampleRules, VoiceProvider
 from backend.providers.cartesia import CartesiaProvider
 from backend.providers.config import PROVIDER_NAMES, ProviderConfigError, ProviderSettings, key_variable
 from backend.providers.elevenlabs import ElevenLabsProvider
+from backend.providers.errors import UnsupportedLanguageError
+from backend.providers.local import language as local_language
 from backend.providers.local.provider import LocalProvider, ProfileStore
 from backend.providers.qwen import QwenProvider
 from backend.providers.selfhosted import SelfhostedProvider
@@ -55,6 +58,28 @@ def sample_rules(name: str) -> SampleRules:
     if name not in rules:
         raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
     return rules[name]
+
+
+def check_enrolment_language(name: str, language: str | None) -> None:
+    """LanguageNotSupported (422, naming the languages it speaks) when provider ``name`` cannot make a voice in
+    ``language``: the rule its adapter applies to the sample (``SampleRules.languages``), checked before
+    anything is stored."""
+    if (refused := sample_rules(name).language_refusal(name, language)) is not None:
+        raise language_not_supported(refused)
+
+
+def check_speakable(name: str, language: str | None, text: str | None = None) -> None:
+    """LanguageNotSupported (422, naming the languages it speaks) when provider ``name`` cannot speak in a voice
+    whose language is ``language``, or read ``text``: the voice's language decides, the text's is never
+    guessed. Only the `local` engine has such limits (``backend.providers.local.language``); a cloud
+    provider's model answers for itself."""
+    if name == LocalProvider.name and (refused := local_language.refusal(language, text)) is not None:
+        raise language_not_supported(refused)
+
+
+def language_not_supported(refused: UnsupportedLanguageError) -> LanguageNotSupported:
+    """A provider's refusal of a language or a text, as the client's 422 naming what the provider speaks."""
+    return LanguageNotSupported(refused.safe_message, provider=refused.provider, languages=refused.languages)
 
 
 class ProviderSet:

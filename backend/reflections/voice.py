@@ -21,7 +21,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.providers.registry import ProviderSet
+from backend.providers.registry import ProviderSet, check_speakable
 from backend.reflections.service import require_visible
 from backend.samples import service as samples
 from backend.settings import Settings
@@ -114,8 +114,9 @@ async def attach_custom_voice(
     providers: ProviderSet,
     settings: Settings,
 ) -> Attempt:
-    """Check the voice exists at the provider and may be used by the caller, then attach it to the
-    reflection through a `custom_voice_id` attempt (no preview: its owner has heard it already)."""
+    """Check the voice exists at the provider, in a language the provider speaks, and may be used by the
+    caller, then attach it to the reflection through a `custom_voice_id` attempt (no preview: its owner has
+    heard it already)."""
     provider_name = settings.provider_settings.usable(custom.provider)
     async with user_transaction(pool, claims.raw) as conn:
         await require_visible(conn, reflection_id)
@@ -133,6 +134,10 @@ async def attach_custom_voice(
         await require_visible(conn, reflection_id)
         await become_service(conn)
         voice_id = await _usable_voice(conn, owner_id, provider_name, custom.voice_id, found.enrolment_key)
+        # Only its owner learns the voice's language: as the provider keeps it, and as the caller names it
+        # here, each must be one the provider speaks.
+        check_speakable(provider_name, found.language)
+        check_speakable(provider_name, custom.language)
         if voice_id is None:
             voice_id = uuid.uuid4()
             await voices.create_for(

@@ -32,7 +32,7 @@ from backend.db.pool import Connection, Pool, Recorder, become_service, user_tra
 from backend.db.queries import load_queries
 from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.providers.config import ProviderName, ProviderSettings
-from backend.providers.registry import sample_rules
+from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
 
@@ -175,12 +175,13 @@ def check_upload(
     voice_id: uuid.UUID | None,
     path: str,
 ) -> NewSample:
-    """Consent, a configured provider, audio by its bytes, and the provider's size limit; the sample to
-    store at `path` when they pass."""
+    """Consent, a configured provider that makes voices in the sample's language, audio by its bytes, and the
+    provider's size limit; the sample to store at `path` when they pass."""
     form, upload = received.form, received.upload
     if not form.consent:
         raise ConsentRequired
     provider = providers.usable(form.provider)
+    check_enrolment_language(provider, form.language)
     sniffed = sniff_audio(upload.head)
     if sniffed is None:
         raise UnsupportedAudio

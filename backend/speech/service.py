@@ -37,8 +37,13 @@ from backend.errors import (
 )
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice, VoiceProvider
 from backend.providers.config import ProviderSettings
-from backend.providers.errors import ProviderError, TransientProviderError, UnknownOutcomeError
-from backend.providers.registry import ProviderSet
+from backend.providers.errors import (
+    ProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+    UnsupportedLanguageError,
+)
+from backend.providers.registry import ProviderSet, check_speakable, language_not_supported
 from backend.reflections import service as reflections
 from backend.speech.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.synthesis.speaker import Mute, Waits, speaker_now
@@ -253,8 +258,10 @@ async def _speaking(conn: Connection, row: dict[str, Any]) -> ProviderVoice:
 async def _record_opening(
     conn: Connection, opened: _Opened, text: str, fmt: SpeechFormat, settings: ProviderSettings
 ) -> uuid.UUID:
-    """The stream's usage row, written as the service in the transaction that checked the caller."""
+    """The stream's usage row, written as the service in the transaction that checked the caller, once the
+    voice's provider is configured and can speak the voice's language and read `text` (422 otherwise)."""
     settings.usable(opened.voice.provider)
+    check_speakable(opened.voice.provider, opened.voice.language, text)
     await become_service(conn)
     row = await fetch_one(
         conn,
@@ -295,4 +302,6 @@ def _refusal(exc: ProviderError) -> VoicegateError:
     """What a provider's refusal before any audio means to the client."""
     if isinstance(exc, TransientProviderError | UnknownOutcomeError):
         return ProviderUnavailable(exc.safe_message)
+    if isinstance(exc, UnsupportedLanguageError):
+        return language_not_supported(exc)
     return ProviderRejected(exc.safe_message)

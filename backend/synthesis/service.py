@@ -33,6 +33,7 @@ from backend.errors import (
 from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
+from backend.providers.registry import check_enrolment_language, check_speakable
 from backend.samples import service as samples
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
@@ -129,13 +130,15 @@ async def create_job(
             if not await samples.visible(conn, request.sample_id):
                 raise NotFound("Sample not found.")
             await become_service(conn)
-            voice_id, attempt_id = await _voice_of_sample(conn, owner_id, request.sample_id, request, providers)
+            voice_id, attempt_id = await _voice_of_sample(
+                conn, owner_id, request.sample_id, request, text=text, providers=providers
+            )
         else:
             assert request.voice_id is not None  # noqa: S101 - exactly one is set, checked above
             if not await voices.visible(conn, request.voice_id):
                 raise NotFound("Voice not found.")
             await become_service(conn)
-            voice_id, attempt_id = await _usable_voice(conn, owner_id, request.voice_id, providers)
+            voice_id, attempt_id = await _usable_voice(conn, owner_id, request.voice_id, text, providers)
         job = await fetch_one(
             conn,
             _Q["insert_job"],
@@ -157,7 +160,13 @@ async def create_job(
 
 
 async def _voice_of_sample(
-    conn: Connection, owner_id: uuid.UUID, sample_id: uuid.UUID, request: CloneRequest, providers: ProviderSettings
+    conn: Connection,
+    owner_id: uuid.UUID,
+    sample_id: uuid.UUID,
+    request: CloneRequest,
+    *,
+    text: str,
+    providers: ProviderSettings,
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
     sample = await samples.lock_for_clone(conn, sample_id, owner_id)
     if sample is None:
@@ -168,10 +177,14 @@ async def _voice_of_sample(
     if sample["voice_id"] is not None:
         voice = await voices.lock_live(conn, sample["voice_id"], owner_id)
     if voice is not None:
-        state = await _state_of(conn, voice, providers)
+        state = await _state_of(conn, voice, text, providers)
         if not isinstance(state, Mute):
             return voice["id"], _waits_for(state)
     provider = providers.usable(sample["provider"])
+    # The language the clone attempt enrols the voice in (see `attempts.worker._enrol`).
+    language = sample["language"] or (voice["language"] if voice is not None else None)
+    check_enrolment_language(provider, language)
+    check_speakable(provider, language, text)
     if voice is not None:
         voice_id: uuid.UUID = voice["id"]  # cloned before and failed: clone it again from the sample
     else:
@@ -198,25 +211,27 @@ async def _voice_of_sample(
 
 
 async def _usable_voice(
-    conn: Connection, owner_id: uuid.UUID, voice_id: uuid.UUID, providers: ProviderSettings
+    conn: Connection, owner_id: uuid.UUID, voice_id: uuid.UUID, text: str, providers: ProviderSettings
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
     voice = await voices.lock_live(conn, voice_id, owner_id)
     if voice is None:
         raise NotFound("Voice not found.")  # deleted since the caller's check
-    state = await _state_of(conn, voice, providers)
+    state = await _state_of(conn, voice, text, providers)
     if isinstance(state, Mute):
         raise VoiceNotReady("The voice has no cloned voice and none is being made; clone it from a sample.")
     return voice_id, _waits_for(state)
 
 
 async def _state_of(
-    conn: Connection, voice: dict[str, Any], providers: ProviderSettings
+    conn: Connection, voice: dict[str, Any], text: str, providers: ProviderSettings
 ) -> ProviderVoice | Waits | Mute:
     """`speaker` for a voice row when a job is made: its open attempt matters only while the row has no
-    provider voice. A voice that speaks or waits needs its provider configured (422 otherwise)."""
+    provider voice. A voice that speaks or waits needs its provider configured, able to speak the voice's
+    language and read `text` (422 otherwise)."""
     state = await speaker_now(conn, voice)
     if not isinstance(state, Mute):
         providers.usable(state.provider)
+        check_speakable(state.provider, voice["language"], text)
     return state
 
 

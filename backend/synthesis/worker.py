@@ -5,7 +5,8 @@ A job whose voice is still being cloned waits: its message is put back, and the 
 it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
 one fails the job with `inference_failed`. A voice the provider no longer has, or whose model it
 retired, is enrolled again from its sample while the job waits (`heal`). Audio that cannot be signed
-is never stored: the job fails with `provenance_failed`.
+is never stored: the job fails with `provenance_failed`. A voice in a language its provider cannot speak,
+or a text it cannot read, fails the job with `language_not_supported` before anything is spoken.
 
 One run speaks a job at a time: the run claims it with a lease it extends while it works, and every write
 of the run (progress, the end) is fenced by that lease. A second delivery of the job's message (the
@@ -31,7 +32,7 @@ from backend.context import Lifecycle, Outcome
 from backend.db.execute import fetch_optional
 from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
-from backend.errors import DatabaseUnavailable, LeaseLost, ProvenanceFailed, TooManyRequests
+from backend.errors import DatabaseUnavailable, LanguageNotSupported, LeaseLost, ProvenanceFailed, TooManyRequests
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice, SynthesisResult
 from backend.providers.errors import (
@@ -39,8 +40,10 @@ from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
     UnknownOutcomeError,
+    UnsupportedLanguageError,
     VoiceNotFoundError,
 )
+from backend.providers.registry import check_speakable
 from backend.storage import integrity
 from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
@@ -61,7 +64,9 @@ def render_path(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
 
 
 def _speaker_of(job: dict[str, Any]) -> ProviderVoice | Waits | Mute:
-    """The `speaker` rule on a job row: its voice, and the clone attempt it waits for if any."""
+    """The `speaker` rule on a job row: its voice, and the clone attempt it waits for if any. A voice whose
+    provider cannot speak its language or read the job's text is mute, as when the job was made: a job queued
+    past that check (or before it existed) is never spoken."""
     attempt = None
     if job["attempt_id"] is not None:
         attempt = Awaited(
@@ -76,7 +81,13 @@ def _speaker_of(job: dict[str, Any]) -> ProviderVoice | Waits | Mute:
     own = provider_voice(
         job["tts_provider"], job["provider_voice_id"], job["provider_target_model"], job["provider_metadata"]
     )
-    return speaker(own, attempt)
+    state = speaker(own, attempt)
+    if isinstance(state, ProviderVoice):
+        try:
+            check_speakable(state.provider, job["language"], job["input_text"])
+        except LanguageNotSupported as refused:
+            return Mute(refused.code, refused.detail)
+    return state
 
 
 async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -> Outcome:
@@ -162,6 +173,9 @@ async def _speak(
     except (VoiceNotFoundError, ModelRetiredError) as exc:
         recheck = timedelta(seconds=WAIT_RECHECK_SECONDS)
         return await heal.heal_job(ctx, job["id"], voice, exc, recheck=recheck, lease_owner=run)
+    except UnsupportedLanguageError as exc:
+        # The engine's own record of the voice's language refused it: that does not change on a retry.
+        return await _fail(ctx, job["id"], LanguageNotSupported.code, exc.safe_message, run)
     except PermanentProviderError as exc:
         return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}", run)
     return spoken

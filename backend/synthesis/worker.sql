@@ -2,7 +2,7 @@
 -- The job with the voice it speaks with (and the consent its manifest names) and the clone attempt it
 -- may wait for.
 select j.id, j.owner_id, j.status, j.input_text, j.retry_count, j.attempt_id, j.voice_id,
-       v.tts_provider, v.provider_voice_id, v.provider_target_model, v.provider_metadata,
+       v.tts_provider, v.provider_voice_id, v.provider_target_model, v.provider_metadata, v.language,
        v.consent_id, c.consent_text_version as consent_version,
        a.status as attempt_status, a.provider as attempt_provider, a.provider_voice_id as attempt_voice_id,
        a.provider_target_model as attempt_target_model, a.provider_metadata as attempt_metadata,

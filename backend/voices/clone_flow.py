@@ -17,6 +17,7 @@ from backend.auth.verify import UserClaims
 from backend.db.pool import Pool, Recorder, become_service, user_transaction
 from backend.errors import ConsentRequired, SampleNotUploaded, UnsupportedAudio
 from backend.providers.config import ProviderName
+from backend.providers.registry import check_enrolment_language
 from backend.reflections import service as reflections
 from backend.samples import service as samples
 from backend.samples.service import Origin
@@ -103,8 +104,9 @@ async def finalize(
     settings: Settings,
     record: Recorder | None = None,
 ) -> FinalizedClone:
-    """Check the uploaded sample (present, within limits, really audio), then in one transaction
-    record it and queue the clone attempt. Nothing is written when any check fails.
+    """Check the language (the provider makes voices in it) and the uploaded sample (present, within limits,
+    really audio), then in one transaction record it and queue the clone attempt. Nothing is written when
+    any check fails.
 
     `record` (an Idempotency-Key's) gets the result in that transaction, just before it commits.
     """
@@ -113,9 +115,10 @@ async def finalize(
     path = samples.voice_sample_path(owner_id, request.voice_id)
 
     async with user_transaction(pool, claims.raw) as conn:
-        await voices.lock_draft(conn, request.voice_id)
+        draft = await voices.lock_draft(conn, request.voice_id)
         if request.reflection_id is not None:
             await reflections.require_visible(conn, request.reflection_id)
+    check_enrolment_language(provider, request.language or draft["language"])
 
     info = await storage.info(samples.BUCKET, path)
     if info is None:

@@ -180,7 +180,7 @@ async def visible(conn: Connection, voice_id: uuid.UUID) -> bool:
 
 
 async def lock_live(conn: Connection, voice_id: uuid.UUID, owner_id: uuid.UUID) -> dict[str, Any] | None:
-    """The owner's voice, not deleted, row-locked as the service (its provider voice and provider)."""
+    """The owner's voice, not deleted, row-locked as the service (its provider voice, provider and language)."""
     return await fetch_optional(conn, _Q["lock_voice"], {"id": voice_id, "owner_id": owner_id})
 
 

@@ -36,13 +36,13 @@ select * from public.voices where id = %(voice_id)s;
 select id from public.voices where id = %(id)s and deleted_at is null;
 
 -- name: lock_voice
-select id, tts_provider, provider_voice_id, provider_target_model
+select id, tts_provider, provider_voice_id, provider_target_model, language
   from public.voices
  where id = %(id)s and owner_id = %(owner_id)s and deleted_at is null
    for update;
 
 -- name: voice_for_finalize
-select id, owner_id, status, consent_id from public.voices where id = %(id)s for update;
+select id, owner_id, status, consent_id, language from public.voices where id = %(id)s for update;
 
 -- name: name_voice
 update public.voices

@@ -157,6 +157,12 @@ ROWS = [
         "That voice provider is not configured on this server.",
     ),
     (
+        errors.LanguageNotSupported(),
+        422,
+        "language_not_supported",
+        "The voice provider cannot speak this language, or read the letters of this text.",
+    ),
+    (
         errors.SampleRejected(),
         422,
         "sample_rejected",
@@ -266,3 +272,21 @@ def test_extension_members_sit_beside_the_standard_ones() -> None:
     assert (body["status"], body["code"]) == (409, "launch_blocked")
     assert body["blockingReasons"] == ["runtime_not_synced", "preview_required"]
     assert "extensions" not in body
+
+
+def test_a_language_refusal_names_the_provider_and_the_languages_it_speaks() -> None:
+    refused = errors.LanguageNotSupported(
+        "This voice's language is 'zh'. The local provider speaks: en.", provider="local", languages=["en"]
+    )
+    problem, _ = problem_for(refused, "/api/v1/speech")
+    body = msgspec.json.decode(problem.encode())
+    assert body == {
+        "type": "https://voicegate.dev/problems/language_not_supported",
+        "title": "Unprocessable Content",
+        "status": 422,
+        "code": "language_not_supported",
+        "detail": "This voice's language is 'zh'. The local provider speaks: en.",
+        "instance": "/api/v1/speech",
+        "provider": "local",
+        "languages": ["en"],
+    }

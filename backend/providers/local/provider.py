@@ -23,6 +23,7 @@ from backend.providers.base import (
 from backend.providers.enrolment import key_digest
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.local.engine import render
+from backend.providers.local.language import LANGUAGES, refusal
 from backend.providers.local.profile import Signal, VoiceProfile, measure
 from backend.providers.wav import float_to_wav, wav_to_float
 from backend.synthesis.text import pieces
@@ -42,6 +43,7 @@ SAMPLE_RULES: Final = SampleRules(
     max_bytes=20 * 1024 * 1024,
     max_files=1,
     mono=False,
+    languages=LANGUAGES,
 )
 #: Text is rendered a phrase at a time, each phrase one call queued on the CPU executor, so another user's
 #: render can run between two of a long text's: how long a phrase takes is how long another user's call may
@@ -226,14 +228,20 @@ class LocalProvider:
             raise unspeakable
 
     async def _profile(self, voice: ProviderVoice, text: str) -> tuple[VoiceProfile, str]:
+        """The voice's profile and language, once the engine is sure it can speak ``text`` in that language
+        (UnsupportedLanguageError otherwise: the stored voice's language decides, see ``local.language``)."""
         if not text.strip():
             raise PermanentProviderError(PROVIDER, "There is no text to speak.", provider_code="empty_text")
         stored = await self.store.get(voice.voice_id)
         if stored is not None:
-            return stored.profile, stored.language
-        if "profile" in voice.metadata:
-            return msgspec.convert(voice.metadata["profile"], VoiceProfile), voice.language or "en"
-        raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
+            profile, language = stored.profile, stored.language
+        elif "profile" in voice.metadata:
+            profile, language = msgspec.convert(voice.metadata["profile"], VoiceProfile), voice.language or "en"
+        else:
+            raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
+        if (refused := refusal(language, text)) is not None:
+            raise refused
+        return profile, language
 
 
 def _profile_of(data: bytes) -> VoiceProfile:

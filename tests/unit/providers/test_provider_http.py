@@ -158,7 +158,7 @@ def test_sample_rules_list_every_violation() -> None:
         "sample too short",
         "sample rate too low (min 24000 Hz)",
         "sample must be mono",
-        "language 'de-DE' is not supported",
+        "language 'de-DE' is not supported (only en)",
     ]
     good = SampleRef(data=b"x", mime_type="audio/wav", duration_s=12.0, sample_rate=24000, channels=1)
     assert rules.violations([good], "en-US") == []
