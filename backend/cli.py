@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
             port=getattr(args, "port", None),
             data_dir=getattr(args, "data_dir", None),
         )
+        if args.run in (_up, _serve, _worker):  # they decode uploads: ffmpeg is found before anything starts
+            from backend.audio.ffmpeg import use_ffmpeg  # noqa: PLC0415 - keep `--help` fast
+
+            use_ffmpeg(settings.ffmpeg)
         if args.run in (_up, _serve, _token, _worker):
             settings = with_auth(settings)
     except SettingsError as exc:

@@ -85,6 +85,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     orphan_grace_seconds: float = 3600.0
     """VOICEGATE_ORPHAN_GRACE: seconds an object no row claims (or, in embedded mode, a stored file with no
     object row) is left alone before the maintenance sweep removes it; uploads in progress are younger."""
+    ffmpeg: Path | None = None
+    """VOICEGATE_FFMPEG: the ffmpeg executable that decodes what libsndfile cannot (WebM and M4A uploads), run as
+    a separate program (default: Debian's `ffmpeg` on PATH, else the static binary of the imageio-ffmpeg wheel)."""
     auth: AuthSettings | None = None
     """Token verification and service keys (SUPABASE_URL, SUPABASE_JWT_SECRET, SUPABASE_JWT_ISSUER,
     SUPABASE_*_KEY); set by `with_auth`, because in embedded mode it creates the dev JWT secret under the

@@ -5,8 +5,8 @@
 
 The input is espeak-ng speech with 1 s of room tone either side and light background noise (30 dB
 SNR), as a 16-bit mono WAV and as WebM/Opus (what browsers record). The baseline runs FFmpeg's
-``loudnorm`` (single pass, dynamic mode, as ``ffmpeg -af loudnorm=I=-20:TP=-1`` does) through PyAV's
-bundled libavfilter, and through Debian's ``ffmpeg`` binary too when one is installed.
+``loudnorm`` (single pass, dynamic mode) with the ffmpeg executable voicegate decodes with (Debian's, else
+imageio-ffmpeg's), fed the same bytes on stdin: ``ffmpeg -i - -af loudnorm=I=-20:TP=-1:LRA=11 -f null -``.
 
 Target (issue 6): analysis + preprocessing at least 20x faster than real time on this 2-core machine.
 """
@@ -14,25 +14,18 @@ Target (issue 6): analysis + preprocessing at least 20x faster than real time on
 from __future__ import annotations
 
 import argparse
-import io
-import itertools
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import av
-import av.error
-import av.filter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.audio.decode import decode_audio  # noqa: E402 - after the path setup above
+from backend.audio.ffmpeg import find_ffmpeg  # noqa: E402
 from backend.audio.measure import measure  # noqa: E402
 from backend.audio.pipeline import prepare_sample  # noqa: E402
 from backend.audio.process import preprocess  # noqa: E402
@@ -66,52 +59,13 @@ def pipeline(data: bytes) -> None:
     prepare_sample(data, target_sample_rate=TARGET_RATE, max_duration_s=60.0)
 
 
-def loudnorm_pyav(data: bytes) -> None:
-    """Decode and loudness-normalise through libavfilter's ``loudnorm`` (back to 48 kHz), as ffmpeg -af would."""
-    with av.open(io.BytesIO(data), mode="r") as container:
-        stream = container.streams.audio[0]
-        graph = av.filter.Graph()
-        chain = [
-            graph.add_abuffer(template=stream),
-            graph.add("loudnorm", "I=-20:TP=-1:LRA=11"),
-            graph.add("aresample", str(RATE)),
-            graph.add("abuffersink"),
-        ]
-        for upstream, downstream in itertools.pairwise(chain):
-            upstream.link_to(downstream)
-        graph.configure()
-        for frame in container.decode(stream):
-            graph.push(frame)
-            _drain(graph)
-        graph.push(None)
-        _drain(graph)
-
-
-def _drain(graph: av.filter.Graph) -> None:
-    while True:
-        try:
-            graph.pull()
-        except (av.error.BlockingIOError, av.error.EOFError):
-            return
-
-
-def loudnorm_cli(path: Path, ffmpeg: str) -> None:
-    """Debian's ffmpeg binary, loudness normalisation only, output discarded."""
+def loudnorm(data: bytes, ffmpeg: Path) -> None:
+    """The ffmpeg executable decoding ``data`` (on stdin) and loudness-normalising it, back to 48 kHz, output
+    discarded."""
+    loudnorm_args = ["-af", "loudnorm=I=-20:TP=-1:LRA=11", "-ar", str(RATE), "-f", "null", "-"]
     subprocess.run(
-        [
-            ffmpeg,
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-af",
-            "loudnorm=I=-20:TP=-1:LRA=11",
-            "-ar",
-            str(RATE),
-            "-f",
-            "null",
-            "-",
-        ],
+        [str(ffmpeg), "-v", "error", "-i", "pipe:0", *loudnorm_args],
+        input=data,
         check=True,
     )
 
@@ -136,27 +90,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     wav, webm, seconds = make_input(args.seconds)
+    ffmpeg = find_ffmpeg()
     rows: dict[str, list[float]] = {
         "pipeline, WAV in": timed(lambda: pipeline(wav), args.repeat),
         "pipeline, WebM/Opus in": timed(lambda: pipeline(webm), args.repeat),
-        "loudnorm only (PyAV libavfilter), WAV in": timed(lambda: loudnorm_pyav(wav), args.repeat),
-        "loudnorm only (PyAV libavfilter), WebM in": timed(lambda: loudnorm_pyav(webm), args.repeat),
+        "loudnorm only (ffmpeg executable), WAV in": timed(lambda: loudnorm(wav, ffmpeg), args.repeat),
+        "loudnorm only (ffmpeg executable), WebM in": timed(lambda: loudnorm(webm, ffmpeg), args.repeat),
     }
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "take.wav"
-            path.write_bytes(wav)
-            rows["loudnorm only (ffmpeg binary), WAV in"] = timed(lambda: loudnorm_cli(path, ffmpeg), args.repeat)
     print(
         f"input: {seconds:.1f} s of 48 kHz mono speech, output {TARGET_RATE} Hz; {args.repeat} runs each, one process"
     )
+    print(f"ffmpeg: {ffmpeg}")
     print(f"{'what':46}{'best s':>9}{'median s':>10}{'s per s':>10}{'x realtime':>12}")
     for name, times in rows.items():
         median = statistics.median(times)
         print(f"{name:46}{min(times):9.3f}{median:10.3f}{median / seconds:10.4f}{seconds / median:12.1f}")
-    if ffmpeg is None:
-        print("(no ffmpeg binary on PATH: the baseline is PyAV's bundled FFmpeg only)")
     print("where the pipeline's time goes (WAV in, median s):")
     for name, spent in stages(wav, args.repeat).items():
         print(f"  {name:48}{spent:8.3f}")

@@ -1,7 +1,7 @@
 """A generated audio corpus for the audio pipeline's tests and benchmark (nothing is committed).
 
 Speech comes from the espeak-ng executable (``tests/speech_maker.py``); the other files are tones,
-noise, silence, damaged bytes and lying headers; encodings are made with PyAV. ``build_corpus``
+noise, silence, damaged bytes and lying headers; encodings are made by ffmpeg. ``build_corpus``
 makes every file once; the tests cache it per session.
 """
 
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import tempfile
 import wave
+from pathlib import Path
 
-import av
 import numpy as np
 import numpy.typing as npt
 
+from backend.audio.ffmpeg import find_ffmpeg
 from tests.speech_maker import speak
 
 F32 = npt.NDArray[np.float32]
@@ -91,45 +94,38 @@ def encode(
     *,
     bit_rate: int | None = None,
     options: dict[str, str] | None = None,
-    sample_format: str = "fltp",
+    sample_format: str | None = None,
 ) -> bytes:
-    """``signal`` (mono (n,) or (channels, n)) encoded with PyAV into ``container`` (an FFmpeg muxer name)."""
-    planar = signal[np.newaxis, :] if signal.ndim == 1 else signal
-    layout = "mono" if planar.shape[0] == 1 else "stereo"
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as output:
-        stream = output.add_stream(codec, rate=rate, layout=layout, options=options or {})
-        if bit_rate is not None:
-            stream.bit_rate = bit_rate
-        block = 4096
-        for start in range(0, planar.shape[1], block):
-            chunk = planar[:, start : start + block]
-            if sample_format == "s16":
-                chunk = (np.clip(chunk, -1.0, 1.0) * 32767).astype(np.int16).T.reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_format, layout=layout)
-            frame.sample_rate = rate
-            output.mux(stream.encode(frame))
-        output.mux(stream.encode(None))
-    return buffer.getvalue()
+    """``signal`` (mono (n,) or (channels, n)) encoded by the ffmpeg executable into ``container`` (an FFmpeg
+    muxer name), written to a file as a recorder would (MP4 indexed at its end, FLAC and WebM with their length)."""
+    settings = [
+        *("-c:a", codec),
+        *(("-b:a", str(bit_rate)) if bit_rate is not None else ()),
+        *(("-sample_fmt", sample_format) if sample_format is not None else ()),
+        *(arg for name, value in (options or {}).items() for arg in (f"-{name}", value)),
+    ]
+    return _ffmpeg(signal, rate, settings, container)
 
 
 def webm_with_video(signal: F32, rate: int = RATE) -> bytes:
     """A WebM holding a small VP8 video track beside the Opus speech: a video, not an audio sample."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="webm") as output:
-        video = output.add_stream("libvpx", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
-        audio = output.add_stream("libopus", rate=rate, layout="mono")
-        for index in range(int(signal.size / rate * 10)):
-            picture = np.full((64, 64, 3), index * 5 % 256, dtype=np.uint8)
-            output.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
-        for start in range(0, signal.size, 4096):
-            frame = av.AudioFrame.from_ndarray(signal[np.newaxis, start : start + 4096], format="fltp", layout="mono")
-            frame.sample_rate = rate
-            output.mux(audio.encode(frame))
-        output.mux(video.encode(None))
-        output.mux(audio.encode(None))
-    return buffer.getvalue()
+    video = ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=10", "-map", "0:a", "-map", "1:v", "-shortest"]
+    return _ffmpeg(signal, rate, [*video, "-c:a", "libopus", "-c:v", "libvpx"], "webm")
+
+
+def _ffmpeg(signal: F32, rate: int, args: list[str], container: str) -> bytes:
+    """What ffmpeg makes of ``signal`` (given on stdin) with ``args``, as a ``container`` file."""
+    planar = signal[np.newaxis, :] if signal.ndim == 1 else signal
+    pcm = ["-f", "f32le", "-ar", str(rate), "-ac", str(planar.shape[0]), "-i", "pipe:0"]
+    with tempfile.TemporaryDirectory() as workdir:
+        out = Path(workdir) / "out"
+        subprocess.run(
+            [str(find_ffmpeg()), "-hide_banner", "-loglevel", "error", *pcm, *args, "-f", container, str(out)],
+            input=np.ascontiguousarray(planar.T, dtype="<f4").tobytes(),
+            check=True,
+            timeout=120,
+        )
+        return out.read_bytes()
 
 
 def wav_claiming(data: bytes, claimed_seconds: float) -> bytes:

@@ -1,11 +1,18 @@
 """Bounded decoding: the container comes from the bytes, and no file decodes to more than its limits allow.
 
+WAV, FLAC, Ogg (Opus, Vorbis) and MP3 decode in process with libsndfile (LGPL); what it cannot read
+(WebM and MP4/M4A recordings, Ogg/FLAC, a FLAC of unknown length, ...) goes to the ffmpeg executable, a
+separate program (`backend.audio.ffmpeg`): no FFmpeg library is ever loaded into the process.
+
 Two bounds apply to every file, both checked against what the container claims before anything is
 decoded and again against the samples actually decoded, so a lying header cannot slip past either:
 
 * the duration limit (the caller's maximum, or ``MAX_DECODE_S``) refuses a sample that is too long;
 * the size bound refuses audio longer than its byte count can honestly hold at ``MIN_BITRATE_BPS``
   (a compression bomb, or a header claiming hours).
+
+An ffmpeg child also has ``FFMPEG_TIMEOUT_S`` to finish, and is killed when it overruns or either bound is
+passed.
 """
 
 from __future__ import annotations
@@ -15,12 +22,12 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-import av
-import av.error
 import numpy as np
 import numpy.typing as npt
+import soundfile
 
 from backend.audio.errors import AudioTooLongForSize, SampleTooLong, UnsupportedOrCorruptAudio
+from backend.audio.ffmpeg import FfmpegDecoder
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 
 #: Hard cap on decoded audio when the caller names no maximum (every provider's limit is below it).
@@ -33,6 +40,9 @@ DURATION_TOLERANCE_S: Final = 0.5
 MIN_SAMPLE_RATE: Final = 8000
 #: Voice is recorded at 96 kHz at most; higher rates would only multiply the memory a sample takes.
 MAX_SAMPLE_RATE: Final = 96000
+#: ffmpeg decodes the longest sample (``MAX_DECODE_S``) in a few seconds even on a loaded machine; one
+#: that takes longer is stuck on the file, and is killed.
+FFMPEG_TIMEOUT_S: Final = 60.0
 
 # Sniffed container -> (FFmpeg demuxer forced for it, codecs accepted inside it). Forcing the demuxer
 # means FFmpeg never probes untrusted bytes into some other format (playlists, concat lists, ...).
@@ -44,9 +54,39 @@ _CONTAINERS: Final[dict[str, tuple[str, frozenset[str]]]] = {
     "audio/mp4": ("mp4", frozenset({"aac", "alac"})),
     "audio/mpeg": ("mp3", frozenset({"mp3", "mp3float"})),
 }
+# Sniffed container -> the libsndfile formats that are it (anything else libsndfile opens goes to ffmpeg).
+_SNDFILE_FORMATS: Final[dict[str, frozenset[str]]] = {
+    "audio/wav": frozenset({"WAV", "WAVEX"}),
+    "audio/flac": frozenset({"FLAC"}),
+    "audio/ogg": frozenset({"OGG"}),
+    "audio/mpeg": frozenset({"MP3"}),
+}
+# libsndfile's subtypes by the names of FFmpeg's decoders for them, which reports have always carried.
+_SNDFILE_CODECS: Final[dict[str, str]] = {
+    "PCM_U8": "pcm_u8",
+    "PCM_16": "pcm_s16le",
+    "PCM_24": "pcm_s24le",
+    "PCM_32": "pcm_s32le",
+    "FLOAT": "pcm_f32le",
+    "DOUBLE": "pcm_f64le",
+    "ULAW": "pcm_mulaw",
+    "ALAW": "pcm_alaw",
+    "IMA_ADPCM": "adpcm_ima_wav",
+    "MS_ADPCM": "adpcm_ms",
+    "GSM610": "gsm_ms",
+    "VORBIS": "vorbis",
+    "OPUS": "opus",
+    "MPEG_LAYER_I": "mp1float",
+    "MPEG_LAYER_II": "mp2float",
+    "MPEG_LAYER_III": "mp3float",
+}
+#: libsndfile's frame count for a length it does not know (SF_COUNT_MAX).
+_SNDFILE_UNKNOWN_FRAMES: Final = 2**63 - 1
 _NOT_AUDIO: Final = "unsupported or corrupt audio: not a WAV, MP3, FLAC, OGG, WebM or M4A audio file"
-# WAV data sizes that streaming writers leave when they cannot seek back: the length is unknown.
-_WAV_UNKNOWN_SIZES: Final = frozenset({0, 0xFFFFFFFF})
+# The WAV data size streaming writers leave when they cannot seek back (the other is 0): the length is unknown.
+_WAV_UNKNOWN_SIZE: Final = 0xFFFFFFFF
+#: Channels past the first two (centre, LFE, surrounds) go to both sides of the stereo fold at -3 dB.
+_FOLD_GAIN: Final = 2**-0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,68 +117,128 @@ def decode_audio(data: bytes, *, max_duration_s: float | None = None) -> Decoded
     limit_s = (MAX_DECODE_S if max_duration_s is None else max_duration_s) + DURATION_TOLERANCE_S
     size_limit_s = len(data) * 8 / MIN_BITRATE_BPS
     if mime == "audio/wav":
-        _check_wav_claim(data, limit_s)
-    demuxer, codecs = _CONTAINERS[mime]
-    try:
-        # Tags are not ours to judge: a Latin-1 title must not fail the upload.
-        with av.open(io.BytesIO(data), mode="r", format=demuxer, metadata_errors="replace") as container:
-            stream = _audio_stream(container, mime, codecs)
-            claimed_s = container.duration / av.time_base if container.duration else None
-            if claimed_s is not None:
-                _check_length(claimed_s, 0.0, limit_s, size_limit_s, claimed=True)
-            samples = _decode_bounded(container, stream, limit_s, size_limit_s)
-            codec = stream.codec_context.name
-            channels = stream.codec_context.channels
-            rate = stream.codec_context.sample_rate
-    except av.error.FFmpegError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UnsupportedOrCorruptAudio("unsupported or corrupt audio", facts={"reason": reason}) from exc
-    if samples.shape[1] == 0:
+        data = _check_wav_claim(data, limit_s)
+    decoded = _decode_in_process(data, mime, limit_s, size_limit_s) or _decode_with_ffmpeg(
+        data, mime, limit_s, size_limit_s
+    )
+    if decoded.samples.shape[1] == 0:
         raise UnsupportedOrCorruptAudio("unsupported or corrupt audio: no audio could be decoded")
-    return DecodedAudio(samples=samples, sample_rate=rate, channels=channels, mime_type=mime, codec=codec)
+    return decoded
 
 
-def _audio_stream(container: av.container.InputContainer, mime: str, codecs: frozenset[str]) -> av.AudioStream:
-    """The one audio stream to decode; files carrying video (other than cover art) are not samples."""
-    for video in container.streams.video:
-        if not video.disposition & av.stream.Disposition.attached_pic:
+def _decode_in_process(data: bytes, mime: str, limit_s: float, size_limit_s: float) -> DecodedAudio | None:
+    """The sample decoded by libsndfile, or None when libsndfile cannot read these bytes as ``mime``."""
+    if mime not in _SNDFILE_FORMATS:
+        return None
+    try:
+        sound = soundfile.SoundFile(io.BytesIO(data))
+    except soundfile.LibsndfileError:
+        return None
+    with sound:
+        # A length libsndfile does not know (a FLAC streamed out without one) fails it at the end of the file.
+        if sound.format not in _SNDFILE_FORMATS[mime] or sound.frames == _SNDFILE_UNKNOWN_FRAMES:
+            return None
+        codec = "flac" if sound.format == "FLAC" else _SNDFILE_CODECS.get(sound.subtype, sound.subtype.lower())
+        rate, channels = sound.samplerate, sound.channels
+        _check_codec(mime, codec)
+        _check_format(rate, channels)
+        if sound.frames > 0:
+            _check_length(sound.frames / rate, 0.0, limit_s, size_limit_s, claimed=True)
+        samples = _Samples(rate, limit_s, size_limit_s)
+        try:
+            while (block := sound.read(rate, dtype="float32", always_2d=True)).shape[0]:
+                samples.add(block)
+        except soundfile.LibsndfileError as exc:
+            raise UnsupportedOrCorruptAudio("unsupported or corrupt audio", facts={"reason": exc.error_string}) from exc
+    return DecodedAudio(samples=samples.planar(), sample_rate=rate, channels=channels, mime_type=mime, codec=codec)
+
+
+def _decode_with_ffmpeg(data: bytes, mime: str, limit_s: float, size_limit_s: float) -> DecodedAudio:
+    """The sample decoded by an ffmpeg child, told the container (an MP4 indexed at its end goes as a file)."""
+    demuxer, _ = _CONTAINERS[mime]
+    seekable = mime == "audio/mp4" and not _moov_first(data)
+    with FfmpegDecoder(data, demuxer, timeout_s=FFMPEG_TIMEOUT_S, seekable=seekable) as child:
+        info = child.input_info()
+        if info.has_video:
             raise UnsupportedOrCorruptAudio("unsupported or corrupt audio: the file contains video")
-    if not container.streams.audio:
-        raise UnsupportedOrCorruptAudio("unsupported or corrupt audio: the file has no audio track")
-    stream = container.streams.audio[0]
-    codec = stream.codec_context.name
-    accepted = codec.startswith("pcm_") if mime == "audio/wav" else codec in codecs
+        if info.codec is None:
+            raise UnsupportedOrCorruptAudio("unsupported or corrupt audio: the file has no audio track")
+        _check_codec(mime, info.codec)
+        if info.duration_s:
+            _check_length(info.duration_s, 0.0, limit_s, size_limit_s, claimed=True)
+        rate, channels = child.output_format()  # said before the first sample
+        _check_format(rate, channels)
+        samples = _Samples(rate, limit_s, size_limit_s)
+        while (block := child.read_block()).shape[0]:
+            samples.add(block)
+    return DecodedAudio(samples=samples.planar(), sample_rate=rate, channels=channels, mime_type=mime, codec=info.codec)
+
+
+def _check_codec(mime: str, codec: str) -> None:
+    """Refuse a codec the container is not accepted with."""
+    accepted = codec.startswith("pcm_") if mime == "audio/wav" else codec in _CONTAINERS[mime][1]
     if not accepted:
         raise UnsupportedOrCorruptAudio(f"unsupported or corrupt audio: codec {codec} is not accepted in {mime}")
-    rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+
+
+def _check_format(rate: int, channels: int) -> None:
+    """Refuse rates or channel counts no voice sample has."""
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE or channels < 1:
         raise UnsupportedOrCorruptAudio(
             f"unsupported or corrupt audio: {rate} Hz, {channels} channel(s) "
             f"(sample rates {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz are accepted)"
         )
-    return stream
 
 
-def _decode_bounded(
-    container: av.container.InputContainer, stream: av.AudioStream, limit_s: float, size_limit_s: float
-) -> npt.NDArray[np.float32]:
-    """Decode to planar float32 at the stream's own rate, refusing as soon as either bound is passed."""
-    rate = stream.codec_context.sample_rate
-    layout = "mono" if stream.codec_context.channels == 1 else "stereo"
-    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-    chunks: list[npt.NDArray[np.float32]] = []
-    frames = 0
-    for decoded in container.decode(stream):
-        for out in resampler.resample(decoded):
-            chunk = out.to_ndarray().astype(np.float32, copy=False)
-            chunks.append(chunk)
-            frames += chunk.shape[1]
-        _check_length(frames / rate, frames / rate, limit_s, size_limit_s, claimed=False)
-    for out in resampler.resample(None):
-        chunks.append(out.to_ndarray().astype(np.float32, copy=False))
-    if not chunks:
-        return np.zeros((1, 0), dtype=np.float32)
-    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+class _Samples:
+    """Decoded blocks, folded to at most two channels as they come (so memory never grows with the channel
+    count), refused as soon as either bound is passed."""
+
+    def __init__(self, rate: int, limit_s: float, size_limit_s: float) -> None:
+        self._rate, self._limit_s, self._size_limit_s = rate, limit_s, size_limit_s
+        self._blocks: list[npt.NDArray[np.float32]] = []
+        self._frames = 0
+
+    def add(self, block: npt.NDArray[np.float32]) -> None:
+        """Take ``block`` (frames, channels)."""
+        self._blocks.append(_fold(block))
+        self._frames += block.shape[0]
+        decoded_s = self._frames / self._rate
+        _check_length(decoded_s, decoded_s, self._limit_s, self._size_limit_s, claimed=False)
+
+    def planar(self) -> npt.NDArray[np.float32]:
+        """Everything taken, shape (channels, frames)."""
+        if not self._blocks:
+            return np.zeros((1, 0), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(self._blocks, axis=1), dtype=np.float32)
+
+
+def _fold(block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``block`` (frames, channels) as (channels, frames), more than two channels folded to stereo: the first
+    two are left and right, the others go to both at -3 dB, scaled so full scale stays within full scale."""
+    if block.shape[1] <= 2:
+        planar: npt.NDArray[np.float32] = block.T
+        return planar
+    rest = block[:, 2:].sum(axis=1) * _FOLD_GAIN
+    scale = 1 / (1 + _FOLD_GAIN * (block.shape[1] - 2))
+    folded: npt.NDArray[np.float32] = (np.stack([block[:, 0] + rest, block[:, 1] + rest]) * scale).astype(np.float32)
+    return folded
+
+
+def _moov_first(data: bytes) -> bool:
+    """Whether an MP4's index (``moov``) comes before its media (``mdat``), as ffmpeg needs to read it from a
+    pipe; recorders that write the index last leave a file that must be read from a seekable copy."""
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        if kind in {b"moov", b"mdat"}:
+            return kind == b"moov"
+        if size == 1 and pos + 16 <= len(data):
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        if size < 8:  # 0: the box runs to the end of the file; smaller: not a box
+            return False
+        pos += size
+    return False
 
 
 def _check_length(seconds: float, decoded_s: float, limit_s: float, size_limit_s: float, *, claimed: bool) -> None:
@@ -155,18 +255,22 @@ def _check_length(seconds: float, decoded_s: float, limit_s: float, size_limit_s
         raise SampleTooLong(f"sample too long (max {max_s:g} s)", facts=facts | {"maxDurationS": max_s})
 
 
-def _check_wav_claim(data: bytes, limit_s: float) -> None:
-    """Refuse a WAV whose data chunk claims more audio than the file holds.
+def _check_wav_claim(data: bytes, limit_s: float) -> bytes:
+    """Refuse a WAV whose data chunk claims more audio than the file holds; return the WAV, a data size of 0
+    (a streaming writer's "unknown", which libsndfile reads as no audio) set to the bytes present.
 
-    FFmpeg silently shortens such a claim to the bytes present, so the header is read here: a claim past
-    the duration limit is a lie about the size; a smaller one is a truncated upload.
+    Decoders silently shorten a claim to the bytes present, so the header is read here: a claim past the
+    duration limit is a lie about the size; a smaller one is a truncated upload.
     """
-    claim = _wav_data_claim(data)
-    if claim is None:
-        return
-    claimed_bytes, held_bytes, byte_rate = claim
-    if claimed_bytes <= held_bytes:
-        return
+    chunk = _wav_data_chunk(data)
+    if chunk is None:
+        return data
+    at, claimed_bytes, byte_rate = chunk
+    held_bytes = len(data) - at - 4
+    if claimed_bytes == 0:
+        return data[:at] + struct.pack("<I", held_bytes) + data[at + 4 :]
+    if claimed_bytes == _WAV_UNKNOWN_SIZE or claimed_bytes <= held_bytes:
+        return data
     claimed_s, held_s = claimed_bytes / byte_rate, held_bytes / byte_rate
     facts: dict[str, float | str] = {"durationS": round(claimed_s, 3), "decodedS": 0.0, "heldS": round(held_s, 3)}
     if claimed_s > limit_s:
@@ -181,8 +285,9 @@ def _check_wav_claim(data: bytes, limit_s: float) -> None:
     )
 
 
-def _wav_data_claim(data: bytes) -> tuple[int, int, int] | None:
-    """(bytes the data chunk claims, bytes present after its header, byte rate), or None when unknown."""
+def _wav_data_chunk(data: bytes) -> tuple[int, int, int] | None:
+    """(where the data chunk's size is, the size it says, the byte rate), or None without a data chunk after
+    a usable fmt chunk."""
     pos, byte_rate = 12, 0
     while pos + 8 <= len(data):
         chunk_id, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
@@ -190,8 +295,6 @@ def _wav_data_claim(data: bytes) -> tuple[int, int, int] | None:
         if chunk_id == b"fmt " and size >= 16 and body + 16 <= len(data):
             (byte_rate,) = struct.unpack_from("<I", data, body + 8)
         elif chunk_id == b"data":
-            if byte_rate == 0 or size in _WAV_UNKNOWN_SIZES:
-                return None
-            return size, len(data) - body, byte_rate
+            return None if byte_rate == 0 else (pos + 4, size, byte_rate)
         pos = body + size + (size & 1)
     return None

@@ -1,15 +1,17 @@
 """The formats speech streams in, all made from the providers' 24 kHz 16-bit mono PCM as it arrives: the PCM
-itself, a WAV (a header for a stream of unknown length, then the PCM) or MP3 (encoded frame by frame).
+itself, a WAV (a header for a stream of unknown length, then the PCM) or MP3 (encoded frame by frame, in
+process by libsndfile's LAME).
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from typing import Final, Literal, get_args
 
-import av
 import numpy as np
 import numpy.typing as npt
+import soundfile
 
 from backend.providers.base import STREAM_SAMPLE_RATE
 
@@ -23,6 +25,9 @@ MEDIA_TYPES: Final[dict[str, str]] = {
 }
 #: MP3 at 64 kbit/s: plenty for 24 kHz mono speech.
 MP3_BIT_RATE: Final = 64000
+# libsndfile sets a constant MP3 bitrate from a "compression level" c: at 24 kHz (MPEG-2) int(160 - 152 c)
+# kbit/s (its mpeg_l3_encode.c). Aiming half a kbit/s above keeps the truncation on MP3_BIT_RATE.
+_MP3_COMPRESSION: Final = (160 - (MP3_BIT_RATE / 1000 + 0.5)) / 152
 #: A WAV's sizes when its length is not known as it starts (the largest a RIFF can say).
 _UNKNOWN_SIZE: Final = 0xFFFFFFFF
 
@@ -50,7 +55,7 @@ class StreamEncoder:
         self.samples = 0
         self._carry = b""
         self._header = streaming_wav_header() if fmt == "wav" else b""
-        self._mp3 = _mp3_encoder() if fmt == "mp3" else None
+        self._mp3 = _Mp3Encoder() if fmt == "mp3" else None
 
     @property
     def seconds(self) -> float:
@@ -66,7 +71,7 @@ class StreamEncoder:
         if self._mp3 is None:
             out, self._header = self._header + data, b""
             return out
-        return self._encode(np.frombuffer(data, dtype="<i2")) if data else b""
+        return self._mp3.encode(np.frombuffer(data, dtype="<i2")) if data else b""
 
     def silence(self, seconds: float) -> bytes:
         """``seconds`` of silence, as ``feed`` would send it."""
@@ -77,21 +82,67 @@ class StreamEncoder:
         if self._mp3 is None:
             out, self._header = self._header, b""
             return out
-        return b"".join(bytes(packet) for packet in self._mp3.encode(None))
-
-    def _encode(self, samples: npt.NDArray[np.int16]) -> bytes:
-        assert self._mp3 is not None  # noqa: S101 - only called for MP3
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16p", layout="mono")
-        frame.sample_rate = STREAM_SAMPLE_RATE
-        frame.pts = self.samples - samples.size
-        return b"".join(bytes(packet) for packet in self._mp3.encode(frame))
+        return self._mp3.finish()
 
 
-def _mp3_encoder() -> av.AudioCodecContext:
-    codec = av.CodecContext.create("libmp3lame", "w")
-    assert isinstance(codec, av.AudioCodecContext)  # noqa: S101 - an audio codec by name
-    codec.sample_rate = STREAM_SAMPLE_RATE
-    codec.layout = "mono"
-    codec.format = "s16p"
-    codec.bit_rate = MP3_BIT_RATE
-    return codec
+class _Mp3Encoder:
+    """libsndfile writing 24 kHz mono MP3 at MP3_BIT_RATE, constant, into a `_Sent` as the samples come."""
+
+    def __init__(self) -> None:
+        self._out = _Sent()
+        self._file = soundfile.SoundFile(
+            self._out,
+            mode="w",
+            samplerate=STREAM_SAMPLE_RATE,
+            channels=1,
+            format="MP3",
+            subtype="MPEG_LAYER_III",
+            compression_level=_MP3_COMPRESSION,
+            bitrate_mode="CONSTANT",
+        )
+
+    def encode(self, samples: npt.NDArray[np.int16]) -> bytes:
+        """The whole frames these samples complete."""
+        self._file.write(samples)
+        return self._out.take()
+
+    def finish(self) -> bytes:
+        """The last frames (the encoder's buffered samples, padded)."""
+        self._file.close()
+        return self._out.take()
+
+
+class _Sent:
+    """The file libsndfile writes an MP3 stream to: appended bytes wait in it until `take`n and sent.
+
+    libsndfile reserves the first frame for a LAME tag it writes back on close, when that frame has long been
+    sent: the write back is dropped, and the frame stays the silent one it was (24 ms, which players play)."""
+
+    def __init__(self) -> None:
+        self._unsent = bytearray()
+        self._length = 0
+        self._position = 0
+
+    def write(self, data: bytes) -> int:
+        """Append ``data``, or drop it when it would overwrite bytes already written."""
+        if self._position == self._length:
+            self._unsent += data
+            self._length += len(data)
+        self._position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the write position (libsndfile seeks to find the length, and to write back)."""
+        start = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = start + offset
+        return self._position
+
+    def tell(self) -> int:
+        """The write position."""
+        return self._position
+
+    def take(self) -> bytes:
+        """The bytes appended since the last call."""
+        out = bytes(self._unsent)
+        self._unsent.clear()
+        return out

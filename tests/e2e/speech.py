@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import av
 import httpx
+import soundfile
 
 from backend.speech.service import SENTENCE_PAUSE_S
 from backend.synthesis.text import sentences
@@ -62,14 +62,13 @@ def fake_samples(text: str) -> int:
 
 
 def decoded_samples(body: bytes, fmt: str) -> int:
-    """How many samples of audio a streamed body holds: counted for PCM, decoded by FFmpeg otherwise."""
+    """How many samples of audio a streamed body holds: counted for PCM, decoded by libsndfile otherwise."""
     if fmt == "pcm_24000":
         assert len(body) % 2 == 0
         return len(body) // 2
-    with av.open(io.BytesIO(body)) as container:
-        audio = container.streams.audio[0]
-        assert (audio.rate, audio.channels) == (RATE, 1)
-        return sum(frame.samples for frame in container.decode(audio))
+    with soundfile.SoundFile(io.BytesIO(body)) as audio:
+        assert (audio.samplerate, audio.channels) == (RATE, 1)
+        return len(audio.read(dtype="int16"))
 
 
 async def until_state(

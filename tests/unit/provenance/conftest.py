@@ -55,5 +55,5 @@ def wav() -> bytes:
 
 @pytest.fixture(scope="session")
 def mp3() -> bytes:
-    """The same five seconds as MP3 (LAME through PyAV)."""
+    """The same five seconds as MP3 (LAME in the ffmpeg executable)."""
     return encode(voice_like(5.0), RATE, "mp3", "libmp3lame", bit_rate=64000)
