@@ -30,6 +30,7 @@ import os
 import statistics
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import zlib
@@ -40,6 +41,8 @@ import numpy as np
 import pyworld
 import scipy.fft
 from scipy.signal import resample_poly
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.cpu import CpuExecutor
 from backend.providers.base import ProviderVoice, SampleRef

@@ -206,20 +206,26 @@ _DISPERSION: Final = _dispersion()
 
 
 def _at_harmonics(lh: Array, f0: Array, source_bins: Array) -> Array:
-    """``lh`` read at each frame's harmonics of ``f0`` and interpolated between them, at ``source_bins``.
-    Below the first harmonic the first holds; past the last bin the last holds."""
-    spacing = np.where(f0 > _VOICING_HZ, f0, 100.0).astype(np.float32) / np.float32(_BIN_HZ)
+    """``lh`` read at each voiced frame's harmonics of ``f0`` and interpolated between them, at ``source_bins``
+    (below the first harmonic the first holds; past the last bin the last). An unvoiced frame has no
+    harmonics to hear it: it is left as it is."""
+    out = lh.copy()
+    columns = np.flatnonzero(f0 > _VOICING_HZ)
+    count = len(columns)
+    spacing = f0[columns] / np.float32(_BIN_HZ)
     position = source_bins[:, None] / spacing[None, :]  # in harmonics
     below = np.maximum(np.floor(position), 1.0)
     between = np.clip(position - below, 0.0, 1.0)
-    columns = np.arange(lh.shape[1])[None, :]
-    out = np.zeros_like(lh)
+    voiced = lh[:, columns].ravel()  # a bin's row after another: bin b of voiced frame j is at b * count + j
+    column = np.arange(count)
+    read = np.zeros((_BINS, count), np.float32)
     for harmonic, weight in ((below, 1.0 - between), (below + 1.0, between)):
         at = np.minimum(harmonic * spacing[None, :], _BINS - 1.0)
         low = at.astype(np.intp)
-        high = np.minimum(low + 1, _BINS - 1)
         frac = at - low
-        out += (lh[low, columns] * (1.0 - frac) + lh[high, columns] * frac) * weight
+        high = np.minimum(low + 1, _BINS - 1)
+        read += (voiced[low * count + column] * (1.0 - frac) + voiced[high * count + column] * frac) * weight
+    out[:, columns] = read
     return out
 
 
