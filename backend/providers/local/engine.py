@@ -11,7 +11,7 @@ audio:
   like a slowed tape; then the average envelope is tilted towards the sample's, within ±12 dB.
 
 The harmonic branch holds the envelope (``lh``) only where the voice's own harmonics fall: between them the
-model's values are never heard, and 1% of them stand more than 25 dB above the envelope (some 100 dB). So
+model's values are never heard, and 1% of the bins stand more than 25 dB above the envelope (a few 100 dB). So
 ``lh`` is read at the voice's harmonics and interpolated between them, and harmonics moved onto those bins
 do not ring. Its phase turn (``th``) cannot be carried over the same way: neighbouring harmonics' angles are
 unrelated, and values interpolated between them change from frame to frame and blur the moved harmonics
@@ -54,7 +54,8 @@ FORMANT_RATIO_LIMITS: Final = (0.75, 1.3)
 PITCH_TO_FORMANT: Final = 0.3
 #: A voiced frame's F0 stays above ``dsp.synth``'s voicing threshold (40 Hz), however low the profile.
 MIN_F0_HZ: Final = 50.0
-#: The voice speaks about 10 dB under full scale; this brings it near the level the engine spoke at before.
+#: The voice peaks about 7 dB under full scale (its RMS near -27 dBFS); doubled, it peaks near the 0.9 the
+#: engine spoke at before.
 OUTPUT_GAIN: Final = 2.0
 #: A phrase whose peak would pass this is scaled down as a whole.
 MAX_PEAK: Final = 0.95
