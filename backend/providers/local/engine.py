@@ -12,11 +12,13 @@ audio:
 
 The harmonic branch holds the envelope (``lh``) only where the voice's own harmonics fall: between them the
 model's values are never heard, and 1% of the bins stand more than 25 dB above the envelope (a few 100 dB). So
-``lh`` is read at the voice's harmonics and interpolated between them, and harmonics moved onto those bins
-do not ring. Its phase turn (``th``) cannot be carried over the same way: neighbouring harmonics' angles are
-unrelated, and values interpolated between them change from frame to frame and blur the moved harmonics
-above 1 kHz. They get a fixed phase instead, the same in every frame (a pulse-dispersion all-pass, as
-vocoders such as MELP use), so each harmonic stays steady and the pulses are spread over the period.
+``lh`` is read at the voice's harmonics and interpolated between them: a moved harmonic never takes one of
+those values (read from the bins as they stand, an octave down's stood up to 44 dB over the voice's loudest
+harmonic, and the harmonics' share of the 1-4 kHz energy fell from 0.58 to 0.52). Its phase turn (``th``)
+cannot be carried over the same way: neighbouring harmonics' angles are unrelated, and values interpolated
+between them change from frame to frame and blur the moved harmonics above 1 kHz. They get a fixed phase
+instead, the same in every frame (a pulse-dispersion all-pass, as vocoders such as MELP use), so each
+harmonic stays steady and the pulses are spread over the period.
 """
 
 from __future__ import annotations

@@ -119,11 +119,34 @@ def test_the_profile_sets_the_pitch_and_the_level_stays(voice: HibariVoice, targ
     at_own, _ = render(SENTENCE, profile_of(own), voice=voice)
     moved, _ = render(SENTENCE, profile_of(target_hz), voice=voice)
     assert abs(12 * np.log2(median_f0(moved, rate) / target_hz)) < 1.0  # within a semitone
-    # The harmonic envelope is read at the voice's own harmonics: moved onto the bins between them, where
-    # the model's values are never heard, the octave down came out 7 dB louder and rang.
+    # Each frame's power is kept as the number of harmonics changes.
     level = 20 * np.log10(np.sqrt(np.mean(moved**2)) / np.sqrt(np.mean(at_own**2)))
     assert abs(level) < 3.0
     assert float(np.max(np.abs(moved))) <= 0.95
+
+
+def test_no_moved_harmonic_takes_a_value_from_between_the_voices_own(
+    voice: HibariVoice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "MAX_ENVELOPE_GAIN_DB", 0.0)  # no tilt: the magnitudes as the model gave them
+    traits = voice_traits(voice)
+    frames = voice.frames(SENTENCE)[0]
+    plan = adaptation(profile_of(traits.median_f0_hz / 2, formants_hz=traits.formants_hz), traits)
+    moved = adapt(frames, plan)
+    voiced = np.flatnonzero(frames.f0 > 40.0)
+    own_peak, moved_peak, model_peak = [], [], []
+    for j in voiced:
+        # The two 20 Hz bins either side of each harmonic, to the first past 4 kHz.
+        at = np.arange(1, 4000 / frames.f0[j] + 2) * frames.f0[j] / 20.0
+        own_peak.append(frames.lh[np.concatenate([np.floor(at), np.ceil(at)]).astype(int), j].max())
+        # Less the half-octave's power compensation, which lifts every bin of the frame alike.
+        moved_peak.append(moved.lh[:200, j].max() - 0.5 * np.log(moved.f0[j] / frames.f0[j]))
+        model_peak.append(frames.lh[:200, j].max())
+    # Between its harmonics the model's magnitudes spike far above any harmonic's (never heard there);
+    # read at the voice's harmonics, a moved harmonic is never louder than the loudest of them.
+    # (Moved onto the voice's bins as they stand, the octave down's harmonics reached 44 dB over them.)
+    assert max(np.subtract(model_peak, own_peak)) > np.log(10.0)  # a spike 20 dB over the loudest harmonic
+    assert max(np.subtract(moved_peak, own_peak)) < 0.01
 
 
 def test_the_formant_ratio_moves_the_envelope_not_only_the_pitch(
