@@ -1,7 +1,7 @@
 """Benchmark: time to first byte (p50/p99) of `POST /v1/reflections/{id}/speech` for 20 concurrent streams, with
 the `local` provider and with the ElevenLabs fake answering after 200 ms, beside the fake's own time to first
 byte for the same 20 concurrent requests sent to it directly (the floor voicegate cannot go under). The
-server lets the bench's one user have `--streams` streams open (VOICEGATE_USER_STREAMS).
+server lets the bench's one user have twice `--streams` streams open (VOICEGATE_USER_STREAMS).
 
     python bench/streaming.py [--streams 20] [--rounds 3] [--latency 0.2]
 
@@ -132,11 +132,13 @@ def main() -> None:
     fake.voices["v1"] = ElevenVoice("v1", "Ada", None, {}, [], created_at_unix=int(datetime.now(UTC).timestamp()))
     fake.faults.latency_s = args.latency
     with serve(fake) as fake_url:
-        # One user opens every stream: let them have as many open as the bench opens at once.
+        # One user opens every stream: let them have twice as many open as the bench opens at once. A stream's
+        # slot is freed as the server records its end, a moment after the client has read its last byte, and
+        # the next round starts at once: with exactly as many, a round was refused some (429 streams_limited).
         env = {
             "ELEVENLABS_API_KEY": ELEVEN_KEY,
             "ELEVENLABS_BASE_URL": fake_url,
-            "VOICEGATE_USER_STREAMS": str(args.streams),
+            "VOICEGATE_USER_STREAMS": str(2 * args.streams),
         }
         os.environ.update(env)
         with running_up(Path(tempfile.mkdtemp(prefix="voicegate-bench-"))) as up:

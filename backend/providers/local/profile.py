@@ -1,13 +1,15 @@
-"""Measure a voice: pitch level and range, speaking-rate proxy and average spectral envelope."""
+"""Measure a voice: pitch level and range, speaking-rate proxy, formants and average spectral envelope."""
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 import pyworld
+from scipy.signal import resample_poly
 
 FRAME_PERIOD_MS: Final = 5.0
 F0_FLOOR: Final = 60.0
@@ -16,6 +18,19 @@ F0_CEIL: Final = 700.0
 APERIODICITY_STEP: Final = 2
 # Band centres (Hz) of the stored envelope summary, roughly mel-spaced up to the telephone-plus range.
 BAND_HZ: Final = tuple(float(f) for f in np.geomspace(100.0, 8000.0, 24).round(1))
+#: Formants are looked for below this frequency, in the signal resampled to twice it: an adult's first four
+#: lie below it (Praat's default ceiling for women's voices; men's four lie lower still).
+FORMANT_CEILING_HZ: Final = 5500.0
+FORMANT_COUNT: Final = 4
+#: Linear prediction order: two poles a formant up to the ceiling (five of them), the usual rule.
+LPC_ORDER: Final = 10
+#: Analysis frames (25 ms every 10 ms) and the pre-emphasis (+6 dB/octave above 50 Hz) that flattens the
+#: glottal roll-off so the predictor spends its poles on the vocal tract.
+LPC_FRAME_S: Final = 0.025
+LPC_HOP_S: Final = 0.010
+PRE_EMPHASIS_HZ: Final = 50.0
+#: A pole broader than this is the spectrum's overall slope, not a resonance.
+MAX_FORMANT_BANDWIDTH_HZ: Final = 400.0
 
 Signal = npt.NDArray[np.float64]
 
@@ -30,6 +45,8 @@ class VoiceProfile(msgspec.Struct, frozen=True, kw_only=True):
     band_hz: list[float] = msgspec.field(default_factory=lambda: list(BAND_HZ))
     voiced_ratio: float = 0.0
     duration_s: float = 0.0
+    #: Median F1..F4 (Hz) over voiced frames; empty in profiles stored before formants were measured.
+    formants_hz: list[float] = msgspec.field(default_factory=list)
 
 
 class Analysis(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,13 +94,82 @@ def _aperiodicity(x: Signal, f0: Signal, times: Signal, sample_rate: int) -> Sig
     return fine
 
 
-def envelope_bands(sp: Signal, f0: Signal, sample_rate: int) -> list[float]:
-    """Mean log envelope (dB) of voiced frames at ``BAND_HZ``, with its mean removed (shape only)."""
+def mean_envelope_db(sp: Signal, f0: Signal, sample_rate: int) -> tuple[Signal, Signal]:
+    """The mean envelope (dB) of voiced frames (of every frame when none is voiced), and its frequencies."""
     frames = sp[f0 > 0] if np.any(f0 > 0) else sp
     mean_db = 10.0 * np.log10(np.mean(frames, axis=0) + 1e-12)
-    freqs = np.linspace(0.0, sample_rate / 2.0, sp.shape[1])
+    return np.linspace(0.0, sample_rate / 2.0, sp.shape[1]), mean_db
+
+
+def envelope_bands(sp: Signal, f0: Signal, sample_rate: int) -> list[float]:
+    """Mean log envelope (dB) of voiced frames at ``BAND_HZ``, with its mean removed (shape only)."""
+    freqs, mean_db = mean_envelope_db(sp, f0, sample_rate)
     bands = np.interp(np.asarray(BAND_HZ), freqs, mean_db)
     return [round(float(v), 2) for v in bands - bands.mean()]
+
+
+def formants(x: Signal, sample_rate: int, f0: Signal) -> list[float]:
+    """Median F1..F4 (Hz) over the voiced frames (``f0``: one value every ``FRAME_PERIOD_MS``) of ``x``.
+
+    Autocorrelation LPC on 25 ms Hamming frames of the signal resampled to twice ``FORMANT_CEILING_HZ`` and
+    pre-emphasised; a frame's formants are its lowest narrow resonances. Empty when fewer than ten frames
+    show four.
+    """
+    rate = round(2 * FORMANT_CEILING_HZ)
+    common = math.gcd(sample_rate, rate)
+    y = resample_poly(x, rate // common, sample_rate // common)
+    y = np.append(y[:1], y[1:] - math.exp(-2 * math.pi * PRE_EMPHASIS_HZ / rate) * y[:-1])
+    width, hop = round(LPC_FRAME_S * rate), round(LPC_HOP_S * rate)
+    if len(y) < width:
+        return []
+    frames = np.lib.stride_tricks.sliding_window_view(y, width)[::hop]
+    centres = (np.arange(len(frames)) * hop + width / 2) / rate
+    at = np.minimum(np.round(centres * 1000.0 / FRAME_PERIOD_MS).astype(np.intp), len(f0) - 1)
+    energy = np.sqrt(np.mean(frames**2, axis=1))
+    keep = (f0[at] > 0) & (energy > 0.1 * float(np.percentile(energy, 95)))
+    if not np.any(keep):
+        return []
+    spectrum = np.fft.rfft(frames[keep] * np.hamming(width), 2 * width)
+    r = np.fft.irfft(np.abs(spectrum) ** 2)[:, : LPC_ORDER + 1]
+    roots = np.linalg.eigvals(_companion(_levinson(r, LPC_ORDER)))
+    roots = np.where(roots.imag > 0, roots, 0)
+    freq = np.angle(roots) * rate / (2 * math.pi)
+    bandwidth = -np.log(np.maximum(np.abs(roots), 1e-12)) * rate / math.pi
+    resonant = (bandwidth < MAX_FORMANT_BANDWIDTH_HZ) & (freq > 90.0) & (freq < FORMANT_CEILING_HZ - 100.0)
+    lowest = np.sort(np.where(resonant, freq, np.inf), axis=1)[:, :FORMANT_COUNT]
+    found = lowest[np.isfinite(lowest[:, -1])]
+    if len(found) < 10:
+        return []
+    return [round(float(v), 1) for v in np.median(found, axis=0)]
+
+
+def _levinson(r: Signal, order: int) -> Signal:
+    """Prediction coefficients ``[1, a1 .. a_order]`` per row of autocorrelations ``r`` (Levinson-Durbin)."""
+    a = np.zeros((len(r), order + 1))
+    a[:, 0] = 1.0
+    error = r[:, 0] * (1.0 + 1e-9) + 1e-12
+    for i in range(1, order + 1):
+        k = -(r[:, i] + np.sum(a[:, 1:i] * r[:, i - 1 : 0 : -1], axis=1)) / error
+        a[:, 1:i] += k[:, None] * a[:, i - 1 : 0 : -1]
+        a[:, i] = k
+        error *= 1.0 - k * k
+    return a
+
+
+def _companion(a: Signal) -> Signal:
+    """Companion matrices whose eigenvalues are the roots of each row's polynomial ``z^p + a1 z^(p-1) + ..``."""
+    order = a.shape[1] - 1
+    matrices = np.zeros((len(a), order, order))
+    matrices[:, 0, :] = -a[:, 1:]
+    matrices[:, np.arange(1, order), np.arange(order - 1)] = 1.0
+    return matrices
+
+
+def formant_dispersion(formants_hz: list[float]) -> float:
+    """The average spacing of the formants (Hz), fitted as F_i = (2i - 1) / 2 * spacing: the resonances of a
+    uniform tube, whose spacing is the speed of sound over twice the vocal tract's length."""
+    odd = (2.0 * np.arange(1, len(formants_hz) + 1) - 1.0) / 2.0
+    return float(np.dot(formants_hz, odd) / np.dot(odd, odd))
 
 
 def syllable_rate(x: Signal, sample_rate: int) -> float:
@@ -128,4 +214,5 @@ def measure(x: Signal, sample_rate: int) -> VoiceProfile:
         envelope_db=envelope_bands(analysis.sp, analysis.f0, sample_rate),
         voiced_ratio=round(float(np.mean(analysis.f0 > 0)), 3),
         duration_s=round(len(x) / sample_rate, 3),
+        formants_hz=formants(x, sample_rate, analysis.f0),
     )

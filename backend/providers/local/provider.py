@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from typing import Final, Protocol, TypeVar
 
 import msgspec
 import numpy as np
-from scipy.signal import resample_poly
 
 from backend.cpu import CpuExecutor, Owner
 from backend.providers.base import (
-    STREAM_SAMPLE_RATE,
     ProviderVoice,
     SampleRef,
     SampleRules,
@@ -29,9 +26,9 @@ from backend.providers.wav import float_to_wav, wav_to_float
 from backend.synthesis.text import pieces
 
 PROVIDER: Final = "local"
-ENGINE: Final = "Piper en_US-joe-medium + WORLD (offline stand-in, not a neural clone)"
+ENGINE: Final = "hibari-tts 0.2 voice heart, adapted in its own parameters (offline stand-in, not a neural clone)"
 #: What the engine is called where a model name is expected (the C2PA manifest of what it speaks).
-MODEL: Final = "piper-en_US-joe-medium+world"
+MODEL: Final = "hibari-0.2-heart+adapted"
 
 SAMPLE_RULES: Final = SampleRules(
     formats=frozenset({"audio/wav"}),
@@ -47,12 +44,12 @@ SAMPLE_RULES: Final = SampleRules(
 )
 #: Text is rendered a phrase at a time, each phrase one call queued on the CPU executor, so another user's
 #: render can run between two of a long text's: how long a phrase takes is how long another user's call may
-#: wait for a thread. About 0.25 s of one core each (a 300-character sentence rendered whole took 1.4 s);
-#: in bench/fair_share.py A's first byte beside B's 8 streams took 0.9 s with 100-character phrases, 0.44 to
-#: 0.50 s with these. A cut restarts the intonation, so most fall after a comma; a short sentence stays whole.
-PHRASE_CHARS: Final = 60
-#: A phrase shorter than this joins its neighbour: the engine cannot speak some single words alone
-#: ("Bob." has too little voiced sound to carry a pitch), and a cut should never lose one.
+#: wait for a thread. A cut restarts the intonation, so most fall after a comma and a sentence this long stays
+#: whole: about 6 s of speech, 50-60 ms of one core (a 52-character sentence took 31 ms of CPU, 56 ms on a
+#: loaded machine's core; the engine before, Piper + WORLD, took 0.25 s for 60 characters, so cut there).
+PHRASE_CHARS: Final = 100
+#: A phrase shorter than this joins its neighbour: a word said alone ("Bob.") loses the sentence's
+#: intonation, and a cut should never leave one.
 MIN_PHRASE_CHARS: Final = 25
 
 R = TypeVar("R")
@@ -128,7 +125,7 @@ def _provider_voice(voice: LocalVoice) -> ProviderVoice:
 
 
 class LocalProvider:
-    """Offline provider: enrolment measures the sample, synthesis adapts a stock Piper voice to it.
+    """Offline provider: enrolment measures the sample, synthesis adapts the stock hibari voice to it.
 
     Its CPU work runs on `cpu`, the process's executor, in `owner`'s lane (None: system work);
     `working_for` gives the same provider working for another user.
@@ -193,30 +190,30 @@ class LocalProvider:
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``."""
-        profile, language = await self._profile(voice, text)
-        rendered = [part async for part in self._rendered(_render, text, profile, language)]
+        profile = await self._profile(voice, text)
+        rendered = [part async for part in self._rendered(_render, text, profile)]
         rate = rendered[0][1]
         audio = await self._cpu.run(self._owner, _wav_of, [signal for signal, _ in rendered], rate)
         return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate, model=MODEL)
 
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole)."""
-        profile, language = await self._profile(voice, text)
-        async with aclosing(self._rendered(_pcm_of, text, profile, language)) as rendered:
+        profile = await self._profile(voice, text)
+        async with aclosing(self._rendered(_pcm_of, text, profile)) as rendered:
             async for pcm in rendered:
                 yield pcm
 
     async def _rendered(
-        self, make: Callable[[str, VoiceProfile, str], R], text: str, profile: VoiceProfile, language: str
+        self, make: Callable[[str, VoiceProfile], R], text: str, profile: VoiceProfile
     ) -> AsyncGenerator[R, None]:
-        """``make(phrase, profile, language)`` for each phrase of ``text`` in turn, each queued on the CPU
+        """``make(phrase, profile)`` for each phrase of ``text`` in turn, each queued on the CPU
         executor. A phrase with nothing speakable in it is passed over, as the engine passes over such a
         sentence; ``empty_text`` only when no phrase of the text speaks."""
         unspeakable: PermanentProviderError | None = None
         spoke = False
         for phrase in phrases(text):
             try:
-                made = await self._cpu.run(self._owner, make, phrase, profile, language)
+                made = await self._cpu.run(self._owner, make, phrase, profile)
             except PermanentProviderError as exc:
                 if exc.provider_code != "empty_text":
                     raise
@@ -227,8 +224,8 @@ class LocalProvider:
         if not spoke and unspeakable is not None:
             raise unspeakable
 
-    async def _profile(self, voice: ProviderVoice, text: str) -> tuple[VoiceProfile, str]:
-        """The voice's profile and language, once the engine is sure it can speak ``text`` in that language
+    async def _profile(self, voice: ProviderVoice, text: str) -> VoiceProfile:
+        """The voice's profile, once the engine is sure it can speak ``text`` in the voice's language
         (UnsupportedLanguageError otherwise: the stored voice's language decides, see ``local.language``)."""
         if not text.strip():
             raise PermanentProviderError(PROVIDER, "There is no text to speak.", provider_code="empty_text")
@@ -241,7 +238,7 @@ class LocalProvider:
             raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
         if (refused := refusal(language, text)) is not None:
             raise refused
-        return profile, language
+        return profile
 
 
 def _profile_of(data: bytes) -> VoiceProfile:
@@ -255,11 +252,11 @@ def _profile_of(data: bytes) -> VoiceProfile:
     return profile
 
 
-def _render(text: str, profile: VoiceProfile, language: str) -> tuple[Signal, int]:
+def _render(text: str, profile: VoiceProfile) -> tuple[Signal, int]:
     try:
-        return render(text, profile, language=language)
+        return render(text, profile)
     except ValueError as exc:
-        # Punctuation alone, or too little voiced sound to carry a pitch: the same text always fails.
+        # Punctuation alone, or no word the G2P reads: the same text always fails.
         raise PermanentProviderError(
             PROVIDER, "There is nothing speakable in the text.", provider_code="empty_text", operator_detail=str(exc)
         ) from exc
@@ -282,15 +279,7 @@ def _wav_of(signals: list[Signal], rate: int) -> bytes:
     return float_to_wav(np.concatenate(signals), rate)
 
 
-def _pcm_of(text: str, profile: VoiceProfile, language: str) -> bytes:
-    """``text`` rendered, as the PCM a stream sends."""
-    signal, rate = _render(text, profile, language)
-    return _pcm_at_stream_rate(signal, rate)
-
-
-def _pcm_at_stream_rate(signal: Signal, rate: int) -> bytes:
-    """Mono float samples as 16-bit PCM at ``STREAM_SAMPLE_RATE`` (Piper speaks at 22.05 kHz)."""
-    if rate != STREAM_SAMPLE_RATE:
-        common = math.gcd(rate, STREAM_SAMPLE_RATE)
-        signal = resample_poly(signal, STREAM_SAMPLE_RATE // common, rate // common)
+def _pcm_of(text: str, profile: VoiceProfile) -> bytes:
+    """``text`` rendered, as the PCM a stream sends (the engine speaks at ``STREAM_SAMPLE_RATE``)."""
+    signal, _ = _render(text, profile)
     return (np.clip(signal, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

@@ -83,9 +83,7 @@ async def test_output_is_speech_like_and_scales_with_text_length(cpu: CpuExecuto
     assert len(x_short) / rate > 1.0
     assert float(np.sqrt(np.mean(x_long**2))) > 0.05  # not silence
     f0, _ = pyworld.dio(x_long, rate, frame_period=5.0)
-    # Voiced and unvoiced stretches, like speech (silence is 0, a tone 1). VITS draws its durations at random:
-    # whole renders of LONG measured 0.30 to 0.42, phrase by phrase 0.30 to 0.39, so the floor sits below both.
-    assert 0.2 < float(np.mean(f0 > 0)) < 0.95
+    assert 0.2 < float(np.mean(f0 > 0)) < 0.95  # voiced and unvoiced stretches, like speech (a tone is 1)
 
 
 async def test_profile_is_json_metadata_and_enrol_is_idempotent_per_key(cpu: CpuExecutor) -> None:
@@ -107,7 +105,7 @@ async def test_profile_is_json_metadata_and_enrol_is_idempotent_per_key(cpu: Cpu
     assert [v.voice_id for v in await provider.list()] == [first.voice_id]
 
     # A voice persisted elsewhere (metadata only) still synthesizes from its stored profile. A sentence,
-    # not two words: the Piper voice's pitch is only measured steadily over a few seconds of speech.
+    # not two words: a pitch is only measured steadily over a few seconds of speech.
     detached = ProviderVoice(provider="local", voice_id="local-x", language="en", metadata=first.metadata)
     result = await LocalProvider(cpu=cpu).synthesize(detached, SHORT)
     assert median_f0(result.audio) == pytest.approx(profile["median_f0_hz"], rel=0.10)
@@ -143,15 +141,14 @@ async def test_a_stream_is_the_synthesized_speech_as_24_khz_pcm(cpu: CpuExecutor
     chunks = [chunk async for chunk in provider.stream(voice, SHORT)]
     pcm = np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.float64) / 32768.0
     x, rate = wav_to_float(whole.audio)
-    assert rate == 22050
-    # VITS draws its durations at random (noise_w), so two renders of one text differ in length.
-    assert len(pcm) / 24000 == pytest.approx(len(x) / rate, rel=0.3)
-    assert median_f0(float_to_wav(pcm, 24000)) == pytest.approx(median_f0(whole.audio), rel=0.05)
+    assert rate == 24000
+    # The same phrases rendered alike (the model's durations and its noise are fixed), sample for sample.
+    assert np.array_equal(pcm, x)
     with pytest.raises(PermanentProviderError):
         _ = [chunk async for chunk in provider.stream(voice, " ")]
 
 
-#: Five sentences of about 50 characters, two too long to share a phrase: each is rendered as a call of its own.
+#: Five sentences of 54 characters, two too long to share a phrase: each is rendered as a call of its own.
 PARAGRAPH = " ".join(f"Sentence number {n} is here, and it is not a long one." for n in range(5))
 
 
@@ -161,8 +158,8 @@ def test_a_text_is_cut_into_phrases_that_lose_nothing_and_never_leave_a_word_alo
     assert len(cut) == 5
     assert all(MIN_PHRASE_CHARS <= len(phrase) <= PHRASE_CHARS for phrase in cut)
     assert " ".join(cut) == PARAGRAPH
-    # A cut that would leave "Bob." on its own (too little voiced sound to speak alone) keeps it with its clause.
-    clause = "Please ask Stella to bring these few things from the store,"
+    # A cut that would leave "Bob." on its own (a word without its sentence's intonation) keeps it with its clause.
+    clause = "Please ask Stella to bring these few things with her from the store, six spoons of fresh snow peas,"
     assert pieces(f"{clause} Bob.", PHRASE_CHARS) == [clause, "Bob."]
     assert phrases(f"{clause} Bob.") == [f"{clause} Bob."]
 
@@ -194,7 +191,7 @@ async def test_a_phrase_with_nothing_to_say_is_passed_over_unless_nothing_else_s
     provider = LocalProvider(cpu=cpu)
     voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
     spoken = "Sentence number one is here, and it is not a long one."
-    with_punctuation = f"{spoken} {'- ' * 20}".strip()
+    with_punctuation = f"{spoken} {'- ' * 30}".strip()
     assert len(phrases(with_punctuation)) == 2
     chunks = [chunk async for chunk in provider.stream(voice, with_punctuation)]
     assert len(chunks) == 1

@@ -1,4 +1,4 @@
-"""An async service pool on this test's database, as the worker holds one."""
+"""Fixtures for integration tests: an async service pool on this test's database, as a worker holds one."""
 
 from __future__ import annotations
 
