@@ -333,13 +333,15 @@ def test_a_frozen_database_is_a_prompt_503_for_every_request_and_heals(running: 
 
 def kill_the_postmaster_and_see_it_restarted(up: Running) -> None:
     """SIGKILL the postmaster of `up`'s data directory: `up` answers 503, then, having logged that it
-    starts it again, 200 with a new postmaster within 15 s."""
+    starts it again, 200 with a new postmaster within 30 s.
+
+    A few seconds on an idle machine; a start tried while the dead server's backends still hold its shared
+    memory fails and is retried after 0.5, 1, 2 s ..., so a loaded run (two `yes` beside the whole suite)
+    once took 15.2 s."""
     postmaster = postmaster_pid(up.pg.data_dir)
     os.kill(postmaster, signal.SIGKILL)
-    killed_at = time.monotonic()
     wait_for(lambda: not is_ready(up.base_url), 5, "/readyz 503 after the postmaster died", up)
-    wait_for(lambda: is_ready(up.base_url), 15, "/readyz 200 again", up)
-    assert time.monotonic() - killed_at < 15
+    wait_for(lambda: is_ready(up.base_url), 30, "/readyz 200 again", up)
     assert postmaster_pid(up.pg.data_dir) != postmaster
     assert "embedded PostgreSQL died; restarting it (attempt 1 of 5 in 10 minutes)" in up.log.read_text()
 
