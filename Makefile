@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck packages clean
+.PHONY: up test check lint format typecheck packages images clean
 
 up: $(RUNTIME)
 	$(BIN)/voicegate up
@@ -31,6 +31,11 @@ format: $(STAMP)
 # Debian packages the tests drive (PostgreSQL 15, Chromium, curl): installed when missing.
 packages:
 	@bash .ci/ensure-packages
+
+# The container image (Containerfile) and the tests' PostgreSQL 15 image, built with podman from a Debian base
+# made with mmdebstrap: no registry needed (deploy/images.sh).
+images:
+	bash deploy/images.sh
 
 # $(call install,EXTRAS): make .venv if it is missing, then install voicegate (editable) with EXTRAS.
 define install
