@@ -4,8 +4,8 @@
 #      as $VOICEGATE_BASE_IMAGE (kept; REBUILD_BASE=1 makes it again);
 #   2. Containerfile FROM that base as $VOICEGATE_IMAGE;
 #   3. deploy/postgres (Debian's postgresql-15) as $VOICEGATE_POSTGRES_IMAGE, for compose.test.yaml.
-# podman, runc, mmdebstrap and their helpers are installed with apt when missing (root needed then). Containers
-# run with runc (crun cannot set rlimits on a cgroup v1 hybrid host) and the host's network.
+# podman, runc, mmdebstrap and their helpers are installed with apt when missing (root needed then), podman-compose
+# with pip. Containers run with runc (crun cannot set rlimits on a cgroup v1 hybrid host) and the host's network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${VOICEGATE_BASE_IMAGE:-localhost/voicegate-base:bookworm}
@@ -26,6 +26,14 @@ if ((${#missing[@]})); then
     echo "installing ${missing[*]}"
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# podman-compose from PyPI: Debian's 1.0.3 starts a service without waiting for the one-shot `migrate` it
+# depends on (service_completed_successfully). In a venv of its own, on PATH.
+if ! command -v podman-compose > /dev/null; then
+    python3 -m venv /opt/podman-compose
+    /opt/podman-compose/bin/pip install --quiet podman-compose==1.6.0
+    ln -sf /opt/podman-compose/bin/podman-compose /usr/local/bin/podman-compose
 fi
 
 podman=(podman --runtime runc)
