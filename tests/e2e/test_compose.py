@@ -168,13 +168,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     ]
     compose = Compose(command, project, env)
     try:
-        # Postgres first, waited for here: podman before 4.6 cannot wait on a health check for compose.
-        compose("up", "--detach", "--no-build", "db")
-        wait_until(lambda: postgres_answers(compose.dsn), 180, "Postgres in its container")
+        # One step at a time, as the README says for podman before 4.6 (Debian 12 has 4.3): podman-compose cannot
+        # wait on a health check there, and the `--requires` it gives a container would start `migrate` again.
         started = time.monotonic()
-        compose("up", "--detach", "--no-build")
+        compose("up", "--detach", "--no-build", "--no-deps", "db")
+        wait_until(lambda: postgres_answers(compose.dsn), 180, "Postgres in its container")
+        compose("up", "--detach", "--no-build", "--no-deps", "migrate")
         [migrate] = compose.containers("migrate")
-        assert compose.inspect(migrate, "{{.State.ExitCode}}") == "0", compose.logs(migrate)
+        assert run(["podman", "wait", migrate], 300).stdout.strip() == "0", compose.logs(migrate)
+        compose("up", "--detach", "--no-build", "--no-deps", "storage", "api1", "api2", "worker")
         for api in compose.apis:
             wait_until(functools.partial(ready, api), 180, f"{api}/readyz to say ready")
         print(f"stack up in {time.monotonic() - started:.0f} s: {', '.join(compose.containers())}")

@@ -149,7 +149,7 @@ def test_compose_services_run_real_subcommands_on_distinct_ports() -> None:
     }
     ports = [s["environment"]["VOICEGATE_PORT"] for name, s in voicegate.items() if name in {"api1", "api2", "storage"}]
     assert len(set(ports)) == 3
-    assert services["worker"]["deploy"]["replicas"] == 3
+    assert services["worker"]["deploy"] == {"mode": "replicated", "replicas": 3}  # podman-compose wants the mode
     # No HTTP in a worker or migrate: the image's HEALTHCHECK would call them unhealthy.
     assert services["worker"]["healthcheck"] == {"disable": True}
     assert services["migrate"]["healthcheck"] == {"disable": True}
