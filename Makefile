@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck packages images clean
+.PHONY: up test check lint format typecheck packages images test-compose clean
 
 up: $(RUNTIME)
 	$(BIN)/voicegate up
@@ -36,6 +36,10 @@ packages:
 # made with mmdebstrap: no registry needed (deploy/images.sh).
 images:
 	bash deploy/images.sh
+
+# compose.yaml for real on those images (tests/e2e/test_compose.py): not part of `make test`, as it needs them.
+test-compose: $(STAMP) images
+	VOICEGATE_COMPOSE_E2E=1 $(BIN)/python -m pytest -v tests/e2e/test_compose.py
 
 # $(call install,EXTRAS): make .venv if it is missing, then install voicegate (editable) with EXTRAS.
 define install

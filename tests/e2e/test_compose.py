@@ -3,8 +3,8 @@ workers from the image `make images` built. The PRD flow (upload → clone → s
 APIs while one worker container is killed in the middle of a job; every job must succeed, each sample get
 exactly one provider voice, and nothing be left open. Then everything is torn down, and nothing is left behind.
 
-Building the images takes minutes, and the stack a few more, so the test runs only when asked:
-`make images`, then `VOICEGATE_COMPOSE_E2E=1 .venv/bin/python -m pytest tests/e2e/test_compose.py`.
+Building the images takes minutes, so the test runs only when asked: `make test-compose` (or `make images`, then
+`VOICEGATE_COMPOSE_E2E=1 .venv/bin/python -m pytest tests/e2e/test_compose.py`).
 """
 
 from __future__ import annotations
