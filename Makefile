@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck packages clean
+.PHONY: up test check lint format typecheck packages images test-compose clean
 
 up: $(RUNTIME)
 	$(BIN)/voicegate up
@@ -31,6 +31,15 @@ format: $(STAMP)
 # Debian packages the tests drive (PostgreSQL 15, Chromium, curl): installed when missing.
 packages:
 	@bash .ci/ensure-packages
+
+# The container image (Containerfile) and the tests' PostgreSQL 15 image, built with podman from a Debian base
+# made with mmdebstrap: no registry needed (deploy/images.sh).
+images:
+	bash deploy/images.sh
+
+# compose.yaml for real on those images (tests/e2e/test_compose.py): not part of `make test`, as it needs them.
+test-compose: $(STAMP) images
+	VOICEGATE_COMPOSE_E2E=1 $(BIN)/python -m pytest -v tests/e2e/test_compose.py
 
 # $(call install,EXTRAS): make .venv if it is missing, then install voicegate (editable) with EXTRAS.
 define install

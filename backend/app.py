@@ -19,7 +19,7 @@ from backend.api.budget import DatabaseBudgetMiddleware
 from backend.api.concurrency import UserConcurrency
 from backend.api.deps import DEPENDENCIES, resolve_dependencies_in_order
 from backend.api.docs import COMPONENTS
-from backend.api.health import health_routes
+from backend.api.health import health_routes, healthz
 from backend.api.host import HostCheckMiddleware
 from backend.api.idempotency import IdempotencyKeys
 from backend.api.metrics import MetricsMiddleware
@@ -34,7 +34,7 @@ from backend.provenance import ProvenanceSigner
 from backend.providers.http import create_http_client
 from backend.reflections.routes import ReflectionsController, SessionsController
 from backend.samples.routes import VoiceSamplesController
-from backend.settings import Settings
+from backend.settings import Settings, SettingsError
 from backend.speech.routes import ReflectionSpeechController, VoiceSpeechController
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 from backend.synthesis.routes import CloneJobsController
@@ -139,6 +139,42 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         ),
         # Logging is configured once by the entry point (VOICEGATE_LOG_LEVEL); Litestar's default
         # config would reset the root logger to INFO with its own format.
+        logging_config=None,
+        debug=False,
+    )
+
+
+def create_storage_app(settings: Settings, dsn: str) -> Litestar:
+    """The Storage stand-in as a server of its own (`voicegate storage`): `/storage/v1` and `/healthz`, over a
+    pool of its own on `dsn`, with its objects under the data directory.
+
+    For a stack on DATABASE_URL without a Supabase project (compose, Kubernetes): its API and workers
+    reach it at SUPABASE_URL as they would Supabase Storage. One such server holds the files, so it is the
+    only one. Needs `settings` with auth (`with_auth`) holding the project JWT secret, which signs its URL
+    tokens as Supabase Storage's does."""
+    if settings.auth is None:
+        raise ValueError("create_storage_app needs settings with auth (backend.settings.with_auth)")
+    if settings.auth.jwt_secret is None:
+        raise SettingsError("the Storage stand-in signs its URL tokens with SUPABASE_JWT_SECRET: set it")
+    pool = create_pool(dsn, settings)
+    jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
+    verifier = TokenVerifier(settings.auth, jwks_http)
+    from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        try:
+            yield
+        finally:
+            await pool.close()
+            await jwks_http.aclose()
+
+    return Litestar(
+        route_handlers=[healthz, api_storage_router(settings, pool, verifier)],
+        middleware=[HostCheckMiddleware(), DatabaseBudgetMiddleware(settings.db_timeout)],
+        lifespan=[lifespan],
+        openapi_config=None,
         logging_config=None,
         debug=False,
     )

@@ -13,10 +13,14 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from backend.settings import DEFAULT_DATA_DIR, Settings, SettingsError, env_var, settings_from_env, with_auth
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 log = logging.getLogger("voicegate")
 #: The user the banner's token command names.
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             from backend.audio.ffmpeg import use_ffmpeg  # noqa: PLC0415 - keep `--help` fast
 
             use_ffmpeg(settings.ffmpeg)
-        if args.run in (_up, _serve, _token, _worker):
+        if args.run in (_up, _serve, _token, _worker, _storage):
             settings = with_auth(settings)
     except SettingsError as exc:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
@@ -88,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
         " CONSUMER_MODE=http makes them call the API's internal route",
     )
     worker.set_defaults(run=_worker)
+
+    storage = commands.add_parser(
+        "storage",
+        help="the Storage stand-in alone, for a stack on DATABASE_URL without a Supabase project: /storage/v1"
+        " (objects under the data directory), which the API and workers reach at SUPABASE_URL",
+    )
+    _add_server_flags(storage)
+    _add_data_dir(storage, "where the objects are kept (under storage/)")
+    storage.set_defaults(run=_storage)
 
     migrate = commands.add_parser("migrate", help="apply stand-ins, pgmq, migrations and buckets, then exit")
     _add_data_dir(migrate)
@@ -225,6 +238,20 @@ def _up_with_fake_providers(settings: Settings) -> int:
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     with api_listener(settings) as listener:
         return _run_server(settings, _dsn(settings), listener, run_consumers=False)
+
+
+def _storage(settings: Settings, _args: argparse.Namespace) -> int:
+    from backend.app import create_storage_app  # noqa: PLC0415 - keep `--help` fast
+
+    if settings.database_url is None:
+        raise CommandError(
+            f"`voicegate storage` serves a stack on {env_var('database_url')}; without it, `voicegate up` and"
+            " `serve` serve the Storage stand-in themselves"
+        )
+    app = create_storage_app(settings, settings.database_url)
+    with api_listener(settings) as listener:
+        _serve_app(settings, app, listener)
+    return 0
 
 
 def api_listener(settings: Settings) -> socket.socket:
@@ -380,9 +407,17 @@ def _dsn(settings: Settings) -> str:
 
 
 def _run_server(settings: Settings, dsn: str, listener: socket.socket, *, run_consumers: bool) -> int:
+    from backend.app import create_app  # noqa: PLC0415 - keep `--help` fast
+
+    app = create_app(settings, dsn, run_consumers=run_consumers)
+    _serve_app(settings, app, listener)
+    return 1 if getattr(app.state, "worker_failed", False) else 0
+
+
+def _serve_app(settings: Settings, app: Litestar, listener: socket.socket) -> None:
+    """Serve `app` with uvicorn on `listener` until SIGINT, SIGTERM or SIGHUP."""
     import uvicorn  # noqa: PLC0415
 
-    from backend.app import create_app  # noqa: PLC0415
     from backend.secret import RedactUrlCredentials  # noqa: PLC0415
 
     class Server(uvicorn.Server):
@@ -400,7 +435,6 @@ def _run_server(settings: Settings, dsn: str, listener: socket.socket, *, run_co
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    app = create_app(settings, dsn, run_consumers=run_consumers)
     # What is loaded by now (modules, the app, its handlers) lives as long as the process: moved out of
     # the collector's generations, the collections garbage from requests sets off stop scanning it.
     gc.collect()
@@ -414,7 +448,6 @@ def _run_server(settings: Settings, dsn: str, listener: socket.socket, *, run_co
     )
     logging.getLogger("uvicorn.access").addFilter(RedactUrlCredentials())  # after the Config set logging up
     Server(config).run(sockets=[listener])
-    return 1 if getattr(app.state, "worker_failed", False) else 0
 
 
 if __name__ == "__main__":

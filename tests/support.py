@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 from psycopg.rows import dict_row
 
 Conn = psycopg.Connection[Any]
+
+
+def database_url(dsn: str) -> str:
+    """A test server's DSN (loopback, trusted, no password) as the URL `DATABASE_URL` wants."""
+    parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    return f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
 
 
 def create_user(conn: Conn, email: str | None = None) -> uuid.UUID:

@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 Conn = psycopg.Connection[dict[str, object]]
 
-SUPABASE_DIR = Path(__file__).resolve().parents[2] / "supabase"
+# The repository's `supabase/` through the `backend/db/supabase` symlink, whose files a wheel carries as
+# package data: an installed voicegate (the container image) migrates without a checkout.
+SUPABASE_DIR = Path(__file__).resolve().parent / "supabase"
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every `voicegate migrate` process.
 MIGRATION_LOCK_KEY = 0x766F6963_65676174

@@ -18,7 +18,6 @@ from typing import IO, Any
 
 import httpx
 import psycopg
-import psycopg.conninfo
 
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
@@ -26,7 +25,7 @@ from backend.settings import settings_from_env, with_auth
 from tests.e2e.conftest import speech_wav
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET
-from tests.support import create_user
+from tests.support import create_user, database_url
 from tests.unit.provenance.certs import make_chain
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,8 +57,7 @@ class Stack:
     @property
     def database_url(self) -> str:
         """The test database as the URL `DATABASE_URL` wants."""
-        parts = psycopg.conninfo.conninfo_to_dict(self.dsn)
-        return f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+        return database_url(self.dsn)
 
     def worker_env(self, **extra: str) -> dict[str, str]:
         return {

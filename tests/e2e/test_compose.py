@@ -1,0 +1,309 @@
+"""compose.yaml for real, with podman: Postgres 15, `migrate`, the Storage stand-in, two API containers and three
+workers from the image `make images` built. The PRD flow (upload → clone → speak → result) runs through both
+APIs while one worker container is killed in the middle of a job; every job must succeed, each sample get
+exactly one provider voice, and nothing be left open. Then everything is torn down, and nothing is left behind.
+
+Building the images takes minutes, so the test runs only when asked: `make test-compose` (or `make images`, then
+`VOICEGATE_COMPOSE_E2E=1 .venv/bin/python -m pytest tests/e2e/test_compose.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import yaml
+from psycopg.rows import dict_row
+
+from backend.embedded.dev_tokens import mint_user_token
+from backend.embedded.postgres import free_port
+from backend.queues import DEAD_LETTER, WORK_QUEUES
+from tests.e2e.conftest import speech_wav
+from tests.support import create_user
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = os.environ.get("VOICEGATE_IMAGE", "localhost/voicegate:latest")
+POSTGRES_IMAGE = os.environ.get("VOICEGATE_POSTGRES_IMAGE", "localhost/voicegate-postgres:15")
+#: How podman runs containers on these machines (shared/reference/containers.md): runc, with explicit rlimits.
+PODMAN_GLOBAL = "--runtime runc"
+PODMAN_RUN = "--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+FLOWS = 6
+TEXT = (
+    "Hello from the compose stack, spoken in a cloned voice. "
+    "This second sentence gives the worker something to chew on for a while. "
+    "And a third one, so that a job takes a few parts."
+)
+
+pytestmark = pytest.mark.timeout(1500)
+
+
+def _prerequisites() -> str:
+    """The podman-compose executable, or a skip (not asked for, no podman) or a failure (asked, not ready)."""
+    if os.environ.get("VOICEGATE_COMPOSE_E2E") != "1":
+        pytest.skip("the compose e2e runs on request: `make images`, then VOICEGATE_COMPOSE_E2E=1")
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (`make images` installs it)")
+    compose = shutil.which("podman-compose")
+    if compose is None:
+        pytest.fail("VOICEGATE_COMPOSE_E2E=1 but podman-compose is not on PATH (`make images` installs it)")
+    for image in (IMAGE, POSTGRES_IMAGE):
+        if subprocess.run(["podman", "image", "exists", image], check=False).returncode != 0:
+            pytest.fail(f"VOICEGATE_COMPOSE_E2E=1 but there is no image {image}: run `make images`")
+    return compose
+
+
+def run(args: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion within `timeout`; fail with its output when it fails."""
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
+    assert done.returncode == 0, (
+        f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    )
+    return done
+
+
+def wait_until(predicate: Callable[[], object], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@dataclass
+class Compose:
+    """A compose project of this test: its command line, settings and what it started."""
+
+    command: list[str]
+    project: str
+    env: dict[str, str]
+
+    @property
+    def dsn(self) -> str:
+        return self.env["DATABASE_URL"]
+
+    @property
+    def apis(self) -> list[str]:
+        return [f"http://127.0.0.1:{self.env[f'VOICEGATE_API{n}_PORT']}" for n in (1, 2)]
+
+    def __call__(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return run([*self.command, *args], timeout, cwd=REPO)
+
+    def containers(self, service: str | None = None, *, every: bool = True) -> list[str]:
+        """Names of the project's containers (of `service`), running or not (only running unless `every`)."""
+        labels = [f"--filter=label=io.podman.compose.project={self.project}"]
+        if service is not None:
+            labels.append(f"--filter=label=com.docker.compose.service={service}")
+        listed = run(["podman", "ps", *(["-a"] if every else []), *labels, "--format={{.Names}}"], 60)
+        return sorted(listed.stdout.split())
+
+    def inspect(self, container: str, template: str) -> str:
+        return run(["podman", "inspect", f"--format={template}", container], 60).stdout.strip()
+
+    def logs(self, container: str) -> str:
+        done = subprocess.run(
+            ["podman", "logs", "--tail=40", container], capture_output=True, text=True, timeout=60, check=False
+        )
+        return done.stdout + done.stderr
+
+    def leftovers(self) -> list[str]:
+        volumes = run(["podman", "volume", "ls", "--format={{.Name}}"], 60).stdout.split()
+        return self.containers() + [v for v in volumes if v.startswith(f"{self.project}_")]
+
+
+def ready(url: str) -> bool:
+    try:
+        answer = httpx.get(f"{url}/readyz", timeout=3)
+    except httpx.TransportError:
+        return False
+    return answer.status_code == 200 and answer.json()["status"] == "ready"
+
+
+def postgres_answers(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
+    podman_compose = _prerequisites()
+    workdir = tmp_path_factory.mktemp("compose")
+    db_port, storage_port, api1, api2 = (free_port() for _ in range(4))
+    init_env = {
+        **os.environ,
+        "VOICEGATE_COMPOSE_DIR": str(workdir),
+        "VOICEGATE_IMAGE": IMAGE,
+        "CONTAINER": f"podman {PODMAN_GLOBAL}",
+        "CONTAINER_RUN_ARGS": PODMAN_RUN,
+    }
+    ports = ["--db-port", str(db_port), "--storage-port", str(storage_port), "--api-ports", str(api1), str(api2)]
+    print(run(["bash", "deploy/compose/init.sh", *ports], 300, cwd=REPO, env=init_env).stdout)
+    env_file = workdir / "env"
+    with env_file.open("a") as extra:
+        extra.write(f"VOICEGATE_C2PA_DIR={workdir / 'c2pa'}\nVOICEGATE_IMAGE={IMAGE}\n")
+        extra.write(f"VOICEGATE_POSTGRES_IMAGE={POSTGRES_IMAGE}\nVOICEGATE_LOG_LEVEL=WARNING\n")
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    project = f"vgtest{os.getpid()}"
+    command = [
+        podman_compose,
+        f"--podman-args={PODMAN_GLOBAL}",
+        f"--podman-run-args={PODMAN_RUN}",
+        f"--project-name={project}",
+        f"--env-file={env_file}",
+        "--file=compose.yaml",
+        "--file=compose.test.yaml",
+    ]
+    compose = Compose(command, project, env)
+    try:
+        # One step at a time, as the README says for podman before 4.6 (Debian 12 has 4.3): podman-compose cannot
+        # wait on a health check there, and the `--requires` it gives a container would start `migrate` again.
+        started = time.monotonic()
+        compose("up", "--detach", "--no-build", "--no-deps", "db")
+        wait_until(lambda: postgres_answers(compose.dsn), 180, "Postgres in its container")
+        compose("up", "--detach", "--no-build", "--no-deps", "migrate")
+        [migrate] = compose.containers("migrate")
+        assert run(["podman", "wait", migrate], 300).stdout.strip() == "0", compose.logs(migrate)
+        compose("up", "--detach", "--no-build", "--no-deps", "storage", "api1", "api2", "worker")
+        for api in compose.apis:
+            wait_until(functools.partial(ready, api), 180, f"{api}/readyz to say ready")
+        print(f"stack up in {time.monotonic() - started:.0f} s: {', '.join(compose.containers())}")
+        yield compose
+    finally:
+        down = subprocess.run(
+            [*command, "down", "--volumes", "--timeout=30"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+            check=False,
+        )
+        left = compose.leftovers()
+        for name in left:  # leave the machine clean even when the test fails
+            subprocess.run(["podman", "rm", "--force", name], capture_output=True, timeout=120, check=False)
+            subprocess.run(["podman", "volume", "rm", "--force", name], capture_output=True, timeout=120, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+        assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+        assert left == [], f"`down` left {left}"
+
+
+def keda_query() -> str:
+    """The query deploy/k8s/keda.yaml has KEDA run to scale the workers."""
+    for doc in yaml.safe_load_all((REPO / "deploy" / "k8s" / "keda.yaml").read_text()):
+        if doc["kind"] == "ScaledObject":
+            return str(doc["spec"]["triggers"][0]["metadata"]["query"])
+    raise AssertionError("no ScaledObject in keda.yaml")
+
+
+def rows(dsn: str, query: str, params: Any = None) -> list[dict[str, Any]]:
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def start_flow(api: str, token: str, seed: int) -> str:
+    """Upload a consented sample and ask for TEXT in the voice cloned from it; the job's id."""
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        upload = client.post(
+            "/api/v1/voice-samples",
+            data={"consent": "true", "language": "en"},
+            files={"file": ("me.wav", speech_wav(seed=seed), "audio/wav")},
+        )
+        assert upload.status_code == 202, upload.text
+        clone = client.post("/api/v1/clone", json={"sampleId": upload.json()["sampleId"], "text": TEXT})
+        assert clone.status_code == 202, clone.text
+        return str(clone.json()["jobId"])
+
+
+def job_statuses(dsn: str) -> dict[str, str]:
+    return {str(r["id"]): r["status"] for r in rows(dsn, "select id, status from synthesis_jobs")}
+
+
+def test_the_prd_flow_through_both_apis_outlives_a_worker_killed_mid_job(stack: Compose) -> None:
+    workers = stack.containers("worker", every=False)
+    assert len(workers) == 3, workers
+    with psycopg.connect(stack.dsn, autocommit=True) as conn:
+        users = [create_user(conn) for _ in range(2)]
+    secret = stack.env["SUPABASE_JWT_SECRET"]
+    jobs = {}
+    for n in range(FLOWS):
+        api = stack.apis[n % 2]
+        jobs[start_flow(api, mint_user_token(secret, users[n % 2]), seed=n)] = api
+    assert set(job_statuses(stack.dsn)) == set(jobs)
+
+    # KEDA's query, as deploy/k8s/keda.yaml has it, sees the work waiting.
+    [[depth]] = [list(r.values()) for r in rows(stack.dsn, keda_query())]
+    print(f"KEDA query while the jobs wait: {depth}")
+    assert depth > 0
+
+    # Kill (SIGKILL) the worker container holding a job's lease while it speaks it.
+    hostnames = {stack.inspect(w, "{{.Config.Hostname}}"): w for w in workers}
+    held: list[dict[str, Any]] = []
+
+    def a_worker_speaks() -> bool:
+        held[:] = rows(stack.dsn, "select id, lease_owner from synthesis_jobs where status = 'processing'")
+        return bool(held)
+
+    wait_until(a_worker_speaks, 300, "a worker to take a synthesis job")
+    owner_host = str(held[0]["lease_owner"]).split(":")[0]
+    assert owner_host in hostnames, (held, hostnames)
+    victim = hostnames[owner_host]
+    victim_jobs = {str(r["id"]) for r in held if str(r["lease_owner"]).startswith(f"{owner_host}:")}
+    run(["podman", "kill", "--signal=KILL", victim], 60)
+    print(f"killed {victim} while it held jobs {sorted(victim_jobs)}")
+    # Still leased to the dead worker: whoever finishes them took them over once the lease ran out.
+    orphaned = rows(
+        stack.dsn, "select id, status, lease_owner from synthesis_jobs where id = any(%s)", (list(victim_jobs),)
+    )
+    assert all(r["status"] == "processing" and str(r["lease_owner"]).startswith(f"{owner_host}:") for r in orphaned)
+
+    wait_until(
+        lambda: all(s in {"succeeded", "failed"} for s in job_statuses(stack.dsn).values()),
+        900,
+        "every job to finish",
+    )
+    finished = rows(stack.dsn, "select id, status, error_code, error_message from synthesis_jobs")
+    assert [r["status"] for r in finished] == ["succeeded"] * FLOWS, finished
+
+    # The result of every job, through the API that took it, downloads from Storage as a WAV.
+    for job_id, api in jobs.items():
+        headers = {"Authorization": f"Bearer {mint_user_token(secret, users[list(jobs).index(job_id) % 2])}"}
+        result = httpx.get(f"{api}/api/v1/clone/{job_id}/result", headers=headers, timeout=30)
+        assert result.status_code == 200, result.text
+        assert result.json()["provenance"] == "c2pa"
+        audio = httpx.get(result.json()["audioUrl"], timeout=30)
+        assert audio.status_code == 200
+        assert (audio.content[:4], audio.content[8:12]) == (b"RIFF", b"WAVE")
+        assert len(audio.content) > 24_000
+
+    # Exactly one provider voice per sample: one clone attempt each, one local voice each, none spare.
+    attempts = rows(stack.dsn, "select sample_id, status, provider_voice_id, enrolment_key from voice_clone_attempts")
+    assert len({a["sample_id"] for a in attempts}) == len(attempts) == FLOWS
+    assert all(a["status"] == "ready" and a["provider_voice_id"] for a in attempts), attempts
+    local = rows(stack.dsn, "select voice_id, enrolment_key from voicegate.local_voices")
+    assert sorted(v["voice_id"] for v in local) == sorted(a["provider_voice_id"] for a in attempts)
+    assert sorted(v["enrolment_key"] for v in local) == sorted(a["enrolment_key"] for a in attempts)
+
+    # Nothing left open: no lease held, no message waiting or dead-lettered once the workers archived them.
+    assert rows(stack.dsn, "select id from synthesis_jobs where lease_owner is not null") == []
+    assert rows(stack.dsn, "select id from voice_clone_attempts where lease_owner is not null") == []
+
+    def queues_empty() -> bool:
+        lengths = rows(stack.dsn, "select queue_name, queue_length from pgmq.metrics_all()")
+        return all(r["queue_length"] == 0 for r in lengths if r["queue_name"] in {*WORK_QUEUES, DEAD_LETTER})
+
+    wait_until(queues_empty, 120, "every queue to be empty")
+    samples = rows(stack.dsn, "select status from voice_samples")
+    assert [s["status"] for s in samples] == ["ready"] * FLOWS
+    print(f"workers running at the end: {stack.containers('worker', every=False)}")

@@ -1,0 +1,32 @@
+"""An installed voicegate (a wheel, as the container image installs it) carries every file `voicegate migrate`
+reads: the migrations, the Supabase stand-ins and `config.toml`'s buckets, as package data."""
+
+from __future__ import annotations
+
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
+from backend.db.migrate import SUPABASE_DIR, discover_migrations
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_what_migrate_reads_is_package_data_of_the_repositorys_supabase_directory() -> None:
+    # The migrator reads the repository's own `supabase/` (what the Supabase CLI pushes), through a path
+    # inside the `backend` package, so that a wheel holds it too.
+    assert SUPABASE_DIR.resolve() == (REPO / "supabase").resolve()
+    assert SUPABASE_DIR.is_relative_to(REPO / "backend")
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    find = setuptools["packages"]["find"]
+    # Directories without __init__.py are found as namespace packages (pyproject's default).
+    assert find.get("namespaces", True)
+    assert "backend*" in find["include"]
+    package_data: dict[str, list[str]] = setuptools["package-data"]
+    read = [p for p in SUPABASE_DIR.rglob("*") if p.is_file()]
+    assert SUPABASE_DIR / "config.toml" in read
+    assert {m.path for m in discover_migrations(SUPABASE_DIR / "migrations")} <= set(read)
+    for path in read:
+        package = ".".join(path.parent.relative_to(REPO).parts)
+        patterns = [*package_data["*"], *package_data.get(package, [])]
+        assert any(fnmatch(path.name, pattern) for pattern in patterns), f"{path} is not package data of {package}"
