@@ -86,9 +86,9 @@ def stale(root: Path) -> list[str]:
     for name in LOCKS:
         lock = root / LOCK_DIR / name
         if not lock.is_file():
-            problems.append(f"{LOCK_DIR}/{name} is missing")
+            problems.append(f"{name} is missing")
         elif recorded(lock) != current:
-            problems.append(f"{LOCK_DIR}/{name} is older than pyproject.toml's dependencies")
+            problems.append(f"{name} is older than pyproject.toml's dependencies")
     if not problems:
         dev = pins(root / LOCK_DIR / DEV)
         problems.extend(
@@ -121,7 +121,7 @@ def make_locks(root: Path, *, upgrade: bool) -> None:
         build_requires = tomllib.loads(pyproject.read_text(encoding="utf-8"))["build-system"]["requires"]
         build_in.write_text("\n".join(["pip", *build_requires]) + "\n", encoding="utf-8")
         compile_ = [str(tools / "bin" / "pip-compile"), *_options(upgrade)]
-        # Relative paths from the checkout, so the files' "via" notes name no machine's directories.
+        # Input paths relative to where pip-compile runs, so the locks' "via" notes name no machine's directory.
         _compile(root, BUILD, digest, [*compile_, build_in.name], cwd=build_in.parent)
         _compile(root, RUNTIME, digest, [*compile_, "pyproject.toml"], cwd=root)
         dev = [*compile_, "--extra", "dev", "-c", f"{LOCK_DIR}/{RUNTIME}", "pyproject.toml"]
@@ -169,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         if problems := stale(args.root):
-            print(f"The lock files are out of date ({'; '.join(problems)}): run `{COMMAND}`", file=sys.stderr)
+            detail = "; ".join(problems)
+            print(f"The lock files in {LOCK_DIR}/ are out of date ({detail}): run `{COMMAND}`", file=sys.stderr)
             return 1
         return 0
     try:
