@@ -1,4 +1,5 @@
-# The two commands of the README: `make up` and `make test`. Both create .venv and install on first use.
+# The two commands of the README: `make up` and `make test`. Both create .venv and install on first use,
+# from the lock files in requirements/ (`make lock` makes them from pyproject.toml: scripts/lock.py).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,14 +7,24 @@ BIN := $(VENV)/bin
 # Playwright, schemathesis, pipecat-ai, ...), about twice the download and install time.
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
+LOCKS := requirements
 
-.PHONY: up test check lint format typecheck packages images test-compose clean
+.PHONY: up test check lint format typecheck packages images test-compose clean lock lockcheck
 
-up: $(RUNTIME)
+up: lockcheck $(RUNTIME)
 	$(BIN)/voicegate up
 
-test: $(STAMP) packages check
+test: lockcheck $(STAMP) packages check
 	$(BIN)/python -m pytest
+
+# Offline and in milliseconds: fails, naming `make lock`, when pyproject.toml changed since the locks were made.
+lockcheck:
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or python3 on PATH)"; exit 1; }
+	@$(PYTHON) -m scripts.lock --check
+
+# Re-lock after editing pyproject.toml's dependencies (pins that still fit are kept; `--upgrade` for newest).
+lock:
+	$(PYTHON) -m scripts.lock
 
 check: lint typecheck
 
@@ -41,20 +52,21 @@ images:
 test-compose: $(STAMP) images
 	VOICEGATE_COMPOSE_E2E=1 $(BIN)/python -m pytest -v tests/e2e/test_compose.py
 
-# $(call install,EXTRAS): make .venv if it is missing, then install voicegate (editable) with EXTRAS.
+# $(call install,LOCK): make .venv if it is missing; pip and the build backend, then LOCK, every file checked
+# against the lock's hashes; then voicegate itself (editable), built with that setuptools, nothing else fetched.
 define install
-	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or python3 on PATH)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.$(1)'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCKS)/build.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(1)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 endef
 
-$(RUNTIME): pyproject.toml
-	$(call install,)
+$(RUNTIME): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/runtime.lock
+	$(call install,$(LOCKS)/runtime.lock)
 	touch $(RUNTIME)
 
-$(STAMP): pyproject.toml
-	$(call install,[dev])
+$(STAMP): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/dev.lock
+	$(call install,$(LOCKS)/dev.lock)
 	touch $(STAMP) $(RUNTIME)
 
 clean:

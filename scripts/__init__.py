@@ -4,7 +4,8 @@ Every script is a dry run unless given `--apply`, prints a summary table (or `--
 when it found nothing wrong (or fixed all of it), 1 when problems remain, 2 on a usage or
 configuration error, 3 when the run could not finish (database, Storage or a provider unreachable).
 
-`notices` is no operator script but the developers' tool that writes THIRD_PARTY_NOTICES.md.
+`notices` and `lock` are no operator scripts but the developers' tools that write THIRD_PARTY_NOTICES.md and
+requirements/*.lock.
 """
 
 SCRIPT_NAMES = (

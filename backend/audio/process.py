@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-import noisereduce
 import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+from backend.audio.gate import SpectralGate
 from backend.audio.measure import (
     F32,
     MIN_PAUSE_S,
@@ -39,8 +39,8 @@ NOISE_PROP_DECREASE: Final = 0.8
 #: STFT length for noise gating: about 25 ms (the speech-analysis norm), rounded to a power of two.
 NOISE_WINDOW_S: Final = 0.025
 #: Noise gating runs on chunks this long (each padded by one STFT window on both sides, so the chunks
-#: join seamlessly): noisereduce's STFT and mask arrays take about 230 bytes per sample, so a minute
-#: gated whole would need some 330 MB, a 5 s chunk under 30 MB.
+#: join seamlessly): the gate's STFT and mask arrays take about 160 bytes per sample, so a minute
+#: gated whole would need some 230 MB, a 5 s chunk under 20 MB.
 NOISE_CHUNK_S: Final = 5.0
 #: At most this much of the noise (the pauses, or the signal itself) sets the gate's thresholds.
 MAX_NOISE_S: Final = 10.0
@@ -95,24 +95,13 @@ def reduce_noise(signal: F32, rate: int, noise: F32 | None) -> F32:
     if signal.size <= n_fft:
         return signal
     reference = (signal if noise is None else noise)[: int(MAX_NOISE_S * rate)]
+    gate = SpectralGate(reference, rate, n_fft, NOISE_PROP_DECREASE)
     chunk = int(NOISE_CHUNK_S * rate)
     out = np.empty_like(signal)
     for start in range(0, signal.size, chunk):
         end = min(signal.size, start + chunk)
         low, high = max(0, start - n_fft), min(signal.size, end + n_fft)
-        gated = noisereduce.reduce_noise(
-            y=signal[low:high],
-            sr=rate,
-            y_noise=reference,
-            stationary=True,
-            prop_decrease=NOISE_PROP_DECREASE,
-            n_fft=n_fft,
-            # One call per chunk: past chunk_size noisereduce spills to a temporary memory-mapped file.
-            chunk_size=high - low + 1,
-            padding=n_fft,
-            n_jobs=1,
-        )
-        out[start:end] = np.asarray(gated, dtype=np.float32)[start - low : end - low]
+        out[start:end] = gate.apply(signal[low:high])[start - low : end - low]
     return out
 
 

@@ -149,5 +149,5 @@ def test_noise_gating_memory_does_not_grow_with_the_length() -> None:
     finally:
         tracemalloc.stop()
 
-    # Gated whole, a minute at 24 kHz needs about 330 MB; in 5 s chunks, under 60 MB.
+    # Gated whole, a minute at 24 kHz needs about 230 MB; in 5 s chunks, under 60 MB.
     assert peak < 60e6

@@ -1,0 +1,185 @@
+"""The lock files: every package `make up` and `make test` install, pinned to one version with its hashes.
+
+- `requirements/build.lock`: pip and the build backend (`[build-system].requires`), installed first, so the
+  editable install of voicegate needs no build isolation and fetches nothing unpinned;
+- `requirements/runtime.lock`: `[project].dependencies`, followed through every dependency's requirements;
+- `requirements/dev.lock`: the same with the `dev` extra, every runtime package at its runtime.lock version.
+
+They are pip-compile's output (pip-tools, at the version below, in a throwaway virtualenv), resolved by pip
+against the indexes pip is configured with, for the Python and the platform that run it: the locks in the
+repository are for CPython 3.11 on Linux x86_64. Each lock's first line records a sha256 of what it was made
+from (the build requirements, `requires-python`, the dependencies and the optional dependencies; not the
+comments nor the tool settings), so `--check` tells, offline and in milliseconds, that pyproject.toml changed
+since the locks were made. Standard library only: `make` runs the check before any virtualenv exists.
+
+    python -m scripts.lock             # re-lock after editing pyproject.toml, keeping the pins that still fit
+    python -m scripts.lock --upgrade   # re-lock at the newest versions that fit
+    python -m scripts.lock --check     # exit 1, with one line naming `make lock`, when a lock is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+LOCK_DIR: Final = "requirements"
+BUILD: Final = "build.lock"
+RUNTIME: Final = "runtime.lock"
+DEV: Final = "dev.lock"
+LOCKS: Final = (BUILD, RUNTIME, DEV)
+#: The locking tool, pinned so that two people re-locking the same pyproject.toml get the same files.
+PIP_TOOLS: Final = "pip-tools==7.6.2"
+#: The command the locks' headers name as the way to make them again.
+COMMAND: Final = "make lock"
+_STAMP: Final = "# pyproject.toml sha256: "
+_STAMP_LINE: Final = re.compile(re.escape(_STAMP) + r"(?P<digest>[0-9a-f]{64})\b")
+_PIN: Final = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
+
+
+class LockError(Exception):
+    """A lock could not be made (the resolver failed, or its output is not a lock)."""
+
+
+def fingerprint(pyproject: Path) -> str:
+    """sha256 of what the locks are made from: pyproject.toml's build requirements, `requires-python`,
+    dependencies and optional dependencies (as data: comments and formatting do not count)."""
+    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    project = data.get("project", {})
+    inputs = {
+        "build-system.requires": data.get("build-system", {}).get("requires", []),
+        "project.requires-python": project.get("requires-python"),
+        "project.dependencies": project.get("dependencies", []),
+        "project.optional-dependencies": project.get("optional-dependencies", {}),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def recorded(lock: Path) -> str | None:
+    """The fingerprint a lock was made from, or None when it has none (or does not exist)."""
+    if not lock.is_file():
+        return None
+    with lock.open(encoding="utf-8") as lines:
+        for line in lines:
+            if match := _STAMP_LINE.match(line):
+                return match["digest"]
+            if not line.startswith("#"):
+                return None
+    return None
+
+
+def stale(root: Path) -> list[str]:
+    """What is wrong with the locks under ``root``: a lock missing or older than pyproject.toml, or a package
+    dev.lock pins at another version than runtime.lock (`make up` and `make test` run the same versions)."""
+    current = fingerprint(root / "pyproject.toml")
+    problems = []
+    for name in LOCKS:
+        lock = root / LOCK_DIR / name
+        if not lock.is_file():
+            problems.append(f"{name} is missing")
+        elif recorded(lock) != current:
+            problems.append(f"{name} is older than pyproject.toml's dependencies")
+    if not problems:
+        dev = pins(root / LOCK_DIR / DEV)
+        problems.extend(
+            f"{DEV} pins {name} {dev.get(name, '(none)')}, {RUNTIME} {version}"
+            for name, version in pins(root / LOCK_DIR / RUNTIME).items()
+            if dev.get(name) != version
+        )
+    return problems
+
+
+def pins(lock: Path) -> dict[str, str]:
+    """Package name (normalised) to pinned version, for every requirement of a lock."""
+    found = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        if match := _PIN.match(line):
+            found[re.sub(r"[-_.]+", "-", match["name"]).lower()] = match["version"]
+    return found
+
+
+def make_locks(root: Path, *, upgrade: bool) -> None:
+    """Write the three locks under ``root`` with pip-compile, run from a throwaway virtualenv."""
+    pyproject = root / "pyproject.toml"
+    digest = fingerprint(pyproject)
+    (root / LOCK_DIR).mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="voicegate-lock-") as scratch:
+        tools = Path(scratch) / "tools"
+        _run([sys.executable, "-m", "venv", str(tools)])
+        _run([str(tools / "bin" / "pip"), "install", "--quiet", PIP_TOOLS])
+        build_in = Path(scratch) / "build.in"
+        build_requires = tomllib.loads(pyproject.read_text(encoding="utf-8"))["build-system"]["requires"]
+        build_in.write_text("\n".join(["pip", *build_requires]) + "\n", encoding="utf-8")
+        compile_ = [str(tools / "bin" / "pip-compile"), *_options(upgrade)]
+        # Input paths relative to where pip-compile runs, so the locks' "via" notes name no machine's directory.
+        _compile(root, BUILD, digest, [*compile_, build_in.name], cwd=build_in.parent)
+        _compile(root, RUNTIME, digest, [*compile_, "pyproject.toml"], cwd=root)
+        dev = [*compile_, "--extra", "dev", "-c", f"{LOCK_DIR}/{RUNTIME}", "pyproject.toml"]
+        _compile(root, DEV, digest, dev, cwd=root)
+
+
+def _options(upgrade: bool) -> list[str]:
+    return [
+        "--quiet",
+        "--generate-hashes",
+        "--allow-unsafe",  # pin pip and setuptools too: --require-hashes installs nothing unpinned
+        "--strip-extras",
+        "--no-emit-index-url",  # the index pip is configured with, on each machine, is where it installs from
+        "--no-emit-find-links",
+        "--no-emit-trusted-host",
+        "--no-emit-options",
+        *(["--upgrade"] if upgrade else []),
+    ]
+
+
+def _compile(root: Path, name: str, digest: str, command: list[str], *, cwd: Path) -> None:
+    lock = root / LOCK_DIR / name
+    # The header's "made by" line; pip-compile reads it from the environment only.
+    _run([*command, "--output-file", str(lock)], cwd=cwd, env=os.environ | {"CUSTOM_COMPILE_COMMAND": COMMAND})
+    text = lock.read_text(encoding="utf-8")
+    if "--hash=sha256:" not in text:
+        raise LockError(f"{lock} has no hashes")
+    body = "".join(line for line in text.splitlines(keepends=True) if not _STAMP_LINE.match(line))
+    lock.write_text(f"{_STAMP}{digest} (scripts/lock.py)\n{body}", encoding="utf-8")
+
+
+def _run(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(command, cwd=cwd, env=env, check=False)  # noqa: S603 - our own fixed commands
+    if done.returncode != 0:
+        raise LockError(f"{Path(command[0]).name} failed (exit {done.returncode})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`make lock` (and `--check` for the test and CI runs)."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.lock", description=__doc__.split("\n\n")[0])
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true", help="exit 1 when a lock is stale against pyproject.toml")
+    action.add_argument("--upgrade", action="store_true", help="re-lock at the newest versions that fit")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.check:
+        if problems := stale(args.root):
+            detail = "; ".join(problems)
+            print(f"The lock files in {LOCK_DIR}/ are out of date ({detail}): run `{COMMAND}`", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        make_locks(args.root, upgrade=args.upgrade)
+    except LockError as error:
+        print(f"make lock: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
