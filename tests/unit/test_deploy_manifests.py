@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
+import kubernetes_validate
 import yaml
 
 from backend.cli import _parser
@@ -158,8 +158,7 @@ def test_compose_services_run_real_subcommands_on_distinct_ports() -> None:
 
 
 def test_the_manifests_validate_against_kubernetes_schemas() -> None:
-    validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
     for doc in manifests():
         if doc["apiVersion"].startswith("keda.sh/"):
             continue  # a CRD: kubernetes-validate has no schema for it (checked above instead)
-        validate.validate(doc, "1.37.0", strict=True)
+        kubernetes_validate.validate(doc, "1.37.0", strict=True)
