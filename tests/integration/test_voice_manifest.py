@@ -4,6 +4,7 @@ newer provider voice, and never for a deleted voice; removed with the voice."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -121,3 +122,51 @@ async def test_a_deleted_voice_keeps_no_manifest(db: Db, pool: Pool, storage: Ob
         await read(storage, row)
     with pytest.raises(NotFound):
         await soft_delete_voice(pool, storage, claims_of(uuid.uuid4()), row["id"])
+
+
+class HeldUpload:
+    """Storage whose uploads wait until released: a slow Storage, while the manifest's transaction is open."""
+
+    def __init__(self, storage: ObjectStorage) -> None:
+        self.storage = storage
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def upload(self, bucket: str, path: str, data: bytes, content_type: str, *, upsert: bool = False) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await self.storage.upload(bucket, path, data, content_type, upsert=upsert)
+
+
+def locks_within(db_dsn: str, sql: str, voice_id: uuid.UUID) -> bool:
+    """Whether another session gets `sql`'s lock on the voice row within 0.5 s."""
+    with psycopg.connect(db_dsn) as other:
+        other.execute("set lock_timeout = '500ms'")
+        try:
+            other.execute(sql, (voice_id,))
+        except psycopg.errors.LockNotAvailable:
+            return False
+        finally:
+            other.rollback()
+        return True
+
+
+async def test_a_manifest_upload_in_progress_holds_back_deletion_but_not_rows_that_refer_to_the_voice(
+    db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
+) -> None:
+    row = voice(db, "local", "local-1")
+    held = HeldUpload(storage)
+    writing = asyncio.create_task(
+        write_manifest(pool, held, voice_id=row["id"], provider="local", provider_voice_id="local-1", sample_id=None)
+    )
+    try:
+        await asyncio.wait_for(held.entered.wait(), 30)
+        # A synthesis job's insert checks its foreign key with `key share`: it must not wait for Storage.
+        key_share = "select 1 from voices where id = %s for key share"
+        assert await asyncio.to_thread(locks_within, db_dsn, key_share, row["id"])
+        # The voice's deletion still waits for the manifest (its removal must come after this write).
+        assert not await asyncio.to_thread(locks_within, db_dsn, "delete from voices where id = %s", row["id"])
+    finally:
+        held.release.set()
+        assert await asyncio.wait_for(writing, 30)
+    assert (await read(storage, row))["providerVoiceId"] == "local-1"
