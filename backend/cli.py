@@ -28,7 +28,12 @@ EXAMPLE_USER = "you@example.com"
 
 
 class CommandError(Exception):
-    """The command cannot do its work; the message is one line for the user (no traceback)."""
+    """The command cannot do its work; the message is one line for the user (no traceback). The exit code
+    is 1, or 2 when what the command was given to start with does not work (as a configuration error)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(settings, args))
     except CommandError as exc:
         print(f"voicegate: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except SettingsError as exc:  # found while starting: the C2PA signing credentials
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
     except KeyboardInterrupt:
@@ -80,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         " (development checkouts only)"
         " and point this run's provider settings at them",
     )
+    up.add_argument(
+        "--no-consumers",
+        action="store_true",
+        help="run no queue consumers in this process: `voicegate worker` processes started beside it do the work",
+    )
     up.set_defaults(run=_up)
 
     serve = commands.add_parser("serve", help="the HTTP API only, against DATABASE_URL or a running embedded Postgres")
@@ -88,8 +98,9 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser(
         "worker",
-        help="the queue consumers only (run N of them), against DATABASE_URL or a running embedded Postgres;"
-        " CONSUMER_MODE=http makes them call the API's internal route",
+        help="the queue consumers only (run N of them), against DATABASE_URL or a running embedded Postgres"
+        f" and the Storage of SUPABASE_URL, or that of the `voicegate up` running for the data directory (unless"
+        f" {env_var('public_url')} names the API); CONSUMER_MODE=http makes them call the API's internal route",
     )
     worker.set_defaults(run=_worker)
 
@@ -145,8 +156,9 @@ def _add_data_dir(parser: argparse.ArgumentParser, what: str = "embedded data di
     parser.add_argument("--data-dir", type=Path, help=f"{what} (env {env_var('data_dir')}, default .voicegate)")
 
 
-def _up_stack(settings: Settings) -> int:
+def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
+    from backend.embedded.api_address import published  # noqa: PLC0415
     from backend.embedded.postgres import EmbeddedPostgresError, Supervisor, for_data_dir  # noqa: PLC0415
 
     listener = api_listener(settings)  # before Postgres and migrations: a taken port is said at once
@@ -182,7 +194,8 @@ def _up_stack(settings: Settings) -> int:
             print(f"  a token:   {token_command(settings)}", flush=True)
         if supervisor is not None:
             supervisor.start()
-        code = _run_server(settings, dsn, listener, run_consumers=True)
+        with published(settings.data_dir, settings.api_base_url) if settings.embedded else contextlib.nullcontext():
+            code = _run_server(settings, dsn, listener, run_consumers=run_consumers)
         return 1 if supervisor is not None and supervisor.gave_up else code
     finally:
         listener.close()
@@ -203,11 +216,14 @@ def _give_up(reason: str) -> None:
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
-    """`voicegate up`, optionally with the provider fakes."""
-    return _up_with_fake_providers(settings) if args.fake_providers else _up_stack(settings)
+    """`voicegate up`, optionally with the provider fakes, optionally without the queue consumers."""
+    run_consumers = not args.no_consumers
+    if args.fake_providers:
+        return _up_with_fake_providers(settings, run_consumers=run_consumers)
+    return _up_stack(settings, run_consumers=run_consumers)
 
 
-def _up_with_fake_providers(settings: Settings) -> int:
+def _up_with_fake_providers(settings: Settings, *, run_consumers: bool) -> int:
     """`up`, with the providers' fakes served on loopback and configured as this run's providers."""
     try:
         from tests.fakes import CartesiaFake, ElevenLabsFake, QwenFake, SelfhostedFake, serve  # noqa: PLC0415
@@ -232,7 +248,7 @@ def _up_with_fake_providers(settings: Settings) -> int:
         for name, url in urls.items():
             print(f"fake {name} provider: {url}", flush=True)
         providers = settings_from_env(env).providers
-        return _up_stack(msgspec.structs.replace(settings, providers=providers))
+        return _up_stack(msgspec.structs.replace(settings, providers=providers), run_consumers=run_consumers)
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -269,6 +285,8 @@ def api_listener(settings: Settings) -> socket.socket:
     except OSError as exc:
         raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if settings.reuse_port:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         listener.bind(address)
     except OSError as exc:
@@ -281,11 +299,46 @@ def api_listener(settings: Settings) -> socket.socket:
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    """`voicegate worker`; refuses to start (exit 2, one line) when Storage does not answer."""
     import asyncio  # noqa: PLC0415
 
-    from queue_consumers.worker import serve_worker  # noqa: PLC0415
+    from queue_consumers.worker import StorageUnreachable, serve_worker  # noqa: PLC0415
 
-    return asyncio.run(serve_worker(settings, _dsn(settings)))
+    settings, beside_up = _beside_up(settings)
+    try:
+        return asyncio.run(serve_worker(settings, _dsn(settings)))
+    except StorageUnreachable as exc:
+        raise CommandError(f"{exc}; {_storage_hint(settings, beside_up=beside_up)}", exit_code=2) from exc
+
+
+def _beside_up(settings: Settings) -> tuple[Settings, bool]:
+    """In embedded mode, unless VOICEGATE_PUBLIC_URL names the API: the settings pointed at the API (and its
+    Storage) of the `voicegate up` running for the data directory, on whatever port, and whether one was."""
+    if not settings.embedded or settings.public_url is not None:
+        return settings, False
+    from backend.embedded.api_address import running_api_url  # noqa: PLC0415 - embedded only
+
+    url = running_api_url(settings.data_dir)
+    if url is None:
+        return settings, False
+    log.info("the API of %s is %s", settings.data_dir, url)
+    return msgspec.structs.replace(settings, public_url=url), True
+
+
+def _storage_hint(settings: Settings, *, beside_up: bool) -> str:
+    """What to do about a Storage the worker cannot reach, given where its address came from."""
+    if not settings.embedded:
+        if settings.auth is None or settings.auth.supabase_url is None:
+            return "set SUPABASE_URL to the Supabase project whose Storage the workers use"
+        return "check SUPABASE_URL"
+    if beside_up:
+        return f"the `voicegate up` running for {settings.data_dir} does not answer there"
+    if settings.public_url is not None:
+        return f"check {env_var('public_url')}"
+    return (
+        f"no `voicegate up` is running for {settings.data_dir}: start it,"
+        f" or set {env_var('public_url')} to the address of the API that serves its Storage"
+    )
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

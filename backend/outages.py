@@ -45,10 +45,10 @@ class Outage:
         if self._since is None:
             self._since = self._clock()
             self._kinds = {kind}
-            self._log.error("%s unavailable: %s", self.dependency, _cause(exc), exc_info=exc)
+            self._log.error("%s unavailable: %s", self.dependency, cause(exc), exc_info=exc)
         elif kind not in self._kinds:
             self._kinds.add(kind)
-            self._log.error("%s still unavailable, now: %s", self.dependency, _cause(exc), exc_info=exc)
+            self._log.error("%s still unavailable, now: %s", self.dependency, cause(exc), exc_info=exc)
 
     def recovered(self) -> None:
         """The dependency answered; ends an outage, if there was one."""
@@ -71,7 +71,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _cause(exc: BaseException) -> str:
+def cause(exc: BaseException) -> str:
     """The innermost exception's type and first line: what actually went wrong."""
     root = _chain(exc)[-1]
     message = str(root).strip().splitlines()[0] if str(root).strip() else ""
@@ -81,7 +81,7 @@ def _cause(exc: BaseException) -> str:
 def _kind(exc: BaseException) -> str:
     """What tells two failures apart: the types along the chain and the root's message, numbers (ports,
     pids, timings) left out so one cause stays one kind."""
-    return " <- ".join(type(e).__name__ for e in _chain(exc)) + " | " + _DIGITS.sub("#", _cause(exc))
+    return " <- ".join(type(e).__name__ for e in _chain(exc)) + " | " + _DIGITS.sub("#", cause(exc))
 
 
 DATABASE = Outage("database")

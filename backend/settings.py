@@ -34,6 +34,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_HOST: address the HTTP API binds to."""
     port: int = 8000
     """VOICEGATE_PORT: port the HTTP API binds to."""
+    reuse_port: bool = False
+    """VOICEGATE_REUSE_PORT: `true` lets several API processes (`voicegate serve`, `up`) listen on the same
+    HOST:PORT, each socket with SO_REUSEPORT, and the kernel spreads new connections between them. Off by
+    default, so that a port another voicegate holds is an error, not half its traffic."""
     public_url: str | None = None
     """VOICEGATE_PUBLIC_URL: the API's address as clients reach it (default http://HOST:PORT)."""
     pg_port: int = 54322

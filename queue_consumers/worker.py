@@ -33,6 +33,11 @@ STORAGE_PROBE_EVERY = 2.0
 STORAGE_PROBE_WITHIN = 5.0
 
 
+class StorageUnreachable(Exception):
+    """Storage does not answer as the worker starts, so it refuses to; the message says where and why, in
+    one line."""
+
+
 def new_worker_id() -> str:
     """A name for this worker that is unique across hosts and restarts (recorded on leases and events)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -116,7 +121,9 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
     here, in the worker's own process); SIGTERM or SIGINT drains in-flight work and returns 0, a dead consumer
     returns 1.
 
-    Raises SettingsError before consuming anything when the C2PA credentials are unusable.
+    Raises StorageUnreachable first thing when Storage does not answer (a worker pointed at the wrong address
+    would otherwise wait for it forever, looking healthy), and SettingsError before consuming anything when
+    the C2PA credentials are unusable.
     """
     from backend.context import build_lifecycle  # noqa: PLC0415
     from backend.cpu import CpuExecutor  # noqa: PLC0415
@@ -128,28 +135,31 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
     key = settings.auth.service_key if settings.auth else None
     if key is None:
         raise ValueError("the worker needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY for Storage")
-    signer = ProvenanceSigner.from_settings(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    pool = create_worker_pool(dsn, settings)
-    await pool.open(wait=False)
-    async with (
-        SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage,
-        create_http_client() as provider_http,
-        httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
-        CpuExecutor(settings.cpu_workers) as cpu,
-    ):
-        ctx = build_lifecycle(settings, pool, storage, provider_http, signer, cpu=cpu)
-        consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api)
-        try:
-            await run_worker(settings, ctx, consumers, stopping)
-        except RuntimeError:
-            log.critical("worker stopped: a consumer died", exc_info=True)
-            return 1
-        finally:
-            await ctx.aclose()
-            await pool.close()
+    async with SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage:
+        unreachable = await storage.unreachable(STORAGE_PROBE_WITHIN)
+        if unreachable is not None:
+            raise StorageUnreachable(f"cannot reach Storage at {settings.storage_public_url} ({unreachable})")
+        signer = ProvenanceSigner.from_settings(settings)
+        pool = create_worker_pool(dsn, settings)
+        await pool.open(wait=False)
+        async with (
+            create_http_client() as provider_http,
+            httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
+            CpuExecutor(settings.cpu_workers) as cpu,
+        ):
+            ctx = build_lifecycle(settings, pool, storage, provider_http, signer, cpu=cpu)
+            consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api)
+            try:
+                await run_worker(settings, ctx, consumers, stopping)
+            except RuntimeError:
+                log.critical("worker stopped: a consumer died", exc_info=True)
+                return 1
+            finally:
+                await ctx.aclose()
+                await pool.close()
     log.info("worker drained and stopped")
     return 0

@@ -34,7 +34,7 @@ from backend.errors import (
     UnsupportedMediaType,
     VoicegateError,
 )
-from backend.outages import STORAGE
+from backend.outages import STORAGE, cause
 from backend.storage.digest import Digest
 
 T = TypeVar("T")
@@ -209,6 +209,21 @@ class SupabaseObjectStorage:
                 sha256.update(chunk)
                 size += len(chunk)
         return Digest(sha256.hexdigest(), size)
+
+    async def unreachable(self, within: float) -> str | None:
+        """Why Storage does not answer a cheap request within `within` seconds, in one line; None when it
+        answers (any answer: it is reachable). Asked once as a process starts, before there is an outage
+        to speak of: unlike every other call it is not reported to Storage's outage tracker (`answers` is)."""
+        try:
+            async with asyncio.timeout(within):
+                await _translated(lambda: self._client.from_(PROBE_BUCKET).info(PROBE_PATH))
+        except StorageUnavailable as exc:
+            return cause(exc)
+        except TimeoutError:
+            return f"no answer within {within:g} s"
+        except VoicegateError:
+            return None
+        return None
 
     async def info(self, bucket: str, path: str) -> ObjectInfo | None:
         """The object's info, or None when there is no such object."""

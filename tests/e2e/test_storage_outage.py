@@ -1,5 +1,5 @@
-"""A Storage outage under load, met by a real `voicegate worker` that reaches Storage only through a relay the
-test cuts for a minute: meanwhile the worker takes no work (no message is read more than once, nothing
+"""A Storage outage under load, met by a running `voicegate worker` that reaches Storage only through a relay
+the test cuts for a minute: meanwhile the worker takes no work (no message is read more than once, nothing
 fails, nothing is dead-lettered, with the default five reads before a dead letter), it logs the outage
 once as it starts and once as it ends, and after it every clone and every synthesis job succeeds. With
 `CONSUMER_MODE=http`, the API's Storage outage reaches the worker as that outage, not as a failure."""
@@ -41,6 +41,8 @@ def stack(db_dsn: str) -> Iterator[Stack]:
         yield running
 
 
+#: The worker's consumers waiting for notifications, in this test's database.
+LISTENING = "select pid from pg_stat_activity where datname = current_database() and query like 'LISTEN %'"
 #: The messages of the queues whose work needs Storage, as read so far.
 READS = "select read_ct from pgmq.q_voice_clone_process union all select read_ct from pgmq.q_voice_synthesis"
 
@@ -73,9 +75,12 @@ def all_done(stack: Stack) -> bool:
 
 def test_storage_out_of_reach_for_a_minute_under_load_fails_nothing(stack: Stack) -> None:
     with relaying(stack.api_url) as storage:
+        worker = stack.start_worker(SUPABASE_URL=storage.url, VOICEGATE_QUEUE_MAX_READS="5")
+        # Started while Storage is out of reach, a worker refuses to (test_worker_beside_up): this one is
+        # running (it connects to the database once it has reached Storage) when the outage begins.
+        stack.wait_for(lambda: bool(rows(stack, LISTENING)), 60, "the worker to start")
         storage.cut()
         cut_at = time.monotonic()
-        worker = stack.start_worker(SUPABASE_URL=storage.url, VOICEGATE_QUEUE_MAX_READS="5")
         stack.seed_attempts(ATTEMPTS)
         queue_jobs(stack)
         while time.monotonic() - cut_at < OUTAGE_S:

@@ -7,6 +7,7 @@ directory and its database are its owner's alone."""
 from __future__ import annotations
 
 import grp
+import json
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ import pytest
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
+from backend.embedded.api_address import ADDRESS_FILE
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, SERVER_OS_USER, EmbeddedPostgres, free_port
 from tests.audio_corpus import tone, wav_bytes
 from tests.conftest import server_dir
@@ -87,11 +89,15 @@ def test_a_database_outage_is_a_503_within_a_second_and_heals_without_restart(ru
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_stop_signal_stops_the_api_and_the_postgres_it_started(running: Running, sig: signal.Signals) -> None:
-    """SIGTERM as a service manager sends, SIGHUP as a closed terminal does."""
+    """SIGTERM as a service manager sends, SIGHUP as a closed terminal does; the API's address, which
+    workers started beside `up` read, goes with it."""
+    address = running.pg.data_dir.parent / ADDRESS_FILE
+    assert json.loads(address.read_text()) == {"pid": running.process.pid, "url": running.base_url}
     running.process.send_signal(sig)
     assert running.process.wait(timeout=30) == 0
     assert not running.pg.is_ready()
     assert not (running.pg.data_dir / "postmaster.pid").exists()
+    assert not address.exists()
 
 
 def test_up_finds_its_running_postgres_even_on_another_port(data_root: Path) -> None:
@@ -402,7 +408,7 @@ def test_the_data_directory_and_its_database_are_its_owners_alone_whatever_the_u
             assert (mode(data), grp.getgrgid(data.stat().st_gid).gr_name) == (0o710, SERVER_OS_USER)
         else:
             assert mode(data) == 0o700
-        assert (mode(data / PASSFILE), mode(data / "jwt_secret")) == (0o600, 0o600)
+        assert (mode(data / PASSFILE), mode(data / "jwt_secret"), mode(data / ADDRESS_FILE)) == (0o600,) * 3
         assert "password" in (refused_without_password(up) or "")
 
         token = dev_token(up, "modes@example.test")  # `voicegate token` finds the password in the data directory

@@ -116,3 +116,18 @@ def dev_token(running: Running, user: str) -> str:
         cwd=REPO,
     )
     return minted.stdout.decode().strip()
+
+
+def start_worker(data_dir: Path, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    """`voicegate worker` as a user starts it beside `voicegate up` on `data_dir`: no DATABASE_URL, no API
+    address (`extra` adds variables), its output in `log`."""
+    env = {key: value for key, value in os.environ.items() if key not in _ADDRESSES}
+    env |= {"VOICEGATE_DATA_DIR": str(data_dir), "VOICEGATE_LOG_LEVEL": "WARNING", **extra}
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "worker"], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO
+        )
+
+
+#: What would tell a worker where the database and the API are, which one beside `up` must find by itself.
+_ADDRESSES = ("DATABASE_URL", "SUPABASE_URL", "VOICEGATE_HOST", "VOICEGATE_PORT", "VOICEGATE_PUBLIC_URL")

@@ -21,8 +21,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("provider", choices=sorted(FAKES))
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--max-voices", type=int, help="the account's voice limit (elevenlabs, qwen)")
     args = parser.parse_args()
-    fake = FAKES[args.provider]()
+    options = {} if args.max_voices is None else {"max_voices": args.max_voices}
+    fake = FAKES[args.provider](**options)
     with serve(fake, port=args.port) as url:
         print(f"fake {args.provider} at {url} (api key: {getattr(fake, 'api_key', '')})", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

@@ -38,3 +38,14 @@ def test_a_port_in_use_is_a_one_line_error() -> None:
         settings = msgspec.structs.replace(settings_from_env({}), port=port)
         with pytest.raises(CommandError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
             api_listener(settings)
+
+
+def test_api_processes_share_a_port_only_when_each_asks_to() -> None:
+    shared = msgspec.structs.replace(settings_from_env({"VOICEGATE_REUSE_PORT": "true"}), port=free_port())
+    with api_listener(shared) as first, api_listener(shared) as second:
+        first.listen()
+        second.listen()
+        assert first.getsockname() == second.getsockname()
+        alone = msgspec.structs.replace(shared, reuse_port=False)
+        with pytest.raises(CommandError, match="Address already in use"):
+            api_listener(alone)
