@@ -1,9 +1,11 @@
 """Cartesia voice cloning and ``/tts/bytes`` synthesis, pinned to one ``Cartesia-Version``.
 
-A voice records the model it was cloned for (its ``target_model``) and is spoken with it. When Cartesia
-sunsets that model (``model_sunsetted``, e.g. ``sonic-2-2025-03-07`` since 2026-06-01) synthesis raises
+A voice is cloned for ``CARTESIA_MODEL`` (``sonic-3.5`` by default), or, when that model lacks the voice's
+language, for one that has it (``cartesia_models.model_for``); it records that model (its ``target_model``)
+and is spoken with it. When Cartesia sunsets the model, or the voice's language on it (``model_sunsetted``,
+e.g. ``sonic-2-2025-03-07``, or Italian on ``sonic-2``, since 2026-06-01), synthesis raises
 ``ModelRetiredError``, and an unknown voice raises ``VoiceNotFoundError`` (404 from ``2026-03-01``): both
-mean the voice must be cloned again from its sample.
+mean the voice must be cloned again from its sample, which picks a current model.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 
+from backend.providers import cartesia_models
 from backend.providers.base import (
     STREAM_SAMPLE_RATE,
     ProviderVoice,
@@ -30,13 +33,13 @@ from backend.providers.errors import (
     ModelRetiredError,
     PermanentProviderError,
     ProviderError,
+    UnsupportedLanguageError,
     VoiceNotFoundError,
     answer_fields,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio
 
 PROVIDER: Final = "cartesia"
-DEFAULT_MODEL: Final = "sonic-2"
 OUTPUT_SAMPLE_RATE: Final = 24000
 LIST_PAGE_SIZE: Final = 100
 
@@ -53,10 +56,7 @@ SAMPLE_RULES: Final = SampleRules(
     max_bytes=10 * 1024 * 1024,
     max_files=1,
     mono=False,
-    languages=frozenset(
-        "en fr de es pt zh ja hi it ko nl pl ru sv tr tl bg ro ar cs el "  # noqa: SIM905 - a list: a line a code
-        "fi hr ms sk da ta uk hu no vi bn th he ka id te gu kn ml mr pa".split()
-    ),
+    languages=cartesia_models.LANGUAGES,
 )
 
 SAFE_MESSAGES: Final = {
@@ -66,6 +66,8 @@ SAFE_MESSAGES: Final = {
     404: "The voice does not exist at the provider.",
 }
 MODEL_SUNSET_CODE: Final = "model_sunsetted"
+# Before 2026-03-01 errors are `Title: Message` text, with no code: the title of the JSON answer's is the sign.
+MODEL_SUNSET_TITLE: Final = "Model sunsetted"
 
 
 class _ErrorBody(msgspec.Struct):
@@ -93,7 +95,7 @@ def classify(response: httpx.Response) -> ProviderError:
     common = answer_fields(status, body.error_code or body.title, body.message, body.request_id)
     if status in TRANSIENT_STATUSES:
         return busy(PROVIDER, response, common)
-    if body.error_code == MODEL_SUNSET_CODE:
+    if body.error_code == MODEL_SUNSET_CODE or (body.error_code is None and body.title == MODEL_SUNSET_TITLE):
         return ModelRetiredError(PROVIDER, "The voice's model is retired at the provider.", **common)
     safe = SAFE_MESSAGES.get(status, "The voice provider rejected the request.")
     return PermanentProviderError(PROVIDER, safe, **common)
@@ -123,8 +125,10 @@ class _Voice(msgspec.Struct):
 
 
 class _VoicePage(msgspec.Struct):
+    """A page of ``GET /voices``; ``has_more`` and ``next_page`` (2025-04-16) are not read: the SDK's pager
+    (``AsyncCursorIDPage``) knows only ``data``."""
+
     data: list[_Voice]
-    has_more: bool = False
 
 
 class CartesiaProvider:
@@ -141,11 +145,10 @@ class CartesiaProvider:
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
         create_timeout: httpx.Timeout | None = None,
-        model_id: str = DEFAULT_MODEL,
     ) -> None:
         if settings.api_key is None:
             raise ValueError("CartesiaProvider needs CARTESIA_API_KEY")
-        self.model_id = model_id
+        self.model_id = settings.model
         self.version = settings.version
         self._http = ProviderHttp(
             PROVIDER,
@@ -167,16 +170,18 @@ class CartesiaProvider:
         transcript: str | None,
         key: str,
     ) -> ProviderVoice:
-        """Clone from one clip; the enrolment key rides as a marker in ``description``."""
+        """Clone from one clip for the model that speaks its language; the enrolment key rides as a marker in
+        ``description``."""
         self.sample_rules.check(PROVIDER, samples, language or "en")
         lang = primary_language(language or "en")
+        model = self.model_for(lang)
         sample = samples[0]
         data = {"name": name, "language": lang, "description": f"voicegate voice {key_marker(key)}"}
         files = {"clip": (sample.filename, sample.data, sample.mime_type)}
 
         async def create() -> ProviderVoice:
             body, _ = await self._http.json("POST", "/voices/clone", _Voice, idempotent=False, data=data, files=files)
-            return msgspec.structs.replace(self._voice(body), enrolment_key=key, target_model=self.model_id)
+            return msgspec.structs.replace(self._voice(body), enrolment_key=key, target_model=model)
 
         return await enroll_once(key, self.find, create)
 
@@ -185,8 +190,19 @@ class CartesiaProvider:
         marker = key_marker(key)
         for voice in await self.list():
             if marker in (voice.metadata.get("description") or ""):
-                return msgspec.structs.replace(voice, enrolment_key=key, target_model=self.model_id)
+                return msgspec.structs.replace(voice, enrolment_key=key, target_model=self.model_for(voice.language))
         return None
+
+    def model_for(self, language: str | None) -> str:
+        """The model a voice in ``language`` is cloned and spoken with: ``CARTESIA_MODEL`` when it speaks the
+        language, else a current one that does; ``UnsupportedLanguageError`` when none does."""
+        lang = primary_language(language or "en")
+        model = cartesia_models.model_for(self.model_id, lang)
+        if model is None:
+            raise UnsupportedLanguageError.naming(
+                PROVIDER, f"Language {language!r} is not spoken by any Cartesia model", cartesia_models.LANGUAGES
+            )
+        return model
 
     async def get(self, voice_id: str) -> ProviderVoice:
         """One voice; 404 raises ``VoiceNotFoundError``."""
@@ -195,15 +211,20 @@ class CartesiaProvider:
         return self._voice(body)
 
     async def list(self) -> Sequence[ProviderVoice]:
-        """Owned voices across every page (cursor: the last id as ``starting_after``)."""
+        """Owned voices across every page, paged as the SDK pages: the last id as ``starting_after`` until a
+        page comes back empty (a page's ``has_more`` is not trusted: 2026-03-01 pages need not carry it)."""
         voices: list[ProviderVoice] = []
         params: dict[str, Any] = {"limit": LIST_PAGE_SIZE, "is_owner": "true"}
         while True:
             page, _ = await self._http.json("GET", "/voices", _VoicePage, params=params)
-            voices.extend(self._voice(v) for v in page.data)
-            if not page.has_more or not page.data:
+            if not page.data:
                 return voices
-            params["starting_after"] = page.data[-1].id
+            voices.extend(self._voice(v) for v in page.data)
+            cursor = page.data[-1].id
+            if cursor == params.get("starting_after"):
+                # The same page again would be asked for forever.
+                raise PermanentProviderError(PROVIDER, "The provider's voice list does not advance.")
+            params["starting_after"] = cursor
 
     def _voice(self, voice: _Voice) -> ProviderVoice:
         return ProviderVoice(
@@ -212,7 +233,8 @@ class CartesiaProvider:
             name=voice.name,
             language=voice.language,
             created_at=voice.created_at,
-            metadata={"description": voice.description, "cartesia_version": self.version},
+            # The language rides along because a voice read back from the database has only its metadata.
+            metadata={"description": voice.description, "cartesia_version": self.version, "language": voice.language},
         )
 
     async def delete(self, voice_id: str) -> None:
@@ -243,13 +265,16 @@ class CartesiaProvider:
                     yield chunk
 
     def _tts_payload(self, voice: ProviderVoice, text: str, container: dict[str, str], rate: int) -> dict[str, Any]:
+        language = voice.language or voice.metadata.get("language")
         payload: dict[str, Any] = {
-            # A voice is spoken with the model it was cloned for; the configured one only for older voices.
-            "model_id": voice.target_model or self.model_id,
+            # A voice is spoken with the model it was cloned for; a voice that recorded none, with the one
+            # its language would be cloned for now.
+            "model_id": voice.target_model or self.model_for(language),
             "transcript": text,
+            # `mode: id`: the 2026-03-01 shape (docs' API-changes page); the SDK's voice object allows it.
             "voice": {"mode": "id", "id": voice.voice_id},
             "output_format": {**container, "sample_rate": rate},
         }
-        if voice.language:
-            payload["language"] = voice.language
+        if language:
+            payload["language"] = language
         return payload

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from backend.errors import ProviderNotConfigured
+from backend.providers import cartesia_models
 from backend.secret import Secret, is_loopback_host
 
 ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia", "selfhosted"]
@@ -55,11 +56,13 @@ class ElevenLabsSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CartesiaSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Cartesia access, pinned to one API version."""
+    """Cartesia access, pinned to one API version; ``model`` clones and speaks new voices, unless it lacks a
+    voice's language (``backend.providers.cartesia_models`` then picks one that has it)."""
 
     api_key: Secret | None
     base_url: str
     version: str
+    model: str
 
 
 class SelfhostedSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -176,7 +179,17 @@ def _cartesia(env: Mapping[str, str]) -> CartesiaSettings:
         raise ProviderConfigError("CARTESIA_API_KEY is an admin key; voice and TTS routes need a standard key")
     base_url, _ = _base_url("CARTESIA_BASE_URL", env.get("CARTESIA_BASE_URL") or CARTESIA_DEFAULT_URL)
     version = _choice(env, "CARTESIA_VERSION", CARTESIA_VERSIONS, CARTESIA_DEFAULT_VERSION)
-    return CartesiaSettings(api_key=api_key, base_url=base_url, version=version)
+    model = env.get("CARTESIA_MODEL", "").strip() or cartesia_models.RECOMMENDED
+    if model in cartesia_models.SUNSET:
+        raise ProviderConfigError(
+            f"CARTESIA_MODEL {model!r} was sunset by Cartesia; use {cartesia_models.RECOMMENDED!r}"
+        )
+    if cartesia_models.family(model) is None:
+        # Its languages are unknown, so no voice could be told which model speaks it.
+        raise ProviderConfigError(
+            f"CARTESIA_MODEL must be one of {', '.join(cartesia_models.FAMILIES)} or one of their dated snapshots"
+        )
+    return CartesiaSettings(api_key=api_key, base_url=base_url, version=version, model=model)
 
 
 def _selfhosted(env: Mapping[str, str]) -> SelfhostedSettings:

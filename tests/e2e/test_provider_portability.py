@@ -271,31 +271,42 @@ async def test_a_voice_the_provider_forgot_is_enrolled_again_and_the_job_waits_f
     assert len(attempts_of(sql, first["voiceId"])) == 2
 
 
+@pytest.mark.parametrize(
+    ("stale", "language"),
+    [
+        ("sonic-2-2025-03-07", "en"),  # a model sunset outright on 2026-06-01
+        ("sonic-2", "it"),  # main's model for every voice, whose Italian was sunset that day
+    ],
+)
 async def test_a_sunset_cartesia_model_makes_the_voice_enrol_again_for_a_current_one(
-    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, stale: str, language: str
 ) -> None:
+    """Cartesia answers `model_sunsetted` (its documented body, tests/fakes/cartesia.py) for the model, or
+    for the voice's language on it: the job waits while the voice is cloned again from its sample for a
+    model that speaks its language, then speaks. On main, whose adapter cloned every voice for `sonic-2`,
+    the Italian voice was cloned for `sonic-2` again and the job failed (`voice_lost`)."""
     cartesia = CartesiaFake()
     with serve(cartesia) as url:
         client = await worker_client(
             VOICE_PROVIDER="cartesia", CARTESIA_API_KEY=cartesia.api_key, CARTESIA_BASE_URL=url
         )
         user = make_user()
-        first = await speak(client, user, {"sampleId": await ready_sample(client, user, seed=61)})
+        first = await speak(client, user, {"sampleId": await ready_sample(client, user, seed=61, language=language)})
         assert first["status"] == "succeeded", first["error"]
         old = one(sql, "select provider_voice_id, provider_target_model from voices")
-        assert old["provider_target_model"] == "sonic-2"
-        # As if it had been cloned for a model Cartesia has sunset since.
-        sql.execute("update voices set provider_target_model = 'sonic-2-2025-03-07'")
+        assert old["provider_target_model"] == "sonic-3.5"
+        # As if it had been cloned for a model Cartesia has sunset since (for its language).
+        sql.execute("update voices set provider_target_model = %s", (stale,))
 
         healed = await speak(client, user, {"voiceId": first["voiceId"]})
 
         assert healed["status"] == "succeeded", healed["error"]
         models = [r.json()["model_id"] for r in cartesia.requests_to("POST", "/tts/bytes")]
-        assert models == ["sonic-2", "sonic-2-2025-03-07", "sonic-2"]
+        assert models == ["sonic-3.5", stale, "sonic-3.5"]
         churn = attempts_of(sql, first["voiceId"])[-1]
         assert (churn["source"], churn["status"]) == ("provider_churn", "ready")
         voice = one(sql, "select provider_voice_id, provider_target_model from voices")
-        assert voice == {"provider_voice_id": churn["provider_voice_id"], "provider_target_model": "sonic-2"}
+        assert voice == {"provider_voice_id": churn["provider_voice_id"], "provider_target_model": "sonic-3.5"}
         assert voice["provider_voice_id"] != old["provider_voice_id"]
         gone = one(
             sql,

@@ -1,5 +1,13 @@
 """Fake Cartesia: ``/voices/clone``, ``/voices`` (page object), ``/voices/{id}`` and ``/tts/bytes``, whose
-body streams as the audio is made (as the real one's does)."""
+body streams as the audio is made (as the real one's does).
+
+Bodies follow the version asked for: ``2025-04-16`` as its API reference shows them (``is_public``; pages
+with ``has_more`` and ``next_page``), ``2026-03-01`` as the cartesia 4.2.0 SDK's types read them
+(``types/voice.py``, ``types/voice_metadata.py``: ``access``, ``visibility``, ``tagline``, ``locales``;
+pages are ``pagination.py``'s ``CursorIDPage``: ``data`` only, paged by the last id until one is empty).
+Models serve the languages docs.cartesia.ai ``tts-models/api-changes`` lists since 2026-06-01: a sunset
+model, or a language sunset on a model, answers its ``model_sunsetted`` example.
+"""
 
 from __future__ import annotations
 
@@ -59,11 +67,26 @@ LANGUAGES = frozenset(
         "pa",
     ]
 )
-MODELS = frozenset({"sonic-2", "sonic-3", "sonic-3.5", "sonic-turbo", "sonic-latest", "sonic-3-2025-10-27"})
+_SONIC_2 = frozenset({"en", "de", "es", "fr", "ja", "ko", "pt", "zh"})
+_SONIC_2_SUNSET = frozenset({"it", "nl", "pl", "ru", "sv", "tr", "hi"})
+# Each model the fake serves: (the languages it speaks, the languages sunset on it since 2026-06-01).
+MODELS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    **dict.fromkeys(
+        ("sonic-3.5", "sonic-3.5-2026-05-04", "sonic-3", "sonic-3-2026-01-12", "sonic-3-2025-10-27", "sonic-latest"),
+        (LANGUAGES, frozenset[str]()),
+    ),
+    **dict.fromkeys(
+        ("sonic-2", "sonic-2-2025-04-16", "sonic-2-2025-05-08", "sonic-2-2025-06-11"), (_SONIC_2, _SONIC_2_SUNSET)
+    ),
+    **dict.fromkeys(("sonic-turbo", "sonic-turbo-2025-06-04"), (_SONIC_2 | {"hi"}, _SONIC_2_SUNSET - {"hi"})),
+}
 # Sunset on 2026-06-01 (docs.cartesia.ai changelog): they answer `model_sunsetted`.
 SUNSET_MODELS = frozenset(
     {"sonic", "sonic-english", "sonic-multilingual", "sonic-2-2025-03-07", "sonic-turbo-2025-03-07"}
 )
+# docs.cartesia.ai tts-models/api-changes, "Sunsetted models will start to error", verbatim but the request id.
+SUNSET_TITLE = "Model sunsetted"
+SUNSET_MESSAGE = "The requested model has been sunsetted and is no longer available."
 SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
 
 
@@ -75,16 +98,25 @@ class CartesiaVoice:
     language: str
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z"))
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
+    def as_json(self, version: str) -> dict[str, Any]:
+        """A ``Voice`` as ``GET /voices[/{id}]`` answers it in ``version``."""
+        common = {"id": self.id, "name": self.name, "created_at": self.created_at, "language": self.language}
+        if version < "2026-03-01":
+            return common | {"is_owner": True, "is_public": False, "description": self.description}
+        return common | {
             "is_owner": True,
-            "is_public": False,
-            "name": self.name,
-            "description": self.description,
-            "created_at": self.created_at,
-            "language": self.language,
+            "description": self.description or "",
+            "access": "private",
+            "visibility": "owner",
+            "tagline": "",
+            "locales": [{"locale": self.language, "is_native": True}],
+            "gender": None,
         }
+
+    def metadata_json(self, version: str, user_id: str) -> dict[str, Any]:
+        """The ``VoiceMetadata`` ``POST /voices/clone`` answers in ``version``."""
+        voice = {k: v for k, v in self.as_json(version).items() if k not in {"is_owner", "locales", "gender"}}
+        return voice | {"user_id": user_id}
 
 
 class CartesiaFake(FakeProvider):
@@ -146,8 +178,7 @@ class CartesiaFake(FakeProvider):
         description = fields["description"][0].text if "description" in fields else None
         voice = CartesiaVoice(str(uuid.uuid4()), fields["name"][0].text, description, language)
         self.voices[voice.id] = voice
-        body = {k: v for k, v in voice.as_json().items() if k != "is_owner"} | {"user_id": self.user_id}
-        return json_response(200, body)
+        return json_response(200, voice.metadata_json(self._version, self.user_id))
 
     async def _list(self, request: RecordedRequest, _: dict[str, str]) -> Response:
         if (error := self._check(request)) is not None:
@@ -162,12 +193,10 @@ class CartesiaFake(FakeProvider):
             ids = [v.id for v in ordered]
             start = ids.index(query["starting_after"]) + 1 if query["starting_after"] in ids else len(ids)
         page = ordered[start : start + limit]
-        more = start + limit < len(ordered)
-        body = {
-            "data": [v.as_json() for v in page],
-            "has_more": more,
-            "next_page": page[-1].id if more and page else None,
-        }
+        body: dict[str, Any] = {"data": [v.as_json(self._version) for v in page]}
+        if self._version < "2026-03-01":
+            more = start + limit < len(ordered)
+            body |= {"has_more": more, "next_page": page[-1].id if more and page else None}
         return json_response(200, body)
 
     async def _get(self, request: RecordedRequest, params: dict[str, str]) -> Response:
@@ -176,7 +205,7 @@ class CartesiaFake(FakeProvider):
         voice = self.voices.get(params["voice_id"])
         if voice is None:
             return self._error(404, "not_found", "Not Found", f"Voice {params['voice_id']} not found")
-        return json_response(200, voice.as_json())
+        return json_response(200, voice.as_json(self._version))
 
     async def _delete(self, request: RecordedRequest, params: dict[str, str]) -> Response:
         if (error := self._check(request)) is not None:
@@ -192,16 +221,25 @@ class CartesiaFake(FakeProvider):
             body = request.json()
         except json.JSONDecodeError:
             return self._error(400, "invalid_request", "Invalid request", "Body must be JSON")
-        if body.get("model_id") in self.sunset:
-            message = f"Model {body['model_id']} has been sunsetted; use a current model such as sonic-3."
-            return self._error(400, "model_sunsetted", "Model sunsetted", message)
-        if body.get("model_id") not in MODELS:
-            return self._error(400, "model_not_found", "Invalid model", f"Model {body.get('model_id')} not found")
+        model = body.get("model_id")
+        # The status of a `model_sunsetted` answer is not documented; 400 is what a bad model gets.
+        if model in self.sunset:
+            return self._error(400, "model_sunsetted", SUNSET_TITLE, SUNSET_MESSAGE)
+        if model not in MODELS:
+            return self._error(400, "model_not_found", "Invalid model", f"Model {model} not found")
         if not body.get("transcript"):
             return self._error(400, "invalid_request", "Invalid request", "transcript is required")
-        voice = body.get("voice") or {}
-        if voice.get("mode") != "id" or voice.get("id") not in self.voices:
-            return self._error(404, "voice_not_found", "Voice not found", f"Voice {voice.get('id')} not found")
+        voice_spec: dict[str, Any] = body.get("voice") or {}
+        voice = self.voices.get(str(voice_spec.get("id")))
+        if voice_spec.get("mode") != "id" or voice is None:
+            return self._error(404, "voice_not_found", "Voice not found", f"Voice {voice_spec.get('id')} not found")
+        language = body.get("language") or voice.language
+        speaks, sunset_languages = MODELS[model]
+        if language in sunset_languages:
+            return self._error(400, "model_sunsetted", SUNSET_TITLE, SUNSET_MESSAGE)
+        if language not in speaks:
+            # Undocumented: what Cartesia answers for a language its model never spoke.
+            return self._error(400, "invalid_request", "Invalid request", f"{model} does not support {language}")
         fmt = body.get("output_format") or {}
         rate = fmt.get("sample_rate")
         if fmt.get("container") not in {"raw", "wav", "mp3"} or rate not in SAMPLE_RATES:

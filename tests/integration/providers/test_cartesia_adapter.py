@@ -18,6 +18,7 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from tests.fakes import CartesiaFake, Fault
+from tests.fakes.cartesia import CartesiaVoice
 from tests.fakes.samples import wav_sample
 from tests.fakes.testing import CARTESIA_KEY, FAST_POLICY, SHORT_TIMEOUT, settings_for
 
@@ -29,8 +30,9 @@ def make(
     *,
     key: str = CARTESIA_KEY,
     version: str = "2026-03-01",
+    model: str = "",
 ) -> CartesiaProvider:
-    settings = settings_for(CARTESIA_API_KEY=key, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version)
+    settings = settings_for(CARTESIA_API_KEY=key, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version, CARTESIA_MODEL=model)
     return CartesiaProvider(settings.cartesia, client, policy=FAST_POLICY, rng=rng, create_timeout=SHORT_TIMEOUT)
 
 
@@ -84,7 +86,7 @@ async def test_request_shapes(
     tts = fake.requests_to("POST", "/tts/bytes")[0]
     assert tts.headers["cartesia-version"] == "2025-04-16"
     assert tts.json() == {
-        "model_id": "sonic-2",
+        "model_id": "sonic-3.5",
         "transcript": "Bonjour",
         "voice": {"mode": "id", "id": voice.voice_id},
         "output_format": {"container": "wav", "encoding": "pcm_s16le", "sample_rate": 24000},
@@ -108,12 +110,11 @@ async def test_both_error_shapes(
     assert auth.value.provider_code == expected_code
 
     provider = make(url, http_client, rng, version=version)
+    settings = settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version)
+    # A model the settings would refuse, so that Cartesia refuses it instead.
+    unknown = CartesiaProvider(msgspec.structs.replace(settings.cartesia, model="sonic-0"), http_client)
     with pytest.raises(PermanentProviderError) as model:
-        await CartesiaProvider(
-            settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version).cartesia,
-            http_client,
-            model_id="sonic-0",
-        ).synthesize(msgspec.structs.replace(await enrol(provider), target_model=None), "hi")
+        await unknown.synthesize(msgspec.structs.replace(await enrol(provider), target_model="sonic-0"), "hi")
     assert model.value.http_status == 400
     assert model.value.provider_code in {"model_not_found", "Invalid model"}
     assert not isinstance(model.value, VoiceNotFoundError | ModelRetiredError)
@@ -123,13 +124,47 @@ async def test_a_voice_speaks_with_the_model_it_was_cloned_for(
     cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
 ) -> None:
     fake, url = cartesia_fake
-    voice = await enrol(make(url, http_client, rng))
-    assert voice.target_model == "sonic-2"
-    newer = CartesiaProvider(
-        settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=url).cartesia, http_client, model_id="sonic-3"
-    )
-    await newer.synthesize(voice, "hi")
-    assert fake.requests_to("POST", "/tts/bytes")[-1].json()["model_id"] == "sonic-2"
+    voice = await enrol(make(url, http_client, rng, model="sonic-3"))
+    assert voice.target_model == "sonic-3"
+    await make(url, http_client, rng).synthesize(voice, "hi")
+    assert fake.requests_to("POST", "/tts/bytes")[-1].json()["model_id"] == "sonic-3"
+
+
+async def test_the_configured_model_clones_the_languages_it_speaks_and_a_current_one_the_rest(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    """``CARTESIA_MODEL=sonic-2``: its snapshots left serve en, de, es, fr, ja, ko, pt, zh only (Cartesia's
+    API-changes page), so an Italian voice is cloned and spoken with the recommended ``sonic-3.5``."""
+    fake, url = cartesia_fake
+    provider = make(url, http_client, rng, model="sonic-2")
+    german = await enrol(provider, key="k-de", language="de-AT")
+    italian = await enrol(provider, key="k-it", language="it")
+    assert (german.target_model, italian.target_model) == ("sonic-2", "sonic-3.5")
+    assert (await provider.find("k-it")) == msgspec.structs.replace(italian, request_id=None)
+    # Read back from the database a voice has its model and metadata only: the language rides in the latter.
+    stored = ProviderVoice(provider="cartesia", voice_id=italian.voice_id, metadata=italian.metadata)
+    for voice in (german, italian, stored):
+        assert (await provider.synthesize(voice, "Ciao")).audio.startswith(b"RIFF")
+    spoken = [(r.json()["model_id"], r.json()["language"]) for r in fake.requests_to("POST", "/tts/bytes")]
+    assert spoken == [("sonic-2", "de"), ("sonic-3.5", "it"), ("sonic-3.5", "it")]
+
+
+async def test_voices_past_the_first_page_are_found_so_a_lost_clone_is_not_cloned_twice(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    """2026-03-01 pages carry ``data`` only (the SDK's ``CursorIDPage``), so paging stops at an empty page,
+    never at a missing ``has_more``."""
+    fake, url = cartesia_fake
+    for n in range(150):
+        fake.voices[f"v{n:03}"] = CartesiaVoice(f"v{n:03}", f"Voice {n}", None, "en")
+    fake.faults.fail_next(Fault("lost", path_prefix="/voices/clone"))
+    provider = make(url, http_client, rng)
+    voice = await enrol(provider, key="k-far")
+    assert len(fake.requests_to("POST", "/voices/clone")) == 1
+    assert len(fake.voices) == 151
+    assert len(await provider.list()) == 151
+    listing = fake.requests_to("GET", "/voices")[-3:]
+    assert [r.query.get("starting_after") for r in listing] == [None, ["v099"], [voice.voice_id]]
 
 
 async def test_a_sunset_model_and_an_unknown_voice_say_the_voice_must_be_cloned_again(
@@ -142,7 +177,7 @@ async def test_a_sunset_model_and_an_unknown_voice_say_the_voice_must_be_cloned_
     with pytest.raises(ModelRetiredError) as sunset:
         await provider.synthesize(msgspec.structs.replace(voice, target_model="sonic-2-2025-03-07"), "hi")
     assert (sunset.value.provider_code, sunset.value.http_status) == ("model_sunsetted", 400)
-    fake.sunset.add("sonic-2")
+    fake.sunset.add("sonic-3.5")
     with pytest.raises(ModelRetiredError):
         await provider.synthesize(voice, "hi")
     assert len(fake.requests_to("POST", "/tts/bytes")) == 2  # permanent: not retried
@@ -152,6 +187,21 @@ async def test_a_sunset_model_and_an_unknown_voice_say_the_voice_must_be_cloned_
     with pytest.raises(VoiceNotFoundError) as gone:
         await provider.synthesize(voice, "hi")
     assert gone.value.http_status == 404
+
+
+@pytest.mark.parametrize("version", ["2025-04-16", "2026-03-01"])
+async def test_a_language_sunset_on_the_voices_model_is_a_retired_model_in_either_error_shape(
+    cartesia_fake: tuple[CartesiaFake, str], http_client: httpx.AsyncClient, rng: random.Random, version: str
+) -> None:
+    """An Italian voice cloned for ``sonic-2`` (main's adapter pinned it for every voice) since Italian was
+    sunset on it: ``model_sunsetted`` as JSON, or as ``Model sunsetted: ...`` text before 2026-03-01."""
+    _, url = cartesia_fake
+    provider = make(url, http_client, rng, version=version)
+    voice = msgspec.structs.replace(await enrol(provider, language="it"), target_model="sonic-2", language=None)
+    with pytest.raises(ModelRetiredError) as sunset:
+        await provider.synthesize(voice, "Ciao")
+    assert sunset.value.http_status == 400
+    assert sunset.value.operator_detail == "The requested model has been sunsetted and is no longer available."
 
 
 async def test_unsupported_language_is_refused_before_any_call(

@@ -20,7 +20,13 @@ def test_defaults_to_local_without_any_key() -> None:
     assert settings.default_provider == "local"
     assert settings.qwen.base_url == "https://dashscope-intl.aliyuncs.com"
     assert settings.cartesia.version == "2026-03-01"
+    assert settings.cartesia.model == "sonic-3.5"
     assert settings.elevenlabs.base_url == "https://api.elevenlabs.io"
+
+
+@pytest.mark.parametrize("model", ["sonic-2", "sonic-3-2026-01-12", "sonic-3.5-2026-05-04", "sonic-turbo"])
+def test_cartesia_model_is_a_setting(model: str) -> None:
+    assert provider_settings_from_env({"CARTESIA_MODEL": f" {model} "}).cartesia.model == model
 
 
 def test_region_picks_host_and_workspace_domains_fit() -> None:
@@ -47,6 +53,9 @@ def test_region_picks_host_and_workspace_domains_fit() -> None:
         ({"ELEVENLABS_BASE_URL": "https://api.elevenlabs.io/v1"}, "bare origin"),
         ({"CARTESIA_API_KEY": "sk_car_admin_x1"}, "admin key"),
         ({"CARTESIA_VERSION": "2024-06-10"}, "CARTESIA_VERSION must be one of"),
+        ({"CARTESIA_MODEL": "sonic-2-2025-03-07"}, "'sonic-2-2025-03-07' was sunset by Cartesia; use 'sonic-3.5'"),
+        ({"CARTESIA_MODEL": "sonic-english"}, "was sunset by Cartesia"),
+        ({"CARTESIA_MODEL": "sonic-9"}, "CARTESIA_MODEL must be one of sonic-3.5, sonic-3, sonic-latest"),
         ({"VOICE_PROVIDER": "openai"}, "VOICE_PROVIDER must be one of"),
         ({"VOICE_PROVIDER": "elevenlabs"}, "ELEVENLABS_API_KEY is not set"),
     ],
