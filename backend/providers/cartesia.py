@@ -66,7 +66,7 @@ SAFE_MESSAGES: Final = {
     404: "The voice does not exist at the provider.",
 }
 MODEL_SUNSET_CODE: Final = "model_sunsetted"
-# Before 2026-03-01 errors are `Title: Message` text, with no code: the title of the JSON answer's is the sign.
+# Before 2026-03-01 errors are `Title: Message` text without a code: the JSON answer's title tells a sunset.
 MODEL_SUNSET_TITLE: Final = "Model sunsetted"
 
 
