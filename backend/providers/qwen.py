@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import random
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Any, Final
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from typing import Any, Final, TypeVar
 
 import httpx
 import msgspec
@@ -24,6 +25,8 @@ from backend.providers.errors import (
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy
 
+T = TypeVar("T")
+
 PROVIDER: Final = "qwen"
 ENROLMENT_MODEL: Final = "qwen-voice-enrollment"
 TARGET_MODEL: Final = "qwen3-tts-vc-2026-01-22"
@@ -34,6 +37,19 @@ MAX_DATA_URL_CHARS: Final = 10 * 1024 * 1024
 LIST_PAGE_SIZE: Final = 100
 #: What DashScope answers for a model it no longer serves (404).
 MODEL_GONE_CODES: Final = frozenset({"ModelNotFound", "model_not_found"})
+#: Codes of DashScope's 429 and 5xx answers: an SSE error event may carry one without a status.
+BUSY_CODES: Final = frozenset(
+    {
+        "Throttling",
+        "Throttling.RateQuota",
+        "Throttling.BurstRate",
+        "InternalError",
+        "InternalError.Algo",
+        "SystemError",
+        "ModelServingError",
+        "ModelUnavailable",
+    }
+)
 
 SAMPLE_RULES: Final = SampleRules(
     formats=DATA_URL_TYPES,
@@ -125,9 +141,10 @@ class _StreamOutput(msgspec.Struct):
     finish_reason: str | None = None
 
 
-class _StreamEvent(msgspec.Struct):
+class _StreamEvent(_ErrorBody):
+    """One event of a streamed synthesis: audio, or (with a ``code``) the failure it ends with."""
+
     output: _StreamOutput | None = None
-    request_id: str | None = None
 
 
 # An SSE comment DashScope sends with every event: the HTTP status the event stands for.
@@ -137,23 +154,94 @@ _EVENT_STATUS = re.compile(r"^:HTTP_STATUS/(\d{3})")
 class _SseEvent(msgspec.Struct):
     name: str
     data: str
-    status: int
+    #: From DashScope's ``:HTTP_STATUS/nnn`` comment or a ``status:`` field (which the SDK reads); else ``None``.
+    status: int | None
+
+
+class _SseDecoder:
+    """Server-sent events, fed line by line: ``event:``, ``status:`` and ``data:`` fields up to each blank line."""
+
+    def __init__(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        self._name = "message"
+        self._status: int | None = None
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> _SseEvent | None:
+        """The event this line ends (a blank line after data), else ``None``."""
+        if not line:
+            event = _SseEvent(self._name, "\n".join(self._data), self._status) if self._data else None
+            self._start()
+            return event
+        if line.startswith(":"):
+            found = _EVENT_STATUS.match(line)
+            self._status = int(found[1]) if found else self._status
+            return None
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            self._name = value
+        elif field == "status" and value.strip().isdigit():
+            self._status = int(value)
+        elif field == "data":
+            self._data.append(value)
+        return None
+
+
+def _error_body(response: httpx.Response) -> _ErrorBody:
+    """The ``{code, message, request_id}`` of an error answer. DashScope sends it as JSON, or, to a request that
+    asked for SSE, as an ``event:error`` whose ``data`` is that JSON, with the same non-2xx status; like the SDK
+    (``dashscope/v2/errors.py`` ``_parse_body``), JSON is tried first, then the first event with a code."""
+    body = _decoded(response.content, _ErrorBody)
+    if body is None:
+        decoder = _SseDecoder()
+        events = (decoder.feed(line) for line in [*response.text.splitlines(), ""])
+        found = (_decoded(event.data, _ErrorBody) for event in events if event is not None)
+        body = next((b for b in found if b is not None and b.code), None)
+    body = body or _ErrorBody(message=response.text[:200])
+    # The SDK falls back on the gateway's header too (``dashscope/v2/errors.py`` ``_request_id``).
+    return msgspec.structs.replace(body, request_id=body.request_id or response.headers.get("x-request-id"))
+
+
+def _decoded(data: str | bytes, type_: type[T]) -> T | None:
+    """``data`` decoded as JSON into ``type_``, or ``None`` when it is not that."""
+    try:
+        return msgspec.json.decode(data, type=type_)
+    except msgspec.MsgspecError:
+        return None
 
 
 def classify(response: httpx.Response) -> ProviderError:
-    """Map a DashScope error answer (``{request_id, code, message}``) to an error class."""
-    try:
-        body = msgspec.json.decode(response.content, type=_ErrorBody)
-    except msgspec.MsgspecError:
-        body = _ErrorBody(message=response.text[:200])
-    status = response.status_code
+    """Map a DashScope error answer (JSON or SSE) to an error class."""
+    return _answer_error(response.status_code, _error_body(response), response)
+
+
+def _answer_error(status: int, body: _ErrorBody, response: httpx.Response) -> ProviderError:
+    """The error for an answer's ``status`` and error ``body``; ``response`` gives the ``Retry-After``."""
     common = answer_fields(status, body.code, body.message, body.request_id)
-    if status in TRANSIENT_STATUSES:
+    if status in TRANSIENT_STATUSES or body.code in BUSY_CODES:
         return busy(PROVIDER, response, common)
     message = SAFE_MESSAGES.get(body.code or "", "The voice provider rejected the request.")
     if body.code == "BadRequest.VoiceNotFound":
         return VoiceNotFoundError(PROVIDER, message, **common)
     return PermanentProviderError(PROVIDER, message, **common)
+
+
+@contextlib.contextmanager
+def _voice_gone() -> Iterator[None]:
+    """Synthesis errors that mean the voice must be enrolled again: a model DashScope no longer serves raises
+    ``ModelRetiredError``, a voice it does not know for that model ``VoiceNotFoundError``."""
+    try:
+        yield
+    except PermanentProviderError as exc:
+        if exc.provider_code in MODEL_GONE_CODES:
+            raise exc.recast(ModelRetiredError, "The voice's model is retired at the provider.") from exc
+        if exc.provider_code == "InvalidParameter" and "voice" in (exc.operator_detail or "").lower():
+            # "Invalid voice specified": the voice was deleted, or is bound to another model.
+            raise exc.recast(VoiceNotFoundError, SAFE_MESSAGES["BadRequest.VoiceNotFound"]) from exc
+        raise
 
 
 class QwenProvider:
@@ -297,22 +385,12 @@ class QwenProvider:
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """Speak with the voice's own ``target_model`` (a VC voice works only with that model). A model
-        DashScope no longer serves raises ``ModelRetiredError``, a voice it does not know for that model
-        ``VoiceNotFoundError``: either way the voice must be enrolled again."""
+        DashScope no longer serves, or a voice it does not know for that model, raises the error that says the
+        voice must be enrolled again (``_voice_gone``)."""
         model = voice.target_model or self.target_model
         payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
-        try:
+        with _voice_gone():
             body, _ = await self._http.json("POST", GENERATION_PATH, _SynthesisResponse, json=payload)
-        except PermanentProviderError as exc:
-            gone: type[PermanentProviderError] | None = None
-            if exc.provider_code in MODEL_GONE_CODES:
-                gone, message = ModelRetiredError, "The voice's model is retired at the provider."
-            elif exc.provider_code == "InvalidParameter" and "voice" in (exc.operator_detail or "").lower():
-                # "Invalid voice specified": the voice was deleted, or is bound to another model.
-                gone, message = VoiceNotFoundError, SAFE_MESSAGES["BadRequest.VoiceNotFound"]
-            if gone is None:
-                raise
-            raise exc.recast(gone, message) from exc
         audio = body.output.audio
         if audio.data:
             data = base64.b64decode(audio.data)
@@ -326,51 +404,53 @@ class QwenProvider:
 
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """The same generation call with ``X-DashScope-SSE: enable``: every event carries the next piece of
-        audio as base64 PCM (24 kHz, 16-bit, mono) in ``output.audio.data``; an ``error`` event is
-        classified like an error answer."""
+        audio as base64 PCM (24 kHz, 16-bit, mono) in ``output.audio.data``. An error, answered before the
+        audio (an SSE error body with a non-2xx status) or as an ``error`` event midway, is classified like an
+        error answer, with the same retired-model and missing-voice mapping as ``synthesize``."""
         model = voice.target_model or self.target_model
         payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
         headers = {"X-DashScope-SSE": "enable", "Accept": "text/event-stream"}
-        async with self._http.streaming("POST", GENERATION_PATH, json=payload, headers=headers) as response:
-            async for event in _sse_events(self._http.body(response)):
-                if event.name == "error":
-                    raise classify(httpx.Response(event.status if event.status >= 400 else 500, text=event.data))
-                try:
-                    body = msgspec.json.decode(event.data, type=_StreamEvent)
-                    audio = body.output.audio if body.output is not None else None
-                    chunk = base64.b64decode(audio.data, validate=True) if audio is not None and audio.data else b""
-                except (msgspec.MsgspecError, ValueError) as exc:
-                    raise TransientProviderError(
-                        PROVIDER, "The voice provider sent an unreadable answer.", operator_detail=str(exc)
-                    ) from exc
-                if chunk:
-                    yield chunk
+        with _voice_gone():
+            async with self._http.streaming("POST", GENERATION_PATH, json=payload, headers=headers) as response:
+                async for event in _sse_events(self._http.body(response)):
+                    chunk = _event_audio(event, response)
+                    if chunk:
+                        yield chunk
+
+
+def _event_audio(event: _SseEvent, response: httpx.Response) -> bytes:
+    """The PCM an event of a 2xx stream carries. An ``error`` event, or one whose data has a ``code`` (how the
+    SDK tells a failure on an HTTP 200 stream: ``dashscope/v2/resources/audio/http_tts.py`` ``_SSEDecoder``),
+    raises the error it stands for, with the event's own status or else the stream's."""
+    body = _decoded(event.data, _StreamEvent)
+    if event.name == "error" or (body is not None and body.code):
+        error = body or _ErrorBody(message=event.data[:200])
+        raise _answer_error(event.status or response.status_code, error, response)
+    if body is None:
+        raise _unreadable(f"not a DashScope event: {event.data[:200]!r}")
+    audio = body.output.audio if body.output is not None else None
+    try:
+        return base64.b64decode(audio.data, validate=True) if audio is not None and audio.data else b""
+    except ValueError as exc:
+        raise _unreadable(str(exc)) from exc
+
+
+def _unreadable(detail: str) -> TransientProviderError:
+    return TransientProviderError(PROVIDER, "The voice provider sent an unreadable answer.", operator_detail=detail)
 
 
 async def _sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[_SseEvent]:
-    """Server-sent events from a byte stream: ``event:`` and ``data:`` fields up to each blank line, with
-    DashScope's ``:HTTP_STATUS/nnn`` comment as the event's status."""
+    """Server-sent events from a byte stream, as they complete."""
+    decoder = _SseDecoder()
     buffer = b""
-    name, status = "message", 200
-    data: list[str] = []
     async for chunk in chunks:
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for raw in lines:
-            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-            if not line:
-                if data:
-                    yield _SseEvent(name=name, data="\n".join(data), status=status)
-                name, data, status = "message", [], 200
-            elif line.startswith(":"):
-                found = _EVENT_STATUS.match(line)
-                status = int(found[1]) if found else status
-            else:
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "event":
-                    name = value
-                elif field == "data":
-                    data.append(value)
-    if data:
-        yield _SseEvent(name=name, data="\n".join(data), status=status)
+            event = decoder.feed(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+            if event is not None:
+                yield event
+    for line in (buffer.rstrip(b"\r").decode("utf-8", errors="replace"), ""):
+        event = decoder.feed(line)
+        if event is not None:
+            yield event

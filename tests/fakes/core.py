@@ -207,6 +207,11 @@ class FakeProvider:
         """The provider's envelope for an injected error status."""
         raise NotImplementedError
 
+    def fault_response(self, request: RecordedRequest, status: int, retry_after: str | None) -> Response:
+        """The answer to ``request`` for an injected error status: ``error_response``, unless the provider frames
+        its errors by what the request asked for."""
+        return self.error_response(status, retry_after)
+
     def malformed_response(self) -> Response:
         return Response(200, b'{"output": {"voice": ', [("content-type", "application/json")])
 
@@ -234,7 +239,7 @@ class FakeProvider:
             await _wait_for_disconnect(receive)
             return
         if fault is not None and fault.kind == "status":
-            await _send(send, self.error_response(fault.status, fault.retry_after))
+            await _send(send, self.fault_response(request, fault.status, fault.retry_after))
             return
         if fault is not None and fault.kind == "malformed":
             await _send(send, self.malformed_response())

@@ -1,5 +1,6 @@
 """Fake DashScope: ``qwen-voice-enrollment`` customization and VC non-realtime generation, answered whole
-(an audio URL) or, with ``X-DashScope-SSE: enable``, as server-sent events of base64 PCM."""
+(an audio URL) or, with ``X-DashScope-SSE: enable``, as server-sent events of base64 PCM; an error to such a
+request comes as an SSE ``error`` event with the error status, as DashScope sends it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ TARGET_MODELS = (
     "qwen3-tts-vc-2026-01-22",
 )
 HTTP_MODELS = ("qwen3-tts-vc-2026-01-22",)
+SSE_TYPE = ("content-type", "text/event-stream;charset=UTF-8")
 DATA_URL = re.compile(r"^data:(?P<type>[\w/.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 ERROR_TEXT = {
     429: ("Throttling.RateQuota", "Requests rate limit exceeded, please try again later."),
@@ -67,6 +69,9 @@ class QwenFake(FakeProvider):
     def error_response(self, status: int, retry_after: str | None) -> Response:
         code, message = ERROR_TEXT.get(status, ("InternalError", "An internal error has occured."))
         return self._error(status, code, message, retry_after)
+
+    def fault_response(self, request: RecordedRequest, status: int, retry_after: str | None) -> Response:
+        return _as_asked(request, self.error_response(status, retry_after))
 
     def _error(self, status: int, code: str, message: str, retry_after: str | None = None) -> Response:
         headers = [("retry-after", retry_after)] if retry_after else []
@@ -196,6 +201,10 @@ class QwenFake(FakeProvider):
         return self._ok({"voice": voice}, {"count": 0})
 
     async def _generation(self, request: RecordedRequest, _: dict[str, str]) -> Response | Streamed:
+        answer = self._generate(request)
+        return _as_asked(request, answer) if isinstance(answer, Response) else answer
+
+    def _generate(self, request: RecordedRequest) -> Response | Streamed:
         body = self._body(request)
         if isinstance(body, Response):
             return body
@@ -232,7 +241,7 @@ class QwenFake(FakeProvider):
         for index, pcm in enumerate([*pcm_chunks, b""], start=1):
             if error_after is not None and index > error_after:
                 error = {"code": "InternalError", "message": "An internal error has occured.", "request_id": request_id}
-                events.append(f"id:{index}\nevent:error\n:HTTP_STATUS/500\ndata:{json.dumps(error)}\n\n".encode())
+                events.append(_error_event(index, 500, json.dumps(error)))
                 break
             last = not pcm
             output = {
@@ -245,10 +254,25 @@ class QwenFake(FakeProvider):
                 "request_id": request_id,
             }
             events.append(f"id:{index}\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(payload)}\n\n".encode())
-        return Streamed(200, events, [("content-type", "text/event-stream;charset=UTF-8")])
+        return Streamed(200, events, [SSE_TYPE])
 
     async def _download(self, _: RecordedRequest, params: dict[str, str]) -> Response:
         data = self.audio_files.get(params["audio_id"])
         if data is None:
             return Response(404, b"<Error><Code>NoSuchKey</Code></Error>", [("content-type", "application/xml")])
         return Response(200, data, [("content-type", "audio/wav")])
+
+
+def _error_event(index: int, status: int, data: str) -> bytes:
+    """An SSE ``error`` event as DashScope frames it: id, event name, the status as a comment, the JSON error."""
+    return f"id:{index}\nevent:error\n:HTTP_STATUS/{status}\ndata:{data}\n\n".encode()
+
+
+def _as_asked(request: RecordedRequest, response: Response) -> Response:
+    """An error answer framed as the request asked: for ``X-DashScope-SSE: enable``, the JSON envelope as one SSE
+    ``error`` event under the same status (what the SDK parses: ``_handle_http_failed_response`` in
+    ``dashscope/common/utils.py``, ``_sse_error_body`` in ``dashscope/v2/errors.py``)."""
+    if response.status < 400 or request.headers.get("x-dashscope-sse") != "enable":
+        return response
+    headers = [(name, value) for name, value in response.headers if name != "content-type"]
+    return Response(response.status, _error_event(1, response.status, response.body.decode()), [*headers, SSE_TYPE])

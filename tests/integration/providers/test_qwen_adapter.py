@@ -25,6 +25,7 @@ from tests.fakes.samples import wav_sample
 from tests.fakes.testing import FAST_POLICY, QWEN_KEY, SHORT_TIMEOUT, settings_for
 
 CUSTOMIZATION = "/api/v1/services/audio/tts/customization"
+GENERATION = "/api/v1/services/aigc/multimodal-generation/generation"
 
 
 def make(url: str, client: httpx.AsyncClient, rng: random.Random, key: str = QWEN_KEY) -> QwenProvider:
@@ -287,16 +288,50 @@ async def test_synthesis_with_unknown_voice_is_permanent(
     assert err.value.provider_code == "InvalidParameter"
 
 
+@pytest.mark.parametrize("call", ["synthesize", "stream"])
 async def test_a_deleted_voice_or_a_retired_model_says_the_voice_must_be_enrolled_again(
-    qwen_fake: tuple[QwenFake, str], http_client: httpx.AsyncClient, rng: random.Random
+    qwen_fake: tuple[QwenFake, str], http_client: httpx.AsyncClient, rng: random.Random, call: str
 ) -> None:
+    """Whole or streamed (where the fake answers the error as an SSE ``error`` event), the same mapping."""
     fake, url = qwen_fake
     provider = make(url, http_client, rng)
     voice = await provider.enroll([wav_sample()], name="Ada", language="en", transcript=None, key="attempt-r")
 
+    async def speak(voice: ProviderVoice) -> None:
+        if call == "stream":
+            _ = [chunk async for chunk in provider.stream(voice, "hi")]
+        else:
+            await provider.synthesize(voice, "hi")
+
     with pytest.raises(ModelRetiredError) as retired:
-        await provider.synthesize(msgspec.structs.replace(voice, target_model="qwen3-tts-vc-2025-09-01"), "hi")
+        await speak(msgspec.structs.replace(voice, target_model="qwen3-tts-vc-2025-09-01"))
     assert (retired.value.provider_code, retired.value.http_status) == ("ModelNotFound", 404)
+    assert retired.value.request_id
     fake.voices.clear()
-    with pytest.raises(VoiceNotFoundError):
-        await provider.synthesize(voice, "hi")
+    with pytest.raises(VoiceNotFoundError) as gone:
+        await speak(voice)
+    assert (gone.value.provider_code, gone.value.http_status) == ("InvalidParameter", 400)
+
+
+async def test_an_sse_request_gets_its_errors_as_sse(
+    qwen_fake: tuple[QwenFake, str], http_client: httpx.AsyncClient
+) -> None:
+    """The fake frames an error as DashScope does for a request that asked for SSE, injected faults included:
+    one ``event:error`` carrying the JSON envelope, under the error's own status."""
+    fake, url = qwen_fake
+    headers = {"Authorization": f"Bearer {QWEN_KEY}", "X-DashScope-SSE": "enable"}
+    body = {"model": TARGET_MODEL, "input": {"text": "hi", "voice": "nobody"}}
+    fake.faults.fail_next(Fault("status", 429, retry_after="3"))
+    busy = await http_client.post(f"{url}{GENERATION}", headers=headers, json=body)
+    missing = await http_client.post(f"{url}{GENERATION}", headers=headers, json=body)
+    plain = await http_client.post(f"{url}{GENERATION}", headers={"Authorization": headers["Authorization"]}, json=body)
+
+    for answer, status, code in [(busy, 429, "Throttling.RateQuota"), (missing, 400, "InvalidParameter")]:
+        assert (answer.status_code, answer.headers["content-type"]) == (status, "text/event-stream;charset=UTF-8")
+        event = dict(line.split(":", 1) for line in answer.text.splitlines() if line and not line.startswith(":"))
+        assert event["event"] == "error"
+        assert f":HTTP_STATUS/{status}" in answer.text.splitlines()
+        assert msgspec.json.decode(event["data"])["code"] == code
+    assert busy.headers["retry-after"] == "3"
+    assert plain.headers["content-type"] == "application/json"
+    assert plain.json()["code"] == "InvalidParameter"
