@@ -14,7 +14,7 @@ from backend.audio.errors import NoSpeech, SampleClipped, SampleTooShort
 from backend.audio.measure import Measurements, measure
 from backend.audio.process import preprocess, trim_bounds
 from backend.audio.report import QualityReport, Verdict
-from backend.providers.base import SampleRef, SampleRules
+from backend.providers.base import BACKGROUND_NOISE_SNR_DB, SampleRef, SampleRules
 
 #: Less speech than this (after the VAD) is no speech at all.
 MIN_SPEECH_S: Final = 1.0
@@ -22,7 +22,7 @@ MIN_SPEECH_S: Final = 1.0
 MAX_CLIPPING_RATIO: Final = 0.01
 #: Advice thresholds: (minor -> "usable", major -> "poor").
 QUIET_LUFS: Final = (-35.0, -50.0)
-NOISY_SNR_DB: Final = (25.0, 15.0)
+NOISY_SNR_DB: Final = (BACKGROUND_NOISE_SNR_DB, 15.0)
 CLIPPING_RATIO: Final = (1e-4, 1e-3)
 SPEECH_RATIO: Final = (0.5, 0.2)
 LOW_SAMPLE_RATE: Final = (22050, 16000)
@@ -54,6 +54,7 @@ class PreparedSample(msgspec.Struct, frozen=True, kw_only=True):
             duration_s=self.duration_s,
             sample_rate=self.sample_rate,
             channels=self.channels,
+            snr_db=self.report.snr_db,
         )
 
 

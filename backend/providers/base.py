@@ -14,6 +14,12 @@ from backend.providers.errors import PermanentProviderError, UnsupportedLanguage
 #: servers' ``pcm``); the speech routes build WAV and MP3 from it.
 STREAM_SAMPLE_RATE: Final = 24000
 
+#: Below this speech-to-noise ratio (dB) a sample has background noise: the quality report advises "background
+#: noise" (its verdict drops from good), and an adapter whose provider can take noise out of a sample asks for
+#: that, since a clone copies the noise it hears. At or above it the report calls the sample clean, and a
+#: denoiser run on a clean sample only costs the voice detail (the ElevenLabs SDK warns of exactly that).
+BACKGROUND_NOISE_SNR_DB: Final = 25.0
+
 
 class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     """One prepared reference sample, ready to send.
@@ -21,6 +27,7 @@ class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     ``public_url`` is a short-lived URL the provider can fetch without credentials (Qwen prefers it);
     adapters that upload the bytes ignore it. ``duration_s``, ``sample_rate`` and ``channels`` come from
     the audio pipeline's measurement and let the rules be checked before a provider call is spent.
+    ``snr_db`` is the quality report's speech-to-noise ratio (None when it could not be measured).
     ``consent_id`` names the speaker's consent record, for providers that ask which consent covers a voice.
     """
 
@@ -31,7 +38,13 @@ class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    snr_db: float | None = None
     consent_id: str | None = None
+
+    @property
+    def noisy(self) -> bool:
+        """Whether the sample was measured to have background noise (an unmeasured one is not)."""
+        return self.snr_db is not None and self.snr_db < BACKGROUND_NOISE_SNR_DB
 
 
 class SampleRules(msgspec.Struct, frozen=True, kw_only=True):

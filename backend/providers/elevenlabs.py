@@ -135,14 +135,12 @@ class ElevenLabsProvider:
         create_timeout: httpx.Timeout | None = None,
         model_id: str = DEFAULT_MODEL,
         output_format: str = DEFAULT_OUTPUT_FORMAT,
-        remove_background_noise: bool = True,
         page_size: int = LIST_PAGE_SIZE,
     ) -> None:
         if settings.api_key is None:
             raise ValueError("ElevenLabsProvider needs ELEVENLABS_API_KEY")
         self.model_id = model_id
         self.output_format = output_format
-        self.remove_background_noise = remove_background_noise
         self.page_size = page_size
         self._http = ProviderHttp(
             PROVIDER,
@@ -164,15 +162,24 @@ class ElevenLabsProvider:
         transcript: str | None,
         key: str,
     ) -> ProviderVoice:
-        """IVC create with the enrolment key in ``labels`` and as a marker in ``description``."""
+        """IVC create with the enrolment key in ``labels`` and as a marker in ``description``.
+
+        ``remove_background_noise`` is asked for only when a sample's quality report measured background noise
+        (``SampleRef.noisy``): the SDK documents that the isolation model "can make the quality worse" of
+        samples without any. The choice, and the lowest SNR measured, go into the voice's metadata, which the
+        attempt records.
+        """
         self.sample_rules.check(PROVIDER, samples, language)
         labels = {KEY_LABEL: key}
         if language:
             labels["language"] = primary_language(language)
+        denoise = any(sample.noisy for sample in samples)
+        measured = [sample.snr_db for sample in samples if sample.snr_db is not None]
+        choice = {"remove_background_noise": denoise, "sample_snr_db": min(measured, default=None)}
         data = {
             "name": name,
             "description": f"voicegate voice {key_marker(key)}",
-            "remove_background_noise": "true" if self.remove_background_noise else "false",
+            "remove_background_noise": "true" if denoise else "false",
             "labels": msgspec.json.encode(labels).decode(),
         }
         files = [("files", (s.filename, s.data, s.mime_type)) for s in samples]
@@ -188,14 +195,12 @@ class ElevenLabsProvider:
                 enrolment_key=key,
                 request_id=response.headers.get("request-id"),
                 language=labels.get("language"),
-                metadata={
-                    "requires_verification": body.requires_verification,
-                    "labels": labels,
-                    "remove_background_noise": self.remove_background_noise,
-                },
+                metadata={"requires_verification": body.requires_verification, "labels": labels},
             )
 
-        return await enroll_once(key, self.find, create)
+        voice = await enroll_once(key, self.find, create)
+        # A voice adopted after a lost answer was made from these same samples, so with this same choice.
+        return msgspec.structs.replace(voice, metadata={**voice.metadata, **choice})
 
     async def find(self, key: str) -> ProviderVoice | None:
         """The cloned voice labelled (or, failing that, described) with this enrolment key."""

@@ -108,12 +108,14 @@ async def enrolment_sample(ctx: Lifecycle, sample: dict[str, Any], provider: str
     copy_path = sample["processed_object_path"]
     made_for = sample["processed_provider"]
     if sample["status"] == "ready" and copy_path and made_for == provider and sample["duration_ms"]:
+        report = sample["quality_report"] or {}
         ref = SampleRef(
             data=await _read(ctx, sample, copy_path, actor=actor),
             mime_type="audio/wav",
             duration_s=sample["duration_ms"] / 1000,
             sample_rate=sample["sample_rate"],
             channels=1,
+            snr_db=report.get("snrDb"),  # the stored QualityReport, camel-cased
         )
     else:
         prepared = await prepare_and_record(ctx, sample, provider, actor=actor)

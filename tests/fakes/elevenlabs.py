@@ -169,6 +169,12 @@ class ElevenLabsFake(FakeProvider):
             return self._validation(["body", "files"], "field required")
         if any(part.filename is None for part in files):
             return self._validation(["body", "files", 0], "Expected UploadFile, received: <class 'str'>")
+        # A form bool as FastAPI reads one (``false`` when absent, the API's default); kept on each sample as
+        # the real VoiceResponseModel's samples report it.
+        denoise_parts = fields.get("remove_background_noise")
+        denoise_raw = denoise_parts[0].text.lower() if denoise_parts else "false"
+        if denoise_raw not in {"true", "false"}:
+            return self._validation(["body", "remove_background_noise"], "value could not be parsed to a boolean")
         if len(self.voices) >= self.max_voices:
             return self._legacy(
                 400,
@@ -197,6 +203,7 @@ class ElevenLabsFake(FakeProvider):
                     "mime_type": part.content_type,
                     "size_bytes": len(part.data),
                     "hash": digest[:32],
+                    "remove_background_noise": denoise_raw == "true",
                 }
             )
         labels_raw = fields.get("labels")

@@ -1,12 +1,20 @@
-"""Fixtures for integration tests: an async service pool on this test's database, as a worker holds one."""
+"""Fixtures for integration tests: an async service pool on this test's database, as a worker holds one; and
+the lifecycle context a queue consumer runs with."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 
+from backend.context import Lifecycle, build_lifecycle
+from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool
+from backend.embedded.storage.in_process import standalone_storage as local_storage
+from backend.provenance import ProvenanceSigner
 from backend.settings import settings_from_env
 
 
@@ -18,3 +26,17 @@ async def pool(db_dsn: str) -> AsyncIterator[Pool]:
         yield service_pool
     finally:
         await service_pool.close()
+
+
+@asynccontextmanager
+async def open_lifecycle(cpu: CpuExecutor, db_dsn: str, data_dir: Path, **env: str) -> AsyncIterator[Lifecycle]:
+    """A consumer's context on this test's database, with the Storage stand-in under ``data_dir`` and the
+    settings ``env`` names (e.g. a provider fake's base URL)."""
+    settings = settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), **env})
+    pool = create_pool(db_dsn, settings)
+    await pool.open(wait=True)
+    async with local_storage(settings, db_dsn, data_dir / "storage") as storage, httpx.AsyncClient() as http:
+        lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
+        yield lifecycle
+        await lifecycle.aclose()
+    await pool.close()

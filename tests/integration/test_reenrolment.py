@@ -9,19 +9,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
 from backend.attempts.worker import process_attempt
-from backend.context import Lifecycle, build_lifecycle
+from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import create_pool
-from backend.embedded.storage.in_process import standalone_storage as local_storage
-from backend.provenance import ProvenanceSigner
-from backend.settings import settings_from_env
 from tests.e2e.conftest import speech_wav
 from tests.fakes import SelfhostedFake, serve
+from tests.integration.conftest import open_lifecycle
 from tests.support import create_user, one, seed_consent
 
 DEAD = "voicegate_" + "d" * 24
@@ -38,14 +34,8 @@ def server() -> Iterator[tuple[SelfhostedFake, str]]:
 async def ctx(
     cpu: CpuExecutor, db_dsn: str, tmp_path: Path, server: tuple[SelfhostedFake, str]
 ) -> AsyncIterator[Lifecycle]:
-    settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), "SELFHOSTED_BASE_URL": server[1]})
-    pool = create_pool(db_dsn, settings)
-    await pool.open(wait=True)
-    async with local_storage(settings, db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
-        lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
+    async with open_lifecycle(cpu, db_dsn, tmp_path, SELFHOSTED_BASE_URL=server[1]) as lifecycle:
         yield lifecycle
-        await lifecycle.aclose()
-    await pool.close()
 
 
 async def reusing_attempt(ctx: Lifecycle, db: psycopg.Connection[Any], *, with_sample: bool) -> dict[str, Any]:

@@ -12,19 +12,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
-from backend.context import Lifecycle, build_lifecycle
+from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import create_pool, service_transaction
-from backend.embedded.storage.in_process import standalone_storage as local_storage
-from backend.provenance import ProvenanceSigner
+from backend.db.pool import service_transaction
 from backend.samples.check import fail_sample, process_sample
-from backend.settings import settings_from_env
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import speech_wav
+from tests.integration.conftest import open_lifecycle
 from tests.support import create_user, one, seed_consent
 
 BUCKET = "voice-samples"
@@ -51,14 +48,8 @@ class DeletingStorage:
 
 @pytest.fixture
 async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
-    settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)})
-    pool = create_pool(db_dsn, settings)
-    await pool.open(wait=True)
-    async with local_storage(settings, db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
-        lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
+    async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
         yield lifecycle
-        await lifecycle.aclose()
-    await pool.close()
 
 
 async def pending_sample(ctx: Lifecycle, db: psycopg.Connection[Any], data: bytes) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from backend.providers.base import ProviderVoice
@@ -82,7 +83,9 @@ async def test_request_shapes(
     fields = add.form_fields()
     assert sorted(fields) == ["description", "files", "labels", "name", "remove_background_noise"]
     assert fields["name"][0].text == "Ada"
-    assert fields["remove_background_noise"][0].text == "true"
+    # Unmeasured (no quality report): the API's own default, no audio isolation.
+    assert fields["remove_background_noise"][0].text == "false"
+    assert fake.voices[voice.voice_id].samples[0]["remove_background_noise"] is False
     assert json.loads(fields["labels"][0].text) == {KEY_LABEL: "k-shape", "language": "en"}
     assert key_marker("k-shape") in fields["description"][0].text
     (upload,) = fields["files"]
@@ -176,9 +179,13 @@ async def test_lost_create_is_found_by_label(
 ) -> None:
     fake, url = eleven_fake
     fake.faults.fail_next(Fault("lost", method="POST", path_prefix="/v1/voices/add"))
-    voice = await enrol(make(url, http_client, rng), key="k-lost")
-    assert len(fake.requests_to("POST", "/v1/voices/add")) == 1
+    noisy = msgspec.structs.replace(wav_sample(), snr_db=12.0)
+    voice = await make(url, http_client, rng).enroll([noisy], name="Ada", language="en", transcript=None, key="k-lost")
+    (add,) = fake.requests_to("POST", "/v1/voices/add")
     assert list(fake.voices) == [voice.voice_id]
+    # The voice adopted by its label still records the choice its create was sent.
+    assert add.form_fields()["remove_background_noise"][0].text == "true"
+    assert (voice.metadata["remove_background_noise"], voice.metadata["sample_snr_db"]) == (True, 12.0)
 
 
 async def test_429_on_create_is_retried_safely(
