@@ -29,7 +29,7 @@ CARTESIA_DEFAULT_URL: Final = "https://api.cartesia.ai"
 CARTESIA_VERSIONS: Final = ("2025-04-16", "2026-03-01")
 # 2026-03-01: JSON errors and 404 for an unknown voice, which lets a lost voice be told from a bad request.
 CARTESIA_DEFAULT_VERSION: Final = "2026-03-01"
-SELFHOSTED_REGISTRY_MODES: Final = ("auto", "registry", "inline")
+SELFHOSTED_REGISTRY_MODES: Final = ("auto", "registry", "chatterbox", "inline")
 SELFHOSTED_PROFILES: Final = ("openai", "modal")
 #: Seconds a self-hosted call may take in all (polling included): a Modal cold start loads a model first.
 SELFHOSTED_DEFAULT_TIMEOUT: Final = {"openai": 120.0, "modal": 600.0}
@@ -68,8 +68,9 @@ class CartesiaSettings(msgspec.Struct, frozen=True, kw_only=True):
 class SelfhostedSettings(msgspec.Struct, frozen=True, kw_only=True):
     """A server speaking the OpenAI-shaped speech API; usable once ``base_url`` is set.
 
-    ``voice_registry``: ``registry`` enrols through ``/v1/audio/voices``, ``inline`` keeps the reference
-    and sends it with every synthesis, ``auto`` asks the server (404 on the registry means inline).
+    ``voice_registry``: ``registry`` enrols through ``/v1/audio/voices`` (OpenAI's, vLLM-Omni's),
+    ``chatterbox`` through chatterbox-tts-api's ``/v1/voices``, ``inline`` keeps the reference and sends it
+    with every synthesis (once the server has shown it reads it), ``auto`` asks the server which it is.
     ``profile``: ``modal`` adds Modal's proxy-auth headers, 303 polling and cold-start timeouts.
     """
 

@@ -1,11 +1,18 @@
 """The `selfhosted` provider: a server of one's own that speaks the OpenAI-shaped speech API
 (vLLM-Omni serving Qwen3-TTS-Base, chatterbox-tts-api and others), directly or deployed on Modal.
 
-Two ways a server keeps voices, chosen by `SELFHOSTED_VOICE_REGISTRY` (`auto` asks the server):
+Three ways a server keeps voices, chosen by `SELFHOSTED_VOICE_REGISTRY` (`auto` asks the server):
   * registry: `POST /v1/audio/voices` (multipart `audio_sample`, `name`, `consent`, `ref_text`),
     `GET /v1/audio/voices`, `DELETE /v1/audio/voices/{id}`; synthesis names the voice;
-  * inline (`GET /v1/audio/voices` answers 404): the voice is the stored reference (see
-    `selfhosted_store`), sent as `ref_audio` (a data URL) with its `ref_text` on every synthesis.
+  * chatterbox (chatterbox-tts-api: 404 on `/v1/audio/voices`, a library at `/v1/voices`): `POST
+    /v1/voices` (multipart `voice_file`, `voice_name`, `language`), `GET /v1/voices[/{name}]`, `DELETE
+    /v1/voices/{name}`; synthesis names the voice, which is looked up first because the server speaks
+    its default voice for a name it does not know; it answers WAV only, streamed from
+    `/v1/audio/speech/stream`;
+  * inline (neither registry): the voice is the stored reference (see `selfhosted_store`), sent as
+    `ref_audio` (a data URL) with its `ref_text` on every synthesis, once the server has shown it reads
+    `ref_audio` (a server that drops the unknown field would speak its default voice with a 200).
+A WAV answer is read, never passed on as PCM: its header is parsed and its samples checked.
 A voice is named `voicegate_<digest of its enrolment key>`, so a create whose answer was lost is found
 by name before another is sent, and the reconcile script knows the voice for voicegate's.
 
@@ -23,14 +30,21 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 import msgspec
 
-from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.base import (
+    STREAM_SAMPLE_RATE,
+    ProviderVoice,
+    SampleRef,
+    SampleRules,
+    SynthesisResult,
+    primary_language,
+)
 from backend.providers.config import SelfhostedSettings
 from backend.providers.enrolment import enroll_once, selfhosted_voice_name
 from backend.providers.errors import (
@@ -42,12 +56,30 @@ from backend.providers.errors import (
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, InMemoryReferenceStore, ReferenceStore
+from backend.providers.wav import pcm16_to_wav, wav_format, wav_to_pcm16
 
 log = logging.getLogger(__name__)
 
 PROVIDER: Final = "selfhosted"
 VOICES_PATH: Final = "/v1/audio/voices"
 SPEECH_PATH: Final = "/v1/audio/speech"
+#: chatterbox-tts-api's voice library and streaming route (app/core/aliases.py maps them under /v1).
+CHATTERBOX_VOICES_PATH: Final = "/v1/voices"
+CHATTERBOX_STREAM_PATH: Final = "/v1/audio/speech/stream"
+#: The `voice_file` extensions chatterbox-tts-api takes (SUPPORTED_VOICE_FORMATS), by the sample's type.
+CHATTERBOX_SUFFIXES: Final = {
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/flac": "flac",
+    "audio/ogg": "ogg",
+    "audio/mp4": "m4a",
+}
+#: What the inline probe sends as its reference: bytes that are no audio, which a server reading
+#: `ref_audio` must refuse.
+NOT_AUDIO: Final = b"voicegate probe: this reference is not audio"
+PROBE_TEXT: Final = "Hello."
+#: Seconds before a server found to ignore `ref_audio` is asked again (each failed probe costs it a synthesis).
+INLINE_RECHECK_S: Final = 60.0
 #: Modal answers a request still running after 150 s with a 303; a read waits a little longer than that.
 MODAL_READ_TIMEOUT_S: Final = 160.0
 #: The longest pause between two polls of a result that is not ready.
@@ -158,8 +190,9 @@ def _voice_key(entry: dict[str, Any]) -> object:
 
 
 def _created(body: object, name: str) -> dict[str, Any]:
-    """The voice a `POST /v1/audio/voices` made: `{id, name, ...}` or vLLM-Omni's `{"success": true,
-    "voice": {...}}`; a server that echoes nothing made the voice under the name it was sent."""
+    """The voice a create made (or a `GET /v1/voices/{name}` describes): `{id, name, ...}`, vLLM-Omni's
+    `{"success": true, "voice": {...}}` or chatterbox's `{"message": ..., "voice": {...}}`; a server that
+    echoes nothing made the voice under the name it was sent."""
     if not isinstance(body, dict) or body.get("success") is False:
         raise ValueError("the answer does not describe a created voice")
     voice = body["voice"] if isinstance(body.get("voice"), dict) else body
@@ -195,6 +228,9 @@ class SelfhostedProvider:
         self._store: ReferenceStore = store if store is not None else InMemoryReferenceStore()
         self._clock = clock
         self._resolved: str | None = None if settings.voice_registry == "auto" else settings.voice_registry
+        # What the inline probe found (see `_check_reads_reference`), kept for this process.
+        self._reads_reference = False
+        self._ignored_until = float("-inf")
         self._origin = urlsplit(settings.base_url)
         read = min(settings.timeout_s, MODAL_READ_TIMEOUT_S) if settings.profile == "modal" else settings.timeout_s
         self._timeout = httpx.Timeout(connect=10.0, read=read, write=60.0, pool=10.0)
@@ -277,21 +313,68 @@ class SelfhostedProvider:
 
     # -- which kind of server ------------------------------------------------------------------------
     async def _probe(self) -> str:
-        """Ask the server: `registry` unless `GET /v1/audio/voices` is 404 or 405 (`inline`). The first
-        answer settles the `auto` mode."""
+        """Ask the server: `registry` unless `GET /v1/audio/voices` is 404 or 405; then `chatterbox` when
+        `GET /v1/voices` is chatterbox-tts-api's library, else `inline`. The first answer settles `auto`."""
         try:
             await self._call("GET", VOICES_PATH)
             found = "registry"
         except PermanentProviderError as exc:
             if exc.http_status not in {404, 405}:
                 raise
-            found = "inline"
+            found = "chatterbox" if await self._has_chatterbox_library() else "inline"
         self._resolved = self._resolved or found
         return self._resolved
 
+    async def _has_chatterbox_library(self) -> bool:
+        """Whether `GET /v1/voices` answers as chatterbox-tts-api's does: `{"voices": [...], "count": n}`."""
+        try:
+            response = await self._call("GET", CHATTERBOX_VOICES_PATH)
+        except PermanentProviderError as exc:
+            if exc.http_status in {404, 405}:
+                return False
+            raise
+        try:
+            body = msgspec.json.decode(response.content)
+        except msgspec.MsgspecError:
+            return False
+        return isinstance(body, dict) and isinstance(body.get("voices"), list) and isinstance(body.get("count"), int)
+
     async def mode(self) -> str:
-        """`registry` or `inline`: as configured, or as the server answered the first time it was asked."""
+        """`registry`, `chatterbox` or `inline`: as configured, or as the server answered when first asked."""
         return self._resolved or await self._probe()
+
+    async def _check_reads_reference(self, payload: dict[str, Any], mime_type: str) -> None:
+        """Before a reference is first sent inline, prove the server reads `ref_audio`: ``payload`` with
+        a reference that is no audio must be refused (400 or 422). A server that drops the field (as
+        chatterbox-tts-api's `TTSRequest`, which has none, does) answers 200 in its default voice: such a
+        server is refused with a permanent error, so a wrong voice is never spoken with a 200.
+
+        The probe is the real request but for the reference's bytes, so a refusal for any other reason
+        (the model, the text) would refuse the real request too: never a silent wrong voice. Two
+        different references giving different audio would prove nothing: a server that ignores them still
+        samples a different take each time. A server found to read it is not asked again by this
+        process (one adapter per process); one found not to, not for ``INLINE_RECHECK_S``.
+        """
+        if self._reads_reference:
+            return
+        if self._clock() >= self._ignored_until:
+            probe = {**payload, "ref_audio": data_url(NOT_AUDIO, mime_type)}
+            try:
+                await self._call("POST", SPEECH_PATH, json=probe, validate=has_audio)
+            except PermanentProviderError as exc:
+                if exc.http_status not in {400, 422}:
+                    raise
+                self._reads_reference = True
+                return
+            log.warning("selfhosted: the server spoke with a reference that is no audio: it ignores ref_audio")
+            self._ignored_until = self._clock() + INLINE_RECHECK_S
+        raise PermanentProviderError(
+            PROVIDER,
+            "The self-hosted voice server ignores the voice's reference, so it would speak in another voice.",
+            provider_code="reference_ignored",
+            operator_detail="POST /v1/audio/speech answered 200 to a ref_audio that is no audio; set "
+            "SELFHOSTED_VOICE_REGISTRY to the server's voice registry (registry or chatterbox)",
+        )
 
     # -- the adapter interface -----------------------------------------------------------------------
     async def enroll(
@@ -303,7 +386,8 @@ class SelfhostedProvider:
         transcript: str | None,
         key: str,
     ) -> ProviderVoice:
-        """Register the reference (registry) or keep it for every synthesis (inline), tagged with the key."""
+        """Register the reference (registry, chatterbox) or keep it for every synthesis (inline), tagged
+        with the key."""
         self.sample_rules.check(PROVIDER, samples, language)
         if self.profile == "modal":
             # Wake the container before an enrolment (the model loads on the first request): the probe is
@@ -313,7 +397,8 @@ class SelfhostedProvider:
         sample = samples[0]
         lang = primary_language(language) if language else None
         voice_name = selfhosted_voice_name(key)
-        if await self.mode() == "inline":
+        mode = await self.mode()
+        if mode == "inline":
             inline = InlineVoice(
                 voice_id=voice_name,
                 enrolment_key=key,
@@ -323,16 +408,31 @@ class SelfhostedProvider:
                 audio=sample.data,
                 mime_type=sample.mime_type,
             )
+            # The probe's own reference replaces the sample's: the sample need not be encoded for it.
+            probe = self._inline_payload(PROBE_TEXT, "wav", msgspec.structs.replace(inline, audio=NOT_AUDIO))
+            await self._check_reads_reference(probe, sample.mime_type)
             return self._inline_voice(await self._store.put(inline))
-        data = {"name": voice_name, "consent": sample.consent_id or "voicegate"}
-        if transcript:
-            data["ref_text"] = transcript
-        files = {"audio_sample": (sample.filename, sample.data, sample.mime_type)}
+        if mode == "chatterbox":
+            suffix = CHATTERBOX_SUFFIXES.get(sample.mime_type)
+            if suffix is None:
+                raise PermanentProviderError(
+                    PROVIDER,
+                    "The self-hosted voice server does not take samples of this audio format.",
+                    provider_code="unsupported_format",
+                    operator_detail=f"chatterbox-tts-api takes {', '.join(CHATTERBOX_SUFFIXES)}",
+                )
+            data = {"voice_name": voice_name, **({"language": lang} if lang else {})}
+            files = {"voice_file": (f"{voice_name}.{suffix}", sample.data, sample.mime_type)}
+        else:
+            data = {"name": voice_name, "consent": sample.consent_id or "voicegate"}
+            if transcript:
+                data["ref_text"] = transcript
+            files = {"audio_sample": (sample.filename, sample.data, sample.mime_type)}
 
         async def create() -> ProviderVoice:
-            body = await self._json("POST", VOICES_PATH, idempotent=False, data=data, files=files)
+            body = await self._json("POST", _voices_path(mode), idempotent=False, data=data, files=files)
             created = _created(body, voice_name)
-            return msgspec.structs.replace(self._voice(created), enrolment_key=key, language=lang)
+            return msgspec.structs.replace(self._voice(created, mode), enrolment_key=key, language=lang)
 
         return await enroll_once(key, self.find, create)
 
@@ -349,36 +449,43 @@ class SelfhostedProvider:
         """One voice; ``VoiceNotFoundError`` when neither the references nor the registry have it."""
         if (stored := await self._store.get(voice_id)) is not None:
             return self._inline_voice(stored)
-        if await self.mode() == "registry":
-            for voice in await self._registry():
+        mode = await self.mode()
+        if mode == "chatterbox":
+            body = await self._json("GET", _voices_path(mode, voice_id))
+            try:
+                return self._voice(_created(body, voice_id), mode)
+            except ValueError as exc:
+                raise _unreadable(exc) from exc
+        if mode == "registry":
+            for voice in await self._registry(mode):
                 if voice_id in {voice.voice_id, voice.name}:
                     return voice
         raise VoiceNotFoundError(PROVIDER, _NOT_FOUND, provider_code="voice_not_found")
 
     async def list(self) -> Sequence[ProviderVoice]:
-        """The registry's uploaded voices (registry mode) and the references kept for inline use."""
+        """The registry's uploaded voices (registry, chatterbox) and the references kept for inline use."""
         inline = [self._inline_voice(v) for v in await self._store.entries()]
-        registry = await self._registry() if await self.mode() == "registry" else []
+        mode = await self.mode()
+        registry = await self._registry(mode) if mode != "inline" else []
         return [*registry, *inline]
 
-    async def _registry(self) -> Sequence[ProviderVoice]:
-        body = await self._json("GET", VOICES_PATH)
+    async def _registry(self, mode: str) -> Sequence[ProviderVoice]:
+        body = await self._json("GET", _voices_path(mode))
         try:
-            return [self._voice(entry) for entry in _listed(body)]
+            return [self._voice(entry, mode) for entry in _listed(body)]
         except ValueError as exc:
-            raise TransientProviderError(
-                PROVIDER, "The self-hosted voice server sent an unreadable answer.", operator_detail=str(exc)
-            ) from exc
+            raise _unreadable(exc) from exc
 
     async def delete(self, voice_id: str) -> None:
-        """Forget an inline reference, or `DELETE /v1/audio/voices/{id}`; a missing voice raises
+        """Forget an inline reference, or delete the voice from the registry; a missing voice raises
         ``VoiceNotFoundError``."""
         if await self._store.delete(voice_id):
             return
-        if await self.mode() == "inline":
+        mode = await self.mode()
+        if mode == "inline":
             raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
         try:
-            await self._call("DELETE", f"{VOICES_PATH}/{voice_id}")
+            await self._call("DELETE", _voices_path(mode, voice_id))
         except PermanentProviderError as exc:
             if exc.http_status == 404 and not isinstance(exc, VoiceNotFoundError):
                 raise VoiceNotFoundError(
@@ -387,19 +494,32 @@ class SelfhostedProvider:
             raise
 
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
-        """`POST /v1/audio/speech` for a WAV: naming a registered voice, or carrying an inline reference."""
+        """`POST /v1/audio/speech` for a WAV: naming a registered voice, or carrying an inline reference.
+        A WAV answer (of 16-bit or 32-bit float samples) comes back as 16-bit mono PCM WAV."""
         payload = await self._speech_payload(voice, text, "wav")
         response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio)
+        request_id = response.headers.get("x-request-id")
+        if _is_wav(response.content):
+            try:
+                pcm, rate = wav_to_pcm16(response.content)
+            except ValueError as exc:
+                raise _unplayable(exc) from exc
+            return SynthesisResult(
+                audio=pcm16_to_wav(pcm, rate), mime_type="audio/wav", sample_rate=rate, request_id=request_id
+            )
         mime = response.headers.get("content-type", "audio/wav").split(";")[0].strip() or "audio/wav"
-        return SynthesisResult(audio=response.content, mime_type=mime, request_id=response.headers.get("x-request-id"))
+        return SynthesisResult(audio=response.content, mime_type=mime, request_id=request_id)
 
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """`POST /v1/audio/speech` as `pcm` (OpenAI's: 24 kHz 16-bit little-endian mono), read as it
-        arrives; a server that does not stream sends it all at once, which still plays."""
+        arrives; a server that does not stream sends it all at once, which still plays. chatterbox streams
+        from `/v1/audio/speech/stream`, as a WAV: its header is read and its samples passed on."""
         payload = await self._speech_payload(voice, text, "pcm")
+        chatterbox = "voice" in payload and await self.mode() == "chatterbox"
+        path = CHATTERBOX_STREAM_PATH if chatterbox else SPEECH_PATH
         try:
-            async with self._http.streaming("POST", SPEECH_PATH, json=payload) as response:
-                async for chunk in self._http.body(response):
+            async with self._http.streaming("POST", path, json=payload) as response:
+                async for chunk in _pcm_of(self._http.body(response)):
                     yield chunk
         except _SeeOther as moved:
             # Modal's 150 s cap met before the first byte: a live stream cannot wait for a polled result.
@@ -411,26 +531,41 @@ class SelfhostedProvider:
         if not text.strip():
             raise PermanentProviderError(PROVIDER, "There is no text to speak.", provider_code="empty_text")
         stored = await self._store.get(voice.voice_id)
-        payload: dict[str, Any] = {"input": text, "response_format": response_format}
         if stored is not None:
-            payload["ref_audio"] = data_url(stored.audio, stored.mime_type)
-            if stored.ref_text:
-                payload["ref_text"] = stored.ref_text
-        elif voice.metadata.get("mode") == "inline":
+            payload = self._inline_payload(text, response_format, stored)
+            await self._check_reads_reference(payload, stored.mime_type)
+            return payload
+        if voice.metadata.get("mode") == "inline":
             raise VoiceNotFoundError(
                 PROVIDER, "The voice's reference is no longer kept.", provider_code="voice_not_found"
             )
-        else:
-            payload["voice"] = voice.voice_id
+        if await self.mode() == "chatterbox":
+            # chatterbox-tts-api speaks its default voice for a name not in its library: look it up first
+            # (VoiceNotFoundError when it is gone). Its TTSRequest has no `model`; it always answers WAV.
+            await self.get(voice.voice_id)
+            return {"input": text, "voice": voice.voice_id, "response_format": "wav"}
+        payload = {"input": text, "response_format": response_format, "voice": voice.voice_id}
+        if self.model:
+            payload["model"] = self.model
+        return payload
+
+    def _inline_payload(self, text: str, response_format: str, stored: InlineVoice) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "input": text,
+            "response_format": response_format,
+            "ref_audio": data_url(stored.audio, stored.mime_type),
+        }
+        if stored.ref_text:
+            payload["ref_text"] = stored.ref_text
         if self.model:
             payload["model"] = self.model
         return payload
 
     # -- shapes ---------------------------------------------------------------------------------------
-    def _voice(self, entry: dict[str, Any]) -> ProviderVoice:
+    def _voice(self, entry: dict[str, Any], mode: str) -> ProviderVoice:
         voice_id = str(_voice_key(entry))
         name = text_or_none(entry.get("name")) or voice_id
-        created = entry.get("created_at")
+        created = entry.get("created_at") or entry.get("upload_date")
         return ProviderVoice(
             provider=PROVIDER,
             voice_id=voice_id,
@@ -438,7 +573,7 @@ class SelfhostedProvider:
             target_model=self.model,
             language=text_or_none(entry.get("language")),
             created_at=str(created) if isinstance(created, int | float | str) else None,
-            metadata={"mode": "registry", "name": name, "consent": text_or_none(entry.get("consent"))},
+            metadata={"mode": mode, "name": name, "consent": text_or_none(entry.get("consent"))},
         )
 
     def _inline_voice(self, stored: InlineEntry) -> ProviderVoice:
@@ -451,3 +586,70 @@ class SelfhostedProvider:
             language=stored.language,
             metadata={"mode": "inline", "voice_name": stored.name},
         )
+
+
+def _voices_path(mode: str, voice_id: str | None = None) -> str:
+    """The registry's route for ``mode`` (`registry` or `chatterbox`), or one voice's under it."""
+    base = CHATTERBOX_VOICES_PATH if mode == "chatterbox" else VOICES_PATH
+    return base if voice_id is None else f"{base}/{quote(voice_id, safe='')}"
+
+
+def _unreadable(exc: ValueError) -> TransientProviderError:
+    return TransientProviderError(
+        PROVIDER, "The self-hosted voice server sent an unreadable answer.", operator_detail=str(exc)
+    )
+
+
+def _unplayable(exc: ValueError) -> PermanentProviderError:
+    return PermanentProviderError(
+        PROVIDER,
+        "The self-hosted voice server answered audio voicegate cannot play.",
+        provider_code="unsupported_audio",
+        operator_detail=str(exc),
+    )
+
+
+def _is_wav(head: bytes) -> bool:
+    return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+
+
+def _stream_start(head: bytes) -> tuple[int, int | None] | None:
+    """Where the samples of a stream starting with ``head`` begin and how many bytes of them it declares
+    (None: raw PCM, to its end); None while ``head`` is too short to tell."""
+    if len(head) < 12:
+        return None
+    if not _is_wav(head):
+        return 0, None
+    try:
+        found = wav_format(head)
+    except ValueError as exc:
+        raise _unplayable(exc) from exc
+    if found is None:
+        return None
+    if (found.encoding, found.channels, found.sample_rate) != ("pcm16", 1, STREAM_SAMPLE_RATE):
+        detail = f"{found.encoding}, {found.channels} channel(s), {found.sample_rate} Hz"
+        raise _unplayable(ValueError(f"the streamed WAV is {detail}, not pcm16 mono at {STREAM_SAMPLE_RATE} Hz"))
+    return found.data_offset, found.data_size
+
+
+async def _pcm_of(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """A speech stream as `STREAM_SAMPLE_RATE` 16-bit mono PCM: raw PCM passes as it comes; a WAV has its
+    header read and checked, then its samples pass, up to the size it declares. Whatever is wrong with
+    it is raised before the first chunk."""
+    head = b""  # the start of the answer, until it shows whether it is a WAV
+    started = False
+    remaining: int | None = None
+    async for chunk in chunks:
+        if not started:
+            head += chunk
+            if (start := _stream_start(head)) is None:
+                continue
+            started = True
+            offset, remaining = start
+            chunk = head[offset:]  # noqa: PLW2901 - the samples after the header
+        if remaining is not None:
+            chunk, remaining = chunk[:remaining], remaining - min(len(chunk), remaining)  # noqa: PLW2901
+        if chunk:
+            yield chunk
+    if not started and not b"RIFF".startswith(head[:4]):
+        yield head  # raw PCM shorter than a WAV header

@@ -1,7 +1,8 @@
 """Provider portability over HTTP with the consumers running (issue 16):
 
-* the PRD flow through a self-hosted OpenAI-shaped server with a voice registry, without one
-  (inline reference), and behind Modal (proxy auth, 303 + polling, cold start);
+* the PRD flow through a self-hosted OpenAI-shaped server with a voice registry, through
+  chatterbox-tts-api's library (its float WAV stored as 16-bit), without one (inline reference), and
+  behind Modal (proxy auth, 303 + polling, cold start);
 * clone with ElevenLabs → `migrate-voices --to selfhosted --apply` → the same voice speaks through
   the self-hosted server, the mirror shows it, the launch gate closes until the new preview is
   heard → roll back: the ElevenLabs reference is reused, no new ElevenLabs voice is made;
@@ -90,6 +91,7 @@ async def run_migrate(capsys: pytest.CaptureFixture[str], db_dsn: str, *args: st
     [
         ({"mode": "registry"}, "registry"),
         ({"mode": "inline"}, "inline"),
+        ({"mode": "chatterbox"}, "chatterbox"),
         ({"mode": "modal", "cold_start_s": 0.8, "result_cap_s": 0.3}, "modal"),
     ],
     indirect=["selfhosted"],

@@ -5,7 +5,16 @@ Modes: ``registry``; ``inline`` (no registry: those routes answer 404, every syn
 reference as `ref_audio` + `ref_text`); ``modal`` (the registry behind a Modal web endpoint: proxy auth
 with `Modal-Key`/`Modal-Secret`, a 303 to `/__modal/result/{call}` for a request still running after
 ``result_cap_s``, polled there, and a cold start of ``cold_start_s`` whenever the container is down,
-which also empties the registry unless it lives on a volume).
+which also empties the registry unless it lives on a volume); ``chatterbox`` (chatterbox-tts-api, read
+at travisvn/chatterbox-tts-api@a5f466128e4baa8e4cceb3bba9b7ca9de6f7ec6b: no `/v1/audio/voices` (404); a
+voice library at `/v1/voices` (app/api/endpoints/voices.py); `POST /v1/audio/speech` validates the
+fields of its `TTSRequest` (app/models/requests.py) and drops any other, `ref_audio` and `model`
+included, speaks its default voice for a name not in the library, and always answers WAV: a 32-bit
+float WAV, as `torchaudio.save` writes a float tensor, or from `/v1/audio/speech/stream` a 16-bit WAV
+header declaring an unknown length, then the samples as they are made (app/api/endpoints/speech.py)).
+
+The audio is a tone whose pitch tells the voice that spoke (`voice_pitch`): a test can hear whether
+the registered voice or the default one was used.
 """
 
 from __future__ import annotations
@@ -13,16 +22,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import re
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from tests.fakes.audio import tone_pcm, tone_wav, wav_info
 from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
-Mode = Literal["registry", "inline", "modal"]
+Mode = Literal["registry", "inline", "modal", "chatterbox"]
 MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
 MAX_SAMPLE_BYTES = 10 * 1024 * 1024
 SAMPLE_TYPES = frozenset({"audio/wav", "audio/mpeg", "audio/flac", "audio/ogg", "audio/aac", "audio/webm", "audio/mp4"})
@@ -31,6 +44,46 @@ OUTPUT_RATE = 24000
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DATA_URL = re.compile(r"^data:(audio/[a-z0-9.+-]+);base64,(.+)$", re.S)
 RESULT_PREFIX = "/__modal/result/"
+#: The pitch of a server's default voice (what chatterbox speaks for a name it does not know).
+DEFAULT_PITCH = 220.0
+#: chatterbox-tts-api: SUPPORTED_VOICE_FORMATS, the multilingual model's languages (app/core/mtl.py, the
+#: default USE_MULTILINGUAL_MODEL=true), TTSRequest's `input` max_length and the model's rate (S3GEN_SR).
+CHATTERBOX_SUFFIXES = frozenset({".mp3", ".wav", ".flac", ".m4a", ".ogg"})
+CHATTERBOX_LANGUAGES = frozenset(
+    "ar da de el en es fi fr he hi it ja ko ms nl no pl pt ru sv sw tr".split()  # noqa: SIM905 - as listed there
+)
+CHATTERBOX_MAX_INPUT = 3000
+
+
+def voice_pitch(reference: bytes | None) -> float:
+    """The pitch (Hz) of the tone a voice speaks: the default voice's, or one drawn from its reference."""
+    return DEFAULT_PITCH if reference is None else 300.0 + hashlib.sha256(reference).digest()[0]
+
+
+def float_wav(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM as a WAV of 32-bit float samples (format 3, with the `fact` chunk a non-PCM WAV
+    carries), as torchaudio saves a float tensor."""
+    samples = (np.frombuffer(pcm, dtype="<i2").astype("<f4") / 32768.0).tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"fact" + struct.pack("<II", 4, len(samples) // 4)
+    chunks += b"data" + struct.pack("<I", len(samples)) + samples
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def streamed_wav_header(rate: int) -> bytes:
+    """chatterbox's `create_wav_header` for a stream: 16-bit mono, the data size unknown (0xFFFFFFFF)."""
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 0x7FFFFFFF - 36)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", 0xFFFFFFFF)
+    )
 
 
 @dataclass
@@ -41,6 +94,8 @@ class SelfhostedVoice:
     mime_type: str
     ref_text: str | None
     created_at: int = field(default_factory=lambda: int(time.time()))
+    language: str = "en"
+    filename: str = ""
 
     def as_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -89,6 +144,14 @@ class SelfhostedFake(FakeProvider):
         self.warm = False
         self._calls: dict[str, asyncio.Task[Response | Streamed]] = {}
         self._start_lock: asyncio.Lock | None = None
+        if mode == "chatterbox":
+            self.route("GET", "/v1/voices", self._library)
+            self.route("POST", "/v1/voices", self._library_upload)
+            self.route("GET", r"/v1/voices/(?P<name>[^/]+)", self._library_voice)
+            self.route("DELETE", r"/v1/voices/(?P<name>[^/]+)", self._library_delete)
+            self.route("POST", "/v1/audio/speech", self._chatterbox_speech)
+            self.route("POST", "/v1/audio/speech/stream", self._chatterbox_speech)
+            return
         if mode != "inline":
             self.route("GET", "/v1/audio/voices", self._list)
             self.route("POST", "/v1/audio/voices", self._upload)
@@ -255,3 +318,107 @@ class SelfhostedFake(FakeProvider):
         if self.mode == "inline" or voice not in self.voices:
             return self._error(404, f"Voice '{voice}' not found", "NotFoundError", "voice")
         return {"voice": voice}
+
+    # -- chatterbox-tts-api ------------------------------------------------------------------------------
+    @staticmethod
+    def _chatterbox_error(status: int, message: str, kind: str) -> Response:
+        """Its HTTPException handler answers the exception's detail: `{"error": {"message", "type"}}`."""
+        return json_response(status, {"error": {"message": message, "type": kind}})
+
+    @staticmethod
+    def _invalid(field_name: str, message: str) -> Response:
+        """FastAPI's request validation answer."""
+        return json_response(422, {"detail": [{"loc": ["body", field_name], "msg": message, "type": "value_error"}]})
+
+    @staticmethod
+    def _entry(voice: SelfhostedVoice) -> dict[str, Any]:
+        """A voice as `VoiceLibrary.list_voices` / `get_voice_info` describe it."""
+        suffix = voice.filename[voice.filename.rfind(".") :]
+        return {
+            "name": voice.name,
+            "filename": f"{voice.name}{suffix}",
+            "original_filename": voice.filename,
+            "file_extension": suffix,
+            "file_size": len(voice.audio),
+            "file_hash": hashlib.md5(voice.audio).hexdigest(),  # noqa: S324 - as the library hashes
+            "upload_date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(voice.created_at)),
+            "path": f"voices/{voice.name}{suffix}",
+            "language": voice.language,
+            "aliases": [],
+            "exists": True,
+        }
+
+    async def _library(self, _: RecordedRequest, __: dict[str, str]) -> Response:
+        voices = sorted((self._entry(v) for v in self.voices.values()), key=lambda e: e["upload_date"], reverse=True)
+        return json_response(200, {"voices": voices, "count": len(voices)})
+
+    async def _library_voice(self, _: RecordedRequest, params: dict[str, str]) -> Response:
+        voice = self.voices.get(params["name"])
+        if voice is None:
+            return self._chatterbox_error(404, f"Voice '{params['name']}' not found", "voice_not_found_error")
+        return json_response(200, {"voice": self._entry(voice)})
+
+    async def _library_delete(self, _: RecordedRequest, params: dict[str, str]) -> Response:
+        if self.voices.pop(params["name"], None) is None:
+            return self._chatterbox_error(404, f"Voice '{params['name']}' not found", "voice_not_found_error")
+        return json_response(200, {"message": "Voice deleted successfully", "voice_name": params["name"]})
+
+    async def _library_upload(self, request: RecordedRequest, _: dict[str, str]) -> Response:
+        fields = request.form_fields()
+        for required in ("voice_name", "voice_file"):
+            if required not in fields:
+                return self._invalid(required, "Field required")
+        sample, name = fields["voice_file"][0], fields["voice_name"][0].text
+        language = fields["language"][0].text if "language" in fields else "en"
+        if not 1 <= len(name) <= 100:
+            return self._invalid("voice_name", "ensure this value has at most 100 characters")
+        if not 2 <= len(language) <= 5:
+            return self._invalid("language", "ensure this value has 2 to 5 characters")
+        if not sample.filename:
+            return self._chatterbox_error(400, "No filename provided", "invalid_request_error")
+        suffix = sample.filename[sample.filename.rfind(".") :].lower() if "." in sample.filename else ""
+        if suffix not in CHATTERBOX_SUFFIXES:
+            return self._chatterbox_error(400, f"Unsupported audio format: {suffix}", "invalid_request_error")
+        if len(sample.data) > MAX_SAMPLE_BYTES:
+            return self._chatterbox_error(400, "File too large. Maximum size: 10MB", "invalid_request_error")
+        if language not in CHATTERBOX_LANGUAGES:
+            return self._chatterbox_error(400, f"Unsupported language: {language}", "invalid_request_error")
+        if any(char in name for char in '/\\:*?"<>|'):
+            return self._chatterbox_error(400, "Voice name contains invalid characters", "validation_error")
+        if name in self.voices:
+            return self._chatterbox_error(409, f"Voice '{name}' already exists", "voice_exists_error")
+        voice = SelfhostedVoice(
+            name, "", sample.data, sample.content_type or "", None, language=language, filename=sample.filename
+        )
+        self.voices[name] = voice
+        entry = {k: v for k, v in self._entry(voice).items() if k in {"name", "filename", "file_size", "upload_date"}}
+        return json_response(
+            201, {"message": "Voice uploaded successfully", "voice": {**entry, "language": voice.language}}
+        )
+
+    async def _chatterbox_speech(self, request: RecordedRequest, _: dict[str, str]) -> Response | Streamed:
+        """`/v1/audio/speech` (a whole float WAV) and `/v1/audio/speech/stream` (a 16-bit WAV as it is made):
+        the `TTSRequest` fields are validated, any other is dropped."""
+        try:
+            body = request.json()
+        except ValueError:
+            return self._invalid("body", "JSON decode error")
+        if not isinstance(body, dict):
+            return self._invalid("body", "value is not a valid dict")
+        text = body.get("input")
+        if not isinstance(text, str) or not 1 <= len(text) <= CHATTERBOX_MAX_INPUT:
+            return self._invalid("input", "ensure this value has 1 to 3000 characters")
+        if not text.strip():
+            return self._invalid("input", "Input text cannot be empty")
+        if body.get("stream_format", "audio") not in {"audio", "sse", None}:
+            return self._invalid("stream_format", "stream_format must be one of: audio, sse")
+        voice = self.voices.get(body.get("voice") or "alloy")  # not in the library: the default voice
+        await asyncio.sleep(self.speech_delay_s)
+        self.speeches.append({"input": text.strip(), "voice": voice.name if voice else "default"})
+        seconds = min(0.05 * len(text.strip()), 5.0)
+        pcm = tone_pcm(seconds, OUTPUT_RATE, voice_pitch(voice.audio if voice else None))
+        headers = [("content-type", "audio/wav")]
+        if request.path.endswith("/stream"):
+            chunks = [streamed_wav_header(OUTPUT_RATE), *chunked(pcm, OUTPUT_RATE // 10 * 2)]
+            return Streamed(200, chunks, headers)
+        return Response(200, float_wav(pcm, OUTPUT_RATE), headers)

@@ -107,7 +107,12 @@ async def test_auto_finds_no_registry_and_sends_the_reference_inline(
     voice = await enrol(provider)
 
     assert await provider.mode() == "inline"
-    assert [(r.method, r.path) for r in fake.requests] == [("GET", "/v1/audio/voices")]  # the probe: 404
+    # Neither registry (404 on both), and the server refused a reference that is no audio: it reads ref_audio.
+    assert [(r.method, r.path) for r in fake.requests] == [
+        ("GET", "/v1/audio/voices"),
+        ("GET", "/v1/voices"),
+        ("POST", "/v1/audio/speech"),
+    ]
     assert voice.metadata["mode"] == "inline"
     assert list(store.voices) == [voice.voice_id] == [selfhosted_voice_name(KEY)]
     assert (await enrol(provider)).voice_id == voice.voice_id  # the same key adopts the same voice
@@ -115,7 +120,7 @@ async def test_auto_finds_no_registry_and_sends_the_reference_inline(
 
     await provider.synthesize(voice, "Good morning")
 
-    speech = fake.requests_to("POST", "/v1/audio/speech")[0].json()
+    speech = fake.requests_to("POST", "/v1/audio/speech")[1].json()
     assert set(speech) == {"input", "response_format", "model", "ref_audio", "ref_text"}
     assert speech["ref_audio"].startswith("data:audio/wav;base64,")
     assert base64.b64decode(speech["ref_audio"].split(",", 1)[1]) == wav_sample().data
@@ -139,7 +144,7 @@ async def test_forced_inline_mode_never_touches_the_registry(
     await provider.synthesize(voice, "Hi")
 
     assert fake.requests_to("GET", "/v1/audio/voices") == fake.requests_to("POST", "/v1/audio/voices") == []
-    assert "ref_text" not in fake.requests_to("POST", "/v1/audio/speech")[0].json()
+    assert "ref_text" not in fake.requests_to("POST", "/v1/audio/speech")[-1].json()
     assert fake.voices == {}
     assert len(store.voices) == 1
 

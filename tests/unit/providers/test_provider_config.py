@@ -129,7 +129,10 @@ def test_selfhosted_is_usable_once_its_base_url_is_set_and_keeps_a_path_prefix()
         ({"VOICE_PROVIDER": "selfhosted"}, "SELFHOSTED_BASE_URL is not set"),
         ({"SELFHOSTED_BASE_URL": "http://gpu.lan:8091"}, "must use https"),
         ({"SELFHOSTED_BASE_URL": "https://u:p@gpu.example.org"}, "credentials"),
-        ({"SELFHOSTED_VOICE_REGISTRY": "sometimes"}, "SELFHOSTED_VOICE_REGISTRY must be one of auto, registry, inline"),
+        (
+            {"SELFHOSTED_VOICE_REGISTRY": "sometimes"},
+            "SELFHOSTED_VOICE_REGISTRY must be one of auto, registry, chatterbox, inline",
+        ),
         ({"SELFHOSTED_PROFILE": "lambda"}, "SELFHOSTED_PROFILE must be one of openai, modal"),
         ({"SELFHOSTED_PROFILE": "modal", "MODAL_KEY": "wk-abc"}, "set both MODAL_KEY and MODAL_SECRET"),
         ({"MODAL_KEY": "wk-abc", "MODAL_SECRET": "ws-def"}, "only with SELFHOSTED_PROFILE=modal"),
