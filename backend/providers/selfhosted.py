@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 PROVIDER: Final = "selfhosted"
 VOICES_PATH: Final = "/v1/audio/voices"
 SPEECH_PATH: Final = "/v1/audio/speech"
+#: vLLM-Omni sends audio as it is made only when asked for raw bytes (`stream_format: "audio"`); otherwise the
+#: whole clip comes back at its end. Its releases before `stream_format` chose the answer streamed on
+#: `stream: true`, which today alone means server-sent events: both together ask every release for raw bytes.
+#: A server without these fields (OpenAI-shaped, pydantic) ignores them.
+STREAM_AUDIO: Final = {"stream_format": "audio", "stream": True}
 #: Modal answers a request still running after 150 s with a 303; a read waits a little longer than that.
 MODAL_READ_TIMEOUT_S: Final = 160.0
 #: The longest pause between two polls of a result that is not ready.
@@ -396,7 +401,7 @@ class SelfhostedProvider:
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """`POST /v1/audio/speech` as `pcm` (OpenAI's: 24 kHz 16-bit little-endian mono), read as it
         arrives; a server that does not stream sends it all at once, which still plays."""
-        payload = await self._speech_payload(voice, text, "pcm")
+        payload = await self._speech_payload(voice, text, "pcm") | STREAM_AUDIO
         try:
             async with self._http.streaming("POST", SPEECH_PATH, json=payload) as response:
                 async for chunk in self._http.body(response):
