@@ -421,6 +421,10 @@ class SelfhostedProvider:
             payload["ref_audio"] = data_url(stored.audio, stored.mime_type)
             if stored.ref_text:
                 payload["ref_text"] = stored.ref_text
+            else:
+                # Qwen3-TTS-Base clones in context from a reference and its transcript; without one, vLLM-Omni
+                # refuses unless asked to clone from the speaker embedding alone.
+                payload["x_vector_only_mode"] = True
         elif voice.metadata.get("mode") == "inline":
             raise VoiceNotFoundError(
                 PROVIDER, "The voice's reference is no longer kept.", provider_code="voice_not_found"

@@ -316,7 +316,16 @@ class SelfhostedFake(FakeProvider):
                 audio = b""
             if not audio:
                 return self._error(400, "ref_audio must be a base64 audio data URL", "BadRequestError", "ref_audio")
-            return {"voice": "inline", "ref_audio": audio, "ref_text": body.get("ref_text")}
+            ref_text = body.get("ref_text")
+            if not (isinstance(ref_text, str) and ref_text.strip()) and body.get("x_vector_only_mode") is not True:
+                # Qwen3-TTS-Base clones in context from the reference and its transcript, or from the speaker
+                # embedding alone when asked (serving_speech.py `_validate_qwen_tts_request`, commit 01bc4171).
+                message = (
+                    "Base task requires non-empty 'ref_text' (transcript of the reference audio) unless "
+                    "'x_vector_only_mode' is enabled"
+                )
+                return self._error(400, message, "BadRequestError", "ref_text")
+            return {"voice": "inline", "ref_audio": audio, "ref_text": ref_text}
         voice = body.get("voice")
         if not isinstance(voice, str) or not voice:
             return self._error(400, "A Base model needs `voice` or `ref_audio`", "BadRequestError", "voice")

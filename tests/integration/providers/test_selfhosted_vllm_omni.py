@@ -14,7 +14,8 @@ Sources (github.com/vllm-project/vllm-omni):
     `stream`/`stream_format` the complete clip comes back; `stream: true` alone gives `speech.audio.*` SSE.
   * vllm_omni/entrypoints/openai/serving_speech.py @ 01bc4171df2a6ee9799a6994eb61eb10b6931641: a release
     from before `stream_format` chose the answer, streaming on `request.stream` alone (hence the adapter sends
-    both); `upload_voice`.
+    both); `upload_voice` and `_validate_qwen_tts_request` (a Base-task reference without `ref_text` is
+    refused unless `x_vector_only_mode`).
   * vllm_omni/entrypoints/openai/api_server.py @ 005fd8eae1384e1010cfb1f543b3d7f7540f7817: the routes
     `GET /v1/audio/voices` (`{"voices": [...], "uploaded_voices": [...]}`), `POST /v1/audio/voices` (form:
     `audio_sample: UploadFile | None`, `speaker_embedding: str | None`, `consent: str` (required),
@@ -154,6 +155,34 @@ async def test_registry_requests_fit_vllm_omnis_request_models(
         "stream_format": "audio",
         "stream": True,
     }
+    assert len(streamed) == EXPECTED_BYTES
+
+
+@pytest.mark.parametrize("served", [{"mode": "inline"}], indirect=True)
+async def test_inline_requests_fit_vllm_omnis_request_model_with_and_without_a_transcript(
+    served: tuple[SelfhostedFake, str], http_client: httpx.AsyncClient, rng: random.Random
+) -> None:
+    fake, url = served
+    with_text = make(url, http_client, rng)
+    without_text = make(url, http_client, rng)
+
+    await with_text.synthesize(await enrol(with_text), "Good morning")
+    # Without a transcript vLLM-Omni clones a Base voice only from the speaker embedding, and only when asked.
+    untranscribed = await enrol(without_text, transcript=None)
+    await without_text.synthesize(untranscribed, "Good morning")
+    streamed = b"".join([chunk async for chunk in without_text.stream(untranscribed, TEXT)])
+
+    bodies = [r.json() for r in fake.requests_to("POST", "/v1/audio/speech")]
+    for body in bodies:
+        fits_speech_request(body)
+        assert body["ref_audio"].startswith("data:audio/wav;base64,")
+    assert [sorted(set(body) - {"input", "model", "ref_audio", "response_format"}) for body in bodies] == [
+        ["ref_text"],
+        ["x_vector_only_mode"],
+        ["stream", "stream_format", "x_vector_only_mode"],
+    ]
+    assert (bodies[0]["ref_text"], bodies[1]["x_vector_only_mode"]) == ("Hello there.", True)
+    assert [speech["voice"] for speech in fake.speeches] == ["inline"] * 3
     assert len(streamed) == EXPECTED_BYTES
 
 
