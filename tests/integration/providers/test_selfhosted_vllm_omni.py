@@ -35,21 +35,16 @@ from contextlib import aclosing
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 
 from backend.providers.base import ProviderVoice
 from backend.providers.enrolment import selfhosted_voice_name
-from backend.providers.selfhosted import SelfhostedProvider
-from backend.providers.selfhosted_store import InMemoryReferenceStore
 from tests.fakes import SelfhostedFake, serve
 from tests.fakes.audio import tone_wav
 from tests.fakes.core import RecordedRequest
-from tests.fakes.samples import wav_sample
 from tests.fakes.selfhosted import MODEL, SelfhostedVoice
-from tests.fakes.testing import FAST_POLICY, settings_for
+from tests.integration.providers.test_selfhosted_adapter import KEY, enrol, make
 
-KEY = "vg-attempt-1"
 TEXT = "The first move is what sets everything in motion."  # 49 characters: 2.45 s of fake audio
 EXPECTED_BYTES = int(0.05 * len(TEXT) * 24000) * 2
 #: Long enough for any loaded machine to deliver a chunk the fake has sent; only a failing run waits it out.
@@ -116,22 +111,12 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[SelfhostedFake, str
             fake.release()  # a test that failed while the fake held its synthesis lets it end
 
 
-def make(url: str, client: httpx.AsyncClient, rng: random.Random, **env: str) -> SelfhostedProvider:
-    settings = settings_for(SELFHOSTED_BASE_URL=url, SELFHOSTED_MODEL=MODEL, **env)
-    return SelfhostedProvider(settings.selfhosted, client, store=InMemoryReferenceStore(), policy=FAST_POLICY, rng=rng)
-
-
-async def enrol(provider: SelfhostedProvider, transcript: str | None = "Hello there.") -> ProviderVoice:
-    sample = msgspec.structs.replace(wav_sample(), consent_id="consent-1")
-    return await provider.enroll([sample], name="Ada", language="en-GB", transcript=transcript, key=KEY)
-
-
 @pytest.mark.parametrize("served", [{"mode": "registry"}], indirect=True)
 async def test_registry_requests_fit_vllm_omnis_request_models(
     served: tuple[SelfhostedFake, str], http_client: httpx.AsyncClient, rng: random.Random
 ) -> None:
     fake, url = served
-    provider = make(url, http_client, rng)
+    provider, _ = make(url, http_client, rng)
 
     voice = await enrol(provider)
     await provider.synthesize(voice, "Good morning")
@@ -163,8 +148,8 @@ async def test_inline_requests_fit_vllm_omnis_request_model_with_and_without_a_t
     served: tuple[SelfhostedFake, str], http_client: httpx.AsyncClient, rng: random.Random
 ) -> None:
     fake, url = served
-    with_text = make(url, http_client, rng)
-    without_text = make(url, http_client, rng)
+    with_text, _ = make(url, http_client, rng)
+    without_text, _ = make(url, http_client, rng)
 
     await with_text.synthesize(await enrol(with_text), "Good morning")
     # Without a transcript vLLM-Omni clones a Base voice only from the speaker embedding, and only when asked.
@@ -199,7 +184,7 @@ async def test_the_first_audio_arrives_while_the_server_has_not_made_the_rest(
     # Reads wait longer than the bound, so a run that hears nothing fails on the bound, with the fake's account.
     client = httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=2 * FIRST_CHUNK_BOUND_S), trust_env=False)
 
-    async with client, aclosing(make(url, client, rng).stream(voice, TEXT)) as chunks:
+    async with client, aclosing(make(url, client, rng)[0].stream(voice, TEXT)) as chunks:
         try:
             first = await asyncio.wait_for(anext(chunks), FIRST_CHUNK_BOUND_S)
         except TimeoutError:
