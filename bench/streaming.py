@@ -1,9 +1,11 @@
 """Benchmark: time to first byte (p50/p99) of `POST /v1/reflections/{id}/speech` for 20 concurrent streams, with
-the `local` provider and with the ElevenLabs fake answering after 200 ms, beside the fake's own time to first
-byte for the same 20 concurrent requests sent to it directly (the floor voicegate cannot go under). The
-server lets the bench's one user have twice `--streams` streams open (VOICEGATE_USER_STREAMS).
+the `local` provider, with the ElevenLabs fake answering after 200 ms, and with `selfhosted` on the vLLM-Omni
+fake making 0.1 s of audio every 40 ms, each fake beside its own time to first byte for the same 20 concurrent
+requests sent to it directly (the floor voicegate cannot go under; vLLM-Omni's asked for raw bytes as they are
+made, `stream_format: "audio"`). The server lets the bench's one user have twice `--streams` streams open
+(VOICEGATE_USER_STREAMS).
 
-    python bench/streaming.py [--streams 20] [--rounds 3] [--latency 0.2]
+    python bench/streaming.py [--streams 20] [--rounds 3] [--latency 0.2] [--render 0.04]
 
 Each round opens `--streams` streams at once of one sentence (PCM); a row gives p50/p99 over every stream of
 every round, and the whole stream's p50 beside it. A real `voicegate up` runs the routes (embedded Postgres,
@@ -31,8 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.speech import Heard, stream  # noqa: E402 - after the path setup above
 from tests.e2e.up import dev_token, running_up, wait_for  # noqa: E402
-from tests.fakes import ElevenLabsFake, serve  # noqa: E402
+from tests.fakes import ElevenLabsFake, SelfhostedFake, serve  # noqa: E402
+from tests.fakes.audio import tone_wav  # noqa: E402
 from tests.fakes.elevenlabs import ElevenVoice  # noqa: E402
+from tests.fakes.selfhosted import MODEL as SELFHOSTED_MODEL  # noqa: E402
+from tests.fakes.selfhosted import SelfhostedVoice  # noqa: E402
 from tests.fakes.testing import ELEVEN_KEY  # noqa: E402
 
 SENTENCE = "Thanks for calling, how can I help you today?"
@@ -57,11 +62,11 @@ def local_reflection(api: httpx.Client) -> str:
     return rid
 
 
-def elevenlabs_reflection(api: httpx.Client) -> str:
-    """A reflection with the fake's voice `v1` attached (no preview needed): launch-ready."""
-    rid: str = api.post("/v1/reflections", json={"name": "eleven"}).raise_for_status().json()["id"]
-    api.patch(f"/v1/reflections/{rid}/voice", json={"provider": "elevenlabs", "voice_id": "v1"}).raise_for_status()
-    wait_for(lambda: voice_state(api, rid)["launchReady"], 60, "the ElevenLabs voice")
+def attached_reflection(api: httpx.Client, provider: str) -> str:
+    """A reflection with the provider's fake voice `v1` attached (no preview needed): launch-ready."""
+    rid: str = api.post("/v1/reflections", json={"name": provider}).raise_for_status().json()["id"]
+    api.patch(f"/v1/reflections/{rid}/voice", json={"provider": provider, "voice_id": "v1"}).raise_for_status()
+    wait_for(lambda: voice_state(api, rid)["launchReady"], 60, f"the {provider} voice")
     return rid
 
 
@@ -80,18 +85,37 @@ async def rounds(open_one: Callable[[httpx.AsyncClient], Awaitable[Heard]], stre
     return heard
 
 
-async def fake_directly(url: str, client: httpx.AsyncClient) -> Heard:
-    """The fake's own stream for the sentence, as the ElevenLabs adapter asks for it."""
+def eleven_directly(url: str) -> Callable[[httpx.AsyncClient], Awaitable[Heard]]:
+    """The ElevenLabs fake's own stream for the sentence, as the ElevenLabs adapter asks for it."""
+    body = {"text": SENTENCE, "model_id": "eleven_multilingual_v2"}
+    return lambda client: fake_directly(
+        client,
+        f"{url}/v1/text-to-speech/v1/stream",
+        body,
+        params={"output_format": "pcm_24000"},
+        headers={"xi-api-key": ELEVEN_KEY},
+    )
+
+
+def vllm_omni_directly(url: str) -> Callable[[httpx.AsyncClient], Awaitable[Heard]]:
+    """The vLLM-Omni fake's own stream for the sentence, raw PCM as it is made."""
+    body = {"input": SENTENCE, "voice": "v1", "model": SELFHOSTED_MODEL, "response_format": "pcm"}
+    return lambda client: fake_directly(client, f"{url}/v1/audio/speech", {**body, "stream_format": "audio"})
+
+
+async def fake_directly(
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    *,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Heard:
+    """One streamed request straight to a fake, timed as `stream` times voicegate's."""
     started = time.monotonic()
     first: float | None = None
     data = b""
-    async with client.stream(
-        "POST",
-        f"{url}/v1/text-to-speech/v1/stream",
-        params={"output_format": "pcm_24000"},
-        json={"text": SENTENCE, "model_id": "eleven_multilingual_v2"},
-        headers={"xi-api-key": ELEVEN_KEY},
-    ) as response:
+    async with client.stream("POST", url, params=params, json=body, headers=headers) as response:
         async for chunk in response.aiter_raw():
             first = first if first is not None else time.monotonic() - started
             data += chunk
@@ -107,10 +131,17 @@ def row(name: str, heard: list[Heard]) -> str:
     return f"{name:44} {len(heard):4d} {cuts[49]:9.0f} {cuts[98]:9.0f} {whole:11.0f} {audio:9.0f}"
 
 
-async def measure(base: str, token: str, fake_url: str, rids: dict[str, str], *, streams: int, count: int) -> None:
+Floor = Callable[[httpx.AsyncClient], Awaitable[Heard]]
+
+
+async def measure(
+    base: str, token: str, rids: dict[str, tuple[str, Floor | None]], *, streams: int, count: int
+) -> None:
+    """Each provider's rows: its fake alone (when it has one), then voicegate streaming from it."""
     results: dict[str, list[Heard]] = {}
-    results["ElevenLabs fake alone (the floor)"] = await rounds(lambda c: fake_directly(fake_url, c), streams, count)
-    for name, rid in rids.items():
+    for name, (rid, floor) in rids.items():
+        if floor is not None:
+            results[f"{name.split(' fake')[0]} fake alone (the floor)"] = await rounds(floor, streams, count)
         path = f"{base}/v1/reflections/{rid}/speech"
         results[f"voicegate, {name}"] = await rounds(
             lambda c, path=path: stream(c, path, token, {"text": SENTENCE, "format": "pcm_24000"}), streams, count
@@ -126,18 +157,25 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.2, help="the ElevenLabs fake's latency, seconds")
+    # Qwen3-TTS streams at a real-time factor under 0.5 on one recent GPU (first chunk in 0.17 s): 0.4 here.
+    parser.add_argument("--render", type=float, default=0.04, help="the vLLM-Omni fake's seconds per 0.1 s of audio")
     args = parser.parse_args()
 
-    fake = ElevenLabsFake(ELEVEN_KEY)
-    fake.voices["v1"] = ElevenVoice("v1", "Ada", None, {}, [], created_at_unix=int(datetime.now(UTC).timestamp()))
-    fake.faults.latency_s = args.latency
-    with serve(fake) as fake_url:
+    eleven = ElevenLabsFake(ELEVEN_KEY)
+    eleven.voices["v1"] = ElevenVoice("v1", "Ada", None, {}, [], created_at_unix=int(datetime.now(UTC).timestamp()))
+    eleven.faults.latency_s = args.latency
+    vllm_omni = SelfhostedFake("registry")
+    vllm_omni.voices["v1"] = SelfhostedVoice("v1", "consent", tone_wav(5.0, 24000), "audio/wav", "Hello there.")
+    vllm_omni.stream_interval_s = args.render
+    with serve(eleven) as eleven_url, serve(vllm_omni) as vllm_omni_url:
         # One user opens every stream: let them have twice as many open as the bench opens at once. A stream's
         # slot is freed as the server records its end, a moment after the client has read its last byte, and
         # the next round starts at once: with exactly as many, a round was refused some (429 streams_limited).
         env = {
             "ELEVENLABS_API_KEY": ELEVEN_KEY,
-            "ELEVENLABS_BASE_URL": fake_url,
+            "ELEVENLABS_BASE_URL": eleven_url,
+            "SELFHOSTED_BASE_URL": vllm_omni_url,
+            "SELFHOSTED_MODEL": SELFHOSTED_MODEL,
             "VOICEGATE_USER_STREAMS": str(2 * args.streams),
         }
         os.environ.update(env)
@@ -145,9 +183,18 @@ def main() -> None:
             token = dev_token(up, "bench@example.test")
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=up.base_url, headers=headers, timeout=60) as api:
-                rids = {"local": local_reflection(api), f"ElevenLabs fake at {args.latency * 1000:.0f} ms": ""}
-                rids[f"ElevenLabs fake at {args.latency * 1000:.0f} ms"] = elevenlabs_reflection(api)
-            asyncio.run(measure(up.base_url, token, fake_url, rids, streams=args.streams, count=args.rounds))
+                rids: dict[str, tuple[str, Floor | None]] = {
+                    "local": (local_reflection(api), None),
+                    f"ElevenLabs fake at {args.latency * 1000:.0f} ms": (
+                        attached_reflection(api, "elevenlabs"),
+                        eleven_directly(eleven_url),
+                    ),
+                    f"vLLM-Omni fake at {args.render * 1000:.0f} ms per 0.1 s": (
+                        attached_reflection(api, "selfhosted"),
+                        vllm_omni_directly(vllm_omni_url),
+                    ),
+                }
+            asyncio.run(measure(up.base_url, token, rids, streams=args.streams, count=args.rounds))
 
 
 if __name__ == "__main__":

@@ -80,6 +80,11 @@ NOT_AUDIO: Final = b"voicegate probe: this reference is not audio"
 PROBE_TEXT: Final = "Hello."
 #: Seconds before a server found to ignore `ref_audio` is asked again (each failed probe costs it a synthesis).
 INLINE_RECHECK_S: Final = 60.0
+#: vLLM-Omni sends audio as it is made only when asked for raw bytes (`stream_format: "audio"`); otherwise the
+#: whole clip comes back at its end. Its releases before `stream_format` chose the answer streamed on
+#: `stream: true`, which today alone means server-sent events: both together ask every release for raw bytes.
+#: A server without these fields (OpenAI-shaped, pydantic) ignores them.
+STREAM_AUDIO: Final = {"stream_format": "audio", "stream": True}
 #: Modal answers a request still running after 150 s with a 303; a read waits a little longer than that.
 MODAL_READ_TIMEOUT_S: Final = 160.0
 #: The longest pause between two polls of a result that is not ready.
@@ -517,6 +522,8 @@ class SelfhostedProvider:
         payload = await self._speech_payload(voice, text, "pcm")
         chatterbox = "voice" in payload and await self.mode() == "chatterbox"
         path = CHATTERBOX_STREAM_PATH if chatterbox else SPEECH_PATH
+        if not chatterbox:
+            payload |= STREAM_AUDIO
         try:
             async with self._http.streaming("POST", path, json=payload) as response:
                 async for chunk in _pcm_of(self._http.body(response)):
@@ -557,6 +564,10 @@ class SelfhostedProvider:
         }
         if stored.ref_text:
             payload["ref_text"] = stored.ref_text
+        else:
+            # Qwen3-TTS-Base clones in context from a reference and its transcript; without one, vLLM-Omni
+            # refuses unless asked to clone from the speaker embedding alone.
+            payload["x_vector_only_mode"] = True
         if self.model:
             payload["model"] = self.model
         return payload

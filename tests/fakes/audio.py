@@ -27,12 +27,17 @@ def tone_pcm(seconds: float, rate: int, freq: float = 220.0) -> bytes:
 
 
 def tone_wav(seconds: float, rate: int, freq: float = 220.0) -> bytes:
+    return pcm_wav(tone_pcm(seconds, rate, freq), rate)
+
+
+def pcm_wav(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM in a WAV file."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
-        out.writeframes(tone_pcm(seconds, rate, freq))
+        out.writeframes(pcm)
     return buffer.getvalue()
 
 

@@ -11,7 +11,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -94,10 +94,11 @@ class Response:
 @dataclass
 class Streamed:
     """A 2xx whose body goes out chunk by chunk (chunked transfer), as a streaming API sends audio while it
-    is made: each chunk after the fake's ``stream_interval_s``."""
+    is made: a list goes out one chunk every ``stream_interval_s``; a generator paces itself (each chunk goes
+    out as it is made)."""
 
     status: int
-    chunks: list[bytes]
+    chunks: list[bytes] | AsyncGenerator[bytes, None]
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -254,7 +255,7 @@ class FakeProvider:
         await _send(send, response)
 
     async def _send_streamed(self, request: RecordedRequest, response: Streamed, receive: Receive, send: Send) -> None:
-        """Send the chunks one interval apart until the last, or until the client disconnects."""
+        """Send the chunks as they come until the last, or until the client disconnects."""
         headers = [(k.encode(), v.encode()) for k, v in response.headers]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         gone = asyncio.Event()
@@ -265,19 +266,26 @@ class FakeProvider:
 
         watcher = asyncio.create_task(watch())
         record = StreamRecord(request=request, started=time.monotonic())
+        chunks = self._paced(response.chunks, gone) if isinstance(response.chunks, list) else response.chunks
         try:
-            for chunk in response.chunks:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(gone.wait(), self.stream_interval_s)
-                if gone.is_set():
-                    self.cancelled.append(request)
-                    return
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                record.chunk_times.append(time.monotonic())
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if gone.is_set():
+                        self.cancelled.append(request)
+                        return
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    record.chunk_times.append(time.monotonic())
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self.streamed.append(record)
         finally:
             watcher.cancel()
+
+    async def _paced(self, chunks: list[bytes], gone: asyncio.Event) -> AsyncGenerator[bytes, None]:
+        """The chunks one ``stream_interval_s`` apart, or at once when the client has gone."""
+        for chunk in chunks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), self.stream_interval_s)
+            yield chunk
 
     async def _dispatch(self, request: RecordedRequest) -> Response | Streamed:
         path_matched = False

@@ -1,6 +1,12 @@
 """Fake OpenAI-shaped speech server, as vLLM-Omni serves Qwen3-TTS-Base: `POST /v1/audio/speech`, and
 in registry mode the voice registry `POST`/`GET /v1/audio/voices` and `DELETE /v1/audio/voices/{name}`.
 
+Synthesis takes time as a model's does: one 0.1 s chunk every ``stream_interval_s``. As vLLM-Omni's
+`OpenAICreateSpeechRequest` (vllm_omni/entrypoints/openai/protocol/audio.py, commit 0131cb55) and
+docs/serving/speech_api.md (commit 078de2d1) say, only `stream_format: "audio"` sends the chunks as they are
+made (raw bytes); `stream: true` or `stream_format: "sse"` sends them as `speech.audio.*` server-sent events;
+without either the whole clip comes back once it is all made. Streaming takes `pcm` or `wav` only.
+
 Modes: ``registry``; ``inline`` (no registry: those routes answer 404, every synthesis carries its
 reference as `ref_audio` + `ref_text`); ``modal`` (the registry behind a Modal web endpoint: proxy auth
 with `Modal-Key`/`Modal-Secret`, a 303 to `/__modal/result/{call}` for a request still running after
@@ -22,25 +28,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
+import json
 import re
 import struct
+import threading
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from tests.fakes.audio import tone_pcm, tone_wav, wav_info
+from tests.fakes.audio import pcm_wav, tone_pcm, wav_info
 from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 Mode = Literal["registry", "inline", "modal", "chatterbox"]
 MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
 MAX_SAMPLE_BYTES = 10 * 1024 * 1024
 SAMPLE_TYPES = frozenset({"audio/wav", "audio/mpeg", "audio/flac", "audio/ogg", "audio/aac", "audio/webm", "audio/mp4"})
-FORMATS = frozenset({"wav", "mp3", "flac", "pcm", "aac", "opus"})
+#: `OpenAICreateSpeechRequest.response_format`; streaming takes the first two only.
+FORMATS = frozenset({"pcm", "wav", "flac", "mp3", "opus"})
+STREAM_FORMATS = frozenset({"audio", "sse"})
 OUTPUT_RATE = 24000
+CHUNK_BYTES = OUTPUT_RATE // 10 * 2
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DATA_URL = re.compile(r"^data:(audio/[a-z0-9.+-]+);base64,(.+)$", re.S)
 RESULT_PREFIX = "/__modal/result/"
@@ -71,12 +84,13 @@ def float_wav(pcm: bytes, rate: int) -> bytes:
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
 
 
-def streamed_wav_header(rate: int) -> bytes:
-    """chatterbox's `create_wav_header` for a stream: 16-bit mono, the data size unknown (0xFFFFFFFF)."""
+def streamed_wav_header(rate: int, riff_size: int = 0xFFFFFFFF) -> bytes:
+    """The WAV header a server streams first: 16-bit mono, the data size unknown (0xFFFFFFFF). vLLM-Omni
+    leaves the RIFF size unknown too; chatterbox's `create_wav_header` gives it as 0x7FFFFFFF - 36."""
     fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
     return (
         b"RIFF"
-        + struct.pack("<I", 0x7FFFFFFF - 36)
+        + struct.pack("<I", riff_size)
         + b"WAVE"
         + b"fmt "
         + struct.pack("<I", 16)
@@ -111,8 +125,12 @@ class SelfhostedVoice:
 
 
 class SelfhostedFake(FakeProvider):
-    """Stateful fake of a self-hosted speech server. ``speeches`` records what each synthesis used
-    (the voice name, or ``inline`` with its reference's bytes and text); ``reset()`` forgets every voice."""
+    """Stateful fake of a self-hosted speech server. ``speeches`` records what each synthesis used (the voice
+    name, or ``inline`` with its reference's bytes and text), how it was asked to answer (``stream_format``,
+    ``stream``) and how far it got (``rendered`` of ``chunks``); ``reset()`` forgets every voice.
+
+    ``hold_after = n`` makes every synthesis stop after its n-th chunk until ``release()``, so a test can see
+    what a client has received while the clip is provably not all made."""
 
     def __init__(
         self,
@@ -139,6 +157,10 @@ class SelfhostedFake(FakeProvider):
         self.volume = volume
         self.voices: dict[str, SelfhostedVoice] = {}
         self.speeches: list[dict[str, Any]] = []
+        self.hold_after: int | None = None
+        self._hold_lock = threading.Lock()
+        self._released = False
+        self._resume: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self.cold_starts = 0
         self.polls = 0
         self.warm = False
@@ -235,7 +257,9 @@ class SelfhostedFake(FakeProvider):
     async def _list(self, request: RecordedRequest, _: dict[str, str]) -> Response:
         if (error := self._unauthorized(request)) is not None:
             return error
-        uploaded = [voice.as_json() for voice in self.voices.values()]
+        uploaded = [
+            {**voice.as_json(), "embedding_source": "audio", "embedding_dim": None} for voice in self.voices.values()
+        ]
         return json_response(200, {"voices": [voice["name"] for voice in uploaded], "uploaded_voices": uploaded})
 
     async def _upload(self, request: RecordedRequest, _: dict[str, str]) -> Response:
@@ -283,20 +307,64 @@ class SelfhostedFake(FakeProvider):
             return self._error(400, "Input text cannot be empty", "BadRequestError", "input")
         if body.get("model") not in (None, self.model):
             return self._error(404, f"The model `{body['model']}` does not exist.", "NotFoundError", "model")
-        if body.get("response_format", "wav") not in FORMATS:
+        response_format, stream_format = body.get("response_format", "wav"), body.get("stream_format")
+        if response_format not in FORMATS:
             return self._error(400, "Unsupported response_format", "BadRequestError", "response_format")
+        if stream_format is not None and stream_format not in STREAM_FORMATS:
+            return self._error(400, "stream_format must be 'sse' or 'audio'", "BadRequestError", "stream_format")
+        streaming = stream_format is not None or body.get("stream") is True
+        if streaming and response_format not in {"pcm", "wav"}:
+            message = f"Streaming requires response_format='pcm' or 'wav'. Got response_format='{response_format}'."
+            return self._error(400, message, "BadRequestError", "response_format")
         used = self._reference(body)
         if isinstance(used, Response):
             return used
         await asyncio.sleep(self.speech_delay_s)
-        self.speeches.append({"input": text, **used})
-        seconds = min(0.05 * len(text), 5.0)
-        if body.get("response_format") == "pcm":
-            # OpenAI's `pcm`: raw 24 kHz 16-bit little-endian mono, sent as it is made (0.1 s a chunk).
-            headers = [("content-type", "audio/pcm"), ("x-request-id", uuid.uuid4().hex)]
-            return Streamed(200, chunked(tone_pcm(seconds, OUTPUT_RATE), OUTPUT_RATE // 10 * 2), headers)
-        audio = tone_wav(seconds, OUTPUT_RATE)
-        return Response(200, audio, [("content-type", "audio/wav"), ("x-request-id", uuid.uuid4().hex)])
+        pieces = chunked(tone_pcm(min(0.05 * len(text), 5.0), OUTPUT_RATE), CHUNK_BYTES)
+        speech = {"input": text, **used, "stream_format": stream_format, "stream": body.get("stream", False)}
+        speech |= {"chunks": len(pieces), "rendered": 0}
+        self.speeches.append(speech)
+        rendered = self._render(pieces, speech)
+        headers = [("x-request-id", uuid.uuid4().hex)]
+        if stream_format == "audio":
+            media = "audio/pcm" if response_format == "pcm" else "audio/wav"
+            header = b"" if response_format == "pcm" else streamed_wav_header(OUTPUT_RATE)
+            return Streamed(200, _after(header, rendered), [("content-type", media), *headers])
+        if streaming:
+            return Streamed(200, _events(rendered, response_format), [("content-type", "text/event-stream"), *headers])
+        pcm = b"".join([piece async for piece in rendered])
+        if response_format == "pcm":
+            return Response(200, pcm, [("content-type", "audio/pcm"), *headers])
+        return Response(200, pcm_wav(pcm, OUTPUT_RATE), [("content-type", "audio/wav"), *headers])
+
+    async def _render(self, pieces: list[bytes], speech: dict[str, Any]) -> AsyncGenerator[bytes, None]:
+        """The model at work: each 0.1 s chunk takes ``stream_interval_s``; with ``hold_after`` set it stops
+        after that many chunks until ``release()``."""
+        for piece in pieces:
+            if speech["rendered"] == self.hold_after:
+                await self._held()
+            await asyncio.sleep(self.stream_interval_s)
+            speech["rendered"] += 1
+            yield piece
+
+    async def _held(self) -> None:
+        with self._hold_lock:
+            if self._released:
+                return
+            if self._resume is None:
+                self._resume = (asyncio.get_running_loop(), asyncio.Event())
+            resume = self._resume[1]
+        await resume.wait()
+
+    def release(self) -> None:
+        """Let every held synthesis go on, now and from now on (from any thread: a test's loop is not the
+        fake's)."""
+        with self._hold_lock:
+            self._released = True
+            waiting = self._resume
+        if waiting is not None:
+            loop, resume = waiting
+            loop.call_soon_threadsafe(resume.set)
 
     def _reference(self, body: dict[str, Any]) -> dict[str, Any] | Response:
         """What the synthesis clones: an inline reference, or a registered voice."""
@@ -311,7 +379,16 @@ class SelfhostedFake(FakeProvider):
                 audio = b""
             if not audio:
                 return self._error(400, "ref_audio must be a base64 audio data URL", "BadRequestError", "ref_audio")
-            return {"voice": "inline", "ref_audio": audio, "ref_text": body.get("ref_text")}
+            ref_text = body.get("ref_text")
+            if not (isinstance(ref_text, str) and ref_text.strip()) and body.get("x_vector_only_mode") is not True:
+                # Qwen3-TTS-Base clones in context from the reference and its transcript, or from the speaker
+                # embedding alone when asked (serving_speech.py `_validate_qwen_tts_request`, commit 01bc4171).
+                message = (
+                    "Base task requires non-empty 'ref_text' (transcript of the reference audio) unless "
+                    "'x_vector_only_mode' is enabled"
+                )
+                return self._error(400, message, "BadRequestError", "ref_text")
+            return {"voice": "inline", "ref_audio": audio, "ref_text": ref_text}
         voice = body.get("voice")
         if not isinstance(voice, str) or not voice:
             return self._error(400, "A Base model needs `voice` or `ref_audio`", "BadRequestError", "voice")
@@ -419,6 +496,29 @@ class SelfhostedFake(FakeProvider):
         pcm = tone_pcm(seconds, OUTPUT_RATE, voice_pitch(voice.audio if voice else None))
         headers = [("content-type", "audio/wav")]
         if request.path.endswith("/stream"):
-            chunks = [streamed_wav_header(OUTPUT_RATE), *chunked(pcm, OUTPUT_RATE // 10 * 2)]
+            chunks = [streamed_wav_header(OUTPUT_RATE, 0x7FFFFFFF - 36), *chunked(pcm, OUTPUT_RATE // 10 * 2)]
             return Streamed(200, chunks, headers)
         return Response(200, float_wav(pcm, OUTPUT_RATE), headers)
+
+
+async def _after(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """``first`` (when there is one), then ``rest``."""
+    if first:
+        yield first
+    async with contextlib.aclosing(rest):
+        async for piece in rest:
+            yield piece
+
+
+async def _events(rendered: AsyncGenerator[bytes, None], response_format: str) -> AsyncGenerator[bytes, None]:
+    """vLLM-Omni's SSE answer: a `speech.audio.delta` event per chunk (base64), then `speech.audio.done`."""
+    async with contextlib.aclosing(rendered):
+        async for piece in rendered:
+            delta = {
+                "type": "speech.audio.delta",
+                "audio": base64.b64encode(piece).decode(),
+                "response_format": response_format,
+            }
+            yield f"event: speech.audio.delta\ndata: {json.dumps(delta)}\n\n".encode()
+    done = {"type": "speech.audio.done", "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}}
+    yield f"event: speech.audio.done\ndata: {json.dumps(done)}\n\n".encode()

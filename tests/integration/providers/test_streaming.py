@@ -103,7 +103,14 @@ async def test_each_adapter_asks_for_streamed_pcm_at_24_khz(served: Served) -> N
         assert request.path == "/tts/bytes"
         assert request.json()["output_format"] == {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 24000}
     elif served.name == "selfhosted":
-        assert request.json() == {"input": TEXT, "response_format": "pcm", "voice": "v1", "model": SELFHOSTED_MODEL}
+        assert request.json() == {
+            "input": TEXT,
+            "response_format": "pcm",
+            "voice": "v1",
+            "model": SELFHOSTED_MODEL,
+            "stream_format": "audio",
+            "stream": True,
+        }
     else:
         assert request.headers["x-dashscope-sse"] == "enable"
         assert request.headers["accept"] == "text/event-stream"
