@@ -39,6 +39,7 @@ import pytest
 
 from backend.providers.base import ProviderVoice
 from backend.providers.enrolment import selfhosted_voice_name
+from backend.providers.selfhosted import NOT_AUDIO, data_url
 from tests.fakes import SelfhostedFake, serve
 from tests.fakes.audio import tone_wav
 from tests.fakes.core import RecordedRequest
@@ -157,10 +158,14 @@ async def test_inline_requests_fit_vllm_omnis_request_model_with_and_without_a_t
     await without_text.synthesize(untranscribed, "Good morning")
     streamed = b"".join([chunk async for chunk in without_text.stream(untranscribed, TEXT)])
 
-    bodies = [r.json() for r in fake.requests_to("POST", "/v1/audio/speech")]
-    for body in bodies:
+    sent = [r.json() for r in fake.requests_to("POST", "/v1/audio/speech")]
+    for body in sent:
         fits_speech_request(body)
         assert body["ref_audio"].startswith("data:audio/wav;base64,")
+    # Each adapter first proves, once, that the server reads `ref_audio` (a reference that is no audio).
+    probe = data_url(NOT_AUDIO, "audio/wav")
+    bodies = [body for body in sent if body["ref_audio"] != probe]
+    assert len(sent) - len(bodies) == 2
     assert [sorted(set(body) - {"input", "model", "ref_audio", "response_format"}) for body in bodies] == [
         ["ref_text"],
         ["x_vector_only_mode"],
