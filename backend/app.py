@@ -61,11 +61,15 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         raise ValueError("create_app needs settings with auth (backend.settings.with_auth)")
     signer = ProvenanceSigner.from_settings(settings)
     resolve_dependencies_in_order()
-    pool = create_pool(dsn, settings)
+    pool = create_pool(dsn, settings.pool_limits)
     # The Storage stand-in and the worker run on pools of their own: a burst of either cannot take the
     # connections the API's requests need (nor the stand-in those of the requests that call it).
-    storage_pool = create_pool(dsn, settings) if settings.embedded else None
-    worker_pool = create_worker_pool(dsn, settings) if run_consumers else None
+    storage_pool = create_pool(dsn, settings.pool_limits) if settings.embedded else None
+    worker_pool = (
+        create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
+        if run_consumers
+        else None
+    )
     pools = [opened for opened in (pool, storage_pool, worker_pool) if opened is not None]
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
@@ -156,7 +160,7 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
         raise ValueError("create_storage_app needs settings with auth (backend.settings.with_auth)")
     if settings.auth.jwt_secret is None:
         raise SettingsError("the Storage stand-in signs its URL tokens with SUPABASE_JWT_SECRET: set it")
-    pool = create_pool(dsn, settings)
+    pool = create_pool(dsn, settings.pool_limits)
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
     from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only

@@ -12,6 +12,7 @@ import msgspec
 
 from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
 from backend.cpu import default_workers
+from backend.db.pool import PoolLimits
 from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
 from backend.secret import Secret, is_loopback_host
 from backend.webhooks.signing import secret_key
@@ -123,6 +124,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.providers is None:
             raise ValueError("provider settings were not read; build Settings with settings_from_env")
         return self.providers
+
+    @property
+    def pool_limits(self) -> PoolLimits:
+        """What a connection pool is held to (VOICEGATE_DB_POOL_*, VOICEGATE_DB_*TIMEOUT)."""
+        return PoolLimits(
+            min_size=self.db_pool_min,
+            max_size=self.db_pool_max,
+            connect_timeout=self.db_connect_timeout,
+            work_timeout=self.db_timeout,
+        )
 
     @property
     def embedded(self) -> bool:

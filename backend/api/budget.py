@@ -8,7 +8,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from backend.db.pool import request_budget
+from backend.db.deadline import request_budget
 
 
 class DatabaseBudgetMiddleware(ASGIMiddleware):

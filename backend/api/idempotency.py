@@ -48,9 +48,11 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.serialization import default_serializer, encode_json
 
 from backend.auth.verify import UserClaims
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection, Pool, Recorder, become_service, service_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import Recorder, become_service, service_transaction
 from backend.errors import (
     DatabaseUnavailable,
     IdempotencyKeyInFlight,

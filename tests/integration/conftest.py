@@ -12,7 +12,7 @@ from backend.settings import settings_from_env
 
 @pytest.fixture
 async def pool(db_dsn: str) -> AsyncIterator[Pool]:
-    service_pool = create_pool(db_dsn, settings_from_env({}))
+    service_pool = create_pool(db_dsn, settings_from_env({}).pool_limits)
     await service_pool.open(wait=True)
     try:
         yield service_pool

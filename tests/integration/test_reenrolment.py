@@ -39,9 +39,9 @@ async def ctx(
     cpu: CpuExecutor, db_dsn: str, tmp_path: Path, server: tuple[SelfhostedFake, str]
 ) -> AsyncIterator[Lifecycle]:
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), "SELFHOSTED_BASE_URL": server[1]})
-    pool = create_pool(db_dsn, settings)
+    pool = create_pool(db_dsn, settings.pool_limits)
     await pool.open(wait=True)
-    async with local_storage(settings, db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
+    async with local_storage(db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
         lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
         yield lifecycle
         await lifecycle.aclose()

@@ -18,7 +18,8 @@ import pytest
 
 from backend.context import Lifecycle, build_lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import create_pool, service_transaction
+from backend.db.pool import create_pool
+from backend.db.units import service_transaction
 from backend.embedded.storage.in_process import standalone_storage as local_storage
 from backend.provenance import ProvenanceSigner
 from backend.samples.check import fail_sample, process_sample
@@ -52,9 +53,9 @@ class DeletingStorage:
 @pytest.fixture
 async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)})
-    pool = create_pool(db_dsn, settings)
+    pool = create_pool(db_dsn, settings.pool_limits)
     await pool.open(wait=True)
-    async with local_storage(settings, db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
+    async with local_storage(db_dsn, tmp_path / "storage") as storage, httpx.AsyncClient() as http:
         lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
         yield lifecycle
         await lifecycle.aclose()

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
 
-from backend.db.pool import translate_db_errors
+from backend.db.units import translate_db_errors
 from backend.errors import DatabaseUnavailable
 from backend.outages import Outage
 
