@@ -17,7 +17,8 @@ from litestar.openapi import OpenAPIConfig
 
 from backend.api.budget import DatabaseBudgetMiddleware
 from backend.api.concurrency import UserConcurrency
-from backend.api.deps import DEPENDENCIES, resolve_dependencies_in_order
+from backend.api.dependency_order import resolve_dependencies_in_order
+from backend.api.deps import DEPENDENCIES
 from backend.api.docs import COMPONENTS
 from backend.api.health import health_routes, healthz
 from backend.api.host import HostCheckMiddleware
