@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
+from backend.auth.config import AuthConfigError, AuthSettings, DevKeys, auth_settings_from_env
 from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
 from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
@@ -192,8 +192,13 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
 
 def with_auth(settings: Settings, env: Mapping[str, str] | None = None) -> Settings:
     """`settings` with its auth settings read (embedded mode: the dev JWT secret is created if missing)."""
+    dev: DevKeys | None = None
+    if settings.embedded:
+        from backend.embedded.dev_keys import DataDirKeys  # noqa: PLC0415 - embedded mode's own keys only
+
+        dev = DataDirKeys(settings.data_dir)
     try:
-        auth = auth_settings_from_env(os.environ if env is None else env, settings.data_dir, settings.embedded)
+        auth = auth_settings_from_env(os.environ if env is None else env, dev)
     except AuthConfigError as exc:
         raise SettingsError(str(exc)) from exc
     return msgspec.structs.replace(settings, auth=auth)
