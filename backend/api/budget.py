@@ -1,5 +1,5 @@
 """Every HTTP request's one budget for waiting on a database that does not answer (see
-`backend.db.pool.request_budget`): its units of database work, and those of the Storage stand-in it
+`backend.db.deadline.request_budget`): its units of database work, and those of the Storage stand-in it
 reaches in-process, answer 503 within it together rather than each after a deadline of its own."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ A route applies it in one call::
 
     return await idempotent(request, claims, lambda record: svc.create(..., record=record), body=...)
 
-where the service calls `await record(conn, result)` (a `backend.db.pool.Recorder`) on its open
+where the service calls `await record(conn, result)` (a `backend.db.units.Recorder`) on its open
 transaction just before it commits.
 """
 

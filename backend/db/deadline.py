@@ -81,24 +81,22 @@ class TimedWaits(ObservedWaits):
     waiting_since: float | None = None
     #: How long the current wait may last by its request's budget (unbounded outside a request).
     wait_limit: float = math.inf
+    #: The budget the current wait is charged to, if it runs for a request.
+    _charged: RequestBudget | None = None
 
-    @contextmanager
-    def server_wait(self) -> Iterator[None]:
-        """Time one wait on the server (see the class docstring)."""
-        loop = asyncio.get_running_loop()
-        budget = _REQUEST_BUDGET.get()
+    def wait_begins(self) -> None:
+        """Note when the wait began, and what its request has left (failing it at once if nothing)."""
+        budget = self._charged = _REQUEST_BUDGET.get()
         self.wait_limit = math.inf if budget is None else budget.left()
         if self.wait_limit <= 0:
             sever(self)  # the wait fails at once, and the pool discards the connection
-        self.waiting_since = started = loop.time()
-        try:
-            yield
-        except BaseException:
-            if budget is not None:
-                budget.stalled += loop.time() - started
-            raise
-        finally:
-            self.waiting_since = None
+        self.waiting_since = asyncio.get_running_loop().time()
+
+    def wait_ends(self, *, answered: bool) -> None:
+        """Charge a wait that ended without an answer to its request's budget."""
+        if not answered and self._charged is not None and self.waiting_since is not None:
+            self._charged.stalled += asyncio.get_running_loop().time() - self.waiting_since
+        self.waiting_since = self._charged = None
 
 
 class Deadline:

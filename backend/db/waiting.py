@@ -19,7 +19,6 @@ that changes either fails that test before it can silently unbound the deadline.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import psycopg
@@ -29,13 +28,21 @@ _T = TypeVar("_T")
 
 
 class ObservedWaits(psycopg.AsyncConnection[dict[str, Any]]):
-    """A connection whose every wait on the server runs inside `server_wait()`."""
+    """A connection told as each of its waits on the server begins and ends (subclasses time them)."""
 
-    def server_wait(self) -> AbstractContextManager[object]:
-        """The context one wait on the server runs in (nothing here; subclasses time it)."""
-        return nullcontext()
+    def wait_begins(self) -> None:
+        """Called as a wait on the server begins."""
+
+    def wait_ends(self, *, answered: bool) -> None:
+        """Called as the wait ends: with the server's answer, or (`answered` False) with an error."""
 
     async def wait(self, gen: PQGen[_T], *args: Any, **kwargs: Any) -> _T:
-        """psycopg's wait on the server, inside `server_wait()`."""
-        with self.server_wait():
-            return await super().wait(gen, *args, **kwargs)
+        """psycopg's wait on the server, between `wait_begins` and `wait_ends`."""
+        self.wait_begins()
+        answered = False
+        try:
+            result = await super().wait(gen, *args, **kwargs)
+            answered = True
+            return result
+        finally:
+            self.wait_ends(answered=answered)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -26,10 +25,8 @@ class CountedWaits(ObservedWaits):
 
     waits = 0
 
-    @contextmanager
-    def server_wait(self) -> Iterator[None]:
+    def wait_begins(self) -> None:
         self.waits += 1
-        yield
 
 
 class SignalledWaits(TimedWaits):
@@ -37,11 +34,9 @@ class SignalledWaits(TimedWaits):
 
     began: asyncio.Event
 
-    @contextmanager
-    def server_wait(self) -> Iterator[None]:
-        with super().server_wait():
-            self.began.set()
-            yield
+    def wait_begins(self) -> None:
+        super().wait_begins()
+        self.began.set()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ class Clock:
 
 
 def unavailable(cause: Exception) -> DatabaseUnavailable:
-    """A DatabaseUnavailable raised from `cause`, as backend.db.pool raises it."""
+    """A DatabaseUnavailable raised from `cause`, as backend.db.units raises it."""
     try:
         with translate_db_errors():
             raise cause
