@@ -17,7 +17,8 @@ from litestar.openapi import OpenAPIConfig
 
 from backend.api.budget import DatabaseBudgetMiddleware
 from backend.api.concurrency import UserConcurrency
-from backend.api.deps import DEPENDENCIES, resolve_dependencies_in_order
+from backend.api.dependency_order import resolve_dependencies_in_order
+from backend.api.deps import DEPENDENCIES
 from backend.api.docs import COMPONENTS
 from backend.api.health import health_routes, healthz
 from backend.api.host import HostCheckMiddleware
@@ -61,11 +62,15 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         raise ValueError("create_app needs settings with auth (backend.settings.with_auth)")
     signer = ProvenanceSigner.from_settings(settings)
     resolve_dependencies_in_order()
-    pool = create_pool(dsn, settings)
+    pool = create_pool(dsn, settings.pool_limits)
     # The Storage stand-in and the worker run on pools of their own: a burst of either cannot take the
     # connections the API's requests need (nor the stand-in those of the requests that call it).
-    storage_pool = create_pool(dsn, settings) if settings.embedded else None
-    worker_pool = create_worker_pool(dsn, settings) if run_consumers else None
+    storage_pool = create_pool(dsn, settings.pool_limits) if settings.embedded else None
+    worker_pool = (
+        create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
+        if run_consumers
+        else None
+    )
     pools = [opened for opened in (pool, storage_pool, worker_pool) if opened is not None]
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
@@ -154,9 +159,10 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
     tokens as Supabase Storage's does."""
     if settings.auth is None:
         raise ValueError("create_storage_app needs settings with auth (backend.settings.with_auth)")
-    if settings.auth.jwt_secret is None:
+    jwt_secret = settings.auth.jwt_secret
+    if jwt_secret is None:
         raise SettingsError("the Storage stand-in signs its URL tokens with SUPABASE_JWT_SECRET: set it")
-    pool = create_pool(dsn, settings)
+    pool = create_pool(dsn, settings.pool_limits)
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
     from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
@@ -171,7 +177,7 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
             await jwks_http.aclose()
 
     return Litestar(
-        route_handlers=[healthz, api_storage_router(settings, pool, verifier)],
+        route_handlers=[healthz, api_storage_router(pool, verifier, jwt_secret, settings.data_dir / "storage")],
         middleware=[HostCheckMiddleware(), DatabaseBudgetMiddleware(settings.db_timeout)],
         lifespan=[lifespan],
         openapi_config=None,
@@ -186,10 +192,13 @@ def _embedded_handlers(settings: Settings, storage_pool: Pool, verifier: TokenVe
     from backend.embedded.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
     from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415
 
-    handlers: list[Any] = [api_storage_router(settings, storage_pool, verifier)]
-    if settings.auth is not None and settings.auth.jwt_secret is not None:
-        handlers.append(dev_session_handler(settings.auth.jwt_secret))
-    return handlers
+    jwt_secret = settings.auth.jwt_secret if settings.auth else None
+    if jwt_secret is None:
+        raise ValueError("embedded Storage signs its URL tokens with the project JWT secret, which is unset")
+    return [
+        api_storage_router(storage_pool, verifier, jwt_secret, settings.data_dir / "storage"),
+        dev_session_handler(jwt_secret),
+    ]
 
 
 def _start_worker(

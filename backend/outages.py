@@ -85,6 +85,6 @@ def _kind(exc: BaseException) -> str:
 
 
 DATABASE = Outage("database")
-"""The database, as every unit of database work (backend.db.pool) reports it."""
+"""The database, as every unit of database work (backend.db.units) reports it."""
 STORAGE = Outage("storage")
 """Object storage, as the storage client (backend.storage.client) reports it."""

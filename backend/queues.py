@@ -12,8 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+from backend.db.connection import Connection
 from backend.db.execute import fetch_one
-from backend.db.pool import Connection
 from backend.db.queries import load_queries
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
+from backend.auth.config import AuthConfigError, AuthSettings, DevKeys, auth_settings_from_env
 from backend.cpu import default_workers
+from backend.db.pool import PoolLimits
 from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
 from backend.secret import Secret, is_loopback_host
 from backend.webhooks.signing import secret_key
@@ -125,6 +126,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.providers
 
     @property
+    def pool_limits(self) -> PoolLimits:
+        """What a connection pool is held to (VOICEGATE_DB_POOL_*, VOICEGATE_DB_*TIMEOUT)."""
+        return PoolLimits(
+            min_size=self.db_pool_min,
+            max_size=self.db_pool_max,
+            connect_timeout=self.db_connect_timeout,
+            work_timeout=self.db_timeout,
+        )
+
+    @property
     def embedded(self) -> bool:
         """True when voicegate runs its own Postgres."""
         return self.database_url is None
@@ -181,8 +192,13 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
 
 def with_auth(settings: Settings, env: Mapping[str, str] | None = None) -> Settings:
     """`settings` with its auth settings read (embedded mode: the dev JWT secret is created if missing)."""
+    dev: DevKeys | None = None
+    if settings.embedded:
+        from backend.embedded.dev_keys import DataDirKeys  # noqa: PLC0415 - embedded mode's own keys only
+
+        dev = DataDirKeys(settings.data_dir)
     try:
-        auth = auth_settings_from_env(os.environ if env is None else env, settings.data_dir, settings.embedded)
+        auth = auth_settings_from_env(os.environ if env is None else env, dev)
     except AuthConfigError as exc:
         raise SettingsError(str(exc)) from exc
     return msgspec.structs.replace(settings, auth=auth)

@@ -43,8 +43,9 @@ from backend.attempts import service as attempt_service  # noqa: E402
 from backend.context import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.db.pool import create_pool, create_worker_pool, service_transaction  # noqa: E402
+from backend.db.pool import create_pool, create_worker_pool  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
+from backend.db.units import service_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
@@ -124,7 +125,7 @@ def failures(dsn: str) -> tuple[int, int]:
 async def run_consumers_until(settings: Settings, dsn: str, synced: int, *, listen: bool = True) -> float:
     """Run the real consumers (in-process mode) until `synced` attempts are synced; return the seconds it
     took (looked at every 50 ms over one connection of its own, so the looking costs next to nothing)."""
-    pool = create_worker_pool(dsn, settings)
+    pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
     async with service_transaction(pool) as conn:  # as a worker's first maintenance sweep
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
@@ -204,7 +205,7 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
 
 async def pickup_latencies(dsn: str, settings: Settings, count: int, *, listen: bool) -> list[float]:
     """Seconds from a committed insert to the consumer's handler starting, `count` times in a row."""
-    pool = create_pool(dsn, settings)
+    pool = create_pool(dsn, settings.pool_limits)
     await pool.open(wait=True)
     started_at: dict[int, float] = {}
     arrived = asyncio.Event()

@@ -18,7 +18,7 @@ from backend import queues
 from backend.attempts import preview
 from backend.attempts import worker as attempt_worker
 from backend.context import Lifecycle, Outcome
-from backend.db.pool import Connection
+from backend.db.connection import Connection
 from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable
 from backend.samples import check as sample_check
 from backend.synthesis import worker as synthesis_worker

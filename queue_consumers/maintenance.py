@@ -19,8 +19,9 @@ import msgspec
 from backend.attempts.recovery import requeue_stale_attempts
 from backend.context import Lifecycle
 from backend.db.execute import fetch_one
-from backend.db.pool import Pool, TransactionSource, service_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import TransactionSource, service_transaction
 from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings

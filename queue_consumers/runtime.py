@@ -42,9 +42,11 @@ import psycopg
 from psycopg import sql
 
 from backend import queues
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Connection, Pool, service_transaction, translate_db_errors
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import service_transaction, translate_db_errors
 from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests, WorkFailed
 from backend.failpoints import failpoint
 from backend.outages import DATABASE, Outage

@@ -144,7 +144,7 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
         if unreachable is not None:
             raise StorageUnreachable(f"cannot reach Storage at {settings.storage_public_url} ({unreachable})")
         signer = ProvenanceSigner.from_settings(settings)
-        pool = create_worker_pool(dsn, settings)
+        pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
         await pool.open(wait=False)
         async with (
             create_http_client() as provider_http,

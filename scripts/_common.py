@@ -33,8 +33,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from backend.cpu import CpuExecutor
+from backend.db.connection import Connection
 from backend.db.execute import fetch_one
-from backend.db.pool import Connection, create_pool
+from backend.db.pool import create_pool
 from backend.db.queries import load_queries
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
@@ -301,7 +302,7 @@ def open_storage(ops: Ops) -> AbstractAsyncContextManager[ObjectStorage]:
     if local_dir is not None:
         from backend.embedded.storage.in_process import standalone_storage  # noqa: PLC0415 - embedded only
 
-        return standalone_storage(ops.settings, ops.dsn, local_dir)
+        return standalone_storage(ops.dsn, local_dir)
     return supabase_storage(ops.settings)
 
 
@@ -480,7 +481,7 @@ async def provider_set(ops: Ops) -> AsyncIterator[ProviderSet]:
     settings = ops.settings.providers
     if settings is None:
         raise RuntimeError("settings_from_env always reads provider settings")
-    pool = create_pool(ops.dsn, msgspec.structs.replace(ops.settings, db_pool_min=1, db_pool_max=2))
+    pool = create_pool(ops.dsn, msgspec.structs.replace(ops.settings.pool_limits, min_size=1, max_size=2))
     # The scripts look voices up and never render: one CPU thread is plenty.
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False) as http, CpuExecutor(1) as cpu:
         await pool.open(wait=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backend.attempts import service as attempts
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
-from backend.db.pool import Connection
 from backend.db.queries import load_queries
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError

@@ -17,8 +17,8 @@ from typing import Any
 
 from psycopg import errors as pg_errors
 
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
-from backend.db.pool import Connection
 from backend.db.queries import load_queries
 from scripts._common import Ops, parser, run
 

@@ -21,8 +21,8 @@ import msgspec
 
 from backend import queues
 from backend.attempts import service as attempts
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Connection
 from backend.db.queries import load_queries
 from scripts._common import Ops, parser, run
 

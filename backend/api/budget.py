@@ -1,5 +1,5 @@
 """Every HTTP request's one budget for waiting on a database that does not answer (see
-`backend.db.pool.request_budget`): its units of database work, and those of the Storage stand-in it
+`backend.db.deadline.request_budget`): its units of database work, and those of the Storage stand-in it
 reaches in-process, answer 503 within it together rather than each after a deadline of its own."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from backend.db.pool import request_budget
+from backend.db.deadline import request_budget
 
 
 class DatabaseBudgetMiddleware(ASGIMiddleware):

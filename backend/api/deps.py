@@ -13,9 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request
-from litestar._kwargs.cleanup import DependencyCleanupGroup
-from litestar._kwargs.dependencies import resolve_dependency
-from litestar._kwargs.kwargs_model import KwargsModel
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -86,25 +83,3 @@ DEPENDENCIES = {
     **{name: _from_state(name) for name in ("pool", "storage", "settings", "lifecycle", "stream_slots")},
 }
 """App-level dependencies, by the parameter name handlers use."""
-
-
-async def _resolve_in_order(
-    self: KwargsModel, connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]
-) -> DependencyCleanupGroup:
-    """`KwargsModel.resolve_dependencies`, one dependency after another."""
-    cleanup_group = DependencyCleanupGroup()
-    for batch in self.dependency_batches:
-        for dependency in batch:
-            await resolve_dependency(dependency, connection, kwargs, cleanup_group)
-    return cleanup_group
-
-
-def resolve_dependencies_in_order() -> None:
-    """Make Litestar resolve a handler's dependencies one after another.
-
-    It resolves each batch of independent dependencies in an anyio task group (litestar#4563, open), which
-    for a handler taking `claims`, `pool` and `storage` costs about 180 µs a request, more than half of a
-    bare request; ours are app-state lookups and a token check, none of which gains from concurrency.
-    Replaces a private method: tests/unit/api/test_dependency_order.py fails if Litestar changes it.
-    """
-    KwargsModel.resolve_dependencies = _resolve_in_order  # type: ignore[method-assign]

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from backend.api.deps import DbPool, Storage
 from backend.api.docs import problems
-from backend.db.pool import ping
+from backend.db.units import ping
 from backend.storage.client import answers
 
 #: How long /readyz waits for Storage's answer (a probe must answer promptly, even when Storage hangs).

@@ -22,7 +22,7 @@ A route applies it in one call::
 
     return await idempotent(request, claims, lambda record: svc.create(..., record=record), body=...)
 
-where the service calls `await record(conn, result)` (a `backend.db.pool.Recorder`) on its open
+where the service calls `await record(conn, result)` (a `backend.db.units.Recorder`) on its open
 transaction just before it commits.
 """
 
@@ -48,9 +48,11 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.serialization import default_serializer, encode_json
 
 from backend.auth.verify import UserClaims
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection, Pool, Recorder, become_service, service_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import Recorder, become_service, service_transaction
 from backend.errors import (
     DatabaseUnavailable,
     IdempotencyKeyInFlight,

@@ -17,7 +17,7 @@ import uuid
 from backend.attempts import service as attempts
 from backend.audio.render import wav_or_mp3
 from backend.context import Lifecycle, Outcome
-from backend.db.pool import service_transaction
+from backend.db.units import service_transaction
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, StaleVersion
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice

@@ -21,8 +21,8 @@ import msgspec
 from psycopg import errors as pg_errors
 
 from backend.attempts.service import OPEN_STATUSES
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
-from backend.db.pool import Connection
 from backend.db.queries import load_queries
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

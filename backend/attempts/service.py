@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import msgspec
 
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Connection
 from backend.db.queries import load_queries
 from backend.errors import NotFound
 

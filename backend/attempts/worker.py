@@ -29,7 +29,8 @@ from backend.attempts import service as attempts
 from backend.attempts.service import AttemptRow
 from backend.audio.errors import AudioRejected
 from backend.context import Lifecycle, Outcome
-from backend.db.pool import Connection, service_statement, service_transaction
+from backend.db.connection import Connection
+from backend.db.units import service_statement, service_transaction
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import jwt
 import msgspec
 
-from backend.embedded.dev_tokens import MIN_SECRET_LENGTH, mint_service_key
-from backend.embedded.private_files import create_private_file_once, others_may_read
 from backend.secret import Secret, is_loopback_host
 
-JWT_SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name, not a secret
+MIN_SECRET_LENGTH: Final = 32
+"""HS256 secrets shorter than this (256 bits) are refused; Supabase enforces the same minimum."""
 SECRET_KEY_PREFIX: Final = "sb_secret_"  # noqa: S105 - the public prefix of Supabase secret keys
 PUBLISHABLE_KEY_PREFIX: Final = "sb_publishable_"
 #: Where Supabase Auth lives under a project's URL; its access tokens name it in ``iss`` (reference §3.1).
@@ -27,6 +24,18 @@ JWKS_PATH: Final = AUTH_PATH + "/.well-known/jwks.json"
 
 class AuthConfigError(ValueError):
     """An auth setting is missing or does not fit; the message names the variable, never its value."""
+
+
+class DevKeys(Protocol):
+    """Where embedded mode takes the keys the environment leaves unset (`backend.embedded.dev_keys`)."""
+
+    def jwt_secret(self) -> Secret:
+        """The project's HS256 secret."""
+        ...
+
+    def service_key(self, jwt_secret: Secret) -> Secret:
+        """A service_role key signed with `jwt_secret`."""
+        ...
 
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,25 +150,11 @@ def _anon_key(variable: str, value: str) -> str:
     )
 
 
-def load_or_create_jwt_secret(data_dir: Path) -> Secret:
-    """The embedded-mode HS256 secret kept at ``data_dir/jwt_secret``, created (mode 0600, in a data
-    directory created 0700) on first use, atomically (see `create_private_file_once`)."""
-    path = data_dir / JWT_SECRET_FILE
-    create_private_file_once(path, secrets.token_urlsafe(48) + "\n")
-    mode = others_may_read(path)
-    if mode is not None:
-        raise AuthConfigError(f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")
-    value = path.read_text(encoding="ascii").strip()
-    if len(value) < MIN_SECRET_LENGTH:
-        raise AuthConfigError(f"{path} does not hold a JWT secret of at least {MIN_SECRET_LENGTH} characters")
-    return Secret(value)
-
-
-def auth_settings_from_env(env: Mapping[str, str], data_dir: Path, embedded: bool) -> AuthSettings:
+def auth_settings_from_env(env: Mapping[str, str], dev: DevKeys | None) -> AuthSettings:
     """Read and check the auth settings; raises ``AuthConfigError`` naming the offending variable.
 
-    Embedded mode always works without configuration: the HS256 secret is generated and kept under
-    ``data_dir``, a dev service_role key is derived from it, and a token's issuer is not checked (the dev
+    Embedded mode (`dev` given) always works without configuration: the HS256 secret and a service_role
+    key come from `dev` when the environment sets none, and a token's issuer is not checked (the dev
     tokens name none of a project's). Otherwise a way to verify user tokens (SUPABASE_JWT_SECRET or
     SUPABASE_URL) and a service key are required, and user tokens must name the project's Auth server as
     their issuer when it is known (SUPABASE_JWT_ISSUER, or a hosted project's SUPABASE_URL).
@@ -180,12 +175,12 @@ def auth_settings_from_env(env: Mapping[str, str], data_dir: Path, embedded: boo
     }
     anon_key = public_keys.get("SUPABASE_PUBLISHABLE_KEY") or public_keys.get("SUPABASE_ANON_KEY")
 
-    issuer = None if embedded else _issuer(get("SUPABASE_JWT_ISSUER"), supabase_url)
-    if embedded:
+    issuer = None if dev is not None else _issuer(get("SUPABASE_JWT_ISSUER"), supabase_url)
+    if dev is not None:
         if jwt_secret is None:
-            jwt_secret = load_or_create_jwt_secret(data_dir)
+            jwt_secret = dev.jwt_secret()
         if service_role_key is None and secret_key is None:
-            service_role_key = Secret(mint_service_key(jwt_secret))
+            service_role_key = dev.service_key(jwt_secret)
     else:
         if jwt_secret is None and supabase_url is None:
             raise AuthConfigError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, LiteralString
 
-from backend.db.pool import Connection
+from backend.db.connection import Connection
 
 
 class NoResultError(RuntimeError):

@@ -16,7 +16,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from backend.api.deps import pool_of
 from backend.api.docs import problems
-from backend.db.pool import database_work
+from backend.db.units import database_work
 from backend.embedded.dev_tokens import mint_user_token
 from backend.embedded.dev_users import find_or_create_dev_user
 from backend.secret import Secret, is_loopback_host

@@ -12,10 +12,9 @@ from typing import Any, Final
 
 import jwt
 
+from backend.auth.config import MIN_SECRET_LENGTH
 from backend.secret import Secret
 
-MIN_SECRET_LENGTH: Final = 32
-"""HS256 secrets shorter than this (256 bits) are refused; Supabase enforces the same minimum."""
 DEV_ISSUER: Final = "voicegate-dev"
 SERVICE_KEY_ISSUER: Final = "supabase-demo"
 # 2100-01-01T00:00:00Z: the dev service key is a long-lived API key, like the CLI's (which expires in 2032).

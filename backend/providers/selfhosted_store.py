@@ -12,8 +12,9 @@ from typing import Protocol
 import msgspec
 
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool, service_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import service_transaction
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

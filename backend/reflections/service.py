@@ -18,9 +18,11 @@ from backend.attempts import preview
 from backend.attempts import service as attempts
 from backend.attempts.service import Attempt
 from backend.auth.verify import UserClaims
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Connection, Pool, Recorder, become_service, service_transaction, user_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import Recorder, become_service, service_transaction, user_transaction
 from backend.errors import Conflict, NotFound, StoredObjectAltered
 from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice

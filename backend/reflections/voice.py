@@ -12,7 +12,9 @@ from backend.api.fields import LanguageTag, Name
 from backend.attempts import service as attempts
 from backend.attempts.service import Attempt
 from backend.auth.verify import UserClaims
-from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
+from backend.db.connection import Connection
+from backend.db.pool import Pool
+from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import ProviderRejected, ProviderUnavailable, ProviderVoiceNotFound, ProviderVoiceTaken
 from backend.providers.config import ProviderName
 from backend.providers.errors import (

@@ -20,9 +20,10 @@ import msgspec
 from backend.audio.errors import AudioRejected
 from backend.audio.pipeline import PreparedSample, prepare_for
 from backend.context import Lifecycle, Outcome
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
+from backend.db.units import service_transaction
 from backend.errors import StoredObjectAltered
 from backend.providers.base import SampleRef
 from backend.providers.registry import sample_rules

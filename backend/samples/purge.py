@@ -28,8 +28,9 @@ import psycopg
 from backend.auth.verify import UserClaims
 from backend.db.audit import record_audit
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool, TransactionSource, service_transaction, transaction_from, user_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import TransactionSource, service_transaction, transaction_from, user_transaction
 from backend.errors import Conflict, NotFound, ServiceUnavailable, VoicegateError
 from backend.samples import service as samples
 from backend.storage import integrity

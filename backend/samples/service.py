@@ -27,9 +27,11 @@ from backend.api.fields import LanguageTag, Name, Text
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
 from backend.auth.verify import UserClaims
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.providers.config import ProviderName, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules

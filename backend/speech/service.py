@@ -24,9 +24,11 @@ import psycopg
 
 from backend.api.fields import Text
 from backend.auth.verify import UserClaims
+from backend.db.connection import Connection
 from backend.db.execute import fetch_one
-from backend.db.pool import Connection, Pool, become_service, service_transaction, user_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import become_service, service_transaction, user_transaction
 from backend.errors import (
     DatabaseUnavailable,
     NotFound,

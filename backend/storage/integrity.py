@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend.db.audit import record_audit
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection, Pool, service_statement, service_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import service_statement, service_transaction
 from backend.errors import StoredObjectAltered
 from backend.storage.digest import Digest
 

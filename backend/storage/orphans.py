@@ -27,8 +27,8 @@ import psycopg
 
 from backend.db.audit import record_audit
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import TransactionSource, transaction_from
 from backend.db.queries import load_queries
+from backend.db.units import TransactionSource, transaction_from
 from backend.errors import ServiceUnavailable, VoicegateError
 from backend.storage import integrity
 

@@ -9,9 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from backend.context import Lifecycle, Outcome
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
+from backend.db.units import service_transaction
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import ModelRetiredError, PermanentProviderError
 from backend.voices import portability

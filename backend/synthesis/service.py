@@ -19,9 +19,11 @@ from backend import queues
 from backend.api.fields import Name, Text
 from backend.attempts import service as attempts
 from backend.auth.verify import UserClaims
+from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
-from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import (
     NotFound,
     SampleRejected,

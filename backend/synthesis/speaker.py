@@ -14,7 +14,7 @@ import msgspec
 
 from backend.attempts import service as attempts
 from backend.attempts.service import OPEN_STATUSES
-from backend.db.pool import Connection
+from backend.db.connection import Connection
 from backend.providers.base import ProviderVoice
 
 

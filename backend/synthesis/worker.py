@@ -29,9 +29,10 @@ from typing import Any
 from backend import leases
 from backend.audio.render import join_wav
 from backend.context import Lifecycle, Outcome
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
+from backend.db.units import service_transaction
 from backend.errors import DatabaseUnavailable, LanguageNotSupported, LeaseLost, ProvenanceFailed, TooManyRequests
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice, SynthesisResult

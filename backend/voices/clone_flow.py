@@ -14,7 +14,8 @@ from backend.api.fields import LanguageTag, Name, Text
 from backend.attempts import service as attempts
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
-from backend.db.pool import Pool, Recorder, become_service, user_transaction
+from backend.db.pool import Pool
+from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import ConsentRequired, SampleNotUploaded, UnsupportedAudio
 from backend.providers.config import ProviderName
 from backend.providers.registry import check_enrolment_language

@@ -19,9 +19,11 @@ from typing import Final
 
 import msgspec
 
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection, Pool, service_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import service_transaction
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 

@@ -20,8 +20,8 @@ from typing import Any, Final
 from backend.attempts import service as attempts
 from backend.attempts.service import AttemptRow
 from backend.db.audit import record_audit
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection
 from backend.db.queries import load_queries
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

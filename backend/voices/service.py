@@ -20,9 +20,11 @@ from typing import Any
 import msgspec
 
 from backend.auth.verify import UserClaims
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Connection, Pool, service_transaction, user_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import service_transaction, user_transaction
 from backend.errors import Conflict, NotFound, ServiceUnavailable
 from backend.provenance import PROVENANCE
 from backend.samples import purge

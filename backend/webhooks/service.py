@@ -18,8 +18,9 @@ import msgspec
 from backend.api.fields import NO_NUL
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Pool, become_service, service_transaction, user_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import become_service, service_transaction, user_transaction
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.webhooks.sender import MAX_URL_LENGTH, WebhookSender
 from backend.webhooks.signing import EVENT_TYPES, EventType, new_secret

@@ -22,9 +22,10 @@ import httpx
 import msgspec
 
 from backend.context import Lifecycle, Outcome
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Connection, service_transaction
 from backend.db.queries import load_queries
+from backend.db.units import service_transaction
 from backend.errors import WebhookUrlRefused, WorkFailed
 from backend.secret import Secret
 from backend.webhooks.sender import Target

@@ -29,7 +29,7 @@ from schemathesis.checks import (
 )
 
 from backend.app import create_app
-from backend.auth.config import JWT_SECRET_FILE
+from backend.embedded.dev_keys import JWT_SECRET_FILE
 from backend.settings import settings_from_env, with_auth
 from tests.conftest import server_dir
 from tests.e2e.up import Running, dev_token, running_up

@@ -123,7 +123,7 @@ async def test_the_sweep_requeues_a_queued_attempt_whose_message_was_lost(
         "update voice_clone_attempts set updated_at = now() - interval '1 hour', created_at = now() - interval '1 hour'"
     )
     settings = settings_from_env({"VOICEGATE_STALE_AFTER": "1"})
-    pool = create_pool(db_dsn, settings)
+    pool = create_pool(db_dsn, settings.pool_limits)
     await pool.open(wait=True)
     try:
         assert await sweep(settings, pool, client.app.state.storage) == SweepReport(requeued=1, purged=0)

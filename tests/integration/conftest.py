@@ -20,7 +20,7 @@ from backend.settings import settings_from_env
 
 @pytest.fixture
 async def pool(db_dsn: str) -> AsyncIterator[Pool]:
-    service_pool = create_pool(db_dsn, settings_from_env({}))
+    service_pool = create_pool(db_dsn, settings_from_env({}).pool_limits)
     await service_pool.open(wait=True)
     try:
         yield service_pool
@@ -33,9 +33,9 @@ async def open_lifecycle(cpu: CpuExecutor, db_dsn: str, data_dir: Path, **env: s
     """A consumer's context on this test's database, with the Storage stand-in under ``data_dir`` and the
     settings ``env`` names (e.g. a provider fake's base URL)."""
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), **env})
-    pool = create_pool(db_dsn, settings)
+    pool = create_pool(db_dsn, settings.pool_limits)
     await pool.open(wait=True)
-    async with local_storage(settings, db_dsn, data_dir / "storage") as storage, httpx.AsyncClient() as http:
+    async with local_storage(db_dsn, data_dir / "storage") as storage, httpx.AsyncClient() as http:
         lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
         yield lifecycle
         await lifecycle.aclose()

@@ -20,17 +20,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from backend.db.deadline import request_budget
 from backend.db.migrate import migrate
-from backend.db.pool import (
-    Pool,
-    create_pool,
-    create_worker_pool,
-    ping,
-    request_budget,
-    service_statement,
-    service_transaction,
-    user_transaction,
-)
+from backend.db.pool import Pool, create_pool, create_worker_pool
+from backend.db.units import ping, service_statement, service_transaction, user_transaction
 from backend.embedded.postgres import EmbeddedPostgres
 from backend.errors import DatabaseUnavailable
 from backend.settings import Settings
@@ -70,7 +63,7 @@ async def opened(pool: Pool) -> AsyncIterator[Pool]:
 
 @pytest.fixture
 async def pool(server: EmbeddedPostgres) -> AsyncIterator[Pool]:
-    async with opened(create_pool(server.dsn, SETTINGS)) as each:
+    async with opened(create_pool(server.dsn, SETTINGS.pool_limits)) as each:
         yield each
 
 
@@ -140,7 +133,9 @@ async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
 async def test_a_service_statement_fails_by_its_deadline_on_either_kind_of_pool(
     server: EmbeddedPostgres, pool: Pool
 ) -> None:
-    async with opened(create_worker_pool(server.dsn, SETTINGS)) as worker:
+    async with opened(
+        create_worker_pool(server.dsn, SETTINGS.pool_limits, patience=SETTINGS.queue_visibility_seconds)
+    ) as worker:
         for each in (pool, worker):
             async with service_statement(each) as conn:
                 await conn.execute("select 1")  # a connection is open and idle in the pool
@@ -157,7 +152,7 @@ async def test_a_requests_units_fail_within_its_one_budget_on_a_hung_database(
     server: EmbeddedPostgres, pool: Pool
 ) -> None:
     # The Storage stand-in's pool, which a request reaches in-process: its units share the request's budget.
-    async with opened(create_pool(server.dsn, SETTINGS)) as stand_in:
+    async with opened(create_pool(server.dsn, SETTINGS.pool_limits)) as stand_in:
         with frozen(server.data_dir), request_budget(DEADLINE):
             started = time.monotonic()
             for each in (pool, stand_in, pool):  # the write, the stand-in's cleanup, the key's release

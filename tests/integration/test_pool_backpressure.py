@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from backend.db.pool import create_pool, database_work
+from backend.db.pool import create_pool
+from backend.db.units import database_work
 from backend.errors import DatabaseUnavailable, ServerBusy
 from backend.settings import Settings
 
@@ -17,7 +18,7 @@ SETTINGS = Settings(db_pool_min=1, db_pool_max=1, db_connect_timeout=0.2, db_tim
 
 
 async def test_a_busy_pool_queues_then_answers_server_busy_never_unavailable(db_dsn: str) -> None:
-    pool = create_pool(db_dsn, SETTINGS)
+    pool = create_pool(db_dsn, SETTINGS.pool_limits)
     assert pool.busy_wait == 1.0
     await pool.open(wait=True)
 

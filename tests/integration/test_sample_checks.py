@@ -17,7 +17,7 @@ import pytest
 
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import service_transaction
+from backend.db.units import service_transaction
 from backend.samples.check import fail_sample, process_sample
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import speech_wav

@@ -12,17 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from backend.db.connection import Connection
 from backend.db.execute import fetch_one
-from backend.db.pool import (
-    Connection,
-    Pool,
-    create_pool,
-    create_worker_pool,
-    database_work,
-    service_statement,
-    service_transaction,
-    user_transaction,
-)
+from backend.db.pool import Pool, create_pool, create_worker_pool
+from backend.db.units import database_work, service_statement, service_transaction, user_transaction
 from backend.errors import NotFound
 from backend.settings import Settings
 from tests.support import create_user
@@ -47,13 +40,15 @@ async def opened(pool: Pool) -> AsyncIterator[Pool]:
 
 @pytest.fixture
 async def plain(any_db_dsn: str) -> AsyncIterator[Pool]:
-    async with opened(create_pool(any_db_dsn, SETTINGS)) as pool:
+    async with opened(create_pool(any_db_dsn, SETTINGS.pool_limits)) as pool:
         yield pool
 
 
 @pytest.fixture
 async def worker(any_db_dsn: str) -> AsyncIterator[Pool]:
-    async with opened(create_worker_pool(any_db_dsn, SETTINGS)) as pool:
+    async with opened(
+        create_worker_pool(any_db_dsn, SETTINGS.pool_limits, patience=SETTINGS.queue_visibility_seconds)
+    ) as pool:
         yield pool
 
 

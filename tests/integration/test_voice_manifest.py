@@ -30,7 +30,7 @@ Db = psycopg.Connection[Any]
 
 @pytest.fixture
 async def pool(db_dsn: str) -> AsyncIterator[Pool]:
-    pool = create_pool(db_dsn, settings_from_env({}))
+    pool = create_pool(db_dsn, settings_from_env({}).pool_limits)
     await pool.open(wait=True)
     yield pool
     await pool.close()
@@ -38,7 +38,7 @@ async def pool(db_dsn: str) -> AsyncIterator[Pool]:
 
 @pytest.fixture
 async def storage(db_dsn: str, tmp_path: Path) -> AsyncIterator[ObjectStorage]:
-    async with standalone_storage(settings_from_env({}), db_dsn, tmp_path / "storage") as client:
+    async with standalone_storage(db_dsn, tmp_path / "storage") as client:
         yield client
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import psycopg
 
-from backend.db.pool import create_pool, service_transaction
+from backend.db.pool import create_pool
+from backend.db.units import service_transaction
 from backend.settings import Settings
 from backend.webhooks import worker as webhook_worker
 from tests.support import (
@@ -277,7 +278,7 @@ def declare_project_endpoint(db_dsn: str, *, configured: bool) -> None:
     """What each worker's maintenance sweep does with its VOICEGATE_WEBHOOK_URL."""
 
     async def run() -> None:
-        pool = create_pool(db_dsn, Settings())
+        pool = create_pool(db_dsn, Settings().pool_limits)
         await pool.open(wait=True)
         try:
             async with service_transaction(pool) as conn:

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
 
-from backend.db.pool import translate_db_errors
+from backend.db.units import translate_db_errors
 from backend.errors import DatabaseUnavailable
 from backend.outages import Outage
 
@@ -22,7 +22,7 @@ class Clock:
 
 
 def unavailable(cause: Exception) -> DatabaseUnavailable:
-    """A DatabaseUnavailable raised from `cause`, as backend.db.pool raises it."""
+    """A DatabaseUnavailable raised from `cause`, as backend.db.units raises it."""
     try:
         with translate_db_errors():
             raise cause

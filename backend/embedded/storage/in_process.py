@@ -11,26 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 from litestar import Litestar, Router
 
 from backend.auth.verify import TokenVerifier
-from backend.db.pool import Pool, create_pool
+from backend.db.pool import Pool, PoolLimits, create_pool
 from backend.embedded.storage.routes import storage_router
 from backend.errors import Unauthorized
-from backend.settings import Settings
+from backend.secret import Secret
 from backend.storage.client import SupabaseObjectStorage
 
 #: Where the in-process client addresses the stand-in (no socket: an ASGI transport carries it).
 IN_PROCESS_URL = "http://voicegate.internal/storage/v1"
 
 
-def api_storage_router(settings: Settings, pool: Pool, verifier: TokenVerifier) -> Router:
-    """`/storage/v1` for the API: callers authenticate with a user's access token or the service key,
-    and URL tokens are signed with the project JWT secret, as Supabase Storage does."""
-    secret = settings.auth.jwt_secret if settings.auth else None
-    if secret is None:
-        raise ValueError("embedded Storage signs its URL tokens with the project JWT secret, which is unset")
+def api_storage_router(pool: Pool, verifier: TokenVerifier, jwt_secret: Secret, root: Path) -> Router:
+    """`/storage/v1` for the API over the files under `root`: callers authenticate with a user's access
+    token or the service key, and URL tokens are signed with the project's `jwt_secret`, as Supabase
+    Storage does."""
 
     async def caller_claims(token: str) -> Mapping[str, Any]:
         """A user's access token, or the service key (Storage accepts both, as Supabase does)."""
@@ -40,7 +37,7 @@ def api_storage_router(settings: Settings, pool: Pool, verifier: TokenVerifier) 
             verifier.verify_service(token)
             return {"role": "service_role"}
 
-    return storage_router(pool, secret.reveal(), settings.data_dir / "storage", caller_claims)
+    return storage_router(pool, jwt_secret.reveal(), root, caller_claims)
 
 
 def in_process_client(app: Litestar, service_key: str, *, public_url: str | None = None) -> SupabaseObjectStorage:
@@ -51,7 +48,7 @@ def in_process_client(app: Litestar, service_key: str, *, public_url: str | None
 
 
 @asynccontextmanager
-async def standalone_storage(settings: Settings, dsn: str, root: Path) -> AsyncIterator[SupabaseObjectStorage]:
+async def standalone_storage(dsn: str, root: Path) -> AsyncIterator[SupabaseObjectStorage]:
     """The stand-in over `root`, served in this process without the API (operator scripts): over a
     small pool of its own, authenticated by a key made up for this run. It removes rows in
     `storage.objects` and files under `root` exactly as a request to a running API would."""
@@ -63,8 +60,7 @@ async def standalone_storage(settings: Settings, dsn: str, root: Path) -> AsyncI
         return {"role": "service_role"}
 
     # An operator script waits longer for the database than a request does.
-    patient = msgspec.structs.replace(settings, db_pool_min=1, db_pool_max=2, db_connect_timeout=10, db_timeout=10)
-    pool = create_pool(dsn, patient)
+    pool = create_pool(dsn, PoolLimits(min_size=1, max_size=2, connect_timeout=10, work_timeout=10))
     await pool.open(wait=True)
     # Signing secret for URL tokens, which this client never asks for.
     # logging_config=None: Litestar's default would start a QueueListener thread per app, left running.

@@ -23,8 +23,8 @@ import psycopg
 
 from backend.db.audit import record_audit
 from backend.db.execute import fetch_all
-from backend.db.pool import TransactionSource, transaction_from
 from backend.db.queries import load_queries
+from backend.db.units import TransactionSource, transaction_from
 from backend.embedded.storage.service import UPLOADS_DIR, lock_object
 from backend.errors import DatabaseUnavailable
 

@@ -31,7 +31,9 @@ from psycopg.types.json import Jsonb
 
 from backend.api.fields import holds_nul
 from backend.api.multipart import FormError, Part, form_boundary, read_form
-from backend.db.pool import Connection, Pool, service_transaction, user_transaction
+from backend.db.connection import Connection
+from backend.db.pool import Pool
+from backend.db.units import service_transaction, user_transaction
 from backend.embedded.private_files import make_private_dirs, private_opener
 from backend.embedded.storage import errors
 from backend.embedded.storage.tokens import (

@@ -9,8 +9,9 @@ from pathlib import Path
 import msgspec
 
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool, service_statement, service_transaction
+from backend.db.pool import Pool
 from backend.db.queries import load_queries
+from backend.db.units import service_statement, service_transaction
 from backend.providers.local.provider import LocalVoice
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

@@ -20,7 +20,8 @@ from litestar.testing import transport as test_transport
 
 from backend.api.idempotency import IdempotencyKeys, idempotent
 from backend.auth.verify import UserClaims
-from backend.db.pool import Recorder, create_pool
+from backend.db.pool import create_pool
+from backend.db.units import Recorder
 from backend.errors import NotFound
 from backend.problem import problem_response
 from backend.settings import settings_from_env
@@ -351,7 +352,7 @@ async def make_thing(request: Request[Any, Any, Any], n: FromPath[int]) -> Respo
 async def test_a_service_that_never_records_still_gets_its_response_recorded(
     db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn
 ) -> None:
-    pool = create_pool(db_dsn, settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}))
+    pool = create_pool(db_dsn, settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}).pool_limits)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -11,7 +11,8 @@ from typing import Any
 
 from backend import queues
 from backend.attempts import service as attempts
-from backend.db.pool import Pool, service_transaction
+from backend.db.pool import Pool
+from backend.db.units import service_transaction
 from tests.support import Conn, create_user, one, seed_attempt, seed_voice
 
 WORKER = "worker-lease"

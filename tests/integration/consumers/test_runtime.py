@@ -16,7 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.db.pool import Connection, Pool, create_pool, service_transaction
+from backend.db.connection import Connection
+from backend.db.pool import Pool, create_pool
+from backend.db.units import service_transaction
 from backend.errors import DatabaseUnavailable, ServerBusy, StorageUnavailable
 from backend.outages import Outage
 from backend.settings import settings_from_env
@@ -284,7 +286,9 @@ async def test_a_delivery_that_waited_on_the_database_does_not_count_toward_max_
 
 
 async def test_a_consumer_takes_no_more_messages_than_its_pool_has_connections_for(db_dsn: str, db: Conn) -> None:
-    small = create_pool(db_dsn, settings_from_env({"VOICEGATE_DB_POOL_MIN": "1", "VOICEGATE_DB_POOL_MAX": "2"}))
+    small = create_pool(
+        db_dsn, settings_from_env({"VOICEGATE_DB_POOL_MIN": "1", "VOICEGATE_DB_POOL_MAX": "2"}).pool_limits
+    )
     await small.open(wait=True)
     active = 0
     peak = 0

@@ -28,7 +28,7 @@ def store(dsn: str, root: Path, paths: list[str]) -> None:
     """Upload objects to the local Storage stand-in, as a client would have."""
 
     async def upload() -> None:
-        async with local_storage(Settings(), dsn, root) as storage:
+        async with local_storage(dsn, root) as storage:
             for path in paths:
                 await storage.upload("voice-samples", path, WAV, "audio/wav")
 
@@ -174,10 +174,10 @@ def test_table_and_json_carry_the_same_counts(run_script: Runner, seeded: dict[s
 async def test_the_domain_function_purges_a_batch_through_a_pool(
     seeded: dict[str, Any], db_dsn: str, db: psycopg.Connection[Any]
 ) -> None:
-    pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=10))
+    pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=10).pool_limits)
     await pool.open(wait=True)
     try:
-        async with local_storage(Settings(), db_dsn, seeded["root"]) as storage:
+        async with local_storage(db_dsn, seeded["root"]) as storage:
             batch = await purge_expired_samples(pool, storage, limit=1, apply=True, actor="maintenance")
             rest = await purge_expired_samples(
                 pool, storage, limit=1, apply=True, actor="maintenance", after=batch.next_after

@@ -43,7 +43,7 @@ def store(dsn: str, root: Path, objects: list[tuple[str, str]]) -> None:
     """Upload (bucket, path) objects to the local Storage stand-in, as voicegate would have."""
 
     async def upload() -> None:
-        async with standalone_storage(Settings(), dsn, root) as storage:
+        async with standalone_storage(dsn, root) as storage:
             for bucket, path in objects:
                 await storage.upload(bucket, path, WAV, "audio/wav")
 
@@ -241,10 +241,10 @@ def test_the_maintenance_sweep_removes_them_too(seeded: Orphans, db_dsn: str, db
     settings = Settings(data_dir=seeded.root.parent)  # embedded: its stand-in's root is data_dir/storage
 
     async def run() -> int:
-        pool = create_pool(db_dsn, settings)
+        pool = create_pool(db_dsn, settings.pool_limits)
         await pool.open(wait=True)
         try:
-            async with standalone_storage(settings, db_dsn, seeded.root) as storage:
+            async with standalone_storage(db_dsn, seeded.root) as storage:
                 return (await maintenance_sweep(settings, pool, storage)).orphans_removed
         finally:
             await pool.close()
@@ -269,7 +269,7 @@ def test_a_file_is_not_removed_from_under_a_write_that_commits_its_row(
     file = OrphanFile(bucket_id=bucket, name=name, size_bytes=len(WAV), written_at=datetime.now(UTC), outcome="")
 
     async def remove() -> bool:
-        pool = create_pool(db_dsn, Settings(db_timeout=10))
+        pool = create_pool(db_dsn, Settings(db_timeout=10).pool_limits)
         await pool.open(wait=True)
         try:
             return await remove_orphan_file(

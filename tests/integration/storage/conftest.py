@@ -113,7 +113,7 @@ class StorageServer:
 def storage_server(db_dsn: str, tmp_path: Path) -> Iterator[StorageServer]:
     """The `/storage/v1` router in a Litestar app, served on 127.0.0.1 over a fresh database."""
     root = tmp_path / "objects"
-    pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=4, db_connect_timeout=10))
+    pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=4, db_connect_timeout=10).pool_limits)
     app = Litestar(route_handlers=[storage_router(pool, SECRET, root, verify_access_token)], logging_config=None)
     wrapper = _OpenPoolOnFirstRequest(app, pool)
     with serve(wrapper) as base_url:

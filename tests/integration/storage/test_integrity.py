@@ -14,7 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.db.pool import Pool, create_pool, service_transaction
+from backend.db.pool import Pool, create_pool
+from backend.db.units import service_transaction
 from backend.errors import StoredObjectAltered, UnsupportedMediaType
 from backend.settings import Settings
 from backend.storage import integrity
@@ -27,7 +28,7 @@ BUCKET = "voice-renders"
 
 @pytest.fixture
 async def pool(db_dsn: str) -> AsyncIterator[Pool]:
-    opened = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=4, db_connect_timeout=10))
+    opened = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=4, db_connect_timeout=10).pool_limits)
     await opened.open(wait=True)
     yield opened
     await opened.close()

@@ -172,7 +172,7 @@ async def test_a_60_kb_path_is_an_invalid_key_and_is_not_echoed_into_the_log(
     # In-process, as voicegate's own client reaches the stand-in: an HTTP server would refuse a request
     # line this long before the app saw it.
     alice, _ = users
-    pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=10))
+    pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=10).pool_limits)
     await pool.open(wait=True)
     app = Litestar(
         route_handlers=[storage_router(pool, SECRET, tmp_path / "objects", verify_access_token)], logging_config=None

@@ -17,7 +17,7 @@ PRODUCTION = {"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_SECRET_KEY": 
 
 
 def load(tmp_path: Path, **env: str) -> str | None:
-    return auth_settings_from_env({**PRODUCTION, **env}, tmp_path, embedded=False).anon_key
+    return auth_settings_from_env({**PRODUCTION, **env}, None).anon_key
 
 
 def test_a_publishable_key_or_an_anon_jwt_is_taken(tmp_path: Path) -> None:

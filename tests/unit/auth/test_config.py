@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
+from backend.embedded.dev_keys import DataDirKeys
 from backend.secret import Secret
 
 ENV_SECRET = "an-env-provided-project-jwt-secret-0123456789"
@@ -19,38 +20,38 @@ ROLE_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
 
 def test_embedded_generates_a_private_secret_once_and_reuses_it(tmp_path: Path) -> None:
     data_dir = tmp_path / "nested" / "data"
-    first = auth_settings_from_env({}, data_dir, embedded=True)
+    first = auth_settings_from_env({}, DataDirKeys(data_dir))
     secret_file = data_dir / "jwt_secret"
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert first.jwt_secret is not None
     assert secret_file.read_text().strip() == first.jwt_secret.reveal()
     assert len(first.jwt_secret.reveal()) >= 64  # 48 random bytes, url-safe base64
-    second = auth_settings_from_env({}, data_dir, embedded=True)
+    second = auth_settings_from_env({}, DataDirKeys(data_dir))
     assert second.jwt_secret == first.jwt_secret
     assert [p.name for p in data_dir.iterdir()] == ["jwt_secret"]  # no temporary file left behind
 
 
 def test_embedded_secrets_differ_between_data_dirs(tmp_path: Path) -> None:
-    one = auth_settings_from_env({}, tmp_path / "a", embedded=True)
-    two = auth_settings_from_env({}, tmp_path / "b", embedded=True)
+    one = auth_settings_from_env({}, DataDirKeys(tmp_path / "a"))
+    two = auth_settings_from_env({}, DataDirKeys(tmp_path / "b"))
     assert one.jwt_secret != two.jwt_secret
 
 
 def test_embedded_derives_a_stable_dev_service_role_key(tmp_path: Path) -> None:
-    settings = auth_settings_from_env({}, tmp_path, embedded=True)
+    settings = auth_settings_from_env({}, DataDirKeys(tmp_path))
     assert settings.jwt_secret is not None
     assert settings.service_role_key is not None
     claims = jwt.decode(settings.service_role_key.reveal(), settings.jwt_secret.reveal(), algorithms=["HS256"])
     assert claims["role"] == "service_role"
     assert claims["iss"] == "supabase-demo"
     assert claims["exp"] > 4_000_000_000
-    again = auth_settings_from_env({}, tmp_path, embedded=True)
+    again = auth_settings_from_env({}, DataDirKeys(tmp_path))
     assert again.service_role_key == settings.service_role_key
 
 
 def test_embedded_prefers_the_environment(tmp_path: Path) -> None:
     env = {"SUPABASE_JWT_SECRET": ENV_SECRET, "SUPABASE_SECRET_KEY": SB_SECRET}
-    settings = auth_settings_from_env(env, tmp_path, embedded=True)
+    settings = auth_settings_from_env(env, DataDirKeys(tmp_path))
     assert settings.jwt_secret == Secret(ENV_SECRET)
     assert settings.secret_key == Secret(SB_SECRET)
     assert settings.service_role_key is None  # an explicit service key means no derived one
@@ -58,10 +59,10 @@ def test_embedded_prefers_the_environment(tmp_path: Path) -> None:
 
 
 def test_embedded_refuses_a_secret_file_others_can_read(tmp_path: Path) -> None:
-    auth_settings_from_env({}, tmp_path, embedded=True)
+    auth_settings_from_env({}, DataDirKeys(tmp_path))
     (tmp_path / "jwt_secret").chmod(0o644)
     with pytest.raises(AuthConfigError, match="chmod 600"):
-        auth_settings_from_env({}, tmp_path, embedded=True)
+        auth_settings_from_env({}, DataDirKeys(tmp_path))
 
 
 def test_embedded_refuses_a_truncated_secret_file(tmp_path: Path) -> None:
@@ -69,7 +70,7 @@ def test_embedded_refuses_a_truncated_secret_file(tmp_path: Path) -> None:
     path.write_text("short\n")
     path.chmod(0o600)
     with pytest.raises(AuthConfigError, match="at least 32 characters"):
-        auth_settings_from_env({}, tmp_path, embedded=True)
+        auth_settings_from_env({}, DataDirKeys(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -84,7 +85,7 @@ def test_embedded_refuses_a_truncated_secret_file(tmp_path: Path) -> None:
 )
 def test_non_embedded_requires_verification_and_service_key(tmp_path: Path, env: dict[str, str], variable: str) -> None:
     with pytest.raises(AuthConfigError, match=variable):
-        auth_settings_from_env(env, tmp_path, embedded=False)
+        auth_settings_from_env(env, None)
     assert not (tmp_path / "jwt_secret").exists()  # nothing is generated outside embedded mode
 
 
@@ -104,7 +105,7 @@ def test_non_embedded_requires_verification_and_service_key(tmp_path: Path, env:
 def test_malformed_values_are_named_not_echoed(tmp_path: Path, env: dict[str, str], message: str) -> None:
     full = {"SUPABASE_JWT_SECRET": ENV_SECRET, "SUPABASE_SECRET_KEY": SB_SECRET, **env}
     with pytest.raises(AuthConfigError, match=message) as caught:
-        auth_settings_from_env(full, tmp_path, embedded=False)
+        auth_settings_from_env(full, None)
     for value in env.values():
         if len(value) > 10:
             assert value not in str(caught.value)
@@ -116,12 +117,12 @@ def test_non_embedded_settings(tmp_path: Path) -> None:
         "SUPABASE_SERVICE_ROLE_KEY": ROLE_KEY,
         "SUPABASE_SECRET_KEY": SB_SECRET,
     }
-    settings = auth_settings_from_env(env, tmp_path, embedded=False)
+    settings = auth_settings_from_env(env, None)
     assert settings.jwt_secret is None
     assert settings.jwks_url == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"
     assert settings.service_role_key == Secret(ROLE_KEY)
     assert auth_settings_from_env(
-        {"SUPABASE_URL": "http://127.0.0.1:54321", "SUPABASE_SECRET_KEY": SB_SECRET}, tmp_path, embedded=False
+        {"SUPABASE_URL": "http://127.0.0.1:54321", "SUPABASE_SECRET_KEY": SB_SECRET}, None
     ).jwks_url == ("http://127.0.0.1:54321/auth/v1/.well-known/jwks.json")
     assert AuthSettings(jwt_secret=Secret(ENV_SECRET)).jwks_url is None
 
@@ -145,19 +146,19 @@ def test_non_embedded_settings(tmp_path: Path) -> None:
     ],
 )
 def test_the_issuer_user_tokens_must_name(tmp_path: Path, env: dict[str, str], issuer: str | None) -> None:
-    settings = auth_settings_from_env({"SUPABASE_SECRET_KEY": SB_SECRET, **env}, tmp_path, embedded=False)
+    settings = auth_settings_from_env({"SUPABASE_SECRET_KEY": SB_SECRET, **env}, None)
     assert settings.issuer == issuer
 
 
 def test_embedded_mode_checks_no_issuer(tmp_path: Path) -> None:
     env = {"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_JWT_ISSUER": "https://abc.supabase.co/auth/v1"}
-    assert auth_settings_from_env(env, tmp_path, embedded=True).issuer is None
+    assert auth_settings_from_env(env, DataDirKeys(tmp_path)).issuer is None
 
 
 def test_an_issuer_with_whitespace_is_refused(tmp_path: Path) -> None:
     env = {"SUPABASE_JWT_SECRET": ENV_SECRET, "SUPABASE_SECRET_KEY": SB_SECRET, "SUPABASE_JWT_ISSUER": "a b"}
     with pytest.raises(AuthConfigError, match="SUPABASE_JWT_ISSUER"):
-        auth_settings_from_env(env, tmp_path, embedded=False)
+        auth_settings_from_env(env, None)
 
 
 def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
@@ -166,12 +167,12 @@ def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
         "SUPABASE_SERVICE_ROLE_KEY": ROLE_KEY,
         "SUPABASE_SECRET_KEY": SB_SECRET,
     }
-    settings = auth_settings_from_env(env, tmp_path, embedded=False)
+    settings = auth_settings_from_env(env, None)
     text = repr(settings) + str(settings) + repr(settings.jwt_secret) + str(settings.secret_key)
     for value in env.values():
         assert value not in text
     assert "**********" in text
-    embedded = auth_settings_from_env({}, tmp_path / "e", embedded=True)
+    embedded = auth_settings_from_env({}, DataDirKeys(tmp_path / "e"))
     assert embedded.jwt_secret is not None
     assert embedded.service_role_key is not None
     assert embedded.jwt_secret.reveal() not in repr(embedded)
@@ -198,6 +199,6 @@ def test_concurrent_first_start_keeps_the_winners_secret(tmp_path: Path, monkeyp
         real_link(src, dst)
 
     monkeypatch.setattr(os, "link", lose_the_race)
-    settings = auth_settings_from_env({}, tmp_path, embedded=True)
+    settings = auth_settings_from_env({}, DataDirKeys(tmp_path))
     assert settings.jwt_secret == Secret(winner)
     assert [p.name for p in tmp_path.iterdir()] == ["jwt_secret"]

@@ -1,0 +1,123 @@
+"""The pooled connection: a transaction's opening travels with its first statement.
+
+A request's time is mostly round trips to the server, so a transaction costs as few as it can: a
+transaction's `BEGIN` and its role and claims travel in one pipeline with its first statement, so a
+transaction of one query is two round trips (that query, then `COMMIT`), and a unit held to one statement
+(`backend.db.units.service_statement`) goes alone, committed as it runs: one round trip. Each answer is
+noted, for the outage log and the waits for a connection (a busy database is not a dead one).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, LiteralString
+
+import psycopg
+from psycopg import AsyncCursor, AsyncTransaction
+from psycopg.abc import Params, Query
+from psycopg.pq import TransactionStatus
+
+from backend.db.deadline import TimedWaits, current_budget
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+"""The connection every service takes: rows come back as dicts."""
+
+#: Statements a unit sends ahead of its first one, with their parameters.
+Opening = tuple[tuple[LiteralString, Mapping[str, Any]], ...]
+
+_OPEN_TRANSACTION = frozenset({TransactionStatus.INTRANS, TransactionStatus.INERROR})
+
+
+class PooledConnection(TimedWaits):
+    """A pooled connection. It is in autocommit mode: the units of work say where their transactions
+    begin and end, so that a transaction's opening (`BEGIN` and its settings) can wait and go in one
+    pipeline with its first statement instead of costing round trips of its own."""
+
+    #: Statements the unit's first statement takes along (`BEGIN` and its settings), until it is sent.
+    _opening: Opening | None = None
+    #: How many more statements the unit may run, when it is held to a number (`service_statement`: one).
+    _statements_left: int | None = None
+    #: Whether a statement got its answer since the connection was handed out (the database is up).
+    answered = False
+    #: When (monotonic seconds) any pooled connection of this process last got an answer: a wait for a
+    #: connection that sees one is a wait on a busy database, not on a dead one. Counted as answers come,
+    #: and over every pool, as all of them talk to the one database: a pool whose units all hold their
+    #: connections for long (the Storage stand-in's, through a burst of uploads) is still busy, not down.
+    heard_at: ClassVar[float] = -math.inf
+
+    def open_with(self, *opening: tuple[LiteralString, Mapping[str, Any]]) -> None:
+        """Send these statements (`BEGIN`, settings) with the first statement executed, in one pipeline."""
+        self._opening = opening or None
+
+    def run_alone(self) -> None:
+        """Take one statement only: the server commits it (with its opening, one implicit transaction) as
+        it answers, so a second one would not share its transaction and is refused."""
+        self._statements_left = 1
+
+    async def execute(
+        self, query: Query, params: Params | None = None, *, prepare: bool | None = None, binary: bool = False
+    ) -> AsyncCursor[dict[str, Any]]:
+        """Execute `query` (after the transaction's opening, in one round trip, if it is still to send)."""
+        if self._statements_left is not None:
+            if self._statements_left == 0:
+                raise RuntimeError("a service_statement runs one statement; use service_transaction for more")
+            self._statements_left -= 1
+        try:
+            if self._opening is None:
+                cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
+            else:
+                async with self.pipeline():
+                    await self._send_opening()
+                    cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            self._heard()  # with an error of the statement's own
+            raise
+        self._heard()
+        return cursor
+
+    def _heard(self) -> None:
+        self.answered = True
+        PooledConnection.heard_at = time.monotonic()
+        budget = current_budget()
+        if budget is not None:
+            budget.stalled = 0.0
+
+    @asynccontextmanager
+    async def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> AsyncIterator[AsyncTransaction]:
+        """psycopg's transaction block: a savepoint inside a unit's transaction (opened first if it
+        still waits for a statement), a transaction of its own outside one."""
+        if self._statements_left is not None:
+            raise RuntimeError("a service_statement runs one statement, not a transaction block")
+        if self._opening is not None:
+            async with self.pipeline():
+                await self._send_opening()
+        async with super().transaction(savepoint_name, force_rollback) as tx:
+            yield tx
+
+    async def _send_opening(self) -> None:
+        """Queue the unit's opening in the caller's pipeline; it waits no more."""
+        opening, self._opening = self._opening or (), None
+        for statement, params in opening:
+            await super().execute(statement, params)
+
+    def unit_ended(self) -> None:
+        """Forget what the unit that held the connection asked of it (its opening, its statement count)."""
+        self._opening = self._statements_left = None
+
+    async def end(self, *, commit: bool) -> None:
+        """Commit (or roll back) the unit's transaction; nothing to send if it never ran a statement."""
+        if self._opening is not None:
+            self._opening = None
+            return
+        if commit:
+            await super().execute("commit")
+            self._heard()
+        elif not self.broken and self.pgconn.transaction_status in _OPEN_TRANSACTION:
+            await super().execute("rollback")

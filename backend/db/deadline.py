@@ -1,0 +1,156 @@
+"""How long a unit of database work, and a request, may wait on a server that does not answer.
+
+Once a unit has its connection, the server must answer each of the work's statements (and the commit)
+within a deadline, `VOICEGATE_DB_TIMEOUT` unless the caller gives another. Past it the connection's socket
+is shut down: whatever awaits the connection fails at once, the pool discards it instead of taking it
+back, and the work fails with `DatabaseUnavailable`. The socket is cut rather than the task cancelled
+because psycopg meets a cancelled query by asking the server to cancel it and waiting up to ten seconds
+for the answer, which a hung server never gives. The deadline runs while the server is being waited for.
+It does not run while the process is busy with its own work between statements, or has an answer it has
+not yet read: a burst that keeps the event loop busy for a second is not an outage of the database.
+
+An HTTP request holds all its units to one budget besides (`request_budget`, `VOICEGATE_DB_TIMEOUT`): the
+time it waits on a database that does not answer (for a connection while nobody gets answers, or for the
+server's answer) adds up over its units, the Storage stand-in's that it reaches in-process included, and
+any answer clears it. Once the request has waited its budget, its next units fail at once instead of each
+waiting a deadline of its own (the removal of an object it stored, the release of its Idempotency-Key), so
+a request that meets a hung database answers 503 within the one budget, while one the database keeps
+answering, however slowly, waits no less than before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import select
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
+
+import psycopg
+
+from backend.db.waiting import ObservedWaits
+
+
+class RequestBudget:
+    """How long one request may still wait on a database that does not answer, over all its units of work."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        #: Seconds waited on the database since it last answered the request.
+        self.stalled = 0.0
+
+    def left(self) -> float:
+        """Seconds the request may still wait without an answer."""
+        return self.seconds - self.stalled
+
+
+_REQUEST_BUDGET: ContextVar[RequestBudget | None] = ContextVar("voicegate_request_budget", default=None)
+
+
+@contextmanager
+def request_budget(seconds: float) -> Iterator[RequestBudget]:
+    """Hold the block's units of database work (one request's) to one budget of `seconds` of waiting on a
+    database that does not answer (see the module docstring). A request reached in-process from another
+    one (the Storage stand-in's, from an API request) keeps the budget of the request it serves."""
+    current = _REQUEST_BUDGET.get()
+    if current is not None:
+        yield current
+        return
+    budget = RequestBudget(seconds)
+    token = _REQUEST_BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _REQUEST_BUDGET.reset(token)
+
+
+def current_budget() -> RequestBudget | None:
+    """The budget of the request this code runs for, if it runs for one."""
+    return _REQUEST_BUDGET.get()
+
+
+class TimedWaits(ObservedWaits):
+    """A connection that notes when it waits on the server, for its unit's `Deadline`, and charges each
+    wait that ends without an answer to the request's budget. A request that has no budget left does not
+    wait at all."""
+
+    #: Since when (the event loop's clock) the connection waits for the server, while it does.
+    waiting_since: float | None = None
+    #: How long the current wait may last by its request's budget (unbounded outside a request).
+    wait_limit: float = math.inf
+    #: The budget the current wait is charged to, if it runs for a request.
+    _charged: RequestBudget | None = None
+
+    def wait_begins(self) -> None:
+        """Note when the wait began, and what its request has left (failing it at once if nothing)."""
+        budget = self._charged = _REQUEST_BUDGET.get()
+        self.wait_limit = math.inf if budget is None else budget.left()
+        if self.wait_limit <= 0:
+            sever(self)  # the wait fails at once, and the pool discards the connection
+        self.waiting_since = asyncio.get_running_loop().time()
+
+    def wait_ends(self, *, answered: bool) -> None:
+        """Charge a wait that ended without an answer to its request's budget."""
+        if not answered and self._charged is not None and self.waiting_since is not None:
+            self._charged.stalled += asyncio.get_running_loop().time() - self.waiting_since
+        self.waiting_since = self._charged = None
+
+
+class Deadline:
+    """Cuts the unit's connection once the server has kept it waiting `budget` seconds, or what was left of
+    its request's budget when the wait began. While the connection does not wait (the process works
+    between statements) or its answer has come but is not read yet (the event loop is busy), the server
+    is not late, and the deadline looks again later."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: TimedWaits, budget: float) -> None:
+        self._loop, self._conn, self._budget = loop, conn, budget
+        self._request = _REQUEST_BUDGET.get()
+        self._handle = loop.call_at(loop.time() + self._next_wait(), self._check)
+
+    def _next_wait(self) -> float:
+        """The longest a wait beginning now may last (a request with nothing left fails its waits as they
+        begin, so the look after that is the unit's own)."""
+        left = math.inf if self._request is None else self._request.left()
+        return min(self._budget, left) if left > 0 else self._budget
+
+    def _check(self) -> None:
+        now, since = self._loop.time(), self._conn.waiting_since
+        if since is None or readable(self._conn):
+            due = now + self._next_wait()
+        else:
+            due = since + min(self._budget, self._conn.wait_limit)
+        if due <= now:
+            sever(self._conn)
+        else:
+            self._handle = self._loop.call_at(due, self._check)
+
+    def cancel(self) -> None:
+        """Stop watching: the unit is over."""
+        self._handle.cancel()
+
+
+def readable(conn: psycopg.AsyncConnection[object]) -> bool:
+    """Whether the server has sent something the connection has not read yet (or its socket is gone)."""
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.Error:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def sever(conn: psycopg.AsyncConnection[object]) -> None:
+    """Shut the connection's socket down (the descriptor stays libpq's to close): a pending read or
+    write on it ends at once, libpq marks the connection bad, and the pool discards it."""
+    if conn.closed:
+        return
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.Error:
+        return
+    with suppress(OSError), socket.socket(fileno=os.dup(fd)) as duplicate:
+        duplicate.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,266 @@
+"""Units of database work, and the two kinds of transaction voicegate runs.
+
+User-facing work runs as `authenticated` with the caller's JWT claims, exactly as PostgREST does, so
+RLS decides what a request sees. Service work (consumers, internal routes, scripts) runs as
+`service_role`. Either way, a database that cannot be reached becomes `DatabaseUnavailable` (a 503),
+and the lifecycle's own SQLSTATEs become the matching domain errors. A unit waits for its connection as
+its pool says (`backend.db.pool`), is held to its deadline once it has it (`backend.db.deadline`), and
+reports how it went to the database's `Outage`, which logs an outage's start and end instead of every
+failed request. On a service pool at its own limits, work that is one statement (`service_statement`) goes
+alone, committed as it runs: one round trip, no `BEGIN`, no `COMMIT`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg_pool import PoolTimeout
+
+from backend.db.connection import Connection, Opening, PooledConnection
+from backend.db.deadline import Deadline, current_budget, readable
+from backend.db.pool import Pool
+from backend.errors import (
+    ClientError,
+    DatabaseUnavailable,
+    Forbidden,
+    IllegalTransition,
+    LeaseLost,
+    NotFound,
+    ServerBusy,
+    StaleVersion,
+    VoicegateError,
+)
+from backend.outages import DATABASE
+
+Recorder = Callable[[Connection, Any], Awaitable[None]]
+"""A hook a service calls with its open transaction and its result, just before that transaction commits
+(an Idempotency-Key's record of the response, so the key and the write commit together). It may switch
+the transaction to `service_role`, so a service calls it last."""
+
+# SQLSTATEs raised by the lifecycle functions (supabase/migrations/*_attempt_lifecycle.sql).
+_SQLSTATE_ERRORS: dict[str, type[VoicegateError]] = {
+    "VG400": ClientError,
+    "VG403": Forbidden,
+    "VG404": NotFound,
+    "VG409": StaleVersion,
+    "VG422": IllegalTransition,
+    "VG423": LeaseLost,
+}
+# Not reachable, shutting down, or (25P03) a transaction the server ended for idling past its deadline.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25P03"})
+
+_AS_SERVICE = (
+    "select set_config('role', 'service_role', true), set_config('statement_timeout', %(limit)s, true),"
+    " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
+)
+_BEGIN: tuple[LiteralString, Mapping[str, Any]] = ("begin", {})
+_AS_USER = (
+    "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %(claims)s, true),"
+    " set_config('statement_timeout', %(limit)s, true),"
+    " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
+)
+
+
+@contextmanager
+def translate_db_errors() -> Iterator[None]:
+    """Turn driver errors into domain errors: unreachable or hung → 503, lifecycle SQLSTATEs → 4xx."""
+    try:
+        yield
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable from exc
+    except psycopg.Error as exc:
+        sqlstate = exc.sqlstate or ""
+        error = _SQLSTATE_ERRORS.get(sqlstate)
+        if error is not None:
+            raise error(exc.diag.message_primary or None) from exc
+        if sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES:
+            raise DatabaseUnavailable from exc
+        raise
+
+
+@asynccontextmanager
+async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterator[PooledConnection]:
+    """A pooled connection, for work that must end within `budget` seconds (default: the pool's
+    `work_timeout`) of getting it; see `backend.db.pool` for how long getting it may take.
+
+    Raises DatabaseUnavailable when no connection comes while the database answers nobody, or the deadline
+    passes while the work still needs the database; ServerBusy when the connections stay busy with others'
+    work past the pool's `busy_wait`. A connection that did not come back idle is discarded.
+    """
+    loop = asyncio.get_running_loop()
+    conn: PooledConnection | None = None
+    try:
+        with translate_db_errors():
+            conn = await _checkout(pool)
+            deadline = Deadline(loop, conn, pool.work_timeout if budget is None else budget)
+            try:
+                yield conn
+            finally:
+                deadline.cancel()
+                await _give_back(pool, conn)
+    except DatabaseUnavailable as exc:
+        DATABASE.failed(exc)
+        raise
+    except BaseException:
+        _answered(conn)  # whatever failed after it answered was not its availability
+        raise
+    _answered(conn)
+
+
+def _answered(conn: PooledConnection | None) -> None:
+    if conn is not None and conn.answered:
+        DATABASE.recovered()
+
+
+async def _checkout(pool: Pool) -> PooledConnection:
+    """A connection from the pool whose server has not hung up on it (such a one is discarded and the next
+    one taken). Waits in rounds of the pool's `timeout` (at most what is left of the request's budget): a
+    round in which no connection of this process got an answer from the database raises PoolTimeout,
+    charged to the request's budget; past the pool's `busy_wait` it is ServerBusy. A round after the
+    first runs from the last answer anyone got, not from when the one before ended: a wait that began
+    as the database hung, while answers sent just before still came in, is not a wait on a busy one."""
+    budget = current_budget()
+    started = time.monotonic()
+    give_up = started + pool.busy_wait
+
+    def round_end(now: float) -> float:
+        return min(give_up, now + (pool.timeout if budget is None else min(pool.timeout, budget.left())))
+
+    round_started, round_ends = started, round_end(started)
+    while True:
+        try:
+            left = round_ends - time.monotonic()
+            if left <= 0:
+                raise PoolTimeout("no connection came in time")  # noqa: TRY301 - handled as getconn's own
+            conn = await pool.getconn(timeout=left)
+        except PoolTimeout:
+            now = time.monotonic()
+            heard_at = PooledConnection.heard_at
+            if heard_at <= round_started:
+                # Nobody got an answer while this waited: the database is down or hung.
+                if budget is not None:
+                    budget.stalled += now - round_started
+                raise
+            if now >= give_up:
+                raise ServerBusy from None
+            round_started, round_ends = heard_at, round_end(heard_at)
+            continue
+        conn.answered = False
+        if _hung_up(conn):
+            await conn.close()
+            await pool.putconn(conn)
+            continue
+        return conn
+
+
+def _hung_up(conn: PooledConnection) -> bool:
+    """Whether the server has ended this idle connection, seen without a round trip: the server only
+    speaks to an idle connection to say it is closing it (a restart, a terminated backend), so a
+    readable socket, or one in error, means a dead connection. A hung server is not seen here: the
+    unit's deadline covers that."""
+    return conn.broken or conn.pgconn.status != ConnStatus.OK or readable(conn)
+
+
+async def _give_back(pool: Pool, conn: PooledConnection) -> None:
+    """Return `conn` to the pool; one that is not idle is closed first, because the pool would roll it
+    back, a round trip a hung server never answers."""
+    if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+        await conn.close()
+    await pool.putconn(conn)
+
+
+def _as_service(pool: Pool, budget: float | None) -> Opening:
+    """What makes a unit the service at its limits: nothing on a service pool at its own limits."""
+    if pool.service and budget is None:
+        return ()
+    return ((_AS_SERVICE, pool.server_limits(budget)),)
+
+
+@asynccontextmanager
+async def _transaction(pool: Pool, budget: float | None, setup: Opening) -> AsyncIterator[Connection]:
+    """A unit of `database_work` that is one transaction opened with `setup` (sent with its first
+    statement), committed when the body ends, rolled back when it raises."""
+    async with database_work(pool, budget) as conn:
+        conn.open_with(_BEGIN, *setup)
+        try:
+            yield conn
+        except BaseException:
+            with suppress(psycopg.Error):  # the error being raised says more than a failed rollback
+                await conn.end(commit=False)
+            raise
+        await conn.end(commit=True)
+
+
+@asynccontextmanager
+async def service_transaction(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
+    """A transaction as `service_role` (bypasses RLS): for consumers, internal routes and scripts. It is
+    a unit of `database_work` (`budget`: its seconds, default the pool's `work_timeout`)."""
+    async with _transaction(pool, budget, _as_service(pool, budget)) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def service_statement(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
+    """One statement as `service_role`, committed as the server answers it: a unit of `database_work`
+    of one round trip, with no `BEGIN` or `COMMIT` to send. On a service pool at its own limits the
+    statement goes alone; otherwise its role and limits go with it in one pipeline, which the server
+    runs as one implicit transaction. A second statement raises RuntimeError."""
+    async with database_work(pool, budget) as conn:
+        conn.open_with(*_as_service(pool, budget))
+        conn.run_alone()
+        try:
+            yield conn
+        finally:
+            conn.unit_ended()
+
+
+@asynccontextmanager
+async def user_transaction(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
+    """A transaction as `authenticated` carrying `claims`, as PostgREST runs a request; a unit of
+    `database_work` like `service_transaction`."""
+    user = {"claims": json.dumps({**claims, "role": "authenticated"}), **pool.server_limits(None)}
+    async with _transaction(pool, None, ((_AS_USER, user),)) as conn:
+        yield conn
+
+
+async def ping(pool: Pool) -> None:
+    """Raise DatabaseUnavailable unless the database answers a query within the work deadline."""
+    async with database_work(pool) as conn:
+        await conn.execute("select 1")
+
+
+TransactionSource = Connection | Pool | Callable[[], AbstractAsyncContextManager[Connection]]
+"""Where batch work takes one transaction per item from: a pool (service transactions), a connection
+that already acts as the service, or a factory of transactions (an operator script's, which set the
+role and a lock timeout)."""
+
+
+@asynccontextmanager
+async def transaction_from(source: TransactionSource) -> AsyncIterator[Connection]:
+    """A service transaction from a pool; a transaction (a savepoint if one is open) on a connection
+    that already acts as the service; or whatever transaction a factory opens."""
+    if isinstance(source, Pool):
+        async with service_transaction(source) as conn:
+            yield conn
+    elif isinstance(source, psycopg.AsyncConnection):
+        async with source.transaction():
+            yield source
+    else:
+        async with source() as conn:
+            yield conn
+
+
+async def become_service(conn: Connection) -> None:
+    """Switch a user transaction to `service_role` for its remaining statements.
+
+    For use cases that check ownership under the caller's RLS and then write service-only rows in
+    the same transaction. SET ROLE is checked against the session user, so this works from any role.
+    """
+    await conn.execute("select set_config('role', 'service_role', true)")
