@@ -21,7 +21,7 @@ from backend.providers.selfhosted_store import PostgresReferenceStore
 from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
-from backend.webhooks.sender import Target, WebhookSender
+from backend.standard_webhooks.sender import Target, WebhookSender
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner

@@ -14,7 +14,7 @@ from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_fro
 from backend.cpu import default_workers
 from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
 from backend.secret import Secret, is_loopback_host
-from backend.webhooks.signing import secret_key
+from backend.standard_webhooks.signing import secret_key
 
 DEFAULT_DATA_DIR = Path(".voicegate")
 

@@ -23,7 +23,6 @@ from typing import IO, Any, Final
 import msgspec
 
 from backend import queues
-from backend.api.fields import LanguageTag, Name, Text
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
 from backend.auth.verify import UserClaims
@@ -31,6 +30,7 @@ from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Connection, Pool, Recorder, become_service, user_transaction
 from backend.db.queries import load_queries
 from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
+from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import ProviderName, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.settings import Settings

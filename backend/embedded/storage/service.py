@@ -29,8 +29,6 @@ from anyio import AsyncFile
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
-from backend.api.fields import holds_nul
-from backend.api.multipart import FormError, Part, form_boundary, read_form
 from backend.db.pool import Connection, Pool, service_transaction, user_transaction
 from backend.embedded.private_files import make_private_dirs, private_opener
 from backend.embedded.storage import errors
@@ -40,6 +38,8 @@ from backend.embedded.storage.tokens import (
     verify_download_token,
     verify_upload_token,
 )
+from backend.fields import holds_nul
+from backend.multipart import FormError, Part, form_boundary, read_form
 
 Claims = Mapping[str, Any]
 
