@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from backend.attempts.worker import process_attempt
-from backend.context import Lifecycle, build_lifecycle
+from backend.compose import build_lifecycle
+from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
 from backend.embedded.storage.in_process import standalone_storage as local_storage

@@ -16,7 +16,8 @@ import httpx
 import psycopg
 import pytest
 
-from backend.context import Lifecycle, build_lifecycle
+from backend.compose import build_lifecycle
+from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool, service_transaction
 from backend.embedded.storage.in_process import standalone_storage as local_storage
