@@ -63,8 +63,8 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     signer = ProvenanceSigner.from_settings(settings)
     resolve_dependencies_in_order()
     pool = create_pool(dsn, settings)
-    # The Storage stand-in and the worker run on pools of their own: a burst of either cannot take the
-    # connections the API's requests need (nor the stand-in those of the requests that call it).
+    # The Storage stand-in and the worker (`worker_lifecycle`) run on pools of their own: a burst of either
+    # cannot take the connections the API's requests need (nor the stand-in those of the requests that call it).
     storage_pool = create_pool(dsn, settings) if settings.embedded else None
     pools = [opened for opened in (pool, storage_pool) if opened is not None]
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
