@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -26,9 +26,10 @@ from backend.api.idempotency import IdempotencyKeys
 from backend.api.metrics import MetricsMiddleware
 from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
-from backend.context import Lifecycle, build_lifecycle
+from backend.compose import build_lifecycle, worker_lifecycle
+from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import Pool, create_pool, create_worker_pool
+from backend.db.pool import Pool, create_pool
 from backend.errors import StreamsLimited
 from backend.problem import problem_response
 from backend.provenance import ProvenanceSigner
@@ -63,15 +64,10 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     signer = ProvenanceSigner.from_settings(settings)
     resolve_dependencies_in_order()
     pool = create_pool(dsn, settings.pool_limits)
-    # The Storage stand-in and the worker run on pools of their own: a burst of either cannot take the
-    # connections the API's requests need (nor the stand-in those of the requests that call it).
+    # The Storage stand-in and the worker (`worker_lifecycle`) run on pools of their own: a burst of either
+    # cannot take the connections the API's requests need (nor the stand-in those of the requests that call it).
     storage_pool = create_pool(dsn, settings.pool_limits) if settings.embedded else None
-    worker_pool = (
-        create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
-        if run_consumers
-        else None
-    )
-    pools = [opened for opened in (pool, storage_pool, worker_pool) if opened is not None]
+    pools = [opened for opened in (pool, storage_pool) if opened is not None]
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
     handlers: list[Any] = [
@@ -110,8 +106,13 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         app.state.lifecycle = build_lifecycle(settings, pool, app.state.storage, provider_http, signer, cpu=cpu)
         stopping = asyncio.Event()
         worker = None
-        if worker_pool is not None:
-            worker_ctx = build_lifecycle(settings, worker_pool, app.state.storage, provider_http, signer, cpu=cpu)
+        # The worker's own lifecycle and pool; the signer, Storage, provider clients and executor it uses
+        # are the API's, closed with it.
+        consuming = AsyncExitStack()
+        if run_consumers:
+            worker_ctx = await consuming.enter_async_context(
+                worker_lifecycle(settings, dsn, app.state.storage, provider_http, signer, cpu=cpu)
+            )
             worker = _start_worker(app, settings, dsn, worker_ctx, stopping)
         try:
             yield
@@ -119,7 +120,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
             stopping.set()
             if worker is not None:
                 await asyncio.gather(worker, return_exceptions=True)
-                await worker_ctx.webhooks.aclose()  # the signer is the API lifecycle's, closed with it
+            await consuming.aclose()
             await app.state.lifecycle.aclose()
             await cpu.aclose()
             await provider_http.aclose()

@@ -1,6 +1,6 @@
 """What the worker steps need (pool, Storage, provider adapters, the C2PA signer, the webhook sender,
-timings), built once per process (API or worker) and passed down; and the `Outcome` every step answers
-with."""
+timings), built once per process (API or worker) by `backend.compose` and passed down; and the `Outcome`
+every step answers with."""
 
 from __future__ import annotations
 
@@ -8,20 +8,14 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
-import httpx
 import msgspec
 
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool
-from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.registry import ProviderSet
-from backend.providers.selfhosted_store import PostgresReferenceStore
-from backend.secret import is_loopback_host
-from backend.settings import Settings
+from backend.standard_webhooks.sender import WebhookSender
 from backend.storage.client import ObjectStorage
-from backend.webhooks.sender import Target, WebhookSender
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
@@ -63,38 +57,3 @@ class Lifecycle:
         """Release what the lifecycle holds of its own: the webhook sender's client and the signer."""
         await self.webhooks.aclose()
         self.signer.close()
-
-
-def build_lifecycle(
-    settings: Settings,
-    pool: Pool,
-    storage: ObjectStorage,
-    http_client: httpx.AsyncClient,
-    signer: ProvenanceSigner,
-    *,
-    cpu: CpuExecutor,
-) -> Lifecycle:
-    """The lifecycle context of a process, owning `signer` (built at start-up with
-    `ProvenanceSigner.from_settings`) and using `cpu` (closed by its owner): local voices and inline
-    self-hosted references live in the database, shared by all workers."""
-    providers = ProviderSet(
-        settings.provider_settings,
-        http_client,
-        cpu=cpu,
-        profile_store=PostgresProfileStore(pool),
-        reference_store=PostgresReferenceStore(pool),
-    )
-    project = None
-    if settings.webhook_url is not None and settings.webhook_secret is not None:
-        project = Target(settings.webhook_url, settings.webhook_secret, trusted=True)
-    return Lifecycle(
-        pool=pool,
-        storage=storage,
-        providers=providers,
-        public_storage=not is_loopback_host(urlsplit(settings.storage_public_url).hostname or ""),
-        signer=signer,
-        cpu=cpu,
-        webhooks=WebhookSender(project, allow_private=settings.embedded),
-        lease_seconds=settings.lease_seconds,
-        retry_base_seconds=settings.retry_base_seconds,
-    )

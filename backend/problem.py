@@ -11,7 +11,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.types import Scope, Send
 
-from backend.api.fields import PATTERN_WORDS, valid_host
 from backend.errors import (
     DatabaseUnavailable,
     InvalidHost,
@@ -20,6 +19,7 @@ from backend.errors import (
     TooManyRequests,
     VoicegateError,
 )
+from backend.fields import PATTERN_WORDS, valid_host
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
 from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
 from backend.secret import Secret, is_loopback_host
-from backend.webhooks.signing import secret_key
+from backend.standard_webhooks.signing import secret_key
 
 DEFAULT_DATA_DIR = Path(".voicegate")
 

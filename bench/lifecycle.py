@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
 from backend.attempts import service as attempt_service  # noqa: E402
-from backend.context import build_lifecycle  # noqa: E402
+from backend.compose import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool, create_worker_pool  # noqa: E402

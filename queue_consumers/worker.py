@@ -125,9 +125,8 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
     would otherwise wait for it forever, looking healthy), and SettingsError before consuming anything when
     the C2PA credentials are unusable.
     """
-    from backend.context import build_lifecycle  # noqa: PLC0415
+    from backend.compose import worker_lifecycle  # noqa: PLC0415
     from backend.cpu import CpuExecutor  # noqa: PLC0415
-    from backend.db.pool import create_worker_pool  # noqa: PLC0415
     from backend.provenance import ProvenanceSigner  # noqa: PLC0415
     from backend.providers.http import create_http_client  # noqa: PLC0415
     from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415
@@ -144,22 +143,20 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
         if unreachable is not None:
             raise StorageUnreachable(f"cannot reach Storage at {settings.storage_public_url} ({unreachable})")
         signer = ProvenanceSigner.from_settings(settings)
-        pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
-        await pool.open(wait=False)
-        async with (
-            create_http_client() as provider_http,
-            httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
-            CpuExecutor(settings.cpu_workers) as cpu,
-        ):
-            ctx = build_lifecycle(settings, pool, storage, provider_http, signer, cpu=cpu)
-            consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api)
-            try:
-                await run_worker(settings, ctx, consumers, stopping)
-            except RuntimeError:
-                log.critical("worker stopped: a consumer died", exc_info=True)
-                return 1
-            finally:
-                await ctx.aclose()
-                await pool.close()
+        try:
+            async with (
+                create_http_client() as provider_http,
+                httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
+                CpuExecutor(settings.cpu_workers) as cpu,
+                worker_lifecycle(settings, dsn, storage, provider_http, signer, cpu=cpu) as ctx,
+            ):
+                consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api)
+                try:
+                    await run_worker(settings, ctx, consumers, stopping)
+                except RuntimeError:
+                    log.critical("worker stopped: a consumer died", exc_info=True)
+                    return 1
+        finally:
+            signer.close()
     log.info("worker drained and stopped")
     return 0

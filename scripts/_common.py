@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import msgspec
 import psycopg
 from psycopg.rows import dict_row
@@ -32,16 +31,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from backend.cpu import CpuExecutor
+from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one
-from backend.db.pool import create_pool
 from backend.db.queries import load_queries
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
-from backend.providers.local.db_store import PostgresProfileStore
-from backend.providers.registry import ProviderSet
-from backend.providers.selfhosted_store import PostgresReferenceStore
 from backend.settings import Settings, SettingsError, settings_from_env, with_auth
 
 if TYPE_CHECKING:
@@ -236,18 +231,9 @@ class Ops:
     async def audit(
         self, conn: Connection, action: str, subject_type: str, subject_id: object, detail: dict[str, Any]
     ) -> None:
-        """Write one audit event in `conn`'s (writable) transaction, beside the change it records."""
-        await fetch_one(
-            conn,
-            _Q["record_audit"],
-            {
-                "actor": self.actor,
-                "action": action,
-                "subject_type": subject_type,
-                "subject_id": str(subject_id),
-                "detail": msgspec.json.encode({**self.audit_detail, **detail}).decode(),
-            },
-        )
+        """Write one audit event in `conn`'s (writable) transaction, beside the change it records, with this
+        run's `audit_detail`."""
+        await record_audit(conn, self.actor, action, subject_type, subject_id, detail={**self.audit_detail, **detail})
 
     async def database_now(self) -> datetime:
         """The database's clock (leases and expiries are measured by it)."""
@@ -472,29 +458,6 @@ async def _run(
         await body(ops)
     finally:
         await conn.close()
-
-
-@asynccontextmanager
-async def provider_set(ops: Ops) -> AsyncIterator[ProviderSet]:
-    """The provider adapters this run uses, as the workers build them: `local` voices and inline
-    `selfhosted` references are read from this database through a small service pool."""
-    settings = ops.settings.providers
-    if settings is None:
-        raise RuntimeError("settings_from_env always reads provider settings")
-    pool = create_pool(ops.dsn, msgspec.structs.replace(ops.settings.pool_limits, min_size=1, max_size=2))
-    # The scripts look voices up and never render: one CPU thread is plenty.
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False) as http, CpuExecutor(1) as cpu:
-        await pool.open(wait=True)
-        try:
-            yield ProviderSet(
-                settings,
-                http,
-                cpu=cpu,
-                profile_store=PostgresProfileStore(pool),
-                reference_store=PostgresReferenceStore(pool),
-            )
-        finally:
-            await pool.close()
 
 
 def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:

@@ -3,9 +3,6 @@
 -- at most a few seconds for a row lock, so a script never queues up behind, or in front of, live work.
 select set_config('role', 'service_role', true), set_config('lock_timeout', %(lock_timeout)s, true);
 
--- name: record_audit
-select voicegate.record_audit(%(actor)s, %(action)s, %(subject_type)s, %(subject_id)s, %(detail)s::jsonb) as id;
-
 -- name: read_only
 -- Dry runs: the database itself refuses any write in this transaction.
 set transaction read only;

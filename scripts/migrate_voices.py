@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backend.attempts import service as attempts
+from backend.compose import operator_providers
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
@@ -30,7 +31,7 @@ from backend.providers.errors import ProviderError, VoiceNotFoundError
 from backend.providers.registry import ProviderSet
 from backend.synthesis import heal
 from backend.voices import portability
-from scripts._common import Ops, UsageError, parser, provider_set, run
+from scripts._common import Ops, UsageError, parser, run
 
 NAME = "migrate-voices"
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -49,7 +50,7 @@ async def migrate(ops: Ops) -> None:
         report.counts[name] = 0
     async with ops.transaction() as conn:
         total = (await fetch_one(conn, _Q["count_candidates"], _filters(ops, after=None)))["n"]
-    async with provider_set(ops) as providers:
+    async with operator_providers(ops.settings, ops.dsn) as providers:
         with ops.progress.task(f"voices to {to}", total) as advance:
             after: uuid.UUID | None = None
             while True:

@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from backend.attempts import service as attempts
+from backend.compose import operator_providers
 from backend.db.execute import fetch_all
 from backend.db.queries import load_queries
 from backend.providers.base import ProviderVoice, VoiceProvider
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.enrolment import KeyTag, key_tag
 from backend.providers.errors import ProviderError, VoiceNotFoundError
-from scripts._common import Ops, chunks, duration, parser, provider_set, run
+from scripts._common import Ops, chunks, duration, parser, run
 
 NAME = "reconcile-provider-voices"
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -119,7 +120,7 @@ async def _providers(ops: Ops) -> AsyncIterator[list[tuple[str, VoiceProvider]]]
     if settings is None:
         raise RuntimeError("settings_from_env always reads provider settings")
     chosen: Sequence[str] = ops.args.provider or PROVIDER_NAMES
-    async with provider_set(ops) as providers:
+    async with operator_providers(ops.settings, ops.dsn) as providers:
         built: list[tuple[str, VoiceProvider]] = []
         for name in chosen:
             if not settings.has_key(name):

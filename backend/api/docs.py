@@ -26,9 +26,9 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
+from backend.audio.formats import MEDIA_TYPES
 from backend.problem import PROBLEM_JSON, ProblemDetails
 from backend.providers.config import PROVIDER_NAMES
-from backend.speech.formats import MEDIA_TYPES
 
 BEARER: Final = "bearer"
 #: The `security` of every route that acts for a signed-in user.

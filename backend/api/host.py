@@ -8,8 +8,8 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from backend.api.fields import valid_host
 from backend.errors import InvalidHost
+from backend.fields import valid_host
 from backend.problem import send_problem
 
 

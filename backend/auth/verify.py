@@ -20,9 +20,9 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from backend.api.fields import holds_nul
 from backend.auth.config import AuthSettings
 from backend.errors import Unauthorized
+from backend.fields import holds_nul
 
 log = logging.getLogger(__name__)
 

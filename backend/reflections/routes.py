@@ -19,9 +19,9 @@ from backend.api.docs import (
     SampleUploadOperation,
     problems,
 )
-from backend.api.fields import Name
 from backend.api.idempotency import idempotent
 from backend.attempts.service import Attempt
+from backend.fields import Name
 from backend.reflections import service, voice
 from backend.samples.upload import sample_upload
 

@@ -17,6 +17,7 @@ import msgspec
 from backend.attempts import preview
 from backend.attempts import service as attempts
 from backend.attempts.service import Attempt
+from backend.audio.formats import SPEECH_FORMATS
 from backend.auth.verify import UserClaims
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
@@ -26,7 +27,6 @@ from backend.db.units import Recorder, become_service, service_transaction, user
 from backend.errors import Conflict, NotFound, StoredObjectAltered
 from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
-from backend.speech.formats import SPEECH_FORMATS
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import msgspec
 
-from backend.api.fields import LanguageTag, Name
 from backend.attempts import service as attempts
 from backend.attempts.service import Attempt
 from backend.auth.verify import UserClaims
@@ -16,6 +15,7 @@ from backend.db.connection import Connection
 from backend.db.pool import Pool
 from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import ProviderRejected, ProviderUnavailable, ProviderVoiceNotFound, ProviderVoiceTaken
+from backend.fields import LanguageTag, Name
 from backend.providers.config import ProviderName
 from backend.providers.errors import (
     PermanentProviderError,

@@ -23,7 +23,6 @@ from typing import IO, Any, Final
 import msgspec
 
 from backend import queues
-from backend.api.fields import LanguageTag, Name, Text
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
 from backend.auth.verify import UserClaims
@@ -33,6 +32,7 @@ from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
+from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import ProviderName, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.settings import Settings

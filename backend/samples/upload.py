@@ -16,10 +16,10 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from backend.api.fields import refuse_nul
 from backend.api.idempotency import body_fingerprint
-from backend.api.multipart import FormError, Part, form_boundary, read_form
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
+from backend.fields import refuse_nul
+from backend.multipart import FormError, Part, form_boundary, read_form
 from backend.problem import validation_message
 from backend.samples.service import Origin, ReceivedUpload, SampleForm, SampleUpload
 

@@ -1,6 +1,6 @@
 """Speech streamed as it is made: a reflection's voice once its launch gate passes, or a user's ready voice.
 
-The text is spoken a sentence at a time (`synthesis.text.sentences`), each sentence one provider stream,
+The text is spoken a sentence at a time (`backend.text.sentences`), each sentence one provider stream,
 so the first audio leaves after the first sentence is made rather than the whole text. The `local` engine
 renders on the process's CPU executor in the stream owner's lane, so one user's streams take turns with
 everyone else's. The stream waits for
@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from backend.api.fields import Text
+from backend.audio.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.auth.verify import UserClaims
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one
@@ -37,6 +37,7 @@ from backend.errors import (
     VoicegateError,
     VoiceNotReady,
 )
+from backend.fields import Text
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice, VoiceProvider
 from backend.providers.config import ProviderSettings
 from backend.providers.errors import (
@@ -47,9 +48,8 @@ from backend.providers.errors import (
 )
 from backend.providers.registry import ProviderSet, check_speakable, language_not_supported
 from backend.reflections import service as reflections
-from backend.speech.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.synthesis.speaker import Mute, Waits, speaker_now
-from backend.synthesis.text import cleaned, sentences
+from backend.text import cleaned, sentences
 from backend.voices import service as voices
 
 log = logging.getLogger(__name__)

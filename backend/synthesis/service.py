@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 
 from backend import queues
-from backend.api.fields import Name, Text
 from backend.attempts import service as attempts
 from backend.auth.verify import UserClaims
 from backend.db.connection import Connection
@@ -32,6 +31,7 @@ from backend.errors import (
     ValidationFailed,
     VoiceNotReady,
 )
+from backend.fields import Name, Text
 from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
@@ -40,7 +40,7 @@ from backend.samples import service as samples
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis.speaker import Mute, Waits, speaker_now
-from backend.synthesis.text import cleaned
+from backend.text import cleaned
 from backend.voices import service as voices
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

@@ -48,7 +48,7 @@ from backend.providers.registry import check_speakable
 from backend.storage import integrity
 from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
-from backend.synthesis.text import pieces
+from backend.text import pieces
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

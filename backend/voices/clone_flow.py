@@ -10,13 +10,13 @@ import msgspec
 from litestar import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from backend.api.fields import LanguageTag, Name, Text
 from backend.attempts import service as attempts
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.db.pool import Pool
 from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import ConsentRequired, SampleNotUploaded, UnsupportedAudio
+from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import ProviderName
 from backend.providers.registry import check_enrolment_language
 from backend.reflections import service as reflections

@@ -1,9 +1,10 @@
 """A user's webhook endpoints (`/v1/webhooks`): create one (its secret is shown once), list, read, delete.
 
 An endpoint receives only its owner's events, of the types it chose (all of them by default). Its URL is
-checked when it is made (https, and in production a public address: see `sender`), and again before each
-delivery. The secret is generated here and stored apart from the endpoint (`voicegate.webhook_secrets`),
-where only the service reads it; no response but the creating one carries it, and nothing logs it.
+checked when it is made (https, and in production a public address: see `backend.standard_webhooks.sender`),
+and again before each delivery. The secret is generated here and stored apart from the endpoint
+(`voicegate.webhook_secrets`), where only the service reads it; no response but the creating one carries
+it, and nothing logs it.
 """
 
 from __future__ import annotations
@@ -11,23 +12,35 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal, get_args
 
 import msgspec
 
-from backend.api.fields import NO_NUL
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import become_service, service_transaction, user_transaction
 from backend.errors import Conflict, NotFound, ValidationFailed
-from backend.webhooks.sender import MAX_URL_LENGTH, WebhookSender
-from backend.webhooks.signing import EVENT_TYPES, EventType, new_secret
+from backend.fields import NO_NUL
+from backend.standard_webhooks.sender import MAX_URL_LENGTH, WebhookSender
+from backend.standard_webhooks.signing import new_secret
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: Endpoints one user may have: enough for an app and its staging copy, too few to fan one event out widely.
 MAX_ENDPOINTS: Final = 10
+
+EventType = Literal[
+    "sample.ready",
+    "sample.failed",
+    "voice.ready",
+    "voice.failed",
+    "synthesis.succeeded",
+    "synthesis.failed",
+    "reflection.launch_ready",
+]
+#: Every event voicegate sends (the SQL triggers name the same ones).
+EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
 
 
 class EndpointRequest(msgspec.Struct, forbid_unknown_fields=True):

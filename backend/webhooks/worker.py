@@ -28,7 +28,7 @@ from backend.db.queries import load_queries
 from backend.db.units import service_transaction
 from backend.errors import WebhookUrlRefused, WorkFailed
 from backend.secret import Secret
-from backend.webhooks.sender import Target
+from backend.standard_webhooks.sender import Target
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

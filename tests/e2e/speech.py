@@ -14,7 +14,7 @@ import httpx
 import soundfile
 
 from backend.speech.service import SENTENCE_PAUSE_S
-from backend.synthesis.text import sentences
+from backend.text import sentences
 from tests.integration.api.conftest import User
 
 RATE = 24000

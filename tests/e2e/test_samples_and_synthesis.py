@@ -19,7 +19,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.audio.measure import detect_speech
-from backend.synthesis.text import pieces
+from backend.text import pieces
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.fakes import ElevenLabsFake, serve

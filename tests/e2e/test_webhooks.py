@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from backend.webhooks.signing import new_secret
+from backend.standard_webhooks.signing import new_secret
 from scripts.replay_dead_letters import main as replay_dead_letters
 from tests.e2e.conftest import speech_wav
 from tests.e2e.receiver import Receiver, receiving

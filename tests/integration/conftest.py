@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.context import Lifecycle, build_lifecycle
+from backend.compose import build_lifecycle
+from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool
 from backend.embedded.storage.in_process import standalone_storage as local_storage

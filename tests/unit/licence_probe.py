@@ -23,11 +23,11 @@ from typing import Any, Final
 import numpy as np
 
 from backend.audio.decode import decode_audio
+from backend.audio.formats import StreamEncoder
 from backend.cpu import CpuExecutor
 from backend.providers.base import STREAM_SAMPLE_RATE, SampleRef
 from backend.providers.local.provider import LocalProvider
 from backend.providers.wav import float_to_wav
-from backend.speech.formats import StreamEncoder
 
 PACKAGES: Final = ("backend", "queue_consumers", "scripts")
 TEXT: Final = "Every library this process maps is checked for its licence, one by one."

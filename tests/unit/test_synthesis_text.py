@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.synthesis.text import MAX_PIECE_CHARS, pieces, sentences
+from backend.text import MAX_PIECE_CHARS, pieces, sentences
 
 
 def test_short_sentences_stay_together_with_their_punctuation_and_quotes() -> None:

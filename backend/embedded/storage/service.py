@@ -29,8 +29,6 @@ from anyio import AsyncFile
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
-from backend.api.fields import holds_nul
-from backend.api.multipart import FormError, Part, form_boundary, read_form
 from backend.db.connection import Connection
 from backend.db.pool import Pool
 from backend.db.units import service_transaction, user_transaction
@@ -42,6 +40,8 @@ from backend.embedded.storage.tokens import (
     verify_download_token,
     verify_upload_token,
 )
+from backend.fields import holds_nul
+from backend.multipart import FormError, Part, form_boundary, read_form
 
 Claims = Mapping[str, Any]
 

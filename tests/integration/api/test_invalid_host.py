@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from litestar.testing import AsyncTestClient
 
-from backend.api.fields import valid_host
+from backend.fields import valid_host
 from tests.integration.api.conftest import User
 
 Client = AsyncTestClient  # type: ignore[type-arg]

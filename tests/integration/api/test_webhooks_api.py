@@ -15,8 +15,7 @@ from litestar.testing import AsyncTestClient
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
-from backend.webhooks.service import MAX_ENDPOINTS
-from backend.webhooks.signing import EVENT_TYPES
+from backend.webhooks.service import EVENT_TYPES, MAX_ENDPOINTS
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.support import Conn, acting_as, one
 from tests.unit.provenance.certs import make_chain

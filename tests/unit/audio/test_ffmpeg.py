@@ -197,7 +197,7 @@ def test_no_ffmpeg_library_is_mapped_into_the_process(tmp_path: Path) -> None:
 import sys
 from pathlib import Path
 from backend.audio.decode import decode_audio
-from backend.speech.formats import SPEECH_FORMATS, StreamEncoder
+from backend.audio.formats import SPEECH_FORMATS, StreamEncoder
 for path in sys.argv[1:]:
     print(decode_audio(Path(path).read_bytes()).codec, file=sys.stderr)
 for fmt in SPEECH_FORMATS:

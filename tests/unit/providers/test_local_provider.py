@@ -22,7 +22,7 @@ from backend.providers.local.provider import (
     phrases,
 )
 from backend.providers.wav import float_to_wav, wav_to_float
-from backend.synthesis.text import pieces
+from backend.text import pieces
 
 RATE = 24000
 SHORT = "Please call Stella and ask her to bring these things."

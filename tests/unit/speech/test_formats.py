@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from backend.speech.formats import StreamEncoder, streaming_wav_header
+from backend.audio.formats import StreamEncoder, streaming_wav_header
 
 RATE = 24000
 

@@ -14,8 +14,8 @@ from standardwebhooks import Webhook
 
 from backend.errors import WebhookUrlRefused
 from backend.secret import Secret
-from backend.webhooks.sender import Resolver, Target, WebhookSender, parse_url, public_address, refusal
-from backend.webhooks.signing import new_secret
+from backend.standard_webhooks.sender import Resolver, Target, WebhookSender, parse_url, public_address, refusal
+from backend.standard_webhooks.signing import new_secret
 
 BODY = b'{"type":"voice.ready","timestamp":"2026-11-23T10:00:00.000000Z","data":{}}'
 

@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from backend.webhooks.signing import new_secret, secret_key, signature, signed_headers
+from backend.standard_webhooks.signing import new_secret, secret_key, signature, signed_headers
 
 BODY = b'{"type":"sample.ready","timestamp":"2026-11-23T10:00:00.000000Z","data":{"sampleId":"s"}}'
 

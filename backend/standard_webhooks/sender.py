@@ -26,7 +26,7 @@ import httpx
 
 from backend.errors import WebhookUrlRefused
 from backend.secret import Secret, is_loopback_host
-from backend.webhooks.signing import secret_key, signed_headers
+from backend.standard_webhooks.signing import secret_key, signed_headers
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]

@@ -8,25 +8,13 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from typing import Final, Literal, get_args
+from typing import Final
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - the public prefix of Standard Webhooks secrets
 #: The spec asks for 24 to 64 random bytes; voicegate makes 32.
 MIN_SECRET_BYTES: Final = 24
 MAX_SECRET_BYTES: Final = 64
 NEW_SECRET_BYTES: Final = 32
-
-EventType = Literal[
-    "sample.ready",
-    "sample.failed",
-    "voice.ready",
-    "voice.failed",
-    "synthesis.succeeded",
-    "synthesis.failed",
-    "reflection.launch_ready",
-]
-#: Every event voicegate sends (the SQL triggers name the same ones).
-EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
 
 
 def new_secret() -> str:
