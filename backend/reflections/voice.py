@@ -11,10 +11,10 @@ import msgspec
 from backend.attempts import service as attempts
 from backend.attempts.service import Attempt
 from backend.auth.verify import UserClaims
-from backend.db.connection import Connection
+from backend.clone.start import Consent, CustomVoiceId, Upload, start_clone
 from backend.db.pool import Pool
-from backend.db.units import Recorder, become_service, user_transaction
-from backend.errors import ProviderRejected, ProviderUnavailable, ProviderVoiceNotFound, ProviderVoiceTaken
+from backend.db.units import Recorder, user_transaction
+from backend.errors import ProviderRejected, ProviderUnavailable, ProviderVoiceNotFound
 from backend.fields import LanguageTag, Name
 from backend.providers.config import ProviderName
 from backend.providers.errors import (
@@ -23,12 +23,11 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.providers.registry import ProviderSet, check_speakable
+from backend.providers.registry import ProviderSet
 from backend.reflections.service import require_visible
 from backend.samples import service as samples
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
-from backend.voices import service as voices
 
 
 class QueuedClone(msgspec.Struct, rename="camel"):
@@ -77,30 +76,20 @@ async def clone_from_upload(
         await require_visible(conn, reflection_id)
 
     form, name = received.form, received.form.name or "My voice"
+    source = Upload(
+        voice_id=voice_id,
+        sample=new,
+        name=name,
+        consent=Consent(subject_name=form.subject_name or name, origin=received.origin, keep_sample=form.keep_sample),
+        reflection_id=reflection_id,
+        retention_days=settings.sample_retention_days,
+    )
     async with (
         samples.stored_upload(storage, path, received.upload, new.sniffed_type),
         user_transaction(pool, claims.raw) as conn,
     ):
         await require_visible(conn, reflection_id)
-        consent_id = await samples.record_consent(
-            conn, form.subject_name or name, received.origin, keep_sample=form.keep_sample
-        )
-        await voices.create_own(conn, voice_id=voice_id, name=name, language=form.language, consent_id=consent_id)
-        await become_service(conn)
-        # The clone attempt checks and prepares the audio itself.
-        await samples.insert_sample(
-            conn, new, consent_id, status="ready", retention_days=settings.sample_retention_days
-        )
-        attempt = await attempts.create(
-            conn,
-            owner_id=owner_id,
-            voice_id=voice_id,
-            sample_id=sample_id,
-            provider=new.provider,
-            source="sample_upload",
-            reflection_id=reflection_id,
-            preview=True,
-        )
+        attempt = await start_clone(conn, owner_id, source)
         result = QueuedClone(voice_id, attempt.id, sample_id, new.provider, attempt.status, new.sniffed_type)
         if record is not None:
             await record(conn, result)
@@ -131,52 +120,14 @@ async def attach_custom_voice(
     except PermanentProviderError as exc:
         raise ProviderRejected(exc.safe_message) from exc
 
-    owner_id = uuid.UUID(claims.sub)
+    source = CustomVoiceId(
+        provider=provider_name,
+        found=found,
+        name=custom.name,
+        language=custom.language,
+        reflection_id=reflection_id,
+    )
     async with user_transaction(pool, claims.raw) as conn:
         await require_visible(conn, reflection_id)
-        await become_service(conn)
-        voice_id = await _usable_voice(conn, owner_id, provider_name, custom.voice_id, found.enrolment_key)
-        # Only its owner learns the voice's language: as the provider keeps it, and as the caller names it
-        # here, each must be one the provider speaks.
-        check_speakable(provider_name, found.language)
-        check_speakable(provider_name, custom.language)
-        if voice_id is None:
-            voice_id = uuid.uuid4()
-            await voices.create_for(
-                conn,
-                voice_id=voice_id,
-                owner_id=owner_id,
-                name=custom.name or found.name or "Custom voice",
-                language=custom.language,
-                provider=provider_name,
-            )
-        attempt = await attempts.create(
-            conn,
-            owner_id=owner_id,
-            voice_id=voice_id,
-            reflection_id=reflection_id,
-            provider=provider_name,
-            source="custom_voice_id",
-            provider_voice_id=custom.voice_id,
-            target_model=found.target_model,
-        )
+        attempt = await start_clone(conn, uuid.UUID(claims.sub), source)
     return attempts.view(attempt)
-
-
-async def _usable_voice(
-    conn: Connection, owner_id: uuid.UUID, provider: str, voice_id: str, enrolment_key: str | None
-) -> uuid.UUID | None:
-    """The caller's voice row that already holds this provider voice (reused), or None for a new one.
-
-    A provider voice attached to someone else's voice, or cloned by voicegate from someone else's
-    sample, is not the caller's to use: one shared provider account must not leak voices between users.
-    """
-    holder = await voices.holder_of(conn, provider, voice_id)
-    if holder is not None:
-        if holder["owner_id"] != owner_id:
-            raise ProviderVoiceTaken
-        held: uuid.UUID = holder["id"]
-        return held
-    if enrolment_key is not None and not await attempts.enrolled_by(conn, owner_id, enrolment_key):
-        raise ProviderVoiceTaken
-    return None

@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 
 from backend import queues
-from backend.attempts import service as attempts
 from backend.auth.verify import UserClaims
+from backend.clone.start import StoredSample, start_clone
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.pool import Pool
@@ -187,29 +187,16 @@ async def _voice_of_sample(
     language = sample["language"] or (voice["language"] if voice is not None else None)
     check_enrolment_language(provider, language)
     check_speakable(provider, language, text)
-    if voice is not None:
-        voice_id: uuid.UUID = voice["id"]  # cloned before and failed: clone it again from the sample
-    else:
-        voice_id = uuid.uuid4()
-        await voices.create_for(
-            conn,
-            voice_id=voice_id,
-            owner_id=owner_id,
-            name=request.name.strip() if request.name else "Voice from sample",
-            language=sample["language"],
-            consent_id=sample["consent_id"],
-        )
-        await samples.link_voice(conn, sample["id"], voice_id)
-    attempt = await attempts.create(
-        conn,
-        owner_id=owner_id,
-        voice_id=voice_id,
+    source = StoredSample(
         sample_id=sample["id"],
+        consent_id=sample["consent_id"],
         provider=provider,
-        source="sample_upload",
-        reflection_id=None,
+        language=sample["language"],
+        voice_id=None if voice is None else voice["id"],  # cloned before and failed: clone it again
+        name=request.name.strip() if request.name else "Voice from sample",
     )
-    return voice_id, attempt.id
+    attempt = await start_clone(conn, owner_id, source)
+    return attempt.voice_id, attempt.id
 
 
 async def _usable_voice(

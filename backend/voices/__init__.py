@@ -1,2 +1,2 @@
-"""Voices: a user's voices and the voice rows other areas make and read (`service`), the
+"""Voices: a user's voices and the voice rows other areas read (`service`), the
 upload-then-finalize clone flow (`clone_flow`), and the `/api/voices` and `/api/clone` routes (`routes`)."""

@@ -10,11 +10,11 @@ import msgspec
 from litestar import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from backend.attempts import service as attempts
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
+from backend.clone.start import Consent, SignedUpload, draft_voice, lock_draft, start_clone
 from backend.db.pool import Pool
-from backend.db.units import Recorder, become_service, user_transaction
+from backend.db.units import Recorder, user_transaction
 from backend.errors import ConsentRequired, SampleNotUploaded, UnsupportedAudio
 from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import ProviderName
@@ -82,11 +82,9 @@ async def create_upload(
     owner_id, voice_id = uuid.UUID(claims.sub), uuid.uuid4()
     path = samples.voice_sample_path(owner_id, voice_id)
     signed = await storage.create_signed_upload_url(samples.BUCKET, path)
+    consent = Consent(subject_name=request.subject_name or name, origin=origin, keep_sample=request.keep_sample)
     async with user_transaction(pool, claims.raw) as conn:
-        consent_id = await samples.record_consent(
-            conn, request.subject_name or name, origin, keep_sample=request.keep_sample
-        )
-        await voices.create_own(conn, voice_id=voice_id, name=name, language=request.language, consent_id=consent_id)
+        await draft_voice(conn, voice_id=voice_id, name=name, language=request.language, consent=consent)
     return UploadTicket(
         voice_id=voice_id,
         bucket=samples.BUCKET,
@@ -116,7 +114,7 @@ async def finalize(
     path = samples.voice_sample_path(owner_id, request.voice_id)
 
     async with user_transaction(pool, claims.raw) as conn:
-        draft = await voices.lock_draft(conn, request.voice_id)
+        draft = await lock_draft(conn, request.voice_id)
         if request.reflection_id is not None:
             await reflections.require_visible(conn, request.reflection_id)
     check_enrolment_language(provider, request.language or draft["language"])
@@ -130,8 +128,6 @@ async def finalize(
         raise UnsupportedAudio
 
     async with user_transaction(pool, claims.raw) as conn:
-        voice = await voices.lock_draft(conn, request.voice_id)
-        await become_service(conn)
         new = samples.NewSample(
             sample_id=uuid.uuid4(),
             owner_id=owner_id,
@@ -144,22 +140,15 @@ async def finalize(
             transcript=request.transcript,
             language=request.language,
         )
-        # The clone attempt checks and prepares the audio itself.
-        sample = await samples.insert_sample(
-            conn, new, voice["consent_id"], status="ready", retention_days=settings.sample_retention_days
-        )
-        await voices.rename(conn, request.voice_id, request.name.strip() if request.name else None, request.language)
-        attempt = await attempts.create(
-            conn,
-            owner_id=owner_id,
+        source = SignedUpload(
             voice_id=request.voice_id,
-            sample_id=sample["id"],
-            provider=provider,
-            source="sample_upload",
+            sample=new,
+            name=request.name.strip() if request.name else None,
             reflection_id=request.reflection_id,
-            preview=True,
+            retention_days=settings.sample_retention_days,
         )
-        finalized = FinalizedClone(request.voice_id, attempt.id, sample["id"], provider, attempt.status, sniffed)
+        attempt = await start_clone(conn, owner_id, source)
+        finalized = FinalizedClone(request.voice_id, attempt.id, new.sample_id, provider, attempt.status, sniffed)
         if record is not None:
             await record(conn, finalized)
     return finalized

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from backend.attempts import service as attempts
-from backend.attempts.service import AttemptRow
+from backend.clone.start import Reenrolment, start_clone
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -82,7 +82,7 @@ async def reenrol(
     provider: str,
     source: str,
     reuse: dict[str, Any] | None = None,
-) -> AttemptRow:
+) -> attempts.AttemptRow:
     """An attempt giving `voice` (its locked row) a provider voice at `provider`: reusing the reference
     `reuse`, else enrolling from the stored sample (CannotReenrol `sample_missing` without one).
 
@@ -92,18 +92,17 @@ async def reenrol(
     if reuse is None and sample is None:
         raise CannotReenrol("sample_missing", f"The voice cannot be enrolled again: {NO_SAMPLE}.")
     reflection = await reflection_of(conn, voice["id"])
-    return await attempts.create(
-        conn,
-        owner_id=voice["owner_id"],
+    reenrolment = Reenrolment(
         voice_id=voice["id"],
         provider=provider,
-        source=source,
+        kind=source,
         sample_id=None if sample is None else sample["id"],
         reflection_id=reflection,
         preview=reflection is not None and source != "provider_churn",
         provider_voice_id=None if reuse is None else reuse["provider_voice_id"],
         target_model=None if reuse is None else reuse["target_model"],
     )
+    return await start_clone(conn, voice["owner_id"], reenrolment)
 
 
 async def heal(
@@ -115,7 +114,7 @@ async def heal(
     reason: str,
     actor: str,
     replacing: uuid.UUID | None = None,
-) -> AttemptRow:
+) -> attempts.AttemptRow:
     """Enrol the voice again at `provider` from its stored sample, because the provider no longer has
     `provider_voice_id` (`reason`: `voice_not_found` or `model_retired`); in the caller's transaction.
 

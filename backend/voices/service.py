@@ -1,9 +1,8 @@
 """A user's voices: list, get, soft delete (provider-side deletion is an operator action), and the voice
-rows the other areas make and read (a draft for an upload, one cloned from a sample, one attached from
-a provider).
+rows other areas read. Starting a clone makes them (`backend.clone.start`).
 
 A voice row's provider fields are written by the attempt lifecycle in SQL (the active attempt
-publishes its provider voice to its voice row); nothing here sets them but a custom voice's provider.
+publishes its provider voice to its voice row).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import service_transaction, user_transaction
-from backend.errors import Conflict, NotFound, ServiceUnavailable
+from backend.errors import NotFound, ServiceUnavailable
 from backend.provenance import PROVENANCE
 from backend.samples import purge
 from backend.storage.client import ObjectStorage
@@ -136,41 +135,6 @@ async def wait_for_voice(pool: Pool, claims: Mapping[str, Any], voice_id: uuid.U
         await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
-async def create_own(
-    conn: Connection, *, voice_id: uuid.UUID, name: str, language: str | None, consent_id: uuid.UUID
-) -> None:
-    """A draft voice of the caller, written as the user (RLS checks the consent is theirs)."""
-    await fetch_one(
-        conn, _Q["insert_own_voice"], {"id": voice_id, "name": name, "language": language, "consent_id": consent_id}
-    )
-
-
-async def create_for(
-    conn: Connection,
-    *,
-    voice_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    name: str,
-    language: str | None,
-    consent_id: uuid.UUID | None = None,
-    provider: str | None = None,
-) -> None:
-    """A voice of `owner_id`, written as the service: cloned from their sample (`consent_id`), or a
-    voice they already have at `provider`."""
-    await fetch_one(
-        conn,
-        _Q["insert_voice"],
-        {
-            "id": voice_id,
-            "owner_id": owner_id,
-            "name": name,
-            "language": language,
-            "consent_id": consent_id,
-            "provider": provider,
-        },
-    )
-
-
 async def voice_row(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any]:
     """The whole voice row, as the service sees it (the lifecycle reads what it publishes)."""
     return await fetch_one(conn, _Q["voice_row"], {"voice_id": voice_id})
@@ -186,21 +150,6 @@ async def lock_live(conn: Connection, voice_id: uuid.UUID, owner_id: uuid.UUID) 
     return await fetch_optional(conn, _Q["lock_voice"], {"id": voice_id, "owner_id": owner_id})
 
 
-async def lock_draft(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any]:
-    """The caller's draft voice, row-locked; NotFound for another's, Conflict once it left `draft`."""
-    voice = await fetch_optional(conn, _Q["voice_for_finalize"], {"id": voice_id})
-    if voice is None:
-        raise NotFound("Voice not found.")
-    if voice["status"] != "draft":
-        raise Conflict(f"The voice is already {voice['status']}; start a new voice to clone again.")
-    return voice
-
-
-async def rename(conn: Connection, voice_id: uuid.UUID, name: str | None, language: str | None) -> None:
-    """Set the name and language given (None keeps the current one)."""
-    await conn.execute(_Q["name_voice"], {"id": voice_id, "name": name, "language": language})
-
-
 async def consent_of(conn: Connection, voice_id: uuid.UUID) -> tuple[uuid.UUID | None, str | None]:
     """The consent record a voice was cloned under and the version of the text it accepted (None, None for
     a voice attached from the owner's own account at a provider)."""
@@ -208,10 +157,3 @@ async def consent_of(conn: Connection, voice_id: uuid.UUID) -> tuple[uuid.UUID |
     if row is None:
         return None, None
     return row["consent_id"], row["consent_version"]
-
-
-async def holder_of(conn: Connection, provider: str, provider_voice_id: str) -> dict[str, Any] | None:
-    """The live voice row (id, owner) that holds this provider voice, as the service sees it."""
-    return await fetch_optional(
-        conn, _Q["provider_voice_owner"], {"provider": provider, "provider_voice_id": provider_voice_id}
-    )

@@ -95,7 +95,6 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 KNOWN_CIRCLES: dict[frozenset[str], str] = {
     frozenset({"backend.attempts", "backend.voices"}): "clone starts and portability; to backend/clone",
     frozenset({"backend.attempts", "backend.synthesis"}): "the clone step heals through synthesis; to backend/clone",
-    frozenset({"backend.reflections", "backend.voices"}): "two clone starts call each other; to backend/clone",
 }
 
 

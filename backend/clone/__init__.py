@@ -1,0 +1,1 @@
+"""Clones: starting one, from whichever source a route or an operator names (`start`)."""
