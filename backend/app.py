@@ -15,34 +15,34 @@ import httpx
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from backend.api.budget import DatabaseBudgetMiddleware
-from backend.api.concurrency import UserConcurrency
-from backend.api.dependency_order import resolve_dependencies_in_order
-from backend.api.deps import DEPENDENCIES
-from backend.api.docs import COMPONENTS
-from backend.api.health import health_routes, healthz
-from backend.api.host import HostCheckMiddleware
-from backend.api.idempotency import IdempotencyKeys
-from backend.api.metrics import MetricsMiddleware
-from backend.attempts.routes import InternalController
 from backend.auth.verify import TokenVerifier
 from backend.compose import build_lifecycle, worker_lifecycle
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool
 from backend.errors import StreamsLimited
-from backend.problem import problem_response
+from backend.http.attempts import InternalController
+from backend.http.budget import DatabaseBudgetMiddleware
+from backend.http.concurrency import UserConcurrency
+from backend.http.dependency_order import resolve_dependencies_in_order
+from backend.http.deps import DEPENDENCIES
+from backend.http.docs import COMPONENTS
+from backend.http.health import health_routes, healthz
+from backend.http.host import HostCheckMiddleware
+from backend.http.idempotency import IdempotencyKeys
+from backend.http.metrics import MetricsMiddleware
+from backend.http.problem import problem_response
+from backend.http.reflections import ReflectionsController, SessionsController
+from backend.http.samples import VoiceSamplesController
+from backend.http.speech import ReflectionSpeechController, VoiceSpeechController
+from backend.http.synthesis import CloneJobsController
+from backend.http.voices import CloneController, VoicesController
+from backend.http.web import docs_render_plugins, web_handlers
+from backend.http.webhooks import WebhooksController
 from backend.provenance import ProvenanceSigner
 from backend.providers.http import create_http_client
-from backend.reflections.routes import ReflectionsController, SessionsController
-from backend.samples.routes import VoiceSamplesController
 from backend.settings import Settings, SettingsError
-from backend.speech.routes import ReflectionSpeechController, VoiceSpeechController
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
-from backend.synthesis.routes import CloneJobsController
-from backend.voices.routes import CloneController, VoicesController
-from backend.web.routes import docs_render_plugins, web_handlers
-from backend.webhooks.routes import WebhooksController
 
 # httpx logs every request URL at INFO, and signed Storage URLs carry their token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -166,7 +166,7 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
     pool = create_pool(dsn, settings.pool_limits)
     jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
     verifier = TokenVerifier(settings.auth, jwks_http)
-    from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
+    from backend.http.storage_in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -190,8 +190,8 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
 def _embedded_handlers(settings: Settings, storage_pool: Pool, verifier: TokenVerifier) -> list[Any]:
     """Embedded mode's own routes: the Storage stand-in under `/storage/v1` (on `storage_pool`), and the
     demo page's dev sign-in."""
-    from backend.embedded.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
-    from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415
+    from backend.http.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
+    from backend.http.storage_in_process import api_storage_router  # noqa: PLC0415
 
     jwt_secret = settings.auth.jwt_secret if settings.auth else None
     if jwt_secret is None:
@@ -240,7 +240,7 @@ def _storage_client(settings: Settings, app: Litestar) -> ObjectStorage:
     if key is None:
         raise ValueError("the storage client needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY")
     if settings.embedded:
-        from backend.embedded.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
+        from backend.http.storage_in_process import in_process_client  # noqa: PLC0415 - embedded only
 
         return in_process_client(app, key.reveal(), public_url=settings.storage_public_url)
     return SupabaseObjectStorage(settings.storage_public_url, key.reveal())

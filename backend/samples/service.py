@@ -69,7 +69,7 @@ class Origin(msgspec.Struct, frozen=True):
 
 @dataclass
 class ReceivedUpload:
-    """The text fields and the one file of a sample upload, spooled (see `backend.samples.upload`)."""
+    """The text fields and the one file of a sample upload, spooled (see `backend.http.sample_upload`)."""
 
     fields: dict[str, str]
     file: IO[bytes]

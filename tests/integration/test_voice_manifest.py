@@ -17,8 +17,8 @@ import pytest
 
 from backend.auth.verify import UserClaims
 from backend.db.pool import Pool, create_pool
-from backend.embedded.storage.in_process import standalone_storage
 from backend.errors import NotFound
+from backend.http.storage_in_process import standalone_storage
 from backend.settings import settings_from_env
 from backend.storage.client import ObjectStorage
 from backend.voices.manifest import BUCKET, manifest_path, write_manifest

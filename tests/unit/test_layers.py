@@ -19,25 +19,8 @@ SOURCES = ("backend", "queue_consumers", "scripts")
 #: layer and those below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry points", ("backend.cli", "backend.app", "queue_consumers", "scripts")),
-    ("composition", ("backend.compose", "backend.embedded.storage.in_process")),
-    (
-        "http",
-        (
-            "backend.api",
-            "backend.problem",
-            "backend.web",
-            "backend.attempts.routes",
-            "backend.reflections.routes",
-            "backend.samples.routes",
-            "backend.samples.upload",
-            "backend.speech.routes",
-            "backend.synthesis.routes",
-            "backend.voices.routes",
-            "backend.webhooks.routes",
-            "backend.embedded.dev_session",
-            "backend.embedded.storage.routes",
-        ),
-    ),
+    ("composition", ("backend.compose", "backend.http.storage_in_process")),
+    ("http", ("backend.http",)),
     (
         "use cases",
         (

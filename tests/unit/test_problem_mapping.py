@@ -11,7 +11,7 @@ from psycopg_pool import PoolTimeout
 from backend import errors
 from backend.audio import errors as audio_errors
 from backend.db.units import translate_db_errors
-from backend.problem import problem_for
+from backend.http.problem import problem_for
 from backend.reflections.service import LaunchBlocked
 
 ROWS = [

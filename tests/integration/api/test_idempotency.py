@@ -18,12 +18,12 @@ from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 from litestar.testing import transport as test_transport
 
-from backend.api.idempotency import IdempotencyKeys, idempotent
 from backend.auth.verify import UserClaims
 from backend.db.pool import create_pool
 from backend.db.units import Recorder
 from backend.errors import NotFound
-from backend.problem import problem_response
+from backend.http.idempotency import IdempotencyKeys, idempotent
+from backend.http.problem import problem_response
 from backend.settings import settings_from_env
 from tests.integration.api.conftest import User
 from tests.integration.api.test_clone_api import WAV, put_sample, upload_url

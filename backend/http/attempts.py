@@ -9,10 +9,10 @@ from typing import Annotated
 from litestar import Controller, post
 from litestar.params import HeaderParameter
 
-from backend.api.deps import LifecycleContext, PathId, service_only
 from backend.attempts.worker import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
 from backend.errors import ValidationFailed
+from backend.http.deps import LifecycleContext, PathId, service_only
 
 _WORKER = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
 

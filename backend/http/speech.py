@@ -10,9 +10,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from backend.api.concurrency import UserConcurrency
-from backend.api.deps import Caller, Config, DbPool, LifecycleContext, PathId, StreamSlots
-from backend.api.docs import BY_ID, USER_SECURITY, SpeechOperation, problems
+from backend.http.concurrency import UserConcurrency
+from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, StreamSlots
+from backend.http.docs import BY_ID, USER_SECURITY, SpeechOperation, problems
 from backend.speech import service
 
 #: Refusals besides the caller's: 409 the gate or a voice not ready, 422 a provider not configured or

@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Controller, delete, get, post
 from litestar.params import JSONBody
 
-from backend.api.deps import Caller, DbPool, LifecycleContext, PathId
-from backend.api.docs import BY_ID, USER, USER_SECURITY, problems
+from backend.http.deps import Caller, DbPool, LifecycleContext, PathId
+from backend.http.docs import BY_ID, USER, USER_SECURITY, problems
 from backend.webhooks import service
 
 

@@ -24,7 +24,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, Swag
 from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path
 
-from backend.api.docs import problems
+from backend.http.docs import problems
 from backend.samples.consent import ConsentText, current_consent
 from backend.settings import Settings
 
@@ -55,7 +55,7 @@ class PageConfig(msgspec.Struct, frozen=True, rename="camel"):
 
 def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
     """The page, its files, its config and the docs' Swagger files (the embedded dev sign-in is
-    `backend.embedded.dev_session`)."""
+    `backend.http.dev_session`)."""
     page_headers = {"Content-Security-Policy": page_csp(settings)}
     # The page itself only at `/`, where it carries its CSP.
     page_files = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in MEDIA_TYPES and p.suffix != ".html"}

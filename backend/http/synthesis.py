@@ -9,9 +9,9 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
-from backend.api.deps import Caller, Config, DbPool, PathId, Storage
-from backend.api.docs import BY_ID, IDEMPOTENT, USER_SECURITY, IdempotentOperation, problems
-from backend.api.idempotency import idempotent
+from backend.http.deps import Caller, Config, DbPool, PathId, Storage
+from backend.http.docs import BY_ID, IDEMPOTENT, USER_SECURITY, IdempotentOperation, problems
+from backend.http.idempotency import idempotent
 from backend.synthesis import service
 
 

@@ -10,7 +10,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from backend.errors import InvalidHost
 from backend.fields import valid_host
-from backend.problem import send_problem
+from backend.http.problem import send_problem
 
 
 class HostCheckMiddleware(ASGIMiddleware):

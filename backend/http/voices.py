@@ -10,10 +10,10 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
 
-from backend.api.deps import Caller, Config, DbPool, PathId, Storage
-from backend.api.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems
-from backend.api.idempotency import idempotent
-from backend.samples.upload import request_origin
+from backend.http.deps import Caller, Config, DbPool, PathId, Storage
+from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems
+from backend.http.idempotency import idempotent
+from backend.http.sample_upload import request_origin
 from backend.voices import clone_flow, service
 
 

@@ -19,10 +19,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, SkipValidation
 
-from backend.api.concurrency import UserConcurrency
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
 from backend.context import Lifecycle
 from backend.db.pool import Pool
+from backend.http.concurrency import UserConcurrency
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
 

@@ -27,7 +27,7 @@ from litestar.openapi.spec import (
 )
 
 from backend.audio.formats import MEDIA_TYPES
-from backend.problem import PROBLEM_JSON, ProblemDetails
+from backend.http.problem import PROBLEM_JSON, ProblemDetails
 from backend.providers.config import PROVIDER_NAMES
 
 BEARER: Final = "bearer"
@@ -96,7 +96,7 @@ _IDEMPOTENCY_KEY = Parameter(
 
 @dataclass
 class IdempotentOperation(Operation):
-    """An operation that takes an `Idempotency-Key` (read by `backend.api.idempotency`, not a parameter)."""
+    """An operation that takes an `Idempotency-Key` (read by `backend.http.idempotency`, not a parameter)."""
 
     def __post_init__(self) -> None:
         self.parameters = [*(self.parameters or []), _IDEMPOTENCY_KEY]

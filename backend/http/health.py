@@ -6,9 +6,9 @@ import msgspec
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from backend.api.deps import DbPool, Storage
-from backend.api.docs import problems
 from backend.db.units import ping
+from backend.http.deps import DbPool, Storage
+from backend.http.docs import problems
 from backend.storage.client import answers
 
 #: How long /readyz waits for Storage's answer (a probe must answer promptly, even when Storage hangs).

@@ -16,11 +16,11 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from backend.api.idempotency import body_fingerprint
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.fields import refuse_nul
+from backend.http.idempotency import body_fingerprint
+from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
-from backend.problem import validation_message
 from backend.samples.service import Origin, ReceivedUpload, SampleForm, SampleUpload
 
 #: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).

@@ -6,11 +6,11 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 
-from backend.api.deps import Caller, Config, DbPool, PathId, Storage
-from backend.api.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems
-from backend.api.idempotency import idempotent
+from backend.http.deps import Caller, Config, DbPool, PathId, Storage
+from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems
+from backend.http.idempotency import idempotent
+from backend.http.sample_upload import sample_upload
 from backend.samples import purge, service
-from backend.samples.upload import sample_upload
 
 
 class VoiceSamplesController(Controller):

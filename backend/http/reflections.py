@@ -9,8 +9,10 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody
 
-from backend.api.deps import Caller, Config, DbPool, LifecycleContext, PathId, Storage
-from backend.api.docs import (
+from backend.attempts.service import Attempt
+from backend.fields import Name
+from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, Storage
+from backend.http.docs import (
     BY_ID,
     IDEMPOTENT,
     USER,
@@ -19,11 +21,9 @@ from backend.api.docs import (
     SampleUploadOperation,
     problems,
 )
-from backend.api.idempotency import idempotent
-from backend.attempts.service import Attempt
-from backend.fields import Name
+from backend.http.idempotency import idempotent
+from backend.http.sample_upload import sample_upload
 from backend.reflections import service, voice
-from backend.samples.upload import sample_upload
 
 
 class ReflectionCreate(msgspec.Struct, forbid_unknown_fields=True):

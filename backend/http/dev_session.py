@@ -14,11 +14,11 @@ from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
-from backend.api.deps import pool_of
-from backend.api.docs import problems
 from backend.db.units import database_work
 from backend.embedded.dev_tokens import mint_user_token
 from backend.embedded.dev_users import find_or_create_dev_user
+from backend.http.deps import pool_of
+from backend.http.docs import problems
 from backend.secret import Secret, is_loopback_host
 
 DEV_SESSION_EMAIL: Final = "you@voicegate.local"
