@@ -3,41 +3,18 @@ auth.users, answered to loopback callers only (production pages sign in with Sup
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
-import msgspec
 from litestar import Request, post
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
-from backend.db.units import database_work
-from backend.embedded.dev_tokens import mint_user_token
-from backend.embedded.dev_users import find_or_create_dev_user
+from backend.embedded.dev_session import DevSession, open_dev_session
 from backend.http.deps import pool_of
 from backend.http.docs import problems
 from backend.secret import Secret, is_loopback_host
-
-DEV_SESSION_EMAIL: Final = "you@voicegate.local"
-DEV_SESSION_TTL_SECONDS: Final = 12 * 3600
-
-
-class DevUser(msgspec.Struct, frozen=True):
-    """The embedded stack's local user."""
-
-    id: uuid.UUID
-    email: str
-
-
-class DevSession(msgspec.Struct, frozen=True, rename="camel"):
-    """An access token for the local user, shaped as Supabase Auth issues them."""
-
-    access_token: str
-    expires_at: datetime
-    user: DevUser
 
 
 def dev_session_handler(secret: Secret) -> HTTPRouteHandler:
@@ -57,11 +34,7 @@ def dev_session_handler(secret: Secret) -> HTTPRouteHandler:
         page on a network, or a DNS-rebinding site, act as that user."""
         if not from_loopback(request):
             raise NotFoundException
-        async with database_work(pool_of(request)) as conn:
-            user_id, email = await find_or_create_dev_user(conn, DEV_SESSION_EMAIL)
-        token = mint_user_token(secret, user_id, email=email, ttl_seconds=DEV_SESSION_TTL_SECONDS)
-        expires_at = datetime.now(UTC) + timedelta(seconds=DEV_SESSION_TTL_SECONDS)
-        return DevSession(access_token=token, expires_at=expires_at, user=DevUser(user_id, email))
+        return await open_dev_session(pool_of(request), secret)
 
     return dev_session
 

@@ -3,13 +3,17 @@ voice, then finalize: 202)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
+from backend.auth.verify import UserClaims
+from backend.db.pool import Pool
 from backend.http.deps import Caller, Config, DbPool, PathId, Storage
 from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems
 from backend.http.idempotency import idempotent
@@ -95,4 +99,19 @@ class CloneController(Controller):
             lambda record: clone_flow.finalize(pool, storage, claims, data, settings=settings, record=record),
             body=msgspec.json.encode(data),
         )
-        return await clone_flow.wait_if_preferred(pool, claims, accepted, data.voice_id, prefer)
+        return await _wait_if_preferred(pool, claims, accepted, data.voice_id, prefer)
+
+
+async def _wait_if_preferred(
+    pool: Pool, claims: UserClaims, accepted: Response[Any], voice_id: uuid.UUID, prefer: str | None
+) -> Response[Any]:
+    """With `Prefer: wait=N` (N ≤ 60), wait up to N s for a queued finalize's voice and answer 200 with
+    it once ready or failed; otherwise (no preference, a replayed or refused answer, or time up) the
+    answer as it was."""
+    wait = service.preferred_wait(prefer)
+    if wait is None or accepted.status_code != HTTP_202_ACCEPTED:
+        return accepted
+    finished = await service.wait_for_voice(pool, claims.raw, voice_id, wait)
+    if finished is None:
+        return accepted
+    return Response(finished, status_code=HTTP_200_OK, headers={"Preference-Applied": f"wait={wait}"})

@@ -4,11 +4,8 @@ voice, then a checked sample and a queued attempt, all or nothing."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import msgspec
-from litestar import Response
-from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
@@ -24,7 +21,6 @@ from backend.samples import service as samples
 from backend.samples.service import Origin
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
-from backend.voices import service as voices
 
 
 class UploadTicket(msgspec.Struct):
@@ -152,18 +148,3 @@ async def finalize(
         if record is not None:
             await record(conn, finalized)
     return finalized
-
-
-async def wait_if_preferred(
-    pool: Pool, claims: UserClaims, accepted: Response[Any], voice_id: uuid.UUID, prefer: str | None
-) -> Response[Any]:
-    """With `Prefer: wait=N` (N ≤ 60), wait up to N s for a queued finalize's voice and answer 200 with
-    it once ready or failed; otherwise (no preference, a replayed or refused answer, or time up) the
-    answer as it was."""
-    wait = voices.preferred_wait(prefer)
-    if wait is None or accepted.status_code != HTTP_202_ACCEPTED:
-        return accepted
-    finished = await voices.wait_for_voice(pool, claims.raw, voice_id, wait)
-    if finished is None:
-        return accepted
-    return Response(finished, status_code=HTTP_200_OK, headers={"Preference-Applied": f"wait={wait}"})

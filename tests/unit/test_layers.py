@@ -1,5 +1,6 @@
 """Imports go one way: every module of `backend/`, `queue_consumers/` and `scripts/` stands on a layer, and
-none imports a module of a higher layer; no two top-level packages import each other.
+none imports a module of a higher layer; no two top-level packages import each other; and the web
+framework stays at the edge: in `backend/`, only `backend/http/` and the entry points import Litestar.
 
 Read from the source (the AST), every import counted wherever it stands (in a function, under
 TYPE_CHECKING): a lazy import is still a dependency. What is still crooked today is listed below with why,
@@ -71,6 +72,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
+#: The only modules of `backend/` (with what is under them) that may import Litestar: the HTTP layer and the
+#: entry points that build and serve the app. Everything below speaks msgspec Structs and our errors.
+LITESTAR_IMPORTERS = ("backend.http", "backend.app", "backend.cli")
+
 #: Imports from a lower layer up, still there while other steps of issue 29 remove them.
 KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
@@ -100,8 +105,8 @@ def _known(name: str) -> str | None:
     return name or None
 
 
-def _imported(module: str, path: Path) -> Iterator[str]:
-    """Every module of ours that `module` imports."""
+def _targets(module: str, path: Path) -> Iterator[str]:
+    """Every name `module` imports, absolute (`package.module` or `package.module.name`), ours or not."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -115,10 +120,15 @@ def _imported(module: str, path: Path) -> Iterator[str]:
             targets = [f"{base}.{alias.name}" for alias in node.names]
         else:
             continue
-        for target in targets:
-            known = _known(target)
-            if known is not None and known != module:
-                yield known
+        yield from targets
+
+
+def _imported(module: str, path: Path) -> Iterator[str]:
+    """Every module of ours that `module` imports."""
+    for target in _targets(module, path):
+        known = _known(target)
+        if known is not None and known != module:
+            yield known
 
 
 IMPORTS = {(module, target) for module, path in MODULES.items() for target in _imported(module, path)}
@@ -177,3 +187,14 @@ def _ties(first: str, second: str) -> list[str]:
     return sorted(
         f"{module} -> {target}" for module, target in IMPORTS if {_top(module), _top(target)} == {first, second}
     )
+
+
+def test_only_the_http_layer_and_the_entry_points_import_litestar() -> None:
+    importers = sorted(
+        module
+        for module, path in MODULES.items()
+        if module.split(".")[0] == "backend"
+        and not any(module == allowed or module.startswith(allowed + ".") for allowed in LITESTAR_IMPORTERS)
+        and any(target == "litestar" or target.startswith("litestar.") for target in _targets(module, path))
+    )
+    assert not importers, f"only backend/http/ and the entry points may import litestar; these do too: {importers}"

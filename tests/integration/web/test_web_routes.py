@@ -16,8 +16,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
+from backend.embedded.dev_session import DEV_SESSION_EMAIL
 from backend.embedded.dev_tokens import mint_service_key
-from backend.http.dev_session import DEV_SESSION_EMAIL
 from backend.http.web import STATIC_DIR
 from backend.samples.service import CONSENT_TEXT_VERSION
 from backend.settings import settings_from_env, with_auth
