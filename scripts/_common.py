@@ -35,6 +35,7 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one
 from backend.db.queries import load_queries
+from backend.db.units import become_service
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
 from backend.settings import Settings, SettingsError, settings_from_env, with_auth
@@ -225,7 +226,9 @@ class Ops:
         async with self.conn.transaction():
             if not write:
                 await self.conn.execute(_Q["read_only"])
-            await self.conn.execute(_Q["begin_service"], {"lock_timeout": LOCK_TIMEOUT})
+            # Every script transaction acts as the service, as the API's service transactions do.
+            await become_service(self.conn)
+            await self.conn.execute(_Q["lock_timeout"], {"lock_timeout": LOCK_TIMEOUT})
             yield self.conn
 
     async def audit(

@@ -1,7 +1,7 @@
--- name: begin_service
--- Every script transaction acts as the service (what the API's service transactions do) and waits
--- at most a few seconds for a row lock, so a script never queues up behind, or in front of, live work.
-select set_config('role', 'service_role', true), set_config('lock_timeout', %(lock_timeout)s, true);
+-- name: lock_timeout
+-- A script transaction waits at most a few seconds for a row lock, so a script never queues up behind,
+-- or in front of, live work.
+select set_config('lock_timeout', %(lock_timeout)s, true);
 
 -- name: read_only
 -- Dry runs: the database itself refuses any write in this transaction.
