@@ -65,6 +65,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.provenance",
             "backend.providers",
             "backend.queues",
+            "backend.records",
             "backend.runtime",
             "backend.settings",
             "backend.standard_webhooks",
@@ -194,3 +195,14 @@ def _ties(first: str, second: str) -> list[str]:
     return sorted(
         f"{module} -> {target}" for module, target in IMPORTS if {_top(module), _top(target)} == {first, second}
     )
+
+
+def test_records_stand_on_the_database_alone() -> None:
+    """A typed row needs only the db layer and leaf utilities, not the adapters beside it in its layer."""
+    floor = next(index for index, (name, _) in enumerate(LAYERS) if name == "database")
+    reaching = sorted(
+        f"{module} -> {target}"
+        for module, target in IMPORTS
+        if _top(module) == "backend.records" and _top(target) != "backend.records" and (_layer(target) or 0) < floor
+    )
+    assert not reaching, f"records import only backend.db and leaf utilities: {reaching}"
