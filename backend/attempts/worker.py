@@ -40,11 +40,10 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
+from backend.records import samples, voices
 from backend.samples import check as sample_check
-from backend.samples import service as samples
 from backend.synthesis import heal
 from backend.voices import manifest, portability
-from backend.voices import service as voices
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +203,9 @@ async def _enrol(ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str
     provider = ctx.providers.get(attempt.provider, owner=attempt.owner_id)
     created = await provider.enroll(
         [ref],
-        name=voice["name"],
-        language=sample["language"] or voice["language"],
-        transcript=sample["transcript"],
+        name=voice.name,
+        language=sample.language or voice.language,
+        transcript=sample.transcript,
         key=attempt.enrolment_key,
     )
     failpoint("after_provider_create")
@@ -227,7 +226,7 @@ def _voice_changes(voice: ProviderVoice) -> dict[str, Any]:
 
 async def _keyed_sample_and_voice(
     ctx: Lifecycle, attempt: AttemptRow, worker_id: str, actor: str
-) -> tuple[AttemptRow, dict[str, Any], dict[str, Any]]:
+) -> tuple[AttemptRow, samples.SampleRow, voices.VoiceRow]:
     """In one transaction: the attempt's enrolment key stored (before the provider sees anything, so a retry
     after a crash looks this key up first) and its sample and voice read."""
     sample_id = attempt.sample_id
@@ -301,7 +300,7 @@ async def _sync_runtime(ctx: Lifecycle, attempt_id: uuid.UUID, actor: str) -> At
         if attempt.runtime_status in {"pending", "sync_failed"}:
             attempt = await attempts.transition(conn, attempt, actor, runtime="syncing")
         voice = await voices.voice_row(conn, attempt.voice_id)
-        in_sync = voice["provider_voice_id"] == attempt.provider_voice_id and voice["tts_provider"] == attempt.provider
+        in_sync = voice.provider_voice_id == attempt.provider_voice_id and voice.tts_provider == attempt.provider
         attempt = await attempts.transition(conn, attempt, actor, runtime="synced" if in_sync else "sync_failed")
         await _queue_preview(conn, attempt)
         return attempt

@@ -22,6 +22,7 @@ from backend.db.units import become_service
 from backend.errors import Conflict, NotFound, ProviderVoiceTaken
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
+from backend.records.samples import VoiceSampleStatus
 from backend.samples import service as samples
 from backend.samples.service import NewSample, Origin
 
@@ -181,7 +182,7 @@ async def _store(conn: Connection, source: _Sampled, consent_id: uuid.UUID) -> u
     """The uploaded sample's row, as the service: `ready`, since the attempt checks the audio itself."""
     await become_service(conn)
     days = source.retention_days
-    await samples.insert_sample(conn, source.sample, consent_id, status="ready", retention_days=days)
+    await samples.insert_sample(conn, source.sample, consent_id, status=VoiceSampleStatus.READY, retention_days=days)
     return source.sample.sample_id
 
 

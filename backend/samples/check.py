@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -27,6 +26,8 @@ from backend.db.units import service_transaction
 from backend.errors import StoredObjectAltered
 from backend.providers.base import SampleRef
 from backend.providers.registry import sample_rules
+from backend.records.rows import fetch_optional_record
+from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import service as samples
 from backend.storage import integrity
 
@@ -42,7 +43,7 @@ class SampleGone(Exception):
     """The sample row was deleted (by its owner or the retention purge) while it was being prepared."""
 
 
-async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: str, *, actor: str) -> PreparedSample:
+async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *, actor: str) -> PreparedSample:
     """Check the sample's original against `provider`'s rules, clean it into the provider's wanted form,
     store the copy beside the original and record it with the quality report (status `ready`).
 
@@ -52,25 +53,26 @@ async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: s
     start from has changed.
     """
     # A kept sample whose retention ended has only its cleaned copy left: that is cleaned again.
-    source = sample["object_path"] if sample["original_removed_at"] is None else sample["processed_object_path"]
+    kept_copy = sample.processed_object_path if sample.original_removed_at is not None else None
+    source = kept_copy or sample.object_path
     original = await _read(ctx, sample, source, actor=actor)
     try:
-        prepared = await ctx.cpu.run(sample["owner_id"], prepare_for, original, sample_rules(provider))
+        prepared = await ctx.cpu.run(sample.owner_id, prepare_for, original, sample_rules(provider))
     except AudioRejected as exc:
         report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
         async with service_transaction(ctx.pool) as conn:
             await conn.execute(
-                _Q["record_rejected_sample"], {"sample_id": sample["id"], "reason": str(exc), "quality_report": report}
+                _Q["record_rejected_sample"], {"sample_id": sample.id, "reason": str(exc), "quality_report": report}
             )
         raise
     del original
-    copy_path = samples.processed_path(sample["object_path"])
+    copy_path = samples.processed_path(sample.object_path)
     async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         recorded = await fetch_optional(
             conn,
             _Q["record_processed_sample"],
             {
-                "sample_id": sample["id"],
+                "sample_id": sample.id,
                 "processed_object_path": copy_path,
                 "processed_provider": provider,
                 "quality_report": msgspec.json.encode(prepared.report).decode(),
@@ -80,51 +82,51 @@ async def prepare_and_record(ctx: Lifecycle, sample: dict[str, Any], provider: s
             },
         )
         if recorded is None:
-            raise SampleGone(str(sample["id"]))
+            raise SampleGone(str(sample.id))
         await integrity.write(
-            conn, ctx.storage, sample["bucket_id"], copy_path, prepared.wav, content_type=prepared.mime_type
+            conn, ctx.storage, sample.bucket_id, copy_path, prepared.wav, content_type=prepared.mime_type
         )
     return prepared
 
 
-async def _read(ctx: Lifecycle, sample: dict[str, Any], path: str, *, actor: str) -> bytes:
+async def _read(ctx: Lifecycle, sample: SampleRow, path: str, *, actor: str) -> bytes:
     """The sample's stored object at `path`, checked against its digest. One that has changed since it
     was written fails the sample (for good: it is the copy voicegate would send) and raises
     StoredObjectAltered."""
     try:
         return await integrity.read(
-            ctx.pool, ctx.storage, sample["bucket_id"], path, actor=actor, subject=("voice_sample", sample["id"])
+            ctx.pool, ctx.storage, sample.bucket_id, path, actor=actor, subject=("voice_sample", sample.id)
         )
     except StoredObjectAltered as exc:
         async with service_transaction(ctx.pool) as conn:
-            await conn.execute(_Q["fail_altered_sample"], {"sample_id": sample["id"], "reason": exc.detail})
+            await conn.execute(_Q["fail_altered_sample"], {"sample_id": sample.id, "reason": exc.detail})
         raise
 
 
-async def enrolment_sample(ctx: Lifecycle, sample: dict[str, Any], provider: str, *, actor: str) -> SampleRef:
+async def enrolment_sample(ctx: Lifecycle, sample: SampleRow, provider: str, *, actor: str) -> SampleRef:
     """What an enrolment sends: the stored cleaned copy (checked against its digest) when it was made for
     this provider, otherwise the original checked and cleaned now. Raises `AudioRejected`, `SampleGone`
     or StoredObjectAltered like `prepare_and_record`; the provider's signed URL, when it gets one, is of
     the copy just checked or just written."""
-    copy_path = sample["processed_object_path"]
-    made_for = sample["processed_provider"]
-    if sample["status"] == "ready" and copy_path and made_for == provider and sample["duration_ms"]:
-        report = sample["quality_report"] or {}
+    copy_path = sample.processed_object_path
+    made_for = sample.processed_provider
+    if sample.status is VoiceSampleStatus.READY and copy_path and made_for == provider and sample.duration_ms:
+        report = sample.quality_report or {}
         ref = SampleRef(
             data=await _read(ctx, sample, copy_path, actor=actor),
             mime_type="audio/wav",
-            duration_s=sample["duration_ms"] / 1000,
-            sample_rate=sample["sample_rate"],
+            duration_s=sample.duration_ms / 1000,
+            sample_rate=sample.sample_rate,
             channels=1,
             snr_db=report.get("snrDb"),  # the stored QualityReport, camel-cased
         )
     else:
         prepared = await prepare_and_record(ctx, sample, provider, actor=actor)
-        copy_path = samples.processed_path(sample["object_path"])
+        copy_path = samples.processed_path(sample.object_path)
         ref = prepared.sample_ref()
-    ref = msgspec.structs.replace(ref, consent_id=str(sample["consent_id"]))
+    ref = msgspec.structs.replace(ref, consent_id=str(sample.consent_id))
     if ctx.public_storage:
-        url = await ctx.storage.create_signed_url(sample["bucket_id"], copy_path, SAMPLE_URL_SECONDS)
+        url = await ctx.storage.create_signed_url(sample.bucket_id, copy_path, SAMPLE_URL_SECONDS)
         ref = msgspec.structs.replace(ref, public_url=url)
     return ref
 
@@ -133,18 +135,19 @@ async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:
     """Check a `pending` sample (or one whose check was cut short): `ready` with its report and cleaned
     copy, or `failed` with the reason. Anything else is left as it is."""
     async with service_transaction(ctx.pool) as conn:
-        sample = await fetch_optional(conn, _Q["claim_sample"], {"sample_id": sample_id})
+        sample = await fetch_optional_record(conn, _Q["claim_sample"], {"sample_id": sample_id}, SampleRow)
         if sample is None:
             current = await fetch_optional(conn, _Q["sample_state"], {"sample_id": sample_id})
             return Outcome(status="missing" if current is None else current["status"])
+    assert sample.provider is not None  # noqa: S101 - a queued sample names its provider (`upload_sample`)
     try:
-        await prepare_and_record(ctx, sample, sample["provider"], actor=ACTOR)
+        await prepare_and_record(ctx, sample, sample.provider, actor=ACTOR)
     except (AudioRejected, StoredObjectAltered) as exc:
         log.info("sample %s refused: %s", sample_id, exc.code)
-        return Outcome(status="failed")
+        return Outcome(status=VoiceSampleStatus.FAILED)
     except SampleGone:
         return Outcome(status="missing")
-    return Outcome(status="ready")
+    return Outcome(status=VoiceSampleStatus.READY)
 
 
 async def fail_sample(conn: Connection, sample_id: uuid.UUID, reason: str) -> None:

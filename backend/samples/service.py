@@ -35,6 +35,8 @@ from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUna
 from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import ProviderName, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
+from backend.records.rows import fetch_record
+from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
 
@@ -251,8 +253,8 @@ async def stored_upload(storage: ObjectStorage, path: str, upload: ReceivedUploa
 
 
 async def insert_sample(
-    conn: Connection, sample: NewSample, consent_id: uuid.UUID, *, status: str, retention_days: float
-) -> dict[str, Any]:
+    conn: Connection, sample: NewSample, consent_id: uuid.UUID, *, status: VoiceSampleStatus, retention_days: float
+) -> SampleRow:
     """The sample's row under `consent_id`, as the service (on a transaction that wrote the consent).
 
     `status`: `ready` when the clone attempt checks the audio itself, `pending` for the sample queue.
@@ -263,7 +265,7 @@ async def insert_sample(
         "status": status,
         "retention_days": retention_days,
     }
-    return await fetch_one(conn, _Q["insert_sample"], params)
+    return await fetch_record(conn, _Q["insert_sample"], params, SampleRow)
 
 
 async def upload_sample(
@@ -295,10 +297,10 @@ async def upload_sample(
         )
         await become_service(conn)
         row = await insert_sample(
-            conn, new, consent_id, status="pending", retention_days=settings.sample_retention_days
+            conn, new, consent_id, status=VoiceSampleStatus.PENDING, retention_days=settings.sample_retention_days
         )
         await queues.send(conn, queues.SAMPLE_CHECK, queues.sample_check_message(sample_id))
-        accepted = SampleAccepted(sample_id, row["status"], new.provider, row["expires_at"])
+        accepted = SampleAccepted(sample_id, row.status, new.provider, row.expires_at)
         if record is not None:
             await record(conn, accepted)
     return accepted
@@ -328,16 +330,6 @@ def _status_of(row: dict[str, Any]) -> SampleStatus:
 async def visible(conn: Connection, sample_id: uuid.UUID) -> bool:
     """Whether the sample is visible on `conn` (the caller's own, under RLS)."""
     return await fetch_optional(conn, _Q["visible_sample"], {"id": sample_id}) is not None
-
-
-async def sample_row(conn: Connection, sample_id: uuid.UUID) -> dict[str, Any] | None:
-    """The whole sample row, as the service sees it."""
-    return await fetch_optional(conn, _Q["sample_row"], {"sample_id": sample_id})
-
-
-async def lock_for_clone(conn: Connection, sample_id: uuid.UUID, owner_id: uuid.UUID) -> dict[str, Any] | None:
-    """The owner's sample, row-locked as the service: two clone requests from one sample make one voice."""
-    return await fetch_optional(conn, _Q["lock_sample"], {"id": sample_id, "owner_id": owner_id})
 
 
 async def link_voice(conn: Connection, sample_id: uuid.UUID, voice_id: uuid.UUID) -> None:

@@ -9,7 +9,7 @@ insert into public.voice_samples (id, owner_id, voice_id, consent_id, bucket_id,
 values (%(sample_id)s, %(owner_id)s, %(voice_id)s, %(consent_id)s, %(bucket_id)s, %(path)s, %(declared_type)s,
         %(sniffed_type)s, %(size_bytes)s, %(transcript)s, %(language)s, %(provider)s, %(status)s,
         now() + make_interval(secs => %(retention_days)s::double precision * 86400))
-returning id, status, expires_at;
+returning *;
 
 -- name: sample_status
 -- Run as the caller: RLS shows only their own samples.
@@ -33,16 +33,6 @@ select s.id as sample_id, s.status, s.provider, s.sniffed_type, s.size_bytes, s.
 -- name: visible_sample
 -- Run as the caller: RLS shows only their own samples.
 select id from public.voice_samples where id = %(id)s;
-
--- name: sample_row
-select * from public.voice_samples where id = %(sample_id)s;
-
--- name: lock_sample
--- As the service, after `visible_sample`: two clone requests from one sample make one voice.
-select id, owner_id, voice_id, consent_id, status, failure_reason, provider, language
-  from public.voice_samples
- where id = %(id)s and owner_id = %(owner_id)s
-   for update;
 
 -- name: link_sample_voice
 update public.voice_samples set voice_id = %(voice_id)s where id = %(sample_id)s;

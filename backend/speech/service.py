@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import psycopg
@@ -47,6 +46,8 @@ from backend.providers.errors import (
     UnsupportedLanguageError,
 )
 from backend.providers.registry import ProviderSet, check_speakable, language_not_supported
+from backend.records.speech_streams import SpeechStreamOutcome
+from backend.records.voices import VoiceRow, voice_row
 from backend.reflections import service as reflections
 from backend.synthesis.speaker import Mute, Waits, speaker_now
 from backend.text import cleaned, sentences
@@ -122,7 +123,7 @@ class SpeechStream:
         self._sentences = sentences(text)
         self._encoder = StreamEncoder(fmt)
         self._characters = 0
-        self._outcome = "canceled"
+        self._outcome = SpeechStreamOutcome.CANCELED
         self._error_code: str | None = None
         self._recorded = False
         self._ended = ended
@@ -172,9 +173,12 @@ class SpeechStream:
                             yield out
             if tail := encoder.finish():
                 yield tail
-            self._outcome = "completed"
+            self._outcome = SpeechStreamOutcome.COMPLETED
         except ProviderError as exc:
-            self._outcome, self._error_code = "failed", (exc.provider_code or type(exc).__name__)[:100]
+            self._outcome, self._error_code = (
+                SpeechStreamOutcome.FAILED,
+                (exc.provider_code or type(exc).__name__)[:100],
+            )
             raise
 
     async def _record(self) -> None:
@@ -240,21 +244,20 @@ async def voice_speech(
     async with user_transaction(pool, claims.raw) as conn:
         if not await voices.visible(conn, request.voice_id):
             raise NotFound("Voice not found.")
-        row = await voices.voice_row(conn, request.voice_id)
-        voice = await _speaking(conn, row)
+        voice = await _speaking(conn, await voice_row(conn, request.voice_id))
         opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
         stream_id = await _record_opening(conn, opened, text, request.format, settings)
     return await _start(pool, stream_id, opened, text, request.format, providers=providers, ended=ended)
 
 
-async def _speaking(conn: Connection, row: dict[str, Any]) -> ProviderVoice:
+async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
     """The `speaker` rule when the answer must be now: a voice that waits for its clone cannot stream."""
     state = await speaker_now(conn, row)
     if isinstance(state, Waits):
         raise VoiceNotReady("The voice is still being cloned; stream once it is ready.")
     if isinstance(state, Mute):
         raise VoiceNotReady(state.message)
-    return msgspec.structs.replace(state, language=row["language"], metadata=row["provider_metadata"])
+    return msgspec.structs.replace(state, language=row.language, metadata=row.provider_metadata)
 
 
 async def _record_opening(

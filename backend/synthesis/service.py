@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -19,7 +18,6 @@ from backend import queues
 from backend.auth.verify import UserClaims
 from backend.clone.start import StoredSample, start_clone
 from backend.db.connection import Connection
-from backend.db.execute import fetch_one, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import Recorder, become_service, user_transaction
@@ -36,6 +34,12 @@ from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language, check_speakable
+from backend.records import samples as sample_records
+from backend.records import voices as voice_records
+from backend.records.rows import fetch_record
+from backend.records.samples import VoiceSampleStatus
+from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus, job_row
+from backend.records.voices import VoiceRow
 from backend.samples import service as samples
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
@@ -141,7 +145,7 @@ async def create_job(
                 raise NotFound("Voice not found.")
             await become_service(conn)
             voice_id, attempt_id = await _usable_voice(conn, owner_id, request.voice_id, text, providers)
-        job = await fetch_one(
+        job = await fetch_record(
             conn,
             _Q["insert_job"],
             {
@@ -151,11 +155,12 @@ async def create_job(
                 "attempt_id": attempt_id,
                 "text": text,
             },
+            SynthesisJobRow,
         )
         # Sent even when the job waits for its attempt: if the attempt ends before this commits, its
         # trigger cannot see the job, and this message is what finds it.
-        await queues.send(conn, queues.SYNTHESIS, queues.synthesis_message(job["id"]))
-        accepted = JobAccepted(job["id"], job["status"], voice_id, attempt_id)
+        await queues.send(conn, queues.SYNTHESIS, queues.synthesis_message(job.id))
+        accepted = JobAccepted(job.id, job.status, voice_id, attempt_id)
         if record is not None:
             await record(conn, accepted)
     return accepted
@@ -170,29 +175,29 @@ async def _voice_of_sample(
     text: str,
     providers: ProviderSettings,
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
-    sample = await samples.lock_for_clone(conn, sample_id, owner_id)
+    sample = await sample_records.lock_owned(conn, sample_id, owner_id)
     if sample is None:
         raise NotFound("Sample not found.")  # deleted since the caller's check
-    if sample["status"] == "failed":
-        raise SampleRejected(f"The sample was refused: {sample['failure_reason']}")
+    if sample.status is VoiceSampleStatus.FAILED:
+        raise SampleRejected(f"The sample was refused: {sample.failure_reason}")
     voice = None
-    if sample["voice_id"] is not None:
-        voice = await voices.lock_live(conn, sample["voice_id"], owner_id)
+    if sample.voice_id is not None:
+        voice = await voice_records.lock_live(conn, sample.voice_id, owner_id)
     if voice is not None:
         state = await _state_of(conn, voice, text, providers)
         if not isinstance(state, Mute):
-            return voice["id"], _waits_for(state)
-    provider = providers.usable(sample["provider"])
+            return voice.id, _waits_for(state)
+    provider = providers.usable(sample.provider)
     # The language the clone attempt enrols the voice in (see `attempts.worker._enrol`).
-    language = sample["language"] or (voice["language"] if voice is not None else None)
+    language = sample.language or (voice.language if voice is not None else None)
     check_enrolment_language(provider, language)
     check_speakable(provider, language, text)
     source = StoredSample(
-        sample_id=sample["id"],
-        consent_id=sample["consent_id"],
+        sample_id=sample.id,
+        consent_id=sample.consent_id,
         provider=provider,
-        language=sample["language"],
-        voice_id=None if voice is None else voice["id"],  # cloned before and failed: clone it again
+        language=sample.language,
+        voice_id=None if voice is None else voice.id,  # cloned before and failed: clone it again
         name=request.name.strip() if request.name else "Voice from sample",
     )
     attempt = await start_clone(conn, owner_id, source)
@@ -202,7 +207,7 @@ async def _voice_of_sample(
 async def _usable_voice(
     conn: Connection, owner_id: uuid.UUID, voice_id: uuid.UUID, text: str, providers: ProviderSettings
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
-    voice = await voices.lock_live(conn, voice_id, owner_id)
+    voice = await voice_records.lock_live(conn, voice_id, owner_id)
     if voice is None:
         raise NotFound("Voice not found.")  # deleted since the caller's check
     state = await _state_of(conn, voice, text, providers)
@@ -212,7 +217,7 @@ async def _usable_voice(
 
 
 async def _state_of(
-    conn: Connection, voice: dict[str, Any], text: str, providers: ProviderSettings
+    conn: Connection, voice: VoiceRow, text: str, providers: ProviderSettings
 ) -> ProviderVoice | Waits | Mute:
     """`speaker` for a voice row when a job is made: its open attempt matters only while the row has no
     provider voice. A voice that speaks or waits needs its provider configured, able to speak the voice's
@@ -220,7 +225,7 @@ async def _state_of(
     state = await speaker_now(conn, voice)
     if not isinstance(state, Mute):
         providers.usable(state.provider)
-        check_speakable(state.provider, voice["language"], text)
+        check_speakable(state.provider, voice.language, text)
     return state
 
 
@@ -231,42 +236,48 @@ def _waits_for(state: ProviderVoice | Waits) -> uuid.UUID | None:
 async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:
     """The caller's job (RLS decides whose); 404 for anyone else's."""
     job = await _job(pool, claims, job_id)
-    code, message = job.pop("error_code"), job.pop("error_message")
-    error = JobError(code, message) if job["status"] == "failed" and code is not None else None
-    done, total = job.pop("progress_done"), job.pop("progress_total")
-    progress = None if total is None else JobProgress(done=done or 0, total=total)
-    provenance = PROVENANCE if job["status"] == "succeeded" else None
-    computed = {"error", "progress", "provenance"}
-    fields = {name: job[name] for name in JobStatus.__struct_fields__ if name not in computed}
-    return JobStatus(**fields, error=error, progress=progress, provenance=provenance)
+    failed = job.status is SynthesisJobStatus.FAILED
+    error = JobError(job.error_code, job.error_message) if failed and job.error_code is not None else None
+    total = job.progress_total
+    return JobStatus(
+        job_id=job.id,
+        status=job.status,
+        voice_id=job.voice_id,
+        sample_id=job.sample_id,
+        attempt_id=job.attempt_id,
+        duration_ms=job.duration_ms,
+        error=error,
+        progress=None if total is None else JobProgress(done=job.progress_done or 0, total=total),
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        provenance=PROVENANCE if job.status is SynthesisJobStatus.SUCCEEDED else None,
+    )
 
 
 async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:
     """A short-lived signed URL of the finished job's WAV, once its bytes are checked against the digest
     recorded when it was stored; 409 while it runs, after it failed, or when the file has changed since
     (`stored_object_altered`, with an audit event)."""
-    row = await _job(pool, claims, job_id)
-    if row["status"] == "failed":
-        raise SynthesisFailed(f"The job failed ({row['error_code']}): {row['error_message']}")
-    if row["status"] != "succeeded":
-        raise SynthesisNotFinished(f"The job is {row['status']}; poll its status until it has succeeded.")
+    job = await _job(pool, claims, job_id)
+    if job.status is SynthesisJobStatus.FAILED:
+        raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
+    if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
+        raise SynthesisNotFinished(f"The job is {job.status}; poll its status until it has succeeded.")
     url = await integrity.signed_url(
         pool,
         storage,
-        row["output_bucket_id"],
-        row["output_object_path"],
+        job.output_bucket_id,
+        job.output_object_path,
         RESULT_URL_SECONDS,
         actor=f"user:{claims.sub}",
         subject=("synthesis_job", job_id),
     )
-    return JobResult(
-        audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=row["duration_ms"]
-    )
+    return JobResult(audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=job.duration_ms)
 
 
-async def _job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> dict[str, Any]:
+async def _job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
     async with user_transaction(pool, claims.raw) as conn:
-        row = await fetch_optional(conn, _Q["job"], {"id": job_id})
-    if row is None:
+        job = await job_row(conn, job_id)
+    if job is None:
         raise NotFound("Job not found.")
-    return row
+    return job

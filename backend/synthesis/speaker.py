@@ -16,6 +16,7 @@ from backend.attempts import service as attempts
 from backend.attempts.service import OPEN_STATUSES
 from backend.db.connection import Connection
 from backend.providers.base import ProviderVoice
+from backend.records.voices import VoiceRow
 
 
 class Waits(msgspec.Struct, frozen=True):
@@ -64,11 +65,11 @@ def provider_voice(
     return ProviderVoice(provider=provider, voice_id=voice_id, target_model=target_model, metadata=metadata or {})
 
 
-async def speaker_now(conn: Connection, voice: dict[str, Any]) -> ProviderVoice | Waits | Mute:
+async def speaker_now(conn: Connection, voice: VoiceRow) -> ProviderVoice | Waits | Mute:
     """`speaker` for a voice row on `conn`: the clone attempt under way for it (if any) matters only
     while the row carries no provider voice."""
-    own = provider_voice(voice["tts_provider"], voice["provider_voice_id"], voice["provider_target_model"])
-    attempt = None if own is not None else await attempts.open_for_voice(conn, voice["id"])
+    own = provider_voice(voice.tts_provider, voice.provider_voice_id, voice.provider_target_model)
+    attempt = None if own is not None else await attempts.open_for_voice(conn, voice.id)
     if attempt is None:
         return speaker(own, None)
     made = provider_voice(

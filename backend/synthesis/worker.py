@@ -22,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from backend import leases
 from backend.audio.render import join_wav
@@ -45,6 +47,8 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.registry import check_speakable
+from backend.records.rows import fetch_optional_record
+from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
 from backend.storage import integrity
 from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
@@ -59,33 +63,59 @@ WAIT_RECHECK_SECONDS = 30
 MAX_PROVIDER_RETRIES = 1
 
 
+class JobToSpeak(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as a run takes it (`load_job`): its voice, the consent its manifest names, and the clone
+    attempt it may wait for (its fields None when it waits for none)."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    status: SynthesisJobStatus
+    input_text: str
+    retry_count: int
+    attempt_id: uuid.UUID | None
+    voice_id: uuid.UUID
+    tts_provider: str | None
+    provider_voice_id: str | None
+    provider_target_model: str | None
+    provider_metadata: dict[str, Any]
+    language: str | None
+    consent_id: uuid.UUID | None
+    consent_version: str | None
+    attempt_status: str | None
+    attempt_provider: str | None
+    attempt_voice_id: str | None
+    attempt_target_model: str | None
+    attempt_metadata: dict[str, Any] | None
+    attempt_error_message: str | None
+    lease_expires_at: datetime | None
+    db_now: datetime
+
+
 def render_path(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
     """Where a job's audio lives: in its owner's folder, as the storage policies require."""
     return f"{owner_id}/renders/{job_id}.wav"
 
 
-def _speaker_of(job: dict[str, Any]) -> ProviderVoice | Waits | Mute:
+def _speaker_of(job: JobToSpeak) -> ProviderVoice | Waits | Mute:
     """The `speaker` rule on a job row: its voice, and the clone attempt it waits for if any. A voice whose
     provider cannot speak its language or read the job's text is mute, as when the job was made: a job queued
     past that check (or before it existed) is never spoken."""
     attempt = None
-    if job["attempt_id"] is not None:
+    if job.attempt_id is not None and job.attempt_status is not None and job.attempt_provider is not None:
         attempt = Awaited(
-            id=job["attempt_id"],
-            status=job["attempt_status"],
-            provider=job["attempt_provider"],
+            id=job.attempt_id,
+            status=job.attempt_status,
+            provider=job.attempt_provider,
             voice=provider_voice(
-                job["attempt_provider"], job["attempt_voice_id"], job["attempt_target_model"], job["attempt_metadata"]
+                job.attempt_provider, job.attempt_voice_id, job.attempt_target_model, job.attempt_metadata
             ),
-            error_message=job["attempt_error_message"],
+            error_message=job.attempt_error_message,
         )
-    own = provider_voice(
-        job["tts_provider"], job["provider_voice_id"], job["provider_target_model"], job["provider_metadata"]
-    )
+    own = provider_voice(job.tts_provider, job.provider_voice_id, job.provider_target_model, job.provider_metadata)
     state = speaker(own, attempt)
     if isinstance(state, ProviderVoice):
         try:
-            check_speakable(state.provider, job["language"], job["input_text"])
+            check_speakable(state.provider, job.language, job.input_text)
         except LanguageNotSupported as refused:
             return Mute(refused.code, refused.detail)
     return state
@@ -123,27 +153,27 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -
         raise
 
 
-async def _render(ctx: Lifecycle, job: dict[str, Any], voice: ProviderVoice, parts: list[str], run: str) -> Outcome:
+async def _render(ctx: Lifecycle, job: JobToSpeak, voice: ProviderVoice, parts: list[str], run: str) -> Outcome:
     """Speak, sign and store the job's audio and finish it, as the run holding the lease `run`."""
-    job_id: uuid.UUID = job["id"]
+    job_id = job.id
     spoken = await _speak(ctx, job, voice, parts, run)
     if isinstance(spoken, Outcome):
         return spoken
-    wav, duration_s = await ctx.cpu.run(job["owner_id"], join_wav, [result.audio for result in spoken])
+    wav, duration_s = await ctx.cpu.run(job.owner_id, join_wav, [result.audio for result in spoken])
     claim = SynthesisClaim(
-        voice_id=job["voice_id"],
+        voice_id=job.voice_id,
         provider=voice.provider,
         model=spoken[-1].model or voice.target_model,
-        consent_id=job["consent_id"],
-        consent_version=job["consent_version"],
+        consent_id=job.consent_id,
+        consent_version=job.consent_version,
     )
     try:
-        signed = await ctx.cpu.run(job["owner_id"], ctx.signer.sign_audio, wav, "audio/wav", claim)
+        signed = await ctx.cpu.run(job.owner_id, ctx.signer.sign_audio, wav, "audio/wav", claim)
     except ProvenanceFailed as exc:
         # c2pa's own words are for operators; the job says what happened in the error's fixed terms.
         log.exception("synthesis job %s: %s", job_id, exc.detail)
         return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail, run)
-    path = render_path(job["owner_id"], job_id)
+    path = render_path(job.owner_id, job_id)
     async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         finished = await fetch_optional(
             conn,
@@ -153,32 +183,32 @@ async def _render(ctx: Lifecycle, job: dict[str, Any], voice: ProviderVoice, par
         # Stored only by the delivery that finishes the job, so a late one cannot replace its audio.
         if finished is not None:
             await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type="audio/wav")
-    return Outcome(status="succeeded" if finished is not None else "stale")
+    return Outcome(status=SynthesisJobStatus.SUCCEEDED if finished is not None else "stale")
 
 
 async def _speak(
-    ctx: Lifecycle, job: dict[str, Any], voice: ProviderVoice, parts: list[str], run: str
+    ctx: Lifecycle, job: JobToSpeak, voice: ProviderVoice, parts: list[str], run: str
 ) -> list[SynthesisResult] | Outcome:
     """Each piece spoken in turn, with the job's progress recorded after each; or what became of the job
     when the provider failed. LeaseLost once another run holds the job."""
-    provider = ctx.providers.get(voice.provider, owner=job["owner_id"])
+    provider = ctx.providers.get(voice.provider, owner=job.owner_id)
     spoken: list[SynthesisResult] = []
     try:
         for part in parts:
             spoken.append(await provider.synthesize(voice, part))
-            await _progress(ctx, job["id"], len(spoken), run)
+            await _progress(ctx, job.id, len(spoken), run)
     except (TransientProviderError, UnknownOutcomeError) as exc:
-        if job["retry_count"] < MAX_PROVIDER_RETRIES:
-            return await _retry(ctx, job["id"], job["retry_count"], exc.safe_message, run)
-        return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}", run)
+        if job.retry_count < MAX_PROVIDER_RETRIES:
+            return await _retry(ctx, job.id, job.retry_count, exc.safe_message, run)
+        return await _fail(ctx, job.id, "inference_failed", f"inference failed: {exc.safe_message}", run)
     except (VoiceNotFoundError, ModelRetiredError) as exc:
         recheck = timedelta(seconds=WAIT_RECHECK_SECONDS)
-        return await heal.heal_job(ctx, job["id"], voice, exc, recheck=recheck, lease_owner=run)
+        return await heal.heal_job(ctx, job.id, voice, exc, recheck=recheck, lease_owner=run)
     except UnsupportedLanguageError as exc:
         # The engine's own record of the voice's language refused it: that does not change on a retry.
-        return await _fail(ctx, job["id"], LanguageNotSupported.code, exc.safe_message, run)
+        return await _fail(ctx, job.id, LanguageNotSupported.code, exc.safe_message, run)
     except PermanentProviderError as exc:
-        return await _fail(ctx, job["id"], "inference_failed", f"inference failed: {exc.safe_message}", run)
+        return await _fail(ctx, job.id, "inference_failed", f"inference failed: {exc.safe_message}", run)
     return spoken
 
 
@@ -193,24 +223,25 @@ def _lease(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> dict[str, Any]:
     return {"id": job_id, "owner": run, "lease_seconds": ctx.lease_seconds}
 
 
-async def _start(
-    ctx: Lifecycle, job_id: uuid.UUID, run: str
-) -> tuple[dict[str, Any], ProviderVoice, list[str]] | Outcome:
+async def _start(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> tuple[JobToSpeak, ProviderVoice, list[str]] | Outcome:
     """Claim the job for the run `run` with its pieces to speak and say which voice speaks them, or why there
     is nothing to do now."""
     async with service_transaction(ctx.pool) as conn:
-        job = await fetch_optional(conn, _Q["load_job"], {"id": job_id})
-        if job is None or job["status"] in {"succeeded", "failed"}:
-            return Outcome(status="missing" if job is None else job["status"])
-        if job["status"] == "processing" and job["lease_expires_at"] > job["db_now"]:
+        job = await fetch_optional_record(conn, _Q["load_job"], {"id": job_id}, JobToSpeak)
+        if job is None or job.status in ENDED:
+            return Outcome(status="missing" if job is None else job.status)
+        leased = job.lease_expires_at
+        if job.status is SynthesisJobStatus.PROCESSING and leased is not None and leased > job.db_now:
             # Another run speaks it (or did until it died): look again when its lease would have run out.
-            return Outcome(status="processing", retry_at=job["lease_expires_at"] + timedelta(seconds=1))
+            return Outcome(status=SynthesisJobStatus.PROCESSING, retry_at=leased + timedelta(seconds=1))
         voice = _speaker_of(job)
         if isinstance(voice, Mute):
             return await heal.fail_job(conn, job_id, voice.code, voice.message)
         if isinstance(voice, Waits):
-            return Outcome(status="queued", retry_at=job["db_now"] + timedelta(seconds=WAIT_RECHECK_SECONDS))
-        parts = pieces(job["input_text"])
+            return Outcome(
+                status=SynthesisJobStatus.QUEUED, retry_at=job.db_now + timedelta(seconds=WAIT_RECHECK_SECONDS)
+            )
+        parts = pieces(job.input_text)
         if await fetch_optional(conn, _Q["start_job"], {**_lease(ctx, job_id, run), "total": len(parts)}) is None:
             return Outcome(status="stale")
     return job, voice, parts
@@ -224,7 +255,7 @@ async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_messa
         return Outcome(status="stale")
     log.info("synthesis job %s: provider failure, retrying once", job_id)
     delay = timedelta(seconds=ctx.retry_delay(retry_count + 1))
-    return Outcome(status="queued", retry_at=retried["db_now"] + delay)
+    return Outcome(status=SynthesisJobStatus.QUEUED, retry_at=retried["db_now"] + delay)
 
 
 async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str, run: str) -> Outcome:

@@ -1,8 +1,5 @@
-"""A user's voices: list, get, soft delete (provider-side deletion is an operator action), and the voice
-rows other areas read. Starting a clone makes them (`backend.clone.start`).
-
-A voice row's provider fields are written by the attempt lifecycle in SQL (the active attempt
-publishes its provider voice to its voice row).
+"""A user's voices: list, get, soft delete (provider-side deletion is an operator action). Starting a
+clone makes them (`backend.clone.start`); the whole voice row other areas read is `backend.records.voices`.
 """
 
 from __future__ import annotations
@@ -20,12 +17,14 @@ import msgspec
 
 from backend.auth.verify import UserClaims
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import service_transaction, user_transaction
 from backend.errors import NotFound, ServiceUnavailable
 from backend.provenance import PROVENANCE
+from backend.records.rows import fetch_optional_record, fetch_records
+from backend.records.voices import VoiceRow, VoiceStatus
 from backend.samples import purge
 from backend.storage.client import ObjectStorage
 from backend.voices import manifest
@@ -64,12 +63,13 @@ class VoiceList(msgspec.Struct):
 async def list_voices(pool: Pool, claims: UserClaims) -> VoiceList:
     """The caller's voices that are not deleted."""
     async with user_transaction(pool, claims.raw) as conn:
-        rows = await fetch_all(conn, _Q["list_voices"], {"limit": LIST_LIMIT})
+        rows = await fetch_records(conn, _Q["list_voices"], {"limit": LIST_LIMIT}, VoiceRow)
     return VoiceList([_voice(row) for row in rows])
 
 
-def _voice(row: dict[str, Any]) -> Voice:
-    return msgspec.convert({**row, "provenance": PROVENANCE if row["status"] == "ready" else None}, Voice)
+def _voice(row: VoiceRow) -> Voice:
+    voice = msgspec.convert(row, Voice, from_attributes=True)
+    return msgspec.structs.replace(voice, provenance=PROVENANCE if row.status is VoiceStatus.READY else None)
 
 
 async def get_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> Voice:
@@ -79,7 +79,7 @@ async def get_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> Voic
 
 
 async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
-    row = await fetch_optional(conn, _Q["get_voice"], {"id": voice_id})
+    row = await fetch_optional_record(conn, _Q["get_voice"], {"id": voice_id}, VoiceRow)
     if row is None:
         raise NotFound("Voice not found.")
     return _voice(row)
@@ -107,7 +107,7 @@ async def soft_delete_voice(pool: Pool, storage: ObjectStorage, claims: UserClai
 
 #: Longest `Prefer: wait=N` honoured: a client may ask for more, it gets this.
 MAX_WAIT_SECONDS = 60
-_FINISHED = frozenset({"ready", "failed"})
+_FINISHED = frozenset({VoiceStatus.READY, VoiceStatus.FAILED})
 
 
 def preferred_wait(prefer: str | None) -> int | None:
@@ -135,19 +135,9 @@ async def wait_for_voice(pool: Pool, claims: Mapping[str, Any], voice_id: uuid.U
         await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
-async def voice_row(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any]:
-    """The whole voice row, as the service sees it (the lifecycle reads what it publishes)."""
-    return await fetch_one(conn, _Q["voice_row"], {"voice_id": voice_id})
-
-
 async def visible(conn: Connection, voice_id: uuid.UUID) -> bool:
     """Whether the voice is the caller's and not deleted (on a user transaction)."""
     return await fetch_optional(conn, _Q["visible_voice"], {"id": voice_id}) is not None
-
-
-async def lock_live(conn: Connection, voice_id: uuid.UUID, owner_id: uuid.UUID) -> dict[str, Any] | None:
-    """The owner's voice, not deleted, row-locked as the service (its provider voice, provider and language)."""
-    return await fetch_optional(conn, _Q["lock_voice"], {"id": voice_id, "owner_id": owner_id})
 
 
 async def consent_of(conn: Connection, voice_id: uuid.UUID) -> tuple[uuid.UUID | None, str | None]:

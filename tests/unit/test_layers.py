@@ -49,6 +49,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.provenance",
             "backend.providers",
             "backend.queues",
+            "backend.records",
             "backend.runtime",
             "backend.settings",
             "backend.standard_webhooks",
@@ -198,3 +199,14 @@ def test_only_the_http_layer_and_the_entry_points_import_litestar() -> None:
         and any(target == "litestar" or target.startswith("litestar.") for target in _targets(module, path))
     )
     assert not importers, f"only backend/http/ and the entry points may import litestar; these do too: {importers}"
+
+
+def test_records_stand_on_the_database_alone() -> None:
+    """A typed row needs only the db layer and leaf utilities, not the adapters beside it in its layer."""
+    floor = next(index for index, (name, _) in enumerate(LAYERS) if name == "database")
+    reaching = sorted(
+        f"{module} -> {target}"
+        for module, target in IMPORTS
+        if _top(module) == "backend.records" and _top(target) != "backend.records" and (_layer(target) or 0) < floor
+    )
+    assert not reaching, f"records import only backend.db and leaf utilities: {reaching}"

@@ -1,0 +1,67 @@
+"""The typed records and the migrated schema cannot drift: each status enum holds exactly its column's
+CHECK constraint values, and each row record names exactly its table's columns, in order (so `select *`
+decodes every column, and a migration that adds, drops or renames one fails here first)."""
+
+from __future__ import annotations
+
+import enum
+import re
+
+import msgspec
+import psycopg
+import pytest
+
+from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.records.speech_streams import SpeechStreamOutcome
+from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
+from backend.records.voices import VoiceRow, VoiceStatus
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def check_values(db: Conn, table: str, column: str) -> list[str]:
+    """The values the column's `<table>_<column>_check` constraint allows, in its order."""
+    row = db.execute(
+        "select pg_get_constraintdef(oid) from pg_constraint"
+        " where conrelid = %s::regclass and conname = %s and contype = 'c'",
+        (f"public.{table}", f"{table}_{column}_check"),
+    ).fetchone()
+    assert row is not None, f"{table}.{column} has no CHECK constraint"
+    definition = str(row[0])
+    assert f"({column} = ANY (ARRAY[" in definition, definition
+    return re.findall(r"'([^']*)'::text", definition)
+
+
+def columns(db: Conn, table: str) -> list[str]:
+    """The table's columns, in their order."""
+    rows = db.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = 'public' and table_name = %s order by ordinal_position",
+        (table,),
+    ).fetchall()
+    return [str(name) for (name,) in rows]
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "status"),
+    [
+        ("voices", "status", VoiceStatus),
+        ("voice_samples", "status", VoiceSampleStatus),
+        ("synthesis_jobs", "status", SynthesisJobStatus),
+        ("speech_streams", "outcome", SpeechStreamOutcome),
+    ],
+)
+def test_a_status_enum_holds_exactly_its_check_constraint_values(
+    module_db: Conn, table: str, column: str, status: type[enum.StrEnum]
+) -> None:
+    assert [member.value for member in status] == check_values(module_db, table, column)
+
+
+@pytest.mark.parametrize(
+    ("table", "record"),
+    [("voices", VoiceRow), ("voice_samples", SampleRow), ("synthesis_jobs", SynthesisJobRow)],
+)
+def test_a_row_record_names_exactly_its_table_columns(
+    module_db: Conn, table: str, record: type[msgspec.Struct]
+) -> None:
+    assert list(record.__struct_fields__) == columns(module_db, table)
