@@ -11,8 +11,9 @@ LOCKS := requirements
 
 .PHONY: up test check lint format typecheck packages images test-compose clean lock lockcheck
 
+# `make up PORT=8080 PG_PORT=54329`: other ports for the API and the embedded Postgres than 8000 and 54322.
 up: lockcheck $(RUNTIME)
-	$(BIN)/voicegate up
+	$(if $(PORT),VOICEGATE_PORT=$(PORT) )$(if $(PG_PORT),VOICEGATE_PG_PORT=$(PG_PORT) )$(BIN)/voicegate up
 
 test: lockcheck $(STAMP) packages check
 	$(BIN)/python -m pytest

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from backend.embedded.dev_users import DEV_USER_EMAIL
 from backend.settings import DEFAULT_DATA_DIR, Settings, SettingsError, env_var, settings_from_env, with_auth
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
 log = logging.getLogger("voicegate")
-#: The user the banner's token command names.
-EXAMPLE_USER = "you@example.com"
 
 
 class CommandError(Exception):
@@ -130,9 +129,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_dir(verify, "embedded data directory whose development CA is trusted")
     verify.set_defaults(run=_verify)
 
-    token = commands.add_parser("token", help="embedded mode: print a dev access token for a user")
-    token.add_argument("--user", required=True, help="user id (uuid) or email; an unknown email is created")
+    token = commands.add_parser(
+        "token",
+        help="embedded mode: print a dev access token for a user, against the Postgres that `voicegate up` runs for"
+        " the data directory",
+    )
+    token.add_argument(
+        "--user",
+        default=DEV_USER_EMAIL,
+        help=f"user id (uuid) or email; an unknown email is created (default {DEV_USER_EMAIL}, the demo page's user)",
+    )
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    _add_data_dir(token, "the data directory of the running `voicegate up`")
     token.set_defaults(run=_token)
 
     from scripts import SCRIPT_NAMES  # noqa: PLC0415 - the names only, not the scripts
@@ -293,7 +301,7 @@ def api_listener(settings: Settings) -> socket.socket:
         listener.close()
         raise CommandError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc};"
-            f" stop what holds it or set {env_var('port')}"
+            f" stop what holds it or choose another port with {env_var('port')}=<port> (--port, make up PORT=<port>)"
         ) from exc
     return listener
 
@@ -358,10 +366,8 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 def token_command(settings: Settings) -> str:
     """The command that prints a dev token against this embedded stack, as a user would type it."""
     program = shlex.quote(sys.argv[0]) if sys.argv and sys.argv[0].endswith("voicegate") else "voicegate"
-    data_dir = (
-        "" if settings.data_dir == DEFAULT_DATA_DIR else f"{env_var('data_dir')}={shlex.quote(str(settings.data_dir))} "
-    )
-    return f"{data_dir}{program} token --user {EXAMPLE_USER}"
+    data_dir = "" if settings.data_dir == DEFAULT_DATA_DIR else f" --data-dir {shlex.quote(str(settings.data_dir))}"
+    return f"{program} token --user {DEV_USER_EMAIL}{data_dir}"
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ of standard input is spoken, and the audio is written to a WAV file.
         python examples/pipecat_bot.py --token "$TOKEN" --session "$SESSION" --out hello.wav
 
 `--session` is the id `POST /v1/reflections/{id}/sessions` answered with (or give `--reflection`); the token is
-the user's access token (`voicegate token --user you@example.com` against `voicegate up`). It exits 1, saying
+the user's access token (`voicegate token --user you@voicegate.local` against `voicegate up`). It exits 1, saying
 why, if voicegate refuses: a reflection whose launch gate is closed, a token it does not accept.
 """
 

@@ -12,10 +12,9 @@ import msgspec
 from backend.db.pool import Pool
 from backend.db.units import database_work
 from backend.embedded.dev_tokens import mint_user_token
-from backend.embedded.dev_users import find_or_create_dev_user
+from backend.embedded.dev_users import DEV_USER_EMAIL, find_or_create_dev_user
 from backend.secret import Secret
 
-DEV_SESSION_EMAIL: Final = "you@voicegate.local"
 DEV_SESSION_TTL_SECONDS: Final = 12 * 3600
 
 
@@ -37,7 +36,7 @@ class DevSession(msgspec.Struct, frozen=True, rename="camel"):
 async def open_dev_session(pool: Pool, secret: Secret) -> DevSession:
     """A session for the local user (created on first use), its token signed with the project's JWT secret."""
     async with database_work(pool) as conn:
-        user_id, email = await find_or_create_dev_user(conn, DEV_SESSION_EMAIL)
+        user_id, email = await find_or_create_dev_user(conn, DEV_USER_EMAIL)
     token = mint_user_token(secret, user_id, email=email, ttl_seconds=DEV_SESSION_TTL_SECONDS)
     expires_at = datetime.now(UTC) + timedelta(seconds=DEV_SESSION_TTL_SECONDS)
     return DevSession(access_token=token, expires_at=expires_at, user=DevUser(user_id, email))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -14,6 +14,9 @@ from backend.db.queries import load_queries
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 DevUser = tuple[uuid.UUID, str]
+#: The one local user of development: the demo page signs in as it, `voicegate token` mints for it by
+#: default, and the README's curl and the API docs name it, so work done either way shows in the other.
+DEV_USER_EMAIL: Final = "you@voicegate.local"
 
 
 async def find_or_create_dev_user(conn: psycopg.AsyncConnection[Any], email: str) -> DevUser:

@@ -160,9 +160,11 @@ class EmbeddedPostgres:
             self._require_password()
             return False
         if _port_taken(self.port):
-            self._check_is_ours(f"port {self.port} is taken by another program; choose another with VOICEGATE_PG_PORT")
+            self._check_is_ours(port_taken(self.port))
             self._require_password()
             return False
+        if not _port_bindable(self.port):  # held without accepting connections: the server could not bind it
+            raise EmbeddedPostgresError(port_taken(self.port))
         make_private_dirs(self.data_dir)
         self._secure_directories()
         self._initdb_if_needed()
@@ -220,10 +222,7 @@ class EmbeddedPostgres:
         except psycopg.OperationalError as exc:
             raise EmbeddedPostgresError(f"{unreachable} ({_first_line(exc)})") from exc
         if row is None or Path(row[0]).resolve() != self.data_dir:
-            raise EmbeddedPostgresError(
-                f"port {self.port} is served by another PostgreSQL ({row[0] if row else '?'}); "
-                "choose another port with VOICEGATE_PG_PORT"
-            )
+            raise EmbeddedPostgresError(port_taken(self.port, f"by another PostgreSQL ({row[0] if row else '?'})"))
 
     def _password(self) -> str:
         """The superuser's password from the password file, which is made on first use."""
@@ -352,6 +351,8 @@ class EmbeddedPostgres:
             self._pg_ctl("start", "-l", str(log_file), "-o", server_args)
         except EmbeddedPostgresError as exc:
             tail = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else ""
+            if "could not bind" in tail and "Address already in use" in tail:  # taken since it was checked
+                raise EmbeddedPostgresError(port_taken(self.port)) from exc
             raise EmbeddedPostgresError(f"{exc}\n--- server.log ---\n{tail}") from exc
         if not self.is_ready():
             raise EmbeddedPostgresError(f"PostgreSQL started but does not answer on 127.0.0.1:{self.port}")
@@ -417,6 +418,27 @@ def _serves(pid: int, data_dir: Path) -> bool:
         return False
     except PermissionError:
         pass  # alive, owned by the server's OS user
+    return True
+
+
+def port_taken(port: int, by: str = "by another program") -> str:
+    """The one line that says the embedded Postgres's port is taken, and how to choose another."""
+    return (
+        f"port {port} for the embedded PostgreSQL is taken {by}; choose another with VOICEGATE_PG_PORT=<port>"
+        " (make up PG_PORT=<port>)"
+    )
+
+
+def _port_bindable(port: int) -> bool:
+    """Whether the server could bind 127.0.0.1:`port` now (as it does: with SO_REUSEADDR, so connections of
+    an earlier server waiting out TIME_WAIT do not count); a socket bound there but not listening is found
+    only this way."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
     return True
 
 

@@ -39,7 +39,8 @@ COMPONENTS: Final = Components(
             type="http",
             scheme="bearer",
             bearer_format="JWT",
-            description="A Supabase Auth access token (embedded mode: `voicegate token --user you@example.com`).",
+            description="A Supabase Auth access token (embedded mode: `voicegate token` prints one for the demo"
+            " page's user, `you@voicegate.local`).",
         )
     }
 )

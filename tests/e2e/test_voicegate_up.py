@@ -10,6 +10,7 @@ import grp
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import stat
@@ -188,8 +189,38 @@ def test_a_port_another_program_holds_stops_up_before_postgres_starts(tmp_path: 
         env.pop("DATABASE_URL", None)
         result = up_that_stops(env)
     assert result.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}: Address already in use".encode() in result.stderr
+    assert result.stderr.decode().splitlines() == [
+        f"voicegate: cannot listen on 127.0.0.1:{port}: Address already in use; stop what holds it or choose another"
+        f" port with VOICEGATE_PORT=<port> (--port, make up PORT=<port>)"
+    ]
     assert not (tmp_path / "data" / "pgdata").exists(), "nothing starts when the API cannot listen"
+
+
+@pytest.mark.parametrize("listening", [True, False], ids=["listening", "bound"])
+def test_a_postgres_port_another_program_holds_is_one_line_naming_it(tmp_path: Path, listening: bool) -> None:
+    """Held by a server that speaks no Postgres, or bound without listening (which refuses connections, so
+    only the server's own failure to bind told of it: 6 lines of its log after pg_ctl's)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        if listening:
+            holder.listen()
+        pg_port = holder.getsockname()[1]
+        env = {
+            **os.environ,
+            "VOICEGATE_DATA_DIR": str(tmp_path / "data"),
+            "VOICEGATE_PORT": str(free_port()),
+            "VOICEGATE_PG_PORT": str(pg_port),
+        }
+        env.pop("DATABASE_URL", None)
+        result = up_that_stops(env)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.decode().splitlines() if " INFO " not in line]
+    assert len(lines) == 1, result.stderr.decode()
+    assert lines[0].startswith(
+        f"voicegate: port {pg_port} for the embedded PostgreSQL is taken by another program; choose another with"
+        " VOICEGATE_PG_PORT=<port> (make up PG_PORT=<port>)"
+    )
+    assert not (tmp_path / "data" / "pgdata" / "PG_VERSION").exists(), "no cluster is made for a port it cannot have"
 
 
 def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stack(running: Running) -> None:
@@ -224,11 +255,13 @@ def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stac
     assert (running.pg.data_dir.parent / "storage" / "voice-samples" / path).read_bytes() == audio
 
 
-def run_cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
-    """`voicegate ARGS` as a user runs it, with this data directory."""
+def run_cli(data_dir: Path | None, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """`voicegate ARGS` as a user runs it, with this data directory in VOICEGATE_DATA_DIR (None: not set)."""
+    environ = {**os.environ, **env}
+    environ.pop("VOICEGATE_DATA_DIR", None)
     return subprocess.run(
         [sys.executable, "-m", "backend.cli", *args],
-        env={**os.environ, "VOICEGATE_DATA_DIR": str(data_dir), **env},
+        env=environ if data_dir is None else {**environ, "VOICEGATE_DATA_DIR": str(data_dir)},
         capture_output=True,
         timeout=60,
         check=False,
@@ -242,15 +275,47 @@ def test_the_banner_names_the_page_and_a_token_command_that_works(running: Runni
     assert f"demo page: {running.base_url}/" in banner
     command = re.search(r"a token: +(.+)", banner)
     assert command is not None
-    assert command[1] == f"VOICEGATE_DATA_DIR={data_dir} voicegate token --user you@example.com"
-    # Run as printed (the module stands in for the console script on PATH), on the wrong port too:
-    # the token command finds the server the data directory's postmaster.pid names.
-    minted = run_cli(data_dir, "token", "--user", "you@example.com", VOICEGATE_PG_PORT=str(free_port()))
+    assert command[1] == f"voicegate token --user you@voicegate.local --data-dir {data_dir}"
+    # Run as printed (the module stands in for the console script on PATH), with no VOICEGATE_DATA_DIR and
+    # on the wrong port: the token command finds the server the data directory's postmaster.pid names.
+    minted = run_cli(None, *shlex.split(command[1])[1:], VOICEGATE_PG_PORT=str(free_port()))
     assert minted.returncode == 0, minted.stderr
     token = minted.stdout.decode().strip()
     assert (
         httpx.get(f"{running.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     )
+
+
+def test_token_help_names_its_data_directory_flag_and_variable() -> None:
+    said = run_cli(None, "token", "--help")
+    assert said.returncode == 0
+    words = " ".join(said.stdout.decode().split())
+    assert "--data-dir DATA_DIR" in words
+    assert "(env VOICEGATE_DATA_DIR, default .voicegate)" in words
+    assert "default you@voicegate.local, the demo page's user" in words
+
+
+def test_the_readme_token_and_the_demo_pages_session_are_one_user(running: Running) -> None:
+    """What a developer makes with the README's curl shows on the page: its token is the page's user."""
+    readme = (REPO / "README.md").read_text()
+    commands = set(re.findall(r"TOKEN=\$\(\.venv/bin/voicegate (token[^)]*)\)", readme))
+    assert len(commands) == 1, commands  # the quickstart and the Pipecat example alike
+    minted = run_cli(running.pg.data_dir.parent, *shlex.split(commands.pop()))
+    assert minted.returncode == 0, minted.stderr
+    curl = {"Authorization": f"Bearer {minted.stdout.decode().strip()}"}
+    made = httpx.post(f"{running.base_url}/v1/reflections", json={"name": "made with curl"}, headers=curl)
+    assert made.status_code == 201, made.text
+
+    session = httpx.post(f"{running.base_url}/dev/session")
+    assert session.status_code == 200, session.text
+    page = {"Authorization": f"Bearer {session.json()['accessToken']}"}
+    listed = httpx.get(f"{running.base_url}/v1/reflections", headers=page)
+    assert [item["id"] for item in listed.json()["reflections"]] == [made.json()["id"]]
+    assert (
+        jwt.decode(curl["Authorization"][7:], options={"verify_signature": False})["sub"]
+        == session.json()["user"]["id"]
+    )
+    assert session.json()["user"]["email"] == "you@voicegate.local"
 
 
 def test_token_without_a_running_postgres_says_so_in_one_line(data_root: Path) -> None:

@@ -124,16 +124,20 @@ def test_another_servers_port_is_not_taken_for_ours(data_dir: Path) -> None:
     with server_dir("other") as other_root:
         other = start_test_server(other_root)  # another data directory's server (it trusts anyone)
         try:
-            with pytest.raises(EmbeddedPostgresError, match=f"port {other.port} is served by another PostgreSQL"):
+            taken = f"port {other.port} for the embedded PostgreSQL is taken by another PostgreSQL"
+            with pytest.raises(EmbeddedPostgresError, match=taken):
                 voicegate_server(data_dir, other.port).ensure_running()
         finally:
             other.remove()
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        with pytest.raises(EmbeddedPostgresError, match=f"port {port} is taken by another program"):
-            voicegate_server(data_dir, port).ensure_running()
+    for listening in (True, False):  # bound without listening, it refuses connections but cannot be bound
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            if listening:
+                holder.listen()
+            port = holder.getsockname()[1]
+            taken = f"port {port} for the embedded PostgreSQL is taken by another program; choose another with"
+            with pytest.raises(EmbeddedPostgresError, match=taken):
+                voicegate_server(data_dir, port).ensure_running()
     assert not (data_dir / "pgdata" / "PG_VERSION").exists(), "nothing was made for a port it cannot have"
 
 

@@ -16,8 +16,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.embedded.dev_session import DEV_SESSION_EMAIL
 from backend.embedded.dev_tokens import mint_service_key
+from backend.embedded.dev_users import DEV_USER_EMAIL
 from backend.http.web import STATIC_DIR
 from backend.samples.service import CONSENT_TEXT_VERSION
 from backend.settings import settings_from_env, with_auth
@@ -78,11 +78,11 @@ async def test_the_dev_session_signs_a_loopback_caller_in_as_the_local_user(embe
             assert response.status_code == 200, response.text
             assert response.headers["cache-control"] == "no-store"
             session = response.json()
-            assert session["user"]["email"] == DEV_SESSION_EMAIL
+            assert session["user"]["email"] == DEV_USER_EMAIL
             claims = jwt.decode(session["accessToken"], JWT_SECRET, algorithms=["HS256"], audience="authenticated")
             assert (claims["sub"], claims["email"], claims["role"]) == (
                 session["user"]["id"],
-                DEV_SESSION_EMAIL,
+                DEV_USER_EMAIL,
                 "authenticated",
             )
             expires_at = datetime.fromisoformat(session["expiresAt"])
@@ -113,7 +113,7 @@ async def test_the_dev_session_is_404_unless_caller_and_host_are_loopback(
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
     assert "accessToken" not in response.text
-    assert sql.execute("select count(*) from auth.users where email = %s", (DEV_SESSION_EMAIL,)).fetchone() == (0,)
+    assert sql.execute("select count(*) from auth.users where email = %s", (DEV_USER_EMAIL,)).fetchone() == (0,)
 
 
 async def test_with_database_url_there_is_no_dev_session_and_the_page_signs_in_with_supabase(
