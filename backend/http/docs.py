@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, ClassVar, Final, cast
 
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Components,
+    Example,
     OpenAPIFormat,
     OpenAPIHeader,
     OpenAPIMediaType,
@@ -96,10 +97,35 @@ _IDEMPOTENCY_KEY = Parameter(
 
 
 @dataclass
-class IdempotentOperation(Operation):
+class ExampleOperation(Operation):
+    """An operation whose request body shows `body_examples`: what Swagger's "Try it out" fills in (without
+    them it makes one up from the schema, every optional field set to "string", which the route refuses).
+    Set per route with `with_examples`; `tests/unit/api/test_openapi_document.py` checks every request body
+    has them and that each is valid against its schema."""
+
+    body_examples: ClassVar[Mapping[str, Example]] = {}
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody) and self.body_examples:
+            for media in self.request_body.content.values():
+                media.examples = dict(self.body_examples)
+
+
+def with_examples(base: type[ExampleOperation] = ExampleOperation, **bodies: dict[str, Any]) -> type[Operation]:
+    """`base` whose request body shows `bodies`, each named by its keyword (in words: the name Swagger offers
+    it by)."""
+    examples = {
+        name.replace("_", " "): Example(summary=name.replace("_", " "), value=body) for name, body in bodies.items()
+    }
+    return cast("type[Operation]", type(f"{base.__name__}WithExamples", (base,), {"body_examples": examples}))
+
+
+@dataclass
+class IdempotentOperation(ExampleOperation):
     """An operation that takes an `Idempotency-Key` (read by `backend.http.idempotency`, not a parameter)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.parameters = [*(self.parameters or []), _IDEMPOTENCY_KEY]
 
 
@@ -131,8 +157,20 @@ SAMPLE_FORM: Final = RequestBody(
                     "subject_name": Schema(
                         type=OpenAPIType.STRING, max_length=200, description="Whose voice it is, for the consent."
                     ),
+                    "keep_sample": Schema(
+                        type=OpenAPIType.BOOLEAN,
+                        default=False,
+                        description="The optional consent to keep the sample while the voice exists, so the voice "
+                        "can be enrolled again with another provider (`consent.keepSampleText` of `/config.json`).",
+                    ),
                 },
-            )
+            ),
+            examples={
+                "a consented recording": Example(
+                    summary="a consented recording",
+                    value={"file": "(the recording)", "consent": True, "name": "My voice", "language": "en"},
+                )
+            },
         )
     },
 )
@@ -143,8 +181,8 @@ class SampleUploadOperation(IdempotentOperation):
     """The streamed multipart sample upload."""
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         self.request_body = SAMPLE_FORM
+        super().__post_init__()
 
 
 _BINARY: Final = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
@@ -169,8 +207,9 @@ SPEECH_AUDIO: Final = OpenAPIResponse(
 
 
 @dataclass
-class SpeechOperation(Operation):
+class SpeechOperation(ExampleOperation):
     """A speech route: its 200 is audio streamed in one of the formats, not JSON."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.responses = {**(self.responses or {}), "200": SPEECH_AUDIO}

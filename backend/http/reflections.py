@@ -20,6 +20,7 @@ from backend.http.docs import (
     IdempotentOperation,
     SampleUploadOperation,
     problems,
+    with_examples,
 )
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import sample_upload
@@ -51,7 +52,12 @@ class ReflectionsController(Controller):
     tags = ("reflections",)
     security = USER_SECURITY
 
-    @post("/", summary="Create a reflection", responses=problems(*USER, 400))
+    @post(
+        "/",
+        summary="Create a reflection",
+        operation_class=with_examples(a_name={"name": "Ada"}),
+        responses=problems(*USER, 400),
+    )
     async def create(self, claims: Caller, pool: DbPool, data: JSONBody[ReflectionCreate]) -> service.Reflection:
         """Create a reflection owned by the caller."""
         return await service.create_reflection(pool, claims, data.name.strip())
@@ -159,6 +165,9 @@ class ReflectionsController(Controller):
         "/{reflection_id:uuid}/voice",
         status_code=202,
         summary="Attach a voice the caller already has at a provider",
+        operation_class=with_examples(
+            a_provider_voice={"provider": "elevenlabs", "voice_id": "21m00Tcm4TlvDq8ikWAM", "name": "Rachel"}
+        ),
         responses=problems(*BY_ID, 409, 422),
     )
     async def attach(

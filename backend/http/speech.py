@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from litestar import Controller, post
 from litestar.background_tasks import BackgroundTask
@@ -12,7 +13,7 @@ from litestar.response import Stream
 
 from backend.http.concurrency import UserConcurrency
 from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, StreamSlots
-from backend.http.docs import BY_ID, USER_SECURITY, SpeechOperation, problems
+from backend.http.docs import BY_ID, USER_SECURITY, SpeechOperation, problems, with_examples
 from backend.speech import service
 
 #: Refusals besides the caller's: 409 the gate or a voice not ready, 422 a provider not configured or
@@ -24,10 +25,11 @@ _TOO_MANY = (
 )
 
 
-def _speech_route(summary: str) -> post:
+def _speech_route(summary: str, **examples: dict[str, Any]) -> post:
     """`POST /` of a speech route: 200 with the audio streamed (`SpeechOperation`), or a problem."""
     responses: dict[int, ResponseSpec] = problems(*BY_ID, *REFUSALS, words={429: _TOO_MANY})
-    return post("/", status_code=200, summary=summary, operation_class=SpeechOperation, responses=responses)
+    operation = with_examples(SpeechOperation, **examples)
+    return post("/", status_code=200, summary=summary, operation_class=operation, responses=responses)
 
 
 async def _streamed(
@@ -54,7 +56,10 @@ class ReflectionSpeechController(Controller):
     tags = ("speech",)
     security = USER_SECURITY
 
-    @_speech_route("Stream speech in the reflection's voice (once it is ready, synced and previewed)")
+    @_speech_route(
+        "Stream speech in the reflection's voice (once it is ready, synced and previewed)",
+        a_sentence_as_wav={"text": "Hello! Nice to hear you.", "format": "wav"},
+    )
     async def speak(
         self,
         claims: Caller,
@@ -89,7 +94,14 @@ class VoiceSpeechController(Controller):
     tags = ("speech",)
     security = USER_SECURITY
 
-    @_speech_route("Stream speech in one of your ready voices")
+    @_speech_route(
+        "Stream speech in one of your ready voices",
+        a_sentence_as_wav={
+            "voiceId": "9c1ab5e2-7e0d-4f4a-8d36-5b2c0f3e4a11",
+            "text": "Hello! Nice to hear you.",
+            "format": "wav",
+        },
+    )
     async def speak(
         self,
         claims: Caller,

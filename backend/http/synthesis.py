@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
 from backend.http.deps import Caller, Config, DbPool, PathId, Storage
-from backend.http.docs import BY_ID, IDEMPOTENT, USER_SECURITY, IdempotentOperation, problems
+from backend.http.docs import BY_ID, IDEMPOTENT, USER_SECURITY, IdempotentOperation, problems, with_examples
 from backend.http.idempotency import idempotent
 from backend.synthesis import service
 
@@ -26,7 +26,15 @@ class CloneJobsController(Controller):
         "/",
         status_code=202,
         summary="Speak text with a voice, or with the voice cloned from a sample",
-        operation_class=IdempotentOperation,
+        operation_class=with_examples(
+            IdempotentOperation,
+            # One of sampleId and voiceId: a body with both is refused.
+            with_a_sample={
+                "sampleId": "6bcc1f0e-2d4b-4c7a-9e15-0f8a3b2c1d40",
+                "text": "Hello! This is my cloned voice speaking.",
+            },
+            with_a_voice={"voiceId": "9c1ab5e2-7e0d-4f4a-8d36-5b2c0f3e4a11", "text": "Hello again."},
+        ),
         responses=problems(*BY_ID, *IDEMPOTENT),
     )
     async def create(

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from backend.auth.verify import UserClaims
 from backend.db.pool import Pool
 from backend.http.deps import Caller, Config, DbPool, PathId, Storage
-from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems
+from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems, with_examples
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import request_origin
 from backend.voices import clone_flow, service
@@ -52,7 +52,12 @@ class CloneController(Controller):
     tags = ("clone",)
     security = USER_SECURITY
 
-    @post("/upload-url", summary="Signed upload URL for a new voice's sample", responses=problems(*USER, 400))
+    @post(
+        "/upload-url",
+        summary="Signed upload URL for a new voice's sample",
+        operation_class=with_examples(a_consented_voice={"name": "My voice", "consent": True, "language": "en"}),
+        responses=problems(*USER, 400),
+    )
     async def upload_url(
         self,
         request: Request[Any, Any, Any],
@@ -71,7 +76,9 @@ class CloneController(Controller):
         "/finalize",
         status_code=202,
         summary="Check the uploaded sample and queue the clone",
-        operation_class=IdempotentOperation,
+        operation_class=with_examples(
+            IdempotentOperation, the_uploaded_voice={"voice_id": "9c1ab5e2-7e0d-4f4a-8d36-5b2c0f3e4a11"}
+        ),
         responses={
             200: ResponseSpec(service.Voice, description="With `Prefer: wait=N`: the voice once ready or failed."),
             **problems(*BY_ID, *IDEMPOTENT, 413, 415),

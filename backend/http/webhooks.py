@@ -6,7 +6,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody
 
 from backend.http.deps import Caller, DbPool, LifecycleContext, PathId
-from backend.http.docs import BY_ID, USER, USER_SECURITY, problems
+from backend.http.docs import BY_ID, USER, USER_SECURITY, problems, with_examples
 from backend.webhooks import service
 
 
@@ -17,7 +17,14 @@ class WebhooksController(Controller):
     tags = ("webhooks",)
     security = USER_SECURITY
 
-    @post("/", summary="Add a webhook endpoint", responses=problems(*USER, 400, 409, 422))
+    @post(
+        "/",
+        summary="Add a webhook endpoint",
+        operation_class=with_examples(
+            voice_events={"url": "https://example.com/hooks/voicegate", "events": ["voice.ready", "voice.failed"]}
+        ),
+        responses=problems(*USER, 400, 409, 422),
+    )
     async def create(
         self, claims: Caller, pool: DbPool, lifecycle: LifecycleContext, data: JSONBody[service.EndpointRequest]
     ) -> service.CreatedEndpoint:
