@@ -134,7 +134,7 @@ class ReflectionsController(Controller):
         status_code=202,
         # The upload reader enforces the sample limit itself, with its own message, while streaming.
         request_max_body_size=None,
-        summary="Clone a voice from an uploaded sample (multipart: file, consent, language, transcript, provider)",
+        summary="Clone a voice from an uploaded sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
         responses=problems(*BY_ID, *IDEMPOTENT, 413, 415),
     )

@@ -24,7 +24,7 @@ class VoiceSamplesController(Controller):
         "/",
         status_code=202,
         request_max_body_size=None,
-        summary="Upload a voice sample (multipart: file, consent, language, transcript, provider)",
+        summary="Upload a voice sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
         responses=problems(*USER, *IDEMPOTENT, 413, 415),
     )

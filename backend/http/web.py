@@ -20,10 +20,11 @@ from litestar import Request, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, YamlRenderPlugin
 from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path
 
+from backend.http.api_docs import AccessibleSwagger
 from backend.http.docs import problems
 from backend.samples.consent import ConsentText, current_consent
 from backend.settings import Settings
@@ -100,10 +101,13 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
 
 
 def docs_render_plugins() -> list[OpenAPIRenderPlugin]:
-    """Swagger UI at `/schema` and `/schema/swagger` from this server's own files, plus the JSON and YAML
-    documents. ReDoc, Elements, RapiDoc and Scalar would load their scripts from CDNs, so they are not offered."""
+    """Swagger UI at `/schema` and `/schema/swagger` from this server's own files (in an accessible page:
+    `backend.http.api_docs`), plus the JSON and YAML documents. ReDoc, Elements, RapiDoc and Scalar would load
+    their scripts from CDNs, so they are not offered."""
     return [
-        SwaggerRenderPlugin(
+        AccessibleSwagger(
+            css_overrides=f"{ASSETS_PATH}/docs.css",
+            fixes=f"{ASSETS_PATH}/docs.js",
             js_url=f"{SWAGGER_ASSETS_PATH}/swagger-ui-bundle.js",
             css_url=f"{SWAGGER_ASSETS_PATH}/swagger-ui.css",
             standalone_preset_js_url=f"{SWAGGER_ASSETS_PATH}/swagger-ui-standalone-preset.js",

@@ -6,7 +6,8 @@ with the `local` provider, the browser cut off from everything but the app:
 - a chosen WAV file, the quality report, Speak, the audio and its download, and deleting the sample;
 - a 1 s file is refused with "sample too short" in the alert and no "Try again" (only another file helps);
 - the database stopped for 10 s mid-job: the page says it is retrying, then plays the audio by itself;
-- Swagger UI at `/schema/swagger` renders and runs a request;
+- Swagger UI at `/schema/swagger` renders and runs a request; `/schema` passes axe-core in each state a
+  developer meets, and its Try it out bodies are the documented examples;
 - `voicegate serve` with DATABASE_URL serves the page and has no dev sign-in.
 
 Screenshots of every end state (wide and narrow) land in `test-artifacts/demo-page/`.
@@ -34,12 +35,22 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from playwright.async_api import BrowserContext, Page, Playwright, Response, Route, async_playwright, expect
+from playwright.async_api import (
+    BrowserContext,
+    Locator,
+    Page,
+    Playwright,
+    Response,
+    Route,
+    async_playwright,
+    expect,
+)
 
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.embedded.postgres import free_port
 from tests.audio_corpus import RATE, recording, speech_mono, wav_bytes
 from tests.conftest import server_dir
+from tests.e2e.accessibility import check_state
 from tests.e2e.browser import ARTIFACTS, AUDIO_PLAYING, cut_off, launch_context, screenshot, wav_seconds
 from tests.e2e.conftest import speech_wav
 from tests.e2e.up import Running, is_ready, running_up, wait_for
@@ -476,6 +487,69 @@ async def test_swagger_ui_renders_and_runs_a_request_with_the_network_off(up: Ru
         await expect(status).to_have_text(re.compile(r"^\s*200\b"))
         await expect(page.locator(".live-responses-table")).to_contain_text('"status": "ok"')
         await screenshot(page, "swagger-offline", full_page=False)
+        assert offline.blocked == []
+    finally:
+        assert context.browser is not None
+        await context.browser.close()
+
+
+def operation(page: Page, method: str, path: str) -> Locator:
+    """One operation of the docs at `/schema`."""
+    return page.locator(f'.opblock-{method}:has(.opblock-summary-path[data-path="{path}"])')
+
+
+async def try_it_out(page: Page, method: str, path: str) -> Locator:
+    """Open an operation at `/schema` and press Try it out; the operation."""
+    block = operation(page, method, path)
+    await block.locator(".opblock-summary-control").click()
+    await block.get_by_role("button", name="Try it out").click()
+    return block
+
+
+async def test_the_api_docs_pass_axe_and_try_it_out_sends_working_examples_offline(
+    up: Running, playwright: Playwright
+) -> None:
+    """`/schema` as a developer uses it, cut off from the network, each state with 0 axe-core violations at 375
+    and 1280 px: the list, the Authorize dialog, a request run with the page's own user (its example body as
+    Try it out fills it in: 201), the clone body's example (sampleId alone), and the upload form."""
+    async with httpx.AsyncClient(base_url=up.base_url) as client:
+        session = (await client.post("/dev/session")).json()
+    auth = {"Authorization": f"Bearer {session['accessToken']}"}
+    context = await launch_context(playwright)
+    offline = await cut_off(context, up)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{up.base_url}/schema")
+        await expect(page.get_by_role("heading", name=re.compile("^voicegate"))).to_be_visible()
+        assert await page.evaluate("() => document.documentElement.lang") == "en"
+        await check_state(page, "schema")
+
+        await page.locator(".auth-wrapper").get_by_role("button", name="Authorize").click()
+        dialog = page.locator(".dialog-ux")
+        await expect(dialog).to_be_visible()
+        await check_state(page, "schema-authorize")
+        await dialog.locator("input").fill(session["accessToken"])
+        await dialog.get_by_role("button", name=re.compile("^Authorize")).click()
+        await dialog.locator("button.btn-done").click()
+
+        create = await try_it_out(page, "post", "/v1/reflections")
+        assert json.loads(await create.locator("textarea.body-param__text").input_value()) == {"name": "Ada"}
+        await create.get_by_role("button", name="Execute").click()
+        await expect(create.locator(".live-responses-table tbody td.response-col_status")).to_have_text(
+            re.compile(r"^\s*201")
+        )
+        await check_state(page, "schema-executed")
+        async with httpx.AsyncClient(base_url=up.base_url) as client:
+            listed = (await client.get("/v1/reflections", headers=auth)).json()
+        assert "Ada" in [item["name"] for item in listed["reflections"]]
+
+        clone = await try_it_out(page, "post", "/api/v1/clone")
+        body = json.loads(await clone.locator("textarea.body-param__text").input_value())
+        assert set(body) == {"sampleId", "text"}, body  # not also voiceId, which the route refuses
+
+        upload = await try_it_out(page, "post", "/api/v1/voice-samples")
+        await expect(upload.locator('tr[data-property-name="keep_sample"]')).to_be_visible()
+        await check_state(page, "schema-upload-form")
         assert offline.blocked == []
     finally:
         assert context.browser is not None

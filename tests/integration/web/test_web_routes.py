@@ -189,7 +189,8 @@ async def test_the_docs_load_swagger_ui_from_this_server_only(embedded_app: Lite
         docs = await client.get(path)
         assert docs.status_code == 200
         references = re.findall(r'(?:src|href)="([^"]*)"', docs.text)
-        assert len(references) == 4, references  # icon, style sheet, two scripts
+        # icon, Swagger's style sheet and our fixes over it, Swagger's two scripts and our fixes after them
+        assert len(references) == 6, references
         assert all(LOCAL_REFERENCE.match(ref) for ref in references), references
         for reference in references:
             assert (await client.get(reference)).status_code == 200, reference
