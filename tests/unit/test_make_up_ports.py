@@ -1,0 +1,26 @@
+"""`make up PORT=… PG_PORT=…`, as the quickstart says: the ports reach `voicegate up` as its variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_up_command(*variables: str) -> str:
+    """The command `make up` would run last (`make -n` prints its recipes and runs none of them)."""
+    env = {key: value for key, value in os.environ.items() if key not in {"PORT", "PG_PORT", "MAKEFLAGS"}}
+    printed = subprocess.run(
+        ["make", "-n", "up", *variables], cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    return printed.stdout.strip().splitlines()[-1]
+
+
+def test_make_up_passes_the_ports_it_is_given_to_voicegate_up() -> None:
+    assert make_up_command("PORT=8123", "PG_PORT=54399") == (
+        "VOICEGATE_PORT=8123 VOICEGATE_PG_PORT=54399 .venv/bin/voicegate up"
+    )
+    assert make_up_command("PG_PORT=54399") == "VOICEGATE_PG_PORT=54399 .venv/bin/voicegate up"
+    assert make_up_command() == ".venv/bin/voicegate up"
