@@ -140,14 +140,26 @@ SAMPLE_FORM: Final = RequestBody(
                 properties={
                     "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The recording."),
                     "consent": Schema(
-                        type=OpenAPIType.BOOLEAN, description="Must be true: the speaker consents (required)."
+                        type=OpenAPIType.BOOLEAN,
+                        description="Must be true: the speaker consents (required).",
+                        examples=[True],
                     ),
-                    "name": Schema(type=OpenAPIType.STRING, max_length=200, description="The voice's name."),
+                    "name": Schema(
+                        type=OpenAPIType.STRING, max_length=200, description="The voice's name.", examples=["My voice"]
+                    ),
                     "language": Schema(
-                        type=OpenAPIType.STRING, max_length=35, description="BCP 47 tag such as `en` or `de-CH`."
+                        type=OpenAPIType.STRING,
+                        max_length=35,
+                        description="BCP 47 tag such as `en` or `de-CH`.",
+                        examples=["en"],
                     ),
+                    # Swagger UI fills each text box with its example, or else with "string": an empty one is
+                    # not sent, as an optional field that only the recording's own words (or its owner) can fill.
                     "transcript": Schema(
-                        type=OpenAPIType.STRING, max_length=5000, description="What is said in the recording."
+                        type=OpenAPIType.STRING,
+                        max_length=5000,
+                        description="What is said in the recording.",
+                        examples=[""],
                     ),
                     "provider": Schema(
                         type=OpenAPIType.STRING,
@@ -155,7 +167,10 @@ SAMPLE_FORM: Final = RequestBody(
                         description="The voice provider (default: the server's).",
                     ),
                     "subject_name": Schema(
-                        type=OpenAPIType.STRING, max_length=200, description="Whose voice it is, for the consent."
+                        type=OpenAPIType.STRING,
+                        max_length=200,
+                        description="Whose voice it is, for the consent (default: the voice's name).",
+                        examples=[""],
                     ),
                     "keep_sample": Schema(
                         type=OpenAPIType.BOOLEAN,

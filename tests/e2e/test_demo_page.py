@@ -511,7 +511,8 @@ async def test_the_api_docs_pass_axe_and_try_it_out_sends_working_examples_offli
 ) -> None:
     """`/schema` as a developer uses it, cut off from the network, each state with 0 axe-core violations at 375
     and 1280 px: the list, the Authorize dialog, a request run with the page's own user (its example body as
-    Try it out fills it in: 201), the clone body's example (sampleId alone), and the upload form."""
+    Try it out fills it in: 201), the clone body's example (sampleId alone), and the upload form (its fields
+    filled with their examples, not "string": with a file chosen, the first Execute is a 202)."""
     async with httpx.AsyncClient(base_url=up.base_url) as client:
         session = (await client.post("/dev/session")).json()
     auth = {"Authorization": f"Bearer {session['accessToken']}"}
@@ -550,6 +551,15 @@ async def test_the_api_docs_pass_axe_and_try_it_out_sends_working_examples_offli
         upload = await try_it_out(page, "post", "/api/v1/voice-samples")
         await expect(upload.locator('tr[data-property-name="keep_sample"]')).to_be_visible()
         await check_state(page, "schema-upload-form")
+        filled = await upload.locator("tr[data-property-name] :is(input[type=text], textarea)").evaluate_all(
+            "boxes => boxes.map((box) => box.value)"
+        )
+        assert "string" not in filled, filled  # Swagger's stand-in for a text field without an example
+        await upload.locator("input[type=file]").set_input_files(REPO / "docs" / "quickstart-sample.wav")
+        await upload.get_by_role("button", name="Execute").click()
+        await expect(upload.locator(".live-responses-table tbody td.response-col_status")).to_have_text(
+            re.compile(r"^\s*202")
+        )
         assert offline.blocked == []
     finally:
         assert context.browser is not None
