@@ -235,7 +235,7 @@ def _waits_for(state: ProviderVoice | Waits) -> uuid.UUID | None:
 
 async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:
     """The caller's job (RLS decides whose); 404 for anyone else's."""
-    job = await _job(pool, claims, job_id)
+    job = await owned_job(pool, claims, job_id)
     failed = job.status is SynthesisJobStatus.FAILED
     error = JobError(job.error_code, job.error_message) if failed and job.error_code is not None else None
     total = job.progress_total
@@ -258,7 +258,7 @@ async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job
     """A short-lived signed URL of the finished job's WAV, once its bytes are checked against the digest
     recorded when it was stored; 409 while it runs, after it failed, or when the file has changed since
     (`stored_object_altered`, with an audit event)."""
-    job = await _job(pool, claims, job_id)
+    job = await owned_job(pool, claims, job_id)
     if job.status is SynthesisJobStatus.FAILED:
         raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
     if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
@@ -275,7 +275,8 @@ async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job
     return JobResult(audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=job.duration_ms)
 
 
-async def _job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
+async def owned_job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
+    """The caller's job row (RLS decides whose); 404 for anyone else's."""
     async with user_transaction(pool, claims.raw) as conn:
         job = await job_row(conn, job_id)
     if job is None:
