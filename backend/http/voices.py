@@ -61,6 +61,15 @@ class VoicesController(Controller):
         """Each clip's text, status, duration and dates; pass `nextCursor` back as `cursor` for the next page."""
         return await history.voice_clips(pool, claims, voice_id, limit=limit, cursor=cursor)
 
+    @get(
+        "/{voice_id:uuid}/preview",
+        summary="A short-lived URL to hear the voice: its clone's preview, else its newest clip",
+        responses=problems(*BY_ID, 409),
+    )
+    async def preview(self, claims: Caller, pool: DbPool, storage: Storage, voice_id: PathId) -> history.VoicePreview:
+        """`{audioUrl, expiresIn, source}`; `audioUrl` is null while the voice has neither a preview nor a clip."""
+        return await history.voice_preview(pool, storage, claims, voice_id)
+
     @delete("/{voice_id:uuid}", summary="Delete a voice (soft)", responses=problems(*BY_ID))
     async def remove(self, claims: Caller, pool: DbPool, storage: Storage, voice_id: PathId) -> None:
         """Soft-delete one of the caller's voices with its manifest and purge the samples kept for it; the

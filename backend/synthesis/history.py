@@ -59,6 +59,16 @@ class ClipPage(msgspec.Struct, rename="camel"):
     next_cursor: str | None
 
 
+class VoicePreview(msgspec.Struct, rename="camel"):
+    """What to play to hear a voice: the preview its clone made, else its newest clip; null `audioUrl`
+    (and `source`) when it has neither yet."""
+
+    audio_url: str | None
+    expires_in: int
+    #: `preview` (made when the voice was cloned), `clip` (its newest clip), or null.
+    source: str | None
+
+
 class ClipAudio(msgspec.Struct, frozen=True):
     """A job's audio to download: its bytes, media type and file name."""
 
@@ -107,6 +117,27 @@ async def voice_clips(
         for row in rows[:limit]
     ]
     return ClipPage(clips, _cursor(clips[-1]) if len(rows) > limit else None)
+
+
+async def voice_preview(pool: Pool, storage: ObjectStorage, claims: UserClaims, voice_id: uuid.UUID) -> VoicePreview:
+    """A short-lived URL to hear the caller's voice (404 for anyone else's); 409 `stored_object_altered` for a
+    file changed since voicegate stored it."""
+    async with user_transaction(pool, claims.raw) as conn:
+        if not await voices.visible(conn, voice_id):
+            raise NotFound("Voice not found.")
+        heard = await fetch_optional(conn, _Q["voice_preview"], {"voice_id": voice_id})
+    if heard is None:
+        return VoicePreview(audio_url=None, expires_in=0, source=None)
+    url = await integrity.signed_url(
+        pool,
+        storage,
+        heard["bucket"],
+        heard["path"],
+        service.RESULT_URL_SECONDS,
+        actor=f"user:{claims.sub}",
+        subject=("voice", voice_id),
+    )
+    return VoicePreview(audio_url=url, expires_in=service.RESULT_URL_SECONDS, source=heard["source"])
 
 
 async def cancel_job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> service.JobStatus:

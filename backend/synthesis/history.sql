@@ -21,3 +21,18 @@ returning id;
 delete from public.synthesis_jobs
  where id = %(id)s and owner_id = %(owner_id)s and status in ('succeeded', 'failed', 'canceled')
 returning id, output_bucket_id, output_object_path;
+
+-- name: voice_preview
+-- Run as the caller (RLS on both tables). The preview its clone attempt made, else its newest clip.
+select bucket, path, source
+  from (select a.provider_metadata -> 'preview' ->> 'bucket' as bucket, a.provider_metadata -> 'preview' ->> 'path' as path,
+               'preview' as source, 0 as rank, a.created_at
+          from public.voice_clone_attempts a
+         where a.voice_id = %(voice_id)s and a.preview_status in ('ready', 'completed')
+           and a.provider_metadata -> 'preview' ->> 'path' is not null
+        union all
+        select j.output_bucket_id, j.output_object_path, 'clip', 1, j.created_at
+          from public.synthesis_jobs j
+         where j.voice_id = %(voice_id)s and j.status = 'succeeded' and j.output_object_path is not null) as heard
+ order by rank, created_at desc
+ limit 1;

@@ -21,7 +21,7 @@ from backend.synthesis.worker import BUCKET, render_path
 from tests.e2e.conftest import speech_wav
 from tests.integration.api.conftest import User
 from tests.integration.api.test_sample_list import upload
-from tests.support import Conn, one, seed_voice
+from tests.support import Conn, one, seed_attempt, seed_voice
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -307,3 +307,37 @@ async def test_a_storage_fault_while_deleting_leaves_the_clip_whole(
     assert sql.execute("select 1 from voicegate.audit_events where subject_id = %s", (job,)).fetchone() is None
     monkeypatch.undo()
     assert (await client.get(f"/api/v1/clone/{job}/audio", headers=user.headers)).content == wav
+
+
+async def test_a_voice_is_heard_by_its_preview_else_its_newest_clip(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    user, other = make_user(), make_user()
+    voice = seed_voice(sql, user.id)
+    none_yet = await client.get(f"/api/voices/{voice}/preview", headers=user.headers)
+    assert none_yet.status_code == 200, none_yet.text
+    assert none_yet.json() == {"audioUrl": None, "expiresIn": 0, "source": None}
+
+    _, wav = await seed_render(client, sql, user.id, voice)
+    clip = (await client.get(f"/api/voices/{voice}/preview", headers=user.headers)).json()
+    assert clip["source"] == "clip"
+    assert (await client.get(clip["audioUrl"])).content == wav
+
+    attempt = seed_attempt(sql, user.id, voice, None)
+    path, preview = f"{user.id}/{attempt['id']}/preview.wav", speech_wav(seconds=1.0, seed=3)
+    async with service_transaction(client.app.state.pool) as conn:
+        await integrity.write(conn, client.app.state.storage, "voice-previews", path, preview, content_type="audio/wav")
+    sql.execute(
+        "update voice_clone_attempts set preview_status = 'ready',"
+        " provider_metadata = jsonb_build_object('preview',"
+        "   jsonb_build_object('bucket', 'voice-previews', 'path', %s::text))"
+        " where id = %s",
+        (path, attempt["id"]),
+    )
+    heard = (await client.get(f"/api/voices/{voice}/preview", headers=user.headers)).json()
+    assert heard["source"] == "preview"
+    assert (await client.get(heard["audioUrl"])).content == preview
+
+    problem(await client.get(f"/api/voices/{voice}/preview", headers=other.headers), 404, "not_found")
+    sql.execute("update voices set deleted_at = now() where id = %s", (voice,))
+    problem(await client.get(f"/api/voices/{voice}/preview", headers=user.headers), 404, "not_found")
