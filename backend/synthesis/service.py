@@ -58,7 +58,7 @@ class CloneRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     text: Text
     sample_id: uuid.UUID | None = None
     voice_id: uuid.UUID | None = None
-    #: The name of a voice created from the sample (default "Voice from sample").
+    #: The name of a voice created from the sample (default: the sample's name, else "Voice from sample").
     name: Name | None = None
 
 
@@ -198,7 +198,8 @@ async def _voice_of_sample(
         provider=provider,
         language=sample.language,
         voice_id=None if voice is None else voice.id,  # cloned before and failed: clone it again
-        name=request.name.strip() if request.name else "Voice from sample",
+        # A voice takes its sample's name unless the request names it.
+        name=request.name.strip() if request.name else (sample.name or "Voice from sample"),
     )
     attempt = await start_clone(conn, owner_id, source)
     return attempt.voice_id, attempt.id

@@ -141,6 +141,12 @@ async def test_a_sample_is_named_at_upload_renamed_and_listened_to(
     problem(bad_upload, 400, "validation_failed")
     assert one(sql, "select count(*) as n from voice_samples where owner_id = %s", (user.id,))["n"] == 2
 
+    # The voice cloned from it takes its name.
+    job = await client.post("/api/v1/clone", json={"sampleId": sample, "text": "Hello."}, headers=user.headers)
+    assert job.status_code == 202, job.text
+    voice = (await client.get(f"/api/voices/{job.json()['voiceId']}", headers=user.headers)).json()
+    assert voice["name"] == "Studio take"
+
     listen = await client.get(f"/api/v1/voice-samples/{sample}/audio-url", headers=user.headers)
     assert listen.status_code == 200, listen.text
     assert listen.json()["copy"] == "original"
