@@ -25,8 +25,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import service_transaction, user_transaction
-from backend.errors import NotFound, SynthesisEnded, SynthesisFailed, SynthesisNotFinished, ValidationFailed
-from backend.records.synthesis_jobs import SynthesisJobStatus
+from backend.errors import NotFound, SynthesisEnded, SynthesisNotFinished, ValidationFailed
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis import service
@@ -171,18 +170,9 @@ async def clip_audio(
 ) -> ClipAudio:
     """The finished job's audio: its stored WAV (checked against its digest, with its C2PA manifest), or that
     WAV encoded as MP3. 409 like `GET /{id}/result` while it runs, after it failed or was cancelled."""
-    job = await service.owned_job(pool, claims, job_id)
-    if job.status is SynthesisJobStatus.FAILED:
-        raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
-    if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
-        raise SynthesisNotFinished(f"The job is {job.status}; it has no audio.")
+    job, bucket, path = await service.finished_render(pool, claims, job_id)
     wav = await integrity.read(
-        pool,
-        storage,
-        job.output_bucket_id,
-        job.output_object_path,
-        actor=f"user:{claims.sub}",
-        subject=("synthesis_job", job_id),
+        pool, storage, bucket, path, actor=f"user:{claims.sub}", subject=("synthesis_job", job_id)
     )
     data = wav if fmt == "wav" else await cpu.run(job.owner_id, render_as_mp3, wav)
     return ClipAudio(data, MEDIA_TYPES[fmt], f"clip-{job_id}.{fmt}")

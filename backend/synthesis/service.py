@@ -259,21 +259,28 @@ async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job
     """A short-lived signed URL of the finished job's WAV, once its bytes are checked against the digest
     recorded when it was stored; 409 while it runs, after it failed, or when the file has changed since
     (`stored_object_altered`, with an audit event)."""
-    job = await owned_job(pool, claims, job_id)
-    if job.status is SynthesisJobStatus.FAILED:
-        raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
-    if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
-        raise SynthesisNotFinished(f"The job is {job.status}; poll its status until it has succeeded.")
+    job, bucket, path = await finished_render(pool, claims, job_id)
     url = await integrity.signed_url(
         pool,
         storage,
-        job.output_bucket_id,
-        job.output_object_path,
+        bucket,
+        path,
         RESULT_URL_SECONDS,
         actor=f"user:{claims.sub}",
         subject=("synthesis_job", job_id),
     )
     return JobResult(audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=job.duration_ms)
+
+
+async def finished_render(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> tuple[SynthesisJobRow, str, str]:
+    """The caller's succeeded job with the bucket and path of its render; 404 for anyone else's, 409 while it
+    runs (`synthesis_not_finished`), after it failed (`synthesis_failed`) or was canceled."""
+    job = await owned_job(pool, claims, job_id)
+    if job.status is SynthesisJobStatus.FAILED:
+        raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
+    if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
+        raise SynthesisNotFinished(f"The job is {job.status}; poll its status until it has succeeded.")
+    return job, job.output_bucket_id, job.output_object_path
 
 
 async def owned_job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:

@@ -12,7 +12,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.synthesis.worker import BUCKET
-from tests.e2e.conftest import elevenlabs_env, speech_wav
+from tests.e2e.conftest import elevenlabs_env
+from tests.e2e.test_provenance import cloned_job
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
 from tests.support import Conn, one, queue_messages
@@ -41,37 +42,15 @@ async def until(predicate: Callable[[], Any], what: str, within: float = 60) -> 
     return found
 
 
-async def job_status(client: Client, user: User, job: str) -> str:
-    response = await client.get(f"/api/v1/clone/{job}/status", headers=user.headers)
-    assert response.status_code == 200, response.text
-    status: str = response.json()["status"]
-    return status
-
-
 async def test_a_job_canceled_while_spoken_stores_nothing(
     worker_client: Callable[..., Any], fake: tuple[ElevenLabsFake, str], make_user: Callable[[], User], sql: Conn
 ) -> None:
     provider, url = fake
     client: Client = await worker_client(**elevenlabs_env(provider, url))
     user = make_user()
-    sample = await client.post(
-        "/api/v1/voice-samples",
-        data={"consent": "true", "language": "en"},
-        files={"file": ("me.wav", speech_wav(), "audio/wav")},
-        headers=user.headers,
-    )
-    assert sample.status_code == 202, sample.text
-    first = await client.post(
-        "/api/v1/clone", json={"sampleId": sample.json()["sampleId"], "text": "Hello."}, headers=user.headers
-    )
-    assert first.status_code == 202, first.text
-    voice = first.json()["voiceId"]
-    first_job = first.json()["jobId"]
-    for _ in range(1200):  # the voice is cloned and its first clip spoken (bounded: 60 s)
-        if await job_status(client, user, first_job) in {"succeeded", "failed"}:
-            break
-        await asyncio.sleep(0.05)
-    assert await job_status(client, user, first_job) == "succeeded"
+    _, first = await cloned_job(client, user)  # the voice cloned, and its first clip spoken
+    assert first["status"] == "succeeded", first
+    voice = first["voiceId"]
 
     provider.faults.latency_s = HOLD_S
     spoken_before = len(provider.requests_to("POST", "/v1/text-to-speech/"))

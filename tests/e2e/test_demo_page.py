@@ -34,7 +34,7 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from playwright.async_api import BrowserContext, Page, Playwright, Response, Route, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, Playwright, Response, Route, expect
 
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.embedded.postgres import free_port
@@ -72,12 +72,6 @@ def up() -> Iterator[Running]:
     """One `voicegate up` (embedded Postgres, in-process consumers, `local` provider) for the module."""
     with server_dir("e2e-page") as root, running_up(root) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as driver:
-        yield driver
 
 
 @pytest.fixture

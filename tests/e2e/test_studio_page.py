@@ -24,7 +24,7 @@ import httpx
 import psycopg
 import pytest
 import soundfile
-from playwright.async_api import BrowserContext, Dialog, Page, Playwright, async_playwright, expect
+from playwright.async_api import BrowserContext, Dialog, Page, Playwright, expect
 
 from tests.conftest import server_dir
 from tests.e2e.browser import cut_off, launch_context, screenshot, wav_seconds
@@ -42,12 +42,6 @@ def up() -> Iterator[Running]:
     """One `voicegate up` (embedded Postgres, in-process consumers, `local` provider) for the module."""
     with server_dir("e2e-studio") as root, running_up(root) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as driver:
-        yield driver
 
 
 @pytest.fixture

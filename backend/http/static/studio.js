@@ -35,14 +35,22 @@ export function createStudio(deps) {
     counter: $("text-count"),
     limit: $("text-limit"),
     listenStatus: $("listen-status"),
-    listener: $("listener"),
     history: $("history"),
     historyTitle: $("history-title"),
     clips: $("clips"),
     clipsStatus: $("clips-status"),
     newer: $("clips-newer"),
     older: $("clips-older"),
-    clipPlayer: $("clip-player"),
+  };
+  // Made when first needed, so the page holds one <audio> (Speak's) until something else is played.
+  const players = {};
+  const player = (id, after) => {
+    if (!players[id]) {
+      players[id] = deps.element("audio");
+      Object.assign(players[id], { id, controls: true, preload: "none" });
+      after.after(players[id]);
+    }
+    return players[id];
   };
   let samples = []; // the last list, to know which voice a selected sample speaks with
   const shown = { voice: null, cursors: [null], next: null, run: 0, timer: null };
@@ -158,10 +166,10 @@ export function createStudio(deps) {
       ui.listenStatus.textContent = `Nothing to hear of ${label} yet: speak some text with it first.`;
       return;
     }
-    ui.listener.hidden = false;
-    ui.listener.src = heard.audioUrl;
+    const listener = player("listener", ui.listenStatus);
+    listener.src = heard.audioUrl;
     ui.listenStatus.textContent = heard.source === "clip" ? `Playing ${label}: its newest clip.` : `Playing ${label}.`;
-    ui.listener.play().catch(() => {});
+    listener.play().catch(() => {});
   }
 
   /** Swap the name for a text box with Save and Cancel; Enter saves, Escape cancels. */
@@ -311,10 +319,10 @@ export function createStudio(deps) {
       deps.problem(error, () => play(clip));
       return;
     }
-    ui.clipPlayer.hidden = false;
-    ui.clipPlayer.src = result.audioUrl;
-    ui.clipPlayer.dataset.jobId = clip.jobId;
-    ui.clipPlayer.play().catch(() => {});
+    const clipPlayer = player("clip-player", ui.clips.nextElementSibling);
+    clipPlayer.src = result.audioUrl;
+    clipPlayer.dataset.jobId = clip.jobId;
+    clipPlayer.play().catch(() => {});
   }
 
   /** The clip's file through the API (it needs the bearer token), saved under its own name. */
@@ -370,10 +378,10 @@ export function createStudio(deps) {
         return;
       }
     }
-    if (ui.clipPlayer.dataset.jobId === clip.jobId) {
-      ui.clipPlayer.pause();
-      ui.clipPlayer.removeAttribute("src");
-      ui.clipPlayer.hidden = true;
+    const clipPlayer = players["clip-player"];
+    if (clipPlayer && clipPlayer.dataset.jobId === clip.jobId) {
+      clipPlayer.remove();
+      delete players["clip-player"];
     }
     await loadClips();
     ui.clipsStatus.textContent = "Clip deleted.";
