@@ -200,6 +200,8 @@ export function createStudio(deps) {
     input.addEventListener("keydown", (event) => {
       if (event.key === "Escape") close();
     });
+    // A refusal of the last try stands only until the name is changed.
+    input.addEventListener("input", () => deps.clearProblem());
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       deps.clearProblem();
