@@ -192,6 +192,10 @@ class SynthesisFailed(Conflict, code="synthesis_failed"):
     """The job failed; its status says why."""
 
 
+class SynthesisEnded(Conflict, code="synthesis_ended"):
+    """The job has already ended; there is nothing to cancel."""
+
+
 class StoredObjectAltered(Conflict, code="stored_object_altered"):
     """A file voicegate stored has changed since voicegate wrote it, so it is not used or served."""
 

@@ -23,20 +23,32 @@ LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 NO_NUL: Final = r"^[^\x00]*$"
 #: Text without a NUL character that has at least one character that is not whitespace.
 NOT_BLANK: Final = r"^\s*[^\s\x00][^\x00]*$"
+#: A name shown in the studio: not blank, and no control character (C0, DEL or C1: no tab, newline or NUL).
+NO_CONTROL: Final = r"^ *[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 #: Longest text to speak, or transcript of a sample.
 MAX_TEXT_CHARS: Final = 5000
 
 #: A name a person gave: at least one character that is not whitespace (names are stored stripped, and
 #: the tables refuse a blank one).
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
+#: A name of a voice or a sample a person gives in the studio: a `Name` that holds no control character.
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_CONTROL)]
 LanguageTag = Annotated[str, msgspec.Meta(pattern=LANGUAGE, max_length=35)]
 #: Text to speak, or what a sample says.
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NO_NUL)]
+
+
+class Rename(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `PATCH` on a voice or a sample: its new name (stored without surrounding spaces)."""
+
+    name: Label
+
 
 #: What the API says about a value that breaks one of the patterns above.
 PATTERN_WORDS: Final = {
     NO_NUL: "must not contain a NUL character (U+0000)",
     NOT_BLANK: "must not be blank or contain a NUL character (U+0000)",
+    NO_CONTROL: "must not be blank or contain a control character (a NUL character (U+0000), a tab, a newline...)",
 }
 
 # RFC 9110's Host: a reg-name, an IPv4 address or a bracketed IP literal, then an optional port.

@@ -11,8 +11,10 @@ import numpy as np
 import numpy.typing as npt
 
 from backend.audio.decode import decode_audio
+from backend.audio.formats import StreamEncoder
 from backend.audio.measure import downmix, resample
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
+from backend.providers.base import STREAM_SAMPLE_RATE
 from backend.providers.wav import float_to_wav
 
 #: The longest render decoded when a provider answers in another format than WAV.
@@ -57,3 +59,13 @@ def wav_or_mp3(audio: bytes) -> tuple[bytes, str]:
     if sniffed in {"audio/wav", "audio/mpeg"}:
         return audio, sniffed
     return as_wav(audio)[0], "audio/wav"
+
+
+def render_as_mp3(wav: bytes) -> bytes:
+    """A stored render (a WAV at any rate) as the 24 kHz mono MP3 the speech routes stream, by the same
+    encoder (libsndfile's LAME, in process). The C2PA manifest embedded in the WAV is not carried over."""
+    decoded = decode_audio(wav, max_duration_s=MAX_RENDER_S)
+    mono = resample(downmix(decoded.samples), decoded.sample_rate, STREAM_SAMPLE_RATE)
+    pcm = (np.clip(mono, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    encoder = StreamEncoder("mp3")
+    return encoder.feed(pcm) + encoder.finish()

@@ -228,3 +228,23 @@ class SpeechOperation(ExampleOperation):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.responses = {**(self.responses or {}), "200": SPEECH_AUDIO}
+
+
+CLIP_AUDIO: Final = OpenAPIResponse(
+    description="The clip as an attachment: `audio/wav` (the stored render, its C2PA manifest embedded) or "
+    "`audio/mpeg` (MPEG-2 Layer III, 24 kHz mono, 64 kbit/s, made from the WAV; it carries no manifest).",
+    content={media_type: OpenAPIMediaType(schema=_BINARY) for media_type in ("audio/wav", "audio/mpeg")},
+    headers={
+        "Content-Disposition": OpenAPIHeader(
+            description='`attachment; filename="clip-{jobId}.{format}"`', schema=Schema(type=OpenAPIType.STRING)
+        )
+    },
+)
+
+
+@dataclass
+class ClipAudioOperation(Operation):
+    """`GET /api/v1/clone/{id}/audio`: its 200 is the audio file, not JSON."""
+
+    def __post_init__(self) -> None:
+        self.responses = {**(self.responses or {}), "200": CLIP_AUDIO}

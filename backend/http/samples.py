@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.params import JSONBody
 
+from backend.fields import Rename
 from backend.http.deps import Caller, Config, DbPool, PathId, Storage
 from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems
 from backend.http.idempotency import idempotent
@@ -61,6 +63,23 @@ class VoiceSamplesController(Controller):
     async def status(self, claims: Caller, pool: DbPool, sample_id: PathId) -> service.SampleStatus:
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
         return await service.sample_status(pool, claims, sample_id)
+
+    @patch("/{sample_id:uuid}", summary="Name or rename a sample", responses=problems(*BY_ID))
+    async def rename(
+        self, claims: Caller, pool: DbPool, sample_id: PathId, data: JSONBody[Rename]
+    ) -> service.SampleStatus:
+        """`{name}`: 1-200 characters, not blank, no control characters; the sample's status with its name."""
+        return await service.rename_sample(pool, claims, sample_id, data)
+
+    @get(
+        "/{sample_id:uuid}/audio-url",
+        summary="A short-lived URL to listen to the sample",
+        responses=problems(*BY_ID, 409),
+    )
+    async def audio_url(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: PathId) -> service.SampleAudio:
+        """`{audioUrl, expiresIn, copy}`: the upload as it was sent (or its cleaned copy once the original was
+        trimmed); 409 `stored_object_altered` for a file changed since voicegate stored it."""
+        return await service.sample_audio(pool, storage, claims, sample_id)
 
     @delete(
         "/{sample_id:uuid}/keep",

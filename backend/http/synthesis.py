@@ -1,18 +1,26 @@
 """`/api/v1/clone`: speak text with a voice (or with the voice cloned from a sample), follow the job,
-fetch the audio."""
+fetch the audio (a signed URL, or the WAV or MP3 itself), cancel a job or delete it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.params import JSONBody
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import JSONBody, QueryParameter
 
-from backend.http.deps import Caller, Config, DbPool, PathId, Storage
-from backend.http.docs import BY_ID, IDEMPOTENT, USER_SECURITY, IdempotentOperation, problems, with_examples
+from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, Storage
+from backend.http.docs import (
+    BY_ID,
+    IDEMPOTENT,
+    USER_SECURITY,
+    ClipAudioOperation,
+    IdempotentOperation,
+    problems,
+    with_examples,
+)
 from backend.http.idempotency import idempotent
-from backend.synthesis import service
+from backend.synthesis import history, service
 
 
 class CloneJobsController(Controller):
@@ -70,3 +78,44 @@ class CloneJobsController(Controller):
         """`{audioUrl}`, valid for a few minutes; 409 while the job runs, after it failed, or when its file
         has changed since voicegate stored it (`stored_object_altered`: never served)."""
         return await service.job_result(pool, storage, claims, job_id)
+
+    @get(
+        "/{job_id:uuid}/audio",
+        summary="The finished job's audio itself, as a WAV (with its C2PA manifest) or an MP3 download",
+        operation_class=ClipAudioOperation,
+        responses=problems(*BY_ID, 409),
+    )
+    async def audio(
+        self,
+        claims: Caller,
+        pool: DbPool,
+        storage: Storage,
+        lifecycle: LifecycleContext,
+        job_id: PathId,
+        audio_format: Annotated[history.ClipFormat, QueryParameter(name="format")] = "wav",
+    ) -> Response[bytes]:
+        """`?format=wav` (default) or `mp3` (24 kHz mono, 64 kbit/s, without the C2PA manifest), as an
+        attachment; 409 as `/result` answers it."""
+        clip = await history.clip_audio(pool, storage, lifecycle.cpu, claims, job_id, fmt=audio_format)
+        return Response(
+            clip.data,
+            media_type=clip.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{clip.filename}"', "Cache-Control": "private"},
+        )
+
+    @post(
+        "/{job_id:uuid}/cancel",
+        status_code=200,
+        summary="Cancel a queued or running job",
+        responses=problems(*BY_ID, 409),
+    )
+    async def cancel(self, claims: Caller, pool: DbPool, job_id: PathId) -> service.JobStatus:
+        """The job, now `canceled`: a run speaking it stops at its next part and stores nothing; 409
+        `synthesis_ended` once it has ended."""
+        return await history.cancel_job(pool, claims, job_id)
+
+    @delete("/{job_id:uuid}", summary="Delete an ended job and its stored audio", responses=problems(*BY_ID, 409))
+    async def remove(self, claims: Caller, pool: DbPool, storage: Storage, job_id: PathId) -> None:
+        """The row, its render and the render's digest record go together (an audit event records it); 409
+        `synthesis_not_finished` while the job is queued or running (cancel it first)."""
+        await history.delete_job(pool, storage, claims, job_id)

@@ -7,17 +7,19 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, JSONBody
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from backend.auth.verify import UserClaims
 from backend.db.pool import Pool
+from backend.fields import Rename
 from backend.http.deps import Caller, Config, DbPool, PathId, Storage
 from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems, with_examples
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import request_origin
+from backend.synthesis import history
 from backend.voices import clone_flow, service
 
 
@@ -37,6 +39,36 @@ class VoicesController(Controller):
     async def get_one(self, claims: Caller, pool: DbPool, voice_id: PathId) -> service.Voice:
         """One of the caller's voices (404 for anyone else's)."""
         return await service.get_voice(pool, claims, voice_id)
+
+    @patch("/{voice_id:uuid}", summary="Rename a voice", responses=problems(*BY_ID))
+    async def rename(self, claims: Caller, pool: DbPool, voice_id: PathId, data: JSONBody[Rename]) -> service.Voice:
+        """`{name}`: 1-200 characters, not blank, no control characters; the voice as renamed."""
+        return await service.rename_voice(pool, claims, voice_id, data)
+
+    @get(
+        "/{voice_id:uuid}/clips",
+        summary="The voice's clips (synthesis jobs), newest first, a page at a time",
+        responses=problems(*BY_ID),
+    )
+    async def clips(
+        self,
+        claims: Caller,
+        pool: DbPool,
+        voice_id: PathId,
+        limit: Annotated[int, QueryParameter(ge=1, le=history.MAX_PAGE_SIZE)] = history.PAGE_SIZE,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    ) -> history.ClipPage:
+        """Each clip's text, status, duration and dates; pass `nextCursor` back as `cursor` for the next page."""
+        return await history.voice_clips(pool, claims, voice_id, limit=limit, cursor=cursor)
+
+    @get(
+        "/{voice_id:uuid}/preview",
+        summary="A short-lived URL to hear the voice: its clone's preview, else its newest clip",
+        responses=problems(*BY_ID, 409),
+    )
+    async def preview(self, claims: Caller, pool: DbPool, storage: Storage, voice_id: PathId) -> history.VoicePreview:
+        """`{audioUrl, expiresIn, source}`; `audioUrl` is null while the voice has neither a preview nor a clip."""
+        return await history.voice_preview(pool, storage, claims, voice_id)
 
     @delete("/{voice_id:uuid}", summary="Delete a voice (soft)", responses=problems(*BY_ID))
     async def remove(self, claims: Caller, pool: DbPool, storage: Storage, voice_id: PathId) -> None:

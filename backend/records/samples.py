@@ -54,6 +54,8 @@ class SampleRow(msgspec.Struct, frozen=True, kw_only=True):
     provider: str | None
     original_removed_at: datetime | None
     processed_provider: str | None
+    #: What its owner calls it; None until named.
+    name: str | None
 
 
 async def sample_row(conn: Connection, sample_id: uuid.UUID) -> SampleRow | None:

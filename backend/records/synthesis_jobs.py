@@ -23,10 +23,14 @@ class SynthesisJobStatus(enum.StrEnum):
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    #: Its owner stopped it while it was queued or running.
+    CANCELED = "canceled"
 
 
 #: A job in one of these has ended: nothing speaks it again.
-ENDED: frozenset[SynthesisJobStatus] = frozenset({SynthesisJobStatus.SUCCEEDED, SynthesisJobStatus.FAILED})
+ENDED: frozenset[SynthesisJobStatus] = frozenset(
+    {SynthesisJobStatus.SUCCEEDED, SynthesisJobStatus.FAILED, SynthesisJobStatus.CANCELED}
+)
 
 
 class SynthesisJobRow(msgspec.Struct, frozen=True, kw_only=True):

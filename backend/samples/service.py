@@ -32,12 +32,13 @@ from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
-from backend.fields import LanguageTag, Name, Text
+from backend.fields import Label, LanguageTag, Name, Rename, Text
 from backend.providers.config import ProviderName, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.records.rows import fetch_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.settings import Settings
+from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 BUCKET: Final = "voice-samples"
 #: The consent wording a client showed; bump when the text changes so records say which one was agreed to.
 CONSENT_TEXT_VERSION: Final = "2026-12"
+#: How long a sample's listening URL works: to play it once, not to share it.
+AUDIO_URL_SECONDS: Final = 300
 #: Most samples one list answer holds (retention keeps a user's list short anyway).
 LIST_LIMIT: Final = 200
 
@@ -53,7 +56,8 @@ class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The text fields of a sample upload (besides its `file` part)."""
 
     consent: bool = False
-    name: Name | None = None
+    #: The sample's name, and the consent's subject when `subject_name` is not given.
+    name: Label | None = None
     language: LanguageTag | None = None
     transcript: Text | None = None
     provider: ProviderName | None = None
@@ -113,6 +117,8 @@ class NewSample(msgspec.Struct, frozen=True, kw_only=True):
     transcript: str | None
     language: str | None
     consent_id: uuid.UUID | None = None
+    #: What its owner calls it (the upload's `name`), None when unnamed.
+    name: str | None = None
 
 
 class SampleAccepted(msgspec.Struct, rename="camel"):
@@ -146,6 +152,18 @@ class SampleStatus(msgspec.Struct, rename="camel"):
     created_at: datetime
     #: Whether its owner consented to keep it while the voice exists (and has not withdrawn that).
     keep_sample: bool = False
+    #: What its owner calls it; null until named.
+    name: str | None = None
+
+
+class SampleAudio(msgspec.Struct, rename="camel"):
+    """Where to listen to a sample: a short-lived signed URL of the upload (or, once its original was
+    trimmed, of its cleaned copy)."""
+
+    audio_url: str
+    expires_in: int
+    #: `original` (as uploaded) or `processed` (cleaned for enrolment, WAV).
+    copy: str
 
 
 class SampleList(msgspec.Struct):
@@ -201,6 +219,7 @@ def check_upload(
         provider=provider,
         transcript=form.transcript,
         language=form.language,
+        name=form.name.strip() if form.name else None,
     )
 
 
@@ -335,3 +354,39 @@ async def visible(conn: Connection, sample_id: uuid.UUID) -> bool:
 async def link_voice(conn: Connection, sample_id: uuid.UUID, voice_id: uuid.UUID) -> None:
     """Record the voice cloned from the sample, so the next request reuses it."""
     await conn.execute(_Q["link_sample_voice"], {"voice_id": voice_id, "sample_id": sample_id})
+
+
+async def rename_sample(pool: Pool, claims: UserClaims, sample_id: uuid.UUID, rename: Rename) -> SampleStatus:
+    """Give the caller's sample a name (without surrounding spaces); 404 for anyone else's."""
+    async with user_transaction(pool, claims.raw) as conn:
+        if not await visible(conn, sample_id):
+            raise NotFound("Sample not found.")
+        await become_service(conn)
+        renamed = await fetch_optional(
+            conn, _Q["rename_sample"], {"id": sample_id, "owner_id": uuid.UUID(claims.sub), "name": rename.name.strip()}
+        )
+    if renamed is None:
+        raise NotFound("Sample not found.")  # deleted since the caller's check
+    return await sample_status(pool, claims, sample_id)
+
+
+async def sample_audio(pool: Pool, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> SampleAudio:
+    """A signed URL to listen to the caller's sample (404 for anyone else's); a file voicegate stored that
+    changed since is refused (409 `stored_object_altered`), as every served file is."""
+    async with user_transaction(pool, claims.raw) as conn:
+        row = await fetch_optional(conn, _Q["sample_audio"], {"id": sample_id})
+    if row is None:
+        raise NotFound("Sample not found.")
+    copy, path = "original", row["object_path"]
+    if row["original_removed_at"] is not None and row["processed_object_path"] is not None:
+        copy, path = "processed", row["processed_object_path"]
+    url = await integrity.signed_url(
+        pool,
+        storage,
+        row["bucket_id"],
+        path,
+        AUDIO_URL_SECONDS,
+        actor=f"user:{claims.sub}",
+        subject=("voice_sample", sample_id),
+    )
+    return SampleAudio(audio_url=url, expires_in=AUDIO_URL_SECONDS, copy=copy)

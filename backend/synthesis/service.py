@@ -58,7 +58,7 @@ class CloneRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     text: Text
     sample_id: uuid.UUID | None = None
     voice_id: uuid.UUID | None = None
-    #: The name of a voice created from the sample (default "Voice from sample").
+    #: The name of a voice created from the sample (default: the sample's name, else "Voice from sample").
     name: Name | None = None
 
 
@@ -198,7 +198,8 @@ async def _voice_of_sample(
         provider=provider,
         language=sample.language,
         voice_id=None if voice is None else voice.id,  # cloned before and failed: clone it again
-        name=request.name.strip() if request.name else "Voice from sample",
+        # A voice takes its sample's name unless the request names it.
+        name=request.name.strip() if request.name else (sample.name or "Voice from sample"),
     )
     attempt = await start_clone(conn, owner_id, source)
     return attempt.voice_id, attempt.id
@@ -235,7 +236,7 @@ def _waits_for(state: ProviderVoice | Waits) -> uuid.UUID | None:
 
 async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:
     """The caller's job (RLS decides whose); 404 for anyone else's."""
-    job = await _job(pool, claims, job_id)
+    job = await owned_job(pool, claims, job_id)
     failed = job.status is SynthesisJobStatus.FAILED
     error = JobError(job.error_code, job.error_message) if failed and job.error_code is not None else None
     total = job.progress_total
@@ -258,16 +259,12 @@ async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job
     """A short-lived signed URL of the finished job's WAV, once its bytes are checked against the digest
     recorded when it was stored; 409 while it runs, after it failed, or when the file has changed since
     (`stored_object_altered`, with an audit event)."""
-    job = await _job(pool, claims, job_id)
-    if job.status is SynthesisJobStatus.FAILED:
-        raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
-    if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
-        raise SynthesisNotFinished(f"The job is {job.status}; poll its status until it has succeeded.")
+    job, bucket, path = await finished_render(pool, claims, job_id)
     url = await integrity.signed_url(
         pool,
         storage,
-        job.output_bucket_id,
-        job.output_object_path,
+        bucket,
+        path,
         RESULT_URL_SECONDS,
         actor=f"user:{claims.sub}",
         subject=("synthesis_job", job_id),
@@ -275,7 +272,19 @@ async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job
     return JobResult(audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=job.duration_ms)
 
 
-async def _job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
+async def finished_render(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> tuple[SynthesisJobRow, str, str]:
+    """The caller's succeeded job with the bucket and path of its render; 404 for anyone else's, 409 while it
+    runs (`synthesis_not_finished`), after it failed (`synthesis_failed`) or was canceled."""
+    job = await owned_job(pool, claims, job_id)
+    if job.status is SynthesisJobStatus.FAILED:
+        raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
+    if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
+        raise SynthesisNotFinished(f"The job is {job.status}; poll its status until it has succeeded.")
+    return job, job.output_bucket_id, job.output_object_path
+
+
+async def owned_job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
+    """The caller's job row (RLS decides whose); 404 for anyone else's."""
     async with user_transaction(pool, claims.raw) as conn:
         job = await job_row(conn, job_id)
     if job is None:

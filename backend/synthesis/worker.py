@@ -12,7 +12,9 @@ One run speaks a job at a time: the run claims it with a lease it extends while 
 of the run (progress, the end) is fenced by that lease. A second delivery of the job's message (the
 attempt's wake-up beside the job's own re-check, a redelivery) finds the job done, or leased and left
 alone until the lease would have run out; so a worker that died mid-job is taken over once its lease
-expires, and the job is spoken again from its start. Safe to repeat: the job is finished by a guarded
+expires, and the job is spoken again from its start. A job its owner cancels loses its lease with its
+status, so a run speaking it stops at its next write (a part's progress, the lease's extension, the end)
+and stores nothing. Safe to repeat: the job is finished by a guarded
 update and its render stored, under a fixed name and with its digest recorded, in that update's
 transaction, so a second delivery changes nothing.
 """
@@ -144,7 +146,9 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -
         async with leases.kept(extend, ctx.lease_seconds / 3, f"synthesis job {job_id}"):
             return await _render(ctx, job, voice, parts, run)
     except LeaseLost:
-        log.warning("synthesis job %s: taken over by another run (this one stalled past its lease)", job_id)
+        # Its owner canceled it (the lease goes with the status), or this run stalled past its lease and
+        # another took the job over: either way nothing more of this run is written or stored.
+        log.warning("synthesis job %s: no longer this run's (canceled, or taken over after a stall)", job_id)
         return Outcome(status="lease_lost")
     except Exception:
         with contextlib.suppress(DatabaseUnavailable, TooManyRequests):  # it runs out by itself then

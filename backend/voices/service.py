@@ -22,6 +22,7 @@ from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import service_transaction, user_transaction
 from backend.errors import NotFound, ServiceUnavailable
+from backend.fields import Rename
 from backend.provenance import PROVENANCE
 from backend.records.rows import fetch_optional_record, fetch_records
 from backend.records.voices import VoiceRow, VoiceStatus
@@ -80,6 +81,17 @@ async def get_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> Voic
 
 async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
     row = await fetch_optional_record(conn, _Q["get_voice"], {"id": voice_id}, VoiceRow)
+    if row is None:
+        raise NotFound("Voice not found.")
+    return _voice(row)
+
+
+async def rename_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID, rename: Rename) -> Voice:
+    """Give one of the caller's voices a new name; 404 for anyone else's or a deleted one."""
+    async with user_transaction(pool, claims.raw) as conn:
+        row = await fetch_optional_record(
+            conn, _Q["rename_voice"], {"id": voice_id, "name": rename.name.strip()}, VoiceRow
+        )
     if row is None:
         raise NotFound("Voice not found.")
     return _voice(row)

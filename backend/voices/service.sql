@@ -25,3 +25,9 @@ select c.id as consent_id, c.consent_text_version as consent_version
   from public.voices v
   join public.voice_consents c on c.id = v.consent_id
  where v.id = %(voice_id)s;
+
+-- name: rename_voice
+-- Run as the caller: voices_owner_update lets them change their own voices that are not deleted.
+update public.voices set name = %(name)s
+ where id = %(id)s
+returning *;

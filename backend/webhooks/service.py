@@ -37,6 +37,7 @@ EventType = Literal[
     "voice.failed",
     "synthesis.succeeded",
     "synthesis.failed",
+    "synthesis.canceled",
     "reflection.launch_ready",
 ]
 #: Every event voicegate sends (the SQL triggers name the same ones).

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
+from playwright.async_api import Playwright, async_playwright
 
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
@@ -36,6 +37,13 @@ def speech_wav(seconds: float = 6.0, seed: int = 0) -> bytes:
     """A mono 48 kHz WAV of espeak-ng speech with silence and room tone around it; another `seed`
     gives other sentences (ElevenLabs refuses a file it has already been sent)."""
     return wav_bytes(recording(speech_mono(seconds, seed=seed), seed=seed + 1))
+
+
+@pytest.fixture(scope="module")
+async def playwright() -> AsyncIterator[Playwright]:
+    """Playwright for the browser tests of a module (each test launches its own Chromium: tests/e2e/browser.py)."""
+    async with async_playwright() as driver:
+        yield driver
 
 
 @pytest.fixture

@@ -42,7 +42,6 @@ from playwright.async_api import (
     Playwright,
     Response,
     Route,
-    async_playwright,
     expect,
 )
 
@@ -83,12 +82,6 @@ def up() -> Iterator[Running]:
     """One `voicegate up` (embedded Postgres, in-process consumers, `local` provider) for the module."""
     with server_dir("e2e-page") as root, running_up(root) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as driver:
-        yield driver
 
 
 @pytest.fixture

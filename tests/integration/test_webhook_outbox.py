@@ -228,7 +228,7 @@ def test_launch_readiness_is_announced_once_when_the_mirror_opens_the_gate(db: D
 
 def test_a_finished_job_is_announced_with_its_provenance_or_its_error(db: Db) -> None:
     owner = create_user(db)
-    mine = endpoint(db, owner, ["synthesis.succeeded", "synthesis.failed"])
+    mine = endpoint(db, owner, ["synthesis.succeeded", "synthesis.failed", "synthesis.canceled"])
     voice = seed_voice(db, owner)
     jobs = [
         one(
@@ -236,7 +236,7 @@ def test_a_finished_job_is_announced_with_its_provenance_or_its_error(db: Db) ->
             "insert into synthesis_jobs (owner_id, voice_id, input_text) values (%s, %s, 'hi') returning id",
             (owner, voice),
         )["id"]
-        for _ in range(2)
+        for _ in range(3)
     ]
     db.execute(
         "update synthesis_jobs set status = 'succeeded', output_bucket_id = 'voice-renders',"
@@ -249,12 +249,16 @@ def test_a_finished_job_is_announced_with_its_provenance_or_its_error(db: Db) ->
         (jobs[1],),
     )
 
+    db.execute("update synthesis_jobs set status = 'canceled', finished_at = now() where id = %s", (jobs[2],))
+
     sent = [m for m in events(db) if m["endpointId"] == str(mine)]
     assert [(m["type"], m["data"]["jobId"]) for m in sent] == [
         ("synthesis.succeeded", str(jobs[0])),
         ("synthesis.failed", str(jobs[1])),
+        ("synthesis.canceled", str(jobs[2])),
     ]
-    succeeded, failed = (m["data"] for m in sent)
+    succeeded, failed, canceled = (m["data"] for m in sent)
+    assert (canceled["status"], canceled["provenance"], canceled["error"]) == ("canceled", None, None)
     assert (succeeded["provenance"], succeeded["durationMs"], succeeded["error"]) == ("c2pa", 1200, None)
     assert (failed["provenance"], failed["error"]) == (
         None,

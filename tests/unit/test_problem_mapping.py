@@ -181,6 +181,7 @@ ROWS = [
         "The job has not finished yet; poll its status.",
     ),
     (errors.SynthesisFailed(), 409, "synthesis_failed", "The job failed; its status says why."),
+    (errors.SynthesisEnded(), 409, "synthesis_ended", "The job has already ended; there is nothing to cancel."),
     (
         errors.StoredObjectAltered(),
         409,

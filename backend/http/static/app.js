@@ -4,6 +4,7 @@
 import { ApiError, newIdempotencyKey, passing, patiently, repeatable, request, sleep, waitingWords } from "./api.js";
 import { Recorder } from "./recorder.js";
 import { Session } from "./session.js";
+import { createStudio, textRefusal } from "./studio.js";
 
 const POLL_MS = 400;
 const MAX_RECORDING_S = 30;
@@ -54,6 +55,18 @@ let target = null; // what Speak speaks with: { ref: {sampleId} | {voiceId}, lab
 let sampleRun = 0; // bumped by each new sample, so an older status loop stops
 let speakRun = 0; // likewise for synthesis jobs
 let lastJob = null;
+
+// Names, listening back, Selected, each voice's clips and the text's limit (studio.js).
+const studio = createStudio({
+  api,
+  token: () => session.freshToken(),
+  problem,
+  clearProblem,
+  target: () => target,
+  element,
+  button,
+  refreshLibrary: () => refreshLibrary(),
+});
 
 // ---- problems: one alert, and a "Try again" that repeats what failed when repeating can help ----
 
@@ -248,6 +261,8 @@ async function upload(file, key = newIdempotencyKey()) {
   const form = new FormData();
   form.append("consent", "true");
   if (ui.keepSample.checked) form.append("keep_sample", "true");
+  const name = studio.takeSampleName();
+  if (name) form.append("name", name);
   form.append("file", file, file.name);
   let accepted;
   try {
@@ -332,6 +347,7 @@ function setTarget(ref, label) {
   ui.speakTarget.textContent = target
     ? `Speaks with ${label}.`
     : "Upload a sample first; its voice speaks your text.";
+  studio.markSelected();
 }
 
 ui.speak.addEventListener("click", speak);
@@ -344,6 +360,12 @@ async function speak() {
     return;
   }
   if (!target) return;
+  const refusal = textRefusal(text);
+  if (refusal) {
+    problem(refusal);
+    ui.text.focus();
+    return;
+  }
   clearProblem();
   const mine = ++speakRun;
   ui.speak.disabled = true;
@@ -456,26 +478,24 @@ async function refreshLibrary() {
   if (samples.samples.length === 0) ui.samples.append(element("li", "No samples yet.", "muted"));
   ui.voices.replaceChildren(...voices.voices.map(voiceItem));
   if (voices.voices.length === 0) ui.voices.append(element("li", "No voices yet.", "muted"));
+  studio.listed(samples.samples);
+  studio.voicesListed(voices.voices);
 }
 
 function sampleItem(sample) {
-  const when = new Date(sample.createdAt).toLocaleString();
-  const length = sample.quality ? ` · ${sample.quality.durationS.toFixed(1)} s` : "";
-  const label = `Sample of ${when}`;
+  const label = sample.name ? `sample “${sample.name}”` : `sample of ${new Date(sample.createdAt).toLocaleString()}`;
   const actions = [];
   if (sample.status === "ready") {
-    actions.push(button("Use", `Use sample of ${when}`, () => setTarget({ sampleId: sample.sampleId }, `the voice of the sample of ${when}`)));
+    actions.push(button("Use", `Use ${label}`, () => setTarget({ sampleId: sample.sampleId }, `the voice of ${label}`)));
   }
-  actions.push(button("Delete", `Delete sample of ${when}`, () => remove(`/api/v1/voice-samples/${sample.sampleId}`, "sampleId", sample.sampleId)));
-  return item(`${label} · ${sample.status}${length}`, actions);
+  actions.push(button("Delete", `Delete ${label}`, () => remove(`/api/v1/voice-samples/${sample.sampleId}`, "sampleId", sample.sampleId)));
+  return studio.sampleItem(sample, actions);
 }
 
 function voiceItem(voice) {
-  const when = new Date(voice.created_at).toLocaleString();
-  const label = `${voice.name} of ${when} (${voice.tts_provider || "no provider"}) · ${voice.status}`;
-  return item(label, [
-    button("Use", `Use voice ${voice.name} of ${when}`, () => setTarget({ voiceId: voice.id }, `the voice “${voice.name}”`)),
-    button("Delete", `Delete voice ${voice.name} of ${when}`, () => remove(`/api/voices/${voice.id}`, "voiceId", voice.id)),
+  return studio.voiceItem(voice, [
+    button("Use", `Use voice ${voice.name}`, () => setTarget({ voiceId: voice.id }, `the voice “${voice.name}”`)),
+    button("Delete", `Delete voice ${voice.name}`, () => remove(`/api/voices/${voice.id}`, "voiceId", voice.id)),
   ]);
 }
 

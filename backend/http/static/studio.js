@@ -1,0 +1,401 @@
+// The studio (issue 30): samples and voices by name (named at upload, renamed later), listening back to a
+// sample, hearing a voice's preview, which sample or voice Speak uses, each voice's history of clips (play,
+// download WAV or MP3, delete, cancel a running one, a page at a time) and the text's length limit.
+//
+// app.js owns the session, the requests and the alert; it hands them in through `createStudio(deps)`.
+
+/** The longest text voicegate speaks, in characters (code points, as the API counts them). */
+export const MAX_TEXT = 5000;
+const CLIPS_PER_PAGE = 10;
+const CLIP_POLL_MS = 1000;
+const RUNNING = new Set(["queued", "processing"]);
+
+const $ = (id) => document.getElementById(id);
+
+/** Characters as the API counts them: code points, so an emoji is one, not two UTF-16 units. */
+export function characters(text) {
+  return Array.from(text).length;
+}
+
+/** Why `text` cannot be spoken as it is, or null when it can. */
+export function textRefusal(text) {
+  const over = characters(text) - MAX_TEXT;
+  if (over <= 0) return null;
+  return `The text is ${characters(text).toLocaleString("en")} characters; voicegate speaks at most ${MAX_TEXT.toLocaleString("en")}. Shorten it by ${over.toLocaleString("en")}.`;
+}
+
+/**
+ * deps: { api(path, options), token(), problem(error, retry), clearProblem(), select(ref, label), target(),
+ *         element(tag, text, className), button(text, name, onClick), refreshLibrary() }
+ */
+export function createStudio(deps) {
+  const ui = {
+    sampleName: $("sample-name"),
+    text: $("text"),
+    counter: $("text-count"),
+    limit: $("text-limit"),
+    listenStatus: $("listen-status"),
+    history: $("history"),
+    historyTitle: $("history-title"),
+    clips: $("clips"),
+    clipsStatus: $("clips-status"),
+    newer: $("clips-newer"),
+    older: $("clips-older"),
+  };
+  // Made when first needed, so the page holds one <audio> (Speak's) until something else is played.
+  const players = {};
+  const player = (id, after) => {
+    if (!players[id]) {
+      players[id] = deps.element("audio");
+      Object.assign(players[id], { id, controls: true, preload: "none" });
+      after.after(players[id]);
+    }
+    return players[id];
+  };
+  let samples = []; // the last list, to know which voice a selected sample speaks with
+  const shown = { voice: null, cursors: [null], next: null, run: 0, timer: null };
+
+  // ---- the text's length: "N / 5000", announced once when it goes over, refused rather than cut ----
+
+  let wasOver = false;
+  function countText() {
+    const n = characters(ui.text.value);
+    const over = n > MAX_TEXT;
+    ui.counter.textContent = `${n.toLocaleString("en")} / ${MAX_TEXT.toLocaleString("en")}`;
+    ui.counter.classList.toggle("over", over);
+    ui.text.setAttribute("aria-invalid", String(over));
+    if (over !== wasOver) {
+      // Said when the limit is crossed, not at every keystroke: a live region that counts would talk over typing.
+      ui.limit.textContent = over ? `Over the ${MAX_TEXT.toLocaleString("en")}-character limit: shorten the text to speak it.` : "";
+      wasOver = over;
+    }
+  }
+  ui.text.addEventListener("input", countText);
+  countText();
+
+  /** The name typed for the next upload (cleared once it is used), or null. */
+  function takeSampleName() {
+    const name = ui.sampleName.value.trim();
+    ui.sampleName.value = "";
+    return name || null;
+  }
+
+  // ---- the lists: names, Selected, Listen / Preview, Rename, Clips ----
+
+  /** How buttons name a sample: "sample “Kitchen”", or "sample of <date>" while it has no name. */
+  function sampleWords(sample) {
+    return sample.name ? `sample “${sample.name}”` : `sample of ${new Date(sample.createdAt).toLocaleString()}`;
+  }
+
+  function sampleItem(sample, actions) {
+    const shownName = sample.name || `Sample of ${new Date(sample.createdAt).toLocaleString()}`;
+    const words = sampleWords(sample);
+    const length = sample.quality ? ` · ${sample.quality.durationS.toFixed(1)} s` : "";
+    const path = `/api/v1/voice-samples/${sample.sampleId}`;
+    const li = row(shownName, `${sample.status}${length}`, [
+      deps.button("Listen", `Listen to ${words}`, () => listen(`${path}/audio-url`, `the ${words}`)),
+      deps.button("Rename", `Rename ${words}`, (event) => rename(event.target, sample.name || "", words, path)),
+      ...actions,
+    ]);
+    li.dataset.sampleId = sample.sampleId;
+    return li;
+  }
+
+  function voiceItem(voice, actions) {
+    const when = new Date(voice.created_at).toLocaleDateString();
+    const words = `voice “${voice.name}”`;
+    const li = row(voice.name, `${voice.tts_provider || "no provider"} · ${voice.status} · ${when}`, [
+      deps.button("Preview", `Hear ${words}`, () => listen(`/api/voices/${voice.id}/preview`, `the ${words}`)),
+      deps.button("Clips", `Clips of ${words}`, () => openHistory(voice)),
+      deps.button("Rename", `Rename ${words}`, (event) => rename(event.target, voice.name, words, `/api/voices/${voice.id}`)),
+      ...actions,
+    ]);
+    li.dataset.voiceId = voice.id;
+    if (shown.voice && shown.voice.id === voice.id && shown.voice.name !== voice.name) {
+      shown.voice = voice;
+      ui.historyTitle.textContent = `Clips of “${voice.name}”`;
+    }
+    return li;
+  }
+
+  /** A list row: the name (its own element, so a rename can stand in for it), what it is, its buttons. */
+  function row(name, detail, actions) {
+    const li = deps.element("li");
+    const what = deps.element("span", "", "what");
+    const badge = deps.element("span", "Selected", "badge");
+    badge.hidden = true;
+    what.append(deps.element("strong", name, "name"), " ", badge, deps.element("span", ` · ${detail}`, "muted"));
+    const group = deps.element("span", "", "actions");
+    group.append(...actions);
+    li.append(what, group);
+    return li;
+  }
+
+  /** After the lists were drawn: remember the samples and mark what Speak uses. */
+  function listed(sampleList) {
+    samples = sampleList;
+    markSelected();
+  }
+
+  /** Mark the sample or voice Speak uses (and, for a sample already cloned, its voice) as Selected. */
+  function markSelected() {
+    const target = deps.target();
+    const sampleId = target && target.ref.sampleId;
+    const sample = sampleId && samples.find((s) => s.sampleId === sampleId);
+    const voiceId = target && (target.ref.voiceId || (sample && sample.voiceId));
+    for (const li of document.querySelectorAll("#samples li[data-sample-id], #voices li[data-voice-id]")) {
+      const on = li.dataset.sampleId ? li.dataset.sampleId === sampleId : li.dataset.voiceId === voiceId;
+      li.classList.toggle("selected", on);
+      li.querySelector(".badge").hidden = !on;
+      if (on) li.setAttribute("aria-current", "true");
+      else li.removeAttribute("aria-current");
+    }
+  }
+
+  /** Play what `path` signs (a sample's upload, a voice's preview) in the library's player. */
+  async function listen(path, label) {
+    deps.clearProblem();
+    let heard;
+    try {
+      heard = await deps.api(path);
+    } catch (error) {
+      deps.problem(error, () => listen(path, label));
+      return;
+    }
+    if (!heard.audioUrl) {
+      ui.listenStatus.textContent = `Nothing to hear of ${label} yet: speak some text with it first.`;
+      return;
+    }
+    const listener = player("listener", ui.listenStatus);
+    listener.src = heard.audioUrl;
+    ui.listenStatus.textContent = heard.source === "clip" ? `Playing ${label}: its newest clip.` : `Playing ${label}.`;
+    listener.play().catch(() => {});
+  }
+
+  /** Swap the name for a text box with Save and Cancel; Enter saves, Escape cancels. */
+  function rename(opener, current, words, path) {
+    const li = opener.closest("li");
+    const nameNode = li.querySelector(".name");
+    if (li.querySelector("form")) return;
+    const form = deps.element("form", "", "rename");
+    const input = deps.element("input");
+    input.type = "text";
+    input.value = current;
+    input.maxLength = 200;
+    input.required = true;
+    input.setAttribute("aria-label", `New name for the ${words}`);
+    const save = deps.element("button", "Save", "small");
+    save.type = "submit";
+    const cancel = deps.button("Cancel", `Cancel renaming the ${words}`, () => close());
+    form.append(input, save, cancel);
+    nameNode.hidden = true;
+    nameNode.after(form);
+    input.focus();
+    input.select();
+    const close = () => {
+      form.remove();
+      nameNode.hidden = false;
+      opener.focus();
+    };
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+    });
+    // A refusal of the last try stands only until the name is changed.
+    input.addEventListener("input", () => deps.clearProblem());
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      deps.clearProblem();
+      const name = input.value.trim();
+      if (!name) {
+        deps.problem("A name cannot be blank.");
+        input.focus();
+        return;
+      }
+      save.disabled = true;
+      try {
+        await deps.api(path, { method: "PATCH", json: { name } });
+      } catch (error) {
+        save.disabled = false;
+        deps.problem(error, () => form.requestSubmit());
+        input.focus();
+        return;
+      }
+      nameNode.textContent = name;
+      form.remove();
+      nameNode.hidden = false;
+      const { sampleId, voiceId } = li.dataset;
+      await deps.refreshLibrary();
+      // The list was drawn again: focus the Rename button of the renamed row.
+      const key = sampleId ? `#samples li[data-sample-id="${sampleId}"]` : `#voices li[data-voice-id="${voiceId}"]`;
+      const again = [...document.querySelectorAll(`${key} button`)].find((b) => b.textContent === "Rename");
+      (again || opener).focus();
+    });
+  }
+
+  // ---- a voice's clips, newest first, a page at a time ----
+
+  function openHistory(voice) {
+    shown.voice = voice;
+    shown.cursors = [null];
+    ui.history.hidden = false;
+    ui.historyTitle.textContent = `Clips of “${voice.name}”`;
+    loadClips().then(() => ui.historyTitle.focus());
+  }
+
+  async function loadClips() {
+    if (!shown.voice) return;
+    const mine = ++shown.run;
+    clearTimeout(shown.timer);
+    const cursor = shown.cursors[shown.cursors.length - 1];
+    const query = new URLSearchParams({ limit: String(CLIPS_PER_PAGE) });
+    if (cursor) query.set("cursor", cursor);
+    let page;
+    try {
+      page = await deps.api(`/api/voices/${shown.voice.id}/clips?${query}`);
+    } catch (error) {
+      if (mine !== shown.run) return;
+      if (error.status === 404) return closeHistory();
+      deps.problem(error, loadClips);
+      return;
+    }
+    if (mine !== shown.run) return;
+    shown.next = page.nextCursor;
+    ui.clips.replaceChildren(...page.clips.map(clipItem));
+    const number = shown.cursors.length;
+    ui.clipsStatus.textContent =
+      page.clips.length === 0 && number === 1 ? "No clips yet: type some text above and press Speak." : `Page ${number}.`;
+    ui.newer.disabled = number === 1;
+    ui.older.disabled = !page.nextCursor;
+    if (page.clips.some((clip) => RUNNING.has(clip.status))) shown.timer = setTimeout(loadClips, CLIP_POLL_MS);
+  }
+
+  function closeHistory() {
+    shown.voice = null;
+    clearTimeout(shown.timer);
+    ui.history.hidden = true;
+  }
+
+  ui.older.addEventListener("click", () => {
+    shown.cursors.push(shown.next);
+    loadClips();
+  });
+  ui.newer.addEventListener("click", () => {
+    shown.cursors.pop();
+    loadClips();
+  });
+
+  function clipItem(clip) {
+    const when = new Date(clip.createdAt).toLocaleString();
+    const short = clip.text.length > 90 ? `${clip.text.slice(0, 88)}…` : clip.text;
+    const name = `clip of ${when}`;
+    const li = deps.element("li");
+    li.dataset.jobId = clip.jobId;
+    const what = deps.element("span", "", "what");
+    const quote = deps.element("span", `“${short}”`, "clip-text");
+    quote.title = clip.text;
+    const length = clip.durationMs ? ` · ${(clip.durationMs / 1000).toFixed(1)} s` : "";
+    const why = clip.status === "failed" && clip.error ? ` (${clip.error.message || clip.error.code})` : "";
+    what.append(quote, deps.element("span", ` ${when}${length} · ${clip.status}${why}`, "muted small"));
+    const actions = [];
+    if (clip.status === "succeeded") {
+      actions.push(
+        deps.button("Play", `Play ${name}`, () => play(clip)),
+        deps.button("WAV", `Download ${name} as WAV`, () => download(clip, "wav")),
+        deps.button("MP3", `Download ${name} as MP3`, () => download(clip, "mp3")),
+      );
+    }
+    if (RUNNING.has(clip.status)) actions.push(deps.button("Cancel", `Cancel ${name}`, () => cancel(clip)));
+    else actions.push(deps.button("Delete", `Delete ${name}`, () => removeClip(clip, when)));
+    const group = deps.element("span", "", "actions");
+    group.append(...actions);
+    li.append(what, group);
+    return li;
+  }
+
+  async function play(clip) {
+    deps.clearProblem();
+    let result;
+    try {
+      result = await deps.api(`/api/v1/clone/${clip.jobId}/result`);
+    } catch (error) {
+      deps.problem(error, () => play(clip));
+      return;
+    }
+    const clipPlayer = player("clip-player", ui.clips.nextElementSibling);
+    clipPlayer.src = result.audioUrl;
+    clipPlayer.dataset.jobId = clip.jobId;
+    clipPlayer.play().catch(() => {});
+  }
+
+  /** The clip's file through the API (it needs the bearer token), saved under its own name. */
+  async function download(clip, format) {
+    deps.clearProblem();
+    ui.clipsStatus.textContent = `Preparing the ${format.toUpperCase()}…`;
+    let response;
+    try {
+      response = await fetch(`/api/v1/clone/${clip.jobId}/audio?format=${format}`, {
+        headers: { Authorization: `Bearer ${await deps.token()}` },
+      });
+    } catch {
+      response = null;
+    }
+    if (!response || !response.ok) {
+      ui.clipsStatus.textContent = "";
+      const body = response ? await response.json().catch(() => null) : null;
+      deps.problem((body && body.detail) || "The download failed. Try again.", () => download(clip, format));
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = deps.element("a");
+    link.href = url;
+    link.download = `voicegate-${clip.jobId.slice(0, 8)}.${format}`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    ui.clipsStatus.textContent = `Downloaded ${link.download}.`;
+  }
+
+  async function cancel(clip) {
+    deps.clearProblem();
+    try {
+      await deps.api(`/api/v1/clone/${clip.jobId}/cancel`, { method: "POST" });
+    } catch (error) {
+      // Ended meanwhile (409): the list says how.
+      if (error.status !== 409) deps.problem(error, () => cancel(clip));
+    }
+    await loadClips();
+    ui.clipsStatus.textContent = "Canceled: nothing of it is kept.";
+    ui.historyTitle.focus();
+  }
+
+  async function removeClip(clip, when) {
+    if (!window.confirm(`Delete the clip of ${when}? Its audio is deleted too.`)) return;
+    deps.clearProblem();
+    try {
+      await deps.api(`/api/v1/clone/${clip.jobId}`, { method: "DELETE" });
+    } catch (error) {
+      if (error.status !== 404) {
+        deps.problem(error, () => removeClip(clip, when));
+        return;
+      }
+    }
+    const clipPlayer = players["clip-player"];
+    if (clipPlayer && clipPlayer.dataset.jobId === clip.jobId) {
+      clipPlayer.remove();
+      delete players["clip-player"];
+    }
+    await loadClips();
+    ui.clipsStatus.textContent = "Clip deleted.";
+    ui.historyTitle.focus();
+  }
+
+  /** After the voices were listed: a voice whose clips are shown that is gone closes them; else they refresh. */
+  function voicesListed(voices) {
+    if (!shown.voice) return;
+    if (voices.some((voice) => voice.id === shown.voice.id)) loadClips();
+    else closeHistory();
+  }
+
+  return { takeSampleName, sampleItem, voiceItem, listed, voicesListed, markSelected };
+}

@@ -1,0 +1,330 @@
+"""The studio parts of the page (issue 30) in a real browser (Debian's Chromium under Playwright) against a
+real `voicegate up` with the `local` provider, the browser cut off from everything but the app:
+
+- a sample named at upload, listened to and renamed; its voice renamed, shown as Selected, and heard;
+- a voice's clips: newest first, paged, played, downloaded as WAV and as MP3 (their bytes checked), deleted
+  after a confirmation (and kept when it is dismissed);
+- a queued job cancelled from its voice's clips;
+- the text's counter against the 5,000-character limit: over it, Speak refuses in words and nothing is cut.
+
+Screenshots of each state at 1280 px and 375 px land in `test-artifacts/demo-page/studio-*.png`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import soundfile
+from playwright.async_api import BrowserContext, Dialog, Page, Playwright, expect
+
+from tests.conftest import server_dir
+from tests.e2e.browser import cut_off, launch_context, screenshot, wav_seconds
+from tests.e2e.conftest import speech_wav
+from tests.e2e.test_demo_page import WAIT_MS, api, open_page
+from tests.e2e.up import Running, running_up
+
+pytestmark = pytest.mark.timeout(240)
+WIDE = {"width": 1280, "height": 1000}
+CLIPS_PER_PAGE = 10
+
+
+@pytest.fixture(scope="module")
+def up() -> Iterator[Running]:
+    """One `voicegate up` (embedded Postgres, in-process consumers, `local` provider) for the module."""
+    with server_dir("e2e-studio") as root, running_up(root) as running:
+        yield running
+
+
+@pytest.fixture
+async def context(up: Running, playwright: Playwright) -> AsyncIterator[BrowserContext]:
+    opened = await launch_context(playwright, accept_downloads=True)
+    offline = await cut_off(opened, up)
+    try:
+        yield opened
+        assert offline.blocked == []
+    finally:
+        assert opened.browser is not None
+        await opened.browser.close()
+
+
+@pytest.fixture
+def sample_file(up: Running) -> Path:
+    folder = up.pg.data_dir.parent.parent / "audio"
+    folder.mkdir(exist_ok=True)
+    path = folder / "studio.wav"
+    path.write_bytes(speech_wav(6.0, seed=5))
+    return path
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.set_viewport_size(WIDE)
+    await screenshot(page, f"studio-{name}")
+
+
+async def upload_named(page: Page, sample: Path, name: str) -> None:
+    await page.get_by_label("Sample name").fill(name)
+    await page.get_by_role("checkbox", name=re.compile("^I consent")).check()
+    await page.get_by_label("Voice sample").set_input_files(sample)
+    await expect(page.get_by_role("status").filter(has_text="Sample ready")).to_be_visible(timeout=WAIT_MS)
+
+
+async def speak(page: Page, text: str) -> None:
+    await page.get_by_role("textbox", name="Text", exact=True).fill(text)
+    await page.get_by_role("button", name="Speak").click()
+    await expect(page.get_by_role("status").filter(has_text="Done.")).to_be_visible(timeout=WAIT_MS)
+
+
+async def newest_voice(client: httpx.AsyncClient) -> dict[str, Any]:
+    voices: list[dict[str, Any]] = (await client.get("/api/voices")).raise_for_status().json()["voices"]
+    return voices[0]
+
+
+async def test_samples_and_voices_are_named_renamed_selected_and_heard(
+    up: Running, context: BrowserContext, sample_file: Path
+) -> None:
+    page = await open_page(context, up)
+    await upload_named(page, sample_file, "Kitchen, morning")
+    samples = page.locator("#samples")
+    await expect(samples.locator("li").first).to_contain_text("Kitchen, morning")
+    async with api(up) as client:
+        sample = (await client.get("/api/v1/voice-samples")).json()["samples"][0]
+    assert sample["name"] == "Kitchen, morning"
+
+    # Listen back: the library's player gets a signed URL of the very file that was uploaded.
+    await page.get_by_role("button", name="Listen to sample “Kitchen, morning”").click()
+    listener = page.locator("#listener")
+    await expect(listener).to_have_attribute("src", re.compile(r"/storage/v1/object/sign/voice-samples/"))
+    src = await listener.get_attribute("src")
+    assert src is not None
+    async with httpx.AsyncClient(timeout=10) as plain:
+        assert (await plain.get(src)).content == await asyncio.to_thread(sample_file.read_bytes)
+
+    # Rename the sample: blank is refused in words, Escape cancels, Enter saves.
+    await page.get_by_role("button", name="Rename sample “Kitchen, morning”").click()
+    box = page.get_by_role("textbox", name="New name for the sample “Kitchen, morning”")
+    await expect(box).to_be_focused()
+    await box.press("Escape")
+    await expect(box).to_have_count(0)
+    await expect(page.get_by_role("button", name="Rename sample “Kitchen, morning”")).to_be_focused()
+    await page.get_by_role("button", name="Rename sample “Kitchen, morning”").click()
+    await box.fill("   ")
+    await box.press("Enter")
+    await expect(page.get_by_role("alert")).to_have_text("A name cannot be blank.")
+    await shot(page, "rename-refused")
+    await box.fill("Studio take")
+    await expect(page.get_by_role("alert")).to_have_count(0)
+    await shot(page, "rename-open")
+    await box.press("Enter")
+    await expect(samples.locator("li").first.locator(".name")).to_have_text("Studio take")
+    await expect(page.get_by_role("button", name="Rename sample “Studio take”")).to_be_focused()
+    await expect(page.get_by_role("alert")).to_have_count(0)
+
+    # Speak with it: its voice appears, named by the server; rename it and see it marked Selected.
+    await speak(page, "Hello from the studio.")
+    async with api(up) as client:
+        voice = await newest_voice(client)
+    assert voice["name"] == "Studio take"  # a voice takes its sample's name
+    voices = page.locator("#voices")
+    await voices.get_by_role("button", name="Rename voice “Studio take”").click()
+    await voices.get_by_role("textbox", name="New name for the voice “Studio take”").fill("Grandma reading")
+    await voices.get_by_role("button", name="Save").click()
+    await expect(voices.locator(f'li[data-voice-id="{voice["id"]}"] .name')).to_have_text("Grandma reading")
+    async with api(up) as client:
+        assert (await client.get(f"/api/voices/{voice['id']}")).json()["name"] == "Grandma reading"
+    selected = voices.locator('li[aria-current="true"]')
+    await expect(selected).to_have_count(1)
+    await expect(selected).to_contain_text("Grandma reading")
+    await expect(selected).to_contain_text("Selected")
+    await expect(samples.locator('li[aria-current="true"]')).to_contain_text("Studio take")
+    await page.get_by_role("button", name="Use voice Grandma reading").click()
+    await expect(page.locator("#speak-target")).to_have_text("Speaks with the voice “Grandma reading”.")
+    await expect(samples.locator('li[aria-current="true"]')).to_have_count(0)
+    await expect(voices.locator('li[aria-current="true"]')).to_contain_text("Grandma reading")
+
+    # Its preview: a voice cloned from a sample has no clone preview, so its newest clip plays.
+    await page.get_by_role("button", name="Hear voice “Grandma reading”").click()
+    await expect(page.locator("#listen-status")).to_have_text("Playing the voice “Grandma reading”: its newest clip.")
+    await expect(listener).to_have_attribute("src", re.compile(r"/storage/v1/object/sign/voice-renders/"))
+    await shot(page, "named-and-selected")
+
+
+def seed_failed_clips(up: Running, voice_id: str, count: int) -> list[str]:
+    """Older clips straight into the table (failed ones: no audio to store), so there is more than a page."""
+    with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "insert into synthesis_jobs (owner_id, voice_id, input_text, status, error_code, error_message,"
+            " created_at, finished_at)"
+            " select v.owner_id, v.id, 'Older clip ' || n, 'failed', 'inference_failed', 'inference failed: test',"
+            "        now() - make_interval(hours => n), now() - make_interval(hours => n)"
+            "   from voices v, generate_series(1, %s) as n where v.id = %s returning id",
+            (count, voice_id),
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+async def downloaded(page: Page, button: str) -> tuple[str, bytes]:
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name=button).click()
+    download = await info.value
+    path = await download.path()
+    return download.suggested_filename, await asyncio.to_thread(Path(path).read_bytes)
+
+
+async def test_a_voices_clips_are_paged_played_downloaded_and_deleted(
+    up: Running, context: BrowserContext, sample_file: Path
+) -> None:
+    page = await open_page(context, up)
+    await upload_named(page, sample_file, "For clips")
+    texts = ["The first clip of this voice.", "The second clip, a little longer than the first one."]
+    for text in texts:
+        await speak(page, text)
+    async with api(up) as client:
+        voice = await newest_voice(client)
+        clips = (await client.get(f"/api/voices/{voice['id']}/clips")).json()["clips"]
+    assert [clip["text"] for clip in clips] == texts[::-1]
+    seed_failed_clips(up, voice["id"], CLIPS_PER_PAGE)
+
+    await page.get_by_role("button", name=f"Clips of voice “{voice['name']}”").first.click()
+    history = page.locator("#history")
+    await expect(page.locator("#history-title")).to_be_focused()
+    items = history.locator("#clips li")
+    await expect(items).to_have_count(CLIPS_PER_PAGE)
+    await expect(items.first).to_contain_text(texts[1])
+    await expect(items.nth(1)).to_contain_text(texts[0])
+    await expect(page.get_by_role("button", name="Newer")).to_be_disabled()
+    await shot(page, "clips")
+    await page.get_by_role("button", name="Older").click()
+    await expect(items).to_have_count(2)
+    await expect(items.first).to_contain_text("Older clip 9")
+    await expect(items.first).to_contain_text("inference failed: test")
+    await expect(page.get_by_role("button", name="Older")).to_be_disabled()
+    await page.get_by_role("button", name="Newer").click()
+    await expect(items.first).to_contain_text(texts[1])
+
+    newest = clips[0]
+    when = (await items.first.locator(".muted").inner_text()).strip().split(" · ")[0]
+    name = f"clip of {when}"
+    await page.get_by_role("button", name=f"Play {name}").click()
+    player = page.locator("#clip-player")
+    await expect(player).to_have_attribute("src", re.compile(r"/storage/v1/object/sign/voice-renders/"))
+
+    wav_name, wav = await downloaded(page, f"Download {name} as WAV")
+    assert wav_name == f"voicegate-{newest['jobId'][:8]}.wav"
+    assert wav[:4] == b"RIFF"
+    assert wav[8:12] == b"WAVE"
+    wav_s = wav_seconds(wav)
+    assert abs(wav_s - newest["durationMs"] / 1000) < 0.01
+    mp3_name, mp3 = await downloaded(page, f"Download {name} as MP3")
+    assert mp3_name == f"voicegate-{newest['jobId'][:8]}.mp3"
+    assert mp3[:3] == b"ID3" or (mp3[0] == 0xFF and mp3[1] & 0xE0 == 0xE0), mp3[:4].hex()
+    info = soundfile.info(io.BytesIO(mp3))
+    assert info.format == "MP3"
+    assert abs(info.duration - wav_s) < 0.15, (info.duration, wav_s)
+    await expect(page.get_by_role("status").filter(has_text=mp3_name)).to_be_visible()
+
+    # Delete asks first: dismissed, the clip stays; accepted, it goes with its audio.
+    answers: list[bool] = [False, True]
+    messages: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        messages.append(dialog.message)
+        if answers.pop(0):
+            await dialog.accept()
+        else:
+            await dialog.dismiss()
+
+    page.on("dialog", answer)
+    delete = page.get_by_role("button", name=f"Delete {name}")
+    await delete.click()
+    await expect(items.first).to_contain_text(texts[1])
+    await delete.click()
+    await expect(page.get_by_role("status").filter(has_text="Clip deleted.")).to_be_visible()
+    await expect(items.first).to_contain_text(texts[0])
+    await expect(page.locator("#history-title")).to_be_focused()
+    assert messages == [f"Delete the clip of {when}? Its audio is deleted too."] * 2
+    async with api(up) as client:
+        assert (await client.get(f"/api/v1/clone/{newest['jobId']}/status")).status_code == 404
+    render = up.pg.data_dir.parent / "storage" / "voice-renders"
+    assert not list(render.rglob(f"{newest['jobId']}.wav"))
+    await expect(page.get_by_role("alert")).to_have_count(0)
+
+
+async def test_a_queued_job_is_canceled_from_its_voices_clips(
+    up: Running, context: BrowserContext, sample_file: Path
+) -> None:
+    page = await open_page(context, up)
+    await upload_named(page, sample_file, "For cancel")
+    await speak(page, "A clip before the one to cancel.")
+    async with api(up) as client:
+        voice = await newest_voice(client)
+    # A job nobody has taken yet (its message is never sent): it stays queued until cancelled.
+    job = str(uuid.uuid4())
+    with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into synthesis_jobs (id, owner_id, voice_id, input_text)"
+            " select %s, owner_id, id, 'Never mind, cancel this.' from voices where id = %s",
+            (job, voice["id"]),
+        )
+    await page.get_by_role("button", name=f"Clips of voice “{voice['name']}”").first.click()
+    items = page.locator("#clips li")
+    await expect(items.first).to_contain_text("queued")
+    cancel = items.first.get_by_role("button", name=re.compile("^Cancel clip of "))
+    await shot(page, "clip-queued")
+    await cancel.click()
+    await expect(page.get_by_role("status").filter(has_text="Canceled: nothing of it is kept.")).to_be_visible()
+    await expect(items.first).to_contain_text("canceled")
+    await expect(cancel).to_have_count(0)
+    await expect(items.first.get_by_role("button", name=re.compile("^Delete clip of "))).to_be_visible()
+    async with api(up) as client:
+        assert (await client.get(f"/api/v1/clone/{job}/status")).json()["status"] == "canceled"
+    await expect(page.get_by_role("alert")).to_have_count(0)
+    await shot(page, "clip-canceled")
+
+
+async def test_the_text_counter_refuses_over_5000_characters_and_cuts_nothing(
+    up: Running, context: BrowserContext, sample_file: Path
+) -> None:
+    page = await open_page(context, up)
+    await upload_named(page, sample_file, "For the counter")
+    text = page.get_by_role("textbox", name="Text", exact=True)
+    counter, limit = page.locator("#text-count"), page.locator("#text-limit")
+    await text.fill("a" * 5000)
+    await expect(counter).to_have_text("5,000 / 5,000")
+    await expect(limit).to_have_text("")
+    await text.press("End")
+    await text.press_sequentially("bc")
+    await expect(counter).to_have_text("5,002 / 5,000")
+    await expect(limit).to_have_attribute("role", "status")
+    await expect(limit).to_have_text("Over the 5,000-character limit: shorten the text to speak it.")
+    await expect(text).to_have_attribute("aria-invalid", "true")
+    assert len(await text.input_value()) == 5002  # nothing cut
+    async with api(up) as client:
+        before = len((await client.get("/api/v1/voice-samples")).json()["samples"])
+    await page.get_by_role("button", name="Speak").click()
+    await expect(page.get_by_role("alert")).to_have_text(
+        "The text is 5,002 characters; voicegate speaks at most 5,000. Shorten it by 2."
+    )
+    await expect(text).to_be_focused()
+    await shot(page, "text-over-limit")
+    with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
+        jobs = conn.execute("select count(*) from synthesis_jobs where length(input_text) > 4000").fetchone()
+    assert jobs == (0,)
+    async with api(up) as client:
+        assert len((await client.get("/api/v1/voice-samples")).json()["samples"]) == before
+    await text.press("Backspace")
+    await text.press("Backspace")
+    await expect(counter).to_have_text("5,000 / 5,000")
+    await expect(limit).to_have_text("")
+    await expect(text).to_have_attribute("aria-invalid", "false")
+    # Characters as the API counts them: an emoji is one.
+    await text.fill("😀" * 3)
+    await expect(counter).to_have_text("3 / 5,000")
