@@ -256,6 +256,7 @@ async def test_a_chosen_file_is_checked_spoken_downloaded_and_deleted(
         deletes = page.get_by_role("button", name=re.compile("^Delete sample"))
         await expect(deletes).to_have_count(len(before))
         await deletes.first.click()
+        await page.get_by_role("dialog", name="Delete?").get_by_role("button", name="Delete").click()
         await expect(deletes).to_have_count(len(before) - 1)
         async with api(up) as client:
             after = await samples_of(client)
