@@ -145,7 +145,7 @@ async def speak_and_check_audio(page: Page, *, watch_progress: bool = False) -> 
         await expect(bar).to_have_attribute("value", "1")
         await expect(bar).to_have_attribute("max", "3")
         progress.phase = "real"
-    audio = page.locator("audio[controls]")
+    audio = page.locator("#player")
     signed = re.compile(r"^http://127\.0\.0\.1:\d+/storage/v1/object/sign/voice-renders/")
     await expect(audio).to_have_attribute("src", signed, timeout=WAIT_MS)
     src = await audio.get_attribute("src")
@@ -423,7 +423,7 @@ async def test_the_page_rides_out_a_10_s_database_outage_mid_job_by_itself(
             assert restarted - stopped < OUTAGE_S + 2, "the outage is the 10 s asked for"
 
             # Nobody clicks: the poll loop carries on once the database answers, and the audio plays.
-            audio = page.locator("audio[controls]")
+            audio = page.locator("#player")
             signed = re.compile(r"^http://127\.0\.0\.1:\d+/storage/v1/object/sign/voice-renders/")
             await expect(audio).to_have_attribute("src", signed, timeout=WAIT_MS)
             await asyncio.wait_for(page.evaluate(AUDIO_PLAYING), 30)

@@ -25,7 +25,7 @@ import pytest
 from playwright.async_api import Page, Playwright, Route, async_playwright, expect
 
 from tests.conftest import server_dir
-from tests.e2e.accessibility import STATES, check_state
+from tests.e2e.accessibility import STATES, axe_violations, check_state
 from tests.e2e.browser import cut_off, launch_context
 from tests.e2e.conftest import speech_wav
 from tests.e2e.up import Running, running_up
@@ -134,7 +134,7 @@ async def test_the_reflection_flow_from_a_new_reflection_to_streamed_speech(
             }
         )
         await page.route("**/v1/reflections/*/voice", cloning.handle)
-        await page.get_by_label("Reflection's voice sample").set_input_files(sample)
+        await page.get_by_label("Reflection's sample file").set_input_files(sample)
         await expect(page.get_by_role("status").filter(has_text="Tick the consent box")).to_be_visible()
         async with page.expect_response(lambda r: r.url.endswith("/voice/clone")) as accepted:
             await section.get_by_role("checkbox", name=re.compile("^I consent")).check()
@@ -220,6 +220,12 @@ async def test_every_state_of_the_page_passes_axe_and_what_the_first_visit_found
         alert, retry, bar = page.get_by_role("alert"), page.locator("#retry"), page.locator("#problem")
         speak = page.get_by_role("button", name="Speak", exact=True)
         await check_state(page, "first-visit")
+        # axe is live, not a stub that finds nothing: an input with no label, added for a moment, is found.
+        await page.evaluate(
+            "() => document.querySelector('main').append(Object.assign(document.createElement('input'), {id: 'probe'}))"
+        )
+        assert "label" in {v["id"] for v in await axe_violations(page)}
+        await page.evaluate("() => document.getElementById('probe').remove()")
 
         # One length rule, the default provider's (`local`: 3 s at least, 5 to 20 s best), wherever it is said.
         rule = "Read anything aloud for 5 to 20 s in a quiet room; under 3 s of speech is refused."
@@ -227,14 +233,14 @@ async def test_every_state_of_the_page_passes_axe_and_what_the_first_visit_found
         await page.get_by_role("checkbox", name=re.compile("^I consent")).first.check()
         checking = Held({"sampleId": "x", "status": "processing", "quality": None})
         await page.route("**/api/v1/voice-samples/*/status", checking.handle)
-        await page.get_by_role("button", name="Record").click()
+        await page.locator("#sample-section").get_by_role("button", name="Record").click()
         recording = page.get_by_role("status").filter(
             has_text="Recording… 1 s. Press Stop when done (5 to 20 s is best)."
         )
         await expect(recording).to_be_visible()
         await check_state(page, "recording")
         await expect(page.get_by_role("status").filter(has_text="Recording… 6 s")).to_be_visible(timeout=15_000)
-        await page.get_by_role("button", name="Stop").click()
+        await page.locator("#sample-section").get_by_role("button", name="Stop").click()
         await expect(page.get_by_role("status").filter(has_text="Checking the sample…")).to_be_visible()
         await check_state(page, "sample-checking")
         checking.holding = False
