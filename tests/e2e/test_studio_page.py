@@ -93,7 +93,14 @@ async def test_the_reflection_flow_from_a_new_reflection_to_streamed_speech(
 ) -> None:
     sample = audio_files / "ada.wav"
     sample.write_bytes(speech_wav(6.0, seed=11))
-    context = await launch_context(playwright)
+    microphone = audio_files / "ada-microphone.wav"
+    microphone.write_bytes(speech_wav(10.0, seed=12))
+    context = await launch_context(
+        playwright,
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}",
+        permissions=["microphone"],
+    )
     offline = await cut_off(context, up)
     try:
         page = await context.new_page()
@@ -194,6 +201,22 @@ async def test_the_reflection_flow_from_a_new_reflection_to_streamed_speech(
         STATES.mkdir(parents=True, exist_ok=True)
         (STATES / "reflection-speech.json").write_text(json.dumps({"clickToAudioPlayingS": round(to_audio, 2)}))
         await expect(alert).to_have_count(0)
+
+        # A new voice from the microphone supersedes this one: the gate closes again until its preview is confirmed.
+        await section.get_by_role("button", name="Record").click()
+        await expect(page.get_by_role("status").filter(has_text="Recording… 5 s")).to_be_visible(timeout=15_000)
+        async with page.expect_response(lambda r: r.url.endswith("/voice/clone")) as recorded:
+            await section.get_by_role("button", name="Stop").click()
+        assert (await recorded.value).status == 202
+        await expect(preview).to_be_visible(timeout=WAIT_MS)
+        await expect(section.locator("#reflection-launch")).to_have_text("Not ready to launch yet:")
+        await expect(reasons).to_have_text(["Listen to the preview and confirm it sounds right."])
+        async with page.expect_response(lambda r: r.url.endswith("/speech")) as gated:
+            await page.get_by_role("button", name="Speak live").click()
+        assert (await gated.value).status == 409
+        await expect(alert).to_contain_text("The voice is not ready to launch: preview_required.")
+        await expect(retry).to_be_hidden()
+        await check_state(page, "reflection-superseded")
         assert offline.blocked == []
     finally:
         assert context.browser is not None

@@ -176,8 +176,11 @@ export function reflections(deps) {
 
   // ---- clone its voice: record or choose, uploaded once the consent box is ticked ----
 
+  let ticking = null;
+
   ui.record.addEventListener("click", async () => {
     if (recorder.recording) {
+      clearInterval(ticking);
       ui.record.textContent = "Record";
       ui.record.classList.remove("recording");
       take(await recorder.stop());
@@ -192,7 +195,9 @@ export function reflections(deps) {
     }
     ui.record.textContent = "Stop";
     ui.record.classList.add("recording");
-    ui.voice.textContent = "Recording… press Stop when done.";
+    const tick = () => (ui.voice.textContent = `Recording… ${Math.floor(recorder.seconds)} s. Press Stop when done.`);
+    tick();
+    ticking = setInterval(tick, 250);
   });
 
   ui.file.addEventListener("change", () => {
