@@ -12,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
+from playwright.async_api import Playwright, async_playwright
 
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
 from tests.audio_corpus import recording, speech_mono, wav_bytes
+from tests.e2e.up import Running
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 
@@ -91,3 +93,18 @@ async def until_create_sent(provider: ElevenLabsFake, within: float = 20) -> Non
     while not provider.requests_to("POST", "/v1/voices/add"):
         assert time.monotonic() < deadline, "no create reached the provider"
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+async def playwright() -> AsyncIterator[Playwright]:
+    """Playwright for the browser tests of a module (each launches Debian's Chromium through it)."""
+    async with async_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def audio_files(up: Running) -> Path:
+    """Where a browser test's audio files go: the module's `up` server's own temporary tree."""
+    folder = up.pg.data_dir.parent.parent / "audio"
+    folder.mkdir(exist_ok=True)
+    return folder

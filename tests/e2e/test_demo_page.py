@@ -34,13 +34,22 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from playwright.async_api import BrowserContext, Page, Playwright, Response, Route, async_playwright, expect
+from playwright.async_api import Page, Playwright, Response, Route, expect
 
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.embedded.postgres import free_port
 from tests.audio_corpus import RATE, recording, speech_mono, wav_bytes
 from tests.conftest import server_dir
-from tests.e2e.browser import ARTIFACTS, AUDIO_PLAYING, cut_off, launch_context, screenshot, wav_seconds
+from tests.e2e.browser import (
+    ARTIFACTS,
+    AUDIO_PLAYING,
+    cut_off,
+    launch_context,
+    launch_with_microphone,
+    open_page,
+    screenshot,
+    wav_seconds,
+)
 from tests.e2e.conftest import speech_wav
 from tests.e2e.up import Running, is_ready, running_up, wait_for
 from tests.support import create_user, frozen
@@ -74,20 +83,6 @@ def up() -> Iterator[Running]:
         yield running
 
 
-@pytest.fixture(scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture
-def audio_files(up: Running) -> Path:
-    """Where this module's test audio goes (the server's own temporary tree)."""
-    folder = up.pg.data_dir.parent.parent / "audio"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 @contextlib.asynccontextmanager
 async def api(up: Running) -> AsyncIterator[httpx.AsyncClient]:
     """The API as the page's local user, through the same dev sign-in the page uses."""
@@ -101,16 +96,6 @@ async def samples_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     """The local user's samples, newest first, as the list route gives them."""
     samples: list[dict[str, Any]] = (await client.get("/api/v1/voice-samples")).raise_for_status().json()["samples"]
     return samples
-
-
-async def open_page(context: BrowserContext, up: Running) -> Page:
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"{up.base_url}/")
-    await expect(page.get_by_text("Signed in as you@voicegate.local")).to_be_visible()
-    assert errors == []
-    return page
 
 
 class JobProgress:
@@ -177,12 +162,7 @@ async def test_a_first_time_visitor_records_a_sample_and_hears_it_within_30_s(
     # The fake microphone loops this file: every 6 s of it holds speech.
     microphone = audio_files / "microphone.wav"
     microphone.write_bytes(speech_wav(10.0, seed=7))
-    context = await launch_context(
-        playwright,
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone}",
-        permissions=["microphone"],
-    )
+    context = await launch_with_microphone(playwright, microphone)
     offline = await cut_off(context, up)
     try:
         assert f"demo page: {up.base_url}/".encode() in up.log.read_bytes(), "`up` prints where the page is"

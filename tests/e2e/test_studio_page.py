@@ -17,16 +17,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, Playwright, Route, async_playwright, expect
+from playwright.async_api import Playwright, Route, expect
 
 from tests.conftest import server_dir
 from tests.e2e.accessibility import STATES, axe_violations, check_state
-from tests.e2e.browser import cut_off, launch_context
+from tests.e2e.browser import cut_off, launch_with_microphone, open_page
 from tests.e2e.conftest import speech_wav
 from tests.e2e.up import Running, running_up
 
@@ -52,19 +52,6 @@ def up() -> Iterator[Running]:
         yield running
 
 
-@pytest.fixture(scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture
-def audio_files(up: Running) -> Path:
-    folder = up.pg.data_dir.parent.parent / "audio"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 class Held:
     """Answers a GET route with `answer` while `holding`, then lets the real answers through: the test looks
     at a passing state (a sample being checked, a job under way) however fast the server is."""
@@ -80,14 +67,6 @@ class Held:
             await route.fallback()
 
 
-async def open_page(page: Page, up: Running) -> None:
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"{up.base_url}/")
-    await expect(page.get_by_text("Signed in as")).to_be_visible()
-    assert errors == []
-
-
 async def test_the_reflection_flow_from_a_new_reflection_to_streamed_speech(
     up: Running, playwright: Playwright, audio_files: Path
 ) -> None:
@@ -95,16 +74,10 @@ async def test_the_reflection_flow_from_a_new_reflection_to_streamed_speech(
     sample.write_bytes(speech_wav(6.0, seed=11))
     microphone = audio_files / "ada-microphone.wav"
     microphone.write_bytes(speech_wav(10.0, seed=12))
-    context = await launch_context(
-        playwright,
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone}",
-        permissions=["microphone"],
-    )
+    context = await launch_with_microphone(playwright, microphone)
     offline = await cut_off(context, up)
     try:
-        page = await context.new_page()
-        await open_page(page, up)
+        page = await open_page(context, up)
         section = page.locator("#reflection-section")
         alert, retry = page.get_by_role("alert"), page.locator("#retry")
 
@@ -230,16 +203,10 @@ async def test_every_state_of_the_page_passes_axe_and_what_the_first_visit_found
     microphone.write_bytes(speech_wav(10.0, seed=13))
     not_audio = audio_files / "notes.wav"
     not_audio.write_bytes(b"these are my notes, not a recording\n" * 100)
-    context = await launch_context(
-        playwright,
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone}",
-        permissions=["microphone"],
-    )
+    context = await launch_with_microphone(playwright, microphone)
     offline = await cut_off(context, up)
     try:
-        page = await context.new_page()
-        await open_page(page, up)
+        page = await open_page(context, up)
         alert, retry, bar = page.get_by_role("alert"), page.locator("#retry"), page.locator("#problem")
         speak = page.get_by_role("button", name="Speak", exact=True)
         await check_state(page, "first-visit")
