@@ -26,6 +26,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from backend.http.api_docs import AccessibleSwagger
 from backend.http.docs import problems
+from backend.providers.registry import sample_rules
 from backend.samples.consent import ConsentText, current_consent
 from backend.settings import Settings
 
@@ -41,6 +42,17 @@ _TAGS: Final = ("demo page",)
 _NO_STORE: Final = CacheControlHeader(no_store=True)
 
 
+class PageSampleRules(msgspec.Struct, frozen=True, rename="camel"):
+    """The default provider's length rules, so the page's advice is the rule uploads are checked against."""
+
+    #: Shorter (once silence is trimmed) is refused as "sample too short".
+    min_duration_s: float
+    #: Longer is refused; null when the provider sets no limit.
+    max_duration_s: float | None
+    #: The range the quality report calls best (shorter is "too short for best results").
+    recommended_duration_s: tuple[float, float]
+
+
 class PageConfig(msgspec.Struct, frozen=True, rename="camel"):
     """What the page needs to know about this server: how to sign in, and what to ask consent for."""
 
@@ -52,6 +64,8 @@ class PageConfig(msgspec.Struct, frozen=True, rename="camel"):
     #: The wording the page shows beside the consent box, and the version every upload records.
     consent: ConsentText
     retention_days: float
+    #: What a sample for the default provider must and should be.
+    sample_rules: PageSampleRules
 
 
 def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
@@ -83,6 +97,7 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
         anon_key=None if settings.embedded or settings.auth is None else settings.auth.anon_key,
         consent=current_consent(),
         retention_days=settings.sample_retention_days,
+        sample_rules=_page_sample_rules(settings),
     )
 
     @get(
@@ -98,6 +113,15 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
         return config
 
     return [page, asset, swagger_asset, page_config]
+
+
+def _page_sample_rules(settings: Settings) -> PageSampleRules:
+    rules = sample_rules(settings.provider_settings.default_provider)
+    return PageSampleRules(
+        min_duration_s=rules.min_duration_s,
+        max_duration_s=rules.max_duration_s,
+        recommended_duration_s=rules.recommended_duration_s,
+    )
 
 
 def docs_render_plugins() -> list[OpenAPIRenderPlugin]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from playwright.async_api import BrowserContext, Page, Playwright, Route
+from playwright.async_api import BrowserContext, Page, Playwright, Route, expect
 
 from tests.e2e.up import Running
 
@@ -70,6 +70,27 @@ async def launch_context(playwright: Playwright, *args: str, **context: object) 
     caller's (`await context.browser.close()`)."""
     browser = await playwright.chromium.launch(executable_path=chromium(), args=[*LAUNCH_ARGS, *args])
     return await browser.new_context(viewport={"width": 900, "height": 1000}, **context)  # type: ignore[arg-type]
+
+
+async def launch_with_microphone(playwright: Playwright, microphone: Path) -> BrowserContext:
+    """`launch_context` with Chromium's fake microphone looping the WAV `microphone`, allowed to record."""
+    return await launch_context(
+        playwright,
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}",
+        permissions=["microphone"],
+    )
+
+
+async def open_page(context: BrowserContext, up: Running) -> Page:
+    """The page in a new tab, signed in as the local dev user, with no script error on the way."""
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{up.base_url}/")
+    await expect(page.get_by_text("Signed in as you@voicegate.local")).to_be_visible()
+    assert errors == []
+    return page
 
 
 async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:

@@ -18,6 +18,7 @@ from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
 from tests.audio_corpus import recording, speech_mono, wav_bytes
+from tests.e2e.up import Running
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 
@@ -99,3 +100,11 @@ async def until_create_sent(provider: ElevenLabsFake, within: float = 20) -> Non
     while not provider.requests_to("POST", "/v1/voices/add"):
         assert time.monotonic() < deadline, "no create reached the provider"
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def audio_files(up: Running) -> Path:
+    """Where a browser test's audio files go: the module's `up` server's own temporary tree."""
+    folder = up.pg.data_dir.parent.parent / "audio"
+    folder.mkdir(exist_ok=True)
+    return folder

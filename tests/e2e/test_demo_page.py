@@ -36,7 +36,6 @@ import numpy as np
 import psycopg
 import pytest
 from playwright.async_api import (
-    BrowserContext,
     Locator,
     Page,
     Playwright,
@@ -50,7 +49,16 @@ from backend.embedded.postgres import free_port
 from tests.audio_corpus import RATE, recording, speech_mono, wav_bytes
 from tests.conftest import server_dir
 from tests.e2e.accessibility import check_state
-from tests.e2e.browser import ARTIFACTS, AUDIO_PLAYING, cut_off, launch_context, screenshot, wav_seconds
+from tests.e2e.browser import (
+    ARTIFACTS,
+    AUDIO_PLAYING,
+    cut_off,
+    launch_context,
+    launch_with_microphone,
+    open_page,
+    screenshot,
+    wav_seconds,
+)
 from tests.e2e.conftest import speech_wav
 from tests.e2e.up import Running, is_ready, running_up, wait_for
 from tests.support import create_user, frozen
@@ -84,14 +92,6 @@ def up() -> Iterator[Running]:
         yield running
 
 
-@pytest.fixture
-def audio_files(up: Running) -> Path:
-    """Where this module's test audio goes (the server's own temporary tree)."""
-    folder = up.pg.data_dir.parent.parent / "audio"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 @contextlib.asynccontextmanager
 async def api(up: Running) -> AsyncIterator[httpx.AsyncClient]:
     """The API as the page's local user, through the same dev sign-in the page uses."""
@@ -105,16 +105,6 @@ async def samples_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     """The local user's samples, newest first, as the list route gives them."""
     samples: list[dict[str, Any]] = (await client.get("/api/v1/voice-samples")).raise_for_status().json()["samples"]
     return samples
-
-
-async def open_page(context: BrowserContext, up: Running) -> Page:
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"{up.base_url}/")
-    await expect(page.get_by_text("Signed in as you@voicegate.local")).to_be_visible()
-    assert errors == []
-    return page
 
 
 class JobProgress:
@@ -149,7 +139,7 @@ async def speak_and_check_audio(page: Page, *, watch_progress: bool = False) -> 
         await expect(bar).to_have_attribute("value", "1")
         await expect(bar).to_have_attribute("max", "3")
         progress.phase = "real"
-    audio = page.locator("audio[controls]")
+    audio = page.locator("#player")
     signed = re.compile(r"^http://127\.0\.0\.1:\d+/storage/v1/object/sign/voice-renders/")
     await expect(audio).to_have_attribute("src", signed, timeout=WAIT_MS)
     src = await audio.get_attribute("src")
@@ -181,12 +171,7 @@ async def test_a_first_time_visitor_records_a_sample_and_hears_it_within_30_s(
     # The fake microphone loops this file: every 6 s of it holds speech.
     microphone = audio_files / "microphone.wav"
     microphone.write_bytes(speech_wav(10.0, seed=7))
-    context = await launch_context(
-        playwright,
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone}",
-        permissions=["microphone"],
-    )
+    context = await launch_with_microphone(playwright, microphone)
     offline = await cut_off(context, up)
     try:
         assert f"demo page: {up.base_url}/".encode() in up.log.read_bytes(), "`up` prints where the page is"
@@ -260,6 +245,7 @@ async def test_a_chosen_file_is_checked_spoken_downloaded_and_deleted(
         deletes = page.get_by_role("button", name=re.compile("^Delete sample"))
         await expect(deletes).to_have_count(len(before))
         await deletes.first.click()
+        await page.get_by_role("dialog", name="Delete?").get_by_role("button", name="Delete").click()
         await expect(deletes).to_have_count(len(before) - 1)
         async with api(up) as client:
             after = await samples_of(client)
@@ -426,7 +412,7 @@ async def test_the_page_rides_out_a_10_s_database_outage_mid_job_by_itself(
             assert restarted - stopped < OUTAGE_S + 2, "the outage is the 10 s asked for"
 
             # Nobody clicks: the poll loop carries on once the database answers, and the audio plays.
-            audio = page.locator("audio[controls]")
+            audio = page.locator("#player")
             signed = re.compile(r"^http://127\.0\.0\.1:\d+/storage/v1/object/sign/voice-renders/")
             await expect(audio).to_have_attribute("src", signed, timeout=WAIT_MS)
             await asyncio.wait_for(page.evaluate(AUDIO_PLAYING), 30)

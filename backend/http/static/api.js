@@ -2,11 +2,13 @@
 
 /** A failed request: `message` is what the page shows; `status` 0 means the server was not reached. */
 export class ApiError extends Error {
-  constructor(message, { status = 0, code = null, retryAfter = null } = {}) {
+  constructor(message, { status = 0, code = null, retryAfter = null, problem = null } = {}) {
     super(message);
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    // The problem+json body, for the fields some refusals carry (e.g. `blockingReasons` of launch_blocked).
+    this.problem = problem;
   }
 }
 
@@ -123,8 +125,23 @@ export function describe(status, problem, retryAfter) {
  * `fetch` with the session's bearer token; the JSON body, or null for 204.
  * Throws ApiError with a sentence for every failure, including an unreachable server.
  */
-export async function request(path, { method = "GET", token = null, json, form, headers = {} } = {}) {
-  const init = { method, headers: { Accept: "application/json", ...headers } };
+export async function request(path, options = {}) {
+  const response = await send(path, options);
+  if (response.status === 204) return null;
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw failure(response, body);
+  return body;
+}
+
+/** Like `request`, but the answer's body is left unread, to be read as it streams (e.g. audio). */
+export async function requestStream(path, options = {}) {
+  const response = await send(path, { ...options, accept: "*/*" });
+  if (!response.ok) throw failure(response, await response.json().catch(() => null));
+  return response;
+}
+
+async function send(path, { method = "GET", token = null, json, form, headers = {}, accept = "application/json" } = {}) {
+  const init = { method, headers: { Accept: accept, ...headers } };
   if (token) init.headers.Authorization = `Bearer ${token}`;
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -132,21 +149,20 @@ export async function request(path, { method = "GET", token = null, json, form, 
   } else if (form !== undefined) {
     init.body = form;
   }
-  let response;
   try {
-    response = await fetch(path, init);
+    return await fetch(path, init);
   } catch {
     throw new ApiError("voicegate cannot be reached. Check that it is running, then try again.");
   }
-  if (response.status === 204) return null;
-  const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"));
-    throw new ApiError(describe(response.status, body, retryAfter), {
-      status: response.status,
-      code: body && body.code,
-      retryAfter,
-    });
-  }
-  return body;
+}
+
+/** The ApiError for an error answer whose problem+json body (or null) is `body`. */
+function failure(response, body) {
+  const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"));
+  return new ApiError(describe(response.status, body, retryAfter), {
+    status: response.status,
+    code: body && body.code,
+    retryAfter,
+    problem: body,
+  });
 }

@@ -1,20 +1,35 @@
 // The demo page: consent → record or choose a sample → its quality report → text → Speak → listen,
 // download; and the user's samples and voices, each with Delete (deletion on request is a promise).
 
-import { ApiError, newIdempotencyKey, passing, patiently, repeatable, request, sleep, waitingWords } from "./api.js";
+import {
+  ApiError,
+  newIdempotencyKey,
+  passing,
+  patiently,
+  repeatable,
+  request,
+  requestStream,
+  sleep,
+  waitingWords,
+} from "./api.js";
 import { Recorder } from "./recorder.js";
+import { reflections } from "./reflection.js";
 import { Session } from "./session.js";
 import { createStudio, textRefusal } from "./studio.js";
 
 const POLL_MS = 400;
 const MAX_RECORDING_S = 30;
+// A failed job whose cause may pass: the queue gave up on its message. Any other failure speaks again the same.
+const TRANSIENT_JOB_ERRORS = new Set(["dead_lettered"]);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   session: $("session"),
   signOut: $("sign-out"),
   alert: $("alert"),
+  problemBar: $("problem-bar"),
   retry: $("retry"),
+  dismiss: $("dismiss"),
   notice: $("notice"),
   signIn: $("sign-in"),
   signInForm: $("sign-in-form"),
@@ -29,6 +44,7 @@ const ui = {
   keepSampleText: $("keep-sample-text"),
   retentionDays: $("retention-days"),
   record: $("record"),
+  recordHint: $("record-hint"),
   file: $("file"),
   sampleStatus: $("sample-status"),
   quality: $("quality"),
@@ -45,6 +61,8 @@ const ui = {
   library: $("library"),
   samples: $("samples"),
   voices: $("voices"),
+  confirmDelete: $("confirm-delete"),
+  confirmDeleteText: $("confirm-delete-text"),
 };
 
 let session = null;
@@ -55,6 +73,10 @@ let target = null; // what Speak speaks with: { ref: {sampleId} | {voiceId}, lab
 let sampleRun = 0; // bumped by each new sample, so an older status loop stops
 let speakRun = 0; // likewise for synthesis jobs
 let lastJob = null;
+let speaking = false; // a Speak run is under way: the button says so with aria-disabled and keeps its focus
+let sampleRules = null; // the default provider's length rules, from /config.json
+let reflectionFlow = null;
+let problemOrigin = null; // what had the focus when the error came, to go back to on Dismiss
 
 // Names, listening back, Selected, each voice's clips and the text's limit (studio.js).
 const studio = createStudio({
@@ -74,6 +96,8 @@ function problem(error, retry = null) {
   const message = typeof error === "string" ? error : error.message;
   // A refusal of the input stands until the user changes it: repeating the same request cannot help.
   if (error instanceof ApiError && !passing(error)) retry = null;
+  problemOrigin = document.activeElement;
+  ui.problemBar.hidden = false;
   ui.alert.textContent = message;
   ui.retry.hidden = retry === null;
   ui.retry.onclick = retry && (() => (clearProblem(), retry()));
@@ -88,9 +112,19 @@ function problem(error, retry = null) {
 
 function clearProblem() {
   ui.alert.textContent = "";
+  ui.problemBar.hidden = true;
   ui.retry.hidden = true;
   ui.retry.onclick = null;
 }
+
+ui.dismiss.addEventListener("click", () => {
+  clearProblem();
+  // Back to where the user was, if it is still there to take the focus; else to the first step's action.
+  const back = problemOrigin;
+  problemOrigin = null;
+  if (back && back !== document.body && back.isConnected && !back.disabled && !back.closest("[hidden]")) back.focus();
+  else ui.record.focus();
+});
 
 // ---- waiting out a busy or unavailable server: one calm, polite status while any request waits ----
 
@@ -114,9 +148,9 @@ function api(path, options = {}) {
 }
 
 /** A request as the signed-in user; a 401 renews the session once, or asks the user to sign in. */
-async function signedRequest(path, options) {
+async function signedRequest(path, options, send = request) {
   try {
-    return await request(path, { ...options, token: await session.freshToken() });
+    return await send(path, { ...options, token: await session.freshToken() });
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 401) throw error;
     const renewed = await session.renew().catch(() => null);
@@ -124,7 +158,7 @@ async function signedRequest(path, options) {
       showSignIn();
       throw error;
     }
-    return request(path, { ...options, token: session.token });
+    return send(path, { ...options, token: session.token });
   }
 }
 
@@ -146,7 +180,16 @@ async function boot() {
     ui.keepSampleOption.hidden = false;
   }
   ui.retentionDays.textContent = String(config.retentionDays);
+  sampleRules = config.sampleRules;
+  ui.recordHint.textContent = lengthRule();
   session = new Session(config);
+  reflectionFlow ||= reflections({
+    api,
+    stream: (path, options) => signedRequest(path, options, requestStream),
+    problem,
+    clearProblem,
+    config,
+  });
   let signedIn = null;
   try {
     signedIn = await session.start();
@@ -162,7 +205,7 @@ function showSignIn() {
   ui.session.textContent = "Not signed in.";
   ui.signOut.hidden = true;
   ui.signIn.hidden = false;
-  for (const section of [ui.sampleSection, ui.speakSection, ui.library]) section.hidden = true;
+  for (const section of [ui.sampleSection, ui.speakSection, ui.library, reflectionFlow.section]) section.hidden = true;
 }
 
 function showApp() {
@@ -170,8 +213,9 @@ function showApp() {
   ui.session.textContent = `Signed in as ${session.email || "you"}${dev}.`;
   ui.signOut.hidden = session.config.mode === "embedded";
   ui.signIn.hidden = true;
-  for (const section of [ui.sampleSection, ui.speakSection, ui.library]) section.hidden = false;
+  for (const section of [ui.sampleSection, ui.speakSection, ui.library, reflectionFlow.section]) section.hidden = false;
   refreshLibrary();
+  reflectionFlow.load();
 }
 
 ui.signInForm.addEventListener("submit", async (event) => {
@@ -211,12 +255,29 @@ ui.record.addEventListener("click", async () => {
   ui.record.classList.add("recording");
   const tick = () => {
     const seconds = Math.floor(recorder.seconds);
-    status(ui.sampleStatus, `Recording… ${seconds} s. Press Stop when done (at least 6 s).`);
-    if (recorder.seconds >= MAX_RECORDING_S) stopRecording();
+    status(ui.sampleStatus, `Recording… ${seconds} s. Press Stop when done (${bestLength()} is best).`);
+    if (recorder.seconds >= maxRecordingSeconds()) stopRecording();
   };
   tick();
   recordingTimer = setInterval(tick, 250);
 });
+
+// ---- the one length rule: the default provider's, as /config.json reports it ----
+
+const seconds = (value) => String(Number(value.toFixed(1)));
+
+function bestLength() {
+  const [low, high] = sampleRules.recommendedDurationS;
+  return `${seconds(low)} to ${seconds(high)} s`;
+}
+
+function lengthRule() {
+  return `Read anything aloud for ${bestLength()} in a quiet room; under ${seconds(sampleRules.minDurationS)} s of speech is refused.`;
+}
+
+function maxRecordingSeconds() {
+  return Math.min(MAX_RECORDING_S, sampleRules.maxDurationS ?? MAX_RECORDING_S);
+}
 
 async function stopRecording() {
   clearInterval(recordingTimer);
@@ -256,7 +317,7 @@ async function upload(file, key = newIdempotencyKey()) {
   clearProblem();
   const mine = ++sampleRun;
   hideQuality();
-  setTarget(null);
+  // Speak keeps the voice it had until the new sample is ready: a refused upload must not take it away.
   status(ui.sampleStatus, `Uploading ${file.name}…`);
   const form = new FormData();
   form.append("consent", "true");
@@ -343,7 +404,7 @@ function hideQuality() {
 
 function setTarget(ref, label) {
   target = ref ? { ref, label } : null;
-  ui.speak.disabled = target === null;
+  ui.speak.disabled = target === null && !speaking;
   ui.speakTarget.textContent = target
     ? `Speaks with ${label}.`
     : "Upload a sample first; its voice speaks your text.";
@@ -359,7 +420,7 @@ async function speak() {
     ui.text.focus();
     return;
   }
-  if (!target) return;
+  if (!target || speaking) return;
   const refusal = textRefusal(text);
   if (refusal) {
     problem(refusal);
@@ -368,7 +429,9 @@ async function speak() {
   }
   clearProblem();
   const mine = ++speakRun;
-  ui.speak.disabled = true;
+  // aria-disabled, not disabled: a disabled button drops the focus to <body>.
+  speaking = true;
+  ui.speak.setAttribute("aria-disabled", "true");
   ui.result.hidden = true;
   // The last result goes: its audio must not pass for the new one.
   lastJob = null;
@@ -404,7 +467,8 @@ async function followJob(jobId, mine) {
     }
     if (job.status === "failed") {
       endProgress("");
-      problem((job.error && job.error.message) || "inference failed", speak);
+      const transient = job.error && TRANSIENT_JOB_ERRORS.has(job.error.code);
+      problem((job.error && job.error.message) || "inference failed", transient ? speak : null);
       refreshLibrary();
       return;
     }
@@ -427,6 +491,8 @@ function showProgress(progress) {
 
 function endProgress(message) {
   ui.progress.hidden = true;
+  speaking = false;
+  ui.speak.removeAttribute("aria-disabled");
   ui.speak.disabled = target === null;
   status(ui.speakStatus, message);
 }
@@ -488,14 +554,14 @@ function sampleItem(sample) {
   if (sample.status === "ready") {
     actions.push(button("Use", `Use ${label}`, () => setTarget({ sampleId: sample.sampleId }, `the voice of ${label}`)));
   }
-  actions.push(button("Delete", `Delete ${label}`, () => remove(`/api/v1/voice-samples/${sample.sampleId}`, "sampleId", sample.sampleId)));
+  actions.push(button("Delete", `Delete ${label}`, (event) => confirmDelete(event.currentTarget, `the ${label}`, `/api/v1/voice-samples/${sample.sampleId}`, "sampleId", sample.sampleId)));
   return studio.sampleItem(sample, actions);
 }
 
 function voiceItem(voice) {
   return studio.voiceItem(voice, [
     button("Use", `Use voice ${voice.name}`, () => setTarget({ voiceId: voice.id }, `the voice “${voice.name}”`)),
-    button("Delete", `Delete voice ${voice.name}`, () => remove(`/api/voices/${voice.id}`, "voiceId", voice.id)),
+    button("Delete", `Delete voice ${voice.name}`, (event) => confirmDelete(event.currentTarget, `the voice “${voice.name}”`, `/api/voices/${voice.id}`, "voiceId", voice.id)),
   ]);
 }
 
@@ -506,11 +572,43 @@ async function remove(path, key, id) {
   } catch (error) {
     if (error.status !== 404) {
       problem(error, () => remove(path, key, id));
-      return;
+      return false;
     }
   }
   if (target && target.ref[key] === id) setTarget(null);
-  refreshLibrary();
+  await refreshLibrary();
+  return true;
+}
+
+// ---- deleting, asked first; the focus then goes to the next item of the list (or its heading) ----
+
+/** Ask before deleting `what` (the Delete button `origin` asked); Cancel or Escape leaves it, focus back on `origin`. */
+function confirmDelete(origin, what, path, key, id) {
+  const list = origin.closest("ul");
+  const index = [...list.children].indexOf(origin.closest("li"));
+  ui.confirmDeleteText.textContent = `Delete ${what}? This cannot be undone.`;
+  ui.confirmDelete.returnValue = "";
+  ui.confirmDelete.addEventListener(
+    "close",
+    async () => {
+      if (ui.confirmDelete.returnValue !== "delete") {
+        origin.focus();
+        return;
+      }
+      if (await remove(path, key, id)) focusInList(list, index);
+      else origin.focus();
+    },
+    { once: true },
+  );
+  ui.confirmDelete.showModal();
+  document.getElementById("confirm-delete-cancel").focus();
+}
+
+function focusInList(list, index) {
+  const items = [...list.querySelectorAll("li")].filter((li) => li.querySelector("button"));
+  const next = items[Math.min(index, items.length - 1)];
+  if (next) next.querySelector("button").focus();
+  else document.getElementById(list.getAttribute("aria-labelledby")).focus();
 }
 
 function item(text, actions) {

@@ -148,6 +148,8 @@ async def test_the_config_gives_the_consent_text_of_the_version_uploads_record(
     assert config["consent"]["version"] == CONSENT_TEXT_VERSION
     assert config["consent"]["text"].startswith("I consent")
     assert config["retentionDays"] == 30
+    # The page's length advice is the rule the default provider (`local`) checks uploads against.
+    assert config["sampleRules"] == {"minDurationS": 3.0, "maxDurationS": 60.0, "recommendedDurationS": [5.0, 20.0]}
     recorded = sql.execute(
         "select c.consent_text_version from voice_samples s join voice_consents c on c.id = s.consent_id"
         " where s.id = %s",

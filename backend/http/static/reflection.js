@@ -1,0 +1,340 @@
+// The reflection flow, as a conversation app gates on it: create a reflection, clone its voice from a
+// recording or a file, listen to the preview and confirm it, see whether it is ready to launch (and why
+// not), start a session, and hear its speech as it streams from `/v1/reflections/{id}/speech`.
+
+import { ApiError, newIdempotencyKey, passing, sleep } from "./api.js";
+import { Recorder } from "./recorder.js";
+
+const POLL_MS = 500;
+// The speech route streams MP3 frame by frame: a MediaSource plays it as it arrives.
+const STREAM_FORMAT = "mp3";
+const STREAM_TYPE = "audio/mpeg";
+
+/** What each blocking reason of `voice_launch_readiness` asks of the user. */
+const REASONS = {
+  no_voice: "No voice yet: record or choose a sample to clone it from.",
+  clone_not_ready: "The voice is not cloned yet.",
+  runtime_not_synced: "The voice is not set up at its provider yet.",
+  preview_required: "Listen to the preview and confirm it sounds right.",
+};
+
+const $ = (id) => document.getElementById(id);
+
+/**
+ * Wire the reflection section. `deps`: `api(path, options)` and `stream(path, options)` (requests as the
+ * signed-in user), `problem(error, retry)` / `clearProblem()` (the page's error bar), `config` (/config.json).
+ */
+export function reflections(deps) {
+  const ui = {
+    section: $("reflection-section"),
+    create: $("reflection-create"),
+    name: $("reflection-name"),
+    pickRow: $("reflection-pick-row"),
+    pick: $("reflection-pick"),
+    detail: $("reflection-detail"),
+    heading: $("reflection-heading"),
+    launch: $("reflection-launch"),
+    reasons: $("reflection-reasons"),
+    voice: $("reflection-voice"),
+    consent: $("reflection-consent"),
+    consentText: $("reflection-consent-text"),
+    record: $("reflection-record"),
+    file: $("reflection-file"),
+    preview: $("reflection-preview"),
+    previewPlayer: $("reflection-preview-player"),
+    confirm: $("reflection-confirm"),
+    start: $("reflection-start"),
+    session: $("reflection-session"),
+    speech: $("reflection-speech"),
+    text: $("reflection-text"),
+    speak: $("reflection-speak"),
+    speakStatus: $("reflection-speak-status"),
+    player: $("reflection-player"),
+  };
+  const recorder = new Recorder();
+  let current = null; // the reflection shown: {id, name}
+  let watch = 0; // bumped per reflection shown or clone started, so an older poll loop stops
+  let pending = null; // a recording or file waiting for the consent box
+
+  ui.consentText.textContent = deps.config.consent.text;
+
+  async function load(selectId = null) {
+    let list;
+    try {
+      list = (await deps.api("/v1/reflections")).reflections;
+    } catch (error) {
+      deps.problem(error, () => load(selectId));
+      return;
+    }
+    ui.pick.replaceChildren(...list.map((r) => new Option(r.name, r.id)));
+    ui.pickRow.hidden = list.length === 0;
+    const chosen = list.find((r) => r.id === selectId) || list[0];
+    if (chosen) {
+      ui.pick.value = chosen.id;
+      show(chosen);
+    } else {
+      ui.detail.hidden = true;
+    }
+  }
+
+  function show(reflection) {
+    current = { id: reflection.id, name: reflection.name };
+    ui.heading.textContent = reflection.name;
+    ui.detail.hidden = false;
+    ui.session.textContent = "";
+    ui.speech.hidden = true;
+    follow(++watch);
+  }
+
+  /** Read the voice state, and again while it is moving on by itself (cloning, making its preview). */
+  async function follow(mine) {
+    for (;;) {
+      let state;
+      try {
+        state = await deps.api(`/v1/reflections/${current.id}/voice`);
+      } catch (error) {
+        if (mine === watch) deps.problem(error, () => follow(mine));
+        return;
+      }
+      if (mine !== watch) return;
+      render(state);
+      if (!moving(state.voice)) return;
+      await sleep(POLL_MS);
+    }
+  }
+
+  function moving(voice) {
+    if (!voice || !voice.attemptId) return false;
+    if (["queued", "processing", "verifying"].includes(voice.cloneStatus)) return true;
+    return voice.cloneStatus === "ready" && ["pending", "generating"].includes(voice.previewStatus);
+  }
+
+  function render(state) {
+    const voice = state.voice || {};
+    ui.launch.textContent = state.launchReady ? "Ready to launch." : "Not ready to launch yet:";
+    ui.launch.className = `launch ${state.launchReady ? "ready" : "blocked"}`;
+    showReasons(state.blockingReasons);
+    ui.voice.textContent = voiceWords(voice, state.previewError);
+    const previewReady = voice.previewStatus === "ready" && Boolean(state.previewUrl);
+    ui.preview.hidden = !previewReady;
+    if (previewReady && ui.previewPlayer.getAttribute("src") !== state.previewUrl) {
+      ui.previewPlayer.src = state.previewUrl;
+    }
+  }
+
+  function showReasons(reasons) {
+    ui.reasons.replaceChildren(
+      ...reasons.map((reason) => {
+        const li = document.createElement("li");
+        li.textContent = REASONS[reason] || reason;
+        return li;
+      }),
+    );
+    ui.reasons.hidden = reasons.length === 0;
+  }
+
+  function voiceWords(voice, previewError) {
+    if (!voice.attemptId) return "Voice: none yet.";
+    if (voice.cloneStatus === "failed") {
+      const why = voice.lastError && voice.lastError.message ? `: ${voice.lastError.message}` : "";
+      return `Voice: cloning failed${why}. Record or choose another sample.`;
+    }
+    if (voice.cloneStatus !== "ready") return `Voice: cloning (${voice.cloneStatus})…`;
+    if (previewError) return "Voice: cloned, but its preview file was altered and cannot be played.";
+    return {
+      pending: "Voice: cloned; making its preview…",
+      generating: "Voice: cloned; making its preview…",
+      ready: "Voice: cloned. Listen to its preview below.",
+      completed: "Voice: cloned, preview confirmed.",
+      not_required: "Voice: attached.",
+    }[voice.previewStatus] || `Voice: ${voice.cloneStatus}.`;
+  }
+
+  // ---- create and choose ----
+
+  ui.create.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    deps.clearProblem();
+    const name = ui.name.value.trim();
+    if (!name) return;
+    let created;
+    try {
+      created = await deps.api("/v1/reflections", { method: "POST", json: { name } });
+    } catch (error) {
+      deps.problem(error, null);
+      return;
+    }
+    ui.name.value = "";
+    await load(created.id);
+    ui.heading.focus();
+  });
+
+  ui.pick.addEventListener("change", () => {
+    const option = ui.pick.selectedOptions[0];
+    if (option) show({ id: option.value, name: option.text });
+  });
+
+  // ---- clone its voice: record or choose, uploaded once the consent box is ticked ----
+
+  let ticking = null;
+
+  ui.record.addEventListener("click", async () => {
+    if (recorder.recording) {
+      clearInterval(ticking);
+      ui.record.textContent = "Record";
+      ui.record.classList.remove("recording");
+      take(await recorder.stop());
+      return;
+    }
+    deps.clearProblem();
+    try {
+      await recorder.start();
+    } catch (error) {
+      deps.problem(error.message, null);
+      return;
+    }
+    ui.record.textContent = "Stop";
+    ui.record.classList.add("recording");
+    const tick = () => (ui.voice.textContent = `Recording… ${Math.floor(recorder.seconds)} s. Press Stop when done.`);
+    tick();
+    ticking = setInterval(tick, 250);
+  });
+
+  ui.file.addEventListener("change", () => {
+    if (ui.file.files[0]) take(ui.file.files[0]);
+  });
+
+  ui.consent.addEventListener("change", () => take(null));
+
+  function take(file) {
+    if (file) pending = file;
+    if (!pending) return;
+    if (!ui.consent.checked) {
+      ui.voice.textContent = `${pending.name} is ready. Tick the consent box to clone this reflection's voice from it.`;
+      return;
+    }
+    const chosen = pending;
+    pending = null;
+    clone(chosen);
+  }
+
+  async function clone(file, key = newIdempotencyKey()) {
+    deps.clearProblem();
+    const mine = ++watch;
+    ui.voice.textContent = `Uploading ${file.name}…`;
+    const form = new FormData();
+    form.append("consent", "true");
+    form.append("name", current.name);
+    form.append("file", file, file.name);
+    try {
+      await deps.api(`/v1/reflections/${current.id}/voice/clone`, {
+        method: "POST",
+        form,
+        headers: { "Idempotency-Key": key },
+      });
+    } catch (error) {
+      ui.voice.textContent = "";
+      deps.problem(error, () => clone(file, key));
+      ui.file.value = "";
+      return;
+    }
+    ui.file.value = "";
+    follow(mine);
+  }
+
+  // ---- the preview, heard and confirmed ----
+
+  ui.confirm.addEventListener("click", async () => {
+    deps.clearProblem();
+    try {
+      await deps.api(`/v1/reflections/${current.id}/voice/preview/complete`, { method: "POST" });
+    } catch (error) {
+      deps.problem(error, null);
+      return;
+    }
+    // The confirm button goes with the preview: focus moves on to what comes next.
+    await follow(++watch);
+    ui.start.focus();
+  });
+
+  // ---- launch: a session, or every reason it is refused ----
+
+  ui.start.addEventListener("click", async () => {
+    deps.clearProblem();
+    let session;
+    try {
+      session = await deps.api(`/v1/reflections/${current.id}/sessions`, { method: "POST" });
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "launch_blocked") {
+        showReasons(error.problem.blockingReasons || []);
+        ui.launch.textContent = "Not ready to launch yet:";
+        ui.launch.className = "launch blocked";
+      }
+      deps.problem(error, null);
+      return;
+    }
+    ui.session.textContent = `Session started (${session.runtime.provider} voice, ${session.runtime.sampleRate / 1000} kHz).`;
+    ui.speech.hidden = false;
+    ui.text.focus();
+  });
+
+  // ---- speech, heard while it streams ----
+
+  ui.speak.addEventListener("click", async () => {
+    if (ui.speak.getAttribute("aria-disabled") === "true") return;
+    const text = ui.text.value.trim();
+    if (!text) {
+      deps.problem("Type what the reflection should say first.");
+      ui.text.focus();
+      return;
+    }
+    deps.clearProblem();
+    // aria-disabled, not disabled: the button keeps the focus while the speech plays.
+    ui.speak.setAttribute("aria-disabled", "true");
+    ui.speakStatus.textContent = "Speaking…";
+    try {
+      const response = await deps.stream(`/v1/reflections/${current.id}/speech`, {
+        method: "POST",
+        json: { text, format: STREAM_FORMAT },
+      });
+      const started = performance.now();
+      await play(response, ui.player);
+      ui.speakStatus.textContent = `Streamed in ${((performance.now() - started) / 1000).toFixed(1)} s.`;
+    } catch (error) {
+      ui.speakStatus.textContent = "";
+      deps.problem(error instanceof ApiError ? error : "The speech stream broke off.", passing(error) ? () => ui.speak.click() : null);
+    } finally {
+      ui.speak.removeAttribute("aria-disabled");
+    }
+  });
+
+  return { load, section: ui.section };
+}
+
+/** Play `response`'s MP3 body as it arrives (MediaSource), or once whole where MediaSource cannot take MP3. */
+async function play(response, player) {
+  if (player.src) URL.revokeObjectURL(player.src);
+  if (!window.MediaSource || !MediaSource.isTypeSupported(STREAM_TYPE)) {
+    player.src = URL.createObjectURL(await response.blob());
+    player.play().catch(() => {});
+    return;
+  }
+  const source = new MediaSource();
+  player.src = URL.createObjectURL(source);
+  await new Promise((resolve) => source.addEventListener("sourceopen", resolve, { once: true }));
+  const buffer = source.addSourceBuffer(STREAM_TYPE);
+  const reader = response.body.getReader();
+  let playing = false;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer.appendBuffer(value);
+    await new Promise((resolve) => buffer.addEventListener("updateend", resolve, { once: true }));
+    if (!playing) {
+      playing = true;
+      // Browsers may refuse to start audio without a fresh click; the controls are there either way.
+      player.play().catch(() => {});
+    }
+  }
+  source.endOfStream();
+}

@@ -1,0 +1,330 @@
+"""The page as a studio, in a real browser (Debian's Chromium under Playwright, cut off from everything but the
+app) against a real `voicegate up` with the `local` provider:
+
+- the reflection flow: create a reflection, see why it cannot launch (its voice state, and the 409
+  `launch_blocked` reasons), clone its voice from a file, hear the preview, confirm it, see "Ready to launch",
+  start a session and hear speech while it streams from `/v1/reflections/{id}/speech`;
+- every state of the page (first visit, recording, a sample being checked, a ready voice, speaking, errors,
+  the reflection flow's states, the delete confirmation) has no axe-core violation at 375 px and 1280 px, and
+  is photographed at both into `test-artifacts/page-states/`;
+- what the first visit found is fixed: a compact error bar with Dismiss, the focus kept after Speak and after
+  Delete, Speak kept after a failed upload, "Try again" only for what may pass, one length rule (the
+  provider's), and Delete asks first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, Playwright, Route, expect
+
+from tests.conftest import server_dir
+from tests.e2e.accessibility import STATES, axe_violations, check_state
+from tests.e2e.browser import cut_off, launch_with_microphone, open_page
+from tests.e2e.conftest import speech_wav
+from tests.e2e.up import Running, running_up
+
+pytestmark = pytest.mark.timeout(240)
+WAIT_MS = 60_000
+#: Resolves with the `<audio>` element's time once it plays (run over CDP: the page's CSP has no 'unsafe-eval').
+PLAYING = """(id) => new Promise((resolve) => {
+  const audio = document.getElementById(id);
+  const check = () => audio.currentTime > 0 && !audio.paused && resolve(audio.currentTime);
+  if (!check()) audio.addEventListener("timeupdate", check);
+})"""
+#: What has the focus: its id, its text when it has no id, or `body` when nothing has it.
+FOCUSED = """() => {
+  const node = document.activeElement;
+  return node === document.body ? "body" : node.id || node.textContent;
+}"""
+
+
+@pytest.fixture(scope="module")
+def up() -> Iterator[Running]:
+    """One `voicegate up` (embedded Postgres, in-process consumers, `local` provider) for the module."""
+    with server_dir("e2e-studio") as root, running_up(root) as running:
+        yield running
+
+
+class Held:
+    """Answers a GET route with `answer` while `holding`, then lets the real answers through: the test looks
+    at a passing state (a sample being checked, a job under way) however fast the server is."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.holding = True
+
+    async def handle(self, route: Route) -> None:
+        if self.holding and route.request.method == "GET":
+            await route.fulfill(json=self.answer)
+        else:
+            await route.fallback()
+
+
+async def bar_is_compact(page: Page) -> None:
+    """On a phone the error bar, words and buttons, covers a small band of the screen (int3's bar measured 111 px
+    for "cannot be reached" with "Try again" at 375 px; the first visit reported ~270 px with a notice as well)."""
+    size = page.viewport_size
+    await page.set_viewport_size({"width": 375, "height": 800})
+    box = await page.locator("#problem").bounding_box()
+    if size is not None:
+        await page.set_viewport_size(size)
+    assert box is not None
+    assert box["height"] <= 80, box
+
+
+async def test_the_reflection_flow_from_a_new_reflection_to_streamed_speech(
+    up: Running, playwright: Playwright, audio_files: Path
+) -> None:
+    sample = audio_files / "ada.wav"
+    sample.write_bytes(speech_wav(6.0, seed=11))
+    microphone = audio_files / "ada-microphone.wav"
+    microphone.write_bytes(speech_wav(10.0, seed=12))
+    context = await launch_with_microphone(playwright, microphone)
+    offline = await cut_off(context, up)
+    try:
+        page = await open_page(context, up)
+        section = page.locator("#reflection-section")
+        alert, retry = page.get_by_role("alert"), page.locator("#retry")
+
+        await page.get_by_label("New reflection").fill("Ada")
+        await page.get_by_role("button", name="Create reflection").click()
+        await expect(page.locator("#reflection-heading")).to_have_text("Ada")
+        assert await page.evaluate(FOCUSED) == "reflection-heading"
+        await expect(section.locator("#reflection-launch")).to_have_text("Not ready to launch yet:")
+        reasons = section.locator("#reflection-reasons li")
+        await expect(reasons).to_have_text(["No voice yet: record or choose a sample to clone it from."])
+        await expect(page.get_by_role("status").filter(has_text="Voice: none yet.")).to_be_visible()
+        await check_state(page, "reflection-no-voice")
+
+        # Launching now is refused with every reason the server gives (409 launch_blocked), and only a voice helps.
+        async with page.expect_response(lambda r: r.url.endswith("/sessions")) as refused:
+            await page.get_by_role("button", name="Start session").click()
+        answer = await refused.value
+        assert answer.status == 409
+        assert (await answer.json())["blockingReasons"] == ["no_voice"]
+        await expect(alert).to_contain_text("The voice is not ready to launch: no_voice.")
+        await expect(retry).to_be_hidden()
+        await check_state(page, "reflection-launch-blocked")
+        await page.get_by_role("button", name="Dismiss").click()
+        await expect(alert).to_have_count(0)
+        assert await page.evaluate(FOCUSED) == "reflection-start", "Dismiss gives the focus back"
+
+        # Its voice, from a file: nothing is sent before the consent box is ticked.
+        cloning = Held(
+            {
+                "reflectionId": "00000000-0000-0000-0000-000000000000",
+                "voice": {"attemptId": "00000000-0000-0000-0000-000000000001", "cloneStatus": "processing"},
+                "launchReady": False,
+                "blockingReasons": ["clone_not_ready", "runtime_not_synced", "preview_required"],
+            }
+        )
+        await page.route("**/v1/reflections/*/voice", cloning.handle)
+        await page.get_by_label("Reflection's sample file").set_input_files(sample)
+        await expect(page.get_by_role("status").filter(has_text="Tick the consent box")).to_be_visible()
+        async with page.expect_response(lambda r: r.url.endswith("/voice/clone")) as accepted:
+            await section.get_by_role("checkbox", name=re.compile("^I consent")).check()
+        assert (await accepted.value).status == 202
+        await expect(page.get_by_role("status").filter(has_text="Voice: cloning (processing)…")).to_be_visible()
+        await expect(reasons).to_have_text(
+            [
+                "The voice is not cloned yet.",
+                "The voice is not set up at its provider yet.",
+                "Listen to the preview and confirm it sounds right.",
+            ]
+        )
+        await check_state(page, "reflection-cloning")
+        cloning.holding = False
+
+        # The preview, heard; launching still waits for it to be confirmed.
+        preview = page.get_by_label("Preview of the reflection's voice")
+        await expect(preview).to_be_visible(timeout=WAIT_MS)
+        await expect(reasons).to_have_text(["Listen to the preview and confirm it sounds right."])
+        await preview.evaluate("(audio) => audio.play()")
+        await page.evaluate(PLAYING, "reflection-preview-player")
+        await check_state(page, "reflection-preview-ready")
+        await page.get_by_role("button", name="Confirm preview").click()
+        await expect(section.locator("#reflection-launch")).to_have_text("Ready to launch.")
+        await expect(reasons).to_have_count(0)
+        await expect(preview).to_be_hidden()
+        assert await page.evaluate(FOCUSED) == "reflection-start", "the focus goes on to the next step"
+        await check_state(page, "reflection-ready")
+
+        await page.get_by_role("button", name="Start session").click()
+        await expect(
+            page.get_by_role("status").filter(has_text="Session started (local voice, 24 kHz).")
+        ).to_be_visible()
+        assert await page.evaluate(FOCUSED) == "reflection-text"
+
+        # Speech while it streams: the page plays the chunked MP3 as it arrives.
+        text = "Hello there. I speak while my words are still being made. This is the third sentence."
+        await page.get_by_label("What the reflection says").fill(text)
+        started = time.monotonic()
+        async with page.expect_response(lambda r: r.url.endswith("/speech")) as streamed:
+            await page.get_by_role("button", name="Speak live").click()
+        speech = await streamed.value
+        assert speech.status == 200
+        assert speech.headers["content-type"].startswith("audio/mpeg")
+        assert speech.headers.get("transfer-encoding") == "chunked", "the audio comes as it is made"
+        assert speech.headers["voicegate-stream-id"]
+        assert json.loads(speech.request.post_data or "{}") == {"text": text, "format": "mp3"}
+        await page.evaluate(PLAYING, "reflection-player")
+        to_audio = time.monotonic() - started
+        assert await page.evaluate(FOCUSED) == "reflection-speak", "Speak live keeps the focus while it plays"
+        await check_state(page, "reflection-speaking")
+        await expect(
+            page.get_by_role("status").filter(has_text=re.compile(r"^Streamed in \d+\.\d s\.$"))
+        ).to_be_visible(timeout=WAIT_MS)
+        played = await page.locator("#reflection-player").evaluate("(audio) => audio.duration")
+        assert played > 2.0, f"the whole speech was played, {played} s"
+        STATES.mkdir(parents=True, exist_ok=True)
+        (STATES / "reflection-speech.json").write_text(json.dumps({"clickToAudioPlayingS": round(to_audio, 2)}))
+        await expect(alert).to_have_count(0)
+
+        # A new voice from the microphone supersedes this one: the gate closes again until its preview is confirmed.
+        await section.get_by_role("button", name="Record").click()
+        await expect(page.get_by_role("status").filter(has_text="Recording… 5 s")).to_be_visible(timeout=15_000)
+        async with page.expect_response(lambda r: r.url.endswith("/voice/clone")) as recorded:
+            await section.get_by_role("button", name="Stop").click()
+        assert (await recorded.value).status == 202
+        await expect(preview).to_be_visible(timeout=WAIT_MS)
+        await expect(section.locator("#reflection-launch")).to_have_text("Not ready to launch yet:")
+        await expect(reasons).to_have_text(["Listen to the preview and confirm it sounds right."])
+        async with page.expect_response(lambda r: r.url.endswith("/speech")) as gated:
+            await page.get_by_role("button", name="Speak live").click()
+        assert (await gated.value).status == 409
+        await expect(alert).to_contain_text("The voice is not ready to launch: preview_required.")
+        await expect(retry).to_be_hidden()
+        await check_state(page, "reflection-superseded")
+        assert offline.blocked == []
+    finally:
+        assert context.browser is not None
+        await context.browser.close()
+
+
+async def test_every_state_of_the_page_passes_axe_and_what_the_first_visit_found_is_fixed(
+    up: Running, playwright: Playwright, audio_files: Path
+) -> None:
+    microphone = audio_files / "microphone.wav"
+    microphone.write_bytes(speech_wav(10.0, seed=13))
+    not_audio = audio_files / "notes.wav"
+    not_audio.write_bytes(b"these are my notes, not a recording\n" * 100)
+    context = await launch_with_microphone(playwright, microphone)
+    offline = await cut_off(context, up)
+    try:
+        page = await open_page(context, up)
+        alert, retry = page.get_by_role("alert"), page.locator("#retry")
+        speak = page.get_by_role("button", name="Speak", exact=True)
+        await check_state(page, "first-visit")
+        # axe is live, not a stub that finds nothing: an input with no label, added for a moment, is found.
+        await page.evaluate(
+            "() => document.querySelector('main').append(Object.assign(document.createElement('input'), {id: 'probe'}))"
+        )
+        assert "label" in {v["id"] for v in await axe_violations(page)}
+        await page.evaluate("() => document.getElementById('probe').remove()")
+
+        # One length rule, the default provider's (`local`: 3 s at least, 5 to 20 s best), wherever it is said.
+        rule = "Read anything aloud for 5 to 20 s in a quiet room; under 3 s of speech is refused."
+        await expect(page.locator("#record-hint")).to_have_text(rule)
+        await page.get_by_role("checkbox", name=re.compile("^I consent")).first.check()
+        checking = Held({"sampleId": "x", "status": "processing", "quality": None})
+        await page.route("**/api/v1/voice-samples/*/status", checking.handle)
+        await page.locator("#sample-section").get_by_role("button", name="Record").click()
+        recording = page.get_by_role("status").filter(
+            has_text="Recording… 1 s. Press Stop when done (5 to 20 s is best)."
+        )
+        await expect(recording).to_be_visible()
+        await check_state(page, "recording")
+        await expect(page.get_by_role("status").filter(has_text="Recording… 6 s")).to_be_visible(timeout=15_000)
+        await page.locator("#sample-section").get_by_role("button", name="Stop").click()
+        await expect(page.get_by_role("status").filter(has_text="Checking the sample…")).to_be_visible()
+        await check_state(page, "sample-checking")
+        checking.holding = False
+        await expect(page.get_by_role("status").filter(has_text="Sample ready")).to_be_visible(timeout=WAIT_MS)
+        text = await page.locator("main").inner_text()
+        assert "6 s" not in text.replace("Recording… 6 s", ""), "no second length rule anywhere"
+        await check_state(page, "ready-voice")
+
+        # Speak keeps the focus while the job runs and after the audio plays.
+        job = Held({"status": "processing", "progress": {"done": 1, "total": 2, "unit": "sentences"}})
+        await page.route("**/api/v1/clone/*/status", job.handle)
+        await speak.click()
+        await expect(page.get_by_role("status").filter(has_text="Synthesizing… 1 of 2 sentences")).to_be_visible()
+        assert await page.evaluate(FOCUSED) == "speak"
+        await check_state(page, "speaking")
+        job.holding = False
+        await page.evaluate(PLAYING, "player")
+        assert await page.evaluate(FOCUSED) == "speak", "the focus stays on Speak, not <body>"
+        await check_state(page, "spoken")
+
+        # A refused upload says why, offers no "Try again", and leaves Speak with the voice it had.
+        await page.get_by_label("Voice sample", exact=True).set_input_files(not_audio)
+        await expect(alert).to_have_text(re.compile("^That file is not audio voicegate can read"))
+        await expect(retry).to_be_hidden()
+        await expect(speak).to_be_enabled()
+        await expect(page.locator("#speak-target")).to_have_text("Speaks with the voice of your new sample.")
+        await bar_is_compact(page)
+        await check_state(page, "error-refused-upload")
+
+        # A request that never reached the server may pass: "Try again" is offered, and Dismiss clears it.
+        async def unreachable(route: Route) -> None:
+            await route.abort("connectionrefused")
+
+        await page.route("**/api/v1/clone", unreachable)
+        await speak.click()
+        await expect(alert).to_have_text("voicegate cannot be reached. Check that it is running, then try again.")
+        await expect(retry).to_be_visible()
+        await bar_is_compact(page)
+        await check_state(page, "error-transient")
+        await page.unroute("**/api/v1/clone", unreachable)
+        await page.get_by_role("button", name="Dismiss").click()
+        await expect(alert).to_have_count(0)
+        assert await page.evaluate(FOCUSED) == "speak", "Dismiss gives the focus back to where it was"
+
+        # A job that failed for good: its reason, and no "Try again".
+        failed = Held(
+            {"status": "failed", "error": {"code": "inference_failed", "message": "inference failed: refused"}}
+        )
+        await page.route("**/api/v1/clone/*/status", failed.handle)
+        await speak.click()
+        await expect(alert).to_have_text("inference failed: refused")
+        await expect(retry).to_be_hidden()
+        await page.unroute("**/api/v1/clone/*/status", failed.handle)
+        await page.get_by_role("button", name="Dismiss").click()
+
+        # Delete asks first; Escape leaves everything as it was, with the focus back on the Delete button.
+        deletes = page.get_by_role("button", name=re.compile("^Delete sample"))
+        count = await deletes.count()
+        assert count >= 1
+        await deletes.first.focus()
+        await page.keyboard.press("Enter")
+        dialog = page.get_by_role("dialog", name="Delete?")
+        await expect(dialog).to_be_visible()
+        await expect(dialog).to_contain_text("This cannot be undone.")
+        assert await page.evaluate(FOCUSED) == "confirm-delete-cancel", "the safe choice has the focus"
+        await check_state(page, "confirm-delete")
+        await page.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+        await expect(deletes).to_have_count(count)
+        assert (await page.evaluate(FOCUSED)).startswith("Delete")
+        # Keyboard only: Enter on Delete, Tab to the dialog's Delete, Enter.
+        await page.keyboard.press("Enter")
+        await expect(dialog).to_be_visible()
+        await page.keyboard.press("Tab")
+        assert await page.evaluate(FOCUSED) == "confirm-delete-ok"
+        await page.keyboard.press("Enter")
+        await expect(deletes).to_have_count(count - 1)
+        focused = await page.evaluate(FOCUSED)
+        assert focused != "body", "the focus goes to the next item of the list, or its heading"
+        assert await page.evaluate("() => Boolean(document.activeElement.closest('#library'))")
+        await check_state(page, "deleted")
+        assert offline.blocked == []
+    finally:
+        assert context.browser is not None
+        await context.browser.close()
