@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 
 from backend.fields import Rename
 from backend.http.deps import Caller, Config, DbPool, PathId, Storage
-from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems
+from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems, with_examples
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import sample_upload
 from backend.samples import purge, service
@@ -64,7 +64,12 @@ class VoiceSamplesController(Controller):
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
         return await service.sample_status(pool, claims, sample_id)
 
-    @patch("/{sample_id:uuid}", summary="Name or rename a sample", responses=problems(*BY_ID))
+    @patch(
+        "/{sample_id:uuid}",
+        summary="Name or rename a sample",
+        responses=problems(*BY_ID),
+        operation_class=with_examples(a_name={"name": "Morning take"}),
+    )
     async def rename(
         self, claims: Caller, pool: DbPool, sample_id: PathId, data: JSONBody[Rename]
     ) -> service.SampleStatus:

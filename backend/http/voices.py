@@ -40,7 +40,12 @@ class VoicesController(Controller):
         """One of the caller's voices (404 for anyone else's)."""
         return await service.get_voice(pool, claims, voice_id)
 
-    @patch("/{voice_id:uuid}", summary="Rename a voice", responses=problems(*BY_ID))
+    @patch(
+        "/{voice_id:uuid}",
+        summary="Rename a voice",
+        responses=problems(*BY_ID),
+        operation_class=with_examples(a_name={"name": "My voice"}),
+    )
     async def rename(self, claims: Caller, pool: DbPool, voice_id: PathId, data: JSONBody[Rename]) -> service.Voice:
         """`{name}`: 1-200 characters, not blank, no control characters; the voice as renamed."""
         return await service.rename_voice(pool, claims, voice_id, data)

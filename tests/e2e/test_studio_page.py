@@ -151,7 +151,7 @@ async def test_samples_and_voices_are_named_renamed_selected_and_heard(
     await expect(voices.locator('li[aria-current="true"]')).to_contain_text("Grandma reading")
 
     # Its preview: a voice cloned from a sample has no clone preview, so its newest clip plays.
-    await page.get_by_role("button", name="Hear voice “Grandma reading”").click()
+    await page.get_by_role("button", name="Preview voice “Grandma reading”").click()
     await expect(page.locator("#listen-status")).to_have_text("Playing the voice “Grandma reading”: its newest clip.")
     await expect(listener).to_have_attribute("src", re.compile(r"/storage/v1/object/sign/voice-renders/"))
     await shot(page, "named-and-selected")

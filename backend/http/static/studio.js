@@ -105,7 +105,7 @@ export function createStudio(deps) {
     const when = new Date(voice.created_at).toLocaleDateString();
     const words = `voice “${voice.name}”`;
     const li = row(voice.name, `${voice.tts_provider || "no provider"} · ${voice.status} · ${when}`, [
-      deps.button("Preview", `Hear ${words}`, () => listen(`/api/voices/${voice.id}/preview`, `the ${words}`)),
+      deps.button("Preview", `Preview ${words}`, () => listen(`/api/voices/${voice.id}/preview`, `the ${words}`)),
       deps.button("Clips", `Clips of ${words}`, () => openHistory(voice)),
       deps.button("Rename", `Rename ${words}`, (event) => rename(event.target, voice.name, words, `/api/voices/${voice.id}`)),
       ...actions,
