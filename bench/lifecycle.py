@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
-from backend.attempts import service as attempt_service  # noqa: E402
 from backend.compose import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
@@ -49,6 +48,7 @@ from backend.db.units import service_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
+from backend.records import attempts as attempt_service  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
 from backend.webhooks.worker import declare_project_endpoint  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
@@ -169,7 +169,7 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
     provider's answer; the manifest's locked read in a transaction of its own), from `connections` plain
     connections acting as the service, the same queries word for word."""
     voice = load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"]
-    lock = load_queries(ROOT / "backend/voices/manifest.sql")["lock_voice"]
+    lock = load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"]
 
     async def work(n: int) -> None:
         worker = f"bare-{n}"

@@ -10,7 +10,7 @@ from litestar import Controller, post
 from litestar.params import HeaderParameter
 
 from backend.api.deps import LifecycleContext, PathId, service_only
-from backend.attempts.worker import NO_REFLECTION, process_reflection_attempt
+from backend.clone.step import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
 from backend.errors import ValidationFailed
 

@@ -20,8 +20,8 @@ from backend.api.docs import (
     problems,
 )
 from backend.api.idempotency import idempotent
-from backend.attempts.service import Attempt
 from backend.fields import Name
+from backend.records.attempts import Attempt
 from backend.reflections import service, voice
 from backend.samples.upload import sample_upload
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from backend import leases
 from backend.audio.render import join_wav
+from backend.clone import heal
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -46,7 +47,6 @@ from backend.providers.errors import (
 )
 from backend.providers.registry import check_speakable
 from backend.storage import integrity
-from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.text import pieces
 

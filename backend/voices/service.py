@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from backend.auth.verify import UserClaims
+from backend.clone import manifest
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool
@@ -28,7 +29,6 @@ from backend.errors import NotFound, ServiceUnavailable
 from backend.provenance import PROVENANCE
 from backend.samples import purge
 from backend.storage.client import ObjectStorage
-from backend.voices import manifest
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger(__name__)
