@@ -69,7 +69,7 @@ from backend.settings import settings_from_env  # noqa: E402
 from tests.e2e.conftest import speech_wav  # noqa: E402
 from tests.fakes import SelfhostedFake, serve  # noqa: E402
 from tests.support import create_user, one, seed_consent, seed_reflection  # noqa: E402
-from tests.unit.test_layers import LAYERS  # noqa: E402
+from tests.unit.test_layers import _layer as layer_of  # noqa: E402 - the layer test's own rule
 
 RESUME = dis.opmap["RESUME"]
 DEAD = "voicegate_" + "d" * 24
@@ -108,16 +108,6 @@ def stand_in(frame: FrameType) -> bool:
             return False
         caller = caller.f_back
     return False
-
-
-def layer_of(module: str) -> int | None:
-    """The index of `module`'s layer (0 at the top), by its longest listed prefix, as the layer test."""
-    best: tuple[int, int] | None = None
-    for index, (_, prefixes) in enumerate(LAYERS):
-        for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
-                best = (len(prefix), index)
-    return None if best is None else best[1]
 
 
 @dataclass
