@@ -8,7 +8,9 @@ same run on the same throwaway database:
     attempt from plain asyncio connections, none of the worker's own code, which is what the SQL alone
     allows on this machine (the median of 3 runs). Targets (issue 29): the worker at ≥ 0.8 times its bare
     equivalent, and ≤ 1.5 ms of Postgres CPU per attempt (every process of the server, from
-    /proc/<pid>/stat, those that ended included through the postmaster's children times).
+    /proc/<pid>/stat, those that ended included through the postmaster's children times); beside it
+    what does not depend on the machine's load: transactions, rows written and WAL records per attempt
+    (pg_stat_database, pg_stat_wal).
 (d) two worker processes against one database: attempts/s, and attempts completed twice (target 0).
 (b) pickup latency from a committed insert to the handler's start, p50 and p99, with LISTEN and with
     polling only. Targets with LISTEN: p50 ≤ 4 ms, p99 ≤ 20 ms.
@@ -147,6 +149,27 @@ def server_cpu_seconds(data_dir: Path) -> float:
         elif fields[1] == str(postmaster):
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+_COUNTERS = (
+    "select d.xact_commit, d.tup_inserted + d.tup_updated + d.tup_deleted, w.wal_records"
+    " from pg_stat_database d, pg_stat_wal w where d.datname = current_database()"
+)
+
+
+def server_counters(dsn: str) -> tuple[int, int, int]:
+    """The database's committed transactions, rows written (inserted, updated, deleted) and the cluster's
+    WAL records so far (row locks write WAL too), as the backends that ended reported them."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(_COUNTERS).fetchone()
+    if row is None:
+        raise RuntimeError("no statistics for this database")
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def per_attempt(before: tuple[int, int, int], after: tuple[int, int, int], attempts: int) -> str:
+    xacts, rows, wal = ((a - b) / attempts for a, b in zip(after, before, strict=True))
+    return f"{xacts:.1f} transactions, {rows:.1f} rows written, {wal:.1f} WAL records"
 
 
 DUPLICATES = (
@@ -316,16 +339,18 @@ async def bench(args: argparse.Namespace, dsn: str, data_dir: Path) -> None:
     print(f"(a) {args.attempts} attempts, zero-latency provider (local)")
     raw = await raw_pgmq(dsn, args.attempts)
     seed_local_attempts(dsn, [f"local-bench{n:06d}" for n in range(args.attempts)])
-    cpu = server_cpu_seconds(data_dir)
+    cpu, counters = server_cpu_seconds(data_dir), server_counters(dsn)
     elapsed = await run_consumers_until(settings, dsn, args.attempts)
     worker_cpu = (server_cpu_seconds(data_dir) - cpu) / args.attempts
+    worker_writes = per_attempt(counters, server_counters(dsn), args.attempts)
     rate = args.attempts / elapsed
     bares, bare_cpus = [], []
     for run in range(3):
         seed_local_attempts(dsn, [f"local-bare{run}-{n:06d}" for n in range(args.attempts)])
-        cpu = server_cpu_seconds(data_dir)
+        cpu, counters = server_cpu_seconds(data_dir), server_counters(dsn)
         bares.append(await bare_lifecycle(dsn, args.attempts))
         bare_cpus.append((server_cpu_seconds(data_dir) - cpu) / args.attempts)
+        bare_writes = per_attempt(counters, server_counters(dsn), args.attempts)
     bare, bare_cpu = statistics.median(bares), statistics.median(bare_cpus)
     print(
         f"    lifecycle: {rate:8.1f} attempts/s   raw pgmq send→read→archive: {raw:8.1f} msg/s"
@@ -334,7 +359,8 @@ async def bench(args: argparse.Namespace, dsn: str, data_dir: Path) -> None:
         f" ({', '.join(f'{b:.1f}' for b in bares)}), {bare / raw:.0%} of raw\n"
         f"    the worker makes {rate / bare:.2f} times its bare equivalent (target ≥ 0.8)\n"
         f"    Postgres CPU per attempt: worker {worker_cpu * 1000:.2f} ms (target ≤ 1.5 ms),"
-        f" bare {bare_cpu * 1000:.2f} ms (median of {', '.join(f'{c * 1000:.2f}' for c in bare_cpus)})"
+        f" bare {bare_cpu * 1000:.2f} ms (median of {', '.join(f'{c * 1000:.2f}' for c in bare_cpus)})\n"
+        f"    per attempt: worker {worker_writes}; bare (last run) {bare_writes}"
     )
     failed, dead = failures(dsn)
     print(f"    messages with a failed delivery: {failed}, dead letters: {dead}")
