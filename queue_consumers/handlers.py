@@ -16,7 +16,7 @@ import msgspec
 
 from backend import queues
 from backend.attempts import preview
-from backend.attempts import worker as attempt_worker
+from backend.clone import step as attempt_worker
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable

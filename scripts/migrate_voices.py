@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
-from backend.attempts import service as attempts
+from backend.clone import heal, portability
 from backend.compose import operator_providers
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
@@ -29,8 +29,7 @@ from backend.db.queries import load_queries
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError
 from backend.providers.registry import ProviderSet
-from backend.synthesis import heal
-from backend.voices import portability
+from backend.records import attempts
 from scripts._common import Ops, UsageError, parser, run
 
 NAME = "migrate-voices"

@@ -29,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backend.attempts import service as attempts
 from backend.compose import operator_providers
 from backend.db.execute import fetch_all
 from backend.db.queries import load_queries
@@ -37,6 +36,7 @@ from backend.providers.base import ProviderVoice, VoiceProvider
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.enrolment import KeyTag, key_tag
 from backend.providers.errors import ProviderError, VoiceNotFoundError
+from backend.records import attempts
 from scripts._common import Ops, chunks, duration, parser, run
 
 NAME = "reconcile-provider-voices"

@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 
 from backend import queues
-from backend.attempts import service as attempts
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
+from backend.records import attempts
 from scripts._common import Ops, parser, run
 
 NAME = "replay-dead-letters"

@@ -1,3 +1,3 @@
-"""Clone attempts: the model and its transitions (`service`), the `VOICE_CLONE_PROCESS` worker step
-(`worker`), the preview step (`preview`), stale-attempt recovery (`recovery`) and the service-only
-internal route (`routes`)."""
+"""Clone attempts beside their step: the preview step (`preview`), stale-attempt recovery (`recovery`) and
+the service-only internal route (`routes`). The row and its moves are `backend.records.attempts`; the
+`VOICE_CLONE_PROCESS` step is `backend.clone.step`."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from backend.attempts import service as attempts
 from backend.audio.render import wav_or_mp3
 from backend.context import Lifecycle, Outcome
 from backend.db.units import service_transaction
@@ -22,6 +21,8 @@ from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, Sta
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
+from backend.records import attempts
+from backend.records.attempts import AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.storage import integrity
 from backend.voices import service as voices
 
@@ -43,11 +44,15 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
             attempt, _ = await attempts.load(conn, attempt_id)
         except NotFound:
             return Outcome(status="missing")
-        if not (attempt.is_active and attempt.status == "ready" and attempt.runtime_status == "synced"):
+        if not (
+            attempt.is_active
+            and attempt.status == AttemptStatus.READY
+            and attempt.runtime_status == RuntimeStatus.SYNCED
+        ):
             return Outcome(status=attempt.preview_status)
-        if attempt.preview_status == "pending":
-            attempt = await attempts.transition(conn, attempt, ACTOR, preview="generating")
-        elif attempt.preview_status != "generating":
+        if attempt.preview_status == PreviewStatus.PENDING:
+            attempt = await attempts.transition(conn, attempt, ACTOR, preview=PreviewStatus.GENERATING)
+        elif attempt.preview_status != PreviewStatus.GENERATING:
             return Outcome(status=attempt.preview_status)
         consent_id, consent_version = await voices.consent_of(conn, attempt.voice_id)
     if attempt.provider_voice_id is None:
@@ -84,7 +89,7 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
                 conn,
                 attempt,
                 ACTOR,
-                preview="ready",
+                preview=PreviewStatus.READY,
                 changes={"provider_metadata": {"preview": {"bucket": BUCKET, "path": path}}},
             )
             await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type=mime_type)
@@ -100,6 +105,10 @@ async def _not_made(ctx: Lifecycle, attempt_id: uuid.UUID, code: str, message: s
     async with service_transaction(ctx.pool) as conn:
         current, _ = await attempts.load(conn, attempt_id)
         failed = await attempts.transition(
-            conn, current, ACTOR, preview="pending", changes={"last_error_code": code, "last_error_message": message}
+            conn,
+            current,
+            ACTOR,
+            preview=PreviewStatus.PENDING,
+            changes={"last_error_code": code, "last_error_message": message},
         )
     return Outcome(status=failed.preview_status)

@@ -20,10 +20,10 @@ from typing import Any, Literal
 import msgspec
 from psycopg import errors as pg_errors
 
-from backend.attempts.service import OPEN_STATUSES
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
+from backend.records.attempts import OPEN_STATUSES
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

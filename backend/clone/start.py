@@ -14,7 +14,6 @@ from typing import Any, assert_never
 
 import msgspec
 
-from backend.attempts import service as attempts
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
@@ -22,6 +21,7 @@ from backend.db.units import become_service
 from backend.errors import Conflict, NotFound, ProviderVoiceTaken
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
+from backend.records import attempts
 from backend.records.samples import VoiceSampleStatus
 from backend.samples import service as samples
 from backend.samples.service import NewSample, Origin

@@ -9,7 +9,7 @@ from typing import Annotated
 from litestar import Controller, post
 from litestar.params import HeaderParameter
 
-from backend.attempts.worker import NO_REFLECTION, process_reflection_attempt
+from backend.clone.step import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
 from backend.errors import ValidationFailed
 from backend.http.deps import LifecycleContext, PathId, service_only

@@ -9,7 +9,6 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody
 
-from backend.attempts.service import Attempt
 from backend.fields import Name
 from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, Storage
 from backend.http.docs import (
@@ -24,6 +23,7 @@ from backend.http.docs import (
 )
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import sample_upload
+from backend.records.attempts import Attempt
 from backend.reflections import service, voice
 
 

@@ -15,8 +15,6 @@ from typing import Any
 import msgspec
 
 from backend.attempts import preview
-from backend.attempts import service as attempts
-from backend.attempts.service import Attempt
 from backend.audio.formats import SPEECH_FORMATS
 from backend.auth.verify import UserClaims
 from backend.db.connection import Connection
@@ -27,6 +25,8 @@ from backend.db.units import Recorder, become_service, service_transaction, user
 from backend.errors import Conflict, NotFound, StoredObjectAltered
 from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
+from backend.records import attempts
+from backend.records.attempts import Attempt, PreviewStatus
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 
@@ -208,10 +208,10 @@ async def complete_preview(pool: Pool, claims: UserClaims, reflection_id: uuid.U
     """
     async with user_transaction(pool, claims.raw) as conn:
         attempt = await _active_attempt(conn, reflection_id)
-    if attempt.preview_status != "ready":
+    if attempt.preview_status != PreviewStatus.READY:
         raise Conflict(f"The preview is {attempt.preview_status}, not ready to complete.")
     async with service_transaction(pool) as conn:
-        completed = await attempts.transition(conn, attempt, f"user:{claims.sub}", preview="completed")
+        completed = await attempts.transition(conn, attempt, f"user:{claims.sub}", preview=PreviewStatus.COMPLETED)
     return attempts.view(completed)
 
 

@@ -8,8 +8,6 @@ from typing import Annotated
 
 import msgspec
 
-from backend.attempts import service as attempts
-from backend.attempts.service import Attempt
 from backend.auth.verify import UserClaims
 from backend.clone.start import Consent, CustomVoiceId, Upload, start_clone
 from backend.db.pool import Pool
@@ -24,6 +22,8 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.registry import ProviderSet
+from backend.records import attempts
+from backend.records.attempts import Attempt
 from backend.reflections.service import require_visible
 from backend.samples import service as samples
 from backend.settings import Settings

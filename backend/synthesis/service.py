@@ -188,7 +188,7 @@ async def _voice_of_sample(
         if not isinstance(state, Mute):
             return voice.id, _waits_for(state)
     provider = providers.usable(sample.provider)
-    # The language the clone attempt enrols the voice in (see `attempts.worker._enrol`).
+    # The language the clone attempt enrols the voice in (see `clone.step.AttemptRun.enrol`).
     language = sample.language or (voice.language if voice is not None else None)
     check_enrolment_language(provider, language)
     check_speakable(provider, language, text)

@@ -12,10 +12,10 @@ from typing import Any
 
 import msgspec
 
-from backend.attempts import service as attempts
-from backend.attempts.service import OPEN_STATUSES
 from backend.db.connection import Connection
 from backend.providers.base import ProviderVoice
+from backend.records import attempts
+from backend.records.attempts import OPEN_STATUSES
 from backend.records.voices import VoiceRow
 
 

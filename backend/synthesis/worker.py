@@ -32,6 +32,7 @@ import msgspec
 
 from backend import leases
 from backend.audio.render import join_wav
+from backend.clone import heal
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -52,7 +53,6 @@ from backend.providers.registry import check_speakable
 from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
 from backend.storage import integrity
-from backend.synthesis import heal
 from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.text import pieces
 

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from backend.auth.verify import UserClaims
+from backend.clone import manifest
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
@@ -28,7 +29,6 @@ from backend.records.rows import fetch_optional_record, fetch_records
 from backend.records.voices import VoiceRow, VoiceStatus
 from backend.samples import purge
 from backend.storage.client import ObjectStorage
-from backend.voices import manifest
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger(__name__)

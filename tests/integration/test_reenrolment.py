@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.attempts.worker import process_attempt
+from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from tests.e2e.conftest import speech_wav

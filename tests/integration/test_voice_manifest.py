@@ -16,12 +16,12 @@ import psycopg
 import pytest
 
 from backend.auth.verify import UserClaims
+from backend.clone.manifest import BUCKET, manifest_path, write_manifest
 from backend.db.pool import Pool, create_pool
 from backend.errors import NotFound
 from backend.http.storage_in_process import standalone_storage
 from backend.settings import settings_from_env
 from backend.storage.client import ObjectStorage
-from backend.voices.manifest import BUCKET, manifest_path, write_manifest
 from backend.voices.service import soft_delete_voice
 from tests.support import create_user, one, seed_consent
 

@@ -12,17 +12,17 @@ HOME = "backend/clone/start.py"
 
 
 def attempt_makers(path: Path) -> list[int]:
-    """The lines of `path` that call `backend.attempts.service.create`, under whatever name it is imported."""
+    """The lines of `path` that call `backend.records.attempts.create`, under whatever name it is imported."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     modules: set[str] = set()
     functions: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "backend.attempts":
-            modules |= {alias.asname or alias.name for alias in node.names if alias.name == "service"}
-        if isinstance(node, ast.ImportFrom) and node.module == "backend.attempts.service":
+        if isinstance(node, ast.ImportFrom) and node.module == "backend.records":
+            modules |= {alias.asname or alias.name for alias in node.names if alias.name == "attempts"}
+        if isinstance(node, ast.ImportFrom) and node.module == "backend.records.attempts":
             functions |= {alias.asname or alias.name for alias in node.names if alias.name == "create"}
         if isinstance(node, ast.Import):
-            modules |= {alias.asname or alias.name for alias in node.names if alias.name == "backend.attempts.service"}
+            modules |= {alias.asname or alias.name for alias in node.names if alias.name == "backend.records.attempts"}
     lines: list[int] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):

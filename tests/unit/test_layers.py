@@ -81,10 +81,7 @@ LITESTAR_IMPORTERS = ("backend.http", "backend.app", "backend.cli")
 KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 #: Top-level packages that import each other, still there while other steps of issue 29 untie them.
-KNOWN_CIRCLES: dict[frozenset[str], str] = {
-    frozenset({"backend.attempts", "backend.voices"}): "clone starts and portability; to backend/clone",
-    frozenset({"backend.attempts", "backend.synthesis"}): "the clone step heals through synthesis; to backend/clone",
-}
+KNOWN_CIRCLES: dict[frozenset[str], str] = {}
 
 
 def _modules() -> dict[str, Path]:

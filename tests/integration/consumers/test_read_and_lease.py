@@ -10,9 +10,9 @@ import uuid
 from typing import Any
 
 from backend import queues
-from backend.attempts import service as attempts
 from backend.db.pool import Pool
 from backend.db.units import service_transaction
+from backend.records import attempts
 from tests.support import Conn, create_user, one, seed_attempt, seed_voice
 
 WORKER = "worker-lease"

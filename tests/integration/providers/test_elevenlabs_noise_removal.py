@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.attempts.worker import process_attempt
+from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.samples.check import process_sample

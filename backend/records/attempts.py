@@ -1,4 +1,5 @@
-"""Clone attempts, the lifecycle's authority: reading them, making them, and moving them.
+"""Clone attempts, the lifecycle's authority: the typed row and its states, reading attempts, making them,
+and moving them.
 
 Every state change goes through `voicegate.transition_attempt` (version- and lease-fenced) or, for the
 clone step's verified → ready → synced, `voicegate.complete_attempt` (the same moves and events in one
@@ -9,6 +10,7 @@ reflection's active one and enqueues `VOICE_CLONE_PROCESS` in SQL (a trigger), w
 
 from __future__ import annotations
 
+import enum
 import json
 import uuid
 from datetime import datetime
@@ -24,11 +26,43 @@ from backend.errors import NotFound
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
+
+class AttemptStatus(enum.StrEnum):
+    """Where an attempt stands (`voice_clone_attempts.status`; the moves are `voicegate.attempt_moves`)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    VERIFYING = "verifying"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SUPERSEDED = "superseded"
+
+
+class RuntimeStatus(enum.StrEnum):
+    """Whether the voice row the runtime reads carries a ready attempt's provider voice."""
+
+    PENDING = "pending"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    SYNC_FAILED = "sync_failed"
+
+
+class PreviewStatus(enum.StrEnum):
+    """Where a ready attempt's preview stands; `completed` once its owner heard it (the launch gate opens)."""
+
+    NOT_REQUIRED = "not_required"
+    PENDING = "pending"
+    GENERATING = "generating"
+    READY = "ready"
+    COMPLETED = "completed"
+
+
 #: Where an attempt is still under way (a worker may be enrolling or verifying it).
-OPEN_STATUSES: Final = frozenset({"queued", "processing", "verifying"})
+OPEN_STATUSES: Final = frozenset({AttemptStatus.QUEUED, AttemptStatus.PROCESSING, AttemptStatus.VERIFYING})
 #: Attempts a user may retry.
-RETRYABLE: Final = frozenset({"failed", "canceled"})
-_OPEN = sorted(OPEN_STATUSES)
+RETRYABLE: Final = frozenset({AttemptStatus.FAILED, AttemptStatus.CANCELED})
+_OPEN = sorted(status.value for status in OPEN_STATUSES)
 
 
 class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,10 +75,10 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
     owner_id: uuid.UUID
     provider: str
     source: str
-    status: str
-    runtime_status: str
+    status: AttemptStatus
+    runtime_status: RuntimeStatus
     preview_required: bool
-    preview_status: str
+    preview_status: PreviewStatus
     retry_count: int
     max_retries: int
     next_retry_at: datetime | None
@@ -133,9 +167,9 @@ async def transition(
     attempt: AttemptRow,
     actor: str,
     *,
-    status: str | None = None,
-    runtime: str | None = None,
-    preview: str | None = None,
+    status: AttemptStatus | None = None,
+    runtime: RuntimeStatus | None = None,
+    preview: PreviewStatus | None = None,
     lease_owner: str | None = None,
     changes: dict[str, Any] | None = None,
 ) -> AttemptRow:
@@ -163,7 +197,7 @@ async def fail(
 ) -> AttemptRow:
     """`transition` to `failed`, recording why: a stable code and a message safe to show."""
     changes = {"last_error_code": code, "last_error_message": message}
-    return await transition(conn, attempt, actor, status="failed", lease_owner=lease_owner, changes=changes)
+    return await transition(conn, attempt, actor, status=AttemptStatus.FAILED, lease_owner=lease_owner, changes=changes)
 
 
 async def complete(

@@ -17,12 +17,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-from backend.attempts import service as attempts
 from backend.clone.start import Reenrolment, start_clone
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
+from backend.records import attempts
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from backend.clone import portability
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -15,7 +16,6 @@ from backend.db.queries import load_queries
 from backend.db.units import service_transaction
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import ModelRetiredError, PermanentProviderError
-from backend.voices import portability
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
