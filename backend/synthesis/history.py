@@ -124,7 +124,7 @@ async def voice_preview(pool: Pool, storage: ObjectStorage, claims: UserClaims, 
     async with user_transaction(pool, claims.raw) as conn:
         if not await voices.visible(conn, voice_id):
             raise NotFound("Voice not found.")
-        heard = await fetch_optional(conn, _Q["voice_preview"], {"voice_id": voice_id})
+        heard = await fetch_optional(conn, _Q["preview_of_voice"], {"voice_id": voice_id})
     if heard is None:
         return VoicePreview(audio_url=None, expires_in=0, source=None)
     url = await integrity.signed_url(

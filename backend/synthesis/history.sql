@@ -22,7 +22,7 @@ delete from public.synthesis_jobs
  where id = %(id)s and owner_id = %(owner_id)s and status in ('succeeded', 'failed', 'canceled')
 returning id, output_bucket_id, output_object_path;
 
--- name: voice_preview
+-- name: preview_of_voice
 -- Run as the caller (RLS on both tables). The preview its clone attempt made, else its newest clip.
 select bucket, path, source
   from (select a.provider_metadata -> 'preview' ->> 'bucket' as bucket, a.provider_metadata -> 'preview' ->> 'path' as path,
