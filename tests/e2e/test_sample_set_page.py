@@ -10,38 +10,21 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from playwright.async_api import BrowserContext, Playwright, expect
+from playwright.async_api import BrowserContext, expect
 
-from tests.conftest import server_dir
+from tests.e2e import test_studio_page
 from tests.e2e.accessibility import check_state
-from tests.e2e.browser import cut_off, launch_context
 from tests.e2e.conftest import speech_wav
 from tests.e2e.test_demo_page import WAIT_MS, api, open_page
-from tests.e2e.up import Running, running_up
+from tests.e2e.up import Running
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture(scope="module")
-def up() -> Iterator[Running]:
-    """One `voicegate up` (embedded Postgres, in-process consumers, `local` provider) for the module."""
-    with server_dir("e2e-sample-set") as root, running_up(root) as running:
-        yield running
-
-
-@pytest.fixture
-async def context(up: Running, playwright: Playwright) -> AsyncIterator[BrowserContext]:
-    opened = await launch_context(playwright)
-    offline = await cut_off(opened, up)
-    try:
-        yield opened
-        assert offline.blocked == []
-    finally:
-        assert opened.browser is not None
-        await opened.browser.close()
+#: The studio page's fixtures: one `voicegate up` for the module (`local` provider), a browser cut off from
+#: everything but the app.
+up = test_studio_page.up
+context = test_studio_page.context
 
 
 async def test_a_voice_from_three_samples(up: Running, context: BrowserContext) -> None:
