@@ -115,12 +115,14 @@ class SampleSet(msgspec.Struct, frozen=True, kw_only=True, tag="sample_set"):
 class Reenrolment(msgspec.Struct, frozen=True, kw_only=True, tag="reenrolment"):
     """A voice, locked by the caller, given a provider voice at `provider` again (`kind`:
     `provider_migration` or `provider_churn`): reusing a reference it had there (`provider_voice_id`,
-    `target_model`) or enrolling its stored `sample_id`. It keeps its old one until the new one is ready."""
+    `target_model`) or enrolling its stored `sample_id` (or its set, `sample_ids`, the first being
+    `sample_id`). It keeps its old one until the new one is ready."""
 
     voice_id: uuid.UUID
     provider: str
     kind: str
     sample_id: uuid.UUID | None
+    sample_ids: tuple[uuid.UUID, ...] = ()
     reflection_id: uuid.UUID | None
     preview: bool
     provider_voice_id: str | None = None
@@ -160,7 +162,7 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
             voice_id = source.voice_id or await _new_voice(
                 conn, owner_id, source.name, source.language, consent_id=source.consent_id
             )
-        case Reenrolment(voice_id=voice_id, sample_id=sample_id):
+        case Reenrolment(voice_id=voice_id, sample_id=sample_id, sample_ids=sample_ids):
             reference = (source.provider_voice_id, source.target_model)
         case _:
             assert_never(source)

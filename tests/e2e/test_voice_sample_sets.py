@@ -125,6 +125,30 @@ async def test_a_voice_from_three_samples_sends_elevenlabs_three_files_and_chang
         second = provider.requests_to("POST", "/v1/voices/add")[1]
         assert len(second.form_fields()["files"]) == 2
 
+        # ElevenLabs loses the voice: the job that finds out enrols it again from its set (both samples).
+        provider.voices.clear()
+        job = await client.post("/api/v1/clone", json={"voiceId": voice_id, "text": "Hello."}, headers=user.headers)
+        assert job.status_code == 202, job.text
+        spoken = await until(
+            client,
+            user,
+            f"/api/v1/clone/{job.json()['jobId']}/status",
+            lambda j: j["status"] in {"succeeded", "failed"},
+        )
+        assert spoken["status"] == "succeeded", spoken["error"]
+        healed = one(
+            sql,
+            "select id from public.voice_clone_attempts where voice_id = %s and source = 'provider_churn'",
+            (voice_id,),
+        )
+        healed_set = sql.execute(
+            "select sample_id::text from public.voice_clone_attempt_samples where attempt_id = %s order by position",
+            (healed["id"],),
+        ).fetchall()
+        assert healed_set == [(ids[1],), (ids[2],)]
+        third = provider.requests_to("POST", "/v1/voices/add")[2]
+        assert len(third.form_fields()["files"]) == 2
+
 
 async def test_a_single_reference_provider_gets_the_samples_joined_to_its_ideal_length(
     worker_client: Callable[..., Any], make_user: Callable[[], User]
