@@ -180,6 +180,14 @@ class SampleRejected(ClientError, status=422, code="sample_rejected"):
     """The sample was refused when it was checked; upload a new one."""
 
 
+class SampleNotReady(Conflict, code="sample_not_ready"):
+    """The sample is still being checked, or was refused; a voice is made from ready samples only."""
+
+
+class SamplesMixed(ClientError, status=422, code="samples_mixed_providers"):
+    """The samples were checked for different providers; one voice is made at one provider."""
+
+
 class VoiceNotReady(Conflict, code="voice_not_ready"):
     """The voice has not been cloned; clone it from a sample first."""
 

@@ -20,7 +20,7 @@ from typing import Any, Final
 from backend.clone.start import Reenrolment, start_clone
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.records import attempts
 
@@ -87,16 +87,19 @@ async def reenrol(
     `reuse`, else enrolling from the stored sample (CannotReenrol `sample_missing` without one).
 
     With a reflection the new voice needs a preview before the launch gate opens again, as any clone
-    does; a re-enrolment forced by churn does not (same sample, same provider, already heard)."""
+    does; a re-enrolment forced by churn does not (same sample, same provider, already heard). A voice
+    made from several samples is enrolled again from those of its set that are still stored."""
     sample = await stored_sample(conn, voice["id"])
-    if reuse is None and sample is None:
+    kept_set = tuple(row["id"] for row in await fetch_all(conn, _Q["stored_set"], {"voice_id": voice["id"]}))
+    if reuse is None and sample is None and not kept_set:
         raise CannotReenrol("sample_missing", f"The voice cannot be enrolled again: {NO_SAMPLE}.")
     reflection = await reflection_of(conn, voice["id"])
     reenrolment = Reenrolment(
         voice_id=voice["id"],
         provider=provider,
         kind=source,
-        sample_id=None if sample is None else sample["id"],
+        sample_id=kept_set[0] if kept_set else (None if sample is None else sample["id"]),
+        sample_ids=() if reuse is not None else kept_set,
         reflection_id=reflection,
         preview=reflection is not None and source != "provider_churn",
         provider_voice_id=None if reuse is None else reuse["provider_voice_id"],

@@ -11,6 +11,21 @@ select s.*
  order by s.created_at desc, s.id
  limit 1;
 
+-- name: stored_set
+-- The samples of the voice's newest set (its newest attempt made from several) that can still be
+-- enrolled, as `stored_sample` judges one, in the set's order.
+select s.id
+  from public.voice_clone_attempt_samples m
+  join public.voice_samples s on s.id = m.sample_id
+ where m.attempt_id = (select a.id from public.voice_clone_attempts a
+                        where a.voice_id = %(voice_id)s
+                          and exists (select from public.voice_clone_attempt_samples x where x.attempt_id = a.id)
+                        order by a.created_at desc, a.id desc
+                        limit 1)
+   and s.status <> 'failed'
+   and (s.original_removed_at is null or s.processed_object_path is not null)
+ order by m.position;
+
 -- name: live_reference
 select * from public.voice_provider_references
  where voice_id = %(voice_id)s and provider = %(provider)s and gone_at is null

@@ -96,22 +96,40 @@ class StoredSample(msgspec.Struct, frozen=True, kw_only=True, tag="sample"):
     reflection_id = None
 
 
+class SampleSet(msgspec.Struct, frozen=True, kw_only=True, tag="sample_set"):
+    """The caller's ready samples, locked, enrolled together in this order (`backend.voices.sample_sets`
+    checked them): into a new voice `name` under the first one's consent, or into their voice `voice_id`,
+    which keeps its provider voice until this attempt is ready (a re-enrolment, as `Reenrolment`'s)."""
+
+    sample_ids: tuple[uuid.UUID, ...]
+    consent_id: uuid.UUID
+    provider: str
+    language: str | None
+    name: str
+    voice_id: uuid.UUID | None = None
+    kind = "sample_upload"
+    preview = False
+    reflection_id = None
+
+
 class Reenrolment(msgspec.Struct, frozen=True, kw_only=True, tag="reenrolment"):
     """A voice, locked by the caller, given a provider voice at `provider` again (`kind`:
     `provider_migration` or `provider_churn`): reusing a reference it had there (`provider_voice_id`,
-    `target_model`) or enrolling its stored `sample_id`. It keeps its old one until the new one is ready."""
+    `target_model`) or enrolling its stored `sample_id` (or its set, `sample_ids`, the first being
+    `sample_id`). It keeps its old one until the new one is ready."""
 
     voice_id: uuid.UUID
     provider: str
     kind: str
     sample_id: uuid.UUID | None
+    sample_ids: tuple[uuid.UUID, ...] = ()
     reflection_id: uuid.UUID | None
     preview: bool
     provider_voice_id: str | None = None
     target_model: str | None = None
 
 
-Source = Upload | SignedUpload | CustomVoiceId | StoredSample | Reenrolment
+Source = Upload | SignedUpload | CustomVoiceId | StoredSample | SampleSet | Reenrolment
 
 
 async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> attempts.AttemptRow:
@@ -120,6 +138,7 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
     draft), then the service writes; a StoredSample or a Reenrolment comes as the service already.
     NotFound, Conflict, ProviderVoiceTaken or LanguageNotSupported when the source cannot be used."""
     sample_id: uuid.UUID | None = None
+    sample_ids: tuple[uuid.UUID, ...] = ()
     reference: tuple[str | None, str | None] = (None, None)
     match source:
         case Upload(voice_id=voice_id):
@@ -138,7 +157,12 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
             )
             if source.voice_id is None:
                 await samples.link_voice(conn, sample_id, voice_id)
-        case Reenrolment(voice_id=voice_id, sample_id=sample_id):
+        case SampleSet(sample_ids=sample_ids):
+            sample_id = sample_ids[0]
+            voice_id = source.voice_id or await _new_voice(
+                conn, owner_id, source.name, source.language, consent_id=source.consent_id
+            )
+        case Reenrolment(voice_id=voice_id, sample_id=sample_id, sample_ids=sample_ids):
             reference = (source.provider_voice_id, source.target_model)
         case _:
             assert_never(source)
@@ -153,6 +177,7 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
         preview=source.preview,
         provider_voice_id=reference[0],
         target_model=reference[1],
+        sample_ids=sample_ids,
     )
 
 

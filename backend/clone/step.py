@@ -26,13 +26,13 @@ from typing import Any, TypeVar
 
 from backend import leases, queues
 from backend.audio.errors import AudioRejected
-from backend.clone import heal, manifest, portability
+from backend.clone import heal, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.units import service_statement, service_transaction
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
-from backend.providers.base import ProviderVoice
+from backend.providers.base import ProviderVoice, SampleRef
 from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
@@ -192,25 +192,23 @@ class AttemptRun:
             return
         if self.attempt.provider_voice_id is not None:
             return
-        sample, voice = await self._fenced(self._key_and_inputs)
-        if sample is None:
+        found, voice, in_set = await self._fenced(self._key_and_inputs)
+        rows = [row for row in found if row is not None]
+        if len(rows) < len(found):
             raise _Failed("sample_missing", "The sample is gone (it may have expired); upload a new one.")
-        try:
-            ref = await sample_check.enrolment_sample(self.ctx, sample, self.attempt.provider, actor=self.actor)
-        except AudioRejected as exc:
-            raise _Failed(exc.code, str(exc)) from exc
-        except StoredObjectAltered as exc:
-            # Not sent, and not retried: the same file would fail the same way.
-            message = "The stored sample has changed since voicegate checked it; upload a new one."
-            raise _Failed(exc.code, message) from exc
-        except sample_check.SampleGone as exc:
-            raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
+        refs = [await self._reference(row) for row in rows]
         provider = self.ctx.providers.get(self.attempt.provider, owner=self.attempt.owner_id)
+        # A set's samples are measured for its quality report (`GET /api/voices/{id}/samples`).
+        pairs = enumerate(zip(rows, refs, strict=True)) if in_set else iter(())
+        members = [await sample_set.member(self.ctx, row, ref, at) for at, (row, ref) in pairs]
+        sent = await sample_set.sendable(self.ctx, self.attempt.owner_id, provider.sample_rules, refs)
+        first = rows[0]
         created = await provider.enroll(
-            [ref],
+            sent,
             name=voice.name,
-            language=sample.language or voice.language,
-            transcript=sample.transcript,
+            language=first.language or voice.language,
+            # A transcript is of one recording: a set (sent apart or joined) has none that fits.
+            transcript=first.transcript if len(rows) == 1 else None,
             key=self.attempt.enrolment_key,
         )
         failpoint("after_provider_create")
@@ -220,21 +218,37 @@ class AttemptRun:
 
         async def record(conn: Connection) -> None:
             await self._move(conn, status=status, changes=_voice_changes(created))
+            for member in members:
+                await attempts.record_measures(conn, self.attempt.id, member)
 
         await self._fenced(record)
         failpoint("after_db_write")
 
-    async def _key_and_inputs(self, conn: Connection) -> tuple[samples.SampleRow | None, voices.VoiceRow]:
+    async def _key_and_inputs(self, conn: Connection) -> tuple[list[samples.SampleRow | None], voices.VoiceRow, bool]:
         """In one transaction: the attempt's enrolment key stored (before the provider sees anything, so a
-        retry after a crash looks this key up first) and its sample and voice read."""
+        retry after a crash looks this key up first) and its samples (its set, else its one sample) and
+        voice read; and whether it has a set."""
         sample_id = self.attempt.sample_id
         if sample_id is None:
             raise _Failed("sample_missing", "The attempt has no sample (it may have expired); upload a new one.")
         if not self.attempt.enrolment_key:
             await self._move(conn, changes={"enrolment_key": f"vg-{self.attempt.id}"})
-        sample = await samples.sample_row(conn, sample_id)
-        voice = await voices.voice_row(conn, self.attempt.voice_id)
-        return sample, voice
+        in_set = [member.sample_id for member in await attempts.sample_set(conn, self.attempt.id)]
+        rows = [await samples.sample_row(conn, one) for one in in_set or [sample_id]]
+        return rows, await voices.voice_row(conn, self.attempt.voice_id), bool(in_set)
+
+    async def _reference(self, sample: samples.SampleRow) -> SampleRef:
+        """What the provider is sent of one sample (`sample_check.enrolment_sample`), or why the attempt fails."""
+        try:
+            return await sample_check.enrolment_sample(self.ctx, sample, self.attempt.provider, actor=self.actor)
+        except AudioRejected as exc:
+            raise _Failed(exc.code, str(exc)) from exc
+        except StoredObjectAltered as exc:
+            # Not sent, and not retried: the same file would fail the same way.
+            message = "The stored sample has changed since voicegate checked it; upload a new one."
+            raise _Failed(exc.code, message) from exc
+        except sample_check.SampleGone as exc:
+            raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
 
     async def verify(self) -> None:
         """Check the voice exists at the provider, then `ready` (+ runtime `syncing` when active)."""

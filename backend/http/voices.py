@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
@@ -20,7 +20,7 @@ from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, Idempotent
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import request_origin
 from backend.synthesis import history
-from backend.voices import clone_flow, service
+from backend.voices import clone_flow, sample_sets, service
 
 
 class VoicesController(Controller):
@@ -34,6 +34,33 @@ class VoicesController(Controller):
     async def list_all(self, claims: Caller, pool: DbPool) -> service.VoiceList:
         """The caller's voices with their provider metadata."""
         return await service.list_voices(pool, claims)
+
+    @post(
+        "/",
+        status_code=202,
+        summary="Make a voice from 1 to 25 of the caller's ready samples",
+        operation_class=with_examples(
+            three_samples={
+                "sampleIds": [
+                    "6bcc1f0e-2d4b-4c7a-9e15-0f8a3b2c1d40",
+                    "0d2f6a41-93c5-4a8e-b1f7-2e6c9d4a5b13",
+                    "f1e2d3c4-b5a6-4978-8695-a4b3c2d1e0f9",
+                ],
+                "name": "My voice",
+            }
+        ),
+        responses=problems(*BY_ID, 409, 422),
+    )
+    async def create(
+        self, claims: Caller, pool: DbPool, settings: Config, data: JSONBody[sample_sets.NewVoiceBody]
+    ) -> sample_sets.VoiceSamples:
+        """`{sampleIds, name?}` → 202: the voice and its clone attempt, which enrols every sample (a provider
+        that takes one reference gets them joined), and the set's quality report as known before the
+        enrolment measures pitch and timbre (`GET /api/voices/{id}/samples` shows it after). 400 a sample
+        listed twice or not 1-25 of them; 404 one not the caller's; 409 `sample_not_ready`; 422
+        `samples_mixed_providers`, or a provider not configured or not speaking the first sample's language.
+        """
+        return await sample_sets.create_voice(pool, claims, data, providers=settings.provider_settings)
 
     @get("/{voice_id:uuid}", summary="Get a voice", responses=problems(*BY_ID))
     async def get_one(self, claims: Caller, pool: DbPool, voice_id: PathId) -> service.Voice:
@@ -49,6 +76,34 @@ class VoicesController(Controller):
     async def rename(self, claims: Caller, pool: DbPool, voice_id: PathId, data: JSONBody[Rename]) -> service.Voice:
         """`{name}`: 1-200 characters, not blank, no control characters; the voice as renamed."""
         return await service.rename_voice(pool, claims, voice_id, data)
+
+    @get(
+        "/{voice_id:uuid}/samples",
+        summary="The samples the voice is made from, with their quality report as a set",
+        responses=problems(*BY_ID),
+    )
+    async def samples(self, claims: Caller, pool: DbPool, voice_id: PathId) -> sample_sets.VoiceSamples:
+        """Its newest set (`attemptStatus` says whether the voice speaks from it yet) and the report: speech
+        seconds, loudness and pitch spread, and `warnings` (`other_speaker` for a sample unlike the others
+        in pitch or timbre, once the enrolment has measured them: `quality.measured`). 404 for a voice made
+        from a single sample the older way."""
+        return await sample_sets.voice_samples(pool, claims, voice_id)
+
+    @put(
+        "/{voice_id:uuid}/samples",
+        status_code=202,
+        summary="Enrol the voice again from another set of samples (add or remove some)",
+        operation_class=with_examples(
+            two_samples={"sampleIds": ["6bcc1f0e-2d4b-4c7a-9e15-0f8a3b2c1d40", "0d2f6a41-93c5-4a8e-b1f7-2e6c9d4a5b13"]}
+        ),
+        responses=problems(*BY_ID, 409, 422),
+    )
+    async def replace_samples(
+        self, claims: Caller, pool: DbPool, settings: Config, voice_id: PathId, data: JSONBody[sample_sets.SamplesBody]
+    ) -> sample_sets.VoiceSamples:
+        """`{sampleIds}` → 202: a new clone attempt from these samples; the voice speaks as before until it
+        is ready. Refused as `POST /api/voices` refuses a set, and 409 while a clone of the voice is under way."""
+        return await sample_sets.replace_samples(pool, claims, voice_id, data, providers=settings.provider_settings)
 
     @get(
         "/{voice_id:uuid}/clips",

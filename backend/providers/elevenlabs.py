@@ -21,7 +21,7 @@ from backend.providers.config import ElevenLabsSettings
 from backend.providers.enrolment import enroll_once, key_marker
 from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError, answer_fields
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
-from backend.providers.wav import pcm16_to_wav
+from backend.providers.wav import pcm16_to_wav, with_comment
 
 PROVIDER: Final = "elevenlabs"
 KEY_LABEL: Final = "voicegate_key"
@@ -182,7 +182,9 @@ class ElevenLabsProvider:
             "remove_background_noise": "true" if denoise else "false",
             "labels": msgspec.json.encode(labels).decode(),
         }
-        files = [("files", (s.filename, s.data, s.mime_type)) for s in samples]
+        # ElevenLabs refuses a file it has been sent before, even for a voice since deleted: enrolling the
+        # same samples again (another set of a voice, a re-enrolment) sends them tagged with this key.
+        files = [("files", (s.filename, with_comment(s.data, f"voicegate {key}"), s.mime_type)) for s in samples]
 
         async def create() -> ProviderVoice:
             body, response = await self._http.json(

@@ -130,3 +130,15 @@ def wav_to_pcm16(data: bytes) -> tuple[bytes, int]:
         signal = np.clip(np.frombuffer(samples, dtype="<f4").astype(np.float64), -1.0, 1.0) * 32767.0
     mono = signal.reshape(-1, found.channels).mean(axis=1)
     return np.round(mono).astype("<i2").tobytes(), found.sample_rate
+
+
+def with_comment(wav: bytes, comment: str) -> bytes:
+    """The RIFF/WAVE with a LIST/INFO `ICMT` chunk holding `comment` appended: the same audio in other
+    bytes. Anything that is not a RIFF/WAVE is returned as it is."""
+    if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
+        return wav
+    text = comment.encode("ascii", "replace") + b"\x00"
+    text += b"\x00" * (len(text) & 1)  # chunks are word-aligned
+    info = b"INFO" + b"ICMT" + struct.pack("<I", len(text)) + text
+    body = wav[12:] + b"\x00" * (len(wav) & 1) + b"LIST" + struct.pack("<I", len(info)) + info
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -253,13 +254,16 @@ async def create(
     preview: bool = False,
     provider_voice_id: str | None = None,
     target_model: str | None = None,
+    sample_ids: Sequence[uuid.UUID] = (),
 ) -> AttemptRow:
     """A new attempt, as the service; `source` says where its provider voice comes from:
 
-    `sample_upload` enrols one from `sample_id`. `custom_voice_id` attaches `provider_voice_id`, a voice
-    the user already has at a provider (no preview: its owner has heard it there). `provider_migration`
-    (an operator moved the voice) and `provider_churn` (the provider lost it) give an existing voice a
-    provider voice again, from `sample_id` or reusing `provider_voice_id` (verified, never enrolled again).
+    `sample_upload` enrols one from `sample_id`, or from every one of `sample_ids` (its set, in that
+    order; `sample_id` is then the first, for the readers of one sample). `custom_voice_id` attaches
+    `provider_voice_id`, a voice the user already has at a provider (no preview: its owner has heard it
+    there). `provider_migration` (an operator moved the voice) and `provider_churn` (the provider lost
+    it) give an existing voice a provider voice again, from `sample_id` or reusing `provider_voice_id`
+    (verified, never enrolled again).
     With `preview` its preview must be heard before the launch gate opens; a synthesis job's voice (no
     reflection, no gate) is made without one.
     """
@@ -278,13 +282,43 @@ async def create(
             "target_model": target_model,
         },
     )
-    return as_row(row)
+    attempt = as_row(row)
+    if sample_ids:
+        params = {"attempt_id": attempt.id, "owner_id": owner_id, "sample_ids": list(sample_ids)}
+        await conn.execute(_Q["insert_sample_set"], params)
+    return attempt
 
 
 async def retry(conn: Connection, attempt_id: uuid.UUID) -> AttemptRow:
-    """A new attempt copying `attempt_id`'s voice, sample, provider and preview rule, as the service;
-    inserting it supersedes the old one. The retry route, dead-letter replay and zombie re-clone use it."""
-    return as_row(await fetch_one(conn, _Q["retry_attempt"], {"attempt_id": attempt_id}))
+    """A new attempt copying `attempt_id`'s voice, sample (or sample set), provider and preview rule, as
+    the service; inserting it supersedes the old one. The retry route, dead-letter replay and zombie
+    re-clone use it."""
+    attempt = as_row(await fetch_one(conn, _Q["retry_attempt"], {"attempt_id": attempt_id}))
+    await conn.execute(_Q["copy_sample_set"], {"attempt_id": attempt.id, "from_attempt_id": attempt_id})
+    return attempt
+
+
+class SetMember(msgspec.Struct, frozen=True, kw_only=True):
+    """One sample of an attempt's set, with what its enrolment measured on it (None before)."""
+
+    sample_id: uuid.UUID
+    position: int
+    speech_s: float | None
+    loudness_lufs: float | None
+    median_pitch_hz: float | None
+    spectrum_db: list[float] | None
+
+
+async def sample_set(conn: Connection, attempt_id: uuid.UUID) -> list[SetMember]:
+    """The attempt's samples in the order they are sent; empty for an attempt of one `sample_id`."""
+    rows = await fetch_all(conn, _Q["sample_set"], {"attempt_id": attempt_id})
+    return [msgspec.convert(row, SetMember) for row in rows]
+
+
+async def record_measures(conn: Connection, attempt_id: uuid.UUID, member: SetMember) -> None:
+    """What the enrolment measured on one sample of the attempt's set."""
+    params = msgspec.structs.asdict(member) | {"attempt_id": attempt_id}
+    await conn.execute(_Q["record_measures"], params)
 
 
 async def open_for_voice(

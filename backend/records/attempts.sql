@@ -35,6 +35,30 @@ select owner_id, voice_id, reflection_id, sample_id, provider, source, preview_r
  where id = %(attempt_id)s
 returning *;
 
+-- name: insert_sample_set
+-- The attempt's samples, in the order given (a trigger checks each is the attempt owner's).
+insert into public.voice_clone_attempt_samples (attempt_id, sample_id, owner_id, position)
+select %(attempt_id)s, s.sample_id, %(owner_id)s, s.ord - 1
+  from unnest(%(sample_ids)s::uuid[]) with ordinality as s (sample_id, ord);
+
+-- name: copy_sample_set
+insert into public.voice_clone_attempt_samples (attempt_id, sample_id, owner_id, position)
+select %(attempt_id)s, sample_id, owner_id, position
+  from public.voice_clone_attempt_samples
+ where attempt_id = %(from_attempt_id)s;
+
+-- name: sample_set
+select sample_id, position, speech_s, loudness_lufs, median_pitch_hz, spectrum_db
+  from public.voice_clone_attempt_samples
+ where attempt_id = %(attempt_id)s
+ order by position;
+
+-- name: record_measures
+update public.voice_clone_attempt_samples
+   set speech_s = %(speech_s)s, loudness_lufs = %(loudness_lufs)s, median_pitch_hz = %(median_pitch_hz)s,
+       spectrum_db = %(spectrum_db)s
+ where attempt_id = %(attempt_id)s and sample_id = %(sample_id)s;
+
 -- name: open_for_voice
 -- The voice's clone still under way, if any: a job made now waits for it.
 select * from public.voice_clone_attempts

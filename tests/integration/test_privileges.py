@@ -58,6 +58,8 @@ TABLES: Allowed = {
     "public.synthesis_jobs": {"authenticated": {"select"}, "service_role": READ_WRITE},
     # Every provider voice a voice has had: owners read theirs, the lifecycle writes them.
     "public.voice_provider_references": {"authenticated": {"select"}, "service_role": READ_WRITE},
+    # The samples each attempt enrols: owners read theirs, the service writes them with the attempt.
+    "public.voice_clone_attempt_samples": {"authenticated": {"select"}, "service_role": READ_WRITE},
     "public.reflection_sessions": {
         "authenticated": {"select", "insert(reflection_id, attempt_id)"},
         "service_role": READ_WRITE,
@@ -125,6 +127,7 @@ FUNCTIONS: Allowed = {
     "voicegate.record_provider_reference()": NOBODY,
     "voicegate.forget_deleted_voice_references()": NOBODY,
     "voicegate.notify_queue_insert()": NOBODY,
+    "voicegate.check_attempt_sample()": NOBODY,
     # Storage's helpers, executable by everyone as on Supabase.
     "storage.foldername(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.filename(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},

@@ -169,6 +169,18 @@ ROWS = [
         "The sample was refused when it was checked; upload a new one.",
     ),
     (
+        errors.SampleNotReady(),
+        409,
+        "sample_not_ready",
+        "The sample is still being checked, or was refused; a voice is made from ready samples only.",
+    ),
+    (
+        errors.SamplesMixed(),
+        422,
+        "samples_mixed_providers",
+        "The samples were checked for different providers; one voice is made at one provider.",
+    ),
+    (
         errors.VoiceNotReady(),
         409,
         "voice_not_ready",

@@ -15,6 +15,7 @@ import {
 import { Recorder } from "./recorder.js";
 import { reflections } from "./reflection.js";
 import { Session } from "./session.js";
+import { createSampleSet } from "./sampleset.js";
 import { createStudio, textRefusal } from "./studio.js";
 
 const POLL_MS = 400;
@@ -89,6 +90,9 @@ const studio = createStudio({
   button,
   refreshLibrary: () => refreshLibrary(),
 });
+
+// A voice from several chosen samples (sampleset.js).
+const sampleSet = createSampleSet({ api, problem, clearProblem, element, refreshLibrary: () => refreshLibrary() });
 
 // ---- problems: one alert, and a "Try again" that repeats what failed when repeating can help ----
 
@@ -546,6 +550,7 @@ async function refreshLibrary() {
   if (voices.voices.length === 0) ui.voices.append(element("li", "No voices yet.", "muted"));
   studio.listed(samples.samples);
   studio.voicesListed(voices.voices);
+  sampleSet.listed(samples.samples);
 }
 
 function sampleItem(sample) {

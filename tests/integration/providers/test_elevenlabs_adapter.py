@@ -146,11 +146,14 @@ async def test_create_errors(
 ) -> None:
     fake, url = eleven_fake
     provider = make(url, http_client, rng)
-    await enrol(provider, key="first")
-    with pytest.raises(PermanentProviderError) as dup:
-        await enrol(provider, key="second")  # same audio bytes as "first"
+    first = await enrol(provider, key="first")
+    # The same audio for another voice is sent in other bytes (tagged with its key): ElevenLabs takes it.
+    second = await enrol(provider, key="second")
+    assert second.voice_id != first.voice_id
+    with pytest.raises(PermanentProviderError) as dup:  # one file twice in one create is still refused
+        await provider.enroll([wav_sample(), wav_sample()], name="Ada", language="en", transcript=None, key="twice")
     assert dup.value.provider_code == "duplicate_files"
-    fake.max_voices = 1
+    fake.max_voices = 2
     with pytest.raises(PermanentProviderError) as limit:
         await enrol(provider, key="third", freq=300.0)
     assert (limit.value.http_status, limit.value.provider_code) == (400, "voice_limit_reached")

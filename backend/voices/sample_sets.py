@@ -1,0 +1,184 @@
+"""Voices from several samples (`/api/voices` POST, `/api/voices/{id}/samples`): a new voice enrolled from
+1 to 25 of the caller's ready samples, a voice's samples changed (a re-enrolment: a new attempt, the voice
+keeping its provider voice until that one is ready), and the set with its quality report.
+
+Each refusal is its own 4xx, and nothing is written before every check has passed: a sample listed twice
+(400 `validation_failed`), one that is not the caller's (404), one not ready (409 `sample_not_ready`),
+samples checked for different providers (422 `samples_mixed_providers`), or a provider that is not
+configured or cannot make a voice in the first sample's language (422).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Final
+
+import msgspec
+
+from backend.audio.voice_set import SetReport
+from backend.auth.verify import UserClaims
+from backend.clone.sample_set import report_of
+from backend.clone.start import SampleSet, start_clone
+from backend.db.connection import Connection
+from backend.db.pool import Pool
+from backend.db.queries import load_queries
+from backend.db.units import become_service, user_transaction
+from backend.errors import Conflict, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
+from backend.fields import Label
+from backend.providers.config import ProviderSettings
+from backend.providers.registry import check_enrolment_language
+from backend.records import attempts
+from backend.records import samples as sample_records
+from backend.records import voices as voice_records
+from backend.records.attempts import SetMember
+from backend.records.rows import fetch_records
+from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.samples import service as samples
+from backend.voices import service as voices
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+#: ElevenLabs' instant cloning takes up to 25 files, the most any provider takes.
+MAX_SAMPLES: Final = 25
+SampleIds = Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_SAMPLES)]
+
+
+class NewVoiceBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """`POST /api/voices`: a voice from `sampleIds` (in the order they are sent to the provider)."""
+
+    sample_ids: SampleIds
+    #: The voice's name (default: the first sample's name, else "Voice from N samples").
+    name: Label | None = None
+
+
+class SamplesBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """`PUT /api/voices/{id}/samples`: the samples the voice is enrolled from from now on."""
+
+    sample_ids: SampleIds
+
+
+class VoiceSamples(msgspec.Struct, rename="camel"):
+    """A voice's samples (those of its newest attempt made from a set) and their quality report."""
+
+    voice_id: uuid.UUID
+    #: The attempt that enrols them, and its status (`ready` once the voice speaks from this set).
+    attempt_id: uuid.UUID
+    attempt_status: str
+    sample_ids: list[uuid.UUID]
+    quality: SetReport
+
+
+class _SetRow(SetMember, frozen=True, kw_only=True):
+    attempt_id: uuid.UUID
+    attempt_status: str
+
+
+async def create_voice(
+    pool: Pool, claims: UserClaims, body: NewVoiceBody, *, providers: ProviderSettings
+) -> VoiceSamples:
+    """A new voice of the caller enrolled from their samples: the voice and its attempt in one transaction."""
+    owner_id = uuid.UUID(claims.sub)
+    async with user_transaction(pool, claims.raw) as conn:
+        rows = await _ready_samples(conn, owner_id, body.sample_ids)
+        first = rows[0]
+        name = body.name.strip() if body.name else (first.name or f"Voice from {len(rows)} samples")
+        source = _source(rows, providers, name=name, voice_id=None)
+        attempt = await start_clone(conn, owner_id, source)
+    return _answer(attempt, rows)
+
+
+async def replace_samples(
+    pool: Pool, claims: UserClaims, voice_id: uuid.UUID, body: SamplesBody, *, providers: ProviderSettings
+) -> VoiceSamples:
+    """Enrol the caller's voice again from these samples (add or remove some): a new attempt; the voice
+    speaks as before until it is ready. 409 while another clone of the voice is under way."""
+    owner_id = uuid.UUID(claims.sub)
+    async with user_transaction(pool, claims.raw) as conn:
+        if not await voices.visible(conn, voice_id):
+            raise NotFound("Voice not found.")
+        rows = await _ready_samples(conn, owner_id, body.sample_ids)
+        voice = await voice_records.lock_live(conn, voice_id, owner_id)
+        if voice is None:
+            raise NotFound("Voice not found.")  # deleted since the caller's check
+        if await attempts.open_for_voice(conn, voice_id) is not None:
+            raise Conflict("The voice is still being cloned; change its samples once that has finished.")
+        attempt = await start_clone(conn, owner_id, _source(rows, providers, name=voice.name, voice_id=voice_id))
+    return _answer(attempt, rows)
+
+
+async def voice_samples(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> VoiceSamples:
+    """The caller's voice's samples and their report; 404 for another's voice or one made from a single
+    sample the older way (no set)."""
+    async with user_transaction(pool, claims.raw) as conn:
+        if not await voices.visible(conn, voice_id):
+            raise NotFound("Voice not found.")
+        rows = await fetch_records(conn, _Q["voice_set"], {"voice_id": voice_id}, _SetRow)
+    if not rows:
+        raise NotFound("The voice was not made from a set of samples.")
+    return VoiceSamples(
+        voice_id=voice_id,
+        attempt_id=rows[0].attempt_id,
+        attempt_status=rows[0].attempt_status,
+        sample_ids=[row.sample_id for row in rows],
+        quality=report_of(rows),
+    )
+
+
+async def _ready_samples(conn: Connection, owner_id: uuid.UUID, sample_ids: list[uuid.UUID]) -> list[SampleRow]:
+    """The caller's samples, in the order given, row-locked, each ready and all for one provider. The
+    caller's RLS decides which are theirs; the rest is read as the service (this connection stays so)."""
+    if len(set(sample_ids)) != len(sample_ids):
+        raise ValidationFailed("List each sample once in sampleIds.")
+    for sample_id in sample_ids:
+        if not await samples.visible(conn, sample_id):
+            raise NotFound(f"Sample {sample_id} not found.")
+    await become_service(conn)
+    locked: dict[uuid.UUID, SampleRow] = {}
+    for sample_id in sorted(sample_ids):  # one lock order, whatever order each request lists them in
+        row = await sample_records.lock_owned(conn, sample_id, owner_id)
+        if row is None:
+            raise NotFound(f"Sample {sample_id} not found.")  # deleted since the caller's check
+        locked[sample_id] = row
+    rows = [locked[sample_id] for sample_id in sample_ids]
+    for row in rows:
+        if row.status is not VoiceSampleStatus.READY:
+            raise SampleNotReady(f"Sample {row.id} is {row.status}; a voice is made from ready samples only.")
+    if len({row.provider for row in rows}) > 1:
+        raise SamplesMixed("The samples were checked for different providers; choose samples of one provider.")
+    return rows
+
+
+def _source(rows: list[SampleRow], providers: ProviderSettings, *, name: str, voice_id: uuid.UUID | None) -> SampleSet:
+    provider = providers.usable(rows[0].provider)
+    # The language the attempt enrols the voice in (see `clone.step.AttemptRun.enrol`).
+    check_enrolment_language(provider, rows[0].language)
+    return SampleSet(
+        sample_ids=tuple(row.id for row in rows),
+        consent_id=rows[0].consent_id,
+        provider=provider,
+        language=rows[0].language,
+        name=name,
+        voice_id=voice_id,
+    )
+
+
+def _answer(attempt: attempts.AttemptRow, rows: list[SampleRow]) -> VoiceSamples:
+    """The 202: the set with the report of what is known before the enrolment measures pitch and timbre."""
+    members = [
+        SetMember(
+            sample_id=row.id,
+            position=position,
+            speech_s=(row.quality_report or {}).get("speechDurationS"),
+            loudness_lufs=(row.quality_report or {}).get("loudnessLufs"),
+            median_pitch_hz=None,
+            spectrum_db=None,
+        )
+        for position, row in enumerate(rows)
+    ]
+    return VoiceSamples(
+        voice_id=attempt.voice_id,
+        attempt_id=attempt.id,
+        attempt_status=attempt.status,
+        sample_ids=[row.id for row in rows],
+        quality=report_of(members),
+    )

@@ -1,0 +1,268 @@
+"""Voices from several samples (issue 30), over HTTP with the consumers running: `POST /api/voices` from
+three samples enrols them all (ElevenLabs' fake receives three files; a single-reference provider one
+joined file of its ideal length), `PUT /api/voices/{id}/samples` enrols the voice again from another set,
+the set's report warns of a sample of another speaker, and every refusal is its own 4xx with nothing
+written. RLS: another user sees none of it."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import wave
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backend.providers.cartesia import SAMPLE_RULES as CARTESIA_RULES
+from tests.audio_corpus import SENTENCES, noise, recording, wav_bytes
+from tests.e2e.conftest import elevenlabs_env, speech_wav, until_create_sent
+from tests.e2e.test_samples_and_synthesis import sample_settled, until, upload
+from tests.fakes import CartesiaFake, ElevenLabsFake, serve
+from tests.integration.api.conftest import User
+from tests.speech_maker import speak
+from tests.support import Conn, acting_as, one
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+pytestmark = pytest.mark.timeout(180)
+
+
+async def ready_samples(client: Client, user: User, files: list[bytes], **fields: str) -> list[str]:
+    """Upload each file as a sample and wait until every one is checked and ready."""
+    ids = []
+    for data in files:
+        accepted = await upload(client, user, data, **fields)
+        assert accepted.status_code == 202, accepted.text
+        ids.append(accepted.json()["sampleId"])
+    for sample_id in ids:
+        assert (await sample_settled(client, user, sample_id))["status"] == "ready"
+    return ids
+
+
+async def voice_settled(client: Client, user: User, voice_id: str) -> dict[str, Any]:
+    return await until(client, user, f"/api/voices/{voice_id}", lambda v: v["status"] in {"ready", "failed"})
+
+
+async def set_settled(client: Client, user: User, voice_id: str) -> dict[str, Any]:
+    """The voice's set once its attempt has ended (ready, with the report measured, or failed)."""
+    return await until(
+        client, user, f"/api/voices/{voice_id}/samples", lambda s: s["attemptStatus"] in {"ready", "failed"}
+    )
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as reader:
+        return reader.getnframes() / reader.getframerate()
+
+
+async def test_a_voice_from_three_samples_sends_elevenlabs_three_files_and_changes_its_samples(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    provider = ElevenLabsFake()
+    with serve(provider) as url:
+        client = await worker_client(**elevenlabs_env(provider, url))
+        user = make_user()
+        ids = await ready_samples(client, user, [speech_wav(8.0, seed=seed) for seed in range(3)])
+
+        provider.faults.latency_s = 1.0  # the worker is held inside the create: the clone is under way
+        made = await client.post("/api/voices", json={"sampleIds": ids, "name": "Three takes"}, headers=user.headers)
+        assert made.status_code == 202, made.text
+        body = made.json()
+        assert body["sampleIds"] == ids
+        assert body["attemptStatus"] == "queued"
+        quality = body["quality"]
+        # Known at once from each sample's own report; pitch and timbre once the enrolment measured them.
+        assert (quality["sampleCount"], quality["measured"]) == (3, False)
+        assert quality["speechS"] > 3 * 4.0
+        assert quality["loudnessSpreadLu"] is not None
+        voice_id = body["voiceId"]
+        await until_create_sent(provider)
+        busy = await client.put(f"/api/voices/{voice_id}/samples", json={"sampleIds": ids[:1]}, headers=user.headers)
+        refused(busy, 409, "conflict")
+        assert (
+            one(sql, "select count(*) as n from public.voice_clone_attempts where voice_id = %s", (voice_id,))["n"] == 1
+        )
+        provider.faults.latency_s = 0.0
+
+        voice = await voice_settled(client, user, voice_id)
+        assert (voice["status"], voice["name"], voice["tts_provider"]) == ("ready", "Three takes", "elevenlabs")
+        (create,) = provider.requests_to("POST", "/v1/voices/add")
+        files = create.form_fields()["files"]
+        assert len(files) == 3
+        assert all(wav_seconds(part.data) > 4.0 for part in files)
+
+        report = await set_settled(client, user, voice_id)
+        assert report["attemptStatus"] == "ready"
+        assert report["quality"]["measured"] is True
+        assert report["quality"]["warnings"] == []
+        assert report["quality"]["pitchSpreadSemitones"] < 4.0
+        assert all(80 < s["medianPitchHz"] < 200 for s in report["quality"]["samples"])
+        attempt = one(sql, "select sample_id from public.voice_clone_attempts where id = %s", (body["attemptId"],))
+        assert str(attempt["sample_id"]) == ids[0]  # the set's first, for the readers of one sample
+        rows = sql.execute(
+            "select sample_id::text, position from public.voice_clone_attempt_samples where attempt_id = %s"
+            " order by position",
+            (body["attemptId"],),
+        ).fetchall()
+        assert rows == [(ids[0], 0), (ids[1], 1), (ids[2], 2)]
+
+        # Remove one sample: a new attempt enrols two; the voice keeps speaking with its first provider
+        # voice until the new one is ready.
+        first_voice_id = voice["provider_voice_id"]
+        changed = await client.put(f"/api/voices/{voice_id}/samples", json={"sampleIds": ids[1:]}, headers=user.headers)
+        assert changed.status_code == 202, changed.text
+        assert changed.json()["attemptId"] != body["attemptId"]
+        assert changed.json()["sampleIds"] == ids[1:]
+        during = (await client.get(f"/api/voices/{voice_id}", headers=user.headers)).json()
+        assert during["provider_voice_id"] == first_voice_id
+        again = await set_settled(client, user, voice_id)
+        assert (again["attemptId"], again["attemptStatus"]) == (changed.json()["attemptId"], "ready")
+        after = (await client.get(f"/api/voices/{voice_id}", headers=user.headers)).json()
+        assert after["status"] == "ready"
+        assert after["provider_voice_id"] not in {None, first_voice_id}
+        second = provider.requests_to("POST", "/v1/voices/add")[1]
+        assert len(second.form_fields()["files"]) == 2
+
+        # ElevenLabs loses the voice: the job that finds out enrols it again from its set (both samples).
+        provider.voices.clear()
+        job = await client.post("/api/v1/clone", json={"voiceId": voice_id, "text": "Hello."}, headers=user.headers)
+        assert job.status_code == 202, job.text
+        spoken = await until(
+            client,
+            user,
+            f"/api/v1/clone/{job.json()['jobId']}/status",
+            lambda j: j["status"] in {"succeeded", "failed"},
+        )
+        assert spoken["status"] == "succeeded", spoken["error"]
+        healed = one(
+            sql,
+            "select id from public.voice_clone_attempts where voice_id = %s and source = 'provider_churn'",
+            (voice_id,),
+        )
+        healed_set = sql.execute(
+            "select sample_id::text from public.voice_clone_attempt_samples where attempt_id = %s order by position",
+            (healed["id"],),
+        ).fetchall()
+        assert healed_set == [(ids[1],), (ids[2],)]
+        third = provider.requests_to("POST", "/v1/voices/add")[2]
+        assert len(third.form_fields()["files"]) == 2
+
+
+async def test_a_single_reference_provider_gets_the_samples_joined_to_its_ideal_length(
+    worker_client: Callable[..., Any], make_user: Callable[[], User]
+) -> None:
+    provider = CartesiaFake()
+    with serve(provider) as url:
+        client = await worker_client(
+            VOICE_PROVIDER="cartesia", CARTESIA_API_KEY=provider.api_key, CARTESIA_BASE_URL=url
+        )
+        user = make_user()
+        ids = await ready_samples(client, user, [speech_wav(8.0, seed=seed) for seed in range(3)])
+        made = await client.post("/api/voices", json={"sampleIds": ids}, headers=user.headers)
+        assert made.status_code == 202, made.text
+        assert (await voice_settled(client, user, made.json()["voiceId"]))["status"] == "ready"
+
+    (clone,) = provider.requests_to("POST", "/voices/clone")
+    (clip,) = clone.form_fields()["clip"]
+    # Three samples of over 6 s of speech each, joined and cut to the top of Cartesia's recommended range.
+    assert wav_seconds(clip.data) == pytest.approx(CARTESIA_RULES.recommended_duration_s[1], abs=0.01)
+
+
+def other_speaker_wav() -> bytes:
+    """Another voice of espeak-ng (female, higher), recorded as the corpus records."""
+    voice = np.concatenate([speak(sentence, 48000, voice="en+f3") for sentence in SENTENCES[:2]])
+    return wav_bytes(recording(voice))
+
+
+async def test_a_sample_of_another_speaker_is_warned(
+    worker_client: Callable[..., Any], make_user: Callable[[], User]
+) -> None:
+    client = await worker_client()  # the `local` provider: its profile is measured on the joined samples
+    user = make_user()
+    ids = await ready_samples(client, user, [speech_wav(8.0, seed=0), speech_wav(8.0, seed=1), other_speaker_wav()])
+    made = await client.post("/api/voices", json={"sampleIds": ids}, headers=user.headers)
+    assert made.status_code == 202, made.text
+    assert made.json()["quality"]["warnings"] == []  # not measured yet
+
+    report = await set_settled(client, user, made.json()["voiceId"])
+    assert report["attemptStatus"] == "ready"
+    quality = report["quality"]
+    assert quality["measured"] is True
+    assert [(w["code"], w["sampleId"]) for w in quality["warnings"]] == [("other_speaker", ids[2])]
+    assert quality["pitchSpreadSemitones"] > 4.0
+
+
+def counts(sql: Conn, owner: uuid.UUID) -> tuple[int, int, int]:
+    row = one(
+        sql,
+        "select (select count(*) from public.voices where owner_id = %(o)s) as voices,"
+        " (select count(*) from public.voice_clone_attempts where owner_id = %(o)s) as attempts,"
+        " (select count(*) from public.voice_clone_attempt_samples where owner_id = %(o)s) as links",
+        {"o": owner},
+    )
+    return row["voices"], row["attempts"], row["links"]
+
+
+def refused(response: Any, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == code
+
+
+async def test_each_refusal_is_its_own_4xx_and_writes_nothing_and_rls_hides_the_set(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    provider = ElevenLabsFake()
+    with serve(provider) as url:
+        # `local` by default; ElevenLabs configured too, so a sample can be checked for it.
+        client = await worker_client(ELEVENLABS_API_KEY=provider.api_key, ELEVENLABS_BASE_URL=url)
+        user, other = make_user(), make_user()
+        mine = await ready_samples(client, user, [speech_wav(6.0, seed=0), speech_wav(6.0, seed=1)])
+        (for_eleven,) = await ready_samples(client, user, [speech_wav(6.0, seed=2)], provider="elevenlabs")
+        (theirs,) = await ready_samples(client, other, [speech_wav(6.0, seed=3)])
+        hiss = await upload(client, user, wav_bytes(noise(6.0, rms=0.05)))
+        failed = hiss.json()["sampleId"]
+        assert (await sample_settled(client, user, failed))["status"] == "failed"
+        before = counts(sql, user.id)
+
+        async def post(ids: list[str]) -> Any:
+            return await client.post("/api/voices", json={"sampleIds": ids}, headers=user.headers)
+
+        refused(await post([]), 400, "validation_failed")
+        refused(await post([str(uuid.uuid4()) for _ in range(26)]), 400, "validation_failed")
+        refused(await post([mine[0], mine[1], mine[0]]), 400, "validation_failed")
+        refused(await post([mine[0], theirs]), 404, "not_found")
+        refused(await post([mine[0], str(uuid.uuid4())]), 404, "not_found")
+        refused(await post([mine[0], failed]), 409, "sample_not_ready")
+        refused(await post([mine[0], for_eleven]), 422, "samples_mixed_providers")
+        assert counts(sql, user.id) == before
+
+        made = await post(mine)
+        assert made.status_code == 202, made.text
+        voice_id = made.json()["voiceId"]
+        await set_settled(client, user, voice_id)
+
+        # Another user: the voice, its set and its rows are not theirs to see or change.
+        refused(await client.get(f"/api/voices/{voice_id}/samples", headers=other.headers), 404, "not_found")
+        put = await client.put(f"/api/voices/{voice_id}/samples", json={"sampleIds": [theirs]}, headers=other.headers)
+        refused(put, 404, "not_found")
+        with acting_as(sql, "authenticated", other.id) as conn:
+            assert conn.execute("select count(*) from public.voice_clone_attempt_samples").fetchone() == (0,)
+        with acting_as(sql, "authenticated", user.id) as conn:
+            assert conn.execute("select count(*) from public.voice_clone_attempt_samples").fetchone()[0] >= 2
+        # Nobody but the service writes a set, and even it cannot put another's sample in one.
+        attempt_id = made.json()["attemptId"]
+        with pytest.raises(Exception, match="permission denied"), acting_as(sql, "authenticated", user.id) as conn:
+            conn.execute(
+                "insert into public.voice_clone_attempt_samples (attempt_id, sample_id, owner_id, position)"
+                " values (%s, %s, %s, 9)",
+                (attempt_id, mine[0], user.id),
+            )
+        with pytest.raises(Exception, match="own samples"), acting_as(sql, "service_role") as conn:
+            conn.execute(
+                "insert into public.voice_clone_attempt_samples (attempt_id, sample_id, owner_id, position)"
+                " values (%s, %s, %s, 9)",
+                (attempt_id, theirs, user.id),
+            )
