@@ -326,6 +326,11 @@ async def test_the_text_counter_refuses_over_5000_characters_and_cuts_nothing(
         "The text is 5,002 characters; voicegate speaks at most 5,000. Shorten it by 2."
     )
     await expect(text).to_be_focused()
+    # The refusal's bar, stuck to the top of the window, leaves the box it sent the focus to in view below it.
+    bar, box = await page.locator("#problem").bounding_box(), await text.bounding_box()
+    assert bar is not None
+    assert box is not None
+    assert box["y"] >= bar["y"] + bar["height"], (bar, box)
     await shot(page, "text-over-limit")
     with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
         jobs = conn.execute("select count(*) from synthesis_jobs where length(input_text) > 4000").fetchone()
