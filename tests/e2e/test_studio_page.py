@@ -301,6 +301,19 @@ async def test_a_queued_job_is_canceled_from_its_voices_clips(
     await expect(page.get_by_role("alert")).to_have_count(0)
     await shot(page, "clip-canceled")
 
+    # Deleted in the page's dialog: the clip that takes its place has the focus; with none left, the list's heading.
+    dialog = page.get_by_role("dialog", name="Delete?")
+    await items.first.get_by_role("button", name=re.compile("^Delete clip of ")).click()
+    await dialog.get_by_role("button", name="Delete").click()
+    await expect(items).to_have_count(1)
+    await expect(items.first.get_by_role("button", name=re.compile("^Play clip of "))).to_be_focused()
+    await items.first.get_by_role("button", name=re.compile("^Delete clip of ")).click()
+    await dialog.get_by_role("button", name="Delete").click()
+    await expect(page.locator("#clips-status")).to_have_text("Clip deleted.")
+    await expect(items).to_have_count(0)
+    await expect(page.locator("#history-title")).to_be_focused()
+    await shot(page, "clips-all-deleted")
+
 
 async def test_the_text_counter_refuses_over_5000_characters_and_cuts_nothing(
     up: Running, context: BrowserContext, sample_file: Path

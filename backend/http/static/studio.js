@@ -391,11 +391,6 @@ export function createStudio(deps) {
       delete players["clip-player"];
     }
     await loadClips();
-    // The last clip of a later page went: show the page before it rather than an empty one.
-    if (ui.clips.children.length === 0 && shown.cursors.length > 1) {
-      shown.cursors.pop();
-      await loadClips();
-    }
     ui.clipsStatus.textContent = "Clip deleted.";
     return true;
   }
