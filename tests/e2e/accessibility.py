@@ -23,6 +23,8 @@ RUN = """async () => {
     id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5),
   }));
 }"""
+#: Resolves once the page has painted twice more: a screenshot right after a resize may catch it half painted.
+PAINTED = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
 
 async def axe_violations(page: Page) -> list[dict[str, Any]]:
@@ -40,6 +42,7 @@ async def check_state(page: Page, name: str) -> None:
     found: dict[int, list[dict[str, Any]]] = {}
     for width, height in WIDTHS.items():
         await page.set_viewport_size({"width": width, "height": height})
+        await page.evaluate(PAINTED)
         await page.screenshot(path=STATES / f"{name}-{width}.png", full_page=True)
         found[width] = await axe_violations(page)
     if size is not None:

@@ -88,6 +88,7 @@ const studio = createStudio({
   target: () => target,
   element,
   button,
+  confirmDelete,
   refreshLibrary: () => refreshLibrary(),
 });
 
@@ -559,14 +560,21 @@ function sampleItem(sample) {
   if (sample.status === "ready") {
     actions.push(button("Use", `Use ${label}`, () => setTarget({ sampleId: sample.sampleId }, `the voice of ${label}`)));
   }
-  actions.push(button("Delete", `Delete ${label}`, (event) => confirmDelete(event.currentTarget, `the ${label}`, `/api/v1/voice-samples/${sample.sampleId}`, "sampleId", sample.sampleId)));
+  const path = `/api/v1/voice-samples/${sample.sampleId}`;
+  actions.push(
+    button("Delete", `Delete ${label}`, (event) =>
+      confirmDelete(event.currentTarget, `the ${label}`, () => remove(path, "sampleId", sample.sampleId)),
+    ),
+  );
   return studio.sampleItem(sample, actions);
 }
 
 function voiceItem(voice) {
   return studio.voiceItem(voice, [
     button("Use", `Use voice ${voice.name}`, () => setTarget({ voiceId: voice.id }, `the voice “${voice.name}”`)),
-    button("Delete", `Delete voice ${voice.name}`, (event) => confirmDelete(event.currentTarget, `the voice “${voice.name}”`, `/api/voices/${voice.id}`, "voiceId", voice.id)),
+    button("Delete", `Delete voice ${voice.name}`, (event) =>
+      confirmDelete(event.currentTarget, `the voice “${voice.name}”`, () => remove(`/api/voices/${voice.id}`, "voiceId", voice.id)),
+    ),
   ]);
 }
 
@@ -587,8 +595,11 @@ async function remove(path, key, id) {
 
 // ---- deleting, asked first; the focus then goes to the next item of the list (or its heading) ----
 
-/** Ask before deleting `what` (the Delete button `origin` asked); Cancel or Escape leaves it, focus back on `origin`. */
-function confirmDelete(origin, what, path, key, id) {
+/**
+ * Ask before deleting `what` (the Delete button `origin` asked); Cancel or Escape leaves it, focus back on `origin`.
+ * On Delete, `erase()` deletes it and says whether it went; the focus then goes to the next item of the list.
+ */
+function confirmDelete(origin, what, erase) {
   const list = origin.closest("ul");
   const index = [...list.children].indexOf(origin.closest("li"));
   ui.confirmDeleteText.textContent = `Delete ${what}? This cannot be undone.`;
@@ -600,7 +611,7 @@ function confirmDelete(origin, what, path, key, id) {
         origin.focus();
         return;
       }
-      if (await remove(path, key, id)) focusInList(list, index);
+      if (await erase()) focusInList(list, index);
       else origin.focus();
     },
     { once: true },

@@ -26,7 +26,8 @@ export function textRefusal(text) {
 
 /**
  * deps: { api(path, options), token(), problem(error, retry), clearProblem(), select(ref, label), target(),
- *         element(tag, text, className), button(text, name, onClick), refreshLibrary() }
+ *         element(tag, text, className), button(text, name, onClick), refreshLibrary(),
+ *         confirmDelete(origin, what, erase) }
  */
 export function createStudio(deps) {
   const ui = {
@@ -305,7 +306,11 @@ export function createStudio(deps) {
       );
     }
     if (RUNNING.has(clip.status)) actions.push(deps.button("Cancel", `Cancel ${name}`, () => cancel(clip)));
-    else actions.push(deps.button("Delete", `Delete ${name}`, () => removeClip(clip, when)));
+    else {
+      // The page's one confirmation: Cancel has the focus, Escape cancels; after the delete, the next clip has it.
+      const erase = () => removeClip(clip);
+      actions.push(deps.button("Delete", `Delete ${name}`, (event) => deps.confirmDelete(event.currentTarget, `the ${name}`, erase)));
+    }
     const group = deps.element("span", "", "actions");
     group.append(...actions);
     li.append(what, group);
@@ -369,15 +374,15 @@ export function createStudio(deps) {
     ui.historyTitle.focus();
   }
 
-  async function removeClip(clip, when) {
-    if (!window.confirm(`Delete the clip of ${when}? Its audio is deleted too.`)) return;
+  /** Delete the clip (asked first by confirmDelete) and show the list without it; says whether it went. */
+  async function removeClip(clip) {
     deps.clearProblem();
     try {
       await deps.api(`/api/v1/clone/${clip.jobId}`, { method: "DELETE" });
     } catch (error) {
       if (error.status !== 404) {
-        deps.problem(error, () => removeClip(clip, when));
-        return;
+        deps.problem(error, () => removeClip(clip));
+        return false;
       }
     }
     const clipPlayer = players["clip-player"];
@@ -387,7 +392,7 @@ export function createStudio(deps) {
     }
     await loadClips();
     ui.clipsStatus.textContent = "Clip deleted.";
-    ui.historyTitle.focus();
+    return true;
   }
 
   /** After the voices were listed: a voice whose clips are shown that is gone closes them; else they refresh. */
