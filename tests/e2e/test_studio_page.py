@@ -204,20 +204,20 @@ async def test_a_voices_clips_are_paged_played_downloaded_and_deleted(
     await expect(items).to_have_count(CLIPS_PER_PAGE)
     await expect(items.first).to_contain_text(texts[1])
     await expect(items.nth(1)).to_contain_text(texts[0])
-    await expect(page.get_by_role("button", name="Newer")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Newer", exact=True)).to_be_disabled()
     await shot(page, "clips")
-    await page.get_by_role("button", name="Older").click()
+    await page.get_by_role("button", name="Older", exact=True).click()
     await expect(items).to_have_count(2)
     await expect(items.first).to_contain_text("Older clip 9")
     await expect(items.first).to_contain_text("inference failed: test")
-    await expect(page.get_by_role("button", name="Older")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Older", exact=True)).to_be_disabled()
     await shot(page, "clips-paged")
-    await page.get_by_role("button", name="Newer").click()
+    await page.get_by_role("button", name="Newer", exact=True).click()
     await expect(items.first).to_contain_text(texts[1])
 
     newest = clips[0]
     when = (await items.first.locator(".muted").inner_text()).strip().split(" · ")[0]
-    name = f"clip of {when}"
+    name = f"clip “{texts[1]}” of {when}"
     await page.get_by_role("button", name=f"Play {name}").click()
     player = page.locator("#clip-player")
     await expect(player).to_have_attribute("src", re.compile(r"/storage/v1/object/sign/voice-renders/"))
@@ -262,7 +262,7 @@ async def test_a_voices_clips_are_paged_played_downloaded_and_deleted(
     await expect(page.get_by_role("status").filter(has_text="Clip deleted.")).to_be_visible()
     await expect(items.first).to_contain_text(texts[0])
     await expect(items).to_have_count(CLIPS_PER_PAGE)
-    await expect(items.first.get_by_role("button", name=re.compile("^Play clip of "))).to_be_focused()
+    await expect(items.first.get_by_role("button", name=re.compile("^Play clip “"))).to_be_focused()
     async with api(up) as client:
         assert (await client.get(f"/api/v1/clone/{newest['jobId']}/status")).status_code == 404
     render = up.pg.data_dir.parent / "storage" / "voice-renders"
@@ -289,13 +289,13 @@ async def test_a_queued_job_is_canceled_from_its_voices_clips(
     await page.get_by_role("button", name=f"Clips of voice “{voice['name']}”").first.click()
     items = page.locator("#clips li")
     await expect(items.first).to_contain_text("queued")
-    cancel = items.first.get_by_role("button", name=re.compile("^Cancel clip of "))
+    cancel = items.first.get_by_role("button", name=re.compile("^Cancel clip “"))
     await shot(page, "clip-queued")
     await cancel.click()
     await expect(page.get_by_role("status").filter(has_text="Canceled: nothing of it is kept.")).to_be_visible()
     await expect(items.first).to_contain_text("canceled")
     await expect(cancel).to_have_count(0)
-    await expect(items.first.get_by_role("button", name=re.compile("^Delete clip of "))).to_be_visible()
+    await expect(items.first.get_by_role("button", name=re.compile("^Delete clip “"))).to_be_visible()
     async with api(up) as client:
         assert (await client.get(f"/api/v1/clone/{job}/status")).json()["status"] == "canceled"
     await expect(page.get_by_role("alert")).to_have_count(0)
@@ -303,11 +303,11 @@ async def test_a_queued_job_is_canceled_from_its_voices_clips(
 
     # Deleted in the page's dialog: the clip that takes its place has the focus; with none left, the list's heading.
     dialog = page.get_by_role("dialog", name="Delete?")
-    await items.first.get_by_role("button", name=re.compile("^Delete clip of ")).click()
+    await items.first.get_by_role("button", name=re.compile("^Delete clip “")).click()
     await dialog.get_by_role("button", name="Delete").click()
     await expect(items).to_have_count(1)
-    await expect(items.first.get_by_role("button", name=re.compile("^Play clip of "))).to_be_focused()
-    await items.first.get_by_role("button", name=re.compile("^Delete clip of ")).click()
+    await expect(items.first.get_by_role("button", name=re.compile("^Play clip “"))).to_be_focused()
+    await items.first.get_by_role("button", name=re.compile("^Delete clip “")).click()
     await dialog.get_by_role("button", name="Delete").click()
     await expect(page.locator("#clips-status")).to_have_text("Clip deleted.")
     await expect(items).to_have_count(0)

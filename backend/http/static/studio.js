@@ -288,7 +288,8 @@ export function createStudio(deps) {
   function clipItem(clip) {
     const when = new Date(clip.createdAt).toLocaleString();
     const short = clip.text.length > 90 ? `${clip.text.slice(0, 88)}…` : clip.text;
-    const name = `clip of ${when}`;
+    // Two clips made in the same second differ by their text: each control's name must be its own.
+    const name = `clip “${short}” of ${when}`;
     const li = deps.element("li");
     li.dataset.jobId = clip.jobId;
     const what = deps.element("span", "", "what");
