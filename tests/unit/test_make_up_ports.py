@@ -11,9 +11,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 def make_up_command(*variables: str) -> str:
     """The command `make up` would run last (`make -n` prints its recipes and runs none of them)."""
-    env = {key: value for key, value in os.environ.items() if key not in {"PORT", "PG_PORT", "MAKEFLAGS"}}
+    # Run by `make test`, make is a sub-make (MAKELEVEL): it would print "Entering/Leaving directory" lines.
+    inherited = {"PORT", "PG_PORT", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
+    env = {key: value for key, value in os.environ.items() if key not in inherited}
     printed = subprocess.run(
-        ["make", "-n", "up", *variables], cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60
+        ["make", "--no-print-directory", "-n", "up", *variables],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return printed.stdout.strip().splitlines()[-1]
 

@@ -54,7 +54,9 @@ export function createStudio(deps) {
     return players[id];
   };
   let samples = []; // the last list, to know which voice a selected sample speaks with
-  const shown = { voice: null, cursors: [null], next: null, run: 0, timer: null };
+  // `notice`: what the user's last action did (deleted, canceled, downloaded). It stands in the status until
+  // they open or page the list, so a refresh that reloads the list meanwhile does not wipe it.
+  const shown = { voice: null, cursors: [null], next: null, run: 0, timer: null, notice: "" };
 
   // ---- the text's length: "N / 5000", announced once when it goes over, refused rather than cut ----
 
@@ -238,6 +240,7 @@ export function createStudio(deps) {
   function openHistory(voice) {
     shown.voice = voice;
     shown.cursors = [null];
+    shown.notice = "";
     ui.history.hidden = false;
     ui.historyTitle.textContent = `Clips of “${voice.name}”`;
     loadClips().then(() => ui.historyTitle.focus());
@@ -264,7 +267,8 @@ export function createStudio(deps) {
     ui.clips.replaceChildren(...page.clips.map(clipItem));
     const number = shown.cursors.length;
     ui.clipsStatus.textContent =
-      page.clips.length === 0 && number === 1 ? "No clips yet: type some text above and press Speak." : `Page ${number}.`;
+      shown.notice ||
+      (page.clips.length === 0 && number === 1 ? "No clips yet: type some text above and press Speak." : `Page ${number}.`);
     ui.newer.disabled = number === 1;
     ui.older.disabled = !page.nextCursor;
     if (page.clips.some((clip) => RUNNING.has(clip.status))) shown.timer = setTimeout(loadClips, CLIP_POLL_MS);
@@ -278,10 +282,12 @@ export function createStudio(deps) {
 
   ui.older.addEventListener("click", () => {
     shown.cursors.push(shown.next);
+    shown.notice = "";
     loadClips();
   });
   ui.newer.addEventListener("click", () => {
     shown.cursors.pop();
+    shown.notice = "";
     loadClips();
   });
 
@@ -359,7 +365,8 @@ export function createStudio(deps) {
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    ui.clipsStatus.textContent = `Downloaded ${link.download}.`;
+    shown.notice = `Downloaded ${link.download}.`;
+    ui.clipsStatus.textContent = shown.notice;
   }
 
   async function cancel(clip) {
@@ -370,8 +377,8 @@ export function createStudio(deps) {
       // Ended meanwhile (409): the list says how.
       if (error.status !== 409) deps.problem(error, () => cancel(clip));
     }
+    shown.notice = "Canceled: nothing of it is kept.";
     await loadClips();
-    ui.clipsStatus.textContent = "Canceled: nothing of it is kept.";
     ui.historyTitle.focus();
   }
 
@@ -391,8 +398,8 @@ export function createStudio(deps) {
       clipPlayer.remove();
       delete players["clip-player"];
     }
+    shown.notice = "Clip deleted.";
     await loadClips();
-    ui.clipsStatus.textContent = "Clip deleted.";
     return true;
   }
 
