@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 import psycopg
+from psycopg import errors as pg_errors
 
 from backend.auth.verify import UserClaims
 from backend.db.audit import record_audit
@@ -80,15 +81,24 @@ async def purge_sample(
     reason: str = "deleted",
     expired_before: datetime | None = None,
     detail: dict[str, Any] | None = None,
+    wait: bool = False,
 ) -> PurgedSample | None:
     """Purge one sample with its objects and an audit event (`sample.purge`), all or nothing.
 
     With `expired_before`, only a sample that expired by then is purged. Returns None when there is
-    no such sample or another transaction holds it; raises what the deletion or Storage raised, with
-    nothing changed. For `DELETE /api/v1/voice-samples/{id}` and the retention purge alike.
+    no such sample or, unless `wait`, another transaction holds it; with `wait` it waits half a second
+    for that transaction, then raises Conflict. Raises what the deletion or Storage raised, with
+    nothing changed. For `DELETE /api/v1/voice-samples/{id}` (waiting) and the retention purge alike.
     """
     async with transaction_from(target) as conn:
-        row = await fetch_optional(conn, _Q["delete_sample"], {"id": sample_id, "expired_before": expired_before})
+        if wait:
+            await conn.execute(_Q["brief_lock_wait"])
+            try:
+                row = await fetch_optional(conn, _Q["delete_sample_waiting"], {"id": sample_id})
+            except pg_errors.LockNotAvailable as exc:
+                raise Conflict("The sample is being processed; try again in a moment.") from exc
+        else:
+            row = await fetch_optional(conn, _Q["delete_sample"], {"id": sample_id, "expired_before": expired_before})
         if row is None:
             return None
         purged = purged_view(row, "purged")
@@ -170,9 +180,10 @@ async def withdraw_keep(pool: Pool, storage: ObjectStorage, claims: UserClaims, 
             actor=f"user:{claims.sub}",
             reason="consent_withdrawn",
             detail={"consent_id": str(withdrawn["consent_id"])},
+            wait=True,
         )
         if purged is None:
-            raise Conflict("Another request is deleting this sample; try again.")
+            raise NotFound("Sample not found.")  # a concurrent delete won
 
 
 async def delete_sample(pool: Pool, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
@@ -185,12 +196,9 @@ async def delete_sample(pool: Pool, storage: ObjectStorage, claims: UserClaims, 
         if not await samples.visible(conn, sample_id):
             raise NotFound("Sample not found.")
     async with service_transaction(pool) as conn:
-        purged = await purge_sample(conn, storage, sample_id, actor=f"user:{claims.sub}", reason="deleted")
+        purged = await purge_sample(conn, storage, sample_id, actor=f"user:{claims.sub}", reason="deleted", wait=True)
     if purged is None:
-        async with user_transaction(pool, claims.raw) as conn:
-            if not await samples.visible(conn, sample_id):
-                raise NotFound("Sample not found.")  # a concurrent delete or the retention purge won
-        raise Conflict("Another request is deleting this sample; try again.")
+        raise NotFound("Sample not found.")  # a concurrent delete or the retention purge won
 
 
 async def purge_expired_samples(

@@ -7,6 +7,17 @@ delete from public.voice_samples
               for update skip locked)
 returning id as sample_id, owner_id, bucket_id, object_path, processed_object_path, expires_at;
 
+-- name: brief_lock_wait
+-- Under the statement deadline, so a row held longer is a clear 409, not a 503 for a database that is up.
+select set_config('lock_timeout', '500ms', true);
+
+-- name: delete_sample_waiting
+-- The owner's delete (or withdrawn consent): it waits for a worker that holds the row for a moment
+-- (its status, its voice), where the retention purge passes it by; gone after the wait means deleted.
+delete from public.voice_samples
+ where id = (select id from public.voice_samples where id = %(id)s for update)
+returning id as sample_id, owner_id, bucket_id, object_path, processed_object_path, expires_at;
+
 -- name: expired_samples
 -- Samples whose retention ended, oldest expiry first, after the (expires_at, id) cursor; `keep` when
 -- its owner consented to keep it for re-enrolment and its voice lives (it is trimmed, not purged). A

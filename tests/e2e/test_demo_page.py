@@ -246,7 +246,7 @@ async def test_a_chosen_file_is_checked_spoken_downloaded_and_deleted(
         await expect(deletes).to_have_count(len(before))
         await deletes.first.click()
         await page.get_by_role("dialog", name="Delete?").get_by_role("button", name="Delete").click()
-        await expect(deletes).to_have_count(len(before) - 1)
+        await expect(deletes).to_have_count(len(before) - 1, timeout=WAIT_MS)
         async with api(up) as client:
             after = await samples_of(client)
             assert [s["sampleId"] for s in after] == [s["sampleId"] for s in before[1:]]

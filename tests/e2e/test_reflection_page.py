@@ -318,8 +318,10 @@ async def test_every_state_of_the_page_passes_axe_and_what_the_first_visit_found
         await expect(dialog).to_be_visible()
         await page.keyboard.press("Tab")
         assert await page.evaluate(FOCUSED) == "confirm-delete-ok"
-        await page.keyboard.press("Enter")
-        await expect(deletes).to_have_count(count - 1)
+        async with page.expect_response(lambda r: r.request.method == "DELETE", timeout=WAIT_MS) as deleted:
+            await page.keyboard.press("Enter")
+        assert (await deleted.value).status == 204, await (await deleted.value).text()
+        await expect(deletes).to_have_count(count - 1, timeout=WAIT_MS)
         focused = await page.evaluate(FOCUSED)
         assert focused != "body", "the focus goes to the next item of the list, or its heading"
         assert await page.evaluate("() => Boolean(document.activeElement.closest('#library'))")

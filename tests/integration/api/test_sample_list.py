@@ -3,9 +3,12 @@ else's; a deleted sample leaves the list at once; at most `LIST_LIMIT`."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from litestar.testing import AsyncTestClient
 
 from backend.samples.service import LIST_LIMIT
@@ -72,3 +75,43 @@ async def test_the_list_needs_a_token_and_is_capped(client: Client, make_user: C
         {"owner": str(user.id), "count": LIST_LIMIT + 5},
     )
     assert len(await listed(client, user)) == LIST_LIMIT
+
+
+async def test_a_delete_waits_for_a_worker_touching_the_sample_instead_of_refusing(
+    client: Client, make_user: Callable[[], User], sql: Conn, db_dsn: str
+) -> None:
+    """A worker that updates the sample (its voice, its status) holds the row for a moment; the owner's
+    delete waits for it and goes, rather than answering 409 "another request is deleting this sample"
+    (the studio page's Delete failed so under load). Held past half a second, it is a 409 that says so."""
+    user = make_user()
+    sample_id = await upload(client, user)
+    with psycopg.connect(db_dsn) as worker:
+        worker.execute("update voice_samples set voice_id = voice_id where id = %s", (sample_id,))
+        held = await client.delete(f"/api/v1/voice-samples/{sample_id}", headers=user.headers)
+        assert held.status_code == 409, held.text
+        assert held.json()["detail"] == "The sample is being processed; try again in a moment."
+        assert sql.execute("select 1 from voice_samples where id = %s", (sample_id,)).fetchone() == (1,)
+
+    seen: list[bool] = []
+
+    def worker_commits_once_the_delete_waits(worker: Conn) -> None:
+        # The test client blocks this loop while it serves a request: the worker's side runs in a thread.
+        deadline = time.monotonic() + 30
+        waiting = "select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%delete from%'"
+        while not (found := sql.execute(waiting).fetchone()) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        seen.append(found is not None)
+        worker.commit()
+
+    with psycopg.connect(db_dsn) as worker:
+        worker.execute("update voice_samples set voice_id = voice_id where id = %s", (sample_id,))
+        thread = threading.Thread(target=worker_commits_once_the_delete_waits, args=(worker,))
+        thread.start()
+        try:
+            response = await client.delete(f"/api/v1/voice-samples/{sample_id}", headers=user.headers)
+        finally:
+            thread.join(35)
+    assert seen == [True], "the delete waited on the worker's lock"
+    assert response.status_code == 204, response.text
+    assert sql.execute("select 1 from voice_samples where id = %s", (sample_id,)).fetchone() is None
+    assert await listed(client, user) == []
