@@ -7,6 +7,17 @@ are recorded in `supabase_migrations.schema_migrations`, so a database migrated 
 by the CLI agree on what is applied. A file older than the latest applied version is refused unless
 `include_all` (the CLI's `--include-all`).
 
+A statement PostgreSQL refuses inside a transaction block (`CREATE INDEX CONCURRENTLY` and the like)
+is run on its own, after the statements before it are committed, as the CLI does since 2.109
+(supabase/cli#5671); the version is recorded with the file's last statements. So a file that fails
+after such a statement leaves what came before it applied, unrecorded: its statements are written to
+be run again (a concurrent build that failed leaves an invalid index, to drop before the rerun).
+
+Applied files are compared by version only, as the CLI compares them: an applied file is never run
+again nor checked against its text. A file rewritten after it was applied must leave the schema as
+the old text did (tests/integration/test_migration_history.py compares the two); the versions of
+files renumbered since are brought along by `RENUMBERED` before anything is compared.
+
 Where the stand-ins are in place the migrations run as `voicegate_migrator`, which plays Supabase's
 non-superuser `postgres`; the policy commands supautils lets `postgres` run on tables it does not own
 (`supautils.policy_grants`) run as the session's superuser instead, as supautils runs them.
@@ -63,6 +74,34 @@ _POLICY_COMMAND = re.compile(
     re.IGNORECASE,
 )
 _LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
+# SQLSTATE 25001 inside a transaction block; the CLI's list (supabase/cli pkg/migration/file.go
+# `isPipelineIncompatible`, supabase/cli#5156).
+_OUTSIDE_TRANSACTION = re.compile(
+    r"(?:create\s+(?:unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\b.*\sconcurrently"
+    r"|vacuum|alter\s+system|cluster)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+# The migrations versioned days ahead of the commits that added them, renumbered in issue 31 to those
+# commits' times (a migration made with `supabase migration new` sorted before them, and `db push` refused
+# it). Each old version maps to its file's new version and, where the file's constraint validations and
+# concurrent index moved to a `_validate` file of their own, that file's version: a database that applied
+# the old file ran those steps with it.
+RENUMBERED: dict[str, tuple[str, ...]] = {
+    "20261121001000": ("20261121073713", "20261121073714"),
+    "20261122000200": ("20261122102917", "20261122102918"),
+    "20261123001700": ("20261122103238",),
+    "20261123001800": ("20261122104910", "20261122104911"),
+    "20261123002000": ("20261122104912",),
+    "20261124000100": ("20261122115131",),
+    "20261124000200": ("20261122125901",),
+    "20261124000300": ("20261122130224",),
+    "20261125000100": ("20261122203140",),
+    "20261125000200": ("20261123103504",),
+    "20261125000300": ("20261123103505", "20261123103506"),
+    "20261125000700": ("20261123171731",),
+    "20261125000800": ("20261123171732", "20261123171733"),
+    "20261125000900": ("20261123175011",),
+}
 
 
 class MigrationError(RuntimeError):
@@ -161,6 +200,12 @@ def policy_grant_target(statement: str) -> str | None:
     return table if table in POLICY_GRANTS else None
 
 
+def runs_outside_a_transaction(statement: str) -> bool:
+    """Whether PostgreSQL refuses `statement` inside a transaction block, so it must run on its own."""
+    comments = _LEADING_COMMENTS.match(statement)
+    return _OUTSIDE_TRANSACTION.match(statement, comments.end() if comments else 0) is not None
+
+
 def _apply_stand_ins(conn: Conn, local_dir: Path) -> bool:
     """Create what Supabase itself provides, unless this database is a Supabase one."""
     if _flag(conn, "has_auth_users", "present") and _flag(conn, "has_supabase_roles", "present"):
@@ -201,38 +246,79 @@ def _apply_migrations(conn: Conn, migrations: list[Migration], role: str | None,
     with conn.transaction():
         for name in ("create_history_schema", "create_history_table", "add_history_statements", "add_history_name"):
             conn.execute(_Q[name])
+    _bring_renumbered_along(conn, migrations)
     applied_versions = [str(r["version"]) for r in conn.execute(_Q["applied_versions"])]
     applied = []
-    for migration in pending_migrations(migrations, applied_versions, include_all=include_all):
-        statements = migration.statements()
-        try:
-            with conn.transaction():
-                conn.execute(_Q["set_lock_timeout"])
-                _run_statements(conn, statements, role)
-                conn.execute(
-                    _Q["insert_version"],
-                    {"version": migration.version, "name": migration.name, "statements": statements},
-                )
-        except psycopg.Error as exc:
-            raise MigrationError(f"{migration.path.name} failed: {exc}") from exc
-        log.info("applied migration %s_%s", migration.version, migration.name)
-        applied.append(f"{migration.version}_{migration.name}")
+    try:
+        for migration in pending_migrations(migrations, applied_versions, include_all=include_all):
+            _apply_migration(conn, migration, role)
+            log.info("applied migration %s_%s", migration.version, migration.name)
+            applied.append(f"{migration.version}_{migration.name}")
+    finally:
+        conn.execute(_Q["reset_session"])
     return applied
 
 
-def _run_statements(conn: Conn, statements: list[str], role: str | None) -> None:
+def _bring_renumbered_along(conn: Conn, migrations: Sequence[Migration]) -> None:
+    """Record a database's old versions under their new ones (`RENUMBERED`); nothing runs again.
+
+    The new version of the renamed file takes over the old row as it is, its name and statements being
+    what ran; a `_validate` file split off it is recorded with no statements, its steps having run within
+    the old file.
+    """
+    names = {m.version: m.name for m in migrations}
+    with conn.transaction():
+        for old, (new, *split_off) in RENUMBERED.items():
+            row = conn.execute(_Q["take_version"], {"version": old}).fetchone()
+            if row is None:
+                continue
+            conn.execute(_Q["record_version"], {"version": new, "name": row["name"], "statements": row["statements"]})
+            for version in split_off:
+                if version not in names:
+                    raise MigrationError(f"applied migration {old} was renumbered, but {version}_*.sql is missing")
+                conn.execute(_Q["record_version"], {"version": version, "name": names[version], "statements": []})
+            log.info("migration %s is now %s", old, ", ".join((new, *split_off)))
+
+
+def _apply_migration(conn: Conn, migration: Migration, role: str | None) -> None:
+    """Run one file as the CLI does: its statements in one transaction with its version, except that one
+    refused inside a transaction block commits those before it and runs on its own."""
+    statements = migration.statements()
+    record = {"version": migration.version, "name": migration.name, "statements": statements}
+    pending: list[str] = []
+    try:
+        conn.execute(_Q["reset_session"])  # as the CLI does before each file: no setting leaks from the last
+        conn.execute(_Q["set_lock_timeout"])
+        for statement in statements:
+            if runs_outside_a_transaction(statement):
+                if pending:
+                    with conn.transaction():
+                        _run_statements(conn, pending, role)
+                pending = []
+                _run_statements(conn, [statement], role, local=False)
+            else:
+                pending.append(statement)
+        with conn.transaction():
+            _run_statements(conn, pending, role)
+            conn.execute(_Q["insert_version"], record)
+    except psycopg.Error as exc:
+        raise MigrationError(f"{migration.path.name} failed: {exc}") from exc
+
+
+def _run_statements(conn: Conn, statements: list[str], role: str | None, *, local: bool = True) -> None:
     """Run each statement alone, through the extended protocol as the CLI does, so a piece holding two
-    statements fails here as it would there."""
+    statements fails here as it would there. The role is set for the transaction (`local`), or for the
+    session around a statement that runs outside one."""
     cursor = conn.cursor(binary=True)  # binary results force the extended protocol
     for statement in statements:
         as_superuser = role is not None and policy_grant_target(statement) is not None
         if as_superuser:
-            conn.execute(_Q["set_role"], {"role": "none"})
+            conn.execute(_Q["set_role"], {"role": "none", "local": local})
         elif role is not None:
-            conn.execute(_Q["set_role"], {"role": role})
+            conn.execute(_Q["set_role"], {"role": role, "local": local})
         cursor.execute(statement)  # trusted repo file
     if role is not None:
-        conn.execute(_Q["set_role"], {"role": "none"})
+        conn.execute(_Q["set_role"], {"role": "none", "local": local})
 
 
 def _flag(conn: Conn, query: str, column: str) -> bool:

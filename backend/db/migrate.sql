@@ -50,12 +50,26 @@ select version from supabase_migrations.schema_migrations order by version
 insert into supabase_migrations.schema_migrations (version, name, statements)
 values (%(version)s, %(name)s, %(statements)s)
 
+-- name: take_version
+delete from supabase_migrations.schema_migrations where version = %(version)s returning name, statements
+
+-- name: record_version
+-- A renumbered version; already there when `supabase migration repair --status applied` recorded it.
+insert into supabase_migrations.schema_migrations (version, name, statements)
+values (%(version)s, %(name)s, %(statements)s)
+on conflict (version) do nothing
+
+-- name: reset_session
+reset all
+
 -- name: set_lock_timeout
-select set_config('lock_timeout', '4s', true)
+-- For the session, so that a statement run outside the file's transaction waits no longer; the file's own
+-- `set lock_timeout` may change it, and the next file starts from `reset all` again.
+select set_config('lock_timeout', '4s', false)
 
 -- name: set_role
 -- `none` is SET ROLE NONE: back to the session's own (superuser) role.
-select set_config('role', %(role)s, true)
+select set_config('role', %(role)s, %(local)s)
 
 -- name: upsert_bucket
 insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types)

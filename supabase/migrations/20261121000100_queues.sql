@@ -1,6 +1,9 @@
 -- pgmq and the queues of DESIGN.md §4. On Supabase `create extension pgmq` enables the packaged
 -- extension; on a server without it, `voicegate migrate` has already installed the same functions
 -- from the SQL shipped in the pgmq PyPI package, so the schema exists and nothing is created here.
+
+set lock_timeout = '4s';
+
 do $$
 begin
   if to_regnamespace('pgmq') is null then

@@ -1,6 +1,8 @@
 -- The domain of DESIGN.md §2. `voice_clone_attempts` is the lifecycle authority; `reflections.voice`
 -- is a mirror of the active attempt that only the lifecycle functions write.
 
+set lock_timeout = '4s';
+
 -- Functions that are not part of the client-facing API live outside `public`, so PostgREST does not
 -- expose them.
 create schema if not exists voicegate;

@@ -7,6 +7,8 @@
 --   VG404 attempt not found     VG409 stale version     VG423 lease not held
 --   VG422 illegal transition    VG400 bad change        VG403 owner mismatch
 
+set lock_timeout = '4s';
+
 create table voicegate.attempt_moves (
   dimension text not null check (dimension in ('status', 'runtime', 'preview')),
   from_state text not null,

@@ -3,6 +3,8 @@
 -- are writable only by the service. `anon` gets nothing. Supabase's default privileges grant ALL on
 -- new public tables to the API roles; we start from nothing and grant exactly what is meant.
 
+set lock_timeout = '4s';
+
 revoke all on public.reflections, public.voices, public.voice_consents, public.voice_samples,
   public.voice_clone_attempts, public.voice_clone_attempt_events, public.synthesis_jobs
   from anon, authenticated;

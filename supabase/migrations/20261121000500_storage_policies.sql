@@ -1,5 +1,8 @@
 -- Storage: each user works only inside `{auth.uid()}/...` of voicegate's buckets (DESIGN.md §7).
 -- The buckets themselves come from supabase/config.toml (`supabase seed buckets`, or `voicegate migrate`).
+
+set lock_timeout = '4s';
+
 create policy voicegate_objects_own_folder_select on storage.objects for select to authenticated
   using (bucket_id in ('voice-samples', 'voice-previews', 'voice-renders')
          and (storage.foldername(name))[1] = (select auth.uid()::text));

@@ -1,5 +1,8 @@
 -- A launched session of a reflection (POST /v1/reflections/{id}/sessions). Only a reflection whose
 -- active attempt passes voice_launch_readiness may launch; the check runs in the same statement.
+
+set lock_timeout = '4s';
+
 create table public.reflection_sessions (
   id uuid primary key default gen_random_uuid(),
   owner_id uuid not null default auth.uid() references auth.users (id) on delete cascade,

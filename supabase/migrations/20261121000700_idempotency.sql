@@ -4,6 +4,9 @@
 -- is never completed without its effect nor an effect left behind an in-flight key.
 -- The service alone reads and writes it: users have no grant and no policy, and the table lives in
 -- `voicegate`, which PostgREST does not expose.
+
+set lock_timeout = '4s';
+
 create table voicegate.idempotency_keys (
   owner_id uuid not null references auth.users (id) on delete cascade,
   -- Method, route template and path parameters: the same key on another route is another key.

@@ -3,6 +3,8 @@
 --   * durable profiles for the offline `local` provider, so a voice survives a worker restart;
 --   * the legacy outbox (the old outbox-first path): its rows become attempts, accepted, not primary.
 
+set lock_timeout = '4s';
+
 -- A worker holding a live lease pushes its expiry forward. Versions stay as they are: extending a
 -- lease changes nobody's view of the attempt, and a bump would fence the holder's own next move.
 create or replace function voicegate.extend_attempt_lease(

@@ -2,6 +2,8 @@
 -- paths, recorded in the transaction that makes the change: every requeue, failed attempt, repaired
 -- mirror, purged sample, replayed dead letter and adopted or deleted provider voice.
 
+set lock_timeout = '4s';
+
 create table voicegate.audit_events (
   id bigint generated always as identity primary key,
   at timestamptz not null default now(),

@@ -3,6 +3,8 @@
 -- REFERENCES (and MAINTAIN from PostgreSQL 17) included, which no RLS policy governs. Each object
 -- below ends with exactly what tests/integration/test_privileges.py allows, and nothing else.
 
+set lock_timeout = '4s';
+
 -- Kept the defaults since it was created: any signed-in user, or anon, could TRUNCATE it.
 revoke all on public.voice_clone_outbox from anon, authenticated, service_role;
 grant select, insert on public.voice_clone_outbox to service_role;

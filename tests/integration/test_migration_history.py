@@ -1,10 +1,12 @@
 """`voicegate migrate` applies and records migrations as `supabase db push` does: one
 `statements[]` element per statement, each run alone through the extended protocol, one transaction
-per file with `lock_timeout = '4s'`, and a file older than the latest applied refused unless
-`--include-all`."""
+per file with `lock_timeout = '4s'` (but for a statement refused inside one, run on its own), and a file
+older than the latest applied refused unless `--include-all`. A database migrated before the renumbering
+of issue 31 is brought along to the new versions, with the same schema as a new one."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +15,8 @@ import pytest
 
 from backend import cli
 from backend.db import migrate as migrate_module
-from backend.db.migrate import MigrationError, discover_migrations, migrate
-from tests.conftest import PgServer
+from backend.db.migrate import RENUMBERED, MigrationError, discover_migrations, migrate
+from tests.conftest import PG15_BIN, PgServer
 
 REPO_SUPABASE = Path(__file__).resolve().parents[2] / "supabase"
 
@@ -109,3 +111,103 @@ def test_voicegate_migrate_takes_include_all() -> None:
     parser = cli._parser()
     assert parser.parse_args(["migrate", "--include-all"]).include_all is True
     assert parser.parse_args(["migrate"]).include_all is False
+
+
+def test_a_statement_refused_in_a_transaction_runs_on_its_own_between_committed_ones(
+    project: Path, empty_dsn: str
+) -> None:
+    (project / "migrations" / "20260101000000_index.sql").write_text(
+        "create table public.seen (txid bigint, lock_timeout text);\n"
+        "insert into public.seen select txid_current(), current_setting('lock_timeout');\n"
+        "set lock_timeout = '3s';\n"
+        "create index concurrently seen_txid_idx on public.seen (txid);\n"
+        "insert into public.seen select txid_current(), current_setting('lock_timeout');\n"
+    )
+    assert migrate(empty_dsn, project).applied == ["20260101000000_index"]
+    with psycopg.connect(empty_dsn) as conn:
+        rows = conn.execute("select txid, lock_timeout from public.seen order by txid").fetchall()
+        valid = conn.execute("select indisvalid from pg_index where indexrelid = 'public.seen_txid_idx'::regclass")
+        assert valid.fetchone() == (True,)
+    # The statements before the index committed before it was built, the one after in a transaction of its
+    # own, under the file's own lock_timeout.
+    assert rows[0][0] != rows[1][0]
+    assert [timeout for _, timeout in rows] == ["4s", "3s"]
+    assert versions(empty_dsn) == ["20260101000000"]
+
+
+def test_a_file_failing_after_a_concurrent_index_keeps_what_ran_and_is_not_recorded(
+    project: Path, empty_dsn: str
+) -> None:
+    (project / "migrations" / "20260101000000_half.sql").write_text(
+        "create table public.half (id int);\n"
+        "create index concurrently half_id_idx on public.half (id);\n"
+        "select * from no_such_table;\n"
+    )
+    with pytest.raises(MigrationError, match=r"20260101000000_half\.sql failed.*no_such_table"):
+        migrate(empty_dsn, project)
+    with psycopg.connect(empty_dsn) as conn:
+        assert conn.execute("select to_regclass('public.half_id_idx') is not null").fetchone() == (True,)
+    assert versions(empty_dsn) == []
+
+
+# main before the ahead-dated migrations were renumbered (issue 31).
+BEFORE_RENUMBERING = "ecff6b519f8244f6effa596566952efb952d9815"
+
+
+def files_at(commit: str, directory: Path) -> None:
+    """Write supabase/migrations as it was at `commit` into `directory`, from the git history."""
+    repo = REPO_SUPABASE.parent
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", commit, "supabase/migrations/"],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert listing.returncode == 0, f"this test needs commit {commit} of the git history: {listing.stderr.strip()}"
+    for path in listing.stdout.split():
+        shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, check=True)
+        (directory / Path(path).name).write_bytes(shown.stdout)
+
+
+def schema(dsn: str) -> str:
+    dump = subprocess.run(
+        [str(PG15_BIN / "pg_dump"), "--schema-only", "--restrict-key=schema", "-d", dsn],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return dump.stdout
+
+
+@pytest.mark.pg15
+def test_a_database_migrated_before_the_renumbering_is_brought_along_and_has_the_same_schema(
+    pg15_server: PgServer, pg15_template_db: str, tmp_path: Path
+) -> None:
+    old = tmp_path / "supabase"
+    (old / "migrations").mkdir(parents=True)
+    (old / "local").symlink_to(REPO_SUPABASE / "local")
+    (old / "config.toml").write_text((REPO_SUPABASE / "config.toml").read_text())
+    files_at(BEFORE_RENUMBERING, old / "migrations")
+    pg15_server.drop_database("before_renumbering")
+    dsn = pg15_server.create_database("before_renumbering")
+    try:
+        migrate(dsn, old)
+        old_versions = versions(dsn)
+        assert set(RENUMBERED) <= set(old_versions)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            ran = dict(conn.execute("select version, statements from supabase_migrations.schema_migrations"))
+            # One version already recorded by hand, as `supabase migration repair --status applied` records it.
+            conn.execute(
+                "insert into supabase_migrations.schema_migrations (version, name, statements)"
+                " values ('20261123175011', 'voice_sample_sets', '{}')"
+            )
+
+        assert migrate(dsn).applied == []
+
+        migrations = discover_migrations()
+        assert versions(dsn) == [m.version for m in migrations]
+        with psycopg.connect(dsn) as conn:
+            recorded = dict(conn.execute("select version, statements from supabase_migrations.schema_migrations"))
+        for before, (after, *split_off) in RENUMBERED.items():
+            if after != "20261123175011":
+                assert recorded[after] == ran[before], after  # what ran, under its new version
+            assert all(recorded[version] == [] for version in split_off)
+        assert schema(dsn) == schema(pg15_server.dsn_for(pg15_template_db))
+    finally:
+        pg15_server.drop_database("before_renumbering")

@@ -15,6 +15,7 @@ from backend.db.migrate import (
     discover_migrations,
     pending_migrations,
     policy_grant_target,
+    runs_outside_a_transaction,
 )
 from backend.db.statements import UnterminatedSQLError, split_raw, split_statements
 
@@ -115,3 +116,21 @@ def test_a_migration_older_than_the_latest_applied_is_refused_unless_include_all
         pending_migrations(migrations, applied)
     pending = pending_migrations(migrations, applied, include_all=True)
     assert [m.version for m in pending] == ["20260102000000", "20260104000000"]
+
+
+@pytest.mark.parametrize(
+    ("statement", "alone"),
+    [
+        ("create index concurrently i on public.t (a)", True),
+        ("-- why\n/* more */ CREATE UNIQUE INDEX CONCURRENTLY i ON public.t (a)", True),
+        ("drop index concurrently if exists public.i", True),
+        ("reindex (verbose) index concurrently public.i", True),
+        ("vacuum (analyze) public.t", True),
+        ("create index i on public.t (a)", False),
+        ("create index concurrently_named on public.t (a)", False),
+        ("alter table public.t validate constraint c", False),
+        ("select 'create index concurrently i on t (a)'", False),
+    ],
+)
+def test_statements_refused_inside_a_transaction_are_recognised(statement: str, alone: bool) -> None:
+    assert runs_outside_a_transaction(statement) is alone

@@ -4,6 +4,9 @@
 -- dropped: a send, a read and an archive per event for nothing (issue 15: about a fifth of the clone
 -- step's throughput). Until a worker has said otherwise the project is assumed to have an endpoint, so
 -- this switch never loses an event. All workers of a deployment share one configuration.
+
+set lock_timeout = '4s';
+
 create table voicegate.project_webhook (
   singleton boolean primary key default true check (singleton),
   configured boolean not null default true
@@ -14,7 +17,7 @@ alter table voicegate.project_webhook enable row level security;
 revoke all on voicegate.project_webhook from public;
 grant select, update on voicegate.project_webhook to service_role;
 
--- As 20261123001700's, but the project's message only when it has an endpoint.
+-- As 20261122103238's, but the project's message only when it has an endpoint.
 create or replace function voicegate.emit_webhook(p_type text, p_owner uuid, p_data jsonb) returns void
 language plpgsql
 security definer

@@ -2,6 +2,9 @@
 -- a stream, written by the service when it opens (outcome `streaming`) and finished when it ends, with
 -- the characters sent to the provider and the seconds of audio streamed. A row left `streaming` is a
 -- stream whose process died before it could say how it ended.
+
+set lock_timeout = '4s';
+
 create table public.speech_streams (
   id uuid primary key default gen_random_uuid(),
   owner_id uuid not null references auth.users (id) on delete cascade,

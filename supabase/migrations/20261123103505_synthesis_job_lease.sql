@@ -4,6 +4,9 @@
 -- 0 and two runs spoke every part, the second one on after the job was done. Now a run claims the job
 -- with a lease it extends while it works; a delivery that finds a live lease leaves the job alone and
 -- looks again when the lease would have run out, so a worker that died mid-job is taken over then.
+
+set lock_timeout = '4s';
+
 alter table public.synthesis_jobs
   add column lease_owner text check (length(lease_owner) between 1 and 200),
   add column lease_expires_at timestamptz;
@@ -13,6 +16,8 @@ update public.synthesis_jobs
    set lease_owner = 'before-leases', lease_expires_at = now()
  where status = 'processing';
 
+-- Validated by 20261123103506_synthesis_job_lease_validate, in a transaction of its own.
 alter table public.synthesis_jobs
-  add constraint synthesis_job_lease_complete check ((lease_owner is null) = (lease_expires_at is null)),
-  add constraint synthesis_job_processing_leased check (status <> 'processing' or lease_owner is not null);
+  add constraint synthesis_job_lease_complete check ((lease_owner is null) = (lease_expires_at is null)) not valid,
+  add constraint synthesis_job_processing_leased check (status <> 'processing' or lease_owner is not null)
+    not valid;

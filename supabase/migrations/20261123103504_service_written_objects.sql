@@ -3,6 +3,9 @@
 -- voicegate went on trusting. Now, in those buckets, users only read their own folder: the one file they
 -- upload, a sample's original, goes through the signed upload URL the API makes with the service key, which
 -- Storage writes as superuser. Everything else there is written by the service and recorded below.
+
+set lock_timeout = '4s';
+
 drop policy voicegate_objects_own_folder_insert on storage.objects;
 drop policy voicegate_objects_own_folder_update on storage.objects;
 drop policy voicegate_objects_own_folder_delete on storage.objects;

@@ -8,6 +8,8 @@
 -- owner that subscribed to its type. A message carries its `webhookId` through every retry and through a
 -- replay from the dead letters, so receivers can deduplicate on it.
 
+set lock_timeout = '4s';
+
 select pgmq.create('webhook_delivery');
 
 do $$

@@ -2,6 +2,9 @@
 -- own transaction, so a worker does not open a second one per message just to claim it. Only that one
 -- move is made here; every other state the attempt may be found in is the worker's to judge
 -- (backend/attempts/worker.py), and the move goes through voicegate.transition_attempt like any other.
+
+set lock_timeout = '4s';
+
 create function voicegate.read_and_lease_attempts(
   p_queue text, p_vt integer, p_qty integer, p_lease_owner text, p_lease_seconds integer
 ) returns table (msg_id bigint, read_ct integer, enqueued_at timestamptz, vt timestamptz, message jsonb, leased jsonb)

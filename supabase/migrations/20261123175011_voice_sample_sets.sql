@@ -8,6 +8,9 @@
 -- Each row also holds what the enrolment measured on that sample (speech seconds, loudness, median
 -- pitch, a coarse spectral profile), from which the set's quality report is derived when it is read:
 -- the measures are written by the worker that enrols the set, after it has the cleaned audio.
+
+set lock_timeout = '4s';
+
 create table public.voice_clone_attempt_samples (
   attempt_id uuid not null references public.voice_clone_attempts (id) on delete cascade,
   sample_id uuid not null references public.voice_samples (id) on delete cascade,

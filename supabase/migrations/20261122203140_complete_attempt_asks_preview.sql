@@ -1,11 +1,11 @@
--- The clone step's last move in one call (issue 15). Once the provider confirms an attempt's voice, the
--- worker made three moves in one transaction: `processing → verifying`, `→ ready` with the runtime
--- `syncing`, and the runtime `synced` once the voice row carries the attempt's provider voice. Nobody
--- outside that transaction saw the states between, yet each move updated the row, fired its triggers,
--- rewrote the mirror and the voice row, and cost the worker a round trip. This function makes the same
--- moves (each checked against voicegate.attempt_moves, each still its own event, the same version at the
--- end: one per move it replaces) with one update of the row and one publish. Fenced by the caller's lease.
-create function voicegate.complete_attempt(
+-- The clone step's last call also asks for the preview (issue 15). An attempt that ends synced and still
+-- needs its preview used to take a second statement in the worker's transaction (the VOICE_PREVIEW send);
+-- sent here, in the same call, the step is one statement, which a worker runs alone (committed as it
+-- runs, no BEGIN or COMMIT). The message is the one backend/queues.py's preview_message builds.
+
+set lock_timeout = '4s';
+
+create or replace function voicegate.complete_attempt(
   p_attempt_id uuid,
   p_actor text,
   p_lease_owner text,
@@ -105,6 +105,11 @@ begin
     from public.voices v where v.id = nxt.voice_id;
   if coalesce(in_sync, false) then
     perform voicegate.record_attempt_event(nxt, 'runtime', 'syncing', 'synced', p_actor);
+    if nxt.preview_status = 'pending' then
+      -- As backend/queues.py's preview_message spells it.
+      perform pgmq.send('voice_preview',
+        jsonb_build_object('type', 'VOICE_PREVIEW', 'attemptId', nxt.id, 'version', nxt.version));
+    end if;
     return nxt;
   end if;
   nxt.runtime_status := 'sync_failed';
@@ -114,6 +119,3 @@ begin
   return nxt;
 end
 $$;
-
-revoke all on function voicegate.complete_attempt(uuid, text, text, jsonb) from public;
-grant execute on function voicegate.complete_attempt(uuid, text, text, jsonb) to service_role;
