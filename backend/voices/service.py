@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -35,20 +35,60 @@ log = logging.getLogger(__name__)
 LIST_LIMIT = 200
 
 
+def _members(kind: str, words: str, **more: object) -> dict[str, object]:
+    return {"type": kind, "description": words, **more}
+
+
+_TEXT_OR_NULL: dict[str, object] = {"type": ["string", "null"]}
+#: What the providers record about a voice, as far as its shape is fixed: each member is written by the
+#: provider(s) named in its words, and a provider may add others (`additionalProperties`).
+PROVIDER_METADATA_MEMBERS: dict[str, object] = {
+    "engine": _members("string", "local: the offline engine that speaks the voice."),
+    "profile": _members("object", "local: the profile measured from the sample, which the engine adapts its voice to."),
+    "region": _members("string", "qwen: the DashScope region (`intl` or `cn`) the voice lives in."),
+    "preferred_name": _members("string", "qwen: the name asked for at enrolment."),
+    "fallback_mode": {**_TEXT_OR_NULL, "description": "qwen: how DashScope fell back, if it did."},
+    "fallback_reason": {**_TEXT_OR_NULL, "description": "qwen: why DashScope fell back, if it did."},
+    "usage": {"type": ["object", "null"], "description": "qwen: the usage DashScope reported for the enrolment."},
+    "gmt_modified": _members("string", "qwen: when DashScope last changed the voice."),
+    "requires_verification": _members("boolean", "elevenlabs: the voice awaits ElevenLabs' verification."),
+    "labels": _members("object", "elevenlabs: the voice's labels.", additionalProperties={"type": "string"}),
+    "remove_background_noise": _members("boolean", "elevenlabs: its noise removal was asked for."),
+    "sample_snr_db": {"type": ["number", "null"], "description": "elevenlabs: the lowest SNR of its samples (dB)."},
+    "category": _members("string", "elevenlabs: the voice's category (`cloned`)."),
+    "description": {**_TEXT_OR_NULL, "description": "elevenlabs, cartesia: the voice's description."},
+    "cartesia_version": _members("string", "cartesia: the API version the voice was made with."),
+    "language": {**_TEXT_OR_NULL, "description": "cartesia: the voice's language."},
+    "mode": _members("string", "selfhosted: how the server keeps the voice (`registry`, `chatterbox` or `inline`)."),
+    "name": _members("string", "selfhosted: the voice's name at the server."),
+    "consent": {**_TEXT_OR_NULL, "description": "selfhosted: the consent the server recorded."},
+    "voice_name": _members("string", "selfhosted (inline): the name voicegate keeps the reference under."),
+    "preview": _members("object", "Where the clone's preview is stored (`bucket`, `path`)."),
+    "adopted": _members("object", "An operator's reconcile adopted the voice (`by`, `run_id`)."),
+}
+ProviderMetadata = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description="What the voice's provider recorded about it (the members depend on the provider).",
+        extra_json_schema={"extra": {"properties": PROVIDER_METADATA_MEMBERS}},
+    ),
+]
+
+
 class Voice(msgspec.Struct):
     """A voice as the `/api/voices` routes return it (snake_case, as the source documents name it)."""
 
     id: uuid.UUID
     name: str
     language: str | None
-    status: str
+    status: VoiceStatus
     tts_provider: str | None
     provider_voice_id: str | None
     provider_target_model: str | None
     provider_voice_kind: str | None
     provider_region: str | None
     provider_request_id: str | None
-    provider_metadata: dict[str, Any]
+    provider_metadata: ProviderMetadata
     created_at: datetime
     updated_at: datetime
     #: `c2pa` once the voice is ready: everything voicegate synthesizes in it carries a C2PA manifest.
