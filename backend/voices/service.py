@@ -35,36 +35,36 @@ log = logging.getLogger(__name__)
 LIST_LIMIT = 200
 
 
-def _members(kind: str, words: str, **more: object) -> dict[str, object]:
+def _member(kind: str | list[str], words: str, **more: object) -> dict[str, object]:
     return {"type": kind, "description": words, **more}
 
 
-_TEXT_OR_NULL: dict[str, object] = {"type": ["string", "null"]}
+_TEXT_OR_NULL = ["string", "null"]
 #: What the providers record about a voice, as far as its shape is fixed: each member is written by the
 #: provider(s) named in its words, and a provider may add others (`additionalProperties`).
 PROVIDER_METADATA_MEMBERS: dict[str, object] = {
-    "engine": _members("string", "local: the offline engine that speaks the voice."),
-    "profile": _members("object", "local: the profile measured from the sample, which the engine adapts its voice to."),
-    "region": _members("string", "qwen: the DashScope region (`intl` or `cn`) the voice lives in."),
-    "preferred_name": _members("string", "qwen: the name asked for at enrolment."),
-    "fallback_mode": {**_TEXT_OR_NULL, "description": "qwen: how DashScope fell back, if it did."},
-    "fallback_reason": {**_TEXT_OR_NULL, "description": "qwen: why DashScope fell back, if it did."},
-    "usage": {"type": ["object", "null"], "description": "qwen: the usage DashScope reported for the enrolment."},
-    "gmt_modified": _members("string", "qwen: when DashScope last changed the voice."),
-    "requires_verification": _members("boolean", "elevenlabs: the voice awaits ElevenLabs' verification."),
-    "labels": _members("object", "elevenlabs: the voice's labels.", additionalProperties={"type": "string"}),
-    "remove_background_noise": _members("boolean", "elevenlabs: its noise removal was asked for."),
-    "sample_snr_db": {"type": ["number", "null"], "description": "elevenlabs: the lowest SNR of its samples (dB)."},
-    "category": _members("string", "elevenlabs: the voice's category (`cloned`)."),
-    "description": {**_TEXT_OR_NULL, "description": "elevenlabs, cartesia: the voice's description."},
-    "cartesia_version": _members("string", "cartesia: the API version the voice was made with."),
-    "language": {**_TEXT_OR_NULL, "description": "cartesia: the voice's language."},
-    "mode": _members("string", "selfhosted: how the server keeps the voice (`registry`, `chatterbox` or `inline`)."),
-    "name": _members("string", "selfhosted: the voice's name at the server."),
-    "consent": {**_TEXT_OR_NULL, "description": "selfhosted: the consent the server recorded."},
-    "voice_name": _members("string", "selfhosted (inline): the name voicegate keeps the reference under."),
-    "preview": _members("object", "Where the clone's preview is stored (`bucket`, `path`)."),
-    "adopted": _members("object", "An operator's reconcile adopted the voice (`by`, `run_id`)."),
+    "engine": _member("string", "local: the offline engine that speaks the voice."),
+    "profile": _member("object", "local: the profile measured from the sample, which the engine adapts its voice to."),
+    "region": _member("string", "qwen: the DashScope region (`intl` or `cn`) the voice lives in."),
+    "preferred_name": _member("string", "qwen: the name asked for at enrolment."),
+    "fallback_mode": _member(_TEXT_OR_NULL, "qwen: how DashScope fell back, if it did."),
+    "fallback_reason": _member(_TEXT_OR_NULL, "qwen: why DashScope fell back, if it did."),
+    "usage": _member(["object", "null"], "qwen: the usage DashScope reported for the enrolment."),
+    "gmt_modified": _member(_TEXT_OR_NULL, "qwen: when DashScope last changed the voice."),
+    "requires_verification": _member("boolean", "elevenlabs: the voice awaits ElevenLabs' verification."),
+    "labels": _member("object", "elevenlabs: the voice's labels.", additionalProperties={"type": "string"}),
+    "remove_background_noise": _member("boolean", "elevenlabs: its noise removal was asked for."),
+    "sample_snr_db": _member(["number", "null"], "elevenlabs: the lowest SNR of its samples (dB)."),
+    "category": _member(_TEXT_OR_NULL, "elevenlabs: the voice's category (`cloned`)."),
+    "description": _member(_TEXT_OR_NULL, "elevenlabs, cartesia: the voice's description."),
+    "cartesia_version": _member("string", "cartesia: the API version the voice was made with."),
+    "language": _member(_TEXT_OR_NULL, "cartesia: the voice's language."),
+    "mode": _member("string", "selfhosted: how the server keeps the voice (`registry`, `chatterbox` or `inline`)."),
+    "name": _member("string", "selfhosted: the voice's name at the server."),
+    "consent": _member(_TEXT_OR_NULL, "selfhosted: the consent the server recorded."),
+    "voice_name": _member("string", "selfhosted (inline): the name voicegate keeps the reference under."),
+    "preview": _member("object", "Where the clone's preview is stored (`bucket`, `path`)."),
+    "adopted": _member("object", "An operator's reconcile adopted the voice (`by`, `run_id`)."),
 }
 ProviderMetadata = Annotated[
     dict[str, Any],
