@@ -26,7 +26,7 @@ from backend.http.budget import DatabaseBudgetMiddleware
 from backend.http.concurrency import UserConcurrency
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
-from backend.http.docs import COMPONENTS
+from backend.http.docs import COMPONENTS, ClosedStructs
 from backend.http.health import health_routes, healthz
 from backend.http.host import HostCheckMiddleware
 from backend.http.idempotency import IdempotencyKeys
@@ -136,6 +136,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         middleware=[HostCheckMiddleware(), MetricsMiddleware(), DatabaseBudgetMiddleware(settings.db_timeout)],
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
+        plugins=[ClosedStructs()],
         openapi_config=OpenAPIConfig(
             title="voicegate",
             version="0.1.0",

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
-from backend.audio.errors import AudioTooLongForSize, SampleTooLong, UnsupportedOrCorruptAudio
+from backend.audio.errors import AudioTooLongForSize, RefusalFacts, SampleTooLong, UnsupportedOrCorruptAudio
 from backend.audio.ffmpeg import FfmpegDecoder
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 
@@ -244,7 +244,7 @@ def _moov_first(data: bytes) -> bool:
 def _check_length(seconds: float, decoded_s: float, limit_s: float, size_limit_s: float, *, claimed: bool) -> None:
     """Refuse ``seconds`` of audio (claimed by the container, or decoded so far) past either bound."""
     what = "claims" if claimed else "decodes to"
-    facts: dict[str, float | str] = {"durationS": round(seconds, 3), "decodedS": round(decoded_s, 3)}
+    facts: RefusalFacts = {"durationS": round(seconds, 3), "decodedS": round(decoded_s, 3)}
     if seconds > size_limit_s:
         raise AudioTooLongForSize(
             f"audio too long for its size: the file {what} {seconds:.1f} s, more than its bytes can hold",
@@ -272,7 +272,7 @@ def _check_wav_claim(data: bytes, limit_s: float) -> bytes:
     if claimed_bytes == _WAV_UNKNOWN_SIZE or claimed_bytes <= held_bytes:
         return data
     claimed_s, held_s = claimed_bytes / byte_rate, held_bytes / byte_rate
-    facts: dict[str, float | str] = {"durationS": round(claimed_s, 3), "decodedS": 0.0, "heldS": round(held_s, 3)}
+    facts: RefusalFacts = {"durationS": round(claimed_s, 3), "decodedS": 0.0, "heldS": round(held_s, 3)}
     if claimed_s > limit_s:
         raise AudioTooLongForSize(
             f"audio too long for its size: the header claims {claimed_s:.1f} s but the file holds {held_s:.1f} s",

@@ -6,10 +6,27 @@ step, and recorded with the sample; its status and code say how an API would rep
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import msgspec
 
 from backend.audio.report import QualityReport
 from backend.errors import VoicegateError
+
+
+class RefusalFacts(TypedDict, total=False):
+    """The figures behind a refusal, as its problem body carries them (`backend.http.problem.ProblemDetails`
+    declares each one)."""
+
+    reason: str
+    durationS: float
+    decodedS: float
+    heldS: float
+    maxForSizeS: float
+    maxDurationS: float
+    minDurationS: float
+    clippingRatio: float
+    maxClippingRatio: float
 
 
 class AudioRejected(VoicegateError, status=422, code="audio_rejected"):
@@ -20,13 +37,13 @@ class AudioRejected(VoicegateError, status=422, code="audio_rejected"):
         detail: str | None = None,
         *,
         report: QualityReport | None = None,
-        facts: dict[str, float | str] | None = None,
+        facts: RefusalFacts | None = None,
     ) -> None:
         super().__init__(detail)
         #: The quality report, when the sample decoded far enough to measure it (stored beside the refusal).
         self.report = report
         #: The measured values and limits behind the refusal, camelCase keys, for the problem body.
-        self.facts = dict(facts or {})
+        self.facts: RefusalFacts = facts or {}
 
     def extensions(self) -> dict[str, object]:
         """The figures behind the refusal, and the quality report when one was measured."""

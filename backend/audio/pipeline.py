@@ -10,7 +10,7 @@ from typing import Final
 import msgspec
 
 from backend.audio.decode import DecodedAudio, decode_audio
-from backend.audio.errors import NoSpeech, SampleClipped, SampleTooShort
+from backend.audio.errors import NoSpeech, RefusalFacts, SampleClipped, SampleTooShort
 from backend.audio.measure import Measurements, measure
 from backend.audio.process import preprocess, trim_bounds
 from backend.audio.report import QualityReport, Verdict
@@ -126,7 +126,7 @@ def _analyse(
 
 def _validate(report: QualityReport, min_duration_s: float) -> None:
     """Refuse what no provider can clone from, most basic reason first."""
-    facts: dict[str, float | str] = {"minDurationS": min_duration_s}
+    facts: RefusalFacts = {"minDurationS": min_duration_s}
     if report.duration_s < min_duration_s:
         raise SampleTooShort(f"sample too short (min {min_duration_s:g} s)", report=report, facts=facts)
     if report.speech_duration_s < MIN_SPEECH_S:

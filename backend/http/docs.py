@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Components,
@@ -21,15 +22,20 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Operation,
     Parameter,
+    Reference,
     RequestBody,
     Schema,
     SecurityRequirement,
     SecurityScheme,
 )
+from litestar.typing import FieldDefinition
 
 from backend.audio.formats import MEDIA_TYPES
 from backend.http.problem import PROBLEM_JSON, ProblemDetails
 from backend.providers.config import PROVIDER_NAMES
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 BEARER: Final = "bearer"
 #: The `security` of every route that acts for a signed-in user.
@@ -45,6 +51,27 @@ COMPONENTS: Final = Components(
         )
     }
 )
+
+
+class ClosedStructs(StructSchemaPlugin):
+    """A msgspec Struct's schema says `additionalProperties: false`: an answer encodes exactly its Struct's
+    fields, and every request body Struct refuses others (`forbid_unknown_fields`, checked by
+    `tests/unit/api/test_openapi_document.py`). So a client generator makes closed models, and a response
+    validator (the schemathesis run) catches a member a route answers but the document does not declare."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        """The Struct's schema as Litestar makes it, closed."""
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        # An optional member (`X | UnsetType`, absent unless set) comes out as a oneOf of X alone: say X.
+        for name, member in (schema.properties or {}).items():
+            if isinstance(member, Schema) and member.one_of and len(member.one_of) == 1:
+                (only,) = member.one_of
+                if isinstance(only, Schema):
+                    only.description = only.description or member.description
+                cast("dict[str, Schema | Reference]", schema.properties)[name] = only
+        return schema
+
 
 _WORDS: Final = {
     400: "The request is malformed, a field or parameter is invalid (`detail` names it), or the Host header is "
@@ -137,6 +164,8 @@ SAMPLE_FORM: Final = RequestBody(
             schema=Schema(
                 type=OpenAPIType.OBJECT,
                 required=["file", "consent"],
+                # The reader refuses a field it does not know (`backend.http.sample_upload`).
+                additional_properties=False,
                 properties={
                     "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The recording."),
                     "consent": Schema(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.types import Scope, Send
+from msgspec import UNSET, UnsetType
 
+from backend.audio.report import QualityReport
 from backend.errors import (
     DatabaseUnavailable,
     InvalidHost,
@@ -29,9 +31,15 @@ PROBLEM_JSON = "application/problem+json"
 _OUTAGES = (DatabaseUnavailable, StorageUnavailable)
 
 
-class ProblemDetails(msgspec.Struct):
-    """An error (RFC 9457): a stable `code` to branch on, and `detail` in words. Some errors add members
-    of their own (e.g. `blockingReasons` of `launch_blocked`)."""
+#: An audio refusal's figure, in seconds or as a share of the samples.
+Figure = Annotated[float, msgspec.Meta(description="An audio refusal's measured value or limit (s, or a share).")]
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True, rename="camel"):
+    """An error (RFC 9457): a stable `code` to branch on, and `detail` in words. Some errors add members of
+    their own, each declared here (absent otherwise), so a generated client types them and the document
+    allows no others: `blockingReasons` (`launch_blocked`), `provider` and `languages`
+    (`language_not_supported`), and an audio refusal's `reason`, figures and `quality` report."""
 
     type: str
     title: str
@@ -39,6 +47,21 @@ class ProblemDetails(msgspec.Struct):
     code: str
     detail: str | None = None
     instance: str | None = None
+    blocking_reasons: (
+        Annotated[list[str], msgspec.Meta(description="Every reason the voice may not launch yet.")] | UnsetType
+    ) = UNSET
+    provider: Annotated[str, msgspec.Meta(description="The voice provider that cannot speak it.")] | UnsetType = UNSET
+    languages: Annotated[list[str], msgspec.Meta(description="The languages that provider speaks.")] | UnsetType = UNSET
+    reason: Annotated[str, msgspec.Meta(description="Why the audio could not be decoded.")] | UnsetType = UNSET
+    quality: QualityReport | UnsetType = UNSET
+    duration_s: Figure | UnsetType = UNSET
+    decoded_s: Figure | UnsetType = UNSET
+    held_s: Figure | UnsetType = UNSET
+    max_for_size_s: Figure | UnsetType = UNSET
+    max_duration_s: Figure | UnsetType = UNSET
+    min_duration_s: Figure | UnsetType = UNSET
+    clipping_ratio: Figure | UnsetType = UNSET
+    max_clipping_ratio: Figure | UnsetType = UNSET
 
 
 class Problem(ProblemDetails):
@@ -49,9 +72,11 @@ class Problem(ProblemDetails):
     """Extension members, rendered beside the standard ones."""
 
     def encode(self) -> bytes:
-        """The JSON body, extension members at the top level as RFC 9457 places them."""
-        standard = {f: getattr(self, f) for f in self.__struct_fields__ if f != "extensions"}
-        return msgspec.json.encode({k: v for k, v in standard.items() if v is not None} | self.extensions)
+        """The JSON body, extension members at the top level as RFC 9457 places them (the members left at
+        their defaults, None or absent, are left out)."""
+        standard = msgspec.to_builtins(self)
+        standard.pop("extensions", None)
+        return msgspec.json.encode(standard | self.extensions)
 
 
 def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:

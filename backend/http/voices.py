@@ -185,7 +185,7 @@ class CloneController(Controller):
         settings: Config,
         data: JSONBody[clone_flow.FinalizeBody],
         prefer: Annotated[str | None, HeaderParameter(name="prefer")] = None,
-    ) -> Response[Any]:
+    ) -> Response[clone_flow.FinalizedClone]:
         """Verify the uploaded object (present, within limits, really audio) and queue the attempt.
 
         With an `Idempotency-Key`, a repeat of the same body replays the first 202. With

@@ -59,6 +59,54 @@ class PreviewStatus(enum.StrEnum):
     COMPLETED = "completed"
 
 
+class MirrorCloneStatus(enum.StrEnum):
+    """`cloneStatus` of a reflection's voice: its active attempt's `AttemptStatus`, or `none` before it has one."""
+
+    NONE = "none"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    VERIFYING = "verifying"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SUPERSEDED = "superseded"
+
+
+class MirrorRuntimeStatus(enum.StrEnum):
+    """`runtimeStatus` of a reflection's voice: its active attempt's `RuntimeStatus`, or `none` before it has one."""
+
+    NONE = "none"
+    PENDING = "pending"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    SYNC_FAILED = "sync_failed"
+
+
+class AttemptError(msgspec.Struct):
+    """Why an attempt failed: a stable `code` to branch on and a `message` safe to show."""
+
+    code: str
+    message: str | None
+
+
+class VoiceMirror(msgspec.Struct, rename="camel"):
+    """`reflections.voice`, the mirror of the reflection's active attempt that clients read: written only by
+    `voicegate.attempt_mirror` (and the column's default before the first attempt, every id null)."""
+
+    clone_status: MirrorCloneStatus
+    runtime_status: MirrorRuntimeStatus
+    preview_required: bool
+    preview_status: PreviewStatus
+    provider: str | None
+    voice_id: uuid.UUID | None
+    provider_voice_id: str | None
+    target_model: str | None
+    attempt_id: uuid.UUID | None
+    last_error: AttemptError | None
+    updated_at: datetime | None
+    version: int
+
+
 #: Where an attempt is still under way (a worker may be enrolling or verifying it).
 OPEN_STATUSES: Final = frozenset({AttemptStatus.QUEUED, AttemptStatus.PROCESSING, AttemptStatus.VERIFYING})
 #: Attempts a user may retry.
@@ -103,11 +151,11 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
         return self.lease_owner == owner and self.lease_expires_at is not None and self.lease_expires_at > now
 
     @property
-    def last_error(self) -> dict[str, str | None] | None:
+    def last_error(self) -> AttemptError | None:
         """The last error as clients see it: a stable code and a message safe to show."""
         if self.last_error_code is None:
             return None
-        return {"code": self.last_error_code, "message": self.last_error_message}
+        return AttemptError(self.last_error_code, self.last_error_message)
 
 
 class Attempt(msgspec.Struct, rename="camel"):
@@ -118,16 +166,16 @@ class Attempt(msgspec.Struct, rename="camel"):
     voice_id: uuid.UUID
     provider: str
     source: str
-    status: str
-    runtime_status: str
+    status: AttemptStatus
+    runtime_status: RuntimeStatus
     preview_required: bool
-    preview_status: str
+    preview_status: PreviewStatus
     retry_count: int
     max_retries: int
     next_retry_at: datetime | None
     provider_voice_id: str | None
     provider_target_model: str | None
-    last_error: dict[str, str | None] | None
+    last_error: AttemptError | None
     is_active: bool
     version: int
     created_at: datetime

@@ -26,7 +26,7 @@ from backend.errors import Conflict, NotFound, StoredObjectAltered
 from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
 from backend.records import attempts
-from backend.records.attempts import Attempt, PreviewStatus
+from backend.records.attempts import Attempt, PreviewStatus, VoiceMirror
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 
@@ -40,7 +40,7 @@ class Reflection(msgspec.Struct, rename="camel"):
 
     id: uuid.UUID
     name: str
-    voice: dict[str, Any]
+    voice: VoiceMirror
     created_at: datetime
     updated_at: datetime
 
@@ -49,7 +49,7 @@ class VoiceState(msgspec.Struct, rename="camel"):
     """The mirror plus launch readiness with every blocking reason."""
 
     reflection_id: uuid.UUID
-    voice: dict[str, Any]
+    voice: VoiceMirror
     launch_ready: bool
     blocking_reasons: list[str]
     #: A short-lived URL of the preview to listen to, once it is generated.
@@ -119,14 +119,14 @@ async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> None:
 async def create_reflection(pool: Pool, claims: UserClaims, name: str) -> Reflection:
     """Create a reflection owned by the caller."""
     async with user_transaction(pool, claims.raw) as conn:
-        return Reflection(**await fetch_one(conn, _Q["create_reflection"], {"name": name}))
+        return _as_reflection(await fetch_one(conn, _Q["create_reflection"], {"name": name}))
 
 
 async def list_reflections(pool: Pool, claims: UserClaims) -> list[Reflection]:
     """The caller's reflections, newest first."""
     async with user_transaction(pool, claims.raw) as conn:
         rows = await fetch_all(conn, _Q["list_reflections"], {"limit": LIST_LIMIT})
-    return [Reflection(**row) for row in rows]
+    return [_as_reflection(row) for row in rows]
 
 
 async def get_reflection(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Reflection:
@@ -139,14 +139,19 @@ async def _reflection(conn: Connection, reflection_id: uuid.UUID) -> Reflection:
     row = await fetch_optional(conn, _Q["get_reflection"], {"id": reflection_id})
     if row is None:
         raise NotFound("Reflection not found.")
-    return Reflection(**row)
+    return _as_reflection(row)
+
+
+def _as_reflection(row: dict[str, Any]) -> Reflection:
+    """A `reflections` row as clients see it, its `voice` mirror typed."""
+    return Reflection(**{**row, "voice": msgspec.convert(row["voice"], VoiceMirror)})
 
 
 async def _voice_state(conn: Connection, reflection_id: uuid.UUID) -> VoiceState:
     row = await fetch_optional(conn, _Q["voice_state"], {"id": reflection_id})
     if row is None:
         raise NotFound("Reflection not found.")
-    return VoiceState(row["id"], row["voice"], row["ready"], list(row["reasons"]))
+    return VoiceState(row["id"], msgspec.convert(row["voice"], VoiceMirror), row["ready"], list(row["reasons"]))
 
 
 async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, reflection_id: uuid.UUID) -> VoiceState:
@@ -154,9 +159,9 @@ async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, re
     preview when there is one to hear (checked against the digest recorded when it was stored)."""
     async with user_transaction(pool, claims.raw) as conn:
         state = await _voice_state(conn, reflection_id)
-    attempt_id = state.voice.get("attemptId")
-    if attempt_id and state.voice.get("previewStatus") in {"ready", "completed"}:
-        path = preview.preview_path(uuid.UUID(claims.sub), uuid.UUID(str(attempt_id)))
+    attempt_id = state.voice.attempt_id
+    if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
+        path = preview.preview_path(uuid.UUID(claims.sub), attempt_id)
         # A preview purged from Storage (or never uploaded), or altered since, leaves the state readable,
         # without a URL: the state is what clients poll, the preview only a part of it.
         try:
@@ -167,7 +172,7 @@ async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, re
                 path,
                 PREVIEW_URL_SECONDS,
                 actor=f"user:{claims.sub}",
-                subject=("voice_clone_attempt", attempt_id),
+                subject=("voice_clone_attempt", str(attempt_id)),
             )
         except NotFound:
             return state

@@ -23,7 +23,7 @@ from backend.providers.errors import (
 )
 from backend.providers.registry import ProviderSet
 from backend.records import attempts
-from backend.records.attempts import Attempt
+from backend.records.attempts import Attempt, AttemptStatus
 from backend.reflections.service import require_visible
 from backend.samples import service as samples
 from backend.settings import Settings
@@ -37,7 +37,7 @@ class QueuedClone(msgspec.Struct, rename="camel"):
     attempt_id: uuid.UUID
     sample_id: uuid.UUID
     provider: str
-    status: str
+    status: AttemptStatus
     sniffed_type: str
 
 

@@ -125,7 +125,7 @@ class SampleAccepted(msgspec.Struct, rename="camel"):
     """`202` of `POST /api/v1/voice-samples`: the sample is stored and queued for checking."""
 
     sample_id: uuid.UUID
-    status: str
+    status: VoiceSampleStatus
     provider: str
     expires_at: datetime
 
@@ -134,7 +134,7 @@ class SampleStatus(msgspec.Struct, rename="camel"):
     """A sample as its owner sees it: where checking got to, and what was measured."""
 
     sample_id: uuid.UUID
-    status: str
+    status: VoiceSampleStatus
     provider: str | None
     sniffed_type: str | None
     size_bytes: int | None

@@ -26,6 +26,7 @@ from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import service_transaction, user_transaction
 from backend.errors import NotFound, SynthesisEnded, SynthesisNotFinished, ValidationFailed
+from backend.records.synthesis_jobs import SynthesisJobStatus
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis import service
@@ -43,7 +44,7 @@ class Clip(msgspec.Struct, rename="camel"):
     """One synthesis job in a voice's history."""
 
     job_id: uuid.UUID
-    status: str
+    status: SynthesisJobStatus
     text: str
     duration_ms: int | None
     error: service.JobError | None

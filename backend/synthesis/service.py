@@ -66,7 +66,7 @@ class JobAccepted(msgspec.Struct, rename="camel"):
     """`202` of `POST /api/v1/clone`."""
 
     job_id: uuid.UUID
-    status: str
+    status: SynthesisJobStatus
     voice_id: uuid.UUID
     #: The clone attempt the job waits for; null when the voice was ready already.
     attempt_id: uuid.UUID | None
@@ -91,7 +91,7 @@ class JobStatus(msgspec.Struct, rename="camel"):
     """A synthesis job as its owner sees it."""
 
     job_id: uuid.UUID
-    status: str
+    status: SynthesisJobStatus
     voice_id: uuid.UUID
     sample_id: uuid.UUID | None
     attempt_id: uuid.UUID | None

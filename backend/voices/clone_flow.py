@@ -16,6 +16,7 @@ from backend.errors import ConsentRequired, SampleNotUploaded, UnsupportedAudio
 from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import ProviderName
 from backend.providers.registry import check_enrolment_language
+from backend.records.attempts import AttemptStatus
 from backend.reflections import service as reflections
 from backend.samples import service as samples
 from backend.samples.service import Origin
@@ -40,7 +41,7 @@ class FinalizedClone(msgspec.Struct):
     attempt_id: uuid.UUID
     sample_id: uuid.UUID
     provider: str
-    status: str
+    status: AttemptStatus
     sniffed_type: str
 
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -35,20 +35,60 @@ log = logging.getLogger(__name__)
 LIST_LIMIT = 200
 
 
+def _member(kind: str | list[str], words: str, **more: object) -> dict[str, object]:
+    return {"type": kind, "description": words, **more}
+
+
+_TEXT_OR_NULL = ["string", "null"]
+#: What the providers record about a voice, as far as its shape is fixed: each member is written by the
+#: provider(s) named in its words, and a provider may add others (`additionalProperties`).
+PROVIDER_METADATA_MEMBERS: dict[str, object] = {
+    "engine": _member("string", "local: the offline engine that speaks the voice."),
+    "profile": _member("object", "local: the profile measured from the sample, which the engine adapts its voice to."),
+    "region": _member("string", "qwen: the DashScope region (`intl` or `cn`) the voice lives in."),
+    "preferred_name": _member("string", "qwen: the name asked for at enrolment."),
+    "fallback_mode": _member(_TEXT_OR_NULL, "qwen: how DashScope fell back, if it did."),
+    "fallback_reason": _member(_TEXT_OR_NULL, "qwen: why DashScope fell back, if it did."),
+    "usage": _member(["object", "null"], "qwen: the usage DashScope reported for the enrolment."),
+    "gmt_modified": _member(_TEXT_OR_NULL, "qwen: when DashScope last changed the voice."),
+    "requires_verification": _member("boolean", "elevenlabs: the voice awaits ElevenLabs' verification."),
+    "labels": _member("object", "elevenlabs: the voice's labels.", additionalProperties={"type": "string"}),
+    "remove_background_noise": _member("boolean", "elevenlabs: its noise removal was asked for."),
+    "sample_snr_db": _member(["number", "null"], "elevenlabs: the lowest SNR of its samples (dB)."),
+    "category": _member(_TEXT_OR_NULL, "elevenlabs: the voice's category (`cloned`)."),
+    "description": _member(_TEXT_OR_NULL, "elevenlabs, cartesia: the voice's description."),
+    "cartesia_version": _member("string", "cartesia: the API version the voice was made with."),
+    "language": _member(_TEXT_OR_NULL, "cartesia: the voice's language."),
+    "mode": _member("string", "selfhosted: how the server keeps the voice (`registry`, `chatterbox` or `inline`)."),
+    "name": _member("string", "selfhosted: the voice's name at the server."),
+    "consent": _member(_TEXT_OR_NULL, "selfhosted: the consent the server recorded."),
+    "voice_name": _member("string", "selfhosted (inline): the name voicegate keeps the reference under."),
+    "preview": _member("object", "Where the clone's preview is stored (`bucket`, `path`)."),
+    "adopted": _member("object", "An operator's reconcile adopted the voice (`by`, `run_id`)."),
+}
+ProviderMetadata = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description="What the voice's provider recorded about it (the members depend on the provider).",
+        extra_json_schema={"extra": {"properties": PROVIDER_METADATA_MEMBERS}},
+    ),
+]
+
+
 class Voice(msgspec.Struct):
     """A voice as the `/api/voices` routes return it (snake_case, as the source documents name it)."""
 
     id: uuid.UUID
     name: str
     language: str | None
-    status: str
+    status: VoiceStatus
     tts_provider: str | None
     provider_voice_id: str | None
     provider_target_model: str | None
     provider_voice_kind: str | None
     provider_region: str | None
     provider_request_id: str | None
-    provider_metadata: dict[str, Any]
+    provider_metadata: ProviderMetadata
     created_at: datetime
     updated_at: datetime
     #: `c2pa` once the voice is ready: everything voicegate synthesizes in it carries a C2PA manifest.

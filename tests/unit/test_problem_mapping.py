@@ -5,14 +5,18 @@ from __future__ import annotations
 import msgspec
 import psycopg
 import pytest
+from jsonschema import Draft202012Validator, FormatChecker
 from litestar.exceptions import MethodNotAllowedException, NotFoundException, ValidationException
 from psycopg_pool import PoolTimeout
 
 from backend import errors
+from backend.app import create_app
 from backend.audio import errors as audio_errors
+from backend.audio.report import QualityReport
 from backend.db.units import translate_db_errors
 from backend.http.problem import problem_for
 from backend.reflections.service import LaunchBlocked
+from backend.settings import settings_from_env, with_auth
 
 ROWS = [
     (errors.ValidationFailed("name is required"), 400, "validation_failed", "name is required"),
@@ -303,3 +307,63 @@ def test_a_language_refusal_names_the_provider_and_the_languages_it_speaks() -> 
         "provider": "local",
         "languages": ["en"],
     }
+
+
+def _problem_schema() -> Draft202012Validator:
+    """The document's `ProblemDetails`, which allows no member it does not declare."""
+    document = create_app(
+        with_auth(settings_from_env({"VOICEGATE_DATA_DIR": "/nonexistent"}), {"SUPABASE_JWT_SECRET": "s" * 40}),
+        "postgresql://nobody@127.0.0.1:1/none",
+    ).openapi_schema.to_schema()
+    schema = {"$ref": "#/components/schemas/ProblemDetails", "components": document["components"]}
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+#: Every figure an audio refusal may carry, with a value of its type (`RefusalFacts` declares them).
+FACTS: audio_errors.RefusalFacts = {
+    "reason": "unexpected output",
+    "durationS": 61.2,
+    "decodedS": 0.0,
+    "heldS": 1.5,
+    "maxForSizeS": 12.0,
+    "maxDurationS": 60.0,
+    "minDurationS": 3.0,
+    "clippingRatio": 0.2,
+    "maxClippingRatio": 0.01,
+}
+REPORT = QualityReport(
+    mime_type="audio/wav",
+    codec="pcm_s16le",
+    duration_s=2.0,
+    sample_rate=24000,
+    channels=1,
+    loudness_lufs=-23.0,
+    sample_peak_dbfs=-1.0,
+    true_peak_dbtp=-0.9,
+    snr_db=30.0,
+    speech_ratio=0.8,
+    speech_duration_s=1.6,
+    clipping_ratio=0.0,
+    usable_duration_s=1.8,
+    verdict="poor",
+    advice=("Record at least 3 s.",),
+)
+
+
+def test_every_extension_member_is_one_the_document_declares() -> None:
+    """A generated client types the members an error adds (e.g. `blockingReasons`), and the document allows no
+    others: each error that adds members answers a body valid against the documented `ProblemDetails`."""
+    assert set(audio_errors.RefusalFacts.__annotations__) == set(FACTS)
+    with_members = [
+        LaunchBlocked(["runtime_not_synced", "preview_required"]),
+        errors.LanguageNotSupported("no", provider="local", languages=["en"]),
+        audio_errors.SampleTooShort("sample too short (min 3 s)", report=REPORT, facts=FACTS),
+    ]
+    validator = _problem_schema()
+    for exc in with_members:
+        problem, _ = problem_for(exc, "/x")
+        body = msgspec.json.decode(problem.encode())
+        assert set(body) > {"type", "title", "status", "code", "detail", "instance"}, body
+        assert [error.message for error in validator.iter_errors(body)] == [], type(exc).__name__
+    # And an undeclared member is refused by it (what the schemathesis run relies on).
+    assert not validator.is_valid({"type": "t", "title": "t", "status": 409, "code": "c", "undeclared": 1})

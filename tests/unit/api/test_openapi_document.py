@@ -150,3 +150,68 @@ def test_the_result_route_documents_that_an_altered_render_is_refused(document: 
 def test_the_speech_routes_document_the_stream_cap_refusal(document: dict[str, Any]) -> None:
     for path in ("/v1/reflections/{reflection_id}/speech", "/api/v1/speech"):
         assert "`streams_limited`" in document["paths"][path]["post"]["responses"]["429"]["description"], path
+
+
+def test_every_answer_and_body_is_a_closed_shape(document: dict[str, Any], app_handlers: dict[str, Any]) -> None:
+    """`additionalProperties: false` on every object schema, so a client generator makes closed models and the
+    schemathesis run catches a member a route answers without declaring it. Only the providers' own metadata
+    stays open (its members depend on the provider). Request bodies say so truthfully: each refuses others."""
+    schemas = document["components"]["schemas"]
+    objects = {name: schema for name, schema in schemas.items() if schema.get("type") == "object"}
+    assert {name for name, schema in objects.items() if schema.get("additionalProperties") is not False} == set()
+    assert schemas["Voice"]["properties"]["provider_metadata"]["additionalProperties"] == {}
+    for body_type in app_handlers.values():
+        assert body_type.__struct_config__.forbid_unknown_fields, body_type
+    for method, path in UPLOADS:
+        form = document["paths"][path][method]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert form["additionalProperties"] is False
+
+
+def test_the_reflections_voice_is_typed(document: dict[str, Any]) -> None:
+    """The mirror clients poll (`voicegate.attempt_mirror`'s members, DESIGN.md §2), with its statuses as enums."""
+    schemas = document["components"]["schemas"]
+    for owner in ("Reflection", "VoiceState"):
+        assert schemas[owner]["properties"]["voice"] == {"$ref": "#/components/schemas/VoiceMirror"}
+    mirror = schemas["VoiceMirror"]
+    assert (
+        set(mirror["properties"])
+        == set(mirror["required"])
+        == {
+            "cloneStatus",
+            "runtimeStatus",
+            "previewRequired",
+            "previewStatus",
+            "provider",
+            "voiceId",
+            "providerVoiceId",
+            "targetModel",
+            "attemptId",
+            "lastError",
+            "updatedAt",
+            "version",
+        }
+    )
+    assert schemas["MirrorCloneStatus"]["enum"] == [
+        "none",
+        "queued",
+        "processing",
+        "verifying",
+        "ready",
+        "failed",
+        "canceled",
+        "superseded",
+    ]
+    assert schemas["MirrorRuntimeStatus"]["enum"] == ["none", "pending", "syncing", "synced", "sync_failed"]
+    assert schemas["PreviewStatus"]["enum"] == ["not_required", "pending", "generating", "ready", "completed"]
+
+
+def test_the_finalize_answers_are_typed(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/api/clone/finalize"]["post"]["responses"]
+    assert responses["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/FinalizedClone"}
+    assert responses["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Voice"}
+
+
+def test_the_launch_refusal_declares_its_reasons(document: dict[str, Any]) -> None:
+    problem = document["components"]["schemas"]["ProblemDetails"]
+    assert problem["properties"]["blockingReasons"]["items"] == {"type": "string"}
+    assert "blockingReasons" not in problem["required"]
