@@ -24,7 +24,7 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, head, post, put, route
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
 from backend.db.pool import Pool
@@ -274,8 +274,8 @@ def _read_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHan
         request: Request[Any, Any, Any],
         limit: FromQuery[str | None] = None,
         offset: FromQuery[str | None] = None,
-        sort_column: Annotated[str | None, Parameter(query="sortColumn")] = None,
-        sort_order: Annotated[str | None, Parameter(query="sortOrder")] = None,
+        sort_column: Annotated[str | None, QueryParameter(name="sortColumn")] = None,
+        sort_order: Annotated[str | None, QueryParameter(name="sortOrder")] = None,
         search: FromQuery[str | None] = None,
     ) -> list[dict[str, Any]]:
         """The buckets the caller's RLS shows (`limit`, `offset`, `sortColumn`, `sortOrder`, `search`)."""
@@ -304,12 +304,14 @@ def _read_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHan
 
 
 def storage_errors_under(fallback: ExceptionHandler) -> ExceptionHandler:
-    """An app's exception handler that answers in Storage's envelope under `/storage/v1` (an unknown route or
-    method there included, which no router-level handler sees) and with `fallback` everywhere else."""
+    """An app's exception handler that answers an unknown route or method under `/storage/v1` (which the
+    router's own handler never sees) as Storage does, and everything else with `fallback`: what fails before
+    routing, such as a bad Host header, is the app's to answer wherever it was sent."""
 
     def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         path: str = request.scope["path"]
-        if path == STORAGE_PATH or path.startswith(f"{STORAGE_PATH}/"):
+        under_storage = path == STORAGE_PATH or path.startswith(f"{STORAGE_PATH}/")
+        if under_storage and isinstance(exc, NotFoundException | MethodNotAllowedException):
             return storage_error_response(request, exc)
         return fallback(request, exc)
 
