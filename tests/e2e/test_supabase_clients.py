@@ -87,15 +87,21 @@ def service(up: Running, http: httpx.Client) -> Client:
     return create_client(up.base_url, mint_service_key(secret), options=ClientOptions(httpx_client=http))
 
 
-def uploaded_sample(up: Running, http: httpx.Client, owner: Person) -> str:
-    """A sample `owner` uploaded as the API says: a ticket from `/api/clone/upload-url`, its bytes sent with
-    storage3's `upload_to_signed_url` under a content type the ticket names; its object path."""
-    ticket = httpx.post(
+def upload_ticket(up: Running, owner: Person) -> dict[str, Any]:
+    """What `/api/clone/upload-url` answers `owner` for a new consented voice: where to upload its sample."""
+    response = httpx.post(
         f"{up.base_url}/api/clone/upload-url",
         headers={"Authorization": f"Bearer {owner.token}"},
         json={"name": "Client test", "consent": True},
-    ).raise_for_status()
-    body = ticket.json()
+    )
+    ticket: dict[str, Any] = response.raise_for_status().json()
+    return ticket
+
+
+def uploaded_sample(up: Running, http: httpx.Client, owner: Person) -> str:
+    """A sample `owner` uploaded as the API says: a ticket from `/api/clone/upload-url`, its bytes sent with
+    storage3's `upload_to_signed_url` under a content type the ticket names; its object path."""
+    body = upload_ticket(up, owner)
     assert "audio/wav" in body["content_types"]
     files = client(up, http, owner.token).storage.from_(BUCKET)
     files.upload_to_signed_url(body["path"], body["token"], SAMPLE.read_bytes(), {"content-type": "audio/wav"})
@@ -214,13 +220,8 @@ def test_the_public_url_of_a_private_bucket_is_bucket_not_found(up: Running, htt
 
 def test_storage3_parses_every_error_and_refuses_its_default_content_type(up: Running, http: httpx.Client) -> None:
     alice = person(up)
-    ticket = httpx.post(
-        f"{up.base_url}/api/clone/upload-url",
-        headers={"Authorization": f"Bearer {alice.token}"},
-        json={"name": "Plain text", "consent": True},
-    ).raise_for_status()
+    body = upload_ticket(up, alice)
     files = client(up, http, alice.token).storage.from_(BUCKET)
-    body = ticket.json()
     # storage3 sends `text/plain;charset=UTF-8` unless told otherwise (a multipart file part of type
     # `text/plain`): the ticket's content types say what to send instead.
     with pytest.raises(StorageApiError) as refused:
@@ -258,12 +259,7 @@ def run_node(script: str, payload: dict[str, Any]) -> dict[str, Any]:
 def test_supabase_js_uploads_lists_signs_and_downloads_as_the_user(up: Running, http: httpx.Client) -> None:
     alice, bob = person(up), person(up)
     theirs = uploaded_sample(up, http, bob)
-    ticket = httpx.post(
-        f"{up.base_url}/api/clone/upload-url",
-        headers={"Authorization": f"Bearer {alice.token}"},
-        json={"name": "From JavaScript", "consent": True},
-    ).raise_for_status()
-    body = ticket.json()
+    body = upload_ticket(up, alice)
 
     said = run_node(
         "storage_flow.mjs",
