@@ -9,13 +9,13 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 LOCKS := requirements
 
-.PHONY: up test check lint format typecheck packages images test-compose clean lock lockcheck
+.PHONY: up test check lint format typecheck packages js-packages images test-compose clean lock lockcheck
 
 # `make up PORT=8080 PG_PORT=54329`: other ports for the API and the embedded Postgres than 8000 and 54322.
 up: lockcheck $(RUNTIME)
 	$(if $(PORT),VOICEGATE_PORT=$(PORT) )$(if $(PG_PORT),VOICEGATE_PG_PORT=$(PG_PORT) )$(BIN)/voicegate up
 
-test: lockcheck $(STAMP) packages check
+test: lockcheck $(STAMP) packages js-packages check
 	$(BIN)/python -m pytest
 
 # Offline and in milliseconds: fails, naming `make lock`, when pyproject.toml changed since the locks were made.
@@ -46,6 +46,10 @@ format: $(STAMP)
 # Debian packages the tests drive (PostgreSQL 15, Chromium, curl): installed when missing.
 packages:
 	@bash .ci/ensure-packages
+
+# The npm packages the tests drive (tests/e2e/js: supabase-js): `npm ci` from their lock when missing.
+js-packages:
+	@bash .ci/ensure-js-packages
 
 # The container image (Containerfile) and the tests' PostgreSQL 15 image, built with podman from a Debian base
 # made with mmdebstrap: no registry needed (deploy/images.sh).

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ExceptionHandler
 
 from backend.auth.verify import TokenVerifier
 from backend.compose import build_lifecycle, worker_lifecycle
@@ -135,7 +136,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         dependencies=DEPENDENCIES,
         middleware=[HostCheckMiddleware(), MetricsMiddleware(), DatabaseBudgetMiddleware(settings.db_timeout)],
         lifespan=[lifespan],
-        exception_handlers={Exception: problem_response},
+        exception_handlers={Exception: _exception_handler(serves_storage=settings.embedded)},
         plugins=[ClosedStructs()],
         openapi_config=OpenAPIConfig(
             title="voicegate",
@@ -182,10 +183,21 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
         route_handlers=[healthz, api_storage_router(pool, verifier, jwt_secret, settings.data_dir / "storage")],
         middleware=[HostCheckMiddleware(), DatabaseBudgetMiddleware(settings.db_timeout)],
         lifespan=[lifespan],
+        exception_handlers={Exception: _exception_handler(serves_storage=True)},
         openapi_config=None,
         logging_config=None,
         debug=False,
     )
+
+
+def _exception_handler(*, serves_storage: bool) -> ExceptionHandler[Exception]:
+    """problem+json, except under `/storage/v1` when this process serves the Storage stand-in: there every
+    answer, an unknown route's too, is Storage's own error, as Supabase clients parse it."""
+    if not serves_storage:
+        return problem_response
+    from backend.http.storage_standin import storage_errors_under  # noqa: PLC0415 - the stand-in only
+
+    return storage_errors_under(problem_response)
 
 
 def _embedded_handlers(settings: Settings, storage_pool: Pool, verifier: TokenVerifier) -> list[Any]:

@@ -200,6 +200,9 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
         )
         if settings.embedded:
             print(f"  a token:   {token_command(settings)}", flush=True)
+            if settings.auth is not None and settings.auth.anon_key is not None:
+                # Public by design (also in /config.json): what Supabase clients take with the URL.
+                print(f"  anon key:  {settings.auth.anon_key}", flush=True)
         if supervisor is not None:
             supervisor.start()
         with published(settings.data_dir, settings.api_base_url) if settings.embedded else contextlib.nullcontext():

@@ -37,6 +37,10 @@ class DevKeys(Protocol):
         """A service_role key signed with `jwt_secret`."""
         ...
 
+    def anon_key(self, jwt_secret: Secret) -> str:
+        """An anon key signed with `jwt_secret`."""
+        ...
+
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How access tokens and service keys are checked. Secrets are redacted in ``repr``."""
@@ -51,7 +55,8 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """SUPABASE_SECRET_KEY: an ``sb_secret_...`` API key."""
     anon_key: str | None = None
     """SUPABASE_PUBLISHABLE_KEY (``sb_publishable_...``) or SUPABASE_ANON_KEY (the legacy anon JWT): public by
-    design; the demo page sends it to Supabase Auth to sign users in."""
+    design; the demo page sends it to Supabase Auth to sign users in. Embedded mode mints one when neither
+    is set, for Supabase clients of its Storage stand-in."""
     jwks_ttl: float = 600.0
     """Seconds a fetched JWKS is trusted before it is fetched again (Supabase's own edge cache is 10 min)."""
     jwks_min_refresh_interval: float = 30.0
@@ -153,8 +158,8 @@ def _anon_key(variable: str, value: str) -> str:
 def auth_settings_from_env(env: Mapping[str, str], dev: DevKeys | None) -> AuthSettings:
     """Read and check the auth settings; raises ``AuthConfigError`` naming the offending variable.
 
-    Embedded mode (`dev` given) always works without configuration: the HS256 secret and a service_role
-    key come from `dev` when the environment sets none, and a token's issuer is not checked (the dev
+    Embedded mode (`dev` given) always works without configuration: the HS256 secret, a service_role key
+    and an anon key come from `dev` when the environment sets none, and a token's issuer is not checked (the dev
     tokens name none of a project's). Otherwise a way to verify user tokens (SUPABASE_JWT_SECRET or
     SUPABASE_URL) and a service key are required, and user tokens must name the project's Auth server as
     their issuer when it is known (SUPABASE_JWT_ISSUER, or a hosted project's SUPABASE_URL).
@@ -181,6 +186,8 @@ def auth_settings_from_env(env: Mapping[str, str], dev: DevKeys | None) -> AuthS
             jwt_secret = dev.jwt_secret()
         if service_role_key is None and secret_key is None:
             service_role_key = dev.service_key(jwt_secret)
+        if anon_key is None:
+            anon_key = dev.anon_key(jwt_secret)
     else:
         if jwt_secret is None and supabase_url is None:
             raise AuthConfigError(

@@ -31,6 +31,7 @@ MAX_TOKEN_LENGTH: Final = 16_384
 USER_AUDIENCE: Final = "authenticated"
 USER_ROLE: Final = "authenticated"
 SERVICE_ROLE: Final = "service_role"
+ANON_ROLE: Final = "anon"
 _REQUIRED_USER_CLAIMS: Final = ["exp", "sub", "aud"]
 VERIFIED_TTL: Final = 60.0
 """Seconds a verified access token is taken again without checking its signature (a client sends the same
@@ -252,25 +253,30 @@ class TokenVerifier:
         settings = self._settings
         # Compare against every configured key (no short-circuit) so timing says nothing about which matched.
         matches = [key.matches(token) for key in (settings.secret_key, settings.service_role_key) if key is not None]
-        if any(matches):
+        if any(matches) or self.api_key_role(token) == SERVICE_ROLE:
             return
-        if settings.jwt_secret is not None and len(token) <= MAX_TOKEN_LENGTH:
-            try:
-                claims = _decode(
-                    token,
-                    settings.jwt_secret.reveal(),
-                    "HS256",
-                    # Legacy API keys carry no aud or sub; only their role says what they are.
-                    audience=None,
-                    require=["exp", "role"],
-                    leeway=settings.leeway,
-                )
-            except Unauthorized:
-                pass
-            else:
-                if claims["role"] == SERVICE_ROLE:
-                    return
         raise Unauthorized("A valid service key is required.")
+
+    def api_key_role(self, token: str) -> str | None:
+        """The role of a legacy API key signed with the project's HS256 secret (the anon or service_role key:
+        an HS256 JWT with a role and an expiry), or None when `token` is not one."""
+        settings = self._settings
+        if settings.jwt_secret is None or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        try:
+            claims = _decode(
+                token,
+                settings.jwt_secret.reveal(),
+                "HS256",
+                # Legacy API keys carry no aud or sub; only their role says what they are.
+                audience=None,
+                require=["exp", "role"],
+                leeway=settings.leeway,
+            )
+        except Unauthorized:
+            return None
+        role = claims["role"]
+        return role if isinstance(role, str) else None
 
     @staticmethod
     def _header(token: str) -> dict[str, Any]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+#: The repository's `supabase/config.toml`, through the `backend/db/supabase` symlink (package data in a wheel).
+CONFIG_TOML = Path(__file__).resolve().parent / "supabase" / "config.toml"
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
 # The CLI parses sizes with binary multiples whether or not the unit says "i" (units.RAMInBytes).
@@ -44,3 +50,13 @@ def buckets_from_config(config: dict[str, Any]) -> list[BucketConfig]:
         )
         for name, settings in sorted(declared.items())
     ]
+
+
+@functools.cache
+def declared_bucket(bucket_id: str) -> BucketConfig:
+    """The bucket `supabase/config.toml` declares as `bucket_id`: what `voicegate migrate` and
+    `supabase seed buckets` make it. Raises LookupError for a bucket it does not declare."""
+    for bucket in buckets_from_config(tomllib.loads(CONFIG_TOML.read_text(encoding="utf-8"))):
+        if bucket.id == bucket_id:
+            return bucket
+    raise LookupError(f"supabase/config.toml declares no bucket {bucket_id!r}")

@@ -207,13 +207,18 @@ def runs_outside_a_transaction(statement: str) -> bool:
 
 
 def _apply_stand_ins(conn: Conn, local_dir: Path) -> bool:
-    """Create what Supabase itself provides, unless this database is a Supabase one."""
-    if _flag(conn, "has_auth_users", "present") and _flag(conn, "has_supabase_roles", "present"):
+    """Create what Supabase itself provides, unless this database is a Supabase one; True when they were new.
+
+    A database whose stand-ins an earlier run made gets them again (every statement is idempotent), so what
+    was added to them since (Storage's list function, say) reaches an existing embedded data directory.
+    """
+    provided = _flag(conn, "has_auth_users", "present") and _flag(conn, "has_supabase_roles", "present")
+    if provided and not _flag(conn, "has_stand_ins", "present"):
         return False
     for path in sorted(local_dir.glob("*.sql")):
         with conn.transaction():
             conn.execute(path.read_text(encoding="utf-8"))  # trusted repo file
-    return True
+    return not provided
 
 
 def _migrating_role(conn: Conn) -> str | None:

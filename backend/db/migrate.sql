@@ -13,6 +13,10 @@ select to_regclass('auth.users') is not null as present
 select count(*) = 4 as present
   from pg_roles where rolname in ('anon', 'authenticated', 'service_role', 'authenticator')
 
+-- name: has_stand_ins
+-- The stand-ins' own role: a database that has it got its `auth` and `storage` from them, not from Supabase.
+select exists (select from pg_roles where rolname = 'voicegate_migrator') as present
+
 -- name: migrating_role
 -- The stand-ins' migrating role, used only from a superuser session (one that may SET ROLE to it
 -- and act for supautils); a Supabase database has no such role.

@@ -1,6 +1,6 @@
 """The project keys embedded mode makes for itself, for what the environment leaves unset: an HS256 JWT
-secret kept in the data directory, and a service_role key derived from it, as the Supabase CLI does
-locally. `backend.settings.with_auth` hands them to `backend.auth.config` in embedded mode."""
+secret kept in the data directory, and the service_role and anon keys derived from it, as the Supabase CLI
+does locally. `backend.settings.with_auth` hands them to `backend.auth.config` in embedded mode."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Final
 
 from backend.auth.config import MIN_SECRET_LENGTH, AuthConfigError
-from backend.embedded.dev_tokens import mint_service_key
+from backend.embedded.dev_tokens import mint_anon_key, mint_service_key
 from backend.embedded.private_files import create_private_file_once, others_may_read
 from backend.secret import Secret
 
@@ -43,3 +43,7 @@ class DataDirKeys:
     def service_key(self, jwt_secret: Secret) -> Secret:
         """The dev service_role key `jwt_secret` signs (the same one at every start)."""
         return Secret(mint_service_key(jwt_secret))
+
+    def anon_key(self, jwt_secret: Secret) -> str:
+        """The dev anon key `jwt_secret` signs (the same one at every start)."""
+        return mint_anon_key(jwt_secret)

@@ -69,5 +69,18 @@ def mint_service_key(secret: str | Secret) -> str:
 
     Deterministic (no ``iat``), so the same secret always yields the same key across restarts.
     """
-    claims = {"iss": SERVICE_KEY_ISSUER, "role": "service_role", "exp": SERVICE_KEY_EXPIRES}
+    return _mint_api_key(secret, "service_role")
+
+
+def mint_anon_key(secret: str | Secret) -> str:
+    """A legacy-style ``anon`` API key signed with ``secret``, as the Supabase CLI mints locally
+    (supabase/cli pkg/config/apikeys.go ``generateJWT("anon")``: ``{"iss": "supabase-demo", "role": "anon",
+    "exp": ...}``, HS256): public by design, it acts as the ``anon`` role. Deterministic, like the service key.
+    """
+    return _mint_api_key(secret, "anon")
+
+
+def _mint_api_key(secret: str | Secret, role: str) -> str:
+    # The CLI's claim order: iss, role, exp.
+    claims = {"iss": SERVICE_KEY_ISSUER, "role": role, "exp": SERVICE_KEY_EXPIRES}
     return jwt.encode(claims, _signing_secret(secret), algorithm="HS256")

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from litestar import Litestar, Router
 
-from backend.auth.verify import TokenVerifier
+from backend.auth.verify import ANON_ROLE, TokenVerifier
 from backend.db.pool import Pool, PoolLimits, create_pool
 from backend.errors import Unauthorized
 from backend.http.storage_standin import storage_router
@@ -30,10 +30,13 @@ def api_storage_router(pool: Pool, verifier: TokenVerifier, jwt_secret: Secret, 
     Storage does."""
 
     async def caller_claims(token: str) -> Mapping[str, Any]:
-        """A user's access token, or the service key (Storage accepts both, as Supabase does)."""
+        """A user's access token, the anon key (which acts as `anon`, and so may do nothing with voicegate's
+        buckets), or the service key: Storage takes the database role from the token, as Supabase does."""
         try:
             return (await verifier.verify_user(token)).raw
         except Unauthorized:
+            if verifier.api_key_role(token) == ANON_ROLE:
+                return {"role": ANON_ROLE}
             verifier.verify_service(token)
             return {"role": "service_role"}
 

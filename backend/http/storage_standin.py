@@ -1,39 +1,50 @@
 """Supabase Storage's object routes (reference §1.2) as a Litestar router mounted at `/storage/v1`.
 
-Only what voicegate and the stock clients use: signed upload and download URLs, authenticated upload,
-download, HEAD, info, delete, move and copy. Every error is Storage's envelope with Storage's HTTP status rule,
-because storage3 and storage-js parse it.
+Only what voicegate and the stock clients use: signed upload and download URLs (one or many), authenticated
+upload, download, HEAD, info, list, delete, move and copy, the public-object route, and reading buckets. Every
+answer under `/storage/v1`, an unknown route's included (`storage_errors_under`), is Storage's envelope with
+Storage's HTTP status rule, because storage3 and storage-js parse it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio
 import msgspec
 from litestar import Request, Response, Router, delete, get, head, post, put, route
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
 from backend.db.pool import Pool
 from backend.embedded.storage import errors
 from backend.embedded.storage.errors import StorageError
-from backend.embedded.storage.service import StorageService, StoredObject, UploadMeta
+from backend.embedded.storage.service import (
+    BucketListOptions,
+    ListOptions,
+    StorageService,
+    StoredObject,
+    UploadMeta,
+)
 from backend.errors import ServiceUnavailable, TooManyRequests
 
 log = logging.getLogger(__name__)
 
 VerifyJwt = Callable[[str], Awaitable[Mapping[str, Any]]]
+ExceptionHandler = Callable[[Request[Any, Any, Any], Exception], Response[Any]]
+#: Where the stand-in is mounted, as Supabase mounts Storage behind its gateway.
+STORAGE_PATH = "/storage/v1"
 _CHUNK = 64 * 1024
 # JSON bodies here are a handful of fields; uploads stream and set their own limit (None).
 _JSON_BODY_LIMIT = 1024 * 1024
@@ -43,6 +54,12 @@ _JSON_BODY_LIMIT = 1024 * 1024
 LATEST_EXPIRY = 253402300799
 # Paths in log lines are cut to this; a refused key can be kilobytes long.
 _LOGGED_PATH_CHARS = 200
+#: Storage's `MAX_OBJECTS_PER_REQUEST` (src/storage/limits.ts): most paths one request may sign or delete.
+MAX_OBJECTS_PER_REQUEST = 1000
+_LIST_SORT_COLUMNS = ("name", "updated_at", "created_at", "last_accessed_at")
+_BUCKET_SORT_COLUMNS = ("id", "name", "created_at", "updated_at")
+_SORT_ORDERS = ("asc", "desc")
+_INTEGER = re.compile(r"-?[0-9]{1,15}")
 
 
 def storage_router(pool: Pool, signing_secret: str, root_dir: Path, verify_jwt: VerifyJwt) -> Router:
@@ -55,7 +72,12 @@ def storage_router(pool: Pool, signing_secret: str, root_dir: Path, verify_jwt: 
     service = StorageService(pool, signing_secret, root_dir)
 
     async def caller(request: Request[Any, Any, Any]) -> Mapping[str, Any]:
-        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+        authorization = request.headers.get("authorization")
+        if authorization is None and (apikey := request.headers.get("apikey")):
+            # The gateway in front of Storage makes the `apikey` header the bearer token when a request has
+            # none (supabase/cli internal/start/start.go, `BearerToken`; a legacy anon or service key).
+            authorization = f"Bearer {apikey}"
+        scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise errors.invalid_jwt("No authorization header was provided")
         try:
@@ -67,8 +89,12 @@ def storage_router(pool: Pool, signing_secret: str, root_dir: Path, verify_jwt: 
             raise errors.invalid_jwt() from exc
 
     return Router(
-        path="/storage/v1",
-        route_handlers=[*_signed_url_handlers(service, caller), *_object_handlers(service, caller)],
+        path=STORAGE_PATH,
+        route_handlers=[
+            *_signed_url_handlers(service, caller),
+            *_object_handlers(service, caller),
+            *_read_handlers(service, caller),
+        ],
         exception_handlers={Exception: storage_error_response},
         # The OpenAPI schema documents voicegate's own API; this is Supabase's.
         include_in_schema=False,
@@ -117,6 +143,20 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
         token = await service.sign_download(await caller(request), bucket, key, expires_in)
         return {"signedURL": f"/object/sign/{_quoted(bucket, key)}?token={token}"}
 
+    @post("/object/sign/{bucket:str}", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def create_signed_urls(request: Request[Any, Any, Any], bucket: FromPath[str]) -> list[dict[str, str | None]]:
+        """`{expiresIn, paths}`: a download URL for each path the caller can see, an error for each other."""
+        body = await _json_body(request)
+        expires_in = _expires_in(body.get("expiresIn"))
+        paths = body.get("paths")
+        if (
+            not isinstance(paths, list)
+            or not 1 <= len(paths) <= MAX_OBJECTS_PER_REQUEST
+            or not all(isinstance(p, str) for p in paths)
+        ):
+            raise errors.invalid_request(f"body/paths must be a list of 1 to {MAX_OBJECTS_PER_REQUEST} object names")
+        return await service.sign_downloads(await caller(request), bucket, paths, expires_in)
+
     @get("/object/sign/{bucket:str}/{path:path}")
     async def get_signed_object(
         bucket: FromPath[str],
@@ -134,7 +174,7 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
         response.headers["Expires"] = format_datetime(expires, usegmt=True)
         return response
 
-    return [create_signed_upload_url, upload_to_signed_url, create_signed_url, get_signed_object]
+    return [create_signed_upload_url, upload_to_signed_url, create_signed_url, create_signed_urls, get_signed_object]
 
 
 def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHandler]:
@@ -220,11 +260,72 @@ def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteH
     ]
 
 
+def _read_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHandler]:
+    """Listing a folder, reading buckets, and the public-object route."""
+
+    @post("/object/list/{bucket:str}", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def list_objects(request: Request[Any, Any, Any], bucket: FromPath[str]) -> list[dict[str, Any]]:
+        """`{prefix, limit?, offset?, sortBy?: {column, order?}, search?}`: one folder level, under RLS."""
+        options = _list_options(await _json_body(request))
+        return await service.list_objects(await caller(request), bucket, options)
+
+    @get("/bucket")
+    async def list_buckets(
+        request: Request[Any, Any, Any],
+        limit: FromQuery[str | None] = None,
+        offset: FromQuery[str | None] = None,
+        sort_column: Annotated[str | None, QueryParameter(name="sortColumn")] = None,
+        sort_order: Annotated[str | None, QueryParameter(name="sortOrder")] = None,
+        search: FromQuery[str | None] = None,
+    ) -> list[dict[str, Any]]:
+        """The buckets the caller's RLS shows (`limit`, `offset`, `sortColumn`, `sortOrder`, `search`)."""
+        options = BucketListOptions(
+            limit=_integer(limit, "querystring/limit", 1),
+            offset=_integer(offset, "querystring/offset", 0),
+            column=_one_of(sort_column, "querystring/sortColumn", _BUCKET_SORT_COLUMNS),
+            order=_one_of(sort_order, "querystring/sortOrder", _SORT_ORDERS) or "asc",
+            search=search or "",
+        )
+        return [_bucket(row) for row in await service.list_buckets(await caller(request), options)]
+
+    @get("/bucket/{bucket_id:str}")
+    async def get_bucket(request: Request[Any, Any, Any], bucket_id: FromPath[str]) -> dict[str, Any]:
+        """One bucket, if the caller's RLS shows it."""
+        return _bucket(await service.get_bucket(await caller(request), bucket_id))
+
+    @get("/object/public/{bucket:str}/{path:path}")
+    async def get_public_object(
+        bucket: FromPath[str], path: FromPath[Path], download: FromQuery[str | None] = None
+    ) -> Stream:
+        """An object of a public bucket, for anyone; every voicegate bucket is private, so: Bucket not found."""
+        return await _stream(await service.find_public(bucket, _key(path)), download)
+
+    return [list_objects, list_buckets, get_bucket, get_public_object]
+
+
+def storage_errors_under(fallback: ExceptionHandler) -> ExceptionHandler:
+    """An app's exception handler that answers an unknown route or method under `/storage/v1` (which the
+    router's own handler never sees) as Storage does, and everything else with `fallback`: what fails before
+    routing, such as a bad Host header, is the app's to answer wherever it was sent."""
+
+    def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        path: str = request.scope["path"]
+        under_storage = path == STORAGE_PATH or path.startswith(f"{STORAGE_PATH}/")
+        if under_storage and isinstance(exc, NotFoundException | MethodNotAllowedException):
+            return storage_error_response(request, exc)
+        return fallback(request, exc)
+
+    return handler
+
+
 def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Render any exception in Storage's envelope and HTTP status rule (reference §1.8)."""
     headers: dict[str, str] = {}
     if isinstance(exc, StorageError):
         error = exc
+    elif isinstance(exc, NotFoundException | MethodNotAllowedException):
+        # Only routing raises these here: the handlers raise StorageErrors.
+        error = errors.route_not_found(request.method, _storage_url(request))
     elif isinstance(exc, ServiceUnavailable):
         error = errors.database_unavailable()
         headers["Retry-After"] = str(exc.retry_after)
@@ -243,6 +344,65 @@ def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> R
         log.exception("storage request %s %s failed", request.method, path, exc_info=exc)
         error = errors.internal_error()
     return Response(content=error.body(), status_code=error.http_status, headers=headers)
+
+
+def _storage_url(request: Request[Any, Any, Any]) -> str:
+    """The request's path and query as Storage sees them behind the gateway (no `/storage/v1`), cut short."""
+    url = request.scope["path"].removeprefix(STORAGE_PATH) or "/"
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    url = f"{url}?{query}" if query else url
+    return url if len(url) <= _LOGGED_PATH_CHARS else f"{url[:_LOGGED_PATH_CHARS]}..."
+
+
+def _list_options(body: dict[str, Any]) -> ListOptions:
+    """A list's body, checked against Storage's schema (src/http/routes/object/listObjects.ts)."""
+    prefix, search, sort_by = body.get("prefix"), body.get("search", ""), body.get("sortBy")
+    if not isinstance(prefix, str):
+        raise errors.invalid_request("body must have required property 'prefix'")
+    if not isinstance(search, str):
+        raise errors.invalid_request("body/search must be string")
+    column, order = "name", "asc"
+    if sort_by is not None:
+        if not isinstance(sort_by, dict):
+            raise errors.invalid_request("body/sortBy must be object")
+        column = _one_of(sort_by.get("column"), "body/sortBy/column", _LIST_SORT_COLUMNS) or "name"
+        order = _one_of(sort_by.get("order"), "body/sortBy/order", _SORT_ORDERS) or "asc"
+    return ListOptions(
+        prefix=prefix,
+        limit=_integer(body.get("limit"), "body/limit", 1),
+        offset=_integer(body.get("offset"), "body/offset", 0),
+        column=column,
+        order=order,
+        search=search,
+    )
+
+
+def _integer(value: Any, name: str, minimum: int) -> int | None:
+    """An optional integer >= `minimum`, given as a number or as its digits (Storage's schema coerces)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not _INTEGER.fullmatch(str(value)):
+        raise errors.invalid_request(f"{name} must be integer")
+    number = int(value)
+    if number < minimum:
+        raise errors.invalid_request(f"{name} must be >= {minimum}")
+    return number
+
+
+def _one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
+    """An optional value of an enum in Storage's schema."""
+    if value is None:
+        return None
+    if value not in allowed:
+        raise errors.invalid_request(f"{name} must be equal to one of the allowed values")
+    return str(value)
+
+
+def _bucket(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A bucket row as Storage serializes it: its schema types `owner` as a string, so a bucket with no
+    owner (every one made by a service key, voicegate's included) says `""` (fast-json-stringify's null)."""
+    owner = row["owner"]
+    return {**row, "owner": "" if owner is None else str(owner)}
 
 
 def _key(path: Path) -> str:

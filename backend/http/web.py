@@ -59,7 +59,9 @@ class PageConfig(msgspec.Struct, frozen=True, rename="camel"):
     #: `embedded`: the page signs in through `POST /dev/session`; `supabase`: with Supabase Auth.
     mode: Literal["embedded", "supabase"]
     supabase_url: str | None
-    #: The publishable (or legacy anon) key the page sends to Supabase Auth; public by design.
+    #: The publishable (or legacy anon) key: the page sends it to Supabase Auth, and Supabase clients pass it
+    #: to `createClient`; public by design. Embedded mode's own anon key (a JWT with `role: anon`) works
+    #: with its `/storage/v1`.
     anon_key: str | None
     #: The wording the page shows beside the consent box, and the version every upload records.
     consent: ConsentText
@@ -94,7 +96,7 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
     config = PageConfig(
         mode="embedded" if settings.embedded else "supabase",
         supabase_url=None if settings.embedded or settings.auth is None else settings.auth.supabase_url,
-        anon_key=None if settings.embedded or settings.auth is None else settings.auth.anon_key,
+        anon_key=None if settings.auth is None else settings.auth.anon_key,
         consent=current_consent(),
         retention_days=settings.sample_retention_days,
         sample_rules=_page_sample_rules(settings),

@@ -10,6 +10,7 @@ import msgspec
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.clone.start import Consent, SignedUpload, draft_voice, lock_draft, start_clone
+from backend.db.bucket_config import declared_bucket
 from backend.db.pool import Pool
 from backend.db.units import Recorder, user_transaction
 from backend.errors import ConsentRequired, SampleNotUploaded, UnsupportedAudio
@@ -32,6 +33,9 @@ class UploadTicket(msgspec.Struct):
     path: str
     upload_url: str
     token: str
+    #: The content types the upload may declare (its `Content-Type`, or a multipart file part's): the
+    #: bucket refuses any other with 415, the stock clients' `text/plain` default included.
+    content_types: list[str]
 
 
 class FinalizedClone(msgspec.Struct):
@@ -88,6 +92,7 @@ async def create_upload(
         path=path,
         upload_url=f"{public_url}/object/upload/sign/{samples.BUCKET}/{path}?token={signed.token}",
         token=signed.token,
+        content_types=list(declared_bucket(samples.BUCKET).allowed_mime_types or ()),
     )
 
 

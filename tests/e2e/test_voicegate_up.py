@@ -273,6 +273,10 @@ def test_the_banner_names_the_page_and_a_token_command_that_works(running: Runni
     banner = running.log.read_text()
     data_dir = running.pg.data_dir.parent
     assert f"demo page: {running.base_url}/" in banner
+    # The anon key Supabase clients take with the URL, as /config.json serves it.
+    anon = re.search(r"anon key: +(\S+)", banner)
+    assert anon is not None
+    assert anon[1] == httpx.get(f"{running.base_url}/config.json").json()["anonKey"]
     command = re.search(r"a token: +(.+)", banner)
     assert command is not None
     assert command[1] == f"voicegate token --user you@voicegate.local --data-dir {data_dir}"

@@ -81,6 +81,25 @@ def test_migrations_apply_to_an_empty_database_twice(request: pytest.FixtureRequ
         server.drop_database(name)
 
 
+def test_an_embedded_database_gets_what_the_stand_ins_gained_since(pg_server: PgServer) -> None:
+    """A data directory made before a stand-in was added (Storage's list function) gets it at the next start,
+    while a second run still reports the stand-ins as already there."""
+    name = "stand_ins_upgrade"
+    pg_server.drop_database(name)
+    dsn = pg_server.create_database(name)
+    search = "select to_regprocedure('storage.search(text, text, int, int, int, text, text, text)') is not null"
+    try:
+        migrate(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("drop function storage.search(text, text, int, int, int, text, text, text)")
+            assert conn.execute(search).fetchone() == (False,)
+        assert migrate(dsn).stand_ins_applied is False
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute(search).fetchone() == (True,)
+    finally:
+        pg_server.drop_database(name)
+
+
 def test_pg15_server_is_really_postgres_15(pg15_server: PgServer) -> None:
     with psycopg.connect(pg15_server.base_dsn, autocommit=True) as conn:
         assert conn.execute("show server_version_num").fetchone()[0].startswith("15")  # type: ignore[index]

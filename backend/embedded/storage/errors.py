@@ -17,17 +17,23 @@ _ECHOED_KEY_CHARS = 200
 class StorageError(Exception):
     """An error with Supabase Storage's envelope."""
 
-    def __init__(self, status: int, code: str, message: str, error: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, error: str | None = None, *, http_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         # Storage falls back to the code when an error has no separate name.
         self.error = error or code
+        self._http_status = http_status
 
     @property
     def http_status(self) -> int:
-        """The HTTP status Storage sends: 500 stays 500, a 503 stays 503 (retryable), all else is 400."""
+        """The HTTP status Storage sends: 500 stays 500, a 503 stays 503 (retryable), all else is 400,
+        unless the error sets its own (an unknown route's 404)."""
+        if self._http_status is not None:
+            return self._http_status
         return self.status if self.status in (500, 503) else 400
 
     def body(self) -> dict[str, Any]:
@@ -43,6 +49,13 @@ def no_such_key() -> StorageError:
 def no_such_bucket() -> StorageError:
     """The bucket does not exist."""
     return StorageError(404, "NoSuchBucket", "Bucket not found", "Bucket not found")
+
+
+def route_not_found(method: str, url: str) -> StorageError:
+    """No route has this method and path. Storage's not-found handler (src/http/not-found-handler.ts) sends
+    a real 404, and Fastify has no 405: a known path with another method is not found either. `url` is the
+    path and query under `/storage/v1`, as Storage sees it behind the gateway that strips that prefix."""
+    return StorageError(404, "InvalidRequest", f"Route {method}:{url} not found", "Not Found", http_status=404)
 
 
 def already_exists() -> StorageError:

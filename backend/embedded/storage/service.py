@@ -30,7 +30,9 @@ from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
 from backend.db.connection import Connection
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Pool
+from backend.db.queries import load_queries
 from backend.db.units import service_transaction, user_transaction
 from backend.embedded.private_files import make_private_dirs, private_opener
 from backend.embedded.storage import errors
@@ -44,6 +46,8 @@ from backend.fields import holds_nul
 from backend.multipart import FormError, Part, form_boundary, read_form
 
 Claims = Mapping[str, Any]
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
 
 # Supabase Storage's `isValidKey` character set (src/storage/limits.ts, ASCII only as JavaScript's
 # `\w` is); `.`/`..` and empty segments are refused on top of it because the key becomes a file path here.
@@ -63,6 +67,11 @@ _UPLOAD_URL_EXPIRES_IN = 7200
 _GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
 #: Where bodies stream to before they are moved into place (a name no bucket can have).
 UPLOADS_DIR = ".uploads"
+#: Storage's `SIGNED_URL_SCOPE_DOWNLOAD` answer for a path it does not sign (src/storage/object.ts `signObjectUrls`).
+NOT_SIGNED = "Either the object does not exist or you do not have access to it"
+# Storage runs a request without a user as `anon` (src/internal/database/pg-connection.ts), in a transaction
+# that says so as PostgREST does.
+_AS_ANON = "select set_config('role', 'anon', true), set_config('request.jwt.claims', %(claims)s, true)"
 _OBJECT_COLUMNS = (
     "id, bucket_id, name, owner, owner_id, version, created_at, updated_at, last_accessed_at, metadata, user_metadata"
 )
@@ -74,6 +83,29 @@ class Bucket:
 
     file_size_limit: int | None
     allowed_mime_types: list[str] | None
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    """A list's options as Storage's `POST /object/list/{bucket}` takes them (src/http/routes/object/listObjects.ts)."""
+
+    prefix: str
+    limit: int | None = None
+    offset: int | None = None
+    column: str = "name"
+    order: str = "asc"
+    search: str = ""
+
+
+@dataclass(frozen=True)
+class BucketListOptions:
+    """`GET /bucket`'s query (src/http/routes/bucket/getAllBuckets.ts); `column` None lists unsorted."""
+
+    limit: int | None = None
+    offset: int | None = None
+    column: str | None = None
+    order: str = "asc"
+    search: str = ""
 
 
 @dataclass(frozen=True)
@@ -219,6 +251,80 @@ class StorageService:
         async with self._as_caller(claims) as conn:
             return await self._find(conn, bucket, path)
 
+    async def sign_downloads(
+        self, claims: Claims, bucket: str, paths: list[str], expires_in: int
+    ) -> list[dict[str, str | None]]:
+        """Storage's `signObjectUrls`: a download URL for each path the caller can see, in the order asked,
+        and for each other one Storage's error instead (an unseen object and a missing one are alike)."""
+        async with self._as_caller(claims) as conn:
+            rows = await fetch_all(conn, _Q["visible_names"], {"bucket": bucket, "names": paths})
+        visible = {row["name"] for row in rows}
+        signed: list[dict[str, str | None]] = []
+        for path in paths:
+            if path in visible:
+                token = sign_download_token(self._secret, bucket, path, expires_in=expires_in)
+                url = f"/object/sign/{bucket}/{path}?token={token}"
+                signed.append({"error": None, "path": path, "signedURL": url})
+            else:
+                signed.append({"error": NOT_SIGNED, "path": path, "signedURL": None})
+        return signed
+
+    # -- lists -----------------------------------------------------------------------------------
+
+    async def list_objects(self, claims: Claims, bucket: str, options: ListOptions) -> list[dict[str, Any]]:
+        """One folder level of the bucket under `options.prefix`, as the caller's RLS shows it: Storage's
+        `searchObjects` (src/storage/object.ts, src/storage/database/pg.ts) over its own `storage.search`.
+        A bucket that does not exist lists empty, as there."""
+        prefix = options.prefix
+        if prefix and not prefix.endswith("/"):
+            # Storage takes the prefix to be a folder.
+            prefix += "/"
+        search = options.search
+        if options.column != "name":
+            prefix, search = _escape_like(prefix), _escape_like(search)
+        params = {
+            "prefix": prefix,
+            "bucket": bucket,
+            "limit": options.limit or 100,
+            "levels": len((prefix + search).split("/")),
+            "offset": options.offset or 0,
+            "search": search,
+            "column": options.column,
+            "order": options.order,
+        }
+        async with self._as_caller(claims) as conn:
+            return await fetch_all(conn, _Q["search"], params)
+
+    async def list_buckets(self, claims: Claims, options: BucketListOptions) -> list[dict[str, Any]]:
+        """The buckets the caller's RLS shows them (Storage's `listBuckets`): none for a user or anon on
+        a project, like voicegate's, with no policy on `storage.buckets`; all of them for the service."""
+        params = {
+            "search": _escape_like(options.search) if options.search else None,
+            "column": options.column,
+            "order": options.order if options.column else None,
+            "limit": options.limit,
+            "offset": options.offset,
+        }
+        async with self._as_caller(claims) as conn:
+            return await fetch_all(conn, _Q["list_buckets"], params)
+
+    async def get_bucket(self, claims: Claims, bucket: str) -> dict[str, Any]:
+        """One bucket as the caller's RLS shows it, else NoSuchBucket (Storage's `findBucket`)."""
+        async with self._as_caller(claims) as conn:
+            row = await fetch_optional(conn, _Q["find_bucket"], {"bucket": bucket})
+        if row is None:
+            raise errors.no_such_bucket()
+        return row
+
+    async def find_public(self, bucket: str, path: str) -> StoredObject:
+        """An object of a public bucket, read by anyone (Storage's `getPublicObject`, as superuser). A bucket
+        that is not public is not found, which is what every voicegate bucket answers."""
+        validate_key(bucket, path)
+        async with service_transaction(self._pool) as conn:
+            if await fetch_optional(conn, _Q["public_bucket"], {"bucket": bucket}) is None:
+                raise errors.no_such_bucket()
+            return await self._find(conn, bucket, path)
+
     # -- moves and copies ------------------------------------------------------------------------
 
     async def move(self, claims: Claims, bucket: str, path: str, dest_bucket: str, dest: str) -> str:
@@ -332,8 +438,13 @@ class StorageService:
             elif role == "authenticated" and isinstance(claims.get("sub"), str):
                 async with user_transaction(self._pool, claims) as conn:
                     yield conn
+            elif role == "anon":
+                # Down from the service to `anon` before any statement runs: RLS then treats the request as
+                # Storage treats a request that carries only the anon key (voicegate's buckets give it nothing).
+                async with service_transaction(self._pool) as conn:
+                    await conn.execute(_AS_ANON, {"claims": json.dumps({**claims, "role": "anon"})})
+                    yield conn
             else:
-                # Storage would run as `anon`; voicegate's buckets grant anon nothing.
                 raise errors.access_denied("Access denied")
         except pg_errors.InsufficientPrivilege as exc:
             raise errors.access_denied() from exc
@@ -509,6 +620,11 @@ async def _move_row(
     if row is None:
         raise errors.no_such_key()
     return row
+
+
+def _escape_like(text: str) -> str:
+    """Storage's `escapeLike` (src/storage/database/pg.ts): a LIKE pattern's backslash, `%` and `_` taken literally."""
+    return re.sub(r"([%_])", r"\\\1", text.replace("\\", "\\\\"))
 
 
 def _owner(claims: Claims) -> str | None:

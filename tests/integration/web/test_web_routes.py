@@ -16,7 +16,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.embedded.dev_tokens import mint_service_key
+from backend.embedded.dev_tokens import mint_anon_key, mint_service_key
 from backend.embedded.dev_users import DEV_USER_EMAIL
 from backend.http.web import STATIC_DIR
 from backend.samples.service import CONSENT_TEXT_VERSION
@@ -144,7 +144,8 @@ async def test_the_config_gives_the_consent_text_of_the_version_uploads_record(
             headers={"Authorization": f"Bearer {token}"},
         )
     assert uploaded.status_code == 202, uploaded.text
-    assert (config["mode"], config["supabaseUrl"], config["anonKey"]) == ("embedded", None, None)
+    # Embedded mode's own anon key, as the Supabase CLI mints one, for Supabase clients of its /storage/v1.
+    assert (config["mode"], config["supabaseUrl"], config["anonKey"]) == ("embedded", None, mint_anon_key(JWT_SECRET))
     assert config["consent"]["version"] == CONSENT_TEXT_VERSION
     assert config["consent"]["text"].startswith("I consent")
     assert config["retentionDays"] == 30

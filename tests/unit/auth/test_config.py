@@ -6,11 +6,14 @@ import os
 import stat
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 
 from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
+from backend.auth.verify import TokenVerifier
 from backend.embedded.dev_keys import DataDirKeys
+from backend.errors import Unauthorized
 from backend.secret import Secret
 
 ENV_SECRET = "an-env-provided-project-jwt-secret-0123456789"
@@ -47,6 +50,26 @@ def test_embedded_derives_a_stable_dev_service_role_key(tmp_path: Path) -> None:
     assert claims["exp"] > 4_000_000_000
     again = auth_settings_from_env({}, DataDirKeys(tmp_path))
     assert again.service_role_key == settings.service_role_key
+
+
+async def test_embedded_mints_the_anon_key_as_the_supabase_cli_does(tmp_path: Path) -> None:
+    """supabase/cli pkg/config/apikeys.go `generateJWT("anon")`: `{"iss": "supabase-demo", "role": "anon", exp}`,
+    HS256 over the project secret; the same key at every start, and one the service-key check refuses."""
+    settings = auth_settings_from_env({}, DataDirKeys(tmp_path))
+    assert settings.jwt_secret is not None
+    assert settings.anon_key is not None
+    assert jwt.get_unverified_header(settings.anon_key)["alg"] == "HS256"
+    claims = jwt.decode(settings.anon_key, settings.jwt_secret.reveal(), algorithms=["HS256"])
+    assert list(claims) == ["iss", "role", "exp"]
+    assert (claims["iss"], claims["role"]) == ("supabase-demo", "anon")
+    assert auth_settings_from_env({}, DataDirKeys(tmp_path)).anon_key == settings.anon_key
+    async with httpx.AsyncClient() as http:
+        verifier = TokenVerifier(settings, http)
+        assert verifier.api_key_role(settings.anon_key) == "anon"
+        with pytest.raises(Unauthorized):
+            verifier.verify_service(settings.anon_key)
+        with pytest.raises(Unauthorized):
+            await verifier.verify_user(settings.anon_key)
 
 
 def test_embedded_prefers_the_environment(tmp_path: Path) -> None:

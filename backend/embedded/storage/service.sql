@@ -1,0 +1,35 @@
+-- name: search
+-- Storage's list (src/storage/database/pg.ts `searchObjects`), run as the caller: RLS decides what it sees.
+select * from storage.search(
+  %(prefix)s, %(bucket)s, %(limit)s::int, %(levels)s::int, %(offset)s::int, %(search)s, %(column)s, %(order)s
+);
+
+-- name: visible_names
+-- Which of these names the caller can see in the bucket (Storage's `findObjects`, under the caller's RLS).
+select name from storage.objects where bucket_id = %(bucket)s and name = any(%(names)s::text[]);
+
+-- name: list_buckets
+-- Storage's `listBuckets` under the caller's RLS: `search` is a case-insensitive substring of the name (its
+-- LIKE characters escaped by the caller), `column`/`order` an optional sort (no sort without a column),
+-- `limit`/`offset` optional (null: all, from the first). Every bucket here is a STANDARD one.
+select id, name, public, owner, created_at, updated_at, file_size_limit, allowed_mime_types,
+       'STANDARD' as type
+from storage.buckets
+where %(search)s::text is null or name ilike '%%' || %(search)s || '%%'
+order by
+  case when %(order)s::text = 'asc' then case %(column)s::text when 'id' then id when 'name' then name end end asc,
+  case when %(order)s::text = 'desc' then case %(column)s::text when 'id' then id when 'name' then name end end desc,
+  case when %(order)s::text = 'asc' then
+    case %(column)s::text when 'created_at' then created_at when 'updated_at' then updated_at end end asc,
+  case when %(order)s::text = 'desc' then
+    case %(column)s::text when 'created_at' then created_at when 'updated_at' then updated_at end end desc
+limit %(limit)s::bigint offset %(offset)s::bigint;
+
+-- name: find_bucket
+-- Storage's `getBucket` (`findBucketById`) under the caller's RLS.
+select id, name, owner, public, created_at, updated_at, file_size_limit, allowed_mime_types
+from storage.buckets where id = %(bucket)s;
+
+-- name: public_bucket
+-- Whether the bucket exists and is public (`findBucket(id, 'id,public', {isPublic: true})`), read as the service.
+select id from storage.buckets where id = %(bucket)s and public;
