@@ -206,18 +206,27 @@ def runs_outside_a_transaction(statement: str) -> bool:
     return _OUTSIDE_TRANSACTION.match(statement, comments.end() if comments else 0) is not None
 
 
+#: The first line of a stand-in file that runs again on every migrate of a database voicegate set up before.
+EVERY_MIGRATE = "-- voicegate: every migrate"
+
+
 def _apply_stand_ins(conn: Conn, local_dir: Path) -> bool:
     """Create what Supabase itself provides, unless this database is a Supabase one; True when they were new.
 
-    A database whose stand-ins an earlier run made gets them again (every statement is idempotent), so what
-    was added to them since (Storage's list function, say) reaches an existing embedded data directory.
+    On a database whose stand-ins an earlier run made, only the files that begin with `EVERY_MIGRATE` run again
+    (functions created or replaced, and their grants), so what was added to the stand-ins since (Storage's list
+    function, say) reaches an existing data directory. The others are not re-run: their default privileges and
+    grants are Supabase's, which the migrations narrow afterwards, and running them again would widen them.
     """
     provided = _flag(conn, "has_auth_users", "present") and _flag(conn, "has_supabase_roles", "present")
     if provided and not _flag(conn, "has_stand_ins", "present"):
         return False
     for path in sorted(local_dir.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")  # trusted repo file
+        if provided and not text.startswith(EVERY_MIGRATE):
+            continue
         with conn.transaction():
-            conn.execute(path.read_text(encoding="utf-8"))  # trusted repo file
+            conn.execute(text)
     return not provided
 
 
