@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
+from backend.clone.manifest import BUCKET, manifest_path  # noqa: E402
 from backend.compose import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
@@ -57,6 +58,7 @@ from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
+from backend.storage.digest import Digest  # noqa: E402
 from backend.webhooks.worker import declare_project_endpoint  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
 from queue_consumers.worker import build_consumers  # noqa: E402
@@ -151,6 +153,35 @@ def server_cpu_seconds(data_dir: Path) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+_CLIENTS = "select count(*) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()"
+
+
+def settled(dsn: str, data_dir: Path) -> None:
+    """Wait until the client backends of the run just ended have gone and been reaped (at most 10 s): the CPU
+    of one that has exited but is not reaped yet is in neither `server_cpu_seconds` sum."""
+    postmaster = (data_dir / "postmaster.pid").read_text().split()[0]
+    deadline = time.monotonic() + 10
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(_CLIENTS).fetchone()
+            if row is not None and row[0] == 0 and not _unreaped(postmaster):
+                return
+            time.sleep(0.01)
+    raise RuntimeError("the run's connections did not end within 10 s")
+
+
+def _unreaped(postmaster: str) -> bool:
+    """Whether a child of the postmaster has exited and waits to be reaped (a zombie)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if fields[1] == postmaster and fields[0] == "Z":
+            return True
+    return False
+
+
 _COUNTERS = (
     "select d.xact_commit, d.tup_inserted + d.tup_updated + d.tup_deleted, w.wal_records"
     " from pg_stat_database d, pg_stat_wal w where d.datname = current_database()"
@@ -231,10 +262,12 @@ async def raw_pgmq(dsn: str, messages: int, batch: int = 10) -> float:
 async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch: int = 8) -> float:
     """Attempts/s of the statements the consumers send for each attempt (the leasing read with the
     archive of the batch before, in one transaction; the `local` provider's voice; the completion with the
-    provider's answer; the manifest's locked read in a transaction of its own), from `connections` plain
-    connections acting as the service, the same queries word for word."""
+    provider's answer; the manifest's locked read and its digest's record in a transaction of its own),
+    from `connections` plain connections acting as the service, the same queries word for word."""
     voice = load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"]
     lock = load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"]
+    record = load_queries(ROOT / "backend/storage/integrity.sql")["record"]
+    digest = Digest.of(b"{}")
 
     async def work(n: int) -> None:
         worker = f"bare-{n}"
@@ -261,6 +294,9 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
                     async with conn.transaction():
                         params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
                         await (await conn.execute(lock, params)).fetchone()
+                        path = manifest_path(leased.owner_id, leased.voice_id)
+                        written = {"bucket": BUCKET, "name": path, "sha256": digest.sha256, "size": digest.size}
+                        await conn.execute(record, written)
                     done.append(row["msg_id"])
 
     started = time.perf_counter()
@@ -339,16 +375,20 @@ async def bench(args: argparse.Namespace, dsn: str, data_dir: Path) -> None:
     print(f"(a) {args.attempts} attempts, zero-latency provider (local)")
     raw = await raw_pgmq(dsn, args.attempts)
     seed_local_attempts(dsn, [f"local-bench{n:06d}" for n in range(args.attempts)])
+    settled(dsn, data_dir)
     cpu, counters = server_cpu_seconds(data_dir), server_counters(dsn)
     elapsed = await run_consumers_until(settings, dsn, args.attempts)
+    settled(dsn, data_dir)
     worker_cpu = (server_cpu_seconds(data_dir) - cpu) / args.attempts
     worker_writes = per_attempt(counters, server_counters(dsn), args.attempts)
     rate = args.attempts / elapsed
     bares, bare_cpus = [], []
     for run in range(3):
         seed_local_attempts(dsn, [f"local-bare{run}-{n:06d}" for n in range(args.attempts)])
+        settled(dsn, data_dir)
         cpu, counters = server_cpu_seconds(data_dir), server_counters(dsn)
         bares.append(await bare_lifecycle(dsn, args.attempts))
+        settled(dsn, data_dir)
         bare_cpus.append((server_cpu_seconds(data_dir) - cpu) / args.attempts)
         bare_writes = per_attempt(counters, server_counters(dsn), args.attempts)
     bare, bare_cpu = statistics.median(bares), statistics.median(bare_cpus)
