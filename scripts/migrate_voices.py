@@ -30,12 +30,13 @@ from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError
 from backend.providers.registry import ProviderSet
 from backend.records import attempts
+from backend.records.attempts import AttemptSource
 from scripts._common import Ops, UsageError, parser, run
 
 NAME = "migrate-voices"
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 COLUMNS = ["voice_id", "from_provider", "to_provider", "plan", "reference", "sample_id", "attempt_id", "outcome"]
-SOURCE = "provider_migration"
+SOURCE = AttemptSource.PROVIDER_MIGRATION
 
 
 async def migrate(ops: Ops) -> None:

@@ -23,6 +23,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.records import attempts
+from backend.records.attempts import AttemptSource
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -80,7 +81,7 @@ async def reenrol(
     voice: dict[str, Any],
     *,
     provider: str,
-    source: str,
+    source: AttemptSource,
     reuse: dict[str, Any] | None = None,
 ) -> attempts.AttemptRow:
     """An attempt giving `voice` (its locked row) a provider voice at `provider`: reusing the reference
@@ -101,7 +102,7 @@ async def reenrol(
         sample_id=kept_set[0] if kept_set else (None if sample is None else sample["id"]),
         sample_ids=() if reuse is not None else kept_set,
         reflection_id=reflection,
-        preview=reflection is not None and source != "provider_churn",
+        preview=reflection is not None and source != AttemptSource.PROVIDER_CHURN,
         provider_voice_id=None if reuse is None else reuse["provider_voice_id"],
         target_model=None if reuse is None else reuse["target_model"],
     )
@@ -131,7 +132,7 @@ async def heal(
     if under_way is not None:
         return under_way
     await mark_gone(conn, voice_id, provider, provider_voice_id, reason)
-    attempt = await reenrol(conn, voice, provider=provider, source="provider_churn")
+    attempt = await reenrol(conn, voice, provider=provider, source=AttemptSource.PROVIDER_CHURN)
     await record_audit(
         conn,
         actor,

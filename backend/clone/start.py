@@ -22,6 +22,7 @@ from backend.errors import Conflict, NotFound, ProviderVoiceTaken
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
 from backend.records import attempts
+from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
 from backend.samples import service as samples
 from backend.samples.service import NewSample, Origin
@@ -45,7 +46,7 @@ class _Sampled(msgspec.Struct, frozen=True, kw_only=True):
     sample: NewSample
     reflection_id: uuid.UUID | None
     retention_days: float
-    kind = "sample_upload"
+    kind = AttemptSource.SAMPLE_UPLOAD
     preview = True
 
     @property
@@ -77,7 +78,7 @@ class CustomVoiceId(msgspec.Struct, frozen=True, kw_only=True, tag="custom_voice
     name: str | None
     language: str | None
     reflection_id: uuid.UUID
-    kind = "custom_voice_id"
+    kind = AttemptSource.CUSTOM_VOICE_ID
     preview = False
 
 
@@ -91,7 +92,7 @@ class StoredSample(msgspec.Struct, frozen=True, kw_only=True, tag="sample"):
     language: str | None
     voice_id: uuid.UUID | None
     name: str
-    kind = "sample_upload"
+    kind = AttemptSource.SAMPLE_UPLOAD
     preview = False
     reflection_id = None
 
@@ -107,7 +108,7 @@ class SampleSet(msgspec.Struct, frozen=True, kw_only=True, tag="sample_set"):
     language: str | None
     name: str
     voice_id: uuid.UUID | None = None
-    kind = "sample_upload"
+    kind = AttemptSource.SAMPLE_UPLOAD
     preview = False
     reflection_id = None
 
@@ -120,7 +121,7 @@ class Reenrolment(msgspec.Struct, frozen=True, kw_only=True, tag="reenrolment"):
 
     voice_id: uuid.UUID
     provider: str
-    kind: str
+    kind: AttemptSource
     sample_id: uuid.UUID | None
     sample_ids: tuple[uuid.UUID, ...] = ()
     reflection_id: uuid.UUID | None

@@ -40,7 +40,7 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.records import attempts, samples, voices
-from backend.records.attempts import AttemptRow, AttemptStatus, PreviewStatus, RuntimeStatus
+from backend.records.attempts import AttemptRow, AttemptSource, AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.samples import check as sample_check
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ _T = TypeVar("_T")
 NO_REFLECTION = uuid.UUID(int=0)
 #: Sources whose provider voice was not enrolled from a sample: a voice the provider lost cannot be
 #: enrolled again in the attempt itself.
-_NOT_ENROLLED = frozenset({"custom_voice_id", "provider_churn"})
+_NOT_ENROLLED = frozenset({AttemptSource.CUSTOM_VOICE_ID, AttemptSource.PROVIDER_CHURN})
 
 
 def internal_process_path(reflection_id: uuid.UUID | None, attempt_id: uuid.UUID) -> str:
@@ -186,7 +186,7 @@ class AttemptRun:
     async def enrol(self) -> None:
         """Create (or adopt) the provider voice and record it: `processing → verifying`. A `custom_voice_id`
         attempt names its voice instead; an attempt that already recorded one goes straight to `verify`."""
-        if self.attempt.source == "custom_voice_id":
+        if self.attempt.source == AttemptSource.CUSTOM_VOICE_ID:
             if self.attempt.provider_voice_id is None:
                 raise _Failed("voice_id_missing", "The attempt names no provider voice.")
             return
@@ -263,7 +263,7 @@ class AttemptRun:
                 raise _Failed("voice_not_found", "The provider does not know this voice.") from exc
             await self._enrol_again()
             return
-        changes = _voice_changes(found) if attempt.source == "custom_voice_id" else None
+        changes = _voice_changes(found) if attempt.source == AttemptSource.CUSTOM_VOICE_ID else None
         # Verified, ready, synced and the preview asked for in one call: each move is still its own event,
         # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version.
         async with service_statement(self.ctx.pool) as conn:

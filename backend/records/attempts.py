@@ -40,6 +40,17 @@ class AttemptStatus(enum.StrEnum):
     SUPERSEDED = "superseded"
 
 
+class AttemptSource(enum.StrEnum):
+    """Where an attempt's provider voice comes from (`voice_clone_attempts.source`; see `create`)."""
+
+    SAMPLE_UPLOAD = "sample_upload"
+    CUSTOM_VOICE_ID = "custom_voice_id"
+    LEGACY_OUTBOX = "legacy_outbox"
+    CONVERSATION_AUDIO = "conversation_audio"
+    PROVIDER_MIGRATION = "provider_migration"
+    PROVIDER_CHURN = "provider_churn"
+
+
 class RuntimeStatus(enum.StrEnum):
     """Whether the voice row the runtime reads carries a ready attempt's provider voice."""
 
@@ -123,7 +134,7 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
     sample_id: uuid.UUID | None
     owner_id: uuid.UUID
     provider: str
-    source: str
+    source: AttemptSource
     status: AttemptStatus
     runtime_status: RuntimeStatus
     preview_required: bool
@@ -296,7 +307,7 @@ async def create(
     owner_id: uuid.UUID,
     voice_id: uuid.UUID,
     provider: str,
-    source: str,
+    source: AttemptSource,
     reflection_id: uuid.UUID | None,
     sample_id: uuid.UUID | None = None,
     preview: bool = False,

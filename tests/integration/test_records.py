@@ -11,6 +11,7 @@ import msgspec
 import psycopg
 import pytest
 
+from backend.records.attempts import AttemptSource
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
@@ -49,6 +50,7 @@ def columns(db: Conn, table: str) -> list[str]:
         ("voice_samples", "status", VoiceSampleStatus),
         ("synthesis_jobs", "status", SynthesisJobStatus),
         ("speech_streams", "outcome", SpeechStreamOutcome),
+        ("voice_clone_attempts", "source", AttemptSource),
     ],
 )
 def test_a_status_enum_holds_exactly_its_check_constraint_values(
