@@ -21,10 +21,9 @@ from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, Sta
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
-from backend.records import attempts
+from backend.records import attempts, voices
 from backend.records.attempts import AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.storage import integrity
-from backend.voices import service as voices
 
 log = logging.getLogger(__name__)
 BUCKET = "voice-previews"

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from backend.db.connection import Connection
+from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.records.rows import fetch_optional_record, fetch_record
 
@@ -55,3 +56,12 @@ async def voice_row(conn: Connection, voice_id: uuid.UUID) -> VoiceRow:
 async def lock_live(conn: Connection, voice_id: uuid.UUID, owner_id: uuid.UUID) -> VoiceRow | None:
     """The owner's voice, not deleted, row-locked as the service; None if there is none."""
     return await fetch_optional_record(conn, _Q["lock_live"], {"id": voice_id, "owner_id": owner_id}, VoiceRow)
+
+
+async def consent_of(conn: Connection, voice_id: uuid.UUID) -> tuple[uuid.UUID | None, str | None]:
+    """The consent record a voice was cloned under and the version of the text it accepted (None, None for
+    a voice attached from the owner's own account at a provider)."""
+    row = await fetch_optional(conn, _Q["voice_consent"], {"voice_id": voice_id})
+    if row is None:
+        return None, None
+    return row["consent_id"], row["consent_version"]

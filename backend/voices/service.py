@@ -190,12 +190,3 @@ async def wait_for_voice(pool: Pool, claims: Mapping[str, Any], voice_id: uuid.U
 async def visible(conn: Connection, voice_id: uuid.UUID) -> bool:
     """Whether the voice is the caller's and not deleted (on a user transaction)."""
     return await fetch_optional(conn, _Q["visible_voice"], {"id": voice_id}) is not None
-
-
-async def consent_of(conn: Connection, voice_id: uuid.UUID) -> tuple[uuid.UUID | None, str | None]:
-    """The consent record a voice was cloned under and the version of the text it accepted (None, None for
-    a voice attached from the owner's own account at a provider)."""
-    row = await fetch_optional(conn, _Q["voice_consent"], {"voice_id": voice_id})
-    if row is None:
-        return None, None
-    return row["consent_id"], row["consent_version"]

@@ -20,12 +20,6 @@ returning id;
 -- Run as the caller: their own voices that are not deleted.
 select id from public.voices where id = %(id)s and deleted_at is null;
 
--- name: voice_consent
-select c.id as consent_id, c.consent_text_version as consent_version
-  from public.voices v
-  join public.voice_consents c on c.id = v.consent_id
- where v.id = %(voice_id)s;
-
 -- name: rename_voice
 -- Run as the caller: voices_owner_update lets them change their own voices that are not deleted.
 update public.voices set name = %(name)s
