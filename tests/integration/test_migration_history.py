@@ -220,7 +220,10 @@ def test_a_database_migrated_before_the_renumbering_is_brought_along_and_has_the
                 " values ('20261123175011', 'voice_sample_sets', '{}')"
             )
 
-        assert migrate(dsn).applied == []
+        # Only what was added after the renumbering runs (in the shallow-clone case it ran already).
+        last = max(version for renumbered in RENUMBERED.values() for version in renumbered)
+        added_since = [f"{m.version}_{m.name}" for m in discover_migrations() if m.version > last]
+        assert migrate(dsn).applied == [name for name in added_since if name[:14] not in old_versions]
 
         migrations = discover_migrations()
         assert versions(dsn) == [m.version for m in migrations]

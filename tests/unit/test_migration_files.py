@@ -87,10 +87,11 @@ def test_no_migration_is_versioned_later_than_the_commit_that_added_it() -> None
 
 
 def test_renumbered_versions_keep_their_order_and_name_files_that_exist() -> None:
-    versions = {m.version for m in discover_migrations()}
     old = list(RENUMBERED)
     new = [version for versions_now in RENUMBERED.values() for version in versions_now]
-    assert not versions & set(old), "an old version is still a file's"
+    # The files there were when they were renumbered: later ones have versions of their own.
+    versions = {m.version for m in discover_migrations() if m.version <= max(new)}
+    assert not {m.version for m in discover_migrations()} & set(old), "an old version is still a file's"
     assert set(new) <= versions
     # The files in the order of their versions before, each renumbered one where its old version was.
     before = sorted((versions - set(new)) | set(old))
