@@ -36,6 +36,10 @@ function fix() {
     const what = region.classList.contains("live-responses-table") ? "Server response" : "Responses";
     region.setAttribute("aria-label", `${what} of ${method} ${path}`);
   }
+  // A code sample wider than the page scrolls: keyboard users reach it with Tab, to scroll it with the arrows.
+  for (const code of container.querySelectorAll(".highlight-code > .microlight:not([tabindex])")) {
+    code.setAttribute("tabindex", "0");
+  }
   // The credentials dialog's submit button says "Authorize" but is named "Apply credentials".
   for (const button of container.querySelectorAll("button.modal-btn.authorize[aria-label='Apply credentials']")) {
     button.setAttribute("aria-label", "Authorize: apply credentials");
