@@ -133,6 +133,13 @@ FUNCTIONS: Allowed = {
     "storage.filename(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.extension(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.protect_delete()": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
+    # Storage's listing (SECURITY INVOKER: the caller's RLS decides what it lists).
+    "storage.get_common_prefix(text,text,text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
+    "storage.search(text,text,integer,integer,integer,text,text,text)": {
+        "anon": EXECUTE,
+        "authenticated": EXECUTE,
+        "service_role": EXECUTE,
+    },
 }
 
 SCHEMA_PRIVILEGES: Allowed = {
