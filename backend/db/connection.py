@@ -1,10 +1,12 @@
-"""The pooled connection: a transaction's opening travels with its first statement.
+"""The pooled connection: a transaction's opening travels with its first statement, and its closing with
+its `COMMIT`.
 
 A request's time is mostly round trips to the server, so a transaction costs as few as it can: a
 transaction's `BEGIN` and its role and claims travel in one pipeline with its first statement, so a
 transaction of one query is two round trips (that query, then `COMMIT`), and a unit held to one statement
-(`backend.db.units.service_statement`) goes alone, committed as it runs: one round trip. Each answer is
-noted, for the outage log and the waits for a connection (a busy database is not a dead one).
+(`backend.db.units.service_statement`) goes alone, committed as it runs: one round trip. A statement that
+only has to be in the transaction by its end (`close_with`) goes with the `COMMIT`. Each answer is noted,
+for the outage log and the waits for a connection (a busy database is not a dead one).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, ClassVar, LiteralString
 import psycopg
 from psycopg import AsyncCursor, AsyncTransaction
 from psycopg.abc import Params, Query
-from psycopg.pq import TransactionStatus
+from psycopg.pq import PipelineStatus, TransactionStatus
 
 from backend.db.deadline import TimedWaits, current_budget
 
@@ -38,6 +40,8 @@ class PooledConnection(TimedWaits):
 
     #: Statements the unit's first statement takes along (`BEGIN` and its settings), until it is sent.
     _opening: Opening | None = None
+    #: Statements to send with the unit's COMMIT, and not at all if it rolls back.
+    _closing: Opening | None = None
     #: How many more statements the unit may run, when it is held to a number (`service_statement`: one).
     _statements_left: int | None = None
     #: Whether a statement got its answer since the connection was handed out (the database is up).
@@ -51,6 +55,7 @@ class PooledConnection(TimedWaits):
     def open_with(self, *opening: tuple[LiteralString, Mapping[str, Any]]) -> None:
         """Send these statements (`BEGIN`, settings) with the first statement executed, in one pipeline."""
         self._opening = opening or None
+        self._closing = None
 
     def run_alone(self) -> None:
         """Take one statement only: the server commits it (with its opening, one implicit transaction) as
@@ -67,6 +72,10 @@ class PooledConnection(TimedWaits):
             self._statements_left -= 1
         try:
             if self._opening is None:
+                cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
+            elif self.pgconn.pipeline_status != PipelineStatus.OFF:
+                # In the caller's pipeline: a nested one would cost a round trip of its own as it ends.
+                await self._send_opening()
                 cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
             else:
                 async with self.pipeline():
@@ -107,12 +116,27 @@ class PooledConnection(TimedWaits):
         for statement, params in opening:
             await super().execute(statement, params)
 
+    def close_with(self, statement: LiteralString, params: Mapping[str, Any]) -> None:
+        """Send `statement` with the unit's COMMIT, in one pipeline: for a write that must commit with the
+        transaction but need not come before anything else in it. A failure fails the COMMIT."""
+        self._closing = (*(self._closing or ()), (statement, params))
+
     def unit_ended(self) -> None:
         """Forget what the unit that held the connection asked of it (its opening, its statement count)."""
         self._opening = self._statements_left = None
 
     async def end(self, *, commit: bool) -> None:
-        """Commit (or roll back) the unit's transaction; nothing to send if it never ran a statement."""
+        """Commit (or roll back) the unit's transaction, with its closing statements; nothing to send if it
+        ran no statement and has none to close with."""
+        closing, self._closing = self._closing, None
+        if commit and closing is not None:
+            async with self.pipeline():
+                await self._send_opening()
+                for statement, params in closing:
+                    await super().execute(statement, params)
+                await super().execute("commit")
+            self._heard()
+            return
         if self._opening is not None:
             self._opening = None
             return

@@ -225,3 +225,21 @@ def test_an_attempt_not_in_flight_is_refused(conn: Conn) -> None:
     with pytest.raises(psycopg.Error) as missing, conn.transaction():
         complete(conn, uuid.uuid4())
     assert missing.value.sqlstate == "VG404"
+
+
+def test_the_first_move_not_allowed_is_named_and_nothing_is_written(conn: Conn) -> None:
+    attempt, _, _ = claimed(conn)
+    # A runtime already syncing cannot be moved to syncing again: the third of the call's moves.
+    conn.execute("update voice_clone_attempts set runtime_status = 'syncing' where id = %s", (attempt["id"],))
+    events = one(conn, "select count(*) from voice_clone_attempt_events where attempt_id = %s", (attempt["id"],))
+    with pytest.raises(psycopg.Error) as refused, conn.transaction():
+        complete(conn, attempt["id"], changes=VOICE)
+    assert refused.value.sqlstate == "VG422"
+    assert refused.value.diag.message_primary == (
+        f"illegal runtime transition syncing -> syncing for attempt {attempt['id']}"
+    )
+    after = one(conn, "select count(*) from voice_clone_attempt_events where attempt_id = %s", (attempt["id"],))
+    assert after == events
+    assert (
+        one(conn, "select status from voice_clone_attempts where id = %s", (attempt["id"],))["status"] == "processing"
+    )

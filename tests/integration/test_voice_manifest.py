@@ -1,14 +1,18 @@
 """The voice manifest on a real database and the Storage stand-in: written for the provider voice the row
 carries, rewritten when the voice moves to another provider, never by a writer that lost the race to a
-newer provider voice, and never for a deleted voice; removed with the voice."""
+newer provider voice, and never for a deleted voice; removed with the voice. The clone step writes it in
+the transaction that makes the attempt ready; a failed upload leaves the attempt ready and the manifest
+to the message's next delivery."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +21,16 @@ import pytest
 
 from backend.auth.verify import UserClaims
 from backend.clone.manifest import BUCKET, manifest_path, write_manifest
+from backend.clone.step import process_attempt
+from backend.context import Lifecycle
+from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool
-from backend.errors import NotFound
+from backend.errors import NotFound, StorageUnavailable
 from backend.http.storage_in_process import standalone_storage
 from backend.settings import settings_from_env
 from backend.storage.client import ObjectStorage
 from backend.voices.service import soft_delete_voice
+from tests.integration.conftest import open_lifecycle
 from tests.support import create_user, one, seed_consent
 
 Db = psycopg.Connection[Any]
@@ -170,3 +178,111 @@ async def test_a_manifest_upload_in_progress_holds_back_deletion_but_not_rows_th
         held.release.set()
         assert await asyncio.wait_for(writing, 30)
     assert (await read(storage, row))["providerVoiceId"] == "local-1"
+
+
+PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}
+
+
+def local_attempt(db: Db) -> dict[str, Any]:
+    """A voice and its queued `custom_voice_id` attempt naming a voice the `local` provider has."""
+    owner = create_user(db)
+    local_voice = f"local-{uuid.uuid4().hex[:12]}"
+    db.execute(
+        "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
+        " values (%s, 'v', 'en', %s, %s::jsonb)",
+        (local_voice, f"key-{local_voice}", json.dumps(PROFILE)),
+    )
+    voice = one(
+        db,
+        "insert into voices (owner_id, name, tts_provider, consent_id) values (%s, 'v', 'local', %s) returning *",
+        (owner, seed_consent(db, owner, "2026-11")),
+    )
+    attempt = one(
+        db,
+        "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required, provider_voice_id)"
+        " values (%s, %s, 'local', 'custom_voice_id', false, %s) returning id",
+        (owner, voice["id"], local_voice),
+    )
+    return {**voice, "attempt_id": attempt["id"], "local_voice": local_voice}
+
+
+class UploadsDown:
+    """Storage whose uploads fail as unreachable while `down`; everything else is the stand-in's."""
+
+    def __init__(self, storage: ObjectStorage) -> None:
+        self.storage = storage
+        self.down = True
+
+    async def upload(self, bucket: str, path: str, data: bytes, content_type: str, *, upsert: bool = False) -> None:
+        if self.down:
+            raise StorageUnavailable("storage is unreachable")
+        await self.storage.upload(bucket, path, data, content_type, upsert=upsert)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+@pytest.fixture
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+    async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
+        yield lifecycle
+
+
+async def test_the_clone_step_writes_the_manifest_with_the_completion(ctx: Lifecycle, db: Db) -> None:
+    row = local_attempt(db)
+
+    assert (await process_attempt(ctx, row["attempt_id"], "worker-1")).status == "ready"
+
+    manifest = await read(ctx.storage, row)
+    assert (manifest["provider"], manifest["providerVoiceId"]) == ("local", row["local_voice"])
+    stored = await ctx.storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
+    # The manifest describes the voice as it committed with the attempt's completion.
+    voice = one(db, "select updated_at from voices where id = %s", (row["id"],))
+    assert datetime.fromisoformat(manifest["updatedAt"]) == voice["updated_at"]
+
+
+async def test_a_manifest_storage_could_not_take_leaves_the_attempt_ready_and_comes_with_the_next_delivery(
+    ctx: Lifecycle, db: Db
+) -> None:
+    row = local_attempt(db)
+    storage = UploadsDown(ctx.storage)
+    down = dataclasses.replace(ctx, storage=storage)
+
+    with pytest.raises(StorageUnavailable):
+        await process_attempt(down, row["attempt_id"], "worker-1")
+
+    attempt = one(db, "select status, runtime_status from voice_clone_attempts where id = %s", (row["attempt_id"],))
+    assert attempt == {"status": "ready", "runtime_status": "synced"}
+    assert recorded_sha256(db, row) is None
+    with pytest.raises(NotFound):
+        await read(ctx.storage, row)
+
+    storage.down = False
+    assert (await process_attempt(down, row["attempt_id"], "worker-1")).status == "ready"
+    assert (await read(ctx.storage, row))["providerVoiceId"] == row["local_voice"]
+    stored = await ctx.storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
+
+
+async def test_the_completions_manifest_upload_holds_back_deletion_but_not_rows_that_refer_to_the_voice(
+    ctx: Lifecycle, db: Db, db_dsn: str
+) -> None:
+    row = local_attempt(db)
+    held = HeldUpload(ctx.storage)
+    step = asyncio.create_task(process_attempt(dataclasses.replace(ctx, storage=held), row["attempt_id"], "worker-1"))
+    try:
+        await asyncio.wait_for(held.entered.wait(), 30)
+        key_share = "select 1 from voices where id = %s for key share"
+        assert await asyncio.to_thread(locks_within, db_dsn, key_share, row["id"])
+        # A synthesis job for the attempt checks its foreign key the same way.
+        attempt_key_share = "select 1 from voice_clone_attempts where id = %s for key share"
+        assert await asyncio.to_thread(locks_within, db_dsn, attempt_key_share, row["attempt_id"])
+        assert not await asyncio.to_thread(locks_within, db_dsn, "delete from voices where id = %s", row["id"])
+        # Nothing of the completion is visible before the manifest commits with it.
+        attempt = one(db, "select status from voice_clone_attempts where id = %s", (row["attempt_id"],))
+        assert attempt["status"] == "processing"
+    finally:
+        held.release.set()
+        assert (await asyncio.wait_for(step, 30)).status == "ready"
+    assert (await read(ctx.storage, row))["providerVoiceId"] == row["local_voice"]
