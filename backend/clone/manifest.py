@@ -3,8 +3,9 @@ in a private bucket: voicegate's voice id, the provider, its voice id and target
 made and last changed, the consent it was cloned under and the quality verdict of its sample.
 
 Written by the clone step once a voice is ready and its row carries the attempt's provider voice (so also
-when a new attempt moves it to another provider), in the transaction that makes the attempt ready, or in
-one of its own when a later delivery finds the manifest missing; removed when the voice is deleted. Both
+when a new attempt moves it to another provider), in the transaction that makes the attempt ready, and
+again in one of its own by each later delivery that finds the attempt synced (so one lost to a failed
+upload is written then); removed when the voice is deleted. Both
 happen under the voice row's lock, taken before the upload and held to the commit, so two writers cannot
 leave an older manifest over a newer one and a deleted voice keeps no manifest: a failed Storage call
 rolls the deletion back. That lock orders the writers, so the file's digest (backend.storage.integrity)

@@ -29,7 +29,7 @@ from backend.audio.errors import AudioRejected
 from backend.clone import heal, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
-from backend.db.execute import NoResultError, fetch_optional, first_rows
+from backend.db.execute import NoResultError, first_rows
 from backend.db.units import service_transaction
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered, VoicegateError
 from backend.failpoints import failpoint
@@ -283,7 +283,13 @@ class AttemptRun:
             if self._publishes_manifest():
                 self._manifest_stored = True
                 try:
-                    await self._store_manifest(conn, voice)
+                    await manifest.store(
+                        conn,
+                        self.ctx.storage,
+                        voice,
+                        provider=self.attempt.provider,
+                        provider_voice_id=self.attempt.provider_voice_id or "",
+                    )
                 except VoicegateError as exc:
                     # The attempt is ready whether Storage answers or not; the manifest is written when
                     # the message comes again.
@@ -352,18 +358,14 @@ class AttemptRun:
 
     async def write_manifest(self) -> None:
         """The voice's manifest, in a transaction of its own (a delivery that finds the attempt synced)."""
-        async with service_transaction(self.ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-            voice = await fetch_optional(conn, *manifest.describing(self.attempt.voice_id, self.attempt.sample_id))
-            await self._store_manifest(conn, voice)
-
-    async def _store_manifest(self, conn: Connection, voice: dict[str, Any] | None) -> None:
         attempt = self.attempt
-        await manifest.store(
-            conn,
+        await manifest.write_manifest(
+            self.ctx.pool,
             self.ctx.storage,
-            voice,
+            voice_id=attempt.voice_id,
             provider=attempt.provider,
             provider_voice_id=attempt.provider_voice_id or "",
+            sample_id=attempt.sample_id,
         )
 
     async def retry(self, exc: Exception) -> Outcome:

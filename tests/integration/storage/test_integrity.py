@@ -146,3 +146,39 @@ async def test_two_writers_of_one_object_take_turns(
 
     assert (storage_server.root / BUCKET / path).read_bytes() == b"second"
     assert recorded(db, path) == Digest.of(b"second")
+
+
+async def test_an_ordered_write_records_its_digest_with_the_commit_and_not_after_a_failed_upload(
+    pool: Pool, storage: SupabaseObjectStorage, db: psycopg.Connection[Any]
+) -> None:
+    path = f"{uuid.uuid4()}/renders/ordered.wav"
+    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+        digest = await integrity.write_ordered(conn, storage, BUCKET, path, b"ordered", content_type="audio/wav")
+        # Uploaded; the record waits for the COMMIT, sent with it.
+        assert await storage.download(BUCKET, path) == b"ordered"
+        in_transaction = await (
+            await conn.execute("select count(*) as n from voicegate.service_written_objects where name = %s", (path,))
+        ).fetchone()
+        assert in_transaction == {"n": 0}
+    assert recorded(db, path) == digest == Digest.of(b"ordered")
+
+    refused = f"{uuid.uuid4()}/renders/refused.ogg"
+    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+        with pytest.raises(UnsupportedMediaType):
+            await integrity.write_ordered(conn, storage, BUCKET, refused, b"OggS", content_type="audio/ogg")
+    assert recorded(db, refused) is None
+
+
+async def test_an_ordered_write_on_a_plain_connection_records_at_once(
+    storage: SupabaseObjectStorage, db_dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    path = f"{uuid.uuid4()}/renders/plain.wav"
+    async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
+        await conn.execute("set role service_role")
+        await integrity.write_ordered(conn, storage, BUCKET, path, b"plain", content_type="audio/wav")  # type: ignore[arg-type]
+        row = await (
+            await conn.execute("select sha256 from voicegate.service_written_objects where name = %s", (path,))
+        ).fetchone()
+        assert row == (Digest.of(b"plain").sha256,)
+        await conn.commit()
+    assert recorded(db, path) == Digest.of(b"plain")
