@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
-from backend.clone.manifest import BUCKET, describing, manifest_path  # noqa: E402
+from backend.clone.manifest import BUCKET, manifest_path  # noqa: E402
 from backend.compose import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
@@ -228,12 +228,14 @@ class Steady:
 
     def __init__(self, dsn: str, data_dir: Path, *, skip: int, total: int) -> None:
         self.dsn, self.data_dir, self.skip, self.total = dsn, data_dir, skip, total
+        #: The attempts synced before the run: counted before anything of it starts.
+        self.base = count_synced(dsn)
         self._marks: list[tuple[int, float, float]] = []
 
     async def watch(self) -> None:
-        """Return once `total` more attempts are synced than when it started."""
+        """Return once `total` more attempts are synced than before the run."""
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-            base = await self._synced(conn)
+            base = self.base
             for mark in (self.skip, self.total):
                 while (synced := await self._synced(conn) - base) < mark:  # noqa: ASYNC110 - a count to watch, nothing to await
                     await asyncio.sleep(0.02)
@@ -305,11 +307,11 @@ async def raw_pgmq(dsn: str, messages: int, batch: int = 10) -> float:
 
 async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch: int = 8) -> float:
     """Attempts/s of the statements the consumers send for each attempt (the leasing read with the
-    archive of the batch before, in one transaction; the `local` provider's voice; then, in one
-    transaction, the completion with the provider's answer, the voice's locked read and its manifest's
-    digest), from `connections` plain connections acting as the service, the same queries word for word,
-    one round trip each."""
+    archive of the batch before, in one transaction; the `local` provider's voice; the completion with the
+    provider's answer; the manifest's locked read and its digest's record in a transaction of its own),
+    from `connections` plain connections acting as the service, the same queries word for word."""
     voice = load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"]
+    lock = load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"]
     record = load_queries(ROOT / "backend/storage/integrity.sql")["record"]
     digest = Digest.of(b"{}")
 
@@ -331,13 +333,13 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
                 for row in rows:
                     leased = attempt_service.as_row(row["leased"])
                     await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
-                    changes: dict[str, Any] = {"provider_voice_id": leased.provider_voice_id, "provider_metadata": {}}
-                    completion = attempt_service.completion(
-                        leased.id, f"worker:{worker}", lease_owner=worker, changes=changes
+                    changes = {"provider_voice_id": leased.provider_voice_id, "provider_metadata": {}}
+                    await attempt_service.complete(
+                        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=changes
                     )
                     async with conn.transaction():
-                        await (await conn.execute(*completion)).fetchone()
-                        await (await conn.execute(*describing(leased.voice_id, leased.sample_id))).fetchone()
+                        params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
+                        await (await conn.execute(lock, params)).fetchone()
                         path = manifest_path(leased.owner_id, leased.voice_id)
                         written = {"bucket": BUCKET, "name": path, "sha256": digest.sha256, "size": digest.size}
                         await conn.execute(record, written)

@@ -3,13 +3,12 @@ in a private bucket: voicegate's voice id, the provider, its voice id and target
 made and last changed, the consent it was cloned under and the quality verdict of its sample.
 
 Written by the clone step once a voice is ready and its row carries the attempt's provider voice (so also
-when a new attempt moves it to another provider), in the transaction that makes the attempt ready, and
-again in one of its own by each later delivery that finds the attempt synced (so one lost to a failed
-upload is written then); removed when the voice is deleted. Both
-happen under the voice row's lock, taken before the upload and held to the commit, so two writers cannot
+when a new attempt moves it to another provider), and removed when the voice is deleted. Both happen
+under the voice row's lock, in the transaction that reads (or deletes) the row, so two writers cannot
 leave an older manifest over a newer one and a deleted voice keeps no manifest: a failed Storage call
 rolls the deletion back. That lock orders the writers, so the file's digest (backend.storage.integrity)
-is recorded after the upload, with the COMMIT.
+is recorded after the upload, with the COMMIT: the voice row is read and locked in the round trip that
+opens the transaction, and the digest goes with the one that ends it.
 """
 
 from __future__ import annotations
@@ -17,12 +16,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
 from backend.db.connection import Connection
-from backend.db.execute import Statement, fetch_optional
+from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import service_transaction
@@ -54,37 +53,6 @@ def manifest_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
     return f"{owner_id}/{voice_id}.json"
 
 
-def describing(voice_id: uuid.UUID, sample_id: uuid.UUID | None) -> Statement:
-    """The statement that locks the voice row and reads what its manifest says (`store` takes its row): to
-    send in the transaction that will store the manifest, with the statements before it."""
-    return _Q["lock_voice"], {"voice_id": voice_id, "sample_id": sample_id}
-
-
-async def store(
-    conn: Connection,
-    storage: ObjectStorage,
-    voice: dict[str, Any] | None,
-    *,
-    provider: str,
-    provider_voice_id: str,
-) -> bool:
-    """Write (or overwrite) the manifest of `voice` (the row `describing` read and locked on `conn`'s
-    transaction) when it is live and carries `provider`'s `provider_voice_id`; its digest is recorded with
-    the COMMIT. False when the voice is deleted or has moved on to another provider voice meanwhile: its
-    current manifest is another's to write."""
-    if (
-        voice is None
-        or voice["deleted_at"] is not None
-        or (voice["provider"], voice["provider_voice_id"]) != (provider, provider_voice_id)
-    ):
-        return False
-    manifest = VoiceManifest(**{name: voice[name] for name in VoiceManifest.__struct_fields__})
-    path = manifest_path(voice["owner_id"], voice["voice_id"])
-    data = msgspec.json.encode(manifest)
-    await integrity.write_ordered(conn, storage, BUCKET, path, data, content_type="application/json")
-    return True
-
-
 async def write_manifest(
     pool: Pool,
     storage: ObjectStorage,
@@ -94,11 +62,23 @@ async def write_manifest(
     provider_voice_id: str,
     sample_id: uuid.UUID | None,
 ) -> bool:
-    """`store` the manifest of a live voice whose row carries `provider`'s `provider_voice_id`, with the
-    verdict of `sample_id` (the sample that voice was cloned from), in a transaction of its own."""
+    """Write (or overwrite) the manifest of a live voice whose row carries `provider`'s `provider_voice_id`,
+    with the verdict of `sample_id` (the sample that voice was cloned from). False when the voice is
+    deleted or has moved on to another provider voice meanwhile: its current manifest is another's to write.
+    """
     async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-        voice = await fetch_optional(conn, *describing(voice_id, sample_id))
-        return await store(conn, storage, voice, provider=provider, provider_voice_id=provider_voice_id)
+        row = await fetch_optional(conn, _Q["lock_voice"], {"voice_id": voice_id, "sample_id": sample_id})
+        if (
+            row is None
+            or row["deleted_at"] is not None
+            or (row["provider"], row["provider_voice_id"]) != (provider, provider_voice_id)
+        ):
+            return False
+        manifest = VoiceManifest(**{name: row[name] for name in VoiceManifest.__struct_fields__})
+        path = manifest_path(row["owner_id"], voice_id)
+        data = msgspec.json.encode(manifest)
+        await integrity.write_ordered(conn, storage, BUCKET, path, data, content_type="application/json")
+    return True
 
 
 async def remove_manifest(conn: Connection, storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:

@@ -29,9 +29,8 @@ from backend.audio.errors import AudioRejected
 from backend.clone import heal, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
-from backend.db.execute import NoResultError, first_rows
-from backend.db.units import service_transaction
-from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered, VoicegateError
+from backend.db.units import service_statement, service_transaction
+from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice, SampleRef
 from backend.providers.errors import (
@@ -43,7 +42,6 @@ from backend.providers.errors import (
 from backend.records import attempts, samples, voices
 from backend.records.attempts import AttemptRow, AttemptSource, AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.samples import check as sample_check
-from backend.storage import integrity
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -112,8 +110,6 @@ class AttemptRun:
         self.worker_id = worker_id
         self.actor = f"worker:{worker_id}"
         self._attempt: AttemptRow | None = None
-        #: Whether this run wrote the voice's manifest (with the completion, `verify`).
-        self._manifest_stored = False
 
     @property
     def attempt(self) -> AttemptRow:
@@ -142,11 +138,11 @@ class AttemptRun:
                 # Another worker owns the attempt now (our lease expired); its result stands.
                 log.warning("attempt %s: lease lost to another worker", self.attempt_id)
                 return Outcome(status="lease_lost")
-        if self.attempt.status == AttemptStatus.READY and self.attempt.is_active:
-            if self.attempt.runtime_status != RuntimeStatus.SYNCED:
-                await self.sync()
-            if self._publishes_manifest() and not self._manifest_stored:
-                await self.write_manifest()
+        published = self.attempt.status == AttemptStatus.READY and self.attempt.is_active
+        if published and self.attempt.runtime_status != RuntimeStatus.SYNCED:
+            await self.sync()
+        if published and self.attempt.runtime_status == RuntimeStatus.SYNCED:
+            await self.write_manifest()
         return Outcome(status=self.attempt.status)
 
     async def claim(self, leased: dict[str, Any] | None = None) -> Outcome | None:  # noqa: PLR0911 - one return per state the attempt can be found in
@@ -270,32 +266,10 @@ class AttemptRun:
         changes = _voice_changes(found) if attempt.source == AttemptSource.CUSTOM_VOICE_ID else None
         # Verified, ready, synced and the preview asked for in one call: each move is still its own event,
         # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version.
-        # The voice's manifest is written in the same transaction, under the voice row the call locked
-        # (read with it, in one round trip), so it commits with the voice it describes.
-        completion = attempts.completion(attempt.id, self.actor, lease_owner=self.worker_id, changes=changes)
-        describing = manifest.describing(attempt.voice_id, attempt.sample_id)
-        lost: VoicegateError | None = None
-        async with service_transaction(self.ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-            completed, voice = await first_rows(conn, completion, describing)
-            if completed is None:
-                raise NoResultError("complete_attempt returned no attempt")
-            self._attempt = attempts.as_row(completed)
-            if self._publishes_manifest():
-                self._manifest_stored = True
-                try:
-                    await manifest.store(
-                        conn,
-                        self.ctx.storage,
-                        voice,
-                        provider=self.attempt.provider,
-                        provider_voice_id=self.attempt.provider_voice_id or "",
-                    )
-                except VoicegateError as exc:
-                    # The attempt is ready whether Storage answers or not; the manifest is written when
-                    # the message comes again.
-                    lost = exc
-        if lost is not None:
-            raise lost
+        async with service_statement(self.ctx.pool) as conn:
+            self._attempt = await attempts.complete(
+                conn, attempt.id, self.actor, lease_owner=self.worker_id, changes=changes
+            )
 
     async def _enrol_again(self) -> None:
         """The provider does not know the voice this attempt made or reuses (deleted since, or a reference
@@ -346,25 +320,17 @@ class AttemptRun:
 
         await self._fenced(sync)
 
-    def _publishes_manifest(self) -> bool:
-        """Whether the voice row carries this attempt's provider voice, so its manifest is this run's to write."""
-        attempt = self.attempt
-        return (
-            attempt.status == AttemptStatus.READY
-            and attempt.is_active
-            and attempt.runtime_status == RuntimeStatus.SYNCED
-            and attempt.provider_voice_id is not None
-        )
-
     async def write_manifest(self) -> None:
-        """The voice's manifest, in a transaction of its own (a delivery that finds the attempt synced)."""
+        """The voice's manifest, now that its row carries this attempt's provider voice."""
         attempt = self.attempt
+        if attempt.provider_voice_id is None:
+            return
         await manifest.write_manifest(
             self.ctx.pool,
             self.ctx.storage,
             voice_id=attempt.voice_id,
             provider=attempt.provider,
-            provider_voice_id=attempt.provider_voice_id or "",
+            provider_voice_id=attempt.provider_voice_id,
             sample_id=attempt.sample_id,
         )
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, LiteralString
 import psycopg
 from psycopg import AsyncCursor, AsyncTransaction
 from psycopg.abc import Params, Query
-from psycopg.pq import PipelineStatus, TransactionStatus
+from psycopg.pq import TransactionStatus
 
 from backend.db.deadline import TimedWaits, current_budget
 
@@ -72,10 +72,6 @@ class PooledConnection(TimedWaits):
             self._statements_left -= 1
         try:
             if self._opening is None:
-                cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
-            elif self.pgconn.pipeline_status != PipelineStatus.OFF:
-                # In the caller's pipeline: a nested one would cost a round trip of its own as it ends.
-                await self._send_opening()
                 cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
             else:
                 async with self.pipeline():

@@ -35,14 +35,6 @@ async def fetch_all(conn: Connection, query: LiteralString, params: Mapping[str,
     return await cursor.fetchall()
 
 
-async def first_rows(conn: Connection, *statements: Statement) -> list[dict[str, Any] | None]:
-    """The first row (or None) of each statement, all sent in one round trip (with the unit's opening, if
-    it is still to send) and run in order; a statement that fails raises, and those after it do not run."""
-    async with conn.pipeline():
-        cursors = [await conn.execute(query, params) for query, params in statements]
-    return [await cursor.fetchone() for cursor in cursors]
-
-
 async def commit_with(conn: Connection, statement: Statement) -> None:
     """Have `statement` commit with `conn`'s transaction: on a unit's pooled connection it goes with the
     COMMIT, in one round trip (`PooledConnection.close_with`); on another connection it runs now."""

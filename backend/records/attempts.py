@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 
 from backend.db.connection import Connection
-from backend.db.execute import Statement, fetch_all, fetch_one, fetch_optional
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import NotFound
 
@@ -260,20 +260,23 @@ async def fail(
     return await transition(conn, attempt, actor, status=AttemptStatus.FAILED, lease_owner=lease_owner, changes=changes)
 
 
-def completion(
-    attempt_id: uuid.UUID, actor: str, *, lease_owner: str, changes: dict[str, Any] | None = None
-) -> Statement:
+async def complete(
+    conn: Connection, attempt_id: uuid.UUID, actor: str, *, lease_owner: str, changes: dict[str, Any] | None = None
+) -> AttemptRow:
     """The provider confirmed the leased attempt's voice: `processing`/`verifying` → `ready` and, for the
     active attempt, its runtime `syncing` → `synced` (`sync_failed` when the voice row does not carry the
-    voice), in one SQL call with one event per move; LeaseLost unless `lease_owner` holds the lease. The
-    statement, to send with others; its row is the attempt (`as_row`)."""
-    params = {
-        "attempt_id": attempt_id,
-        "actor": actor,
-        "lease_owner": lease_owner,
-        "changes": json.dumps(changes or {}, default=str),
-    }
-    return _Q["complete"], params
+    voice), in one SQL call with one event per move; LeaseLost unless `lease_owner` holds the lease."""
+    row = await fetch_one(
+        conn,
+        _Q["complete"],
+        {
+            "attempt_id": attempt_id,
+            "actor": actor,
+            "lease_owner": lease_owner,
+            "changes": json.dumps(changes or {}, default=str),
+        },
+    )
+    return as_row(row)
 
 
 async def read_and_lease(

@@ -6,8 +6,7 @@
 --   its events are written by one insert (was one record_attempt_event call each). The events come after
 --   the update and the publishing, as before; nothing reads them in between.
 -- * The attempt is locked `for no key update` (was `for update`): the call never changes the attempt's key,
---   and the clone step now keeps this transaction open while it uploads the voice's manifest, during
---   which a synthesis job's insert for this attempt (a foreign-key check, `key share`) must not wait.
+--   so a synthesis job's insert for this attempt (a foreign-key check, `key share`) need not wait for it.
 --
 -- And voicegate.emit_webhook, which every voice, sample, job and launch event calls, builds its event (a
 -- random id, a timestamp, the payload) only when some endpoint is there to receive it: with no project

@@ -21,8 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from playwright.async_api import Page, Playwright, Route, expect
+from playwright.async_api import Page, Playwright, Request, Response, Route, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+from psycopg.rows import dict_row
 
 from tests.conftest import server_dir
 from tests.e2e.accessibility import STATES, axe_violations, check_state
@@ -65,6 +68,40 @@ class Held:
             await route.fulfill(json=self.answer)
         else:
             await route.fallback()
+
+
+#: What the server's busy sessions were doing: for a request that never got its answer.
+ACTIVITY = (
+    "select pid, state, wait_event_type, wait_event, now() - xact_start as open_for, left(query, 160) as query"
+    " from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'"
+)
+
+
+async def answer_to_delete(page: Page, up: Running) -> Response:
+    """Press Enter on the confirm dialog's Delete and return the answer to the DELETE it sends. Without one
+    in time, fail with what the page sent meanwhile, what the database's sessions were doing and the end of
+    the server's log (a CI run once met this without an answer and said no more)."""
+    sent: list[str] = []
+
+    def note(request: Request) -> None:
+        sent.append(f"{request.method} {request.url}")
+
+    page.on("request", note)
+    try:
+        async with page.expect_response(lambda r: r.request.method == "DELETE", timeout=WAIT_MS) as deleted:
+            await page.keyboard.press("Enter")
+        return await deleted.value
+    except PlaywrightTimeoutError:
+        with psycopg.connect(up.pg.dsn, autocommit=True, row_factory=dict_row) as conn:
+            activity = conn.execute(ACTIVITY).fetchall()
+        log = "\n".join(up.log.read_text(errors="replace").splitlines()[-40:])
+        raise AssertionError(
+            f"no answer to a DELETE in {WAIT_MS / 1000:g} s; the page sent {sent}; the dialog is open:"
+            f" {await page.locator('#confirm-delete').is_visible()}; the focus is on {await page.evaluate(FOCUSED)!r};"
+            f" the database's sessions: {activity}; the server's log ends:\n{log}"
+        ) from None
+    finally:
+        page.remove_listener("request", note)
 
 
 async def bar_is_compact(page: Page) -> None:
@@ -318,9 +355,8 @@ async def test_every_state_of_the_page_passes_axe_and_what_the_first_visit_found
         await expect(dialog).to_be_visible()
         await page.keyboard.press("Tab")
         assert await page.evaluate(FOCUSED) == "confirm-delete-ok"
-        async with page.expect_response(lambda r: r.request.method == "DELETE", timeout=WAIT_MS) as deleted:
-            await page.keyboard.press("Enter")
-        assert (await deleted.value).status == 204, await (await deleted.value).text()
+        deleted = await answer_to_delete(page, up)
+        assert deleted.status == 204, await deleted.text()
         await expect(deletes).to_have_count(count - 1, timeout=WAIT_MS)
         focused = await page.evaluate(FOCUSED)
         assert focused != "body", "the focus goes to the next item of the list, or its heading"

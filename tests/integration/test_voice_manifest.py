@@ -1,8 +1,8 @@
 """The voice manifest on a real database and the Storage stand-in: written for the provider voice the row
 carries, rewritten when the voice moves to another provider, never by a writer that lost the race to a
-newer provider voice, and never for a deleted voice; removed with the voice. The clone step writes it in
-the transaction that makes the attempt ready; a failed upload leaves the attempt ready and the manifest
-to the message's next delivery."""
+newer provider voice, and never for a deleted voice; removed with the voice. The clone step writes it once
+the attempt is ready; a failed upload leaves the attempt ready and the manifest to the message's next
+delivery, and an upload under way holds the voice row only."""
 
 from __future__ import annotations
 
@@ -228,7 +228,7 @@ async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Li
         yield lifecycle
 
 
-async def test_the_clone_step_writes_the_manifest_with_the_completion(ctx: Lifecycle, db: Db) -> None:
+async def test_the_clone_step_writes_the_manifest_of_the_voice_it_made_ready(ctx: Lifecycle, db: Db) -> None:
     row = local_attempt(db)
 
     assert (await process_attempt(ctx, row["attempt_id"], "worker-1")).status == "ready"
@@ -237,7 +237,7 @@ async def test_the_clone_step_writes_the_manifest_with_the_completion(ctx: Lifec
     assert (manifest["provider"], manifest["providerVoiceId"]) == ("local", row["local_voice"])
     stored = await ctx.storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
     assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
-    # The manifest describes the voice as it committed with the attempt's completion.
+    # The manifest describes the voice as the attempt's completion left it.
     voice = one(db, "select updated_at from voices where id = %s", (row["id"],))
     assert datetime.fromisoformat(manifest["updatedAt"]) == voice["updated_at"]
 
@@ -265,7 +265,7 @@ async def test_a_manifest_storage_could_not_take_leaves_the_attempt_ready_and_co
     assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
 
 
-async def test_the_completions_manifest_upload_holds_back_deletion_but_not_rows_that_refer_to_the_voice(
+async def test_the_clone_steps_manifest_upload_holds_back_deletion_and_nothing_else(
     ctx: Lifecycle, db: Db, db_dsn: str
 ) -> None:
     row = local_attempt(db)
@@ -273,15 +273,15 @@ async def test_the_completions_manifest_upload_holds_back_deletion_but_not_rows_
     step = asyncio.create_task(process_attempt(dataclasses.replace(ctx, storage=held), row["attempt_id"], "worker-1"))
     try:
         await asyncio.wait_for(held.entered.wait(), 30)
+        # The attempt is ready already, and free: a cancel, a supersede or its sample's deletion (which
+        # sets its sample_id to null) does not wait for Storage.
+        attempt = one(db, "select status from voice_clone_attempts where id = %s", (row["attempt_id"],))
+        assert attempt["status"] == "ready"
+        attempt_update = "select 1 from voice_clone_attempts where id = %s for no key update"
+        assert await asyncio.to_thread(locks_within, db_dsn, attempt_update, row["attempt_id"])
         key_share = "select 1 from voices where id = %s for key share"
         assert await asyncio.to_thread(locks_within, db_dsn, key_share, row["id"])
-        # A synthesis job for the attempt checks its foreign key the same way.
-        attempt_key_share = "select 1 from voice_clone_attempts where id = %s for key share"
-        assert await asyncio.to_thread(locks_within, db_dsn, attempt_key_share, row["attempt_id"])
         assert not await asyncio.to_thread(locks_within, db_dsn, "delete from voices where id = %s", row["id"])
-        # Nothing of the completion is visible before the manifest commits with it.
-        attempt = one(db, "select status from voice_clone_attempts where id = %s", (row["attempt_id"],))
-        assert attempt["status"] == "processing"
     finally:
         held.release.set()
         assert (await asyncio.wait_for(step, 30)).status == "ready"
