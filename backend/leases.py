@@ -1,5 +1,6 @@
 """A lease kept while its holder works: a clone attempt's or a synthesis job's, extended by a beat beside the
-work (a provider call, a render), so the lease runs out only when its holder has stopped."""
+work (a provider call, a render), so the lease runs out only when its holder has stopped. A queue message's
+invisibility is kept the same way (`queue_consumers.runtime`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,52 @@ from backend.errors import DatabaseUnavailable, LeaseLost, TooManyRequests
 log = logging.getLogger(__name__)
 
 
+class Beat:
+    """Runs `step` `pause` seconds from now, then again after the pause each run returns, until a run
+    returns None or the beat is cancelled. Between runs it is a timer, not a task: most work ends before
+    its first beat, and a task per piece of work would cost more than the work's own database statements.
+    `step` handles its own errors (one that escapes ends the beat, and is logged)."""
+
+    def __init__(self, step: Callable[[], Awaitable[float | None]], pause: float, what: str) -> None:
+        self._step = step
+        self._what = what
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._cancelled = False
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(pause, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self._task = self._loop.create_task(self._run(), name=self._what)
+
+    async def _run(self) -> None:
+        try:
+            pause = await self._step()
+        except Exception:
+            log.exception("%s: beat failed", self._what)
+            pause = None
+        self._task = None
+        if pause is not None and not self._cancelled:
+            self._timer = self._loop.call_later(pause, self._due)
+
+    def cancel(self) -> None:
+        """Stop beating; a run under way is cancelled without waiting for it."""
+        self._cancelled = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        """Stop beating, and wait for a run under way to end."""
+        task = self._task
+        self.cancel()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 @contextlib.asynccontextmanager
 async def kept(extend: Callable[[], Awaitable[object]], every: float, what: str) -> AsyncIterator[None]:
     """Call `extend` every `every` seconds while the block runs (a third of the lease: two beats may fail).
@@ -22,23 +69,20 @@ async def kept(extend: Callable[[], Awaitable[object]], every: float, what: str)
     (logged where detected) and any other failure are tried again on the next beat.
     """
 
-    async def keep() -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await extend()
-            except LeaseLost:
-                log.warning("%s: lease lost while working", what)
-                return
-            except (DatabaseUnavailable, TooManyRequests):
-                pass  # the next beat tries again
-            except Exception:
-                log.exception("%s: could not extend the lease", what)
+    async def keep() -> float | None:
+        try:
+            await extend()
+        except LeaseLost:
+            log.warning("%s: lease lost while working", what)
+            return None
+        except (DatabaseUnavailable, TooManyRequests):
+            pass  # the next beat tries again
+        except Exception:
+            log.exception("%s: could not extend the lease", what)
+        return every
 
-    task = asyncio.create_task(keep(), name=f"lease:{what}")
+    beat = Beat(keep, every, f"lease:{what}")
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await beat.stop()

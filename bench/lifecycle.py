@@ -53,14 +53,15 @@ from backend.clone.manifest import BUCKET, manifest_path  # noqa: E402
 from backend.compose import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.db.pool import create_pool, create_worker_pool  # noqa: E402
+from backend.db.pool import create_pool, create_worker_pool, server_limits  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
-from backend.db.units import service_transaction  # noqa: E402
+from backend.db.units import AS_SERVICE, service_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
+from backend.storage import integrity  # noqa: E402
 from backend.storage.digest import Digest  # noqa: E402
 from backend.webhooks.worker import declare_project_endpoint  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
@@ -307,9 +308,10 @@ async def raw_pgmq(dsn: str, messages: int, batch: int = 10) -> float:
 
 async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch: int = 8) -> float:
     """Attempts/s of the statements the consumers send for each attempt (the leasing read with the
-    archive of the batch before, in one transaction; the `local` provider's voice; the completion with the
-    provider's answer; the manifest's locked read and its digest's record in a transaction of its own),
-    from `connections` plain connections acting as the service, the same queries word for word."""
+    archive of the batch before, in one pipeline; the `local` provider's voice; the completion with the
+    provider's answer; the manifest's locked read and its digest's record in a transaction of its own, held
+    to the Storage write's limits), from `connections` plain connections acting as the service, the same
+    queries word for word."""
     voice = load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"]
     lock = load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"]
     record = load_queries(ROOT / "backend/storage/integrity.sql")["record"]
@@ -321,7 +323,7 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
             await conn.execute("set role service_role")
             done: list[int] = []
             while True:
-                async with conn.transaction():
+                async with conn.pipeline():
                     if done:
                         await conn.execute("select pgmq.archive(%s, %s::bigint[])", (queues.CLONE, done))
                     rows = await attempt_service.read_and_lease(
@@ -337,12 +339,18 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
                     await attempt_service.complete(
                         conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=changes
                     )
-                    async with conn.transaction():
+                    # The manifest's two round trips: opening and locked read, then (after the upload) the
+                    # digest's record with the COMMIT.
+                    async with conn.pipeline():
+                        await conn.execute("begin")
+                        await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
                         params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
                         await (await conn.execute(lock, params)).fetchone()
-                        path = manifest_path(leased.owner_id, leased.voice_id)
-                        written = {"bucket": BUCKET, "name": path, "sha256": digest.sha256, "size": digest.size}
+                    path = manifest_path(leased.owner_id, leased.voice_id)
+                    written = {"bucket": BUCKET, "name": path, "sha256": digest.sha256, "size": digest.size}
+                    async with conn.pipeline():
                         await conn.execute(record, written)
+                        await conn.execute("commit")
                     done.append(row["msg_id"])
 
     started = time.perf_counter()

@@ -46,9 +46,10 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction, translate_db_errors
+from backend.db.units import service_pipeline, service_statement, service_transaction, translate_db_errors
 from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests, WorkFailed
 from backend.failpoints import failpoint
+from backend.leases import Beat
 from backend.outages import DATABASE, Outage
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class QueueConsumer:
         self._held: set[int] = set()
         #: Set once the LISTEN connection is up (tests and benchmarks wait on it).
         self.listening = asyncio.Event()
+        #: Seconds between a held message's visibility extensions: two may fail before it reappears.
+        self._extend_every = config.visibility_seconds / 2
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until `stopping` is set; in-flight messages are finished before this returns.
@@ -217,7 +220,8 @@ class QueueConsumer:
         """Archive what was handled since the last read, then read and start up to `qty` messages."""
         done = list(self._done)
         try:
-            async with service_transaction(self.pool) as conn:
+            # One round trip and one implicit transaction, no BEGIN or COMMIT: the archive needs no answer.
+            async with service_pipeline(self.pool) as conn:
                 if done:
                     await conn.execute(_Q["archive_many"], {"queue": self.config.queue, "msg_ids": done})
                 rows = await self.reader(conn, self.config.visibility_seconds, qty) if qty > 0 else []
@@ -261,7 +265,11 @@ class QueueConsumer:
         if self._reads(message) > self.config.max_reads:
             await self._dead_letter(message, "delivered too often without finishing (worker crashes?)")
             return
-        keeper = asyncio.create_task(self._keep_invisible(message.msg_id))
+        keeper = Beat(
+            functools.partial(self._keep_invisible, message.msg_id),
+            self._extend_every,
+            f"{self.config.queue}:{message.msg_id}:visibility",
+        )
         try:
             retry_at = await self.handler(message)
         except _WAITED:
@@ -304,20 +312,19 @@ class QueueConsumer:
         except Exception:
             log.exception("%s: could not archive message %d", self.config.queue, message.msg_id)
 
-    async def _keep_invisible(self, msg_id: int) -> None:
-        vt = self.config.visibility_seconds
-        pause = vt / 2
-        while True:
-            await asyncio.sleep(pause)
-            try:
-                async with service_transaction(self.pool) as conn:
-                    await conn.execute(_Q["set_vt"], {"queue": self.config.queue, "msg_id": msg_id, "vt": vt})
-                pause = vt / 2
-            except _WAITED:
-                pause = min(vt / 2, _EXTEND_RETRY_SECONDS)
-            except Exception:
-                log.exception("%s: could not extend message %d", self.config.queue, msg_id)
-                pause = min(vt / 2, _EXTEND_RETRY_SECONDS)
+    async def _keep_invisible(self, msg_id: int) -> float:
+        """Extend a held message's invisibility; the seconds until the next extension (sooner after a failure:
+        the message must not reappear while held)."""
+        params = {"queue": self.config.queue, "msg_id": msg_id, "vt": self.config.visibility_seconds}
+        try:
+            async with service_statement(self.pool) as conn:
+                await conn.execute(_Q["set_vt"], params)
+        except _WAITED:
+            return min(self._extend_every, _EXTEND_RETRY_SECONDS)
+        except Exception:
+            log.exception("%s: could not extend message %d", self.config.queue, msg_id)
+            return min(self._extend_every, _EXTEND_RETRY_SECONDS)
+        return self._extend_every
 
     async def _failed(self, message: Message, error: str) -> None:
         reads = self._reads(message)

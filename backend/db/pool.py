@@ -71,14 +71,17 @@ class Pool(AsyncConnectionPool[PooledConnection]):
         self.service = service
 
     def server_limits(self, budget: float | None) -> dict[str, str]:
-        """A unit's deadline (`budget`, default the pool's) as the server's `statement_timeout`, and
-        `BUSY_WAIT_DEADLINES` times it as its idle-in-transaction limit (a process busy between statements
-        is not a vanished client)."""
-        limit = self.work_timeout if budget is None else budget
-        return {"limit": f"{math.ceil(limit * 1000)}ms", "idle": f"{math.ceil(limit * BUSY_WAIT_DEADLINES * 1000)}ms"}
+        """`server_limits` of a unit's deadline (`budget`, default the pool's)."""
+        return server_limits(self.work_timeout if budget is None else budget)
 
     async def _act_as_service(self, conn: PooledConnection) -> None:
         await conn.execute(_SERVICE_SESSION, self.server_limits(None))
+
+
+def server_limits(seconds: float) -> dict[str, str]:
+    """A unit's deadline (`seconds`) as the server's `statement_timeout`, and `BUSY_WAIT_DEADLINES` times it
+    as its idle-in-transaction limit (a process busy between statements is not a vanished client)."""
+    return {"limit": f"{math.ceil(seconds * 1000)}ms", "idle": f"{math.ceil(seconds * BUSY_WAIT_DEADLINES * 1000)}ms"}
 
 
 def create_pool(dsn: str, limits: PoolLimits, *, patience: float | None = None, service: bool = False) -> Pool:

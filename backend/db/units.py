@@ -7,7 +7,8 @@ and the lifecycle's own SQLSTATEs become the matching domain errors. A unit wait
 its pool says (`backend.db.pool`), is held to its deadline once it has it (`backend.db.deadline`), and
 reports how it went to the database's `Outage`, which logs an outage's start and end instead of every
 failed request. On a service pool at its own limits, work that is one statement (`service_statement`) goes
-alone, committed as it runs: one round trip, no `BEGIN`, no `COMMIT`.
+alone, committed as it runs: one round trip, no `BEGIN`, no `COMMIT`; so do statements that need no answer
+before the next is sent (`service_pipeline`), in one pipeline.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ _SQLSTATE_ERRORS: dict[str, type[VoicegateError]] = {
 # Not reachable, shutting down, or (25P03) a transaction the server ended for idling past its deadline.
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25P03"})
 
-_AS_SERVICE = (
+#: What makes a transaction the service at its limits (`backend.db.pool.server_limits`): a service pool's
+#: connections are already.
+AS_SERVICE = (
     "select set_config('role', 'service_role', true), set_config('statement_timeout', %(limit)s, true),"
     " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
 )
@@ -180,7 +183,7 @@ def _as_service(pool: Pool, budget: float | None) -> Opening:
     """What makes a unit the service at its limits: nothing on a service pool at its own limits."""
     if pool.service and budget is None:
         return ()
-    return ((_AS_SERVICE, pool.server_limits(budget)),)
+    return ((AS_SERVICE, pool.server_limits(budget)),)
 
 
 @asynccontextmanager
@@ -217,6 +220,22 @@ async def service_statement(pool: Pool, *, budget: float | None = None) -> Async
         conn.run_alone()
         try:
             yield conn
+        finally:
+            conn.unit_ended()
+
+
+@asynccontextmanager
+async def service_pipeline(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
+    """Statements as `service_role` sent in one pipeline, which the server runs as one implicit transaction
+    committed at the pipeline's end: a unit of `database_work` of one round trip, with no `BEGIN` or
+    `COMMIT` to send, for statements none of which must be answered before the next is sent (their results
+    may still be fetched as they come). A failing statement rolls back those before it, and the rest are not
+    run; so does the block raising."""
+    async with database_work(pool, budget) as conn:
+        conn.open_with(*_as_service(pool, budget))
+        try:
+            async with conn.pipelined():
+                yield conn
         finally:
             conn.unit_ended()
 

@@ -1,6 +1,7 @@
 """Service work that costs as few statements as it can (issue 15), still as `service_role` and held to its
 limits: a worker's service pool acts as the service from the moment a connection opens, and a
-`service_statement` is one statement committed as the server answers it, whose role never outlives it.
+`service_statement` is one statement committed as the server answers it, whose role never outlives it, and a
+`service_pipeline` is statements sent in one pipeline, committed together at its end or not at all.
 On PostgreSQL 18 and on 15 (Supabase's), as both run a pipeline without BEGIN as one implicit transaction."""
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import pytest
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one
 from backend.db.pool import Pool, create_pool, create_worker_pool
-from backend.db.units import database_work, service_statement, service_transaction, user_transaction
+from backend.db.units import (
+    database_work,
+    service_pipeline,
+    service_statement,
+    service_transaction,
+    user_transaction,
+)
 from backend.errors import NotFound
 from backend.settings import Settings
 from tests.support import create_user
@@ -122,4 +129,52 @@ async def test_a_failing_service_statement_raises_its_domain_error_and_the_pool_
         async with service_statement(worker) as conn:
             await conn.execute("select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)")
     async with service_statement(worker) as conn:
+        assert await who(conn) == AS_SERVICE
+
+
+SEND = "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id"
+
+
+def queued(dsn: str, msg_ids: list[int]) -> int:
+    """How many of these messages another session sees."""
+    with psycopg.connect(dsn, autocommit=True) as other:
+        row = other.execute("select count(*) from pgmq.q_voice_synthesis where msg_id = any(%s)", (msg_ids,))
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("kind", ["plain", "worker"])
+async def test_a_service_pipeline_is_the_service_and_commits_together_at_its_end(
+    kind: str, plain: Pool, worker: Pool, any_db_dsn: str
+) -> None:
+    pool = plain if kind == "plain" else worker
+    async with service_pipeline(pool) as conn:
+        sent = [(await fetch_one(conn, SEND, {}))["msg_id"] for _ in range(2)]
+        assert await who(conn) == AS_SERVICE
+        assert queued(any_db_dsn, sent) == 0  # answered, and not committed before the pipeline's end
+    assert queued(any_db_dsn, sent) == 2
+    async with database_work(pool) as conn:  # its settings were its implicit transaction's only
+        assert ((await who(conn))["role"] == "service_role") == (kind == "worker")
+
+
+async def test_a_failing_statement_in_a_service_pipeline_rolls_back_the_others(worker: Pool, any_db_dsn: str) -> None:
+    sent: list[int] = []
+    with pytest.raises(NotFound):  # noqa: PT012 - the failure may surface at its fetch or at the pipeline's end
+        async with service_pipeline(worker) as conn:
+            sent.append((await fetch_one(conn, SEND, {}))["msg_id"])
+            await conn.execute("select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)")
+            await conn.execute(SEND)
+    assert len(sent) == 1
+    assert queued(any_db_dsn, sent) == 0
+    async with service_pipeline(worker) as conn:
+        assert await who(conn) == AS_SERVICE
+
+
+async def test_a_service_pipeline_whose_block_raises_commits_nothing(plain: Pool, any_db_dsn: str) -> None:
+    sent: list[int] = []
+    with pytest.raises(ZeroDivisionError):  # noqa: PT012 - the block's own error, after its statements
+        async with service_pipeline(plain) as conn:
+            sent.append((await fetch_one(conn, SEND, {}))["msg_id"])
+            _ = 1 / 0
+    assert queued(any_db_dsn, sent) == 0
+    async with service_pipeline(plain) as conn:
         assert await who(conn) == AS_SERVICE

@@ -1,0 +1,113 @@
+"""A beat runs beside work as a timer, and a task only while a run is due; a lease kept by it stops at
+LeaseLost and goes on through an outage. Orderings are proved with later timers on the same loop: a timer
+due earlier fires first, so a sentinel's firing means what was due before it has run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from backend.errors import DatabaseUnavailable, LeaseLost
+from backend.leases import Beat, kept
+
+PAUSE = 0.01
+BOUND = 5.0  # no wait here is unbounded
+
+
+async def after(seconds: float) -> None:
+    """Wait for a timer due `seconds` from now: every timer due before it has fired by then."""
+    fired = asyncio.Event()
+    asyncio.get_running_loop().call_later(seconds, fired.set)
+    await asyncio.wait_for(fired.wait(), BOUND)
+
+
+async def test_a_beat_runs_after_its_pause_then_after_each_pause_returned_until_none() -> None:
+    runs: list[float] = []
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def step() -> float | None:
+        runs.append(loop.time())
+        if len(runs) == 3:
+            done.set()
+            return None
+        return PAUSE * 2
+
+    started = loop.time()
+    beat = Beat(step, PAUSE, "test")
+    await asyncio.wait_for(done.wait(), BOUND)
+    await after(PAUSE * 10)  # a fourth run would have been due long before this
+    assert len(runs) == 3
+    assert runs[0] - started >= PAUSE
+    assert runs[1] - runs[0] >= PAUSE * 2
+    await beat.stop()
+
+
+async def test_a_beat_cancelled_before_it_is_due_never_runs() -> None:
+    runs: list[str] = []
+
+    async def step() -> float | None:
+        runs.append("ran")
+        return None
+
+    Beat(step, PAUSE, "test").cancel()
+    await after(PAUSE * 2)
+    assert runs == []
+
+
+async def test_stopping_a_beat_mid_run_cancels_the_run_and_waits_for_it() -> None:
+    entered, ended = asyncio.Event(), asyncio.Event()
+
+    async def step() -> float | None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()  # a statement that never answers
+        finally:
+            ended.set()
+        return PAUSE
+
+    beat = Beat(step, PAUSE, "test")
+    await asyncio.wait_for(entered.wait(), BOUND)
+    await asyncio.wait_for(beat.stop(), BOUND)
+    assert ended.is_set()
+
+
+async def test_a_kept_lease_stops_extending_once_it_is_lost(caplog: pytest.LogCaptureFixture) -> None:
+    calls = 0
+    lost = asyncio.Event()
+
+    async def extend() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            lost.set()
+            raise LeaseLost
+
+    with caplog.at_level(logging.WARNING, logger="backend.leases"):
+        async with kept(extend, PAUSE, "attempt 1"):
+            await asyncio.wait_for(lost.wait(), BOUND)
+            await after(PAUSE * 5)  # three more beats would have been due by now
+    assert calls == 2
+    assert "attempt 1: lease lost while working" in caplog.text
+
+
+async def test_a_kept_lease_goes_on_through_an_outage_and_stops_with_its_block() -> None:
+    calls = 0
+    third = asyncio.Event()
+
+    async def extend() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            third.set()
+        if calls == 1:
+            raise DatabaseUnavailable
+
+    async with kept(extend, PAUSE, "attempt 2"):
+        await asyncio.wait_for(third.wait(), BOUND)
+    ended_at = calls
+    await after(PAUSE * 5)
+    assert ended_at >= 3
+    assert calls == ended_at
