@@ -371,7 +371,7 @@ class AttemptRun:
         """Extend the lease every third of its length while the body (a provider call) runs."""
 
         async def extend() -> None:
-            async with service_transaction(self.ctx.pool) as conn:
+            async with service_statement(self.ctx.pool) as conn:
                 await attempts.extend_lease(conn, self.attempt_id, self.worker_id, self.ctx.lease_seconds)
 
         return leases.kept(extend, self.ctx.lease_seconds / 3, f"attempt {self.attempt_id}")

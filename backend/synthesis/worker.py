@@ -37,7 +37,7 @@ from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction
+from backend.db.units import service_statement, service_transaction
 from backend.errors import DatabaseUnavailable, LanguageNotSupported, LeaseLost, ProvenanceFailed, TooManyRequests
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice, SynthesisResult
@@ -138,7 +138,7 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -
     job, voice, parts = started
 
     async def extend() -> None:
-        async with service_transaction(ctx.pool) as conn:
+        async with service_statement(ctx.pool) as conn:
             if await fetch_optional(conn, _Q["extend_lease"], _lease(ctx, job_id, run)) is None:
                 raise LeaseLost
 
