@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 class Beat:
     """Runs `step` `pause` seconds from now, then again after the pause each run returns, until a run
     returns None or the beat is cancelled. Between runs it is a timer, not a task: most work ends before
-    its first beat, and a task per piece of work would cost more than the work's own database statements.
-    `step` handles its own errors (one that escapes ends the beat, and is logged)."""
+    its first beat, so a task waiting beside each piece of work would be made and cancelled for nothing
+    (a queue message's and an attempt's keepers, on every delivery). `step` handles its own errors (one
+    that escapes ends the beat, and is logged)."""
 
     def __init__(self, step: Callable[[], Awaitable[float | None]], pause: float, what: str) -> None:
         self._step = step

@@ -3,11 +3,11 @@ its `COMMIT`.
 
 A request's time is mostly round trips to the server, so a transaction costs as few as it can: a
 transaction's `BEGIN` and its role and claims travel in one pipeline with its first statement, so a
-transaction of one query is two round trips (that query, then `COMMIT`), a unit held to one statement
-(`backend.db.units.service_statement`) goes alone, committed as it runs, and a unit of statements that need
-no answer before the next is sent (`service_pipeline`) goes in one pipeline: one round trip either way. A statement that
-only has to be in the transaction by its end (`close_with`) goes with the `COMMIT`. Each answer is noted,
-for the outage log and the waits for a connection (a busy database is not a dead one).
+transaction of one query is two round trips (that query, then `COMMIT`); a unit held to one statement
+(`backend.db.units.service_statement`) goes alone, committed as it runs, and a unit of statements none of
+which waits for another's answer (`service_pipeline`) goes in one pipeline: one round trip either way. A
+statement that only has to be in the transaction by its end (`close_with`) goes with the `COMMIT`. Each
+answer is noted, for the outage log and the waits for a connection (a busy database is not a dead one).
 """
 
 from __future__ import annotations
@@ -91,14 +91,23 @@ class PooledConnection(TimedWaits):
     async def pipelined(self) -> AsyncIterator[None]:
         """The unit's statements, its opening first, in one pipeline that the server runs as one implicit
         transaction, committed at the pipeline's end (the connection is in autocommit mode). If the block
-        raises, the connection is closed before the pipeline's end is sent, and the server rolls back."""
-        async with self.pipeline():
-            await self._send_opening()
-            try:
-                yield
-            except BaseException:
-                await self.close()
+        raises, the connection is closed before the pipeline's end is sent, so the server rolls back; the
+        block's error is raised, not psycopg's about ending a pipeline on a closed connection (which it
+        would log as a warning beside the block's error, once per failed unit of an outage)."""
+        failed: BaseException | None = None
+        try:
+            async with self.pipeline():
+                await self._send_opening()
+                try:
+                    yield
+                except BaseException as exc:
+                    failed = exc
+                    await self.close()
+        except psycopg.OperationalError:
+            if failed is None:
                 raise
+        if failed is not None:
+            raise failed
         self._heard()
 
     def _heard(self) -> None:

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from backend.db.deadline import request_budget
 from backend.db.migrate import migrate
 from backend.db.pool import Pool, create_pool, create_worker_pool
-from backend.db.units import ping, service_statement, service_transaction, user_transaction
+from backend.db.units import ping, service_pipeline, service_statement, service_transaction, user_transaction
 from backend.embedded.postgres import EmbeddedPostgres
 from backend.errors import DatabaseUnavailable
 from backend.settings import Settings
@@ -146,6 +146,26 @@ async def test_a_service_statement_fails_by_its_deadline_on_either_kind_of_pool(
                         await conn.execute("select 1")
                 assert time.monotonic() - started < DEADLINE + 0.3
             assert await healed(each) < 5
+
+
+async def test_a_service_pipeline_fails_by_its_deadline_with_its_own_error_alone(
+    server: EmbeddedPostgres, pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    queued = "select count(*) from pgmq.q_voice_synthesis"
+    async with service_pipeline(pool) as conn:
+        before = await (await conn.execute(queued)).fetchone()  # a connection is open and idle in the pool
+    with frozen(server.data_dir):
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the unit's fetch is what waits
+            async with service_pipeline(pool) as conn:
+                await conn.execute("select pgmq.send(%s, '{}'::jsonb)", (QUEUE,))
+                await (await conn.execute("select 1")).fetchone()
+        assert time.monotonic() - started < DEADLINE + 0.3
+    assert await healed(pool) < 5
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
+    with psycopg.connect(server.dsn, autocommit=True, row_factory=dict_row) as admin:
+        assert admin.execute(queued).fetchone() == before, "the send was rolled back with the unit"
 
 
 async def test_a_requests_units_fail_within_its_one_budget_on_a_hung_database(
