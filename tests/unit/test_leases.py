@@ -40,8 +40,9 @@ async def test_a_beat_runs_after_its_pause_then_after_each_pause_returned_until_
     await asyncio.wait_for(done.wait(), BOUND)
     await after(PAUSE * 10)  # a fourth run would have been due long before this
     assert len(runs) == 3
-    assert runs[0] - started >= PAUSE
-    assert runs[1] - runs[0] >= PAUSE * 2
+    # The loop may run a timer up to its clock's resolution early: a tenth of a pause is far more.
+    assert runs[0] - started >= PAUSE * 0.9
+    assert runs[1] - runs[0] >= PAUSE * 1.9
     await beat.stop()
 
 
