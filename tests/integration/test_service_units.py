@@ -59,6 +59,16 @@ async def worker(any_db_dsn: str) -> AsyncIterator[Pool]:
         yield pool
 
 
+SEND = "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id"
+
+
+def queued(dsn: str, msg_ids: list[int]) -> int:
+    """How many of these messages another session sees."""
+    with psycopg.connect(dsn, autocommit=True) as other:
+        row = other.execute("select count(*) from pgmq.q_voice_synthesis where msg_id = any(%s)", (msg_ids,))
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
 async def who(conn: Connection) -> dict[str, Any]:
     row = await fetch_one(conn, WHO, {})
     return {k: v for k, v in row.items() if k != "claims" or v}
@@ -108,11 +118,9 @@ async def test_a_service_statement_commits_as_it_answers_and_takes_one_statement
 ) -> None:
     pool = plain if kind == "plain" else worker
     async with service_statement(pool) as conn:
-        row = await fetch_one(conn, "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id", {})
+        row = await fetch_one(conn, SEND, {})
         # Committed already: another session sees the message before the unit ends.
-        with psycopg.connect(any_db_dsn, autocommit=True) as other:
-            seen = other.execute("select count(*) from pgmq.q_voice_synthesis where msg_id = %s", (row["msg_id"],))
-            assert seen.fetchone() == (1,)
+        assert queued(any_db_dsn, [row["msg_id"]]) == 1
         with pytest.raises(RuntimeError, match="one statement"):
             await conn.execute("select 1")
         with pytest.raises(RuntimeError, match="one statement"):
@@ -130,16 +138,6 @@ async def test_a_failing_service_statement_raises_its_domain_error_and_the_pool_
             await conn.execute("select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)")
     async with service_statement(worker) as conn:
         assert await who(conn) == AS_SERVICE
-
-
-SEND = "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id"
-
-
-def queued(dsn: str, msg_ids: list[int]) -> int:
-    """How many of these messages another session sees."""
-    with psycopg.connect(dsn, autocommit=True) as other:
-        row = other.execute("select count(*) from pgmq.q_voice_synthesis where msg_id = any(%s)", (msg_ids,))
-        return int(row.fetchone()[0])  # type: ignore[index]
 
 
 @pytest.mark.parametrize("kind", ["plain", "worker"])
