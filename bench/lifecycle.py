@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import dict_row
@@ -425,45 +425,65 @@ def two_workers(dsn: str, attempts: int) -> tuple[int, float]:
     return int(synced[0]), float(synced[1])
 
 
+class Run(NamedTuple):
+    """One run of (a): attempts/s and Postgres CPU seconds per attempt from its steady part, and what it
+    wrote per attempt over the whole run."""
+
+    rate: float
+    cpu: float
+    writes: str
+
+
 async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: Path, settings: Settings) -> None:
-    """(a): the worker beside raw pgmq and beside its bare equivalent."""
+    """(a): the worker beside raw pgmq and beside its bare equivalent, three runs of each taken in turns
+    (worker, bare, worker, …) so that a machine that slows down or speeds up meanwhile weighs on both."""
     print(f"(a) {args.attempts} attempts, zero-latency provider (local), {settings.worker_concurrency} at once")
     raw = await raw_pgmq(dsn, args.attempts)
     skip = args.attempts // 5
-    seed_local_attempts(dsn, [f"local-bench{n:06d}" for n in range(args.attempts)])
-    settled(dsn, data_dir)
-    counters = server_counters(dsn)
-    worker = Steady(dsn, data_dir, skip=skip, total=args.attempts)
-    await run_consumers_until(settings, dsn, args.attempts, watch=worker.watch)
-    settled(dsn, data_dir)
-    worker_writes = per_attempt(counters, server_counters(dsn), args.attempts)
-    rate, worker_cpu = worker.figures()
-    bares, bare_cpus = [], []
-    for run in range(3):
-        seed_local_attempts(dsn, [f"local-bare{run}-{n:06d}" for n in range(args.attempts)])
+
+    async def measured(name: str, run: Callable[[Steady], Awaitable[object]]) -> Run:
+        """One run over fresh attempts."""
+        seed_local_attempts(dsn, [f"local-{name}-{n:06d}" for n in range(args.attempts)])
         settled(dsn, data_dir)
         counters = server_counters(dsn)
         meter = Steady(dsn, data_dir, skip=skip, total=args.attempts)
-        watching = asyncio.create_task(meter.watch())
-        connections = settings.worker_concurrency
-        await bare_lifecycle(dsn, args.attempts, connections=connections, batch=connections)
-        await watching
+        await run(meter)
         settled(dsn, data_dir)
-        bare_rate, bare_cpu_one = meter.figures()
-        bares.append(bare_rate)
-        bare_cpus.append(bare_cpu_one)
-        bare_writes = per_attempt(counters, server_counters(dsn), args.attempts)
-    bare, bare_cpu = statistics.median(bares), statistics.median(bare_cpus)
+        return Run(*meter.figures(), per_attempt(counters, server_counters(dsn), args.attempts))
+
+    async def worker(meter: Steady) -> object:
+        return await run_consumers_until(settings, dsn, args.attempts, watch=meter.watch)
+
+    async def bare(meter: Steady) -> object:
+        connections = settings.worker_concurrency
+        return await asyncio.gather(
+            meter.watch(), bare_lifecycle(dsn, args.attempts, connections=connections, batch=connections)
+        )
+
+    workers, bares = [], []
+    for run in range(3):
+        workers.append(await measured(f"worker{run}", worker))
+        bares.append(await measured(f"bare{run}", bare))
+    rate, worker_cpu = statistics.median(r.rate for r in workers), statistics.median(r.cpu for r in workers)
+    bare_rate, bare_cpu = statistics.median(r.rate for r in bares), statistics.median(r.cpu for r in bares)
+
+    def rates(runs: list[Run]) -> str:
+        return ", ".join(f"{run.rate:.1f}" for run in runs)
+
+    def cpus(runs: list[Run]) -> str:
+        return ", ".join(f"{run.cpu * 1000:.2f}" for run in runs)
+
     print(
-        f"    (rates and Postgres CPU from the {skip}th attempt synced on: a running worker's connections are warm)\n"
-        f"    lifecycle: {rate:8.1f} attempts/s   raw pgmq send→read→archive: {raw:8.1f} msg/s"
-        f"   ratio {rate / raw:.0%} (target ≥ 40%)\n"
-        f"    bare equivalent (the same SQL, no worker code, {settings.worker_concurrency} connections), median of 3:"
-        f" {bare:8.1f} attempts/s ({', '.join(f'{b:.1f}' for b in bares)}), {bare / raw:.0%} of raw\n"
-        f"    the worker makes {rate / bare:.2f} times its bare equivalent (target ≥ 0.8)\n"
-        f"    Postgres CPU per attempt: worker {worker_cpu * 1000:.2f} ms (target ≤ 1.5 ms),"
-        f" bare {bare_cpu * 1000:.2f} ms (median of {', '.join(f'{c * 1000:.2f}' for c in bare_cpus)})\n"
-        f"    per attempt, whole runs: worker {worker_writes}; bare (last run) {bare_writes}"
+        f"    (rates and Postgres CPU from the {skip}th attempt synced on: a running worker's connections are warm;"
+        " each the median of 3 runs)\n"
+        f"    lifecycle: {rate:8.1f} attempts/s ({rates(workers)})   raw pgmq send→read→archive:"
+        f" {raw:8.1f} msg/s   ratio {rate / raw:.0%} (target ≥ 40%)\n"
+        f"    bare equivalent (the same SQL, no worker code, {settings.worker_concurrency} connections):"
+        f" {bare_rate:8.1f} attempts/s ({rates(bares)}), {bare_rate / raw:.0%} of raw\n"
+        f"    the worker makes {rate / bare_rate:.2f} times its bare equivalent (target ≥ 0.8)\n"
+        f"    Postgres CPU per attempt: worker {worker_cpu * 1000:.2f} ms ({cpus(workers)}; target"
+        f" ≤ 1.5 ms), bare {bare_cpu * 1000:.2f} ms ({cpus(bares)})\n"
+        f"    per attempt, whole runs (the last of each): worker {workers[-1].writes}; bare {bares[-1].writes}"
     )
     failed, dead = failures(dsn)
     print(f"    messages with a failed delivery: {failed}, dead letters: {dead}")

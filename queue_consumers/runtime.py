@@ -20,6 +20,7 @@ failure that explains itself (`WorkFailed`: a receiver's status) is logged as it
 
 A consumer takes no more messages than it has free slots (`concurrency`) and its pool has connections to
 spare for them, and archives the messages it finished in the transaction of its next read, many at once.
+While it is busy it reads in batches: once half its batch is free, or after `gather_seconds`.
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ class ConsumerConfig:
     concurrency: int = 8
     max_reads: int = 5
     poll_interval: float = 1.0
+    #: How long a consumer busy with messages waits for half its batch to be free before it reads fewer.
+    gather_seconds: float = 0.05
     backoff_base: float = 1.0
     backoff_max: float = 60.0
 
@@ -187,11 +190,23 @@ class QueueConsumer:
 
     async def _consume(self, stopping: asyncio.Event) -> None:
         cfg = self.config
+        loop = asyncio.get_running_loop()
+        # A read costs the database a scan of the queue however few messages it takes, so a consumer that
+        # is busy reads again once half its batch is free, or once it has waited `gather_seconds` for that.
+        read_at = max(1, min(cfg.batch_size, cfg.concurrency) // 2)
+        gather_until: float | None = None
         stop_wait = asyncio.create_task(stopping.wait())
         try:
             while not stopping.is_set():
                 self._wake.clear()
                 free = cfg.concurrency - len(self._inflight)
+                if 0 < free < read_at:
+                    if gather_until is None:
+                        gather_until = loop.time() + cfg.gather_seconds
+                    if (left := gather_until - loop.time()) > 0:
+                        await self._woken(stop_wait, left)
+                        continue
+                gather_until = None
                 wanted = max(0, min(cfg.batch_size, free, _spare_connections(self.pool)))
                 if wanted > 0 and self.gate is not None and not await self.gate.open():
                     wanted = 0  # what was handled is still archived; nothing new is taken
@@ -200,11 +215,7 @@ class QueueConsumer:
                     continue
                 # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up
                 # or the poll interval, whichever comes first, is all there is to wait for.
-                wake_wait = asyncio.create_task(self._wake.wait())
-                await asyncio.wait(
-                    {wake_wait, stop_wait}, timeout=cfg.poll_interval, return_when=asyncio.FIRST_COMPLETED
-                )
-                wake_wait.cancel()
+                await self._woken(stop_wait, cfg.poll_interval)
         finally:
             stop_wait.cancel()
             if self._inflight:
@@ -212,6 +223,12 @@ class QueueConsumer:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
             if self._done:
                 await self._read_and_start(0)
+
+    async def _woken(self, stop_wait: asyncio.Task[Any], seconds: float) -> None:
+        """Return on a wake-up (a notification, a finished message), the stop, or after `seconds`."""
+        wake_wait = asyncio.create_task(self._wake.wait())
+        await asyncio.wait({wake_wait, stop_wait}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        wake_wait.cancel()
 
     async def _pgmq_read(self, conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
         return await fetch_all(conn, _Q["read"], {"queue": self.config.queue, "vt": vt, "qty": qty})

@@ -1,7 +1,8 @@
 """The consumer runtime against a real pgmq queue: wake-ups, archive, defer, backoff, dead letters,
 the concurrency cap, visibility kept during long work, draining on stop, a dying listener; deliveries
 that waited on the database not counted, and no more messages taken than there are connections for; a
-Storage outage handed back uncounted, and no message taken while the gate finds Storage down."""
+Storage outage handed back uncounted, and no message taken while the gate finds Storage down; a busy
+consumer reading in batches (once half its batch is free, or its gather time is up)."""
 
 from __future__ import annotations
 
@@ -371,3 +372,78 @@ async def test_a_closed_gate_takes_nothing_until_its_probe_answers(pool: Any, db
         await until(lambda: len(archived(db)) == 2)
     assert handled[0] == msg_id
     assert len(probes) == probed, "while the outage tracker has Storage up, nobody probes"
+
+
+class Held:
+    """A handler that holds each message until the test lets it go, and a reader that notes how many
+    messages each read asked for."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.asked: list[int] = []
+        self._release: dict[int, asyncio.Event] = {}
+        self._all = False
+
+    async def handle(self, message: Message) -> None:
+        self.started.append(message.msg_id)
+        release = self._release.setdefault(message.msg_id, asyncio.Event())
+        if not self._all:
+            await asyncio.wait_for(release.wait(), RELEASE_SECONDS)
+
+    def let_go(self, count: int) -> None:
+        """Let the first `count` held messages finish."""
+        for msg_id in [msg_id for msg_id in self.started if not self._release[msg_id].is_set()][:count]:
+            self._release[msg_id].set()
+
+    def let_all_go(self) -> None:
+        """Let every message finish, those still to come included."""
+        self._all = True
+        self.let_go(len(self.started))
+
+    async def read(self, conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        self.asked.append(qty)
+        async with conn.cursor() as cur:
+            await cur.execute("select * from pgmq.read(%s, %s, %s)", (QUEUE, vt, qty))
+            return await cur.fetchall()
+
+
+def batched(pool: Pool, held: Held, gather_seconds: float) -> QueueConsumer:
+    config = ConsumerConfig(queue=QUEUE, poll_interval=30.0, concurrency=4, batch_size=4, gather_seconds=gather_seconds)
+    return QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)
+
+
+@asynccontextmanager
+async def held_by(worker: QueueConsumer, held: Held, db: Conn) -> AsyncIterator[None]:
+    """The consumer running; on the way out every message is let go and handled, failed or not."""
+    async with running(worker):
+        try:
+            yield
+        finally:
+            held.let_all_go()
+        await until(lambda: len(archived(db)) == 8)
+
+
+async def test_a_busy_consumer_with_one_slot_free_waits_its_gather_time_before_it_reads(pool: Any, db: Conn) -> None:
+    held = Held()
+    for n in range(8):
+        send(db, {"n": n})
+    async with held_by(batched(pool, held, gather_seconds=0.5), held, db):
+        await until(lambda: len(held.started) == 4)
+        released = time.monotonic()
+        held.let_go(1)
+        await until(lambda: len(held.started) == 5)
+        # One slot of four is less than half the batch: the read waited for more to be free, then took one.
+        assert time.monotonic() - released >= 0.45
+        assert held.asked == [4, 1]
+
+
+async def test_a_busy_consumer_reads_at_once_when_half_its_batch_is_free(pool: Any, db: Conn) -> None:
+    held = Held()
+    for n in range(8):
+        send(db, {"n": n})
+    async with held_by(batched(pool, held, gather_seconds=60.0), held, db):
+        await until(lambda: len(held.started) == 4)
+        held.let_go(2)
+        # Long before the minute of gathering is up, the two free slots are read for together.
+        await until(lambda: len(held.started) == 6)
+        assert held.asked == [4, 2]
