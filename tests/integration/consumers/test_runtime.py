@@ -407,28 +407,25 @@ class Held:
             return await cur.fetchall()
 
 
-def batched(pool: Pool, held: Held, gather_seconds: float) -> QueueConsumer:
-    config = ConsumerConfig(queue=QUEUE, poll_interval=30.0, concurrency=4, batch_size=4, gather_seconds=gather_seconds)
-    return QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)
-
-
 @asynccontextmanager
-async def held_by(worker: QueueConsumer, held: Held, db: Conn) -> AsyncIterator[None]:
-    """The consumer running; on the way out every message is let go and handled, failed or not."""
-    async with running(worker):
+async def four_held(pool: Pool, db: Conn, *, gather_seconds: float) -> AsyncIterator[Held]:
+    """Eight messages queued for a consumer of four slots (and batches of four), the first four held; on
+    the way out every message is let go and handled, whether the test failed or not."""
+    held = Held()
+    for n in range(8):
+        send(db, {"n": n})
+    config = ConsumerConfig(queue=QUEUE, poll_interval=30.0, concurrency=4, batch_size=4, gather_seconds=gather_seconds)
+    async with running(QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)):
         try:
-            yield
+            await until(lambda: len(held.started) == 4)
+            yield held
         finally:
             held.let_all_go()
         await until(lambda: len(archived(db)) == 8)
 
 
 async def test_a_busy_consumer_with_one_slot_free_waits_its_gather_time_before_it_reads(pool: Any, db: Conn) -> None:
-    held = Held()
-    for n in range(8):
-        send(db, {"n": n})
-    async with held_by(batched(pool, held, gather_seconds=0.5), held, db):
-        await until(lambda: len(held.started) == 4)
+    async with four_held(pool, db, gather_seconds=0.5) as held:
         released = time.monotonic()
         held.let_go(1)
         await until(lambda: len(held.started) == 5)
@@ -438,11 +435,7 @@ async def test_a_busy_consumer_with_one_slot_free_waits_its_gather_time_before_i
 
 
 async def test_a_busy_consumer_reads_at_once_when_half_its_batch_is_free(pool: Any, db: Conn) -> None:
-    held = Held()
-    for n in range(8):
-        send(db, {"n": n})
-    async with held_by(batched(pool, held, gather_seconds=60.0), held, db):
-        await until(lambda: len(held.started) == 4)
+    async with four_held(pool, db, gather_seconds=60.0) as held:
         held.let_go(2)
         # Long before the minute of gathering is up, the two free slots are read for together.
         await until(lambda: len(held.started) == 6)
