@@ -191,8 +191,9 @@ class QueueConsumer:
     async def _consume(self, stopping: asyncio.Event) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        # A read costs the database a scan of the queue however few messages it takes, so a consumer that
-        # is busy reads again once half its batch is free, or once it has waited `gather_seconds` for that.
+        # A read costs the database much the same however few messages it takes (pgmq builds and plans its
+        # query anew on every read), so a consumer that is busy reads again once half its batch is free, or
+        # once it has waited `gather_seconds` for that.
         read_at = max(1, min(cfg.batch_size, cfg.concurrency) // 2)
         gather_until: float | None = None
         stop_wait = asyncio.create_task(stopping.wait())
