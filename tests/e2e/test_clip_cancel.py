@@ -69,7 +69,7 @@ async def test_a_job_canceled_while_spoken_stores_nothing(
     # The run ends once the fake answers its part: its progress is fenced out and its message archived.
     # (The first job's own messages are not waited for: one may lie in the queue, invisible, until its delay.)
     await until(
-        lambda: not [m for m in queue_messages(sql, "voice_synthesis") if m["message"].get("jobId") == job],
+        lambda: not any(m["message"].get("jobId") == job for m in queue_messages(sql, "voice_synthesis")),
         "the run to end",
         within=HOLD_S + 60,
     )
