@@ -10,11 +10,14 @@ handlers' own fencing (attempt leases and versions) decides whose result counts.
 
 The database being down (or hung: every unit of database work has a deadline), or too busy to hand out
 a connection, is not a failed delivery: a read finds nothing, a handler's message is left to come back
-after its visibility timeout and that delivery is not counted toward `max_reads`, an archive is simply
-retried by that redelivery, and the consumer never dies of it. Storage being down is not a failed
-delivery either: the message is handed back at once as a new one (so no consumer counts the delivery),
-and a consumer whose handlers need Storage takes no messages while its `Gate` finds Storage unreachable,
-so a consumer that cannot reach Storage leaves the work to those that can. Both outages are logged where
+and that delivery is not counted toward `max_reads`, an archive is simply retried by that redelivery, and
+the consumer never dies of it. A message whose handler met the database down is handed back (visible at
+once) by the consumer's first read that gets an answer, so work resumes as the database does rather than
+a visibility timeout later; one that found every connection busy comes back after its visibility
+timeout. Storage being down is not a failed delivery either: the message is handed back at once as a new
+one (so no consumer counts the delivery), and a consumer whose handlers need Storage takes no messages
+while its `Gate` finds Storage unreachable, so a consumer that cannot reach Storage leaves the work to
+those that can. Both outages are logged where
 they are detected (backend.outages), once, the LISTEN connection's included, not here per poll. A
 failure that explains itself (`WorkFailed`: a receiver's status) is logged as its one line.
 
@@ -158,6 +161,9 @@ class QueueConsumer:
         self._done: list[int] = []
         #: Deliveries of a message that ended waiting for the database, not counted toward `max_reads`.
         self._uncounted: dict[int, int] = {}
+        #: Messages whose handler met the database down, each with the `read_ct` it was read with: handed back
+        #: by the next read that gets an answer, unless somebody has read the message since.
+        self._stranded: dict[int, int] = {}
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         #: The messages those tasks hold: one that reappears while held (its visibility ran out while
@@ -211,7 +217,7 @@ class QueueConsumer:
                 wanted = max(0, min(cfg.batch_size, free, _spare_connections(self.pool)))
                 if wanted > 0 and self.gate is not None and not await self.gate.open():
                     wanted = 0  # what was handled is still archived; nothing new is taken
-                got = await self._read_and_start(wanted) if wanted > 0 or self._done else 0
+                got = await self._read_and_start(wanted) if wanted > 0 or self._done or self._stranded else 0
                 if wanted > 0 and got == wanted:
                     continue
                 # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up
@@ -222,7 +228,7 @@ class QueueConsumer:
             if self._inflight:
                 log.info("%s: draining %d in-flight message(s)", cfg.queue, len(self._inflight))
                 await asyncio.gather(*self._inflight, return_exceptions=True)
-            if self._done:
+            if self._done or self._stranded:
                 await self._read_and_start(0)
 
     async def _woken(self, stop_wait: asyncio.Task[Any], seconds: float) -> None:
@@ -235,13 +241,18 @@ class QueueConsumer:
         return await fetch_all(conn, _Q["read"], {"queue": self.config.queue, "vt": vt, "qty": qty})
 
     async def _read_and_start(self, qty: int) -> int:
-        """Archive what was handled since the last read, then read and start up to `qty` messages."""
+        """Archive what was handled since the last read and hand back what an outage stranded, then read and
+        start up to `qty` messages."""
         done = list(self._done)
+        stranded = dict(self._stranded)
         try:
             # One round trip and one implicit transaction, no BEGIN or COMMIT: the archive needs no answer.
             async with service_pipeline(self.pool) as conn:
                 if done:
                     await conn.execute(_Q["archive_many"], {"queue": self.config.queue, "msg_ids": done})
+                if stranded:
+                    handed_back = {"msg_ids": list(stranded), "read_cts": list(stranded.values())}
+                    await conn.execute(_Q["release"], {"queue": self.config.queue, **handed_back})
                 rows = await self.reader(conn, self.config.visibility_seconds, qty) if qty > 0 else []
         except _WAITED:
             return 0  # what was done is archived with a later read, or handled again once visible
@@ -252,6 +263,9 @@ class QueueConsumer:
         self._done = [msg_id for msg_id in self._done if msg_id not in archived]
         for msg_id in done:
             self._uncounted.pop(msg_id, None)
+        for msg_id, read_ct in stranded.items():
+            if self._stranded.get(msg_id) == read_ct:
+                del self._stranded[msg_id]
         for row in rows:
             message = msgspec.convert(row, Message)
             if message.msg_id in self._held:
@@ -290,10 +304,13 @@ class QueueConsumer:
         )
         try:
             retry_at = await self.handler(message)
-        except _WAITED:
-            # Recording a failure would fail too: it comes back after its visibility timeout, uncounted.
+        except _WAITED as exc:
+            # Recording a failure would fail too: it comes back uncounted, once the database answers (handed back
+            # by the next read) or every connection is no longer busy (its visibility timeout).
             self._not_counted(message)
-            log.debug("%s: message %d waits out its visibility timeout", self.config.queue, message.msg_id)
+            if isinstance(exc, DatabaseUnavailable):
+                self._stranded[message.msg_id] = message.read_ct
+            log.debug("%s: message %d waits for the database", self.config.queue, message.msg_id)
             return
         except StorageUnavailable:
             # Storage's outage, not this message's failure: handed back for a consumer that reaches Storage.

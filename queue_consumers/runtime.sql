@@ -7,6 +7,9 @@ select msg_id from pgmq.set_vt(%(queue)s, %(msg_id)s, %(vt)s::integer);
 -- name: archive
 select pgmq.archive(%(queue)s, %(msg_id)s) as archived;
 
+-- name: release
+select count(*) from voicegate.release_messages(%(queue)s, %(msg_ids)s::bigint[], %(read_cts)s::integer[]);
+
 -- name: archive_many
 select pgmq.archive(%(queue)s, %(msg_ids)s::bigint[]);
 

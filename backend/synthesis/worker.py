@@ -12,9 +12,10 @@ One run speaks a job at a time: the run claims it with a lease it extends while 
 of the run (progress, the end) is fenced by that lease. A second delivery of the job's message (the
 attempt's wake-up beside the job's own re-check, a redelivery) finds the job done, or leased and left
 alone until the lease would have run out; so a worker that died mid-job is taken over once its lease
-expires, and the job is spoken again from its start. A job its owner cancels loses its lease with its
-status, so a run speaking it stops at its next write (a part's progress, the lease's extension, the end)
-and stores nothing. Safe to repeat: the job is finished by a guarded
+expires, and the job is spoken again from its start. A run that met an outage could not give its lease
+up, but its own worker knows the run has ended and takes the job again as soon as the database answers.
+A job its owner cancels loses its lease with its status, so a run speaking it stops at its next write
+(a part's progress, the lease's extension, the end) and stores nothing. Safe to repeat: the job is finished by a guarded
 update and its render stored, under a fixed name and with its digest recorded, in that update's
 transaction, so a second delivery changes nothing.
 """
@@ -63,6 +64,9 @@ BUCKET = "voice-renders"
 WAIT_RECHECK_SECONDS = 30
 #: Provider failures that may pass are retried this many times before the job fails.
 MAX_PROVIDER_RETRIES = 1
+#: The runs of this process speaking a job now. A job leased to a run of this worker that is not among them
+#: was left by a run that could not give its lease up (an outage): that lease holds nobody out.
+_RUNNING: set[str] = set()
 
 
 class JobToSpeak(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +93,7 @@ class JobToSpeak(msgspec.Struct, frozen=True, kw_only=True):
     attempt_target_model: str | None
     attempt_metadata: dict[str, Any] | None
     attempt_error_message: str | None
+    lease_owner: str | None
     lease_expires_at: datetime | None
     db_now: datetime
 
@@ -132,6 +137,14 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -
     """
     # Each run is its own lease owner: a second delivery to this very worker is another run.
     run = f"{worker_id}/{uuid.uuid4().hex[:8]}"
+    _RUNNING.add(run)
+    try:
+        return await _take_and_speak(ctx, job_id, run)
+    finally:
+        _RUNNING.discard(run)
+
+
+async def _take_and_speak(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> Outcome:
     started = await _start(ctx, job_id, run)
     if isinstance(started, Outcome):
         return started
@@ -235,7 +248,8 @@ async def _start(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> tuple[JobToSpea
         if job is None or job.status in ENDED:
             return Outcome(status="missing" if job is None else job.status)
         leased = job.lease_expires_at
-        if job.status is SynthesisJobStatus.PROCESSING and leased is not None and leased > job.db_now:
+        left = job.lease_owner if _left_by_this_worker(job.lease_owner, run) else None
+        if job.status is SynthesisJobStatus.PROCESSING and leased is not None and leased > job.db_now and not left:
             # Another run speaks it (or did until it died): look again when its lease would have run out.
             return Outcome(status=SynthesisJobStatus.PROCESSING, retry_at=leased + timedelta(seconds=1))
         voice = _speaker_of(job)
@@ -246,9 +260,17 @@ async def _start(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> tuple[JobToSpea
                 status=SynthesisJobStatus.QUEUED, retry_at=job.db_now + timedelta(seconds=WAIT_RECHECK_SECONDS)
             )
         parts = pieces(job.input_text)
-        if await fetch_optional(conn, _Q["start_job"], {**_lease(ctx, job_id, run), "total": len(parts)}) is None:
+        params = {**_lease(ctx, job_id, run), "total": len(parts), "left": left}
+        if await fetch_optional(conn, _Q["start_job"], params) is None:
             return Outcome(status="stale")
     return job, voice, parts
+
+
+def _left_by_this_worker(lease_owner: str | None, run: str) -> bool:
+    """Whether `lease_owner` is a run of the worker `run` belongs to that no longer runs."""
+    if lease_owner is None or lease_owner in _RUNNING:
+        return False
+    return lease_owner.rpartition("/")[0] == run.rpartition("/")[0]
 
 
 async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_message: str, run: str) -> Outcome:

@@ -7,7 +7,7 @@ select j.id, j.owner_id, j.status, j.input_text, j.retry_count, j.attempt_id, j.
        a.status as attempt_status, a.provider as attempt_provider, a.provider_voice_id as attempt_voice_id,
        a.provider_target_model as attempt_target_model, a.provider_metadata as attempt_metadata,
        a.last_error_code as attempt_error_code, a.last_error_message as attempt_error_message,
-       j.lease_expires_at, now() as db_now
+       j.lease_owner, j.lease_expires_at, now() as db_now
   from public.synthesis_jobs j
   join public.voices v on v.id = j.voice_id
   left join public.voice_consents c on c.id = v.consent_id
@@ -16,12 +16,14 @@ select j.id, j.owner_id, j.status, j.input_text, j.retry_count, j.attempt_id, j.
    for update of j;
 
 -- name: start_job
--- Claimed by this run: a queued job, or one whose last run's lease ran out (its worker died or stalled).
+-- Claimed by this run: a queued job, or one whose last run's lease ran out (its worker died or stalled) or
+-- whose last run was this worker's, `left`, and has ended.
 update public.synthesis_jobs
    set status = 'processing', progress_done = 0, progress_total = %(total)s,
        lease_owner = %(owner)s, lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
  where id = %(id)s
-   and (status = 'queued' or (status = 'processing' and lease_expires_at <= now()))
+   and (status = 'queued'
+        or (status = 'processing' and (lease_expires_at <= now() or lease_owner = %(left)s::text)))
 returning id;
 
 -- name: extend_lease

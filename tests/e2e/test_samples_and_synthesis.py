@@ -10,7 +10,7 @@ import io
 import time
 import wave
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.audio.measure import detect_speech
+from backend.cpu import CpuExecutor
+from backend.synthesis.worker import process_synthesis
 from backend.text import pieces
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import elevenlabs_env, speech_wav
@@ -26,6 +28,7 @@ from tests.fakes import ElevenLabsFake, serve
 from tests.fakes.core import Fault
 from tests.fakes.elevenlabs import ElevenVoice
 from tests.integration.api.conftest import User
+from tests.integration.conftest import open_lifecycle
 from tests.support import Conn, one, seed_consent
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -477,3 +480,47 @@ async def test_a_job_left_by_a_dead_worker_is_taken_over_once_its_lease_runs_out
         assert done["status"] == "succeeded", done
         assert datetime.fromisoformat(done["finishedAt"]) > job["lease_expires_at"], "not while the lease lived"
         assert spoken_texts(provider) == pieces("One. Two. Three."), "spoken again from its start, once"
+
+
+async def test_a_job_a_run_of_this_worker_could_not_give_up_is_taken_again_by_that_worker_at_once(
+    cpu: CpuExecutor, db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn
+) -> None:
+    text = "One. Two. Three."
+    provider = ElevenLabsFake(max_voices=100)
+    with serve(provider) as url:
+        async with open_lifecycle(cpu, db_dsn, tmp_path, **elevenlabs_env(provider, url)) as ctx:
+            user = make_user()
+            voice_id = cloned_voice(sql, provider, user.id)
+
+            def job(lease_owner: str | None) -> Any:
+                status = "queued" if lease_owner is None else "processing"
+                return one(
+                    sql,
+                    "insert into synthesis_jobs (owner_id, voice_id, input_text, status, lease_owner, lease_expires_at)"
+                    " values (%s, %s, %s, %s, %s, case when %s then now() + interval '60 seconds' end)"
+                    " returning id",
+                    (user.id, voice_id, text, status, lease_owner, lease_owner is not None),
+                )["id"]
+
+            # Left mid-job with most of a 60 s lease, as a run that met an outage leaves its job.
+            mine, theirs = job("w1/gone"), job("w2/gone")
+            taken = await process_synthesis(ctx, mine, "w1")
+            left = await process_synthesis(ctx, theirs, "w1")
+
+            # A run of this worker that is still speaking keeps its job from a second delivery.
+            provider.faults.latency_s = 1.0
+            running = job(None)
+            first = asyncio.create_task(process_synthesis(ctx, running, "w1"))
+            deadline = time.monotonic() + 30
+            while one(sql, "select status from synthesis_jobs where id = %s", (running,))["status"] != "processing":
+                assert time.monotonic() < deadline, "the first run never took its job"
+                await asyncio.sleep(0.02)
+            second = await process_synthesis(ctx, running, "w1")
+            finished = await asyncio.wait_for(first, 30)
+
+    assert taken.status == "succeeded", taken
+    assert left.status == "processing", "another worker's run may still be speaking it"
+    assert left.retry_at is not None
+    assert left.retry_at - datetime.now(left.retry_at.tzinfo) > timedelta(seconds=50)
+    assert (second.status, finished.status) == ("processing", "succeeded")
+    assert spoken_texts(provider) == pieces(text) * 2, "the left job and the running one, each spoken once"

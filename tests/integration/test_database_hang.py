@@ -324,6 +324,68 @@ async def test_a_consumer_rides_out_a_hang_without_failing_or_repeating_a_messag
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("queue_consumers")]
 
 
+async def test_a_message_whose_handler_met_the_hang_is_handled_again_as_soon_as_the_database_answers(
+    server: EmbeddedPostgres, pool: Pool
+) -> None:
+    visibility = 30
+    started: list[float] = []
+    done: list[int] = []
+    hung = asyncio.Event()
+
+    async def handle(message: Message) -> None:
+        started.append(time.monotonic())
+        if len(started) == 1:
+            await asyncio.wait_for(hung.wait(), WAIT_SECONDS)
+        async with service_transaction(pool) as conn:  # the first delivery's fails by its deadline
+            await conn.execute("select 1")
+        done.append(message.msg_id)
+
+    msg_id = send(server, {"n": 1})
+    config = ConsumerConfig(queue=QUEUE, visibility_seconds=visibility, poll_interval=0.05)
+    consumer = QueueConsumer(pool, config, handle, listen_dsn=None)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        await until(lambda: len(started) == 1)
+        with frozen(server.data_dir):
+            hung.set()
+            await asyncio.sleep(DEADLINE * 3)  # the handler's transaction fails by its deadline meanwhile
+        answered = time.monotonic() + await healed(pool)
+        await until(lambda: msg_id in done)
+    finally:
+        hung.set()
+        stopping.set()
+        await asyncio.wait_for(running, 10)
+    assert len(started) == 2
+    # Its visibility timeout has most of its 30 s left: the redelivery came with the database, not after it.
+    assert started[1] - answered < 3, started[1] - answered
+    state = message_state(server, msg_id)
+    assert state["archived"] is not None
+    assert (state["errors"], state["dead"]) == (0, 0), "waiting out an outage is not a failed delivery"
+
+
+def test_release_messages_hands_back_only_the_delivery_it_names_while_it_is_invisible(server: EmbeddedPostgres) -> None:
+    held, visible = send(server, {"n": 1}), send(server, {"n": 2})
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        read = conn.execute("select msg_id, read_ct from pgmq.read(%s, 30, 2) order by msg_id", (QUEUE,)).fetchall()
+        assert read == [(held, 1), (visible, 1)]
+        conn.execute("select pgmq.set_vt(%s, %s, 0)", (QUEUE, visible))
+        conn.execute("set role service_role")
+
+        def release(msg_ids: list[int], read_cts: list[int]) -> list[int]:
+            rows = conn.execute(
+                "select * from voicegate.release_messages(%s, %s, %s)", (QUEUE, msg_ids, read_cts)
+            ).fetchall()
+            return sorted(row[0] for row in rows)
+
+        assert release([held], [0]) == [], "somebody has read it since the delivery named"
+        assert release([visible], [1]) == [], "already visible"
+        assert release([held, visible], [1, 1]) == [held]
+        again = conn.execute("select msg_id, read_ct from pgmq.read(%s, 30, 2) order by msg_id", (QUEUE,)).fetchall()
+        assert again == [(held, 2), (visible, 2)]
+        conn.execute("select pgmq.delete(%s, %s::bigint[])", (QUEUE, [held, visible]))
+
+
 async def until(condition: Callable[[], bool], within: float = 10.0, poll: float = 0.05) -> None:
     """Wait for `condition`, yielding to the loop between looks; fail after `within` seconds."""
     deadline = time.monotonic() + within

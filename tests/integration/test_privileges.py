@@ -109,6 +109,7 @@ FUNCTIONS: Allowed = {
     "voicegate.purge_idempotency_keys()": SERVICE_ONLY,
     "voicegate.read_and_lease_attempts(text,integer,integer,text,integer)": SERVICE_ONLY,
     "voicegate.complete_attempt(uuid,text,text,jsonb)": SERVICE_ONLY,
+    "voicegate.release_messages(text,bigint[],integer[])": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.publish_attempt(public.voice_clone_attempts)": NOBODY,
     "voicegate.record_attempt_event(public.voice_clone_attempts,text,text,text,text,jsonb)": NOBODY,
