@@ -44,6 +44,7 @@ from backend.provenance import ProvenanceSigner
 from backend.providers.http import create_http_client
 from backend.settings import Settings, SettingsError
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+from backend.tls import verifying_context
 
 # httpx logs every request URL at INFO, and signed Storage URLs carry their token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -69,7 +70,9 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     # cannot take the connections the API's requests need (nor the stand-in those of the requests that call it).
     storage_pool = create_pool(dsn, settings.pool_limits) if settings.embedded else None
     pools = [opened for opened in (pool, storage_pool) if opened is not None]
-    jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
+    jwks_http = httpx.AsyncClient(
+        timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
+    )
     verifier = TokenVerifier(settings.auth, jwks_http)
     handlers: list[Any] = [
         *health_routes,
@@ -166,7 +169,9 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
     if jwt_secret is None:
         raise SettingsError("the Storage stand-in signs its URL tokens with SUPABASE_JWT_SECRET: set it")
     pool = create_pool(dsn, settings.pool_limits)
-    jwks_http = httpx.AsyncClient(timeout=settings.auth.jwks_timeout, follow_redirects=False)
+    jwks_http = httpx.AsyncClient(
+        timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
+    )
     verifier = TokenVerifier(settings.auth, jwks_http)
     from backend.http.storage_in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
 

@@ -22,6 +22,7 @@ from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.standard_webhooks.sender import Target, WebhookSender
 from backend.storage.client import ObjectStorage
+from backend.tls import verifying_context
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
@@ -97,7 +98,10 @@ async def operator_providers(settings: Settings, dsn: str) -> AsyncIterator[Prov
     their own, a plain HTTP client and one CPU thread (the scripts look voices up and never render); all
     closed on leaving."""
     pool = create_pool(dsn, msgspec.structs.replace(settings.pool_limits, min_size=1, max_size=2))
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False) as http, CpuExecutor(1) as cpu:
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False, verify=verifying_context()) as http,
+        CpuExecutor(1) as cpu,
+    ):
         await pool.open(wait=True)
         try:
             yield build_providers(settings, pool, http, cpu=cpu)

@@ -21,6 +21,7 @@ from backend.context import Lifecycle
 from backend.outages import STORAGE
 from backend.settings import Settings
 from backend.storage.client import answers
+from backend.tls import verifying_context
 from backend.webhooks.worker import RETRY_MAX_SECONDS
 from queue_consumers.handlers import QueueRoute, Retries, clone_over_http, queue_routes
 from queue_consumers.maintenance import run_maintenance
@@ -146,7 +147,11 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
         try:
             async with (
                 create_http_client() as provider_http,
-                httpx.AsyncClient(base_url=settings.api_base_url, timeout=httpx.Timeout(600.0, connect=5.0)) as api,
+                httpx.AsyncClient(
+                    base_url=settings.api_base_url,
+                    timeout=httpx.Timeout(600.0, connect=5.0),
+                    verify=verifying_context(trust_env=True),
+                ) as api,
                 CpuExecutor(settings.cpu_workers) as cpu,
                 worker_lifecycle(settings, dsn, storage, provider_http, signer, cpu=cpu) as ctx,
             ):

@@ -21,6 +21,7 @@ from backend.providers.errors import (
     TransientProviderError,
     UnknownOutcomeError,
 )
+from backend.tls import verifying_context
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def create_http_client() -> httpx.AsyncClient:
         timeout=_TIMEOUT,
         follow_redirects=False,
         trust_env=False,
+        verify=verifying_context(),
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
     )
 

@@ -21,6 +21,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from backend.providers.base import STREAM_SAMPLE_RATE
+from backend.tls import verifying_context
 
 SPEECH_FORMAT = "pcm_24000"
 
@@ -86,6 +87,7 @@ class VoicegateTTSService(TTSService):
             base_url=self._api_url,
             headers={"Authorization": f"Bearer {self._token}"},
             timeout=self._timeout,
+            verify=verifying_context(trust_env=True),
             transport=self._transport,
         )
         try:

@@ -27,6 +27,7 @@ import httpx
 from backend.errors import WebhookUrlRefused
 from backend.secret import Secret, is_loopback_host
 from backend.standard_webhooks.signing import secret_key, signed_headers
+from backend.tls import verifying_context
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -182,6 +183,7 @@ class WebhookSender:
             timeout=TIMEOUT,
             follow_redirects=False,
             trust_env=False,
+            verify=verifying_context(),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
             transport=transport,
         )

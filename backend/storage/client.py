@@ -36,6 +36,7 @@ from backend.errors import (
 )
 from backend.outages import STORAGE, cause
 from backend.storage.digest import Digest
+from backend.tls import verifying_context
 
 T = TypeVar("T")
 
@@ -146,6 +147,7 @@ class SupabaseObjectStorage:
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             trust_env=False,
+            verify=verifying_context(),
             follow_redirects=True,
             transport=transport,
         )

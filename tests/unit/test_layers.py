@@ -69,6 +69,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.outages",
             "backend.secret",
             "backend.text",
+            "backend.tls",
         ),
     ),
 )
