@@ -15,8 +15,11 @@ LOCKS := requirements
 up: lockcheck $(RUNTIME)
 	$(if $(PORT),VOICEGATE_PORT=$(PORT) )$(if $(PG_PORT),VOICEGATE_PG_PORT=$(PG_PORT) )$(BIN)/voicegate up
 
+# The suite on TEST_WORKERS pytest-xdist workers (0: in this process), a test file to a worker: its tests spend
+# most of their time waiting on the servers they start, so two workers keep a 2-core machine busy.
+TEST_WORKERS ?= 2
 test: lockcheck $(STAMP) packages js-packages check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Offline and in milliseconds: fails, naming `make lock`, when pyproject.toml changed since the locks were made.
 lockcheck:

@@ -35,7 +35,9 @@ from backend.db.migrate import migrate
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
 from tests.support import silent_port
 
-TEMPLATE_DB = "voicegate_template"
+#: The migrated template each test database is cloned from: one per pytest-xdist worker (`make test` runs two),
+#: which matters on a server the workers share (VOICEGATE_TEST_DATABASE_URL).
+TEMPLATE_DB = "voicegate_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 #: Longest wait for the threads a test started to finish after it (a thread told to stop as the test
 #: ended, such as an AnyIO worker whose task is done, still needs a moment on a loaded machine).
