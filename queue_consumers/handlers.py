@@ -80,7 +80,9 @@ def queue_routes(
     """Every work queue's route; `clone` replaces the in-process clone step (see `clone_over_http`);
     webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do)."""
     in_process_clone = _step(
-        lambda m: attempt_worker.process_attempt(ctx, _uuid(m, "attemptId"), worker_id, leased=m.leased)
+        lambda m: attempt_worker.process_attempt(
+            ctx, _uuid(m, "attemptId"), worker_id, leased=m.leased, read_at=m.read_at
+        )
     )
     return [
         QueueRoute(

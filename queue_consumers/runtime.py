@@ -21,14 +21,19 @@ those that can. Both outages are logged where
 they are detected (backend.outages), once, the LISTEN connection's included, not here per poll. A
 failure that explains itself (`WorkFailed`: a receiver's status) is logged as its one line.
 
-A consumer takes no more messages than it has free slots (`concurrency`) and its pool has connections to
-spare for them, and archives the messages it finished in the transaction of its next read, many at once.
-While it is busy it reads in batches: once half its batch is free, or after `gather_seconds`.
+A consumer handles no more messages at once than it has slots (`concurrency`), takes no more than its pool
+has connections to spare for, and archives the messages it finished in the transaction of its next read,
+many at once. While it is busy it reads in batches: once half its batch is free, or after
+`gather_seconds`. While its handlers are quick it reads ahead: it holds as many messages unstarted as its
+slots finish in `read_ahead_seconds` at their recent pace, so that a slot that frees takes the next one
+at once instead of waiting for a read. Slow handlers (a provider's seconds) leave nothing unstarted,
+so no consumer sits on work another could take. A message is kept invisible from the moment it is read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -69,6 +74,8 @@ _UNCOUNTED_MAX = 10_000
 _EXTEND_RETRY_SECONDS = 1.0
 #: libpq's connect timeout for the LISTEN connection (whole seconds), so a hung server delays it only.
 _LISTEN_CONNECT_TIMEOUT = 5
+#: How much the handlers' pace moves toward each one's time as it finishes (a moving average).
+_PACE_WEIGHT = 0.2
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -79,6 +86,8 @@ class Message(msgspec.Struct, frozen=True):
     enqueued_at: datetime
     vt: datetime
     message: dict[str, Any]
+    #: When this delivery was read (`time.monotonic()`): it may wait a moment unstarted (`read_ahead_seconds`).
+    read_at: float
     #: What a queue's own reader did with the message as it read it (the clone queue: the attempt it leased).
     leased: dict[str, Any] | None = None
 
@@ -131,6 +140,9 @@ class ConsumerConfig:
     poll_interval: float = 1.0
     #: How long a consumer busy with messages waits for half its batch to be free before it reads fewer.
     gather_seconds: float = 0.05
+    #: How much work, in its handlers' recent time, a busy consumer holds read and not yet started (at most a
+    #: batch): what its slots get through in this long. 0: it reads only for free slots.
+    read_ahead_seconds: float = 0.05
     backoff_base: float = 1.0
     backoff_max: float = 60.0
 
@@ -166,6 +178,10 @@ class QueueConsumer:
         self._stranded: dict[int, int] = {}
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        #: Messages read and not yet started (each with its visibility keeper), in the order read.
+        self._ready: collections.deque[tuple[Message, Beat]] = collections.deque()
+        #: How long a handler has taken lately (seconds, a moving average), once one has finished.
+        self._handler_seconds: float | None = None
         #: The messages those tasks hold: one that reappears while held (its visibility ran out while
         #: the database hung, so nothing could extend it) is not handled a second time alongside.
         self._held: set[int] = set()
@@ -206,7 +222,7 @@ class QueueConsumer:
         try:
             while not stopping.is_set():
                 self._wake.clear()
-                free = cfg.concurrency - len(self._inflight)
+                free = cfg.concurrency + self._ahead() - len(self._inflight) - len(self._ready)
                 if 0 < free < read_at:
                     if gather_until is None:
                         gather_until = loop.time() + cfg.gather_seconds
@@ -226,10 +242,20 @@ class QueueConsumer:
         finally:
             stop_wait.cancel()
             if self._inflight:
-                log.info("%s: draining %d in-flight message(s)", cfg.queue, len(self._inflight))
+                log.info("%s: draining %d in-flight message(s)", cfg.queue, len(self._inflight) + len(self._ready))
+            while self._inflight:  # a finished one starts the next that was read ahead
                 await asyncio.gather(*self._inflight, return_exceptions=True)
             if self._done or self._stranded:
                 await self._read_and_start(0)
+
+    def _ahead(self) -> int:
+        """How many messages to hold read and unstarted: what the slots finish in `read_ahead_seconds` at the
+        handlers' recent pace (none before one has finished), at most a batch."""
+        cfg = self.config
+        if self._handler_seconds is None or cfg.read_ahead_seconds <= 0:
+            return 0
+        pace = cfg.concurrency * cfg.read_ahead_seconds / max(self._handler_seconds, 1e-6)
+        return min(cfg.batch_size, int(pace))
 
     async def _woken(self, stop_wait: asyncio.Task[Any], seconds: float) -> None:
         """Return on a wake-up (a notification, a finished message), the stop, or after `seconds`."""
@@ -266,22 +292,39 @@ class QueueConsumer:
         for msg_id, read_ct in stranded.items():
             if self._stranded.get(msg_id) == read_ct:
                 del self._stranded[msg_id]
+        read_at = time.monotonic()
         for row in rows:
-            message = msgspec.convert(row, Message)
+            message = msgspec.convert({**row, "read_at": read_at}, Message)
             if message.msg_id in self._held:
                 continue  # the read made it invisible again; the task holding it keeps it so
             self._held.add(message.msg_id)
-            task = asyncio.create_task(self._deliver(message), name=f"{self.config.queue}:{message.msg_id}")
-            self._inflight.add(task)
-            task.add_done_callback(functools.partial(self._finished, message.msg_id))
+            keeper = Beat(
+                functools.partial(self._keep_invisible, message.msg_id),
+                self._extend_every,
+                f"{self.config.queue}:{message.msg_id}:visibility",
+            )
+            self._ready.append((message, keeper))
+        self._start_ready()
         if rows:
             # Let the new handlers run to their first wait, so the next read sees the connections they took.
             await asyncio.sleep(0)
         return len(rows)
 
-    def _finished(self, msg_id: int, task: asyncio.Task[None]) -> None:
+    def _start_ready(self) -> None:
+        """Start messages read ahead, oldest first, while slots are free."""
+        while self._ready and len(self._inflight) < self.config.concurrency:
+            message, keeper = self._ready.popleft()
+            task = asyncio.create_task(self._deliver(message, keeper), name=f"{self.config.queue}:{message.msg_id}")
+            self._inflight.add(task)
+            task.add_done_callback(functools.partial(self._finished, message.msg_id, time.monotonic()))
+
+    def _finished(self, msg_id: int, started: float, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self._held.discard(msg_id)
+        took = time.monotonic() - started
+        last = self._handler_seconds
+        self._handler_seconds = took if last is None else last + _PACE_WEIGHT * (took - last)
+        self._start_ready()
         self._wake.set()
 
     def _reads(self, message: Message) -> int:
@@ -293,15 +336,11 @@ class QueueConsumer:
             self._uncounted.pop(next(iter(self._uncounted)))
         self._uncounted[message.msg_id] = self._uncounted.get(message.msg_id, 0) + 1
 
-    async def _deliver(self, message: Message) -> None:
+    async def _deliver(self, message: Message, keeper: Beat) -> None:
         if self._reads(message) > self.config.max_reads:
+            keeper.cancel()
             await self._dead_letter(message, "delivered too often without finishing (worker crashes?)")
             return
-        keeper = Beat(
-            functools.partial(self._keep_invisible, message.msg_id),
-            self._extend_every,
-            f"{self.config.queue}:{message.msg_id}:visibility",
-        )
         try:
             retry_at = await self.handler(message)
         except _WAITED as exc:

@@ -18,6 +18,7 @@ writes it again, so a manifest lost to a Storage failure is written on the messa
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -82,10 +83,21 @@ def lease_on_read(ctx: Lifecycle, worker_id: str) -> Callable[[Connection, int, 
 
 
 async def process_attempt(
-    ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str, *, leased: dict[str, Any] | None = None
+    ctx: Lifecycle,
+    attempt_id: uuid.UUID,
+    worker_id: str,
+    *,
+    leased: dict[str, Any] | None = None,
+    read_at: float | None = None,
 ) -> Outcome:
     """Take the attempt as far as it can go now; safe to call again at any point. `leased` is the attempt
-    as the read that delivered its message leased it to this worker, if it did."""
+    as the read that delivered its message leased it to this worker, if it did, at `read_at`
+    (`time.monotonic()`; None: just now)."""
+    if leased is not None and read_at is not None and time.monotonic() - read_at > ctx.lease_seconds / 3:
+        # Read ahead and left waiting for a slot for long: the lease may have lapsed meanwhile. The run's
+        # keeper extends it a third of its length after the run begins, so a run begun within a third of it
+        # after the read keeps it; a later one claims the attempt as committed instead.
+        leased = None
     return await AttemptRun(ctx, attempt_id, worker_id).run(leased)
 
 

@@ -116,7 +116,8 @@ async def test_over_http_the_apis_storage_outage_is_an_outage_not_a_failure(
     )
     assert accepted.status_code == 202, accepted.text
     now = datetime.now(UTC)
-    message = Message(1, 1, now, now, {"attemptId": accepted.json()["attemptId"], "reflectionId": reflection})
+    body = {"attemptId": accepted.json()["attemptId"], "reflectionId": reflection}
+    message = Message(1, 1, now, now, body, read_at=time.monotonic())
     step = clone_over_http(api, mint_service_key(JWT_SECRET), "http-worker")
 
     state = api.app.state

@@ -1,18 +1,24 @@
 """The clone queue's read leases what it delivers (`voicegate.read_and_lease_attempts`): a due `queued`
 attempt is moved to `processing` under this worker's lease in the read's own transaction, through the one
 transition function (so its event is recorded); anything else is delivered untouched for the worker to
-judge, and a malformed message does not break the read."""
+judge, and a malformed message does not break the read. The clone step trusts the lease it is handed only
+while it is fresh: a message read ahead that waited long for a slot is claimed again."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from backend import queues
+from backend.clone.step import process_attempt
+from backend.cpu import CpuExecutor
 from backend.db.pool import Pool
 from backend.db.units import service_transaction
 from backend.records import attempts
+from tests.integration.conftest import open_lifecycle
 from tests.support import Conn, create_user, one, seed_attempt, seed_voice
 
 WORKER = "worker-lease"
@@ -80,3 +86,39 @@ async def test_a_malformed_message_is_delivered_without_breaking_the_read(pool: 
     rows = await read(pool)
     assert len(rows) == 3
     assert all(r["leased"] is None for r in rows)
+
+
+PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}
+
+
+async def test_an_attempt_read_long_before_its_run_is_claimed_again_rather_than_trusted(
+    pool: Pool, db: Conn, db_dsn: str, cpu: CpuExecutor, tmp_path: Path
+) -> None:
+    drain(db)
+    owner = create_user(db)
+    db.execute(
+        "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
+        " values ('local-kept', 'Kept', 'en', 'bench-kept', %s::jsonb)",
+        (json.dumps(PROFILE),),
+    )
+    attempt = one(
+        db,
+        "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required, provider_voice_id)"
+        " values (%s, %s, 'local', 'custom_voice_id', false, 'local-kept') returning id",
+        (owner, seed_voice(db, owner)),
+    )["id"]
+    [row] = await read(pool)
+    # The lease ran out while the message waited unstarted (the worker busy with other work meanwhile).
+    db.execute(
+        "update voice_clone_attempts set lease_expires_at = now() - interval '1 second' where id = %s", (attempt,)
+    )
+    async with open_lifecycle(cpu, db_dsn, tmp_path) as ctx:
+        # Handed over as just read, the run trusts that lease, and its fenced move finds it gone.
+        just_read = await process_attempt(ctx, attempt, WORKER, leased=row["leased"], read_at=time.monotonic())
+        assert just_read.status == "lease_lost"
+        # Read longer ago than a third of a lease, the run claims the attempt as committed: leased anew.
+        waited = time.monotonic() - ctx.lease_seconds / 3 - 1
+        done = await process_attempt(ctx, attempt, WORKER, leased=row["leased"], read_at=waited)
+    assert done.status == "ready"
+    stored = one(db, "select status, runtime_status from voice_clone_attempts where id = %s", (attempt,))
+    assert stored == {"status": "ready", "runtime_status": "synced"}

@@ -2,7 +2,8 @@
 the concurrency cap, visibility kept during long work, draining on stop, a dying listener; deliveries
 that waited on the database not counted, and no more messages taken than there are connections for; a
 Storage outage handed back uncounted, and no message taken while the gate finds Storage down; a busy
-consumer reading in batches (once half its batch is free, or its gather time is up)."""
+consumer reading in batches (once half its batch is free, or its gather time is up), and reading ahead
+while its handlers are quick, never while they are slow."""
 
 from __future__ import annotations
 
@@ -381,6 +382,8 @@ class Held:
     def __init__(self) -> None:
         self.started: list[int] = []
         self.asked: list[int] = []
+        #: The messages each read returned, in order.
+        self.returned: list[list[int]] = []
         self._release: dict[int, asyncio.Event] = {}
         self._all = False
 
@@ -404,7 +407,9 @@ class Held:
         self.asked.append(qty)
         async with conn.cursor() as cur:
             await cur.execute("select * from pgmq.read(%s, %s, %s)", (QUEUE, vt, qty))
-            return await cur.fetchall()
+            rows = await cur.fetchall()
+        self.returned.append([row["msg_id"] for row in rows])
+        return rows
 
 
 @asynccontextmanager
@@ -414,7 +419,15 @@ async def four_held(pool: Pool, db: Conn, *, gather_seconds: float) -> AsyncIter
     held = Held()
     for n in range(8):
         send(db, {"n": n})
-    config = ConsumerConfig(queue=QUEUE, poll_interval=30.0, concurrency=4, batch_size=4, gather_seconds=gather_seconds)
+    # Reading ahead off: these tests count what each read asks for as slots free.
+    config = ConsumerConfig(
+        queue=QUEUE,
+        poll_interval=30.0,
+        concurrency=4,
+        batch_size=4,
+        gather_seconds=gather_seconds,
+        read_ahead_seconds=0,
+    )
     async with running(QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)):
         try:
             await until(lambda: len(held.started) == 4)
@@ -440,3 +453,101 @@ async def test_a_busy_consumer_reads_at_once_when_half_its_batch_is_free(pool: A
         # Long before the minute of gathering is up, the two free slots are read for together.
         await until(lambda: len(held.started) == 6)
         assert held.asked == [4, 2]
+
+
+def in_hand(db: Conn) -> int:
+    """Messages read and still invisible (held by the consumer, started or not)."""
+    return int(one(db, f"select count(*) as n from pgmq.q_{QUEUE} where read_ct > 0 and vt > now()")["n"])
+
+
+async def test_quick_handlers_are_read_ahead_and_a_freed_slot_takes_the_next_without_a_read(
+    pool: Any, db: Conn
+) -> None:
+    held = Held()
+    for n in range(10):
+        send(db, {"n": n})
+    config = ConsumerConfig(
+        queue=QUEUE, poll_interval=30.0, concurrency=2, batch_size=4, gather_seconds=60.0, read_ahead_seconds=60.0
+    )
+    async with running(QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)):
+        try:
+            await until(lambda: len(held.started) == 2)
+            # No handler has finished yet, so nothing tells how quick they are: only the free slots are read.
+            assert held.asked == [2]
+            held.let_go(1)
+            # One finished, well within the read-ahead time: a batch is held beyond the two slots.
+            await until(lambda: in_hand(db) == 2 + 4)
+            assert len(held.started) == 3
+            reads = len(held.returned)
+            held.let_go(1)
+            await until(lambda: len(held.started) == 4)
+            # The slot that freed took a message read before it freed, not one a read made for it.
+            assert held.started[3] in {msg_id for ids in held.returned[:reads] for msg_id in ids}
+        finally:
+            held.let_all_go()
+        await until(lambda: len(archived(db)) == 10)
+    assert sorted(held.started) == sorted(row["msg_id"] for row in archived(db))
+    assert all(row["read_ct"] == 1 for row in archived(db))
+
+
+async def test_slow_handlers_leave_nothing_read_and_unstarted(pool: Any, db: Conn) -> None:
+    finished = 0
+    most_in_hand = 0
+
+    async def handle(_: Message) -> None:
+        nonlocal finished
+        await asyncio.sleep(0.2)  # the handler's own work: a slow provider's answer
+        finished += 1
+
+    async def read(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        nonlocal most_in_hand
+        async with conn.cursor() as cur:
+            await cur.execute("select * from pgmq.read(%s, %s, %s)", (QUEUE, vt, qty))
+            rows = await cur.fetchall()
+        taken.extend(row["msg_id"] for row in rows)
+        most_in_hand = max(most_in_hand, len(taken) - finished)
+        return rows
+
+    taken: list[int] = []
+    for n in range(6):
+        send(db, {"n": n})
+    # 0.2 s a handler: two slots finish less than one message in 50 ms of reading ahead.
+    config = ConsumerConfig(queue=QUEUE, poll_interval=0.05, concurrency=2, batch_size=4, read_ahead_seconds=0.05)
+    async with running(QueueConsumer(pool, config, handle, listen_dsn=None, reader=read)):
+        await until(lambda: len(archived(db)) == 6)
+    assert most_in_hand == 2
+
+
+async def test_a_message_read_ahead_stays_invisible_while_it_waits_for_a_slot(pool: Any, db: Conn) -> None:
+    held = Held()
+    for n in range(3):
+        send(db, {"n": n})
+    config = ConsumerConfig(
+        queue=QUEUE,
+        poll_interval=30.0,
+        visibility_seconds=1,
+        concurrency=1,
+        batch_size=2,
+        gather_seconds=60.0,
+        read_ahead_seconds=60.0,
+    )
+    async with running(QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)):
+        try:
+            await until(lambda: len(held.started) == 1)
+            held.let_go(1)
+            await until(lambda: len(held.started) == 2 and in_hand(db) == 2)
+            [waiting] = [row for row in queued(db) if row["read_ct"] == 1 and row["msg_id"] not in held.started]
+            # Past two visibility timeouts behind the held handler, the message read for later is still
+            # invisible: nobody else could take it.
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline:
+                [row] = [row for row in queued(db) if row["msg_id"] == waiting["msg_id"]]
+                assert (row["read_ct"], row["vt"] > datetime.now(UTC)) == (1, True)
+                await asyncio.sleep(0.1)
+            held.let_go(1)
+            await until(lambda: len(held.started) == 3)
+            assert held.started[2] == waiting["msg_id"]
+        finally:
+            held.let_all_go()
+        await until(lambda: len(archived(db)) == 3)
+    assert all(row["read_ct"] == 1 for row in archived(db))
