@@ -6,7 +6,7 @@ same run on the same throwaway database:
     database; `custom_voice_id` attempts, so no audio work), beside raw `pgmq.send → read → archive`
     messages/s (issue 15's target, ≥ 40 %), and beside the bare equivalent: the same statements per
     attempt from plain asyncio connections, none of the worker's own code, which is what the SQL alone
-    allows on this machine (the median of 3 runs), over as many connections as the worker handles messages
+    allows on this machine (the median of 5 runs), over as many connections as the worker handles messages
     at once (its default, 8); both measured from the fifth of their attempts on (`Steady`: a running
     worker's connections are warm). Targets (issue 29): the worker at ≥ 0.8 times its bare equivalent,
     and ≤ 1.5 ms of Postgres CPU per attempt (every process of the server, from /proc/<pid>/stat, those
@@ -22,7 +22,7 @@ same run on the same throwaway database:
 Storage is Supabase's service in production, not this database: the manifests the attempts write are
 kept in memory here, so the figures are the lifecycle's own work on the database.
 
-    python bench/lifecycle.py [--attempts 1000] [--pickups 200] [--slow 500] [--skip-slow]
+    python bench/lifecycle.py [--attempts 1000] [--rounds 5] [--pickups 200] [--slow 500] [--skip-slow]
 """
 
 from __future__ import annotations
@@ -435,7 +435,7 @@ class Run(NamedTuple):
 
 
 async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: Path, settings: Settings) -> None:
-    """(a): the worker beside raw pgmq and beside its bare equivalent, three runs of each taken in turns
+    """(a): the worker beside raw pgmq and beside its bare equivalent, `--rounds` runs of each taken in turns
     (worker, bare, worker, …) so that a machine that slows down or speeds up meanwhile weighs on both."""
     print(f"(a) {args.attempts} attempts, zero-latency provider (local), {settings.worker_concurrency} at once")
     raw = await raw_pgmq(dsn, args.attempts)
@@ -461,9 +461,12 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
         )
 
     workers, bares = [], []
-    for run in range(3):
+    for run in range(args.rounds):
         workers.append(await measured(f"worker{run}", worker))
         bares.append(await measured(f"bare{run}", bare))
+    # This machine's speed drifts by half within minutes: each worker run beside the bare run right after it.
+    pairs = [w.rate / b.rate for w, b in zip(workers, bares, strict=True)]
+    paired = f"{', '.join(f'{pair:.2f}' for pair in pairs)} (median {statistics.median(pairs):.2f})"
     rate, worker_cpu = statistics.median(r.rate for r in workers), statistics.median(r.cpu for r in workers)
     bare_rate, bare_cpu = statistics.median(r.rate for r in bares), statistics.median(r.cpu for r in bares)
 
@@ -475,12 +478,13 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
 
     print(
         f"    (rates and Postgres CPU from the {skip}th attempt synced on: a running worker's connections are warm;"
-        " each the median of 3 runs)\n"
+        f" each the median of {args.rounds} runs)\n"
         f"    lifecycle: {rate:8.1f} attempts/s ({rates(workers)})   raw pgmq send→read→archive:"
         f" {raw:8.1f} msg/s   ratio {rate / raw:.0%} (target ≥ 40%)\n"
         f"    bare equivalent (the same SQL, no worker code, {settings.worker_concurrency} connections):"
         f" {bare_rate:8.1f} attempts/s ({rates(bares)}), {bare_rate / raw:.0%} of raw\n"
-        f"    the worker makes {rate / bare_rate:.2f} times its bare equivalent (target ≥ 0.8)\n"
+        f"    the worker makes {rate / bare_rate:.2f} times its bare equivalent (target ≥ 0.8); each run beside"
+        f" the bare run after it: {paired}\n"
         f"    Postgres CPU per attempt: worker {worker_cpu * 1000:.2f} ms ({cpus(workers)}; target"
         f" ≤ 1.5 ms), bare {bare_cpu * 1000:.2f} ms ({cpus(bares)})\n"
         f"    per attempt, whole runs (the last of each): worker {workers[-1].writes}; bare {bares[-1].writes}"
@@ -544,6 +548,7 @@ async def bench(args: argparse.Namespace, dsn: str, data_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--attempts", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5, help="(a): worker and bare runs, taken in turns")
     parser.add_argument("--pickups", type=int, default=200)
     parser.add_argument("--slow", type=int, default=500, help="attempts against the 1 s-latency fake")
     parser.add_argument("--skip-slow", action="store_true", help="leave out (c)")
