@@ -59,6 +59,7 @@ from backend.db.units import AS_SERVICE, service_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
+from backend.providers.local.provider import ENGINE as LOCAL_ENGINE  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
 from backend.storage import integrity  # noqa: E402
@@ -334,8 +335,14 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
                 done = []
                 for row in rows:
                     leased = attempt_service.as_row(row["leased"])
-                    await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
-                    changes = {"provider_voice_id": leased.provider_voice_id, "provider_metadata": {}}
+                    found = await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
+                    # What the worker records of the provider's answer: the `local` voice's engine and profile.
+                    changes = {
+                        "provider_voice_id": leased.provider_voice_id,
+                        "provider_target_model": None,
+                        "provider_request_id": None,
+                        "provider_metadata": {"engine": LOCAL_ENGINE, "profile": found["profile"] if found else None},
+                    }
                     await attempt_service.complete(
                         conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=changes
                     )
