@@ -176,3 +176,30 @@ def silent_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)  # never accepted: the kernel completes the handshakes, nobody reads
         yield int(listener.getsockname()[1])
+
+
+#: A `local` voice's measured profile, as the provider stores it.
+LOCAL_PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}
+
+
+def local_attempt(db: Conn) -> dict[str, Any]:
+    """A voice and its queued `custom_voice_id` attempt naming a voice the `local` provider has."""
+    owner = create_user(db)
+    local_voice = f"local-{uuid.uuid4().hex[:12]}"
+    db.execute(
+        "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
+        " values (%s, 'v', 'en', %s, %s::jsonb)",
+        (local_voice, f"key-{local_voice}", json.dumps(LOCAL_PROFILE)),
+    )
+    voice = one(
+        db,
+        "insert into voices (owner_id, name, tts_provider, consent_id) values (%s, 'v', 'local', %s) returning *",
+        (owner, seed_consent(db, owner, "2026-11")),
+    )
+    attempt = one(
+        db,
+        "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required, provider_voice_id)"
+        " values (%s, %s, 'local', 'custom_voice_id', false, %s) returning id",
+        (owner, voice["id"], local_voice),
+    )
+    return {**voice, "attempt_id": attempt["id"], "local_voice": local_voice}

@@ -31,7 +31,7 @@ from backend.settings import settings_from_env
 from backend.storage.client import ObjectStorage
 from backend.voices.service import soft_delete_voice
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, one, seed_consent
+from tests.support import create_user, local_attempt, one, seed_consent
 
 Db = psycopg.Connection[Any]
 
@@ -178,32 +178,6 @@ async def test_a_manifest_upload_in_progress_holds_back_deletion_but_not_rows_th
         held.release.set()
         assert await asyncio.wait_for(writing, 30)
     assert (await read(storage, row))["providerVoiceId"] == "local-1"
-
-
-PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}
-
-
-def local_attempt(db: Db) -> dict[str, Any]:
-    """A voice and its queued `custom_voice_id` attempt naming a voice the `local` provider has."""
-    owner = create_user(db)
-    local_voice = f"local-{uuid.uuid4().hex[:12]}"
-    db.execute(
-        "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
-        " values (%s, 'v', 'en', %s, %s::jsonb)",
-        (local_voice, f"key-{local_voice}", json.dumps(PROFILE)),
-    )
-    voice = one(
-        db,
-        "insert into voices (owner_id, name, tts_provider, consent_id) values (%s, 'v', 'local', %s) returning *",
-        (owner, seed_consent(db, owner, "2026-11")),
-    )
-    attempt = one(
-        db,
-        "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required, provider_voice_id)"
-        " values (%s, %s, 'local', 'custom_voice_id', false, %s) returning id",
-        (owner, voice["id"], local_voice),
-    )
-    return {**voice, "attempt_id": attempt["id"], "local_voice": local_voice}
 
 
 class UploadsDown:

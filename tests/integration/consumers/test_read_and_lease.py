@@ -19,7 +19,7 @@ from backend.db.pool import Pool
 from backend.db.units import service_transaction
 from backend.records import attempts
 from tests.integration.conftest import open_lifecycle
-from tests.support import Conn, create_user, one, seed_attempt, seed_voice
+from tests.support import Conn, create_user, local_attempt, one, seed_attempt, seed_voice
 
 WORKER = "worker-lease"
 
@@ -88,25 +88,11 @@ async def test_a_malformed_message_is_delivered_without_breaking_the_read(pool: 
     assert all(r["leased"] is None for r in rows)
 
 
-PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}
-
-
 async def test_an_attempt_read_long_before_its_run_is_claimed_again_rather_than_trusted(
     pool: Pool, db: Conn, db_dsn: str, cpu: CpuExecutor, tmp_path: Path
 ) -> None:
     drain(db)
-    owner = create_user(db)
-    db.execute(
-        "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
-        " values ('local-kept', 'Kept', 'en', 'bench-kept', %s::jsonb)",
-        (json.dumps(PROFILE),),
-    )
-    attempt = one(
-        db,
-        "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required, provider_voice_id)"
-        " values (%s, %s, 'local', 'custom_voice_id', false, 'local-kept') returning id",
-        (owner, seed_voice(db, owner)),
-    )["id"]
+    attempt = local_attempt(db)["attempt_id"]
     [row] = await read(pool)
     # The lease ran out while the message waited unstarted (the worker busy with other work meanwhile).
     db.execute(
