@@ -203,3 +203,67 @@ def local_attempt(db: Conn) -> dict[str, Any]:
         (owner, voice["id"], local_voice),
     )
     return {**voice, "attempt_id": attempt["id"], "local_voice": local_voice}
+
+
+#: The provider voice ids, which two voices cannot share: compared as the same placeholder.
+MASKED = {"provider_voice_id", "providerVoiceId"}
+
+
+def masked(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the provider voice ids replaced by one placeholder."""
+    return {k: "pv" if k in MASKED else v for k, v in values.items()}
+
+
+def attempt_outcome(conn: Conn, attempt: dict[str, Any], voice: uuid.UUID, reflection: uuid.UUID) -> dict[str, Any]:
+    """Everything an attempt's moves leave behind, without the ids and times that differ between two attempts."""
+    attempt_id = attempt["id"]
+    row = one(conn, "select * from voice_clone_attempts where id = %s", (attempt_id,))
+    events = conn.execute(
+        "select dimension, from_state, to_state, actor, detail from voice_clone_attempt_events"
+        " where attempt_id = %s order by id",
+        (attempt_id,),
+    ).fetchall()
+    webhooks = [
+        {k: v for k, v in m["message"].items() if k not in {"webhookId", "timestamp", "data"}}
+        | {"data": {k: v for k, v in m["message"]["data"].items() if not k.endswith("Id")}}
+        for m in queue_messages(conn, "webhook_delivery")
+        if m["message"]["data"].get("attemptId") == str(attempt_id)
+    ]
+    previews = [
+        {**m["message"], "attemptId": "the attempt"}
+        for m in queue_messages(conn, "voice_preview")
+        if m["message"]["attemptId"] == str(attempt_id)
+    ]
+    volatile = {
+        "id",
+        "owner_id",
+        "voice_id",
+        "reflection_id",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "enrolment_key",
+    }
+    return {
+        "row": masked({k: v for k, v in row.items() if k not in volatile}),
+        "returned_version": attempt["version"],
+        "finished": row["finished_at"] is not None,
+        "events": events,
+        "mirror": masked(
+            {k: v for k, v in mirror(conn, reflection).items() if k not in {"attemptId", "voiceId", "updatedAt"}}
+        ),
+        "voice": masked(
+            one(
+                conn,
+                "select status, tts_provider, provider_voice_id, provider_target_model, provider_metadata"
+                " from voices where id = %s",
+                (voice,),
+            )
+        ),
+        "references": conn.execute(
+            "select provider, target_model, reason from voice_provider_references where attempt_id = %s",
+            (attempt_id,),
+        ).fetchall(),
+        "webhooks": webhooks,
+        "previews": previews,
+    }

@@ -16,6 +16,7 @@ import pytest
 from backend import queues
 from tests.support import (
     Conn,
+    attempt_outcome,
     create_user,
     mirror,
     one,
@@ -30,8 +31,6 @@ WORKER = "worker-1"
 ACTOR = "worker:worker-1"
 LEASE = {"lease_owner": WORKER, "lease_seconds": 60}
 VOICE = {"provider_voice_id": "pv-1", "provider_target_model": "m-1", "provider_metadata": {"k": "v"}}
-#: The provider voice ids, which two voices cannot share: compared as the same placeholder.
-MASKED = {"provider_voice_id", "providerVoiceId"}
 
 
 @pytest.fixture
@@ -56,10 +55,6 @@ def claimed(conn: Conn, *, preview_required: bool = True) -> tuple[dict[str, Any
     return transition(conn, attempt["id"], attempt["version"], status="processing", changes=LEASE), voice, reflection
 
 
-def masked(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: "pv" if k in MASKED else v for k, v in values.items()}
-
-
 def the_three_moves(conn: Conn, attempt: dict[str, Any]) -> dict[str, Any]:
     """What the worker did before: verifying (with another provider voice), ready + syncing, synced, and
     the preview asked for."""
@@ -75,67 +70,12 @@ def the_three_moves(conn: Conn, attempt: dict[str, Any]) -> dict[str, Any]:
     return attempt
 
 
-def outcome(conn: Conn, attempt: dict[str, Any], voice: uuid.UUID, reflection: uuid.UUID) -> dict[str, Any]:
-    """Everything the moves leave behind, without the ids and times that differ between two attempts."""
-    attempt_id = attempt["id"]
-    row = one(conn, "select * from voice_clone_attempts where id = %s", (attempt_id,))
-    events = conn.execute(
-        "select dimension, from_state, to_state, actor, detail from voice_clone_attempt_events"
-        " where attempt_id = %s order by id",
-        (attempt_id,),
-    ).fetchall()
-    webhooks = [
-        {k: v for k, v in m["message"].items() if k not in {"webhookId", "timestamp", "data"}}
-        | {"data": {k: v for k, v in m["message"]["data"].items() if not k.endswith("Id")}}
-        for m in queue_messages(conn, "webhook_delivery")
-        if m["message"]["data"].get("attemptId") == str(attempt_id)
-    ]
-    previews = [
-        {**m["message"], "attemptId": "the attempt"}
-        for m in queue_messages(conn, "voice_preview")
-        if m["message"]["attemptId"] == str(attempt_id)
-    ]
-    volatile = {
-        "id",
-        "owner_id",
-        "voice_id",
-        "reflection_id",
-        "created_at",
-        "updated_at",
-        "finished_at",
-        "enrolment_key",
-    }
-    return {
-        "row": masked({k: v for k, v in row.items() if k not in volatile}),
-        "returned_version": attempt["version"],
-        "finished": row["finished_at"] is not None,
-        "events": events,
-        "mirror": masked(
-            {k: v for k, v in mirror(conn, reflection).items() if k not in {"attemptId", "voiceId", "updatedAt"}}
-        ),
-        "voice": masked(
-            one(
-                conn,
-                "select status, tts_provider, provider_voice_id, provider_target_model, provider_metadata"
-                " from voices where id = %s",
-                (voice,),
-            )
-        ),
-        "references": conn.execute(
-            "select provider, target_model, reason from voice_provider_references where attempt_id = %s",
-            (attempt_id,),
-        ).fetchall(),
-        "webhooks": webhooks,
-        "previews": previews,
-    }
-
-
 def test_one_call_leaves_what_the_three_moves_left(conn: Conn) -> None:
     before, voice_a, reflection_a = claimed(conn)
     folded, voice_b, reflection_b = claimed(conn)
 
-    expected = outcome(conn, the_three_moves(conn, before), voice_a, reflection_a)
-    got = outcome(conn, complete(conn, folded["id"], changes=VOICE), voice_b, reflection_b)
+    expected = attempt_outcome(conn, the_three_moves(conn, before), voice_a, reflection_a)
+    got = attempt_outcome(conn, complete(conn, folded["id"], changes=VOICE), voice_b, reflection_b)
 
     assert got == expected
     assert [(e[1], e[2]) for e in got["events"][-4:]] == [
