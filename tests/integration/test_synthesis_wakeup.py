@@ -1,5 +1,5 @@
 """A synthesis job waiting for its voice's clone attempt is woken by the attempt's end, in the
-transaction that ends it (the `voice_clone_attempts_wake_synthesis` trigger): one `voice_synthesis`
+transaction that ends it (the `voice_clone_attempts_settled` trigger): one `voice_synthesis`
 message per waiting job, none for jobs that are not waiting or while the attempt is still open."""
 
 from __future__ import annotations
