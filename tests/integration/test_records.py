@@ -1,6 +1,7 @@
 """The typed records and the migrated schema cannot drift: each status enum holds exactly its column's
-CHECK constraint values, and each row record names exactly its table's columns, in order (so `select *`
-decodes every column, and a migration that adds, drops or renames one fails here first)."""
+CHECK constraint values (the table's, or its domain's), and each row record names exactly its table's
+columns, in order (so `select *` decodes every column, and a migration that adds, drops or renames one
+fails here first)."""
 
 from __future__ import annotations
 
@@ -21,15 +22,20 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 
 def check_values(db: Conn, table: str, column: str) -> list[str]:
-    """The values the column's `<table>_<column>_check` constraint allows, in its order."""
+    """The values the column's CHECK allows, in its order: its table's `<table>_<column>_check`, or the one
+    CHECK of the domain that is the column's type."""
     row = db.execute(
-        "select pg_get_constraintdef(oid) from pg_constraint"
-        " where conrelid = %s::regclass and conname = %s and contype = 'c'",
-        (f"public.{table}", f"{table}_{column}_check"),
+        "select coalesce((select pg_get_constraintdef(c.oid) from pg_constraint c"
+        "                  where c.conrelid = a.attrelid and c.conname = %s and c.contype = 'c'),"
+        "                 (select pg_get_constraintdef(c.oid) from pg_constraint c"
+        "                  where c.contypid = a.atttypid and c.contype = 'c'))"
+        "  from pg_attribute a where a.attrelid = %s::regclass and a.attname = %s",
+        (f"{table}_{column}_check", f"public.{table}", column),
     ).fetchone()
-    assert row is not None, f"{table}.{column} has no CHECK constraint"
+    assert row is not None, f"{table} has no column {column}"
+    assert row[0] is not None, f"{table}.{column} has no CHECK constraint"
     definition = str(row[0])
-    assert f"({column} = ANY (ARRAY[" in definition, definition
+    assert f"({column} = ANY (ARRAY[" in definition or "(VALUE = ANY (ARRAY[" in definition, definition
     return re.findall(r"'([^']*)'::text", definition)
 
 
