@@ -9,10 +9,10 @@
 --   voicegate.attempt_moves, the five columns it changes updated, its event inserted, the attempt
 --   published as before. It runs as its owner now, as transition_attempt did, to publish.
 -- * An attempt event's foreign key checked, for each event inserted, that its attempt exists (a locked
---   read of the attempt, five per attempt that reaches `ready`). Every event is written by a function that
---   has just inserted or locked that attempt, in the same transaction, so the check protected nothing; what
---   the key did beyond it, taking an attempt's events with it when the attempt is deleted (with its owner),
---   a statement trigger now does.
+--   read of the attempt: six for an attempt that reaches `ready`, for its insert, its lease and the four
+--   moves of its completion). Every event is written by a function that has just inserted or locked that
+--   attempt, in the same transaction, so the check protected nothing; what the key did beyond it, taking
+--   an attempt's events with it when the attempt is deleted (with its owner), a statement trigger now does.
 
 set lock_timeout = '4s';
 
