@@ -8,11 +8,13 @@ same run on the same throwaway database:
     attempt from plain asyncio connections, none of the worker's own code, which is what the SQL alone
     allows on this machine (the median of 5 runs), over as many connections as the worker handles messages
     at once (its default, 8); both measured from the fifth of their attempts on (`Steady`: a running
-    worker's connections are warm). Targets (issue 29): the worker at ≥ 0.8 times its bare equivalent,
-    and ≤ 1.5 ms of Postgres CPU per attempt (every process of the server, from /proc/<pid>/stat, those
-    that ended included through the postmaster's children times); beside it what does not depend on the
-    machine's load: transactions, rows written and WAL records per attempt over the whole runs
-    (pg_stat_database, pg_stat_wal).
+    worker's connections are warm); and between the two, the bare equivalent's statements taken as the
+    worker takes them, as units of work from a worker pool (`backend.db.units`), which splits the worker's
+    shortfall into what its database layer costs and what the consumers and the clone step add. Targets
+    (issue 29): the worker at ≥ 0.8 times its bare equivalent, and ≤ 1.5 ms of Postgres CPU per attempt
+    (every process of the server, from /proc/<pid>/stat, those that ended included through the postmaster's
+    children times); beside it what does not depend on the machine's load: transactions, rows written and
+    WAL records per attempt over the whole runs (pg_stat_database, pg_stat_wal).
 (d) two worker processes against one database: attempts/s, and attempts completed twice (target 0).
 (b) pickup latency from a committed insert to the handler's start, p50 and p99, with LISTEN and with
     polling only. Targets with LISTEN: p50 ≤ 4 ms, p99 ≤ 20 ms.
@@ -40,7 +42,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, LiteralString, NamedTuple
 
 import psycopg
 from psycopg.rows import dict_row
@@ -52,15 +54,17 @@ from backend import queues  # noqa: E402
 from backend.clone.manifest import BUCKET, manifest_path  # noqa: E402
 from backend.compose import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
+from backend.db.execute import commit_with, fetch_optional  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool, create_worker_pool, server_limits  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
-from backend.db.units import AS_SERVICE, service_transaction  # noqa: E402
+from backend.db.units import AS_SERVICE, service_pipeline, service_statement, service_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.providers.local.provider import ENGINE as LOCAL_ENGINE  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
+from backend.records.attempts import AttemptRow  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
 from backend.storage import integrity  # noqa: E402
 from backend.storage.digest import Digest  # noqa: E402
@@ -248,9 +252,12 @@ class Steady:
         row = await (await conn.execute(_SYNCED)).fetchone()
         return int(row[0]) if row else 0
 
-    def figures(self) -> tuple[float, float]:
-        """Attempts/s and Postgres CPU seconds per attempt between the two marks."""
-        (first, started, cpu), (last, ended, cpu_after) = self._marks
+    def figures(self, cpu_after: float) -> tuple[float, float]:
+        """Attempts/s between the two marks, and Postgres CPU seconds per attempt from the first mark to
+        `cpu_after`: the server's CPU once the run's backends have ended and been reaped (`settled`). Not the
+        second mark's: a run whose connections close as its work ends (the bare equivalent's) has backends
+        that exited but are not reaped yet as the mark is taken, whose CPU is in neither of its sums."""
+        (first, started, cpu), (last, ended, _) = self._marks
         return (last - first) / (ended - started), (cpu_after - cpu) / (last - first)
 
 
@@ -307,16 +314,48 @@ async def raw_pgmq(dsn: str, messages: int, batch: int = 10) -> float:
         return messages / (time.perf_counter() - started)
 
 
+class _Statements(NamedTuple):
+    """The queries the clone step sends for an attempt, word for word, besides the lifecycle's calls."""
+
+    voice: LiteralString
+    lock: LiteralString
+    record: LiteralString
+
+    @classmethod
+    def load(cls) -> _Statements:
+        return cls(
+            load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"],
+            load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"],
+            load_queries(ROOT / "backend/storage/integrity.sql")["record"],
+        )
+
+
+def _answer(leased: AttemptRow, found: dict[str, Any] | None) -> dict[str, Any]:
+    """What the worker records of the provider's answer: the `local` voice's engine and profile."""
+    return {
+        "provider_voice_id": leased.provider_voice_id,
+        "provider_target_model": None,
+        "provider_request_id": None,
+        "provider_metadata": {"engine": LOCAL_ENGINE, "profile": found["profile"] if found else None},
+    }
+
+
+_MANIFEST_DIGEST = Digest.of(b"{}")
+
+
+def _manifest_record(leased: AttemptRow) -> dict[str, Any]:
+    """The parameters of the manifest's digest record."""
+    path = manifest_path(leased.owner_id, leased.voice_id)
+    return {"bucket": BUCKET, "name": path, "sha256": _MANIFEST_DIGEST.sha256, "size": _MANIFEST_DIGEST.size}
+
+
 async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch: int = 8) -> float:
     """Attempts/s of the statements the consumers send for each attempt (the leasing read with the
     archive of the batch before, in one pipeline; the `local` provider's voice; the completion with the
     provider's answer; the manifest's locked read and its digest's record in a transaction of its own, held
     to the Storage write's limits), from `connections` plain connections acting as the service, the same
     queries word for word."""
-    voice = load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"]
-    lock = load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"]
-    record = load_queries(ROOT / "backend/storage/integrity.sql")["record"]
-    digest = Digest.of(b"{}")
+    voice, lock, record = _Statements.load()
 
     async def work(n: int) -> None:
         worker = f"bare-{n}"
@@ -336,15 +375,8 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
                 for row in rows:
                     leased = attempt_service.as_row(row["leased"])
                     found = await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
-                    # What the worker records of the provider's answer: the `local` voice's engine and profile.
-                    changes = {
-                        "provider_voice_id": leased.provider_voice_id,
-                        "provider_target_model": None,
-                        "provider_request_id": None,
-                        "provider_metadata": {"engine": LOCAL_ENGINE, "profile": found["profile"] if found else None},
-                    }
                     await attempt_service.complete(
-                        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=changes
+                        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
                     )
                     # The manifest's two round trips: opening and locked read, then (after the upload) the
                     # digest's record with the COMMIT.
@@ -353,15 +385,60 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
                         await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
                         params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
                         await (await conn.execute(lock, params)).fetchone()
-                    path = manifest_path(leased.owner_id, leased.voice_id)
-                    written = {"bucket": BUCKET, "name": path, "sha256": digest.sha256, "size": digest.size}
                     async with conn.pipeline():
-                        await conn.execute(record, written)
+                        await conn.execute(record, _manifest_record(leased))
                         await conn.execute("commit")
                     done.append(row["msg_id"])
 
     started = time.perf_counter()
     await asyncio.gather(*(work(n) for n in range(connections)))
+    return attempts / (time.perf_counter() - started)
+
+
+async def units_lifecycle(
+    dsn: str, settings: Settings, attempts: int, *, connections: int = 8, batch: int = 8
+) -> float:
+    """Attempts/s of `bare_lifecycle`'s statements, each group taken as the worker takes it: a unit of work from
+    a worker pool (`backend.db.units`: a checkout, a deadline, its waits watched), the leasing read with the
+    archive in a `service_pipeline`, the `local` voice and the completion each a `service_statement`, the
+    manifest's lock and digest a `service_transaction` held to the Storage write's limits. Beside the bare
+    equivalent it is what the database layer costs; beside the worker, what the consumers and the clone
+    step add on top."""
+    voice, lock, record = _Statements.load()
+    pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
+    await pool.open(wait=True)
+
+    async def work(n: int) -> None:
+        worker = f"units-{n}"
+        done: list[int] = []
+        while True:
+            async with service_pipeline(pool) as conn:
+                if done:
+                    await conn.execute("select pgmq.archive(%s, %s::bigint[])", (queues.CLONE, done))
+                rows = await attempt_service.read_and_lease(
+                    conn, queues.CLONE, vt=30, qty=batch, lease_owner=worker, lease_seconds=60
+                )
+            if not rows:
+                return
+            done = []
+            for row in rows:
+                leased = attempt_service.as_row(row["leased"])
+                async with service_statement(pool) as conn:
+                    found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
+                async with service_statement(pool) as conn:
+                    await attempt_service.complete(
+                        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
+                    )
+                async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+                    await fetch_optional(conn, lock, {"voice_id": leased.voice_id, "sample_id": leased.sample_id})
+                    await commit_with(conn, (record, _manifest_record(leased)))
+                done.append(row["msg_id"])
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(work(n) for n in range(connections)))
+    finally:
+        await pool.close()
     return attempts / (time.perf_counter() - started)
 
 
@@ -442,8 +519,9 @@ class Run(NamedTuple):
 
 
 async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: Path, settings: Settings) -> None:
-    """(a): the worker beside raw pgmq and beside its bare equivalent, `--rounds` runs of each taken in turns
-    (worker, bare, worker, …) so that a machine that slows down or speeds up meanwhile weighs on both."""
+    """(a): the worker beside raw pgmq, its bare equivalent and that equivalent through the worker's units,
+    `--rounds` runs of each taken in turns (worker, bare, units, worker, …) so that a machine that slows
+    down or speeds up meanwhile weighs on all three."""
     print(f"(a) {args.attempts} attempts, zero-latency provider (local), {settings.worker_concurrency} at once")
     raw = await raw_pgmq(dsn, args.attempts)
     skip = args.attempts // 5
@@ -456,7 +534,9 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
         meter = Steady(dsn, data_dir, skip=skip, total=args.attempts)
         await run(meter)
         settled(dsn, data_dir)
-        return Run(*meter.figures(), per_attempt(counters, server_counters(dsn), args.attempts))
+        return Run(
+            *meter.figures(server_cpu_seconds(data_dir)), per_attempt(counters, server_counters(dsn), args.attempts)
+        )
 
     async def worker(meter: Steady) -> object:
         return await run_consumers_until(settings, dsn, args.attempts, watch=meter.watch)
@@ -467,15 +547,28 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
             meter.watch(), bare_lifecycle(dsn, args.attempts, connections=connections, batch=connections)
         )
 
-    workers, bares = [], []
+    async def through_units(meter: Steady) -> object:
+        connections = settings.worker_concurrency
+        return await asyncio.gather(
+            meter.watch(),
+            units_lifecycle(dsn, settings, args.attempts, connections=connections, batch=connections),
+        )
+
+    workers, bares, units = [], [], []
     for run in range(args.rounds):
         workers.append(await measured(f"worker{run}", worker))
         bares.append(await measured(f"bare{run}", bare))
+        units.append(await measured(f"units{run}", through_units))
     # This machine's speed drifts by half within minutes: each worker run beside the bare run right after it.
     pairs = [w.rate / b.rate for w, b in zip(workers, bares, strict=True)]
     paired = f"{', '.join(f'{pair:.2f}' for pair in pairs)} (median {statistics.median(pairs):.2f})"
     rate, worker_cpu = statistics.median(r.rate for r in workers), statistics.median(r.cpu for r in workers)
     bare_rate, bare_cpu = statistics.median(r.rate for r in bares), statistics.median(r.cpu for r in bares)
+    units_rate, units_cpu = statistics.median(r.rate for r in units), statistics.median(r.cpu for r in units)
+    # Where the worker's shortfall lies: the units beside the bare run before them, the worker beside the
+    # units run after the bare one.
+    layers = [u.rate / b.rate for u, b in zip(units, bares, strict=True)]
+    above = [w.rate / u.rate for w, u in zip(workers, units, strict=True)]
 
     def rates(runs: list[Run]) -> str:
         return ", ".join(f"{run.rate:.1f}" for run in runs)
@@ -492,8 +585,12 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
         f" {bare_rate:8.1f} attempts/s ({rates(bares)}), {bare_rate / raw:.0%} of raw\n"
         f"    the worker makes {rate / bare_rate:.2f} times its bare equivalent (target ≥ 0.8); each run beside"
         f" the bare run after it: {paired}\n"
+        f"    the bare equivalent through the worker's units of work (pool, deadline, watched waits):"
+        f" {units_rate:8.1f} attempts/s ({rates(units)}): {statistics.median(layers):.2f} of the bare (paired"
+        f" medians), and the worker {statistics.median(above):.2f} of it\n"
         f"    Postgres CPU per attempt: worker {worker_cpu * 1000:.2f} ms ({cpus(workers)}; target"
-        f" ≤ 1.5 ms), bare {bare_cpu * 1000:.2f} ms ({cpus(bares)})\n"
+        f" ≤ 1.5 ms), bare {bare_cpu * 1000:.2f} ms ({cpus(bares)}), through units {units_cpu * 1000:.2f} ms"
+        f" ({cpus(units)})\n"
         f"    per attempt, whole runs (the last of each): worker {workers[-1].writes}; bare {bares[-1].writes}"
     )
     failed, dead = failures(dsn)
