@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, LiteralString
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import AsyncCursor, AsyncTransaction
@@ -34,6 +34,30 @@ Opening = tuple[tuple[LiteralString, Mapping[str, Any]], ...]
 _OPEN_TRANSACTION = frozenset({TransactionStatus.INTRANS, TransactionStatus.INERROR})
 
 
+class _LastAnswer:
+    """When (monotonic seconds, `at`) any pooled connection of this process last got an answer: a wait for a
+    connection that sees one is a wait on a busy database, not on a dead one. Counted as answers come, and
+    over every pool, as all of them talk to the one database: a pool whose units all hold their connections
+    for long (the Storage stand-in's, through a burst of uploads) is still busy, not down.
+
+    Kept on an object of its own, not as a class attribute of `PooledConnection`: assigning a class attribute
+    invalidates the interpreter's attribute caches for the class, and each answer would make every lookup on
+    every connection (psycopg's own, on each statement) miss them, 10 µs a statement."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = -math.inf
+
+
+_LAST_ANSWER = _LastAnswer()
+
+
+def last_answer_at() -> float:
+    """When (monotonic seconds) any pooled connection of this process last got an answer (`_LastAnswer`)."""
+    return _LAST_ANSWER.at
+
+
 class PooledConnection(TimedWaits):
     """A pooled connection. It is in autocommit mode: the units of work say where their transactions
     begin and end, so that a transaction's opening (`BEGIN` and its settings) can wait and go in one
@@ -47,11 +71,6 @@ class PooledConnection(TimedWaits):
     _statements_left: int | None = None
     #: Whether a statement got its answer since the connection was handed out (the database is up).
     answered = False
-    #: When (monotonic seconds) any pooled connection of this process last got an answer: a wait for a
-    #: connection that sees one is a wait on a busy database, not on a dead one. Counted as answers come,
-    #: and over every pool, as all of them talk to the one database: a pool whose units all hold their
-    #: connections for long (the Storage stand-in's, through a burst of uploads) is still busy, not down.
-    heard_at: ClassVar[float] = -math.inf
 
     def open_with(self, *opening: tuple[LiteralString, Mapping[str, Any]]) -> None:
         """Send these statements (`BEGIN`, settings) with the first statement executed, in one pipeline."""
@@ -112,7 +131,7 @@ class PooledConnection(TimedWaits):
 
     def _heard(self) -> None:
         self.answered = True
-        PooledConnection.heard_at = time.monotonic()
+        _LAST_ANSWER.at = time.monotonic()
         budget = current_budget()
         if budget is not None:
             budget.stalled = 0.0

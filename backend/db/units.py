@@ -24,7 +24,7 @@ import psycopg
 from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import PoolTimeout
 
-from backend.db.connection import Connection, Opening, PooledConnection
+from backend.db.connection import Connection, Opening, PooledConnection, last_answer_at
 from backend.db.deadline import Deadline, current_budget, readable
 from backend.db.pool import Pool
 from backend.errors import (
@@ -145,7 +145,7 @@ async def _checkout(pool: Pool) -> PooledConnection:
             conn = await pool.getconn(timeout=left)
         except PoolTimeout:
             now = time.monotonic()
-            heard_at = PooledConnection.heard_at
+            heard_at = last_answer_at()
             if heard_at <= round_started:
                 # Nobody got an answer while this waited: the database is down or hung.
                 if budget is not None:

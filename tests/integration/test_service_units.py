@@ -6,6 +6,7 @@ On PostgreSQL 18 and on 15 (Supabase's), as both run a pipeline without BEGIN as
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one
-from backend.db.pool import Pool, create_pool, create_worker_pool
+from backend.db.pool import Pool, create_pool, create_worker_pool, read_json
 from backend.db.units import (
     database_work,
     service_pipeline,
@@ -94,6 +95,28 @@ async def test_a_worker_pool_acts_as_the_service_at_its_limits_from_the_start(wo
     assert str(user) in mine["claims"]
     async with database_work(worker) as conn:
         assert await who(conn) == AS_SERVICE
+
+
+JSON_VALUES = (
+    'select \'{"a": [1, 2.5, null, true], "é": "x", "n": 123456789012345678901234567890}\'::jsonb as doc,'
+    ' \'[{"b": 1, "a": 2}]\'::json as list, \'{"huge": 1.5e400}\'::json as huge'
+)
+
+
+async def test_every_pool_reads_json_with_msgspec_as_the_standard_library_would(plain: Pool, worker: Pool) -> None:
+    for pool in (plain, worker):
+        async with database_work(pool) as conn:
+            for name in ("json", "jsonb"):
+                info = conn.adapters.types[name]
+                loader = conn.adapters.get_loader(info.oid, psycopg.pq.Format.TEXT)
+                assert loader is not None
+                assert loader._loads is read_json  # type: ignore[attr-defined]
+            row = await fetch_one(conn, JSON_VALUES, {})
+        assert row["doc"] == {"a": [1, 2.5, None, True], "é": "x", "n": 123456789012345678901234567890}
+        assert row["list"] == [{"b": 1, "a": 2}]
+        # Beyond a float's range, which msgspec refuses (`json` keeps the text, where `jsonb` would write out
+        # the digits): read as the standard library reads it.
+        assert row["huge"] == {"huge": math.inf}
 
 
 @pytest.mark.parametrize("budget", [None, 2.5])
