@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.db.connection import Connection
+from backend.db.connection import Connection, PooledConnection
 from backend.db.execute import fetch_one
 from backend.db.pool import Pool, create_pool, create_worker_pool, read_json
 from backend.db.units import (
@@ -95,6 +95,21 @@ async def test_a_worker_pool_acts_as_the_service_at_its_limits_from_the_start(wo
     assert str(user) in mine["claims"]
     async with database_work(worker) as conn:
         assert await who(conn) == AS_SERVICE
+
+
+async def test_units_of_work_write_nothing_on_the_connection_classes(worker: Pool) -> None:
+    # Assigning a class attribute invalidates the interpreter's attribute caches of the class: one written
+    # with every answer (the time of the last one, until 2026-11-25) made every lookup on every connection
+    # miss them, psycopg's own on each statement included.
+    classes = [cls for cls in PooledConnection.__mro__ if cls is not object]
+    before = [dict(vars(cls)) for cls in classes]
+    async with service_statement(worker) as conn:
+        await fetch_one(conn, "select 1 as one", {})
+    async with service_transaction(worker, budget=2.5) as conn:
+        await fetch_one(conn, "select 1 as one", {})
+    async with service_pipeline(worker) as conn:
+        await conn.execute("select 1")
+    assert [dict(vars(cls)) for cls in classes] == before
 
 
 JSON_VALUES = (
