@@ -340,6 +340,30 @@ def _answer(leased: AttemptRow, found: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+async def _archive_and_lease(
+    conn: psycopg.AsyncConnection[dict[str, Any]], done: list[int], worker: str, batch: int
+) -> list[dict[str, Any]]:
+    """The batch handled before archived and the next one leased, on `conn`'s pipeline (as the clone
+    consumer reads)."""
+    if done:
+        await conn.execute("select pgmq.archive(%s, %s::bigint[])", (queues.CLONE, done))
+    return await attempt_service.read_and_lease(
+        conn, queues.CLONE, vt=30, qty=batch, lease_owner=worker, lease_seconds=60
+    )
+
+
+async def _drain(
+    read: Callable[[list[int]], Awaitable[list[dict[str, Any]]]], handle: Callable[[AttemptRow], Awaitable[None]]
+) -> None:
+    """Read (archiving the batch before) and handle the attempts each message leased, until the queue is empty."""
+    done: list[int] = []
+    while rows := await read(done):
+        done = []
+        for row in rows:
+            await handle(attempt_service.as_row(row["leased"]))
+            done.append(row["msg_id"])
+
+
 _MANIFEST_DIGEST = Digest.of(b"{}")
 
 
@@ -361,34 +385,28 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
         worker = f"bare-{n}"
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
             await conn.execute("set role service_role")
-            done: list[int] = []
-            while True:
+
+            async def read(done: list[int]) -> list[dict[str, Any]]:
                 async with conn.pipeline():
-                    if done:
-                        await conn.execute("select pgmq.archive(%s, %s::bigint[])", (queues.CLONE, done))
-                    rows = await attempt_service.read_and_lease(
-                        conn, queues.CLONE, vt=30, qty=batch, lease_owner=worker, lease_seconds=60
-                    )
-                if not rows:
-                    return
-                done = []
-                for row in rows:
-                    leased = attempt_service.as_row(row["leased"])
-                    found = await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
-                    await attempt_service.complete(
-                        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
-                    )
-                    # The manifest's two round trips: opening and locked read, then (after the upload) the
-                    # digest's record with the COMMIT.
-                    async with conn.pipeline():
-                        await conn.execute("begin")
-                        await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
-                        params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
-                        await (await conn.execute(lock, params)).fetchone()
-                    async with conn.pipeline():
-                        await conn.execute(record, _manifest_record(leased))
-                        await conn.execute("commit")
-                    done.append(row["msg_id"])
+                    return await _archive_and_lease(conn, done, worker, batch)
+
+            async def handle(leased: AttemptRow) -> None:
+                found = await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
+                await attempt_service.complete(
+                    conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
+                )
+                # The manifest's two round trips: opening and locked read, then (after the upload) the
+                # digest's record with the COMMIT.
+                async with conn.pipeline():
+                    await conn.execute("begin")
+                    await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
+                    params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
+                    await (await conn.execute(lock, params)).fetchone()
+                async with conn.pipeline():
+                    await conn.execute(record, _manifest_record(leased))
+                    await conn.execute("commit")
+
+            await _drain(read, handle)
 
     started = time.perf_counter()
     await asyncio.gather(*(work(n) for n in range(connections)))
@@ -410,29 +428,23 @@ async def units_lifecycle(
 
     async def work(n: int) -> None:
         worker = f"units-{n}"
-        done: list[int] = []
-        while True:
+
+        async def read(done: list[int]) -> list[dict[str, Any]]:
             async with service_pipeline(pool) as conn:
-                if done:
-                    await conn.execute("select pgmq.archive(%s, %s::bigint[])", (queues.CLONE, done))
-                rows = await attempt_service.read_and_lease(
-                    conn, queues.CLONE, vt=30, qty=batch, lease_owner=worker, lease_seconds=60
+                return await _archive_and_lease(conn, done, worker, batch)
+
+        async def handle(leased: AttemptRow) -> None:
+            async with service_statement(pool) as conn:
+                found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
+            async with service_statement(pool) as conn:
+                await attempt_service.complete(
+                    conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
                 )
-            if not rows:
-                return
-            done = []
-            for row in rows:
-                leased = attempt_service.as_row(row["leased"])
-                async with service_statement(pool) as conn:
-                    found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
-                async with service_statement(pool) as conn:
-                    await attempt_service.complete(
-                        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
-                    )
-                async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-                    await fetch_optional(conn, lock, {"voice_id": leased.voice_id, "sample_id": leased.sample_id})
-                    await commit_with(conn, (record, _manifest_record(leased)))
-                done.append(row["msg_id"])
+            async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+                await fetch_optional(conn, lock, {"voice_id": leased.voice_id, "sample_id": leased.sample_id})
+                await commit_with(conn, (record, _manifest_record(leased)))
+
+        await _drain(read, handle)
 
     started = time.perf_counter()
     try:
