@@ -15,6 +15,10 @@ same run on the same throwaway database:
     (every process of the server, from /proc/<pid>/stat, those that ended included through the postmaster's
     children times); beside it what does not depend on the machine's load: transactions, rows written and
     WAL records per attempt over the whole runs (pg_stat_database, pg_stat_wal).
+    Then (a) again, finely interleaved (`interleaved`): one worker kept running on this database and the
+    bare equivalent's connections kept open on a second database of the same cluster take 300 attempts each
+    in turn, 20 times, so that each worker turn has a bare turn a second away rather than minutes: attempts/s
+    turn beside turn, and CPU per attempt of this process and of each database's client backends.
 (d) two worker processes against one database: attempts/s, and attempts completed twice (target 0).
 (b) pickup latency from a committed insert to the handler's start, p50 and p99, with LISTEN and with
     polling only. Targets with LISTEN: p50 ≤ 4 ms, p99 ≤ 20 ms.
@@ -24,7 +28,8 @@ same run on the same throwaway database:
 Storage is Supabase's service in production, not this database: the manifests the attempts write are
 kept in memory here, so the figures are the lifecycle's own work on the database.
 
-    python bench/lifecycle.py [--attempts 1000] [--rounds 5] [--pickups 200] [--slow 500] [--skip-slow]
+    python bench/lifecycle.py [--attempts 1000] [--rounds 5] [--turns 20] [--turn 300] [--pickups 200]
+                              [--slow 500] [--skip-slow]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -77,8 +83,8 @@ from tests.fakes.elevenlabs import ElevenVoice  # noqa: E402
 PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}
 
 
-def seed_local_attempts(dsn: str, voice_ids: list[str]) -> None:
-    """`local` voices in the database, and a queued `custom_voice_id` attempt for each."""
+def seed_local_attempts(dsn: str, voice_ids: list[str]) -> uuid.UUID:
+    """`local` voices in the database, and a queued `custom_voice_id` attempt for each; returns their owner."""
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         for voice in voice_ids:
             conn.execute(
@@ -86,11 +92,12 @@ def seed_local_attempts(dsn: str, voice_ids: list[str]) -> None:
                 " values (%s, 'b', 'en', %s, %s::jsonb)",
                 (voice, f"bench-{voice}", json.dumps(PROFILE)),
             )
-    seed_attempts(dsn, "local", voice_ids)
+    return seed_attempts(dsn, "local", voice_ids)
 
 
-def seed_attempts(dsn: str, provider: str, voice_ids: list[str]) -> None:
-    """One user; a voice and a queued `custom_voice_id` attempt per provider voice (the trigger enqueues)."""
+def seed_attempts(dsn: str, provider: str, voice_ids: list[str]) -> uuid.UUID:
+    """One user; a voice and a queued `custom_voice_id` attempt per provider voice (the trigger enqueues);
+    returns the user."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         user = conn.execute(
             "insert into auth.users (id, email) values (gen_random_uuid(), %s) returning id",
@@ -107,6 +114,7 @@ def seed_attempts(dsn: str, provider: str, voice_ids: list[str]) -> None:
                     " provider_voice_id) values (%s, %s, %s, 'custom_voice_id', false, %s)",
                     (user, voice, provider, voice_id),
                 )
+    return uuid.UUID(str(user))
 
 
 _SYNCED = "select count(*) from voice_clone_attempts where runtime_status = 'synced'"
@@ -373,43 +381,56 @@ def _manifest_record(leased: AttemptRow) -> dict[str, Any]:
     return {"bucket": BUCKET, "name": path, "sha256": _MANIFEST_DIGEST.sha256, "size": _MANIFEST_DIGEST.size}
 
 
-async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch: int = 8) -> float:
-    """Attempts/s of the statements the consumers send for each attempt (the leasing read with the
-    archive of the batch before, in one pipeline; the `local` provider's voice; the completion with the
-    provider's answer; the manifest's locked read and its digest's record in a transaction of its own, held
-    to the Storage write's limits), from `connections` plain connections acting as the service, the same
+async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str, batch: int) -> None:
+    """One bare connection, acting as the service, through the clone queue until it is empty: the statements
+    the consumers send for each attempt (the leasing read with the archive of the batch before, in one
+    pipeline; the `local` provider's voice; the completion with the provider's answer; the manifest's locked
+    read and its digest's record in a transaction of its own, held to the Storage write's limits), the same
     queries word for word."""
     voice, lock, record = _Statements.load()
 
-    async def work(n: int) -> None:
-        worker = f"bare-{n}"
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
-            await conn.execute("set role service_role")
+    async def read(done: list[int]) -> list[dict[str, Any]]:
+        async with conn.pipeline():
+            return await _archive_and_lease(conn, done, worker, batch)
 
-            async def read(done: list[int]) -> list[dict[str, Any]]:
-                async with conn.pipeline():
-                    return await _archive_and_lease(conn, done, worker, batch)
+    async def handle(leased: AttemptRow) -> None:
+        found = await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
+        await attempt_service.complete(
+            conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
+        )
+        # The manifest's two round trips: opening and locked read, then (after the upload) the digest's
+        # record with the COMMIT.
+        async with conn.pipeline():
+            await conn.execute("begin")
+            await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
+            params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
+            await (await conn.execute(lock, params)).fetchone()
+        async with conn.pipeline():
+            await conn.execute(record, _manifest_record(leased))
+            await conn.execute("commit")
 
-            async def handle(leased: AttemptRow) -> None:
-                found = await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
-                await attempt_service.complete(
-                    conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
-                )
-                # The manifest's two round trips: opening and locked read, then (after the upload) the
-                # digest's record with the COMMIT.
-                async with conn.pipeline():
-                    await conn.execute("begin")
-                    await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
-                    params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
-                    await (await conn.execute(lock, params)).fetchone()
-                async with conn.pipeline():
-                    await conn.execute(record, _manifest_record(leased))
-                    await conn.execute("commit")
+    await _drain(read, handle)
 
-            await _drain(read, handle)
 
+async def bare_connections(dsn: str, count: int) -> list[psycopg.AsyncConnection[dict[str, Any]]]:
+    """`count` plain connections acting as the service, for `bare_drain`."""
+    connections = []
+    for _ in range(count):
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row)
+        await conn.execute("set role service_role")
+        connections.append(conn)
+    return connections
+
+
+async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch: int = 8) -> float:
+    """Attempts/s of `bare_drain` from `connections` plain connections, opened for the run."""
+    opened = await bare_connections(dsn, connections)
     started = time.perf_counter()
-    await asyncio.gather(*(work(n) for n in range(connections)))
+    try:
+        await asyncio.gather(*(bare_drain(conn, f"bare-{n}", batch) for n, conn in enumerate(opened)))
+    finally:
+        for conn in opened:
+            await conn.close()
     return attempts / (time.perf_counter() - started)
 
 
@@ -609,10 +630,119 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
     print(f"    messages with a failed delivery: {failed}, dead letters: {dead}")
 
 
+_CLIENT_PIDS = (
+    "select pid from pg_stat_activity"
+    " where datname = current_database() and backend_type = 'client backend' and pid <> pg_backend_pid()"
+)
+_SYNCED_OF = "select count(*) from voice_clone_attempts where owner_id = %s and runtime_status = 'synced'"
+
+
+def _ticks(pid: int) -> int:
+    """CPU ticks (user and system) the process has used so far; none once it has ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+class Turn(NamedTuple):
+    """One turn of `interleaved`: attempts/s, and CPU seconds per attempt of this process and of the turn's
+    database's client backends (its watcher's left out)."""
+
+    rate: float
+    python: float
+    postgres: float
+
+
+async def _turn(
+    watcher: psycopg.AsyncConnection[Any],
+    dsn: str,
+    name: str,
+    run: Callable[[], Awaitable[object]],
+    size: int,
+) -> Turn:
+    """`size` attempts seeded in `dsn`, and `run` until they are synced (`watcher` counts them every 20 ms),
+    measured from when the seeding returns: a running worker starts on them at its first wait after it."""
+    pids = [row[0] for row in await (await watcher.execute(_CLIENT_PIDS)).fetchall()]
+    owner = seed_local_attempts(dsn, [f"local-{name}-{n:06d}" for n in range(size)])
+    before = {pid: _ticks(pid) for pid in pids}
+    own, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+
+    async def synced() -> None:
+        while (row := await (await watcher.execute(_SYNCED_OF, (owner,))).fetchone()) is None or row[0] < size:  # noqa: ASYNC110 - a count to watch
+            await asyncio.sleep(0.02)
+
+    await asyncio.gather(run(), synced())
+    elapsed = time.perf_counter() - started
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    pids = [row[0] for row in await (await watcher.execute(_CLIENT_PIDS)).fetchall()]
+    # A backend that came during the turn (the worker's pool growing) counts from its start.
+    used = sum(_ticks(pid) - before.get(pid, 0) for pid in pids) / os.sysconf("SC_CLK_TCK")
+    python = mine.ru_utime + mine.ru_stime - own.ru_utime - own.ru_stime
+    return Turn(size / elapsed, python / size, used / size)
+
+
+async def interleaved(args: argparse.Namespace, dsn: str, settings: Settings) -> None:
+    """(a), finely interleaved: one worker kept running on this database and the bare equivalent's
+    connections kept open on a second database of the same cluster take `--turn` attempts each in turn,
+    `--turns` times, so that each worker turn has a bare turn a second away, not minutes. Both turns are
+    watched the same way (a count every 20 ms, on a connection left out of the figures). The first two turns
+    of each are left out: connections still warming."""
+    other = psycopg.conninfo.make_conninfo(dsn, dbname="bench_bare")
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("create database bench_bare")
+    migrate(other)
+    concurrency = settings.worker_concurrency
+    workers: list[Turn] = []
+    bares: list[Turn] = []
+
+    async def turns() -> None:
+        opened = await bare_connections(other, concurrency)
+
+        async def consumers() -> None:
+            """The worker's turn: its running consumers do the work."""
+
+        async def bare() -> None:
+            await asyncio.gather(*(bare_drain(conn, f"bare-{n}", concurrency) for n, conn in enumerate(opened)))
+
+        try:
+            async with (
+                await psycopg.AsyncConnection.connect(dsn, autocommit=True) as here,
+                await psycopg.AsyncConnection.connect(other, autocommit=True) as there,
+            ):
+                for turn in range(args.turns):
+                    workers.append(await _turn(here, dsn, f"turn{turn}", consumers, args.turn))
+                    bares.append(await _turn(there, other, f"turn{turn}", bare, args.turn))
+        finally:
+            for conn in opened:
+                await conn.close()
+
+    await run_consumers_until(settings, dsn, 0, watch=turns)
+    kept = list(zip(workers, bares, strict=True))[2:]
+    ratios = [w.rate / b.rate for w, b in kept]
+    quartiles = statistics.quantiles(ratios, n=4)
+
+    def cpu(turns: list[Turn]) -> str:
+        python = statistics.median(t.python for t in turns) * 1000
+        postgres = statistics.median(t.postgres for t in turns) * 1000
+        return f"{python:.2f} + {postgres:.2f} ms"
+
+    print(
+        f"    interleaved, {len(kept)} turns of {args.turn} attempts each (the worker on this database, the bare"
+        f" equivalent on another of the cluster): worker {statistics.median(w.rate for w, _ in kept):.1f}"
+        f" attempts/s, bare {statistics.median(b.rate for _, b in kept):.1f}; worker ÷ bare turn beside turn:"
+        f" median {statistics.median(ratios):.2f} (quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}; target ≥ 0.8)\n"
+        f"    CPU per attempt, this process + the database's client backends (medians of the turns): worker"
+        f" {cpu([w for w, _ in kept])}, bare {cpu([b for _, b in kept])}"
+    )
+
+
 async def bench(args: argparse.Namespace, dsn: str, data_dir: Path) -> None:
     settings = settings_from_env(BASE)
 
     await lifecycle_against_bare(args, dsn, data_dir, settings)
+    await interleaved(args, dsn, settings)
 
     print(f"(d) {args.attempts} attempts, two worker processes on one database")
     seed_local_attempts(dsn, [f"local-two{n:06d}" for n in range(args.attempts)])
@@ -665,6 +795,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--attempts", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5, help="(a): worker and bare runs, taken in turns")
+    parser.add_argument("--turns", type=int, default=20, help="(a) interleaved: turns of the worker and the bare")
+    parser.add_argument("--turn", type=int, default=300, help="(a) interleaved: attempts per turn")
     parser.add_argument("--pickups", type=int, default=200)
     parser.add_argument("--slow", type=int, default=500, help="attempts against the 1 s-latency fake")
     parser.add_argument("--skip-slow", action="store_true", help="leave out (c)")
