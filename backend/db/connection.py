@@ -41,8 +41,8 @@ class _LastAnswer:
     for long (the Storage stand-in's, through a burst of uploads) is still busy, not down.
 
     Kept on an object of its own, not as a class attribute of `PooledConnection`: assigning a class attribute
-    invalidates the interpreter's attribute caches for the class, and each answer would make every lookup on
-    every connection (psycopg's own, on each statement) miss them, 10 µs a statement."""
+    invalidates the interpreter's attribute caches for the class, so each answer would make the lookups on
+    every connection that follow (psycopg's own, on each statement) miss them."""
 
     __slots__ = ("at",)
 

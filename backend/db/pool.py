@@ -87,7 +87,7 @@ def read_json(data: str | bytes) -> Any:
     """A `json`/`jsonb` value as the server sends it, decoded by msgspec: several times quicker than the
     standard library, which psycopg uses by default, on the attempt rows, queue messages and voice profiles a
     worker reads with every attempt. What msgspec refuses and the standard library takes (a number beyond a
-    float's range, which a `jsonb` numeric can hold) is decoded as the standard library does."""
+    float's range, as a `json` value keeps it written) is decoded as the standard library does."""
     try:
         return _DECODE(data)
     except msgspec.DecodeError:
