@@ -329,13 +329,13 @@ class _Statements(NamedTuple):
     lock: LiteralString
     record: LiteralString
 
-    @classmethod
-    def load(cls) -> _Statements:
-        return cls(
-            load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"],
-            load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"],
-            load_queries(ROOT / "backend/storage/integrity.sql")["record"],
-        )
+
+#: Read once: a bare connection's drain must not pay for reading them in its measured turn.
+_STATEMENTS = _Statements(
+    load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"],
+    load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"],
+    load_queries(ROOT / "backend/storage/integrity.sql")["record"],
+)
 
 
 def _answer(leased: AttemptRow, found: dict[str, Any] | None) -> dict[str, Any]:
@@ -387,7 +387,7 @@ async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str,
     pipeline; the `local` provider's voice; the completion with the provider's answer; the manifest's locked
     read and its digest's record in a transaction of its own, held to the Storage write's limits), the same
     queries word for word."""
-    voice, lock, record = _Statements.load()
+    voice, lock, record = _STATEMENTS
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
@@ -443,7 +443,7 @@ async def units_lifecycle(
     manifest's lock and digest a `service_transaction` held to the Storage write's limits. Beside the bare
     equivalent it is what the database layer costs; beside the worker, what the consumers and the clone
     step add on top."""
-    voice, lock, record = _Statements.load()
+    voice, lock, record = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
 
