@@ -693,6 +693,10 @@ async def interleaved(args: argparse.Namespace, dsn: str, settings: Settings) ->
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute("create database bench_bare")
     migrate(other)
+    # As the worker declares its own database's: whether a settled attempt queues a webhook message is the
+    # same work on both sides.
+    async with await psycopg.AsyncConnection.connect(other, autocommit=True, row_factory=dict_row) as there:
+        await declare_project_endpoint(there, configured=settings.webhook_url is not None)
     concurrency = settings.worker_concurrency
     workers: list[Turn] = []
     bares: list[Turn] = []
