@@ -381,33 +381,48 @@ def _manifest_record(leased: AttemptRow) -> dict[str, Any]:
     return {"bucket": BUCKET, "name": path, "sha256": _MANIFEST_DIGEST.sha256, "size": _MANIFEST_DIGEST.size}
 
 
+async def bare_lookup(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> dict[str, Any] | None:
+    """The `local` provider's voice, as the clone step asks for it."""
+    voice = _STATEMENTS.voice
+    return await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
+
+
+async def bare_complete(
+    conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow, found: dict[str, Any] | None, worker: str
+) -> None:
+    """The completion with the provider's answer, as the clone step records it."""
+    await attempt_service.complete(
+        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
+    )
+
+
+async def bare_manifest(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> None:
+    """The manifest's two round trips: opening, limits and locked read, then (after the upload) the digest's
+    record with the COMMIT."""
+    async with conn.pipeline():
+        await conn.execute("begin")
+        await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
+        params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
+        await (await conn.execute(_STATEMENTS.lock, params)).fetchone()
+    async with conn.pipeline():
+        await conn.execute(_STATEMENTS.record, _manifest_record(leased))
+        await conn.execute("commit")
+
+
 async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str, batch: int) -> None:
     """One bare connection, acting as the service, through the clone queue until it is empty: the statements
     the consumers send for each attempt (the leasing read with the archive of the batch before, in one
     pipeline; the `local` provider's voice; the completion with the provider's answer; the manifest's locked
     read and its digest's record in a transaction of its own, held to the Storage write's limits), the same
     queries word for word."""
-    voice, lock, record = _STATEMENTS
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
             return await _archive_and_lease(conn, done, worker, batch)
 
     async def handle(leased: AttemptRow) -> None:
-        found = await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
-        await attempt_service.complete(
-            conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
-        )
-        # The manifest's two round trips: opening and locked read, then (after the upload) the digest's
-        # record with the COMMIT.
-        async with conn.pipeline():
-            await conn.execute("begin")
-            await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
-            params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
-            await (await conn.execute(lock, params)).fetchone()
-        async with conn.pipeline():
-            await conn.execute(record, _manifest_record(leased))
-            await conn.execute("commit")
+        await bare_complete(conn, leased, await bare_lookup(conn, leased), worker)
+        await bare_manifest(conn, leased)
 
     await _drain(read, handle)
 
