@@ -15,9 +15,9 @@ same run on the same throwaway database:
     (every process of the server, from /proc/<pid>/stat, those that ended included through the postmaster's
     children times); beside it what does not depend on the machine's load: transactions, rows written and
     WAL records per attempt over the whole runs (pg_stat_database, pg_stat_wal).
-    Then (a) again, finely interleaved (`interleaved`): one worker kept running on this database and the
-    bare equivalent's connections kept open on a second database of the same cluster take 300 attempts each
-    in turn, 20 times, so that each worker turn has a bare turn a second away rather than minutes: attempts/s
+    Then (a) again, finely interleaved (`interleaved`): one worker kept running on a new database and the
+    bare equivalent's connections kept open on another new database of the same cluster take 300 attempts
+    each in turn, 20 times, so that each worker turn has a bare turn a second away rather than minutes: attempts/s
     turn beside turn, and CPU per attempt of this process and of each database's client backends.
 (d) two worker processes against one database: attempts/s, and attempts completed twice (target 0).
 (b) pickup latency from a committed insert to the handler's start, p50 and p99, with LISTEN and with
@@ -699,14 +699,17 @@ async def _turn(
 
 
 async def interleaved(args: argparse.Namespace, dsn: str, settings: Settings) -> None:
-    """(a), finely interleaved: one worker kept running on this database and the bare equivalent's
-    connections kept open on a second database of the same cluster take `--turn` attempts each in turn,
-    `--turns` times, so that each worker turn has a bare turn a second away, not minutes. Both turns are
+    """(a), finely interleaved: one worker kept running on a database and the bare equivalent's connections
+    kept open on another of the same cluster take `--turn` attempts each in turn, `--turns` times, so that
+    each worker turn has a bare turn a second away, not minutes. Both databases are new, so neither carries
+    the rows of the runs before (the bench's own database holds every earlier run's). Both turns are
     watched the same way (a count every 20 ms, on a connection left out of the figures). The first two turns
     of each are left out: connections still warming."""
-    other = psycopg.conninfo.make_conninfo(dsn, dbname="bench_bare")
+    mine, other = (psycopg.conninfo.make_conninfo(dsn, dbname=name) for name in ("bench_worker", "bench_bare"))
     with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("create database bench_worker")
         admin.execute("create database bench_bare")
+    migrate(mine)
     migrate(other)
     # As the worker declares its own database's: whether a settled attempt queues a webhook message is the
     # same work on both sides.
@@ -727,17 +730,17 @@ async def interleaved(args: argparse.Namespace, dsn: str, settings: Settings) ->
 
         try:
             async with (
-                await psycopg.AsyncConnection.connect(dsn, autocommit=True) as here,
+                await psycopg.AsyncConnection.connect(mine, autocommit=True) as here,
                 await psycopg.AsyncConnection.connect(other, autocommit=True) as there,
             ):
                 for turn in range(args.turns):
-                    workers.append(await _turn(here, dsn, f"turn{turn}", consumers, args.turn))
+                    workers.append(await _turn(here, mine, f"turn{turn}", consumers, args.turn))
                     bares.append(await _turn(there, other, f"turn{turn}", bare, args.turn))
         finally:
             for conn in opened:
                 await conn.close()
 
-    await run_consumers_until(settings, dsn, 0, watch=turns)
+    await run_consumers_until(settings, mine, 0, watch=turns)
     kept = list(zip(workers, bares, strict=True))[2:]
     ratios = [w.rate / b.rate for w, b in kept]
     quartiles = statistics.quantiles(ratios, n=4)
@@ -748,8 +751,8 @@ async def interleaved(args: argparse.Namespace, dsn: str, settings: Settings) ->
         return f"{python:.2f} + {postgres:.2f} ms"
 
     print(
-        f"    interleaved, {len(kept)} turns of {args.turn} attempts each (the worker on this database, the bare"
-        f" equivalent on another of the cluster): worker {statistics.median(w.rate for w, _ in kept):.1f}"
+        f"    interleaved, {len(kept)} turns of {args.turn} attempts each (the worker and the bare equivalent each on"
+        f" a new database of the cluster): worker {statistics.median(w.rate for w, _ in kept):.1f}"
         f" attempts/s, bare {statistics.median(b.rate for _, b in kept):.1f}; worker ÷ bare turn beside turn:"
         f" median {statistics.median(ratios):.2f} (quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}; target ≥ 0.8)\n"
         f"    CPU per attempt, this process + the database's client backends (medians of the turns): worker"
