@@ -17,8 +17,9 @@ same run on the same throwaway database:
     WAL records per attempt over the whole runs (pg_stat_database, pg_stat_wal).
     Then (a) again, finely interleaved (`interleaved`): one worker kept running on a new database and the
     bare equivalent's connections kept open on another new database of the same cluster take 300 attempts
-    each in turn, 20 times, so that each worker turn has a bare turn a second away rather than minutes: attempts/s
-    turn beside turn, and CPU per attempt of this process and of each database's client backends.
+    each in turn, 20 times, so that each worker turn has a bare turn a second away rather than minutes:
+    attempts/s turn beside turn, and CPU per attempt of this process and of each database's client
+    backends.
 (d) two worker processes against one database: attempts/s, and attempts completed twice (target 0).
 (b) pickup latency from a committed insert to the handler's start, p50 and p99, with LISTEN and with
     polling only. Targets with LISTEN: p50 ≤ 4 ms, p99 ≤ 20 ms.
@@ -383,8 +384,7 @@ def _manifest_record(leased: AttemptRow) -> dict[str, Any]:
 
 async def bare_lookup(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> dict[str, Any] | None:
     """The `local` provider's voice, as the clone step asks for it."""
-    voice = _STATEMENTS.voice
-    return await (await conn.execute(voice, {"voice_id": leased.provider_voice_id})).fetchone()
+    return await (await conn.execute(_STATEMENTS.voice, {"voice_id": leased.provider_voice_id})).fetchone()
 
 
 async def bare_complete(

@@ -1,5 +1,6 @@
 """The functions that queue a message by inserting into its queue's table (no dynamic SQL per message, as
-pgmq.send's) leave the row pgmq.send would: on PostgreSQL 18 and 15, with the pgmq the migrations install."""
+pgmq.send's) leave the row pgmq.send would, on PostgreSQL 18 and 15 with the pgmq the migrations install;
+and a settling attempt wakes the consumers of the queues it sends a message to, and of no other."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from backend import queues
-from tests.support import Conn, create_user, one, seed_attempt, seed_voice, transition
+from tests.support import Conn, create_user, one, queue_messages, seed_attempt, seed_voice, transition
 
 #: An insert into a queue's table in a function's source, and what it gives `vt`.
 _DIRECT_INSERT = re.compile(r"insert into pgmq\.q_(\w+)\b(.{0,60})", re.DOTALL)
@@ -156,11 +157,11 @@ def test_an_attempt_that_settles_wakes_the_queues_it_puts_messages_on(db_dsn: st
         )
         with woken_queues(db_dsn) as woken:
             _complete(db, attempt["id"])
-        sent = {
-            queue: db.execute(sql.SQL("select count(*) from pgmq.{}").format(sql.Identifier(f"q_{queue}"))).fetchone()[
-                0
-            ]  # type: ignore[index]
-            for queue in (queues.SYNTHESIS, queues.WEBHOOK)
-        }
+        sent = [
+            message["message"] for queue in (queues.SYNTHESIS, queues.WEBHOOK) for message in queue_messages(db, queue)
+        ]
     assert woken == {queues.SYNTHESIS, queues.WEBHOOK}
-    assert sent == {queues.SYNTHESIS: 1, queues.WEBHOOK: 1}
+    assert [sorted(message) for message in sent] == [
+        ["jobId"],
+        ["data", "endpointId", "timestamp", "type", "webhookId"],
+    ]
