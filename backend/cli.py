@@ -35,6 +35,29 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+class _StandardError:
+    """`sys.stderr` as it is at each write, not as it was when logging was set up: code that swaps it (a
+    test's capture does, and closes the one it replaces) keeps every record and raises nothing."""
+
+    def write(self, text: str) -> int:
+        """Write `text` to the current standard error."""
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        """Flush the current standard error."""
+        sys.stderr.flush()
+
+
+def configure_logging(level: str) -> None:
+    """The process's log records at `level` and above, one line each, to standard error."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[logging.StreamHandler(_StandardError())],
+        force=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voicegate` console script."""
     parser = _parser()
@@ -53,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = with_auth(settings)
     except SettingsError as exc:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    configure_logging(settings.log_level)
     try:
         return int(args.run(settings, args))
     except CommandError as exc:
