@@ -349,7 +349,7 @@ def _answer(leased: AttemptRow, found: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-async def _archive_and_lease(
+async def archive_and_lease(
     conn: psycopg.AsyncConnection[dict[str, Any]], done: list[int], worker: str, batch: int
 ) -> list[dict[str, Any]]:
     """The batch handled before archived and the next one leased, on `conn`'s pipeline (as the clone
@@ -418,7 +418,7 @@ async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str,
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
-            return await _archive_and_lease(conn, done, worker, batch)
+            return await archive_and_lease(conn, done, worker, batch)
 
     async def handle(leased: AttemptRow) -> None:
         await bare_complete(conn, leased, await bare_lookup(conn, leased), worker)
@@ -467,15 +467,13 @@ async def units_lifecycle(
 
         async def read(done: list[int]) -> list[dict[str, Any]]:
             async with service_pipeline(pool) as conn:
-                return await _archive_and_lease(conn, done, worker, batch)
+                return await archive_and_lease(conn, done, worker, batch)
 
         async def handle(leased: AttemptRow) -> None:
             async with service_statement(pool) as conn:
                 found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
             async with service_statement(pool) as conn:
-                await attempt_service.complete(
-                    conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
-                )
+                await bare_complete(conn, leased, found, worker)
             async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
                 await fetch_optional(conn, lock, {"voice_id": leased.voice_id, "sample_id": leased.sample_id})
                 await commit_with(conn, (record, _manifest_record(leased)))

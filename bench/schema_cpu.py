@@ -35,7 +35,6 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend import queues  # noqa: E402
 from backend.db.migrate import SUPABASE_DIR, discover_migrations, migrate  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
@@ -43,6 +42,7 @@ from backend.records.attempts import AttemptRow  # noqa: E402
 from backend.webhooks.worker import declare_project_endpoint  # noqa: E402
 from bench.lifecycle import (  # noqa: E402
     PROFILE,
+    archive_and_lease,
     bare_complete,
     bare_connections,
     bare_lookup,
@@ -75,10 +75,14 @@ class Side:
 
     def __init__(self, dsn: str, connections: list[psycopg.AsyncConnection[dict[str, Any]]], pids: list[int]):
         self.dsn, self.connections, self.pids = dsn, connections, pids
-        self.leased: list[list[AttemptRow]] = [[] for _ in connections]
-        self.messages: list[list[int]] = [[] for _ in connections]
-        self.archived = [0 for _ in connections]
         self.cpu: dict[str, list[float]] = {phase: [] for phase in PHASES}
+        self.new_round()
+
+    def new_round(self) -> None:
+        """Nothing leased yet: each connection's attempts, its messages, and how many of those are archived."""
+        self.leased: list[list[AttemptRow]] = [[] for _ in self.connections]
+        self.messages: list[list[int]] = [[] for _ in self.connections]
+        self.archived = [0 for _ in self.connections]
 
     @classmethod
     async def open(cls, dsn: str, *, webhook: bool) -> Side:
@@ -114,13 +118,8 @@ async def _chunk(side: Side, upto: int, handled: slice) -> None:
         got = 0
         while len(side.leased[n]) < upto:
             async with conn.pipeline():
-                done = side.messages[n][side.archived[n] :]
-                if done:
-                    await conn.execute("select pgmq.archive(%s, %s::bigint[])", (queues.CLONE, done))
-                side.archived[n] = len(side.messages[n])
-                rows = await attempt_service.read_and_lease(
-                    conn, queues.CLONE, vt=600, qty=CONNECTIONS, lease_owner=f"bare-{n}", lease_seconds=600
-                )
+                rows = await archive_and_lease(conn, side.messages[n][side.archived[n] :], f"bare-{n}", CONNECTIONS)
+            side.archived[n] = len(side.messages[n])
             if not rows:
                 break
             for row in rows:
@@ -159,9 +158,7 @@ async def compare(baseline_dsn: str, new_dsn: str, args: argparse.Namespace) -> 
         for round_ in range(args.rounds):
             for side in sides.values():
                 seed_local_attempts(side.dsn, [f"r{round_}-{n:06d}" for n in range(args.attempts)])
-                side.leased = [[] for _ in side.connections]
-                side.messages = [[] for _ in side.connections]
-                side.archived = [0 for _ in side.connections]
+                side.new_round()
             for chunk in range(args.chunks):
                 order = ("baseline", "new") if (chunk + round_) % 2 == 0 else ("new", "baseline")
                 for name in order:
