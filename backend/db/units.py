@@ -71,6 +71,11 @@ _AS_USER = (
 )
 
 
+#: How late (a share of the pool's `timeout`) a wait for a connection may end before its round is taken for
+#: one this process slept through rather than one it watched the database not answer.
+_LATE_WAKE = 0.1
+
+
 @contextmanager
 def translate_db_errors() -> Iterator[None]:
     """Turn driver errors into domain errors: unreachable or hung → 503, lifecycle SQLSTATEs → 4xx."""
@@ -128,7 +133,8 @@ async def _checkout(pool: Pool) -> PooledConnection:
     round in which no connection of this process got an answer from the database raises PoolTimeout,
     charged to the request's budget; past the pool's `busy_wait` it is ServerBusy. A round after the
     first runs from the last answer anyone got, not from when the one before ended: a wait that began
-    as the database hung, while answers sent just before still came in, is not a wait on a busy one."""
+    as the database hung, while answers sent just before still came in, is not a wait on a busy one. A round
+    that ends late (the process was not running) is no evidence either way, and another begins."""
     budget = current_budget()
     started = time.monotonic()
     give_up = started + pool.busy_wait
@@ -138,13 +144,21 @@ async def _checkout(pool: Pool) -> PooledConnection:
 
     round_started, round_ends = started, round_end(started)
     while True:
+        left = round_ends - time.monotonic()
         try:
-            left = round_ends - time.monotonic()
             if left <= 0:
                 raise PoolTimeout("no connection came in time")  # noqa: TRY301 - handled as getconn's own
             conn = await pool.getconn(timeout=left)
         except PoolTimeout:
             now = time.monotonic()
+            if left > 0 and now - round_ends > pool.timeout * _LATE_WAKE:
+                # This process did not run for much of the round (a loaded machine descheduled it, or
+                # something held the event loop), so answers that came meanwhile are still unread: the
+                # silence says nothing of the database. Past the busy wait, the process is the busy one.
+                if now >= give_up:
+                    raise ServerBusy from None
+                round_started, round_ends = now, round_end(now)
+                continue
             heard_at = last_answer_at()
             if heard_at <= round_started:
                 # Nobody got an answer while this waited: the database is down or hung.
