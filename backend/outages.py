@@ -50,9 +50,11 @@ class Outage:
             self._kinds.add(kind)
             self._log.error("%s still unavailable, now: %s", self.dependency, cause(exc), exc_info=exc)
 
-    def recovered(self) -> None:
-        """The dependency answered; ends an outage, if there was one."""
-        if self._since is None:
+    def recovered(self, answered_at: float | None = None) -> None:
+        """The dependency answered (at `answered_at` on this outage's clock, when known); ends an outage, if
+        there was one. An answer from before the outage began is no sign it ended: a request that got its
+        answer just before the dependency went away may finish after another request saw it go."""
+        if self._since is None or (answered_at is not None and answered_at < self._since):
             return
         self._log.warning(
             "%s available again after %d failed requests over %.1f s",

@@ -69,8 +69,8 @@ class PooledConnection(TimedWaits):
     _closing: Opening | None = None
     #: How many more statements the unit may run, when it is held to a number (`service_statement`: one).
     _statements_left: int | None = None
-    #: Whether a statement got its answer since the connection was handed out (the database is up).
-    answered = False
+    #: When (monotonic seconds) a statement last got its answer since the connection was handed out.
+    answered_at: float | None = None
 
     def open_with(self, *opening: tuple[LiteralString, Mapping[str, Any]]) -> None:
         """Send these statements (`BEGIN`, settings) with the first statement executed, in one pipeline."""
@@ -130,8 +130,7 @@ class PooledConnection(TimedWaits):
         self._heard()
 
     def _heard(self) -> None:
-        self.answered = True
-        _LAST_ANSWER.at = time.monotonic()
+        self.answered_at = _LAST_ANSWER.at = time.monotonic()
         budget = current_budget()
         if budget is not None:
             budget.stalled = 0.0

@@ -94,3 +94,24 @@ def test_the_next_outage_is_logged_afresh(outage: tuple[Outage, Clock], caplog: 
         (logging.ERROR, "database unavailable: OperationalError: server closed the connection unexpectedly"),
         (logging.WARNING, "database available again after 2 failed requests over 1.0 s"),
     ]
+
+
+def test_an_answer_from_before_the_outage_does_not_end_it(
+    outage: tuple[Outage, Clock], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A request got its answer just before the database went away, and finishes after another request
+    # saw it go: that answer is no sign the database is back.
+    tracker, clock = outage
+    answered_before = clock.now
+    clock.now += 0.01
+    tracker.failed(unavailable(psycopg.OperationalError("server closed the connection unexpectedly")))
+    clock.now += 0.01
+    tracker.recovered(answered_before)
+    assert tracker.down
+    clock.now += 3
+    tracker.recovered(clock.now - 0.5)  # answered after the outage began
+    assert not tracker.down
+    assert [(level, message) for level, message, _ in records(caplog)] == [
+        (logging.ERROR, "database unavailable: OperationalError: server closed the connection unexpectedly"),
+        (logging.WARNING, "database available again after 1 failed requests over 3.0 s"),
+    ]
