@@ -50,11 +50,12 @@ class Outage:
             self._kinds.add(kind)
             self._log.error("%s still unavailable, now: %s", self.dependency, cause(exc), exc_info=exc)
 
-    def recovered(self, answered_at: float | None = None) -> None:
-        """The dependency answered (at `answered_at` on this outage's clock, when known); ends an outage, if
-        there was one. An answer from before the outage began is no sign it ended: a request that got its
-        answer just before the dependency went away may finish after another request saw it go."""
-        if self._since is None or (answered_at is not None and answered_at < self._since):
+    def recovered(self, asked_at: float | None = None) -> None:
+        """The dependency answered what was asked of it at `asked_at` (on this outage's clock, when known);
+        ends an outage, if there was one. An answer to what was asked before the outage began is no sign it
+        ended: a dependency going away answers some requests already on their way as it fails others (a
+        database shutting down ends its sessions one by one)."""
+        if self._since is None or (asked_at is not None and asked_at < self._since):
             return
         self._log.warning(
             "%s available again after %d failed requests over %.1f s",

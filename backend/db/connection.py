@@ -69,8 +69,9 @@ class PooledConnection(TimedWaits):
     _closing: Opening | None = None
     #: How many more statements the unit may run, when it is held to a number (`service_statement`: one).
     _statements_left: int | None = None
-    #: When (monotonic seconds) a statement last got its answer since the connection was handed out.
-    answered_at: float | None = None
+    #: When (monotonic seconds) the last statement to get its answer since the connection was handed out was
+    #: sent: the database answered after that moment.
+    answered_sent_at: float | None = None
 
     def open_with(self, *opening: tuple[LiteralString, Mapping[str, Any]]) -> None:
         """Send these statements (`BEGIN`, settings) with the first statement executed, in one pipeline."""
@@ -90,6 +91,7 @@ class PooledConnection(TimedWaits):
             if self._statements_left == 0:
                 raise RuntimeError("a service_statement runs one statement; use service_transaction for more")
             self._statements_left -= 1
+        sent = time.monotonic()
         try:
             if self._opening is None:
                 cursor = await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type]
@@ -100,10 +102,10 @@ class PooledConnection(TimedWaits):
         except psycopg.OperationalError:
             raise
         except psycopg.Error:
-            self._heard()  # with an error of the statement's own
+            self._heard(sent)  # with an error of the statement's own
             raise
         if self._pipeline is None:  # in a pipeline, the answer comes at its end (`pipelined`)
-            self._heard()
+            self._heard(sent)
         return cursor
 
     @asynccontextmanager
@@ -114,6 +116,7 @@ class PooledConnection(TimedWaits):
         block's error is raised, not psycopg's about ending a pipeline on a closed connection (which it
         would log as a warning beside the block's error, once per failed unit of an outage)."""
         failed: BaseException | None = None
+        sent = time.monotonic()
         try:
             async with self.pipeline():
                 await self._send_opening()
@@ -127,10 +130,12 @@ class PooledConnection(TimedWaits):
                 raise
         if failed is not None:
             raise failed
-        self._heard()
+        self._heard(sent)
 
-    def _heard(self) -> None:
-        self.answered_at = _LAST_ANSWER.at = time.monotonic()
+    def _heard(self, sent: float) -> None:
+        """An answer came to what was sent at `sent` (monotonic seconds)."""
+        self.answered_sent_at = sent
+        _LAST_ANSWER.at = time.monotonic()
         budget = current_budget()
         if budget is not None:
             budget.stalled = 0.0
@@ -168,19 +173,20 @@ class PooledConnection(TimedWaits):
         """Commit (or roll back) the unit's transaction, with its closing statements; nothing to send if it
         ran no statement and has none to close with."""
         closing, self._closing = self._closing, None
+        sent = time.monotonic()
         if commit and closing is not None:
             async with self.pipeline():
                 await self._send_opening()
                 for statement, params in closing:
                     await super().execute(statement, params)
                 await super().execute("commit")
-            self._heard()
+            self._heard(sent)
             return
         if self._opening is not None:
             self._opening = None
             return
         if commit:
             await super().execute("commit")
-            self._heard()
+            self._heard(sent)
         elif not self.broken and self.pgconn.transaction_status in _OPEN_TRANSACTION:
             await super().execute("rollback")

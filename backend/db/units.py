@@ -123,8 +123,8 @@ async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterato
 
 
 def _answered(conn: PooledConnection | None) -> None:
-    if conn is not None and conn.answered_at is not None:
-        DATABASE.recovered(conn.answered_at)
+    if conn is not None and conn.answered_sent_at is not None:
+        DATABASE.recovered(conn.answered_sent_at)
 
 
 async def _checkout(pool: Pool) -> PooledConnection:
@@ -169,7 +169,7 @@ async def _checkout(pool: Pool) -> PooledConnection:
                 raise ServerBusy from None
             round_started, round_ends = heard_at, round_end(heard_at)
             continue
-        conn.answered_at = None
+        conn.answered_sent_at = None
         if _hung_up(conn):
             await conn.close()
             await pool.putconn(conn)

@@ -1,7 +1,8 @@
 """A burst of 200 sample uploads at once from 20 users, against the app with its consumers and the Storage
 stand-in (issue 15): nothing is answered 5xx; an upload past a user's VOICEGATE_USER_CONCURRENCY is a 429
-with Retry-After that wrote nothing; every 202 ends `ready`; the sample rows and the stored objects (rows
-in `storage.objects` and files on disk) match one for one."""
+with Retry-After that wrote nothing, and so is one that waited past the pool's busy wait for a connection
+(`server_busy`: a loaded CI machine got one); every 202 ends `ready`; the sample rows and the stored objects
+(rows in `storage.objects` and files on disk) match one for one."""
 
 from __future__ import annotations
 
@@ -68,10 +69,11 @@ async def test_a_burst_of_uploads_is_served_or_refused_with_429_never_5xx(
     statuses = Counter(response.status_code for response in responses)
     assert set(statuses) <= {202, 429}, statuses
     refused = [response for response in responses if response.status_code == 429]
-    assert all(r.headers.get("retry-after") == "1" and r.json()["code"] == "concurrency_limited" for r in refused)
+    refusals = Counter((r.json()["code"], r.headers.get("retry-after")) for r in refused)
+    assert set(refusals) <= {("concurrency_limited", "1"), ("server_busy", "1")}, refusals
     accepted = {response.json()["sampleId"] for response in responses if response.status_code == 202}
-    assert refused, "the burst met the per-user limit"
-    assert len(accepted) >= USERS * LIMIT, statuses
+    assert refusals[("concurrency_limited", "1")], "the burst met the per-user limit"
+    assert len(accepted) + refusals[("server_busy", "1")] >= USERS * LIMIT, statuses
 
     owners = [user.id for user in users]
     assert {sample_id for sample_id, *_ in rows} == accepted, "a row for every 202, none for a 429"

@@ -96,20 +96,20 @@ def test_the_next_outage_is_logged_afresh(outage: tuple[Outage, Clock], caplog: 
     ]
 
 
-def test_an_answer_from_before_the_outage_does_not_end_it(
+def test_an_answer_to_what_was_asked_before_the_outage_does_not_end_it(
     outage: tuple[Outage, Clock], caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A request got its answer just before the database went away, and finishes after another request
-    # saw it go: that answer is no sign the database is back.
+    # A request sent just before the database went away gets its answer as another request sees it go
+    # (a shutting-down server ends its sessions one by one): that answer is no sign the database is back.
     tracker, clock = outage
-    answered_before = clock.now
+    asked_before = clock.now
     clock.now += 0.01
     tracker.failed(unavailable(psycopg.OperationalError("server closed the connection unexpectedly")))
     clock.now += 0.01
-    tracker.recovered(answered_before)
+    tracker.recovered(asked_before)
     assert tracker.down
     clock.now += 3
-    tracker.recovered(clock.now - 0.5)  # answered after the outage began
+    tracker.recovered(clock.now - 0.5)  # asked after the outage began
     assert not tracker.down
     assert [(level, message) for level, message, _ in records(caplog)] == [
         (logging.ERROR, "database unavailable: OperationalError: server closed the connection unexpectedly"),
