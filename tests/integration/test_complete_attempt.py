@@ -183,3 +183,23 @@ def test_the_first_move_not_allowed_is_named_and_nothing_is_written(conn: Conn) 
     assert (
         one(conn, "select status from voice_clone_attempts where id = %s", (attempt["id"],))["status"] == "processing"
     )
+
+
+@pytest.mark.parametrize(
+    ("from_state", "to_state"), [("processing", "verifying"), ("verifying", "ready")], ids=["first", "second"]
+)
+def test_a_status_move_the_table_does_not_allow_is_named_first(conn: Conn, from_state: str, to_state: str) -> None:
+    # voicegate.attempt_moves is the authority: with one of the call's status moves taken out of it (and the
+    # runtime move that follows not allowed either), the call names that status move, not a later one.
+    attempt, _, _ = claimed(conn)
+    conn.execute("update voice_clone_attempts set runtime_status = 'syncing' where id = %s", (attempt["id"],))
+    conn.execute(
+        "delete from voicegate.attempt_moves where dimension = 'status' and from_state = %s and to_state = %s",
+        (from_state, to_state),
+    )
+    with pytest.raises(psycopg.Error) as refused, conn.transaction():
+        complete(conn, attempt["id"], changes=VOICE)
+    assert refused.value.sqlstate == "VG422"
+    assert refused.value.diag.message_primary == (
+        f"illegal status transition {from_state} -> {to_state} for attempt {attempt['id']}"
+    )
