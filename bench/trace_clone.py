@@ -92,20 +92,22 @@ def code_of(function: Any) -> CodeType:
     return code
 
 
+#: The Storage stand-in (Supabase's Storage in production): its service, and its routes served in-process.
+STAND_IN = ("backend.embedded.storage", "backend.http.storage_standin", "backend.http.storage_in_process")
+
+
 def ours(module: str) -> bool:
     """A module of voicegate's own that production runs: not the Storage stand-in (Supabase's, there)."""
-    return module.startswith("backend") and not module.startswith("backend.embedded.storage")
+    return module.startswith("backend") and not module.startswith(STAND_IN)
 
 
 def stand_in(frame: FrameType) -> bool:
-    """Whether the Storage stand-in runs this frame (the nearest of voicegate's frames below it is its)."""
+    """Whether the Storage stand-in runs this frame: one of its frames is below it (the stand-in is reached
+    in-process through the Storage client, and calls nothing of the step's)."""
     caller: FrameType | None = frame
     while caller is not None:
-        module = caller.f_globals.get("__name__", "")
-        if module.startswith("backend.embedded.storage"):
+        if caller.f_globals.get("__name__", "").startswith(STAND_IN):
             return True
-        if ours(module) and module != "backend.db.units":
-            return False
         caller = caller.f_back
     return False
 
@@ -131,13 +133,14 @@ class Trace:
         code = frame.f_code
         if code.co_code[frame.f_lasti] != RESUME or code.co_code[frame.f_lasti + 1] != 0:
             return  # a coroutine or generator resumed, not called
-        if code is AsyncCursor.execute.__code__:
-            self.statements += not stand_in(frame)
         module = frame.f_globals.get("__name__", "")
-        if not ours(module):
+        if (code is not AsyncCursor.execute.__code__ and not ours(module)) or stand_in(frame):
+            return
+        if code is AsyncCursor.execute.__code__:
+            self.statements += 1
             return
         self.calls[module] += 1
-        if code in self.transactions and not stand_in(frame):
+        if code in self.transactions:
             self.opened += 1
             opener = frame.f_back
             while opener is not None and (
