@@ -11,7 +11,7 @@
 -- * Its events were inserted from a VALUES list sorted by the order of the moves; the list is written in
 --   that order and inserted as it is scanned, without the sort.
 --
--- Measured (bench/schema_cpu.py --since 20261125200000 --rounds 3, the bare equivalent's statements on both
+-- Measured (bench/schema_cpu.py --since 20261125191500 --rounds 3, the bare equivalent's statements on both
 -- schemas, chunk beside chunk, 2 cores): the completion at 0.903 of what it cost without the project's webhook
 -- endpoint and 0.926 with it (539 -> 486 and 610 -> 565 µs of Postgres CPU per attempt), all the attempt's
 -- statements at 0.927 and 0.953.
