@@ -530,6 +530,9 @@ def _serve_app(settings: Settings, app: Litestar, listener: socket.socket) -> No
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        # Each request in a context of its own: asyncio otherwise starts a connection's next requests in the
+        # context of the one whose large body paused reading (https://github.com/python/cpython/issues/140947).
+        reset_contextvars=True,
     )
     logging.getLogger("uvicorn.access").addFilter(RedactUrlCredentials())  # after the Config set logging up
     Server(config).run(sockets=[listener])

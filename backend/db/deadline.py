@@ -41,6 +41,10 @@ class RequestBudget:
         self.seconds = seconds
         #: Seconds waited on the database since it last answered the request.
         self.stalled = 0.0
+        #: The task the request runs in: a request reached in-process from it runs in the same task.
+        self.task = asyncio.current_task()
+        #: Whether the request has ended: a context that still holds the budget afterwards is not its request's.
+        self.ended = False
 
     def left(self) -> float:
         """Seconds the request may still wait without an answer."""
@@ -54,9 +58,16 @@ _REQUEST_BUDGET: ContextVar[RequestBudget | None] = ContextVar("voicegate_reques
 def request_budget(seconds: float) -> Iterator[RequestBudget]:
     """Hold the block's units of database work (one request's) to one budget of `seconds` of waiting on a
     database that does not answer (see the module docstring). A request reached in-process from another
-    one (the Storage stand-in's, from an API request) keeps the budget of the request it serves."""
+    one still under way, in its task (the Storage stand-in's, from an API request), keeps the budget of the
+    request it serves.
+
+    Any other budget found in the context is another request's, leaked: asyncio hands a connection's reader
+    the context of the task that last resumed reading it (https://github.com/python/cpython/issues/140947),
+    and uvicorn resumes reading from the task of the request whose large body paused it, so the next
+    requests on that connection start in that request's context. Taken over, an outage's spent budget
+    refused every later request on the connection at once, for as long as the client kept it open."""
     current = _REQUEST_BUDGET.get()
-    if current is not None:
+    if current is not None and not current.ended and current.task is asyncio.current_task():
         yield current
         return
     budget = RequestBudget(seconds)
@@ -64,12 +75,15 @@ def request_budget(seconds: float) -> Iterator[RequestBudget]:
     try:
         yield budget
     finally:
+        budget.ended = True
         _REQUEST_BUDGET.reset(token)
 
 
 def current_budget() -> RequestBudget | None:
-    """The budget of the request this code runs for, if it runs for one."""
-    return _REQUEST_BUDGET.get()
+    """The budget of the request this code runs for, if it runs for one still under way (one that ended is
+    no longer anyone's: see `request_budget`)."""
+    budget = _REQUEST_BUDGET.get()
+    return None if budget is None or budget.ended else budget
 
 
 class TimedWaits(ObservedWaits):
@@ -86,7 +100,7 @@ class TimedWaits(ObservedWaits):
 
     def wait_begins(self) -> None:
         """Note when the wait began, and what its request has left (failing it at once if nothing)."""
-        budget = self._charged = _REQUEST_BUDGET.get()
+        budget = self._charged = current_budget()
         self.wait_limit = math.inf if budget is None else budget.left()
         if self.wait_limit <= 0:
             sever(self)  # the wait fails at once, and the pool discards the connection
@@ -107,7 +121,7 @@ class Deadline:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: TimedWaits, budget: float) -> None:
         self._loop, self._conn, self._budget = loop, conn, budget
-        self._request = _REQUEST_BUDGET.get()
+        self._request = current_budget()
         self._handle = loop.call_at(loop.time() + self._next_wait(), self._check)
 
     def _next_wait(self) -> float:

@@ -1,0 +1,133 @@
+"""Recovery under load (issue 45): with clients uploading samples over keep-alive connections, a 5 s pause of
+every Postgres process is a prompt 503 with Retry-After while it lasts, and the API is serving again within
+seconds of its end; every sample it accepted ends ready.
+
+Before issue 45, the uploads' connections stayed 503 for minutes after the pause: a request's database budget
+leaked into the next requests on its connection (asyncio hands a transport's reader the context of the task
+that resumes reading, CPython #140947; uvicorn resumes reading from the request's task once a large body has
+paused it), so once one request had spent its budget in the outage, every later one on that connection was
+refused at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import server_dir
+from tests.e2e.conftest import speech_wav
+from tests.e2e.up import Running, dev_token, running_up
+from tests.support import frozen
+
+pytestmark = pytest.mark.timeout(180)
+
+CLIENTS = 8
+PAUSE_S = 5.0
+#: Seconds after the pause ends from which uploads must be served again (the issue's target is 10 s).
+BACK_WITHIN_S = 5.0
+#: Seconds of uploads watched once they must be served again.
+WATCHED_S = 4.0
+#: Seconds between one client's uploads: enough traffic to keep every connection busy, few enough samples for
+#: the consumers to check them all within the test.
+PACE_S = 0.4
+
+
+@dataclass(frozen=True)
+class Upload:
+    sent_at: float
+    status: int | None
+    code: str | None
+    retry_after: str | None
+    sample_id: str | None
+
+
+@pytest.fixture
+def running() -> Iterator[Running]:
+    with server_dir("recovery") as root, running_up(root) as up:
+        yield up
+
+
+def upload_until(stop: threading.Event, base_url: str, token: str, sample: bytes, log: list[Upload]) -> None:
+    """Upload `sample` over one keep-alive connection until `stop`, noting each answer."""
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        while not stop.is_set():
+            sent = time.monotonic()
+            try:
+                response = client.post(
+                    "/api/v1/voice-samples", files={"file": ("take.wav", sample, "audio/wav")}, data={"consent": "true"}
+                )
+            except httpx.TransportError:
+                log.append(Upload(sent, None, None, None, None))
+                continue
+            body = response.json()
+            log.append(
+                Upload(
+                    sent,
+                    response.status_code,
+                    body.get("code"),
+                    response.headers.get("retry-after"),
+                    body.get("sampleId") if response.status_code == 202 else None,
+                )
+            )
+            stop.wait(PACE_S)
+
+
+def sample_statuses(up: Running, ids: list[str]) -> Counter[str]:
+    with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "select status from public.voice_samples where id = any(%s)", ([uuid.UUID(i) for i in ids],)
+        ).fetchall()
+    return Counter(str(status) for (status,) in rows)
+
+
+def test_uploading_clients_are_served_again_within_seconds_of_a_database_pause(running: Running) -> None:
+    token = dev_token(running, "recovery@example.test")
+    sample = speech_wav(4.0)
+    assert len(sample) > 256 * 1024, "a body large enough for the server to pause and resume reading it"
+    stop = threading.Event()
+    logs: list[list[Upload]] = [[] for _ in range(CLIENTS)]
+    clients = [threading.Thread(target=upload_until, args=(stop, running.base_url, token, sample, log)) for log in logs]
+    for client in clients:
+        client.start()
+    started = time.monotonic()
+    try:
+        while sum(1 for log in logs for u in log if u.status == 202) < 2 * CLIENTS:
+            assert all(client.is_alive() for client in clients)
+            assert time.monotonic() - started < 60, "uploads are served before the pause"
+            time.sleep(0.1)
+        with frozen(running.pg.data_dir):
+            paused_at = time.monotonic()
+            stop.wait(PAUSE_S)
+        resumed_at = time.monotonic()
+        stop.wait(BACK_WITHIN_S + WATCHED_S)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(60)
+    uploads = [u for log in logs for u in log]
+    during = [u for u in uploads if paused_at + 1.5 <= u.sent_at < resumed_at - 1.5]
+    assert during, "uploads were sent during the pause"
+    assert all(u.status == 503 and u.retry_after is not None for u in during), Counter(
+        (u.status, u.code) for u in during
+    )
+    watched = [u for u in uploads if resumed_at + BACK_WITHIN_S <= u.sent_at]
+    assert len(watched) >= CLIENTS, f"only {len(watched)} uploads sent once they must be served"
+    served = sum(1 for u in watched if u.status == 202)
+    assert served >= 0.9 * len(watched), (
+        f"{served} of {len(watched)} uploads served {BACK_WITHIN_S:g} s after the pause: "
+        f"{Counter((u.status, u.code) for u in watched)}"
+    )
+    assert not [u for u in uploads if u.status is not None and u.status >= 500 and u.status != 503]
+
+    accepted = [u.sample_id for u in uploads if u.sample_id is not None]
+    deadline = time.monotonic() + 90
+    while (statuses := sample_statuses(running, accepted)) != Counter({"ready": len(accepted)}):
+        assert time.monotonic() < deadline, f"of {len(accepted)} accepted samples: {statuses}"
+        time.sleep(0.5)
