@@ -7,12 +7,12 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ExceptionHandler
 
@@ -20,10 +20,11 @@ from backend.auth.verify import TokenVerifier
 from backend.compose import build_lifecycle, worker_lifecycle
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
+from backend.db.admission import Admission
 from backend.db.pool import Pool, create_pool
 from backend.errors import StreamsLimited
 from backend.http.attempts import InternalController
-from backend.http.budget import DatabaseBudgetMiddleware
+from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
 from backend.http.concurrency import UserConcurrency
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
@@ -70,6 +71,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     # cannot take the connections the API's requests need (nor the stand-in those of the requests that call it).
     storage_pool = create_pool(dsn, settings.pool_limits) if settings.embedded else None
     pools = [opened for opened in (pool, storage_pool) if opened is not None]
+    admissions = {opened: Admission(opened) for opened in pools}
     jwks_http = httpx.AsyncClient(
         timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
     )
@@ -131,13 +133,20 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
             await app.state.storage.aclose()
             await app.state.idempotency_keys.aclose()
             for opened in pools:
+                await admissions[opened].aclose()
                 await opened.close()
             await jwks_http.aclose()
 
     return Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
-        middleware=[HostCheckMiddleware(), MetricsMiddleware(), DatabaseBudgetMiddleware(settings.db_timeout)],
+        middleware=[
+            HostCheckMiddleware(),
+            MetricsMiddleware(),
+            DatabaseAdmissionMiddleware(
+                settings.db_timeout, _admission_by_path(admissions[pool], storage_pool, admissions)
+            ),
+        ],
         lifespan=[lifespan],
         exception_handlers={Exception: _exception_handler(serves_storage=settings.embedded)},
         plugins=[ClosedStructs()],
@@ -145,6 +154,8 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
             title="voicegate",
             version="0.1.0",
             path="/schema",
+            # The documents and their pages are served whatever the database does.
+            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={DATABASE_FREE: True}),
             render_plugins=docs_render_plugins(),
             components=COMPONENTS,
         ),
@@ -169,6 +180,7 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
     if jwt_secret is None:
         raise SettingsError("the Storage stand-in signs its URL tokens with SUPABASE_JWT_SECRET: set it")
     pool = create_pool(dsn, settings.pool_limits)
+    admission = Admission(pool)
     jwks_http = httpx.AsyncClient(
         timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
     )
@@ -181,18 +193,32 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
         try:
             yield
         finally:
+            await admission.aclose()
             await pool.close()
             await jwks_http.aclose()
 
     return Litestar(
         route_handlers=[healthz, api_storage_router(pool, verifier, jwt_secret, settings.data_dir / "storage")],
-        middleware=[HostCheckMiddleware(), DatabaseBudgetMiddleware(settings.db_timeout)],
+        middleware=[HostCheckMiddleware(), DatabaseAdmissionMiddleware(settings.db_timeout, lambda _: admission)],
         lifespan=[lifespan],
         exception_handlers={Exception: _exception_handler(serves_storage=True)},
         openapi_config=None,
         logging_config=None,
         debug=False,
     )
+
+
+def _admission_by_path(
+    api: Admission, storage_pool: Pool | None, admissions: dict[Pool, Admission]
+) -> Callable[[str], Admission]:
+    """Which admission a request's path is under: the Storage stand-in's own under `/storage/v1`, when this
+    process serves it, else the API's."""
+    if storage_pool is None:
+        return lambda _: api
+    from backend.http.storage_standin import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
+
+    storage = admissions[storage_pool]
+    return lambda path: storage if path.startswith(STORAGE_PATH) else api
 
 
 def _exception_handler(*, serves_storage: bool) -> ExceptionHandler[Exception]:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 _DIGITS = re.compile(r"\d+")
+#: Addresses in a cause's message (Storage's errors name the object's URL): which object failed is not a kind.
+_URLS = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
 class Outage:
@@ -82,9 +84,9 @@ def cause(exc: BaseException) -> str:
 
 
 def _kind(exc: BaseException) -> str:
-    """What tells two failures apart: the types along the chain and the root's message, numbers (ports,
-    pids, timings) left out so one cause stays one kind."""
-    return " <- ".join(type(e).__name__ for e in _chain(exc)) + " | " + _DIGITS.sub("#", cause(exc))
+    """What tells two failures apart: the types along the chain and the root's message, addresses and numbers
+    (URLs, ports, pids, timings) left out so one cause stays one kind."""
+    return " <- ".join(type(e).__name__ for e in _chain(exc)) + " | " + _DIGITS.sub("#", _URLS.sub("<url>", cause(exc)))
 
 
 DATABASE = Outage("database")

@@ -67,7 +67,7 @@ def request_budget(seconds: float) -> Iterator[RequestBudget]:
     requests on that connection start in that request's context. Taken over, an outage's spent budget
     refused every later request on the connection at once, for as long as the client kept it open."""
     current = _REQUEST_BUDGET.get()
-    if current is not None and not current.ended and current.task is asyncio.current_task():
+    if current is not None and serving_request():
         yield current
         return
     budget = RequestBudget(seconds)
@@ -77,6 +77,13 @@ def request_budget(seconds: float) -> Iterator[RequestBudget]:
     finally:
         budget.ended = True
         _REQUEST_BUDGET.reset(token)
+
+
+def serving_request() -> bool:
+    """Whether this code runs for a request still under way, in its task (one reached in-process from it
+    runs so too)."""
+    budget = _REQUEST_BUDGET.get()
+    return budget is not None and not budget.ended and budget.task is asyncio.current_task()
 
 
 def current_budget() -> RequestBudget | None:

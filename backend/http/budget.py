@@ -1,25 +1,44 @@
-"""Every HTTP request's one budget for waiting on a database that does not answer (see
-`backend.db.deadline.request_budget`): its units of database work, and those of the Storage stand-in it
-reaches in-process, answer 503 within it together rather than each after a deadline of its own."""
+"""Every HTTP request's admission to the database and its one budget for waiting on it.
+
+A request that needs the database is first admitted by its kind of work's `Admission` (the API's, or the
+Storage stand-in's under `/storage/v1`): while the database is out of reach it is refused at once, before
+its body is read (`backend.db.admission`). Admitted, its units of database work, and those of the Storage
+stand-in it reaches in-process (which keep the request's admission and budget), answer 503 within one budget
+together rather than each after a deadline of its own (`backend.db.deadline.request_budget`). Routes that
+never touch the database (the page, its files, the docs, the probes of the process) say so with
+`opt={DATABASE_FREE: True}` and are served whatever the database does."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from backend.db.deadline import request_budget
+from backend.db.admission import Admission
+from backend.db.deadline import request_budget, serving_request
+
+#: The route option of handlers that never use the database.
+DATABASE_FREE = "database_free"
 
 
-class DatabaseBudgetMiddleware(ASGIMiddleware):
-    """Runs each request under a database budget of `seconds` (one it was reached from keeps its own)."""
+class DatabaseAdmissionMiddleware(ASGIMiddleware):
+    """Admits each request that needs the database (`admission_for` its path), and runs it within a database
+    budget of `seconds`; a request reached in-process from another keeps that one's admission and budget."""
 
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, admission_for: Callable[[str], Admission]) -> None:
         self.seconds = seconds
+        self.admission_for = admission_for
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Run the request within the budget."""
-        with request_budget(self.seconds):
-            await next_app(scope, receive, send)
+        """Admit the request (or refuse it with DatabaseUnavailable), then run it within the budget."""
+        if serving_request() or scope["route_handler"].opt.get(DATABASE_FREE):
+            with request_budget(self.seconds):
+                await next_app(scope, receive, send)
+            return
+        async with self.admission_for(scope["path"]).admitted():
+            with request_budget(self.seconds):
+                await next_app(scope, receive, send)

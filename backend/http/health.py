@@ -7,6 +7,7 @@ from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from backend.db.units import ping
+from backend.http.budget import DATABASE_FREE
 from backend.http.deps import DbPool, Storage
 from backend.http.docs import problems
 from backend.storage.client import answers
@@ -21,7 +22,13 @@ class Health(msgspec.Struct):
     status: str
 
 
-@get("/healthz", sync_to_thread=False, summary="Liveness: the process is up", responses=problems(400))
+@get(
+    "/healthz",
+    sync_to_thread=False,
+    opt={DATABASE_FREE: True},
+    summary="Liveness: the process is up",
+    responses=problems(400),
+)
 def healthz() -> Health:
     """Answer while the process runs, whatever its dependencies do."""
     return Health(status="ok")
@@ -53,6 +60,7 @@ async def readyz(pool: DbPool, storage: Storage) -> Readiness:
     "/metrics",
     media_type="text/plain",
     sync_to_thread=False,
+    opt={DATABASE_FREE: True},
     summary="Prometheus metrics (text exposition format)",
     responses=problems(400),
 )

@@ -25,6 +25,7 @@ from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path
 
 from backend.http.api_docs import AccessibleSwagger
+from backend.http.budget import DATABASE_FREE
 from backend.http.docs import problems
 from backend.providers.registry import sample_rules
 from backend.samples.consent import ConsentText, current_consent
@@ -78,17 +79,22 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
     page_files = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in MEDIA_TYPES and p.suffix != ".html"}
     swagger_files = {name: Path(str(swagger_ui_path / name)) for name in SWAGGER_FILES}
 
-    @get("/", include_in_schema=False, sync_to_thread=False)
+    @get("/", include_in_schema=False, sync_to_thread=False, opt={DATABASE_FREE: True})
     def page(request: Request[Any, Any, Any]) -> Response[bytes]:
         """The demo page."""
         return file_response(request, STATIC_DIR / "index.html", page_headers)
 
-    @get(f"{ASSETS_PATH}/{{file_name:str}}", include_in_schema=False, sync_to_thread=False)
+    @get(f"{ASSETS_PATH}/{{file_name:str}}", include_in_schema=False, sync_to_thread=False, opt={DATABASE_FREE: True})
     def asset(request: Request[Any, Any, Any], file_name: FromPath[str]) -> Response[bytes]:
         """The page's modules, style sheet and icon."""
         return file_response(request, _known(page_files, file_name))
 
-    @get(f"{SWAGGER_ASSETS_PATH}/{{file_name:str}}", include_in_schema=False, sync_to_thread=False)
+    @get(
+        f"{SWAGGER_ASSETS_PATH}/{{file_name:str}}",
+        include_in_schema=False,
+        sync_to_thread=False,
+        opt={DATABASE_FREE: True},
+    )
     def swagger_asset(request: Request[Any, Any, Any], file_name: FromPath[str]) -> Response[bytes]:
         """Swagger UI's script and style, for `/schema`."""
         return file_response(request, _known(swagger_files, file_name))
@@ -107,6 +113,7 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
         tags=_TAGS,
         cache_control=_NO_STORE,
         sync_to_thread=False,
+        opt={DATABASE_FREE: True},
         summary="The demo page's settings",
         responses=problems(400),
     )

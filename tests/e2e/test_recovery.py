@@ -10,6 +10,7 @@ refused at once."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -131,3 +132,34 @@ def test_uploading_clients_are_served_again_within_seconds_of_a_database_pause(r
     while (statuses := sample_statuses(running, accepted)) != Counter({"ready": len(accepted)}):
         assert time.monotonic() < deadline, f"of {len(accepted)} accepted samples: {statuses}"
         time.sleep(0.5)
+
+
+def test_an_upload_met_by_a_database_out_of_reach_is_refused_before_its_body_is_sent(running: Running) -> None:
+    """The client announces its body and waits for `100 Continue` (as curl does for a large upload): the refusal
+    comes instead, so not a byte of the sample crosses the network, let alone reaches Storage."""
+    token = dev_token(running, "refused@example.test")
+    host, port = running.base_url.removeprefix("http://").split(":")
+    with frozen(running.pg.data_dir):
+        # The first request finds the database out of reach the slow way, waiting for a connection.
+        first = httpx.get(
+            f"{running.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert first.status_code == 503
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            started = time.monotonic()
+            sock.sendall(
+                b"POST /api/v1/voice-samples HTTP/1.1\r\n"
+                + f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n".encode()
+                + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 500000\r\n"
+                + b"Expect: 100-continue\r\n\r\n"
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                assert chunk, f"the connection closed after {head!r}"
+                head += chunk
+            waited = time.monotonic() - started
+    status, *headers = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    assert status == "HTTP/1.1 503 Service Unavailable", f"{status} (a 100 Continue asks for the body)"
+    assert "retry-after: 2" in [h.lower() for h in headers]
+    assert waited < 0.5

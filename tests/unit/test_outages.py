@@ -115,3 +115,15 @@ def test_an_answer_to_what_was_asked_before_the_outage_does_not_end_it(
         (logging.ERROR, "database unavailable: OperationalError: server closed the connection unexpectedly"),
         (logging.WARNING, "database available again after 1 failed requests over 3.0 s"),
     ]
+
+
+def test_failures_that_differ_only_in_the_object_they_were_for_are_one_kind(
+    outage: tuple[Outage, Clock], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Storage's errors name the object's URL: a 10 s outage under uploads logged a traceback per upload."""
+    tracker, _ = outage
+    for path in ("a15f5f3c-852d/original", "b2c0e1aa-77f0/processed.wav", "info/ffe0-ab/x"):
+        tracker.failed(
+            RuntimeError(f"Server error '503 Service Unavailable' for url 'http://voicegate.internal/storage/v1/{path}'")
+        )
+    assert len(records(caplog)) == 1
