@@ -30,7 +30,7 @@ class WebhooksController(Controller):
     ) -> service.CreatedEndpoint:
         """Deliver the caller's events (`events`, default all) to `url`, signed as Standard Webhooks with
         the returned `secret`, which is shown only this once. https only (http to a loopback address in
-        embedded mode); private addresses are refused in production (422 `webhook_url_refused`)."""
+        embedded mode); in production, addresses outside global unicast are refused (422 `webhook_url_refused`)."""
         return await service.create_endpoint(pool, lifecycle.webhooks, claims, data)
 
     @get("/", summary="List the caller's webhook endpoints", responses=problems(*USER))

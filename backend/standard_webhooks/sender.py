@@ -1,9 +1,8 @@
 """Posting a signed event to an endpoint without becoming a way into voicegate's own network (SSRF).
 
 Outside embedded mode a user's webhook URL may name only public addresses: its host is resolved, and every
-address it resolves to must be global unicast (no loopback, private, link-local, shared, multicast,
-reserved or unspecified address), and so must every IPv4 address an IPv6 one carries (IPv4-mapped and
--compatible, NAT64, 6to4, Teredo). The project's own endpoint
+address it resolves to must be one the IANA registries call global unicast (`backend.standard_webhooks.
+addresses` holds the table and its exceptions). The project's own endpoint
 (VOICEGATE_WEBHOOK_URL) is the operator's configuration and may be internal. The check runs when an
 endpoint is created and again before every delivery, and the delivery connects to the very address that was checked (the
 URL's host stays in the Host header and in TLS's SNI, and the certificate is verified for it), so a DNS
@@ -26,10 +25,10 @@ import httpx
 
 from backend.errors import WebhookUrlRefused
 from backend.secret import Secret, is_loopback_host
+from backend.standard_webhooks.addresses import IPAddress, refusal
 from backend.standard_webhooks.signing import secret_key, signed_headers
 from backend.tls import verifying_context
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 #: The spec recommends 15 to 30 s for a receiver to answer; connecting gets less.
@@ -82,56 +81,6 @@ def parse_url(url: str) -> SplitResult:
     return parts
 
 
-#: IETF protocol assignments (RFC 6890): none is a place to deliver to, though Python calls some global.
-_IETF_PROTOCOL = ipaddress.ip_network("192.0.0.0/24")
-#: NAT64's well-known prefix (RFC 6052) and the IPv4-translated form of SIIT (RFC 2765): the last 32 bits
-#: are the IPv4 address a translator connects to.
-_EMBEDDING_LAST_32 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::ffff:0:0:0/96"))
-#: NAT64's local-use prefix (RFC 8215): a network's own translator, never globally reachable.
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-#: IPv4-compatible addresses (RFC 4291, deprecated): a host's IPv4 address in the last 32 bits.
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """The IPv4 addresses a connection to `address` reaches through a translator or tunnel: IPv4-mapped,
-    NAT64 and SIIT, IPv4-compatible, 6to4 (RFC 3056) and Teredo (RFC 4380: the server, and the client,
-    whose address is stored inverted)."""
-    last_32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    found = [mapped] if (mapped := address.ipv4_mapped) is not None else []
-    # `::` and `::1` are the unspecified and loopback addresses, not IPv4-compatible ones.
-    compatible = address in _IPV4_COMPATIBLE and int(address) > 1
-    if compatible or any(address in network for network in _EMBEDDING_LAST_32):
-        found.append(last_32)
-    if address.sixtofour is not None:
-        found.append(address.sixtofour)
-    if address.teredo is not None:
-        found.extend(address.teredo)
-    return found
-
-
-def refusal(address: IPAddress) -> str | None:
-    """Why a delivery may not go to `address` in production, or None for a global unicast address.
-
-    An IPv6 address that carries an IPv4 address is refused when that one would be, so a private IPv4
-    host is not reached through NAT64, 6to4, Teredo or the IPv4-compatible and -mapped forms.
-    """
-    if isinstance(address, ipaddress.IPv6Address):
-        carried = "a private or reserved address" if address in _NAT64_LOCAL else None
-        for inner in _embedded_ipv4(address):
-            carried = carried or refusal(inner)
-        if carried is not None or address.ipv4_mapped is not None:
-            return carried  # an IPv4-mapped address is the IPv4 address it maps, checked just now
-    checks = (
-        (address.is_multicast, "a multicast address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address"),
-        (address.is_unspecified, "an unspecified address"),
-        (not address.is_global or address in _IETF_PROTOCOL, "a private or reserved address"),
-    )
-    return next((reason for refused, reason in checks if refused), None)
-
-
 async def public_address(host: str, port: int, resolver: Resolver) -> IPAddress:
     """The first address `host` resolves to, after checking that every one of them is public.
 
@@ -156,7 +105,8 @@ async def public_address(host: str, port: int, resolver: Resolver) -> IPAddress:
     for address in addresses:
         reason = refusal(address)
         if reason is not None:
-            raise WebhookUrlRefused(f"The URL's host {host} is {reason}; webhooks go to public addresses only.")
+            verb = "is" if literal is not None else "resolves to"
+            raise WebhookUrlRefused(f"The URL's host {host} {verb} {reason}; webhooks go to public addresses only.")
     return addresses[0]
 
 

@@ -140,15 +140,20 @@ async def production(db_dsn: str, tmp_path: Path) -> AsyncIterator[Client]:
         ("https://10.1.2.3/hooks", "private"),
         ("https://169.254.169.254/latest/meta-data", "link-local"),
         ("https://[::ffff:192.168.0.1]/hooks", "private"),
-        ("https://localhost/hooks", "loopback"),
+        ("https://localhost/hooks", "localhost resolves to loopback"),
         # IPv6 forms that reach a private IPv4 address, and an IETF protocol assignment.
         ("https://[64:ff9b::a9fe:a9fe]/", "link-local"),  # NAT64
         ("https://[64:ff9b::7f00:1]/", "loopback"),
-        ("https://[2002:a9fe:a9fe::]/", "link-local"),  # 6to4
-        ("https://[2002:7f00:1::]/", "loopback"),
-        ("https://[::127.0.0.1]/", "loopback"),  # IPv4-compatible
-        ("https://[2001:0:808:808::f5ff:fffe]/", "private"),  # Teredo, client 10.0.0.1
-        ("https://192.0.0.8/", "private"),
+        ("https://[2002:a9fe:a9fe::]/", "6to4 (2002::/16"),
+        ("https://[::127.0.0.1]/", "IPv4-compatible (::/96"),
+        ("https://[2001:0:808:808::f5ff:fffe]/", "Teredo (2001::/32"),  # client 10.0.0.1
+        ("https://192.0.0.8/", "192.0.0.8/32"),
+        # Issue 45: accepted while Python's `is_global` decided.
+        ("https://[fec0::1]/", "site-local (fec0::/10"),
+        ("https://[feff::1]/", "site-local (fec0::/10"),
+        ("https://[3fff::1]/", "documentation (3fff::/20, RFC 9637)"),
+        ("https://[5f00::1]/", "SRv6 SIDs (5f00::/16, RFC 9602)"),
+        ("https://192.88.99.1/", "6to4 relay anycast (192.88.99.0/24, RFC 7526)"),
     ],
 )
 async def test_production_refuses_private_addresses(
