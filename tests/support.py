@@ -7,14 +7,18 @@ import json
 import os
 import signal
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg.conninfo
+from psycopg import sql
 from psycopg.rows import dict_row
 
 Conn = psycopg.Connection[Any]
@@ -167,6 +171,37 @@ def frozen(data_dir: Path) -> Iterator[None]:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+@contextmanager
+def busy_backend(dsn: str, seconds: int) -> Iterator[int]:
+    """A backend of the server at `dsn` busy for `seconds` with a query that never waits (a loop in
+    PL/pgSQL), for the block; yields its pid once it runs. A backend notices its postmaster's death only
+    when it waits, so this one outlives a killed postmaster by up to `seconds`, holding the dead server's
+    shared memory as a backend in the middle of a long query would."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    backend = conn.info.backend_pid
+    loop = sql.SQL("do $$ begin while clock_timestamp() < statement_timestamp() + {} loop end loop; end $$").format(
+        sql.Literal(timedelta(seconds=seconds))
+    )
+
+    def run() -> None:
+        with contextlib.suppress(psycopg.Error):  # its server may be gone by the time it answers
+            conn.execute(loop)
+
+    thread = threading.Thread(target=run, name="busy-backend")
+    thread.start()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as observer:
+            # Polled: nothing tells another session when a statement has begun.
+            query = "select state = 'active' from pg_stat_activity where pid = %s"
+            while not (row := observer.execute(query, (backend,)).fetchone()) or not row[0]:
+                assert thread.is_alive(), "the busy query ended before it was seen running"
+                time.sleep(0.01)
+        yield backend
+    finally:
+        thread.join()
+        conn.close()
 
 
 @contextmanager

@@ -79,6 +79,11 @@ class EmbeddedPostgresError(RuntimeError):
     """The local server could not be initialised, started or stopped."""
 
 
+class ServerStillExiting(EmbeddedPostgresError):
+    """The server cannot start yet: what is left of the one that died (its postmaster not yet reaped, its
+    backends still running) holds the data directory, and PostgreSQL would refuse the start."""
+
+
 class SupervisedServer(Protocol):
     """What the supervisor needs of a server (`EmbeddedPostgres` is one)."""
 
@@ -90,7 +95,8 @@ class SupervisedServer(Protocol):
         ...
 
     def ensure_running(self) -> bool:
-        """Start it unless it runs; raises EmbeddedPostgresError when it cannot."""
+        """Start it unless it runs; raises ServerStillExiting while what is left of a server that died
+        keeps it from starting, EmbeddedPostgresError when it cannot start for another reason."""
         ...
 
 
@@ -150,6 +156,8 @@ class EmbeddedPostgres:
         A server already running is adopted only once it is seen to serve this very data directory: the
         postmaster.pid names its process and port, and the server on that port says which directory it
         serves (another user's server, or a stale file whose pid was reused, must not be taken for it).
+        While processes of a server of this directory that died remain, ServerStillExiting: PostgreSQL
+        would refuse to start, and they go away by themselves.
         """
         running_port = self.running_port()
         if running_port is not None:
@@ -159,6 +167,9 @@ class EmbeddedPostgres:
             self._check_is_ours(f"PostgreSQL of {self.data_dir} runs but does not answer on port {self.port}")
             self._require_password()
             return False
+        remains = self.dead_server_remains()
+        if remains is not None:
+            raise ServerStillExiting(f"PostgreSQL of {self.data_dir} died and cannot start again yet: {remains}")
         if _port_taken(self.port):
             self._check_is_ours(port_taken(self.port))
             self._require_password()
@@ -192,6 +203,31 @@ class EmbeddedPostgres:
         except (OSError, ValueError, IndexError):
             return "running"
         return "running" if _serves(pid, self.data_dir) else "died"
+
+    def dead_server_remains(self) -> str | None:
+        """What is left of a server of this data directory that died and keeps a new one from starting,
+        said for the log; None when nothing is (or, without Linux's /proc, nothing can be seen).
+
+        PostgreSQL refuses to start while the pid in postmaster.pid names a process (an unreaped zombie
+        counts: `lock file "postmaster.pid" already exists`) or while any process is attached to the
+        shared memory segment it names (`pre-existing shared memory block ... is still in use`). A killed
+        postmaster's backends exit only when they next wait, so one in the middle of a query holds that
+        segment until the query ends; the postmaster, reparented to init, stays a zombie until reaped.
+        Both checks are made as PostgreSQL makes them, except that a live process the pid was handed on
+        to is not counted: that refusal would last until someone removes the file.
+        """
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        remains = []
+        if _is_zombie(pid):
+            remains.append(f"its postmaster (pid {pid}) has exited but is not yet reaped")
+        attached = _attached_to_segment(lines[6]) if len(lines) > 6 else 0
+        if attached:
+            remains.append(f"its shared memory is still held by {attached} of its processes")
+        return "; ".join(remains) or None
 
     def running_dsn(self) -> str:
         """The DSN of the live server on this data directory, on whatever port it runs;
@@ -421,6 +457,33 @@ def _serves(pid: int, data_dir: Path) -> bool:
     return True
 
 
+def _is_zombie(pid: int) -> bool:
+    """Whether process `pid` has exited and waits to be reaped."""
+    try:
+        # Field 3 of /proc/<pid>/stat is the state; the name before it is in parentheses.
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _attached_to_segment(key_and_id: str) -> int:
+    """How many processes are attached to the System V shared memory segment that postmaster.pid's
+    seventh line names (its key and id), from /proc/sysvipc/shm; 0 when it is gone or cannot be seen."""
+    try:
+        key, shmid = (int(word) for word in key_and_id.split())
+        table = Path("/proc/sysvipc/shm").read_text().splitlines()
+    except (OSError, ValueError):
+        return 0
+    header = table[0].split() if table else []
+    if not {"key", "shmid", "nattch"} <= set(header):
+        return 0
+    for line in table[1:]:
+        row = dict(zip(header, line.split(), strict=False))
+        if row["key"] == str(key) and row["shmid"] == str(shmid):
+            return int(row["nattch"])
+    return 0
+
+
 def port_taken(port: int, by: str = "by another program") -> str:
     """The one line that says the embedded Postgres's port is taken, and how to choose another."""
     return (
@@ -479,30 +542,44 @@ class Supervisor:
     """Starts the postmaster of a data directory again when it dies, as `voicegate up` wants it, whether
     this process started it or found it running (left by an `up` that was killed).
 
-    A thread polls the server every `interval` seconds. When its postmaster has died, it is started
-    again after a backoff that doubles from `backoff` (its backends may still hold the old shared
-    memory for a moment, which makes a start fail), each attempt logged. A server stopped cleanly
-    (postmaster.pid removed) was stopped on purpose and is left alone. More than `max_restarts`
-    attempts within `window` seconds is a crash loop: the supervisor gives up and calls `on_give_up`
-    with the reason. The API and the consumers reconnect on their own once the server is back.
+    A thread polls the server every `interval` seconds. A server stopped cleanly (postmaster.pid removed)
+    was stopped on purpose and is left alone. When its postmaster has died, what is left of it (backends
+    finishing a query, the postmaster not yet reaped) is waited out first, looked at every `recheck`
+    seconds: a start then would be refused, and the wait is no restart, so it is not counted, however long.
+
+    The budget is `max_restarts` starts within `window` seconds: a start that brought the server up counts
+    once, and so does one that failed for another reason (retried after a backoff doubling from `backoff`).
+    When a start fails with the budget spent, the server is not going to start by itself: the supervisor
+    gives up and calls `on_give_up` with the reason. A start that can still succeed is always made: past
+    the budget, restarts go on, each after a pause doubling from `backoff` up to `max_backoff`, so that a
+    server dying as soon as it is up does not spin. Once the server has run `healthy_after` seconds since
+    it was last started, earlier starts no longer count. The API and the consumers reconnect on their own
+    once the server is back.
     """
 
     server: SupervisedServer
     on_give_up: Callable[[str], None]
     _: KW_ONLY
     interval: float = 0.5
+    recheck: float = 0.1
     max_restarts: int = 5
     window: float = 600.0
+    healthy_after: float = 300.0
     backoff: float = 0.5
+    max_backoff: float = 60.0
     clock: Callable[[], float] = time.monotonic
+    #: Waits the given seconds, or less once asked to stop; True when asked to stop. By default the
+    #: supervisor's own stop event; a test gives one that moves its clock instead.
+    pause: Callable[[float], bool] | None = None
     gave_up: bool = field(default=False, init=False)
     #: Whether it started the server again at least once (the server now running is this process's).
     restarted: bool = field(default=False, init=False)
-    _attempts: list[float] = field(default_factory=list, init=False)
+    _starts: list[float] = field(default_factory=list, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
     def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self.run, name="postgres-supervisor", daemon=True)
+        self._pause = self.pause or self._stopping.wait
 
     def start(self) -> None:
         """Start watching in a thread of its own."""
@@ -515,49 +592,108 @@ class Supervisor:
             self._thread.join()
 
     def run(self) -> None:
-        """Watch until stopped, the server is stopped on purpose, or it keeps dying."""
-        while not self._stopping.wait(self.interval):
+        """Watch until stopped, the server is stopped on purpose, or it can no longer be started."""
+        up_since = self.clock()
+        while not self._pause(self.interval):
             state = self.server.postmaster_state()
             if state == "stopped":
                 log.warning("embedded PostgreSQL was shut down (not by voicegate); not restarting it")
                 return
-            if state == "died" and not self._restart():
+            if state == "running":
+                self._refill_if_healthy(up_since)
+                continue
+            if not self._restart():
                 return
+            up_since = self.clock()
+
+    def _refill_if_healthy(self, up_since: float) -> None:
+        """Forget the starts counted so far once the server has run `healthy_after` seconds since."""
+        if self._spent() and self.clock() - up_since >= self.healthy_after:
+            log.warning(
+                "embedded PostgreSQL has run for %g minutes since it was last started; its %d earlier"
+                " starts no longer count",
+                self.healthy_after / 60,
+                len(self._starts),
+            )
+            self._starts.clear()
+
+    def _spent(self) -> int:
+        """The starts counted within the window."""
+        now = self.clock()
+        self._starts = [at for at in self._starts if now - at < self.window]
+        return len(self._starts)
+
+    def _tally(self) -> str:
+        """Where the latest start stands in the budget, for the log."""
+        spent, minutes = len(self._starts), self.window / 60
+        if spent <= self.max_restarts:
+            return f"start {spent} of {self.max_restarts} in {minutes:g} minutes"
+        return f"start {spent} in {minutes:g} minutes, past the {self.max_restarts} allowed"
 
     def _restart(self) -> bool:
-        """Start the server again, retrying with backoff; False once given up (or asked to stop)."""
-        delay = self.backoff
-        while not self._stopping.is_set():
-            now = self.clock()
-            self._attempts = [at for at in self._attempts if now - at < self.window]
-            if len(self._attempts) >= self.max_restarts:
-                self.gave_up = True
-                reason = (
-                    f"embedded PostgreSQL died or failed to start {len(self._attempts)} times within "
-                    f"{self.window / 60:g} minutes; giving up (its log: {self.server.data_dir / 'server.log'})"
-                )
-                log.critical("%s", reason)
-                self.on_give_up(reason)
-                return False
-            self._attempts.append(now)
+        """Start the server again; False once given up (or asked to stop)."""
+        spent = self._spent()
+        if spent < self.max_restarts:
+            log.error("embedded PostgreSQL died; restarting it")
+        else:
+            pace = min(self.backoff * 2 ** (spent - self.max_restarts), self.max_backoff)
             log.error(
-                "embedded PostgreSQL died; restarting it (attempt %d of %d in %g minutes)",
-                len(self._attempts),
-                self.max_restarts,
+                "embedded PostgreSQL died; restarting it in %g s (started %d times in %g minutes already)",
+                pace,
+                spent,
                 self.window / 60,
             )
+            if self._pause(pace):
+                return False
+        delay = self.backoff
+        waiting_since, notes = self.clock(), 0
+        while not self._stopping.is_set():
             try:
                 self.server.ensure_running()
-            except (EmbeddedPostgresError, OSError, psycopg.Error) as exc:
-                log.warning("embedded PostgreSQL did not start; trying again in %g s: %s", delay, exc)
-                if self._stopping.wait(delay):
+            except ServerStillExiting as exc:
+                waited = self.clock() - waiting_since
+                if waited >= 30 * notes:  # at first, then every half minute it lasts
+                    said = f"still waiting after {waited:.0f} s" if notes else "waiting"
+                    log.warning("%s; %s (not counted as a start)", exc, said)
+                    notes = int(waited // 30) + 1
+                if self._pause(self.recheck):
                     return False
-                delay *= 2
                 continue
-            log.warning("embedded PostgreSQL is running again on port %d", self.server.port)
+            except (EmbeddedPostgresError, OSError, psycopg.Error) as exc:
+                self._starts.append(self.clock())
+                if self._spent() >= self.max_restarts:
+                    self._give_up(exc)
+                    return False
+                log.warning(
+                    "embedded PostgreSQL did not start (%s); trying again in %g s: %s", self._tally(), delay, exc
+                )
+                if self._pause(delay):
+                    return False
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            self._starts.append(self.clock())
+            log.warning("embedded PostgreSQL is running again on port %d (%s)", self.server.port, self._tally())
             self.restarted = True
             return True
         return False
+
+    def _give_up(self, exc: Exception) -> None:
+        """Say why the server will not be started again, and tell `on_give_up`."""
+        self.gave_up = True
+        reason = (
+            f"embedded PostgreSQL did not start ({_server_said(exc)}) and the {self.max_restarts} starts allowed"
+            f" in {self.window / 60:g} minutes are spent; giving up (its log: {self.server.data_dir / 'server.log'})"
+        )
+        log.critical("%s", reason)
+        self.on_give_up(reason)
+
+
+def _server_said(exc: Exception) -> str:
+    """Why a start failed in a line: the server's own last FATAL or PANIC line (in the server.log tail the
+    error carries), else the error's first line."""
+    lines = str(exc).strip().splitlines()
+    fatal = [line.strip() for line in lines if "FATAL:" in line or "PANIC:" in line]
+    return fatal[-1] if fatal else _first_line(exc)
 
 
 def _ensure_os_user(name: str) -> pwd.struct_passwd:

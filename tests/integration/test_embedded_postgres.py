@@ -8,8 +8,11 @@ from __future__ import annotations
 import grp
 import logging
 import os
+import signal
 import socket
 import stat
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +25,12 @@ from backend.embedded.postgres import (
     SERVER_OS_USER,
     EmbeddedPostgres,
     EmbeddedPostgresError,
+    ServerStillExiting,
     for_data_dir,
     free_port,
 )
 from tests.conftest import server_dir, start_test_server
+from tests.support import busy_backend, postmaster_pid
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -149,3 +154,50 @@ def test_a_postmaster_pid_naming_a_process_that_is_not_its_server_is_a_dead_serv
     server = EmbeddedPostgres(pgdata)
     assert server.running_port() is None
     assert server.postmaster_state() == "died"
+
+
+def test_a_start_is_refused_as_still_exiting_while_the_dead_servers_backend_runs_its_query(data_dir: Path) -> None:
+    """A killed postmaster's backend in the middle of a query keeps its shared memory until the query ends;
+    PostgreSQL would refuse a start meanwhile (`pre-existing shared memory block ... is still in use`), so
+    none is tried, and the refusal says what is left. Once it is gone, the server starts."""
+    server = voicegate_server(data_dir)
+    server.ensure_running()
+    with busy_backend(server.dsn, seconds=3):
+        os.kill(postmaster_pid(server.data_dir), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while server.postmaster_state() != "died":  # the signal is delivered, not yet acted on
+            assert time.monotonic() < deadline, "the killed postmaster still runs"
+            time.sleep(0.01)
+        log_size = (server.data_dir / "server.log").stat().st_size
+        with pytest.raises(ServerStillExiting, match=r"its shared memory is still held by \d+ of its processes"):
+            server.ensure_running()
+        assert "pre-existing shared memory" not in (server.data_dir / "server.log").read_text()[log_size:]
+    deadline = time.monotonic() + 30
+    while server.dead_server_remains() is not None:  # the backend exits when it next waits; init reaps it
+        assert time.monotonic() < deadline, server.dead_server_remains()
+        time.sleep(0.05)
+    assert server.ensure_running()
+    assert server.is_ready()
+
+
+def test_a_postmaster_that_exited_unreaped_is_left_of_a_dead_server_and_a_reused_pid_is_not(data_dir: Path) -> None:
+    """PostgreSQL takes a pid that names any process for a live postmaster. An unreaped one (init reaps
+    a killed postmaster when it gets to it) goes away by itself; a live process the pid was handed on to
+    does not, and is not waited for."""
+    pgdata = data_dir / "pgdata"
+    pgdata.mkdir(parents=True)
+    server = EmbeddedPostgres(pgdata)
+    exited = subprocess.Popen(["true"])  # exits at once; reaped at the end
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{exited.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        (pgdata / "postmaster.pid").write_text(f"{exited.pid}\n{pgdata}\n0\n{free_port()}\n\n127.0.0.1\n  1  2\n")
+        assert server.postmaster_state() == "died"
+        assert server.dead_server_remains() == f"its postmaster (pid {exited.pid}) has exited but is not yet reaped"
+    finally:
+        exited.wait()
+    (pgdata / "postmaster.pid").write_text(f"{os.getpid()}\n{pgdata}\n0\n{free_port()}\n")
+    assert server.postmaster_state() == "died"
+    assert server.dead_server_remains() is None
