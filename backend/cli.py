@@ -197,7 +197,7 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
     if settings.embedded:
         pg = for_data_dir(settings.data_dir, settings.pg_port)
         try:
-            started_here = pg.ensure_running()
+            started_here = pg.ensure_running_once_free()
         except EmbeddedPostgresError as exc:
             raise CommandError(str(exc)) from exc
         log.info(

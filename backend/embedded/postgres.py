@@ -150,6 +150,23 @@ class EmbeddedPostgres:
         dsn = f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
         return dsn if self.passfile is None else f"{dsn}?passfile={quote(str(self.passfile))}"
 
+    def ensure_running_once_free(self, patience: float = 120.0, recheck: float = 0.1) -> bool:
+        """`ensure_running`, after waiting up to `patience` seconds for what is left of a server of this data
+        directory that died (see `dead_server_remains`) to go: an `up` started again right after a kill of
+        the whole stack finds its backends still finishing their queries. ServerStillExiting past it."""
+        give_up = time.monotonic() + patience
+        waiting = False
+        while True:
+            try:
+                return self.ensure_running()
+            except ServerStillExiting as exc:
+                if time.monotonic() >= give_up:
+                    raise
+                if not waiting:
+                    log.warning("%s; waiting for it before starting it again", exc)
+                    waiting = True
+            time.sleep(recheck)
+
     def ensure_running(self) -> bool:
         """Initialise the cluster if needed and start it unless it already runs; True if started here.
 

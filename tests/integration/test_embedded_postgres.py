@@ -180,6 +180,28 @@ def test_a_start_is_refused_as_still_exiting_while_the_dead_servers_backend_runs
     assert server.is_ready()
 
 
+def test_up_started_again_at_once_waits_for_the_dead_servers_backend_then_starts_it(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`up` started again right after a kill of the whole stack (the chaos run's case) finds the dead server's
+    backend still in its query: it waits for it, saying so once, and then starts the server, rather than
+    stopping with ServerStillExiting."""
+    server = voicegate_server(data_dir)
+    server.ensure_running()
+    with busy_backend(server.dsn, seconds=2):
+        os.kill(postmaster_pid(server.data_dir), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while server.postmaster_state() != "died":  # the signal is delivered, not yet acted on
+            assert time.monotonic() < deadline, "the killed postmaster still runs"
+            time.sleep(0.01)
+        assert server.dead_server_remains() is not None
+        with caplog.at_level(logging.WARNING, logger="backend.embedded.postgres"):
+            assert server.ensure_running_once_free(patience=30)
+    assert server.is_ready()
+    waits = [r.getMessage() for r in caplog.records if "waiting for it before starting it again" in r.getMessage()]
+    assert len(waits) == 1, waits
+
+
 def test_a_postmaster_that_exited_unreaped_is_left_of_a_dead_server_and_a_reused_pid_is_not(data_dir: Path) -> None:
     """PostgreSQL takes a pid that names any process for a live postmaster. An unreaped one (init reaps
     a killed postmaster when it gets to it) goes away by itself; a live process the pid was handed on to

@@ -124,6 +124,8 @@ def test_failures_that_differ_only_in_the_object_they_were_for_are_one_kind(
     tracker, _ = outage
     for path in ("a15f5f3c-852d/original", "b2c0e1aa-77f0/processed.wav", "info/ffe0-ab/x"):
         tracker.failed(
-            RuntimeError(f"Server error '503 Service Unavailable' for url 'http://voicegate.internal/storage/v1/{path}'")
+            RuntimeError(
+                f"Server error '503 Service Unavailable' for url 'http://voicegate.internal/storage/v1/{path}'"
+            )
         )
     assert len(records(caplog)) == 1
