@@ -32,6 +32,7 @@ from backend.http.docs import COMPONENTS, ClosedStructs
 from backend.http.health import health_routes, healthz
 from backend.http.host import HostCheckMiddleware
 from backend.http.idempotency import IdempotencyKeys
+from backend.http.json_request import JsonCheckedRequest
 from backend.http.metrics import MetricsMiddleware
 from backend.http.problem import problem_response
 from backend.http.reflections import ReflectionsController, SessionsController
@@ -149,6 +150,8 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         ],
         lifespan=[lifespan],
         exception_handlers={Exception: _exception_handler(serves_storage=settings.embedded)},
+        # Every JSON body is read through it: checked for its encoding and depth before it is decoded.
+        request_class=JsonCheckedRequest,
         plugins=[ClosedStructs()],
         openapi_config=OpenAPIConfig(
             title="voicegate",

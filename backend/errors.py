@@ -39,6 +39,10 @@ class ValidationFailed(ClientError, code="validation_failed"):
     """The request body or parameters are invalid."""
 
 
+class InvalidJson(ClientError, code="invalid_json"):
+    """The body is not JSON this server reads: not UTF-8, malformed, or nested too deeply."""
+
+
 class InvalidHost(ClientError, code="invalid_host"):
     """The Host header is not a host name or address with an optional port."""
 

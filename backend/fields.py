@@ -57,13 +57,27 @@ _HOST = re.compile(r"(?:[0-9A-Za-z!$&'()*+,;=\-._~%]*|\[[0-9A-Fa-f:.]+\])(?::[0-
 
 def holds_nul(value: object) -> bool:
     """Whether `value` (text, or JSON made of dicts, lists and scalars) holds a NUL character anywhere."""
+    return nul_field(value, "") is not None
+
+
+def nul_field(value: object, at: str) -> str | None:
+    """Where in `value` (text, or JSON made of dicts, lists and scalars) a NUL character first is, as a path
+    from `at` (`body/paths/0`; for one in a property's name, that property's path with the NUL shown as
+    `\\u0000`), or None when it holds none."""
     if isinstance(value, str):
-        return "\x00" in value
+        return at if "\x00" in value else None
     if isinstance(value, dict):
-        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+        for key, item in value.items():
+            field = f"{at}/{key}"
+            if isinstance(key, str) and "\x00" in key:
+                return field.replace("\x00", "\\u0000")
+            if (found := nul_field(item, field)) is not None:
+                return found
     if isinstance(value, list):
-        return any(holds_nul(item) for item in value)
-    return False
+        for index, item in enumerate(value):
+            if (found := nul_field(item, f"{at}/{index}")) is not None:
+                return found
+    return None
 
 
 def refuse_nul(field: str, value: str | None) -> None:

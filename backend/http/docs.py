@@ -35,6 +35,7 @@ from litestar.typing import FieldDefinition
 
 from backend.audio.formats import MEDIA_TYPES
 from backend.http.problem import PROBLEM_JSON, ProblemDetails
+from backend.json_body import MAX_DEPTH
 from backend.providers.config import PROVIDER_NAMES
 
 if TYPE_CHECKING:
@@ -77,8 +78,9 @@ class ClosedStructs(StructSchemaPlugin):
 
 
 _WORDS: Final = {
-    400: "The request is malformed, a field or parameter is invalid (`detail` names it), or the Host header is "
-    "not a host with an optional port (`invalid_host`, on every route).",
+    400: f"The request is malformed (a JSON body that is not UTF-8, nests more than {MAX_DEPTH} deep or is not JSON: "
+    "`invalid_json`), a field or parameter is invalid (`detail` names it), or the Host header is not a host "
+    "with an optional port (`invalid_host`, on every route).",
     401: "A valid Supabase access token is required.",
     404: "No such resource, or it is not the caller's.",
     409: "The resource is not in a state that allows this (`code` says why, e.g. `stored_object_altered`: a file "

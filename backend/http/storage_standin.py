@@ -20,7 +20,6 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio
-import msgspec
 from litestar import Request, Response, Router, delete, get, head, post, put, route
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.handlers import HTTPRouteHandler
@@ -37,7 +36,9 @@ from backend.embedded.storage.service import (
     StoredObject,
     UploadMeta,
 )
-from backend.errors import ServiceUnavailable, TooManyRequests
+from backend.errors import InvalidJson, ServiceUnavailable, TooManyRequests
+from backend.fields import nul_field
+from backend.json_body import read_json
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ _LIST_SORT_COLUMNS = ("name", "updated_at", "created_at", "last_accessed_at")
 _BUCKET_SORT_COLUMNS = ("id", "name", "created_at", "updated_at")
 _SORT_ORDERS = ("asc", "desc")
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
+_NO_NUL = "must not contain a NUL character (U+0000)"
 
 
 def storage_router(pool: Pool, signing_secret: str, root_dir: Path, verify_jwt: VerifyJwt) -> Router:
@@ -95,6 +97,7 @@ def storage_router(pool: Pool, signing_secret: str, root_dir: Path, verify_jwt: 
             *_object_handlers(service, caller),
             *_read_handlers(service, caller),
         ],
+        before_request=_refuse_nul_in_url,
         exception_handlers={Exception: storage_error_response},
         # The OpenAPI schema documents voicegate's own API; this is Supabase's.
         include_in_schema=False,
@@ -424,16 +427,39 @@ def _upload_meta(request: Request[Any, Any, Any]) -> UploadMeta:
     )
 
 
+async def _refuse_nul_in_url(request: Request[Any, Any, Any]) -> None:
+    """Refuse a NUL character in the path or the query before any route runs: PostgreSQL's text cannot hold
+    one, so it would fail the query as a server error. In the bucket or object name it is the InvalidKey
+    Storage answers for a key outside its character set (and the stand-in for a bucket name outside its
+    own); in a query parameter, an InvalidRequest naming it. Supabase Storage itself sends some of these to
+    its database and answers 500 (its list's search, `GET /bucket`'s search): a 400 is what it means."""
+    params = request.path_params
+    bucket = str(params.get("bucket", params.get("bucket_id", "")))
+    if "\x00" in bucket:
+        raise errors.invalid_key(bucket)
+    if "path" in params and "\x00" in (key := _key(params["path"])):
+        raise errors.invalid_key(f"{bucket}/{key}")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name:
+            raise errors.invalid_request(f"querystring {_NO_NUL}")
+        if "\x00" in value:
+            raise errors.invalid_request(f"querystring/{name} {_NO_NUL}")
+
+
 async def _json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The body as a JSON object, refused (InvalidRequest, in words) when it is not UTF-8 JSON nested at most
+    `backend.json_body.MAX_DEPTH` deep, or holds a NUL character in any string (naming where)."""
     raw = await request.body()
     if not raw.strip():
         return {}
     try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise errors.invalid_request("the body is not valid JSON") from exc
+        value = read_json(raw)
+    except InvalidJson as exc:
+        raise errors.invalid_request(exc.detail) from None
     if not isinstance(value, dict):
         raise errors.invalid_request("the body must be a JSON object")
+    if (field := nul_field(value, "body")) is not None:
+        raise errors.invalid_request(f"{field} {_NO_NUL}")
     return value
 
 

@@ -65,6 +65,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.errors",
             "backend.failpoints",
             "backend.fields",
+            "backend.json_body",
             "backend.multipart",
             "backend.outages",
             "backend.secret",

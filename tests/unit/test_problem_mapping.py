@@ -22,6 +22,12 @@ ROWS = [
     (errors.ValidationFailed("name is required"), 400, "validation_failed", "name is required"),
     (errors.ClientError(), 400, "bad_request", "The request cannot be served as sent."),
     (
+        errors.InvalidJson(),
+        400,
+        "invalid_json",
+        "The body is not JSON this server reads: not UTF-8, malformed, or nested too deeply.",
+    ),
+    (
         errors.InvalidHost(),
         400,
         "invalid_host",

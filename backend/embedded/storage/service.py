@@ -42,7 +42,9 @@ from backend.embedded.storage.tokens import (
     verify_download_token,
     verify_upload_token,
 )
+from backend.errors import InvalidJson
 from backend.fields import holds_nul
+from backend.json_body import read_json
 from backend.multipart import FormError, Part, form_boundary, read_form
 
 Claims = Mapping[str, Any]
@@ -396,10 +398,14 @@ class StorageService:
     # -- deletes ---------------------------------------------------------------------------------
 
     async def delete_one(self, claims: Claims, bucket: str, path: str) -> None:
-        """Delete one object as Storage's `deleteObject` does: NoSuchKey when there is none (looked up
-        as the service), AccessDenied when the caller's policies do not let them delete it."""
+        """Delete one object: NoSuchKey when the caller cannot see one there, AccessDenied when they can see
+        it but their policies do not let them delete it.
+
+        Storage's `deleteObject` looks the object up as superuser, so its AccessDenied for someone else's
+        object and NoSuchKey for a missing one tell a stranger which names exist: here both are looked up
+        under the caller's RLS, so what they may not see is simply not found, as on every other route."""
         validate_key(bucket, path)
-        async with service_transaction(self._pool) as conn:
+        async with self._as_caller(claims) as conn:
             await self._find(conn, bucket, path)
         if not await self.delete(claims, bucket, [path]):
             raise errors.access_denied("Access denied")
@@ -743,7 +749,12 @@ class _StorageForm:
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
-    value = json.loads(raw)
+    """User metadata as JSON (checked for its encoding and depth first, as request bodies are); ValueError
+    when it is not a JSON object."""
+    try:
+        value = read_json(raw)
+    except InvalidJson as exc:
+        raise ValueError(exc.detail) from None
     if not isinstance(value, dict):
         raise TypeError("not a JSON object")
     return value
