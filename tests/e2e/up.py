@@ -59,8 +59,8 @@ def is_ready(base_url: str) -> bool:
     return response is not None and response.status_code == 200
 
 
-def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str, umask: int = -1) -> Running:
-    """`voicegate up` on `tmp_path/data` (with `umask`, when one is given)."""
+def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str, umask: int = -1, cwd: Path = REPO) -> Running:
+    """`voicegate up` on `tmp_path/data` (with `umask`, when one is given), from the checkout at `cwd`."""
     port, pg_port = free_port(), pg_port or free_port()
     env = {
         **os.environ,
@@ -77,7 +77,7 @@ def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str, umask: int
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=cwd,
             umask=umask,
         )
     pg = for_data_dir(tmp_path / "data", pg_port)
