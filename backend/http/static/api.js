@@ -33,9 +33,10 @@ export function passing(error) {
 
 /**
  * How long the page waits out a busy or unavailable server by itself, in seconds: the first pause is
- * what `Retry-After` asks for; each repeat grows by `growth` with up to `jitter` more at random (so
- * pages that met the same outage do not come back in step), each at most `maxPause`, all together at
- * most `total`. Past that, the error is shown with "Try again".
+ * what `Retry-After` asks for, each repeat `growth` times the one before, and every pause up to
+ * `jitter` more at random (so pages that met the same outage, the first pause included, do not come
+ * back in step), each at most `maxPause`, all together at most `total`. Past that, the error is shown
+ * with "Try again".
  */
 export const PATIENCE = Object.freeze({ first: 2, growth: 1.5, jitter: 0.25, maxPause: 10, total: 60 });
 
@@ -50,7 +51,6 @@ function asksToWait(error) {
 /** The pause in seconds before repeat number `repeat` (0 for the first), as PATIENCE describes. */
 export function pauseSeconds(retryAfter, repeat, random = Math.random) {
   const asked = Math.min(Math.max(retryAfter ?? PATIENCE.first, 1), PATIENCE.maxPause);
-  if (repeat === 0) return asked;
   const grown = asked * PATIENCE.growth ** repeat * (1 + PATIENCE.jitter * random());
   return Math.min(grown, PATIENCE.maxPause);
 }
