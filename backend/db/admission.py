@@ -116,7 +116,7 @@ class Admission:
             if place.done() and not place.cancelled():
                 self._handed -= 1  # handed over as the wait ended another way: the next in line has it
                 self._hand_over()
-            else:
+            elif place in self._waiting:  # a hand-over may have passed it by already, cancelled
                 self._waiting.remove(place)
             if isinstance(exc, TimeoutError):
                 self._refuse("The database is coming back; retry shortly.")

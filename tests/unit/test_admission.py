@@ -215,3 +215,24 @@ async def test_a_waiter_cancelled_as_its_place_came_hands_it_to_the_next(databas
     assert (admission.in_flight, admission._handed) == (0, 0)
     assert admission.window == FIRST_WINDOW + 1, "the one that succeeded widened it; the holders failed"
     await admission.aclose()
+
+
+async def test_a_waiter_whose_wait_ended_as_a_hand_over_passed_it_by_ends_cleanly(database: Database) -> None:
+    """The timeout cancels the waiter's place at once and wakes it later; a hand-over in between passes the
+    cancelled place by (a run with two postmaster kills answered three uploads 500 here)."""
+    admission = await recovered_admission(database)
+    requests = Requests(admission)
+    release = asyncio.Event()
+    holders = [asyncio.create_task(requests.run(f"h{n}", release)) for n in range(FIRST_WINDOW)]
+    await requests.until_admitted(FIRST_WINDOW)
+    waiter = await waiting(requests, "waiter")
+    waiter.cancel()  # its place is cancelled now; the task learns it when it next runs
+    admission.window = FIRST_WINDOW + 1
+    admission._hand_over()  # passes the cancelled place by
+    assert not admission._waiting
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    release.set()
+    await asyncio.gather(*holders)
+    assert (admission.in_flight, admission._handed) == (0, 0)
+    await admission.aclose()
