@@ -343,7 +343,6 @@ class AttemptRun:
             voice_id=attempt.voice_id,
             provider=attempt.provider,
             provider_voice_id=attempt.provider_voice_id,
-            sample_id=attempt.sample_id,
         )
 
     async def retry(self, exc: Exception) -> Outcome:
