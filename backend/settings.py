@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,6 +78,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_QUEUE_MAX_READS: deliveries of one message before it goes to the dead-letter queue."""
     queue_poll_interval: float = 1.0
     """VOICEGATE_QUEUE_POLL_INTERVAL: seconds between polls when no notification arrives."""
+    storage_wait_seconds: float = 3600.0
+    """VOICEGATE_STORAGE_WAIT_SECONDS: how long a queue message may wait out Storage being unreachable (handed
+    back uncounted) before it is reported (an ERROR log line, a metric, an audit event) and its deliveries
+    count toward VOICEGATE_QUEUE_MAX_READS, so that it ends as a dead letter with `storage_unavailable`."""
     lease_seconds: int = 60
     """VOICEGATE_LEASE_SECONDS: how long a worker's claim on an attempt lasts unless renewed."""
     retry_base_seconds: float = 5.0
@@ -273,6 +278,7 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")
+    _check_storage_wait(settings.storage_wait_seconds)
     for field in ("c2pa_cert", "c2pa_key", "c2pa_trust_anchors"):
         # The variables name files, so keys stay out of the environment (and of /proc/<pid>/environ).
         if str(getattr(settings, field) or "").lstrip().startswith("-----BEGIN"):
@@ -280,6 +286,14 @@ def _check(settings: Settings) -> None:
     if (settings.c2pa_cert is None) != (settings.c2pa_key is None):
         raise SettingsError("set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY, or neither")
     _check_webhook(settings)
+
+
+def _check_storage_wait(seconds: float) -> None:
+    if not math.isfinite(seconds) or seconds < 1:
+        raise SettingsError(
+            "VOICEGATE_STORAGE_WAIT_SECONDS must be a number of seconds, at least 1: how long a queue message waits"
+            f" out a Storage outage before it is reported and its deliveries count toward a dead letter (got {seconds})"
+        )
 
 
 def _check_webhook(settings: Settings) -> None:

@@ -58,14 +58,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
-from backend.clone.manifest import BUCKET, manifest_path  # noqa: E402
+from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
 from backend.compose import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
-from backend.db.execute import commit_with, fetch_optional  # noqa: E402
+from backend.db.execute import fetch_one, fetch_optional  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.db.pool import create_pool, create_worker_pool, server_limits  # noqa: E402
+from backend.db.pool import create_pool, create_worker_pool  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
-from backend.db.units import AS_SERVICE, service_pipeline, service_statement, service_transaction  # noqa: E402
+from backend.db.units import service_pipeline, service_statement, service_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
@@ -73,7 +73,6 @@ from backend.providers.local.provider import ENGINE as LOCAL_ENGINE  # noqa: E40
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.records.attempts import AttemptRow  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
-from backend.storage import integrity  # noqa: E402
 from backend.storage.digest import Digest  # noqa: E402
 from backend.webhooks.worker import declare_project_endpoint  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
@@ -327,15 +326,17 @@ class _Statements(NamedTuple):
     """The queries the clone step sends for an attempt, word for word, besides the lifecycle's calls."""
 
     voice: LiteralString
-    lock: LiteralString
-    record: LiteralString
+    read: LiteralString
+    announce: LiteralString
+    confirm: LiteralString
 
 
 #: Read once: a bare connection's drain must not pay for reading them in its measured turn.
 _STATEMENTS = _Statements(
     load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"],
-    load_queries(ROOT / "backend/clone/manifest.sql")["lock_voice"],
-    load_queries(ROOT / "backend/storage/integrity.sql")["record"],
+    load_queries(ROOT / "backend/clone/manifest.sql")["read_voice"],
+    load_queries(ROOT / "backend/storage/integrity.sql")["announce"],
+    load_queries(ROOT / "backend/clone/manifest.sql")["confirm"],
 )
 
 
@@ -377,9 +378,19 @@ _MANIFEST_DIGEST = Digest.of(b"{}")
 
 
 def _manifest_record(leased: AttemptRow) -> dict[str, Any]:
-    """The parameters of the manifest's digest record."""
+    """The parameters of the manifest write's announcement."""
     path = manifest_path(leased.owner_id, leased.voice_id)
     return {"bucket": BUCKET, "name": path, "sha256": _MANIFEST_DIGEST.sha256, "size": _MANIFEST_DIGEST.size}
+
+
+def _confirmation(leased: AttemptRow, voice: dict[str, Any] | None, write: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters of the manifest's confirmation: its digest's record if the voice is as it was read."""
+    return _manifest_record(leased) | {
+        "voice_id": leased.voice_id,
+        "updated_at": voice["updated_at"] if voice else None,
+        "writes": [write["id"]] if write else [],
+        "lifetime": WRITE_LIFETIME_SECONDS,
+    }
 
 
 async def bare_lookup(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> dict[str, Any] | None:
@@ -397,24 +408,19 @@ async def bare_complete(
 
 
 async def bare_manifest(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> None:
-    """The manifest's two round trips: opening, limits and locked read, then (after the upload) the digest's
-    record with the COMMIT."""
-    async with conn.pipeline():
-        await conn.execute("begin")
-        await conn.execute(AS_SERVICE, server_limits(integrity.WRITE_BUDGET_SECONDS))
-        params = {"voice_id": leased.voice_id, "sample_id": leased.sample_id}
-        await (await conn.execute(_STATEMENTS.lock, params)).fetchone()
-    async with conn.pipeline():
-        await conn.execute(_STATEMENTS.record, _manifest_record(leased))
-        await conn.execute("commit")
+    """The manifest's three statements, a round trip and an implicit transaction each, none held through the
+    upload: the voice's read, the write's announcement, then (after the upload) the digest's record and the
+    announcement's end if the voice is as it was read."""
+    voice = await (await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})).fetchone()
+    write = await (await conn.execute(_STATEMENTS.announce, _manifest_record(leased))).fetchone()
+    await (await conn.execute(_STATEMENTS.confirm, _confirmation(leased, voice, write))).fetchone()
 
 
 async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str, batch: int) -> None:
     """One bare connection, acting as the service, through the clone queue until it is empty: the statements
     the consumers send for each attempt (the leasing read with the archive of the batch before, in one
-    pipeline; the `local` provider's voice; the completion with the provider's answer; the manifest's locked
-    read and its digest's record in a transaction of its own, held to the Storage write's limits), the same
-    queries word for word."""
+    pipeline; the `local` provider's voice; the completion with the provider's answer; the manifest's read,
+    announcement and confirmation, a statement each), the same queries word for word."""
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
@@ -455,10 +461,10 @@ async def units_lifecycle(
     """Attempts/s of `bare_lifecycle`'s statements, each group taken as the worker takes it: a unit of work from
     a worker pool (`backend.db.units`: a checkout, a deadline, its waits watched), the leasing read with the
     archive in a `service_pipeline`, the `local` voice and the completion each a `service_statement`, the
-    manifest's lock and digest a `service_transaction` held to the Storage write's limits. Beside the bare
+    manifest's read, announcement and confirmation each a `service_statement`. Beside the bare
     equivalent it is what the database layer costs; beside the worker, what the consumers and the clone
     step add on top."""
-    voice, lock, record = _STATEMENTS
+    voice, read_voice, announce, confirm = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
 
@@ -474,9 +480,12 @@ async def units_lifecycle(
                 found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
             async with service_statement(pool) as conn:
                 await bare_complete(conn, leased, found, worker)
-            async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-                await fetch_optional(conn, lock, {"voice_id": leased.voice_id, "sample_id": leased.sample_id})
-                await commit_with(conn, (record, _manifest_record(leased)))
+            async with service_statement(pool) as conn:
+                current = await fetch_optional(conn, read_voice, {"voice_id": leased.voice_id})
+            async with service_statement(pool) as conn:
+                write = await fetch_one(conn, announce, _manifest_record(leased))
+            async with service_statement(pool) as conn:
+                await fetch_one(conn, confirm, _confirmation(leased, current, write))
 
         await _drain(read, handle)
 

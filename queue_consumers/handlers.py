@@ -62,16 +62,19 @@ def _step(run: Callable[[Message], Awaitable[Outcome]]) -> Handler:
     return handle
 
 
-async def _fail_attempt(conn: Connection, message: Message, reason: str) -> None:
-    await attempt_worker.fail_dead_lettered(conn, _uuid(message, "attemptId"), reason)
+async def _fail_attempt(conn: Connection, message: Message, code: str, reason: str) -> None:
+    await attempt_worker.fail_dead_lettered(conn, _uuid(message, "attemptId"), reason, code=code)
 
 
-async def _fail_sample(conn: Connection, message: Message, reason: str) -> None:
-    await sample_check.fail_sample(conn, _uuid(message, "sampleId"), reason)
+async def _fail_sample(conn: Connection, message: Message, code: str, reason: str) -> None:
+    # A sample keeps a reason, not a code: the code leads it when it is not the usual one.
+    await sample_check.fail_sample(
+        conn, _uuid(message, "sampleId"), reason if code == "dead_lettered" else f"{code}: {reason}"
+    )
 
 
-async def _fail_job(conn: Connection, message: Message, reason: str) -> None:
-    await synthesis_worker.fail_dead_lettered_job(conn, _uuid(message, "jobId"), reason)
+async def _fail_job(conn: Connection, message: Message, code: str, reason: str) -> None:
+    await synthesis_worker.fail_dead_lettered_job(conn, _uuid(message, "jobId"), reason, code=code)
 
 
 def queue_routes(

@@ -1,9 +1,11 @@
 """The worker's maintenance sweep (DESIGN.md §4, §7): whether the project has a webhook endpoint is
 written down, stale attempts are requeued, expired samples are purged with their objects, objects no
 row claims (and, in embedded mode, stored files with no object row) are removed once past
-`VOICEGATE_ORPHAN_GRACE`, and dead letters are reported, on the worker's own timer. Several workers may
-sweep at once: requeueing is fenced by attempt versions, the purge takes rows with `skip locked`, and an
-orphan is checked again just before it is removed, so a second sweep finds nothing to do."""
+`VOICEGATE_ORPHAN_GRACE`, voice manifests left half done are settled, and dead letters are reported, on
+the worker's own timer. Several workers may sweep at once: requeueing is fenced by attempt versions, the
+purge takes rows with `skip locked`, an orphan is checked again just before it is removed, and a manifest
+is settled the way its writers make it (backend.clone.manifest), which any number may do at once; so a
+second sweep finds nothing to do."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from backend.attempts.recovery import requeue_stale_attempts
+from backend.clone.manifest import settle_manifests
 from backend.context import Lifecycle
 from backend.db.execute import fetch_one
 from backend.db.pool import Pool
@@ -25,7 +28,7 @@ from backend.db.units import TransactionSource, service_transaction
 from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
-from backend.storage.client import ObjectRemover
+from backend.storage.client import ObjectRemover, ObjectStorage
 from backend.storage.orphans import sweep_orphan_objects
 from backend.webhooks.worker import declare_project_endpoint
 
@@ -43,12 +46,14 @@ class SweepReport(msgspec.Struct, frozen=True):
     requeued: int
     purged: int
     orphans_removed: int = 0
+    manifests_settled: int = 0
 
 
-async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> SweepReport:
+async def sweep(settings: Settings, pool: Pool, storage: ObjectStorage) -> SweepReport:
     """One pass: say whether the project has a webhook endpoint, requeue attempts stuck past
     `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended, remove up to
-    `SWEEP_LIMIT` orphans past their grace period, and report dead letters."""
+    `SWEEP_LIMIT` orphans past their grace period, settle up to `SWEEP_LIMIT` voice manifests left half
+    done, and report dead letters."""
     source = functools.partial(service_transaction, pool, budget=SWEEP_BUDGET)
     async with source() as conn:
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
@@ -65,10 +70,13 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> Sweep
     trimmed = sum(1 for sample in expired.samples if sample.outcome == "trimmed")
     failed = [sample for sample in expired.samples if sample.outcome == "error"]
     orphans_removed = await _sweep_orphans(settings, source, storage)
+    settled = await settle_manifests(pool, storage, limit=SWEEP_LIMIT)
     if touched:
         log.warning("maintenance: requeued or failed %d stale attempt(s)", len(touched))
     if purged:
         log.info("maintenance: purged %d expired sample(s)", purged)
+    if settled:
+        log.info("maintenance: settled %d voice manifest(s) a writer or a deletion left half done", settled)
     if trimmed:
         log.info("maintenance: removed the originals of %d expired sample(s) kept for re-enrolment", trimmed)
     for sample in failed:
@@ -77,7 +85,7 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectRemover) -> Sweep
         log.warning(
             "maintenance: %d dead-lettered message(s) await an operator (voicegate ops replay-dead-letters)", dead
         )
-    return SweepReport(requeued=len(touched), purged=purged, orphans_removed=orphans_removed)
+    return SweepReport(requeued=len(touched), purged=purged, orphans_removed=orphans_removed, manifests_settled=settled)
 
 
 async def _sweep_orphans(settings: Settings, source: TransactionSource, storage: ObjectRemover) -> int:

@@ -21,6 +21,15 @@ those that can. Both outages are logged where
 they are detected (backend.outages), once, the LISTEN connection's included, not here per poll. A
 failure that explains itself (`WorkFailed`: a receiver's status) is logged as its one line.
 
+Waiting out Storage has a bound (`storage_wait_seconds`, VOICEGATE_STORAGE_WAIT_SECONDS): a message handed
+back for Storage carries when its wait began (`storageWait`), so the wait is known to whichever worker
+reads it next, after any restart. The first delivery that meets Storage down past the bound reports the
+message, once (an ERROR line, the `voicegate_queue_storage_wait_exceeded_total` counter and a
+`queue.storage_wait_exceeded` audit event, the audit event and the message's `reported` mark committed
+together), and from then on each delivery that meets Storage down is a failed one: counted, backed off,
+and dead-lettered after `max_reads` with the code `storage_unavailable`, which fails the attempt, sample
+check or job with it.
+
 A consumer handles no more messages at once than it has slots (`concurrency`), takes no more than its pool
 has connections to spare for, and archives the messages it finished in the transaction of its next read,
 many at once. While it is busy it reads in batches: once half its batch is free, or after
@@ -48,9 +57,11 @@ from typing import Any
 
 import msgspec
 import psycopg
+from prometheus_client import Counter
 from psycopg import sql
 
 from backend import queues
+from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Pool
@@ -76,6 +87,19 @@ _EXTEND_RETRY_SECONDS = 1.0
 _LISTEN_CONNECT_TIMEOUT = 5
 #: How much the handlers' pace moves toward each one's time as it finishes (a moving average).
 _PACE_WEIGHT = 0.2
+#: Where a message handed back for Storage keeps its wait: `{"since": ISO time, "reported": bool}`.
+STORAGE_WAIT = "storageWait"
+#: The code a message that waited out Storage past its bound fails (and is dead-lettered) with; its
+#: deliveries' recorded errors start with it.
+STORAGE_UNAVAILABLE = "storage_unavailable"
+#: The audit event of a message reported for waiting out Storage past its bound.
+STORAGE_WAIT_AUDIT = "queue.storage_wait_exceeded"
+#: Served at /metrics by an API process that runs the consumers too (`voicegate up`).
+STORAGE_WAIT_EXCEEDED = Counter(
+    "voicegate_queue_storage_wait_exceeded",
+    "Queue messages reported for waiting out Storage longer than VOICEGATE_STORAGE_WAIT_SECONDS",
+    ("queue",),
+)
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -92,12 +116,33 @@ class Message(msgspec.Struct, frozen=True):
     leased: dict[str, Any] | None = None
 
 
+class StorageWait(msgspec.Struct, frozen=True):
+    """How long a message has waited out Storage (`STORAGE_WAIT` in its body)."""
+
+    since: datetime
+    reported: bool = False
+
+
+def storage_wait(message: dict[str, Any]) -> StorageWait | None:
+    """The message's wait for Storage, if it has one (an unreadable one counts as none)."""
+    try:
+        return msgspec.convert(message.get(STORAGE_WAIT), StorageWait | None)
+    except msgspec.ValidationError:
+        return None
+
+
+def without_storage_wait(message: dict[str, Any]) -> dict[str, Any]:
+    """The message as its producer sent it."""
+    return {key: value for key, value in message.items() if key != STORAGE_WAIT}
+
+
 Handler = Callable[[Message], Awaitable[datetime | None]]
 #: Reads up to `qty` messages, invisible for `vt` seconds, on the caller's service transaction: rows with
 #: `Message`'s fields. A queue whose reading does more than pgmq's read gives its own.
 Reader = Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]
-#: Called in the dead-lettering transaction with the message and its last error.
-DeadLetterHook = Callable[[Connection, Message, str], Awaitable[None]]
+#: Called in the dead-lettering transaction with the message, the code to fail its work with (`dead_lettered`,
+#: or `storage_unavailable`) and its last error.
+DeadLetterHook = Callable[[Connection, Message, str, str], Awaitable[None]]
 
 
 class Gate:
@@ -145,6 +190,8 @@ class ConsumerConfig:
     read_ahead_seconds: float = 0.05
     backoff_base: float = 1.0
     backoff_max: float = 60.0
+    #: Longest a message waits out Storage uncounted before it is reported and its deliveries count.
+    storage_wait_seconds: float = 3600.0
 
 
 class QueueConsumer:
@@ -352,8 +399,7 @@ class QueueConsumer:
             log.debug("%s: message %d waits for the database", self.config.queue, message.msg_id)
             return
         except StorageUnavailable:
-            # Storage's outage, not this message's failure: handed back for a consumer that reaches Storage.
-            await self._send_again(message, _HANDED_BACK_SECONDS)
+            await self._storage_unavailable(message)
             return
         except Exception as exc:
             if isinstance(exc, WorkFailed):
@@ -373,13 +419,77 @@ class QueueConsumer:
     def _named(self, message: Message) -> tuple[str, int, int]:
         return self.config.queue, message.msg_id, message.read_ct
 
-    async def _send_again(self, message: Message, delay: int) -> None:
-        """Send the message anew, visible after `delay` seconds, and archive this delivery, in one
-        transaction: the wait counts as no delivery, whoever reads it next."""
+    async def _storage_unavailable(self, message: Message) -> None:
+        """Storage's outage, not this message's failure: handed back uncounted for a consumer that reaches
+        Storage while the message's wait is within its bound; reported once past it, and from then on each
+        delivery that meets Storage down is a failed one (see the module docstring)."""
+        wait = storage_wait(message.message)
+        if wait is not None and wait.reported:
+            began = wait.since.isoformat(timespec="seconds")
+            await self._failed(
+                message, f"{STORAGE_UNAVAILABLE}: Storage has been unreachable for this work since {began}"
+            )
+            return
+        now = datetime.now(UTC)
+        since = now if wait is None else wait.since
+        if (now - since).total_seconds() < self.config.storage_wait_seconds:
+            await self._send_again(message, _HANDED_BACK_SECONDS, wait=StorageWait(since))
+            return
+        await self._report_storage_wait(message, since, now)
+
+    async def _report_storage_wait(self, message: Message, since: datetime, now: datetime) -> None:
+        """Report a message that has waited out Storage past its bound, and send it again marked reported, in
+        one transaction (so it is reported once, whichever worker reads it next); then log and count it."""
+        cfg = self.config
+        waited = round((now - since).total_seconds())
+        detail = {
+            "queue": cfg.queue,
+            "msg_id": message.msg_id,
+            "message": without_storage_wait(message.message),
+            "waiting_since": since,
+            "waited_seconds": waited,
+            "bound_seconds": cfg.storage_wait_seconds,
+        }
         try:
             async with service_transaction(self.pool) as conn:
-                await queues.send(conn, self.config.queue, message.message, delay)
-                await conn.execute(_Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
+                await self._send(conn, message, _HANDED_BACK_SECONDS, StorageWait(since, reported=True))
+                subject = f"{cfg.queue}/{message.msg_id}"
+                await record_audit(conn, "worker", STORAGE_WAIT_AUDIT, "queue_message", subject, detail=detail)
+        except _WAITED:
+            self._not_counted(message)  # reported by a later delivery
+            return
+        except Exception:
+            log.exception("%s: could not report message %d waiting out Storage", cfg.queue, message.msg_id)
+            return
+        STORAGE_WAIT_EXCEEDED.labels(cfg.queue).inc()
+        log.error(
+            "%s: message %d has waited out Storage for %d s (since %s), longer than VOICEGATE_STORAGE_WAIT_SECONDS"
+            " (%d s): from now on a delivery that meets Storage down counts, and the message is dead-lettered"
+            " after %d of them",
+            cfg.queue,
+            message.msg_id,
+            waited,
+            since.isoformat(timespec="seconds"),
+            cfg.storage_wait_seconds,
+            cfg.max_reads,
+        )
+
+    async def _send(self, conn: Connection, message: Message, delay: int, wait: StorageWait | None) -> None:
+        """On `conn`'s transaction: send the message anew (with `wait`, or without any wait for Storage) and
+        archive this delivery."""
+        body = without_storage_wait(message.message)
+        if wait is not None:
+            body[STORAGE_WAIT] = msgspec.to_builtins(wait)
+        await queues.send(conn, self.config.queue, body, delay)
+        await conn.execute(_Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
+
+    async def _send_again(self, message: Message, delay: int, *, wait: StorageWait | None = None) -> None:
+        """Send the message anew, visible after `delay` seconds, and archive this delivery, in one
+        transaction: the wait counts as no delivery, whoever reads it next. `wait`: its wait for Storage
+        so far; without one, a wait it had is over (this delivery got past Storage)."""
+        try:
+            async with service_transaction(self.pool) as conn:
+                await self._send(conn, message, delay, wait)
         except _WAITED:
             # It comes back after its visibility timeout instead, uncounted; handlers are safe to repeat.
             self._not_counted(message)
@@ -423,18 +533,26 @@ class QueueConsumer:
             async with service_transaction(self.pool) as conn:
                 recorded = await fetch_optional(conn, _Q["take_error"], params)
                 reason = recorded["error"] if recorded and error.startswith("delivered too often") else error
+                storage = reason.startswith(f"{STORAGE_UNAVAILABLE}:")
                 letter = {
                     "sourceQueue": self.config.queue,
                     "sourceMsgId": message.msg_id,
                     "readCount": message.read_ct,
-                    "message": message.message,
-                    "error": {"code": "max_reads_exceeded", "message": reason[:1000]},
+                    # As its producer sent it: a replay starts with no wait for Storage behind it.
+                    "message": without_storage_wait(message.message),
+                    "error": {
+                        "code": STORAGE_UNAVAILABLE if storage else "max_reads_exceeded",
+                        "message": reason[:1000],
+                    },
                     "deadAt": datetime.now(UTC).isoformat(),
                 }
                 await queues.send(conn, queues.DEAD_LETTER, letter)
                 await conn.execute(_Q["archive"], params)
                 if self.on_dead_letter is not None:
-                    await self.on_dead_letter(conn, message, reason)
+                    if storage:
+                        await self.on_dead_letter(conn, message, STORAGE_UNAVAILABLE, _after_code(reason))
+                    else:
+                        await self.on_dead_letter(conn, message, "dead_lettered", reason)
         except _WAITED:
             return  # dead-lettered on a later delivery
         except Exception:
@@ -469,6 +587,11 @@ class QueueConsumer:
                 log.debug("%s: LISTEN connection lost; polling until it is back", self.config.queue)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
+
+
+def _after_code(error: str) -> str:
+    """A recorded `code: message` error's message."""
+    return error.partition(": ")[2] or error
 
 
 def _spare_connections(pool: Pool) -> int:

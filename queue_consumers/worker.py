@@ -64,6 +64,7 @@ def build_consumers(
             batch_size=settings.worker_concurrency,
             max_reads=settings.queue_max_reads,
             poll_interval=settings.queue_poll_interval,
+            storage_wait_seconds=settings.storage_wait_seconds,
         )
         if route.retries is None:
             return base

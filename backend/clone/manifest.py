@@ -3,33 +3,58 @@ in a private bucket: voicegate's voice id, the provider, its voice id and target
 made and last changed, the consent it was cloned under and the quality verdict of its sample.
 
 Written by the clone step once a voice is ready and its row carries the attempt's provider voice (so also
-when a new attempt moves it to another provider), and removed when the voice is deleted. Both happen
-under the voice row's lock, in the transaction that reads (or deletes) the row, so two writers cannot
-leave an older manifest over a newer one and a deleted voice keeps no manifest: a failed Storage call
-rolls the deletion back. That lock orders the writers, so the file's digest (backend.storage.integrity)
-is recorded after the upload, with the COMMIT: the voice row is read and locked in the round trip that
-opens the transaction, and the digest goes with the one that ends it.
+when a new attempt moves it to another provider), and removed when the voice is deleted. No database lock
+and no transaction is held while Storage is called (issue 45: every transition that updates the voice
+waited on the upload while the writer kept the voice row locked through it). A write is:
+
+1. the voice read, unlocked (`read_voice`), and the manifest made from it;
+2. the write announced (backend.storage.integrity.announce), so a reader takes the new bytes as
+   voicegate's while they are not yet recorded, and the sweep finds the write if its writer dies;
+3. the upload;
+4. `confirm`: in one statement, the digest recorded and the announcement ended if the voice is still
+   live and unchanged (the same `updated_at`, the row locked for that statement only).
+
+A voice is to have a manifest while it is live and carries a provider voice, and none once it is deleted
+(or between provider voices: a voice moving to another provider has none until its new attempt writes one).
+A writer makes the object what the voice it read is to have, and then `confirm`s (or, for no manifest,
+`forget`s) only if the voice is still as read; if not, it reads the voice again and starts over. Two writers
+may upload in either order, so a writer whose voice changed meanwhile may just have put an older manifest
+over a newer one; since it starts over, the last Storage call to land on the object is always followed by
+a confirmation that finds the voice as that call left the object. So the file and its recorded digest end
+as the voice's current state, and a deleted voice (a state nothing follows) keeps no manifest: its deletion
+commits first and then removes it, and a writer that finds it deleted after its upload removes what it
+wrote. What a Storage failure or a crash leaves half done (an announcement never ended, a deletion whose
+removal failed) is settled by the worker's maintenance sweep (`settle_manifests`) once no upload of it can
+still be under way.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, LiteralString
 
 import msgspec
 
-from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction
+from backend.db.units import service_statement
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
+from backend.storage.digest import Digest
 
+log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 BUCKET: Final = "voice-metadata"
+#: Seconds after which an announced write's upload is surely over: the Storage client gives one up after
+#: 30 s. An announcement this old was left by a writer that died or gave up, and is settled by the sweep.
+WRITE_LIFETIME_SECONDS: Final = 600.0
+#: Rounds a writer makes when the voice keeps changing under its uploads; it then leaves the manifest to
+#: the sweep, which finds its announced write once the write is past its lifetime.
+_ROUNDS: Final = 4
 
 
 class VoiceManifest(msgspec.Struct, rename="camel", kw_only=True):
@@ -54,35 +79,96 @@ def manifest_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
 
 
 async def write_manifest(
+    pool: Pool, storage: ObjectStorage, *, voice_id: uuid.UUID, provider: str, provider_voice_id: str
+) -> bool:
+    """Write (or overwrite) the manifest of a live voice whose row carries `provider`'s `provider_voice_id`.
+    False when the voice is deleted or has moved on to another provider voice before this began (its current
+    manifest is another's to write), or when it no longer has a manifest by the time this ends (what this
+    wrote is removed)."""
+    voice = await _read(pool, voice_id)
+    if voice is None or voice["deleted_at"] is not None:
+        return False
+    if (voice["provider"], voice["provider_voice_id"]) != (provider, provider_voice_id):
+        return False
+    return await _settle(pool, storage, manifest_path(voice["owner_id"], voice_id), voice)
+
+
+async def remove_manifest(pool: Pool, storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
+    """Remove the manifest of a voice whose deletion has committed, then its record. A manifest never written
+    is no error; one Storage cannot remove now is removed by the sweep (its record names a deleted voice)."""
+    await _settle(pool, storage, manifest_path(owner_id, voice_id), await _read(pool, voice_id))
+
+
+async def settle_manifests(
+    pool: Pool, storage: ObjectStorage, *, lifetime: float = WRITE_LIFETIME_SECONDS, limit: int
+) -> int:
+    """Finish up to `limit` manifests left half done: those with a write announced more than `lifetime`
+    seconds ago (its writer died or gave up) are made what their voice now is to have, and those of deleted
+    voices are removed. How many were settled."""
+    params = {"bucket": BUCKET, "lifetime": lifetime, "limit": limit}
+    async with service_statement(pool) as conn:
+        unsettled = await fetch_all(conn, _Q["unsettled"], params)
+    for row in unsettled:
+        path = manifest_path(row["owner_id"], row["voice_id"])
+        await _settle(pool, storage, path, await _read(pool, row["voice_id"]), lifetime=lifetime)
+    return len(unsettled)
+
+
+async def _read(pool: Pool, voice_id: uuid.UUID) -> dict[str, Any] | None:
+    async with service_statement(pool) as conn:
+        return await fetch_optional(conn, _Q["read_voice"], {"voice_id": voice_id})
+
+
+def _manifest_of(voice: dict[str, Any] | None) -> bytes | None:
+    """The manifest `voice` (as `read_voice` read it, None if gone) is to have, if any."""
+    if voice is None or voice["deleted_at"] is not None or voice["provider_voice_id"] is None:
+        return None
+    return msgspec.json.encode(VoiceManifest(**{name: voice[name] for name in VoiceManifest.__struct_fields__}))
+
+
+async def _settle(
     pool: Pool,
     storage: ObjectStorage,
+    path: str,
+    voice: dict[str, Any] | None,
     *,
-    voice_id: uuid.UUID,
-    provider: str,
-    provider_voice_id: str,
-    sample_id: uuid.UUID | None,
+    lifetime: float = WRITE_LIFETIME_SECONDS,
 ) -> bool:
-    """Write (or overwrite) the manifest of a live voice whose row carries `provider`'s `provider_voice_id`,
-    with the verdict of `sample_id` (the sample that voice was cloned from). False when the voice is
-    deleted or has moved on to another provider voice meanwhile: its current manifest is another's to write.
-    """
-    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-        row = await fetch_optional(conn, _Q["lock_voice"], {"voice_id": voice_id, "sample_id": sample_id})
-        if (
-            row is None
-            or row["deleted_at"] is not None
-            or (row["provider"], row["provider_voice_id"]) != (provider, provider_voice_id)
-        ):
-            return False
-        manifest = VoiceManifest(**{name: row[name] for name in VoiceManifest.__struct_fields__})
-        path = manifest_path(row["owner_id"], voice_id)
-        data = msgspec.json.encode(manifest)
-        await integrity.write_ordered(conn, storage, BUCKET, path, data, content_type="application/json")
-    return True
+    """Make the object at `path` what `voice` is to have (written, or removed), and confirm it; the voice as it
+    then is, again, while it changed meanwhile (see the module docstring). Whether a manifest was written."""
+    # Every write this call announced: each is ended only once the object is recorded or removed, as its
+    # bytes may be the object's until then.
+    writes: list[int] = []
+    voice_id = None if voice is None else voice["voice_id"]
+    for _ in range(_ROUNDS):
+        data = _manifest_of(voice)
+        params = {
+            "voice_id": voice_id,
+            "updated_at": None if voice is None else voice["updated_at"],
+            "bucket": BUCKET,
+            "name": path,
+            "writes": writes,
+            "lifetime": lifetime,
+        }
+        if data is None:
+            await storage.remove(BUCKET, [path])
+            if await _confirmed(pool, _Q["forget"], params):
+                return False
+        else:
+            digest = Digest.of(data)
+            writes.append(await integrity.announce(pool, BUCKET, path, digest))
+            await storage.upload(BUCKET, path, data, "application/json", upsert=True)
+            if await _confirmed(pool, _Q["confirm"], params | {"sha256": digest.sha256, "size": digest.size}):
+                return True
+        # The voice changed while Storage was called: this call may have landed over what the writer that
+        # changed it wrote, so what the voice now is to have is this writer's to make too.
+        voice = None if voice_id is None else await _read(pool, voice_id)
+    log.warning("the manifest at %s is left to the sweep: its voice kept changing", path)
+    return False
 
 
-async def remove_manifest(conn: Connection, storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
-    """Remove the voice's manifest and its record, on `conn`'s transaction that deletes the voice, before it
-    commits (its row lock orders this after any `write_manifest` under way). A manifest never written is no
-    error."""
-    await integrity.remove(conn, storage, BUCKET, [manifest_path(owner_id, voice_id)])
+async def _confirmed(pool: Pool, query: LiteralString, params: dict[str, Any]) -> bool:
+    async with service_statement(pool) as conn:
+        row = await fetch_one(conn, query, params)
+    confirmed: bool = row["confirmed"]
+    return confirmed

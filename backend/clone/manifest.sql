@@ -1,14 +1,88 @@
--- name: lock_voice
--- The voice (locked until the manifest is stored), its consent, and the sample it was cloned from,
--- named as the manifest names them. `no key update`: the lock orders this writer against another and
--- against the voice's deletion, but not against a row that merely refers to the voice (a synthesis job's
--- foreign-key check takes `key share`), which must not wait for a Storage upload.
+-- name: read_voice
+-- The voice, its consent, and the sample its provider voice was cloned from (that of the latest ready
+-- attempt that made or attached it), named as the manifest names them. Read without a lock: the upload
+-- that follows holds nothing, and `confirm` checks afterwards that the voice is still as read here.
 select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voice_id,
        v.provider_target_model as target_model,
        v.created_at, v.updated_at, v.deleted_at, v.consent_id, c.consent_text_version as consent_version,
        s.id as sample_id, s.quality_report ->> 'verdict' as sample_verdict
   from public.voices v
   left join public.voice_consents c on c.id = v.consent_id
-  left join public.voice_samples s on s.id = %(sample_id)s
- where v.id = %(voice_id)s
-   for no key update of v;
+  left join lateral (
+    select a.sample_id
+      from public.voice_clone_attempts a
+     where a.voice_id = v.id and a.provider = v.tts_provider and a.provider_voice_id = v.provider_voice_id
+       and a.status = 'ready'
+     order by a.finished_at desc nulls last, a.created_at desc
+     limit 1
+  ) a on true
+  left join public.voice_samples s on s.id = a.sample_id
+ where v.id = %(voice_id)s;
+
+-- name: confirm
+-- After the upload: record the file's digest (as backend/storage/integrity.sql's `record` does) and end
+-- this writer's announced writes, with any announced longer ago than an upload can last, only if the
+-- voice is live and unchanged since it was read. The row is locked `for share` for this statement alone:
+-- an update of the voice that commits first is seen (the row no longer matches), one that comes later
+-- waits the statement out and commits after the record, so its own manifest write comes after this one.
+with voice as (
+  select from public.voices v
+   where v.id = %(voice_id)s and v.updated_at = %(updated_at)s and v.deleted_at is null
+     for share
+), recorded as (
+  insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes)
+  select %(bucket)s, %(name)s, %(sha256)s, %(size)s from voice
+  on conflict (bucket_id, name) do update
+     set sha256 = excluded.sha256, size_bytes = excluded.size_bytes, written_at = now()
+  returning 1
+), ended as (
+  delete from voicegate.service_object_writes w
+   where exists (select from recorded)
+     and w.bucket_id = %(bucket)s and w.name = %(name)s
+     and (w.id = any(%(writes)s::bigint[]) or w.started_at < now() - make_interval(secs => %(lifetime)s))
+)
+select exists (select from recorded) as confirmed;
+
+-- name: forget
+-- After the object's removal: forget its record and end this remover's announced writes, with any announced
+-- longer ago than an upload can last, if the voice is to have no manifest: gone, deleted, or live without a
+-- provider voice and unchanged since it was read (locked `for share` for this statement, as in `confirm`).
+with voice as (
+  select v.deleted_at is not null or (v.updated_at = %(updated_at)s and v.provider_voice_id is null) as absent
+    from public.voices v
+   where v.id = %(voice_id)s
+     for share
+), settled as (
+  select coalesce((select absent from voice), true) as absent
+), forgotten as (
+  delete from voicegate.service_written_objects
+   where (select absent from settled) and bucket_id = %(bucket)s and name = %(name)s
+), ended as (
+  delete from voicegate.service_object_writes w
+   where (select absent from settled)
+     and w.bucket_id = %(bucket)s and w.name = %(name)s
+     and (w.id = any(%(writes)s::bigint[]) or w.started_at < now() - make_interval(secs => %(lifetime)s))
+)
+select absent as confirmed from settled;
+
+-- name: unsettled
+-- Manifests to settle: a write announced longer ago than an upload can last (its writer died, or gave up
+-- an upload whose outcome it could not know), or a record of a voice that is deleted or gone (its deletion
+-- could not reach Storage). Each as the owner and voice its path names (only the service writes there).
+with named as materialized (  -- the casts only for the names the pattern admits
+  select o.name, split_part(o.name, '/', 1)::uuid as owner_id,
+         substr(split_part(o.name, '/', 2), 1, 36)::uuid as voice_id
+    from (select w.name from voicegate.service_object_writes w
+           where w.bucket_id = %(bucket)s and w.started_at < now() - make_interval(secs => %(lifetime)s)
+          union
+          select r.name from voicegate.service_written_objects r where r.bucket_id = %(bucket)s) o
+   where o.name ~ '^[0-9a-f-]{36}/[0-9a-f-]{36}\.json$'
+)
+select n.owner_id, n.voice_id
+  from named n
+  left join public.voices v on v.id = n.voice_id
+ where v.deleted_at is not null or v.id is null
+    or exists (select from voicegate.service_object_writes w
+                where w.bucket_id = %(bucket)s and w.name = n.name
+                  and w.started_at < now() - make_interval(secs => %(lifetime)s))
+ limit %(limit)s;

@@ -343,7 +343,6 @@ class AttemptRun:
             voice_id=attempt.voice_id,
             provider=attempt.provider,
             provider_voice_id=attempt.provider_voice_id,
-            sample_id=attempt.sample_id,
         )
 
     async def retry(self, exc: Exception) -> Outcome:
@@ -426,14 +425,15 @@ def _permanent_code(exc: PermanentProviderError) -> str:
     return "provider_rejected" if exc.provider_code is None else f"provider_{exc.provider_code}"[:60]
 
 
-async def fail_dead_lettered(conn: Connection, attempt_id: uuid.UUID, reason: str) -> None:
-    """Fail an attempt whose message was dead-lettered, unless it already ended (same transaction)."""
+async def fail_dead_lettered(conn: Connection, attempt_id: uuid.UUID, reason: str, *, code: str) -> None:
+    """Fail an attempt whose message was dead-lettered with `code` (`storage_unavailable` when it waited out
+    Storage too long), unless it already ended (same transaction)."""
     try:
         attempt, _ = await attempts.load(conn, attempt_id)
     except NotFound:
         return
     if attempt.status in attempts.OPEN_STATUSES:
-        await attempts.fail(conn, attempt, "dead_letter", "dead_lettered", reason[:500])
+        await attempts.fail(conn, attempt, "dead_letter", code, reason[:500])
 
 
 async def process_reflection_attempt(

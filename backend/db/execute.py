@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, LiteralString
 
-from backend.db.connection import Connection, PooledConnection
-
-Statement = tuple[LiteralString, Mapping[str, Any]]
-"""A query and its parameters, to be sent later or together with others."""
+from backend.db.connection import Connection
 
 
 class NoResultError(RuntimeError):
@@ -33,12 +30,3 @@ async def fetch_all(conn: Connection, query: LiteralString, params: Mapping[str,
     """Every row of `query`."""
     cursor = await conn.execute(query, params)
     return await cursor.fetchall()
-
-
-async def commit_with(conn: Connection, statement: Statement) -> None:
-    """Have `statement` commit with `conn`'s transaction: on a unit's pooled connection it goes with the
-    COMMIT, in one round trip (`PooledConnection.close_with`); on another connection it runs now."""
-    if isinstance(conn, PooledConnection):
-        conn.close_with(*statement)
-    else:
-        await conn.execute(*statement)

@@ -8,16 +8,18 @@ that no longer matches its record is never used or served: the reader gets `Stor
 an audit event (`storage.object_altered`) says what was recorded and what was found.
 
 `write` runs on the caller's transaction, the one that commits the row pointing at the object (a job's
-result, a sample's cleaned copy, an attempt's preview, a voice's manifest), after that row was locked
+result, a sample's cleaned copy, an attempt's preview), after that row was locked
 and updated: it records the digest (upserting the record locks it, so two writers of one object take
 turns), then uploads, and both commit with the row. A failed upload rolls the record and the row back,
 and a writer fenced out by the row writes nothing, so a record always describes its object's bytes,
 except after a commit that fails once its upload succeeded: the object then reads as altered until it
 is written again (refused, never the other way round).
 
-A writer whose row lock already orders it against every other writer of the object (a voice's manifest,
-written under the voice row's lock) uses `write_ordered`: it uploads first and records the digest with
-its COMMIT, a round trip fewer, and a failed upload leaves nothing to undo.
+A writer that holds no lock through its upload (a voice's manifest: backend.clone.manifest) `announce`s
+the bytes first, in a statement of its own, then uploads, then records them and ends its announcement once
+it knows they are the ones to keep. Until then the object may hold bytes its record does not name, so a
+reader takes an object that matches its record or any write announced for it as voicegate's: a file
+written correctly is never reported altered, and a file nobody announced still is.
 
 Objects written before the record existed have none and are read and served unchecked; the migration
 that made the record has every processed sample made again from its original at its next enrolment.
@@ -25,12 +27,13 @@ that made the record has every processed sample made again from its original at 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.execute import commit_with, fetch_optional
+from backend.db.execute import fetch_all, fetch_one
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import service_statement, service_transaction
@@ -64,16 +67,15 @@ async def write(
     return digest
 
 
-async def write_ordered(
-    conn: Connection, storage: ObjectStorage, bucket: str, path: str, data: bytes, *, content_type: str
-) -> Digest:
-    """Store `data` at `bucket/path`, then record its digest with `conn`'s COMMIT; for a caller whose
-    transaction holds a row lock that every writer of this object takes first (see the module docstring)."""
-    digest = Digest.of(data)
-    await storage.upload(bucket, path, data, content_type, upsert=True)
+async def announce(pool: Pool, bucket: str, path: str, digest: Digest) -> int:
+    """Say, before uploading them without a lock, that the bytes of `digest` may be at `bucket/path` from now
+    on; the write's id, for the writer to end once it has recorded or removed the object (see the module
+    docstring). A write never ended is finished by the worker's sweep."""
     params = {"bucket": bucket, "name": path, "sha256": digest.sha256, "size": digest.size}
-    await commit_with(conn, (_Q["record"], params))
-    return digest
+    async with service_statement(pool) as conn:
+        row = await fetch_one(conn, _Q["announce"], params)
+    write_id: int = row["id"]
+    return write_id
 
 
 async def remove(conn: Connection, storage: ObjectRemover, bucket: str, paths: list[str]) -> list[str]:
@@ -86,10 +88,10 @@ async def remove(conn: Connection, storage: ObjectRemover, bucket: str, paths: l
 async def read(pool: Pool, storage: ObjectStorage, bucket: str, path: str, *, actor: str, subject: Subject) -> bytes:
     """The object's bytes, checked against its record; raises StoredObjectAltered (after recording an
     audit event for `actor` about `subject`) when they differ."""
-    recorded = await _recorded(pool, bucket, path)
+    known = await _known(pool, bucket, path)
     data = await storage.download(bucket, path)
-    if recorded is not None:
-        await _check(pool, bucket, path, recorded, Digest.of(data), actor=actor, subject=subject)
+    if known is not None:
+        await _check(pool, bucket, path, known, Digest.of(data), actor=actor, subject=subject)
     return data
 
 
@@ -98,29 +100,45 @@ async def signed_url(
 ) -> str:
     """A URL that downloads the object for `expires_in` seconds, once its bytes (streamed, not held) are
     checked against its record; raises StoredObjectAltered like `read`."""
-    recorded = await _recorded(pool, bucket, path)
-    if recorded is not None:
-        await _check(pool, bucket, path, recorded, await storage.digest(bucket, path), actor=actor, subject=subject)
+    known = await _known(pool, bucket, path)
+    if known is not None:
+        await _check(pool, bucket, path, known, await storage.digest(bucket, path), actor=actor, subject=subject)
     return await storage.create_signed_url(bucket, path, expires_in)
 
 
-async def _recorded(pool: Pool, bucket: str, path: str) -> Digest | None:
+@dataclass(frozen=True)
+class _Known:
+    """What voicegate knows an object's bytes may be: its record, and the writes announced for it."""
+
+    recorded: Digest | None
+    writing: tuple[Digest, ...]
+
+
+async def _known(pool: Pool, bucket: str, path: str) -> _Known | None:
+    """None for an object voicegate has neither recorded nor announced (written before the record existed)."""
     async with service_statement(pool) as conn:
-        row = await fetch_optional(conn, _Q["recorded"], {"bucket": bucket, "name": path})
-    return None if row is None else Digest(row["sha256"], row["size_bytes"])
+        rows = await fetch_all(conn, _Q["recorded"], {"bucket": bucket, "name": path})
+    if not rows:
+        return None
+    recorded = [Digest(row["sha256"], row["size_bytes"]) for row in rows if row["written"]]
+    writing = tuple(Digest(row["sha256"], row["size_bytes"]) for row in rows if not row["written"])
+    return _Known(recorded[0] if recorded else None, writing)
 
 
 async def _check(
-    pool: Pool, bucket: str, path: str, recorded: Digest, found: Digest, *, actor: str, subject: Subject
+    pool: Pool, bucket: str, path: str, known: _Known, found: Digest, *, actor: str, subject: Subject
 ) -> None:
-    if found == recorded:
+    if found == known.recorded or found in known.writing:
         return
-    detail = {
+    recorded = known.recorded
+    detail: dict[str, object] = {
         "bucket_id": bucket,
         "name": path,
-        "recorded": {"sha256": recorded.sha256, "size_bytes": recorded.size},
+        "recorded": None if recorded is None else {"sha256": recorded.sha256, "size_bytes": recorded.size},
         "found": {"sha256": found.sha256, "size_bytes": found.size},
     }
+    if known.writing:
+        detail["writing"] = [{"sha256": d.sha256, "size_bytes": d.size} for d in known.writing]
     subject_type, subject_id = subject
     async with service_transaction(pool) as conn:
         await record_audit(conn, actor, AUDIT_ACTION, subject_type, subject_id, detail=detail)

@@ -6,7 +6,17 @@ on conflict (bucket_id, name) do update
    set sha256 = excluded.sha256, size_bytes = excluded.size_bytes, written_at = now();
 
 -- name: recorded
-select sha256, size_bytes from voicegate.service_written_objects where bucket_id = %(bucket)s and name = %(name)s;
+-- The object's record (`written` true), then the writes announced for it and not yet ended.
+select sha256, size_bytes, true as written
+  from voicegate.service_written_objects where bucket_id = %(bucket)s and name = %(name)s
+union all
+select sha256, size_bytes, false
+  from voicegate.service_object_writes where bucket_id = %(bucket)s and name = %(name)s;
+
+-- name: announce
+insert into voicegate.service_object_writes (bucket_id, name, sha256, size_bytes)
+values (%(bucket)s, %(name)s, %(sha256)s, %(size)s)
+returning id;
 
 -- name: forget
 delete from voicegate.service_written_objects where bucket_id = %(bucket)s and name = any(%(names)s::text[]);

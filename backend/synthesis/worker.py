@@ -289,6 +289,7 @@ async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str, run:
         return await heal.fail_job(conn, job_id, code, message, lease_owner=run)
 
 
-async def fail_dead_lettered_job(conn: Connection, job_id: uuid.UUID, reason: str) -> None:
-    """Fail a job whose message was dead-lettered, unless it already ended (same transaction)."""
-    await heal.fail_job(conn, job_id, "dead_lettered", reason)
+async def fail_dead_lettered_job(conn: Connection, job_id: uuid.UUID, reason: str, *, code: str) -> None:
+    """Fail a job whose message was dead-lettered with `code` (`storage_unavailable` when it waited out Storage
+    too long), unless it already ended (same transaction)."""
+    await heal.fail_job(conn, job_id, code, reason)

@@ -21,7 +21,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction, user_transaction
+from backend.db.units import service_statement, user_transaction
 from backend.errors import NotFound, ServiceUnavailable
 from backend.fields import Rename
 from backend.provenance import PROVENANCE
@@ -138,19 +138,23 @@ async def rename_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID, rena
 
 
 async def soft_delete_voice(pool: Pool, storage: ObjectStorage, claims: UserClaims, voice_id: uuid.UUID) -> None:
-    """Hide the voice from its owner and remove its manifest (`voice-metadata`), together: a manifest that
-    cannot be removed keeps the voice. Runs as the service (RLS hides deleted rows, so an owner's own UPDATE
-    could not set `deleted_at`); the owner check is in the statement itself.
+    """Hide the voice from its owner, then remove its manifest (`voice-metadata`). Runs as the service (RLS
+    hides deleted rows, so an owner's own UPDATE could not set `deleted_at`); the owner check is in the
+    statement itself. The deletion commits before Storage is called, so no transition on the voice waits on
+    Storage; a manifest Storage cannot remove now is removed by the worker's sweep (`clone.manifest`).
 
     Samples kept for re-enrolment live only as long as their voice: they are purged after (one that
     cannot be, Storage being down, goes with the retention sweep once it expires), and inline
     self-hosted references go with the voice row (a trigger)."""
     owner_id = uuid.UUID(claims.sub)
-    async with service_transaction(pool) as conn:
+    async with service_statement(pool) as conn:
         row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": owner_id})
-        if row is None:
-            raise NotFound("Voice not found.")
-        await manifest.remove_manifest(conn, storage, owner_id, voice_id)
+    if row is None:
+        raise NotFound("Voice not found.")
+    try:
+        await manifest.remove_manifest(pool, storage, owner_id, voice_id)
+    except ServiceUnavailable as exc:
+        log.warning("deleted voice %s: its manifest is left to the sweep: %s", voice_id, exc)
     try:
         await purge.purge_kept_samples(pool, storage, voice_id, actor=f"user:{claims.sub}")
     except ServiceUnavailable:

@@ -77,6 +77,8 @@ TABLES: Allowed = {
     "voicegate.audit_events": {"service_role": {"select", "insert"}},
     # The digests of the files the service writes: nobody else may know or change them.
     "voicegate.service_written_objects": {"service_role": READ_WRITE},
+    # Writes of those files under way (the voice manifests, written without a lock): the service's alone too.
+    "voicegate.service_object_writes": {"service_role": READ_WRITE},
     "voicegate.idempotency_keys": {"service_role": READ_WRITE},
     # Signing secrets: written once with their endpoint, read by the worker that signs; gone with it.
     "voicegate.webhook_secrets": {"service_role": {"select", "insert"}},
@@ -90,6 +92,7 @@ SEQUENCES: Allowed = {
     "public.voice_clone_attempt_events_id_seq": {},
     "public.voice_clone_outbox_id_seq": {},
     "voicegate.audit_events_id_seq": {},
+    "voicegate.service_object_writes_id_seq": {},
 }
 
 EXECUTE = {"execute"}

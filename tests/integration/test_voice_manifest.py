@@ -2,7 +2,10 @@
 carries, rewritten when the voice moves to another provider, never by a writer that lost the race to a
 newer provider voice, and never for a deleted voice; removed with the voice. The clone step writes it once
 the attempt is ready; a failed upload leaves the attempt ready and the manifest to the message's next
-delivery, and an upload under way holds the voice row only."""
+delivery. No lock is held while Storage is called (issue 45): a transition on the voice (an attempt
+completing, its deletion) does not wait for an upload under way, and the races that lock used to order end
+with the file and its digest as the voice now is, or with no manifest for a deleted voice, whatever the
+order the uploads land in; what a writer that died leaves is settled by the sweep."""
 
 from __future__ import annotations
 
@@ -20,14 +23,15 @@ import psycopg
 import pytest
 
 from backend.auth.verify import UserClaims
-from backend.clone.manifest import BUCKET, manifest_path, write_manifest
+from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool
-from backend.errors import NotFound, StorageUnavailable
+from backend.errors import NotFound, StorageUnavailable, StoredObjectAltered
 from backend.http.storage_in_process import standalone_storage
 from backend.settings import settings_from_env
+from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.voices.service import soft_delete_voice
 from tests.integration.conftest import open_lifecycle
@@ -84,7 +88,11 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
 ) -> None:
     row = voice(db, "local", "local-1")
     assert await write_manifest(
-        pool, storage, voice_id=row["id"], provider="local", provider_voice_id="local-1", sample_id=None
+        pool,
+        storage,
+        voice_id=row["id"],
+        provider="local",
+        provider_voice_id="local-1",
     )
     first = await read(storage, row)
     assert (first["provider"], first["providerVoiceId"], first["consentVersion"]) == ("local", "local-1", "2026-11")
@@ -96,7 +104,11 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
         (row["id"],),
     )
     assert await write_manifest(
-        pool, storage, voice_id=row["id"], provider="elevenlabs", provider_voice_id="el-1", sample_id=None
+        pool,
+        storage,
+        voice_id=row["id"],
+        provider="elevenlabs",
+        provider_voice_id="el-1",
     )
     moved = await read(storage, row)
     assert (moved["provider"], moved["providerVoiceId"], moved["targetModel"]) == ("elevenlabs", "el-1", None)
@@ -105,7 +117,11 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
 
     # A late writer for the provider voice the row no longer carries changes nothing.
     assert not await write_manifest(
-        pool, storage, voice_id=row["id"], provider="local", provider_voice_id="local-1", sample_id=None
+        pool,
+        storage,
+        voice_id=row["id"],
+        provider="local",
+        provider_voice_id="local-1",
     )
     assert await read(storage, row) == moved
 
@@ -113,7 +129,11 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
 async def test_a_deleted_voice_keeps_no_manifest(db: Db, pool: Pool, storage: ObjectStorage) -> None:
     row = voice(db, "local", "local-2")
     await write_manifest(
-        pool, storage, voice_id=row["id"], provider="local", provider_voice_id="local-2", sample_id=None
+        pool,
+        storage,
+        voice_id=row["id"],
+        provider="local",
+        provider_voice_id="local-2",
     )
     claims = claims_of(row["owner_id"])
     assert recorded_sha256(db, row) is not None
@@ -124,7 +144,11 @@ async def test_a_deleted_voice_keeps_no_manifest(db: Db, pool: Pool, storage: Ob
         await read(storage, row)
     assert recorded_sha256(db, row) is None
     assert not await write_manifest(
-        pool, storage, voice_id=row["id"], provider="local", provider_voice_id="local-2", sample_id=None
+        pool,
+        storage,
+        voice_id=row["id"],
+        provider="local",
+        provider_voice_id="local-2",
     )
     with pytest.raises(NotFound):
         await read(storage, row)
@@ -132,18 +156,51 @@ async def test_a_deleted_voice_keeps_no_manifest(db: Db, pool: Pool, storage: Ob
         await soft_delete_voice(pool, storage, claims_of(uuid.uuid4()), row["id"])
 
 
-class HeldUpload:
-    """Storage whose uploads wait until released: a slow Storage, while the manifest's transaction is open."""
+def writes_under_way(db: Db) -> int:
+    """Manifest writes announced and not ended."""
+    return int(db.execute("select count(*) from voicegate.service_object_writes").fetchone()[0])  # type: ignore[index]
 
-    def __init__(self, storage: ObjectStorage) -> None:
+
+def settled(db: Db, storage_bytes: bytes, row: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as stored, once its digest is recorded as its bytes' and no write is left under way."""
+    assert recorded_sha256(db, row) == hashlib.sha256(storage_bytes).hexdigest()
+    assert writes_under_way(db) == 0
+    manifest: dict[str, Any] = json.loads(storage_bytes)
+    return manifest
+
+
+class HeldUpload:
+    """Storage whose first `held` uploads wait until released (later ones go straight through): a slow
+    Storage. `land_first`: a held upload stores its bytes first and then waits, as one whose answer is slow
+    to come back; else it waits and then stores them. `fail_after`: once released, the held upload raises
+    StorageUnavailable after storing (its writer never learns that the bytes landed)."""
+
+    def __init__(
+        self, storage: ObjectStorage, *, held: int = 1, land_first: bool = False, fail_after: bool = False
+    ) -> None:
         self.storage = storage
+        self.held = held
+        self.land_first = land_first
+        self.fail_after = fail_after
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
 
     async def upload(self, bucket: str, path: str, data: bytes, content_type: str, *, upsert: bool = False) -> None:
+        if self.held <= 0:
+            await self.storage.upload(bucket, path, data, content_type, upsert=upsert)
+            return
+        self.held -= 1
+        if self.land_first:
+            await self.storage.upload(bucket, path, data, content_type, upsert=upsert)
         self.entered.set()
         await self.release.wait()
-        await self.storage.upload(bucket, path, data, content_type, upsert=upsert)
+        if not self.land_first:
+            await self.storage.upload(bucket, path, data, content_type, upsert=upsert)
+        if self.fail_after:
+            raise StorageUnavailable("storage did not answer")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
 
 
 def locks_within(db_dsn: str, sql: str, voice_id: uuid.UUID) -> bool:
@@ -159,25 +216,190 @@ def locks_within(db_dsn: str, sql: str, voice_id: uuid.UUID) -> bool:
         return True
 
 
-async def test_a_manifest_upload_in_progress_holds_back_deletion_but_not_rows_that_refer_to_the_voice(
+def moves_within(db_dsn: str, voice_id: uuid.UUID, provider_voice_id: str | None = "el-1") -> bool:
+    """Whether another session moves the voice to ElevenLabs' `provider_voice_id` (None: one still to be made)
+    within TRANSITION_SECONDS."""
+    with psycopg.connect(db_dsn, autocommit=True) as other:
+        other.execute("select set_config('lock_timeout', %s, false)", (f"{TRANSITION_SECONDS}s",))
+        try:
+            other.execute(
+                "update voices set tts_provider = 'elevenlabs', provider_voice_id = %s where id = %s",
+                (provider_voice_id, voice_id),
+            )
+        except psycopg.errors.LockNotAvailable:
+            return False
+        return True
+
+
+#: How long a transition on the voice may take while a manifest upload is held: a statement's time, not Storage's.
+TRANSITION_SECONDS = 5.0
+
+
+async def test_a_manifest_upload_in_progress_holds_no_lock_on_the_voice(
     db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
 ) -> None:
     row = voice(db, "local", "local-1")
     held = HeldUpload(storage)
     writing = asyncio.create_task(
-        write_manifest(pool, held, voice_id=row["id"], provider="local", provider_voice_id="local-1", sample_id=None)
+        write_manifest(pool, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
     )
     try:
         await asyncio.wait_for(held.entered.wait(), 30)
-        # A synthesis job's insert checks its foreign key with `key share`: it must not wait for Storage.
-        key_share = "select 1 from voices where id = %s for key share"
-        assert await asyncio.to_thread(locks_within, db_dsn, key_share, row["id"])
-        # The voice's deletion still waits for the manifest (its removal must come after this write).
-        assert not await asyncio.to_thread(locks_within, db_dsn, "delete from voices where id = %s", row["id"])
+        # A synthesis job's foreign-key check (`key share`), a transition's update, the deletion: none waits.
+        for sql in (
+            "select 1 from voices where id = %s for key share",
+            "select 1 from voices where id = %s for no key update",
+            "delete from voices where id = %s",
+        ):
+            assert await asyncio.to_thread(locks_within, db_dsn, sql, row["id"]), sql
+        assert not writing.done()
     finally:
         held.release.set()
         assert await asyncio.wait_for(writing, 30)
+    stored = await storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    assert settled(db, stored, row)["providerVoiceId"] == "local-1"
+
+
+async def test_a_newer_writer_is_not_held_back_and_a_stale_upload_landing_over_it_is_written_over(
+    db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
+) -> None:
+    row = voice(db, "local", "local-1")
+    stale = HeldUpload(storage)
+    older = asyncio.create_task(
+        write_manifest(pool, stale, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+    )
+    try:
+        await asyncio.wait_for(stale.entered.wait(), 30)
+        assert await asyncio.to_thread(moves_within, db_dsn, row["id"])
+        newer = write_manifest(pool, storage, voice_id=row["id"], provider="elevenlabs", provider_voice_id="el-1")
+        assert await asyncio.wait_for(newer, TRANSITION_SECONDS)
+        assert (await read(storage, row))["providerVoiceId"] == "el-1"
+    finally:
+        # The older upload lands now, over the newer manifest; its writer finds the voice changed and writes
+        # the voice as it now is.
+        stale.release.set()
+        assert await asyncio.wait_for(older, 30)
+    stored = await storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    manifest = settled(db, stored, row)
+    assert (manifest["provider"], manifest["providerVoiceId"]) == ("elevenlabs", "el-1")
+    current = one(db, "select updated_at from voices where id = %s", (row["id"],))
+    assert datetime.fromisoformat(manifest["updatedAt"]) == current["updated_at"]
+
+
+@pytest.mark.parametrize("land_first", [False, True], ids=["lands-after-the-deletion", "lands-before-it"])
+async def test_a_deletion_is_not_held_back_and_leaves_no_manifest_whenever_the_upload_lands(
+    db: Db, pool: Pool, storage: ObjectStorage, land_first: bool
+) -> None:
+    row = voice(db, "local", "local-1")
+    held = HeldUpload(storage, land_first=land_first)
+    writing = asyncio.create_task(
+        write_manifest(pool, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+    )
+    try:
+        await asyncio.wait_for(held.entered.wait(), 30)
+        await asyncio.wait_for(
+            soft_delete_voice(pool, storage, claims_of(row["owner_id"]), row["id"]), TRANSITION_SECONDS
+        )
+        assert not writing.done()
+    finally:
+        held.release.set()
+        # The writer finds the voice deleted after its upload and removes what it wrote.
+        assert not await asyncio.wait_for(writing, 30)
+    with pytest.raises(NotFound):
+        await read(storage, row)
+    assert recorded_sha256(db, row) is None
+    assert writes_under_way(db) == 0
+
+
+async def test_a_writer_whose_voice_moved_on_to_a_provider_voice_still_to_be_made_leaves_no_manifest(
+    db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
+) -> None:
+    row = voice(db, "local", "local-1")
+    held = HeldUpload(storage)
+    writing = asyncio.create_task(
+        write_manifest(pool, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+    )
+    try:
+        await asyncio.wait_for(held.entered.wait(), 30)
+        # A new attempt with another provider: the voice has no provider voice until it is made.
+        assert await asyncio.to_thread(moves_within, db_dsn, row["id"], None)
+    finally:
+        held.release.set()
+        assert not await asyncio.wait_for(writing, 30)
+    with pytest.raises(NotFound):
+        await read(storage, row)
+    assert recorded_sha256(db, row) is None
+    assert writes_under_way(db) == 0
+
+
+async def test_a_writer_that_died_after_its_upload_landed_is_read_as_voicegates_and_settled_by_the_sweep(
+    db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
+) -> None:
+    row = voice(db, "local", "local-1")
+    path = manifest_path(row["owner_id"], row["id"])
+    dying = HeldUpload(storage, fail_after=True)
+    older = asyncio.create_task(
+        write_manifest(pool, dying, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+    )
+    try:
+        await asyncio.wait_for(dying.entered.wait(), 30)
+        assert await asyncio.to_thread(moves_within, db_dsn, row["id"])
+        newer = write_manifest(pool, storage, voice_id=row["id"], provider="elevenlabs", provider_voice_id="el-1")
+        assert await asyncio.wait_for(newer, TRANSITION_SECONDS)
+    finally:
+        dying.release.set()
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(older, 30)
+    # The older manifest is over the newer one, and its writer is gone: the record names the newer bytes.
     assert (await read(storage, row))["providerVoiceId"] == "local-1"
+    assert writes_under_way(db) == 1
+    # Written by voicegate, so a reader that checks it takes it (no audit event says it was altered) ...
+    subject = ("voice", row["id"])
+    data = await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject)
+    assert json.loads(data)["providerVoiceId"] == "local-1"
+    assert db.execute("select count(*) from voicegate.audit_events").fetchone() == (0,)
+
+    # ... and the sweep, once no upload of it can still be under way, writes the voice as it now is.
+    assert await settle_manifests(pool, storage, lifetime=3600, limit=10) == 0, "too recent to settle"
+    assert await settle_manifests(pool, storage, lifetime=0, limit=10) == 1
+    stored = await storage.download(BUCKET, path)
+    assert settled(db, stored, row)["providerVoiceId"] == "el-1"
+    assert await settle_manifests(pool, storage, lifetime=0, limit=10) == 0
+
+    # Bytes nobody announced are still refused.
+    await storage.upload(BUCKET, path, b'{"forged": true}', "application/json", upsert=True)
+    with pytest.raises(StoredObjectAltered):
+        await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject)
+
+
+class RemovalsDown:
+    """Storage that cannot remove anything; everything else is the stand-in's."""
+
+    def __init__(self, storage: ObjectStorage) -> None:
+        self.storage = storage
+
+    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
+        raise StorageUnavailable("storage is unreachable")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+async def test_a_deletion_storage_cannot_finish_deletes_the_voice_and_the_sweep_removes_its_manifest(
+    db: Db, pool: Pool, storage: ObjectStorage
+) -> None:
+    row = voice(db, "local", "local-1")
+    assert await write_manifest(pool, storage, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+
+    await soft_delete_voice(pool, RemovalsDown(storage), claims_of(row["owner_id"]), row["id"])  # type: ignore[arg-type]
+
+    assert one(db, "select deleted_at from voices where id = %s", (row["id"],))["deleted_at"] is not None
+    assert recorded_sha256(db, row) is not None
+    assert await settle_manifests(pool, storage, limit=10) == 1
+    with pytest.raises(NotFound):
+        await read(storage, row)
+    assert recorded_sha256(db, row) is None
+    assert await settle_manifests(pool, storage, limit=10) == 0
 
 
 class UploadsDown:
@@ -239,24 +461,46 @@ async def test_a_manifest_storage_could_not_take_leaves_the_attempt_ready_and_co
     assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
 
 
-async def test_the_clone_steps_manifest_upload_holds_back_deletion_and_nothing_else(
+def second_attempt(db_dsn: str, row: dict[str, Any]) -> dict[str, Any]:
+    """Another queued `custom_voice_id` attempt for the voice of `row` (`local_attempt`), naming another voice
+    the `local` provider has; inserted by another session that waits no longer than TRANSITION_SECONDS for a
+    lock (the insert's triggers update the voice)."""
+    local_voice = f"local-{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(db_dsn, autocommit=True) as other:
+        other.execute("select set_config('lock_timeout', %s, false)", (f"{TRANSITION_SECONDS}s",))
+        other.execute(
+            "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
+            " select %s, name, language, %s, profile from voicegate.local_voices where voice_id = %s",
+            (local_voice, f"key-{local_voice}", row["local_voice"]),
+        )
+        attempt = one(
+            other,
+            "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required,"
+            " provider_voice_id) values (%s, %s, 'local', 'custom_voice_id', false, %s) returning id",
+            (row["owner_id"], row["id"], local_voice),
+        )
+    return {"attempt_id": attempt["id"], "local_voice": local_voice}
+
+
+async def test_an_attempt_completing_for_the_voice_is_not_held_back_by_its_manifest_upload(
     ctx: Lifecycle, db: Db, db_dsn: str
 ) -> None:
     row = local_attempt(db)
     held = HeldUpload(ctx.storage)
-    step = asyncio.create_task(process_attempt(dataclasses.replace(ctx, storage=held), row["attempt_id"], "worker-1"))
+    first = asyncio.create_task(process_attempt(dataclasses.replace(ctx, storage=held), row["attempt_id"], "worker-1"))
     try:
         await asyncio.wait_for(held.entered.wait(), 30)
-        # The attempt is ready already, and free: a cancel, a supersede or its sample's deletion (which
-        # sets its sample_id to null) does not wait for Storage.
-        attempt = one(db, "select status from voice_clone_attempts where id = %s", (row["attempt_id"],))
-        assert attempt["status"] == "ready"
-        attempt_update = "select 1 from voice_clone_attempts where id = %s for no key update"
-        assert await asyncio.to_thread(locks_within, db_dsn, attempt_update, row["attempt_id"])
-        key_share = "select 1 from voices where id = %s for key share"
-        assert await asyncio.to_thread(locks_within, db_dsn, key_share, row["id"])
-        assert not await asyncio.to_thread(locks_within, db_dsn, "delete from voices where id = %s", row["id"])
+        # The first attempt is ready and its manifest's upload is under way; a second attempt for the same
+        # voice moves the voice to its own provider voice meanwhile, without waiting for Storage.
+        second = await asyncio.to_thread(second_attempt, db_dsn, row)
+        done = process_attempt(ctx, second["attempt_id"], "worker-2")
+        assert (await asyncio.wait_for(done, TRANSITION_SECONDS)).status == "ready"
+        voice_now = one(db, "select provider_voice_id from voices where id = %s", (row["id"],))
+        assert voice_now["provider_voice_id"] == second["local_voice"]
+        assert not first.done()
     finally:
         held.release.set()
-        assert (await asyncio.wait_for(step, 30)).status == "ready"
-    assert (await read(ctx.storage, row))["providerVoiceId"] == row["local_voice"]
+        assert (await asyncio.wait_for(first, 30)).status == "ready"
+    # The first writer's upload landed last; it found the voice changed and wrote it as it now is.
+    stored = await ctx.storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    assert settled(db, stored, row)["providerVoiceId"] == second["local_voice"]

@@ -44,6 +44,11 @@ def test_a_direct_connection_or_a_session_mode_pooler_is_accepted(url: str) -> N
     assert settings_from_env({"DATABASE_URL": url}).database_url == url
 
 
+def test_a_queue_message_waits_out_storage_for_an_hour_unless_told_otherwise() -> None:
+    assert settings_from_env({}).storage_wait_seconds == 3600
+    assert settings_from_env({"VOICEGATE_STORAGE_WAIT_SECONDS": "90"}).storage_wait_seconds == 90
+
+
 def test_empty_variables_mean_unset() -> None:
     assert settings_from_env({"DATABASE_URL": "", "VOICEGATE_PORT": ""}).embedded
 
@@ -65,6 +70,13 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_USER_STREAMS": "0"}, "VOICEGATE_USER_STREAMS must be at least 1"),
         ({"VOICEGATE_CPU_WORKERS": "0"}, "VOICEGATE_CPU_WORKERS must be at least 1"),
         ({"VOICEGATE_LOG_LEVEL": "LOUD"}, "VOICEGATE_LOG_LEVEL"),
+        ({"VOICEGATE_STORAGE_WAIT_SECONDS": "an hour"}, "VOICEGATE_STORAGE_WAIT_SECONDS"),
+        (
+            {"VOICEGATE_STORAGE_WAIT_SECONDS": "0"},
+            "VOICEGATE_STORAGE_WAIT_SECONDS must be a number of seconds, at least 1",
+        ),
+        ({"VOICEGATE_STORAGE_WAIT_SECONDS": "0.5"}, "VOICEGATE_STORAGE_WAIT_SECONDS must be .* at least 1"),
+        ({"VOICEGATE_STORAGE_WAIT_SECONDS": "inf"}, "VOICEGATE_STORAGE_WAIT_SECONDS must be .* at least 1"),
         ({"VOICEGATE_C2PA_CERT": "/etc/voicegate/chain.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),
         ({"VOICEGATE_C2PA_KEY": "/etc/voicegate/key.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),
         (

@@ -1,14 +1,16 @@
 """The consumer runtime against a real pgmq queue: wake-ups, archive, defer, backoff, dead letters,
 the concurrency cap, visibility kept during long work, draining on stop, a dying listener; deliveries
 that waited on the database not counted, and no more messages taken than there are connections for; a
-Storage outage handed back uncounted, and no message taken while the gate finds Storage down; a busy
-consumer reading in batches (once half its batch is free, or its gather time is up), and reading ahead
-while its handlers are quick, never while they are slow."""
+Storage outage handed back uncounted (keeping when its wait began) until its bound, then reported once and
+dead-lettered; no message taken while the gate finds Storage down; a busy consumer reading in batches
+(once half its batch is free, or its gather time is up), and reading ahead while its handlers are quick,
+never while they are slow."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from backend.db.connection import Connection
 from backend.db.pool import Pool, create_pool
@@ -142,14 +145,14 @@ async def test_defer_resends_with_a_delay_and_does_not_count_as_a_failure(pool: 
 
 
 async def test_failures_back_off_then_dead_letter_with_the_error(pool: Any, db: Conn) -> None:
-    hooked: list[tuple[int, str]] = []
+    hooked: list[tuple[int, str, str]] = []
 
     async def handle(message: Message) -> None:
         raise ValueError(f"boom on delivery {message.read_ct}")
 
-    async def on_dead(conn: Connection, message: Message, reason: str) -> None:
+    async def on_dead(conn: Connection, message: Message, code: str, reason: str) -> None:
         await conn.execute("select 1")  # runs inside the dead-lettering transaction
-        hooked.append((message.msg_id, reason))
+        hooked.append((message.msg_id, code, reason))
 
     msg_id = send(db, {"n": 1})
     worker = QueueConsumer(
@@ -165,7 +168,8 @@ async def test_failures_back_off_then_dead_letter_with_the_error(pool: Any, db: 
     assert (letter["sourceQueue"], letter["sourceMsgId"], letter["readCount"]) == (QUEUE, msg_id, 2)
     assert letter["message"] == {"n": 1}
     assert letter["error"]["message"] == "ValueError: boom on delivery 2"
-    assert hooked == [(msg_id, "ValueError: boom on delivery 2")]
+    assert letter["error"]["code"] == "max_reads_exceeded"
+    assert hooked == [(msg_id, "dead_lettered", "ValueError: boom on delivery 2")]
     assert queued(db) == []
     assert [r["msg_id"] for r in archived(db)] == [msg_id]
 
@@ -339,6 +343,103 @@ async def test_a_storage_outage_hands_the_message_back_uncounted(pool: Any, db: 
     assert queued(db) == []
     assert dead_letters(db) == []
     assert one(db, "select count(*) as n from voicegate.queue_message_errors")["n"] == 0
+
+
+def storage_waits_reported(queue: str = QUEUE) -> float:
+    """The metric: messages of `queue` reported for waiting out Storage past their bound, so far."""
+    return REGISTRY.get_sample_value("voicegate_queue_storage_wait_exceeded_total", {"queue": queue}) or 0.0
+
+
+def storage_wait_audits(db: Conn) -> list[dict[str, Any]]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(
+            "select actor, subject_type, subject_id, detail from voicegate.audit_events"
+            " where action = 'queue.storage_wait_exceeded' order by id"
+        ).fetchall()
+
+
+async def test_a_message_handed_back_for_storage_keeps_when_its_wait_began(pool: Any, db: Conn) -> None:
+    waits: list[dict[str, Any] | None] = []
+
+    async def handle(message: Message) -> None:
+        waits.append(message.message.get("storageWait"))
+        if len(waits) <= 3:
+            raise StorageUnavailable
+
+    send(db, {"n": 1})
+    reported = storage_waits_reported()
+    async with running(consumer(pool, None, handle, poll_interval=0.05, max_reads=2)):
+        await until(lambda: len(archived(db)) == 4)
+    # The first delivery began the wait; each one handed back after carries that beginning, not its own.
+    assert waits[0] is None
+    assert waits[1] is not None
+    assert waits[1] == waits[2] == waits[3] == {"since": waits[1]["since"], "reported": False}
+    assert datetime.fromisoformat(waits[1]["since"]) > datetime.now(UTC) - timedelta(minutes=1)
+    # Within the default bound (an hour) nothing is reported or counted.
+    assert storage_waits_reported() == reported
+    assert storage_wait_audits(db) == []
+    assert dead_letters(db) == []
+
+
+async def test_a_message_that_waited_out_storage_past_its_bound_is_reported_once_then_dead_lettered(
+    pool: Any, db: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
+    deliveries: list[tuple[int, int]] = []
+
+    async def handle(message: Message) -> None:
+        deliveries.append((message.msg_id, message.read_ct))
+        raise StorageUnavailable  # Storage never comes back for this message
+
+    hooked: list[tuple[str, str]] = []
+
+    async def on_dead(conn: Connection, message: Message, code: str, reason: str) -> None:
+        hooked.append((code, reason))
+
+    original = send(db, {"n": 1})
+    reported = storage_waits_reported()
+    config = ConsumerConfig(queue=QUEUE, poll_interval=0.05, max_reads=2, storage_wait_seconds=0.5)
+    worker = QueueConsumer(pool, config, handle, listen_dsn=None, on_dead_letter=on_dead)
+    with caplog.at_level(logging.ERROR, logger="queue_consumers.runtime"):
+        async with running(worker):
+            await until(lambda: len(dead_letters(db)) == 1, within=30)
+
+    # Handed back uncounted (each time a new message) until past the bound; reported, and sent once more;
+    # then its deliveries count: two reads of the last message, and a dead letter.
+    assert deliveries[0][0] == original
+    last = deliveries[-1][0]
+    assert [read_ct for msg_id, read_ct in deliveries if msg_id == last] == [1, 2]
+    assert all(read_ct == 1 for msg_id, read_ct in deliveries if msg_id != last)
+    [letter] = dead_letters(db)
+    assert letter["message"] == {"n": 1}, "as its producer sent it, for a replay"
+    assert letter["error"]["code"] == "storage_unavailable"
+    assert letter["error"]["message"].startswith("storage_unavailable: Storage has been unreachable for this work")
+    assert hooked == [("storage_unavailable", letter["error"]["message"].removeprefix("storage_unavailable: "))]
+
+    # Reported once: one audit event, one count, one ERROR line, whatever the deliveries after it.
+    [audit] = storage_wait_audits(db)
+    assert (audit["actor"], audit["subject_type"]) == ("worker", "queue_message")
+    assert audit["detail"]["queue"] == QUEUE
+    assert audit["detail"]["message"] == {"n": 1}
+    assert audit["detail"]["bound_seconds"] == 0.5
+    assert storage_waits_reported() == reported + 1
+    lines = [r for r in caplog.records if "waited out Storage" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.ERROR
+    assert queued(db) == []
+
+
+async def test_a_wait_for_storage_begun_before_a_restart_counts_from_its_beginning(pool: Any, db: Conn) -> None:
+    async def handle(message: Message) -> None:
+        raise StorageUnavailable
+
+    # As a worker that stopped left it: handed back two hours ago and not yet reported.
+    since = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    send(db, {"n": 1, "storageWait": {"since": since, "reported": False}})
+    async with running(consumer(pool, None, handle, poll_interval=0.05)):  # bound: the default hour
+        await until(lambda: len(storage_wait_audits(db)) == 1)
+    [audit] = storage_wait_audits(db)
+    assert audit["detail"]["waiting_since"] == datetime.fromisoformat(since).isoformat().replace("+00:00", "Z")
+    assert audit["detail"]["waited_seconds"] >= 2 * 3600
 
 
 async def test_a_closed_gate_takes_nothing_until_its_probe_answers(pool: Any, db: Conn) -> None:

@@ -1,7 +1,8 @@
 """backend.storage.integrity against the stand-in: a written object's digest is recorded with it (and not
 when its upload fails), two writers of one object take turns so the record describes the bytes that
 stay, a changed file is refused with an audit event on read and before a URL is signed, an object with
-no record (written before records existed) is read unchecked, and a removal forgets its record."""
+no record (written before records existed) is read unchecked, a removal forgets its record, and the bytes
+of a write announced and still under way are taken as voicegate's, and no others."""
 
 from __future__ import annotations
 
@@ -148,37 +149,32 @@ async def test_two_writers_of_one_object_take_turns(
     assert recorded(db, path) == Digest.of(b"second")
 
 
-async def test_an_ordered_write_records_its_digest_with_the_commit_and_not_after_a_failed_upload(
-    pool: Pool, storage: SupabaseObjectStorage, db: psycopg.Connection[Any]
+async def test_bytes_of_a_write_announced_and_under_way_are_read_as_voicegates_and_no_others(
+    pool: Pool, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
 ) -> None:
-    path = f"{uuid.uuid4()}/renders/ordered.wav"
-    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-        digest = await integrity.write_ordered(conn, storage, BUCKET, path, b"ordered", content_type="audio/wav")
-        # Uploaded; the record waits for the COMMIT, sent with it.
-        assert await storage.download(BUCKET, path) == b"ordered"
-        in_transaction = await (
-            await conn.execute("select count(*) as n from voicegate.service_written_objects where name = %s", (path,))
-        ).fetchone()
-        assert in_transaction == {"n": 0}
-    assert recorded(db, path) == digest == Digest.of(b"ordered")
+    path = f"{uuid.uuid4()}/renders/announced.wav"
+    subject = ("synthesis_job", "job-1")
+    first = await integrity.announce(pool, BUCKET, path, Digest.of(b"first"))
+    # Announced and not yet recorded: an object with no record is checked against what was announced for it.
+    await storage.upload(BUCKET, path, b"first", "audio/wav", upsert=True)
+    assert await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject) == b"first"
+    db.execute(
+        "insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes) values (%s, %s, %s, %s)",
+        (BUCKET, path, Digest.of(b"first").sha256, 5),
+    )
+    db.execute("delete from voicegate.service_object_writes where id = %s", (first,))
+    # Recorded, and a second write under way: its bytes land before its record names them.
+    await integrity.announce(pool, BUCKET, path, Digest.of(b"second"))
+    await storage.upload(BUCKET, path, b"second", "audio/wav", upsert=True)
+    assert await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject) == b"second"
+    assert "token=" in await integrity.signed_url(pool, storage, BUCKET, path, 60, actor="test", subject=subject)
+    assert audit_events(db) == []
 
-    refused = f"{uuid.uuid4()}/renders/refused.ogg"
-    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-        with pytest.raises(UnsupportedMediaType):
-            await integrity.write_ordered(conn, storage, BUCKET, refused, b"OggS", content_type="audio/ogg")
-    assert recorded(db, refused) is None
-
-
-async def test_an_ordered_write_on_a_plain_connection_records_at_once(
-    storage: SupabaseObjectStorage, db_dsn: str, db: psycopg.Connection[Any]
-) -> None:
-    path = f"{uuid.uuid4()}/renders/plain.wav"
-    async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
-        await conn.execute("set role service_role")
-        await integrity.write_ordered(conn, storage, BUCKET, path, b"plain", content_type="audio/wav")  # type: ignore[arg-type]
-        row = await (
-            await conn.execute("select sha256 from voicegate.service_written_objects where name = %s", (path,))
-        ).fetchone()
-        assert row == (Digest.of(b"plain").sha256,)
-        await conn.commit()
-    assert recorded(db, path) == Digest.of(b"plain")
+    (storage_server.root / BUCKET / path).write_bytes(b"third")
+    with pytest.raises(StoredObjectAltered):
+        await integrity.read(pool, storage, BUCKET, path, actor="reader", subject=subject)
+    assert audit_events(db) == [("reader", *subject, path)]
+    (writing,) = db.execute(
+        "select detail -> 'writing' -> 0 ->> 'sha256' from voicegate.audit_events where actor = 'reader'"
+    ).fetchone() or (None,)
+    assert writing == Digest.of(b"second").sha256
