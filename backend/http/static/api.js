@@ -93,9 +93,10 @@ export function newIdempotencyKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-/** The calm words for a pause `patiently` takes: nothing failed yet, the page carries on by itself. */
+/** The calm words for a pause `patiently` takes: nothing failed yet, the page carries on by itself. The
+ * seconds said are the pause's, rounded: its jitter is a fraction of a second no one needs to read. */
 export function waitingWords(error, seconds) {
-  const n = Math.ceil(seconds);
+  const n = Math.max(1, Math.round(seconds));
   if (error.status === 429) return `voicegate is busy; retrying by itself in ${n} s.`;
   if (error.status === 409) return `voicegate is still on your last request; checking again in ${n} s.`;
   return `voicegate is unavailable right now; retrying by itself in ${n} s.`;
