@@ -1,4 +1,5 @@
-"""Named crash points for the crash-safety tests: a worker can be made to die at an exact step.
+"""Named crash points for the crash-safety tests: a worker (or the API, `after_upload_stored`) can be made to
+die at an exact step.
 
 `VOICEGATE_FAILPOINTS=after_claim,before_archive` makes the process SIGKILL itself the first time it
 reaches one of those points. Unset (always, outside those tests) every call is a dictionary lookup.
@@ -10,7 +11,9 @@ import os
 import signal
 from typing import Final
 
-POINTS: Final = frozenset({"after_claim", "after_provider_create", "after_db_write", "before_archive"})
+POINTS: Final = frozenset(
+    {"after_claim", "after_provider_create", "after_db_write", "before_archive", "after_upload_stored"}
+)
 _ARMED: Final = frozenset(p.strip() for p in os.environ.get("VOICEGATE_FAILPOINTS", "").split(",") if p.strip())
 
 if not _ARMED <= POINTS:

@@ -22,8 +22,15 @@ A route applies it in one call::
 
     return await idempotent(request, claims, lambda record: svc.create(..., record=record), body=...)
 
-where the service calls `await record(conn, result)` (a `backend.db.units.Recorder`) on its open
-transaction just before it commits.
+where the service calls `await record(conn, result)` (a `backend.db.units.Recorder`: the `Claim` is one) on
+its open transaction just before it commits.
+
+A service that stores objects before its rows commit (a sample upload: Storage is not the database) names
+them by the claim's `resource_id`, chosen with the claim and kept in its row. A process that dies between
+the two leaves its objects behind; the retry that takes its claim over learns their id
+(`abandoned_resource_id`) and removes them: the dead try can no longer commit, so nothing else will ever
+claim them. Without that, each such retry stored its file once more and left the first to the orphan
+sweep, an hour later.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import Recorder, become_service, service_transaction
+from backend.db.units import become_service, service_transaction
 from backend.errors import (
     DatabaseUnavailable,
     IdempotencyKeyInFlight,
@@ -109,7 +116,7 @@ def route_scope(request: Request[Any, Any, Any]) -> str:
 async def idempotent(
     request: Request[Any, Any, Any],
     claims: UserClaims,
-    action: Callable[[Recorder | None], Awaitable[T]],
+    action: Callable[[Claim | None], Awaitable[T]],
     *,
     body: bytes = b"",
     fingerprint: str | None = None,
@@ -118,20 +125,20 @@ async def idempotent(
 
     The request is identified by `fingerprint` when given (say, a hash of multipart fields and the
     file's sha256), else by the sha256 of `body`. Without the header, `action(None)` simply runs.
-    With it, `action` gets a Recorder; a service that does not call it has its response recorded
-    right after it returns instead, which is not atomic with its write.
+    With it, `action` gets the request's Claim, a Recorder; a service that does not call it has its response
+    recorded right after it returns instead, which is not atomic with its write.
     """
     status = _route_status(request)
     key = idempotency_key(request)
     if key is None:
         return Response(await action(None), status_code=status)
     keys: IdempotencyKeys = request.app.state.idempotency_keys
-    claim = _Claim(keys, uuid.UUID(claims.sub), route_scope(request), key, uuid.uuid4(), status)
+    claim = Claim(keys, uuid.UUID(claims.sub), route_scope(request), key, uuid.uuid4(), status)
     replayed = await claim.take(fingerprint or body_fingerprint(body))
     if replayed is not None:
         return _json_response(*replayed, headers={REPLAYED_HEADER: "true"})
     try:
-        result = await action(claim.record)
+        result = await action(claim)
         if not claim.response:
             async with service_transaction(claim.pool) as conn:
                 await claim.record(conn, result)
@@ -148,7 +155,7 @@ class IdempotencyKeys:
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self._failed: dict[uuid.UUID, _Claim] = {}
+        self._failed: dict[uuid.UUID, Claim] = {}
         self._retrying: asyncio.Task[None] | None = None
 
     def failed_here(self, token: uuid.UUID) -> bool:
@@ -160,7 +167,7 @@ class IdempotencyKeys:
         """Stop releasing the claim with `token` (a retry took the key over)."""
         self._failed.pop(token, None)
 
-    def release_later(self, claim: _Claim) -> None:
+    def release_later(self, claim: Claim) -> None:
         """Retry `claim`'s release until the database answers it, and know it as failed until its lease ends."""
         self._failed = {token: kept for token, kept in self._failed.items() if not kept.lease_ended()}
         self._failed[claim.token] = claim
@@ -188,8 +195,8 @@ class IdempotencyKeys:
 
 
 @dataclass
-class _Claim:
-    """One request's hold on one key."""
+class Claim:
+    """One request's hold on one key; called, it records the response (a Recorder)."""
 
     keys: IdempotencyKeys
     owner_id: uuid.UUID
@@ -203,6 +210,11 @@ class _Claim:
     claimed_at: float = field(default_factory=time.monotonic)
     #: Whether the database answered its release (it was not already completed, or taken over, then).
     released: bool = False
+    #: The id the request names what it stores by (see the module docstring).
+    resource_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    #: The `resource_id` of the abandoned claim this one took over, if it took one over and it had one: what
+    #: that request may have stored and can no longer commit.
+    abandoned_resource_id: uuid.UUID | None = None
 
     @property
     def pool(self) -> Pool:
@@ -214,7 +226,7 @@ class _Claim:
 
     async def take(self, fingerprint: str) -> tuple[int, bytes] | None:
         """Claim the key (None), or the recorded response to replay; raise if it is in use or reused."""
-        params = self._params(fingerprint=fingerprint, ttl=TTL, lease=LEASE)
+        params = self._params(fingerprint=fingerprint, ttl=TTL, lease=LEASE, resource_id=self.resource_id)
         sent = False
         try:
             async with service_transaction(self.pool) as conn:
@@ -231,6 +243,7 @@ class _Claim:
                     if row["abandoned"] or failed_here:
                         await conn.execute(_Q["reclaim"], params)
                         self.keys.forget(row["claim_token"])
+                        self.abandoned_resource_id = row["resource_id"]
                         return None
                     if row["fingerprint"] != fingerprint:
                         raise IdempotencyKeyReused
@@ -245,9 +258,12 @@ class _Claim:
             raise
         raise IdempotencyKeyInFlight
 
+    async def __call__(self, conn: Connection, result: object) -> None:
+        """Record `result` (see `record`): the claim is the Recorder its request's service calls."""
+        await self.record(conn, result)
+
     async def record(self, conn: Connection, result: object) -> None:
-        """The Recorder a service gets: mark the key completed with `result` as its response, in the
-        caller's transaction."""
+        """Mark the key completed with `result` as its response, in the caller's transaction."""
         body = encode_json(result, default_serializer)
         await become_service(conn)
         if await fetch_optional(conn, _Q["complete"], self._params(status=self.status, body=body.decode())) is None:

@@ -4,13 +4,13 @@
 delete from voicegate.idempotency_keys where owner_id = %(owner_id)s and expires_at <= now();
 
 -- name: claim
-insert into voicegate.idempotency_keys (owner_id, route, key, fingerprint, claim_token, expires_at)
-values (%(owner_id)s, %(route)s, %(key)s, %(fingerprint)s, %(claim_token)s, now() + %(ttl)s)
+insert into voicegate.idempotency_keys (owner_id, route, key, fingerprint, claim_token, resource_id, expires_at)
+values (%(owner_id)s, %(route)s, %(key)s, %(fingerprint)s, %(claim_token)s, %(resource_id)s, now() + %(ttl)s)
 on conflict (owner_id, route, key) do nothing
 returning claim_token;
 
 -- name: existing
-select fingerprint, state, claim_token, response_status, response_body::text as response_body,
+select fingerprint, state, claim_token, resource_id, response_status, response_body::text as response_body,
        state = 'in_flight' and created_at <= now() - %(lease)s as abandoned
   from voicegate.idempotency_keys
  where owner_id = %(owner_id)s and route = %(route)s and key = %(key)s
@@ -18,8 +18,8 @@ select fingerprint, state, claim_token, response_status, response_body::text as 
 
 -- name: reclaim
 update voicegate.idempotency_keys
-   set fingerprint = %(fingerprint)s, claim_token = %(claim_token)s, created_at = now(),
-       expires_at = now() + %(ttl)s
+   set fingerprint = %(fingerprint)s, claim_token = %(claim_token)s, resource_id = %(resource_id)s,
+       created_at = now(), expires_at = now() + %(ttl)s
  where owner_id = %(owner_id)s and route = %(route)s and key = %(key)s and state = 'in_flight';
 
 -- name: complete

@@ -155,8 +155,16 @@ class ReflectionsController(Controller):
             return await idempotent(
                 request,
                 claims,
-                lambda record: voice.clone_from_upload(
-                    pool, storage, claims, reflection_id, received=received, settings=settings, record=record
+                lambda claim: voice.clone_from_upload(
+                    pool,
+                    storage,
+                    claims,
+                    reflection_id,
+                    received=received,
+                    settings=settings,
+                    record=claim,
+                    voice_id=claim.resource_id if claim else None,
+                    abandoned_voice_id=claim.abandoned_resource_id if claim else None,
                 ),
                 fingerprint=received.fingerprint,
             )

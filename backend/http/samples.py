@@ -46,7 +46,16 @@ class VoiceSamplesController(Controller):
             return await idempotent(
                 request,
                 claims,
-                lambda record: service.upload_sample(pool, storage, claims, received, settings, record=record),
+                lambda claim: service.upload_sample(
+                    pool,
+                    storage,
+                    claims,
+                    received,
+                    settings,
+                    record=claim,
+                    sample_id=claim.resource_id if claim else None,
+                    abandoned_id=claim.abandoned_resource_id if claim else None,
+                ),
                 fingerprint=received.fingerprint,
             )
 

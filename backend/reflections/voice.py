@@ -59,16 +59,22 @@ async def clone_from_upload(
     received: samples.SampleUpload,
     settings: Settings,
     record: Recorder | None = None,
+    voice_id: uuid.UUID | None = None,
+    abandoned_voice_id: uuid.UUID | None = None,
 ) -> QueuedClone:
     """Store a consented, sniffed sample and queue the reflection's clone attempt.
 
     `record` (an Idempotency-Key's) gets the result in the transaction that writes the rows.
 
     Every check runs before anything is stored; the object is uploaded before the rows are written and
-    removed again if writing them fails, so a fault leaves neither an orphaned object nor a half row.
+    removed again if writing them fails, so a fault leaves neither an orphaned object nor a half row. The
+    new voice is `voice_id` (a new id by default), its sample stored under it; `abandoned_voice_id` is the
+    voice an earlier, abandoned try of the same request may have stored it under (see
+    `samples.stored_upload`).
     """
-    owner_id, voice_id, sample_id = uuid.UUID(claims.sub), uuid.uuid4(), uuid.uuid4()
+    owner_id, voice_id, sample_id = uuid.UUID(claims.sub), voice_id or uuid.uuid4(), uuid.uuid4()
     path = samples.voice_sample_path(owner_id, voice_id)
+    abandoned = samples.voice_sample_path(owner_id, abandoned_voice_id) if abandoned_voice_id else None
     new = samples.check_upload(
         received, settings.provider_settings, sample_id=sample_id, owner_id=owner_id, voice_id=voice_id, path=path
     )
@@ -85,7 +91,7 @@ async def clone_from_upload(
         retention_days=settings.sample_retention_days,
     )
     async with (
-        samples.stored_upload(storage, path, received.upload, new.sniffed_type),
+        samples.stored_upload(storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
         user_transaction(pool, claims.raw) as conn,
     ):
         await require_visible(conn, reflection_id)

@@ -32,6 +32,7 @@ from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
+from backend.failpoints import failpoint
 from backend.fields import Label, LanguageTag, Name, Rename, Text
 from backend.providers.config import ProviderName, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
@@ -252,23 +253,36 @@ async def record_consent(
 
 
 @contextlib.asynccontextmanager
-async def stored_upload(storage: ObjectStorage, path: str, upload: ReceivedUpload, mime: str) -> AsyncIterator[None]:
+async def stored_upload(
+    storage: ObjectStorage, path: str, upload: ReceivedUpload, mime: str, *, abandoned: str | None = None
+) -> AsyncIterator[None]:
     """Upload the sample to `voice-samples/path`; if the body (which writes its rows) fails, remove it.
 
     If even the removal fails the object stays in its owner's folder with no row, which the orphan
     sweep removes once it is past its grace period; the request still fails with the original error.
+    `abandoned` is where an earlier try of the same request may have stored it before its process died
+    (an Idempotency-Key's abandoned claim, `backend.http.idempotency`): that try can no longer commit, so
+    its object is removed first, and the request stores its sample once.
     """
+    if abandoned is not None:
+        await _remove(storage, abandoned, "the sample an abandoned try of this upload stored")
     await storage.upload(BUCKET, path, upload.file, mime)
+    failpoint("after_upload_stored")
     try:
         yield
     except BaseException:
-        try:
-            await storage.remove(BUCKET, [path])
-        except StorageUnavailable:
-            pass  # logged as Storage's outage
-        except Exception:
-            log.exception("could not remove the sample of a failed upload")
+        await _remove(storage, path, "the sample of a failed upload")
         raise
+
+
+async def _remove(storage: ObjectStorage, path: str, what: str) -> None:
+    """Remove `voice-samples/path` if it is there; a failure is logged and left to the orphan sweep."""
+    try:
+        await storage.remove(BUCKET, [path])
+    except StorageUnavailable:
+        pass  # logged as Storage's outage
+    except Exception:
+        log.exception("could not remove %s", what)
 
 
 async def insert_sample(
@@ -295,20 +309,25 @@ async def upload_sample(
     settings: Settings,
     *,
     record: Recorder | None = None,
+    sample_id: uuid.UUID | None = None,
+    abandoned_id: uuid.UUID | None = None,
 ) -> SampleAccepted:
     """Store a consented sample and queue it for checking, in that order and all or nothing.
 
     The consent, the sample row and the `voice_sample_process` message commit together (with the
-    Idempotency-Key's record, if any); if they cannot, the uploaded object is removed again.
+    Idempotency-Key's record, if any); if they cannot, the uploaded object is removed again. The sample
+    is `sample_id` (a new id by default); `abandoned_id` is the id an earlier, abandoned try of the same
+    request may have stored it under (see `stored_upload`).
     """
-    owner_id, sample_id = uuid.UUID(claims.sub), uuid.uuid4()
+    owner_id, sample_id = uuid.UUID(claims.sub), sample_id or uuid.uuid4()
     path = upload_path(owner_id, sample_id)
+    abandoned = upload_path(owner_id, abandoned_id) if abandoned_id is not None else None
     new = check_upload(
         received, settings.provider_settings, sample_id=sample_id, owner_id=owner_id, voice_id=None, path=path
     )
     form = received.form
     async with (
-        stored_upload(storage, path, received.upload, new.sniffed_type),
+        stored_upload(storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
         user_transaction(pool, claims.raw) as conn,
     ):
         consent_id = await record_consent(

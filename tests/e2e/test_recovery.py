@@ -1,6 +1,8 @@
 """Recovery under load (issue 45): with clients uploading samples over keep-alive connections, a 5 s pause of
 every Postgres process is a prompt 503 with Retry-After while it lasts, and the API is serving again within
-seconds of its end; every sample it accepted ends ready.
+seconds of its end; every sample it accepted ends ready. An upload whose `up` was killed after it stored the
+file and before its rows committed, retried with its Idempotency-Key, is stored once: no object is left that
+no row claims.
 
 Before issue 45, the uploads' connections stayed 503 for minutes after the pause: a request's database budget
 leaked into the next requests on its connection (asyncio hands a transport's reader the context of the task
@@ -10,6 +12,8 @@ refused at once."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
 import threading
 import time
@@ -21,10 +25,12 @@ from dataclasses import dataclass
 import httpx
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
+from backend.storage.orphans import sweep_orphan_objects
 from tests.conftest import server_dir
 from tests.e2e.conftest import speech_wav
-from tests.e2e.up import Running, dev_token, running_up
+from tests.e2e.up import Running, dev_token, is_ready, running_up, start_up, wait_for
 from tests.support import frozen
 
 pytestmark = pytest.mark.timeout(180)
@@ -163,3 +169,67 @@ def test_an_upload_met_by_a_database_out_of_reach_is_refused_before_its_body_is_
     assert status == "HTTP/1.1 503 Service Unavailable", f"{status} (a 100 Continue asks for the body)"
     assert "retry-after: 2" in [h.lower() for h in headers]
     assert waited < 0.5
+
+
+def unclaimed_objects(dsn: str) -> list[str]:
+    """Objects no row claims, however recent (`voicegate ops sweep-orphan-objects`'s dry run, no grace)."""
+
+    async def find() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+            now = (await (await conn.execute("select now() as now")).fetchone() or {})["now"]
+            batch = await sweep_orphan_objects(conn, None, written_before=now, limit=100, apply=False, actor="test")
+        return [f"{o.bucket_id}/{o.name}" for o in batch.objects]
+
+    return asyncio.run(find())
+
+
+@pytest.mark.parametrize("route", ["/api/v1/voice-samples", "/v1/reflections/{id}/voice/clone"])
+def test_an_upload_retried_after_up_died_between_storing_it_and_its_rows_is_stored_once(
+    route: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` dies (SIGKILL, no cleanup) right after Storage committed the upload's object; the client's retry
+    with the same Idempotency-Key, once the dead request's claim is abandoned, reaches the next `up`. Before,
+    the retry stored the file again under a new name and the first object stayed, claimed by no row, until
+    the orphan sweep's grace period (an hour) had passed."""
+    with server_dir("recovery") as root:
+        monkeypatch.setenv("VOICEGATE_FAILPOINTS", "after_upload_stored")
+        doomed = start_up(root)
+        monkeypatch.delenv("VOICEGATE_FAILPOINTS")
+        again: Running | None = None
+        try:
+            wait_for(lambda: is_ready(doomed.base_url), 120, "/readyz 200", doomed)
+            auth = {"Authorization": f"Bearer {dev_token(doomed, 'killed-mid-upload@example.test')}"}
+            if "{id}" in route:
+                made = httpx.post(f"{doomed.base_url}/v1/reflections", json={"name": "Ada"}, headers=auth)
+                route = route.format(id=made.json()["id"])
+            sample = speech_wav(4.0)
+
+            def upload(base_url: str) -> httpx.Response:
+                return httpx.post(
+                    base_url + route,
+                    headers={**auth, "Idempotency-Key": "the-upload"},
+                    files={"file": ("take.wav", sample, "audio/wav")},
+                    data={"consent": "true"},
+                    timeout=60,
+                )
+
+            with pytest.raises(httpx.TransportError):
+                upload(doomed.base_url)
+            assert doomed.process.wait(30) == -signal.SIGKILL
+            assert len(unclaimed_objects(doomed.pg.dsn)) == 1, "the failpoint comes after the object's commit"
+            # The dead request's claim is abandoned once its lease (60 s) has run out: aged here, not waited for.
+            with psycopg.connect(doomed.pg.dsn, autocommit=True) as conn:
+                conn.execute("update voicegate.idempotency_keys set created_at = now() - interval '61 seconds'")
+
+            again = start_up(root, doomed.pg.port)
+            up = again
+            wait_for(lambda: is_ready(up.base_url), 120, "/readyz 200 after the kill", up)
+            retried = upload(up.base_url)
+            assert retried.status_code == 202, retried.text
+            assert unclaimed_objects(up.pg.dsn) == []
+        finally:
+            for started in (doomed, again):
+                if started is not None and started.process.poll() is None:
+                    started.process.kill()
+                    started.process.wait(timeout=30)
+            doomed.pg.stop(mode="immediate")
