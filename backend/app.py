@@ -33,7 +33,7 @@ from backend.http.health import health_routes, healthz
 from backend.http.host import HostCheckMiddleware
 from backend.http.idempotency import IdempotencyKeys
 from backend.http.json_request import JsonCheckedRequest
-from backend.http.metrics import MetricsMiddleware
+from backend.http.metrics import REFUSED, MetricsMiddleware
 from backend.http.problem import problem_response
 from backend.http.reflections import ReflectionsController, SessionsController
 from backend.http.samples import VoiceSamplesController
@@ -72,7 +72,8 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
     # cannot take the connections the API's requests need (nor the stand-in those of the requests that call it).
     storage_pool = create_pool(dsn, settings.pool_limits) if settings.embedded else None
     pools = [opened for opened in (pool, storage_pool) if opened is not None]
-    admissions = {opened: Admission(opened) for opened in pools}
+    kinds = {pool: "api", storage_pool: "storage"}
+    admissions = {opened: Admission(opened, on_refusal=REFUSED.labels(kinds[opened]).inc) for opened in pools}
     jwks_http = httpx.AsyncClient(
         timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
     )
@@ -183,7 +184,7 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
     if jwt_secret is None:
         raise SettingsError("the Storage stand-in signs its URL tokens with SUPABASE_JWT_SECRET: set it")
     pool = create_pool(dsn, settings.pool_limits)
-    admission = Admission(pool)
+    admission = Admission(pool, on_refusal=REFUSED.labels("storage").inc)
     jwks_http = httpx.AsyncClient(
         timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
     )

@@ -23,7 +23,7 @@ import asyncio
 import contextvars
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import NoReturn
 
@@ -52,8 +52,11 @@ class Admission:
         outage: Outage = DATABASE,
         first_window: int = FIRST_WINDOW,
         probe_every: float = PROBE_EVERY,
+        on_refusal: Callable[[], object] | None = None,
     ) -> None:
         self._pool = pool
+        #: Told of each refusal (a metric's counter).
+        self._on_refusal = on_refusal
         self._outage = outage
         self._first_window = first_window
         self._probe_every = probe_every
@@ -100,6 +103,8 @@ class Admission:
 
     def _refuse(self, message: str) -> NoReturn:
         self.refused += 1
+        if self._on_refusal is not None:
+            self._on_refusal()
         if self.shut and (self._probe is None or self._probe.done()):
             # In a context of its own: not the refused request's, whose database budget is not the probe's.
             self._probe = asyncio.create_task(self._watch(), name="database-probe", context=contextvars.Context())

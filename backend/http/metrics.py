@@ -29,6 +29,12 @@ IN_PROGRESS = Gauge(
     "voicegate_requests_in_progress", "Total requests currently in progress", _LABELS, multiprocess_mode="livesum"
 )
 
+REFUSED = Counter(
+    "voicegate_database_refusals_total",
+    "Requests refused at the door while the database was out of reach or coming back (backend.db.admission)",
+    ("kind",),
+)
+
 _Finished = tuple[Any, Any, Any | None]  # the request counter, duration histogram and error counter children
 
 

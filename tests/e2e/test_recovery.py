@@ -165,10 +165,16 @@ def test_an_upload_met_by_a_database_out_of_reach_is_refused_before_its_body_is_
                 assert chunk, f"the connection closed after {head!r}"
                 head += chunk
             waited = time.monotonic() - started
+        # Served whatever the database does: the refusal is counted for the operator.
+        metrics = httpx.get(f"{running.base_url}/metrics", timeout=5).text
     status, *headers = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
     assert status == "HTTP/1.1 503 Service Unavailable", f"{status} (a 100 Continue asks for the body)"
     assert "retry-after: 2" in [h.lower() for h in headers]
     assert waited < 0.5
+    [refused] = [
+        line for line in metrics.splitlines() if line.startswith('voicegate_database_refusals_total{kind="api"}')
+    ]
+    assert float(refused.split()[-1]) >= 1, refused
 
 
 def unclaimed_objects(dsn: str) -> list[str]:
