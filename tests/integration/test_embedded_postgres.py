@@ -156,6 +156,15 @@ def test_a_postmaster_pid_naming_a_process_that_is_not_its_server_is_a_dead_serv
     assert server.postmaster_state() == "died"
 
 
+def kill_postmaster(server: EmbeddedPostgres) -> None:
+    """SIGKILL the server's postmaster, and return once it is seen dead."""
+    os.kill(postmaster_pid(server.data_dir), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while server.postmaster_state() != "died":  # the signal is delivered, not yet acted on
+        assert time.monotonic() < deadline, "the killed postmaster still runs"
+        time.sleep(0.01)
+
+
 def test_a_start_is_refused_as_still_exiting_while_the_dead_servers_backend_runs_its_query(data_dir: Path) -> None:
     """A killed postmaster's backend in the middle of a query keeps its shared memory until the query ends;
     PostgreSQL would refuse a start meanwhile (`pre-existing shared memory block ... is still in use`), so
@@ -163,11 +172,7 @@ def test_a_start_is_refused_as_still_exiting_while_the_dead_servers_backend_runs
     server = voicegate_server(data_dir)
     server.ensure_running()
     with busy_backend(server.dsn, seconds=3):
-        os.kill(postmaster_pid(server.data_dir), signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while server.postmaster_state() != "died":  # the signal is delivered, not yet acted on
-            assert time.monotonic() < deadline, "the killed postmaster still runs"
-            time.sleep(0.01)
+        kill_postmaster(server)
         log_size = (server.data_dir / "server.log").stat().st_size
         with pytest.raises(ServerStillExiting, match=r"its shared memory is still held by \d+ of its processes"):
             server.ensure_running()
@@ -189,11 +194,7 @@ def test_up_started_again_at_once_waits_for_the_dead_servers_backend_then_starts
     server = voicegate_server(data_dir)
     server.ensure_running()
     with busy_backend(server.dsn, seconds=2):
-        os.kill(postmaster_pid(server.data_dir), signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while server.postmaster_state() != "died":  # the signal is delivered, not yet acted on
-            assert time.monotonic() < deadline, "the killed postmaster still runs"
-            time.sleep(0.01)
+        kill_postmaster(server)
         assert server.dead_server_remains() is not None
         with caplog.at_level(logging.WARNING, logger="backend.embedded.postgres"):
             assert server.ensure_running_once_free(patience=30)
