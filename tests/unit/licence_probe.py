@@ -2,8 +2,8 @@
 
 It imports every module of the packages voicegate installs (what the API, the worker and the operator scripts
 are made of), enrols a voice with the `local` engine, streams a clip in its voice, encodes the clip in each
-streaming format and decodes the encodings back (libraries that load on first use load then), and prints as
-JSON what it did and every ELF file mapped into it, from /proc/self/maps.
+streaming format and decodes the encodings back, takes the clip's voiceprint (libraries that load on first use
+load then), and prints as JSON what it did and every ELF file mapped into it, from /proc/self/maps.
 
 It imports nothing of the tests' own (their corpus is made with libraries voicegate does not load), only the
 standard library and voicegate.
@@ -28,6 +28,7 @@ from backend.cpu import CpuExecutor
 from backend.providers.base import STREAM_SAMPLE_RATE, SampleRef
 from backend.providers.local.provider import LocalProvider
 from backend.providers.wav import float_to_wav
+from backend.voiceprint import voiceprint
 
 PACKAGES: Final = ("backend", "queue_consumers", "scripts")
 TEXT: Final = "Every library this process maps is checked for its licence, one by one."
@@ -99,6 +100,9 @@ def main() -> None:
         encoder = StreamEncoder(fmt)
         encoded = encoder.feed(pcm) + encoder.finish()
         report["decoded_s"][fmt] = decode_audio(encoded).duration_s
+    spoken = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+    printed = voiceprint(spoken, STREAM_SAMPLE_RATE)
+    report["voiceprint_norm"] = None if printed is None else float(np.linalg.norm(printed.vector))
     report["mapped"] = mapped_elf_files()
     json.dump(report, sys.stdout)
 

@@ -54,6 +54,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.settings",
             "backend.standard_webhooks",
             "backend.storage",
+            "backend.voiceprint",
         ),
     ),
     ("database", ("backend.db",)),

