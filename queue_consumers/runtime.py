@@ -11,15 +11,16 @@ handlers' own fencing (attempt leases and versions) decides whose result counts.
 The database being down (or hung: every unit of database work has a deadline), or too busy to hand out
 a connection, is not a failed delivery: a read finds nothing, a handler's message is left to come back
 and that delivery is not counted toward `max_reads`, an archive is simply retried by that redelivery, and
-the consumer never dies of it. A message whose handler met the database down is handed back (visible at
-once) by the consumer's first read that gets an answer, so work resumes as the database does rather than
-a visibility timeout later; one that found every connection busy comes back after its visibility
-timeout. Storage being down is not a failed delivery either: the message is handed back at once as a new
-one (so no consumer counts the delivery), and a consumer whose handlers need Storage takes no messages
-while its `Gate` finds Storage unreachable, so a consumer that cannot reach Storage leaves the work to
-those that can. Both outages are logged where
-they are detected (backend.outages), once, the LISTEN connection's included, not here per poll. A
-failure that explains itself (`WorkFailed`: a receiver's status) is logged as its one line.
+the consumer never dies of it. A message whose handler met the database down, or whose hand-back, new
+schedule or recorded failure met it (a handler that met Storage down while Storage's own database was
+out), is handed back (visible at once) by the consumer's first read that gets an answer, so work resumes
+as the database does rather than a visibility timeout later; one that found every connection busy comes
+back after its visibility timeout. Storage being down is not a failed delivery either: the message is
+handed back at once as a new one (so no consumer counts the delivery), and a consumer whose handlers
+need Storage takes no messages while its `Gate` finds Storage unreachable, so a consumer that cannot
+reach Storage leaves the work to those that can. Both outages are logged where they are detected
+(backend.outages), once, the LISTEN connection's included, not here per poll. A failure that explains
+itself (`WorkFailed`: a receiver's status) is logged as its one line.
 
 Waiting out Storage has a bound (`storage_wait_seconds`, VOICEGATE_STORAGE_WAIT_SECONDS): a message handed
 back for Storage carries when its wait began (`storageWait`), so the wait is known to whichever worker
@@ -383,6 +384,14 @@ class QueueConsumer:
             self._uncounted.pop(next(iter(self._uncounted)))
         self._uncounted[message.msg_id] = self._uncounted.get(message.msg_id, 0) + 1
 
+    def _waits(self, message: Message, exc: DatabaseUnavailable | TooManyRequests) -> None:
+        """`message` could not be handled, handed back or scheduled because the database was out of reach or had
+        no connection to spare: it comes back uncounted, handed back by the first read that gets an answer (so
+        as the database does) or, when every connection was busy, after its visibility timeout."""
+        self._not_counted(message)
+        if isinstance(exc, DatabaseUnavailable):
+            self._stranded[message.msg_id] = message.read_ct
+
     async def _deliver(self, message: Message, keeper: Beat) -> None:
         if self._reads(message) > self.config.max_reads:
             keeper.cancel()
@@ -391,11 +400,8 @@ class QueueConsumer:
         try:
             retry_at = await self.handler(message)
         except _WAITED as exc:
-            # Recording a failure would fail too: it comes back uncounted, once the database answers (handed back
-            # by the next read) or every connection is no longer busy (its visibility timeout).
-            self._not_counted(message)
-            if isinstance(exc, DatabaseUnavailable):
-                self._stranded[message.msg_id] = message.read_ct
+            # Recording a failure would fail too.
+            self._waits(message, exc)
             log.debug("%s: message %d waits for the database", self.config.queue, message.msg_id)
             return
         except StorageUnavailable:
@@ -455,8 +461,8 @@ class QueueConsumer:
                 await self._send(conn, message, _HANDED_BACK_SECONDS, StorageWait(since, reported=True))
                 subject = f"{cfg.queue}/{message.msg_id}"
                 await record_audit(conn, "worker", STORAGE_WAIT_AUDIT, "queue_message", subject, detail=detail)
-        except _WAITED:
-            self._not_counted(message)  # reported by a later delivery
+        except _WAITED as exc:
+            self._waits(message, exc)  # reported by a later delivery
             return
         except Exception:
             log.exception("%s: could not report message %d waiting out Storage", cfg.queue, message.msg_id)
@@ -490,9 +496,8 @@ class QueueConsumer:
         try:
             async with service_transaction(self.pool) as conn:
                 await self._send(conn, message, delay, wait)
-        except _WAITED:
-            # It comes back after its visibility timeout instead, uncounted; handlers are safe to repeat.
-            self._not_counted(message)
+        except _WAITED as exc:
+            self._waits(message, exc)  # handlers are safe to repeat
         except Exception:
             log.exception("%s: could not archive message %d", self.config.queue, message.msg_id)
 
@@ -522,8 +527,12 @@ class QueueConsumer:
             async with service_transaction(self.pool) as conn:
                 await conn.execute(_Q["set_vt"], {**params, "vt": delay})
                 await conn.execute(_Q["record_error"], {**params, "read_ct": message.read_ct, "error": error})
-        except _WAITED:
-            pass  # it comes back after its visibility timeout instead of the backoff
+        except _WAITED as exc:
+            # Counted, but without its backoff: a failure met with the database out of reach is most likely the
+            # outage's, so it is handed back as the database answers (with every connection busy, after its
+            # visibility timeout).
+            if isinstance(exc, DatabaseUnavailable):
+                self._stranded[message.msg_id] = message.read_ct
         except Exception:
             log.exception("%s: could not schedule message %d again", self.config.queue, message.msg_id)
 

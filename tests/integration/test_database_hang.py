@@ -25,7 +25,7 @@ from backend.db.migrate import migrate
 from backend.db.pool import Pool, create_pool, create_worker_pool
 from backend.db.units import ping, service_pipeline, service_statement, service_transaction, user_transaction
 from backend.embedded.postgres import EmbeddedPostgres
-from backend.errors import DatabaseUnavailable
+from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.settings import Settings
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer
 from tests.conftest import server_dir, start_test_server
@@ -362,6 +362,52 @@ async def test_a_message_whose_handler_met_the_hang_is_handled_again_as_soon_as_
     state = message_state(server, msg_id)
     assert state["archived"] is not None
     assert (state["errors"], state["dead"]) == (0, 0), "waiting out an outage is not a failed delivery"
+
+
+@pytest.mark.parametrize(
+    "met",
+    [StorageUnavailable(), RuntimeError("the outage, in other words")],
+    ids=["storage_down_with_its_database", "failed"],
+)
+async def test_a_message_whose_hand_back_met_the_hang_is_handled_again_as_soon_as_the_database_answers(
+    server: EmbeddedPostgres, pool: Pool, met: Exception
+) -> None:
+    """The handler fails without the database (Storage, whose own database is the one hung, is down; or
+    any failure), so what the consumer does next (hand it back for Storage, schedule its backoff) meets the
+    hang: the message still comes with the database, not its visibility timeout later."""
+    visibility = 30
+    started: list[float] = []
+    done: list[int] = []
+    hung = asyncio.Event()
+
+    async def handle(message: Message) -> None:
+        started.append(time.monotonic())
+        if len(started) == 1:
+            await asyncio.wait_for(hung.wait(), WAIT_SECONDS)
+            raise met
+        done.append(message.msg_id)
+
+    msg_id = send(server, {"n": 1})
+    config = ConsumerConfig(queue=QUEUE, visibility_seconds=visibility, poll_interval=0.05)
+    consumer = QueueConsumer(pool, config, handle, listen_dsn=None)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        await until(lambda: len(started) == 1)
+        with frozen(server.data_dir):
+            hung.set()
+            await asyncio.sleep(DEADLINE * 3)  # the hand-back or backoff fails by its deadline meanwhile
+        answered = time.monotonic() + await healed(pool)
+        await until(lambda: msg_id in done)
+    finally:
+        hung.set()
+        stopping.set()
+        await asyncio.wait_for(running, 10)
+    assert len(started) == 2
+    assert started[1] - answered < 3, started[1] - answered
+    state = message_state(server, msg_id)
+    assert state["archived"] is not None
+    assert (state["errors"], state["dead"]) == (0, 0), "its failure could not be recorded: the database was out"
 
 
 def test_release_messages_hands_back_only_the_delivery_it_names_while_it_is_invisible(server: EmbeddedPostgres) -> None:
