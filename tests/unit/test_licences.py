@@ -50,6 +50,7 @@ def test_no_gpl_or_unknown_library_is_mapped_into_a_voicegate_process() -> None:
     assert set(report["modules"]) == source_modules()
     assert report["spoken_s"] > 1.0
     assert report["voiceprint_norm"] == pytest.approx(1.0, abs=1e-3)
+    assert report["phrase_speech_s"] > 1.0
     for fmt, seconds in report["decoded_s"].items():
         assert seconds == pytest.approx(report["spoken_s"], abs=0.25), fmt
     attributor = Attributor()
@@ -105,6 +106,17 @@ def test_every_weights_wheel_has_an_allowed_licence_and_a_written_provenance() -
     resemblyzer = metadata.distribution("resemblyzer")
     # Its metadata declares no licence of its own (the licence file's word is the one that counts).
     assert (resemblyzer.metadata["License"], notices.weights_licence(resemblyzer).declared) == ("UNKNOWN", "Apache-2.0")
+
+
+def test_the_models_read_from_runtime_wheels_are_reviewed_with_an_allowed_licence() -> None:
+    reviewed = {(model.distribution, file) for model in notices.MODELS for file in model.files}
+    assert {
+        ("pocketsphinx", "pocketsphinx/model/en-us/en-us"),
+        ("pocketsphinx", "pocketsphinx/model/en-us/cmudict-en-us.dict"),
+    } <= reviewed
+    assert all(verdict(model.licence) is Verdict.ALLOWED for model in notices.MODELS)
+    committed = notices.NOTICES.read_text()
+    assert all(f"`{file}`" in committed for _, file in reviewed)
 
 
 def test_check_exits_1_on_a_stale_notices_file_and_0_once_written(tmp_path: Path) -> None:

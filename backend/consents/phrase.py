@@ -1,0 +1,397 @@
+"""The spoken consent phrase: what a subject reads aloud, and an offline check that a recording says it.
+
+``make_phrase`` names the subject and voicegate, says what is consented to, and ends with a one-time code of
+four digits spoken as words ("... My code is four, seven, one, nine."), drawn with ``secrets``, so a recording
+of an earlier phrase says the wrong code. ``check_phrase`` recognises a recording with pocketsphinx 5.1.1 and
+the en-us acoustic model and CMU dictionary its wheel carries (nothing is fetched), and ``refusal`` judges it.
+
+How it recognises: a grammar that is a loop over the phrase's own words and the ten digits, any number of them
+in any order (a finite-state grammar, one state and its loop). Constrained to those words, the recogniser hears
+the phrase well when it is said; said something else, it can only string the phrase's words together at
+random, and the alignment below finds few of them in order. The words heard are aligned with the phrase's
+(a Levenshtein alignment: substitutions, deletions and insertions each count one error), and
+
+    word_accuracy = max(0, 1 - errors / scorable words of the phrase)
+
+where a word matches a word of the same spelling or one that shares a pronunciation in the dictionary (the
+recogniser cannot tell "two" from "to", or "four" from "for"). ``code_heard`` is true when the alignment
+matches each of the code's four digits. A word of the subject's name that the dictionary lacks is left out
+of the grammar and of the score: in the alignment it is a gap that takes any words heard there (none, one or
+several) at no cost. pocketsphinx 5 has no letter-to-sound rules to spell it with. `voicegate` itself is
+not in the dictionary: its pronunciation is added (``EXTRA_WORDS``).
+
+A forced alignment (pocketsphinx's ``set_align_text`` with the phrase) was measured beside it on the data
+below: it aligned 8/8 right phrases and 0/16 wrong sentences, but also 6/8 replays (the code's words are forced
+in; only their acoustic scores tell, in units of the model) and 7 of the 60 LibriSpeech clips, and it gives no
+word-level measure a person can read. The word loop separates all of them, and says how much was heard.
+
+Thresholds, set on natural speech (bench/consent.py prints these figures): hibari, the `local` provider's
+voice, read as it is, 30% faster, and moved towards the six speakers of the shared LibriSpeech clips by the
+`local` engine (8 voices), each reading 3 consent phrases (names and codes drawn at random), the same phrases
+with another code (replays) and 4 wrong sentences; and the 60 LibriSpeech clips (real speech that is not the
+phrase). Set on half of it (hibari as it is, faster, and moved to speakers 1688, 1998 and 367; those three
+speakers' 30 clips), checked on the other half:
+
+    MIN_WORD_ACCURACY = 0.45: halfway between the calibration half's lowest right phrase (0.63) and its highest
+        impostor with enough speech (a wrong sentence or a clip: 0.24), to the nearest 0.05. Held out: 9 of 9
+        right phrases accepted (word accuracy 0.85 to 0.96, the code heard in all); 12 of 12 wrong sentences
+        (at most 0.24) and 30 of 30 LibriSpeech clips (at most 0.29: 21 phrase_mismatch, 9 too_short) refused;
+        9 of 9 replays refused, on their code alone (heard in none; their words score 0.68 to 0.81).
+    MIN_SPEECH_SECONDS = 3.0: half the least speech a right phrase of the calibration half held (6.9 s, read
+        30% faster), rounded down to the half second: a reading with less has left out about half the phrase.
+
+Cost, on one core (bench/consent.py): a check of a 6 s recording takes 0.11 s wall, warm (pocketsphinx's
+decode alone of the same audio, its word loop made beforehand, 0.10 s; its free dictation with the en-us n-gram
+model 0.80 s); the first check in a process 0.21 s (a decoder made); importing this module 0.65 s.
+
+A refusal says, first that applies: ``not_speech`` (under ``NOT_SPEECH_SECONDS`` of speech by the VAD of
+``backend.audio.measure``: silence, steady noise), ``too_short`` (under ``MIN_SPEECH_SECONDS``: the phrase was
+not read through), ``phrase_mismatch`` (word accuracy under ``MIN_WORD_ACCURACY``, or the code not heard).
+What it cannot tell: a phrase said with "not" slipped in scores as one error; a recording spliced from the
+subject's voice, an old phrase followed by the new code, is heard as the phrase. The speaker check against
+the consent's voiceprint is a separate step.
+
+A pocketsphinx decoder is not thread-safe, and holds the GIL while it decodes. Decoders are kept in a pool:
+a caller takes an idle one (one is made, in about 0.1 s, when none is idle) and gives it back, so no two
+threads share one, and there are never more than the most calls that ran at once. Audio goes to the decoder
+in blocks of ``BLOCK_SECONDS``, so the GIL is let go between them (each takes a few ms to decode) and the
+event loop and the other executor threads are not held up for the whole recording.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pocketsphinx
+
+from backend.audio.measure import detect_speech, downmix, resample
+
+F32 = npt.NDArray[np.float32]
+Refusal = Literal["not_speech", "too_short", "phrase_mismatch"]
+
+#: The acoustic model's rate: recordings are resampled to it.
+RATE: Final = 16000
+CODE_DIGITS: Final = 4
+DIGITS: Final = "0123456789"
+DIGIT_WORDS: Final = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+#: A subject's name longer than this is refused: the phrase is read in one breath, and its words make the grammar.
+MAX_SUBJECT_NAME_CHARS: Final = 100
+#: Less speech than this (30 ms VAD frames) is none at all.
+NOT_SPEECH_SECONDS: Final = 0.3
+#: Less speech than this has not read the phrase through (see the module's docstring for how it was set).
+MIN_SPEECH_SECONDS: Final = 3.0
+#: Below this word accuracy the recording does not say the phrase (see the module's docstring).
+MIN_WORD_ACCURACY: Final = 0.45
+#: Words of the phrase the dictionary lacks, with their pronunciation (the model's ARPAbet phones).
+EXTRA_WORDS: Final = {"voicegate": "V OY S G EY T"}
+#: Audio goes to the decoder this many seconds at a time; the GIL is free between blocks.
+BLOCK_SECONDS: Final = 0.1
+#: The recording's loudest frames (99th percentile of 30 ms frame power) are brought to this level, amplified by
+#: at most ``MAX_GAIN_DB``: the decoder's cepstral mean starts from a typical level and adapts as it goes, and
+#: a recording far under it lost words at its start (word accuracy 0.87 against 0.91 at -30 dB).
+LEVEL_DBFS: Final = -20.0
+MAX_GAIN_DB: Final = 40.0
+_LEVEL_FRAME: Final = int(RATE * 0.03)
+_POWER_FLOOR: Final = 1e-10
+_WORD: Final = re.compile(r"[a-z]+(?:'[a-z]+)*")
+_ALTERNATE: Final = re.compile(r"\(\d+\)$")
+
+
+class Phrase(msgspec.Struct, frozen=True):
+    """A consent phrase: what the subject reads aloud, the one-time code it ends with, and its language."""
+
+    #: What the subject reads aloud, ending with the code's four digits as words.
+    text: str
+    #: The four digits, e.g. "4719".
+    code: str
+    language: str
+
+
+class PhraseCheck(msgspec.Struct, frozen=True):
+    """What a recording was heard to say, against its phrase."""
+
+    #: 0..1 over the phrase's scorable words (see the module's docstring).
+    word_accuracy: float
+    #: All four digits of the code recognised, in order.
+    code_heard: bool
+    speech_seconds: float
+    #: The words recognised, for the audit trail.
+    heard: str
+
+
+@dataclass(frozen=True)
+class _Language:
+    """A language the phrase is made and recognised in: its sentence and the model files in pocketsphinx's wheel."""
+
+    #: With ``{name}`` and ``{code}`` (the digits as words, comma separated).
+    template: str
+    acoustic_model: str
+    dictionary: str
+
+
+_LANGUAGES: Final = {
+    "en": _Language(
+        template=(
+            "I, {name}, consent to voicegate making a synthetic voice from my recordings, to speak the text I type. "
+            "My code is {code}."
+        ),
+        acoustic_model="en-us/en-us",
+        dictionary="en-us/cmudict-en-us.dict",
+    ),
+}
+
+
+def make_phrase(subject_name: str, language: str = "en") -> Phrase:
+    """A fresh phrase for ``subject_name``: it names the subject and voicegate, says what is consented to (a
+    synthetic voice made from their recordings, speaking text they type) and ends with a one-time code of four
+    digits drawn with ``secrets``. ``ValueError`` for a language without a recognition model (only "en" today),
+    or a name that is blank or longer than ``MAX_SUBJECT_NAME_CHARS``."""
+    return phrase_for(subject_name, "".join(secrets.choice(DIGITS) for _ in range(CODE_DIGITS)), language)
+
+
+def phrase_for(subject_name: str, code: str, language: str = "en") -> Phrase:
+    """The phrase for ``subject_name`` with a given ``code`` (four digits): ``make_phrase`` draws the code; this
+    makes an old phrase again, or a replay of one with another code. ``ValueError`` as ``make_phrase``, and for
+    a code that is not four digits."""
+    spec = _language(language)
+    name = " ".join(subject_name.split())
+    if not name:
+        raise ValueError("the subject's name is blank")
+    if len(name) > MAX_SUBJECT_NAME_CHARS:
+        raise ValueError(f"the subject's name is longer than {MAX_SUBJECT_NAME_CHARS} characters")
+    if len(code) != CODE_DIGITS or not all(digit in DIGITS for digit in code):
+        raise ValueError(f"the code must be {CODE_DIGITS} digits")
+    spoken = ", ".join(DIGIT_WORDS[DIGITS.index(digit)] for digit in code)
+    return Phrase(text=spec.template.format(name=name, code=spoken), code=code, language=language)
+
+
+def check_phrase(samples: npt.ArrayLike, rate: int, phrase: Phrase) -> PhraseCheck:
+    """What ``samples`` say against ``phrase``: float32 mono ``(n,)`` or channels first ``(channels, n)`` in
+    [-1, 1], at any ``rate`` (resampled to 16 kHz). Thread-safe; CPU-bound (run it on the CPU executor).
+
+    ``ValueError`` for a phrase in a language without a model, or whose text does not end with its code's
+    words, and for audio of another shape or a rate that is not positive."""
+    pool = _POOLS[_language_name(phrase.language)]
+    audio = _mono_16k(samples, rate)
+    speech_seconds = detect_speech(audio, RATE).seconds
+    with pool.recogniser() as recogniser:
+        reference = _reference(phrase, recogniser)
+        vocabulary = sorted({word for word in reference if word is not None} | set(DIGIT_WORDS))
+        heard = recogniser.recognise(audio, vocabulary) if speech_seconds > 0 else []
+        errors, matched = align(reference, heard, recogniser.same)
+    scorable = sum(word is not None for word in reference)
+    code_positions = range(len(reference) - CODE_DIGITS, len(reference))
+    return PhraseCheck(
+        word_accuracy=round(max(0.0, 1.0 - errors / scorable), 3),
+        code_heard=all(position in matched for position in code_positions),
+        speech_seconds=round(speech_seconds, 2),
+        heard=" ".join(heard),
+    )
+
+
+def refusal(check: PhraseCheck) -> Refusal | None:
+    """None when the recording says the phrase; else why not (the first that applies): "not_speech",
+    "too_short" or "phrase_mismatch" (see the module's docstring)."""
+    if check.speech_seconds < NOT_SPEECH_SECONDS:
+        return "not_speech"
+    if check.speech_seconds < MIN_SPEECH_SECONDS:
+        return "too_short"
+    if check.word_accuracy < MIN_WORD_ACCURACY or not check.code_heard:
+        return "phrase_mismatch"
+    return None
+
+
+def words(text: str) -> list[str | None]:
+    """``text`` as lowercase words, accents and punctuation dropped; a piece that is no word of letters (digits,
+    other scripts) is None."""
+    folded = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
+    plain = "".join(char for char in folded if not unicodedata.combining(char)).lower()
+    out: list[str | None] = []
+    for piece in re.split(r"[\s\-\u2010-\u2015/]+", plain):
+        stripped = re.sub(r"^[^\w']+|[^\w']+$|^'+|'+$", "", piece)
+        if stripped:
+            out.append(stripped if _WORD.fullmatch(stripped) else None)
+    return out
+
+
+def align(
+    reference: Sequence[str | None], heard: Sequence[str], same: Callable[[str, str], bool]
+) -> tuple[int, set[int]]:
+    """The fewest errors (substitutions, deletions, insertions) that turn ``reference`` into ``heard``, and the
+    positions of ``reference`` that one such alignment matches. A None in ``reference`` is a gap that takes
+    any number of heard words at no cost. Among equal alignments, a match is taken over an error."""
+    rows, cols = len(reference), len(heard)
+    cost = np.zeros((rows + 1, cols + 1), dtype=np.int64)
+    cost[0, :] = np.arange(cols + 1)
+    for i in range(1, rows + 1):
+        word = reference[i - 1]
+        if word is None:
+            cost[i, 0] = cost[i - 1, 0]
+            for j in range(1, cols + 1):
+                cost[i, j] = min(cost[i - 1, j], cost[i, j - 1])
+            continue
+        cost[i, 0] = cost[i - 1, 0] + 1
+        for j in range(1, cols + 1):
+            cost[i, j] = min(
+                cost[i - 1, j - 1] + (0 if same(word, heard[j - 1]) else 1), cost[i - 1, j] + 1, cost[i, j - 1] + 1
+            )
+    matched: set[int] = set()
+    i, j = rows, cols
+    while i > 0:
+        word = reference[i - 1]
+        if word is None:
+            if j > 0 and cost[i, j] == cost[i, j - 1]:
+                j -= 1
+            else:
+                i -= 1
+        elif j > 0 and cost[i, j] == cost[i - 1, j - 1] and same(word, heard[j - 1]):
+            matched.add(i - 1)
+            i, j = i - 1, j - 1
+        elif j > 0 and cost[i, j] == cost[i - 1, j - 1] + 1:
+            i, j = i - 1, j - 1
+        elif cost[i, j] == cost[i - 1, j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return int(cost[rows, cols]), matched
+
+
+class _Recogniser:
+    """One pocketsphinx decoder for a language, with ``EXTRA_WORDS`` added. One caller at a time."""
+
+    def __init__(self, spec: _Language) -> None:
+        config = pocketsphinx.Config(
+            hmm=pocketsphinx.get_model_path(spec.acoustic_model),
+            dict=pocketsphinx.get_model_path(spec.dictionary),
+            lm=None,
+            # The lattice search (bestpath) cost 0.2 s a call and changed no word heard on a grammar this small.
+            bestpath=False,
+            loglevel="ERROR",
+        )
+        self._decoder = pocketsphinx.Decoder(config)
+        # The cepstral mean a recording starts from: the model's, not the last recording's (which the decoder would
+        # carry over, so that the same recording was heard differently after another one).
+        self._cmn_start = str(config["cmninit"])
+        for word, phones in EXTRA_WORDS.items():
+            self._decoder.add_word(word, phones, True)
+        self._pronunciations: dict[str, frozenset[str]] = {}
+
+    def knows(self, word: str) -> bool:
+        """Whether the dictionary has ``word``."""
+        return bool(self.pronunciations(word))
+
+    def pronunciations(self, word: str) -> frozenset[str]:
+        """Every pronunciation the dictionary gives ``word`` (its alternates are ``word(2)``, ``word(3)``, ...)."""
+        if word not in self._pronunciations:
+            found: set[str] = set()
+            while (phones := self._decoder.lookup_word(word if not found else f"{word}({len(found) + 1})")) is not None:
+                found.add(str(phones))
+            self._pronunciations[word] = frozenset(found)
+        return self._pronunciations[word]
+
+    def same(self, a: str, b: str) -> bool:
+        """Whether ``a`` and ``b`` are one word to the ear: the same, or sharing a pronunciation."""
+        return a == b or bool(self.pronunciations(a) & self.pronunciations(b))
+
+    def recognise(self, audio: F32, vocabulary: Sequence[str]) -> list[str]:
+        """The words of ``vocabulary`` heard in ``audio`` (mono, 16 kHz), in order, by a loop over them."""
+        decoder = self._decoder
+        share = 1.0 / len(vocabulary)
+        loop = [(0, 1, share, word) for word in vocabulary] + [(1, 0, 1.0)]
+        decoder.add_fsg("phrase", decoder.create_fsg("phrase", 0, 1, loop))
+        decoder.activate_search("phrase")
+        pcm = _pcm(audio)
+        block = int(RATE * BLOCK_SECONDS) * 2
+        decoder.set_cmn(self._cmn_start)
+        decoder.start_utt()
+        for start in range(0, len(pcm), block):
+            decoder.process_raw(pcm[start : start + block])
+        decoder.end_utt()
+        known = set(vocabulary)
+        heard = [_ALTERNATE.sub("", str(segment.word)) for segment in decoder.seg() or ()]
+        return [word for word in heard if word in known]
+
+
+class _Pool:
+    """Idle recognisers of one language, each used by one thread at a time."""
+
+    def __init__(self, spec: _Language) -> None:
+        self._spec = spec
+        self._idle: list[_Recogniser] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def recogniser(self) -> Iterator[_Recogniser]:
+        """An idle recogniser (a new one when none is idle), given back when the block ends; one whose block
+        raised is dropped, not given back (its decoder may be stopped in the middle of an utterance)."""
+        with self._lock:
+            recogniser = self._idle.pop() if self._idle else None
+        if recogniser is None:
+            recogniser = _Recogniser(self._spec)
+        yield recogniser
+        with self._lock:
+            self._idle.append(recogniser)
+
+    def size(self) -> int:
+        """How many recognisers are idle."""
+        with self._lock:
+            return len(self._idle)
+
+
+_POOLS: Final = {name: _Pool(spec) for name, spec in _LANGUAGES.items()}
+
+
+def _language(language: str) -> _Language:
+    return _LANGUAGES[_language_name(language)]
+
+
+def _language_name(language: str) -> str:
+    if language not in _LANGUAGES:
+        raise ValueError(f"no speech recognition model for language {language!r} (have: {', '.join(_LANGUAGES)})")
+    return language
+
+
+def _reference(phrase: Phrase, recogniser: _Recogniser) -> list[str | None]:
+    """The phrase's words as the alignment takes them: a word the dictionary lacks is a gap (None), and a run of
+    gaps is one. ``ValueError`` when the text does not end with the code's words."""
+    out: list[str | None] = []
+    for word in words(phrase.text):
+        known = word if word is not None and recogniser.knows(word) else None
+        if known is not None or (out and out[-1] is not None) or not out:
+            out.append(known)
+    code = [DIGIT_WORDS[DIGITS.index(digit)] for digit in phrase.code if digit in DIGITS]
+    if len(phrase.code) != CODE_DIGITS or len(code) != CODE_DIGITS or out[-CODE_DIGITS:] != code:
+        raise ValueError("the phrase's text does not end with its code's four digits as words")
+    return out
+
+
+def _mono_16k(samples: npt.ArrayLike, rate: int) -> F32:
+    if rate <= 0:
+        raise ValueError(f"sample rate must be positive, not {rate}")
+    array = np.nan_to_num(np.asarray(samples, dtype=np.float32))
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:  # channels and samples
+        raise ValueError(f"samples must be (n,) or (channels, n), not of shape {array.shape}")
+    return resample(downmix(array), rate, RATE)
+
+
+def _pcm(audio: F32) -> bytes:
+    """16-bit PCM for the decoder, its loudest frames brought to ``LEVEL_DBFS`` (see there)."""
+    count = audio.size // _LEVEL_FRAME
+    gain = 1.0
+    if count:
+        frames = audio[: count * _LEVEL_FRAME].reshape(count, _LEVEL_FRAME).astype(np.float64)
+        loud = float(np.percentile(np.mean(np.square(frames), axis=1), 99))
+        gain = 10 ** (min(LEVEL_DBFS - 10 * np.log10(max(loud, _POWER_FLOOR)), MAX_GAIN_DB) / 20)
+    return bytes(np.clip(audio * gain * 32767.0, -32768, 32767).astype("<i2").tobytes())
