@@ -64,6 +64,7 @@ def build_lifecycle(
         webhooks=WebhookSender(project, allow_private=settings.embedded),
         lease_seconds=settings.lease_seconds,
         retry_base_seconds=settings.retry_base_seconds,
+        likeness_probe=settings.likeness_probe == "on",
     )
 
 

@@ -47,6 +47,9 @@ class Lifecycle:
     lease_seconds: int = 60
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 300.0
+    #: Whether the clone step has the provider speak a probe sentence to judge a new voice's likeness
+    #: (VOICEGATE_LIKENESS_PROBE); without it the first preview or render is judged instead.
+    likeness_probe: bool = True
 
     def retry_delay(self, retry_count: int) -> float:
         """Exponential backoff with full jitter for the `retry_count`-th retry (1-based)."""

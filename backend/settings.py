@@ -112,6 +112,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     c2pa_trust_anchors: Path | None = None
     """VOICEGATE_C2PA_TRUST_ANCHORS: path of a PEM bundle of root certificates a manifest must chain to for
     `voicegate verify` to call it trusted (embedded mode also trusts its development CA)."""
+    likeness_probe: Literal["on", "off"] = "on"
+    """VOICEGATE_LIKENESS_PROBE: `on` has the provider speak one short probe sentence (under 80 characters) in
+    every new voice as its enrolment ends, to judge its likeness to the samples; `off` judges the voice's first
+    preview or render instead, with no extra provider call (the likeness stays null until one is made)."""
     webhook_url: str | None = None
     """VOICEGATE_WEBHOOK_URL: the project's endpoint, which receives every user's events (https; plain http
     only to a loopback address)."""

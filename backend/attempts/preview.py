@@ -15,6 +15,8 @@ import logging
 import uuid
 
 from backend.audio.render import wav_or_mp3
+from backend.clone import likeness
+from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
 from backend.db.units import service_transaction
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, StaleVersion
@@ -96,6 +98,15 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         # Superseded, or another generation finished first: what is committed stands.
         log.info("attempt %s: preview result not recorded, the attempt moved on", attempt_id)
         return Outcome(status="stale")
+    # VOICEGATE_LIKENESS_PROBE=off: the preview, now stored, is what the voice's likeness is judged on.
+    await likeness.judge_render(
+        ctx,
+        owner_id=attempt.owner_id,
+        voice_id=attempt.voice_id,
+        voice=voice,
+        audio=audio,
+        source=LikenessSource.PREVIEW,
+    )
     return Outcome(status=ready.preview_status)
 
 

@@ -1,6 +1,7 @@
 """The voice manifest (issue 17): `voice-metadata/{owner}/{voice_id}.json`, what a voice is in one JSON file
 in a private bucket: voicegate's voice id, the provider, its voice id and target model, when the voice was
-made and last changed, the consent it was cloned under and the quality verdict of its sample.
+made and last changed, the consent it was cloned under, the quality verdict of its sample and its likeness
+to the sample (with the threshold beside it).
 
 Written by the clone step once a voice is ready and its row carries the attempt's provider voice (so also
 when a new attempt moves it to another provider), and removed when the voice is deleted. No database lock
@@ -71,6 +72,12 @@ class VoiceManifest(msgspec.Struct, rename="camel", kw_only=True):
     sample_id: uuid.UUID | None
     #: The sample's quality verdict (`good`, `usable` or `poor`), when the voice was cloned from a sample.
     sample_verdict: str | None
+    #: How much the voice sounds like its samples (`backend.clone.likeness`), the threshold from which it would
+    #: pass as their speaker, what was judged, and why there is no likeness; null until judged.
+    likeness: float | None = None
+    likeness_threshold: float | None = None
+    likeness_source: str | None = None
+    likeness_error: str | None = None
 
 
 def manifest_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:

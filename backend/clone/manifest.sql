@@ -1,15 +1,16 @@
 -- name: read_voice
--- The voice, its consent, and the sample its provider voice was cloned from (that of the latest ready
--- attempt that made or attached it), named as the manifest names them. Read without a lock: the upload
+-- The voice, its consent, and the sample its provider voice was cloned from and its likeness (those of the
+-- latest ready attempt that made or attached it), named as the manifest names them. Read without a lock: the upload
 -- that follows holds nothing, and `confirm` checks afterwards that the voice is still as read here.
 select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voice_id,
        v.provider_target_model as target_model,
        v.created_at, v.updated_at, v.deleted_at, v.consent_id, c.consent_text_version as consent_version,
-       s.id as sample_id, s.quality_report ->> 'verdict' as sample_verdict
+       s.id as sample_id, s.quality_report ->> 'verdict' as sample_verdict,
+       a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
   from public.voices v
   left join public.voice_consents c on c.id = v.consent_id
   left join lateral (
-    select a.sample_id
+    select a.sample_id, a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
       from public.voice_clone_attempts a
      where a.voice_id = v.id and a.provider = v.tts_provider and a.provider_voice_id = v.provider_voice_id
        and a.status = 'ready'

@@ -25,9 +25,11 @@ from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import msgspec
+
 from backend import leases, queues
 from backend.audio.errors import AudioRejected
-from backend.clone import heal, manifest, portability, sample_set
+from backend.clone import heal, likeness, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.units import service_statement, service_transaction
@@ -224,6 +226,8 @@ class AttemptRun:
             key=self.attempt.enrolment_key,
         )
         failpoint("after_provider_create")
+        # Of what each sample is as stored (before any joining for the provider), for the voice's likeness.
+        samples_print = await likeness.measure_samples(self.ctx, self.attempt, [ref.data for ref in refs])
         # Verifying only from processing, as the run saw it before the call: a supersede that came during
         # the call still records the voice, and the late result is verified on the inactive attempt.
         status = AttemptStatus.VERIFYING if self.attempt.status == AttemptStatus.PROCESSING else None
@@ -232,6 +236,7 @@ class AttemptRun:
             await self._move(conn, status=status, changes=_voice_changes(created))
             for member in members:
                 await attempts.record_measures(conn, self.attempt.id, member)
+            await likeness.record_samples_print(conn, self.attempt.id, samples_print)
 
         await self._fenced(record)
         failpoint("after_db_write")
@@ -276,6 +281,10 @@ class AttemptRun:
             await self._enrol_again()
             return
         changes = _voice_changes(found) if attempt.source == AttemptSource.CUSTOM_VOICE_ID else None
+        if self.ctx.likeness_probe and attempt.likeness is None and attempt.likeness_error is None:
+            # Before `ready`, still under the lease: the voice is published with its likeness, and a step
+            # repeated after a crash finds it recorded (a probe the provider could not speak is not retried).
+            await likeness.probe(self.ctx, msgspec.structs.replace(attempt, **(changes or {})))
         # Verified, ready, synced and the preview asked for in one call: each move is still its own event,
         # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version.
         async with service_statement(self.ctx.pool) as conn:

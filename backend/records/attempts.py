@@ -116,6 +116,13 @@ class VoiceMirror(msgspec.Struct, rename="camel"):
     last_error: AttemptError | None
     updated_at: datetime | None
     version: int
+    #: The active attempt's likeness (backend.clone.likeness): null until judged (or in a mirror written
+    #: before likeness existed), and beside it the threshold it was judged against, what was judged, and why
+    #: there is no score when there is none.
+    likeness: float | None = None
+    likeness_threshold: float | None = None
+    likeness_source: str | None = None
+    likeness_error: str | None = None
 
 
 #: Where an attempt is still under way (a worker may be enrolling or verifying it).
@@ -156,6 +163,12 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    #: The voice's likeness to its samples, once judged (`backend.clone.likeness`); the samples' print itself
+    #: (`sample_voiceprint`) is read only where it is used.
+    likeness: float | None = None
+    likeness_threshold: float | None = None
+    likeness_source: str | None = None
+    likeness_error: str | None = None
 
     def leased_to(self, owner: str, now: datetime) -> bool:
         """True when `owner` holds an unexpired lease."""
@@ -192,6 +205,12 @@ class Attempt(msgspec.Struct, rename="camel"):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    #: How much the voice sounds like its samples (the cosine of their voiceprints, 0-1), null until judged;
+    #: it would pass as its speaker from `likenessThreshold`.
+    likeness: float | None = None
+    likeness_threshold: float | None = None
+    likeness_source: str | None = None
+    likeness_error: str | None = None
 
 
 def view(attempt: AttemptRow) -> Attempt:

@@ -33,7 +33,8 @@ import msgspec
 
 from backend import leases
 from backend.audio.render import join_wav
-from backend.clone import heal
+from backend.clone import heal, likeness
+from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -200,7 +201,13 @@ async def _render(ctx: Lifecycle, job: JobToSpeak, voice: ProviderVoice, parts: 
         # Stored only by the delivery that finishes the job, so a late one cannot replace its audio.
         if finished is not None:
             await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type="audio/wav")
-    return Outcome(status=SynthesisJobStatus.SUCCEEDED if finished is not None else "stale")
+    if finished is None:
+        return Outcome(status="stale")
+    # VOICEGATE_LIKENESS_PROBE=off: the voice's first render is what its likeness is judged on.
+    await likeness.judge_render(
+        ctx, owner_id=job.owner_id, voice_id=job.voice_id, voice=voice, audio=wav, source=LikenessSource.RENDER
+    )
+    return Outcome(status=SynthesisJobStatus.SUCCEEDED)
 
 
 async def _speak(

@@ -17,6 +17,7 @@ import msgspec
 
 from backend.auth.verify import UserClaims
 from backend.clone import manifest
+from backend.clone.likeness import LikenessSource, NoLikeness
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
@@ -93,6 +94,25 @@ class Voice(msgspec.Struct):
     updated_at: datetime
     #: `c2pa` once the voice is ready: everything voicegate synthesizes in it carries a C2PA manifest.
     provenance: str | None = None
+    #: How much the voice sounds like its samples: the cosine between their voiceprints and the voiceprint of
+    #: what its provider spoke in it (0-1), null until judged or when it could not be (`likeness_error`).
+    likeness: float | None = None
+    #: The published same-speaker threshold the likeness was judged against: from it, the voice would pass as
+    #: the samples' speaker.
+    likeness_threshold: float | None = None
+    #: What the provider spoke that was judged: `probe` (a sentence as the enrolment ended), `preview`, `render`.
+    likeness_source: LikenessSource | None = None
+    #: Why there is no likeness: `probe_failed`, `no_speech` or `no_sample`.
+    likeness_error: NoLikeness | None = None
+
+
+class _VoiceRow(VoiceRow, frozen=True, kw_only=True):
+    """A voice row with the likeness of the attempt behind its provider voice (`list_voices`, `get_voice`)."""
+
+    likeness: float | None = None
+    likeness_threshold: float | None = None
+    likeness_source: LikenessSource | None = None
+    likeness_error: NoLikeness | None = None
 
 
 class VoiceList(msgspec.Struct):
@@ -104,11 +124,11 @@ class VoiceList(msgspec.Struct):
 async def list_voices(pool: Pool, claims: UserClaims) -> VoiceList:
     """The caller's voices that are not deleted."""
     async with user_transaction(pool, claims.raw) as conn:
-        rows = await fetch_records(conn, _Q["list_voices"], {"limit": LIST_LIMIT}, VoiceRow)
+        rows = await fetch_records(conn, _Q["list_voices"], {"limit": LIST_LIMIT}, _VoiceRow)
     return VoiceList([_voice(row) for row in rows])
 
 
-def _voice(row: VoiceRow) -> Voice:
+def _voice(row: _VoiceRow) -> Voice:
     voice = msgspec.convert(row, Voice, from_attributes=True)
     return msgspec.structs.replace(voice, provenance=PROVENANCE if row.status is VoiceStatus.READY else None)
 
@@ -120,7 +140,7 @@ async def get_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> Voic
 
 
 async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
-    row = await fetch_optional_record(conn, _Q["get_voice"], {"id": voice_id}, VoiceRow)
+    row = await fetch_optional_record(conn, _Q["get_voice"], {"id": voice_id}, _VoiceRow)
     if row is None:
         raise NotFound("Voice not found.")
     return _voice(row)
@@ -130,7 +150,7 @@ async def rename_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID, rena
     """Give one of the caller's voices a new name; 404 for anyone else's or a deleted one."""
     async with user_transaction(pool, claims.raw) as conn:
         row = await fetch_optional_record(
-            conn, _Q["rename_voice"], {"id": voice_id, "name": rename.name.strip()}, VoiceRow
+            conn, _Q["rename_voice"], {"id": voice_id, "name": rename.name.strip()}, _VoiceRow
         )
     if row is None:
         raise NotFound("Voice not found.")

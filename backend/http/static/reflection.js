@@ -36,6 +36,7 @@ export function reflections(deps) {
     launch: $("reflection-launch"),
     reasons: $("reflection-reasons"),
     voice: $("reflection-voice"),
+    likeness: $("reflection-likeness"),
     consent: $("reflection-consent"),
     consentText: $("reflection-consent-text"),
     record: $("reflection-record"),
@@ -115,6 +116,8 @@ export function reflections(deps) {
     ui.launch.className = `launch ${state.launchReady ? "ready" : "blocked"}`;
     showReasons(state.blockingReasons);
     ui.voice.textContent = voiceWords(voice, state.previewError);
+    ui.likeness.textContent = likenessWords(voice);
+    ui.likeness.hidden = !ui.likeness.textContent;
     const previewReady = voice.previewStatus === "ready" && Boolean(state.previewUrl);
     ui.preview.hidden = !previewReady;
     if (previewReady && ui.previewPlayer.getAttribute("src") !== state.previewUrl) {
@@ -131,6 +134,30 @@ export function reflections(deps) {
       }),
     );
     ui.reasons.hidden = reasons.length === 0;
+  }
+
+  // How much the voice sounds like its samples (issue 46), always beside the threshold from which it would pass
+  // as their speaker; and, for the offline voice, what it is.
+  const NO_LIKENESS = {
+    probe_failed: "the provider could not speak the test sentence",
+    no_speech: "what the provider spoke held too little speech to judge",
+    no_sample: "the voice was not made from a sample here",
+  };
+  function likenessWords(voice) {
+    if (voice.cloneStatus !== "ready") return "";
+    let words;
+    if (typeof voice.likeness === "number") {
+      words = `Sounds like the sample: ${voice.likeness.toFixed(2)} (same speaker from ${voice.likenessThreshold.toFixed(2)}).`;
+    } else if (voice.likenessError) {
+      words = `Likeness not measured: ${NO_LIKENESS[voice.likenessError] || voice.likenessError}.`;
+    } else {
+      return "";
+    }
+    if (voice.provider === "local") {
+      words += " The offline voice keeps the speaker's pitch and formants with the timbre of the bundled hibari"
+        + " voice: a stand-in, not a clone of the speaker.";
+    }
+    return words;
   }
 
   function voiceWords(voice, previewError) {

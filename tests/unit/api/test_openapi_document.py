@@ -173,8 +173,13 @@ def test_the_reflections_voice_is_typed(document: dict[str, Any]) -> None:
     for owner in ("Reflection", "VoiceState"):
         assert schemas[owner]["properties"]["voice"] == {"$ref": "#/components/schemas/VoiceMirror"}
     mirror = schemas["VoiceMirror"]
+    # The likeness (issue 46) is in every mirror an attempt wrote; the column's default, before the first
+    # attempt, has none.
+    likeness = {"likeness", "likenessThreshold", "likenessSource", "likenessError"}
+    assert likeness <= set(mirror["properties"])
+    assert not likeness & set(mirror["required"])
     assert (
-        set(mirror["properties"])
+        set(mirror["properties"]) - likeness
         == set(mirror["required"])
         == {
             "cloneStatus",
@@ -215,3 +220,18 @@ def test_the_launch_refusal_declares_its_reasons(document: dict[str, Any]) -> No
     problem = document["components"]["schemas"]["ProblemDetails"]
     assert problem["properties"]["blockingReasons"]["items"] == {"type": "string"}
     assert "blockingReasons" not in problem["required"]
+
+
+def test_the_likeness_is_in_every_shape_that_shows_a_voice(document: dict[str, Any]) -> None:
+    """Issue 46: the likeness, its threshold, what was judged and why there is none, wherever a voice or an
+    attempt is answered."""
+    schemas = document["components"]["schemas"]
+    assert {"likeness", "likeness_threshold", "likeness_source", "likeness_error"} <= set(
+        schemas["Voice"]["properties"]
+    )
+    for shape in ("VoiceMirror", "Attempt"):
+        assert {"likeness", "likenessThreshold", "likenessSource", "likenessError"} <= set(
+            schemas[shape]["properties"]
+        ), shape
+    assert schemas["LikenessSource"]["enum"] == ["probe", "preview", "render"]
+    assert schemas["NoLikeness"]["enum"] == ["probe_failed", "no_speech", "no_sample"]

@@ -1,0 +1,220 @@
+"""The likeness of a voice (issue 46): how much what the provider speaks in the voice sounds like the samples
+it was enrolled from, as the cosine between two voiceprints (`backend.voiceprint`), judged against the
+published same-speaker threshold (`THRESHOLD`) and shown beside it.
+
+* The samples' print: each sample the enrolment sent (the stored copy the provider got) gets its print, and
+  their mean, L2-normalised, is recorded on the attempt with the provider voice it made (`samples_print`,
+  in the enrolment's own transaction), so nothing has to read the samples again.
+* The voice's print: of a probe sentence (`PROBE_TEXT`) that the provider speaks in the new voice as the
+  enrolment ends, in the clone step before the attempt is made ready (`probe`); with
+  VOICEGATE_LIKENESS_PROBE=off, of its first preview or render instead (`judge_render`), no extra provider
+  call.
+
+A likeness is kept per attempt, once (`record_likeness`: the first judgement of the attempt's provider voice
+stands, so a step repeated after a crash changes nothing); a re-enrolment is a new attempt and is judged
+again. It never fails a voice: when the probe cannot be spoken, holds no speech, or the attempt has no
+samples' print, the likeness stays null with a reason (`likeness_error`), and that is logged.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import numpy as np
+
+from backend.audio.decode import decode_audio
+from backend.audio.errors import AudioRejected
+from backend.context import Lifecycle
+from backend.db.connection import Connection
+from backend.db.execute import fetch_optional
+from backend.db.queries import load_queries
+from backend.db.units import service_transaction
+from backend.errors import VoiceprintUnavailable
+from backend.providers.base import ProviderVoice
+from backend.providers.errors import ProviderError
+from backend.records.attempts import AttemptRow
+from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
+
+log = logging.getLogger(__name__)
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+#: What the provider speaks to be judged: a plain sentence of common English sounds, under 80 characters
+#: (a probe costs one short render at a provider that charges by the character).
+PROBE_TEXT: Final = "The north wind and the sun were disputing which was the stronger."
+
+
+class LikenessSource(enum.StrEnum):
+    """What the provider spoke that the likeness was judged on."""
+
+    PROBE = "probe"
+    PREVIEW = "preview"
+    RENDER = "render"
+
+
+class NoLikeness(enum.StrEnum):
+    """Why an attempt that was judged has no likeness."""
+
+    #: The provider could not speak the probe (its error is logged).
+    PROBE_FAILED = "probe_failed"
+    #: What the provider spoke holds too little speech for a voiceprint (or could not be decoded).
+    NO_SPEECH = "no_speech"
+    #: The attempt has no samples' print: a custom voice id, a voice reused without enrolment, or samples
+    #: with too little speech.
+    NO_SAMPLE = "no_sample"
+
+
+class Likeness(msgspec.Struct, rename="camel", kw_only=True):
+    """A voice's likeness as clients see it: the cosine (null until judged, or when it could not be), the
+    threshold from which it would pass as its speaker, what it was judged on, and why it is null."""
+
+    likeness: float | None
+    likeness_threshold: float | None
+    likeness_source: LikenessSource | None
+    likeness_error: NoLikeness | None
+
+
+def samples_print(recordings: Sequence[bytes]) -> Voiceprint | None:
+    """The mean voiceprint of ``recordings`` (audio files voicegate can decode), L2-normalised: None when none
+    holds enough speech for one. CPU work for the fair executor; raises `AudioRejected` on a file that does not
+    decode and `VoiceprintUnavailable` without the encoder's weights."""
+    vectors = []
+    for data in recordings:
+        decoded = decode_audio(data)
+        found = voiceprint(decoded.samples, decoded.sample_rate)
+        if found is not None:
+            vectors.append(found.vector)
+    if not vectors:
+        return None
+    mean = np.mean(vectors, axis=0)
+    return Voiceprint(mean / np.linalg.norm(mean))
+
+
+def similarity(samples: Voiceprint, spoken: bytes) -> float | None:
+    """The cosine between ``samples`` and the print of ``spoken`` (an audio file), rounded to 3 places; None
+    when it holds too little speech. CPU work, raising as `samples_print`."""
+    decoded = decode_audio(spoken)
+    found = voiceprint(decoded.samples, decoded.sample_rate)
+    return None if found is None else round(samples.similarity(found), 3)
+
+
+async def measure_samples(ctx: Lifecycle, attempt: AttemptRow, recordings: Sequence[bytes]) -> bytes | None:
+    """The samples' print (`samples_print`) on the fair CPU executor, as stored. One that cannot be made is
+    logged and None: the likeness then says `no_sample`, and the voice goes on."""
+    try:
+        found = await ctx.cpu.run(attempt.owner_id, samples_print, recordings)
+    except (AudioRejected, VoiceprintUnavailable, ValueError):
+        log.exception("attempt %s: no voiceprint of its samples", attempt.id)
+        return None
+    return None if found is None else found.to_bytes()
+
+
+async def record_samples_print(conn: Connection, attempt_id: uuid.UUID, data: bytes | None) -> None:
+    """Record `measure_samples`'s print on the attempt, on `conn` (the transaction recording its provider voice)."""
+    if data is not None:
+        await conn.execute(_Q["record_sample_print"], {"attempt_id": attempt_id, "print": data})
+
+
+class _Judged(msgspec.Struct, frozen=True):
+    """Which attempt is judged, for which of its provider voices, on whose share of the CPU."""
+
+    attempt_id: uuid.UUID
+    owner_id: uuid.UUID
+    provider_voice_id: str
+
+
+async def probe(ctx: Lifecycle, attempt: AttemptRow) -> None:
+    """Judge the attempt's provider voice on `PROBE_TEXT` spoken by its provider, and record it. A provider
+    that cannot speak it leaves the likeness null with `probe_failed` (logged); the voice goes on."""
+    if attempt.provider_voice_id is None:
+        return
+    judged = _Judged(attempt.id, attempt.owner_id, attempt.provider_voice_id)
+    samples = await _samples_print(ctx, attempt.id)
+    if samples is None:
+        await _record(ctx, judged, LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
+        return
+    voice = ProviderVoice(
+        provider=attempt.provider,
+        voice_id=attempt.provider_voice_id,
+        target_model=attempt.provider_target_model,
+        metadata=attempt.provider_metadata,
+    )
+    try:
+        spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, PROBE_TEXT)
+    except ProviderError as exc:
+        log.warning("attempt %s: the likeness probe was not spoken (%s): likeness left null", attempt.id, exc)
+        await _record(ctx, judged, LikenessSource.PROBE, error=NoLikeness.PROBE_FAILED)
+        return
+    await _judge(ctx, judged, samples, spoken.audio, LikenessSource.PROBE)
+
+
+async def judge_render(
+    ctx: Lifecycle,
+    *,
+    owner_id: uuid.UUID,
+    voice_id: uuid.UUID,
+    voice: ProviderVoice,
+    audio: bytes,
+    source: LikenessSource,
+) -> None:
+    """With VOICEGATE_LIKENESS_PROBE=off: judge the attempt that made `voice` (the voice's current provider
+    voice) on `audio`, a preview or render it spoke, unless it was judged already. Nothing with the probe on."""
+    if ctx.likeness_probe:
+        return
+    async with service_transaction(ctx.pool) as conn:
+        params = {"voice_id": voice_id, "provider": voice.provider, "provider_voice_id": voice.voice_id}
+        found = await fetch_optional(conn, _Q["unjudged_for_render"], params)
+    if found is None:
+        return
+    judged = _Judged(found["id"], owner_id, voice.voice_id)
+    data: bytes | None = found["sample_voiceprint"]
+    if data is None:
+        await _record(ctx, judged, source, error=NoLikeness.NO_SAMPLE)
+        return
+    await _judge(ctx, judged, Voiceprint.from_bytes(data), audio, source)
+
+
+async def _samples_print(ctx: Lifecycle, attempt_id: uuid.UUID) -> Voiceprint | None:
+    async with service_transaction(ctx.pool) as conn:
+        row = await fetch_optional(conn, _Q["sample_print"], {"attempt_id": attempt_id})
+    data = None if row is None else row["sample_voiceprint"]
+    return None if data is None else Voiceprint.from_bytes(data)
+
+
+async def _judge(ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: bytes, source: LikenessSource) -> None:
+    try:
+        score = await ctx.cpu.run(judged.owner_id, similarity, samples, spoken)
+    except (AudioRejected, VoiceprintUnavailable, ValueError):
+        log.exception("attempt %s: no voiceprint of what its provider spoke", judged.attempt_id)
+        score = None
+    if score is None:
+        log.warning("attempt %s: no likeness, what the provider spoke holds too little speech", judged.attempt_id)
+        await _record(ctx, judged, source, error=NoLikeness.NO_SPEECH)
+        return
+    log.info("attempt %s: likeness %.3f (%s; same speaker from %.2f)", judged.attempt_id, score, source, THRESHOLD)
+    await _record(ctx, judged, source, score=score)
+
+
+async def _record(
+    ctx: Lifecycle,
+    judged: _Judged,
+    source: LikenessSource,
+    *,
+    score: float | None = None,
+    error: NoLikeness | None = None,
+) -> None:
+    params = {
+        "attempt_id": judged.attempt_id,
+        "provider_voice_id": judged.provider_voice_id,
+        "likeness": score,
+        "threshold": THRESHOLD,
+        "source": source,
+        "error": error,
+    }
+    async with service_transaction(ctx.pool) as conn:
+        await fetch_optional(conn, _Q["record_likeness"], params)

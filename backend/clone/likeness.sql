@@ -1,0 +1,41 @@
+-- name: record_sample_print
+-- The mean voiceprint of the samples an enrolment sent, beside the provider voice it made (same transaction).
+update public.voice_clone_attempts set sample_voiceprint = %(print)s where id = %(attempt_id)s;
+
+-- name: sample_print
+select sample_voiceprint from public.voice_clone_attempts where id = %(attempt_id)s;
+
+-- name: record_likeness
+-- The attempt's likeness (or why it has none), once: the first judgement of its provider voice stands. The
+-- reflection's mirror is rewritten when the attempt is its active one, and the voice's `updated_at` moves
+-- so that a manifest writer that read the voice before this commits writes it again (backend/clone/manifest).
+-- Not a transition: the attempt's version stays, so a worker fenced by it is not made stale by this.
+with judged as (
+  update public.voice_clone_attempts a
+     set likeness = %(likeness)s, likeness_threshold = %(threshold)s, likeness_source = %(source)s,
+         likeness_error = %(error)s
+   where a.id = %(attempt_id)s and a.provider_voice_id = %(provider_voice_id)s
+     and a.likeness is null and a.likeness_error is null
+  returning a
+), mirrored as (
+  update public.reflections r
+     set voice = voicegate.attempt_mirror(j.a)
+    from judged j
+   where (j.a).is_active and r.id = (j.a).reflection_id
+), touched as (
+  update public.voices v
+     set updated_at = now()
+    from judged j
+   where (j.a).is_active and v.id = (j.a).voice_id and v.provider_voice_id = (j.a).provider_voice_id
+)
+select (j.a).id as attempt_id from judged j;
+
+-- name: unjudged_for_render
+-- The ready attempt that made (or attached) the voice's current provider voice, when it has a samples' print
+-- and no likeness yet: what a render in that voice can judge (VOICEGATE_LIKENESS_PROBE=off).
+select a.id, a.provider_voice_id, a.sample_voiceprint
+  from public.voice_clone_attempts a
+ where a.voice_id = %(voice_id)s and a.provider = %(provider)s and a.provider_voice_id = %(provider_voice_id)s
+   and a.status = 'ready' and a.likeness is null and a.likeness_error is null
+ order by a.finished_at desc nulls last
+ limit 1;

@@ -1,0 +1,177 @@
+"""The likeness of a voice (issue 46) on a real database, the Storage stand-in and the `local` provider, from
+real speech (two LibriSpeech clips of one speaker): judged on a probe the provider speaks as the enrolment
+ends, shown in the voice JSON, the reflection's mirror and the manifest; judged again for a re-enrolment;
+taken from the preview with VOICEGATE_LIKENESS_PROBE=off; and a probe the provider cannot speak leaves the
+voice ready with no likeness and the reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from backend.attempts.preview import process_preview
+from backend.auth.verify import UserClaims
+from backend.clone.likeness import PROBE_TEXT
+from backend.clone.manifest import BUCKET, manifest_path
+from backend.clone.step import process_attempt
+from backend.context import Lifecycle
+from backend.cpu import CpuExecutor
+from backend.db.units import service_transaction
+from backend.records import attempts
+from backend.voiceprint import THRESHOLD
+from backend.voices.service import get_voice
+from tests.fakes import SelfhostedFake, serve
+from tests.fakes.core import Fault
+from tests.integration.conftest import open_lifecycle
+from tests.support import create_user, mirror, one, seed_consent, seed_reflection
+
+Db = psycopg.Connection[Any]
+CLIPS = Path(__file__).resolve().parents[1] / "clips" / "librispeech"
+SPEAKER = sorted((CLIPS / "1688").glob("*.flac"))
+
+
+@pytest.fixture
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+    async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
+        yield lifecycle
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[SelfhostedFake, str]]:
+    fake = SelfhostedFake("registry")
+    with serve(fake) as url:
+        yield fake, url
+
+
+async def enrolment(ctx: Lifecycle, db: Db, provider: str = "local", owner: uuid.UUID | None = None) -> dict[str, Any]:
+    """A reflection's voice and its queued attempt enrolling two clips of one speaker (a set), with a preview."""
+    owner = owner or create_user(db)
+    consent = seed_consent(db, owner)
+    voice = one(
+        db, "insert into voices (owner_id, name, consent_id) values (%s, 'v', %s) returning id", (owner, consent)
+    )["id"]
+    reflection = seed_reflection(db, owner)
+    samples = []
+    for clip in SPEAKER:
+        path = f"{owner}/{voice}/{uuid.uuid4()}/original"
+        await ctx.storage.upload("voice-samples", path, clip.read_bytes(), "audio/flac")
+        samples.append(
+            one(
+                db,
+                "insert into voice_samples (owner_id, voice_id, consent_id, object_path, sniffed_type, provider,"
+                " status) values (%s, %s, %s, %s, 'audio/flac', %s, 'pending') returning id",
+                (owner, voice, consent, path, provider),
+            )["id"]
+        )
+    async with service_transaction(ctx.pool) as conn:
+        attempt = await attempts.create(
+            conn,
+            owner_id=owner,
+            voice_id=voice,
+            provider=provider,
+            source=attempts.AttemptSource.SAMPLE_UPLOAD,
+            reflection_id=reflection,
+            sample_id=samples[0],
+            sample_ids=samples,
+            preview=True,
+        )
+    return {"owner": owner, "voice": voice, "reflection": reflection, "attempt": attempt.id}
+
+
+def likeness_of(db: Db, attempt_id: uuid.UUID) -> dict[str, Any]:
+    return one(
+        db,
+        "select status, likeness, likeness_threshold, likeness_source, likeness_error"
+        " from voice_clone_attempts where id = %s",
+        (attempt_id,),
+    )
+
+
+def claims_of(user: uuid.UUID) -> UserClaims:
+    raw = {"sub": str(user), "role": "authenticated", "aud": "authenticated"}
+    return UserClaims(sub=str(user), email=None, role="authenticated", aal=None, session_id=None, raw=raw)
+
+
+async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_again_when_enrolled_again(
+    ctx: Lifecycle, db: Db
+) -> None:
+    made = await enrolment(ctx, db)
+
+    assert (await process_attempt(ctx, made["attempt"], "worker-1")).status == "ready"
+
+    judged = likeness_of(db, made["attempt"])
+    assert judged["status"] == "ready"
+    assert judged["likeness_source"] == "probe"
+    assert judged["likeness_error"] is None
+    assert judged["likeness_threshold"] == THRESHOLD
+    # The offline voice is hibari's timbre at the speaker's pitch: like a person, not the speaker (~0.65).
+    assert 0.3 < judged["likeness"] < THRESHOLD
+    expected = {
+        "likeness": judged["likeness"],
+        "likenessThreshold": THRESHOLD,
+        "likenessSource": "probe",
+        "likenessError": None,
+    }
+    assert {key: mirror(db, made["reflection"])[key] for key in expected} == expected
+    voice = await get_voice(ctx.pool, claims_of(made["owner"]), made["voice"])
+    assert (voice.likeness, voice.likeness_threshold, voice.likeness_source) == (judged["likeness"], THRESHOLD, "probe")
+    manifest = json.loads(await ctx.storage.download(BUCKET, manifest_path(made["owner"], made["voice"])))
+    assert {key: manifest[key] for key in expected} == expected
+
+    # Re-enrolment: a new attempt of the same samples is judged again, and the voice shows its likeness.
+    async with service_transaction(ctx.pool) as conn:
+        again = await attempts.retry(conn, made["attempt"])
+    assert likeness_of(db, again.id)["likeness"] is None
+    assert (await process_attempt(ctx, again.id, "worker-2")).status == "ready"
+    rejudged = likeness_of(db, again.id)
+    assert rejudged["likeness_source"] == "probe"
+    assert 0.3 < rejudged["likeness"] < THRESHOLD
+    assert mirror(db, made["reflection"])["attemptId"] == str(again.id)
+    assert mirror(db, made["reflection"])["likeness"] == rejudged["likeness"]
+    assert (await get_voice(ctx.pool, claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
+
+
+async def test_with_the_probe_off_the_preview_is_judged_instead(ctx: Lifecycle, db: Db) -> None:
+    off = dataclasses.replace(ctx, likeness_probe=False)
+    made = await enrolment(off, db)
+
+    assert (await process_attempt(off, made["attempt"], "worker-1")).status == "ready"
+    before = likeness_of(db, made["attempt"])
+    assert (before["likeness"], before["likeness_source"], before["likeness_error"]) == (None, None, None)
+    assert mirror(db, made["reflection"])["likeness"] is None
+
+    assert (await process_preview(off, made["attempt"])).status == "ready"
+
+    judged = likeness_of(db, made["attempt"])
+    assert (judged["likeness_source"], judged["likeness_threshold"]) == ("preview", THRESHOLD)
+    assert 0.3 < judged["likeness"] < THRESHOLD
+    assert mirror(db, made["reflection"])["likeness"] == judged["likeness"]
+
+
+async def test_a_probe_the_provider_cannot_speak_leaves_the_voice_ready_without_a_likeness(
+    cpu: CpuExecutor, db_dsn: str, tmp_path: Path, db: Db, server: tuple[SelfhostedFake, str]
+) -> None:
+    fake, url = server
+    async with open_lifecycle(cpu, db_dsn, tmp_path, SELFHOSTED_BASE_URL=url) as ctx:
+        made = await enrolment(ctx, db, provider="selfhosted")
+        fake.faults.fail_next(Fault("status", 500, method="POST", path_prefix="/v1/audio/speech"), times=10)
+
+        assert (await process_attempt(ctx, made["attempt"], "worker-1")).status == "ready"
+        fake.faults.clear()
+
+    judged = likeness_of(db, made["attempt"])
+    assert (judged["status"], judged["likeness"], judged["likeness_error"]) == ("ready", None, "probe_failed")
+    assert [speech["input"] for speech in fake.speeches] == []
+    assert mirror(db, made["reflection"])["likenessError"] == "probe_failed"
+    assert mirror(db, made["reflection"])["cloneStatus"] == "ready"
+
+
+def test_the_probe_is_a_short_sentence() -> None:
+    assert len(PROBE_TEXT) <= 80
