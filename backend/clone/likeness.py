@@ -44,9 +44,29 @@ from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
-#: What the provider speaks to be judged: a plain sentence of common English sounds, under 80 characters
-#: (a probe costs one short render at a provider that charges by the character).
-PROBE_TEXT: Final = "The north wind and the sun were disputing which was the stronger."
+#: What the provider speaks to be judged, by the voice's language (its primary subtag): the first sentence of
+#: "The North Wind and the Sun", the phoneticians' fable, each under 80 characters (a probe costs one short
+#: render at a provider that charges by the character). A voice in a language not here is judged on its first
+#: preview or render instead, as with VOICEGATE_LIKENESS_PROBE=off: a voice is never made to speak a language
+#: that is not its own.
+PROBE_TEXTS: Final = {
+    "en": "The north wind and the sun were disputing which was the stronger.",
+    "de": "Der Nordwind und die Sonne stritten sich, wer von ihnen der Stärkere wäre.",
+    "es": "El viento norte y el sol discutían sobre cuál de ellos era el más fuerte.",
+    "fr": "La bise et le soleil se disputaient, chacun assurant qu'il était le plus fort.",
+    "it": "Il vento di tramontana e il sole si contendevano il primato della forza.",
+    "pt": "O vento norte e o sol discutiam qual dos dois era o mais forte.",
+    "ja": "北風と太陽が、どちらが強いかで言い争っていました。",
+    "zh": "北风和太阳正在争论谁的本领更大。",
+}
+PROBE_TEXT: Final = PROBE_TEXTS["en"]
+
+
+def probe_text(language: str | None) -> str | None:
+    """The probe sentence for a voice in `language` (a BCP 47 tag; none means English), or None when there is
+    none in that language."""
+    primary = (language or "en").split("-", 1)[0].lower()
+    return PROBE_TEXTS.get(primary)
 
 
 class LikenessSource(enum.StrEnum):
@@ -129,15 +149,23 @@ class _Judged(msgspec.Struct, frozen=True):
 
 
 async def probe(ctx: Lifecycle, attempt: AttemptRow) -> None:
-    """Judge the attempt's provider voice on `PROBE_TEXT` spoken by its provider, and record it. A provider
-    that cannot speak it leaves the likeness null with `probe_failed` (logged); the voice goes on."""
+    """Judge the attempt's provider voice on its language's probe sentence (`PROBE_TEXTS`) spoken by its
+    provider, and record it. A provider that cannot speak it leaves the likeness null with `probe_failed`
+    (logged); the voice goes on. A voice in a language without a probe sentence is left to its first preview
+    or render."""
     if attempt.provider_voice_id is None:
         return
     judged = _Judged(attempt.id, attempt.owner_id, attempt.provider_voice_id)
-    samples = await _samples_print(ctx, attempt.id)
-    if samples is None:
+    async with service_transaction(ctx.pool) as conn:
+        row = await fetch_optional(conn, _Q["sample_print"], {"attempt_id": attempt.id})
+    text = probe_text(None if row is None else row["language"])
+    if text is None:
+        return
+    data = None if row is None else row["sample_voiceprint"]
+    if data is None:
         await _record(ctx, judged, LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
         return
+    samples = Voiceprint.from_bytes(data)
     voice = ProviderVoice(
         provider=attempt.provider,
         voice_id=attempt.provider_voice_id,
@@ -145,7 +173,7 @@ async def probe(ctx: Lifecycle, attempt: AttemptRow) -> None:
         metadata=attempt.provider_metadata,
     )
     try:
-        spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, PROBE_TEXT)
+        spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, text)
     except ProviderError as exc:
         log.warning("attempt %s: the likeness probe was not spoken (%s): likeness left null", attempt.id, exc)
         await _record(ctx, judged, LikenessSource.PROBE, error=NoLikeness.PROBE_FAILED)
@@ -162,10 +190,9 @@ async def judge_render(
     audio: bytes,
     source: LikenessSource,
 ) -> None:
-    """With VOICEGATE_LIKENESS_PROBE=off: judge the attempt that made `voice` (the voice's current provider
-    voice) on `audio`, a preview or render it spoke, unless it was judged already. Nothing with the probe on."""
-    if ctx.likeness_probe:
-        return
+    """Judge the attempt that made `voice` (the voice's current provider voice) on `audio`, a preview or render
+    it spoke, unless it was judged already: with VOICEGATE_LIKENESS_PROBE=off, or a voice in a language without
+    a probe sentence."""
     async with service_transaction(ctx.pool) as conn:
         params = {"voice_id": voice_id, "provider": voice.provider, "provider_voice_id": voice.voice_id}
         found = await fetch_optional(conn, _Q["unjudged_for_render"], params)
@@ -177,13 +204,6 @@ async def judge_render(
         await _record(ctx, judged, source, error=NoLikeness.NO_SAMPLE)
         return
     await _judge(ctx, judged, Voiceprint.from_bytes(data), audio, source)
-
-
-async def _samples_print(ctx: Lifecycle, attempt_id: uuid.UUID) -> Voiceprint | None:
-    async with service_transaction(ctx.pool) as conn:
-        row = await fetch_optional(conn, _Q["sample_print"], {"attempt_id": attempt_id})
-    data = None if row is None else row["sample_voiceprint"]
-    return None if data is None else Voiceprint.from_bytes(data)
 
 
 async def _judge(ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: bytes, source: LikenessSource) -> None:

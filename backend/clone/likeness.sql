@@ -3,7 +3,13 @@
 update public.voice_clone_attempts set sample_voiceprint = %(print)s where id = %(attempt_id)s;
 
 -- name: sample_print
-select sample_voiceprint from public.voice_clone_attempts where id = %(attempt_id)s;
+-- The attempt's samples' print, and the language it enrolled the voice in (its first sample's, else the voice's),
+-- which the probe is spoken in.
+select a.sample_voiceprint, coalesce(s.language, v.language) as language
+  from public.voice_clone_attempts a
+  left join public.voice_samples s on s.id = a.sample_id
+  left join public.voices v on v.id = a.voice_id
+ where a.id = %(attempt_id)s;
 
 -- name: record_likeness
 -- The attempt's likeness (or why it has none), once: the first judgement of its provider voice stands. The
@@ -32,7 +38,8 @@ select (j.a).id as attempt_id from judged j;
 
 -- name: unjudged_for_render
 -- The ready attempt that made (or attached) the voice's current provider voice, when it has a samples' print
--- and no likeness yet: what a render in that voice can judge (VOICEGATE_LIKENESS_PROBE=off).
+-- and no likeness yet: what a render in that voice can judge (VOICEGATE_LIKENESS_PROBE=off, or no probe sentence in
+-- the voice's language).
 select a.id, a.provider_voice_id, a.sample_voiceprint
   from public.voice_clone_attempts a
  where a.voice_id = %(voice_id)s and a.provider = %(provider)s and a.provider_voice_id = %(provider_voice_id)s

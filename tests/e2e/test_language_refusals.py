@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from backend.clone.likeness import PROBE_TEXTS
 from tests.e2e.conftest import speech_wav
 from tests.e2e.test_samples_and_synthesis import job_settled, sample_settled, upload
 from tests.fakes import QwenFake, serve
@@ -149,7 +150,8 @@ async def test_a_cloud_provider_clones_and_speaks_what_its_own_list_allows(
         assert done["status"] == "succeeded", done
         assert [v.language for v in qwen.voices.values()] == ["zh"]
         spoken = [r.json()["input"]["text"] for r in qwen.requests_to("POST", GENERATION)]
-        assert spoken == [CHINESE]
+        # The likeness probe is spoken in the voice's own language, then the job.
+        assert spoken == [PROBE_TEXTS["zh"], CHINESE]
         # What Qwen itself does not take is refused at once, as its adapter would refuse it later.
         unknown = await upload(client, user, speech_wav(), language="xx", provider="qwen")
         assert unknown.status_code == 422, unknown.text

@@ -24,6 +24,7 @@ from backend.provenance import SYNTHESIS_ASSERTION, TRAINED_ALGORITHMIC_MEDIA
 from backend.provenance.verify import c2pa_settings
 from backend.providers.local.provider import MODEL
 from backend.samples.service import CONSENT_TEXT_VERSION
+from backend.voiceprint import THRESHOLD
 from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
@@ -233,9 +234,10 @@ async def test_the_voice_manifest_follows_the_voice(
 
     row = one(
         sql,
-        "select v.*, c.consent_text_version, s.id as sample_id, s.quality_report ->> 'verdict' as verdict"
-        " from voices v join voice_consents c on c.id = v.consent_id"
-        " join voice_samples s on s.voice_id = v.id where v.id = %s",
+        "select v.*, c.consent_text_version, s.id as sample_id, s.quality_report ->> 'verdict' as verdict,"
+        " a.likeness from voices v join voice_consents c on c.id = v.consent_id"
+        " join voice_samples s on s.voice_id = v.id"
+        " join voice_clone_attempts a on a.voice_id = v.id and a.status = 'ready' where v.id = %s",
         (voice_id,),
     )
     assert manifest == {
@@ -249,7 +251,12 @@ async def test_the_voice_manifest_follows_the_voice(
         "consentVersion": row["consent_text_version"],
         "sampleId": str(row["sample_id"]),
         "sampleVerdict": row["verdict"],
+        "likeness": row["likeness"],
+        "likenessThreshold": THRESHOLD,
+        "likenessSource": "probe",
+        "likenessError": None,
     }
+    assert 0 < manifest["likeness"] < 1, "the local voice's likeness to its sample, judged on the probe"
     assert (row["tts_provider"], row["status"]) == ("local", "ready")
     assert row["verdict"] in {"good", "usable"}
     assert datetime.fromisoformat(manifest["createdAt"]) == row["created_at"]

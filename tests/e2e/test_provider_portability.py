@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from backend.clone.likeness import probe_text
 from scripts.migrate_voices import main as migrate_voices
 from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.e2e.test_clone_lifecycle import clone_upload, follow_until
@@ -303,8 +304,11 @@ async def test_a_sunset_cartesia_model_makes_the_voice_enrol_again_for_a_current
         healed = await speak(client, user, {"voiceId": first["voiceId"]})
 
         assert healed["status"] == "succeeded", healed["error"]
-        models = [r.json()["model_id"] for r in cartesia.requests_to("POST", "/tts/bytes")]
-        assert models == ["sonic-3.5", stale, "sonic-3.5"]
+        # Each new provider voice speaks its likeness probe (in the voice's language) before its first job.
+        probe = probe_text(language)
+        spoken = [(r.json()["model_id"], r.json()["transcript"] == probe) for r in cartesia.requests_to("POST", "/tts")]
+        current = "sonic-3.5"
+        assert spoken == [(current, True), (current, False), (stale, False), (current, True), (current, False)]
         churn = attempts_of(sql, first["voiceId"])[-1]
         assert (churn["source"], churn["status"]) == ("provider_churn", "ready")
         voice = one(sql, "select provider_voice_id, provider_target_model from voices")

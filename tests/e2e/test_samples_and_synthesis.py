@@ -265,7 +265,8 @@ async def test_a_provider_timeout_is_retried_once_then_inference_failed(
 ) -> None:
     provider = ElevenLabsFake(max_voices=100)
     with serve(provider) as url:
-        client = await worker_client(**elevenlabs_env(provider, url))
+        # No likeness probe: the only text-to-speech calls are the job's, each of which the faults below meet.
+        client = await worker_client(**elevenlabs_env(provider, url), VOICEGATE_LIKENESS_PROBE="off")
         user = make_user()
         sample_id = (await upload(client, user, speech_wav(seed=3))).json()["sampleId"]
         assert (await sample_settled(client, user, sample_id))["status"] == "ready"
@@ -357,7 +358,8 @@ async def test_a_long_job_reports_progress_part_by_part(
 ) -> None:
     provider = ElevenLabsFake(max_voices=100)
     with serve(provider) as url:
-        client = await worker_client(**elevenlabs_env(provider, url))
+        # No likeness probe: every text-to-speech call is one of the job's pieces.
+        client = await worker_client(**elevenlabs_env(provider, url), VOICEGATE_LIKENESS_PROBE="off")
         user = make_user()
         sample_id = (await upload(client, user, speech_wav(seed=4))).json()["sampleId"]
         assert (await sample_settled(client, user, sample_id))["status"] == "ready"

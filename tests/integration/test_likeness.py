@@ -18,7 +18,7 @@ import pytest
 
 from backend.attempts.preview import process_preview
 from backend.auth.verify import UserClaims
-from backend.clone.likeness import PROBE_TEXT
+from backend.clone.likeness import PROBE_TEXTS, probe_text
 from backend.clone.manifest import BUCKET, manifest_path
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
@@ -173,5 +173,8 @@ async def test_a_probe_the_provider_cannot_speak_leaves_the_voice_ready_without_
     assert mirror(db, made["reflection"])["cloneStatus"] == "ready"
 
 
-def test_the_probe_is_a_short_sentence() -> None:
-    assert len(PROBE_TEXT) <= 80
+def test_the_probe_is_a_short_sentence_in_the_voices_own_language() -> None:
+    assert all(len(text) <= 80 for text in PROBE_TEXTS.values())
+    assert probe_text("en-GB") == probe_text(None) == PROBE_TEXTS["en"]
+    assert probe_text("zh-Hans") == PROBE_TEXTS["zh"]
+    assert probe_text("fi") is None, "a voice is never made to speak a language that is not its own"
