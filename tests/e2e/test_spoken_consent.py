@@ -22,7 +22,8 @@ from litestar.testing import AsyncTestClient
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.voiceprint import THRESHOLD
 from tests.audio_corpus import recording, wav_bytes
-from tests.e2e.conftest import AppFactory
+from tests.e2e.conftest import AppFactory, elevenlabs_env
+from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
 from tests.support import Conn
 
@@ -258,3 +259,27 @@ async def test_a_consents_evidence_lives_as_long_as_its_samples_and_is_purged_af
     assert read["evidencePurgedAt"]
     late = await upload(client, user, hibari_says("One more sample."), consentId=consent["consentId"])
     assert (late.status_code, late.json()["code"]) == (422, "consent_expired")
+
+
+async def test_a_sample_of_another_speaker_under_the_consent_never_reaches_the_provider(
+    worker_client: AppFactory, make_user: Callable[[], User]
+) -> None:
+    provider = ElevenLabsFake()
+    with serve(provider) as url:
+        client = await worker_client(**elevenlabs_env(provider, url))
+        user = make_user()
+        consent = await consent_for(client, user)
+        verdict = await record(client, user, consent["consentId"], hibari_says(consent["phrase"]))
+        assert verdict.json()["status"] == "verified"
+        stranger = await upload(client, user, clip("2414/2414-128291-0005.flac"), consentId=consent["consentId"])
+        assert stranger.status_code == 202, stranger.text
+        refused = await settled(client, user, stranger.json()["sampleId"])
+        assert refused["failureReason"].startswith("speaker_mismatch"), refused
+        clone = await client.post(
+            "/api/v1/clone", json={"sampleId": refused["sampleId"], "text": "Hello there."}, headers=user.headers
+        )
+        assert clone.status_code in {409, 422}, clone.text
+        voices = await client.post("/api/voices", json={"sampleIds": [refused["sampleId"]]}, headers=user.headers)
+        assert voices.status_code == 409, voices.text
+    assert provider.requests_to("POST", "/v1/voices/add") == [], "nothing of it reached the provider"
+    assert provider.requests_to("POST", "/v1/text-to-speech") == []
