@@ -26,6 +26,7 @@ from backend.errors import StreamsLimited
 from backend.http.attempts import InternalController
 from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
 from backend.http.concurrency import UserConcurrency
+from backend.http.consents import ConsentsController
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
 from backend.http.docs import COMPONENTS, ClosedStructs
@@ -85,6 +86,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         VoicesController,
         CloneController,
         VoiceSamplesController,
+        ConsentsController,
         CloneJobsController,
         ReflectionSpeechController,
         VoiceSpeechController,

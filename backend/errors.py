@@ -119,6 +119,18 @@ class ConsentRequired(ValidationFailed, code="consent_required"):
     """consent required: a voice sample can only be stored with the speaker's consent (consent=true)."""
 
 
+class ConsentRecordingRequired(ClientError, status=422, code="consent_recording_required"):
+    """Samples are taken only under a verified spoken consent here: record one and send its `consentId`."""
+
+
+class ConsentNotVerified(ClientError, status=422, code="consent_not_verified"):
+    """The consent has no verified recording of its phrase: record it (POST /api/v1/consents/{id}/recording)."""
+
+
+class ConsentExpired(ClientError, status=422, code="consent_expired"):
+    """The consent can no longer be used: its phrase was not recorded in time, or its evidence was purged."""
+
+
 class SampleNotUploaded(ClientError, status=422, code="sample_not_uploaded"):
     """No sample was uploaded for this voice; PUT the file to the signed upload URL first."""
 
@@ -190,6 +202,10 @@ class SampleNotReady(Conflict, code="sample_not_ready"):
 
 class SamplesMixed(ClientError, status=422, code="samples_mixed_providers"):
     """The samples were checked for different providers; one voice is made at one provider."""
+
+
+class MixedSpeakers(ClientError, status=422, code="mixed_speakers"):
+    """The samples are not all of one speaker; one voice is made from one person's samples."""
 
 
 class VoiceNotReady(Conflict, code="voice_not_ready"):

@@ -78,6 +78,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_QUEUE_MAX_READS: deliveries of one message before it goes to the dead-letter queue."""
     queue_poll_interval: float = 1.0
     """VOICEGATE_QUEUE_POLL_INTERVAL: seconds between polls when no notification arrives."""
+    consent: Literal["checkbox", "spoken"] = "checkbox"
+    """VOICEGATE_CONSENT: what a sample must be stored under. `checkbox` (the default): a consent ticked with the
+    upload (`consent=true`), or a verified spoken consent named by `consentId`. `spoken`: only a verified spoken
+    consent (`POST /api/v1/consents`, then its recording), whose speaker every sample must be; a sample sent
+    without one is refused with 422 `consent_recording_required`."""
     storage_wait_seconds: float = 3600.0
     """VOICEGATE_STORAGE_WAIT_SECONDS: how long a queue message may wait out Storage being unreachable (handed
     back uncounted) before it is reported (an ERROR log line, a metric, an audit event) and its deliveries

@@ -20,6 +20,7 @@ import msgspec
 
 from backend.attempts.recovery import requeue_stale_attempts
 from backend.clone.manifest import settle_manifests
+from backend.consents.purge import purge_expired_evidence
 from backend.context import Lifecycle
 from backend.db.execute import fetch_one
 from backend.db.pool import Pool
@@ -46,14 +47,15 @@ class SweepReport(msgspec.Struct, frozen=True):
     requeued: int
     purged: int
     orphans_removed: int = 0
+    evidence_purged: int = 0
     manifests_settled: int = 0
 
 
 async def sweep(settings: Settings, pool: Pool, storage: ObjectStorage) -> SweepReport:
     """One pass: say whether the project has a webhook endpoint, requeue attempts stuck past
-    `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended, remove up to
-    `SWEEP_LIMIT` orphans past their grace period, settle up to `SWEEP_LIMIT` voice manifests left half
-    done, and report dead letters."""
+    `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended and the evidence of as many
+    spoken consents, remove up to `SWEEP_LIMIT` orphans past their grace period, settle up to `SWEEP_LIMIT`
+    voice manifests left half done, and report dead letters."""
     source = functools.partial(service_transaction, pool, budget=SWEEP_BUDGET)
     async with source() as conn:
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
@@ -69,12 +71,15 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectStorage) -> Sweep
     purged = sum(1 for sample in expired.samples if sample.outcome == "purged")
     trimmed = sum(1 for sample in expired.samples if sample.outcome == "trimmed")
     failed = [sample for sample in expired.samples if sample.outcome == "error"]
+    evidence = await purge_expired_evidence(source, storage, limit=SWEEP_LIMIT, actor="maintenance")
     orphans_removed = await _sweep_orphans(settings, source, storage)
     settled = await settle_manifests(pool, storage, limit=SWEEP_LIMIT)
     if touched:
         log.warning("maintenance: requeued or failed %d stale attempt(s)", len(touched))
     if purged:
         log.info("maintenance: purged %d expired sample(s)", purged)
+    if evidence:
+        log.info("maintenance: purged the evidence (recording, voiceprint) of %d spoken consent(s)", evidence)
     if settled:
         log.info("maintenance: settled %d voice manifest(s) a writer or a deletion left half done", settled)
     if trimmed:
@@ -85,7 +90,13 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectStorage) -> Sweep
         log.warning(
             "maintenance: %d dead-lettered message(s) await an operator (voicegate ops replay-dead-letters)", dead
         )
-    return SweepReport(requeued=len(touched), purged=purged, orphans_removed=orphans_removed, manifests_settled=settled)
+    return SweepReport(
+        requeued=len(touched),
+        purged=purged,
+        orphans_removed=orphans_removed,
+        manifests_settled=settled,
+        evidence_purged=evidence,
+    )
 
 
 async def _sweep_orphans(settings: Settings, source: TransactionSource, storage: ObjectRemover) -> int:

@@ -73,5 +73,9 @@ class NoSpeech(AudioRejected, code="no_speech"):
     """no speech detected"""
 
 
+class SpeakerMismatch(AudioRejected, code="speaker_mismatch"):
+    """the sample's speaker is not the speaker who recorded its consent"""
+
+
 class SampleClipped(AudioRejected, code="clipping"):
     """sample is clipped"""

@@ -14,6 +14,7 @@ from typing import Any, assert_never
 
 import msgspec
 
+from backend.consents.service import GivenConsent, consent_for_sample
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
@@ -25,17 +26,9 @@ from backend.records import attempts
 from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
 from backend.samples import service as samples
-from backend.samples.service import NewSample, Origin
+from backend.samples.service import NewSample
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-
-
-class Consent(msgspec.Struct, frozen=True, kw_only=True):
-    """A consent given with the request, recorded as the caller."""
-
-    subject_name: str
-    origin: Origin
-    keep_sample: bool = False
 
 
 class _Sampled(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,7 +52,7 @@ class Upload(_Sampled, frozen=True, kw_only=True, tag="upload"):
     """A sample uploaded with the request: a new voice `name` under the consent given with it."""
 
     name: str
-    consent: Consent
+    consent: GivenConsent
 
 
 class SignedUpload(_Sampled, frozen=True, kw_only=True, tag="finalize"):
@@ -183,12 +176,11 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
 
 
 async def draft_voice(
-    conn: Connection, voice_id: uuid.UUID, name: str, language: str | None, consent: Consent
+    conn: Connection, voice_id: uuid.UUID, name: str, language: str | None, consent: GivenConsent
 ) -> uuid.UUID:
-    """Record the caller's consent and their draft voice under it, as the caller (RLS checks the consent
-    is theirs); the consent's id."""
-    keep = consent.keep_sample
-    consent_id = await samples.record_consent(conn, consent.subject_name, consent.origin, keep_sample=keep)
+    """The caller's consent (a verified spoken one they name, or the box they ticked, recorded now) and their
+    draft voice under it, as the caller (RLS checks the consent is theirs); the consent's id."""
+    consent_id = await consent_for_sample(conn, consent)
     params = {"id": voice_id, "name": name, "language": language, "consent_id": consent_id}
     await fetch_one(conn, _Q["insert_own_voice"], params)
     return consent_id

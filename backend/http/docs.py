@@ -161,6 +161,41 @@ class IdempotentOperation(ExampleOperation):
         self.parameters = [*(self.parameters or []), _IDEMPOTENCY_KEY]
 
 
+RECORDING_FORM: Final = RequestBody(
+    required=True,
+    description="The recording of the consent's phrase, as multipart/form-data (at most 10 MiB).",
+    content={
+        "multipart/form-data": OpenAPIMediaType(
+            schema=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["file"],
+                additional_properties=False,
+                properties={
+                    "file": Schema(
+                        type=OpenAPIType.STRING,
+                        format=OpenAPIFormat.BINARY,
+                        description="The subject saying the phrase, code included.",
+                    )
+                },
+            )
+        )
+    },
+)
+
+
+@dataclass
+class RecordingOperation(ExampleOperation):
+    """`POST /api/v1/consents/{id}/recording`: a multipart body of one `file`."""
+
+    body_examples: ClassVar[Mapping[str, Example]] = {
+        "a recording": Example(summary="a recording", value={"file": "(the subject saying the phrase)"})
+    }
+
+    def __post_init__(self) -> None:
+        self.request_body = RECORDING_FORM
+        super().__post_init__()
+
+
 SAMPLE_FORM: Final = RequestBody(
     required=True,
     description="The sample and its consent, as multipart/form-data (streamed; at most 25 MiB).",
@@ -168,15 +203,23 @@ SAMPLE_FORM: Final = RequestBody(
         "multipart/form-data": OpenAPIMediaType(
             schema=Schema(
                 type=OpenAPIType.OBJECT,
-                required=["file", "consent"],
+                required=["file"],
                 # The reader refuses a field it does not know (`backend.http.sample_upload`).
                 additional_properties=False,
                 properties={
                     "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The recording."),
                     "consent": Schema(
                         type=OpenAPIType.BOOLEAN,
-                        description="Must be true: the speaker consents (required).",
+                        description="True: the speaker consents (the checkbox). Required unless `consentId` is sent.",
                         examples=[True],
+                    ),
+                    "consentId": Schema(
+                        type=OpenAPIType.STRING,
+                        format=OpenAPIFormat.UUID,
+                        description="A verified spoken consent (`POST /api/v1/consents`) to store the sample under "
+                        "instead of the checkbox; the sample's speaker must be the consent's (else it fails with "
+                        "`speaker_mismatch`). Required when the server takes spoken consent only.",
+                        examples=[""],
                     ),
                     "name": Schema(
                         type=OpenAPIType.STRING, max_length=200, description="The voice's name.", examples=["My voice"]

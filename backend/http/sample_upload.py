@@ -16,12 +16,13 @@ from typing import Any
 import msgspec
 from litestar import Request
 
+from backend.consents.service import Origin
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.fields import refuse_nul
 from backend.http.idempotency import body_fingerprint
 from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
-from backend.samples.service import Origin, ReceivedUpload, SampleForm, SampleUpload
+from backend.samples.service import ReceivedUpload, SampleForm, SampleUpload
 
 #: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).
 MAX_SAMPLE_BYTES = 25 * 1024 * 1024
@@ -38,7 +39,7 @@ FILE_FIELD = "file"
 MAX_DECLARED_TYPE_CHARS = 255
 
 
-TEXT_FIELDS = frozenset(SampleForm.__struct_fields__)
+TEXT_FIELDS = frozenset(SampleForm.__struct_encode_fields__)
 
 
 @asynccontextmanager

@@ -54,11 +54,13 @@ class VoicesController(Controller):
     async def create(
         self, claims: Caller, pool: DbPool, settings: Config, data: JSONBody[sample_sets.NewVoiceBody]
     ) -> sample_sets.VoiceSamples:
-        """`{sampleIds, name?}` → 202: the voice and its clone attempt, which enrols every sample (a provider
-        that takes one reference gets them joined), and the set's quality report as known before the
+        """`{sampleIds, name?, consentId?}` → 202: the voice and its clone attempt, which enrols every sample (a
+        provider that takes one reference gets them joined), and the set's quality report as known before the
         enrolment measures pitch and timbre (`GET /api/voices/{id}/samples` shows it after). 400 a sample
         listed twice or not 1-25 of them; 404 one not the caller's; 409 `sample_not_ready`; 422
-        `samples_mixed_providers`, or a provider not configured or not speaking the first sample's language.
+        `samples_mixed_providers`, `mixed_speakers` (the samples' voiceprints are not all one speaker: the
+        detail names the sample that differs), `speaker_mismatch` (a sample is not the speaker of the spoken
+        consent `consentId`), or a provider not configured or not speaking the first sample's language.
         """
         return await sample_sets.create_voice(pool, claims, data, providers=settings.provider_settings)
 
@@ -148,7 +150,7 @@ class CloneController(Controller):
         "/upload-url",
         summary="Signed upload URL for a new voice's sample",
         operation_class=with_examples(a_consented_voice={"name": "My voice", "consent": True, "language": "en"}),
-        responses=problems(*USER, 400),
+        responses=problems(*USER, 400, 404, 422),
     )
     async def upload_url(
         self,
@@ -161,7 +163,13 @@ class CloneController(Controller):
     ) -> clone_flow.UploadTicket:
         """Record consent and a draft voice; PUT the sample to `upload_url`, then finalize."""
         return await clone_flow.create_upload(
-            pool, storage, claims, data, origin=request_origin(request), public_url=settings.storage_public_url
+            pool,
+            storage,
+            claims,
+            data,
+            origin=request_origin(request),
+            public_url=settings.storage_public_url,
+            policy=settings.consent,
         )
 
     @post(

@@ -24,11 +24,11 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, Yaml
 from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path
 
+from backend.consents.wording import ConsentText, current_consent
 from backend.http.api_docs import AccessibleSwagger
 from backend.http.budget import DATABASE_FREE
 from backend.http.docs import problems
 from backend.providers.registry import sample_rules
-from backend.samples.consent import ConsentText, current_consent
 from backend.settings import Settings
 
 STATIC_DIR: Final = Path(__file__).with_name("static")

@@ -56,6 +56,10 @@ class SampleRow(msgspec.Struct, frozen=True, kw_only=True):
     processed_provider: str | None
     #: What its owner calls it; None until named.
     name: str | None
+    #: Its speaker's voiceprint (`backend.voiceprint`, 1,024 bytes), taken as it was checked.
+    voiceprint: bytes | None
+    #: How like the speaker of its spoken consent it is (the voiceprints' cosine); None under a checkbox.
+    speaker_match: float | None
 
 
 async def sample_row(conn: Connection, sample_id: uuid.UUID) -> SampleRow | None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 
 from backend.auth.verify import UserClaims
-from backend.clone.start import Consent, CustomVoiceId, Upload, start_clone
+from backend.clone.start import CustomVoiceId, Upload, start_clone
 from backend.db.pool import Pool
 from backend.db.units import Recorder, user_transaction
 from backend.errors import ProviderRejected, ProviderUnavailable, ProviderVoiceNotFound
@@ -75,18 +75,25 @@ async def clone_from_upload(
     owner_id, voice_id, sample_id = uuid.UUID(claims.sub), voice_id or uuid.uuid4(), uuid.uuid4()
     path = samples.voice_sample_path(owner_id, voice_id)
     abandoned = samples.voice_sample_path(owner_id, abandoned_voice_id) if abandoned_voice_id else None
+    name = received.form.name or "My voice"
+    given = received.consent(settings.consent, subject_name=name)
     new = samples.check_upload(
-        received, settings.provider_settings, sample_id=sample_id, owner_id=owner_id, voice_id=voice_id, path=path
+        received,
+        given,
+        settings.provider_settings,
+        sample_id=sample_id,
+        owner_id=owner_id,
+        voice_id=voice_id,
+        path=path,
     )
     async with user_transaction(pool, claims.raw) as conn:
         await require_visible(conn, reflection_id)
 
-    form, name = received.form, received.form.name or "My voice"
     source = Upload(
         voice_id=voice_id,
         sample=new,
         name=name,
-        consent=Consent(subject_name=form.subject_name or name, origin=received.origin, keep_sample=form.keep_sample),
+        consent=given,
         reflection_id=reflection_id,
         retention_days=settings.sample_retention_days,
     )

@@ -16,20 +16,24 @@ from pathlib import Path
 
 import msgspec
 
-from backend.audio.errors import AudioRejected
+from backend.audio.decode import decode_audio
+from backend.audio.errors import AudioRejected, SpeakerMismatch
 from backend.audio.pipeline import PreparedSample, prepare_for
+from backend.consents.service import SpeakerJudgement, judge_sample
 from backend.context import Lifecycle, Outcome
+from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import service_transaction
 from backend.errors import StoredObjectAltered
-from backend.providers.base import SampleRef
+from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
 from backend.records.rows import fetch_optional_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import service as samples
 from backend.storage import integrity
+from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -57,7 +61,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
     source = kept_copy or sample.object_path
     original = await _read(ctx, sample, source, actor=actor)
     try:
-        prepared = await ctx.cpu.run(sample.owner_id, prepare_for, original, sample_rules(provider))
+        prepared, speaker = await ctx.cpu.run(sample.owner_id, _prepare_and_print, original, sample_rules(provider))
     except AudioRejected as exc:
         report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
         async with service_transaction(ctx.pool) as conn:
@@ -67,6 +71,8 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
         raise
     del original
     copy_path = samples.processed_path(sample.object_path)
+    report = msgspec.json.encode(prepared.report).decode()
+    judged = await _judge_speaker(ctx, sample, speaker, report, actor=actor)
     async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         recorded = await fetch_optional(
             conn,
@@ -75,10 +81,12 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
                 "sample_id": sample.id,
                 "processed_object_path": copy_path,
                 "processed_provider": provider,
-                "quality_report": msgspec.json.encode(prepared.report).decode(),
+                "quality_report": report,
                 "duration_ms": round(prepared.duration_s * 1000),
                 "sample_rate": prepared.sample_rate,
                 "channels": prepared.channels,
+                "voiceprint": None if speaker is None else speaker.to_bytes(),
+                "speaker_match": None if judged is None else judged.score,
             },
         )
         if recorded is None:
@@ -87,6 +95,40 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
             conn, ctx.storage, sample.bucket_id, copy_path, prepared.wav, content_type=prepared.mime_type
         )
     return prepared
+
+
+def _prepare_and_print(data: bytes, rules: SampleRules) -> tuple[PreparedSample, Voiceprint | None]:
+    """The sample cleaned for a provider, and its speaker's voiceprint, taken from the cleaned copy (what
+    the provider hears); CPU-bound."""
+    prepared = prepare_for(data, rules)
+    cleaned = decode_audio(prepared.wav)
+    return prepared, voiceprint(cleaned.samples, cleaned.sample_rate)
+
+
+async def _judge_speaker(
+    ctx: Lifecycle, sample: SampleRow, speaker: Voiceprint | None, report: str, *, actor: str
+) -> SpeakerJudgement | None:
+    """How the sample's speaker matches its consent's (None under a checkbox consent). One who is not its
+    consent's speaker fails the sample, with the score and an audit event for `actor`, and raises
+    SpeakerMismatch: nothing of it reaches a provider."""
+    async with service_transaction(ctx.pool) as conn:
+        judged = await judge_sample(conn, sample.consent_id, speaker, sample.speaker_match)
+        if judged is None or judged.matched:
+            return judged
+        reason = f"speaker_mismatch: the speaker matches the consent's at {judged.score:.2f}, below {THRESHOLD:.2f}"
+        await conn.execute(
+            _Q["record_mismatched_sample"],
+            {
+                "sample_id": sample.id,
+                "reason": reason,
+                "quality_report": report,
+                "voiceprint": None if speaker is None else speaker.to_bytes(),
+                "speaker_match": judged.score,
+            },
+        )
+        detail = {"consentId": sample.consent_id, "speakerMatch": judged.score, "threshold": THRESHOLD}
+        await record_audit(conn, actor, "sample.speaker_mismatch", "voice_sample", sample.id, detail=detail)
+    raise SpeakerMismatch(reason)
 
 
 async def _read(ctx: Lifecycle, sample: SampleRow, path: str, *, actor: str) -> bytes:

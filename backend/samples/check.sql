@@ -16,10 +16,19 @@ update public.voice_samples
        duration_ms = %(duration_ms)s,
        sample_rate = %(sample_rate)s,
        channels = %(channels)s,
+       voiceprint = %(voiceprint)s,
+       speaker_match = %(speaker_match)s,
        status = 'ready',
        failure_reason = null
  where id = %(sample_id)s
 returning id;
+
+-- name: record_mismatched_sample
+-- Its speaker is not its consent's: failed, with the report, the voiceprint and the score, for the record.
+update public.voice_samples
+   set status = 'failed', failure_reason = %(reason)s, quality_report = %(quality_report)s::jsonb,
+       voiceprint = %(voiceprint)s, speaker_match = %(speaker_match)s
+ where id = %(sample_id)s;
 
 -- name: record_rejected_sample
 update public.voice_samples

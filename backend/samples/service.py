@@ -26,12 +26,13 @@ from backend import queues
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
 from backend.auth.verify import UserClaims
+from backend.consents.service import GivenConsent, Origin, Policy, consent_for_sample, require_consent
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
 from backend.db.units import Recorder, become_service, user_transaction
-from backend.errors import ConsentRequired, NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
+from backend.errors import NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.failpoints import failpoint
 from backend.fields import Label, LanguageTag, Name, Rename, Text
 from backend.providers.config import ProviderName, ProviderSettings
@@ -45,8 +46,6 @@ from backend.storage.client import ObjectStorage
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 BUCKET: Final = "voice-samples"
-#: The consent wording a client showed; bump when the text changes so records say which one was agreed to.
-CONSENT_TEXT_VERSION: Final = "2026-12"
 #: How long a sample's listening URL works: to play it once, not to share it.
 AUDIO_URL_SECONDS: Final = 300
 #: Most samples one list answer holds (retention keeps a user's list short anyway).
@@ -57,6 +56,8 @@ class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The text fields of a sample upload (besides its `file` part)."""
 
     consent: bool = False
+    #: A verified spoken consent to store the sample under (`POST /api/v1/consents`), instead of the checkbox.
+    consent_id: uuid.UUID | None = msgspec.field(default=None, name="consentId")
     #: The sample's name, and the consent's subject when `subject_name` is not given.
     name: Label | None = None
     language: LanguageTag | None = None
@@ -65,13 +66,6 @@ class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     subject_name: Name | None = None
     #: The optional consent to keep the sample while the voice exists, so it can be moved to another provider.
     keep_sample: bool = False
-
-
-class Origin(msgspec.Struct, frozen=True):
-    """Where a consent was given from, kept with it: the client's user agent, and its address's hash."""
-
-    user_agent: str | None
-    client_ip: str | None
 
 
 @dataclass
@@ -101,6 +95,19 @@ class SampleUpload:
     form: SampleForm
     origin: Origin
     fingerprint: str
+
+    def consent(self, policy: Policy, *, subject_name: str | None = None) -> GivenConsent:
+        """What the upload says of its consent, under the deployment's `policy` (VOICEGATE_CONSENT); the
+        subject, for a consent ticked now, is `subject_name`, else the sample's name."""
+        form = self.form
+        return GivenConsent(
+            checkbox=form.consent,
+            consent_id=form.consent_id,
+            subject_name=form.subject_name or subject_name or form.name or "My voice",
+            origin=self.origin,
+            policy=policy,
+            keep_sample=form.keep_sample,
+        )
 
 
 class NewSample(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,6 +162,11 @@ class SampleStatus(msgspec.Struct, rename="camel"):
     keep_sample: bool = False
     #: What its owner calls it; null until named.
     name: str | None = None
+    #: The consent it is stored under.
+    consent_id: uuid.UUID | None = None
+    #: Under a spoken consent, how its speaker matches the consent's (the cosine of their voiceprints; the
+    #: same speaker from `backend.voiceprint.THRESHOLD`); null under a checkbox consent or until checked.
+    speaker_match: float | None = None
 
 
 class SampleAudio(msgspec.Struct, rename="camel"):
@@ -191,6 +203,7 @@ def processed_path(object_path: str) -> str:
 
 def check_upload(
     received: SampleUpload,
+    given: GivenConsent,
     providers: ProviderSettings,
     *,
     sample_id: uuid.UUID,
@@ -198,11 +211,11 @@ def check_upload(
     voice_id: uuid.UUID | None,
     path: str,
 ) -> NewSample:
-    """Consent, a configured provider that makes voices in the sample's language, audio by its bytes, and the
-    provider's size limit; the sample to store at `path` when they pass."""
+    """A consent this deployment takes (`given`, as far as it can be told before the database is asked), a
+    configured provider that makes voices in the sample's language, audio by its bytes, and the provider's
+    size limit; the sample to store at `path` when they pass."""
     form, upload = received.form, received.upload
-    if not form.consent:
-        raise ConsentRequired
+    require_consent(given)
     provider = providers.usable(form.provider)
     check_enrolment_language(provider, form.language)
     sniffed = sniff_audio(upload.head)
@@ -229,27 +242,6 @@ def check_size(size: int | None, provider: str) -> None:
     limit = sample_rules(provider).max_bytes
     if limit is not None and (size or 0) > limit:
         raise SampleTooLarge(f"The sample is {size} bytes; {provider} accepts at most {limit}.")
-
-
-async def record_consent(
-    conn: Connection, subject_name: str, origin: Origin, *, keep_sample: bool = False
-) -> uuid.UUID:
-    """The consent behind a sample, written as the user (RLS checks it is theirs), with the optional
-    consent to keep the sample for re-enrolment, both under `CONSENT_TEXT_VERSION`."""
-    consent = await fetch_one(
-        conn,
-        _Q["insert_consent"],
-        {
-            "subject_name": subject_name,
-            "consent_text_version": CONSENT_TEXT_VERSION,
-            "keep_sample": keep_sample,
-            "user_agent": (origin.user_agent or "")[:1000] or None,
-            # Enough to tell requests apart in an audit, without keeping the address itself.
-            "ip_hash": hashlib.sha256(origin.client_ip.encode()).hexdigest() if origin.client_ip else None,
-        },
-    )
-    consent_id: uuid.UUID = consent["id"]
-    return consent_id
 
 
 @contextlib.asynccontextmanager
@@ -322,17 +314,15 @@ async def upload_sample(
     owner_id, sample_id = uuid.UUID(claims.sub), sample_id or uuid.uuid4()
     path = upload_path(owner_id, sample_id)
     abandoned = upload_path(owner_id, abandoned_id) if abandoned_id is not None else None
+    given = received.consent(settings.consent)
     new = check_upload(
-        received, settings.provider_settings, sample_id=sample_id, owner_id=owner_id, voice_id=None, path=path
+        received, given, settings.provider_settings, sample_id=sample_id, owner_id=owner_id, voice_id=None, path=path
     )
-    form = received.form
     async with (
         stored_upload(storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
         user_transaction(pool, claims.raw) as conn,
     ):
-        consent_id = await record_consent(
-            conn, form.subject_name or form.name or "My voice", received.origin, keep_sample=form.keep_sample
-        )
+        consent_id = await consent_for_sample(conn, given)
         await become_service(conn)
         row = await insert_sample(
             conn, new, consent_id, status=VoiceSampleStatus.PENDING, retention_days=settings.sample_retention_days

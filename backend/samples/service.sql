@@ -1,8 +1,3 @@
--- name: insert_consent
-insert into public.voice_consents (subject_name, consent_text_version, user_agent, ip_hash, keep_sample)
-values (%(subject_name)s, %(consent_text_version)s, %(user_agent)s, %(ip_hash)s, %(keep_sample)s)
-returning id;
-
 -- name: insert_sample
 insert into public.voice_samples (id, owner_id, voice_id, consent_id, bucket_id, object_path, declared_type,
                                   sniffed_type, size_bytes, transcript, language, provider, status, expires_at, name)
@@ -15,7 +10,8 @@ returning *;
 -- Run as the caller: RLS shows only their own samples.
 select s.id as sample_id, s.status, s.provider, s.sniffed_type, s.size_bytes, s.duration_ms, s.sample_rate,
        s.channels, s.quality_report as quality, s.failure_reason, s.voice_id, s.expires_at, s.created_at,
-       coalesce(c.keep_sample and c.keep_sample_withdrawn_at is null, false) as keep_sample, s.name
+       coalesce(c.keep_sample and c.keep_sample_withdrawn_at is null, false) as keep_sample, s.name,
+       s.consent_id, s.speaker_match
   from public.voice_samples s
   left join public.voice_consents c on c.id = s.consent_id
  where s.id = %(id)s;
@@ -24,7 +20,8 @@ select s.id as sample_id, s.status, s.provider, s.sniffed_type, s.size_bytes, s.
 -- Run as the caller: RLS shows only their own samples.
 select s.id as sample_id, s.status, s.provider, s.sniffed_type, s.size_bytes, s.duration_ms, s.sample_rate,
        s.channels, s.quality_report as quality, s.failure_reason, s.voice_id, s.expires_at, s.created_at,
-       coalesce(c.keep_sample and c.keep_sample_withdrawn_at is null, false) as keep_sample, s.name
+       coalesce(c.keep_sample and c.keep_sample_withdrawn_at is null, false) as keep_sample, s.name,
+       s.consent_id, s.speaker_match
   from public.voice_samples s
   left join public.voice_consents c on c.id = s.consent_id
  order by s.created_at desc, s.id

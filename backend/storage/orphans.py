@@ -2,7 +2,8 @@
 
 An object is claimed, and so never touched here, when it is a sample's original or processed copy
 (recorded, or written beside its original before it is recorded), the upload of a draft voice awaiting
-its finalize, an attempt's preview, or a synthesis job's audio. Anything else in voice-samples,
+its finalize, a spoken consent's recording (its evidence, until purged), an attempt's preview, or a
+synthesis job's audio. Anything else in voice-samples,
 voice-previews and voice-renders that nobody wrote for the grace period is an orphan: a sample whose
 rows never committed (the database failed between the upload and the commit, and the removal that
 should have followed failed too), an object whose removal failed, a preview or render whose row is

@@ -22,6 +22,9 @@ select o.id, o.bucket_id, o.name, (o.metadata ->> 'size')::bigint as size_bytes,
    and not exists (select 1 from public.voices v
                     where o.bucket_id = %(samples_bucket)s and v.status = 'draft'
                       and v.owner_id::text || '/' || v.id::text || '/original' = o.name)
+   -- A spoken consent's recording, kept as its evidence until purged.
+   and not exists (select 1 from public.voice_consents c
+                    where o.bucket_id = %(samples_bucket)s and c.statement_sample_path = o.name)
    -- An attempt's preview.
    and not exists (select 1 from public.voice_clone_attempts a
                     where o.bucket_id = %(previews_bucket)s

@@ -9,18 +9,18 @@ import msgspec
 
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
-from backend.clone.start import Consent, SignedUpload, draft_voice, lock_draft, start_clone
+from backend.clone.start import SignedUpload, draft_voice, lock_draft, start_clone
+from backend.consents.service import GivenConsent, Origin, Policy, require_consent
 from backend.db.bucket_config import declared_bucket
 from backend.db.pool import Pool
 from backend.db.units import Recorder, user_transaction
-from backend.errors import ConsentRequired, SampleNotUploaded, UnsupportedAudio
+from backend.errors import SampleNotUploaded, UnsupportedAudio
 from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import ProviderName
 from backend.providers.registry import check_enrolment_language
 from backend.records.attempts import AttemptStatus
 from backend.reflections import service as reflections
 from backend.samples import service as samples
-from backend.samples.service import Origin
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
 
@@ -54,6 +54,8 @@ class UploadUrlBody(msgspec.Struct, forbid_unknown_fields=True):
 
     name: Name
     consent: bool = False
+    #: A verified spoken consent to make the voice under (`POST /api/v1/consents`), instead of the checkbox.
+    consent_id: uuid.UUID | None = None
     language: LanguageTag | None = None
     subject_name: Name | None = None
     #: The optional consent to keep the sample while the voice exists (see `SampleForm.keep_sample`).
@@ -72,18 +74,32 @@ class FinalizeBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def create_upload(
-    pool: Pool, storage: ObjectStorage, claims: UserClaims, request: UploadUrlBody, *, origin: Origin, public_url: str
+    pool: Pool,
+    storage: ObjectStorage,
+    claims: UserClaims,
+    request: UploadUrlBody,
+    *,
+    origin: Origin,
+    public_url: str,
+    policy: Policy,
 ) -> UploadTicket:
-    """Record consent and a draft voice, and hand out a signed URL for its sample (at Storage's
-    `public_url`). The URL is signed first: if Storage is unreachable nothing has been written yet.
+    """Record consent (or take the verified spoken one named, as `policy` allows) and a draft voice, and hand
+    out a signed URL for its sample (at Storage's `public_url`). The URL is signed first: if Storage is
+    unreachable nothing has been written yet.
     """
     name = request.name.strip()
-    if not request.consent:
-        raise ConsentRequired
+    consent = GivenConsent(
+        checkbox=request.consent,
+        consent_id=request.consent_id,
+        subject_name=request.subject_name or name,
+        origin=origin,
+        policy=policy,
+        keep_sample=request.keep_sample,
+    )
+    require_consent(consent)
     owner_id, voice_id = uuid.UUID(claims.sub), uuid.uuid4()
     path = samples.voice_sample_path(owner_id, voice_id)
     signed = await storage.create_signed_upload_url(samples.BUCKET, path)
-    consent = Consent(subject_name=request.subject_name or name, origin=origin, keep_sample=request.keep_sample)
     async with user_transaction(pool, claims.raw) as conn:
         await draft_voice(conn, voice_id=voice_id, name=name, language=request.language, consent=consent)
     return UploadTicket(

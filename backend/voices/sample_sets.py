@@ -11,20 +11,25 @@ configured or cannot make a voice in the first sample's language (422).
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
+from backend.audio.errors import SpeakerMismatch
 from backend.audio.voice_set import SetReport
 from backend.auth.verify import UserClaims
 from backend.clone.sample_set import report_of
 from backend.clone.start import SampleSet, start_clone
+from backend.consents.service import consent_voiceprint
+from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import become_service, user_transaction
-from backend.errors import Conflict, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
+from backend.db.units import become_service, service_transaction, user_transaction
+from backend.errors import Conflict, MixedSpeakers, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
 from backend.fields import Label
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language
@@ -35,6 +40,7 @@ from backend.records.attempts import SetMember
 from backend.records.rows import fetch_records
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import service as samples
+from backend.voiceprint import THRESHOLD, Voiceprint
 from backend.voices import service as voices
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -49,12 +55,16 @@ class NewVoiceBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     sample_ids: SampleIds
     #: The voice's name (default: the first sample's name, else "Voice from N samples").
     name: Label | None = None
+    #: A verified spoken consent every sample's speaker must match (`speaker_mismatch` otherwise).
+    consent_id: uuid.UUID | None = None
 
 
 class SamplesBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     """`PUT /api/voices/{id}/samples`: the samples the voice is enrolled from from now on."""
 
     sample_ids: SampleIds
+    #: A verified spoken consent every sample's speaker must match (`speaker_mismatch` otherwise).
+    consent_id: uuid.UUID | None = None
 
 
 class VoiceSamples(msgspec.Struct, rename="camel"):
@@ -78,11 +88,13 @@ async def create_voice(
 ) -> VoiceSamples:
     """A new voice of the caller enrolled from their samples: the voice and its attempt in one transaction."""
     owner_id = uuid.UUID(claims.sub)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with _speakers_judged(pool, claims) as judge, user_transaction(pool, claims.raw) as conn:
+        consent = await judge.consent(conn, body.consent_id)
         rows = await _ready_samples(conn, owner_id, body.sample_ids)
+        judge.one_speaker(rows, consent)
         first = rows[0]
         name = body.name.strip() if body.name else (first.name or f"Voice from {len(rows)} samples")
-        source = _source(rows, providers, name=name, voice_id=None)
+        source = _source(rows, providers, name=name, voice_id=None, consent_id=body.consent_id)
         attempt = await start_clone(conn, owner_id, source)
     return _answer(attempt, rows)
 
@@ -93,16 +105,19 @@ async def replace_samples(
     """Enrol the caller's voice again from these samples (add or remove some): a new attempt; the voice
     speaks as before until it is ready. 409 while another clone of the voice is under way."""
     owner_id = uuid.UUID(claims.sub)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with _speakers_judged(pool, claims) as judge, user_transaction(pool, claims.raw) as conn:
         if not await voices.visible(conn, voice_id):
             raise NotFound("Voice not found.")
+        consent = await judge.consent(conn, body.consent_id)
         rows = await _ready_samples(conn, owner_id, body.sample_ids)
+        judge.one_speaker(rows, consent)
         voice = await voice_records.lock_live(conn, voice_id, owner_id)
         if voice is None:
             raise NotFound("Voice not found.")  # deleted since the caller's check
         if await attempts.open_for_voice(conn, voice_id) is not None:
             raise Conflict("The voice is still being cloned; change its samples once that has finished.")
-        attempt = await start_clone(conn, owner_id, _source(rows, providers, name=voice.name, voice_id=voice_id))
+        source = _source(rows, providers, name=voice.name, voice_id=voice_id, consent_id=body.consent_id)
+        attempt = await start_clone(conn, owner_id, source)
     return _answer(attempt, rows)
 
 
@@ -148,13 +163,98 @@ async def _ready_samples(conn: Connection, owner_id: uuid.UUID, sample_ids: list
     return rows
 
 
-def _source(rows: list[SampleRow], providers: ProviderSettings, *, name: str, voice_id: uuid.UUID | None) -> SampleSet:
+class _SpeakerJudge:
+    """One speaker per voice: a set's samples must match each other and, when the request names a spoken
+    consent, its speaker. A refusal is audited once the request's transaction has rolled back."""
+
+    def __init__(self) -> None:
+        self.refused: tuple[uuid.UUID, dict[str, Any]] | None = None
+
+    async def consent(self, conn: Connection, consent_id: uuid.UUID | None) -> Voiceprint | None:
+        """The named consent's voiceprint, on the caller's transaction (before it becomes the service's)."""
+        return None if consent_id is None else await consent_voiceprint(conn, consent_id)
+
+    def one_speaker(self, rows: list[SampleRow], consent: Voiceprint | None) -> None:
+        """SpeakerMismatch naming the first sample whose speaker is not the consent's; MixedSpeakers naming the
+        sample that differs from the others (the one least like them). A sample without a voiceprint (too little
+        speech, or checked before voiceprints were taken) matches no consent and is left out of the comparison
+        of the set."""
+        printed = [(row.id, Voiceprint.from_bytes(row.voiceprint)) for row in rows if row.voiceprint is not None]
+        if consent is not None:
+            known = dict(printed)
+            for row in rows:
+                score = known[row.id].similarity(consent) if row.id in known else 0.0
+                if score < THRESHOLD:
+                    self.refused = (row.id, {"speakerMatch": round(score, 4), "threshold": THRESHOLD})
+                    raise SpeakerMismatch(
+                        f"Sample {row.id} is not the consent's speaker: it matches at {score:.2f}, "
+                        f"below {THRESHOLD:.2f}."
+                    )
+        odd = odd_one_out(printed)
+        if odd is not None:
+            sample_id, unlike, score = odd
+            self.refused = (sample_id, {"unlike": str(unlike), "speakerMatch": round(score, 4), "threshold": THRESHOLD})
+            raise MixedSpeakers(
+                f"Sample {sample_id} is not the same speaker as sample {unlike}: they match at {score:.2f}, "
+                f"below {THRESHOLD:.2f}."
+            )
+
+
+def odd_one_out(printed: list[tuple[uuid.UUID, Voiceprint]]) -> tuple[uuid.UUID, uuid.UUID, float] | None:
+    """When the least alike pair of samples is not one speaker (a cosine under THRESHOLD): of that pair, the
+    sample less like all the others, the other one, and their cosine; None when every pair is one speaker. Of
+    a set of two, the second is named."""
+    count = len(printed)
+    scores = [[a.similarity(b) for _, b in printed] for _, a in printed]
+    pairs = [(scores[i][j], i, j) for i in range(count) for j in range(i + 1, count)]
+    if not pairs:
+        return None
+    score, first, second = min(pairs)
+    if score >= THRESHOLD:
+        return None
+
+    def alike(index: int) -> float:
+        return (sum(scores[index]) - scores[index][index]) / (count - 1)
+
+    odd, other = (first, second) if alike(first) < alike(second) else (second, first)
+    return printed[odd][0], printed[other][0], score
+
+
+@asynccontextmanager
+async def _speakers_judged(pool: Pool, claims: UserClaims) -> AsyncIterator[_SpeakerJudge]:
+    """A judge for the block; a refusal it raised is audited (`voice.speaker_refused`) as the block ends."""
+    judge = _SpeakerJudge()
+    try:
+        yield judge
+    except (SpeakerMismatch, MixedSpeakers) as refused:
+        if judge.refused is not None:
+            sample_id, detail = judge.refused
+            async with service_transaction(pool) as conn:
+                await record_audit(
+                    conn,
+                    claims.sub,
+                    "voice.speaker_refused",
+                    "voice_sample",
+                    sample_id,
+                    detail={"code": refused.code, **detail},
+                )
+        raise
+
+
+def _source(
+    rows: list[SampleRow],
+    providers: ProviderSettings,
+    *,
+    name: str,
+    voice_id: uuid.UUID | None,
+    consent_id: uuid.UUID | None = None,
+) -> SampleSet:
     provider = providers.usable(rows[0].provider)
     # The language the attempt enrols the voice in (see `clone.step.AttemptRun.enrol`).
     check_enrolment_language(provider, rows[0].language)
     return SampleSet(
         sample_ids=tuple(row.id for row in rows),
-        consent_id=rows[0].consent_id,
+        consent_id=consent_id or rows[0].consent_id,
         provider=provider,
         language=rows[0].language,
         name=name,

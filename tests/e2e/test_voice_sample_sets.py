@@ -1,7 +1,8 @@
 """Voices from several samples (issue 30), over HTTP with the consumers running: `POST /api/voices` from
 three samples enrols them all (ElevenLabs' fake receives three files; a single-reference provider one
 joined file of its ideal length), `PUT /api/voices/{id}/samples` enrols the voice again from another set,
-the set's report warns of a sample of another speaker, and every refusal is its own 4xx with nothing
+a set that mixes speakers (real speech) is refused `mixed_speakers` naming the sample that differs, one
+under a spoken consent of another speaker `speaker_mismatch`, and every refusal is its own 4xx with nothing
 written. RLS: another user sees none of it."""
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ import wave
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.providers.cartesia import SAMPLE_RULES as CARTESIA_RULES
-from tests.audio_corpus import SENTENCES, noise, recording, wav_bytes
+from backend.voiceprint import THRESHOLD
+from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import elevenlabs_env, speech_wav, until_create_sent
 from tests.e2e.test_samples_and_synthesis import sample_settled, until, upload
+from tests.e2e.test_spoken_consent import CLIPS, consent_for, hibari_says, record
 from tests.fakes import CartesiaFake, ElevenLabsFake, serve
 from tests.integration.api.conftest import User
-from tests.speech_maker import speak
 from tests.support import Conn, acting_as, one
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -170,28 +171,46 @@ async def test_a_single_reference_provider_gets_the_samples_joined_to_its_ideal_
     assert wav_seconds(clip.data) == pytest.approx(CARTESIA_RULES.recommended_duration_s[1], abs=0.01)
 
 
-def other_speaker_wav() -> bytes:
-    """Another voice of espeak-ng (female, higher), recorded as the corpus records."""
-    voice = np.concatenate([speak(sentence, 48000, voice="en+f3") for sentence in SENTENCES[:2]])
-    return wav_bytes(recording(voice))
+def clip(name: str) -> bytes:
+    """A LibriSpeech clip kept with the tests (CC BY 4.0: THIRD_PARTY_NOTICES.md), as its file holds it."""
+    return (CLIPS / name).read_bytes()
 
 
-async def test_a_sample_of_another_speaker_is_warned(
-    worker_client: Callable[..., Any], make_user: Callable[[], User]
+async def test_a_set_that_mixes_speakers_is_refused_naming_the_sample_that_differs(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
 ) -> None:
-    client = await worker_client()  # the `local` provider: its profile is measured on the joined samples
+    client = await worker_client()
     user = make_user()
-    ids = await ready_samples(client, user, [speech_wav(8.0, seed=0), speech_wav(8.0, seed=1), other_speaker_wav()])
-    made = await client.post("/api/voices", json={"sampleIds": ids}, headers=user.headers)
-    assert made.status_code == 202, made.text
-    assert made.json()["quality"]["warnings"] == []  # not measured yet
+    ids = await ready_samples(
+        client,
+        user,
+        [clip("1688/1688-142285-0005.flac"), clip("1688/1688-142285-0008.flac"), clip("2414/2414-128291-0005.flac")],
+        consent="true",
+    )
+    mixed = await client.post("/api/voices", json={"sampleIds": ids}, headers=user.headers)
+    refused(mixed, 422, "mixed_speakers")
+    assert f"Sample {ids[2]} " in mixed.json()["detail"], mixed.json()
+    assert counts(sql, user.id) == (0, 0, 0)
+    [(detail,)] = sql.execute(
+        "select detail from voicegate.audit_events where action = 'voice.speaker_refused' and subject_id = %s",
+        (ids[2],),
+    ).fetchall()
+    assert detail["code"] == "mixed_speakers"
+    assert detail["speakerMatch"] < THRESHOLD
 
-    report = await set_settled(client, user, made.json()["voiceId"])
-    assert report["attemptStatus"] == "ready"
-    quality = report["quality"]
-    assert quality["measured"] is True
-    assert [(w["code"], w["sampleId"]) for w in quality["warnings"]] == [("other_speaker", ids[2])]
-    assert quality["pitchSpreadSemitones"] > 4.0
+    # The same speaker's two clips make one voice; naming a consent of another speaker is refused.
+    made = await client.post("/api/voices", json={"sampleIds": ids[:2]}, headers=user.headers)
+    assert made.status_code == 202, made.text
+    consent = await consent_for(client, user)
+    assert (await record(client, user, consent["consentId"], hibari_says(consent["phrase"]))).json()["status"] == (
+        "verified"
+    )
+    unlike = await client.post(
+        "/api/voices", json={"sampleIds": ids[:2], "consentId": consent["consentId"]}, headers=user.headers
+    )
+    refused(unlike, 422, "speaker_mismatch")
+    assert f"Sample {ids[0]} " in unlike.json()["detail"]
+    assert counts(sql, user.id) == (1, 1, 2)
 
 
 def counts(sql: Conn, owner: uuid.UUID) -> tuple[int, int, int]:

@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "backend.attempts",
             "backend.clone",
+            "backend.consents",
             "backend.reflections",
             "backend.samples",
             "backend.speech",

@@ -142,10 +142,34 @@ ROWS = [
     (audio_errors.NoSpeech(), 422, "no_speech", "no speech detected"),
     (audio_errors.SampleClipped(), 422, "clipping", "sample is clipped"),
     (
+        audio_errors.SpeakerMismatch(),
+        422,
+        "speaker_mismatch",
+        "the sample's speaker is not the speaker who recorded its consent",
+    ),
+    (
         errors.ConsentRequired(),
         400,
         "consent_required",
         "consent required: a voice sample can only be stored with the speaker's consent (consent=true).",
+    ),
+    (
+        errors.ConsentRecordingRequired(),
+        422,
+        "consent_recording_required",
+        "Samples are taken only under a verified spoken consent here: record one and send its `consentId`.",
+    ),
+    (
+        errors.ConsentNotVerified(),
+        422,
+        "consent_not_verified",
+        "The consent has no verified recording of its phrase: record it (POST /api/v1/consents/{id}/recording).",
+    ),
+    (
+        errors.ConsentExpired(),
+        422,
+        "consent_expired",
+        "The consent can no longer be used: its phrase was not recorded in time, or its evidence was purged.",
     ),
     (
         errors.SampleNotUploaded(),
@@ -189,6 +213,12 @@ ROWS = [
         422,
         "samples_mixed_providers",
         "The samples were checked for different providers; one voice is made at one provider.",
+    ),
+    (
+        errors.MixedSpeakers(),
+        422,
+        "mixed_speakers",
+        "The samples are not all of one speaker; one voice is made from one person's samples.",
     ),
     (
         errors.VoiceNotReady(),

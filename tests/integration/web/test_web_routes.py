@@ -16,10 +16,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
+from backend.consents.service import CONSENT_TEXT_VERSION
 from backend.embedded.dev_tokens import mint_anon_key, mint_service_key
 from backend.embedded.dev_users import DEV_USER_EMAIL
 from backend.http.web import STATIC_DIR
-from backend.samples.service import CONSENT_TEXT_VERSION
 from backend.settings import settings_from_env, with_auth
 from tests.e2e.conftest import speech_wav
 from tests.integration.api.conftest import JWT_SECRET

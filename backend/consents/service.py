@@ -1,0 +1,385 @@
+"""Spoken consent (`/api/v1/consents`), and the consent every sample is stored under.
+
+A spoken consent is a phrase made for its subject (`backend.consents.phrase`: it names them and voicegate,
+says what they agree to, and ends with a one-time code of four digits), which its subject records within
+`PHRASE_VALID_FOR` seconds. The recording is checked offline for the phrase's words and code, and for
+speech; if it says the phrase, the consent is `verified` and keeps the recording and its speaker's
+voiceprint (`backend.voiceprint`) as evidence, under the samples' retention. Otherwise it is `rejected`
+with the reason, and another recording may follow while the phrase is valid. Every sample stored under a
+spoken consent must be its speaker: the sample check compares their voiceprints (`judge_sample`).
+
+`consent_for_sample` is the one place a sample route decides what its sample is stored under: a verified
+spoken consent named by `consentId` (checked as the caller, under RLS), or, unless `VOICEGATE_CONSENT=spoken`,
+a checkbox consent recorded with the upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import msgspec
+
+from backend.audio.decode import decode_audio
+from backend.audio.sniff import SNIFF_BYTES, sniff_audio
+from backend.auth.verify import UserClaims
+from backend.consents.phrase import Phrase, PhraseCheck, check_phrase, make_phrase, refusal
+from backend.cpu import CpuExecutor
+from backend.db.audit import record_audit
+from backend.db.connection import Connection
+from backend.db.execute import fetch_one, fetch_optional
+from backend.db.pool import Pool
+from backend.db.queries import load_queries
+from backend.db.units import become_service, service_transaction, user_transaction
+from backend.errors import (
+    Conflict,
+    ConsentExpired,
+    ConsentNotVerified,
+    ConsentRecordingRequired,
+    ConsentRequired,
+    NotFound,
+    UnsupportedAudio,
+    ValidationFailed,
+)
+from backend.fields import LanguageTag, Name
+from backend.storage import integrity
+from backend.storage.client import ObjectStorage
+from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+#: Seconds a phrase may be recorded in after it is made: its code is for this sitting only.
+PHRASE_VALID_FOR: Final = 600
+#: The longest recording of a phrase taken (a phrase takes about 8 s to say).
+MAX_RECORDING_S: Final = 60.0
+#: Where a consent's recording is kept: in its owner's folder of the samples' bucket, under the same retention.
+RECORDING_BUCKET: Final = "voice-samples"
+#: The consent wording a client showed beside the checkbox; bump when the text changes so records say which
+#: one was agreed to (`backend.consents.wording` keeps every version's words).
+CONSENT_TEXT_VERSION: Final = "2026-12"
+#: The consent wording spoken consents are recorded under: their own words are the phrase, kept with them.
+SPOKEN_TEXT_VERSION: Final = "spoken-2026-11"
+#: Who judges recordings and samples, as audit events name it.
+ACTOR: Final = "consent-check"
+
+Policy = Literal["checkbox", "spoken"]
+Status = Literal["accepted", "awaiting_recording", "verified", "rejected"]
+Refusal = Literal["phrase_mismatch", "not_speech", "too_short", "expired"]
+
+
+class ConsentRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
+    """`POST /api/v1/consents`: whose voice (named in the phrase), the phrase's language, and whether the
+    samples made under it may be kept while their voice exists (for moving it to another provider)."""
+
+    subject_name: Name
+    language: LanguageTag = "en"
+    keep_sample: bool = False
+
+
+class ConsentCreated(msgspec.Struct, frozen=True, rename="camel"):
+    """The phrase to record, before `expiresAt`."""
+
+    consent_id: uuid.UUID
+    phrase: str
+    status: Status
+    expires_at: datetime
+
+
+class RecordingVerdict(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """What the recording was found to say: `verified`, or `rejected` with the reason."""
+
+    consent_id: uuid.UUID
+    status: Status
+    word_accuracy: float
+    speech_seconds: float
+    reason: Refusal | None = None
+
+
+class ConsentView(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """A consent as its owner sees it (never its code apart from the phrase, nor its voiceprint)."""
+
+    consent_id: uuid.UUID
+    kind: Literal["checkbox", "spoken"]
+    status: Status
+    subject_name: str
+    language: str | None = None
+    phrase: str | None = None
+    expires_at: datetime | None = None
+    word_accuracy: float | None = None
+    speech_seconds: float | None = None
+    reason: Refusal | None = None
+    verified_at: datetime | None = None
+    #: When the recording and its voiceprint are purged: the samples' retention after it was verified, or the
+    #: end of the latest sample's stored under it.
+    evidence_expires_at: datetime | None = None
+    #: When they were purged; from then on the consent covers no new sample.
+    evidence_purged_at: datetime | None = None
+
+
+class Origin(msgspec.Struct, frozen=True):
+    """Where a consent was given from, kept with it: the client's user agent, and its address's hash."""
+
+    user_agent: str | None
+    client_ip: str | None
+
+    def recorded(self) -> dict[str, str | None]:
+        """As the consent row keeps it: the user agent (cut to 1,000 characters) and a hash of the address,
+        enough to tell requests apart in an audit without keeping the address itself."""
+        return {
+            "user_agent": (self.user_agent or "")[:1000] or None,
+            "ip_hash": hashlib.sha256(self.client_ip.encode()).hexdigest() if self.client_ip else None,
+        }
+
+
+class GivenConsent(msgspec.Struct, frozen=True, kw_only=True):
+    """What a sample request says of its consent: the ticked box (`checkbox`), or a spoken consent's id; and
+    what the deployment asks for (`policy`, VOICEGATE_CONSENT)."""
+
+    checkbox: bool
+    consent_id: uuid.UUID | None
+    subject_name: str
+    origin: Origin
+    policy: Policy
+    keep_sample: bool = False
+
+
+def require_consent(given: GivenConsent) -> None:
+    """Refuse, before anything is read or stored, a sample request that names no consent its deployment
+    takes: ConsentRecordingRequired under the `spoken` policy without a consent id; ConsentRequired with
+    neither a ticked box nor a consent id. The consent named is checked as the caller by
+    `consent_for_sample`."""
+    if given.consent_id is None:
+        if given.policy == "spoken":
+            raise ConsentRecordingRequired
+        if not given.checkbox:
+            raise ConsentRequired
+
+
+class SpeakerJudgement(msgspec.Struct, frozen=True):
+    """How well a sample's voiceprint matches its consent's: the cosine, and whether it passes `THRESHOLD`."""
+
+    score: float
+    matched: bool
+
+
+async def create_consent(pool: Pool, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
+    """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
+    phrase cannot be checked in)."""
+    try:
+        phrase = make_phrase(request.subject_name.strip(), request.language)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    async with user_transaction(pool, claims.raw) as conn:
+        await become_service(conn)
+        row = await fetch_one(
+            conn,
+            _Q["insert_spoken"],
+            {
+                "owner_id": uuid.UUID(claims.sub),
+                "subject_name": request.subject_name.strip(),
+                "consent_text_version": SPOKEN_TEXT_VERSION,
+                "keep_sample": request.keep_sample,
+                "phrase": phrase.text,
+                "code": phrase.code,
+                "language": phrase.language,
+                "valid_seconds": PHRASE_VALID_FOR,
+                **origin.recorded(),
+            },
+        )
+    return ConsentCreated(row["id"], row["phrase"], row["status"], row["expires_at"])
+
+
+async def get_consent(pool: Pool, claims: UserClaims, consent_id: uuid.UUID) -> ConsentView:
+    """The caller's consent (404 for anyone else's)."""
+    async with user_transaction(pool, claims.raw) as conn:
+        row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
+    if row is None:
+        raise NotFound("Consent not found.")
+    return _view(row)
+
+
+def _view(row: Mapping[str, Any]) -> ConsentView:
+    lapsed = row["lapsed"]
+    return ConsentView(
+        consent_id=row["id"],
+        kind=row["kind"],
+        status="rejected" if lapsed else row["status"],
+        subject_name=row["subject_name"],
+        language=row["language"],
+        phrase=row["phrase"],
+        expires_at=row["expires_at"],
+        word_accuracy=row["word_accuracy"],
+        speech_seconds=row["speech_seconds"],
+        reason="expired" if lapsed else row["refusal"],
+        verified_at=row["verified_at"],
+        evidence_expires_at=row["evidence_expires_at"],
+        evidence_purged_at=row["evidence_purged_at"],
+    )
+
+
+class _Heard(msgspec.Struct, frozen=True):
+    """What the CPU executor found in a recording."""
+
+    check: PhraseCheck
+    print: Voiceprint | None
+
+
+def _hear(data: bytes, phrase: Phrase) -> _Heard:
+    """Decode the recording, check it says `phrase`, and take its speaker's voiceprint (CPU-bound)."""
+    decoded = decode_audio(data, max_duration_s=MAX_RECORDING_S)
+    return _Heard(
+        check_phrase(decoded.samples, decoded.sample_rate, phrase),
+        voiceprint(decoded.samples, decoded.sample_rate),
+    )
+
+
+async def record_recording(
+    pool: Pool,
+    storage: ObjectStorage,
+    cpu: CpuExecutor,
+    *,
+    claims: UserClaims,
+    consent_id: uuid.UUID,
+    data: bytes,
+    retention_days: float,
+) -> RecordingVerdict:
+    """Judge the caller's recording of their consent's phrase: `verified` (the recording and its voiceprint
+    kept as evidence, the recording at `{owner}/consents/{id}/recording` in the samples' bucket) or
+    `rejected` with the reason. 404 for anyone else's consent, 409 for a checkbox or an already verified one;
+    the audio's own refusals (not audio, too long) as for samples. Either verdict is audited."""
+    owner_id = uuid.UUID(claims.sub)
+    async with user_transaction(pool, claims.raw) as conn:
+        row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
+    if row is None:
+        raise NotFound("Consent not found.")
+    if row["kind"] != "spoken" or row["status"] == "verified":
+        raise Conflict("This consent takes no recording: it is a checkbox consent, or its recording is verified.")
+    if row["lapsed"]:
+        return await _reject(pool, consent_id, "expired", None)
+    content_type = sniff_audio(data[:SNIFF_BYTES])
+    if content_type is None:
+        raise UnsupportedAudio
+    phrase = Phrase(text=row["phrase"], code=row["code"], language=row["language"])
+    heard = await cpu.run(owner_id, _hear, data, phrase)
+    reason, speaker = refusal(heard.check), heard.print
+    if reason is not None or speaker is None:
+        return await _reject(pool, consent_id, reason or "not_speech", heard.check)
+    path = recording_path(owner_id, consent_id)
+    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+        await _lock_unverified(conn, consent_id)
+        await conn.execute(
+            _Q["verify"],
+            {
+                "id": consent_id,
+                "path": path,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "voiceprint": speaker.to_bytes(),
+                "word_accuracy": heard.check.word_accuracy,
+                "speech_seconds": heard.check.speech_seconds,
+                "retention_days": retention_days,
+            },
+        )
+        await record_audit(
+            conn,
+            ACTOR,
+            "consent.verified",
+            "voice_consent",
+            consent_id,
+            detail={"wordAccuracy": heard.check.word_accuracy, "speechSeconds": heard.check.speech_seconds},
+        )
+        # Stored last, on the row's transaction: a recording whose row did not commit is claimed by nothing and
+        # goes with the orphan sweep.
+        await integrity.write(conn, storage, RECORDING_BUCKET, path, data, content_type=content_type)
+    return RecordingVerdict(consent_id, "verified", heard.check.word_accuracy, heard.check.speech_seconds)
+
+
+async def _lock_unverified(conn: Connection, consent_id: uuid.UUID) -> None:
+    """Lock the consent for its verdict; Conflict when another recording verified it meanwhile, or its time
+    ran out while this one was judged."""
+    locked = await fetch_optional(conn, _Q["lock_consent"], {"id": consent_id})
+    if locked is None or locked["status"] == "verified" or locked["lapsed"]:
+        raise Conflict("The consent changed while its recording was judged; read it again.")
+
+
+async def _reject(pool: Pool, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck | None) -> RecordingVerdict:
+    accuracy = 0.0 if check is None else check.word_accuracy
+    seconds = 0.0 if check is None else check.speech_seconds
+    async with service_transaction(pool) as conn:
+        params = {"id": consent_id, "refusal": reason, "word_accuracy": accuracy, "speech_seconds": seconds}
+        await conn.execute(_Q["reject"], params)
+        detail = {"reason": reason, "wordAccuracy": accuracy, "speechSeconds": seconds}
+        await record_audit(conn, ACTOR, "consent.rejected", "voice_consent", consent_id, detail=detail)
+    return RecordingVerdict(consent_id, "rejected", accuracy, seconds, reason)
+
+
+def recording_path(owner_id: uuid.UUID, consent_id: uuid.UUID) -> str:
+    """Where a consent's recording is kept: in its owner's folder, as the storage policies require."""
+    return f"{owner_id}/consents/{consent_id}/recording"
+
+
+async def consent_for_sample(conn: Connection, given: GivenConsent) -> uuid.UUID:
+    """The consent a sample is stored under, on the caller's user transaction (RLS decides whose consent
+    they may name): the verified spoken consent `given.consent_id`, or a checkbox consent recorded now, as
+    the caller, from the ticked box. Refuses as `require_consent` does, and with NotFound, ConsentNotVerified
+    or ConsentExpired a consent that cannot cover a sample."""
+    require_consent(given)
+    if given.consent_id is None:
+        return await _record_checkbox(conn, given)
+    await consent_voiceprint(conn, given.consent_id)
+    return given.consent_id
+
+
+async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voiceprint:
+    """The speaker's voiceprint of the caller's verified spoken consent, on the caller's user transaction (RLS
+    decides whose consent they may name); NotFound, ConsentNotVerified or ConsentExpired for one that cannot
+    cover a sample."""
+    row = await fetch_optional(conn, _Q["usable_voiceprint"], {"id": consent_id})
+    if row is None:
+        raise NotFound("Consent not found.")
+    if row["kind"] != "spoken":
+        raise ConsentNotVerified("A checkbox consent is given with each upload (consent=true), not named by its id.")
+    if row["lapsed"] or row["purged"]:
+        raise ConsentExpired
+    if row["status"] != "verified" or row["voiceprint"] is None:
+        raise ConsentNotVerified
+    return Voiceprint.from_bytes(bytes(row["voiceprint"]))
+
+
+async def _record_checkbox(conn: Connection, given: GivenConsent) -> uuid.UUID:
+    """The ticked box as a consent row, written as the user (RLS checks it is theirs), with the optional
+    consent to keep the sample for re-enrolment, both under `CONSENT_TEXT_VERSION`."""
+    row = await fetch_one(
+        conn,
+        _Q["insert_checkbox"],
+        {
+            "subject_name": given.subject_name,
+            "consent_text_version": CONSENT_TEXT_VERSION,
+            "keep_sample": given.keep_sample,
+            **given.origin.recorded(),
+        },
+    )
+    consent_id: uuid.UUID = row["id"]
+    return consent_id
+
+
+async def judge_sample(
+    conn: Connection, consent_id: uuid.UUID, sample: Voiceprint | None, judged_before: float | None = None
+) -> SpeakerJudgement | None:
+    """How well a sample's voiceprint matches the speaker of its consent, as the service on `conn`; None when
+    the consent is a checkbox one (nobody's voice to match). A sample without speech enough for a voiceprint
+    matches nobody. Once the consent's evidence is purged, a sample judged before (`judged_before`, its score
+    then: a kept sample cleaned again for another provider) keeps that judgement, and any other matches nobody."""
+    row = await fetch_optional(conn, _Q["consent_voiceprint"], {"id": consent_id})
+    if row is None or row["kind"] != "spoken":
+        return None
+    if row["voiceprint"] is None:
+        score = 0.0 if judged_before is None else judged_before
+        return SpeakerJudgement(score=score, matched=score >= THRESHOLD)
+    if sample is None:
+        return SpeakerJudgement(score=0.0, matched=False)
+    score = sample.similarity(Voiceprint.from_bytes(bytes(row["voiceprint"])))
+    return SpeakerJudgement(score=round(score, 4), matched=score >= THRESHOLD)

@@ -1,0 +1,121 @@
+"""`/api/v1/consents`: spoken consent. Make one (its phrase, with a one-time code), record it, read it."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from litestar import Controller, Request, get, post
+from litestar.params import JSONBody
+
+from backend.consents import service
+from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
+from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, Storage
+from backend.http.docs import BY_ID, USER, USER_SECURITY, RecordingOperation, problems, with_examples
+from backend.http.sample_upload import request_origin
+from backend.multipart import FormError, Part, form_boundary, read_form
+
+#: The largest recording of a phrase taken: a minute of 48 kHz 16-bit stereo WAV is 11 MB.
+MAX_RECORDING_BYTES: Final = 12 * 1024 * 1024
+FILE_FIELD: Final = "file"
+
+
+class ConsentsController(Controller):
+    """Spoken consent: a phrase naming the subject and voicegate, ending with a one-time code, recorded by the
+    subject and checked offline for its words and for speech; its speaker is the one every sample made under
+    it must be."""
+
+    path = "/api/v1/consents"
+    tags = ("consent",)
+    security = USER_SECURITY
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Start a spoken consent: the phrase to record",
+        operation_class=with_examples(ada={"subjectName": "Ada Lovelace", "language": "en"}),
+        responses=problems(*USER, 422),
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], claims: Caller, pool: DbPool, data: JSONBody[service.ConsentRequest]
+    ) -> service.ConsentCreated:
+        """`{subjectName, language}` → the `phrase` to record before `expiresAt` (10 minutes): it names the
+        subject and voicegate, says what is agreed to, and ends with four digits said as words, fresh each
+        time, so a recording made for another consent does not pass. 422 for a language the phrase cannot
+        be checked in (English today)."""
+        return await service.create_consent(pool, claims, data, request_origin(request))
+
+    @post(
+        "/{consent_id:uuid}/recording",
+        status_code=200,
+        request_max_body_size=None,
+        summary="Record the consent's phrase (multipart: file)",
+        operation_class=RecordingOperation,
+        responses=problems(*BY_ID, 409, 413, 415, 422),
+    )
+    async def record(
+        self,
+        request: Request[Any, Any, Any],
+        claims: Caller,
+        pool: DbPool,
+        storage: Storage,
+        lifecycle: LifecycleContext,
+        settings: Config,
+        consent_id: PathId,
+    ) -> service.RecordingVerdict:
+        """The recording is checked offline: the phrase's words and its code said, and enough speech. `verified`
+        keeps it, with its speaker's voiceprint, as the consent's evidence (purged with the samples'
+        retention); `rejected` says why (`phrase_mismatch`, `not_speech`, `too_short`, `expired`) and another
+        recording may follow until the phrase expires. 409 for a checkbox or an already verified consent."""
+        data = await _recording(request)
+        return await service.record_recording(
+            pool,
+            storage,
+            lifecycle.cpu,
+            claims=claims,
+            consent_id=consent_id,
+            data=data,
+            retention_days=settings.sample_retention_days,
+        )
+
+    @get("/{consent_id:uuid}", summary="A consent and where its recording got to", responses=problems(*BY_ID))
+    async def get_one(self, claims: Caller, pool: DbPool, consent_id: PathId) -> service.ConsentView:
+        """The caller's consent (404 for anyone else's): its kind, status, phrase and the recording's verdict."""
+        return await service.get_consent(pool, claims, consent_id)
+
+
+async def _recording(request: Request[Any, Any, Any]) -> bytes:
+    """The one `file` part of a multipart body (415 for another content type, 413 past the limit, 400 for
+    anything else in it)."""
+    boundary = form_boundary(request.headers.get("content-type"))
+    if boundary is None:
+        raise UnsupportedMediaType(f"Send the recording as multipart/form-data with a `{FILE_FIELD}` part.")
+    reader = _Recording()
+    try:
+        await read_form(request.stream(), boundary, reader, max_parts=1, max_field_bytes=0)
+    except FormError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    if not reader.seen:
+        raise ValidationFailed(f"The `{FILE_FIELD}` part with the recording is missing.")
+    return bytes(reader.data)
+
+
+class _Recording:
+    """The form's one file part, held in memory up to MAX_RECORDING_BYTES; any other part is refused."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.seen = False
+
+    def start(self, part: Part) -> bool:
+        if part.name != FILE_FIELD:
+            raise ValidationFailed(f"Unknown form field {part.name!r}; send only `{FILE_FIELD}`.")
+        self.seen = True
+        return True
+
+    async def file_chunk(self, chunk: bytes) -> None:
+        if len(self.data) + len(chunk) > MAX_RECORDING_BYTES:
+            raise SampleTooLarge(f"The recording is larger than {MAX_RECORDING_BYTES} bytes.")
+        self.data += chunk
+
+    def field(self, name: str, value: bytes) -> None:
+        raise ValidationFailed(f"Unknown form field {name!r}; send only `{FILE_FIELD}`.")
