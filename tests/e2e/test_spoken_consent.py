@@ -283,3 +283,43 @@ async def test_a_sample_of_another_speaker_under_the_consent_never_reaches_the_p
         assert voices.status_code == 409, voices.text
     assert provider.requests_to("POST", "/v1/voices/add") == [], "nothing of it reached the provider"
     assert provider.requests_to("POST", "/v1/text-to-speech") == []
+
+
+async def test_a_signed_upload_under_the_consent_is_judged_before_the_provider_hears_it(
+    worker_client: AppFactory, make_user: Callable[[], User], sql: Conn
+) -> None:
+    """`/api/clone/upload-url` + finalize: the sample is checked by the clone step, before the enrolment."""
+    provider = ElevenLabsFake()
+    with serve(provider) as url:
+        client = await worker_client(**elevenlabs_env(provider, url))
+        user = make_user()
+        consent = await consent_for(client, user)
+        assert (await record(client, user, consent["consentId"], hibari_says(consent["phrase"]))).json()["status"] == (
+            "verified"
+        )
+        voices = {}
+        for name, audio in (("mine", hibari_says(SAMPLE_SENTENCE)), ("theirs", clip("2414/2414-128291-0005.flac"))):
+            ticket = await client.post(
+                "/api/clone/upload-url",
+                json={"name": name, "consent_id": consent["consentId"]},
+                headers=user.headers,
+            )
+            assert ticket.status_code == 201, ticket.text
+            ticket_body = ticket.json()
+            path = "/storage/v1" + ticket_body["upload_url"].split("/storage/v1", 1)[1]
+            kind = "audio/wav" if name == "mine" else "audio/flac"
+            assert (await client.put(path, content=audio, headers={"content-type": kind})).status_code == 200
+            finalized = await client.post(
+                "/api/clone/finalize",
+                json={"voice_id": ticket_body["voice_id"], "language": "en"},
+                headers={**user.headers, "Prefer": "wait=60"},
+            )
+            assert finalized.status_code == 200, finalized.text
+            voices[name] = finalized.json()
+    assert voices["mine"]["status"] == "ready"
+    assert voices["theirs"]["status"] == "failed"
+    [(code,)] = sql.execute(
+        "select last_error_code from voice_clone_attempts where voice_id = %s", (voices["theirs"]["id"],)
+    ).fetchall()
+    assert code == "speaker_mismatch"
+    assert len(provider.requests_to("POST", "/v1/voices/add")) == 1, "only the consent's speaker reached it"
