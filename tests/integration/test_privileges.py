@@ -131,6 +131,7 @@ FUNCTIONS: Allowed = {
     "voicegate.forget_deleted_voice_references()": NOBODY,
     "voicegate.notify_queue_insert()": NOBODY,
     "voicegate.check_attempt_sample()": NOBODY,
+    "voicegate.extend_consent_evidence()": NOBODY,
     # Storage's helpers, executable by everyone as on Supabase.
     "storage.foldername(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     "storage.filename(text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
