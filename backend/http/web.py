@@ -30,6 +30,7 @@ from backend.http.budget import DATABASE_FREE
 from backend.http.docs import problems
 from backend.providers.registry import sample_rules
 from backend.settings import Settings
+from backend.voiceprint import THRESHOLD
 
 STATIC_DIR: Final = Path(__file__).with_name("static")
 ASSETS_PATH: Final = "/assets"
@@ -69,6 +70,11 @@ class PageConfig(msgspec.Struct, frozen=True, rename="camel"):
     retention_days: float
     #: What a sample for the default provider must and should be.
     sample_rules: PageSampleRules
+    #: What a sample must be stored under (VOICEGATE_CONSENT): `spoken`, a verified spoken consent only, so the
+    #: page offers no checkbox; `checkbox`, the spoken consent first and the ticked box as the alternative.
+    consent_policy: Literal["checkbox", "spoken"]
+    #: The cosine from which two voiceprints are the same speaker: what `speakerMatch` and `likeness` are judged by.
+    speaker_threshold: float
 
 
 def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
@@ -106,6 +112,8 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
         consent=current_consent(),
         retention_days=settings.sample_retention_days,
         sample_rules=_page_sample_rules(settings),
+        consent_policy=settings.consent,
+        speaker_threshold=THRESHOLD,
     )
 
     @get(

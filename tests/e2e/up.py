@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +59,20 @@ def is_ready(base_url: str) -> bool:
     return response is not None and response.status_code == 200
 
 
-def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str, umask: int = -1, cwd: Path = REPO) -> Running:
-    """`voicegate up` on `tmp_path/data` (with `umask`, when one is given), from the checkout at `cwd`."""
+def start_up(
+    tmp_path: Path,
+    pg_port: int | None = None,
+    *extra: str,
+    umask: int = -1,
+    cwd: Path = REPO,
+    settings: Mapping[str, str] | None = None,
+) -> Running:
+    """`voicegate up` on `tmp_path/data` (with `umask`, when one is given), from the checkout at `cwd`, with the
+    environment's `settings` besides (e.g. `VOICEGATE_CONSENT`)."""
     port, pg_port = free_port(), pg_port or free_port()
     env = {
         **os.environ,
+        **(settings or {}),
         "VOICEGATE_DATA_DIR": str(tmp_path / "data"),
         "VOICEGATE_PORT": str(port),
         "VOICEGATE_PG_PORT": str(pg_port),
@@ -85,10 +94,12 @@ def start_up(tmp_path: Path, pg_port: int | None = None, *extra: str, umask: int
 
 
 @contextmanager
-def running_up(root: Path, pg_port: int | None = None, *extra: str, umask: int = -1) -> Iterator[Running]:
+def running_up(
+    root: Path, pg_port: int | None = None, *extra: str, umask: int = -1, settings: Mapping[str, str] | None = None
+) -> Iterator[Running]:
     """`voicegate up` with its data under `root` (see `start_up`), once `/readyz` answers 200; on exit it is
     stopped, its Postgres too, and `root` removed."""
-    up = start_up(root, pg_port, *extra, umask=umask)
+    up = start_up(root, pg_port, *extra, umask=umask, settings=settings)
     try:
         wait_for(lambda: is_ready(up.base_url), 120, "/readyz 200", up)
         yield up

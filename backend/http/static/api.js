@@ -115,6 +115,16 @@ export function describe(status, problem, retryAfter) {
     return "That file is not audio voicegate can read. Use WAV, MP3, FLAC, OGG, WebM or M4A.";
   }
   if (code === "consent_required") return "Tick the consent box first: no sample is stored without it.";
+  // Spoken consent (issue 46): the phrase read aloud is what a sample is stored under.
+  if (code === "consent_recording_required") {
+    return "voicegate takes samples here only under a spoken consent: read your consent phrase first, then give the sample again.";
+  }
+  if (code === "consent_not_verified") {
+    return "Your consent phrase has not been verified yet: read it aloud first, then give the sample again.";
+  }
+  if (code === "consent_expired") {
+    return "Your consent can no longer be used (its phrase was not read in time, or its recording was deleted): get a new phrase and read it.";
+  }
   if (status === 401) return "Your session has expired. Sign in again.";
   if (status === 404) return detail || "It is gone: it was deleted, or it belongs to someone else.";
   if (status === 429) return `Too many requests; try again in ${retryAfter ?? 10} s.`;

@@ -1,5 +1,6 @@
-// The demo page: consent → record or choose a sample → its quality report → text → Speak → listen,
-// download; and the user's samples and voices, each with Delete (deletion on request is a promise).
+// The demo page: consent (the phrase read aloud, consent.js; or, where the server takes it, the box) → record or
+// choose a sample → its quality report → text → Speak → listen, download, and how much the voice sounds like
+// the sample; and the user's samples and voices, each with Delete (deletion on request is a promise).
 
 import {
   ApiError,
@@ -12,11 +13,13 @@ import {
   sleep,
   waitingWords,
 } from "./api.js";
+import { spokenConsent } from "./consent.js";
 import { Recorder } from "./recorder.js";
 import { reflections } from "./reflection.js";
 import { Session } from "./session.js";
 import { createSampleSet } from "./sampleset.js";
 import { createStudio, textRefusal } from "./studio.js";
+import { likenessWords, sampleFailureWords } from "./words.js";
 
 const POLL_MS = 400;
 const MAX_RECORDING_S = 30;
@@ -38,6 +41,7 @@ const ui = {
   signInStatus: $("sign-in-status"),
   sampleSection: $("sample-section"),
   consent: $("consent"),
+  checkboxConsent: $("checkbox-consent"),
   consentText: $("consent-text"),
   consentVersion: $("consent-version"),
   keepSampleOption: $("keep-sample-option"),
@@ -52,6 +56,7 @@ const ui = {
   advice: $("advice"),
   speakSection: $("speak-section"),
   speakTarget: $("speak-target"),
+  speakLikeness: $("speak-likeness"),
   text: $("text"),
   speak: $("speak"),
   progress: $("speak-progress"),
@@ -77,6 +82,10 @@ let lastJob = null;
 let speaking = false; // a Speak run is under way: the button says so with aria-disabled and keeps its focus
 let sampleRules = null; // the default provider's length rules, from /config.json
 let reflectionFlow = null;
+let spoken = null; // the spoken consent (consent.js)
+let consentPolicy = "checkbox"; // the server's (VOICEGATE_CONSENT): `spoken` takes no checkbox
+let speakerThreshold = 0.74; // from /config.json: the same-speaker cosine scores are said beside
+let voices = []; // the user's voices, as last listed: the likeness of the one Speak uses is shown
 let problemOrigin = null; // what had the focus when the error came, to go back to on Dismiss
 
 // Names, listening back, Selected, each voice's clips and the text's limit (studio.js).
@@ -93,7 +102,14 @@ const studio = createStudio({
 });
 
 // A voice from several chosen samples (sampleset.js).
-const sampleSet = createSampleSet({ api, problem, clearProblem, element, refreshLibrary: () => refreshLibrary() });
+const sampleSet = createSampleSet({
+  api,
+  problem,
+  clearProblem,
+  element,
+  refreshLibrary: () => refreshLibrary(),
+  consentId: () => spoken && spoken.verifiedId(),
+});
 
 // ---- problems: one alert, and a "Try again" that repeats what failed when repeating can help ----
 
@@ -186,14 +202,26 @@ async function boot() {
   }
   ui.retentionDays.textContent = String(config.retentionDays);
   sampleRules = config.sampleRules;
+  consentPolicy = config.consentPolicy;
+  speakerThreshold = config.speakerThreshold;
+  ui.checkboxConsent.hidden = consentPolicy === "spoken";
   ui.recordHint.textContent = lengthRule();
   session = new Session(config);
+  spoken ||= spokenConsent({
+    api,
+    problem,
+    clearProblem,
+    keepSample: () => ui.keepSample.checked,
+    changed: consentChanged,
+    next: () => ui.record.focus(),
+  });
   reflectionFlow ||= reflections({
     api,
     stream: (path, options) => signedRequest(path, options, requestStream),
     problem,
     clearProblem,
     config,
+    consentId: () => spoken.verifiedId(),
   });
   let signedIn = null;
   try {
@@ -221,6 +249,7 @@ function showApp() {
   for (const section of [ui.sampleSection, ui.speakSection, ui.library, reflectionFlow.section]) section.hidden = false;
   refreshLibrary();
   reflectionFlow.load();
+  spoken.restore();
 }
 
 ui.signInForm.addEventListener("submit", async (event) => {
@@ -306,16 +335,38 @@ function takeSample(file) {
   maybeUpload();
 }
 
+/** The spoken consent was verified, or is gone: the box is offered only while it is needed and taken. */
+function consentChanged() {
+  ui.checkboxConsent.hidden = consentPolicy === "spoken" || spoken.verifiedId() !== null;
+  maybeUpload();
+  if (reflectionFlow) reflectionFlow.consentVerified();
+}
+
+/** The consent an upload goes under: the verified spoken one, else the ticked box; null while there is none. */
+function consentFields() {
+  const consentId = spoken.verifiedId();
+  if (consentId) return { consentId };
+  if (consentPolicy === "checkbox" && ui.consent.checked) return { consent: "true" };
+  return null;
+}
+
 function maybeUpload() {
   if (!pending) return;
-  if (!ui.consent.checked) {
-    status(ui.sampleStatus, `${pending.name} is ready. Tick the consent box above to upload it.`);
+  if (!consentFields()) {
+    const how =
+      consentPolicy === "spoken"
+        ? "Read your consent phrase above to upload it."
+        : "Tick the consent box above, or read your consent phrase, to upload it.";
+    status(ui.sampleStatus, `${pending.name} is ready. ${how}`);
     return;
   }
   const file = pending;
   pending = null;
   upload(file);
 }
+
+// Refusals that mean the spoken consent named can no longer cover a sample: the visitor starts with a new phrase.
+const CONSENT_GONE = new Set(["consent_expired", "consent_not_verified", "consent_recording_required"]);
 
 /** Upload `file`; `key` makes a repeat of this upload (automatic or "Try again") store it once at most. */
 async function upload(file, key = newIdempotencyKey()) {
@@ -325,8 +376,15 @@ async function upload(file, key = newIdempotencyKey()) {
   // Speak keeps the voice it had until the new sample is ready: a refused upload must not take it away.
   status(ui.sampleStatus, `Uploading ${file.name}…`);
   const form = new FormData();
-  form.append("consent", "true");
-  if (ui.keepSample.checked) form.append("keep_sample", "true");
+  const consent = consentFields();
+  if (!consent) {
+    // The consent went between choosing the file and now (e.g. its phrase expired): wait for another.
+    takeSample(file);
+    return;
+  }
+  for (const [field, value] of Object.entries(consent)) form.append(field, value);
+  // A spoken consent carries the choice to keep the sample itself (given with its phrase).
+  if (consent.consent && ui.keepSample.checked) form.append("keep_sample", "true");
   const name = studio.takeSampleName();
   if (name) form.append("name", name);
   form.append("file", file, file.name);
@@ -336,6 +394,12 @@ async function upload(file, key = newIdempotencyKey()) {
   } catch (error) {
     status(ui.sampleStatus, "");
     problem(error, () => upload(file, key));
+    if (error instanceof ApiError && CONSENT_GONE.has(error.code)) {
+      spoken.forget();
+      // The same file goes once a new phrase is read: only the consent was missing.
+      pending = file;
+      return;
+    }
     if (!passing(error)) chooseAgain();
     return;
   }
@@ -362,7 +426,7 @@ async function followSample(sampleId, mine) {
     }
     if (sample.status === "failed") {
       status(ui.sampleStatus, "");
-      problem(`This sample was refused: ${sample.failureReason || "it could not be checked"}.`);
+      problem(sampleFailureWords(sample, speakerThreshold));
       chooseAgain();
       return;
     }
@@ -414,6 +478,25 @@ function setTarget(ref, label) {
     ? `Speaks with ${label}.`
     : "Upload a sample first; its voice speaks your text.";
   studio.markSelected();
+  showLikeness();
+}
+
+/** How much the voice Speak uses sounds like its sample, once that voice is made and judged (issue 46). */
+function showLikeness() {
+  const ref = target && target.ref;
+  const voiceId = ref && (ref.voiceId || studio.voiceOf(ref.sampleId));
+  const voice = voiceId && voices.find((v) => v.id === voiceId);
+  const words = voice
+    ? likenessWords({
+        ready: voice.status === "ready",
+        likeness: voice.likeness,
+        threshold: voice.likeness_threshold,
+        error: voice.likeness_error,
+        provider: voice.tts_provider,
+      })
+    : "";
+  if (ui.speakLikeness.textContent !== words) ui.speakLikeness.textContent = words;
+  ui.speakLikeness.hidden = !words;
 }
 
 ui.speak.addEventListener("click", speak);
@@ -539,19 +622,21 @@ function downloadUrl(url, name) {
 // ---- the user's samples and voices ----
 
 async function refreshLibrary() {
-  let samples, voices;
+  let samples, listed;
   try {
-    [samples, voices] = await Promise.all([api("/api/v1/voice-samples"), api("/api/voices")]);
+    [samples, listed] = await Promise.all([api("/api/v1/voice-samples"), api("/api/voices")]);
   } catch {
     return; // the list is secondary: the main actions report their own failures
   }
+  voices = listed.voices;
   ui.samples.replaceChildren(...samples.samples.map(sampleItem));
   if (samples.samples.length === 0) ui.samples.append(element("li", "No samples yet.", "muted"));
-  ui.voices.replaceChildren(...voices.voices.map(voiceItem));
-  if (voices.voices.length === 0) ui.voices.append(element("li", "No voices yet.", "muted"));
+  ui.voices.replaceChildren(...voices.map(voiceItem));
+  if (voices.length === 0) ui.voices.append(element("li", "No voices yet.", "muted"));
   studio.listed(samples.samples);
-  studio.voicesListed(voices.voices);
+  studio.voicesListed(voices);
   sampleSet.listed(samples.samples);
+  showLikeness();
 }
 
 function sampleItem(sample) {

@@ -4,6 +4,7 @@
 
 import { ApiError, newIdempotencyKey, passing, sleep } from "./api.js";
 import { Recorder } from "./recorder.js";
+import { likenessWords as likeness } from "./words.js";
 
 const POLL_MS = 500;
 // The speech route streams MP3 frame by frame: a MediaSource plays it as it arrives.
@@ -22,7 +23,8 @@ const $ = (id) => document.getElementById(id);
 
 /**
  * Wire the reflection section. `deps`: `api(path, options)` and `stream(path, options)` (requests as the
- * signed-in user), `problem(error, retry)` / `clearProblem()` (the page's error bar), `config` (/config.json).
+ * signed-in user), `problem(error, retry)` / `clearProblem()` (the page's error bar), `config` (/config.json),
+ * `consentId()` (the verified spoken consent of step 1, or null).
  */
 export function reflections(deps) {
   const ui = {
@@ -58,6 +60,9 @@ export function reflections(deps) {
   let pending = null; // a recording or file waiting for the consent box
 
   ui.consentText.textContent = deps.config.consent.text;
+  // Where the server takes only a spoken consent, the box would be refused: step 1's phrase stands for it.
+  const spokenOnly = deps.config.consentPolicy === "spoken";
+  ui.consent.closest(".consent").hidden = spokenOnly;
 
   async function load(selectId = null) {
     let list;
@@ -136,28 +141,15 @@ export function reflections(deps) {
     ui.reasons.hidden = reasons.length === 0;
   }
 
-  // How much the voice sounds like its samples (issue 46), always beside the threshold from which it would pass
-  // as their speaker; and, for the offline voice, what it is.
-  const NO_LIKENESS = {
-    probe_failed: "the provider could not speak the test sentence",
-    no_speech: "what the provider spoke held too little speech to judge",
-    no_sample: "the voice was not made from a sample here",
-  };
+  // How much the voice sounds like its samples (issue 46): the words of words.js, as the main flow says them.
   function likenessWords(voice) {
-    if (voice.cloneStatus !== "ready") return "";
-    let words;
-    if (typeof voice.likeness === "number") {
-      words = `Sounds like the sample: ${voice.likeness.toFixed(2)} (same speaker from ${voice.likenessThreshold.toFixed(2)}).`;
-    } else if (voice.likenessError) {
-      words = `Likeness not measured: ${NO_LIKENESS[voice.likenessError] || voice.likenessError}.`;
-    } else {
-      return "";
-    }
-    if (voice.provider === "local") {
-      words += " The offline voice keeps the speaker's pitch and formants with the timbre of the bundled hibari"
-        + " voice: a stand-in, not a clone of the speaker.";
-    }
-    return words;
+    return likeness({
+      ready: voice.cloneStatus === "ready",
+      likeness: voice.likeness,
+      threshold: voice.likenessThreshold,
+      error: voice.likenessError,
+      provider: voice.provider,
+    });
   }
 
   function voiceWords(voice, previewError) {
@@ -236,8 +228,10 @@ export function reflections(deps) {
   function take(file) {
     if (file) pending = file;
     if (!pending) return;
-    if (!ui.consent.checked) {
-      ui.voice.textContent = `${pending.name} is ready. Tick the consent box to clone this reflection's voice from it.`;
+    if (!deps.consentId() && !ui.consent.checked) {
+      ui.voice.textContent = spokenOnly
+        ? `${pending.name} is ready. Read your consent phrase in step 1 to clone this reflection's voice from it.`
+        : `${pending.name} is ready. Tick the consent box to clone this reflection's voice from it.`;
       return;
     }
     const chosen = pending;
@@ -245,12 +239,20 @@ export function reflections(deps) {
     clone(chosen);
   }
 
+  /** A sample waiting for consent goes once the spoken consent of step 1 is verified. */
+  function consentVerified() {
+    if (current) take(null);
+  }
+
   async function clone(file, key = newIdempotencyKey()) {
     deps.clearProblem();
     const mine = ++watch;
     ui.voice.textContent = `Uploading ${file.name}…`;
     const form = new FormData();
-    form.append("consent", "true");
+    // The spoken consent, once verified, covers this voice too (its speaker is checked against the sample's).
+    const consentId = deps.consentId();
+    if (consentId) form.append("consentId", consentId);
+    else form.append("consent", "true");
     form.append("name", current.name);
     form.append("file", file, file.name);
     try {
@@ -335,7 +337,7 @@ export function reflections(deps) {
     }
   });
 
-  return { load, section: ui.section };
+  return { load, consentVerified, section: ui.section };
 }
 
 /** Play `response`'s MP3 body as it arrives (MediaSource), or once whole where MediaSource cannot take MP3. */

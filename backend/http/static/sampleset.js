@@ -10,7 +10,8 @@ const WAIT_MS = 120000;
 
 const $ = (id) => document.getElementById(id);
 
-/** deps: { api(path, options), problem(error, retry), clearProblem(), element(tag, text, className), refreshLibrary() } */
+/** deps: { api(path, options), problem(error, retry), clearProblem(), element(tag, text, className), refreshLibrary(),
+ * consentId() (the verified spoken consent, or null) } */
 export function createSampleSet(deps) {
   const ui = { make: $("make-voice"), status: $("sample-set-status") };
   const chosen = new Set(); // sample ids, kept across list refreshes
@@ -52,7 +53,9 @@ export function createSampleSet(deps) {
     ui.make.disabled = true;
     let made;
     try {
-      made = await deps.api("/api/voices", { method: "POST", json: { sampleIds } });
+      // Under a verified spoken consent every sample of the set must be the voice that read it (speaker_mismatch).
+      const consentId = deps.consentId();
+      made = await deps.api("/api/voices", { method: "POST", json: consentId ? { sampleIds, consentId } : { sampleIds } });
     } catch (error) {
       update();
       deps.problem(error, make);

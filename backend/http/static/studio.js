@@ -140,6 +140,12 @@ export function createStudio(deps) {
     markSelected();
   }
 
+  /** The voice made from the sample `sampleId` (as last listed), or null. */
+  function voiceOf(sampleId) {
+    const sample = samples.find((s) => s.sampleId === sampleId);
+    return (sample && sample.voiceId) || null;
+  }
+
   /** Mark the sample or voice Speak uses (and, for a sample already cloned, its voice) as Selected. */
   function markSelected() {
     const target = deps.target();
@@ -410,5 +416,5 @@ export function createStudio(deps) {
     else closeHistory();
   }
 
-  return { takeSampleName, sampleItem, voiceItem, listed, voicesListed, markSelected };
+  return { takeSampleName, sampleItem, voiceItem, listed, voicesListed, markSelected, voiceOf };
 }

@@ -21,6 +21,7 @@ from backend.embedded.dev_tokens import mint_anon_key, mint_service_key
 from backend.embedded.dev_users import DEV_USER_EMAIL
 from backend.http.web import STATIC_DIR
 from backend.settings import settings_from_env, with_auth
+from backend.voiceprint import THRESHOLD
 from tests.e2e.conftest import speech_wav
 from tests.integration.api.conftest import JWT_SECRET
 from tests.support import Conn
@@ -151,6 +152,8 @@ async def test_the_config_gives_the_consent_text_of_the_version_uploads_record(
     assert config["retentionDays"] == 30
     # The page's length advice is the rule the default provider (`local`) checks uploads against.
     assert config["sampleRules"] == {"minDurationS": 3.0, "maxDurationS": 60.0, "recommendedDurationS": [5.0, 20.0]}
+    # The page offers the checkbox only where the server takes it, and says scores beside the published threshold.
+    assert (config["consentPolicy"], config["speakerThreshold"]) == ("checkbox", THRESHOLD)
     recorded = sql.execute(
         "select c.consent_text_version from voice_samples s join voice_consents c on c.id = s.consent_id"
         " where s.id = %s",

@@ -1,0 +1,63 @@
+// What the page says of a spoken consent's verdict, of a sample whose speaker is not the consent's, and of how
+// much a voice sounds like its samples (issue 46). Pure functions, so Node checks the words
+// (tests/unit/test_page_words.py) as the browser shows them.
+
+/** Why a recording of the phrase was rejected (`reason` of `POST /api/v1/consents/{id}/recording`), and what to do. */
+export const REJECTED = Object.freeze({
+  phrase_mismatch: "We did not hear the phrase as written; read it again, the four numbers at the end too.",
+  too_short: "That recording holds too little speech to be the whole phrase; read all of it, in one go.",
+  not_speech:
+    "We heard no speech in that recording; check that your microphone is on and close to you, then read the phrase again.",
+  expired: "This phrase has expired (a phrase lasts 10 minutes); get a new one and read that instead.",
+});
+
+/** The sentence for a rejected recording. */
+export function rejectionWords(reason) {
+  return REJECTED[reason] || `The recording was not accepted (${reason}); read the phrase again.`;
+}
+
+/** A sample refused because its voice is not the voice that read the consent: its score beside the threshold. */
+export function speakerMismatchWords(score, threshold) {
+  return (
+    `This sample's voice does not match the voice that read the consent (${score.toFixed(2)};` +
+    ` the same speaker from ${threshold.toFixed(2)}). Record it yourself.`
+  );
+}
+
+/** Why a sample failed on the queue (its status: `failureReason`, and `speakerMatch` when it was judged). */
+export function sampleFailureWords(sample, threshold) {
+  const reason = sample.failureReason || "";
+  if (reason.startsWith("speaker_mismatch") && typeof sample.speakerMatch === "number") {
+    return speakerMismatchWords(sample.speakerMatch, threshold);
+  }
+  return `This sample was refused: ${reason || "it could not be checked"}.`;
+}
+
+/** Why a likeness is missing (`likenessError`). */
+const NO_LIKENESS = Object.freeze({
+  probe_failed: "the provider could not speak the test sentence",
+  no_speech: "what the provider spoke held too little speech to judge",
+  no_sample: "the voice was not made from a sample here",
+});
+
+/**
+ * How much a ready voice sounds like its samples, always beside the threshold from which it would pass as their
+ * speaker; for the offline voice, also what it is. "" when there is nothing to say (not ready, not judged yet).
+ */
+export function likenessWords({ ready, likeness, threshold, error, provider }) {
+  if (!ready) return "";
+  let words;
+  if (typeof likeness === "number" && typeof threshold === "number") {
+    words = `Sounds like the sample: ${likeness.toFixed(2)} (same speaker from ${threshold.toFixed(2)}).`;
+  } else if (error) {
+    words = `Likeness not measured: ${NO_LIKENESS[error] || error}.`;
+  } else {
+    return "";
+  }
+  if (provider === "local") {
+    words +=
+      " The offline voice keeps the speaker's pitch and formants with the timbre of the bundled hibari" +
+      " voice: a stand-in, not a clone of the speaker.";
+  }
+  return words;
+}

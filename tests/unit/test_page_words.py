@@ -1,0 +1,82 @@
+"""What the page says of spoken consent (issue 46), run by Node as the browser runs the page's modules: a rejected
+reading's reason, a sample whose speaker is not the consent's with its score beside the threshold, the consent
+refusals answered at once (`consent_recording_required`, `consent_not_verified`, `consent_expired`), and a voice's
+likeness."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+STATIC = Path(__file__).resolve().parents[2] / "backend" / "http" / "static"
+
+
+def run(module: str, expression: str) -> Any:
+    """`expression`, with the exports of the page's `module` in scope, evaluated by Node; its JSON value."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is missing (the machine's Node.js runs the page's module here)")
+    url = json.dumps((STATIC / module).as_uri())
+    script = f"const m = await import({url}); console.log(JSON.stringify({expression}));"
+    ran = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, timeout=60, check=True)
+    return json.loads(ran.stdout)
+
+
+def test_each_rejected_reading_is_said_with_what_to_do() -> None:
+    words = run("words.js", '["phrase_mismatch", "too_short", "not_speech", "expired"].map(m.rejectionWords)')
+    assert words[0] == "We did not hear the phrase as written; read it again, the four numbers at the end too."
+    assert "too little speech" in words[1]
+    assert "no speech" in words[2]
+    assert "expired" in words[3]
+    assert "new one" in words[3]
+    assert len(set(words)) == 4
+
+
+def test_a_speaker_mismatch_is_said_with_its_score_and_the_threshold_and_other_failures_as_they_are() -> None:
+    mismatch = {
+        "failureReason": "speaker_mismatch: the speaker matches the consent's at 0.52, below 0.74",
+        "speakerMatch": 0.5249,
+    }
+    said = run(
+        "words.js",
+        f"[m.sampleFailureWords({json.dumps(mismatch)}, 0.74),"
+        " m.sampleFailureWords({failureReason: 'sample too short'}, 0.74)]",
+    )
+    assert said == [
+        "This sample's voice does not match the voice that read the consent (0.52; the same speaker from 0.74)."
+        " Record it yourself.",
+        "This sample was refused: sample too short.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("consent_recording_required", "only under a spoken consent: read your consent phrase first"),
+        ("consent_not_verified", "has not been verified yet: read it aloud first"),
+        ("consent_expired", "can no longer be used"),
+    ],
+)
+def test_consent_refusals_are_put_in_words(code: str, words: str) -> None:
+    problem = {"code": code, "detail": "the server's own words", "status": 422}
+    said = run("api.js", f"m.describe(422, {json.dumps(problem)}, null)")
+    assert words in said, said
+
+
+def test_a_ready_voice_says_its_likeness_beside_the_threshold_and_what_the_offline_voice_is() -> None:
+    said = run(
+        "words.js",
+        "[m.likenessWords({ready: true, likeness: 0.634, threshold: 0.74, provider: 'local'}),"
+        " m.likenessWords({ready: true, likeness: 0.82, threshold: 0.74, provider: 'elevenlabs'}),"
+        " m.likenessWords({ready: true, error: 'probe_failed', provider: 'qwen'}),"
+        " m.likenessWords({ready: false, likeness: 0.9, threshold: 0.74})]",
+    )
+    assert said[0].startswith("Sounds like the sample: 0.63 (same speaker from 0.74). The offline voice keeps")
+    assert said[1] == "Sounds like the sample: 0.82 (same speaker from 0.74)."
+    assert said[2] == "Likeness not measured: the provider could not speak the test sentence."
+    assert said[3] == ""
