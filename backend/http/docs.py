@@ -163,7 +163,7 @@ class IdempotentOperation(ExampleOperation):
 
 RECORDING_FORM: Final = RequestBody(
     required=True,
-    description="The recording of the consent's phrase, as multipart/form-data (at most 10 MiB).",
+    description="The recording of the consent's phrase, as multipart/form-data (at most 12 MiB).",
     content={
         "multipart/form-data": OpenAPIMediaType(
             schema=Schema(
