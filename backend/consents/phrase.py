@@ -141,8 +141,10 @@ class _Language:
 
 _LANGUAGES: Final = {
     "en": _Language(
+        # No word of it sounds like a digit but those the dictionary says are one ("to", "two"): "a" was heard for
+        # "eight" and a right reading refused (2 codes in 120 read by hibari; 0 in 120 since).
         template=(
-            "I, {name}, consent to voicegate making a synthetic voice from my recordings, to speak the text I type. "
+            "I, {name}, consent to voicegate making my synthetic voice from my recordings, to speak the text I type. "
             "My code is {code}."
         ),
         acoustic_model="en-us/en-us",
