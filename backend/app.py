@@ -23,7 +23,7 @@ from backend.cpu import CpuExecutor
 from backend.db.admission import Admission
 from backend.db.pool import Pool, create_pool
 from backend.errors import StreamsLimited
-from backend.http.attempts import InternalController
+from backend.http.attempts import AttemptsController, InternalController
 from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
 from backend.http.concurrency import UserConcurrency
 from backend.http.consents import ConsentsController
@@ -91,6 +91,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         ReflectionSpeechController,
         VoiceSpeechController,
         WebhooksController,
+        AttemptsController,
         InternalController,
         *web_handlers(settings),
         *(_embedded_handlers(settings, storage_pool or pool, verifier) if settings.embedded else ()),

@@ -1,4 +1,5 @@
-"""Routes only the service key may call: what `CONSUMER_MODE=http` workers use."""
+"""Clone attempts over HTTP: `GET /api/v1/attempts/{id}` for their owner (every attempt, made with a reflection
+or without one), and the route only the service key may call, which `CONSUMER_MODE=http` workers use."""
 
 from __future__ import annotations
 
@@ -6,15 +7,36 @@ import re
 import uuid
 from typing import Annotated
 
-from litestar import Controller, post
+from litestar import Controller, get, post
 from litestar.params import HeaderParameter
 
+from backend.attempts.read import get_attempt
 from backend.clone.step import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
 from backend.errors import ValidationFailed
-from backend.http.deps import LifecycleContext, PathId, service_only
+from backend.http.deps import Caller, DbPool, LifecycleContext, PathId, service_only
+from backend.http.docs import BY_ID, USER_SECURITY, problems
+from backend.records.attempts import Attempt
 
 _WORKER = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
+
+
+class AttemptsController(Controller):
+    """The caller's clone attempts by id, in the shape the reflection routes give them."""
+
+    path = "/api/v1/attempts"
+    tags = ("attempts",)
+    security = USER_SECURITY
+
+    @get(
+        "/{attempt_id:uuid}",
+        summary="Get a clone attempt (any of the caller's, with or without a reflection)",
+        responses=problems(*BY_ID),
+    )
+    async def get_one(self, claims: Caller, pool: DbPool, attempt_id: PathId) -> Attempt:
+        """One of the caller's attempts, by the attempt id that `/api/clone/finalize`, a reflection's clone or
+        `POST /api/v1/clone` answered (404 for anyone else's)."""
+        return await get_attempt(pool, claims, attempt_id)
 
 
 class InternalController(Controller):

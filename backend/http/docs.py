@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 # Struct's schema. An upgrade that moves or changes it fails the import, or the closed-shape test in
 # tests/unit/api/test_openapi_document.py.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.datastructures import Accept
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Components,
@@ -36,7 +37,7 @@ from litestar.typing import FieldDefinition
 from backend.audio.formats import MEDIA_TYPES
 from backend.http.problem import PROBLEM_JSON, ProblemDetails
 from backend.json_body import MAX_DEPTH
-from backend.providers.config import PROVIDER_NAMES
+from backend.providers.config import Provider
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -238,9 +239,9 @@ SAMPLE_FORM: Final = RequestBody(
                         description="What is said in the recording.",
                         examples=[""],
                     ),
-                    "provider": Schema(
-                        type=OpenAPIType.STRING,
-                        enum=list(PROVIDER_NAMES),
+                    # The one Provider schema the JSON bodies' `provider` refers to too (from `Provider`).
+                    "provider": Reference(
+                        ref=f"#/components/schemas/{Provider.__name__}",
                         description="The voice provider (default: the server's).",
                     ),
                     "subject_name": Schema(
@@ -278,6 +279,23 @@ class SampleUploadOperation(IdempotentOperation):
 
 
 _BINARY: Final = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+#: What an audio route answers, its bytes unchanged, to a request whose `Accept` prefers it to the audio's own
+#: type. Declared beside the audio types: a client generator that knows no audio type (openapi-python-client
+#: reads only JSON, text and this as a body) then makes bytes of the answer with no configuration of its own.
+OCTET_STREAM: Final = "application/octet-stream"
+
+
+def audio_label(accept: Accept, media_type: str) -> str:
+    """The type to label audio of `media_type` with: OCTET_STREAM when `accept` prefers it, else its own."""
+    own = media_type.split(";", 1)[0]
+    return OCTET_STREAM if accept.best_match([own, OCTET_STREAM]) == OCTET_STREAM else media_type
+
+
+def audio_content(media_types: tuple[str, ...]) -> dict[str, OpenAPIMediaType]:
+    """An audio answer's `content`: each of its audio types, then OCTET_STREAM, each a binary string."""
+    return {media_type: OpenAPIMediaType(schema=_BINARY) for media_type in (*media_types, OCTET_STREAM)}
+
+
 _STREAM_HEADERS: Final = {
     "Voicegate-Stream-Id": "The stream's usage record (`speech_streams`).",
     "Voicegate-Voice-Id": "The voice that speaks.",
@@ -289,8 +307,9 @@ SPEECH_AUDIO: Final = OpenAPIResponse(
     description="The audio, chunked as it is made, in the requested `format`: `pcm_24000` is raw 16-bit "
     "little-endian mono PCM at 24 kHz; `wav` is that PCM behind a header whose sizes are 0xFFFFFFFF (the length is "
     "not known when it starts); `mp3` is MPEG-2 Layer III at 64 kbit/s. A stream cut off midway (the provider "
-    "failed after the audio began) ends without its final chunk.",
-    content={media_type.split(";", 1)[0]: OpenAPIMediaType(schema=_BINARY) for media_type in MEDIA_TYPES.values()},
+    "failed after the audio began) ends without its final chunk. With `Accept: application/octet-stream` the same "
+    "bytes come labelled so.",
+    content=audio_content(tuple(media_type.split(";", 1)[0] for media_type in MEDIA_TYPES.values())),
     headers={
         name: OpenAPIHeader(description=words, schema=Schema(type=OpenAPIType.STRING))
         for name, words in _STREAM_HEADERS.items()
@@ -309,8 +328,9 @@ class SpeechOperation(ExampleOperation):
 
 CLIP_AUDIO: Final = OpenAPIResponse(
     description="The clip as an attachment: `audio/wav` (the stored render, its C2PA manifest embedded) or "
-    "`audio/mpeg` (MPEG-2 Layer III, 24 kHz mono, 64 kbit/s, made from the WAV; it carries no manifest).",
-    content={media_type: OpenAPIMediaType(schema=_BINARY) for media_type in ("audio/wav", "audio/mpeg")},
+    "`audio/mpeg` (MPEG-2 Layer III, 24 kHz mono, 64 kbit/s, made from the WAV; it carries no manifest). With "
+    "`Accept: application/octet-stream` the same bytes come labelled so.",
+    content=audio_content(("audio/wav", "audio/mpeg")),
     headers={
         "Content-Disposition": OpenAPIHeader(
             description='`attachment; filename="clip-{jobId}.{format}"`', schema=Schema(type=OpenAPIType.STRING)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Controller, post
+from litestar import Controller, Request, post
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
@@ -13,7 +13,7 @@ from litestar.response import Stream
 
 from backend.http.concurrency import UserConcurrency
 from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, StreamSlots
-from backend.http.docs import BY_ID, USER_SECURITY, SpeechOperation, problems, with_examples
+from backend.http.docs import BY_ID, USER_SECURITY, SpeechOperation, audio_label, problems, with_examples
 from backend.speech import service
 
 #: Refusals besides the caller's: 409 the gate or a voice not ready, 422 a provider not configured or
@@ -33,10 +33,13 @@ def _speech_route(summary: str, **examples: dict[str, Any]) -> post:
 
 
 async def _streamed(
-    slots: UserConcurrency, user: str, opening: Callable[[Callable[[], None]], Awaitable[service.SpeechStream]]
+    request: Request[Any, Any, Any],
+    slots: UserConcurrency,
+    user: str,
+    opening: Callable[[Callable[[], None]], Awaitable[service.SpeechStream]],
 ) -> Stream:
     """The stream `opening(ended)` opens, holding one of `user`'s stream slots from before it opens until it
-    has ended (StreamsLimited, a 429, when they are all taken)."""
+    has ended (StreamsLimited, a 429, when they are all taken); labelled as the request's `Accept` prefers."""
     slot = slots.take(user)
     try:
         speech = await opening(slot.release)
@@ -45,7 +48,10 @@ async def _streamed(
         raise
     # The background task runs once the body has ended, also when the client went away midway.
     return Stream(
-        speech, media_type=speech.media_type, headers=speech.headers, background=BackgroundTask(speech.finish)
+        speech,
+        media_type=audio_label(request.accept, speech.media_type),
+        headers=speech.headers,
+        background=BackgroundTask(speech.finish),
     )
 
 
@@ -62,6 +68,7 @@ class ReflectionSpeechController(Controller):
     )
     async def speak(
         self,
+        request: Request[Any, Any, Any],
         claims: Caller,
         pool: DbPool,
         settings: Config,
@@ -73,6 +80,7 @@ class ReflectionSpeechController(Controller):
         """`{text, format}` → the audio as it is made, sentence by sentence; 409 `launch_blocked` with
         `blockingReasons` while the launch gate is closed."""
         return await _streamed(
+            request,
             stream_slots,
             claims.sub,
             lambda ended: service.reflection_speech(
@@ -104,6 +112,7 @@ class VoiceSpeechController(Controller):
     )
     async def speak(
         self,
+        request: Request[Any, Any, Any],
         claims: Caller,
         pool: DbPool,
         settings: Config,
@@ -114,6 +123,7 @@ class VoiceSpeechController(Controller):
         """`{voiceId, text, format}` → the audio as it is made; 409 `voice_not_ready` for a voice still being
         cloned (or with no cloned voice)."""
         return await _streamed(
+            request,
             stream_slots,
             claims.sub,
             lambda ended: service.voice_speech(

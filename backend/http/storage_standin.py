@@ -1,7 +1,8 @@
 """Supabase Storage's object routes (reference §1.2) as a Litestar router mounted at `/storage/v1`.
 
-Only what voicegate and the stock clients use: signed upload and download URLs (one or many), authenticated
-upload, download, HEAD, info, list, delete, move and copy, the public-object route, and reading buckets. Every
+What voicegate and the stock clients use: signed upload and download URLs (one or many), authenticated
+upload, download, HEAD, info, list, delete, move and copy, the public-object routes (download, info, HEAD), and
+the bucket routes (read, create, update, empty, delete). Every
 answer under `/storage/v1`, an unknown route's included (`storage_errors_under`), is Storage's envelope with
 Storage's HTTP status rule, because storage3 and storage-js parse it.
 """
@@ -30,7 +31,9 @@ from backend.db.pool import Pool
 from backend.embedded.storage import errors
 from backend.embedded.storage.errors import StorageError
 from backend.embedded.storage.service import (
+    GLOBAL_FILE_SIZE_LIMIT,
     BucketListOptions,
+    BucketSettings,
     ListOptions,
     StorageService,
     StoredObject,
@@ -61,6 +64,12 @@ _LIST_SORT_COLUMNS = ("name", "updated_at", "created_at", "last_accessed_at")
 _BUCKET_SORT_COLUMNS = ("id", "name", "created_at", "updated_at")
 _SORT_ORDERS = ("asc", "desc")
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
+#: Storage's `VALID_BUCKET_NAME` (src/storage/limits.ts), at most 100 characters.
+_STORAGE_BUCKET_NAME = re.compile(r"[A-Za-z0-9_!.*'() &$=@;:+,?-]{1,100}")
+#: Storage's `validateMimeType` rule (src/storage/storage.ts).
+_MIME_RULE = re.compile(r"([a-zA-Z0-9\-+.]+)/([a-zA-Z0-9\-+.]+)(;\s*charset=[a-zA-Z0-9\-]+)?|.*\*")
+_SIZE_WITH_UNIT = re.compile(r"([0-9]+(?:\.[0-9]+)?)(gb|mb|kb|b)", re.IGNORECASE)
+_SIZE_UNITS = {"gb": 10**9, "mb": 10**6, "kb": 1000, "b": 1}
 _NO_NUL = "must not contain a NUL character (U+0000)"
 
 
@@ -96,6 +105,7 @@ def storage_router(pool: Pool, signing_secret: str, root_dir: Path, verify_jwt: 
             *_signed_url_handlers(service, caller),
             *_object_handlers(service, caller),
             *_read_handlers(service, caller),
+            *_bucket_handlers(service, caller),
         ],
         before_request=_refuse_nul_in_url,
         exception_handlers={Exception: storage_error_response},
@@ -208,14 +218,14 @@ def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteH
     async def object_exists(
         request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
     ) -> Response[None]:
-        stored = await service.find(await caller(request), bucket, _key(path))
+        stored = await service.find_info(await caller(request), bucket, _key(path))
         return Response(content=None, headers=_object_headers(stored))
 
     @get(["/object/info/{bucket:str}/{path:path}", "/object/info/authenticated/{bucket:str}/{path:path}"])
     async def object_info(
         request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
     ) -> dict[str, Any]:
-        stored = await service.find(await caller(request), bucket, _key(path))
+        stored = await service.find_info(await caller(request), bucket, _key(path))
         return _info(stored)
 
     @delete("/object/{bucket:str}/{path:path}", status_code=200)
@@ -296,6 +306,16 @@ def _read_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHan
         """One bucket, if the caller's RLS shows it."""
         return _bucket(await service.get_bucket(await caller(request), bucket_id))
 
+    @get("/object/info/public/{bucket:str}/{path:path}")
+    async def public_object_info(bucket: FromPath[str], path: FromPath[Path]) -> dict[str, Any]:
+        """An object of a public bucket's info, for anyone; a bucket that is not public: Bucket not found."""
+        return _info(await service.find_public(bucket, _key(path)))
+
+    @head("/object/public/{bucket:str}/{path:path}")
+    async def public_object_exists(bucket: FromPath[str], path: FromPath[Path]) -> Response[None]:
+        """HEAD of an object of a public bucket, for anyone (Storage's `publicRoutes`)."""
+        return Response(content=None, headers=_object_headers(await service.find_public(bucket, _key(path))))
+
     @get("/object/public/{bucket:str}/{path:path}")
     async def get_public_object(
         bucket: FromPath[str], path: FromPath[Path], download: FromQuery[str | None] = None
@@ -303,7 +323,95 @@ def _read_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHan
         """An object of a public bucket, for anyone; every voicegate bucket is private, so: Bucket not found."""
         return await _stream(await service.find_public(bucket, _key(path)), download)
 
-    return [list_objects, list_buckets, get_bucket, get_public_object]
+    return [list_objects, list_buckets, get_bucket, public_object_info, public_object_exists, get_public_object]
+
+
+def _bucket_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHandler]:
+    """Making, changing, emptying and deleting buckets (src/http/routes/bucket/): a user is refused as Storage
+    refuses one on a project with no policy on `storage.buckets`; the service key may do each."""
+
+    @post("/bucket", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def create_bucket(request: Request[Any, Any, Any]) -> dict[str, str]:
+        """`{name, id?, public?, type?, file_size_limit?, allowed_mime_types?}` → `{name}`."""
+        body = await _json_body(request)
+        name, bucket_id = body.get("name"), body.get("id")
+        if not isinstance(name, str):
+            raise errors.invalid_request("body must have required property 'name'")
+        if bucket_id is not None and not isinstance(bucket_id, str):
+            raise errors.invalid_request("body/id must be string")
+        if body.get("type") not in (None, "STANDARD", "ANALYTICS"):
+            raise errors.invalid_request("body/type must be equal to one of the allowed values")
+        if name.strip() != name or not _STORAGE_BUCKET_NAME.fullmatch(name):
+            raise errors.invalid_bucket_name()
+        if body.get("type") == "ANALYTICS":
+            raise errors.feature_not_enabled("Iceberg buckets are not enabled for this tenant")
+        settings = _bucket_settings(body)
+        await service.create_bucket(await caller(request), bucket_id or name, name, settings)
+        return {"name": name}
+
+    @put("/bucket/{bucket_id:str}", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def update_bucket(request: Request[Any, Any, Any], bucket_id: FromPath[str]) -> dict[str, str]:
+        """Any of `{public, file_size_limit, allowed_mime_types}` (other members are ignored, as Storage's
+        schema does) → `{message}`."""
+        settings = _bucket_settings(await _json_body(request))
+        if not settings.given:
+            raise errors.invalid_request("body must have required property 'public'")
+        if not _STORAGE_BUCKET_NAME.fullmatch(bucket_id):
+            raise errors.invalid_bucket_name()
+        await service.update_bucket(await caller(request), bucket_id, settings)
+        return {"message": "Successfully updated"}
+
+    @delete("/bucket/{bucket_id:str}", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def delete_bucket(request: Request[Any, Any, Any], bucket_id: FromPath[str]) -> dict[str, str]:
+        """An empty bucket → `{message}`; one with objects: ResourceNotEmpty."""
+        await _json_body(request)
+        await service.delete_bucket(await caller(request), bucket_id)
+        return {"message": "Successfully deleted"}
+
+    @post("/bucket/{bucket_id:str}/empty", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def empty_bucket(request: Request[Any, Any, Any], bucket_id: FromPath[str]) -> dict[str, str]:
+        """Every object of the bucket deleted (the service key only) → Storage's `{message}`."""
+        await _json_body(request)
+        await service.empty_bucket(await caller(request), bucket_id)
+        return {"message": "Empty bucket has been queued. Completion may take up to an hour."}
+
+    return [create_bucket, update_bucket, delete_bucket, empty_bucket]
+
+
+def _bucket_settings(body: dict[str, Any]) -> BucketSettings:
+    """The settings a bucket body names, checked against Storage's schema (createBucket.ts, updateBucket.ts,
+    schemas/file-size-limit.ts) and its `createBucket`/`updateBucket`: a size limit in bytes or with a unit,
+    at most the global limit (EntityTooLarge); MIME types of its pattern (InvalidMimeType)."""
+    given = frozenset(key for key in ("public", "file_size_limit", "allowed_mime_types") if key in body)
+    public = body.get("public", False)
+    if not isinstance(public, bool):
+        raise errors.invalid_request("body/public must be boolean")
+    limit = _file_size_limit(body.get("file_size_limit"))
+    types = body.get("allowed_mime_types")
+    if types is not None:
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise errors.invalid_request("body/allowed_mime_types must be array of strings")
+        types = [t for t in types if t]
+        for mime in types:
+            if len(mime) > 1000 or not _MIME_RULE.fullmatch(mime):
+                raise errors.invalid_mime_type(mime)
+    return BucketSettings(public=public, file_size_limit=limit, allowed_mime_types=types, given=given)
+
+
+def _file_size_limit(value: Any) -> int | None:
+    """Storage's `file_size_limit`: null, an integer >= 0 (bytes), or digits with a unit (`"100MB"`: powers of
+    1000, the number to three significant digits, as `parseFileSizeToBytes` does)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and (match := _SIZE_WITH_UNIT.fullmatch(value)):
+        number = float(f"{float(match[1]):.3g}") * _SIZE_UNITS[match[2].lower()]
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        number = value
+    else:
+        raise errors.invalid_request("body/file_size_limit must be an integer >= 0 or a size such as '100MB'")
+    if number > GLOBAL_FILE_SIZE_LIMIT:
+        raise errors.entity_too_large()
+    return int(number)
 
 
 def storage_errors_under(fallback: ExceptionHandler) -> ExceptionHandler:

@@ -16,6 +16,7 @@ from backend.http.docs import (
     USER_SECURITY,
     ClipAudioOperation,
     IdempotentOperation,
+    audio_label,
     problems,
     with_examples,
 )
@@ -87,6 +88,7 @@ class CloneJobsController(Controller):
     )
     async def audio(
         self,
+        request: Request[Any, Any, Any],
         claims: Caller,
         pool: DbPool,
         storage: Storage,
@@ -95,11 +97,11 @@ class CloneJobsController(Controller):
         audio_format: Annotated[history.ClipFormat, QueryParameter(name="format")] = "wav",
     ) -> Response[bytes]:
         """`?format=wav` (default) or `mp3` (24 kHz mono, 64 kbit/s, without the C2PA manifest), as an
-        attachment; 409 as `/result` answers it."""
+        attachment (`application/octet-stream` when `Accept` prefers it); 409 as `/result` answers it."""
         clip = await history.clip_audio(pool, storage, lifecycle.cpu, claims, job_id, fmt=audio_format)
         return Response(
             clip.data,
-            media_type=clip.media_type,
+            media_type=audio_label(request.accept, clip.media_type),
             headers={"Content-Disposition": f'attachment; filename="{clip.filename}"', "Cache-Control": "private"},
         )
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
-from typing import Final, Literal, get_args
+from typing import Final
 from urllib.parse import urlsplit
 
 import msgspec
@@ -12,9 +13,18 @@ from backend.errors import ProviderNotConfigured
 from backend.providers import cartesia_models
 from backend.secret import Secret, is_loopback_host
 
-ProviderName = Literal["local", "qwen", "elevenlabs", "cartesia", "selfhosted"]
-"""The providers a request may name."""
-PROVIDER_NAMES: Final[tuple[str, ...]] = get_args(ProviderName)
+
+class Provider(enum.StrEnum):
+    """A voice provider a request may name."""
+
+    LOCAL = "local"
+    QWEN = "qwen"
+    ELEVENLABS = "elevenlabs"
+    CARTESIA = "cartesia"
+    SELFHOSTED = "selfhosted"
+
+
+PROVIDER_NAMES: Final[tuple[str, ...]] = tuple(provider.value for provider in Provider)
 
 QWEN_HOSTS: Final = {"intl": "dashscope-intl.aliyuncs.com", "cn": "dashscope.aliyuncs.com"}
 # Workspace domains: {WorkspaceId}.<region>.maas.aliyuncs.com.

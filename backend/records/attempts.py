@@ -419,6 +419,14 @@ async def list_for_reflection(conn: Connection, reflection_id: uuid.UUID, limit:
     return [as_row(row) for row in rows]
 
 
+async def get(conn: Connection, attempt_id: uuid.UUID) -> AttemptRow:
+    """The attempt, as visible on `conn` (a user's connection sees only their own); NotFound otherwise."""
+    row = await fetch_optional(conn, _Q["get_attempt"], {"attempt_id": attempt_id})
+    if row is None:
+        raise NotFound("Attempt not found.")
+    return as_row(row)
+
+
 async def get_for_reflection(conn: Connection, reflection_id: uuid.UUID, attempt_id: uuid.UUID) -> AttemptRow:
     """One attempt of the reflection, as visible on `conn`; NotFound otherwise."""
     row = await fetch_optional(

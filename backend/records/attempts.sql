@@ -82,3 +82,7 @@ select * from public.voice_clone_attempts where id = %(attempt_id)s and reflecti
 
 -- name: active_for_reflection
 select * from public.voice_clone_attempts where reflection_id = %(reflection_id)s and is_active;
+
+-- name: get_attempt
+-- Run as the caller: RLS shows only their own attempts, with or without a reflection.
+select * from public.voice_clone_attempts where id = %(attempt_id)s;

@@ -14,7 +14,7 @@ from backend.db.pool import Pool
 from backend.db.units import Recorder, user_transaction
 from backend.errors import ProviderRejected, ProviderUnavailable, ProviderVoiceNotFound
 from backend.fields import LanguageTag, Name
-from backend.providers.config import ProviderName
+from backend.providers.config import Provider
 from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
@@ -44,7 +44,7 @@ class QueuedClone(msgspec.Struct, rename="camel"):
 class CustomVoice(msgspec.Struct, forbid_unknown_fields=True):
     """Body of `PATCH .../voice`: a voice the caller already has at a provider."""
 
-    provider: ProviderName
+    provider: Provider
     voice_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
     name: Name | None = None
     language: LanguageTag | None = None

@@ -35,7 +35,7 @@ from backend.db.units import Recorder, become_service, user_transaction
 from backend.errors import NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.failpoints import failpoint
 from backend.fields import Label, LanguageTag, Name, Rename, Text
-from backend.providers.config import ProviderName, ProviderSettings
+from backend.providers.config import Provider, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.records.rows import fetch_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
@@ -62,7 +62,7 @@ class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: Label | None = None
     language: LanguageTag | None = None
     transcript: Text | None = None
-    provider: ProviderName | None = None
+    provider: Provider | None = None
     subject_name: Name | None = None
     #: The optional consent to keep the sample while the voice exists, so it can be moved to another provider.
     keep_sample: bool = False

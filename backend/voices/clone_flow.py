@@ -16,7 +16,7 @@ from backend.db.pool import Pool
 from backend.db.units import Recorder, user_transaction
 from backend.errors import SampleNotUploaded, UnsupportedAudio
 from backend.fields import LanguageTag, Name, Text
-from backend.providers.config import ProviderName
+from backend.providers.config import Provider
 from backend.providers.registry import check_enrolment_language
 from backend.records.attempts import AttemptStatus
 from backend.reflections import service as reflections
@@ -69,7 +69,7 @@ class FinalizeBody(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | None = None
     language: LanguageTag | None = None
     transcript: Text | None = None
-    provider: ProviderName | None = None
+    provider: Provider | None = None
     reflection_id: uuid.UUID | None = None
 
 

@@ -2,7 +2,7 @@
 app serves, and the PRD flow, the upload-URL flow and the reflection flow run through its typed models only
 (with the consumers running). What a generated client needs of the document shows here: `keep_sample` in the
 multipart body, the reflection's `voice` typed down to `previewStatus`, the finalize 202, the problem's
-`blockingReasons`, and the audio routes with the content-type overrides the README gives."""
+`blockingReasons`, and the audio routes as bytes with no content-type overrides."""
 
 from __future__ import annotations
 
@@ -26,13 +26,10 @@ from tests.integration.api.conftest import User
 
 pytestmark = pytest.mark.timeout(180)
 PACKAGE = "voicegate_generated"
-#: The generator's settings the README gives: each audio type read as bytes (it has no audio source of its own).
+#: The package's name, and no post hooks: nothing about audio (each audio answer declares
+#: `application/octet-stream` too, which the generator reads as bytes).
 CONFIG = f"""package_name_override: {PACKAGE}
 post_hooks: []
-content_type_overrides:
-  audio/wav: application/octet-stream
-  audio/mpeg: application/octet-stream
-  audio/pcm: application/octet-stream
 """
 #: Longest wait for a sample check, a clone or a job on a loaded 2-core machine.
 SETTLE_SECONDS = 90.0
@@ -164,7 +161,7 @@ def test_the_prd_flow_through_the_generated_client(generated: Generated, client:
         models.JobResult,
     )
     assert (result.mime_type, urlsplit(result.audio_url).path.endswith(f"/{job.job_id}.wav")) == ("audio/wav", True)
-    # The audio itself, as the content-type overrides make the generator read it: bytes.
+    # The audio itself, as the generator reads it with no content-type overrides: bytes.
     audio = parsed(
         gen.api("synthesis.api_v1_clone_job_id_audio_audio").sync_detailed(job.job_id, client=client),
         200,

@@ -300,13 +300,11 @@ def test_supabase_js_uploads_lists_signs_and_downloads_as_the_user(up: Running, 
 def test_an_unknown_storage_route_is_storages_not_found(up: Running, http: httpx.Client) -> None:
     """Storage's not-found handler (src/http/not-found-handler.ts): a real 404 in its envelope, for an unknown
     path and for a known path with another method (Fastify has no 405)."""
-    storage = client(up, http, person(up).token).storage
-    with pytest.raises(StorageApiError) as unknown:
-        storage.delete_bucket(BUCKET)  # buckets come from supabase/config.toml: the stand-in has no such route
-    assert (str(unknown.value.status), unknown.value.code) == ("404", "Not Found")
-    assert unknown.value.message == f"Route DELETE:/bucket/{BUCKET} not found"
-
-    for method, path in (("GET", "/storage/v1/nowhere?x=1"), ("GET", "/storage/v1/object/move")):
+    for method, path in (
+        ("GET", "/storage/v1/nowhere?x=1"),
+        ("GET", "/storage/v1/object/move"),
+        ("PATCH", f"/storage/v1/bucket/{BUCKET}"),
+    ):
         response = http.request(method, f"{up.base_url}{path}")
         assert response.status_code == 404
         assert response.json() == {
@@ -346,3 +344,61 @@ def test_the_readme_clients_run_as_written(up: Running, http: httpx.Client, tmp_
         response = http.get(url)
         assert response.status_code == 200, url
         assert response.content == SAMPLE.read_bytes()
+
+
+def test_bucket_routes_refuse_a_user_and_serve_the_service_key_in_both_clients(up: Running, http: httpx.Client) -> None:
+    """Storage's bucket routes (src/http/routes/bucket/) and its public info and HEAD (getObjectInfo.ts): supabase-py
+    and supabase-js each get Storage's refusals as a user and the work done with the service key."""
+    alice = person(up)
+    user = client(up, http, alice.token).storage
+    with pytest.raises(StorageApiError) as created:
+        user.create_bucket("mine")
+    assert (str(created.value.status), created.value.message) == ("403", "new row violates row-level security policy")
+    with pytest.raises(StorageApiError) as emptied:
+        user.empty_bucket(BUCKET)
+    assert (str(emptied.value.status), emptied.value.message) == ("403", "Access denied: Invalid role")
+    with pytest.raises(StorageApiError) as deleted:
+        user.delete_bucket("nothing-here")
+    assert (str(deleted.value.status), deleted.value.message) == ("404", "Bucket not found")
+
+    admin = service(up, http).storage
+    admin.create_bucket("py-open", options={"public": True})
+    admin.from_("py-open").upload("a/x.wav", SAMPLE.read_bytes(), {"content-type": "audio/wav"})
+    assert client(up, http).storage.from_("py-open").info("a/x.wav")["size"] == SAMPLE.stat().st_size
+    assert client(up, http).storage.from_("py-open").exists("a/x.wav") is True
+    assert admin.empty_bucket("py-open")["message"].startswith("Empty bucket")
+    assert admin.delete_bucket("py-open") == {"message": "Successfully deleted"}
+
+    said = run_node(
+        "storage_buckets.mjs",
+        {
+            "url": up.base_url,
+            "anonKey": anon_key(up),
+            "userToken": alice.token,
+            "serviceKey": mint_service_key(load_or_create_jwt_secret(up.pg.data_dir.parent)),
+            "bucket": BUCKET,
+            "newBucket": "js-open",
+            "file": str(SAMPLE),
+        },
+    )
+    rls = "new row violates row-level security policy"
+    assert said["userCreate"] == {"data": None, "error": {"message": rls, "status": 400, "statusCode": "403"}}
+    assert said["userUpdate"]["error"] == {"message": "Bucket not found", "status": 400, "statusCode": "404"}
+    assert said["userEmpty"]["error"] == {"message": "Access denied: Invalid role", "status": 403, "statusCode": "403"}
+    # voice-samples holds the samples of this module's other tests: Storage counts them first.
+    assert said["userDelete"]["error"]["statusCode"] in {"404", "409"}
+    assert said["create"] == {"data": {"name": "js-open"}, "error": None}
+    assert said["upload"] == {"error": None}
+    assert said["info"] == {"name": "a/x.wav", "size": 1000, "error": None}
+    assert said["head"] == {"status": 200, "type": "audio/wav", "length": "1000"}
+    assert said["get"]["data"]["file_size_limit"] == 1_000_000
+    assert said["get"]["data"]["allowed_mime_types"] == ["audio/wav"]
+    assert said["update"] == {"data": {"message": "Successfully updated"}, "error": None}
+    assert said["deleteFull"]["error"] == {
+        "message": "The bucket you tried to delete is not empty",
+        "status": 400,
+        "statusCode": "409",
+    }
+    assert said["empty"]["error"] is None
+    assert said["delete"] == {"data": {"message": "Successfully deleted"}, "error": None}
+    assert said["gone"]["error"] == {"message": "Bucket not found", "status": 400, "statusCode": "404"}

@@ -127,3 +127,29 @@ def busy() -> StorageError:
 def database_unavailable() -> StorageError:
     """The database cannot be reached; retry shortly."""
     return StorageError(503, "DatabaseTimeout", "The database is unreachable; retry shortly", "database_timeout")
+
+
+def role_denied() -> StorageError:
+    """A route only the service key may call (Storage's `enforceJwtRole`), called with another role: AccessDenied
+    with a real 403."""
+    return StorageError(403, "AccessDenied", "Access denied: Invalid role", "Unauthorized", http_status=403)
+
+
+def bucket_already_exists() -> StorageError:
+    """A bucket with that id or name exists."""
+    return StorageError(409, "BucketAlreadyExists", "The resource already exists", "Duplicate")
+
+
+def bucket_not_empty() -> StorageError:
+    """A bucket still holding objects cannot be deleted (empty it first)."""
+    return StorageError(409, "ResourceNotEmpty", "The bucket you tried to delete is not empty")
+
+
+def invalid_bucket_name() -> StorageError:
+    """A bucket name Storage refuses (or, here, one that cannot be a directory name)."""
+    return StorageError(400, "InvalidBucketName", "Bucket name invalid", "Invalid Input")
+
+
+def feature_not_enabled(feature: str) -> StorageError:
+    """A feature this Storage does not have (an ANALYTICS bucket), in Storage's own words for it."""
+    return StorageError(409, "FeatureNotEnabled", f"The feature {feature} is not enabled for this resource")

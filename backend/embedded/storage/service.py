@@ -16,11 +16,13 @@ import binascii
 import hashlib
 import json
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +67,8 @@ _CHUNK = 64 * 1024
 _MAX_FORM_FIELD = 64 * 1024
 # How long a signed upload URL lasts: the Supabase CLI's 7200 s.
 _UPLOAD_URL_EXPIRES_IN = 7200
-# No upload may exceed this whatever its bucket allows: what hosted Storage allows on the free plan.
-_GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
+#: No upload may exceed this whatever its bucket allows (nor may a bucket's limit): hosted Storage's free plan.
+GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
 #: Where bodies stream to before they are moved into place (a name no bucket can have).
 UPLOADS_DIR = ".uploads"
 #: Storage's `SIGNED_URL_SCOPE_DOWNLOAD` answer for a path it does not sign (src/storage/object.ts `signObjectUrls`).
@@ -108,6 +110,17 @@ class BucketListOptions:
     column: str | None = None
     order: str = "asc"
     search: str = ""
+
+
+@dataclass(frozen=True)
+class BucketSettings:
+    """A bucket's settings as `POST /bucket` gives them, or the ones `PUT /bucket/{id}` changes (`given`: which
+    of `public`, `file_size_limit` and `allowed_mime_types` it names; a null limit or list removes it)."""
+
+    public: bool = False
+    file_size_limit: int | None = None
+    allowed_mime_types: list[str] | None = None
+    given: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -253,6 +266,18 @@ class StorageService:
         async with self._as_caller(claims) as conn:
             return await self._find(conn, bucket, path)
 
+    async def find_info(self, claims: Claims, bucket: str, path: str) -> StoredObject:
+        """The object for its info or HEAD (Storage's getObjectInfo.ts): NoSuchBucket when there is no such
+        bucket; in a public bucket read as the service, whoever asks; else as the caller sees it under RLS."""
+        validate_key(bucket, path)
+        async with service_transaction(self._pool) as conn:
+            found = await fetch_optional(conn, _Q["bucket_public"], {"bucket": bucket})
+            if found is None:
+                raise errors.no_such_bucket()
+            if found["public"]:
+                return await self._find(conn, bucket, path)
+        return await self.find(claims, bucket, path)
+
     async def sign_downloads(
         self, claims: Claims, bucket: str, paths: list[str], expires_in: int
     ) -> list[dict[str, str | None]]:
@@ -326,6 +351,81 @@ class StorageService:
             if await fetch_optional(conn, _Q["public_bucket"], {"bucket": bucket}) is None:
                 raise errors.no_such_bucket()
             return await self._find(conn, bucket, path)
+
+    # -- buckets ---------------------------------------------------------------------------------
+
+    async def create_bucket(self, claims: Claims, bucket: str, name: str, settings: BucketSettings) -> None:
+        """Storage's `createBucket` as the caller: a user is refused by RLS (AccessDenied), as on a project
+        with no policy on `storage.buckets`; an existing id or name is BucketAlreadyExists."""
+        if not _VALID_BUCKET.fullmatch(bucket):
+            # The id names the bucket's directory here.
+            raise errors.invalid_bucket_name()
+        owner = _owner(claims)
+        params = {
+            "id": bucket,
+            "name": name,
+            "owner": owner,
+            "owner_id": owner,
+            "public": settings.public,
+            "file_size_limit": settings.file_size_limit,
+            "allowed_mime_types": settings.allowed_mime_types,
+        }
+        try:
+            async with self._as_caller(claims) as conn:
+                await fetch_optional(conn, _Q["create_bucket"], params)
+        except pg_errors.UniqueViolation as exc:
+            raise errors.bucket_already_exists() from exc
+
+    async def update_bucket(self, claims: Claims, bucket: str, settings: BucketSettings) -> None:
+        """Storage's `updateBucket` as the caller: a bucket their RLS does not show (every bucket, for a user)
+        is NoSuchBucket."""
+        params = {
+            "bucket": bucket,
+            "set_public": "public" in settings.given,
+            "public": settings.public,
+            "set_limit": "file_size_limit" in settings.given,
+            "file_size_limit": settings.file_size_limit,
+            "set_types": "allowed_mime_types" in settings.given,
+            "allowed_mime_types": settings.allowed_mime_types,
+        }
+        async with self._as_caller(claims) as conn:
+            if await fetch_optional(conn, _Q["update_bucket"], params) is None:
+                raise errors.no_such_bucket()
+
+    async def delete_bucket(self, claims: Claims, bucket: str) -> None:
+        """Storage's `deleteBucket`: NoSuchBucket, else ResourceNotEmpty while it holds objects (both looked
+        up as the service, as Storage does), then the delete as the caller: NoSuchBucket when their RLS does
+        not let them (every bucket, for a user). Its directory goes once the row is gone."""
+        async with service_transaction(self._pool) as conn:
+            if await fetch_optional(conn, _Q["lock_bucket"], {"bucket": bucket}) is None:
+                raise errors.no_such_bucket()
+            if await fetch_optional(conn, _Q["bucket_has_objects"], {"bucket": bucket}) is not None:
+                raise errors.bucket_not_empty()
+        try:
+            async with self._as_caller(claims) as conn:
+                await conn.execute("select set_config('storage.allow_delete_query', 'true', true)")
+                deleted = await fetch_optional(conn, _Q["delete_bucket"], {"bucket": bucket})
+        except pg_errors.ForeignKeyViolation as exc:
+            # An object arrived since the count.
+            raise errors.bucket_not_empty() from exc
+        if deleted is None:
+            raise errors.no_such_bucket()
+        if _VALID_BUCKET.fullmatch(bucket):
+            # Only empty folders (or files whose rows are gone) can be left: every object row was gone.
+            await anyio.to_thread.run_sync(partial(shutil.rmtree, self._root / bucket, ignore_errors=True))
+
+    async def empty_bucket(self, claims: Claims, bucket: str) -> None:
+        """Storage's `emptyBucket`, for the service key only (anyone else: AccessDenied, a real 403): every
+        object of the bucket deleted, its file after the rows' deletion committed. Storage queues this; here
+        it is done when the answer comes."""
+        if claims.get("role") != "service_role":
+            raise errors.role_denied()
+        await self._bucket(bucket)
+        async with service_transaction(self._pool) as conn:
+            await conn.execute("select set_config('storage.allow_delete_query', 'true', true)")
+            rows = await fetch_all(conn, _Q["empty_bucket"], {"bucket": bucket})
+        for row in rows:
+            await _unlink(self._file(bucket, row["name"]))
 
     # -- moves and copies ------------------------------------------------------------------------
 
@@ -478,7 +578,7 @@ class StorageService:
     async def _receive(self, bucket_id: str, meta: UploadMeta, body: AsyncIterable[bytes]) -> _Received:
         """Stream the body to a temporary file, enforcing the bucket's MIME list and size limit."""
         bucket = await self._bucket(bucket_id)
-        limit = min(_GLOBAL_FILE_SIZE_LIMIT, bucket.file_size_limit or _GLOBAL_FILE_SIZE_LIMIT)
+        limit = min(GLOBAL_FILE_SIZE_LIMIT, bucket.file_size_limit or GLOBAL_FILE_SIZE_LIMIT)
         multipart_body = _is_multipart(meta)
         # A raw body's announced length is its size; a multipart one also counts the framing.
         if meta.content_length is not None and meta.content_length > limit and not multipart_body:
@@ -520,7 +620,7 @@ class StorageService:
                 await anyio.open_file(original.file, "rb") as source,
                 await anyio.open_file(received.temp_path, "wb", opener=private_opener) as out,
             ):
-                sink = _Sink(out, received, _GLOBAL_FILE_SIZE_LIMIT)
+                sink = _Sink(out, received, GLOBAL_FILE_SIZE_LIMIT)
                 while chunk := await source.read(_CHUNK):
                     await sink.write(chunk)
         except FileNotFoundError as exc:
