@@ -274,6 +274,11 @@ async def test_a_one_second_sample_is_refused_as_too_short_with_no_try_again(
         alert = page.get_by_role("alert")
         await expect(alert).to_contain_text("sample too short", timeout=WAIT_MS)
         await expect(page.locator("#q-verdict")).to_have_text("refused")
+        # No tip "too short for best results" beside the refusal (issue 47): a refused sample has no results.
+        await expect(page.locator("#advice")).not_to_contain_text("best results")
+        # The refusal is one the user acts on: said beside the file they gave, not in the bar at the top.
+        await expect(page.locator("#sample-section").get_by_role("alert")).to_contain_text("sample too short")
+        await expect(page.locator("#problem-bar")).to_be_hidden()
         await expect(page.get_by_role("button", name="Speak")).to_be_disabled()
         # Sending the same second again cannot help: the page says what can, and offers no "Try again".
         await expect(page.locator("#retry")).to_be_hidden()

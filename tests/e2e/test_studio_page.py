@@ -25,13 +25,14 @@ import httpx
 import psycopg
 import pytest
 import soundfile
-from playwright.async_api import BrowserContext, Page, Playwright, expect
+from playwright.async_api import BrowserContext, Page, Playwright, Route, expect
 
 from tests.conftest import server_dir
 from tests.e2e.accessibility import check_state
 from tests.e2e.browser import cut_off, launch_context, wav_seconds
 from tests.e2e.conftest import speech_wav
 from tests.e2e.test_demo_page import WAIT_MS, api, open_page
+from tests.e2e.test_reflection_page import Held
 from tests.e2e.up import Running, running_up
 
 pytestmark = pytest.mark.timeout(240)
@@ -360,3 +361,118 @@ async def test_the_text_counter_refuses_over_5000_characters_and_cuts_nothing(
     # Characters as the API counts them: an emoji is one.
     await text.fill("😀" * 3)
     await expect(counter).to_have_text("3 / 5,000")
+
+
+async def test_what_the_first_hour_found_in_the_main_flow_is_fixed(
+    up: Running, context: BrowserContext, sample_file: Path
+) -> None:
+    """Issue 47's rough edges of steps 1 and 2: a name typed after the file was chosen is kept; the voice Speak made
+    shows in Voices at once; a sample (and its voice) is named from the file, a second of the same name
+    disambiguated; a rename to a voice's name already taken is refused beside its box; Cancel ends Speak's card."""
+    porch, garden = sample_file.with_name("porch.wav"), sample_file.with_name("Garden.wav")
+    porch.write_bytes(speech_wav(6.0, seed=21))
+    garden.write_bytes(speech_wav(6.0, seed=22))
+    page = await open_page(context, up)
+    samples, voices = page.locator("#samples"), page.locator("#voices")
+    speak_status = page.locator("#speak-status")
+
+    # The file first, then its name, then the consent box: the name typed is the sample's, also when the upload had
+    # to be sent again with "Try again" (the server was not reached the first time; the box was emptied by then).
+    uploads: list[str] = []
+
+    async def unreachable_once(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.fallback()
+            return
+        uploads.append(route.request.method)
+        if len(uploads) == 1:
+            await route.abort("connectionrefused")
+        else:
+            await route.fallback()
+
+    await page.route("**/api/v1/voice-samples", unreachable_once)
+    await page.get_by_label("Voice sample").set_input_files(porch)
+    await expect(page.get_by_role("status").filter(has_text="porch.wav is ready. Tick the consent box")).to_be_visible()
+    await page.get_by_label("Sample name").fill("Porch light")
+    await page.get_by_role("checkbox", name=re.compile("^I consent")).check()
+    await expect(page.get_by_role("alert")).to_have_text(
+        "voicegate cannot be reached. Check that it is running, then try again."
+    )
+    await page.get_by_role("button", name="Try again").click()
+    await expect(page.get_by_role("status").filter(has_text="Sample ready")).to_be_visible(timeout=WAIT_MS)
+    await expect(samples.locator("li").first.locator(".name")).to_have_text("Porch light")
+
+    # Speak makes its voice: it is in Voices while the job still runs, with no reload, named as the sample.
+    first = Held({"status": "processing", "progress": {"done": 1, "total": 2, "unit": "sentences"}})
+    await page.route("**/api/v1/clone/*/status", first.handle)
+    await page.get_by_role("textbox", name="Text", exact=True).fill("The porch light is on.")
+    await page.get_by_role("button", name="Speak").click()
+    await expect(speak_status).to_have_text("Synthesizing… 1 of 2 sentences")
+    await expect(voices.locator("li .name")).to_contain_text(["Porch light"])
+    first.holding = False
+    await expect(speak_status).to_contain_text("Done.", timeout=WAIT_MS)
+    await page.unroute("**/api/v1/clone/*/status", first.handle)
+    async with api(up) as client:
+        voice = await newest_voice(client)
+    assert voice["name"] == "Porch light"
+    await expect(voices.locator(f'li[data-voice-id="{voice["id"]}"] .name')).to_have_text("Porch light")
+
+    # No name typed: the file's; the same file again gets a name of its own, and so does its voice.
+    await page.get_by_label("Voice sample").set_input_files(garden)
+    await expect(page.get_by_role("status").filter(has_text="Sample ready")).to_be_visible(timeout=WAIT_MS)
+    await expect(samples.locator("li").first.locator(".name")).to_have_text("Garden")
+    await page.get_by_label("Voice sample").set_input_files(garden)
+    await expect(samples.locator("li").first.locator(".name")).to_have_text("Garden (2)", timeout=WAIT_MS)
+    await expect(page.get_by_role("status").filter(has_text="Sample ready")).to_be_visible(timeout=WAIT_MS)
+    await speak(page, "A second garden.")
+    await expect(voices.locator("li").first.locator(".name")).to_have_text("Garden (2)")
+    async with api(up) as client:
+        names = [v["name"] for v in (await client.get("/api/voices")).json()["voices"]]
+    assert "Voice from sample" not in names
+    assert len(names) == len(set(names)), names
+
+    # Renamed to a name one of the voices has: refused in words beside the box (not in the bar at the top).
+    await voices.get_by_role("button", name="Rename voice “Garden (2)”").click()
+    box = voices.get_by_role("textbox", name="New name for the voice “Garden (2)”")
+    await box.fill("Porch light")
+    await box.press("Enter")
+    refusal = voices.get_by_role("alert")
+    await expect(refusal).to_have_text("You have a voice named “Porch light” already: choose another name.")
+    await expect(page.locator("#problem-bar")).to_be_hidden()
+    await expect(box).to_be_focused()
+    await expect(box).to_have_attribute("aria-invalid", "true")
+    await shot(page, "rename-duplicate")
+    await box.press("Escape")
+    await expect(refusal).to_have_count(0)
+
+    # Cancel, from the voice's clips, of the clip Speak waits for: the card says it ended and Speak is free again.
+    job = str(uuid.uuid4())
+    with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into synthesis_jobs (id, owner_id, voice_id, input_text)"
+            " select %s, owner_id, id, 'A long text, to be cancelled.' from voices where id = %s",
+            (job, voice["id"]),
+        )
+
+    async def accepted(route: Route) -> None:
+        # The job above stands for the one Speak asks for (never sent to a worker: it stays queued until cancelled).
+        await route.fulfill(
+            status=202, json={"jobId": job, "status": "queued", "voiceId": voice["id"], "attemptId": None}
+        )
+
+    running = Held({"jobId": job, "status": "processing", "progress": {"done": 1, "total": 15, "unit": "parts"}})
+    await page.route("**/api/v1/clone", accepted)
+    await page.route(f"**/api/v1/clone/{job}/status", running.handle)
+    await page.get_by_role("button", name="Use voice Porch light").click()
+    await page.get_by_role("textbox", name="Text", exact=True).fill("A long text, to be cancelled.")
+    await page.get_by_role("button", name="Speak").click()
+    await expect(speak_status).to_have_text("Synthesizing… 1 of 15 parts")
+    await page.get_by_role("button", name="Clips of voice “Porch light”").click()
+    await page.locator("#clips li").first.get_by_role("button", name=re.compile("^Cancel clip “")).click()
+    await expect(page.locator("#clips-status")).to_have_text("Canceled: nothing of it is kept.")
+    running.holding = False
+    await expect(speak_status).to_have_text("Canceled: nothing of it is kept.")
+    await expect(page.get_by_role("progressbar", name="Synthesis progress")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Speak")).not_to_have_attribute("aria-disabled", "true")
+    await shot(page, "speak-canceled")
+    await expect(page.get_by_role("alert")).to_have_count(0)

@@ -80,3 +80,28 @@ def test_a_ready_voice_says_its_likeness_beside_the_threshold_and_what_the_offli
     assert said[1] == "Sounds like the sample: 0.82 (same speaker from 0.74)."
     assert said[2] == "Likeness not measured: the provider could not speak the test sentence."
     assert said[3] == ""
+
+
+def test_a_refused_launch_is_said_in_words_never_by_its_codes() -> None:
+    said = run(
+        "words.js",
+        "[m.launchBlockedWords(['no_voice']), m.launchBlockedWords(['clone_not_ready', 'preview_required']),"
+        " m.launchBlockedWords(['something_new']), m.launchBlockedWords([])]",
+    )
+    assert said == [
+        "Not ready to launch yet. No voice yet: record or choose a sample to clone it from.",
+        "Not ready to launch yet. The voice is not cloned yet. Listen to the preview and confirm it sounds right.",
+        "Not ready to launch yet. The voice is not ready yet.",
+        "Not ready to launch yet.",
+    ]
+    assert not any("_" in words for words in said)
+
+
+def test_a_new_name_is_the_files_and_one_already_taken_gets_a_number() -> None:
+    said = run(
+        "words.js",
+        "[m.nameFromFile('Porch light.wav'), m.nameFromFile('recording.webm'), m.nameFromFile('take.2.flac'),"
+        " m.unusedName('Garden', ['Porch']), m.unusedName('Garden', ['garden ', 'Garden (2)', null]),"
+        " m.unusedName('Recording', ['Recording', 'Recording (2)', 'Recording (3)'])]",
+    )
+    assert said == ["Porch light", "Recording", "take.2", "Garden", "Garden (3)", "Recording (4)"]

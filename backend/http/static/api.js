@@ -1,5 +1,7 @@
 // Requests to voicegate, and its errors turned into sentences a person can act on.
 
+import { launchBlockedWords } from "./words.js";
+
 /** A failed request: `message` is what the page shows; `status` 0 means the server was not reached. */
 export class ApiError extends Error {
   constructor(message, { status = 0, code = null, retryAfter = null, problem = null } = {}) {
@@ -125,6 +127,8 @@ export function describe(status, problem, retryAfter) {
   if (code === "consent_expired") {
     return "Your consent can no longer be used (its phrase was not read in time, or its recording was deleted): get a new phrase and read it.";
   }
+  // Its detail names the reasons by code ("…: no_voice."): the page says what each asks of the user.
+  if (code === "launch_blocked") return launchBlockedWords(problem.blockingReasons);
   if (status === 401) return "Your session has expired. Sign in again.";
   if (status === 404) return detail || "It is gone: it was deleted, or it belongs to someone else.";
   if (status === 429) return `Too many requests; try again in ${retryAfter ?? 10} s.`;

@@ -13,13 +13,14 @@ import {
   sleep,
   waitingWords,
 } from "./api.js";
+import { clearBeside, sayBeside } from "./beside.js";
 import { spokenConsent } from "./consent.js";
 import { Recorder } from "./recorder.js";
 import { reflections } from "./reflection.js";
 import { Session } from "./session.js";
 import { createSampleSet } from "./sampleset.js";
 import { createStudio, textRefusal } from "./studio.js";
-import { likenessWords, sampleFailureWords } from "./words.js";
+import { likenessWords, nameFromFile, sampleFailureWords, unusedName } from "./words.js";
 
 const POLL_MS = 400;
 const MAX_RECORDING_S = 30;
@@ -75,6 +76,7 @@ let session = null;
 const recorder = new Recorder();
 let recordingTimer = null;
 let pending = null; // a chosen or recorded file that waits for consent
+let pendingName = null; // the name it was to be stored under, when an upload of it was refused for its consent
 let target = null; // what Speak speaks with: { ref: {sampleId} | {voiceId}, label }
 let sampleRun = 0; // bumped by each new sample, so an older status loop stops
 let speakRun = 0; // likewise for synthesis jobs
@@ -86,6 +88,8 @@ let spoken = null; // the spoken consent (consent.js)
 let consentPolicy = "checkbox"; // the server's (VOICEGATE_CONSENT): `spoken` takes no checkbox
 let speakerThreshold = 0.74; // from /config.json: the same-speaker cosine scores are said beside
 let voices = []; // the user's voices, as last listed: the likeness of the one Speak uses is shown
+let samples = []; // the user's samples, as last listed: a new one's name is not one of theirs
+let libraryRun = 0; // bumped by each listing, so an older answer that comes late does not draw over a newer one
 let problemOrigin = null; // what had the focus when the error came, to go back to on Dismiss
 
 // Names, listening back, Selected, each voice's clips and the text's limit (studio.js).
@@ -94,6 +98,7 @@ const studio = createStudio({
   token: () => session.freshToken(),
   problem,
   clearProblem,
+  sayBeside,
   target: () => target,
   element,
   button,
@@ -132,6 +137,7 @@ function problem(error, retry = null) {
 }
 
 function clearProblem() {
+  clearBeside();
   ui.alert.textContent = "";
   ui.problemBar.hidden = true;
   ui.retry.hidden = true;
@@ -211,6 +217,7 @@ async function boot() {
     api,
     problem,
     clearProblem,
+    sayBeside,
     keepSample: () => ui.keepSample.checked,
     changed: consentChanged,
     next: () => ui.record.focus(),
@@ -220,6 +227,8 @@ async function boot() {
     stream: (path, options) => signedRequest(path, options, requestStream),
     problem,
     clearProblem,
+    sayBeside,
+    refreshLibrary: () => refreshLibrary(),
     config,
     consentId: () => spoken.verifiedId(),
   });
@@ -361,15 +370,31 @@ function maybeUpload() {
     return;
   }
   const file = pending;
+  const name = pendingName || sampleName(file);
   pending = null;
-  upload(file);
+  pendingName = null;
+  upload(file, name);
+}
+
+/** The name a new sample goes by: the one typed (then cleared), else its file's; "(2)" added when it is taken. */
+function sampleName(file) {
+  const wanted = studio.takeSampleName() || nameFromFile(file.name);
+  return unusedName(wanted, [...samples.map((s) => s.name), ...voices.map((v) => v.name)]);
+}
+
+/** A refusal of the sample (its file, its length, its speaker…), said beside where it was given. */
+function sampleRefused(message) {
+  sayBeside(ui.file, message, ui.file.closest(".row"));
 }
 
 // Refusals that mean the spoken consent named can no longer cover a sample: the visitor starts with a new phrase.
 const CONSENT_GONE = new Set(["consent_expired", "consent_not_verified", "consent_recording_required"]);
 
-/** Upload `file`; `key` makes a repeat of this upload (automatic or "Try again") store it once at most. */
-async function upload(file, key = newIdempotencyKey()) {
+/**
+ * Upload `file` as `name`; `key` makes a repeat of this upload (automatic or "Try again") store it once at most,
+ * under the same name (the box it was typed in was emptied by the first try).
+ */
+async function upload(file, name, key = newIdempotencyKey()) {
   clearProblem();
   const mine = ++sampleRun;
   hideQuality();
@@ -379,30 +404,38 @@ async function upload(file, key = newIdempotencyKey()) {
   const consent = consentFields();
   if (!consent) {
     // The consent went between choosing the file and now (e.g. its phrase expired): wait for another.
+    pendingName = name;
     takeSample(file);
     return;
   }
   for (const [field, value] of Object.entries(consent)) form.append(field, value);
   // A spoken consent carries the choice to keep the sample itself (given with its phrase).
   if (consent.consent && ui.keepSample.checked) form.append("keep_sample", "true");
-  const name = studio.takeSampleName();
-  if (name) form.append("name", name);
+  form.append("name", name);
   form.append("file", file, file.name);
   let accepted;
   try {
     accepted = await api("/api/v1/voice-samples", { method: "POST", form, headers: { "Idempotency-Key": key } });
   } catch (error) {
     status(ui.sampleStatus, "");
-    problem(error, () => upload(file, key));
     if (error instanceof ApiError && CONSENT_GONE.has(error.code)) {
+      problem(error);
       spoken.forget();
       // The same file goes once a new phrase is read: only the consent was missing.
       pending = file;
+      pendingName = name;
       return;
     }
-    if (!passing(error)) chooseAgain();
+    if (passing(error)) {
+      problem(error, () => upload(file, name, key));
+      return;
+    }
+    sampleRefused(error.message);
+    chooseAgain();
     return;
   }
+  // Stored: the box is emptied, so choosing the same file again (a second sample of it) is a change it hears.
+  ui.file.value = "";
   await followSample(accepted.sampleId, mine);
   refreshLibrary();
 }
@@ -426,7 +459,7 @@ async function followSample(sampleId, mine) {
     }
     if (sample.status === "failed") {
       status(ui.sampleStatus, "");
-      problem(sampleFailureWords(sample, speakerThreshold));
+      sampleRefused(sampleFailureWords(sample, speakerThreshold));
       chooseAgain();
       return;
     }
@@ -459,9 +492,11 @@ function showQuality(q, refused = false) {
   const verdict = $("q-verdict");
   verdict.textContent = refused ? "refused" : q.verdict;
   verdict.className = `verdict ${refused ? "poor" : q.verdict}`;
-  ui.advice.replaceChildren(...q.advice.map((line) => element("li", line)));
+  // A refused sample has no results to be best for: its refusal says what the next one needs.
+  const advice = refused ? q.advice.filter((line) => !line.endsWith("for best results")) : q.advice;
+  ui.advice.replaceChildren(...advice.map((line) => element("li", line)));
   ui.quality.hidden = false;
-  ui.advice.hidden = q.advice.length === 0;
+  ui.advice.hidden = advice.length === 0;
 }
 
 function hideQuality() {
@@ -504,14 +539,16 @@ ui.speak.addEventListener("click", speak);
 async function speak() {
   const text = ui.text.value.trim();
   if (!text) {
-    problem("Type some text to speak first.");
+    clearProblem();
+    sayBeside(ui.text, "Type some text to speak first.", ui.text.nextElementSibling);
     ui.text.focus();
     return;
   }
   if (!target || speaking) return;
   const refusal = textRefusal(text);
   if (refusal) {
-    problem(refusal);
+    clearProblem();
+    sayBeside(ui.text, refusal, ui.text.nextElementSibling);
     ui.text.focus();
     return;
   }
@@ -530,12 +567,14 @@ async function speak() {
   let job;
   try {
     const headers = { "Idempotency-Key": newIdempotencyKey() };
-    job = await api("/api/v1/clone", { method: "POST", json: { ...target.ref, text }, headers });
+    job = await api("/api/v1/clone", { method: "POST", json: { ...target.ref, ...voiceName(), text }, headers });
   } catch (error) {
     endProgress("");
     problem(error, speak);
     return;
   }
+  // A sample's first Speak makes its voice: it is listed now, not once the job ends (nor, if it never does, never).
+  if (!voices.some((voice) => voice.id === job.voiceId)) refreshLibrary();
   await followJob(job.jobId, mine);
 }
 
@@ -553,6 +592,12 @@ async function followJob(jobId, mine) {
       await showResult(jobId);
       return;
     }
+    if (job.status === "canceled") {
+      // Canceled from its voice's clips (studio.js), here or in another tab: nothing is coming.
+      endProgress("Canceled: nothing of it is kept.");
+      refreshLibrary();
+      return;
+    }
     if (job.status === "failed") {
       endProgress("");
       const transient = job.error && TRANSIENT_JOB_ERRORS.has(job.error.code);
@@ -563,6 +608,15 @@ async function followJob(jobId, mine) {
     showProgress(job.progress || null);
     await sleep(POLL_MS);
   }
+}
+
+/** The name of the voice Speak makes of a sample not cloned yet: its sample's, unless a voice has it already. */
+function voiceName() {
+  const sampleId = target && target.ref.sampleId;
+  const sample = sampleId && !studio.voiceOf(sampleId) && samples.find((s) => s.sampleId === sampleId);
+  if (!sample) return {}; // a voice already, or a sample not listed yet (named unused when it was uploaded)
+  const name = sample.name || `Voice of the sample of ${new Date(sample.createdAt).toLocaleString()}`;
+  return { name: unusedName(name, voices.map((v) => v.name)) };
 }
 
 function showProgress(progress) {
@@ -622,20 +676,23 @@ function downloadUrl(url, name) {
 // ---- the user's samples and voices ----
 
 async function refreshLibrary() {
-  let samples, listed;
+  const mine = ++libraryRun;
+  let sampleList, voiceList;
   try {
-    [samples, listed] = await Promise.all([api("/api/v1/voice-samples"), api("/api/voices")]);
+    [sampleList, voiceList] = await Promise.all([api("/api/v1/voice-samples"), api("/api/voices")]);
   } catch {
     return; // the list is secondary: the main actions report their own failures
   }
-  voices = listed.voices;
-  ui.samples.replaceChildren(...samples.samples.map(sampleItem));
-  if (samples.samples.length === 0) ui.samples.append(element("li", "No samples yet.", "muted"));
+  if (mine !== libraryRun) return;
+  voices = voiceList.voices;
+  samples = sampleList.samples;
+  ui.samples.replaceChildren(...samples.map(sampleItem));
+  if (samples.length === 0) ui.samples.append(element("li", "No samples yet.", "muted"));
   ui.voices.replaceChildren(...voices.map(voiceItem));
   if (voices.length === 0) ui.voices.append(element("li", "No voices yet.", "muted"));
-  studio.listed(samples.samples);
+  studio.listed(samples);
   studio.voicesListed(voices);
-  sampleSet.listed(samples.samples);
+  sampleSet.listed(samples);
   showLikeness();
 }
 

@@ -15,7 +15,7 @@ const $ = (id) => document.getElementById(id);
 
 /**
  * Wire the spoken consent. `deps`: `api(path, options)` (requests as the signed-in user), `problem(error, retry)` /
- * `clearProblem()` (the page's error bar), `keepSample()` (whether the box to keep the sample is ticked), and
+ * `clearProblem()` (the page's error bar), `sayBeside(control, message)` (a refusal beside its control), `keepSample()` (whether the box to keep the sample is ticked), and
  * `changed()`, called when the consent becomes verified or stops being usable, and `next()`, which moves the focus on
  * to the sample once the reading is verified.
  */
@@ -159,12 +159,12 @@ export function spokenConsent(deps) {
     }
     if (verdict.reason === "expired") {
       forget();
-      deps.problem(rejectionWords("expired"));
+      deps.sayBeside(ui.get, rejectionWords("expired"));
       ui.get.focus();
       return;
     }
     ui.status.textContent = "Press Start reading and read the phrase again.";
-    deps.problem(rejectionWords(verdict.reason));
+    deps.sayBeside(ui.read, rejectionWords(verdict.reason));
     ui.read.focus();
   }
 

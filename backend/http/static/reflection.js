@@ -4,27 +4,21 @@
 
 import { ApiError, newIdempotencyKey, passing, sleep } from "./api.js";
 import { Recorder } from "./recorder.js";
-import { likenessWords as likeness } from "./words.js";
+import { launchReasonWords, likenessWords as likeness } from "./words.js";
 
 const POLL_MS = 500;
 // The speech route streams MP3 frame by frame: a MediaSource plays it as it arrives.
 const STREAM_FORMAT = "mp3";
 const STREAM_TYPE = "audio/mpeg";
 
-/** What each blocking reason of `voice_launch_readiness` asks of the user. */
-const REASONS = {
-  no_voice: "No voice yet: record or choose a sample to clone it from.",
-  clone_not_ready: "The voice is not cloned yet.",
-  runtime_not_synced: "The voice is not set up at its provider yet.",
-  preview_required: "Listen to the preview and confirm it sounds right.",
-};
-
 const $ = (id) => document.getElementById(id);
 
 /**
  * Wire the reflection section. `deps`: `api(path, options)` and `stream(path, options)` (requests as the
- * signed-in user), `problem(error, retry)` / `clearProblem()` (the page's error bar), `config` (/config.json),
- * `consentId()` (the verified spoken consent of step 1, or null).
+ * signed-in user), `problem(error, retry)` / `clearProblem()` (the page's error bar), `sayBeside(control, message)`
+ * (a refusal the user must act on, beside its control), `refreshLibrary()` (the page's list of voices, which holds
+ * reflections' voices too), `config` (/config.json), `consentId()` (the verified spoken
+ * consent of step 1, or null).
  */
 export function reflections(deps) {
   const ui = {
@@ -119,6 +113,8 @@ export function reflections(deps) {
     const voice = state.voice || {};
     ui.launch.textContent = state.launchReady ? "Ready to launch." : "Not ready to launch yet:";
     ui.launch.className = `launch ${state.launchReady ? "ready" : "blocked"}`;
+    // Refused until it is ready (the reasons just above say why): pressed, it could only fail.
+    ui.start.disabled = !state.launchReady;
     showReasons(state.blockingReasons);
     ui.voice.textContent = voiceWords(voice, state.previewError);
     ui.likeness.textContent = likenessWords(voice);
@@ -134,7 +130,7 @@ export function reflections(deps) {
     ui.reasons.replaceChildren(
       ...reasons.map((reason) => {
         const li = document.createElement("li");
-        li.textContent = REASONS[reason] || reason;
+        li.textContent = launchReasonWords(reason);
         return li;
       }),
     );
@@ -268,7 +264,10 @@ export function reflections(deps) {
       return;
     }
     ui.file.value = "";
-    follow(mine);
+    // The clone made (or renewed) the reflection's voice: Voices lists it now, not after a reload.
+    deps.refreshLibrary();
+    await follow(mine);
+    if (mine === watch) deps.refreshLibrary(); // and as it ended: ready, or failed
   }
 
   // ---- the preview, heard and confirmed ----
@@ -288,18 +287,28 @@ export function reflections(deps) {
 
   // ---- launch: a session, or every reason it is refused ----
 
+  /** A launch refused by the gate (e.g. a new voice came meanwhile): its reasons shown, the button off again. */
+  function blocked(error) {
+    if (!(error instanceof ApiError) || error.code !== "launch_blocked") return false;
+    showReasons(error.problem.blockingReasons || []);
+    ui.launch.textContent = "Not ready to launch yet:";
+    ui.launch.className = "launch blocked";
+    ui.start.disabled = true;
+    follow(++watch); // and what changed, read again
+    return true;
+  }
+
   ui.start.addEventListener("click", async () => {
     deps.clearProblem();
     let session;
     try {
       session = await deps.api(`/v1/reflections/${current.id}/sessions`, { method: "POST" });
     } catch (error) {
-      if (error instanceof ApiError && error.code === "launch_blocked") {
-        showReasons(error.problem.blockingReasons || []);
-        ui.launch.textContent = "Not ready to launch yet:";
-        ui.launch.className = "launch blocked";
-      }
-      deps.problem(error, null);
+      if (blocked(error)) {
+        // The button goes off, and with it the focus: the words take it, beside the button.
+        deps.sayBeside(ui.start, error.message);
+        ui.launch.focus();
+      } else deps.problem(error, null);
       return;
     }
     ui.session.textContent = `Session started (${session.runtime.provider} voice, ${session.runtime.sampleRate / 1000} kHz).`;
@@ -321,17 +330,22 @@ export function reflections(deps) {
     // aria-disabled, not disabled: the button keeps the focus while the speech plays.
     ui.speak.setAttribute("aria-disabled", "true");
     ui.speakStatus.textContent = "Speaking…";
+    // From the press to the last byte, as the user waits for it (not from the answer's headers, which a short
+    // text's whole stream may follow within a millisecond: "Streamed in 0.0 s").
+    const pressed = performance.now();
+    const since = (then) => ((performance.now() - then) / 1000).toFixed(1);
     try {
       const response = await deps.stream(`/v1/reflections/${current.id}/speech`, {
         method: "POST",
         json: { text, format: STREAM_FORMAT },
       });
-      const started = performance.now();
-      await play(response, ui.player);
-      ui.speakStatus.textContent = `Streamed in ${((performance.now() - started) / 1000).toFixed(1)} s.`;
+      let first = null;
+      await play(response, ui.player, () => (first = since(pressed)));
+      ui.speakStatus.textContent = `Streamed in ${since(pressed)} s; the first audio came after ${first} s.`;
     } catch (error) {
       ui.speakStatus.textContent = "";
-      deps.problem(error instanceof ApiError ? error : "The speech stream broke off.", passing(error) ? () => ui.speak.click() : null);
+      if (blocked(error)) deps.sayBeside(ui.speak, error.message);
+      else deps.problem(error instanceof ApiError ? error : "The speech stream broke off.", passing(error) ? () => ui.speak.click() : null);
     } finally {
       ui.speak.removeAttribute("aria-disabled");
     }
@@ -340,11 +354,16 @@ export function reflections(deps) {
   return { load, consentVerified, section: ui.section };
 }
 
-/** Play `response`'s MP3 body as it arrives (MediaSource), or once whole where MediaSource cannot take MP3. */
-async function play(response, player) {
+/**
+ * Play `response`'s MP3 body as it arrives (MediaSource), or once whole where MediaSource cannot take MP3;
+ * `firstAudio()` is called as its first bytes arrive.
+ */
+async function play(response, player, firstAudio) {
   if (player.src) URL.revokeObjectURL(player.src);
   if (!window.MediaSource || !MediaSource.isTypeSupported(STREAM_TYPE)) {
-    player.src = URL.createObjectURL(await response.blob());
+    const whole = await response.blob();
+    firstAudio();
+    player.src = URL.createObjectURL(whole);
     player.play().catch(() => {});
     return;
   }
@@ -357,6 +376,7 @@ async function play(response, player) {
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
+    if (!playing) firstAudio();
     buffer.appendBuffer(value);
     await new Promise((resolve) => buffer.addEventListener("updateend", resolve, { once: true }));
     if (!playing) {

@@ -4,6 +4,8 @@
 //
 // app.js owns the session, the requests and the alert; it hands them in through `createStudio(deps)`.
 
+import { passing } from "./api.js";
+
 /** The longest text voicegate speaks, in characters (code points, as the API counts them). */
 export const MAX_TEXT = 5000;
 const CLIPS_PER_PAGE = 10;
@@ -25,7 +27,8 @@ export function textRefusal(text) {
 }
 
 /**
- * deps: { api(path, options), token(), problem(error, retry), clearProblem(), select(ref, label), target(),
+ * deps: { api(path, options), token(), problem(error, retry), clearProblem(), sayBeside(control, message, anchor),
+ *         select(ref, label), target(),
  *         element(tag, text, className), button(text, name, onClick), refreshLibrary(),
  *         confirmDelete(origin, what, erase) }
  */
@@ -54,6 +57,7 @@ export function createStudio(deps) {
     return players[id];
   };
   let samples = []; // the last list, to know which voice a selected sample speaks with
+  let voices = []; // likewise: a voice is not renamed to the name another has
   // `notice`: what the user's last action did (deleted, canceled, downloaded). It stands in the status until
   // they open or page the list, so a refresh that reloads the list meanwhile does not wipe it.
   const shown = { voice: null, cursors: [null], next: null, run: 0, timer: null, notice: "" };
@@ -97,7 +101,9 @@ export function createStudio(deps) {
     const path = `/api/v1/voice-samples/${sample.sampleId}`;
     const li = row(shownName, `${sample.status}${length}`, [
       deps.button("Listen", `Listen to ${words}`, () => listen(`${path}/audio-url`, `the ${words}`)),
-      deps.button("Rename", `Rename ${words}`, (event) => rename(event.target, sample.name || "", words, path)),
+      deps.button("Rename", `Rename ${words}`, (event) =>
+        rename(event.target, sample.name || "", words, path, () => samples.filter((s) => s.sampleId !== sample.sampleId)),
+      ),
       ...actions,
     ]);
     li.dataset.sampleId = sample.sampleId;
@@ -110,7 +116,9 @@ export function createStudio(deps) {
     const li = row(voice.name, `${voice.tts_provider || "no provider"} · ${voice.status} · ${when}`, [
       deps.button("Preview", `Preview ${words}`, () => listen(`/api/voices/${voice.id}/preview`, `the ${words}`)),
       deps.button("Clips", `Clips of ${words}`, () => openHistory(voice)),
-      deps.button("Rename", `Rename ${words}`, (event) => rename(event.target, voice.name, words, `/api/voices/${voice.id}`)),
+      deps.button("Rename", `Rename ${words}`, (event) =>
+        rename(event.target, voice.name, words, `/api/voices/${voice.id}`, () => voices.filter((v) => v.id !== voice.id)),
+      ),
       ...actions,
     ]);
     li.dataset.voiceId = voice.id;
@@ -181,8 +189,11 @@ export function createStudio(deps) {
     listener.play().catch(() => {});
   }
 
-  /** Swap the name for a text box with Save and Cancel; Enter saves, Escape cancels. */
-  function rename(opener, current, words, path) {
+  /**
+   * Swap the name for a text box with Save and Cancel; Enter saves, Escape cancels. A blank name, or one that
+   * `others()` (the rest of the list it is in) has, is refused beside the box.
+   */
+  function rename(opener, current, words, path, others) {
     const li = opener.closest("li");
     const nameNode = li.querySelector(".name");
     if (li.querySelector("form")) return;
@@ -202,6 +213,7 @@ export function createStudio(deps) {
     input.focus();
     input.select();
     const close = () => {
+      deps.clearProblem();
       form.remove();
       nameNode.hidden = false;
       opener.focus();
@@ -215,8 +227,14 @@ export function createStudio(deps) {
       event.preventDefault();
       deps.clearProblem();
       const name = input.value.trim();
-      if (!name) {
-        deps.problem("A name cannot be blank.");
+      const kind = words.startsWith("voice") ? "voice" : "sample";
+      const refusal = !name
+        ? "A name cannot be blank."
+        : others().some((other) => (other.name || "").trim().toLowerCase() === name.toLowerCase())
+          ? `You have a ${kind} named “${name}” already: choose another name.`
+          : null;
+      if (refusal) {
+        deps.sayBeside(input, refusal, li.querySelector(".actions"));
         input.focus();
         return;
       }
@@ -225,7 +243,8 @@ export function createStudio(deps) {
         await deps.api(path, { method: "PATCH", json: { name } });
       } catch (error) {
         save.disabled = false;
-        deps.problem(error, () => form.requestSubmit());
+        if (passing(error)) deps.problem(error, () => form.requestSubmit());
+        else deps.sayBeside(input, error.message, li.querySelector(".actions"));
         input.focus();
         return;
       }
@@ -410,7 +429,8 @@ export function createStudio(deps) {
   }
 
   /** After the voices were listed: a voice whose clips are shown that is gone closes them; else they refresh. */
-  function voicesListed(voices) {
+  function voicesListed(list) {
+    voices = list;
     if (!shown.voice) return;
     if (voices.some((voice) => voice.id === shown.voice.id)) loadClips();
     else closeHistory();

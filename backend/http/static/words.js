@@ -61,3 +61,39 @@ export function likenessWords({ ready, likeness, threshold, error, provider }) {
   }
   return words;
 }
+
+/** What each blocking reason of `voice_launch_readiness` asks of the user (issue 47: words, never the code). */
+export const LAUNCH_REASONS = Object.freeze({
+  no_voice: "No voice yet: record or choose a sample to clone it from.",
+  clone_not_ready: "The voice is not cloned yet.",
+  runtime_not_synced: "The voice is not set up at its provider yet.",
+  preview_required: "Listen to the preview and confirm it sounds right.",
+});
+
+/** The words for one blocking reason; one the page does not know is said as the server's sentence would. */
+export function launchReasonWords(reason) {
+  return LAUNCH_REASONS[reason] || "The voice is not ready yet.";
+}
+
+/** A refused launch (409 `launch_blocked`), its reasons in words. */
+export function launchBlockedWords(reasons) {
+  const said = (reasons || []).map(launchReasonWords);
+  return said.length ? `Not ready to launch yet. ${said.join(" ")}` : "Not ready to launch yet.";
+}
+
+/** `name`, or `name (2)`, `name (3)`…: the first of them not in `taken` (compared without case or outer spaces). */
+export function unusedName(name, taken) {
+  const used = new Set([...taken].filter(Boolean).map((t) => t.trim().toLowerCase()));
+  if (!used.has(name.trim().toLowerCase())) return name;
+  for (let n = 2; ; n += 1) {
+    const next = `${name} (${n})`;
+    if (!used.has(next.toLowerCase())) return next;
+  }
+}
+
+/** The name of a sample given as the file `fileName`, when none is typed: the file's name without its extension. */
+export function nameFromFile(fileName) {
+  const base = fileName.replace(/\.[A-Za-z0-9]{1,5}$/, "").trim();
+  if (!base || base === "recording") return "Recording";
+  return base.slice(0, 200);
+}
