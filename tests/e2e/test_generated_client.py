@@ -2,7 +2,7 @@
 app serves, and the PRD flow, the upload-URL flow and the reflection flow run through its typed models only
 (with the consumers running). What a generated client needs of the document shows here: `keep_sample` in the
 multipart body, the reflection's `voice` typed down to `previewStatus`, the finalize 202, the problem's
-`blockingReasons`, and the audio routes with the content-type overrides the README gives."""
+`blockingReasons`, and the audio routes with the content-type overrides docs/api/clients.md gives."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tests.integration.api.conftest import User
 
 pytestmark = pytest.mark.timeout(180)
 PACKAGE = "voicegate_generated"
-#: The generator's settings the README gives: each audio type read as bytes (it has no audio source of its own).
+#: The generator's settings docs/api/clients.md gives: each audio type read as bytes (it has no audio source).
 CONFIG = f"""package_name_override: {PACKAGE}
 post_hooks: []
 content_type_overrides:
