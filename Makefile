@@ -9,7 +9,7 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 LOCKS := requirements
 
-.PHONY: up test check lint format typecheck packages js-packages images test-compose clean lock lockcheck
+.PHONY: up test check lint format typecheck docs packages js-packages images test-compose clean lock lockcheck
 
 # `make up PORT=8080 PG_PORT=54329`: other ports for the API and the embedded Postgres than 8000 and 54322.
 up: lockcheck $(RUNTIME)
@@ -18,8 +18,14 @@ up: lockcheck $(RUNTIME)
 # The suite on TEST_WORKERS pytest-xdist workers (0: in this process), a test file to a worker: its tests spend
 # most of their time waiting on the servers they start, so two workers keep a 2-core machine busy.
 TEST_WORKERS ?= 2
-test: lockcheck $(STAMP) packages js-packages check
+test: lockcheck $(STAMP) packages js-packages check docs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The documentation site (mkdocs.yml: docs/ into build/docs-site/, which `voicegate up` serves at /docs/), built
+# --strict: a broken link or anchor, or a page left out of the nav, fails. The API reference page is made from
+# the app's OpenAPI document as it builds (docs_hooks.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 # Offline and in milliseconds: fails, naming `make lock`, when pyproject.toml changed since the locks were made.
 lockcheck:

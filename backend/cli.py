@@ -218,7 +218,7 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
         base = f"http://{settings.host}:{settings.port}"
         print(
             f"voicegate is starting on {base}\n  demo page: {base}/\n  readiness: {base}/readyz\n"
-            f"  API docs:  {base}/schema",
+            f"  API docs:  {base}/schema\n  docs site: {base}/docs/",
             flush=True,
         )
         if settings.embedded:

@@ -28,6 +28,7 @@ from backend.consents.wording import ConsentText, current_consent
 from backend.http.api_docs import AccessibleSwagger
 from backend.http.budget import DATABASE_FREE
 from backend.http.docs import problems
+from backend.http.docs_site import DocsSite, docs_site_handlers
 from backend.providers.registry import sample_rules
 from backend.settings import Settings
 from backend.voiceprint import THRESHOLD
@@ -129,7 +130,9 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
         """How the page signs in (embedded dev session or Supabase Auth) and the consent wording it shows."""
         return config
 
-    return [page, asset, swagger_asset, page_config]
+    # The documentation site of the checkout the server runs from (`make docs`); `voicegate up` builds it when missing.
+    docs = docs_site_handlers(DocsSite(Path.cwd(), may_build=settings.embedded))
+    return [page, asset, swagger_asset, page_config, *docs]
 
 
 def _page_sample_rules(settings: Settings) -> PageSampleRules:

@@ -168,8 +168,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     ]
     compose = Compose(command, project, env)
     try:
-        # One step at a time, as the README says for podman before 4.6 (Debian 12 has 4.3): podman-compose cannot
-        # wait on a health check there, and the `--requires` it gives a container would start `migrate` again.
+        # One step at a time, as docs/operations.md says for podman before 4.6 (Debian 12 has 4.3): podman-compose
+        # cannot wait on a health check there, and the `--requires` it gives a container would start `migrate` again.
         started = time.monotonic()
         compose("up", "--detach", "--no-build", "--no-deps", "db")
         wait_until(lambda: postgres_answers(compose.dsn), 180, "Postgres in its container")

@@ -317,15 +317,17 @@ def test_an_unknown_storage_route_is_storages_not_found(up: Running, http: httpx
     assert http.get(f"{up.base_url}/nowhere").headers["content-type"] == "application/problem+json"
 
 
-def readme_block(marker: str, language: str) -> str:
-    """The README's code block that follows `<!-- marker -->`."""
-    match = re.search(rf"<!-- {marker} -->\n```{language}\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-    assert match is not None, f"README has no {marker} block"
+def documented_block(marker: str, language: str) -> str:
+    """The code block of the clients' page (docs/api/clients.md, moved there from the README) that follows
+    `<!-- marker -->`."""
+    page = REPO / "docs" / "api" / "clients.md"
+    match = re.search(rf"<!-- {marker} -->\n```{language}\n(.*?)```", page.read_text(), re.S)
+    assert match is not None, f"docs/api/clients.md has no {marker} block"
     return match[1]
 
 
-def test_the_readme_clients_run_as_written(up: Running, http: httpx.Client, tmp_path: Path) -> None:
-    """The README's supabase-py and supabase-js scripts, run as it says (`TOKEN` from `voicegate token`, the
+def test_the_documented_clients_run_as_written(up: Running, http: httpx.Client, tmp_path: Path) -> None:
+    """The clients page's supabase-py and supabase-js scripts, run as it says (`TOKEN` from `voicegate token`, the
     sample as their argument, from the voicegate directory), on this server's port instead of 8000."""
     ensure_js_packages()
     scripts = tmp_path / "clients"
@@ -333,7 +335,7 @@ def test_the_readme_clients_run_as_written(up: Running, http: httpx.Client, tmp_
     # Where `npm install @supabase/supabase-js ws` was run: these packages, from the lock.
     (scripts / "node_modules").symlink_to(JS_DIR / "node_modules")
     for name, marker, language in (("client.py", "client-py", "python"), ("client.mjs", "client-js", "js")):
-        (scripts / name).write_text(readme_block(marker, language).replace("http://127.0.0.1:8000", up.base_url))
+        (scripts / name).write_text(documented_block(marker, language).replace("http://127.0.0.1:8000", up.base_url))
     env = {**os.environ, "TOKEN": dev_token(up, "you@voicegate.local")}
     sample = SAMPLE.relative_to(REPO)
     for command in ([sys.executable, str(scripts / "client.py")], ["node", str(scripts / "client.mjs")]):

@@ -302,9 +302,14 @@ def test_token_help_names_its_data_directory_flag_and_variable() -> None:
 
 def test_the_readme_token_and_the_demo_pages_session_are_one_user(running: Running) -> None:
     """What a developer makes with the README's curl shows on the page: its token is the page's user."""
-    readme = (REPO / "README.md").read_text()
-    commands = set(re.findall(r"TOKEN=\$\(\.venv/bin/voicegate (token[^)]*)\)", readme))
-    assert len(commands) == 1, commands  # the quickstart and the Pipecat example alike
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    commands = {
+        command
+        for page in pages
+        for command in re.findall(r"TOKEN=\$\(\.venv/bin/voicegate (token[^)]*)\)", page.read_text())
+    }
+    # The quickstart, the clients' page and the Pipecat example alike.
+    assert len(commands) == 1, commands
     minted = run_cli(running.pg.data_dir.parent, *shlex.split(commands.pop()))
     assert minted.returncode == 0, minted.stderr
     curl = {"Authorization": f"Bearer {minted.stdout.decode().strip()}"}

@@ -1,0 +1,39 @@
+"""MkDocs hooks (mkdocs.yml `hooks:`): the API reference page and a copy of the OpenAPI document, made at
+build time from the app's own document (built from its handlers as the tests build it: no database, no
+network), so the site's reference is always the code's."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+
+# This checkout's `backend`, whichever directory mkdocs was started from and whatever is installed.
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document `/schema/openapi.json` serves, built without a server."""
+    from backend.app import create_app  # noqa: PLC0415 - after sys.path names this checkout
+    from backend.settings import settings_from_env, with_auth  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="voicegate-docs-") as data_dir:
+        settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": data_dir}), {"SUPABASE_JWT_SECRET": "s" * 40})
+        return create_app(settings, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """Add `api/reference.md` (the document rendered) and `api/openapi.json` (the document) to the site."""
+    from backend.http.openapi_markdown import render  # noqa: PLC0415
+
+    document = openapi_document()
+    files.append(File.generated(config, "api/reference.md", content=render(document)))
+    files.append(File.generated(config, "api/openapi.json", content=json.dumps(document, indent=2)))
+    return files
