@@ -1,9 +1,9 @@
 """Supabase Storage's object routes (reference §1.2) as a Litestar router mounted at `/storage/v1`.
 
 What voicegate and the stock clients use: signed upload and download URLs (one or many), authenticated
-upload, download, HEAD, info, list, delete, move and copy, the public-object routes (download, info, HEAD), and
-the bucket routes (read, create, update, empty, delete). Every
-answer under `/storage/v1`, an unknown route's included (`storage_errors_under`), is Storage's envelope with
+upload, download, HEAD, info, list and list-v2, delete, move and copy, the public-object routes (download, info,
+HEAD), and the bucket routes (read, create, update, empty, delete). Every answer under `/storage/v1`, an unknown
+route's included (`storage_errors_under`), is Storage's envelope with
 Storage's HTTP status rule, because storage3 and storage-js parse it.
 """
 
@@ -35,6 +35,7 @@ from backend.embedded.storage.service import (
     BucketListOptions,
     BucketSettings,
     ListOptions,
+    ListV2Options,
     StorageService,
     StoredObject,
     UploadMeta,
@@ -61,6 +62,7 @@ _LOGGED_PATH_CHARS = 200
 #: Storage's `MAX_OBJECTS_PER_REQUEST` (src/storage/limits.ts): most paths one request may sign or delete.
 MAX_OBJECTS_PER_REQUEST = 1000
 _LIST_SORT_COLUMNS = ("name", "updated_at", "created_at", "last_accessed_at")
+_LIST_V2_SORT_COLUMNS = ("name", "updated_at", "created_at")
 _BUCKET_SORT_COLUMNS = ("id", "name", "created_at", "updated_at")
 _SORT_ORDERS = ("asc", "desc")
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
@@ -282,6 +284,13 @@ def _read_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHan
         options = _list_options(await _json_body(request))
         return await service.list_objects(await caller(request), bucket, options)
 
+    @post("/object/list-v2/{bucket:str}", status_code=200, request_max_body_size=_JSON_BODY_LIMIT)
+    async def list_objects_v2(request: Request[Any, Any, Any], bucket: FromPath[str]) -> dict[str, Any]:
+        """`{prefix?, limit?, cursor?, with_delimiter?, sortBy?: {column, order?}}`: a page under RLS, with
+        `hasNext` and the `nextCursor` that continues it; one folder level with `with_delimiter`."""
+        options = _list_v2_options(await _json_body(request))
+        return await service.list_objects_v2(await caller(request), bucket, options)
+
     @get("/bucket")
     async def list_buckets(
         request: Request[Any, Any, Any],
@@ -323,7 +332,15 @@ def _read_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHan
         """An object of a public bucket, for anyone; every voicegate bucket is private, so: Bucket not found."""
         return await _stream(await service.find_public(bucket, _key(path)), download)
 
-    return [list_objects, list_buckets, get_bucket, public_object_info, public_object_exists, get_public_object]
+    return [
+        list_objects,
+        list_objects_v2,
+        list_buckets,
+        get_bucket,
+        public_object_info,
+        public_object_exists,
+        get_public_object,
+    ]
 
 
 def _bucket_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHandler]:
@@ -485,6 +502,34 @@ def _list_options(body: dict[str, Any]) -> ListOptions:
         column=column,
         order=order,
         search=search,
+    )
+
+
+def _list_v2_options(body: dict[str, Any]) -> ListV2Options:
+    """A list-v2 body, checked against Storage's schema (src/http/routes/object/listObjectsV2.ts)."""
+    prefix, cursor, sort_by = body.get("prefix", ""), body.get("cursor"), body.get("sortBy")
+    with_delimiter = body.get("with_delimiter", False)
+    if not isinstance(prefix, str):
+        raise errors.invalid_request("body/prefix must be string")
+    if cursor is not None and not isinstance(cursor, str):
+        raise errors.invalid_request("body/cursor must be string")
+    if not isinstance(with_delimiter, bool):
+        raise errors.invalid_request("body/with_delimiter must be boolean")
+    column = order = None
+    if sort_by is not None:
+        if not isinstance(sort_by, dict):
+            raise errors.invalid_request("body/sortBy must be object")
+        if "column" not in sort_by:
+            raise errors.invalid_request("body/sortBy must have required property 'column'")
+        column = _one_of(sort_by["column"], "body/sortBy/column", _LIST_V2_SORT_COLUMNS)
+        order = _one_of(sort_by.get("order"), "body/sortBy/order", _SORT_ORDERS)
+    return ListV2Options(
+        prefix=prefix,
+        limit=_integer(body.get("limit"), "body/limit", 1),
+        cursor=cursor,
+        with_delimiter=with_delimiter,
+        column=column,
+        order=order,
     )
 
 

@@ -71,6 +71,12 @@ _UPLOAD_URL_EXPIRES_IN = 7200
 GLOBAL_FILE_SIZE_LIMIT = 50 * 1024**2
 #: Where bodies stream to before they are moved into place (a name no bucket can have).
 UPLOADS_DIR = ".uploads"
+#: Storage's default and most objects and folders in one list-v2 page (src/storage/object.ts `listObjectsV2`).
+MAX_LIST_V2_KEYS = 1000
+# A list-v2 continuation token's line keys (Storage's `CONTINUATION_TOKEN_PART_MAP`).
+_CURSOR_PARTS = {"l": "start_after", "o": "order", "c": "column", "a": "after"}
+_CURSOR_PART = re.compile(r"(\S):(.*)")
+_TIMESTAMP_COLUMNS = ("created_at", "updated_at")
 #: Storage's `SIGNED_URL_SCOPE_DOWNLOAD` answer for a path it does not sign (src/storage/object.ts `signObjectUrls`).
 NOT_SIGNED = "Either the object does not exist or you do not have access to it"
 # Storage runs a request without a user as `anon` (src/internal/database/pg-connection.ts), in a transaction
@@ -99,6 +105,29 @@ class ListOptions:
     column: str = "name"
     order: str = "asc"
     search: str = ""
+
+
+@dataclass(frozen=True)
+class ListV2Options:
+    """`POST /object/list-v2/{bucket}`'s body (src/http/routes/object/listObjectsV2.ts): `column` and `order`
+    are `sortBy`'s, None when not given."""
+
+    prefix: str = ""
+    limit: int | None = None
+    cursor: str | None = None
+    with_delimiter: bool = False
+    column: str | None = None
+    order: str | None = None
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """A list-v2 continuation token's parts (src/storage/object.ts `ContinuationToken`)."""
+
+    start_after: str = ""
+    order: str = "asc"
+    column: str | None = None
+    after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -321,6 +350,43 @@ class StorageService:
         }
         async with self._as_caller(claims) as conn:
             return await fetch_all(conn, _Q["search"], params)
+
+    async def list_objects_v2(self, claims: Claims, bucket: str, options: ListV2Options) -> dict[str, Any]:
+        """A page of the bucket under `options.prefix`, as the caller's RLS shows it: Storage's `listObjectsV2`
+        (src/storage/object.ts). Without the delimiter every object under the prefix; with it one level, its
+        folders and objects (Storage's `storage.search_v2`). One row more than the page is read to know whether
+        another follows; the cursor is Storage's continuation token, whose sort wins over the body's."""
+        limit = min(options.limit or MAX_LIST_V2_KEYS, MAX_LIST_V2_KEYS)
+        cursor = _decode_cursor(options.cursor) if options.cursor else None
+        order = cursor.order if cursor else options.order
+        column = (cursor.column if cursor else None) or options.column
+        start_after = cursor.start_after if cursor else ""
+        after = cursor.after if cursor else None
+        async with self._as_caller(claims) as conn:
+            if options.with_delimiter:
+                params: dict[str, Any] = {
+                    "prefix": options.prefix,
+                    "bucket": bucket,
+                    "limit": limit + 1,
+                    "levels": len(options.prefix.split("/")) if options.prefix else 1,
+                    "start_after": start_after,
+                    "order": order or "asc",
+                    "column": column or "name",
+                    "after": after or None,
+                }
+                rows = _delimited(await fetch_all(conn, _Q["search_v2"], params), options.prefix)
+            else:
+                params = {
+                    "bucket": bucket,
+                    "pattern": _escape_like(options.prefix) + "%",
+                    "start_after": start_after or None,
+                    "column": column if column in _TIMESTAMP_COLUMNS else None,
+                    "order": order if order in ("asc", "desc") else "asc",
+                    "after": after or None,
+                    "limit": limit + 1,
+                }
+                rows = await fetch_all(conn, _Q["list_v2"], params)
+        return _list_v2_page(rows, limit, order, column)
 
     async def list_buckets(self, claims: Claims, options: BucketListOptions) -> list[dict[str, Any]]:
         """The buckets the caller's RLS shows them (Storage's `listBuckets`): none for a user or anon on
@@ -726,6 +792,69 @@ async def _move_row(
     if row is None:
         raise errors.no_such_key()
     return row
+
+
+def _decode_cursor(token: str) -> _Cursor:
+    """Storage's `decodeContinuationToken`: base64 of `key:value` lines; anything else is an InvalidParameter.
+    A value PostgreSQL cannot take (a NUL, a timestamp that is not one) is refused here, not failed there."""
+    try:
+        text = base64.b64decode(token.rstrip("=") + "=" * (-len(token.rstrip("=")) % 4)).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        raise errors.invalid_parameter("continuation token") from None
+    parts: dict[str, str] = {}
+    for line in text.split("\n"):
+        match = _CURSOR_PART.match(line)
+        if match is None or match[1] not in _CURSOR_PARTS or "\x00" in match[2]:
+            raise errors.invalid_parameter("continuation token")
+        parts[_CURSOR_PARTS[match[1]]] = match[2]
+    if parts.get("after"):
+        try:
+            datetime.fromisoformat(parts["after"])
+        except ValueError:
+            raise errors.invalid_parameter("continuation token") from None
+    return _Cursor(**parts)
+
+
+def _encode_cursor(cursor: _Cursor) -> str:
+    """Storage's `encodeContinuationToken`: the parts that are set, one `key:value` line each, in base64."""
+    values = {"l": cursor.start_after, "o": cursor.order, "c": cursor.column, "a": cursor.after}
+    return base64.b64encode("\n".join(f"{key}:{value}" for key, value in values.items() if value).encode()).decode()
+
+
+def _delimited(rows: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """Storage's delimiter pass over `search_v2`'s rows (src/storage/object.ts): a name with a `/` past the
+    prefix stands for its folder, once."""
+    delimited: list[dict[str, Any]] = []
+    previous = ""
+    for row in rows:
+        index = row["name"].replace(prefix, "", 1).find("/")
+        if index < 0:
+            delimited.append(row)
+            continue
+        folder = row["name"][: len(prefix) + index + 1]
+        if folder != previous:
+            previous = folder
+            delimited.append({"id": None, "name": folder})
+    return delimited
+
+
+def _list_v2_page(rows: list[dict[str, Any]], limit: int, order: str | None, column: str | None) -> dict[str, Any]:
+    """Storage's list-v2 answer from up to `limit + 1` rows: folders (no id; the name ends in `/`) and objects,
+    and when more follow, the token that continues after the page's last row."""
+    page = rows[:limit]
+    folders = [
+        {**row, "name": row["name"] if row["name"].endswith("/") else row["name"] + "/"}
+        for row in page
+        if row["id"] is None
+    ]
+    objects = [row for row in page if row["id"] is not None]
+    if len(rows) <= limit:
+        return {"hasNext": False, "folders": folders, "objects": objects}
+    last = page[-1]
+    stamp = last.get(column) if column in _TIMESTAMP_COLUMNS else None
+    after = stamp.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if stamp else None
+    token = _encode_cursor(_Cursor(start_after=last["name"], order=order or "", column=column, after=after))
+    return {"hasNext": True, "nextCursor": token, "nextCursorKey": last["name"], "folders": folders, "objects": objects}
 
 
 def _escape_like(text: str) -> str:
