@@ -10,7 +10,7 @@ Written as `object -> role -> privileges`; `insert(id, name)` is a grant on thos
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 import pytest
@@ -98,6 +98,8 @@ SEQUENCES: Allowed = {
 EXECUTE = {"execute"}
 SERVICE_ONLY = {"service_role": EXECUTE}
 NOBODY: dict[str, set[str]] = {}
+#: Storage's SQL functions every API role may run, as on Supabase.
+EVERYONE: Final = {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE}
 FUNCTIONS: Allowed = {
     "public.voice_launch_readiness(uuid)": {"authenticated": EXECUTE, "service_role": EXECUTE},
     # SECURITY DEFINER lifecycle functions: the service's alone.
@@ -139,11 +141,11 @@ FUNCTIONS: Allowed = {
     "storage.protect_delete()": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
     # Storage's listing (SECURITY INVOKER: the caller's RLS decides what it lists).
     "storage.get_common_prefix(text,text,text)": {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE},
-    "storage.search(text,text,integer,integer,integer,text,text,text)": {
-        "anon": EXECUTE,
-        "authenticated": EXECUTE,
-        "service_role": EXECUTE,
-    },
+    "storage.search(text,text,integer,integer,integer,text,text,text)": EVERYONE,
+    # list-v2's (`POST /object/list-v2/{bucket}`), as Storage's migration 0050 makes them, SECURITY INVOKER too.
+    "storage.search_v2(text,text,integer,integer,text,text,text,text)": EVERYONE,
+    "storage.list_objects_with_delimiter(text,text,text,integer,text,text,text)": EVERYONE,
+    "storage.search_by_timestamp(text,text,integer,integer,text,text,text,text)": EVERYONE,
 }
 
 SCHEMA_PRIVILEGES: Allowed = {
