@@ -14,11 +14,12 @@ and that delivery is not counted toward `max_reads`, an archive is simply retrie
 the consumer never dies of it. A message whose handler met the database down, or whose hand-back, new
 schedule or recorded failure met it (a handler that met Storage down while Storage's own database was
 out), is handed back (visible at once) by the consumer's first read that gets an answer, so work resumes
-as the database does rather than a visibility timeout later; one that found every connection busy comes
-back after its visibility timeout. Storage being down is not a failed delivery either: the message is
-handed back at once as a new one (so no consumer counts the delivery), and a consumer whose handlers
-need Storage takes no messages while its `Gate` finds Storage unreachable, so a consumer that cannot
-reach Storage leaves the work to those that can. Both outages are logged where they are detected
+as the database does rather than a visibility timeout later, and so are the messages of a read whose rows
+came but whose commit went unanswered (the server may commit it as it resumes); one that found every
+connection busy comes back after its visibility timeout. Storage being down is not a failed delivery
+either: the message is handed back at once as a new one (so no consumer counts the delivery), and a
+consumer whose handlers need Storage takes no messages while its `Gate` finds Storage unreachable, so a
+consumer that cannot reach Storage leaves the work to those that can. Both outages are logged where they are detected
 (backend.outages), once, the LISTEN connection's included, not here per poll. A failure that explains
 itself (`WorkFailed`: a receiver's status) is logged as its one line.
 
@@ -224,6 +225,9 @@ class QueueConsumer:
         #: Messages whose handler met the database down, each with the `read_ct` it was read with: handed back
         #: by the next read that gets an answer, unless somebody has read the message since.
         self._stranded: dict[int, int] = {}
+        #: Those of them a read took whose commit went unanswered: the read may not have happened at all, so
+        #: its delivery is not counted toward `max_reads` only once the hand-back finds it did.
+        self._unconfirmed: set[int] = set()
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         #: Messages read and not yet started (each with its visibility keeper), in the order read.
@@ -319,27 +323,62 @@ class QueueConsumer:
         start up to `qty` messages."""
         done = list(self._done)
         stranded = dict(self._stranded)
+        unconfirmed = self._unconfirmed & stranded.keys()
+        rows: list[dict[str, Any]] = []
+        released: list[dict[str, Any]] = []
         try:
-            # One round trip and one implicit transaction, no BEGIN or COMMIT: the archive needs no answer.
+            # One round trip and one implicit transaction, no BEGIN or COMMIT: the archive needs no answer, nor
+            # the hand-back unless it must tell whether a read whose commit went unanswered happened.
             async with service_pipeline(self.pool) as conn:
                 if done:
                     await conn.execute(_Q["archive_many"], {"queue": self.config.queue, "msg_ids": done})
                 if stranded:
-                    handed_back = {"msg_ids": list(stranded), "read_cts": list(stranded.values())}
-                    await conn.execute(_Q["release"], {"queue": self.config.queue, **handed_back})
+                    listed = {"msg_ids": list(stranded), "read_cts": list(stranded.values())}
+                    handed_back = {"queue": self.config.queue, **listed}
+                    if unconfirmed:
+                        released = await fetch_all(conn, _Q["release_listed"], handed_back)
+                    else:
+                        await conn.execute(_Q["release"], handed_back)
                 rows = await self.reader(conn, self.config.visibility_seconds, qty) if qty > 0 else []
-        except _WAITED:
+        except _WAITED as exc:
+            if isinstance(exc, DatabaseUnavailable):
+                self._unanswered(rows)
             return 0  # what was done is archived with a later read, or handled again once visible
         except Exception:
             log.exception("%s: read failed; retrying after the poll interval", self.config.queue)
             return 0
+        self._settle(done, stranded, {row["msg_id"] for row in released} & unconfirmed)
+        self._take(rows)
+        if rows:
+            # Let the new handlers run to their first wait, so the next read sees the connections they took.
+            await asyncio.sleep(0)
+        return len(rows)
+
+    def _settle(self, done: list[int], stranded: dict[int, int], uncounted: set[int]) -> None:
+        """Forget what a read archived (`done`) and handed back (`stranded`); `uncounted`: messages it handed
+        back whose unanswered read it found did happen, a delivery nobody handled."""
         archived = set(done)
         self._done = [msg_id for msg_id in self._done if msg_id not in archived]
         for msg_id in done:
             self._uncounted.pop(msg_id, None)
+        for msg_id in uncounted:
+            self._not_counted(msg_id)
         for msg_id, read_ct in stranded.items():
             if self._stranded.get(msg_id) == read_ct:
                 del self._stranded[msg_id]
+                self._unconfirmed.discard(msg_id)
+
+    def _unanswered(self, rows: list[dict[str, Any]]) -> None:
+        """A read's rows came but the answer to its commit did not (the pipeline commits as it ends): the server
+        may have committed it as it resumed, leaving its messages invisible for their whole visibility timeout
+        with nobody holding them, so they are handed back with the database."""
+        for row in rows:
+            if row["msg_id"] not in self._held:  # a held one is kept invisible by its holder
+                self._stranded[row["msg_id"]] = row["read_ct"]
+                self._unconfirmed.add(row["msg_id"])
+
+    def _take(self, rows: list[dict[str, Any]]) -> None:
+        """Hold the messages read (each kept invisible from now on) and start those that have a slot."""
         read_at = time.monotonic()
         for row in rows:
             message = msgspec.convert({**row, "read_at": read_at}, Message)
@@ -353,10 +392,6 @@ class QueueConsumer:
             )
             self._ready.append((message, keeper))
         self._start_ready()
-        if rows:
-            # Let the new handlers run to their first wait, so the next read sees the connections they took.
-            await asyncio.sleep(0)
-        return len(rows)
 
     def _start_ready(self) -> None:
         """Start messages read ahead, oldest first, while slots are free."""
@@ -379,16 +414,16 @@ class QueueConsumer:
         """The message's deliveries that count toward `max_reads` (this one included)."""
         return message.read_ct - self._uncounted.get(message.msg_id, 0)
 
-    def _not_counted(self, message: Message) -> None:
-        if len(self._uncounted) >= _UNCOUNTED_MAX and message.msg_id not in self._uncounted:
+    def _not_counted(self, msg_id: int) -> None:
+        if len(self._uncounted) >= _UNCOUNTED_MAX and msg_id not in self._uncounted:
             self._uncounted.pop(next(iter(self._uncounted)))
-        self._uncounted[message.msg_id] = self._uncounted.get(message.msg_id, 0) + 1
+        self._uncounted[msg_id] = self._uncounted.get(msg_id, 0) + 1
 
     def _waits(self, message: Message, exc: DatabaseUnavailable | TooManyRequests) -> None:
         """`message` could not be handled, handed back or scheduled because the database was out of reach or had
         no connection to spare: it comes back uncounted, handed back by the first read that gets an answer (so
         as the database does) or, when every connection was busy, after its visibility timeout."""
-        self._not_counted(message)
+        self._not_counted(message.msg_id)
         if isinstance(exc, DatabaseUnavailable):
             self._stranded[message.msg_id] = message.read_ct
 

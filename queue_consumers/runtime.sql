@@ -10,6 +10,9 @@ select pgmq.archive(%(queue)s, %(msg_id)s) as archived;
 -- name: release
 select count(*) from voicegate.release_messages(%(queue)s, %(msg_ids)s::bigint[], %(read_cts)s::integer[]);
 
+-- name: release_listed
+select msg_id from voicegate.release_messages(%(queue)s, %(msg_ids)s::bigint[], %(read_cts)s::integer[]) as r (msg_id);
+
 -- name: archive_many
 select pgmq.archive(%(queue)s, %(msg_ids)s::bigint[]);
 

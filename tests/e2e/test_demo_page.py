@@ -442,8 +442,10 @@ async def test_the_page_rides_out_a_10_s_database_outage_mid_job_by_itself(
         assert {retry_after for _, _, retry_after in unavailable} == {"2"}
         assert seen["notices"][0] == "voicegate is unavailable right now; retrying by itself in 2 s.", seen
         assert seen["notices"][-1] == "", "the notice goes once the server answers"
-        # Said once a pause, not every second: each 503 may change it once, and its end clears it.
-        assert len(seen["notices"]) <= len(unavailable) + 1, (seen, unavailable)
+        # Said once a pause, not every second: each 503 may change it once, and its end clears it. The job's
+        # polls are not alone in waiting patiently: the voices list the page refreshes meets the outage too.
+        refused = [a for a in answers if a[1] == 503 and "/api/" in a[0]]
+        assert len(seen["notices"]) <= len(refused) + 1, (seen, refused)
         assert (seen["alerts"], seen["retryShown"]) == ([], False), "no error, no Try again, at any moment"
         assert await job_answer.request.header_value("idempotency-key"), "Speak's job could be sent again safely"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

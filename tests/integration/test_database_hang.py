@@ -7,6 +7,7 @@ everything heals after SIGCONT."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from backend.db.connection import Connection
 from backend.db.deadline import request_budget
 from backend.db.migrate import migrate
 from backend.db.pool import Pool, create_pool, create_worker_pool
@@ -411,6 +413,56 @@ async def test_a_message_whose_hand_back_met_the_hang_is_handled_again_as_soon_a
     state = message_state(server, msg_id)
     assert state["archived"] is not None
     assert (state["errors"], state["dead"]) == (0, 0), "its failure could not be recorded: the database was out"
+
+
+async def test_a_read_whose_commit_met_the_hang_hands_its_messages_back_as_the_database_answers(
+    server: EmbeddedPostgres, pool: Pool
+) -> None:
+    """The read's rows come, then the database hangs before it answers the read's commit (CI: the page's
+    job, read as Postgres stopped, waited its 30 s). The server commits the read as it resumes, so its
+    messages would stay invisible for their visibility timeout with nobody holding them: they are handed
+    back as the database answers, and that delivery, which nobody handled, is not counted."""
+    started: list[float] = []
+    done: list[int] = []
+
+    async def handle(message: Message) -> None:
+        started.append(time.monotonic())
+        done.append(message.msg_id)
+
+    msg_id = send(server, {"n": 1})
+    # One delivery allowed: counting the lost one would dead-letter the message when it comes again.
+    config = ConsumerConfig(queue=QUEUE, visibility_seconds=30, poll_interval=0.05, max_reads=1)
+    consumer = QueueConsumer(pool, config, handle, listen_dsn=None)
+    read = consumer.reader
+    hang = contextlib.ExitStack()
+
+    async def read_then_hang(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        rows = await read(conn, vt, qty)
+        if rows:  # the rows are in; the commit is sent as the pipeline ends, to a stopped server
+            hang.enter_context(frozen(server.data_dir))
+        return rows
+
+    consumer.reader = read_then_hang
+    with hang:
+        assert await consumer._read_and_start(1) == 0, "the read's outcome is unknown: nothing is started"
+    consumer.reader = read
+    answered = time.monotonic() + await healed(pool)
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        row = conn.execute(
+            f"select read_ct, vt > now() + interval '20 s' from pgmq.q_{QUEUE} where msg_id = %s", (msg_id,)
+        ).fetchone()
+    assert row == (1, True), "the server committed the read whose answer was lost"
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        await until(lambda: msg_id in done)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(running, 10)
+    assert started[0] - answered < 3, started[0] - answered
+    state = message_state(server, msg_id)
+    assert state["archived"] == {"read_ct": 2}
+    assert (state["errors"], state["dead"]) == (0, 0), "a delivery nobody handled is not a failed one"
 
 
 def test_release_messages_hands_back_only_the_delivery_it_names_while_it_is_invisible(server: EmbeddedPostgres) -> None:
