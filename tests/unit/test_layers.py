@@ -111,8 +111,6 @@ KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {
 
 #: Modules above the data layers that run SQL, still there while issue 48 moves their queries down.
 KNOWN_SQL: dict[str, str] = {
-    "queue_consumers.runtime": "pgmq's reads, archives and visibility",
-    "queue_consumers.maintenance": "the maintenance sweep's queue reads",
     "scripts._common": "the scripts' own transactions",
     "scripts.migrate_voices": "its queries",
     "scripts.reconcile_provider_voices": "its queries",
