@@ -1,7 +1,8 @@
 """The pgmq queues (DESIGN.md §4): their names, the messages they carry, and sending one.
 
-This is the one place a queue is named in Python. `send` runs on the caller's connection, so a domain
-write and the message it implies commit together or not at all. The migrations create the queues,
+This is the one place a queue is named in Python, and the one that runs pgmq's SQL: `send`, and the reads,
+archives, visibility and recorded errors of `queue_consumers.runtime`. Each runs on the caller's connection,
+so a domain write and the message it implies commit together or not at all. The migrations create the queues,
 and triggers send the messages whose cause is a row change (a new attempt, a job woken by its attempt).
 """
 
@@ -12,8 +13,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+from psycopg import AsyncConnection, sql
+
 from backend.db.connection import Connection
-from backend.db.execute import fetch_one
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -59,3 +62,56 @@ async def send(conn: Connection, queue: str, message: dict[str, Any], delay_seco
     )
     msg_id: int = row["msg_id"]
     return msg_id
+
+
+async def read(conn: Connection, queue: str, vt: int, qty: int) -> list[dict[str, Any]]:
+    """`pgmq.read`: up to `qty` messages, each invisible for `vt` seconds (`msg_id`, `read_ct`, `enqueued_at`,
+    `vt`, `message`)."""
+    return await fetch_all(conn, _Q["read"], {"queue": queue, "vt": vt, "qty": qty})
+
+
+async def set_vt(conn: Connection, queue: str, msg_id: int, vt: int) -> None:
+    """Make the message invisible for `vt` seconds from now."""
+    await conn.execute(_Q["set_vt"], {"queue": queue, "msg_id": msg_id, "vt": vt})
+
+
+async def archive(conn: Connection, queue: str, msg_id: int) -> None:
+    """Move the message to the queue's archive."""
+    await conn.execute(_Q["archive"], {"queue": queue, "msg_id": msg_id})
+
+
+async def archive_many(conn: Connection, queue: str, msg_ids: list[int]) -> None:
+    """Move the messages to the queue's archive."""
+    await conn.execute(_Q["archive_many"], {"queue": queue, "msg_ids": msg_ids})
+
+
+async def hand_back(conn: Connection, queue: str, deliveries: dict[int, int], *, answer: bool) -> set[int]:
+    """Make each message of `deliveries` (`msg_id` → the `read_ct` it was read with) visible at once if
+    nobody has read it since and it is still invisible; the messages made visible when `answer` (else none:
+    a pipeline need not wait for it)."""
+    params = {"queue": queue, "msg_ids": list(deliveries), "read_cts": list(deliveries.values())}
+    if not answer:
+        await conn.execute(_Q["release"], params)
+        return set()
+    return {row["msg_id"] for row in await fetch_all(conn, _Q["release_listed"], params)}
+
+
+async def record_error(conn: Connection, queue: str, msg_id: int, read_ct: int, error: str) -> None:
+    """Keep the error of the message's failed delivery `read_ct` (the last one kept), for its dead letter."""
+    await conn.execute(_Q["record_error"], {"queue": queue, "msg_id": msg_id, "read_ct": read_ct, "error": error})
+
+
+async def take_error(conn: Connection, queue: str, msg_id: int) -> str | None:
+    """The message's kept error, forgotten as it is taken."""
+    row = await fetch_optional(conn, _Q["take_error"], {"queue": queue, "msg_id": msg_id})
+    return None if row is None else str(row["error"])
+
+
+async def dead_letter_count(conn: Connection) -> int:
+    """How many messages wait in the dead-letter queue."""
+    return int((await fetch_one(conn, _Q["dead_letter_count"], {}))["n"])
+
+
+async def listen(conn: AsyncConnection[Any], queue: str) -> None:
+    """LISTEN on `conn` for the queue's inserts: pgmq notifies `pgmq.q_<queue>.INSERT` on each committed one."""
+    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(f"pgmq.q_{queue}.INSERT")))

@@ -1,2 +1,31 @@
 -- name: send
 select pgmq.send(%(queue)s, %(message)s::jsonb, %(delay)s::integer) as msg_id;
+
+-- name: read
+select msg_id, read_ct, enqueued_at, vt, message from pgmq.read(%(queue)s, %(vt)s, %(qty)s);
+
+-- name: set_vt
+select msg_id from pgmq.set_vt(%(queue)s, %(msg_id)s, %(vt)s::integer);
+
+-- name: archive
+select pgmq.archive(%(queue)s, %(msg_id)s) as archived;
+
+-- name: release
+select count(*) from voicegate.release_messages(%(queue)s, %(msg_ids)s::bigint[], %(read_cts)s::integer[]);
+
+-- name: release_listed
+select msg_id from voicegate.release_messages(%(queue)s, %(msg_ids)s::bigint[], %(read_cts)s::integer[]) as r (msg_id);
+
+-- name: archive_many
+select pgmq.archive(%(queue)s, %(msg_ids)s::bigint[]);
+
+-- name: record_error
+insert into voicegate.queue_message_errors (queue_name, msg_id, read_ct, error)
+values (%(queue)s, %(msg_id)s, %(read_ct)s, left(%(error)s, 1000))
+on conflict (queue_name, msg_id) do update set read_ct = excluded.read_ct, error = excluded.error, at = now();
+
+-- name: take_error
+delete from voicegate.queue_message_errors where queue_name = %(queue)s and msg_id = %(msg_id)s returning error;
+
+-- name: dead_letter_count
+select count(*) as n from pgmq.q_voice_dead_letter;

@@ -14,17 +14,15 @@ import contextlib
 import functools
 import logging
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import msgspec
 
+from backend import queues
 from backend.attempts.recovery import requeue_stale_attempts
 from backend.clone.manifest import settle_manifests
 from backend.consents.purge import purge_expired_evidence
 from backend.context import Lifecycle
-from backend.db.execute import fetch_one
 from backend.db.pool import Pool
-from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, service_transaction
 from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.samples.purge import purge_expired_samples
@@ -34,7 +32,6 @@ from backend.storage.orphans import sweep_orphan_objects
 from backend.webhooks.worker import declare_project_endpoint
 
 log = logging.getLogger(__name__)
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 SWEEP_LIMIT = 500
 #: Seconds each of a sweep's transactions may take: more than a request's (VOICEGATE_DB_TIMEOUT), as
 #: they scan whole tables and some wait on Storage, but still bounded if the database hangs.
@@ -66,7 +63,7 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectStorage) -> Sweep
             actor="maintenance",
             apply=True,
         )
-        dead = int((await fetch_one(conn, _Q["dead_letter_count"], {}))["n"])
+        dead = await queues.dead_letter_count(conn)
     expired = await purge_expired_samples(source, storage, limit=SWEEP_LIMIT, apply=True, actor="maintenance")
     purged = sum(1 for sample in expired.samples if sample.outcome == "purged")
     trimmed = sum(1 for sample in expired.samples if sample.outcome == "trimmed")

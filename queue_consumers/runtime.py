@@ -54,20 +54,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import psycopg
 from prometheus_client import Counter
-from psycopg import sql
 
 from backend import queues
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_optional
 from backend.db.pool import Pool
-from backend.db.queries import load_queries
 from backend.db.units import service_pipeline, service_statement, service_transaction, translate_db_errors
 from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests, WorkFailed
 from backend.failpoints import failpoint
@@ -75,7 +71,6 @@ from backend.leases import Beat
 from backend.outages import DATABASE, Outage
 
 log = logging.getLogger(__name__)
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 # No answer from the database for this delivery (down, hung, or every connection busy): nothing this
 # delivery did wrong, already logged as an outage, and tried again without counting, as if never read.
 _WAITED = (DatabaseUnavailable, TooManyRequests)
@@ -316,7 +311,7 @@ class QueueConsumer:
         wake_wait.cancel()
 
     async def _pgmq_read(self, conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
-        return await fetch_all(conn, _Q["read"], {"queue": self.config.queue, "vt": vt, "qty": qty})
+        return await queues.read(conn, self.config.queue, vt, qty)
 
     async def _read_and_start(self, qty: int) -> int:
         """Archive what was handled since the last read and hand back what an outage stranded, then read and
@@ -325,20 +320,15 @@ class QueueConsumer:
         stranded = dict(self._stranded)
         unconfirmed = self._unconfirmed & stranded.keys()
         rows: list[dict[str, Any]] = []
-        released: list[dict[str, Any]] = []
+        released: set[int] = set()
         try:
             # One round trip and one implicit transaction, no BEGIN or COMMIT: the archive needs no answer, nor
             # the hand-back unless it must tell whether a read whose commit went unanswered happened.
             async with service_pipeline(self.pool) as conn:
                 if done:
-                    await conn.execute(_Q["archive_many"], {"queue": self.config.queue, "msg_ids": done})
+                    await queues.archive_many(conn, self.config.queue, done)
                 if stranded:
-                    listed = {"msg_ids": list(stranded), "read_cts": list(stranded.values())}
-                    handed_back = {"queue": self.config.queue, **listed}
-                    if unconfirmed:
-                        released = await fetch_all(conn, _Q["release_listed"], handed_back)
-                    else:
-                        await conn.execute(_Q["release"], handed_back)
+                    released = await queues.hand_back(conn, self.config.queue, stranded, answer=bool(unconfirmed))
                 rows = await self.reader(conn, self.config.visibility_seconds, qty) if qty > 0 else []
         except _WAITED as exc:
             if isinstance(exc, DatabaseUnavailable):
@@ -347,7 +337,7 @@ class QueueConsumer:
         except Exception:
             log.exception("%s: read failed; retrying after the poll interval", self.config.queue)
             return 0
-        self._settle(done, stranded, {row["msg_id"] for row in released} & unconfirmed)
+        self._settle(done, stranded, released & unconfirmed)
         self._take(rows)
         if rows:
             # Let the new handlers run to their first wait, so the next read sees the connections they took.
@@ -522,7 +512,7 @@ class QueueConsumer:
         if wait is not None:
             body[STORAGE_WAIT] = msgspec.to_builtins(wait)
         await queues.send(conn, self.config.queue, body, delay)
-        await conn.execute(_Q["archive"], {"queue": self.config.queue, "msg_id": message.msg_id})
+        await queues.archive(conn, self.config.queue, message.msg_id)
 
     async def _send_again(self, message: Message, delay: int, *, wait: StorageWait | None = None) -> None:
         """Send the message anew, visible after `delay` seconds, and archive this delivery, in one
@@ -539,10 +529,9 @@ class QueueConsumer:
     async def _keep_invisible(self, msg_id: int) -> float:
         """Extend a held message's invisibility; the seconds until the next extension (sooner after a failure:
         the message must not reappear while held)."""
-        params = {"queue": self.config.queue, "msg_id": msg_id, "vt": self.config.visibility_seconds}
         try:
             async with service_statement(self.pool) as conn:
-                await conn.execute(_Q["set_vt"], params)
+                await queues.set_vt(conn, self.config.queue, msg_id, self.config.visibility_seconds)
         except _WAITED:
             return min(self._extend_every, _EXTEND_RETRY_SECONDS)
         except Exception:
@@ -557,11 +546,11 @@ class QueueConsumer:
             return
         ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (reads - 1))
         delay = math.ceil(random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not security
-        params = {"queue": self.config.queue, "msg_id": message.msg_id}
+        queue = self.config.queue
         try:
             async with service_transaction(self.pool) as conn:
-                await conn.execute(_Q["set_vt"], {**params, "vt": delay})
-                await conn.execute(_Q["record_error"], {**params, "read_ct": message.read_ct, "error": error})
+                await queues.set_vt(conn, queue, message.msg_id, delay)
+                await queues.record_error(conn, queue, message.msg_id, message.read_ct, error)
         except _WAITED as exc:
             # Counted, but without its backoff: a failure met with the database out of reach is most likely the
             # outage's, so it is handed back as the database answers (with every connection busy, after its
@@ -572,11 +561,10 @@ class QueueConsumer:
             log.exception("%s: could not schedule message %d again", self.config.queue, message.msg_id)
 
     async def _dead_letter(self, message: Message, error: str) -> None:
-        params = {"queue": self.config.queue, "msg_id": message.msg_id}
         try:
             async with service_transaction(self.pool) as conn:
-                recorded = await fetch_optional(conn, _Q["take_error"], params)
-                reason = recorded["error"] if recorded and error.startswith("delivered too often") else error
+                recorded = await queues.take_error(conn, self.config.queue, message.msg_id)
+                reason = recorded if recorded and error.startswith("delivered too often") else error
                 storage = reason.startswith(f"{STORAGE_UNAVAILABLE}:")
                 letter = {
                     "sourceQueue": self.config.queue,
@@ -591,7 +579,7 @@ class QueueConsumer:
                     "deadAt": datetime.now(UTC).isoformat(),
                 }
                 await queues.send(conn, queues.DEAD_LETTER, letter)
-                await conn.execute(_Q["archive"], params)
+                await queues.archive(conn, self.config.queue, message.msg_id)
                 if self.on_dead_letter is not None:
                     if storage:
                         await self.on_dead_letter(conn, message, STORAGE_UNAVAILABLE, _after_code(reason))
@@ -605,7 +593,6 @@ class QueueConsumer:
         log.error("%s: message %d dead-lettered: %s", self.config.queue, message.msg_id, reason)
 
     async def _listen(self) -> None:
-        channel = sql.SQL("LISTEN {}").format(sql.Identifier(f"pgmq.q_{self.config.queue}.INSERT"))
         dsn = self.listen_dsn or ""
         pause = 0.1
         while True:
@@ -615,7 +602,7 @@ class QueueConsumer:
                         dsn, autocommit=True, connect_timeout=_LISTEN_CONNECT_TIMEOUT
                     )
                     async with await connecting as conn:
-                        await conn.execute(channel)
+                        await queues.listen(conn, self.config.queue)
                         pause = 0.1
                         self.listening.set()
                         # Notifications sent while we were not listening are gone: look once.

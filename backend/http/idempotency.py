@@ -46,7 +46,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 from litestar import Request, Response
@@ -56,9 +55,7 @@ from litestar.serialization import default_serializer, encode_json
 
 from backend.auth.verify import UserClaims
 from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
-from backend.db.queries import load_queries
 from backend.db.units import become_service, service_transaction
 from backend.errors import (
     DatabaseUnavailable,
@@ -67,9 +64,10 @@ from backend.errors import (
     InvalidIdempotencyKey,
     ServerBusy,
 )
+from backend.records import idempotency_keys as keys
+from backend.records.idempotency_keys import HeldKey
 
 log = logging.getLogger(__name__)
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 #: How long a claim may stay in flight before another request may take it over.
@@ -221,27 +219,29 @@ class Claim:
         """The pool the keys live on."""
         return self.keys.pool
 
-    def _params(self, **extra: object) -> dict[str, object]:
-        return {"owner_id": self.owner_id, "route": self.route, "key": self.key, "claim_token": self.token} | extra
+    @property
+    def held(self) -> HeldKey:
+        """The key as this claim holds it."""
+        return HeldKey(self.owner_id, self.route, self.key, self.token)
 
     async def take(self, fingerprint: str) -> tuple[int, bytes] | None:
         """Claim the key (None), or the recorded response to replay; raise if it is in use or reused."""
-        params = self._params(fingerprint=fingerprint, ttl=TTL, lease=LEASE, resource_id=self.resource_id)
+        held = self.held
         sent = False
         try:
             async with service_transaction(self.pool) as conn:
                 # Keeps the table to the keys in use, and frees an expired key for this claim.
-                await conn.execute(_Q["purge_owner_expired"], params)
+                await keys.purge_owner_expired(conn, self.owner_id)
                 for _ in range(_CLAIM_ROUNDS):
                     sent = True
-                    if await fetch_optional(conn, _Q["claim"], params) is not None:
+                    if await keys.claim(conn, held, fingerprint=fingerprint, ttl=TTL, resource_id=self.resource_id):
                         return None
-                    row = await fetch_optional(conn, _Q["existing"], params)
+                    row = await keys.existing(conn, held, lease=LEASE)
                     if row is None:
                         continue  # released between the two statements: try to insert again
                     failed_here = row["state"] == "in_flight" and self.keys.failed_here(row["claim_token"])
                     if row["abandoned"] or failed_here:
-                        await conn.execute(_Q["reclaim"], params)
+                        await keys.reclaim(conn, held, fingerprint=fingerprint, ttl=TTL, resource_id=self.resource_id)
                         self.keys.forget(row["claim_token"])
                         self.abandoned_resource_id = row["resource_id"]
                         return None
@@ -266,7 +266,7 @@ class Claim:
         """Mark the key completed with `result` as its response, in the caller's transaction."""
         body = encode_json(result, default_serializer)
         await become_service(conn)
-        if await fetch_optional(conn, _Q["complete"], self._params(status=self.status, body=body.decode())) is None:
+        if not await keys.complete(conn, self.held, status=self.status, body=body.decode()):
             # The lease ran out and another request took the key over: this one must not take effect.
             raise IdempotencyKeyInFlight("Another request took over this Idempotency-Key; retry to see its outcome.")
         self.response = body
@@ -280,7 +280,7 @@ class Claim:
         """Give the key back unless it was completed; False if the database could not be reached."""
         try:
             async with service_transaction(self.pool, budget=_RELEASE_SECONDS) as conn:
-                await conn.execute(_Q["release"], self._params())
+                await keys.release(conn, self.held)
         except (DatabaseUnavailable, ServerBusy):
             return False  # an outage (logged as one), or no connection free: retried later
         except Exception:

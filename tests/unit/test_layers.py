@@ -1,6 +1,12 @@
-"""Imports go one way: every module of `backend/`, `queue_consumers/` and `scripts/` stands on a layer, and
-none imports a module of a higher layer; no two top-level packages import each other; and the web
-framework stays at the edge: in `backend/`, only `backend/http/` and the entry points import Litestar.
+"""Imports go one way: every module of `backend/`, `queue_consumers/`, `scripts/` and `bench/` stands on a
+layer, and none imports a module of a higher layer. The use cases are not one layer but a stack, in the order
+they call each other (speech over synthesis over voices ... over consents), so a new call that runs up the
+stack fails here. Modules import each other in no circle of any length, nor do the top-level packages. The
+top-level folders stand one way too: `queue_consumers/` and `scripts/` above `backend/`, which imports
+neither; no product module imports `tests/` or `bench/`. SQL runs only in the data layers (the use cases,
+the records and adapters, the database layer), never in the HTTP layer, the composition or an entry point.
+And the web framework stays at the edge: in `backend/`, only `backend/http/` and the entry points import
+Litestar.
 
 Read from the source (the AST), every import counted wherever it stands (in a function, under
 TYPE_CHECKING): a lazy import is still a dependency. What is still crooked today is listed below with why,
@@ -12,33 +18,35 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("backend", "queue_consumers", "scripts")
+SOURCES = ("backend", "queue_consumers", "scripts", "bench")
+#: What ships: nothing of it may import the tests or the benchmarks.
+PRODUCT = ("backend", "queue_consumers", "scripts")
 
 #: From the top down; a module takes the layer of its longest listed prefix. A module may import its own
 #: layer and those below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # The benchmarks drive everything, the tests' servers and fakes included; nothing imports them.
+    ("benchmarks", ("bench",)),
     ("entry points", ("backend.cli", "backend.app", "queue_consumers", "scripts")),
     ("composition", ("backend.compose", "backend.http.storage_in_process")),
     ("http", ("backend.http",)),
+    # The use cases, in the order they call each other: each may use those below it, never one above.
+    ("use case: speech", ("backend.speech",)),
+    ("use case: synthesis", ("backend.synthesis",)),
+    ("use case: voices", ("backend.voices",)),
+    ("use case: reflections", ("backend.reflections",)),
+    ("use case: attempts", ("backend.attempts",)),
+    ("use case: clone", ("backend.clone",)),
+    ("use case: samples", ("backend.samples",)),
+    ("use case: consents", ("backend.consents",)),
     (
-        "use cases",
-        (
-            "backend.attempts",
-            "backend.clone",
-            "backend.consents",
-            "backend.reflections",
-            "backend.samples",
-            "backend.speech",
-            "backend.synthesis",
-            "backend.voices",
-            "backend.webhooks",
-            "backend.storage.orphans",
-            "backend.embedded.storage.service",
-            "backend.embedded.storage.orphans",
-        ),
+        "use case: sweeps and webhooks",
+        ("backend.webhooks", "backend.storage.orphans", "backend.embedded.storage.orphans"),
     ),
+    ("use case: the Storage stand-in", ("backend.embedded.storage.service",)),
     ("lifecycle context", ("backend.context",)),
     (
         "records and adapters",
@@ -85,8 +93,36 @@ LITESTAR_IMPORTERS = ("backend.http", "backend.app", "backend.cli")
 #: Imports from a lower layer up, still there while other steps of issue 29 remove them.
 KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
-#: Top-level packages that import each other, still there while other steps of issue 29 untie them.
+#: Circles of modules or of top-level packages, still there while other steps untie them.
 KNOWN_CIRCLES: dict[frozenset[str], str] = {}
+
+#: Product modules that import the tests or the benchmarks, still there while issue 48 moves what they use.
+KNOWN_TEST_IMPORTS: dict[tuple[str, str], str] = {
+    ("backend.cli", "tests.fakes"): "`up --fake-providers` serves the tests' provider fakes",
+}
+
+#: Modules of `backend/` that import `queue_consumers/` or `scripts/`, still there while issue 48 moves the entry
+#: points that run the consumers and the scripts out of `backend/`.
+KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {
+    ("backend.app", "queue_consumers.worker"): "`up` runs the consumers inside the app",
+    ("backend.cli", "queue_consumers.worker"): "`voicegate worker` runs them",
+    ("backend.cli", "scripts"): "`voicegate ops` lists and runs the scripts",
+}
+
+#: Modules above the data layers that run SQL, still there while issue 48 moves their queries down.
+KNOWN_SQL: dict[str, str] = {
+    "scripts._common": "the scripts' own transactions",
+    "scripts.migrate_voices": "its queries",
+    "scripts.reconcile_provider_voices": "its queries",
+    "scripts.repair_voice_mirror": "its queries",
+    "scripts.replay_dead_letters": "its queries",
+    "scripts.status": "its queries",
+}
+
+#: The layers SQL may run in: the use cases and everything below them but the leaf utilities.
+DATA_LAYERS = ("use case", "lifecycle context", "records and adapters", "database")
+#: What runs SQL: a module's named queries (`load_queries`), or a call of the driver or of `backend.db.execute`.
+_SQL_CALLS = frozenset({"load_queries", "execute", "executemany", "fetch_one", "fetch_optional", "fetch_all"})
 
 
 def _modules() -> dict[str, Path]:
@@ -174,22 +210,106 @@ def test_no_import_runs_from_a_lower_layer_up() -> None:
     assert not gone, f"these known upward imports are gone: strike them from KNOWN_UPWARD: {gone}"
 
 
-def test_no_two_top_level_packages_import_each_other() -> None:
-    edges = {(_top(module), _top(target)) for module, target in IMPORTS} - {(t, t) for t in map(_top, MODULES)}
-    circles = {frozenset((first, second)) for first, second in edges if (second, first) in edges}
-    new = sorted(map(sorted, circles - KNOWN_CIRCLES.keys()))
-    gone = sorted(map(sorted, KNOWN_CIRCLES.keys() - circles))
-    assert not new, "these top-level packages import each other: " + "; ".join(
-        " <-> ".join(pair) + " (" + ", ".join(_ties(*pair)) + ")" for pair in new
+def _circles(edges: set[tuple[str, str]]) -> set[frozenset[str]]:
+    """The circles of the graph `edges`, of any length: each set of two or more nodes that all reach each
+    other (a strongly connected component)."""
+    graph: dict[str, set[str]] = {}
+    for source, target in edges:
+        if source != target:
+            graph.setdefault(source, set()).add(target)
+    reach: dict[str, set[str]] = {}
+    for start in graph:
+        seen: set[str] = set()
+        ahead = [start]
+        while ahead:
+            for step in graph.get(ahead.pop(), ()):
+                if step not in seen:
+                    seen.add(step)
+                    ahead.append(step)
+        reach[start] = seen
+    return {
+        frozenset({node} | {other for other in seen if node in reach.get(other, ())})
+        for node, seen in reach.items()
+        if node in seen
+    }
+
+
+def test_circles_of_any_length_are_found() -> None:
+    """The finder itself: a circle of three, beside a chain and a pair, is found whole."""
+    edges = {("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("e", "f"), ("f", "e"), ("d", "d")}
+    assert _circles(edges) == {frozenset("abc"), frozenset("ef")}
+
+
+def test_no_modules_and_no_top_level_packages_import_each_other_in_a_circle() -> None:
+    tops = {(_top(module), _top(target)) for module, target in IMPORTS}
+    circles = _circles(IMPORTS) | _circles(tops)
+    new = circles - KNOWN_CIRCLES.keys()
+    gone = KNOWN_CIRCLES.keys() - circles
+    assert not new, "these import each other in a circle: " + "; ".join(
+        " -> ".join(sorted(circle)) + " (" + ", ".join(_ties(circle)) + ")" for circle in new
     )
-    assert not gone, f"these known circles are untied: strike them from KNOWN_CIRCLES: {gone}"
+    assert not gone, f"these known circles are untied: strike them from KNOWN_CIRCLES: {sorted(map(sorted, gone))}"
 
 
-def _ties(first: str, second: str) -> list[str]:
-    """The imports that tie two top-level packages, both ways."""
+def _ties(circle: frozenset[str]) -> list[str]:
+    """The imports that tie a circle's members (modules, or top-level packages) to each other."""
     return sorted(
-        f"{module} -> {target}" for module, target in IMPORTS if {_top(module), _top(target)} == {first, second}
+        f"{module} -> {target}"
+        for module, target in IMPORTS
+        if {module, target} <= circle or ({_top(module), _top(target)} <= circle and _top(module) != _top(target))
     )
+
+
+def _shrinks(found: set[Any], known: dict[Any, str], what: str, name: str) -> None:
+    new, gone = sorted(found - known.keys()), sorted(known.keys() - found)
+    assert not new, f"{what}: {new}"
+    assert not gone, f"these are gone: strike them from {name}: {gone}"
+
+
+def test_no_product_module_imports_the_tests_or_the_benchmarks() -> None:
+    found = {
+        (module, ".".join(target.split(".")[:2]))
+        for module, path in MODULES.items()
+        if module.split(".")[0] in PRODUCT
+        for target in _targets(module, path)
+        if target.split(".")[0] in ("tests", "bench")
+    }
+    _shrinks(
+        found, KNOWN_TEST_IMPORTS, "these product modules import the tests or the benchmarks", "KNOWN_TEST_IMPORTS"
+    )
+
+
+def test_backend_imports_neither_the_consumers_nor_the_scripts() -> None:
+    """`queue_consumers/` and `scripts/` stand on `backend/`; `backend/` stands on neither."""
+    found = {
+        (module, ".".join(target.split(".")[:2]) if target.startswith("queue_consumers.") else target.split(".")[0])
+        for module, target in IMPORTS
+        if module.split(".")[0] == "backend" and target.split(".")[0] in ("queue_consumers", "scripts")
+    }
+    _shrinks(found, KNOWN_FOLDER_UPWARD, "these modules of backend/ import the folders above it", "KNOWN_FOLDER_UPWARD")
+
+
+def _runs_sql(path: Path) -> bool:
+    """Whether the module has named queries of its own, or calls the driver or `backend.db.execute`."""
+    if path.with_suffix(".sql").exists():
+        return True
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name in _SQL_CALLS:
+                return True
+    return False
+
+
+def test_sql_runs_only_in_the_data_layers() -> None:
+    data = {index for index, (name, _) in enumerate(LAYERS) if name.startswith(DATA_LAYERS)}
+    found = {
+        module
+        for module, path in MODULES.items()
+        if module.split(".")[0] in PRODUCT and _layer(module) not in data and _runs_sql(path)
+    }
+    _shrinks(found, KNOWN_SQL, "these modules above the data layers run SQL", "KNOWN_SQL")
 
 
 def test_only_the_http_layer_and_the_entry_points_import_litestar() -> None:

@@ -1,4 +1,5 @@
--- Named queries of backend/idempotency.py; the table is in *_idempotency.sql. Service role only.
+-- Named queries of the Idempotency-Key store (idempotency_keys.py); the table is in *_idempotency.sql.
+-- Service role only.
 
 -- name: purge_owner_expired
 delete from voicegate.idempotency_keys where owner_id = %(owner_id)s and expires_at <= now();
