@@ -1,5 +1,5 @@
-"""Imports go one way: every module of `backend/`, `queue_consumers/`, `scripts/` and `bench/` stands on a
-layer, and none imports a module of a higher layer. The use cases are not one layer but a stack, in the order
+"""Imports go one way: every module of `backend/`, `queue_consumers/`, `scripts/`, `bench/` and `tools/` stands
+on a layer, and none imports a module of a higher layer. The use cases are not one layer but a stack, in the order
 they call each other (speech over synthesis over voices ... over consents), so a new call that runs up the
 stack fails here. Modules import each other in no circle of any length, nor do the top-level packages. The
 top-level folders stand one way too: `queue_consumers/` and `scripts/` above `backend/`, which imports
@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("backend", "queue_consumers", "scripts", "bench")
+SOURCES = ("backend", "queue_consumers", "scripts", "bench", "tools")
 #: What ships: nothing of it may import the tests or the benchmarks.
 PRODUCT = ("backend", "queue_consumers", "scripts")
 
 #: From the top down; a module takes the layer of its longest listed prefix. A module may import its own
 #: layer and those below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    # The benchmarks drive everything, the tests' servers and fakes included; nothing imports them.
-    ("benchmarks", ("bench",)),
+    # The benchmarks and the build tools drive everything, the tests' servers and fakes included; nothing
+    # imports them, and they do not ship.
+    ("benchmarks and tools", ("bench", "tools")),
     ("entry points", ("backend.cli", "backend.app", "queue_consumers", "scripts")),
     ("composition", ("backend.compose", "backend.http.storage_in_process")),
     ("http", ("backend.http",)),
