@@ -1,11 +1,12 @@
 """The Supabase clients people already use, against a real `voicegate up`: the `supabase` Python client
 (storage3) and supabase-js from npm on Node, made with the URL and the anon key `/config.json` serves, acting
 as a signed-in user. What they call is Supabase Storage's API as supabase/storage serves it (commit 4fa61fba):
-`POST /object/list/{bucket}` (src/http/routes/object/listObjects.ts), `POST /object/sign/{bucket}`
-(getSignedURLs.ts), `GET /bucket` and `GET /bucket/{id}` (src/http/routes/bucket/getAllBuckets.ts, getBucket.ts),
-`POST /object/move` and `/object/copy` (moveObject.ts, copyObject.ts) and `GET /object/public/{bucket}/*`
-(getPublicObject.ts), under the RLS of voicegate's buckets: owners read their own folder, and only the service
-writes there (supabase/migrations/20261125000200_service_written_objects.sql)."""
+`POST /object/list/{bucket}` and `/object/list-v2/{bucket}` (src/http/routes/object/listObjects.ts,
+listObjectsV2.ts), `POST /object/sign/{bucket}` (getSignedURLs.ts), `GET /object/info/...` and `HEAD /object/...`
+(getObjectInfo.ts), the bucket routes (src/http/routes/bucket/), `POST /object/move` and `/object/copy`
+(moveObject.ts, copyObject.ts) and `GET /object/public/{bucket}/*` (getPublicObject.ts), under the RLS of
+voicegate's buckets: owners read their own folder, and only the service writes there
+(supabase/migrations/20261123103504_service_written_objects.sql)."""
 
 from __future__ import annotations
 
@@ -385,6 +386,10 @@ def test_bucket_routes_refuse_a_user_and_serve_the_service_key_in_both_clients(u
     )
     rls = "new row violates row-level security policy"
     assert said["userCreate"] == {"data": None, "error": {"message": rls, "status": 400, "statusCode": "403"}}
+    assert said["userGet"] == {
+        "data": None,
+        "error": {"message": "Bucket not found", "status": 400, "statusCode": "404"},
+    }
     assert said["userUpdate"]["error"] == {"message": "Bucket not found", "status": 400, "statusCode": "404"}
     assert said["userEmpty"]["error"] == {"message": "Access denied: Invalid role", "status": 403, "statusCode": "403"}
     # voice-samples holds the samples of this module's other tests: Storage counts them first.
@@ -404,3 +409,66 @@ def test_bucket_routes_refuse_a_user_and_serve_the_service_key_in_both_clients(u
     assert said["empty"]["error"] is None
     assert said["delete"] == {"data": {"message": "Successfully deleted"}, "error": None}
     assert said["gone"]["error"] == {"message": "Bucket not found", "status": 400, "statusCode": "404"}
+
+
+def v2_page(folder: str, objects: list[str], folders: tuple[str, ...] = (), more: bool = False) -> dict[str, Any]:
+    """What storage_reads.mjs reports of a list-v2 page of `folder` holding these objects and folders."""
+    return {
+        "hasNext": more,
+        "cursor": "string" if more else "undefined",
+        "folders": [f"{folder}/{name}" for name in folders],
+        "objects": [f"{folder}/{name}" for name in objects],
+        "error": None,
+    }
+
+
+def test_supabase_js_lists_pages_and_reads_info_of_the_users_folder(up: Running, http: httpx.Client) -> None:
+    """storage-js's `list` options, `listV2` (Storage's list-v2: src/http/routes/object/listObjectsV2.ts and
+    `listObjectsV2` in src/storage/object.ts), `info` and `exists` (getObjectInfo.ts: `/info/:bucketName/*`, HEAD
+    `/:bucketName/*`), as the owner of the folder and as another user, whose RLS shows them nothing there."""
+    alice, bob = person(up), person(up)
+    folder = f"{alice.id}/js-reads"
+    said = run_node(
+        "storage_reads.mjs",
+        {
+            "url": up.base_url,
+            "anonKey": anon_key(up),
+            "userToken": alice.token,
+            "otherToken": bob.token,
+            "serviceKey": mint_service_key(load_or_create_jwt_secret(up.pg.data_dir.parent)),
+            "bucket": BUCKET,
+            "folder": folder,
+            "names": ["a.wav", "b.wav", "c.wav", "sub/d.wav"],
+            "file": str(SAMPLE),
+        },
+    )
+    assert said["uploads"] == [None] * 4
+    # One level of the folder, relative names, a folder for `sub` (Storage's `storage.search`).
+    assert said["list"] == {"names": ["a.wav", "b.wav", "c.wav", "sub"], "error": None}
+    assert said["listSearch"] == {"names": ["b.wav"], "error": None}
+    assert said["listPaged"] == {"names": ["c.wav", "b.wav"], "error": None}  # sub, [c, b], a
+    assert said["listOther"] == {"names": [], "error": None}
+
+    # list-v2: full names; without the delimiter every object under the prefix, by name bytewise, a page at a time.
+    assert said["v2First"] == v2_page(folder, ["a.wav", "b.wav"], more=True)
+    assert said["v2Next"] == v2_page(folder, ["c.wav", "sub/d.wav"])
+    assert said["v2Level"] == v2_page(folder, ["a.wav", "b.wav", "c.wav"], folders=("sub/",))
+    assert said["v2Desc"] == v2_page(folder, ["sub/d.wav", "c.wav", "b.wav", "a.wav"])
+    assert said["v2Other"] == v2_page(folder, [])
+    # decodeContinuationToken's InvalidParameter, in Storage's legacy envelope (HTTP 400, the status in the body).
+    bad_cursor = {"message": "Invalid Parameter continuation token", "status": 400, "statusCode": "400"}
+    assert said["v2BadCursor"]["error"] == bad_cursor
+
+    # info: Storage's InfoRenderer body, camelCased by storage-js; another user's RLS finds no such object.
+    assert said["info"] == {
+        "data": {"name": f"{folder}/a.wav", "bucketId": BUCKET, "size": 1000, "contentType": "audio/wav"},
+        "error": None,
+    }
+    not_found = {"message": "Object not found", "status": 400, "statusCode": "404"}
+    assert said["infoOther"] == {"data": None, "error": not_found}
+    assert said["head"] == {"status": 200, "type": "audio/wav", "length": "1000"}
+    # exists: HEAD, whose NoSuchKey is an HTTP 400 with no body; storage-js reads any 400 or 404 as false.
+    assert said["exists"] == {"data": True, "error": None}
+    head_refused = {"message": "Bad Request", "status": 400, "statusCode": "400"}
+    assert said["existsMissing"] == {"data": False, "error": head_refused}
+    assert said["existsOther"] == {"data": False, "error": head_refused}

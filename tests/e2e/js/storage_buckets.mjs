@@ -15,6 +15,7 @@ const said = ({ data, error }) => ({ data, error: outcome(error) });
 
 const bucket = input.newBucket;
 const answers = {
+  userGet: said(await user.getBucket(input.bucket)),
   userCreate: said(await user.createBucket(bucket)),
   userUpdate: said(await user.updateBucket(input.bucket, { public: true })),
   userEmpty: said(await user.emptyBucket(input.bucket)),
