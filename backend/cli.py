@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,31 +259,37 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _up_with_fake_providers(settings: Settings, *, run_consumers: bool) -> int:
-    """`up`, with the providers' fakes served on loopback and configured as this run's providers."""
-    try:
-        from tests.fakes import CartesiaFake, ElevenLabsFake, QwenFake, SelfhostedFake, serve  # noqa: PLC0415
-    except ImportError:
-        print("voicegate: --fake-providers needs a development checkout (tests/fakes)", file=sys.stderr)
-        return 2
-    qwen, eleven, cartesia, selfhosted = QwenFake(), ElevenLabsFake(), CartesiaFake(), SelfhostedFake()
-    fakes = {"qwen": qwen, "elevenlabs": eleven, "cartesia": cartesia, "selfhosted": selfhosted}
-    with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(serve(fake)) for name, fake in fakes.items()}
-        env = {
-            **os.environ,
-            "DASHSCOPE_API_KEY": qwen.api_key,
-            "DASHSCOPE_BASE_URL": urls["qwen"],
-            "ELEVENLABS_API_KEY": eleven.api_key,
-            "ELEVENLABS_BASE_URL": urls["elevenlabs"],
-            "CARTESIA_API_KEY": cartesia.api_key,
-            "CARTESIA_BASE_URL": urls["cartesia"],
-            "SELFHOSTED_BASE_URL": urls["selfhosted"],
-            "SELFHOSTED_MODEL": selfhosted.model,
-        }
-        for name, url in urls.items():
-            print(f"fake {name} provider: {url}", flush=True)
-        providers = settings_from_env(env).providers
-        return _up_stack(msgspec.structs.replace(settings, providers=providers), run_consumers=run_consumers)
+    """`up`, with the providers' fakes served on loopback and configured as this run's providers. The fakes are
+    the tests' (a development checkout's `tests/fakes`), run as a program of their own (`python -m tests.fakes
+    all`), which ends as its standard input closes: with this process, however it ends."""
+    command = [sys.executable, "-m", "tests.fakes", "all"]
+    # This interpreter and a fixed module: nothing of the command comes from input.
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as fakes:  # noqa: S603
+        stdin, stdout = fakes.stdin, fakes.stdout
+        if stdin is None or stdout is None:
+            raise CommandError("could not start the provider fakes")
+        try:
+            served = msgspec.json.decode(stdout.readline() or "null", type=_ServedFakes | None)
+            if served is None:
+                print("voicegate: --fake-providers needs a development checkout (tests/fakes)", file=sys.stderr)
+                return 2
+            for name, url in served.urls.items():
+                print(f"fake {name} provider: {url}", flush=True)
+            providers = settings_from_env({**os.environ, **served.env}).providers
+            return _up_stack(msgspec.structs.replace(settings, providers=providers), run_consumers=run_consumers)
+        finally:
+            stdin.close()
+            try:
+                fakes.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                fakes.kill()
+
+
+class _ServedFakes(msgspec.Struct, frozen=True):
+    """What `python -m tests.fakes all` prints: each fake's URL, and the environment naming them."""
+
+    urls: dict[str, str]
+    env: dict[str, str]
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:

@@ -98,9 +98,7 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 KNOWN_CIRCLES: dict[frozenset[str], str] = {}
 
 #: Product modules that import the tests or the benchmarks, still there while issue 48 moves what they use.
-KNOWN_TEST_IMPORTS: dict[tuple[str, str], str] = {
-    ("backend.cli", "tests.fakes"): "`up --fake-providers` serves the tests' provider fakes",
-}
+KNOWN_TEST_IMPORTS: dict[tuple[str, str], str] = {}
 
 #: Modules of `backend/` that import `queue_consumers/` or `scripts/`, still there while issue 48 moves the entry
 #: points that run the consumers and the scripts out of `backend/`.
