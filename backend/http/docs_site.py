@@ -4,9 +4,9 @@
 The checkout is the directory the server runs from (as the data directory `.voicegate` is): `voicegate up`
 is started in the clone. When the site is missing or older than its sources, the first request for it starts
 a build in the background (`voicegate up` only: the embedded development server) and is answered with a page
-that reloads itself until the site is there; without MkDocs installed (`make up` installs only the runtime
-packages; it is a development dependency) the page says how to build it. Outside a checkout (an installed
-wheel, a container) the page says where the docs are.
+that reloads itself until the site is there. MkDocs and its theme are the `docs` extra, which `make up` installs
+(requirements/docs.lock); where they are missing (voicegate installed without that extra) the page says how to
+build the site. Outside a checkout (an installed wheel, a container) the page says where the docs are.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class DocsSite:
 
 
 def mkdocs_installed() -> bool:
-    """Whether MkDocs and the Material theme can be run by this interpreter (the dev dependencies)."""
+    """Whether MkDocs and the Material theme can be run by this interpreter (the `docs` extra)."""
     return all(importlib.util.find_spec(name) is not None for name in ("mkdocs", "material"))
 
 
@@ -217,9 +217,10 @@ def _not_built(site: DocsSite) -> Response[bytes]:
     else:
         title = "The documentation site is not built yet"
         said = (
-            "<p>It is built with MkDocs, a development dependency that <code>make up</code> does not install. "
-            "In the voicegate directory run:</p><pre>make docs</pre><p>(it installs the development packages "
-            "from the lock files, then builds the site into <code>build/docs-site/</code>), then reload this page. "
+            "<p>It is built with MkDocs, the <code>docs</code> extra: <code>voicegate up</code> builds it by itself "
+            "where MkDocs is installed, as <code>make up</code> installs it. In the voicegate directory run:</p>"
+            "<pre>make docs</pre><p>(it installs the locked packages, MkDocs among them, then builds the site into "
+            "<code>build/docs-site/</code>), then reload this page. "
             "Meanwhile the same pages are Markdown in <code>docs/</code>, and the API reference of this server "
             'is at <a href="/schema">/schema</a>.</p>'
         )

@@ -90,9 +90,35 @@ def test_the_notices_file_lists_every_runtime_dependency_as_installed() -> None:
     assert not missing, f"not in {notices.NOTICES.name} as installed: {missing} (run python -m scripts.notices)"
     weights = notices.weights_distributions()
     assert [d.metadata["Name"] for d in weights] == ["Resemblyzer"]
-    assert committed == notices.render(dists, weights), (
+    docs = notices.docs_distributions()
+    assert all(f"| {d.metadata['Name']} | {d.version} |" in committed for d in docs)
+    assert committed == notices.render(dists, weights, docs), (
         f"{notices.NOTICES.name} is stale: run python -m scripts.notices"
     )
+
+
+def test_every_package_of_the_docs_lock_has_an_allowed_licence() -> None:
+    # `make up` installs them (requirements/docs.lock) and the site `voicegate up` serves carries the theme's files.
+    docs = notices.docs_distributions()
+    assert {"mkdocs", "mkdocs-material", "pymdown-extensions", "pathspec"} <= {
+        canonicalize_name(d.metadata["Name"]) for d in docs
+    }
+    assert not {canonicalize_name(d.metadata["Name"]) for d in docs} & {
+        canonicalize_name(d.metadata["Name"]) for d in notices.runtime_distributions()
+    }
+    offending = [
+        f"{d.metadata['Name']} {d.version}: {licence.declared} ({licence.verdict.value}; read from {licence.source})"
+        for d in docs
+        if (licence := notices.licence_of(d)).verdict is not Verdict.ALLOWED
+    ]
+    assert not offending, "docs.lock packages with a GPL-family or unknown licence:\n" + "\n".join(offending)
+
+
+def test_a_license_field_of_unknown_declares_nothing_and_the_classifier_speaks() -> None:
+    # What setuptools wrote for a package that named no licence; mergedeep's classifier says MIT.
+    mergedeep = metadata.distribution("mergedeep")
+    assert mergedeep.metadata["License"] == "UNKNOWN"
+    assert notices.licence_of(mergedeep) == notices.Licence("MIT License", "Classifier", Verdict.ALLOWED)
 
 
 def test_every_weights_wheel_has_an_allowed_licence_and_a_written_provenance() -> None:
@@ -125,7 +151,9 @@ def test_check_exits_1_on_a_stale_notices_file_and_0_once_written(tmp_path: Path
     assert notices.main(["--check", "--output", str(output)]) == 1
     assert notices.main(["--output", str(output)]) == 0
     assert notices.main(["--check", "--output", str(output)]) == 0
-    assert output.read_text() == notices.render(notices.runtime_distributions(), notices.weights_distributions())
+    assert output.read_text() == notices.render(
+        notices.runtime_distributions(), notices.weights_distributions(), notices.docs_distributions()
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,19 +3,25 @@ they are not (it runs first in `make up` and `make test`, before any virtualenv 
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 import shutil
 import subprocess
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from scripts import lock
 
 ROOT = Path(__file__).resolve().parents[2]
+MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -108,6 +114,90 @@ def test_dev_and_runtime_pin_the_same_versions(checkout: Path) -> None:
     edit(checkout / "requirements" / "dev.lock", f"\nnumpy=={version} ", "\nnumpy==1.0.0 ")
 
     assert lock.stale(checkout) == [f"dev.lock pins numpy 1.0.0, runtime.lock {version}"]
+
+
+def test_docs_pins_the_runtime_versions_and_dev_the_docs_versions(checkout: Path) -> None:
+    runtime = lock.pins(checkout / "requirements" / "runtime.lock")["numpy"]
+    mkdocs = lock.pins(checkout / "requirements" / "docs.lock")["mkdocs"]
+    edit(checkout / "requirements" / "docs.lock", f"\nnumpy=={runtime} ", "\nnumpy==1.0.0 ")
+    edit(checkout / "requirements" / "dev.lock", f"\nmkdocs=={mkdocs} ", "\nmkdocs==1.0.0 ")
+
+    assert lock.stale(checkout) == [
+        f"docs.lock pins numpy 1.0.0, runtime.lock {runtime}",
+        f"dev.lock pins mkdocs 1.0.0, docs.lock {mkdocs}",
+    ]
+
+
+def installed_by_make_up() -> str:
+    """The lock `make up` installs: the one its virtualenv's stamp (`$(RUNTIME)`) is made from."""
+    rule = re.search(r"^\$\(RUNTIME\):.*\n(?:#.*\n)*\t\$\(call install,\$\(LOCKS\)/([\w.]+)\)", MAKEFILE, re.MULTILINE)
+    assert rule, "no $(RUNTIME) rule installing a lock in the Makefile"
+    return rule[1]
+
+
+def site_build_needs() -> set[str]:
+    """The distributions (canonical names) that build the site as mkdocs.yml says: MkDocs, its theme's, each
+    plugin's (MkDocs' `search` when none is named), each Markdown extension's and those the hooks import, and
+    every one of their requirements, as installed here (the dev environment, which has them all)."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    points = metadata.entry_points()
+    owners = metadata.packages_distributions()
+
+    def by_entry_point(group: str, name: str) -> str:
+        found = points.select(group=group, name=name)
+        assert found, f"no installed package provides {name!r} ({group})"
+        dist = next(iter(found)).dist
+        assert dist is not None
+        return str(dist.name)
+
+    def by_module(module: str) -> list[str]:
+        top = module.partition(".")[0]
+        assert top in owners, f"no installed package provides the module {module}"
+        return owners[top]
+
+    theme = config["theme"]["name"] if isinstance(config["theme"], dict) else config["theme"]
+    named = ["mkdocs", by_entry_point("mkdocs.themes", theme)]
+    for plugin in config.get("plugins", ["search"]):
+        named.append(by_entry_point("mkdocs.plugins", next(iter(plugin)) if isinstance(plugin, dict) else plugin))
+    for extension in config.get("markdown_extensions", []):
+        name = next(iter(extension)) if isinstance(extension, dict) else extension
+        builtin = points.select(group="markdown.extensions", name=name)
+        named += [by_entry_point("markdown.extensions", name)] if builtin else by_module(name)
+    for hooks in config.get("hooks", []):
+        tree = ast.parse((ROOT / hooks).read_text(encoding="utf-8"))
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        for module in imported:
+            top = module.partition(".")[0]
+            if top not in sys.stdlib_module_names and top not in {"__future__", "backend"}:
+                named += by_module(module)
+    followed: set[tuple[str, frozenset[str]]] = set()
+    pending = [Requirement(name) for name in named]
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if (name, frozenset(requirement.extras)) in followed:
+            continue
+        followed.add((name, frozenset(requirement.extras)))
+        environments = [{"extra": extra} for extra in ("", *requirement.extras)]
+        pending += [
+            sub
+            for sub in map(Requirement, metadata.distribution(name).requires or [])
+            if sub.marker is None or any(sub.marker.evaluate(env) for env in environments)
+        ]
+    return {name for name, _ in followed}
+
+
+def test_the_lock_make_up_installs_builds_the_site_voicegate_up_serves() -> None:
+    # `voicegate up` builds the site at /docs/ in the background with the interpreter it runs in: the packages
+    # `make up` installs must be all mkdocs.yml builds with, and the runtime's (the hooks import the app).
+    installed = lock.pins(ROOT / lock.LOCK_DIR / installed_by_make_up())
+    needs = site_build_needs()
+    assert {"mkdocs", "mkdocs-material", "markdown", "pymdown-extensions", "pygments", "jinja2"} <= needs
+    missing = sorted(needs - installed.keys())
+    assert not missing, f"`make up` installs {installed_by_make_up()}, which lacks what the docs site needs: {missing}"
+    runtime = lock.pins(ROOT / lock.LOCK_DIR / lock.RUNTIME)
+    assert {name: installed.get(name) for name in runtime} == runtime
 
 
 def test_a_changed_weights_pin_makes_the_weights_lock_stale_and_comments_do_not(checkout: Path) -> None:
