@@ -29,10 +29,19 @@ def openapi_document() -> dict[str, Any]:
         return create_app(settings, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
 
 
+#: Theme files left out of the site: the word breaker Material bundles for Thai search (wordcut, LGPL-3.0),
+#: which an English site's search never loads, so it is not served or shipped with voicegate either.
+LEFT_OUT = ("assets/javascripts/lunr/wordcut.js",)
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Add `api/reference.md` (the document rendered) and `api/openapi.json` (the document) to the site."""
+    """Add `api/reference.md` (the document rendered) and `api/openapi.json` (the document) to the site, and
+    leave out LEFT_OUT."""
     from backend.http.openapi_markdown import render  # noqa: PLC0415
 
+    for uri in LEFT_OUT:
+        if (unused := files.get_file_from_path(uri)) is not None:
+            files.remove(unused)
     document = openapi_document()
     files.append(File.generated(config, "api/reference.md", content=render(document)))
     files.append(File.generated(config, "api/openapi.json", content=json.dumps(document, indent=2)))
