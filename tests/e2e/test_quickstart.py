@@ -31,7 +31,7 @@ def quickstart_block() -> str:
 
 def test_the_readme_quickstart_ends_with_a_wav_of_the_text() -> None:
     block = quickstart_block()
-    assert block.count("curl ") == 3, "the calls to voicegate go through `call`, and two plain curls poll and fetch"
+    assert block.count("curl ") == 2, "the calls to voicegate (the polls too) go through `call`; one plain curl fetches"
     # Where the database goes out of reach for the test, between the token and the first call.
     assert block.count("# 1. Upload") == 1
     with server_dir("quickstart") as root:
