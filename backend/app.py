@@ -30,7 +30,7 @@ from backend.http.consents import ConsentsController
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
 from backend.http.docs import COMPONENTS, ClosedStructs
-from backend.http.health import health_routes, healthz
+from backend.http.health import health_routes, healthz, storage_readiness
 from backend.http.host import HostCheckMiddleware
 from backend.http.idempotency import IdempotencyKeys
 from backend.http.json_request import JsonCheckedRequest
@@ -109,6 +109,7 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         app.state.stream_slots = UserConcurrency(settings.user_streams, StreamsLimited)
         app.state.settings = settings
         app.state.storage = _storage_client(settings, app)
+        app.state.storage_probe = storage_readiness(app.state.storage)
         app.state.worker_failed = False
         provider_http = create_http_client()
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from backend.embedded.dev_users import DEV_USER_EMAIL
-from backend.settings import DEFAULT_DATA_DIR, Settings, SettingsError, env_var, settings_from_env, with_auth
+from backend.settings import (
+    DEFAULT_DATA_DIR,
+    Settings,
+    SettingsError,
+    database_dsn,
+    env_var,
+    settings_from_env,
+    with_auth,
+)
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -202,10 +210,11 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
         except EmbeddedPostgresError as exc:
             raise CommandError(str(exc)) from exc
         log.info(
-            "%s embedded PostgreSQL in %s on port %d",
+            "%s embedded PostgreSQL in %s on port %d%s",
             "started" if started_here else "reusing",
             pg.data_dir,
             pg.port,
+            ", connecting over its Unix socket" if pg.socket_dir is not None else " (TCP only: it has no Unix socket)",
         )
         dsn = pg.dsn
         # The data directory's server is this run's to keep alive, whoever started it: one found running
@@ -487,13 +496,11 @@ def _ops(_settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dsn(settings: Settings) -> str:
-    """DATABASE_URL, else the embedded PostgreSQL running for the data directory (on whatever port)."""
-    if settings.database_url is not None:
-        return settings.database_url
-    from backend.embedded.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
+    """The database's address (`database_dsn`), CommandError when it has none."""
+    from backend.embedded.postgres import EmbeddedPostgresError  # noqa: PLC0415
 
     try:
-        return for_data_dir(settings.data_dir, settings.pg_port).running_dsn()
+        return database_dsn(settings)
     except EmbeddedPostgresError as exc:
         raise CommandError(str(exc)) from exc
 

@@ -218,6 +218,18 @@ def with_auth(settings: Settings, env: Mapping[str, str] | None = None) -> Setti
     return msgspec.structs.replace(settings, auth=auth)
 
 
+def database_dsn(settings: Settings) -> str:
+    """The database every voicegate process connects to (the API, the worker, `token`, the operator scripts):
+    DATABASE_URL, else the embedded PostgreSQL running for the data directory, over its Unix socket (or on
+    whatever port it runs). Raises `backend.embedded.postgres.EmbeddedPostgresError` (one line for the user)
+    when none runs."""
+    if settings.database_url is not None:
+        return settings.database_url
+    from backend.embedded.postgres import for_data_dir  # noqa: PLC0415 - embedded mode's own server only
+
+    return for_data_dir(settings.data_dir, settings.pg_port).running_dsn()
+
+
 def _decode(type_: type, value: object) -> object:
     if type_ is Path and isinstance(value, str | Path):
         return Path(value)

@@ -36,9 +36,10 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_one
 from backend.db.queries import load_queries
 from backend.db.units import become_service
+from backend.embedded.postgres import EmbeddedPostgresError
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
-from backend.settings import Settings, SettingsError, settings_from_env, with_auth
+from backend.settings import Settings, SettingsError, database_dsn, settings_from_env, with_auth
 
 if TYPE_CHECKING:
     from backend.storage.client import ObjectStorage
@@ -304,19 +305,6 @@ def default_actor(name: str) -> str:
     return f"ops:{name}:{user}"[:200]
 
 
-def database_dsn(settings: Settings) -> str:
-    """DATABASE_URL (or `--database-url`), else the running embedded PostgreSQL of the data directory."""
-    if settings.database_url is not None:
-        return settings.database_url
-    # Only embedded mode needs the wheel.
-    from backend.embedded.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
-
-    try:
-        return for_data_dir(settings.data_dir, settings.pg_port).running_dsn()
-    except EmbeddedPostgresError as exc:
-        raise OpsError(str(exc)) from exc
-
-
 async def connect(dsn: str, name: str) -> Connection:
     """An autocommit connection: every unit of work opens its own short transaction."""
     try:
@@ -403,7 +391,7 @@ def run(
             # libpq accepts a URL or a `key=value` string here; it says itself what it cannot parse.
             settings = msgspec.structs.replace(settings, database_url=args.database_url)
         dsn = database_dsn(settings)
-    except (SettingsError, OpsError) as exc:
+    except (SettingsError, EmbeddedPostgresError) as exc:
         print(f"voicegate ops {name}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     report = Report(

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import psycopg.conninfo
@@ -25,9 +26,13 @@ Conn = psycopg.Connection[Any]
 
 
 def database_url(dsn: str) -> str:
-    """A test server's DSN (loopback, trusted, no password) as the URL `DATABASE_URL` wants."""
+    """A test server's DSN (trusted, no password) as the URL `DATABASE_URL` wants: over its Unix socket (a
+    host that is a directory) or loopback TCP."""
     parts = psycopg.conninfo.conninfo_to_dict(dsn)
-    return f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    user, host, port, dbname = parts["user"], str(parts["host"]), parts["port"], parts["dbname"]
+    if host.startswith("/"):
+        return f"postgresql://{user}@/{dbname}?host={quote(host, safe='')}&port={port}"
+    return f"postgresql://{user}@{host}:{port}/{dbname}"
 
 
 def create_user(conn: Conn, email: str | None = None) -> uuid.UUID:

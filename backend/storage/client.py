@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Protocol, TypeVar, cast
 from urllib.parse import quote
@@ -314,6 +315,33 @@ async def answers(storage: ObjectStorage, within: float) -> bool:
     except VoicegateError:
         return True  # an answer (refused, busy): Storage is there
     return True
+
+
+@dataclass(eq=False)
+class StorageProbe:
+    """Whether `storage` answers (`answers` within `within` seconds), asked at most once every `fresh_for`
+    seconds however often it is wanted: a balancer polling every instance's readiness would otherwise cost
+    Storage a request per poll (and, in embedded mode, the database a transaction). Callers that come while
+    it is being asked wait for that answer rather than asking again."""
+
+    storage: ObjectStorage
+    within: float
+    fresh_for: float
+    clock: Callable[[], float] = time.monotonic
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    #: When the latest answer came (by `clock`), and what it was.
+    _answer: tuple[float, bool] | None = field(default=None, init=False)
+
+    async def answers(self) -> bool:
+        """Storage's latest answer if it is fresh, else a new one."""
+        async with self._lock:
+            if self._answer is not None and self.clock() - self._answer[0] < self.fresh_for:
+                return self._answer[1]
+            up = await answers(self.storage, self.within)
+            # Timed from when it came, not when it was asked: an answer that took the whole `within` (Storage
+            # silent) is kept as long as any other, so callers waiting meanwhile do not each ask again.
+            self._answer = (self.clock(), up)
+            return up
 
 
 def _api_error(response: httpx.Response) -> StorageApiError:

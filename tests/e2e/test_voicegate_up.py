@@ -61,6 +61,28 @@ def test_up_serves_a_ready_api_on_a_fresh_data_directory(running: Running) -> No
     assert b"readiness:" in running.log.read_bytes()
 
 
+def database_clients(running: Running) -> list[tuple[str | None, str]]:
+    """The address and latest statement of every client of the embedded Postgres but the caller (which
+    connects as voicegate's own processes do)."""
+    with psycopg.connect(running.pg.running_dsn(), autocommit=True) as conn:
+        return conn.execute(
+            "select host(client_addr), query from pg_stat_activity"
+            " where backend_type = 'client backend' and pid <> pg_backend_pid()"
+        ).fetchall()
+
+
+def test_the_api_storage_and_consumers_reach_postgres_over_its_socket(running: Running) -> None:
+    assert is_ready(running.base_url)  # the API's pool and the Storage stand-in's (which /readyz asks) are open
+    wait_for(
+        lambda: any(query.startswith("LISTEN") for _, query in database_clients(running)),
+        30,
+        "the consumers' LISTEN connections",
+        running,
+    )
+    clients = database_clients(running)
+    assert [address for address, _ in clients] == [None] * len(clients), clients
+
+
 def test_a_database_outage_is_a_503_within_a_second_and_heals_without_restart(running: Running) -> None:
     auth = {"Authorization": f"Bearer {dev_token(running, 'outage@example.test')}"}
     assert httpx.get(f"{running.base_url}/v1/reflections", headers=auth).status_code == 200

@@ -1,7 +1,8 @@
 """The embedded PostgreSQL of a data directory: it asks every client for the password kept in the data
 directory (a cluster made by an older voicegate, which trusted every local client, is brought along),
-the data directory is its owner's alone, and a server is adopted only when it is really that data
-directory's."""
+the data directory is its owner's alone, voicegate reaches it over a Unix socket in its cluster's private
+directory (over TCP when the socket's path would be too long, or a server an older voicegate started has
+none), and a server is adopted only when it is really that data directory's."""
 
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ from backend.embedded.postgres import (
     FAST_UNSAFE_SETTINGS,
     PASSFILE,
     SERVER_OS_USER,
+    SOCKET_PATH_MAX,
     EmbeddedPostgres,
     EmbeddedPostgresError,
     ServerStillExiting,
     for_data_dir,
     free_port,
 )
+from backend.settings import database_dsn, settings_from_env
 from tests.conftest import server_dir, start_test_server
 from tests.support import busy_backend, postmaster_pid
 
@@ -53,15 +56,29 @@ def voicegate_server(data: Path, port: int | None = None) -> EmbeddedPostgres:
     return server
 
 
-def refused(server: EmbeddedPostgres, **credentials: str) -> str | None:
-    """Why the server refuses the superuser with these credentials (and no password file), None if it lets
-    them in."""
-    dsn = f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+def refused(server: EmbeddedPostgres, host: str = "127.0.0.1", **credentials: str) -> str | None:
+    """Why the server refuses the superuser with these credentials (and no password file) at `host` (an
+    address, or its socket's directory), None if it lets them in."""
     try:
-        with psycopg.connect(dsn, passfile="/nonexistent/pgpass", connect_timeout=5, **credentials):  # type: ignore[arg-type]
+        with psycopg.connect(
+            host=host,
+            port=server.port,
+            user="postgres",
+            dbname="postgres",
+            passfile="/nonexistent/pgpass",
+            connect_timeout=5,
+            **credentials,  # type: ignore[arg-type]
+        ):
             return None
     except psycopg.OperationalError as exc:
         return str(exc)
+
+
+def over_socket(dsn: str) -> bool:
+    """Whether a connection made with `dsn` reaches the server over a Unix socket (it has no server address)."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute("select inet_server_addr() is null").fetchone()
+    return bool(row and row[0])
 
 
 def mode(path: Path) -> int:
@@ -93,15 +110,55 @@ def test_a_new_cluster_asks_every_client_for_the_password_kept_in_the_data_direc
     assert (data_dir / PASSFILE).read_text().split(":")[-1].strip() not in server.dsn
 
 
+def test_voicegate_reaches_its_server_over_a_socket_in_the_cluster_directory_that_asks_for_the_password(
+    data_dir: Path,
+) -> None:
+    server = voicegate_server(data_dir)
+    server.ensure_running()
+    cluster = data_dir / "pgdata"
+    assert (server.socket_dir, mode(cluster)) == (cluster, 0o700)
+    assert stat.S_ISSOCK((cluster / f".s.PGSQL.{server.port}").stat().st_mode)
+    assert over_socket(server.dsn)
+    assert "password" in (refused(server, str(cluster)) or "")
+    assert "password authentication failed" in (refused(server, str(cluster), password="guess") or "")
+    # Every voicegate process finds it so (`serve`, `worker`, `token`, `ops`), whatever port it was told.
+    settings = settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), "VOICEGATE_PG_PORT": str(free_port())})
+    assert database_dsn(settings) == server.dsn
+    # TCP on the port stays, for psql and the like (with the password file).
+    assert not over_socket(server.tcp_dsn_for("postgres"))
+
+
+def test_a_cluster_too_deep_for_a_socket_is_served_over_tcp_and_the_log_says_why(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="backend.embedded.postgres")
+    deep = data_dir / ("deep" * 20) / "data"
+    server = voicegate_server(deep)
+    assert len(os.fsencode(deep / "pgdata" / f".s.PGSQL.{server.port}")) > SOCKET_PATH_MAX
+    try:
+        assert server.ensure_running()
+        assert server.socket_dir is None
+        assert not over_socket(server.dsn)
+        settings = settings_from_env({"VOICEGATE_DATA_DIR": str(deep), "VOICEGATE_PG_PORT": str(server.port)})
+        assert database_dsn(settings) == server.dsn
+    finally:
+        server.stop(mode="immediate")
+    said = [r.getMessage() for r in caplog.records if "listens on 127.0.0.1" in r.getMessage()]
+    assert len(said) == 1
+    assert f"past the {SOCKET_PATH_MAX} bytes the kernel allows" in said[0]
+
+
 @pytest.mark.parametrize("left", ["stopped", "running"])
 def test_a_trusting_cluster_of_an_older_voicegate_is_brought_along(
     data_dir: Path, left: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="backend.embedded.postgres")
-    # What `voicegate up` made until now: initdb --auth=trust, no password file, a 0755 data directory.
+    # What `voicegate up` made until now: initdb --auth=trust, no password file, a 0755 data directory, a
+    # server on TCP alone.
     data_dir.mkdir(mode=0o755)
     data_dir.chmod(0o755)
-    older = EmbeddedPostgres(data_dir / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS)
+    settings = {**FAST_UNSAFE_SETTINGS, "unix_socket_directories": ""}
+    older = EmbeddedPostgres(data_dir / "pgdata", port=free_port(), settings=settings)
     older.ensure_running()
     assert refused(older) is None, "the older cluster lets anyone in"
     if left == "stopped":
@@ -109,8 +166,11 @@ def test_a_trusting_cluster_of_an_older_voicegate_is_brought_along(
 
     server = voicegate_server(data_dir, older.port)
     assert server.ensure_running() == (left == "stopped")
-    assert refused(server) is not None
-    assert "password authentication failed" in (refused(server, password="guess") or "")
+    # Found running, it is reached over TCP as it was started; started here, over its socket.
+    assert over_socket(server.dsn) == (left == "stopped")
+    for host in ("127.0.0.1", *([str(server.socket_dir)] if server.socket_dir else [])):
+        assert refused(server, host) is not None
+        assert "password authentication failed" in (refused(server, host, password="guess") or "")
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         row = conn.execute("select rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname = 'postgres'")
         assert row.fetchone() == (True,)
