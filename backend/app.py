@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -52,14 +52,19 @@ from backend.tls import verifying_context
 # httpx logs every request URL at INFO, and signed Storage URLs carry their token in the query.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
+#: Runs the queue consumers inside the app (`voicegate up`) until its event is set: given the settings, the
+#: worker's own lifecycle, the address to LISTEN on and a client of this very app. The entry point passes it
+#: (`queue_consumers.worker.consume_in_app`): `backend/` stands below the consumers and does not import them.
+ConsumersInApp = Callable[[Settings, Lifecycle, str, httpx.AsyncClient, asyncio.Event], Awaitable[None]]
 
-def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> Litestar:
+
+def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None = None) -> Litestar:
     """Build the app for `settings` (with auth settings, see `with_auth`), talking to `dsn`.
 
     In embedded mode the app also serves the Storage stand-in under `/storage/v1`, so the stock
-    Supabase storage client works against it exactly as against a Supabase project. With
-    `run_consumers` the queue consumers run inside the app (`voicegate up`); if they die, the failure is
-    logged and `app.state.worker_failed` is set so the entry point can exit non-zero.
+    Supabase storage client works against it exactly as against a Supabase project. With `consumers` the
+    queue consumers run inside the app (`voicegate up`); if they die, the failure is logged and
+    `app.state.worker_failed` is set so the entry point can exit non-zero.
 
     Raises SettingsError when the C2PA signing credentials are unusable (see `ProvenanceSigner`), before
     anything is served.
@@ -121,11 +126,11 @@ def create_app(settings: Settings, dsn: str, *, run_consumers: bool = False) -> 
         # The worker's own lifecycle and pool; the signer, Storage, provider clients and executor it uses
         # are the API's, closed with it.
         consuming = AsyncExitStack()
-        if run_consumers:
+        if consumers is not None:
             worker_ctx = await consuming.enter_async_context(
                 worker_lifecycle(settings, dsn, app.state.storage, provider_http, signer, cpu=cpu)
             )
-            worker = _start_worker(app, settings, dsn, worker_ctx, stopping)
+            worker = _start_worker(app, consumers, settings=settings, dsn=dsn, ctx=worker_ctx, stopping=stopping)
         try:
             yield
         finally:
@@ -255,24 +260,20 @@ def _embedded_handlers(settings: Settings, storage_pool: Pool, verifier: TokenVe
 
 
 def _start_worker(
-    app: Litestar, settings: Settings, dsn: str, ctx: Lifecycle, stopping: asyncio.Event
+    app: Litestar, consumers: ConsumersInApp, *, settings: Settings, dsn: str, ctx: Lifecycle, stopping: asyncio.Event
 ) -> asyncio.Task[None]:
     """The consumers (over `ctx`, the worker's own lifecycle and pool) as a task of the app; a death is
     logged loudly and remembered for the exit code."""
-    from queue_consumers.worker import build_consumers, new_worker_id, run_worker  # noqa: PLC0415
-
     # CONSUMER_MODE=http inside `up`: the workers reach this very app's internal route in-process.
     api_client = httpx.AsyncClient(
         base_url="http://voicegate.internal",
         transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar is an ASGI app
         timeout=httpx.Timeout(600.0),
     )
-    consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api_client)
-    app.state.consumers = consumers
 
     async def supervise() -> None:
         try:
-            await run_worker(settings, ctx, consumers, stopping)
+            await consumers(settings, ctx, dsn, api_client, stopping)
         except Exception:
             logging.getLogger(__name__).critical("the queue consumers died; stopping voicegate", exc_info=True)
             app.state.worker_failed = True

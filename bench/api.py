@@ -211,14 +211,14 @@ def main() -> None:
         }
         env.pop("DATABASE_URL", None)
         token = subprocess.run(
-            [sys.executable, "-m", "backend.cli", "token", "--user", "bench@example.test"],
+            [sys.executable, "-m", "voicegate.cli", "token", "--user", "bench@example.test"],
             env=env,
             cwd=ROOT,
             capture_output=True,
             check=True,
             text=True,
         ).stdout.strip()
-        servers.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "serve"], env=env, cwd=ROOT))
+        servers.append(subprocess.Popen([sys.executable, "-m", "voicegate.cli", "serve"], env=env, cwd=ROOT))
         bare_env = {**env, "BARE_DSN": pg.dsn, "BARE_USER": subject(token)}
         servers.append(
             subprocess.Popen(

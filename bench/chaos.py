@@ -148,7 +148,7 @@ class Stack:
         log = self.root / f"up-{len(self.starts) + 1}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "backend.cli", "up"], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT
+                [sys.executable, "-m", "voicegate.cli", "up"], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT
             )
         self.starts.append(Running(process, self.base_url, for_data_dir(self.root / "data", self.pg_port), log))
         return self.up

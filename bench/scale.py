@@ -489,7 +489,7 @@ def run_apis(up: Running, reflection: str, token: str, seconds: float, connectio
     env = {**os.environ, "VOICEGATE_DATA_DIR": str(up.pg.data_dir.parent), "VOICEGATE_PORT": str(port)}
     log = (up.log.parent / "serve.log").open("wb")
     second = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        [sys.executable, "-m", "voicegate.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
     )
     try:
         wait_for(lambda: listens(second.pid, port), 120, "the second API process to listen", second)

@@ -95,6 +95,15 @@ def build_consumers(
     ]
 
 
+async def consume_in_app(
+    settings: Settings, ctx: Lifecycle, listen_dsn: str, api_client: httpx.AsyncClient, stopping: asyncio.Event
+) -> None:
+    """The consumers of `voicegate up`, inside its app (`backend.app.ConsumersInApp`), until `stopping` is set;
+    with `CONSUMER_MODE=http` the clone step reaches the app itself through `api_client`."""
+    consumers = build_consumers(settings, ctx, listen_dsn=listen_dsn, worker_id=new_worker_id(), api_client=api_client)
+    await run_worker(settings, ctx, consumers, stopping)
+
+
 async def run_worker(
     settings: Settings, ctx: Lifecycle, consumers: Sequence[QueueConsumer], stopping: asyncio.Event
 ) -> None:

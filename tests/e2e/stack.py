@@ -82,7 +82,7 @@ class Stack:
         log = (self.workdir / f"worker-{len(self.workers)}.log").open("wb")
         self.logs.append(log)
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "worker"],
+            [sys.executable, "-m", "voicegate.cli", "worker"],
             env=self.worker_env(**extra),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -581,7 +581,7 @@ def served(up: Running, tmp_path: Path) -> Iterator[Served]:
         "VOICEGATE_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve"],
+        [sys.executable, "-m", "voicegate.cli", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

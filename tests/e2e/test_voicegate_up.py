@@ -185,7 +185,7 @@ def test_up_with_fake_providers_serves_each_fake_with_this_runs_keys(data_root: 
 def up_that_stops(env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     """`voicegate up` run to its end (it is expected to refuse to start)."""
     return subprocess.run(
-        [sys.executable, "-m", "backend.cli", "up"],
+        [sys.executable, "-m", "voicegate.cli", "up"],
         env=env,
         capture_output=True,
         timeout=60,
@@ -283,7 +283,7 @@ def run_cli(data_dir: Path | None, *args: str, **env: str) -> subprocess.Complet
     environ = {**os.environ, **env}
     environ.pop("VOICEGATE_DATA_DIR", None)
     return subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args],
+        [sys.executable, "-m", "voicegate.cli", *args],
         env=environ if data_dir is None else {**environ, "VOICEGATE_DATA_DIR": str(data_dir)},
         capture_output=True,
         timeout=60,

@@ -82,7 +82,7 @@ def start_up(
     log = tmp_path / "voicegate.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "up", *extra],
+            [sys.executable, "-m", "voicegate.cli", "up", *extra],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -119,7 +119,7 @@ def dev_token(running: Running, user: str) -> str:
         "VOICEGATE_PG_PORT": str(running.pg.port),
     }
     minted = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "token", "--user", user],
+        [sys.executable, "-m", "voicegate.cli", "token", "--user", user],
         env=env,
         capture_output=True,
         timeout=60,
@@ -136,7 +136,7 @@ def start_worker(data_dir: Path, log: Path, **extra: str) -> subprocess.Popen[by
     env |= {"VOICEGATE_DATA_DIR": str(data_dir), "VOICEGATE_LOG_LEVEL": "WARNING", **extra}
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "worker"], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO
+            [sys.executable, "-m", "voicegate.cli", "worker"], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO
         )
 
 

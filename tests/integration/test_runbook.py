@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 import scripts
-from backend.cli import _parser
+from voicegate.cli import _parser
 
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
 TEXT = RUNBOOK.read_text()

@@ -30,7 +30,7 @@ def storage_command(env: dict[str, str], data_dir: Path, log: Path) -> subproces
     """`voicegate storage` with only `env` (and PATH) as its environment, its output in `log`."""
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "storage", "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "voicegate.cli", "storage", "--data-dir", str(data_dir)],
             env={"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir.parent), **env},
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -43,7 +43,7 @@ def test_an_up_that_ends_leaves_the_address_of_one_started_after_it(tmp_path: Pa
 
 
 def test_a_worker_takes_the_running_ups_address_unless_told_another(tmp_path: Path) -> None:
-    from backend.cli import _beside_up  # noqa: PLC0415 - the worker's choice, without starting one
+    from voicegate.cli import _beside_up  # noqa: PLC0415 - the worker's choice, without starting one
 
     embedded = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)})
     told = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), "VOICEGATE_PUBLIC_URL": "http://api.test:9000"})

@@ -8,9 +8,9 @@ import socket
 import msgspec
 import pytest
 
-from backend.cli import CommandError, api_listener
 from backend.embedded.postgres import free_port
 from backend.settings import settings_from_env
+from voicegate.cli import CommandError, api_listener
 
 
 async def test_connections_accepted_on_it_send_without_delay() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backend.cli import configure_logging
+from voicegate.cli import configure_logging
 
 
 @pytest.fixture

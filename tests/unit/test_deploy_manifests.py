@@ -11,9 +11,9 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
-from backend.cli import _parser
 from backend.queues import WORK_QUEUES
 from backend.settings import Settings, env_var
+from voicegate.cli import _parser
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

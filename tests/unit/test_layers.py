@@ -1,12 +1,12 @@
-"""Imports go one way: every module of `backend/`, `queue_consumers/`, `scripts/`, `bench/` and `tools/` stands
-on a layer, and none imports a module of a higher layer. The use cases are not one layer but a stack, in the order
-they call each other (speech over synthesis over voices ... over consents), so a new call that runs up the
-stack fails here. Modules import each other in no circle of any length, nor do the top-level packages. The
-top-level folders stand one way too: `queue_consumers/` and `scripts/` above `backend/`, which imports
-neither; no product module imports `tests/` or `bench/`. SQL runs only in the data layers (the use cases,
-the records and adapters, the database layer), never in the HTTP layer, the composition or an entry point.
-And the web framework stays at the edge: in `backend/`, only `backend/http/` and the entry points import
-Litestar.
+"""Imports go one way: every module of `voicegate/` (the program), `backend/`, `queue_consumers/`, `scripts/`,
+`bench/` and `tools/` stands on a layer, and none imports a module of a higher layer. The use cases are not
+one layer but a stack, in the order they call each other (speech over synthesis over voices ... over
+consents), so a new call that runs up the stack fails here. Modules import each other in no circle of any
+length, nor do the top-level packages. The top-level folders stand one way too: `voicegate/` on
+`queue_consumers/` and `scripts/`, and those on `backend/`, which imports neither; no product module imports
+`tests/` or `bench/`. SQL runs only in the data layers (the use cases, the records and adapters, the
+database layer), never in the HTTP layer, the composition or an entry point. And the web framework stays
+at the edge: in `backend/`, only `backend/http/` and the app import Litestar.
 
 Read from the source (the AST), every import counted wherever it stands (in a function, under
 TYPE_CHECKING): a lazy import is still a dependency. What is still crooked today is listed below with why,
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("backend", "queue_consumers", "scripts", "bench", "tools")
+SOURCES = ("voicegate", "backend", "queue_consumers", "scripts", "bench", "tools")
 #: What ships: nothing of it may import the tests or the benchmarks.
-PRODUCT = ("backend", "queue_consumers", "scripts")
+PRODUCT = ("voicegate", "backend", "queue_consumers", "scripts")
 
 #: From the top down; a module takes the layer of its longest listed prefix. A module may import its own
 #: layer and those below it.
@@ -31,7 +31,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The benchmarks and the build tools drive everything, the tests' servers and fakes included; nothing
     # imports them, and they do not ship.
     ("benchmarks and tools", ("bench", "tools")),
-    ("entry points", ("backend.cli", "backend.app", "queue_consumers", "scripts")),
+    # The program: its commands run the API, the consumers and the operator scripts.
+    ("the program", ("voicegate",)),
+    ("entry points", ("backend.app", "queue_consumers", "scripts")),
     ("composition", ("backend.compose", "backend.http.storage_in_process")),
     ("http", ("backend.http",)),
     # The use cases, in the order they call each other: each may use those below it, never one above.
@@ -89,7 +91,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 #: The only modules of `backend/` (with what is under them) that may import Litestar: the HTTP layer and the
 #: entry points that build and serve the app. Everything below speaks msgspec Structs and our errors.
-LITESTAR_IMPORTERS = ("backend.http", "backend.app", "backend.cli")
+LITESTAR_IMPORTERS = ("backend.http", "backend.app")
 
 #: Imports from a lower layer up, still there while other steps of issue 29 remove them.
 KNOWN_UPWARD: dict[tuple[str, str], str] = {}
@@ -97,16 +99,11 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 #: Circles of modules or of top-level packages, still there while other steps untie them.
 KNOWN_CIRCLES: dict[frozenset[str], str] = {}
 
-#: Product modules that import the tests or the benchmarks, still there while issue 48 moves what they use.
+#: Product modules that import the tests or the benchmarks, still there while other steps move what they use.
 KNOWN_TEST_IMPORTS: dict[tuple[str, str], str] = {}
 
-#: Modules of `backend/` that import `queue_consumers/` or `scripts/`, still there while issue 48 moves the entry
-#: points that run the consumers and the scripts out of `backend/`.
-KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {
-    ("backend.app", "queue_consumers.worker"): "`up` runs the consumers inside the app",
-    ("backend.cli", "queue_consumers.worker"): "`voicegate worker` runs them",
-    ("backend.cli", "scripts"): "`voicegate ops` lists and runs the scripts",
-}
+#: Modules of `backend/` that import `queue_consumers/` or `scripts/`, still there while other steps untie them.
+KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {}
 
 #: Modules above the data layers that run SQL, still there while issue 48 moves their queries down.
 KNOWN_SQL: dict[str, str] = {

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.cli import main as voicegate
 from scripts.status import main
 from tests.integration.scripts.conftest import Runner, Scene, snapshot, summary_counts
+from voicegate.cli import main as voicegate
 
 ROOT = Path(__file__).resolve().parents[3]
 

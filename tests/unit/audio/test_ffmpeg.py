@@ -95,7 +95,12 @@ def test_the_api_and_the_workers_do_not_start_without_ffmpeg(command: str, tmp_p
     env = {**os.environ, "VOICEGATE_FFMPEG": "/nowhere/ffmpeg", "VOICEGATE_DATA_DIR": str(tmp_path / "data")}
     env.pop("DATABASE_URL", None)
     result = subprocess.run(
-        [sys.executable, "-m", "backend.cli", command], env=env, capture_output=True, timeout=120, cwd=ROOT, check=False
+        [sys.executable, "-m", "voicegate.cli", command],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.decode().startswith(

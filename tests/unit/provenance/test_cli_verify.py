@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.cli import main
 from backend.provenance import ProvenanceSigner, SynthesisClaim
+from voicegate.cli import main
 
 
 @pytest.fixture

@@ -507,8 +507,9 @@ def _dsn(settings: Settings) -> str:
 
 def _run_server(settings: Settings, dsn: str, listener: socket.socket, *, run_consumers: bool) -> int:
     from backend.app import create_app  # noqa: PLC0415 - keep `--help` fast
+    from queue_consumers.worker import consume_in_app  # noqa: PLC0415
 
-    app = create_app(settings, dsn, run_consumers=run_consumers)
+    app = create_app(settings, dsn, consumers=consume_in_app if run_consumers else None)
     _serve_app(settings, app, listener)
     return 1 if getattr(app.state, "worker_failed", False) else 0
 
