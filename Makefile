@@ -1,5 +1,5 @@
 # The two commands of the README: `make up` and `make test`. Both create .venv and install on first use,
-# from the lock files in requirements/ (`make lock` makes them from pyproject.toml: scripts/lock.py).
+# from the lock files in requirements/ (`make lock` makes them from pyproject.toml: tools/lock.py).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -37,12 +37,12 @@ schema: $(RUNTIME)
 # Offline and in milliseconds: fails, naming `make lock`, when pyproject.toml changed since the locks were made.
 lockcheck:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or python3 on PATH)"; exit 1; }
-	@$(PYTHON) -m scripts.lock --check
+	@$(PYTHON) -m tools.lock --check
 
 # Re-lock after editing pyproject.toml's dependencies or requirements/weights.in (pins that still fit are kept;
 # `--upgrade` for newest).
 lock:
-	$(PYTHON) -m scripts.lock
+	$(PYTHON) -m tools.lock
 
 check: lint typecheck
 

@@ -3,9 +3,6 @@
 Every script is a dry run unless given `--apply`, prints a summary table (or `--json`), and exits 0
 when it found nothing wrong (or fixed all of it), 1 when problems remain, 2 on a usage or
 configuration error, 3 when the run could not finish (database, Storage or a provider unreachable).
-
-`notices` and `lock` are no operator scripts but the developers' tools that write THIRD_PARTY_NOTICES.md and
-requirements/*.lock.
 """
 
 SCRIPT_NAMES = (

