@@ -42,3 +42,18 @@ def test_records_follow_standard_error_when_it_is_swapped_and_the_old_one_closed
     assert written.endswith(" INFO voicegate.test: after the swap\n")
     assert "Logging error" not in written
     assert "below the level" not in written
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_no_request_url_of_httpx_reaches_the_log_at_any_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signed Storage URL carries its token: httpx's INFO line of each request is never written, even at
+    DEBUG, whether or not something quieted httpx before (backend.app does as it is imported)."""
+    written = io.StringIO()
+    monkeypatch.setattr("sys.stderr", written)
+    httpx_log = logging.getLogger("httpx")
+    monkeypatch.setattr(httpx_log, "level", logging.NOTSET)
+    configure_logging("DEBUG")
+    httpx_log.info('HTTP Request: GET http://127.0.0.1/storage/v1/object/sign/b/o?token=secret "HTTP/1.1 200 OK"')
+    httpx_log.warning("a warning of httpx's")
+    assert "token=secret" not in written.getvalue()
+    assert "a warning of httpx's" in written.getvalue()
