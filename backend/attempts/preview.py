@@ -16,12 +16,12 @@ import uuid
 
 from backend.audio.render import wav_or_mp3
 from backend.clone import likeness
+from backend.clone.enrolled import enrolled_voice
 from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
 from backend.db.units import service_transaction
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, StaleVersion
 from backend.provenance import SynthesisClaim
-from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
 from backend.records import attempts, voices
 from backend.records.attempts import AttemptStatus, PreviewStatus, RuntimeStatus
@@ -56,14 +56,9 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         elif attempt.preview_status != PreviewStatus.GENERATING:
             return Outcome(status=attempt.preview_status)
         consent_id, consent_version = await voices.consent_of(conn, attempt.voice_id)
-    if attempt.provider_voice_id is None:
+    voice = enrolled_voice(attempt)
+    if voice is None:
         return Outcome(status=attempt.preview_status)
-    voice = ProviderVoice(
-        provider=attempt.provider,
-        voice_id=attempt.provider_voice_id,
-        target_model=attempt.provider_target_model,
-        metadata=attempt.provider_metadata,
-    )
     try:
         spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, PREVIEW_TEXT)
     except UnsupportedLanguageError as exc:

@@ -30,6 +30,7 @@ import numpy as np
 
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
+from backend.clone.enrolled import enrolled_voice
 from backend.context import Lifecycle
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -153,9 +154,10 @@ async def probe(ctx: Lifecycle, attempt: AttemptRow) -> None:
     provider, and record it. A provider that cannot speak it leaves the likeness null with `probe_failed`
     (logged); the voice goes on. A voice in a language without a probe sentence is left to its first preview
     or render."""
-    if attempt.provider_voice_id is None:
+    voice = enrolled_voice(attempt)
+    if voice is None:
         return
-    judged = _Judged(attempt.id, attempt.owner_id, attempt.provider_voice_id)
+    judged = _Judged(attempt.id, attempt.owner_id, voice.voice_id)
     async with service_transaction(ctx.pool) as conn:
         row = await fetch_optional(conn, _Q["sample_print"], {"attempt_id": attempt.id})
     text = probe_text(None if row is None else row["language"])
@@ -166,12 +168,6 @@ async def probe(ctx: Lifecycle, attempt: AttemptRow) -> None:
         await _record(ctx, judged, LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
         return
     samples = Voiceprint.from_bytes(data)
-    voice = ProviderVoice(
-        provider=attempt.provider,
-        voice_id=attempt.provider_voice_id,
-        target_model=attempt.provider_target_model,
-        metadata=attempt.provider_metadata,
-    )
     try:
         spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, text)
     except ProviderError as exc:
