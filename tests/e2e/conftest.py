@@ -17,6 +17,7 @@ from playwright.async_api import Playwright, async_playwright
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
+from queue_consumers.worker import consume_in_app
 from tests.audio_corpus import recording, speech_mono, wav_bytes
 from tests.e2e.up import Running
 from tests.fakes import ElevenLabsFake, serve
@@ -57,7 +58,7 @@ async def worker_client(db_dsn: str, tmp_path: Path) -> AsyncIterator[Callable[.
         settings = with_auth(
             settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **FAST, **env}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
         )
-        client = AsyncTestClient(app=create_app(settings, db_dsn, run_consumers=consumers))
+        client = AsyncTestClient(app=create_app(settings, db_dsn, consumers=consume_in_app if consumers else None))
         await client.__aenter__()
         opened.append(client)
         return client
@@ -74,7 +75,7 @@ def served_app(dsn: str, data_dir: Path, *, consumers: bool = False, **env: str)
     settings = with_auth(
         settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), **FAST, **env}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
     )
-    with serve(create_app(settings, dsn, run_consumers=consumers), lifespan="on") as url:
+    with serve(create_app(settings, dsn, consumers=consume_in_app if consumers else None), lifespan="on") as url:
         yield url
 
 

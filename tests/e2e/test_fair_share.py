@@ -17,6 +17,7 @@ import pytest
 
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
+from queue_consumers.worker import consume_in_app
 from tests.e2e.conftest import FAST, served_app
 from tests.e2e.speech import THREE_SENTENCES, stream, until_state
 from tests.fakes import ElevenLabsFake, serve
@@ -110,7 +111,7 @@ def test_the_cpu_executors_threads_end_with_the_app(db_dsn: str, tmp_path: Path)
         settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **FAST, "VOICEGATE_CPU_WORKERS": "3"}),
         {"SUPABASE_JWT_SECRET": JWT_SECRET},
     )
-    app = create_app(settings, db_dsn, run_consumers=True)
+    app = create_app(settings, db_dsn, consumers=consume_in_app)
 
     def executor_threads() -> list[str]:
         prefix = f"{app.state.cpu.name}-"

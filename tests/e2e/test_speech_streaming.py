@@ -21,6 +21,7 @@ import pytest
 
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
+from queue_consumers.worker import consume_in_app
 from tests.e2e.conftest import FAST, speech_wav
 from tests.e2e.speech import RATE, THREE_SENTENCES, decoded_samples, fake_samples, stream, until_state
 from tests.fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, SelfhostedFake, serve
@@ -75,7 +76,7 @@ def api(db_dsn: str, tmp_path: Path) -> Iterator[Api]:
             "SELFHOSTED_MODEL": SELFHOSTED_MODEL,
         }
         settings = with_auth(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
-        with serve(create_app(settings, db_dsn, run_consumers=True), lifespan="on") as url:
+        with serve(create_app(settings, db_dsn, consumers=consume_in_app), lifespan="on") as url:
             yield Api(url, {"elevenlabs": eleven, "cartesia": cartesia, "qwen": qwen, "selfhosted": selfhosted})
 
 
