@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -110,6 +111,32 @@ async def take_error(conn: Connection, queue: str, msg_id: int) -> str | None:
 async def dead_letter_count(conn: Connection) -> int:
     """How many messages wait in the dead-letter queue."""
     return int((await fetch_one(conn, _Q["dead_letter_count"], {}))["n"])
+
+
+@dataclass(frozen=True)
+class QueueMetrics:
+    """One queue's figures as pgmq keeps them: messages waiting, the ages of the oldest and newest (None when
+    empty), and how many were ever sent."""
+
+    queue: str
+    depth: int
+    oldest_age_s: int | None
+    newest_age_s: int | None
+    total_sent: int
+
+
+async def metrics(conn: Connection) -> list[QueueMetrics]:
+    """Every queue's figures, by name."""
+    return [
+        QueueMetrics(
+            queue=row["queue_name"],
+            depth=row["queue_length"],
+            oldest_age_s=row["oldest_msg_age_sec"],
+            newest_age_s=row["newest_msg_age_sec"],
+            total_sent=row["total_messages"],
+        )
+        for row in await fetch_all(conn, _Q["metrics"], {})
+    ]
 
 
 async def listen(conn: AsyncConnection[Any], queue: str) -> None:

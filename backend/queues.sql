@@ -29,3 +29,9 @@ delete from voicegate.queue_message_errors where queue_name = %(queue)s and msg_
 
 -- name: dead_letter_count
 select count(*) as n from pgmq.q_voice_dead_letter;
+
+-- name: metrics
+-- pgmq.metrics_all's columns that every pgmq version since 1.0 has.
+select queue_name, queue_length, oldest_msg_age_sec, newest_msg_age_sec, total_messages
+  from pgmq.metrics_all()
+ order by queue_name;

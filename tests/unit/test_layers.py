@@ -111,7 +111,6 @@ KNOWN_SQL: dict[str, str] = {
     "scripts.reconcile_provider_voices": "its queries",
     "scripts.repair_voice_mirror": "its queries",
     "scripts.replay_dead_letters": "its queries",
-    "scripts.status": "its queries",
 }
 
 #: The layers SQL may run in: the use cases and everything below them but the leaf utilities.
