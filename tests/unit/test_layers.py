@@ -110,7 +110,6 @@ KNOWN_SQL: dict[str, str] = {
     "scripts.migrate_voices": "its queries",
     "scripts.reconcile_provider_voices": "its queries",
     "scripts.repair_voice_mirror": "its queries",
-    "scripts.replay_dead_letters": "its queries",
 }
 
 #: The layers SQL may run in: the use cases and everything below them but the leaf utilities.
