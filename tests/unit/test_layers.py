@@ -109,7 +109,6 @@ KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {}
 KNOWN_SQL: dict[str, str] = {
     "scripts.migrate_voices": "its queries",
     "scripts.reconcile_provider_voices": "its queries",
-    "scripts.repair_voice_mirror": "its queries",
 }
 
 #: The layers SQL may run in: the use cases and everything below them but the leaf utilities.
