@@ -107,7 +107,6 @@ KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {}
 
 #: Modules above the data layers that run SQL, still there while issue 48 moves their queries down.
 KNOWN_SQL: dict[str, str] = {
-    "scripts.reconcile_provider_voices": "its queries",
 }
 
 #: The layers SQL may run in: the use cases and everything below them but the leaf utilities.
