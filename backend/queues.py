@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -110,6 +112,57 @@ async def take_error(conn: Connection, queue: str, msg_id: int) -> str | None:
 async def dead_letter_count(conn: Connection) -> int:
     """How many messages wait in the dead-letter queue."""
     return int((await fetch_one(conn, _Q["dead_letter_count"], {}))["n"])
+
+
+@dataclass(frozen=True)
+class QueueMetrics:
+    """One queue's figures as pgmq keeps them: messages waiting, the ages of the oldest and newest (None when
+    empty), and how many were ever sent."""
+
+    queue: str
+    depth: int
+    oldest_age_s: int | None
+    newest_age_s: int | None
+    total_sent: int
+
+
+async def metrics(conn: Connection) -> list[QueueMetrics]:
+    """Every queue's figures, by name."""
+    return [
+        QueueMetrics(
+            queue=row["queue_name"],
+            depth=row["queue_length"],
+            oldest_age_s=row["oldest_msg_age_sec"],
+            newest_age_s=row["newest_msg_age_sec"],
+            total_sent=row["total_messages"],
+        )
+        for row in await fetch_all(conn, _Q["metrics"], {})
+    ]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in the dead-letter queue, as stored: its id, how often it was read there, when it arrived,
+    and its body (`{sourceQueue, sourceMsgId, readCount, message, error, deadAt}`, unchecked)."""
+
+    msg_id: int
+    read_ct: int
+    enqueued_at: datetime
+    message: object
+
+
+async def dead_letters(conn: Connection, *, after: int | None, limit: int) -> list[DeadLetter]:
+    """Up to `limit` dead letters after `after` (from the first when None), by id, read without a delivery:
+    each stays visible and its read count does not move."""
+    rows = await fetch_all(conn, _Q["dead_letters"], {"after": after, "limit": limit})
+    return [DeadLetter(row["msg_id"], row["read_ct"], row["enqueued_at"], row["message"]) for row in rows]
+
+
+async def lock_dead_letter(conn: Connection, msg_id: int) -> object | None:
+    """Lock the dead letter `msg_id` for the caller's transaction and answer its body; None when it is gone or
+    another transaction holds it."""
+    row = await fetch_optional(conn, _Q["lock_dead_letter"], {"msg_id": msg_id})
+    return None if row is None else row["message"]
 
 
 async def listen(conn: AsyncConnection[Any], queue: str) -> None:

@@ -29,3 +29,20 @@ delete from voicegate.queue_message_errors where queue_name = %(queue)s and msg_
 
 -- name: dead_letter_count
 select count(*) as n from pgmq.q_voice_dead_letter;
+
+-- name: metrics
+-- pgmq.metrics_all's columns that every pgmq version since 1.0 has.
+select queue_name, queue_length, oldest_msg_age_sec, newest_msg_age_sec, total_messages
+  from pgmq.metrics_all()
+ order by queue_name;
+
+-- name: dead_letters
+-- Read straight from the queue table: pgmq.read would count a delivery and hide the message.
+select msg_id, read_ct, enqueued_at, message
+  from pgmq.q_voice_dead_letter
+ where msg_id > coalesce(%(after)s::bigint, 0)
+ order by msg_id
+ limit %(limit)s;
+
+-- name: lock_dead_letter
+select msg_id, message from pgmq.q_voice_dead_letter where msg_id = %(msg_id)s for update skip locked;

@@ -33,9 +33,7 @@ from rich.table import Table
 
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.execute import fetch_one
-from backend.db.queries import load_queries
-from backend.db.units import become_service
+from backend.db.operator import database_now, operator_transaction
 from backend.embedded.postgres import EmbeddedPostgresError
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError
@@ -44,7 +42,6 @@ from backend.settings import Settings, SettingsError, database_dsn, settings_fro
 if TYPE_CHECKING:
     from backend.storage.client import ObjectStorage
 
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger("voicegate.ops")
 T = TypeVar("T")
 
@@ -224,13 +221,8 @@ class Ops:
         """A transaction as the service. Read-only unless `write` (and never writable in a dry run)."""
         if write and not self.apply:
             raise RuntimeError("a dry run asked for a writable transaction")
-        async with self.conn.transaction():
-            if not write:
-                await self.conn.execute(_Q["read_only"])
-            # Every script transaction acts as the service, as the API's service transactions do.
-            await become_service(self.conn)
-            await self.conn.execute(_Q["lock_timeout"], {"lock_timeout": LOCK_TIMEOUT})
-            yield self.conn
+        async with operator_transaction(self.conn, write=write, lock_timeout=LOCK_TIMEOUT) as conn:
+            yield conn
 
     async def audit(
         self, conn: Connection, action: str, subject_type: str, subject_id: object, detail: dict[str, Any]
@@ -242,9 +234,7 @@ class Ops:
     async def database_now(self) -> datetime:
         """The database's clock (leases and expiries are measured by it)."""
         async with self.transaction() as conn:
-            row = await fetch_one(conn, _Q["database_now"], {})
-        now: datetime = row["now"]
-        return now
+            return await database_now(conn)
 
 
 def add_local_storage_dir(arguments: argparse.ArgumentParser) -> None:

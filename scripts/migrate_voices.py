@@ -18,23 +18,20 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from pathlib import Path
 from typing import Any, Literal
 
 from backend.clone import heal, portability
 from backend.compose import operator_providers
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one
-from backend.db.queries import load_queries
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError
 from backend.providers.registry import ProviderSet
-from backend.records import attempts
+from backend.records import attempts, voices
 from backend.records.attempts import AttemptSource
+from backend.records.voices import ClonedVoice
 from scripts._common import Ops, UsageError, parser, run
 
 NAME = "migrate-voices"
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 COLUMNS = ["voice_id", "from_provider", "to_provider", "plan", "reference", "sample_id", "attempt_id", "outcome"]
 SOURCE = AttemptSource.PROVIDER_MIGRATION
 
@@ -49,19 +46,21 @@ async def migrate(ops: Ops) -> None:
     for name in ("voices", "to_move", "moved", "reused", "reenrolled", "no_sample", "skipped", "errors"):
         report.counts[name] = 0
     async with ops.transaction() as conn:
-        total = (await fetch_one(conn, _Q["count_candidates"], _filters(ops, after=None)))["n"]
+        total = await voices.count_cloned(conn, source=ops.args.source, ids=ops.args.voice)
     async with operator_providers(ops.settings, ops.dsn) as providers:
         with ops.progress.task(f"voices to {to}", total) as advance:
             after: uuid.UUID | None = None
             while True:
                 async with ops.transaction() as conn:
-                    voices = await fetch_all(conn, _Q["candidates"], _filters(ops, after=after))
-                for voice in voices:
+                    batch = await voices.cloned(
+                        conn, source=ops.args.source, ids=ops.args.voice, after=after, limit=ops.batch_size
+                    )
+                for voice in batch:
                     await _one(ops, providers, voice)
                     advance(1)
-                if len(voices) < ops.batch_size:
+                if len(batch) < ops.batch_size:
                     break
-                after = voices[-1]["id"]
+                after = batch[-1].id
     named: list[uuid.UUID] = ops.args.voice or []
     seen = {item["voice_id"] for item in report.items}
     for missing in (voice for voice in named if voice not in seen):
@@ -73,26 +72,16 @@ async def migrate(ops: Ops) -> None:
     report.counts["unfixed"] = report.counts["problems"]
 
 
-def _filters(ops: Ops, *, after: uuid.UUID | None) -> dict[str, Any]:
-    voices: list[uuid.UUID] | None = ops.args.voice
-    return {
-        "source": ops.args.source,
-        "ids": voices,
-        "after": after,
-        "limit": ops.batch_size,
-    }
-
-
-async def _one(ops: Ops, providers: ProviderSet, voice: dict[str, Any]) -> None:
+async def _one(ops: Ops, providers: ProviderSet, voice: ClonedVoice) -> None:
     """Plan one voice, then (with --apply) make its attempt."""
     report, to = ops.report, ops.args.to
     report.add("voices")
     async with ops.transaction() as conn:
-        under_way = await attempts.open_for_voice(conn, voice["id"])
-        sample = await portability.stored_sample(conn, voice["id"])
+        under_way = await attempts.open_for_voice(conn, voice.id)
+        sample = await portability.stored_sample(conn, voice.id)
     item: dict[str, Any] = {
-        "voice_id": voice["id"],
-        "from_provider": voice["tts_provider"],
+        "voice_id": voice.id,
+        "from_provider": voice.tts_provider,
         "to_provider": to,
         "plan": None,
         "reference": None,
@@ -100,7 +89,7 @@ async def _one(ops: Ops, providers: ProviderSet, voice: dict[str, Any]) -> None:
         "attempt_id": None,
     }
     report.items.append(item)
-    if voice["tts_provider"] == to:
+    if voice.tts_provider == to:
         item["outcome"] = f"skipped: already on {to}"
         report.add("skipped")
         return
@@ -125,13 +114,13 @@ async def _one(ops: Ops, providers: ProviderSet, voice: dict[str, Any]) -> None:
 
 
 async def _reusable(
-    ops: Ops, providers: ProviderSet, voice: dict[str, Any], item: dict[str, Any]
+    ops: Ops, providers: ProviderSet, voice: ClonedVoice, item: dict[str, Any]
 ) -> dict[str, Any] | Literal[False] | None:
     """The voice's old reference at `--to` when that provider still has it; None when there is none
     (or it died: recorded with --apply); False when the provider could not be asked (reported)."""
     to = ops.args.to
     async with ops.transaction() as conn:
-        reference = await portability.live_reference(conn, voice["id"], to)
+        reference = await portability.live_reference(conn, voice.id, to)
     if reference is None:
         return None
     item["reference"] = reference["provider_voice_id"]
@@ -140,7 +129,7 @@ async def _reusable(
     except VoiceNotFoundError:
         if ops.apply:
             async with ops.transaction(write=True) as conn:
-                await portability.mark_gone(conn, voice["id"], to, reference["provider_voice_id"], "voice_not_found")
+                await portability.mark_gone(conn, voice.id, to, reference["provider_voice_id"], "voice_not_found")
         item["reference"] = f"{reference['provider_voice_id']} (gone at {to})"
         return None
     except ProviderError as exc:
@@ -150,12 +139,12 @@ async def _reusable(
     return reference
 
 
-async def _apply(ops: Ops, voice: dict[str, Any], reference: dict[str, Any] | None, item: dict[str, Any]) -> str:
+async def _apply(ops: Ops, voice: ClonedVoice, reference: dict[str, Any] | None, item: dict[str, Any]) -> str:
     """The voice's `provider_migration` attempt, its waiting jobs and its audit event, in one
     transaction, unless the voice changed since it was planned."""
     to = ops.args.to
     async with ops.transaction(write=True) as conn:
-        locked = await portability.lock_voice(conn, voice["id"])
+        locked = await portability.lock_voice(conn, voice.id)
         changed = "the voice was deleted meanwhile" if locked is None else await _changed(conn, voice, locked)
         if locked is None or changed is not None:
             ops.report.add("skipped")
@@ -165,15 +154,15 @@ async def _apply(ops: Ops, voice: dict[str, Any], reference: dict[str, Any] | No
         except portability.CannotReenrol as refused:
             ops.report.add("no_sample")
             return f"left: {refused.message}"
-        await heal.follow(conn, voice["id"], attempt.id)
+        await heal.follow(conn, voice.id, attempt.id)
         await ops.audit(
             conn,
             "voice.migrate",
             "voice",
-            voice["id"],
+            voice.id,
             {
-                "from": voice["tts_provider"],
-                "from_provider_voice_id": voice["provider_voice_id"],
+                "from": voice.tts_provider,
+                "from_provider_voice_id": voice.provider_voice_id,
                 "to": to,
                 "attempt_id": str(attempt.id),
                 "reused": None if reference is None else reference["provider_voice_id"],
@@ -186,13 +175,13 @@ async def _apply(ops: Ops, voice: dict[str, Any], reference: dict[str, Any] | No
     return "attempt queued (reusing the reference)" if reference is not None else "attempt queued (re-enrolling)"
 
 
-async def _changed(conn: Connection, planned: dict[str, Any], locked: dict[str, Any]) -> str | None:
+async def _changed(conn: Connection, planned: ClonedVoice, locked: dict[str, Any]) -> str | None:
     """Why the voice may no longer be moved as planned, or None."""
     if locked["deleted_at"] is not None:
         return "the voice was deleted meanwhile"
-    if (locked["tts_provider"], locked["provider_voice_id"]) != (planned["tts_provider"], planned["provider_voice_id"]):
+    if (locked["tts_provider"], locked["provider_voice_id"]) != (planned.tts_provider, planned.provider_voice_id):
         return "the voice changed provider meanwhile"
-    if await attempts.open_for_voice(conn, planned["id"]) is not None:
+    if await attempts.open_for_voice(conn, planned.id) is not None:
         return "an attempt started meanwhile"
     return None
 

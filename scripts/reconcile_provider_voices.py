@@ -26,21 +26,17 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 from backend.compose import operator_providers
-from backend.db.execute import fetch_all
-from backend.db.queries import load_queries
 from backend.providers.base import ProviderVoice, VoiceProvider
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.enrolment import KeyTag, key_tag
 from backend.providers.errors import ProviderError, VoiceNotFoundError
-from backend.records import attempts
+from backend.records import attempts, provider_voices
+from backend.records.provider_voices import AttemptRef, KeyedAttempt, VoiceRef
 from scripts._common import Ops, chunks, duration, parser, run
 
 NAME = "reconcile-provider-voices"
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger("voicegate.ops")
 COLUMNS = ["provider", "provider_voice_id", "finding", "attempt_id", "voice_id", "detail", "outcome"]
 DEFAULT_GRACE = timedelta(hours=24)
@@ -69,8 +65,8 @@ def created_at(voice: ProviderVoice) -> datetime | None:
 class Refs:
     """The database rows that record one provider voice."""
 
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    voices: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[AttemptRef] = field(default_factory=list)
+    voices: list[VoiceRef] = field(default_factory=list)
 
 
 async def reconcile(ops: Ops) -> None:
@@ -136,8 +132,7 @@ async def _check_provider(ops: Ops, name: str, provider: VoiceProvider, voices: 
         referenced: set[str] = set()
         for ids in chunks(list(by_id), ops.batch_size):
             async with ops.transaction() as conn:
-                rows = await fetch_all(conn, _Q["referenced_voice_ids"], {"provider": name, "ids": ids})
-            referenced.update(row["provider_voice_id"] for row in rows)
+                referenced |= await provider_voices.referenced(conn, name, ids)
             advance(len(ids))
     unrecorded = [voice for voice in voices if voice.voice_id not in referenced]
     ours: list[tuple[ProviderVoice, KeyTag]] = []
@@ -154,11 +149,11 @@ async def _check_provider(ops: Ops, name: str, provider: VoiceProvider, voices: 
     await _recorded(ops, name, by_id)
 
 
-async def _matching_attempts(ops: Ops, name: str, tags: list[KeyTag]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+async def _matching_attempts(ops: Ops, name: str, tags: list[KeyTag]) -> list[KeyedAttempt]:
+    found: list[KeyedAttempt] = []
     for prefixes in chunks(sorted({tag.prefix for tag in tags}), ops.batch_size):
         async with ops.transaction() as conn:
-            found += await fetch_all(conn, _Q["attempts_by_key_prefix"], {"provider": name, "prefixes": prefixes})
+            found += await provider_voices.attempts_by_key_prefix(conn, name, prefixes)
     return found
 
 
@@ -167,12 +162,12 @@ async def _orphans(ops: Ops, name: str, provider: VoiceProvider, ours: list[tupl
     now = datetime.now(UTC)
     grace: timedelta = ops.args.grace
     for voice, tag in ours:
-        attempt = next((a for a in candidates if tag.matches(a["enrolment_key"])), None)
+        attempt = next((a for a in candidates if tag.matches(a.enrolment_key)), None)
         report = ops.report
-        if attempt is not None and attempt["in_flight"]:
+        if attempt is not None and attempt.in_flight:
             report.add("orphans_pending")
             detail = "a worker holds its attempt now and will record it"
-            Finding(name, voice.voice_id, "orphan (in flight)", detail, attempt["id"]).report(ops, "left alone")
+            Finding(name, voice.voice_id, "orphan (in flight)", detail, attempt.id).report(ops, "left alone")
             continue
         if attempt is None:
             made = created_at(voice)
@@ -197,13 +192,11 @@ async def _orphans(ops: Ops, name: str, provider: VoiceProvider, ours: list[tupl
             continue
         report.add("orphans")
         report.add("problems")
-        if attempt["provider_voice_id"] is not None:
-            detail = f"its attempt records another voice, {attempt['provider_voice_id']}"
-            Finding(name, voice.voice_id, "orphan", detail, attempt["id"]).report(
-                ops, "left (duplicate: needs a person)"
-            )
+        if attempt.provider_voice_id is not None:
+            detail = f"its attempt records another voice, {attempt.provider_voice_id}"
+            Finding(name, voice.voice_id, "orphan", detail, attempt.id).report(ops, "left (duplicate: needs a person)")
             continue
-        found = Finding(name, voice.voice_id, "orphan", "its attempt has no provider voice: adoptable", attempt["id"])
+        found = Finding(name, voice.voice_id, "orphan", "its attempt has no provider voice: adoptable", attempt.id)
         if not ops.args.adopt:
             found.report(ops, "left (use --adopt)")
         elif not ops.apply:
@@ -212,11 +205,11 @@ async def _orphans(ops: Ops, name: str, provider: VoiceProvider, ours: list[tupl
             found.report(ops, await _adopt(ops, attempt, voice))
 
 
-async def _adopt(ops: Ops, attempt: dict[str, Any], voice: ProviderVoice) -> str:
+async def _adopt(ops: Ops, attempt: KeyedAttempt, voice: ProviderVoice) -> str:
     """Record the voice on its attempt, unless the attempt changed since it was read."""
     async with ops.transaction(write=True) as conn:
-        current = await attempts.lock(conn, attempt["id"])
-        if current is None or current.version != attempt["version"] or current.provider_voice_id is not None:
+        current = await attempts.lock(conn, attempt.id)
+        if current is None or current.version != attempt.version or current.provider_voice_id is not None:
             ops.report.add("skipped")
             return "skipped: the attempt changed meanwhile"
         metadata = {**voice.metadata, "adopted": {"by": ops.actor, "run_id": str(ops.run_id)}}
@@ -242,9 +235,9 @@ async def _delete(ops: Ops, name: str, provider: VoiceProvider, voice: ProviderV
     and no attempt's key has claimed it meanwhile; a failed deletion rolls the audit event back."""
     try:
         async with ops.transaction(write=True) as conn:
-            claimed = await fetch_all(conn, _Q["referenced_voice_ids"], {"provider": name, "ids": [voice.voice_id]})
-            keyed = await fetch_all(conn, _Q["attempts_by_key_prefix"], {"provider": name, "prefixes": [tag.prefix]})
-            if claimed or any(tag.matches(row["enrolment_key"]) for row in keyed):
+            claimed = await provider_voices.referenced(conn, name, [voice.voice_id])
+            keyed = await provider_voices.attempts_by_key_prefix(conn, name, [tag.prefix])
+            if claimed or any(tag.matches(row.enrolment_key) for row in keyed):
                 ops.report.add("skipped")
                 return "skipped: recorded meanwhile"
             await ops.audit(
@@ -269,24 +262,24 @@ async def _recorded(ops: Ops, name: str, by_id: dict[str, ProviderVoice]) -> Non
     """Zombies and model mismatches among the rows that record a voice of this provider."""
     zombies: dict[str, Refs] = {}
     mismatches: dict[str, Refs] = {}
-    for query, kind in (("active_attempt_refs", "attempts"), ("live_voice_refs", "voices")):
+    for read, kind in ((provider_voices.active_attempt_refs, "attempts"), (provider_voices.live_voice_refs, "voices")):
         after = None
         while True:
             async with ops.transaction() as conn:
-                rows = await fetch_all(conn, _Q[query], {"provider": name, "after": after, "limit": ops.batch_size})
+                rows: Sequence[AttemptRef | VoiceRef] = await read(conn, name, after=after, limit=ops.batch_size)
             for row in rows:
-                voice = by_id.get(row["provider_voice_id"])
-                if voice is None and row["status"] == "ready":
-                    getattr(zombies.setdefault(row["provider_voice_id"], Refs()), kind).append(row)
+                voice = by_id.get(row.provider_voice_id)
+                if voice is None and row.status == "ready":
+                    getattr(zombies.setdefault(row.provider_voice_id, Refs()), kind).append(row)
                 elif (
                     voice is not None
                     and voice.target_model is not None
-                    and row["provider_target_model"] != voice.target_model
+                    and row.provider_target_model != voice.target_model
                 ):
-                    getattr(mismatches.setdefault(row["provider_voice_id"], Refs()), kind).append(row)
+                    getattr(mismatches.setdefault(row.provider_voice_id, Refs()), kind).append(row)
             if len(rows) < ops.batch_size:
                 break
-            after = rows[-1]["id"]
+            after = rows[-1].id
     for voice_id, refs in zombies.items():
         await _zombie(ops, name, voice_id, refs)
     for voice_id, refs in mismatches.items():
@@ -297,17 +290,15 @@ async def _zombie(ops: Ops, name: str, voice_id: str, refs: Refs) -> None:
     report = ops.report
     report.add("zombies")
     report.add("problems")
-    fixable = [a for a in refs.attempts if a["reflection_id"] is not None]
-    covered = {a["voice_id"] for a in fixable}
-    stuck = [a for a in refs.attempts if a["reflection_id"] is None] + [
-        v for v in refs.voices if v["id"] not in covered
-    ]
+    fixable = [a for a in refs.attempts if a.reflection_id is not None]
+    covered = {a.voice_id for a in fixable}
+    stuck = [a for a in refs.attempts if a.reflection_id is None] + [v for v in refs.voices if v.id not in covered]
     first = refs.attempts[0] if refs.attempts else None
-    voice_row = refs.voices[0]["id"] if refs.voices else (first["voice_id"] if first else None)
+    voice_row = refs.voices[0].id if refs.voices else (first.voice_id if first else None)
     detail = (
         f"gone at the provider; recorded by {len(refs.attempts)} active attempt(s), {len(refs.voices)} voice row(s)"
     )
-    found = Finding(name, voice_id, "zombie", detail, first["id"] if first else None, voice_row)
+    found = Finding(name, voice_id, "zombie", detail, first.id if first else None, voice_row)
     if stuck or not fixable:
         found.report(ops, "left (no reflection to re-clone: needs a person)")
     elif not ops.args.reclone_zombies:
@@ -320,19 +311,19 @@ async def _zombie(ops: Ops, name: str, voice_id: str, refs: Refs) -> None:
         found.report(ops, "; ".join(outcomes))
 
 
-async def _reclone(ops: Ops, attempt: dict[str, Any]) -> str:
+async def _reclone(ops: Ops, attempt: AttemptRef) -> str:
     """A new attempt copying the zombie one (the retry route's insert), superseding it."""
     async with ops.transaction(write=True) as conn:
-        current = await attempts.lock(conn, attempt["id"])
-        if current is None or current.version != attempt["version"] or not current.is_active:
+        current = await attempts.lock(conn, attempt.id)
+        if current is None or current.version != attempt.version or not current.is_active:
             return "skipped: the attempt changed meanwhile"
         new = await attempts.retry(conn, current.id)
         await ops.audit(
             conn,
             "attempt.reclone",
             "attempt",
-            attempt["id"],
-            {"new_attempt_id": str(new.id), "provider_voice_id": attempt["provider_voice_id"], "reason": "zombie"},
+            attempt.id,
+            {"new_attempt_id": str(new.id), "provider_voice_id": attempt.provider_voice_id, "reason": "zombie"},
         )
     return f"re-cloned as attempt {new.id}"
 
@@ -341,14 +332,15 @@ async def _mismatch(ops: Ops, name: str, voice: ProviderVoice, refs: Refs) -> No
     report = ops.report
     report.add("model_mismatches")
     report.add("problems")
-    recorded = sorted({str(row["provider_target_model"]) for row in [*refs.attempts, *refs.voices]})
+    rows: list[AttemptRef | VoiceRef] = [*refs.attempts, *refs.voices]
+    recorded = sorted({str(row.provider_target_model) for row in rows})
     detail = f"provider: {voice.target_model}; database: {', '.join(recorded)}"
     attempts = refs.attempts
-    covered = {a["voice_id"] for a in attempts}
-    stuck = [v for v in refs.voices if v["id"] not in covered]
-    attempt_id = attempts[0]["id"] if attempts else None
+    covered = {a.voice_id for a in attempts}
+    stuck = [v for v in refs.voices if v.id not in covered]
+    attempt_id = attempts[0].id if attempts else None
     found = Finding(
-        name, voice.voice_id, "model mismatch", detail, attempt_id, refs.voices[0]["id"] if refs.voices else None
+        name, voice.voice_id, "model mismatch", detail, attempt_id, refs.voices[0].id if refs.voices else None
     )
     if stuck or not attempts:
         found.report(ops, "left (no active attempt: needs a person)")
@@ -362,17 +354,17 @@ async def _mismatch(ops: Ops, name: str, voice: ProviderVoice, refs: Refs) -> No
         found.report(ops, "; ".join(outcomes))
 
 
-async def _fix_model(ops: Ops, attempt: dict[str, Any], voice: ProviderVoice) -> str:
+async def _fix_model(ops: Ops, attempt: AttemptRef, voice: ProviderVoice) -> str:
     async with ops.transaction(write=True) as conn:
-        current = await attempts.lock(conn, attempt["id"])
-        if current is None or current.version != attempt["version"] or not current.is_active:
+        current = await attempts.lock(conn, attempt.id)
+        if current is None or current.version != attempt.version or not current.is_active:
             return "skipped: the attempt changed meanwhile"
         await attempts.transition(conn, current, ops.actor, changes={"provider_target_model": voice.target_model})
         await ops.audit(
             conn,
             "attempt.fix_target_model",
             "attempt",
-            attempt["id"],
+            attempt.id,
             {"provider_voice_id": voice.voice_id, "from": current.provider_target_model, "to": voice.target_model},
         )
     return "fixed"

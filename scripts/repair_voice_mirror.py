@@ -10,20 +10,15 @@ it is reported and left for a person to look at.
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-from typing import Any
-
-from psycopg import errors as pg_errors
+from dataclasses import replace
 
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one
-from backend.db.queries import load_queries
+from backend.records import mirrors
+from backend.records.mirrors import MirrorCheck
 from scripts._common import Ops, parser, run
 
 NAME = "repair-voice-mirror"
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 COLUMNS = ["reflection_id", "attempt_id", "status", "drift", "outcome"]
 
 
@@ -33,59 +28,50 @@ async def repair(ops: Ops) -> None:
     for name in ("reflections", "problems", "repaired", "skipped", "locked", "no_active_attempt"):
         report.counts[name] = 0
     async with ops.transaction() as conn:
-        total = (await fetch_one(conn, _Q["count_reflections"], {}))["n"]
+        total = await mirrors.count_reflections(conn)
     after = None
     with ops.progress.task("reflections", total) as advance:
         while True:
             async with ops.transaction() as conn:
-                rows = await fetch_all(conn, _Q["mirror_batch"], {"after": after, "limit": ops.batch_size})
-            drifted = [row for row in rows if row["drift"]]
+                rows = await mirrors.check_batch(conn, after=after, limit=ops.batch_size)
+            drifted = [row for row in rows if row.drift]
             if drifted and ops.apply:
                 async with ops.transaction(write=True) as conn:
                     for row in drifted:
                         await _repair(ops, conn, row)
             else:
                 for row in drifted:
-                    _found(ops, row, "unrepairable" if row["attempt_id"] is None else "would repair")
+                    _found(ops, row, "unrepairable" if row.attempt_id is None else "would repair")
             report.add("reflections", len(rows))
             advance(len(rows))
             if len(rows) < ops.batch_size:
                 break
-            after = rows[-1]["reflection_id"]
+            after = rows[-1].reflection_id
     report.counts["fixed"] = report.counts["repaired"]
     report.counts["unfixed"] = report.counts["problems"] - report.counts["repaired"] - report.counts["skipped"]
 
 
-def _found(ops: Ops, row: dict[str, Any], outcome: str) -> None:
+def _found(ops: Ops, row: MirrorCheck, outcome: str) -> None:
     ops.report.add("problems")
-    if row["attempt_id"] is None:
+    if row.attempt_id is None:
         ops.report.add("no_active_attempt")
     ops.report.items.append(
         {
-            "reflection_id": row["reflection_id"],
-            "attempt_id": row["attempt_id"],
-            "status": row["status"],
-            "drift": row["drift"],
+            "reflection_id": row.reflection_id,
+            "attempt_id": row.attempt_id,
+            "status": row.status,
+            "drift": row.drift,
             "outcome": outcome,
         }
     )
 
 
-async def _repair(ops: Ops, conn: Connection, row: dict[str, Any]) -> None:
-    if row["attempt_id"] is None:
+async def _repair(ops: Ops, conn: Connection, row: MirrorCheck) -> None:
+    if row.attempt_id is None:
         _found(ops, row, "unrepairable")
         return
-    try:
-        # A savepoint: a row lock not had within the lock timeout skips this reflection, not the batch.
-        async with conn.transaction():
-            result = await fetch_one(
-                conn,
-                _Q["repair"],
-                {"reflection_id": row["reflection_id"], "actor": ops.actor, "detail": json.dumps(ops.audit_detail)},
-            )
-    except pg_errors.LockNotAvailable:
-        result = {"outcome": "skipped_locked", "drift": None}
-    outcome = result["outcome"]
+    result = await mirrors.repair(conn, row.reflection_id, actor=ops.actor, detail=ops.audit_detail)
+    outcome = result.outcome
     # `consistent`: a worker republished it since the scan (skipped); `skipped_locked`: held by
     # another transaction right now (still a problem).
     if outcome == "repaired":
@@ -96,7 +82,7 @@ async def _repair(ops: Ops, conn: Connection, row: dict[str, Any]) -> None:
         ops.report.add("locked")  # busy right now: still drifted, run again
     else:
         ops.report.add("skipped")
-    _found(ops, {**row, "drift": result["drift"] or row["drift"]}, outcome)
+    _found(ops, replace(row, drift=result.drift or row.drift), outcome)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,20 +14,16 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from backend import queues
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.queries import load_queries
 from backend.records import attempts
 from scripts._common import Ops, parser, run
 
 NAME = "replay-dead-letters"
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 COLUMNS = ["msg_id", "source_queue", "type", "attempt_id", "read_count", "dead_at", "error", "outcome"]
 CLONE_MESSAGE = "VOICE_CLONE_PROCESS"
 
@@ -75,15 +71,15 @@ async def replay(ops: Ops) -> None:
         report.counts[name] = 0
     seen: set[int] = set()
 
-    async def page(after: Any) -> tuple[list[dict[str, Any]], Any]:
+    async def page(after: Any) -> tuple[list[queues.DeadLetter], Any]:
         async with ops.transaction() as conn:
-            rows = await fetch_all(conn, _Q["dead_letters"], {"after": after, "limit": ops.batch_size})
-        return rows, ops.continue_after(rows, lambda row: row["msg_id"])
+            rows = await queues.dead_letters(conn, after=after, limit=ops.batch_size)
+        return rows, ops.continue_after(rows, lambda row: row.msg_id)
 
     async for row in ops.pages("dead letters", page):
-        seen.add(row["msg_id"])
-        selected = ops.args.all or row["msg_id"] in chosen
-        outcome = await _act(ops, row["msg_id"]) if selected and ops.apply else None
+        seen.add(row.msg_id)
+        selected = ops.args.all or row.msg_id in chosen
+        outcome = await _act(ops, row.msg_id) if selected and ops.apply else None
         _record(ops, row, selected, outcome)
     if report.counts["problems"] and not report.counts["selected"]:
         report.notes.append("choose dead letters with --id MSG_ID (repeatable) or --all; --apply replays them")
@@ -97,8 +93,8 @@ async def replay(ops: Ops) -> None:
     )
 
 
-def _record(ops: Ops, row: dict[str, Any], selected: bool, outcome: str | None) -> None:
-    letter = _parse(row["message"])
+def _record(ops: Ops, row: queues.DeadLetter, selected: bool, outcome: str | None) -> None:
+    letter = _parse(row.message)
     report = ops.report
     report.add("problems")
     if selected:
@@ -116,7 +112,7 @@ def _record(ops: Ops, row: dict[str, Any], selected: bool, outcome: str | None) 
         report.add("skipped")
     report.items.append(
         {
-            "msg_id": row["msg_id"],
+            "msg_id": row.msg_id,
             "source_queue": letter.sourceQueue,
             "type": letter.type,
             "attempt_id": letter.attempt_id,
@@ -131,10 +127,10 @@ def _record(ops: Ops, row: dict[str, Any], selected: bool, outcome: str | None) 
 async def _act(ops: Ops, msg_id: int) -> str:
     """Replay or discard one dead letter in one transaction; returns what happened."""
     async with ops.transaction(write=True) as conn:
-        row = await fetch_optional(conn, _Q["lock_dead_letter"], {"msg_id": msg_id})
-        if row is None:
+        message = await queues.lock_dead_letter(conn, msg_id)
+        if message is None:
             return "skipped: already handled or locked by another run"
-        letter = _parse(row["message"])
+        letter = _parse(message)
         detail: dict[str, Any] = {
             "source_queue": letter.sourceQueue,
             "source_msg_id": letter.sourceMsgId,
@@ -148,7 +144,7 @@ async def _act(ops: Ops, msg_id: int) -> str:
             outcome = await _replay(conn, letter, detail)
             if outcome.startswith("not replayable"):
                 return outcome
-        await fetch_one(conn, _Q["archive"], {"queue": queues.DEAD_LETTER, "msg_id": msg_id})
+        await queues.archive(conn, queues.DEAD_LETTER, msg_id)
         action = "dead_letter.discard" if ops.args.discard else "dead_letter.replay"
         await ops.audit(conn, action, "dead_letter", msg_id, detail)
     return outcome

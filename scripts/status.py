@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from backend import queues
-from backend.db.execute import fetch_all, fetch_one
-from backend.db.queries import load_queries
+from backend.records import attempts, samples
 from backend.storage.orphans import sweep_orphan_objects
 from scripts._common import Ops, add_local_storage_dir, local_storage_dir, parser, run
 
 NAME = "status"
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
-STATUSES = ("queued", "processing", "verifying", "ready", "failed", "canceled", "superseded")
 COLUMNS = ["queue", "depth", "oldest_age_s", "newest_age_s", "total_sent"]
 
 
@@ -30,36 +26,36 @@ async def status(ops: Ops) -> None:
     """Fill the report with the current figures."""
     report = ops.report
     async with ops.transaction() as conn:
-        metrics = await fetch_all(conn, _Q["queue_metrics"], {})
-        by_status = {row["status"]: row["n"] for row in await fetch_all(conn, _Q["attempts_by_status"], {})}
-        leases = await fetch_one(conn, _Q["lease_counts"], {})
-        expired = await fetch_one(conn, _Q["expired_samples"], {})
-    for row in metrics:
+        metrics = await queues.metrics(conn)
+        by_status = await attempts.count_by_status(conn)
+        stale_leases, live_leases = await attempts.lease_counts(conn)
+        expired = await samples.count_expired(conn)
+    for queue in metrics:
         report.items.append(
             {
-                "queue": row["queue_name"],
-                "depth": row["queue_length"],
-                "oldest_age_s": row["oldest_msg_age_sec"],
-                "newest_age_s": row["newest_msg_age_sec"],
-                "total_sent": row["total_messages"],
+                "queue": queue.queue,
+                "depth": queue.depth,
+                "oldest_age_s": queue.oldest_age_s,
+                "newest_age_s": queue.newest_age_s,
+                "total_sent": queue.total_sent,
             }
         )
-        report.counts[f"queue.{row['queue_name']}.depth"] = row["queue_length"]
-    for state in STATUSES:
+        report.counts[f"queue.{queue.queue}.depth"] = queue.depth
+    for state in attempts.AttemptStatus:
         report.counts[f"attempts.{state}"] = by_status.get(state, 0)
     report.counts["attempts.total"] = sum(by_status.values())
-    dead_letters = next((row["queue_length"] for row in metrics if row["queue_name"] == queues.DEAD_LETTER), 0)
+    dead_letters = next((queue.depth for queue in metrics if queue.queue == queues.DEAD_LETTER), 0)
     report.counts["dead_letters"] = dead_letters
-    report.counts["live_leases"] = leases["live_leases"]
-    report.counts["stale_leases"] = leases["stale_leases"]
-    report.counts["expired_samples"] = expired["n"]
+    report.counts["live_leases"] = live_leases
+    report.counts["stale_leases"] = stale_leases
+    report.counts["expired_samples"] = expired
     written_before = await ops.database_now() - timedelta(seconds=ops.settings.orphan_grace_seconds)
     orphans = await _orphan_objects(ops, written_before)
     files = await _orphan_files(ops, written_before)
     report.counts["orphan_objects"] = orphans
     if files is not None:
         report.counts["orphan_files"] = files
-    report.counts["problems"] = dead_letters + leases["stale_leases"] + orphans + (files or 0)
+    report.counts["problems"] = dead_letters + stale_leases + orphans + (files or 0)
     report.counts["fixed"] = 0
     report.counts["unfixed"] = report.counts["problems"]
     if orphans or files:
@@ -69,10 +65,8 @@ async def status(ops: Ops) -> None:
         )
     if dead_letters:
         report.notes.append(f"{dead_letters} dead letter(s): inspect with `voicegate ops replay-dead-letters`")
-    if leases["stale_leases"]:
-        report.notes.append(
-            f"{leases['stale_leases']} stale lease(s): inspect with `voicegate ops recover-stale-attempts`"
-        )
+    if stale_leases:
+        report.notes.append(f"{stale_leases} stale lease(s): inspect with `voicegate ops recover-stale-attempts`")
 
 
 async def _orphan_objects(ops: Ops, written_before: datetime) -> int:

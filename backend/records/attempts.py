@@ -441,3 +441,15 @@ async def active_for_reflection(conn: Connection, reflection_id: uuid.UUID) -> A
     """The reflection's active attempt, as visible on `conn`."""
     row = await fetch_optional(conn, _Q["active_for_reflection"], {"reflection_id": reflection_id})
     return None if row is None else as_row(row)
+
+
+async def count_by_status(conn: Connection) -> dict[AttemptStatus, int]:
+    """How many attempts stand in each state (a state none stands in is missing)."""
+    return {AttemptStatus(row["status"]): row["n"] for row in await fetch_all(conn, _Q["count_by_status"], {})}
+
+
+async def lease_counts(conn: Connection) -> tuple[int, int]:
+    """How many processing or verifying attempts hold a lease past its end (stale: their worker stopped
+    renewing it), and how many a live one."""
+    row = await fetch_one(conn, _Q["lease_counts"], {})
+    return row["stale_leases"], row["live_leases"]

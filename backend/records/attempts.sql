@@ -86,3 +86,13 @@ select * from public.voice_clone_attempts where reflection_id = %(reflection_id)
 -- name: get_attempt
 -- Run as the caller: RLS shows only their own attempts, with or without a reflection.
 select * from public.voice_clone_attempts where id = %(attempt_id)s;
+
+-- name: count_by_status
+select status, count(*)::bigint as n from public.voice_clone_attempts group by status;
+
+-- name: lease_counts
+-- Stale leases: processing/verifying attempts whose worker stopped renewing its lease.
+select count(*) filter (where lease_expires_at < now()) as stale_leases,
+       count(*) filter (where lease_expires_at >= now()) as live_leases
+  from public.voice_clone_attempts
+ where status in ('processing', 'verifying');

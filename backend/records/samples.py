@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from backend.db.connection import Connection
+from backend.db.execute import fetch_one
 from backend.db.queries import load_queries
 from backend.records.rows import fetch_optional_record
 
@@ -70,3 +71,9 @@ async def sample_row(conn: Connection, sample_id: uuid.UUID) -> SampleRow | None
 async def lock_owned(conn: Connection, sample_id: uuid.UUID, owner_id: uuid.UUID) -> SampleRow | None:
     """The owner's sample, row-locked as the service; None if there is none."""
     return await fetch_optional_record(conn, _Q["lock_owned"], {"id": sample_id, "owner_id": owner_id}, SampleRow)
+
+
+async def count_expired(conn: Connection) -> int:
+    """How many samples are past their expiry (waiting for the purge)."""
+    row = await fetch_one(conn, _Q["count_expired"], {})
+    return int(row["n"])

@@ -7,3 +7,6 @@ select *
   from public.voice_samples
  where id = %(id)s and owner_id = %(owner_id)s
    for update;
+
+-- name: count_expired
+select count(*) as n from public.voice_samples where expires_at <= now();

@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 
 from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
+from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
-from backend.records.rows import fetch_optional_record, fetch_record
+from backend.records.rows import fetch_optional_record, fetch_record, fetch_records
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -65,3 +65,27 @@ async def consent_of(conn: Connection, voice_id: uuid.UUID) -> tuple[uuid.UUID |
     if row is None:
         return None, None
     return row["consent_id"], row["consent_version"]
+
+
+class ClonedVoice(msgspec.Struct, frozen=True, kw_only=True):
+    """A live voice that has been cloned: who owns it, and the provider voice it speaks with."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    status: VoiceStatus
+    tts_provider: str
+    provider_voice_id: str | None
+    provider_target_model: str | None
+
+
+async def count_cloned(conn: Connection, *, source: str | None, ids: list[uuid.UUID] | None) -> int:
+    """How many live voices have been cloned: on provider `source` and among `ids`, each when given."""
+    return int((await fetch_one(conn, _Q["count_cloned"], {"source": source, "ids": ids}))["n"])
+
+
+async def cloned(
+    conn: Connection, *, source: str | None, ids: list[uuid.UUID] | None, after: uuid.UUID | None, limit: int
+) -> list[ClonedVoice]:
+    """Up to `limit` of `count_cloned`'s voices after `after` (from the first when None), by id."""
+    params = {"source": source, "ids": ids, "after": after, "limit": limit}
+    return await fetch_records(conn, _Q["cloned"], params, ClonedVoice)

@@ -12,3 +12,23 @@ select c.id as consent_id, c.consent_text_version as consent_version
   from public.voices v
   join public.voice_consents c on c.id = v.consent_id
  where v.id = %(voice_id)s;
+
+-- name: count_cloned
+select count(*) as n
+  from public.voices v
+ where v.deleted_at is null
+   and v.tts_provider is not null
+   and (%(source)s::text is null or v.tts_provider = %(source)s)
+   and (%(ids)s::uuid[] is null or v.id = any(%(ids)s::uuid[]));
+
+-- name: cloned
+-- Live voices that have been cloned, in id order after the cursor.
+select v.id, v.owner_id, v.status, v.tts_provider, v.provider_voice_id, v.provider_target_model
+  from public.voices v
+ where v.deleted_at is null
+   and v.tts_provider is not null
+   and (%(source)s::text is null or v.tts_provider = %(source)s)
+   and (%(ids)s::uuid[] is null or v.id = any(%(ids)s::uuid[]))
+   and v.id > coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000')
+ order by v.id
+ limit %(limit)s;

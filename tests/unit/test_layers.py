@@ -106,14 +106,7 @@ KNOWN_TEST_IMPORTS: dict[tuple[str, str], str] = {}
 KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {}
 
 #: Modules above the data layers that run SQL, still there while issue 48 moves their queries down.
-KNOWN_SQL: dict[str, str] = {
-    "scripts._common": "the scripts' own transactions",
-    "scripts.migrate_voices": "its queries",
-    "scripts.reconcile_provider_voices": "its queries",
-    "scripts.repair_voice_mirror": "its queries",
-    "scripts.replay_dead_letters": "its queries",
-    "scripts.status": "its queries",
-}
+KNOWN_SQL: dict[str, str] = {}
 
 #: The layers SQL may run in: the use cases and everything below them but the leaf utilities.
 DATA_LAYERS = ("use case", "lifecycle context", "records and adapters", "database")

@@ -5,7 +5,7 @@ select count(*) as n from public.reflections;
 -- One batch of reflections in id order after the cursor, each with how its mirror differs from its
 -- active attempt (`drift`, empty when it agrees). A reflection without an active attempt should
 -- show no clone at all; if its mirror names one, that is drift the lifecycle cannot rewrite.
-select r.id as reflection_id, a.id as attempt_id, a.status, r.voice as mirror,
+select r.id as reflection_id, a.id as attempt_id, a.status,
        case when a.id is not null then voicegate.mirror_drift(r.voice, r.voice_id, a)
             when r.voice ->> 'attemptId' is not null or coalesce(r.voice ->> 'cloneStatus', 'none') <> 'none'
               then array['no_active_attempt']
