@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Final, Generic, NamedTuple, TypeVar, cast
 
 import httpx
 import msgspec
@@ -36,6 +36,14 @@ class AdapterParts:
     reference_store: ReferenceStore | None = None
 
 
+class SettingDoc(NamedTuple):
+    """A row of the Providers table of docs/settings.md (made by docs_hooks.py): variables, defaults, meaning."""
+
+    variables: tuple[str, ...]
+    default: str
+    meaning: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProviderEntry(Generic[S]):
     """One provider: its name (the API's and the database's), how its settings are read and when they make it
@@ -52,6 +60,8 @@ class ProviderEntry(Generic[S]):
     secrets: tuple[str, ...] = ()
     build: Callable[[S, httpx.AsyncClient, AdapterParts], VoiceProvider]
     sample_rules: SampleRules
+    #: Every variable it reads, documented (tests/unit/test_provider_list.py checks none is left out).
+    documented: tuple[SettingDoc, ...] = ()
 
     def settings(self, settings: ProviderSettings) -> S:
         """This provider's section of `settings`."""
@@ -86,6 +96,13 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         key_variable="DASHSCOPE_API_KEY",
         build=lambda s, client, _: qwen.QwenProvider(s, client),
         sample_rules=qwen.QwenProvider.sample_rules,
+        documented=(
+            SettingDoc(
+                ("DASHSCOPE_API_KEY", "QWEN_REGION", "DASHSCOPE_BASE_URL"),
+                "unset, `intl`, the region's host",
+                "Qwen; a base URL of the other region fails at start-up",
+            ),
+        ),
     ),
     ProviderEntry[elevenlabs.ElevenLabsSettings](
         name="elevenlabs",
@@ -95,6 +112,11 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         key_variable="ELEVENLABS_API_KEY",
         build=lambda s, client, _: elevenlabs.ElevenLabsProvider(s, client),
         sample_rules=elevenlabs.ElevenLabsProvider.sample_rules,
+        documented=(
+            SettingDoc(
+                ("ELEVENLABS_API_KEY", "ELEVENLABS_BASE_URL"), "unset, `https://api.elevenlabs.io`", "ElevenLabs"
+            ),
+        ),
     ),
     ProviderEntry[cartesia.CartesiaSettings](
         name="cartesia",
@@ -104,6 +126,21 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         key_variable="CARTESIA_API_KEY",
         build=lambda s, client, _: cartesia.CartesiaProvider(s, client),
         sample_rules=cartesia.CartesiaProvider.sample_rules,
+        documented=(
+            SettingDoc(
+                ("CARTESIA_API_KEY", "CARTESIA_BASE_URL", "CARTESIA_VERSION"),
+                "unset, `https://api.cartesia.ai`, `2026-03-01`",
+                "Cartesia (`2025-04-16` also spoken)",
+            ),
+            SettingDoc(
+                ("CARTESIA_MODEL",),
+                "`sonic-3.5`",
+                "the Cartesia model new voices are cloned for: `sonic-3.5`, `sonic-3`, `sonic-latest`, `sonic-2`, "
+                "`sonic-turbo` or a dated snapshot of one (`sonic-3-2026-01-12`); a sunset model is refused at "
+                "start-up. A voice whose language the model lacks is cloned for `sonic-3.5`; one no model speaks is "
+                "refused with a 422 `language_not_supported`",
+            ),
+        ),
     ),
     ProviderEntry[selfhosted.SelfhostedSettings](
         name="selfhosted",
@@ -114,6 +151,36 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         secrets=("SELFHOSTED_API_KEY", "MODAL_KEY", "MODAL_SECRET"),
         build=lambda s, client, parts: selfhosted.SelfhostedProvider(s, client, store=parts.reference_store),
         sample_rules=selfhosted.SelfhostedProvider.sample_rules,
+        documented=(
+            SettingDoc(
+                ("SELFHOSTED_BASE_URL",),
+                "unset",
+                "a self-hosted OpenAI-shaped speech server (https, or http on loopback; a path prefix is kept); "
+                "required to use `selfhosted`",
+            ),
+            SettingDoc(
+                ("SELFHOSTED_API_KEY", "SELFHOSTED_MODEL"),
+                "unset",
+                "optional bearer key; the `model` sent (omitted when unset: the server's own)",
+            ),
+            SettingDoc(
+                ("SELFHOSTED_VOICE_REGISTRY",),
+                "`auto`",
+                "`registry` (OpenAI's `/v1/audio/voices`: vLLM-Omni), `chatterbox` (chatterbox-tts-api's "
+                "`/v1/voices`), `inline` (reference sent with every synthesis, once the server has shown it reads "
+                "`ref_audio`), or `auto` (asks the server once: `/v1/audio/voices`, then `/v1/voices`, else inline)",
+            ),
+            SettingDoc(
+                ("SELFHOSTED_PROFILE", "MODAL_KEY", "MODAL_SECRET"),
+                "`openai`, unset, unset",
+                "`modal`: proxy-auth headers (both or neither), 303 polling, cold-start timeouts, warm-up",
+            ),
+            SettingDoc(
+                ("SELFHOSTED_TIMEOUT_SECONDS",),
+                "`120` (`600` with `modal`)",
+                "longest wait for one self-hosted call, polling included",
+            ),
+        ),
     ),
 )
 

@@ -4,10 +4,11 @@ real: the migration is written from the lists the migrated schema holds and appl
 regenerated as `make schema` does, and in the copy the list names the provider, the registry builds its adapter
 and the tests that hold the deploy files and the README to the list pass.
 
-Eight files: the adapter, the list, the migration, schema.sql, the README, docs/settings.md, compose.yaml and
-deploy/k8s/secret.yaml. Counted the same way before the list there were nine (config.py, in six places, and the
-registry's if-chain were two files). The fake of a new HTTP API (its module, tests/fakes/__init__.py and the
-`all` mode of tests/fakes/__main__.py) is a test and is counted in neither."""
+Seven files: the adapter, the list, the migration, schema.sql, the README, compose.yaml and
+deploy/k8s/secret.yaml. Counted the same way before the list there were nine: config.py (in six places) and the
+registry's if-chain were two files, and docs/settings.md's Providers table, now written from the list by
+docs_hooks.py, a third. The fake of a new HTTP API (its module, tests/fakes/__init__.py and the `all` mode of
+tests/fakes/__main__.py) is a test and is counted in neither."""
 
 from __future__ import annotations
 
@@ -29,10 +30,20 @@ from tools.schema import dump, render
 
 REPO = Path(__file__).resolve().parents[2]
 #: What the copy needs: the code, the schema, the tests that read the files a provider touches, and those files.
-COPIED = ("backend", "supabase", "tests", "docs", "deploy", "compose.yaml", "README.md", "pyproject.toml")
+COPIED = (
+    "backend",
+    "supabase",
+    "tests",
+    "docs",
+    "deploy",
+    "compose.yaml",
+    "README.md",
+    "pyproject.toml",
+    "docs_hooks.py",
+)
 NAME, KEY = "dummyvox", "DUMMYVOX_API_KEY"
 #: The files docs/providers.md says a provider takes, as the trace finds them (the migration's name varies).
-TOUCHED = 8
+TOUCHED = 7
 
 ADAPTER = f'''"""Dummyvox: a provider that speaks ElevenLabs' API at its own address (the trace's example)."""
 
@@ -58,6 +69,7 @@ ENTRY = f"""    ProviderEntry[elevenlabs.ElevenLabsSettings](
         key_variable="{KEY}",
         build=lambda s, client, _: elevenlabs.ElevenLabsProvider(s, client),
         sample_rules=elevenlabs.ElevenLabsProvider.sample_rules,
+        documented=(SettingDoc(("{KEY}", "DUMMYVOX_BASE_URL"), "unset, `https://api.dummyvox.test`", "Dummyvox"),),
     ),
 """
 
@@ -97,7 +109,7 @@ def run_in(tree: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_a_provider_takes_eight_files(tmp_path: Path, pg_server: PgServer, template_db: str) -> None:
+def test_a_provider_takes_seven_files(tmp_path: Path, pg_server: PgServer, template_db: str) -> None:
     tree = tmp_path / "tree"
     for name in COPIED:
         source = REPO / name
@@ -142,18 +154,13 @@ def test_a_provider_takes_eight_files(tmp_path: Path, pg_server: PgServer, templ
         assert all(values == set(names) for values in lists.values()), lists
         (tree / "supabase/schema.sql").write_text(render(dump(stand_ins), dump(migrated)))
 
-    # 5-6. The docs. 7-8. The deploy files.
+    # 5. The README. 6-7. The deploy files.
     readme = tree / "README.md"
     row = "| your own server | `selfhosted` |"
     lines = readme.read_text().splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.startswith(row))
     lines.insert(at + 1, f"| Dummyvox | `{NAME}` | `{KEY}` | ElevenLabs' API at Dummyvox |\n")
     readme.write_text("".join(lines))
-    settings_md = tree / "docs/settings.md"
-    marker = "| `SELFHOSTED_TIMEOUT_SECONDS` |"
-    text = settings_md.read_text()
-    at_line = text.index("\n", text.index(marker)) + 1
-    settings_md.write_text(text[:at_line] + f"| `{KEY}`, `DUMMYVOX_BASE_URL` | unset | Dummyvox |\n" + text[at_line:])
     compose = tree / "compose.yaml"
     compose.write_text(
         compose.read_text().replace(
@@ -182,6 +189,9 @@ def test_a_provider_takes_eight_files(tmp_path: Path, pg_server: PgServer, templ
         ),
     )
     run_in(tree, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/unit/test_provider_list.py")
+    rows = run_in(tree, "-c", "import docs_hooks; print(docs_hooks.provider_settings_rows())")
+    assert f"`{NAME}`" in rows.splitlines()[0]
+    assert f"`{KEY}`" in rows
 
     after = snapshot(tree)
     touched = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
@@ -192,7 +202,6 @@ def test_a_provider_takes_eight_files(tmp_path: Path, pg_server: PgServer, templ
             "backend/providers/dummyvox.py",
             "compose.yaml",
             "deploy/k8s/secret.yaml",
-            "docs/settings.md",
             f"supabase/migrations/{version}_provider_{NAME}.sql",
             "supabase/schema.sql",
         ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+import docs_hooks
 from backend.providers.config import PROVIDER_NAMES, PROVIDERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,3 +84,17 @@ def test_the_readmes_provider_table_has_a_row_per_provider() -> None:
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| provider")]
     named = [re.fullmatch(r"`([a-z0-9_]+)`", row.split("|")[2].strip()) for row in rows]
     assert sorted(match[1] if match else row for match, row in zip(named, rows, strict=True)) == sorted(PROVIDER_NAMES)
+
+
+def test_every_variable_a_provider_reads_is_documented_in_the_settings_page() -> None:
+    env = _Reads()
+    for entry in PROVIDERS:
+        env.asked.clear()
+        entry.read_settings(env)
+        documented = {variable for doc in entry.documented for variable in doc.variables}
+        assert documented == env.asked, entry.name
+    rows = docs_hooks.provider_settings_rows()
+    for name in PROVIDER_NAMES:
+        assert f"`{name}`" in rows.splitlines()[0]
+    for variable in read_variables():
+        assert f"`{variable}`" in rows
