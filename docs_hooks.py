@@ -1,6 +1,7 @@
 """MkDocs hooks (mkdocs.yml `hooks:`): the API reference page and a copy of the OpenAPI document, made at
 build time from the app's own document (built from its handlers as the tests build it: no database, no
-network), so the site's reference is always the code's."""
+network), so the site's reference is always the code's; and the rows of the Providers table of settings.md,
+from the provider list."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
 
 # This checkout's `backend`, whichever directory mkdocs was started from and whatever is installed.
 ROOT = Path(__file__).resolve().parent
@@ -46,3 +48,34 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     files.append(File.generated(config, "api/reference.md", content=render(document)))
     files.append(File.generated(config, "api/openapi.json", content=json.dumps(document, indent=2)))
     return files
+
+
+#: Where settings.md's Providers table gets its rows.
+PROVIDER_SETTINGS = (
+    "<!-- provider settings: docs_hooks.py writes these rows from PROVIDERS in backend/providers/config.py -->"
+)
+
+
+def provider_settings_rows() -> str:
+    """The Providers table's rows: `VOICE_PROVIDER`, then each provider's documented variables."""
+    from backend.providers.config import PROVIDER_NAMES, PROVIDERS  # noqa: PLC0415 - after sys.path names this checkout
+
+    names = [f"`{name}`" for name in PROVIDER_NAMES]
+    rows = [
+        f"| `VOICE_PROVIDER` | `local` | default provider: {', '.join(names[:-1])} or {names[-1]} "
+        "(its key, or base URL, must be set) |"
+    ]
+    for entry in PROVIDERS:
+        for doc in entry.documented:
+            variables = ", ".join(f"`{variable}`" for variable in doc.variables)
+            rows.append(f"| {variables} | {doc.default} | {doc.meaning} |")
+    return "\n".join(rows)
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """settings.md with its Providers rows written in."""
+    if page.file.src_uri != "settings.md":
+        return markdown
+    if PROVIDER_SETTINGS not in markdown:
+        raise ValueError(f"settings.md lost its marker {PROVIDER_SETTINGS!r}")
+    return markdown.replace(PROVIDER_SETTINGS, provider_settings_rows())

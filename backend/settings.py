@@ -14,7 +14,8 @@ import msgspec
 from backend.auth.config import AuthConfigError, AuthSettings, DevKeys, auth_settings_from_env
 from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
-from backend.providers.config import ProviderConfigError, ProviderSettings, provider_settings_from_env
+from backend.providers.config import ProviderSettings, provider_settings_from_env
+from backend.providers.env import ProviderConfigError
 from backend.secret import Secret, is_loopback_host
 from backend.standard_webhooks.signing import secret_key
 

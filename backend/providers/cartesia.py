@@ -11,7 +11,7 @@ mean the voice must be cloned again from its sample, which picks a current model
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -27,8 +27,8 @@ from backend.providers.base import (
     SynthesisResult,
     primary_language,
 )
-from backend.providers.config import CartesiaSettings
 from backend.providers.enrolment import enroll_once, key_marker
+from backend.providers.env import ProviderConfigError, choice_setting, key_setting, url_setting
 from backend.providers.errors import (
     ModelRetiredError,
     PermanentProviderError,
@@ -38,8 +38,48 @@ from backend.providers.errors import (
     answer_fields,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio
+from backend.secret import Secret
 
 PROVIDER: Final = "cartesia"
+
+CARTESIA_DEFAULT_URL: Final = "https://api.cartesia.ai"
+# Versions whose clone/list/TTS field sets the Cartesia adapter speaks (older ones need `mode`,
+# return plain arrays from GET /voices and use X-API-Key).
+CARTESIA_VERSIONS: Final = ("2025-04-16", "2026-03-01")
+# 2026-03-01: JSON errors and 404 for an unknown voice, which lets a lost voice be told from a bad request.
+CARTESIA_DEFAULT_VERSION: Final = "2026-03-01"
+
+
+class CartesiaSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Cartesia access, pinned to one API version; ``model`` clones and speaks new voices, unless it lacks a
+    voice's language (``backend.providers.cartesia_models`` then picks one that has it)."""
+
+    api_key: Secret | None
+    base_url: str
+    version: str
+    model: str
+
+
+def settings_from_env(env: Mapping[str, str]) -> CartesiaSettings:
+    """This provider's settings, checked; ProviderConfigError names the variable that does not fit."""
+    api_key = key_setting("CARTESIA_API_KEY", env.get("CARTESIA_API_KEY"), prefix="sk_car_")
+    if api_key is not None and api_key.reveal().startswith("sk_car_admin_"):
+        raise ProviderConfigError("CARTESIA_API_KEY is an admin key; voice and TTS routes need a standard key")
+    base_url, _ = url_setting("CARTESIA_BASE_URL", env.get("CARTESIA_BASE_URL") or CARTESIA_DEFAULT_URL)
+    version = choice_setting(env, "CARTESIA_VERSION", CARTESIA_VERSIONS, CARTESIA_DEFAULT_VERSION)
+    model = env.get("CARTESIA_MODEL", "").strip() or cartesia_models.RECOMMENDED
+    if model in cartesia_models.SUNSET:
+        raise ProviderConfigError(
+            f"CARTESIA_MODEL {model!r} was sunset by Cartesia; use {cartesia_models.RECOMMENDED!r}"
+        )
+    if cartesia_models.family(model) is None:
+        # Its languages are unknown, so no voice could be told which model speaks it.
+        raise ProviderConfigError(
+            f"CARTESIA_MODEL must be one of {', '.join(cartesia_models.FAMILIES)} or one of their dated snapshots"
+        )
+    return CartesiaSettings(api_key=api_key, base_url=base_url, version=version, model=model)
+
+
 OUTPUT_SAMPLE_RATE: Final = 24000
 LIST_PAGE_SIZE: Final = 100
 

@@ -1,116 +1,216 @@
-"""Provider configuration read from the environment, checked at start-up, secrets redacted."""
+"""The providers voicegate speaks: one entry each, the one list everything else reads (the `Provider` enum of the
+OpenAPI document, the settings read at start-up, the adapters the registry builds; the database's
+`voice_provider` domain, the deploy files and the docs are tested against it). docs/providers.md says how to add
+one."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from typing import Final
-from urllib.parse import urlsplit
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Generic, NamedTuple, TypeVar, cast
 
+import httpx
 import msgspec
 
+from backend.cpu import CpuExecutor
 from backend.errors import ProviderNotConfigured
-from backend.providers import cartesia_models
-from backend.secret import Secret, is_loopback_host
+from backend.providers import cartesia, elevenlabs, qwen, selfhosted
+from backend.providers.base import SampleRules, VoiceProvider
+from backend.providers.env import ProviderConfigError, choice_setting
+from backend.providers.local.provider import SAMPLE_RULES as LOCAL_SAMPLE_RULES
+from backend.providers.local.provider import LocalProvider, ProfileStore
+from backend.providers.selfhosted_store import ReferenceStore
+
+S = TypeVar("S")
 
 
-class Provider(enum.StrEnum):
-    """A voice provider a request may name."""
+@dataclass(frozen=True, kw_only=True)
+class AdapterParts:
+    """What an adapter may need besides its settings and the HTTP client: the CPU executor the `local` engine
+    computes on, where `local` keeps its voices, and where `selfhosted` keeps the references of a server
+    without a voice registry (both in memory when None)."""
 
-    LOCAL = "local"
-    QWEN = "qwen"
-    ELEVENLABS = "elevenlabs"
-    CARTESIA = "cartesia"
-    SELFHOSTED = "selfhosted"
-
-
-PROVIDER_NAMES: Final[tuple[str, ...]] = tuple(provider.value for provider in Provider)
-
-QWEN_HOSTS: Final = {"intl": "dashscope-intl.aliyuncs.com", "cn": "dashscope.aliyuncs.com"}
-# Workspace domains: {WorkspaceId}.<region>.maas.aliyuncs.com.
-QWEN_WORKSPACE_SUFFIXES: Final = {
-    "intl": ".ap-southeast-1.maas.aliyuncs.com",
-    "cn": ".cn-beijing.maas.aliyuncs.com",
-}
-ELEVENLABS_DEFAULT_URL: Final = "https://api.elevenlabs.io"
-CARTESIA_DEFAULT_URL: Final = "https://api.cartesia.ai"
-# Versions whose clone/list/TTS field sets the Cartesia adapter speaks (older ones need `mode`,
-# return plain arrays from GET /voices and use X-API-Key).
-CARTESIA_VERSIONS: Final = ("2025-04-16", "2026-03-01")
-# 2026-03-01: JSON errors and 404 for an unknown voice, which lets a lost voice be told from a bad request.
-CARTESIA_DEFAULT_VERSION: Final = "2026-03-01"
-SELFHOSTED_REGISTRY_MODES: Final = ("auto", "registry", "chatterbox", "inline")
-SELFHOSTED_PROFILES: Final = ("openai", "modal")
-#: Seconds a self-hosted call may take in all (polling included): a Modal cold start loads a model first.
-SELFHOSTED_DEFAULT_TIMEOUT: Final = {"openai": 120.0, "modal": 600.0}
-SELFHOSTED_MAX_TIMEOUT: Final = 3600.0
+    cpu: CpuExecutor
+    profile_store: ProfileStore | None = None
+    reference_store: ReferenceStore | None = None
 
 
-class ProviderConfigError(ValueError):
-    """A provider setting is missing or does not fit; the message names the variable, never its value."""
+class SettingDoc(NamedTuple):
+    """A row of the Providers table of docs/settings.md (made by docs_hooks.py): variables, defaults, meaning."""
+
+    variables: tuple[str, ...]
+    default: str
+    meaning: str
 
 
-class QwenSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """DashScope access for Qwen voice enrolment and synthesis."""
+@dataclass(frozen=True, kw_only=True)
+class ProviderEntry(Generic[S]):
+    """One provider: its name (the API's and the database's), how its settings are read and when they make it
+    usable, the variables a deployment passes it, and how its adapter is built."""
 
-    api_key: Secret | None
-    region: str
-    base_url: str
+    name: str
+    #: What the docs call it.
+    title: str
+    read_settings: Callable[[Mapping[str, str]], S]
+    usable: Callable[[S], bool]
+    #: The variable that makes it usable (its API key, or base URL); None: always usable.
+    key_variable: str | None
+    #: Further variables a deployment passes it from its secrets (optional keys).
+    secrets: tuple[str, ...] = ()
+    build: Callable[[S, httpx.AsyncClient, AdapterParts], VoiceProvider]
+    sample_rules: SampleRules
+    #: Every variable it reads, documented (tests/unit/test_provider_list.py checks none is left out).
+    documented: tuple[SettingDoc, ...] = ()
+
+    def settings(self, settings: ProviderSettings) -> S:
+        """This provider's section of `settings`."""
+        return cast(S, settings.sections[self.name])
+
+    @property
+    def deploy_variables(self) -> tuple[str, ...]:
+        """The variables compose.yaml and deploy/k8s pass it: the key variable, then the secrets."""
+        return (*((self.key_variable,) if self.key_variable else ()), *self.secrets)
 
 
-class ElevenLabsSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """ElevenLabs access."""
-
-    api_key: Secret | None
-    base_url: str
+def _no_settings(env: Mapping[str, str]) -> None:
+    """`local` reads nothing."""
+    return
 
 
-class CartesiaSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Cartesia access, pinned to one API version; ``model`` clones and speaks new voices, unless it lacks a
-    voice's language (``backend.providers.cartesia_models`` then picks one that has it)."""
+PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
+    ProviderEntry[None](
+        name="local",
+        title="local",
+        read_settings=_no_settings,
+        usable=lambda _: True,
+        key_variable=None,
+        build=lambda _, _client, parts: LocalProvider(parts.profile_store, cpu=parts.cpu),
+        sample_rules=LOCAL_SAMPLE_RULES,
+    ),
+    ProviderEntry[qwen.QwenSettings](
+        name="qwen",
+        title="Qwen / DashScope",
+        read_settings=qwen.settings_from_env,
+        usable=lambda s: s.api_key is not None,
+        key_variable="DASHSCOPE_API_KEY",
+        build=lambda s, client, _: qwen.QwenProvider(s, client),
+        sample_rules=qwen.QwenProvider.sample_rules,
+        documented=(
+            SettingDoc(
+                ("DASHSCOPE_API_KEY", "QWEN_REGION", "DASHSCOPE_BASE_URL"),
+                "unset, `intl`, the region's host",
+                "Qwen; a base URL of the other region fails at start-up",
+            ),
+        ),
+    ),
+    ProviderEntry[elevenlabs.ElevenLabsSettings](
+        name="elevenlabs",
+        title="ElevenLabs",
+        read_settings=elevenlabs.settings_from_env,
+        usable=lambda s: s.api_key is not None,
+        key_variable="ELEVENLABS_API_KEY",
+        build=lambda s, client, _: elevenlabs.ElevenLabsProvider(s, client),
+        sample_rules=elevenlabs.ElevenLabsProvider.sample_rules,
+        documented=(
+            SettingDoc(
+                ("ELEVENLABS_API_KEY", "ELEVENLABS_BASE_URL"), "unset, `https://api.elevenlabs.io`", "ElevenLabs"
+            ),
+        ),
+    ),
+    ProviderEntry[cartesia.CartesiaSettings](
+        name="cartesia",
+        title="Cartesia",
+        read_settings=cartesia.settings_from_env,
+        usable=lambda s: s.api_key is not None,
+        key_variable="CARTESIA_API_KEY",
+        build=lambda s, client, _: cartesia.CartesiaProvider(s, client),
+        sample_rules=cartesia.CartesiaProvider.sample_rules,
+        documented=(
+            SettingDoc(
+                ("CARTESIA_API_KEY", "CARTESIA_BASE_URL", "CARTESIA_VERSION"),
+                "unset, `https://api.cartesia.ai`, `2026-03-01`",
+                "Cartesia (`2025-04-16` also spoken)",
+            ),
+            SettingDoc(
+                ("CARTESIA_MODEL",),
+                "`sonic-3.5`",
+                "the Cartesia model new voices are cloned for: `sonic-3.5`, `sonic-3`, `sonic-latest`, `sonic-2`, "
+                "`sonic-turbo` or a dated snapshot of one (`sonic-3-2026-01-12`); a sunset model is refused at "
+                "start-up. A voice whose language the model lacks is cloned for `sonic-3.5`; one no model speaks is "
+                "refused with a 422 `language_not_supported`",
+            ),
+        ),
+    ),
+    ProviderEntry[selfhosted.SelfhostedSettings](
+        name="selfhosted",
+        title="your own server",
+        read_settings=selfhosted.settings_from_env,
+        usable=lambda s: s.base_url is not None,
+        key_variable="SELFHOSTED_BASE_URL",
+        secrets=("SELFHOSTED_API_KEY", "MODAL_KEY", "MODAL_SECRET"),
+        build=lambda s, client, parts: selfhosted.SelfhostedProvider(s, client, store=parts.reference_store),
+        sample_rules=selfhosted.SelfhostedProvider.sample_rules,
+        documented=(
+            SettingDoc(
+                ("SELFHOSTED_BASE_URL",),
+                "unset",
+                "a self-hosted OpenAI-shaped speech server (https, or http on loopback; a path prefix is kept); "
+                "required to use `selfhosted`",
+            ),
+            SettingDoc(
+                ("SELFHOSTED_API_KEY", "SELFHOSTED_MODEL"),
+                "unset",
+                "optional bearer key; the `model` sent (omitted when unset: the server's own)",
+            ),
+            SettingDoc(
+                ("SELFHOSTED_VOICE_REGISTRY",),
+                "`auto`",
+                "`registry` (OpenAI's `/v1/audio/voices`: vLLM-Omni), `chatterbox` (chatterbox-tts-api's "
+                "`/v1/voices`), `inline` (reference sent with every synthesis, once the server has shown it reads "
+                "`ref_audio`), or `auto` (asks the server once: `/v1/audio/voices`, then `/v1/voices`, else inline)",
+            ),
+            SettingDoc(
+                ("SELFHOSTED_PROFILE", "MODAL_KEY", "MODAL_SECRET"),
+                "`openai`, unset, unset",
+                "`modal`: proxy-auth headers (both or neither), 303 polling, cold-start timeouts, warm-up",
+            ),
+            SettingDoc(
+                ("SELFHOSTED_TIMEOUT_SECONDS",),
+                "`120` (`600` with `modal`)",
+                "longest wait for one self-hosted call, polling included",
+            ),
+        ),
+    ),
+)
 
-    api_key: Secret | None
-    base_url: str
-    version: str
-    model: str
+PROVIDER_NAMES: Final[tuple[str, ...]] = tuple(entry.name for entry in PROVIDERS)
+_BY_NAME: Final = {entry.name: entry for entry in PROVIDERS}
+
+# Made from the list, so the OpenAPI document's `Provider` names what the list names; mypy sees no members (it
+# reads only literal ones), and none are used by name.
+Provider = enum.StrEnum("Provider", [(name.upper(), name) for name in PROVIDER_NAMES])  # type: ignore[misc]
+Provider.__doc__ = "A voice provider a request may name."
+Provider.__module__ = __name__
 
 
-class SelfhostedSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """A server speaking the OpenAI-shaped speech API; usable once ``base_url`` is set.
-
-    ``voice_registry``: ``registry`` enrols through ``/v1/audio/voices`` (OpenAI's, vLLM-Omni's),
-    ``chatterbox`` through chatterbox-tts-api's ``/v1/voices``, ``inline`` keeps the reference and sends it
-    with every synthesis (once the server has shown it reads it), ``auto`` asks the server which it is.
-    ``profile``: ``modal`` adds Modal's proxy-auth headers, 303 polling and cold-start timeouts.
-    """
-
-    base_url: str | None
-    api_key: Secret | None
-    model: str | None
-    voice_registry: str
-    profile: str
-    modal_key: Secret | None
-    modal_secret: Secret | None
-    timeout_s: float
+def entry(name: str) -> ProviderEntry[Any]:
+    """The entry of provider `name`; ProviderConfigError when there is none."""
+    if name not in _BY_NAME:
+        raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
+    return _BY_NAME[name]
 
 
 class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Every provider's settings plus the default provider name."""
+    """Every provider's settings (by name, as its entry reads them) plus the default provider name."""
 
     default_provider: str
-    qwen: QwenSettings
-    elevenlabs: ElevenLabsSettings
-    cartesia: CartesiaSettings
-    selfhosted: SelfhostedSettings
+    sections: dict[str, object]
 
     def has_key(self, provider: str) -> bool:
         """Whether ``provider`` can be used (``local`` needs no key, ``selfhosted`` its base URL)."""
-        if provider == "local":
-            return True
-        if provider == "selfhosted":
-            return self.selfhosted.base_url is not None
-        section: QwenSettings | ElevenLabsSettings | CartesiaSettings = getattr(self, provider)
-        return section.api_key is not None
+        found = entry(provider)
+        return found.usable(found.settings(self))
 
     def usable(self, provider: str | None) -> str:
         """`provider`, or the default when None; ProviderNotConfigured (422) when it has no key."""
@@ -120,145 +220,16 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
         return name
 
 
-def _base_url(variable: str, value: str, *, path: bool = False) -> tuple[str, str]:
-    """Validate a base URL; returns (normalised URL without trailing slash, lower-case host). With
-    `path`, a path prefix is kept (a server behind a reverse proxy at `https://host/tts`)."""
-    parts = urlsplit(value.strip())
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in {"http", "https"} or not host:
-        raise ProviderConfigError(f"{variable} must be an http(s) URL such as https://host")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise ProviderConfigError(f"{variable} must use https (plain http is allowed only for loopback)")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ProviderConfigError(f"{variable} must not carry a query, fragment or credentials")
-    if not path and parts.path not in {"", "/"}:
-        raise ProviderConfigError(f"{variable} must be a bare origin (no path, query or credentials)")
-    prefix = parts.path.rstrip("/") if path else ""
-    return f"{parts.scheme}://{parts.netloc}{prefix}", host
-
-
-def _key(variable: str, value: str | None, *, prefix: str | None = None) -> Secret | None:
-    if value is None or value == "":
-        return None
-    if value != value.strip() or any(ch.isspace() for ch in value) or not value.isascii():
-        raise ProviderConfigError(f"{variable} contains whitespace or non-ASCII characters")
-    if prefix is not None and not value.startswith(prefix):
-        raise ProviderConfigError(f"{variable} does not look like a key for this provider (expected {prefix}...)")
-    return Secret(value)
-
-
-def _choice(env: Mapping[str, str], variable: str, choices: tuple[str, ...], default: str) -> str:
-    value = env.get(variable, "").strip().lower() or default
-    if value not in choices:
-        raise ProviderConfigError(f"{variable} must be one of {', '.join(choices)}")
-    return value
-
-
-def _qwen(env: Mapping[str, str]) -> QwenSettings:
-    region = env.get("QWEN_REGION", "intl").strip().lower() or "intl"
-    if region not in QWEN_HOSTS:
-        raise ProviderConfigError("QWEN_REGION must be 'intl' or 'cn'")
-    api_key = _key("DASHSCOPE_API_KEY", env.get("DASHSCOPE_API_KEY"), prefix="sk-")
-    raw_url = env.get("DASHSCOPE_BASE_URL", "")
-    if not raw_url:
-        return QwenSettings(api_key=api_key, region=region, base_url=f"https://{QWEN_HOSTS[region]}")
-    base_url, host = _base_url("DASHSCOPE_BASE_URL", raw_url)
-    for other, other_host in QWEN_HOSTS.items():
-        fits_other = host == other_host or host.endswith(QWEN_WORKSPACE_SUFFIXES[other])
-        if other != region and fits_other:
-            # DashScope keys are per region: a key sent to the other region's host gets 401 InvalidApiKey.
-            raise ProviderConfigError(
-                f"DASHSCOPE_BASE_URL points at the {other!r} region but QWEN_REGION is {region!r}; "
-                "DashScope keys only work in their own region"
-            )
-    if host.endswith(".aliyuncs.com") and not (
-        host == QWEN_HOSTS[region] or host.endswith(QWEN_WORKSPACE_SUFFIXES[region])
-    ):
-        raise ProviderConfigError(f"DASHSCOPE_BASE_URL host is not a DashScope endpoint of region {region!r}")
-    return QwenSettings(api_key=api_key, region=region, base_url=base_url)
-
-
-def _elevenlabs(env: Mapping[str, str]) -> ElevenLabsSettings:
-    api_key = _key("ELEVENLABS_API_KEY", env.get("ELEVENLABS_API_KEY"))
-    base_url, _ = _base_url("ELEVENLABS_BASE_URL", env.get("ELEVENLABS_BASE_URL") or ELEVENLABS_DEFAULT_URL)
-    return ElevenLabsSettings(api_key=api_key, base_url=base_url)
-
-
-def _cartesia(env: Mapping[str, str]) -> CartesiaSettings:
-    api_key = _key("CARTESIA_API_KEY", env.get("CARTESIA_API_KEY"), prefix="sk_car_")
-    if api_key is not None and api_key.reveal().startswith("sk_car_admin_"):
-        raise ProviderConfigError("CARTESIA_API_KEY is an admin key; voice and TTS routes need a standard key")
-    base_url, _ = _base_url("CARTESIA_BASE_URL", env.get("CARTESIA_BASE_URL") or CARTESIA_DEFAULT_URL)
-    version = _choice(env, "CARTESIA_VERSION", CARTESIA_VERSIONS, CARTESIA_DEFAULT_VERSION)
-    model = env.get("CARTESIA_MODEL", "").strip() or cartesia_models.RECOMMENDED
-    if model in cartesia_models.SUNSET:
-        raise ProviderConfigError(
-            f"CARTESIA_MODEL {model!r} was sunset by Cartesia; use {cartesia_models.RECOMMENDED!r}"
-        )
-    if cartesia_models.family(model) is None:
-        # Its languages are unknown, so no voice could be told which model speaks it.
-        raise ProviderConfigError(
-            f"CARTESIA_MODEL must be one of {', '.join(cartesia_models.FAMILIES)} or one of their dated snapshots"
-        )
-    return CartesiaSettings(api_key=api_key, base_url=base_url, version=version, model=model)
-
-
-def _selfhosted(env: Mapping[str, str]) -> SelfhostedSettings:
-    raw_url = env.get("SELFHOSTED_BASE_URL", "").strip()
-    base_url = _base_url("SELFHOSTED_BASE_URL", raw_url, path=True)[0] if raw_url else None
-    profile = _choice(env, "SELFHOSTED_PROFILE", SELFHOSTED_PROFILES, "openai")
-    modal_key = _key("MODAL_KEY", env.get("MODAL_KEY"))
-    modal_secret = _key("MODAL_SECRET", env.get("MODAL_SECRET"))
-    if (modal_key is None) != (modal_secret is None):
-        raise ProviderConfigError("set both MODAL_KEY and MODAL_SECRET (Modal's proxy auth), or neither")
-    if modal_key is not None and profile != "modal":
-        raise ProviderConfigError("MODAL_KEY and MODAL_SECRET are used only with SELFHOSTED_PROFILE=modal")
-    model = env.get("SELFHOSTED_MODEL", "").strip() or None
-    if model is not None and (len(model) > 200 or not model.isprintable()):
-        raise ProviderConfigError("SELFHOSTED_MODEL must be a model name of at most 200 printable characters")
-    raw_timeout = env.get("SELFHOSTED_TIMEOUT_SECONDS", "").strip()
-    try:
-        timeout = float(raw_timeout) if raw_timeout else SELFHOSTED_DEFAULT_TIMEOUT[profile]
-    except ValueError:
-        timeout = -1.0
-    if not 0 < timeout <= SELFHOSTED_MAX_TIMEOUT:
-        raise ProviderConfigError(
-            f"SELFHOSTED_TIMEOUT_SECONDS must be a positive number of seconds, at most {SELFHOSTED_MAX_TIMEOUT:g}"
-        )
-    return SelfhostedSettings(
-        base_url=base_url,
-        api_key=_key("SELFHOSTED_API_KEY", env.get("SELFHOSTED_API_KEY")),
-        model=model,
-        voice_registry=_choice(env, "SELFHOSTED_VOICE_REGISTRY", SELFHOSTED_REGISTRY_MODES, "auto"),
-        profile=profile,
-        modal_key=modal_key,
-        modal_secret=modal_secret,
-        timeout_s=timeout,
-    )
-
-
-_KEY_VARIABLES: Final = {
-    "qwen": "DASHSCOPE_API_KEY",
-    "elevenlabs": "ELEVENLABS_API_KEY",
-    "cartesia": "CARTESIA_API_KEY",
-    "selfhosted": "SELFHOSTED_BASE_URL",
-}
-
-
 def key_variable(provider: str) -> str:
     """The environment variable that makes ``provider`` usable: its API key (its base URL for ``selfhosted``)."""
-    return _KEY_VARIABLES[provider]
+    return entry(provider).key_variable or "nothing"
 
 
 def provider_settings_from_env(env: Mapping[str, str]) -> ProviderSettings:
     """Read and check every provider setting; raises ``ProviderConfigError`` with a clear message."""
-    default = _choice(env, "VOICE_PROVIDER", PROVIDER_NAMES, "local")
+    default = choice_setting(env, "VOICE_PROVIDER", PROVIDER_NAMES, "local")
     settings = ProviderSettings(
-        default_provider=default,
-        qwen=_qwen(env),
-        elevenlabs=_elevenlabs(env),
-        cartesia=_cartesia(env),
-        selfhosted=_selfhosted(env),
+        default_provider=default, sections={item.name: item.read_settings(env) for item in PROVIDERS}
     )
     if not settings.has_key(default):
         raise ProviderConfigError(f"VOICE_PROVIDER is {default!r} but {key_variable(default)} is not set")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Final
 
 import httpx
@@ -17,13 +17,32 @@ from backend.providers.base import (
     SynthesisResult,
     primary_language,
 )
-from backend.providers.config import ElevenLabsSettings
 from backend.providers.enrolment import enroll_once, key_marker
+from backend.providers.env import key_setting, url_setting
 from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError, answer_fields
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.wav import pcm16_to_wav, with_comment
+from backend.secret import Secret
 
 PROVIDER: Final = "elevenlabs"
+
+ELEVENLABS_DEFAULT_URL: Final = "https://api.elevenlabs.io"
+
+
+class ElevenLabsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """ElevenLabs access."""
+
+    api_key: Secret | None
+    base_url: str
+
+
+def settings_from_env(env: Mapping[str, str]) -> ElevenLabsSettings:
+    """This provider's settings, checked; ProviderConfigError names the variable that does not fit."""
+    api_key = key_setting("ELEVENLABS_API_KEY", env.get("ELEVENLABS_API_KEY"))
+    base_url, _ = url_setting("ELEVENLABS_BASE_URL", env.get("ELEVENLABS_BASE_URL") or ELEVENLABS_DEFAULT_URL)
+    return ElevenLabsSettings(api_key=api_key, base_url=base_url)
+
+
 KEY_LABEL: Final = "voicegate_key"
 DEFAULT_MODEL: Final = "eleven_multilingual_v2"
 DEFAULT_OUTPUT_FORMAT: Final = "mp3_44100_128"

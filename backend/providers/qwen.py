@@ -6,15 +6,15 @@ import base64
 import contextlib
 import random
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import httpx
 import msgspec
 
 from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
-from backend.providers.config import QwenSettings
 from backend.providers.enrolment import enroll_once, qwen_preferred_name
+from backend.providers.env import ProviderConfigError, key_setting, url_setting
 from backend.providers.errors import (
     ModelRetiredError,
     PermanentProviderError,
@@ -24,10 +24,53 @@ from backend.providers.errors import (
     answer_fields,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy
+from backend.secret import Secret
 
 T = TypeVar("T")
 
 PROVIDER: Final = "qwen"
+
+QWEN_HOSTS: Final = {"intl": "dashscope-intl.aliyuncs.com", "cn": "dashscope.aliyuncs.com"}
+# Workspace domains: {WorkspaceId}.<region>.maas.aliyuncs.com.
+QWEN_WORKSPACE_SUFFIXES: Final = {
+    "intl": ".ap-southeast-1.maas.aliyuncs.com",
+    "cn": ".cn-beijing.maas.aliyuncs.com",
+}
+
+
+class QwenSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """DashScope access for Qwen voice enrolment and synthesis."""
+
+    api_key: Secret | None
+    region: str
+    base_url: str
+
+
+def settings_from_env(env: Mapping[str, str]) -> QwenSettings:
+    """This provider's settings, checked; ProviderConfigError names the variable that does not fit."""
+    region = env.get("QWEN_REGION", "intl").strip().lower() or "intl"
+    if region not in QWEN_HOSTS:
+        raise ProviderConfigError("QWEN_REGION must be 'intl' or 'cn'")
+    api_key = key_setting("DASHSCOPE_API_KEY", env.get("DASHSCOPE_API_KEY"), prefix="sk-")
+    raw_url = env.get("DASHSCOPE_BASE_URL", "")
+    if not raw_url:
+        return QwenSettings(api_key=api_key, region=region, base_url=f"https://{QWEN_HOSTS[region]}")
+    base_url, host = url_setting("DASHSCOPE_BASE_URL", raw_url)
+    for other, other_host in QWEN_HOSTS.items():
+        fits_other = host == other_host or host.endswith(QWEN_WORKSPACE_SUFFIXES[other])
+        if other != region and fits_other:
+            # DashScope keys are per region: a key sent to the other region's host gets 401 InvalidApiKey.
+            raise ProviderConfigError(
+                f"DASHSCOPE_BASE_URL points at the {other!r} region but QWEN_REGION is {region!r}; "
+                "DashScope keys only work in their own region"
+            )
+    if host.endswith(".aliyuncs.com") and not (
+        host == QWEN_HOSTS[region] or host.endswith(QWEN_WORKSPACE_SUFFIXES[region])
+    ):
+        raise ProviderConfigError(f"DASHSCOPE_BASE_URL host is not a DashScope endpoint of region {region!r}")
+    return QwenSettings(api_key=api_key, region=region, base_url=base_url)
+
+
 ENROLMENT_MODEL: Final = "qwen-voice-enrollment"
 TARGET_MODEL: Final = "qwen3-tts-vc-2026-01-22"
 CUSTOMIZATION_PATH: Final = "/api/v1/services/audio/tts/customization"

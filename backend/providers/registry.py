@@ -7,14 +7,11 @@ import httpx
 from backend.cpu import CpuExecutor, Owner
 from backend.errors import LanguageNotSupported
 from backend.providers.base import SampleRules, VoiceProvider
-from backend.providers.cartesia import CartesiaProvider
-from backend.providers.config import PROVIDER_NAMES, ProviderConfigError, ProviderSettings, key_variable
-from backend.providers.elevenlabs import ElevenLabsProvider
+from backend.providers.config import AdapterParts, ProviderSettings, entry, key_variable
+from backend.providers.env import ProviderConfigError
 from backend.providers.errors import UnsupportedLanguageError
 from backend.providers.local import language as local_language
 from backend.providers.local.provider import LocalProvider, ProfileStore
-from backend.providers.qwen import QwenProvider
-from backend.providers.selfhosted import SelfhostedProvider
 from backend.providers.selfhosted_store import ReferenceStore
 
 
@@ -31,33 +28,16 @@ def build_provider(
 
     ``cpu`` runs the `local` engine's work; ``profile_store`` keeps `local` voices, ``reference_store`` the
     `selfhosted` voices of a server without a voice registry (both in memory when not given)."""
-    if name not in PROVIDER_NAMES:
-        raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
-    if not settings.has_key(name):
+    found = entry(name)
+    if not found.usable(found.settings(settings)):
         raise ProviderConfigError(f"voice provider {name!r} is not configured: set {key_variable(name)}")
-    if name == "qwen":
-        return QwenProvider(settings.qwen, http_client)
-    if name == "elevenlabs":
-        return ElevenLabsProvider(settings.elevenlabs, http_client)
-    if name == "cartesia":
-        return CartesiaProvider(settings.cartesia, http_client)
-    if name == "selfhosted":
-        return SelfhostedProvider(settings.selfhosted, http_client, store=reference_store)
-    return LocalProvider(profile_store, cpu=cpu)
+    parts = AdapterParts(cpu=cpu, profile_store=profile_store, reference_store=reference_store)
+    return found.build(found.settings(settings), http_client, parts)
 
 
 def sample_rules(name: str) -> SampleRules:
     """What provider ``name`` accepts as a reference sample, checked before any call is spent."""
-    rules = {
-        "qwen": QwenProvider.sample_rules,
-        "elevenlabs": ElevenLabsProvider.sample_rules,
-        "cartesia": CartesiaProvider.sample_rules,
-        "local": LocalProvider.sample_rules,
-        "selfhosted": SelfhostedProvider.sample_rules,
-    }
-    if name not in rules:
-        raise ProviderConfigError(f"unknown voice provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
-    return rules[name]
+    return entry(name).sample_rules
 
 
 def check_enrolment_language(name: str, language: str | None) -> None:

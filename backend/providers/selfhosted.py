@@ -30,7 +30,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -45,8 +45,8 @@ from backend.providers.base import (
     SynthesisResult,
     primary_language,
 )
-from backend.providers.config import SelfhostedSettings
 from backend.providers.enrolment import enroll_once, selfhosted_voice_name
+from backend.providers.env import ProviderConfigError, choice_setting, key_setting, url_setting
 from backend.providers.errors import (
     PermanentProviderError,
     ProviderError,
@@ -57,10 +57,73 @@ from backend.providers.errors import (
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, InMemoryReferenceStore, ReferenceStore
 from backend.providers.wav import pcm16_to_wav, wav_format, wav_to_pcm16
+from backend.secret import Secret
 
 log = logging.getLogger(__name__)
 
 PROVIDER: Final = "selfhosted"
+
+SELFHOSTED_REGISTRY_MODES: Final = ("auto", "registry", "chatterbox", "inline")
+SELFHOSTED_PROFILES: Final = ("openai", "modal")
+#: Seconds a self-hosted call may take in all (polling included): a Modal cold start loads a model first.
+SELFHOSTED_DEFAULT_TIMEOUT: Final = {"openai": 120.0, "modal": 600.0}
+SELFHOSTED_MAX_TIMEOUT: Final = 3600.0
+
+
+class SelfhostedSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """A server speaking the OpenAI-shaped speech API; usable once ``base_url`` is set.
+
+    ``voice_registry``: ``registry`` enrols through ``/v1/audio/voices`` (OpenAI's, vLLM-Omni's),
+    ``chatterbox`` through chatterbox-tts-api's ``/v1/voices``, ``inline`` keeps the reference and sends it
+    with every synthesis (once the server has shown it reads it), ``auto`` asks the server which it is.
+    ``profile``: ``modal`` adds Modal's proxy-auth headers, 303 polling and cold-start timeouts.
+    """
+
+    base_url: str | None
+    api_key: Secret | None
+    model: str | None
+    voice_registry: str
+    profile: str
+    modal_key: Secret | None
+    modal_secret: Secret | None
+    timeout_s: float
+
+
+def settings_from_env(env: Mapping[str, str]) -> SelfhostedSettings:
+    """This provider's settings, checked; ProviderConfigError names the variable that does not fit."""
+    raw_url = env.get("SELFHOSTED_BASE_URL", "").strip()
+    base_url = url_setting("SELFHOSTED_BASE_URL", raw_url, path=True)[0] if raw_url else None
+    profile = choice_setting(env, "SELFHOSTED_PROFILE", SELFHOSTED_PROFILES, "openai")
+    modal_key = key_setting("MODAL_KEY", env.get("MODAL_KEY"))
+    modal_secret = key_setting("MODAL_SECRET", env.get("MODAL_SECRET"))
+    if (modal_key is None) != (modal_secret is None):
+        raise ProviderConfigError("set both MODAL_KEY and MODAL_SECRET (Modal's proxy auth), or neither")
+    if modal_key is not None and profile != "modal":
+        raise ProviderConfigError("MODAL_KEY and MODAL_SECRET are used only with SELFHOSTED_PROFILE=modal")
+    model = env.get("SELFHOSTED_MODEL", "").strip() or None
+    if model is not None and (len(model) > 200 or not model.isprintable()):
+        raise ProviderConfigError("SELFHOSTED_MODEL must be a model name of at most 200 printable characters")
+    raw_timeout = env.get("SELFHOSTED_TIMEOUT_SECONDS", "").strip()
+    try:
+        timeout = float(raw_timeout) if raw_timeout else SELFHOSTED_DEFAULT_TIMEOUT[profile]
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= SELFHOSTED_MAX_TIMEOUT:
+        raise ProviderConfigError(
+            f"SELFHOSTED_TIMEOUT_SECONDS must be a positive number of seconds, at most {SELFHOSTED_MAX_TIMEOUT:g}"
+        )
+    return SelfhostedSettings(
+        base_url=base_url,
+        api_key=key_setting("SELFHOSTED_API_KEY", env.get("SELFHOSTED_API_KEY")),
+        model=model,
+        voice_registry=choice_setting(env, "SELFHOSTED_VOICE_REGISTRY", SELFHOSTED_REGISTRY_MODES, "auto"),
+        profile=profile,
+        modal_key=modal_key,
+        modal_secret=modal_secret,
+        timeout_s=timeout,
+    )
+
+
 VOICES_PATH: Final = "/v1/audio/voices"
 SPEECH_PATH: Final = "/v1/audio/speech"
 #: chatterbox-tts-api's voice library and streaming route (app/core/aliases.py maps them under /v1).

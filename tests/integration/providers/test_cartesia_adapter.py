@@ -33,7 +33,9 @@ def make(
     model: str = "",
 ) -> CartesiaProvider:
     settings = settings_for(CARTESIA_API_KEY=key, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version, CARTESIA_MODEL=model)
-    return CartesiaProvider(settings.cartesia, client, policy=FAST_POLICY, rng=rng, create_timeout=SHORT_TIMEOUT)
+    return CartesiaProvider(
+        settings.sections["cartesia"], client, policy=FAST_POLICY, rng=rng, create_timeout=SHORT_TIMEOUT
+    )
 
 
 async def enrol(provider: CartesiaProvider, key: str = "attempt-1", language: str = "en") -> ProviderVoice:
@@ -112,7 +114,7 @@ async def test_both_error_shapes(
     provider = make(url, http_client, rng, version=version)
     settings = settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=url, CARTESIA_VERSION=version)
     # A model the settings would refuse, so that Cartesia refuses it instead.
-    unknown = CartesiaProvider(msgspec.structs.replace(settings.cartesia, model="sonic-0"), http_client)
+    unknown = CartesiaProvider(msgspec.structs.replace(settings.sections["cartesia"], model="sonic-0"), http_client)
     with pytest.raises(PermanentProviderError) as model:
         await unknown.synthesize(msgspec.structs.replace(await enrol(provider), target_model="sonic-0"), "hi")
     assert model.value.http_status == 400

@@ -22,7 +22,7 @@ from tests.fakes.testing import ELEVEN_KEY, FAST_POLICY, SHORT_TIMEOUT, settings
 def make(url: str, client: httpx.AsyncClient, rng: random.Random, **kwargs: Any) -> ElevenLabsProvider:
     settings = settings_for(ELEVENLABS_API_KEY=kwargs.pop("key", ELEVEN_KEY), ELEVENLABS_BASE_URL=url)
     return ElevenLabsProvider(
-        settings.elevenlabs, client, policy=FAST_POLICY, rng=rng, create_timeout=SHORT_TIMEOUT, **kwargs
+        settings.sections["elevenlabs"], client, policy=FAST_POLICY, rng=rng, create_timeout=SHORT_TIMEOUT, **kwargs
     )
 
 

@@ -30,7 +30,7 @@ GENERATION = "/api/v1/services/aigc/multimodal-generation/generation"
 
 def make(url: str, client: httpx.AsyncClient, rng: random.Random, key: str = QWEN_KEY) -> QwenProvider:
     settings = settings_for(DASHSCOPE_API_KEY=key, QWEN_REGION="intl", DASHSCOPE_BASE_URL=url)
-    return QwenProvider(settings.qwen, client, policy=FAST_POLICY, rng=rng, create_timeout=SHORT_TIMEOUT)
+    return QwenProvider(settings.sections["qwen"], client, policy=FAST_POLICY, rng=rng, create_timeout=SHORT_TIMEOUT)
 
 
 async def test_lifecycle_enrol_find_get_list_synthesize_delete(

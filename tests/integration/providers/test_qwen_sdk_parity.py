@@ -235,7 +235,7 @@ def sdk(recorder: tuple[Recorder, str]) -> Iterator[Client]:
 
 def adapter(url: str, http_client: httpx.AsyncClient) -> QwenProvider:
     settings = settings_for(DASHSCOPE_API_KEY=QWEN_KEY, DASHSCOPE_BASE_URL=url)
-    return QwenProvider(settings.qwen, http_client, policy=FAST_POLICY, rng=random.Random(3))  # noqa: S311
+    return QwenProvider(settings.sections["qwen"], http_client, policy=FAST_POLICY, rng=random.Random(3))  # noqa: S311
 
 
 def customization_v1(input_: dict[str, Any]) -> Any:

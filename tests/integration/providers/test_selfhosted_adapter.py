@@ -36,7 +36,7 @@ def make(
 ) -> tuple[SelfhostedProvider, InMemoryReferenceStore]:
     settings = settings_for(SELFHOSTED_BASE_URL=url, SELFHOSTED_MODEL=MODEL, **env)
     store = InMemoryReferenceStore()
-    return SelfhostedProvider(settings.selfhosted, client, store=store, policy=FAST_POLICY, rng=rng), store
+    return SelfhostedProvider(settings.sections["selfhosted"], client, store=store, policy=FAST_POLICY, rng=rng), store
 
 
 async def enrol(provider: SelfhostedProvider, key: str = KEY, transcript: str | None = "Hello there.") -> ProviderVoice:
@@ -219,7 +219,7 @@ async def test_a_model_the_server_does_not_serve_is_a_configuration_error(
     provider, _ = make(url, http_client, rng)
     voice = await enrol(provider)
     other = SelfhostedProvider(
-        settings_for(SELFHOSTED_BASE_URL=url, SELFHOSTED_MODEL="some/other-model").selfhosted,
+        settings_for(SELFHOSTED_BASE_URL=url, SELFHOSTED_MODEL="some/other-model").sections["selfhosted"],
         http_client,
         store=InMemoryReferenceStore(),
         policy=FAST_POLICY,

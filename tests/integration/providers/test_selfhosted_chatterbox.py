@@ -80,7 +80,7 @@ def make(
     settings = settings_for(SELFHOSTED_BASE_URL=url, SELFHOSTED_MODEL=MODEL, **env)
     store = InMemoryReferenceStore()
     provider = SelfhostedProvider(
-        settings.selfhosted, client, store=store, policy=FAST_POLICY, rng=rng, clock=clock or Clock()
+        settings.sections["selfhosted"], client, store=store, policy=FAST_POLICY, rng=rng, clock=clock or Clock()
     )
     return provider, store
 

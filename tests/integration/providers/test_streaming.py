@@ -67,16 +67,22 @@ def served(request: pytest.FixtureRequest, http_client: httpx.AsyncClient) -> It
         provider: VoiceProvider
         if name == "elevenlabs":
             settings = settings_for(ELEVENLABS_API_KEY=ELEVEN_KEY, ELEVENLABS_BASE_URL=url)
-            provider, path = ElevenLabsProvider(settings.elevenlabs, http_client, policy=FAST_POLICY, rng=rng), "/v1/"
+            provider, path = (
+                ElevenLabsProvider(settings.sections["elevenlabs"], http_client, policy=FAST_POLICY, rng=rng),
+                "/v1/",
+            )
         elif name == "cartesia":
             settings = settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=url)
-            provider, path = CartesiaProvider(settings.cartesia, http_client, policy=FAST_POLICY, rng=rng), "/tts/"
+            provider, path = (
+                CartesiaProvider(settings.sections["cartesia"], http_client, policy=FAST_POLICY, rng=rng),
+                "/tts/",
+            )
         elif name == "qwen":
             settings = settings_for(DASHSCOPE_API_KEY=QWEN_KEY, DASHSCOPE_BASE_URL=url)
-            provider, path = QwenProvider(settings.qwen, http_client, policy=FAST_POLICY, rng=rng), "/api/"
+            provider, path = QwenProvider(settings.sections["qwen"], http_client, policy=FAST_POLICY, rng=rng), "/api/"
         else:
             settings = settings_for(SELFHOSTED_BASE_URL=url, SELFHOSTED_MODEL=SELFHOSTED_MODEL)
-            provider = SelfhostedProvider(settings.selfhosted, http_client, policy=FAST_POLICY, rng=rng)
+            provider = SelfhostedProvider(settings.sections["selfhosted"], http_client, policy=FAST_POLICY, rng=rng)
             path = "/v1/audio/speech"
         voice = ProviderVoice(
             provider=name, voice_id="v1", target_model="qwen3-tts-vc-2026-01-22" if name == "qwen" else None
@@ -175,7 +181,9 @@ async def test_a_dashscope_error_event_midway_is_a_transient_error(http_client: 
     fake.voices["v1"] = QwenVoice("v1", "qwen3-tts-vc-2026-01-22", "en", datetime.now(UTC), "")
     fake.sse_error_after = 3
     with serve(fake) as url:
-        provider = QwenProvider(settings_for(DASHSCOPE_API_KEY=QWEN_KEY, DASHSCOPE_BASE_URL=url).qwen, http_client)
+        provider = QwenProvider(
+            settings_for(DASHSCOPE_API_KEY=QWEN_KEY, DASHSCOPE_BASE_URL=url).sections["qwen"], http_client
+        )
         voice = ProviderVoice(provider="qwen", voice_id="v1", target_model="qwen3-tts-vc-2026-01-22")
         received: list[bytes] = []
 

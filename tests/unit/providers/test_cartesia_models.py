@@ -50,7 +50,7 @@ async def test_a_language_no_model_speaks_is_a_422_naming_those_that_are() -> No
     assert refused.value.status == 422
     assert "ka" in refused.value.languages
     async with httpx.AsyncClient() as client:
-        provider = CartesiaProvider(settings_for(CARTESIA_API_KEY=CARTESIA_KEY).cartesia, client)
+        provider = CartesiaProvider(settings_for(CARTESIA_API_KEY=CARTESIA_KEY).sections["cartesia"], client)
         with pytest.raises(UnsupportedLanguageError) as unspoken:
             provider.model_for("ur-PK")
     assert unspoken.value.safe_message.startswith("Language 'ur-PK' is not spoken by any Cartesia model.")

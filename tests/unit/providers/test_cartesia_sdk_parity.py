@@ -177,7 +177,7 @@ async def both(
 
 def adapter(client: httpx.AsyncClient, version: str = VERSION) -> CartesiaProvider:
     settings = settings_for(CARTESIA_API_KEY=CARTESIA_KEY, CARTESIA_BASE_URL=BASE_URL, CARTESIA_VERSION=version)
-    return CartesiaProvider(settings.cartesia, client, policy=FAST_POLICY, rng=random.Random(7))  # noqa: S311
+    return CartesiaProvider(settings.sections["cartesia"], client, policy=FAST_POLICY, rng=random.Random(7))  # noqa: S311
 
 
 def voice(model: str | None = "sonic-3.5") -> ProviderVoice:

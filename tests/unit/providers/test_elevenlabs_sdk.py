@@ -100,7 +100,7 @@ async def pair(answer: Answer, **adapter_options: Any) -> AsyncIterator[Pair]:
     ):
         sdk = AsyncElevenLabs(api_key=ELEVEN_KEY, base_url=BASE_URL, httpx_client=sdk_http)
         settings = settings_for(ELEVENLABS_API_KEY=ELEVEN_KEY, ELEVENLABS_BASE_URL=BASE_URL)
-        adapter = ElevenLabsProvider(settings.elevenlabs, http, **adapter_options)
+        adapter = ElevenLabsProvider(settings.sections["elevenlabs"], http, **adapter_options)
         yield Pair(sdk, sdk_wire, adapter, wire)
 
 

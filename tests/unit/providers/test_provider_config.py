@@ -6,11 +6,13 @@ import httpx
 import pytest
 
 from backend.cpu import CpuExecutor
-from backend.providers.config import ProviderConfigError, Secret, provider_settings_from_env
+from backend.providers.config import provider_settings_from_env
+from backend.providers.env import ProviderConfigError
 from backend.providers.local.provider import LocalProvider
 from backend.providers.qwen import QwenProvider
 from backend.providers.registry import build_provider
 from backend.providers.selfhosted import SelfhostedProvider
+from backend.secret import Secret
 
 QWEN = "sk-abcdef0123456789"
 
@@ -18,24 +20,24 @@ QWEN = "sk-abcdef0123456789"
 def test_defaults_to_local_without_any_key() -> None:
     settings = provider_settings_from_env({})
     assert settings.default_provider == "local"
-    assert settings.qwen.base_url == "https://dashscope-intl.aliyuncs.com"
-    assert settings.cartesia.version == "2026-03-01"
-    assert settings.cartesia.model == "sonic-3.5"
-    assert settings.elevenlabs.base_url == "https://api.elevenlabs.io"
+    assert settings.sections["qwen"].base_url == "https://dashscope-intl.aliyuncs.com"
+    assert settings.sections["cartesia"].version == "2026-03-01"
+    assert settings.sections["cartesia"].model == "sonic-3.5"
+    assert settings.sections["elevenlabs"].base_url == "https://api.elevenlabs.io"
 
 
 @pytest.mark.parametrize("model", ["sonic-2", "sonic-3-2026-01-12", "sonic-3.5-2026-05-04", "sonic-turbo"])
 def test_cartesia_model_is_a_setting(model: str) -> None:
-    assert provider_settings_from_env({"CARTESIA_MODEL": f" {model} "}).cartesia.model == model
+    assert provider_settings_from_env({"CARTESIA_MODEL": f" {model} "}).sections["cartesia"].model == model
 
 
 def test_region_picks_host_and_workspace_domains_fit() -> None:
     cn = provider_settings_from_env({"QWEN_REGION": "cn", "DASHSCOPE_API_KEY": QWEN})
-    assert cn.qwen.base_url == "https://dashscope.aliyuncs.com"
+    assert cn.sections["qwen"].base_url == "https://dashscope.aliyuncs.com"
     ws = provider_settings_from_env(
         {"QWEN_REGION": "intl", "DASHSCOPE_BASE_URL": "https://ws1.ap-southeast-1.maas.aliyuncs.com/"}
     )
-    assert ws.qwen.base_url == "https://ws1.ap-southeast-1.maas.aliyuncs.com"
+    assert ws.sections["qwen"].base_url == "https://ws1.ap-southeast-1.maas.aliyuncs.com"
 
 
 @pytest.mark.parametrize(
@@ -76,9 +78,9 @@ def test_secrets_never_show() -> None:
     text = repr(settings) + str(settings)
     for secret in (QWEN, "el-secret-1", "sk_car_zzz9"):
         assert secret not in text
-    assert settings.qwen.api_key == Secret(QWEN)
-    assert settings.qwen.api_key is not None
-    assert settings.qwen.api_key.reveal() == QWEN
+    assert settings.sections["qwen"].api_key == Secret(QWEN)
+    assert settings.sections["qwen"].api_key is not None
+    assert settings.sections["qwen"].api_key.reveal() == QWEN
 
 
 async def test_registry_builds_keyed_providers_and_refuses_missing_keys(cpu: CpuExecutor) -> None:
@@ -102,7 +104,7 @@ def test_selfhosted_is_usable_once_its_base_url_is_set_and_keeps_a_path_prefix()
             "SELFHOSTED_MODEL": "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
         }
     )
-    selfhosted = settings.selfhosted
+    selfhosted = settings.sections["selfhosted"]
     assert settings.has_key("selfhosted")
     assert (selfhosted.base_url, selfhosted.model) == (
         "https://tts.example.org/speech",
@@ -118,7 +120,7 @@ def test_selfhosted_is_usable_once_its_base_url_is_set_and_keeps_a_path_prefix()
             "MODAL_SECRET": "ws-def",
             "SELFHOSTED_VOICE_REGISTRY": "inline",
         }
-    ).selfhosted
+    ).sections["selfhosted"]
     assert (modal.profile, modal.voice_registry, modal.timeout_s) == ("modal", "inline", 600.0)
     assert "ws-def" not in repr(modal)
 
