@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from backend import cli
 from backend.db import migrate as migrate_module
 from backend.db.migrate import RENUMBERED, MigrationError, discover_migrations, migrate
 from tests.conftest import PG15_BIN, PgServer
+from voicegate import cli
 
 REPO_SUPABASE = Path(__file__).resolve().parents[2] / "supabase"
 
