@@ -208,6 +208,13 @@ class MixedSpeakers(ClientError, status=422, code="mixed_speakers"):
     """The samples are not all of one speaker; one voice is made from one person's samples."""
 
 
+class VoiceNameTaken(Conflict, code="voice_name_taken"):
+    """You have a voice of that name already (names are compared without case or outer spaces); choose another."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(None if name is None else f"You have a voice named “{name}” already: choose another name.")
+
+
 class VoiceNotReady(Conflict, code="voice_not_ready"):
     """The voice has not been cloned; clone it from a sample first."""
 

@@ -39,9 +39,18 @@ from backend.db.migrate import migrate  # noqa: E402 - after the path setup abov
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 WRK = "/usr/bin/wrk"
+# Each request names its voice anew: a user's voices each have a name of their own (a repeat would be a 409). The
+# run's random part keeps the warm-up's names and the measured run's apart.
 _POST_SCRIPT = """wrk.method = "POST"
-wrk.body = '{"name": "bench", "consent": true}'
 wrk.headers["Content-Type"] = "application/json"
+local urandom = io.open("/dev/urandom", "rb")
+local run = urandom:read(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
+urandom:close()
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format('{"name": "bench %s %d", "consent": true}', run, n))
+end
 """
 
 

@@ -105,9 +105,10 @@ def seed_attempts(dsn: str, provider: str, voice_ids: list[str]) -> uuid.UUID:
         ).fetchone()[0]  # type: ignore[index]
         with conn.transaction():
             for voice_id in voice_ids:
+                # Each of a user's voices has a name of its own (voices_owner_name_uidx).
                 voice = conn.execute(
-                    "insert into voices (owner_id, name, tts_provider) values (%s, 'v', %s) returning id",
-                    (user, provider),
+                    "insert into voices (owner_id, name, tts_provider) values (%s, %s, %s) returning id",
+                    (user, f"v {voice_id}", provider),
                 ).fetchone()[0]  # type: ignore[index]
                 conn.execute(
                     "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required,"

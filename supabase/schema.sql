@@ -76,18 +76,21 @@ CREATE FUNCTION public.voice_launch_readiness(p_reflection_id uuid) RETURNS TABL
     AS $$
   with r as (
     select r.id,
-           a.id as attempt_id, a.status, a.runtime_status, a.preview_required
+           a.id as attempt_id, a.status, a.runtime_status, a.preview_required,
+           a.id is not null and v.id is null as voice_deleted
       from public.reflections r
       left join public.voice_clone_attempts a on a.reflection_id = r.id and a.is_active
+      left join public.voices v on v.id = a.voice_id and v.deleted_at is null
      where r.id = p_reflection_id
   ), blocking as (
     select r.id,
-           array_remove(array[
-             case when r.attempt_id is null then 'no_voice' end,
-             case when r.attempt_id is not null and r.status <> 'ready' then 'clone_not_ready' end,
-             case when r.attempt_id is not null and r.runtime_status <> 'synced' then 'runtime_not_synced' end,
-             case when r.attempt_id is not null and r.preview_required is true then 'preview_required' end
-           ], null) as reasons
+           case when r.voice_deleted then array['voice_deleted']
+                else array_remove(array[
+                  case when r.attempt_id is null then 'no_voice' end,
+                  case when r.attempt_id is not null and r.status <> 'ready' then 'clone_not_ready' end,
+                  case when r.attempt_id is not null and r.runtime_status <> 'synced' then 'runtime_not_synced' end,
+                  case when r.attempt_id is not null and r.preview_required is true then 'preview_required' end
+                ], null) end as reasons
       from r
   )
   select id, cardinality(reasons) = 0, reasons from blocking
@@ -2634,6 +2637,12 @@ CREATE INDEX voice_samples_owner_idx ON public.voice_samples USING btree (owner_
 --
 
 CREATE INDEX voices_owner_idx ON public.voices USING btree (owner_id) WHERE (deleted_at IS NULL);
+
+--
+-- Name: voices_owner_name_uidx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE UNIQUE INDEX voices_owner_name_uidx ON public.voices USING btree (owner_id, lower(btrim(name))) WHERE (deleted_at IS NULL);
 
 --
 -- Name: voices_provider_voice_uidx; Type: INDEX; Schema: public; Owner: voicegate_migrator

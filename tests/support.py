@@ -77,8 +77,9 @@ def seed_consent(conn: Conn, owner: uuid.UUID, text_version: str = "v1") -> uuid
     )["id"]
 
 
-def seed_voice(conn: Conn, owner: uuid.UUID, name: str = "My voice") -> uuid.UUID:
-    """A draft voice owned by `owner`."""
+def seed_voice(conn: Conn, owner: uuid.UUID, name: str | None = None) -> uuid.UUID:
+    """A draft voice owned by `owner`, by default under a name of its own (an owner's voices each have one)."""
+    name = name or f"My voice {uuid.uuid4().hex[:8]}"
     return one(conn, "insert into voices (owner_id, name) values (%s, %s) returning id", (owner, name))["id"]
 
 

@@ -16,19 +16,24 @@ import msgspec
 
 from backend.consents.service import GivenConsent, consent_for_sample
 from backend.db.connection import Connection
-from backend.db.execute import fetch_one, fetch_optional
+from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import become_service
-from backend.errors import Conflict, NotFound, ProviderVoiceTaken
+from backend.errors import Conflict, NotFound, ProviderVoiceTaken, VoiceNameTaken
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
 from backend.records import attempts
 from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
+from backend.records.voices import VoiceName, name_of_its_own, unused_name
 from backend.samples import service as samples
 from backend.samples.service import NewSample
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+#: Looks for a free name for a voice voicegate names: a look is lost only to another voice of the same owner
+#: that took that very name meanwhile, so even a second one is rare.
+_NAMING_TRIES = 5
 
 
 class _Sampled(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,13 +56,14 @@ class _Sampled(msgspec.Struct, frozen=True, kw_only=True):
 class Upload(_Sampled, frozen=True, kw_only=True, tag="upload"):
     """A sample uploaded with the request: a new voice `name` under the consent given with it."""
 
-    name: str
+    name: VoiceName
     consent: GivenConsent
 
 
 class SignedUpload(_Sampled, frozen=True, kw_only=True, tag="finalize"):
     """The finalize of a signed upload: the caller's draft voice, under the consent it was made with,
-    renamed to `name` and `sample.language` (None keeps its own)."""
+    renamed to `name` (the caller's: VoiceNameTaken when another of their voices has it) and `sample.language`
+    (None keeps its own)."""
 
     name: str | None
 
@@ -84,7 +90,7 @@ class StoredSample(msgspec.Struct, frozen=True, kw_only=True, tag="sample"):
     provider: str
     language: str | None
     voice_id: uuid.UUID | None
-    name: str
+    name: VoiceName
     kind = AttemptSource.SAMPLE_UPLOAD
     preview = False
     reflection_id = None
@@ -99,7 +105,7 @@ class SampleSet(msgspec.Struct, frozen=True, kw_only=True, tag="sample_set"):
     consent_id: uuid.UUID
     provider: str
     language: str | None
-    name: str
+    name: VoiceName
     voice_id: uuid.UUID | None = None
     kind = AttemptSource.SAMPLE_UPLOAD
     preview = False
@@ -130,18 +136,23 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
     """`owner_id`'s clone attempt from `source`, with the voice and sample rows it needs, on the caller's
     transaction. On a user transaction the caller's RLS decides what they may use (their consent, their
     draft), then the service writes; a StoredSample or a Reenrolment comes as the service already.
-    NotFound, Conflict, ProviderVoiceTaken or LanguageNotSupported when the source cannot be used."""
+    NotFound, Conflict, ProviderVoiceTaken, VoiceNameTaken (a name the caller gave that another of their live
+    voices has) or LanguageNotSupported when the source cannot be used."""
     sample_id: uuid.UUID | None = None
     sample_ids: tuple[uuid.UUID, ...] = ()
     reference: tuple[str | None, str | None] = (None, None)
     match source:
         case Upload(voice_id=voice_id):
-            consent_id = await draft_voice(conn, voice_id, source.name, source.sample.language, source.consent)
+            language = source.sample.language
+            consent_id = await draft_voice(
+                conn, owner_id, voice_id, name=source.name, language=language, consent=source.consent
+            )
             sample_id = await _store(conn, source, consent_id)
         case SignedUpload(voice_id=voice_id):
             sample_id = await _store(conn, source, (await lock_draft(conn, voice_id))["consent_id"])
             params = {"id": voice_id, "name": source.name, "language": source.sample.language}
-            await conn.execute(_Q["name_voice"], params)
+            with name_of_its_own(source.name or ""):
+                await conn.execute(_Q["name_voice"], params)
         case CustomVoiceId(found=found):
             voice_id, reference = await _custom_voice(conn, owner_id, source), (found.voice_id, found.target_model)
         case StoredSample(sample_id=sample_id):
@@ -176,14 +187,36 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
 
 
 async def draft_voice(
-    conn: Connection, voice_id: uuid.UUID, name: str, language: str | None, consent: GivenConsent
+    conn: Connection,
+    owner_id: uuid.UUID,
+    voice_id: uuid.UUID,
+    *,
+    name: VoiceName,
+    language: str | None,
+    consent: GivenConsent,
 ) -> uuid.UUID:
-    """The caller's consent (a verified spoken one they name, or the box they ticked, recorded now) and their
-    draft voice under it, as the caller (RLS checks the consent is theirs); the consent's id."""
+    """The caller's (`owner_id`'s) consent (a verified spoken one they name, or the box they ticked, recorded now)
+    and their draft voice under it, as the caller (RLS checks the consent is theirs); the consent's id."""
     consent_id = await consent_for_sample(conn, consent)
-    params = {"id": voice_id, "name": name, "language": language, "consent_id": consent_id}
-    await fetch_one(conn, _Q["insert_own_voice"], params)
+    params = {"id": voice_id, "language": language, "consent_id": consent_id}
+    await _insert_voice(conn, "insert_own_voice", params, owner_id, name)
     return consent_id
+
+
+async def _insert_voice(
+    conn: Connection, query: str, params: dict[str, Any], owner_id: uuid.UUID, name: VoiceName
+) -> None:
+    """Insert `owner_id`'s voice with `query` (`insert_own_voice` or `insert_voice`), named `name`: as given, or
+    VoiceNameTaken; as chosen, or the first free `name (2)`, `name (3)`…"""
+    if name.given:
+        if await fetch_optional(conn, _Q[query], params | {"name": name.text}) is None:
+            raise VoiceNameTaken(name.text)
+        return
+    for _ in range(_NAMING_TRIES):
+        free = await unused_name(conn, owner_id, name.text)
+        if await fetch_optional(conn, _Q[query], params | {"name": free}) is not None:
+            return
+    raise VoiceNameTaken(name.text)
 
 
 async def lock_draft(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any]:
@@ -221,14 +254,15 @@ async def _custom_voice(conn: Connection, owner_id: uuid.UUID, source: CustomVoi
     if holder is not None:
         held: uuid.UUID = holder["id"]
         return held
-    name = source.name or found.name or "Custom voice"
+    given = source.name.strip() if source.name else None
+    name = VoiceName(given, given=True) if given else VoiceName(found.name or "Custom voice", given=False)
     return await _new_voice(conn, owner_id, name, source.language, provider=source.provider)
 
 
 async def _new_voice(
     conn: Connection,
     owner_id: uuid.UUID,
-    name: str,
+    name: VoiceName,
     language: str | None,
     *,
     consent_id: uuid.UUID | None = None,
@@ -237,6 +271,6 @@ async def _new_voice(
     """A voice of `owner_id`, as the service: cloned from their sample (`consent_id`), or one they have
     at `provider`."""
     voice_id = uuid.uuid4()
-    params = {"name": name, "language": language, "consent_id": consent_id, "provider": provider}
-    await fetch_one(conn, _Q["insert_voice"], {"id": voice_id, "owner_id": owner_id} | params)
+    params = {"id": voice_id, "owner_id": owner_id, "language": language, "consent_id": consent_id}
+    await _insert_voice(conn, "insert_voice", params | {"provider": provider}, owner_id, name)
     return voice_id

@@ -110,6 +110,14 @@ def problems(*statuses: int, words: Mapping[int, str] | None = None) -> dict[int
     }
 
 
+#: The 409 of a route that names a voice (creates one, renames one): besides what a 409 means anywhere, the name
+#: given is one another of the caller's voices has. A name voicegate chooses (none given) is never refused.
+NAMES_A_VOICE: Final = {
+    409: f"{_WORDS[409]} `voice_name_taken`: the name given is another of the caller's live voices' (compared "
+    "without case or outer spaces); a voice named by voicegate (no name given) takes the first free `name (2)`, "
+    "`name (3)`… instead."
+}
+
 #: What every route for a signed-in user may answer: a bad Host header (as every route may), a refused token,
 #: too many requests at once (the user's VOICEGATE_USER_CONCURRENCY, or every connection busy), or the
 #: database away.

@@ -14,6 +14,7 @@ from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, 
 from backend.http.docs import (
     BY_ID,
     IDEMPOTENT,
+    NAMES_A_VOICE,
     USER,
     USER_SECURITY,
     IdempotentOperation,
@@ -136,7 +137,7 @@ class ReflectionsController(Controller):
         request_max_body_size=None,
         summary="Clone a voice from an uploaded sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
-        responses=problems(*BY_ID, *IDEMPOTENT, 413, 415),
+        responses=problems(*BY_ID, *IDEMPOTENT, 413, 415, words=NAMES_A_VOICE),
     )
     async def clone(
         self,
@@ -176,7 +177,7 @@ class ReflectionsController(Controller):
         operation_class=with_examples(
             a_provider_voice={"provider": "elevenlabs", "voice_id": "21m00Tcm4TlvDq8ikWAM", "name": "Rachel"}
         ),
-        responses=problems(*BY_ID, 409, 422),
+        responses=problems(*BY_ID, 409, 422, words=NAMES_A_VOICE),
     )
     async def attach(
         self,

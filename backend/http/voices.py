@@ -16,7 +16,16 @@ from backend.auth.verify import UserClaims
 from backend.db.pool import Pool
 from backend.fields import Rename
 from backend.http.deps import Caller, Config, DbPool, PathId, Storage
-from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, IdempotentOperation, problems, with_examples
+from backend.http.docs import (
+    BY_ID,
+    IDEMPOTENT,
+    NAMES_A_VOICE,
+    USER,
+    USER_SECURITY,
+    IdempotentOperation,
+    problems,
+    with_examples,
+)
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import request_origin
 from backend.synthesis import history
@@ -49,7 +58,7 @@ class VoicesController(Controller):
                 "name": "My voice",
             }
         ),
-        responses=problems(*BY_ID, 409, 422),
+        responses=problems(*BY_ID, 409, 422, words=NAMES_A_VOICE),
     )
     async def create(
         self, claims: Caller, pool: DbPool, settings: Config, data: JSONBody[sample_sets.NewVoiceBody]
@@ -57,7 +66,7 @@ class VoicesController(Controller):
         """`{sampleIds, name?, consentId?}` → 202: the voice and its clone attempt, which enrols every sample (a
         provider that takes one reference gets them joined), and the set's quality report as known before the
         enrolment measures pitch and timbre (`GET /api/voices/{id}/samples` shows it after). 400 a sample
-        listed twice or not 1-25 of them; 404 one not the caller's; 409 `sample_not_ready`; 422
+        listed twice or not 1-25 of them; 404 one not the caller's; 409 `sample_not_ready` or `voice_name_taken`; 422
         `samples_mixed_providers`, `mixed_speakers` (the samples' voiceprints are not all one speaker: the
         detail names the sample that differs), `speaker_mismatch` (a sample is not the speaker of the spoken
         consent `consentId`), or a provider not configured or not speaking the first sample's language.
@@ -72,11 +81,12 @@ class VoicesController(Controller):
     @patch(
         "/{voice_id:uuid}",
         summary="Rename a voice",
-        responses=problems(*BY_ID),
+        responses=problems(*BY_ID, 409, words=NAMES_A_VOICE),
         operation_class=with_examples(a_name={"name": "My voice"}),
     )
     async def rename(self, claims: Caller, pool: DbPool, voice_id: PathId, data: JSONBody[Rename]) -> service.Voice:
-        """`{name}`: 1-200 characters, not blank, no control characters; the voice as renamed."""
+        """`{name}`: 1-200 characters, not blank, no control characters; the voice as renamed. 409
+        `voice_name_taken` when another of the caller's voices has that name."""
         return await service.rename_voice(pool, claims, voice_id, data)
 
     @get(
@@ -150,7 +160,7 @@ class CloneController(Controller):
         "/upload-url",
         summary="Signed upload URL for a new voice's sample",
         operation_class=with_examples(a_consented_voice={"name": "My voice", "consent": True, "language": "en"}),
-        responses=problems(*USER, 400, 404, 422),
+        responses=problems(*USER, 400, 404, 409, 422, words=NAMES_A_VOICE),
     )
     async def upload_url(
         self,
@@ -181,7 +191,7 @@ class CloneController(Controller):
         ),
         responses={
             200: ResponseSpec(service.Voice, description="With `Prefer: wait=N`: the voice once ready or failed."),
-            **problems(*BY_ID, *IDEMPOTENT, 413, 415),
+            **problems(*BY_ID, *IDEMPOTENT, 413, 415, words=NAMES_A_VOICE),
         },
     )
     async def finalize(

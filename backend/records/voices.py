@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
+from backend.errors import VoiceNameTaken
 from backend.records.rows import fetch_optional_record, fetch_record, fetch_records
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+#: The unique index under which each of an owner's live voices has a name of its own, compared without case or
+#: outer spaces (migration 20261126042000_voice_names_unique).
+NAME_INDEX = "voices_owner_name_uidx"
 
 
 class VoiceStatus(enum.StrEnum):
@@ -89,3 +97,32 @@ async def cloned(
     """Up to `limit` of `count_cloned`'s voices after `after` (from the first when None), by id."""
     params = {"source": source, "ids": ids, "after": after, "limit": limit}
     return await fetch_records(conn, _Q["cloned"], params, ClonedVoice)
+
+
+class VoiceName(msgspec.Struct, frozen=True):
+    """What a new voice is called: `text` as the caller gave it (`given`: one of their live voices having it
+    already refuses it, VoiceNameTaken), or as voicegate chose it from what it was made of (made distinct with
+    `unused_name`, never refused for it)."""
+
+    text: str
+    given: bool
+
+
+@contextmanager
+def name_of_its_own(name: str) -> Iterator[None]:
+    """VoiceNameTaken, naming `name`, for a write in it that gives a voice the name another live voice of its
+    owner has; other errors pass as they are."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != NAME_INDEX:
+            raise
+        raise VoiceNameTaken(name) from exc
+
+
+async def unused_name(conn: Connection, owner_id: uuid.UUID, name: str) -> str:
+    """`name`, else the first of `name (2)`, `name (3)`… that none of the owner's live voices has (as the page
+    names a file given twice), cut to fit the 200 characters a name may have."""
+    row = await fetch_one(conn, _Q["unused_name"], {"owner_id": owner_id, "name": name.strip()})
+    free: str = row["name"]
+    return free

@@ -32,3 +32,19 @@ select v.id, v.owner_id, v.status, v.tts_provider, v.provider_voice_id, v.provid
    and v.id > coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000')
  order by v.id
  limit %(limit)s;
+
+-- name: unused_name
+-- Of as many names as the owner has live voices, plus one, one is free: the first such is the answer.
+select candidate.name
+  from generate_series(1, (select count(*) + 1 from public.voices
+                            where owner_id = %(owner_id)s and deleted_at is null)) as n
+ cross join lateral (
+   select case when n = 1 then %(name)s
+               else rtrim(left(%(name)s, 200 - length(' (' || n || ')'))) || ' (' || n || ')' end as name
+ ) candidate
+ where not exists (
+   select 1 from public.voices v
+    where v.owner_id = %(owner_id)s and v.deleted_at is null and lower(btrim(v.name)) = lower(btrim(candidate.name))
+ )
+ order by n
+ limit 1;

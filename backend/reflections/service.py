@@ -110,10 +110,13 @@ class LaunchBlocked(Conflict, code="launch_blocked"):
         return {"blockingReasons": self.reasons}
 
 
-async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> None:
-    """NotFound unless the reflection is visible on `conn` (the caller's own, under RLS)."""
-    if await fetch_optional(conn, _Q["reflection_visible"], {"id": reflection_id}) is None:
+async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> str:
+    """The reflection's name; NotFound unless the reflection is visible on `conn` (the caller's own, under RLS)."""
+    row = await fetch_optional(conn, _Q["reflection_visible"], {"id": reflection_id})
+    if row is None:
         raise NotFound("Reflection not found.")
+    name: str = row["name"]
+    return name
 
 
 async def create_reflection(pool: Pool, claims: UserClaims, name: str) -> Reflection:
@@ -270,7 +273,9 @@ async def launch_voice(conn: Connection, reflection_id: uuid.UUID) -> LaunchVoic
     state = await _voice_state(conn, reflection_id)
     if not state.launch_ready:
         raise LaunchBlocked(state.blocking_reasons)
-    row = await fetch_one(conn, _Q["runtime_voice"], {"id": reflection_id})
+    row = await fetch_optional(conn, _Q["runtime_voice"], {"id": reflection_id})
+    if row is None:
+        raise LaunchBlocked(["voice_deleted"])  # deleted since the gate was read, in this very transaction
     voice = ProviderVoice(
         provider=row["provider"],
         voice_id=row["provider_voice_id"],

@@ -1,5 +1,5 @@
 -- name: reflection_visible
-select id from public.reflections where id = %(id)s;
+select id, name from public.reflections where id = %(id)s;
 
 -- name: create_reflection
 insert into public.reflections (name) values (%(name)s)

@@ -24,6 +24,7 @@ from backend.providers.errors import (
 from backend.providers.registry import ProviderSet
 from backend.records import attempts
 from backend.records.attempts import Attempt, AttemptStatus
+from backend.records.voices import VoiceName
 from backend.reflections.service import require_visible
 from backend.samples import service as samples
 from backend.settings import Settings
@@ -75,8 +76,7 @@ async def clone_from_upload(
     owner_id, voice_id, sample_id = uuid.UUID(claims.sub), voice_id or uuid.uuid4(), uuid.uuid4()
     path = samples.voice_sample_path(owner_id, voice_id)
     abandoned = samples.voice_sample_path(owner_id, abandoned_voice_id) if abandoned_voice_id else None
-    name = received.form.name or "My voice"
-    given = received.consent(settings.consent, subject_name=name)
+    given = received.consent(settings.consent, subject_name=received.form.name or "My voice")
     new = samples.check_upload(
         received,
         given,
@@ -89,19 +89,21 @@ async def clone_from_upload(
     async with user_transaction(pool, claims.raw) as conn:
         await require_visible(conn, reflection_id)
 
-    source = Upload(
-        voice_id=voice_id,
-        sample=new,
-        name=name,
-        consent=given,
-        reflection_id=reflection_id,
-        retention_days=settings.sample_retention_days,
-    )
     async with (
         samples.stored_upload(storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
         user_transaction(pool, claims.raw) as conn,
     ):
-        await require_visible(conn, reflection_id)
+        reflection_name = await require_visible(conn, reflection_id)
+        # Unnamed, the voice is named after its reflection ("Ada (2)" once an earlier clone's voice is "Ada").
+        name = received.form.name.strip() if received.form.name else None
+        source = Upload(
+            voice_id=voice_id,
+            sample=new,
+            name=VoiceName(name, given=True) if name else VoiceName(reflection_name, given=False),
+            consent=given,
+            reflection_id=reflection_id,
+            retention_days=settings.sample_retention_days,
+        )
         attempt = await start_clone(conn, owner_id, source)
         result = QueuedClone(voice_id, attempt.id, sample_id, new.provider, attempt.status, new.sniffed_type)
         if record is not None:

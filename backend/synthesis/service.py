@@ -39,7 +39,7 @@ from backend.records import voices as voice_records
 from backend.records.rows import fetch_record
 from backend.records.samples import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus, job_row
-from backend.records.voices import VoiceRow
+from backend.records.voices import VoiceName, VoiceRow
 from backend.samples import service as samples
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
@@ -198,8 +198,12 @@ async def _voice_of_sample(
         provider=provider,
         language=sample.language,
         voice_id=None if voice is None else voice.id,  # cloned before and failed: clone it again
-        # A voice takes its sample's name unless the request names it.
-        name=request.name.strip() if request.name else (sample.name or "Voice from sample"),
+        # A voice takes its sample's name (made its own: "Kitchen (2)" if a voice has it) unless the request names it.
+        name=(
+            VoiceName(request.name.strip(), given=True)
+            if request.name
+            else VoiceName(sample.name or "Voice from sample", given=False)
+        ),
     )
     attempt = await start_clone(conn, owner_id, source)
     return attempt.voice_id, attempt.id

@@ -19,6 +19,7 @@ from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import Provider
 from backend.providers.registry import check_enrolment_language
 from backend.records.attempts import AttemptStatus
+from backend.records.voices import VoiceName
 from backend.reflections import service as reflections
 from backend.samples import service as samples
 from backend.settings import Settings
@@ -101,7 +102,8 @@ async def create_upload(
     path = samples.voice_sample_path(owner_id, voice_id)
     signed = await storage.create_signed_upload_url(samples.BUCKET, path)
     async with user_transaction(pool, claims.raw) as conn:
-        await draft_voice(conn, voice_id=voice_id, name=name, language=request.language, consent=consent)
+        given = VoiceName(name, given=True)
+        await draft_voice(conn, owner_id, voice_id, name=given, language=request.language, consent=consent)
     return UploadTicket(
         voice_id=voice_id,
         bucket=samples.BUCKET,

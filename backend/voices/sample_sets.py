@@ -39,6 +39,7 @@ from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
 from backend.records.rows import fetch_records
 from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.records.voices import VoiceName
 from backend.samples import service as samples
 from backend.voiceprint import THRESHOLD, Voiceprint
 from backend.voices import service as voices
@@ -93,7 +94,11 @@ async def create_voice(
         rows = await _ready_samples(conn, owner_id, body.sample_ids)
         judge.one_speaker(rows, consent)
         first = rows[0]
-        name = body.name.strip() if body.name else (first.name or f"Voice from {len(rows)} samples")
+        name = (
+            VoiceName(body.name.strip(), given=True)
+            if body.name
+            else VoiceName(first.name or f"Voice from {len(rows)} samples", given=False)
+        )
         source = _source(rows, providers, name=name, voice_id=None, consent_id=body.consent_id)
         attempt = await start_clone(conn, owner_id, source)
     return _answer(attempt, rows)
@@ -116,7 +121,8 @@ async def replace_samples(
             raise NotFound("Voice not found.")  # deleted since the caller's check
         if await attempts.open_for_voice(conn, voice_id) is not None:
             raise Conflict("The voice is still being cloned; change its samples once that has finished.")
-        source = _source(rows, providers, name=voice.name, voice_id=voice_id, consent_id=body.consent_id)
+        name = VoiceName(voice.name, given=True)  # unused: the voice is there already
+        source = _source(rows, providers, name=name, voice_id=voice_id, consent_id=body.consent_id)
         attempt = await start_clone(conn, owner_id, source)
     return _answer(attempt, rows)
 
@@ -245,7 +251,7 @@ def _source(
     rows: list[SampleRow],
     providers: ProviderSettings,
     *,
-    name: str,
+    name: VoiceName,
     voice_id: uuid.UUID | None,
     consent_id: uuid.UUID | None = None,
 ) -> SampleSet:

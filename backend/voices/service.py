@@ -27,7 +27,7 @@ from backend.errors import NotFound, ServiceUnavailable
 from backend.fields import Rename
 from backend.provenance import PROVENANCE
 from backend.records.rows import fetch_optional_record, fetch_records
-from backend.records.voices import VoiceRow, VoiceStatus
+from backend.records.voices import VoiceRow, VoiceStatus, name_of_its_own
 from backend.samples import purge
 from backend.storage.client import ObjectStorage
 
@@ -147,11 +147,12 @@ async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
 
 
 async def rename_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID, rename: Rename) -> Voice:
-    """Give one of the caller's voices a new name; 404 for anyone else's or a deleted one."""
+    """Give one of the caller's voices a new name; 404 for anyone else's or a deleted one, 409 (VoiceNameTaken)
+    when another of their live voices has that name, compared without case or outer spaces."""
+    name = rename.name.strip()
     async with user_transaction(pool, claims.raw) as conn:
-        row = await fetch_optional_record(
-            conn, _Q["rename_voice"], {"id": voice_id, "name": rename.name.strip()}, _VoiceRow
-        )
+        with name_of_its_own(name):
+            row = await fetch_optional_record(conn, _Q["rename_voice"], {"id": voice_id, "name": name}, _VoiceRow)
     if row is None:
         raise NotFound("Voice not found.")
     return _voice(row)

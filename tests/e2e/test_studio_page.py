@@ -25,7 +25,7 @@ import httpx
 import psycopg
 import pytest
 import soundfile
-from playwright.async_api import BrowserContext, Page, Playwright, Route, expect
+from playwright.async_api import BrowserContext, Locator, Page, Playwright, Route, expect
 
 from tests.conftest import server_dir
 from tests.e2e.accessibility import check_state
@@ -476,3 +476,75 @@ async def test_what_the_first_hour_found_in_the_main_flow_is_fixed(
     await expect(page.get_by_role("button", name="Speak")).not_to_have_attribute("aria-disabled", "true")
     await shot(page, "speak-canceled")
     await expect(page.get_by_role("alert")).to_have_count(0)
+
+
+async def beside(page: Page, control: Locator, words: str | re.Pattern[str]) -> None:
+    """`words` said beside `control` (an alert it is described by, marked invalid), none in the bar at the top."""
+    note = page.locator(".beside[role=alert]")
+    await expect(note).to_have_text(words)
+    await expect(control).to_have_accessible_description(words)
+    await expect(control).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#problem-bar")).to_be_hidden()
+
+
+async def test_refusals_the_user_acts_on_are_said_beside_what_caused_them_not_in_the_bar(
+    up: Running, context: BrowserContext, sample_file: Path
+) -> None:
+    """Issue 47: what the user must act on is said where they acted (Record without a microphone, a reflection's
+    file that is not audio, a voice's new name another voice took behind the page's back), in a sentence."""
+    not_audio = sample_file.with_name("notes.wav")
+    not_audio.write_bytes(b"these are my notes, not a recording\n" * 100)
+    async with api(up) as client:
+        for name in ("Beside one", "Beside two"):
+            made = await client.post("/api/clone/upload-url", json={"name": name, "consent": True})
+            assert made.status_code == 201, made.text
+    page = await open_page(context, up)
+
+    # This browser has no microphone to give: the sentence is beside Record, where the user pressed.
+    record = page.locator("#sample-section").get_by_role("button", name="Record")
+    await record.click()
+    # (Record is also described by its hint: the words are looked for in its description, not as all of it.)
+    no_microphone = re.compile(r"(The microphone is blocked\.|No microphone was found\.) .*choose a file instead\.")
+    await beside(page, record, no_microphone)
+    await shot(page, "beside-record")
+
+    # A reflection's sample that is not audio: beside its file box, with nothing to try again.
+    await page.get_by_label("New reflection").fill("Beside")
+    await page.get_by_role("button", name="Create reflection").click()
+    await expect(page.locator("#reflection-heading")).to_have_text("Beside")
+    section = page.locator("#reflection-section")
+    await section.get_by_role("checkbox", name=re.compile("^I consent")).check()
+    async with page.expect_response(lambda r: r.url.endswith("/voice/clone")) as refused:
+        await page.get_by_label("Reflection's sample file").set_input_files(not_audio)
+    assert (await refused.value).status == 415
+    file_box = page.get_by_label("Reflection's sample file")
+    await beside(page, file_box, re.compile(r"^That file is not audio voicegate can read\. Use WAV, MP3"))
+    await expect(page.locator("#retry")).to_be_hidden()
+    await shot(page, "beside-reflection-file")
+    reflection_record = section.get_by_role("button", name="Record")
+    await reflection_record.click()
+    await beside(page, reflection_record, no_microphone)
+    await expect(file_box).not_to_have_attribute("aria-invalid", "true")  # the last refusal went with the next action
+
+    # A name another voice took after the page listed them (an app, another tab): the server's 409, in its words.
+    async with api(up) as client:
+        taken = await client.post("/api/clone/upload-url", json={"name": "Taken meanwhile", "consent": True})
+        assert taken.status_code == 201, taken.text
+    voices = page.locator("#voices")
+    await voices.get_by_role("button", name="Rename voice “Beside one”").click()
+    box = voices.get_by_role("textbox", name="New name for the voice “Beside one”")
+    await box.fill(" taken MEANWHILE ")
+    async with page.expect_response(lambda r: r.request.method == "PATCH") as renamed:
+        await box.press("Enter")
+    assert (await renamed.value).status == 409
+    await beside(page, box, "You have a voice named “taken MEANWHILE” already: choose another name.")
+    await expect(box).to_be_focused()
+    await shot(page, "beside-rename-taken")
+    await box.press("Escape")
+    async with api(up) as client:
+        names = [v["name"] for v in (await client.get("/api/voices")).json()["voices"]]
+    assert sorted(n for n in names if n.lower().startswith(("beside", "taken"))) == [
+        "Beside one",
+        "Beside two",
+        "Taken meanwhile",
+    ]

@@ -105,3 +105,22 @@ def test_a_new_name_is_the_files_and_one_already_taken_gets_a_number() -> None:
         " m.unusedName('Recording', ['Recording', 'Recording (2)', 'Recording (3)'])]",
     )
     assert said == ["Porch light", "Recording", "take.2", "Garden", "Garden (3)", "Recording (4)"]
+
+
+def test_a_failed_job_is_said_in_a_sentence_never_its_bare_code() -> None:
+    said = run(
+        "words.js",
+        "[m.jobFailureWords({code: 'inference_failed', message: 'inference failed: the provider refused the text'}),"
+        " m.jobFailureWords({code: 'voice_lost', message: 'The voice is gone at its provider.'}),"
+        " m.jobFailureWords({code: 'inference_failed'}), m.jobFailureWords(null)]",
+    )
+    assert said[:2] == [
+        "Speaking failed: the provider refused the text.",
+        "Speaking failed: the voice is gone at its provider.",
+    ]
+    assert said[2] == said[3] == "Speaking failed, and voicegate kept no reason. Try again, or use another voice."
+
+
+def test_a_deleted_voice_is_a_launch_reason_in_words() -> None:
+    said = run("words.js", "m.launchBlockedWords(['voice_deleted'])")
+    assert said == "Not ready to launch yet. The voice was deleted: record or choose a sample to clone a new one."

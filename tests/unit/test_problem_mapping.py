@@ -227,6 +227,12 @@ ROWS = [
         "The voice has not been cloned; clone it from a sample first.",
     ),
     (
+        errors.VoiceNameTaken(),
+        409,
+        "voice_name_taken",
+        "You have a voice of that name already (names are compared without case or outer spaces); choose another.",
+    ),
+    (
         errors.SynthesisNotFinished(),
         409,
         "synthesis_not_finished",
@@ -323,6 +329,15 @@ def test_database_errors_translate_to_domain_errors(raised: Exception, expected:
 def test_other_database_errors_pass_through_unchanged() -> None:
     with pytest.raises(psycopg.errors.UniqueViolation), translate_db_errors():
         raise psycopg.errors.UniqueViolation("dup")
+
+
+def test_a_name_taken_names_the_name_in_a_sentence() -> None:
+    problem, _ = problem_for(errors.VoiceNameTaken("Grandma reading"), "/api/voices/x")
+    assert (problem.status, problem.code, problem.detail) == (
+        409,
+        "voice_name_taken",
+        "You have a voice named “Grandma reading” already: choose another name.",
+    )
 
 
 def test_extension_members_sit_beside_the_standard_ones() -> None:

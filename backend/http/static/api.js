@@ -172,7 +172,7 @@ async function send(path, { method = "GET", token = null, json, form, headers = 
 }
 
 /** The ApiError for an error answer whose problem+json body (or null) is `body`. */
-function failure(response, body) {
+export function failure(response, body) {
   const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"));
   return new ApiError(describe(response.status, body, retryAfter), {
     status: response.status,

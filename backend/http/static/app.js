@@ -20,12 +20,14 @@ import { reflections } from "./reflection.js";
 import { Session } from "./session.js";
 import { createSampleSet } from "./sampleset.js";
 import { createStudio, textRefusal } from "./studio.js";
-import { likenessWords, nameFromFile, sampleFailureWords, unusedName } from "./words.js";
+import { jobFailureWords, likenessWords, nameFromFile, sampleFailureWords, unusedName } from "./words.js";
 
 const POLL_MS = 400;
 const MAX_RECORDING_S = 30;
 // A failed job whose cause may pass: the queue gave up on its message. Any other failure speaks again the same.
 const TRANSIENT_JOB_ERRORS = new Set(["dead_lettered"]);
+// Refusals of Speak that are about the text (or the language it is in): said beside the text, not the button.
+const TEXT_REFUSALS = new Set(["validation_failed", "language_not_supported"]);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -97,6 +99,7 @@ const studio = createStudio({
   api,
   token: () => session.freshToken(),
   problem,
+  failed,
   clearProblem,
   sayBeside,
   target: () => target,
@@ -110,6 +113,7 @@ const studio = createStudio({
 const sampleSet = createSampleSet({
   api,
   problem,
+  failed,
   clearProblem,
   element,
   refreshLibrary: () => refreshLibrary(),
@@ -134,6 +138,19 @@ function problem(error, retry = null) {
     ui.retry.disabled = true;
     setTimeout(() => (ui.retry.disabled = false), wait * 1000);
   }
+}
+
+/**
+ * What failed, said where it is acted on: a refusal of what the user gave or pressed (bad input, gone, not allowed
+ * now) beside `control` (after `anchor`), where their eyes and focus are; what is about no one control (voicegate
+ * unreachable, busy or failing, with "Try again" when `retry` is given; the session expired) in the bar at the top.
+ */
+function failed(error, control, { retry = null, anchor } = {}) {
+  if (error instanceof ApiError && (passing(error) || error.status === 401)) {
+    problem(error, retry);
+    return;
+  }
+  sayBeside(control, typeof error === "string" ? error : error.message, anchor);
 }
 
 function clearProblem() {
@@ -216,6 +233,7 @@ async function boot() {
   spoken ||= spokenConsent({
     api,
     problem,
+    failed,
     clearProblem,
     sayBeside,
     keepSample: () => ui.keepSample.checked,
@@ -226,6 +244,7 @@ async function boot() {
     api,
     stream: (path, options) => signedRequest(path, options, requestStream),
     problem,
+    failed,
     clearProblem,
     sayBeside,
     refreshLibrary: () => refreshLibrary(),
@@ -271,7 +290,7 @@ ui.signInForm.addEventListener("submit", async (event) => {
     ui.signInStatus.textContent = `We sent a sign-in link to ${email}. Open it to come back here signed in.`;
   } catch (error) {
     ui.signInStatus.textContent = "";
-    problem(error, () => ui.signInForm.requestSubmit());
+    failed(error, ui.email, { retry: () => ui.signInForm.requestSubmit() });
   }
 });
 
@@ -291,7 +310,7 @@ ui.record.addEventListener("click", async () => {
   try {
     await recorder.start();
   } catch (error) {
-    problem(error.message, null);
+    failed(error, ui.record); // the microphone refused, or there is none: said beside Record
     return;
   }
   ui.record.textContent = "Stop";
@@ -419,8 +438,8 @@ async function upload(file, name, key = newIdempotencyKey()) {
   } catch (error) {
     status(ui.sampleStatus, "");
     if (error instanceof ApiError && CONSENT_GONE.has(error.code)) {
-      problem(error);
-      spoken.forget();
+      // Said beside "Get a new phrase": that is what the visitor does next.
+      spoken.forget(error.message);
       // The same file goes once a new phrase is read: only the consent was missing.
       pending = file;
       pendingName = name;
@@ -567,10 +586,13 @@ async function speak() {
   let job;
   try {
     const headers = { "Idempotency-Key": newIdempotencyKey() };
-    job = await api("/api/v1/clone", { method: "POST", json: { ...target.ref, ...voiceName(), text }, headers });
+    // A sample not cloned yet makes its voice, which voicegate names after it (made its own: "Kitchen (2)").
+    job = await api("/api/v1/clone", { method: "POST", json: { ...target.ref, text }, headers });
   } catch (error) {
     endProgress("");
-    problem(error, speak);
+    const aboutText = error instanceof ApiError && TEXT_REFUSALS.has(error.code);
+    const anchor = aboutText ? ui.text.nextElementSibling : undefined;
+    failed(error, aboutText ? ui.text : ui.speak, { retry: speak, anchor });
     return;
   }
   // A sample's first Speak makes its voice: it is listed now, not once the job ends (nor, if it never does, never).
@@ -600,23 +622,15 @@ async function followJob(jobId, mine) {
     }
     if (job.status === "failed") {
       endProgress("");
-      const transient = job.error && TRANSIENT_JOB_ERRORS.has(job.error.code);
-      problem((job.error && job.error.message) || "inference failed", transient ? speak : null);
+      // The queue gave up on it (may pass: "Try again" in the bar), or it failed for good (beside Speak).
+      if (job.error && TRANSIENT_JOB_ERRORS.has(job.error.code)) problem(jobFailureWords(job.error), speak);
+      else sayBeside(ui.speak, jobFailureWords(job.error));
       refreshLibrary();
       return;
     }
     showProgress(job.progress || null);
     await sleep(POLL_MS);
   }
-}
-
-/** The name of the voice Speak makes of a sample not cloned yet: its sample's, unless a voice has it already. */
-function voiceName() {
-  const sampleId = target && target.ref.sampleId;
-  const sample = sampleId && !studio.voiceOf(sampleId) && samples.find((s) => s.sampleId === sampleId);
-  if (!sample) return {}; // a voice already, or a sample not listed yet (named unused when it was uploaded)
-  const name = sample.name || `Voice of the sample of ${new Date(sample.createdAt).toLocaleString()}`;
-  return { name: unusedName(name, voices.map((v) => v.name)) };
 }
 
 function showProgress(progress) {
@@ -645,7 +659,7 @@ async function showResult(jobId) {
     result = await api(`/api/v1/clone/${jobId}/result`);
   } catch (error) {
     endProgress("");
-    problem(error, () => showResult(jobId));
+    failed(error, ui.speak, { retry: () => showResult(jobId) }); // e.g. its file altered since it was stored
     return;
   }
   lastJob = jobId;
@@ -705,7 +719,7 @@ function sampleItem(sample) {
   const path = `/api/v1/voice-samples/${sample.sampleId}`;
   actions.push(
     button("Delete", `Delete ${label}`, (event) =>
-      confirmDelete(event.currentTarget, `the ${label}`, () => remove(path, "sampleId", sample.sampleId)),
+      confirmDelete(event.currentTarget, `the ${label}`, (origin) => remove(path, "sampleId", sample.sampleId, origin)),
     ),
   );
   return studio.sampleItem(sample, actions);
@@ -715,23 +729,28 @@ function voiceItem(voice) {
   return studio.voiceItem(voice, [
     button("Use", `Use voice ${voice.name}`, () => setTarget({ voiceId: voice.id }, `the voice “${voice.name}”`)),
     button("Delete", `Delete voice ${voice.name}`, (event) =>
-      confirmDelete(event.currentTarget, `the voice “${voice.name}”`, () => remove(`/api/voices/${voice.id}`, "voiceId", voice.id)),
+      confirmDelete(event.currentTarget, `the voice “${voice.name}”`, (origin) =>
+        remove(`/api/voices/${voice.id}`, "voiceId", voice.id, origin),
+      ),
     ),
   ]);
 }
 
-async function remove(path, key, id) {
+/** Delete what `path` names (its Delete button, `origin`, said yes to); whether it went. */
+async function remove(path, key, id, origin) {
   clearProblem();
   try {
     await api(path, { method: "DELETE" });
   } catch (error) {
     if (error.status !== 404) {
-      problem(error, () => remove(path, key, id));
+      failed(error, origin, { retry: () => remove(path, key, id, origin), anchor: origin.closest(".actions") });
       return false;
     }
   }
   if (target && target.ref[key] === id) setTarget(null);
   await refreshLibrary();
+  // A reflection whose voice this was can no longer launch: its state is read again (and a session shown ends).
+  if (key === "voiceId") reflectionFlow.voicesChanged();
   return true;
 }
 
@@ -739,7 +758,7 @@ async function remove(path, key, id) {
 
 /**
  * Ask before deleting `what` (the Delete button `origin` asked); Cancel or Escape leaves it, focus back on `origin`.
- * On Delete, `erase()` deletes it and says whether it went; the focus then goes to the next item of the list.
+ * On Delete, `erase(origin)` deletes it and says whether it went; the focus then goes to the next item of the list.
  */
 function confirmDelete(origin, what, erase) {
   const list = origin.closest("ul");
@@ -753,7 +772,7 @@ function confirmDelete(origin, what, erase) {
         origin.focus();
         return;
       }
-      if (await erase()) focusInList(list, index);
+      if (await erase(origin)) focusInList(list, index);
       else origin.focus();
     },
     { once: true },

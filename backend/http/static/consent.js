@@ -3,7 +3,7 @@
 // new phrase, once it expired). The consent's id is kept for the tab (sessionStorage), so a reload goes on
 // from where it was; the samples uploaded after it name it (`consentId`).
 
-import { ApiError, passing } from "./api.js";
+import { ApiError } from "./api.js";
 import { Recorder } from "./recorder.js";
 import { rejectionWords } from "./words.js";
 
@@ -15,7 +15,9 @@ const $ = (id) => document.getElementById(id);
 
 /**
  * Wire the spoken consent. `deps`: `api(path, options)` (requests as the signed-in user), `problem(error, retry)` /
- * `clearProblem()` (the page's error bar), `sayBeside(control, message)` (a refusal beside its control), `keepSample()` (whether the box to keep the sample is ticked), and
+ * `clearProblem()` (the page's error bar), `failed(error, control, {retry})` (a refusal beside its control, an
+ * outage in the bar), `sayBeside(control, message)` (a refusal beside its control), `keepSample()` (whether the box
+ * to keep the sample is ticked), and
  * `changed()`, called when the consent becomes verified or stops being usable, and `next()`, which moves the focus on
  * to the sample once the reading is verified.
  */
@@ -56,10 +58,14 @@ export function spokenConsent(deps) {
     else show(null);
   }
 
-  /** Forget the consent (it expired, or the server no longer takes it): the visitor starts with a new phrase. */
-  function forget() {
+  /**
+   * Forget the consent (it expired, or the server no longer takes it): the visitor starts with a new phrase, and
+   * `why` (when given) is said beside the button that gets it.
+   */
+  function forget(why = null) {
     show(null);
     ui.get.textContent = "Get a new phrase";
+    if (why) deps.sayBeside(ui.get, why);
   }
 
   function show(next) {
@@ -98,7 +104,7 @@ export function spokenConsent(deps) {
       });
     } catch (error) {
       ui.status.textContent = "";
-      deps.problem(error, null);
+      deps.failed(error, ui.get, { retry: () => ui.form.requestSubmit() });
       return;
     }
     show({ ...made, subjectName });
@@ -115,7 +121,7 @@ export function spokenConsent(deps) {
     try {
       await recorder.start();
     } catch (error) {
-      deps.problem(error.message, null);
+      deps.failed(error, ui.read);
       return;
     }
     ui.read.textContent = "Stop reading";
@@ -135,7 +141,7 @@ export function spokenConsent(deps) {
     send(await recorder.stop());
   }
 
-  /** Send the reading; say the verdict. A refusal of the request itself (e.g. too large) is the page's error. */
+  /** Send the reading; say the verdict. A refusal of the request itself (e.g. too large) is said beside the button. */
   async function send(file) {
     const mine = consent;
     if (!mine) return; // the consent was given up while the phrase was being read
@@ -149,7 +155,7 @@ export function spokenConsent(deps) {
       ui.status.textContent = "";
       // 409: verified meanwhile (another tab): read it as it is.
       if (error instanceof ApiError && error.status === 409) return restore();
-      deps.problem(error, passing(error) ? () => send(file) : null);
+      deps.failed(error, ui.read, { retry: () => send(file) });
       return;
     }
     if (verdict.status === "verified") {

@@ -2,11 +2,14 @@
 // recording or a file, listen to the preview and confirm it, see whether it is ready to launch (and why
 // not), start a session, and hear its speech as it streams from `/v1/reflections/{id}/speech`.
 
-import { ApiError, newIdempotencyKey, passing, sleep } from "./api.js";
+import { ApiError, newIdempotencyKey, sleep } from "./api.js";
 import { Recorder } from "./recorder.js";
 import { launchReasonWords, likenessWords as likeness } from "./words.js";
 
 const POLL_MS = 500;
+// While a session is shown, how often its gate is read again: a voice deleted or re-cloned in another tab, or by an
+// app through the API, closes it with no action on this page.
+const SESSION_POLL_MS = 5000;
 // The speech route streams MP3 frame by frame: a MediaSource plays it as it arrives.
 const STREAM_FORMAT = "mp3";
 const STREAM_TYPE = "audio/mpeg";
@@ -15,10 +18,10 @@ const $ = (id) => document.getElementById(id);
 
 /**
  * Wire the reflection section. `deps`: `api(path, options)` and `stream(path, options)` (requests as the
- * signed-in user), `problem(error, retry)` / `clearProblem()` (the page's error bar), `sayBeside(control, message)`
- * (a refusal the user must act on, beside its control), `refreshLibrary()` (the page's list of voices, which holds
- * reflections' voices too), `config` (/config.json), `consentId()` (the verified spoken
- * consent of step 1, or null).
+ * signed-in user), `problem(error, retry)` / `clearProblem()` (the page's error bar), `failed(error, control,
+ * {retry})` (a refusal beside its control, an outage in the bar), `sayBeside(control, message)` (a refusal the user
+ * must act on, beside its control), `refreshLibrary()` (the page's list of voices, which holds reflections' voices
+ * too), `config` (/config.json), `consentId()` (the verified spoken consent of step 1, or null).
  */
 export function reflections(deps) {
   const ui = {
@@ -52,6 +55,8 @@ export function reflections(deps) {
   let current = null; // the reflection shown: {id, name}
   let watch = 0; // bumped per reflection shown or clone started, so an older poll loop stops
   let pending = null; // a recording or file waiting for the consent box
+  let source = null; // the control it came from (Record, or the file box): a refusal of it is said beside that
+  let session = null; // the session shown as started: {id}, until the gate closes or another reflection is shown
 
   ui.consentText.textContent = deps.config.consent.text;
   // Where the server takes only a spoken consent, the box would be refused: step 1's phrase stands for it.
@@ -81,9 +86,33 @@ export function reflections(deps) {
     current = { id: reflection.id, name: reflection.name };
     ui.heading.textContent = reflection.name;
     ui.detail.hidden = false;
+    endSession();
+    follow(++watch);
+  }
+
+  /** The session shown ends: its words go with it, and what only a started session offers (speech). */
+  function endSession() {
+    const hadFocus = !ui.speech.hidden && ui.speech.contains(document.activeElement);
+    session = null;
     ui.session.textContent = "";
     ui.speech.hidden = true;
-    follow(++watch);
+    // The focus does not fall to <body> with the hidden controls: the line saying why takes it.
+    if (hadFocus) ui.launch.focus();
+  }
+
+  /** While `started` is the session shown, read its gate now and then; once closed, the voice state says why. */
+  async function watchSession(started) {
+    while (session === started) {
+      await sleep(SESSION_POLL_MS);
+      if (session !== started) return;
+      let now;
+      try {
+        now = await deps.api(`/v1/sessions/${started.id}`);
+      } catch {
+        continue; // secondary: the next action the user takes says what failed
+      }
+      if (session === started && !now.launchReady) follow(++watch);
+    }
   }
 
   /** Read the voice state, and again while it is moving on by itself (cloning, making its preview). */
@@ -115,9 +144,14 @@ export function reflections(deps) {
     ui.launch.className = `launch ${state.launchReady ? "ready" : "blocked"}`;
     // Refused until it is ready (the reasons just above say why): pressed, it could only fail.
     ui.start.disabled = !state.launchReady;
+    // The gate closed (the voice deleted, or a new one not ready yet): a session shown as started is no more.
+    if (!state.launchReady) endSession();
     showReasons(state.blockingReasons);
-    ui.voice.textContent = voiceWords(voice, state.previewError);
-    ui.likeness.textContent = likenessWords(voice);
+    const deleted = state.blockingReasons.includes("voice_deleted");
+    ui.voice.textContent = deleted
+      ? "Voice: deleted. Record or choose a sample to clone a new one."
+      : voiceWords(voice, state.previewError);
+    ui.likeness.textContent = deleted ? "" : likenessWords(voice);
     ui.likeness.hidden = !ui.likeness.textContent;
     const previewReady = voice.previewStatus === "ready" && Boolean(state.previewUrl);
     ui.preview.hidden = !previewReady;
@@ -176,7 +210,7 @@ export function reflections(deps) {
     try {
       created = await deps.api("/v1/reflections", { method: "POST", json: { name } });
     } catch (error) {
-      deps.problem(error, null);
+      deps.failed(error, ui.name, { retry: () => ui.create.requestSubmit() });
       return;
     }
     ui.name.value = "";
@@ -198,14 +232,14 @@ export function reflections(deps) {
       clearInterval(ticking);
       ui.record.textContent = "Record";
       ui.record.classList.remove("recording");
-      take(await recorder.stop());
+      take(await recorder.stop(), ui.record);
       return;
     }
     deps.clearProblem();
     try {
       await recorder.start();
     } catch (error) {
-      deps.problem(error.message, null);
+      deps.failed(error, ui.record); // the microphone refused, or there is none
       return;
     }
     ui.record.textContent = "Stop";
@@ -216,13 +250,13 @@ export function reflections(deps) {
   });
 
   ui.file.addEventListener("change", () => {
-    if (ui.file.files[0]) take(ui.file.files[0]);
+    if (ui.file.files[0]) take(ui.file.files[0], ui.file);
   });
 
   ui.consent.addEventListener("change", () => take(null));
 
-  function take(file) {
-    if (file) pending = file;
+  function take(file, from = null) {
+    if (file) [pending, source] = [file, from];
     if (!pending) return;
     if (!deps.consentId() && !ui.consent.checked) {
       ui.voice.textContent = spokenOnly
@@ -249,7 +283,7 @@ export function reflections(deps) {
     const consentId = deps.consentId();
     if (consentId) form.append("consentId", consentId);
     else form.append("consent", "true");
-    form.append("name", current.name);
+    // No name: voicegate names the voice after the reflection, "Ada (2)" once an earlier clone's voice is "Ada".
     form.append("file", file, file.name);
     try {
       await deps.api(`/v1/reflections/${current.id}/voice/clone`, {
@@ -259,7 +293,7 @@ export function reflections(deps) {
       });
     } catch (error) {
       ui.voice.textContent = "";
-      deps.problem(error, () => clone(file, key));
+      deps.failed(error, source || ui.file, { retry: () => clone(file, key) });
       ui.file.value = "";
       return;
     }
@@ -277,7 +311,7 @@ export function reflections(deps) {
     try {
       await deps.api(`/v1/reflections/${current.id}/voice/preview/complete`, { method: "POST" });
     } catch (error) {
-      deps.problem(error, null);
+      deps.failed(error, ui.confirm, { retry: () => ui.confirm.click() });
       return;
     }
     // The confirm button goes with the preview: focus moves on to what comes next.
@@ -294,26 +328,29 @@ export function reflections(deps) {
     ui.launch.textContent = "Not ready to launch yet:";
     ui.launch.className = "launch blocked";
     ui.start.disabled = true;
+    endSession();
     follow(++watch); // and what changed, read again
     return true;
   }
 
   ui.start.addEventListener("click", async () => {
     deps.clearProblem();
-    let session;
+    let started;
     try {
-      session = await deps.api(`/v1/reflections/${current.id}/sessions`, { method: "POST" });
+      started = await deps.api(`/v1/reflections/${current.id}/sessions`, { method: "POST" });
     } catch (error) {
       if (blocked(error)) {
         // The button goes off, and with it the focus: the words take it, beside the button.
         deps.sayBeside(ui.start, error.message);
         ui.launch.focus();
-      } else deps.problem(error, null);
+      } else deps.failed(error, ui.start, { retry: () => ui.start.click() });
       return;
     }
-    ui.session.textContent = `Session started (${session.runtime.provider} voice, ${session.runtime.sampleRate / 1000} kHz).`;
+    session = { id: started.id };
+    ui.session.textContent = `Session started (${started.runtime.provider} voice, ${started.runtime.sampleRate / 1000} kHz).`;
     ui.speech.hidden = false;
     ui.text.focus();
+    watchSession(session);
   });
 
   // ---- speech, heard while it streams ----
@@ -322,7 +359,8 @@ export function reflections(deps) {
     if (ui.speak.getAttribute("aria-disabled") === "true") return;
     const text = ui.text.value.trim();
     if (!text) {
-      deps.problem("Type what the reflection should say first.");
+      deps.clearProblem();
+      deps.sayBeside(ui.text, "Type what the reflection should say first.");
       ui.text.focus();
       return;
     }
@@ -344,14 +382,22 @@ export function reflections(deps) {
       ui.speakStatus.textContent = `Streamed in ${since(pressed)} s; the first audio came after ${first} s.`;
     } catch (error) {
       ui.speakStatus.textContent = "";
-      if (blocked(error)) deps.sayBeside(ui.speak, error.message);
-      else deps.problem(error instanceof ApiError ? error : "The speech stream broke off.", passing(error) ? () => ui.speak.click() : null);
+      if (blocked(error)) {
+        // The gate closed since the session started (another tab, an app): the session ends, said where it began.
+        deps.sayBeside(ui.start, `The session ended. ${error.message}`);
+        ui.launch.focus();
+      } else deps.failed(error instanceof ApiError ? error : "The speech stream broke off.", ui.speak, { retry: () => ui.speak.click() });
     } finally {
       ui.speak.removeAttribute("aria-disabled");
     }
   });
 
-  return { load, consentVerified, section: ui.section };
+  /** A voice was deleted in this page: the reflection shown may have lost its own, and its gate with it. */
+  function voicesChanged() {
+    if (current) follow(++watch);
+  }
+
+  return { load, consentVerified, voicesChanged, section: ui.section };
 }
 
 /**

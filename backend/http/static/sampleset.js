@@ -10,8 +10,8 @@ const WAIT_MS = 120000;
 
 const $ = (id) => document.getElementById(id);
 
-/** deps: { api(path, options), problem(error, retry), clearProblem(), element(tag, text, className), refreshLibrary(),
- * consentId() (the verified spoken consent, or null) } */
+/** deps: { api(path, options), problem(error, retry), failed(error, control, {retry}), clearProblem(),
+ * element(tag, text, className), refreshLibrary(), consentId() (the verified spoken consent, or null) } */
 export function createSampleSet(deps) {
   const ui = { make: $("make-voice"), status: $("sample-set-status") };
   const chosen = new Set(); // sample ids, kept across list refreshes
@@ -58,7 +58,8 @@ export function createSampleSet(deps) {
       made = await deps.api("/api/voices", { method: "POST", json: consentId ? { sampleIds, consentId } : { sampleIds } });
     } catch (error) {
       update();
-      deps.problem(error, make);
+      // A set refused (a sample not ready, two speakers…) is said beside the button; an outage in the bar.
+      deps.failed(error, ui.make, { retry: make });
       return;
     }
     chosen.clear();

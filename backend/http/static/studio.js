@@ -4,7 +4,7 @@
 //
 // app.js owns the session, the requests and the alert; it hands them in through `createStudio(deps)`.
 
-import { passing } from "./api.js";
+import { ApiError, failure } from "./api.js";
 
 /** The longest text voicegate speaks, in characters (code points, as the API counts them). */
 export const MAX_TEXT = 5000;
@@ -27,7 +27,8 @@ export function textRefusal(text) {
 }
 
 /**
- * deps: { api(path, options), token(), problem(error, retry), clearProblem(), sayBeside(control, message, anchor),
+ * deps: { api(path, options), token(), problem(error, retry), failed(error, control, {retry, anchor}), clearProblem(),
+ *         sayBeside(control, message, anchor),
  *         select(ref, label), target(),
  *         element(tag, text, className), button(text, name, onClick), refreshLibrary(),
  *         confirmDelete(origin, what, erase) }
@@ -100,7 +101,9 @@ export function createStudio(deps) {
     const length = sample.quality ? ` · ${sample.quality.durationS.toFixed(1)} s` : "";
     const path = `/api/v1/voice-samples/${sample.sampleId}`;
     const li = row(shownName, `${sample.status}${length}`, [
-      deps.button("Listen", `Listen to ${words}`, () => listen(`${path}/audio-url`, `the ${words}`)),
+      deps.button("Listen", `Listen to ${words}`, (event) =>
+        listen(`${path}/audio-url`, `the ${words}`, event.currentTarget),
+      ),
       deps.button("Rename", `Rename ${words}`, (event) =>
         rename(event.target, sample.name || "", words, path, () => samples.filter((s) => s.sampleId !== sample.sampleId)),
       ),
@@ -114,7 +117,9 @@ export function createStudio(deps) {
     const when = new Date(voice.created_at).toLocaleDateString();
     const words = `voice “${voice.name}”`;
     const li = row(voice.name, `${voice.tts_provider || "no provider"} · ${voice.status} · ${when}`, [
-      deps.button("Preview", `Preview ${words}`, () => listen(`/api/voices/${voice.id}/preview`, `the ${words}`)),
+      deps.button("Preview", `Preview ${words}`, (event) =>
+        listen(`/api/voices/${voice.id}/preview`, `the ${words}`, event.currentTarget),
+      ),
       deps.button("Clips", `Clips of ${words}`, () => openHistory(voice)),
       deps.button("Rename", `Rename ${words}`, (event) =>
         rename(event.target, voice.name, words, `/api/voices/${voice.id}`, () => voices.filter((v) => v.id !== voice.id)),
@@ -169,14 +174,17 @@ export function createStudio(deps) {
     }
   }
 
-  /** Play what `path` signs (a sample's upload, a voice's preview) in the library's player. */
-  async function listen(path, label) {
+  /** Where a refusal of one of a row's buttons is said: under the row's buttons, inside its item. */
+  const inRow = (button) => ({ anchor: button.closest(".actions") || button });
+
+  /** Play what `path` signs (a sample's upload, a voice's preview) in the library's player (`opener` asked). */
+  async function listen(path, label, opener) {
     deps.clearProblem();
     let heard;
     try {
       heard = await deps.api(path);
     } catch (error) {
-      deps.problem(error, () => listen(path, label));
+      deps.failed(error, opener, { retry: () => listen(path, label, opener), ...inRow(opener) });
       return;
     }
     if (!heard.audioUrl) {
@@ -243,8 +251,8 @@ export function createStudio(deps) {
         await deps.api(path, { method: "PATCH", json: { name } });
       } catch (error) {
         save.disabled = false;
-        if (passing(error)) deps.problem(error, () => form.requestSubmit());
-        else deps.sayBeside(input, error.message, li.querySelector(".actions"));
+        // A name taken meanwhile (another tab, an app: 409 voice_name_taken) is said beside the name, in its words.
+        deps.failed(error, input, { retry: () => form.requestSubmit(), anchor: li.querySelector(".actions") });
         input.focus();
         return;
       }
@@ -327,20 +335,22 @@ export function createStudio(deps) {
     const quote = deps.element("span", `“${short}”`, "clip-text");
     quote.title = clip.text;
     const length = clip.durationMs ? ` · ${(clip.durationMs / 1000).toFixed(1)} s` : "";
-    const why = clip.status === "failed" && clip.error ? ` (${clip.error.message || clip.error.code})` : "";
+    // Its reason as the server keeps it for people; never the bare code when it kept none.
+    const why = clip.status === "failed" ? ` (${(clip.error && clip.error.message) || "no reason was kept"})` : "";
     what.append(quote, deps.element("span", ` ${when}${length} · ${clip.status}${why}`, "muted small"));
     const actions = [];
     if (clip.status === "succeeded") {
       actions.push(
-        deps.button("Play", `Play ${name}`, () => play(clip)),
-        deps.button("WAV", `Download ${name} as WAV`, () => download(clip, "wav")),
-        deps.button("MP3", `Download ${name} as MP3`, () => download(clip, "mp3")),
+        deps.button("Play", `Play ${name}`, (event) => play(clip, event.currentTarget)),
+        deps.button("WAV", `Download ${name} as WAV`, (event) => download(clip, "wav", event.currentTarget)),
+        deps.button("MP3", `Download ${name} as MP3`, (event) => download(clip, "mp3", event.currentTarget)),
       );
     }
-    if (RUNNING.has(clip.status)) actions.push(deps.button("Cancel", `Cancel ${name}`, () => cancel(clip)));
-    else {
+    if (RUNNING.has(clip.status)) {
+      actions.push(deps.button("Cancel", `Cancel ${name}`, (event) => cancel(clip, event.currentTarget)));
+    } else {
       // The page's one confirmation: Cancel has the focus, Escape cancels; after the delete, the next clip has it.
-      const erase = () => removeClip(clip);
+      const erase = (origin) => removeClip(clip, origin);
       actions.push(deps.button("Delete", `Delete ${name}`, (event) => deps.confirmDelete(event.currentTarget, `the ${name}`, erase)));
     }
     const group = deps.element("span", "", "actions");
@@ -349,13 +359,13 @@ export function createStudio(deps) {
     return li;
   }
 
-  async function play(clip) {
+  async function play(clip, opener) {
     deps.clearProblem();
     let result;
     try {
       result = await deps.api(`/api/v1/clone/${clip.jobId}/result`);
     } catch (error) {
-      deps.problem(error, () => play(clip));
+      deps.failed(error, opener, { retry: () => play(clip, opener), ...inRow(opener) });
       return;
     }
     const clipPlayer = player("clip-player", ui.clips.nextElementSibling);
@@ -364,8 +374,8 @@ export function createStudio(deps) {
     clipPlayer.play().catch(() => {});
   }
 
-  /** The clip's file through the API (it needs the bearer token), saved under its own name. */
-  async function download(clip, format) {
+  /** The clip's file through the API (it needs the bearer token), saved under its own name (`opener` asked). */
+  async function download(clip, format, opener) {
     deps.clearProblem();
     ui.clipsStatus.textContent = `Preparing the ${format.toUpperCase()}…`;
     let response;
@@ -378,8 +388,10 @@ export function createStudio(deps) {
     }
     if (!response || !response.ok) {
       ui.clipsStatus.textContent = "";
-      const body = response ? await response.json().catch(() => null) : null;
-      deps.problem((body && body.detail) || "The download failed. Try again.", () => download(clip, format));
+      const error = response
+        ? failure(response, await response.json().catch(() => null))
+        : new ApiError("The download failed: voicegate cannot be reached. Check that it is running, then try again.");
+      deps.failed(error, opener, { retry: () => download(clip, format, opener), ...inRow(opener) });
       return;
     }
     const url = URL.createObjectURL(await response.blob());
@@ -394,27 +406,30 @@ export function createStudio(deps) {
     ui.clipsStatus.textContent = shown.notice;
   }
 
-  async function cancel(clip) {
+  async function cancel(clip, opener) {
     deps.clearProblem();
     try {
       await deps.api(`/api/v1/clone/${clip.jobId}/cancel`, { method: "POST" });
     } catch (error) {
-      // Ended meanwhile (409): the list says how.
-      if (error.status !== 409) deps.problem(error, () => cancel(clip));
+      // Ended meanwhile (409): the list says how. Anything else did not cancel it: said beside Cancel, list as it was.
+      if (error.status !== 409) {
+        deps.failed(error, opener, { retry: () => cancel(clip, opener), ...inRow(opener) });
+        return;
+      }
     }
     shown.notice = "Canceled: nothing of it is kept.";
     await loadClips();
     ui.historyTitle.focus();
   }
 
-  /** Delete the clip (asked first by confirmDelete) and show the list without it; says whether it went. */
-  async function removeClip(clip) {
+  /** Delete the clip (asked first by confirmDelete, from `origin`) and show the list without it; whether it went. */
+  async function removeClip(clip, origin) {
     deps.clearProblem();
     try {
       await deps.api(`/api/v1/clone/${clip.jobId}`, { method: "DELETE" });
     } catch (error) {
       if (error.status !== 404) {
-        deps.problem(error, () => removeClip(clip));
+        deps.failed(error, origin, { retry: () => removeClip(clip, origin), ...inRow(origin) });
         return false;
       }
     }

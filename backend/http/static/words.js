@@ -68,6 +68,7 @@ export const LAUNCH_REASONS = Object.freeze({
   clone_not_ready: "The voice is not cloned yet.",
   runtime_not_synced: "The voice is not set up at its provider yet.",
   preview_required: "Listen to the preview and confirm it sounds right.",
+  voice_deleted: "The voice was deleted: record or choose a sample to clone a new one.",
 });
 
 /** The words for one blocking reason; one the page does not know is said as the server's sentence would. */
@@ -79,6 +80,18 @@ export function launchReasonWords(reason) {
 export function launchBlockedWords(reasons) {
   const said = (reasons || []).map(launchReasonWords);
   return said.length ? `Not ready to launch yet. ${said.join(" ")}` : "Not ready to launch yet.";
+}
+
+/**
+ * Why a synthesis job failed (its `error`: `{code, message}`), as a sentence: the message the server keeps for
+ * people (without the "inference failed:" its provider failures start with), never the bare code.
+ */
+export function jobFailureWords(error) {
+  const message = ((error && error.message) || "").replace(/^inference failed:\s*/i, "").trim().replace(/[.\s]+$/, "");
+  if (!message) return "Speaking failed, and voicegate kept no reason. Try again, or use another voice.";
+  // Within the sentence: "The voice is gone" reads "the voice is gone" (an acronym or "I" keeps its capital).
+  const within = /^[A-Z][a-z]/.test(message) ? message[0].toLowerCase() + message.slice(1) : message;
+  return `Speaking failed: ${within}.`;
 }
 
 /** `name`, or `name (2)`, `name (3)`…: the first of them not in `taken` (compared without case or outer spaces). */

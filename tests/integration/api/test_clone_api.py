@@ -21,9 +21,9 @@ WAV = WAV_HEAD + bytes(4096)
 
 
 async def upload_url(client: Client, user: User, **body: Any) -> dict[str, Any]:
-    response = await client.post(
-        "/api/clone/upload-url", json={"name": "Ada", "consent": True, **body}, headers=user.headers
-    )
+    # A name of its own by default: one of the user's voices with the same name is refused (voice_name_taken).
+    named = {"name": f"Ada {uuid.uuid4().hex[:8]}", "consent": True, **body}
+    response = await client.post("/api/clone/upload-url", json=named, headers=user.headers)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 

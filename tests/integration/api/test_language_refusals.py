@@ -67,8 +67,8 @@ def local_voice(sql: Conn, owner: uuid.UUID, language: str | None, provider_voic
         one(
             sql,
             "insert into voices (owner_id, name, status, tts_provider, provider_voice_id, consent_id, language)"
-            " values (%s, 'Ada', 'ready', 'local', %s, %s, %s) returning id",
-            (owner, provider_voice_id, seed_consent(sql, owner), language),
+            " values (%s, 'Ada ' || %s, 'ready', 'local', %s, %s, %s) returning id",
+            (owner, provider_voice_id, provider_voice_id, seed_consent(sql, owner), language),
         )["id"]
     )
 

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.integration.api.conftest import User
-from tests.support import Conn, one, queue_messages, seed_attempt, transition
+from tests.support import Conn, one, queue_messages, seed_attempt, seed_voice, transition
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -22,8 +22,9 @@ async def new_reflection(client: Client, user: User, name: str = "Ada") -> dict[
 
 
 def start_clone(sql: Conn, user: User, reflection_id: str) -> dict[str, Any]:
-    """What the clone route will do: a voice and an attempt, here by SQL as the service."""
-    voice = one(sql, "insert into voices (owner_id, name) values (%s, 'v') returning id", (user.id,))["id"]
+    """What the clone route will do: a voice (a name of its own, as each of a user's voices has) and an attempt,
+    here by SQL as the service."""
+    voice = seed_voice(sql, user.id, f"v {uuid.uuid4().hex[:8]}")
     return seed_attempt(sql, user.id, voice, uuid.UUID(reflection_id))
 
 
@@ -38,6 +39,7 @@ TO_READY = (
     {"status": "verifying", "lease_owner": "w", "changes": {"provider_voice_id": "pv-1"}},
     {"status": "ready", "lease_owner": "w"},
 )
+TO_HEARD = ({"preview": "generating"}, {"preview": "ready"})
 
 
 async def test_create_list_and_get_are_scoped_to_the_caller(client: Client, make_user: Callable[[], User]) -> None:
@@ -167,6 +169,41 @@ async def test_launch_is_409_with_exact_reasons_until_ready_synced_and_previewed
     assert launched.json()["attemptId"] == str(attempt["id"])
     event = one(sql, "select actor from voice_clone_attempt_events where to_state = 'completed'")
     assert event["actor"] == f"user:{alice.id}"
+
+
+async def test_deleting_the_voice_closes_the_launch_gate(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    # Before: the gate stayed open on the deleted voice, and the launch, the session and the speech answered 500.
+    alice = make_user()
+    rid = (await new_reflection(client, alice))["id"]
+    attempt = start_clone(sql, alice, rid)
+    advance(sql, attempt, *TO_READY, {"runtime": "syncing"}, {"runtime": "synced"}, *TO_HEARD)
+    heard = await client.post(f"/v1/reflections/{rid}/voice/preview/complete", headers=alice.headers)
+    assert heard.status_code == 200, heard.text
+    launched = await client.post(f"/v1/reflections/{rid}/sessions", headers=alice.headers)
+    assert launched.status_code == 201, launched.text
+
+    assert (await client.delete(f"/api/voices/{attempt['voice_id']}", headers=alice.headers)).status_code == 204
+
+    state = (await client.get(f"/v1/reflections/{rid}/voice", headers=alice.headers)).json()
+    assert (state["launchReady"], state["blockingReasons"]) == (False, ["voice_deleted"])
+    session = await client.get(f"/v1/sessions/{launched.json()['id']}", headers=alice.headers)
+    assert session.status_code == 200, session.text
+    assert (session.json()["launchReady"], session.json()["blockingReasons"], session.json()["runtime"]) == (
+        False,
+        ["voice_deleted"],
+        None,
+    )
+    for path, body in ((f"/v1/reflections/{rid}/sessions", None), (f"/v1/reflections/{rid}/speech", {"text": "Hi."})):
+        refused = await client.post(path, json=body, headers=alice.headers)
+        assert (refused.status_code, refused.json()["code"]) == (409, "launch_blocked"), refused.text
+        assert refused.json()["blockingReasons"] == ["voice_deleted"]
+
+    # A new clone on a live voice is what opens it again.
+    start_clone(sql, alice, rid)
+    state = (await client.get(f"/v1/reflections/{rid}/voice", headers=alice.headers)).json()
+    assert state["blockingReasons"] == ["clone_not_ready", "runtime_not_synced", "preview_required"]
 
 
 async def test_attempts_are_listed_newest_first_without_operator_fields(

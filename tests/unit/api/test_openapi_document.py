@@ -148,6 +148,27 @@ def test_the_result_route_documents_that_an_altered_render_is_refused(document: 
     assert "stored_object_altered" in responses["409"]["description"]
 
 
+#: Every route that names a voice (makes one, or renames one): grep for the queries that insert or rename voices
+#: (`backend/clone/start.sql`, `backend/voices/service.sql`) and follow them to their routes.
+NAMES_A_VOICE = {
+    ("post", "/api/clone/upload-url"),
+    ("post", "/api/clone/finalize"),
+    ("post", "/api/voices"),
+    ("patch", "/api/voices/{voice_id}"),
+    ("post", "/api/v1/clone"),
+    ("post", "/v1/reflections/{reflection_id}/voice/clone"),
+    ("patch", "/v1/reflections/{reflection_id}/voice"),
+}
+
+
+def test_every_route_that_names_a_voice_documents_the_name_taken(document: dict[str, Any]) -> None:
+    for method, path in NAMES_A_VOICE:
+        responses = document["paths"][path][method]["responses"]
+        assert "`voice_name_taken`" in responses["409"]["description"], (method, path)
+    others = {(m, p) for m, p, op in operations(document) if "voice_name_taken" in str(op)} - NAMES_A_VOICE
+    assert others == set()
+
+
 def test_the_speech_routes_document_the_stream_cap_refusal(document: dict[str, Any]) -> None:
     for path in ("/v1/reflections/{reflection_id}/speech", "/api/v1/speech"):
         assert "`streams_limited`" in document["paths"][path]["post"]["responses"]["429"]["description"], path
