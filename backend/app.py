@@ -25,6 +25,7 @@ from backend.db.pool import Pool, create_pool
 from backend.errors import StreamsLimited
 from backend.http.attempts import AttemptsController, InternalController
 from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
+from backend.http.clone_jobs import CloneJobsController
 from backend.http.concurrency import UserConcurrency
 from backend.http.consents import ConsentsController
 from backend.http.dependency_order import resolve_dependencies_in_order
@@ -39,7 +40,6 @@ from backend.http.problem import problem_response
 from backend.http.reflections import ReflectionsController, SessionsController
 from backend.http.samples import VoiceSamplesController
 from backend.http.speech import ReflectionSpeechController, VoiceSpeechController
-from backend.http.synthesis import CloneJobsController
 from backend.http.voices import CloneController, VoicesController
 from backend.http.web import docs_render_plugins, web_handlers
 from backend.http.webhooks import WebhooksController
