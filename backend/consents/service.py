@@ -34,7 +34,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import become_service, service_transaction, user_transaction
+from backend.db.units import become_service, service_transaction, user_statement, user_transaction
 from backend.errors import (
     Conflict,
     ConsentExpired,
@@ -195,7 +195,7 @@ async def create_consent(pool: Pool, claims: UserClaims, request: ConsentRequest
 
 async def get_consent(pool: Pool, claims: UserClaims, consent_id: uuid.UUID) -> ConsentView:
     """The caller's consent (404 for anyone else's)."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
     if row is None:
         raise NotFound("Consent not found.")
@@ -252,7 +252,7 @@ async def record_recording(
     `rejected` with the reason. 404 for anyone else's consent, 409 for a checkbox or an already verified one;
     the audio's own refusals (not audio, too long) as for samples. Either verdict is audited."""
     owner_id = uuid.UUID(claims.sub)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
     if row is None:
         raise NotFound("Consent not found.")

@@ -21,7 +21,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import Recorder, become_service, service_transaction, user_transaction
+from backend.db.units import Recorder, become_service, service_transaction, user_statement, user_transaction
 from backend.errors import Conflict, NotFound, StoredObjectAltered
 from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
@@ -121,20 +121,20 @@ async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> str:
 
 async def create_reflection(pool: Pool, claims: UserClaims, name: str) -> Reflection:
     """Create a reflection owned by the caller."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         return _as_reflection(await fetch_one(conn, _Q["create_reflection"], {"name": name}))
 
 
 async def list_reflections(pool: Pool, claims: UserClaims) -> list[Reflection]:
     """The caller's reflections, newest first."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         rows = await fetch_all(conn, _Q["list_reflections"], {"limit": LIST_LIMIT})
     return [_as_reflection(row) for row in rows]
 
 
 async def get_reflection(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Reflection:
     """One of the caller's reflections; another user's is as missing as a non-existent one."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         return await _reflection(conn, reflection_id)
 
 
@@ -160,7 +160,7 @@ async def _voice_state(conn: Connection, reflection_id: uuid.UUID) -> VoiceState
 async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, reflection_id: uuid.UUID) -> VoiceState:
     """The reflection's voice mirror, whether it may launch, and a signed URL of the active attempt's
     preview when there is one to hear (checked against the digest recorded when it was stored)."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         state = await _voice_state(conn, reflection_id)
     attempt_id = state.voice.attempt_id
     if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
@@ -196,7 +196,7 @@ async def list_attempts(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID
 
 async def get_attempt(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID, attempt_id: uuid.UUID) -> Attempt:
     """One attempt of one of the caller's reflections."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         return attempts.view(await attempts.get_for_reflection(conn, reflection_id, attempt_id))
 
 

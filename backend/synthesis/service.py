@@ -20,7 +20,7 @@ from backend.clone.start import StoredSample, start_clone
 from backend.db.connection import Connection
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import Recorder, become_service, user_transaction
+from backend.db.units import Recorder, become_service, user_statement, user_transaction
 from backend.errors import (
     NotFound,
     SampleRejected,
@@ -289,7 +289,7 @@ async def finished_render(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> 
 
 async def owned_job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
     """The caller's job row (RLS decides whose); 404 for anyone else's."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         job = await job_row(conn, job_id)
     if job is None:
         raise NotFound("Job not found.")

@@ -22,7 +22,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_statement, user_transaction
+from backend.db.units import service_statement, user_statement
 from backend.errors import NotFound, ServiceUnavailable
 from backend.fields import Rename
 from backend.provenance import PROVENANCE
@@ -123,7 +123,7 @@ class VoiceList(msgspec.Struct):
 
 async def list_voices(pool: Pool, claims: UserClaims) -> VoiceList:
     """The caller's voices that are not deleted."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         rows = await fetch_records(conn, _Q["list_voices"], {"limit": LIST_LIMIT}, _VoiceRow)
     return VoiceList([_voice(row) for row in rows])
 
@@ -135,7 +135,7 @@ def _voice(row: _VoiceRow) -> Voice:
 
 async def get_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> Voice:
     """One of the caller's voices; another user's is as missing as a non-existent one."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         return await _visible_voice(conn, voice_id)
 
 
@@ -150,7 +150,7 @@ async def rename_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID, rena
     """Give one of the caller's voices a new name; 404 for anyone else's or a deleted one, 409 (VoiceNameTaken)
     when another of their live voices has that name, compared without case or outer spaces."""
     name = rename.name.strip()
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         with name_of_its_own(name):
             row = await fetch_optional_record(conn, _Q["rename_voice"], {"id": voice_id, "name": name}, _VoiceRow)
     if row is None:
@@ -203,7 +203,7 @@ async def wait_for_voice(pool: Pool, claims: Mapping[str, Any], voice_id: uuid.U
     """
     deadline = time.monotonic() + seconds
     while True:
-        async with user_transaction(pool, claims) as conn:
+        async with user_statement(pool, claims) as conn:
             voice = await _visible_voice(conn, voice_id)
         if voice.status in _FINISHED:
             return voice

@@ -20,7 +20,7 @@ from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import become_service, service_transaction, user_transaction
+from backend.db.units import become_service, service_transaction, user_statement, user_transaction
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.fields import NO_NUL
 from backend.standard_webhooks.sender import MAX_URL_LENGTH, WebhookSender
@@ -103,14 +103,14 @@ async def create_endpoint(
 
 async def list_endpoints(pool: Pool, claims: UserClaims) -> EndpointList:
     """The caller's endpoints (RLS shows only their own)."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         rows = await fetch_all(conn, _Q["list_own"], {"limit": MAX_ENDPOINTS * 2})
     return EndpointList([Endpoint(**row) for row in rows])
 
 
 async def get_endpoint(pool: Pool, claims: UserClaims, endpoint_id: uuid.UUID) -> Endpoint:
     """One of the caller's endpoints; anyone else's is as missing as one that does not exist."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with user_statement(pool, claims.raw) as conn:
         row = await fetch_optional(conn, _Q["get_own"], {"id": endpoint_id})
     if row is None:
         raise NotFound("Webhook endpoint not found.")

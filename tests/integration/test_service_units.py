@@ -1,7 +1,8 @@
 """Service work that costs as few statements as it can (issue 15), still as `service_role` and held to its
 limits: a worker's service pool acts as the service from the moment a connection opens, and a
 `service_statement` is one statement committed as the server answers it, whose role never outlives it, and a
-`service_pipeline` is statements sent in one pipeline, committed together at its end or not at all.
+`service_pipeline` is statements sent in one pipeline, committed together at its end or not at all; a
+`user_statement` is a caller's one statement under RLS, in one round trip.
 On PostgreSQL 18 and on 15 (Supabase's), as both run a pipeline without BEGIN as one implicit transaction."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from backend.db.units import (
     service_pipeline,
     service_statement,
     service_transaction,
+    user_statement,
     user_transaction,
 )
 from backend.errors import NotFound
@@ -214,3 +216,36 @@ async def test_a_service_pipeline_whose_block_raises_commits_nothing(plain: Pool
     assert queued(any_db_dsn, sent) == 0
     async with service_pipeline(plain) as conn:
         assert await who(conn) == AS_SERVICE
+
+
+@pytest.mark.parametrize("kind", ["plain", "worker"])
+async def test_a_user_statement_is_the_caller_under_rls_committed_as_it_answers(
+    kind: str, plain: Pool, worker: Pool, any_db_dsn: str
+) -> None:
+    pool = plain if kind == "plain" else worker
+    with psycopg.connect(any_db_dsn, autocommit=True) as admin:
+        user, other = create_user(admin), create_user(admin)
+        theirs = admin.execute(
+            "insert into public.reflections (owner_id, name) values (%s, 'theirs') returning id", (other,)
+        ).fetchone()
+    claims = {"sub": str(user), "role": "authenticated"}
+    async with database_work(pool) as conn:
+        found = await who(conn)
+    async with user_statement(pool, claims) as conn:
+        row = await fetch_one(
+            conn,
+            WHO + ", (select count(*) from public.reflections where id = %(id)s) as seen",
+            {"id": theirs[0] if theirs else None},
+        )
+        with pytest.raises(RuntimeError, match="one statement"):
+            await conn.execute("select 1")
+    assert (row["role"], row["statement"], row["seen"]) == ("authenticated", "500ms", 0)  # RLS hid theirs
+    assert str(user) in row["claims"]
+    async with database_work(pool) as conn:  # its role and claims were its implicit transaction's only
+        assert await who(conn) == found
+    async with user_statement(pool, claims) as conn:
+        mine = await fetch_one(conn, "insert into public.reflections (name) values ('mine') returning id, owner_id", {})
+        # Committed already, with no COMMIT to send: another session sees the row before the unit ends.
+        with psycopg.connect(any_db_dsn, autocommit=True) as admin:
+            seen = admin.execute("select owner_id from public.reflections where id = %s", (mine["id"],)).fetchone()
+    assert seen == (user,)
