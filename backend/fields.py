@@ -8,6 +8,7 @@ refuses to send it, so a NUL that got past the request's checks would fail the w
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Annotated, Final
@@ -93,10 +94,18 @@ def valid_host(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     hosts = [value for name, value in headers if name == b"host"]
     if not hosts:
         return True
-    if len(hosts) > 1 or not _HOST.fullmatch(host := hosts[0].decode("latin-1")):
+    return len(hosts) == 1 and _valid_host(hosts[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_host(host: bytes) -> bool:
+    """`valid_host` of one Host header's value: kept, as a server is asked for the same few hosts every
+    request (bounded, as a client may name any)."""
+    text = host.decode("latin-1")
+    if not _HOST.fullmatch(text):
         return False
     try:
-        urlsplit(f"//{host}").port  # noqa: B018 - parsed for the ValueError it raises on a bad host or port
+        urlsplit(f"//{text}").port  # noqa: B018 - parsed for the ValueError it raises on a bad host or port
     except ValueError:
         return False
     return True

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from backend.db.admission import Admission
@@ -23,22 +22,30 @@ from backend.db.deadline import request_budget, serving_request
 DATABASE_FREE = "database_free"
 
 
-class DatabaseAdmissionMiddleware(ASGIMiddleware):
+class DatabaseAdmissionMiddleware:
     """Admits each request that needs the database (`admission_for` its path), and runs it within a database
-    budget of `seconds`; a request reached in-process from another keeps that one's admission and budget."""
+    budget of `seconds`; a request reached in-process from another keeps that one's admission and budget.
 
-    scopes = (ScopeType.HTTP,)
+    A plain ASGI middleware factory (Litestar calls it with each route's app), as `HostCheckMiddleware` is."""
 
     def __init__(self, seconds: float, admission_for: Callable[[str], Admission]) -> None:
         self.seconds = seconds
         self.admission_for = admission_for
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Admit the request (or refuse it with DatabaseUnavailable), then run it within the budget."""
-        if serving_request() or scope["route_handler"].opt.get(DATABASE_FREE):
-            with request_budget(self.seconds):
-                await next_app(scope, receive, send)
-            return
-        async with self.admission_for(scope["path"]).admitted():
-            with request_budget(self.seconds):
-                await next_app(scope, receive, send)
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        """The route's `app`, behind the admission."""
+        seconds, admission_for = self.seconds, self.admission_for
+
+        async def admitted(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP or scope["route_handler"].opt.get(DATABASE_FREE):
+                # Nothing of the database to wait for, nor to hand on to a request it reaches in-process.
+                await app(scope, receive, send)
+            elif serving_request():
+                with request_budget(seconds):
+                    await app(scope, receive, send)
+            else:
+                async with admission_for(scope["path"]).admitted():
+                    with request_budget(seconds):
+                        await app(scope, receive, send)
+
+        return admitted

@@ -5,7 +5,6 @@ docs'), unauthenticated and without a log line, instead of failing wherever the 
 from __future__ import annotations
 
 from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from backend.errors import InvalidHost
@@ -13,15 +12,20 @@ from backend.fields import valid_host
 from backend.http.problem import send_problem
 
 
-class HostCheckMiddleware(ASGIMiddleware):
+class HostCheckMiddleware:
     """Answers a request with a bad Host header itself, as problem+json, before the route's own error
-    handling (the Storage stand-in's renders Storage's envelope) could meet it."""
+    handling (the Storage stand-in's renders Storage's envelope) could meet it.
 
-    scopes = (ScopeType.HTTP,)
+    A plain ASGI middleware factory (Litestar calls it with each route's app): every request passes it, and
+    Litestar's `ASGIMiddleware` would add its checks of scope types, paths and route options to each."""
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Pass the request on, or answer 400 when its Host header is not valid."""
-        if valid_host(scope["headers"]):
-            await next_app(scope, receive, send)
-        else:
-            await send_problem(InvalidHost(), scope, send)
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        """The route's `app`, behind the check."""
+
+        async def checked(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP or valid_host(scope["headers"]):
+                await app(scope, receive, send)
+            else:
+                await send_problem(InvalidHost(), scope, send)
+
+        return checked

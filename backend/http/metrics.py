@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -49,34 +48,49 @@ def _gauge(method: str, path: str) -> Any:
     return IN_PROGRESS.labels(method, path, "200", _APP)
 
 
-class MetricsMiddleware(ASGIMiddleware):
-    """Counts and times each request under its route template (Litestar sets it before middleware runs)."""
+class MetricsMiddleware:
+    """Counts and times each request under its route template (Litestar sets it before middleware runs).
 
-    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
-    exclude_path_pattern = ("^/metrics$",)
+    A plain ASGI middleware factory (Litestar calls it with each route's app), as `HostCheckMiddleware` is;
+    `/metrics` itself is not counted."""
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Run the request; count it, and its latency until its last body chunk, by route and status."""
-        method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
-        path = scope["path_template"]  # set by Litestar's router, so never a concrete id
-        started = time.perf_counter()
-        span = [200, 0.0]  # status, seconds until the last body chunk was sent
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        """The route's `app`, counted and timed."""
 
-        async def timed_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                span[0] = message["status"]
-            elif message["type"] == "http.response.body":
-                span[1] = time.perf_counter() - started
-            await send(message)
+        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] not in _MEASURED or scope["path"] == "/metrics":
+                await app(scope, receive, send)
+            else:
+                await _measure(app, scope, receive, send)
 
-        gauge = _gauge(method, path)
-        gauge.inc()
-        try:
-            await next_app(scope, receive, timed_send)
-        finally:
-            gauge.dec()
-            count, duration, error = _children(method, path, int(span[0]))
-            count.inc()
-            duration.observe(span[1])
-            if error is not None:
-                error.inc()
+        return measured
+
+
+_MEASURED = frozenset({ScopeType.HTTP, ScopeType.WEBSOCKET})
+
+
+async def _measure(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run the request; count it, and its latency until its last body chunk, by route and status."""
+    method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
+    path = scope["path_template"]  # set by Litestar's router, so never a concrete id
+    started = time.perf_counter()
+    span = [200, 0.0]  # status, seconds until the last body chunk was sent
+
+    async def timed_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            span[0] = message["status"]
+        elif message["type"] == "http.response.body":
+            span[1] = time.perf_counter() - started
+        await send(message)
+
+    gauge = _gauge(method, path)
+    gauge.inc()
+    try:
+        await app(scope, receive, timed_send)
+    finally:
+        gauge.dec()
+        count, duration, error = _children(method, path, int(span[0]))
+        count.inc()
+        duration.observe(span[1])
+        if error is not None:
+            error.inc()
