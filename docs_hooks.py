@@ -57,13 +57,15 @@ PROVIDER_SETTINGS = (
 
 
 def provider_settings_rows() -> str:
-    """The Providers table's rows: `VOICE_PROVIDER`, then each provider's documented variables."""
-    from backend.providers.config import PROVIDER_NAMES, PROVIDERS  # noqa: PLC0415 - after sys.path names this checkout
+    """The Providers table's rows: `VOICE_PROVIDER` (each name with what it is), then each provider's documented
+    variables."""
+    from backend.providers.config import PROVIDERS  # noqa: PLC0415 - after sys.path names this checkout
 
-    names = [f"`{name}`" for name in PROVIDER_NAMES]
+    # The README sends newcomers here for the list, so each name says what it is.
+    names = [f"`{entry.name}`" + (f" ({entry.title})" if entry.title != entry.name else "") for entry in PROVIDERS]
     rows = [
-        f"| `VOICE_PROVIDER` | `local` | default provider: {', '.join(names[:-1])} or {names[-1]} "
-        "(its key, or base URL, must be set) |"
+        f"| `VOICE_PROVIDER` | `local` | the default provider, whose key (or base URL) must be set: "
+        f"{', '.join(names[:-1])} or {names[-1]} |"
     ]
     for entry in PROVIDERS:
         for doc in entry.documented:

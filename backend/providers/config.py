@@ -1,7 +1,7 @@
 """The providers voicegate speaks: one entry each, the one list everything else reads (the `Provider` enum of the
-OpenAPI document, the settings read at start-up, the adapters the registry builds; the database's
-`voice_provider` domain, the deploy files and the docs are tested against it). docs/providers.md says how to add
-one."""
+OpenAPI document, the settings read at start-up, the adapters the registry builds, the Providers table of
+docs/settings.md; the database's lists of providers are tested against it, and the deploy files and the README
+name no provider, so a new one needs no edit there). docs/providers.md says how to add one."""
 
 from __future__ import annotations
 
@@ -47,16 +47,16 @@ class SettingDoc(NamedTuple):
 @dataclass(frozen=True, kw_only=True)
 class ProviderEntry(Generic[S]):
     """One provider: its name (the API's and the database's), how its settings are read and when they make it
-    usable, the variables a deployment passes it, and how its adapter is built."""
+    usable, which of its variables are secrets, and how its adapter is built."""
 
     name: str
-    #: What the docs call it.
+    #: What the docs call it (beside its name in docs/settings.md's Providers table).
     title: str
     read_settings: Callable[[Mapping[str, str]], S]
     usable: Callable[[S], bool]
     #: The variable that makes it usable (its API key, or base URL); None: always usable.
     key_variable: str | None
-    #: Further variables a deployment passes it from its secrets (optional keys).
+    #: Its other variables that hold secrets (optional keys): a deployment's Secret, never its ConfigMap.
     secrets: tuple[str, ...] = ()
     build: Callable[[S, httpx.AsyncClient, AdapterParts], VoiceProvider]
     sample_rules: SampleRules
@@ -66,11 +66,6 @@ class ProviderEntry(Generic[S]):
     def settings(self, settings: ProviderSettings) -> S:
         """This provider's section of `settings`."""
         return cast(S, settings.sections[self.name])
-
-    @property
-    def deploy_variables(self) -> tuple[str, ...]:
-        """The variables compose.yaml and deploy/k8s pass it: the key variable, then the secrets."""
-        return (*((self.key_variable,) if self.key_variable else ()), *self.secrets)
 
 
 def _no_settings(env: Mapping[str, str]) -> None:

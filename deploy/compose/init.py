@@ -1,7 +1,8 @@
 """Make what compose.yaml needs to run with no Supabase project, once: an env file (Postgres password,
 DATABASE_URL, the JWT secret and the service key signed with it, the Storage stand-in's URL, the ports) and a
 development C2PA signing certificate. Run inside voicegate's image by `deploy/compose/init.sh`, which names
-the output directory; what already exists there is kept, so running it again changes nothing.
+the output directory; what already exists there is kept, so running it again changes nothing. The env file is
+also every voicegate container's environment (compose.yaml's `env_file`): a provider's key is added there.
 
 The certificate comes from a development CA made here (as `voicegate up` makes one): files signed with it
 validate, but nobody trusts that CA. Put a real certificate in `c2pa/` (signer.pem: the chain, signer.key,

@@ -38,6 +38,8 @@ POSTGRES_IMAGE = os.environ.get("VOICEGATE_POSTGRES_IMAGE", "localhost/voicegate
 PODMAN_GLOBAL = "--runtime runc"
 PODMAN_RUN = "--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 FLOWS = 6
+#: A provider's setting that compose.yaml names nowhere (harmless: the stack speaks with `local`).
+PROVIDER_SETTING = "SELFHOSTED_TIMEOUT_SECONDS=90"
 TEXT = (
     "Hello from the compose stack, spoken in a cloned voice. "
     "This second sentence gives the worker something to chew on for a while. "
@@ -154,6 +156,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     env_file = workdir / "env"
     with env_file.open("a") as extra:
         extra.write(f"VOICEGATE_C2PA_DIR={workdir / 'c2pa'}\nVOICEGATE_IMAGE={IMAGE}\n")
+        # Not .compose/env: the file names itself so that its containers read it whole; a provider setting
+        # compose.yaml does not name rides along to show that they do.
+        extra.write(f"VOICEGATE_ENV_FILE={env_file}\n{PROVIDER_SETTING}\n")
         extra.write(f"VOICEGATE_POSTGRES_IMAGE={POSTGRES_IMAGE}\nVOICEGATE_LOG_LEVEL=WARNING\n")
     env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
     project = f"vgtest{os.getpid()}"
@@ -228,6 +233,15 @@ def start_flow(api: str, token: str, seed: int) -> str:
 
 def job_statuses(dsn: str) -> dict[str, str]:
     return {str(r["id"]): r["status"] for r in rows(dsn, "select id, status from synthesis_jobs")}
+
+
+def test_a_provider_setting_in_the_env_file_reaches_every_voicegate_container(stack: Compose) -> None:
+    for service in ("migrate", "storage", "api1", "api2", "worker"):
+        containers = stack.containers(service)
+        assert containers, service
+        for container in containers:
+            env = stack.inspect(container, "{{range .Config.Env}}{{println .}}{{end}}").splitlines()
+            assert PROVIDER_SETTING in env, (container, env)
 
 
 def test_the_prd_flow_through_both_apis_outlives_a_worker_killed_mid_job(stack: Compose) -> None:

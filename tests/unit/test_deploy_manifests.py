@@ -65,8 +65,9 @@ def test_containers_run_as_a_non_root_user_on_a_read_only_root_with_tmp_writable
         volumes = {v["name"]: v for v in pod["volumes"]}
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         assert "emptyDir" in volumes[mounts["/tmp"]], name  # noqa: S108 - the pod's own scratch directory
-        refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
-        assert refs == {"voicegate"}, name
+        # Every key of the ConfigMap and the Secret reaches the pod unnamed (a provider's key added to the Secret).
+        refs = {(kind, ref["name"]) for source in container["envFrom"] for kind, ref in source.items()}
+        assert refs == {("configMapRef", "voicegate"), ("secretRef", "voicegate")}, name
 
 
 def test_the_api_is_ready_on_readyz_alive_on_healthz_and_selected_by_its_service() -> None:
@@ -124,12 +125,16 @@ def test_keda_scales_the_worker_deployment_on_every_work_queue_and_no_other_name
     assert connection["key"] in resource("Secret", connection["name"])["stringData"]
 
 
-def test_every_variable_the_manifests_set_is_one_voicegate_reads() -> None:
+def test_every_variable_the_manifests_and_compose_set_is_one_voicegate_reads() -> None:
     source = "\n".join(path.read_text() for path in SOURCES)
     settings = {env_var(field) for field in Settings.__struct_fields__ if field not in {"auth", "providers"}}
     read = settings | set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source))
     config = resource("ConfigMap", "voicegate")["data"]
     assert {*config, *resource("Secret", "voicegate")["stringData"]} <= read
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    for name, service in services.items():
+        if name != "db":
+            assert set(service["environment"]) <= read, name
     c2pa = resource("Secret", "voicegate-c2pa")["stringData"]
     for variable in ("VOICEGATE_C2PA_CERT", "VOICEGATE_C2PA_KEY", "VOICEGATE_C2PA_TRUST_ANCHORS"):
         assert Path(config[variable]).name in c2pa
