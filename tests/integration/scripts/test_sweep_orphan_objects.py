@@ -21,8 +21,8 @@ import pytest
 from backend.attempts import preview
 from backend.attempts.preview import preview_path
 from backend.db.pool import create_pool
+from backend.embedded.storage.in_process import standalone_storage
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
-from backend.http.storage_in_process import standalone_storage
 from backend.samples import service as samples
 from backend.samples.service import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
