@@ -29,7 +29,7 @@ from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from backend.storage.client import ObjectRemover, ObjectStorage
 from backend.storage.orphans import sweep_orphan_objects
-from backend.webhooks.worker import declare_project_endpoint
+from backend.webhooks.step import declare_project_endpoint
 
 log = logging.getLogger(__name__)
 SWEEP_LIMIT = 500

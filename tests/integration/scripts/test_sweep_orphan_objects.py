@@ -27,8 +27,8 @@ from backend.samples import service as samples
 from backend.samples.service import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
 from backend.storage import orphans
-from backend.synthesis import worker as synthesis
-from backend.synthesis.worker import render_path
+from backend.synthesis import step as synthesis
+from backend.synthesis.step import render_path
 from queue_consumers.maintenance import sweep as maintenance_sweep
 from scripts.status import main as status_main
 from scripts.sweep_orphan_objects import main
