@@ -15,7 +15,7 @@ import httpx
 import msgspec
 
 from backend import queues
-from backend.attempts import preview
+from backend.clone import preview_step
 from backend.clone import step as clone_step
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
@@ -93,7 +93,7 @@ def queue_routes(
             reader=clone_step.lease_on_read(ctx, worker_id),
             needs_storage=clone is None,  # over HTTP, the API reaches Storage, not this worker
         ),
-        QueueRoute(queues.PREVIEW, _step(lambda m: preview.process_preview(ctx, _uuid(m, "attemptId")))),
+        QueueRoute(queues.PREVIEW, _step(lambda m: preview_step.process_preview(ctx, _uuid(m, "attemptId")))),
         QueueRoute(
             queues.SAMPLE_CHECK, _step(lambda m: sample_step.process_sample(ctx, _uuid(m, "sampleId"))), _fail_sample
         ),

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from backend import queues
-from backend.attempts.recovery import requeue_stale_attempts
 from backend.clone.manifest import settle_manifests
+from backend.clone.recovery import requeue_stale_attempts
 from backend.consents.purge import purge_expired_evidence
 from backend.context import Lifecycle
 from backend.db.pool import Pool

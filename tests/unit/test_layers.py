@@ -45,7 +45,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("use case: synthesis", ("backend.synthesis",)),
     ("use case: voices", ("backend.voices",)),
     ("use case: reflections", ("backend.reflections",)),
-    ("use case: attempts", ("backend.attempts",)),
     ("use case: clone", ("backend.clone",)),
     ("use case: samples", ("backend.samples",)),
     ("use case: consents", ("backend.consents",)),
