@@ -198,7 +198,7 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
         timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
     )
     verifier = TokenVerifier(settings.auth, jwks_http)
-    from backend.http.storage_in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
+    from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -228,7 +228,7 @@ def _admission_by_path(
     process serves it, else the API's."""
     if storage_pool is None:
         return lambda _: api
-    from backend.http.storage_standin import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
+    from backend.embedded.storage.routes import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
 
     storage = admissions[storage_pool]
     return lambda path: storage if path.startswith(STORAGE_PATH) else api
@@ -239,7 +239,7 @@ def _exception_handler(*, serves_storage: bool) -> ExceptionHandler[Exception]:
     answer, an unknown route's too, is Storage's own error, as Supabase clients parse it."""
     if not serves_storage:
         return problem_response
-    from backend.http.storage_standin import storage_errors_under  # noqa: PLC0415 - the stand-in only
+    from backend.embedded.storage.routes import storage_errors_under  # noqa: PLC0415 - the stand-in only
 
     return storage_errors_under(problem_response)
 
@@ -247,8 +247,8 @@ def _exception_handler(*, serves_storage: bool) -> ExceptionHandler[Exception]:
 def _embedded_handlers(settings: Settings, storage_pool: Pool, verifier: TokenVerifier) -> list[Any]:
     """Embedded mode's own routes: the Storage stand-in under `/storage/v1` (on `storage_pool`), and the
     demo page's dev sign-in."""
+    from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415
     from backend.http.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
-    from backend.http.storage_in_process import api_storage_router  # noqa: PLC0415
 
     jwt_secret = settings.auth.jwt_secret if settings.auth else None
     if jwt_secret is None:
@@ -293,7 +293,7 @@ def _storage_client(settings: Settings, app: Litestar) -> ObjectStorage:
     if key is None:
         raise ValueError("the storage client needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY")
     if settings.embedded:
-        from backend.http.storage_in_process import in_process_client  # noqa: PLC0415 - embedded only
+        from backend.embedded.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
 
         return in_process_client(app, key.reveal(), public_url=settings.storage_public_url)
     return SupabaseObjectStorage(settings.storage_public_url, key.reveal())

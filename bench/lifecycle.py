@@ -74,7 +74,7 @@ from backend.records import attempts as attempt_service  # noqa: E402
 from backend.records.attempts import AttemptRow  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
 from backend.storage.digest import Digest  # noqa: E402
-from backend.webhooks.worker import declare_project_endpoint  # noqa: E402
+from backend.webhooks.step import declare_project_endpoint  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
 from queue_consumers.worker import build_consumers  # noqa: E402
 from tests.fakes import ElevenLabsFake, serve  # noqa: E402

@@ -39,7 +39,7 @@ from backend.db.migrate import SUPABASE_DIR, discover_migrations, migrate  # noq
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.records.attempts import AttemptRow  # noqa: E402
-from backend.webhooks.worker import declare_project_endpoint  # noqa: E402
+from backend.webhooks.step import declare_project_endpoint  # noqa: E402
 from bench.lifecycle import (  # noqa: E402
     PROFILE,
     archive_and_lease,

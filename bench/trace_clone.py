@@ -63,7 +63,7 @@ from backend.db.migrate import migrate  # noqa: E402
 from backend.db.pool import create_pool  # noqa: E402
 from backend.db.units import service_statement, service_transaction, user_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
-from backend.http.storage_in_process import standalone_storage  # noqa: E402
+from backend.embedded.storage.in_process import standalone_storage  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.settings import settings_from_env  # noqa: E402
 from tests.e2e.conftest import speech_wav  # noqa: E402
@@ -92,8 +92,9 @@ def code_of(function: Any) -> CodeType:
     return code
 
 
-#: The Storage stand-in (Supabase's Storage in production): its service, and its routes served in-process.
-STAND_IN = ("backend.embedded.storage", "backend.http.storage_standin", "backend.http.storage_in_process")
+#: The Storage stand-in (Supabase's Storage in production): its service, and its routes served in-process,
+#: all in one package.
+STAND_IN = "backend.embedded.storage"
 
 
 def ours(module: str) -> bool:

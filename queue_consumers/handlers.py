@@ -15,14 +15,14 @@ import httpx
 import msgspec
 
 from backend import queues
-from backend.attempts import preview
-from backend.clone import step as attempt_worker
+from backend.clone import preview_step
+from backend.clone import step as clone_step
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable
-from backend.samples import check as sample_check
-from backend.synthesis import worker as synthesis_worker
-from backend.webhooks import worker as webhook_worker
+from backend.samples import step as sample_step
+from backend.synthesis import step as synthesis_step
+from backend.webhooks import step as webhook_step
 from queue_consumers.runtime import DeadLetterHook, Handler, Message, Reader
 
 
@@ -63,18 +63,18 @@ def _step(run: Callable[[Message], Awaitable[Outcome]]) -> Handler:
 
 
 async def _fail_attempt(conn: Connection, message: Message, code: str, reason: str) -> None:
-    await attempt_worker.fail_dead_lettered(conn, _uuid(message, "attemptId"), reason, code=code)
+    await clone_step.fail_dead_lettered(conn, _uuid(message, "attemptId"), reason, code=code)
 
 
 async def _fail_sample(conn: Connection, message: Message, code: str, reason: str) -> None:
     # A sample keeps a reason, not a code: the code leads it when it is not the usual one.
-    await sample_check.fail_sample(
+    await sample_step.fail_sample(
         conn, _uuid(message, "sampleId"), reason if code == "dead_lettered" else f"{code}: {reason}"
     )
 
 
 async def _fail_job(conn: Connection, message: Message, code: str, reason: str) -> None:
-    await synthesis_worker.fail_dead_lettered_job(conn, _uuid(message, "jobId"), reason, code=code)
+    await synthesis_step.fail_dead_lettered_job(conn, _uuid(message, "jobId"), reason, code=code)
 
 
 def queue_routes(
@@ -83,30 +83,28 @@ def queue_routes(
     """Every work queue's route; `clone` replaces the in-process clone step (see `clone_over_http`);
     webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do)."""
     in_process_clone = _step(
-        lambda m: attempt_worker.process_attempt(
-            ctx, _uuid(m, "attemptId"), worker_id, leased=m.leased, read_at=m.read_at
-        )
+        lambda m: clone_step.process_attempt(ctx, _uuid(m, "attemptId"), worker_id, leased=m.leased, read_at=m.read_at)
     )
     return [
         QueueRoute(
             queues.CLONE,
             clone or in_process_clone,
             _fail_attempt,
-            reader=attempt_worker.lease_on_read(ctx, worker_id),
+            reader=clone_step.lease_on_read(ctx, worker_id),
             needs_storage=clone is None,  # over HTTP, the API reaches Storage, not this worker
         ),
-        QueueRoute(queues.PREVIEW, _step(lambda m: preview.process_preview(ctx, _uuid(m, "attemptId")))),
+        QueueRoute(queues.PREVIEW, _step(lambda m: preview_step.process_preview(ctx, _uuid(m, "attemptId")))),
         QueueRoute(
-            queues.SAMPLE_CHECK, _step(lambda m: sample_check.process_sample(ctx, _uuid(m, "sampleId"))), _fail_sample
+            queues.SAMPLE_CHECK, _step(lambda m: sample_step.process_sample(ctx, _uuid(m, "sampleId"))), _fail_sample
         ),
         QueueRoute(
             queues.SYNTHESIS,
-            _step(lambda m: synthesis_worker.process_synthesis(ctx, _uuid(m, "jobId"), worker_id)),
+            _step(lambda m: synthesis_step.process_synthesis(ctx, _uuid(m, "jobId"), worker_id)),
             _fail_job,
         ),
         QueueRoute(
             queues.WEBHOOK,
-            _step(lambda m: webhook_worker.deliver(ctx, m.message)),
+            _step(lambda m: webhook_step.process_delivery(ctx, m.message)),
             retries=webhook_retries,
             needs_storage=False,
         ),
@@ -125,7 +123,7 @@ def clone_over_http(client: httpx.AsyncClient, service_key: str, worker_id: str)
 
     async def handle(message: Message) -> datetime | None:
         reflection = message.message.get("reflectionId")
-        path = attempt_worker.internal_process_path(
+        path = clone_step.internal_process_path(
             uuid.UUID(reflection) if reflection else None, _uuid(message, "attemptId")
         )
         response = await client.post(

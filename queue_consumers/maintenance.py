@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from backend import queues
-from backend.attempts.recovery import requeue_stale_attempts
 from backend.clone.manifest import settle_manifests
+from backend.clone.recovery import requeue_stale_attempts
 from backend.consents.purge import purge_expired_evidence
 from backend.context import Lifecycle
 from backend.db.pool import Pool
@@ -29,7 +29,7 @@ from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from backend.storage.client import ObjectRemover, ObjectStorage
 from backend.storage.orphans import sweep_orphan_objects
-from backend.webhooks.worker import declare_project_endpoint
+from backend.webhooks.step import declare_project_endpoint
 
 log = logging.getLogger(__name__)
 SWEEP_LIMIT = 500

@@ -22,7 +22,7 @@ from backend.outages import STORAGE
 from backend.settings import Settings
 from backend.storage.client import answers
 from backend.tls import verifying_context
-from backend.webhooks.worker import RETRY_MAX_SECONDS
+from backend.webhooks.step import RETRY_MAX_SECONDS
 from queue_consumers.handlers import QueueRoute, Retries, clone_over_http, queue_routes
 from queue_consumers.maintenance import run_maintenance
 from queue_consumers.runtime import ConsumerConfig, Gate, QueueConsumer

@@ -280,7 +280,7 @@ def open_storage(ops: Ops) -> AbstractAsyncContextManager[ObjectStorage]:
     with the service key."""
     local_dir = local_storage_dir(ops)
     if local_dir is not None:
-        from backend.http.storage_in_process import standalone_storage  # noqa: PLC0415 - embedded only
+        from backend.embedded.storage.in_process import standalone_storage  # noqa: PLC0415 - embedded only
 
         return standalone_storage(ops.dsn, local_dir)
     return supabase_storage(ops.settings)

@@ -4,7 +4,7 @@ nothing left to redeliver it, or `queued` with no message past `--stale-after`),
 
 Each batch is found and changed in one short transaction; every change re-checks the attempt under
 its row lock (a live lease or a newer version is left alone) and writes its audit event with it.
-See backend/attempts/recovery.py.
+See backend/clone/recovery.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from backend.attempts.recovery import StaleAttempt, requeue_stale_attempts
+from backend.clone.recovery import StaleAttempt, requeue_stale_attempts
 from scripts._common import Ops, duration, parser, run
 
 NAME = "recover-stale-attempts"

@@ -44,7 +44,7 @@ from backend.providers.errors import (
 )
 from backend.records import attempts, samples, voices
 from backend.records.attempts import AttemptRow, AttemptSource, AttemptStatus, PreviewStatus, RuntimeStatus
-from backend.samples import check as sample_check
+from backend.samples import step as sample_step
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -255,16 +255,16 @@ class AttemptRun:
         return rows, await voices.voice_row(conn, self.attempt.voice_id), bool(in_set)
 
     async def _reference(self, sample: samples.SampleRow) -> SampleRef:
-        """What the provider is sent of one sample (`sample_check.enrolment_sample`), or why the attempt fails."""
+        """What the provider is sent of one sample (`sample_step.enrolment_sample`), or why the attempt fails."""
         try:
-            return await sample_check.enrolment_sample(self.ctx, sample, self.attempt.provider, actor=self.actor)
+            return await sample_step.enrolment_sample(self.ctx, sample, self.attempt.provider, actor=self.actor)
         except AudioRejected as exc:
             raise _Failed(exc.code, str(exc)) from exc
         except StoredObjectAltered as exc:
             # Not sent, and not retried: the same file would fail the same way.
             message = "The stored sample has changed since voicegate checked it; upload a new one."
             raise _Failed(exc.code, message) from exc
-        except sample_check.SampleGone as exc:
+        except sample_step.SampleGone as exc:
             raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
 
     async def verify(self) -> None:

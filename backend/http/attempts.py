@@ -10,7 +10,7 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import HeaderParameter
 
-from backend.attempts.read import get_attempt
+from backend.clone.read import get_attempt
 from backend.clone.step import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
 from backend.errors import ValidationFailed

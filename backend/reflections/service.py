@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from backend.attempts import preview
 from backend.audio.formats import SPEECH_FORMATS
 from backend.auth.verify import UserClaims
+from backend.clone import preview_step
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool
@@ -164,14 +164,14 @@ async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, re
         state = await _voice_state(conn, reflection_id)
     attempt_id = state.voice.attempt_id
     if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
-        path = preview.preview_path(uuid.UUID(claims.sub), attempt_id)
+        path = preview_step.preview_path(uuid.UUID(claims.sub), attempt_id)
         # A preview purged from Storage (or never uploaded), or altered since, leaves the state readable,
         # without a URL: the state is what clients poll, the preview only a part of it.
         try:
             state.preview_url = await integrity.signed_url(
                 pool,
                 storage,
-                preview.BUCKET,
+                preview_step.BUCKET,
                 path,
                 PREVIEW_URL_SECONDS,
                 actor=f"user:{claims.sub}",

@@ -1,3 +1,4 @@
-"""Voice samples: the one write path (`service`), the multipart upload reader (`upload`), the
-`voice_sample_process` check step (`check`), removal on request and by retention (`purge`), and the
-`/api/v1/voice-samples` routes (`routes`)."""
+"""Voice samples: the one write path (`service`), the `voice_sample_process` worker step that checks a
+sample and cleans the copy an enrolment sends (`step`), and removal on request and by retention (`purge`).
+The `/api/v1/voice-samples` routes and the multipart upload reader are `backend.http.samples` and
+`backend.http.sample_upload`."""

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 SAMPLES_BUCKET, PREVIEWS_BUCKET, RENDERS_BUCKET = BUCKETS = ("voice-samples", "voice-previews", "voice-renders")
-"""voicegate's own buckets, the only ones swept: those of samples.service, attempts.preview and
-synthesis.worker, spelled again here so an operator script need not load the workers (a test checks
+"""voicegate's own buckets, the only ones swept: those of samples.service, clone.preview_step and
+synthesis.step, spelled again here so an operator script need not load the worker steps (a test checks
 that they agree)."""
 AUDIT_ACTION = "storage.orphan_remove"
 

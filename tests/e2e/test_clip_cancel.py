@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from backend.synthesis.worker import BUCKET
+from backend.synthesis.step import BUCKET
 from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_provenance import cloned_job
 from tests.fakes import ElevenLabsFake, serve

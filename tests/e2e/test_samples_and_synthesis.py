@@ -20,7 +20,7 @@ from litestar.testing import AsyncTestClient
 
 from backend.audio.measure import detect_speech
 from backend.cpu import CpuExecutor
-from backend.synthesis.worker import process_synthesis
+from backend.synthesis.step import process_synthesis
 from backend.text import pieces
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import elevenlabs_env, speech_wav

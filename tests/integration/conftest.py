@@ -14,7 +14,7 @@ from backend.compose import build_lifecycle
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool
-from backend.http.storage_in_process import standalone_storage as local_storage
+from backend.embedded.storage.in_process import standalone_storage as local_storage
 from backend.provenance import ProvenanceSigner
 from backend.settings import settings_from_env
 

@@ -16,10 +16,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.attempts.preview import process_preview
 from backend.auth.verify import UserClaims
 from backend.clone.likeness import PROBE_TEXTS, probe_text
 from backend.clone.manifest import BUCKET, manifest_path
+from backend.clone.preview_step import process_preview
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor

@@ -18,7 +18,7 @@ import pytest
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.units import service_transaction
-from backend.samples.check import fail_sample, process_sample
+from backend.samples.step import fail_sample, process_sample
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import speech_wav
 from tests.integration.conftest import open_lifecycle

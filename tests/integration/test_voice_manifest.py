@@ -28,8 +28,8 @@ from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool
+from backend.embedded.storage.in_process import standalone_storage
 from backend.errors import NotFound, StorageUnavailable, StoredObjectAltered
-from backend.http.storage_in_process import standalone_storage
 from backend.settings import settings_from_env
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage

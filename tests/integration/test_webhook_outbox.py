@@ -15,7 +15,7 @@ import psycopg
 from backend.db.pool import create_pool
 from backend.db.units import service_transaction
 from backend.settings import Settings
-from backend.webhooks import worker as webhook_worker
+from backend.webhooks import step as webhook_step
 from tests.support import (
     create_user,
     one,
@@ -286,7 +286,7 @@ def declare_project_endpoint(db_dsn: str, *, configured: bool) -> None:
         await pool.open(wait=True)
         try:
             async with service_transaction(pool) as conn:
-                await webhook_worker.declare_project_endpoint(conn, configured=configured)
+                await webhook_step.declare_project_endpoint(conn, configured=configured)
         finally:
             await pool.close()
 

@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from backend.db.units import service_transaction
 from backend.errors import StorageUnavailable
 from backend.storage import integrity
-from backend.synthesis.worker import BUCKET, render_path
+from backend.synthesis.step import BUCKET, render_path
 from tests.e2e.conftest import speech_wav
 from tests.integration.api.conftest import User
 from tests.integration.api.test_sample_list import upload

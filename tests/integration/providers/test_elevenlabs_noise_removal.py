@@ -17,7 +17,7 @@ import pytest
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.samples.check import process_sample
+from backend.samples.step import process_sample
 from tests.audio_corpus import RATE, noise, recording, rms, speech_mono, wav_bytes
 from tests.e2e.conftest import speech_wav
 from tests.fakes import ElevenLabsFake

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from backend.db.pool import create_pool
-from backend.http.storage_in_process import standalone_storage as local_storage
+from backend.embedded.storage.in_process import standalone_storage as local_storage
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from scripts.purge_expired_samples import main

@@ -18,17 +18,17 @@ import msgspec
 import psycopg
 import pytest
 
-from backend.attempts import preview
-from backend.attempts.preview import preview_path
+from backend.clone import preview_step
+from backend.clone.preview_step import preview_path
 from backend.db.pool import create_pool
+from backend.embedded.storage.in_process import standalone_storage
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
-from backend.http.storage_in_process import standalone_storage
 from backend.samples import service as samples
 from backend.samples.service import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
 from backend.storage import orphans
-from backend.synthesis import worker as synthesis
-from backend.synthesis.worker import render_path
+from backend.synthesis import step as synthesis
+from backend.synthesis.step import render_path
 from queue_consumers.maintenance import sweep as maintenance_sweep
 from scripts.status import main as status_main
 from scripts.sweep_orphan_objects import main
@@ -167,7 +167,7 @@ def found(result: dict[str, Any]) -> set[tuple[str, str | None, str]]:
 
 
 def test_the_swept_buckets_are_the_areas_own() -> None:
-    assert orphans.BUCKETS == (samples.BUCKET, preview.BUCKET, synthesis.BUCKET)
+    assert orphans.BUCKETS == (samples.BUCKET, preview_step.BUCKET, synthesis.BUCKET)
 
 
 def test_a_dry_run_lists_exactly_the_orphans_past_the_grace_period_and_changes_nothing(

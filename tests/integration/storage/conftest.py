@@ -19,7 +19,7 @@ from litestar import Litestar
 from storage3 import AsyncStorageClient
 
 from backend.db.pool import Pool, create_pool
-from backend.http.storage_standin import storage_router
+from backend.embedded.storage.routes import storage_router
 from backend.settings import Settings
 from tests.fakes.server import serve
 from tests.support import create_user

@@ -15,8 +15,8 @@ from litestar import Litestar
 from storage3.exceptions import StorageApiError
 
 from backend.db.pool import create_pool
+from backend.embedded.storage.routes import LATEST_EXPIRY, storage_router
 from backend.embedded.storage.tokens import sign_download_token
-from backend.http.storage_standin import LATEST_EXPIRY, storage_router
 from backend.settings import Settings
 from tests.integration.storage.conftest import SECRET, SERVICE_KEY, StorageServer, user_token, verify_access_token
 

@@ -56,7 +56,7 @@ class Delivery(msgspec.Struct, rename="camel", kw_only=True):
         return msgspec.json.encode({"type": self.type, "timestamp": self.timestamp, "data": self.data})
 
 
-async def deliver(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
+async def process_delivery(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
     """Make one delivery attempt of a `webhook_delivery` message (DeliveryFailed when it fails)."""
     delivery = msgspec.convert(message, Delivery)
     name = "project endpoint" if delivery.endpoint_id is None else f"endpoint {delivery.endpoint_id}"

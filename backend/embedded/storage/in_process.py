@@ -15,8 +15,8 @@ from litestar import Litestar, Router
 
 from backend.auth.verify import ANON_ROLE, TokenVerifier
 from backend.db.pool import Pool, PoolLimits, create_pool
+from backend.embedded.storage.routes import storage_router
 from backend.errors import Unauthorized
-from backend.http.storage_standin import storage_router
 from backend.secret import Secret
 from backend.storage.client import SupabaseObjectStorage
 
