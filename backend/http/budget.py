@@ -10,7 +10,7 @@ never touch the database (the page, its files, the docs, the probes of the proce
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -23,15 +23,24 @@ from backend.db.deadline import request_budget, serving_request
 DATABASE_FREE = "database_free"
 
 
+class Admissions(Protocol):
+    """The admissions of the running process, by a request's path (`app.state.admissions`, which the app's
+    lifespan sets before any request is served: `backend.compose.api.Admissions`)."""
+
+    def of(self, path: str) -> Admission:
+        """The admission of a request to `path`."""
+        ...
+
+
 class DatabaseAdmissionMiddleware(ASGIMiddleware):
-    """Admits each request that needs the database (`admission_for` its path), and runs it within a database
-    budget of `seconds`; a request reached in-process from another keeps that one's admission and budget."""
+    """Admits each request that needs the database (by the app's `Admissions` of its path), and runs it within a
+    database budget of `seconds`; a request reached in-process from another keeps that one's admission and
+    budget."""
 
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, seconds: float, admission_for: Callable[[str], Admission]) -> None:
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.admission_for = admission_for
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Admit the request (or refuse it with DatabaseUnavailable), then run it within the budget."""
@@ -39,6 +48,7 @@ class DatabaseAdmissionMiddleware(ASGIMiddleware):
             with request_budget(self.seconds):
                 await next_app(scope, receive, send)
             return
-        async with self.admission_for(scope["path"]).admitted():
+        admissions: Admissions = scope["app"].state.admissions
+        async with admissions.of(scope["path"]).admitted():
             with request_budget(self.seconds):
                 await next_app(scope, receive, send)
