@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
 from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
-from backend.compose import build_lifecycle  # noqa: E402
+from backend.compose.parts import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.execute import fetch_one, fetch_optional  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above

@@ -56,7 +56,7 @@ from psycopg.cursor_async import AsyncCursor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.compose import build_lifecycle  # noqa: E402 - after the path setup above
+from backend.compose.parts import build_lifecycle  # noqa: E402 - after the path setup above
 from backend.context import Lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402

@@ -20,8 +20,7 @@ import httpx
 from backend.context import Lifecycle
 from backend.outages import STORAGE
 from backend.settings import Settings
-from backend.storage.client import answers
-from backend.tls import verifying_context
+from backend.storage.client import SupabaseObjectStorage, answers
 from backend.webhooks.step import RETRY_MAX_SECONDS
 from queue_consumers.handlers import QueueRoute, Retries, clone_over_http, queue_routes
 from queue_consumers.maintenance import run_maintenance
@@ -128,50 +127,36 @@ async def run_worker(
 
 
 async def serve_worker(settings: Settings, dsn: str) -> int:
-    """`voicegate worker`: its own pool, Storage client, provider clients, CPU executor and C2PA signer (built
-    here, in the worker's own process); SIGTERM or SIGINT drains in-flight work and returns 0, a dead consumer
-    returns 1.
+    """`voicegate worker`: its own pool, Storage client, provider clients, CPU executor and C2PA signer, built in
+    the worker's own process (`backend.compose.worker.worker_process`); SIGTERM or SIGINT drains in-flight work
+    and returns 0, a dead consumer returns 1.
 
     Raises StorageUnreachable first thing when Storage does not answer (a worker pointed at the wrong address
     would otherwise wait for it forever, looking healthy), and SettingsError before consuming anything when
     the C2PA credentials are unusable.
     """
-    from backend.compose import worker_lifecycle  # noqa: PLC0415
-    from backend.cpu import CpuExecutor  # noqa: PLC0415
-    from backend.provenance import ProvenanceSigner  # noqa: PLC0415
-    from backend.providers.http import create_http_client  # noqa: PLC0415
-    from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415
+    from backend.compose.worker import worker_process  # noqa: PLC0415
 
-    key = settings.auth.service_key if settings.auth else None
-    if key is None:
-        raise ValueError("the worker needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY for Storage")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    async with SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage:
-        unreachable = await storage.unreachable(STORAGE_PROBE_WITHIN)
-        if unreachable is not None:
-            raise StorageUnreachable(f"cannot reach Storage at {settings.storage_public_url} ({unreachable})")
-        signer = ProvenanceSigner.from_settings(settings)
+    async with worker_process(settings, dsn, storage_answers=functools.partial(_answers, settings)) as worker:
+        consumers = build_consumers(
+            settings, worker.lifecycle, listen_dsn=dsn, worker_id=new_worker_id(), api_client=worker.api
+        )
         try:
-            async with (
-                create_http_client() as provider_http,
-                httpx.AsyncClient(
-                    base_url=settings.api_base_url,
-                    timeout=httpx.Timeout(600.0, connect=5.0),
-                    verify=verifying_context(trust_env=True),
-                ) as api,
-                CpuExecutor(settings.cpu_workers) as cpu,
-                worker_lifecycle(settings, dsn, storage, provider_http, signer, cpu=cpu) as ctx,
-            ):
-                consumers = build_consumers(settings, ctx, listen_dsn=dsn, worker_id=new_worker_id(), api_client=api)
-                try:
-                    await run_worker(settings, ctx, consumers, stopping)
-                except RuntimeError:
-                    log.critical("worker stopped: a consumer died", exc_info=True)
-                    return 1
-        finally:
-            signer.close()
+            await run_worker(settings, worker.lifecycle, consumers, stopping)
+        except RuntimeError:
+            log.critical("worker stopped: a consumer died", exc_info=True)
+            return 1
     log.info("worker drained and stopped")
     return 0
+
+
+async def _answers(settings: Settings, storage: SupabaseObjectStorage) -> None:
+    """StorageUnreachable when `storage` does not answer (a worker pointed at the wrong address would
+    otherwise wait for it forever, looking healthy)."""
+    unreachable = await storage.unreachable(STORAGE_PROBE_WITHIN)
+    if unreachable is not None:
+        raise StorageUnreachable(f"cannot reach Storage at {settings.storage_public_url} ({unreachable})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import json
 import logging
@@ -17,7 +18,7 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from backend.compose.operator import OperatorRun, operator_run
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.operator import database_now, operator_transaction
@@ -182,6 +184,9 @@ class Ops:
     actor: str
     run_id: uuid.UUID
     progress: ProgressBar
+    #: The run as `backend.compose.operator` builds it: the connection, and the providers and Storage the
+    #: script asks for, closed with the run.
+    run: OperatorRun
 
     @property
     def apply(self) -> bool:
@@ -257,9 +262,8 @@ def local_storage_dir(ops: Ops) -> Path | None:
     return local_dir
 
 
-@asynccontextmanager
-async def supabase_storage(settings: Settings) -> AsyncIterator[ObjectStorage]:
-    """Supabase Storage with the service key."""
+def _supabase_storage(settings: Settings) -> tuple[str, str]:
+    """Supabase Storage's address and the service key."""
     try:
         settings = with_auth(settings)
     except SettingsError as exc:
@@ -268,22 +272,17 @@ async def supabase_storage(settings: Settings) -> AsyncIterator[ObjectStorage]:
     key = auth.service_key if auth else None
     if auth is None or auth.supabase_url is None or key is None:
         raise OpsError("removing objects needs SUPABASE_URL and SUPABASE_SECRET_KEY (or SUPABASE_SERVICE_ROLE_KEY)")
-    from backend.storage.client import SupabaseObjectStorage  # noqa: PLC0415 - only scripts that remove objects
-
-    async with SupabaseObjectStorage(settings.storage_public_url, key.reveal()) as storage:
-        yield storage
+    return settings.storage_public_url, key.reveal()
 
 
-def open_storage(ops: Ops) -> AbstractAsyncContextManager[ObjectStorage]:
-    """Where this run removes objects: the local stand-in (embedded mode, or `--local-storage-dir`), run
-    in this process so it removes rows and files exactly as a running API would; else Supabase Storage
-    with the service key."""
+async def open_storage(ops: Ops) -> ObjectStorage:
+    """Where this run removes objects, open until the run ends: the local stand-in (embedded mode, or
+    `--local-storage-dir`), run in this process so it removes rows and files exactly as a running API would;
+    else Supabase Storage with the service key."""
     local_dir = local_storage_dir(ops)
     if local_dir is not None:
-        from backend.embedded.storage.in_process import standalone_storage  # noqa: PLC0415 - embedded only
-
-        return standalone_storage(ops.dsn, local_dir)
-    return supabase_storage(ops.settings)
+        return await ops.run.local_storage(local_dir)
+    return await ops.run.supabase_storage(*_supabase_storage(ops.settings))
 
 
 def default_actor(name: str) -> str:
@@ -423,22 +422,20 @@ async def _run(
     run_id: uuid.UUID,
     body: Callable[[Ops], Awaitable[None]],
 ) -> None:
-    conn = await connect(dsn, name)
-    try:
+    async with operator_run(settings, dsn, functools.partial(connect, dsn, name)) as operator:
         ops = Ops(
             name=name,
             args=args,
             settings=settings,
             dsn=dsn,
-            conn=conn,
+            conn=operator.conn,
             report=report,
             actor=actor,
             run_id=run_id,
             progress=ProgressBar(not args.no_progress),
+            run=operator,
         )
         await body(ops)
-    finally:
-        await conn.close()
 
 
 def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:

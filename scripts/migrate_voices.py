@@ -21,7 +21,6 @@ import uuid
 from typing import Any, Literal
 
 from backend.clone import heal, portability
-from backend.compose import operator_providers
 from backend.db.connection import Connection
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError
@@ -47,20 +46,20 @@ async def migrate(ops: Ops) -> None:
         report.counts[name] = 0
     async with ops.transaction() as conn:
         total = await voices.count_cloned(conn, source=ops.args.source, ids=ops.args.voice)
-    async with operator_providers(ops.settings, ops.dsn) as providers:
-        with ops.progress.task(f"voices to {to}", total) as advance:
-            after: uuid.UUID | None = None
-            while True:
-                async with ops.transaction() as conn:
-                    batch = await voices.cloned(
-                        conn, source=ops.args.source, ids=ops.args.voice, after=after, limit=ops.batch_size
-                    )
-                for voice in batch:
-                    await _one(ops, providers, voice)
-                    advance(1)
-                if len(batch) < ops.batch_size:
-                    break
-                after = batch[-1].id
+    providers = await ops.run.providers()
+    with ops.progress.task(f"voices to {to}", total) as advance:
+        after: uuid.UUID | None = None
+        while True:
+            async with ops.transaction() as conn:
+                batch = await voices.cloned(
+                    conn, source=ops.args.source, ids=ops.args.voice, after=after, limit=ops.batch_size
+                )
+            for voice in batch:
+                await _one(ops, providers, voice)
+                advance(1)
+            if len(batch) < ops.batch_size:
+                break
+            after = batch[-1].id
     named: list[uuid.UUID] = ops.args.voice or []
     seen = {item["voice_id"] for item in report.items}
     for missing in (voice for voice in named if voice not in seen):

@@ -35,8 +35,7 @@ async def purge(ops: Ops) -> None:
         report.counts[name] = 0
     cutoff = await ops.database_now()
     if ops.apply:
-        async with open_storage(ops) as storage:
-            await _batches(ops, storage, cutoff)
+        await _batches(ops, await open_storage(ops), cutoff)
     else:
         await _batches(ops, None, cutoff)
     report.counts["fixed"] = report.counts["purged"] + report.counts["trimmed"]

@@ -22,12 +22,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from backend.compose import operator_providers
 from backend.providers.base import ProviderVoice, VoiceProvider
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.enrolment import KeyTag, key_tag
@@ -89,41 +87,39 @@ async def reconcile(ops: Ops) -> None:
         "skipped",
     ):
         report.counts[name] = 0
-    async with _providers(ops) as providers:
-        for name, provider in providers:
-            try:
-                voices = list(await provider.list())
-            except Exception as exc:
-                # One provider that cannot be listed (down, refusing the key, a bad stored voice)
-                # must not keep the others from being checked.
-                log.warning("listing %s voices failed", name, exc_info=exc)
-                report.add("provider_errors")
-                report.add("problems")
-                report.notes.append(f"{name}: listing failed: {exc}")
-                continue
-            report.add("providers_checked")
-            report.add("provider_voices", len(voices))
-            report.notes.append(f"{name}: {len(voices)} voice(s) listed")
-            await _check_provider(ops, name, provider, voices)
+    for name, provider in await _providers(ops):
+        try:
+            voices = list(await provider.list())
+        except Exception as exc:
+            # One provider that cannot be listed (down, refusing the key, a bad stored voice)
+            # must not keep the others from being checked.
+            log.warning("listing %s voices failed", name, exc_info=exc)
+            report.add("provider_errors")
+            report.add("problems")
+            report.notes.append(f"{name}: listing failed: {exc}")
+            continue
+        report.add("providers_checked")
+        report.add("provider_voices", len(voices))
+        report.notes.append(f"{name}: {len(voices)} voice(s) listed")
+        await _check_provider(ops, name, provider, voices)
     report.counts["fixed"] = sum(report.counts[k] for k in ("adopted", "deleted", "recloned", "models_fixed"))
     report.counts["unfixed"] = report.counts["problems"] - report.counts["fixed"] - report.counts["skipped"]
 
 
-@asynccontextmanager
-async def _providers(ops: Ops) -> AsyncIterator[list[tuple[str, VoiceProvider]]]:
+async def _providers(ops: Ops) -> list[tuple[str, VoiceProvider]]:
     """The adapters to check: the chosen (default: every) provider that is configured."""
     settings = ops.settings.providers
     if settings is None:
         raise RuntimeError("settings_from_env always reads provider settings")
     chosen: Sequence[str] = ops.args.provider or PROVIDER_NAMES
-    async with operator_providers(ops.settings, ops.dsn) as providers:
-        built: list[tuple[str, VoiceProvider]] = []
-        for name in chosen:
-            if not settings.has_key(name):
-                ops.report.notes.append(f"{name}: not configured ({key_variable(name)} unset), not checked")
-                continue
-            built.append((name, providers.get(name)))
-        yield built
+    providers = await ops.run.providers()
+    built: list[tuple[str, VoiceProvider]] = []
+    for name in chosen:
+        if not settings.has_key(name):
+            ops.report.notes.append(f"{name}: not configured ({key_variable(name)} unset), not checked")
+            continue
+        built.append((name, providers.get(name)))
+    return built
 
 
 async def _check_provider(ops: Ops, name: str, provider: VoiceProvider, voices: list[ProviderVoice]) -> None:

@@ -40,8 +40,7 @@ async def sweep(ops: Ops) -> None:
         f"grace period {grace(ops)}: only what was last written before {written_before:%Y-%m-%d %H:%M:%S %Z}"
     )
     if ops.apply:
-        async with open_storage(ops) as storage:
-            await _objects(ops, storage, written_before)
+        await _objects(ops, await open_storage(ops), written_before)
     else:
         await _objects(ops, None, written_before)
     await _files(ops, written_before)

@@ -65,8 +65,8 @@ def configure_logging(level: str) -> None:
         handlers=[logging.StreamHandler(_StandardError())],
         force=True,
     )
-    # httpx logs every request's URL at INFO, and a signed Storage URL carries its token in the query: in every
-    # process of the command (the worker and the operator scripts too, which never import backend.app).
+    # httpx logs every request's URL at INFO, and a signed Storage URL carries its token in the query: quieted
+    # here, once, for every process of the command (the API, the worker and the operator scripts alike).
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

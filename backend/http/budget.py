@@ -10,7 +10,7 @@ never touch the database (the page, its files, the docs, the probes of the proce
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -22,19 +22,28 @@ from backend.db.deadline import request_budget, serving_request
 DATABASE_FREE = "database_free"
 
 
+class Admissions(Protocol):
+    """The admissions of the running process, by a request's path (`app.state.admissions`, which the app's
+    lifespan sets before any request is served: `backend.compose.api.Admissions`)."""
+
+    def of(self, path: str) -> Admission:
+        """The admission of a request to `path`."""
+        ...
+
+
 class DatabaseAdmissionMiddleware:
-    """Admits each request that needs the database (`admission_for` its path), and runs it within a database
-    budget of `seconds`; a request reached in-process from another keeps that one's admission and budget.
+    """Admits each request that needs the database (by the app's `Admissions` of its path), and runs it within a
+    database budget of `seconds`; a request reached in-process from another keeps that one's admission and
+    budget.
 
     A plain ASGI middleware factory (Litestar calls it with each route's app), as `HostCheckMiddleware` is."""
 
-    def __init__(self, seconds: float, admission_for: Callable[[str], Admission]) -> None:
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.admission_for = admission_for
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         """The route's `app`, behind the admission."""
-        seconds, admission_for = self.seconds, self.admission_for
+        seconds = self.seconds
 
         async def admitted(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP or scope["route_handler"].opt.get(DATABASE_FREE):
@@ -44,7 +53,8 @@ class DatabaseAdmissionMiddleware:
                 with request_budget(seconds):
                     await app(scope, receive, send)
             else:
-                async with admission_for(scope["path"]).admitted():
+                admissions: Admissions = scope["app"].state.admissions
+                async with admissions.of(scope["path"]).admitted():
                     with request_budget(seconds):
                         await app(scope, receive, send)
 

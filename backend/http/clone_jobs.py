@@ -91,15 +91,15 @@ class CloneJobsController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        pool: DbPool,
-        storage: Storage,
         lifecycle: LifecycleContext,
         job_id: PathId,
         audio_format: Annotated[history.ClipFormat, QueryParameter(name="format")] = "wav",
     ) -> Response[bytes]:
         """`?format=wav` (default) or `mp3` (24 kHz mono, 64 kbit/s, without the C2PA manifest), as an
         attachment (`application/octet-stream` when `Accept` prefers it); 409 as `/result` answers it."""
-        clip = await history.clip_audio(pool, storage, lifecycle.cpu, claims, job_id, fmt=audio_format)
+        clip = await history.clip_audio(
+            lifecycle.pool, lifecycle.storage, lifecycle.cpu, claims, job_id, fmt=audio_format
+        )
         return Response(
             clip.data,
             media_type=audio_label(request.accept, clip.media_type),

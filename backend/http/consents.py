@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 
 from backend.consents import service
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
-from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, Storage
+from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId
 from backend.http.docs import BY_ID, USER, USER_SECURITY, RecordingOperation, problems, with_examples
 from backend.http.sample_upload import request_origin
 from backend.multipart import FormError, Part, form_boundary, read_form
@@ -56,8 +56,6 @@ class ConsentsController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        pool: DbPool,
-        storage: Storage,
         lifecycle: LifecycleContext,
         settings: Config,
         consent_id: PathId,
@@ -68,8 +66,8 @@ class ConsentsController(Controller):
         recording may follow until the phrase expires. 409 for a checkbox or an already verified consent."""
         data = await _recording(request)
         return await service.record_recording(
-            pool,
-            storage,
+            lifecycle.pool,
+            lifecycle.storage,
             lifecycle.cpu,
             claims=claims,
             consent_id=consent_id,

@@ -182,7 +182,6 @@ class ReflectionsController(Controller):
     async def attach(
         self,
         claims: Caller,
-        pool: DbPool,
         settings: Config,
         lifecycle: LifecycleContext,
         reflection_id: PathId,
@@ -190,7 +189,7 @@ class ReflectionsController(Controller):
     ) -> Attempt:
         """Validate the voice at the provider, then queue a `custom_voice_id` attempt (no preview needed)."""
         return await voice.attach_custom_voice(
-            pool, claims, reflection_id, data, providers=lifecycle.providers, settings=settings
+            lifecycle.pool, claims, reflection_id, data, providers=lifecycle.providers, settings=settings
         )
 
 

@@ -12,7 +12,7 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 
 from backend.http.concurrency import UserConcurrency
-from backend.http.deps import Caller, Config, DbPool, LifecycleContext, PathId, StreamSlots
+from backend.http.deps import Caller, Config, LifecycleContext, PathId, StreamSlots
 from backend.http.docs import BY_ID, USER_SECURITY, SpeechOperation, audio_label, problems, with_examples
 from backend.speech import service
 
@@ -70,7 +70,6 @@ class ReflectionSpeechController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        pool: DbPool,
         settings: Config,
         lifecycle: LifecycleContext,
         stream_slots: StreamSlots,
@@ -84,7 +83,7 @@ class ReflectionSpeechController(Controller):
             stream_slots,
             claims.sub,
             lambda ended: service.reflection_speech(
-                pool,
+                lifecycle.pool,
                 claims,
                 reflection_id,
                 data,
@@ -114,7 +113,6 @@ class VoiceSpeechController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        pool: DbPool,
         settings: Config,
         lifecycle: LifecycleContext,
         stream_slots: StreamSlots,
@@ -127,6 +125,11 @@ class VoiceSpeechController(Controller):
             stream_slots,
             claims.sub,
             lambda ended: service.voice_speech(
-                pool, claims, data, providers=lifecycle.providers, settings=settings.provider_settings, ended=ended
+                lifecycle.pool,
+                claims,
+                data,
+                providers=lifecycle.providers,
+                settings=settings.provider_settings,
+                ended=ended,
             ),
         )

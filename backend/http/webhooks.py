@@ -26,12 +26,12 @@ class WebhooksController(Controller):
         responses=problems(*USER, 400, 409, 422),
     )
     async def create(
-        self, claims: Caller, pool: DbPool, lifecycle: LifecycleContext, data: JSONBody[service.EndpointRequest]
+        self, claims: Caller, lifecycle: LifecycleContext, data: JSONBody[service.EndpointRequest]
     ) -> service.CreatedEndpoint:
         """Deliver the caller's events (`events`, default all) to `url`, signed as Standard Webhooks with
         the returned `secret`, which is shown only this once. https only (http to a loopback address in
         embedded mode); in production, addresses outside global unicast are refused (422 `webhook_url_refused`)."""
-        return await service.create_endpoint(pool, lifecycle.webhooks, claims, data)
+        return await service.create_endpoint(lifecycle.pool, lifecycle.webhooks, claims, data)
 
     @get("/", summary="List the caller's webhook endpoints", responses=problems(*USER))
     async def list_all(self, claims: Caller, pool: DbPool) -> service.EndpointList:

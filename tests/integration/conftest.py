@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.compose import build_lifecycle
+from backend.compose.parts import build_lifecycle
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool

@@ -47,7 +47,7 @@ def test_records_follow_standard_error_when_it_is_swapped_and_the_old_one_closed
 @pytest.mark.usefixtures("root_logging")
 def test_no_request_url_of_httpx_reaches_the_log_at_any_level(monkeypatch: pytest.MonkeyPatch) -> None:
     """A signed Storage URL carries its token: httpx's INFO line of each request is never written, even at
-    DEBUG, whether or not something quieted httpx before (backend.app does as it is imported)."""
+    DEBUG, whether or not something quieted httpx before: `configure_logging` is the one place that does."""
     written = io.StringIO()
     monkeypatch.setattr("sys.stderr", written)
     httpx_log = logging.getLogger("httpx")

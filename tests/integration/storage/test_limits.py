@@ -190,8 +190,8 @@ async def test_a_60_kb_path_is_an_invalid_key_and_is_not_echoed_into_the_log(
     assert response.status_code == 400
     assert (response.json()["code"], len(response.json()["message"])) == ("InvalidKey", len("Invalid key: ") + 203)
     # httpx logs each request's URL at INFO, and the client here is this test's own: voicegate's process quiets
-    # httpx (backend/app.py, at import), so counting its line made this pass only when another collected module
-    # had imported backend.app. What must not carry the path is what the stand-in, and all under it, logs.
+    # httpx (voicegate.cli.configure_logging), which this test does not run. What must not carry the path is
+    # what the stand-in, and all under it, logs.
     served = [record for record in caplog.records if record.name != "httpx"]
     assert all(len(record.getMessage()) < 1000 for record in served)
     assert not (tmp_path / "objects").exists()

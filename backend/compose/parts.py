@@ -1,20 +1,19 @@
-"""The one place that builds what the use cases are handed: the provider set and the lifecycle context,
-for the API, the worker and the operator scripts alike. Each builder says what it owns (and closes) and
-what stays its caller's."""
+"""What every process is built from: its pools, the provider set and the lifecycle context the use cases are
+handed, for the API, the worker and the operator scripts alike. A builder that opens something takes the
+process's `AsyncExitStack` and enters what it opens there as it opens it; one that only assembles says what
+stays its caller's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
-import msgspec
 
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import Pool, create_pool, create_worker_pool
+from backend.db.pool import Pool
 from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.registry import ProviderSet
 from backend.providers.selfhosted_store import PostgresReferenceStore
@@ -22,7 +21,6 @@ from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.standard_webhooks.sender import Target, WebhookSender
 from backend.storage.client import ObjectStorage
-from backend.tls import verifying_context
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
@@ -68,43 +66,27 @@ def build_lifecycle(
     )
 
 
-@asynccontextmanager
-async def worker_lifecycle(
+async def open_pool(stack: AsyncExitStack, pool: Pool, *, wait: bool) -> Pool:
+    """`pool` opened, and closed with `stack`. With `wait` it waits for its first connections (PoolTimeout
+    when the database does not answer in time); without, the process starts while the database is down."""
+    # Entered before opening: an open that times out leaves the pool open, connecting in the background.
+    stack.push_async_callback(pool.close)
+    await pool.open(wait=wait)
+    return pool
+
+
+def enter_lifecycle(
+    stack: AsyncExitStack,
     settings: Settings,
-    dsn: str,
+    pool: Pool,
     storage: ObjectStorage,
     http_client: httpx.AsyncClient,
-    signer: ProvenanceSigner,
     *,
+    signer: ProvenanceSigner,
     cpu: CpuExecutor,
-) -> AsyncIterator[Lifecycle]:
-    """The queue consumers' lifecycle, on a worker pool of its own (opened without waiting: a worker starts
-    while the database is down). On leaving it closes its webhook sender and its pool; `signer`, `storage`,
-    `http_client` and `cpu` stay the caller's (`voicegate up` shares them with the API)."""
-    pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
-    await pool.open(wait=False)
-    try:
-        ctx = build_lifecycle(settings, pool, storage, http_client, signer, cpu=cpu)
-        try:
-            yield ctx
-        finally:
-            await ctx.webhooks.aclose()
-    finally:
-        await pool.close()
-
-
-@asynccontextmanager
-async def operator_providers(settings: Settings, dsn: str) -> AsyncIterator[ProviderSet]:
-    """The provider adapters of an operator script, as the workers build them, over a small service pool of
-    their own, a plain HTTP client and one CPU thread (the scripts look voices up and never render); all
-    closed on leaving."""
-    pool = create_pool(dsn, msgspec.structs.replace(settings.pool_limits, min_size=1, max_size=2))
-    async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False, verify=verifying_context()) as http,
-        CpuExecutor(1) as cpu,
-    ):
-        await pool.open(wait=True)
-        try:
-            yield build_providers(settings, pool, http, cpu=cpu)
-        finally:
-            await pool.close()
+) -> Lifecycle:
+    """`build_lifecycle`, its webhook sender closed with `stack`; `signer` stays the caller's (a process has one,
+    which `voicegate up` shares between the API's lifecycle and the worker's)."""
+    ctx = build_lifecycle(settings, pool, storage, http_client, signer, cpu=cpu)
+    stack.push_async_callback(ctx.webhooks.aclose)
+    return ctx

@@ -1,0 +1,168 @@
+"""The API process (`voicegate serve`, and `voicegate up` with the queue consumers inside it) and the Storage
+stand-in's own server (`voicegate storage`), each built under one `AsyncExitStack`.
+
+A Litestar app's route table is fixed when the app is built, and the Storage stand-in's routes are built over
+its pool and the token verifier; so those two are made with the app (`route_parts`: objects only, no
+connection made, no request sent) and the process enters them on its stack first thing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from backend.auth.verify import TokenVerifier
+from backend.compose.parts import enter_lifecycle, open_pool
+from backend.compose.worker import Consumers, start_consumers, worker_lifecycle
+from backend.context import Lifecycle
+from backend.cpu import CpuExecutor
+from backend.db.admission import Admission
+from backend.db.pool import Pool, create_pool
+from backend.errors import StreamsLimited
+from backend.http.concurrency import UserConcurrency
+from backend.http.health import storage_readiness
+from backend.http.idempotency import IdempotencyKeys
+from backend.http.metrics import REFUSED
+from backend.providers.http import create_http_client
+from backend.settings import Settings
+from backend.storage.client import StorageProbe, SupabaseObjectStorage
+from backend.tls import verifying_context
+
+if TYPE_CHECKING:
+    from backend.provenance import ProvenanceSigner
+
+
+@dataclass(frozen=True)
+class RouteParts:
+    """What a server's routes are built over: the token verifier (with its JWKS client) and, when the process
+    serves the Storage stand-in, the stand-in's own pool. Made with the app; opened and closed by the process."""
+
+    verifier: TokenVerifier
+    jwks: httpx.AsyncClient
+    storage_pool: Pool | None
+
+
+def route_parts(settings: Settings, dsn: str, *, serves_storage: bool) -> RouteParts:
+    """The verifier and (with `serves_storage`) the Storage stand-in's pool, not yet opened. The stand-in runs on
+    a pool of its own: a burst of its requests cannot take the connections the API's requests need (nor those
+    of the requests that call it)."""
+    if settings.auth is None:
+        raise ValueError("a server needs settings with auth (backend.settings.with_auth)")
+    jwks = httpx.AsyncClient(
+        timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
+    )
+    storage_pool = create_pool(dsn, settings.pool_limits) if serves_storage else None
+    return RouteParts(TokenVerifier(settings.auth, jwks), jwks, storage_pool)
+
+
+@dataclass(frozen=True)
+class Admissions:
+    """Which admission a request's path is under: the Storage stand-in's own under `/storage/v1` when this
+    process serves it beside the API, else the process's `main` one."""
+
+    main: Admission
+    storage: Admission | None = None
+    #: Where the stand-in is served, when it is (`backend.embedded.storage.routes.STORAGE_PATH`).
+    storage_path: str = ""
+
+    def of(self, path: str) -> Admission:
+        """The admission of a request to `path`."""
+        return self.storage if self.storage is not None and path.startswith(self.storage_path) else self.main
+
+
+@dataclass(frozen=True)
+class ApiProcess:
+    """What the API process holds while it runs; each field is `app.state`'s of the same name, which the
+    handlers are given by that name (`backend.http.deps`)."""
+
+    settings: Settings
+    admissions: Admissions
+    pool: Pool
+    verifier: TokenVerifier
+    storage: SupabaseObjectStorage
+    storage_probe: StorageProbe
+    cpu: CpuExecutor
+    lifecycle: Lifecycle
+    idempotency_keys: IdempotencyKeys
+    user_slots: UserConcurrency
+    stream_slots: UserConcurrency
+
+    def named(self) -> dict[str, object]:
+        """The fields by name, for `app.state`."""
+        return dict(vars(self))
+
+
+@asynccontextmanager
+async def api_process(
+    settings: Settings,
+    dsn: str,
+    signer: ProvenanceSigner,
+    parts: RouteParts,
+    *,
+    storage_client: Callable[[], SupabaseObjectStorage],
+    consumers: Consumers | None = None,
+) -> AsyncIterator[ApiProcess]:
+    """The API process over `dsn`, owning `signer` and `parts` (see `route_parts`) from the start; its Storage
+    client is `storage_client()` (Supabase Storage, or the stand-in this very app serves, reached in-process). With
+    `consumers` the queue consumers run inside it, on a lifecycle and a pool of their own, sharing the
+    signer, Storage, the provider clients and the CPU executor.
+
+    Everything is entered on one stack as it is made: on leaving, or when start-up fails half-way, what was
+    made is closed in the reverse order (the consumers stopped and drained first, the pools last)."""
+    async with AsyncExitStack() as stack:
+        stack.callback(signer.close)
+        stack.push_async_callback(parts.jwks.aclose)
+        # wait=False: the API starts (and answers /readyz with 503) even while the database is down.
+        pool = await open_pool(stack, create_pool(dsn, settings.pool_limits), wait=False)
+        admissions = Admissions(_admission(stack, pool, "api"))
+        if parts.storage_pool is not None:
+            from backend.embedded.storage.routes import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
+
+            storage_pool = await open_pool(stack, parts.storage_pool, wait=False)
+            admissions = Admissions(admissions.main, _admission(stack, storage_pool, "storage"), STORAGE_PATH)
+        storage = await stack.enter_async_context(storage_client())
+        provider_http = await stack.enter_async_context(create_http_client())
+        # One executor for the API and the in-process worker: CPU is the process's, and fairness between
+        # users holds only if every CPU-bound call of theirs waits in the same queue.
+        cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_workers))
+        lifecycle = enter_lifecycle(stack, settings, pool, storage, provider_http, signer=signer, cpu=cpu)
+        idempotency_keys = IdempotencyKeys(pool)
+        stack.push_async_callback(idempotency_keys.aclose)
+        if consumers is not None:
+            worker = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
+            start_consumers(stack, consumers, worker)
+        yield ApiProcess(
+            settings=settings,
+            admissions=admissions,
+            pool=pool,
+            verifier=parts.verifier,
+            storage=storage,
+            storage_probe=storage_readiness(storage),
+            cpu=cpu,
+            lifecycle=lifecycle,
+            idempotency_keys=idempotency_keys,
+            user_slots=UserConcurrency(settings.user_concurrency),
+            stream_slots=UserConcurrency(settings.user_streams, StreamsLimited),
+        )
+
+
+@asynccontextmanager
+async def storage_server(parts: RouteParts) -> AsyncIterator[Admissions]:
+    """The Storage stand-in's own server, owning `parts` (made with `serves_storage`): its pool opened without
+    waiting (the server starts while the database is down); answers the admission its requests are under."""
+    if parts.storage_pool is None:
+        raise ValueError("the Storage stand-in's server needs its pool (route_parts(..., serves_storage=True))")
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(parts.jwks.aclose)
+        pool = await open_pool(stack, parts.storage_pool, wait=False)
+        yield Admissions(_admission(stack, pool, "storage"))
+
+
+def _admission(stack: AsyncExitStack, pool: Pool, kind: str) -> Admission:
+    """The door of `pool`'s requests, its refusals counted under `kind`; closed with `stack`."""
+    admission = Admission(pool, on_refusal=REFUSED.labels(kind).inc)
+    stack.push_async_callback(admission.aclose)
+    return admission

@@ -1,0 +1,98 @@
+"""The queue consumers: their lifecycle (inside `voicegate up`, or in `voicegate worker`'s own process) and
+`voicegate worker`'s process, built under one `AsyncExitStack`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from backend.compose.parts import enter_lifecycle, open_pool
+from backend.context import Lifecycle
+from backend.cpu import CpuExecutor
+from backend.db.pool import create_worker_pool
+from backend.providers.http import create_http_client
+from backend.settings import Settings
+from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+from backend.tls import verifying_context
+
+if TYPE_CHECKING:
+    from backend.provenance import ProvenanceSigner
+
+#: Runs the queue consumers over a lifecycle until the event is set. The entry points pass them
+#: (`queue_consumers.worker`): `backend/` stands below the consumers and does not import them.
+Consumers = Callable[[Lifecycle, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def worker_lifecycle(
+    stack: AsyncExitStack,
+    settings: Settings,
+    dsn: str,
+    storage: ObjectStorage,
+    http_client: httpx.AsyncClient,
+    *,
+    signer: ProvenanceSigner,
+    cpu: CpuExecutor,
+) -> Lifecycle:
+    """The queue consumers' lifecycle, on a worker pool of its own (opened without waiting: a worker starts
+    while the database is down), both closed with `stack`; `signer`, `storage`, `http_client` and `cpu` stay
+    the caller's (`voicegate up` shares them with the API)."""
+    pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
+    await open_pool(stack, pool, wait=False)
+    return enter_lifecycle(stack, settings, pool, storage, http_client, signer=signer, cpu=cpu)
+
+
+def start_consumers(stack: AsyncExitStack, consumers: Consumers, ctx: Lifecycle) -> asyncio.Task[None]:
+    """`consumers` over `ctx` as a task, asked to stop and awaited (drained) when `stack` closes."""
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumers(ctx, stopping), name="worker")
+
+    async def drain() -> None:
+        stopping.set()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(drain)
+    return task
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    """What `voicegate worker` holds while it runs: the consumers' lifecycle, and a client of the API (its
+    internal route, with `CONSUMER_MODE=http`)."""
+
+    lifecycle: Lifecycle
+    api: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def worker_process(
+    settings: Settings, dsn: str, *, storage_answers: Callable[[SupabaseObjectStorage], Awaitable[None]]
+) -> AsyncIterator[WorkerProcess]:
+    """`voicegate worker`'s own Storage client, C2PA signer, provider clients, API client, CPU executor and
+    lifecycle, under one stack. `storage_answers` checks Storage first thing (raising when it does not answer),
+    before the signer is made: SettingsError when the C2PA credentials are unusable."""
+    from backend.provenance import ProvenanceSigner  # noqa: PLC0415 - the native signer, only where it signs
+
+    key = settings.auth.service_key if settings.auth else None
+    if key is None:
+        raise ValueError("the worker needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY for Storage")
+    async with AsyncExitStack() as stack:
+        storage = await stack.enter_async_context(SupabaseObjectStorage(settings.storage_public_url, key.reveal()))
+        await storage_answers(storage)
+        signer = ProvenanceSigner.from_settings(settings)
+        stack.callback(signer.close)
+        provider_http = await stack.enter_async_context(create_http_client())
+        api = await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=settings.api_base_url,
+                timeout=httpx.Timeout(600.0, connect=5.0),
+                verify=verifying_context(trust_env=True),
+            )
+        )
+        cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_workers))
+        ctx = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
+        yield WorkerProcess(ctx, api)
