@@ -67,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
+from backend.clone.likeness import LikenessSource, NoLikeness, judgement, probe_text  # noqa: E402
 from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
 from backend.compose import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
@@ -337,6 +338,7 @@ class _Statements(NamedTuple):
     """The queries the clone step sends for an attempt, word for word, besides the lifecycle's calls."""
 
     voice: LiteralString
+    sample_print: LiteralString
     read: LiteralString
     announce: LiteralString
     confirm: LiteralString
@@ -345,6 +347,7 @@ class _Statements(NamedTuple):
 #: Read once: a bare connection's drain must not pay for reading them in its measured turn.
 _STATEMENTS = _Statements(
     load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"],
+    load_queries(ROOT / "backend/clone/likeness.sql")["sample_print"],
     load_queries(ROOT / "backend/clone/manifest.sql")["read_voice"],
     load_queries(ROOT / "backend/storage/integrity.sql")["announce"],
     load_queries(ROOT / "backend/clone/manifest.sql")["confirm"],
@@ -409,20 +412,53 @@ async def bare_lookup(conn: psycopg.AsyncConnection[dict[str, Any]], leased: Att
     return await (await conn.execute(_STATEMENTS.voice, {"voice_id": leased.provider_voice_id})).fetchone()
 
 
+async def bare_probe(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> dict[str, Any]:
+    """The likeness probe's read, and its judgement of a voice without a samples' print (as the bench's
+    attempts are), as the clone step makes it."""
+    row = await (await conn.execute(_STATEMENTS.sample_print, {"attempt_id": leased.id})).fetchone()
+    if row is None or probe_text(row["language"]) is None:
+        return {}
+    return judgement(LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
+
+
 async def bare_complete(
-    conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow, found: dict[str, Any] | None, worker: str
+    conn: psycopg.AsyncConnection[dict[str, Any]],
+    leased: AttemptRow,
+    found: dict[str, Any] | None,
+    worker: str,
+    judged: dict[str, Any] | None = None,
 ) -> None:
-    """The completion with the provider's answer, as the clone step records it."""
+    """The completion with the provider's answer (and the probe's judgement), as the clone step records it."""
     await attempt_service.complete(
-        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
+        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found) | (judged or {})
     )
 
 
-async def bare_manifest(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> None:
-    """The manifest's three statements, a round trip and an implicit transaction each, none held through the
-    upload: the voice's read, the write's announcement, then (after the upload) the digest's record and the
-    announcement's end if the voice is as it was read."""
+async def bare_complete_and_read(
+    conn: psycopg.AsyncConnection[dict[str, Any]],
+    leased: AttemptRow,
+    found: dict[str, Any] | None,
+    worker: str,
+    judged: dict[str, Any],
+) -> dict[str, Any] | None:
+    """`bare_complete` and the voice read for its manifest after it, sent together on `conn`'s pipeline (one
+    round trip and one implicit transaction, as the clone step sends them): the voice as read."""
+    completed = await attempt_service.completing(
+        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found) | judged
+    )
     voice = await (await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})).fetchone()
+    await completed()
+    return voice
+
+
+async def bare_manifest(
+    conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow, voice: dict[str, Any] | None = None
+) -> None:
+    """The manifest's statements, a round trip and an implicit transaction each, none held through the upload:
+    the voice's read (unless `voice` is it, read with the completion), the write's announcement, then (after
+    the upload) the digest's record and the announcement's end if the voice is as it was read."""
+    if voice is None:
+        voice = await (await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})).fetchone()
     write = await (await conn.execute(_STATEMENTS.announce, _manifest_record(leased))).fetchone()
     await (await conn.execute(_STATEMENTS.confirm, _confirmation(leased, voice, write))).fetchone()
 
@@ -430,16 +466,20 @@ async def bare_manifest(conn: psycopg.AsyncConnection[dict[str, Any]], leased: A
 async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str, batch: int) -> None:
     """One bare connection, acting as the service, through the clone queue until it is empty: the statements
     the consumers send for each attempt (the leasing read with the archive of the batch before, in one
-    pipeline; the `local` provider's voice; the completion with the provider's answer; the manifest's read,
-    announcement and confirmation, a statement each), the same queries word for word."""
+    pipeline; the `local` provider's voice; the likeness probe's read; the completion with the provider's
+    answer and the probe's judgement, and the manifest's read, in one pipeline; the manifest's announcement
+    and confirmation, a statement each), the same queries word for word."""
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
             return await archive_and_lease(conn, done, worker, batch)
 
     async def handle(leased: AttemptRow) -> None:
-        await bare_complete(conn, leased, await bare_lookup(conn, leased), worker)
-        await bare_manifest(conn, leased)
+        found = await bare_lookup(conn, leased)
+        judged = await bare_probe(conn, leased)
+        async with conn.pipeline():
+            voice = await bare_complete_and_read(conn, leased, found, worker, judged)
+        await bare_manifest(conn, leased, voice)
 
     await _drain(read, handle)
 
@@ -471,11 +511,12 @@ async def units_lifecycle(
 ) -> float:
     """Attempts/s of `bare_lifecycle`'s statements, each group taken as the worker takes it: a unit of work from
     a worker pool (`backend.db.units`: a checkout, a deadline, its waits watched), the leasing read with the
-    archive in a `service_pipeline`, the `local` voice and the completion each a `service_statement`, the
-    manifest's read, announcement and confirmation each a `service_statement`. Beside the bare
+    archive in a `service_pipeline`, the `local` voice and the probe's read each a `service_statement`, the
+    completion with the manifest's read in a `service_pipeline`, the manifest's announcement and confirmation
+    each a `service_statement`. Beside the bare
     equivalent it is what the database layer costs; beside the worker, what the consumers and the clone
     step add on top."""
-    voice, read_voice, announce, confirm = _STATEMENTS
+    voice, _, _, announce, confirm = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
 
@@ -490,9 +531,9 @@ async def units_lifecycle(
             async with service_statement(pool) as conn:
                 found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
             async with service_statement(pool) as conn:
-                await bare_complete(conn, leased, found, worker)
-            async with service_statement(pool) as conn:
-                current = await fetch_optional(conn, read_voice, {"voice_id": leased.voice_id})
+                judged = await bare_probe(conn, leased)
+            async with service_pipeline(pool) as conn:
+                current = await bare_complete_and_read(conn, leased, found, worker, judged)
             async with service_statement(pool) as conn:
                 write = await fetch_one(conn, announce, _manifest_record(leased))
             async with service_statement(pool) as conn:

@@ -432,15 +432,17 @@ declare
   verified_from text;
   in_sync boolean;
   illegal integer;
+  judged boolean;
+  known constant text[] := array['provider_voice_id', 'provider_target_model', 'provider_request_id',
+                                 'provider_metadata', 'likeness', 'likeness_threshold', 'likeness_source',
+                                 'likeness_error'];
 begin
   p_changes := coalesce(p_changes, '{}'::jsonb);
-  if p_changes - array['provider_voice_id', 'provider_target_model', 'provider_request_id',
-                       'provider_metadata'] <> '{}'::jsonb then
-    raise exception 'unknown attempt change "%"',
-      (select min(k) from jsonb_object_keys(p_changes - array['provider_voice_id', 'provider_target_model',
-                                                             'provider_request_id', 'provider_metadata']) k)
+  if p_changes - known <> '{}'::jsonb then
+    raise exception 'unknown attempt change "%"', (select min(k) from jsonb_object_keys(p_changes - known) k)
       using errcode = 'VG400';
   end if;
+  judged := p_changes ? 'likeness_source';  -- a judgement always names what was judged
 
   select * into cur from public.voice_clone_attempts where id = p_attempt_id for no key update;
   if not found then
@@ -487,6 +489,16 @@ begin
     provider_metadata = case when p_changes ? 'provider_metadata'
                              then a.provider_metadata || (p_changes -> 'provider_metadata')
                              else a.provider_metadata end,
+    -- The probe's judgement of the voice this call completes with, unless one is recorded (the first stands).
+    likeness = case when judged and a.likeness is null and a.likeness_error is null
+                    then (p_changes ->> 'likeness')::double precision else a.likeness end,
+    likeness_threshold = case when judged and a.likeness is null and a.likeness_error is null
+                              then (p_changes ->> 'likeness_threshold')::double precision
+                              else a.likeness_threshold end,
+    likeness_source = case when judged and a.likeness is null and a.likeness_error is null
+                           then p_changes ->> 'likeness_source' else a.likeness_source end,
+    likeness_error = case when judged and a.likeness is null and a.likeness_error is null
+                          then p_changes ->> 'likeness_error' else a.likeness_error end,
     last_error_code = null,
     last_error_message = null,
     version = a.version + case when a.status = 'processing' then 1 else 0 end + 1

@@ -91,6 +91,27 @@ def test_one_call_leaves_what_the_three_moves_left(conn: Conn) -> None:
     assert got["previews"] == [{"type": "VOICE_PREVIEW", "attemptId": "the attempt", "version": got["row"]["version"]}]
 
 
+def test_the_probes_judgement_is_recorded_with_the_completion_unless_one_stands(conn: Conn) -> None:
+    """The clone step's likeness probe is recorded by the completion's own update (issue 48): on the row and in
+    the mirror it publishes; an attempt judged already keeps its first judgement."""
+    judged = {"likeness": 0.812, "likeness_threshold": 0.75, "likeness_source": "probe", "likeness_error": None}
+    fresh, _, reflection = claimed(conn)
+
+    done = complete(conn, fresh["id"], changes={**VOICE, **judged})
+
+    assert {name: done[name] for name in judged} == judged
+    assert (mirror(conn, reflection)["likeness"], mirror(conn, reflection)["likenessSource"]) == (0.812, "probe")
+
+    earlier, _, _ = claimed(conn)
+    conn.execute(
+        "update voice_clone_attempts set likeness_threshold = 0.75, likeness_source = 'probe',"
+        " likeness_error = 'no_sample' where id = %s",
+        (earlier["id"],),
+    )
+    kept = complete(conn, earlier["id"], changes={**VOICE, "provider_voice_id": "pv-2", **judged})
+    assert (kept["status"], kept["likeness"], kept["likeness_error"]) == ("ready", None, "no_sample")
+
+
 def test_without_a_preview_to_make_none_is_asked_for(conn: Conn) -> None:
     attempt, _, _ = claimed(conn, preview_required=False)
     done = complete(conn, attempt["id"], changes=VOICE)
