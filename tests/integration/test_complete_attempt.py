@@ -112,6 +112,27 @@ def test_the_probes_judgement_is_recorded_with_the_completion_unless_one_stands(
     assert (kept["status"], kept["likeness"], kept["likeness_error"]) == ("ready", None, "no_sample")
 
 
+def test_a_judgement_moves_the_voices_updated_at_even_when_the_completion_leaves_its_row_as_it_was(
+    module_db: Conn,
+) -> None:
+    """The likeness is in the voice's manifest, whose writers start over when `updated_at` moves: it moves with
+    the judgement even when the voice row already is what the completion publishes. Each step commits, as the
+    time a transaction writes is its start."""
+    attempt, voice, _ = claimed(module_db)
+    module_db.execute(
+        "update voices set status = 'ready', tts_provider = %s, provider_voice_id = 'pv-same',"
+        " provider_target_model = 'm-1', provider_request_id = null, provider_metadata = %s::jsonb where id = %s",
+        (attempt["provider"], json.dumps({"k": "v"}), voice),
+    )
+    before = one(module_db, "select updated_at from voices where id = %s", (voice,))["updated_at"]
+
+    judged = {"likeness_threshold": 0.75, "likeness_source": "probe", "likeness_error": "no_sample"}
+    done = complete(module_db, attempt["id"], changes={**VOICE, "provider_voice_id": "pv-same", **judged})
+
+    assert (done["status"], done["runtime_status"], done["likeness_error"]) == ("ready", "synced", "no_sample")
+    assert one(module_db, "select updated_at from voices where id = %s", (voice,))["updated_at"] > before
+
+
 def test_without_a_preview_to_make_none_is_asked_for(conn: Conn) -> None:
     attempt, _, _ = claimed(conn, preview_required=False)
     done = complete(conn, attempt["id"], changes=VOICE)
