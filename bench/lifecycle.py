@@ -20,6 +20,12 @@ same run on the same throwaway database:
     each in turn, 20 times, so that each worker turn has a bare turn a second away rather than minutes:
     attempts/s turn beside turn, and CPU per attempt of this process and of each database's client
     backends.
+    Beside (a), in each of its rounds, a peer (issue 48): procrastinate 3.10's empty job, a `noop` task, its
+    worker at concurrency 10 over its connector's default pool, through `--attempts` jobs deferred at once
+    on a database of its own on the same cluster, its jobs/s measured as the worker's attempts/s are (from
+    the fifth job done on); the whole attempt's rate beside it, and the ratio (target ≥ 1.3). procrastinate
+    is a benchmark-only package of requirements/dev.lock (`make test` installs it), never imported by what
+    ships.
 (d) two worker processes against one database: attempts/s, and attempts completed twice (target 0).
 (b) pickup latency from a committed insert to the handler's start, p50 and p99, with LISTEN and with
     polling only. Targets with LISTEN: p50 ≤ 4 ms, p99 ≤ 20 ms.
@@ -30,7 +36,9 @@ Storage is Supabase's service in production, not this database: the manifests th
 kept in memory here, so the figures are the lifecycle's own work on the database.
 
     python bench/lifecycle.py [--attempts 1000] [--rounds 5] [--turns 20] [--turn 300] [--pickups 200]
-                              [--slow 500] [--skip-slow]
+                              [--slow 500] [--skip-slow] [--only-a]
+
+`--only-a`: (a) and the peer alone (no interleaved turns, (d), (b) or (c)), for a quick before and after.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import resource
 import statistics
@@ -58,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
+from backend.clone.likeness import LikenessSource, NoLikeness, judgement, probe_text  # noqa: E402
 from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
 from backend.compose.parts import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
@@ -241,10 +251,12 @@ class Steady:
     quick (about 0.3 ms per attempt over a run of 1000), and a worker keeps its connections. Looked at over
     a connection of its own every 20 ms, the same for the worker and its bare equivalent."""
 
-    def __init__(self, dsn: str, data_dir: Path, *, skip: int, total: int) -> None:
-        self.dsn, self.data_dir, self.skip, self.total = dsn, data_dir, skip, total
-        #: The attempts synced before the run: counted before anything of it starts.
-        self.base = count_synced(dsn)
+    def __init__(self, dsn: str, data_dir: Path, *, skip: int, total: int, counted: LiteralString = _SYNCED) -> None:
+        self.dsn, self.data_dir, self.skip, self.total, self.counted = dsn, data_dir, skip, total, counted
+        #: The attempts synced (or what `counted` counts) before the run: counted before anything of it starts.
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(counted).fetchone()
+        self.base = int(row[0]) if row else 0
         self._marks: list[tuple[int, float, float]] = []
 
     async def watch(self) -> None:
@@ -256,9 +268,8 @@ class Steady:
                     await asyncio.sleep(0.02)
                 self._marks.append((synced, time.perf_counter(), server_cpu_seconds(self.data_dir)))
 
-    @staticmethod
-    async def _synced(conn: psycopg.AsyncConnection[Any]) -> int:
-        row = await (await conn.execute(_SYNCED)).fetchone()
+    async def _synced(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        row = await (await conn.execute(self.counted)).fetchone()
         return int(row[0]) if row else 0
 
     def figures(self, cpu_after: float) -> tuple[float, float]:
@@ -327,6 +338,7 @@ class _Statements(NamedTuple):
     """The queries the clone step sends for an attempt, word for word, besides the lifecycle's calls."""
 
     voice: LiteralString
+    sample_print: LiteralString
     read: LiteralString
     announce: LiteralString
     confirm: LiteralString
@@ -335,6 +347,7 @@ class _Statements(NamedTuple):
 #: Read once: a bare connection's drain must not pay for reading them in its measured turn.
 _STATEMENTS = _Statements(
     load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"],
+    load_queries(ROOT / "backend/clone/likeness.sql")["sample_print"],
     load_queries(ROOT / "backend/clone/manifest.sql")["read_voice"],
     load_queries(ROOT / "backend/storage/integrity.sql")["announce"],
     load_queries(ROOT / "backend/clone/manifest.sql")["confirm"],
@@ -399,20 +412,53 @@ async def bare_lookup(conn: psycopg.AsyncConnection[dict[str, Any]], leased: Att
     return await (await conn.execute(_STATEMENTS.voice, {"voice_id": leased.provider_voice_id})).fetchone()
 
 
+async def bare_probe(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> dict[str, Any]:
+    """The likeness probe's read, and its judgement of a voice without a samples' print (as the bench's
+    attempts are), as the clone step makes it."""
+    row = await (await conn.execute(_STATEMENTS.sample_print, {"attempt_id": leased.id})).fetchone()
+    if row is None or probe_text(row["language"]) is None:
+        return {}
+    return judgement(LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
+
+
 async def bare_complete(
-    conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow, found: dict[str, Any] | None, worker: str
+    conn: psycopg.AsyncConnection[dict[str, Any]],
+    leased: AttemptRow,
+    found: dict[str, Any] | None,
+    worker: str,
+    judged: dict[str, Any] | None = None,
 ) -> None:
-    """The completion with the provider's answer, as the clone step records it."""
+    """The completion with the provider's answer (and the probe's judgement), as the clone step records it."""
     await attempt_service.complete(
-        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found)
+        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found) | (judged or {})
     )
 
 
-async def bare_manifest(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> None:
-    """The manifest's three statements, a round trip and an implicit transaction each, none held through the
-    upload: the voice's read, the write's announcement, then (after the upload) the digest's record and the
-    announcement's end if the voice is as it was read."""
+async def bare_complete_and_read(
+    conn: psycopg.AsyncConnection[dict[str, Any]],
+    leased: AttemptRow,
+    found: dict[str, Any] | None,
+    worker: str,
+    judged: dict[str, Any],
+) -> dict[str, Any] | None:
+    """`bare_complete` and the voice read for its manifest after it, sent together on `conn`'s pipeline (one
+    round trip and one implicit transaction, as the clone step sends them): the voice as read."""
+    completed = await attempt_service.completing(
+        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found) | judged
+    )
     voice = await (await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})).fetchone()
+    await completed()
+    return voice
+
+
+async def bare_manifest(
+    conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow, voice: dict[str, Any] | None = None
+) -> None:
+    """The manifest's statements, a round trip and an implicit transaction each, none held through the upload:
+    the voice's read (unless `voice` is it, read with the completion), the write's announcement, then (after
+    the upload) the digest's record and the announcement's end if the voice is as it was read."""
+    if voice is None:
+        voice = await (await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})).fetchone()
     write = await (await conn.execute(_STATEMENTS.announce, _manifest_record(leased))).fetchone()
     await (await conn.execute(_STATEMENTS.confirm, _confirmation(leased, voice, write))).fetchone()
 
@@ -420,16 +466,20 @@ async def bare_manifest(conn: psycopg.AsyncConnection[dict[str, Any]], leased: A
 async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str, batch: int) -> None:
     """One bare connection, acting as the service, through the clone queue until it is empty: the statements
     the consumers send for each attempt (the leasing read with the archive of the batch before, in one
-    pipeline; the `local` provider's voice; the completion with the provider's answer; the manifest's read,
-    announcement and confirmation, a statement each), the same queries word for word."""
+    pipeline; the `local` provider's voice; the likeness probe's read; the completion with the provider's
+    answer and the probe's judgement, and the manifest's read, in one pipeline; the manifest's announcement
+    and confirmation, a statement each), the same queries word for word."""
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
             return await archive_and_lease(conn, done, worker, batch)
 
     async def handle(leased: AttemptRow) -> None:
-        await bare_complete(conn, leased, await bare_lookup(conn, leased), worker)
-        await bare_manifest(conn, leased)
+        found = await bare_lookup(conn, leased)
+        judged = await bare_probe(conn, leased)
+        async with conn.pipeline():
+            voice = await bare_complete_and_read(conn, leased, found, worker, judged)
+        await bare_manifest(conn, leased, voice)
 
     await _drain(read, handle)
 
@@ -461,11 +511,12 @@ async def units_lifecycle(
 ) -> float:
     """Attempts/s of `bare_lifecycle`'s statements, each group taken as the worker takes it: a unit of work from
     a worker pool (`backend.db.units`: a checkout, a deadline, its waits watched), the leasing read with the
-    archive in a `service_pipeline`, the `local` voice and the completion each a `service_statement`, the
-    manifest's read, announcement and confirmation each a `service_statement`. Beside the bare
+    archive in a `service_pipeline`, the `local` voice and the probe's read each a `service_statement`, the
+    completion with the manifest's read in a `service_pipeline`, the manifest's announcement and confirmation
+    each a `service_statement`. Beside the bare
     equivalent it is what the database layer costs; beside the worker, what the consumers and the clone
     step add on top."""
-    voice, read_voice, announce, confirm = _STATEMENTS
+    voice, _, _, announce, confirm = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
 
@@ -480,9 +531,9 @@ async def units_lifecycle(
             async with service_statement(pool) as conn:
                 found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
             async with service_statement(pool) as conn:
-                await bare_complete(conn, leased, found, worker)
-            async with service_statement(pool) as conn:
-                current = await fetch_optional(conn, read_voice, {"voice_id": leased.voice_id})
+                judged = await bare_probe(conn, leased)
+            async with service_pipeline(pool) as conn:
+                current = await bare_complete_and_read(conn, leased, found, worker, judged)
             async with service_statement(pool) as conn:
                 write = await fetch_one(conn, announce, _manifest_record(leased))
             async with service_statement(pool) as conn:
@@ -565,6 +616,57 @@ def two_workers(dsn: str, attempts: int) -> tuple[int, float]:
     return int(synced[0]), float(synced[1])
 
 
+#: The peer's worker as issue 48 measures it: procrastinate's `noop` task at concurrency 10.
+PEER_CONCURRENCY = 10
+PEER_DATABASE = "bench_procrastinate"
+_PEER_DONE = "select count(*) from procrastinate_jobs where status = 'succeeded'"
+
+
+def _peer_app(dsn: str) -> Any:
+    """procrastinate's app on `dsn` with its empty job, `noop`."""
+    try:
+        import procrastinate  # noqa: PLC0415 - the peer's alone: the rest of the bench runs without it
+    except ImportError as exc:
+        raise SystemExit(
+            "the peer's empty job needs procrastinate, of requirements/dev.lock: `make test` installs it, or"
+            " pip install --require-hashes --no-deps with its lines of that lock"
+        ) from exc
+    # Its warning that the app is made in a `__main__` module is for workers started by its own command.
+    logging.getLogger("procrastinate").setLevel(logging.ERROR)
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
+
+    @app.task(name="noop")
+    async def noop() -> None:
+        """Nothing: what is measured is procrastinate's own lifecycle of a job."""
+
+    return app
+
+
+async def peer_database(dsn: str) -> str:
+    """A new database of the cluster with procrastinate's schema, the peer's own; its address."""
+    peer = psycopg.conninfo.make_conninfo(dsn, dbname=PEER_DATABASE)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("create database " + PEER_DATABASE)
+    app = _peer_app(peer)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+    return peer
+
+
+async def peer_noop(dsn: str, jobs: int) -> None:
+    """`jobs` of procrastinate's `noop` deferred at once, as the attempts are seeded before a run."""
+    app = _peer_app(dsn)
+    async with app.open_async():
+        await app.tasks["noop"].batch_defer_async(*({} for _ in range(jobs)))
+
+
+async def peer_worker(dsn: str) -> None:
+    """procrastinate's worker at `PEER_CONCURRENCY` until it has caught up with its queue."""
+    app = _peer_app(dsn)
+    async with app.open_async():
+        await app.run_worker_async(concurrency=PEER_CONCURRENCY, wait=False, install_signal_handlers=False)
+
+
 class Run(NamedTuple):
     """One run of (a): attempts/s and Postgres CPU seconds per attempt from its steady part, and what it
     wrote per attempt over the whole run."""
@@ -581,6 +683,7 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
     print(f"(a) {args.attempts} attempts, zero-latency provider (local), {settings.worker_concurrency} at once")
     raw = await raw_pgmq(dsn, args.attempts)
     skip = args.attempts // 5
+    peer_dsn = await peer_database(dsn)
 
     async def measured(name: str, run: Callable[[Steady], Awaitable[object]]) -> Run:
         """One run over fresh attempts."""
@@ -592,6 +695,19 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
         settled(dsn, data_dir)
         return Run(
             *meter.figures(server_cpu_seconds(data_dir)), per_attempt(counters, server_counters(dsn), args.attempts)
+        )
+
+    async def peer() -> Run:
+        """One run of the peer over fresh jobs, measured as the worker's runs are."""
+        await peer_noop(peer_dsn, args.attempts)
+        settled(dsn, data_dir)
+        counters = server_counters(peer_dsn)
+        meter = Steady(peer_dsn, data_dir, skip=skip, total=args.attempts, counted=_PEER_DONE)
+        await asyncio.gather(meter.watch(), peer_worker(peer_dsn))
+        settled(dsn, data_dir)
+        return Run(
+            *meter.figures(server_cpu_seconds(data_dir)),
+            per_attempt(counters, server_counters(peer_dsn), args.attempts),
         )
 
     async def worker(meter: Steady) -> object:
@@ -610,11 +726,12 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
             units_lifecycle(dsn, settings, args.attempts, connections=connections, batch=connections),
         )
 
-    workers, bares, units = [], [], []
+    workers, bares, units, peers = [], [], [], []
     for run in range(args.rounds):
         workers.append(await measured(f"worker{run}", worker))
         bares.append(await measured(f"bare{run}", bare))
         units.append(await measured(f"units{run}", through_units))
+        peers.append(await peer())
     # This machine's speed drifts by half within minutes: each worker run beside the bare run right after it.
     pairs = [w.rate / b.rate for w, b in zip(workers, bares, strict=True)]
     paired = f"{', '.join(f'{pair:.2f}' for pair in pairs)} (median {statistics.median(pairs):.2f})"
@@ -651,6 +768,18 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
     )
     failed, dead = failures(dsn)
     print(f"    messages with a failed delivery: {failed}, dead letters: {dead}")
+    # The peer beside the worker run of its round.
+    against = [w.rate / p.rate for w, p in zip(workers, peers, strict=True)]
+    peer_rate, peer_cpu = statistics.median(r.rate for r in peers), statistics.median(r.cpu for r in peers)
+    print(
+        f"    peer: procrastinate's empty job (noop, concurrency {PEER_CONCURRENCY}, {args.attempts} jobs, its own"
+        f" database of the cluster): {peer_rate:8.1f} jobs/s ({rates(peers)}), Postgres CPU {peer_cpu * 1000:.2f}"
+        f" ms per job ({cpus(peers)})\n"
+        f"    the whole attempt against the empty job: {rate:8.1f} attempts/s against {peer_rate:.1f} jobs/s,"
+        f" {rate / peer_rate:.2f}x (target ≥ 1.3x); each worker run beside its round's peer run:"
+        f" {', '.join(f'{r:.2f}' for r in against)} (median {statistics.median(against):.2f})\n"
+        f"    per job, whole runs (the last): peer {peers[-1].writes}"
+    )
 
 
 _CLIENT_PIDS = (
@@ -772,6 +901,8 @@ async def bench(args: argparse.Namespace, dsn: str, data_dir: Path) -> None:
     settings = settings_from_env(BASE)
 
     await lifecycle_against_bare(args, dsn, data_dir, settings)
+    if args.only_a:
+        return
     await interleaved(args, dsn, settings)
 
     print(f"(d) {args.attempts} attempts, two worker processes on one database")
@@ -830,6 +961,7 @@ def main() -> None:
     parser.add_argument("--pickups", type=int, default=200)
     parser.add_argument("--slow", type=int, default=500, help="attempts against the 1 s-latency fake")
     parser.add_argument("--skip-slow", action="store_true", help="leave out (c)")
+    parser.add_argument("--only-a", action="store_true", help="(a) and the peer alone")
     parser.add_argument("--worker", metavar="DSN", help=argparse.SUPPRESS)  # (d)'s worker processes
     parser.add_argument("--until", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-id", help=argparse.SUPPRESS)

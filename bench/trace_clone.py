@@ -22,7 +22,7 @@ new call; the in-process Storage stand-in, Supabase's Storage in production, is 
   modules (units, connection, deadline, waiting) are not counted;
 - climbs: module entries from a module on a lower layer into one on a higher layer, by the layers of
   `tests/unit/test_layers.py` (e.g. the database layer calling back into a use case);
-- transactions: calls of `service_transaction`, `service_statement` and `user_transaction` (with
+- transactions: calls of `service_transaction`, `service_statement`, `service_pipeline` and `user_transaction` (with
   `--modules`, which function opened each);
 - attempt loads: calls of the attempts' `load`; statements: `AsyncCursor.execute` calls.
 
@@ -61,7 +61,7 @@ from backend.context import Lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402
 from backend.db.pool import create_pool  # noqa: E402
-from backend.db.units import service_statement, service_transaction, user_transaction  # noqa: E402
+from backend.db.units import service_pipeline, service_statement, service_transaction, user_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.embedded.storage.in_process import standalone_storage  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
@@ -236,7 +236,7 @@ async def trace(dsn: str, data_dir: Path, show_modules: bool) -> None:
     )
     load = first_of("backend.records.attempts:load", "backend.attempts.service:load")
     read_and_lease = first_of("backend.records.attempts:read_and_lease", "backend.attempts.service:read_and_lease")
-    opened = frozenset(code_of(f) for f in (service_transaction, service_statement, user_transaction))
+    opened = frozenset(code_of(f) for f in (service_transaction, service_statement, service_pipeline, user_transaction))
     fake = SelfhostedFake("registry")
     with serve(fake) as url, psycopg.connect(dsn, autocommit=True) as db:
         async with lifecycle(dsn, data_dir, url) as ctx:

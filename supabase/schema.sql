@@ -432,13 +432,14 @@ declare
   verified_from text;
   in_sync boolean;
   illegal integer;
+  judged boolean;
+  known constant text[] := array['provider_voice_id', 'provider_target_model', 'provider_request_id',
+                                 'provider_metadata', 'likeness', 'likeness_threshold', 'likeness_source',
+                                 'likeness_error'];
 begin
   p_changes := coalesce(p_changes, '{}'::jsonb);
-  if p_changes - array['provider_voice_id', 'provider_target_model', 'provider_request_id',
-                       'provider_metadata'] <> '{}'::jsonb then
-    raise exception 'unknown attempt change "%"',
-      (select min(k) from jsonb_object_keys(p_changes - array['provider_voice_id', 'provider_target_model',
-                                                             'provider_request_id', 'provider_metadata']) k)
+  if p_changes - known <> '{}'::jsonb then
+    raise exception 'unknown attempt change "%"', (select min(k) from jsonb_object_keys(p_changes - known) k)
       using errcode = 'VG400';
   end if;
 
@@ -449,6 +450,8 @@ begin
   if cur.lease_owner is distinct from p_lease_owner or cur.lease_expires_at <= now() then
     raise exception 'attempt % is not leased to %', p_attempt_id, p_lease_owner using errcode = 'VG423';
   end if;
+  -- A judgement (it always names what was judged) is kept only while the attempt has none: the first stands.
+  judged := p_changes ? 'likeness_source' and cur.likeness is null and cur.likeness_error is null;
 
   verified_from := case when cur.status = 'processing' then 'verifying' else cur.status end;
   -- The first of this call's moves that is not allowed, in the order they are made.
@@ -487,6 +490,12 @@ begin
     provider_metadata = case when p_changes ? 'provider_metadata'
                              then a.provider_metadata || (p_changes -> 'provider_metadata')
                              else a.provider_metadata end,
+    -- The probe's judgement of the voice this call completes with.
+    likeness = case when judged then (p_changes ->> 'likeness')::double precision else a.likeness end,
+    likeness_threshold = case when judged then (p_changes ->> 'likeness_threshold')::double precision
+                              else a.likeness_threshold end,
+    likeness_source = case when judged then p_changes ->> 'likeness_source' else a.likeness_source end,
+    likeness_error = case when judged then p_changes ->> 'likeness_error' else a.likeness_error end,
     last_error_code = null,
     last_error_message = null,
     version = a.version + case when a.status = 'processing' then 1 else 0 end + 1
@@ -505,6 +514,12 @@ begin
       nxt.runtime_status := 'sync_failed';
       update public.voice_clone_attempts set runtime_status = nxt.runtime_status where id = p_attempt_id;
       perform voicegate.publish_attempt(nxt);
+    end if;
+    if judged then
+      -- The likeness is in the voice's manifest: its `updated_at` moves, as record_likeness moved it, even when
+      -- the publication left the row as it was (a manifest writer that read it before then writes it again).
+      update public.voices v set updated_at = now()
+       where v.id = nxt.voice_id and v.provider_voice_id = nxt.provider_voice_id and v.updated_at <> now();
     end if;
   end if;
 

@@ -6,14 +6,15 @@ published same-speaker threshold (`THRESHOLD`) and shown beside it.
   their mean, L2-normalised, is recorded on the attempt with the provider voice it made (`samples_print`,
   in the enrolment's own transaction), so nothing has to read the samples again.
 * The voice's print: of a probe sentence (`PROBE_TEXT`) that the provider speaks in the new voice as the
-  enrolment ends, in the clone step before the attempt is made ready (`probe`); with
-  VOICEGATE_LIKENESS_PROBE=off, of its first preview or render instead (`judge_render`), no extra provider
-  call.
+  enrolment ends, in the clone step before the attempt is made ready (`probe`, whose judgement the step's
+  completion records with the move to `ready`, in the same statement); with VOICEGATE_LIKENESS_PROBE=off, of
+  its first preview or render instead (`judge_render`), no extra provider call.
 
-A likeness is kept per attempt, once (`record_likeness`: the first judgement of the attempt's provider voice
-stands, so a step repeated after a crash changes nothing); a re-enrolment is a new attempt and is judged
-again. It never fails a voice: when the probe cannot be spoken, holds no speech, or the attempt has no
-samples' print, the likeness stays null with a reason (`likeness_error`), and that is logged.
+A likeness is kept per attempt, once (`record_likeness`, and the completion likewise: the first judgement of
+the attempt's provider voice stands, so a step repeated after a crash changes nothing); a re-enrolment is a
+new attempt and is judged again. It never fails a voice: when the probe cannot be spoken, holds no speech, or
+the attempt has no samples' print, the likeness stays null with a reason (`likeness_error`), and that is
+logged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import numpy as np
@@ -35,7 +36,7 @@ from backend.context import Lifecycle
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction
+from backend.db.units import service_statement, service_transaction
 from backend.errors import VoiceprintUnavailable
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import ProviderError
@@ -149,32 +150,37 @@ class _Judged(msgspec.Struct, frozen=True):
     provider_voice_id: str
 
 
-async def probe(ctx: Lifecycle, attempt: AttemptRow) -> None:
+async def probe(ctx: Lifecycle, attempt: AttemptRow) -> dict[str, Any] | None:
     """Judge the attempt's provider voice on its language's probe sentence (`PROBE_TEXTS`) spoken by its
-    provider, and record it. A provider that cannot speak it leaves the likeness null with `probe_failed`
-    (logged); the voice goes on. A voice in a language without a probe sentence is left to its first preview
-    or render."""
+    provider: the judgement as changes of the attempt (`judgement`), which the clone step's completion records
+    (`attempts.complete`), so the voice is published with it. A provider that cannot speak it gives a null
+    likeness with `probe_failed` (logged); the voice goes on. None for a voice in a language without a probe
+    sentence: it is left to its first preview or render."""
     voice = enrolled_voice(attempt)
     if voice is None:
-        return
-    judged = _Judged(attempt.id, attempt.owner_id, voice.voice_id)
-    async with service_transaction(ctx.pool) as conn:
+        return None
+    async with service_statement(ctx.pool) as conn:
         row = await fetch_optional(conn, _Q["sample_print"], {"attempt_id": attempt.id})
     text = probe_text(None if row is None else row["language"])
     if text is None:
-        return
+        return None
     data = None if row is None else row["sample_voiceprint"]
     if data is None:
-        await _record(ctx, judged, LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
-        return
+        return judgement(LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
     samples = Voiceprint.from_bytes(data)
     try:
         spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, text)
     except ProviderError as exc:
         log.warning("attempt %s: the likeness probe was not spoken (%s): likeness left null", attempt.id, exc)
-        await _record(ctx, judged, LikenessSource.PROBE, error=NoLikeness.PROBE_FAILED)
-        return
-    await _judge(ctx, judged, samples, spoken.audio, LikenessSource.PROBE)
+        return judgement(LikenessSource.PROBE, error=NoLikeness.PROBE_FAILED)
+    return await _judge(
+        ctx, _Judged(attempt.id, attempt.owner_id, voice.voice_id), samples, spoken.audio, LikenessSource.PROBE
+    )
+
+
+def judgement(source: LikenessSource, *, score: float | None = None, error: NoLikeness | None = None) -> dict[str, Any]:
+    """A likeness judged on `source` (`score`, or why there is none) as the attempt's columns name it."""
+    return {"likeness": score, "likeness_threshold": THRESHOLD, "likeness_source": source, "likeness_error": error}
 
 
 async def judge_render(
@@ -197,12 +203,18 @@ async def judge_render(
     judged = _Judged(found["id"], owner_id, voice.voice_id)
     data: bytes | None = found["sample_voiceprint"]
     if data is None:
-        await _record(ctx, judged, source, error=NoLikeness.NO_SAMPLE)
-        return
-    await _judge(ctx, judged, Voiceprint.from_bytes(data), audio, source)
+        verdict = judgement(source, error=NoLikeness.NO_SAMPLE)
+    else:
+        verdict = await _judge(ctx, judged, Voiceprint.from_bytes(data), audio, source)
+    params = {"attempt_id": judged.attempt_id, "provider_voice_id": judged.provider_voice_id, **verdict}
+    async with service_statement(ctx.pool) as conn:
+        await fetch_optional(conn, _Q["record_likeness"], params)
 
 
-async def _judge(ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: bytes, source: LikenessSource) -> None:
+async def _judge(
+    ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: bytes, source: LikenessSource
+) -> dict[str, Any]:
+    """The `judgement` of what the provider spoke against the samples' print."""
     try:
         score = await ctx.cpu.run(judged.owner_id, similarity, samples, spoken)
     except (AudioRejected, VoiceprintUnavailable, ValueError):
@@ -210,27 +222,6 @@ async def _judge(ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: b
         score = None
     if score is None:
         log.warning("attempt %s: no likeness, what the provider spoke holds too little speech", judged.attempt_id)
-        await _record(ctx, judged, source, error=NoLikeness.NO_SPEECH)
-        return
+        return judgement(source, error=NoLikeness.NO_SPEECH)
     log.info("attempt %s: likeness %.3f (%s; same speaker from %.2f)", judged.attempt_id, score, source, THRESHOLD)
-    await _record(ctx, judged, source, score=score)
-
-
-async def _record(
-    ctx: Lifecycle,
-    judged: _Judged,
-    source: LikenessSource,
-    *,
-    score: float | None = None,
-    error: NoLikeness | None = None,
-) -> None:
-    params = {
-        "attempt_id": judged.attempt_id,
-        "provider_voice_id": judged.provider_voice_id,
-        "likeness": score,
-        "threshold": THRESHOLD,
-        "source": source,
-        "error": error,
-    }
-    async with service_transaction(ctx.pool) as conn:
-        await fetch_optional(conn, _Q["record_likeness"], params)
+    return judgement(source, score=score)

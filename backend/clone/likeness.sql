@@ -18,8 +18,8 @@ select a.sample_voiceprint, coalesce(s.language, v.language) as language
 -- Not a transition: the attempt's version stays, so a worker fenced by it is not made stale by this.
 with judged as (
   update public.voice_clone_attempts a
-     set likeness = %(likeness)s, likeness_threshold = %(threshold)s, likeness_source = %(source)s,
-         likeness_error = %(error)s
+     set likeness = %(likeness)s, likeness_threshold = %(likeness_threshold)s,
+         likeness_source = %(likeness_source)s, likeness_error = %(likeness_error)s
    where a.id = %(attempt_id)s and a.provider_voice_id = %(provider_voice_id)s
      and a.likeness is null and a.likeness_error is null
   returning a

@@ -8,7 +8,9 @@ when a new attempt moves it to another provider), and removed when the voice is 
 and no transaction is held while Storage is called (issue 45: every transition that updates the voice
 waited on the upload while the writer kept the voice row locked through it). A write is:
 
-1. the voice read, unlocked (`read_voice`), and the manifest made from it;
+1. the voice read, unlocked (`read_voice`), and the manifest made from it (the clone step reads it in the
+   transaction of the completion that calls for the write, sent in the same round trip and committed before
+   anything below: its locks are the completion's own, never held through Storage);
 2. the write announced (backend.storage.integrity.announce), so a reader takes the new bytes as
    voicegate's while they are not yet recorded, and the sweep finds the write if its writer dies;
 3. the upload;
@@ -39,6 +41,7 @@ from typing import Any, Final, LiteralString
 
 import msgspec
 
+from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
@@ -86,13 +89,20 @@ def manifest_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
 
 
 async def write_manifest(
-    pool: Pool, storage: ObjectStorage, *, voice_id: uuid.UUID, provider: str, provider_voice_id: str
+    pool: Pool,
+    storage: ObjectStorage,
+    *,
+    voice_id: uuid.UUID,
+    provider: str,
+    provider_voice_id: str,
+    read: dict[str, Any] | None = None,
 ) -> bool:
     """Write (or overwrite) the manifest of a live voice whose row carries `provider`'s `provider_voice_id`.
     False when the voice is deleted or has moved on to another provider voice before this began (its current
     manifest is another's to write), or when it no longer has a manifest by the time this ends (what this
-    wrote is removed)."""
-    voice = await _read(pool, voice_id)
+    wrote is removed). `read`: the voice as `read_voice` read it in a committed transaction since the change
+    that calls for this write (else it is read here)."""
+    voice = read if read is not None else await _read(pool, voice_id)
     if voice is None or voice["deleted_at"] is not None:
         return False
     if (voice["provider"], voice["provider_voice_id"]) != (provider, provider_voice_id):
@@ -121,9 +131,14 @@ async def settle_manifests(
     return len(unsettled)
 
 
+async def read_voice(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any] | None:
+    """The voice as its manifest is made from it, on `conn` (None if it is gone)."""
+    return await fetch_optional(conn, _Q["read_voice"], {"voice_id": voice_id})
+
+
 async def _read(pool: Pool, voice_id: uuid.UUID) -> dict[str, Any] | None:
     async with service_statement(pool) as conn:
-        return await fetch_optional(conn, _Q["read_voice"], {"voice_id": voice_id})
+        return await read_voice(conn, voice_id)
 
 
 def _manifest_of(voice: dict[str, Any] | None) -> bytes | None:

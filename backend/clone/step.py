@@ -32,7 +32,7 @@ from backend.audio.errors import AudioRejected
 from backend.clone import heal, likeness, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
-from backend.db.units import service_statement, service_transaction
+from backend.db.units import service_pipeline, service_statement, service_transaction
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice, SampleRef
@@ -124,6 +124,8 @@ class AttemptRun:
         self.worker_id = worker_id
         self.actor = f"worker:{worker_id}"
         self._attempt: AttemptRow | None = None
+        #: The voice as the completion's transaction read it for its manifest, when this run completed it.
+        self._voice_read: dict[str, Any] | None = None
 
     @property
     def attempt(self) -> AttemptRow:
@@ -280,17 +282,22 @@ class AttemptRun:
                 raise _Failed("voice_not_found", "The provider does not know this voice.") from exc
             await self._enrol_again()
             return
-        changes = _voice_changes(found) if attempt.source == AttemptSource.CUSTOM_VOICE_ID else None
+        changes = _voice_changes(found) if attempt.source == AttemptSource.CUSTOM_VOICE_ID else {}
         if self.ctx.likeness_probe and attempt.likeness is None and attempt.likeness_error is None:
-            # Before `ready`, still under the lease: the voice is published with its likeness, and a step
-            # repeated after a crash finds it recorded (a probe the provider could not speak is not retried).
-            await likeness.probe(self.ctx, msgspec.structs.replace(attempt, **(changes or {})))
+            # Before `ready`, still under the lease, and recorded by the completion below: the voice is
+            # published with its likeness, and a step repeated once it is ready finds it recorded (a probe the
+            # provider could not speak is not retried). One that crashes before the completion probes again.
+            judged = await likeness.probe(self.ctx, msgspec.structs.replace(attempt, **changes))
+            changes |= judged or {}
         # Verified, ready, synced and the preview asked for in one call: each move is still its own event,
-        # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version.
-        async with service_statement(self.ctx.pool) as conn:
-            self._attempt = await attempts.complete(
-                conn, attempt.id, self.actor, lease_owner=self.worker_id, changes=changes
+        # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version. The
+        # voice is read for its manifest in the same round trip and transaction, after the completion.
+        async with service_pipeline(self.ctx.pool) as conn:
+            completed = await attempts.completing(
+                conn, attempt.id, self.actor, lease_owner=self.worker_id, changes=changes or None
             )
+            self._voice_read = await manifest.read_voice(conn, attempt.voice_id)
+            self._attempt = await completed()
 
     async def _enrol_again(self) -> None:
         """The provider does not know the voice this attempt made or reuses (deleted since, or a reference
@@ -342,7 +349,8 @@ class AttemptRun:
         await self._fenced(sync)
 
     async def write_manifest(self) -> None:
-        """The voice's manifest, now that its row carries this attempt's provider voice."""
+        """The voice's manifest, now that its row carries this attempt's provider voice (from the voice as the
+        completion's transaction read it, when this run completed the attempt)."""
         attempt = self.attempt
         if attempt.provider_voice_id is None:
             return
@@ -352,6 +360,7 @@ class AttemptRun:
             voice_id=attempt.voice_id,
             provider=attempt.provider,
             provider_voice_id=attempt.provider_voice_id,
+            read=self._voice_read,
         )
 
     async def retry(self, exc: Exception) -> Outcome:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.execute import NoResultError, fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import NotFound
 
@@ -284,18 +284,34 @@ async def complete(
 ) -> AttemptRow:
     """The provider confirmed the leased attempt's voice: `processing`/`verifying` → `ready` and, for the
     active attempt, its runtime `syncing` → `synced` (`sync_failed` when the voice row does not carry the
-    voice), in one SQL call with one event per move; LeaseLost unless `lease_owner` holds the lease."""
-    row = await fetch_one(
-        conn,
-        _Q["complete"],
-        {
-            "attempt_id": attempt_id,
-            "actor": actor,
-            "lease_owner": lease_owner,
-            "changes": json.dumps(changes or {}, default=str),
-        },
-    )
-    return as_row(row)
+    voice), in one SQL call with one event per move; LeaseLost unless `lease_owner` holds the lease. `changes`:
+    the provider's answer (`provider_voice_id`, ...) and the likeness probe's judgement (`likeness`, ...; kept
+    only while the attempt has none)."""
+    completed = await completing(conn, attempt_id, actor, lease_owner=lease_owner, changes=changes)
+    return await completed()
+
+
+async def completing(
+    conn: Connection, attempt_id: uuid.UUID, actor: str, *, lease_owner: str, changes: dict[str, Any] | None = None
+) -> Callable[[], Awaitable[AttemptRow]]:
+    """`complete` sent and not waited for, on a pipeline (`service_pipeline`): a statement sent after it goes
+    in the same round trip and transaction and sees what it wrote. Call the result for the attempt as
+    completed (its error, such as LeaseLost, is raised by the first answer waited for)."""
+    params = {
+        "attempt_id": attempt_id,
+        "actor": actor,
+        "lease_owner": lease_owner,
+        "changes": json.dumps(changes or {}, default=str),
+    }
+    cursor = await conn.execute(_Q["complete"], params)
+
+    async def completed() -> AttemptRow:
+        row = await cursor.fetchone()
+        if row is None:
+            raise NoResultError("no row from complete_attempt")
+        return as_row(row)
+
+    return completed
 
 
 async def read_and_lease(

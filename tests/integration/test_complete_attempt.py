@@ -91,6 +91,48 @@ def test_one_call_leaves_what_the_three_moves_left(conn: Conn) -> None:
     assert got["previews"] == [{"type": "VOICE_PREVIEW", "attemptId": "the attempt", "version": got["row"]["version"]}]
 
 
+def test_the_probes_judgement_is_recorded_with_the_completion_unless_one_stands(conn: Conn) -> None:
+    """The clone step's likeness probe is recorded by the completion's own update (issue 48): on the row and in
+    the mirror it publishes; an attempt judged already keeps its first judgement."""
+    judged = {"likeness": 0.812, "likeness_threshold": 0.75, "likeness_source": "probe", "likeness_error": None}
+    fresh, _, reflection = claimed(conn)
+
+    done = complete(conn, fresh["id"], changes={**VOICE, **judged})
+
+    assert {name: done[name] for name in judged} == judged
+    assert (mirror(conn, reflection)["likeness"], mirror(conn, reflection)["likenessSource"]) == (0.812, "probe")
+
+    earlier, _, _ = claimed(conn)
+    conn.execute(
+        "update voice_clone_attempts set likeness_threshold = 0.75, likeness_source = 'probe',"
+        " likeness_error = 'no_sample' where id = %s",
+        (earlier["id"],),
+    )
+    kept = complete(conn, earlier["id"], changes={**VOICE, "provider_voice_id": "pv-2", **judged})
+    assert (kept["status"], kept["likeness"], kept["likeness_error"]) == ("ready", None, "no_sample")
+
+
+def test_a_judgement_moves_the_voices_updated_at_even_when_the_completion_leaves_its_row_as_it_was(
+    module_db: Conn,
+) -> None:
+    """The likeness is in the voice's manifest, whose writers start over when `updated_at` moves: it moves with
+    the judgement even when the voice row already is what the completion publishes. Each step commits, as the
+    time a transaction writes is its start."""
+    attempt, voice, _ = claimed(module_db)
+    module_db.execute(
+        "update voices set status = 'ready', tts_provider = %s, provider_voice_id = 'pv-same',"
+        " provider_target_model = 'm-1', provider_request_id = null, provider_metadata = %s::jsonb where id = %s",
+        (attempt["provider"], json.dumps({"k": "v"}), voice),
+    )
+    before = one(module_db, "select updated_at from voices where id = %s", (voice,))["updated_at"]
+
+    judged = {"likeness_threshold": 0.75, "likeness_source": "probe", "likeness_error": "no_sample"}
+    done = complete(module_db, attempt["id"], changes={**VOICE, "provider_voice_id": "pv-same", **judged})
+
+    assert (done["status"], done["runtime_status"], done["likeness_error"]) == ("ready", "synced", "no_sample")
+    assert one(module_db, "select updated_at from voices where id = %s", (voice,))["updated_at"] > before
+
+
 def test_without_a_preview_to_make_none_is_asked_for(conn: Conn) -> None:
     attempt, _, _ = claimed(conn, preview_required=False)
     done = complete(conn, attempt["id"], changes=VOICE)

@@ -438,6 +438,33 @@ async def test_the_clone_step_writes_the_manifest_of_the_voice_it_made_ready(ctx
     assert datetime.fromisoformat(manifest["updatedAt"]) == voice["updated_at"]
 
 
+async def test_the_clone_step_takes_a_connection_once_per_round_trip_of_the_attempt_path(
+    ctx: Lifecycle, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attempt path's units of work (issue 48): the claim, the provider's voice, the likeness probe's read,
+    the completion with the probe's judgement and the manifest's read in one pipeline, the manifest's
+    announcement, and its confirmation after the upload."""
+    row = local_attempt(db)
+    taken = 0
+    getconn = ctx.pool.getconn
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal taken
+        taken += 1
+        return await getconn(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.pool, "getconn", counted)
+
+    assert (await process_attempt(ctx, row["attempt_id"], "worker-1")).status == "ready"
+
+    assert taken == 6
+    judged = one(
+        db, "select likeness_source, likeness_error from voice_clone_attempts where id = %s", (row["attempt_id"],)
+    )
+    assert judged == {"likeness_source": "probe", "likeness_error": "no_sample"}
+    assert (await read(ctx.storage, row))["likenessError"] == "no_sample"
+
+
 async def test_a_manifest_storage_could_not_take_leaves_the_attempt_ready_and_comes_with_the_next_delivery(
     ctx: Lifecycle, db: Db
 ) -> None:
