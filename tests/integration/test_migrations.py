@@ -8,17 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from backend import queues
 from backend.db.migrate import discover_migrations, migrate
 from tests.conftest import PgServer
 
-QUEUES = {
-    "voice_clone_process",
-    "voice_preview",
-    "voice_synthesis",
-    "voice_sample_process",
-    "voice_dead_letter",
-    "webhook_delivery",
-}
 TABLES = {
     "reflections",
     "voices",
@@ -41,8 +34,8 @@ def assert_fully_migrated(dsn: str) -> None:
             r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public' and rowsecurity")
         }
         assert tables >= TABLES
-        queues = {r[0] for r in conn.execute("select queue_name from pgmq.list_queues()")}
-        assert queues == QUEUES
+        migrated = {r[0] for r in conn.execute("select queue_name from pgmq.list_queues()")}
+        assert migrated == set(queues.ALL)
         buckets = {r[0]: r[1] for r in conn.execute("select id, file_size_limit from storage.buckets")}
         assert buckets == {
             "voice-samples": 25 * 1024**2,
@@ -50,7 +43,7 @@ def assert_fully_migrated(dsn: str) -> None:
             "voice-renders": 50 * 1024**2,
             "voice-metadata": 64 * 1024,
         }
-        for queue in QUEUES - {"voice_dead_letter"}:
+        for queue in queues.WORK_QUEUES:
             triggers = {
                 r[0]
                 for r in conn.execute(
