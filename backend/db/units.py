@@ -69,6 +69,13 @@ _AS_USER = (
     " set_config('statement_timeout', %(limit)s, true),"
     " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
 )
+#: `_AS_USER`, and no write (`user_statement`).
+_AS_READER = (
+    "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %(claims)s, true),"
+    " set_config('statement_timeout', %(limit)s, true),"
+    " set_config('idle_in_transaction_session_timeout', %(idle)s, true),"
+    " set_config('transaction_read_only', 'on', true)"
+)
 
 
 #: How late (a share of the pool's `timeout`) a wait for a connection may end before its round is taken for
@@ -264,12 +271,15 @@ async def user_transaction(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterat
 
 @asynccontextmanager
 async def user_statement(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
-    """One statement as `authenticated` carrying `claims`, committed as the server answers it: its role,
-    claims and limits go with it in one pipeline, which the server runs as one implicit transaction, so a
-    read of one statement costs one round trip instead of two (no `BEGIN`, no `COMMIT`). A unit of
-    `database_work`; a second statement raises RuntimeError."""
+    """One read as `authenticated` carrying `claims`: its role, claims and limits go with it in one pipeline,
+    which the server runs as one implicit transaction, so a read of one statement costs one round trip instead
+    of two (no `BEGIN`, no `COMMIT`). A unit of `database_work`; a second statement raises RuntimeError.
+
+    Read-only (a write fails with 25006): a statement committed as the server answers it may be committed after
+    the caller was told 503, when the server held it through a freeze and ran it as it resumed. A write keeps
+    its `COMMIT`, which is never sent once the unit has failed (`user_transaction`)."""
     async with database_work(pool) as conn:
-        conn.open_with(*_as_user(pool, claims))
+        conn.open_with(*_as_user(pool, claims, _AS_READER))
         conn.run_alone()
         try:
             yield conn
@@ -277,10 +287,10 @@ async def user_statement(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterator
             conn.unit_ended()
 
 
-def _as_user(pool: Pool, claims: Mapping[str, Any]) -> Opening:
+def _as_user(pool: Pool, claims: Mapping[str, Any], opening: LiteralString = _AS_USER) -> Opening:
     """What makes a unit the caller under RLS, as PostgREST makes a request: `authenticated`, their claims,
     and the pool's limits."""
-    return ((_AS_USER, {"claims": json.dumps({**claims, "role": "authenticated"}), **pool.server_limits(None)}),)
+    return ((opening, {"claims": json.dumps({**claims, "role": "authenticated"}), **pool.server_limits(None)}),)
 
 
 async def ping(pool: Pool) -> None:

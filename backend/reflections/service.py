@@ -121,7 +121,7 @@ async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> str:
 
 async def create_reflection(pool: Pool, claims: UserClaims, name: str) -> Reflection:
     """Create a reflection owned by the caller."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with user_transaction(pool, claims.raw) as conn:
         return _as_reflection(await fetch_one(conn, _Q["create_reflection"], {"name": name}))
 
 

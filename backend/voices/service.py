@@ -22,7 +22,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_statement, user_statement
+from backend.db.units import service_statement, user_statement, user_transaction
 from backend.errors import NotFound, ServiceUnavailable
 from backend.fields import Rename
 from backend.provenance import PROVENANCE
@@ -150,7 +150,7 @@ async def rename_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID, rena
     """Give one of the caller's voices a new name; 404 for anyone else's or a deleted one, 409 (VoiceNameTaken)
     when another of their live voices has that name, compared without case or outer spaces."""
     name = rename.name.strip()
-    async with user_statement(pool, claims.raw) as conn:
+    async with user_transaction(pool, claims.raw) as conn:
         with name_of_its_own(name):
             row = await fetch_optional_record(conn, _Q["rename_voice"], {"id": voice_id, "name": name}, _VoiceRow)
     if row is None:

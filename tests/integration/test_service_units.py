@@ -2,7 +2,7 @@
 limits: a worker's service pool acts as the service from the moment a connection opens, and a
 `service_statement` is one statement committed as the server answers it, whose role never outlives it, and a
 `service_pipeline` is statements sent in one pipeline, committed together at its end or not at all; a
-`user_statement` is a caller's one statement under RLS, in one round trip.
+`user_statement` is a caller's one read under RLS, in one round trip.
 On PostgreSQL 18 and on 15 (Supabase's), as both run a pipeline without BEGIN as one implicit transaction."""
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ async def test_a_service_pipeline_whose_block_raises_commits_nothing(plain: Pool
 
 
 @pytest.mark.parametrize("kind", ["plain", "worker"])
-async def test_a_user_statement_is_the_caller_under_rls_committed_as_it_answers(
+async def test_a_user_statement_is_a_read_by_the_caller_under_rls(
     kind: str, plain: Pool, worker: Pool, any_db_dsn: str
 ) -> None:
     pool = plain if kind == "plain" else worker
@@ -243,9 +243,9 @@ async def test_a_user_statement_is_the_caller_under_rls_committed_as_it_answers(
     assert str(user) in row["claims"]
     async with database_work(pool) as conn:  # its role and claims were its implicit transaction's only
         assert await who(conn) == found
-    async with user_statement(pool, claims) as conn:
-        mine = await fetch_one(conn, "insert into public.reflections (name) values ('mine') returning id, owner_id", {})
-        # Committed already, with no COMMIT to send: another session sees the row before the unit ends.
-        with psycopg.connect(any_db_dsn, autocommit=True) as admin:
-            seen = admin.execute("select owner_id from public.reflections where id = %s", (mine["id"],)).fetchone()
-    assert seen == (user,)
+    # A read only: committed as the server answers, a write could be committed after its caller was told 503.
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        async with user_statement(pool, claims) as conn:
+            await conn.execute("insert into public.reflections (name) values ('mine')")
+    with psycopg.connect(any_db_dsn, autocommit=True) as admin:
+        assert admin.execute("select count(*) from public.reflections where owner_id = %s", (user,)).fetchone() == (0,)
