@@ -57,7 +57,8 @@ class RedactUrlCredentials(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep the record, its arguments redacted."""
-        if isinstance(record.args, tuple):
+        # A credential is a `name=value`: the lines of requests without one (nearly all) pass as they are.
+        if isinstance(record.args, tuple) and any(isinstance(arg, str) and "=" in arg for arg in record.args):
             record.args = tuple(
                 _URL_CREDENTIAL.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
             )
