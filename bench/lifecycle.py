@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
-from backend.clone.likeness import LikenessSource, NoLikeness, judgement, probe_text  # noqa: E402
+from backend.clone.likeness import LikenessSource, NoLikeness, judgement, leased_probe_inputs, probe_text  # noqa: E402
 from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
 from backend.compose.parts import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
@@ -338,7 +338,6 @@ class _Statements(NamedTuple):
     """The queries the clone step sends for an attempt, word for word, besides the lifecycle's calls."""
 
     voice: LiteralString
-    sample_print: LiteralString
     read: LiteralString
     announce: LiteralString
     confirm: LiteralString
@@ -347,7 +346,6 @@ class _Statements(NamedTuple):
 #: Read once: a bare connection's drain must not pay for reading them in its measured turn.
 _STATEMENTS = _Statements(
     load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"],
-    load_queries(ROOT / "backend/clone/likeness.sql")["sample_print"],
     load_queries(ROOT / "backend/clone/manifest.sql")["read_voice"],
     load_queries(ROOT / "backend/storage/integrity.sql")["announce"],
     load_queries(ROOT / "backend/clone/manifest.sql")["confirm"],
@@ -377,14 +375,16 @@ async def archive_and_lease(
 
 
 async def _drain(
-    read: Callable[[list[int]], Awaitable[list[dict[str, Any]]]], handle: Callable[[AttemptRow], Awaitable[None]]
+    read: Callable[[list[int]], Awaitable[list[dict[str, Any]]]],
+    handle: Callable[[AttemptRow, dict[str, Any]], Awaitable[None]],
 ) -> None:
-    """Read (archiving the batch before) and handle the attempts each message leased, until the queue is empty."""
+    """Read (archiving the batch before) and handle the attempts each message leased (typed, and as the read
+    handed it), until the queue is empty."""
     done: list[int] = []
     while rows := await read(done):
         done = []
         for row in rows:
-            await handle(attempt_service.as_row(row["leased"]))
+            await handle(attempt_service.as_row(row["leased"]), row["leased"])
             done.append(row["msg_id"])
 
 
@@ -412,11 +412,11 @@ async def bare_lookup(conn: psycopg.AsyncConnection[dict[str, Any]], leased: Att
     return await (await conn.execute(_STATEMENTS.voice, {"voice_id": leased.provider_voice_id})).fetchone()
 
 
-async def bare_probe(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> dict[str, Any]:
-    """The likeness probe's read, and its judgement of a voice without a samples' print (as the bench's
-    attempts are), as the clone step makes it."""
-    row = await (await conn.execute(_STATEMENTS.sample_print, {"attempt_id": leased.id})).fetchone()
-    if row is None or probe_text(row["language"]) is None:
+def bare_probe(handed: dict[str, Any]) -> dict[str, Any]:
+    """The likeness probe's judgement of a voice without a samples' print (as the bench's attempts are), from
+    what the leasing read handed with the attempt (`handed`), as the clone step makes it: no statement."""
+    inputs = leased_probe_inputs(handed)
+    if inputs is None or probe_text(inputs.language) is None:
         return {}
     return judgement(LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
 
@@ -466,17 +466,17 @@ async def bare_manifest(
 async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str, batch: int) -> None:
     """One bare connection, acting as the service, through the clone queue until it is empty: the statements
     the consumers send for each attempt (the leasing read with the archive of the batch before, in one
-    pipeline; the `local` provider's voice; the likeness probe's read; the completion with the provider's
-    answer and the probe's judgement, and the manifest's read, in one pipeline; the manifest's announcement
-    and confirmation, a statement each), the same queries word for word."""
+    pipeline, which hands the likeness probe its inputs; the `local` provider's voice; the completion with the
+    provider's answer and the probe's judgement, and the manifest's read, in one pipeline; the manifest's
+    announcement and confirmation, a statement each), the same queries word for word."""
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
             return await archive_and_lease(conn, done, worker, batch)
 
-    async def handle(leased: AttemptRow) -> None:
+    async def handle(leased: AttemptRow, handed: dict[str, Any]) -> None:
         found = await bare_lookup(conn, leased)
-        judged = await bare_probe(conn, leased)
+        judged = bare_probe(handed)
         async with conn.pipeline():
             voice = await bare_complete_and_read(conn, leased, found, worker, judged)
         await bare_manifest(conn, leased, voice)
@@ -511,12 +511,12 @@ async def units_lifecycle(
 ) -> float:
     """Attempts/s of `bare_lifecycle`'s statements, each group taken as the worker takes it: a unit of work from
     a worker pool (`backend.db.units`: a checkout, a deadline, its waits watched), the leasing read with the
-    archive in a `service_pipeline`, the `local` voice and the probe's read each a `service_statement`, the
+    archive in a `service_pipeline`, the `local` voice a `service_statement`, the
     completion with the manifest's read in a `service_pipeline`, the manifest's announcement and confirmation
     each a `service_statement`. Beside the bare
     equivalent it is what the database layer costs; beside the worker, what the consumers and the clone
     step add on top."""
-    voice, _, _, announce, confirm = _STATEMENTS
+    voice, _, announce, confirm = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
 
@@ -527,11 +527,10 @@ async def units_lifecycle(
             async with service_pipeline(pool) as conn:
                 return await archive_and_lease(conn, done, worker, batch)
 
-        async def handle(leased: AttemptRow) -> None:
+        async def handle(leased: AttemptRow, handed: dict[str, Any]) -> None:
             async with service_statement(pool) as conn:
                 found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
-            async with service_statement(pool) as conn:
-                judged = await bare_probe(conn, leased)
+            judged = bare_probe(handed)
             async with service_pipeline(pool) as conn:
                 current = await bare_complete_and_read(conn, leased, found, worker, judged)
             async with service_statement(pool) as conn:

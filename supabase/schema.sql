@@ -824,7 +824,13 @@ begin
         values (nxt.id, nxt.owner_id, 'status', 'queued', 'processing', actor,
                 jsonb_strip_nulls(jsonb_build_object('error', nxt.last_error_code, 'late', not nxt.is_active)));
         perform voicegate.publish_attempt(nxt);
-        leased := to_jsonb(nxt);
+        -- What backend/clone/likeness.sql's sample_print reads, for the probe (see above).
+        leased := (to_jsonb(nxt) - 'sample_voiceprint') || jsonb_build_object('likeness_probe', jsonb_build_object(
+          'language', (select coalesce(s.language, v.language)
+                         from (select) one
+                         left join public.voice_samples s on s.id = nxt.sample_id
+                         left join public.voices v on v.id = nxt.voice_id),
+          'samples_print', encode(nxt.sample_voiceprint, 'hex')));
       end if;
     end if;
     return next;

@@ -150,21 +150,42 @@ class _Judged(msgspec.Struct, frozen=True):
     provider_voice_id: str
 
 
-async def probe(ctx: Lifecycle, attempt: AttemptRow) -> dict[str, Any] | None:
+class ProbeInputs(msgspec.Struct, frozen=True):
+    """What the probe reads of an attempt: the language its voice was enrolled in (its first sample's, else the
+    voice's) and its samples' print, if it has one."""
+
+    language: str | None
+    samples_print: bytes | None
+
+
+def leased_probe_inputs(leased: dict[str, Any]) -> ProbeInputs | None:
+    """The probe's inputs as the clone queue's leasing read handed them with the attempt it leased (None when it
+    did not): `probe` needs no read of its own then, unless the run records a new print meanwhile."""
+    found = leased.get("likeness_probe")
+    if found is None:
+        return None
+    hex_print: str | None = found["samples_print"]
+    return ProbeInputs(found["language"], None if hex_print is None else bytes.fromhex(hex_print))
+
+
+async def probe(ctx: Lifecycle, attempt: AttemptRow, inputs: ProbeInputs | None = None) -> dict[str, Any] | None:
     """Judge the attempt's provider voice on its language's probe sentence (`PROBE_TEXTS`) spoken by its
     provider: the judgement as changes of the attempt (`judgement`), which the clone step's completion records
     (`attempts.complete`), so the voice is published with it. A provider that cannot speak it gives a null
     likeness with `probe_failed` (logged); the voice goes on. None for a voice in a language without a probe
-    sentence: it is left to its first preview or render."""
+    sentence: it is left to its first preview or render. `inputs`: the attempt's `ProbeInputs` as committed
+    (else they are read here)."""
     voice = enrolled_voice(attempt)
     if voice is None:
         return None
-    async with service_statement(ctx.pool) as conn:
-        row = await fetch_optional(conn, _Q["sample_print"], {"attempt_id": attempt.id})
-    text = probe_text(None if row is None else row["language"])
+    if inputs is None:
+        async with service_statement(ctx.pool) as conn:
+            row = await fetch_optional(conn, _Q["sample_print"], {"attempt_id": attempt.id})
+        inputs = ProbeInputs(None, None) if row is None else ProbeInputs(row["language"], row["sample_voiceprint"])
+    text = probe_text(inputs.language)
     if text is None:
         return None
-    data = None if row is None else row["sample_voiceprint"]
+    data = inputs.samples_print
     if data is None:
         return judgement(LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
     samples = Voiceprint.from_bytes(data)

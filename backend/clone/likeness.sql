@@ -4,7 +4,8 @@ update public.voice_clone_attempts set sample_voiceprint = %(print)s where id = 
 
 -- name: sample_print
 -- The attempt's samples' print, and the language it enrolled the voice in (its first sample's, else the voice's),
--- which the probe is spoken in.
+-- which the probe is spoken in. voicegate.read_and_lease_attempts hands the same with each attempt it leases
+-- (`likeness_probe`), for a run that has not enrolled since: keep the two alike.
 select a.sample_voiceprint, coalesce(s.language, v.language) as language
   from public.voice_clone_attempts a
   left join public.voice_samples s on s.id = a.sample_id

@@ -126,6 +126,9 @@ class AttemptRun:
         self._attempt: AttemptRow | None = None
         #: The voice as the completion's transaction read it for its manifest, when this run completed it.
         self._voice_read: dict[str, Any] | None = None
+        #: What the likeness probe reads of the attempt, as the read that leased it to this run handed it; None
+        #: when the run claimed it itself or has since recorded a new samples' print (the probe reads then).
+        self._probe_inputs: likeness.ProbeInputs | None = None
 
     @property
     def attempt(self) -> AttemptRow:
@@ -168,6 +171,7 @@ class AttemptRun:
             row = attempts.as_row(leased)
             if row.id == self.attempt_id and row.lease_owner == self.worker_id:
                 self._attempt = row
+                self._probe_inputs = likeness.leased_probe_inputs(leased)
                 failpoint("after_claim")
                 return None
         lease = {"lease_owner": self.worker_id, "lease_seconds": self.ctx.lease_seconds}
@@ -240,6 +244,8 @@ class AttemptRun:
                 await attempts.record_measures(conn, self.attempt.id, member)
             await likeness.record_samples_print(conn, self.attempt.id, samples_print)
 
+        # The print the lease's read handed over is not this one: the probe reads the attempt as now committed.
+        self._probe_inputs = None
         await self._fenced(record)
         failpoint("after_db_write")
 
@@ -287,7 +293,7 @@ class AttemptRun:
             # Before `ready`, still under the lease, and recorded by the completion below: the voice is
             # published with its likeness, and a step repeated once it is ready finds it recorded (a probe the
             # provider could not speak is not retried). One that crashes before the completion probes again.
-            judged = await likeness.probe(self.ctx, msgspec.structs.replace(attempt, **changes))
+            judged = await likeness.probe(self.ctx, msgspec.structs.replace(attempt, **changes), self._probe_inputs)
             changes |= judged or {}
         # Verified, ready, synced and the preview asked for in one call: each move is still its own event,
         # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version. The

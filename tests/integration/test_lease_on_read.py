@@ -8,14 +8,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from backend import queues
-from tests.support import Conn, attempt_outcome, create_user, one, seed_attempt, seed_reflection, seed_voice, transition
+from backend.clone import likeness
+from backend.db.queries import load_queries
+from tests.support import (
+    Conn,
+    attempt_outcome,
+    create_user,
+    one,
+    seed_attempt,
+    seed_consent,
+    seed_reflection,
+    seed_voice,
+    transition,
+)
 
+#: The probe's own read of what the leasing read now hands it.
+SAMPLE_PRINT = load_queries(Path(likeness.__file__).with_suffix(".sql"))["sample_print"]
 WORKER = "worker-1"
 ACTOR = f"worker:{WORKER}"
 
@@ -74,8 +89,13 @@ def test_the_read_leases_as_the_transition_did(conn: Conn, retry: bool) -> None:
     leased = handed[str(leased_here["id"])]
     got = attempt_outcome(conn, {"id": leased_here["id"], "version": leased["version"]}, voice_b, reflection_b)
     assert got == attempt_outcome(conn, moved, voice_a, reflection_a)
-    stored = one(conn, "select to_jsonb(a) as row from voice_clone_attempts a where id = %s", (leased_here["id"],))
-    assert leased == stored["row"], "the row handed back is the row stored"
+    stored = one(
+        conn,
+        "select to_jsonb(a) - 'sample_voiceprint' as row from voice_clone_attempts a where id = %s",
+        (leased_here["id"],),
+    )
+    handed_row = {key: value for key, value in leased.items() if key != "likeness_probe"}
+    assert handed_row == stored["row"], "the row handed back is the row stored (with the probe's inputs beside it)"
     assert (got["row"]["status"], got["row"]["lease_owner"], got["mirror"]["cloneStatus"]) == (
         "processing",
         WORKER,
@@ -83,6 +103,36 @@ def test_the_read_leases_as_the_transition_did(conn: Conn, retry: bool) -> None:
     )
     expected_detail = {"late": False, "error": "provider_timeout"} if retry else {"late": False}
     assert got["events"][-1] == ("status", "queued", "processing", ACTOR, expected_detail)
+
+
+def test_the_read_hands_the_likeness_probe_what_it_would_read(conn: Conn) -> None:
+    """The probe's inputs come with the lease (no read of their own): the attempt's samples' print, and the
+    language its voice was enrolled in, its sample's else its voice's (backend/clone/likeness.sql's sample_print)."""
+    printed, voice, _ = queued(conn)
+    conn.execute("update voices set language = 'de' where id = %s", (voice,))
+    samples_print = bytes(range(256)) * 4  # a print's 256 float32s
+    conn.execute("update voice_clone_attempts set sample_voiceprint = %s where id = %s", (samples_print, printed["id"]))
+    sampled, sampled_voice, _ = queued(conn)
+    sample = one(
+        conn,
+        "insert into voice_samples (owner_id, voice_id, consent_id, object_path, sniffed_type, provider, status,"
+        " language) values (%s, %s, %s, 'x/original', 'audio/wav', 'local', 'ready', 'fr-CA') returning id",
+        (sampled["owner_id"], sampled_voice, seed_consent(conn, sampled["owner_id"])),
+    )["id"]
+    conn.execute("update voices set language = 'de' where id = %s", (sampled_voice,))
+    conn.execute("update voice_clone_attempts set sample_id = %s where id = %s", (sample, sampled["id"]))
+    bare, _, _ = queued(conn)
+
+    handed = read(conn)
+
+    assert handed[str(printed["id"])]["likeness_probe"] == {"language": "de", "samples_print": samples_print.hex()}
+    assert handed[str(sampled["id"])]["likeness_probe"] == {"language": "fr-CA", "samples_print": None}
+    assert handed[str(bare["id"])]["likeness_probe"] == {"language": None, "samples_print": None}
+    assert all("sample_voiceprint" not in leased for leased in handed.values())
+    for attempt in (printed, sampled, bare):
+        inputs = likeness.leased_probe_inputs(handed[str(attempt["id"])])
+        expected = one(conn, SAMPLE_PRINT, {"attempt_id": attempt["id"]})
+        assert inputs == likeness.ProbeInputs(expected["language"], expected["sample_voiceprint"])
 
 
 def test_a_move_the_table_no_longer_allows_is_refused_and_nothing_is_read(conn: Conn) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.cursor_async import AsyncCursor
 
+from backend import queues
 from backend.auth.verify import UserClaims
 from backend.clone.likeness import PROBE_TEXTS, probe_text
 from backend.clone.manifest import BUCKET, manifest_path
@@ -136,6 +139,55 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
     assert mirror(db, made["reflection"])["attemptId"] == str(again.id)
     assert mirror(db, made["reflection"])["likeness"] == rejudged["likeness"]
     assert (await get_voice(ctx.pool, claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
+
+
+async def lease(ctx: Lifecycle, attempt_id: uuid.UUID) -> dict[str, Any]:
+    """The attempt as the clone queue's read leases it to `worker-1`, with its message."""
+    async with service_transaction(ctx.pool) as conn:
+        rows = await attempts.read_and_lease(
+            conn, queues.CLONE, vt=30, qty=100, lease_owner="worker-1", lease_seconds=60
+        )
+    [leased] = [row["leased"] for row in rows if row["message"]["attemptId"] == str(attempt_id)]
+    return dict(leased)
+
+
+async def test_a_leased_attempt_is_judged_on_what_its_lease_read_handed_unless_its_run_enrolled(
+    ctx: Lifecycle, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = await enrolment(ctx, db)
+    leased = await lease(ctx, made["attempt"])
+    assert leased["likeness_probe"]["samples_print"] is None, "not enrolled yet"
+
+    # The run enrols, recording the samples' print: the probe reads it, not the lease's none.
+    outcome = await process_attempt(ctx, made["attempt"], "worker-1", leased=leased, read_at=time.monotonic())
+    assert outcome.status == "ready"
+    first = likeness_of(db, made["attempt"])
+    assert (first["likeness_source"], first["likeness_error"]) == ("probe", None)
+    assert 0.3 < first["likeness"] < THRESHOLD
+
+    # An attempt that enrolled on an earlier try (its provider voice and print recorded, back in the queue):
+    # judged on the print its lease's read handed over, with no read of its own.
+    async with service_transaction(ctx.pool) as conn:
+        again = await attempts.retry(conn, made["attempt"])
+    db.execute(
+        "update voice_clone_attempts n set provider_voice_id = o.provider_voice_id,"
+        " sample_voiceprint = o.sample_voiceprint from voice_clone_attempts o where n.id = %s and o.id = %s",
+        (again.id, made["attempt"]),
+    )
+    leased = await lease(ctx, again.id)
+    sent: list[str] = []
+    execute = AsyncCursor.execute
+
+    async def spy(cursor: AsyncCursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return await execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCursor, "execute", spy)
+    outcome = await process_attempt(ctx, again.id, "worker-1", leased=leased, read_at=time.monotonic())
+    monkeypatch.undo()
+    assert outcome.status == "ready"
+    assert likeness_of(db, again.id)["likeness"] == first["likeness"], "the same voice, judged on the same print"
+    assert [query for query in sent if "sample_voiceprint" in query] == [], "the probe read nothing"
 
 
 async def test_with_the_probe_off_the_preview_is_judged_instead(ctx: Lifecycle, db: Db) -> None:
