@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -22,14 +23,17 @@ from typing import Any
 import psycopg
 import pytest
 
+from backend import queues
 from backend.auth.verify import UserClaims
 from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool, create_pool
+from backend.db.units import service_transaction
 from backend.embedded.storage.in_process import standalone_storage
 from backend.errors import NotFound, StorageUnavailable, StoredObjectAltered
+from backend.records import attempts
 from backend.settings import settings_from_env
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
@@ -438,13 +442,22 @@ async def test_the_clone_step_writes_the_manifest_of_the_voice_it_made_ready(ctx
     assert datetime.fromisoformat(manifest["updatedAt"]) == voice["updated_at"]
 
 
+@pytest.mark.parametrize("leased", [False, True], ids=["claimed", "leased by the read"])
 async def test_the_clone_step_takes_a_connection_once_per_round_trip_of_the_attempt_path(
-    ctx: Lifecycle, db: Db, monkeypatch: pytest.MonkeyPatch
+    ctx: Lifecycle, db: Db, monkeypatch: pytest.MonkeyPatch, leased: bool
 ) -> None:
     """The attempt path's units of work (issue 48): the claim, the provider's voice, the likeness probe's read,
     the completion with the probe's judgement and the manifest's read in one pipeline, the manifest's
-    announcement, and its confirmation after the upload."""
+    announcement, and its confirmation after the upload. An attempt the clone queue's read leased needs no
+    claim, and its probe no read: the read handed it what the probe reads."""
     row = local_attempt(db)
+    handed = None
+    if leased:
+        async with service_transaction(ctx.pool) as conn:
+            rows = await attempts.read_and_lease(
+                conn, queues.CLONE, vt=30, qty=100, lease_owner="worker-1", lease_seconds=60
+            )
+        [handed] = [found["leased"] for found in rows if found["message"]["attemptId"] == str(row["attempt_id"])]
     taken = 0
     getconn = ctx.pool.getconn
 
@@ -455,9 +468,10 @@ async def test_the_clone_step_takes_a_connection_once_per_round_trip_of_the_atte
 
     monkeypatch.setattr(ctx.pool, "getconn", counted)
 
-    assert (await process_attempt(ctx, row["attempt_id"], "worker-1")).status == "ready"
+    outcome = await process_attempt(ctx, row["attempt_id"], "worker-1", leased=handed, read_at=time.monotonic())
+    assert outcome.status == "ready"
 
-    assert taken == 6
+    assert taken == (4 if leased else 6)
     judged = one(
         db, "select likeness_source, likeness_error from voice_clone_attempts where id = %s", (row["attempt_id"],)
     )
