@@ -70,12 +70,7 @@ _AS_USER = (
     " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
 )
 #: `_AS_USER`, and no write (`user_statement`).
-_AS_READER = (
-    "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %(claims)s, true),"
-    " set_config('statement_timeout', %(limit)s, true),"
-    " set_config('idle_in_transaction_session_timeout', %(idle)s, true),"
-    " set_config('transaction_read_only', 'on', true)"
-)
+_AS_READER = _AS_USER + ", set_config('transaction_read_only', 'on', true)"
 
 
 #: How late (a share of the pool's `timeout`) a wait for a connection may end before its round is taken for
