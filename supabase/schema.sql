@@ -13,6 +13,24 @@ CREATE SCHEMA voicegate;
 ALTER SCHEMA voicegate OWNER TO voicegate_migrator;
 
 --
+-- Name: attempt_actor; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.attempt_actor AS text;
+
+
+ALTER DOMAIN public.attempt_actor OWNER TO voicegate_migrator;
+
+--
+-- Name: attempt_error_message; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.attempt_error_message AS text;
+
+
+ALTER DOMAIN public.attempt_error_message OWNER TO voicegate_migrator;
+
+--
 -- Name: attempt_event_dimension; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
 --
 
@@ -49,6 +67,87 @@ CREATE DOMAIN public.attempt_source AS text;
 ALTER DOMAIN public.attempt_source OWNER TO voicegate_migrator;
 
 --
+-- Name: attempt_status; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.attempt_status AS text;
+
+
+ALTER DOMAIN public.attempt_status OWNER TO voicegate_migrator;
+
+--
+-- Name: language_tag; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.language_tag AS text;
+
+
+ALTER DOMAIN public.language_tag OWNER TO voicegate_migrator;
+
+--
+-- Name: likeness; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.likeness AS double precision;
+
+
+ALTER DOMAIN public.likeness OWNER TO voicegate_migrator;
+
+--
+-- Name: likeness_error; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.likeness_error AS text;
+
+
+ALTER DOMAIN public.likeness_error OWNER TO voicegate_migrator;
+
+--
+-- Name: likeness_source; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.likeness_source AS text;
+
+
+ALTER DOMAIN public.likeness_source OWNER TO voicegate_migrator;
+
+--
+-- Name: likeness_threshold; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.likeness_threshold AS double precision;
+
+
+ALTER DOMAIN public.likeness_threshold OWNER TO voicegate_migrator;
+
+--
+-- Name: provider_gone_reason; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.provider_gone_reason AS text;
+
+
+ALTER DOMAIN public.provider_gone_reason OWNER TO voicegate_migrator;
+
+--
+-- Name: provider_voice_id; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.provider_voice_id AS text;
+
+
+ALTER DOMAIN public.provider_voice_id OWNER TO voicegate_migrator;
+
+--
+-- Name: retry_count; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.retry_count AS integer;
+
+
+ALTER DOMAIN public.retry_count OWNER TO voicegate_migrator;
+
+--
 -- Name: voice_provider; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
 --
 
@@ -65,6 +164,33 @@ CREATE DOMAIN public.voice_status AS text;
 
 
 ALTER DOMAIN public.voice_status OWNER TO voicegate_migrator;
+
+--
+-- Name: voiceprint; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN public.voiceprint AS bytea;
+
+
+ALTER DOMAIN public.voiceprint OWNER TO voicegate_migrator;
+
+--
+-- Name: byte_count; Type: DOMAIN; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN voicegate.byte_count AS bigint;
+
+
+ALTER DOMAIN voicegate.byte_count OWNER TO voicegate_migrator;
+
+--
+-- Name: sha256_hex; Type: DOMAIN; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE DOMAIN voicegate.sha256_hex AS text;
+
+
+ALTER DOMAIN voicegate.sha256_hex OWNER TO voicegate_migrator;
 
 --
 -- Name: voice_launch_readiness(uuid); Type: FUNCTION; Schema: public; Owner: voicegate_migrator
@@ -167,12 +293,12 @@ CREATE TABLE public.voice_clone_attempts (
     owner_id uuid NOT NULL,
     provider public.voice_provider NOT NULL,
     source public.attempt_source NOT NULL,
-    status text DEFAULT 'queued'::text NOT NULL,
+    status public.attempt_status DEFAULT 'queued'::text NOT NULL,
     runtime_status public.attempt_runtime_status DEFAULT 'pending'::text NOT NULL,
     preview_required boolean DEFAULT true NOT NULL,
     preview_status public.attempt_preview_status DEFAULT 'pending'::text NOT NULL,
-    retry_count integer DEFAULT 0 NOT NULL,
-    max_retries integer DEFAULT 5 NOT NULL,
+    retry_count public.retry_count DEFAULT 0 NOT NULL,
+    max_retries public.retry_count DEFAULT 5 NOT NULL,
     next_retry_at timestamp with time zone,
     lease_owner text,
     lease_expires_at timestamp with time zone,
@@ -182,28 +308,19 @@ CREATE TABLE public.voice_clone_attempts (
     provider_request_id text,
     provider_metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
     last_error_code text,
-    last_error_message text,
+    last_error_message public.attempt_error_message,
     is_active boolean DEFAULT true NOT NULL,
     version integer DEFAULT 1 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
-    sample_voiceprint bytea,
-    likeness double precision,
-    likeness_threshold double precision,
-    likeness_source text,
-    likeness_error text,
+    sample_voiceprint public.voiceprint,
+    likeness public.likeness,
+    likeness_threshold public.likeness_threshold,
+    likeness_source public.likeness_source,
+    likeness_error public.likeness_error,
     CONSTRAINT attempt_lease_complete CHECK (((lease_owner IS NULL) = (lease_expires_at IS NULL))),
-    CONSTRAINT attempt_preview_consistent CHECK (((preview_required AND ((preview_status)::text <> 'not_required'::text)) OR ((NOT preview_required) AND ((preview_status)::text = ANY (ARRAY['not_required'::text, 'completed'::text]))))),
-    CONSTRAINT voice_clone_attempts_last_error_message_check CHECK ((length(last_error_message) <= 500)),
-    CONSTRAINT voice_clone_attempts_likeness_check CHECK (((likeness >= ('-1'::integer)::double precision) AND (likeness <= (1)::double precision))),
-    CONSTRAINT voice_clone_attempts_likeness_error_check CHECK (((length(likeness_error) >= 1) AND (length(likeness_error) <= 60))),
-    CONSTRAINT voice_clone_attempts_likeness_source_check CHECK ((likeness_source = ANY (ARRAY['probe'::text, 'preview'::text, 'render'::text]))),
-    CONSTRAINT voice_clone_attempts_likeness_threshold_check CHECK (((likeness_threshold >= (0)::double precision) AND (likeness_threshold <= (1)::double precision))),
-    CONSTRAINT voice_clone_attempts_max_retries_check CHECK ((max_retries >= 0)),
-    CONSTRAINT voice_clone_attempts_retry_count_check CHECK ((retry_count >= 0)),
-    CONSTRAINT voice_clone_attempts_sample_voiceprint_check CHECK ((octet_length(sample_voiceprint) = 1024)),
-    CONSTRAINT voice_clone_attempts_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'processing'::text, 'verifying'::text, 'ready'::text, 'failed'::text, 'canceled'::text, 'superseded'::text])))
+    CONSTRAINT attempt_preview_consistent CHECK (((preview_required AND ((preview_status)::text <> 'not_required'::text)) OR ((NOT preview_required) AND ((preview_status)::text = ANY (ARRAY['not_required'::text, 'completed'::text])))))
 )
 WITH (fillfactor='80');
 
@@ -1686,10 +1803,9 @@ CREATE TABLE public.voice_clone_attempt_events (
     dimension public.attempt_event_dimension NOT NULL,
     from_state text,
     to_state text,
-    actor text NOT NULL,
+    actor public.attempt_actor NOT NULL,
     detail jsonb DEFAULT '{}'::jsonb NOT NULL,
-    at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT voice_clone_attempt_events_actor_check CHECK (((length(actor) >= 1) AND (length(actor) <= 200)))
+    at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -1827,17 +1943,15 @@ CREATE TABLE public.voice_provider_references (
     voice_id uuid NOT NULL,
     owner_id uuid NOT NULL,
     provider public.voice_provider NOT NULL,
-    provider_voice_id text NOT NULL,
+    provider_voice_id public.provider_voice_id NOT NULL,
     target_model text,
     attempt_id uuid,
     reason public.attempt_source NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     last_verified_at timestamp with time zone DEFAULT now() NOT NULL,
     gone_at timestamp with time zone,
-    gone_reason text,
-    CONSTRAINT voice_provider_reference_gone_complete CHECK (((gone_at IS NULL) = (gone_reason IS NULL))),
-    CONSTRAINT voice_provider_references_gone_reason_check CHECK ((gone_reason = ANY (ARRAY['voice_not_found'::text, 'model_retired'::text]))),
-    CONSTRAINT voice_provider_references_provider_voice_id_check CHECK (((length(provider_voice_id) >= 1) AND (length(provider_voice_id) <= 500)))
+    gone_reason public.provider_gone_reason,
+    CONSTRAINT voice_provider_reference_gone_complete CHECK (((gone_at IS NULL) = (gone_reason IS NULL)))
 );
 
 
@@ -1902,7 +2016,7 @@ CREATE TABLE public.voices (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     owner_id uuid DEFAULT auth.uid() NOT NULL,
     name text NOT NULL,
-    language text,
+    language public.language_tag,
     status public.voice_status DEFAULT 'draft'::text NOT NULL,
     tts_provider text,
     provider_voice_id text,
@@ -1915,7 +2029,6 @@ CREATE TABLE public.voices (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     deleted_at timestamp with time zone,
-    CONSTRAINT voices_language_check CHECK ((language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)),
     CONSTRAINT voices_name_check CHECK (((length(btrim(name)) >= 1) AND (length(btrim(name)) <= 200))),
     CONSTRAINT voices_tts_provider_check CHECK ((tts_provider = ANY (ARRAY['local'::text, 'qwen'::text, 'elevenlabs'::text, 'cartesia'::text, 'selfhosted'::text])))
 )
@@ -2092,11 +2205,9 @@ CREATE TABLE voicegate.service_object_writes (
     id bigint NOT NULL,
     bucket_id text NOT NULL,
     name text NOT NULL,
-    sha256 text NOT NULL,
-    size_bytes bigint NOT NULL,
-    started_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT service_object_writes_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT service_object_writes_size_bytes_check CHECK ((size_bytes >= 0))
+    sha256 voicegate.sha256_hex NOT NULL,
+    size_bytes voicegate.byte_count NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -2230,6 +2341,20 @@ ALTER TABLE ONLY pgmq.q_webhook_delivery
     ADD CONSTRAINT q_webhook_delivery_pkey PRIMARY KEY (msg_id);
 
 --
+-- Name: attempt_actor attempt_actor_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.attempt_actor
+    ADD CONSTRAINT attempt_actor_check CHECK (((length(VALUE) >= 1) AND (length(VALUE) <= 200))) NOT VALID;
+
+--
+-- Name: attempt_error_message attempt_error_message_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.attempt_error_message
+    ADD CONSTRAINT attempt_error_message_check CHECK ((length(VALUE) <= 500)) NOT VALID;
+
+--
 -- Name: attempt_event_dimension attempt_event_dimension_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
 --
 
@@ -2258,6 +2383,62 @@ ALTER DOMAIN public.attempt_source
     ADD CONSTRAINT attempt_source_check CHECK ((VALUE = ANY (ARRAY['sample_upload'::text, 'custom_voice_id'::text, 'legacy_outbox'::text, 'conversation_audio'::text, 'provider_migration'::text, 'provider_churn'::text]))) NOT VALID;
 
 --
+-- Name: attempt_status attempt_status_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.attempt_status
+    ADD CONSTRAINT attempt_status_check CHECK ((VALUE = ANY (ARRAY['queued'::text, 'processing'::text, 'verifying'::text, 'ready'::text, 'failed'::text, 'canceled'::text, 'superseded'::text]))) NOT VALID;
+
+--
+-- Name: language_tag language_tag_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.language_tag
+    ADD CONSTRAINT language_tag_check CHECK ((VALUE ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)) NOT VALID;
+
+--
+-- Name: likeness likeness_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.likeness
+    ADD CONSTRAINT likeness_check CHECK (((VALUE >= ('-1'::integer)::double precision) AND (VALUE <= (1)::double precision))) NOT VALID;
+
+--
+-- Name: likeness_error likeness_error_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.likeness_error
+    ADD CONSTRAINT likeness_error_check CHECK (((length(VALUE) >= 1) AND (length(VALUE) <= 60))) NOT VALID;
+
+--
+-- Name: likeness_source likeness_source_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.likeness_source
+    ADD CONSTRAINT likeness_source_check CHECK ((VALUE = ANY (ARRAY['probe'::text, 'preview'::text, 'render'::text]))) NOT VALID;
+
+--
+-- Name: likeness_threshold likeness_threshold_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.likeness_threshold
+    ADD CONSTRAINT likeness_threshold_check CHECK (((VALUE >= (0)::double precision) AND (VALUE <= (1)::double precision))) NOT VALID;
+
+--
+-- Name: provider_gone_reason provider_gone_reason_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.provider_gone_reason
+    ADD CONSTRAINT provider_gone_reason_check CHECK ((VALUE = ANY (ARRAY['voice_not_found'::text, 'model_retired'::text]))) NOT VALID;
+
+--
+-- Name: provider_voice_id provider_voice_id_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.provider_voice_id
+    ADD CONSTRAINT provider_voice_id_check CHECK (((length(VALUE) >= 1) AND (length(VALUE) <= 500))) NOT VALID;
+
+--
 -- Name: reflection_sessions reflection_sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: voicegate_migrator
 --
 
@@ -2270,6 +2451,13 @@ ALTER TABLE ONLY public.reflection_sessions
 
 ALTER TABLE ONLY public.reflections
     ADD CONSTRAINT reflections_pkey PRIMARY KEY (id);
+
+--
+-- Name: retry_count retry_count_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.retry_count
+    ADD CONSTRAINT retry_count_check CHECK ((VALUE >= 0)) NOT VALID;
 
 --
 -- Name: speech_streams speech_streams_pkey; Type: CONSTRAINT; Schema: public; Owner: voicegate_migrator
@@ -2370,6 +2558,13 @@ ALTER DOMAIN public.voice_status
     ADD CONSTRAINT voice_status_check CHECK ((VALUE = ANY (ARRAY['draft'::text, 'cloning'::text, 'ready'::text, 'failed'::text]))) NOT VALID;
 
 --
+-- Name: voiceprint voiceprint_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN public.voiceprint
+    ADD CONSTRAINT voiceprint_check CHECK ((octet_length(VALUE) = 1024)) NOT VALID;
+
+--
 -- Name: voices voices_pkey; Type: CONSTRAINT; Schema: public; Owner: voicegate_migrator
 --
 
@@ -2396,6 +2591,13 @@ ALTER TABLE ONLY voicegate.attempt_moves
 
 ALTER TABLE ONLY voicegate.audit_events
     ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: byte_count byte_count_check; Type: CHECK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN voicegate.byte_count
+    ADD CONSTRAINT byte_count_check CHECK ((VALUE >= 0)) NOT VALID;
 
 --
 -- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
@@ -2459,6 +2661,13 @@ ALTER TABLE ONLY voicegate.service_object_writes
 
 ALTER TABLE ONLY voicegate.service_written_objects
     ADD CONSTRAINT service_written_objects_pkey PRIMARY KEY (bucket_id, name);
+
+--
+-- Name: sha256_hex sha256_hex_check; Type: CHECK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER DOMAIN voicegate.sha256_hex
+    ADD CONSTRAINT sha256_hex_check CHECK ((VALUE ~ '^[0-9a-f]{64}$'::text)) NOT VALID;
 
 --
 -- Name: webhook_secrets webhook_secrets_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
@@ -2609,7 +2818,7 @@ CREATE UNIQUE INDEX voice_clone_attempts_one_active_uidx ON public.voice_clone_a
 -- Name: voice_clone_attempts_open_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
 --
 
-CREATE INDEX voice_clone_attempts_open_idx ON public.voice_clone_attempts USING btree (status, lease_expires_at) WHERE (status = ANY (ARRAY['queued'::text, 'processing'::text, 'verifying'::text]));
+CREATE INDEX voice_clone_attempts_open_idx ON public.voice_clone_attempts USING btree (status, lease_expires_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'processing'::text, 'verifying'::text]));
 
 --
 -- Name: voice_clone_attempts_owner_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
@@ -2795,7 +3004,7 @@ CREATE TRIGGER voice_clone_attempts_forget_events AFTER DELETE ON public.voice_c
 -- Name: voice_clone_attempts voice_clone_attempts_settled; Type: TRIGGER; Schema: public; Owner: voicegate_migrator
 --
 
-CREATE TRIGGER voice_clone_attempts_settled AFTER UPDATE OF status ON public.voice_clone_attempts FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) AND (new.status = ANY (ARRAY['ready'::text, 'failed'::text, 'canceled'::text, 'superseded'::text])))) EXECUTE FUNCTION voicegate.attempt_settled();
+CREATE TRIGGER voice_clone_attempts_settled AFTER UPDATE OF status ON public.voice_clone_attempts FOR EACH ROW WHEN ((((old.status)::text IS DISTINCT FROM (new.status)::text) AND ((new.status)::text = ANY (ARRAY['ready'::text, 'failed'::text, 'canceled'::text, 'superseded'::text])))) EXECUTE FUNCTION voicegate.attempt_settled();
 
 --
 -- Name: voice_clone_outbox voice_clone_outbox_accept; Type: TRIGGER; Schema: public; Owner: voicegate_migrator
