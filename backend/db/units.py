@@ -1,5 +1,9 @@
 """Units of database work, and the two kinds of transaction voicegate runs.
 
+A process's `Database` is the one way to them outside `backend/db/`: the composition root opens each pool behind
+one, and a use case is given the `Database` (its methods are the units) or the `Connection` of its caller's unit,
+never the pool (`tests/unit/test_layers.py` holds every other module to that).
+
 User-facing work runs as `authenticated` with the caller's JWT claims, exactly as PostgREST does, so
 RLS decides what a request sees. Service work (consumers, internal routes, scripts) runs as
 `service_role`. Either way, a database that cannot be reached becomes `DatabaseUnavailable` (a 503),
@@ -319,55 +323,17 @@ class Database:
         return idle + unopened - stats.get("requests_waiting", 0)
 
 
-def database_work(pool: Pool, budget: float | None = None) -> AbstractAsyncContextManager[PooledConnection]:
-    """`Database.work` on `pool`."""
-    return Database(pool).work(budget)
-
-
-def service_transaction(pool: Pool, *, budget: float | None = None) -> AbstractAsyncContextManager[Connection]:
-    """`Database.service_transaction` on `pool`."""
-    return Database(pool).service_transaction(budget=budget)
-
-
-def service_statement(pool: Pool, *, budget: float | None = None) -> AbstractAsyncContextManager[Connection]:
-    """`Database.service_statement` on `pool`."""
-    return Database(pool).service_statement(budget=budget)
-
-
-def service_pipeline(pool: Pool, *, budget: float | None = None) -> AbstractAsyncContextManager[Connection]:
-    """`Database.service_pipeline` on `pool`."""
-    return Database(pool).service_pipeline(budget=budget)
-
-
-def user_transaction(pool: Pool, claims: Mapping[str, Any]) -> AbstractAsyncContextManager[Connection]:
-    """`Database.user_transaction` on `pool`."""
-    return Database(pool).user_transaction(claims)
-
-
-def user_statement(pool: Pool, claims: Mapping[str, Any]) -> AbstractAsyncContextManager[Connection]:
-    """`Database.user_statement` on `pool`."""
-    return Database(pool).user_statement(claims)
-
-
-async def ping(pool: Pool) -> None:
-    """`Database.ping` on `pool`."""
-    await Database(pool).ping()
-
-
-TransactionSource = Connection | Database | Pool | Callable[[], AbstractAsyncContextManager[Connection]]
-"""Where batch work takes one transaction per item from: a pool (service transactions), a connection
+TransactionSource = Connection | Database | Callable[[], AbstractAsyncContextManager[Connection]]
+"""Where batch work takes one transaction per item from: a `Database` (service transactions), a connection
 that already acts as the service, or a factory of transactions (an operator script's, which set the
 role and a lock timeout)."""
 
 
 @asynccontextmanager
 async def transaction_from(source: TransactionSource) -> AsyncIterator[Connection]:
-    """A service transaction from a pool; a transaction (a savepoint if one is open) on a connection
+    """A service transaction from a `Database`; a transaction (a savepoint if one is open) on a connection
     that already acts as the service; or whatever transaction a factory opens."""
-    if isinstance(source, Pool):
-        async with Database(source).service_transaction() as conn:
-            yield conn
-    elif isinstance(source, Database):
+    if isinstance(source, Database):
         async with source.service_transaction() as conn:
             yield conn
     elif isinstance(source, psycopg.AsyncConnection):
