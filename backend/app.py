@@ -173,12 +173,12 @@ def _embedded_handlers(settings: Settings, parts: RouteParts) -> list[Any]:
 
 
 def _storage_router(settings: Settings, parts: RouteParts) -> Router:
-    """`/storage/v1` over the stand-in's pool, with its objects under the data directory."""
+    """`/storage/v1` over the stand-in's database, with its objects under the data directory."""
     from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
 
-    if parts.storage_pool is None:
-        raise ValueError("the Storage stand-in's routes need its pool (route_parts(..., serves_storage=True))")
-    return api_storage_router(parts.storage_pool, parts.verifier, _jwt_secret(settings), settings.data_dir / "storage")
+    if parts.storage_db is None:
+        raise ValueError("the Storage stand-in's routes need its database (route_parts(..., serves_storage=True))")
+    return api_storage_router(parts.storage_db, parts.verifier, _jwt_secret(settings), settings.data_dir / "storage")
 
 
 def _jwt_secret(settings: Settings) -> Secret:

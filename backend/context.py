@@ -1,4 +1,4 @@
-"""What the worker steps need (pool, Storage, provider adapters, the C2PA signer, the webhook sender,
+"""What the worker steps need (the database, Storage, provider adapters, the C2PA signer, the webhook sender,
 timings), built once per process (API or worker) by `backend.compose` and passed down; and the `Outcome`
 every step answers with."""
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from backend.cpu import CpuExecutor
-from backend.db.pool import Pool
+from backend.db.units import Database
 from backend.providers.registry import ProviderSet
 from backend.standard_webhooks.sender import WebhookSender
 from backend.storage.client import ObjectStorage
@@ -30,10 +30,10 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(frozen=True)
 class Lifecycle:
-    """The pool (service work), Storage, provider adapters, the signer of synthesized audio, the CPU executor,
+    """The database (service work), Storage, provider adapters, the signer of synthesized audio, the CPU executor,
     the webhook sender and the timing rules of the workers."""
 
-    pool: Pool
+    db: Database
     storage: ObjectStorage
     providers: ProviderSet
     #: Whether providers can fetch our signed Storage URLs (false when Storage is on loopback).

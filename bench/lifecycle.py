@@ -75,7 +75,7 @@ from backend.db.execute import fetch_one, fetch_optional  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool, create_worker_pool  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
-from backend.db.units import service_pipeline, service_statement, service_transaction  # noqa: E402
+from backend.db.units import Database  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
@@ -295,11 +295,12 @@ async def run_consumers_until(
     costs next to nothing)."""
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
-    async with service_transaction(pool) as conn:  # as a worker's first maintenance sweep
+    database = Database(pool)
+    async with database.service_transaction() as conn:  # as a worker's first maintenance sweep
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
     async with create_http_client() as http, CpuExecutor(settings.cpu_workers) as cpu:
         signer = ProvenanceSigner.from_settings(settings)
-        ctx = build_lifecycle(settings, pool, ManifestsInMemory(), http, signer, cpu=cpu)  # type: ignore[arg-type]
+        ctx = build_lifecycle(settings, database, ManifestsInMemory(), http, signer, cpu=cpu)  # type: ignore[arg-type]
         consumers = build_consumers(settings, ctx, listen_dsn=dsn if listen else None, worker_id=worker_id)
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(c.run(stopping)) for c in consumers]
@@ -519,23 +520,24 @@ async def units_lifecycle(
     voice, _, announce, confirm = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
+    database = Database(pool)
 
     async def work(n: int) -> None:
         worker = f"units-{n}"
 
         async def read(done: list[int]) -> list[dict[str, Any]]:
-            async with service_pipeline(pool) as conn:
+            async with database.service_pipeline() as conn:
                 return await archive_and_lease(conn, done, worker, batch)
 
         async def handle(leased: AttemptRow, handed: dict[str, Any]) -> None:
-            async with service_statement(pool) as conn:
+            async with database.service_statement() as conn:
                 found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
             judged = bare_probe(handed)
-            async with service_pipeline(pool) as conn:
+            async with database.service_pipeline() as conn:
                 current = await bare_complete_and_read(conn, leased, found, worker, judged)
-            async with service_statement(pool) as conn:
+            async with database.service_statement() as conn:
                 write = await fetch_one(conn, announce, _manifest_record(leased))
-            async with service_statement(pool) as conn:
+            async with database.service_statement() as conn:
                 await fetch_one(conn, confirm, _confirmation(leased, current, write))
 
         await _drain(read, handle)
@@ -561,7 +563,7 @@ async def pickup_latencies(dsn: str, settings: Settings, count: int, *, listen: 
         return None
 
     config = ConsumerConfig(queue="voice_synthesis", poll_interval=settings.queue_poll_interval)
-    consumer = QueueConsumer(pool, config, handler, listen_dsn=dsn if listen else None)
+    consumer = QueueConsumer(Database(pool), config, handler, listen_dsn=dsn if listen else None)
     stopping = asyncio.Event()
     task = asyncio.create_task(consumer.run(stopping))
     if listen:

@@ -26,7 +26,8 @@ new call; the in-process Storage stand-in, Supabase's Storage in production, is 
   `--modules`, which function opened each);
 - attempt loads: calls of the attempts' `load`; statements: `AsyncCursor.execute` calls.
 
-The same script runs on an older tree (it finds the step and `load` where either layout keeps them):
+The same script runs on an older tree (it finds the step, `load` and the units of work where either layout keeps
+them):
 
     python bench/trace_clone.py [--modules]
 """
@@ -43,7 +44,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, FrameType
@@ -61,7 +62,6 @@ from backend.context import Lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402
 from backend.db.pool import create_pool  # noqa: E402
-from backend.db.units import service_pipeline, service_statement, service_transaction, user_transaction  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.embedded.storage.in_process import standalone_storage  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
@@ -85,6 +85,25 @@ def first_of(*paths: str) -> Any:
         except (ImportError, AttributeError):
             continue
     raise LookupError(f"none of {paths}")
+
+
+#: The units of work that open a transaction: methods of `backend.db.units.Database`, or (before issue 48) functions
+#: of the module that take the pool.
+UNITS = ("service_transaction", "service_statement", "service_pipeline", "user_transaction")
+
+
+def database_of(pool: Any) -> Any:
+    """What the tree's lifecycle holds for the database: a `Database` over `pool`, or (before issue 48) `pool`."""
+    database = getattr(importlib.import_module("backend.db.units"), "Database", None)
+    return pool if database is None else database(pool)
+
+
+def service_transaction_of(ctx: Lifecycle) -> AbstractAsyncContextManager[Any]:
+    """A service transaction on the lifecycle's database, in either layout (before issue 48, `ctx.pool`)."""
+    database = getattr(ctx, "db", None)
+    if database is None:
+        return importlib.import_module("backend.db.units").service_transaction(ctx.pool)
+    return database.service_transaction()
 
 
 def code_of(function: Any) -> CodeType:
@@ -183,7 +202,9 @@ async def lifecycle(dsn: str, data_dir: Path, provider_url: str) -> AsyncIterato
         httpx.AsyncClient() as http,
         CpuExecutor(1) as cpu,
     ):
-        ctx = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
+        ctx = build_lifecycle(
+            settings, database_of(pool), storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu
+        )
         yield ctx
         await ctx.aclose()
     await pool.close()
@@ -236,7 +257,8 @@ async def trace(dsn: str, data_dir: Path, show_modules: bool) -> None:
     )
     load = first_of("backend.records.attempts:load", "backend.attempts.service:load")
     read_and_lease = first_of("backend.records.attempts:read_and_lease", "backend.attempts.service:read_and_lease")
-    opened = frozenset(code_of(f) for f in (service_transaction, service_statement, service_pipeline, user_transaction))
+    units = importlib.import_module("backend.db.units")
+    opened = frozenset(code_of(getattr(getattr(units, "Database", units), name)) for name in UNITS)
     fake = SelfhostedFake("registry")
     with serve(fake) as url, psycopg.connect(dsn, autocommit=True) as db:
         async with lifecycle(dsn, data_dir, url) as ctx:
@@ -253,7 +275,7 @@ async def trace(dsn: str, data_dir: Path, show_modules: bool) -> None:
                 preview_required=False,
                 provider_voice_id=DEAD,
             )
-            async with service_transaction(ctx.pool) as conn:
+            async with service_transaction_of(ctx) as conn:
                 [message] = await read_and_lease(
                     conn, "voice_clone_process", vt=30, qty=1, lease_owner="w", lease_seconds=60
                 )

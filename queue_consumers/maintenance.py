@@ -22,8 +22,7 @@ from backend.clone.manifest import settle_manifests
 from backend.clone.recovery import requeue_stale_attempts
 from backend.consents.purge import purge_expired_evidence
 from backend.context import Lifecycle
-from backend.db.pool import Pool
-from backend.db.units import TransactionSource, service_transaction
+from backend.db.units import Database, TransactionSource
 from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
@@ -48,12 +47,12 @@ class SweepReport(msgspec.Struct, frozen=True):
     manifests_settled: int = 0
 
 
-async def sweep(settings: Settings, pool: Pool, storage: ObjectStorage) -> SweepReport:
+async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> SweepReport:
     """One pass: say whether the project has a webhook endpoint, requeue attempts stuck past
     `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended and the evidence of as many
     spoken consents, remove up to `SWEEP_LIMIT` orphans past their grace period, settle up to `SWEEP_LIMIT`
     voice manifests left half done, and report dead letters."""
-    source = functools.partial(service_transaction, pool, budget=SWEEP_BUDGET)
+    source = functools.partial(db.service_transaction, budget=SWEEP_BUDGET)
     async with source() as conn:
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
         touched = await requeue_stale_attempts(
@@ -70,7 +69,7 @@ async def sweep(settings: Settings, pool: Pool, storage: ObjectStorage) -> Sweep
     failed = [sample for sample in expired.samples if sample.outcome == "error"]
     evidence = await purge_expired_evidence(source, storage, limit=SWEEP_LIMIT, actor="maintenance")
     orphans_removed = await _sweep_orphans(settings, source, storage)
-    settled = await settle_manifests(pool, storage, limit=SWEEP_LIMIT)
+    settled = await settle_manifests(db, storage, limit=SWEEP_LIMIT)
     if touched:
         log.warning("maintenance: requeued or failed %d stale attempt(s)", len(touched))
     if purged:
@@ -132,7 +131,7 @@ async def run_maintenance(settings: Settings, ctx: Lifecycle, stopping: asyncio.
     and tried again next time (the database may be briefly away)."""
     while not stopping.is_set():
         try:
-            await sweep(settings, ctx.pool, ctx.storage)
+            await sweep(settings, ctx.db, ctx.storage)
         except (DatabaseUnavailable, StorageUnavailable):
             pass  # logged as an outage where it was detected; the next sweep tries again
         except Exception:

@@ -63,8 +63,7 @@ from prometheus_client import Counter
 from backend import queues
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.pool import Pool
-from backend.db.units import service_pipeline, service_statement, service_transaction, translate_db_errors
+from backend.db.units import Database, translate_db_errors
 from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests, WorkFailed
 from backend.failpoints import failpoint
 from backend.leases import Beat
@@ -196,7 +195,7 @@ class QueueConsumer:
 
     def __init__(
         self,
-        pool: Pool,
+        db: Database,
         config: ConsumerConfig,
         handler: Handler,
         *,
@@ -205,7 +204,7 @@ class QueueConsumer:
         reader: Reader | None = None,
         gate: Gate | None = None,
     ) -> None:
-        self.pool = pool
+        self.db = db
         self.config = config
         self.handler = handler
         self.listen_dsn = listen_dsn
@@ -277,7 +276,7 @@ class QueueConsumer:
                         await self._woken(stop_wait, left)
                         continue
                 gather_until = None
-                wanted = max(0, min(cfg.batch_size, free, _spare_connections(self.pool)))
+                wanted = max(0, min(cfg.batch_size, free, self.db.spare_connections()))
                 if wanted > 0 and self.gate is not None and not await self.gate.open():
                     wanted = 0  # what was handled is still archived; nothing new is taken
                 got = await self._read_and_start(wanted) if wanted > 0 or self._done or self._stranded else 0
@@ -324,7 +323,7 @@ class QueueConsumer:
         try:
             # One round trip and one implicit transaction, no BEGIN or COMMIT: the archive needs no answer, nor
             # the hand-back unless it must tell whether a read whose commit went unanswered happened.
-            async with service_pipeline(self.pool) as conn:
+            async with self.db.service_pipeline() as conn:
                 if done:
                     await queues.archive_many(conn, self.config.queue, done)
                 if stranded:
@@ -482,7 +481,7 @@ class QueueConsumer:
             "bound_seconds": cfg.storage_wait_seconds,
         }
         try:
-            async with service_transaction(self.pool) as conn:
+            async with self.db.service_transaction() as conn:
                 await self._send(conn, message, _HANDED_BACK_SECONDS, StorageWait(since, reported=True))
                 subject = f"{cfg.queue}/{message.msg_id}"
                 await record_audit(conn, "worker", STORAGE_WAIT_AUDIT, "queue_message", subject, detail=detail)
@@ -519,7 +518,7 @@ class QueueConsumer:
         transaction: the wait counts as no delivery, whoever reads it next. `wait`: its wait for Storage
         so far; without one, a wait it had is over (this delivery got past Storage)."""
         try:
-            async with service_transaction(self.pool) as conn:
+            async with self.db.service_transaction() as conn:
                 await self._send(conn, message, delay, wait)
         except _WAITED as exc:
             self._waits(message, exc)  # handlers are safe to repeat
@@ -530,7 +529,7 @@ class QueueConsumer:
         """Extend a held message's invisibility; the seconds until the next extension (sooner after a failure:
         the message must not reappear while held)."""
         try:
-            async with service_statement(self.pool) as conn:
+            async with self.db.service_statement() as conn:
                 await queues.set_vt(conn, self.config.queue, msg_id, self.config.visibility_seconds)
         except _WAITED:
             return min(self._extend_every, _EXTEND_RETRY_SECONDS)
@@ -548,7 +547,7 @@ class QueueConsumer:
         delay = math.ceil(random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not security
         queue = self.config.queue
         try:
-            async with service_transaction(self.pool) as conn:
+            async with self.db.service_transaction() as conn:
                 await queues.set_vt(conn, queue, message.msg_id, delay)
                 await queues.record_error(conn, queue, message.msg_id, message.read_ct, error)
         except _WAITED as exc:
@@ -562,7 +561,7 @@ class QueueConsumer:
 
     async def _dead_letter(self, message: Message, error: str) -> None:
         try:
-            async with service_transaction(self.pool) as conn:
+            async with self.db.service_transaction() as conn:
                 recorded = await queues.take_error(conn, self.config.queue, message.msg_id)
                 reason = recorded if recorded and error.startswith("delivered too often") else error
                 storage = reason.startswith(f"{STORAGE_UNAVAILABLE}:")
@@ -623,12 +622,3 @@ class QueueConsumer:
 def _after_code(error: str) -> str:
     """A recorded `code: message` error's message."""
     return error.partition(": ")[2] or error
-
-
-def _spare_connections(pool: Pool) -> int:
-    """Connections `pool` could hand out now without anyone waiting: its idle ones and those it may still
-    open, less the units already waiting for one."""
-    stats = pool.get_stats()
-    idle = stats.get("pool_available", 0)
-    unopened = pool.max_size - stats.get("pool_size", 0)
-    return idle + unopened - stats.get("requests_waiting", 0)

@@ -82,7 +82,7 @@ def build_consumers(
     storage = Gate(STORAGE, functools.partial(answers, ctx.storage, STORAGE_PROBE_WITHIN), STORAGE_PROBE_EVERY)
     return [
         QueueConsumer(
-            ctx.pool,
+            ctx.db,
             config(route),
             route.handler,
             listen_dsn=listen_dsn,

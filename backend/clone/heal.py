@@ -13,7 +13,6 @@ from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import ModelRetiredError, PermanentProviderError
 
@@ -40,7 +39,7 @@ async def heal_job(
     wake-up be lost. A job that already healed once, or a voice with no sample left, fails with a clear
     code."""
     reason = "model_retired" if isinstance(lost, ModelRetiredError) else "voice_not_found"
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         job = await fetch_optional(conn, _Q["lock_job"], {"id": job_id, "owner": lease_owner})
         if job is None:
             return Outcome(status="stale")

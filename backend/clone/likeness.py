@@ -36,7 +36,6 @@ from backend.context import Lifecycle
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import service_statement, service_transaction
 from backend.errors import VoiceprintUnavailable
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import ProviderError
@@ -179,7 +178,7 @@ async def probe(ctx: Lifecycle, attempt: AttemptRow, inputs: ProbeInputs | None 
     if voice is None:
         return None
     if inputs is None:
-        async with service_statement(ctx.pool) as conn:
+        async with ctx.db.service_statement() as conn:
             row = await fetch_optional(conn, _Q["sample_print"], {"attempt_id": attempt.id})
         inputs = ProbeInputs(None, None) if row is None else ProbeInputs(row["language"], row["sample_voiceprint"])
     text = probe_text(inputs.language)
@@ -216,7 +215,7 @@ async def judge_render(
     """Judge the attempt that made `voice` (the voice's current provider voice) on `audio`, a preview or render
     it spoke, unless it was judged already: with VOICEGATE_LIKENESS_PROBE=off, or a voice in a language without
     a probe sentence."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         params = {"voice_id": voice_id, "provider": voice.provider, "provider_voice_id": voice.voice_id}
         found = await fetch_optional(conn, _Q["unjudged_for_render"], params)
     if found is None:
@@ -228,7 +227,7 @@ async def judge_render(
     else:
         verdict = await _judge(ctx, judged, Voiceprint.from_bytes(data), audio, source)
     params = {"attempt_id": judged.attempt_id, "provider_voice_id": judged.provider_voice_id, **verdict}
-    async with service_statement(ctx.pool) as conn:
+    async with ctx.db.service_statement() as conn:
         await fetch_optional(conn, _Q["record_likeness"], params)
 
 

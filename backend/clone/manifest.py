@@ -43,9 +43,8 @@ import msgspec
 
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_statement
+from backend.db.units import Database
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.storage.digest import Digest
@@ -89,7 +88,7 @@ def manifest_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
 
 
 async def write_manifest(
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     *,
     voice_id: uuid.UUID,
@@ -102,32 +101,32 @@ async def write_manifest(
     manifest is another's to write), or when it no longer has a manifest by the time this ends (what this
     wrote is removed). `read`: the voice as `read_voice` read it in a committed transaction since the change
     that calls for this write (else it is read here)."""
-    voice = read if read is not None else await _read(pool, voice_id)
+    voice = read if read is not None else await _read(db, voice_id)
     if voice is None or voice["deleted_at"] is not None:
         return False
     if (voice["provider"], voice["provider_voice_id"]) != (provider, provider_voice_id):
         return False
-    return await _settle(pool, storage, manifest_path(voice["owner_id"], voice_id), voice)
+    return await _settle(db, storage, manifest_path(voice["owner_id"], voice_id), voice)
 
 
-async def remove_manifest(pool: Pool, storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
+async def remove_manifest(db: Database, storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
     """Remove the manifest of a voice whose deletion has committed, then its record. A manifest never written
     is no error; one Storage cannot remove now is removed by the sweep (its record names a deleted voice)."""
-    await _settle(pool, storage, manifest_path(owner_id, voice_id), await _read(pool, voice_id))
+    await _settle(db, storage, manifest_path(owner_id, voice_id), await _read(db, voice_id))
 
 
 async def settle_manifests(
-    pool: Pool, storage: ObjectStorage, *, lifetime: float = WRITE_LIFETIME_SECONDS, limit: int
+    db: Database, storage: ObjectStorage, *, lifetime: float = WRITE_LIFETIME_SECONDS, limit: int
 ) -> int:
     """Finish up to `limit` manifests left half done: those with a write announced more than `lifetime`
     seconds ago (its writer died or gave up) are made what their voice now is to have, and those of deleted
     voices are removed. How many were settled."""
     params = {"bucket": BUCKET, "lifetime": lifetime, "limit": limit}
-    async with service_statement(pool) as conn:
+    async with db.service_statement() as conn:
         unsettled = await fetch_all(conn, _Q["unsettled"], params)
     for row in unsettled:
         path = manifest_path(row["owner_id"], row["voice_id"])
-        await _settle(pool, storage, path, await _read(pool, row["voice_id"]), lifetime=lifetime)
+        await _settle(db, storage, path, await _read(db, row["voice_id"]), lifetime=lifetime)
     return len(unsettled)
 
 
@@ -136,8 +135,8 @@ async def read_voice(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any] | 
     return await fetch_optional(conn, _Q["read_voice"], {"voice_id": voice_id})
 
 
-async def _read(pool: Pool, voice_id: uuid.UUID) -> dict[str, Any] | None:
-    async with service_statement(pool) as conn:
+async def _read(db: Database, voice_id: uuid.UUID) -> dict[str, Any] | None:
+    async with db.service_statement() as conn:
         return await read_voice(conn, voice_id)
 
 
@@ -149,7 +148,7 @@ def _manifest_of(voice: dict[str, Any] | None) -> bytes | None:
 
 
 async def _settle(
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     path: str,
     voice: dict[str, Any] | None,
@@ -174,23 +173,23 @@ async def _settle(
         }
         if data is None:
             await storage.remove(BUCKET, [path])
-            if await _confirmed(pool, _Q["forget"], params):
+            if await _confirmed(db, _Q["forget"], params):
                 return False
         else:
             digest = Digest.of(data)
-            writes.append(await integrity.announce(pool, BUCKET, path, digest))
+            writes.append(await integrity.announce(db, BUCKET, path, digest))
             await storage.upload(BUCKET, path, data, "application/json", upsert=True)
-            if await _confirmed(pool, _Q["confirm"], params | {"sha256": digest.sha256, "size": digest.size}):
+            if await _confirmed(db, _Q["confirm"], params | {"sha256": digest.sha256, "size": digest.size}):
                 return True
         # The voice changed while Storage was called: this call may have landed over what the writer that
         # changed it wrote, so what the voice now is to have is this writer's to make too.
-        voice = None if voice_id is None else await _read(pool, voice_id)
+        voice = None if voice_id is None else await _read(db, voice_id)
     log.warning("the manifest at %s is left to the sweep: its voice kept changing", path)
     return False
 
 
-async def _confirmed(pool: Pool, query: LiteralString, params: dict[str, Any]) -> bool:
-    async with service_statement(pool) as conn:
+async def _confirmed(db: Database, query: LiteralString, params: dict[str, Any]) -> bool:
+    async with db.service_statement() as conn:
         row = await fetch_one(conn, query, params)
     confirmed: bool = row["confirmed"]
     return confirmed

@@ -19,7 +19,6 @@ from backend.clone import likeness
 from backend.clone.enrolled import enrolled_voice
 from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
-from backend.db.units import service_transaction
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, StaleVersion
 from backend.provenance import SynthesisClaim
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
@@ -40,7 +39,7 @@ def preview_path(owner_id: uuid.UUID, attempt_id: uuid.UUID) -> str:
 
 async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # noqa: PLR0911 - one per state
     """Generate the preview of an active, ready, synced attempt whose preview is still to be made."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         try:
             attempt, _ = await attempts.load(conn, attempt_id)
         except NotFound:
@@ -80,7 +79,7 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         return await _not_made(ctx, attempt_id, ProvenanceFailed.code, ProvenanceFailed().detail)
     path = preview_path(attempt.owner_id, attempt.id)
     try:
-        async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+        async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             ready = await attempts.transition(
                 conn,
                 attempt,
@@ -107,7 +106,7 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
 
 async def _not_made(ctx: Lifecycle, attempt_id: uuid.UUID, code: str, message: str) -> Outcome:
     """The preview could not be made: back to `pending`, with why."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         current, _ = await attempts.load(conn, attempt_id)
         failed = await attempts.transition(
             conn,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 
 from backend.auth.verify import UserClaims
-from backend.db.pool import Pool
-from backend.db.units import user_statement
+from backend.db.units import Database
 from backend.records import attempts
 from backend.records.attempts import Attempt
 
 
-async def get_attempt(pool: Pool, claims: UserClaims, attempt_id: uuid.UUID) -> Attempt:
+async def get_attempt(db: Database, claims: UserClaims, attempt_id: uuid.UUID) -> Attempt:
     """One of the caller's attempts, read under their RLS (NotFound for anyone else's)."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         return attempts.view(await attempts.get(conn, attempt_id))

@@ -32,7 +32,6 @@ from backend.audio.errors import AudioRejected
 from backend.clone import heal, likeness, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
-from backend.db.units import service_pipeline, service_statement, service_transaction
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice, SampleRef
@@ -175,7 +174,7 @@ class AttemptRun:
                 failpoint("after_claim")
                 return None
         lease = {"lease_owner": self.worker_id, "lease_seconds": self.ctx.lease_seconds}
-        async with service_transaction(self.ctx.pool) as conn:
+        async with self.ctx.db.service_transaction() as conn:
             try:
                 attempt, now = await attempts.load(conn, self.attempt_id)
             except NotFound:
@@ -298,7 +297,7 @@ class AttemptRun:
         # Verified, ready, synced and the preview asked for in one call: each move is still its own event,
         # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version. The
         # voice is read for its manifest in the same round trip and transaction, after the completion.
-        async with service_pipeline(self.ctx.pool) as conn:
+        async with self.ctx.db.service_pipeline() as conn:
             completed = await attempts.completing(
                 conn, attempt.id, self.actor, lease_owner=self.worker_id, changes=changes or None
             )
@@ -361,7 +360,7 @@ class AttemptRun:
         if attempt.provider_voice_id is None:
             return
         await manifest.write_manifest(
-            self.ctx.pool,
+            self.ctx.db,
             self.ctx.storage,
             voice_id=attempt.voice_id,
             provider=attempt.provider,
@@ -373,7 +372,7 @@ class AttemptRun:
         """A transient provider failure: back to `queued` with a backoff, or `failed` once the retries are
         spent (or the attempt was superseded meanwhile)."""
         safe = getattr(exc, "safe_message", "The voice provider is unavailable.")
-        async with service_transaction(self.ctx.pool) as conn:
+        async with self.ctx.db.service_transaction() as conn:
             # Read again: the backoff runs on the database's clock, and a supersede during the provider
             # call ends the attempt instead.
             self._attempt, now = await attempts.load(conn, self.attempt_id)
@@ -406,7 +405,7 @@ class AttemptRun:
         """Extend the lease every third of its length while the body (a provider call) runs."""
 
         async def extend() -> None:
-            async with service_statement(self.ctx.pool) as conn:
+            async with self.ctx.db.service_statement() as conn:
                 await attempts.extend_lease(conn, self.attempt_id, self.worker_id, self.ctx.lease_seconds)
 
         return leases.kept(extend, self.ctx.lease_seconds / 3, f"attempt {self.attempt_id}")
@@ -423,10 +422,10 @@ class AttemptRun:
         workers out but not a supersede or a cancel, which move the attempt (a new version): when one came
         in between, `body` runs once more on the attempt as committed now, fenced as before."""
         try:
-            async with service_transaction(self.ctx.pool) as conn:
+            async with self.ctx.db.service_transaction() as conn:
                 return await body(conn)
         except StaleVersion:
-            async with service_transaction(self.ctx.pool) as conn:
+            async with self.ctx.db.service_transaction() as conn:
                 self._attempt, _ = await attempts.load(conn, self.attempt_id)
                 return await body(conn)
 
@@ -465,7 +464,7 @@ async def process_reflection_attempt(
 ) -> Outcome:
     """`process_attempt` for the internal route: 404 unless the attempt belongs to the reflection
     (`None` for an attempt made without one)."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         attempt, _ = await attempts.load(conn, attempt_id)
     if attempt.reflection_id != reflection_id:
         raise NotFound(f"attempt {attempt_id} not found")

@@ -2,7 +2,7 @@
 stand-in's own server (`voicegate storage`), each built under one `AsyncExitStack`.
 
 A Litestar app's route table is fixed when the app is built, and the Storage stand-in's routes are built over
-its pool and the token verifier; so those two are made with the app (`route_parts`: objects only, no
+its database and the token verifier; so those two are made with the app (`route_parts`: objects only, no
 connection made, no request sent) and the process enters them on its stack first thing."""
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 import httpx
 
 from backend.auth.verify import TokenVerifier
-from backend.compose.parts import enter_lifecycle, open_pool
+from backend.compose.parts import enter_lifecycle, open_database
 from backend.compose.worker import Consumers, start_consumers, worker_lifecycle
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.admission import Admission
-from backend.db.pool import Pool, create_pool
+from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.errors import StreamsLimited
 from backend.http.concurrency import UserConcurrency
 from backend.http.health import storage_readiness
@@ -38,24 +39,25 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RouteParts:
     """What a server's routes are built over: the token verifier (with its JWKS client) and, when the process
-    serves the Storage stand-in, the stand-in's own pool. Made with the app; opened and closed by the process."""
+    serves the Storage stand-in, the stand-in's own database (a pool of its own). Made with the app; opened and
+    closed by the process."""
 
     verifier: TokenVerifier
     jwks: httpx.AsyncClient
-    storage_pool: Pool | None
+    storage_db: Database | None
 
 
 def route_parts(settings: Settings, dsn: str, *, serves_storage: bool) -> RouteParts:
-    """The verifier and (with `serves_storage`) the Storage stand-in's pool, not yet opened. The stand-in runs on
-    a pool of its own: a burst of its requests cannot take the connections the API's requests need (nor those
-    of the requests that call it)."""
+    """The verifier and (with `serves_storage`) the Storage stand-in's database, its pool not yet opened. The
+    stand-in runs on a pool of its own: a burst of its requests cannot take the connections the API's requests
+    need (nor those of the requests that call it)."""
     if settings.auth is None:
         raise ValueError("a server needs settings with auth (backend.settings.with_auth)")
     jwks = httpx.AsyncClient(
         timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
     )
-    storage_pool = create_pool(dsn, settings.pool_limits) if serves_storage else None
-    return RouteParts(TokenVerifier(settings.auth, jwks), jwks, storage_pool)
+    storage_db = Database(create_pool(dsn, settings.pool_limits)) if serves_storage else None
+    return RouteParts(TokenVerifier(settings.auth, jwks), jwks, storage_db)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class ApiProcess:
 
     settings: Settings
     admissions: Admissions
-    pool: Pool
+    db: Database
     verifier: TokenVerifier
     storage: SupabaseObjectStorage
     storage_probe: StorageProbe
@@ -116,20 +118,20 @@ async def api_process(
         stack.callback(signer.close)
         stack.push_async_callback(parts.jwks.aclose)
         # wait=False: the API starts (and answers /readyz with 503) even while the database is down.
-        pool = await open_pool(stack, create_pool(dsn, settings.pool_limits), wait=False)
-        admissions = Admissions(_admission(stack, pool, "api"))
-        if parts.storage_pool is not None:
+        db = await open_database(stack, create_pool(dsn, settings.pool_limits), wait=False)
+        admissions = Admissions(_admission(stack, db, "api"))
+        if parts.storage_db is not None:
             from backend.embedded.storage.routes import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
 
-            storage_pool = await open_pool(stack, parts.storage_pool, wait=False)
-            admissions = Admissions(admissions.main, _admission(stack, storage_pool, "storage"), STORAGE_PATH)
+            storage_db = await open_database(stack, parts.storage_db.pool, wait=False)
+            admissions = Admissions(admissions.main, _admission(stack, storage_db, "storage"), STORAGE_PATH)
         storage = await stack.enter_async_context(storage_client())
         provider_http = await stack.enter_async_context(create_http_client())
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between
         # users holds only if every CPU-bound call of theirs waits in the same queue.
         cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_workers))
-        lifecycle = enter_lifecycle(stack, settings, pool, storage, provider_http, signer=signer, cpu=cpu)
-        idempotency_keys = IdempotencyKeys(pool)
+        lifecycle = enter_lifecycle(stack, settings, db, storage, provider_http, signer=signer, cpu=cpu)
+        idempotency_keys = IdempotencyKeys(db)
         stack.push_async_callback(idempotency_keys.aclose)
         if consumers is not None:
             worker = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
@@ -137,7 +139,7 @@ async def api_process(
         yield ApiProcess(
             settings=settings,
             admissions=admissions,
-            pool=pool,
+            db=db,
             verifier=parts.verifier,
             storage=storage,
             storage_probe=storage_readiness(storage),
@@ -153,16 +155,16 @@ async def api_process(
 async def storage_server(parts: RouteParts) -> AsyncIterator[Admissions]:
     """The Storage stand-in's own server, owning `parts` (made with `serves_storage`): its pool opened without
     waiting (the server starts while the database is down); answers the admission its requests are under."""
-    if parts.storage_pool is None:
-        raise ValueError("the Storage stand-in's server needs its pool (route_parts(..., serves_storage=True))")
+    if parts.storage_db is None:
+        raise ValueError("the Storage stand-in's server needs its database (route_parts(..., serves_storage=True))")
     async with AsyncExitStack() as stack:
         stack.push_async_callback(parts.jwks.aclose)
-        pool = await open_pool(stack, parts.storage_pool, wait=False)
-        yield Admissions(_admission(stack, pool, "storage"))
+        db = await open_database(stack, parts.storage_db.pool, wait=False)
+        yield Admissions(_admission(stack, db, "storage"))
 
 
-def _admission(stack: AsyncExitStack, pool: Pool, kind: str) -> Admission:
-    """The door of `pool`'s requests, its refusals counted under `kind`; closed with `stack`."""
-    admission = Admission(pool, on_refusal=REFUSED.labels(kind).inc)
+def _admission(stack: AsyncExitStack, db: Database, kind: str) -> Admission:
+    """The door of `db`'s requests, its refusals counted under `kind`; closed with `stack`."""
+    admission = Admission(db, on_refusal=REFUSED.labels(kind).inc)
     stack.push_async_callback(admission.aclose)
     return admission

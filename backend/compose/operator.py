@@ -38,16 +38,16 @@ class OperatorRun:
         HTTP client and one CPU thread (the scripts look voices up and never render)."""
         # The provider set imports every adapter (the local engine's models too): only the scripts that use it
         # pay for that.
-        from backend.compose.parts import build_providers, open_pool  # noqa: PLC0415
+        from backend.compose.parts import build_providers, open_database  # noqa: PLC0415
 
         if self._providers is None:
             limits = msgspec.structs.replace(self.settings.pool_limits, min_size=1, max_size=2)
-            pool = await open_pool(self._stack, create_pool(self.dsn, limits), wait=True)
+            db = await open_database(self._stack, create_pool(self.dsn, limits), wait=True)
             http = await self._stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False, verify=verifying_context())
             )
             cpu = await self._stack.enter_async_context(CpuExecutor(1))
-            self._providers = build_providers(self.settings, pool, http, cpu=cpu)
+            self._providers = build_providers(self.settings, db, http, cpu=cpu)
         return self._providers
 
     async def local_storage(self, root: Path) -> ObjectStorage:

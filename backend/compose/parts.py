@@ -1,7 +1,7 @@
-"""What every process is built from: its pools, the provider set and the lifecycle context the use cases are
-handed, for the API, the worker and the operator scripts alike. A builder that opens something takes the
-process's `AsyncExitStack` and enters what it opens there as it opens it; one that only assembles says what
-stays its caller's."""
+"""What every process is built from: its pools (each behind the `Database` its use cases are given), the provider
+set and the lifecycle context the use cases are handed, for the API, the worker and the operator scripts alike. A
+builder that opens something takes the process's `AsyncExitStack` and enters what it opens there as it opens it; one
+that only assembles says what stays its caller's."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import httpx
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool
+from backend.db.units import Database
 from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.registry import ProviderSet
 from backend.providers.selfhosted_store import PostgresReferenceStore
@@ -26,21 +27,23 @@ if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
 
 
-def build_providers(settings: Settings, pool: Pool, http_client: httpx.AsyncClient, *, cpu: CpuExecutor) -> ProviderSet:
+def build_providers(
+    settings: Settings, db: Database, http_client: httpx.AsyncClient, *, cpu: CpuExecutor
+) -> ProviderSet:
     """The provider adapters over `http_client` and `cpu` (both the caller's): local voices and inline
-    self-hosted references live in the database behind `pool`, shared by every process."""
+    self-hosted references live in `db`, shared by every process."""
     return ProviderSet(
         settings.provider_settings,
         http_client,
         cpu=cpu,
-        profile_store=PostgresProfileStore(pool),
-        reference_store=PostgresReferenceStore(pool),
+        profile_store=PostgresProfileStore(db),
+        reference_store=PostgresReferenceStore(db),
     )
 
 
 def build_lifecycle(
     settings: Settings,
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     http_client: httpx.AsyncClient,
     signer: ProvenanceSigner,
@@ -53,9 +56,9 @@ def build_lifecycle(
     if settings.webhook_url is not None and settings.webhook_secret is not None:
         project = Target(settings.webhook_url, settings.webhook_secret, trusted=True)
     return Lifecycle(
-        pool=pool,
+        db=db,
         storage=storage,
-        providers=build_providers(settings, pool, http_client, cpu=cpu),
+        providers=build_providers(settings, db, http_client, cpu=cpu),
         public_storage=not is_loopback_host(urlsplit(settings.storage_public_url).hostname or ""),
         signer=signer,
         cpu=cpu,
@@ -66,19 +69,20 @@ def build_lifecycle(
     )
 
 
-async def open_pool(stack: AsyncExitStack, pool: Pool, *, wait: bool) -> Pool:
-    """`pool` opened, and closed with `stack`. With `wait` it waits for its first connections (PoolTimeout
-    when the database does not answer in time); without, the process starts while the database is down."""
+async def open_database(stack: AsyncExitStack, pool: Pool, *, wait: bool) -> Database:
+    """The database behind `pool`, opened, and closed with `stack`. With `wait` it waits for its first
+    connections (PoolTimeout when the database does not answer in time); without, the process starts while
+    the database is down."""
     # Entered before opening: an open that times out leaves the pool open, connecting in the background.
     stack.push_async_callback(pool.close)
     await pool.open(wait=wait)
-    return pool
+    return Database(pool)
 
 
 def enter_lifecycle(
     stack: AsyncExitStack,
     settings: Settings,
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     http_client: httpx.AsyncClient,
     *,
@@ -87,6 +91,6 @@ def enter_lifecycle(
 ) -> Lifecycle:
     """`build_lifecycle`, its webhook sender closed with `stack`; `signer` stays the caller's (a process has one,
     which `voicegate up` shares between the API's lifecycle and the worker's)."""
-    ctx = build_lifecycle(settings, pool, storage, http_client, signer, cpu=cpu)
+    ctx = build_lifecycle(settings, db, storage, http_client, signer, cpu=cpu)
     stack.push_async_callback(ctx.webhooks.aclose)
     return ctx

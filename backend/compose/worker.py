@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from backend.compose.parts import enter_lifecycle, open_pool
+from backend.compose.parts import enter_lifecycle, open_database
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_worker_pool
@@ -42,8 +42,8 @@ async def worker_lifecycle(
     while the database is down), both closed with `stack`; `signer`, `storage`, `http_client` and `cpu` stay
     the caller's (`voicegate up` shares them with the API)."""
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
-    await open_pool(stack, pool, wait=False)
-    return enter_lifecycle(stack, settings, pool, storage, http_client, signer=signer, cpu=cpu)
+    db = await open_database(stack, pool, wait=False)
+    return enter_lifecycle(stack, settings, db, storage, http_client, signer=signer, cpu=cpu)
 
 
 def start_consumers(stack: AsyncExitStack, consumers: Consumers, ctx: Lifecycle) -> asyncio.Task[None]:

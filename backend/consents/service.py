@@ -32,9 +32,8 @@ from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import become_service, service_transaction, user_statement, user_transaction
+from backend.db.units import Database, become_service
 from backend.errors import (
     Conflict,
     ConsentExpired,
@@ -166,14 +165,14 @@ class SpeakerJudgement(msgspec.Struct, frozen=True):
     matched: bool
 
 
-async def create_consent(pool: Pool, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
+async def create_consent(db: Database, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
     """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
     phrase cannot be checked in)."""
     try:
         phrase = make_phrase(request.subject_name.strip(), request.language)
     except ValueError as exc:
         raise ValidationFailed(str(exc)) from exc
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         await become_service(conn)
         row = await fetch_one(
             conn,
@@ -193,9 +192,9 @@ async def create_consent(pool: Pool, claims: UserClaims, request: ConsentRequest
     return ConsentCreated(row["id"], row["phrase"], row["status"], row["expires_at"])
 
 
-async def get_consent(pool: Pool, claims: UserClaims, consent_id: uuid.UUID) -> ConsentView:
+async def get_consent(db: Database, claims: UserClaims, consent_id: uuid.UUID) -> ConsentView:
     """The caller's consent (404 for anyone else's)."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
     if row is None:
         raise NotFound("Consent not found.")
@@ -238,7 +237,7 @@ def _hear(data: bytes, phrase: Phrase) -> _Heard:
 
 
 async def record_recording(
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     cpu: CpuExecutor,
     *,
@@ -252,14 +251,14 @@ async def record_recording(
     `rejected` with the reason. 404 for anyone else's consent, 409 for a checkbox or an already verified one;
     the audio's own refusals (not audio, too long) as for samples. Either verdict is audited."""
     owner_id = uuid.UUID(claims.sub)
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
     if row is None:
         raise NotFound("Consent not found.")
     if row["kind"] != "spoken" or row["status"] == "verified":
         raise Conflict("This consent takes no recording: it is a checkbox consent, or its recording is verified.")
     if row["lapsed"]:
-        return await _reject(pool, consent_id, "expired", None)
+        return await _reject(db, consent_id, "expired", None)
     content_type = sniff_audio(data[:SNIFF_BYTES])
     if content_type is None:
         raise UnsupportedAudio
@@ -267,9 +266,9 @@ async def record_recording(
     heard = await cpu.run(owner_id, _hear, data, phrase)
     reason, speaker = refusal(heard.check), heard.print
     if reason is not None or speaker is None:
-        return await _reject(pool, consent_id, reason or "not_speech", heard.check)
+        return await _reject(db, consent_id, reason or "not_speech", heard.check)
     path = recording_path(owner_id, consent_id)
-    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+    async with db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         await _lock_unverified(conn, consent_id)
         await conn.execute(
             _Q["verify"],
@@ -305,10 +304,10 @@ async def _lock_unverified(conn: Connection, consent_id: uuid.UUID) -> None:
         raise Conflict("The consent changed while its recording was judged; read it again.")
 
 
-async def _reject(pool: Pool, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck | None) -> RecordingVerdict:
+async def _reject(db: Database, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck | None) -> RecordingVerdict:
     accuracy = 0.0 if check is None else check.word_accuracy
     seconds = 0.0 if check is None else check.speech_seconds
-    async with service_transaction(pool) as conn:
+    async with db.service_transaction() as conn:
         params = {"id": consent_id, "refusal": reason, "word_accuracy": accuracy, "speech_seconds": seconds}
         await conn.execute(_Q["reject"], params)
         detail = {"reason": reason, "wordAccuracy": accuracy, "speechSeconds": seconds}

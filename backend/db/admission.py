@@ -28,8 +28,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import NoReturn
 
 from backend.db.connection import last_answer_at
-from backend.db.pool import Pool
-from backend.db.units import ping
+from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, ServerBusy
 from backend.outages import DATABASE, Outage
 
@@ -47,14 +46,14 @@ class Admission:
 
     def __init__(
         self,
-        pool: Pool,
+        db: Database,
         *,
         outage: Outage = DATABASE,
         first_window: int = FIRST_WINDOW,
         probe_every: float = PROBE_EVERY,
         on_refusal: Callable[[], object] | None = None,
     ) -> None:
-        self._pool = pool
+        self._db = db
         #: Told of each refusal (a metric's counter).
         self._on_refusal = on_refusal
         self._outage = outage
@@ -115,7 +114,7 @@ class Admission:
         place: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(place)
         try:
-            async with asyncio.timeout(self._pool.timeout):
+            async with asyncio.timeout(self._db.pool.timeout):
                 await place
         except BaseException as exc:
             if place.done() and not place.cancelled():
@@ -131,7 +130,7 @@ class Admission:
     def _ended(self, *, failed: bool) -> None:
         if self.window is not None and not failed:
             self.window += 1
-            if self.window >= self._pool.max_size:
+            if self.window >= self._db.pool.max_size:
                 self.window = None
         self._hand_over()
 
@@ -147,7 +146,7 @@ class Admission:
         """Probe until the database answers (its answer ends the outage, `backend.db.units`)."""
         while True:
             try:
-                await ping(self._pool)
+                await self._db.ping()
             except DatabaseUnavailable:
                 await asyncio.sleep(self._probe_every)
                 continue

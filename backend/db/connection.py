@@ -4,7 +4,7 @@ its `COMMIT`.
 A request's time is mostly round trips to the server, so a transaction costs as few as it can: a
 transaction's `BEGIN` and its role and claims travel in one pipeline with its first statement, so a
 transaction of one query is two round trips (that query, then `COMMIT`); a unit held to one statement
-(`backend.db.units.service_statement`) goes alone, committed as it runs, and a unit of statements none of
+(`backend.db.units.Database.service_statement`) goes alone, committed as it runs, and a unit of statements none of
 which waits for another's answer (`service_pipeline`) goes in one pipeline: one round trip either way. A
 statement that only has to be in the transaction by its end (`close_with`) goes with the `COMMIT`. Each
 answer is noted, for the outage log and the waits for a connection (a busy database is not a dead one).

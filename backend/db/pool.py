@@ -1,6 +1,6 @@
 """The connection pool, and the limits it holds its units of database work to.
 
-A unit of database work (`backend.db.units.database_work`) first waits for a connection: up to the pool's
+A unit of database work (`backend.db.units.Database.work`) first waits for a connection: up to the pool's
 `timeout` (`PoolLimits.connect_timeout` for the API) while nothing else gets an answer from the database
 either (it is down or hung: `DatabaseUnavailable`), and while other units keep getting answers (it is
 busy, not down) for as long as the pool's `busy_wait`, then `ServerBusy` (a 429, never a 503 while the
@@ -11,7 +11,7 @@ caller gives another (see `backend.db.deadline`). The server holds each statemen
 mid-transaction, cannot pin a connection and its locks either.
 
 A connection handed out is not pinged: one whose server went away (a restart, say) has already been told
-so and is readable, which `database_work` checks without a round trip, discarding such a connection. A
+so and is readable, which `Database.work` checks without a round trip, discarding such a connection. A
 worker's pool is a service pool (`create_worker_pool`): its connections act as `service_role`, with the
 pool's limits, from the moment they connect, so its transactions send no settings.
 """
@@ -101,7 +101,7 @@ def server_limits(seconds: float) -> dict[str, str]:
 
 
 def create_pool(dsn: str, limits: PoolLimits, *, patience: float | None = None, service: bool = False) -> Pool:
-    """A pool held to `limits`, opened by the caller (`await pool.open()`); `database_work` discards a
+    """A pool held to `limits`, opened by the caller (`await pool.open()`); `Database.work` discards a
     connection whose server hung up on it as it hands it out (the pool's own check would cost a round trip).
 
     Its units wait for a connection as the API's do (see the module docstring), or, with `patience`

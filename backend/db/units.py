@@ -1,5 +1,9 @@
 """Units of database work, and the two kinds of transaction voicegate runs.
 
+A process's `Database` is the one way to them outside `backend/db/`: the composition root opens each pool behind
+one, and a use case is given the `Database` (its methods are the units) or the `Connection` of its caller's unit,
+never the pool (`tests/unit/test_layers.py` holds every other module to that).
+
 User-facing work runs as `authenticated` with the caller's JWT claims, exactly as PostgREST does, so
 RLS decides what a request sees. Service work (consumers, internal routes, scripts) runs as
 `service_role`. Either way, a database that cannot be reached becomes `DatabaseUnavailable` (a 503),
@@ -18,6 +22,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, LiteralString
 
 import psycopg
@@ -96,14 +101,8 @@ def translate_db_errors() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def database_work(pool: Pool, budget: float | None = None) -> AsyncIterator[PooledConnection]:
-    """A pooled connection, for work that must end within `budget` seconds (default: the pool's
-    `work_timeout`) of getting it; see `backend.db.pool` for how long getting it may take.
-
-    Raises DatabaseUnavailable when no connection comes while the database answers nobody, or the deadline
-    passes while the work still needs the database; ServerBusy when the connections stay busy with others'
-    work past the pool's `busy_wait`. A connection that did not come back idle is discarded.
-    """
+async def _work(pool: Pool, budget: float | None) -> AsyncIterator[PooledConnection]:
+    """`Database.work` on `pool`."""
     loop = asyncio.get_running_loop()
     conn: PooledConnection | None = None
     try:
@@ -204,9 +203,9 @@ def _as_service(pool: Pool, budget: float | None) -> Opening:
 
 @asynccontextmanager
 async def _transaction(pool: Pool, budget: float | None, setup: Opening) -> AsyncIterator[Connection]:
-    """A unit of `database_work` that is one transaction opened with `setup` (sent with its first
+    """A unit of `Database.work` that is one transaction opened with `setup` (sent with its first
     statement), committed when the body ends, rolled back when it raises."""
-    async with database_work(pool, budget) as conn:
+    async with _work(pool, budget) as conn:
         conn.open_with(_BEGIN, *setup)
         try:
             yield conn
@@ -217,95 +216,125 @@ async def _transaction(pool: Pool, budget: float | None, setup: Opening) -> Asyn
         await conn.end(commit=True)
 
 
-@asynccontextmanager
-async def service_transaction(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
-    """A transaction as `service_role` (bypasses RLS): for consumers, internal routes and scripts. It is
-    a unit of `database_work` (`budget`: its seconds, default the pool's `work_timeout`)."""
-    async with _transaction(pool, budget, _as_service(pool, budget)) as conn:
-        yield conn
-
-
-@asynccontextmanager
-async def service_statement(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
-    """One statement as `service_role`, committed as the server answers it: a unit of `database_work`
-    of one round trip, with no `BEGIN` or `COMMIT` to send. On a service pool at its own limits the
-    statement goes alone; otherwise its role and limits go with it in one pipeline, which the server
-    runs as one implicit transaction. A second statement raises RuntimeError."""
-    async with database_work(pool, budget) as conn:
-        conn.open_with(*_as_service(pool, budget))
-        conn.run_alone()
-        try:
-            yield conn
-        finally:
-            conn.unit_ended()
-
-
-@asynccontextmanager
-async def service_pipeline(pool: Pool, *, budget: float | None = None) -> AsyncIterator[Connection]:
-    """Statements as `service_role` sent in one pipeline, which the server runs as one implicit transaction
-    committed at the pipeline's end: a unit of `database_work` of one round trip, with no `BEGIN` or
-    `COMMIT` to send, for statements none of which must be answered before the next is sent (their results
-    may still be fetched as they come). A failing statement rolls back those before it, and the rest are not
-    run; so does the block raising."""
-    async with database_work(pool, budget) as conn:
-        conn.open_with(*_as_service(pool, budget))
-        try:
-            async with conn.pipelined():
-                yield conn
-        finally:
-            conn.unit_ended()
-
-
-@asynccontextmanager
-async def user_transaction(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
-    """A transaction as `authenticated` carrying `claims`, as PostgREST runs a request; a unit of
-    `database_work` like `service_transaction`."""
-    async with _transaction(pool, None, _as_user(pool, claims)) as conn:
-        yield conn
-
-
-@asynccontextmanager
-async def user_statement(pool: Pool, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
-    """One read as `authenticated` carrying `claims`: its role, claims and limits go with it in one pipeline,
-    which the server runs as one implicit transaction, so a read of one statement costs one round trip instead
-    of two (no `BEGIN`, no `COMMIT`). A unit of `database_work`; a second statement raises RuntimeError.
-
-    Read-only (a write fails with 25006): a statement committed as the server answers it may be committed after
-    the caller was told 503, when the server held it through a freeze and ran it as it resumed. A write keeps
-    its `COMMIT`, which is never sent once the unit has failed (`user_transaction`)."""
-    async with database_work(pool) as conn:
-        conn.open_with(*_as_user(pool, claims, _AS_READER))
-        conn.run_alone()
-        try:
-            yield conn
-        finally:
-            conn.unit_ended()
-
-
 def _as_user(pool: Pool, claims: Mapping[str, Any], opening: LiteralString = _AS_USER) -> Opening:
     """What makes a unit the caller under RLS, as PostgREST makes a request: `authenticated`, their claims,
     and the pool's limits."""
     return ((opening, {"claims": json.dumps({**claims, "role": "authenticated"}), **pool.server_limits(None)}),)
 
 
-async def ping(pool: Pool) -> None:
-    """Raise DatabaseUnavailable unless the database answers a query within the work deadline."""
-    async with database_work(pool) as conn:
-        await conn.execute("select 1")
+@dataclass(frozen=True)
+class Database:
+    """A process's database, as the units of work its use cases run: the one way to open a transaction
+    outside `backend.db`. It holds the pool the composition root opened (and closes); a use case is given
+    the `Database`, or the `Connection` of its caller's unit when it runs inside it.
+
+    Each unit is `work` that waits for its connection as the pool says (`backend.db.pool`) and is held to
+    its deadline once it has it: a transaction as the service (`service_transaction`), one statement or
+    one pipeline committed as it runs (`service_statement`, `service_pipeline`), or the caller's own under
+    RLS (`user_transaction`, `user_statement`)."""
+
+    #: The pool its units take their connections from; for the database layer and the composition root.
+    pool: Pool
+
+    @asynccontextmanager
+    async def work(self, budget: float | None = None) -> AsyncIterator[PooledConnection]:
+        """A pooled connection, for work that must end within `budget` seconds (default: the pool's
+        `work_timeout`) of getting it; see `backend.db.pool` for how long getting it may take.
+
+        Raises DatabaseUnavailable when no connection comes while the database answers nobody, or the deadline
+        passes while the work still needs the database; ServerBusy when the connections stay busy with others'
+        work past the pool's `busy_wait`. A connection that did not come back idle is discarded.
+        """
+        async with _work(self.pool, budget) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def service_transaction(self, *, budget: float | None = None) -> AsyncIterator[Connection]:
+        """A transaction as `service_role` (bypasses RLS): for consumers, internal routes and scripts. It is
+        a unit of `work` (`budget`: its seconds, default the pool's `work_timeout`)."""
+        async with _transaction(self.pool, budget, _as_service(self.pool, budget)) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def service_statement(self, *, budget: float | None = None) -> AsyncIterator[Connection]:
+        """One statement as `service_role`, committed as the server answers it: a unit of `work` of one
+        round trip, with no `BEGIN` or `COMMIT` to send. On a service pool at its own limits the statement
+        goes alone; otherwise its role and limits go with it in one pipeline, which the server runs as one
+        implicit transaction. A second statement raises RuntimeError."""
+        async with _work(self.pool, budget) as conn:
+            conn.open_with(*_as_service(self.pool, budget))
+            conn.run_alone()
+            try:
+                yield conn
+            finally:
+                conn.unit_ended()
+
+    @asynccontextmanager
+    async def service_pipeline(self, *, budget: float | None = None) -> AsyncIterator[Connection]:
+        """Statements as `service_role` sent in one pipeline, which the server runs as one implicit
+        transaction committed at the pipeline's end: a unit of `work` of one round trip, with no `BEGIN` or
+        `COMMIT` to send, for statements none of which must be answered before the next is sent (their
+        results may still be fetched as they come). A failing statement rolls back those before it, and the
+        rest are not run; so does the block raising."""
+        async with _work(self.pool, budget) as conn:
+            conn.open_with(*_as_service(self.pool, budget))
+            try:
+                async with conn.pipelined():
+                    yield conn
+            finally:
+                conn.unit_ended()
+
+    @asynccontextmanager
+    async def user_transaction(self, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
+        """A transaction as `authenticated` carrying `claims`, as PostgREST runs a request; a unit of
+        `work` like `service_transaction`."""
+        async with _transaction(self.pool, None, _as_user(self.pool, claims)) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def user_statement(self, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
+        """One read as `authenticated` carrying `claims`: its role, claims and limits go with it in one
+        pipeline, which the server runs as one implicit transaction, so a read of one statement costs one
+        round trip instead of two (no `BEGIN`, no `COMMIT`). A unit of `work`; a second statement raises
+        RuntimeError.
+
+        Read-only (a write fails with 25006): a statement committed as the server answers it may be committed
+        after the caller was told 503, when the server held it through a freeze and ran it as it resumed. A
+        write keeps its `COMMIT`, which is never sent once the unit has failed (`user_transaction`)."""
+        async with _work(self.pool, None) as conn:
+            conn.open_with(*_as_user(self.pool, claims, _AS_READER))
+            conn.run_alone()
+            try:
+                yield conn
+            finally:
+                conn.unit_ended()
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers a query within the work deadline."""
+        async with _work(self.pool, None) as conn:
+            await conn.execute("select 1")
+
+    def spare_connections(self) -> int:
+        """Connections the pool could hand out now without anyone waiting: its idle ones and those it may
+        still open, less the units already waiting for one."""
+        stats = self.pool.get_stats()
+        idle = stats.get("pool_available", 0)
+        unopened = self.pool.max_size - stats.get("pool_size", 0)
+        return idle + unopened - stats.get("requests_waiting", 0)
 
 
-TransactionSource = Connection | Pool | Callable[[], AbstractAsyncContextManager[Connection]]
-"""Where batch work takes one transaction per item from: a pool (service transactions), a connection
+TransactionSource = Connection | Database | Callable[[], AbstractAsyncContextManager[Connection]]
+"""Where batch work takes one transaction per item from: a `Database` (service transactions), a connection
 that already acts as the service, or a factory of transactions (an operator script's, which set the
 role and a lock timeout)."""
 
 
 @asynccontextmanager
 async def transaction_from(source: TransactionSource) -> AsyncIterator[Connection]:
-    """A service transaction from a pool; a transaction (a savepoint if one is open) on a connection
+    """A service transaction from a `Database`; a transaction (a savepoint if one is open) on a connection
     that already acts as the service; or whatever transaction a factory opens."""
-    if isinstance(source, Pool):
-        async with service_transaction(source) as conn:
+    if isinstance(source, Database):
+        async with source.service_transaction() as conn:
             yield conn
     elif isinstance(source, psycopg.AsyncConnection):
         async with source.transaction():

@@ -9,8 +9,7 @@ from typing import Final
 
 import msgspec
 
-from backend.db.pool import Pool
-from backend.db.units import database_work
+from backend.db.units import Database
 from backend.embedded.dev_tokens import mint_user_token
 from backend.embedded.dev_users import DEV_USER_EMAIL, find_or_create_dev_user
 from backend.secret import Secret
@@ -33,9 +32,9 @@ class DevSession(msgspec.Struct, frozen=True, rename="camel"):
     user: DevUser
 
 
-async def open_dev_session(pool: Pool, secret: Secret) -> DevSession:
+async def open_dev_session(db: Database, secret: Secret) -> DevSession:
     """A session for the local user (created on first use), its token signed with the project's JWT secret."""
-    async with database_work(pool) as conn:
+    async with db.work() as conn:
         user_id, email = await find_or_create_dev_user(conn, DEV_USER_EMAIL)
     token = mint_user_token(secret, user_id, email=email, ttl_seconds=DEV_SESSION_TTL_SECONDS)
     expires_at = datetime.now(UTC) + timedelta(seconds=DEV_SESSION_TTL_SECONDS)

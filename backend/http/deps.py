@@ -1,7 +1,7 @@
-"""Typed dependencies for route handlers: the verified caller, the pool, Storage, settings, the lifecycle
+"""Typed dependencies for route handlers: the verified caller, the database, Storage, settings, the lifecycle
 context and the users' stream slots, and the guard of the service-only routes.
 
-A handler names what it needs (`claims: Caller`, `pool: DbPool`, ...) and Litestar injects it by the
+A handler names what it needs (`claims: Caller`, `db: Db`, ...) and Litestar injects it by the
 parameter's name; these providers are the one place that reads `app.state`, which the app's lifespan
 fills.
 """
@@ -21,7 +21,7 @@ from litestar.params import FromPath, SkipValidation
 
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
 from backend.context import Lifecycle
-from backend.db.pool import Pool
+from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage, StorageProbe
@@ -42,10 +42,10 @@ async def provide_claims(request: Request[Any, Any, Any]) -> AsyncIterator[UserC
         yield claims
 
 
-def pool_of(request: Request[Any, Any, Any]) -> Pool:
-    """The application's connection pool."""
-    pool: Pool = request.app.state.pool
-    return pool
+def db_of(request: Request[Any, Any, Any]) -> Database:
+    """The application's database, as its units of work."""
+    db: Database = request.app.state.db
+    return db
 
 
 def _from_state(name: str) -> Provide:
@@ -65,8 +65,8 @@ async def service_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
 # Injected by name; the values are this process's own objects, so Litestar need not validate them.
 Caller = NamedDependency[SkipValidation[UserClaims]]
 """`claims`: the verified caller."""
-DbPool = NamedDependency[SkipValidation[Pool]]
-"""`pool`: the connection pool."""
+Db = NamedDependency[SkipValidation[Database]]
+"""`db`: the database, as its units of work (`backend.db.units.Database`)."""
 Storage = NamedDependency[SkipValidation[ObjectStorage]]
 """`storage`: the object storage client."""
 StorageReadiness = NamedDependency[SkipValidation[StorageProbe]]
@@ -82,9 +82,6 @@ PathId = FromPath[uuid.UUID]
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
-    **{
-        name: _from_state(name)
-        for name in ("pool", "storage", "storage_probe", "settings", "lifecycle", "stream_slots")
-    },
+    **{name: _from_state(name) for name in ("db", "storage", "storage_probe", "settings", "lifecycle", "stream_slots")},
 }
 """App-level dependencies, by the parameter name handlers use."""

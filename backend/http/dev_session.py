@@ -12,7 +12,7 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
 from backend.embedded.dev_session import DevSession, open_dev_session
-from backend.http.deps import pool_of
+from backend.http.deps import db_of
 from backend.http.docs import problems
 from backend.secret import Secret, is_loopback_host
 
@@ -34,7 +34,7 @@ def dev_session_handler(secret: Secret) -> HTTPRouteHandler:
         page on a network, or a DNS-rebinding site, act as that user."""
         if not from_loopback(request):
             raise NotFoundException
-        return await open_dev_session(pool_of(request), secret)
+        return await open_dev_session(db_of(request), secret)
 
     return dev_session
 

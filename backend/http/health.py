@@ -9,9 +9,8 @@ import msgspec
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from backend.db.units import ping
 from backend.http.budget import DATABASE_FREE
-from backend.http.deps import DbPool, StorageReadiness
+from backend.http.deps import Db, StorageReadiness
 from backend.http.docs import problems
 from backend.storage.client import ObjectStorage, StorageProbe
 
@@ -57,13 +56,13 @@ class Readiness(msgspec.Struct):
 
 
 @get("/readyz", summary="Readiness: the database answers (and whether Storage does)", responses=problems(400, 429, 503))
-async def readyz(pool: DbPool, storage_probe: StorageReadiness) -> Readiness:
+async def readyz(db: Db, storage_probe: StorageReadiness) -> Readiness:
     """200 when the database answers a query, `ready` when Storage answers too, `degraded` when it does not:
     without Storage only uploads, sample checks, renders and results wait (the consumers hold that work
     until it is back), and every instance shares it, so taking this one out of service would help nobody.
     503 when the database does not answer, 429 when every connection stayed busy with other requests
     (problem+json with Retry-After either way). Storage's answer is at most a second old."""
-    await ping(pool)
+    await db.ping()
     up = await storage_probe.answers()
     return Readiness(status="ready" if up else "degraded", database="up", storage="up" if up else "unavailable")
 

@@ -55,8 +55,7 @@ from litestar.serialization import default_serializer, encode_json
 
 from backend.auth.verify import UserClaims
 from backend.db.connection import Connection
-from backend.db.pool import Pool
-from backend.db.units import become_service, service_transaction
+from backend.db.units import Database, become_service
 from backend.errors import (
     DatabaseUnavailable,
     IdempotencyKeyInFlight,
@@ -138,7 +137,7 @@ async def idempotent(
     try:
         result = await action(claim)
         if not claim.response:
-            async with service_transaction(claim.pool) as conn:
+            async with claim.db.service_transaction() as conn:
                 await claim.record(conn, result)
     except BaseException:
         # Also on cancellation: the client may retry at once instead of waiting out the lease.
@@ -148,11 +147,11 @@ async def idempotent(
 
 
 class IdempotencyKeys:
-    """The keys of one app's requests on its pool; and the claims of requests that failed here, whose
+    """The keys of one app's requests in its database; and the claims of requests that failed here, whose
     release could not reach the database, until their lease ends (see the module docstring)."""
 
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._failed: dict[uuid.UUID, Claim] = {}
         self._retrying: asyncio.Task[None] | None = None
 
@@ -215,9 +214,9 @@ class Claim:
     abandoned_resource_id: uuid.UUID | None = None
 
     @property
-    def pool(self) -> Pool:
-        """The pool the keys live on."""
-        return self.keys.pool
+    def db(self) -> Database:
+        """The database the keys live in."""
+        return self.keys.db
 
     @property
     def held(self) -> HeldKey:
@@ -229,7 +228,7 @@ class Claim:
         held = self.held
         sent = False
         try:
-            async with service_transaction(self.pool) as conn:
+            async with self.db.service_transaction() as conn:
                 # Keeps the table to the keys in use, and frees an expired key for this claim.
                 await keys.purge_owner_expired(conn, self.owner_id)
                 for _ in range(_CLAIM_ROUNDS):
@@ -279,7 +278,7 @@ class Claim:
     async def try_release(self) -> bool:
         """Give the key back unless it was completed; False if the database could not be reached."""
         try:
-            async with service_transaction(self.pool, budget=_RELEASE_SECONDS) as conn:
+            async with self.db.service_transaction(budget=_RELEASE_SECONDS) as conn:
                 await keys.release(conn, self.held)
         except (DatabaseUnavailable, ServerBusy):
             return False  # an outage (logged as one), or no connection free: retried later

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import JSONBody
 
 from backend.fields import Rename
-from backend.http.deps import Caller, Config, DbPool, PathId, Storage
+from backend.http.deps import Caller, Config, Db, PathId, Storage
 from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems, with_examples
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import sample_upload
@@ -34,7 +34,7 @@ class VoiceSamplesController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        pool: DbPool,
+        db: Db,
         storage: Storage,
         settings: Config,
     ) -> Response[service.SampleAccepted]:
@@ -47,7 +47,7 @@ class VoiceSamplesController(Controller):
                 request,
                 claims,
                 lambda claim: service.upload_sample(
-                    pool,
+                    db,
                     storage,
                     claims,
                     received,
@@ -60,18 +60,18 @@ class VoiceSamplesController(Controller):
             )
 
     @get("/", summary="List the caller's samples, newest first (at most 200)", responses=problems(*USER))
-    async def list_all(self, claims: Caller, pool: DbPool) -> service.SampleList:
+    async def list_all(self, claims: Caller, db: Db) -> service.SampleList:
         """Each sample's status as `GET /{id}/status` gives it, so a client can show and delete them."""
-        return await service.list_samples(pool, claims)
+        return await service.list_samples(db, claims)
 
     @get(
         "/{sample_id:uuid}/status",
         summary="Where the sample's check got to, with its quality report",
         responses=problems(*BY_ID),
     )
-    async def status(self, claims: Caller, pool: DbPool, sample_id: PathId) -> service.SampleStatus:
+    async def status(self, claims: Caller, db: Db, sample_id: PathId) -> service.SampleStatus:
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
-        return await service.sample_status(pool, claims, sample_id)
+        return await service.sample_status(db, claims, sample_id)
 
     @patch(
         "/{sample_id:uuid}",
@@ -79,32 +79,30 @@ class VoiceSamplesController(Controller):
         responses=problems(*BY_ID),
         operation_class=with_examples(a_name={"name": "Morning take"}),
     )
-    async def rename(
-        self, claims: Caller, pool: DbPool, sample_id: PathId, data: JSONBody[Rename]
-    ) -> service.SampleStatus:
+    async def rename(self, claims: Caller, db: Db, sample_id: PathId, data: JSONBody[Rename]) -> service.SampleStatus:
         """`{name}`: 1-200 characters, not blank, no control characters; the sample's status with its name."""
-        return await service.rename_sample(pool, claims, sample_id, data)
+        return await service.rename_sample(db, claims, sample_id, data)
 
     @get(
         "/{sample_id:uuid}/audio-url",
         summary="A short-lived URL to listen to the sample",
         responses=problems(*BY_ID, 409),
     )
-    async def audio_url(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: PathId) -> service.SampleAudio:
+    async def audio_url(self, claims: Caller, db: Db, storage: Storage, sample_id: PathId) -> service.SampleAudio:
         """`{audioUrl, expiresIn, copy}`: the upload as it was sent (or its cleaned copy once the original was
         trimmed); 409 `stored_object_altered` for a file changed since voicegate stored it."""
-        return await service.sample_audio(pool, storage, claims, sample_id)
+        return await service.sample_audio(db, storage, claims, sample_id)
 
     @delete(
         "/{sample_id:uuid}/keep",
         summary="Withdraw the consent to keep the sample for re-enrolment; it is deleted now",
         responses=problems(*BY_ID, 409),
     )
-    async def withdraw_keep(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: PathId) -> None:
+    async def withdraw_keep(self, claims: Caller, db: Db, storage: Storage, sample_id: PathId) -> None:
         """The withdrawal is recorded on the consent and the sample purged with it; 409 if it was not kept."""
-        await purge.withdraw_keep(pool, storage, claims, sample_id)
+        await purge.withdraw_keep(db, storage, claims, sample_id)
 
     @delete("/{sample_id:uuid}", summary="Delete the sample and its stored audio now", responses=problems(*BY_ID, 409))
-    async def remove(self, claims: Caller, pool: DbPool, storage: Storage, sample_id: PathId) -> None:
+    async def remove(self, claims: Caller, db: Db, storage: Storage, sample_id: PathId) -> None:
         """Purge the row, the original and the cleaned copy; an audit event records it."""
-        await purge.delete_sample(pool, storage, claims, sample_id)
+        await purge.delete_sample(db, storage, claims, sample_id)

@@ -83,7 +83,7 @@ class ReflectionSpeechController(Controller):
             stream_slots,
             claims.sub,
             lambda ended: service.reflection_speech(
-                lifecycle.pool,
+                lifecycle.db,
                 claims,
                 reflection_id,
                 data,
@@ -125,7 +125,7 @@ class VoiceSpeechController(Controller):
             stream_slots,
             claims.sub,
             lambda ended: service.voice_speech(
-                lifecycle.pool,
+                lifecycle.db,
                 claims,
                 data,
                 providers=lifecycle.providers,

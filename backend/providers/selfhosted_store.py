@@ -12,9 +12,8 @@ from typing import Protocol
 import msgspec
 
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction
+from backend.db.units import Database
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -80,30 +79,30 @@ class InMemoryReferenceStore:
 
 
 class PostgresReferenceStore:
-    """A `ReferenceStore` over the service role's pool."""
+    """A `ReferenceStore` in the database, as the service."""
 
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def get(self, voice_id: str) -> InlineVoice | None:
         """The stored voice, or ``None``."""
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             row = await fetch_optional(conn, _Q["get_voice"], {"voice_id": voice_id})
         return None if row is None else msgspec.convert(row, InlineVoice)
 
     async def put(self, voice: InlineVoice) -> InlineVoice:
         """Store a voice; one already stored under its id or key wins (two workers, one key)."""
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             await conn.execute(_Q["put_voice"], msgspec.structs.asdict(voice))
             row = await fetch_optional(conn, _Q["get_voice"], {"voice_id": voice.voice_id})
         return voice if row is None else msgspec.convert(row, InlineVoice)
 
     async def delete(self, voice_id: str) -> bool:
         """Remove a voice; ``False`` when it was not there."""
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             return await fetch_optional(conn, _Q["delete_voice"], {"voice_id": voice_id}) is not None
 
     async def entries(self) -> Sequence[InlineEntry]:
         """Every stored voice, without its audio (a listing never loads every recording)."""
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             return [msgspec.convert(row, InlineEntry) for row in await fetch_all(conn, _Q["all_voices"], {})]

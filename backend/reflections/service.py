@@ -19,9 +19,8 @@ from backend.auth.verify import UserClaims
 from backend.clone import preview_step
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import Recorder, become_service, service_transaction, user_statement, user_transaction
+from backend.db.units import Database, Recorder, become_service
 from backend.errors import Conflict, NotFound, StoredObjectAltered
 from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
@@ -119,22 +118,22 @@ async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> str:
     return name
 
 
-async def create_reflection(pool: Pool, claims: UserClaims, name: str) -> Reflection:
+async def create_reflection(db: Database, claims: UserClaims, name: str) -> Reflection:
     """Create a reflection owned by the caller."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         return _as_reflection(await fetch_one(conn, _Q["create_reflection"], {"name": name}))
 
 
-async def list_reflections(pool: Pool, claims: UserClaims) -> list[Reflection]:
+async def list_reflections(db: Database, claims: UserClaims) -> list[Reflection]:
     """The caller's reflections, newest first."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         rows = await fetch_all(conn, _Q["list_reflections"], {"limit": LIST_LIMIT})
     return [_as_reflection(row) for row in rows]
 
 
-async def get_reflection(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Reflection:
+async def get_reflection(db: Database, claims: UserClaims, reflection_id: uuid.UUID) -> Reflection:
     """One of the caller's reflections; another user's is as missing as a non-existent one."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         return await _reflection(conn, reflection_id)
 
 
@@ -157,10 +156,10 @@ async def _voice_state(conn: Connection, reflection_id: uuid.UUID) -> VoiceState
     return VoiceState(row["id"], msgspec.convert(row["voice"], VoiceMirror), row["ready"], list(row["reasons"]))
 
 
-async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, reflection_id: uuid.UUID) -> VoiceState:
+async def voice_state(db: Database, storage: ObjectStorage, claims: UserClaims, reflection_id: uuid.UUID) -> VoiceState:
     """The reflection's voice mirror, whether it may launch, and a signed URL of the active attempt's
     preview when there is one to hear (checked against the digest recorded when it was stored)."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         state = await _voice_state(conn, reflection_id)
     attempt_id = state.voice.attempt_id
     if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
@@ -169,7 +168,7 @@ async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, re
         # without a URL: the state is what clients poll, the preview only a part of it.
         try:
             state.preview_url = await integrity.signed_url(
-                pool,
+                db,
                 storage,
                 preview_step.BUCKET,
                 path,
@@ -186,17 +185,17 @@ async def voice_state(pool: Pool, storage: ObjectStorage, claims: UserClaims, re
     return state
 
 
-async def list_attempts(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> list[Attempt]:
+async def list_attempts(db: Database, claims: UserClaims, reflection_id: uuid.UUID) -> list[Attempt]:
     """The reflection's attempts, newest first."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         await _reflection(conn, reflection_id)
         rows = await attempts.list_for_reflection(conn, reflection_id, LIST_LIMIT)
     return [attempts.view(row) for row in rows]
 
 
-async def get_attempt(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID, attempt_id: uuid.UUID) -> Attempt:
+async def get_attempt(db: Database, claims: UserClaims, reflection_id: uuid.UUID, attempt_id: uuid.UUID) -> Attempt:
     """One attempt of one of the caller's reflections."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         return attempts.view(await attempts.get_for_reflection(conn, reflection_id, attempt_id))
 
 
@@ -208,23 +207,23 @@ async def _active_attempt(conn: Connection, reflection_id: uuid.UUID) -> attempt
     return attempt
 
 
-async def complete_preview(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Attempt:
+async def complete_preview(db: Database, claims: UserClaims, reflection_id: uuid.UUID) -> Attempt:
     """Mark the active attempt's preview as heard (`ready → completed`), which opens the launch gate.
 
     The attempt is read under the caller's RLS; the move runs on a service transaction (users never
     call the transition function themselves), fenced by the version read.
     """
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         attempt = await _active_attempt(conn, reflection_id)
     if attempt.preview_status != PreviewStatus.READY:
         raise Conflict(f"The preview is {attempt.preview_status}, not ready to complete.")
-    async with service_transaction(pool) as conn:
+    async with db.service_transaction() as conn:
         completed = await attempts.transition(conn, attempt, f"user:{claims.sub}", preview=PreviewStatus.COMPLETED)
     return attempts.view(completed)
 
 
 async def retry_clone(
-    pool: Pool, claims: UserClaims, reflection_id: uuid.UUID, record: Recorder | None = None
+    db: Database, claims: UserClaims, reflection_id: uuid.UUID, record: Recorder | None = None
 ) -> Attempt:
     """Start a new attempt from the active one's voice and sample when it failed or was canceled.
 
@@ -232,7 +231,7 @@ async def retry_clone(
     insert (the insert supersedes the old attempt and enqueues). `record` (an Idempotency-Key's) gets
     the new attempt last, so it commits with the insert.
     """
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         current = await _active_attempt(conn, reflection_id)
         if current.status not in attempts.RETRYABLE:
             raise Conflict(f"Only a failed or canceled clone can be retried; this one is {current.status}.")
@@ -243,10 +242,10 @@ async def retry_clone(
     return attempt
 
 
-async def launch_session(pool: Pool, claims: UserClaims, reflection_id: uuid.UUID) -> Session:
+async def launch_session(db: Database, claims: UserClaims, reflection_id: uuid.UUID) -> Session:
     """Launch a session when the voice is ready, synced and previewed; else LaunchBlocked with reasons.
     The session says how a runtime speaks in the voice."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         launch = await launch_voice(conn, reflection_id)
         row = await fetch_one(
             conn, _Q["create_session"], {"reflection_id": reflection_id, "attempt_id": launch.attempt_id}
@@ -254,9 +253,9 @@ async def launch_session(pool: Pool, claims: UserClaims, reflection_id: uuid.UUI
     return Session(**row, launch_ready=True, blocking_reasons=[], runtime=_runtime(reflection_id, launch))
 
 
-async def get_session(pool: Pool, claims: UserClaims, session_id: uuid.UUID) -> Session:
+async def get_session(db: Database, claims: UserClaims, session_id: uuid.UUID) -> Session:
     """One of the caller's sessions, with what a runtime needs to speak in its reflection's voice now."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         row = await fetch_optional(conn, _Q["get_session"], {"id": session_id})
         if row is None:
             raise NotFound("Session not found.")

@@ -10,8 +10,7 @@ import msgspec
 
 from backend.auth.verify import UserClaims
 from backend.clone.start import CustomVoiceId, Upload, start_clone
-from backend.db.pool import Pool
-from backend.db.units import Recorder, user_transaction
+from backend.db.units import Database, Recorder
 from backend.errors import ProviderRejected, ProviderUnavailable, ProviderVoiceNotFound
 from backend.fields import LanguageTag, Name
 from backend.providers.config import Provider
@@ -52,7 +51,7 @@ class CustomVoice(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def clone_from_upload(
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     claims: UserClaims,
     reflection_id: uuid.UUID,
@@ -86,12 +85,12 @@ async def clone_from_upload(
         voice_id=voice_id,
         path=path,
     )
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         await require_visible(conn, reflection_id)
 
     async with (
         samples.stored_upload(storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
-        user_transaction(pool, claims.raw) as conn,
+        db.user_transaction(claims.raw) as conn,
     ):
         reflection_name = await require_visible(conn, reflection_id)
         # Unnamed, the voice is named after its reflection ("Ada (2)" once an earlier clone's voice is "Ada").
@@ -112,7 +111,7 @@ async def clone_from_upload(
 
 
 async def attach_custom_voice(
-    pool: Pool,
+    db: Database,
     claims: UserClaims,
     reflection_id: uuid.UUID,
     custom: CustomVoice,
@@ -124,7 +123,7 @@ async def attach_custom_voice(
     caller, then attach it to the reflection through a `custom_voice_id` attempt (no preview: its owner has
     heard it already)."""
     provider_name = settings.provider_settings.usable(custom.provider)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         await require_visible(conn, reflection_id)
     try:
         found = await providers.get(provider_name).get(custom.voice_id)
@@ -142,7 +141,7 @@ async def attach_custom_voice(
         language=custom.language,
         reflection_id=reflection_id,
     )
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         await require_visible(conn, reflection_id)
         attempt = await start_clone(conn, uuid.UUID(claims.sub), source)
     return attempts.view(attempt)

@@ -29,9 +29,8 @@ from psycopg import errors as pg_errors
 from backend.auth.verify import UserClaims
 from backend.db.audit import record_audit
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import TransactionSource, service_transaction, transaction_from, user_transaction
+from backend.db.units import Database, TransactionSource, transaction_from
 from backend.errors import Conflict, NotFound, ServiceUnavailable, VoicegateError
 from backend.samples import service as samples
 from backend.storage import integrity
@@ -163,13 +162,13 @@ async def purge_kept_samples(
     return purged
 
 
-async def withdraw_keep(pool: Pool, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
+async def withdraw_keep(db: Database, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
     """Withdraw the consent to keep the caller's sample: recorded on the consent, and the sample is
     purged (row, original and cleaned copy, audit event) in the same transaction. 409 when it was not kept."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         if not await samples.visible(conn, sample_id):
             raise NotFound("Sample not found.")
-    async with service_transaction(pool) as conn:
+    async with db.service_transaction() as conn:
         withdrawn = await fetch_optional(conn, _Q["withdraw_keep"], {"sample_id": sample_id})
         if withdrawn is None:
             raise Conflict("This sample is not kept for re-enrolment; delete it instead.")
@@ -186,16 +185,16 @@ async def withdraw_keep(pool: Pool, storage: ObjectStorage, claims: UserClaims, 
             raise NotFound("Sample not found.")  # a concurrent delete won
 
 
-async def delete_sample(pool: Pool, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
+async def delete_sample(db: Database, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
     """Purge the caller's sample now: the row, its original and processed objects, and an audit event.
 
     A clone attempt still enrolling from it fails with `sample_missing`; a voice already cloned from
     it stays (it lives at the provider, not in the sample).
     """
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         if not await samples.visible(conn, sample_id):
             raise NotFound("Sample not found.")
-    async with service_transaction(pool) as conn:
+    async with db.service_transaction() as conn:
         purged = await purge_sample(conn, storage, sample_id, actor=f"user:{claims.sub}", reason="deleted", wait=True)
     if purged is None:
         raise NotFound("Sample not found.")  # a concurrent delete or the retention purge won

@@ -29,9 +29,8 @@ from backend.auth.verify import UserClaims
 from backend.consents.service import GivenConsent, Origin, Policy, consent_for_sample, require_consent
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import Recorder, become_service, user_transaction
+from backend.db.units import Database, Recorder, become_service
 from backend.errors import NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.failpoints import failpoint
 from backend.fields import Label, LanguageTag, Name, Rename, Text
@@ -294,7 +293,7 @@ async def insert_sample(
 
 
 async def upload_sample(
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     claims: UserClaims,
     received: SampleUpload,
@@ -320,7 +319,7 @@ async def upload_sample(
     )
     async with (
         stored_upload(storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
-        user_transaction(pool, claims.raw) as conn,
+        db.user_transaction(claims.raw) as conn,
     ):
         consent_id = await consent_for_sample(conn, given)
         await become_service(conn)
@@ -334,18 +333,18 @@ async def upload_sample(
     return accepted
 
 
-async def sample_status(pool: Pool, claims: UserClaims, sample_id: uuid.UUID) -> SampleStatus:
+async def sample_status(db: Database, claims: UserClaims, sample_id: uuid.UUID) -> SampleStatus:
     """The caller's sample (RLS decides whose), 404 for anyone else's."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         row = await fetch_optional(conn, _Q["sample_status"], {"id": sample_id})
     if row is None:
         raise NotFound("Sample not found.")
     return _status_of(row)
 
 
-async def list_samples(pool: Pool, claims: UserClaims) -> SampleList:
+async def list_samples(db: Database, claims: UserClaims) -> SampleList:
     """The caller's samples (RLS decides whose), newest first, at most `LIST_LIMIT`."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         rows = await fetch_all(conn, _Q["list_samples"], {"limit": LIST_LIMIT})
     return SampleList([_status_of(row) for row in rows])
 
@@ -365,9 +364,9 @@ async def link_voice(conn: Connection, sample_id: uuid.UUID, voice_id: uuid.UUID
     await conn.execute(_Q["link_sample_voice"], {"voice_id": voice_id, "sample_id": sample_id})
 
 
-async def rename_sample(pool: Pool, claims: UserClaims, sample_id: uuid.UUID, rename: Rename) -> SampleStatus:
+async def rename_sample(db: Database, claims: UserClaims, sample_id: uuid.UUID, rename: Rename) -> SampleStatus:
     """Give the caller's sample a name (without surrounding spaces); 404 for anyone else's."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         if not await visible(conn, sample_id):
             raise NotFound("Sample not found.")
         await become_service(conn)
@@ -376,13 +375,13 @@ async def rename_sample(pool: Pool, claims: UserClaims, sample_id: uuid.UUID, re
         )
     if renamed is None:
         raise NotFound("Sample not found.")  # deleted since the caller's check
-    return await sample_status(pool, claims, sample_id)
+    return await sample_status(db, claims, sample_id)
 
 
-async def sample_audio(pool: Pool, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> SampleAudio:
+async def sample_audio(db: Database, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> SampleAudio:
     """A signed URL to listen to the caller's sample (404 for anyone else's); a file voicegate stored that
     changed since is refused (409 `stored_object_altered`), as every served file is."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         row = await fetch_optional(conn, _Q["sample_audio"], {"id": sample_id})
     if row is None:
         raise NotFound("Sample not found.")
@@ -390,7 +389,7 @@ async def sample_audio(pool: Pool, storage: ObjectStorage, claims: UserClaims, s
     if row["original_removed_at"] is not None and row["processed_object_path"] is not None:
         copy, path = "processed", row["processed_object_path"]
     url = await integrity.signed_url(
-        pool,
+        db,
         storage,
         row["bucket_id"],
         path,

@@ -25,7 +25,6 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction
 from backend.errors import StoredObjectAltered
 from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
@@ -64,7 +63,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
         prepared, speaker = await ctx.cpu.run(sample.owner_id, _prepare_and_print, original, sample_rules(provider))
     except AudioRejected as exc:
         report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
-        async with service_transaction(ctx.pool) as conn:
+        async with ctx.db.service_transaction() as conn:
             await conn.execute(
                 _Q["record_rejected_sample"], {"sample_id": sample.id, "reason": str(exc), "quality_report": report}
             )
@@ -73,7 +72,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
     copy_path = samples.processed_path(sample.object_path)
     report = msgspec.json.encode(prepared.report).decode()
     judged = await _judge_speaker(ctx, sample, speaker, report, actor=actor)
-    async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+    async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         recorded = await fetch_optional(
             conn,
             _Q["record_processed_sample"],
@@ -111,7 +110,7 @@ async def _judge_speaker(
     """How the sample's speaker matches its consent's (None under a checkbox consent). One who is not its
     consent's speaker fails the sample, with the score and an audit event for `actor`, and raises
     SpeakerMismatch: nothing of it reaches a provider."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         judged = await judge_sample(conn, sample.consent_id, speaker, sample.speaker_match)
         if judged is None or judged.matched:
             return judged
@@ -137,10 +136,10 @@ async def _read(ctx: Lifecycle, sample: SampleRow, path: str, *, actor: str) -> 
     StoredObjectAltered."""
     try:
         return await integrity.read(
-            ctx.pool, ctx.storage, sample.bucket_id, path, actor=actor, subject=("voice_sample", sample.id)
+            ctx.db, ctx.storage, sample.bucket_id, path, actor=actor, subject=("voice_sample", sample.id)
         )
     except StoredObjectAltered as exc:
-        async with service_transaction(ctx.pool) as conn:
+        async with ctx.db.service_transaction() as conn:
             await conn.execute(_Q["fail_altered_sample"], {"sample_id": sample.id, "reason": exc.detail})
         raise
 
@@ -176,7 +175,7 @@ async def enrolment_sample(ctx: Lifecycle, sample: SampleRow, provider: str, *, 
 async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:
     """Check a `pending` sample (or one whose check was cut short): `ready` with its report and cleaned
     copy, or `failed` with the reason. Anything else is left as it is."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         sample = await fetch_optional_record(conn, _Q["claim_sample"], {"sample_id": sample_id}, SampleRow)
         if sample is None:
             current = await fetch_optional(conn, _Q["sample_state"], {"sample_id": sample_id})

@@ -25,9 +25,8 @@ from backend.audio.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.auth.verify import UserClaims
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import become_service, service_transaction, user_transaction
+from backend.db.units import Database, become_service
 from backend.errors import (
     DatabaseUnavailable,
     NotFound,
@@ -96,7 +95,7 @@ class SpeechStream:
 
     def __init__(
         self,
-        pool: Pool,
+        db: Database,
         stream_id: uuid.UUID,
         *,
         provider: VoiceProvider,
@@ -117,7 +116,7 @@ class SpeechStream:
         }
         if opened.attempt_id is not None:
             self.headers["Voicegate-Attempt-Id"] = str(opened.attempt_id)
-        self._pool = pool
+        self._db = db
         self._provider = provider
         self._voice = opened.voice
         self._sentences = sentences(text)
@@ -193,7 +192,7 @@ class SpeechStream:
             "error_code": self._error_code,
         }
         try:
-            async with service_transaction(self._pool) as conn:
+            async with self._db.service_transaction() as conn:
                 await conn.execute(_Q["finish_stream"], params)
         except (DatabaseUnavailable, psycopg.Error):
             # The row stays `streaming`: usage accounting reads that as "ended, not recorded".
@@ -203,7 +202,7 @@ class SpeechStream:
 
 
 async def reflection_speech(
-    pool: Pool,
+    db: Database,
     claims: UserClaims,
     reflection_id: uuid.UUID,
     request: SpeechRequest,
@@ -215,7 +214,7 @@ async def reflection_speech(
     """Stream `text` in the reflection's active voice; LaunchBlocked (409, every reason) unless the gate
     passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
     text = cleaned(request.text)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         launch = await reflections.launch_voice(conn, reflection_id)
         opened = _Opened(
             owner_id=uuid.UUID(claims.sub),
@@ -225,11 +224,11 @@ async def reflection_speech(
             attempt_id=launch.attempt_id,
         )
         stream_id = await _record_opening(conn, opened, text, request.format, settings)
-    return await _start(pool, stream_id, opened, text, request.format, providers=providers, ended=ended)
+    return await _start(db, stream_id, opened, text, request.format, providers=providers, ended=ended)
 
 
 async def voice_speech(
-    pool: Pool,
+    db: Database,
     claims: UserClaims,
     request: VoiceSpeechRequest,
     *,
@@ -241,13 +240,13 @@ async def voice_speech(
     cloned or with no cloned voice, NotFound for anyone else's. `ended` is called once an opened stream has
     ended."""
     text = cleaned(request.text)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         if not await voices.visible(conn, request.voice_id):
             raise NotFound("Voice not found.")
         voice = await _speaking(conn, await voice_row(conn, request.voice_id))
         opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
         stream_id = await _record_opening(conn, opened, text, request.format, settings)
-    return await _start(pool, stream_id, opened, text, request.format, providers=providers, ended=ended)
+    return await _start(db, stream_id, opened, text, request.format, providers=providers, ended=ended)
 
 
 async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
@@ -287,7 +286,7 @@ async def _record_opening(
 
 
 async def _start(
-    pool: Pool,
+    db: Database,
     stream_id: uuid.UUID,
     opened: _Opened,
     text: str,
@@ -298,7 +297,7 @@ async def _start(
 ) -> SpeechStream:
     """Open the stream once its row is committed (no connection is held while it streams)."""
     provider = providers.get(opened.voice.provider, owner=opened.owner_id)
-    stream = SpeechStream(pool, stream_id, provider=provider, opened=opened, text=text, fmt=fmt, ended=ended)
+    stream = SpeechStream(db, stream_id, provider=provider, opened=opened, text=text, fmt=fmt, ended=ended)
     await stream.open()
     return stream
 

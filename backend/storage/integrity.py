@@ -34,9 +34,8 @@ from typing import TYPE_CHECKING
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_statement, service_transaction
+from backend.db.units import Database
 from backend.errors import StoredObjectAltered
 from backend.storage.digest import Digest
 
@@ -67,12 +66,12 @@ async def write(
     return digest
 
 
-async def announce(pool: Pool, bucket: str, path: str, digest: Digest) -> int:
+async def announce(db: Database, bucket: str, path: str, digest: Digest) -> int:
     """Say, before uploading them without a lock, that the bytes of `digest` may be at `bucket/path` from now
     on; the write's id, for the writer to end once it has recorded or removed the object (see the module
     docstring). A write never ended is finished by the worker's sweep."""
     params = {"bucket": bucket, "name": path, "sha256": digest.sha256, "size": digest.size}
-    async with service_statement(pool) as conn:
+    async with db.service_statement() as conn:
         row = await fetch_one(conn, _Q["announce"], params)
     write_id: int = row["id"]
     return write_id
@@ -85,24 +84,24 @@ async def remove(conn: Connection, storage: ObjectRemover, bucket: str, paths: l
     return await storage.remove(bucket, paths)
 
 
-async def read(pool: Pool, storage: ObjectStorage, bucket: str, path: str, *, actor: str, subject: Subject) -> bytes:
+async def read(db: Database, storage: ObjectStorage, bucket: str, path: str, *, actor: str, subject: Subject) -> bytes:
     """The object's bytes, checked against its record; raises StoredObjectAltered (after recording an
     audit event for `actor` about `subject`) when they differ."""
-    known = await _known(pool, bucket, path)
+    known = await _known(db, bucket, path)
     data = await storage.download(bucket, path)
     if known is not None:
-        await _check(pool, bucket, path, known, Digest.of(data), actor=actor, subject=subject)
+        await _check(db, bucket, path, known, Digest.of(data), actor=actor, subject=subject)
     return data
 
 
 async def signed_url(
-    pool: Pool, storage: ObjectStorage, bucket: str, path: str, expires_in: int, *, actor: str, subject: Subject
+    db: Database, storage: ObjectStorage, bucket: str, path: str, expires_in: int, *, actor: str, subject: Subject
 ) -> str:
     """A URL that downloads the object for `expires_in` seconds, once its bytes (streamed, not held) are
     checked against its record; raises StoredObjectAltered like `read`."""
-    known = await _known(pool, bucket, path)
+    known = await _known(db, bucket, path)
     if known is not None:
-        await _check(pool, bucket, path, known, await storage.digest(bucket, path), actor=actor, subject=subject)
+        await _check(db, bucket, path, known, await storage.digest(bucket, path), actor=actor, subject=subject)
     return await storage.create_signed_url(bucket, path, expires_in)
 
 
@@ -114,9 +113,9 @@ class _Known:
     writing: tuple[Digest, ...]
 
 
-async def _known(pool: Pool, bucket: str, path: str) -> _Known | None:
+async def _known(db: Database, bucket: str, path: str) -> _Known | None:
     """None for an object voicegate has neither recorded nor announced (written before the record existed)."""
-    async with service_statement(pool) as conn:
+    async with db.service_statement() as conn:
         rows = await fetch_all(conn, _Q["recorded"], {"bucket": bucket, "name": path})
     if not rows:
         return None
@@ -126,7 +125,7 @@ async def _known(pool: Pool, bucket: str, path: str) -> _Known | None:
 
 
 async def _check(
-    pool: Pool, bucket: str, path: str, known: _Known, found: Digest, *, actor: str, subject: Subject
+    db: Database, bucket: str, path: str, known: _Known, found: Digest, *, actor: str, subject: Subject
 ) -> None:
     if found == known.recorded or found in known.writing:
         return
@@ -140,6 +139,6 @@ async def _check(
     if known.writing:
         detail["writing"] = [{"sha256": d.sha256, "size_bytes": d.size} for d in known.writing]
     subject_type, subject_id = subject
-    async with service_transaction(pool) as conn:
+    async with db.service_transaction() as conn:
         await record_audit(conn, actor, AUDIT_ACTION, subject_type, subject_id, detail=detail)
     raise StoredObjectAltered(f"The stored file {bucket}/{path} has changed since voicegate wrote it; it is not used.")

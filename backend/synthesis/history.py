@@ -22,9 +22,8 @@ from backend.auth.verify import UserClaims
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction, user_transaction
+from backend.db.units import Database
 from backend.errors import NotFound, SynthesisEnded, SynthesisNotFinished, ValidationFailed
 from backend.records.synthesis_jobs import SynthesisJobStatus
 from backend.storage import integrity
@@ -95,11 +94,11 @@ def _after(cursor: str | None) -> tuple[datetime | None, uuid.UUID | None]:
 
 
 async def voice_clips(
-    pool: Pool, claims: UserClaims, voice_id: uuid.UUID, *, limit: int, cursor: str | None
+    db: Database, claims: UserClaims, voice_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> ClipPage:
     """A page of the caller's voice's clips, newest first; 404 for a voice that is not theirs (or deleted)."""
     before_at, before_id = _after(cursor)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         if not await voices.visible(conn, voice_id):
             raise NotFound("Voice not found.")
         params = {"voice_id": voice_id, "before_at": before_at, "before_id": before_id, "limit": limit + 1}
@@ -119,17 +118,17 @@ async def voice_clips(
     return ClipPage(clips, _cursor(clips[-1]) if len(rows) > limit else None)
 
 
-async def voice_preview(pool: Pool, storage: ObjectStorage, claims: UserClaims, voice_id: uuid.UUID) -> VoicePreview:
+async def voice_preview(db: Database, storage: ObjectStorage, claims: UserClaims, voice_id: uuid.UUID) -> VoicePreview:
     """A short-lived URL to hear the caller's voice (404 for anyone else's); 409 `stored_object_altered` for a
     file changed since voicegate stored it."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         if not await voices.visible(conn, voice_id):
             raise NotFound("Voice not found.")
         heard = await fetch_optional(conn, _Q["preview_of_voice"], {"voice_id": voice_id})
     if heard is None:
         return VoicePreview(audio_url=None, expires_in=0, source=None)
     url = await integrity.signed_url(
-        pool,
+        db,
         storage,
         heard["bucket"],
         heard["path"],
@@ -140,22 +139,22 @@ async def voice_preview(pool: Pool, storage: ObjectStorage, claims: UserClaims, 
     return VoicePreview(audio_url=url, expires_in=service.RESULT_URL_SECONDS, source=heard["source"])
 
 
-async def cancel_job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> service.JobStatus:
+async def cancel_job(db: Database, claims: UserClaims, job_id: uuid.UUID) -> service.JobStatus:
     """Cancel the caller's queued or running job: nothing of it is stored after. 409 once it has ended."""
-    await service.owned_job(pool, claims, job_id)
-    async with service_transaction(pool) as conn:
+    await service.owned_job(db, claims, job_id)
+    async with db.service_transaction() as conn:
         canceled = await fetch_optional(conn, _Q["cancel_job"], {"id": job_id, "owner_id": uuid.UUID(claims.sub)})
     if canceled is None:
-        current = await service.owned_job(pool, claims, job_id)
+        current = await service.owned_job(db, claims, job_id)
         raise SynthesisEnded(f"The job has already ended ({current.status}); there is nothing to cancel.")
-    return await service.job_status(pool, claims, job_id)
+    return await service.job_status(db, claims, job_id)
 
 
-async def delete_job(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> None:
+async def delete_job(db: Database, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> None:
     """Delete the caller's ended job with its render (row, digest record and object, with an audit event),
     all or nothing: a render Storage cannot delete keeps the row. 409 while it is queued or running."""
-    await service.owned_job(pool, claims, job_id)
-    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+    await service.owned_job(db, claims, job_id)
+    async with db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         row = await fetch_optional(conn, _Q["delete_job"], {"id": job_id, "owner_id": uuid.UUID(claims.sub)})
         if row is None:
             raise SynthesisNotFinished("The job is still queued or running; cancel it before deleting it.")
@@ -167,13 +166,11 @@ async def delete_job(pool: Pool, storage: ObjectStorage, claims: UserClaims, job
 
 
 async def clip_audio(
-    pool: Pool, storage: ObjectStorage, cpu: CpuExecutor, claims: UserClaims, job_id: uuid.UUID, *, fmt: ClipFormat
+    db: Database, storage: ObjectStorage, cpu: CpuExecutor, claims: UserClaims, job_id: uuid.UUID, *, fmt: ClipFormat
 ) -> ClipAudio:
     """The finished job's audio: its stored WAV (checked against its digest, with its C2PA manifest), or that
     WAV encoded as MP3. 409 like `GET /{id}/result` while it runs, after it failed or was cancelled."""
-    job, bucket, path = await service.finished_render(pool, claims, job_id)
-    wav = await integrity.read(
-        pool, storage, bucket, path, actor=f"user:{claims.sub}", subject=("synthesis_job", job_id)
-    )
+    job, bucket, path = await service.finished_render(db, claims, job_id)
+    wav = await integrity.read(db, storage, bucket, path, actor=f"user:{claims.sub}", subject=("synthesis_job", job_id))
     data = wav if fmt == "wav" else await cpu.run(job.owner_id, render_as_mp3, wav)
     return ClipAudio(data, MEDIA_TYPES[fmt], f"clip-{job_id}.{fmt}")

@@ -18,9 +18,8 @@ from backend import queues
 from backend.auth.verify import UserClaims
 from backend.clone.start import StoredSample, start_clone
 from backend.db.connection import Connection
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import Recorder, become_service, user_statement, user_transaction
+from backend.db.units import Database, Recorder, become_service
 from backend.errors import (
     NotFound,
     SampleRejected,
@@ -116,7 +115,7 @@ class JobResult(msgspec.Struct, rename="camel"):
 
 
 async def create_job(
-    pool: Pool,
+    db: Database,
     claims: UserClaims,
     request: CloneRequest,
     *,
@@ -131,7 +130,7 @@ async def create_job(
         raise ValidationFailed("Send exactly one of sampleId and voiceId.")
     text = cleaned(request.text)
     owner_id = uuid.UUID(claims.sub)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         if request.sample_id is not None:
             if not await samples.visible(conn, request.sample_id):
                 raise NotFound("Sample not found.")
@@ -238,9 +237,9 @@ def _waits_for(state: ProviderVoice | Waits) -> uuid.UUID | None:
     return state.attempt_id if isinstance(state, Waits) else None
 
 
-async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:
+async def job_status(db: Database, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:
     """The caller's job (RLS decides whose); 404 for anyone else's."""
-    job = await owned_job(pool, claims, job_id)
+    job = await owned_job(db, claims, job_id)
     failed = job.status is SynthesisJobStatus.FAILED
     error = JobError(job.error_code, job.error_message) if failed and job.error_code is not None else None
     total = job.progress_total
@@ -259,13 +258,13 @@ async def job_status(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> JobSt
     )
 
 
-async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:
+async def job_result(db: Database, storage: ObjectStorage, claims: UserClaims, job_id: uuid.UUID) -> JobResult:
     """A short-lived signed URL of the finished job's WAV, once its bytes are checked against the digest
     recorded when it was stored; 409 while it runs, after it failed, or when the file has changed since
     (`stored_object_altered`, with an audit event)."""
-    job, bucket, path = await finished_render(pool, claims, job_id)
+    job, bucket, path = await finished_render(db, claims, job_id)
     url = await integrity.signed_url(
-        pool,
+        db,
         storage,
         bucket,
         path,
@@ -276,10 +275,10 @@ async def job_result(pool: Pool, storage: ObjectStorage, claims: UserClaims, job
     return JobResult(audio_url=url, expires_in=RESULT_URL_SECONDS, mime_type="audio/wav", duration_ms=job.duration_ms)
 
 
-async def finished_render(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> tuple[SynthesisJobRow, str, str]:
+async def finished_render(db: Database, claims: UserClaims, job_id: uuid.UUID) -> tuple[SynthesisJobRow, str, str]:
     """The caller's succeeded job with the bucket and path of its render; 404 for anyone else's, 409 while it
     runs (`synthesis_not_finished`), after it failed (`synthesis_failed`) or was canceled."""
-    job = await owned_job(pool, claims, job_id)
+    job = await owned_job(db, claims, job_id)
     if job.status is SynthesisJobStatus.FAILED:
         raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
     if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
@@ -287,9 +286,9 @@ async def finished_render(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> 
     return job, job.output_bucket_id, job.output_object_path
 
 
-async def owned_job(pool: Pool, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
+async def owned_job(db: Database, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
     """The caller's job row (RLS decides whose); 404 for anyone else's."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         job = await job_row(conn, job_id)
     if job is None:
         raise NotFound("Job not found.")

@@ -39,7 +39,6 @@ from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import service_statement, service_transaction
 from backend.errors import DatabaseUnavailable, LanguageNotSupported, LeaseLost, ProvenanceFailed, TooManyRequests
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice, SynthesisResult
@@ -152,7 +151,7 @@ async def _take_and_speak(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> Outcom
     job, voice, parts = started
 
     async def extend() -> None:
-        async with service_statement(ctx.pool) as conn:
+        async with ctx.db.service_statement() as conn:
             if await fetch_optional(conn, _Q["extend_lease"], _lease(ctx, job_id, run)) is None:
                 raise LeaseLost
 
@@ -166,7 +165,7 @@ async def _take_and_speak(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> Outcom
         return Outcome(status="lease_lost")
     except Exception:
         with contextlib.suppress(DatabaseUnavailable, TooManyRequests):  # it runs out by itself then
-            async with service_transaction(ctx.pool) as conn:
+            async with ctx.db.service_transaction() as conn:
                 await conn.execute(_Q["release_lease"], {"id": job_id, "owner": run})
         raise
 
@@ -192,7 +191,7 @@ async def _render(ctx: Lifecycle, job: JobToSpeak, voice: ProviderVoice, parts: 
         log.exception("synthesis job %s: %s", job_id, exc.detail)
         return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail, run)
     path = render_path(job.owner_id, job_id)
-    async with service_transaction(ctx.pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+    async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         finished = await fetch_optional(
             conn,
             _Q["finish_job"],
@@ -238,7 +237,7 @@ async def _speak(
 
 async def _progress(ctx: Lifecycle, job_id: uuid.UUID, done: int, run: str) -> None:
     """Record `done` pieces spoken; LeaseLost when the run no longer holds the job (it is not spoken twice)."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         if await fetch_optional(conn, _Q["record_progress"], {"id": job_id, "done": done, "owner": run}) is None:
             raise LeaseLost
 
@@ -250,7 +249,7 @@ def _lease(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> dict[str, Any]:
 async def _start(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> tuple[JobToSpeak, ProviderVoice, list[str]] | Outcome:
     """Claim the job for the run `run` with its pieces to speak and say which voice speaks them, or why there
     is nothing to do now."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         job = await fetch_optional_record(conn, _Q["load_job"], {"id": job_id}, JobToSpeak)
         if job is None or job.status in ENDED:
             return Outcome(status="missing" if job is None else job.status)
@@ -282,7 +281,7 @@ def _left_by_this_worker(lease_owner: str | None, run: str) -> bool:
 
 async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_message: str, run: str) -> Outcome:
     params = {"id": job_id, "code": "provider_unavailable", "message": safe_message, "owner": run}
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         retried = await fetch_optional(conn, _Q["retry_job"], params)
     if retried is None:
         return Outcome(status="stale")
@@ -292,7 +291,7 @@ async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_messa
 
 
 async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str, run: str) -> Outcome:
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         return await heal.fail_job(conn, job_id, code, message, lease_owner=run)
 
 

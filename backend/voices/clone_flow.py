@@ -12,8 +12,7 @@ from backend.auth.verify import UserClaims
 from backend.clone.start import SignedUpload, draft_voice, lock_draft, start_clone
 from backend.consents.service import GivenConsent, Origin, Policy, require_consent
 from backend.db.bucket_config import declared_bucket
-from backend.db.pool import Pool
-from backend.db.units import Recorder, user_transaction
+from backend.db.units import Database, Recorder
 from backend.errors import SampleNotUploaded, UnsupportedAudio
 from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import Provider
@@ -75,7 +74,7 @@ class FinalizeBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def create_upload(
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     claims: UserClaims,
     request: UploadUrlBody,
@@ -101,7 +100,7 @@ async def create_upload(
     owner_id, voice_id = uuid.UUID(claims.sub), uuid.uuid4()
     path = samples.voice_sample_path(owner_id, voice_id)
     signed = await storage.create_signed_upload_url(samples.BUCKET, path)
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         given = VoiceName(name, given=True)
         await draft_voice(conn, owner_id, voice_id, name=given, language=request.language, consent=consent)
     return UploadTicket(
@@ -115,7 +114,7 @@ async def create_upload(
 
 
 async def finalize(
-    pool: Pool,
+    db: Database,
     storage: ObjectStorage,
     claims: UserClaims,
     request: FinalizeBody,
@@ -133,7 +132,7 @@ async def finalize(
     owner_id = uuid.UUID(claims.sub)
     path = samples.voice_sample_path(owner_id, request.voice_id)
 
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         draft = await lock_draft(conn, request.voice_id)
         if request.reflection_id is not None:
             await reflections.require_visible(conn, request.reflection_id)
@@ -147,7 +146,7 @@ async def finalize(
     if sniffed is None:
         raise UnsupportedAudio
 
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         new = samples.NewSample(
             sample_id=uuid.uuid4(),
             owner_id=owner_id,

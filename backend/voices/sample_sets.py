@@ -26,9 +26,8 @@ from backend.clone.start import SampleSet, start_clone
 from backend.consents.service import consent_voiceprint
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import become_service, service_transaction, user_transaction
+from backend.db.units import Database, become_service
 from backend.errors import Conflict, MixedSpeakers, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
 from backend.fields import Label
 from backend.providers.config import ProviderSettings
@@ -85,11 +84,11 @@ class _SetRow(SetMember, frozen=True, kw_only=True):
 
 
 async def create_voice(
-    pool: Pool, claims: UserClaims, body: NewVoiceBody, *, providers: ProviderSettings
+    db: Database, claims: UserClaims, body: NewVoiceBody, *, providers: ProviderSettings
 ) -> VoiceSamples:
     """A new voice of the caller enrolled from their samples: the voice and its attempt in one transaction."""
     owner_id = uuid.UUID(claims.sub)
-    async with _speakers_judged(pool, claims) as judge, user_transaction(pool, claims.raw) as conn:
+    async with _speakers_judged(db, claims) as judge, db.user_transaction(claims.raw) as conn:
         consent = await judge.consent(conn, body.consent_id)
         rows = await _ready_samples(conn, owner_id, body.sample_ids)
         judge.one_speaker(rows, consent)
@@ -105,12 +104,12 @@ async def create_voice(
 
 
 async def replace_samples(
-    pool: Pool, claims: UserClaims, voice_id: uuid.UUID, body: SamplesBody, *, providers: ProviderSettings
+    db: Database, claims: UserClaims, voice_id: uuid.UUID, body: SamplesBody, *, providers: ProviderSettings
 ) -> VoiceSamples:
     """Enrol the caller's voice again from these samples (add or remove some): a new attempt; the voice
     speaks as before until it is ready. 409 while another clone of the voice is under way."""
     owner_id = uuid.UUID(claims.sub)
-    async with _speakers_judged(pool, claims) as judge, user_transaction(pool, claims.raw) as conn:
+    async with _speakers_judged(db, claims) as judge, db.user_transaction(claims.raw) as conn:
         if not await voices.visible(conn, voice_id):
             raise NotFound("Voice not found.")
         consent = await judge.consent(conn, body.consent_id)
@@ -127,10 +126,10 @@ async def replace_samples(
     return _answer(attempt, rows)
 
 
-async def voice_samples(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> VoiceSamples:
+async def voice_samples(db: Database, claims: UserClaims, voice_id: uuid.UUID) -> VoiceSamples:
     """The caller's voice's samples and their report; 404 for another's voice or one made from a single
     sample the older way (no set)."""
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         if not await voices.visible(conn, voice_id):
             raise NotFound("Voice not found.")
         rows = await fetch_records(conn, _Q["voice_set"], {"voice_id": voice_id}, _SetRow)
@@ -227,7 +226,7 @@ def odd_one_out(printed: list[tuple[uuid.UUID, Voiceprint]]) -> tuple[uuid.UUID,
 
 
 @asynccontextmanager
-async def _speakers_judged(pool: Pool, claims: UserClaims) -> AsyncIterator[_SpeakerJudge]:
+async def _speakers_judged(db: Database, claims: UserClaims) -> AsyncIterator[_SpeakerJudge]:
     """A judge for the block; a refusal it raised is audited (`voice.speaker_refused`) as the block ends."""
     judge = _SpeakerJudge()
     try:
@@ -235,7 +234,7 @@ async def _speakers_judged(pool: Pool, claims: UserClaims) -> AsyncIterator[_Spe
     except (SpeakerMismatch, MixedSpeakers) as refused:
         if judge.refused is not None:
             sample_id, detail = judge.refused
-            async with service_transaction(pool) as conn:
+            async with db.service_transaction() as conn:
                 await record_audit(
                     conn,
                     claims.sub,

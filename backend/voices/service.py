@@ -20,9 +20,8 @@ from backend.clone import manifest
 from backend.clone.likeness import LikenessSource, NoLikeness
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_statement, user_statement, user_transaction
+from backend.db.units import Database
 from backend.errors import NotFound, ServiceUnavailable
 from backend.fields import Rename
 from backend.provenance import PROVENANCE
@@ -121,9 +120,9 @@ class VoiceList(msgspec.Struct):
     voices: list[Voice]
 
 
-async def list_voices(pool: Pool, claims: UserClaims) -> VoiceList:
+async def list_voices(db: Database, claims: UserClaims) -> VoiceList:
     """The caller's voices that are not deleted."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         rows = await fetch_records(conn, _Q["list_voices"], {"limit": LIST_LIMIT}, _VoiceRow)
     return VoiceList([_voice(row) for row in rows])
 
@@ -133,9 +132,9 @@ def _voice(row: _VoiceRow) -> Voice:
     return msgspec.structs.replace(voice, provenance=PROVENANCE if row.status is VoiceStatus.READY else None)
 
 
-async def get_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID) -> Voice:
+async def get_voice(db: Database, claims: UserClaims, voice_id: uuid.UUID) -> Voice:
     """One of the caller's voices; another user's is as missing as a non-existent one."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         return await _visible_voice(conn, voice_id)
 
 
@@ -146,11 +145,11 @@ async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
     return _voice(row)
 
 
-async def rename_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID, rename: Rename) -> Voice:
+async def rename_voice(db: Database, claims: UserClaims, voice_id: uuid.UUID, rename: Rename) -> Voice:
     """Give one of the caller's voices a new name; 404 for anyone else's or a deleted one, 409 (VoiceNameTaken)
     when another of their live voices has that name, compared without case or outer spaces."""
     name = rename.name.strip()
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         with name_of_its_own(name):
             row = await fetch_optional_record(conn, _Q["rename_voice"], {"id": voice_id, "name": name}, _VoiceRow)
     if row is None:
@@ -158,7 +157,7 @@ async def rename_voice(pool: Pool, claims: UserClaims, voice_id: uuid.UUID, rena
     return _voice(row)
 
 
-async def soft_delete_voice(pool: Pool, storage: ObjectStorage, claims: UserClaims, voice_id: uuid.UUID) -> None:
+async def soft_delete_voice(db: Database, storage: ObjectStorage, claims: UserClaims, voice_id: uuid.UUID) -> None:
     """Hide the voice from its owner, then remove its manifest (`voice-metadata`). Runs as the service (RLS
     hides deleted rows, so an owner's own UPDATE could not set `deleted_at`); the owner check is in the
     statement itself. The deletion commits before Storage is called, so no transition on the voice waits on
@@ -168,16 +167,16 @@ async def soft_delete_voice(pool: Pool, storage: ObjectStorage, claims: UserClai
     cannot be, Storage being down, goes with the retention sweep once it expires), and inline
     self-hosted references go with the voice row (a trigger)."""
     owner_id = uuid.UUID(claims.sub)
-    async with service_statement(pool) as conn:
+    async with db.service_statement() as conn:
         row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": owner_id})
     if row is None:
         raise NotFound("Voice not found.")
     try:
-        await manifest.remove_manifest(pool, storage, owner_id, voice_id)
+        await manifest.remove_manifest(db, storage, owner_id, voice_id)
     except ServiceUnavailable as exc:
         log.warning("deleted voice %s: its manifest is left to the sweep: %s", voice_id, exc)
     try:
-        await purge.purge_kept_samples(pool, storage, voice_id, actor=f"user:{claims.sub}")
+        await purge.purge_kept_samples(db, storage, voice_id, actor=f"user:{claims.sub}")
     except ServiceUnavailable:
         log.exception("could not purge the kept samples of deleted voice %s yet", voice_id)
 
@@ -196,14 +195,14 @@ def preferred_wait(prefer: str | None) -> int | None:
     return None
 
 
-async def wait_for_voice(pool: Pool, claims: Mapping[str, Any], voice_id: uuid.UUID, seconds: int) -> Voice | None:
+async def wait_for_voice(db: Database, claims: Mapping[str, Any], voice_id: uuid.UUID, seconds: int) -> Voice | None:
     """The voice once it is ready or failed, read under the caller's RLS; None if `seconds` pass first.
 
     Polls every 200 ms: one indexed read per poll, for at most one waiting request per finalize.
     """
     deadline = time.monotonic() + seconds
     while True:
-        async with user_statement(pool, claims) as conn:
+        async with db.user_statement(claims) as conn:
             voice = await _visible_voice(conn, voice_id)
         if voice.status in _FINISHED:
             return voice

@@ -18,9 +18,8 @@ import msgspec
 
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import become_service, service_transaction, user_statement, user_transaction
+from backend.db.units import Database, become_service
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.fields import NO_NUL
 from backend.standard_webhooks.sender import MAX_URL_LENGTH, WebhookSender
@@ -83,13 +82,13 @@ def _events(requested: list[EventType] | None) -> list[str]:
 
 
 async def create_endpoint(
-    pool: Pool, sender: WebhookSender, claims: UserClaims, request: EndpointRequest
+    db: Database, sender: WebhookSender, claims: UserClaims, request: EndpointRequest
 ) -> CreatedEndpoint:
     """Check the URL, then store the endpoint and its new secret together; 409 past `MAX_ENDPOINTS`."""
     events = _events(request.events)
     await sender.check(request.url)
     secret = new_secret()
-    async with user_transaction(pool, claims.raw) as conn:
+    async with db.user_transaction(claims.raw) as conn:
         count = await fetch_one(conn, _Q["count_own"], {})
         if count["n"] >= MAX_ENDPOINTS:
             raise Conflict(f"You have {MAX_ENDPOINTS} webhook endpoints already; delete one first.")
@@ -101,25 +100,25 @@ async def create_endpoint(
     return CreatedEndpoint(**row, secret=secret)
 
 
-async def list_endpoints(pool: Pool, claims: UserClaims) -> EndpointList:
+async def list_endpoints(db: Database, claims: UserClaims) -> EndpointList:
     """The caller's endpoints (RLS shows only their own)."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         rows = await fetch_all(conn, _Q["list_own"], {"limit": MAX_ENDPOINTS * 2})
     return EndpointList([Endpoint(**row) for row in rows])
 
 
-async def get_endpoint(pool: Pool, claims: UserClaims, endpoint_id: uuid.UUID) -> Endpoint:
+async def get_endpoint(db: Database, claims: UserClaims, endpoint_id: uuid.UUID) -> Endpoint:
     """One of the caller's endpoints; anyone else's is as missing as one that does not exist."""
-    async with user_statement(pool, claims.raw) as conn:
+    async with db.user_statement(claims.raw) as conn:
         row = await fetch_optional(conn, _Q["get_own"], {"id": endpoint_id})
     if row is None:
         raise NotFound("Webhook endpoint not found.")
     return Endpoint(**row)
 
 
-async def delete_endpoint(pool: Pool, claims: UserClaims, endpoint_id: uuid.UUID) -> None:
+async def delete_endpoint(db: Database, claims: UserClaims, endpoint_id: uuid.UUID) -> None:
     """Delete the caller's endpoint and its secret; deliveries still queued for it are dropped."""
-    async with service_transaction(pool) as conn:
+    async with db.service_transaction() as conn:
         row = await fetch_optional(conn, _Q["delete_endpoint"], {"id": endpoint_id, "owner_id": uuid.UUID(claims.sub)})
     if row is None:
         raise NotFound("Webhook endpoint not found.")

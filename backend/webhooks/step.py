@@ -25,7 +25,6 @@ from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction
 from backend.errors import WebhookUrlRefused, WorkFailed
 from backend.secret import Secret
 from backend.standard_webhooks.sender import Target
@@ -91,7 +90,7 @@ async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> Target | Non
     """The project's endpoint, or the user's endpoint with its secret; None when there is none (any more)."""
     if endpoint_id is None:
         return ctx.webhooks.project
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         row = await fetch_optional(conn, _Q["endpoint"], {"id": endpoint_id})
     if row is None or row["disabled_at"] is not None:
         return None
@@ -101,7 +100,7 @@ async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> Target | Non
 async def _disable(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> None:
     if endpoint_id is None:
         return  # the project's endpoint is configuration: an operator changes VOICEGATE_WEBHOOK_URL
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         await conn.execute(_Q["disable_endpoint"], {"id": endpoint_id})
 
 

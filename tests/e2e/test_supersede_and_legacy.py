@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.settings import settings_from_env
 from queue_consumers.maintenance import SweepReport, sweep
 from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, speech_wav, until_create_sent
@@ -126,8 +127,8 @@ async def test_the_sweep_requeues_a_queued_attempt_whose_message_was_lost(
     pool = create_pool(db_dsn, settings.pool_limits)
     await pool.open(wait=True)
     try:
-        assert await sweep(settings, pool, client.app.state.storage) == SweepReport(requeued=1, purged=0)
+        assert await sweep(settings, Database(pool), client.app.state.storage) == SweepReport(requeued=1, purged=0)
         assert [m["message"]["attemptId"] for m in queue_messages(sql, "voice_clone_process")] == [attempt_id]
-        assert await sweep(settings, pool, client.app.state.storage) == SweepReport(requeued=0, purged=0)
+        assert await sweep(settings, Database(pool), client.app.state.storage) == SweepReport(requeued=0, purged=0)
     finally:
         await pool.close()

@@ -1,4 +1,4 @@
-"""Fixtures for integration tests: an async service pool on this test's database, as a worker holds one; and
+"""Fixtures for integration tests: this test's database behind an async pool, as the API holds one; and
 the lifecycle context a queue consumer runs with."""
 
 from __future__ import annotations
@@ -13,20 +13,21 @@ import pytest
 from backend.compose.parts import build_lifecycle
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import Pool, create_pool
+from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.embedded.storage.in_process import standalone_storage as local_storage
 from backend.provenance import ProvenanceSigner
 from backend.settings import settings_from_env
 
 
 @pytest.fixture
-async def pool(db_dsn: str) -> AsyncIterator[Pool]:
-    service_pool = create_pool(db_dsn, settings_from_env({}).pool_limits)
-    await service_pool.open(wait=True)
+async def database(db_dsn: str) -> AsyncIterator[Database]:
+    pool = create_pool(db_dsn, settings_from_env({}).pool_limits)
+    await pool.open(wait=True)
     try:
-        yield service_pool
+        yield Database(pool)
     finally:
-        await service_pool.close()
+        await pool.close()
 
 
 @asynccontextmanager
@@ -37,7 +38,9 @@ async def open_lifecycle(cpu: CpuExecutor, db_dsn: str, data_dir: Path, **env: s
     pool = create_pool(db_dsn, settings.pool_limits)
     await pool.open(wait=True)
     async with local_storage(db_dsn, data_dir / "storage") as storage, httpx.AsyncClient() as http:
-        lifecycle = build_lifecycle(settings, pool, storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu)
+        lifecycle = build_lifecycle(
+            settings, Database(pool), storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu
+        )
         yield lifecycle
         await lifecycle.aclose()
     await pool.close()

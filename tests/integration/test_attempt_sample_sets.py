@@ -13,7 +13,6 @@ import pytest
 
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.units import service_transaction
 from backend.records import attempts
 from tests.integration.conftest import open_lifecycle
 from tests.support import create_user, one, seed_consent, seed_voice
@@ -40,7 +39,7 @@ async def test_a_retry_enrols_the_same_set_in_the_same_order(ctx: Lifecycle, db:
     voice = seed_voice(db, owner)
     ids = [ready_sample(db, owner) for _ in range(3)]
     order = [ids[2], ids[0], ids[1]]
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         first = await attempts.create(
             conn,
             owner_id=owner,
@@ -63,7 +62,7 @@ async def test_a_set_holds_only_the_attempt_owners_samples(ctx: Lifecycle, db: p
     voice = seed_voice(db, owner)
     mine, theirs = ready_sample(db, owner), ready_sample(db, stranger)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="own samples"):
-        async with service_transaction(ctx.pool) as conn:
+        async with ctx.db.service_transaction() as conn:
             await attempts.create(
                 conn,
                 owner_id=owner,

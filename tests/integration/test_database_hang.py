@@ -25,7 +25,7 @@ from backend.db.connection import Connection
 from backend.db.deadline import request_budget
 from backend.db.migrate import migrate
 from backend.db.pool import Pool, create_pool, create_worker_pool
-from backend.db.units import ping, service_pipeline, service_statement, service_transaction, user_transaction
+from backend.db.units import Database
 from backend.embedded.postgres import EmbeddedPostgres
 from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.settings import Settings
@@ -56,18 +56,19 @@ def server() -> Iterator[EmbeddedPostgres]:
 
 
 @asynccontextmanager
-async def opened(pool: Pool) -> AsyncIterator[Pool]:
-    """`pool`, open for the block, with a connection idle in it."""
+async def opened(pool: Pool) -> AsyncIterator[Database]:
+    """The database behind `pool`, open for the block, with a connection idle in it."""
     await pool.open(wait=True)
     try:
-        await ping(pool)  # also ends any outage an earlier test left the process-wide log in
-        yield pool
+        database = Database(pool)
+        await database.ping()  # also ends any outage an earlier test left the process-wide log in
+        yield database
     finally:
         await pool.close()
 
 
 @pytest.fixture
-async def pool(server: EmbeddedPostgres) -> AsyncIterator[Pool]:
+async def database(server: EmbeddedPostgres) -> AsyncIterator[Database]:
     async with opened(create_pool(server.dsn, SETTINGS.pool_limits)) as each:
         yield each
 
@@ -76,12 +77,12 @@ def outage_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
     return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "backend.outages"]
 
 
-async def healed(pool: Pool, within: float = 10.0) -> float:
+async def healed(database: Database, within: float = 10.0) -> float:
     """Seconds until a ping succeeds again."""
     started = time.monotonic()
     while True:
         try:
-            await ping(pool)
+            await database.ping()
         except DatabaseUnavailable:
             assert time.monotonic() - started < within, "the pool did not heal"
             await asyncio.sleep(0.05)
@@ -90,13 +91,13 @@ async def healed(pool: Pool, within: float = 10.0) -> float:
 
 
 async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
-    server: EmbeddedPostgres, pool: Pool, caplog: pytest.LogCaptureFixture
+    server: EmbeddedPostgres, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     inside, go = asyncio.Event(), asyncio.Event()
 
     async def in_flight() -> None:
-        async with service_transaction(pool) as conn:
+        async with database.service_transaction() as conn:
             await conn.execute("select 1")
             inside.set()
             await asyncio.wait_for(go.wait(), WAIT_SECONDS)
@@ -105,7 +106,7 @@ async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
     async def timed_ping() -> float:
         started = time.monotonic()
         with pytest.raises(DatabaseUnavailable):
-            await ping(pool)
+            await database.ping()
         return time.monotonic() - started
 
     transaction = asyncio.create_task(in_flight())
@@ -119,9 +120,9 @@ async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
             await asyncio.wait_for(transaction, WAIT_SECONDS)
         assert time.monotonic() - started < DEADLINE + SLACK
         assert max(pings) < DEADLINE + SLACK
-        cut = pool.get_stats().get("returns_bad", 0)
+        cut = database.pool.get_stats().get("returns_bad", 0)
         assert cut >= 2, "the connections cut at their deadline were discarded, not pooled"
-    assert await healed(pool) < 5
+    assert await healed(database) < 5
 
     # Seven failures, two kinds of cause (a check cut at its deadline, no connection in time): a line
     # with a traceback for each kind, then one as it ends.
@@ -136,107 +137,107 @@ async def test_every_unit_fails_by_its_deadline_and_the_pool_heals(
 
 
 async def test_a_service_statement_fails_by_its_deadline_on_either_kind_of_pool(
-    server: EmbeddedPostgres, pool: Pool
+    server: EmbeddedPostgres, database: Database
 ) -> None:
     async with opened(
         create_worker_pool(server.dsn, SETTINGS.pool_limits, patience=SETTINGS.queue_visibility_seconds)
     ) as worker:
-        for each in (pool, worker):
-            async with service_statement(each) as conn:
+        for each in (database, worker):
+            async with each.service_statement() as conn:
                 await conn.execute("select 1")  # a connection is open and idle in the pool
             with frozen(server.data_dir):
                 started = time.monotonic()
                 with pytest.raises(DatabaseUnavailable):
-                    async with service_statement(each) as conn:
+                    async with each.service_statement() as conn:
                         await conn.execute("select 1")
                 assert time.monotonic() - started < DEADLINE + SLACK
             assert await healed(each) < 5
 
 
 async def test_a_service_pipeline_fails_by_its_deadline_with_its_own_error_alone(
-    server: EmbeddedPostgres, pool: Pool, caplog: pytest.LogCaptureFixture
+    server: EmbeddedPostgres, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     queued = "select count(*) from pgmq.q_voice_synthesis"
-    async with service_pipeline(pool) as conn:
+    async with database.service_pipeline() as conn:
         before = await (await conn.execute(queued)).fetchone()  # a connection is open and idle in the pool
     with frozen(server.data_dir):
         started = time.monotonic()
         with pytest.raises(DatabaseUnavailable):  # noqa: PT012 - the unit's fetch is what waits
-            async with service_pipeline(pool) as conn:
+            async with database.service_pipeline() as conn:
                 await conn.execute("select pgmq.send(%s, '{}'::jsonb)", (QUEUE,))
                 await (await conn.execute("select 1")).fetchone()
         assert time.monotonic() - started < DEADLINE + SLACK
-    assert await healed(pool) < 5
+    assert await healed(database) < 5
     assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
     with psycopg.connect(server.dsn, autocommit=True, row_factory=dict_row) as admin:
         assert admin.execute(queued).fetchone() == before, "the send was rolled back with the unit"
 
 
 async def test_a_requests_units_fail_within_its_one_budget_on_a_hung_database(
-    server: EmbeddedPostgres, pool: Pool
+    server: EmbeddedPostgres, database: Database
 ) -> None:
     # The Storage stand-in's pool, which a request reaches in-process: its units share the request's budget.
     async with opened(create_pool(server.dsn, SETTINGS.pool_limits)) as stand_in:
         with frozen(server.data_dir), request_budget(DEADLINE):
             started = time.monotonic()
-            for each in (pool, stand_in, pool):  # the write, the stand-in's cleanup, the key's release
+            for each in (database, stand_in, database):  # the write, the stand-in's cleanup, the key's release
                 with pytest.raises(DatabaseUnavailable):
-                    async with service_transaction(each, budget=DEADLINE / 2 if each is pool else None) as conn:
+                    async with each.service_transaction(budget=DEADLINE / 2 if each is database else None) as conn:
                         await conn.execute("select 1")
             # The first waited its own deadline (half the request's budget), the second what was left of
             # the budget, the third nothing: together the one budget, not a deadline each (twice as long).
             assert DEADLINE - 0.05 < time.monotonic() - started < DEADLINE + SLACK
-        assert await healed(pool) < 5
+        assert await healed(database) < 5
         assert await healed(stand_in) < 5
 
 
-async def test_a_request_that_gets_answers_waits_as_long_as_each_unit_may(pool: Pool) -> None:
+async def test_a_request_that_gets_answers_waits_as_long_as_each_unit_may(database: Database) -> None:
     # The budget counts waits on a database that does not answer: slow answers (each well within its
     # unit's deadline, together past the request's budget) are not an outage.
     with request_budget(DEADLINE):
         for _ in range(3):
-            async with service_transaction(pool) as conn:
+            async with database.service_transaction() as conn:
                 row = await (await conn.execute("select 1 as n from pg_sleep(%s)", (DEADLINE * 0.6,))).fetchone()
             assert row == {"n": 1}
 
 
-async def test_the_server_holds_each_transaction_to_the_deadline(server: EmbeddedPostgres, pool: Pool) -> None:
+async def test_the_server_holds_each_transaction_to_the_deadline(server: EmbeddedPostgres, database: Database) -> None:
     limits = (
         "select current_setting('statement_timeout') as statement,"
         " current_setting('idle_in_transaction_session_timeout') as idle"
     )
     # A statement is held to the deadline; a transaction left idle to five times it (the process may be
     # busy between statements without having vanished).
-    async with service_transaction(pool) as conn:
+    async with database.service_transaction() as conn:
         assert await (await conn.execute(limits)).fetchone() == {"statement": "500ms", "idle": "2500ms"}
-    async with service_transaction(pool, budget=2.5) as conn:
+    async with database.service_transaction(budget=2.5) as conn:
         assert await (await conn.execute(limits)).fetchone() == {"statement": "2500ms", "idle": "12500ms"}
     with psycopg.connect(server.dsn, autocommit=True) as admin:
         user = create_user(admin)
-    async with user_transaction(pool, {"sub": str(user), "role": "authenticated"}) as conn:
+    async with database.user_transaction({"sub": str(user), "role": "authenticated"}) as conn:
         assert await (await conn.execute(limits)).fetchone() == {"statement": "500ms", "idle": "2500ms"}
     # A statement that outlasts it fails as an outage would, and the next unit works.
     with pytest.raises(DatabaseUnavailable):
-        async with service_transaction(pool) as conn:
+        async with database.service_transaction() as conn:
             await conn.execute("select pg_sleep(3)")
-    await ping(pool)
+    await database.ping()
 
 
-async def test_work_between_statements_past_the_deadline_is_not_a_hang(pool: Pool) -> None:
+async def test_work_between_statements_past_the_deadline_is_not_a_hang(database: Database) -> None:
     # The deadline is the server's to meet: a unit whose process works (or awaits something else) between
     # statements for longer still commits, whether the event loop stays free or is blocked meanwhile.
-    async with service_transaction(pool) as conn:
+    async with database.service_transaction() as conn:
         await conn.execute("select 1")
         await asyncio.sleep(DEADLINE * 1.5)
         time.sleep(DEADLINE * 1.5)  # noqa: ASYNC251 - the process busy, as under a burst
         row = await (await conn.execute("select 2 as n")).fetchone()
     assert row == {"n": 2}
-    assert pool.get_stats().get("returns_bad", 0) == 0
+    assert database.pool.get_stats().get("returns_bad", 0) == 0
 
 
-async def test_an_answer_the_busy_process_has_not_read_yet_is_not_a_hang(pool: Pool) -> None:
-    async with service_transaction(pool) as conn:
+async def test_an_answer_the_busy_process_has_not_read_yet_is_not_a_hang(database: Database) -> None:
+    async with database.service_transaction() as conn:
         # The unit's first statement goes in a pipeline with its opening, whose waits psycopg may finish
         # without ever yielding to the loop (it polls a writable socket and reads an answer already
         # there), so `waiting_since` could come and go unseen. A later statement goes alone: psycopg
@@ -251,7 +252,7 @@ async def test_an_answer_the_busy_process_has_not_read_yet_is_not_a_hang(pool: P
         time.sleep(DEADLINE * 1.5)  # noqa: ASYNC251 - ... past the deadline, the answer unread
         row = await (await query).fetchone()
     assert row == {"n": 2}
-    assert pool.get_stats().get("returns_bad", 0) == 0
+    assert database.pool.get_stats().get("returns_bad", 0) == 0
 
 
 def send(server: EmbeddedPostgres, body: dict[str, Any]) -> int:
@@ -274,7 +275,7 @@ def message_state(server: EmbeddedPostgres, msg_id: int) -> dict[str, Any]:
 
 
 async def test_a_consumer_rides_out_a_hang_without_failing_or_repeating_a_message(
-    server: EmbeddedPostgres, pool: Pool, caplog: pytest.LogCaptureFixture
+    server: EmbeddedPostgres, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     started: list[int] = []
@@ -289,13 +290,13 @@ async def test_a_consumer_rides_out_a_hang_without_failing_or_repeating_a_messag
             await asyncio.wait_for(release.wait(), WAIT_SECONDS)
         else:
             await asyncio.wait_for(hung.wait(), WAIT_SECONDS)
-            async with service_transaction(pool) as conn:  # fails by its deadline the first time
+            async with database.service_transaction() as conn:  # fails by its deadline the first time
                 await conn.execute("select 1")
         done.append(message.msg_id)
 
     held, waiting = send(server, {"n": 1}), send(server, {"n": 2})
     config = ConsumerConfig(queue=QUEUE, visibility_seconds=1, poll_interval=0.05, max_reads=2)
-    consumer = QueueConsumer(pool, config, handle, listen_dsn=None)
+    consumer = QueueConsumer(database, config, handle, listen_dsn=None)
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:
@@ -305,7 +306,7 @@ async def test_a_consumer_rides_out_a_hang_without_failing_or_repeating_a_messag
             hung.set()
             await asyncio.sleep(2.5)  # longer than the visibility timeout neither message could extend
             assert not running.done(), "the consumer must not die of a hung database"
-        await healed(pool)
+        await healed(database)
         await until(lambda: waiting in done)  # delivered again once visible, and handled
         # Whether a poll reads the held message before its extension gets through after a hang is a
         # race; make it visible, as a longer hang would leave it, and give the polls time to see it.
@@ -330,7 +331,7 @@ async def test_a_consumer_rides_out_a_hang_without_failing_or_repeating_a_messag
 
 
 async def test_a_message_whose_handler_met_the_hang_is_handled_again_as_soon_as_the_database_answers(
-    server: EmbeddedPostgres, pool: Pool
+    server: EmbeddedPostgres, database: Database
 ) -> None:
     visibility = 30
     started: list[float] = []
@@ -341,13 +342,13 @@ async def test_a_message_whose_handler_met_the_hang_is_handled_again_as_soon_as_
         started.append(time.monotonic())
         if len(started) == 1:
             await asyncio.wait_for(hung.wait(), WAIT_SECONDS)
-        async with service_transaction(pool) as conn:  # the first delivery's fails by its deadline
+        async with database.service_transaction() as conn:  # the first delivery's fails by its deadline
             await conn.execute("select 1")
         done.append(message.msg_id)
 
     msg_id = send(server, {"n": 1})
     config = ConsumerConfig(queue=QUEUE, visibility_seconds=visibility, poll_interval=0.05)
-    consumer = QueueConsumer(pool, config, handle, listen_dsn=None)
+    consumer = QueueConsumer(database, config, handle, listen_dsn=None)
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:
@@ -355,7 +356,7 @@ async def test_a_message_whose_handler_met_the_hang_is_handled_again_as_soon_as_
         with frozen(server.data_dir):
             hung.set()
             await asyncio.sleep(DEADLINE * 3)  # the handler's transaction fails by its deadline meanwhile
-        answered = time.monotonic() + await healed(pool)
+        answered = time.monotonic() + await healed(database)
         await until(lambda: msg_id in done)
     finally:
         hung.set()
@@ -375,7 +376,7 @@ async def test_a_message_whose_handler_met_the_hang_is_handled_again_as_soon_as_
     ids=["storage_down_with_its_database", "failed"],
 )
 async def test_a_message_whose_hand_back_met_the_hang_is_handled_again_as_soon_as_the_database_answers(
-    server: EmbeddedPostgres, pool: Pool, met: Exception
+    server: EmbeddedPostgres, database: Database, met: Exception
 ) -> None:
     """The handler fails without the database (Storage, whose own database is the one hung, is down; or
     any failure), so what the consumer does next (hand it back for Storage, schedule its backoff) meets the
@@ -394,7 +395,7 @@ async def test_a_message_whose_hand_back_met_the_hang_is_handled_again_as_soon_a
 
     msg_id = send(server, {"n": 1})
     config = ConsumerConfig(queue=QUEUE, visibility_seconds=visibility, poll_interval=0.05)
-    consumer = QueueConsumer(pool, config, handle, listen_dsn=None)
+    consumer = QueueConsumer(database, config, handle, listen_dsn=None)
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:
@@ -402,7 +403,7 @@ async def test_a_message_whose_hand_back_met_the_hang_is_handled_again_as_soon_a
         with frozen(server.data_dir):
             hung.set()
             await asyncio.sleep(DEADLINE * 3)  # the hand-back or backoff fails by its deadline meanwhile
-        answered = time.monotonic() + await healed(pool)
+        answered = time.monotonic() + await healed(database)
         await until(lambda: msg_id in done)
     finally:
         hung.set()
@@ -416,7 +417,7 @@ async def test_a_message_whose_hand_back_met_the_hang_is_handled_again_as_soon_a
 
 
 async def test_a_read_whose_commit_met_the_hang_hands_its_messages_back_as_the_database_answers(
-    server: EmbeddedPostgres, pool: Pool
+    server: EmbeddedPostgres, database: Database
 ) -> None:
     """The read's rows come, then the database hangs before it answers the read's commit (CI: the page's
     job, read as Postgres stopped, waited its 30 s). The server commits the read as it resumes, so its
@@ -432,7 +433,7 @@ async def test_a_read_whose_commit_met_the_hang_hands_its_messages_back_as_the_d
     msg_id = send(server, {"n": 1})
     # One delivery allowed: counting the lost one would dead-letter the message when it comes again.
     config = ConsumerConfig(queue=QUEUE, visibility_seconds=30, poll_interval=0.05, max_reads=1)
-    consumer = QueueConsumer(pool, config, handle, listen_dsn=None)
+    consumer = QueueConsumer(database, config, handle, listen_dsn=None)
     read = consumer.reader
     hang = contextlib.ExitStack()
 
@@ -446,7 +447,7 @@ async def test_a_read_whose_commit_met_the_hang_hands_its_messages_back_as_the_d
     with hang:
         assert await consumer._read_and_start(1) == 0, "the read's outcome is unknown: nothing is started"
     consumer.reader = read
-    answered = time.monotonic() + await healed(pool)
+    answered = time.monotonic() + await healed(database)
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         row = conn.execute(
             f"select read_ct, vt > now() + interval '20 s' from pgmq.q_{QUEUE} where msg_id = %s", (msg_id,)
@@ -496,7 +497,7 @@ async def until(condition: Callable[[], bool], within: float = 10.0, poll: float
 
 
 async def test_a_database_outage_is_logged_once_as_it_starts_and_once_as_it_ends_by_the_consumers(
-    server: EmbeddedPostgres, pool: Pool, caplog: pytest.LogCaptureFixture
+    server: EmbeddedPostgres, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
 
@@ -505,7 +506,7 @@ async def test_a_database_outage_is_logged_once_as_it_starts_and_once_as_it_ends
 
     queues = ["voice_clone_process", "voice_preview", "voice_synthesis", "voice_sample_process", "webhook_delivery"]
     consumers = [
-        QueueConsumer(pool, ConsumerConfig(queue=queue, poll_interval=0.2), handle, listen_dsn=server.dsn)
+        QueueConsumer(database, ConsumerConfig(queue=queue, poll_interval=0.2), handle, listen_dsn=server.dsn)
         for queue in queues
     ]
     stopping = asyncio.Event()
@@ -521,7 +522,7 @@ async def test_a_database_outage_is_logged_once_as_it_starts_and_once_as_it_ends
         finally:
             server.ensure_running()
         await until(lambda: all(c.listening.is_set() for c in consumers), within=15)
-        await healed(pool)
+        await healed(database)
     finally:
         stopping.set()
         await asyncio.wait_for(asyncio.gather(*running), 10)

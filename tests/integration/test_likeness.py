@@ -26,7 +26,6 @@ from backend.clone.preview_step import process_preview
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.units import service_transaction
 from backend.records import attempts
 from backend.voiceprint import THRESHOLD
 from backend.voices.service import get_voice
@@ -73,7 +72,7 @@ async def enrolment(ctx: Lifecycle, db: Db, provider: str = "local", owner: uuid
                 (owner, voice, consent, path, provider),
             )["id"]
         )
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         attempt = await attempts.create(
             conn,
             owner_id=owner,
@@ -123,13 +122,13 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
         "likenessError": None,
     }
     assert {key: mirror(db, made["reflection"])[key] for key in expected} == expected
-    voice = await get_voice(ctx.pool, claims_of(made["owner"]), made["voice"])
+    voice = await get_voice(ctx.db, claims_of(made["owner"]), made["voice"])
     assert (voice.likeness, voice.likeness_threshold, voice.likeness_source) == (judged["likeness"], THRESHOLD, "probe")
     manifest = json.loads(await ctx.storage.download(BUCKET, manifest_path(made["owner"], made["voice"])))
     assert {key: manifest[key] for key in expected} == expected
 
     # Re-enrolment: a new attempt of the same samples is judged again, and the voice shows its likeness.
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         again = await attempts.retry(conn, made["attempt"])
     assert likeness_of(db, again.id)["likeness"] is None
     assert (await process_attempt(ctx, again.id, "worker-2")).status == "ready"
@@ -138,12 +137,12 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
     assert 0.3 < rejudged["likeness"] < THRESHOLD
     assert mirror(db, made["reflection"])["attemptId"] == str(again.id)
     assert mirror(db, made["reflection"])["likeness"] == rejudged["likeness"]
-    assert (await get_voice(ctx.pool, claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
+    assert (await get_voice(ctx.db, claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
 
 
 async def lease(ctx: Lifecycle, attempt_id: uuid.UUID) -> dict[str, Any]:
     """The attempt as the clone queue's read leases it to `worker-1`, with its message."""
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         rows = await attempts.read_and_lease(
             conn, queues.CLONE, vt=30, qty=100, lease_owner="worker-1", lease_seconds=60
         )
@@ -167,7 +166,7 @@ async def test_a_leased_attempt_is_judged_on_what_its_lease_read_handed_unless_i
 
     # An attempt that enrolled on an earlier try (its provider voice and print recorded, back in the queue):
     # judged on the print its lease's read handed over, with no read of its own.
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         again = await attempts.retry(conn, made["attempt"])
     db.execute(
         "update voice_clone_attempts n set provider_voice_id = o.provider_voice_id,"

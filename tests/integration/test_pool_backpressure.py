@@ -9,7 +9,7 @@ import time
 from collections import Counter
 
 from backend.db.pool import create_pool
-from backend.db.units import database_work
+from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, ServerBusy
 from backend.settings import Settings
 
@@ -26,7 +26,7 @@ async def test_a_busy_pool_queues_then_answers_server_busy_never_unavailable(db_
 
     async def unit() -> str:
         try:
-            async with database_work(pool) as conn:
+            async with Database(pool).work() as conn:
                 await conn.execute("select 1")
                 await asyncio.sleep(0.1)  # holds the one connection a while, as a slower request would
         except ServerBusy:
@@ -55,7 +55,7 @@ async def test_units_waiting_through_a_stall_of_the_process_are_served_not_told_
 
     async def unit() -> str:
         try:
-            async with database_work(pool) as conn:
+            async with Database(pool).work() as conn:
                 await conn.execute("select 1")
                 first_answer.set()
                 await asyncio.sleep(0.1)

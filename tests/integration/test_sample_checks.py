@@ -17,7 +17,6 @@ import pytest
 
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.units import service_transaction
 from backend.samples.step import fail_sample, process_sample
 from tests.audio_corpus import noise, wav_bytes
 from tests.e2e.conftest import speech_wav
@@ -135,7 +134,7 @@ async def test_a_dead_letter_fails_only_an_unchecked_sample(ctx: Lifecycle, db: 
     checked = await pending_sample(ctx, db, speech_wav(seed=1))
     await process_sample(ctx, checked["id"])
 
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         for sample in (unchecked, checked):
             await fail_sample(conn, sample["id"], "dead-lettered after 5 deliveries")
 

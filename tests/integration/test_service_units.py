@@ -19,12 +19,7 @@ from backend.db.connection import Connection, PooledConnection
 from backend.db.execute import fetch_one
 from backend.db.pool import Pool, create_pool, create_worker_pool, read_json
 from backend.db.units import (
-    database_work,
-    service_pipeline,
-    service_statement,
-    service_transaction,
-    user_statement,
-    user_transaction,
+    Database,
 )
 from backend.errors import NotFound
 from backend.settings import Settings
@@ -40,26 +35,26 @@ AS_SERVICE = {"role": "service_role", "statement": "500ms", "idle": "2500ms"}
 
 
 @asynccontextmanager
-async def opened(pool: Pool) -> AsyncIterator[Pool]:
+async def opened(pool: Pool) -> AsyncIterator[Database]:
     await pool.open(wait=True)
     try:
-        yield pool
+        yield Database(pool)
     finally:
         await pool.close()
 
 
 @pytest.fixture
-async def plain(any_db_dsn: str) -> AsyncIterator[Pool]:
-    async with opened(create_pool(any_db_dsn, SETTINGS.pool_limits)) as pool:
-        yield pool
+async def plain(any_db_dsn: str) -> AsyncIterator[Database]:
+    async with opened(create_pool(any_db_dsn, SETTINGS.pool_limits)) as database:
+        yield database
 
 
 @pytest.fixture
-async def worker(any_db_dsn: str) -> AsyncIterator[Pool]:
+async def worker(any_db_dsn: str) -> AsyncIterator[Database]:
     async with opened(
         create_worker_pool(any_db_dsn, SETTINGS.pool_limits, patience=SETTINGS.queue_visibility_seconds)
-    ) as pool:
-        yield pool
+    ) as database:
+        yield database
 
 
 SEND = "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id"
@@ -77,39 +72,41 @@ async def who(conn: Connection) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "claims" or v}
 
 
-async def test_a_worker_pool_acts_as_the_service_at_its_limits_from_the_start(worker: Pool, any_db_dsn: str) -> None:
-    assert worker.service
-    assert worker.timeout == SETTINGS.queue_visibility_seconds  # waiting for a connection is not failing
-    async with database_work(worker) as conn:  # no unit's settings at all
+async def test_a_worker_pool_acts_as_the_service_at_its_limits_from_the_start(
+    worker: Database, any_db_dsn: str
+) -> None:
+    assert worker.pool.service
+    assert worker.pool.timeout == SETTINGS.queue_visibility_seconds  # waiting for a connection is not failing
+    async with worker.work() as conn:  # no unit's settings at all
         assert await who(conn) == AS_SERVICE
-    async with service_transaction(worker) as conn:
+    async with worker.service_transaction() as conn:
         assert await who(conn) == AS_SERVICE
-    async with service_transaction(worker, budget=2.5) as conn:
+    async with worker.service_transaction(budget=2.5) as conn:
         assert await who(conn) == {"role": "service_role", "statement": "2500ms", "idle": "12500ms"}
-    async with service_statement(worker) as conn:
+    async with worker.service_statement() as conn:
         assert await who(conn) == AS_SERVICE
     # A user's transaction on it is the user's, and leaves the session as the service it found.
     with psycopg.connect(any_db_dsn, autocommit=True) as admin:
         user = create_user(admin)
-    async with user_transaction(worker, {"sub": str(user), "role": "authenticated"}) as conn:
+    async with worker.user_transaction({"sub": str(user), "role": "authenticated"}) as conn:
         mine = await who(conn)
     assert (mine["role"], mine["statement"]) == ("authenticated", "500ms")
     assert str(user) in mine["claims"]
-    async with database_work(worker) as conn:
+    async with worker.work() as conn:
         assert await who(conn) == AS_SERVICE
 
 
-async def test_units_of_work_write_nothing_on_the_connection_classes(worker: Pool) -> None:
+async def test_units_of_work_write_nothing_on_the_connection_classes(worker: Database) -> None:
     # Assigning a class attribute invalidates the interpreter's attribute caches of the class: one written
     # with every answer (the time of the last one, until 2026-11-25) made every lookup on every connection
     # miss them, psycopg's own on each statement included.
     classes = [cls for cls in PooledConnection.__mro__ if cls is not object]
     before = [dict(vars(cls)) for cls in classes]
-    async with service_statement(worker) as conn:
+    async with worker.service_statement() as conn:
         await fetch_one(conn, "select 1 as one", {})
-    async with service_transaction(worker, budget=2.5) as conn:
+    async with worker.service_transaction(budget=2.5) as conn:
         await fetch_one(conn, "select 1 as one", {})
-    async with service_pipeline(worker) as conn:
+    async with worker.service_pipeline() as conn:
         await conn.execute("select 1")
     assert [dict(vars(cls)) for cls in classes] == before
 
@@ -120,9 +117,11 @@ JSON_VALUES = (
 )
 
 
-async def test_every_pool_reads_json_with_msgspec_as_the_standard_library_would(plain: Pool, worker: Pool) -> None:
-    for pool in (plain, worker):
-        async with database_work(pool) as conn:
+async def test_every_pool_reads_json_with_msgspec_as_the_standard_library_would(
+    plain: Database, worker: Database
+) -> None:
+    for database in (plain, worker):
+        async with database.work() as conn:
             for name in ("json", "jsonb"):
                 info = conn.adapters.types[name]
                 loader = conn.adapters.get_loader(info.oid, psycopg.pq.Format.TEXT)
@@ -138,26 +137,26 @@ async def test_every_pool_reads_json_with_msgspec_as_the_standard_library_would(
 
 @pytest.mark.parametrize("budget", [None, 2.5])
 async def test_a_service_statement_on_a_plain_pool_is_the_service_and_leaves_nothing_behind(
-    plain: Pool, budget: float | None
+    plain: Database, budget: float | None
 ) -> None:
-    async with database_work(plain) as conn:
+    async with plain.work() as conn:
         login = (await who(conn))["role"]
     assert login != "service_role"
-    async with service_statement(plain, budget=budget) as conn:
+    async with plain.service_statement(budget=budget) as conn:
         got = await who(conn)
     limit = 0.5 if budget is None else budget
     assert got == {"role": "service_role", "statement": f"{limit * 1000:.0f}ms", "idle": f"{limit * 5000:.0f}ms"}
-    async with database_work(plain) as conn:  # its settings were its implicit transaction's only
+    async with plain.work() as conn:  # its settings were its implicit transaction's only
         assert (await who(conn))["role"] == login
         assert (await who(conn))["statement"] != got["statement"]
 
 
 @pytest.mark.parametrize("kind", ["plain", "worker"])
 async def test_a_service_statement_commits_as_it_answers_and_takes_one_statement_only(
-    kind: str, plain: Pool, worker: Pool, any_db_dsn: str
+    kind: str, plain: Database, worker: Database, any_db_dsn: str
 ) -> None:
-    pool = plain if kind == "plain" else worker
-    async with service_statement(pool) as conn:
+    database = plain if kind == "plain" else worker
+    async with database.service_statement() as conn:
         row = await fetch_one(conn, SEND, {})
         # Committed already: another session sees the message before the unit ends.
         assert queued(any_db_dsn, [row["msg_id"]]) == 1
@@ -167,71 +166,73 @@ async def test_a_service_statement_commits_as_it_answers_and_takes_one_statement
             async with conn.transaction():
                 pass
     # The connection's next unit is not held to one statement.
-    async with service_transaction(pool) as conn:
+    async with database.service_transaction() as conn:
         await conn.execute("select 1")
         await conn.execute("select 2")
 
 
-async def test_a_failing_service_statement_raises_its_domain_error_and_the_pool_goes_on(worker: Pool) -> None:
+async def test_a_failing_service_statement_raises_its_domain_error_and_the_pool_goes_on(worker: Database) -> None:
     with pytest.raises(NotFound):
-        async with service_statement(worker) as conn:
+        async with worker.service_statement() as conn:
             await conn.execute("select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)")
-    async with service_statement(worker) as conn:
+    async with worker.service_statement() as conn:
         assert await who(conn) == AS_SERVICE
 
 
 @pytest.mark.parametrize("kind", ["plain", "worker"])
 async def test_a_service_pipeline_is_the_service_and_commits_together_at_its_end(
-    kind: str, plain: Pool, worker: Pool, any_db_dsn: str
+    kind: str, plain: Database, worker: Database, any_db_dsn: str
 ) -> None:
-    pool = plain if kind == "plain" else worker
-    async with service_pipeline(pool) as conn:
+    database = plain if kind == "plain" else worker
+    async with database.service_pipeline() as conn:
         sent = [(await fetch_one(conn, SEND, {}))["msg_id"] for _ in range(2)]
         assert await who(conn) == AS_SERVICE
         assert queued(any_db_dsn, sent) == 0  # answered, and not committed before the pipeline's end
     assert queued(any_db_dsn, sent) == 2
-    async with database_work(pool) as conn:  # its settings were its implicit transaction's only
+    async with database.work() as conn:  # its settings were its implicit transaction's only
         assert ((await who(conn))["role"] == "service_role") == (kind == "worker")
 
 
-async def test_a_failing_statement_in_a_service_pipeline_rolls_back_the_others(worker: Pool, any_db_dsn: str) -> None:
+async def test_a_failing_statement_in_a_service_pipeline_rolls_back_the_others(
+    worker: Database, any_db_dsn: str
+) -> None:
     sent: list[int] = []
     with pytest.raises(NotFound):  # noqa: PT012 - the failure may surface at its fetch or at the pipeline's end
-        async with service_pipeline(worker) as conn:
+        async with worker.service_pipeline() as conn:
             sent.append((await fetch_one(conn, SEND, {}))["msg_id"])
             await conn.execute("select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)")
             await conn.execute(SEND)
     assert len(sent) == 1
     assert queued(any_db_dsn, sent) == 0
-    async with service_pipeline(worker) as conn:
+    async with worker.service_pipeline() as conn:
         assert await who(conn) == AS_SERVICE
 
 
-async def test_a_service_pipeline_whose_block_raises_commits_nothing(plain: Pool, any_db_dsn: str) -> None:
+async def test_a_service_pipeline_whose_block_raises_commits_nothing(plain: Database, any_db_dsn: str) -> None:
     sent: list[int] = []
     with pytest.raises(ZeroDivisionError):  # noqa: PT012 - the block's own error, after its statements
-        async with service_pipeline(plain) as conn:
+        async with plain.service_pipeline() as conn:
             sent.append((await fetch_one(conn, SEND, {}))["msg_id"])
             _ = 1 / 0
     assert queued(any_db_dsn, sent) == 0
-    async with service_pipeline(plain) as conn:
+    async with plain.service_pipeline() as conn:
         assert await who(conn) == AS_SERVICE
 
 
 @pytest.mark.parametrize("kind", ["plain", "worker"])
 async def test_a_user_statement_is_a_read_by_the_caller_under_rls(
-    kind: str, plain: Pool, worker: Pool, any_db_dsn: str
+    kind: str, plain: Database, worker: Database, any_db_dsn: str
 ) -> None:
-    pool = plain if kind == "plain" else worker
+    database = plain if kind == "plain" else worker
     with psycopg.connect(any_db_dsn, autocommit=True) as admin:
         user, other = create_user(admin), create_user(admin)
         theirs = admin.execute(
             "insert into public.reflections (owner_id, name) values (%s, 'theirs') returning id", (other,)
         ).fetchone()
     claims = {"sub": str(user), "role": "authenticated"}
-    async with database_work(pool) as conn:
+    async with database.work() as conn:
         found = await who(conn)
-    async with user_statement(pool, claims) as conn:
+    async with database.user_statement(claims) as conn:
         row = await fetch_one(
             conn,
             WHO + ", (select count(*) from public.reflections where id = %(id)s) as seen",
@@ -241,11 +242,11 @@ async def test_a_user_statement_is_a_read_by_the_caller_under_rls(
             await conn.execute("select 1")
     assert (row["role"], row["statement"], row["seen"]) == ("authenticated", "500ms", 0)  # RLS hid theirs
     assert str(user) in row["claims"]
-    async with database_work(pool) as conn:  # its role and claims were its implicit transaction's only
+    async with database.work() as conn:  # its role and claims were its implicit transaction's only
         assert await who(conn) == found
     # A read only: committed as the server answers, a write could be committed after its caller was told 503.
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-        async with user_statement(pool, claims) as conn:
+        async with database.user_statement(claims) as conn:
             await conn.execute("insert into public.reflections (name) values ('mine')")
     with psycopg.connect(any_db_dsn, autocommit=True) as admin:
         assert admin.execute("select count(*) from public.reflections where owner_id = %s", (user,)).fetchone() == (0,)

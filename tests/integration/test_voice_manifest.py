@@ -29,8 +29,8 @@ from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, writ
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.pool import Pool, create_pool
-from backend.db.units import service_transaction
+from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.embedded.storage.in_process import standalone_storage
 from backend.errors import NotFound, StorageUnavailable, StoredObjectAltered
 from backend.records import attempts
@@ -45,10 +45,10 @@ Db = psycopg.Connection[Any]
 
 
 @pytest.fixture
-async def pool(db_dsn: str) -> AsyncIterator[Pool]:
+async def database(db_dsn: str) -> AsyncIterator[Database]:
     pool = create_pool(db_dsn, settings_from_env({}).pool_limits)
     await pool.open(wait=True)
-    yield pool
+    yield Database(pool)
     await pool.close()
 
 
@@ -88,11 +88,11 @@ def recorded_sha256(db: Db, row: dict[str, Any]) -> str | None:
 
 
 async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
-    db: Db, pool: Pool, storage: ObjectStorage
+    db: Db, database: Database, storage: ObjectStorage
 ) -> None:
     row = voice(db, "local", "local-1")
     assert await write_manifest(
-        pool,
+        database,
         storage,
         voice_id=row["id"],
         provider="local",
@@ -108,7 +108,7 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
         (row["id"],),
     )
     assert await write_manifest(
-        pool,
+        database,
         storage,
         voice_id=row["id"],
         provider="elevenlabs",
@@ -121,7 +121,7 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
 
     # A late writer for the provider voice the row no longer carries changes nothing.
     assert not await write_manifest(
-        pool,
+        database,
         storage,
         voice_id=row["id"],
         provider="local",
@@ -130,10 +130,10 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
     assert await read(storage, row) == moved
 
 
-async def test_a_deleted_voice_keeps_no_manifest(db: Db, pool: Pool, storage: ObjectStorage) -> None:
+async def test_a_deleted_voice_keeps_no_manifest(db: Db, database: Database, storage: ObjectStorage) -> None:
     row = voice(db, "local", "local-2")
     await write_manifest(
-        pool,
+        database,
         storage,
         voice_id=row["id"],
         provider="local",
@@ -142,13 +142,13 @@ async def test_a_deleted_voice_keeps_no_manifest(db: Db, pool: Pool, storage: Ob
     claims = claims_of(row["owner_id"])
     assert recorded_sha256(db, row) is not None
 
-    await soft_delete_voice(pool, storage, claims, row["id"])
+    await soft_delete_voice(database, storage, claims, row["id"])
 
     with pytest.raises(NotFound):
         await read(storage, row)
     assert recorded_sha256(db, row) is None
     assert not await write_manifest(
-        pool,
+        database,
         storage,
         voice_id=row["id"],
         provider="local",
@@ -157,7 +157,7 @@ async def test_a_deleted_voice_keeps_no_manifest(db: Db, pool: Pool, storage: Ob
     with pytest.raises(NotFound):
         await read(storage, row)
     with pytest.raises(NotFound):
-        await soft_delete_voice(pool, storage, claims_of(uuid.uuid4()), row["id"])
+        await soft_delete_voice(database, storage, claims_of(uuid.uuid4()), row["id"])
 
 
 def writes_under_way(db: Db) -> int:
@@ -240,12 +240,12 @@ TRANSITION_SECONDS = 5.0
 
 
 async def test_a_manifest_upload_in_progress_holds_no_lock_on_the_voice(
-    db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
+    db: Db, database: Database, storage: ObjectStorage, db_dsn: str
 ) -> None:
     row = voice(db, "local", "local-1")
     held = HeldUpload(storage)
     writing = asyncio.create_task(
-        write_manifest(pool, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+        write_manifest(database, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
     )
     try:
         await asyncio.wait_for(held.entered.wait(), 30)
@@ -265,17 +265,17 @@ async def test_a_manifest_upload_in_progress_holds_no_lock_on_the_voice(
 
 
 async def test_a_newer_writer_is_not_held_back_and_a_stale_upload_landing_over_it_is_written_over(
-    db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
+    db: Db, database: Database, storage: ObjectStorage, db_dsn: str
 ) -> None:
     row = voice(db, "local", "local-1")
     stale = HeldUpload(storage)
     older = asyncio.create_task(
-        write_manifest(pool, stale, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+        write_manifest(database, stale, voice_id=row["id"], provider="local", provider_voice_id="local-1")
     )
     try:
         await asyncio.wait_for(stale.entered.wait(), 30)
         assert await asyncio.to_thread(moves_within, db_dsn, row["id"])
-        newer = write_manifest(pool, storage, voice_id=row["id"], provider="elevenlabs", provider_voice_id="el-1")
+        newer = write_manifest(database, storage, voice_id=row["id"], provider="elevenlabs", provider_voice_id="el-1")
         assert await asyncio.wait_for(newer, TRANSITION_SECONDS)
         assert (await read(storage, row))["providerVoiceId"] == "el-1"
     finally:
@@ -292,17 +292,17 @@ async def test_a_newer_writer_is_not_held_back_and_a_stale_upload_landing_over_i
 
 @pytest.mark.parametrize("land_first", [False, True], ids=["lands-after-the-deletion", "lands-before-it"])
 async def test_a_deletion_is_not_held_back_and_leaves_no_manifest_whenever_the_upload_lands(
-    db: Db, pool: Pool, storage: ObjectStorage, land_first: bool
+    db: Db, database: Database, storage: ObjectStorage, land_first: bool
 ) -> None:
     row = voice(db, "local", "local-1")
     held = HeldUpload(storage, land_first=land_first)
     writing = asyncio.create_task(
-        write_manifest(pool, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+        write_manifest(database, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
     )
     try:
         await asyncio.wait_for(held.entered.wait(), 30)
         await asyncio.wait_for(
-            soft_delete_voice(pool, storage, claims_of(row["owner_id"]), row["id"]), TRANSITION_SECONDS
+            soft_delete_voice(database, storage, claims_of(row["owner_id"]), row["id"]), TRANSITION_SECONDS
         )
         assert not writing.done()
     finally:
@@ -316,12 +316,12 @@ async def test_a_deletion_is_not_held_back_and_leaves_no_manifest_whenever_the_u
 
 
 async def test_a_writer_whose_voice_moved_on_to_a_provider_voice_still_to_be_made_leaves_no_manifest(
-    db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
+    db: Db, database: Database, storage: ObjectStorage, db_dsn: str
 ) -> None:
     row = voice(db, "local", "local-1")
     held = HeldUpload(storage)
     writing = asyncio.create_task(
-        write_manifest(pool, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+        write_manifest(database, held, voice_id=row["id"], provider="local", provider_voice_id="local-1")
     )
     try:
         await asyncio.wait_for(held.entered.wait(), 30)
@@ -337,18 +337,18 @@ async def test_a_writer_whose_voice_moved_on_to_a_provider_voice_still_to_be_mad
 
 
 async def test_a_writer_that_died_after_its_upload_landed_is_read_as_voicegates_and_settled_by_the_sweep(
-    db: Db, pool: Pool, storage: ObjectStorage, db_dsn: str
+    db: Db, database: Database, storage: ObjectStorage, db_dsn: str
 ) -> None:
     row = voice(db, "local", "local-1")
     path = manifest_path(row["owner_id"], row["id"])
     dying = HeldUpload(storage, fail_after=True)
     older = asyncio.create_task(
-        write_manifest(pool, dying, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+        write_manifest(database, dying, voice_id=row["id"], provider="local", provider_voice_id="local-1")
     )
     try:
         await asyncio.wait_for(dying.entered.wait(), 30)
         assert await asyncio.to_thread(moves_within, db_dsn, row["id"])
-        newer = write_manifest(pool, storage, voice_id=row["id"], provider="elevenlabs", provider_voice_id="el-1")
+        newer = write_manifest(database, storage, voice_id=row["id"], provider="elevenlabs", provider_voice_id="el-1")
         assert await asyncio.wait_for(newer, TRANSITION_SECONDS)
     finally:
         dying.release.set()
@@ -359,21 +359,21 @@ async def test_a_writer_that_died_after_its_upload_landed_is_read_as_voicegates_
     assert writes_under_way(db) == 1
     # Written by voicegate, so a reader that checks it takes it (no audit event says it was altered) ...
     subject = ("voice", row["id"])
-    data = await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject)
+    data = await integrity.read(database, storage, BUCKET, path, actor="test", subject=subject)
     assert json.loads(data)["providerVoiceId"] == "local-1"
     assert db.execute("select count(*) from voicegate.audit_events").fetchone() == (0,)
 
     # ... and the sweep, once no upload of it can still be under way, writes the voice as it now is.
-    assert await settle_manifests(pool, storage, lifetime=3600, limit=10) == 0, "too recent to settle"
-    assert await settle_manifests(pool, storage, lifetime=0, limit=10) == 1
+    assert await settle_manifests(database, storage, lifetime=3600, limit=10) == 0, "too recent to settle"
+    assert await settle_manifests(database, storage, lifetime=0, limit=10) == 1
     stored = await storage.download(BUCKET, path)
     assert settled(db, stored, row)["providerVoiceId"] == "el-1"
-    assert await settle_manifests(pool, storage, lifetime=0, limit=10) == 0
+    assert await settle_manifests(database, storage, lifetime=0, limit=10) == 0
 
     # Bytes nobody announced are still refused.
     await storage.upload(BUCKET, path, b'{"forged": true}', "application/json", upsert=True)
     with pytest.raises(StoredObjectAltered):
-        await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject)
+        await integrity.read(database, storage, BUCKET, path, actor="test", subject=subject)
 
 
 class RemovalsDown:
@@ -390,20 +390,20 @@ class RemovalsDown:
 
 
 async def test_a_deletion_storage_cannot_finish_deletes_the_voice_and_the_sweep_removes_its_manifest(
-    db: Db, pool: Pool, storage: ObjectStorage
+    db: Db, database: Database, storage: ObjectStorage
 ) -> None:
     row = voice(db, "local", "local-1")
-    assert await write_manifest(pool, storage, voice_id=row["id"], provider="local", provider_voice_id="local-1")
+    assert await write_manifest(database, storage, voice_id=row["id"], provider="local", provider_voice_id="local-1")
 
-    await soft_delete_voice(pool, RemovalsDown(storage), claims_of(row["owner_id"]), row["id"])  # type: ignore[arg-type]
+    await soft_delete_voice(database, RemovalsDown(storage), claims_of(row["owner_id"]), row["id"])  # type: ignore[arg-type]
 
     assert one(db, "select deleted_at from voices where id = %s", (row["id"],))["deleted_at"] is not None
     assert recorded_sha256(db, row) is not None
-    assert await settle_manifests(pool, storage, limit=10) == 1
+    assert await settle_manifests(database, storage, limit=10) == 1
     with pytest.raises(NotFound):
         await read(storage, row)
     assert recorded_sha256(db, row) is None
-    assert await settle_manifests(pool, storage, limit=10) == 0
+    assert await settle_manifests(database, storage, limit=10) == 0
 
 
 class UploadsDown:
@@ -453,20 +453,20 @@ async def test_the_clone_step_takes_a_connection_once_per_round_trip_of_the_atte
     row = local_attempt(db)
     handed = None
     if leased:
-        async with service_transaction(ctx.pool) as conn:
+        async with ctx.db.service_transaction() as conn:
             rows = await attempts.read_and_lease(
                 conn, queues.CLONE, vt=30, qty=100, lease_owner="worker-1", lease_seconds=60
             )
         [handed] = [found["leased"] for found in rows if found["message"]["attemptId"] == str(row["attempt_id"])]
     taken = 0
-    getconn = ctx.pool.getconn
+    getconn = ctx.db.pool.getconn
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         nonlocal taken
         taken += 1
         return await getconn(*args, **kwargs)
 
-    monkeypatch.setattr(ctx.pool, "getconn", counted)
+    monkeypatch.setattr(ctx.db.pool, "getconn", counted)
 
     outcome = await process_attempt(ctx, row["attempt_id"], "worker-1", leased=handed, read_at=time.monotonic())
     assert outcome.status == "ready"

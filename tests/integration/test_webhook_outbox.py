@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from backend.db.pool import create_pool
-from backend.db.units import service_transaction
+from backend.db.units import Database
 from backend.settings import Settings
 from backend.webhooks import step as webhook_step
 from tests.support import (
@@ -285,7 +285,7 @@ def declare_project_endpoint(db_dsn: str, *, configured: bool) -> None:
         pool = create_pool(db_dsn, Settings().pool_limits)
         await pool.open(wait=True)
         try:
-            async with service_transaction(pool) as conn:
+            async with Database(pool).service_transaction() as conn:
                 await webhook_step.declare_project_endpoint(conn, configured=configured)
         finally:
             await pool.close()

@@ -29,14 +29,15 @@ class Pool:
 
 @dataclass
 class Database:
-    """The probe's view of the database: out of reach until `back` is set."""
+    """What Admission reads of the database, and the probe's view of it: out of reach until `back` is set."""
 
     outage: Outage
+    pool: Pool = field(default_factory=Pool)
     back: bool = False
     probes: int = 0
     probed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def ping(self, _pool: object) -> None:
+    async def ping(self) -> None:
         async with self.probed:
             self.probes += 1
             self.probed.notify_all()
@@ -75,7 +76,6 @@ class Requests:
 @pytest.fixture
 def database(monkeypatch: pytest.MonkeyPatch) -> Database:
     db = Database(Outage("database"))
-    monkeypatch.setattr(admission_module, "ping", db.ping)
     # Nobody in this process heard from the database since it went away.
     monkeypatch.setattr(admission_module, "last_answer_at", lambda: -math.inf)
     return db
@@ -93,7 +93,7 @@ async def refuse_one(admission: Admission) -> None:
 
 async def recovered_admission(db: Database) -> Admission:
     """An admission that refused a request in an outage, whose probe then saw it end."""
-    admission = Admission(Pool(), outage=db.outage, probe_every=0.01)  # type: ignore[arg-type]
+    admission = Admission(db, outage=db.outage, probe_every=0.01)  # type: ignore[arg-type]
     down(db)
     await refuse_one(admission)
     db.back = True
@@ -116,7 +116,7 @@ async def waiting(requests: Requests, name: str) -> asyncio.Task[None]:
 async def test_requests_are_refused_at_once_while_the_database_is_out_of_reach_and_one_probe_watches(
     database: Database,
 ) -> None:
-    admission = Admission(Pool(), outage=database.outage, probe_every=0.01)  # type: ignore[arg-type]
+    admission = Admission(database, outage=database.outage, probe_every=0.01)  # type: ignore[arg-type]
     async with admission.admitted():
         pass  # the database answers: admitted, no window
     assert admission.window is None
@@ -142,7 +142,7 @@ async def test_requests_are_refused_at_once_while_the_database_is_out_of_reach_a
 async def test_a_failure_of_one_unit_while_others_get_answers_refuses_nobody(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admission = Admission(Pool(), outage=database.outage)  # type: ignore[arg-type]
+    admission = Admission(database, outage=database.outage)  # type: ignore[arg-type]
     down(database)
     monkeypatch.setattr(admission_module, "last_answer_at", asyncio.get_running_loop().time)
     async with admission.admitted():

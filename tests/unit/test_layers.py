@@ -121,6 +121,11 @@ KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {}
 #: Modules above the data layers that run SQL, still there while issue 48 moves their queries down.
 KNOWN_SQL: dict[str, str] = {}
 
+#: What may name a pool: the database layer, and the composition, which opens each pool behind its `Database`.
+POOL_HOLDERS = ("backend.db", "backend.compose", "backend.embedded.storage.in_process")
+#: What makes or types a pool (`backend.db.pool`; its `PoolLimits` are settings, not a pool).
+_POOL_NAMES = frozenset({"backend.db.pool.Pool", "backend.db.pool.create_pool", "backend.db.pool.create_worker_pool"})
+
 #: The layers SQL may run in: the use cases and everything below them but the leaf utilities.
 DATA_LAYERS = ("use case", "lifecycle context", "records and adapters", "database")
 #: What runs SQL: a module's named queries (`load_queries`), or a call of the driver or of `backend.db.execute`.
@@ -334,3 +339,26 @@ def test_records_stand_on_the_database_alone() -> None:
         if _top(module) == "backend.records" and _top(target) != "backend.records" and (_layer(target) or 0) < floor
     )
     assert not reaching, f"records import only backend.db and leaf utilities: {reaching}"
+
+
+def _pool_uses(module: str, path: Path) -> Iterator[str]:
+    """Where `module` names a pool: an import of one of `_POOL_NAMES`, or a `.pool` attribute (a pool held
+    by something else: a lifecycle's, a `Database`'s)."""
+    yield from (f"imports {target}" for target in _targets(module, path) if target in _POOL_NAMES)
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr == "pool":
+            yield f"reads .pool on line {node.lineno}"
+
+
+def test_only_the_database_layer_and_the_composition_name_a_pool() -> None:
+    """A use case (a handler, a consumer, a script) is given the `Database` (`backend.db.units`), whose methods are
+    the units of work, or the `Connection` of its caller's unit: never the pool, so every transaction outside
+    `backend/db/` is opened one way."""
+    found = sorted(
+        f"{module} {use}"
+        for module, path in MODULES.items()
+        if module.split(".")[0] in PRODUCT
+        and not any(module == holder or module.startswith(holder + ".") for holder in POOL_HOLDERS)
+        for use in _pool_uses(module, path)
+    )
+    assert not found, f"only POOL_HOLDERS may name a pool; take the Database instead: {found}"

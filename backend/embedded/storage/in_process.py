@@ -14,7 +14,8 @@ import httpx
 from litestar import Litestar, Router
 
 from backend.auth.verify import ANON_ROLE, TokenVerifier
-from backend.db.pool import Pool, PoolLimits, create_pool
+from backend.db.pool import PoolLimits, create_pool
+from backend.db.units import Database
 from backend.embedded.storage.routes import storage_router
 from backend.errors import Unauthorized
 from backend.secret import Secret
@@ -24,7 +25,7 @@ from backend.storage.client import SupabaseObjectStorage
 IN_PROCESS_URL = "http://voicegate.internal/storage/v1"
 
 
-def api_storage_router(pool: Pool, verifier: TokenVerifier, jwt_secret: Secret, root: Path) -> Router:
+def api_storage_router(db: Database, verifier: TokenVerifier, jwt_secret: Secret, root: Path) -> Router:
     """`/storage/v1` for the API over the files under `root`: callers authenticate with a user's access
     token or the service key, and URL tokens are signed with the project's `jwt_secret`, as Supabase
     Storage does."""
@@ -40,7 +41,7 @@ def api_storage_router(pool: Pool, verifier: TokenVerifier, jwt_secret: Secret, 
             verifier.verify_service(token)
             return {"role": "service_role"}
 
-    return storage_router(pool, jwt_secret.reveal(), root, caller_claims)
+    return storage_router(db, jwt_secret.reveal(), root, caller_claims)
 
 
 def in_process_client(app: Litestar, service_key: str, *, public_url: str | None = None) -> SupabaseObjectStorage:
@@ -67,7 +68,9 @@ async def standalone_storage(dsn: str, root: Path) -> AsyncIterator[SupabaseObje
     await pool.open(wait=True)
     # Signing secret for URL tokens, which this client never asks for.
     # logging_config=None: Litestar's default would start a QueueListener thread per app, left running.
-    app = Litestar(route_handlers=[storage_router(pool, secrets.token_urlsafe(48), root, caller)], logging_config=None)
+    app = Litestar(
+        route_handlers=[storage_router(Database(pool), secrets.token_urlsafe(48), root, caller)], logging_config=None
+    )
     storage = in_process_client(app, service_key)
     try:
         yield storage

@@ -27,7 +27,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
-from backend.db.pool import Pool
+from backend.db.units import Database
 from backend.embedded.storage import errors
 from backend.embedded.storage.errors import StorageError
 from backend.embedded.storage.service import (
@@ -75,14 +75,14 @@ _SIZE_UNITS = {"gb": 10**9, "mb": 10**6, "kb": 1000, "b": 1}
 _NO_NUL = "must not contain a NUL character (U+0000)"
 
 
-def storage_router(pool: Pool, signing_secret: str, root_dir: Path, verify_jwt: VerifyJwt) -> Router:
+def storage_router(db: Database, signing_secret: str, root_dir: Path, verify_jwt: VerifyJwt) -> Router:
     """The `/storage/v1` router.
 
     `verify_jwt` turns a bearer token into the caller's claims (`role` is `authenticated` with a `sub`,
     or `service_role`) or raises; `signing_secret` signs the URL tokens (HS256); object bytes live
     under `root_dir`.
     """
-    service = StorageService(pool, signing_secret, root_dir)
+    service = StorageService(db, signing_secret, root_dir)
 
     async def caller(request: Request[Any, Any, Any]) -> Mapping[str, Any]:
         authorization = request.headers.get("authorization")

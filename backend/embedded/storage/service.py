@@ -33,9 +33,8 @@ from psycopg.types.json import Jsonb
 
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_transaction, user_transaction
+from backend.db.units import Database
 from backend.embedded.private_files import make_private_dirs, private_opener
 from backend.embedded.storage import errors
 from backend.embedded.storage.tokens import (
@@ -218,10 +217,10 @@ def mime_allowed(mimetype: str, allowed: list[str] | None) -> bool:
 
 
 class StorageService:
-    """Storage's object operations over one pool and one directory."""
+    """Storage's object operations over one database and one directory."""
 
-    def __init__(self, pool: Pool, signing_secret: str, root_dir: Path) -> None:
-        self._pool = pool
+    def __init__(self, db: Database, signing_secret: str, root_dir: Path) -> None:
+        self._db = db
         self._secret = signing_secret
         self._root = root_dir
 
@@ -262,7 +261,7 @@ class StorageService:
         received = await self._receive(bucket, meta, body)
         # Storage writes signed uploads as superuser, with the owner and upsert the token carries.
         return await self._commit(
-            service_transaction(self._pool),
+            self._db.service_transaction(),
             bucket=bucket,
             path=path,
             owner=grant.owner,
@@ -286,7 +285,7 @@ class StorageService:
         """The object a download token names, and the token's expiry (for the `Expires` header)."""
         validate_key(bucket, path)
         grant = verify_download_token(self._secret, token, bucket, path)
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             return await self._find(conn, bucket, path), grant.expires_at
 
     async def find(self, claims: Claims, bucket: str, path: str) -> StoredObject:
@@ -299,7 +298,7 @@ class StorageService:
         """The object for its info or HEAD (Storage's getObjectInfo.ts): NoSuchBucket when there is no such
         bucket; in a public bucket read as the service, whoever asks; else as the caller sees it under RLS."""
         validate_key(bucket, path)
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             found = await fetch_optional(conn, _Q["bucket_public"], {"bucket": bucket})
             if found is None:
                 raise errors.no_such_bucket()
@@ -413,7 +412,7 @@ class StorageService:
         """An object of a public bucket, read by anyone (Storage's `getPublicObject`, as superuser). A bucket
         that is not public is not found, which is what every voicegate bucket answers."""
         validate_key(bucket, path)
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             if await fetch_optional(conn, _Q["public_bucket"], {"bucket": bucket}) is None:
                 raise errors.no_such_bucket()
             return await self._find(conn, bucket, path)
@@ -462,7 +461,7 @@ class StorageService:
         """Storage's `deleteBucket`: NoSuchBucket, else ResourceNotEmpty while it holds objects (both looked
         up as the service, as Storage does), then the delete as the caller: NoSuchBucket when their RLS does
         not let them (every bucket, for a user). Its directory goes once the row is gone."""
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             if await fetch_optional(conn, _Q["lock_bucket"], {"bucket": bucket}) is None:
                 raise errors.no_such_bucket()
             if await fetch_optional(conn, _Q["bucket_has_objects"], {"bucket": bucket}) is not None:
@@ -487,7 +486,7 @@ class StorageService:
         if claims.get("role") != "service_role":
             raise errors.role_denied()
         await self._bucket(bucket)
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             await conn.execute("select set_config('storage.allow_delete_query', 'true', true)")
             rows = await fetch_all(conn, _Q["empty_bucket"], {"bucket": bucket})
         for row in rows:
@@ -517,7 +516,7 @@ class StorageService:
         source, target = self._file(bucket, path), self._file(dest_bucket, dest)
         temp = await self._temp_path()
         try:
-            async with service_transaction(self._pool) as conn:
+            async with self._db.service_transaction() as conn:
                 for locked in sorted([(bucket, path), (dest_bucket, dest)]):
                     await lock_object(conn, *locked)
                 moved = await _move_row(conn, bucket, path, dest_bucket, dest, owner=owner)
@@ -558,7 +557,7 @@ class StorageService:
                 )
         received = await self._copied(original)
         return await self._commit(
-            service_transaction(self._pool), bucket=dest_bucket, path=dest, owner=owner, received=received, upsert=True
+            self._db.service_transaction(), bucket=dest_bucket, path=dest, owner=owner, received=received, upsert=True
         )
 
     # -- deletes ---------------------------------------------------------------------------------
@@ -605,15 +604,15 @@ class StorageService:
         role = claims.get("role")
         try:
             if role == "service_role":
-                async with service_transaction(self._pool) as conn:
+                async with self._db.service_transaction() as conn:
                     yield conn
             elif role == "authenticated" and isinstance(claims.get("sub"), str):
-                async with user_transaction(self._pool, claims) as conn:
+                async with self._db.user_transaction(claims) as conn:
                     yield conn
             elif role == "anon":
                 # Down from the service to `anon` before any statement runs: RLS then treats the request as
                 # Storage treats a request that carries only the anon key (voicegate's buckets give it nothing).
-                async with service_transaction(self._pool) as conn:
+                async with self._db.service_transaction() as conn:
                     await conn.execute(_AS_ANON, {"claims": json.dumps({**claims, "role": "anon"})})
                     yield conn
             else:
@@ -623,7 +622,7 @@ class StorageService:
 
     async def _bucket(self, bucket: str) -> Bucket:
         # Read as the service: bucket limits are not secret, and users have no policy on storage.buckets.
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             cur = await conn.execute(
                 "select file_size_limit, allowed_mime_types from storage.buckets where id = %s", (bucket,)
             )

@@ -9,38 +9,37 @@ from pathlib import Path
 import msgspec
 
 from backend.db.execute import fetch_all, fetch_optional
-from backend.db.pool import Pool
 from backend.db.queries import load_queries
-from backend.db.units import service_statement, service_transaction
+from backend.db.units import Database
 from backend.providers.local.provider import LocalVoice
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
 
 class PostgresProfileStore:
-    """A `ProfileStore` over the service role's pool."""
+    """A `ProfileStore` in the database, as the service."""
 
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def get(self, voice_id: str) -> LocalVoice | None:
         """The stored voice, or ``None``."""
-        async with service_statement(self._pool) as conn:
+        async with self._db.service_statement() as conn:
             row = await fetch_optional(conn, _Q["get_voice"], {"voice_id": voice_id})
         return msgspec.convert(row, LocalVoice) if row is not None else None
 
     async def put(self, voice: LocalVoice) -> None:
         """Store or replace a voice."""
         profile = msgspec.json.encode(voice.profile).decode()
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             await conn.execute(_Q["put_voice"], {**msgspec.structs.asdict(voice), "profile": profile})
 
     async def delete(self, voice_id: str) -> bool:
         """Remove a voice; ``False`` when it was not there."""
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             return await fetch_optional(conn, _Q["delete_voice"], {"voice_id": voice_id}) is not None
 
     async def all(self) -> Sequence[LocalVoice]:
         """Every stored voice."""
-        async with service_transaction(self._pool) as conn:
+        async with self._db.service_transaction() as conn:
             return [msgspec.convert(row, LocalVoice) for row in await fetch_all(conn, _Q["all_voices"], {})]

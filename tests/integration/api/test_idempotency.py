@@ -20,7 +20,7 @@ from litestar.testing import transport as test_transport
 
 from backend.auth.verify import UserClaims
 from backend.db.pool import create_pool
-from backend.db.units import Recorder
+from backend.db.units import Database, Recorder
 from backend.errors import NotFound
 from backend.http.idempotency import IdempotencyKeys, idempotent
 from backend.http.problem import problem_response
@@ -357,7 +357,7 @@ async def test_a_service_that_never_records_still_gets_its_response_recorded(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await pool.open()
-        app.state.idempotency_keys, app.state.calls = IdempotencyKeys(pool), []
+        app.state.idempotency_keys, app.state.calls = IdempotencyKeys(Database(pool)), []
         try:
             yield
         finally:

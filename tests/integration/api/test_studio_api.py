@@ -14,7 +14,6 @@ import pytest
 import soundfile
 from litestar.testing import AsyncTestClient
 
-from backend.db.units import service_transaction
 from backend.errors import StorageUnavailable
 from backend.storage import integrity
 from backend.synthesis.step import BUCKET, render_path
@@ -43,7 +42,7 @@ async def seed_render(client: Client, sql: Conn, owner: uuid.UUID, voice: uuid.U
     """A succeeded job with its WAV stored and recorded, as the worker leaves one."""
     job = seed_job(sql, owner, voice, "A clip to keep.")
     path, wav = render_path(owner, uuid.UUID(job)), speech_wav(seconds=2.0)
-    async with service_transaction(client.app.state.pool) as conn:
+    async with client.app.state.db.service_transaction() as conn:
         await integrity.write(conn, client.app.state.storage, BUCKET, path, wav, content_type="audio/wav")
     sql.execute(
         "update synthesis_jobs set status = 'succeeded', output_bucket_id = %s, output_object_path = %s,"
@@ -331,7 +330,7 @@ async def test_a_voice_is_heard_by_its_preview_else_its_newest_clip(
 
     attempt = seed_attempt(sql, user.id, voice, None)
     path, preview = f"{user.id}/{attempt['id']}/preview.wav", speech_wav(seconds=1.0, seed=3)
-    async with service_transaction(client.app.state.pool) as conn:
+    async with client.app.state.db.service_transaction() as conn:
         await integrity.write(conn, client.app.state.storage, "voice-previews", path, preview, content_type="audio/wav")
     sql.execute(
         "update voice_clone_attempts set preview_status = 'ready',"

@@ -15,8 +15,7 @@ from typing import Any
 from backend import queues
 from backend.clone.step import process_attempt
 from backend.cpu import CpuExecutor
-from backend.db.pool import Pool
-from backend.db.units import service_transaction
+from backend.db.units import Database
 from backend.records import attempts
 from tests.integration.conftest import open_lifecycle
 from tests.support import Conn, create_user, local_attempt, one, seed_attempt, seed_voice
@@ -24,8 +23,8 @@ from tests.support import Conn, create_user, local_attempt, one, seed_attempt, s
 WORKER = "worker-lease"
 
 
-async def read(pool: Pool, qty: int = 10) -> list[dict[str, Any]]:
-    async with service_transaction(pool) as conn:
+async def read(database: Database, qty: int = 10) -> list[dict[str, Any]]:
+    async with database.service_transaction() as conn:
         return await attempts.read_and_lease(conn, queues.CLONE, vt=30, qty=qty, lease_owner=WORKER, lease_seconds=60)
 
 
@@ -34,11 +33,11 @@ def drain(db: Conn) -> None:
     db.execute("select pgmq.purge_queue(%s)", (queues.CLONE,))
 
 
-async def test_a_due_queued_attempt_is_leased_as_it_is_read(pool: Pool, db: Conn) -> None:
+async def test_a_due_queued_attempt_is_leased_as_it_is_read(database: Database, db: Conn) -> None:
     drain(db)
     owner = create_user(db)
     attempt = seed_attempt(db, owner, seed_voice(db, owner), None)
-    [row] = await read(pool)
+    [row] = await read(database)
     assert row["message"]["attemptId"] == str(attempt["id"])
     leased = attempts.as_row(row["leased"])
     assert (leased.id, leased.status, leased.lease_owner) == (attempt["id"], "processing", WORKER)
@@ -57,7 +56,7 @@ async def test_a_due_queued_attempt_is_leased_as_it_is_read(pool: Pool, db: Conn
     assert events["n"] >= 1, "the move is recorded like any other"
 
 
-async def test_what_is_not_due_or_not_queued_is_delivered_untouched(pool: Pool, db: Conn) -> None:
+async def test_what_is_not_due_or_not_queued_is_delivered_untouched(database: Database, db: Conn) -> None:
     drain(db)
     owner = create_user(db)
     voice = seed_voice(db, owner)
@@ -66,7 +65,7 @@ async def test_what_is_not_due_or_not_queued_is_delivered_untouched(pool: Pool, 
         "update voice_clone_attempts set next_retry_at = now() + interval '1 hour' where id = %s", (later["id"],)
     )
     taken = seed_attempt(db, owner, seed_voice(db, owner), None)
-    first = await read(pool)
+    first = await read(database)
     assert {r["message"]["attemptId"]: r["leased"] is not None for r in first} == {
         str(later["id"]): False,
         str(taken["id"]): True,
@@ -75,25 +74,25 @@ async def test_what_is_not_due_or_not_queued_is_delivered_untouched(pool: Pool, 
     db.execute(
         "select pgmq.send(%s, %s::jsonb)", (queues.CLONE, json.dumps({"attemptId": str(taken["id"]), "version": 1}))
     )
-    [again] = await read(pool)
+    [again] = await read(database)
     assert (again["message"]["attemptId"], again["leased"]) == (str(taken["id"]), None)
 
 
-async def test_a_malformed_message_is_delivered_without_breaking_the_read(pool: Pool, db: Conn) -> None:
+async def test_a_malformed_message_is_delivered_without_breaking_the_read(database: Database, db: Conn) -> None:
     drain(db)
     for body in ({"attemptId": "not-a-uuid"}, {"nothing": True}, {"attemptId": str(uuid.uuid4())}):
         db.execute("select pgmq.send(%s, %s::jsonb)", (queues.CLONE, json.dumps(body)))
-    rows = await read(pool)
+    rows = await read(database)
     assert len(rows) == 3
     assert all(r["leased"] is None for r in rows)
 
 
 async def test_an_attempt_read_long_before_its_run_is_claimed_again_rather_than_trusted(
-    pool: Pool, db: Conn, db_dsn: str, cpu: CpuExecutor, tmp_path: Path
+    database: Database, db: Conn, db_dsn: str, cpu: CpuExecutor, tmp_path: Path
 ) -> None:
     drain(db)
     attempt = local_attempt(db)["attempt_id"]
-    [row] = await read(pool)
+    [row] = await read(database)
     # The lease ran out while the message waited unstarted (the worker busy with other work meanwhile).
     db.execute(
         "update voice_clone_attempts set lease_expires_at = now() - interval '1 second' where id = %s", (attempt,)

@@ -22,8 +22,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from backend.db.connection import Connection
-from backend.db.pool import Pool, create_pool
-from backend.db.units import service_transaction
+from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, ServerBusy, StorageUnavailable
 from backend.outages import Outage
 from backend.settings import settings_from_env
@@ -77,22 +77,22 @@ async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
 
 
 def consumer(
-    pool: Pool,
+    database: Database,
     db_dsn: str | None,
     handler: Callable[[Message], Awaitable[datetime | None]],
     **config: Any,
 ) -> QueueConsumer:
     settings = {"queue": QUEUE, "poll_interval": 30.0, **config}
-    return QueueConsumer(pool, ConsumerConfig(**settings), handler, listen_dsn=db_dsn)
+    return QueueConsumer(database, ConsumerConfig(**settings), handler, listen_dsn=db_dsn)
 
 
-async def test_notify_wakes_the_consumer_and_success_archives(pool: Any, db_dsn: str, db: Conn) -> None:
+async def test_notify_wakes_the_consumer_and_success_archives(database: Database, db_dsn: str, db: Conn) -> None:
     seen: list[dict[str, Any]] = []
 
     async def handle(message: Message) -> None:
         seen.append(message.message)
 
-    worker = consumer(pool, db_dsn, handle)
+    worker = consumer(database, db_dsn, handle)
     async with running(worker):
         await asyncio.wait_for(worker.listening.wait(), 5)
         started = time.monotonic()
@@ -104,20 +104,20 @@ async def test_notify_wakes_the_consumer_and_success_archives(pool: Any, db_dsn:
     assert queued(db) == []
 
 
-async def test_without_listen_polling_still_delivers(pool: Any, db: Conn) -> None:
+async def test_without_listen_polling_still_delivers(database: Database, db: Conn) -> None:
     async def handle(_: Message) -> None:
         return None
 
     send(db, {"n": 1})
-    async with running(consumer(pool, None, handle, poll_interval=0.05)):
+    async with running(consumer(database, None, handle, poll_interval=0.05)):
         await until(lambda: len(archived(db)) == 1)
 
 
-async def test_a_burst_of_inserts_is_all_delivered(pool: Any, db_dsn: str, db: Conn) -> None:
+async def test_a_burst_of_inserts_is_all_delivered(database: Database, db_dsn: str, db: Conn) -> None:
     async def handle(_: Message) -> None:
         return None
 
-    worker = consumer(pool, db_dsn, handle)
+    worker = consumer(database, db_dsn, handle)
     async with running(worker):
         await asyncio.wait_for(worker.listening.wait(), 5)
         for n in range(5):
@@ -125,7 +125,7 @@ async def test_a_burst_of_inserts_is_all_delivered(pool: Any, db_dsn: str, db: C
         await until(lambda: len(archived(db)) == 5, within=5)
 
 
-async def test_defer_resends_with_a_delay_and_does_not_count_as_a_failure(pool: Any, db: Conn) -> None:
+async def test_defer_resends_with_a_delay_and_does_not_count_as_a_failure(database: Database, db: Conn) -> None:
     calls: list[int] = []
 
     async def handle(message: Message) -> datetime | None:
@@ -133,7 +133,7 @@ async def test_defer_resends_with_a_delay_and_does_not_count_as_a_failure(pool: 
         return datetime.now(UTC) + timedelta(seconds=30) if len(calls) == 1 else None
 
     original = send(db, {"n": 1})
-    async with running(consumer(pool, None, handle, poll_interval=0.05)):
+    async with running(consumer(database, None, handle, poll_interval=0.05)):
         await until(lambda: len(archived(db)) == 1)
         [again] = queued(db)
     assert [row["msg_id"] for row in archived(db)] == [original]
@@ -144,7 +144,7 @@ async def test_defer_resends_with_a_delay_and_does_not_count_as_a_failure(pool: 
     assert calls == [1]
 
 
-async def test_failures_back_off_then_dead_letter_with_the_error(pool: Any, db: Conn) -> None:
+async def test_failures_back_off_then_dead_letter_with_the_error(database: Database, db: Conn) -> None:
     hooked: list[tuple[int, str, str]] = []
 
     async def handle(message: Message) -> None:
@@ -156,7 +156,7 @@ async def test_failures_back_off_then_dead_letter_with_the_error(pool: Any, db: 
 
     msg_id = send(db, {"n": 1})
     worker = QueueConsumer(
-        pool,
+        database,
         ConsumerConfig(queue=QUEUE, poll_interval=0.05, max_reads=2, backoff_base=1.0),
         handle,
         listen_dsn=None,
@@ -174,7 +174,9 @@ async def test_failures_back_off_then_dead_letter_with_the_error(pool: Any, db: 
     assert [r["msg_id"] for r in archived(db)] == [msg_id]
 
 
-async def test_a_message_delivered_too_often_is_dead_lettered_with_its_recorded_error(pool: Any, db: Conn) -> None:
+async def test_a_message_delivered_too_often_is_dead_lettered_with_its_recorded_error(
+    database: Database, db: Conn
+) -> None:
     handled: list[int] = []
 
     async def handle(message: Message) -> None:
@@ -187,14 +189,14 @@ async def test_a_message_delivered_too_often_is_dead_lettered_with_its_recorded_
         "insert into voicegate.queue_message_errors (queue_name, msg_id, read_ct, error) values (%s, %s, 3, 'oom')",
         (QUEUE, msg_id),
     )
-    async with running(consumer(pool, None, handle, poll_interval=0.05, max_reads=3)):
+    async with running(consumer(database, None, handle, poll_interval=0.05, max_reads=3)):
         await until(lambda: len(dead_letters(db)) == 1)
     assert handled == []
     assert dead_letters(db)[0]["error"]["message"] == "oom"
     assert one(db, "select count(*) as n from voicegate.queue_message_errors")["n"] == 0
 
 
-async def test_concurrency_is_capped(pool: Any, db: Conn) -> None:
+async def test_concurrency_is_capped(database: Database, db: Conn) -> None:
     active = 0
     peak = 0
     release = asyncio.Event()
@@ -208,7 +210,7 @@ async def test_concurrency_is_capped(pool: Any, db: Conn) -> None:
 
     for n in range(10):
         send(db, {"n": n})
-    async with running(consumer(pool, None, handle, poll_interval=0.05, concurrency=3, batch_size=10)):
+    async with running(consumer(database, None, handle, poll_interval=0.05, concurrency=3, batch_size=10)):
         await until(lambda: active == 3)
         # Further polls find free slots only once a handler finishes.
         await asyncio.sleep(0.2)
@@ -218,7 +220,7 @@ async def test_concurrency_is_capped(pool: Any, db: Conn) -> None:
     assert peak == 3
 
 
-async def test_visibility_is_extended_while_a_message_is_handled(pool: Any, db: Conn) -> None:
+async def test_visibility_is_extended_while_a_message_is_handled(database: Database, db: Conn) -> None:
     release = asyncio.Event()
     deliveries: list[int] = []
 
@@ -227,7 +229,7 @@ async def test_visibility_is_extended_while_a_message_is_handled(pool: Any, db: 
         await asyncio.wait_for(release.wait(), RELEASE_SECONDS)
 
     msg_id = send(db, {"n": 1})
-    async with running(consumer(pool, None, handle, poll_interval=0.05, visibility_seconds=1)):
+    async with running(consumer(database, None, handle, poll_interval=0.05, visibility_seconds=1)):
         await until(lambda: deliveries == [1])
         # Past two visibility timeouts, the message is still invisible: nobody else gets it.
         deadline = time.monotonic() + 2.5
@@ -241,7 +243,7 @@ async def test_visibility_is_extended_while_a_message_is_handled(pool: Any, db: 
     assert archived(db)[0]["msg_id"] == msg_id
 
 
-async def test_stop_drains_in_flight_work(pool: Any, db: Conn) -> None:
+async def test_stop_drains_in_flight_work(database: Database, db: Conn) -> None:
     started = asyncio.Event()
     finished: list[int] = []
 
@@ -252,7 +254,7 @@ async def test_stop_drains_in_flight_work(pool: Any, db: Conn) -> None:
 
     msg_id = send(db, {"n": 1})
     stopping = asyncio.Event()
-    task = asyncio.create_task(consumer(pool, None, handle, poll_interval=0.05).run(stopping))
+    task = asyncio.create_task(consumer(database, None, handle, poll_interval=0.05).run(stopping))
     await asyncio.wait_for(started.wait(), 5)
     stopping.set()
     await asyncio.wait_for(task, 5)
@@ -260,19 +262,19 @@ async def test_stop_drains_in_flight_work(pool: Any, db: Conn) -> None:
     assert [r["msg_id"] for r in archived(db)] == [msg_id]
 
 
-async def test_a_listener_that_dies_unexpectedly_stops_the_consumer_loudly(pool: Any) -> None:
+async def test_a_listener_that_dies_unexpectedly_stops_the_consumer_loudly(database: Database) -> None:
     async def handle(_: Message) -> None:
         return None
 
     # Not a lost connection (which is retried) but a listener that cannot work at all.
-    worker = consumer(pool, "postgresql://[bad", handle)
+    worker = consumer(database, "postgresql://[bad", handle)
     with pytest.raises(psycopg.ProgrammingError):
         await asyncio.wait_for(worker.run(asyncio.Event()), 10)
 
 
 @pytest.mark.parametrize("waited", [DatabaseUnavailable, ServerBusy])
 async def test_a_delivery_that_waited_on_the_database_does_not_count_toward_max_reads(
-    pool: Any, db: Conn, waited: type[Exception]
+    database: Database, db: Conn, waited: type[Exception]
 ) -> None:
     deliveries: list[int] = []
 
@@ -283,7 +285,7 @@ async def test_a_delivery_that_waited_on_the_database_does_not_count_toward_max_
 
     msg_id = send(db, {"n": 1})
     # Each waited delivery comes back after its one-second visibility timeout; two would be its max.
-    async with running(consumer(pool, None, handle, poll_interval=0.05, visibility_seconds=1, max_reads=2)):
+    async with running(consumer(database, None, handle, poll_interval=0.05, visibility_seconds=1, max_reads=2)):
         await until(lambda: len(archived(db)) == 1)
     assert deliveries == [1, 2, 3, 4]
     assert dead_letters(db) == []
@@ -292,17 +294,18 @@ async def test_a_delivery_that_waited_on_the_database_does_not_count_toward_max_
 
 
 async def test_a_consumer_takes_no_more_messages_than_its_pool_has_connections_for(db_dsn: str, db: Conn) -> None:
-    small = create_pool(
+    small_pool = create_pool(
         db_dsn, settings_from_env({"VOICEGATE_DB_POOL_MIN": "1", "VOICEGATE_DB_POOL_MAX": "2"}).pool_limits
     )
-    await small.open(wait=True)
+    await small_pool.open(wait=True)
+    small = Database(small_pool)
     active = 0
     peak = 0
     release = asyncio.Event()
 
     async def handle(_: Message) -> None:
         nonlocal active, peak
-        async with service_transaction(small, budget=30) as conn:  # the work holds its connection throughout
+        async with small.service_transaction(budget=30) as conn:  # the work holds its connection throughout
             await conn.execute("select 1")
             active += 1
             peak = max(peak, active)
@@ -322,10 +325,10 @@ async def test_a_consumer_takes_no_more_messages_than_its_pool_has_connections_f
         assert peak == 2
         assert dead_letters(db) == []
     finally:
-        await small.close()
+        await small_pool.close()
 
 
-async def test_a_storage_outage_hands_the_message_back_uncounted(pool: Any, db: Conn) -> None:
+async def test_a_storage_outage_hands_the_message_back_uncounted(database: Database, db: Conn) -> None:
     deliveries: list[tuple[int, int]] = []
 
     async def handle(message: Message) -> None:
@@ -334,7 +337,7 @@ async def test_a_storage_outage_hands_the_message_back_uncounted(pool: Any, db: 
             raise StorageUnavailable  # two would be its max, were they counted
 
     original = send(db, {"n": 1})
-    async with running(consumer(pool, None, handle, poll_interval=0.05, max_reads=2)):
+    async with running(consumer(database, None, handle, poll_interval=0.05, max_reads=2)):
         await until(lambda: len(archived(db)) == 4)
     # Each time sent anew (another consumer reading it counts nothing either) and archived.
     assert [read_ct for _, read_ct in deliveries] == [1, 1, 1, 1]
@@ -358,7 +361,7 @@ def storage_wait_audits(db: Conn) -> list[dict[str, Any]]:
         ).fetchall()
 
 
-async def test_a_message_handed_back_for_storage_keeps_when_its_wait_began(pool: Any, db: Conn) -> None:
+async def test_a_message_handed_back_for_storage_keeps_when_its_wait_began(database: Database, db: Conn) -> None:
     waits: list[dict[str, Any] | None] = []
 
     async def handle(message: Message) -> None:
@@ -368,7 +371,7 @@ async def test_a_message_handed_back_for_storage_keeps_when_its_wait_began(pool:
 
     send(db, {"n": 1})
     reported = storage_waits_reported()
-    async with running(consumer(pool, None, handle, poll_interval=0.05, max_reads=2)):
+    async with running(consumer(database, None, handle, poll_interval=0.05, max_reads=2)):
         await until(lambda: len(archived(db)) == 4)
     # The first delivery began the wait; each one handed back after carries that beginning, not its own.
     assert waits[0] is None
@@ -382,7 +385,7 @@ async def test_a_message_handed_back_for_storage_keeps_when_its_wait_began(pool:
 
 
 async def test_a_message_that_waited_out_storage_past_its_bound_is_reported_once_then_dead_lettered(
-    pool: Any, db: Conn, caplog: pytest.LogCaptureFixture
+    database: Database, db: Conn, caplog: pytest.LogCaptureFixture
 ) -> None:
     deliveries: list[tuple[int, int]] = []
 
@@ -398,7 +401,7 @@ async def test_a_message_that_waited_out_storage_past_its_bound_is_reported_once
     original = send(db, {"n": 1})
     reported = storage_waits_reported()
     config = ConsumerConfig(queue=QUEUE, poll_interval=0.05, max_reads=2, storage_wait_seconds=0.5)
-    worker = QueueConsumer(pool, config, handle, listen_dsn=None, on_dead_letter=on_dead)
+    worker = QueueConsumer(database, config, handle, listen_dsn=None, on_dead_letter=on_dead)
     with caplog.at_level(logging.ERROR, logger="queue_consumers.runtime"):
         async with running(worker):
             await until(lambda: len(dead_letters(db)) == 1, within=30)
@@ -428,21 +431,23 @@ async def test_a_message_that_waited_out_storage_past_its_bound_is_reported_once
     assert queued(db) == []
 
 
-async def test_a_wait_for_storage_begun_before_a_restart_counts_from_its_beginning(pool: Any, db: Conn) -> None:
+async def test_a_wait_for_storage_begun_before_a_restart_counts_from_its_beginning(
+    database: Database, db: Conn
+) -> None:
     async def handle(message: Message) -> None:
         raise StorageUnavailable
 
     # As a worker that stopped left it: handed back two hours ago and not yet reported.
     since = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     send(db, {"n": 1, "storageWait": {"since": since, "reported": False}})
-    async with running(consumer(pool, None, handle, poll_interval=0.05)):  # bound: the default hour
+    async with running(consumer(database, None, handle, poll_interval=0.05)):  # bound: the default hour
         await until(lambda: len(storage_wait_audits(db)) == 1)
     [audit] = storage_wait_audits(db)
     assert audit["detail"]["waiting_since"] == datetime.fromisoformat(since).isoformat().replace("+00:00", "Z")
     assert audit["detail"]["waited_seconds"] >= 2 * 3600
 
 
-async def test_a_closed_gate_takes_nothing_until_its_probe_answers(pool: Any, db: Conn) -> None:
+async def test_a_closed_gate_takes_nothing_until_its_probe_answers(database: Database, db: Conn) -> None:
     storage = Outage("storage under test")
     answering = False
     probes: list[bool] = []
@@ -462,7 +467,9 @@ async def test_a_closed_gate_takes_nothing_until_its_probe_answers(pool: Any, db
 
     msg_id = send(db, {"n": 1})
     gate = Gate(storage, probe, every=0.1)
-    worker = QueueConsumer(pool, ConsumerConfig(queue=QUEUE, poll_interval=0.05), handle, listen_dsn=None, gate=gate)
+    worker = QueueConsumer(
+        database, ConsumerConfig(queue=QUEUE, poll_interval=0.05), handle, listen_dsn=None, gate=gate
+    )
     async with running(worker):
         await until(lambda: len(probes) >= 3)  # asked before the first read, then again while it does not answer
         assert handled == []
@@ -514,7 +521,7 @@ class Held:
 
 
 @asynccontextmanager
-async def four_held(pool: Pool, db: Conn, *, gather_seconds: float) -> AsyncIterator[Held]:
+async def four_held(database: Database, db: Conn, *, gather_seconds: float) -> AsyncIterator[Held]:
     """Eight messages queued for a consumer of four slots (and batches of four), the first four held; on
     the way out every message is let go and handled, whether the test failed or not."""
     held = Held()
@@ -529,7 +536,7 @@ async def four_held(pool: Pool, db: Conn, *, gather_seconds: float) -> AsyncIter
         gather_seconds=gather_seconds,
         read_ahead_seconds=0,
     )
-    async with running(QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)):
+    async with running(QueueConsumer(database, config, held.handle, listen_dsn=None, reader=held.read)):
         try:
             await until(lambda: len(held.started) == 4)
             yield held
@@ -538,8 +545,10 @@ async def four_held(pool: Pool, db: Conn, *, gather_seconds: float) -> AsyncIter
         await until(lambda: len(archived(db)) == 8)
 
 
-async def test_a_busy_consumer_with_one_slot_free_waits_its_gather_time_before_it_reads(pool: Any, db: Conn) -> None:
-    async with four_held(pool, db, gather_seconds=0.5) as held:
+async def test_a_busy_consumer_with_one_slot_free_waits_its_gather_time_before_it_reads(
+    database: Database, db: Conn
+) -> None:
+    async with four_held(database, db, gather_seconds=0.5) as held:
         released = time.monotonic()
         held.let_go(1)
         await until(lambda: len(held.started) == 5)
@@ -548,8 +557,8 @@ async def test_a_busy_consumer_with_one_slot_free_waits_its_gather_time_before_i
         assert held.asked == [4, 1]
 
 
-async def test_a_busy_consumer_reads_at_once_when_half_its_batch_is_free(pool: Any, db: Conn) -> None:
-    async with four_held(pool, db, gather_seconds=60.0) as held:
+async def test_a_busy_consumer_reads_at_once_when_half_its_batch_is_free(database: Database, db: Conn) -> None:
+    async with four_held(database, db, gather_seconds=60.0) as held:
         held.let_go(2)
         # Long before the minute of gathering is up, the two free slots are read for together.
         await until(lambda: len(held.started) == 6)
@@ -562,7 +571,7 @@ def in_hand(db: Conn) -> int:
 
 
 async def test_quick_handlers_are_read_ahead_and_a_freed_slot_takes_the_next_without_a_read(
-    pool: Any, db: Conn
+    database: Database, db: Conn
 ) -> None:
     held = Held()
     for n in range(10):
@@ -570,7 +579,7 @@ async def test_quick_handlers_are_read_ahead_and_a_freed_slot_takes_the_next_wit
     config = ConsumerConfig(
         queue=QUEUE, poll_interval=30.0, concurrency=2, batch_size=4, gather_seconds=60.0, read_ahead_seconds=60.0
     )
-    async with running(QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)):
+    async with running(QueueConsumer(database, config, held.handle, listen_dsn=None, reader=held.read)):
         try:
             await until(lambda: len(held.started) == 2)
             # No handler has finished yet, so nothing tells how quick they are: only the free slots are read.
@@ -591,7 +600,7 @@ async def test_quick_handlers_are_read_ahead_and_a_freed_slot_takes_the_next_wit
     assert all(row["read_ct"] == 1 for row in archived(db))
 
 
-async def test_slow_handlers_leave_nothing_read_and_unstarted(pool: Any, db: Conn) -> None:
+async def test_slow_handlers_leave_nothing_read_and_unstarted(database: Database, db: Conn) -> None:
     finished = 0
     most_in_hand = 0
 
@@ -614,12 +623,12 @@ async def test_slow_handlers_leave_nothing_read_and_unstarted(pool: Any, db: Con
         send(db, {"n": n})
     # 0.2 s a handler: two slots finish less than one message in 50 ms of reading ahead.
     config = ConsumerConfig(queue=QUEUE, poll_interval=0.05, concurrency=2, batch_size=4, read_ahead_seconds=0.05)
-    async with running(QueueConsumer(pool, config, handle, listen_dsn=None, reader=read)):
+    async with running(QueueConsumer(database, config, handle, listen_dsn=None, reader=read)):
         await until(lambda: len(archived(db)) == 6)
     assert most_in_hand == 2
 
 
-async def test_a_message_read_ahead_stays_invisible_while_it_waits_for_a_slot(pool: Any, db: Conn) -> None:
+async def test_a_message_read_ahead_stays_invisible_while_it_waits_for_a_slot(database: Database, db: Conn) -> None:
     held = Held()
     for n in range(3):
         send(db, {"n": n})
@@ -632,7 +641,7 @@ async def test_a_message_read_ahead_stays_invisible_while_it_waits_for_a_slot(po
         gather_seconds=60.0,
         read_ahead_seconds=60.0,
     )
-    async with running(QueueConsumer(pool, config, held.handle, listen_dsn=None, reader=held.read)):
+    async with running(QueueConsumer(database, config, held.handle, listen_dsn=None, reader=held.read)):
         try:
             await until(lambda: len(held.started) == 1)
             held.let_go(1)

@@ -32,7 +32,6 @@ from backend import queues
 from backend.app import create_app
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from backend.db.units import service_transaction
 from backend.errors import StorageUnavailable
 from backend.settings import settings_from_env, with_auth
 from queue_consumers.handlers import queue_routes
@@ -213,7 +212,7 @@ async def test_a_clone_dead_lettered_for_storage_fails_its_attempt_with_storage_
         message={"attemptId": str(attempt)},
         read_at=time.monotonic(),
     )
-    async with service_transaction(ctx.pool) as conn:
+    async with ctx.db.service_transaction() as conn:
         await route.on_dead_letter(conn, message, "storage_unavailable", "Storage has been unreachable since then")
     failed = one(
         db, "select status, last_error_code, last_error_message from voice_clone_attempts where id = %s", (attempt,)

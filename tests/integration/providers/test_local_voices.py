@@ -12,7 +12,7 @@ import pytest
 import pyworld
 
 from backend.cpu import CpuExecutor
-from backend.db.pool import Pool
+from backend.db.units import Database
 from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.local.engine import PITCH_TO_FORMANT, formant_ratio, voice_traits
 from backend.providers.local.hibari_voice import HibariVoice
@@ -46,14 +46,14 @@ def median_f0(x: np.ndarray, rate: int) -> float:
 
 
 async def test_a_voice_stored_before_hibari_speaks_adapted_from_its_stored_profile(
-    db: psycopg.Connection[Any], pool: Pool, cpu: CpuExecutor
+    db: psycopg.Connection[Any], database: Database, cpu: CpuExecutor
 ) -> None:
     db.execute(
         "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
         " values ('local-piper-era', 'Ada', 'en', 'vg-piper-era', %s)",
         (json.dumps(OLD_PROFILE),),
     )
-    provider = LocalProvider(PostgresProfileStore(pool), cpu=cpu)
+    provider = LocalProvider(PostgresProfileStore(database), cpu=cpu)
     voice = await provider.get("local-piper-era")
     assert voice.metadata["profile"]["formants_hz"] == []  # read as "not measured"
 
@@ -66,7 +66,7 @@ async def test_a_voice_stored_before_hibari_speaks_adapted_from_its_stored_profi
     assert voice_traits(HibariVoice.shared()).median_f0_hz > 150.0
     assert abs(12 * np.log2(median_f0(x, rate) / OLD_PROFILE["median_f0_hz"])) < 1.0
     traits = voice_traits(HibariVoice.shared())
-    stored = await PostgresProfileStore(pool).get("local-piper-era")
+    stored = await PostgresProfileStore(database).get("local-piper-era")
     assert stored is not None
     expected = (OLD_PROFILE["median_f0_hz"] / traits.median_f0_hz) ** PITCH_TO_FORMANT
     assert formant_ratio(stored.profile, traits) == pytest.approx(expected)

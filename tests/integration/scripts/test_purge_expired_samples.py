@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.embedded.storage.in_process import standalone_storage as local_storage
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
@@ -178,9 +179,9 @@ async def test_the_domain_function_purges_a_batch_through_a_pool(
     await pool.open(wait=True)
     try:
         async with local_storage(db_dsn, seeded["root"]) as storage:
-            batch = await purge_expired_samples(pool, storage, limit=1, apply=True, actor="maintenance")
+            batch = await purge_expired_samples(Database(pool), storage, limit=1, apply=True, actor="maintenance")
             rest = await purge_expired_samples(
-                pool, storage, limit=1, apply=True, actor="maintenance", after=batch.next_after
+                Database(pool), storage, limit=1, apply=True, actor="maintenance", after=batch.next_after
             )
     finally:
         await pool.close()

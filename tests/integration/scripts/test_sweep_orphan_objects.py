@@ -21,6 +21,7 @@ import pytest
 from backend.clone import preview_step
 from backend.clone.preview_step import preview_path
 from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.embedded.storage.in_process import standalone_storage
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
 from backend.samples import service as samples
@@ -245,7 +246,7 @@ def test_the_maintenance_sweep_removes_them_too(seeded: Orphans, db_dsn: str, db
         await pool.open(wait=True)
         try:
             async with standalone_storage(db_dsn, seeded.root) as storage:
-                return (await maintenance_sweep(settings, pool, storage)).orphans_removed
+                return (await maintenance_sweep(settings, Database(pool), storage)).orphans_removed
         finally:
             await pool.close()
 
@@ -273,7 +274,7 @@ def test_a_file_is_not_removed_from_under_a_write_that_commits_its_row(
         await pool.open(wait=True)
         try:
             return await remove_orphan_file(
-                pool, seeded.root, file, written_before=datetime.now(UTC) - timedelta(hours=1), actor="test"
+                Database(pool), seeded.root, file, written_before=datetime.now(UTC) - timedelta(hours=1), actor="test"
             )
         finally:
             await pool.close()

@@ -19,6 +19,7 @@ from litestar import Litestar
 from storage3 import AsyncStorageClient
 
 from backend.db.pool import Pool, create_pool
+from backend.db.units import Database
 from backend.embedded.storage.routes import storage_router
 from backend.settings import Settings
 from tests.fakes.server import serve
@@ -114,7 +115,9 @@ def storage_server(db_dsn: str, tmp_path: Path) -> Iterator[StorageServer]:
     """The `/storage/v1` router in a Litestar app, served on 127.0.0.1 over a fresh database."""
     root = tmp_path / "objects"
     pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=4, db_connect_timeout=10).pool_limits)
-    app = Litestar(route_handlers=[storage_router(pool, SECRET, root, verify_access_token)], logging_config=None)
+    app = Litestar(
+        route_handlers=[storage_router(Database(pool), SECRET, root, verify_access_token)], logging_config=None
+    )
     wrapper = _OpenPoolOnFirstRequest(app, pool)
     with serve(wrapper) as base_url:
         try:

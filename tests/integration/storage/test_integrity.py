@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.db.pool import Pool, create_pool
-from backend.db.units import service_transaction
+from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.errors import StoredObjectAltered, UnsupportedMediaType
 from backend.settings import Settings
 from backend.storage import integrity
@@ -28,10 +28,10 @@ BUCKET = "voice-renders"
 
 
 @pytest.fixture
-async def pool(db_dsn: str) -> AsyncIterator[Pool]:
+async def database(db_dsn: str) -> AsyncIterator[Database]:
     opened = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=4, db_connect_timeout=10).pool_limits)
     await opened.open(wait=True)
-    yield opened
+    yield Database(opened)
     await opened.close()
 
 
@@ -57,15 +57,15 @@ def audit_events(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
 
 
 async def write(
-    pool: Pool, storage: SupabaseObjectStorage, path: str, data: bytes, content_type: str = "audio/wav"
+    database: Database, storage: SupabaseObjectStorage, path: str, data: bytes, content_type: str = "audio/wav"
 ) -> None:
     """One write on its own transaction, with the budget its callers give it."""
-    async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+    async with database.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         await integrity.write(conn, storage, BUCKET, path, data, content_type=content_type)
 
 
 async def test_written_read_checked_and_an_altered_file_refused_with_an_audit_event(
-    pool: Pool,
+    database: Database,
     storage: SupabaseObjectStorage,
     storage_server: StorageServer,
     db: psycopg.Connection[Any],
@@ -74,19 +74,19 @@ async def test_written_read_checked_and_an_altered_file_refused_with_an_audit_ev
     alice, _ = users
     path = f"{alice}/renders/{uuid.uuid4()}.wav"
     data = b"RIFF" + bytes(range(256)) * 512
-    await write(pool, storage, path, data)
+    await write(database, storage, path, data)
     assert recorded(db, path) == Digest.of(data)
     subject = ("synthesis_job", "job-1")
-    assert await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject) == data
-    assert "token=" in await integrity.signed_url(pool, storage, BUCKET, path, 60, actor="test", subject=subject)
+    assert await integrity.read(database, storage, BUCKET, path, actor="test", subject=subject) == data
+    assert "token=" in await integrity.signed_url(database, storage, BUCKET, path, 60, actor="test", subject=subject)
 
     file = storage_server.root / BUCKET / path
     file.write_bytes(data[:-1] + b"\0")
     with pytest.raises(StoredObjectAltered):
-        await integrity.read(pool, storage, BUCKET, path, actor="reader", subject=subject)
+        await integrity.read(database, storage, BUCKET, path, actor="reader", subject=subject)
     file.write_bytes(data + b"appended")
     with pytest.raises(StoredObjectAltered):
-        await integrity.signed_url(pool, storage, BUCKET, path, 60, actor="signer", subject=subject)
+        await integrity.signed_url(database, storage, BUCKET, path, 60, actor="signer", subject=subject)
 
     assert audit_events(db) == [("reader", *subject, path), ("signer", *subject, path)]
     (found,) = db.execute(
@@ -95,41 +95,41 @@ async def test_written_read_checked_and_an_altered_file_refused_with_an_audit_ev
     assert found == str(len(data) + len(b"appended"))
 
     # Removed with its record; an object never recorded (from before the records) is read unchecked.
-    async with service_transaction(pool) as conn:
+    async with database.service_transaction() as conn:
         assert await integrity.remove(conn, storage, BUCKET, [path]) == [path]
     assert recorded(db, path) is None
     legacy = f"{alice}/renders/legacy.wav"
     await storage.upload(BUCKET, legacy, b"written before the records", "audio/wav")
-    assert await integrity.read(pool, storage, BUCKET, legacy, actor="test", subject=subject) == (
+    assert await integrity.read(database, storage, BUCKET, legacy, actor="test", subject=subject) == (
         b"written before the records"
     )
 
 
 async def test_a_failed_upload_records_nothing(
-    pool: Pool, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
+    database: Database, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
 ) -> None:
     path = f"{uuid.uuid4()}/renders/refused.ogg"
     with pytest.raises(UnsupportedMediaType):
-        await write(pool, storage, path, b"OggS", content_type="audio/ogg")  # voice-renders takes WAV and MP3
+        await write(database, storage, path, b"OggS", content_type="audio/ogg")  # voice-renders takes WAV and MP3
     assert recorded(db, path) is None
     assert storage_server.row(BUCKET, path) is None
 
 
 async def test_two_writers_of_one_object_take_turns(
-    pool: Pool, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
+    database: Database, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
 ) -> None:
     path = f"{uuid.uuid4()}/renders/raced.wav"
     first_written, release_first = asyncio.Event(), asyncio.Event()
 
     async def first() -> None:
-        async with service_transaction(pool, budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+        async with database.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             await integrity.write(conn, storage, BUCKET, path, b"first", content_type="audio/wav")
             first_written.set()
             await release_first.wait()
 
     async def second() -> None:
         await first_written.wait()
-        await write(pool, storage, path, b"second")
+        await write(database, storage, path, b"second")
 
     tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
     await first_written.wait()
@@ -150,29 +150,29 @@ async def test_two_writers_of_one_object_take_turns(
 
 
 async def test_bytes_of_a_write_announced_and_under_way_are_read_as_voicegates_and_no_others(
-    pool: Pool, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
+    database: Database, storage: SupabaseObjectStorage, storage_server: StorageServer, db: psycopg.Connection[Any]
 ) -> None:
     path = f"{uuid.uuid4()}/renders/announced.wav"
     subject = ("synthesis_job", "job-1")
-    first = await integrity.announce(pool, BUCKET, path, Digest.of(b"first"))
+    first = await integrity.announce(database, BUCKET, path, Digest.of(b"first"))
     # Announced and not yet recorded: an object with no record is checked against what was announced for it.
     await storage.upload(BUCKET, path, b"first", "audio/wav", upsert=True)
-    assert await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject) == b"first"
+    assert await integrity.read(database, storage, BUCKET, path, actor="test", subject=subject) == b"first"
     db.execute(
         "insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes) values (%s, %s, %s, %s)",
         (BUCKET, path, Digest.of(b"first").sha256, 5),
     )
     db.execute("delete from voicegate.service_object_writes where id = %s", (first,))
     # Recorded, and a second write under way: its bytes land before its record names them.
-    await integrity.announce(pool, BUCKET, path, Digest.of(b"second"))
+    await integrity.announce(database, BUCKET, path, Digest.of(b"second"))
     await storage.upload(BUCKET, path, b"second", "audio/wav", upsert=True)
-    assert await integrity.read(pool, storage, BUCKET, path, actor="test", subject=subject) == b"second"
-    assert "token=" in await integrity.signed_url(pool, storage, BUCKET, path, 60, actor="test", subject=subject)
+    assert await integrity.read(database, storage, BUCKET, path, actor="test", subject=subject) == b"second"
+    assert "token=" in await integrity.signed_url(database, storage, BUCKET, path, 60, actor="test", subject=subject)
     assert audit_events(db) == []
 
     (storage_server.root / BUCKET / path).write_bytes(b"third")
     with pytest.raises(StoredObjectAltered):
-        await integrity.read(pool, storage, BUCKET, path, actor="reader", subject=subject)
+        await integrity.read(database, storage, BUCKET, path, actor="reader", subject=subject)
     assert audit_events(db) == [("reader", *subject, path)]
     (writing,) = db.execute(
         "select detail -> 'writing' -> 0 ->> 'sha256' from voicegate.audit_events where actor = 'reader'"

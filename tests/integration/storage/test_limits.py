@@ -15,6 +15,7 @@ from litestar import Litestar
 from storage3.exceptions import StorageApiError
 
 from backend.db.pool import create_pool
+from backend.db.units import Database
 from backend.embedded.storage.routes import LATEST_EXPIRY, storage_router
 from backend.embedded.storage.tokens import sign_download_token
 from backend.settings import Settings
@@ -175,7 +176,8 @@ async def test_a_60_kb_path_is_an_invalid_key_and_is_not_echoed_into_the_log(
     pool = create_pool(db_dsn, Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=10).pool_limits)
     await pool.open(wait=True)
     app = Litestar(
-        route_handlers=[storage_router(pool, SECRET, tmp_path / "objects", verify_access_token)], logging_config=None
+        route_handlers=[storage_router(Database(pool), SECRET, tmp_path / "objects", verify_access_token)],
+        logging_config=None,
     )
     name = f"{alice}/" + "a/" * 30_000 + "take.wav"
     caplog.set_level(logging.DEBUG)
