@@ -222,7 +222,7 @@ class QueueConsumer:
         #: Those of them a read took whose commit went unanswered: the read may not have happened at all, so
         #: its delivery is not counted toward `max_reads` only once the hand-back finds it did.
         self._unconfirmed: set[int] = set()
-        self._wake = asyncio.Event()
+        self._wake = _Wake()
         self._inflight: set[asyncio.Task[None]] = set()
         #: Messages read and not yet started (each with its visibility keeper), in the order read.
         self._ready: collections.deque[tuple[Message, Beat]] = collections.deque()
@@ -265,6 +265,7 @@ class QueueConsumer:
         read_at = max(1, min(cfg.batch_size, cfg.concurrency) // 2)
         gather_until: float | None = None
         stop_wait = asyncio.create_task(stopping.wait())
+        stop_wait.add_done_callback(lambda _: self._wake.set())
         try:
             while not stopping.is_set():
                 self._wake.clear()
@@ -273,7 +274,7 @@ class QueueConsumer:
                     if gather_until is None:
                         gather_until = loop.time() + cfg.gather_seconds
                     if (left := gather_until - loop.time()) > 0:
-                        await self._woken(stop_wait, left)
+                        await self._wake.wait(left)
                         continue
                 gather_until = None
                 wanted = max(0, min(cfg.batch_size, free, self.db.spare_connections()))
@@ -284,7 +285,7 @@ class QueueConsumer:
                     continue
                 # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up
                 # or the poll interval, whichever comes first, is all there is to wait for.
-                await self._woken(stop_wait, cfg.poll_interval)
+                await self._wake.wait(cfg.poll_interval)
         finally:
             stop_wait.cancel()
             if self._inflight:
@@ -302,12 +303,6 @@ class QueueConsumer:
             return 0
         pace = cfg.concurrency * cfg.read_ahead_seconds / max(self._handler_seconds, 1e-6)
         return min(cfg.batch_size, int(pace))
-
-    async def _woken(self, stop_wait: asyncio.Task[Any], seconds: float) -> None:
-        """Return on a wake-up (a notification, a finished message), the stop, or after `seconds`."""
-        wake_wait = asyncio.create_task(self._wake.wait())
-        await asyncio.wait({wake_wait, stop_wait}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        wake_wait.cancel()
 
     async def _pgmq_read(self, conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
         return await queues.read(conn, self.config.queue, vt, qty)
@@ -617,6 +612,44 @@ class QueueConsumer:
                 log.debug("%s: LISTEN connection lost; polling until it is back", self.config.queue)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
+
+
+class _Wake:
+    """What a consumer waits for between reads: a notification, a finished message or the stop (`set`), or its
+    time running out. A future and a timer per wait, not a task waiting on an event beside the stop's under
+    `asyncio.wait`, which made and cancelled a task and wrapped both in callbacks on every wait."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        """Wake the consumer (now, or as its next wait begins)."""
+        self._set = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self) -> None:
+        """Forget wake-ups so far."""
+        self._set = False
+
+    async def wait(self, seconds: float) -> None:
+        """Return once set, or after `seconds`."""
+        if self._set:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _after_code(error: str) -> str:

@@ -104,6 +104,12 @@ class TimedWaits(ObservedWaits):
     wait_limit: float = math.inf
     #: The budget the current wait is charged to, if it runs for a request.
     _charged: RequestBudget | None = None
+    #: The deadline of the unit that holds the connection, while one does.
+    watched_by: Deadline | None = None
+    #: When (the event loop's clock), on which loop, and by which timer that unit's deadline next looks.
+    look_at: float | None = None
+    look_loop: asyncio.AbstractEventLoop | None = None
+    look_handle: asyncio.TimerHandle | None = None
 
     def wait_begins(self) -> None:
         """Note when the wait began, and what its request has left (failing it at once if nothing)."""
@@ -124,12 +130,20 @@ class Deadline:
     """Cuts the unit's connection once the server has kept it waiting `budget` seconds, or what was left of
     its request's budget when the wait began. While the connection does not wait (the process works
     between statements) or its answer has come but is not read yet (the event loop is busy), the server
-    is not late, and the deadline looks again later."""
+    is not late, and the deadline looks again later.
+
+    The connection keeps its look-out timer from one unit to the next, and a unit arms one only when none is
+    due by its own first look: a look that comes earlier than a unit needs finds the server not late and
+    looks again later, so it cuts nothing sooner. A timer per unit would cost a worker four or five heap
+    pushes and cancellations per attempt on the event loop's timer heap, each a few comparisons in Python."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: TimedWaits, budget: float) -> None:
         self._loop, self._conn, self._budget = loop, conn, budget
         self._request = current_budget()
-        self._handle = loop.call_at(loop.time() + self._next_wait(), self._check)
+        conn.watched_by = self
+        due = loop.time() + self._next_wait()
+        if conn.look_at is None or conn.look_at > due or conn.look_loop is not loop:
+            _look_at(conn, loop, due)
 
     def _next_wait(self) -> float:
         """The longest a wait beginning now may last (a request with nothing left fails its waits as they
@@ -146,11 +160,26 @@ class Deadline:
         if due <= now:
             sever(self._conn)
         else:
-            self._handle = self._loop.call_at(due, self._check)
+            _look_at(self._conn, self._loop, due)
 
     def cancel(self) -> None:
-        """Stop watching: the unit is over."""
-        self._handle.cancel()
+        """Stop watching: the unit is over (the connection's timer, if due, finds no unit and ends)."""
+        if self._conn.watched_by is self:
+            self._conn.watched_by = None
+
+
+def _look_at(conn: TimedWaits, loop: asyncio.AbstractEventLoop, due: float) -> None:
+    """Have the unit that holds `conn` then look whether its server is late (instead of any look due later)."""
+    if conn.look_handle is not None:
+        conn.look_handle.cancel()
+    conn.look_at, conn.look_loop = due, loop
+    conn.look_handle = loop.call_at(due, _look, conn)
+
+
+def _look(conn: TimedWaits) -> None:
+    conn.look_at = conn.look_handle = conn.look_loop = None
+    if conn.watched_by is not None:
+        conn.watched_by._check()
 
 
 def readable(conn: psycopg.AsyncConnection[object]) -> bool:
