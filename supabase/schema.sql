@@ -2257,6 +2257,17 @@ CREATE TABLE voicegate.webhook_secrets (
 ALTER TABLE voicegate.webhook_secrets OWNER TO voicegate_migrator;
 
 --
+-- Name: work_queues; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.work_queues (
+    queue_name text NOT NULL
+);
+
+
+ALTER TABLE voicegate.work_queues OWNER TO voicegate_migrator;
+
+--
 -- Name: a_voice_clone_process a_voice_clone_process_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
 --
 
@@ -2675,6 +2686,13 @@ ALTER DOMAIN voicegate.sha256_hex
 
 ALTER TABLE ONLY voicegate.webhook_secrets
     ADD CONSTRAINT webhook_secrets_pkey PRIMARY KEY (endpoint_id);
+
+--
+-- Name: work_queues work_queues_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.work_queues
+    ADD CONSTRAINT work_queues_pkey PRIMARY KEY (queue_name);
 
 --
 -- Name: archived_at_idx_voice_clone_process; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
@@ -3591,6 +3609,12 @@ ALTER TABLE voicegate.service_written_objects ENABLE ROW LEVEL SECURITY;
 ALTER TABLE voicegate.webhook_secrets ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: work_queues; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.work_queues ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: SCHEMA pgmq; Type: ACL; Schema: -; Owner: voicegate_migrator
 --
 
@@ -4219,6 +4243,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.service_written_objects TO 
 --
 
 GRANT SELECT,INSERT ON TABLE voicegate.webhook_secrets TO service_role;
+
+--
+-- Name: TABLE work_queues; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT ON TABLE voicegate.work_queues TO service_role;
 
 --
 -- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: public; Owner: voicegate_migrator

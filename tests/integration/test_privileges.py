@@ -83,6 +83,7 @@ TABLES: Allowed = {
     # Signing secrets: written once with their endpoint, read by the worker that signs; gone with it.
     "voicegate.webhook_secrets": {"service_role": {"select", "insert"}},
     "voicegate.project_webhook": {"service_role": {"select", "update"}},
+    "voicegate.work_queues": {"service_role": {"select"}},
     "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
     "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
 }
