@@ -1,9 +1,9 @@
-"""Typed dependencies for route handlers: the verified caller, the database, Storage, settings, the lifecycle
-context and the users' stream slots, and the guard of the service-only routes.
+"""Typed dependencies for route handlers: the verified caller, each area's service, the database, Storage, the
+lifecycle context and the users' stream slots, and the guard of the service-only routes.
 
-A handler names what it needs (`claims: Caller`, `db: Db`, ...) and Litestar injects it by the
-parameter's name; these providers are the one place that reads `app.state`, which the app's lifespan
-fills.
+A handler names what it needs (`claims: Caller`, and its area's service: `webhooks: Webhooks`, ...) and
+Litestar injects it by the parameter's name; these providers are the one place that reads `app.state`, which
+the app's lifespan fills.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, SkipValidation
 
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
+from backend.clone.read import AttemptsService
+from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
 from backend.settings import Settings
+from backend.speech.service import SpeechService
 from backend.storage.client import ObjectStorage, StorageProbe
+from backend.webhooks.service import WebhooksService
 
 
 def _verifier(state: State) -> TokenVerifier:
@@ -77,11 +81,23 @@ LifecycleContext = NamedDependency[SkipValidation[Lifecycle]]
 """`lifecycle`: what the worker steps need."""
 StreamSlots = NamedDependency[SkipValidation[UserConcurrency]]
 """`stream_slots`: the speech streams each user has open (VOICEGATE_USER_STREAMS)."""
+Attempts = NamedDependency[SkipValidation[AttemptsService]]
+"""`attempts`: clone attempts as their owners read them."""
+Consents = NamedDependency[SkipValidation[ConsentsService]]
+"""`consents`: the spoken consents' use cases."""
+Speech = NamedDependency[SkipValidation[SpeechService]]
+"""`speech`: the speech streams' use cases."""
+Webhooks = NamedDependency[SkipValidation[WebhooksService]]
+"""`webhooks`: the webhook endpoints' use cases."""
 PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
+
+#: The areas' services, by the name a handler injects each (`backend.compose.areas.Areas`' fields).
+AREAS = ("attempts", "consents", "speech", "webhooks")
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
     **{name: _from_state(name) for name in ("db", "storage", "storage_probe", "settings", "lifecycle", "stream_slots")},
+    **{name: _from_state(name) for name in AREAS},
 }
 """App-level dependencies, by the parameter name handlers use."""

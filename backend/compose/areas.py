@@ -1,0 +1,35 @@
+"""The areas' services the API's handlers call: each built once here, over what the process has made (the
+database, Storage, the settings read at start-up, the lifecycle's provider adapters, webhook sender and CPU
+executor), and handed to its handlers by one name (`backend.http.deps`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.clone.read import AttemptsService
+from backend.consents.service import ConsentsService
+from backend.context import Lifecycle
+from backend.settings import Settings
+from backend.speech.service import SpeechService
+from backend.webhooks.service import WebhooksService
+
+
+@dataclass(frozen=True)
+class Areas:
+    """One service per area; each field is `app.state`'s of the same name, which a handler injects by it."""
+
+    attempts: AttemptsService
+    consents: ConsentsService
+    speech: SpeechService
+    webhooks: WebhooksService
+
+
+def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
+    """The areas' services over `settings` and the API's lifecycle (its database, Storage and adapters)."""
+    db, storage = lifecycle.db, lifecycle.storage
+    return Areas(
+        attempts=AttemptsService(db),
+        consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days),
+        speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
+        webhooks=WebhooksService(db, lifecycle.webhooks),
+    )
