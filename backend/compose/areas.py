@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from backend.clone.read import AttemptsService
 from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
+from backend.samples.use_cases import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
 from backend.webhooks.service import WebhooksService
@@ -20,6 +21,7 @@ class Areas:
 
     attempts: AttemptsService
     consents: ConsentsService
+    samples: SamplesService
     speech: SpeechService
     webhooks: WebhooksService
 
@@ -30,6 +32,7 @@ def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
     return Areas(
         attempts=AttemptsService(db),
         consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days),
+        samples=SamplesService(db, storage, settings),
         speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
         webhooks=WebhooksService(db, lifecycle.webhooks),
     )

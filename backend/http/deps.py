@@ -25,6 +25,7 @@ from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
+from backend.samples.use_cases import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
 from backend.storage.client import ObjectStorage, StorageProbe
@@ -85,6 +86,8 @@ Attempts = NamedDependency[SkipValidation[AttemptsService]]
 """`attempts`: clone attempts as their owners read them."""
 Consents = NamedDependency[SkipValidation[ConsentsService]]
 """`consents`: the spoken consents' use cases."""
+Samples = NamedDependency[SkipValidation[SamplesService]]
+"""`samples`: the voice samples' use cases."""
 Speech = NamedDependency[SkipValidation[SpeechService]]
 """`speech`: the speech streams' use cases."""
 Webhooks = NamedDependency[SkipValidation[WebhooksService]]
@@ -93,7 +96,7 @@ PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
 #: The areas' services, by the name a handler injects each (`backend.compose.areas.Areas`' fields).
-AREAS = ("attempts", "consents", "speech", "webhooks")
+AREAS = ("attempts", "consents", "samples", "speech", "webhooks")
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
