@@ -12,6 +12,7 @@ from backend.context import Lifecycle
 from backend.samples.use_cases import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
+from backend.synthesis.use_cases import SynthesisService
 from backend.webhooks.service import WebhooksService
 
 
@@ -23,6 +24,7 @@ class Areas:
     consents: ConsentsService
     samples: SamplesService
     speech: SpeechService
+    synthesis: SynthesisService
     webhooks: WebhooksService
 
 
@@ -34,5 +36,6 @@ def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
         consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days),
         samples=SamplesService(db, storage, settings),
         speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
+        synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings),
         webhooks=WebhooksService(db, lifecycle.webhooks),
     )

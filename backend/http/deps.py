@@ -29,6 +29,7 @@ from backend.samples.use_cases import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
 from backend.storage.client import ObjectStorage, StorageProbe
+from backend.synthesis.use_cases import SynthesisService
 from backend.webhooks.service import WebhooksService
 
 
@@ -90,13 +91,15 @@ Samples = NamedDependency[SkipValidation[SamplesService]]
 """`samples`: the voice samples' use cases."""
 Speech = NamedDependency[SkipValidation[SpeechService]]
 """`speech`: the speech streams' use cases."""
+Synthesis = NamedDependency[SkipValidation[SynthesisService]]
+"""`synthesis`: the synthesis jobs' use cases, and a voice's clips."""
 Webhooks = NamedDependency[SkipValidation[WebhooksService]]
 """`webhooks`: the webhook endpoints' use cases."""
 PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
 #: The areas' services, by the name a handler injects each (`backend.compose.areas.Areas`' fields).
-AREAS = ("attempts", "consents", "samples", "speech", "webhooks")
+AREAS = ("attempts", "consents", "samples", "speech", "synthesis", "webhooks")
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),

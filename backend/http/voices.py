@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from backend.auth.verify import UserClaims
 from backend.db.units import Database
 from backend.fields import Rename
-from backend.http.deps import Caller, Config, Db, PathId, Storage
+from backend.http.deps import Caller, Config, Db, PathId, Storage, Synthesis
 from backend.http.docs import (
     BY_ID,
     IDEMPOTENT,
@@ -125,22 +125,22 @@ class VoicesController(Controller):
     async def clips(
         self,
         claims: Caller,
-        db: Db,
+        synthesis: Synthesis,
         voice_id: PathId,
         limit: Annotated[int, QueryParameter(ge=1, le=history.MAX_PAGE_SIZE)] = history.PAGE_SIZE,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> history.ClipPage:
         """Each clip's text, status, duration and dates; pass `nextCursor` back as `cursor` for the next page."""
-        return await history.voice_clips(db, claims, voice_id, limit=limit, cursor=cursor)
+        return await synthesis.voice_clips(claims, voice_id, limit=limit, cursor=cursor)
 
     @get(
         "/{voice_id:uuid}/preview",
         summary="A short-lived URL to hear the voice: its clone's preview, else its newest clip",
         responses=problems(*BY_ID, 409),
     )
-    async def preview(self, claims: Caller, db: Db, storage: Storage, voice_id: PathId) -> history.VoicePreview:
+    async def preview(self, claims: Caller, synthesis: Synthesis, voice_id: PathId) -> history.VoicePreview:
         """`{audioUrl, expiresIn, source}`; `audioUrl` is null while the voice has neither a preview nor a clip."""
-        return await history.voice_preview(db, storage, claims, voice_id)
+        return await synthesis.voice_preview(claims, voice_id)
 
     @delete("/{voice_id:uuid}", summary="Delete a voice (soft)", responses=problems(*BY_ID))
     async def remove(self, claims: Caller, db: Db, storage: Storage, voice_id: PathId) -> None:
