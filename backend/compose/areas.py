@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from backend.clone.read import AttemptsService
 from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
+from backend.reflections.service import ReflectionsService
 from backend.samples.use_cases import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
@@ -22,6 +23,7 @@ class Areas:
 
     attempts: AttemptsService
     consents: ConsentsService
+    reflections: ReflectionsService
     samples: SamplesService
     speech: SpeechService
     synthesis: SynthesisService
@@ -34,6 +36,7 @@ def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
     return Areas(
         attempts=AttemptsService(db),
         consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days),
+        reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
         samples=SamplesService(db, storage, settings),
         speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
         synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings),

@@ -25,6 +25,7 @@ from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
+from backend.reflections.service import ReflectionsService
 from backend.samples.use_cases import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
@@ -87,6 +88,8 @@ Attempts = NamedDependency[SkipValidation[AttemptsService]]
 """`attempts`: clone attempts as their owners read them."""
 Consents = NamedDependency[SkipValidation[ConsentsService]]
 """`consents`: the spoken consents' use cases."""
+Reflections = NamedDependency[SkipValidation[ReflectionsService]]
+"""`reflections`: the reflections' use cases, their voice and sessions."""
 Samples = NamedDependency[SkipValidation[SamplesService]]
 """`samples`: the voice samples' use cases."""
 Speech = NamedDependency[SkipValidation[SpeechService]]
@@ -99,7 +102,7 @@ PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
 #: The areas' services, by the name a handler injects each (`backend.compose.areas.Areas`' fields).
-AREAS = ("attempts", "consents", "samples", "speech", "synthesis", "webhooks")
+AREAS = ("attempts", "consents", "reflections", "samples", "speech", "synthesis", "webhooks")
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
