@@ -14,6 +14,7 @@ from backend.samples.use_cases import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
 from backend.synthesis.use_cases import SynthesisService
+from backend.voices.service import VoicesService
 from backend.webhooks.service import WebhooksService
 
 
@@ -27,6 +28,7 @@ class Areas:
     samples: SamplesService
     speech: SpeechService
     synthesis: SynthesisService
+    voices: VoicesService
     webhooks: WebhooksService
 
 
@@ -40,5 +42,6 @@ def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
         samples=SamplesService(db, storage, settings),
         speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
         synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings),
+        voices=VoicesService(db, storage, settings),
         webhooks=WebhooksService(db, lifecycle.webhooks),
     )

@@ -31,6 +31,7 @@ from backend.settings import Settings
 from backend.speech.service import SpeechService
 from backend.storage.client import ObjectStorage, StorageProbe
 from backend.synthesis.use_cases import SynthesisService
+from backend.voices.service import VoicesService
 from backend.webhooks.service import WebhooksService
 
 
@@ -96,13 +97,15 @@ Speech = NamedDependency[SkipValidation[SpeechService]]
 """`speech`: the speech streams' use cases."""
 Synthesis = NamedDependency[SkipValidation[SynthesisService]]
 """`synthesis`: the synthesis jobs' use cases, and a voice's clips."""
+Voices = NamedDependency[SkipValidation[VoicesService]]
+"""`voices`: the voices' use cases, and the upload-then-finalize clone flow."""
 Webhooks = NamedDependency[SkipValidation[WebhooksService]]
 """`webhooks`: the webhook endpoints' use cases."""
 PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
 #: The areas' services, by the name a handler injects each (`backend.compose.areas.Areas`' fields).
-AREAS = ("attempts", "consents", "reflections", "samples", "speech", "synthesis", "webhooks")
+AREAS = ("attempts", "consents", "reflections", "samples", "speech", "synthesis", "voices", "webhooks")
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
