@@ -1,5 +1,6 @@
-"""Typed dependencies for route handlers: the verified caller, each area's service, the database, Storage, the
-lifecycle context and the users' stream slots, and the guard of the service-only routes.
+"""Typed dependencies for route handlers: the verified caller, each area's service, the database (for the
+readiness probe), whether Storage answers, the lifecycle context (for the internal route that runs a worker
+step) and the users' stream slots, and the guard of the service-only routes.
 
 A handler names what it needs (`claims: Caller`, and its area's service: `webhooks: Webhooks`, ...) and
 Litestar injects it by the parameter's name; these providers are the one place that reads `app.state`, which
@@ -27,9 +28,8 @@ from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
 from backend.reflections.service import ReflectionsService
 from backend.samples.use_cases import SamplesService
-from backend.settings import Settings
 from backend.speech.service import SpeechService
-from backend.storage.client import ObjectStorage, StorageProbe
+from backend.storage.client import StorageProbe
 from backend.synthesis.use_cases import SynthesisService
 from backend.voices.service import VoicesService
 from backend.webhooks.service import WebhooksService
@@ -75,12 +75,8 @@ Caller = NamedDependency[SkipValidation[UserClaims]]
 """`claims`: the verified caller."""
 Db = NamedDependency[SkipValidation[Database]]
 """`db`: the database, as its units of work (`backend.db.units.Database`)."""
-Storage = NamedDependency[SkipValidation[ObjectStorage]]
-"""`storage`: the object storage client."""
 StorageReadiness = NamedDependency[SkipValidation[StorageProbe]]
 """`storage_probe`: whether Storage answers, as /readyz asks it."""
-Config = NamedDependency[SkipValidation[Settings]]
-"""`settings`: the settings read at start-up."""
 LifecycleContext = NamedDependency[SkipValidation[Lifecycle]]
 """`lifecycle`: what the worker steps need."""
 StreamSlots = NamedDependency[SkipValidation[UserConcurrency]]
@@ -109,7 +105,7 @@ AREAS = ("attempts", "consents", "reflections", "samples", "speech", "synthesis"
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
-    **{name: _from_state(name) for name in ("db", "storage", "storage_probe", "settings", "lifecycle", "stream_slots")},
+    **{name: _from_state(name) for name in ("db", "storage_probe", "lifecycle", "stream_slots")},
     **{name: _from_state(name) for name in AREAS},
 }
 """App-level dependencies, by the parameter name handlers use."""
