@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from backend.auth.verify import UserClaims
 from backend.db.units import Database
@@ -10,7 +11,13 @@ from backend.records import attempts
 from backend.records.attempts import Attempt
 
 
-async def get_attempt(db: Database, claims: UserClaims, attempt_id: uuid.UUID) -> Attempt:
-    """One of the caller's attempts, read under their RLS (NotFound for anyone else's)."""
-    async with db.user_statement(claims.raw) as conn:
-        return attempts.view(await attempts.get(conn, attempt_id))
+@dataclass(frozen=True)
+class AttemptsService:
+    """Clone attempts as their owners read them, over the database."""
+
+    db: Database
+
+    async def get_attempt(self, claims: UserClaims, attempt_id: uuid.UUID) -> Attempt:
+        """One of the caller's attempts, read under their RLS (NotFound for anyone else's)."""
+        async with self.db.user_statement(claims.raw) as conn:
+            return attempts.view(await attempts.get(conn, attempt_id))

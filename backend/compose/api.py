@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from backend.auth.verify import TokenVerifier
+from backend.compose.areas import Areas, build_areas
 from backend.compose.parts import enter_lifecycle, open_database
 from backend.compose.worker import Consumers, start_consumers, worker_lifecycle
 from backend.context import Lifecycle
@@ -91,10 +92,12 @@ class ApiProcess:
     idempotency_keys: IdempotencyKeys
     user_slots: UserConcurrency
     stream_slots: UserConcurrency
+    #: The areas' services, each in `app.state` by its own name.
+    areas: Areas
 
     def named(self) -> dict[str, object]:
-        """The fields by name, for `app.state`."""
-        return dict(vars(self))
+        """The fields by name, and the areas' services by theirs, for `app.state`."""
+        return {**vars(self), **vars(self.areas)}
 
 
 @asynccontextmanager
@@ -148,6 +151,7 @@ async def api_process(
             idempotency_keys=idempotency_keys,
             user_slots=UserConcurrency(settings.user_concurrency),
             stream_slots=UserConcurrency(settings.user_streams, StreamsLimited),
+            areas=build_areas(settings, lifecycle),
         )
 
 

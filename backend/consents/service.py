@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -165,40 +166,100 @@ class SpeakerJudgement(msgspec.Struct, frozen=True):
     matched: bool
 
 
-async def create_consent(db: Database, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
-    """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
-    phrase cannot be checked in)."""
-    try:
-        phrase = make_phrase(request.subject_name.strip(), request.language)
-    except ValueError as exc:
-        raise ValidationFailed(str(exc)) from exc
-    async with db.user_transaction(claims.raw) as conn:
-        await become_service(conn)
-        row = await fetch_one(
-            conn,
-            _Q["insert_spoken"],
-            {
-                "owner_id": uuid.UUID(claims.sub),
-                "subject_name": request.subject_name.strip(),
-                "consent_text_version": SPOKEN_TEXT_VERSION,
-                "keep_sample": request.keep_sample,
-                "phrase": phrase.text,
-                "code": phrase.code,
-                "language": phrase.language,
-                "valid_seconds": PHRASE_VALID_FOR,
-                **origin.recorded(),
-            },
-        )
-    return ConsentCreated(row["id"], row["phrase"], row["status"], row["expires_at"])
+@dataclass(frozen=True)
+class ConsentsService:
+    """Spoken consents: their use cases over the database, Storage (where a verified recording is kept), the CPU
+    executor (that hears a recording) and the samples' retention (which the evidence is kept under)."""
 
+    db: Database
+    storage: ObjectStorage
+    cpu: CpuExecutor
+    #: VOICEGATE_SAMPLE_RETENTION_DAYS: how long a verified recording is kept.
+    retention_days: float
 
-async def get_consent(db: Database, claims: UserClaims, consent_id: uuid.UUID) -> ConsentView:
-    """The caller's consent (404 for anyone else's)."""
-    async with db.user_statement(claims.raw) as conn:
-        row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
-    if row is None:
-        raise NotFound("Consent not found.")
-    return _view(row)
+    async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
+        """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
+        phrase cannot be checked in)."""
+        try:
+            phrase = make_phrase(request.subject_name.strip(), request.language)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from exc
+        async with self.db.user_transaction(claims.raw) as conn:
+            await become_service(conn)
+            row = await fetch_one(
+                conn,
+                _Q["insert_spoken"],
+                {
+                    "owner_id": uuid.UUID(claims.sub),
+                    "subject_name": request.subject_name.strip(),
+                    "consent_text_version": SPOKEN_TEXT_VERSION,
+                    "keep_sample": request.keep_sample,
+                    "phrase": phrase.text,
+                    "code": phrase.code,
+                    "language": phrase.language,
+                    "valid_seconds": PHRASE_VALID_FOR,
+                    **origin.recorded(),
+                },
+            )
+        return ConsentCreated(row["id"], row["phrase"], row["status"], row["expires_at"])
+
+    async def get_consent(self, claims: UserClaims, consent_id: uuid.UUID) -> ConsentView:
+        """The caller's consent (404 for anyone else's)."""
+        async with self.db.user_statement(claims.raw) as conn:
+            row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
+        if row is None:
+            raise NotFound("Consent not found.")
+        return _view(row)
+
+    async def record_recording(self, *, claims: UserClaims, consent_id: uuid.UUID, data: bytes) -> RecordingVerdict:
+        """Judge the caller's recording of their consent's phrase: `verified` (the recording and its voiceprint
+        kept as evidence, the recording at `{owner}/consents/{id}/recording` in the samples' bucket) or
+        `rejected` with the reason. 404 for anyone else's consent, 409 for a checkbox or an already verified one;
+        the audio's own refusals (not audio, too long) as for samples. Either verdict is audited."""
+        owner_id = uuid.UUID(claims.sub)
+        async with self.db.user_statement(claims.raw) as conn:
+            row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
+        if row is None:
+            raise NotFound("Consent not found.")
+        if row["kind"] != "spoken" or row["status"] == "verified":
+            raise Conflict("This consent takes no recording: it is a checkbox consent, or its recording is verified.")
+        if row["lapsed"]:
+            return await _reject(self.db, consent_id, "expired", None)
+        content_type = sniff_audio(data[:SNIFF_BYTES])
+        if content_type is None:
+            raise UnsupportedAudio
+        phrase = Phrase(text=row["phrase"], code=row["code"], language=row["language"])
+        heard = await self.cpu.run(owner_id, _hear, data, phrase)
+        reason, speaker = refusal(heard.check), heard.print
+        if reason is not None or speaker is None:
+            return await _reject(self.db, consent_id, reason or "not_speech", heard.check)
+        path = recording_path(owner_id, consent_id)
+        async with self.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+            await _lock_unverified(conn, consent_id)
+            await conn.execute(
+                _Q["verify"],
+                {
+                    "id": consent_id,
+                    "path": path,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "voiceprint": speaker.to_bytes(),
+                    "word_accuracy": heard.check.word_accuracy,
+                    "speech_seconds": heard.check.speech_seconds,
+                    "retention_days": self.retention_days,
+                },
+            )
+            await record_audit(
+                conn,
+                ACTOR,
+                "consent.verified",
+                "voice_consent",
+                consent_id,
+                detail={"wordAccuracy": heard.check.word_accuracy, "speechSeconds": heard.check.speech_seconds},
+            )
+            # Stored last, on the row's transaction: a recording whose row did not commit is claimed by nothing and
+            # goes with the orphan sweep.
+            await integrity.write(conn, self.storage, RECORDING_BUCKET, path, data, content_type=content_type)
+        return RecordingVerdict(consent_id, "verified", heard.check.word_accuracy, heard.check.speech_seconds)
 
 
 def _view(row: Mapping[str, Any]) -> ConsentView:
@@ -234,66 +295,6 @@ def _hear(data: bytes, phrase: Phrase) -> _Heard:
         check_phrase(decoded.samples, decoded.sample_rate, phrase),
         voiceprint(decoded.samples, decoded.sample_rate),
     )
-
-
-async def record_recording(
-    db: Database,
-    storage: ObjectStorage,
-    cpu: CpuExecutor,
-    *,
-    claims: UserClaims,
-    consent_id: uuid.UUID,
-    data: bytes,
-    retention_days: float,
-) -> RecordingVerdict:
-    """Judge the caller's recording of their consent's phrase: `verified` (the recording and its voiceprint
-    kept as evidence, the recording at `{owner}/consents/{id}/recording` in the samples' bucket) or
-    `rejected` with the reason. 404 for anyone else's consent, 409 for a checkbox or an already verified one;
-    the audio's own refusals (not audio, too long) as for samples. Either verdict is audited."""
-    owner_id = uuid.UUID(claims.sub)
-    async with db.user_statement(claims.raw) as conn:
-        row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
-    if row is None:
-        raise NotFound("Consent not found.")
-    if row["kind"] != "spoken" or row["status"] == "verified":
-        raise Conflict("This consent takes no recording: it is a checkbox consent, or its recording is verified.")
-    if row["lapsed"]:
-        return await _reject(db, consent_id, "expired", None)
-    content_type = sniff_audio(data[:SNIFF_BYTES])
-    if content_type is None:
-        raise UnsupportedAudio
-    phrase = Phrase(text=row["phrase"], code=row["code"], language=row["language"])
-    heard = await cpu.run(owner_id, _hear, data, phrase)
-    reason, speaker = refusal(heard.check), heard.print
-    if reason is not None or speaker is None:
-        return await _reject(db, consent_id, reason or "not_speech", heard.check)
-    path = recording_path(owner_id, consent_id)
-    async with db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-        await _lock_unverified(conn, consent_id)
-        await conn.execute(
-            _Q["verify"],
-            {
-                "id": consent_id,
-                "path": path,
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "voiceprint": speaker.to_bytes(),
-                "word_accuracy": heard.check.word_accuracy,
-                "speech_seconds": heard.check.speech_seconds,
-                "retention_days": retention_days,
-            },
-        )
-        await record_audit(
-            conn,
-            ACTOR,
-            "consent.verified",
-            "voice_consent",
-            consent_id,
-            detail={"wordAccuracy": heard.check.word_accuracy, "speechSeconds": heard.check.speech_seconds},
-        )
-        # Stored last, on the row's transaction: a recording whose row did not commit is claimed by nothing and
-        # goes with the orphan sweep.
-        await integrity.write(conn, storage, RECORDING_BUCKET, path, data, content_type=content_type)
-    return RecordingVerdict(consent_id, "verified", heard.check.word_accuracy, heard.check.speech_seconds)
 
 
 async def _lock_unverified(conn: Connection, consent_id: uuid.UUID) -> None:

@@ -10,11 +10,10 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import HeaderParameter
 
-from backend.clone.read import get_attempt
 from backend.clone.step import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
 from backend.errors import ValidationFailed
-from backend.http.deps import Caller, Db, LifecycleContext, PathId, service_only
+from backend.http.deps import Attempts, Caller, LifecycleContext, PathId, service_only
 from backend.http.docs import BY_ID, USER_SECURITY, problems
 from backend.records.attempts import Attempt
 
@@ -33,10 +32,10 @@ class AttemptsController(Controller):
         summary="Get a clone attempt (any of the caller's, with or without a reflection)",
         responses=problems(*BY_ID),
     )
-    async def get_one(self, claims: Caller, db: Db, attempt_id: PathId) -> Attempt:
+    async def get_one(self, claims: Caller, attempts: Attempts, attempt_id: PathId) -> Attempt:
         """One of the caller's attempts, by the attempt id that `/api/clone/finalize`, a reflection's clone or
         `POST /api/v1/clone` answered (404 for anyone else's)."""
-        return await get_attempt(db, claims, attempt_id)
+        return await attempts.get_attempt(claims, attempt_id)
 
 
 class InternalController(Controller):

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import JSONBody, QueryParameter
 
-from backend.http.deps import Caller, Config, Db, LifecycleContext, PathId, Storage
+from backend.http.deps import Caller, PathId, Synthesis
 from backend.http.docs import (
     BY_ID,
     IDEMPOTENT,
@@ -51,8 +51,7 @@ class CloneJobsController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        db: Db,
-        settings: Config,
+        synthesis: Synthesis,
         data: JSONBody[service.CloneRequest],
     ) -> Response[service.JobAccepted]:
         """`{sampleId or voiceId, text}` → 202 {jobId}; a sample without a voice is cloned first.
@@ -62,24 +61,24 @@ class CloneJobsController(Controller):
         return await idempotent(
             request,
             claims,
-            lambda record: service.create_job(db, claims, data, providers=settings.provider_settings, record=record),
+            lambda record: synthesis.create_job(claims, data, record=record),
             body=msgspec.json.encode(data),
         )
 
     @get("/{job_id:uuid}/status", summary="Where the job got to", responses=problems(*BY_ID))
-    async def status(self, claims: Caller, db: Db, job_id: PathId) -> service.JobStatus:
+    async def status(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> service.JobStatus:
         """`queued`, `processing`, `succeeded` or `failed` (with the error)."""
-        return await service.job_status(db, claims, job_id)
+        return await synthesis.job_status(claims, job_id)
 
     @get(
         "/{job_id:uuid}/result",
         summary="A short-lived URL of the job's audio (WAV)",
         responses=problems(*BY_ID, 409),
     )
-    async def result(self, claims: Caller, db: Db, storage: Storage, job_id: PathId) -> service.JobResult:
+    async def result(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> service.JobResult:
         """`{audioUrl}`, valid for a few minutes; 409 while the job runs, after it failed, or when its file
         has changed since voicegate stored it (`stored_object_altered`: never served)."""
-        return await service.job_result(db, storage, claims, job_id)
+        return await synthesis.job_result(claims, job_id)
 
     @get(
         "/{job_id:uuid}/audio",
@@ -91,15 +90,13 @@ class CloneJobsController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        lifecycle: LifecycleContext,
+        synthesis: Synthesis,
         job_id: PathId,
         audio_format: Annotated[history.ClipFormat, QueryParameter(name="format")] = "wav",
     ) -> Response[bytes]:
         """`?format=wav` (default) or `mp3` (24 kHz mono, 64 kbit/s, without the C2PA manifest), as an
         attachment (`application/octet-stream` when `Accept` prefers it); 409 as `/result` answers it."""
-        clip = await history.clip_audio(
-            lifecycle.db, lifecycle.storage, lifecycle.cpu, claims, job_id, fmt=audio_format
-        )
+        clip = await synthesis.clip_audio(claims, job_id, fmt=audio_format)
         return Response(
             clip.data,
             media_type=audio_label(request.accept, clip.media_type),
@@ -112,13 +109,13 @@ class CloneJobsController(Controller):
         summary="Cancel a queued or running job",
         responses=problems(*BY_ID, 409),
     )
-    async def cancel(self, claims: Caller, db: Db, job_id: PathId) -> service.JobStatus:
+    async def cancel(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> service.JobStatus:
         """The job, now `canceled`: a run speaking it stops at its next part and stores nothing; 409
         `synthesis_ended` once it has ended."""
-        return await history.cancel_job(db, claims, job_id)
+        return await synthesis.cancel_job(claims, job_id)
 
     @delete("/{job_id:uuid}", summary="Delete an ended job and its stored audio", responses=problems(*BY_ID, 409))
-    async def remove(self, claims: Caller, db: Db, storage: Storage, job_id: PathId) -> None:
+    async def remove(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> None:
         """The row, its render and the render's digest record go together (an audit event records it); 409
         `synthesis_not_finished` while the job is queued or running (cancel it first)."""
-        await history.delete_job(db, storage, claims, job_id)
+        await synthesis.delete_job(claims, job_id)

@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 
 from backend.consents import service
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
-from backend.http.deps import Caller, Config, Db, LifecycleContext, PathId
+from backend.http.deps import Caller, Consents, PathId
 from backend.http.docs import BY_ID, USER, USER_SECURITY, RecordingOperation, problems, with_examples
 from backend.http.sample_upload import request_origin
 from backend.multipart import FormError, Part, form_boundary, read_form
@@ -36,13 +36,17 @@ class ConsentsController(Controller):
         responses=problems(*USER, 422),
     )
     async def create(
-        self, request: Request[Any, Any, Any], claims: Caller, db: Db, data: JSONBody[service.ConsentRequest]
+        self,
+        request: Request[Any, Any, Any],
+        claims: Caller,
+        consents: Consents,
+        data: JSONBody[service.ConsentRequest],
     ) -> service.ConsentCreated:
         """`{subjectName, language}` → the `phrase` to record before `expiresAt` (10 minutes): it names the
         subject and voicegate, says what is agreed to, and ends with four digits said as words, fresh each
         time, so a recording made for another consent does not pass. 422 for a language the phrase cannot
         be checked in (English today)."""
-        return await service.create_consent(db, claims, data, request_origin(request))
+        return await consents.create_consent(claims, data, request_origin(request))
 
     @post(
         "/{consent_id:uuid}/recording",
@@ -56,8 +60,7 @@ class ConsentsController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        lifecycle: LifecycleContext,
-        settings: Config,
+        consents: Consents,
         consent_id: PathId,
     ) -> service.RecordingVerdict:
         """The recording is checked offline: the phrase's words and its code said, and enough speech. `verified`
@@ -65,20 +68,12 @@ class ConsentsController(Controller):
         retention); `rejected` says why (`phrase_mismatch`, `not_speech`, `too_short`, `expired`) and another
         recording may follow until the phrase expires. 409 for a checkbox or an already verified consent."""
         data = await _recording(request)
-        return await service.record_recording(
-            lifecycle.db,
-            lifecycle.storage,
-            lifecycle.cpu,
-            claims=claims,
-            consent_id=consent_id,
-            data=data,
-            retention_days=settings.sample_retention_days,
-        )
+        return await consents.record_recording(claims=claims, consent_id=consent_id, data=data)
 
     @get("/{consent_id:uuid}", summary="A consent and where its recording got to", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, db: Db, consent_id: PathId) -> service.ConsentView:
+    async def get_one(self, claims: Caller, consents: Consents, consent_id: PathId) -> service.ConsentView:
         """The caller's consent (404 for anyone else's): its kind, status, phrase and the recording's verdict."""
-        return await service.get_consent(db, claims, consent_id)
+        return await consents.get_consent(claims, consent_id)
 
 
 async def _recording(request: Request[Any, Any, Any]) -> bytes:

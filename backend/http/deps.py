@@ -1,9 +1,10 @@
-"""Typed dependencies for route handlers: the verified caller, the database, Storage, settings, the lifecycle
-context and the users' stream slots, and the guard of the service-only routes.
+"""Typed dependencies for route handlers: the verified caller, each area's service, the database (for the
+readiness probe), whether Storage answers, the lifecycle context (for the internal route that runs a worker
+step) and the users' stream slots, and the guard of the service-only routes.
 
-A handler names what it needs (`claims: Caller`, `db: Db`, ...) and Litestar injects it by the
-parameter's name; these providers are the one place that reads `app.state`, which the app's lifespan
-fills.
+A handler names what it needs (`claims: Caller`, and its area's service: `webhooks: Webhooks`, ...) and
+Litestar injects it by the parameter's name; these providers are the one place that reads `app.state`, which
+the app's lifespan fills.
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, SkipValidation
 
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
+from backend.clone.read import AttemptsService
+from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
-from backend.settings import Settings
-from backend.storage.client import ObjectStorage, StorageProbe
+from backend.reflections.service import ReflectionsService
+from backend.samples.use_cases import SamplesService
+from backend.speech.service import SpeechService
+from backend.storage.client import StorageProbe
+from backend.synthesis.use_cases import SynthesisService
+from backend.voices.service import VoicesService
+from backend.webhooks.service import WebhooksService
 
 
 def _verifier(state: State) -> TokenVerifier:
@@ -67,21 +75,37 @@ Caller = NamedDependency[SkipValidation[UserClaims]]
 """`claims`: the verified caller."""
 Db = NamedDependency[SkipValidation[Database]]
 """`db`: the database, as its units of work (`backend.db.units.Database`)."""
-Storage = NamedDependency[SkipValidation[ObjectStorage]]
-"""`storage`: the object storage client."""
 StorageReadiness = NamedDependency[SkipValidation[StorageProbe]]
 """`storage_probe`: whether Storage answers, as /readyz asks it."""
-Config = NamedDependency[SkipValidation[Settings]]
-"""`settings`: the settings read at start-up."""
 LifecycleContext = NamedDependency[SkipValidation[Lifecycle]]
 """`lifecycle`: what the worker steps need."""
 StreamSlots = NamedDependency[SkipValidation[UserConcurrency]]
 """`stream_slots`: the speech streams each user has open (VOICEGATE_USER_STREAMS)."""
+Attempts = NamedDependency[SkipValidation[AttemptsService]]
+"""`attempts`: clone attempts as their owners read them."""
+Consents = NamedDependency[SkipValidation[ConsentsService]]
+"""`consents`: the spoken consents' use cases."""
+Reflections = NamedDependency[SkipValidation[ReflectionsService]]
+"""`reflections`: the reflections' use cases, their voice and sessions."""
+Samples = NamedDependency[SkipValidation[SamplesService]]
+"""`samples`: the voice samples' use cases."""
+Speech = NamedDependency[SkipValidation[SpeechService]]
+"""`speech`: the speech streams' use cases."""
+Synthesis = NamedDependency[SkipValidation[SynthesisService]]
+"""`synthesis`: the synthesis jobs' use cases, and a voice's clips."""
+Voices = NamedDependency[SkipValidation[VoicesService]]
+"""`voices`: the voices' use cases, and the upload-then-finalize clone flow."""
+Webhooks = NamedDependency[SkipValidation[WebhooksService]]
+"""`webhooks`: the webhook endpoints' use cases."""
 PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
+#: The areas' services, by the name a handler injects each (`backend.compose.areas.Areas`' fields).
+AREAS = ("attempts", "consents", "reflections", "samples", "speech", "synthesis", "voices", "webhooks")
+
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
-    **{name: _from_state(name) for name in ("db", "storage", "storage_probe", "settings", "lifecycle", "stream_slots")},
+    **{name: _from_state(name) for name in ("db", "storage_probe", "lifecycle", "stream_slots")},
+    **{name: _from_state(name) for name in AREAS},
 }
 """App-level dependencies, by the parameter name handlers use."""

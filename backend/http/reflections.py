@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody
 
 from backend.fields import Name
-from backend.http.deps import Caller, Config, Db, LifecycleContext, PathId, Storage
+from backend.http.deps import Caller, PathId, Reflections
 from backend.http.docs import (
     BY_ID,
     IDEMPOTENT,
@@ -59,33 +59,37 @@ class ReflectionsController(Controller):
         operation_class=with_examples(a_name={"name": "Ada"}),
         responses=problems(*USER, 400),
     )
-    async def create(self, claims: Caller, db: Db, data: JSONBody[ReflectionCreate]) -> service.Reflection:
+    async def create(
+        self, claims: Caller, reflections: Reflections, data: JSONBody[ReflectionCreate]
+    ) -> service.Reflection:
         """Create a reflection owned by the caller."""
-        return await service.create_reflection(db, claims, data.name.strip())
+        return await reflections.create_reflection(claims, data.name.strip())
 
     @get("/", summary="List the caller's reflections", responses=problems(*USER))
-    async def list_all(self, claims: Caller, db: Db) -> ReflectionList:
+    async def list_all(self, claims: Caller, reflections: Reflections) -> ReflectionList:
         """The caller's reflections, newest first."""
-        return ReflectionList(await service.list_reflections(db, claims))
+        return ReflectionList(await reflections.list_reflections(claims))
 
     @get("/{reflection_id:uuid}", summary="Get a reflection", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, db: Db, reflection_id: PathId) -> service.Reflection:
+    async def get_one(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> service.Reflection:
         """One of the caller's reflections (404 for anyone else's)."""
-        return await service.get_reflection(db, claims, reflection_id)
+        return await reflections.get_reflection(claims, reflection_id)
 
     @get("/{reflection_id:uuid}/voice-clone-attempts", summary="List clone attempts", responses=problems(*BY_ID))
-    async def attempts(self, claims: Caller, db: Db, reflection_id: PathId) -> AttemptList:
+    async def attempts(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> AttemptList:
         """The reflection's clone attempts, newest first."""
-        return AttemptList(await service.list_attempts(db, claims, reflection_id))
+        return AttemptList(await reflections.list_attempts(claims, reflection_id))
 
     @get(
         "/{reflection_id:uuid}/voice-clone-attempts/{attempt_id:uuid}",
         summary="Get a clone attempt",
         responses=problems(*BY_ID),
     )
-    async def attempt(self, claims: Caller, db: Db, reflection_id: PathId, attempt_id: PathId) -> Attempt:
+    async def attempt(
+        self, claims: Caller, reflections: Reflections, reflection_id: PathId, attempt_id: PathId
+    ) -> Attempt:
         """One clone attempt of the reflection."""
-        return await service.get_attempt(db, claims, reflection_id, attempt_id)
+        return await reflections.get_attempt(claims, reflection_id, attempt_id)
 
     @post(
         "/{reflection_id:uuid}/voice/preview/complete",
@@ -93,9 +97,9 @@ class ReflectionsController(Controller):
         summary="Confirm the preview was heard (once the voice state says `previewStatus: ready`)",
         responses=problems(*BY_ID, 409),
     )
-    async def complete_preview(self, claims: Caller, db: Db, reflection_id: PathId) -> Attempt:
+    async def complete_preview(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> Attempt:
         """Mark the active attempt's ready preview as completed; this opens the launch gate."""
-        return await service.complete_preview(db, claims, reflection_id)
+        return await reflections.complete_preview(claims, reflection_id)
 
     @post(
         "/{reflection_id:uuid}/voice/retry",
@@ -105,28 +109,28 @@ class ReflectionsController(Controller):
         responses=problems(*BY_ID, *IDEMPOTENT),
     )
     async def retry(
-        self, request: Request[Any, Any, Any], claims: Caller, db: Db, reflection_id: PathId
+        self, request: Request[Any, Any, Any], claims: Caller, reflections: Reflections, reflection_id: PathId
     ) -> Response[Attempt]:
         """Queue a new attempt from the failed (or canceled) active one; the old one is superseded.
 
         With an `Idempotency-Key`, a repeat replays the first 202 instead of retrying again.
         """
-        return await idempotent(request, claims, lambda record: service.retry_clone(db, claims, reflection_id, record))
+        return await idempotent(request, claims, lambda record: reflections.retry_clone(claims, reflection_id, record))
 
     @post("/{reflection_id:uuid}/sessions", summary="Launch a session", responses=problems(*BY_ID, 409))
-    async def launch(self, claims: Caller, db: Db, reflection_id: PathId) -> service.Session:
+    async def launch(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> service.Session:
         """201 with the session and what a runtime needs to speak in the voice (`runtime`), or 409 listing
         every reason the voice blocks the launch."""
-        return await service.launch_session(db, claims, reflection_id)
+        return await reflections.launch_session(claims, reflection_id)
 
     @get(
         "/{reflection_id:uuid}/voice",
         summary="Voice state, launch readiness and the preview to listen to",
         responses=problems(*BY_ID),
     )
-    async def state(self, claims: Caller, db: Db, storage: Storage, reflection_id: PathId) -> service.VoiceState:
+    async def state(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> service.VoiceState:
         """The voice mirror with launch readiness, its blocking reasons and a signed preview URL."""
-        return await service.voice_state(db, storage, claims, reflection_id)
+        return await reflections.voice_state(claims, reflection_id)
 
     @post(
         "/{reflection_id:uuid}/voice/clone",
@@ -141,9 +145,7 @@ class ReflectionsController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        db: Db,
-        storage: Storage,
-        settings: Config,
+        reflections: Reflections,
         reflection_id: PathId,
     ) -> Response[voice.QueuedClone]:
         """Stream the sample to Storage and queue the reflection's clone attempt (consent required).
@@ -154,13 +156,10 @@ class ReflectionsController(Controller):
             return await idempotent(
                 request,
                 claims,
-                lambda claim: voice.clone_from_upload(
-                    db,
-                    storage,
+                lambda claim: reflections.clone_from_upload(
                     claims,
                     reflection_id,
                     received=received,
-                    settings=settings,
                     record=claim,
                     voice_id=claim.resource_id if claim else None,
                     abandoned_voice_id=claim.abandoned_resource_id if claim else None,
@@ -180,15 +179,12 @@ class ReflectionsController(Controller):
     async def attach(
         self,
         claims: Caller,
-        settings: Config,
-        lifecycle: LifecycleContext,
+        reflections: Reflections,
         reflection_id: PathId,
         data: JSONBody[voice.CustomVoice],
     ) -> Attempt:
         """Validate the voice at the provider, then queue a `custom_voice_id` attempt (no preview needed)."""
-        return await voice.attach_custom_voice(
-            lifecycle.db, claims, reflection_id, data, providers=lifecycle.providers, settings=settings
-        )
+        return await reflections.attach_custom_voice(claims, reflection_id, data)
 
 
 class SessionsController(Controller):
@@ -199,7 +195,7 @@ class SessionsController(Controller):
     security = USER_SECURITY
 
     @get("/{session_id:uuid}", summary="A session and how a runtime speaks in its voice", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, db: Db, session_id: PathId) -> service.Session:
+    async def get_one(self, claims: Caller, reflections: Reflections, session_id: PathId) -> service.Session:
         """The session, whether its reflection may speak now (`launchReady`, `blockingReasons`), and `runtime`:
         the voice, its provider and model, and the speech route."""
-        return await service.get_session(db, claims, session_id)
+        return await reflections.get_session(claims, session_id)

@@ -8,11 +8,11 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import JSONBody
 
 from backend.fields import Rename
-from backend.http.deps import Caller, Config, Db, PathId, Storage
+from backend.http.deps import Caller, PathId, Samples
 from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems, with_examples
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import sample_upload
-from backend.samples import purge, service
+from backend.samples import service
 
 
 class VoiceSamplesController(Controller):
@@ -34,9 +34,7 @@ class VoiceSamplesController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        db: Db,
-        storage: Storage,
-        settings: Config,
+        samples: Samples,
     ) -> Response[service.SampleAccepted]:
         """Stream the sample to Storage and queue its check (consent required); 202 {sampleId}.
 
@@ -46,12 +44,9 @@ class VoiceSamplesController(Controller):
             return await idempotent(
                 request,
                 claims,
-                lambda claim: service.upload_sample(
-                    db,
-                    storage,
+                lambda claim: samples.upload_sample(
                     claims,
                     received,
-                    settings,
                     record=claim,
                     sample_id=claim.resource_id if claim else None,
                     abandoned_id=claim.abandoned_resource_id if claim else None,
@@ -60,18 +55,18 @@ class VoiceSamplesController(Controller):
             )
 
     @get("/", summary="List the caller's samples, newest first (at most 200)", responses=problems(*USER))
-    async def list_all(self, claims: Caller, db: Db) -> service.SampleList:
+    async def list_all(self, claims: Caller, samples: Samples) -> service.SampleList:
         """Each sample's status as `GET /{id}/status` gives it, so a client can show and delete them."""
-        return await service.list_samples(db, claims)
+        return await samples.list_samples(claims)
 
     @get(
         "/{sample_id:uuid}/status",
         summary="Where the sample's check got to, with its quality report",
         responses=problems(*BY_ID),
     )
-    async def status(self, claims: Caller, db: Db, sample_id: PathId) -> service.SampleStatus:
+    async def status(self, claims: Caller, samples: Samples, sample_id: PathId) -> service.SampleStatus:
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
-        return await service.sample_status(db, claims, sample_id)
+        return await samples.sample_status(claims, sample_id)
 
     @patch(
         "/{sample_id:uuid}",
@@ -79,30 +74,32 @@ class VoiceSamplesController(Controller):
         responses=problems(*BY_ID),
         operation_class=with_examples(a_name={"name": "Morning take"}),
     )
-    async def rename(self, claims: Caller, db: Db, sample_id: PathId, data: JSONBody[Rename]) -> service.SampleStatus:
+    async def rename(
+        self, claims: Caller, samples: Samples, sample_id: PathId, data: JSONBody[Rename]
+    ) -> service.SampleStatus:
         """`{name}`: 1-200 characters, not blank, no control characters; the sample's status with its name."""
-        return await service.rename_sample(db, claims, sample_id, data)
+        return await samples.rename_sample(claims, sample_id, data)
 
     @get(
         "/{sample_id:uuid}/audio-url",
         summary="A short-lived URL to listen to the sample",
         responses=problems(*BY_ID, 409),
     )
-    async def audio_url(self, claims: Caller, db: Db, storage: Storage, sample_id: PathId) -> service.SampleAudio:
+    async def audio_url(self, claims: Caller, samples: Samples, sample_id: PathId) -> service.SampleAudio:
         """`{audioUrl, expiresIn, copy}`: the upload as it was sent (or its cleaned copy once the original was
         trimmed); 409 `stored_object_altered` for a file changed since voicegate stored it."""
-        return await service.sample_audio(db, storage, claims, sample_id)
+        return await samples.sample_audio(claims, sample_id)
 
     @delete(
         "/{sample_id:uuid}/keep",
         summary="Withdraw the consent to keep the sample for re-enrolment; it is deleted now",
         responses=problems(*BY_ID, 409),
     )
-    async def withdraw_keep(self, claims: Caller, db: Db, storage: Storage, sample_id: PathId) -> None:
+    async def withdraw_keep(self, claims: Caller, samples: Samples, sample_id: PathId) -> None:
         """The withdrawal is recorded on the consent and the sample purged with it; 409 if it was not kept."""
-        await purge.withdraw_keep(db, storage, claims, sample_id)
+        await samples.withdraw_keep(claims, sample_id)
 
     @delete("/{sample_id:uuid}", summary="Delete the sample and its stored audio now", responses=problems(*BY_ID, 409))
-    async def remove(self, claims: Caller, db: Db, storage: Storage, sample_id: PathId) -> None:
+    async def remove(self, claims: Caller, samples: Samples, sample_id: PathId) -> None:
         """Purge the row, the original and the cleaned copy; an audit event records it."""
-        await purge.delete_sample(db, storage, claims, sample_id)
+        await samples.delete_sample(claims, sample_id)

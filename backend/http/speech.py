@@ -12,7 +12,7 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 
 from backend.http.concurrency import UserConcurrency
-from backend.http.deps import Caller, Config, LifecycleContext, PathId, StreamSlots
+from backend.http.deps import Caller, PathId, Speech, StreamSlots
 from backend.http.docs import BY_ID, USER_SECURITY, SpeechOperation, audio_label, problems, with_examples
 from backend.speech import service
 
@@ -70,8 +70,7 @@ class ReflectionSpeechController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        settings: Config,
-        lifecycle: LifecycleContext,
+        speech: Speech,
         stream_slots: StreamSlots,
         reflection_id: PathId,
         data: JSONBody[service.SpeechRequest],
@@ -82,15 +81,7 @@ class ReflectionSpeechController(Controller):
             request,
             stream_slots,
             claims.sub,
-            lambda ended: service.reflection_speech(
-                lifecycle.db,
-                claims,
-                reflection_id,
-                data,
-                providers=lifecycle.providers,
-                settings=settings.provider_settings,
-                ended=ended,
-            ),
+            lambda ended: speech.reflection_speech(claims, reflection_id, data, ended=ended),
         )
 
 
@@ -113,8 +104,7 @@ class VoiceSpeechController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        settings: Config,
-        lifecycle: LifecycleContext,
+        speech: Speech,
         stream_slots: StreamSlots,
         data: JSONBody[service.VoiceSpeechRequest],
     ) -> Stream:
@@ -124,12 +114,5 @@ class VoiceSpeechController(Controller):
             request,
             stream_slots,
             claims.sub,
-            lambda ended: service.voice_speech(
-                lifecycle.db,
-                claims,
-                data,
-                providers=lifecycle.providers,
-                settings=settings.provider_settings,
-                ended=ended,
-            ),
+            lambda ended: speech.voice_speech(claims, data, ended=ended),
         )

@@ -13,9 +13,8 @@ from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from backend.auth.verify import UserClaims
-from backend.db.units import Database
 from backend.fields import Rename
-from backend.http.deps import Caller, Config, Db, PathId, Storage
+from backend.http.deps import Caller, PathId, Synthesis, Voices
 from backend.http.docs import (
     BY_ID,
     IDEMPOTENT,
@@ -30,6 +29,7 @@ from backend.http.idempotency import idempotent
 from backend.http.sample_upload import request_origin
 from backend.synthesis import history
 from backend.voices import clone_flow, sample_sets, service
+from backend.voices.service import VoicesService
 
 
 class VoicesController(Controller):
@@ -40,9 +40,9 @@ class VoicesController(Controller):
     security = USER_SECURITY
 
     @get("/", summary="List the caller's voices", responses=problems(*USER))
-    async def list_all(self, claims: Caller, db: Db) -> service.VoiceList:
+    async def list_all(self, claims: Caller, voices: Voices) -> service.VoiceList:
         """The caller's voices with their provider metadata."""
-        return await service.list_voices(db, claims)
+        return await voices.list_voices(claims)
 
     @post(
         "/",
@@ -61,7 +61,7 @@ class VoicesController(Controller):
         responses=problems(*BY_ID, 409, 422, words=NAMES_A_VOICE),
     )
     async def create(
-        self, claims: Caller, db: Db, settings: Config, data: JSONBody[sample_sets.NewVoiceBody]
+        self, claims: Caller, voices: Voices, data: JSONBody[sample_sets.NewVoiceBody]
     ) -> sample_sets.VoiceSamples:
         """`{sampleIds, name?, consentId?}` → 202: the voice and its clone attempt, which enrols every sample (a
         provider that takes one reference gets them joined), and the set's quality report as known before the
@@ -71,12 +71,12 @@ class VoicesController(Controller):
         detail names the sample that differs), `speaker_mismatch` (a sample is not the speaker of the spoken
         consent `consentId`), or a provider not configured or not speaking the first sample's language.
         """
-        return await sample_sets.create_voice(db, claims, data, providers=settings.provider_settings)
+        return await voices.create_voice(claims, data)
 
     @get("/{voice_id:uuid}", summary="Get a voice", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, db: Db, voice_id: PathId) -> service.Voice:
+    async def get_one(self, claims: Caller, voices: Voices, voice_id: PathId) -> service.Voice:
         """One of the caller's voices (404 for anyone else's)."""
-        return await service.get_voice(db, claims, voice_id)
+        return await voices.get_voice(claims, voice_id)
 
     @patch(
         "/{voice_id:uuid}",
@@ -84,22 +84,22 @@ class VoicesController(Controller):
         responses=problems(*BY_ID, 409, words=NAMES_A_VOICE),
         operation_class=with_examples(a_name={"name": "My voice"}),
     )
-    async def rename(self, claims: Caller, db: Db, voice_id: PathId, data: JSONBody[Rename]) -> service.Voice:
+    async def rename(self, claims: Caller, voices: Voices, voice_id: PathId, data: JSONBody[Rename]) -> service.Voice:
         """`{name}`: 1-200 characters, not blank, no control characters; the voice as renamed. 409
         `voice_name_taken` when another of the caller's voices has that name."""
-        return await service.rename_voice(db, claims, voice_id, data)
+        return await voices.rename_voice(claims, voice_id, data)
 
     @get(
         "/{voice_id:uuid}/samples",
         summary="The samples the voice is made from, with their quality report as a set",
         responses=problems(*BY_ID),
     )
-    async def samples(self, claims: Caller, db: Db, voice_id: PathId) -> sample_sets.VoiceSamples:
+    async def samples(self, claims: Caller, voices: Voices, voice_id: PathId) -> sample_sets.VoiceSamples:
         """Its newest set (`attemptStatus` says whether the voice speaks from it yet) and the report: speech
         seconds, loudness and pitch spread, and `warnings` (`other_speaker` for a sample unlike the others
         in pitch or timbre, once the enrolment has measured them: `quality.measured`). 404 for a voice made
         from a single sample the older way."""
-        return await sample_sets.voice_samples(db, claims, voice_id)
+        return await voices.voice_samples(claims, voice_id)
 
     @put(
         "/{voice_id:uuid}/samples",
@@ -111,11 +111,11 @@ class VoicesController(Controller):
         responses=problems(*BY_ID, 409, 422),
     )
     async def replace_samples(
-        self, claims: Caller, db: Db, settings: Config, voice_id: PathId, data: JSONBody[sample_sets.SamplesBody]
+        self, claims: Caller, voices: Voices, voice_id: PathId, data: JSONBody[sample_sets.SamplesBody]
     ) -> sample_sets.VoiceSamples:
         """`{sampleIds}` → 202: a new clone attempt from these samples; the voice speaks as before until it
         is ready. Refused as `POST /api/voices` refuses a set, and 409 while a clone of the voice is under way."""
-        return await sample_sets.replace_samples(db, claims, voice_id, data, providers=settings.provider_settings)
+        return await voices.replace_samples(claims, voice_id, data)
 
     @get(
         "/{voice_id:uuid}/clips",
@@ -125,28 +125,28 @@ class VoicesController(Controller):
     async def clips(
         self,
         claims: Caller,
-        db: Db,
+        synthesis: Synthesis,
         voice_id: PathId,
         limit: Annotated[int, QueryParameter(ge=1, le=history.MAX_PAGE_SIZE)] = history.PAGE_SIZE,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> history.ClipPage:
         """Each clip's text, status, duration and dates; pass `nextCursor` back as `cursor` for the next page."""
-        return await history.voice_clips(db, claims, voice_id, limit=limit, cursor=cursor)
+        return await synthesis.voice_clips(claims, voice_id, limit=limit, cursor=cursor)
 
     @get(
         "/{voice_id:uuid}/preview",
         summary="A short-lived URL to hear the voice: its clone's preview, else its newest clip",
         responses=problems(*BY_ID, 409),
     )
-    async def preview(self, claims: Caller, db: Db, storage: Storage, voice_id: PathId) -> history.VoicePreview:
+    async def preview(self, claims: Caller, synthesis: Synthesis, voice_id: PathId) -> history.VoicePreview:
         """`{audioUrl, expiresIn, source}`; `audioUrl` is null while the voice has neither a preview nor a clip."""
-        return await history.voice_preview(db, storage, claims, voice_id)
+        return await synthesis.voice_preview(claims, voice_id)
 
     @delete("/{voice_id:uuid}", summary="Delete a voice (soft)", responses=problems(*BY_ID))
-    async def remove(self, claims: Caller, db: Db, storage: Storage, voice_id: PathId) -> None:
+    async def remove(self, claims: Caller, voices: Voices, voice_id: PathId) -> None:
         """Soft-delete one of the caller's voices with its manifest and purge the samples kept for it; the
         provider's copy is left for operators."""
-        await service.soft_delete_voice(db, storage, claims, voice_id)
+        await voices.soft_delete_voice(claims, voice_id)
 
 
 class CloneController(Controller):
@@ -166,21 +166,11 @@ class CloneController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        db: Db,
-        storage: Storage,
-        settings: Config,
+        voices: Voices,
         data: JSONBody[clone_flow.UploadUrlBody],
     ) -> clone_flow.UploadTicket:
         """Record consent and a draft voice; PUT the sample to `upload_url`, then finalize."""
-        return await clone_flow.create_upload(
-            db,
-            storage,
-            claims,
-            data,
-            origin=request_origin(request),
-            public_url=settings.storage_public_url,
-            policy=settings.consent,
-        )
+        return await voices.create_upload(claims, data, origin=request_origin(request))
 
     @post(
         "/finalize",
@@ -198,9 +188,7 @@ class CloneController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: Caller,
-        db: Db,
-        storage: Storage,
-        settings: Config,
+        voices: Voices,
         data: JSONBody[clone_flow.FinalizeBody],
         prefer: Annotated[str | None, HeaderParameter(name="prefer")] = None,
     ) -> Response[clone_flow.FinalizedClone]:
@@ -213,14 +201,14 @@ class CloneController(Controller):
         accepted = await idempotent(
             request,
             claims,
-            lambda record: clone_flow.finalize(db, storage, claims, data, settings=settings, record=record),
+            lambda record: voices.finalize(claims, data, record=record),
             body=msgspec.json.encode(data),
         )
-        return await _wait_if_preferred(db, claims, accepted, data.voice_id, prefer)
+        return await _wait_if_preferred(voices, claims, accepted, data.voice_id, prefer)
 
 
 async def _wait_if_preferred(
-    db: Database, claims: UserClaims, accepted: Response[Any], voice_id: uuid.UUID, prefer: str | None
+    voices: VoicesService, claims: UserClaims, accepted: Response[Any], voice_id: uuid.UUID, prefer: str | None
 ) -> Response[Any]:
     """With `Prefer: wait=N` (N ≤ 60), wait up to N s for a queued finalize's voice and answer 200 with
     it once ready or failed; otherwise (no preference, a replayed or refused answer, or time up) the
@@ -228,7 +216,7 @@ async def _wait_if_preferred(
     wait = service.preferred_wait(prefer)
     if wait is None or accepted.status_code != HTTP_202_ACCEPTED:
         return accepted
-    finished = await service.wait_for_voice(db, claims.raw, voice_id, wait)
+    finished = await voices.wait_for_voice(claims.raw, voice_id, wait)
     if finished is None:
         return accepted
     return Response(finished, status_code=HTTP_200_OK, headers={"Preference-Applied": f"wait={wait}"})

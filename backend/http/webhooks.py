@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, delete, get, post
 from litestar.params import JSONBody
 
-from backend.http.deps import Caller, Db, LifecycleContext, PathId
+from backend.http.deps import Caller, PathId, Webhooks
 from backend.http.docs import BY_ID, USER, USER_SECURITY, problems, with_examples
 from backend.webhooks import service
 
@@ -26,24 +26,24 @@ class WebhooksController(Controller):
         responses=problems(*USER, 400, 409, 422),
     )
     async def create(
-        self, claims: Caller, lifecycle: LifecycleContext, data: JSONBody[service.EndpointRequest]
+        self, claims: Caller, webhooks: Webhooks, data: JSONBody[service.EndpointRequest]
     ) -> service.CreatedEndpoint:
         """Deliver the caller's events (`events`, default all) to `url`, signed as Standard Webhooks with
         the returned `secret`, which is shown only this once. https only (http to a loopback address in
         embedded mode); in production, addresses outside global unicast are refused (422 `webhook_url_refused`)."""
-        return await service.create_endpoint(lifecycle.db, lifecycle.webhooks, claims, data)
+        return await webhooks.create_endpoint(claims, data)
 
     @get("/", summary="List the caller's webhook endpoints", responses=problems(*USER))
-    async def list_all(self, claims: Caller, db: Db) -> service.EndpointList:
+    async def list_all(self, claims: Caller, webhooks: Webhooks) -> service.EndpointList:
         """The caller's endpoints, without their secrets."""
-        return await service.list_endpoints(db, claims)
+        return await webhooks.list_endpoints(claims)
 
     @get("/{endpoint_id:uuid}", summary="Get a webhook endpoint", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, db: Db, endpoint_id: PathId) -> service.Endpoint:
+    async def get_one(self, claims: Caller, webhooks: Webhooks, endpoint_id: PathId) -> service.Endpoint:
         """One of the caller's endpoints (404 for anyone else's)."""
-        return await service.get_endpoint(db, claims, endpoint_id)
+        return await webhooks.get_endpoint(claims, endpoint_id)
 
     @delete("/{endpoint_id:uuid}", summary="Delete a webhook endpoint", responses=problems(*BY_ID))
-    async def remove(self, claims: Caller, db: Db, endpoint_id: PathId) -> None:
+    async def remove(self, claims: Caller, webhooks: Webhooks, endpoint_id: PathId) -> None:
         """Delete one of the caller's endpoints; what was still queued for it is not delivered."""
-        await service.delete_endpoint(db, claims, endpoint_id)
+        await webhooks.delete_endpoint(claims, endpoint_id)

@@ -1,10 +1,10 @@
-"""Removing samples: on their owner's request (`delete_sample`), and when their retention ends
+"""Removing samples: on their owner's request (`backend.samples.use_cases`), and when their retention ends
 (`purge_expired_samples`, which the worker's maintenance sweep and `voicegate ops purge-expired-samples`
 run; samples expire `VOICEGATE_SAMPLE_RETENTION_DAYS` after upload, DESIGN.md §7).
 
 A sample its owner consented to keep (`keep_sample`: so the voice can be enrolled again elsewhere) is
 trimmed instead when its retention ends, while its voice exists: the original goes, the cleaned copy
-stays. Deleting the voice, or withdrawing that consent (`withdraw_keep`), purges it at once.
+stays. Deleting the voice, or withdrawing that consent, purges it at once.
 
 The order keeps Storage and the database in step. Each sample is purged in its own transaction: its
 row is locked and deleted first (uncommitted, so a row that cannot be deleted is found before any
@@ -26,15 +26,14 @@ import msgspec
 import psycopg
 from psycopg import errors as pg_errors
 
-from backend.auth.verify import UserClaims
 from backend.db.audit import record_audit
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import Database, TransactionSource, transaction_from
-from backend.errors import Conflict, NotFound, ServiceUnavailable, VoicegateError
+from backend.db.units import TransactionSource, transaction_from
+from backend.errors import Conflict, ServiceUnavailable, VoicegateError
 from backend.samples import service as samples
 from backend.storage import integrity
-from backend.storage.client import ObjectRemover, ObjectStorage
+from backend.storage.client import ObjectRemover
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -160,44 +159,6 @@ async def purge_kept_samples(
         if await purge_sample(target, storage, row["id"], actor=actor, reason="voice_deleted") is not None:
             purged += 1
     return purged
-
-
-async def withdraw_keep(db: Database, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
-    """Withdraw the consent to keep the caller's sample: recorded on the consent, and the sample is
-    purged (row, original and cleaned copy, audit event) in the same transaction. 409 when it was not kept."""
-    async with db.user_transaction(claims.raw) as conn:
-        if not await samples.visible(conn, sample_id):
-            raise NotFound("Sample not found.")
-    async with db.service_transaction() as conn:
-        withdrawn = await fetch_optional(conn, _Q["withdraw_keep"], {"sample_id": sample_id})
-        if withdrawn is None:
-            raise Conflict("This sample is not kept for re-enrolment; delete it instead.")
-        purged = await purge_sample(
-            conn,
-            storage,
-            sample_id,
-            actor=f"user:{claims.sub}",
-            reason="consent_withdrawn",
-            detail={"consent_id": str(withdrawn["consent_id"])},
-            wait=True,
-        )
-        if purged is None:
-            raise NotFound("Sample not found.")  # a concurrent delete won
-
-
-async def delete_sample(db: Database, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> None:
-    """Purge the caller's sample now: the row, its original and processed objects, and an audit event.
-
-    A clone attempt still enrolling from it fails with `sample_missing`; a voice already cloned from
-    it stays (it lives at the provider, not in the sample).
-    """
-    async with db.user_transaction(claims.raw) as conn:
-        if not await samples.visible(conn, sample_id):
-            raise NotFound("Sample not found.")
-    async with db.service_transaction() as conn:
-        purged = await purge_sample(conn, storage, sample_id, actor=f"user:{claims.sub}", reason="deleted", wait=True)
-    if purged is None:
-        raise NotFound("Sample not found.")  # a concurrent delete or the retention purge won
 
 
 async def purge_expired_samples(

@@ -55,11 +55,3 @@ returning s.id as sample_id, s.owner_id, s.consent_id, s.bucket_id, s.object_pat
 select s.id from public.voice_samples s
   join public.voice_consents c on c.id = s.consent_id
  where s.voice_id = %(voice_id)s and c.keep_sample;
-
--- name: withdraw_keep
--- The sample's consent no longer lets it be kept (the purge follows in the same transaction).
-update public.voice_consents c
-   set keep_sample_withdrawn_at = coalesce(c.keep_sample_withdrawn_at, now())
-  from public.voice_samples s
- where s.id = %(sample_id)s and c.id = s.consent_id and c.keep_sample
-returning c.id as consent_id;

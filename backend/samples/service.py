@@ -22,24 +22,19 @@ from typing import IO, Any, Final
 
 import msgspec
 
-from backend import queues
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
-from backend.auth.verify import UserClaims
-from backend.consents.service import GivenConsent, Origin, Policy, consent_for_sample, require_consent
+from backend.consents.service import GivenConsent, Origin, Policy, require_consent
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_optional
+from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import Database, Recorder, become_service
-from backend.errors import NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
+from backend.errors import SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.failpoints import failpoint
-from backend.fields import Label, LanguageTag, Name, Rename, Text
+from backend.fields import Label, LanguageTag, Name, Text
 from backend.providers.config import Provider, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.records.rows import fetch_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.settings import Settings
-from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 
 log = logging.getLogger(__name__)
@@ -292,64 +287,8 @@ async def insert_sample(
     return await fetch_record(conn, _Q["insert_sample"], params, SampleRow)
 
 
-async def upload_sample(
-    db: Database,
-    storage: ObjectStorage,
-    claims: UserClaims,
-    received: SampleUpload,
-    settings: Settings,
-    *,
-    record: Recorder | None = None,
-    sample_id: uuid.UUID | None = None,
-    abandoned_id: uuid.UUID | None = None,
-) -> SampleAccepted:
-    """Store a consented sample and queue it for checking, in that order and all or nothing.
-
-    The consent, the sample row and the `voice_sample_process` message commit together (with the
-    Idempotency-Key's record, if any); if they cannot, the uploaded object is removed again. The sample
-    is `sample_id` (a new id by default); `abandoned_id` is the id an earlier, abandoned try of the same
-    request may have stored it under (see `stored_upload`).
-    """
-    owner_id, sample_id = uuid.UUID(claims.sub), sample_id or uuid.uuid4()
-    path = upload_path(owner_id, sample_id)
-    abandoned = upload_path(owner_id, abandoned_id) if abandoned_id is not None else None
-    given = received.consent(settings.consent)
-    new = check_upload(
-        received, given, settings.provider_settings, sample_id=sample_id, owner_id=owner_id, voice_id=None, path=path
-    )
-    async with (
-        stored_upload(storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
-        db.user_transaction(claims.raw) as conn,
-    ):
-        consent_id = await consent_for_sample(conn, given)
-        await become_service(conn)
-        row = await insert_sample(
-            conn, new, consent_id, status=VoiceSampleStatus.PENDING, retention_days=settings.sample_retention_days
-        )
-        await queues.send(conn, queues.SAMPLE_CHECK, queues.sample_check_message(sample_id))
-        accepted = SampleAccepted(sample_id, row.status, new.provider, row.expires_at)
-        if record is not None:
-            await record(conn, accepted)
-    return accepted
-
-
-async def sample_status(db: Database, claims: UserClaims, sample_id: uuid.UUID) -> SampleStatus:
-    """The caller's sample (RLS decides whose), 404 for anyone else's."""
-    async with db.user_transaction(claims.raw) as conn:
-        row = await fetch_optional(conn, _Q["sample_status"], {"id": sample_id})
-    if row is None:
-        raise NotFound("Sample not found.")
-    return _status_of(row)
-
-
-async def list_samples(db: Database, claims: UserClaims) -> SampleList:
-    """The caller's samples (RLS decides whose), newest first, at most `LIST_LIMIT`."""
-    async with db.user_transaction(claims.raw) as conn:
-        rows = await fetch_all(conn, _Q["list_samples"], {"limit": LIST_LIMIT})
-    return SampleList([_status_of(row) for row in rows])
-
-
-def _status_of(row: dict[str, Any]) -> SampleStatus:
+def status_of(row: dict[str, Any]) -> SampleStatus:
+    """A sample as its owner sees it, from its row."""
     quality = None if row["quality"] is None else msgspec.convert(row["quality"], QualityReport)
     return SampleStatus(**{**row, "quality": quality})
 
@@ -362,39 +301,3 @@ async def visible(conn: Connection, sample_id: uuid.UUID) -> bool:
 async def link_voice(conn: Connection, sample_id: uuid.UUID, voice_id: uuid.UUID) -> None:
     """Record the voice cloned from the sample, so the next request reuses it."""
     await conn.execute(_Q["link_sample_voice"], {"voice_id": voice_id, "sample_id": sample_id})
-
-
-async def rename_sample(db: Database, claims: UserClaims, sample_id: uuid.UUID, rename: Rename) -> SampleStatus:
-    """Give the caller's sample a name (without surrounding spaces); 404 for anyone else's."""
-    async with db.user_transaction(claims.raw) as conn:
-        if not await visible(conn, sample_id):
-            raise NotFound("Sample not found.")
-        await become_service(conn)
-        renamed = await fetch_optional(
-            conn, _Q["rename_sample"], {"id": sample_id, "owner_id": uuid.UUID(claims.sub), "name": rename.name.strip()}
-        )
-    if renamed is None:
-        raise NotFound("Sample not found.")  # deleted since the caller's check
-    return await sample_status(db, claims, sample_id)
-
-
-async def sample_audio(db: Database, storage: ObjectStorage, claims: UserClaims, sample_id: uuid.UUID) -> SampleAudio:
-    """A signed URL to listen to the caller's sample (404 for anyone else's); a file voicegate stored that
-    changed since is refused (409 `stored_object_altered`), as every served file is."""
-    async with db.user_transaction(claims.raw) as conn:
-        row = await fetch_optional(conn, _Q["sample_audio"], {"id": sample_id})
-    if row is None:
-        raise NotFound("Sample not found.")
-    copy, path = "original", row["object_path"]
-    if row["original_removed_at"] is not None and row["processed_object_path"] is not None:
-        copy, path = "processed", row["processed_object_path"]
-    url = await integrity.signed_url(
-        db,
-        storage,
-        row["bucket_id"],
-        path,
-        AUDIO_URL_SECONDS,
-        actor=f"user:{claims.sub}",
-        subject=("voice_sample", sample_id),
-    )
-    return SampleAudio(audio_url=url, expires_in=AUDIO_URL_SECONDS, copy=copy)

@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -201,52 +202,47 @@ class SpeechStream:
             self._ended()
 
 
-async def reflection_speech(
-    db: Database,
-    claims: UserClaims,
-    reflection_id: uuid.UUID,
-    request: SpeechRequest,
-    *,
-    providers: ProviderSet,
-    settings: ProviderSettings,
-    ended: Callable[[], None],
-) -> SpeechStream:
-    """Stream `text` in the reflection's active voice; LaunchBlocked (409, every reason) unless the gate
-    passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
-    text = cleaned(request.text)
-    async with db.user_transaction(claims.raw) as conn:
-        launch = await reflections.launch_voice(conn, reflection_id)
-        opened = _Opened(
-            owner_id=uuid.UUID(claims.sub),
-            voice_id=launch.voice_id,
-            voice=launch.voice,
-            reflection_id=reflection_id,
-            attempt_id=launch.attempt_id,
-        )
-        stream_id = await _record_opening(conn, opened, text, request.format, settings)
-    return await _start(db, stream_id, opened, text, request.format, providers=providers, ended=ended)
+@dataclass(frozen=True)
+class SpeechService:
+    """Speech streams: their use cases over the database, the providers' adapters that speak and the provider
+    settings (which providers are configured)."""
 
+    db: Database
+    providers: ProviderSet
+    provider_settings: ProviderSettings
 
-async def voice_speech(
-    db: Database,
-    claims: UserClaims,
-    request: VoiceSpeechRequest,
-    *,
-    providers: ProviderSet,
-    settings: ProviderSettings,
-    ended: Callable[[], None],
-) -> SpeechStream:
-    """Stream `text` in one of the caller's voices that speaks now; VoiceNotReady (409) for one still being
-    cloned or with no cloned voice, NotFound for anyone else's. `ended` is called once an opened stream has
-    ended."""
-    text = cleaned(request.text)
-    async with db.user_transaction(claims.raw) as conn:
-        if not await voices.visible(conn, request.voice_id):
-            raise NotFound("Voice not found.")
-        voice = await _speaking(conn, await voice_row(conn, request.voice_id))
-        opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
-        stream_id = await _record_opening(conn, opened, text, request.format, settings)
-    return await _start(db, stream_id, opened, text, request.format, providers=providers, ended=ended)
+    async def reflection_speech(
+        self, claims: UserClaims, reflection_id: uuid.UUID, request: SpeechRequest, *, ended: Callable[[], None]
+    ) -> SpeechStream:
+        """Stream `text` in the reflection's active voice; LaunchBlocked (409, every reason) unless the gate
+        passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
+        text = cleaned(request.text)
+        async with self.db.user_transaction(claims.raw) as conn:
+            launch = await reflections.launch_voice(conn, reflection_id)
+            opened = _Opened(
+                owner_id=uuid.UUID(claims.sub),
+                voice_id=launch.voice_id,
+                voice=launch.voice,
+                reflection_id=reflection_id,
+                attempt_id=launch.attempt_id,
+            )
+            stream_id = await _record_opening(conn, opened, text, request.format, self.provider_settings)
+        return await _start(self.db, stream_id, opened, text, request.format, providers=self.providers, ended=ended)
+
+    async def voice_speech(
+        self, claims: UserClaims, request: VoiceSpeechRequest, *, ended: Callable[[], None]
+    ) -> SpeechStream:
+        """Stream `text` in one of the caller's voices that speaks now; VoiceNotReady (409) for one still being
+        cloned or with no cloned voice, NotFound for anyone else's. `ended` is called once an opened stream has
+        ended."""
+        text = cleaned(request.text)
+        async with self.db.user_transaction(claims.raw) as conn:
+            if not await voices.visible(conn, request.voice_id):
+                raise NotFound("Voice not found.")
+            voice = await _speaking(conn, await voice_row(conn, request.voice_id))
+            opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
+            stream_id = await _record_opening(conn, opened, text, request.format, self.provider_settings)
+        return await _start(self.db, stream_id, opened, text, request.format, providers=self.providers, ended=ended)
 
 
 async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:

@@ -1,6 +1,7 @@
 """Voices from several samples (`/api/voices` POST, `/api/voices/{id}/samples`): a new voice enrolled from
 1 to 25 of the caller's ready samples, a voice's samples changed (a re-enrolment: a new attempt, the voice
-keeping its provider voice until that one is ready), and the set with its quality report.
+keeping its provider voice until that one is ready), and the set with its quality report: their bodies and
+answers, and the rules a set is held to (`backend.voices.service.VoicesService` runs them).
 
 Each refusal is its own 4xx, and nothing is written before every check has passed: a sample listed twice
 (400 `validation_failed`), one that is not the caller's (404), one not ready (409 `sample_not_ready`),
@@ -13,7 +14,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -22,28 +22,23 @@ from backend.audio.errors import SpeakerMismatch
 from backend.audio.voice_set import SetReport
 from backend.auth.verify import UserClaims
 from backend.clone.sample_set import report_of
-from backend.clone.start import SampleSet, start_clone
+from backend.clone.start import SampleSet
 from backend.consents.service import consent_voiceprint
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.queries import load_queries
 from backend.db.units import Database, become_service
-from backend.errors import Conflict, MixedSpeakers, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
+from backend.errors import MixedSpeakers, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
 from backend.fields import Label
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language
 from backend.records import attempts
 from backend.records import samples as sample_records
-from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
-from backend.records.rows import fetch_records
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.voices import VoiceName
 from backend.samples import service as samples
 from backend.voiceprint import THRESHOLD, Voiceprint
-from backend.voices import service as voices
 
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: ElevenLabs' instant cloning takes up to 25 files, the most any provider takes.
 MAX_SAMPLES: Final = 25
 SampleIds = Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_SAMPLES)]
@@ -78,73 +73,7 @@ class VoiceSamples(msgspec.Struct, rename="camel"):
     quality: SetReport
 
 
-class _SetRow(SetMember, frozen=True, kw_only=True):
-    attempt_id: uuid.UUID
-    attempt_status: str
-
-
-async def create_voice(
-    db: Database, claims: UserClaims, body: NewVoiceBody, *, providers: ProviderSettings
-) -> VoiceSamples:
-    """A new voice of the caller enrolled from their samples: the voice and its attempt in one transaction."""
-    owner_id = uuid.UUID(claims.sub)
-    async with _speakers_judged(db, claims) as judge, db.user_transaction(claims.raw) as conn:
-        consent = await judge.consent(conn, body.consent_id)
-        rows = await _ready_samples(conn, owner_id, body.sample_ids)
-        judge.one_speaker(rows, consent)
-        first = rows[0]
-        name = (
-            VoiceName(body.name.strip(), given=True)
-            if body.name
-            else VoiceName(first.name or f"Voice from {len(rows)} samples", given=False)
-        )
-        source = _source(rows, providers, name=name, voice_id=None, consent_id=body.consent_id)
-        attempt = await start_clone(conn, owner_id, source)
-    return _answer(attempt, rows)
-
-
-async def replace_samples(
-    db: Database, claims: UserClaims, voice_id: uuid.UUID, body: SamplesBody, *, providers: ProviderSettings
-) -> VoiceSamples:
-    """Enrol the caller's voice again from these samples (add or remove some): a new attempt; the voice
-    speaks as before until it is ready. 409 while another clone of the voice is under way."""
-    owner_id = uuid.UUID(claims.sub)
-    async with _speakers_judged(db, claims) as judge, db.user_transaction(claims.raw) as conn:
-        if not await voices.visible(conn, voice_id):
-            raise NotFound("Voice not found.")
-        consent = await judge.consent(conn, body.consent_id)
-        rows = await _ready_samples(conn, owner_id, body.sample_ids)
-        judge.one_speaker(rows, consent)
-        voice = await voice_records.lock_live(conn, voice_id, owner_id)
-        if voice is None:
-            raise NotFound("Voice not found.")  # deleted since the caller's check
-        if await attempts.open_for_voice(conn, voice_id) is not None:
-            raise Conflict("The voice is still being cloned; change its samples once that has finished.")
-        name = VoiceName(voice.name, given=True)  # unused: the voice is there already
-        source = _source(rows, providers, name=name, voice_id=voice_id, consent_id=body.consent_id)
-        attempt = await start_clone(conn, owner_id, source)
-    return _answer(attempt, rows)
-
-
-async def voice_samples(db: Database, claims: UserClaims, voice_id: uuid.UUID) -> VoiceSamples:
-    """The caller's voice's samples and their report; 404 for another's voice or one made from a single
-    sample the older way (no set)."""
-    async with db.user_transaction(claims.raw) as conn:
-        if not await voices.visible(conn, voice_id):
-            raise NotFound("Voice not found.")
-        rows = await fetch_records(conn, _Q["voice_set"], {"voice_id": voice_id}, _SetRow)
-    if not rows:
-        raise NotFound("The voice was not made from a set of samples.")
-    return VoiceSamples(
-        voice_id=voice_id,
-        attempt_id=rows[0].attempt_id,
-        attempt_status=rows[0].attempt_status,
-        sample_ids=[row.sample_id for row in rows],
-        quality=report_of(rows),
-    )
-
-
-async def _ready_samples(conn: Connection, owner_id: uuid.UUID, sample_ids: list[uuid.UUID]) -> list[SampleRow]:
+async def ready_samples(conn: Connection, owner_id: uuid.UUID, sample_ids: list[uuid.UUID]) -> list[SampleRow]:
     """The caller's samples, in the order given, row-locked, each ready and all for one provider. The
     caller's RLS decides which are theirs; the rest is read as the service (this connection stays so)."""
     if len(set(sample_ids)) != len(sample_ids):
@@ -226,7 +155,7 @@ def odd_one_out(printed: list[tuple[uuid.UUID, Voiceprint]]) -> tuple[uuid.UUID,
 
 
 @asynccontextmanager
-async def _speakers_judged(db: Database, claims: UserClaims) -> AsyncIterator[_SpeakerJudge]:
+async def speakers_judged(db: Database, claims: UserClaims) -> AsyncIterator[_SpeakerJudge]:
     """A judge for the block; a refusal it raised is audited (`voice.speaker_refused`) as the block ends."""
     judge = _SpeakerJudge()
     try:
@@ -246,7 +175,7 @@ async def _speakers_judged(db: Database, claims: UserClaims) -> AsyncIterator[_S
         raise
 
 
-def _source(
+def enrolment_of(
     rows: list[SampleRow],
     providers: ProviderSettings,
     *,
@@ -254,6 +183,8 @@ def _source(
     voice_id: uuid.UUID | None,
     consent_id: uuid.UUID | None = None,
 ) -> SampleSet:
+    """What a voice is enrolled from: the set's samples, for the provider they were checked for (configured and
+    making voices in the first sample's language, 422 otherwise), under the consent named or the first's."""
     provider = providers.usable(rows[0].provider)
     # The language the attempt enrols the voice in (see `clone.step.AttemptRun.enrol`).
     check_enrolment_language(provider, rows[0].language)
@@ -267,7 +198,7 @@ def _source(
     )
 
 
-def _answer(attempt: attempts.AttemptRow, rows: list[SampleRow]) -> VoiceSamples:
+def accepted_set(attempt: attempts.AttemptRow, rows: list[SampleRow]) -> VoiceSamples:
     """The 202: the set with the report of what is known before the enrolment measures pitch and timbre."""
     members = [
         SetMember(

@@ -10,6 +10,7 @@ it, and nothing logs it.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Final, Literal, get_args
@@ -81,44 +82,49 @@ def _events(requested: list[EventType] | None) -> list[str]:
     return [event for event in EVENT_TYPES if event in requested]
 
 
-async def create_endpoint(
-    db: Database, sender: WebhookSender, claims: UserClaims, request: EndpointRequest
-) -> CreatedEndpoint:
-    """Check the URL, then store the endpoint and its new secret together; 409 past `MAX_ENDPOINTS`."""
-    events = _events(request.events)
-    await sender.check(request.url)
-    secret = new_secret()
-    async with db.user_transaction(claims.raw) as conn:
-        count = await fetch_one(conn, _Q["count_own"], {})
-        if count["n"] >= MAX_ENDPOINTS:
-            raise Conflict(f"You have {MAX_ENDPOINTS} webhook endpoints already; delete one first.")
-        await become_service(conn)
-        row = await fetch_one(
-            conn, _Q["insert_endpoint"], {"owner_id": uuid.UUID(claims.sub), "url": request.url, "events": events}
-        )
-        await conn.execute(_Q["insert_secret"], {"endpoint_id": row["id"], "secret": secret})
-    return CreatedEndpoint(**row, secret=secret)
+@dataclass(frozen=True)
+class WebhooksService:
+    """A user's webhook endpoints: their use cases over the database and the sender that checks an endpoint's
+    address (the lifecycle's, which delivers to it after)."""
 
+    db: Database
+    sender: WebhookSender
 
-async def list_endpoints(db: Database, claims: UserClaims) -> EndpointList:
-    """The caller's endpoints (RLS shows only their own)."""
-    async with db.user_statement(claims.raw) as conn:
-        rows = await fetch_all(conn, _Q["list_own"], {"limit": MAX_ENDPOINTS * 2})
-    return EndpointList([Endpoint(**row) for row in rows])
+    async def create_endpoint(self, claims: UserClaims, request: EndpointRequest) -> CreatedEndpoint:
+        """Check the URL, then store the endpoint and its new secret together; 409 past `MAX_ENDPOINTS`."""
+        events = _events(request.events)
+        await self.sender.check(request.url)
+        secret = new_secret()
+        async with self.db.user_transaction(claims.raw) as conn:
+            count = await fetch_one(conn, _Q["count_own"], {})
+            if count["n"] >= MAX_ENDPOINTS:
+                raise Conflict(f"You have {MAX_ENDPOINTS} webhook endpoints already; delete one first.")
+            await become_service(conn)
+            row = await fetch_one(
+                conn, _Q["insert_endpoint"], {"owner_id": uuid.UUID(claims.sub), "url": request.url, "events": events}
+            )
+            await conn.execute(_Q["insert_secret"], {"endpoint_id": row["id"], "secret": secret})
+        return CreatedEndpoint(**row, secret=secret)
 
+    async def list_endpoints(self, claims: UserClaims) -> EndpointList:
+        """The caller's endpoints (RLS shows only their own)."""
+        async with self.db.user_statement(claims.raw) as conn:
+            rows = await fetch_all(conn, _Q["list_own"], {"limit": MAX_ENDPOINTS * 2})
+        return EndpointList([Endpoint(**row) for row in rows])
 
-async def get_endpoint(db: Database, claims: UserClaims, endpoint_id: uuid.UUID) -> Endpoint:
-    """One of the caller's endpoints; anyone else's is as missing as one that does not exist."""
-    async with db.user_statement(claims.raw) as conn:
-        row = await fetch_optional(conn, _Q["get_own"], {"id": endpoint_id})
-    if row is None:
-        raise NotFound("Webhook endpoint not found.")
-    return Endpoint(**row)
+    async def get_endpoint(self, claims: UserClaims, endpoint_id: uuid.UUID) -> Endpoint:
+        """One of the caller's endpoints; anyone else's is as missing as one that does not exist."""
+        async with self.db.user_statement(claims.raw) as conn:
+            row = await fetch_optional(conn, _Q["get_own"], {"id": endpoint_id})
+        if row is None:
+            raise NotFound("Webhook endpoint not found.")
+        return Endpoint(**row)
 
-
-async def delete_endpoint(db: Database, claims: UserClaims, endpoint_id: uuid.UUID) -> None:
-    """Delete the caller's endpoint and its secret; deliveries still queued for it are dropped."""
-    async with db.service_transaction() as conn:
-        row = await fetch_optional(conn, _Q["delete_endpoint"], {"id": endpoint_id, "owner_id": uuid.UUID(claims.sub)})
-    if row is None:
-        raise NotFound("Webhook endpoint not found.")
+    async def delete_endpoint(self, claims: UserClaims, endpoint_id: uuid.UUID) -> None:
+        """Delete the caller's endpoint and its secret; deliveries still queued for it are dropped."""
+        async with self.db.service_transaction() as conn:
+            row = await fetch_optional(
+                conn, _Q["delete_endpoint"], {"id": endpoint_id, "owner_id": uuid.UUID(claims.sub)}
+            )
+        if row is None:
+            raise NotFound("Webhook endpoint not found.")

@@ -27,8 +27,9 @@ from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.records import attempts
+from backend.settings import settings_from_env
 from backend.voiceprint import THRESHOLD
-from backend.voices.service import get_voice
+from backend.voices.service import VoicesService
 from tests.fakes import SelfhostedFake, serve
 from tests.fakes.core import Fault
 from tests.integration.conftest import open_lifecycle
@@ -122,7 +123,8 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
         "likenessError": None,
     }
     assert {key: mirror(db, made["reflection"])[key] for key in expected} == expected
-    voice = await get_voice(ctx.db, claims_of(made["owner"]), made["voice"])
+    voices = VoicesService(ctx.db, ctx.storage, settings_from_env({}))  # as the API's voice routes read it
+    voice = await voices.get_voice(claims_of(made["owner"]), made["voice"])
     assert (voice.likeness, voice.likeness_threshold, voice.likeness_source) == (judged["likeness"], THRESHOLD, "probe")
     manifest = json.loads(await ctx.storage.download(BUCKET, manifest_path(made["owner"], made["voice"])))
     assert {key: manifest[key] for key in expected} == expected
@@ -137,7 +139,7 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
     assert 0.3 < rejudged["likeness"] < THRESHOLD
     assert mirror(db, made["reflection"])["attemptId"] == str(again.id)
     assert mirror(db, made["reflection"])["likeness"] == rejudged["likeness"]
-    assert (await get_voice(ctx.db, claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
+    assert (await voices.get_voice(claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
 
 
 async def lease(ctx: Lifecycle, attempt_id: uuid.UUID) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from backend.records import attempts
 from backend.settings import settings_from_env
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
-from backend.voices.service import soft_delete_voice
+from backend.voices.service import VoicesService
 from tests.integration.conftest import open_lifecycle
 from tests.support import create_user, local_attempt, one, seed_consent
 
@@ -71,6 +71,11 @@ def voice(db: Db, provider: str, provider_voice_id: str) -> dict[str, Any]:
 def claims_of(user: uuid.UUID) -> UserClaims:
     raw = {"sub": str(user), "role": "authenticated", "aud": "authenticated"}
     return UserClaims(sub=str(user), email=None, role="authenticated", aal=None, session_id=None, raw=raw)
+
+
+def voices(database: Database, storage: ObjectStorage) -> VoicesService:
+    """The voices' use cases over `database` and `storage`, as the API builds them (soft delete reads no setting)."""
+    return VoicesService(database, storage, settings_from_env({}))
 
 
 async def read(storage: ObjectStorage, row: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +147,7 @@ async def test_a_deleted_voice_keeps_no_manifest(db: Db, database: Database, sto
     claims = claims_of(row["owner_id"])
     assert recorded_sha256(db, row) is not None
 
-    await soft_delete_voice(database, storage, claims, row["id"])
+    await voices(database, storage).soft_delete_voice(claims, row["id"])
 
     with pytest.raises(NotFound):
         await read(storage, row)
@@ -157,7 +162,7 @@ async def test_a_deleted_voice_keeps_no_manifest(db: Db, database: Database, sto
     with pytest.raises(NotFound):
         await read(storage, row)
     with pytest.raises(NotFound):
-        await soft_delete_voice(database, storage, claims_of(uuid.uuid4()), row["id"])
+        await voices(database, storage).soft_delete_voice(claims_of(uuid.uuid4()), row["id"])
 
 
 def writes_under_way(db: Db) -> int:
@@ -302,7 +307,7 @@ async def test_a_deletion_is_not_held_back_and_leaves_no_manifest_whenever_the_u
     try:
         await asyncio.wait_for(held.entered.wait(), 30)
         await asyncio.wait_for(
-            soft_delete_voice(database, storage, claims_of(row["owner_id"]), row["id"]), TRANSITION_SECONDS
+            voices(database, storage).soft_delete_voice(claims_of(row["owner_id"]), row["id"]), TRANSITION_SECONDS
         )
         assert not writing.done()
     finally:
@@ -395,7 +400,7 @@ async def test_a_deletion_storage_cannot_finish_deletes_the_voice_and_the_sweep_
     row = voice(db, "local", "local-1")
     assert await write_manifest(database, storage, voice_id=row["id"], provider="local", provider_voice_id="local-1")
 
-    await soft_delete_voice(database, RemovalsDown(storage), claims_of(row["owner_id"]), row["id"])  # type: ignore[arg-type]
+    await voices(database, RemovalsDown(storage)).soft_delete_voice(claims_of(row["owner_id"]), row["id"])  # type: ignore[arg-type]
 
     assert one(db, "select deleted_at from voices where id = %s", (row["id"],))["deleted_at"] is not None
     assert recorded_sha256(db, row) is not None

@@ -1,3 +1,8 @@
+-- name: insert_job
+insert into public.synthesis_jobs (owner_id, voice_id, sample_id, attempt_id, input_text)
+values (%(owner_id)s, %(voice_id)s, %(sample_id)s, %(attempt_id)s, %(text)s)
+returning *;
+
 -- name: voice_jobs
 -- Run as the caller: RLS shows only their own jobs. Newest first, a page after the cursor (created_at, id).
 select id as job_id, status, input_text as text, duration_ms, error_code, error_message, created_at, finished_at

@@ -1,0 +1,47 @@
+"""The areas' services the API's handlers call: each built once here, over what the process has made (the
+database, Storage, the settings read at start-up, the lifecycle's provider adapters, webhook sender and CPU
+executor), and handed to its handlers by one name (`backend.http.deps`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.clone.read import AttemptsService
+from backend.consents.service import ConsentsService
+from backend.context import Lifecycle
+from backend.reflections.service import ReflectionsService
+from backend.samples.use_cases import SamplesService
+from backend.settings import Settings
+from backend.speech.service import SpeechService
+from backend.synthesis.use_cases import SynthesisService
+from backend.voices.service import VoicesService
+from backend.webhooks.service import WebhooksService
+
+
+@dataclass(frozen=True)
+class Areas:
+    """One service per area; each field is `app.state`'s of the same name, which a handler injects by it."""
+
+    attempts: AttemptsService
+    consents: ConsentsService
+    reflections: ReflectionsService
+    samples: SamplesService
+    speech: SpeechService
+    synthesis: SynthesisService
+    voices: VoicesService
+    webhooks: WebhooksService
+
+
+def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
+    """The areas' services over `settings` and the API's lifecycle (its database, Storage and adapters)."""
+    db, storage = lifecycle.db, lifecycle.storage
+    return Areas(
+        attempts=AttemptsService(db),
+        consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days),
+        reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
+        samples=SamplesService(db, storage, settings),
+        speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
+        synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings),
+        voices=VoicesService(db, storage, settings),
+        webhooks=WebhooksService(db, lifecycle.webhooks),
+    )
