@@ -99,13 +99,13 @@ class SamplesService:
 
     async def list_samples(self, claims: UserClaims) -> SampleList:
         """The caller's samples (RLS decides whose), newest first, at most `LIST_LIMIT`."""
-        async with self.db.user_transaction(claims.raw) as conn:
+        async with self.db.user_statement(claims.raw) as conn:
             rows = await fetch_all(conn, _Q["list_samples"], {"limit": LIST_LIMIT})
         return SampleList([status_of(row) for row in rows])
 
     async def sample_status(self, claims: UserClaims, sample_id: uuid.UUID) -> SampleStatus:
         """The caller's sample (RLS decides whose), 404 for anyone else's."""
-        async with self.db.user_transaction(claims.raw) as conn:
+        async with self.db.user_statement(claims.raw) as conn:
             row = await fetch_optional(conn, _Q["sample_status"], {"id": sample_id})
         if row is None:
             raise NotFound("Sample not found.")
