@@ -764,22 +764,36 @@ function confirmDelete(origin, what, erase) {
   const list = origin.closest("ul");
   const index = [...list.children].indexOf(origin.closest("li"));
   ui.confirmDeleteText.textContent = `Delete ${what}? This cannot be undone.`;
-  ui.confirmDelete.returnValue = "";
-  ui.confirmDelete.addEventListener(
-    "close",
-    async () => {
-      if (ui.confirmDelete.returnValue !== "delete") {
-        origin.focus();
-        return;
-      }
-      if (await erase(origin)) focusInList(list, index);
-      else origin.focus();
-    },
-    { once: true },
-  );
+  asked = { origin, erase, list, index };
   ui.confirmDelete.showModal();
   document.getElementById("confirm-delete-cancel").focus();
 }
+
+// What the open dialog asks about, until it is answered. The answer is taken from the form's submit, which fires
+// as the button is pressed, not from the dialog's `close` event alone: that one is queued, and a loaded browser
+// runs a key press before it, so a dialog closed with Escape and opened again at once got the first close's
+// event after the second opening, which then went as a Cancel while its Delete did nothing (issue 48's CI).
+let asked = null;
+
+async function answer(confirmed) {
+  const question = asked;
+  asked = null;
+  if (!question) return;
+  if (!confirmed) {
+    question.origin.focus();
+    return;
+  }
+  if (await question.erase(question.origin)) focusInList(question.list, question.index);
+  else question.origin.focus();
+}
+
+ui.confirmDelete.querySelector("form").addEventListener("submit", (event) => {
+  answer(event.submitter?.value === "delete");
+});
+// Escape (or anything else that closes it unanswered); a late close of an earlier opening finds it open again.
+ui.confirmDelete.addEventListener("close", () => {
+  if (!ui.confirmDelete.open) answer(false);
+});
 
 function focusInList(list, index) {
   const items = [...list.querySelectorAll("li")].filter((li) => li.querySelector("button"));
