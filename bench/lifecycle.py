@@ -55,7 +55,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, LiteralString, NamedTuple
@@ -71,7 +71,7 @@ from backend.clone.likeness import LikenessSource, NoLikeness, judgement, leased
 from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
 from backend.compose.parts import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
-from backend.db.execute import fetch_one, fetch_optional  # noqa: E402
+from backend.db.connection import Connection  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool, create_worker_pool  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
@@ -375,18 +375,19 @@ async def archive_and_lease(
     )
 
 
+Leased = tuple[AttemptRow, dict[str, Any]]
+"""An attempt as the read leased it: typed, and as the read handed it."""
+
+
 async def _drain(
-    read: Callable[[list[int]], Awaitable[list[dict[str, Any]]]],
-    handle: Callable[[AttemptRow, dict[str, Any]], Awaitable[None]],
+    read: Callable[[list[int]], Awaitable[list[dict[str, Any]]]], handle: Callable[[list[Leased]], Awaitable[None]]
 ) -> None:
-    """Read (archiving the batch before) and handle the attempts each message leased (typed, and as the read
-    handed it), until the queue is empty."""
+    """Read (archiving the batch before) and handle the attempts each batch's messages leased, until the queue
+    is empty."""
     done: list[int] = []
     while rows := await read(done):
-        done = []
-        for row in rows:
-            await handle(attempt_service.as_row(row["leased"]), row["leased"])
-            done.append(row["msg_id"])
+        await handle([(attempt_service.as_row(row["leased"]), row["leased"]) for row in rows])
+        done = [row["msg_id"] for row in rows]
 
 
 _MANIFEST_DIGEST = Digest.of(b"{}")
@@ -435,23 +436,6 @@ async def bare_complete(
     )
 
 
-async def bare_complete_and_read(
-    conn: psycopg.AsyncConnection[dict[str, Any]],
-    leased: AttemptRow,
-    found: dict[str, Any] | None,
-    worker: str,
-    judged: dict[str, Any],
-) -> dict[str, Any] | None:
-    """`bare_complete` and the voice read for its manifest after it, sent together on `conn`'s pipeline (one
-    round trip and one implicit transaction, as the clone step sends them): the voice as read."""
-    completed = await attempt_service.completing(
-        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found) | judged
-    )
-    voice = await (await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})).fetchone()
-    await completed()
-    return voice
-
-
 async def bare_manifest(
     conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow, voice: dict[str, Any] | None = None
 ) -> None:
@@ -464,23 +448,61 @@ async def bare_manifest(
     await (await conn.execute(_STATEMENTS.confirm, _confirmation(leased, voice, write))).fetchone()
 
 
+async def _first_rows(
+    conn: psycopg.AsyncConnection[dict[str, Any]], statements: list[tuple[LiteralString, dict[str, Any]]]
+) -> list[dict[str, Any] | None]:
+    """Each statement's first row, all sent before any answer is waited for (on `conn`'s pipeline)."""
+    cursors = [await conn.execute(query, params) for query, params in statements]
+    return [await cursor.fetchone() for cursor in cursors]
+
+
+async def bare_complete_and_read(
+    conn: psycopg.AsyncConnection[dict[str, Any]],
+    batch: list[tuple[Leased, dict[str, Any] | None]],
+    worker: str,
+) -> list[dict[str, Any] | None]:
+    """Each attempt's completion with the provider's answer (`found`) and the probe's judgement, and its voice read
+    for its manifest after it, all sent before any answer is waited for (on `conn`'s pipeline, as the clone step
+    sends a group's): the voices as read."""
+    sent = []
+    for (leased, handed), found in batch:
+        changes = _answer(leased, found) | bare_probe(handed)
+        completed = await attempt_service.completing(
+            conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=changes
+        )
+        sent.append((completed, await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})))
+    voices = []
+    for completed, read in sent:
+        await completed()
+        voices.append(await read.fetchone())
+    return voices
+
+
 async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str, batch: int) -> None:
     """One bare connection, acting as the service, through the clone queue until it is empty: the statements
-    the consumers send for each attempt (the leasing read with the archive of the batch before, in one
-    pipeline, which hands the likeness probe its inputs; the `local` provider's voice; the completion with the
-    provider's answer and the probe's judgement, and the manifest's read, in one pipeline; the manifest's
-    announcement and confirmation, a statement each), the same queries word for word."""
+    the consumers send for each attempt, the same queries word for word, grouped per read batch as the worker's
+    attempts, read together and going on in step, send them (`Database.grouped`), a pipeline each: the leasing
+    read with the archive of the batch before (which hands the likeness probe its inputs); the `local`
+    provider's voices; the completions with the provider's answer and the probe's judgement, each with its
+    manifest's read; the manifests' announcements; then their confirmations."""
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
             return await archive_and_lease(conn, done, worker, batch)
 
-    async def handle(leased: AttemptRow, handed: dict[str, Any]) -> None:
-        found = await bare_lookup(conn, leased)
-        judged = bare_probe(handed)
+    async def handle(leased: list[Leased]) -> None:
         async with conn.pipeline():
-            voice = await bare_complete_and_read(conn, leased, found, worker, judged)
-        await bare_manifest(conn, leased, voice)
+            found = await _first_rows(conn, [(_STATEMENTS.voice, {"voice_id": a.provider_voice_id}) for a, _ in leased])
+        async with conn.pipeline():
+            voices = await bare_complete_and_read(conn, list(zip(leased, found, strict=True)), worker)
+        async with conn.pipeline():
+            writes = await _first_rows(conn, [(_STATEMENTS.announce, _manifest_record(a)) for a, _ in leased])
+        confirms = [
+            (_STATEMENTS.confirm, _confirmation(a, voice, write))
+            for (a, _), voice, write in zip(leased, voices, writes, strict=True)
+        ]
+        async with conn.pipeline():
+            await _first_rows(conn, confirms)
 
     await _drain(read, handle)
 
@@ -495,7 +517,7 @@ async def bare_connections(dsn: str, count: int) -> list[psycopg.AsyncConnection
     return connections
 
 
-async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch: int = 8) -> float:
+async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 1, batch: int = 8) -> float:
     """Attempts/s of `bare_drain` from `connections` plain connections, opened for the run."""
     opened = await bare_connections(dsn, connections)
     started = time.perf_counter()
@@ -508,15 +530,15 @@ async def bare_lifecycle(dsn: str, attempts: int, *, connections: int = 8, batch
 
 
 async def units_lifecycle(
-    dsn: str, settings: Settings, attempts: int, *, connections: int = 8, batch: int = 8
+    dsn: str, settings: Settings, attempts: int, *, connections: int = 1, batch: int = 8
 ) -> float:
     """Attempts/s of `bare_lifecycle`'s statements, each group taken as the worker takes it: a unit of work from
     a worker pool (`backend.db.units`: a checkout, a deadline, its waits watched), the leasing read with the
-    archive in a `service_pipeline`, the `local` voice a `service_statement`, the
-    completion with the manifest's read in a `service_pipeline`, the manifest's announcement and confirmation
-    each a `service_statement`. Beside the bare
-    equivalent it is what the database layer costs; beside the worker, what the consumers and the clone
-    step add on top."""
+    archive in a `service_pipeline`, then each attempt of the batch on its own, concurrently, as the worker's
+    slots run them, its statements grouped with the others' (`Database.grouped`): the `local` voice, the
+    completion with the manifest's read, the manifest's announcement and its confirmation. Beside the bare
+    equivalent it is what the database layer costs; beside the worker, what the consumers and the clone step
+    add on top."""
     voice, _, announce, confirm = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
@@ -529,18 +551,19 @@ async def units_lifecycle(
             async with database.service_pipeline() as conn:
                 return await archive_and_lease(conn, done, worker, batch)
 
-        async def handle(leased: AttemptRow, handed: dict[str, Any]) -> None:
-            async with database.service_statement() as conn:
-                found = await fetch_optional(conn, voice, {"voice_id": leased.provider_voice_id})
-            judged = bare_probe(handed)
-            async with database.service_pipeline() as conn:
-                current = await bare_complete_and_read(conn, leased, found, worker, judged)
-            async with database.service_statement() as conn:
-                write = await fetch_one(conn, announce, _manifest_record(leased))
-            async with database.service_statement() as conn:
-                await fetch_one(conn, confirm, _confirmation(leased, current, write))
+        async def complete(conn: Connection, items: Sequence[tuple[Leased, dict[str, Any] | None]]) -> list[Any]:
+            return await bare_complete_and_read(conn, list(items), worker)
 
-        await _drain(read, handle)
+        async def handle(leased: AttemptRow, handed: dict[str, Any]) -> None:
+            found = await database.grouped_optional(voice, {"voice_id": leased.provider_voice_id})
+            current = await database.grouped(complete, ((leased, handed), found))
+            write = await database.grouped_one(announce, _manifest_record(leased))
+            await database.grouped_one(confirm, _confirmation(leased, current, write))
+
+        async def handle_batch(leased: list[Leased]) -> None:
+            await asyncio.gather(*(handle(attempt, handed) for attempt, handed in leased))
+
+        await _drain(read, handle_batch)
 
     started = time.perf_counter()
     try:
@@ -714,17 +737,16 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
     async def worker(meter: Steady) -> object:
         return await run_consumers_until(settings, dsn, args.attempts, watch=meter.watch)
 
+    # As many attempts at once as the worker handles, in one batch whose statements go in groups: the worker's
+    # slots, read together, go on in step and send theirs together (`Database.grouped`).
+    at_once = settings.worker_concurrency
+
     async def bare(meter: Steady) -> object:
-        connections = settings.worker_concurrency
-        return await asyncio.gather(
-            meter.watch(), bare_lifecycle(dsn, args.attempts, connections=connections, batch=connections)
-        )
+        return await asyncio.gather(meter.watch(), bare_lifecycle(dsn, args.attempts, connections=1, batch=at_once))
 
     async def through_units(meter: Steady) -> object:
-        connections = settings.worker_concurrency
         return await asyncio.gather(
-            meter.watch(),
-            units_lifecycle(dsn, settings, args.attempts, connections=connections, batch=connections),
+            meter.watch(), units_lifecycle(dsn, settings, args.attempts, connections=1, batch=at_once)
         )
 
     workers, bares, units, peers = [], [], [], []
@@ -755,7 +777,7 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
         f" each the median of {args.rounds} runs)\n"
         f"    lifecycle: {rate:8.1f} attempts/s ({rates(workers)})   raw pgmq send→read→archive:"
         f" {raw:8.1f} msg/s   ratio {rate / raw:.0%} (target ≥ 40%)\n"
-        f"    bare equivalent (the same SQL, no worker code, {settings.worker_concurrency} connections):"
+        f"    bare equivalent (the same SQL, no worker code, {at_once} attempts at once, grouped):"
         f" {bare_rate:8.1f} attempts/s ({rates(bares)}), {bare_rate / raw:.0%} of raw\n"
         f"    the worker makes {rate / bare_rate:.2f} times its bare equivalent (target ≥ 0.9); each run beside"
         f" the bare run after it: {paired}\n"
@@ -858,7 +880,8 @@ async def interleaved(args: argparse.Namespace, dsn: str, settings: Settings) ->
     bares: list[Turn] = []
 
     async def turns() -> None:
-        opened = await bare_connections(other, concurrency)
+        # As in (a): the worker's attempts at once, in one batch whose statements go in groups.
+        opened = await bare_connections(other, 1)
 
         async def consumers() -> None:
             """The worker's turn: its running consumers do the work."""

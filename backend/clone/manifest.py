@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, LiteralString
@@ -42,7 +43,7 @@ from typing import Any, Final, LiteralString
 import msgspec
 
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.storage import integrity
@@ -135,6 +136,12 @@ async def read_voice(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any] | 
     return await fetch_optional(conn, _Q["read_voice"], {"voice_id": voice_id})
 
 
+async def reading_voice(conn: Connection, voice_id: uuid.UUID) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+    """`read_voice` sent and not waited for, on a pipeline: call the result for the voice as read."""
+    cursor = await conn.execute(_Q["read_voice"], {"voice_id": voice_id})
+    return cursor.fetchone
+
+
 async def _read(db: Database, voice_id: uuid.UUID) -> dict[str, Any] | None:
     async with db.service_statement() as conn:
         return await read_voice(conn, voice_id)
@@ -189,7 +196,7 @@ async def _settle(
 
 
 async def _confirmed(db: Database, query: LiteralString, params: dict[str, Any]) -> bool:
-    async with db.service_statement() as conn:
-        row = await fetch_one(conn, query, params)
+    # Its lock on the voice is held until the statements sent with it have run: a few rows' writes.
+    row = await db.grouped_one(query, params)
     confirmed: bool = row["confirmed"]
     return confirmed

@@ -23,9 +23,10 @@ select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voic
 -- name: confirm
 -- After the upload: record the file's digest (as backend/storage/integrity.sql's `record` does) and end
 -- this writer's announced writes, with any announced longer ago than an upload can last, only if the
--- voice is live and unchanged since it was read. The row is locked `for share` for this statement alone:
--- an update of the voice that commits first is seen (the row no longer matches), one that comes later
--- waits the statement out and commits after the record, so its own manifest write comes after this one.
+-- voice is live and unchanged since it was read. The row is locked `for share` until this statement commits
+-- (with the other writers' it is sent with, `Database.grouped_one`): an update of the voice that commits
+-- first is seen (the row no longer matches), one that comes later waits for that commit and commits after
+-- the record, so its own manifest write comes after this one.
 with voice as (
   select from public.voices v
    where v.id = %(voice_id)s and v.updated_at = %(updated_at)s and v.deleted_at is null
@@ -47,7 +48,7 @@ select exists (select from recorded) as confirmed;
 -- name: forget
 -- After the object's removal: forget its record and end this remover's announced writes, with any announced
 -- longer ago than an upload can last, if the voice is to have no manifest: gone, deleted, or live without a
--- provider voice and unchanged since it was read (locked `for share` for this statement, as in `confirm`).
+-- provider voice and unchanged since it was read (locked `for share` until it commits, as in `confirm`).
 with voice as (
   select v.deleted_at is not null or (v.updated_at = %(updated_at)s and v.provider_voice_id is null) as absent
     from public.voices v

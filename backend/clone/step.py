@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -296,13 +296,10 @@ class AttemptRun:
             changes |= judged or {}
         # Verified, ready, synced and the preview asked for in one call: each move is still its own event,
         # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version. The
-        # voice is read for its manifest in the same round trip and transaction, after the completion.
-        async with self.ctx.db.service_pipeline() as conn:
-            completed = await attempts.completing(
-                conn, attempt.id, self.actor, lease_owner=self.worker_id, changes=changes or None
-            )
-            self._voice_read = await manifest.read_voice(conn, attempt.voice_id)
-            self._attempt = await completed()
+        # voice is read for its manifest in the same round trip and transaction, after the completion; with
+        # the completions of the worker's other attempts that reach it at the same moment.
+        completion = _Completion(attempt.id, attempt.voice_id, self.actor, self.worker_id, changes or None)
+        self._attempt, self._voice_read = await self.ctx.db.grouped(_complete_and_read, completion)
 
     async def _enrol_again(self) -> None:
         """The provider does not know the voice this attempt made or reuses (deleted since, or a reference
@@ -428,6 +425,30 @@ class AttemptRun:
             async with self.ctx.db.service_transaction() as conn:
                 self._attempt, _ = await attempts.load(conn, self.attempt_id)
                 return await body(conn)
+
+
+class _Completion(NamedTuple):
+    """What `AttemptRun.verify` completes an attempt with."""
+
+    attempt_id: uuid.UUID
+    voice_id: uuid.UUID
+    actor: str
+    lease_owner: str
+    changes: dict[str, Any] | None
+
+
+async def _complete_and_read(
+    conn: Connection, completions: Sequence[_Completion]
+) -> list[tuple[AttemptRow, dict[str, Any] | None]]:
+    """Each attempt completed and its voice then read for its manifest, all sent before any answer is waited
+    for (`Database.grouped`): the attempts as completed, with their voices as read."""
+    sent = []
+    for one in completions:
+        completed = await attempts.completing(
+            conn, one.attempt_id, one.actor, lease_owner=one.lease_owner, changes=one.changes
+        )
+        sent.append((completed, await manifest.reading_voice(conn, one.voice_id)))
+    return [(await completed(), await read()) for completed, read in sent]
 
 
 def _voice_changes(voice: ProviderVoice) -> dict[str, Any]:

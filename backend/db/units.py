@@ -18,13 +18,15 @@ before the next is sent (`service_pipeline`), in one pipeline.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import copy
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, LiteralString
+from typing import Any, Final, LiteralString, TypeVar
 
 import psycopg
 from psycopg.pq import ConnStatus, TransactionStatus
@@ -32,6 +34,7 @@ from psycopg_pool import PoolTimeout
 
 from backend.db.connection import Connection, Opening, PooledConnection, last_answer_at
 from backend.db.deadline import Deadline, current_budget, readable
+from backend.db.execute import NoResultError
 from backend.db.pool import Pool
 from backend.errors import (
     ClientError,
@@ -42,6 +45,7 @@ from backend.errors import (
     NotFound,
     ServerBusy,
     StaleVersion,
+    TooManyRequests,
     VoicegateError,
 )
 from backend.outages import DATABASE
@@ -321,6 +325,32 @@ class _Pipeline(_Work):
         await self._end(exc, raised)
 
 
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+Send = Callable[[Connection, Sequence[_Item]], Awaitable[Sequence[_Result]]]
+"""What `Database.grouped` sends a group with: every item's statements sent on the pipeline before any answer is
+waited for (one round trip), and a result per item, in their order."""
+Statement = tuple[LiteralString, Mapping[str, Any]]
+#: A member of a group that failed for its own part, not the database's: it runs its item alone.
+_ALONE: Final = object()
+
+
+class _Group:
+    """The items handed to one `Send` in one turn of the event loop, each with its caller's future."""
+
+    __slots__ = ("futures", "items")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.futures: list[asyncio.Future[Any]] = []
+
+
+async def _first_rows(conn: Connection, statements: Sequence[Statement]) -> list[dict[str, Any] | None]:
+    """`Database.grouped_optional`'s `Send`: each statement's first row."""
+    cursors = [await conn.execute(query, params) for query, params in statements]
+    return [await cursor.fetchone() for cursor in cursors]
+
+
 def _as_user(pool: Pool, claims: Mapping[str, Any], opening: LiteralString = _AS_USER) -> Opening:
     """What makes a unit the caller under RLS, as PostgREST makes a request: `authenticated`, their claims,
     and the pool's limits."""
@@ -340,6 +370,10 @@ class Database:
 
     #: The pool its units take their connections from; for the database layer and the composition root.
     pool: Pool
+    #: The groups gathering in this turn of the event loop, by what sends them (`grouped`).
+    _groups: dict[Any, _Group] = field(default_factory=dict, init=False, compare=False, repr=False)
+    #: The tasks sending groups (the loop keeps only weak references to its tasks).
+    _sending: set[asyncio.Task[None]] = field(default_factory=set, init=False, compare=False, repr=False)
 
     def work(self, budget: float | None = None) -> AbstractAsyncContextManager[PooledConnection]:
         """A pooled connection, for work that must end within `budget` seconds (default: the pool's
@@ -397,6 +431,88 @@ class Database:
                 yield conn
             finally:
                 conn.unit_ended()
+
+    async def grouped(self, send: Send[_Item, _Result], item: _Item) -> _Result:
+        """`send`'s result for `item`, sent with the items other callers hand the same `send` in the same turn of
+        the event loop: one `service_pipeline` for them all, so a worker's concurrent steps that reach the same
+        statements together (they are read in one batch, and go on in step) cost the database one round trip
+        and one implicit transaction, and the process one unit of work, instead of one each. An item alone
+        goes alone, in its caller's unit (and budget).
+
+        A group commits or fails whole. When the database is unavailable or too busy (`DatabaseUnavailable`,
+        `TooManyRequests`), every member raises it, as each would have alone. When it fails otherwise (one
+        item's statement refused: a lost lease, a stale version, a deadlock with another group over rows two
+        items lock; nothing of the group committed), each member sends its item again alone, concurrently, and
+        meets its own answer."""
+        loop = asyncio.get_running_loop()
+        group = self._groups.get(send)
+        if group is None:
+            group = self._groups[send] = _Group()
+            # After the callers already woken in this turn (a group's members, going on together) have run.
+            loop.call_soon(self._send_group, send, group)
+        future: asyncio.Future[Any] = loop.create_future()
+        group.items.append(item)
+        group.futures.append(future)
+        result = await future
+        if result is _ALONE:
+            async with self.service_pipeline() as conn:
+                alone = await send(conn, [item])
+            return alone[0]
+        answer: _Result = result
+        return answer
+
+    async def grouped_optional(self, query: LiteralString, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row (or None) of one statement as the service, sent with those other callers send in the same
+        turn of the event loop (`grouped`), and committed with them before this returns. For statements that need
+        not commit alone: reads, and writes of rows no other statement of the group takes locks on."""
+        statement: Statement = (query, params)
+        return await self.grouped(_first_rows, statement)
+
+    async def grouped_one(self, query: LiteralString, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`grouped_optional` for a statement that always returns a row (INSERT ... RETURNING, a function call)."""
+        row = await self.grouped_optional(query, params)
+        if row is None:
+            raise NoResultError(f"no row from: {query.splitlines()[0]}")
+        return row
+
+    def _send_group(self, send: Send[Any, Any], group: _Group) -> None:
+        del self._groups[send]
+        if len(group.futures) == 1:
+            if not group.futures[0].done():  # not cancelled meanwhile
+                group.futures[0].set_result(_ALONE)
+            return
+        # In a context of its own: no member's request budget governs the others' statements.
+        task = asyncio.get_running_loop().create_task(self._send(send, group), context=contextvars.Context())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, send: Send[Any, Any], group: _Group) -> None:
+        """Send `group` in one unit, and answer its members (see `grouped`): each is answered however this ends."""
+        try:
+            async with self.service_pipeline() as conn:
+                results = await send(conn, group.items)
+        except (DatabaseUnavailable, TooManyRequests) as exc:
+            for future in group.futures:
+                if not future.done():
+                    # Each its own error (a raised exception collects its raiser's traceback), with the same cause.
+                    error = copy.copy(exc)
+                    error.__cause__ = exc.__cause__
+                    future.set_exception(error)
+        except Exception:  # noqa: S110 - each member meets its own answer alone
+            pass
+        else:
+            # Committed: never sent again. (A member cancelled meanwhile has its future done already.)
+            for n, future in enumerate(group.futures):
+                if future.done():
+                    continue
+                if n < len(results):
+                    future.set_result(results[n])
+                else:
+                    future.set_exception(RuntimeError(f"{send!r} answered {len(results)} of {len(group.items)} items"))
+        finally:
+            for future in group.futures:
+                if not future.done():
+                    future.set_result(_ALONE)
 
     async def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers a query within the work deadline."""

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one
+from backend.db.execute import fetch_all
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.errors import StoredObjectAltered
@@ -71,8 +71,8 @@ async def announce(db: Database, bucket: str, path: str, digest: Digest) -> int:
     on; the write's id, for the writer to end once it has recorded or removed the object (see the module
     docstring). A write never ended is finished by the worker's sweep."""
     params = {"bucket": bucket, "name": path, "sha256": digest.sha256, "size": digest.size}
-    async with db.service_statement() as conn:
-        row = await fetch_one(conn, _Q["announce"], params)
+    # Committed before the upload, with the announcements other writers make at the same moment.
+    row = await db.grouped_one(_Q["announce"], params)
     write_id: int = row["id"]
     return write_id
 

@@ -7,8 +7,9 @@ On PostgreSQL 18 and on 15 (Supabase's), as both run a pipeline without BEGIN as
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,7 +22,7 @@ from backend.db.pool import Pool, create_pool, create_worker_pool, read_json
 from backend.db.units import (
     Database,
 )
-from backend.errors import NotFound
+from backend.errors import DatabaseUnavailable, NotFound, ServerBusy, StaleVersion
 from backend.settings import Settings
 from tests.support import create_user
 
@@ -250,3 +251,70 @@ async def test_a_user_statement_is_a_read_by_the_caller_under_rls(
             await conn.execute("insert into public.reflections (name) values ('mine')")
     with psycopg.connect(any_db_dsn, autocommit=True) as admin:
         assert admin.execute("select count(*) from public.reflections where owner_id = %s", (user,)).fetchone() == (0,)
+
+
+SEND_IN = (
+    "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id, pg_backend_pid() as pid,"
+    " pg_current_xact_id()::text as xact"
+)
+NOT_FOUND = "select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)"
+
+
+@pytest.mark.parametrize("kind", ["plain", "worker"])
+async def test_statements_grouped_in_one_turn_go_in_one_unit_and_commit_together(
+    kind: str, plain: Database, worker: Database, any_db_dsn: str
+) -> None:
+    database = plain if kind == "plain" else worker
+    # Four callers in one turn, on a pool of two connections: one round trip, one implicit transaction.
+    rows = await asyncio.gather(*(database.grouped_one(SEND_IN, {}) for _ in range(4)))
+    assert len({(row["pid"], row["xact"]) for row in rows}) == 1
+    assert queued(any_db_dsn, [row["msg_id"] for row in rows]) == 4
+    # A caller alone goes alone; the next turn's callers make a group of their own.
+    alone = await database.grouped_one(SEND_IN, {})
+    later = await asyncio.gather(*(database.grouped_one(SEND_IN, {}) for _ in range(2)))
+    assert len({alone["xact"], rows[0]["xact"], later[0]["xact"]}) == 3
+    assert later[0]["xact"] == later[1]["xact"]
+    async with database.work() as conn:  # the group's role was its implicit transaction's only
+        assert ((await who(conn))["role"] == "service_role") == (kind == "worker")
+
+
+async def test_a_group_one_of_whose_statements_fails_sends_each_again_alone(worker: Database, any_db_dsn: str) -> None:
+    with psycopg.connect(any_db_dsn, autocommit=True) as other:
+        before = other.execute("select count(*) from pgmq.q_voice_synthesis").fetchone()
+    first, failed, last = await asyncio.gather(
+        worker.grouped_one(SEND_IN, {}),
+        worker.grouped_one(NOT_FOUND, {}),
+        worker.grouped_one(SEND_IN, {}),
+        return_exceptions=True,
+    )
+    assert isinstance(failed, NotFound)  # the statement that failed the group meets its own error
+    assert isinstance(first, dict)
+    assert isinstance(last, dict)
+    assert first["xact"] != last["xact"]  # each sent again alone
+    with psycopg.connect(any_db_dsn, autocommit=True) as other:
+        after = other.execute("select count(*) from pgmq.q_voice_synthesis").fetchone()
+    # The failed group's sends were rolled back with it: two messages, not four.
+    assert before is not None
+    assert after == (before[0] + 2,)
+
+
+@pytest.mark.parametrize("error", [DatabaseUnavailable, ServerBusy, StaleVersion])
+async def test_a_group_that_fails_is_sent_again_alone_unless_the_database_is_out(
+    worker: Database, error: type[Exception]
+) -> None:
+    sends: list[int] = []
+
+    async def send(conn: Connection, items: Sequence[int]) -> list[int]:
+        sends.append(len(items))
+        if len(items) > 1:
+            raise error
+        return [item * 10 for item in items]
+
+    got = await asyncio.gather(*(worker.grouped(send, n) for n in range(3)), return_exceptions=True)
+    if error is StaleVersion:  # one item's refusal: nothing committed, each tries alone
+        assert got == [0, 10, 20]
+        assert sends == [3, 1, 1, 1]
+    else:  # an outage is every member's, as it would have been alone: none sends again
+        assert [type(one) for one in got] == [error] * 3
+        assert len({id(one) for one in got}) == 3  # each its own error, raised in its own task
+        assert sends == [3]

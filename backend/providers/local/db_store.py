@@ -24,8 +24,7 @@ class PostgresProfileStore:
 
     async def get(self, voice_id: str) -> LocalVoice | None:
         """The stored voice, or ``None``."""
-        async with self._db.service_statement() as conn:
-            row = await fetch_optional(conn, _Q["get_voice"], {"voice_id": voice_id})
+        row = await self._db.grouped_optional(_Q["get_voice"], {"voice_id": voice_id})
         return msgspec.convert(row, LocalVoice) if row is not None else None
 
     async def put(self, voice: LocalVoice) -> None:

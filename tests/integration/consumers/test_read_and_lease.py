@@ -6,6 +6,7 @@ while it is fresh: a message read ahead that waited long for a slot is claimed a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -107,3 +108,44 @@ async def test_an_attempt_read_long_before_its_run_is_claimed_again_rather_than_
     assert done.status == "ready"
     stored = one(db, "select status, runtime_status from voice_clone_attempts where id = %s", (attempt,))
     assert stored == {"status": "ready", "runtime_status": "synced"}
+
+
+async def test_attempts_read_together_complete_together_and_one_refused_leaves_the_others_to_complete(
+    database: Database, db: Conn, db_dsn: str, cpu: CpuExecutor, tmp_path: Path
+) -> None:
+    drain(db)
+    first = [local_attempt(db)["attempt_id"] for _ in range(3)]
+    second = [local_attempt(db)["attempt_id"] for _ in range(3)]
+    async with open_lifecycle(cpu, db_dsn, tmp_path) as ctx:
+        # A batch read together goes on in step: its completions (and the voices' reads after them) are sent in
+        # one round trip and commit in one transaction.
+        leased = {row["message"]["attemptId"]: row["leased"] for row in await read(database, qty=3)}
+        done = await asyncio.gather(
+            *(process_attempt(ctx, a, WORKER, leased=leased[str(a)], read_at=time.monotonic()) for a in first)
+        )
+        assert [outcome.status for outcome in done] == ["ready"] * 3
+        readied = db.execute(
+            "select distinct xmin::text from voice_clone_attempt_events"
+            " where attempt_id = any(%s) and to_state = 'ready'",
+            (first,),
+        ).fetchall()
+        assert len(readied) == 1
+        # One of the next batch lost its lease meanwhile: its refusal fails the group, which commits nothing; each
+        # completion is sent again alone, and only that one is refused.
+        leased = {row["message"]["attemptId"]: row["leased"] for row in await read(database, qty=3)}
+        db.execute("update voice_clone_attempts set lease_owner = 'another' where id = %s", (second[1],))
+        done = await asyncio.gather(
+            *(process_attempt(ctx, a, WORKER, leased=leased[str(a)], read_at=time.monotonic()) for a in second)
+        )
+    assert [outcome.status for outcome in done] == ["ready", "lease_lost", "ready"]
+    stored = db.execute(
+        "select id, status, runtime_status, (select count(*) from voicegate.service_written_objects o"
+        " where o.name like '%%' || a.voice_id || '.json') as manifests"
+        " from voice_clone_attempts a where id = any(%s)",
+        (second,),
+    ).fetchall()
+    assert {row[0]: row[1:] for row in stored} == {
+        second[0]: ("ready", "synced", 1),
+        second[1]: ("processing", "pending", 0),
+        second[2]: ("ready", "synced", 1),
+    }
