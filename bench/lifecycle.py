@@ -336,9 +336,9 @@ async def raw_pgmq(dsn: str, messages: int, batch: int = 10) -> float:
 
 
 class _Statements(NamedTuple):
-    """The queries the clone step sends for an attempt, word for word, besides the lifecycle's calls."""
+    """The queries the clone step sends for a group of attempts, word for word, besides the lifecycle's calls."""
 
-    voice: LiteralString
+    voices: LiteralString
     read: LiteralString
     announce: LiteralString
     confirm: LiteralString
@@ -346,8 +346,8 @@ class _Statements(NamedTuple):
 
 #: Read once: a bare connection's drain must not pay for reading them in its measured turn.
 _STATEMENTS = _Statements(
-    load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voice"],
-    load_queries(ROOT / "backend/clone/manifest.sql")["read_voice"],
+    load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voices"],
+    load_queries(ROOT / "backend/clone/manifest.sql")["read_voices"],
     load_queries(ROOT / "backend/storage/integrity.sql")["announce"],
     load_queries(ROOT / "backend/clone/manifest.sql")["confirm"],
 )
@@ -393,25 +393,48 @@ async def _drain(
 _MANIFEST_DIGEST = Digest.of(b"{}")
 
 
-def _manifest_record(leased: AttemptRow) -> dict[str, Any]:
-    """The parameters of the manifest write's announcement."""
-    path = manifest_path(leased.owner_id, leased.voice_id)
-    return {"bucket": BUCKET, "name": path, "sha256": _MANIFEST_DIGEST.sha256, "size": _MANIFEST_DIGEST.size}
+def _manifest_path(leased: AttemptRow) -> str:
+    return manifest_path(leased.owner_id, leased.voice_id)
 
 
-def _confirmation(leased: AttemptRow, voice: dict[str, Any] | None, write: dict[str, Any] | None) -> dict[str, Any]:
+def _announcement(batch: Sequence[AttemptRow]) -> dict[str, Any]:
+    """The parameters of the manifest writes' announcement."""
+    return {
+        "buckets": [BUCKET] * len(batch),
+        "names": [_manifest_path(leased) for leased in batch],
+        "sha256s": [_MANIFEST_DIGEST.sha256] * len(batch),
+        "sizes": [_MANIFEST_DIGEST.size] * len(batch),
+    }
+
+
+def _confirmation(leased: AttemptRow, voice: dict[str, Any] | None, write: int | None) -> dict[str, Any]:
     """The parameters of the manifest's confirmation: its digest's record if the voice is as it was read."""
-    return _manifest_record(leased) | {
+    return {
+        "bucket": BUCKET,
+        "name": _manifest_path(leased),
+        "sha256": _MANIFEST_DIGEST.sha256,
+        "size": _MANIFEST_DIGEST.size,
         "voice_id": leased.voice_id,
         "updated_at": voice["updated_at"] if voice else None,
-        "writes": [write["id"]] if write else [],
+        "writes": [] if write is None else [write],
         "lifetime": WRITE_LIFETIME_SECONDS,
     }
 
 
-async def bare_lookup(conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow) -> dict[str, Any] | None:
-    """The `local` provider's voice, as the clone step asks for it."""
-    return await (await conn.execute(_STATEMENTS.voice, {"voice_id": leased.provider_voice_id})).fetchone()
+Connectionlike = psycopg.AsyncConnection[dict[str, Any]]
+
+
+async def bare_lookups(conn: Connectionlike, batch: Sequence[AttemptRow]) -> list[dict[str, Any] | None]:
+    """The `local` provider's voices, as the clone step asks for a group's."""
+    cursor = await conn.execute(_STATEMENTS.voices, {"voice_ids": [leased.provider_voice_id for leased in batch]})
+    found = {row["voice_id"]: row for row in await cursor.fetchall()}
+    return [found.get(leased.provider_voice_id) for leased in batch]
+
+
+async def bare_lookup(conn: Connectionlike, leased: AttemptRow) -> dict[str, Any] | None:
+    """The `local` provider's voice, as the clone step asks for it alone."""
+    [found] = await bare_lookups(conn, [leased])
+    return found
 
 
 def bare_probe(handed: dict[str, Any]) -> dict[str, Any]:
@@ -424,7 +447,7 @@ def bare_probe(handed: dict[str, Any]) -> dict[str, Any]:
 
 
 async def bare_complete(
-    conn: psycopg.AsyncConnection[dict[str, Any]],
+    conn: Connectionlike,
     leased: AttemptRow,
     found: dict[str, Any] | None,
     worker: str,
@@ -436,70 +459,66 @@ async def bare_complete(
     )
 
 
-async def bare_manifest(
-    conn: psycopg.AsyncConnection[dict[str, Any]], leased: AttemptRow, voice: dict[str, Any] | None = None
-) -> None:
-    """The manifest's statements, a round trip and an implicit transaction each, none held through the upload:
-    the voice's read (unless `voice` is it, read with the completion), the write's announcement, then (after
-    the upload) the digest's record and the announcement's end if the voice is as it was read."""
-    if voice is None:
-        voice = await (await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})).fetchone()
-    write = await (await conn.execute(_STATEMENTS.announce, _manifest_record(leased))).fetchone()
+async def bare_announce(conn: Connectionlike, batch: Sequence[AttemptRow]) -> list[int]:
+    """The manifest writes' announcement: their ids, in order."""
+    cursor = await conn.execute(_STATEMENTS.announce, _announcement(batch))
+    return [row["id"] for row in await cursor.fetchall()]
+
+
+async def bare_manifest(conn: Connectionlike, leased: AttemptRow) -> None:
+    """One manifest's statements, a round trip and an implicit transaction each, none held through the upload:
+    the voice's read, the write's announcement, then (after the upload) the digest's record and the
+    announcement's end if the voice is as it was read."""
+    voice = await (await conn.execute(_STATEMENTS.read, {"voice_ids": [leased.voice_id]})).fetchone()
+    [write] = await bare_announce(conn, [leased])
     await (await conn.execute(_STATEMENTS.confirm, _confirmation(leased, voice, write))).fetchone()
 
 
-async def _first_rows(
-    conn: psycopg.AsyncConnection[dict[str, Any]], statements: list[tuple[LiteralString, dict[str, Any]]]
-) -> list[dict[str, Any] | None]:
-    """Each statement's first row, all sent before any answer is waited for (on `conn`'s pipeline)."""
+async def _first_rows(conn: Connectionlike, statements: list[tuple[LiteralString, dict[str, Any]]]) -> None:
+    """The statements, all sent before any answer is waited for (on `conn`'s pipeline), and answered."""
     cursors = [await conn.execute(query, params) for query, params in statements]
-    return [await cursor.fetchone() for cursor in cursors]
+    for cursor in cursors:
+        await cursor.fetchone()
 
 
 async def bare_complete_and_read(
-    conn: psycopg.AsyncConnection[dict[str, Any]],
-    batch: list[tuple[Leased, dict[str, Any] | None]],
-    worker: str,
+    conn: Connectionlike, batch: Sequence[tuple[Leased, dict[str, Any] | None]], worker: str
 ) -> list[dict[str, Any] | None]:
-    """Each attempt's completion with the provider's answer (`found`) and the probe's judgement, and its voice read
-    for its manifest after it, all sent before any answer is waited for (on `conn`'s pipeline, as the clone step
-    sends a group's): the voices as read."""
-    sent = []
-    for (leased, handed), found in batch:
-        changes = _answer(leased, found) | bare_probe(handed)
-        completed = await attempt_service.completing(
-            conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=changes
-        )
-        sent.append((completed, await conn.execute(_STATEMENTS.read, {"voice_id": leased.voice_id})))
-    voices = []
-    for completed, read in sent:
-        await completed()
-        voices.append(await read.fetchone())
-    return voices
+    """The attempts' completions with the provider's answer (`found`) and the probe's judgement, then their voices
+    read for their manifests, two statements sent together (on `conn`'s pipeline, as the clone step sends a
+    group's): the voices as read."""
+    completions = [
+        attempt_service.Completion(leased.id, f"worker:{worker}", worker, _answer(leased, found) | bare_probe(handed))
+        for (leased, handed), found in batch
+    ]
+    completed = await attempt_service.completing_all(conn, completions)
+    read = await conn.execute(_STATEMENTS.read, {"voice_ids": [leased.voice_id for (leased, _), _ in batch]})
+    rows = await completed()
+    voices = {voice["voice_id"]: voice for voice in await read.fetchall()}
+    return [voices.get(row.voice_id) for row in rows]
 
 
-async def bare_drain(conn: psycopg.AsyncConnection[dict[str, Any]], worker: str, batch: int) -> None:
+async def bare_drain(conn: Connectionlike, worker: str, batch: int) -> None:
     """One bare connection, acting as the service, through the clone queue until it is empty: the statements
     the consumers send for each attempt, the same queries word for word, grouped per read batch as the worker's
     attempts, read together and going on in step, send them (`Database.grouped`), a pipeline each: the leasing
     read with the archive of the batch before (which hands the likeness probe its inputs); the `local`
-    provider's voices; the completions with the provider's answer and the probe's judgement, each with its
-    manifest's read; the manifests' announcements; then their confirmations."""
+    provider's voices; the completions with the provider's answer and the probe's judgement, and the voices'
+    read for the manifests; the manifests' announcement; then their confirmations."""
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
             return await archive_and_lease(conn, done, worker, batch)
 
     async def handle(leased: list[Leased]) -> None:
-        async with conn.pipeline():
-            found = await _first_rows(conn, [(_STATEMENTS.voice, {"voice_id": a.provider_voice_id}) for a, _ in leased])
+        attempts = [attempt for attempt, _ in leased]
+        found = await bare_lookups(conn, attempts)
         async with conn.pipeline():
             voices = await bare_complete_and_read(conn, list(zip(leased, found, strict=True)), worker)
-        async with conn.pipeline():
-            writes = await _first_rows(conn, [(_STATEMENTS.announce, _manifest_record(a)) for a, _ in leased])
+        writes = await bare_announce(conn, attempts)
         confirms = [
-            (_STATEMENTS.confirm, _confirmation(a, voice, write))
-            for (a, _), voice, write in zip(leased, voices, writes, strict=True)
+            (_STATEMENTS.confirm, _confirmation(attempt, voice, write))
+            for attempt, voice, write in zip(attempts, voices, writes, strict=True)
         ]
         async with conn.pipeline():
             await _first_rows(conn, confirms)
@@ -539,7 +558,6 @@ async def units_lifecycle(
     completion with the manifest's read, the manifest's announcement and its confirmation. Beside the bare
     equivalent it is what the database layer costs; beside the worker, what the consumers and the clone step
     add on top."""
-    voice, _, announce, confirm = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
     database = Database(pool)
@@ -552,13 +570,13 @@ async def units_lifecycle(
                 return await archive_and_lease(conn, done, worker, batch)
 
         async def complete(conn: Connection, items: Sequence[tuple[Leased, dict[str, Any] | None]]) -> list[Any]:
-            return await bare_complete_and_read(conn, list(items), worker)
+            return await bare_complete_and_read(conn, items, worker)
 
         async def handle(leased: AttemptRow, handed: dict[str, Any]) -> None:
-            found = await database.grouped_optional(voice, {"voice_id": leased.provider_voice_id})
+            found = await database.grouped(bare_lookups, leased)
             current = await database.grouped(complete, ((leased, handed), found))
-            write = await database.grouped_one(announce, _manifest_record(leased))
-            await database.grouped_one(confirm, _confirmation(leased, current, write))
+            write = await database.grouped(bare_announce, leased)
+            await database.grouped_one(_STATEMENTS.confirm, _confirmation(leased, current, write))
 
         async def handle_batch(leased: list[Leased]) -> None:
             await asyncio.gather(*(handle(attempt, handed) for attempt, handed in leased))

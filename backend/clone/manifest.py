@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, LiteralString
@@ -133,13 +133,20 @@ async def settle_manifests(
 
 async def read_voice(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any] | None:
     """The voice as its manifest is made from it, on `conn` (None if it is gone)."""
-    return await fetch_optional(conn, _Q["read_voice"], {"voice_id": voice_id})
+    return await fetch_optional(conn, _Q["read_voices"], {"voice_ids": [voice_id]})
 
 
-async def reading_voice(conn: Connection, voice_id: uuid.UUID) -> Callable[[], Awaitable[dict[str, Any] | None]]:
-    """`read_voice` sent and not waited for, on a pipeline: call the result for the voice as read."""
-    cursor = await conn.execute(_Q["read_voice"], {"voice_id": voice_id})
-    return cursor.fetchone
+async def reading_voices(
+    conn: Connection, voice_ids: Sequence[uuid.UUID]
+) -> Callable[[], Awaitable[dict[uuid.UUID, dict[str, Any]]]]:
+    """`read_voice` for each of `voice_ids` in one statement, sent and not waited for, on a pipeline: call the
+    result for the voices as read, by id (those gone are missing)."""
+    cursor = await conn.execute(_Q["read_voices"], {"voice_ids": list(voice_ids)})
+
+    async def read() -> dict[uuid.UUID, dict[str, Any]]:
+        return {row["voice_id"]: row for row in await cursor.fetchall()}
+
+    return read
 
 
 async def _read(db: Database, voice_id: uuid.UUID) -> dict[str, Any] | None:

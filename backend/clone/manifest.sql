@@ -1,7 +1,7 @@
--- name: read_voice
--- The voice, its consent, and the sample its provider voice was cloned from and its likeness (those of the
--- latest ready attempt that made or attached it), named as the manifest names them. Read without a lock: the upload
--- that follows holds nothing, and `confirm` checks afterwards that the voice is still as read here.
+-- name: read_voices
+-- Each voice of these ids, its consent, and the sample its provider voice was cloned from and its likeness (those
+-- of the latest ready attempt that made or attached it), named as the manifest names them. Read without a lock: the
+-- upload that follows holds nothing, and `confirm` checks afterwards that the voice is still as read here.
 select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voice_id,
        v.provider_target_model as target_model,
        v.created_at, v.updated_at, v.deleted_at, v.consent_id, c.consent_text_version as consent_version,
@@ -18,7 +18,7 @@ select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voic
      limit 1
   ) a on true
   left join public.voice_samples s on s.id = a.sample_id
- where v.id = %(voice_id)s;
+ where v.id = any(%(voice_ids)s::uuid[]);
 
 -- name: confirm
 -- After the upload: record the file's digest (as backend/storage/integrity.sql's `record` does) and end

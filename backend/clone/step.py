@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -298,8 +298,8 @@ class AttemptRun:
         # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version. The
         # voice is read for its manifest in the same round trip and transaction, after the completion; with
         # the completions of the worker's other attempts that reach it at the same moment.
-        completion = _Completion(attempt.id, attempt.voice_id, self.actor, self.worker_id, changes or None)
-        self._attempt, self._voice_read = await self.ctx.db.grouped(_complete_and_read, completion)
+        completion = attempts.Completion(attempt.id, self.actor, self.worker_id, changes or None)
+        self._attempt, self._voice_read = await self.ctx.db.grouped(_complete_and_read, (completion, attempt.voice_id))
 
     async def _enrol_again(self) -> None:
         """The provider does not know the voice this attempt made or reuses (deleted since, or a reference
@@ -427,28 +427,15 @@ class AttemptRun:
                 return await body(conn)
 
 
-class _Completion(NamedTuple):
-    """What `AttemptRun.verify` completes an attempt with."""
-
-    attempt_id: uuid.UUID
-    voice_id: uuid.UUID
-    actor: str
-    lease_owner: str
-    changes: dict[str, Any] | None
-
-
 async def _complete_and_read(
-    conn: Connection, completions: Sequence[_Completion]
+    conn: Connection, completions: Sequence[tuple[attempts.Completion, uuid.UUID]]
 ) -> list[tuple[AttemptRow, dict[str, Any] | None]]:
-    """Each attempt completed and its voice then read for its manifest, all sent before any answer is waited
-    for (`Database.grouped`): the attempts as completed, with their voices as read."""
-    sent = []
-    for one in completions:
-        completed = await attempts.completing(
-            conn, one.attempt_id, one.actor, lease_owner=one.lease_owner, changes=one.changes
-        )
-        sent.append((completed, await manifest.reading_voice(conn, one.voice_id)))
-    return [(await completed(), await read()) for completed, read in sent]
+    """The attempts completed, then their voices (`uuid`) read for their manifests, in two statements sent
+    together (`Database.grouped`): each attempt as completed, with its voice as read."""
+    completed = await attempts.completing_all(conn, [completion for completion, _ in completions])
+    read = await manifest.reading_voices(conn, [voice_id for _, voice_id in completions])
+    rows, voices = await completed(), await read()
+    return [(row, voices.get(row.voice_id)) for row in rows]
 
 
 def _voice_changes(voice: ProviderVoice) -> dict[str, Any]:

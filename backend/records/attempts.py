@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
@@ -310,6 +310,37 @@ async def completing(
         if row is None:
             raise NoResultError("no row from complete_attempt")
         return as_row(row)
+
+    return completed
+
+
+class Completion(NamedTuple):
+    """One attempt's `complete`, as `completing_all` sends it."""
+
+    attempt_id: uuid.UUID
+    actor: str
+    lease_owner: str
+    changes: dict[str, Any] | None
+
+
+async def completing_all(
+    conn: Connection, completions: Sequence[Completion]
+) -> Callable[[], Awaitable[list[AttemptRow]]]:
+    """`completing` for each of `completions`, in one statement: call the result for the attempts as completed, in
+    their order (the first refusal, such as LeaseLost, is raised for them all: none is completed)."""
+    items = [
+        {
+            "attempt_id": str(one.attempt_id),
+            "actor": one.actor,
+            "lease_owner": one.lease_owner,
+            "changes": one.changes or {},
+        }
+        for one in completions
+    ]
+    cursor = await conn.execute(_Q["complete_all"], {"items": json.dumps(items, default=str)})
+
+    async def completed() -> list[AttemptRow]:
+        return [as_row(row) for row in await cursor.fetchall()]
 
     return completed
 

@@ -12,6 +12,16 @@ select * from voicegate.transition_attempt(
 -- name: complete
 select * from voicegate.complete_attempt(%(attempt_id)s, %(actor)s, %(lease_owner)s, %(changes)s);
 
+-- name: complete_all
+-- `complete` for each of a JSON array's items ({attempt_id, actor, lease_owner, changes}), in their order: one
+-- statement for the attempts a worker completes together. One refused fails them all.
+select c.*
+  from jsonb_array_elements(%(items)s::jsonb) with ordinality as i(item, n)
+ cross join lateral voicegate.complete_attempt(
+         (i.item ->> 'attempt_id')::uuid, i.item ->> 'actor', i.item ->> 'lease_owner', i.item -> 'changes'
+       ) c
+ order by i.n;
+
 -- name: read_and_lease
 select msg_id, read_ct, enqueued_at, vt, message, leased
   from voicegate.read_and_lease_attempts(%(queue)s, %(vt)s, %(qty)s, %(lease_owner)s, %(lease_seconds)s);

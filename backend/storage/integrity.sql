@@ -14,9 +14,18 @@ select sha256, size_bytes, false
   from voicegate.service_object_writes where bucket_id = %(bucket)s and name = %(name)s;
 
 -- name: announce
-insert into voicegate.service_object_writes (bucket_id, name, sha256, size_bytes)
-values (%(bucket)s, %(name)s, %(sha256)s, %(size)s)
-returning id;
+-- Writes announced, one row each, in the order given: their ids, ascending, are theirs in that order (a
+-- statement takes its identity values in the order it inserts its rows). One statement for the writes a
+-- worker's attempts announce together.
+with announced as (
+  insert into voicegate.service_object_writes (bucket_id, name, sha256, size_bytes)
+  select w.bucket, w.name, w.sha256, w.size
+    from unnest(%(buckets)s::text[], %(names)s::text[], %(sha256s)s::text[], %(sizes)s::bigint[])
+         with ordinality as w(bucket, name, sha256, size, n)
+   order by w.n
+  returning id
+)
+select id from announced order by id;
 
 -- name: forget
 delete from voicegate.service_written_objects where bucket_id = %(bucket)s and name = any(%(names)s::text[]);

@@ -1,5 +1,7 @@
--- name: get_voice
-select voice_id, name, language, enrolment_key, profile from voicegate.local_voices where voice_id = %(voice_id)s;
+-- name: get_voices
+-- The stored voices of these ids: one statement for the lookups a worker's attempts make together.
+select voice_id, name, language, enrolment_key, profile from voicegate.local_voices
+ where voice_id = any(%(voice_ids)s::text[]);
 
 -- name: put_voice
 insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)

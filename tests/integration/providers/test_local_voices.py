@@ -3,6 +3,7 @@ formants, and they still speak, adapted, from what is stored (no re-enrolment)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -74,3 +75,18 @@ async def test_a_voice_stored_before_hibari_speaks_adapted_from_its_stored_profi
     # Nothing was rewritten: the row is as the old engine left it.
     row = db.execute("select profile from voicegate.local_voices where voice_id = 'local-piper-era'").fetchone()
     assert row == (OLD_PROFILE,)
+
+
+async def test_voices_looked_up_together_each_get_their_own(db: psycopg.Connection[Any], database: Database) -> None:
+    for voice_id, name in (("local-one", "One"), ("local-two", "Two")):
+        db.execute(
+            "insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)"
+            " values (%s, %s, 'en', %s, %s)",
+            (voice_id, name, f"vg-{voice_id}", json.dumps(OLD_PROFILE)),
+        )
+    store = PostgresProfileStore(database)
+    # Looked up in one turn, they are read in one statement (`Database.grouped`): each caller gets its own, a
+    # voice asked for twice included, and None for a voice that is not stored.
+    found = await asyncio.gather(*(store.get(v) for v in ("local-two", "local-gone", "local-one", "local-two")))
+    assert [None if voice is None else voice.name for voice in found] == ["Two", None, "One", "Two"]
+    assert await store.get("local-one") == found[2]  # and alone, the same

@@ -178,3 +178,22 @@ async def test_bytes_of_a_write_announced_and_under_way_are_read_as_voicegates_a
         "select detail -> 'writing' -> 0 ->> 'sha256' from voicegate.audit_events where actor = 'reader'"
     ).fetchone() or (None,)
     assert writing == Digest.of(b"second").sha256
+
+
+async def test_writes_announced_together_each_get_their_own_announcement(
+    db: psycopg.Connection[Any], database: Database
+) -> None:
+    # Announced in one turn, in one statement (`Database.grouped`): each writer's id names its own write, in the
+    # order the writers came, two writers of one path included.
+    paths = ["a/one.wav", "a/two.wav", "a/one.wav", "a/three.wav"]
+    digests = [Digest.of(bytes([n]) * (n + 1)) for n in range(len(paths))]
+    ids = await asyncio.gather(
+        *(integrity.announce(database, BUCKET, p, d) for p, d in zip(paths, digests, strict=True))
+    )
+    assert len(set(ids)) == len(paths)
+    rows = db.execute(
+        "select id, name, sha256, size_bytes from voicegate.service_object_writes where id = any(%s)", (ids,)
+    ).fetchall()
+    announced = {row[0]: (row[1], Digest(row[2], row[3])) for row in rows}
+    assert [announced[write] for write in ids] == list(zip(paths, digests, strict=True))
+    assert await integrity.announce(database, BUCKET, "a/four.wav", digests[0]) > max(ids)  # alone, the same way
