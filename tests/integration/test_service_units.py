@@ -318,3 +318,17 @@ async def test_a_group_that_fails_is_sent_again_alone_unless_the_database_is_out
         assert [type(one) for one in got] == [error] * 3
         assert len({id(one) for one in got}) == 3  # each its own error, raised in its own task
         assert sends == [3]
+
+
+async def test_the_pool_hands_out_the_connection_given_back_last(any_db_dsn: str) -> None:
+    async with opened(create_pool(any_db_dsn, Settings(db_pool_min=3, db_pool_max=3).pool_limits)) as database:
+        pool = database.pool
+        taken = [await pool.getconn() for _ in range(3)]
+        for conn in taken:
+            await pool.putconn(conn)
+        # Given back first to last: taken last to first, so a process that needs one keeps using one.
+        again = [await pool.getconn() for _ in range(3)]
+        assert again == taken[::-1]
+        for conn in again[:2]:
+            await pool.putconn(conn)
+        assert await pool.getconn() is again[1]
