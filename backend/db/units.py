@@ -12,7 +12,9 @@ its pool says (`backend.db.pool`), is held to its deadline once it has it (`back
 reports how it went to the database's `Outage`, which logs an outage's start and end instead of every
 failed request. On a service pool at its own limits, work that is one statement (`service_statement`) goes
 alone, committed as it runs: one round trip, no `BEGIN`, no `COMMIT`; so do statements that need no answer
-before the next is sent (`service_pipeline`), in one pipeline.
+before the next is sent (`service_pipeline`), in one pipeline. Concurrent callers that reach the same such
+statements at the same moment (a worker's attempts, read in one batch) send them together (`grouped`): one
+pipeline, and one unit of work, for the group.
 """
 
 from __future__ import annotations
