@@ -60,6 +60,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, LiteralString, NamedTuple
 
+import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
@@ -474,20 +475,20 @@ async def bare_announce(conn: Connectionlike, batch: Sequence[AttemptRow]) -> li
     return [row["id"] for row in await cursor.fetchall()]
 
 
+async def bare_confirm(conn: Connectionlike, confirmations: Sequence[dict[str, Any]]) -> list[bool]:
+    """The manifests' confirmations (`_confirmation`'s parameters), in one statement: whether each was confirmed."""
+    items = [confirmation | {"n": n} for n, confirmation in enumerate(confirmations)]
+    cursor = await conn.execute(_STATEMENTS.confirm, {"items": msgspec.json.encode(items).decode()})
+    return [row["confirmed"] for row in await cursor.fetchall()]
+
+
 async def bare_manifest(conn: Connectionlike, leased: AttemptRow) -> None:
     """One manifest's statements, a round trip and an implicit transaction each, none held through the upload:
     the voice's read, the write's announcement, then (after the upload) the digest's record and the
     announcement's end if the voice is as it was read."""
     voice = await (await conn.execute(_STATEMENTS.read, {"voice_ids": [leased.voice_id]})).fetchone()
     [write] = await bare_announce(conn, [leased])
-    await (await conn.execute(_STATEMENTS.confirm, _confirmation(leased, voice, write))).fetchone()
-
-
-async def _first_rows(conn: Connectionlike, statements: list[tuple[LiteralString, dict[str, Any]]]) -> None:
-    """The statements, all sent before any answer is waited for (on `conn`'s pipeline), and answered."""
-    cursors = [await conn.execute(query, params) for query, params in statements]
-    for cursor in cursors:
-        await cursor.fetchone()
+    await bare_confirm(conn, [_confirmation(leased, voice, write)])
 
 
 async def bare_complete_and_read(
@@ -513,7 +514,7 @@ async def bare_drain(conn: Connectionlike, worker: str, batch: int) -> None:
     attempts, read together and going on in step, send them (`Database.grouped`), a pipeline each: the leasing
     read with the archive of the batch before (which hands the likeness probe its inputs); the `local`
     provider's voices; the completions with the provider's answer and the probe's judgement, and the voices'
-    read for the manifests; the manifests' announcement; then their confirmations."""
+    read for the manifests; the manifests' announcement; then their confirmation."""
 
     async def read(done: list[int]) -> list[dict[str, Any]]:
         async with conn.pipeline():
@@ -525,12 +526,8 @@ async def bare_drain(conn: Connectionlike, worker: str, batch: int) -> None:
         async with conn.pipeline():
             voices = await bare_complete_and_read(conn, list(zip(leased, found, strict=True)), worker)
         writes = await bare_announce(conn, attempts)
-        confirms = [
-            (_STATEMENTS.confirm, _confirmation(attempt, voice, write))
-            for attempt, voice, write in zip(attempts, voices, writes, strict=True)
-        ]
-        async with conn.pipeline():
-            await _first_rows(conn, confirms)
+        confirms = [_confirmation(*one) for one in zip(attempts, voices, writes, strict=True)]
+        await bare_confirm(conn, confirms)
 
     await _drain(read, handle)
 
@@ -585,7 +582,7 @@ async def units_lifecycle(
             found = await database.grouped(bare_lookups, leased)
             current = await database.grouped(complete, ((leased, handed), found))
             write = await database.grouped(bare_announce, leased)
-            await database.grouped_one(_STATEMENTS.confirm, _confirmation(leased, current, write))
+            await database.grouped(bare_confirm, _confirmation(leased, current, write))
 
         async def handle_batch(leased: list[Leased]) -> None:
             await asyncio.gather(*(handle(attempt, handed) for attempt, handed in leased))

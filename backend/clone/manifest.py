@@ -38,12 +38,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, LiteralString
+from typing import Any, Final
 
 import msgspec
 
 from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_optional
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.storage import integrity
@@ -187,13 +187,15 @@ async def _settle(
         }
         if data is None:
             await storage.remove(BUCKET, [path])
-            if await _confirmed(db, _Q["forget"], params):
+            async with db.service_statement() as conn:
+                forgotten = await fetch_one(conn, _Q["forget"], params)
+            if forgotten["confirmed"]:
                 return False
         else:
             digest = Digest.of(data)
             writes.append(await integrity.announce(db, BUCKET, path, digest))
             await storage.upload(BUCKET, path, data, "application/json", upsert=True)
-            if await _confirmed(db, _Q["confirm"], params | {"sha256": digest.sha256, "size": digest.size}):
+            if await db.grouped(_confirm_all, params | {"sha256": digest.sha256, "size": digest.size}):
                 return True
         # The voice changed while Storage was called: this call may have landed over what the writer that
         # changed it wrote, so what the voice now is to have is this writer's to make too.
@@ -202,8 +204,8 @@ async def _settle(
     return False
 
 
-async def _confirmed(db: Database, query: LiteralString, params: dict[str, Any]) -> bool:
-    # Its lock on the voice is held until the statements sent with it have run: a few rows' writes.
-    row = await db.grouped_one(query, params)
-    confirmed: bool = row["confirmed"]
-    return confirmed
+async def _confirm_all(conn: Connection, writes: Sequence[dict[str, Any]]) -> list[bool]:
+    """`confirm` for each writer's parameters, in one statement (`Database.grouped`): whether each was confirmed."""
+    items = [write | {"n": n} for n, write in enumerate(writes)]
+    rows = await fetch_all(conn, _Q["confirm"], {"items": msgspec.json.encode(items).decode()})
+    return [row["confirmed"] for row in rows]

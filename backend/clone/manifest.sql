@@ -21,34 +21,41 @@ select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voic
  where v.id = any(%(voice_ids)s::uuid[]);
 
 -- name: confirm
--- After the upload: record the file's digest (as backend/storage/integrity.sql's `record` does) and end
--- this writer's announced writes, with any announced longer ago than an upload can last, only if the
--- voice is live and unchanged since it was read. The row is locked `for share` until this statement commits
--- (with the other writers' it is sent with, `Database.grouped_one`): an update of the voice that commits
--- first is seen (the row no longer matches), one that comes later waits for that commit and commits after
--- the record, so its own manifest write comes after this one.
-with voice as (
-  select from public.voices v
-   where v.id = %(voice_id)s and v.updated_at = %(updated_at)s and v.deleted_at is null
-     for share
+-- After the uploads: for each of a JSON array's items ({n, voice_id, updated_at, bucket, name, sha256, size,
+-- writes, lifetime}: one writer's), record the file's digest (as backend/storage/integrity.sql's `record`
+-- does) and end the writer's announced writes, with any announced longer ago than an upload can last, only if
+-- its voice is live and unchanged since it was read; each item's `confirmed`, by `n`. One statement for the
+-- writers that confirm together (`Database.grouped`); two writers of one object cannot share it (an upsert
+-- touches a row once), and confirm alone. The voices are locked `for share` until this statement commits: an
+-- update of a voice that commits first is seen (the row no longer matches), one that comes later waits for that
+-- commit and commits after the record, so its own manifest write comes after this one.
+with item as (
+  select *
+    from jsonb_to_recordset(%(items)s::jsonb)
+      as i(n int, voice_id uuid, updated_at timestamptz, bucket text, name text, sha256 text, size bigint,
+           writes bigint[], lifetime float8)
+), live as (
+  select i.n
+    from item i
+    join public.voices v on v.id = i.voice_id and v.updated_at = i.updated_at and v.deleted_at is null
+     for share of v
 ), recorded as (
   insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes)
-  select %(bucket)s, %(name)s, %(sha256)s, %(size)s from voice
+  select i.bucket, i.name, i.sha256, i.size from item i join live l on l.n = i.n
   on conflict (bucket_id, name) do update
      set sha256 = excluded.sha256, size_bytes = excluded.size_bytes, written_at = now()
-  returning 1
 ), ended as (
   delete from voicegate.service_object_writes w
-   where exists (select from recorded)
-     and w.bucket_id = %(bucket)s and w.name = %(name)s
-     and (w.id = any(%(writes)s::bigint[]) or w.started_at < now() - make_interval(secs => %(lifetime)s))
+   using item i join live l on l.n = i.n
+   where w.bucket_id = i.bucket and w.name = i.name
+     and (w.id = any(i.writes) or w.started_at < now() - make_interval(secs => i.lifetime))
 )
-select exists (select from recorded) as confirmed;
+select i.n, exists (select from live l where l.n = i.n) as confirmed from item i order by i.n;
 
 -- name: forget
 -- After the object's removal: forget its record and end this remover's announced writes, with any announced
 -- longer ago than an upload can last, if the voice is to have no manifest: gone, deleted, or live without a
--- provider voice and unchanged since it was read (locked `for share` until it commits, as in `confirm`).
+-- provider voice and unchanged since it was read (locked `for share` for this statement, as in `confirm`).
 with voice as (
   select v.deleted_at is not null or (v.updated_at = %(updated_at)s and v.provider_voice_id is null) as absent
     from public.voices v

@@ -36,7 +36,6 @@ from psycopg_pool import PoolTimeout
 
 from backend.db.connection import Connection, Opening, PooledConnection, last_answer_at
 from backend.db.deadline import Deadline, current_budget, readable
-from backend.db.execute import NoResultError
 from backend.db.pool import Pool
 from backend.errors import (
     ClientError,
@@ -332,7 +331,6 @@ _Result = TypeVar("_Result")
 Send = Callable[[Connection, Sequence[_Item]], Awaitable[Sequence[_Result]]]
 """What `Database.grouped` sends a group with: every item's statements sent on the pipeline before any answer is
 waited for (one round trip), and a result per item, in their order."""
-Statement = tuple[LiteralString, Mapping[str, Any]]
 #: A member of a group that failed for its own part, not the database's: it runs its item alone.
 _ALONE: Final = object()
 
@@ -345,12 +343,6 @@ class _Group:
     def __init__(self) -> None:
         self.items: list[Any] = []
         self.futures: list[asyncio.Future[Any]] = []
-
-
-async def _first_rows(conn: Connection, statements: Sequence[Statement]) -> list[dict[str, Any] | None]:
-    """`Database.grouped_optional`'s `Send`: each statement's first row."""
-    cursors = [await conn.execute(query, params) for query, params in statements]
-    return [await cursor.fetchone() for cursor in cursors]
 
 
 def _as_user(pool: Pool, claims: Mapping[str, Any], opening: LiteralString = _AS_USER) -> Opening:
@@ -462,20 +454,6 @@ class Database:
             return alone[0]
         answer: _Result = result
         return answer
-
-    async def grouped_optional(self, query: LiteralString, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The first row (or None) of one statement as the service, sent with those other callers send in the same
-        turn of the event loop (`grouped`), and committed with them before this returns. For statements that need
-        not commit alone: reads, and writes of rows no other statement of the group takes locks on."""
-        statement: Statement = (query, params)
-        return await self.grouped(_first_rows, statement)
-
-    async def grouped_one(self, query: LiteralString, params: Mapping[str, Any]) -> dict[str, Any]:
-        """`grouped_optional` for a statement that always returns a row (INSERT ... RETURNING, a function call)."""
-        row = await self.grouped_optional(query, params)
-        if row is None:
-            raise NoResultError(f"no row from: {query.splitlines()[0]}")
-        return row
 
     def _send_group(self, send: Send[Any, Any], group: _Group) -> None:
         del self._groups[send]

@@ -11,7 +11,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 import pytest
@@ -260,18 +260,24 @@ SEND_IN = (
 NOT_FOUND = "select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)"
 
 
+async def first_rows(conn: Connection, queries: Sequence[LiteralString]) -> list[dict[str, Any] | None]:
+    """A `Database.grouped` send: each query sent before any answer is waited for, and its first row."""
+    cursors = [await conn.execute(query) for query in queries]
+    return [await cursor.fetchone() for cursor in cursors]
+
+
 @pytest.mark.parametrize("kind", ["plain", "worker"])
 async def test_statements_grouped_in_one_turn_go_in_one_unit_and_commit_together(
     kind: str, plain: Database, worker: Database, any_db_dsn: str
 ) -> None:
     database = plain if kind == "plain" else worker
     # Four callers in one turn, on a pool of two connections: one round trip, one implicit transaction.
-    rows = await asyncio.gather(*(database.grouped_one(SEND_IN, {}) for _ in range(4)))
+    rows = await asyncio.gather(*(database.grouped(first_rows, SEND_IN) for _ in range(4)))
     assert len({(row["pid"], row["xact"]) for row in rows}) == 1
     assert queued(any_db_dsn, [row["msg_id"] for row in rows]) == 4
     # A caller alone goes alone; the next turn's callers make a group of their own.
-    alone = await database.grouped_one(SEND_IN, {})
-    later = await asyncio.gather(*(database.grouped_one(SEND_IN, {}) for _ in range(2)))
+    alone = await database.grouped(first_rows, SEND_IN)
+    later = await asyncio.gather(*(database.grouped(first_rows, SEND_IN) for _ in range(2)))
     assert len({alone["xact"], rows[0]["xact"], later[0]["xact"]}) == 3
     assert later[0]["xact"] == later[1]["xact"]
     async with database.work() as conn:  # the group's role was its implicit transaction's only
@@ -282,9 +288,9 @@ async def test_a_group_one_of_whose_statements_fails_sends_each_again_alone(work
     with psycopg.connect(any_db_dsn, autocommit=True) as other:
         before = other.execute("select count(*) from pgmq.q_voice_synthesis").fetchone()
     first, failed, last = await asyncio.gather(
-        worker.grouped_one(SEND_IN, {}),
-        worker.grouped_one(NOT_FOUND, {}),
-        worker.grouped_one(SEND_IN, {}),
+        worker.grouped(first_rows, SEND_IN),
+        worker.grouped(first_rows, NOT_FOUND),
+        worker.grouped(first_rows, SEND_IN),
         return_exceptions=True,
     )
     assert isinstance(failed, NotFound)  # the statement that failed the group meets its own error

@@ -25,6 +25,7 @@ import pytest
 
 from backend import queues
 from backend.auth.verify import UserClaims
+from backend.clone import manifest
 from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
@@ -550,3 +551,69 @@ async def test_an_attempt_completing_for_the_voice_is_not_held_back_by_its_manif
     # The first writer's upload landed last; it found the voice changed and wrote it as it now is.
     stored = await ctx.storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
     assert settled(db, stored, row)["providerVoiceId"] == second["local_voice"]
+
+
+class ManifestsAtOnce:
+    """Storage that takes a manifest at once (no wait), so that writers started together stay in step: their
+    announcements and their confirmations are each sent together (`Database.grouped`)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def upload(self, bucket: str, path: str, data: bytes, content_type: str, *, upsert: bool = False) -> None:
+        self.objects[path] = data
+
+
+async def read_voice_row(database: Database, voice_id: uuid.UUID) -> dict[str, Any]:
+    async with database.service_statement() as conn:
+        found = await manifest.read_voice(conn, voice_id)
+    assert found is not None
+    return found
+
+
+async def test_writers_in_step_confirm_together_each_as_its_own_voice_is(db: Db, database: Database) -> None:
+    rows = [voice(db, "local", f"local-step-{n}") for n in range(3)]
+    storage = ManifestsAtOnce()
+    reads = [await read_voice_row(database, row["id"]) for row in rows]
+    # The second voice changes after its writer read it: that writer's confirmation finds it changed, so it reads
+    # it again and writes again; the others are confirmed in one statement, in one transaction.
+    db.execute("update voices set name = 'renamed' where id = %s", (rows[1]["id"],))
+    written = await asyncio.gather(
+        *(
+            write_manifest(
+                database,
+                storage,
+                voice_id=row["id"],
+                provider="local",
+                provider_voice_id=row["provider_voice_id"],
+                read=read,
+            )
+            for row, read in zip(rows, reads, strict=True)
+        )
+    )
+    assert written == [True, True, True]
+    for row in rows:
+        assert settled(db, storage.objects[manifest_path(row["owner_id"], row["id"])], row)["voiceId"] == str(row["id"])
+    confirmed = db.execute(
+        "select name, xmin::text from voicegate.service_written_objects where name = any(%s)",
+        ([manifest_path(row["owner_id"], row["id"]) for row in rows],),
+    ).fetchall()
+    by_name = dict(confirmed)
+    first, changed, last = (by_name[manifest_path(row["owner_id"], row["id"])] for row in rows)
+    assert first == last
+    assert changed != first
+
+
+async def test_two_writers_of_one_manifest_in_step_are_confirmed_one_after_the_other(
+    db: Db, database: Database
+) -> None:
+    row = voice(db, "local", "local-twice")
+    storage = ManifestsAtOnce()
+    read = await read_voice_row(database, row["id"])
+    # One statement cannot record one object twice: the group fails, and each writer confirms alone.
+    kept = {"voice_id": row["id"], "provider": "local", "provider_voice_id": "local-twice", "read": read}
+    written = await asyncio.gather(*(write_manifest(database, storage, **kept) for _ in range(2)))
+    assert written == [True, True]
+    assert (
+        settled(db, storage.objects[manifest_path(row["owner_id"], row["id"])], row)["providerVoiceId"] == "local-twice"
+    )
