@@ -463,10 +463,10 @@ async def bare_complete(
     worker: str,
     judged: dict[str, Any] | None = None,
 ) -> None:
-    """The completion with the provider's answer (and the probe's judgement), as the clone step records it."""
-    await attempt_service.complete(
-        conn, leased.id, f"worker:{worker}", lease_owner=worker, changes=_answer(leased, found) | (judged or {})
-    )
+    """The completion with the provider's answer (and the probe's judgement), as the clone step records it alone."""
+    changes = _answer(leased, found) | (judged or {})
+    completion = attempt_service.Completion(leased.id, f"worker:{worker}", worker, changes)
+    await (await attempt_service.completing_all(conn, [completion]))()
 
 
 async def bare_announce(conn: Connectionlike, batch: Sequence[AttemptRow]) -> list[int]:

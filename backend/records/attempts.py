@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from backend.db.connection import Connection
-from backend.db.execute import NoResultError, fetch_all, fetch_one, fetch_optional
+from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import NotFound
 
@@ -279,43 +279,8 @@ async def fail(
     return await transition(conn, attempt, actor, status=AttemptStatus.FAILED, lease_owner=lease_owner, changes=changes)
 
 
-async def complete(
-    conn: Connection, attempt_id: uuid.UUID, actor: str, *, lease_owner: str, changes: dict[str, Any] | None = None
-) -> AttemptRow:
-    """The provider confirmed the leased attempt's voice: `processing`/`verifying` → `ready` and, for the
-    active attempt, its runtime `syncing` → `synced` (`sync_failed` when the voice row does not carry the
-    voice), in one SQL call with one event per move; LeaseLost unless `lease_owner` holds the lease. `changes`:
-    the provider's answer (`provider_voice_id`, ...) and the likeness probe's judgement (`likeness`, ...; kept
-    only while the attempt has none)."""
-    completed = await completing(conn, attempt_id, actor, lease_owner=lease_owner, changes=changes)
-    return await completed()
-
-
-async def completing(
-    conn: Connection, attempt_id: uuid.UUID, actor: str, *, lease_owner: str, changes: dict[str, Any] | None = None
-) -> Callable[[], Awaitable[AttemptRow]]:
-    """`complete` sent and not waited for, on a pipeline (`service_pipeline`): a statement sent after it goes
-    in the same round trip and transaction and sees what it wrote. Call the result for the attempt as
-    completed (its error, such as LeaseLost, is raised by the first answer waited for)."""
-    params = {
-        "attempt_id": attempt_id,
-        "actor": actor,
-        "lease_owner": lease_owner,
-        "changes": json.dumps(changes or {}, default=str),
-    }
-    cursor = await conn.execute(_Q["complete"], params)
-
-    async def completed() -> AttemptRow:
-        row = await cursor.fetchone()
-        if row is None:
-            raise NoResultError("no row from complete_attempt")
-        return as_row(row)
-
-    return completed
-
-
 class Completion(NamedTuple):
-    """One attempt's `complete`, as `completing_all` sends it."""
+    """One attempt's completion, as `completing_all` sends it."""
 
     attempt_id: uuid.UUID
     actor: str
@@ -326,8 +291,13 @@ class Completion(NamedTuple):
 async def completing_all(
     conn: Connection, completions: Sequence[Completion]
 ) -> Callable[[], Awaitable[list[AttemptRow]]]:
-    """`completing` for each of `completions`, in one statement: call the result for the attempts as completed, in
-    their order (the first refusal, such as LeaseLost, is raised for them all: none is completed)."""
+    """The provider confirmed each leased attempt's voice: `processing`/`verifying` → `ready` and, for the active
+    attempt, its runtime `syncing` → `synced` (`sync_failed` when the voice row does not carry the voice), one SQL
+    call each with one event per move, all in one statement sent on a pipeline (`service_pipeline`) and not waited
+    for: a statement sent after it goes in the same round trip and transaction and sees what it wrote. Call the
+    result for the attempts as completed, in their order. LeaseLost unless `lease_owner` holds the lease (the first
+    refusal is raised for them all: none is completed). `changes`: the provider's answer (`provider_voice_id`,
+    ...) and the likeness probe's judgement (`likeness`, ...; kept only while the attempt has none)."""
     items = [
         {
             "attempt_id": str(one.attempt_id),
@@ -337,7 +307,7 @@ async def completing_all(
         }
         for one in completions
     ]
-    cursor = await conn.execute(_Q["complete_all"], {"items": json.dumps(items, default=str)})
+    cursor = await conn.execute(_Q["complete_all"], {"items": msgspec.json.encode(items, enc_hook=str).decode()})
 
     async def completed() -> list[AttemptRow]:
         return [as_row(row) for row in await cursor.fetchall()]

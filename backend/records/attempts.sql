@@ -9,12 +9,9 @@ select * from voicegate.transition_attempt(
   %(attempt_id)s, %(version)s, %(actor)s, %(status)s, %(runtime_status)s, %(preview_status)s,
   %(lease_owner)s, %(changes)s);
 
--- name: complete
-select * from voicegate.complete_attempt(%(attempt_id)s, %(actor)s, %(lease_owner)s, %(changes)s);
-
 -- name: complete_all
--- `complete` for each of a JSON array's items ({attempt_id, actor, lease_owner, changes}), in their order: one
--- statement for the attempts a worker completes together. One refused fails them all.
+-- `voicegate.complete_attempt` for each of a JSON array's items ({attempt_id, actor, lease_owner, changes}), in
+-- their order: one statement for the attempts a worker completes together. One refused fails them all.
 select c.*
   from jsonb_array_elements(%(items)s::jsonb) with ordinality as i(item, n)
  cross join lateral voicegate.complete_attempt(
