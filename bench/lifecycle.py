@@ -72,7 +72,6 @@ from backend.clone.likeness import LikenessSource, NoLikeness, judgement, leased
 from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
 from backend.compose.parts import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
-from backend.db.connection import Connection  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool, create_worker_pool  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
@@ -407,23 +406,15 @@ def _manifest_path(leased: AttemptRow) -> str:
     return manifest_path(leased.owner_id, leased.voice_id)
 
 
-def _announcement(batch: Sequence[AttemptRow]) -> dict[str, Any]:
-    """The parameters of the manifest writes' announcement."""
-    return {
-        "buckets": [BUCKET] * len(batch),
-        "names": [_manifest_path(leased) for leased in batch],
-        "sha256s": [_MANIFEST_DIGEST.sha256] * len(batch),
-        "sizes": [_MANIFEST_DIGEST.size] * len(batch),
-    }
+def _announcement(leased: AttemptRow) -> dict[str, Any]:
+    """An item of the manifest writes' announcement."""
+    digest = _MANIFEST_DIGEST
+    return {"bucket": BUCKET, "name": _manifest_path(leased), "sha256": digest.sha256, "size": digest.size}
 
 
 def _confirmation(leased: AttemptRow, voice: dict[str, Any] | None, write: int | None) -> dict[str, Any]:
-    """The parameters of the manifest's confirmation: its digest's record if the voice is as it was read."""
-    return {
-        "bucket": BUCKET,
-        "name": _manifest_path(leased),
-        "sha256": _MANIFEST_DIGEST.sha256,
-        "size": _MANIFEST_DIGEST.size,
+    """An item of the manifests' confirmation: its digest's record if the voice is as it was read."""
+    return _announcement(leased) | {
         "voice_id": leased.voice_id,
         "updated_at": voice["updated_at"] if voice else None,
         "writes": [] if write is None else [write],
@@ -434,11 +425,24 @@ def _confirmation(leased: AttemptRow, voice: dict[str, Any] | None, write: int |
 Connectionlike = psycopg.AsyncConnection[dict[str, Any]]
 
 
+async def _each(
+    conn: Connectionlike, query: LiteralString, items: Sequence[dict[str, Any]]
+) -> Callable[[], Awaitable[list[dict[str, Any] | None]]]:
+    """`query` sent for `items` as `Database.grouped` sends a group's (each item's place as `n`), and not waited for:
+    call the result for each item's first row, in their order (None where there is none)."""
+    encoded = msgspec.json.encode([item | {"n": n} for n, item in enumerate(items)], enc_hook=str).decode()
+    cursor = await conn.execute(query, {"items": encoded})
+
+    async def rows() -> list[dict[str, Any] | None]:
+        by_place = {row["n"]: row for row in await cursor.fetchall()}
+        return [by_place.get(n) for n in range(len(items))]
+
+    return rows
+
+
 async def bare_lookups(conn: Connectionlike, batch: Sequence[AttemptRow]) -> list[dict[str, Any] | None]:
     """The `local` provider's voices, as the clone step asks for a group's."""
-    cursor = await conn.execute(_STATEMENTS.voices, {"voice_ids": [leased.provider_voice_id for leased in batch]})
-    found = {row["voice_id"]: row for row in await cursor.fetchall()}
-    return [found.get(leased.provider_voice_id) for leased in batch]
+    return await (await _each(conn, _STATEMENTS.voices, [{"voice_id": a.provider_voice_id} for a in batch]))()
 
 
 async def bare_lookup(conn: Connectionlike, leased: AttemptRow) -> dict[str, Any] | None:
@@ -456,6 +460,16 @@ def bare_probe(handed: dict[str, Any]) -> dict[str, Any]:
     return judgement(LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
 
 
+def _completion(
+    leased: AttemptRow, found: dict[str, Any] | None, worker: str, judged: dict[str, Any]
+) -> dict[str, Any]:
+    """An item of the completion, with the provider's answer (`found`) and the probe's judgement, and the voice to read
+    after it."""
+    changes = _answer(leased, found) | judged
+    item = attempt_service.completion(leased.id, f"worker:{worker}", lease_owner=worker, changes=changes)
+    return item | {"voice_id": leased.voice_id}
+
+
 async def bare_complete(
     conn: Connectionlike,
     leased: AttemptRow,
@@ -464,29 +478,25 @@ async def bare_complete(
     judged: dict[str, Any] | None = None,
 ) -> None:
     """The completion with the provider's answer (and the probe's judgement), as the clone step records it alone."""
-    changes = _answer(leased, found) | (judged or {})
-    completion = attempt_service.Completion(leased.id, f"worker:{worker}", worker, changes)
-    await (await attempt_service.completing_all(conn, [completion]))()
+    await (await _each(conn, attempt_service.COMPLETE, [_completion(leased, found, worker, judged or {})]))()
 
 
 async def bare_announce(conn: Connectionlike, batch: Sequence[AttemptRow]) -> list[int]:
     """The manifest writes' announcement: their ids, in order."""
-    cursor = await conn.execute(_STATEMENTS.announce, _announcement(batch))
-    return [row["id"] for row in await cursor.fetchall()]
+    rows = await (await _each(conn, _STATEMENTS.announce, [_announcement(leased) for leased in batch]))()
+    return [row["id"] for row in rows if row is not None]
 
 
-async def bare_confirm(conn: Connectionlike, confirmations: Sequence[dict[str, Any]]) -> list[bool]:
-    """The manifests' confirmations (`_confirmation`'s parameters), in one statement: whether each was confirmed."""
-    items = [confirmation | {"n": n} for n, confirmation in enumerate(confirmations)]
-    cursor = await conn.execute(_STATEMENTS.confirm, {"items": msgspec.json.encode(items).decode()})
-    return [row["confirmed"] for row in await cursor.fetchall()]
+async def bare_confirm(conn: Connectionlike, confirmations: Sequence[dict[str, Any]]) -> None:
+    """The manifests' confirmations (`_confirmation`'s items), in one statement."""
+    await (await _each(conn, _STATEMENTS.confirm, confirmations))()
 
 
 async def bare_manifest(conn: Connectionlike, leased: AttemptRow) -> None:
     """One manifest's statements, a round trip and an implicit transaction each, none held through the upload:
     the voice's read, the write's announcement, then (after the upload) the digest's record and the
     announcement's end if the voice is as it was read."""
-    voice = await (await conn.execute(_STATEMENTS.read, {"voice_ids": [leased.voice_id]})).fetchone()
+    [voice] = await (await _each(conn, _STATEMENTS.read, [{"voice_id": leased.voice_id}]))()
     [write] = await bare_announce(conn, [leased])
     await bare_confirm(conn, [_confirmation(leased, voice, write)])
 
@@ -497,15 +507,11 @@ async def bare_complete_and_read(
     """The attempts' completions with the provider's answer (`found`) and the probe's judgement, then their voices
     read for their manifests, two statements sent together (on `conn`'s pipeline, as the clone step sends a
     group's): the voices as read."""
-    completions = [
-        attempt_service.Completion(leased.id, f"worker:{worker}", worker, _answer(leased, found) | bare_probe(handed))
-        for (leased, handed), found in batch
-    ]
-    completed = await attempt_service.completing_all(conn, completions)
-    read = await conn.execute(_STATEMENTS.read, {"voice_ids": [leased.voice_id for (leased, _), _ in batch]})
-    rows = await completed()
-    voices = {voice["voice_id"]: voice for voice in await read.fetchall()}
-    return [voices.get(row.voice_id) for row in rows]
+    items = [_completion(leased, found, worker, bare_probe(handed)) for (leased, handed), found in batch]
+    completed = await _each(conn, attempt_service.COMPLETE, items)
+    read = await _each(conn, _STATEMENTS.read, items)
+    await completed()
+    return list(await read())
 
 
 async def bare_drain(conn: Connectionlike, worker: str, batch: int) -> None:
@@ -526,8 +532,7 @@ async def bare_drain(conn: Connectionlike, worker: str, batch: int) -> None:
         async with conn.pipeline():
             voices = await bare_complete_and_read(conn, list(zip(leased, found, strict=True)), worker)
         writes = await bare_announce(conn, attempts)
-        confirms = [_confirmation(*one) for one in zip(attempts, voices, writes, strict=True)]
-        await bare_confirm(conn, confirms)
+        await bare_confirm(conn, [_confirmation(*one) for one in zip(attempts, voices, writes, strict=True)])
 
     await _drain(read, handle)
 
@@ -564,6 +569,7 @@ async def units_lifecycle(
     completion with the manifest's read, the manifest's announcement and its confirmation. Beside the bare
     equivalent it is what the database layer costs; beside the worker, what the consumers and the clone step
     add on top."""
+    voices, read_voices, announce, confirm = _STATEMENTS
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     await pool.open(wait=True)
     database = Database(pool)
@@ -575,14 +581,13 @@ async def units_lifecycle(
             async with database.service_pipeline() as conn:
                 return await archive_and_lease(conn, done, worker, batch)
 
-        async def complete(conn: Connection, items: Sequence[tuple[Leased, dict[str, Any] | None]]) -> list[Any]:
-            return await bare_complete_and_read(conn, items, worker)
-
         async def handle(leased: AttemptRow, handed: dict[str, Any]) -> None:
-            found = await database.grouped(bare_lookups, leased)
-            current = await database.grouped(complete, ((leased, handed), found))
-            write = await database.grouped(bare_announce, leased)
-            await database.grouped(bare_confirm, _confirmation(leased, current, write))
+            [found] = await database.grouped((voices,), {"voice_id": leased.provider_voice_id})
+            item = _completion(leased, found[0] if found else None, worker, bare_probe(handed))
+            _, current = await database.grouped((attempt_service.COMPLETE, read_voices), item)
+            [write] = await database.grouped((announce,), _announcement(leased))
+            voice = current[0] if current else None
+            await database.grouped((confirm,), _confirmation(leased, voice, write[0]["id"]))
 
         async def handle_batch(leased: list[Leased]) -> None:
             await asyncio.gather(*(handle(attempt, handed) for attempt, handed in leased))

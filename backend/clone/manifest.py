@@ -35,15 +35,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
-from backend.db.connection import Connection
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.storage import integrity
@@ -52,6 +50,9 @@ from backend.storage.digest import Digest
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
+#: The voices as their manifests are made from them, for `Database.grouped` (the clone step reads them with its
+#: completions).
+READ_VOICES: Final = _Q["read_voices"]
 BUCKET: Final = "voice-metadata"
 #: Seconds after which an announced write's upload is surely over: the Storage client gives one up after
 #: 30 s. An announcement this old was left by a writer that died or gave up, and is settled by the sweep.
@@ -102,7 +103,7 @@ async def write_manifest(
     manifest is another's to write), or when it no longer has a manifest by the time this ends (what this
     wrote is removed). `read`: the voice as `read_voice` read it in a committed transaction since the change
     that calls for this write (else it is read here)."""
-    voice = read if read is not None else await _read(db, voice_id)
+    voice = read if read is not None else await read_voice(db, voice_id)
     if voice is None or voice["deleted_at"] is not None:
         return False
     if (voice["provider"], voice["provider_voice_id"]) != (provider, provider_voice_id):
@@ -113,7 +114,7 @@ async def write_manifest(
 async def remove_manifest(db: Database, storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
     """Remove the manifest of a voice whose deletion has committed, then its record. A manifest never written
     is no error; one Storage cannot remove now is removed by the sweep (its record names a deleted voice)."""
-    await _settle(db, storage, manifest_path(owner_id, voice_id), await _read(db, voice_id))
+    await _settle(db, storage, manifest_path(owner_id, voice_id), await read_voice(db, voice_id))
 
 
 async def settle_manifests(
@@ -127,31 +128,15 @@ async def settle_manifests(
         unsettled = await fetch_all(conn, _Q["unsettled"], params)
     for row in unsettled:
         path = manifest_path(row["owner_id"], row["voice_id"])
-        await _settle(db, storage, path, await _read(db, row["voice_id"]), lifetime=lifetime)
+        await _settle(db, storage, path, await read_voice(db, row["voice_id"]), lifetime=lifetime)
     return len(unsettled)
 
 
-async def read_voice(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any] | None:
-    """The voice as its manifest is made from it, on `conn` (None if it is gone)."""
-    return await fetch_optional(conn, _Q["read_voices"], {"voice_ids": [voice_id]})
-
-
-async def reading_voices(
-    conn: Connection, voice_ids: Sequence[uuid.UUID]
-) -> Callable[[], Awaitable[dict[uuid.UUID, dict[str, Any]]]]:
-    """`read_voice` for each of `voice_ids` in one statement, sent and not waited for, on a pipeline: call the
-    result for the voices as read, by id (those gone are missing)."""
-    cursor = await conn.execute(_Q["read_voices"], {"voice_ids": list(voice_ids)})
-
-    async def read() -> dict[uuid.UUID, dict[str, Any]]:
-        return {row["voice_id"]: row for row in await cursor.fetchall()}
-
-    return read
-
-
-async def _read(db: Database, voice_id: uuid.UUID) -> dict[str, Any] | None:
-    async with db.service_statement() as conn:
-        return await read_voice(conn, voice_id)
+async def read_voice(db: Database, voice_id: uuid.UUID) -> dict[str, Any] | None:
+    """The voice as its manifest is made from it (None if it is gone), read with the voices other writers read at
+    the same moment."""
+    [rows] = await db.grouped((READ_VOICES,), {"voice_id": voice_id})
+    return rows[0] if rows else None
 
 
 def _manifest_of(voice: dict[str, Any] | None) -> bytes | None:
@@ -195,17 +180,12 @@ async def _settle(
             digest = Digest.of(data)
             writes.append(await integrity.announce(db, BUCKET, path, digest))
             await storage.upload(BUCKET, path, data, "application/json", upsert=True)
-            if await db.grouped(_confirm_all, params | {"sha256": digest.sha256, "size": digest.size}):
+            # With the confirmations other writers make at the same moment, in one statement.
+            [rows] = await db.grouped((_Q["confirm"],), params | {"sha256": digest.sha256, "size": digest.size})
+            if rows[0]["confirmed"]:
                 return True
         # The voice changed while Storage was called: this call may have landed over what the writer that
         # changed it wrote, so what the voice now is to have is this writer's to make too.
-        voice = None if voice_id is None else await _read(db, voice_id)
+        voice = None if voice_id is None else await read_voice(db, voice_id)
     log.warning("the manifest at %s is left to the sweep: its voice kept changing", path)
     return False
-
-
-async def _confirm_all(conn: Connection, writes: Sequence[dict[str, Any]]) -> list[bool]:
-    """`confirm` for each writer's parameters, in one statement (`Database.grouped`): whether each was confirmed."""
-    items = [write | {"n": n} for n, write in enumerate(writes)]
-    rows = await fetch_all(conn, _Q["confirm"], {"items": msgspec.json.encode(items).decode()})
-    return [row["confirmed"] for row in rows]

@@ -1,13 +1,15 @@
 -- name: read_voices
--- Each voice of these ids, its consent, and the sample its provider voice was cloned from and its likeness (those
--- of the latest ready attempt that made or attached it), named as the manifest names them. Read without a lock: the
+-- For each of a JSON array's items ({n, voice_id}; `Database.grouped`), its voice, the voice's consent, and the
+-- sample its provider voice was cloned from and its likeness (those of the latest ready attempt that made or
+-- attached it), named as the manifest names them, by `n` (none for a voice that is gone). Read without a lock: the
 -- upload that follows holds nothing, and `confirm` checks afterwards that the voice is still as read here.
-select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voice_id,
+select i.n, v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voice_id,
        v.provider_target_model as target_model,
        v.created_at, v.updated_at, v.deleted_at, v.consent_id, c.consent_text_version as consent_version,
        s.id as sample_id, s.quality_report ->> 'verdict' as sample_verdict,
        a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
-  from public.voices v
+  from jsonb_to_recordset(%(items)s::jsonb) as i(n int, voice_id uuid)
+  join public.voices v on v.id = i.voice_id
   left join public.voice_consents c on c.id = v.consent_id
   left join lateral (
     select a.sample_id, a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
@@ -17,12 +19,11 @@ select v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider_voic
      order by a.finished_at desc nulls last, a.created_at desc
      limit 1
   ) a on true
-  left join public.voice_samples s on s.id = a.sample_id
- where v.id = any(%(voice_ids)s::uuid[]);
+  left join public.voice_samples s on s.id = a.sample_id;
 
 -- name: confirm
 -- After the uploads: for each of a JSON array's items ({n, voice_id, updated_at, bucket, name, sha256, size,
--- writes, lifetime}: one writer's), record the file's digest (as backend/storage/integrity.sql's `record`
+-- writes, lifetime}: one writer's; `Database.grouped`), record the file's digest (as backend/storage/integrity.sql's `record`
 -- does) and end the writer's announced writes, with any announced longer ago than an upload can last, only if
 -- its voice is live and unchanged since it was read; each item's `confirmed`, by `n`. One statement for the
 -- writers that confirm together (`Database.grouped`); two writers of one object cannot share it (an upsert

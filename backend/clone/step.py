@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -298,8 +298,11 @@ class AttemptRun:
         # and a crash cannot leave half of them. Fenced by the lease alone, so it needs no fresh version. The
         # voice is read for its manifest in the same round trip and transaction, after the completion; with
         # the completions of the worker's other attempts that reach it at the same moment.
-        completion = attempts.Completion(attempt.id, self.actor, self.worker_id, changes or None)
-        self._attempt, self._voice_read = await self.ctx.db.grouped(_complete_and_read, (completion, attempt.voice_id))
+        item = attempts.completion(attempt.id, self.actor, lease_owner=self.worker_id, changes=changes)
+        item["voice_id"] = attempt.voice_id
+        completed, read = await self.ctx.db.grouped((attempts.COMPLETE, manifest.READ_VOICES), item)
+        self._attempt = attempts.as_row(completed[0])
+        self._voice_read = read[0] if read else None
 
     async def _enrol_again(self) -> None:
         """The provider does not know the voice this attempt made or reuses (deleted since, or a reference
@@ -425,17 +428,6 @@ class AttemptRun:
             async with self.ctx.db.service_transaction() as conn:
                 self._attempt, _ = await attempts.load(conn, self.attempt_id)
                 return await body(conn)
-
-
-async def _complete_and_read(
-    conn: Connection, completions: Sequence[tuple[attempts.Completion, uuid.UUID]]
-) -> list[tuple[AttemptRow, dict[str, Any] | None]]:
-    """The attempts completed, then their voices (`uuid`) read for their manifests, in two statements sent
-    together (`Database.grouped`): each attempt as completed, with its voice as read."""
-    completed = await attempts.completing_all(conn, [completion for completion, _ in completions])
-    read = await manifest.reading_voices(conn, [voice_id for _, voice_id in completions])
-    rows, voices = await completed(), await read()
-    return [(row, voices.get(row.voice_id)) for row in rows]
 
 
 def _voice_changes(voice: ProviderVoice) -> dict[str, Any]:

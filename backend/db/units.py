@@ -14,7 +14,7 @@ failed request. On a service pool at its own limits, work that is one statement 
 alone, committed as it runs: one round trip, no `BEGIN`, no `COMMIT`; so do statements that need no answer
 before the next is sent (`service_pipeline`), in one pipeline. Concurrent callers that reach the same such
 statements at the same moment (a worker's attempts, read in one batch) send them together (`grouped`): one
-pipeline, and one unit of work, for the group.
+statement over the group's items, and one unit of work, for the group.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, LiteralString, TypeVar
+from typing import Any, Final, LiteralString
 
+import msgspec
 import psycopg
 from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import PoolTimeout
@@ -326,23 +327,33 @@ class _Pipeline(_Work):
         await self._end(exc, raised)
 
 
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
-Send = Callable[[Connection, Sequence[_Item]], Awaitable[Sequence[_Result]]]
-"""What `Database.grouped` sends a group with: every item's statements sent on the pipeline before any answer is
-waited for (one round trip), and a result per item, in their order."""
+Rows = list[dict[str, Any]]
 #: A member of a group that failed for its own part, not the database's: it runs its item alone.
 _ALONE: Final = object()
 
 
 class _Group:
-    """The items handed to one `Send` in one turn of the event loop, each with its caller's future."""
+    """The items handed to one group of statements in one turn of the event loop, each with its caller's future."""
 
     __slots__ = ("futures", "items")
 
     def __init__(self) -> None:
-        self.items: list[Any] = []
+        self.items: list[Mapping[str, Any]] = []
         self.futures: list[asyncio.Future[Any]] = []
+
+
+async def _run_group(
+    conn: Connection, queries: tuple[LiteralString, ...], items: Sequence[Mapping[str, Any]]
+) -> list[list[Rows]]:
+    """Each of `queries` for all of `items` (`Database.grouped`), every one sent before any answer is waited for:
+    for each item, for each query, the rows that answer it."""
+    params = {"items": msgspec.json.encode([{**item, "n": n} for n, item in enumerate(items)], enc_hook=str).decode()}
+    cursors = [await conn.execute(query, params) for query in queries]
+    answers: list[list[Rows]] = [[[] for _ in queries] for _ in items]
+    for at, cursor in enumerate(cursors):
+        for row in await cursor.fetchall():
+            answers[row.pop("n")][at].append(row)
+    return answers
 
 
 def _as_user(pool: Pool, claims: Mapping[str, Any], opening: LiteralString = _AS_USER) -> Opening:
@@ -364,8 +375,10 @@ class Database:
 
     #: The pool its units take their connections from; for the database layer and the composition root.
     pool: Pool
-    #: The groups gathering in this turn of the event loop, by what sends them (`grouped`).
-    _groups: dict[Any, _Group] = field(default_factory=dict, init=False, compare=False, repr=False)
+    #: The groups gathering in this turn of the event loop, by their queries (`grouped`).
+    _groups: dict[tuple[LiteralString, ...], _Group] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
     #: The tasks sending groups (the loop keeps only weak references to its tasks).
     _sending: set[asyncio.Task[None]] = field(default_factory=set, init=False, compare=False, repr=False)
 
@@ -426,51 +439,56 @@ class Database:
             finally:
                 conn.unit_ended()
 
-    async def grouped(self, send: Send[_Item, _Result], item: _Item) -> _Result:
-        """`send`'s result for `item`, sent with the items other callers hand the same `send` in the same turn of
-        the event loop: one `service_pipeline` for them all, so a worker's concurrent steps that reach the same
-        statements together (they are read in one batch, and go on in step) cost the database one round trip
-        and one implicit transaction, and the process one unit of work, instead of one each. An item alone
-        goes alone, in its caller's unit (and budget).
+    async def grouped(self, queries: tuple[LiteralString, ...], item: Mapping[str, Any]) -> list[Rows]:
+        """`queries` run for `item` as the service, with the items other callers hand the same `queries` in the same
+        turn of the event loop: for each query, the rows that answer `item`. Each query takes the items as
+        `%(items)s`, a JSON array of the items' objects, each with its place in the group as `n`, and each row it
+        returns carries the `n` of the item it answers (a query made for one item at a time can be made for a
+        group so: `from jsonb_to_recordset(%(items)s::jsonb) as i(n int, ...)`).
+
+        The queries go in one `service_pipeline` for the group, so a worker's concurrent steps that reach the same
+        statements together (they are read in one batch, and go on in step) cost the database one statement and
+        one implicit transaction, the round trip and the process one unit of work, instead of one each. An item
+        alone goes alone, in its caller's unit (and budget).
 
         A group commits or fails whole. When the database is unavailable or too busy (`DatabaseUnavailable`,
         `TooManyRequests`), every member raises it, as each would have alone. When it fails otherwise (one
-        item's statement refused: a lost lease, a stale version, a deadlock with another group over rows two
-        items lock; nothing of the group committed), each member sends its item again alone, concurrently, and
-        meets its own answer."""
+        item's refused: a lost lease, a stale version, a deadlock with another group over rows two items lock;
+        nothing of the group committed), each member sends its item again alone, concurrently, and meets its own
+        answer."""
         loop = asyncio.get_running_loop()
-        group = self._groups.get(send)
+        group = self._groups.get(queries)
         if group is None:
-            group = self._groups[send] = _Group()
+            group = self._groups[queries] = _Group()
             # After the callers already woken in this turn (a group's members, going on together) have run.
-            loop.call_soon(self._send_group, send, group)
+            loop.call_soon(self._send_group, queries, group)
         future: asyncio.Future[Any] = loop.create_future()
         group.items.append(item)
         group.futures.append(future)
         result = await future
         if result is _ALONE:
             async with self.service_pipeline() as conn:
-                alone = await send(conn, [item])
-            return alone[0]
-        answer: _Result = result
+                [alone] = await _run_group(conn, queries, [item])
+            return alone
+        answer: list[Rows] = result
         return answer
 
-    def _send_group(self, send: Send[Any, Any], group: _Group) -> None:
-        del self._groups[send]
+    def _send_group(self, queries: tuple[LiteralString, ...], group: _Group) -> None:
+        del self._groups[queries]
         if len(group.futures) == 1:
             if not group.futures[0].done():  # not cancelled meanwhile
                 group.futures[0].set_result(_ALONE)
             return
         # In a context of its own: no member's request budget governs the others' statements.
-        task = asyncio.get_running_loop().create_task(self._send(send, group), context=contextvars.Context())
+        task = asyncio.get_running_loop().create_task(self._send(queries, group), context=contextvars.Context())
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, send: Send[Any, Any], group: _Group) -> None:
+    async def _send(self, queries: tuple[LiteralString, ...], group: _Group) -> None:
         """Send `group` in one unit, and answer its members (see `grouped`): each is answered however this ends."""
         try:
             async with self.service_pipeline() as conn:
-                results = await send(conn, group.items)
+                answers = await _run_group(conn, queries, group.items)
         except (DatabaseUnavailable, TooManyRequests) as exc:
             for future in group.futures:
                 if not future.done():
@@ -482,13 +500,9 @@ class Database:
             pass
         else:
             # Committed: never sent again. (A member cancelled meanwhile has its future done already.)
-            for n, future in enumerate(group.futures):
-                if future.done():
-                    continue
-                if n < len(results):
-                    future.set_result(results[n])
-                else:
-                    future.set_exception(RuntimeError(f"{send!r} answered {len(results)} of {len(group.items)} items"))
+            for future, answer in zip(group.futures, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
         finally:
             for future in group.futures:
                 if not future.done():

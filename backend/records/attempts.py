@@ -13,10 +13,10 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import msgspec
 
@@ -279,40 +279,19 @@ async def fail(
     return await transition(conn, attempt, actor, status=AttemptStatus.FAILED, lease_owner=lease_owner, changes=changes)
 
 
-class Completion(NamedTuple):
-    """One attempt's completion, as `completing_all` sends it."""
-
-    attempt_id: uuid.UUID
-    actor: str
-    lease_owner: str
-    changes: dict[str, Any] | None
+#: The completion of attempts, for `Database.grouped` with `completion`'s items: the attempt as completed.
+COMPLETE: Final = _Q["complete_all"]
 
 
-async def completing_all(
-    conn: Connection, completions: Sequence[Completion]
-) -> Callable[[], Awaitable[list[AttemptRow]]]:
-    """The provider confirmed each leased attempt's voice: `processing`/`verifying` → `ready` and, for the active
-    attempt, its runtime `syncing` → `synced` (`sync_failed` when the voice row does not carry the voice), one SQL
-    call each with one event per move, all in one statement sent on a pipeline (`service_pipeline`) and not waited
-    for: a statement sent after it goes in the same round trip and transaction and sees what it wrote. Call the
-    result for the attempts as completed, in their order. LeaseLost unless `lease_owner` holds the lease (the first
-    refusal is raised for them all: none is completed). `changes`: the provider's answer (`provider_voice_id`,
-    ...) and the likeness probe's judgement (`likeness`, ...; kept only while the attempt has none)."""
-    items = [
-        {
-            "attempt_id": str(one.attempt_id),
-            "actor": one.actor,
-            "lease_owner": one.lease_owner,
-            "changes": one.changes or {},
-        }
-        for one in completions
-    ]
-    cursor = await conn.execute(_Q["complete_all"], {"items": msgspec.json.encode(items, enc_hook=str).decode()})
-
-    async def completed() -> list[AttemptRow]:
-        return [as_row(row) for row in await cursor.fetchall()]
-
-    return completed
+def completion(
+    attempt_id: uuid.UUID, actor: str, *, lease_owner: str, changes: dict[str, Any] | None
+) -> dict[str, Any]:
+    """`COMPLETE`'s item: the provider confirmed the leased attempt's voice, `processing`/`verifying` → `ready` and,
+    for the active attempt, its runtime `syncing` → `synced` (`sync_failed` when the voice row does not carry the
+    voice), in one SQL call with one event per move; LeaseLost unless `lease_owner` holds the lease. `changes`: the
+    provider's answer (`provider_voice_id`, ...) and the likeness probe's judgement (`likeness`, ...; kept only while
+    the attempt has none)."""
+    return {"attempt_id": attempt_id, "actor": actor, "lease_owner": lease_owner, "changes": changes or {}}
 
 
 async def read_and_lease(

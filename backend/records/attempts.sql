@@ -10,13 +10,11 @@ select * from voicegate.transition_attempt(
   %(lease_owner)s, %(changes)s);
 
 -- name: complete_all
--- `voicegate.complete_attempt` for each of a JSON array's items ({attempt_id, actor, lease_owner, changes}), in
--- their order: one statement for the attempts a worker completes together. One refused fails them all.
-select c.*
-  from jsonb_array_elements(%(items)s::jsonb) with ordinality as i(item, n)
- cross join lateral voicegate.complete_attempt(
-         (i.item ->> 'attempt_id')::uuid, i.item ->> 'actor', i.item ->> 'lease_owner', i.item -> 'changes'
-       ) c
+-- `voicegate.complete_attempt` for each of a JSON array's items ({n, attempt_id, actor, lease_owner, changes};
+-- `Database.grouped`), in their order: the attempt as completed, by `n`. One refused fails them all.
+select i.n, c.*
+  from jsonb_to_recordset(%(items)s::jsonb) as i(n int, attempt_id uuid, actor text, lease_owner text, changes jsonb)
+ cross join lateral voicegate.complete_attempt(i.attempt_id, i.actor, i.lease_owner, i.changes) c
  order by i.n;
 
 -- name: read_and_lease

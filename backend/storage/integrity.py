@@ -27,7 +27,6 @@ that made the record has every processed sample made again from its original at 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,18 +71,10 @@ async def announce(db: Database, bucket: str, path: str, digest: Digest) -> int:
     on; the write's id, for the writer to end once it has recorded or removed the object (see the module
     docstring). A write never ended is finished by the worker's sweep."""
     # Committed before the upload, with the announcements other writers make at the same moment.
-    return await db.grouped(_announce_all, (bucket, path, digest))
-
-
-async def _announce_all(conn: Connection, writes: Sequence[tuple[str, str, Digest]]) -> list[int]:
-    """`announce` for each write, in one statement (`Database.grouped`): their ids, in their order."""
-    params = {
-        "buckets": [bucket for bucket, _, _ in writes],
-        "names": [path for _, path, _ in writes],
-        "sha256s": [digest.sha256 for _, _, digest in writes],
-        "sizes": [digest.size for _, _, digest in writes],
-    }
-    return [row["id"] for row in await fetch_all(conn, _Q["announce"], params)]
+    params = {"bucket": bucket, "name": path, "sha256": digest.sha256, "size": digest.size}
+    [rows] = await db.grouped((_Q["announce"],), params)
+    write_id: int = rows[0]["id"]
+    return write_id
 
 
 async def remove(conn: Connection, storage: ObjectRemover, bucket: str, paths: list[str]) -> list[str]:

@@ -14,18 +14,19 @@ select sha256, size_bytes, false
   from voicegate.service_object_writes where bucket_id = %(bucket)s and name = %(name)s;
 
 -- name: announce
--- Writes announced, one row each, in the order given: their ids, ascending, are theirs in that order (a
--- statement takes its identity values in the order it inserts its rows). One statement for the writes a
--- worker's attempts announce together.
-with announced as (
+-- A write announced for each of a JSON array's items ({n, bucket, name, sha256, size}; `Database.grouped`): its
+-- id, by `n`. The rows are inserted in the items' order, and a statement takes its identity values in the order it
+-- inserts its rows, so the ids, ascending, are the items' in that order.
+with item as (
+  select * from jsonb_to_recordset(%(items)s::jsonb) as i(n int, bucket text, name text, sha256 text, size bigint)
+), announced as (
   insert into voicegate.service_object_writes (bucket_id, name, sha256, size_bytes)
-  select w.bucket, w.name, w.sha256, w.size
-    from unnest(%(buckets)s::text[], %(names)s::text[], %(sha256s)s::text[], %(sizes)s::bigint[])
-         with ordinality as w(bucket, name, sha256, size, n)
-   order by w.n
+  select i.bucket, i.name, i.sha256, i.size from item i order by i.n
   returning id
 )
-select id from announced order by id;
+select i.n, a.id
+  from (select n, row_number() over (order by n) as k from item) i
+  join (select id, row_number() over (order by id) as k from announced) a using (k);
 
 -- name: forget
 delete from voicegate.service_written_objects where bucket_id = %(bucket)s and name = any(%(names)s::text[]);

@@ -16,12 +16,11 @@ from typing import Any, LiteralString
 import psycopg
 import pytest
 
+from backend.db import units
 from backend.db.connection import Connection, PooledConnection
 from backend.db.execute import fetch_one
 from backend.db.pool import Pool, create_pool, create_worker_pool, read_json
-from backend.db.units import (
-    Database,
-)
+from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, NotFound, ServerBusy, StaleVersion
 from backend.settings import Settings
 from tests.support import create_user
@@ -253,17 +252,18 @@ async def test_a_user_statement_is_a_read_by_the_caller_under_rls(
         assert admin.execute("select count(*) from public.reflections where owner_id = %s", (user,)).fetchone() == (0,)
 
 
-SEND_IN = (
-    "select pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id, pg_backend_pid() as pid,"
+#: A message sent for each item, with who sent it; an item with `fail` is refused (NotFound) instead.
+SEND_EACH = (
+    "select i.n, pgmq.send('voice_synthesis', '{\"n\": 1}'::jsonb) as msg_id, pg_backend_pid() as pid,"
     " pg_current_xact_id()::text as xact"
+    " from jsonb_to_recordset(%(items)s::jsonb) as i(n int, fail bool)"
+    " where not i.fail or voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb) is null"
 )
-NOT_FOUND = "select voicegate.complete_attempt(gen_random_uuid(), 'worker:w', 'w', '{}'::jsonb)"
 
 
-async def first_rows(conn: Connection, queries: Sequence[LiteralString]) -> list[dict[str, Any] | None]:
-    """A `Database.grouped` send: each query sent before any answer is waited for, and its first row."""
-    cursors = [await conn.execute(query) for query in queries]
-    return [await cursor.fetchone() for cursor in cursors]
+async def send_each(database: Database, *, fail: bool = False) -> dict[str, Any]:
+    [[row]] = await database.grouped((SEND_EACH,), {"fail": fail})
+    return row
 
 
 @pytest.mark.parametrize("kind", ["plain", "worker"])
@@ -271,29 +271,27 @@ async def test_statements_grouped_in_one_turn_go_in_one_unit_and_commit_together
     kind: str, plain: Database, worker: Database, any_db_dsn: str
 ) -> None:
     database = plain if kind == "plain" else worker
-    # Four callers in one turn, on a pool of two connections: one round trip, one implicit transaction.
-    rows = await asyncio.gather(*(database.grouped(first_rows, SEND_IN) for _ in range(4)))
+    # Four callers in one turn, on a pool of two connections: one statement, one implicit transaction.
+    rows = await asyncio.gather(*(send_each(database) for _ in range(4)))
     assert len({(row["pid"], row["xact"]) for row in rows}) == 1
+    assert len({row["msg_id"] for row in rows}) == 4  # each caller its own row
     assert queued(any_db_dsn, [row["msg_id"] for row in rows]) == 4
     # A caller alone goes alone; the next turn's callers make a group of their own.
-    alone = await database.grouped(first_rows, SEND_IN)
-    later = await asyncio.gather(*(database.grouped(first_rows, SEND_IN) for _ in range(2)))
+    alone = await send_each(database)
+    later = await asyncio.gather(*(send_each(database) for _ in range(2)))
     assert len({alone["xact"], rows[0]["xact"], later[0]["xact"]}) == 3
     assert later[0]["xact"] == later[1]["xact"]
     async with database.work() as conn:  # the group's role was its implicit transaction's only
         assert ((await who(conn))["role"] == "service_role") == (kind == "worker")
 
 
-async def test_a_group_one_of_whose_statements_fails_sends_each_again_alone(worker: Database, any_db_dsn: str) -> None:
+async def test_a_group_one_of_whose_items_is_refused_sends_each_again_alone(worker: Database, any_db_dsn: str) -> None:
     with psycopg.connect(any_db_dsn, autocommit=True) as other:
         before = other.execute("select count(*) from pgmq.q_voice_synthesis").fetchone()
     first, failed, last = await asyncio.gather(
-        worker.grouped(first_rows, SEND_IN),
-        worker.grouped(first_rows, NOT_FOUND),
-        worker.grouped(first_rows, SEND_IN),
-        return_exceptions=True,
+        send_each(worker), send_each(worker, fail=True), send_each(worker), return_exceptions=True
     )
-    assert isinstance(failed, NotFound)  # the statement that failed the group meets its own error
+    assert isinstance(failed, NotFound)  # the item that failed the group meets its own error
     assert isinstance(first, dict)
     assert isinstance(last, dict)
     assert first["xact"] != last["xact"]  # each sent again alone
@@ -306,24 +304,26 @@ async def test_a_group_one_of_whose_statements_fails_sends_each_again_alone(work
 
 @pytest.mark.parametrize("error", [DatabaseUnavailable, ServerBusy, StaleVersion])
 async def test_a_group_that_fails_is_sent_again_alone_unless_the_database_is_out(
-    worker: Database, error: type[Exception]
+    worker: Database, error: type[Exception], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sends: list[int] = []
+    sent: list[int] = []
+    run_group = units._run_group
 
-    async def send(conn: Connection, items: Sequence[int]) -> list[int]:
-        sends.append(len(items))
+    async def failing(conn: Connection, queries: tuple[LiteralString, ...], items: Sequence[Any]) -> Any:
+        sent.append(len(items))
         if len(items) > 1:
             raise error
-        return [item * 10 for item in items]
+        return await run_group(conn, queries, items)
 
-    got = await asyncio.gather(*(worker.grouped(send, n) for n in range(3)), return_exceptions=True)
+    monkeypatch.setattr(units, "_run_group", failing)
+    got = await asyncio.gather(*(send_each(worker) for _ in range(3)), return_exceptions=True)
     if error is StaleVersion:  # one item's refusal: nothing committed, each tries alone
-        assert got == [0, 10, 20]
-        assert sends == [3, 1, 1, 1]
+        assert [type(one) for one in got] == [dict] * 3
+        assert sent == [3, 1, 1, 1]
     else:  # an outage is every member's, as it would have been alone: none sends again
         assert [type(one) for one in got] == [error] * 3
         assert len({id(one) for one in got}) == 3  # each its own error, raised in its own task
-        assert sends == [3]
+        assert sent == [3]
 
 
 async def test_the_pool_hands_out_the_connection_given_back_last(any_db_dsn: str) -> None:

@@ -565,8 +565,7 @@ class ManifestsAtOnce:
 
 
 async def read_voice_row(database: Database, voice_id: uuid.UUID) -> dict[str, Any]:
-    async with database.service_statement() as conn:
-        found = await manifest.read_voice(conn, voice_id)
+    found = await manifest.read_voice(database, voice_id)
     assert found is not None
     return found
 

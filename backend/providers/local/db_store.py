@@ -8,21 +8,12 @@ from pathlib import Path
 
 import msgspec
 
-from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.providers.local.provider import LocalVoice
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-
-
-async def _voices(conn: Connection, voice_ids: Sequence[str]) -> list[LocalVoice | None]:
-    """The stored voices of `voice_ids`, in their order (None where there is none): one statement for a group
-    (`Database.grouped`)."""
-    rows = await fetch_all(conn, _Q["get_voices"], {"voice_ids": list(voice_ids)})
-    found = {row["voice_id"]: msgspec.convert(row, LocalVoice) for row in rows}
-    return [found.get(voice_id) for voice_id in voice_ids]
 
 
 class PostgresProfileStore:
@@ -33,7 +24,9 @@ class PostgresProfileStore:
 
     async def get(self, voice_id: str) -> LocalVoice | None:
         """The stored voice, or ``None``."""
-        return await self._db.grouped(_voices, voice_id)
+        # With the lookups a worker's other attempts make at the same moment, in one statement.
+        [rows] = await self._db.grouped((_Q["get_voices"],), {"voice_id": voice_id})
+        return msgspec.convert(rows[0], LocalVoice) if rows else None
 
     async def put(self, voice: LocalVoice) -> None:
         """Store or replace a voice."""

@@ -1,7 +1,9 @@
 -- name: get_voices
--- The stored voices of these ids: one statement for the lookups a worker's attempts make together.
-select voice_id, name, language, enrolment_key, profile from voicegate.local_voices
- where voice_id = any(%(voice_ids)s::text[]);
+-- For each of a JSON array's items ({n, voice_id}; `Database.grouped`), the stored voice, by `n` (none for a voice
+-- not stored).
+select i.n, v.voice_id, v.name, v.language, v.enrolment_key, v.profile
+  from jsonb_to_recordset(%(items)s::jsonb) as i(n int, voice_id text)
+  join voicegate.local_voices v on v.voice_id = i.voice_id;
 
 -- name: put_voice
 insert into voicegate.local_voices (voice_id, name, language, enrolment_key, profile)
