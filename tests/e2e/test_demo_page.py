@@ -376,6 +376,13 @@ WATCH_PROBLEMS = """() => {
 }"""
 #: How long the database stays stopped (the issue's outage).
 OUTAGE_S = 10.0
+#: What the visitor speaks in the outage test: sentences enough that the job, spoken a piece at a time with its
+#: progress recorded after each, is still under way when the database stops right after accepting it. A short
+#: text was sometimes spoken whole first, by a worker that sends an attempt's statements with its batch's.
+LONG_TEXT = " ".join(
+    f"This is sentence number {n} of a longer reading, spoken in my cloned voice while the database is away."
+    for n in range(1, 13)
+)
 
 
 async def test_the_page_rides_out_a_10_s_database_outage_mid_job_by_itself(
@@ -394,6 +401,7 @@ async def test_the_page_rides_out_a_10_s_database_outage_mid_job_by_itself(
         await page.get_by_label("Voice sample").set_input_files(sample)
         await expect(page.get_by_role("status").filter(has_text="Sample ready")).to_be_visible(timeout=WAIT_MS)
         await page.evaluate(WATCH_PROBLEMS)
+        await page.get_by_role("textbox", name="Text", exact=True).fill(LONG_TEXT)
 
         def is_job(response: Response) -> bool:
             return response.request.method == "POST" and response.url.endswith("/api/v1/clone")
