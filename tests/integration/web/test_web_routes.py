@@ -3,17 +3,19 @@ route and its consent text, the page's files, and the docs UI served from local 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
 from backend.consents.service import CONSENT_TEXT_VERSION
@@ -32,12 +34,33 @@ PUBLISHABLE = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
 LOCAL_REFERENCE = re.compile(r"^(/[^/]|#)")
 
 
+@asynccontextmanager
+async def running(app: Litestar) -> AsyncIterator[Litestar]:
+    """`app` with its lifespan run on this test's event loop, as uvicorn runs it, so that the requests `caller` sends
+    on this loop use the pools the lifespan opened on it. (Litestar's test client runs the lifespan on a thread and
+    loop of its own: a request that waited for a connection the pool was still opening there met asyncio's
+    condition from the other loop, and failed with "Lock is not acquired", once in a loaded CI run.)"""
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    lifespan = asyncio.create_task(app(scope, incoming.get, outgoing.put))  # type: ignore[arg-type]
+    await incoming.put({"type": "lifespan.startup"})
+    started = await outgoing.get()
+    assert started["type"] == "lifespan.startup.complete", started
+    try:
+        yield app
+    finally:
+        await incoming.put({"type": "lifespan.shutdown"})
+        stopped = await outgoing.get()
+        await lifespan
+        assert stopped["type"] == "lifespan.shutdown.complete", stopped
+
+
 @pytest.fixture
 async def embedded_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[Litestar]:
     """The app as `voicegate up` builds it (no DATABASE_URL), with its lifespan running."""
     settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET})
-    app = create_app(settings, db_dsn)
-    async with AsyncTestClient(app=app):
+    async with running(create_app(settings, db_dsn)) as app:
         yield app
 
 
@@ -60,8 +83,7 @@ async def supabase_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[Litestar]:
             "SUPABASE_PUBLISHABLE_KEY": PUBLISHABLE,
         },
     )
-    app = create_app(settings, db_dsn)
-    async with AsyncTestClient(app=app):
+    async with running(create_app(settings, db_dsn)) as app:
         yield app
 
 
