@@ -9,6 +9,7 @@ takes them fails the test until its line goes too."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 from backend.app import create_app
+from backend.compose.areas import Areas
 from backend.http.deps import AREAS
 from backend.settings import settings_from_env, with_auth
 
@@ -51,6 +53,11 @@ def _handlers(app: Litestar) -> dict[str, list[str]]:
             fn = handler.fn
             found[f"{fn.__module__}:{fn.__qualname__}"] = list(inspect.signature(fn).parameters)
     return found
+
+
+def test_the_areas_handlers_inject_are_the_services_the_composition_builds() -> None:
+    # `deps.AREAS` names the `app.state` entries a handler injects; `Areas` is what the composition root sets there.
+    assert set(AREAS) == {area.name for area in dataclasses.fields(Areas)}
 
 
 def test_the_api_has_handlers_of_every_area(app: Litestar) -> None:
