@@ -72,7 +72,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     consumer_mode: Literal["inprocess", "http"] = "inprocess"
     """CONSUMER_MODE: workers run the lifecycle themselves, or call the API's internal route."""
     worker_concurrency: int = 8
-    """VOICEGATE_WORKER_CONCURRENCY: messages one consumer handles at once (per queue)."""
+    """VOICEGATE_WORKER_CONCURRENCY: messages one consumer handles at once (per queue; the clone queue has its
+    own, VOICEGATE_CLONE_CONCURRENCY)."""
+    clone_concurrency: int = 16
+    """VOICEGATE_CLONE_CONCURRENCY: attempts the clone queue's consumer leases in one read and works at once; their
+    statements reach the database in groups of as many (`backend.db.units.Database.grouped`), and their calls to
+    a provider wait for VOICEGATE_PROVIDER_CONCURRENCY's slots."""
+    provider_concurrency: int = 8
+    """VOICEGATE_PROVIDER_CONCURRENCY: requests one process has in flight at once with each provider it calls over
+    the network (enrolments, look-ups, deletions, syntheses: the API's and the queues' together). One more waits
+    for a slot, as for a pooled connection, and counts as a provider that could not be reached when none frees
+    in time. Speech streams take no slot: one holds its request for as long as it plays, and
+    VOICEGATE_USER_STREAMS bounds them. Set it to your plan's concurrency, so a burst waits here instead of
+    meeting the provider's 429."""
     queue_visibility_seconds: int = 30
     """VOICEGATE_QUEUE_VT: seconds a read message stays invisible (extended while it is handled)."""
     queue_max_reads: int = 5
@@ -280,6 +292,8 @@ def _check(settings: Settings) -> None:
         "user_streams",
         "cpu_workers",
         "worker_concurrency",
+        "clone_concurrency",
+        "provider_concurrency",
         "queue_visibility_seconds",
         "queue_max_reads",
         "lease_seconds",

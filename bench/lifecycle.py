@@ -6,7 +6,7 @@ same run on the same throwaway database:
     database; `custom_voice_id` attempts, so no audio work), beside raw `pgmq.send → read → archive`
     messages/s (issue 15's target, ≥ 40 %), and beside the bare equivalent: the same statements from a
     plain asyncio connection, none of the worker's own code, which is what the SQL alone allows on this
-    machine (the median of 5 runs), as many attempts at once as the worker handles (its default, 8), their
+    machine (the median of 5 runs), as many attempts at once as the worker handles (its default, 16), their
     statements grouped as the worker's attempts, read together and going on in step, send them
     (`Database.grouped`); each run's database analyzed after its seeding, as autovacuum keeps a running one;
     both measured from the fifth of their attempts on (`Steady`: a running worker's connections are warm);
@@ -642,8 +642,8 @@ def quantiles_ms(values: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
-#: The worker at its default concurrency (VOICEGATE_WORKER_CONCURRENCY), which its bare equivalent matches in
-#: connections.
+#: The worker at its default concurrency (VOICEGATE_CLONE_CONCURRENCY), which its bare equivalent matches in
+#: attempts at once.
 BASE = {"VOICEGATE_QUEUE_POLL_INTERVAL": "1.0"}
 
 
@@ -737,7 +737,7 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
     """(a): the worker beside raw pgmq, its bare equivalent and that equivalent through the worker's units,
     `--rounds` runs of each taken in turns (worker, bare, units, worker, …) so that a machine that slows
     down or speeds up meanwhile weighs on all three."""
-    print(f"(a) {args.attempts} attempts, zero-latency provider (local), {settings.worker_concurrency} at once")
+    print(f"(a) {args.attempts} attempts, zero-latency provider (local), {settings.clone_concurrency} at once")
     raw = await raw_pgmq(dsn, args.attempts)
     skip = args.attempts // 5
     peer_dsn = await peer_database(dsn)
@@ -772,7 +772,7 @@ async def lifecycle_against_bare(args: argparse.Namespace, dsn: str, data_dir: P
 
     # As many attempts at once as the worker handles, in one batch whose statements go in groups: the worker's
     # slots, read together, go on in step and send theirs together (`Database.grouped`).
-    at_once = settings.worker_concurrency
+    at_once = settings.clone_concurrency
 
     async def bare(meter: Steady) -> object:
         return await asyncio.gather(meter.watch(), bare_lifecycle(dsn, args.attempts, connections=1, batch=at_once))
@@ -908,7 +908,7 @@ async def interleaved(args: argparse.Namespace, dsn: str, settings: Settings) ->
     # same work on both sides.
     async with await psycopg.AsyncConnection.connect(other, autocommit=True, row_factory=dict_row) as there:
         await declare_project_endpoint(there, configured=settings.webhook_url is not None)
-    concurrency = settings.worker_concurrency
+    concurrency = settings.clone_concurrency
     workers: list[Turn] = []
     bares: list[Turn] = []
 
@@ -991,7 +991,8 @@ async def bench(args: argparse.Namespace, dsn: str, data_dir: Path) -> None:
         eleven = settings_from_env(
             {
                 **BASE,
-                "VOICEGATE_WORKER_CONCURRENCY": "200",
+                "VOICEGATE_CLONE_CONCURRENCY": "200",
+                "VOICEGATE_PROVIDER_CONCURRENCY": "200",
                 "VOICEGATE_DB_POOL_MAX": "40",
                 "ELEVENLABS_API_KEY": fake.api_key,
                 "ELEVENLABS_BASE_URL": url,

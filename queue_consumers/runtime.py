@@ -34,7 +34,8 @@ check or job with it.
 
 A consumer handles no more messages at once than it has slots (`concurrency`), takes no more than its pool
 has connections to spare for, and archives the messages it finished in the transaction of its next read,
-many at once. While it is busy it reads in batches: once half its batch is free, or after
+many at once. While it is busy it reads in batches: once half its batch is free (all of it for a consumer
+`in_step`, whose handlers' statements go in groups as large as the batches that start together), or after
 `gather_seconds`. While its handlers are quick it reads ahead: it holds as many messages unstarted as its
 slots finish in `read_ahead_seconds` at their recent pace, so that a slot that frees takes the next one
 at once instead of waiting for a read. Slow handlers (a provider's seconds) leave nothing unstarted,
@@ -181,6 +182,9 @@ class ConsumerConfig:
     poll_interval: float = 1.0
     #: How long a consumer busy with messages waits for half its batch to be free before it reads fewer.
     gather_seconds: float = 0.05
+    #: Whether its handlers send their statements in groups (`Database.grouped`): it then waits for its whole batch
+    #: to be free, not half, so that a batch starts together and its statements go together.
+    in_step: bool = False
     #: How much work, in its handlers' recent time, a busy consumer holds read and not yet started (at most a
     #: batch): what its slots get through in this long. 0: it reads only for free slots.
     read_ahead_seconds: float = 0.05
@@ -260,9 +264,10 @@ class QueueConsumer:
         cfg = self.config
         loop = asyncio.get_running_loop()
         # A read costs the database much the same however few messages it takes (pgmq builds and plans its
-        # query anew on every read), so a consumer that is busy reads again once half its batch is free, or
-        # once it has waited `gather_seconds` for that.
-        read_at = max(1, min(cfg.batch_size, cfg.concurrency) // 2)
+        # query anew on every read), so a consumer that is busy reads again once half its batch is free (all of
+        # it, in step), or once it has waited `gather_seconds` for that.
+        batch = min(cfg.batch_size, cfg.concurrency)
+        read_at = batch if cfg.in_step else max(1, batch // 2)
         gather_until: float | None = None
         stop_wait = asyncio.create_task(stopping.wait())
         stop_wait.add_done_callback(lambda _: self._wake.set())

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from backend import queues
 from backend.context import Lifecycle
 from backend.outages import STORAGE
 from backend.settings import Settings
@@ -56,11 +57,17 @@ def build_consumers(
     consumers whose handlers use Storage share one gate: none takes work while Storage does not answer."""
 
     def config(route: QueueRoute) -> ConsumerConfig:
+        # The clone step's statements go in groups as large as the batches that start together (`Database.grouped`),
+        # so that queue reads more at once than the others, and in step; its provider calls are held to the
+        # provider's slots instead.
+        in_step = route.queue == queues.CLONE
+        at_once = settings.clone_concurrency if in_step else settings.worker_concurrency
         base = ConsumerConfig(
             queue=route.queue,
             visibility_seconds=settings.queue_visibility_seconds,
-            concurrency=settings.worker_concurrency,
-            batch_size=settings.worker_concurrency,
+            concurrency=at_once,
+            batch_size=at_once,
+            in_step=in_step,
             max_reads=settings.queue_max_reads,
             poll_interval=settings.queue_poll_interval,
             storage_wait_seconds=settings.storage_wait_seconds,

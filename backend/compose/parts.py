@@ -31,13 +31,15 @@ def build_providers(
     settings: Settings, db: Database, http_client: httpx.AsyncClient, *, cpu: CpuExecutor
 ) -> ProviderSet:
     """The provider adapters over `http_client` and `cpu` (both the caller's): local voices and inline
-    self-hosted references live in `db`, shared by every process."""
+    self-hosted references live in `db`, shared by every process; each provider's requests held to
+    VOICEGATE_PROVIDER_CONCURRENCY at once."""
     return ProviderSet(
         settings.provider_settings,
         http_client,
         cpu=cpu,
         profile_store=PostgresProfileStore(db),
         reference_store=PostgresReferenceStore(db),
+        in_flight=settings.provider_concurrency,
     )
 
 

@@ -38,6 +38,7 @@ from backend.providers.errors import (
     answer_fields,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio
+from backend.providers.slots import ProviderSlots
 from backend.secret import Secret
 
 PROVIDER: Final = "cartesia"
@@ -185,6 +186,7 @@ class CartesiaProvider:
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
         create_timeout: httpx.Timeout | None = None,
+        slots: ProviderSlots | None = None,
     ) -> None:
         if settings.api_key is None:
             raise ValueError("CartesiaProvider needs CARTESIA_API_KEY")
@@ -199,6 +201,7 @@ class CartesiaProvider:
             policy=policy,
             rng=rng,
             create_timeout=create_timeout,
+            slots=slots,
         )
 
     async def enroll(

@@ -21,6 +21,7 @@ from backend.providers.env import ProviderConfigError, choice_setting
 from backend.providers.local.provider import SAMPLE_RULES as LOCAL_SAMPLE_RULES
 from backend.providers.local.provider import LocalProvider, ProfileStore
 from backend.providers.selfhosted_store import ReferenceStore
+from backend.providers.slots import ProviderSlots
 
 S = TypeVar("S")
 
@@ -28,12 +29,14 @@ S = TypeVar("S")
 @dataclass(frozen=True, kw_only=True)
 class AdapterParts:
     """What an adapter may need besides its settings and the HTTP client: the CPU executor the `local` engine
-    computes on, where `local` keeps its voices, and where `selfhosted` keeps the references of a server
-    without a voice registry (both in memory when None)."""
+    computes on, where `local` keeps its voices, where `selfhosted` keeps the references of a server without a
+    voice registry (both in memory when None), and the slots the process's requests to the provider share
+    (`backend.providers.slots`; None: not held to any number)."""
 
     cpu: CpuExecutor
     profile_store: ProfileStore | None = None
     reference_store: ReferenceStore | None = None
+    slots: ProviderSlots | None = None
 
 
 class SettingDoc(NamedTuple):
@@ -89,7 +92,7 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         read_settings=qwen.settings_from_env,
         usable=lambda s: s.api_key is not None,
         key_variable="DASHSCOPE_API_KEY",
-        build=lambda s, client, _: qwen.QwenProvider(s, client),
+        build=lambda s, client, parts: qwen.QwenProvider(s, client, slots=parts.slots),
         sample_rules=qwen.QwenProvider.sample_rules,
         documented=(
             SettingDoc(
@@ -105,7 +108,7 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         read_settings=elevenlabs.settings_from_env,
         usable=lambda s: s.api_key is not None,
         key_variable="ELEVENLABS_API_KEY",
-        build=lambda s, client, _: elevenlabs.ElevenLabsProvider(s, client),
+        build=lambda s, client, parts: elevenlabs.ElevenLabsProvider(s, client, slots=parts.slots),
         sample_rules=elevenlabs.ElevenLabsProvider.sample_rules,
         documented=(
             SettingDoc(
@@ -119,7 +122,7 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         read_settings=cartesia.settings_from_env,
         usable=lambda s: s.api_key is not None,
         key_variable="CARTESIA_API_KEY",
-        build=lambda s, client, _: cartesia.CartesiaProvider(s, client),
+        build=lambda s, client, parts: cartesia.CartesiaProvider(s, client, slots=parts.slots),
         sample_rules=cartesia.CartesiaProvider.sample_rules,
         documented=(
             SettingDoc(
@@ -144,7 +147,9 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         usable=lambda s: s.base_url is not None,
         key_variable="SELFHOSTED_BASE_URL",
         secrets=("SELFHOSTED_API_KEY", "MODAL_KEY", "MODAL_SECRET"),
-        build=lambda s, client, parts: selfhosted.SelfhostedProvider(s, client, store=parts.reference_store),
+        build=lambda s, client, parts: selfhosted.SelfhostedProvider(
+            s, client, store=parts.reference_store, slots=parts.slots
+        ),
         sample_rules=selfhosted.SelfhostedProvider.sample_rules,
         documented=(
             SettingDoc(

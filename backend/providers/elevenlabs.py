@@ -21,6 +21,7 @@ from backend.providers.enrolment import enroll_once, key_marker
 from backend.providers.env import key_setting, url_setting
 from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError, answer_fields
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
+from backend.providers.slots import ProviderSlots
 from backend.providers.wav import pcm16_to_wav, with_comment
 from backend.secret import Secret
 
@@ -155,6 +156,7 @@ class ElevenLabsProvider:
         model_id: str = DEFAULT_MODEL,
         output_format: str = DEFAULT_OUTPUT_FORMAT,
         page_size: int = LIST_PAGE_SIZE,
+        slots: ProviderSlots | None = None,
     ) -> None:
         if settings.api_key is None:
             raise ValueError("ElevenLabsProvider needs ELEVENLABS_API_KEY")
@@ -170,6 +172,7 @@ class ElevenLabsProvider:
             policy=policy,
             rng=rng,
             create_timeout=create_timeout,
+            slots=slots,
         )
 
     async def enroll(

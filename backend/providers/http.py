@@ -21,13 +21,16 @@ from backend.providers.errors import (
     TransientProviderError,
     UnknownOutcomeError,
 )
+from backend.providers.slots import NoSlot, ProviderSlots
 from backend.tls import verifying_context
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
+#: How long a request waits for a pooled connection, and for one of its provider's slots (`backend.providers.slots`).
+POOL_WAIT_S = 5.0
+_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=POOL_WAIT_S)
 
 # Statuses that mean "try again later"; 408 is a server-side request timeout, so nothing was done.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -140,6 +143,7 @@ class ProviderHttp:
         rng: random.Random | None = None,
         create_timeout: httpx.Timeout | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        slots: ProviderSlots | None = None,
     ) -> None:
         self.provider = provider
         self.client = client
@@ -150,6 +154,7 @@ class ProviderHttp:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._create_timeout = create_timeout
         self._sleep = sleep
+        self._slots = slots
 
     async def request(
         self,
@@ -176,7 +181,10 @@ class ProviderHttp:
 
         async def attempt() -> httpx.Response | ProviderError:
             try:
-                response = await self.client.request(method, url, headers=headers, **kwargs, **extra)
+                async with self._slot():
+                    response = await self.client.request(method, url, headers=headers, **kwargs, **extra)
+            except NoSlot as exc:
+                return TransientProviderError(self.provider, BUSY_MESSAGE, operator_detail=str(exc))
             except _NOT_SENT as exc:
                 return TransientProviderError(
                     self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
@@ -192,12 +200,20 @@ class ProviderHttp:
 
         return await self._retrying(attempt, f"{method} {httpx.URL(url).path} failed")
 
+    def _slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """One of the provider's slots (`backend.providers.slots`), waited for up to `POOL_WAIT_S`; nothing to wait
+        for when the adapter was built without slots."""
+        if self._slots is None:
+            return contextlib.nullcontext()
+        return self._slots.held(POOL_WAIT_S)
+
     @contextlib.asynccontextmanager
     async def streaming(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
         """Send a synthesis request whose answer streams; yields the 2xx response with its body unread.
 
         Failures before the answer starts are retried as ``request`` retries them (a synthesis creates
-        nothing, so resending is safe); once the body flows, read it through ``body``. Leaving the
+        nothing, so resending is safe); once the body flows, read it through ``body``. A stream takes none of
+        the provider's slots (``backend.providers.slots``). Leaving the
         block closes the response, and with it the connection when the body was not read to its end,
         which is how the provider learns the listener went away.
         """

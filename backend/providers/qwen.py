@@ -24,6 +24,7 @@ from backend.providers.errors import (
     answer_fields,
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy
+from backend.providers.slots import ProviderSlots
 from backend.secret import Secret
 
 T = TypeVar("T")
@@ -302,6 +303,7 @@ class QwenProvider:
         rng: random.Random | None = None,
         create_timeout: httpx.Timeout | None = None,
         target_model: str = TARGET_MODEL,
+        slots: ProviderSlots | None = None,
     ) -> None:
         if settings.api_key is None:
             raise ValueError("QwenProvider needs DASHSCOPE_API_KEY")
@@ -316,6 +318,7 @@ class QwenProvider:
             policy=policy,
             rng=rng,
             create_timeout=create_timeout,
+            slots=slots,
         )
 
     async def enroll(

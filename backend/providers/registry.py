@@ -13,6 +13,7 @@ from backend.providers.errors import UnsupportedLanguageError
 from backend.providers.local import language as local_language
 from backend.providers.local.provider import LocalProvider, ProfileStore
 from backend.providers.selfhosted_store import ReferenceStore
+from backend.providers.slots import ProviderSlots
 
 
 def build_provider(
@@ -23,15 +24,18 @@ def build_provider(
     cpu: CpuExecutor,
     profile_store: ProfileStore | None = None,
     reference_store: ReferenceStore | None = None,
+    in_flight: int | None = None,
 ) -> VoiceProvider:
     """The adapter for ``name``; refuses a provider whose API key (or base URL) is not configured.
 
     ``cpu`` runs the `local` engine's work; ``profile_store`` keeps `local` voices, ``reference_store`` the
-    `selfhosted` voices of a server without a voice registry (both in memory when not given)."""
+    `selfhosted` voices of a server without a voice registry (both in memory when not given); ``in_flight``:
+    how many requests the adapter may have in flight with its provider at once (None: any number)."""
     found = entry(name)
     if not found.usable(found.settings(settings)):
         raise ProviderConfigError(f"voice provider {name!r} is not configured: set {key_variable(name)}")
-    parts = AdapterParts(cpu=cpu, profile_store=profile_store, reference_store=reference_store)
+    slots = None if in_flight is None else ProviderSlots(name, in_flight)
+    parts = AdapterParts(cpu=cpu, profile_store=profile_store, reference_store=reference_store, slots=slots)
     return found.build(found.settings(settings), http_client, parts)
 
 
@@ -63,7 +67,8 @@ def language_not_supported(refused: UnsupportedLanguageError) -> LanguageNotSupp
 
 
 class ProviderSet:
-    """The adapters one process uses, built on first use and sharing one HTTP client and one CPU executor."""
+    """The adapters one process uses, built on first use and sharing one HTTP client and one CPU executor; each
+    holds the process's requests to its provider to `in_flight` at once (None: any number)."""
 
     def __init__(
         self,
@@ -73,12 +78,14 @@ class ProviderSet:
         cpu: CpuExecutor,
         profile_store: ProfileStore | None = None,
         reference_store: ReferenceStore | None = None,
+        in_flight: int | None = None,
     ) -> None:
         self._settings = settings
         self._http = http_client
         self._cpu = cpu
         self._profile_store = profile_store
         self._reference_store = reference_store
+        self._in_flight = in_flight
         self._built: dict[str, VoiceProvider] = {}
 
     def get(self, name: str, *, owner: Owner = None) -> VoiceProvider:
@@ -93,6 +100,7 @@ class ProviderSet:
                 cpu=self._cpu,
                 profile_store=self._profile_store,
                 reference_store=self._reference_store,
+                in_flight=self._in_flight,
             )
         adapter = self._built[name]
         return adapter.working_for(owner) if isinstance(adapter, LocalProvider) else adapter

@@ -56,6 +56,7 @@ from backend.providers.errors import (
 )
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, InMemoryReferenceStore, ReferenceStore
+from backend.providers.slots import ProviderSlots
 from backend.providers.wav import pcm16_to_wav, wav_format, wav_to_pcm16
 from backend.secret import Secret
 
@@ -287,6 +288,7 @@ class SelfhostedProvider:
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        slots: ProviderSlots | None = None,
     ) -> None:
         if settings.base_url is None:
             raise ValueError("SelfhostedProvider needs SELFHOSTED_BASE_URL")
@@ -316,6 +318,7 @@ class SelfhostedProvider:
             classify,
             policy=policy or RetryPolicy(deadline_s=settings.timeout_s),
             rng=rng,
+            slots=slots,
         )
 
     # -- transport ---------------------------------------------------------------------------------

@@ -188,6 +188,10 @@ class FakeProvider:
     A streamed answer (``Streamed``) sends a chunk every ``stream_interval_s``; a client that goes away
     before its last chunk is recorded in ``cancelled`` (and the fake stops generating), and a stream sent
     to its end in ``streamed``, each with the times its chunks went out.
+
+    ``plan_concurrency`` holds the account to a plan's concurrent requests, as ElevenLabs and Cartesia do: a
+    request that arrives while that many are in flight (streams included) is answered 429 and recorded in
+    ``over_plan``; ``most_in_flight`` is the most requests it has had in flight at once.
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -196,6 +200,10 @@ class FakeProvider:
         self.stream_interval_s = 0.01
         self.cancelled: list[RecordedRequest] = []
         self.streamed: list[StreamRecord] = []
+        self.plan_concurrency: int | None = None
+        self.over_plan: list[RecordedRequest] = []
+        self.most_in_flight = 0
+        self._in_flight = 0
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
@@ -233,6 +241,19 @@ class FakeProvider:
             body=body,
         )
         self.requests.append(request)
+        if self.plan_concurrency is not None and self._in_flight >= self.plan_concurrency:
+            self.over_plan.append(request)
+            await _send(send, self.fault_response(request, 429, None))
+            return
+        self._in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            await self._answer_in_plan(request, receive, send)
+        finally:
+            self._in_flight -= 1
+
+    async def _answer_in_plan(self, request: RecordedRequest, receive: Receive, send: Send) -> None:
+        """The answer to a request the plan let in: its injected fault, else its route's."""
         fault = self.faults.take(request)
         if self.faults.latency_s:
             await asyncio.sleep(self.faults.latency_s)

@@ -69,6 +69,8 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_USER_CONCURRENCY": "0"}, "VOICEGATE_USER_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_USER_STREAMS": "0"}, "VOICEGATE_USER_STREAMS must be at least 1"),
         ({"VOICEGATE_CPU_WORKERS": "0"}, "VOICEGATE_CPU_WORKERS must be at least 1"),
+        ({"VOICEGATE_CLONE_CONCURRENCY": "0"}, "VOICEGATE_CLONE_CONCURRENCY must be at least 1"),
+        ({"VOICEGATE_PROVIDER_CONCURRENCY": "0"}, "VOICEGATE_PROVIDER_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_LOG_LEVEL": "LOUD"}, "VOICEGATE_LOG_LEVEL"),
         ({"VOICEGATE_STORAGE_WAIT_SECONDS": "an hour"}, "VOICEGATE_STORAGE_WAIT_SECONDS"),
         (

@@ -18,6 +18,8 @@ from backend.clone.step import process_attempt
 from backend.cpu import CpuExecutor
 from backend.db.units import Database
 from backend.records import attempts
+from backend.settings import settings_from_env
+from queue_consumers.worker import build_consumers
 from tests.integration.conftest import open_lifecycle
 from tests.support import Conn, create_user, local_attempt, one, seed_attempt, seed_voice
 
@@ -149,3 +151,16 @@ async def test_attempts_read_together_complete_together_and_one_refused_leaves_t
         second[1]: ("processing", "pending", 0),
         second[2]: ("ready", "synced", 1),
     }
+
+
+async def test_the_clone_queue_reads_its_own_concurrency_in_step_and_the_other_queues_the_workers(
+    db_dsn: str, cpu: CpuExecutor, tmp_path: Path
+) -> None:
+    env = {"VOICEGATE_CLONE_CONCURRENCY": "12", "VOICEGATE_WORKER_CONCURRENCY": "3"}
+    async with open_lifecycle(cpu, db_dsn, tmp_path, **env) as ctx:
+        settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **env})
+        consumers = build_consumers(settings, ctx, listen_dsn=None, worker_id=WORKER)
+    sizes = {c.config.queue: (c.config.concurrency, c.config.batch_size, c.config.in_step) for c in consumers}
+    assert sizes.pop(queues.CLONE) == (12, 12, True)
+    assert sizes
+    assert set(sizes.values()) == {(3, 3, False)}

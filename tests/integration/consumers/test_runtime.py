@@ -3,8 +3,8 @@ the concurrency cap, visibility kept during long work, draining on stop, a dying
 that waited on the database not counted, and no more messages taken than there are connections for; a
 Storage outage handed back uncounted (keeping when its wait began) until its bound, then reported once and
 dead-lettered; no message taken while the gate finds Storage down; a busy consumer reading in batches
-(once half its batch is free, or its gather time is up), and reading ahead while its handlers are quick,
-never while they are slow."""
+(once half its batch is free, all of it in step, or its gather time is up), and reading ahead while its
+handlers are quick, never while they are slow."""
 
 from __future__ import annotations
 
@@ -489,6 +489,7 @@ class Held:
 
     def __init__(self) -> None:
         self.started: list[int] = []
+        self.finished: list[int] = []
         self.asked: list[int] = []
         #: The messages each read returned, in order.
         self.returned: list[list[int]] = []
@@ -500,6 +501,7 @@ class Held:
         release = self._release.setdefault(message.msg_id, asyncio.Event())
         if not self._all:
             await asyncio.wait_for(release.wait(), RELEASE_SECONDS)
+        self.finished.append(message.msg_id)
 
     def let_go(self, count: int) -> None:
         """Let the first `count` held messages finish."""
@@ -521,7 +523,9 @@ class Held:
 
 
 @asynccontextmanager
-async def four_held(database: Database, db: Conn, *, gather_seconds: float) -> AsyncIterator[Held]:
+async def four_held(
+    database: Database, db: Conn, *, gather_seconds: float, in_step: bool = False
+) -> AsyncIterator[Held]:
     """Eight messages queued for a consumer of four slots (and batches of four), the first four held; on
     the way out every message is let go and handled, whether the test failed or not."""
     held = Held()
@@ -535,6 +539,7 @@ async def four_held(database: Database, db: Conn, *, gather_seconds: float) -> A
         batch_size=4,
         gather_seconds=gather_seconds,
         read_ahead_seconds=0,
+        in_step=in_step,
     )
     async with running(QueueConsumer(database, config, held.handle, listen_dsn=None, reader=held.read)):
         try:
@@ -563,6 +568,18 @@ async def test_a_busy_consumer_reads_at_once_when_half_its_batch_is_free(databas
         # Long before the minute of gathering is up, the two free slots are read for together.
         await until(lambda: len(held.started) == 6)
         assert held.asked == [4, 2]
+
+
+async def test_a_consumer_in_step_reads_when_its_whole_batch_is_free(database: Database, db: Conn) -> None:
+    async with four_held(database, db, gather_seconds=60.0, in_step=True) as held:
+        held.let_go(2)
+        await until(lambda: len(held.finished) == 2)
+        # Half its batch is free, which a consumer out of step reads for at once; this one waits for the rest, so
+        # that the next four start together (and their grouped statements go together).
+        assert (held.asked, len(held.started)) == ([4], 4)
+        held.let_go(2)
+        await until(lambda: len(held.started) == 8)
+        assert held.asked == [4, 4]
 
 
 def in_hand(db: Conn) -> int:
