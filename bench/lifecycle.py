@@ -32,13 +32,16 @@ same run on the same throwaway database:
 (b) pickup latency from a committed insert to the handler's start, p50 and p99, with LISTEN and with
     polling only. Targets with LISTEN: p50 ≤ 4 ms, p99 ≤ 20 ms.
 (c) 500 attempts against the ElevenLabs fake answering after 1 s each, 200 handled at once over a pool
-    of 40: wall time, messages with a failed delivery and dead letters. Target: 0 and 0.
+    of 40: wall time, messages with a failed delivery and dead letters. Target: 0 and 0. Then 200 attempts at
+    the defaults (16 at once, 8 requests to a provider at once) against the fake holding the account to a plan
+    of 8 requests at once, as ElevenLabs and Cartesia do (429 beyond): wall time, failures and requests the
+    plan refused. Target: 0, 0 and 0.
 
 Storage is Supabase's service in production, not this database: the manifests the attempts write are
 kept in memory here, so the figures are the lifecycle's own work on the database.
 
     python bench/lifecycle.py [--attempts 1000] [--rounds 5] [--turns 20] [--turn 300] [--pickups 200]
-                              [--slow 500] [--skip-slow] [--only-a]
+                              [--slow 500] [--planned 200] [--skip-slow] [--only-a]
 
 `--only-a`: (a) and the peer alone (no interleaved turns, (d), (b) or (c)), for a quick before and after.
 """
@@ -978,35 +981,46 @@ async def bench(args: argparse.Namespace, dsn: str, data_dir: Path) -> None:
 
     if args.skip_slow:
         return
-    slow = args.slow
-    print(f"(c) {slow} attempts, ElevenLabs fake answering after 1 s, 200 at once, pool of 40")
+    print(f"(c) {args.slow} attempts, ElevenLabs fake answering after 1 s, 200 at once, pool of 40")
+    wide = {
+        "VOICEGATE_CLONE_CONCURRENCY": "200",
+        "VOICEGATE_PROVIDER_CONCURRENCY": "200",
+        "VOICEGATE_DB_POOL_MAX": "40",
+    }
+    await against_slow_provider(dsn, args.slow, wide, plan=None, label="slow")
+    print(f"    at the defaults, {args.planned} attempts, the fake holding the account to {PLAN} requests at once:")
+    await against_slow_provider(dsn, args.planned, {}, plan=PLAN, label="plan")
+
+
+#: (c)'s plan: as many requests at once as VOICEGATE_PROVIDER_CONCURRENCY's default allows (ElevenLabs' Pro tier
+#: allows 10, Cartesia's Scale 15).
+PLAN = 8
+
+
+async def against_slow_provider(dsn: str, count: int, env: dict[str, str], *, plan: int | None, label: str) -> None:
+    """(c): `count` attempts verified at the ElevenLabs fake answering after 1 s, the worker at `env`'s settings
+    and the fake holding the account to `plan` requests at once (None: any number); prints the time, the
+    failures and the requests the plan refused."""
     fake = ElevenLabsFake(max_voices=10_000)
+    fake.plan_concurrency = plan
     ids = []
-    for n in range(slow):
-        voice = ElevenVoice(voice_id=f"bench{n:05d}", name="b", description=None, labels={}, samples=[])
+    for n in range(count):
+        voice = ElevenVoice(voice_id=f"{label}{n:05d}", name="b", description=None, labels={}, samples=[])
         fake.voices[voice.voice_id] = voice
         ids.append(voice.voice_id)
     fake.faults.latency_s = 1.0
     with serve(fake) as url:
-        eleven = settings_from_env(
-            {
-                **BASE,
-                "VOICEGATE_CLONE_CONCURRENCY": "200",
-                "VOICEGATE_PROVIDER_CONCURRENCY": "200",
-                "VOICEGATE_DB_POOL_MAX": "40",
-                "ELEVENLABS_API_KEY": fake.api_key,
-                "ELEVENLABS_BASE_URL": url,
-            }
-        )
+        eleven = settings_from_env({**BASE, **env, "ELEVENLABS_API_KEY": fake.api_key, "ELEVENLABS_BASE_URL": url})
         before = count_synced(dsn)
         failed_before, dead_before = failures(dsn)
         seed_attempts(dsn, "elevenlabs", ids)
-        elapsed = await run_consumers_until(eleven, dsn, before + slow)
+        elapsed = await run_consumers_until(eleven, dsn, before + count)
     failed, dead = failures(dsn)
+    at_once = eleven.provider_concurrency
     print(
-        f"    {slow} attempts in {elapsed:.2f} s (serial would be ≥ {slow} s);"
+        f"    {count} attempts in {elapsed:.2f} s (serial ≥ {count} s; {at_once} at once ≥ {count / at_once:.1f} s);"
         f" messages with a failed delivery: {failed - failed_before}, dead letters: {dead - dead_before}"
-        " (targets 0, 0)"
+        f", requests the plan refused: {len(fake.over_plan)}, most at once {fake.most_in_flight} (targets 0, 0, 0)"
     )
 
 
@@ -1018,6 +1032,7 @@ def main() -> None:
     parser.add_argument("--turn", type=int, default=300, help="(a) interleaved: attempts per turn")
     parser.add_argument("--pickups", type=int, default=200)
     parser.add_argument("--slow", type=int, default=500, help="attempts against the 1 s-latency fake")
+    parser.add_argument("--planned", type=int, default=200, help="(c): attempts at the defaults under a plan")
     parser.add_argument("--skip-slow", action="store_true", help="leave out (c)")
     parser.add_argument("--only-a", action="store_true", help="(a) and the peer alone")
     parser.add_argument("--worker", metavar="DSN", help=argparse.SUPPRESS)  # (d)'s worker processes
