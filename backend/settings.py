@@ -77,7 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     clone_concurrency: int = 16
     """VOICEGATE_CLONE_CONCURRENCY: attempts the clone queue's consumer leases in one read and works at once; their
     statements reach the database in groups of as many (`backend.db.units.Database.grouped`), and their calls to
-    a provider wait for VOICEGATE_PROVIDER_CONCURRENCY's slots."""
+    a provider wait for VOICEGATE_PROVIDER_CONCURRENCY's slots. An attempt holds its samples in memory while it
+    enrols, so this also bounds what a worker holds at once."""
     provider_concurrency: int = 8
     """VOICEGATE_PROVIDER_CONCURRENCY: requests one process has in flight at once with each provider it calls over
     the network (enrolments, look-ups, deletions, syntheses: the API's and the queues' together). One more waits
