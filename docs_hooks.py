@@ -6,6 +6,7 @@ from the provider list."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -81,3 +82,18 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     if PROVIDER_SETTINGS not in markdown:
         raise ValueError(f"settings.md lost its marker {PROVIDER_SETTINGS!r}")
     return markdown.replace(PROVIDER_SETTINGS, provider_settings_rows())
+
+
+#: Where `voicegate up` serves the site; the one page whose addresses are not relative (404.html, served for any
+#: missing path, so it cannot know how deep it is) names it.
+SERVED_AT = "/docs/"
+# The root-absolute addresses MkDocs and the theme write into 404.html: links, style sheets, scripts, the theme's
+# base and search worker.
+_ROOT_ADDRESSES = re.compile(r'((?:href|src)=|"base": |"search": |new URL\()"/')
+
+
+def on_post_template(output_content: str, template_name: str, config: MkDocsConfig) -> str:
+    """404.html with its addresses under `SERVED_AT` (MkDocs writes them from the root without a `site_url`)."""
+    if template_name != "404.html":
+        return output_content
+    return _ROOT_ADDRESSES.sub(lambda match: f'{match[1]}"{SERVED_AT}', output_content)

@@ -28,9 +28,11 @@ from backend.http.consents import ConsentsController
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
 from backend.http.docs import COMPONENTS, ClosedStructs
+from backend.http.gate import RequestGateMiddleware
 from backend.http.health import health_routes, healthz
 from backend.http.host import HostCheckMiddleware
 from backend.http.json_request import JsonCheckedRequest
+from backend.http.methods import HeadAndOptions
 from backend.http.metrics import MetricsMiddleware
 from backend.http.problem import problem_response
 from backend.http.reflections import ReflectionsController, SessionsController
@@ -91,14 +93,17 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
             yield
 
     embedded = _embedded_handlers(settings, parts) if settings.embedded else []
-    return Litestar(
+    app = Litestar(
         route_handlers=[*API_HANDLERS, *web_handlers(settings), *embedded],
         dependencies=DEPENDENCIES,
         middleware=[
             HostCheckMiddleware(),
             MetricsMiddleware(),
             DatabaseAdmissionMiddleware(settings.db_timeout),
+            RequestGateMiddleware(settings.json_body_bytes),
         ],
+        # What a route reads before it runs (the uploads stream theirs and say their own limits).
+        request_max_body_size=settings.json_body_bytes,
         lifespan=[lifespan],
         exception_handlers={Exception: _exception_handler(serves_storage=settings.embedded)},
         # Every JSON body is read through it: checked for its encoding and depth before it is decoded.
@@ -110,6 +115,7 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
         logging_config=None,
         debug=False,
     )
+    return _with_head_and_options(app)
 
 
 def create_storage_app(settings: Settings, dsn: str) -> Litestar:
@@ -128,7 +134,7 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
             app.state.admissions = admissions
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[healthz, _storage_router(settings, parts)],
         middleware=[
             HostCheckMiddleware(),
@@ -140,6 +146,14 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    return _with_head_and_options(app)
+
+
+def _with_head_and_options(app: Litestar) -> Litestar:
+    """`app`, answering HEAD wherever it answers GET and OPTIONS with every method of a path
+    (`backend.http.methods`)."""
+    app.asgi_handler = HeadAndOptions(app.asgi_handler, app.asgi_router)
+    return app
 
 
 def _openapi_config() -> OpenAPIConfig:

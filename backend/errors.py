@@ -79,8 +79,16 @@ class PayloadTooLarge(ClientError, status=413, code="payload_too_large"):
     """The upload is larger than allowed."""
 
 
+class BodyTooLarge(PayloadTooLarge, code="body_too_large"):
+    """The JSON body is larger than this route takes."""
+
+
 class UnsupportedMediaType(ClientError, status=415, code="unsupported_media_type"):
     """The upload is not a supported audio format."""
+
+
+class JsonRequired(UnsupportedMediaType, code="json_required"):
+    """The body must be JSON: send it with `Content-Type: application/json`."""
 
 
 class TooManyRequests(ClientError, status=429, code="too_many_requests"):

@@ -52,6 +52,9 @@ PATTERN_WORDS: Final = {
     NO_CONTROL: "must not be blank or contain a control character (a NUL character (U+0000), a tab, a newline...)",
 }
 
+#: Longest Host header: a DNS name of 253 characters (RFC 1035, in its dotted form) and a port.
+_MAX_HOST_BYTES: Final = 253 + len(":65535")
+_MAX_LABEL_CHARS: Final = 63
 # RFC 9110's Host: a reg-name, an IPv4 address or a bracketed IP literal, then an optional port.
 _HOST = re.compile(r"(?:[0-9A-Za-z!$&'()*+,;=\-._~%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 
@@ -101,11 +104,16 @@ def valid_host(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 def _valid_host(host: bytes) -> bool:
     """`valid_host` of one Host header's value: kept, as a server is asked for the same few hosts every
     request (bounded, as a client may name any)."""
+    if len(host) > _MAX_HOST_BYTES:
+        return False
     text = host.decode("latin-1")
     if not _HOST.fullmatch(text):
         return False
     try:
-        urlsplit(f"//{text}").port  # noqa: B018 - parsed for the ValueError it raises on a bad host or port
+        parts = urlsplit(f"//{text}")
+        parts.port  # noqa: B018 - read for the ValueError it raises on a bad IP literal or port
     except ValueError:
         return False
-    return True
+    name = parts.hostname or ""
+    # A DNS name's labels are at most 63 octets (RFC 1035 §2.3.4); an IP literal has none that long.
+    return all(len(label) <= _MAX_LABEL_CHARS for label in name.split("."))

@@ -63,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_USER_STREAMS: speech streams one user may have open at once in one API process, from the
     request until its last byte; one more is answered 429 `streams_limited` with Retry-After. Lower than
     VOICEGATE_USER_CONCURRENCY, which counts a stream only until it starts."""
+    json_body_bytes: int = 1024 * 1024
+    """VOICEGATE_JSON_BODY_BYTES: the largest JSON body a route takes (1 MiB; the largest body any route needs is a
+    few KiB). A larger one is answered 413 `body_too_large`, from its Content-Length before a byte of it is read,
+    or as it arrives when it is sent without one; uploads are multipart and have limits of their own."""
     cpu_workers: int = msgspec.field(default_factory=default_workers)
     """VOICEGATE_CPU_WORKERS: threads of the process's CPU executor, which runs local renders, sample checks
     and audio signing round robin between users (default: one fewer than the CPU cores the process may use,
@@ -291,6 +295,7 @@ def _check(settings: Settings) -> None:
     for field in (
         "user_concurrency",
         "user_streams",
+        "json_body_bytes",
         "cpu_workers",
         "worker_concurrency",
         "clone_concurrency",

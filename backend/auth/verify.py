@@ -33,6 +33,7 @@ USER_ROLE: Final = "authenticated"
 SERVICE_ROLE: Final = "service_role"
 ANON_ROLE: Final = "anon"
 _REQUIRED_USER_CLAIMS: Final = ["exp", "sub", "aud"]
+_TIME_CLAIMS: Final = ("exp", "nbf", "iat")
 VERIFIED_TTL: Final = 60.0
 """Seconds a verified access token is taken again without checking its signature (a client sends the same
 token with every request, and checking it costs more than a bare request); its expiry is checked every
@@ -104,8 +105,9 @@ def _user_claims(claims: dict[str, Any]) -> UserClaims:
         float(claims["exp"])
     except OverflowError:
         raise Unauthorized("The access token's 'exp' claim is out of range.") from None
-    if holds_nul(claims):
-        # The claims become `request.jwt.claims`, read as jsonb, which cannot hold a NUL.
+    if holds_nul(claims) or not _utf8(claims):
+        # The claims become `request.jwt.claims`, read as jsonb, which holds neither a NUL nor half of a UTF-16
+        # surrogate pair (JSON's `"\ud800"` decodes to one, and no UTF-8 text can carry it).
         raise Unauthorized(_NOT_VALID)
     sub = claims["sub"]  # presence and str type are checked by PyJWT (require=["sub"])
     try:
@@ -130,6 +132,24 @@ def _user_claims(claims: dict[str, Any]) -> UserClaims:
         session_id=optional["session_id"],
         raw=claims,
     )
+
+
+def _utf8(claims: dict[str, Any]) -> bool:
+    """Whether every text in `claims` can be written as UTF-8."""
+    try:
+        msgspec.json.encode(claims)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _numeric_times(claims: dict[str, Any]) -> None:
+    """Refuse a time claim that is not a JSON number: RFC 7519 makes `exp`, `nbf` and `iat` NumericDates, and
+    PyJWT would take `"4102444800"` for one."""
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Unauthorized(f"The access token's {name!r} claim is not a number.")
 
 
 def _decode(
@@ -171,6 +191,7 @@ def _decode(
         raise Unauthorized("The access token's signature is not valid.") from None
     except jwt.PyJWTError:
         raise Unauthorized(_NOT_VALID) from None
+    _numeric_times(claims)
     return claims
 
 

@@ -26,6 +26,7 @@ from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
+from backend.http.gate import caller_of
 from backend.reflections.service import ReflectionsService
 from backend.samples.use_cases import SamplesService
 from backend.speech.service import SpeechService
@@ -41,11 +42,11 @@ def _verifier(state: State) -> TokenVerifier:
 
 
 async def provide_claims(request: Request[Any, Any, Any]) -> AsyncIterator[UserClaims]:
-    """The caller's claims from a verified Supabase access token (401 otherwise), holding one of the
-    caller's request slots until the handler has answered (429 when they are all taken)."""
-    state = request.app.state
-    claims = await _verifier(state).verify_user(bearer_token(request.headers.get("authorization")))
-    slots: UserConcurrency = state.user_slots
+    """The caller's claims, which the request gate verified before the body was read (401 otherwise:
+    `backend.http.gate`), holding one of the caller's request slots until the handler has answered (429 when
+    they are all taken)."""
+    claims = caller_of(request.scope)
+    slots: UserConcurrency = request.app.state.user_slots
     with slots.slot(claims.sub):
         yield claims
 

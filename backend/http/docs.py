@@ -86,8 +86,10 @@ _WORDS: Final = {
     404: "No such resource, or it is not the caller's.",
     409: "The resource is not in a state that allows this (`code` says why, e.g. `stored_object_altered`: a file "
     "voicegate stored has changed since, so it is not served), or the same Idempotency-Key is still in flight.",
-    413: "The upload is larger than allowed.",
-    415: "The body is not a supported media type (samples: WAV, MP3, FLAC, OGG/Opus, WebM/Opus, M4A/AAC).",
+    413: "The body is larger than allowed: a JSON body over VOICEGATE_JSON_BODY_BYTES (1 MiB by default, "
+    "`body_too_large`), an upload over its route's limit.",
+    415: "The body is not a media type the route takes: a JSON route's body not labelled `application/json` "
+    "(`json_required`), or a sample that is not WAV, MP3, FLAC, OGG/Opus, WebM/Opus or M4A/AAC.",
     422: "Understood but refused: see `code` (e.g. a provider that is not configured, a refused sample, or "
     "`language_not_supported`: a language or text the voice provider cannot speak, with the `languages` it speaks).",
     429: "Too many requests at once; retry after `Retry-After` seconds.",
@@ -109,6 +111,18 @@ def problems(*statuses: int, words: Mapping[int, str] | None = None) -> dict[int
         for status in statuses
     }
 
+
+#: What every route that reads a JSON body may answer besides its own statuses: a body over the limit, or one not
+#: labelled JSON.
+_JSON_BODY_PROBLEMS: Final[dict[str, OpenAPIResponse | Reference]] = {
+    str(status): OpenAPIResponse(
+        description=_WORDS[status],
+        content={
+            PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref=f"#/components/schemas/{ProblemDetails.__name__}"))
+        },
+    )
+    for status in (413, 415)
+}
 
 #: The 409 of a route that names a voice (creates one, renames one): besides what a 409 means anywhere, the name
 #: given is one another of the caller's voices has. A name voicegate chooses (none given) is never refused.
@@ -150,6 +164,9 @@ class ExampleOperation(Operation):
         if isinstance(self.request_body, RequestBody) and self.body_examples:
             for media in self.request_body.content.values():
                 media.examples = dict(self.body_examples)
+        if isinstance(self.request_body, RequestBody) and "application/json" in self.request_body.content:
+            # What the request gate answers a JSON body before the route sees it (`backend.http.gate`).
+            self.responses = {**_JSON_BODY_PROBLEMS, **(self.responses or {})}
 
 
 def with_examples(base: type[ExampleOperation] = ExampleOperation, **bodies: dict[str, Any]) -> type[Operation]:

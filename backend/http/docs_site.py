@@ -34,6 +34,8 @@ from backend.http.budget import DATABASE_FREE
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "/docs"
+#: The page MkDocs builds for a missing one.
+NOT_FOUND_PAGE: Final = "404.html"
 CONFIG: Final = "mkdocs.yml"
 SITE: Final = Path("build") / "docs-site"
 #: What the site is built from: a change to any of them makes the served site stale.
@@ -173,13 +175,22 @@ def _docs_file(site: DocsSite, request: Request[Any, Any, Any], file_path: str) 
     if site.built():
         path = site.file(file_path)
         if path is None:
-            raise NotFoundException
+            return _missing_page(site)
         if path.name == "index.html" and not file_path.endswith("index.html") and not raw.endswith("/"):
             return Redirect(f"{raw}/", status_code=308)
         return _file_response(request, path)
     if file_path.strip("/"):
         raise NotFoundException
     return _not_built(site)
+
+
+def _missing_page(site: DocsSite) -> Response[bytes]:
+    """404 with the site's own page for a missing one (its search and navigation lead on from there)."""
+    page = site.file(NOT_FOUND_PAGE)
+    if page is None:
+        raise NotFoundException
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": CSP}
+    return Response(page.read_bytes(), status_code=404, media_type="text/html", headers=headers)
 
 
 def _file_response(request: Request[Any, Any, Any], path: Path) -> Response[bytes]:

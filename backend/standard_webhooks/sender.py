@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ TIMEOUT: Final = httpx.Timeout(15.0, connect=5.0)
 DELIVERY_DEADLINE_S: Final = 20.0
 RESOLVE_TIMEOUT_S: Final = 5.0
 MAX_URL_LENGTH: Final = 2048
+#: Longest DNS name, written with dots between its labels (RFC 1035 §2.3.4).
+MAX_HOST_NAME: Final = 253
+_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,36 @@ def parse_url(url: str) -> SplitResult:
         raise WebhookUrlRefused("The URL must not have a fragment.")
     if port == 0:
         raise WebhookUrlRefused("The URL's port must be between 1 and 65535.")
+    _check_host_name(host)
     return parts
+
+
+def _check_host_name(host: str) -> None:
+    """Refuse a host that is neither an IP address nor a name DNS could be asked for: dot-separated labels of 1 to
+    63 letters, digits, hyphens (or underscores), at most 253 characters in all once a name in another script is
+    written in IDNA's ASCII form (`xn--`)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return
+    try:
+        ascii_name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        # Python's IDNA codec refuses an empty or over-long label, and text that maps to nothing (U+200B).
+        raise WebhookUrlRefused(
+            "The URL's host is not a valid host name (an empty label, a label over 63 characters, or characters"
+            " no host name may hold)."
+        ) from None
+    name = ascii_name.removesuffix(".")
+    if len(name) > MAX_HOST_NAME:
+        raise WebhookUrlRefused(f"The URL's host name is longer than {MAX_HOST_NAME} characters.")
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        raise WebhookUrlRefused(
+            "The URL's host is not a valid host name: each dot-separated label must be 1 to 63 letters, digits"
+            " or hyphens, not starting or ending with a hyphen."
+        )
 
 
 async def public_address(host: str, port: int, resolver: Resolver) -> IPAddress:

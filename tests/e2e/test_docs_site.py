@@ -108,6 +108,19 @@ async def test_the_site_renders_searches_and_shows_the_reference_offline(
         heading = page.get_by_role("heading", name="POST /api/v1/voice-samples", exact=False).first
         await expect(heading).to_be_visible()
         await page.screenshot(path=ARTIFACTS / "docs-reference.png")
+
+        # A missing page is the site's own 404 page (360a82a answered it as problem+json), styled and working
+        # from any depth: its addresses are the site's, under /docs/.
+        missing = await page.goto(f"{running.base_url}/docs/no/such/page/")
+        assert missing is not None
+        assert missing.status == 404
+        assert missing.headers["content-type"].startswith("text/html")
+        await expect(page.get_by_role("heading", name="404 - Not found")).to_be_visible()
+        assert await header.evaluate("e => getComputedStyle(e).position") == "sticky"
+        await page.screenshot(path=ARTIFACTS / "docs-404.png")
+        await page.get_by_role("navigation").get_by_role("link", name="Concepts and architecture").first.click()
+        await expect(page).to_have_url(f"{running.base_url}/docs/concepts/")
+        await page.screenshot(path=ARTIFACTS / "docs-after-404.png")
         assert offline.blocked == [], f"the site asked other hosts: {offline.blocked}"
     finally:
         assert context.browser is not None

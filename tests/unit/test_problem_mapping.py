@@ -46,11 +46,18 @@ ROWS = [
         "That state change is not allowed from the current state.",
     ),
     (errors.PayloadTooLarge(), 413, "payload_too_large", "The upload is larger than allowed."),
+    (errors.BodyTooLarge(), 413, "body_too_large", "The JSON body is larger than this route takes."),
     (
         errors.UnsupportedMediaType(),
         415,
         "unsupported_media_type",
         "The upload is not a supported audio format.",
+    ),
+    (
+        errors.JsonRequired(),
+        415,
+        "json_required",
+        "The body must be JSON: send it with `Content-Type: application/json`.",
     ),
     (
         errors.TooManyRequests(),

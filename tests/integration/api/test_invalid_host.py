@@ -26,7 +26,17 @@ ROUTES = [
     ("POST", "/dev/session"),
     ("GET", "/no/such/route"),
 ]
-BAD_HOSTS = ["127.0.0.1:80 evil", "example.com:http", "example.com:99999", "[::1", "[not-an-ip]:80", "a b"]
+BAD_HOSTS = [
+    "127.0.0.1:80 evil",
+    "example.com:http",
+    "example.com:99999",
+    "[::1",
+    "[not-an-ip]:80",
+    "a b",
+    "a" * 9000,
+    f"{'a' * 64}.example.com",
+    ".".join(["a" * 63] * 4) + ":8000",  # 255 characters of name: more than DNS allows
+]
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
@@ -57,6 +67,8 @@ async def test_an_invalid_host_is_a_400_on_every_route_and_logs_nothing(
         "[::1]:8000",
         "[2001:db8::1]",
         "xn--bcher-kva.example",
+        f"{'a' * 63}.example.com",
+        ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61]) + ":65535",  # the longest DNS name, and a port
     ],
 )
 def test_hosts_clients_send_are_valid(host: str) -> None:

@@ -172,3 +172,48 @@ async def test_production_accepts_a_public_address(production: Client, make_user
     )
 
     assert created.status_code == 201, created.text
+
+
+#: Hosts that are no host name (each answered 500 on 360a82a in production, where the URL's host is resolved:
+#: Python's IDNA codec raised UnicodeError on them), and what the refusal says of each.
+NOT_HOST_NAMES = [
+    ("a..b", "not a valid host name"),
+    ("localhost..", "not a valid host name"),
+    ("127.0.0.1..", "not a valid host name"),
+    (".example.com", "not a valid host name"),
+    ("example..com", "not a valid host name"),
+    ("..", "not a valid host name"),
+    (".", "not a valid host name"),
+    (f"{'a' * 64}.example.com", "not a valid host name"),
+    ("a" * 300, "not a valid host name"),
+    (".".join(["a" * 60] * 5), "longer than 253 characters"),
+    ("\u200b", "not a valid host name"),
+    ("ex\u200bample..com", "not a valid host name"),
+    ("a.\u3002b", "not a valid host name"),
+    ("\u3002", "not a valid host name"),
+    ("-example.com", "not a valid host name"),
+    ("exa mple.com", "not a valid host name"),
+]
+
+
+@pytest.mark.parametrize("mode", ["production", "embedded"])
+async def test_a_host_that_is_no_host_name_is_refused_naming_the_fault(
+    production: Client, client: Client, make_user: Callable[[], User], sql: Conn, mode: str
+) -> None:
+    app = production if mode == "production" else client
+    answers = []
+    for host, words in NOT_HOST_NAMES:
+        refused = await app.post("/v1/webhooks", json={"url": f"https://{host}/hooks"}, headers=make_user().headers)
+        answers.append((host, refused.status_code, refused.json().get("code"), words in refused.json()["detail"]))
+
+    assert [answer for answer in answers if answer[1:] != (422, "webhook_url_refused", True)] == []
+    assert stored(sql) == {"endpoints": 0, "secrets": 0}
+
+
+async def test_a_name_in_another_script_or_with_its_root_dot_is_a_host_name(
+    client: Client, make_user: Callable[[], User]
+) -> None:
+    for url in ("https://bücher.example/hooks", "https://example.com./hooks", "https://my_host.example.com/"):
+        created = await client.post("/v1/webhooks", json={"url": url}, headers=make_user().headers)
+
+        assert created.status_code == 201, (url, created.text)

@@ -70,6 +70,17 @@ def test_every_error_is_documented_as_problem_json(document: dict[str, Any]) -> 
             assert {"401", "429", "503"} <= set(op["responses"]), f"{method.upper()} {path}"
 
 
+def test_every_route_that_reads_json_documents_what_the_request_gate_answers(document: dict[str, Any]) -> None:
+    json_routes = [
+        (method, path, op)
+        for method, path, op in operations(document)
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    ]
+    assert len(json_routes) >= 13
+    for method, path, op in json_routes:
+        assert {"401", "413", "415"} <= set(op["responses"]), f"{method.upper()} {path}"
+
+
 def test_the_sample_uploads_document_their_multipart_body(document: dict[str, Any]) -> None:
     for method, path in UPLOADS:
         body = document["paths"][path][method]["requestBody"]

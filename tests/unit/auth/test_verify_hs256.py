@@ -157,6 +157,30 @@ async def test_a_claim_holding_a_nul_is_refused(verifier: TokenVerifier) -> None
     assert detail == "The access token is not valid."
 
 
+@pytest.mark.parametrize(("claim", "value"), [("exp", "4102444800"), ("nbf", "0"), ("iat", "0"), ("iat", True)])
+async def test_a_time_claim_must_be_a_json_number(verifier: TokenVerifier, claim: str, value: Any) -> None:
+    # RFC 7519 §2: a NumericDate is a JSON number; PyJWT alone takes a string of digits for one.
+    detail = await rejected(verifier, jwt.encode(user_claims(**{claim: value}), SECRET))
+    assert detail == f"The access token's {claim!r} claim is not a number."
+
+
+async def test_a_time_claim_may_be_a_fraction(verifier: TokenVerifier) -> None:
+    claims = await verifier.verify_user(jwt.encode(user_claims(iat=time.time() - 1.5, nbf=time.time() - 1.5), SECRET))
+    assert claims.sub == USER_ID
+
+
+@pytest.mark.parametrize("where", ["email", "user_metadata", "a key"])
+async def test_a_claim_holding_half_a_surrogate_pair_is_refused(verifier: TokenVerifier, where: str) -> None:
+    # JSON's "\ud800" is valid JSON that no UTF-8 text (so no jsonb) can hold.
+    claims = {
+        "email": user_claims(email="\ud800@example.com"),
+        "user_metadata": user_claims(user_metadata={"name": "Ada \ud800"}),
+        "a key": user_claims(user_metadata={"\udfff": "x"}),
+    }[where]
+    detail = await rejected(verifier, jwt.encode(claims, SECRET))
+    assert detail == "The access token is not valid."
+
+
 ISSUER = "https://abcdefghijklmnop.supabase.co/auth/v1"
 
 

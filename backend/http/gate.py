@@ -1,0 +1,121 @@
+"""What a request must show before its route reads a byte of its body: the caller's access token (401), and for
+a route that reads JSON, a JSON `Content-Type` (415) and a `Content-Length` within the JSON limit (413).
+
+Litestar decodes a handler's `data` before it resolves the handler's dependencies, the caller among them, so
+without this gate an anonymous client could make the server read and check a body of any size the route took
+before refusing its token. Here the token is verified first and the verified caller kept in the request's
+scope, where `backend.http.deps.provide_claims` takes it; a body sent without a length (chunked) is cut off at
+the limit as it arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from litestar.enums import ScopeType
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
+
+from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
+from backend.errors import BodyTooLarge, JsonRequired
+
+#: Where in the scope's state the verified caller is kept for the request.
+CALLER: Final = "voicegate.caller"
+
+
+@dataclass(frozen=True)
+class _Needs:
+    """What a route handler's signature asks of a request."""
+
+    caller: bool
+    json_body: bool
+
+
+def caller_of(scope: Scope) -> UserClaims:
+    """The caller the gate verified for this request (a route that takes `claims` always passes the gate)."""
+    claims: UserClaims = scope["state"][CALLER]
+    return claims
+
+
+def is_json(content_type: str) -> bool:
+    """Whether `content_type` (a header's value) names JSON: `application/json`, or `application/<x>+json`."""
+    essence = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = essence.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+class RequestGateMiddleware:
+    """Checks the token, then the JSON body's type and announced size, before the route runs.
+
+    A plain ASGI middleware factory (Litestar calls it with each route's app), as `HostCheckMiddleware` is; what
+    each route handler asks for is read from its signature once."""
+
+    def __init__(self, json_limit: int) -> None:
+        self.json_limit = json_limit
+        self._needs: dict[int, _Needs] = {}
+
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        """The route's `app`, behind the gate."""
+
+        async def gated(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == ScopeType.HTTP:
+                needs = self._needs_of(scope["route_handler"])
+                if needs.caller or needs.json_body:
+                    headers = _headers(scope)
+                    if needs.caller:
+                        verifier: TokenVerifier = scope["app"].state.verifier
+                        claims = await verifier.verify_user(bearer_token(headers.get("authorization")))
+                        scope.setdefault("state", {})[CALLER] = claims
+                    if needs.json_body and self._check_body(headers):
+                        receive = self._counted(receive)
+            await app(scope, receive, send)
+
+        return gated
+
+    def _needs_of(self, handler: BaseRouteHandler) -> _Needs:
+        needs = self._needs.get(id(handler))
+        if needs is None:
+            parameters = handler.parsed_fn_signature.parameters
+            needs = self._needs[id(handler)] = _Needs("claims" in parameters, "data" in parameters)
+        return needs
+
+    def _check_body(self, headers: dict[str, str]) -> bool:
+        """Refuse a body that is not labelled JSON or is announced too large; whether there is a body to read."""
+        length = headers.get("content-length")
+        has_body = length != "0" if length is not None else "transfer-encoding" in headers
+        if not has_body:
+            return False  # the route says what it misses
+        if not is_json(headers.get("content-type", "")):
+            raise JsonRequired(
+                f"The body must be JSON: send it with Content-Type: application/json"
+                f" (got {headers.get('content-type', 'none')[:100]!r})."
+            )
+        if length is not None and length.isdigit() and int(length) > self.json_limit:
+            raise BodyTooLarge(f"The body is {length} bytes; this route takes JSON of at most {self.json_limit} bytes.")
+        return True
+
+    def _counted(self, receive: Receive) -> Receive:
+        """`receive`, refusing the body the moment more of it than the limit has arrived (one sent without a
+        Content-Length, or longer than it said)."""
+        limit = self.json_limit
+        arrived = 0
+
+        async def counted() -> ReceiveMessage:
+            nonlocal arrived
+            message = await receive()
+            if message["type"] == "http.request":
+                arrived += len(message.get("body", b""))
+                if arrived > limit:
+                    raise BodyTooLarge(f"The body is larger than this route takes ({limit} bytes of JSON at most).")
+            return message
+
+        return counted
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (ASGI names are lower case already), the first of each kept."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers

@@ -1,0 +1,232 @@
+"""Benchmark: how long `GET /healthz` waits while clients send hostile JSON bodies, beside `/healthz` alone (the
+baseline), all driven by `wrk` in the same run; and the server's memory before, at its peak and after.
+
+    python bench/hostile.py [--seconds 10] [--connections 2]
+
+Each phase runs wrk on `/healthz` for `--seconds` while senders, each on its own connection, post one hostile
+body after another to `POST /v1/reflections` (a JSON route):
+
+| phase                      | what each sender posts                                                   |
+| alone                      | nothing: the baseline                                                    |
+| 1 anonymous                | 9.99 MB of `[` inside a string, no token                                 |
+| 4 anonymous                | the same, four at once                                                   |
+| 4 signed, 9.99 MB          | the same with a valid token (refused by its length)                      |
+| 4 signed, at the limit     | bodies just under the JSON limit (VOICEGATE_JSON_BODY_BYTES) that are read and checked: `[` inside a string, and as many keys as fit |
+
+Targets (issue 55): `/healthz` waits at most 1 s behind four hostile bodies at once and at most 0.5 s behind one
+(wrk's slowest request); the server's resident memory after the run within 10 % of before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
+from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
+from bench.api import WRK, _ms, wait_ready  # noqa: E402
+
+HOSTILE_BYTES = 9_990_000
+JSON_LIMIT = 1024 * 1024
+
+
+def brackets_in_a_string(size: int) -> bytes:
+    """A JSON object whose one string is `[` repeated: what cost 3.2 s of the event loop to check on 360a82a."""
+    return b'{"name": "' + b"[" * (size - 12) + b'"}'
+
+
+def many_keys(size: int) -> bytes:
+    """A JSON object with as many short keys as fit in `size` bytes (the decoder builds a dict of them)."""
+    keys, used, n = [], 2, 0
+    while True:
+        item = f'"k{n}":0'.encode()
+        if used + len(item) + 1 > size:
+            break
+        keys.append(item)
+        used += len(item) + 1
+        n += 1
+    return b"{" + b",".join(keys) + b"}"
+
+
+@dataclass(frozen=True)
+class Latency:
+    """What wrk measured of `/healthz` in one phase."""
+
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+
+
+def healthz(url: str, seconds: float, connections: int) -> Latency:
+    """wrk (1 thread) on `/healthz` for `seconds`."""
+    command = [WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "30s", f"{url}/healthz"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    worst = _ms(re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    if failed := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(n) for n in failed.groups())
+    return Latency(requests, p50, p99, worst, errors)
+
+
+def post(port: int, body: bytes, token: str | None) -> str:
+    """One POST of `body` to /v1/reflections on its own connection: the status the server answered, or how the
+    connection ended when it answered none (the server may close it before taking the whole body)."""
+    head = (
+        f"POST /v1/reflections HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+        + (f"Authorization: Bearer {token}\r\n" if token else "")
+        + "\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+        try:
+            conn.sendall(head + body)
+        except OSError:
+            pass  # answered and closed before the body was all sent: the answer is still there to read
+        try:
+            answer = conn.recv(64)
+        except OSError as exc:
+            return type(exc).__name__
+    status = re.match(rb"HTTP/1\.1 (\d{3})", answer)
+    return status.group(1).decode() if status else "no answer"
+
+
+class Senders:
+    """`count` threads posting `body` one after another until stopped, counting the answers."""
+
+    def __init__(self, port: int, body: bytes, token: str | None, count: int) -> None:
+        self.answers: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(port, body, token), daemon=True) for _ in range(count)
+        ]
+
+    def _run(self, port: int, body: bytes, token: str | None) -> None:
+        while not self._stop.is_set():
+            self.answers[post(port, body, token)] += 1
+
+    def __enter__(self) -> Senders:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=120)
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """The process's resident memory now and at its peak (kB)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return rss, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=2, help="wrk's connections to /healthz (default 2)")
+    args = parser.parse_args()
+    if not Path(WRK).exists():
+        sys.exit("wrk is missing: run `bash .ci/ensure-packages` (it installs Debian's wrk)")
+
+    root = Path(tempfile.mkdtemp(prefix="voicegate-hostile-"))
+    pg = EmbeddedPostgres(root / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        pg.ensure_running()
+        migrate(pg.dsn)
+        port = free_port()
+        env = {
+            **os.environ,
+            "VOICEGATE_DATA_DIR": str(root),
+            "VOICEGATE_PG_PORT": str(pg.port),
+            "VOICEGATE_PORT": str(port),
+            "VOICEGATE_LOG_LEVEL": "WARNING",
+        }
+        env.pop("DATABASE_URL", None)
+        token = subprocess.run(
+            [sys.executable, "-m", "voicegate.cli", "token", "--user", "hostile@example.test"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout.strip()
+        with (root / "voicegate.log").open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "voicegate.cli", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log
+            )
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(f"{url}/readyz")
+        healthz(url, 1, args.connections)  # warm up
+        before, _ = memory_kb(server.pid)
+        hostile = brackets_in_a_string(HOSTILE_BYTES)
+        phases: list[tuple[str, bytes | None, str | None, int]] = [
+            ("alone (baseline)", None, None, 0),
+            ("1 anonymous, 9.99 MB", hostile, None, 1),
+            ("4 anonymous, 9.99 MB", hostile, None, 4),
+            ("4 signed, 9.99 MB", hostile, token, 4),
+            ("4 signed, 1 MiB of [ in a string", brackets_in_a_string(JSON_LIMIT), token, 4),
+            ("4 signed, 1 MiB of keys", many_keys(JSON_LIMIT), token, 4),
+        ]
+        print(f"wrk: 1 thread, {args.connections} connections to /healthz, {args.seconds:g} s a phase")
+        print(f"{'phase':36} {'req':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'err':>4} {'RSS MB':>6}  hostile answers")
+        worst: dict[str, float] = {}
+        for name, body, signed, count in phases:
+            senders = Senders(port, body, signed, count) if body is not None else None
+            started = time.monotonic()
+            if senders is not None:
+                with senders:
+                    measured = healthz(url, args.seconds, args.connections)
+            else:
+                measured = healthz(url, args.seconds, args.connections)
+            answers = dict(senders.answers) if senders is not None else {}
+            worst[name] = measured.max_ms
+            print(
+                f"{name:36} {measured.requests:6d} {measured.p50_ms:7.1f} {measured.p99_ms:7.1f}"
+                f" {measured.max_ms:8.1f} {measured.errors:4d} {memory_kb(server.pid)[0] / 1024:6.0f}"
+                f"  {answers} ({time.monotonic() - started:.1f} s)"
+            )
+        after, peak = memory_kb(server.pid)
+        growth = (after - before) / before
+        print(f"server memory: {before / 1024:.0f} MB before, peak {peak / 1024:.0f} MB, {after / 1024:.0f} MB after")
+        one, four = worst["1 anonymous, 9.99 MB"], max(v for k, v in worst.items() if k.startswith("4 "))
+        print(f"/healthz slowest behind one hostile body: {one / 1000:.3f} s (target ≤ 0.5 s) {_verdict(one <= 500)}")
+        print(f"/healthz slowest behind four at once: {four / 1000:.3f} s (target ≤ 1 s) {_verdict(four <= 1000)}")
+        print(f"/healthz slowest alone (baseline): {worst['alone (baseline)'] / 1000:.3f} s")
+        print(f"memory after the run: {growth:+.1%} of before (target within ±10 %) {_verdict(abs(growth) <= 0.1)}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        pg.remove()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _verdict(met: bool) -> str:
+    return "meets" if met else "MISSES"
+
+
+if __name__ == "__main__":
+    main()
