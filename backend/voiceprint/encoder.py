@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime
 
+from backend.errors import VoiceprintUnavailable
+from backend.settings import SettingsError
 from backend.voiceprint import graph, weights
 
 F32 = npt.NDArray[np.float32]
@@ -57,3 +59,18 @@ def shared_encoder() -> Encoder:
             if _encoder is None:
                 _encoder = Encoder(weights.load(weights.locate()))
     return _encoder
+
+
+def use_encoder() -> None:
+    """Load the encoder now, at start-up (`voicegate up`, `serve`, `worker`), so that a process that could not check
+    a sample's or a consent's speaker refuses to start (SettingsError, one line naming what to install) instead
+    of failing every sample."""
+    try:
+        shared_encoder()
+    except VoiceprintUnavailable as exc:
+        raise SettingsError(
+            f"the speaker encoder cannot run ({exc.detail}): install its weights, the resemblyzer 0.1.4 wheel"
+            " (Apache-2.0) without its dependencies: pip install --no-deps --only-binary=:all: --require-hashes"
+            " -r requirements/weights.lock (`make up` and `make test` do)"
+        ) from None
+
