@@ -10,11 +10,16 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 LOCKS := requirements
 
-.PHONY: up test check lint format typecheck docs schema packages js-packages images test-compose clean lock lockcheck
+.PHONY: up down test check lint format typecheck docs schema packages js-packages images test-compose clean lock lockcheck
 
 # `make up PORT=8080 PG_PORT=54329`: other ports for the API and the embedded Postgres than 8000 and 54322.
 up: lockcheck $(RUNTIME)
 	$(if $(PORT),VOICEGATE_PORT=$(PORT) )$(if $(PG_PORT),VOICEGATE_PG_PORT=$(PG_PORT) )$(BIN)/voicegate up
+
+# Stop what `make up` runs for the data directory (VOICEGATE_DATA_DIR, default .voicegate): its `voicegate up` and
+# the embedded Postgres, one a killed `up` left running included.
+down:
+	@if [ -x $(BIN)/voicegate ]; then $(BIN)/voicegate stop; else echo "nothing to stop: $(VENV) is not installed"; fi
 
 # The suite on TEST_WORKERS pytest-xdist workers (0: in this process), a test file to a worker: its tests spend
 # most of their time waiting on the servers they start, so two workers keep a 2-core machine busy.

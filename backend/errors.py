@@ -115,6 +115,14 @@ class ServiceUnavailable(VoicegateError, status=503, code="service_unavailable")
     retry_after: ClassVar[int] = 2
 
 
+class BacklogFull(ServiceUnavailable, code="backlog_full"):
+    """More work is waiting to be checked than this server takes on; retry after `Retry-After` seconds."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_in = retry_after
+
+
 class DatabaseUnavailable(ServiceUnavailable, code="database_unavailable"):
     """The database is unreachable; retry shortly."""
 

@@ -8,8 +8,12 @@ and triggers send the messages whose cause is a row change (a new attempt, a job
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +24,8 @@ from psycopg import AsyncConnection, sql
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
+from backend.db.units import Database
+from backend.errors import BacklogFull
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -115,6 +121,24 @@ async def dead_letter_count(conn: Connection) -> int:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """What a queue holds (messages waiting or being worked on), and how many it finished lately."""
+
+    waiting: int
+    done: int
+
+
+#: The queues whose backlog admission is measured (`backlog`), and the query that measures each.
+_BACKLOG_QUERIES: Final = {SAMPLE_CHECK: "sample_check_backlog", CLONE: "clone_backlog"}
+
+
+async def backlog(conn: Connection, queue: str, window_seconds: float) -> Backlog:
+    """`queue`'s messages now, and those archived (done) in the last `window_seconds`."""
+    row = await fetch_one(conn, _Q[_BACKLOG_QUERIES[queue]], {"window": window_seconds})
+    return Backlog(int(row["waiting"]), int(row["done"]))
+
+
+@dataclass(frozen=True)
 class QueueMetrics:
     """One queue's figures as pgmq keeps them: messages waiting, the ages of the oldest and newest (None when
     empty), and how many were ever sent."""
@@ -168,3 +192,61 @@ async def lock_dead_letter(conn: Connection, msg_id: int) -> object | None:
 async def listen(conn: AsyncConnection[Any], queue: str) -> None:
     """LISTEN on `conn` for the queue's inserts: pgmq notifies `pgmq.q_<queue>.INSERT` on each committed one."""
     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(f"pgmq.q_{queue}.INSERT")))
+
+
+class QueueAdmission:
+    """Whether a queue may take more work now: it refuses (`BacklogFull`, a 503 with Retry-After) while what the
+    queue holds would take longer than `limit_seconds` to work off at the pace it has been worked off lately.
+
+    The pace is the messages finished (archived) in the last `window_seconds`, by every consumer of the queue
+    wherever it runs, and at least `floor_rate` a second: a queue nothing has finished lately (a cold start)
+    takes `limit_seconds * floor_rate` messages. What the queue holds is read at most once every
+    `fresh_for` seconds per process, so a burst of uploads costs the database one query a second."""
+
+    def __init__(
+        self,
+        db: Database,
+        queue: str,
+        limit_seconds: float,
+        *,
+        window_seconds: float = 30.0,
+        floor_rate: float = 1.0,
+        fresh_for: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.queue = queue
+        self.limit_seconds = limit_seconds
+        self._db = db
+        self._window = window_seconds
+        self._floor = floor_rate
+        self._fresh_for = fresh_for
+        self._clock = clock
+        self._read: tuple[float, Backlog] | None = None
+        self._lock = asyncio.Lock()
+
+    async def admit(self) -> None:
+        """Return when the queue takes more work; raise `BacklogFull` when it holds too much."""
+        held = await self._backlog()
+        rate = max(held.done / self._window, self._floor)
+        seconds = held.waiting / rate
+        if seconds > self.limit_seconds:
+            over = math.ceil((held.waiting - self.limit_seconds * rate) / rate)
+            raise BacklogFull(
+                f"{held.waiting} pieces of work are waiting to be checked, about {seconds:.0f} s at the pace of"
+                f" the last {self._window:.0f} s, more than this server takes on ({self.limit_seconds:.0f} s);"
+                " send it again later.",
+                retry_after=min(max(over, 1), MAX_RETRY_AFTER_S),
+            )
+
+    async def _backlog(self) -> Backlog:
+        async with self._lock:
+            now = self._clock()
+            if self._read is None or now - self._read[0] >= self._fresh_for:
+                async with self._db.service_statement() as conn:
+                    self._read = (now, await backlog(conn, self.queue, self._window))
+            return self._read[1]
+
+
+#: The longest Retry-After a full backlog answers: a client asks again within a minute, when the estimate may
+#: have moved.
+MAX_RETRY_AFTER_S: Final = 60

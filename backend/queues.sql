@@ -46,3 +46,14 @@ select msg_id, read_ct, enqueued_at, message
 
 -- name: lock_dead_letter
 select msg_id, message from pgmq.q_voice_dead_letter where msg_id = %(msg_id)s for update skip locked;
+
+-- name: sample_check_backlog
+-- Messages waiting or in hand, and those done in the last %(window)s seconds (archived_at is indexed).
+select (select count(*) from pgmq.q_voice_sample_process) as waiting,
+       (select count(*) from pgmq.a_voice_sample_process
+         where archived_at > now() - make_interval(secs => %(window)s)) as done;
+
+-- name: clone_backlog
+select (select count(*) from pgmq.q_voice_clone_process) as waiting,
+       (select count(*) from pgmq.a_voice_clone_process
+         where archived_at > now() - make_interval(secs => %(window)s)) as done;

@@ -67,6 +67,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_JSON_BODY_BYTES: the largest JSON body a route takes (1 MiB; the largest body any route needs is a
     few KiB). A larger one is answered 413 `body_too_large`, from its Content-Length before a byte of it is read,
     or as it arrives when it is sent without one; uploads are multipart and have limits of their own."""
+    upload_backlog_seconds: float = 120.0
+    """VOICEGATE_UPLOAD_BACKLOG_SECONDS: while the queue that would check an upload holds more than this many
+    seconds of work (its messages, at the pace its consumers finished them over the last 30 s, at least one a
+    second), the upload is answered 503 `backlog_full` with Retry-After before its body is read, instead of
+    being accepted into a wait no client is told about."""
     cpu_workers: int = msgspec.field(default_factory=default_workers)
     """VOICEGATE_CPU_WORKERS: threads of the process's CPU executor, which runs local renders, sample checks
     and audio signing round robin between users (default: one fewer than the CPU cores the process may use,
@@ -317,6 +322,7 @@ def _check(settings: Settings) -> None:
         "sample_retention_days",
         "webhook_retry_base_seconds",
         "orphan_grace_seconds",
+        "upload_backlog_seconds",
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")

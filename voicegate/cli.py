@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
 log = logging.getLogger("voicegate")
+#: How long `voicegate stop` waits for a running `up` to shut down (it drains its queue work first).
+STOP_PATIENCE_S = 60.0
 
 
 class CommandError(Exception):
@@ -150,6 +153,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_server_flags(storage)
     _add_data_dir(storage, "where the objects are kept (under storage/)")
     storage.set_defaults(run=_storage)
+
+    stop = commands.add_parser(
+        "stop",
+        help="stop what runs for the data directory: its `voicegate up` (as Ctrl-C would) and the embedded"
+        " PostgreSQL, one a killed `up` left running included",
+    )
+    _add_data_dir(stop)
+    stop.set_defaults(run=_stop)
 
     migrate = commands.add_parser("migrate", help="apply stand-ins, pgmq, migrations and buckets, then exit")
     _add_data_dir(migrate)
@@ -396,6 +407,35 @@ def _storage_hint(settings: Settings, *, beside_up: bool) -> str:
         f"no `voicegate up` is running for {settings.data_dir}: start it,"
         f" or set {env_var('public_url')} to the address of the API that serves its Storage"
     )
+
+
+def _stop(settings: Settings, _args: argparse.Namespace) -> int:
+    """`voicegate stop`: SIGTERM to the data directory's running `up` (which stops the Postgres it started), then a
+    fast shutdown of the embedded Postgres if it still runs; says what it stopped."""
+    from backend.embedded.api_address import alive, running_up  # noqa: PLC0415 - embedded only
+    from backend.embedded.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
+
+    if not settings.embedded:
+        raise CommandError("`voicegate stop` stops the embedded stack of a data directory; DATABASE_URL is set")
+    stopped = []
+    up = running_up(settings.data_dir)
+    if up is not None:
+        os.kill(up.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_PATIENCE_S
+        while alive(up.pid):
+            if time.monotonic() > deadline:
+                raise CommandError(f"voicegate up (pid {up.pid}) did not stop within {STOP_PATIENCE_S:.0f} s")
+            time.sleep(0.1)
+        stopped.append(f"voicegate up (pid {up.pid})")
+    pg = for_data_dir(settings.data_dir, settings.pg_port)
+    if pg.postmaster_state() == "running":
+        try:
+            pg.stop()
+        except EmbeddedPostgresError as exc:
+            raise CommandError(str(exc)) from exc
+        stopped.append(f"the embedded PostgreSQL in {pg.data_dir}")
+    print(f"stopped {' and '.join(stopped)}" if stopped else f"nothing of {settings.data_dir} was running")
+    return 0
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from backend import queues
 from backend.auth.verify import TokenVerifier
 from backend.compose.areas import Areas, build_areas
 from backend.compose.parts import enter_lifecycle, open_database
@@ -29,6 +30,7 @@ from backend.http.health import storage_readiness
 from backend.http.idempotency import IdempotencyKeys
 from backend.http.metrics import REFUSED
 from backend.providers.http import create_http_client
+from backend.queues import QueueAdmission
 from backend.settings import Settings
 from backend.storage.client import StorageProbe, SupabaseObjectStorage
 from backend.tls import verifying_context
@@ -92,6 +94,10 @@ class ApiProcess:
     idempotency_keys: IdempotencyKeys
     user_slots: UserConcurrency
     stream_slots: UserConcurrency
+    #: Whether the queue that checks an uploaded sample takes more work (VOICEGATE_UPLOAD_BACKLOG_SECONDS): the
+    #: sample check queue for `POST /api/v1/voice-samples`, the clone queue for a reflection's clone upload.
+    sample_backlog: QueueAdmission
+    clone_backlog: QueueAdmission
     #: The areas' services, each in `app.state` by its own name.
     areas: Areas
 
@@ -151,6 +157,8 @@ async def api_process(
             idempotency_keys=idempotency_keys,
             user_slots=UserConcurrency(settings.user_concurrency),
             stream_slots=UserConcurrency(settings.user_streams, StreamsLimited),
+            sample_backlog=QueueAdmission(db, queues.SAMPLE_CHECK, settings.upload_backlog_seconds),
+            clone_backlog=QueueAdmission(db, queues.CLONE, settings.upload_backlog_seconds),
             areas=build_areas(settings, lifecycle),
         )
 

@@ -50,8 +50,14 @@ def published(data_dir: Path, url: str) -> Iterator[None]:
 def running_api_url(data_dir: Path) -> str | None:
     """The base URL of the API the `up` of `data_dir` serves, or None when no `up` runs for it (no file,
     or the process that wrote it is gone: an `up` killed with SIGKILL leaves its file behind)."""
+    address = running_up(data_dir)
+    return address.url if address is not None else None
+
+
+def running_up(data_dir: Path) -> ApiAddress | None:
+    """The `up` of `data_dir` that runs now (its process id and address), or None."""
     address = _read(data_dir / ADDRESS_FILE)
-    return address.url if address is not None and _alive(address.pid) else None
+    return address if address is not None and alive(address.pid) else None
 
 
 def _read(path: Path) -> ApiAddress | None:
@@ -61,11 +67,17 @@ def _read(path: Path) -> ApiAddress | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs: it exists and has not exited (an exited process its parent has not reaped yet,
+    a zombie, serves nothing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # another user's process: alive
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc to tell: it exists
+    return state != "Z"

@@ -27,6 +27,7 @@ from backend.context import Lifecycle
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
 from backend.http.gate import caller_of
+from backend.queues import QueueAdmission
 from backend.reflections.service import ReflectionsService
 from backend.samples.use_cases import SamplesService
 from backend.speech.service import SpeechService
@@ -69,6 +70,19 @@ def _from_state(name: str) -> Provide:
 async def service_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: only the service key passes (the internal routes); 401 otherwise."""
     _verifier(connection.app.state).verify_service(bearer_token(connection.headers.get("authorization")))
+
+
+async def sample_backlog_admits(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard of `POST /api/v1/voice-samples`: 503 `backlog_full` while the sample check queue holds more work
+    than VOICEGATE_UPLOAD_BACKLOG_SECONDS, before the upload is read."""
+    admission: QueueAdmission = connection.app.state.sample_backlog
+    await admission.admit()
+
+
+async def clone_backlog_admits(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard of a reflection's clone upload: as `sample_backlog_admits`, for the clone queue that checks it."""
+    admission: QueueAdmission = connection.app.state.clone_backlog
+    await admission.admit()
 
 
 # Injected by name; the values are this process's own objects, so Litestar need not validate them.

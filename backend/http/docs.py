@@ -132,6 +132,13 @@ NAMES_A_VOICE: Final = {
     "`name (3)`… instead."
 }
 
+#: The 503 of an upload route: besides a dependency out of reach, the queue that would check the upload holds more
+#: work than this server takes on.
+BACKLOG: Final = {
+    503: f"{_WORDS[503]} `backlog_full`: the queue that would check this upload holds more than "
+    "VOICEGATE_UPLOAD_BACKLOG_SECONDS of work; nothing was read or stored."
+}
+
 #: What every route for a signed-in user may answer: a bad Host header (as every route may), a refused token,
 #: too many requests at once (the user's VOICEGATE_USER_CONCURRENCY, or every connection busy), or the
 #: database away.

