@@ -11,9 +11,10 @@ import re
 import subprocess
 import wave
 
+import psycopg
 import pytest
 
-from backend.embedded.postgres import EmbeddedPostgres, free_port
+from backend.embedded.postgres import EmbeddedPostgres, for_data_dir, free_port
 from tests.conftest import server_dir
 from tests.e2e.up import REPO, is_ready, wait_for
 from tests.support import frozen
@@ -65,6 +66,12 @@ def test_the_readme_quickstart_ends_with_a_wav_of_the_text() -> None:
             _, stderr = quickstart.communicate(timeout=120)
             assert quickstart.returncode == 0, stderr.decode()
             audio = (root / "hello.wav").read_bytes()
+            # The voice bears the name the quickstart gave it, not "Voice from sample" (360a82a sent none).
+            pg = for_data_dir(root / ".voicegate", int(env["VOICEGATE_PG_PORT"]))
+            with psycopg.connect(pg.dsn) as conn:
+                names = [row[0] for row in conn.execute("select name from public.voices")]
+            assert len(names) == 1
+            assert re.fullmatch(r"Quickstart \d\d:\d\d:\d\d", names[0]), names
         finally:
             up.terminate()
             up.wait(timeout=60)
