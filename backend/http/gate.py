@@ -10,11 +10,9 @@ the limit as it arrives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 from litestar.enums import ScopeType
-from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
@@ -22,14 +20,6 @@ from backend.errors import BodyTooLarge, JsonRequired
 
 #: Where in the scope's state the verified caller is kept for the request.
 CALLER: Final = "voicegate.caller"
-
-
-@dataclass(frozen=True)
-class _Needs:
-    """What a route handler's signature asks of a request."""
-
-    caller: bool
-    json_body: bool
 
 
 def caller_of(scope: Scope) -> UserClaims:
@@ -49,36 +39,29 @@ class RequestGateMiddleware:
     """Checks the token, then the JSON body's type and announced size, before the route runs.
 
     A plain ASGI middleware factory (Litestar calls it with each route's app), as `HostCheckMiddleware` is; what
-    each route handler asks for is read from its signature once."""
+    a route asks for is read from its handler's signature (two dictionary lookups)."""
 
     def __init__(self, json_limit: int) -> None:
         self.json_limit = json_limit
-        self._needs: dict[int, _Needs] = {}
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         """The route's `app`, behind the gate."""
 
         async def gated(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == ScopeType.HTTP:
-                needs = self._needs_of(scope["route_handler"])
-                if needs.caller or needs.json_body:
+                parameters = scope["route_handler"].parsed_fn_signature.parameters
+                caller, json_body = "claims" in parameters, "data" in parameters
+                if caller or json_body:
                     headers = _headers(scope)
-                    if needs.caller:
+                    if caller:
                         verifier: TokenVerifier = scope["app"].state.verifier
                         claims = await verifier.verify_user(bearer_token(headers.get("authorization")))
                         scope.setdefault("state", {})[CALLER] = claims
-                    if needs.json_body and self._check_body(headers):
+                    if json_body and self._check_body(headers):
                         receive = self._counted(receive)
             await app(scope, receive, send)
 
         return gated
-
-    def _needs_of(self, handler: BaseRouteHandler) -> _Needs:
-        needs = self._needs.get(id(handler))
-        if needs is None:
-            parameters = handler.parsed_fn_signature.parameters
-            needs = self._needs[id(handler)] = _Needs("claims" in parameters, "data" in parameters)
-        return needs
 
     def _check_body(self, headers: dict[str, str]) -> bool:
         """Refuse a body that is not labelled JSON or is announced too large; whether there is a body to read."""

@@ -24,17 +24,11 @@ from backend.errors import InvalidJson, ValidationFailed
 from backend.http.problem import validation_message
 from backend.json_body import check_json
 
-#: The type of each route's `data`, by the route handler's id (None: the route takes no body).
-_BODY_TYPES: dict[int, Any] = {}
-
 
 def body_type(handler: BaseRouteHandler) -> Any:
     """The type a route handler's `data` is (None when it takes none)."""
-    key = id(handler)
-    if key not in _BODY_TYPES:
-        data = handler.parsed_fn_signature.parameters.get("data")
-        _BODY_TYPES[key] = None if data is None else data.annotation
-    return _BODY_TYPES[key]
+    data = handler.parsed_fn_signature.parameters.get("data")
+    return None if data is None else data.annotation
 
 
 class JsonCheckedRequest(Request[Any, Any, Any]):
