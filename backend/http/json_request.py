@@ -25,7 +25,7 @@ from backend.http.problem import validation_message
 from backend.json_body import check_json
 
 
-def body_type(handler: BaseRouteHandler) -> Any:
+def _body_type(handler: BaseRouteHandler) -> Any:
     """The type a route handler's `data` is (None when it takes none)."""
     data = handler.parsed_fn_signature.parameters.get("data")
     return None if data is None else data.annotation
@@ -43,7 +43,7 @@ class JsonCheckedRequest(Request[Any, Any, Any]):
         if self._json is Empty:
             body = await self.body()
             check_json(body)
-            self._json = _decode(body or b"null", body_type(self.route_handler))
+            self._json = _decode(body or b"null", _body_type(self.route_handler))
         return self._json
 
 
