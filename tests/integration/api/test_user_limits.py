@@ -159,8 +159,8 @@ async def test_spoken_consents_awaiting_their_recording_stop_at_the_cap(
 
         assert statuses(answers) == {(201, None): cap, (429, "open_consents_limited"): BURST - cap}
         refused = [a for a in answers if a.status_code == 429]
-        # Until the oldest lapses, 10 minutes after it was made.
-        assert {590 <= retry_after(a) <= 600 for a in refused} == {True}
+        # Until the oldest lapses, 10 minutes after it was made (a minute's slack for a slow run).
+        assert {540 <= retry_after(a) <= 600 for a in refused} == {True}
         assert "record one" in refused[0].json()["detail"]
         assert stored(sql, user.id, "consent") == cap
         assert (await create(apps[0], other, "consent")).status_code == 201
