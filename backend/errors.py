@@ -94,7 +94,13 @@ class JsonRequired(UnsupportedMediaType, code="json_required"):
 class TooManyRequests(ClientError, status=429, code="too_many_requests"):
     """Too many requests at once; retry after `Retry-After` seconds."""
 
-    retry_after: ClassVar[int] = 1
+    #: Seconds until a retry may succeed (`Retry-After`): the class's, unless the refusal knows better.
+    retry_after: int = 1
+
+    def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class ConcurrencyLimited(TooManyRequests, code="concurrency_limited"):
@@ -107,6 +113,21 @@ class StreamsLimited(TooManyRequests, code="streams_limited"):
 
 class ServerBusy(TooManyRequests, code="server_busy"):
     """Busy with other requests; retry after `Retry-After` seconds."""
+
+
+class CreatesLimited(TooManyRequests, code="creates_limited"):
+    """You have created too many of these lately; retry after `Retry-After` seconds."""
+
+
+class OpenConsentsLimited(TooManyRequests, code="open_consents_limited"):
+    """Too many of your spoken consents await their recording: record one, or retry once the oldest lapses."""
+
+
+class DraftVoicesLimited(TooManyRequests, code="draft_voices_limited"):
+    """You have too many draft voices: finalize one (POST /api/clone/finalize) or delete one first."""
+
+    # A draft never lapses: waiting frees nothing, so a client is not asked back sooner than its owner could act.
+    retry_after = 60
 
 
 class ServiceUnavailable(VoicegateError, status=503, code="service_unavailable"):

@@ -16,6 +16,7 @@ from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
 from backend.providers.config import ProviderSettings, provider_settings_from_env
 from backend.providers.env import ProviderConfigError
+from backend.records.user_creates import UserLimits
 from backend.secret import Secret, is_loopback_host
 from backend.standard_webhooks.signing import secret_key
 
@@ -72,6 +73,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     seconds of work (its messages, at the pace its consumers finished them over the last 30 s, at least one a
     second), the upload is answered 503 `backlog_full` with Retry-After before its body is read, instead of
     being accepted into a wait no client is told about."""
+    user_creates: int = 300
+    """VOICEGATE_USER_CREATES: creates of each kind (spoken consents, reflections, voices by any route, webhook
+    endpoints) one user may make at once, and how many more they may make per VOICEGATE_USER_CREATE_WINDOW (a
+    token bucket, held in the database, so it holds across API processes); one more is answered 429
+    `creates_limited` with Retry-After. A person making voices in an app makes a few an hour."""
+    user_create_window: float = 3600.0
+    """VOICEGATE_USER_CREATE_WINDOW: seconds in which a user's VOICEGATE_USER_CREATES creates of a kind come back
+    (one every window / creates seconds: 12 s at the defaults)."""
+    user_open_consents: int = 20
+    """VOICEGATE_USER_OPEN_CONSENTS: spoken consents one user may have awaiting their recording at once (each
+    lapses 10 minutes after it is made); one more is answered 429 `open_consents_limited`, with Retry-After the
+    seconds until the oldest lapses."""
+    user_draft_voices: int = 50
+    """VOICEGATE_USER_DRAFT_VOICES: draft voices (`POST /api/clone/upload-url`, never finalized) one user may have
+    at once; a draft does not lapse, so one more is answered 429 `draft_voices_limited` until they finalize or
+    delete one."""
     cpu_workers: int = msgspec.field(default_factory=default_workers)
     """VOICEGATE_CPU_WORKERS: threads of the process's CPU executor, which runs local renders, sample checks
     and audio signing round robin between users (default: one fewer than the CPU cores the process may use,
@@ -170,6 +187,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_size=self.db_pool_max,
             connect_timeout=self.db_connect_timeout,
             work_timeout=self.db_timeout,
+        )
+
+    @property
+    def user_limits(self) -> UserLimits:
+        """What one user may create (VOICEGATE_USER_CREATES, _CREATE_WINDOW, _OPEN_CONSENTS, _DRAFT_VOICES)."""
+        return UserLimits(
+            creates=self.user_creates,
+            window_seconds=self.user_create_window,
+            open_consents=self.user_open_consents,
+            draft_voices=self.user_draft_voices,
         )
 
     @property
@@ -301,6 +328,9 @@ def _check(settings: Settings) -> None:
         "user_concurrency",
         "user_streams",
         "json_body_bytes",
+        "user_creates",
+        "user_open_consents",
+        "user_draft_voices",
         "cpu_workers",
         "worker_concurrency",
         "clone_concurrency",
@@ -327,6 +357,7 @@ def _check(settings: Settings) -> None:
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")
     _check_storage_wait(settings.storage_wait_seconds)
+    _check_create_window(settings.user_create_window)
     for field in ("c2pa_cert", "c2pa_key", "c2pa_trust_anchors"):
         # The variables name files, so keys stay out of the environment (and of /proc/<pid>/environ).
         if str(getattr(settings, field) or "").lstrip().startswith("-----BEGIN"):
@@ -341,6 +372,14 @@ def _check_storage_wait(seconds: float) -> None:
         raise SettingsError(
             "VOICEGATE_STORAGE_WAIT_SECONDS must be a number of seconds, at least 1: how long a queue message waits"
             f" out a Storage outage before it is reported and its deliveries count toward a dead letter (got {seconds})"
+        )
+
+
+def _check_create_window(seconds: float) -> None:
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SettingsError(
+            "VOICEGATE_USER_CREATE_WINDOW must be a positive number of seconds: the time in which a user's"
+            f" VOICEGATE_USER_CREATES creates of a kind come back (got {seconds})"
         )
 
 

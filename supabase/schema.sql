@@ -1114,6 +1114,41 @@ $$;
 ALTER FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) OWNER TO voicegate_migrator;
 
 --
+-- Name: take_create(uuid, text, integer, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision) RETURNS double precision
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  per_second constant double precision := p_creates / p_window_seconds;
+  short double precision;
+begin
+  insert into voicegate.user_creates as b (owner_id, kind, tokens, counted_at)
+  values (p_owner_id, p_kind, p_creates - 1, clock_timestamp())
+  on conflict (owner_id, kind) do update
+     set tokens = least(p_creates, b.tokens + per_second
+                        * greatest(0, extract(epoch from clock_timestamp() - b.counted_at))) - 1,
+         counted_at = greatest(b.counted_at, clock_timestamp())
+   where least(p_creates, b.tokens + per_second
+               * greatest(0, extract(epoch from clock_timestamp() - b.counted_at))) >= 1;
+  if found then
+    return null;
+  end if;
+  -- Refused: the row is still locked (ON CONFLICT locks it whatever its WHERE says), so this reads it as is.
+  select 1 - least(p_creates, b.tokens + per_second * greatest(0, extract(epoch from clock_timestamp() - b.counted_at)))
+    into short
+    from voicegate.user_creates b
+   where b.owner_id = p_owner_id and b.kind = p_kind;
+  return short / per_second;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision) OWNER TO voicegate_migrator;
+
+--
 -- Name: touch_updated_at(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -2244,6 +2279,21 @@ CREATE TABLE voicegate.service_written_objects (
 ALTER TABLE voicegate.service_written_objects OWNER TO voicegate_migrator;
 
 --
+-- Name: user_creates; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.user_creates (
+    owner_id uuid NOT NULL,
+    kind text NOT NULL,
+    tokens double precision NOT NULL,
+    counted_at timestamp with time zone NOT NULL,
+    CONSTRAINT user_creates_kind_check CHECK ((kind = ANY (ARRAY['consent'::text, 'reflection'::text, 'voice'::text, 'webhook_endpoint'::text])))
+);
+
+
+ALTER TABLE voicegate.user_creates OWNER TO voicegate_migrator;
+
+--
 -- Name: webhook_secrets; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -2679,6 +2729,13 @@ ALTER TABLE ONLY voicegate.service_written_objects
 
 ALTER DOMAIN voicegate.sha256_hex
     ADD CONSTRAINT sha256_hex_check CHECK ((VALUE ~ '^[0-9a-f]{64}$'::text)) NOT VALID;
+
+--
+-- Name: user_creates user_creates_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.user_creates
+    ADD CONSTRAINT user_creates_pkey PRIMARY KEY (owner_id, kind);
 
 --
 -- Name: webhook_secrets webhook_secrets_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
@@ -3312,6 +3369,13 @@ ALTER TABLE ONLY voicegate.idempotency_keys
     ADD CONSTRAINT idempotency_keys_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 --
+-- Name: user_creates user_creates_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.user_creates
+    ADD CONSTRAINT user_creates_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
 -- Name: webhook_secrets webhook_secrets_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3603,6 +3667,12 @@ ALTER TABLE voicegate.service_object_writes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE voicegate.service_written_objects ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: user_creates; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.user_creates ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: webhook_secrets; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3795,6 +3865,13 @@ GRANT ALL ON FUNCTION voicegate.release_messages(p_queue text, p_msg_ids bigint[
 
 REVOKE ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) TO service_role;
+
+--
+-- Name: FUNCTION take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision) TO service_role;
 
 --
 -- Name: FUNCTION touch_updated_at(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
@@ -4237,6 +4314,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.service_object_writes TO se
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.service_written_objects TO service_role;
+
+--
+-- Name: TABLE user_creates; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE voicegate.user_creates TO service_role;
 
 --
 -- Name: TABLE webhook_secrets; Type: ACL; Schema: voicegate; Owner: voicegate_migrator

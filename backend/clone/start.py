@@ -22,9 +22,10 @@ from backend.db.units import become_service
 from backend.errors import Conflict, NotFound, ProviderVoiceTaken, VoiceNameTaken
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
-from backend.records import attempts
+from backend.records import attempts, user_creates
 from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
+from backend.records.user_creates import CreateKind, UserLimits
 from backend.records.voices import VoiceName, name_of_its_own, unused_name
 from backend.samples import service as samples
 from backend.samples.service import NewSample
@@ -54,10 +55,12 @@ class _Sampled(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Upload(_Sampled, frozen=True, kw_only=True, tag="upload"):
-    """A sample uploaded with the request: a new voice `name` under the consent given with it."""
+    """A sample uploaded with the request: a new voice `name` under the consent given with it, counted against
+    the caller's `limits`."""
 
     name: VoiceName
     consent: GivenConsent
+    limits: UserLimits
 
 
 class SignedUpload(_Sampled, frozen=True, kw_only=True, tag="finalize"):
@@ -77,6 +80,8 @@ class CustomVoiceId(msgspec.Struct, frozen=True, kw_only=True, tag="custom_voice
     name: str | None
     language: str | None
     reflection_id: uuid.UUID
+    #: What a new voice (when none of the caller's holds the provider voice) is counted against.
+    limits: UserLimits
     kind = AttemptSource.CUSTOM_VOICE_ID
     preview = False
 
@@ -91,6 +96,8 @@ class StoredSample(msgspec.Struct, frozen=True, kw_only=True, tag="sample"):
     language: str | None
     voice_id: uuid.UUID | None
     name: VoiceName
+    #: What a new voice is counted against.
+    limits: UserLimits
     kind = AttemptSource.SAMPLE_UPLOAD
     preview = False
     reflection_id = None
@@ -106,6 +113,8 @@ class SampleSet(msgspec.Struct, frozen=True, kw_only=True, tag="sample_set"):
     provider: str
     language: str | None
     name: VoiceName
+    #: What a new voice is counted against.
+    limits: UserLimits
     voice_id: uuid.UUID | None = None
     kind = AttemptSource.SAMPLE_UPLOAD
     preview = False
@@ -137,7 +146,8 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
     transaction. On a user transaction the caller's RLS decides what they may use (their consent, their
     draft), then the service writes; a StoredSample or a Reenrolment comes as the service already.
     NotFound, Conflict, ProviderVoiceTaken, VoiceNameTaken (a name the caller gave that another of their live
-    voices has) or LanguageNotSupported when the source cannot be used."""
+    voices has) or LanguageNotSupported when the source cannot be used; CreatesLimited when it would make a voice
+    past the caller's creates."""
     sample_id: uuid.UUID | None = None
     sample_ids: tuple[uuid.UUID, ...] = ()
     reference: tuple[str | None, str | None] = (None, None)
@@ -145,7 +155,13 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
         case Upload(voice_id=voice_id):
             language = source.sample.language
             consent_id = await draft_voice(
-                conn, owner_id, voice_id, name=source.name, language=language, consent=source.consent
+                conn,
+                owner_id,
+                voice_id,
+                name=source.name,
+                language=language,
+                consent=source.consent,
+                limits=source.limits,
             )
             sample_id = await _store(conn, source, consent_id)
         case SignedUpload(voice_id=voice_id):
@@ -158,14 +174,14 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
         case StoredSample(sample_id=sample_id):
             # A sample whose voice's clone failed is cloned again into that voice.
             voice_id = source.voice_id or await _new_voice(
-                conn, owner_id, source.name, source.language, consent_id=source.consent_id
+                conn, owner_id, source.name, source.language, source.limits, consent_id=source.consent_id
             )
             if source.voice_id is None:
                 await samples.link_voice(conn, sample_id, voice_id)
         case SampleSet(sample_ids=sample_ids):
             sample_id = sample_ids[0]
             voice_id = source.voice_id or await _new_voice(
-                conn, owner_id, source.name, source.language, consent_id=source.consent_id
+                conn, owner_id, source.name, source.language, source.limits, consent_id=source.consent_id
             )
         case Reenrolment(voice_id=voice_id, sample_id=sample_id, sample_ids=sample_ids):
             reference = (source.provider_voice_id, source.target_model)
@@ -194,27 +210,31 @@ async def draft_voice(
     name: VoiceName,
     language: str | None,
     consent: GivenConsent,
+    limits: UserLimits,
 ) -> uuid.UUID:
-    """The caller's (`owner_id`'s) consent (a verified spoken one they name, or the box they ticked, recorded now)
-    and their draft voice under it, as the caller (RLS checks the consent is theirs); the consent's id."""
+    """The caller's (`owner_id`'s) consent (a verified spoken one they name, or the box they ticked, recorded now,
+    as the caller: RLS decides whose consent they may name) and their draft voice under it, written by the service
+    once that consent is known to be theirs, and counted against their `limits`; the consent's id."""
     consent_id = await consent_for_sample(conn, consent)
-    params = {"id": voice_id, "language": language, "consent_id": consent_id}
-    await _insert_voice(conn, "insert_own_voice", params, owner_id, name)
+    await become_service(conn)
+    await _insert_voice(conn, {"id": voice_id, "language": language, "consent_id": consent_id}, owner_id, name, limits)
     return consent_id
 
 
 async def _insert_voice(
-    conn: Connection, query: str, params: dict[str, Any], owner_id: uuid.UUID, name: VoiceName
+    conn: Connection, params: dict[str, Any], owner_id: uuid.UUID, name: VoiceName, limits: UserLimits
 ) -> None:
-    """Insert `owner_id`'s voice with `query` (`insert_own_voice` or `insert_voice`), named `name`: as given, or
-    VoiceNameTaken; as chosen, or the first free `name (2)`, `name (3)`…"""
+    """Insert `owner_id`'s voice as the service, counted against their `limits` first (every new voice is made
+    here), named `name`: as given, or VoiceNameTaken; as chosen, or the first free `name (2)`, `name (3)`…"""
+    await user_creates.take(conn, owner_id, CreateKind.VOICE, limits)
+    params = {"provider": None, **params, "owner_id": owner_id}
     if name.given:
-        if await fetch_optional(conn, _Q[query], params | {"name": name.text}) is None:
+        if await fetch_optional(conn, _Q["insert_voice"], params | {"name": name.text}) is None:
             raise VoiceNameTaken(name.text)
         return
     for _ in range(_NAMING_TRIES):
         free = await unused_name(conn, owner_id, name.text)
-        if await fetch_optional(conn, _Q[query], params | {"name": free}) is not None:
+        if await fetch_optional(conn, _Q["insert_voice"], params | {"name": free}) is not None:
             return
     raise VoiceNameTaken(name.text)
 
@@ -256,7 +276,7 @@ async def _custom_voice(conn: Connection, owner_id: uuid.UUID, source: CustomVoi
         return held
     given = source.name.strip() if source.name else None
     name = VoiceName(given, given=True) if given else VoiceName(found.name or "Custom voice", given=False)
-    return await _new_voice(conn, owner_id, name, source.language, provider=source.provider)
+    return await _new_voice(conn, owner_id, name, source.language, source.limits, provider=source.provider)
 
 
 async def _new_voice(
@@ -264,13 +284,14 @@ async def _new_voice(
     owner_id: uuid.UUID,
     name: VoiceName,
     language: str | None,
+    limits: UserLimits,
     *,
     consent_id: uuid.UUID | None = None,
     provider: str | None = None,
 ) -> uuid.UUID:
     """A voice of `owner_id`, as the service: cloned from their sample (`consent_id`), or one they have
-    at `provider`."""
+    at `provider`; counted against their `limits`."""
     voice_id = uuid.uuid4()
-    params = {"id": voice_id, "owner_id": owner_id, "language": language, "consent_id": consent_id}
-    await _insert_voice(conn, "insert_voice", params | {"provider": provider}, owner_id, name)
+    params = {"id": voice_id, "language": language, "consent_id": consent_id, "provider": provider}
+    await _insert_voice(conn, params, owner_id, name, limits)
     return voice_id

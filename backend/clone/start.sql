@@ -1,13 +1,6 @@
--- name: insert_own_voice
--- As the caller: the owner comes from their token (the column default), RLS checks the consent. No row when
--- another of their live voices has the name (voices_owner_name_uidx; one being made meanwhile is waited for).
-insert into public.voices (id, name, language, consent_id)
-values (%(id)s, %(name)s, %(language)s, %(consent_id)s)
-on conflict (owner_id, lower(btrim(name))) where deleted_at is null do nothing
-returning id;
-
 -- name: insert_voice
--- As the service, for `owner_id`; no row when the name is taken, as `insert_own_voice`.
+-- As the service, for `owner_id` (whose consent, if any, the caller's own read found theirs). No row when another
+-- of their live voices has the name (voices_owner_name_uidx; one being made meanwhile is waited for).
 insert into public.voices (id, owner_id, name, language, consent_id, tts_provider)
 values (%(id)s, %(owner_id)s, %(name)s, %(language)s, %(consent_id)s, %(provider)s)
 on conflict (owner_id, lower(btrim(name))) where deleted_at is null do nothing

@@ -37,11 +37,11 @@ def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
     db, storage = lifecycle.db, lifecycle.storage
     return Areas(
         attempts=AttemptsService(db),
-        consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days),
+        consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days, settings.user_limits),
         reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
         samples=SamplesService(db, storage, settings),
         speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
-        synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings),
+        synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings, settings.user_limits),
         voices=VoicesService(db, storage, settings),
-        webhooks=WebhooksService(db, lifecycle.webhooks),
+        webhooks=WebhooksService(db, lifecycle.webhooks, settings.user_limits),
     )

@@ -16,12 +16,13 @@ a checkbox consent recorded with the upload.
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NoReturn
 
 import msgspec
 
@@ -34,7 +35,7 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import Database, become_service
+from backend.db.units import Database
 from backend.errors import (
     Conflict,
     ConsentExpired,
@@ -42,10 +43,13 @@ from backend.errors import (
     ConsentRecordingRequired,
     ConsentRequired,
     NotFound,
+    OpenConsentsLimited,
     UnsupportedAudio,
     ValidationFailed,
 )
 from backend.fields import LanguageTag, Name
+from backend.records import user_creates
+from backend.records.user_creates import CreateKind, UserLimits
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
@@ -176,21 +180,25 @@ class ConsentsService:
     cpu: CpuExecutor
     #: VOICEGATE_SAMPLE_RETENTION_DAYS: how long a verified recording is kept.
     retention_days: float
+    #: What one user may create: spoken consents count against `creates` and `open_consents`.
+    limits: UserLimits
 
     async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
         """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
-        phrase cannot be checked in)."""
+        phrase cannot be checked in; 429 `creates_limited` past the caller's creates, `open_consents_limited`
+        while they have `open_consents` awaiting their recording)."""
         try:
             phrase = make_phrase(request.subject_name.strip(), request.language)
         except ValueError as exc:
             raise ValidationFailed(str(exc)) from exc
-        async with self.db.user_transaction(claims.raw) as conn:
-            await become_service(conn)
-            row = await fetch_one(
+        owner_id = uuid.UUID(claims.sub)
+        async with self.db.service_transaction() as conn:
+            await user_creates.take(conn, owner_id, CreateKind.CONSENT, self.limits)
+            row = await fetch_optional(
                 conn,
                 _Q["insert_spoken"],
                 {
-                    "owner_id": uuid.UUID(claims.sub),
+                    "owner_id": owner_id,
                     "subject_name": request.subject_name.strip(),
                     "consent_text_version": SPOKEN_TEXT_VERSION,
                     "keep_sample": request.keep_sample,
@@ -198,9 +206,12 @@ class ConsentsService:
                     "code": phrase.code,
                     "language": phrase.language,
                     "valid_seconds": PHRASE_VALID_FOR,
+                    "open_consents": self.limits.open_consents,
                     **origin.recorded(),
                 },
             )
+            if row is None:
+                await _refuse_open(conn, owner_id, self.limits.open_consents)
         return ConsentCreated(row["id"], row["phrase"], row["status"], row["expires_at"])
 
     async def get_consent(self, claims: UserClaims, consent_id: uuid.UUID) -> ConsentView:
@@ -294,6 +305,18 @@ def _hear(data: bytes, phrase: Phrase) -> _Heard:
     return _Heard(
         check_phrase(decoded.samples, decoded.sample_rate, phrase),
         voiceprint(decoded.samples, decoded.sample_rate),
+    )
+
+
+async def _refuse_open(conn: Connection, owner_id: uuid.UUID, cap: int) -> NoReturn:
+    """OpenConsentsLimited for an owner with `cap` spoken consents awaiting their recording, whose Retry-After is
+    when the first of them lapses and frees a place."""
+    row = await fetch_one(conn, _Q["first_open_lapses"], {"owner_id": owner_id})
+    wait = max(1, math.ceil(row["seconds"] or 1))
+    raise OpenConsentsLimited(
+        f"You have {cap} spoken consents awaiting their recording, as many as this server allows: record one"
+        f" (POST /api/v1/consents/{{id}}/recording), or retry in {wait} s, when the oldest lapses.",
+        retry_after=wait,
     )
 
 

@@ -1,11 +1,24 @@
 -- name: insert_spoken
--- A spoken consent awaiting its recording, for the caller (the service writes it: its state is not theirs).
+-- A spoken consent awaiting its recording, for the caller (the service writes it: its state is not theirs). No row
+-- while they have `open_consents` awaiting theirs: counted under their lock on consent creates
+-- (user_creates.take), so this statement's snapshot, taken after it, holds every consent another create committed.
 insert into public.voice_consents (owner_id, subject_name, consent_text_version, user_agent, ip_hash, keep_sample,
                                    kind, status, phrase, code, language, expires_at)
-values (%(owner_id)s, %(subject_name)s, %(consent_text_version)s, %(user_agent)s, %(ip_hash)s, %(keep_sample)s,
-        'spoken', 'awaiting_recording', %(phrase)s, %(code)s, %(language)s,
-        now() + make_interval(secs => %(valid_seconds)s))
+select %(owner_id)s, %(subject_name)s, %(consent_text_version)s, %(user_agent)s, %(ip_hash)s, %(keep_sample)s,
+       'spoken', 'awaiting_recording', %(phrase)s, %(code)s, %(language)s,
+       now() + make_interval(secs => %(valid_seconds)s)
+ where (select count(*) from public.voice_consents
+         where owner_id = %(owner_id)s and kind = 'spoken' and status in ('awaiting_recording', 'rejected')
+           and expires_at > now()) < %(open_consents)s
 returning id, phrase, status, expires_at;
+
+-- name: first_open_lapses
+-- Seconds until the first of the owner's consents awaiting a recording lapses (a rejected one may be recorded
+-- again until then too); from the clock, not the transaction's start, which may be before that consent was made.
+select extract(epoch from min(expires_at) - clock_timestamp())::double precision as seconds
+  from public.voice_consents
+ where owner_id = %(owner_id)s and kind = 'spoken' and status in ('awaiting_recording', 'rejected')
+   and expires_at > now();
 
 -- name: insert_checkbox
 -- A ticked box, as the user writes it (RLS: their own).

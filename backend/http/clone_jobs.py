@@ -13,8 +13,8 @@ from backend.http.deps import Caller, PathId, Synthesis
 from backend.http.docs import (
     BY_ID,
     IDEMPOTENT,
-    NAMES_A_VOICE,
     USER_SECURITY,
+    VOICE,
     ClipAudioOperation,
     IdempotentOperation,
     audio_label,
@@ -45,7 +45,7 @@ class CloneJobsController(Controller):
             },
             with_a_voice={"voiceId": "9c1ab5e2-7e0d-4f4a-8d36-5b2c0f3e4a11", "text": "Hello again."},
         ),
-        responses=problems(*BY_ID, *IDEMPOTENT, words=NAMES_A_VOICE),
+        responses=problems(*BY_ID, *IDEMPOTENT, words=VOICE),
     )
     async def create(
         self,

@@ -10,7 +10,15 @@ from litestar.params import JSONBody
 from backend.consents import service
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.http.deps import Caller, Consents, PathId
-from backend.http.docs import BY_ID, USER, USER_SECURITY, RecordingOperation, problems, with_examples
+from backend.http.docs import (
+    BY_ID,
+    OPEN_CONSENTS,
+    USER,
+    USER_SECURITY,
+    RecordingOperation,
+    problems,
+    with_examples,
+)
 from backend.http.sample_upload import request_origin
 from backend.multipart import FormError, Part, form_boundary, read_form
 
@@ -33,7 +41,7 @@ class ConsentsController(Controller):
         status_code=201,
         summary="Start a spoken consent: the phrase to record",
         operation_class=with_examples(ada={"subjectName": "Ada Lovelace", "language": "en"}),
-        responses=problems(*USER, 422),
+        responses=problems(*USER, 422, words=OPEN_CONSENTS),
     )
     async def create(
         self,

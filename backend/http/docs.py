@@ -139,6 +139,27 @@ BACKLOG: Final = {
     "VOICEGATE_UPLOAD_BACKLOG_SECONDS of work; nothing was read or stored."
 }
 
+_TOO_MANY_CREATES = (
+    "Too many requests at once (`concurrency_limited`), or the caller has created VOICEGATE_USER_CREATES of this kind"
+    " lately (`creates_limited`: one comes back every VOICEGATE_USER_CREATE_WINDOW / VOICEGATE_USER_CREATES seconds)"
+)
+#: The 429 of a route that creates something each user may create only so many of (`backend.records.user_creates`):
+#: the consents, reflections, voices (`VOICE` too) and webhook endpoints routes.
+CREATES: Final = {429: f"{_TOO_MANY_CREATES}; retry after `Retry-After` seconds."}
+#: The 429 of a route that may make a new voice: CREATES's, and a voice's 409 (`NAMES_A_VOICE`).
+VOICE: Final = {**NAMES_A_VOICE, **CREATES}
+#: `POST /api/v1/consents`'s 429: CREATES's, or too many of the caller's consents await their recording.
+OPEN_CONSENTS: Final = {
+    429: f"{_TOO_MANY_CREATES}, or VOICEGATE_USER_OPEN_CONSENTS of the caller's spoken consents await their recording "
+    "(`open_consents_limited`: `Retry-After` is when the oldest lapses); retry after `Retry-After` seconds."
+}
+#: `POST /api/clone/upload-url`'s 429: CREATES's, or the caller has too many draft voices.
+DRAFT_VOICES: Final = {
+    **NAMES_A_VOICE,
+    429: f"{_TOO_MANY_CREATES}, or the caller has VOICEGATE_USER_DRAFT_VOICES draft voices (`draft_voices_limited`: "
+    "finalize or delete one; a draft never lapses); retry after `Retry-After` seconds.",
+}
+
 #: What every route for a signed-in user may answer: a bad Host header (as every route may), a refused token,
 #: too many requests at once (the user's VOICEGATE_USER_CONCURRENCY, or every connection busy), or the
 #: database away.

@@ -14,10 +14,11 @@ from backend.http.deps import Caller, PathId, Reflections, clone_backlog_admits
 from backend.http.docs import (
     BACKLOG,
     BY_ID,
+    CREATES,
     IDEMPOTENT,
-    NAMES_A_VOICE,
     USER,
     USER_SECURITY,
+    VOICE,
     IdempotentOperation,
     SampleUploadOperation,
     problems,
@@ -58,7 +59,7 @@ class ReflectionsController(Controller):
         "/",
         summary="Create a reflection",
         operation_class=with_examples(a_name={"name": "Ada"}),
-        responses=problems(*USER, 400),
+        responses=problems(*USER, 400, words=CREATES),
     )
     async def create(
         self, claims: Caller, reflections: Reflections, data: JSONBody[ReflectionCreate]
@@ -141,7 +142,7 @@ class ReflectionsController(Controller):
         summary="Clone a voice from an uploaded sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
         guards=[clone_backlog_admits],
-        responses=problems(*BY_ID, *IDEMPOTENT, 413, 415, words={**NAMES_A_VOICE, **BACKLOG}),
+        responses=problems(*BY_ID, *IDEMPOTENT, 413, 415, words={**VOICE, **BACKLOG}),
     )
     async def clone(
         self,
@@ -176,7 +177,7 @@ class ReflectionsController(Controller):
         operation_class=with_examples(
             a_provider_voice={"provider": "elevenlabs", "voice_id": "21m00Tcm4TlvDq8ikWAM", "name": "Rachel"}
         ),
-        responses=problems(*BY_ID, 409, 422, words=NAMES_A_VOICE),
+        responses=problems(*BY_ID, 409, 422, words=VOICE),
     )
     async def attach(
         self,

@@ -17,10 +17,12 @@ from backend.fields import Rename
 from backend.http.deps import Caller, PathId, Synthesis, Voices
 from backend.http.docs import (
     BY_ID,
+    DRAFT_VOICES,
     IDEMPOTENT,
     NAMES_A_VOICE,
     USER,
     USER_SECURITY,
+    VOICE,
     IdempotentOperation,
     problems,
     with_examples,
@@ -58,7 +60,7 @@ class VoicesController(Controller):
                 "name": "My voice",
             }
         ),
-        responses=problems(*BY_ID, 409, 422, words=NAMES_A_VOICE),
+        responses=problems(*BY_ID, 409, 422, words=VOICE),
     )
     async def create(
         self, claims: Caller, voices: Voices, data: JSONBody[sample_sets.NewVoiceBody]
@@ -160,7 +162,7 @@ class CloneController(Controller):
         "/upload-url",
         summary="Signed upload URL for a new voice's sample",
         operation_class=with_examples(a_consented_voice={"name": "My voice", "consent": True, "language": "en"}),
-        responses=problems(*USER, 400, 404, 409, 422, words=NAMES_A_VOICE),
+        responses=problems(*USER, 400, 404, 409, 422, words=DRAFT_VOICES),
     )
     async def upload_url(
         self,

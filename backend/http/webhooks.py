@@ -6,7 +6,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody
 
 from backend.http.deps import Caller, PathId, Webhooks
-from backend.http.docs import BY_ID, USER, USER_SECURITY, problems, with_examples
+from backend.http.docs import BY_ID, CREATES, USER, USER_SECURITY, problems, with_examples
 from backend.webhooks import service
 
 
@@ -23,7 +23,7 @@ class WebhooksController(Controller):
         operation_class=with_examples(
             voice_events={"url": "https://example.com/hooks/voicegate", "events": ["voice.ready", "voice.failed"]}
         ),
-        responses=problems(*USER, 400, 409, 422),
+        responses=problems(*USER, 400, 409, 422, words=CREATES),
     )
     async def create(
         self, claims: Caller, webhooks: Webhooks, data: JSONBody[service.EndpointRequest]

@@ -41,8 +41,9 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.registry import ProviderSet
-from backend.records import attempts
+from backend.records import attempts, user_creates
 from backend.records.attempts import Attempt, PreviewStatus, VoiceMirror
+from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName
 from backend.reflections.voice import CustomVoice, QueuedClone
 from backend.samples import service as samples
@@ -151,9 +152,11 @@ class ReflectionsService:
     settings: Settings
 
     async def create_reflection(self, claims: UserClaims, name: str) -> Reflection:
-        """Create a reflection owned by the caller."""
-        async with self.db.user_transaction(claims.raw) as conn:
-            return _as_reflection(await fetch_one(conn, _Q["create_reflection"], {"name": name}))
+        """Create a reflection owned by the caller; 429 `creates_limited` past the caller's creates."""
+        owner_id = uuid.UUID(claims.sub)
+        async with self.db.service_transaction() as conn:
+            await user_creates.take(conn, owner_id, CreateKind.REFLECTION, self.settings.user_limits)
+            return _as_reflection(await fetch_one(conn, _Q["create_reflection"], {"owner_id": owner_id, "name": name}))
 
     async def list_reflections(self, claims: UserClaims) -> list[Reflection]:
         """The caller's reflections, newest first."""
@@ -311,6 +314,7 @@ class ReflectionsService:
                 consent=given,
                 reflection_id=reflection_id,
                 retention_days=self.settings.sample_retention_days,
+                limits=self.settings.user_limits,
             )
             attempt = await start_clone(conn, owner_id, source)
             result = QueuedClone(voice_id, attempt.id, sample_id, new.provider, attempt.status, new.sniffed_type)
@@ -340,6 +344,7 @@ class ReflectionsService:
             name=custom.name,
             language=custom.language,
             reflection_id=reflection_id,
+            limits=self.settings.user_limits,
         )
         async with self.db.user_transaction(claims.raw) as conn:
             await require_visible(conn, reflection_id)

@@ -2,7 +2,8 @@
 select id, name from public.reflections where id = %(id)s;
 
 -- name: create_reflection
-insert into public.reflections (name) values (%(name)s)
+-- As the service, after the owner's create was counted (user_creates.take).
+insert into public.reflections (owner_id, name) values (%(owner_id)s, %(name)s)
 returning id, name, voice, created_at, updated_at;
 
 -- name: list_reflections

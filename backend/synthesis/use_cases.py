@@ -42,6 +42,7 @@ from backend.records import voices as voice_records
 from backend.records.rows import fetch_record
 from backend.records.samples import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
+from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName, VoiceRow
 from backend.samples import service as samples
 from backend.storage import integrity
@@ -68,12 +69,14 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 @dataclass(frozen=True)
 class SynthesisService:
     """A user's synthesis jobs: their use cases over the database, Storage (where a render is kept), the CPU
-    executor (that encodes an MP3) and the provider settings (which providers are configured)."""
+    executor (that encodes an MP3), the provider settings (which providers are configured) and what one user may
+    create (a sample's new voice counts)."""
 
     db: Database
     storage: ObjectStorage
     cpu: CpuExecutor
     provider_settings: ProviderSettings
+    limits: UserLimits
 
     async def create_job(
         self, claims: UserClaims, request: CloneRequest, *, record: Recorder | None = None
@@ -92,7 +95,13 @@ class SynthesisService:
                     raise NotFound("Sample not found.")
                 await become_service(conn)
                 voice_id, attempt_id = await _voice_of_sample(
-                    conn, owner_id, request.sample_id, request, text=text, providers=self.provider_settings
+                    conn,
+                    owner_id,
+                    request.sample_id,
+                    request,
+                    text=text,
+                    providers=self.provider_settings,
+                    limits=self.limits,
                 )
             else:
                 assert request.voice_id is not None  # noqa: S101 - exactly one is set, checked above
@@ -266,6 +275,7 @@ async def _voice_of_sample(
     *,
     text: str,
     providers: ProviderSettings,
+    limits: UserLimits,
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
     sample = await sample_records.lock_owned(conn, sample_id, owner_id)
     if sample is None:
@@ -296,6 +306,7 @@ async def _voice_of_sample(
             if request.name
             else VoiceName(sample.name or "Voice from sample", given=False)
         ),
+        limits=limits,
     )
     attempt = await start_clone(conn, owner_id, source)
     return attempt.voice_id, attempt.id

@@ -35,6 +35,7 @@ from backend.records import attempts
 from backend.records import samples as sample_records
 from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
 from backend.samples import service as samples
 from backend.voiceprint import THRESHOLD, Voiceprint
@@ -181,10 +182,12 @@ def enrolment_of(
     *,
     name: VoiceName,
     voice_id: uuid.UUID | None,
+    limits: UserLimits,
     consent_id: uuid.UUID | None = None,
 ) -> SampleSet:
     """What a voice is enrolled from: the set's samples, for the provider they were checked for (configured and
-    making voices in the first sample's language, 422 otherwise), under the consent named or the first's."""
+    making voices in the first sample's language, 422 otherwise), under the consent named or the first's; a new
+    voice counted against the caller's `limits`."""
     provider = providers.usable(rows[0].provider)
     # The language the attempt enrols the voice in (see `clone.step.AttemptRun.enrol`).
     check_enrolment_language(provider, rows[0].language)
@@ -194,6 +197,7 @@ def enrolment_of(
         provider=provider,
         language=rows[0].language,
         name=name,
+        limits=limits,
         voice_id=voice_id,
     )
 

@@ -27,11 +27,12 @@ from backend.clone.start import SignedUpload, draft_voice, lock_draft, start_clo
 from backend.consents.service import GivenConsent, Origin, require_consent
 from backend.db.bucket_config import declared_bucket
 from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
+from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder
 from backend.errors import (
     Conflict,
+    DraftVoicesLimited,
     NotFound,
     SampleNotUploaded,
     ServiceUnavailable,
@@ -266,7 +267,12 @@ class VoicesService:
                 else VoiceName(first.name or f"Voice from {len(rows)} samples", given=False)
             )
             source = enrolment_of(
-                rows, self.settings.provider_settings, name=name, voice_id=None, consent_id=body.consent_id
+                rows,
+                self.settings.provider_settings,
+                name=name,
+                voice_id=None,
+                limits=self.settings.user_limits,
+                consent_id=body.consent_id,
             )
             attempt = await start_clone(conn, owner_id, source)
         return accepted_set(attempt, rows)
@@ -288,7 +294,12 @@ class VoicesService:
                 raise Conflict("The voice is still being cloned; change its samples once that has finished.")
             name = VoiceName(voice.name, given=True)  # unused: the voice is there already
             source = enrolment_of(
-                rows, self.settings.provider_settings, name=name, voice_id=voice_id, consent_id=body.consent_id
+                rows,
+                self.settings.provider_settings,
+                name=name,
+                voice_id=voice_id,
+                limits=self.settings.user_limits,
+                consent_id=body.consent_id,
             )
             attempt = await start_clone(conn, owner_id, source)
         return accepted_set(attempt, rows)
@@ -313,7 +324,8 @@ class VoicesService:
     async def create_upload(self, claims: UserClaims, request: UploadUrlBody, *, origin: Origin) -> UploadTicket:
         """Record consent (or take the verified spoken one named, as the consent policy allows) and a draft voice,
         and hand out a signed URL for its sample (at Storage's public address). The URL is signed first: if
-        Storage is unreachable nothing has been written yet.
+        Storage is unreachable nothing has been written yet. 429 `creates_limited` past the caller's voice creates,
+        `draft_voices_limited` once they have `draft_voices` drafts.
         """
         name = request.name.strip()
         consent = GivenConsent(
@@ -328,9 +340,19 @@ class VoicesService:
         owner_id, voice_id = uuid.UUID(claims.sub), uuid.uuid4()
         path = samples.voice_sample_path(owner_id, voice_id)
         signed = await self.storage.create_signed_upload_url(samples.BUCKET, path)
+        limits = self.settings.user_limits
         async with self.db.user_transaction(claims.raw) as conn:
             given = VoiceName(name, given=True)
-            await draft_voice(conn, owner_id, voice_id, name=given, language=request.language, consent=consent)
+            await draft_voice(
+                conn, owner_id, voice_id, name=given, language=request.language, consent=consent, limits=limits
+            )
+            # Counted under the caller's lock on voice creates, which draft_voice took: this draft included.
+            drafts = await fetch_one(conn, _Q["draft_count"], {"owner_id": owner_id})
+            if drafts["n"] > limits.draft_voices:
+                raise DraftVoicesLimited(
+                    f"You have {limits.draft_voices} draft voices, as many as this server allows: finalize one"
+                    " (POST /api/clone/finalize) or delete one (DELETE /api/voices/{id}) first."
+                )
         public_url = self.settings.storage_public_url
         return UploadTicket(
             voice_id=voice_id,

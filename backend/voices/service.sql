@@ -73,3 +73,7 @@ select a.id as attempt_id, a.status as attempt_status, m.sample_id, m.position,
   join public.voice_clone_attempt_samples m on m.attempt_id = a.id
   join public.voice_samples s on s.id = m.sample_id
  order by m.position;
+
+-- name: draft_count
+-- The owner's live draft voices: made by `POST /api/clone/upload-url`, never finalized.
+select count(*) as n from public.voices where owner_id = %(owner_id)s and status = 'draft' and deleted_at is null;

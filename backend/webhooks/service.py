@@ -18,11 +18,13 @@ from typing import Annotated, Final, Literal, get_args
 import msgspec
 
 from backend.auth.verify import UserClaims
-from backend.db.execute import fetch_all, fetch_one, fetch_optional
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import Database, become_service
+from backend.db.units import Database
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.fields import NO_NUL
+from backend.records import user_creates
+from backend.records.user_creates import CreateKind, UserLimits
 from backend.standard_webhooks.sender import MAX_URL_LENGTH, WebhookSender
 from backend.standard_webhooks.signing import new_secret
 
@@ -89,20 +91,25 @@ class WebhooksService:
 
     db: Database
     sender: WebhookSender
+    limits: UserLimits
 
     async def create_endpoint(self, claims: UserClaims, request: EndpointRequest) -> CreatedEndpoint:
-        """Check the URL, then store the endpoint and its new secret together; 409 past `MAX_ENDPOINTS`."""
+        """Check the URL, then store the endpoint and its new secret together; 409 past `MAX_ENDPOINTS`, 429
+        `creates_limited` past the caller's creates."""
         events = _events(request.events)
         await self.sender.check(request.url)
         secret = new_secret()
-        async with self.db.user_transaction(claims.raw) as conn:
-            count = await fetch_one(conn, _Q["count_own"], {})
-            if count["n"] >= MAX_ENDPOINTS:
-                raise Conflict(f"You have {MAX_ENDPOINTS} webhook endpoints already; delete one first.")
-            await become_service(conn)
-            row = await fetch_one(
-                conn, _Q["insert_endpoint"], {"owner_id": uuid.UUID(claims.sub), "url": request.url, "events": events}
+        owner_id = uuid.UUID(claims.sub)
+        async with self.db.service_transaction() as conn:
+            # Counted under the caller's lock on their endpoint creates, so creates at once cannot pass the cap.
+            await user_creates.take(conn, owner_id, CreateKind.WEBHOOK_ENDPOINT, self.limits)
+            row = await fetch_optional(
+                conn,
+                _Q["insert_endpoint"],
+                {"owner_id": owner_id, "url": request.url, "events": events, "max_endpoints": MAX_ENDPOINTS},
             )
+            if row is None:
+                raise Conflict(f"You have {MAX_ENDPOINTS} webhook endpoints already; delete one first.")
             await conn.execute(_Q["insert_secret"], {"endpoint_id": row["id"], "secret": secret})
         return CreatedEndpoint(**row, secret=secret)
 

@@ -1,10 +1,9 @@
--- name: count_own
--- Run as the caller: RLS counts only their own endpoints.
-select count(*) as n from public.webhook_endpoints;
-
 -- name: insert_endpoint
+-- No row once the owner has `max_endpoints`: counted under their lock on endpoint creates (user_creates.take), so
+-- this statement's snapshot, taken after it, holds every endpoint another create of theirs committed.
 insert into public.webhook_endpoints (owner_id, url, events)
-values (%(owner_id)s, %(url)s, %(events)s::text[])
+select %(owner_id)s, %(url)s, %(events)s::text[]
+ where (select count(*) from public.webhook_endpoints where owner_id = %(owner_id)s) < %(max_endpoints)s
 returning id, url, events, created_at, disabled_at;
 
 -- name: insert_secret

@@ -84,6 +84,9 @@ TABLES: Allowed = {
     "voicegate.webhook_secrets": {"service_role": {"select", "insert"}},
     "voicegate.project_webhook": {"service_role": {"select", "update"}},
     "voicegate.work_queues": {"service_role": {"select"}},
+    # Each user's create buckets: the service counts and locks them; a user who could write them would lift their
+    # own limits (or truncate everyone's). Rows go with their user (on delete cascade), never one by one.
+    "voicegate.user_creates": {"service_role": {"select", "insert", "update"}},
     "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
     "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
 }
@@ -116,6 +119,7 @@ FUNCTIONS: Allowed = {
     "voicegate.read_and_lease_attempts(text,integer,integer,text,integer)": SERVICE_ONLY,
     "voicegate.complete_attempt(uuid,text,text,jsonb)": SERVICE_ONLY,
     "voicegate.release_messages(text,bigint[],integer[])": SERVICE_ONLY,
+    "voicegate.take_create(uuid,text,integer,double precision)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.publish_attempt(public.voice_clone_attempts)": NOBODY,
     "voicegate.record_attempt_event(public.voice_clone_attempts,text,text,text,text,jsonb)": NOBODY,

@@ -16,6 +16,7 @@ from backend.records.attempts import AttemptSource
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
+from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceRow, VoiceStatus
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -23,14 +24,15 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 def check_values(db: Conn, table: str, column: str) -> list[str]:
     """The values the column's CHECK allows, in its order: its table's `<table>_<column>_check`, or the one
-    CHECK of the domain that is the column's type."""
+    CHECK of the domain that is the column's type. `table` is in `public` unless it names its schema."""
+    schema, _, name = table.rpartition(".")
     row = db.execute(
         "select coalesce((select pg_get_constraintdef(c.oid) from pg_constraint c"
         "                  where c.conrelid = a.attrelid and c.conname = %s and c.contype = 'c'),"
         "                 (select pg_get_constraintdef(c.oid) from pg_constraint c"
         "                  where c.contypid = a.atttypid and c.contype = 'c'))"
         "  from pg_attribute a where a.attrelid = %s::regclass and a.attname = %s",
-        (f"{table}_{column}_check", f"public.{table}", column),
+        (f"{name}_{column}_check", f"{schema or 'public'}.{name}", column),
     ).fetchone()
     assert row is not None, f"{table} has no column {column}"
     assert row[0] is not None, f"{table}.{column} has no CHECK constraint"
@@ -57,6 +59,7 @@ def columns(db: Conn, table: str) -> list[str]:
         ("synthesis_jobs", "status", SynthesisJobStatus),
         ("speech_streams", "outcome", SpeechStreamOutcome),
         ("voice_clone_attempts", "source", AttemptSource),
+        ("voicegate.user_creates", "kind", CreateKind),
     ],
 )
 def test_a_status_enum_holds_exactly_its_check_constraint_values(

@@ -70,6 +70,10 @@ def world(module_db: Conn) -> World:
         " values (%s, %s, 'local', 'local-x', 'wav', 5) returning id",
         (owner, voice),
     )["id"]
+    db.execute(
+        "insert into voicegate.user_creates (owner_id, kind, tokens, counted_at) values (%s, 'reflection', 3, now())",
+        (owner,),
+    )
     # Rows nothing refers to, for deletes: a foreign key must not be what decides the outcome.
     spare_consent = seed_consent(db, owner, "v0")
     rows = {
@@ -195,6 +199,16 @@ STATEMENTS: dict[str, dict[str, tuple[str, str | None]]] = {
         ),
         "delete": ("delete from voicegate.service_written_objects where name = %(object)s", None),
     },
+    "voicegate.user_creates": {
+        "select": ("select tokens from voicegate.user_creates where owner_id = %(owner)s", None),
+        "insert": (
+            "insert into voicegate.user_creates (owner_id, kind, tokens, counted_at)"
+            " values (%(owner)s, 'voice', 300, now())",
+            None,
+        ),
+        "update": ("update voicegate.user_creates set tokens = 300 where owner_id = %(owner)s", None),
+        "delete": ("delete from voicegate.user_creates where owner_id = %(owner)s", None),
+    },
 }
 
 # What the owner may do; other callers may do nothing, the service everything.
@@ -211,12 +225,16 @@ OWNER_ALLOWED = {
     # superuser), and everything else there is written by the service.
     "storage.objects": {"select"},
     "voicegate.service_written_objects": set(),
+    # A user who could write their create buckets would lift their own limits.
+    "voicegate.user_creates": set(),
 }
+# What the service may not do either: a user's create buckets go with the user (on delete cascade), not one by one.
+SERVICE_DENIED = {"voicegate.user_creates": {"delete"}}
 
 
 def expected(table: str, caller: str, verb: str) -> bool:
     if caller == "service_role":
-        return True
+        return verb not in SERVICE_DENIED.get(table, set())
     if caller == "owner":
         return verb in OWNER_ALLOWED[table]
     return False

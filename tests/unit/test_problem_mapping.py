@@ -83,6 +83,24 @@ ROWS = [
         "server_busy",
         "Busy with other requests; retry after `Retry-After` seconds.",
     ),
+    (
+        errors.CreatesLimited(),
+        429,
+        "creates_limited",
+        "You have created too many of these lately; retry after `Retry-After` seconds.",
+    ),
+    (
+        errors.OpenConsentsLimited(),
+        429,
+        "open_consents_limited",
+        "Too many of your spoken consents await their recording: record one, or retry once the oldest lapses.",
+    ),
+    (
+        errors.DraftVoicesLimited(),
+        429,
+        "draft_voices_limited",
+        "You have too many draft voices: finalize one (POST /api/clone/finalize) or delete one first.",
+    ),
     (errors.ServiceUnavailable(), 503, "service_unavailable", "A dependency is unreachable; retry shortly."),
     (
         errors.DatabaseUnavailable(),
@@ -303,7 +321,16 @@ def test_exception_maps_to_problem(exc: Exception, status: int, code: str, detai
     assert problem.type.endswith(code)
     assert ("Retry-After" in headers) is (status in {429, 503})
     if status == 429:
-        assert headers["Retry-After"] == "1"
+        # A draft never lapses, so its refusal asks a client back no sooner than its owner could act.
+        assert headers["Retry-After"] == ("60" if isinstance(exc, errors.DraftVoicesLimited) else "1")
+
+
+@pytest.mark.parametrize("refusal", [errors.CreatesLimited, errors.OpenConsentsLimited, errors.ConcurrencyLimited])
+def test_a_refusal_that_knows_when_to_come_back_says_so_in_retry_after(refusal: type[errors.TooManyRequests]) -> None:
+    problem, headers = problem_for(refusal("Retry in 742 s.", retry_after=742), "/v1/reflections")
+
+    assert (problem.status, problem.detail, headers["Retry-After"]) == (429, "Retry in 742 s.", "742")
+    assert refusal.retry_after == 1  # the class's own stays as it was
 
 
 def server_error(sqlstate: str) -> psycopg.Error:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.records.user_creates import UserLimits
 from backend.settings import SettingsError, settings_from_env
 
 
@@ -49,6 +50,21 @@ def test_a_queue_message_waits_out_storage_for_an_hour_unless_told_otherwise() -
     assert settings_from_env({"VOICEGATE_STORAGE_WAIT_SECONDS": "90"}).storage_wait_seconds == 90
 
 
+def test_what_a_user_may_create_is_far_past_what_a_person_does_unless_told_otherwise() -> None:
+    assert settings_from_env({}).user_limits == UserLimits(
+        creates=300, window_seconds=3600, open_consents=20, draft_voices=50
+    )
+    env = {
+        "VOICEGATE_USER_CREATES": "5",
+        "VOICEGATE_USER_CREATE_WINDOW": "0.5",
+        "VOICEGATE_USER_OPEN_CONSENTS": "2",
+        "VOICEGATE_USER_DRAFT_VOICES": "3",
+    }
+    assert settings_from_env(env).user_limits == UserLimits(
+        creates=5, window_seconds=0.5, open_consents=2, draft_voices=3
+    )
+
+
 def test_empty_variables_mean_unset() -> None:
     assert settings_from_env({"DATABASE_URL": "", "VOICEGATE_PORT": ""}).embedded
 
@@ -68,6 +84,15 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_DB_CONNECT_TIMEOUT": "0"}, "VOICEGATE_DB_CONNECT_TIMEOUT"),
         ({"VOICEGATE_USER_CONCURRENCY": "0"}, "VOICEGATE_USER_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_USER_STREAMS": "0"}, "VOICEGATE_USER_STREAMS must be at least 1"),
+        ({"VOICEGATE_USER_CREATES": "0"}, "VOICEGATE_USER_CREATES must be at least 1"),
+        ({"VOICEGATE_USER_CREATES": "many"}, "VOICEGATE_USER_CREATES"),
+        ({"VOICEGATE_USER_OPEN_CONSENTS": "0"}, "VOICEGATE_USER_OPEN_CONSENTS must be at least 1"),
+        ({"VOICEGATE_USER_DRAFT_VOICES": "-1"}, "VOICEGATE_USER_DRAFT_VOICES must be at least 1"),
+        ({"VOICEGATE_USER_CREATE_WINDOW": "0"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number of seconds"),
+        ({"VOICEGATE_USER_CREATE_WINDOW": "-60"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number"),
+        ({"VOICEGATE_USER_CREATE_WINDOW": "inf"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number"),
+        ({"VOICEGATE_USER_CREATE_WINDOW": "nan"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number"),
+        ({"VOICEGATE_USER_CREATE_WINDOW": "an hour"}, "VOICEGATE_USER_CREATE_WINDOW"),
         ({"VOICEGATE_CPU_WORKERS": "0"}, "VOICEGATE_CPU_WORKERS must be at least 1"),
         ({"VOICEGATE_CLONE_CONCURRENCY": "0"}, "VOICEGATE_CLONE_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_PROVIDER_CONCURRENCY": "0"}, "VOICEGATE_PROVIDER_CONCURRENCY must be at least 1"),

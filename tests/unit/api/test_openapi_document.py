@@ -181,6 +181,35 @@ def test_every_route_that_names_a_voice_documents_the_name_taken(document: dict[
     assert others == set()
 
 
+#: Every route that creates what a user may create only so many of (`backend.records.user_creates.CreateKind`): grep
+#: for `user_creates.take` and follow it to its routes (a voice is made in `backend.clone.start._insert_voice`).
+CREATES = {
+    ("post", "/api/v1/consents"),
+    ("post", "/v1/reflections"),
+    ("post", "/v1/webhooks"),
+    ("post", "/api/clone/upload-url"),
+    ("post", "/api/voices"),
+    ("post", "/api/v1/clone"),
+    ("post", "/v1/reflections/{reflection_id}/voice/clone"),
+    ("patch", "/v1/reflections/{reflection_id}/voice"),
+}
+#: The routes with a cap of their own on what the caller has open, and the refusal's code.
+CAPS = {
+    ("post", "/api/v1/consents"): "open_consents_limited",
+    ("post", "/api/clone/upload-url"): "draft_voices_limited",
+}
+
+
+def test_every_route_that_creates_documents_the_creates_refusal(document: dict[str, Any]) -> None:
+    for method, path in CREATES:
+        assert "`creates_limited`" in document["paths"][path][method]["responses"]["429"]["description"], path
+    others = {(m, p) for m, p, op in operations(document) if "creates_limited" in str(op)} - CREATES
+    assert others == set()
+    for (method, path), code in CAPS.items():
+        assert f"`{code}`" in document["paths"][path][method]["responses"]["429"]["description"], path
+        assert {(m, p) for m, p, op in operations(document) if code in str(op)} == {(method, path)}
+
+
 def test_the_speech_routes_document_the_stream_cap_refusal(document: dict[str, Any]) -> None:
     for path in ("/v1/reflections/{reflection_id}/speech", "/api/v1/speech"):
         assert "`streams_limited`" in document["paths"][path]["post"]["responses"]["429"]["description"], path

@@ -1,0 +1,75 @@
+"""`voicegate.user_creates`: what each user has created lately, one token bucket per user and kind of create
+(VOICEGATE_USER_CREATES, refilled as many per VOICEGATE_USER_CREATE_WINDOW), and the lock that orders one
+user's creates of one kind.
+
+A create takes its token on the transaction that writes what it creates, as the service, before it counts or
+writes anything: the take row-locks the bucket until that transaction ends, so the user's next create of the
+same kind, from this process or any other, waits for it, and then counts what it committed. So a cap counted
+after `take` (open consents, draft voices, webhook endpoints) holds under any concurrency, and a refused create
+(its transaction rolled back) spends no token. Other users' creates never wait for it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import uuid
+from pathlib import Path
+
+import msgspec
+
+from backend.db.connection import Connection
+from backend.db.execute import fetch_one
+from backend.db.queries import load_queries
+from backend.errors import CreatesLimited
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+
+class CreateKind(enum.StrEnum):
+    """What a bucket counts: `voicegate.user_creates.kind`, exactly its CHECK constraint's values."""
+
+    CONSENT = "consent"
+    REFLECTION = "reflection"
+    VOICE = "voice"
+    WEBHOOK_ENDPOINT = "webhook_endpoint"
+
+
+#: How a refusal names each kind, to its user.
+_NAMES = {
+    CreateKind.CONSENT: "spoken consents",
+    CreateKind.REFLECTION: "reflections",
+    CreateKind.VOICE: "voices",
+    CreateKind.WEBHOOK_ENDPOINT: "webhook endpoints",
+}
+
+
+class UserLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What one user may create, as the settings say (`Settings.user_limits`)."""
+
+    #: VOICEGATE_USER_CREATES: creates of each kind at once, and how many come back per window.
+    creates: int
+    #: VOICEGATE_USER_CREATE_WINDOW: the seconds in which `creates` come back.
+    window_seconds: float
+    #: VOICEGATE_USER_OPEN_CONSENTS: spoken consents awaiting their recording at once.
+    open_consents: int
+    #: VOICEGATE_USER_DRAFT_VOICES: draft voices (made by `POST /api/clone/upload-url`, not finalized) at once.
+    draft_voices: int
+
+
+async def take(conn: Connection, owner_id: uuid.UUID, kind: CreateKind, limits: UserLimits) -> None:
+    """Count one of `owner_id`'s creates of `kind` on `conn`'s transaction (as the service), holding their lock on
+    that kind until it ends; CreatesLimited, with the seconds until one is back, when none is left."""
+    row = await fetch_one(
+        conn,
+        _Q["take"],
+        {"owner_id": owner_id, "kind": kind, "creates": limits.creates, "window_seconds": limits.window_seconds},
+    )
+    if row["wait"] is None:
+        return
+    wait = max(1, math.ceil(row["wait"]))
+    raise CreatesLimited(
+        f"You have created too many {_NAMES[kind]} lately (this server allows {limits.creates} per "
+        f"{limits.window_seconds:g} s); the next may be created in {wait} s.",
+        retry_after=wait,
+    )
