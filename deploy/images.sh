@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make images`: voicegate's image and the tests' PostgreSQL 15 image, built with podman and no registry.
 #   1. the Debian bookworm base (Python 3.11, its venv module, CA certificates) made with mmdebstrap and imported
-#      as $VOICEGATE_BASE_IMAGE (kept; REBUILD_BASE=1 makes it again);
+#      as $VOICEGATE_BASE_IMAGE: merged /usr set up by mmdebstrap's hook rather than the usrmerge package (which
+#      would bring Perl, 46 MB), and dpkg told to leave out manuals, documentation but the copyright files, and
+#      translations, here and in every image built on it. Kept (labelled with its recipe's hash), and made again when
+#      the recipe changed or REBUILD_BASE=1 (for Debian's updates);
 #   2. Containerfile FROM that base as $VOICEGATE_IMAGE;
 #   3. deploy/postgres (Debian's postgresql-15) as $VOICEGATE_POSTGRES_IMAGE, for compose.test.yaml.
 # podman, runc, mmdebstrap and their helpers are installed with apt when missing (root needed then), podman-compose
@@ -41,11 +44,19 @@ fi
 podman=(podman --runtime runc)
 build=("${podman[@]}" build --format docker --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
-if [[ -n ${REBUILD_BASE:-} ]] || ! podman image exists "$base"; then
+recipe=(--variant=minbase --include=python3,python3-venv,ca-certificates
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
+    bookworm)
+recipe_hash=$(printf '%s\n' "${recipe[@]}" | sha256sum | cut -c1-16)
+made_by=$(podman image inspect --format '{{index .Labels "io.voicegate.base-recipe"}}' "$base" 2> /dev/null || true)
+if [[ -n ${REBUILD_BASE:-} || $made_by != "$recipe_hash" ]]; then
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    mmdebstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$work/rootfs.tar"
-    podman import "$work/rootfs.tar" "$base"
+    mmdebstrap "${recipe[@]}" "$work/rootfs.tar"
+    podman import --change "LABEL io.voicegate.base-recipe=$recipe_hash" "$work/rootfs.tar" "$base"
 fi
 
 # pip inside the build gets this machine's CA bundle as a build secret (a proxy may intercept TLS); the
