@@ -74,11 +74,13 @@ js-packages:
 	@bash .ci/ensure-js-packages
 
 # The container image (Containerfile) and the tests' PostgreSQL 15 image, built with podman from a Debian base
-# made with mmdebstrap: no registry needed (deploy/images.sh).
+# made with mmdebstrap: no registry needed (deploy/images.sh). `make test` builds the first and runs it
+# (tests/e2e/test_image.py; VOICEGATE_IMAGE_E2E=0 skips that).
 images:
 	bash deploy/images.sh
 
-# compose.yaml for real on those images (tests/e2e/test_compose.py): not part of `make test`, as it needs them.
+# compose.yaml for real on those images (tests/e2e/test_compose.py): not part of `make test`, as it needs the
+# PostgreSQL image too and runs seven containers for minutes.
 test-compose: $(STAMP) images
 	VOICEGATE_COMPOSE_E2E=1 $(BIN)/python -m pytest -v tests/e2e/test_compose.py
 

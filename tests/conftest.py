@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import psycopg
 import pytest
@@ -44,6 +45,14 @@ PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 THREAD_EXIT_SECONDS = 10.0
 #: The workers of the session event loop's default executor: they serve every test, so they outlive each.
 SESSION_LOOP_WORKERS: set[threading.Thread] = set()
+#: Test files run before the rest: the image's build (tests/e2e/test_image.py) keeps one worker for minutes, and
+#: started first it overlaps the rest of the suite on the other worker rather than running alone at the end.
+FIRST: Final = ("tests/e2e/test_image.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`FIRST`'s tests first, the rest in their order: pytest-xdist hands files to its workers in this order."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in FIRST)
 
 
 def _session_loop_worker() -> None:
