@@ -133,15 +133,17 @@ class DraftVoicesLimited(TooManyRequests, code="draft_voices_limited"):
 class ServiceUnavailable(VoicegateError, status=503, code="service_unavailable"):
     """A dependency is unreachable; retry shortly."""
 
-    retry_after: ClassVar[int] = 2
+    #: Seconds until a retry may succeed (`Retry-After`): the class's, unless the refusal knows better.
+    retry_after: int = 2
+
+    def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class BacklogFull(ServiceUnavailable, code="backlog_full"):
     """More work is waiting to be checked than this server takes on; retry after `Retry-After` seconds."""
-
-    def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail)
-        self.retry_in = retry_after
 
 
 class DatabaseUnavailable(ServiceUnavailable, code="database_unavailable"):

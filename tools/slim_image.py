@@ -29,6 +29,11 @@ from typing import Final
 #: (glob under site-packages, why nothing the image runs loads what it matches).
 PRUNED: Final = (
     ("**/tests", "packages' own test suites (NumPy's and SciPy's are most of it), never imported at run time"),
+    (
+        "imageio_ffmpeg/binaries/ffmpeg-*",
+        "imageio-ffmpeg's static ffmpeg (173 MB, every codec and filter): the image decodes with the decode-only"
+        " ffmpeg its Containerfile builds from Debian's source (VOICEGATE_FFMPEG)",
+    ),
     ("c2pa/libs/*.rlib", "c2pa-rs as a Rust library, for linking into Rust programs; Python loads libc2pa_c.so"),
     ("c2pa/libs/*.d", "the Rust build's dependency list for that library"),
     (

@@ -14,7 +14,6 @@ from msgspec import UNSET, UnsetType
 
 from backend.audio.report import QualityReport
 from backend.errors import (
-    BacklogFull,
     DatabaseUnavailable,
     InvalidHost,
     ServiceUnavailable,
@@ -86,9 +85,7 @@ def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:
     extensions: dict[str, object] = {}
     if isinstance(exc, VoicegateError):
         status, code, detail, extensions = exc.status, exc.code, exc.detail, exc.extensions()
-        if isinstance(exc, BacklogFull):
-            headers["Retry-After"] = str(exc.retry_in)
-        elif isinstance(exc, ServiceUnavailable | TooManyRequests):
+        if isinstance(exc, ServiceUnavailable | TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, ValidationException):
         status, code, detail = 400, "validation_failed", _validation_detail(exc)

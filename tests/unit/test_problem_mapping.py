@@ -103,6 +103,12 @@ ROWS = [
     ),
     (errors.ServiceUnavailable(), 503, "service_unavailable", "A dependency is unreachable; retry shortly."),
     (
+        errors.BacklogFull(),
+        503,
+        "backlog_full",
+        "More work is waiting to be checked than this server takes on; retry after `Retry-After` seconds.",
+    ),
+    (
         errors.DatabaseUnavailable(),
         503,
         "database_unavailable",
