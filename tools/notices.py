@@ -843,8 +843,25 @@ def render(
         "Reproduced as each package ships it (a long one is pointed to), as the Apache License's section 4(d) asks.",
     ]
     lines += _notices(dists)
-    lines += _weights_section(weights) + _models_section(dists) + _docs_section(docs) + _data_section(root)
+    lines += _weights_section(weights) + _models_section(dists) + _image_section() + _docs_section(docs)
+    lines += _data_section(root)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _image_section() -> list[str]:
+    """What the container image carries besides the packages: the ffmpeg its Containerfile builds."""
+    return [
+        "",
+        "## Programs the container image adds",
+        "",
+        "| Program | Licence | Use | Source |",
+        "|---|---|---|---|",
+        "| ffmpeg 5.1, decode-only (`/usr/local/bin/ffmpeg`) | LGPL-2.1-or-later (configured without its GPL and"
+        " non-free parts) | run as a separate program: decodes WebM, M4A and what libsndfile will not take"
+        " (the image leaves out imageio-ffmpeg's GPL build) | Debian bookworm's `ffmpeg` source package"
+        " (`apt-get source ffmpeg`), built by the Containerfile's `ffmpeg` stage, whose `./configure` line it"
+        " prints (`ffmpeg -buildconf`); https://ffmpeg.org/legal.html |",
+    ]
 
 
 def _notices(dists: Iterable[metadata.Distribution]) -> list[str]:
