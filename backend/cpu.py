@@ -40,13 +40,20 @@ _SERIAL: Final = itertools.count(1)
 _REMEMBERED: Final = 4096
 
 
-def default_workers() -> int:
-    """One thread fewer than the CPU cores this process may run on (its affinity, which containers and
-    `taskset` narrow), and at least one: the event loop (and in `voicegate up` Postgres) keeps a core. On two
-    busy cores, with a thread on each, a user's render ran at half speed beside another user's, and their
-    sample check beside 8 streams of another user's took 2.5-9x as long as alone, against 1.7-2.1x with one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - 1)
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, which containers and `taskset` narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(*, serves_api: bool) -> int:
+    """The executor's threads when VOICEGATE_CPU_WORKERS does not say. A process that serves the API (`voicegate
+    up`, `serve`) takes one fewer than its cores, and at least one: the event loop (and in `voicegate up`
+    Postgres) keeps a core. On two busy cores, with a thread on each, a user's render ran at half speed beside
+    another user's, and their sample check beside 8 streams of another user's took 2.5-9x as long as alone,
+    against 1.7-2.1x with one. A worker (`voicegate worker`) answers no request: it takes every core, and its
+    checks go 1.35x as fast on two as on one (bench/sample_checks.py)."""
+    cores = usable_cores()
+    return max(1, cores - 1) if serves_api else cores
 
 
 class _Item:

@@ -89,10 +89,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_USER_DRAFT_VOICES: draft voices (`POST /api/clone/upload-url`, never finalized) one user may have
     at once; a draft does not lapse, so one more is answered 429 `draft_voices_limited` until they finalize or
     delete one."""
-    cpu_workers: int = msgspec.field(default_factory=default_workers)
+    cpu_workers: int | None = None
     """VOICEGATE_CPU_WORKERS: threads of the process's CPU executor, which runs local renders, sample checks
-    and audio signing round robin between users (default: one fewer than the CPU cores the process may use,
-    at least 1)."""
+    and audio signing round robin between users (default: in a process that serves the API, one fewer than the
+    CPU cores the process may use, at least 1; in `voicegate worker`, every core: `cpu_threads`)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
     consumer_mode: Literal["inprocess", "http"] = "inprocess"
@@ -171,6 +171,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_retry_base_seconds: float = 5.0
     """VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS: wait before the second delivery; it doubles each time (with
     jitter, at most 6 h), so the default 15 attempts span about a day."""
+
+    def cpu_threads(self, *, serves_api: bool) -> int:
+        """The CPU executor's threads in a process that serves the API, or in a worker (VOICEGATE_CPU_WORKERS)."""
+        return self.cpu_workers if self.cpu_workers is not None else default_workers(serves_api=serves_api)
 
     @property
     def provider_settings(self) -> ProviderSettings:
@@ -340,7 +344,8 @@ def _check(settings: Settings) -> None:
         "lease_seconds",
         "webhook_max_attempts",
     ):
-        if getattr(settings, field) < 1:
+        value = getattr(settings, field)
+        if value is not None and value < 1:  # None: the process chooses (VOICEGATE_CPU_WORKERS)
             raise SettingsError(f"{env_var(field)} must be at least 1")
     for field in (
         "db_connect_timeout",

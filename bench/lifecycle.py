@@ -312,7 +312,7 @@ async def run_consumers_until(
     database = Database(pool)
     async with database.service_transaction() as conn:  # as a worker's first maintenance sweep
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
-    async with create_http_client() as http, CpuExecutor(settings.cpu_workers) as cpu:
+    async with create_http_client() as http, CpuExecutor(settings.cpu_threads(serves_api=False)) as cpu:
         signer = ProvenanceSigner.from_settings(settings)
         ctx = build_lifecycle(settings, database, ManifestsInMemory(), http, signer, cpu=cpu)  # type: ignore[arg-type]
         consumers = build_consumers(settings, ctx, listen_dsn=dsn if listen else None, worker_id=worker_id)

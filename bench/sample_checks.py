@@ -11,8 +11,8 @@ uploaded as it is, with the `local` provider's rules.
 (b) voicegate: a real `voicegate up --no-consumers` (the API, its Storage stand-in and embedded Postgres) with
     every clip uploaded first over HTTP (`POST /api/v1/voice-samples`), then K `voicegate worker` processes
     started beside it at their defaults, timed from their start until every sample is checked (watched in the
-    database); for each K in --workers, then one worker with VOICEGATE_CPU_WORKERS=2 (two threads checking in
-    one process).
+    database); for each K in --workers, then one worker with VOICEGATE_CPU_WORKERS=1 (one thread checking: a
+    worker's default is a thread per core).
 
 For each: checks a second, the CPU seconds a check took in the checking processes (the workers; the API and
 Postgres are reported apart), and the ratio to the bare equivalent with as many processes.
@@ -35,6 +35,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
+# Before NumPy loads: one OpenBLAS thread, as every voicegate process runs it (the `voicegate` package sets it), so
+# that the bare check does the same work the same way.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -222,7 +225,7 @@ def main() -> None:
             measured.append(
                 voicegate(root, samples, count, None, f"voicegate, {count} worker{'s' if count > 1 else ''}")
             )
-        measured.append(voicegate(root, samples, 1, 2, "voicegate, 1 worker, 2 CPU threads"))
+        measured.append(voicegate(root, samples, 1, 1, "voicegate, 1 worker, 1 CPU thread"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"{len(samples)} samples, {audio_s:.0f} s of speech; {os.cpu_count()} cores")

@@ -138,7 +138,7 @@ async def api_process(
         provider_http = await stack.enter_async_context(create_http_client())
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between
         # users holds only if every CPU-bound call of theirs waits in the same queue.
-        cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_workers))
+        cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_threads(serves_api=True)))
         lifecycle = enter_lifecycle(stack, settings, db, storage, provider_http, signer=signer, cpu=cpu)
         idempotency_keys = IdempotencyKeys(db)
         stack.push_async_callback(idempotency_keys.aclose)

@@ -93,6 +93,6 @@ async def worker_process(
                 verify=verifying_context(trust_env=True),
             )
         )
-        cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_workers))
+        cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_threads(serves_api=False)))
         ctx = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
         yield WorkerProcess(ctx, api)

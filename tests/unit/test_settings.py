@@ -18,7 +18,11 @@ def test_defaults_describe_the_embedded_stack() -> None:
     assert (settings.host, settings.port, settings.pg_port) == ("127.0.0.1", 8000, 54322)
     # A user's streams are capped below their requests; the CPU executor leaves the event loop a core.
     assert settings.user_streams < settings.user_concurrency
-    assert settings.cpu_workers == max(1, len(os.sched_getaffinity(0)) - 1)
+    cores = len(os.sched_getaffinity(0))
+    assert settings.cpu_threads(serves_api=True) == max(1, cores - 1)
+    # A worker answers no request: it takes every core.
+    assert settings.cpu_threads(serves_api=False) == cores
+    assert settings_from_env({"VOICEGATE_CPU_WORKERS": "3"}).cpu_threads(serves_api=False) == 3
 
 
 def test_environment_and_overrides() -> None:
