@@ -36,7 +36,9 @@ import httpx
 import psycopg
 
 # Before NumPy loads: one OpenBLAS thread, as every voicegate process runs it (the `voicegate` package sets it), so
-# that the bare check does the same work the same way.
+# that the bare check does the same work the same way. The voicegate processes are started with the environment
+# as it was, so that what they run with is their own doing.
+GIVEN_ENVIRONMENT = dict(os.environ)
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -137,7 +139,7 @@ def voicegate(root: Path, samples: list[bytes], workers: int, cpu_workers: int |
     pg.ensure_running()
     port = free_port()
     env = {
-        **os.environ,
+        **GIVEN_ENVIRONMENT,
         "VOICEGATE_DATA_DIR": str(data_dir),
         "VOICEGATE_PG_PORT": str(pg.port),
         "VOICEGATE_PORT": str(port),
