@@ -91,8 +91,8 @@ class JsonRequired(UnsupportedMediaType, code="json_required"):
     """The body must be JSON: send it with `Content-Type: application/json`."""
 
 
-class TooManyRequests(ClientError, status=429, code="too_many_requests"):
-    """Too many requests at once; retry after `Retry-After` seconds."""
+class _AsksToWait(Exception):
+    """What a refusal that says when to ask again (`Retry-After`) adds to its error: the seconds."""
 
     #: Seconds until a retry may succeed (`Retry-After`): the class's, unless the refusal knows better.
     retry_after: int = 1
@@ -101,6 +101,10 @@ class TooManyRequests(ClientError, status=429, code="too_many_requests"):
         super().__init__(detail)
         if retry_after is not None:
             self.retry_after = retry_after
+
+
+class TooManyRequests(_AsksToWait, ClientError, status=429, code="too_many_requests"):
+    """Too many requests at once; retry after `Retry-After` seconds."""
 
 
 class ConcurrencyLimited(TooManyRequests, code="concurrency_limited"):
@@ -130,16 +134,10 @@ class DraftVoicesLimited(TooManyRequests, code="draft_voices_limited"):
     retry_after = 60
 
 
-class ServiceUnavailable(VoicegateError, status=503, code="service_unavailable"):
+class ServiceUnavailable(_AsksToWait, VoicegateError, status=503, code="service_unavailable"):
     """A dependency is unreachable; retry shortly."""
 
-    #: Seconds until a retry may succeed (`Retry-After`): the class's, unless the refusal knows better.
-    retry_after: int = 2
-
-    def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
-        super().__init__(detail)
-        if retry_after is not None:
-            self.retry_after = retry_after
+    retry_after = 2
 
 
 class BacklogFull(ServiceUnavailable, code="backlog_full"):

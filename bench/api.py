@@ -139,6 +139,18 @@ def wait_ready(url: str, deadline: float = 60.0) -> None:
     raise RuntimeError(f"{url} did not answer 200 within {deadline:.0f} s")
 
 
+def dev_token(env: dict[str, str], user: str) -> str:
+    """An access token for `user` from `voicegate token`, against the embedded stack `env` describes."""
+    return subprocess.run(
+        [sys.executable, "-m", "voicegate.cli", "token", "--user", user],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout.strip()
+
+
 def subject(token: str) -> str:
     """The user id a (trusted, self-made) access token carries."""
     payload = token.split(".")[1]
@@ -231,14 +243,7 @@ def main() -> None:
             "VOICEGATE_USER_DRAFT_VOICES": str(10**9),
         }
         env.pop("DATABASE_URL", None)
-        token = subprocess.run(
-            [sys.executable, "-m", "voicegate.cli", "token", "--user", "bench@example.test"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-            text=True,
-        ).stdout.strip()
+        token = dev_token(env, "bench@example.test")
         logs = (root / "voicegate.log").open("wb"), (root / "bare.log").open("wb")
         servers.append(
             subprocess.Popen(

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
-from bench.api import WRK, _ms, wait_ready  # noqa: E402
+from bench.api import WRK, _ms, dev_token, wait_ready  # noqa: E402
 
 HOSTILE_BYTES = 9_990_000
 JSON_LIMIT = 1024 * 1024
@@ -212,14 +212,7 @@ def main() -> None:
             "VOICEGATE_LOG_LEVEL": "WARNING",
         }
         env.pop("DATABASE_URL", None)
-        token = subprocess.run(
-            [sys.executable, "-m", "voicegate.cli", "token", "--user", "hostile@example.test"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-            text=True,
-        ).stdout.strip()
+        token = dev_token(env, "hostile@example.test")
         with (root / "voicegate.log").open("wb") as log:
             command = [sys.executable, "-m", "voicegate.cli", "serve"]
             server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, EmbeddedPostgres, free_port  # noqa: E402
 from backend.providers.registry import sample_rules  # noqa: E402
 from backend.samples.step import _prepare_and_print  # noqa: E402
-from bench.api import cpu_seconds, wait_ready  # noqa: E402
+from bench.api import cpu_seconds, dev_token, wait_ready  # noqa: E402
 
 CLIPS = ROOT / "tests" / "clips" / "librispeech"
 
@@ -156,14 +156,7 @@ def voicegate(root: Path, samples: list[bytes], workers: int, cpu_workers: int |
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_ready(f"{base_url}/readyz", 120)
-        token = subprocess.run(
-            [sys.executable, "-m", "voicegate.cli", "token", "--user", "bench@example.test"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-            text=True,
-        ).stdout.strip()
+        token = dev_token(env, "bench@example.test")
         upload_all(base_url, token, samples)
         worker_env = {**env, **({"VOICEGATE_CPU_WORKERS": str(cpu_workers)} if cpu_workers else {})}
         worker_env.pop("VOICEGATE_PORT")
