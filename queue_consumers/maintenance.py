@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from backend import queues
+from backend.clone.likeness import forget_judged_prints
 from backend.clone.manifest import settle_manifests
 from backend.clone.recovery import requeue_stale_attempts
 from backend.consents.purge import purge_expired_evidence
@@ -63,6 +64,7 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
             apply=True,
         )
         dead = await queues.dead_letter_count(conn)
+        forgotten = await forget_judged_prints(conn, limit=SWEEP_LIMIT)
     expired = await purge_expired_samples(source, storage, limit=SWEEP_LIMIT, apply=True, actor="maintenance")
     purged = sum(1 for sample in expired.samples if sample.outcome == "purged")
     trimmed = sum(1 for sample in expired.samples if sample.outcome == "trimmed")
@@ -72,6 +74,8 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
     settled = await settle_manifests(db, storage, limit=SWEEP_LIMIT)
     if touched:
         log.warning("maintenance: requeued or failed %d stale attempt(s)", len(touched))
+    if forgotten:
+        log.info("maintenance: erased the samples' voiceprint of %d judged attempt(s)", forgotten)
     if purged:
         log.info("maintenance: purged %d expired sample(s)", purged)
     if evidence:

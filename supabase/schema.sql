@@ -2884,6 +2884,12 @@ CREATE INDEX voice_clone_attempt_samples_sample_idx ON public.voice_clone_attemp
 CREATE UNIQUE INDEX voice_clone_attempts_enrolment_key_uidx ON public.voice_clone_attempts USING btree (enrolment_key) WHERE (enrolment_key <> ''::text);
 
 --
+-- Name: voice_clone_attempts_kept_print_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE INDEX voice_clone_attempts_kept_print_idx ON public.voice_clone_attempts USING btree (id) WHERE (sample_voiceprint IS NOT NULL);
+
+--
 -- Name: voice_clone_attempts_one_active_uidx; Type: INDEX; Schema: public; Owner: voicegate_migrator
 --
 
@@ -3721,8 +3727,199 @@ REVOKE ALL ON FUNCTION voicegate.after_attempt_insert() FROM PUBLIC;
 -- Name: TABLE voice_clone_attempts; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT SELECT ON TABLE public.voice_clone_attempts TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.voice_clone_attempts TO service_role;
+
+--
+-- Name: COLUMN voice_clone_attempts.id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(id) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.voice_id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(voice_id) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.reflection_id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(reflection_id) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.sample_id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(sample_id) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.owner_id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(owner_id) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.provider; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(provider) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.source; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(source) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.status; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(status) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.runtime_status; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(runtime_status) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.preview_required; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(preview_required) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.preview_status; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(preview_status) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.retry_count; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(retry_count) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.max_retries; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(max_retries) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.next_retry_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(next_retry_at) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.lease_owner; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(lease_owner) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.lease_expires_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(lease_expires_at) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.enrolment_key; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(enrolment_key) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.provider_voice_id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(provider_voice_id) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.provider_target_model; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(provider_target_model) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.provider_request_id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(provider_request_id) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.provider_metadata; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(provider_metadata) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.last_error_code; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(last_error_code) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.last_error_message; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(last_error_message) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.is_active; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(is_active) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.version; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(version) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.created_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(created_at) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.updated_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(updated_at) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.finished_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(finished_at) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.likeness; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(likeness) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.likeness_threshold; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(likeness_threshold) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.likeness_source; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(likeness_source) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.likeness_error; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(likeness_error) ON TABLE public.voice_clone_attempts TO authenticated;
 
 --
 -- Name: FUNCTION attempt_mirror(a public.voice_clone_attempts); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
@@ -4116,50 +4313,151 @@ GRANT SELECT,INSERT ON TABLE public.voice_clone_outbox TO service_role;
 -- Name: TABLE voice_consents; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT SELECT ON TABLE public.voice_consents TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.voice_consents TO service_role;
 
 --
 -- Name: COLUMN voice_consents.id; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(id) ON TABLE public.voice_consents TO authenticated;
+GRANT SELECT(id),INSERT(id) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.owner_id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(owner_id) ON TABLE public.voice_consents TO authenticated;
 
 --
 -- Name: COLUMN voice_consents.subject_name; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(subject_name) ON TABLE public.voice_consents TO authenticated;
+GRANT SELECT(subject_name),INSERT(subject_name) ON TABLE public.voice_consents TO authenticated;
 
 --
 -- Name: COLUMN voice_consents.consent_text_version; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(consent_text_version) ON TABLE public.voice_consents TO authenticated;
+GRANT SELECT(consent_text_version),INSERT(consent_text_version) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.accepted_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(accepted_at) ON TABLE public.voice_consents TO authenticated;
 
 --
 -- Name: COLUMN voice_consents.user_agent; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(user_agent) ON TABLE public.voice_consents TO authenticated;
+GRANT SELECT(user_agent),INSERT(user_agent) ON TABLE public.voice_consents TO authenticated;
 
 --
 -- Name: COLUMN voice_consents.ip_hash; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(ip_hash) ON TABLE public.voice_consents TO authenticated;
+GRANT SELECT(ip_hash),INSERT(ip_hash) ON TABLE public.voice_consents TO authenticated;
 
 --
 -- Name: COLUMN voice_consents.statement_sample_path; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(statement_sample_path) ON TABLE public.voice_consents TO authenticated;
+GRANT SELECT(statement_sample_path),INSERT(statement_sample_path) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.created_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(created_at) ON TABLE public.voice_consents TO authenticated;
 
 --
 -- Name: COLUMN voice_consents.keep_sample; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(keep_sample) ON TABLE public.voice_consents TO authenticated;
+GRANT SELECT(keep_sample),INSERT(keep_sample) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.keep_sample_withdrawn_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(keep_sample_withdrawn_at) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.kind; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(kind) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.status; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(status) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.phrase; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(phrase) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.code; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(code) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.language; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(language) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.expires_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(expires_at) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.recording_sha256; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(recording_sha256) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.word_accuracy; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(word_accuracy) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.speech_seconds; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(speech_seconds) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.refusal; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(refusal) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.verified_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(verified_at) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.evidence_expires_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(evidence_expires_at) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.evidence_purged_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(evidence_purged_at) ON TABLE public.voice_consents TO authenticated;
 
 --
 -- Name: TABLE voice_provider_references; Type: ACL; Schema: public; Owner: voicegate_migrator
@@ -4172,56 +4470,163 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.voice_provider_references TO s
 -- Name: TABLE voice_samples; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT SELECT ON TABLE public.voice_samples TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.voice_samples TO service_role;
 
 --
 -- Name: COLUMN voice_samples.id; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(id) ON TABLE public.voice_samples TO authenticated;
+GRANT SELECT(id),INSERT(id) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.owner_id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(owner_id) ON TABLE public.voice_samples TO authenticated;
 
 --
 -- Name: COLUMN voice_samples.voice_id; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(voice_id) ON TABLE public.voice_samples TO authenticated;
+GRANT SELECT(voice_id),INSERT(voice_id) ON TABLE public.voice_samples TO authenticated;
 
 --
 -- Name: COLUMN voice_samples.consent_id; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(consent_id) ON TABLE public.voice_samples TO authenticated;
+GRANT SELECT(consent_id),INSERT(consent_id) ON TABLE public.voice_samples TO authenticated;
 
 --
 -- Name: COLUMN voice_samples.bucket_id; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(bucket_id) ON TABLE public.voice_samples TO authenticated;
+GRANT SELECT(bucket_id),INSERT(bucket_id) ON TABLE public.voice_samples TO authenticated;
 
 --
 -- Name: COLUMN voice_samples.object_path; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(object_path) ON TABLE public.voice_samples TO authenticated;
+GRANT SELECT(object_path),INSERT(object_path) ON TABLE public.voice_samples TO authenticated;
 
 --
 -- Name: COLUMN voice_samples.declared_type; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(declared_type) ON TABLE public.voice_samples TO authenticated;
+GRANT SELECT(declared_type),INSERT(declared_type) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.sniffed_type; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(sniffed_type) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.size_bytes; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(size_bytes) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.duration_ms; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(duration_ms) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.sample_rate; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(sample_rate) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.channels; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(channels) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.quality_report; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(quality_report) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.processed_object_path; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(processed_object_path) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.status; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(status) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.failure_reason; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(failure_reason) ON TABLE public.voice_samples TO authenticated;
 
 --
 -- Name: COLUMN voice_samples.transcript; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(transcript) ON TABLE public.voice_samples TO authenticated;
+GRANT SELECT(transcript),INSERT(transcript) ON TABLE public.voice_samples TO authenticated;
 
 --
 -- Name: COLUMN voice_samples.language; Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
-GRANT INSERT(language) ON TABLE public.voice_samples TO authenticated;
+GRANT SELECT(language),INSERT(language) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.expires_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(expires_at) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.created_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(created_at) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.updated_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(updated_at) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.provider; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(provider) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.original_removed_at; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(original_removed_at) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.processed_provider; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(processed_provider) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.name; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(name) ON TABLE public.voice_samples TO authenticated;
+
+--
+-- Name: COLUMN voice_samples.speaker_match; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(speaker_match) ON TABLE public.voice_samples TO authenticated;
 
 --
 -- Name: TABLE voices; Type: ACL; Schema: public; Owner: voicegate_migrator

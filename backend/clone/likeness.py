@@ -245,3 +245,11 @@ async def _judge(
         return judgement(source, error=NoLikeness.NO_SPEECH)
     log.info("attempt %s: likeness %.3f (%s; same speaker from %.2f)", judged.attempt_id, score, source, THRESHOLD)
     return judgement(source, score=score)
+
+
+async def forget_judged_prints(conn: Connection, *, limit: int) -> int:
+    """Erase the samples' voiceprint of up to `limit` attempts that need it no more (their likeness judged, or they
+    ended without being ready): biometric data is kept no longer than its use. How many were erased."""
+    erased = await conn.execute(_Q["forget_judged_prints"], {"limit": limit})
+    return erased.rowcount
+

@@ -47,3 +47,15 @@ select a.id, a.provider_voice_id, a.sample_voiceprint
    and a.status = 'ready' and a.likeness is null and a.likeness_error is null
  order by a.finished_at desc nulls last
  limit 1;
+
+-- name: forget_judged_prints
+-- The samples' voiceprints of attempts that need them no more (their likeness judged, or they ended without being
+-- ready), up to %(limit)s; one held by a transition is passed by, for the next sweep.
+with done as (
+  select id from public.voice_clone_attempts
+   where sample_voiceprint is not null
+     and (likeness is not null or likeness_error is not null or status in ('failed', 'canceled', 'superseded'))
+   limit %(limit)s
+     for update skip locked
+)
+update public.voice_clone_attempts a set sample_voiceprint = null from done where a.id = done.id;

@@ -35,7 +35,7 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import Database
+from backend.db.units import Database, as_service
 from backend.errors import (
     Conflict,
     ConsentExpired,
@@ -360,16 +360,21 @@ async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voicepr
     """The speaker's voiceprint of the caller's verified spoken consent, on the caller's user transaction (RLS
     decides whose consent they may name); NotFound, ConsentNotVerified or ConsentExpired for one that cannot
     cover a sample."""
-    row = await fetch_optional(conn, _Q["usable_voiceprint"], {"id": consent_id})
+    row = await fetch_optional(conn, _Q["usable_consent"], {"id": consent_id})
     if row is None:
         raise NotFound("Consent not found.")
     if row["kind"] != "spoken":
         raise ConsentNotVerified("A checkbox consent is given with each upload (consent=true), not named by its id.")
     if row["lapsed"] or row["purged"]:
         raise ConsentExpired
-    if row["status"] != "verified" or row["voiceprint"] is None:
+    if row["status"] != "verified":
         raise ConsentNotVerified
-    return Voiceprint.from_bytes(bytes(row["voiceprint"]))
+    # RLS showed the consent to be the caller's; its voiceprint is biometric data, which only the service reads.
+    async with as_service(conn):
+        printed = await fetch_one(conn, _Q["consent_voiceprint"], {"id": consent_id})
+    if printed["voiceprint"] is None:
+        raise ConsentNotVerified
+    return Voiceprint.from_bytes(bytes(printed["voiceprint"]))
 
 
 async def _record_checkbox(conn: Connection, given: GivenConsent) -> uuid.UUID:

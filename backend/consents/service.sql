@@ -29,7 +29,7 @@ returning id;
 -- name: visible_consent
 -- The caller's consent (RLS decides whose), with whether its time to be recorded has passed.
 select id, kind, status, subject_name, language, phrase, code, expires_at, word_accuracy, speech_seconds,
-       refusal, verified_at, evidence_expires_at, evidence_purged_at, voiceprint, keep_sample,
+       refusal, verified_at, evidence_expires_at, evidence_purged_at, keep_sample,
        status = 'awaiting_recording' and expires_at <= now() as lapsed
   from public.voice_consents
  where id = %(id)s;
@@ -57,9 +57,10 @@ update public.voice_consents
        speech_seconds = %(speech_seconds)s
  where id = %(id)s and status in ('awaiting_recording', 'rejected');
 
--- name: usable_voiceprint
--- The voiceprint of the caller's verified spoken consent a sample is to be stored under, if it still has one.
-select kind, status, voiceprint, evidence_purged_at is not null as purged,
+-- name: usable_consent
+-- Whether the caller's consent a sample is to be stored under can cover it (its voiceprint is the service's to
+-- read: `consent_voiceprint`).
+select kind, status, evidence_purged_at is not null as purged,
        status = 'awaiting_recording' and expires_at <= now() as lapsed
   from public.voice_consents
  where id = %(id)s;

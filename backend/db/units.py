@@ -550,3 +550,14 @@ async def become_service(conn: Connection) -> None:
     the same transaction. SET ROLE is checked against the session user, so this works from any role.
     """
     await conn.execute("select set_config('role', 'service_role', true)")
+
+
+@asynccontextmanager
+async def as_service(conn: Connection) -> AsyncIterator[Connection]:
+    """`conn`'s user transaction as `service_role` for the block's statements, then the caller's role again: for a
+    column the caller may not read (a voiceprint) of a row RLS has just shown them to be theirs."""
+    await become_service(conn)
+    try:
+        yield conn
+    finally:
+        await conn.execute("select set_config('role', 'authenticated', true)")

@@ -77,20 +77,42 @@ select 1 as found from public.voice_clone_attempts
  where owner_id = %(owner_id)s and enrolment_key = %(enrolment_key)s;
 
 -- name: list_for_reflection
-select * from public.voice_clone_attempts
+-- Run as the caller, who may read every column but the samples' voiceprint (biometric data, the service's alone):
+-- the queries a caller runs name their columns, where `*` would name that one too and be refused.
+select id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+       preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+       provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+       last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+       likeness_source, likeness_error
+  from public.voice_clone_attempts
  where reflection_id = %(reflection_id)s
  order by created_at desc, id
  limit %(limit)s;
 
 -- name: get_for_reflection
-select * from public.voice_clone_attempts where id = %(attempt_id)s and reflection_id = %(reflection_id)s;
+select id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+       preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+       provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+       last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+       likeness_source, likeness_error
+  from public.voice_clone_attempts where id = %(attempt_id)s and reflection_id = %(reflection_id)s;
 
 -- name: active_for_reflection
-select * from public.voice_clone_attempts where reflection_id = %(reflection_id)s and is_active;
+select id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+       preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+       provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+       last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+       likeness_source, likeness_error
+  from public.voice_clone_attempts where reflection_id = %(reflection_id)s and is_active;
 
 -- name: get_attempt
 -- Run as the caller: RLS shows only their own attempts, with or without a reflection.
-select * from public.voice_clone_attempts where id = %(attempt_id)s;
+select id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+       preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+       provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+       last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+       likeness_source, likeness_error
+  from public.voice_clone_attempts where id = %(attempt_id)s;
 
 -- name: count_by_status
 select status, count(*)::bigint as n from public.voice_clone_attempts group by status;

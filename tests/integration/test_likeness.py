@@ -20,7 +20,7 @@ from psycopg.cursor_async import AsyncCursor
 
 from backend import queues
 from backend.auth.verify import UserClaims
-from backend.clone.likeness import PROBE_TEXTS, probe_text
+from backend.clone.likeness import PROBE_TEXTS, forget_judged_prints, probe_text
 from backend.clone.manifest import BUCKET, manifest_path
 from backend.clone.preview_step import process_preview
 from backend.clone.step import process_attempt
@@ -140,6 +140,31 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
     assert mirror(db, made["reflection"])["attemptId"] == str(again.id)
     assert mirror(db, made["reflection"])["likeness"] == rejudged["likeness"]
     assert (await voices.get_voice(claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
+
+
+async def test_the_samples_print_is_erased_once_the_likeness_is_judged_and_kept_until_then(
+    ctx: Lifecycle, db: Db
+) -> None:
+    # Biometric data is kept no longer than its use: the maintenance sweep erases what judging no longer needs.
+    judged, waiting = await enrolment(ctx, db), await enrolment(ctx, db)
+    assert (await process_attempt(ctx, judged["attempt"], "worker-1")).status == "ready"
+    assert likeness_of(db, judged["attempt"])["likeness"] is not None
+    db.execute(
+        "update voice_clone_attempts set sample_voiceprint = %s where id = %s", (bytes(1024), waiting["attempt"])
+    )
+
+    async with ctx.db.service_transaction() as conn:
+        erased = await forget_judged_prints(conn, limit=500)
+
+    prints = {
+        row[0]: row[1]
+        for row in db.execute(
+            "select id, sample_voiceprint is not null from voice_clone_attempts where id = any(%s)",
+            ([judged["attempt"], waiting["attempt"]],),
+        )
+    }
+    assert erased >= 1
+    assert prints == {judged["attempt"]: False, waiting["attempt"]: True}, "an attempt not judged yet keeps its print"
 
 
 async def lease(ctx: Lifecycle, attempt_id: uuid.UUID) -> dict[str, Any]:

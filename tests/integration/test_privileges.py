@@ -39,21 +39,37 @@ TABLES: Allowed = {
         "authenticated": {"select", "insert(id, name, language, consent_id)", "update(name, language)"},
         "service_role": READ_WRITE,
     },
+    # Owners read their consents, samples and attempts but the voiceprints: biometric data, the service's alone.
     "public.voice_consents": {
         "authenticated": {
-            "select",
+            "select(id, owner_id, subject_name, consent_text_version, accepted_at, user_agent, ip_hash,"
+            " statement_sample_path, created_at, keep_sample, keep_sample_withdrawn_at, kind, status, phrase, code,"
+            " language, expires_at, recording_sha256, word_accuracy, speech_seconds, refusal, verified_at,"
+            " evidence_expires_at, evidence_purged_at)",
             "insert(id, subject_name, consent_text_version, user_agent, ip_hash, statement_sample_path, keep_sample)",
         },
         "service_role": READ_WRITE,
     },
     "public.voice_samples": {
         "authenticated": {
-            "select",
+            "select(id, owner_id, voice_id, consent_id, bucket_id, object_path, declared_type, sniffed_type,"
+            " size_bytes, duration_ms, sample_rate, channels, quality_report, processed_object_path, status,"
+            " failure_reason, transcript, language, expires_at, created_at, updated_at, provider,"
+            " original_removed_at, processed_provider, name, speaker_match)",
             "insert(id, voice_id, consent_id, bucket_id, object_path, declared_type, transcript, language)",
         },
         "service_role": READ_WRITE,
     },
-    "public.voice_clone_attempts": {"authenticated": {"select"}, "service_role": READ_WRITE},
+    "public.voice_clone_attempts": {
+        "authenticated": {
+            "select(id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status,"
+            " preview_required, preview_status, retry_count, max_retries, next_retry_at, lease_owner,"
+            " lease_expires_at, enrolment_key, provider_voice_id, provider_target_model, provider_request_id,"
+            " provider_metadata, last_error_code, last_error_message, is_active, version, created_at, updated_at,"
+            " finished_at, likeness, likeness_threshold, likeness_source, likeness_error)"
+        },
+        "service_role": READ_WRITE,
+    },
     "public.voice_clone_attempt_events": {"authenticated": {"select"}, "service_role": READ_WRITE},
     "public.synthesis_jobs": {"authenticated": {"select"}, "service_role": READ_WRITE},
     # Every provider voice a voice has had: owners read theirs, the lifecycle writes them.
