@@ -319,6 +319,7 @@ CREATE TABLE public.voice_clone_attempts (
     likeness_threshold public.likeness_threshold,
     likeness_source public.likeness_source,
     likeness_error public.likeness_error,
+    likeness_baseline public.likeness,
     CONSTRAINT attempt_lease_complete CHECK (((lease_owner IS NULL) = (lease_expires_at IS NULL))),
     CONSTRAINT attempt_preview_consistent CHECK (((preview_required AND ((preview_status)::text <> 'not_required'::text)) OR ((NOT preview_required) AND ((preview_status)::text = ANY (ARRAY['not_required'::text, 'completed'::text])))))
 )
@@ -352,7 +353,8 @@ CREATE FUNCTION voicegate.attempt_mirror(a public.voice_clone_attempts) RETURNS 
     'likeness', a.likeness,
     'likenessThreshold', a.likeness_threshold,
     'likenessSource', a.likeness_source,
-    'likenessError', a.likeness_error)
+    'likenessError', a.likeness_error,
+    'likenessBaseline', a.likeness_baseline)
 $$;
 
 
@@ -552,7 +554,7 @@ declare
   judged boolean;
   known constant text[] := array['provider_voice_id', 'provider_target_model', 'provider_request_id',
                                  'provider_metadata', 'likeness', 'likeness_threshold', 'likeness_source',
-                                 'likeness_error'];
+                                 'likeness_error', 'likeness_baseline'];
 begin
   p_changes := coalesce(p_changes, '{}'::jsonb);
   if p_changes - known <> '{}'::jsonb then
@@ -613,6 +615,8 @@ begin
                               else a.likeness_threshold end,
     likeness_source = case when judged then p_changes ->> 'likeness_source' else a.likeness_source end,
     likeness_error = case when judged then p_changes ->> 'likeness_error' else a.likeness_error end,
+    likeness_baseline = case when judged then (p_changes ->> 'likeness_baseline')::double precision
+                             else a.likeness_baseline end,
     last_error_code = null,
     last_error_message = null,
     version = a.version + case when a.status = 'processing' then 1 else 0 end + 1
@@ -3920,6 +3924,12 @@ GRANT SELECT(likeness_source) ON TABLE public.voice_clone_attempts TO authentica
 --
 
 GRANT SELECT(likeness_error) ON TABLE public.voice_clone_attempts TO authenticated;
+
+--
+-- Name: COLUMN voice_clone_attempts.likeness_baseline; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT(likeness_baseline) ON TABLE public.voice_clone_attempts TO authenticated;
 
 --
 -- Name: FUNCTION attempt_mirror(a public.voice_clone_attempts); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

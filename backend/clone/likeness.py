@@ -20,6 +20,7 @@ logged.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -37,8 +38,9 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import VoiceprintUnavailable
-from backend.providers.base import ProviderVoice
+from backend.providers.base import ProviderVoice, primary_language
 from backend.providers.errors import ProviderError
+from backend.providers.local.hibari_voice import HibariVoice
 from backend.records.attempts import AttemptRow
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
 
@@ -92,12 +94,14 @@ class NoLikeness(enum.StrEnum):
 
 class Likeness(msgspec.Struct, rename="camel", kw_only=True):
     """A voice's likeness as clients see it: the cosine (null until judged, or when it could not be), the
-    threshold from which it would pass as its speaker, what it was judged on, and why it is null."""
+    threshold from which it would pass as its speaker, what it was judged on, why it is null, and what the stock
+    voice scored against the same samples (`stock_likeness`)."""
 
     likeness: float | None
     likeness_threshold: float | None
     likeness_source: LikenessSource | None
     likeness_error: NoLikeness | None
+    likeness_baseline: float | None = None
 
 
 def samples_print(recordings: Sequence[bytes]) -> Voiceprint | None:
@@ -114,6 +118,24 @@ def samples_print(recordings: Sequence[bytes]) -> Voiceprint | None:
         return None
     mean = np.mean(vectors, axis=0)
     return Voiceprint(mean / np.linalg.norm(mean))
+
+
+@functools.cache
+def stock_print() -> Voiceprint | None:
+    """The print of the bundled `local` voice as it ships (hibari's `heart`, unadapted) speaking the English probe
+    sentence: made once per process (one short render), the same every time. CPU work."""
+    voice = HibariVoice.shared()
+    return voiceprint(voice.speak(PROBE_TEXT), voice.sample_rate)
+
+
+def stock_likeness(samples: Voiceprint, language: str | None) -> float | None:
+    """What the stock voice (`stock_print`) scores against `samples`, rounded as a likeness: a voice that is not the
+    speaker's, and for the `local` engine its voice before it was adapted to them. None for a voice that is not
+    English (the stock voice speaks English only). CPU work."""
+    if primary_language(language or "en") != "en":  # a voice with no language named is English
+        return None
+    stock = stock_print()
+    return None if stock is None else round(samples.similarity(stock), 3)
 
 
 def similarity(samples: Voiceprint, spoken: bytes) -> float | None:
@@ -142,11 +164,13 @@ async def record_samples_print(conn: Connection, attempt_id: uuid.UUID, data: by
 
 
 class _Judged(msgspec.Struct, frozen=True):
-    """Which attempt is judged, for which of its provider voices, on whose share of the CPU."""
+    """Which attempt is judged, for which of its provider voices, on whose share of the CPU, and the language its
+    voice was enrolled in."""
 
     attempt_id: uuid.UUID
     owner_id: uuid.UUID
     provider_voice_id: str
+    language: str | None
 
 
 class ProbeInputs(msgspec.Struct, frozen=True):
@@ -194,13 +218,30 @@ async def probe(ctx: Lifecycle, attempt: AttemptRow, inputs: ProbeInputs | None 
         log.warning("attempt %s: the likeness probe was not spoken (%s): likeness left null", attempt.id, exc)
         return judgement(LikenessSource.PROBE, error=NoLikeness.PROBE_FAILED)
     return await _judge(
-        ctx, _Judged(attempt.id, attempt.owner_id, voice.voice_id), samples, spoken.audio, LikenessSource.PROBE
+        ctx,
+        _Judged(attempt.id, attempt.owner_id, voice.voice_id, inputs.language),
+        samples,
+        spoken.audio,
+        LikenessSource.PROBE,
     )
 
 
-def judgement(source: LikenessSource, *, score: float | None = None, error: NoLikeness | None = None) -> dict[str, Any]:
-    """A likeness judged on `source` (`score`, or why there is none) as the attempt's columns name it."""
-    return {"likeness": score, "likeness_threshold": THRESHOLD, "likeness_source": source, "likeness_error": error}
+def judgement(
+    source: LikenessSource,
+    *,
+    score: float | None = None,
+    error: NoLikeness | None = None,
+    baseline: float | None = None,
+) -> dict[str, Any]:
+    """A likeness judged on `source` (`score`, or why there is none; the stock voice's `baseline`) as the
+    attempt's columns name it."""
+    return {
+        "likeness": score,
+        "likeness_threshold": THRESHOLD,
+        "likeness_source": source,
+        "likeness_error": error,
+        "likeness_baseline": baseline,
+    }
 
 
 async def judge_render(
@@ -220,7 +261,7 @@ async def judge_render(
         found = await fetch_optional(conn, _Q["unjudged_for_render"], params)
     if found is None:
         return
-    judged = _Judged(found["id"], owner_id, voice.voice_id)
+    judged = _Judged(found["id"], owner_id, voice.voice_id, found["language"])
     data: bytes | None = found["sample_voiceprint"]
     if data is None:
         verdict = judgement(source, error=NoLikeness.NO_SAMPLE)
@@ -234,17 +275,29 @@ async def judge_render(
 async def _judge(
     ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: bytes, source: LikenessSource
 ) -> dict[str, Any]:
-    """The `judgement` of what the provider spoke against the samples' print."""
+    """The `judgement` of what the provider spoke against the samples' print, with the stock voice's beside it."""
     try:
-        score = await ctx.cpu.run(judged.owner_id, similarity, samples, spoken)
+        score, baseline = await ctx.cpu.run(judged.owner_id, _scores, samples, spoken, judged.language)
     except (AudioRejected, VoiceprintUnavailable, ValueError):
         log.exception("attempt %s: no voiceprint of what its provider spoke", judged.attempt_id)
-        score = None
+        score, baseline = None, None
     if score is None:
         log.warning("attempt %s: no likeness, what the provider spoke holds too little speech", judged.attempt_id)
         return judgement(source, error=NoLikeness.NO_SPEECH)
-    log.info("attempt %s: likeness %.3f (%s; same speaker from %.2f)", judged.attempt_id, score, source, THRESHOLD)
-    return judgement(source, score=score)
+    log.info(
+        "attempt %s: likeness %.3f (%s; the stock voice %s; same speaker from %.2f)",
+        judged.attempt_id,
+        score,
+        source,
+        "-" if baseline is None else f"{baseline:.3f}",
+        THRESHOLD,
+    )
+    return judgement(source, score=score, baseline=baseline)
+
+
+def _scores(samples: Voiceprint, spoken: bytes, language: str | None) -> tuple[float | None, float | None]:
+    """`similarity` of what was spoken, and `stock_likeness` (CPU work)."""
+    return similarity(samples, spoken), stock_likeness(samples, language)
 
 
 async def forget_judged_prints(conn: Connection, *, limit: int) -> int:

@@ -20,7 +20,8 @@ select a.sample_voiceprint, coalesce(s.language, v.language) as language
 with judged as (
   update public.voice_clone_attempts a
      set likeness = %(likeness)s, likeness_threshold = %(likeness_threshold)s,
-         likeness_source = %(likeness_source)s, likeness_error = %(likeness_error)s
+         likeness_source = %(likeness_source)s, likeness_error = %(likeness_error)s,
+         likeness_baseline = %(likeness_baseline)s
    where a.id = %(attempt_id)s and a.provider_voice_id = %(provider_voice_id)s
      and a.likeness is null and a.likeness_error is null
   returning a
@@ -41,8 +42,10 @@ select (j.a).id as attempt_id from judged j;
 -- The ready attempt that made (or attached) the voice's current provider voice, when it has a samples' print
 -- and no likeness yet: what a render in that voice can judge (VOICEGATE_LIKENESS_PROBE=off, or no probe sentence in
 -- the voice's language).
-select a.id, a.provider_voice_id, a.sample_voiceprint
+select a.id, a.provider_voice_id, a.sample_voiceprint, coalesce(s.language, v.language) as language
   from public.voice_clone_attempts a
+  left join public.voice_samples s on s.id = a.sample_id
+  left join public.voices v on v.id = a.voice_id
  where a.voice_id = %(voice_id)s and a.provider = %(provider)s and a.provider_voice_id = %(provider_voice_id)s
    and a.status = 'ready' and a.likeness is null and a.likeness_error is null
  order by a.finished_at desc nulls last

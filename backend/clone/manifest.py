@@ -77,11 +77,13 @@ class VoiceManifest(msgspec.Struct, rename="camel", kw_only=True):
     #: The sample's quality verdict (`good`, `usable` or `poor`), when the voice was cloned from a sample.
     sample_verdict: str | None
     #: How much the voice sounds like its samples (`backend.clone.likeness`), the threshold from which it would
-    #: pass as their speaker, what was judged, and why there is no likeness; null until judged.
+    #: pass as their speaker, what was judged, and why there is no likeness; null until judged. Beside it, what
+    #: the bundled `local` voice as it ships scored against the same samples.
     likeness: float | None = None
     likeness_threshold: float | None = None
     likeness_source: str | None = None
     likeness_error: str | None = None
+    likeness_baseline: float | None = None
 
 
 def manifest_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:

@@ -7,12 +7,12 @@ select i.n, v.id as voice_id, v.owner_id, v.tts_provider as provider, v.provider
        v.provider_target_model as target_model,
        v.created_at, v.updated_at, v.deleted_at, v.consent_id, c.consent_text_version as consent_version,
        s.id as sample_id, s.quality_report ->> 'verdict' as sample_verdict,
-       a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
+       a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error, a.likeness_baseline
   from jsonb_to_recordset(%(items)s::jsonb) as i(n int, voice_id uuid)
   join public.voices v on v.id = i.voice_id
   left join public.voice_consents c on c.id = v.consent_id
   left join lateral (
-    select a.sample_id, a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
+    select a.sample_id, a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error, a.likeness_baseline
       from public.voice_clone_attempts a
      where a.voice_id = v.id and a.provider = v.tts_provider and a.provider_voice_id = v.provider_voice_id
        and a.status = 'ready'

@@ -118,11 +118,13 @@ class VoiceMirror(msgspec.Struct, rename="camel"):
     version: int
     #: The active attempt's likeness (backend.clone.likeness): null until judged (or in a mirror written
     #: before likeness existed), and beside it the threshold it was judged against, what was judged, and why
-    #: there is no score when there is none.
+    #: there is no score when there is none; and what a voice that is not the speaker's (the bundled `local` voice
+    #: as it ships) scored against the same samples.
     likeness: float | None = None
     likeness_threshold: float | None = None
     likeness_source: str | None = None
     likeness_error: str | None = None
+    likeness_baseline: float | None = None
 
 
 #: Where an attempt is still under way (a worker may be enrolling or verifying it).
@@ -169,6 +171,7 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
     likeness_threshold: float | None = None
     likeness_source: str | None = None
     likeness_error: str | None = None
+    likeness_baseline: float | None = None
 
     def leased_to(self, owner: str, now: datetime) -> bool:
         """True when `owner` holds an unexpired lease."""
@@ -206,11 +209,13 @@ class Attempt(msgspec.Struct, rename="camel"):
     updated_at: datetime
     finished_at: datetime | None
     #: How much the voice sounds like its samples (the cosine of their voiceprints, 0-1), null until judged;
-    #: it would pass as its speaker from `likenessThreshold`.
+    #: it would pass as its speaker from `likenessThreshold`. `likenessBaseline`: what the bundled `local` voice as
+    #: it ships scored against the same samples (null for a voice that is not English).
     likeness: float | None = None
     likeness_threshold: float | None = None
     likeness_source: str | None = None
     likeness_error: str | None = None
+    likeness_baseline: float | None = None
 
 
 def view(attempt: AttemptRow) -> Attempt:

@@ -83,7 +83,7 @@ select id, voice_id, reflection_id, sample_id, owner_id, provider, source, statu
        preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
        provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
        last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
-       likeness_source, likeness_error
+       likeness_source, likeness_error, likeness_baseline
   from public.voice_clone_attempts
  where reflection_id = %(reflection_id)s
  order by created_at desc, id
@@ -94,7 +94,7 @@ select id, voice_id, reflection_id, sample_id, owner_id, provider, source, statu
        preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
        provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
        last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
-       likeness_source, likeness_error
+       likeness_source, likeness_error, likeness_baseline
   from public.voice_clone_attempts where id = %(attempt_id)s and reflection_id = %(reflection_id)s;
 
 -- name: active_for_reflection
@@ -102,7 +102,7 @@ select id, voice_id, reflection_id, sample_id, owner_id, provider, source, statu
        preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
        provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
        last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
-       likeness_source, likeness_error
+       likeness_source, likeness_error, likeness_baseline
   from public.voice_clone_attempts where reflection_id = %(reflection_id)s and is_active;
 
 -- name: get_attempt
@@ -111,7 +111,7 @@ select id, voice_id, reflection_id, sample_id, owner_id, provider, source, statu
        preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
        provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
        last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
-       likeness_source, likeness_error
+       likeness_source, likeness_error, likeness_baseline
   from public.voice_clone_attempts where id = %(attempt_id)s;
 
 -- name: count_by_status

@@ -135,6 +135,10 @@ class Voice(msgspec.Struct):
     likeness_source: LikenessSource | None = None
     #: Why there is no likeness: `probe_failed`, `no_speech` or `no_sample`.
     likeness_error: NoLikeness | None = None
+    #: What the bundled `local` voice as it ships (speaking the same sentence) scored against the same samples: a
+    #: voice that is not the speaker's, and for the offline voice the voice before its adaptation; null for a
+    #: voice that is not English, which it does not speak, and until judged.
+    likeness_baseline: float | None = None
 
 
 class _VoiceRow(VoiceRow, frozen=True, kw_only=True):
@@ -144,6 +148,7 @@ class _VoiceRow(VoiceRow, frozen=True, kw_only=True):
     likeness_threshold: float | None = None
     likeness_source: LikenessSource | None = None
     likeness_error: NoLikeness | None = None
+    likeness_baseline: float | None = None
 
 
 class VoiceList(msgspec.Struct):

@@ -4,7 +4,7 @@ select v.*, l.*
   from public.voices v
   left join lateral (
     -- The likeness of the ready attempt that made (or attached) the voice's current provider voice.
-    select a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
+    select a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error, a.likeness_baseline
       from public.voice_clone_attempts a
      where a.voice_id = v.id and a.provider = v.tts_provider and a.provider_voice_id = v.provider_voice_id
        and a.status = 'ready'
@@ -20,7 +20,7 @@ select v.*, l.*
   from public.voices v
   left join lateral (
     -- The likeness of the ready attempt that made (or attached) the voice's current provider voice.
-    select a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
+    select a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error, a.likeness_baseline
       from public.voice_clone_attempts a
      where a.voice_id = v.id and a.provider = v.tts_provider and a.provider_voice_id = v.provider_voice_id
        and a.status = 'ready'
@@ -49,7 +49,7 @@ select v.*, l.*
   from renamed v
   left join lateral (
     -- The likeness of the ready attempt that made (or attached) the voice's current provider voice.
-    select a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error
+    select a.likeness, a.likeness_threshold, a.likeness_source, a.likeness_error, a.likeness_baseline
       from public.voice_clone_attempts a
      where a.voice_id = v.id and a.provider = v.tts_provider and a.provider_voice_id = v.provider_voice_id
        and a.status = 'ready'

@@ -91,7 +91,7 @@ async def enrolment(ctx: Lifecycle, db: Db, provider: str = "local", owner: uuid
 def likeness_of(db: Db, attempt_id: uuid.UUID) -> dict[str, Any]:
     return one(
         db,
-        "select status, likeness, likeness_threshold, likeness_source, likeness_error"
+        "select status, likeness, likeness_threshold, likeness_source, likeness_error, likeness_baseline"
         " from voice_clone_attempts where id = %s",
         (attempt_id,),
     )
@@ -116,16 +116,26 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
     assert judged["likeness_threshold"] == THRESHOLD
     # The offline voice is hibari's timbre at the speaker's pitch: like a person, not the speaker (~0.65).
     assert 0.3 < judged["likeness"] < THRESHOLD
+    # Beside it, the bundled voice as it ships, unadapted, against the same samples: what the clone started from.
+    baseline = judged["likeness_baseline"]
+    assert 0.2 < baseline < THRESHOLD
+    assert baseline != judged["likeness"]
     expected = {
         "likeness": judged["likeness"],
         "likenessThreshold": THRESHOLD,
         "likenessSource": "probe",
         "likenessError": None,
+        "likenessBaseline": baseline,
     }
     assert {key: mirror(db, made["reflection"])[key] for key in expected} == expected
     voices = VoicesService(ctx.db, ctx.storage, settings_from_env({}))  # as the API's voice routes read it
     voice = await voices.get_voice(claims_of(made["owner"]), made["voice"])
-    assert (voice.likeness, voice.likeness_threshold, voice.likeness_source) == (judged["likeness"], THRESHOLD, "probe")
+    assert (voice.likeness, voice.likeness_threshold, voice.likeness_source, voice.likeness_baseline) == (
+        judged["likeness"],
+        THRESHOLD,
+        "probe",
+        baseline,
+    )
     manifest = json.loads(await ctx.storage.download(BUCKET, manifest_path(made["owner"], made["voice"])))
     assert {key: manifest[key] for key in expected} == expected
 

@@ -66,7 +66,7 @@ TABLES: Allowed = {
             " preview_required, preview_status, retry_count, max_retries, next_retry_at, lease_owner,"
             " lease_expires_at, enrolment_key, provider_voice_id, provider_target_model, provider_request_id,"
             " provider_metadata, last_error_code, last_error_message, is_active, version, created_at, updated_at,"
-            " finished_at, likeness, likeness_threshold, likeness_source, likeness_error)"
+            " finished_at, likeness, likeness_threshold, likeness_source, likeness_error, likeness_baseline)"
         },
         "service_role": READ_WRITE,
     },

@@ -124,3 +124,16 @@ def test_a_failed_job_is_said_in_a_sentence_never_its_bare_code() -> None:
 def test_a_deleted_voice_is_a_launch_reason_in_words() -> None:
     said = run("words.js", "m.launchBlockedWords(['voice_deleted'])")
     assert said == "Not ready to launch yet. The voice was deleted: record or choose a sample to clone a new one."
+
+
+def test_the_likeness_says_what_the_stock_voice_scored_so_what_the_clone_added_shows() -> None:
+    # Issue 56: an offline voice at 0.76 read as a clone, where the bundled voice alone scored 0.71.
+    said = run(
+        "words.js",
+        "[m.likenessWords({ready: true, likeness: 0.76, threshold: 0.74, provider: 'local', baseline: 0.71}),"
+        " m.likenessWords({ready: true, likeness: 0.86, threshold: 0.74, provider: 'elevenlabs', baseline: 0.52}),"
+        " m.likenessWords({ready: true, likeness: 0.86, threshold: 0.74, provider: 'qwen', baseline: null})]",
+    )
+    assert said[0].startswith("Sounds like the sample: 0.76 (before it was adapted: 0.71; same speaker from 0.74).")
+    assert said[1] == "Sounds like the sample: 0.86 (a stock voice: 0.52; same speaker from 0.74)."
+    assert said[2] == "Sounds like the sample: 0.86 (same speaker from 0.74)."

@@ -547,6 +547,7 @@ function showLikeness() {
         threshold: voice.likeness_threshold,
         error: voice.likeness_error,
         provider: voice.tts_provider,
+        baseline: voice.likeness_baseline,
       })
     : "";
   if (ui.speakLikeness.textContent !== words) ui.speakLikeness.textContent = words;

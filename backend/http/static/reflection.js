@@ -179,6 +179,7 @@ export function reflections(deps) {
       threshold: voice.likenessThreshold,
       error: voice.likenessError,
       provider: voice.provider,
+      baseline: voice.likenessBaseline,
     });
   }
 

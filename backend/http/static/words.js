@@ -42,13 +42,21 @@ const NO_LIKENESS = Object.freeze({
 
 /**
  * How much a ready voice sounds like its samples, always beside the threshold from which it would pass as their
- * speaker; for the offline voice, also what it is. "" when there is nothing to say (not ready, not judged yet).
+ * speaker and what the stock voice scored against the same samples (`baseline`: for the offline voice, the voice
+ * before its adaptation), so that what the clone added shows; for the offline voice, also what it is. "" when
+ * there is nothing to say (not ready, not judged yet).
  */
-export function likenessWords({ ready, likeness, threshold, error, provider }) {
+export function likenessWords({ ready, likeness, threshold, error, provider, baseline }) {
   if (!ready) return "";
   let words;
   if (typeof likeness === "number" && typeof threshold === "number") {
-    words = `Sounds like the sample: ${likeness.toFixed(2)} (same speaker from ${threshold.toFixed(2)}).`;
+    const before =
+      typeof baseline !== "number"
+        ? ""
+        : provider === "local"
+          ? `before it was adapted: ${baseline.toFixed(2)}; `
+          : `a stock voice: ${baseline.toFixed(2)}; `;
+    words = `Sounds like the sample: ${likeness.toFixed(2)} (${before}same speaker from ${threshold.toFixed(2)}).`;
   } else if (error) {
     words = `Likeness not measured: ${NO_LIKENESS[error] || error}.`;
   } else {
