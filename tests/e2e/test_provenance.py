@@ -235,7 +235,7 @@ async def test_the_voice_manifest_follows_the_voice(
     row = one(
         sql,
         "select v.*, c.consent_text_version, s.id as sample_id, s.quality_report ->> 'verdict' as verdict,"
-        " a.likeness from voices v join voice_consents c on c.id = v.consent_id"
+        " a.likeness, a.likeness_baseline from voices v join voice_consents c on c.id = v.consent_id"
         " join voice_samples s on s.voice_id = v.id"
         " join voice_clone_attempts a on a.voice_id = v.id and a.status = 'ready' where v.id = %s",
         (voice_id,),
@@ -255,8 +255,10 @@ async def test_the_voice_manifest_follows_the_voice(
         "likenessThreshold": THRESHOLD,
         "likenessSource": "probe",
         "likenessError": None,
+        "likenessBaseline": row["likeness_baseline"],
     }
     assert 0 < manifest["likeness"] < 1, "the local voice's likeness to its sample, judged on the probe"
+    assert 0 < manifest["likenessBaseline"] < 1, "and the bundled voice's, unadapted, beside it"
     assert (row["tts_provider"], row["status"]) == ("local", "ready")
     assert row["verdict"] in {"good", "usable"}
     assert datetime.fromisoformat(manifest["createdAt"]) == row["created_at"]

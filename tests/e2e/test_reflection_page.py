@@ -193,7 +193,10 @@ async def test_the_reflection_flow_from_a_new_reflection_to_streamed_speech(
         # Its likeness to the sample, beside the threshold, and what the offline voice is (issue 46).
         likeness = section.locator("#reflection-likeness")
         await expect(likeness).to_have_text(
-            re.compile(r"^Sounds like the sample: 0\.\d\d \(same speaker from 0\.74\)\. The offline voice keeps")
+            re.compile(
+                r"^Sounds like the sample: 0\.\d\d \(before it was adapted: 0\.\d\d; same speaker from 0\.74\)\."
+                r" The offline voice keeps"
+            )
         )
         await expect(reasons).to_have_text(["Listen to the preview and confirm it sounds right."])
         await preview.evaluate("(audio) => audio.play()")
