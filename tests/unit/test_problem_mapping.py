@@ -302,6 +302,12 @@ ROWS = [
         "voiceprint_unavailable",
         "The speaker encoder's weights cannot be read on this server, so no voiceprint can be made.",
     ),
+    (
+        errors.WatermarkUnavailable(),
+        500,
+        "watermark_unavailable",
+        "The watermark's weights cannot be read on this server, so audio can be neither marked nor checked.",
+    ),
     (RuntimeError("secret dsn postgresql://u:pw@h"), 500, "internal_error", "An unexpected error occurred."),
 ]
 
