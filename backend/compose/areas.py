@@ -40,7 +40,7 @@ def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
         consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days, settings.user_limits),
         reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
         samples=SamplesService(db, storage, settings),
-        speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
+        speech=SpeechService(db, lifecycle.providers, settings.provider_settings, lifecycle.cpu),
         synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings, settings.user_limits),
         voices=VoicesService(db, storage, settings),
         webhooks=WebhooksService(db, lifecycle.webhooks, settings.user_limits),

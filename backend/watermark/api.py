@@ -48,12 +48,19 @@ def mark(samples: npt.NDArray[np.floating], rate: int) -> F64:
     them); ValueError on samples that are not mono float and finite, or a rate that is not a positive int.
     """
     array = np.asarray(samples)
-    if array.ndim != 1:
-        raise ValueError(f"only mono audio is marked, not shape {array.shape}")
-    change = perth.added(shared_network().encoder, _mono(array, rate), rate)
+    change = added(array, rate)
     marked = array.astype(np.float64)
     marked[: change.size] += change
     return marked
+
+
+def added(samples: npt.NDArray[np.floating], rate: int) -> F64:
+    """What `mark` adds to ``samples``: as long as them, or at 32 kHz up to 319 samples shorter (nothing is added
+    past the last frame's centre)."""
+    array = np.asarray(samples)
+    if array.ndim != 1:
+        raise ValueError(f"only mono audio is marked, not shape {array.shape}")
+    return perth.added(shared_network().encoder, _mono(array, rate), rate)
 
 
 def mark_pcm16(pcm: bytes, rate: int) -> bytes:

@@ -1,0 +1,118 @@
+"""Everything voicegate synthesizes carries the watermark, whichever provider spoke it: a voice's preview (a WAV
+from `local`, the MP3 ElevenLabs speaks), a job's render (its WAV and the same as MP3) and a speech stream (PCM
+and MP3), each read back as a user receives it and found by `backend.watermark.detect`; the natural speech that
+was uploaded to clone the voice is not. On main, none of them carried it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backend.audio.decode import decode_audio
+from backend.watermark import Detection, detect
+from tests.e2e.conftest import elevenlabs_env, speech_wav
+from tests.fakes import ElevenLabsFake, serve
+from tests.integration.api.conftest import User
+from tests.speech_maker import speak
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+pytestmark = pytest.mark.timeout(180)
+SPOKEN = "The rain in Spain stays mainly in the plain, and the wind blows over the hills."
+
+
+async def poll(client: Client, user: User, path: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    while True:
+        response = await client.get(path, headers=user.headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if done(body):
+            return body
+        assert time.monotonic() < deadline, f"stuck: {body}"
+
+
+async def fetch(client: Client, url: str) -> bytes:
+    """A signed Storage URL's object, fetched from the app in-process."""
+    response = await client.get("/storage/v1" + url.split("/storage/v1", 1)[1])
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def found(data: bytes) -> Detection:
+    decoded = decode_audio(data)
+    return detect(decoded.samples, decoded.sample_rate)
+
+
+def speech_pcm(seconds: float, rate: int) -> bytes:
+    """espeak-ng speech for the ElevenLabs fake to answer with, ``seconds`` long (at least one frame)."""
+    samples = speak(SPOKEN, rate, pitch=40)
+    count = max(rate // 10, int(seconds * rate))
+    return (np.resize(samples, count) * 32767).astype("<i2").tobytes()
+
+
+async def everything_is_marked(client: Client, user: User, provider: str, preview_type: str) -> None:
+    """Clone a voice with ``provider`` from natural-sounding speech, then check each thing it speaks."""
+    sample = speech_wav()
+    assert not found(sample).present, "what the user uploaded carries no mark"
+    reflection = (await client.post("/v1/reflections", json={"name": "Ada"}, headers=user.headers)).json()["id"]
+    cloned = await client.post(
+        f"/v1/reflections/{reflection}/voice/clone",
+        data={"consent": "true", "language": "en", "provider": provider},
+        files={"file": ("me.wav", sample, "audio/wav")},
+        headers=user.headers,
+    )
+    assert cloned.status_code == 202, cloned.text
+    state = await poll(
+        client, user, f"/v1/reflections/{reflection}/voice", lambda s: s["voice"]["previewStatus"] == "ready"
+    )
+    preview = await fetch(client, state["previewUrl"])
+    assert decode_audio(preview).mime_type == preview_type
+    assert found(preview).present, found(preview)
+
+    voice_id = state["voice"]["voiceId"]
+    job = await client.post("/api/v1/clone", json={"voiceId": voice_id, "text": SPOKEN}, headers=user.headers)
+    assert job.status_code == 202, job.text
+    job_id = job.json()["jobId"]
+    status = await poll(
+        client, user, f"/api/v1/clone/{job_id}/status", lambda j: j["status"] in {"succeeded", "failed"}
+    )
+    assert status["status"] == "succeeded", status["error"]
+    result = (await client.get(f"/api/v1/clone/{job_id}/result", headers=user.headers)).json()
+    assert found(await fetch(client, result["audioUrl"])).present
+    as_mp3 = await client.get(f"/api/v1/clone/{job_id}/audio", params={"format": "mp3"}, headers=user.headers)
+    assert as_mp3.status_code == 200, as_mp3.text
+    assert found(as_mp3.content).present
+
+    for fmt in ("pcm_24000", "mp3"):
+        streamed = await client.post(
+            "/api/v1/speech", json={"voiceId": voice_id, "text": SPOKEN, "format": fmt}, headers=user.headers
+        )
+        assert streamed.status_code == 200, streamed.text
+        if fmt == "pcm_24000":
+            heard = detect(np.frombuffer(streamed.content, dtype="<i2") / 32768.0, 24000)
+        else:
+            heard = found(streamed.content)
+        assert heard.present, (fmt, heard)
+
+
+async def test_the_local_engines_preview_render_and_streams_carry_the_mark(
+    worker_client: Callable[..., Any], make_user: Callable[[], User]
+) -> None:
+    client = await worker_client()
+    await everything_is_marked(client, make_user(), "local", "audio/wav")
+
+
+async def test_a_cloud_providers_audio_is_marked_on_its_way_out(
+    worker_client: Callable[..., Any], make_user: Callable[[], User]
+) -> None:
+    fake = ElevenLabsFake()
+    fake.speech = speech_pcm
+    assert not detect(np.frombuffer(speech_pcm(3.0, 24000), dtype="<i2") / 32768.0, 24000).present
+    with serve(fake) as url:
+        client = await worker_client(**elevenlabs_env(fake, url))
+        await everything_is_marked(client, make_user(), "elevenlabs", "audio/mpeg")
