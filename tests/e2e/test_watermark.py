@@ -1,12 +1,15 @@
 """Everything voicegate synthesizes carries the watermark, whichever provider spoke it: a voice's preview (a WAV
 from `local`, the MP3 ElevenLabs speaks), a job's render (its WAV and the same as MP3) and a speech stream (PCM
 and MP3), each read back as a user receives it and found by `backend.watermark.detect`; the natural speech that
-was uploaded to clone the voice is not. On main, none of them carried it."""
+was uploaded to clone the voice is not. `POST /api/v1/provenance/check` says both things a file holds: the mark
+and the C2PA manifest (the signed render: both; its MP3 copy: the mark alone; a natural clip: neither). On main,
+none of them carried the mark and the route did not exist."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.audio.decode import decode_audio
-from backend.watermark import Detection, detect
+from backend.watermark import THRESHOLD, Detection, detect
 from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
@@ -22,6 +25,7 @@ from tests.speech_maker import speak
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(180)
+CLIPS = Path(__file__).resolve().parents[1] / "clips" / "librispeech"
 SPOKEN = "The rain in Spain stays mainly in the plain, and the wind blows over the hills."
 
 
@@ -46,6 +50,14 @@ async def fetch(client: Client, url: str) -> bytes:
 def found(data: bytes) -> Detection:
     decoded = decode_audio(data)
     return detect(decoded.samples, decoded.sample_rate)
+
+
+async def check(client: Client, user: User, data: bytes, name: str) -> dict[str, Any]:
+    """`POST /api/v1/provenance/check`'s answer for ``data``."""
+    answer = await client.post("/api/v1/provenance/check", files={"file": (name, data)}, headers=user.headers)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 def speech_pcm(seconds: float, rate: int) -> bytes:
@@ -83,10 +95,22 @@ async def everything_is_marked(client: Client, user: User, provider: str, previe
     )
     assert status["status"] == "succeeded", status["error"]
     result = (await client.get(f"/api/v1/clone/{job_id}/result", headers=user.headers)).json()
-    assert found(await fetch(client, result["audioUrl"])).present
+    render = await fetch(client, result["audioUrl"])
+    assert found(render).present
     as_mp3 = await client.get(f"/api/v1/clone/{job_id}/audio", params={"format": "mp3"}, headers=user.headers)
     assert as_mp3.status_code == 200, as_mp3.text
     assert found(as_mp3.content).present
+
+    # The route says both: the signed WAV carries the mark and voicegate's manifest; its MP3 copy the mark alone.
+    checked = await check(client, user, render, "render.wav")
+    assert checked["watermark"]["present"]
+    assert checked["watermark"]["threshold"] == THRESHOLD
+    assert checked["c2pa"]["state"] == "trusted"
+    assert checked["c2pa"]["voicegate"]["voiceId"] == voice_id
+    assert checked["c2pa"]["voicegate"]["provider"] == provider
+    copy = await check(client, user, as_mp3.content, "render.mp3")
+    assert copy["watermark"]["present"]
+    assert copy["c2pa"] == {"state": "unsigned", "failures": [], "signer": None, "voicegate": None}
 
     for fmt in ("pcm_24000", "mp3"):
         streamed = await client.post(
@@ -116,3 +140,28 @@ async def test_a_cloud_providers_audio_is_marked_on_its_way_out(
     with serve(fake) as url:
         client = await worker_client(**elevenlabs_env(fake, url))
         await everything_is_marked(client, make_user(), "elevenlabs", "audio/mpeg")
+
+
+async def test_the_provenance_route_finds_neither_in_natural_speech_and_refuses_what_is_not_audio(
+    worker_client: Callable[..., Any], make_user: Callable[[], User]
+) -> None:
+    client = await worker_client(consumers=False)
+    user = make_user()
+    natural = (CLIPS / "2414" / "2414-128291-0005.flac").read_bytes()
+
+    checked = await check(client, user, natural, "clip.flac")
+
+    assert not checked["watermark"]["present"]
+    assert checked["watermark"]["score"] < THRESHOLD
+    assert checked["c2pa"] is None, "a FLAC carries no manifest voicegate reads"
+    assert (await check(client, user, speech_wav(), "me.wav"))["c2pa"]["state"] == "unsigned"
+    not_audio = await client.post(
+        "/api/v1/provenance/check", files={"file": ("notes.txt", b"hello there")}, headers=user.headers
+    )
+    assert (not_audio.status_code, not_audio.json()["code"]) == (415, "unsupported_audio")
+    anonymous = await client.post("/api/v1/provenance/check", files={"file": ("clip.flac", natural)})
+    assert anonymous.status_code == 401
+    other = await client.post(
+        "/api/v1/provenance/check", files={"sample": ("clip.flac", natural)}, headers=user.headers
+    )
+    assert (other.status_code, other.json()["code"]) == (400, "validation_failed")
