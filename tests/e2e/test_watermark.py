@@ -22,6 +22,7 @@ from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
 from tests.speech_maker import speak
+from tests.support import Conn
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(180)
@@ -165,3 +166,71 @@ async def test_the_provenance_route_finds_neither_in_natural_speech_and_refuses_
         "/api/v1/provenance/check", files={"sample": ("clip.flac", natural)}, headers=user.headers
     )
     assert (other.status_code, other.json()["code"]) == (400, "validation_failed")
+
+
+async def settled(client: Client, user: User, sample_id: str) -> dict[str, Any]:
+    """The sample's status once its check ended (the app's consumers run it meanwhile)."""
+    return await poll(
+        client, user, f"/api/v1/voice-samples/{sample_id}/status", lambda s: s["status"] in {"ready", "failed"}
+    )
+
+
+async def test_voicegates_own_speech_is_refused_as_a_sample_and_as_a_consent_recording(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    client = await worker_client()
+    user = make_user()
+    made = await client.post(
+        "/api/v1/consents", json={"subjectName": "Ada Lovelace", "language": "en"}, headers=user.headers
+    )
+    assert made.status_code == 201, made.text
+    consent = made.json()
+    # voicegate's own speech: a local voice saying the consent's phrase, as a job renders it.
+    sample = await client.post(
+        "/api/v1/voice-samples",
+        data={"consent": "true", "language": "en"},
+        files={"file": ("me.wav", speech_wav(), "audio/wav")},
+        headers=user.headers,
+    )
+    assert sample.status_code == 202, sample.text
+    job = await client.post(
+        "/api/v1/clone", json={"sampleId": sample.json()["sampleId"], "text": consent["phrase"]}, headers=user.headers
+    )
+    assert job.status_code == 202, job.text
+    job_id = job.json()["jobId"]
+    status = await poll(
+        client, user, f"/api/v1/clone/{job_id}/status", lambda j: j["status"] in {"succeeded", "failed"}
+    )
+    assert status["status"] == "succeeded", status["error"]
+    render = (await client.get(f"/api/v1/clone/{job_id}/audio", headers=user.headers)).content
+    as_mp3 = (await client.get(f"/api/v1/clone/{job_id}/audio", params={"format": "mp3"}, headers=user.headers)).content
+
+    # As a sample, the WAV and its MP3 copy (no manifest left) alike: refused, recorded as the sample's failure.
+    for name, audio in (("clip.wav", render), ("clip.mp3", as_mp3)):
+        again = await client.post(
+            "/api/v1/voice-samples",
+            data={"consent": "true", "language": "en"},
+            files={"file": (name, audio)},
+            headers=user.headers,
+        )
+        assert again.status_code == 202, again.text
+        refused = await settled(client, user, again.json()["sampleId"])
+        assert refused["status"] == "failed", refused
+        assert refused["failureReason"].startswith("synthetic_speech: "), refused
+
+    # As the consent's recording: rejected with the reason, recorded and audited like any other rejection.
+    verdict = await client.post(
+        f"/api/v1/consents/{consent['consentId']}/recording",
+        files={"file": ("phrase.wav", render, "audio/wav")},
+        headers=user.headers,
+    )
+    assert verdict.status_code == 200, verdict.text
+    assert (verdict.json()["status"], verdict.json()["reason"]) == ("rejected", "synthetic_speech")
+    read = (await client.get(f"/api/v1/consents/{consent['consentId']}", headers=user.headers)).json()
+    assert (read["status"], read["reason"]) == ("rejected", "synthetic_speech")
+    [(detail,)] = sql.execute(
+        "select detail from voicegate.audit_events where subject_type = 'voice_consent' and subject_id = %s"
+        " and action = 'consent.rejected'",
+        (consent["consentId"],),
+    ).fetchall()
+    assert detail["reason"] == "synthetic_speech"

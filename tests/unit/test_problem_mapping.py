@@ -179,6 +179,12 @@ ROWS = [
         "the sample's speaker is not the speaker who recorded its consent",
     ),
     (
+        audio_errors.SyntheticSpeech(),
+        422,
+        "synthetic_speech",
+        "the sample carries the watermark of synthesized speech: a voice is not cloned from a clone",
+    ),
+    (
         errors.ConsentRequired(),
         400,
         "consent_required",
