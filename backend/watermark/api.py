@@ -20,6 +20,15 @@ F64 = npt.NDArray[np.float64]
 THRESHOLD: Final = 0.6
 
 
+#: How much stronger than the library's the mark is made: its residual, as the library computes it, times this.
+#: At the library's own strength a marked LibriSpeech clip was found after white noise at 20 dB SNR 83 % of the time
+#: (50/60), 88 % at 1.25, 97 % at 1.5 (58/60; the issue's target is 95 %), 100 % at 2; PESQ-WB against the
+#: unmarked clip (4.64 for the resampling alone) fell from 4.46 to 4.31 at 1.5 on LibriSpeech and from 4.25 to
+#: 4.03 on the local engine's speech, the mark from 16.7 to 13.2 dB under the speech, all of it under 2 kHz
+#: (docs/consent.md). The detector is the library's: resemble-perth finds these marks as it finds its own.
+STRENGTH: Final = 1.5
+
+
 class Detection(msgspec.Struct, frozen=True, kw_only=True):
     """Whether audio carries Perth-Net's mark: its decoder's score in [0, 1] and whether it reaches `THRESHOLD`."""
 
@@ -55,12 +64,12 @@ def mark(samples: npt.NDArray[np.floating], rate: int) -> F64:
 
 
 def added(samples: npt.NDArray[np.floating], rate: int) -> F64:
-    """What `mark` adds to ``samples``: as long as them, or at 32 kHz up to 319 samples shorter (nothing is added
-    past the last frame's centre)."""
+    """What `mark` adds to ``samples``, at their rate: the library's residual times `STRENGTH`; as long as them, or
+    up to a hop (10 ms) shorter (nothing is added past the last frame's centre)."""
     array = np.asarray(samples)
     if array.ndim != 1:
         raise ValueError(f"only mono audio is marked, not shape {array.shape}")
-    return perth.added(shared_network().encoder, _mono(array, rate), rate)
+    return perth.added(shared_network().encoder, _mono(array, rate), rate) * STRENGTH
 
 
 def mark_pcm16(pcm: bytes, rate: int) -> bytes:
