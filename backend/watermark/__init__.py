@@ -12,6 +12,6 @@ without torch (`weights`) into four ONNX graphs (`graph`) run by onnxruntime on 
 CPU work, thread-safe, for the fair CPU executor.
 """
 
-from backend.watermark.api import THRESHOLD, Detection, detect, mark, mark_pcm16
+from backend.watermark.api import THRESHOLD, Detection, detect, mark
 
-__all__ = ["THRESHOLD", "Detection", "detect", "mark", "mark_pcm16"]
+__all__ = ["THRESHOLD", "Detection", "detect", "mark"]

@@ -72,17 +72,6 @@ def added(samples: npt.NDArray[np.floating], rate: int) -> F64:
     return perth.added(shared_network().encoder, _mono(array, rate), rate) * STRENGTH
 
 
-def mark_pcm16(pcm: bytes, rate: int) -> bytes:
-    """16-bit little-endian mono PCM with the mark added (the same number of samples); a trailing odd byte is
-    kept as it was."""
-    whole = len(pcm) - len(pcm) % 2
-    if whole == 0:
-        return pcm
-    samples = np.frombuffer(pcm[:whole], dtype="<i2").astype(np.float32) / 32768.0
-    marked = np.clip(np.round(mark(samples, rate) * 32768.0), -32768, 32767).astype("<i2")
-    return marked.tobytes() + pcm[whole:]
-
-
 def detect(samples: npt.NDArray[np.floating], rate: int) -> Detection:
     """Whether ``samples`` (float, mono ``(n,)`` or channels first ``(c, n)``, averaged to mono, at any rate)
     carry the mark. Digital silence scores 0: there is nothing to read. Reads the weights on the first call."""

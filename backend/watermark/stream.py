@@ -1,14 +1,15 @@
 """Marking a stream as it is made: 16-bit mono PCM arrives in chunks of any length and leaves marked, a block
 at a time, without waiting for the whole.
 
-A block is marked once `BLOCK_S` of audio has come, or when the caller says the piece has ended (a sentence,
-each of which a speech stream asks its provider for on its own). Blocks overlap by `OVERLAP_S`: the end of
-each is held back until the next is marked over it as well, and the two marks are crossfaded there, so the mark
-has no seam where a block ends (marked alone, each block's mark would stop short at its edge, a step ~15 dB
-under the speech). A provider that hands over whole phrases (the `local` engine) is marked phrase by phrase and
-waits for nothing; one that streams small chunks waits for `BLOCK_S` of them before its first bytes leave.
+A block is marked once `BLOCK_S` of audio has come (`FIRST_BLOCK_S` for a piece's first), or when the caller
+says the piece has ended (a sentence, each of which a speech stream asks its provider for on its own). Blocks
+overlap by `OVERLAP_S`: the end of each is held back until the next is marked over it as well, and the two marks
+are crossfaded there, so the mark has no seam where a block ends (blocks marked apart put 5 dB more of the mark's
+energy above 3 kHz, where it otherwise has none). A provider that hands over whole phrases (the `local` engine)
+is marked phrase by phrase and waits for nothing; one that streams small chunks waits for `FIRST_BLOCK_S` of
+them before its first bytes leave.
 
-`ready` and `take` are cheap bookkeeping for the event loop; `mark` is CPU work for the fair CPU executor. One
+`feed` and `take` are cheap bookkeeping for the event loop; `mark` is CPU work for the fair CPU executor. One
 stream's calls come one after another, never at once.
 """
 
@@ -27,6 +28,8 @@ F64 = npt.NDArray[np.float64]
 #: Audio gathered before a block is marked: long enough for the network's context (0.15 s either side of a
 #: frame) to see mostly audio rather than the block's edges.
 BLOCK_S: Final = 0.5
+#: The first block of a piece is shorter, so that a stream's first bytes wait for less of the provider's audio.
+FIRST_BLOCK_S: Final = 0.2
 #: Held back at the end of each block and crossfaded with the next block's mark.
 OVERLAP_S: Final = 0.02
 _SCALE: Final = 32768.0
@@ -37,7 +40,7 @@ class StreamMarker:
 
     def __init__(self, rate: int) -> None:
         self._rate = rate
-        self._block = round(BLOCK_S * rate)
+        self._block = round(FIRST_BLOCK_S * rate)
         self._overlap = round(OVERLAP_S * rate)
         self._pending = bytearray()
         #: The end of the last block, held back: its samples and the mark made for them.
@@ -72,6 +75,7 @@ class StreamMarker:
         if held and samples.size > held:
             fade = np.linspace(0.0, 1.0, held + 2)[1:-1]
             change[:held] = self._held_mark * (1 - fade) + change[:held] * fade
+        self._block = round(BLOCK_S * self._rate)
         keep = 0 if last else min(self._overlap, samples.size)
         self._held, self._held_mark = samples[samples.size - keep :], change[samples.size - keep :]
         out = samples[: samples.size - keep].astype(np.float64) + change[: samples.size - keep]

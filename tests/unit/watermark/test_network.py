@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from backend.watermark import THRESHOLD, detect, mark, mark_pcm16, perth
+from backend.watermark import THRESHOLD, detect, mark, perth
 from backend.watermark.api import STRENGTH
 from backend.watermark.network import DECODERS, ENCODER, shared_network
 
@@ -117,18 +117,6 @@ def test_silence_and_audio_shorter_than_a_frame_are_left_as_they_are() -> None:
     assert detect(silence, 48000).score == 0.0
     blip = np.random.default_rng(1).uniform(-0.1, 0.1, 500)
     assert mark(blip, 24000).shape == (500,)
-
-
-def test_pcm16_is_marked_in_place_of_the_same_number_of_samples() -> None:
-    samples, rate = clip("533-1066-0008")
-    pcm = (samples * 32767).astype("<i2").tobytes()
-
-    marked = mark_pcm16(pcm + b"\x01", rate)
-
-    assert len(marked) == len(pcm) + 1
-    assert marked[-1:] == b"\x01"
-    assert detect(np.frombuffer(marked[:-1], dtype="<i2") / 32768.0, rate).present
-    assert mark_pcm16(b"\x05", rate) == b"\x05"
 
 
 def test_what_is_not_mono_float_audio_is_refused() -> None:

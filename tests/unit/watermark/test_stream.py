@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from backend.watermark import detect, mark, perth
-from backend.watermark.stream import BLOCK_S, StreamMarker
+from backend.watermark.stream import FIRST_BLOCK_S, StreamMarker
 
 CLIP = Path(__file__).resolve().parents[2] / "clips" / "librispeech" / "367" / "367-130732-0008.flac"
 RATE = 24000
@@ -70,7 +70,7 @@ def test_blocks_leave_no_seam_in_the_mark(speech: np.ndarray, chunk: int) -> Non
 
 def test_a_piece_shorter_than_a_block_is_marked_when_it_ends(speech: np.ndarray) -> None:
     marker = StreamMarker(RATE)
-    short = pcm_of(speech[: int(BLOCK_S * RATE) - 10])
+    short = pcm_of(speech[: int(FIRST_BLOCK_S * RATE) - 10])
 
     assert not marker.feed(short)
     taken = marker.take(last=True)
