@@ -6,7 +6,7 @@ The mark carries no payload: detecting it says "marked as synthetic by Perth-Net
 and chatterbox's carry too, not "made by voicegate" (the C2PA manifest says that, while it is there).
 
 voicegate makes the mark 1.5 times as strong as the library does (`STRENGTH`: found after noise at 20 dB SNR
-97 % of the time on natural speech rather than 83 %), and detects it as the library does. The weights are read
+95-97 % of the time on natural speech rather than 83 %), and detects it as the library does. The weights are read
 without torch (`weights`) into four ONNX graphs (`graph`) run by onnxruntime on one thread
 (`network`), with the library's signal processing in numpy and scipy (`perth`). `mark` and `detect` are pure
 CPU work, thread-safe, for the fair CPU executor.
