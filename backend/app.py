@@ -35,6 +35,7 @@ from backend.http.json_request import JsonCheckedRequest
 from backend.http.methods import HeadAndOptions
 from backend.http.metrics import MetricsMiddleware
 from backend.http.problem import problem_response
+from backend.http.provenance import ProvenanceController
 from backend.http.reflections import ReflectionsController, SessionsController
 from backend.http.samples import VoiceSamplesController
 from backend.http.speech import ReflectionSpeechController, VoiceSpeechController
@@ -60,6 +61,7 @@ API_HANDLERS: tuple[Any, ...] = (
     CloneController,
     VoiceSamplesController,
     ConsentsController,
+    ProvenanceController,
     CloneJobsController,
     ReflectionSpeechController,
     VoiceSpeechController,

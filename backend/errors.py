@@ -288,6 +288,10 @@ class VoiceprintUnavailable(VoicegateError, code="voiceprint_unavailable"):
     """The speaker encoder's weights cannot be read on this server, so no voiceprint can be made."""
 
 
+class WatermarkUnavailable(VoicegateError, code="watermark_unavailable"):
+    """The watermark's weights cannot be read on this server, so audio can be neither marked nor checked."""
+
+
 class WorkFailed(Exception):
     """One try at queued work failed for a reason its message states in full (a receiver's HTTP status, a
     refused connection): the consumer retries it like any failure and logs that one line, no traceback.

@@ -366,6 +366,15 @@ WEIGHTS: Final = {
         "weights and no training data.",
         "the wheel's LICENSE and METADATA; https://github.com/resemble-ai/Resemblyzer (README.md, LICENSE)",
     ),
+    "resemble-perth": WeightsReview(
+        ("perth/perth_net/pretrained/implicit/perth_net_250000.pth.tar",),
+        "Perth-Net (PERceptual THreshold), Resemble AI's neural audio watermark, at training step 250,000, read "
+        "without torch by backend/watermark; its hyperparameters are the wheel's hparams.yaml beside it. The "
+        "weights are package data of the wheel, whose only licence file is MIT (Copyright (c) 2025 Resemble AI) "
+        "and whose classifier says MIT License; the README names no separate licence for the weights and no "
+        "training data. Of the wheel, voicegate reads this file alone: its code needs torch and is never imported.",
+        "the wheel's LICENSE, METADATA and perth/perth_net/; https://github.com/resemble-ai/Perth (README.md, LICENSE)",
+    ),
 }
 
 

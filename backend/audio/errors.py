@@ -77,5 +77,9 @@ class SpeakerMismatch(AudioRejected, code="speaker_mismatch"):
     """the sample's speaker is not the speaker who recorded its consent"""
 
 
+class SyntheticSpeech(AudioRejected, code="synthetic_speech"):
+    """the sample carries the watermark of synthesized speech: a voice is not cloned from a clone"""
+
+
 class SampleClipped(AudioRejected, code="clipping"):
     """sample is clipped"""

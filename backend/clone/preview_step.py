@@ -1,5 +1,5 @@
-"""`VOICE_PREVIEW`: speak a short phrase in the new voice, sign it with its C2PA manifest, store it in
-`voice-previews`; preview `ready`.
+"""`VOICE_PREVIEW`: speak a short phrase in the new voice, mark it with the watermark and sign it with its C2PA
+manifest (which covers the marked audio), store it in `voice-previews`; preview `ready`.
 
 The user then listens and completes the preview through the API, which opens the launch gate.
 Safe to repeat: the final move is version-fenced and the object (with its digest) is stored in that
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from backend.audio.render import wav_or_mp3
+from backend.audio.render import marked_preview
 from backend.clone import likeness
 from backend.clone.enrolled import enrolled_voice
 from backend.clone.likeness import LikenessSource
@@ -64,7 +64,7 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         return await _not_made(ctx, attempt_id, LanguageNotSupported.code, exc.safe_message)
     except PermanentProviderError as exc:
         return await _not_made(ctx, attempt_id, "preview_failed", exc.safe_message)
-    audio, mime_type = await ctx.cpu.run(attempt.owner_id, wav_or_mp3, spoken.audio)
+    audio, mime_type = await ctx.cpu.run(attempt.owner_id, marked_preview, spoken.audio)
     claim = SynthesisClaim(
         voice_id=attempt.voice_id,
         provider=attempt.provider,

@@ -29,6 +29,7 @@ from backend.http.concurrency import UserConcurrency
 from backend.http.health import storage_readiness
 from backend.http.idempotency import IdempotencyKeys
 from backend.http.metrics import REFUSED
+from backend.provenance.verify import Verifier
 from backend.providers.http import create_http_client
 from backend.queues import QueueAdmission
 from backend.settings import Settings
@@ -142,6 +143,9 @@ async def api_process(
         lifecycle = enter_lifecycle(stack, settings, db, storage, provider_http, signer=signer, cpu=cpu)
         idempotency_keys = IdempotencyKeys(db)
         stack.push_async_callback(idempotency_keys.aclose)
+        # After the signer: in embedded mode it makes the development CA this reader trusts.
+        c2pa = Verifier.from_settings(settings)
+        stack.callback(c2pa.close)
         if consumers is not None:
             worker = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
             start_consumers(stack, consumers, worker)
@@ -159,7 +163,7 @@ async def api_process(
             stream_slots=UserConcurrency(settings.user_streams, StreamsLimited),
             sample_backlog=QueueAdmission(db, queues.SAMPLE_CHECK, settings.upload_backlog_seconds),
             clone_backlog=QueueAdmission(db, queues.CLONE, settings.upload_backlog_seconds),
-            areas=build_areas(settings, lifecycle),
+            areas=build_areas(settings, lifecycle, c2pa),
         )
 
 

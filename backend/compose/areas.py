@@ -1,6 +1,6 @@
 """The areas' services the API's handlers call: each built once here, over what the process has made (the
 database, Storage, the settings read at start-up, the lifecycle's provider adapters, webhook sender and CPU
-executor), and handed to its handlers by one name (`backend.http.deps`)."""
+executor, the C2PA manifest reader), and handed to its handlers by one name (`backend.http.deps`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from backend.clone.read import AttemptsService
 from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
+from backend.provenance.check import ProvenanceService
+from backend.provenance.verify import Verifier
 from backend.reflections.service import ReflectionsService
 from backend.samples.use_cases import SamplesService
 from backend.settings import Settings
@@ -24,6 +26,7 @@ class Areas:
 
     attempts: AttemptsService
     consents: ConsentsService
+    provenance: ProvenanceService
     reflections: ReflectionsService
     samples: SamplesService
     speech: SpeechService
@@ -32,15 +35,17 @@ class Areas:
     webhooks: WebhooksService
 
 
-def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
-    """The areas' services over `settings` and the API's lifecycle (its database, Storage and adapters)."""
+def build_areas(settings: Settings, lifecycle: Lifecycle, c2pa: Verifier) -> Areas:
+    """The areas' services over `settings`, the API's lifecycle (its database, Storage and adapters) and `c2pa`,
+    which reads manifests."""
     db, storage = lifecycle.db, lifecycle.storage
     return Areas(
         attempts=AttemptsService(db),
         consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days, settings.user_limits),
+        provenance=ProvenanceService(lifecycle.cpu, c2pa),
         reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
         samples=SamplesService(db, storage, settings),
-        speech=SpeechService(db, lifecycle.providers, settings.provider_settings),
+        speech=SpeechService(db, lifecycle.providers, settings.provider_settings, lifecycle.cpu),
         synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings, settings.user_limits),
         voices=VoicesService(db, storage, settings),
         webhooks=WebhooksService(db, lifecycle.webhooks, settings.user_limits),

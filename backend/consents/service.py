@@ -5,7 +5,8 @@ says what they agree to, and ends with a one-time code of four digits), which it
 `PHRASE_VALID_FOR` seconds. The recording is checked offline for the phrase's words and code, and for
 speech; if it says the phrase, the consent is `verified` and keeps the recording and its speaker's
 voiceprint (`backend.voiceprint`) as evidence, under the samples' retention. Otherwise it is `rejected`
-with the reason, and another recording may follow while the phrase is valid. Every sample stored under a
+with the reason (`synthetic_speech` for a recording that carries the watermark of synthesized speech:
+`backend.watermark`), and another recording may follow while the phrase is valid. Every sample stored under a
 spoken consent must be its speaker: the sample check compares their voiceprints (`judge_sample`).
 
 `consent_for_sample` is the one place a sample route decides what its sample is stored under: a verified
@@ -26,6 +27,7 @@ from typing import Any, Final, Literal, NoReturn
 
 import msgspec
 
+from backend import watermark
 from backend.audio.decode import decode_audio
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
@@ -72,7 +74,7 @@ ACTOR: Final = "consent-check"
 
 Policy = Literal["checkbox", "spoken"]
 Status = Literal["accepted", "awaiting_recording", "verified", "rejected"]
-Refusal = Literal["phrase_mismatch", "not_speech", "too_short", "expired"]
+Refusal = Literal["phrase_mismatch", "not_speech", "too_short", "expired", "synthetic_speech"]
 
 
 class ConsentRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
@@ -241,7 +243,9 @@ class ConsentsService:
             raise UnsupportedAudio
         phrase = Phrase(text=row["phrase"], code=row["code"], language=row["language"])
         heard = await self.cpu.run(owner_id, _hear, data, phrase)
-        reason, speaker = refusal(heard.check), heard.print
+        # No clone of a clone: voicegate's own speech (or any Perth-marked speech) consents to nothing.
+        reason: Refusal | None = "synthetic_speech" if heard.marked else refusal(heard.check)
+        speaker = heard.print
         if reason is not None or speaker is None:
             return await _reject(self.db, consent_id, reason or "not_speech", heard.check)
         path = recording_path(owner_id, consent_id)
@@ -297,14 +301,18 @@ class _Heard(msgspec.Struct, frozen=True):
 
     check: PhraseCheck
     print: Voiceprint | None
+    #: Whether it carries the watermark of synthesized speech.
+    marked: bool
 
 
 def _hear(data: bytes, phrase: Phrase) -> _Heard:
-    """Decode the recording, check it says `phrase`, and take its speaker's voiceprint (CPU-bound)."""
+    """Decode the recording, check it says `phrase`, take its speaker's voiceprint and look for the watermark
+    (CPU-bound)."""
     decoded = decode_audio(data, max_duration_s=MAX_RECORDING_S)
     return _Heard(
         check_phrase(decoded.samples, decoded.sample_rate, phrase),
         voiceprint(decoded.samples, decoded.sample_rate),
+        watermark.detect(decoded.samples, decoded.sample_rate).present,
     )
 
 

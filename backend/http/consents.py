@@ -73,7 +73,8 @@ class ConsentsController(Controller):
     ) -> service.RecordingVerdict:
         """The recording is checked offline: the phrase's words and its code said, and enough speech. `verified`
         keeps it, with its speaker's voiceprint, as the consent's evidence (purged with the samples'
-        retention); `rejected` says why (`phrase_mismatch`, `not_speech`, `too_short`, `expired`) and another
+        retention); `rejected` says why (`phrase_mismatch`, `not_speech`, `too_short`, `expired`, `synthetic_speech`:
+        it carries the watermark of synthesized speech) and another
         recording may follow until the phrase expires. 409 for a checkbox or an already verified consent."""
         data = await _recording(request)
         return await consents.record_recording(claims=claims, consent_id=consent_id, data=data)

@@ -27,6 +27,7 @@ from backend.context import Lifecycle
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
 from backend.http.gate import caller_of
+from backend.provenance.check import ProvenanceService
 from backend.queues import QueueAdmission
 from backend.reflections.service import ReflectionsService
 from backend.samples.use_cases import SamplesService
@@ -100,6 +101,8 @@ Attempts = NamedDependency[SkipValidation[AttemptsService]]
 """`attempts`: clone attempts as their owners read them."""
 Consents = NamedDependency[SkipValidation[ConsentsService]]
 """`consents`: the spoken consents' use cases."""
+Provenance = NamedDependency[SkipValidation[ProvenanceService]]
+"""`provenance`: checking a file for the watermark and a C2PA manifest."""
 Reflections = NamedDependency[SkipValidation[ReflectionsService]]
 """`reflections`: the reflections' use cases, their voice and sessions."""
 Samples = NamedDependency[SkipValidation[SamplesService]]
@@ -116,7 +119,7 @@ PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
 #: The areas' services, by the name a handler injects each (`backend.compose.areas.Areas`' fields).
-AREAS = ("attempts", "consents", "reflections", "samples", "speech", "synthesis", "voices", "webhooks")
+AREAS = ("attempts", "consents", "provenance", "reflections", "samples", "speech", "synthesis", "voices", "webhooks")
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),

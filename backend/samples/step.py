@@ -16,8 +16,9 @@ from pathlib import Path
 
 import msgspec
 
+from backend import watermark
 from backend.audio.decode import decode_audio
-from backend.audio.errors import AudioRejected, SpeakerMismatch
+from backend.audio.errors import AudioRejected, SpeakerMismatch, SyntheticSpeech
 from backend.audio.pipeline import PreparedSample, prepare_for
 from backend.consents.service import SpeakerJudgement, judge_sample
 from backend.context import Lifecycle, Outcome
@@ -98,9 +99,14 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
 
 def _prepare_and_print(data: bytes, rules: SampleRules) -> tuple[PreparedSample, Voiceprint | None]:
     """The sample cleaned for a provider, and its speaker's voiceprint, taken from the cleaned copy (what
-    the provider hears); CPU-bound."""
+    the provider hears); CPU-bound. A copy that carries the watermark of voicegate's speech (or any Perth-marked
+    speech) is refused `SyntheticSpeech`: no clone of a clone."""
     prepared = prepare_for(data, rules)
     cleaned = decode_audio(prepared.wav)
+    if (marked := watermark.detect(cleaned.samples, cleaned.sample_rate)).present:
+        raise SyntheticSpeech(
+            f"synthetic_speech: the sample carries the watermark of synthesized speech (score {marked.score:.2f})"
+        )
     return prepared, voiceprint(cleaned.samples, cleaned.sample_rate)
 
 

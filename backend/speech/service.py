@@ -1,7 +1,9 @@
 """Speech streamed as it is made: a reflection's voice once its launch gate passes, or a user's ready voice.
 
 The text is spoken a sentence at a time (`backend.text.sentences`), each sentence one provider stream,
-so the first audio leaves after the first sentence is made rather than the whole text. The `local` engine
+so the first audio leaves after the first sentence is made rather than the whole text. Every provider's audio
+is marked with the watermark on its way out, in blocks as it comes (`backend.watermark.stream`), on the CPU
+executor in the stream owner's lane. The `local` engine
 renders on the process's CPU executor in the stream owner's lane, so one user's streams take turns with
 everyone else's. The stream waits for
 its first bytes before answering, so a provider that refuses or cannot be reached is an error status, not
@@ -24,6 +26,7 @@ import psycopg
 
 from backend.audio.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.auth.verify import UserClaims
+from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one
 from backend.db.queries import load_queries
@@ -52,6 +55,7 @@ from backend.reflections import service as reflections
 from backend.synthesis.speaker import Mute, Waits, speaker_now
 from backend.text import cleaned, sentences
 from backend.voices import service as voices
+from backend.watermark.stream import StreamMarker
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -100,6 +104,7 @@ class SpeechStream:
         stream_id: uuid.UUID,
         *,
         provider: VoiceProvider,
+        cpu: CpuExecutor,
         opened: _Opened,
         text: str,
         fmt: SpeechFormat,
@@ -119,6 +124,8 @@ class SpeechStream:
             self.headers["Voicegate-Attempt-Id"] = str(opened.attempt_id)
         self._db = db
         self._provider = provider
+        self._cpu = cpu
+        self._owner = opened.owner_id
         self._voice = opened.voice
         self._sentences = sentences(text)
         self._encoder = StreamEncoder(fmt)
@@ -167,10 +174,13 @@ class SpeechStream:
                 if index and (pause := encoder.silence(SENTENCE_PAUSE_S)):
                     yield pause
                 self._characters += len(sentence)
+                marker = StreamMarker(STREAM_SAMPLE_RATE)
                 async with aclosing(self._provider.stream(self._voice, sentence)) as pcm:
                     async for chunk in pcm:
-                        if out := encoder.feed(chunk):
+                        if marker.feed(chunk) and (out := await self._marked(marker, last=False)):
                             yield out
+                if out := await self._marked(marker, last=True):
+                    yield out
             if tail := encoder.finish():
                 yield tail
             self._outcome = SpeechStreamOutcome.COMPLETED
@@ -180,6 +190,13 @@ class SpeechStream:
                 (exc.provider_code or type(exc).__name__)[:100],
             )
             raise
+
+    async def _marked(self, marker: StreamMarker, *, last: bool) -> bytes:
+        """What ``marker`` holds, marked on the CPU executor in the stream owner's lane, as the format's bytes."""
+        taken = marker.take(last=last)
+        if taken is None:
+            return b""
+        return self._encoder.feed(await self._cpu.run(self._owner, marker.mark, taken))
 
     async def _record(self) -> None:
         if self._recorded:
@@ -204,12 +221,13 @@ class SpeechStream:
 
 @dataclass(frozen=True)
 class SpeechService:
-    """Speech streams: their use cases over the database, the providers' adapters that speak and the provider
-    settings (which providers are configured)."""
+    """Speech streams: their use cases over the database, the providers' adapters that speak, the provider
+    settings (which providers are configured) and the CPU executor that marks what they speak."""
 
     db: Database
     providers: ProviderSet
     provider_settings: ProviderSettings
+    cpu: CpuExecutor
 
     async def reflection_speech(
         self, claims: UserClaims, reflection_id: uuid.UUID, request: SpeechRequest, *, ended: Callable[[], None]
@@ -227,7 +245,9 @@ class SpeechService:
                 attempt_id=launch.attempt_id,
             )
             stream_id = await _record_opening(conn, opened, text, request.format, self.provider_settings)
-        return await _start(self.db, stream_id, opened, text, request.format, providers=self.providers, ended=ended)
+        return await _start(
+            self.db, stream_id, opened, text, request.format, providers=self.providers, cpu=self.cpu, ended=ended
+        )
 
     async def voice_speech(
         self, claims: UserClaims, request: VoiceSpeechRequest, *, ended: Callable[[], None]
@@ -242,7 +262,9 @@ class SpeechService:
             voice = await _speaking(conn, await voice_row(conn, request.voice_id))
             opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
             stream_id = await _record_opening(conn, opened, text, request.format, self.provider_settings)
-        return await _start(self.db, stream_id, opened, text, request.format, providers=self.providers, ended=ended)
+        return await _start(
+            self.db, stream_id, opened, text, request.format, providers=self.providers, cpu=self.cpu, ended=ended
+        )
 
 
 async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
@@ -289,11 +311,12 @@ async def _start(
     fmt: SpeechFormat,
     *,
     providers: ProviderSet,
+    cpu: CpuExecutor,
     ended: Callable[[], None],
 ) -> SpeechStream:
     """Open the stream once its row is committed (no connection is held while it streams)."""
     provider = providers.get(opened.voice.provider, owner=opened.owner_id)
-    stream = SpeechStream(db, stream_id, provider=provider, opened=opened, text=text, fmt=fmt, ended=ended)
+    stream = SpeechStream(db, stream_id, provider=provider, cpu=cpu, opened=opened, text=text, fmt=fmt, ended=ended)
     await stream.open()
     return stream
 

@@ -1,5 +1,5 @@
-"""`VOICE_SYNTHESIS`: speak a job's text in its voice, sign the WAV with its C2PA manifest and store it
-in `voice-renders`.
+"""`VOICE_SYNTHESIS`: speak a job's text in its voice, mark it with the watermark, sign the WAV with its C2PA
+manifest (which covers the marked audio) and store it in `voice-renders`.
 
 A job whose voice is still being cloned waits: its message is put back, and the attempt's end sends
 it again (a trigger). A provider failure that may pass (a timeout, 429, 5xx) is retried once; the next
@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from backend import leases
-from backend.audio.render import join_wav
+from backend.audio.render import marked_wav
 from backend.clone import heal, likeness
 from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
@@ -171,12 +171,13 @@ async def _take_and_speak(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> Outcom
 
 
 async def _render(ctx: Lifecycle, job: JobToSpeak, voice: ProviderVoice, parts: list[str], run: str) -> Outcome:
-    """Speak, sign and store the job's audio and finish it, as the run holding the lease `run`."""
+    """Speak, mark (the watermark), sign and store the job's audio and finish it, as the run holding the lease
+    `run`."""
     job_id = job.id
     spoken = await _speak(ctx, job, voice, parts, run)
     if isinstance(spoken, Outcome):
         return spoken
-    wav, duration_s = await ctx.cpu.run(job.owner_id, join_wav, [result.audio for result in spoken])
+    wav, duration_s = await ctx.cpu.run(job.owner_id, marked_wav, [result.audio for result in spoken])
     claim = SynthesisClaim(
         voice_id=job.voice_id,
         provider=voice.provider,

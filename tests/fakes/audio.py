@@ -1,4 +1,4 @@
-"""Tiny audio helpers for the fakes: make a tone WAV, inspect an uploaded WAV."""
+"""Tiny audio helpers for the fakes: make a tone WAV, encode PCM as MP3, inspect an uploaded WAV."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import math
 import struct
 import wave
 from dataclasses import dataclass
+
+import numpy as np
+import soundfile
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,14 @@ def tone_pcm(seconds: float, rate: int, freq: float = 220.0) -> bytes:
 
 def tone_wav(seconds: float, rate: int, freq: float = 220.0) -> bytes:
     return pcm_wav(tone_pcm(seconds, rate, freq), rate)
+
+
+def mp3_of(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM as an MP3 file (libsndfile's LAME)."""
+    buffer = io.BytesIO()
+    samples = np.frombuffer(pcm, dtype="<i2")
+    soundfile.write(buffer, samples, rate, format="MP3", subtype="MPEG_LAYER_III")
+    return buffer.getvalue()
 
 
 def pcm_wav(pcm: bytes, rate: int) -> bytes:

@@ -8,10 +8,11 @@ import secrets
 import string
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.audio import tone_pcm, wav_info
+from tests.fakes.audio import mp3_of, tone_pcm, wav_info
 from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 OUTPUT_FORMATS = [
@@ -86,6 +87,9 @@ class ElevenLabsFake(FakeProvider):
         self.quota_exhausted = False
         self.voice_not_found_status = 404
         self.voices: dict[str, ElevenVoice] = {}
+        #: 16-bit mono PCM the fake speaks for (seconds, rate) instead of its tone or silent MP3 frames, for a
+        #: test that needs audio like speech (the watermark's); MP3 answers are that PCM encoded.
+        self.speech: Callable[[float, int], bytes] | None = None
         self._file_hashes: set[str] = set()
         self.route("POST", "/v1/voices/add", self._add)
         self.route("GET", "/v1/voices", self._list_v1)
@@ -295,7 +299,11 @@ class ElevenLabsFake(FakeProvider):
         seconds = min(0.05 * len(text), 5.0)
         headers = [("request-id", uuid.uuid4().hex), ("character-cost", str(len(text)))]
         if kind == "pcm":
-            audio, mime = tone_pcm(seconds, int(rest)), "audio/pcm"
+            speak = self.speech or tone_pcm
+            audio, mime = speak(seconds, int(rest)), "audio/pcm"
+        elif self.speech is not None:
+            rate = int(rest.partition("_")[0])
+            audio, mime = mp3_of(self.speech(seconds, rate), rate), "audio/mpeg"
         else:
             audio, mime = MP3_FRAME * max(1, int(seconds * 38)), "audio/mpeg"
         return Response(200, audio, [("content-type", mime), *headers])

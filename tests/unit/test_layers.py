@@ -74,6 +74,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.standard_webhooks",
             "backend.storage",
             "backend.voiceprint",
+            "backend.watermark",
         ),
     ),
     ("database", ("backend.db",)),

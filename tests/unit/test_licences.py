@@ -89,7 +89,7 @@ def test_the_notices_file_lists_every_runtime_dependency_as_installed() -> None:
     ]
     assert not missing, f"not in {notices.NOTICES.name} as installed: {missing} (run python -m tools.notices)"
     weights = notices.weights_distributions()
-    assert [d.metadata["Name"] for d in weights] == ["Resemblyzer"]
+    assert [d.metadata["Name"] for d in weights] == ["resemble-perth", "Resemblyzer"]
     docs = notices.docs_distributions()
     assert all(f"| {d.metadata['Name']} | {d.version} |" in committed for d in docs)
     assert committed == notices.render(dists, weights, docs), (

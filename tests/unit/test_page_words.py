@@ -28,13 +28,16 @@ def run(module: str, expression: str) -> Any:
 
 
 def test_each_rejected_reading_is_said_with_what_to_do() -> None:
-    words = run("words.js", '["phrase_mismatch", "too_short", "not_speech", "expired"].map(m.rejectionWords)')
+    reasons = '["phrase_mismatch", "too_short", "not_speech", "expired", "synthetic_speech"]'
+    words = run("words.js", f"{reasons}.map(m.rejectionWords)")
     assert words[0] == "We did not hear the phrase as written; read it again, the four numbers at the end too."
     assert "too little speech" in words[1]
     assert "no speech" in words[2]
     assert "expired" in words[3]
     assert "new one" in words[3]
-    assert len(set(words)) == 4
+    assert words[4].startswith("That recording is synthesized speech")
+    assert "Read the phrase yourself." in words[4]
+    assert len(set(words)) == 5
 
 
 def test_a_speaker_mismatch_is_said_with_its_score_and_the_threshold_and_other_failures_as_they_are() -> None:
@@ -45,12 +48,16 @@ def test_a_speaker_mismatch_is_said_with_its_score_and_the_threshold_and_other_f
     said = run(
         "words.js",
         f"[m.sampleFailureWords({json.dumps(mismatch)}, 0.74),"
-        " m.sampleFailureWords({failureReason: 'sample too short'}, 0.74)]",
+        " m.sampleFailureWords({failureReason: 'sample too short'}, 0.74),"
+        " m.sampleFailureWords({failureReason: 'synthetic_speech: the sample carries the watermark (score 1.00)'},"
+        " 0.74)]",
     )
     assert said == [
         "This sample's voice does not match the voice that read the consent (0.52; the same speaker from 0.74)."
         " Record it yourself.",
         "This sample was refused: sample too short.",
+        "This sample is synthesized speech (it carries the watermark of voices like the ones made here): a voice"
+        " is not cloned from a clone. Record the speaker themself.",
     ]
 
 

@@ -179,6 +179,12 @@ ROWS = [
         "the sample's speaker is not the speaker who recorded its consent",
     ),
     (
+        audio_errors.SyntheticSpeech(),
+        422,
+        "synthetic_speech",
+        "the sample carries the watermark of synthesized speech: a voice is not cloned from a clone",
+    ),
+    (
         errors.ConsentRequired(),
         400,
         "consent_required",
@@ -301,6 +307,12 @@ ROWS = [
         500,
         "voiceprint_unavailable",
         "The speaker encoder's weights cannot be read on this server, so no voiceprint can be made.",
+    ),
+    (
+        errors.WatermarkUnavailable(),
+        500,
+        "watermark_unavailable",
+        "The watermark's weights cannot be read on this server, so audio can be neither marked nor checked.",
     ),
     (RuntimeError("secret dsn postgresql://u:pw@h"), 500, "internal_error", "An unexpected error occurred."),
 ]

@@ -9,6 +9,9 @@ export const REJECTED = Object.freeze({
   not_speech:
     "We heard no speech in that recording; check that your microphone is on and close to you, then read the phrase again.",
   expired: "This phrase has expired (a phrase lasts 10 minutes); get a new one and read that instead.",
+  synthetic_speech:
+    "That recording is synthesized speech: it carries the watermark of voices like the ones made here." +
+    " Read the phrase yourself.",
 });
 
 /** The sentence for a rejected recording. */
@@ -29,6 +32,12 @@ export function sampleFailureWords(sample, threshold) {
   const reason = sample.failureReason || "";
   if (reason.startsWith("speaker_mismatch") && typeof sample.speakerMatch === "number") {
     return speakerMismatchWords(sample.speakerMatch, threshold);
+  }
+  if (reason.startsWith("synthetic_speech")) {
+    return (
+      "This sample is synthesized speech (it carries the watermark of voices like the ones made here):" +
+      " a voice is not cloned from a clone. Record the speaker themself."
+    );
   }
   return `This sample was refused: ${reason || "it could not be checked"}.`;
 }

@@ -1,0 +1,217 @@
+"""Perth-Net's signal processing around its networks, in numpy and scipy, as resemble-perth 1.0.1 does it
+(`perth_watermarker.py`, `audio_processor.py`, `utils.py`, `model/`) with torch and torchaudio:
+
+- audio at 32 kHz (other rates are resampled polyphase, as the library's detection does);
+- STFT of 2048 points, hop 320, a periodic Hann window, frames centred (the signal reflected by 1024 samples
+  at each end); magnitudes in dB (floored at 1e-9), normalised as (dB + 180) / 195;
+- a frame is "quiet", and neither marked nor read, when its normalised magnitudes sum to 5 % or less of the
+  loudest frame's;
+- to mark: the encoder's stack reads bins 0-127 (0-2 kHz) and its output, zero on quiet frames, is added to
+  those normalised magnitudes; the phase is kept; the inverse STFT (overlap-add, divided by the window's
+  squared sum) gives the marked signal;
+- to detect: each decoder branch reads bins 0-127 at its own time scale (x1.25 and x0.75 by linear
+  interpolation with aligned corners, the quiet-frame mask by nearest neighbour), and gives a (attention, mark)
+  pair per frame; each is averaged over the frames that are not quiet, and the marks are weighted by the
+  softmax of the three attentions: the score, clipped to [0, 1].
+
+Two differences from the library, neither of which changes a score by more than float rounding (tests and
+docs/consent.md give the comparison): the mark is added as the inverse STFT of the change in magnitude alone,
+so the signal keeps its length and everything above 2 kHz as it was (the library returns the whole signal
+resynthesised, up to 319 samples shorter), and at other rates than 32 kHz that change is computed at 32 kHz and
+resampled back, instead of the whole signal going to 32 kHz and back; long audio goes through the networks in
+blocks of frames with the stacks' reach of context on each side, which gives the same frames as one pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import scipy.fft
+from scipy.signal import resample_poly
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+#: A convolution stack: (128, frames) float32 in, (channels, frames) float32 out.
+Stack = Callable[[F32], F32]
+
+RATE: Final = 32000
+N_FFT: Final = 2048
+HOP: Final = 320
+BINS: Final = N_FFT // 2 + 1
+SUBBAND: Final = 128
+_HALF: Final = N_FFT // 2
+_MAGNITUDE_FLOOR: Final = 1e-9
+_FLOOR_DB: Final = -180.0  # 20 log10(1e-9)
+_HEADROOM_DB: Final = 15.0
+_SPAN_DB: Final = -_FLOOR_DB + _HEADROOM_DB
+#: torch clips dB / 20 to this before 10 ** it.
+_MAX_LOG: Final = 10.0
+#: A frame counts when its normalised magnitudes sum to more than this share of the loudest frame's.
+QUIET_SHARE: Final = 0.05
+#: The decoder's branches: time scales of the spectrogram each reads.
+SCALES: Final = (1.25, 1.0, 0.75)
+#: Frames through a stack at once: 20 s of audio, with `REACH` frames of context either side.
+BLOCK: Final = 2000
+REACH: Final = 15
+#: The shortest signal the centred STFT takes (its reflection needs more samples than half a window).
+MIN_SAMPLES: Final = _HALF + 1
+_WINDOW: Final = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32).astype(np.float64)
+#: Overlap-add works in hops: a frame spans this many (its last partly).
+_HOPS_PER_FRAME: Final = math.ceil(N_FFT / HOP)
+
+
+def to_rate(samples: F32, rate: int, target: int) -> F32:
+    """``samples`` resampled from ``rate`` to ``target`` by scipy's polyphase filter (as librosa's
+    `res_type="polyphase"`, which the library detects with), as float32."""
+    if rate == target:
+        return samples
+    common = math.gcd(rate, target)
+    return np.asarray(resample_poly(samples, target // common, rate // common), dtype=np.float32)
+
+
+def _padded(signal: F32) -> F64:
+    """The signal as the centred STFT frames it: at least `MIN_SAMPLES` long (zeros after a shorter one),
+    reflected by half a window at each end."""
+    if signal.size < MIN_SAMPLES:
+        signal = np.concatenate([signal, np.zeros(MIN_SAMPLES - signal.size, dtype=np.float32)])
+    return np.pad(signal.astype(np.float64), _HALF, mode="reflect")
+
+
+def _frames(padded: F64) -> int:
+    return 1 + (padded.size - N_FFT) // HOP
+
+
+def _spectra(padded: F64, start: int, stop: int) -> npt.NDArray[np.complex128]:
+    """The STFT of frames ``start`` to ``stop`` (frames, bins)."""
+    windows = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[start * HOP : (stop - 1) * HOP + 1 : HOP]
+    return np.asarray(scipy.fft.rfft(windows * _WINDOW, axis=1, workers=1))
+
+
+def _normalised(magnitude: F64) -> F64:
+    return (20 * np.log10(np.maximum(magnitude, _MAGNITUDE_FLOOR)) - _FLOOR_DB) / _SPAN_DB
+
+
+def _magnitude(normalised: F64) -> F64:
+    return np.asarray(10.0 ** np.minimum((normalised * _SPAN_DB + _FLOOR_DB) / 20, _MAX_LOG))
+
+
+def analyse(padded: F64) -> tuple[F32, F32]:
+    """The normalised magnitudes of bins 0-127 (frames, 128) and the mask of frames that are not quiet
+    (frames,), as 0.0 / 1.0, of a `_padded` signal."""
+    frames = _frames(padded)
+    subband = np.empty((frames, SUBBAND), dtype=np.float32)
+    energy = np.empty(frames, dtype=np.float64)
+    for start in range(0, frames, BLOCK):
+        stop = min(frames, start + BLOCK)
+        normalised = _normalised(np.abs(_spectra(padded, start, stop)))
+        subband[start:stop] = normalised[:, :SUBBAND]
+        energy[start:stop] = normalised.sum(axis=1, dtype=np.float32)
+    mask = (energy > energy.max() * QUIET_SHARE).astype(np.float32)
+    return subband, mask
+
+
+def run_stack(stack: Stack, features: F32) -> F32:
+    """``stack`` over ``features`` (128, frames), block by block with `REACH` frames of context either side
+    (the same frames as one pass: a stack's output frame depends on no frame further away)."""
+    frames = features.shape[1]
+    if frames <= BLOCK:
+        return stack(features)
+    parts = []
+    for start in range(0, frames, BLOCK):
+        low, high = max(0, start - REACH), min(frames, start + BLOCK + REACH)
+        out = stack(np.ascontiguousarray(features[:, low:high]))
+        parts.append(out[:, start - low : start - low + min(BLOCK, frames - start)])
+    return np.concatenate(parts, axis=1)
+
+
+def residual(encoder: Stack, padded: F64) -> F64:
+    """What marking adds to the 32 kHz signal of ``padded`` (its first `HOP` x (frames - 1) samples)."""
+    subband, mask = analyse(padded)
+    frames = subband.shape[0]
+    change = run_stack(encoder, np.ascontiguousarray(subband.T)) * mask
+    overlap = np.zeros((frames + _HOPS_PER_FRAME, HOP), dtype=np.float64)
+    for start in range(0, frames, BLOCK):
+        stop = min(frames, start + BLOCK)
+        touched = change[:, start:stop].T
+        if not touched.any():
+            continue
+        phase = np.exp(1j * np.angle(_spectra(padded, start, stop)[:, :SUBBAND]))
+        original = subband[start:stop].astype(np.float64)
+        spectrum = np.zeros((stop - start, BINS), dtype=np.complex128)
+        spectrum[:, :SUBBAND] = (_magnitude(original + touched) - _magnitude(original)) * phase
+        windowed = scipy.fft.irfft(spectrum, n=N_FFT, axis=1, workers=1) * _WINDOW
+        hops = np.zeros((stop - start, _HOPS_PER_FRAME * HOP), dtype=np.float64)
+        hops[:, :N_FFT] = windowed
+        hops = hops.reshape(stop - start, _HOPS_PER_FRAME, HOP)
+        for offset in range(_HOPS_PER_FRAME):
+            overlap[start + offset : stop + offset] += hops[:, offset]
+    length = HOP * (frames - 1)
+    return np.asarray(overlap.ravel()[_HALF : _HALF + length] / _envelope(frames)[_HALF : _HALF + length])
+
+
+def _envelope(frames: int) -> F64:
+    """The squared window overlap-added over ``frames`` frames: what the inverse STFT divides by."""
+    squared = np.zeros(_HOPS_PER_FRAME * HOP)
+    squared[:N_FFT] = _WINDOW**2
+    envelope = np.zeros((frames + _HOPS_PER_FRAME, HOP))
+    for offset, part in enumerate(squared.reshape(_HOPS_PER_FRAME, HOP)):
+        envelope[offset : frames + offset] += part
+    return envelope.ravel()
+
+
+def added(encoder: Stack, samples: F32, rate: int) -> F64:
+    """What marking adds to ``samples`` (mono float32 at ``rate``), at that rate: as long as them, or up to a
+    hop shorter at 32 kHz (the end past the last frame's centre is left as it is)."""
+    at_rate = to_rate(samples, rate, RATE)
+    change = residual(encoder, _padded(at_rate))[: at_rate.size]
+    if rate == RATE:
+        return change
+    return to_rate(change.astype(np.float32), RATE, rate)[: samples.size].astype(np.float64)
+
+
+def _stretched(features: F32, size: int) -> F32:
+    """``features`` (128, frames) linearly interpolated to ``size`` frames, corners aligned (torch's
+    `interpolate(mode="linear", align_corners=True)`, in float32 as it computes)."""
+    frames = features.shape[1]
+    step = np.float32(frames - 1) / np.float32(size - 1) if size > 1 else np.float32(0)
+    source = np.arange(size, dtype=np.float32) * step
+    first = source.astype(np.int64)
+    second = np.minimum(first + 1, frames - 1)
+    weight = (source - first.astype(np.float32)).astype(np.float32)
+    return np.asarray(features[:, first] * (np.float32(1) - weight) + features[:, second] * weight, dtype=np.float32)
+
+
+def _nearest(mask: F32, size: int) -> F32:
+    """``mask`` (frames,) resized to ``size`` by nearest neighbour (torch's `interpolate(mode="nearest")`)."""
+    frames = mask.size
+    if size == frames:
+        return mask
+    step = np.float32(frames) / np.float32(size)
+    source = np.minimum(np.floor(np.arange(size, dtype=np.float32) * step).astype(np.int64), frames - 1)
+    nearest: F32 = mask[source]
+    return nearest
+
+
+def score(branches: tuple[Stack, Stack, Stack], samples: F32, rate: int) -> float:
+    """The decoder's score of ``samples`` (mono float32 at ``rate``), as the network gives it (the library
+    clips it to [0, 1]); NaN when every frame is quiet (digital silence: nothing to read)."""
+    subband, mask = analyse(_padded(to_rate(samples, rate, RATE)))
+    features = np.ascontiguousarray(subband.T)
+    frames = features.shape[1]
+    attentions, marks = [], []
+    for stack, scale in zip(branches, SCALES, strict=True):
+        size = int(frames * scale)
+        scaled = features if size == frames else _stretched(features, size)
+        weights = _nearest(mask, size)
+        out = run_stack(stack, scaled)
+        count = float(weights.sum())
+        if count == 0:
+            return math.nan
+        attentions.append(float(np.dot(out[0], weights)) / count)
+        marks.append(float(np.dot(out[1], weights)) / count)
+    attention = np.exp(np.array(attentions) - max(attentions))
+    return float(np.dot(marks, attention / attention.sum()))
