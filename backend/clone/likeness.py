@@ -305,4 +305,3 @@ async def forget_judged_prints(conn: Connection, *, limit: int) -> int:
     ended without being ready): biometric data is kept no longer than its use. How many were erased."""
     erased = await conn.execute(_Q["forget_judged_prints"], {"limit": limit})
     return erased.rowcount
-
