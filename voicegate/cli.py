@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             use_ffmpeg(settings.ffmpeg)
             use_encoder()
             use_watermark()
+            _give_back_freed_memory()
         if args.run in (_up, _serve, _token, _worker, _storage):
             settings = with_auth(settings)
     except SettingsError as exc:
@@ -107,6 +109,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
     except KeyboardInterrupt:
         return 130
+
+
+def _give_back_freed_memory() -> None:
+    """Return to the system the heap the models' loading freed: building their graphs leaves tens of MB that
+    glibc keeps for reuse (`voicegate up` at rest: 377 -> 311 MB resident). A libc without `malloc_trim` keeps
+    it."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def _parser() -> argparse.ArgumentParser:
