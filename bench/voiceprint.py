@@ -15,13 +15,27 @@ utterances numbered 0-4 of every speaker (where the larger of the two rates is l
 range, rounded to two decimals), and judged on utterances 5-9, which had no say in it. Each 3-speaker
 subset's own equal-error threshold is printed too, to show how far a threshold set on three speakers moves.
 Target: EER at most 1 %.
+
+Splices (issue 56): another speaker's speech put into a sample of the consenting one, judged window by window
+(`backend.voiceprint.windows`) beside the whole-sample rule voicegate had before (the sample's voiceprint
+against the consent's at `THRESHOLD`), in the same run. Made of the same clips, split the same way: for each
+speaker, consents of 8-20 s of their clips, genuine samples (5-30 s) of their other clips, and splices: 8-24 s
+of their other clips with 1.5, 3, 4 or 8 s of another speaker's speech at the beginning, in the middle or at
+the end; and the outside evaluator's case, 4 s of the speaker followed by 4-30 s of another. Each half of the
+clips (utterances 0-4, and 5-9) makes its own trials from its own clips alone, and gives each window rule a
+threshold (the 0.5 % quantile of its genuine samples' lowest window, rounded down): the lower of the two is
+published and judged on the other half, against the consent (`unlike`) and with none (`second_voice`, the
+checkbox). Targets, on both halves: 3 s or more of another speaker refused in at least 95 % of splices,
+genuine samples refused in at most 1 %; the whole check at most 15 ms of CPU per second of audio.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -39,8 +53,16 @@ import numpy as np  # noqa: E402 - after the environment and path setup above
 import numpy.typing as npt  # noqa: E402
 import soundfile  # noqa: E402
 
-from backend.voiceprint import THRESHOLD, features, voiceprint, weights  # noqa: E402
+from backend.voiceprint import THRESHOLD, Voiceprint, features, speech_prints, voiceprint, weights  # noqa: E402
 from backend.voiceprint.encoder import Encoder, shared_encoder  # noqa: E402
+from backend.voiceprint.windows import (  # noqa: E402
+    REFERENCE_THRESHOLD,
+    SELF_THRESHOLD,
+    reference_scores,
+    second_voice,
+    self_scores,
+    unlike,
+)
 from tests.voiceprint_numpy import NumpyEncoder  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
@@ -51,6 +73,20 @@ TARGET_EER = 0.01
 CALIBRATION_UTTERANCES = 5
 #: The consent recording the issue sizes its check for.
 CONSENT_S = 6.0
+#: Splices: the lengths of another speaker's speech put in, where, and the evaluator's case (4 s of the
+#: speaker, then this much of another).
+FOREIGN_S = (1.5, 3.0, 4.0, 8.0)
+POSITIONS = ("beginning", "middle", "end")
+TAIL_S = (4.0, 8.0, 12.0, 20.0, 30.0)
+GENUINE_S = (5.0, 10.0, 15.0, 20.0, 30.0)
+#: Genuine samples cut from each consent's other clips at each length (one when they are no longer).
+GENUINE_CUTS = 6
+#: Consents per speaker whose other clips are spliced (genuine samples are cut for every consent).
+SPLICE_CONSENTS = 2
+#: The window thresholds' calibration: refuse at most this share of the calibration split's genuine samples.
+GENUINE_QUANTILE = 0.005
+TARGET_REFUSED = 0.95
+TARGET_GENUINE = 0.01
 
 
 @dataclass(frozen=True)
@@ -208,12 +244,254 @@ def quality(clips: list[Clip], prints: dict[str, dict[str, F32]]) -> None:
     print(f"EER on all clips {eer:.2%}: {'meets' if eer <= TARGET_EER else 'MISSES'} the target of {TARGET_EER:.0%}")
 
 
+@dataclass(frozen=True)
+class Trial:
+    """One sample judged against one consent: genuine (``foreign_s`` 0) or a splice of ``foreign_s`` seconds of
+    another speaker at ``position`` (its true seconds in ``foreign``); the evaluator's case is ``tail``."""
+
+    kind: str
+    speaker: str
+    position: str
+    foreign_s: float
+    foreign: tuple[float, float] | None
+    seconds: float
+    whole: float
+    lowest: float
+    lowest_self: float
+    unlike: tuple[tuple[float, float], ...]
+    second: tuple[tuple[float, float], ...]
+
+
+def judged(
+    kind: str,
+    speaker: str,
+    audio: F32,
+    consent: Voiceprint,
+    *,
+    position: str = "",
+    foreign_s: float = 0.0,
+    foreign: tuple[float, float] | None = None,
+) -> Trial:
+    """``audio`` judged against ``consent``: the whole-sample cosine, the lowest windows, and what each rule
+    refuses at the published thresholds."""
+    prints = speech_prints(audio, features.RATE)
+    if prints is None:
+        raise SystemExit(f"a {kind} sample of {speaker} holds too little speech for a voiceprint")
+    made = prints.voiceprint()
+    assert made is not None
+    scores, own = reference_scores(prints, consent), self_scores(prints)
+    return Trial(
+        kind=kind,
+        speaker=speaker,
+        position=position,
+        foreign_s=foreign_s,
+        foreign=foreign,
+        seconds=audio.size / features.RATE,
+        whole=made.similarity(consent),
+        lowest=float(scores.min()) if scores.size else 1.0,
+        lowest_self=float(own.min()) if own.size else 1.0,
+        unlike=tuple((s.start_s, s.end_s) for s in unlike(prints, consent)),
+        second=tuple((s.start_s, s.end_s) for s in second_voice(prints)),
+    )
+
+
+def cut(rng: random.Random, audio: F32, seconds: float) -> F32:
+    """``seconds`` of ``audio`` from a random place (all of it when it is shorter)."""
+    length = round(seconds * features.RATE)
+    if audio.size <= length:
+        return audio
+    start = rng.randrange(audio.size - length)
+    return audio[start : start + length]
+
+
+def splice_trials(clips: list[Clip], utterances: range, consents: int, seed: int) -> list[Trial]:
+    """Genuine samples and splices of ``clips``' utterances numbered in ``utterances`` (see the docstring)."""
+    rng = random.Random(seed)  # noqa: S311 - a seeded choice of clips, not security
+    speakers = sorted({c.speaker for c in clips})
+    mine = {who: [c for c in clips if c.speaker == who and c.utterance in utterances] for who in speakers}
+    trials = []
+    for speaker, own in sorted(mine.items()):
+        for round_ in range(consents):
+            order = rng.sample(own, len(own))
+            target, taken = rng.uniform(8.0, 20.0), 0
+            while taken < len(order) - 2 and sum(c.seconds for c in order[:taken]) < target:
+                taken += 1
+            consent_audio = np.concatenate([c.samples for c in order[:taken]])[: 20 * features.RATE]
+            consent = voiceprint(consent_audio, features.RATE)
+            assert consent is not None
+            pool = np.concatenate([c.samples for c in order[taken:]])
+            for length in GENUINE_S:
+                for _ in range(GENUINE_CUTS if pool.size > length * features.RATE else 1):
+                    trials.append(judged("genuine", speaker, cut(rng, pool, length), consent))
+            for other in sorted(mine):
+                if other == speaker or round_ >= SPLICE_CONSENTS:
+                    continue
+                theirs = np.concatenate([c.samples for c in rng.sample(mine[other], len(mine[other]))])
+                for foreign_s in FOREIGN_S:
+                    for position in POSITIONS:
+                        base, foreign = cut(rng, pool, rng.uniform(8.0, 24.0)), cut(rng, theirs, foreign_s)
+                        at = {"beginning": 0, "middle": base.size // 2, "end": base.size}[position]
+                        audio = np.concatenate([base[:at], foreign, base[at:]])
+                        span = (at / features.RATE, (at + foreign.size) / features.RATE)
+                        trials.append(
+                            judged(
+                                "splice", speaker, audio, consent, position=position, foreign_s=foreign_s, foreign=span
+                            )
+                        )
+                for tail_s in TAIL_S if round_ == 0 else ():
+                    head = cut(rng, pool, 4.0)
+                    audio = np.concatenate([head, cut(rng, theirs, tail_s)])
+                    span = (head.size / features.RATE, audio.size / features.RATE)
+                    trials.append(
+                        judged("tail", speaker, audio, consent, position="end", foreign_s=tail_s, foreign=span)
+                    )
+    return trials
+
+
+def share(trials: list[Trial], refused: Callable[[Trial], bool]) -> str:
+    """How many of ``trials`` ``refused`` refuses, as a count and a share."""
+    count = sum(refused(t) for t in trials)
+    return f"{count}/{len(trials)} {count / len(trials):.1%}" if trials else "-"
+
+
+def below(trials: list[Trial], lowest: Callable[[Trial], float], threshold: float) -> str:
+    """How many of ``trials`` have a window under ``threshold`` (``lowest``: their lowest window)."""
+    return share(trials, lambda t: lowest(t) < threshold)
+
+
+def window_threshold(trials: list[Trial], lowest: Callable[[Trial], float]) -> float:
+    """A half's threshold: the `GENUINE_QUANTILE` quantile of its genuine samples' lowest window, rounded down
+    to two decimals (toward refusing fewer)."""
+    scores = [lowest(t) for t in trials if t.kind == "genuine"]
+    return math.floor(float(np.quantile(scores, GENUINE_QUANTILE)) * 100) / 100
+
+
+def boundary_errors(trials: list[Trial], named: Callable[[Trial], tuple[tuple[float, float], ...]]) -> list[float]:
+    """How far the seconds a refusal names lie from where the other speaker really starts and ends (the edges
+    inside the sample), over the splices of 3 s or more refused with one stretch named."""
+    errors = []
+    for t in trials:
+        if t.kind != "splice" or t.foreign is None or t.foreign_s < 3.0 or len(named(t)) != 1:
+            continue
+        (start, end), (true_start, true_end) = named(t)[0], t.foreign
+        if t.position != "beginning":
+            errors.append(abs(start - true_start))
+        if t.position != "end":
+            errors.append(abs(end - true_end))
+    return errors
+
+
+#: The rules judged in the tables: voicegate's before issue 56, and the two window rules at the published
+#: thresholds (with a consent: the whole sample or any window; the checkbox: a window unlike the rest).
+RULES: list[tuple[str, Callable[[Trial], bool]]] = [
+    (f"whole sample < {THRESHOLD} (before)", lambda t: t.whole < THRESHOLD),
+    ("whole, or a window unlike the consent", lambda t: t.whole < THRESHOLD or bool(t.unlike)),
+    ("a window unlike the rest (checkbox)", lambda t: bool(t.second)),
+]
+
+
+def table(trials: list[Trial]) -> list[tuple[str, list[Trial]]]:
+    """The rows of a half's table: genuine samples, splices by length and by place, the evaluator's case."""
+    spliced = [t for t in trials if t.kind == "splice"]
+    longer = [t for t in spliced if t.foreign_s >= 3.0]
+    tails = [t for t in trials if t.kind == "tail"]
+    return [
+        ("genuine samples", [t for t in trials if t.kind == "genuine"]),
+        *[(f"{s:g} s of another speaker, anywhere", [t for t in spliced if t.foreign_s == s]) for s in FOREIGN_S],
+        *[(f"3 s or more, at the {p}", [t for t in longer if t.position == p]) for p in POSITIONS],
+        ("3 s or more, anywhere", longer),
+        *[(f"4 s of the speaker, then {s:g} s of another", [t for t in tails if t.foreign_s == s]) for s in TAIL_S],
+    ]
+
+
+def splices(clips: list[Clip], consents: int) -> list[str]:
+    """Judge genuine samples and splices of both halves of the clips, print each rule's threshold on each half
+    and the confusion figures beside the whole-sample rule's; return the verdicts on the targets."""
+    halves = {
+        f"utterances {first}-{first + 4}": splice_trials(clips, range(first, first + 5), consents, seed=56 + first)
+        for first in (0, CALIBRATION_UTTERANCES)
+    }
+    print(
+        f"window thresholds: each half's genuine samples' {GENUINE_QUANTILE:.1%} quantile of their lowest window, "
+        "rounded down; the lower of the two is published and judged on the other half"
+    )
+    for rule, lowest, published in (
+        ("against the consent", lambda t: t.lowest, REFERENCE_THRESHOLD),
+        ("against the rest of the sample", lambda t: t.lowest_self, SELF_THRESHOLD),
+    ):
+        chosen = {label: window_threshold(trials, lowest) for label, trials in halves.items()}
+        print(
+            f"  {rule}: "
+            + ", ".join(f"{value:.2f} on {label}" for label, value in chosen.items())
+            + f"; the lower {min(chosen.values()):.2f} (published: {published})"
+        )
+    verdicts = []
+    for label, trials in halves.items():
+        genuine = [t for t in trials if t.kind == "genuine"]
+        print()
+        print(
+            f"{label}: {len(genuine)} genuine samples ({min(t.seconds for t in genuine):.0f}-"
+            f"{max(t.seconds for t in genuine):.0f} s), {sum(t.kind == 'splice' for t in trials)} splices, "
+            f"{sum(t.kind == 'tail' for t in trials)} of 4 s then another speaker"
+        )
+        print(f"{'refused':44}" + "".join(f"{name:>38}" for name, _ in RULES))
+        rows = table(trials)
+        for row, chosen_trials in rows:
+            print(f"  {row:42}" + "".join(f"{share(chosen_trials, refused):>38}" for _, refused in RULES))
+        longer = dict(rows)["3 s or more, anywhere"]
+        for rule, lowest, published in (
+            ("against the consent", lambda t: t.lowest, REFERENCE_THRESHOLD),
+            ("with no consent", lambda t: t.lowest_self, SELF_THRESHOLD),
+        ):
+            margins = [
+                f"{published + step:.2f}: {below(genuine, lowest, published + step)} genuine, "
+                f"{below(longer, lowest, published + step)} of 3 s+"
+                for step in (-0.01, 0.0, 0.01)
+            ]
+            print(f"  {rule}, windows alone at " + "; ".join(margins))
+        for rule, named in (("against the consent", lambda t: t.unlike), ("with no consent", lambda t: t.second)):
+            errors = boundary_errors(trials, named)
+            print(
+                f"  {rule}, the seconds named lie {statistics.median(errors):.2f} s from the other speaker's true "
+                f"edge (median; 95 % within {float(np.quantile(errors, 0.95)):.2f} s; {len(errors)} edges)"
+            )
+        shares = dict(rows)
+        for (rule, refused), wanted in zip(RULES[1:], ("against the consent", "with no consent"), strict=True):
+            caught = sum(map(refused, shares["3 s or more, anywhere"])) / len(shares["3 s or more, anywhere"])
+            wrong = sum(map(refused, genuine)) / len(genuine)
+            verdicts.append(
+                f"{label}, {wanted} ({rule}): splices of 3 s or more refused {caught:.1%} "
+                f"({'meets' if caught >= TARGET_REFUSED else 'MISSES'} {TARGET_REFUSED:.0%}), genuine samples "
+                f"refused {wrong:.1%} ({'meets' if wrong <= TARGET_GENUINE else 'MISSES'} {TARGET_GENUINE:.0%})"
+            )
+    return verdicts
+
+
+def check_cpu(clips: list[Clip], repeat: int) -> float:
+    """CPU ms per second of audio of the whole speaker check: the partials' prints, the voiceprint, and both
+    window rules against the consent and against the rest of the sample."""
+    audio_s = sum(clip.seconds for clip in clips)
+    reference = voiceprint(clips[0].samples, features.RATE)
+    assert reference is not None
+
+    def check() -> None:
+        for clip in clips:
+            prints = speech_prints(clip.samples, features.RATE)
+            if prints is not None:
+                prints.voiceprint()
+                unlike(prints, reference)
+                second_voice(prints)
+
+    return cpu_ms_per_s(check, audio_s, repeat)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench and print its two tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--speech", type=Path, default=SPEECH, help="LibriSpeech speaker folders of FLAC clips")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes over every clip (median reported)")
     parser.add_argument("--core", type=int, default=None, help="the core to run on (default: the last one)")
+    parser.add_argument("--consents", type=int, default=6, help="consents per speaker in each split's samples")
     args = parser.parse_args(argv)
     core = max(os.sched_getaffinity(0)) if args.core is None else args.core
     os.sched_setaffinity(0, {core})
@@ -251,6 +529,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"numpy and onnxruntime voiceprints differ by at most {divergence:.1e} (largest element difference)")
     print()
     quality(clips, prints)
+    print()
+    check_ms = check_cpu(clips, args.repeat)
+    verdict = "meets" if check_ms <= TARGET_MS_PER_S else "MISSES"
+    print(
+        f"the whole speaker check (prints of the partials, the voiceprint, both window rules): {check_ms:.2f} ms "
+        f"CPU per s of audio, which {verdict} the target of {TARGET_MS_PER_S:.0f}"
+    )
+    print()
+    for verdict in splices(clips, args.consents):
+        print(verdict)
     return 0
 
 

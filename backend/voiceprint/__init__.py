@@ -29,6 +29,14 @@ issue 46 (100 clips of 10 test-other speakers) put it at 0.718 (EER 0.4 %). Prin
 more than of longer ones. docs/voiceprint.md has the figures and how to make them again.
 """
 
-from backend.voiceprint.embedding import DIMENSIONS, THRESHOLD, Voiceprint, speech_seconds, voiceprint
+from backend.voiceprint.embedding import (
+    DIMENSIONS,
+    THRESHOLD,
+    SpeechPrints,
+    Voiceprint,
+    speech_prints,
+    speech_seconds,
+    voiceprint,
+)
 
-__all__ = ["DIMENSIONS", "THRESHOLD", "Voiceprint", "speech_seconds", "voiceprint"]
+__all__ = ["DIMENSIONS", "THRESHOLD", "SpeechPrints", "Voiceprint", "speech_prints", "speech_seconds", "voiceprint"]

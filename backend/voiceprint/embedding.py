@@ -1,4 +1,5 @@
-"""A voiceprint: the speaker embedding of a recording, and how two are compared."""
+"""A voiceprint: the speaker embedding of a recording, and how two are compared; and the embeddings of its
+partial utterances, with where each lies in the recording (`SpeechPrints`, which `windows` judges)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ THRESHOLD: Final = 0.74
 _BYTES: Final = DIMENSIONS * 4
 #: A stored print's norm may differ from 1 by float32 rounding, never by more.
 _NORM_TOLERANCE: Final = 1e-3
+#: Bytes of one stored partial: the seconds it stands for (two float32) and its embedding as float16, which
+#: moves a cosine by under 1e-3.
+PARTIAL_BYTES: Final = 2 * 4 + DIMENSIONS * 2
+_PARTIAL_RECORD: Final = np.dtype([("span", "<f4", 2), ("vector", "<f2", DIMENSIONS)])
 
 
 class Voiceprint:
@@ -75,6 +80,86 @@ def speech_seconds(samples: npt.NDArray[np.floating], rate: int) -> float:
     return features.speech(features.mono_16k(samples, rate)).size / features.RATE
 
 
+class SpeechPrints:
+    """The embeddings of a recording's partial utterances (unit vectors, in order), and the seconds of the
+    recording each stands for: the speech half way to its neighbours' centres, the pauses the VAD cut put
+    back, so that the partials tile the recording's speech in its own time."""
+
+    __slots__ = ("spans", "vectors")
+    vectors: F32
+    spans: npt.NDArray[np.float64]
+
+    def __init__(self, vectors: npt.ArrayLike, spans: npt.ArrayLike) -> None:
+        matrix = np.array(vectors, dtype=np.float32)
+        seconds = np.array(spans, dtype=np.float64)
+        count = matrix.shape[0] if matrix.ndim == 2 else 0
+        if count == 0 or matrix.shape != (count, DIMENSIONS) or seconds.shape != (count, 2):
+            raise ValueError(f"speech prints are (n, {DIMENSIONS}) embeddings and (n, 2) spans, n > 0")
+        if not (np.isfinite(matrix).all() and np.isfinite(seconds).all()):
+            raise ValueError("speech prints must be finite")
+        matrix.flags.writeable = seconds.flags.writeable = False
+        object.__setattr__(self, "vectors", matrix)
+        object.__setattr__(self, "spans", seconds)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("SpeechPrints cannot be changed")
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def voiceprint(self) -> Voiceprint | None:
+        """The recording's voiceprint (`mean_print` of its partials)."""
+        return mean_print(self.vectors)
+
+    def shifted(self, seconds: float) -> SpeechPrints:
+        """These prints with their spans ``seconds`` later: of a recording cut from a longer one at
+        ``seconds``, as they lie in the longer one."""
+        return SpeechPrints(self.vectors, self.spans + seconds)
+
+    def to_bytes(self) -> bytes:
+        """As stored: per partial its span (two little-endian float32 seconds), then its embedding (little-endian
+        float16), `PARTIAL_BYTES` a partial."""
+        record = np.zeros(len(self), dtype=_PARTIAL_RECORD)
+        record["span"], record["vector"] = self.spans, self.vectors
+        return record.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SpeechPrints:
+        """Prints from `to_bytes`'s output; ValueError on bytes that are not whole partials."""
+        if not data or len(data) % PARTIAL_BYTES:
+            raise ValueError(f"stored speech prints are whole partials of {PARTIAL_BYTES} bytes, not {len(data)}")
+        record = np.frombuffer(data, dtype=_PARTIAL_RECORD)
+        return cls(record["vector"], record["span"])
+
+
+def mean_print(embeddings: npt.ArrayLike) -> Voiceprint | None:
+    """The voiceprint of partial utterances' ``embeddings`` (n, 256): their mean, L2-normalised; None when
+    that is zero (every ReLU off: nothing of a voice)."""
+    mean = np.asarray(embeddings, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return Voiceprint(mean / norm) if norm > 0 else None
+
+
+def speech_prints(samples: npt.NDArray[np.floating], rate: int) -> SpeechPrints | None:
+    """The partial utterances' embeddings of ``samples`` (as `voiceprint` takes them), with the seconds of
+    ``samples`` each stands for. None when the VAD keeps under 1.2 s of speech; a partial whose embedding is
+    all zero (every ReLU off: nothing of a voice) is left out, and None when that leaves none. Raises as
+    `voiceprint` does."""
+    kept, windows = features.kept_speech(features.mono_16k(samples, rate))
+    if kept.size < features.MIN_SPEECH_SAMPLES:
+        return None
+    starts = np.array(features.partial_starts(kept.size)) * features.HOP
+    embeddings = shared_encoder().embed(features.partials(kept))
+    # Each partial stands for the speech half way to its neighbours' centres; the first from the start of the
+    # speech, the last to its end.
+    centres = (starts + np.minimum(starts + features.PARTIAL_FRAMES * features.HOP, kept.size)) / 2
+    edges = np.concatenate([[0], np.round((centres[:-1] + centres[1:]) / 2), [kept.size]]).astype(np.intp)
+    seconds = features.recording_seconds(edges, windows)
+    spans = np.stack([seconds[:-1], seconds[1:]], axis=1)
+    voiced = np.linalg.norm(embeddings, axis=1) > 0
+    return SpeechPrints(embeddings[voiced], spans[voiced]) if voiced.any() else None
+
+
 def voiceprint(samples: npt.NDArray[np.floating], rate: int) -> Voiceprint | None:
     """The voiceprint of ``samples``: float mono ``(n,)`` or channels first ``(c, n)`` in [-1, 1], at any rate
     (resampled to 16 kHz here).
@@ -84,11 +169,5 @@ def voiceprint(samples: npt.NDArray[np.floating], rate: int) -> Voiceprint | Non
     when they are missing or not resemblyzer 0.1.4's, `ValueError` on samples of another shape or type, or
     not finite, or a rate that is not a positive int.
     """
-    kept = features.speech(features.mono_16k(samples, rate))
-    if kept.size < features.MIN_SPEECH_SAMPLES:
-        return None
-    partials = shared_encoder().embed(features.partials(kept))
-    mean = partials.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    # Every partial's ReLU all off: nothing of a voice to compare.
-    return Voiceprint(mean / norm) if norm > 0 else None
+    prints = speech_prints(samples, rate)
+    return None if prints is None else prints.voiceprint()

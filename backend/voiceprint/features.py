@@ -73,15 +73,22 @@ def resample(mono: F32, rate: int) -> F32:
 
 def speech(mono: F32) -> F32:
     """``mono`` (16 kHz) raised to -30 dBFS if quieter, with its pauses longer than 180 ms cut out."""
+    return kept_speech(mono)[0]
+
+
+def kept_speech(mono: F32) -> tuple[F32, npt.NDArray[np.intp]]:
+    """`speech` of ``mono``, and where it was: the index in ``mono`` of each ``VAD_WINDOW`` of samples kept, so
+    that a place in the speech maps back to the recording's own time (`recording_seconds`)."""
+    nothing = np.zeros(0, dtype=np.intp)
     rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
     if rms == 0.0:
-        return mono[:0]
+        return mono[:0], nothing
     gain_db = TARGET_DBFS - 20 * math.log10(rms)
     if gain_db > 0:
         mono = mono * np.float32(10 ** (gain_db / 20))
     windows = mono.size // VAD_WINDOW
     if windows == 0:
-        return mono[:0]
+        return mono[:0], nothing
     mono = mono[: windows * VAD_WINDOW]
     # Clipped to int16 where training's code let loud peaks wrap around.
     pcm = np.clip(np.round(mono * _INT16_MAX), -_INT16_MAX - 1, _INT16_MAX).astype("<i2").reshape(windows, VAD_WINDOW)
@@ -94,7 +101,17 @@ def speech(mono: F32) -> F32:
     # Each voiced window keeps VAD_MAX_SILENCE // 2 windows either side (a binary dilation).
     reach = VAD_MAX_SILENCE // 2
     kept = np.convolve(smoothed, np.ones(2 * reach + 1))[reach : reach + windows] > 0
-    return mono[np.repeat(kept, VAD_WINDOW)]
+    return mono[np.repeat(kept, VAD_WINDOW)], np.flatnonzero(kept)
+
+
+def recording_seconds(places: npt.NDArray[np.integer], kept_windows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+    """Where sample indices ``places`` of the kept speech (`kept_speech`) lie in the recording, in seconds: the
+    pauses the VAD cut are put back. A place at the end of the speech maps to the end of its last window."""
+    window, offset = np.divmod(np.asarray(places, dtype=np.intp), VAD_WINDOW)
+    last = kept_windows.size - 1
+    at_end = window > last
+    recorded = kept_windows[np.minimum(window, last)] * VAD_WINDOW + np.where(at_end, VAD_WINDOW, offset)
+    return np.asarray(recorded / RATE, dtype=np.float64)
 
 
 def partial_starts(length: int) -> list[int]:
