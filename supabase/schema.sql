@@ -2028,6 +2028,7 @@ CREATE TABLE public.voice_samples (
     name text,
     voiceprint bytea,
     speaker_match real,
+    speech_prints bytea,
     CONSTRAINT voice_samples_channels_check CHECK ((channels > 0)),
     CONSTRAINT voice_samples_declared_type_check CHECK ((length(declared_type) <= 255)),
     CONSTRAINT voice_samples_duration_ms_check CHECK ((duration_ms >= 0)),
@@ -2039,6 +2040,7 @@ CREATE TABLE public.voice_samples (
     CONSTRAINT voice_samples_sample_rate_check CHECK ((sample_rate > 0)),
     CONSTRAINT voice_samples_size_bytes_check CHECK ((size_bytes >= 0)),
     CONSTRAINT voice_samples_speaker_match_check CHECK (((speaker_match >= ('-1'::integer)::double precision) AND (speaker_match <= (1)::double precision))),
+    CONSTRAINT voice_samples_speech_prints_check CHECK (((length(speech_prints) > 0) AND ((length(speech_prints) % 520) = 0))),
     CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text]))),
     CONSTRAINT voice_samples_transcript_check CHECK ((length(transcript) <= 5000)),
     CONSTRAINT voice_samples_voiceprint_check CHECK ((length(voiceprint) = 1024))

@@ -77,6 +77,10 @@ class SpeakerMismatch(AudioRejected, code="speaker_mismatch"):
     """the sample's speaker is not the speaker who recorded its consent"""
 
 
+class SampleSpeakersMixed(AudioRejected, code="mixed_speakers"):
+    """the sample holds more than one speaker"""
+
+
 class SyntheticSpeech(AudioRejected, code="synthetic_speech"):
     """the sample carries the watermark of synthesized speech: a voice is not cloned from a clone"""
 

@@ -44,6 +44,9 @@ class PreparedSample(msgspec.Struct, frozen=True, kw_only=True):
     mime_type: str = "audio/wav"
     loudness_lufs: float | None = None
     true_peak_dbtp: float | None = None
+    #: Where the cleaned copy begins in the upload (the leading silence trimmed), in seconds: a second of the
+    #: copy is this much later in the upload.
+    start_s: float = 0.0
 
     def sample_ref(self, *, public_url: str | None = None) -> SampleRef:
         """The prepared audio as the reference a provider adapter takes."""
@@ -99,6 +102,7 @@ def prepare_sample(
         sniffed_type=decoded.mime_type,
         loudness_lufs=processed.loudness_lufs,
         true_peak_dbtp=processed.true_peak_dbtp,
+        start_s=trim_bounds(measured.speech, measured.duration_s)[0],
     )
 
 

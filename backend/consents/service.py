@@ -54,7 +54,8 @@ from backend.records import user_creates
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
-from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
+from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, voiceprint
+from backend.voiceprint.windows import Stretch, unlike, wholly_unlike
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -166,10 +167,15 @@ def require_consent(given: GivenConsent) -> None:
 
 
 class SpeakerJudgement(msgspec.Struct, frozen=True):
-    """How well a sample's voiceprint matches its consent's: the cosine, and whether it passes `THRESHOLD`."""
+    """How well a sample's speaker matches its consent's: the cosine of their voiceprints (`score`, which must
+    reach `THRESHOLD`), the stretches of the sample's speech whose windows are not the consent's speaker
+    (`unlike`, which must be none: `backend.voiceprint.windows`), whether that is all of it (`wholly`: then
+    the score says it), and whether it passes both."""
 
     score: float
     matched: bool
+    unlike: tuple[Stretch, ...] = ()
+    wholly: bool = False
 
 
 @dataclass(frozen=True)
@@ -403,19 +409,29 @@ async def _record_checkbox(conn: Connection, given: GivenConsent) -> uuid.UUID:
 
 
 async def judge_sample(
-    conn: Connection, consent_id: uuid.UUID, sample: Voiceprint | None, judged_before: float | None = None
+    conn: Connection, consent_id: uuid.UUID, sample: SpeechPrints | None, judged_before: float | None = None
 ) -> SpeakerJudgement | None:
-    """How well a sample's voiceprint matches the speaker of its consent, as the service on `conn`; None when
-    the consent is a checkbox one (nobody's voice to match). A sample without speech enough for a voiceprint
-    matches nobody. Once the consent's evidence is purged, a sample judged before (`judged_before`, its score
-    then: a kept sample cleaned again for another provider) keeps that judgement, and any other matches nobody."""
+    """How well a sample's speaker matches the speaker of its consent, as the service on `conn`: its voiceprint,
+    and its speech window by window, so that another voice spliced into it is refused however much of the
+    consent's voice is around it. None when the consent is a checkbox one (nobody's voice to match). A sample
+    without speech enough for a voiceprint matches nobody. Once the consent's evidence is purged, a sample
+    judged before (`judged_before`, its score then: a kept sample cleaned again for another provider) keeps
+    that judgement, and any other matches nobody."""
     row = await fetch_optional(conn, _Q["consent_voiceprint"], {"id": consent_id})
     if row is None or row["kind"] != "spoken":
         return None
     if row["voiceprint"] is None:
         score = 0.0 if judged_before is None else judged_before
         return SpeakerJudgement(score=score, matched=score >= THRESHOLD)
-    if sample is None:
+    made = None if sample is None else sample.voiceprint()
+    if sample is None or made is None:
         return SpeakerJudgement(score=0.0, matched=False)
-    score = sample.similarity(Voiceprint.from_bytes(bytes(row["voiceprint"])))
-    return SpeakerJudgement(score=round(score, 4), matched=score >= THRESHOLD)
+    consent = Voiceprint.from_bytes(bytes(row["voiceprint"]))
+    score = made.similarity(consent)
+    stretches = tuple(unlike(sample, consent))
+    return SpeakerJudgement(
+        score=round(score, 4),
+        matched=score >= THRESHOLD and not stretches,
+        unlike=stretches,
+        wholly=wholly_unlike(sample, consent),
+    )

@@ -271,8 +271,11 @@ SAMPLE_FORM: Final = RequestBody(
                         type=OpenAPIType.STRING,
                         format=OpenAPIFormat.UUID,
                         description="A verified spoken consent (`POST /api/v1/consents`) to store the sample under "
-                        "instead of the checkbox; the sample's speaker must be the consent's (else it fails with "
-                        "`speaker_mismatch`). Required when the server takes spoken consent only.",
+                        "instead of the checkbox; the sample's speaker must be the consent's, as a whole and in "
+                        "every 3 s of its speech (else it fails with `speaker_mismatch`, its `failureReason` naming "
+                        "the seconds that are not). Under the checkbox a sample must hold one voice (else "
+                        "`mixed_speakers`, naming the seconds of the other). Required when the server takes spoken "
+                        "consent only.",
                         examples=[""],
                     ),
                     "name": Schema(

@@ -61,6 +61,9 @@ class SampleRow(msgspec.Struct, frozen=True, kw_only=True):
     voiceprint: bytes | None
     #: How like the speaker of its spoken consent it is (the voiceprints' cosine); None under a checkbox.
     speaker_match: float | None
+    #: Its partial utterances' embeddings, with the seconds of the sample each stands for
+    #: (`backend.voiceprint.SpeechPrints`), taken as it was checked; None for a sample checked before they were.
+    speech_prints: bytes | None
 
 
 async def sample_row(conn: Connection, sample_id: uuid.UUID) -> SampleRow | None:

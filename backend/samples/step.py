@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from backend import watermark
 from backend.audio.decode import decode_audio
-from backend.audio.errors import AudioRejected, SpeakerMismatch, SyntheticSpeech
+from backend.audio.errors import AudioRejected, SampleSpeakersMixed, SpeakerMismatch, SyntheticSpeech
 from backend.audio.pipeline import PreparedSample, prepare_for
 from backend.consents.service import SpeakerJudgement, judge_sample
 from backend.context import Lifecycle, Outcome
@@ -33,7 +34,8 @@ from backend.records.rows import fetch_optional_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import service as samples
 from backend.storage import integrity
-from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
+from backend.voiceprint import THRESHOLD, SpeechPrints, speech_prints
+from backend.voiceprint.windows import REFERENCE_THRESHOLD, SELF_THRESHOLD, named, second_voice
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -61,7 +63,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
     source = kept_copy or sample.object_path
     original = await _read(ctx, sample, source, actor=actor)
     try:
-        prepared, speaker = await ctx.cpu.run(sample.owner_id, _prepare_and_print, original, sample_rules(provider))
+        prepared, prints = await ctx.cpu.run(sample.owner_id, _prepare_and_print, original, sample_rules(provider))
     except AudioRejected as exc:
         report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
         async with ctx.db.service_transaction() as conn:
@@ -72,7 +74,8 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
     del original
     copy_path = samples.processed_path(sample.object_path)
     report = msgspec.json.encode(prepared.report).decode()
-    judged = await _judge_speaker(ctx, sample, speaker, report, actor=actor)
+    judged = await _judge_speaker(ctx, sample, prints, report, actor=actor)
+    speaker = None if prints is None else prints.voiceprint()
     async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         recorded = await fetch_optional(
             conn,
@@ -87,6 +90,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
                 "channels": prepared.channels,
                 "voiceprint": None if speaker is None else speaker.to_bytes(),
                 "speaker_match": None if judged is None else judged.score,
+                "speech_prints": None if prints is None else prints.to_bytes(),
             },
         )
         if recorded is None:
@@ -97,43 +101,89 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
     return prepared
 
 
-def _prepare_and_print(data: bytes, rules: SampleRules) -> tuple[PreparedSample, Voiceprint | None]:
-    """The sample cleaned for a provider, and its speaker's voiceprint, taken from the cleaned copy (what
-    the provider hears); CPU-bound. A copy that carries the watermark of voicegate's speech (or any Perth-marked
-    speech) is refused `SyntheticSpeech`: no clone of a clone."""
+def _prepare_and_print(data: bytes, rules: SampleRules) -> tuple[PreparedSample, SpeechPrints | None]:
+    """The sample cleaned for a provider, and the prints of its speech, taken from the cleaned copy (what the
+    provider hears) and placed in the upload's seconds (the copy starts where its leading silence ended);
+    CPU-bound. A copy that carries the watermark of voicegate's speech (or any Perth-marked speech) is refused
+    `SyntheticSpeech`: no clone of a clone."""
     prepared = prepare_for(data, rules)
     cleaned = decode_audio(prepared.wav)
     if (marked := watermark.detect(cleaned.samples, cleaned.sample_rate)).present:
         raise SyntheticSpeech(
             f"synthetic_speech: the sample carries the watermark of synthesized speech (score {marked.score:.2f})"
         )
-    return prepared, voiceprint(cleaned.samples, cleaned.sample_rate)
+    prints = speech_prints(cleaned.samples, cleaned.sample_rate)
+    return prepared, None if prints is None else prints.shifted(prepared.start_s)
 
 
 async def _judge_speaker(
-    ctx: Lifecycle, sample: SampleRow, speaker: Voiceprint | None, report: str, *, actor: str
+    ctx: Lifecycle, sample: SampleRow, prints: SpeechPrints | None, report: str, *, actor: str
 ) -> SpeakerJudgement | None:
-    """How the sample's speaker matches its consent's (None under a checkbox consent). One who is not its
-    consent's speaker fails the sample, with the score and an audit event for `actor`, and raises
-    SpeakerMismatch: nothing of it reaches a provider."""
+    """How the sample's speaker matches its consent's (None under a checkbox consent, where the sample must
+    hold one speaker: a stretch whose windows are not the voice of the rest fails it `mixed_speakers`). One
+    that is not its consent's speaker, as a whole or in any stretch of its speech, fails the sample with the
+    score, the seconds and an audit event for `actor`, and raises SpeakerMismatch: nothing of it reaches a
+    provider."""
     async with ctx.db.service_transaction() as conn:
-        judged = await judge_sample(conn, sample.consent_id, speaker, sample.speaker_match)
-        if judged is None or judged.matched:
+        judged = await judge_sample(conn, sample.consent_id, prints, sample.speaker_match)
+        refused = _refusal(judged, prints)
+        if refused is None:
             return judged
-        reason = f"speaker_mismatch: the speaker matches the consent's at {judged.score:.2f}, below {THRESHOLD:.2f}"
+        refusal, action, detail = refused
+        speaker = None if prints is None else prints.voiceprint()
         await conn.execute(
             _Q["record_mismatched_sample"],
             {
                 "sample_id": sample.id,
-                "reason": reason,
+                "reason": str(refusal),
                 "quality_report": report,
                 "voiceprint": None if speaker is None else speaker.to_bytes(),
-                "speaker_match": judged.score,
+                "speaker_match": None if judged is None else judged.score,
+                "speech_prints": None if prints is None else prints.to_bytes(),
             },
         )
-        detail = {"consentId": sample.consent_id, "speakerMatch": judged.score, "threshold": THRESHOLD}
-        await record_audit(conn, actor, "sample.speaker_mismatch", "voice_sample", sample.id, detail=detail)
-    raise SpeakerMismatch(reason)
+        await record_audit(
+            conn, actor, action, "voice_sample", sample.id, detail={"consentId": sample.consent_id, **detail}
+        )
+    raise refusal
+
+
+def _refusal(
+    judged: SpeakerJudgement | None, prints: SpeechPrints | None
+) -> tuple[AudioRejected, str, dict[str, Any]] | None:
+    """Why a sample's speaker fails it, with the audit event's action and detail; None when it passes. Under a
+    checkbox consent (``judged`` None) a sample fails when a stretch of it is not the voice of the rest."""
+    if judged is None:
+        stretches = () if prints is None else tuple(second_voice(prints))
+        if not stretches:
+            return None
+        refusal = SampleSpeakersMixed(
+            f"mixed_speakers: {named(stretches)} not the voice of the rest of the sample (matching it at "
+            f"{min(s.score for s in stretches):.2f}; the same voice from {SELF_THRESHOLD:.2f})"
+        )
+        detail = {"threshold": SELF_THRESHOLD, "stretches": msgspec.to_builtins(stretches)}
+        return refusal, "sample.mixed_speakers", detail
+    if judged.matched:
+        return None
+    detail = {
+        "speakerMatch": judged.score,
+        "threshold": THRESHOLD,
+        "windowThreshold": REFERENCE_THRESHOLD,
+        "stretches": msgspec.to_builtins(judged.unlike),
+    }
+    return SpeakerMismatch(_mismatch(judged)), "sample.speaker_mismatch", detail
+
+
+def _mismatch(judged: SpeakerJudgement) -> str:
+    """Why a sample is not its consent's speaker: the seconds whose windows are not (with their score), or its
+    whole score when no seconds are named or none of it is the consent's voice."""
+    if not judged.unlike or (judged.wholly and judged.score < THRESHOLD):
+        return f"speaker_mismatch: the speaker matches the consent's at {judged.score:.2f}, below {THRESHOLD:.2f}"
+    return (
+        f"speaker_mismatch: {named(judged.unlike)} not the consent's speaker (matching it at "
+        f"{min(s.score for s in judged.unlike):.2f}; the same speaker from {REFERENCE_THRESHOLD:.2f}; the whole "
+        f"sample at {judged.score:.2f}, from {THRESHOLD:.2f})"
+    )
 
 
 async def _read(ctx: Lifecycle, sample: SampleRow, path: str, *, actor: str) -> bytes:

@@ -18,16 +18,18 @@ update public.voice_samples
        channels = %(channels)s,
        voiceprint = %(voiceprint)s,
        speaker_match = %(speaker_match)s,
+       speech_prints = %(speech_prints)s,
        status = 'ready',
        failure_reason = null
  where id = %(sample_id)s
 returning id;
 
 -- name: record_mismatched_sample
--- Its speaker is not its consent's: failed, with the report, the voiceprint and the score, for the record.
+-- Its speaker is not its consent's, or it holds two: failed, with the report, the prints and the score, for the
+-- record.
 update public.voice_samples
    set status = 'failed', failure_reason = %(reason)s, quality_report = %(quality_report)s::jsonb,
-       voiceprint = %(voiceprint)s, speaker_match = %(speaker_match)s
+       voiceprint = %(voiceprint)s, speaker_match = %(speaker_match)s, speech_prints = %(speech_prints)s
  where id = %(sample_id)s;
 
 -- name: record_rejected_sample

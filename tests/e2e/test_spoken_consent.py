@@ -1,13 +1,15 @@
 """Spoken consent (issue 46), HTTP → database → queue → consumer → database, on natural speech: the bundled
 hibari voice says a consent's phrase and is verified; a sample in that voice is accepted under it, with its
 `speakerMatch`; a sample of another speaker (a LibriSpeech clip) fails `speaker_mismatch` with an audit event
-and nothing reaches a provider; a wrong sentence or a replayed code is rejected; the consent is its owner's
-alone; and `VOICEGATE_CONSENT=spoken` refuses a checkbox-only upload."""
+and nothing reaches a provider, and so does one that begins in the consent's voice and goes on in another's,
+naming the seconds of the other (issue 56); a wrong sentence or a replayed code is rejected; the consent is its
+owner's alone; and `VOICEGATE_CONSENT=spoken` refuses a checkbox-only upload."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -15,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import soundfile
 from litestar.testing import AsyncTestClient
+from scipy.signal import resample_poly
 
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.voiceprint import THRESHOLD
-from tests.audio_corpus import recording, wav_bytes
+from tests.audio_corpus import LEAD_S, recording, wav_bytes
 from tests.e2e.conftest import AppFactory, elevenlabs_env
 from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
@@ -49,6 +53,12 @@ def hibari_says(text: str) -> bytes:
 def clip(name: str) -> bytes:
     """A LibriSpeech clip kept with the tests (CC BY 4.0: THIRD_PARTY_NOTICES.md), as its file holds it."""
     return (CLIPS / name).read_bytes()
+
+
+def clip_at(name: str, rate: int) -> npt.NDArray[np.float32]:
+    """A LibriSpeech clip kept with the tests, resampled to ``rate``."""
+    samples, clip_rate = soundfile.read(CLIPS / name, dtype="float32")
+    return np.asarray(resample_poly(samples, rate, clip_rate), dtype=np.float32)
 
 
 async def consent_for(client: Client, user: User, subject: str = "Ada Lovelace") -> dict[str, Any]:
@@ -134,6 +144,47 @@ async def test_a_phrase_said_by_its_speaker_verifies_the_consent_and_covers_only
     # Someone else cannot store a sample under it.
     theirs = await upload(client, other, hibari_says("Another take of my own voice."), consentId=consent["consentId"])
     assert (theirs.status_code, theirs.json()["code"]) == (404, "not_found")
+
+
+async def test_the_consents_voice_followed_by_another_is_refused_naming_the_seconds_of_the_other(
+    worker_client: AppFactory, make_user: Callable[[], User], sql: Conn
+) -> None:
+    client = await worker_client()
+    user = make_user()
+    consent = await consent_for(client, user)
+    assert (await record(client, user, consent["consentId"], hibari_says(consent["phrase"]))).json()["status"] == (
+        "verified"
+    )
+    # 4 s of the consent's voice, then 9.8 s of a woman's (a LibriSpeech clip): as a whole it scores about the
+    # threshold, as the outside evaluator found such samples accepted.
+    voice = HibariVoice.shared()
+    rate = voice.sample_rate
+    hers = clip_at("367/367-130732-0007.flac", rate)
+    spliced = np.concatenate([voice.speak(SAMPLE_SENTENCE).astype(np.float32)[: 4 * rate], hers])
+
+    sent = await upload(client, user, wav_bytes(recording(spliced, rate), rate), consentId=consent["consentId"])
+    assert sent.status_code == 202, sent.text
+    refused = await settled(client, user, sent.json()["sampleId"])
+
+    assert refused["status"] == "failed", refused
+    reason = refused["failureReason"]
+    assert reason.startswith("speaker_mismatch: the speech from "), reason
+    assert "is not the consent's speaker" in reason
+    named = re.match(r"speaker_mismatch: the speech from (\d+\.\d) s to (\d+\.\d) s is not", reason)
+    assert named is not None, reason
+    start, end = float(named[1]), float(named[2])
+    assert start == pytest.approx(LEAD_S + 4.0, abs=1.0), reason
+    assert end == pytest.approx(LEAD_S + 4.0 + hers.size / rate, abs=1.0), reason
+    [(action, detail)] = sql.execute(
+        "select action, detail from voicegate.audit_events where subject_type = 'voice_sample' and subject_id = %s",
+        (refused["sampleId"],),
+    ).fetchall()
+    assert action == "sample.speaker_mismatch"
+    assert [round(stretch["startS"], 1) for stretch in detail["stretches"]] == [start]
+
+    # The consent's voice alone is accepted under it.
+    own = await upload(client, user, hibari_says(SAMPLE_SENTENCE), consentId=consent["consentId"])
+    assert (await settled(client, user, own.json()["sampleId"]))["status"] == "ready"
 
 
 async def test_a_wrong_sentence_a_replayed_code_and_a_late_recording_are_rejected_with_the_reason(

@@ -178,6 +178,7 @@ ROWS = [
         "speaker_mismatch",
         "the sample's speaker is not the speaker who recorded its consent",
     ),
+    (audio_errors.SampleSpeakersMixed(), 422, "mixed_speakers", "the sample holds more than one speaker"),
     (
         audio_errors.SyntheticSpeech(),
         422,
