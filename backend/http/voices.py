@@ -69,9 +69,12 @@ class VoicesController(Controller):
         provider that takes one reference gets them joined), and the set's quality report as known before the
         enrolment measures pitch and timbre (`GET /api/voices/{id}/samples` shows it after). 400 a sample
         listed twice or not 1-25 of them; 404 one not the caller's; 409 `sample_not_ready` or `voice_name_taken`; 422
-        `samples_mixed_providers`, `mixed_speakers` (the samples' voiceprints are not all one speaker: the
-        detail names the sample that differs), `speaker_mismatch` (a sample is not the speaker of the spoken
-        consent `consentId`), or a provider not configured or not speaking the first sample's language.
+        `samples_mixed_providers`, `mixed_speakers` (the samples are not all one speaker: the detail names the
+        sample that differs, or the seconds of a sample whose speech, window by window, is not the voice of the
+        others: "Sample … : the speech from 4.2 s to 8.0 s is not the voice of the other samples …"),
+        `speaker_mismatch` (a sample is not the speaker of the spoken consent `consentId`, as a whole or in any
+        3 s of its speech: the detail names the sample and those seconds), or a provider not configured or not
+        speaking the first sample's language. A refusal of the speakers is audited (`voice.speaker_refused`).
         """
         return await voices.create_voice(claims, data)
 

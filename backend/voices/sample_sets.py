@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
 
 import msgspec
+import numpy as np
 
 from backend.audio.errors import SpeakerMismatch
 from backend.audio.voice_set import SetReport
@@ -38,10 +39,15 @@ from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
 from backend.samples import service as samples
-from backend.voiceprint import THRESHOLD, Voiceprint
+from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
+from backend.voiceprint.embedding import mean_print
+from backend.voiceprint.windows import REFERENCE_THRESHOLD, Stretch, named, unlike, wholly_unlike
 
 #: ElevenLabs' instant cloning takes up to 25 files, the most any provider takes.
 MAX_SAMPLES: Final = 25
+#: The fewest partial utterances a set's other samples must hold between them to judge a sample's windows
+#: against: 9 partials are 7.7 s of speech, about the shortest consent the window threshold was set with (8 s).
+MIN_REFERENCE_PARTIALS: Final = 9
 SampleIds = Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_SAMPLES)]
 
 
@@ -110,29 +116,73 @@ class _SpeakerJudge:
         return None if consent_id is None else await consent_voiceprint(conn, consent_id)
 
     def one_speaker(self, rows: list[SampleRow], consent: Voiceprint | None) -> None:
-        """SpeakerMismatch naming the first sample whose speaker is not the consent's; MixedSpeakers naming the
-        sample that differs from the others (the one least like them). A sample without a voiceprint (too little
-        speech, or checked before voiceprints were taken) matches no consent and is left out of the comparison
-        of the set."""
+        """SpeakerMismatch naming the first sample whose speaker is not the consent's, as a whole or in any
+        stretch of its speech (window by window: `backend.voiceprint.windows`; the seconds are named unless none
+        of it is the consent's voice); MixedSpeakers naming the sample that differs from the others (the one
+        least like them), or the first with a stretch of speech that is not the voice of the others. A sample
+        without a voiceprint (too little speech, or checked before voiceprints were taken) matches no consent
+        and is left out of the comparison of the set; one checked before its partials were kept is judged as a
+        whole only."""
         printed = [(row.id, Voiceprint.from_bytes(row.voiceprint)) for row in rows if row.voiceprint is not None]
+        partials = {row.id: SpeechPrints.from_bytes(row.speech_prints) for row in rows if row.speech_prints}
         if consent is not None:
             known = dict(printed)
             for row in rows:
                 score = known[row.id].similarity(consent) if row.id in known else 0.0
-                if score < THRESHOLD:
+                prints = partials.get(row.id)
+                stretches = [] if prints is None else unlike(prints, consent)
+                if score < THRESHOLD and (prints is None or not stretches or wholly_unlike(prints, consent)):
                     self.refused = (row.id, {"speakerMatch": round(score, 4), "threshold": THRESHOLD})
                     raise SpeakerMismatch(
                         f"Sample {row.id} is not the consent's speaker: it matches at {score:.2f}, "
                         f"below {THRESHOLD:.2f}."
                     )
+                if stretches:
+                    self.refused = (row.id, _window_detail(stretches, score))
+                    raise SpeakerMismatch(
+                        f"Sample {row.id}: {named(stretches)} not the consent's speaker (matching it at "
+                        f"{min(s.score for s in stretches):.2f}; the same speaker from {REFERENCE_THRESHOLD:.2f})."
+                    )
         odd = odd_one_out(printed)
         if odd is not None:
-            sample_id, unlike, score = odd
-            self.refused = (sample_id, {"unlike": str(unlike), "speakerMatch": round(score, 4), "threshold": THRESHOLD})
+            sample_id, unlike_id, score = odd
+            self.refused = (
+                sample_id,
+                {"unlike": str(unlike_id), "speakerMatch": round(score, 4), "threshold": THRESHOLD},
+            )
             raise MixedSpeakers(
-                f"Sample {sample_id} is not the same speaker as sample {unlike}: they match at {score:.2f}, "
+                f"Sample {sample_id} is not the same speaker as sample {unlike_id}: they match at {score:.2f}, "
                 f"below {THRESHOLD:.2f}."
             )
+        spliced = spliced_in(partials)
+        if spliced is not None:
+            sample_id, stretches = spliced
+            self.refused = (sample_id, _window_detail(stretches, None))
+            raise MixedSpeakers(
+                f"Sample {sample_id}: {named(stretches)} not the voice of the other samples (matching them at "
+                f"{min(s.score for s in stretches):.2f}; the same speaker from {REFERENCE_THRESHOLD:.2f})."
+            )
+
+
+def spliced_in(partials: dict[uuid.UUID, SpeechPrints]) -> tuple[uuid.UUID, list[Stretch]] | None:
+    """The first sample with stretches of speech whose windows are not the voice of the set's other samples
+    (the print of all their partials, when they hold `MIN_REFERENCE_PARTIALS`), and those stretches; None when
+    every sample's windows are that voice."""
+    for sample_id, prints in partials.items():
+        others = [other.vectors for other_id, other in partials.items() if other_id != sample_id]
+        if sum(len(vectors) for vectors in others) < MIN_REFERENCE_PARTIALS:
+            continue
+        reference = mean_print(np.concatenate(others))
+        stretches = [] if reference is None else unlike(prints, reference)
+        if stretches:
+            return sample_id, stretches
+    return None
+
+
+def _window_detail(stretches: list[Stretch], score: float | None) -> dict[str, Any]:
+    """A window refusal's audit detail: the stretches, the window threshold, and the whole score when known."""
+    detail = {"stretches": msgspec.to_builtins(stretches), "windowThreshold": REFERENCE_THRESHOLD}
+    return detail if score is None else detail | {"speakerMatch": round(score, 4)}
 
 
 def odd_one_out(printed: list[tuple[uuid.UUID, Voiceprint]]) -> tuple[uuid.UUID, uuid.UUID, float] | None:

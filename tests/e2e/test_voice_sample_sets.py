@@ -2,8 +2,10 @@
 three samples enrols them all (ElevenLabs' fake receives three files; a single-reference provider one
 joined file of its ideal length), `PUT /api/voices/{id}/samples` enrols the voice again from another set,
 a set that mixes speakers (real speech) is refused `mixed_speakers` naming the sample that differs, one
-under a spoken consent of another speaker `speaker_mismatch`, and every refusal is its own 4xx with nothing
-written. RLS: another user sees none of it."""
+under a spoken consent of another speaker `speaker_mismatch`, a clean sample beside one with another voice put
+into it is refused (issue 56: the spliced sample fails its own check, or, too short to be judged alone, the set
+names the seconds where the other voice speaks), and every refusal is its own 4xx with nothing written. RLS:
+another user sees none of it."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import wave
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile
 from litestar.testing import AsyncTestClient
 
 from backend.providers.cartesia import SAMPLE_RULES as CARTESIA_RULES
@@ -285,3 +289,56 @@ async def test_each_refusal_is_its_own_4xx_and_writes_nothing_and_rls_hides_the_
                 " values (%s, %s, %s, 9)",
                 (attempt_id, theirs, user.id),
             )
+
+
+def clip_samples(name: str, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray[Any, Any]:
+    """Part of a LibriSpeech clip kept with the tests, as float samples (16 kHz)."""
+    samples, rate = soundfile.read(CLIPS / name, dtype="float32")
+    return np.asarray(samples[round(start_s * rate) : None if end_s is None else round(end_s * rate)])
+
+
+async def test_a_clean_sample_beside_one_with_another_voice_in_it_makes_no_voice(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
+) -> None:
+    client = await worker_client()
+    user = make_user()
+    his = clip_samples("2414/2414-128291-0007.flac")  # a man's 6.8 s
+    hers = clip_samples("533/533-1066-0008.flac", 1.0, 5.0)  # 4 s of a woman
+    [clean] = await ready_samples(client, user, [clip("2414/2414-128291-0005.flac")], consent="true")
+    # Her 4 s in the middle of his utterance: as a whole it is still his (0.87 against his clean sample), but
+    # its own check hears two voices.
+    long = await upload(
+        client, user, wav_bytes(np.concatenate([his[: 3 * 16000], hers, his[3 * 16000 :]]), 16000), consent="true"
+    )
+    two_voices = await sample_settled(client, user, long.json()["sampleId"])
+    assert two_voices["status"] == "failed", two_voices
+    assert two_voices["failureReason"].startswith("mixed_speakers: the speech from 3."), two_voices
+    spliced = await client.post(
+        "/api/voices", json={"sampleIds": [clean, two_voices["sampleId"]]}, headers=user.headers
+    )
+    refused(spliced, 409, "sample_not_ready")
+
+    # 3 s of his, then 3 s of hers: too little speech to judge alone, so it is ready; beside his clean sample,
+    # the set hears her.
+    [short] = await ready_samples(
+        client, user, [wav_bytes(np.concatenate([his[: 3 * 16000], hers[: 3 * 16000]]), 16000)], consent="true"
+    )
+    mixed = await client.post("/api/voices", json={"sampleIds": [clean, short]}, headers=user.headers)
+
+    refused(mixed, 422, "mixed_speakers")
+    detail = mixed.json()["detail"]
+    assert detail.startswith(f"Sample {short}: the speech from "), detail
+    assert "not the voice of the other samples" in detail
+    assert counts(sql, user.id) == (0, 0, 0)
+    [(audited,)] = sql.execute(
+        "select detail from voicegate.audit_events where action = 'voice.speaker_refused' and subject_id = %s",
+        (short,),
+    ).fetchall()
+    assert audited["code"] == "mixed_speakers"
+    [stretch] = audited["stretches"]
+    assert stretch["startS"] == pytest.approx(3.0, abs=1.0)
+    assert stretch["score"] < audited["windowThreshold"]
+    # His two clean takes make one voice.
+    [second] = await ready_samples(client, user, [wav_bytes(his, 16000)], consent="true")
+    made = await client.post("/api/voices", json={"sampleIds": [clean, second]}, headers=user.headers)
+    assert made.status_code == 202, made.text
