@@ -1,7 +1,7 @@
 """What the page says of spoken consent (issue 46), run by Node as the browser runs the page's modules: a rejected
-reading's reason, a sample whose speaker is not the consent's with its score beside the threshold, the consent
-refusals answered at once (`consent_recording_required`, `consent_not_verified`, `consent_expired`), and a voice's
-likeness."""
+reading's reason, a sample whose speaker is not the consent's with its score beside the threshold, or with the
+seconds where someone else speaks in it (issue 56), the consent refusals answered at once
+(`consent_recording_required`, `consent_not_verified`, `consent_expired`), and a voice's likeness."""
 
 from __future__ import annotations
 
@@ -59,6 +59,36 @@ def test_a_speaker_mismatch_is_said_with_its_score_and_the_threshold_and_other_f
         "This sample is synthesized speech (it carries the watermark of voices like the ones made here): a voice"
         " is not cloned from a clone. Record the speaker themself.",
     ]
+
+
+def test_someone_else_in_part_of_a_sample_is_said_with_the_seconds_where_they_speak() -> None:
+    spliced = {
+        "failureReason": "speaker_mismatch: the speech from 4.6 s to 21.7 s is not the consent's speaker (matching"
+        " it at 0.42; the same speaker from 0.71; the whole sample at 0.76, from 0.74)",
+        "speakerMatch": 0.7561,
+    }
+    twice = {
+        "failureReason": "speaker_mismatch: the speech from 0.5 s to 3.9 s and from 20.1 s to 24.0 s are not the"
+        " consent's speaker (matching it at 0.51; the same speaker from 0.71; the whole sample at 0.81, from 0.74)",
+        "speakerMatch": 0.81,
+    }
+    mixed = {
+        "failureReason": "mixed_speakers: the speech from 8.0 s to 11.4 s is not the voice of the rest of the sample"
+        " (matching it at 0.49; the same voice from 0.69)",
+    }
+    said = run(
+        "words.js",
+        f"[{json.dumps(spliced)}, {json.dumps(twice)}, {json.dumps(mixed)}].map((s) => m.sampleFailureWords(s, 0.74))",
+    )
+    assert said == [
+        "From 4.6 s to 21.7 s, this sample is not the voice that read the consent: someone else is speaking there."
+        " Record the sample yourself, with no one else speaking.",
+        "From 0.5 s to 3.9 s and from 20.1 s to 24.0 s, this sample is not the voice that read the consent: someone"
+        " else is speaking there. Record the sample yourself, with no one else speaking.",
+        "This sample holds two voices: from 8.0 s to 11.4 s it is not the voice of the rest. A sample is one"
+        " person's voice: record it again, with no one else speaking.",
+    ]
+    assert not any("0.76" in words or "_" in words for words in said), "no score that passed, no code"
 
 
 @pytest.mark.parametrize(

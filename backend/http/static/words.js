@@ -27,9 +27,35 @@ export function speakerMismatchWords(score, threshold) {
   );
 }
 
-/** Why a sample failed on the queue (its status: `failureReason`, and `speakerMatch` when it was judged). */
+/** The stretches of a sample a refusal names ("the speech from 4.2 s to 24.0 s and from ..."), as [start, end]. */
+export function namedSeconds(reason) {
+  return [...reason.matchAll(/from (\d+(?:\.\d+)?) s to (\d+(?:\.\d+)?) s/g)].map((m) => [Number(m[1]), Number(m[2])]);
+}
+
+/** "from 4.2 s to 24.0 s", or "from 0.5 s to 3.9 s and from 20.1 s to 24.0 s". */
+function stretchWords(stretches) {
+  return stretches.map(([start, end]) => `from ${start.toFixed(1)} s to ${end.toFixed(1)} s`).join(" and ");
+}
+
+/**
+ * Why a sample failed on the queue (its status: `failureReason`, and `speakerMatch` when it was judged). Someone
+ * else's voice in part of it (issue 56) is said with the seconds where it speaks.
+ */
 export function sampleFailureWords(sample, threshold) {
   const reason = sample.failureReason || "";
+  const stretches = namedSeconds(reason);
+  if (reason.startsWith("speaker_mismatch") && stretches.length) {
+    return (
+      `${capitalised(stretchWords(stretches))}, this sample is not the voice that read the consent: someone else` +
+      " is speaking there. Record the sample yourself, with no one else speaking."
+    );
+  }
+  if (reason.startsWith("mixed_speakers") && stretches.length) {
+    return (
+      `This sample holds two voices: ${stretchWords(stretches)} it is not the voice of the rest.` +
+      " A sample is one person's voice: record it again, with no one else speaking."
+    );
+  }
   if (reason.startsWith("speaker_mismatch") && typeof sample.speakerMatch === "number") {
     return speakerMismatchWords(sample.speakerMatch, threshold);
   }
@@ -40,6 +66,10 @@ export function sampleFailureWords(sample, threshold) {
     );
   }
   return `This sample was refused: ${reason || "it could not be checked"}.`;
+}
+
+function capitalised(words) {
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
 /** Why a likeness is missing (`likenessError`). */
