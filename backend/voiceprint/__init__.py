@@ -5,7 +5,9 @@ of the resemblyzer 0.1.4 wheel (Apache-2.0), read without torch (`weights`), wri
 and run by onnxruntime on one thread (`encoder`), after the encoder's own preprocessing (`features`): 16 kHz
 mono raised to -30 dBFS, pauses over 180 ms cut by WebRTC VAD, 40-band power mel frames, partial utterances of
 1.6 s at 1.3 a second; the 256-value embedding of each, their mean, L2-normalised. Two prints are compared by
-cosine (`Voiceprint.similarity`).
+cosine (`Voiceprint.similarity`). `speech_prints` keeps each partial's embedding with the seconds of the
+recording it stands for, and `windows` judges them 3.1 s at a time: another voice spliced into a sample, which
+its mean print hides, is found and named in seconds (issue 56).
 
 `voiceprint` is pure CPU work, thread-safe, for the fair CPU executor: 3.4 ms of CPU per second of audio on one
 core, 18 ms for a 6 s recording (bench/voiceprint.py; 7.9 ms per second with the same network in numpy); the
