@@ -138,11 +138,11 @@ def stock_likeness(samples: Voiceprint, language: str | None) -> float | None:
     return None if stock is None else round(samples.similarity(stock), 3)
 
 
-def similarity(samples: Voiceprint, spoken: bytes) -> float | None:
-    """The cosine between ``samples`` and the print of ``spoken`` (an audio file), rounded to 3 places; None
-    when it holds too little speech. CPU work, raising as `samples_print`."""
-    decoded = decode_audio(spoken)
-    found = voiceprint(decoded.samples, decoded.sample_rate)
+def similarity(samples: Voiceprint, spoken: Sequence[bytes]) -> float | None:
+    """The cosine between ``samples`` and the print of ``spoken`` (what a provider spoke: audio files, the pieces
+    of one render), rounded to 3 places; None when it holds too little speech. CPU work, raising as
+    `samples_print`."""
+    found = samples_print(spoken)
     return None if found is None else round(samples.similarity(found), 3)
 
 
@@ -221,7 +221,7 @@ async def probe(ctx: Lifecycle, attempt: AttemptRow, inputs: ProbeInputs | None 
         ctx,
         _Judged(attempt.id, attempt.owner_id, voice.voice_id, inputs.language),
         samples,
-        spoken.audio,
+        [spoken.audio],
         LikenessSource.PROBE,
     )
 
@@ -250,12 +250,12 @@ async def judge_render(
     owner_id: uuid.UUID,
     voice_id: uuid.UUID,
     voice: ProviderVoice,
-    audio: bytes,
+    spoken: Sequence[bytes],
     source: LikenessSource,
 ) -> None:
-    """Judge the attempt that made `voice` (the voice's current provider voice) on `audio`, a preview or render
-    it spoke, unless it was judged already: with VOICEGATE_LIKENESS_PROBE=off, or a voice in a language without
-    a probe sentence."""
+    """Judge the attempt that made `voice` (the voice's current provider voice) on `spoken`, a preview or render as
+    its provider spoke it (before the watermark, which is voicegate's, not the voice's), unless it was judged
+    already: with VOICEGATE_LIKENESS_PROBE=off, or a voice in a language without a probe sentence."""
     async with ctx.db.service_transaction() as conn:
         params = {"voice_id": voice_id, "provider": voice.provider, "provider_voice_id": voice.voice_id}
         found = await fetch_optional(conn, _Q["unjudged_for_render"], params)
@@ -266,14 +266,14 @@ async def judge_render(
     if data is None:
         verdict = judgement(source, error=NoLikeness.NO_SAMPLE)
     else:
-        verdict = await _judge(ctx, judged, Voiceprint.from_bytes(data), audio, source)
+        verdict = await _judge(ctx, judged, Voiceprint.from_bytes(data), spoken, source)
     params = {"attempt_id": judged.attempt_id, "provider_voice_id": judged.provider_voice_id, **verdict}
     async with ctx.db.service_statement() as conn:
         await fetch_optional(conn, _Q["record_likeness"], params)
 
 
 async def _judge(
-    ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: bytes, source: LikenessSource
+    ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: Sequence[bytes], source: LikenessSource
 ) -> dict[str, Any]:
     """The `judgement` of what the provider spoke against the samples' print, with the stock voice's beside it."""
     try:
@@ -295,7 +295,7 @@ async def _judge(
     return judgement(source, score=score, baseline=baseline)
 
 
-def _scores(samples: Voiceprint, spoken: bytes, language: str | None) -> tuple[float | None, float | None]:
+def _scores(samples: Voiceprint, spoken: Sequence[bytes], language: str | None) -> tuple[float | None, float | None]:
     """`similarity` of what was spoken, and `stock_likeness` (CPU work)."""
     return similarity(samples, spoken), stock_likeness(samples, language)
 

@@ -98,7 +98,7 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         owner_id=attempt.owner_id,
         voice_id=attempt.voice_id,
         voice=voice,
-        audio=audio,
+        spoken=[spoken.audio],
         source=LikenessSource.PREVIEW,
     )
     return Outcome(status=ready.preview_status)

@@ -205,7 +205,12 @@ async def _render(ctx: Lifecycle, job: JobToSpeak, voice: ProviderVoice, parts: 
         return Outcome(status="stale")
     # VOICEGATE_LIKENESS_PROBE=off: the voice's first render is what its likeness is judged on.
     await likeness.judge_render(
-        ctx, owner_id=job.owner_id, voice_id=job.voice_id, voice=voice, audio=wav, source=LikenessSource.RENDER
+        ctx,
+        owner_id=job.owner_id,
+        voice_id=job.voice_id,
+        voice=voice,
+        spoken=[result.audio for result in spoken],
+        source=LikenessSource.RENDER,
     )
     return Outcome(status=SynthesisJobStatus.SUCCEEDED)
 
