@@ -193,6 +193,77 @@ CREATE DOMAIN voicegate.sha256_hex AS text;
 ALTER DOMAIN voicegate.sha256_hex OWNER TO voicegate_migrator;
 
 --
+-- Name: voice_consents; Type: TABLE; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE TABLE public.voice_consents (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    owner_id uuid DEFAULT auth.uid() NOT NULL,
+    subject_name text NOT NULL,
+    consent_text_version text NOT NULL,
+    accepted_at timestamp with time zone DEFAULT now() NOT NULL,
+    user_agent text,
+    ip_hash text,
+    statement_sample_path text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    keep_sample boolean DEFAULT false NOT NULL,
+    keep_sample_withdrawn_at timestamp with time zone,
+    kind text DEFAULT 'checkbox'::text NOT NULL,
+    status text DEFAULT 'accepted'::text NOT NULL,
+    phrase text,
+    code text,
+    language text,
+    expires_at timestamp with time zone,
+    recording_sha256 text,
+    voiceprint bytea,
+    word_accuracy real,
+    speech_seconds real,
+    refusal text,
+    verified_at timestamp with time zone,
+    evidence_expires_at timestamp with time zone,
+    evidence_purged_at timestamp with time zone,
+    CONSTRAINT voice_consents_code_check CHECK ((code ~ '^[0-9]{4}$'::text)),
+    CONSTRAINT voice_consents_consent_text_version_check CHECK (((length(consent_text_version) >= 1) AND (length(consent_text_version) <= 50))),
+    CONSTRAINT voice_consents_ip_hash_check CHECK ((length(ip_hash) <= 128)),
+    CONSTRAINT voice_consents_kind_check CHECK ((kind = ANY (ARRAY['checkbox'::text, 'spoken'::text]))),
+    CONSTRAINT voice_consents_kind_status CHECK ((((kind = 'checkbox'::text) AND (status = 'accepted'::text)) OR ((kind = 'spoken'::text) AND (status <> 'accepted'::text) AND (phrase IS NOT NULL) AND (code IS NOT NULL) AND (language IS NOT NULL) AND (expires_at IS NOT NULL)))),
+    CONSTRAINT voice_consents_language_check CHECK ((language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)),
+    CONSTRAINT voice_consents_phrase_check CHECK (((length(phrase) >= 1) AND (length(phrase) <= 1000))),
+    CONSTRAINT voice_consents_recording_sha256_check CHECK ((recording_sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT voice_consents_refusal_check CHECK ((refusal = ANY (ARRAY['phrase_mismatch'::text, 'not_speech'::text, 'too_short'::text, 'expired'::text]))),
+    CONSTRAINT voice_consents_speech_seconds_check CHECK ((speech_seconds >= (0)::double precision)),
+    CONSTRAINT voice_consents_statement_sample_path_check CHECK ((length(statement_sample_path) <= 1024)),
+    CONSTRAINT voice_consents_status_check CHECK ((status = ANY (ARRAY['accepted'::text, 'awaiting_recording'::text, 'verified'::text, 'rejected'::text]))),
+    CONSTRAINT voice_consents_subject_name_check CHECK (((length(btrim(subject_name)) >= 1) AND (length(btrim(subject_name)) <= 200))),
+    CONSTRAINT voice_consents_user_agent_check CHECK ((length(user_agent) <= 1000)),
+    CONSTRAINT voice_consents_verified_has_evidence CHECK (((status <> 'verified'::text) OR (evidence_purged_at IS NOT NULL) OR ((voiceprint IS NOT NULL) AND (statement_sample_path IS NOT NULL) AND (verified_at IS NOT NULL)))),
+    CONSTRAINT voice_consents_voiceprint_check CHECK ((length(voiceprint) = 1024)),
+    CONSTRAINT voice_consents_word_accuracy_check CHECK (((word_accuracy >= (0)::double precision) AND (word_accuracy <= (1)::double precision)))
+);
+
+
+ALTER TABLE public.voice_consents OWNER TO voicegate_migrator;
+
+--
+-- Name: voice_consent_state(public.voice_consents); Type: FUNCTION; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION public.voice_consent_state(c public.voice_consents) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when c.kind = 'checkbox' then 'accepted'
+    when c.evidence_purged_at is not null then 'purged'
+    when c.status in ('awaiting_recording', 'rejected') and c.expires_at <= now() then 'expired'
+    else c.status
+  end
+$$;
+
+
+ALTER FUNCTION public.voice_consent_state(c public.voice_consents) OWNER TO voicegate_migrator;
+
+--
 -- Name: voice_launch_readiness(uuid); Type: FUNCTION; Schema: public; Owner: voicegate_migrator
 --
 
@@ -1916,58 +1987,6 @@ ALTER TABLE public.voice_clone_outbox ALTER COLUMN id ADD GENERATED ALWAYS AS ID
     NO MAXVALUE
     CACHE 1
 );
-
---
--- Name: voice_consents; Type: TABLE; Schema: public; Owner: voicegate_migrator
---
-
-CREATE TABLE public.voice_consents (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    owner_id uuid DEFAULT auth.uid() NOT NULL,
-    subject_name text NOT NULL,
-    consent_text_version text NOT NULL,
-    accepted_at timestamp with time zone DEFAULT now() NOT NULL,
-    user_agent text,
-    ip_hash text,
-    statement_sample_path text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    keep_sample boolean DEFAULT false NOT NULL,
-    keep_sample_withdrawn_at timestamp with time zone,
-    kind text DEFAULT 'checkbox'::text NOT NULL,
-    status text DEFAULT 'accepted'::text NOT NULL,
-    phrase text,
-    code text,
-    language text,
-    expires_at timestamp with time zone,
-    recording_sha256 text,
-    voiceprint bytea,
-    word_accuracy real,
-    speech_seconds real,
-    refusal text,
-    verified_at timestamp with time zone,
-    evidence_expires_at timestamp with time zone,
-    evidence_purged_at timestamp with time zone,
-    CONSTRAINT voice_consents_code_check CHECK ((code ~ '^[0-9]{4}$'::text)),
-    CONSTRAINT voice_consents_consent_text_version_check CHECK (((length(consent_text_version) >= 1) AND (length(consent_text_version) <= 50))),
-    CONSTRAINT voice_consents_ip_hash_check CHECK ((length(ip_hash) <= 128)),
-    CONSTRAINT voice_consents_kind_check CHECK ((kind = ANY (ARRAY['checkbox'::text, 'spoken'::text]))),
-    CONSTRAINT voice_consents_kind_status CHECK ((((kind = 'checkbox'::text) AND (status = 'accepted'::text)) OR ((kind = 'spoken'::text) AND (status <> 'accepted'::text) AND (phrase IS NOT NULL) AND (code IS NOT NULL) AND (language IS NOT NULL) AND (expires_at IS NOT NULL)))),
-    CONSTRAINT voice_consents_language_check CHECK ((language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)),
-    CONSTRAINT voice_consents_phrase_check CHECK (((length(phrase) >= 1) AND (length(phrase) <= 1000))),
-    CONSTRAINT voice_consents_recording_sha256_check CHECK ((recording_sha256 ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT voice_consents_refusal_check CHECK ((refusal = ANY (ARRAY['phrase_mismatch'::text, 'not_speech'::text, 'too_short'::text, 'expired'::text]))),
-    CONSTRAINT voice_consents_speech_seconds_check CHECK ((speech_seconds >= (0)::double precision)),
-    CONSTRAINT voice_consents_statement_sample_path_check CHECK ((length(statement_sample_path) <= 1024)),
-    CONSTRAINT voice_consents_status_check CHECK ((status = ANY (ARRAY['accepted'::text, 'awaiting_recording'::text, 'verified'::text, 'rejected'::text]))),
-    CONSTRAINT voice_consents_subject_name_check CHECK (((length(btrim(subject_name)) >= 1) AND (length(btrim(subject_name)) <= 200))),
-    CONSTRAINT voice_consents_user_agent_check CHECK ((length(user_agent) <= 1000)),
-    CONSTRAINT voice_consents_verified_has_evidence CHECK (((status <> 'verified'::text) OR (evidence_purged_at IS NOT NULL) OR ((voiceprint IS NOT NULL) AND (statement_sample_path IS NOT NULL) AND (verified_at IS NOT NULL)))),
-    CONSTRAINT voice_consents_voiceprint_check CHECK ((length(voiceprint) = 1024)),
-    CONSTRAINT voice_consents_word_accuracy_check CHECK (((word_accuracy >= (0)::double precision) AND (word_accuracy <= (1)::double precision)))
-);
-
-
-ALTER TABLE public.voice_consents OWNER TO voicegate_migrator;
 
 --
 -- Name: voice_provider_references; Type: TABLE; Schema: public; Owner: voicegate_migrator
@@ -3698,6 +3717,63 @@ GRANT USAGE ON SCHEMA pgmq TO service_role;
 GRANT USAGE ON SCHEMA voicegate TO service_role;
 
 --
+-- Name: TABLE voice_consents; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT SELECT ON TABLE public.voice_consents TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.voice_consents TO service_role;
+
+--
+-- Name: COLUMN voice_consents.id; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT INSERT(id) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.subject_name; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT INSERT(subject_name) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.consent_text_version; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT INSERT(consent_text_version) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.user_agent; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT INSERT(user_agent) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.ip_hash; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT INSERT(ip_hash) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.statement_sample_path; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT INSERT(statement_sample_path) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: COLUMN voice_consents.keep_sample; Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+GRANT INSERT(keep_sample) ON TABLE public.voice_consents TO authenticated;
+
+--
+-- Name: FUNCTION voice_consent_state(c public.voice_consents); Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION public.voice_consent_state(c public.voice_consents) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.voice_consent_state(c public.voice_consents) TO authenticated;
+GRANT ALL ON FUNCTION public.voice_consent_state(c public.voice_consents) TO service_role;
+
+--
 -- Name: FUNCTION voice_launch_readiness(p_reflection_id uuid); Type: ACL; Schema: public; Owner: voicegate_migrator
 --
 
@@ -4111,55 +4187,6 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.voice_clone_attempt_samples TO
 --
 
 GRANT SELECT,INSERT ON TABLE public.voice_clone_outbox TO service_role;
-
---
--- Name: TABLE voice_consents; Type: ACL; Schema: public; Owner: voicegate_migrator
---
-
-GRANT SELECT ON TABLE public.voice_consents TO authenticated;
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.voice_consents TO service_role;
-
---
--- Name: COLUMN voice_consents.id; Type: ACL; Schema: public; Owner: voicegate_migrator
---
-
-GRANT INSERT(id) ON TABLE public.voice_consents TO authenticated;
-
---
--- Name: COLUMN voice_consents.subject_name; Type: ACL; Schema: public; Owner: voicegate_migrator
---
-
-GRANT INSERT(subject_name) ON TABLE public.voice_consents TO authenticated;
-
---
--- Name: COLUMN voice_consents.consent_text_version; Type: ACL; Schema: public; Owner: voicegate_migrator
---
-
-GRANT INSERT(consent_text_version) ON TABLE public.voice_consents TO authenticated;
-
---
--- Name: COLUMN voice_consents.user_agent; Type: ACL; Schema: public; Owner: voicegate_migrator
---
-
-GRANT INSERT(user_agent) ON TABLE public.voice_consents TO authenticated;
-
---
--- Name: COLUMN voice_consents.ip_hash; Type: ACL; Schema: public; Owner: voicegate_migrator
---
-
-GRANT INSERT(ip_hash) ON TABLE public.voice_consents TO authenticated;
-
---
--- Name: COLUMN voice_consents.statement_sample_path; Type: ACL; Schema: public; Owner: voicegate_migrator
---
-
-GRANT INSERT(statement_sample_path) ON TABLE public.voice_consents TO authenticated;
-
---
--- Name: COLUMN voice_consents.keep_sample; Type: ACL; Schema: public; Owner: voicegate_migrator
---
-
-GRANT INSERT(keep_sample) ON TABLE public.voice_consents TO authenticated;
 
 --
 -- Name: TABLE voice_provider_references; Type: ACL; Schema: public; Owner: voicegate_migrator

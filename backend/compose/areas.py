@@ -37,7 +37,14 @@ def build_areas(settings: Settings, lifecycle: Lifecycle) -> Areas:
     db, storage = lifecycle.db, lifecycle.storage
     return Areas(
         attempts=AttemptsService(db),
-        consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days, settings.user_limits),
+        consents=ConsentsService(
+            db,
+            storage,
+            lifecycle.cpu,
+            settings.sample_retention_days,
+            settings.user_limits,
+            settings.consent_phrase_seconds,
+        ),
         reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
         samples=SamplesService(db, storage, settings),
         speech=SpeechService(db, lifecycle.providers, settings.provider_settings),

@@ -106,6 +106,8 @@ NOBODY: dict[str, set[str]] = {}
 EVERYONE: Final = {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE}
 FUNCTIONS: Allowed = {
     "public.voice_launch_readiness(uuid)": {"authenticated": EXECUTE, "service_role": EXECUTE},
+    # A consent's state, read by the service as the user (RLS) and as itself.
+    "public.voice_consent_state(public.voice_consents)": {"authenticated": EXECUTE, "service_role": EXECUTE},
     # SECURITY DEFINER lifecycle functions: the service's alone.
     "voicegate.transition_attempt(uuid,integer,text,text,text,text,text,jsonb)": SERVICE_ONLY,
     "voicegate.extend_attempt_lease(uuid,text,integer)": SERVICE_ONLY,
