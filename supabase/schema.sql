@@ -230,7 +230,7 @@ CREATE TABLE public.voice_consents (
     CONSTRAINT voice_consents_language_check CHECK ((language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)),
     CONSTRAINT voice_consents_phrase_check CHECK (((length(phrase) >= 1) AND (length(phrase) <= 1000))),
     CONSTRAINT voice_consents_recording_sha256_check CHECK ((recording_sha256 ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT voice_consents_refusal_check CHECK ((refusal = ANY (ARRAY['phrase_mismatch'::text, 'not_speech'::text, 'too_short'::text, 'expired'::text]))),
+    CONSTRAINT voice_consents_refusal_check CHECK ((refusal = ANY (ARRAY['phrase_mismatch'::text, 'too_noisy'::text, 'not_speech'::text, 'too_short'::text, 'expired'::text]))),
     CONSTRAINT voice_consents_speech_seconds_check CHECK ((speech_seconds >= (0)::double precision)),
     CONSTRAINT voice_consents_statement_sample_path_check CHECK ((length(statement_sample_path) <= 1024)),
     CONSTRAINT voice_consents_status_check CHECK ((status = ANY (ARRAY['accepted'::text, 'awaiting_recording'::text, 'verified'::text, 'rejected'::text]))),

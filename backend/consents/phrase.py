@@ -74,10 +74,11 @@ import numpy as np
 import numpy.typing as npt
 import pocketsphinx
 
-from backend.audio.measure import detect_speech, downmix, resample
+from backend.audio.measure import Speech, detect_speech, downmix, resample, snr_estimate
+from backend.audio.process import pauses, reduce_noise
 
 F32 = npt.NDArray[np.float32]
-Refusal = Literal["not_speech", "too_short", "phrase_mismatch"]
+Refusal = Literal["not_speech", "too_short", "phrase_mismatch", "too_noisy"]
 
 #: The acoustic model's rate: recordings are resampled to it.
 RATE: Final = 16000
@@ -92,10 +93,18 @@ NOT_SPEECH_SECONDS: Final = 0.3
 MIN_SPEECH_SECONDS: Final = 3.0
 #: Below this word accuracy the recording does not say the phrase (see the module's docstring).
 MIN_WORD_ACCURACY: Final = 0.50
+#: A recording whose phrase was not heard, under this speech-to-noise ratio (dB, as the samples' quality report
+#: measures it), is refused as too noisy rather than as another sentence: right readings start to fail there
+#: (see the module's docstring), and the room, not the reading, is what to change.
+NOISY_SNR_DB: Final = 20.0
 #: Words of the phrase the dictionary lacks, with their pronunciation (the model's ARPAbet phones).
 EXTRA_WORDS: Final = {"voicegate": "V OY S G EY T"}
 #: Audio goes to the decoder this many seconds at a time; the GIL is free between blocks.
 BLOCK_SECONDS: Final = 0.1
+#: pocketsphinx's word insertion penalty (its `wip`; 0.65 by default), a factor on each word's path score: in noise
+#: the decoder strung short words of the loop ("i", "to", "the") through every gap, and these insertions were the
+#: errors (see the module's docstring for how it was set).
+WORD_INSERTION_PENALTY: Final = 0.01
 #: The recording's loudest frames (99th percentile of 30 ms frame power) are brought to this level, amplified by
 #: at most ``MAX_GAIN_DB``: the decoder's cepstral mean starts from a typical level and adapts as it goes, and
 #: a recording far under it lost words at its start (word accuracy 0.87 against 0.91 at -30 dB).
@@ -127,6 +136,12 @@ class PhraseCheck(msgspec.Struct, frozen=True):
     speech_seconds: float
     #: The words recognised, for the audit trail.
     heard: str
+    #: The recording's speech-to-noise ratio in dB as the samples' quality report measures it (None when it has no
+    #: speech, or nothing to take the noise from).
+    snr_db: float | None = None
+    #: Whether the words were heard in the recording with its noise gated, as samples are cleaned (a second
+    #: hearing, taken when the recording as it came did not say the phrase).
+    cleaned: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,31 +200,31 @@ def check_phrase(samples: npt.ArrayLike, rate: int, phrase: Phrase) -> PhraseChe
     words, and for audio of another shape or a rate that is not positive."""
     pool = _POOLS[_language_name(phrase.language)]
     audio = _mono_16k(samples, rate)
-    speech_seconds = detect_speech(audio, RATE).seconds
+    speech = detect_speech(audio, RATE)
+    snr = snr_estimate(speech)
     with pool.recogniser() as recogniser:
         reference = _reference(phrase, recogniser)
         vocabulary = sorted({word for word in reference if word is not None} | set(DIGIT_WORDS))
-        heard = recogniser.recognise(audio, vocabulary) if speech_seconds > 0 else []
-        errors, matched = align(reference, heard, recogniser.same)
-    scorable = sum(word is not None for word in reference)
-    code_positions = range(len(reference) - CODE_DIGITS, len(reference))
-    return PhraseCheck(
-        word_accuracy=round(max(0.0, 1.0 - errors / scorable), 3),
-        code_heard=all(position in matched for position in code_positions),
-        speech_seconds=round(speech_seconds, 2),
-        heard=" ".join(heard),
-    )
+        check = _hearing(recogniser, reference, vocabulary, audio, speech=speech, snr=snr, cleaned=False)
+        if refusal(check) in {"phrase_mismatch", "too_noisy"}:
+            gated = _gated(audio, speech)
+            cleaned = _hearing(recogniser, reference, vocabulary, gated, speech=speech, snr=snr, cleaned=True)
+            if _rank(cleaned) > _rank(check):
+                check = cleaned
+    return check
 
 
 def refusal(check: PhraseCheck) -> Refusal | None:
     """None when the recording says the phrase; else why not (the first that applies): "not_speech",
-    "too_short" or "phrase_mismatch" (see the module's docstring)."""
+    "too_short", or the phrase not heard: "too_noisy" under ``NOISY_SNR_DB``, else "phrase_mismatch" (see the
+    module's docstring)."""
     if check.speech_seconds < NOT_SPEECH_SECONDS:
         return "not_speech"
     if check.speech_seconds < MIN_SPEECH_SECONDS:
         return "too_short"
     if check.word_accuracy < MIN_WORD_ACCURACY or not check.code_heard:
-        return "phrase_mismatch"
+        noisy = check.snr_db is not None and check.snr_db < NOISY_SNR_DB
+        return "too_noisy" if noisy else "phrase_mismatch"
     return None
 
 
@@ -229,12 +244,16 @@ def words(text: str) -> list[str | None]:
 def align(
     reference: Sequence[str | None], heard: Sequence[str], same: Callable[[str, str], bool]
 ) -> tuple[int, set[int]]:
-    """The fewest errors (substitutions, deletions, insertions) that turn ``reference`` into ``heard``, and the
-    positions of ``reference`` that one such alignment matches. A None in ``reference`` is a gap that takes
-    any number of heard words at no cost. Among equal alignments, a match is taken over an error."""
+    """The fewest errors (substitutions, deletions, insertions) that turn ``reference`` into a stretch of
+    ``heard``, and the positions of ``reference`` that one such alignment matches. Words heard before the stretch
+    and after it are no errors: the phrase is scored where it was said, not charged with what the recogniser made
+    of the noise before and after it; every word of the phrase is still a match or an error, and so is every word
+    heard inside the stretch. A None in ``reference`` is a gap that takes any number of heard words at no cost.
+    Among alignments with the fewest errors, one with the most matches is taken."""
     rows, cols = len(reference), len(heard)
+    # Costs count an error as `scale` and a match as -1: no number of matches outweighs an error.
+    scale = rows + 1
     cost = np.zeros((rows + 1, cols + 1), dtype=np.int64)
-    cost[0, :] = np.arange(cols + 1)
     for i in range(1, rows + 1):
         word = reference[i - 1]
         if word is None:
@@ -242,13 +261,13 @@ def align(
             for j in range(1, cols + 1):
                 cost[i, j] = min(cost[i - 1, j], cost[i, j - 1])
             continue
-        cost[i, 0] = cost[i - 1, 0] + 1
+        cost[i, 0] = cost[i - 1, 0] + scale
         for j in range(1, cols + 1):
-            cost[i, j] = min(
-                cost[i - 1, j - 1] + (0 if same(word, heard[j - 1]) else 1), cost[i - 1, j] + 1, cost[i, j - 1] + 1
-            )
+            step = -1 if same(word, heard[j - 1]) else scale
+            cost[i, j] = min(cost[i - 1, j - 1] + step, cost[i - 1, j] + scale, cost[i, j - 1] + scale)
+    i, j = rows, int(np.argmin(cost[rows]))
+    best = int(cost[i, j])
     matched: set[int] = set()
-    i, j = rows, cols
     while i > 0:
         word = reference[i - 1]
         if word is None:
@@ -256,16 +275,16 @@ def align(
                 j -= 1
             else:
                 i -= 1
-        elif j > 0 and cost[i, j] == cost[i - 1, j - 1] and same(word, heard[j - 1]):
+        elif j > 0 and cost[i, j] == cost[i - 1, j - 1] - 1 and same(word, heard[j - 1]):
             matched.add(i - 1)
             i, j = i - 1, j - 1
-        elif j > 0 and cost[i, j] == cost[i - 1, j - 1] + 1:
+        elif j > 0 and cost[i, j] == cost[i - 1, j - 1] + scale:
             i, j = i - 1, j - 1
-        elif cost[i, j] == cost[i - 1, j] + 1:
+        elif cost[i, j] == cost[i - 1, j] + scale:
             i -= 1
         else:
             j -= 1
-    return int(cost[rows, cols]), matched
+    return (best + len(matched)) // scale, matched
 
 
 class _Recogniser:
@@ -278,6 +297,7 @@ class _Recogniser:
             lm=None,
             # The lattice search (bestpath) cost 0.2 s a call and changed no word heard on a grammar this small.
             bestpath=False,
+            wip=WORD_INSERTION_PENALTY,
             loglevel="ERROR",
         )
         self._decoder = pocketsphinx.Decoder(config)
@@ -351,6 +371,43 @@ class _Pool:
 
 
 _POOLS: Final = {name: _Pool(spec) for name, spec in _LANGUAGES.items()}
+
+
+def _hearing(
+    recogniser: _Recogniser,
+    reference: list[str | None],
+    vocabulary: Sequence[str],
+    audio: F32,
+    *,
+    speech: Speech,
+    snr: float | None,
+    cleaned: bool,
+) -> PhraseCheck:
+    """What ``audio`` was heard to say against the phrase's ``reference``."""
+    heard = recogniser.recognise(audio, vocabulary) if speech.seconds > 0 else []
+    errors, matched = align(reference, heard, recogniser.same)
+    scorable = sum(word is not None for word in reference)
+    code_positions = range(len(reference) - CODE_DIGITS, len(reference))
+    return PhraseCheck(
+        word_accuracy=round(max(0.0, 1.0 - errors / scorable), 3),
+        code_heard=all(position in matched for position in code_positions),
+        speech_seconds=round(speech.seconds, 2),
+        heard=" ".join(heard),
+        snr_db=None if snr is None else round(snr, 1),
+        cleaned=cleaned,
+    )
+
+
+def _rank(check: PhraseCheck) -> tuple[bool, bool, float]:
+    """Which of two hearings of one recording is the better: one that says the phrase, then one that heard its code,
+    then the higher word accuracy."""
+    return refusal(check) is None, check.code_heard, check.word_accuracy
+
+
+def _gated(audio: F32, speech: Speech) -> F32:
+    """``audio`` with its noise gated as a sample's is (`backend.audio.process.reduce_noise`, the noise taken from
+    the pauses, or from the recording itself when it has too few)."""
+    return reduce_noise(audio, RATE, pauses(audio, RATE, speech))
 
 
 def _language(language: str) -> _Language:

@@ -70,7 +70,7 @@ ACTOR: Final = "consent-check"
 
 Policy = Literal["checkbox", "spoken"]
 Verdict = Literal["verified", "rejected"]
-Refusal = Literal["phrase_mismatch", "not_speech", "too_short"]
+Refusal = Literal["phrase_mismatch", "too_noisy", "not_speech", "too_short"]
 
 
 class ConsentRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
