@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,9 @@ from backend.secret import Secret, is_loopback_host
 from backend.standard_webhooks.signing import secret_key
 
 DEFAULT_DATA_DIR = Path(".voicegate")
+#: The bounds of VOICEGATE_CONSENT_PHRASE_SECONDS (see `_check_phrase_seconds`).
+MIN_PHRASE_SECONDS = 60
+MAX_PHRASE_SECONDS = 3600
 
 
 class SettingsError(ValueError):
@@ -83,8 +87,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     (one every window / creates seconds: 12 s at the defaults)."""
     user_open_consents: int = 20
     """VOICEGATE_USER_OPEN_CONSENTS: spoken consents one user may have awaiting their recording at once (each
-    lapses 10 minutes after it is made); one more is answered 429 `open_consents_limited`, with Retry-After the
-    seconds until the oldest lapses."""
+    lapses VOICEGATE_CONSENT_PHRASE_SECONDS after it is made); one more is answered 429 `open_consents_limited`,
+    with Retry-After the seconds until the oldest lapses."""
     user_draft_voices: int = 50
     """VOICEGATE_USER_DRAFT_VOICES: draft voices (`POST /api/clone/upload-url`, never finalized) one user may have
     at once; a draft does not lapse, so one more is answered 429 `draft_voices_limited` until they finalize or
@@ -123,6 +127,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upload (`consent=true`), or a verified spoken consent named by `consentId`. `spoken`: only a verified spoken
     consent (`POST /api/v1/consents`, then its recording), whose speaker every sample must be; a sample sent
     without one is refused with 422 `consent_recording_required`."""
+    consent_phrase_seconds: int = 600
+    """VOICEGATE_CONSENT_PHRASE_SECONDS: how long a spoken consent's phrase may be recorded in after it is made (its
+    `expiresAt`), from 60 s to an hour. Its code is for that sitting: past it, the consent is `expired` and a
+    recording of it is refused with 422 `consent_expired` before its audio is read."""
     storage_wait_seconds: float = 3600.0
     """VOICEGATE_STORAGE_WAIT_SECONDS: how long a queue message may wait out Storage being unreachable (handed
     back uncounted) before it is reported (an ERROR log line, a metric, an audit event) and its deliveries
@@ -307,7 +315,8 @@ def _port(url: str) -> int | None:
 def _explain(exc: msgspec.ValidationError) -> str:
     message = str(exc)
     for field, var in _ENV.items():
-        if f"$.{field}" in message:
+        # The whole name: `$.consent` is the start of `$.consent_phrase_seconds` too.
+        if re.search(rf"\$\.{field}\b", message):
             return f"{var}: {message.split(' - at', maxsplit=1)[0]}"
     return message
 
@@ -362,6 +371,7 @@ def _check(settings: Settings) -> None:
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")
     _check_storage_wait(settings.storage_wait_seconds)
+    _check_phrase_seconds(settings.consent_phrase_seconds)
     _check_create_window(settings.user_create_window)
     for field in ("c2pa_cert", "c2pa_key", "c2pa_trust_anchors"):
         # The variables name files, so keys stay out of the environment (and of /proc/<pid>/environ).
@@ -377,6 +387,16 @@ def _check_storage_wait(seconds: float) -> None:
         raise SettingsError(
             "VOICEGATE_STORAGE_WAIT_SECONDS must be a number of seconds, at least 1: how long a queue message waits"
             f" out a Storage outage before it is reported and its deliveries count toward a dead letter (got {seconds})"
+        )
+
+
+def _check_phrase_seconds(seconds: int) -> None:
+    # Reading the phrase takes about 10 s, and a recording may be sent a few times (the page stops one at 40 s);
+    # past an hour the code no longer stands for one sitting, and there is more time to synthesise the phrase.
+    if not MIN_PHRASE_SECONDS <= seconds <= MAX_PHRASE_SECONDS:
+        raise SettingsError(
+            f"VOICEGATE_CONSENT_PHRASE_SECONDS must be from {MIN_PHRASE_SECONDS} to {MAX_PHRASE_SECONDS} seconds: how"
+            f" long a spoken consent's phrase may be recorded in after it is made (got {seconds})"
         )
 
 

@@ -193,6 +193,25 @@ CREATE DOMAIN voicegate.sha256_hex AS text;
 ALTER DOMAIN voicegate.sha256_hex OWNER TO voicegate_migrator;
 
 --
+-- Name: voice_consent_state(text, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION public.voice_consent_state(p_kind text, p_status text, p_expires_at timestamp with time zone, p_evidence_purged_at timestamp with time zone) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when p_kind = 'checkbox' then 'accepted'
+    when p_evidence_purged_at is not null then 'purged'
+    when p_status in ('awaiting_recording', 'rejected') and p_expires_at <= now() then 'expired'
+    else p_status
+  end
+$$;
+
+
+ALTER FUNCTION public.voice_consent_state(p_kind text, p_status text, p_expires_at timestamp with time zone, p_evidence_purged_at timestamp with time zone) OWNER TO voicegate_migrator;
+
+--
 -- Name: voice_launch_readiness(uuid); Type: FUNCTION; Schema: public; Owner: voicegate_migrator
 --
 
@@ -1959,7 +1978,7 @@ CREATE TABLE public.voice_consents (
     CONSTRAINT voice_consents_language_check CHECK ((language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)),
     CONSTRAINT voice_consents_phrase_check CHECK (((length(phrase) >= 1) AND (length(phrase) <= 1000))),
     CONSTRAINT voice_consents_recording_sha256_check CHECK ((recording_sha256 ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT voice_consents_refusal_check CHECK ((refusal = ANY (ARRAY['phrase_mismatch'::text, 'not_speech'::text, 'too_short'::text, 'expired'::text, 'synthetic_speech'::text]))),
+    CONSTRAINT voice_consents_refusal_check CHECK ((refusal = ANY (ARRAY['phrase_mismatch'::text, 'too_noisy'::text, 'not_speech'::text, 'too_short'::text, 'expired'::text, 'synthetic_speech'::text]))),
     CONSTRAINT voice_consents_speech_seconds_check CHECK ((speech_seconds >= (0)::double precision)),
     CONSTRAINT voice_consents_statement_sample_path_check CHECK ((length(statement_sample_path) <= 1024)),
     CONSTRAINT voice_consents_status_check CHECK ((status = ANY (ARRAY['accepted'::text, 'awaiting_recording'::text, 'verified'::text, 'rejected'::text]))),
@@ -3708,6 +3727,14 @@ GRANT USAGE ON SCHEMA pgmq TO service_role;
 --
 
 GRANT USAGE ON SCHEMA voicegate TO service_role;
+
+--
+-- Name: FUNCTION voice_consent_state(p_kind text, p_status text, p_expires_at timestamp with time zone, p_evidence_purged_at timestamp with time zone); Type: ACL; Schema: public; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION public.voice_consent_state(p_kind text, p_status text, p_expires_at timestamp with time zone, p_evidence_purged_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.voice_consent_state(p_kind text, p_status text, p_expires_at timestamp with time zone, p_evidence_purged_at timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION public.voice_consent_state(p_kind text, p_status text, p_expires_at timestamp with time zone, p_evidence_purged_at timestamp with time zone) TO service_role;
 
 --
 -- Name: FUNCTION voice_launch_readiness(p_reflection_id uuid); Type: ACL; Schema: public; Owner: voicegate_migrator

@@ -77,7 +77,7 @@ def preprocess(measured: Measurements, target_rate: int) -> Processed:
     mono = resample(measured.mono, measured.sample_rate, target_rate)
     start_s, end_s = trim_bounds(measured.speech, measured.duration_s)
     segment = mono[int(start_s * target_rate) : int(end_s * target_rate)]
-    denoised = reduce_noise(segment, target_rate, _pauses(mono, target_rate, measured.speech))
+    denoised = reduce_noise(segment, target_rate, pauses(mono, target_rate, measured.speech))
     normalised, loudness, peak = normalise_loudness(denoised, target_rate)
     return Processed(
         wav=float_to_wav(normalised.astype(np.float64), target_rate),
@@ -141,8 +141,9 @@ def limit_true_peak(signal: F32, rate: int) -> tuple[F32, float]:
     return limited, peak
 
 
-def _pauses(mono: F32, rate: int, speech: Speech) -> F32 | None:
-    """The non-speech samples (the noise to gate), or None when the pauses are too short to go by."""
+def pauses(mono: F32, rate: int, speech: Speech) -> F32 | None:
+    """The non-speech samples of ``mono`` by ``speech`` (the noise to gate, for ``reduce_noise``), or None when the
+    pauses are too short to go by."""
     if speech.frames.size == 0:
         return None
     frame_of = np.minimum((np.arange(mono.size) / (rate * VAD_FRAME_S)).astype(np.intp), speech.frames.size - 1)

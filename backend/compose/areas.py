@@ -41,7 +41,14 @@ def build_areas(settings: Settings, lifecycle: Lifecycle, c2pa: Verifier) -> Are
     db, storage = lifecycle.db, lifecycle.storage
     return Areas(
         attempts=AttemptsService(db),
-        consents=ConsentsService(db, storage, lifecycle.cpu, settings.sample_retention_days, settings.user_limits),
+        consents=ConsentsService(
+            db,
+            storage,
+            lifecycle.cpu,
+            settings.sample_retention_days,
+            settings.user_limits,
+            settings.consent_phrase_seconds,
+        ),
         provenance=ProvenanceService(lifecycle.cpu, c2pa),
         reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
         samples=SamplesService(db, storage, settings),

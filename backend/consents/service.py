@@ -2,12 +2,13 @@
 
 A spoken consent is a phrase made for its subject (`backend.consents.phrase`: it names them and voicegate,
 says what they agree to, and ends with a one-time code of four digits), which its subject records within
-`PHRASE_VALID_FOR` seconds. The recording is checked offline for the phrase's words and code, and for
+VOICEGATE_CONSENT_PHRASE_SECONDS. The recording is checked offline for the phrase's words and code, and for
 speech; if it says the phrase, the consent is `verified` and keeps the recording and its speaker's
 voiceprint (`backend.voiceprint`) as evidence, under the samples' retention. Otherwise it is `rejected`
 with the reason (`synthetic_speech` for a recording that carries the watermark of synthesized speech:
-`backend.watermark`), and another recording may follow while the phrase is valid. Every sample stored under a
-spoken consent must be its speaker: the sample check compares their voiceprints (`judge_sample`).
+`backend.watermark`), and another recording may follow while the phrase is valid; past its time it is `expired`.
+What each state allows: `backend.consents.states`. Every sample stored under a spoken consent must be its
+speaker: the sample check compares their voiceprints (`judge_sample`).
 
 `consent_for_sample` is the one place a sample route decides what its sample is stored under: a verified
 spoken consent named by `consentId` (checked as the caller, under RLS), or, unless `VOICEGATE_CONSENT=spoken`,
@@ -32,6 +33,7 @@ from backend.audio.decode import decode_audio
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.consents.phrase import Phrase, PhraseCheck, check_phrase, make_phrase, refusal
+from backend.consents.states import State, check_covers_sample, check_recordable
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -40,8 +42,6 @@ from backend.db.queries import load_queries
 from backend.db.units import Database, as_service
 from backend.errors import (
     Conflict,
-    ConsentExpired,
-    ConsentNotVerified,
     ConsentRecordingRequired,
     ConsentRequired,
     NotFound,
@@ -59,8 +59,6 @@ from backend.voiceprint.windows import Stretch, unlike, wholly_unlike
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
-#: Seconds a phrase may be recorded in after it is made: its code is for this sitting only.
-PHRASE_VALID_FOR: Final = 600
 #: The longest recording of a phrase taken (a phrase takes about 8 s to say).
 MAX_RECORDING_S: Final = 60.0
 #: Where a consent's recording is kept: in its owner's folder of the samples' bucket, under the same retention.
@@ -74,8 +72,8 @@ SPOKEN_TEXT_VERSION: Final = "spoken-2026-11"
 ACTOR: Final = "consent-check"
 
 Policy = Literal["checkbox", "spoken"]
-Status = Literal["accepted", "awaiting_recording", "verified", "rejected"]
-Refusal = Literal["phrase_mismatch", "not_speech", "too_short", "expired", "synthetic_speech"]
+Verdict = Literal["verified", "rejected"]
+Refusal = Literal["phrase_mismatch", "too_noisy", "not_speech", "too_short", "synthetic_speech"]
 
 
 class ConsentRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
@@ -92,7 +90,7 @@ class ConsentCreated(msgspec.Struct, frozen=True, rename="camel"):
 
     consent_id: uuid.UUID
     phrase: str
-    status: Status
+    status: State
     expires_at: datetime
 
 
@@ -100,7 +98,7 @@ class RecordingVerdict(msgspec.Struct, frozen=True, rename="camel", omit_default
     """What the recording was found to say: `verified`, or `rejected` with the reason."""
 
     consent_id: uuid.UUID
-    status: Status
+    status: Verdict
     word_accuracy: float
     speech_seconds: float
     reason: Refusal | None = None
@@ -111,14 +109,17 @@ class ConsentView(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tru
 
     consent_id: uuid.UUID
     kind: Literal["checkbox", "spoken"]
-    status: Status
+    #: Its state (`backend.consents.states`): `expired` once its phrase's time passed unverified, `purged` once
+    #: its evidence was.
+    status: State
     subject_name: str
     language: str | None = None
     phrase: str | None = None
     expires_at: datetime | None = None
     word_accuracy: float | None = None
     speech_seconds: float | None = None
-    reason: Refusal | None = None
+    #: Why its last recording was rejected; `expired` once it has expired.
+    reason: Refusal | Literal["expired"] | None = None
     verified_at: datetime | None = None
     #: When the recording and its voiceprint are purged: the samples' retention after it was verified, or the
     #: end of the latest sample's stored under it.
@@ -190,6 +191,8 @@ class ConsentsService:
     retention_days: float
     #: What one user may create: spoken consents count against `creates` and `open_consents`.
     limits: UserLimits
+    #: VOICEGATE_CONSENT_PHRASE_SECONDS: how long a phrase may be recorded in after it is made.
+    phrase_seconds: int
 
     async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
         """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
@@ -213,7 +216,7 @@ class ConsentsService:
                     "phrase": phrase.text,
                     "code": phrase.code,
                     "language": phrase.language,
-                    "valid_seconds": PHRASE_VALID_FOR,
+                    "valid_seconds": self.phrase_seconds,
                     "open_consents": self.limits.open_consents,
                     **origin.recorded(),
                 },
@@ -233,17 +236,15 @@ class ConsentsService:
     async def record_recording(self, *, claims: UserClaims, consent_id: uuid.UUID, data: bytes) -> RecordingVerdict:
         """Judge the caller's recording of their consent's phrase: `verified` (the recording and its voiceprint
         kept as evidence, the recording at `{owner}/consents/{id}/recording` in the samples' bucket) or
-        `rejected` with the reason. 404 for anyone else's consent, 409 for a checkbox or an already verified one;
-        the audio's own refusals (not audio, too long) as for samples. Either verdict is audited."""
+        `rejected` with the reason. 404 for anyone else's consent; refused before the audio is read, 422
+        `consent_expired` once its phrase's time passed and 409 for one that takes no recording (checkbox,
+        verified); the audio's own refusals (not audio, too long) as for samples. Either verdict is audited."""
         owner_id = uuid.UUID(claims.sub)
         async with self.db.user_statement(claims.raw) as conn:
             row = await fetch_optional(conn, _Q["visible_consent"], {"id": consent_id})
         if row is None:
             raise NotFound("Consent not found.")
-        if row["kind"] != "spoken" or row["status"] == "verified":
-            raise Conflict("This consent takes no recording: it is a checkbox consent, or its recording is verified.")
-        if row["lapsed"]:
-            return await _reject(self.db, consent_id, "expired", None)
+        check_recordable(row["state"])
         content_type = sniff_audio(data[:SNIFF_BYTES])
         if content_type is None:
             raise UnsupportedAudio
@@ -256,7 +257,7 @@ class ConsentsService:
             return await _reject(self.db, consent_id, reason or "not_speech", heard.check)
         path = recording_path(owner_id, consent_id)
         async with self.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-            await _lock_unverified(conn, consent_id)
+            await _lock_recordable(conn, consent_id)
             await conn.execute(
                 _Q["verify"],
                 {
@@ -284,18 +285,18 @@ class ConsentsService:
 
 
 def _view(row: Mapping[str, Any]) -> ConsentView:
-    lapsed = row["lapsed"]
+    expired = row["state"] == "expired"
     return ConsentView(
         consent_id=row["id"],
         kind=row["kind"],
-        status="rejected" if lapsed else row["status"],
+        status=row["state"],
         subject_name=row["subject_name"],
         language=row["language"],
         phrase=row["phrase"],
         expires_at=row["expires_at"],
         word_accuracy=row["word_accuracy"],
         speech_seconds=row["speech_seconds"],
-        reason="expired" if lapsed else row["refusal"],
+        reason="expired" if expired else row["refusal"],
         verified_at=row["verified_at"],
         evidence_expires_at=row["evidence_expires_at"],
         evidence_purged_at=row["evidence_purged_at"],
@@ -334,18 +335,20 @@ async def _refuse_open(conn: Connection, owner_id: uuid.UUID, cap: int) -> NoRet
     )
 
 
-async def _lock_unverified(conn: Connection, consent_id: uuid.UUID) -> None:
-    """Lock the consent for its verdict; Conflict when another recording verified it meanwhile, or its time
-    ran out while this one was judged."""
+async def _lock_recordable(conn: Connection, consent_id: uuid.UUID) -> None:
+    """Lock the consent for its verdict, refused as `check_recordable` refuses it in the state it is in now: another
+    recording verified it meanwhile (Conflict), or its phrase's time ran out while this one was judged
+    (ConsentExpired). A consent deleted meanwhile is a Conflict too."""
     locked = await fetch_optional(conn, _Q["lock_consent"], {"id": consent_id})
-    if locked is None or locked["status"] == "verified" or locked["lapsed"]:
+    if locked is None:
         raise Conflict("The consent changed while its recording was judged; read it again.")
+    check_recordable(locked["state"])
 
 
-async def _reject(db: Database, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck | None) -> RecordingVerdict:
-    accuracy = 0.0 if check is None else check.word_accuracy
-    seconds = 0.0 if check is None else check.speech_seconds
+async def _reject(db: Database, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck) -> RecordingVerdict:
+    accuracy, seconds = check.word_accuracy, check.speech_seconds
     async with db.service_transaction() as conn:
+        await _lock_recordable(conn, consent_id)
         params = {"id": consent_id, "refusal": reason, "word_accuracy": accuracy, "speech_seconds": seconds}
         await conn.execute(_Q["reject"], params)
         detail = {"reason": reason, "wordAccuracy": accuracy, "speechSeconds": seconds}
@@ -377,17 +380,11 @@ async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voicepr
     row = await fetch_optional(conn, _Q["usable_consent"], {"id": consent_id})
     if row is None:
         raise NotFound("Consent not found.")
-    if row["kind"] != "spoken":
-        raise ConsentNotVerified("A checkbox consent is given with each upload (consent=true), not named by its id.")
-    if row["lapsed"] or row["purged"]:
-        raise ConsentExpired
-    if row["status"] != "verified":
-        raise ConsentNotVerified
-    # RLS showed the consent to be the caller's; its voiceprint is biometric data, which only the service reads.
+    check_covers_sample(row["state"])
+    # RLS showed the consent to be the caller's; its voiceprint is biometric data, which only the service reads. A
+    # verified consent keeps it until it is purged (voice_consents_verified_has_evidence).
     async with as_service(conn):
         printed = await fetch_one(conn, _Q["consent_voiceprint"], {"id": consent_id})
-    if printed["voiceprint"] is None:
-        raise ConsentNotVerified
     return Voiceprint.from_bytes(bytes(printed["voiceprint"]))
 
 

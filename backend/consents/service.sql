@@ -1,24 +1,30 @@
+-- A consent's state is `public.voice_consent_state` (migration 20261126190500_consent_state) in every statement
+-- here, the reads and the guards of the writes alike: what each state allows is backend/consents/states.py.
+
 -- name: insert_spoken
--- A spoken consent awaiting its recording, for the caller (the service writes it: its state is not theirs). No row
--- while they have `open_consents` awaiting theirs: counted under their lock on consent creates
--- (user_creates.take), so this statement's snapshot, taken after it, holds every consent another create committed.
+-- A spoken consent awaiting its recording, for the caller (the service writes it: its state is not theirs), its
+-- phrase valid for `valid_seconds` (VOICEGATE_CONSENT_PHRASE_SECONDS). No row while they have `open_consents`
+-- taking a recording: counted under their lock on consent creates (user_creates.take), so this statement's
+-- snapshot, taken after it, holds every consent another create committed.
 insert into public.voice_consents (owner_id, subject_name, consent_text_version, user_agent, ip_hash, keep_sample,
                                    kind, status, phrase, code, language, expires_at)
 select %(owner_id)s, %(subject_name)s, %(consent_text_version)s, %(user_agent)s, %(ip_hash)s, %(keep_sample)s,
        'spoken', 'awaiting_recording', %(phrase)s, %(code)s, %(language)s,
        now() + make_interval(secs => %(valid_seconds)s)
- where (select count(*) from public.voice_consents
-         where owner_id = %(owner_id)s and kind = 'spoken' and status in ('awaiting_recording', 'rejected')
-           and expires_at > now()) < %(open_consents)s
+ where (select count(*) from public.voice_consents c
+         where c.owner_id = %(owner_id)s
+           and public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at)
+               in ('awaiting_recording', 'rejected')) < %(open_consents)s
 returning id, phrase, status, expires_at;
 
 -- name: first_open_lapses
--- Seconds until the first of the owner's consents awaiting a recording lapses (a rejected one may be recorded
--- again until then too); from the clock, not the transaction's start, which may be before that consent was made.
-select extract(epoch from min(expires_at) - clock_timestamp())::double precision as seconds
-  from public.voice_consents
- where owner_id = %(owner_id)s and kind = 'spoken' and status in ('awaiting_recording', 'rejected')
-   and expires_at > now();
+-- Seconds until the first of the owner's consents taking a recording lapses; from the clock, not the transaction's
+-- start, which may be before that consent was made.
+select extract(epoch from min(c.expires_at) - clock_timestamp())::double precision as seconds
+  from public.voice_consents c
+ where c.owner_id = %(owner_id)s
+   and public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at)
+       in ('awaiting_recording', 'rejected');
 
 -- name: insert_checkbox
 -- A ticked box, as the user writes it (RLS: their own).
@@ -27,43 +33,49 @@ values (%(subject_name)s, %(consent_text_version)s, %(user_agent)s, %(ip_hash)s,
 returning id;
 
 -- name: visible_consent
--- The caller's consent (RLS decides whose), with whether its time to be recorded has passed.
-select id, kind, status, subject_name, language, phrase, code, expires_at, word_accuracy, speech_seconds,
-       refusal, verified_at, evidence_expires_at, evidence_purged_at, keep_sample,
-       status = 'awaiting_recording' and expires_at <= now() as lapsed
-  from public.voice_consents
- where id = %(id)s;
+-- The caller's consent (RLS decides whose), in its state.
+select c.id, c.kind, public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at) as state,
+       c.subject_name, c.language, c.phrase, c.code,
+       c.expires_at, c.word_accuracy, c.speech_seconds, c.refusal, c.verified_at, c.evidence_expires_at,
+       c.evidence_purged_at
+  from public.voice_consents c
+ where c.id = %(id)s;
 
 -- name: lock_consent
--- The consent a recording is being judged for, locked against a second recording judged at once.
-select id, owner_id, status, code, expires_at <= now() as lapsed
-  from public.voice_consents
- where id = %(id)s
+-- The consent a recording's verdict is written for, in its state now, locked against a second verdict at once.
+select public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at) as state
+  from public.voice_consents c
+ where c.id = %(id)s
    for no key update;
 
 -- name: verify
 -- A recording said the phrase: the consent is verified, with its evidence kept under the samples' retention.
-update public.voice_consents
+update public.voice_consents c
    set status = 'verified', statement_sample_path = %(path)s, recording_sha256 = %(sha256)s,
        voiceprint = %(voiceprint)s, word_accuracy = %(word_accuracy)s, speech_seconds = %(speech_seconds)s,
        refusal = null, verified_at = now(),
        evidence_expires_at = now() + make_interval(secs => %(retention_days)s::double precision * 86400)
- where id = %(id)s and status in ('awaiting_recording', 'rejected');
+ where c.id = %(id)s
+   and public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at)
+       in ('awaiting_recording', 'rejected')
+returning c.id;
 
 -- name: reject
--- A recording did not say the phrase (or came too late): the consent says why; another may follow in time.
-update public.voice_consents
+-- A recording did not say the phrase: the consent says why; another may follow while the phrase is valid.
+update public.voice_consents c
    set status = 'rejected', refusal = %(refusal)s, word_accuracy = %(word_accuracy)s,
        speech_seconds = %(speech_seconds)s
- where id = %(id)s and status in ('awaiting_recording', 'rejected');
+ where c.id = %(id)s
+   and public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at)
+       in ('awaiting_recording', 'rejected')
+returning c.id;
 
 -- name: usable_consent
--- Whether the caller's consent a sample is to be stored under can cover it (its voiceprint is the service's to
--- read: `consent_voiceprint`).
-select kind, status, evidence_purged_at is not null as purged,
-       status = 'awaiting_recording' and expires_at <= now() as lapsed
-  from public.voice_consents
- where id = %(id)s;
+-- The state of the caller's consent a sample is to be stored under (its voiceprint is the service's to read:
+-- `consent_voiceprint`).
+select public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at) as state
+  from public.voice_consents c
+ where c.id = %(id)s;
 
 -- name: consent_voiceprint
 -- A consent's voiceprint, as the service reads it to judge a sample stored under it (null for a checkbox one,

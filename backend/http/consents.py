@@ -50,10 +50,10 @@ class ConsentsController(Controller):
         consents: Consents,
         data: JSONBody[service.ConsentRequest],
     ) -> service.ConsentCreated:
-        """`{subjectName, language}` → the `phrase` to record before `expiresAt` (10 minutes): it names the
-        subject and voicegate, says what is agreed to, and ends with four digits said as words, fresh each
-        time, so a recording made for another consent does not pass. 422 for a language the phrase cannot
-        be checked in (English today)."""
+        """`{subjectName, language}` → the `phrase` to record before `expiresAt` (VOICEGATE_CONSENT_PHRASE_SECONDS,
+        10 minutes by default): it names the subject and voicegate, says what is agreed to, and ends with four
+        digits said as words, fresh each time, so a recording made for another consent does not pass. 422 for a
+        language the phrase cannot be checked in (English today)."""
         return await consents.create_consent(claims, data, request_origin(request))
 
     @post(
@@ -73,9 +73,10 @@ class ConsentsController(Controller):
     ) -> service.RecordingVerdict:
         """The recording is checked offline: the phrase's words and its code said, and enough speech. `verified`
         keeps it, with its speaker's voiceprint, as the consent's evidence (purged with the samples'
-        retention); `rejected` says why (`phrase_mismatch`, `not_speech`, `too_short`, `expired`, `synthetic_speech`:
-        it carries the watermark of synthesized speech) and another
-        recording may follow until the phrase expires. 409 for a checkbox or an already verified consent."""
+        retention); `rejected` says why (`phrase_mismatch`; `too_noisy`, not heard over the room's noise;
+        `not_speech`, `too_short`; `synthetic_speech`, it carries the watermark of synthesized speech) and another
+        recording may follow until the phrase expires. 422 `consent_expired` once it has, before the recording is
+        read; 409 for a checkbox or an already verified consent."""
         data = await _recording(request)
         return await consents.record_recording(claims=claims, consent_id=consent_id, data=data)
 

@@ -122,6 +122,11 @@ NOBODY: dict[str, set[str]] = {}
 EVERYONE: Final = {"anon": EXECUTE, "authenticated": EXECUTE, "service_role": EXECUTE}
 FUNCTIONS: Allowed = {
     "public.voice_launch_readiness(uuid)": {"authenticated": EXECUTE, "service_role": EXECUTE},
+    # A consent's state, read by the service as the user (RLS) and as itself.
+    "public.voice_consent_state(text,text,timestamp with time zone,timestamp with time zone)": {
+        "authenticated": EXECUTE,
+        "service_role": EXECUTE,
+    },
     # SECURITY DEFINER lifecycle functions: the service's alone.
     "voicegate.transition_attempt(uuid,integer,text,text,text,text,text,jsonb)": SERVICE_ONLY,
     "voicegate.extend_attempt_lease(uuid,text,integer)": SERVICE_ONLY,

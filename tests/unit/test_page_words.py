@@ -28,16 +28,20 @@ def run(module: str, expression: str) -> Any:
 
 
 def test_each_rejected_reading_is_said_with_what_to_do() -> None:
-    reasons = '["phrase_mismatch", "too_short", "not_speech", "expired", "synthetic_speech"]'
+    reasons = '["phrase_mismatch", "too_short", "not_speech", "expired", "too_noisy", "synthetic_speech"]'
     words = run("words.js", f"{reasons}.map(m.rejectionWords)")
     assert words[0] == "We did not hear the phrase as written; read it again, the four numbers at the end too."
     assert "too little speech" in words[1]
     assert "no speech" in words[2]
     assert "expired" in words[3]
     assert "new one" in words[3]
-    assert words[4].startswith("That recording is synthesized speech")
-    assert "Read the phrase yourself." in words[4]
-    assert len(set(words)) == 5
+    assert "minutes" not in words[3], "the phrase's lifetime is the server's (VOICEGATE_CONSENT_PHRASE_SECONDS)"
+    assert "too noisy" in words[4]
+    assert "quieter" in words[4]
+    assert "close to the microphone" in words[4]
+    assert words[5].startswith("That recording is synthesized speech")
+    assert "Read the phrase yourself." in words[5]
+    assert len(set(words)) == 6
 
 
 def test_a_speaker_mismatch_is_said_with_its_score_and_the_threshold_and_other_failures_as_they_are() -> None:

@@ -69,6 +69,11 @@ def test_what_a_user_may_create_is_far_past_what_a_person_does_unless_told_other
     )
 
 
+def test_a_consent_phrase_lasts_ten_minutes_unless_told_otherwise() -> None:
+    assert settings_from_env({}).consent_phrase_seconds == 600
+    assert settings_from_env({"VOICEGATE_CONSENT_PHRASE_SECONDS": "120"}).consent_phrase_seconds == 120
+
+
 def test_empty_variables_mean_unset() -> None:
     assert settings_from_env({"DATABASE_URL": "", "VOICEGATE_PORT": ""}).embedded
 
@@ -97,6 +102,9 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_USER_CREATE_WINDOW": "inf"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number"),
         ({"VOICEGATE_USER_CREATE_WINDOW": "nan"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number"),
         ({"VOICEGATE_USER_CREATE_WINDOW": "an hour"}, "VOICEGATE_USER_CREATE_WINDOW"),
+        ({"VOICEGATE_CONSENT_PHRASE_SECONDS": "59"}, "VOICEGATE_CONSENT_PHRASE_SECONDS must be from 60 to 3600"),
+        ({"VOICEGATE_CONSENT_PHRASE_SECONDS": "3601"}, "VOICEGATE_CONSENT_PHRASE_SECONDS must be from 60 to 3600"),
+        ({"VOICEGATE_CONSENT_PHRASE_SECONDS": "ten minutes"}, "VOICEGATE_CONSENT_PHRASE_SECONDS"),
         ({"VOICEGATE_CPU_WORKERS": "0"}, "VOICEGATE_CPU_WORKERS must be at least 1"),
         ({"VOICEGATE_CLONE_CONCURRENCY": "0"}, "VOICEGATE_CLONE_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_PROVIDER_CONCURRENCY": "0"}, "VOICEGATE_PROVIDER_CONCURRENCY must be at least 1"),

@@ -52,9 +52,11 @@ export function spokenConsent(deps) {
       if (!(error instanceof ApiError) || error.status !== 404) deps.problem(error, restore);
       return show(null);
     }
-    const expired = read.expiresAt && Date.parse(read.expiresAt) <= Date.now();
-    if (read.status === "verified" && !read.evidencePurgedAt) show(read);
-    else if (read.status !== "verified" && !expired) show(read);
+    // Still usable: verified, or taking a recording (the server's state; the clock here too, for one that lapses
+    // while the page was away).
+    const lapsed = read.expiresAt && Date.parse(read.expiresAt) <= Date.now();
+    if (read.status === "verified") show(read);
+    else if ((read.status === "awaiting_recording" || read.status === "rejected") && !lapsed) show(read);
     else show(null);
   }
 
@@ -155,18 +157,18 @@ export function spokenConsent(deps) {
       ui.status.textContent = "";
       // 409: verified meanwhile (another tab): read it as it is.
       if (error instanceof ApiError && error.status === 409) return restore();
+      // The phrase's time passed: refused before the recording was heard; a new phrase is needed.
+      if (error instanceof ApiError && error.code === "consent_expired") {
+        forget(rejectionWords("expired"));
+        ui.get.focus();
+        return;
+      }
       deps.failed(error, ui.read, { retry: () => send(file) });
       return;
     }
     if (verdict.status === "verified") {
       show({ ...mine, status: "verified" });
       deps.next();
-      return;
-    }
-    if (verdict.reason === "expired") {
-      forget();
-      deps.sayBeside(ui.get, rejectionWords("expired"));
-      ui.get.focus();
       return;
     }
     ui.status.textContent = "Press Start reading and read the phrase again.";

@@ -5,10 +5,14 @@
 /** Why a recording of the phrase was rejected (`reason` of `POST /api/v1/consents/{id}/recording`), and what to do. */
 export const REJECTED = Object.freeze({
   phrase_mismatch: "We did not hear the phrase as written; read it again, the four numbers at the end too.",
+  // Refused with the room's speech-to-noise ratio under 20 dB: the room, not the reading, is what to change.
+  too_noisy:
+    "It was too noisy where you read it for us to hear the phrase. Read it again somewhere quieter, close to the microphone.",
   too_short: "That recording holds too little speech to be the whole phrase; read all of it, in one go.",
   not_speech:
     "We heard no speech in that recording; check that your microphone is on and close to you, then read the phrase again.",
-  expired: "This phrase has expired (a phrase lasts 10 minutes); get a new one and read that instead.",
+  // Its lifetime is the server's (VOICEGATE_CONSENT_PHRASE_SECONDS): the page shows the time to read it by instead.
+  expired: "This phrase has expired; get a new one and read it straight away.",
   synthetic_speech:
     "That recording is synthesized speech: it carries the watermark of voices like the ones made here." +
     " Read the phrase yourself.",

@@ -2,8 +2,8 @@
 
 The phrases are spoken by hibari, the `local` provider's voice, as it is and moved towards a LibriSpeech speaker
 by the `local` engine; real speech that is not the phrase comes from the LibriSpeech clips in tests/clips
-(CC BY 4.0, see THIRD_PARTY_NOTICES.md). Codes are fixed here (``phrase_for``) so a run hears what the last one
-did; ``make_phrase`` draws them.
+(CC BY 4.0, see THIRD_PARTY_NOTICES.md), and so does the babble of a noisy room (tests/noisy_room.py). Codes and
+noises are fixed here (``phrase_for``, seeds) so a run hears what the last one did; ``make_phrase`` draws them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from backend.consents.phrase import (
     DIGIT_WORDS,
     MIN_SPEECH_SECONDS,
     MIN_WORD_ACCURACY,
+    NOISY_SNR_DB,
     NOT_SPEECH_SECONDS,
     Phrase,
     PhraseCheck,
@@ -37,6 +38,8 @@ from backend.consents.phrase import (
 from backend.providers.local.engine import render
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.providers.local.profile import measure
+from tests.noisy_room import RATE as ROOM_RATE
+from tests.noisy_room import Noise, in_room
 
 CLIPS = Path(__file__).resolve().parents[2] / "clips" / "librispeech"
 #: A man's clip: the voice moved to him is the furthest from hibari's own.
@@ -164,6 +167,48 @@ def test_the_phrase_with_another_code_is_a_replay_and_refused(voices: dict[str, 
     assert check.word_accuracy >= MIN_WORD_ACCURACY
 
 
+#: Readings of the phrase put in each noisy room (another noise, another code each); issue 56's targets, held to
+#: on this few: most of them verified.
+DRAWS = 6
+
+
+@pytest.mark.parametrize(
+    ("noise", "snr_db", "verified"),
+    [("babble", 20, 5), ("white", 15, 5), ("babble", 15, 4)],
+    ids=["babble 20 dB", "white 15 dB", "babble 15 dB"],
+)
+@pytest.mark.parametrize("voice", ["hibari", "moved to 2414"])
+def test_the_phrase_read_in_a_noisy_room_is_accepted(
+    voices: dict[str, Speak], voice: str, noise: Noise, snr_db: int, verified: int
+) -> None:
+    """The recogniser strings words through the noise before and after the reading: they are not the phrase's
+    errors. Before issue 56 these were refused (under babble, every one)."""
+    checks = []
+    for draw in range(DRAWS):
+        phrase = phrase_for("Jane Doe", f"{(4719 + 1237 * draw) % 10000:04d}")
+        recording = in_room(voices[voice](phrase.text), RATE, noise, snr_db, seed=draw)
+        checks.append(check_phrase(recording, ROOM_RATE, phrase))
+    assert sum(refusal(check) is None for check in checks) >= verified, checks
+
+
+@pytest.mark.parametrize("noise", ["babble", "white"])
+def test_a_wrong_sentence_or_a_replay_in_a_noisy_room_is_refused(voices: dict[str, Speak], noise: Noise) -> None:
+    phrase, old = phrase_for("Jane Doe", "4719"), phrase_for("Jane Doe", "2856")
+    for said in (WRONG_SENTENCE, old.text):
+        check = check_phrase(in_room(voices["hibari"](said), RATE, noise, 15, seed=56), ROOM_RATE, phrase)
+        assert refusal(check) == "too_noisy", check
+        assert not check.code_heard
+
+
+def test_a_phrase_not_heard_in_a_quiet_room_is_a_mismatch_and_in_a_loud_one_too_noisy() -> None:
+    quiet = PhraseCheck(word_accuracy=0.3, code_heard=False, speech_seconds=9.0, heard="", snr_db=NOISY_SNR_DB)
+    loud = PhraseCheck(word_accuracy=0.3, code_heard=False, speech_seconds=9.0, heard="", snr_db=NOISY_SNR_DB - 0.1)
+    unmeasured = PhraseCheck(word_accuracy=0.3, code_heard=False, speech_seconds=9.0, heard="")
+    assert [refusal(quiet), refusal(loud), refusal(unmeasured)] == ["phrase_mismatch", "too_noisy", "phrase_mismatch"]
+    heard_over_it = PhraseCheck(word_accuracy=0.9, code_heard=True, speech_seconds=9.0, heard="", snr_db=12.0)
+    assert refusal(heard_over_it) is None
+
+
 def _noise() -> np.ndarray:
     return (0.1 * np.random.default_rng(46).standard_normal(8 * RATE)).astype(np.float32)
 
@@ -197,8 +242,9 @@ def test_real_speech_that_is_not_the_phrase_is_refused(clip: Path) -> None:
     check = check_phrase(samples, rate, phrase_for("Jane Doe", "4719"))
     assert not check.code_heard
     assert check.word_accuracy < MIN_WORD_ACCURACY
-    expected = "phrase_mismatch" if check.speech_seconds >= MIN_SPEECH_SECONDS else "too_short"
-    assert refusal(check) == expected
+    # An audiobook's room is not a quiet one for every reader: under NOISY_SNR_DB, the refusal says so.
+    heard_over = "too_noisy" if check.snr_db is not None and check.snr_db < NOISY_SNR_DB else "phrase_mismatch"
+    assert refusal(check) == (heard_over if check.speech_seconds >= MIN_SPEECH_SECONDS else "too_short")
 
 
 def test_threads_at_once_hear_what_one_does(
@@ -209,12 +255,16 @@ def test_threads_at_once_hear_what_one_does(
     alone = [check_phrase(audio, RATE, phrase) for audio in recordings]
     pool = module._Pool(module._LANGUAGES["en"])
     monkeypatch.setitem(module._POOLS, "en", pool)
-    # Every thread waits inside its recogniser until all hold one, so their decodes run at once.
+    # Every thread waits inside its recogniser until all hold one, so their first decodes run at once (a refused
+    # recording is heard a second time, its noise gated: those hearings go on as they come).
     together = threading.Barrier(len(recordings), timeout=60)
+    waited = threading.local()
     recognise = module._Recogniser.recognise
 
     def recognise_together(self: module._Recogniser, audio: np.ndarray, vocabulary: list[str]) -> list[str]:
-        together.wait()
+        if not getattr(waited, "once", False):
+            waited.once = True
+            together.wait()
         return recognise(self, audio, vocabulary)
 
     monkeypatch.setattr(module._Recogniser, "recognise", recognise_together)
@@ -237,7 +287,7 @@ def test_words_fold_accents_case_and_punctuation() -> None:
     assert words("I, Zoë O\u2019Brien-Smith (42), type.") == ["i", "zoe", "o'brien", "smith", None, "type"]
 
 
-def test_the_alignment_counts_errors_in_order_and_lets_a_gap_take_anything() -> None:
+def test_the_alignment_counts_errors_in_order_where_the_phrase_was_said_and_lets_a_gap_take_anything() -> None:
     def same(a: str, b: str) -> bool:
         return a == b or {a, b} == {"two", "to"}
 
@@ -246,9 +296,15 @@ def test_the_alignment_counts_errors_in_order_and_lets_a_gap_take_anything() -> 
     assert align(["i", None, "consent"], ["i", "consent"], same) == (0, {0, 2})
     # The same words out of order are errors, not matches: the order is the phrase.
     errors, matched = align(["one", "two", "three"], ["three", "two", "one"], same)
-    assert (errors, matched) == (2, {1})
+    assert (errors, len(matched)) == (2, 1)
     assert align(["one", "two"], [], same) == (2, set())
-    assert align(["one"], ["one", "one", "one"], same) == (2, {0})
+    # Words heard before and after the phrase (the recogniser's reading of the room) are no errors; inside it they
+    # are.
+    assert align(["one"], ["one", "one", "one"], same) == (0, {0})
+    assert align(["my", "code", "is"], ["i", "the", "my", "code", "is", "to", "i"], same) == (0, {0, 1, 2})
+    assert align(["my", "code", "is"], ["the", "my", "i", "code", "is", "the"], same) == (1, {0, 1, 2})
+    # Of two alignments with as few errors, the one that matches more: here the code's last digit.
+    assert align(["three", "zero"], ["three", "eight", "zero"], same) == (1, {0, 1})
 
 
 @pytest.mark.parametrize(
@@ -268,6 +324,10 @@ def test_the_alignment_counts_errors_in_order_and_lets_a_gap_take_anything() -> 
             "phrase_mismatch",
         ),
         (PhraseCheck(word_accuracy=1.0, code_heard=False, speech_seconds=9.0, heard=""), "phrase_mismatch"),
+        (
+            PhraseCheck(word_accuracy=1.0, code_heard=False, speech_seconds=9.0, heard="", snr_db=NOISY_SNR_DB - 1),
+            "too_noisy",
+        ),
         (
             PhraseCheck(word_accuracy=MIN_WORD_ACCURACY, code_heard=True, speech_seconds=MIN_SPEECH_SECONDS, heard=""),
             None,
