@@ -84,7 +84,7 @@ async def _one(ops: Ops, providers: ProviderSet, voice: ClonedVoice) -> None:
         "to_provider": to,
         "plan": None,
         "reference": None,
-        "sample_id": None if sample is None else sample["id"],
+        "sample_id": sample,
         "attempt_id": None,
     }
     report.items.append(item)

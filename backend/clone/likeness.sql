@@ -1,8 +1,10 @@
 -- name: record_sample_print
+-- As the service.
 -- The mean voiceprint of the samples an enrolment sent, beside the provider voice it made (same transaction).
 update public.voice_clone_attempts set sample_voiceprint = %(print)s where id = %(attempt_id)s;
 
 -- name: sample_print
+-- As the service.
 -- The attempt's samples' print, and the language it enrolled the voice in (its first sample's, else the voice's),
 -- which the probe is spoken in. voicegate.read_and_lease_attempts hands the same with each attempt it leases
 -- (`likeness_probe`), for a run that has not enrolled since: keep the two alike.
@@ -39,6 +41,7 @@ with judged as (
 select (j.a).id as attempt_id from judged j;
 
 -- name: unjudged_for_render
+-- As the service.
 -- The ready attempt that made (or attached) the voice's current provider voice, when it has a samples' print
 -- and no likeness yet: what a render in that voice can judge (VOICEGATE_LIKENESS_PROBE=off, or no probe sentence in
 -- the voice's language).
@@ -52,6 +55,7 @@ select a.id, a.provider_voice_id, a.sample_voiceprint, coalesce(s.language, v.la
  limit 1;
 
 -- name: forget_judged_prints
+-- As the service.
 -- The samples' voiceprints of attempts that need them no more (their likeness judged, or they ended without being
 -- ready), up to %(limit)s; one held by a transition is passed by, for the next sweep.
 with done as (

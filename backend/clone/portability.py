@@ -44,10 +44,11 @@ class CannotReenrol(Exception):
         self.message = message
 
 
-async def stored_sample(conn: Connection, voice_id: uuid.UUID) -> dict[str, Any] | None:
+async def stored_sample(conn: Connection, voice_id: uuid.UUID) -> uuid.UUID | None:
     """The newest sample of the voice that can still be enrolled: its own or one an attempt of it used,
     not refused, with its original or (for a kept sample) its cleaned copy."""
-    return await fetch_optional(conn, _Q["stored_sample"], {"voice_id": voice_id})
+    row = await fetch_optional(conn, _Q["stored_sample"], {"voice_id": voice_id})
+    return None if row is None else row["id"]
 
 
 async def live_reference(conn: Connection, voice_id: uuid.UUID, provider: str) -> dict[str, Any] | None:
@@ -99,7 +100,7 @@ async def reenrol(
         voice_id=voice["id"],
         provider=provider,
         kind=source,
-        sample_id=kept_set[0] if kept_set else (None if sample is None else sample["id"]),
+        sample_id=kept_set[0] if kept_set else sample,
         sample_ids=() if reuse is not None else kept_set,
         reflection_id=reflection,
         preview=reflection is not None and source != AttemptSource.PROVIDER_CHURN,

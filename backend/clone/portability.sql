@@ -1,7 +1,7 @@
 -- name: stored_sample
 -- The newest enrollable sample of the voice: linked to it, or used by one of its attempts; not refused;
 -- with its original, or its cleaned copy when a kept sample's original is gone.
-select s.*
+select s.id
   from public.voice_samples s
  where (s.voice_id = %(voice_id)s
         or s.id in (select a.sample_id from public.voice_clone_attempts a

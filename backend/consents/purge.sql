@@ -7,6 +7,7 @@ select id
  limit %(limit)s;
 
 -- name: purge_evidence
+-- As the service.
 -- One consent's evidence dropped (its recording's object removed in the same transaction), unless another purge
 -- holds it or its retention was extended meanwhile (a sample stored under it).
 with held as (

@@ -49,6 +49,7 @@ select public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_pur
    for no key update;
 
 -- name: verify
+-- As the service.
 -- A recording said the phrase: the consent is verified, with its evidence kept under the samples' retention.
 update public.voice_consents c
    set status = 'verified', statement_sample_path = %(path)s, recording_sha256 = %(sha256)s,

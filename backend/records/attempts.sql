@@ -1,8 +1,21 @@
 -- name: load_attempt
-select a.*, now() as observed_at from public.voice_clone_attempts a where a.id = %(attempt_id)s;
+-- The attempt and the database's clock. The queries here name their columns, all but the samples' voiceprint
+-- (biometric data, the service's alone): a caller may run them, and `*` would name that one too and be refused.
+select id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+       preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+       provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+       last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+       likeness_source, likeness_error, likeness_baseline,
+       now() as observed_at
+  from public.voice_clone_attempts where id = %(attempt_id)s;
 
 -- name: lock_attempt
-select * from public.voice_clone_attempts where id = %(attempt_id)s for update;
+select id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+       preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+       provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+       last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+       likeness_source, likeness_error, likeness_baseline
+  from public.voice_clone_attempts where id = %(attempt_id)s for update;
 
 -- name: transition
 select * from voicegate.transition_attempt(
@@ -30,7 +43,11 @@ insert into public.voice_clone_attempts
    provider_voice_id, provider_target_model)
 values (%(owner_id)s, %(voice_id)s, %(reflection_id)s, %(sample_id)s, %(provider)s, %(source)s, %(preview)s,
         case when %(preview)s then 'pending' else 'not_required' end, %(provider_voice_id)s, %(target_model)s)
-returning *;
+returning id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+          preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+          provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+          last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+          likeness_source, likeness_error, likeness_baseline;
 
 -- name: retry_attempt
 insert into public.voice_clone_attempts
@@ -38,7 +55,11 @@ insert into public.voice_clone_attempts
 select owner_id, voice_id, reflection_id, sample_id, provider, source, preview_required, max_retries
   from public.voice_clone_attempts
  where id = %(attempt_id)s
-returning *;
+returning id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+          preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+          provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+          last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+          likeness_source, likeness_error, likeness_baseline;
 
 -- name: insert_sample_set
 -- The attempt's samples, in the order given (a trigger checks each is the attempt owner's).
@@ -66,7 +87,12 @@ update public.voice_clone_attempt_samples
 
 -- name: open_for_voice
 -- The voice's clone still under way, if any: a job made now waits for it.
-select * from public.voice_clone_attempts
+select id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
+       preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
+       provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,
+       last_error_message, is_active, version, created_at, updated_at, finished_at, likeness, likeness_threshold,
+       likeness_source, likeness_error, likeness_baseline
+  from public.voice_clone_attempts
  where voice_id = %(voice_id)s and status = any(%(open)s::text[])
    and id is distinct from %(besides)s::uuid
  order by created_at desc
@@ -77,8 +103,6 @@ select 1 as found from public.voice_clone_attempts
  where owner_id = %(owner_id)s and enrolment_key = %(enrolment_key)s;
 
 -- name: list_for_reflection
--- Run as the caller, who may read every column but the samples' voiceprint (biometric data, the service's alone):
--- the queries a caller runs name their columns, where `*` would name that one too and be refused.
 select id, voice_id, reflection_id, sample_id, owner_id, provider, source, status, runtime_status, preview_required,
        preview_status, retry_count, max_retries, next_retry_at, lease_owner, lease_expires_at, enrolment_key,
        provider_voice_id, provider_target_model, provider_request_id, provider_metadata, last_error_code,

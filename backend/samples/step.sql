@@ -1,13 +1,18 @@
 -- name: claim_sample
+-- As the service.
 update public.voice_samples
    set status = 'processing'
  where id = %(sample_id)s and status in ('pending', 'processing')
-returning *;
+returning id, owner_id, voice_id, consent_id, bucket_id, object_path, declared_type, sniffed_type, size_bytes,
+          duration_ms, sample_rate, channels, quality_report, processed_object_path, status, failure_reason, transcript,
+          language, expires_at, created_at, updated_at, provider, original_removed_at, processed_provider, name,
+          voiceprint, speaker_match, speech_prints;
 
 -- name: sample_state
 select status from public.voice_samples where id = %(sample_id)s;
 
 -- name: record_processed_sample
+-- As the service.
 -- Nothing comes back when the sample was deleted meanwhile: then no copy is stored.
 update public.voice_samples
    set processed_object_path = %(processed_object_path)s,
@@ -25,6 +30,7 @@ update public.voice_samples
 returning id;
 
 -- name: record_mismatched_sample
+-- As the service.
 -- Its speaker is not its consent's, or it holds two: failed, with the report, the prints and the score, for the
 -- record.
 update public.voice_samples

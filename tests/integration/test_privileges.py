@@ -9,11 +9,15 @@ Written as `object -> role -> privileges`; `insert(id, name)` is a grant on thos
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Final
 
 import psycopg
 import pytest
+
+from backend.db.queries import load_queries
 
 ROLES = ("anon", "authenticated", "service_role")
 SCHEMAS = ("public", "voicegate", "storage")
@@ -348,3 +352,82 @@ def test_a_table_the_migrating_role_creates_later_gets_only_what_rls_governs(
     for role in ROLES:
         assert tables[("public.later", role)] == {"select", "insert", "update", "delete"}, role
         assert sequences[("public.later_counter", role)] == {"usage", "select"}, role
+
+
+def _columns_users_may_not_read(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
+    """The columns `authenticated` may not read, by table, of the tables it may read some columns of: a `*`
+    over such a table, or a query naming such a column, fails as a user."""
+    rows = conn.execute(
+        """
+        select c.oid::regclass::text, a.attname::text
+          from pg_class c
+          join pg_namespace n on n.oid = c.relnamespace
+          join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+         where n.nspname = 'public' and c.relkind = 'r'
+           and not has_column_privilege('authenticated', c.oid, a.attnum, 'select')
+           and exists (select 1 from pg_attribute b where b.attrelid = c.oid and b.attnum > 0 and not b.attisdropped
+                          and has_column_privilege('authenticated', c.oid, b.attnum, 'select'))
+        """
+    ).fetchall()
+    hidden: dict[str, set[str]] = {}
+    for table, column in rows:
+        hidden.setdefault(table, set()).add(column)
+    return hidden
+
+
+def _stars_over(query: str, table: str) -> bool:
+    """True when `query` reads every column of `table`: `select *` from it, `alias.*` of it, or a write to it
+    `returning *`."""
+    bare = table.removeprefix("public.")
+    name = rf"(?:public\.)?{re.escape(bare)}\b"
+    text = _code(query)
+    if re.search(rf"select\s+\*\s+from\s+{name}", text):
+        return True
+    if re.search(rf"(?:insert\s+into|update|delete\s+from)\s+{name}", text) and re.search(r"returning\s+\*", text):
+        return True
+    aliases = re.findall(rf"{name}\s+(?:as\s+)?(\w+)", text)
+    return any(re.search(rf"\b{re.escape(alias)}\.\*", text) for alias in aliases)
+
+
+def _code(query: str) -> str:
+    return re.sub(r"--[^\n]*", "", query).lower()
+
+
+def _named_queries() -> Iterator[tuple[str, str, str]]:
+    root = Path(__file__).resolve().parents[2]
+    for folder in ("backend", "queue_consumers", "scripts"):
+        for path in sorted((root / folder).rglob("*.sql")):
+            if path.with_suffix(".py").exists():
+                for name, query in load_queries(path).items():
+                    yield str(path.relative_to(root)), name, query
+
+
+def test_no_query_reads_every_column_of_a_table_users_read_in_part(swept_db: psycopg.Connection[Any]) -> None:
+    """A query a user may run names its columns where the user may not read them all: one `*` over such a
+    table passed every test that ran it as the service, and answered 500 the first time a user's request took
+    that path (a voice's open attempt, read while its speech was asked for)."""
+    hidden = _columns_users_may_not_read(swept_db)
+    assert {"public.voice_clone_attempts", "public.voice_consents", "public.voice_samples"} <= set(hidden)
+    found = [
+        f"{path}: {name} reads every column of {table}"
+        for path, name, query in _named_queries()
+        for table in sorted(hidden)
+        if _stars_over(query, table)
+    ]
+    assert found == []
+
+
+def test_a_query_naming_a_column_users_may_not_read_says_it_runs_as_the_service(
+    swept_db: psycopg.Connection[Any],
+) -> None:
+    """The service's columns (voiceprints) are named only by queries that say they run as the service, so a
+    reader of the query knows not to call it on a user's connection."""
+    words = {column for columns in _columns_users_may_not_read(swept_db).values() for column in columns}
+    assert {"voiceprint", "sample_voiceprint", "speech_prints"} <= words
+    found = [
+        f"{path}: {name} names {', '.join(sorted(named))} without saying it runs as the service"
+        for path, name, query in _named_queries()
+        if (named := {w for w in words if re.search(rf"\b{w}\b", _code(query))})
+        and "as the service" not in query.lower()
+    ]
+    assert found == []
