@@ -237,5 +237,9 @@ def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
     if settings.embedded:
         from backend.embedded.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
 
-        return in_process_client(app, key.reveal(), public_url=settings.storage_public_url)
-    return SupabaseObjectStorage(settings.storage_public_url, key.reveal())
+        return in_process_client(
+            app, key.reveal(), public_url=settings.storage_public_url, version_ttl=settings.storage_version_seconds
+        )
+    return SupabaseObjectStorage(
+        settings.storage_public_url, key.reveal(), version_ttl=settings.storage_version_seconds
+    )

@@ -135,6 +135,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_STORAGE_WAIT_SECONDS: how long a queue message may wait out Storage being unreachable (handed
     back uncounted) before it is reported (an ERROR log line, a metric, an audit event) and its deliveries
     count toward VOICEGATE_QUEUE_MAX_READS, so that it ends as a dead letter with `storage_unavailable`."""
+    storage_version_seconds: float = 1.0
+    """VOICEGATE_STORAGE_VERSION_SECONDS: how long the API takes Storage's word for what a stored file is (its version:
+    ETag, size and time, from a HEAD) before it asks again, when it links the file with a signed URL (a polled
+    preview). A file changed behind voicegate is refused by the first URL asked for after this; 0 asks every time.
+    A URL handed out stays valid for its lifetime whatever happens to the file, so this adds little to that."""
     lease_seconds: int = 60
     """VOICEGATE_LEASE_SECONDS: how long a worker's claim on an attempt lasts unless renewed."""
     retry_base_seconds: float = 5.0
@@ -371,6 +376,7 @@ def _check(settings: Settings) -> None:
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")
     _check_storage_wait(settings.storage_wait_seconds)
+    _check_storage_version(settings.storage_version_seconds)
     _check_phrase_seconds(settings.consent_phrase_seconds)
     _check_create_window(settings.user_create_window)
     for field in ("c2pa_cert", "c2pa_key", "c2pa_trust_anchors"):
@@ -387,6 +393,14 @@ def _check_storage_wait(seconds: float) -> None:
         raise SettingsError(
             "VOICEGATE_STORAGE_WAIT_SECONDS must be a number of seconds, at least 1: how long a queue message waits"
             f" out a Storage outage before it is reported and its deliveries count toward a dead letter (got {seconds})"
+        )
+
+
+def _check_storage_version(seconds: float) -> None:
+    if not math.isfinite(seconds) or not 0 <= seconds <= 60:
+        raise SettingsError(
+            "VOICEGATE_STORAGE_VERSION_SECONDS must be a number of seconds from 0 to 60: how long the API takes"
+            f" Storage's word for what a stored file is before it asks again (got {seconds})"
         )
 
 

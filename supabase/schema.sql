@@ -2296,6 +2296,8 @@ CREATE TABLE voicegate.service_written_objects (
     sha256 text NOT NULL,
     size_bytes bigint NOT NULL,
     written_at timestamp with time zone DEFAULT now() NOT NULL,
+    checked_version text,
+    altered_version text,
     CONSTRAINT service_written_objects_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT service_written_objects_size_bytes_check CHECK ((size_bytes >= 0))
 );

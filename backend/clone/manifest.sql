@@ -44,7 +44,8 @@ with item as (
   insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes)
   select i.bucket, i.name, i.sha256, i.size from item i join live l on l.n = i.n
   on conflict (bucket_id, name) do update
-     set sha256 = excluded.sha256, size_bytes = excluded.size_bytes, written_at = now()
+     set sha256 = excluded.sha256, size_bytes = excluded.size_bytes, written_at = now(), checked_version = null,
+         altered_version = null
 ), ended as (
   delete from voicegate.service_object_writes w
    using item i join live l on l.n = i.n

@@ -33,7 +33,7 @@ class HeadAndOptions:
         """Serve one connection's request."""
         if scope["type"] == ScopeType.HTTP:
             method = scope["method"]
-            if method == "HEAD":
+            if method == "HEAD" and not self.takes(scope["path"], "HEAD"):
                 scope["method"] = "GET"
                 await self.app(scope, receive, _without_body(send))
                 return
@@ -44,15 +44,18 @@ class HeadAndOptions:
                     return
         await self.app(scope, receive, send)
 
+    def takes(self, path: str, method: str) -> bool:
+        """Whether a route takes `method` at `path` (a route of its own for HEAD answers it as it means to, without
+        running its GET: Storage's HEAD of an object reads no byte of it)."""
+        try:
+            self.router.handle_routing(path=normalize_path(path), method=method)
+        except (MethodNotAllowedException, NotFoundException):
+            return False
+        return True
+
     def allowed(self, path: str) -> list[str]:
         """Every method a request to `path` may use, sorted (none when no route takes the path)."""
-        methods = []
-        for method in _METHODS:
-            try:
-                self.router.handle_routing(path=normalize_path(path), method=method)
-            except (MethodNotAllowedException, NotFoundException):
-                continue
-            methods.append(method)
+        methods = [method for method in _METHODS if self.takes(path, method)]
         if not methods:
             return []
         if "GET" in methods:

@@ -37,6 +37,7 @@ from backend.errors import (
 )
 from backend.outages import STORAGE, cause
 from backend.storage.digest import Digest
+from backend.storage.recent import RecentAnswers
 from backend.tls import verifying_context
 
 T = TypeVar("T")
@@ -106,8 +107,14 @@ class ObjectStorage(ObjectRemover, Protocol):
         """Store `data` (bytes, or a binary file object that is streamed) at `bucket/path`."""
         ...
 
-    async def create_signed_url(self, bucket: str, path: str, expires_in: int) -> str:
-        """A URL that downloads the object for `expires_in` seconds."""
+    async def create_signed_url(self, bucket: str, path: str, expires_in: int, *, version: str | None = None) -> str:
+        """A URL that downloads the object for `expires_in` seconds; with the object's `version` (`stored_version`),
+        one already signed for that version may be handed out again while most of its time is left."""
+        ...
+
+    async def stored_version(self, bucket: str, path: str) -> str | None:
+        """What Storage's backend reports of the object's stored bytes (its ETag, size and modification time, from a
+        HEAD: no byte of the object is read), which changes whenever they do; None when there is no such object."""
         ...
 
     async def download(self, bucket: str, path: str) -> bytes:
@@ -134,11 +141,13 @@ class SupabaseObjectStorage:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         public_url: str | None = None,
+        version_ttl: float = 0.0,
     ) -> None:
         """`storage_url` is the Storage base, e.g. `https://<ref>.supabase.co/storage/v1`; `transport`
         lets embedded mode reach its own `/storage/v1` in-process, through the same HTTP client code.
         `public_url` is that Storage as clients reach it, when it differs from `storage_url` (embedded
-        mode): signed URLs handed out are rebased onto it."""
+        mode): signed URLs handed out are rebased onto it. `stored_version` answers from what Storage last said
+        about an object for `version_ttl` seconds (0: it asks each time); this client's own writes forget it."""
         self._base = storage_url.rstrip("/")
         self._public_base = (public_url or storage_url).rstrip("/")
         headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
@@ -152,6 +161,11 @@ class SupabaseObjectStorage:
             follow_redirects=True,
             transport=transport,
         )
+        # Signed download URLs by (bucket, path, lifetime, stored version): a client polling a state that links an
+        # object is handed the same URL again while more than half its lifetime is left, not one signed per poll.
+        self._signed = RecentAnswers[tuple[str, str, int, str], str]()
+        self._versions = RecentAnswers[tuple[str, str], str | None]()
+        self._version_ttl = version_ttl
         # storage3 warns (and fixes it) when the base has no trailing slash.
         self._client = AsyncStorageClient(url=storage_url.rstrip("/") + "/", headers=headers, http_client=self._http)
 
@@ -180,10 +194,25 @@ class SupabaseObjectStorage:
         # storage3 takes bytes, BufferedReader or FileIO (anything else it would `open()` as a path);
         # wrapping other file objects keeps them streamed rather than read into memory.
         body = data if isinstance(data, bytes | io.BufferedReader | io.FileIO) else io.BufferedReader(_RawReader(data))
-        await _call(lambda: self._client.from_(bucket).upload(path, body, options))
+        self._versions.forget((bucket, path))
+        try:
+            await _call(lambda: self._client.from_(bucket).upload(path, body, options))
+        finally:
+            self._versions.forget((bucket, path))
 
-    async def create_signed_url(self, bucket: str, path: str, expires_in: int) -> str:
-        """A URL that downloads the object for `expires_in` seconds."""
+    async def create_signed_url(self, bucket: str, path: str, expires_in: int, *, version: str | None = None) -> str:
+        """A URL that downloads the object for `expires_in` seconds; with the object's `version` (`stored_version`),
+        one already signed for that version may be handed out again while most of its time is left."""
+        if version is None:
+            return await self._sign(bucket, path, expires_in)
+        key = (bucket, path, expires_in, version)
+        if self._signed.holds(key):
+            return self._signed.get(key)
+        url = await self._sign(bucket, path, expires_in)
+        self._signed.put(key, url, expires_in / 2)
+        return url
+
+    async def _sign(self, bucket: str, path: str, expires_in: int) -> str:
         result = await _call(lambda: self._client.from_(bucket).create_signed_url(path, expires_in))
         url = result["signedURL"]
         if not url:
@@ -191,6 +220,27 @@ class SupabaseObjectStorage:
         if url.startswith(self._base):
             url = self._public_base + url[len(self._base) :]
         return url
+
+    async def stored_version(self, bucket: str, path: str) -> str | None:
+        """What Storage's backend reports of the object's stored bytes (its ETag, size and modification time, from a
+        HEAD: no byte of the object is read), which changes whenever they do; None when there is no such object."""
+        key = (bucket, path)
+        if self._versions.holds(key):
+            return self._versions.get(key)
+        version = await _call(lambda: self._stored_version(bucket, path))
+        self._versions.put(key, version, self._version_ttl)
+        return version
+
+    async def _stored_version(self, bucket: str, path: str) -> str | None:
+        url = f"{self._base}/object/authenticated/{quote(bucket, safe='')}/{quote(path, safe='/')}"
+        response = await self._http.head(url)
+        # A HEAD answer has no body to say why; Storage answers a missing object 400 (its logical 404) or 404.
+        if response.status_code in (400, 404):
+            return None
+        if response.is_error:
+            raise StorageUnavailable(f"storage answered {response.status_code} to a HEAD")
+        headers = response.headers
+        return "|".join(headers.get(name, "") for name in ("etag", "content-length", "last-modified"))
 
     async def download(self, bucket: str, path: str) -> bytes:
         """The object's bytes."""
@@ -251,6 +301,8 @@ class SupabaseObjectStorage:
         """Delete the objects; returns the names that existed and were deleted."""
         if not paths:
             return []
+        for path in paths:
+            self._versions.forget((bucket, path))
         rows = await _call(lambda: self._client.from_(bucket).remove(paths))
         return [row["name"] for row in rows]
 

@@ -3,14 +3,29 @@
 insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes)
 values (%(bucket)s, %(name)s, %(sha256)s, %(size)s)
 on conflict (bucket_id, name) do update
-   set sha256 = excluded.sha256, size_bytes = excluded.size_bytes, written_at = now();
+   set sha256 = excluded.sha256, size_bytes = excluded.size_bytes, written_at = now(), checked_version = null,
+       altered_version = null
+returning written_at;
+
+-- name: checked
+-- Storage's version of the object whose bytes matched its record, unless the record changed meanwhile.
+update voicegate.service_written_objects
+   set checked_version = %(version)s, altered_version = null
+ where bucket_id = %(bucket)s and name = %(name)s and written_at = %(written_at)s;
+
+-- name: altered
+-- Storage's version of the object whose bytes did not match its record, unless the record changed meanwhile.
+update voicegate.service_written_objects
+   set altered_version = %(version)s
+ where bucket_id = %(bucket)s and name = %(name)s and written_at = %(written_at)s;
 
 -- name: recorded
--- The object's record (`written` true), then the writes announced for it and not yet ended.
-select sha256, size_bytes, true as written
+-- The object's record (`written` true) with the versions Storage reported when its bytes were last checked, then
+-- the writes announced for it and not yet ended.
+select sha256, size_bytes, true as written, written_at, checked_version, altered_version
   from voicegate.service_written_objects where bucket_id = %(bucket)s and name = %(name)s
 union all
-select sha256, size_bytes, false
+select sha256, size_bytes, false, null, null, null
   from voicegate.service_object_writes where bucket_id = %(bucket)s and name = %(name)s;
 
 -- name: announce

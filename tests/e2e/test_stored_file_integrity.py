@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from backend.embedded.storage import routes
+from backend.embedded.storage.service import StoredObject
 from tests.e2e.conftest import elevenlabs_env, speech_wav
 from tests.e2e.test_provenance import Client, cloned_job, fetch, flip_a_sample, poll
 from tests.e2e.test_samples_and_synthesis import job_settled, sample_settled, upload
@@ -22,6 +24,8 @@ from tests.support import Conn, one
 pytestmark = pytest.mark.timeout(120)
 #: The audit action operators look for.
 AUDIT_ACTION = "storage.object_altered"
+#: The app asks Storage what a stored file is at each URL it signs, so a change on disk shows at the next poll.
+ASK_EACH_TIME = {"VOICEGATE_STORAGE_VERSION_SECONDS": "0"}
 
 
 def alter_on_disk(storage_root: Path, bucket: str, path: str) -> tuple[str, str]:
@@ -57,7 +61,7 @@ def assert_audited(
 async def test_an_altered_render_is_refused_and_audited(
     worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, tmp_path: Path
 ) -> None:
-    client: Client = await worker_client()
+    client: Client = await worker_client(**ASK_EACH_TIME)
     user = make_user()
     job_id, status = await cloned_job(client, user)
     assert status["status"] == "succeeded", status["error"]
@@ -85,7 +89,7 @@ async def test_an_altered_render_is_refused_and_audited(
 async def test_an_altered_preview_is_not_served(
     worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, tmp_path: Path
 ) -> None:
-    client: Client = await worker_client()
+    client: Client = await worker_client(**ASK_EACH_TIME)
     user = make_user()
     reflection = (await client.post("/v1/reflections", json={"name": "Ada"}, headers=user.headers)).json()["id"]
     cloned = await client.post(
@@ -113,6 +117,64 @@ async def test_an_altered_preview_is_not_served(
     )
     assert state["voice"]["previewStatus"] == "ready"
     assert_audited(sql, ("voice_clone_attempt", state["voice"]["attemptId"]), "voice-previews", preview, sha256s)
+
+
+def count_object_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """The objects the Storage stand-in reads to answer from now on (every download, signed or not), and those it
+    answers a HEAD about, by name."""
+    read: list[str] = []
+    headed: list[str] = []
+    streamed, head = routes._stream, routes._head
+
+    async def counted(stored: StoredObject, download: str | None) -> Any:
+        read.append(stored.row["name"])
+        return await streamed(stored, download)
+
+    def counted_head(stored: StoredObject) -> Any:
+        headed.append(stored.row["name"])
+        return head(stored)
+
+    monkeypatch.setattr(routes, "_stream", counted)
+    monkeypatch.setattr(routes, "_head", counted_head)
+    return read, headed
+
+
+async def test_polls_of_a_ready_preview_read_none_of_its_bytes_at_storage(
+    worker_client: Callable[..., Any],
+    make_user: Callable[[], User],
+    sql: Conn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The polled voice state links its preview without Storage reading the file: 0 reads in 20 polls (a HEAD each),
+    which hand out one URL; a change on disk is found by the next poll, with one read, and later polls read nothing
+    again."""
+    client: Client = await worker_client(**ASK_EACH_TIME)
+    user = make_user()
+    reflection = (await client.post("/v1/reflections", json={"name": "Ada"}, headers=user.headers)).json()["id"]
+    cloned = await client.post(
+        f"/v1/reflections/{reflection}/voice/clone",
+        data={"consent": "true", "language": "en"},
+        files={"file": ("me.wav", speech_wav(), "audio/wav")},
+        headers=user.headers,
+    )
+    assert cloned.status_code == 202, cloned.text
+    path = f"/v1/reflections/{reflection}/voice"
+    await poll(client, user, path, lambda s: s["voice"]["previewStatus"] == "ready")
+    preview = f"{user.id}/{(await client.get(path, headers=user.headers)).json()['voice']['attemptId']}/preview.wav"
+    read, headed = count_object_reads(monkeypatch)
+
+    states = [(await client.get(path, headers=user.headers)).json() for _ in range(20)]
+    assert (read, headed) == ([], [preview] * 20)
+    assert len({state["previewUrl"] for state in states}) == 1
+    assert await fetch(client, states[0]["previewUrl"])
+    assert read == [preview]  # the count sees a read: the client's download
+
+    alter_on_disk(tmp_path / "storage", "voice-previews", preview)
+    states = [(await client.get(path, headers=user.headers)).json() for _ in range(5)]
+    assert {(state["previewUrl"], state.get("previewError")) for state in states} == {(None, "stored_object_altered")}
+    assert read == [preview, preview]
+    assert len(altered_events(sql)) == 1
 
 
 async def test_an_altered_cleaned_sample_fails_the_clone_and_never_reaches_the_provider(

@@ -52,6 +52,7 @@ def test_a_direct_connection_or_a_session_mode_pooler_is_accepted(url: str) -> N
 def test_a_queue_message_waits_out_storage_for_an_hour_unless_told_otherwise() -> None:
     assert settings_from_env({}).storage_wait_seconds == 3600
     assert settings_from_env({"VOICEGATE_STORAGE_WAIT_SECONDS": "90"}).storage_wait_seconds == 90
+    assert settings_from_env({"VOICEGATE_STORAGE_VERSION_SECONDS": "0"}).storage_version_seconds == 0
 
 
 def test_what_a_user_may_create_is_far_past_what_a_person_does_unless_told_otherwise() -> None:
@@ -116,6 +117,9 @@ def test_empty_variables_mean_unset() -> None:
         ),
         ({"VOICEGATE_STORAGE_WAIT_SECONDS": "0.5"}, "VOICEGATE_STORAGE_WAIT_SECONDS must be .* at least 1"),
         ({"VOICEGATE_STORAGE_WAIT_SECONDS": "inf"}, "VOICEGATE_STORAGE_WAIT_SECONDS must be .* at least 1"),
+        ({"VOICEGATE_STORAGE_VERSION_SECONDS": "-1"}, "VOICEGATE_STORAGE_VERSION_SECONDS must be .* from 0 to 60"),
+        ({"VOICEGATE_STORAGE_VERSION_SECONDS": "61"}, "VOICEGATE_STORAGE_VERSION_SECONDS must be .* from 0 to 60"),
+        ({"VOICEGATE_STORAGE_VERSION_SECONDS": "nan"}, "VOICEGATE_STORAGE_VERSION_SECONDS must be .* from 0 to 60"),
         ({"VOICEGATE_C2PA_CERT": "/etc/voicegate/chain.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),
         ({"VOICEGATE_C2PA_KEY": "/etc/voicegate/key.pem"}, "set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY"),
         (

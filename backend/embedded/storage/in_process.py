@@ -44,11 +44,15 @@ def api_storage_router(db: Database, verifier: TokenVerifier, jwt_secret: Secret
     return storage_router(db, jwt_secret.reveal(), root, caller_claims)
 
 
-def in_process_client(app: Litestar, service_key: str, *, public_url: str | None = None) -> SupabaseObjectStorage:
+def in_process_client(
+    app: Litestar, service_key: str, *, public_url: str | None = None, version_ttl: float = 0.0
+) -> SupabaseObjectStorage:
     """The storage client over `app`'s own `/storage/v1`, through httpx's ASGI transport; signed URLs
-    handed out point at `public_url` (where clients reach the API)."""
+    handed out point at `public_url` (where clients reach the API). `version_ttl` as `SupabaseObjectStorage`'s."""
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar is an ASGI app; httpx's scope types are wider
-    return SupabaseObjectStorage(IN_PROCESS_URL, service_key, public_url=public_url, transport=transport)
+    return SupabaseObjectStorage(
+        IN_PROCESS_URL, service_key, public_url=public_url, transport=transport, version_ttl=version_ttl
+    )
 
 
 @asynccontextmanager

@@ -39,6 +39,7 @@ from backend.embedded.storage.service import (
     StorageService,
     StoredObject,
     UploadMeta,
+    file_etag,
 )
 from backend.errors import InvalidJson, ServiceUnavailable, TooManyRequests
 from backend.fields import nul_field
@@ -221,7 +222,7 @@ def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteH
         request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
     ) -> Response[None]:
         stored = await service.find_info(await caller(request), bucket, _key(path))
-        return Response(content=None, headers=_object_headers(stored))
+        return _head(stored)
 
     @get(["/object/info/{bucket:str}/{path:path}", "/object/info/authenticated/{bucket:str}/{path:path}"])
     async def object_info(
@@ -323,7 +324,7 @@ def _read_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHan
     @head("/object/public/{bucket:str}/{path:path}")
     async def public_object_exists(bucket: FromPath[str], path: FromPath[Path]) -> Response[None]:
         """HEAD of an object of a public bucket, for anyone (Storage's `publicRoutes`)."""
-        return Response(content=None, headers=_object_headers(await service.find_public(bucket, _key(path))))
+        return _head(await service.find_public(bucket, _key(path)))
 
     @get("/object/public/{bucket:str}/{path:path}")
     async def get_public_object(
@@ -642,18 +643,27 @@ def _expires_in(value: Any) -> int:
     return number
 
 
-def _object_headers(stored: StoredObject) -> dict[str, str]:
+def _object_headers(stored: StoredObject, file: os.stat_result) -> dict[str, str]:
+    """The headers of a download or a HEAD: as Supabase Storage's file backend sends them, from the file itself (its
+    size, its modification time and `file_etag`), so bytes changed on disk behind Storage show in what it reports."""
     metadata = stored.metadata
-    headers = {
+    modified = datetime.fromtimestamp(file.st_mtime_ns / 1e9, tz=UTC)
+    return {
         "Content-Type": str(metadata.get("mimetype") or "application/octet-stream"),
-        "Content-Length": str(metadata.get("size", 0)),
+        "Content-Length": str(file.st_size),
         "Cache-Control": str(metadata.get("cacheControl") or "no-cache"),
-        "ETag": str(metadata.get("eTag") or ""),
+        "ETag": file_etag(file),
+        "Last-Modified": format_datetime(modified, usegmt=True),
     }
-    updated = stored.row.get("updated_at")
-    if isinstance(updated, datetime):
-        headers["Last-Modified"] = format_datetime(updated.astimezone(UTC), usegmt=True)
-    return headers
+
+
+def _head(stored: StoredObject) -> Response[None]:
+    """A HEAD's answer: NoSuchKey when the row's file is gone."""
+    try:
+        file = stored.file.stat()
+    except FileNotFoundError as exc:
+        raise errors.no_such_key() from exc
+    return Response(content=None, headers=_object_headers(stored, file))
 
 
 async def _stream(stored: StoredObject, download: str | None) -> Stream:
@@ -663,9 +673,8 @@ async def _stream(stored: StoredObject, download: str | None) -> Stream:
         handle = await anyio.open_file(stored.file, "rb")
     except FileNotFoundError as exc:
         raise errors.no_such_key() from exc
-    headers = _object_headers(stored)
-    # The open handle's size, not the row's: a concurrent replace swaps the file, not this handle.
-    headers["Content-Length"] = str(os.fstat(handle.wrapped.fileno()).st_size)
+    # The open handle's, not the path's: a concurrent replace swaps the file, not this handle.
+    headers = _object_headers(stored, os.fstat(handle.wrapped.fileno()))
     if download is not None:
         headers["Content-Disposition"] = (
             f"attachment; filename*=UTF-8''{quote(download)}" if download else "attachment;"

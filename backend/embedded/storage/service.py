@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
+import os
 import re
 import shutil
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -84,6 +84,7 @@ _AS_ANON = "select set_config('role', 'anon', true), set_config('request.jwt.cla
 _OBJECT_COLUMNS = (
     "id, bucket_id, name, owner, owner_id, version, created_at, updated_at, last_accessed_at, metadata, user_metadata"
 )
+_OBJECT_COLUMN_NAMES = tuple(_OBJECT_COLUMNS.split(", "))
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,6 @@ class _Received:
 
     temp_path: Path
     size: int = 0
-    md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
     mimetype: str = "application/octet-stream"
     cache_control: str = "no-cache"
     user_metadata: dict[str, Any] | None = None
@@ -185,6 +185,12 @@ class StoredObject:
         """Storage's system metadata (`eTag`, `size`, `mimetype`, ...)."""
         value = self.row.get("metadata") or {}
         return value if isinstance(value, dict) else {}
+
+
+def file_etag(file: os.stat_result) -> str:
+    """An object's ETag as Supabase Storage's file backend makes it under its `mtime` algorithm, from the file's
+    modification time and size: it changes whenever the bytes do, on disk too, and costs a `stat`, not a read."""
+    return f'"{file.st_mtime_ns:x}-{file.st_size:x}"'
 
 
 def validate_key(bucket: str, path: str) -> None:
@@ -298,13 +304,17 @@ class StorageService:
         """The object for its info or HEAD (Storage's getObjectInfo.ts): NoSuchBucket when there is no such
         bucket; in a public bucket read as the service, whoever asks; else as the caller sees it under RLS."""
         validate_key(bucket, path)
-        async with self._db.service_transaction() as conn:
-            found = await fetch_optional(conn, _Q["bucket_public"], {"bucket": bucket})
-            if found is None:
-                raise errors.no_such_bucket()
-            if found["public"]:
-                return await self._find(conn, bucket, path)
-        return await self.find(claims, bucket, path)
+        # One statement: the bucket, and the object as the service sees it, which is what a service caller or a
+        # public bucket gets; a user of a private bucket reads it again under their RLS.
+        async with self._db.service_statement() as conn:
+            found = await fetch_optional(conn, _Q["bucket_and_object"], {"bucket": bucket, "name": path})
+        if found is None:
+            raise errors.no_such_bucket()
+        if not (found["public"] or claims.get("role") == "service_role"):
+            return await self.find(claims, bucket, path)
+        if found["id"] is None:
+            raise errors.no_such_key()
+        return StoredObject({column: found[column] for column in _OBJECT_COLUMN_NAMES}, self._file(bucket, path))
 
     async def sign_downloads(
         self, claims: Claims, bucket: str, paths: list[str], expires_in: int
@@ -709,7 +719,8 @@ class StorageService:
         """Write the row and move the file into place in one transaction; clean up on failure."""
         now = datetime.now(UTC)
         metadata = {
-            "eTag": f'"{received.md5.hexdigest()}"',
+            # A rename keeps the file's modification time: the ETag reads the same once the file is in place.
+            "eTag": file_etag(received.temp_path.stat()),
             "size": received.size,
             "mimetype": received.mimetype,
             "cacheControl": received.cache_control,
@@ -935,7 +946,6 @@ class _Sink:
         self._received.size += len(chunk)
         if self._received.size > self._limit:
             raise errors.entity_too_large()
-        self._received.md5.update(chunk)
         await self._out.write(chunk)
 
 

@@ -64,9 +64,14 @@ delete from storage.buckets where id = %(bucket)s returning id;
 -- Storage's `emptyBucket` (service key only) deletes every object of the bucket.
 delete from storage.objects where bucket_id = %(bucket)s returning name;
 
--- name: bucket_public
--- Whether the bucket exists and is public, read as the service (`findBucket(id, 'id,public')` of getObjectInfo.ts).
-select public from storage.buckets where id = %(bucket)s;
+-- name: bucket_and_object
+-- Whether the bucket exists and is public (`findBucket(id, 'id,public')` of getObjectInfo.ts), and the object as the
+-- service sees it (its columns null when there is none), read as the service.
+select b.public, o.id, o.bucket_id, o.name, o.owner, o.owner_id, o.version, o.created_at, o.updated_at,
+       o.last_accessed_at, o.metadata, o.user_metadata
+  from storage.buckets b
+  left join storage.objects o on o.bucket_id = b.id and o.name = %(name)s
+ where b.id = %(bucket)s;
 
 -- name: list_v2
 -- Storage's `listObjectsV2` without a delimiter (src/storage/database/pg.ts), run as the caller: every object

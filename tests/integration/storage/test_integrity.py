@@ -17,6 +17,8 @@ import pytest
 
 from backend.db.pool import create_pool
 from backend.db.units import Database
+from backend.embedded.storage import routes
+from backend.embedded.storage.service import StoredObject
 from backend.errors import StoredObjectAltered, UnsupportedMediaType
 from backend.settings import Settings
 from backend.storage import integrity
@@ -103,6 +105,106 @@ async def test_written_read_checked_and_an_altered_file_refused_with_an_audit_ev
     assert await integrity.read(database, storage, BUCKET, legacy, actor="test", subject=subject) == (
         b"written before the records"
     )
+
+
+class Counted:
+    """The stand-in's client, counting the reads of whole objects (digests, downloads) and the URLs signed."""
+
+    def __init__(self, storage: SupabaseObjectStorage) -> None:
+        self.storage = storage
+        self.reads = 0
+        self.signed = 0
+
+    async def digest(self, bucket: str, path: str) -> Digest:
+        self.reads += 1
+        return await self.storage.digest(bucket, path)
+
+    async def download(self, bucket: str, path: str) -> bytes:
+        self.reads += 1
+        return await self.storage.download(bucket, path)
+
+    async def create_signed_url(self, bucket: str, path: str, expires_in: int, *, version: str | None = None) -> str:
+        url = await self.storage.create_signed_url(bucket, path, expires_in, version=version)
+        self.signed += 1
+        return url
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+async def test_a_url_to_a_recorded_object_is_signed_without_reading_it_until_its_stored_version_changes(
+    database: Database,
+    storage: SupabaseObjectStorage,
+    storage_server: StorageServer,
+    db: psycopg.Connection[Any],
+    users: tuple[uuid.UUID, uuid.UUID],
+) -> None:
+    """Each URL asks Storage for the object's version (a HEAD); the bytes are hashed once per version: never for
+    the version voicegate wrote, once for a version written by anyone else (through Storage or on its disk), and
+    not again for a version found altered, which stays refused."""
+    alice, _ = users
+    path = f"{alice}/renders/{uuid.uuid4()}.wav"
+    data = b"RIFF" + bytes(range(256)) * 64
+    counted = Counted(storage)
+    subject = ("synthesis_job", "job-2")
+    await write(database, counted, path, data)  # type: ignore[arg-type]
+    urls = {
+        await integrity.signed_url(database, counted, BUCKET, path, 600, actor="t", subject=subject) for _ in range(5)
+    }  # type: ignore[arg-type]
+    assert (counted.reads, len(urls)) == (0, 1)
+    # The same URL, signed once and handed out again while most of its time is left.
+    response = await storage._http.get(urls.pop())
+    assert response.content == data
+
+    # The same bytes stored again through Storage: a new version, read once, then known good.
+    await storage.upload(BUCKET, path, data, "audio/wav", upsert=True)
+    for _ in range(3):
+        await integrity.signed_url(database, counted, BUCKET, path, 600, actor="t", subject=subject)  # type: ignore[arg-type]
+    assert counted.reads == 1
+
+    # Other bytes, on the disk behind Storage: read once, refused every time, audited once.
+    (storage_server.root / BUCKET / path).write_bytes(data[:-1] + b"\0")
+    for _ in range(3):
+        with pytest.raises(StoredObjectAltered):
+            await integrity.signed_url(database, counted, BUCKET, path, 600, actor="signer", subject=subject)  # type: ignore[arg-type]
+    assert counted.reads == 2
+    assert audit_events(db) == [("signer", *subject, path)]
+
+    # Written again by voicegate: good again, without a read.
+    await write(database, counted, path, data)  # type: ignore[arg-type]
+    await integrity.signed_url(database, counted, BUCKET, path, 600, actor="t", subject=subject)  # type: ignore[arg-type]
+    assert counted.reads == 2
+
+
+async def test_a_client_takes_storages_word_on_a_version_for_its_seconds_and_forgets_it_on_its_own_writes(
+    database: Database,
+    storage_server: StorageServer,
+    users: tuple[uuid.UUID, uuid.UUID],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alice, _ = users
+    path = f"{alice}/renders/{uuid.uuid4()}.wav"
+    headed: list[str] = []
+    head = routes._head
+
+    def counted_head(stored: StoredObject) -> Any:
+        headed.append(stored.row["name"])
+        return head(stored)
+
+    monkeypatch.setattr(routes, "_head", counted_head)
+    subject = ("synthesis_job", "job-3")
+    async with SupabaseObjectStorage(storage_server.storage_url, SERVICE_KEY, version_ttl=60) as storage:
+        await write(database, storage, path, b"RIFF first")
+        assert headed == [path]  # the version the write stored, recorded as checked
+        urls = {await integrity.signed_url(database, storage, BUCKET, path, 600, actor="t", subject=subject)}
+        for _ in range(4):
+            urls.add(await integrity.signed_url(database, storage, BUCKET, path, 600, actor="t", subject=subject))
+        assert (headed, len(urls)) == ([path], 1)
+        # Its own upload forgets what Storage said: the next answer is asked for.
+        await write(database, storage, path, b"RIFF second")
+        url = await integrity.signed_url(database, storage, BUCKET, path, 600, actor="t", subject=subject)
+        assert headed == [path] * 2
+        assert (await storage._http.get(url)).content == b"RIFF second"
 
 
 async def test_a_failed_upload_records_nothing(
