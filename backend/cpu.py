@@ -1,8 +1,8 @@
 """A bounded pool of threads for CPU-bound work (local renders, sample checks, joining and signing audio),
 fed from a fair queue.
 
-asyncio's default executor (`asyncio.to_thread`) serves everyone first come first served, so one user's 32
-long streams made another user's one sentence wait 22 s for its first byte. Here each item is tagged with the
+asyncio's default executor (`asyncio.to_thread`) serves everyone first come first served, so one user's many
+long streams would make another user's one sentence wait behind all of them. Here each item is tagged with the
 user it is for (their owner id; `None` for system work, which has a lane of its own), and the threads take
 the next item round robin between the lanes that have work waiting, first in first out within one lane.
 Round robin by recency: the next item is from the waiting lane whose user was served least recently, so a
@@ -48,10 +48,9 @@ def usable_cores() -> int:
 def default_workers(*, serves_api: bool) -> int:
     """The executor's threads when VOICEGATE_CPU_WORKERS does not say. A process that serves the API (`voicegate
     up`, `serve`) takes one fewer than its cores, and at least one: the event loop (and in `voicegate up`
-    Postgres) keeps a core. On two busy cores, with a thread on each, a user's render ran at half speed beside
-    another user's, and their sample check beside 8 streams of another user's took 2.5-9x as long as alone,
-    against 1.7-2.1x with one. A worker (`voicegate worker`) answers no request: it takes every core, and its
-    checks go 1.35x as fast on two as on one (bench/sample_checks.py)."""
+    Postgres) keeps a core: with a thread on every busy core, a user's render and sample check slow down far
+    more beside another user's work than with one fewer. A worker (`voicegate worker`) answers no request: it
+    takes every core, and its checks go faster on two than on one (bench/sample_checks.py)."""
     cores = usable_cores()
     return max(1, cores - 1) if serves_api else cores
 

@@ -1,4 +1,4 @@
-"""The pgmq queues (DESIGN.md §4): their names, the messages they carry, and sending one.
+"""The pgmq queues (docs/concepts.md#what-runs): their names, the messages they carry, and sending one.
 
 This is the one place a queue is named in Python, and the one that runs pgmq's SQL: `send`, and the reads,
 archives, visibility and recorded errors of `queue_consumers.runtime`. Each runs on the caller's connection,

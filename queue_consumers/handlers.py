@@ -1,7 +1,7 @@
 """From queue to the area's worker step: one row per queue, with what a dead letter on it fails.
 
-The clone step runs in one of the two modes of DESIGN.md §4: in-process, or through the API's internal
-route (`CONSUMER_MODE=http`), which runs the very same function.
+The clone step runs in one of two modes: in-process, or through the API's internal route
+(`CONSUMER_MODE=http`), which runs the very same function.
 """
 
 from __future__ import annotations

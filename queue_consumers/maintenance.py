@@ -1,4 +1,4 @@
-"""The worker's maintenance sweep (DESIGN.md §4, §7): whether the project has a webhook endpoint is
+"""The worker's maintenance sweep (docs/concepts.md#what-runs): whether the project has a webhook endpoint is
 written down, stale attempts are requeued, expired samples are purged with their objects, objects no
 row claims (and, in embedded mode, stored files with no object row) are removed once past
 `VOICEGATE_ORPHAN_GRACE`, voice manifests left half done are settled, and dead letters are reported, on

@@ -8,38 +8,18 @@ failed delivery). An exception is a failed delivery: the message becomes visible
 backoff, and its error is kept for the dead letter. pgmq does not check who archives what, so the
 handlers' own fencing (attempt leases and versions) decides whose result counts.
 
-The database being down (or hung: every unit of database work has a deadline), or too busy to hand out
-a connection, is not a failed delivery: a read finds nothing, a handler's message is left to come back
-and that delivery is not counted toward `max_reads`, an archive is simply retried by that redelivery, and
-the consumer never dies of it. A message whose handler met the database down, or whose hand-back, new
-schedule or recorded failure met it (a handler that met Storage down while Storage's own database was
-out), is handed back (visible at once) by the consumer's first read that gets an answer, so work resumes
-as the database does rather than a visibility timeout later, and so are the messages of a read whose rows
-came but whose commit went unanswered (the server may commit it as it resumes); one that found every
-connection busy comes back after its visibility timeout. Storage being down is not a failed delivery
-either: the message is handed back at once as a new one (so no consumer counts the delivery), and a
-consumer whose handlers need Storage takes no messages while its `Gate` finds Storage unreachable, so a
-consumer that cannot reach Storage leaves the work to those that can. Both outages are logged where they are detected
-(backend.outages), once, the LISTEN connection's included, not here per poll. A failure that explains
-itself (`WorkFailed`: a receiver's status) is logged as its one line.
-
-Waiting out Storage has a bound (`storage_wait_seconds`, VOICEGATE_STORAGE_WAIT_SECONDS): a message handed
-back for Storage carries when its wait began (`storageWait`), so the wait is known to whichever worker
-reads it next, after any restart. The first delivery that meets Storage down past the bound reports the
-message, once (an ERROR line, the `voicegate_queue_storage_wait_exceeded_total` counter and a
-`queue.storage_wait_exceeded` audit event, the audit event and the message's `reported` mark committed
-together), and from then on each delivery that meets Storage down is a failed one: counted, backed off,
-and dead-lettered after `max_reads` with the code `storage_unavailable`, which fails the attempt, sample
-check or job with it.
+Outages are not failed deliveries. A message whose handler met the database down or hung is handed back
+(visible at once) by the consumer's first read that gets an answer; one that met Storage down is handed
+back at once as a new message carrying when its wait began (`storageWait`), and a consumer whose handlers
+need Storage reads nothing while its `Gate` finds Storage unreachable. Past `storage_wait_seconds` the
+message is reported once and from then on counts, ending as a `storage_unavailable` dead letter. Outages
+are logged where they are detected (backend.outages), once, not here per poll.
 
 A consumer handles no more messages at once than it has slots (`concurrency`), takes no more than its pool
-has connections to spare for, and archives the messages it finished in the transaction of its next read,
-many at once. While it is busy it reads in batches: once half its batch is free (all of it for a consumer
-`in_step`, whose handlers' statements go in groups as large as the batches that start together), or after
-`gather_seconds`. While its handlers are quick it reads ahead: it holds as many messages unstarted as its
-slots finish in `read_ahead_seconds` at their recent pace, so that a slot that frees takes the next one
-at once instead of waiting for a read. Slow handlers (a provider's seconds) leave nothing unstarted,
-so no consumer sits on work another could take. A message is kept invisible from the moment it is read.
+has connections to spare for, and archives what it finished in the transaction of its next read. While
+busy it reads once half its batch is free (all of it when `in_step`) or after `gather_seconds`; while its
+handlers are quick it holds unstarted what its slots finish in `read_ahead_seconds`. docs/concepts.md
+(What runs: queue consumers) has the whole behaviour.
 """
 
 from __future__ import annotations
@@ -621,8 +601,7 @@ class QueueConsumer:
 
 class _Wake:
     """What a consumer waits for between reads: a notification, a finished message or the stop (`set`), or its
-    time running out. A future and a timer per wait, not a task waiting on an event beside the stop's under
-    `asyncio.wait`, which made and cancelled a task and wrapped both in callbacks on every wait."""
+    time running out. A future and a timer per wait, so that a wait makes no task."""
 
     def __init__(self) -> None:
         self._set = False

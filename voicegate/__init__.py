@@ -3,8 +3,8 @@ the operator scripts included, and nothing imports them.
 
 Importing it sets one thread for the BLAS libraries NumPy and SciPy bundle (OpenBLAS), before either loads,
 unless the environment says otherwise. Every piece of CPU work runs on one thread of the process's fair executor
-(`backend.cpu`); an OpenBLAS pool beside it only spins: a sample check took the same time at twice the CPU, and
-a second worker process on 2 cores added 1.2x instead of 1.8x (bench/sample_checks.py).
+(`backend.cpu`); an OpenBLAS pool beside it only spins, burning the CPU a second worker process would use
+(bench/sample_checks.py measures it).
 """
 
 import os

@@ -1,12 +1,12 @@
 """Stationary spectral gating: noise reduction by per-frequency thresholds learnt from the noise.
 
-The algorithm of noisereduce's stationary mode (Sainburg, Thielk and Gentner 2020), which voicegate called
-until it wrote these few lines over numpy and scipy (noisereduce pulled in matplotlib, pillow, fontTools
-and joblib, about 100 MB, for them). The noise's short-time spectrum in dB gives each frequency a
-threshold, its mean plus ``THRESHOLD_STD`` standard deviations; a time-frequency bin of the signal above
-its frequency's threshold is kept, one below is turned down; the keep/turn-down mask is smoothed over
-``MASK_SMOOTH_HZ`` and ``MASK_SMOOTH_S`` so its edges do not ring, and the signal is resynthesised from
-the masked spectrum. The STFT is Hann-windowed, ``n_fft`` long with a hop of ``n_fft / 4``.
+The algorithm of noisereduce's stationary mode (Sainburg, Thielk and Gentner 2020), in a few lines over numpy
+and scipy (the noisereduce package would bring matplotlib, pillow, fontTools and joblib with it). The noise's
+short-time spectrum in dB gives each frequency a threshold, its mean plus ``THRESHOLD_STD`` standard
+deviations; a time-frequency bin of the signal above its frequency's threshold is kept, one below is turned
+down; the keep/turn-down mask is smoothed over ``MASK_SMOOTH_HZ`` and ``MASK_SMOOTH_S`` so its edges do not
+ring, and the signal is resynthesised from the masked spectrum. The STFT is Hann-windowed, ``n_fft`` long with
+a hop of ``n_fft / 4``.
 """
 
 from __future__ import annotations

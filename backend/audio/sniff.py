@@ -26,7 +26,7 @@ def sniff_audio(head: bytes) -> str | None:
     """The MIME type of the audio container `head` starts, or None when it is not audio we accept.
 
     Recognises WAV, FLAC, Ogg (Opus/Vorbis), WebM/Matroska (what browsers record), MP4/M4A and MP3
-    (with or without an ID3 tag). Decoding (issue 6) confirms the codec; this only refuses what is
+    (with or without an ID3 tag). Decoding (`decode.py`) confirms the codec; this only refuses what is
     plainly not audio before anything is stored or enrolled.
     """
     for matches, mime in _SIGNATURES:

@@ -15,7 +15,7 @@ MIN_SECRET_LENGTH: Final = 32
 """HS256 secrets shorter than this (256 bits) are refused; Supabase enforces the same minimum."""
 SECRET_KEY_PREFIX: Final = "sb_secret_"  # noqa: S105 - the public prefix of Supabase secret keys
 PUBLISHABLE_KEY_PREFIX: Final = "sb_publishable_"
-#: Where Supabase Auth lives under a project's URL; its access tokens name it in ``iss`` (reference §3.1).
+#: Where Supabase Auth lives under a project's URL; its access tokens name it in ``iss``.
 AUTH_PATH: Final = "/auth/v1"
 #: The domain of Supabase-hosted projects (``https://<ref>.supabase.co``).
 HOSTED_DOMAIN: Final = ".supabase.co"

@@ -1,4 +1,4 @@
-"""The likeness of a voice (issue 46): how much what the provider speaks in the voice sounds like the samples
+"""The likeness of a voice: how much what the provider speaks in the voice sounds like the samples
 it was enrolled from, as the cosine between two voiceprints (`backend.voiceprint`), judged against the
 published same-speaker threshold (`THRESHOLD`) and shown beside it.
 

@@ -1,34 +1,26 @@
-"""The voice manifest (issue 17): `voice-metadata/{owner}/{voice_id}.json`, what a voice is in one JSON file
-in a private bucket: voicegate's voice id, the provider, its voice id and target model, when the voice was
-made and last changed, the consent it was cloned under, the quality verdict of its sample and its likeness
-to the sample (with the threshold beside it).
+"""The voice manifest: `voice-metadata/{owner}/{voice_id}.json`, what a voice is in one JSON file in a private
+bucket: voicegate's voice id, the provider, its voice id and target model, when the voice was made and last
+changed, the consent it was cloned under, the quality verdict of its sample and its likeness to the sample
+(with the threshold beside it).
 
 Written by the clone step once a voice is ready and its row carries the attempt's provider voice (so also
 when a new attempt moves it to another provider), and removed when the voice is deleted. No database lock
-and no transaction is held while Storage is called (issue 45: every transition that updates the voice
-waited on the upload while the writer kept the voice row locked through it). A write is:
+and no transaction is held while Storage is called, so no transition that updates the voice waits on an
+upload. A write is:
 
 1. the voice read, unlocked (`read_voice`), and the manifest made from it (the clone step reads it in the
-   transaction of the completion that calls for the write, sent in the same round trip and committed before
-   anything below: its locks are the completion's own, never held through Storage);
+   transaction of the completion that calls for the write, committed before anything below);
 2. the write announced (backend.storage.integrity.announce), so a reader takes the new bytes as
    voicegate's while they are not yet recorded, and the sweep finds the write if its writer dies;
 3. the upload;
 4. `confirm`: in one statement, the digest recorded and the announcement ended if the voice is still
    live and unchanged (the same `updated_at`, the row locked for that statement only).
 
-A voice is to have a manifest while it is live and carries a provider voice, and none once it is deleted
-(or between provider voices: a voice moving to another provider has none until its new attempt writes one).
-A writer makes the object what the voice it read is to have, and then `confirm`s (or, for no manifest,
-`forget`s) only if the voice is still as read; if not, it reads the voice again and starts over. Two writers
-may upload in either order, so a writer whose voice changed meanwhile may just have put an older manifest
-over a newer one; since it starts over, the last Storage call to land on the object is always followed by
-a confirmation that finds the voice as that call left the object. So the file and its recorded digest end
-as the voice's current state, and a deleted voice (a state nothing follows) keeps no manifest: its deletion
-commits first and then removes it, and a writer that finds it deleted after its upload removes what it
-wrote. What a Storage failure or a crash leaves half done (an announcement never ended, a deletion whose
-removal failed) is settled by the worker's maintenance sweep (`settle_manifests`) once no upload of it can
-still be under way.
+A writer whose voice changed meanwhile reads it again and starts over (for no manifest, it `forget`s), so
+the last Storage call to land is always followed by a confirmation that finds the voice as that call left
+the object: the file and its digest end as the voice's current state, and a deleted voice keeps none. What
+a crash or a Storage failure leaves half done is settled by the maintenance sweep (`settle_manifests`).
+docs/concepts.md#voice-manifest has the whole argument.
 """
 
 from __future__ import annotations

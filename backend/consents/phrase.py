@@ -2,85 +2,27 @@
 
 ``make_phrase`` names the subject and voicegate, says what is consented to, and ends with a one-time code of
 four digits spoken as words ("... My code is four, seven, one, nine."), drawn with ``secrets``, so a recording
-of an earlier phrase says the wrong code. ``check_phrase`` recognises a recording with pocketsphinx 5.1.1 and
-the en-us acoustic model and CMU dictionary its wheel carries (nothing is fetched), and ``refusal`` judges it.
+of an earlier phrase says the wrong code. ``check_phrase`` recognises a recording with pocketsphinx and the
+en-us acoustic model and CMU dictionary its wheel carries (nothing is fetched), and ``refusal`` judges it.
 
-How it recognises: a grammar that is a loop over the phrase's own words and the ten digits, any number of them
-in any order (a finite-state grammar, one state and its loop). Constrained to those words, the recogniser hears
-the phrase well when it is said; said something else, it can only string the phrase's words together at
-random, and the alignment below finds few of them in order. The words heard are aligned with the phrase's
-where the phrase was said (``align``, a fitting alignment: every word of the phrase is a match or an error,
-substituted or left out, and so is every word heard inside the stretch it is aligned with; the words heard
-before and after that stretch are not counted), and
+The recogniser is held to a loop over the phrase's own words and the ten digits: said, the phrase is heard
+well; said something else, the loop can only string the phrase's words together at random. The words heard
+are aligned with the phrase where it was said (``align``, a fitting alignment: every word of the phrase, and
+every word heard inside its stretch, is a match or an error; words heard before and after it are not counted):
 
     word_accuracy = max(0, 1 - errors / scorable words of the phrase)
 
-where a word matches a word of the same spelling or one that shares a pronunciation in the dictionary (the
-recogniser cannot tell "two" from "to", or "four" from "for"). ``code_heard`` is true when the alignment
-matches each of the code's four digits. A word of the subject's name that the dictionary lacks is left out
-of the grammar and of the score: in the alignment it is a gap that takes any words heard there (none, one or
-several) at no cost. pocketsphinx 5 has no letter-to-sound rules to spell it with. `voicegate` itself is
-not in the dictionary: its pronunciation is added (``EXTRA_WORDS``).
+A word matches one of the same spelling or pronunciation ("two" and "to"); ``code_heard`` needs each of the
+code's four digits matched. A word of the subject's name the dictionary lacks is left out of the grammar and
+the score (a gap that takes any words heard there); `voicegate` itself is added (``EXTRA_WORDS``). A recording
+refused as not the phrase is heard again with its noise gated as a sample's is, and the better hearing kept.
 
-In a noisy room (issue 56) the loop also strings the phrase's words through the noise before and after the
-reading ("i", "the", "eight"): counted as errors, they refused every right reading under 20 dB of babble. Hence
-the fitting alignment; the recogniser's word insertion penalty (``WORD_INSERTION_PENALTY``, 0.01 against
-pocketsphinx's 0.65, which let short words through every gap); and a second hearing: a recording refused as not
-the phrase is heard again with its noise gated as a sample's is (``backend.audio.process.reduce_noise``, the
-noise from its pauses), and the better hearing kept. Gating helps under steady noise and costs under babble
-(on 120 readings each: 15 dB white noise 81 -> 108 verified, 20 dB babble 110 -> 101), so it comes second.
-The recording's speech-to-noise ratio is measured as the samples' quality report does (it follows the mixed
-ratio within 0.5 dB for white and pink noise, 1-2 dB over it for babble); a phrase not heard under
-``NOISY_SNR_DB`` is refused ``too_noisy``: right readings start to fail there, and the room is what to change.
-What noise still costs is the code: a digit lost in babble, or heard as another, refuses most of the right
-readings refused. The code's check is not eased for noise: noise added on purpose would then blur a replayed
-code into a pass.
-
-A forced alignment (pocketsphinx's ``set_align_text`` with the phrase) was measured beside it on the data
-below: it aligned 8/8 right phrases and 0/16 wrong sentences, but also 6/8 replays (the code's words are forced
-in; only their acoustic scores tell, in units of the model) and 7 of the 60 LibriSpeech clips, and it gives no
-word-level measure a person can read. The word loop separates all of them, and says how much was heard.
-
-Thresholds, set on natural speech (bench/consent.py prints these figures): hibari, the `local` provider's
-voice, read as it is, 30% faster, and moved towards the six speakers of the shared LibriSpeech clips by the
-`local` engine (8 voices), each reading 5 consent phrases (names and codes drawn at random), the same phrases
-with another code (replays) and 4 wrong sentences; and the 60 LibriSpeech clips (real speech that is not the
-phrase); each in quiet and in rooms of white, pink and six-talker babble noise (right readings at 40 to 10 dB,
-twice each; impostors at 15 dB white, 20, 15 and 10 dB babble). Set on half of it (hibari as it is, faster, and
-moved to speakers 1688, 1998 and 367; those three speakers' 30 clips; babble cut from the speakers' clips 0-4),
-checked on the other half (babble from clips 5-9):
-
-    MIN_WORD_ACCURACY = 0.50: between the calibration half's highest impostor with enough speech (a wrong
-        sentence or a clip: 0.35 in quiet, 0.32 in noise) and its lowest right reading whose code was heard in
-        noise (0.52; in quiet 0.85). Held out, in quiet: 15 of 15 right readings accepted (0.89 to 1.00); 12
-        of 12 wrong sentences (at most 0.29), 30 of 30 clips (at most 0.32) and 15 of 15 replays (their code
-        heard in none; their words 0.78 to 0.96) refused. In every room, both halves: 0 of 660 impostors
-        accepted. Right readings verified, held out (before issue 56 in brackets): 20 dB babble 29/30 (2/30),
-        15 dB babble 25/30 (0/30), 15 dB white 28/30 (20/30); the calibration half: 46/50, 25/50, 41/50.
-    MIN_SPEECH_SECONDS = 3.0: half the least speech a right phrase of the calibration half held (6.8 s, read
-        30% faster), rounded down to the half second: a reading with less has left out about half the phrase.
-    NOISY_SNR_DB = 20: right readings are verified in every room from 30 dB up (both halves: 80 of 80 per
-        noise), and start to fail under babble at 20 dB (75 of 80), under white and pink noise at 15 dB (69 and
-        75 of 80).
-
-Cost, on one core (bench/consent.py, warm, CPU): a reading verified as it came, 11.8 s with its room, 0.17 s
-(0.19 s before issue 56); one refused and heard again, gated, 0.72 s (13.2 s under 15 dB babble; 0.39 s before);
-pocketsphinx's decode alone of 6 s, its word loop made beforehand, 0.10 s; its free dictation with the en-us
-n-gram model 0.79 s. The first check in a process 0.33 s (a decoder made); importing this module 0.77 s.
-
-A refusal says, first that applies: ``not_speech`` (under ``NOT_SPEECH_SECONDS`` of speech by the VAD of
-``backend.audio.measure``: silence, steady noise), ``too_short`` (under ``MIN_SPEECH_SECONDS``: the phrase was
-not read through), ``too_noisy`` (word accuracy under ``MIN_WORD_ACCURACY``, or the code not heard, in a
-recording under ``NOISY_SNR_DB``), ``phrase_mismatch`` (the same in a quieter one).
 What it cannot tell: a phrase said with "not" slipped in scores as one error; a recording spliced from the
-subject's voice, an old phrase followed by the new code, is heard as the phrase. The speaker check against
-the consent's voiceprint is a separate step.
+subject's voice, an old phrase followed by the new code, is heard as the phrase (the speaker check against the
+consent's voiceprint is a separate step). How the thresholds were set: docs/consent.md#phrase-scoring.
 
-A pocketsphinx decoder is not thread-safe, and holds the GIL while it decodes. Decoders are kept in a pool:
-a caller takes an idle one (one is made, in about 0.1 s, when none is idle) and gives it back, so no two
-threads share one, and there are never more than the most calls that ran at once. Audio goes to the decoder
-in blocks of ``BLOCK_SECONDS``, so the GIL is let go between them (each takes a few ms to decode) and the
-event loop and the other executor threads are not held up for the whole recording.
+A decoder is not thread-safe and holds the GIL while it decodes: callers take an idle one from a pool, and
+audio goes to it in blocks of ``BLOCK_SECONDS``, the GIL let go between them.
 """
 
 from __future__ import annotations
@@ -114,13 +56,13 @@ DIGIT_WORDS: Final = ("zero", "one", "two", "three", "four", "five", "six", "sev
 MAX_SUBJECT_NAME_CHARS: Final = 100
 #: Less speech than this (30 ms VAD frames) is none at all.
 NOT_SPEECH_SECONDS: Final = 0.3
-#: Less speech than this has not read the phrase through (see the module's docstring for how it was set).
+#: Less speech than this has not read the phrase through (how it was set: docs/consent.md#phrase-scoring).
 MIN_SPEECH_SECONDS: Final = 3.0
-#: Below this word accuracy the recording does not say the phrase (see the module's docstring).
+#: Below this word accuracy the recording does not say the phrase (docs/consent.md#phrase-scoring).
 MIN_WORD_ACCURACY: Final = 0.50
 #: A recording whose phrase was not heard, under this speech-to-noise ratio (dB, as the samples' quality report
 #: measures it), is refused as too noisy rather than as another sentence: right readings start to fail there
-#: (see the module's docstring), and the room, not the reading, is what to change.
+#: (docs/consent.md#phrase-scoring), and the room, not the reading, is what to change.
 NOISY_SNR_DB: Final = 20.0
 #: Words of the phrase the dictionary lacks, with their pronunciation (the model's ARPAbet phones).
 EXTRA_WORDS: Final = {"voicegate": "V OY S G EY T"}
@@ -128,7 +70,7 @@ EXTRA_WORDS: Final = {"voicegate": "V OY S G EY T"}
 BLOCK_SECONDS: Final = 0.1
 #: pocketsphinx's word insertion penalty (its `wip`; 0.65 by default), a factor on each word's path score: in noise
 #: the decoder strung short words of the loop ("i", "to", "the") through every gap, and these insertions were the
-#: errors (see the module's docstring for how it was set).
+#: errors (how it was set: docs/consent.md#phrase-scoring).
 WORD_INSERTION_PENALTY: Final = 0.01
 #: The recording's loudest frames (99th percentile of 30 ms frame power) are brought to this level, amplified by
 #: at most ``MAX_GAIN_DB``: the decoder's cepstral mean starts from a typical level and adapts as it goes, and
@@ -242,8 +184,7 @@ def check_phrase(samples: npt.ArrayLike, rate: int, phrase: Phrase) -> PhraseChe
 
 def refusal(check: PhraseCheck) -> Refusal | None:
     """None when the recording says the phrase; else why not (the first that applies): "not_speech",
-    "too_short", or the phrase not heard: "too_noisy" under ``NOISY_SNR_DB``, else "phrase_mismatch" (see the
-    module's docstring)."""
+    "too_short", or the phrase not heard: "too_noisy" under ``NOISY_SNR_DB``, else "phrase_mismatch"."""
     if check.speech_seconds < NOT_SPEECH_SECONDS:
         return "not_speech"
     if check.speech_seconds < MIN_SPEECH_SECONDS:
@@ -321,7 +262,7 @@ class _Recogniser:
             hmm=pocketsphinx.get_model_path(spec.acoustic_model),
             dict=pocketsphinx.get_model_path(spec.dictionary),
             lm=None,
-            # The lattice search (bestpath) cost 0.2 s a call and changed no word heard on a grammar this small.
+            # The lattice search (bestpath) costs more than the decode and changes no word heard on so small a grammar.
             bestpath=False,
             wip=WORD_INSERTION_PENALTY,
             loglevel="ERROR",

@@ -1,5 +1,5 @@
 """Admission of one kind of work's requests to the database: refused at once while the database is out of
-reach, and let back in gradually once it answers again (issue 45).
+reach, and let back in gradually once it answers again.
 
 Each kind of work (the API's requests, the Storage stand-in's) has its own pool, so its own bounded share of
 connections, and its own `Admission`. While the database answers, everything is admitted and the pool's own

@@ -81,7 +81,7 @@ _OUTSIDE_TRANSACTION = re.compile(
     r"|vacuum|alter\s+system|cluster)\b",
     re.IGNORECASE | re.DOTALL,
 )
-# The migrations versioned days ahead of the commits that added them, renumbered in issue 31 to those
+# The migrations once versioned days ahead of the commits that added them, renumbered to those
 # commits' times (a migration made with `supabase migration new` sorted before them, and `db push` refused
 # it). Each old version maps to its file's new version and, where the file's constraint validations and
 # concurrent index moved to a `_validate` file of their own, that file's version: a database that applied

@@ -128,7 +128,7 @@ class _Work:
     entered once, and the units made of it (`service_statement`, `service_pipeline`) its subclasses, rather
     than generator-based context managers nested in one another: a worker takes four or five units per
     attempt, and each such layer costs an async generator, the event loop's hook on its first iteration and
-    two frames more each way (`bench/lifecycle.py`'s units path, about 3 µs a unit)."""
+    two frames more each way (`bench/lifecycle.py`'s units path measures a unit)."""
 
     __slots__ = ("_budget", "_conn", "_deadline", "_pool")
 

@@ -18,7 +18,7 @@ The server of voicegate's data directory (`for_data_dir`) asks every client for 
 password (SCRAM), over the socket as over TCP, generated once and kept in libpq's password-file format
 in `<data dir>/pgpass` (0600), which every DSN handed out names (`passfile=`): loopback TCP is open to
 every local user, so without it any of them would be superuser. Throwaway servers (the tests', the
-benchmarks') are made without a password file and trust local clients, as before (their socket, like
+benchmarks') are made without a password file and trust local clients (their socket, like
 any cluster's, is reachable only by the server's OS user and root).
 """
 

@@ -3,7 +3,7 @@ that a handler's dependencies are resolved one after another in the request's ow
 
 Litestar resolves each batch of independent dependencies in an anyio task group
 (https://github.com/litestar-org/litestar/issues/4563, open), which for a handler taking `claims`, `db`
-and `storage` costs about 180 µs a request, more than half of a bare request; ours are app-state lookups
+and `storage` costs more than half of what a bare request does; ours are app-state lookups
 and a token check, none of which gains from concurrency. No public setting or form of `Provide` avoids the
 task group: any two dependencies a handler takes that do not depend on each other form such a batch.
 

@@ -8,29 +8,19 @@ so the key and the write commit together or not at all. When the service raises 
 or Storage that is down, say), the claim is released at once and the client may retry with the same
 key. A claim whose process died is reclaimable once it is older than `LEASE`; a key expires after `TTL`.
 
-A release that cannot reach the database (the request failed because the database hangs, and its
-budget is spent), or a claim the hung server may still commit (its COMMIT was sent and never
-answered), is kept by the process (`IdempotencyKeys`). It retries the release every
-`RELEASE_RETRY_SECONDS` until the database answers it, and until the claim's lease ends it lets a retry
-with the key that reaches this process take over an `in_flight` claim of a request that failed here, at
-once. That is safe: the failed request can no longer complete the key (completing checks the claim
-token), and had its write committed after all (a COMMIT the hung server still held), the key would be
-`completed`, which is replayed, never taken over. A retry reaching another process (several replicas)
-waits for the release: about `RELEASE_RETRY_SECONDS` after the database is back, instead of the lease.
+A release that cannot reach the database, or a claim a hung server may still commit, is kept by the process
+(`IdempotencyKeys`): it retries the release every `RELEASE_RETRY_SECONDS`, and until the claim's lease ends
+a retry with the key that reaches this process takes over the failed request's claim at once (that request
+can no longer complete the key; had its write committed after all, the key is `completed` and replayed).
 
 A route applies it in one call::
 
     return await idempotent(request, claims, lambda record: svc.create(..., record=record), body=...)
 
 where the service calls `await record(conn, result)` (a `backend.db.units.Recorder`: the `Claim` is one) on
-its open transaction just before it commits.
-
-A service that stores objects before its rows commit (a sample upload: Storage is not the database) names
-them by the claim's `resource_id`, chosen with the claim and kept in its row. A process that dies between
-the two leaves its objects behind; the retry that takes its claim over learns their id
-(`abandoned_resource_id`) and removes them: the dead try can no longer commit, so nothing else will ever
-claim them. Without that, each such retry stored its file once more and left the first to the orphan
-sweep, an hour later.
+its open transaction just before it commits. A service that stores objects before its rows commit (a sample
+upload) names them by the claim's `resource_id`; a retry that takes over a dead try's claim learns their id
+(`abandoned_resource_id`) and removes them, as nothing else will ever claim them.
 """
 
 from __future__ import annotations

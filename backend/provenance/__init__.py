@@ -1,4 +1,4 @@
-"""C2PA provenance for every file voicegate synthesizes (issue 17, item 1).
+"""C2PA provenance for every file voicegate synthesizes.
 
 Workers build one `ProvenanceSigner.from_settings(settings)` at start-up and call
 `await ctx.cpu.run(owner, signer.sign_audio, audio, mime, SynthesisClaim(...))` (on the CPU executor) before

@@ -97,7 +97,7 @@ class ProvenanceSigner:
         model (`c2pa.created`, digitalSourceType trainedAlgorithmicMedia) and ``claim``.
 
         The audio itself is unchanged: WAV gains a `C2PA` chunk, MP3 an ID3v2 frame. c2pa verifies the
-        manifest after signing. CPU-bound (a few ms for 30 s of audio); call it from a worker thread, e.g.
+        manifest after signing. CPU-bound (`bench/provenance.py`); call it from a worker thread, e.g.
         through the CPU executor. Raises ProvenanceFailed (code `provenance_failed`) whenever no signed
         file results; the caller must then fail the job and store nothing.
         """

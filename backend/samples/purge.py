@@ -1,6 +1,6 @@
 """Removing samples: on their owner's request (`backend.samples.use_cases`), and when their retention ends
 (`purge_expired_samples`, which the worker's maintenance sweep and `voicegate ops purge-expired-samples`
-run; samples expire `VOICEGATE_SAMPLE_RETENTION_DAYS` after upload, DESIGN.md §7).
+run; samples expire `VOICEGATE_SAMPLE_RETENTION_DAYS` after upload: docs/concepts.md#what-runs).
 
 A sample its owner consented to keep (`keep_sample`: so the voice can be enrolled again elsewhere) is
 trimmed instead when its retention ends, while its voice exists: the original goes, the cleaned copy

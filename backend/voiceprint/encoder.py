@@ -5,10 +5,9 @@ All partials of an utterance run as one batch, on the calling thread alone (one 
 local voice: the API and the workers share the cores, and the fair CPU executor gives each piece of work one).
 onnxruntime's `InferenceSession.run` may be called from several threads at once.
 
-Why onnxruntime and not numpy: the same batched network in numpy (tests/voiceprint_numpy.py) took 7.6 ms of
-CPU per second of audio against 2.9 ms here on one core (bench/voiceprint.py), and its small matrix products
-go to OpenBLAS, whose worker threads spin: with the default two of them, on a busy 2-core machine, the same
-twelve prints took 5.6 s instead of 0.7 s.
+Not numpy: the same batched network in numpy (tests/voiceprint_numpy.py) costs more than twice the CPU, and
+its small matrix products go to OpenBLAS, whose worker threads spin on a busy machine (docs/voiceprint.md has
+the figures).
 """
 
 from __future__ import annotations

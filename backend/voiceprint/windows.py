@@ -2,12 +2,11 @@
 sample is found however much of the right voice is around it.
 
 A voiceprint is the mean of the embeddings of a recording's partial utterances (1.6 s of speech every 0.77 s),
-so 4 s of the consenting voice followed by 20 s of another scored 0.756 against the consent (issue 56). Here
-each partial keeps its embedding (`SpeechPrints`), and a *window* is `WINDOW_PARTIALS` partials in a row:
-3.1 s of speech. Each partial of a window is scored by its cosine with a reference, and the window by the
-larger of its partials' mean and median: under a threshold only when the mean is and two of its three
-partials are, so one partial alone (1.6 s of a cough, a laugh, a door) never refuses a sample. A window under
-its threshold is not the reference's voice:
+so it is mostly what most of the recording is. Here each partial keeps its embedding (`SpeechPrints`), and a
+*window* is `WINDOW_PARTIALS` partials in a row: 3.1 s of speech. Each partial of a window is scored by its
+cosine with a reference, and the window by the larger of its partials' mean and median: under a threshold only
+when the mean is and two of its three partials are, so one partial alone (1.6 s of a cough, a laugh, a door)
+never refuses a sample. A window under its threshold is not the reference's voice:
 
 - `unlike`: against a print of the voice (a spoken consent's; a set's other samples'), under
   `REFERENCE_THRESHOLD`;
@@ -15,16 +14,11 @@ its threshold is not the reference's voice:
   recording (the partials that share none of its speech), and against the main voice alone once the partials
   are shared out between two voices (`self_scores`), under `SELF_THRESHOLD`.
 
-The thresholds were set on the shared LibriSpeech clips (6 speakers x 10 utterances, CC BY 4.0), in two
-halves, utterances 0-4 and 5-9 of each speaker: each half makes genuine samples and splices of its own clips,
-and gives each rule the 0.5 % quantile of its genuine samples' lowest window, rounded down; the lower of the
-two halves' is published and judged on the other half (against a consent: 0.74 on utterances 0-4, 0.71 on
-5-9; against the rest: 0.69 and 0.70). bench/voiceprint.py prints the figures; docs/voiceprint.md has them.
-
 What is refused is named in the recording's own seconds (`Stretch`, from the start of its first partial's span
 to the end of its last one's: `SpeechPrints.spans` puts back the pauses the VAD cut): against a reference, the
 partials of the windows under the threshold, trimmed at both ends to those whose own cosine is under it;
-with none, the partials nearer the other voice than the main one (`second_voice`).
+with none, the partials nearer the other voice than the main one (`second_voice`). How the thresholds were set,
+and what they refuse: docs/voiceprint.md (`python bench/voiceprint.py` prints the figures).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Webhooks (issue 17): lifecycle events delivered as Standard Webhooks (standardwebhooks.com).
+"""Webhooks: lifecycle events delivered as Standard Webhooks (standardwebhooks.com).
 
 SQL triggers write each event to the `webhook_delivery` queue in the transaction of its state change
 (supabase/migrations/*_webhooks_and_voice_metadata.sql), one message per endpoint; the worker step

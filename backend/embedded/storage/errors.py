@@ -1,9 +1,9 @@
 """Supabase Storage's error model: a logical status, an error name, a code and a message.
 
-Storage renders every error as `{"statusCode": "<logical>", "error", "message", "code"}` and, for the
-object routes, answers HTTP 400 for anything that is not a 500 (a legacy decision it keeps; reference
-§1.8). Clients, storage3 included, read the logical status from the body, so the stand-in must do the
-same or the one client code path would behave differently in embedded mode.
+Storage renders every error as `{"statusCode": "<logical>", "error", "message", "code"}` and, for the object
+routes, answers HTTP 400 for anything that is not a 500 (a legacy decision it keeps). Clients, storage3
+included, read the logical status from the body, so the stand-in must do the same or the one client code path
+would behave differently in embedded mode.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Supabase Storage's object routes (reference §1.2) as a Litestar router mounted at `/storage/v1`.
+"""Supabase Storage's object routes as a Litestar router mounted at `/storage/v1`.
 
 What voicegate and the stock clients use: signed upload and download URLs (one or many), authenticated
 upload, download, HEAD, info, list and list-v2, delete, move and copy, the public-object routes (download, info,
@@ -448,7 +448,7 @@ def storage_errors_under(fallback: ExceptionHandler) -> ExceptionHandler:
 
 
 def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """Render any exception in Storage's envelope and HTTP status rule (reference §1.8)."""
+    """Render any exception in Storage's envelope and HTTP status rule."""
     headers: dict[str, str] = {}
     if isinstance(exc, StorageError):
         error = exc
@@ -692,7 +692,7 @@ async def _stream(stored: StoredObject, download: str | None) -> Stream:
 
 
 def _info(stored: StoredObject) -> dict[str, Any]:
-    """Storage's object info shape (reference §1.5)."""
+    """Storage's object info shape."""
     row, metadata = stored.row, stored.metadata
     return {
         "id": str(row["id"]),

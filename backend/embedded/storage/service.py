@@ -1,6 +1,6 @@
 """The local Storage stand-in: object rows in `storage.objects`, bytes under `root_dir/<bucket>/<path>`.
 
-It behaves as Supabase Storage does where voicegate can observe it (reference §1): the caller's own
+It behaves as Supabase Storage does where voicegate can observe it: the caller's own
 role and claims decide, through the same RLS policies, what they may sign, read and delete; signed
 URLs carry Storage's JWTs; the bucket's size limit and MIME allow-list are enforced while the body
 streams in. The database row is the authority: a file is renamed into place inside the transaction

@@ -1,4 +1,4 @@
-"""The JWTs inside Storage's signed URLs, signed and checked as Supabase Storage does (reference §1.3-1.4).
+"""The JWTs inside Storage's signed URLs, signed and checked as Supabase Storage does.
 
 Upload tokens carry `{owner, url: "bucket/path", upsert, scope: "upload", iat, exp}`, download tokens
 `{url, scope: "download", iat, exp}`, both HS256 over a secret the caller passes in (the project JWT

@@ -123,7 +123,7 @@ export function describe(status, problem, retryAfter) {
     return "That file is not audio voicegate can read. Use WAV, MP3, FLAC, OGG, WebM or M4A.";
   }
   if (code === "consent_required") return "Tick the consent box first: no sample is stored without it.";
-  // Spoken consent (issue 46): the phrase read aloud is what a sample is stored under.
+  // Spoken consent: the phrase read aloud is what a sample is stored under.
   if (code === "consent_recording_required") {
     return "voicegate takes samples here only under a spoken consent: read your consent phrase first, then give the sample again.";
   }

@@ -535,7 +535,7 @@ function setTarget(ref, label) {
   showLikeness();
 }
 
-/** How much the voice Speak uses sounds like its sample, once that voice is made and judged (issue 46). */
+/** How much the voice Speak uses sounds like its sample, once that voice is made and judged. */
 function showLikeness() {
   const ref = target && target.ref;
   const voiceId = ref && (ref.voiceId || studio.voiceOf(ref.sampleId));
@@ -773,7 +773,7 @@ function confirmDelete(origin, what, erase) {
 // What the open dialog asks about, until it is answered. The answer is taken from the form's submit, which fires
 // as the button is pressed, not from the dialog's `close` event alone: that one is queued, and a loaded browser
 // runs a key press before it, so a dialog closed with Escape and opened again at once got the first close's
-// event after the second opening, which then went as a Cancel while its Delete did nothing (issue 48's CI).
+// event after the second opening, which then went as a Cancel while its Delete did nothing.
 let asked = null;
 
 async function answer(confirmed) {

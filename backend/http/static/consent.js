@@ -1,4 +1,4 @@
-// Spoken consent (issue 46), the page's first step: the visitor's name → "Get my phrase" → the phrase, shown
+// Spoken consent, the page's first step: the visitor's name → "Get my phrase" → the phrase, shown
 // large, read aloud into the microphone → sent → "Consent verified", or in words why not, and read again (or a
 // new phrase, once it expired). The consent's id is kept for the tab (sessionStorage), so a reload goes on
 // from where it was; the samples uploaded after it name it (`consentId`).

@@ -171,7 +171,7 @@ export function reflections(deps) {
     ui.reasons.hidden = reasons.length === 0;
   }
 
-  // How much the voice sounds like its samples (issue 46): the words of words.js, as the main flow says them.
+  // How much the voice sounds like its samples: the words of words.js, as the main flow says them.
   function likenessWords(voice) {
     return likeness({
       ready: voice.cloneStatus === "ready",

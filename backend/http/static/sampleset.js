@@ -1,4 +1,4 @@
-// A voice from several samples (issue 30): a checkbox on each ready sample, "Make a voice from selected"
+// A voice from several samples: a checkbox on each ready sample, "Make a voice from selected"
 // (`POST /api/voices`), then the set's report once the voice is ready (`GET /api/voices/{id}/samples`):
 // its speech seconds and any warning, such as a sample that sounds like another speaker.
 //

@@ -1,4 +1,4 @@
-// The studio (issue 30): samples and voices by name (named at upload, renamed later), listening back to a
+// The studio: samples and voices by name (named at upload, renamed later), listening back to a
 // sample, hearing a voice's preview, which sample or voice Speak uses, each voice's history of clips (play,
 // download WAV or MP3, delete, cancel a running one, a page at a time) and the text's length limit.
 //

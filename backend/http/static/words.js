@@ -1,5 +1,5 @@
 // What the page says of a spoken consent's verdict, of a sample whose speaker is not the consent's, and of how
-// much a voice sounds like its samples (issue 46). Pure functions, so Node checks the words
+// much a voice sounds like its samples. Pure functions, so Node checks the words
 // (tests/unit/test_page_words.py) as the browser shows them.
 
 /** Why a recording of the phrase was rejected (`reason` of `POST /api/v1/consents/{id}/recording`), and what to do. */
@@ -43,7 +43,7 @@ function stretchWords(stretches) {
 
 /**
  * Why a sample failed on the queue (its status: `failureReason`, and `speakerMatch` when it was judged). Someone
- * else's voice in part of it (issue 56) is said with the seconds where it speaks.
+ * else's voice in part of it is said with the seconds where it speaks.
  */
 export function sampleFailureWords(sample, threshold) {
   const reason = sample.failureReason || "";
@@ -113,7 +113,7 @@ export function likenessWords({ ready, likeness, threshold, error, provider, bas
   return words;
 }
 
-/** What each blocking reason of `voice_launch_readiness` asks of the user (issue 47: words, never the code). */
+/** What each blocking reason of `voice_launch_readiness` asks of the user: words, never the code. */
 export const LAUNCH_REASONS = Object.freeze({
   no_voice: "No voice yet: record or choose a sample to clone it from.",
   clone_not_ready: "The voice is not cloned yet.",

@@ -45,8 +45,7 @@ SAMPLE_RULES: Final = SampleRules(
 #: Text is rendered a phrase at a time, each phrase one call queued on the CPU executor, so another user's
 #: render can run between two of a long text's: how long a phrase takes is how long another user's call may
 #: wait for a thread. A cut restarts the intonation, so most fall after a comma and a sentence this long stays
-#: whole: about 6 s of speech, 50-60 ms of one core (a 52-character sentence took 31 ms of CPU, 56 ms on a
-#: loaded machine's core; the engine before, Piper + WORLD, took 0.25 s for 60 characters, so cut there).
+#: whole: about 6 s of speech, a few tens of milliseconds of one core (`bench/local_tts.py`).
 PHRASE_CHARS: Final = 100
 #: A phrase shorter than this joins its neighbour: a word said alone ("Bob.") loses the sentence's
 #: intonation, and a cut should never leave one.
