@@ -17,8 +17,6 @@ PRODUCT = ("voicegate", "backend", "queue_consumers", "scripts")
 SUFFIXES = {".py", ".sql", ".js", ".html", ".css"}
 #: A module docstring longer than this is an essay: what the module is for fits on a screen.
 MAX_MODULE_DOCSTRING_LINES = 30
-#: Files whose words are being rewritten on another branch, left out of the checks until then: remove an entry
-#: once its file is clean.
 #: What a product file must not say: each pattern with why.
 FORBIDDEN = (
     (re.compile(r"\b[Ii]ssues? #?\d+"), "an issue number (history: CHANGELOG.md)"),
