@@ -28,11 +28,11 @@ from backend.auth.verify import UserClaims
 from backend.clone import manifest
 from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
+from backend.compose.operator import standalone_storage
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage.in_process import standalone_storage
 from backend.errors import NotFound, StorageUnavailable, StoredObjectAltered
 from backend.records import attempts
 from backend.settings import settings_from_env

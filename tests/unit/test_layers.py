@@ -101,6 +101,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 LITESTAR_IMPORTERS = (
     "backend.http",
     "backend.app",
+    # The API process, built for its app (the stand-in it serves in embedded mode is reached through the app).
+    "backend.compose.api",
     # The Storage stand-in's `/storage/v1` routes (a Litestar router), and what mounts them: in the API, or in
     # a Litestar app of their own that an operator script reaches in-process.
     "backend.embedded.storage.routes",

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from backend.compose.operator import standalone_storage as local_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage.in_process import standalone_storage as local_storage
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from scripts.purge_expired_samples import main

@@ -20,9 +20,9 @@ import pytest
 
 from backend.clone import preview_step
 from backend.clone.preview_step import preview_path
+from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage.in_process import standalone_storage
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
 from backend.samples import service as samples
 from backend.samples.service import processed_path, upload_path, voice_sample_path
