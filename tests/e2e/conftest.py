@@ -17,10 +17,10 @@ from playwright.async_api import Playwright, async_playwright
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
+from fakes import ElevenLabsFake, serve
 from queue_consumers.worker import consume_in_app
 from tests.audio_corpus import recording, speech_mono, wav_bytes
 from tests.e2e.up import Running
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 
 #: Fast timings so the lifecycle finishes in seconds; the logic is the production one.

@@ -22,8 +22,8 @@ import psycopg
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.settings import settings_from_env, with_auth
+from fakes import ElevenLabsFake, serve
 from tests.e2e.conftest import speech_wav
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET
 from tests.support import create_user, database_url
 from tests.unit.provenance.certs import make_chain

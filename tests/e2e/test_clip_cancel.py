@@ -12,9 +12,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.synthesis.step import BUCKET
+from fakes import ElevenLabsFake, serve
 from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_provenance import cloned_job
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
 from tests.support import Conn, one, queue_messages
 

@@ -17,13 +17,13 @@ import pytest
 
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
+from fakes import ElevenLabsFake, serve
+from fakes.elevenlabs import ElevenVoice
 from queue_consumers.worker import consume_in_app
 from tests.e2e.conftest import FAST, served_app
 from tests.e2e.speech import THREE_SENTENCES, stream, until_state
-from tests.fakes import ElevenLabsFake, serve
-from tests.fakes.elevenlabs import ElevenVoice
-from tests.fakes.testing import ELEVEN_KEY
 from tests.integration.api.conftest import JWT_SECRET, User
+from tests.provider_support import ELEVEN_KEY
 from tests.support import Conn, one
 
 pytestmark = pytest.mark.timeout(120)

@@ -16,9 +16,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 from psycopg.rows import dict_row
 
+from fakes import ElevenLabsFake, serve
+from fakes.core import Fault
 from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, speech_wav, until_create_sent
-from tests.fakes import ElevenLabsFake, serve
-from tests.fakes.core import Fault
 from tests.integration.api.conftest import User
 from tests.support import Conn
 

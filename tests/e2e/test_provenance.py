@@ -25,8 +25,8 @@ from backend.provenance import SYNTHESIS_ASSERTION, TRAINED_ALGORITHMIC_MEDIA
 from backend.provenance.verify import c2pa_settings
 from backend.providers.local.provider import MODEL
 from backend.voiceprint import THRESHOLD
+from fakes import ElevenLabsFake, serve
 from tests.e2e.conftest import elevenlabs_env, speech_wav
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
 from tests.support import Conn, one
 

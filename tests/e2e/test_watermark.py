@@ -18,8 +18,8 @@ from litestar.testing import AsyncTestClient
 
 from backend.audio.decode import decode_audio
 from backend.watermark import THRESHOLD, Detection, detect
+from fakes import ElevenLabsFake, serve
 from tests.e2e.conftest import elevenlabs_env, speech_wav
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
 from tests.speech_maker import speak
 from tests.support import Conn

@@ -30,8 +30,8 @@ from backend.records import attempts
 from backend.settings import settings_from_env
 from backend.voiceprint import THRESHOLD
 from backend.voices.service import VoicesService
-from tests.fakes import SelfhostedFake, serve
-from tests.fakes.core import Fault
+from fakes import SelfhostedFake, serve
+from fakes.core import Fault
 from tests.integration.conftest import open_lifecycle
 from tests.support import create_user, mirror, one, seed_consent, seed_reflection
 

@@ -15,8 +15,8 @@ import pytest
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
+from fakes import SelfhostedFake, serve
 from tests.e2e.conftest import speech_wav
-from tests.fakes import SelfhostedFake, serve
 from tests.integration.conftest import open_lifecycle
 from tests.support import create_user, one, seed_consent
 

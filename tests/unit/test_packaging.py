@@ -32,3 +32,17 @@ def test_what_migrate_reads_is_package_data_of_the_repositorys_supabase_director
         package = ".".join(path.parent.relative_to(REPO).parts)
         patterns = [*package_data["*"], *package_data.get(package, [])]
         assert any(fnmatch(path.name, pattern) for pattern in patterns), f"{path} is not package data of {package}"
+
+
+#: The checkout's development aids, beside the product's packages: the tests and the benchmarks import them,
+#: `voicegate up --fake-providers` runs the provider fakes as a program of their own; none of them ships.
+DEV_AIDS = ("fakes",)
+
+
+def test_the_development_aids_are_in_neither_the_wheel_nor_the_image() -> None:
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = (REPO / "Containerfile").read_text()
+    for package in DEV_AIDS:
+        assert (REPO / package / "__init__.py").is_file()
+        assert not [pattern for pattern in include if fnmatch(package, pattern)], f"the wheel would hold {package}"
+        assert f"COPY {package}/" not in copied, f"the image would hold {package}"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.fakes.audio import tone_wav
+from fakes.audio import tone_wav
 from tests.integration.api.conftest import User
 from tests.support import Conn, one
 

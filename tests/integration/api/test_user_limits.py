@@ -22,7 +22,7 @@ import pytest
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
 from backend.webhooks.service import MAX_ENDPOINTS
-from tests.fakes import serve
+from fakes import serve
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_reflection_voice_api import WAV
 from tests.integration.api.test_voice_names import engine_voice, ready_sample

@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from scripts.reconcile_provider_voices import main
-from tests.fakes.testing import CARTESIA_KEY
 from tests.integration.scripts.conftest import (
     PINNED,
     REALTIME,
@@ -22,6 +21,7 @@ from tests.integration.scripts.conftest import (
     snapshot,
     summary_counts,
 )
+from tests.provider_support import CARTESIA_KEY
 from tests.support import one
 
 ALL_FIXES = ("--adopt", "--delete-orphans", "--reclone-zombies", "--fix-models")

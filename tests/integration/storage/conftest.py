@@ -22,7 +22,7 @@ from backend.db.pool import Pool, create_pool
 from backend.db.units import Database
 from backend.embedded.storage.routes import storage_router
 from backend.settings import Settings
-from tests.fakes.server import serve
+from fakes.server import serve
 from tests.support import create_user
 
 # One secret signs access tokens and URL tokens, as the lead wires it (the project JWT secret).
