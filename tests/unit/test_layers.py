@@ -1,13 +1,14 @@
 """Imports go one way: every module of `voicegate/` (the program), `backend/`, `queue_consumers/`, `scripts/`,
-`bench/` and `tools/` stands on a layer, and none imports a module of a higher layer. The use cases are not
-one layer but a stack, in the order they call each other (speech over synthesis over voices ... over
-consents), so a new call that runs up the stack fails here. Modules import each other in no circle of any
-length, nor do the top-level packages. The top-level folders stand one way too: `voicegate/` on
-`queue_consumers/` and `scripts/`, and those on `backend/`, which imports neither; no product module imports
-`tests/` or `bench/`, or a package only the benchmarks run. SQL runs only in the data layers (the use cases,
-the records and adapters, the database layer), never in the HTTP layer, the composition or an entry point. And
-the web framework stays at the edge: in `backend/`, only `backend/http/`, the app and the Storage stand-in's
-routes and what mounts them import Litestar.
+`bench/`, `tools/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The use cases are
+not one layer but a stack, in the order they call each other (speech over synthesis over voices ... over consents),
+so a new call that runs up the stack fails here. Modules import each other in no circle of any length, nor do the
+top-level packages. The top-level folders stand one way too: `voicegate/` on `queue_consumers/` and `scripts/`, and
+those on `backend/`, which imports neither; no product module imports `tests/`, `bench/`, the development aids
+beside them (`fakes/`) or a package only the benchmarks run, nor runs a module of the tests or the benchmarks as a
+program (`python -m tests...`). SQL runs only in the data layers (the use cases, the records and adapters, the
+database layer), never in the HTTP layer, the composition or an entry point. And the web framework stays at the
+edge: in `backend/`, only `backend/http/`, the app and the Storage stand-in's routes and what mounts them import
+Litestar.
 
 Read from the source (the AST), every import counted wherever it stands (in a function, under
 TYPE_CHECKING): a lazy import is still a dependency. What is still crooked today is listed below with why,
@@ -17,14 +18,22 @@ and the lists only shrink: a listed import or circle that is gone fails the test
 from __future__ import annotations
 
 import ast
+import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("voicegate", "backend", "queue_consumers", "scripts", "bench", "tools")
-#: What ships: nothing of it may import the tests or the benchmarks.
+SOURCES = ("voicegate", "backend", "queue_consumers", "scripts", "bench", "tools", "fakes")
+#: What ships: nothing of it may import the tests, the benchmarks or the development aids.
 PRODUCT = ("voicegate", "backend", "queue_consumers", "scripts")
+#: The checkout's development aids: the tests and the benchmarks import them; they do not ship.
+DEV_AIDS = ("fakes",)
+#: What no product module may run as a program either (`python -m tests.fakes` from a module that ships fails
+#: where voicegate is installed). The provider fakes are the one development aid a product module runs:
+#: `voicegate up --fake-providers` starts `python -m fakes all`, and says so where there are none.
+NOT_RUN = ("tests", "bench")
 #: Packages of the dev lock that only the benchmarks run (procrastinate: the peer's empty job of
 #: bench/lifecycle.py): a shipped module importing one would fail where `make up` installed voicegate.
 BENCHMARK_ONLY = ("procrastinate",)
@@ -35,6 +44,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The benchmarks and the build tools drive everything, the tests' servers and fakes included; nothing
     # imports them, and they do not ship.
     ("benchmarks and tools", ("bench", "tools")),
+    # What the tests and the benchmarks share (the provider fakes); no product module imports it.
+    ("development aids", DEV_AIDS),
     # The program: its commands run the API, the consumers and the operator scripts.
     ("the program", ("voicegate",)),
     ("entry points", ("backend.app", "queue_consumers", "scripts")),
@@ -274,17 +285,112 @@ def _shrinks(found: set[Any], known: dict[Any, str], what: str, name: str) -> No
     assert not gone, f"these are gone: strike them from {name}: {gone}"
 
 
-def test_no_product_module_imports_the_tests_or_the_benchmarks() -> None:
+def test_no_product_module_imports_the_tests_the_benchmarks_or_the_development_aids() -> None:
     found = {
         (module, ".".join(target.split(".")[:2]))
         for module, path in MODULES.items()
         if module.split(".")[0] in PRODUCT
         for target in _targets(module, path)
-        if target.split(".")[0] in ("tests", "bench", *BENCHMARK_ONLY)
+        if target.split(".")[0] in ("tests", "bench", *DEV_AIDS, *BENCHMARK_ONLY)
     }
     _shrinks(
-        found, KNOWN_TEST_IMPORTS, "these product modules import the tests or the benchmarks", "KNOWN_TEST_IMPORTS"
+        found,
+        KNOWN_TEST_IMPORTS,
+        "these product modules import the tests, the benchmarks or the development aids",
+        "KNOWN_TEST_IMPORTS",
     )
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstrings' nodes in `tree`: prose, which may show a command without running it."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def _runs_a_module_of(source: str, tops: tuple[str, ...] = NOT_RUN) -> list[str]:
+    """Where `source` names a module of `tops` to run or load: a string that is one's dotted name
+    (`"tests.fakes"`, to `-m`, `runpy` or `importlib` alike), a top itself right after `"-m"` in a list, a tuple
+    or a call's arguments (written there, or a name bound to it), or a command line that runs one with `-m`
+    (`"python -m tests.fakes all"`). Docstrings are prose and are not read."""
+    tree = ast.parse(source)
+    prose = _docstrings(tree)
+    alternatives = "|".join(map(re.escape, tops))
+    dotted = re.compile(rf"(?:{alternatives})\.[\w.]*")
+    command = re.compile(rf"(?:^|\s)-m\s*(?:{alternatives})(?:\.[\w.]*)?(?:\s|$)")
+    bound = {
+        target.id: node.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+
+    def text(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.Name):
+            return bound.get(node.id)
+        if isinstance(node, ast.JoinedStr) and node.values:  # f"tests.{name}": its first part
+            return text(node.values[0])
+        return None
+
+    found = []
+    for node in ast.walk(tree):
+        literal = isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose
+        if literal and (dotted.fullmatch(node.value) or command.search(node.value)):
+            found.append(f"line {node.lineno}: {node.value!r}")
+        items = node.elts if isinstance(node, ast.List | ast.Tuple) else node.args if isinstance(node, ast.Call) else []
+        for flag, module in itertools.pairwise(items):
+            if text(flag) == "-m" and (name := text(module)) is not None and name.split(".")[0] in tops:
+                found.append(f"line {module.lineno}: -m {name}")
+    return found
+
+
+def test_the_finder_of_modules_run_from_the_tests_finds_each_way_of_naming_one() -> None:
+    """The finder itself, on snippets: each way a module names the tests to run is found, and what only looks
+    like one (prose, the fakes, a word that starts so) is not."""
+    runs = {
+        "listed": 'subprocess.run([sys.executable, "-m", "tests.fakes", "all"])',
+        "a top": 'subprocess.run([sys.executable, "-m", "tests"])',
+        "named": 'MODULE = "tests"\nsubprocess.run([sys.executable, "-m", MODULE, "all"])',
+        "typed": 'MODULE: str = "bench"\nsubprocess.Popen(("python", "-m", MODULE))',
+        "arguments": 'command("-m", "bench.scale")',
+        "a command line": 'os.system("python -m tests.fakes all")',
+        "joined": 'subprocess.run(f"python -mtests.e2e.up {port}", shell=True)',
+        "formatted": 'subprocess.run([sys.executable, "-m", f"tests.{name}"])',
+        "loaded": 'runpy.run_module("tests.fakes", run_name="__main__")',
+        "imported": 'importlib.import_module("tests.support")',
+    }
+    for why, snippet in runs.items():
+        assert _runs_a_module_of(snippet), f"not found ({why}): {snippet}"
+    not_runs = {
+        "prose": 'def up():\n    """Runs `python -m tests.fakes all`."""\n    return 0',
+        "the fakes": 'FAKES = "fakes"\nsubprocess.run([sys.executable, "-m", FAKES, "all"])',
+        "a word": 'subprocess.run([sys.executable, "-m", "testsuite"]); path = "contests.txt"',
+        "a path": 'HINT = "tests/unit/test_layers.py holds it"',
+        "not after -m": 'counts = {"tests": 3, "bench": 1}',
+    }
+    for why, snippet in not_runs.items():
+        assert not _runs_a_module_of(snippet), f"found ({why}): {snippet}"
+
+
+def test_no_product_module_runs_a_module_of_the_tests_or_the_benchmarks() -> None:
+    """`voicegate up --fake-providers` once ran `python -m tests.fakes`: a program of the tests, which no wheel
+    holds. A product module may start the provider fakes (`python -m fakes`), never the tests or the benchmarks."""
+    found = [
+        f"{module} {where}"
+        for module, path in MODULES.items()
+        if module.split(".")[0] in PRODUCT
+        for where in _runs_a_module_of(path.read_text())
+    ]
+    assert not found, f"these product modules run a module of the tests or the benchmarks: {found}"
 
 
 def test_backend_imports_neither_the_consumers_nor_the_scripts() -> None:
