@@ -24,14 +24,15 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.clone.likeness import probe_text
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one
 from fakes import CartesiaFake, ElevenLabsFake, SelfhostedFake, serve
 from fakes.selfhosted import MODEL
 from scripts.migrate_voices import main as migrate_voices
-from tests.e2e.conftest import elevenlabs_env, speech_wav
+from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_clone_lifecycle import clone_upload, follow_until
 from tests.e2e.test_samples_and_synthesis import job_settled, objects, sample_settled, spoken, upload
 from tests.integration.api.conftest import User
-from tests.support import Conn, one
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(180)

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one
 from fakes import ElevenLabsFake, serve
-from tests.e2e.conftest import elevenlabs_env, speech_wav
+from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_provenance import Client, cloned_job, fetch, flip_a_sample, poll
 from tests.e2e.test_samples_and_synthesis import job_settled, sample_settled, upload
 from tests.integration.api.conftest import User
-from tests.support import Conn, one
 
 pytestmark = pytest.mark.timeout(120)
 #: The audit action operators look for.

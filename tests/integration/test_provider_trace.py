@@ -37,6 +37,7 @@ COPIED = (
     "backend",
     "supabase",
     "tests",
+    "devkit",
     "docs",
     "deploy",
     "compose.yaml",

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from devkit.db import one
 from scripts.reconcile_provider_voices import main
 from tests.integration.scripts.conftest import (
     PINNED,
@@ -22,7 +23,6 @@ from tests.integration.scripts.conftest import (
     summary_counts,
 )
 from tests.provider_support import CARTESIA_KEY
-from tests.support import one
 
 ALL_FIXES = ("--adopt", "--delete-orphans", "--reclone-zombies", "--fix-models")
 
