@@ -60,8 +60,8 @@ from backend.settings import settings_from_env  # noqa: E402
 from backend.watermark import THRESHOLD, detect, mark  # noqa: E402
 from backend.watermark.network import shared_network  # noqa: E402
 from backend.watermark.stream import FIRST_BLOCK_S, StreamMarker  # noqa: E402
-from tests.audio_corpus import encode  # noqa: E402
-from tests.speech_maker import speak  # noqa: E402
+from devkit.audio_corpus import encode  # noqa: E402
+from devkit.speech_maker import speak  # noqa: E402
 
 F64 = npt.NDArray[np.float64]
 SPEECH = Path("/work/shared/speech/librispeech")

@@ -37,9 +37,8 @@ from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
 from backend.embedded.postgres import free_port
 from backend.http.web import SWAGGER_ASSETS_PATH, SWAGGER_FILES
-from tests.audio_corpus import build_corpus
-from tests.e2e.conftest import speech_wav
-from tests.e2e.up import REPO, wait_for
+from devkit.audio_corpus import build_corpus, speech_wav
+from devkit.up import REPO, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 

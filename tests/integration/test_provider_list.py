@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from backend.providers.config import PROVIDER_NAMES
-from tests.support import Conn
+from devkit.db import Conn
 
 #: Where the schema lists the providers today: the domain and the tables' own CHECKs (found, not trusted: a
 #: list the query no longer finds fails too).

@@ -39,8 +39,9 @@ from backend.settings import settings_from_env
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.voices.service import VoicesService
+from devkit.db import create_user, one, seed_consent
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, local_attempt, one, seed_consent
+from tests.support import local_attempt
 
 Db = psycopg.Connection[Any]
 

@@ -30,11 +30,11 @@ from backend.settings import Settings
 from backend.storage import orphans
 from backend.synthesis import step as synthesis
 from backend.synthesis.step import render_path
+from devkit.db import one, seed_consent
 from queue_consumers.maintenance import sweep as maintenance_sweep
 from scripts.status import main as status_main
 from scripts.sweep_orphan_objects import main
 from tests.integration.scripts.conftest import Runner, Scene, audit_events, snapshot
-from tests.support import one, seed_consent
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
 OLD = timedelta(hours=2)  # past the default grace period of an hour
