@@ -15,7 +15,6 @@ from litestar.types import ExceptionHandler
 from backend.compose.api import ConsumersInApp, RouteParts, api_process, route_parts, storage_server
 from backend.http.attempts import AttemptsController, InternalController
 from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
-from backend.http.clone_jobs import CloneJobsController
 from backend.http.consents import ConsentsController
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
@@ -31,6 +30,7 @@ from backend.http.provenance import ProvenanceController
 from backend.http.reflections import ReflectionsController, SessionsController
 from backend.http.samples import VoiceSamplesController
 from backend.http.speech import ReflectionSpeechController, VoiceSpeechController
+from backend.http.synthesis import CloneJobsController
 from backend.http.voices import CloneController, VoicesController
 from backend.http.web import docs_render_plugins, web_handlers
 from backend.http.webhooks import WebhooksController

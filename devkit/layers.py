@@ -49,7 +49,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.providers",
             "backend.queues",
             "backend.records",
-            "backend.runtime",
+            "backend.conversation",
             "backend.settings",
             "backend.standard_webhooks",
             "backend.storage",
@@ -72,6 +72,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.secret",
             "backend.text",
             "backend.tls",
+            "backend.wav",
         ),
     ),
 )

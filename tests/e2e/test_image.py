@@ -54,7 +54,7 @@ SIZE_BUDGET = 600_000_000
 #: The unprivileged user the image runs as.
 UID = "10001"
 #: Modules of voicegate's packages that need an extra the image does not install, and the package they miss.
-NEEDS_AN_EXTRA = {"backend.runtime.pipecat_tts": "pipecat"}
+NEEDS_AN_EXTRA = {"backend.conversation.pipecat_tts": "pipecat"}
 TEXT = "Hello from inside the container, in a cloned voice."
 
 #: Run in the image: every installed distribution's version and requirements, and the values of the markers.

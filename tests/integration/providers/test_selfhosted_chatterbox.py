@@ -33,7 +33,7 @@ from backend.providers.enrolment import selfhosted_voice_name
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.selfhosted import INLINE_RECHECK_S, SelfhostedProvider
 from backend.providers.selfhosted_store import InlineVoice, InMemoryReferenceStore
-from backend.providers.wav import pcm16_to_wav
+from backend.wav import pcm16_to_wav
 from fakes import SelfhostedFake, serve
 from fakes.audio import tone_pcm
 from fakes.core import RecordedRequest, Response, Streamed, chunked

@@ -24,8 +24,8 @@ from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
-from backend.samples import service as samples
-from backend.samples.service import processed_path, upload_path, voice_sample_path
+from backend.samples import upload as samples
+from backend.samples.upload import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
 from backend.storage import orphans
 from backend.synthesis import step as synthesis

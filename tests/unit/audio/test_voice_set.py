@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from backend.audio.voice_set import JOIN_PAUSE_S, Member, Traits, joined, set_report, voice_traits
-from backend.providers.wav import float_to_wav, wav_to_float, with_comment
+from backend.wav import float_to_wav, wav_to_float, with_comment
 from devkit.audio_corpus import speech_mono
 from devkit.speech_maker import speak
 

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from backend.providers.wav import MAX_WAV_HEADER, WavFormat, pcm16_to_wav, wav_format, wav_to_pcm16
+from backend.wav import MAX_WAV_HEADER, WavFormat, pcm16_to_wav, wav_format, wav_to_pcm16
 from fakes.audio import tone_pcm
 from fakes.selfhosted import float_wav, streamed_wav_header
 
