@@ -36,6 +36,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("backend.webhooks", "backend.storage.orphans", "backend.embedded.storage.orphans"),
     ),
     ("use case: the Storage stand-in", ("backend.embedded.storage.service",)),
+    # The rules more than one area needs, which the areas call rather than reach through a neighbour.
+    ("use case: rules shared by the areas", ("backend.rules",)),
     ("lifecycle context", ("backend.context",)),
     (
         "records and adapters",

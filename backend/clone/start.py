@@ -14,7 +14,6 @@ from typing import Any, assert_never
 
 import msgspec
 
-from backend.consents.service import GivenConsent, consent_for_sample
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
@@ -27,6 +26,7 @@ from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.records.voices import VoiceName, name_of_its_own, unused_name
+from backend.rules.consent import GivenConsent, consent_for_sample
 from backend.samples import upload as samples
 from backend.samples.upload import NewSample
 

@@ -7,12 +7,8 @@ speech; if it says the phrase, the consent is `verified` and keeps the recording
 voiceprint (`backend.voiceprint`) as evidence, under the samples' retention. Otherwise it is `rejected`
 with the reason (`synthetic_speech` for a recording that carries the watermark of synthesized speech:
 `backend.watermark`), and another recording may follow while the phrase is valid; past its time it is `expired`.
-What each state allows: `backend.consents.states`. Every sample stored under a spoken consent must be its
-speaker: the sample check compares their voiceprints (`judge_sample`).
-
-`consent_for_sample` is the one place a sample route decides what its sample is stored under: a verified
-spoken consent named by `consentId` (checked as the caller, under RLS), or, unless `VOICEGATE_CONSENT=spoken`,
-a checkbox consent recorded with the upload.
+What each state allows: `backend.rules.consent_states`. What a sample is stored under, and whether its speaker is
+the consent's, every area decides through `backend.rules.consent`.
 """
 
 from __future__ import annotations
@@ -33,17 +29,14 @@ from backend.audio.decode import decode_audio
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.consents.phrase import Phrase, PhraseCheck, check_phrase, make_phrase, refusal
-from backend.consents.states import State, check_covers_sample, check_recordable
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
-from backend.db.units import Database, as_service
+from backend.db.units import Database
 from backend.errors import (
     Conflict,
-    ConsentRecordingRequired,
-    ConsentRequired,
     NotFound,
     OpenConsentsLimited,
     UnsupportedAudio,
@@ -52,10 +45,11 @@ from backend.errors import (
 from backend.fields import LanguageTag, Name
 from backend.records import user_creates
 from backend.records.user_creates import CreateKind, UserLimits
+from backend.rules.consent import Origin
+from backend.rules.consent_states import State, check_recordable
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
-from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, voiceprint
-from backend.voiceprint.windows import Stretch, unlike, wholly_unlike
+from backend.voiceprint import Voiceprint, voiceprint
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -63,15 +57,11 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 MAX_RECORDING_S: Final = 60.0
 #: Where a consent's recording is kept: in its owner's folder of the samples' bucket, under the same retention.
 RECORDING_BUCKET: Final = "voice-samples"
-#: The consent wording a client showed beside the checkbox; bump when the text changes so records say which
-#: one was agreed to (`backend.consents.wording` keeps every version's words).
-CONSENT_TEXT_VERSION: Final = "2026-12"
 #: The consent wording spoken consents are recorded under: their own words are the phrase, kept with them.
 SPOKEN_TEXT_VERSION: Final = "spoken-2026-11"
 #: Who judges recordings and samples, as audit events name it.
 ACTOR: Final = "consent-check"
 
-Policy = Literal["checkbox", "spoken"]
 Verdict = Literal["verified", "rejected"]
 Refusal = Literal["phrase_mismatch", "too_noisy", "not_speech", "too_short", "synthetic_speech"]
 
@@ -109,7 +99,7 @@ class ConsentView(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tru
 
     consent_id: uuid.UUID
     kind: Literal["checkbox", "spoken"]
-    #: Its state (`backend.consents.states`): `expired` once its phrase's time passed unverified, `purged` once
+    #: Its state (`backend.rules.consent_states`): `expired` once its phrase's time passed unverified, `purged` once
     #: its evidence was.
     status: State
     subject_name: str
@@ -126,57 +116,6 @@ class ConsentView(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tru
     evidence_expires_at: datetime | None = None
     #: When they were purged; from then on the consent covers no new sample.
     evidence_purged_at: datetime | None = None
-
-
-class Origin(msgspec.Struct, frozen=True):
-    """Where a consent was given from, kept with it: the client's user agent, and its address's hash."""
-
-    user_agent: str | None
-    client_ip: str | None
-
-    def recorded(self) -> dict[str, str | None]:
-        """As the consent row keeps it: the user agent (cut to 1,000 characters) and a hash of the address,
-        enough to tell requests apart in an audit without keeping the address itself."""
-        return {
-            "user_agent": (self.user_agent or "")[:1000] or None,
-            "ip_hash": hashlib.sha256(self.client_ip.encode()).hexdigest() if self.client_ip else None,
-        }
-
-
-class GivenConsent(msgspec.Struct, frozen=True, kw_only=True):
-    """What a sample request says of its consent: the ticked box (`checkbox`), or a spoken consent's id; and
-    what the deployment asks for (`policy`, VOICEGATE_CONSENT)."""
-
-    checkbox: bool
-    consent_id: uuid.UUID | None
-    subject_name: str
-    origin: Origin
-    policy: Policy
-    keep_sample: bool = False
-
-
-def require_consent(given: GivenConsent) -> None:
-    """Refuse, before anything is read or stored, a sample request that names no consent its deployment
-    takes: ConsentRecordingRequired under the `spoken` policy without a consent id; ConsentRequired with
-    neither a ticked box nor a consent id. The consent named is checked as the caller by
-    `consent_for_sample`."""
-    if given.consent_id is None:
-        if given.policy == "spoken":
-            raise ConsentRecordingRequired
-        if not given.checkbox:
-            raise ConsentRequired
-
-
-class SpeakerJudgement(msgspec.Struct, frozen=True):
-    """How well a sample's speaker matches its consent's: the cosine of their voiceprints (`score`, which must
-    reach `THRESHOLD`), the stretches of the sample's speech whose windows are not the consent's speaker
-    (`unlike`, which must be none: `backend.voiceprint.windows`), whether that is all of it (`wholly`: then
-    the score says it), and whether it passes both."""
-
-    score: float
-    matched: bool
-    unlike: tuple[Stretch, ...] = ()
-    wholly: bool = False
 
 
 @dataclass(frozen=True)
@@ -359,76 +298,3 @@ async def _reject(db: Database, consent_id: uuid.UUID, reason: Refusal, check: P
 def recording_path(owner_id: uuid.UUID, consent_id: uuid.UUID) -> str:
     """Where a consent's recording is kept: in its owner's folder, as the storage policies require."""
     return f"{owner_id}/consents/{consent_id}/recording"
-
-
-async def consent_for_sample(conn: Connection, given: GivenConsent) -> uuid.UUID:
-    """The consent a sample is stored under, on the caller's user transaction (RLS decides whose consent
-    they may name): the verified spoken consent `given.consent_id`, or a checkbox consent recorded now, as
-    the caller, from the ticked box. Refuses as `require_consent` does, and with NotFound, ConsentNotVerified
-    or ConsentExpired a consent that cannot cover a sample."""
-    require_consent(given)
-    if given.consent_id is None:
-        return await _record_checkbox(conn, given)
-    await consent_voiceprint(conn, given.consent_id)
-    return given.consent_id
-
-
-async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voiceprint:
-    """The speaker's voiceprint of the caller's verified spoken consent, on the caller's user transaction (RLS
-    decides whose consent they may name); NotFound, ConsentNotVerified or ConsentExpired for one that cannot
-    cover a sample."""
-    row = await fetch_optional(conn, _Q["usable_consent"], {"id": consent_id})
-    if row is None:
-        raise NotFound("Consent not found.")
-    check_covers_sample(row["state"])
-    # RLS showed the consent to be the caller's; its voiceprint is biometric data, which only the service reads. A
-    # verified consent keeps it until it is purged (voice_consents_verified_has_evidence).
-    async with as_service(conn):
-        printed = await fetch_one(conn, _Q["consent_voiceprint"], {"id": consent_id})
-    return Voiceprint.from_bytes(bytes(printed["voiceprint"]))
-
-
-async def _record_checkbox(conn: Connection, given: GivenConsent) -> uuid.UUID:
-    """The ticked box as a consent row, written as the user (RLS checks it is theirs), with the optional
-    consent to keep the sample for re-enrolment, both under `CONSENT_TEXT_VERSION`."""
-    row = await fetch_one(
-        conn,
-        _Q["insert_checkbox"],
-        {
-            "subject_name": given.subject_name,
-            "consent_text_version": CONSENT_TEXT_VERSION,
-            "keep_sample": given.keep_sample,
-            **given.origin.recorded(),
-        },
-    )
-    consent_id: uuid.UUID = row["id"]
-    return consent_id
-
-
-async def judge_sample(
-    conn: Connection, consent_id: uuid.UUID, sample: SpeechPrints | None, judged_before: float | None = None
-) -> SpeakerJudgement | None:
-    """How well a sample's speaker matches the speaker of its consent, as the service on `conn`: its voiceprint,
-    and its speech window by window, so that another voice spliced into it is refused however much of the
-    consent's voice is around it. None when the consent is a checkbox one (nobody's voice to match). A sample
-    without speech enough for a voiceprint matches nobody. Once the consent's evidence is purged, a sample
-    judged before (`judged_before`, its score then: a kept sample cleaned again for another provider) keeps
-    that judgement, and any other matches nobody."""
-    row = await fetch_optional(conn, _Q["consent_voiceprint"], {"id": consent_id})
-    if row is None or row["kind"] != "spoken":
-        return None
-    if row["voiceprint"] is None:
-        score = 0.0 if judged_before is None else judged_before
-        return SpeakerJudgement(score=score, matched=score >= THRESHOLD)
-    made = None if sample is None else sample.voiceprint()
-    if sample is None or made is None:
-        return SpeakerJudgement(score=0.0, matched=False)
-    consent = Voiceprint.from_bytes(bytes(row["voiceprint"]))
-    score = made.similarity(consent)
-    stretches = tuple(unlike(sample, consent))
-    return SpeakerJudgement(
-        score=round(score, 4),
-        matched=score >= THRESHOLD and not stretches,
-        unlike=stretches,
-        wholly=wholly_unlike(sample, consent),
-    )

@@ -28,6 +28,7 @@ from backend.http.idempotency import idempotent
 from backend.http.sample_upload import sample_upload
 from backend.records.attempts import Attempt
 from backend.reflections import service, voice
+from backend.rules.launch import VoiceState
 
 
 class ReflectionCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -130,7 +131,7 @@ class ReflectionsController(Controller):
         summary="Voice state, launch readiness and the preview to listen to",
         responses=problems(*BY_ID),
     )
-    async def state(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> service.VoiceState:
+    async def state(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> VoiceState:
         """The voice mirror with launch readiness, its blocking reasons and a signed preview URL."""
         return await reflections.voice_state(claims, reflection_id)
 

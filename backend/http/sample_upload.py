@@ -16,12 +16,12 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from backend.consents.service import Origin
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.fields import refuse_nul
 from backend.http.idempotency import body_fingerprint
 from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
+from backend.rules.consent import Origin
 from backend.samples.upload import ReceivedUpload, SampleForm, SampleUpload
 
 #: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).

@@ -126,3 +126,8 @@ async def unused_name(conn: Connection, owner_id: uuid.UUID, name: str) -> str:
     row = await fetch_one(conn, _Q["unused_name"], {"owner_id": owner_id, "name": name.strip()})
     free: str = row["name"]
     return free
+
+
+async def visible(conn: Connection, voice_id: uuid.UUID) -> bool:
+    """Whether the voice is the caller's and not deleted (on a user transaction)."""
+    return await fetch_optional(conn, _Q["visible_voice"], {"id": voice_id}) is not None

@@ -48,3 +48,7 @@ select candidate.name
  )
  order by n
  limit 1;
+
+-- name: visible_voice
+-- Run as the caller: their own voices that are not deleted.
+select id from public.voices where id = %(id)s and deleted_at is null;

@@ -33,7 +33,7 @@ from backend.errors import (
     StoredObjectAltered,
 )
 from backend.provenance import PROVENANCE
-from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice
+from backend.providers.base import STREAM_SAMPLE_RATE
 from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
@@ -46,6 +46,7 @@ from backend.records.attempts import Attempt, PreviewStatus, VoiceMirror
 from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName
 from backend.reflections.voice import CustomVoice, QueuedClone
+from backend.rules.launch import LaunchBlocked, LaunchVoice, VoiceState, launch_voice, require_visible, voice_state
 from backend.samples import upload as samples
 from backend.settings import Settings
 from backend.storage import integrity
@@ -64,21 +65,6 @@ class Reflection(msgspec.Struct, rename="camel"):
     voice: VoiceMirror
     created_at: datetime
     updated_at: datetime
-
-
-class VoiceState(msgspec.Struct, rename="camel"):
-    """The mirror plus launch readiness with every blocking reason."""
-
-    reflection_id: uuid.UUID
-    voice: VoiceMirror
-    launch_ready: bool
-    blocking_reasons: list[str]
-    #: A short-lived URL of the preview to listen to, once it is generated.
-    preview_url: str | None = None
-    #: `c2pa` with a preview URL: the preview carries a signed C2PA manifest.
-    provenance: str | None = None
-    #: Why a generated preview has no URL: `stored_object_altered` when its file changed since it was stored.
-    preview_error: str | None = None
 
 
 class RuntimeVoice(msgspec.Struct, rename="camel"):
@@ -109,35 +95,6 @@ class Session(msgspec.Struct, rename="camel"):
     launch_ready: bool
     blocking_reasons: list[str]
     runtime: RuntimeVoice | None
-
-
-class LaunchVoice(msgspec.Struct, frozen=True, kw_only=True):
-    """The voice a reflection speaks with once its launch gate passes."""
-
-    attempt_id: uuid.UUID
-    voice_id: uuid.UUID
-    voice: ProviderVoice
-
-
-class LaunchBlocked(Conflict, code="launch_blocked"):
-    """The reflection's voice is not ready to launch."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__(f"The voice is not ready to launch: {', '.join(reasons)}.")
-        self.reasons = reasons
-
-    def extensions(self) -> dict[str, object]:
-        """Clients show each reason; see `voice_launch_readiness`."""
-        return {"blockingReasons": self.reasons}
-
-
-async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> str:
-    """The reflection's name; NotFound unless the reflection is visible on `conn` (the caller's own, under RLS)."""
-    row = await fetch_optional(conn, _Q["reflection_visible"], {"id": reflection_id})
-    if row is None:
-        raise NotFound("Reflection not found.")
-    name: str = row["name"]
-    return name
 
 
 @dataclass(frozen=True)
@@ -173,7 +130,7 @@ class ReflectionsService:
         """The reflection's voice mirror, whether it may launch, and a signed URL of the active attempt's
         preview when there is one to hear (checked against the digest recorded when it was stored)."""
         async with self.db.user_statement(claims.raw) as conn:
-            state = await _voice_state(conn, reflection_id)
+            state = await voice_state(conn, reflection_id)
         attempt_id = state.voice.attempt_id
         if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
             path = preview_step.preview_path(uuid.UUID(claims.sub), attempt_id)
@@ -364,38 +321,12 @@ def _as_reflection(row: dict[str, Any]) -> Reflection:
     return Reflection(**{**row, "voice": msgspec.convert(row["voice"], VoiceMirror)})
 
 
-async def _voice_state(conn: Connection, reflection_id: uuid.UUID) -> VoiceState:
-    row = await fetch_optional(conn, _Q["voice_state"], {"id": reflection_id})
-    if row is None:
-        raise NotFound("Reflection not found.")
-    return VoiceState(row["id"], msgspec.convert(row["voice"], VoiceMirror), row["ready"], list(row["reasons"]))
-
-
 async def _active_attempt(conn: Connection, reflection_id: uuid.UUID) -> attempts.AttemptRow:
     await _reflection(conn, reflection_id)
     attempt = await attempts.active_for_reflection(conn, reflection_id)
     if attempt is None:
         raise Conflict("The reflection has no voice yet.")
     return attempt
-
-
-async def launch_voice(conn: Connection, reflection_id: uuid.UUID) -> LaunchVoice:
-    """The provider voice a runtime speaks with, read on `conn` as the caller: NotFound for anyone else's
-    reflection, LaunchBlocked (every reason) unless its active attempt is ready, synced and previewed."""
-    state = await _voice_state(conn, reflection_id)
-    if not state.launch_ready:
-        raise LaunchBlocked(state.blocking_reasons)
-    row = await fetch_optional(conn, _Q["runtime_voice"], {"id": reflection_id})
-    if row is None:
-        raise LaunchBlocked(["voice_deleted"])  # deleted since the gate was read, in this very transaction
-    voice = ProviderVoice(
-        provider=row["provider"],
-        voice_id=row["provider_voice_id"],
-        target_model=row["target_model"],
-        language=row["language"],
-        metadata=row["provider_metadata"],
-    )
-    return LaunchVoice(attempt_id=row["attempt_id"], voice_id=row["voice_id"], voice=voice)
 
 
 def _runtime(reflection_id: uuid.UUID, launch: LaunchVoice) -> RuntimeVoice:

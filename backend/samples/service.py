@@ -10,13 +10,13 @@ from pathlib import Path
 
 from backend import queues
 from backend.auth.verify import UserClaims
-from backend.consents.service import consent_for_sample
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
 from backend.errors import Conflict, NotFound
 from backend.fields import Rename
 from backend.records.samples import VoiceSampleStatus
+from backend.rules.consent import consent_for_sample
 from backend.samples.purge import purge_sample
 from backend.samples.upload import (
     AUDIO_URL_SECONDS,

@@ -21,7 +21,6 @@ from backend import watermark
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected, SampleSpeakersMixed, SpeakerMismatch, SyntheticSpeech
 from backend.audio.pipeline import PreparedSample, prepare_for
-from backend.consents.service import SpeakerJudgement, judge_sample
 from backend.context import Lifecycle, Outcome
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -32,6 +31,7 @@ from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
 from backend.records.rows import fetch_optional_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.rules.consent import SpeakerJudgement, judge_sample
 from backend.samples import upload as samples
 from backend.storage import integrity
 from backend.voiceprint import THRESHOLD, SpeechPrints, speech_prints

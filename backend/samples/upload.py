@@ -24,7 +24,6 @@ import msgspec
 
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
-from backend.consents.service import GivenConsent, Origin, Policy, require_consent
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
@@ -35,6 +34,7 @@ from backend.providers.config import Provider, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.records.rows import fetch_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.rules.consent import GivenConsent, Origin, Policy, require_consent
 from backend.storage.client import ObjectStorage
 
 log = logging.getLogger(__name__)

@@ -49,12 +49,12 @@ from backend.providers.errors import (
     UnsupportedLanguageError,
 )
 from backend.providers.registry import ProviderSet, check_speakable, language_not_supported
+from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.voices import VoiceRow, voice_row
-from backend.reflections import service as reflections
-from backend.synthesis.speaker import Mute, Waits, speaker_now
+from backend.rules.launch import launch_voice
+from backend.rules.speaker import Mute, Waits, speaker_now
 from backend.text import cleaned, sentences
-from backend.voices import service as voices
 from backend.watermark.stream import StreamMarker
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class SpeechService:
         passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
         text = cleaned(request.text)
         async with self.db.user_transaction(claims.raw) as conn:
-            launch = await reflections.launch_voice(conn, reflection_id)
+            launch = await launch_voice(conn, reflection_id)
             opened = _Opened(
                 owner_id=uuid.UUID(claims.sub),
                 voice_id=launch.voice_id,
@@ -257,7 +257,7 @@ class SpeechService:
         ended."""
         text = cleaned(request.text)
         async with self.db.user_transaction(claims.raw) as conn:
-            if not await voices.visible(conn, request.voice_id):
+            if not await voice_records.visible(conn, request.voice_id):
                 raise NotFound("Voice not found.")
             voice = await _speaking(conn, await voice_row(conn, request.voice_id))
             opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)

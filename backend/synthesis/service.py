@@ -44,11 +44,11 @@ from backend.records.samples import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName, VoiceRow
+from backend.rules.speaker import Mute, Waits, speaker_now
 from backend.samples import upload as samples
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis.history import MEDIA_TYPES, Clip, ClipAudio, ClipFormat, ClipPage, VoicePreview
-from backend.synthesis.speaker import Mute, Waits, speaker_now
 from backend.synthesis.types import (
     RESULT_URL_SECONDS,
     CloneRequest,
@@ -61,7 +61,6 @@ from backend.synthesis.types import (
     owned_job,
 )
 from backend.text import cleaned
-from backend.voices import service as voices
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -105,7 +104,7 @@ class SynthesisService:
                 )
             else:
                 assert request.voice_id is not None  # noqa: S101 - exactly one is set, checked above
-                if not await voices.visible(conn, request.voice_id):
+                if not await voice_records.visible(conn, request.voice_id):
                     raise NotFound("Voice not found.")
                 await become_service(conn)
                 voice_id, attempt_id = await _usable_voice(
@@ -211,7 +210,7 @@ class SynthesisService:
         """A page of the caller's voice's clips, newest first; 404 for a voice that is not theirs (or deleted)."""
         before_at, before_id = _after(cursor)
         async with self.db.user_transaction(claims.raw) as conn:
-            if not await voices.visible(conn, voice_id):
+            if not await voice_records.visible(conn, voice_id):
                 raise NotFound("Voice not found.")
             params = {"voice_id": voice_id, "before_at": before_at, "before_id": before_id, "limit": limit + 1}
             rows = await fetch_all(conn, _Q["voice_jobs"], params)
@@ -233,7 +232,7 @@ class SynthesisService:
         """A short-lived URL to hear the caller's voice (404 for anyone else's); 409 `stored_object_altered` for a
         file changed since voicegate stored it."""
         async with self.db.user_transaction(claims.raw) as conn:
-            if not await voices.visible(conn, voice_id):
+            if not await voice_records.visible(conn, voice_id):
                 raise NotFound("Voice not found.")
             heard = await fetch_optional(conn, _Q["preview_of_voice"], {"voice_id": voice_id})
         if heard is None:

@@ -53,8 +53,8 @@ from backend.providers.errors import (
 from backend.providers.registry import check_speakable
 from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
+from backend.rules.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.storage import integrity
-from backend.synthesis.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.text import pieces
 
 log = logging.getLogger(__name__)

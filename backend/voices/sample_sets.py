@@ -24,7 +24,6 @@ from backend.audio.voice_set import SetReport
 from backend.auth.verify import UserClaims
 from backend.clone.sample_set import report_of
 from backend.clone.start import SampleSet
-from backend.consents.service import consent_voiceprint
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.units import Database, become_service
@@ -38,6 +37,7 @@ from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
+from backend.rules.consent import consent_voiceprint
 from backend.samples import upload as samples
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
 from backend.voiceprint.embedding import mean_print

@@ -24,7 +24,6 @@ from backend.clone import manifest
 from backend.clone.likeness import LikenessSource, NoLikeness
 from backend.clone.sample_set import report_of
 from backend.clone.start import SignedUpload, draft_voice, lock_draft, start_clone
-from backend.consents.service import GivenConsent, Origin, require_consent
 from backend.db.bucket_config import declared_bucket
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
@@ -46,7 +45,8 @@ from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
 from backend.records.rows import fetch_optional_record, fetch_records
 from backend.records.voices import VoiceName, VoiceRow, VoiceStatus, name_of_its_own
-from backend.reflections import service as reflections
+from backend.rules.consent import GivenConsent, Origin, require_consent
+from backend.rules.launch import require_visible
 from backend.samples import purge
 from backend.samples import upload as samples
 from backend.settings import Settings
@@ -287,7 +287,7 @@ class VoicesService:
         speaks as before until it is ready. 409 while another clone of the voice is under way."""
         owner_id = uuid.UUID(claims.sub)
         async with speakers_judged(self.db, claims) as judge, self.db.user_transaction(claims.raw) as conn:
-            if not await visible(conn, voice_id):
+            if not await voice_records.visible(conn, voice_id):
                 raise NotFound("Voice not found.")
             consent = await judge.consent(conn, body.consent_id)
             rows = await ready_samples(conn, owner_id, body.sample_ids)
@@ -313,7 +313,7 @@ class VoicesService:
         """The caller's voice's samples and their report; 404 for another's voice or one made from a single
         sample the older way (no set)."""
         async with self.db.user_transaction(claims.raw) as conn:
-            if not await visible(conn, voice_id):
+            if not await voice_records.visible(conn, voice_id):
                 raise NotFound("Voice not found.")
             rows = await fetch_records(conn, _Q["voice_set"], {"voice_id": voice_id}, _SetRow)
         if not rows:
@@ -384,7 +384,7 @@ class VoicesService:
         async with self.db.user_transaction(claims.raw) as conn:
             draft = await lock_draft(conn, request.voice_id)
             if request.reflection_id is not None:
-                await reflections.require_visible(conn, request.reflection_id)
+                await require_visible(conn, request.reflection_id)
         check_enrolment_language(provider, request.language or draft["language"])
 
         info = await self.storage.info(samples.BUCKET, path)
@@ -420,8 +420,3 @@ class VoicesService:
             if record is not None:
                 await record(conn, finalized)
         return finalized
-
-
-async def visible(conn: Connection, voice_id: uuid.UUID) -> bool:
-    """Whether the voice is the caller's and not deleted (on a user transaction)."""
-    return await fetch_optional(conn, _Q["visible_voice"], {"id": voice_id}) is not None

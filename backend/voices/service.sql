@@ -34,10 +34,6 @@ update public.voices set deleted_at = now()
  where id = %(id)s and owner_id = %(owner_id)s and deleted_at is null
 returning id;
 
--- name: visible_voice
--- Run as the caller: their own voices that are not deleted.
-select id from public.voices where id = %(id)s and deleted_at is null;
-
 -- name: rename_voice
 -- Run as the caller: voices_owner_update lets them change their own voices that are not deleted.
 with renamed as (
