@@ -45,7 +45,7 @@ from backend.records import attempts
 from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
 from backend.records.rows import fetch_optional_record, fetch_records
-from backend.records.voices import VoiceName, VoiceRow, VoiceStatus, name_of_its_own
+from backend.records.voices import VoiceFields, VoiceName, VoiceRow, VoiceStatus, name_of_its_own
 from backend.reflections import service as reflections
 from backend.samples import purge
 from backend.samples import service as samples
@@ -107,19 +107,9 @@ ProviderMetadata = Annotated[
 ]
 
 
-class Voice(msgspec.Struct):
+class Voice(VoiceFields, frozen=False):
     """A voice as the `/api/voices` routes return it (snake_case, as the source documents name it)."""
 
-    id: uuid.UUID
-    name: str
-    language: str | None
-    status: VoiceStatus
-    tts_provider: str | None
-    provider_voice_id: str | None
-    provider_target_model: str | None
-    provider_voice_kind: str | None
-    provider_region: str | None
-    provider_request_id: str | None
     provider_metadata: ProviderMetadata
     created_at: datetime
     updated_at: datetime
