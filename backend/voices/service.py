@@ -107,7 +107,7 @@ ProviderMetadata = Annotated[
 ]
 
 
-class Voice(VoiceFields, frozen=False):
+class Voice(VoiceFields, frozen=True):
     """A voice as the `/api/voices` routes return it (snake_case, as the source documents name it)."""
 
     provider_metadata: ProviderMetadata
