@@ -40,18 +40,6 @@ class AttemptStatus(enum.StrEnum):
     SUPERSEDED = "superseded"
 
 
-class SampleClone(msgspec.Struct):
-    """A stored sample and the clone attempt queued for it, as starting a clone from an upload answers (the
-    reflection's `QueuedClone`, the clone flow's `FinalizedClone`: the same fields under their own JSON names)."""
-
-    voice_id: uuid.UUID
-    attempt_id: uuid.UUID
-    sample_id: uuid.UUID
-    provider: str
-    status: AttemptStatus
-    sniffed_type: str
-
-
 class AttemptSource(enum.StrEnum):
     """Where an attempt's provider voice comes from (`voice_clone_attempts.source`; see `create`)."""
 

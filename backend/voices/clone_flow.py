@@ -10,7 +10,7 @@ import msgspec
 
 from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import Provider
-from backend.records.attempts import SampleClone
+from backend.records.attempts import AttemptStatus
 
 
 class UploadTicket(msgspec.Struct):
@@ -26,8 +26,15 @@ class UploadTicket(msgspec.Struct):
     content_types: list[str]
 
 
-class FinalizedClone(SampleClone):
+class FinalizedClone(msgspec.Struct):
     """The queued clone attempt of a finalized voice."""
+
+    voice_id: uuid.UUID
+    attempt_id: uuid.UUID
+    sample_id: uuid.UUID
+    provider: str
+    status: AttemptStatus
+    sniffed_type: str
 
 
 class UploadUrlBody(msgspec.Struct, forbid_unknown_fields=True):
