@@ -63,4 +63,4 @@ def test_every_provider_column_takes_the_domain(module_db: Conn) -> None:
     [(check,)] = module_db.execute(
         "select pg_get_constraintdef(oid) from pg_constraint where conname = 'voices_tts_provider_check'"
     ).fetchall()
-    assert "::public.voice_provider" in str(check)
+    assert "::voice_provider)" in str(check), check
