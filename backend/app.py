@@ -4,26 +4,17 @@ up`, the queue consumers) its lifespan builds and closes through the composition
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import logging
-import os
-import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ExceptionHandler
 
-from backend.compose.api import RouteParts, api_process, route_parts, storage_server
-from backend.compose.worker import Consumers
-from backend.context import Lifecycle
+from backend.compose.api import ConsumersInApp, RouteParts, api_process, route_parts, storage_server
 from backend.http.attempts import AttemptsController, InternalController
 from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
-from backend.http.clone_jobs import CloneJobsController
 from backend.http.consents import ConsentsController
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
@@ -39,18 +30,12 @@ from backend.http.provenance import ProvenanceController
 from backend.http.reflections import ReflectionsController, SessionsController
 from backend.http.samples import VoiceSamplesController
 from backend.http.speech import ReflectionSpeechController, VoiceSpeechController
+from backend.http.synthesis import CloneJobsController
 from backend.http.voices import CloneController, VoicesController
 from backend.http.web import docs_render_plugins, web_handlers
 from backend.http.webhooks import WebhooksController
-from backend.provenance import ProvenanceSigner
 from backend.secret import Secret
 from backend.settings import Settings, SettingsError
-from backend.storage.client import SupabaseObjectStorage
-
-#: Runs the queue consumers inside the app (`voicegate up`) until its event is set: given the settings, the
-#: worker's own lifecycle, the address to LISTEN on and a client of this very app. The entry point passes it
-#: (`queue_consumers.worker.consume_in_app`): `backend/` stands below the consumers and does not import them.
-ConsumersInApp = Callable[[Settings, Lifecycle, str, httpx.AsyncClient, asyncio.Event], Awaitable[None]]
 
 #: The API's routes, in every mode (embedded mode adds its own, see `_embedded_handlers`).
 API_HANDLERS: tuple[Any, ...] = (
@@ -82,15 +67,12 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
     Raises SettingsError when the C2PA signing credentials are unusable (see `ProvenanceSigner`), before
     anything is served.
     """
-    parts = route_parts(settings, dsn, serves_storage=settings.embedded)
-    signer = ProvenanceSigner.from_settings(settings)
+    parts = route_parts(settings, dsn, serves_storage=settings.embedded, signs=True)
     resolve_dependencies_in_order()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        run = None if consumers is None else _supervised(app, consumers, settings, dsn)
-        storage = functools.partial(_storage_client, settings, app)
-        async with api_process(settings, dsn, signer, parts, storage_client=storage, consumers=run) as process:
+        async with api_process(settings, dsn, parts, app, consumers=consumers) as process:
             app.state.update(process.named())
             yield
 
@@ -203,43 +185,3 @@ def _jwt_secret(settings: Settings) -> Secret:
     if secret is None:
         raise SettingsError("the Storage stand-in signs its URL tokens with SUPABASE_JWT_SECRET: set it")
     return secret
-
-
-def _supervised(app: Litestar, consumers: ConsumersInApp, settings: Settings, dsn: str) -> Consumers:
-    """The consumers as the app runs them, over the worker's own lifecycle: a death is logged loudly, remembered
-    for the exit code, and shuts the server down."""
-
-    async def supervise(ctx: Lifecycle, stopping: asyncio.Event) -> None:
-        # CONSUMER_MODE=http inside `up`: the workers reach this very app's internal route in-process.
-        async with httpx.AsyncClient(
-            base_url="http://voicegate.internal",
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar is an ASGI app
-            timeout=httpx.Timeout(600.0),
-        ) as api_client:
-            try:
-                await consumers(settings, ctx, dsn, api_client, stopping)
-            except Exception:
-                logging.getLogger(__name__).critical("the queue consumers died; stopping voicegate", exc_info=True)
-                app.state.worker_failed = True
-                # An API whose work is never processed must not look healthy: shut the server down.
-                os.kill(os.getpid(), signal.SIGTERM)
-                raise
-
-    return supervise
-
-
-def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
-    """The one storage client: Supabase Storage, or in embedded mode our own `/storage/v1` reached
-    in-process through the same HTTP client code (no socket, no dependency on the bind address)."""
-    key = settings.auth.service_key if settings.auth else None
-    if key is None:
-        raise ValueError("the storage client needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY")
-    if settings.embedded:
-        from backend.embedded.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
-
-        return in_process_client(
-            app, key.reveal(), public_url=settings.storage_public_url, version_ttl=settings.storage_version_seconds
-        )
-    return SupabaseObjectStorage(
-        settings.storage_public_url, key.reveal(), version_ttl=settings.storage_version_seconds
-    )

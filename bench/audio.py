@@ -29,7 +29,7 @@ from backend.audio.ffmpeg import find_ffmpeg  # noqa: E402
 from backend.audio.measure import measure  # noqa: E402
 from backend.audio.pipeline import prepare_sample  # noqa: E402
 from backend.audio.process import preprocess  # noqa: E402
-from tests.audio_corpus import RATE, encode, noise, recording, rms, speech_mono, wav_bytes  # noqa: E402
+from devkit.audio_corpus import RATE, encode, noise, recording, rms, speech_mono, wav_bytes  # noqa: E402
 
 TARGET_X_REALTIME = 20.0
 TARGET_RATE = 24000  # Qwen's preferred rate

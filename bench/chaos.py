@@ -86,8 +86,8 @@ from backend import queues  # noqa: E402 - after the path setup above
 from backend.embedded.postgres import for_data_dir, free_port  # noqa: E402
 from backend.embedded.storage.orphans import find_orphan_files  # noqa: E402
 from backend.storage.orphans import sweep_orphan_objects  # noqa: E402
-from tests.e2e.up import Running, dev_token, is_ready, wait_for  # noqa: E402
-from tests.support import postmaster_pid  # noqa: E402
+from devkit.db import postmaster_pid  # noqa: E402
+from devkit.up import Running, dev_token, is_ready, wait_for  # noqa: E402
 
 SPEECH = Path("/work/shared/speech/librispeech")
 #: Steps of a flow, in order; the faults are scheduled by the share of all flows' steps done.
@@ -136,7 +136,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Running:
-        """Start `up` (as tests.e2e.up.start_up does, on this stack's ports)."""
+        """Start `up` (as devkit.up.start_up does, on this stack's ports)."""
         env = {
             **os.environ,
             "VOICEGATE_DATA_DIR": str(self.root / "data"),
@@ -210,8 +210,8 @@ def librispeech_samples(directory: Path, users: int, per_user: int) -> list[list
 
 
 def espeak_samples(users: int, per_user: int) -> list[list[bytes]]:
-    """espeak-ng speech (tests.audio_corpus), for a machine without the LibriSpeech clips."""
-    from tests.audio_corpus import recording, speech_mono, wav_bytes  # noqa: PLC0415 - only without the clips
+    """espeak-ng speech (devkit.audio_corpus), for a machine without the LibriSpeech clips."""
+    from devkit.audio_corpus import recording, speech_mono, wav_bytes  # noqa: PLC0415 - only without the clips
 
     return [
         [wav_bytes(recording(speech_mono(SAMPLE_S, seed=u * per_user + f), seed=f)) for f in range(per_user)]

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from backend.settings import settings_from_env  # noqa: E402 - after the path setup above
 from bench.streaming import SAMPLE, SENTENCE, local_reflection  # noqa: E402
-from tests.e2e.speech import stream  # noqa: E402
-from tests.e2e.up import dev_token, running_up  # noqa: E402
+from devkit.streaming import stream  # noqa: E402
+from devkit.up import dev_token, running_up  # noqa: E402
 
 #: What B's streams speak, again and again: about 40 s of speech in long sentences.
 LONG = " ".join(

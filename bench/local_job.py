@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from backend.providers.local.hibari_voice import HibariVoice  # noqa: E402
-from tests.e2e.up import dev_token, running_up, wait_for  # noqa: E402
+from devkit.up import dev_token, running_up, wait_for  # noqa: E402
 
 TEXT = (
     "Thank you for calling the support line today. I am sorry to hear that your order arrived late, and I "

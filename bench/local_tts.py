@@ -64,7 +64,7 @@ from backend.providers.local.profile import (
     world_analysis,
 )
 from backend.providers.local.provider import LocalProvider
-from backend.providers.wav import float_to_wav, wav_to_float
+from backend.wav import float_to_wav, wav_to_float
 
 SENTENCE = (
     "The quick brown fox jumps over the lazy dog while seven happy children sing cheerful songs about "

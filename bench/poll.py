@@ -6,7 +6,8 @@ wrote) beside the same route on a reflection with no voice yet, both driven by `
 
 A real `voicegate up` (the `local` provider, the Storage stand-in in the API process) clones a voice for one
 reflection from `docs/quickstart-sample.wav` and makes its preview; another reflection is left without a voice.
-Then each route gets a one-second warm-up and the two run back to back, so a busy machine slows both alike. The
+Then each route gets a one-second warm-up and the two run back to back, `--rounds` times in turn, so a busy
+machine slows both alike; the figures are each route's median round. The
 API process's CPU per request is printed beside each, and the bytes it read per request (files and sockets, from
 /proc), beside the preview's size: a poll that hashed the file would read all of it. Target: the ready state at
 >= 0.8 of the state without a preview.
@@ -66,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="turns of the two routes, back to back")
     args = parser.parse_args()
     if not Path(WRK).exists():
         sys.exit("wrk is missing: run `bash .ci/ensure-packages` (it installs Debian's wrk)")
@@ -96,12 +98,17 @@ def main() -> None:
         urls["with no voice"] = f"{base}/v1/reflections/{empty}/voice"
         for url in urls.values():
             wrk(url, 1, args.connections, server=up.pid, token=token)
-        measured: dict[str, tuple[Result, float]] = {}
-        for name, url in urls.items():
-            before = bytes_read(up.pid)
-            result = wrk(url, args.seconds, args.connections, server=up.pid, token=token)
-            measured[name] = result, (bytes_read(up.pid) - before) / max(1.0, result.rps * args.seconds)
-        print(f"wrk: 1 thread, {args.connections} connections, {args.seconds:g} s per route; `voicegate up`")
+        rounds: dict[str, list[tuple[Result, float]]] = {name: [] for name in urls}
+        for _ in range(args.rounds):
+            for name, url in urls.items():
+                before = bytes_read(up.pid)
+                result = wrk(url, args.seconds, args.connections, server=up.pid, token=token)
+                rounds[name].append((result, (bytes_read(up.pid) - before) / max(1.0, result.rps * args.seconds)))
+        measured = {name: sorted(runs, key=lambda run: run[0].rps)[len(runs) // 2] for name, runs in rounds.items()}
+        print(
+            f"wrk: 1 thread, {args.connections} connections, {args.seconds:g} s per route, the median of"
+            f" {args.rounds} rounds; `voicegate up`"
+        )
         header = f"{'req/s':>7} {'p50':>6} {'p99':>6} {'err':>4} {'cpu µs':>6} {'bytes read':>10}"
         print(f"{'GET /v1/reflections/{id}/voice':30} {header}")
         for name, (result, read) in measured.items():

@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.provenance import ProvenanceSigner, SynthesisClaim  # noqa: E402 - after the path setup above
-from backend.providers.wav import float_to_wav  # noqa: E402
 from backend.settings import settings_from_env  # noqa: E402
-from tests.audio_corpus import encode, noise, tone  # noqa: E402
-from tests.unit.provenance.certs import make_chain  # noqa: E402
+from backend.wav import float_to_wav  # noqa: E402
+from devkit.audio_corpus import encode, noise, tone  # noqa: E402
+from devkit.certs import make_chain  # noqa: E402
 
 RATE = 24000
 CLAIM = SynthesisClaim(

@@ -45,9 +45,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.audio_corpus import recording, speech_mono, wav_bytes  # noqa: E402 - after the path setup above
-from tests.e2e.up import Running, dev_token, is_ready, start_up, wait_for  # noqa: E402
-from tests.support import postgres_pids, postmaster_pid  # noqa: E402
+from devkit.audio_corpus import recording, speech_mono, wav_bytes  # noqa: E402 - after the path setup above
+from devkit.db import postgres_pids, postmaster_pid  # noqa: E402
+from devkit.up import Running, dev_token, is_ready, start_up, wait_for  # noqa: E402
 
 WRK = "/usr/bin/wrk"
 BOUNDARY = "voicegate-bench-recovery"

@@ -2,7 +2,7 @@
 
     python bench/sample_checks.py [--samples 60] [--workers 1,2]
 
-The samples are the 60 LibriSpeech clips of `tests/clips/librispeech` (FLAC, 16 kHz, 3-35 s; CC BY 4.0), each
+The samples are the 60 shared LibriSpeech clips (devkit/clips.py: FLAC, 16 kHz, 3-35 s; CC BY 4.0), each
 uploaded as it is, with the `local` provider's rules.
 
 (a) The bare equivalent: the check's CPU work alone (`backend.samples.step._prepare_and_print`: decode, measure,
@@ -47,8 +47,7 @@ from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, EmbeddedPo
 from backend.providers.registry import sample_rules  # noqa: E402
 from backend.samples.step import _prepare_and_print  # noqa: E402
 from bench.api import cpu_seconds, dev_token, wait_ready  # noqa: E402
-
-CLIPS = ROOT / "tests" / "clips" / "librispeech"
+from devkit.clips import LIBRISPEECH as CLIPS  # noqa: E402
 
 
 def clips(count: int) -> list[bytes]:

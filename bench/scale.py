@@ -8,7 +8,9 @@ figures rougher (one flow read again is a tenth of a run).
 Everything runs beside one real `voicegate up --no-consumers` (its own queue consumers off, so every
 message is a worker process's) on a free port, its embedded Postgres started first with fsync off as
 the other benchmarks' (`up` adopts it), every setting at its default. The ElevenLabs fake answers at the
-HTTP boundary at once, in a process of its own (`python -m tests.fakes elevenlabs`).
+HTTP boundary at once, in a process of its own (`python -m fakes elevenlabs`). Each flow's sample is real
+speech, 6 s of one speaker's shared LibriSpeech clips (CC BY 4.0; `--speech`, /work/shared/speech/librispeech by
+default) at 48 kHz with a second of room tone either side (devkit/clips.py), no two the same file.
 
 (a) 1, 2 and 4 `voicegate worker` processes (each found `up`'s API and Storage in the data directory),
     N PRD flows per run: a reflection, its voice cloned from an uploaded sample (checked, cleaned and
@@ -64,9 +66,9 @@ from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, EmbeddedPo
 from backend.providers.elevenlabs import KEY_LABEL  # noqa: E402
 from bench.api import WRK, cpu_seconds, wrk  # noqa: E402
 from bench.lifecycle import failures  # noqa: E402
-from tests.e2e.conftest import speech_wav  # noqa: E402
-from tests.e2e.up import REPO, Running, dev_token, running_up, start_worker, wait_for  # noqa: E402
-from tests.fakes import ElevenLabsFake  # noqa: E402
+from devkit.clips import LIBRISPEECH, speech_sample  # noqa: E402
+from devkit.up import REPO, Running, dev_token, running_up, start_worker, wait_for  # noqa: E402
+from fakes import ElevenLabsFake  # noqa: E402
 
 TEXT = "Hello there. This voice was cloned a moment ago, and it speaks."
 #: Flows submitted at once (uploads of ~1 MB each): enough to keep the workers fed.
@@ -333,11 +335,11 @@ class FakeProcess:
 
 @contextlib.contextmanager
 def fake_provider(log: Path) -> Iterator[FakeProcess]:
-    """`python -m tests.fakes elevenlabs` on a free port, once it answers; stopped on exit."""
+    """`python -m fakes elevenlabs` on a free port, once it answers; stopped on exit."""
     port = free_port()
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes", "elevenlabs", "--port", str(port), "--max-voices", "100000"],
+            [sys.executable, "-m", "fakes", "elevenlabs", "--port", str(port), "--max-voices", "100000"],
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -588,6 +590,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="wrk's run per API configuration")
     parser.add_argument("--connections", type=int, default=16, help="wrk's connections (one user's)")
     parser.add_argument("--quick", action="store_true", help="16 flows per run and 3 s of wrk: a few minutes")
+    parser.add_argument("--speech", type=Path, default=LIBRISPEECH, help="LibriSpeech speaker folders of FLAC clips")
     args = parser.parse_args()
     if args.quick:
         args.flows, args.seconds = 16, 3.0
@@ -597,7 +600,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="voicegate-bench-scale-"))
     data_dir, pg_port = root / "data", free_port()
-    samples = [speech_wav(seed=1000 + n) for n in range(args.flows * len(counts))]
+    samples = [speech_sample(n, directory=args.speech) for n in range(args.flows * len(counts))]
     with fake_provider(root / "fake.log") as fake:
         os.environ |= {
             "VOICE_PROVIDER": "elevenlabs",

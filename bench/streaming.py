@@ -31,15 +31,16 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.speech import Heard, stream  # noqa: E402 - after the path setup above
-from tests.e2e.up import dev_token, running_up, wait_for  # noqa: E402
-from tests.fakes import ElevenLabsFake, SelfhostedFake, serve  # noqa: E402
-from tests.fakes.audio import tone_wav  # noqa: E402
-from tests.fakes.elevenlabs import ElevenVoice  # noqa: E402
-from tests.fakes.selfhosted import MODEL as SELFHOSTED_MODEL  # noqa: E402
-from tests.fakes.selfhosted import SelfhostedVoice  # noqa: E402
-from tests.fakes.testing import ELEVEN_KEY  # noqa: E402
+from devkit.streaming import Heard, stream  # noqa: E402 - after the path setup above
+from devkit.up import dev_token, running_up, wait_for  # noqa: E402
+from fakes import ElevenLabsFake, SelfhostedFake, serve  # noqa: E402
+from fakes.audio import tone_wav  # noqa: E402
+from fakes.elevenlabs import ElevenVoice  # noqa: E402
+from fakes.selfhosted import MODEL as SELFHOSTED_MODEL  # noqa: E402
+from fakes.selfhosted import SelfhostedVoice  # noqa: E402
 
+#: The key the ElevenLabs fake is given, and voicegate with it.
+ELEVEN_KEY = "sk_bench_eleven_0123456789"
 SENTENCE = "Thanks for calling, how can I help you today?"
 SAMPLE = ROOT / "docs" / "quickstart-sample.wav"
 

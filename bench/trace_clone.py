@@ -66,10 +66,10 @@ from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, fr
 from backend.embedded.storage.in_process import standalone_storage  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.settings import settings_from_env  # noqa: E402
-from tests.e2e.conftest import speech_wav  # noqa: E402
-from tests.fakes import SelfhostedFake, serve  # noqa: E402
-from tests.support import create_user, one, seed_consent, seed_reflection  # noqa: E402
-from tests.unit.test_layers import _layer as layer_of  # noqa: E402 - the layer test's own rule
+from devkit.audio_corpus import speech_wav  # noqa: E402
+from devkit.db import create_user, one, seed_consent, seed_reflection  # noqa: E402
+from devkit.layers import layer_of  # noqa: E402 - the layer test's own rule
+from fakes import SelfhostedFake, serve  # noqa: E402
 
 RESUME = dis.opmap["RESUME"]
 DEAD = "voicegate_" + "d" * 24

@@ -1,5 +1,5 @@
 """Benchmark: voiceprints (backend/voiceprint) on real speech, the network as voicegate runs it (an ONNX graph in
-onnxruntime) beside the same network in numpy (tests/voiceprint_numpy.py), measured in the same run on one core.
+onnxruntime) beside the same network in numpy (devkit/voiceprint_numpy.py), measured in the same run on one core.
 
     python bench/voiceprint.py [--speech DIR] [--repeat 3] [--core N]
 
@@ -63,7 +63,7 @@ from backend.voiceprint.windows import (  # noqa: E402
     self_scores,
     unlike,
 )
-from tests.voiceprint_numpy import NumpyEncoder  # noqa: E402
+from devkit.voiceprint_numpy import NumpyEncoder  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
 SPEECH = Path("/work/shared/speech/librispeech")

@@ -55,13 +55,13 @@ from backend.errors import ProvenanceUnreadable  # noqa: E402
 from backend.provenance import ProvenanceSigner, SynthesisClaim  # noqa: E402
 from backend.providers.local.engine import render  # noqa: E402
 from backend.providers.local.profile import measure  # noqa: E402
-from backend.providers.wav import float_to_wav  # noqa: E402
 from backend.settings import settings_from_env  # noqa: E402
 from backend.watermark import THRESHOLD, detect, mark  # noqa: E402
 from backend.watermark.network import shared_network  # noqa: E402
 from backend.watermark.stream import FIRST_BLOCK_S, StreamMarker  # noqa: E402
-from tests.audio_corpus import encode  # noqa: E402
-from tests.speech_maker import speak  # noqa: E402
+from backend.wav import float_to_wav  # noqa: E402
+from devkit.audio_corpus import encode  # noqa: E402
+from devkit.speech_maker import speak  # noqa: E402
 
 F64 = npt.NDArray[np.float64]
 SPEECH = Path("/work/shared/speech/librispeech")

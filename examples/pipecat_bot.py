@@ -26,8 +26,8 @@ from pipecat.pipeline.worker import PipelineWorker, ProcessorUnusablePolicy
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
+from backend.conversation.pipecat_tts import VoicegateTTSService
 from backend.providers.base import STREAM_SAMPLE_RATE
-from backend.runtime.pipecat_tts import VoicegateTTSService
 
 
 class WavWriter(FrameProcessor):

@@ -22,7 +22,7 @@ import psycopg.conninfo
 from psycopg import sql
 from psycopg.rows import dict_row
 
-Conn = psycopg.Connection[Any]
+from devkit.db import Conn, create_user, one, postgres_pids, seed_consent
 
 
 def database_url(dsn: str) -> str:
@@ -33,16 +33,6 @@ def database_url(dsn: str) -> str:
     if host.startswith("/"):
         return f"postgresql://{user}@/{dbname}?host={quote(host, safe='')}&port={port}"
     return f"postgresql://{user}@{host}:{port}/{dbname}"
-
-
-def create_user(conn: Conn, email: str | None = None) -> uuid.UUID:
-    """Insert an `auth.users` row (as Supabase Auth would on sign-up) and return its id."""
-    user_id = uuid.uuid4()
-    conn.execute(
-        "insert into auth.users (id, email) values (%s, %s)",
-        (user_id, email or f"{user_id.hex[:8]}@example.test"),
-    )
-    return user_id
 
 
 @contextmanager
@@ -59,33 +49,10 @@ def acting_as(conn: Conn, role: str, user_id: uuid.UUID | None = None) -> Iterat
         yield conn
 
 
-def one(conn: Conn, query: str, params: Any = None) -> dict[str, Any]:
-    """Run `query` and return its single row as a dict."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)  # type: ignore[arg-type]  # test-only literal SQL
-        row = cur.fetchone()
-    assert row is not None, f"no row from {query!r}"
-    return row
-
-
-def seed_consent(conn: Conn, owner: uuid.UUID, text_version: str = "v1") -> uuid.UUID:
-    """A consent record of `owner`."""
-    return one(
-        conn,
-        "insert into voice_consents (owner_id, subject_name, consent_text_version) values (%s, 'Ada', %s) returning id",
-        (owner, text_version),
-    )["id"]
-
-
 def seed_voice(conn: Conn, owner: uuid.UUID, name: str | None = None) -> uuid.UUID:
     """A draft voice owned by `owner`, by default under a name of its own (an owner's voices each have one)."""
     name = name or f"My voice {uuid.uuid4().hex[:8]}"
     return one(conn, "insert into voices (owner_id, name) values (%s, %s) returning id", (owner, name))["id"]
-
-
-def seed_reflection(conn: Conn, owner: uuid.UUID, name: str = "My reflection") -> uuid.UUID:
-    """A reflection owned by `owner`."""
-    return one(conn, "insert into reflections (owner_id, name) values (%s, %s) returning id", (owner, name))["id"]
 
 
 def seed_attempt(
@@ -142,27 +109,6 @@ def queue_messages(conn: Conn, queue: str) -> list[dict[str, Any]]:
             )
         )
         return cur.fetchall()
-
-
-def postmaster_pid(data_dir: Path) -> int:
-    """The pid in a cluster's postmaster.pid."""
-    return int((data_dir / "postmaster.pid").read_text().split()[0])
-
-
-def postgres_pids(data_dir: Path) -> list[int]:
-    """The postmaster of the cluster in `data_dir` and every process it forked (backends and background
-    workers are its direct children)."""
-    postmaster = postmaster_pid(data_dir)
-    children = []
-    for entry in Path("/proc").iterdir():
-        try:
-            # Field 4 of /proc/<pid>/stat is the parent pid; the name before it is in parentheses.
-            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == postmaster:
-            children.append(int(entry.name))
-    return [postmaster, *children]
 
 
 @contextmanager

@@ -73,7 +73,7 @@ PRUNED: Final = (
 )
 
 #: Modules of voicegate's packages that need an extra the image does not install: module -> the missing package.
-NEEDS_AN_EXTRA: Final = {"backend.runtime.pipecat_tts": "pipecat"}
+NEEDS_AN_EXTRA: Final = {"backend.conversation.pipecat_tts": "pipecat"}
 
 #: Packages the commands import only once they run, every module of each imported here too so that they have
 #: bytecode: the server and its protocols, the embedded Postgres and the pool, what Litestar loads as the app is

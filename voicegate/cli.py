@@ -300,20 +300,38 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     return _up_stack(settings, run_consumers=run_consumers)
 
 
+#: The provider fakes' package: a development checkout's `fakes/`, beside `voicegate/` (in no wheel, no image).
+FAKES_MODULE = "fakes"
+
+
+def _fakes_checkout() -> Path | None:
+    """The development checkout this voicegate runs from, when it holds the fakes: the fakes then start from
+    there whatever the working directory (an installed voicegate has none, and looks in the working directory)."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / FAKES_MODULE / "__main__.py").is_file() else None
+
+
 def _up_with_fake_providers(settings: Settings, *, run_consumers: bool) -> int:
     """`up`, with the providers' fakes served on loopback and configured as this run's providers. The fakes are
-    the tests' (a development checkout's `tests/fakes`), run as a program of their own (`python -m tests.fakes
-    all`), which ends as its standard input closes: with this process, however it ends."""
-    command = [sys.executable, "-m", "tests.fakes", "all"]
+    a development checkout's (`fakes/`), run as a program of their own (`python -m fakes all`), which ends as
+    its standard input closes: with this process, however it ends."""
+    command = [sys.executable, "-m", FAKES_MODULE, "all"]
     # This interpreter and a fixed module: nothing of the command comes from input.
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as fakes:  # noqa: S603
+    with subprocess.Popen(  # noqa: S603
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_fakes_checkout()
+    ) as fakes:
         stdin, stdout = fakes.stdin, fakes.stdout
         if stdin is None or stdout is None:
             raise CommandError("could not start the provider fakes")
         try:
             served = msgspec.json.decode(stdout.readline() or "null", type=_ServedFakes | None)
             if served is None:
-                print("voicegate: --fake-providers needs a development checkout (tests/fakes)", file=sys.stderr)
+                print(
+                    f"voicegate: --fake-providers needs the provider fakes of a development checkout (its"
+                    f" `{FAKES_MODULE}/` package, which no wheel or image holds): run `voicegate up"
+                    " --fake-providers` from a checkout",
+                    file=sys.stderr,
+                )
                 return 2
             for name, url in served.urls.items():
                 print(f"fake {name} provider: {url}", flush=True)
@@ -328,7 +346,7 @@ def _up_with_fake_providers(settings: Settings, *, run_consumers: bool) -> int:
 
 
 class _ServedFakes(msgspec.Struct, frozen=True):
-    """What `python -m tests.fakes all` prints: each fake's URL, and the environment naming them."""
+    """What `python -m fakes all` prints: each fake's URL, and the environment naming them."""
 
     urls: dict[str, str]
     env: dict[str, str]

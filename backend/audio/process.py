@@ -27,7 +27,7 @@ from backend.audio.measure import (
     resample,
     true_peak,
 )
-from backend.providers.wav import float_to_wav
+from backend.wav import float_to_wav
 
 TARGET_LUFS: Final = -20.0
 PEAK_CEILING_DBTP: Final = -1.0

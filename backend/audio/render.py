@@ -15,7 +15,7 @@ from backend.audio.formats import StreamEncoder
 from backend.audio.measure import downmix, resample
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.providers.base import STREAM_SAMPLE_RATE
-from backend.providers.wav import float_to_wav
+from backend.wav import float_to_wav
 
 #: The longest piece of a render decoded.
 MAX_RENDER_S: Final = 3600.0

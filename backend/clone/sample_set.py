@@ -19,9 +19,9 @@ from backend.audio.measure import resample
 from backend.audio.voice_set import Member, SetReport, Traits, joined, set_report, voice_traits
 from backend.context import Lifecycle
 from backend.providers.base import SampleRef, SampleRules
-from backend.providers.wav import float_to_wav, wav_to_float
 from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow
+from backend.wav import float_to_wav, wav_to_float
 
 
 async def member(ctx: Lifecycle, sample: SampleRow, ref: SampleRef, position: int) -> SetMember:

@@ -27,8 +27,8 @@ from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.records.voices import VoiceName, name_of_its_own, unused_name
-from backend.samples import service as samples
-from backend.samples.service import NewSample
+from backend.samples import upload as samples
+from backend.samples.upload import NewSample
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

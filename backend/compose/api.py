@@ -7,7 +7,11 @@ connection made, no request sent) and the process enters them on its stack first
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,7 +21,7 @@ import httpx
 from backend import queues
 from backend.auth.verify import TokenVerifier
 from backend.compose.areas import Areas, build_areas
-from backend.compose.parts import enter_lifecycle, open_database
+from backend.compose.parts import enter_lifecycle, open_database, service_key, storage_client
 from backend.compose.worker import Consumers, start_consumers, worker_lifecycle
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
@@ -37,31 +41,45 @@ from backend.storage.client import StorageProbe, SupabaseObjectStorage
 from backend.tls import verifying_context
 
 if TYPE_CHECKING:
+    from litestar import Litestar
+
     from backend.provenance import ProvenanceSigner
+
+#: Runs the queue consumers inside the app (`voicegate up`) until its event is set: given the settings, the
+#: worker's own lifecycle, the address to LISTEN on and a client of this very app. The entry point passes it
+#: (`queue_consumers.worker.consume_in_app`): `backend/` stands below the consumers and does not import them.
+ConsumersInApp = Callable[[Settings, Lifecycle, str, httpx.AsyncClient, asyncio.Event], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class RouteParts:
-    """What a server's routes are built over: the token verifier (with its JWKS client) and, when the process
-    serves the Storage stand-in, the stand-in's own database (a pool of its own). Made with the app; opened and
-    closed by the process."""
+    """What a server is built with as its app is made: the token verifier (with its JWKS client), when the process
+    serves the Storage stand-in the stand-in's own database (a pool of its own), and the API's C2PA signer. Opened
+    and closed by the process."""
 
     verifier: TokenVerifier
     jwks: httpx.AsyncClient
     storage_db: Database | None
+    signer: ProvenanceSigner | None = None
 
 
-def route_parts(settings: Settings, dsn: str, *, serves_storage: bool) -> RouteParts:
+def route_parts(settings: Settings, dsn: str, *, serves_storage: bool, signs: bool = False) -> RouteParts:
     """The verifier and (with `serves_storage`) the Storage stand-in's database, its pool not yet opened. The
     stand-in runs on a pool of its own: a burst of its requests cannot take the connections the API's requests
-    need (nor those of the requests that call it)."""
+    need (nor those of the requests that call it). With `signs`, the C2PA signer: SettingsError when its
+    credentials are unusable, before anything is served."""
     if settings.auth is None:
         raise ValueError("a server needs settings with auth (backend.settings.with_auth)")
+    signer = None
+    if signs:
+        from backend.provenance import ProvenanceSigner  # noqa: PLC0415 - the native signer, only where it signs
+
+        signer = ProvenanceSigner.from_settings(settings)
     jwks = httpx.AsyncClient(
         timeout=settings.auth.jwks_timeout, follow_redirects=False, verify=verifying_context(trust_env=True)
     )
     storage_db = Database(create_pool(dsn, settings.pool_limits)) if serves_storage else None
-    return RouteParts(TokenVerifier(settings.auth, jwks), jwks, storage_db)
+    return RouteParts(TokenVerifier(settings.auth, jwks), jwks, storage_db, signer)
 
 
 @dataclass(frozen=True)
@@ -109,21 +127,18 @@ class ApiProcess:
 
 @asynccontextmanager
 async def api_process(
-    settings: Settings,
-    dsn: str,
-    signer: ProvenanceSigner,
-    parts: RouteParts,
-    *,
-    storage_client: Callable[[], SupabaseObjectStorage],
-    consumers: Consumers | None = None,
+    settings: Settings, dsn: str, parts: RouteParts, app: Litestar, *, consumers: ConsumersInApp | None = None
 ) -> AsyncIterator[ApiProcess]:
-    """The API process over `dsn`, owning `signer` and `parts` (see `route_parts`) from the start; its Storage
-    client is `storage_client()` (Supabase Storage, or the stand-in this very app serves, reached in-process). With
-    `consumers` the queue consumers run inside it, on a lifecycle and a pool of their own, sharing the
-    signer, Storage, the provider clients and the CPU executor.
+    """The API process of `app` over `dsn`, owning `parts` (see `route_parts`, made with its signer) from the start;
+    its Storage client reaches Supabase Storage, or in embedded mode the stand-in `app` serves. With `consumers` the
+    queue consumers run inside it (`supervised`), on a lifecycle and a pool of their own, sharing the signer,
+    Storage, the provider clients and the CPU executor.
 
     Everything is entered on one stack as it is made: on leaving, or when start-up fails half-way, what was
     made is closed in the reverse order (the consumers stopped and drained first, the pools last)."""
+    signer = parts.signer
+    if signer is None:
+        raise ValueError("the API process needs its signer (route_parts(..., signs=True))")
     async with AsyncExitStack() as stack:
         stack.callback(signer.close)
         stack.push_async_callback(parts.jwks.aclose)
@@ -135,7 +150,7 @@ async def api_process(
 
             storage_db = await open_database(stack, parts.storage_db.pool, wait=False)
             admissions = Admissions(admissions.main, _admission(stack, storage_db, "storage"), STORAGE_PATH)
-        storage = await stack.enter_async_context(storage_client())
+        storage = await stack.enter_async_context(_storage_client(settings, app))
         provider_http = await stack.enter_async_context(create_http_client())
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between
         # users holds only if every CPU-bound call of theirs waits in the same queue.
@@ -148,7 +163,7 @@ async def api_process(
         stack.callback(c2pa.close)
         if consumers is not None:
             worker = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
-            start_consumers(stack, consumers, worker)
+            start_consumers(stack, supervised(app, consumers, settings, dsn), worker)
         yield ApiProcess(
             settings=settings,
             admissions=admissions,
@@ -165,6 +180,40 @@ async def api_process(
             clone_backlog=QueueAdmission(db, queues.CLONE, settings.upload_backlog_seconds),
             areas=build_areas(settings, lifecycle, c2pa),
         )
+
+
+def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
+    """Supabase Storage, or in embedded mode the stand-in `app` serves, reached in-process through the same HTTP
+    client code (no socket, no dependency on the bind address)."""
+    if not settings.embedded:
+        return storage_client(settings)
+    from backend.embedded.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
+
+    public_url, version_ttl = settings.storage_public_url, settings.storage_version_seconds
+    return in_process_client(app, service_key(settings), public_url=public_url, version_ttl=version_ttl)
+
+
+def supervised(app: Litestar, consumers: ConsumersInApp, settings: Settings, dsn: str) -> Consumers:
+    """The consumers as the app runs them, over the worker's own lifecycle: a death is logged loudly, remembered
+    for the exit code (`app.state.worker_failed`), and shuts the server down."""
+
+    async def supervise(ctx: Lifecycle, stopping: asyncio.Event) -> None:
+        # CONSUMER_MODE=http inside `up`: the workers reach this very app's internal route in-process.
+        async with httpx.AsyncClient(
+            base_url="http://voicegate.internal",
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar is an ASGI app
+            timeout=httpx.Timeout(600.0),
+        ) as api_client:
+            try:
+                await consumers(settings, ctx, dsn, api_client, stopping)
+            except Exception:
+                logging.getLogger(__name__).critical("the queue consumers died; stopping voicegate", exc_info=True)
+                app.state.worker_failed = True
+                # An API whose work is never processed must not look healthy: shut the server down.
+                os.kill(os.getpid(), signal.SIGTERM)
+                raise
+
+    return supervise
 
 
 @asynccontextmanager

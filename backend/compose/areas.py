@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.clone.read import AttemptsService
+from backend.clone.service import AttemptsService
 from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
 from backend.provenance.check import ProvenanceService
 from backend.provenance.verify import Verifier
 from backend.reflections.service import ReflectionsService
-from backend.samples.use_cases import SamplesService
+from backend.samples.service import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
-from backend.synthesis.use_cases import SynthesisService
+from backend.synthesis.service import SynthesisService
 from backend.voices.service import VoicesService
 from backend.webhooks.service import WebhooksService
 

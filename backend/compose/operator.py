@@ -14,13 +14,13 @@ import msgspec
 
 from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
-from backend.db.pool import create_pool
+from backend.db.pool import PoolLimits, create_pool
 from backend.settings import Settings
 from backend.tls import verifying_context
 
 if TYPE_CHECKING:
     from backend.providers.registry import ProviderSet
-    from backend.storage.client import ObjectStorage
+    from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 
 
 class OperatorRun:
@@ -52,9 +52,7 @@ class OperatorRun:
 
     async def local_storage(self, root: Path) -> ObjectStorage:
         """The Storage stand-in over the files under `root`, run in this process so it removes rows and files
-        exactly as a running API would (`backend.embedded.storage.in_process.standalone_storage`)."""
-        from backend.embedded.storage.in_process import standalone_storage  # noqa: PLC0415 - embedded only
-
+        exactly as a running API would (`standalone_storage`)."""
         return await self._stack.enter_async_context(standalone_storage(self.dsn, root))
 
     async def supabase_storage(self, url: str, service_key: str) -> ObjectStorage:
@@ -73,3 +71,18 @@ async def operator_run(
         conn = await connect()
         stack.push_async_callback(conn.close)
         yield OperatorRun(settings, dsn, conn, stack)
+
+
+@asynccontextmanager
+async def standalone_storage(dsn: str, root: Path) -> AsyncIterator[SupabaseObjectStorage]:
+    """The Storage stand-in over `root`, served in this process without the API (operator scripts), over a small
+    pool of its own: it removes rows in `storage.objects` and files under `root` exactly as a request to a running
+    API would."""
+    from backend.compose.parts import open_database  # noqa: PLC0415 - as `providers` imports it
+    from backend.embedded.storage.in_process import standalone_client  # noqa: PLC0415 - the stand-in only
+
+    async with AsyncExitStack() as stack:
+        # An operator script waits longer for the database than a request does.
+        pool = create_pool(dsn, PoolLimits(min_size=1, max_size=2, connect_timeout=10, work_timeout=10))
+        db = await open_database(stack, pool, wait=True)
+        yield await stack.enter_async_context(standalone_client(db, root))

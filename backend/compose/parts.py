@@ -21,10 +21,26 @@ from backend.providers.selfhosted_store import PostgresReferenceStore
 from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.standard_webhooks.sender import Target, WebhookSender
-from backend.storage.client import ObjectStorage
+from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
+
+
+def storage_client(settings: Settings) -> SupabaseObjectStorage:
+    """The process's client of Supabase Storage at SUPABASE_URL, with the service key (embedded mode's API reaches
+    its own stand-in in-process instead: `backend.compose.api`)."""
+    return SupabaseObjectStorage(
+        settings.storage_public_url, service_key(settings), version_ttl=settings.storage_version_seconds
+    )
+
+
+def service_key(settings: Settings) -> str:
+    """The service key Storage is called with; ValueError without one."""
+    key = settings.auth.service_key if settings.auth else None
+    if key is None:
+        raise ValueError("the storage client needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY")
+    return key.reveal()
 
 
 def build_providers(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from backend.compose.parts import enter_lifecycle, open_database
+from backend.compose.parts import enter_lifecycle, open_database, storage_client
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_worker_pool
@@ -77,11 +77,8 @@ async def worker_process(
     before the signer is made: SettingsError when the C2PA credentials are unusable."""
     from backend.provenance import ProvenanceSigner  # noqa: PLC0415 - the native signer, only where it signs
 
-    key = settings.auth.service_key if settings.auth else None
-    if key is None:
-        raise ValueError("the worker needs SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY for Storage")
     async with AsyncExitStack() as stack:
-        storage = await stack.enter_async_context(SupabaseObjectStorage(settings.storage_public_url, key.reveal()))
+        storage = await stack.enter_async_context(storage_client(settings))
         await storage_answers(storage)
         signer = ProvenanceSigner.from_settings(settings)
         stack.callback(signer.close)

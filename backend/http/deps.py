@@ -21,7 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, SkipValidation
 
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
-from backend.clone.read import AttemptsService
+from backend.clone.service import AttemptsService
 from backend.consents.service import ConsentsService
 from backend.context import Lifecycle
 from backend.db.units import Database
@@ -30,10 +30,10 @@ from backend.http.gate import caller_of
 from backend.provenance.check import ProvenanceService
 from backend.queues import QueueAdmission
 from backend.reflections.service import ReflectionsService
-from backend.samples.use_cases import SamplesService
+from backend.samples.service import SamplesService
 from backend.speech.service import SpeechService
 from backend.storage.client import StorageProbe
-from backend.synthesis.use_cases import SynthesisService
+from backend.synthesis.service import SynthesisService
 from backend.voices.service import VoicesService
 from backend.webhooks.service import WebhooksService
 

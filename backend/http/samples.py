@@ -21,7 +21,7 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.sample_upload import idempotent_upload
-from backend.samples import service
+from backend.samples.upload import SampleAccepted, SampleAudio, SampleList, SampleStatus
 
 
 class VoiceSamplesController(Controller):
@@ -45,7 +45,7 @@ class VoiceSamplesController(Controller):
         request: Request[Any, Any, Any],
         claims: Caller,
         samples: Samples,
-    ) -> Response[service.SampleAccepted]:
+    ) -> Response[SampleAccepted]:
         """Stream the sample to Storage and queue its check (consent required); 202 {sampleId}.
 
         With an `Idempotency-Key`, the same fields and file replay the first 202.
@@ -53,7 +53,7 @@ class VoiceSamplesController(Controller):
         return await idempotent_upload(request, claims, partial(samples.upload_sample, claims))
 
     @get("/", summary="List the caller's samples, newest first (at most 200)", responses=problems(*USER))
-    async def list_all(self, claims: Caller, samples: Samples) -> service.SampleList:
+    async def list_all(self, claims: Caller, samples: Samples) -> SampleList:
         """Each sample's status as `GET /{id}/status` gives it, so a client can show and delete them."""
         return await samples.list_samples(claims)
 
@@ -62,7 +62,7 @@ class VoiceSamplesController(Controller):
         summary="Where the sample's check got to, with its quality report",
         responses=problems(*BY_ID),
     )
-    async def status(self, claims: Caller, samples: Samples, sample_id: PathId) -> service.SampleStatus:
+    async def status(self, claims: Caller, samples: Samples, sample_id: PathId) -> SampleStatus:
         """`pending`, `processing`, `ready` (with the report) or `failed` (with the reason)."""
         return await samples.sample_status(claims, sample_id)
 
@@ -72,9 +72,7 @@ class VoiceSamplesController(Controller):
         responses=problems(*BY_ID),
         operation_class=with_examples(a_name={"name": "Morning take"}),
     )
-    async def rename(
-        self, claims: Caller, samples: Samples, sample_id: PathId, data: JSONBody[Rename]
-    ) -> service.SampleStatus:
+    async def rename(self, claims: Caller, samples: Samples, sample_id: PathId, data: JSONBody[Rename]) -> SampleStatus:
         """`{name}`: 1-200 characters, not blank, no control characters; the sample's status with its name."""
         return await samples.rename_sample(claims, sample_id, data)
 
@@ -83,7 +81,7 @@ class VoiceSamplesController(Controller):
         summary="A short-lived URL to listen to the sample",
         responses=problems(*BY_ID, 409),
     )
-    async def audio_url(self, claims: Caller, samples: Samples, sample_id: PathId) -> service.SampleAudio:
+    async def audio_url(self, claims: Caller, samples: Samples, sample_id: PathId) -> SampleAudio:
         """`{audioUrl, expiresIn, copy}`: the upload as it was sent (or its cleaned copy once the original was
         trimmed); 409 `stored_object_altered` for a file changed since voicegate stored it."""
         return await samples.sample_audio(claims, sample_id)

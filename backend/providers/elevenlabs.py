@@ -22,8 +22,8 @@ from backend.providers.env import key_setting, url_setting
 from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError, answer_fields
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.slots import ProviderSlots
-from backend.providers.wav import pcm16_to_wav, with_comment
 from backend.secret import Secret
+from backend.wav import pcm16_to_wav, with_comment
 
 PROVIDER: Final = "elevenlabs"
 

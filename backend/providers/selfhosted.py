@@ -57,8 +57,8 @@ from backend.providers.errors import (
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, InMemoryReferenceStore, ReferenceStore
 from backend.providers.slots import ProviderSlots
-from backend.providers.wav import pcm16_to_wav, wav_format, wav_to_pcm16
 from backend.secret import Secret
+from backend.wav import pcm16_to_wav, wav_format, wav_to_pcm16
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from backend.records.attempts import Attempt, PreviewStatus, VoiceMirror
 from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName
 from backend.reflections.voice import CustomVoice, QueuedClone
-from backend.samples import service as samples
+from backend.samples import upload as samples
 from backend.settings import Settings
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage

@@ -1,4 +1,4 @@
-"""Removing samples: on their owner's request (`backend.samples.use_cases`), and when their retention ends
+"""Removing samples: on their owner's request (`backend.samples.service`), and when their retention ends
 (`purge_expired_samples`, which the worker's maintenance sweep and `voicegate ops purge-expired-samples`
 run; samples expire `VOICEGATE_SAMPLE_RETENTION_DAYS` after upload: docs/concepts.md#what-runs).
 
@@ -31,7 +31,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, transaction_from
 from backend.errors import Conflict, ServiceUnavailable, VoicegateError
-from backend.samples import service as samples
+from backend.samples import upload as samples
 from backend.storage import integrity
 from backend.storage.client import ObjectRemover
 

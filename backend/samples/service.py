@@ -1,306 +1,186 @@
-"""Voice samples: the one write path every sample takes (consent, checks, upload, row), where samples
-live in Storage, and what their owner may see of them.
-
-Every upload route stores its sample through here: `POST /api/v1/voice-samples` (checked on the
-`voice_sample_process` queue), the reflection clone route and the upload-then-finalize flow (both
-checked by the clone attempt itself). Nothing is written before every check passed; an object is
-uploaded before its rows and removed again when they cannot be written, so a fault leaves neither an
-orphaned object nor a half row.
-"""
+"""The samples' use cases as their owner calls them (`/api/v1/voice-samples`): upload one, list, read, rename,
+listen to, and delete one or withdraw the consent that kept it; one object the composition root builds over the
+database, Storage and the settings. The write path every sample takes is `service`, its removal `purge`."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import logging
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path, PurePosixPath
-from typing import IO, Any, Final
+from dataclasses import dataclass
+from pathlib import Path
 
-import msgspec
-
-from backend.audio.report import QualityReport
-from backend.audio.sniff import sniff_audio
-from backend.consents.service import GivenConsent, Origin, Policy, require_consent
-from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
+from backend import queues
+from backend.auth.verify import UserClaims
+from backend.consents.service import consent_for_sample
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
-from backend.errors import SampleTooLarge, StorageUnavailable, UnsupportedAudio
-from backend.failpoints import failpoint
-from backend.fields import Label, LanguageTag, Name, Text
-from backend.providers.config import Provider, ProviderSettings
-from backend.providers.registry import check_enrolment_language, sample_rules
-from backend.records.rows import fetch_record
-from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.db.units import Database, Recorder, become_service
+from backend.errors import Conflict, NotFound
+from backend.fields import Rename
+from backend.records.samples import VoiceSampleStatus
+from backend.samples.purge import purge_sample
+from backend.samples.upload import (
+    AUDIO_URL_SECONDS,
+    LIST_LIMIT,
+    SampleAccepted,
+    SampleAudio,
+    SampleList,
+    SampleStatus,
+    SampleUpload,
+    check_upload,
+    insert_sample,
+    status_of,
+    stored_upload,
+    upload_path,
+    visible,
+)
+from backend.settings import Settings
+from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 
-log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-BUCKET: Final = "voice-samples"
-#: How long a sample's listening URL works: to play it once, not to share it.
-AUDIO_URL_SECONDS: Final = 300
-#: Most samples one list answer holds (retention keeps a user's list short anyway).
-LIST_LIMIT: Final = 200
-
-
-class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The text fields of a sample upload (besides its `file` part)."""
-
-    consent: bool = False
-    #: A verified spoken consent to store the sample under (`POST /api/v1/consents`), instead of the checkbox.
-    consent_id: uuid.UUID | None = msgspec.field(default=None, name="consentId")
-    #: The sample's name, and the consent's subject when `subject_name` is not given.
-    name: Label | None = None
-    language: LanguageTag | None = None
-    transcript: Text | None = None
-    provider: Provider | None = None
-    subject_name: Name | None = None
-    #: The optional consent to keep the sample while the voice exists, so it can be moved to another provider.
-    keep_sample: bool = False
-
-
-@dataclass
-class ReceivedUpload:
-    """The text fields and the one file of a sample upload, spooled (see `backend.http.sample_upload`)."""
-
-    fields: dict[str, str]
-    file: IO[bytes]
-    size: int = 0
-    sha256: str = ""
-    filename: str | None = None
-    declared_type: str | None = None
-    head: bytes = b""
-    _hash: Any = field(default_factory=hashlib.sha256, repr=False)
-
-    def close(self) -> None:
-        """Delete the temporary file."""
-        self.file.close()
 
 
 @dataclass(frozen=True)
-class SampleUpload:
-    """A received sample: the spooled file, the form, where it came from, and what identifies the request
-    for an Idempotency-Key (the same fields and the same file bytes, by hash, are the same request)."""
+class SamplesService:
+    """A user's samples: their use cases over the database, Storage and the settings read at start-up (the
+    consent policy, the providers' sample rules, the samples' retention)."""
 
-    upload: ReceivedUpload
-    form: SampleForm
-    origin: Origin
-    fingerprint: str
+    db: Database
+    storage: ObjectStorage
+    settings: Settings
 
-    def consent(self, policy: Policy, *, subject_name: str | None = None) -> GivenConsent:
-        """What the upload says of its consent, under the deployment's `policy` (VOICEGATE_CONSENT); the
-        subject, for a consent ticked now, is `subject_name`, else the sample's name."""
-        form = self.form
-        return GivenConsent(
-            checkbox=form.consent,
-            consent_id=form.consent_id,
-            subject_name=form.subject_name or subject_name or form.name or "My voice",
-            origin=self.origin,
-            policy=policy,
-            keep_sample=form.keep_sample,
+    async def upload_sample(
+        self,
+        claims: UserClaims,
+        received: SampleUpload,
+        *,
+        record: Recorder | None = None,
+        resource_id: uuid.UUID | None = None,
+        abandoned_id: uuid.UUID | None = None,
+    ) -> SampleAccepted:
+        """Store a consented sample and queue it for checking, in that order and all or nothing.
+
+        The consent, the sample row and the `voice_sample_process` message commit together (with the
+        Idempotency-Key's record, if any); if they cannot, the uploaded object is removed again. The sample
+        is `resource_id` (a new id by default); `abandoned_id` is the id an earlier, abandoned try of the same
+        request may have stored it under (see `stored_upload`).
+        """
+        owner_id, sample_id = uuid.UUID(claims.sub), resource_id or uuid.uuid4()
+        path = upload_path(owner_id, sample_id)
+        abandoned = upload_path(owner_id, abandoned_id) if abandoned_id is not None else None
+        given = received.consent(self.settings.consent)
+        new = check_upload(
+            received,
+            given,
+            self.settings.provider_settings,
+            sample_id=sample_id,
+            owner_id=owner_id,
+            voice_id=None,
+            path=path,
         )
+        async with (
+            stored_upload(self.storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
+            self.db.user_transaction(claims.raw) as conn,
+        ):
+            consent_id = await consent_for_sample(conn, given)
+            await become_service(conn)
+            row = await insert_sample(
+                conn,
+                new,
+                consent_id,
+                status=VoiceSampleStatus.PENDING,
+                retention_days=self.settings.sample_retention_days,
+            )
+            await queues.send(conn, queues.SAMPLE_CHECK, queues.sample_check_message(sample_id))
+            accepted = SampleAccepted(sample_id, row.status, new.provider, row.expires_at)
+            if record is not None:
+                await record(conn, accepted)
+        return accepted
 
+    async def list_samples(self, claims: UserClaims) -> SampleList:
+        """The caller's samples (RLS decides whose), newest first, at most `LIST_LIMIT`."""
+        async with self.db.user_statement(claims.raw) as conn:
+            rows = await fetch_all(conn, _Q["list_samples"], {"limit": LIST_LIMIT})
+        return SampleList([status_of(row) for row in rows])
 
-class NewSample(msgspec.Struct, frozen=True, kw_only=True):
-    """A sample that passed the checks made before anything is stored: where it goes, and its row-to-be
-    (the consent is recorded in the transaction that writes the row)."""
+    async def sample_status(self, claims: UserClaims, sample_id: uuid.UUID) -> SampleStatus:
+        """The caller's sample (RLS decides whose), 404 for anyone else's."""
+        async with self.db.user_statement(claims.raw) as conn:
+            row = await fetch_optional(conn, _Q["sample_status"], {"id": sample_id})
+        if row is None:
+            raise NotFound("Sample not found.")
+        return status_of(row)
 
-    sample_id: uuid.UUID
-    owner_id: uuid.UUID
-    voice_id: uuid.UUID | None
-    path: str
-    declared_type: str | None
-    sniffed_type: str
-    size_bytes: int | None
-    provider: str
-    transcript: str | None
-    language: str | None
-    consent_id: uuid.UUID | None = None
-    #: What its owner calls it (the upload's `name`), None when unnamed.
-    name: str | None = None
+    async def rename_sample(self, claims: UserClaims, sample_id: uuid.UUID, rename: Rename) -> SampleStatus:
+        """Give the caller's sample a name (without surrounding spaces); 404 for anyone else's."""
+        async with self.db.user_transaction(claims.raw) as conn:
+            if not await visible(conn, sample_id):
+                raise NotFound("Sample not found.")
+            await become_service(conn)
+            renamed = await fetch_optional(
+                conn,
+                _Q["rename_sample"],
+                {"id": sample_id, "owner_id": uuid.UUID(claims.sub), "name": rename.name.strip()},
+            )
+        if renamed is None:
+            raise NotFound("Sample not found.")  # deleted since the caller's check
+        return await self.sample_status(claims, sample_id)
 
+    async def sample_audio(self, claims: UserClaims, sample_id: uuid.UUID) -> SampleAudio:
+        """A signed URL to listen to the caller's sample (404 for anyone else's); a file voicegate stored that
+        changed since is refused (409 `stored_object_altered`), as every served file is."""
+        async with self.db.user_transaction(claims.raw) as conn:
+            row = await fetch_optional(conn, _Q["sample_audio"], {"id": sample_id})
+        if row is None:
+            raise NotFound("Sample not found.")
+        copy, path = "original", row["object_path"]
+        if row["original_removed_at"] is not None and row["processed_object_path"] is not None:
+            copy, path = "processed", row["processed_object_path"]
+        url = await integrity.signed_url(
+            self.db,
+            self.storage,
+            row["bucket_id"],
+            path,
+            AUDIO_URL_SECONDS,
+            actor=f"user:{claims.sub}",
+            subject=("voice_sample", sample_id),
+        )
+        return SampleAudio(audio_url=url, expires_in=AUDIO_URL_SECONDS, copy=copy)
 
-class SampleAccepted(msgspec.Struct, rename="camel"):
-    """`202` of `POST /api/v1/voice-samples`: the sample is stored and queued for checking."""
+    async def withdraw_keep(self, claims: UserClaims, sample_id: uuid.UUID) -> None:
+        """Withdraw the consent to keep the caller's sample: recorded on the consent, and the sample is
+        purged (row, original and cleaned copy, audit event) in the same transaction. 409 when it was not kept."""
+        async with self.db.user_transaction(claims.raw) as conn:
+            if not await visible(conn, sample_id):
+                raise NotFound("Sample not found.")
+        async with self.db.service_transaction() as conn:
+            withdrawn = await fetch_optional(conn, _Q["withdraw_keep"], {"sample_id": sample_id})
+            if withdrawn is None:
+                raise Conflict("This sample is not kept for re-enrolment; delete it instead.")
+            purged = await purge_sample(
+                conn,
+                self.storage,
+                sample_id,
+                actor=f"user:{claims.sub}",
+                reason="consent_withdrawn",
+                detail={"consent_id": str(withdrawn["consent_id"])},
+                wait=True,
+            )
+            if purged is None:
+                raise NotFound("Sample not found.")  # a concurrent delete won
 
-    sample_id: uuid.UUID
-    status: VoiceSampleStatus
-    provider: str
-    expires_at: datetime
+    async def delete_sample(self, claims: UserClaims, sample_id: uuid.UUID) -> None:
+        """Purge the caller's sample now: the row, its original and processed objects, and an audit event.
 
-
-class SampleStatus(msgspec.Struct, rename="camel"):
-    """A sample as its owner sees it: where checking got to, and what was measured."""
-
-    sample_id: uuid.UUID
-    status: VoiceSampleStatus
-    provider: str | None
-    sniffed_type: str | None
-    size_bytes: int | None
-    duration_ms: int | None
-    sample_rate: int | None
-    channels: int | None
-    #: What was measured on the upload, with a verdict and advice; null until checked.
-    quality: QualityReport | None
-    #: Why the sample was refused (`failed` only), in words a user can act on; it begins with the refusal's
-    #: code where it has one: `speaker_mismatch: the speech from 4.2 s to 24.0 s is not the consent's speaker
-    #: …` (or, judged as a whole, `… the speaker matches the consent's at 0.52, below 0.74`), `mixed_speakers:
-    #: the speech from 4.2 s to 7.3 s is not the voice of the rest of the sample …` (the seconds of the upload).
-    failure_reason: str | None
-    #: The voice cloned from this sample, once a clone was asked for.
-    voice_id: uuid.UUID | None
-    #: When the upload expires; a kept sample then loses its original and keeps its cleaned copy.
-    expires_at: datetime
-    created_at: datetime
-    #: Whether its owner consented to keep it while the voice exists (and has not withdrawn that).
-    keep_sample: bool = False
-    #: What its owner calls it; null until named.
-    name: str | None = None
-    #: The consent it is stored under.
-    consent_id: uuid.UUID | None = None
-    #: Under a spoken consent, how its speaker matches the consent's (the cosine of their voiceprints; the
-    #: same speaker from `backend.voiceprint.THRESHOLD`); null under a checkbox consent or until checked.
-    speaker_match: float | None = None
-
-
-class SampleAudio(msgspec.Struct, rename="camel"):
-    """Where to listen to a sample: a short-lived signed URL of the upload (or, once its original was
-    trimmed, of its cleaned copy)."""
-
-    audio_url: str
-    expires_in: int
-    #: `original` (as uploaded) or `processed` (cleaned for enrolment, WAV).
-    copy: str
-
-
-class SampleList(msgspec.Struct):
-    """The caller's samples, newest first."""
-
-    samples: list[SampleStatus]
-
-
-def upload_path(owner_id: uuid.UUID, sample_id: uuid.UUID) -> str:
-    """Where a sample uploaded on its own lives (its processed copy goes beside it)."""
-    return f"{owner_id}/samples/{sample_id}/original"
-
-
-def voice_sample_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
-    """Where the sample a voice was made from lives: inside its owner's folder, as the storage RLS demands."""
-    return f"{owner_id}/{voice_id}/original"
-
-
-def processed_path(object_path: str) -> str:
-    """Where the cleaned copy of the sample at `object_path` is stored: beside it, under a fixed name,
-    so a purge can remove it even when a worker wrote it but had not yet recorded it."""
-    return str(PurePosixPath(object_path).parent / "processed.wav")
-
-
-def check_upload(
-    received: SampleUpload,
-    given: GivenConsent,
-    providers: ProviderSettings,
-    *,
-    sample_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    voice_id: uuid.UUID | None,
-    path: str,
-) -> NewSample:
-    """A consent this deployment takes (`given`, as far as it can be told before the database is asked), a
-    configured provider that makes voices in the sample's language, audio by its bytes, and the provider's
-    size limit; the sample to store at `path` when they pass."""
-    form, upload = received.form, received.upload
-    require_consent(given)
-    provider = providers.usable(form.provider)
-    check_enrolment_language(provider, form.language)
-    sniffed = sniff_audio(upload.head)
-    if sniffed is None:
-        raise UnsupportedAudio
-    check_size(upload.size, provider)
-    return NewSample(
-        sample_id=sample_id,
-        owner_id=owner_id,
-        voice_id=voice_id,
-        path=path,
-        declared_type=upload.declared_type,
-        sniffed_type=sniffed,
-        size_bytes=upload.size,
-        provider=provider,
-        transcript=form.transcript,
-        language=form.language,
-        name=form.name.strip() if form.name else None,
-    )
-
-
-def check_size(size: int | None, provider: str) -> None:
-    """SampleTooLarge when `provider` accepts less than `size` bytes (a bucket's own limit is Storage's)."""
-    limit = sample_rules(provider).max_bytes
-    if limit is not None and (size or 0) > limit:
-        raise SampleTooLarge(f"The sample is {size} bytes; {provider} accepts at most {limit}.")
-
-
-@contextlib.asynccontextmanager
-async def stored_upload(
-    storage: ObjectStorage, path: str, upload: ReceivedUpload, mime: str, *, abandoned: str | None = None
-) -> AsyncIterator[None]:
-    """Upload the sample to `voice-samples/path`; if the body (which writes its rows) fails, remove it.
-
-    If even the removal fails the object stays in its owner's folder with no row, which the orphan
-    sweep removes once it is past its grace period; the request still fails with the original error.
-    `abandoned` is where an earlier try of the same request may have stored it before its process died
-    (an Idempotency-Key's abandoned claim, `backend.http.idempotency`): that try can no longer commit, so
-    its object is removed first, and the request stores its sample once.
-    """
-    if abandoned is not None:
-        await _remove(storage, abandoned, "the sample an abandoned try of this upload stored")
-    await storage.upload(BUCKET, path, upload.file, mime)
-    failpoint("after_upload_stored")
-    try:
-        yield
-    except BaseException:
-        await _remove(storage, path, "the sample of a failed upload")
-        raise
-
-
-async def _remove(storage: ObjectStorage, path: str, what: str) -> None:
-    """Remove `voice-samples/path` if it is there; a failure is logged and left to the orphan sweep."""
-    try:
-        await storage.remove(BUCKET, [path])
-    except StorageUnavailable:
-        pass  # logged as Storage's outage
-    except Exception:
-        log.exception("could not remove %s", what)
-
-
-async def insert_sample(
-    conn: Connection, sample: NewSample, consent_id: uuid.UUID, *, status: VoiceSampleStatus, retention_days: float
-) -> SampleRow:
-    """The sample's row under `consent_id`, as the service (on a transaction that wrote the consent).
-
-    `status`: `ready` when the clone attempt checks the audio itself, `pending` for the sample queue.
-    """
-    params = msgspec.structs.asdict(sample) | {
-        "consent_id": consent_id,
-        "bucket_id": BUCKET,
-        "status": status,
-        "retention_days": retention_days,
-    }
-    return await fetch_record(conn, _Q["insert_sample"], params, SampleRow)
-
-
-def status_of(row: dict[str, Any]) -> SampleStatus:
-    """A sample as its owner sees it, from its row."""
-    quality = None if row["quality"] is None else msgspec.convert(row["quality"], QualityReport)
-    return SampleStatus(**{**row, "quality": quality})
-
-
-async def visible(conn: Connection, sample_id: uuid.UUID) -> bool:
-    """Whether the sample is visible on `conn` (the caller's own, under RLS)."""
-    return await fetch_optional(conn, _Q["visible_sample"], {"id": sample_id}) is not None
-
-
-async def link_voice(conn: Connection, sample_id: uuid.UUID, voice_id: uuid.UUID) -> None:
-    """Record the voice cloned from the sample, so the next request reuses it."""
-    await conn.execute(_Q["link_sample_voice"], {"voice_id": voice_id, "sample_id": sample_id})
+        A clone attempt still enrolling from it fails with `sample_missing`; a voice already cloned from
+        it stays (it lives at the provider, not in the sample).
+        """
+        async with self.db.user_transaction(claims.raw) as conn:
+            if not await visible(conn, sample_id):
+                raise NotFound("Sample not found.")
+        async with self.db.service_transaction() as conn:
+            purged = await purge_sample(
+                conn, self.storage, sample_id, actor=f"user:{claims.sub}", reason="deleted", wait=True
+            )
+        if purged is None:
+            raise NotFound("Sample not found.")  # a concurrent delete or the retention purge won

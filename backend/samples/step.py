@@ -32,7 +32,7 @@ from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
 from backend.records.rows import fetch_optional_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.samples import service as samples
+from backend.samples import upload as samples
 from backend.storage import integrity
 from backend.voiceprint import THRESHOLD, SpeechPrints, speech_prints
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, SELF_THRESHOLD, named, second_voice

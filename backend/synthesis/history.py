@@ -1,6 +1,6 @@
 """A voice's clips, as the studio page shows them: the voice's synthesis jobs a page at a time (newest
 first), the preview to hear it by, and a job's audio as a WAV or an MP3 download. Reading, cancelling and
-deleting them are `backend.synthesis.use_cases.SynthesisService`'s."""
+deleting them are `backend.synthesis.types.SynthesisService`'s."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Final, Literal
 import msgspec
 
 from backend.records.synthesis_jobs import SynthesisJobStatus
-from backend.synthesis import service
+from backend.synthesis import types
 
 #: Clips one page holds unless the caller asks for fewer, and the most it may ask for.
 PAGE_SIZE: Final = 20
@@ -27,7 +27,7 @@ class Clip(msgspec.Struct, rename="camel"):
     status: SynthesisJobStatus
     text: str
     duration_ms: int | None
-    error: service.JobError | None
+    error: types.JobError | None
     created_at: datetime
     finished_at: datetime | None
 

@@ -5,7 +5,7 @@ All partials of an utterance run as one batch, on the calling thread alone (one 
 local voice: the API and the workers share the cores, and the fair CPU executor gives each piece of work one).
 onnxruntime's `InferenceSession.run` may be called from several threads at once.
 
-Not numpy: the same batched network in numpy (tests/voiceprint_numpy.py) costs more than twice the CPU, and
+Not numpy: the same batched network in numpy (devkit/voiceprint_numpy.py) costs more than twice the CPU, and
 its small matrix products go to OpenBLAS, whose worker threads spin on a busy machine (docs/voiceprint.md has
 the figures).
 """

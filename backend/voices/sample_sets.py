@@ -38,7 +38,7 @@ from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
-from backend.samples import service as samples
+from backend.samples import upload as samples
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
 from backend.voiceprint.embedding import mean_print
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, Stretch, named, unlike, wholly_unlike

@@ -48,7 +48,7 @@ from backend.records.rows import fetch_optional_record, fetch_records
 from backend.records.voices import VoiceFields, VoiceName, VoiceRow, VoiceStatus, name_of_its_own
 from backend.reflections import service as reflections
 from backend.samples import purge
-from backend.samples import service as samples
+from backend.samples import upload as samples
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
 from backend.voices.clone_flow import FinalizeBody, FinalizedClone, UploadTicket, UploadUrlBody

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import BrowserContext, Page, Playwright, Route, expect
 
-from tests.e2e.up import Running
+from devkit.up import Running
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "demo-page"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,10 +16,9 @@ from playwright.async_api import Playwright, async_playwright
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
+from devkit.up import Running
+from fakes import ElevenLabsFake, serve
 from queue_consumers.worker import consume_in_app
-from tests.audio_corpus import recording, speech_mono, wav_bytes
-from tests.e2e.up import Running
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 
 #: Fast timings so the lifecycle finishes in seconds; the logic is the production one.
@@ -32,13 +30,6 @@ FAST = {
 }
 
 AppFactory = Callable[..., AsyncTestClient]  # type: ignore[type-arg]
-
-
-@functools.cache
-def speech_wav(seconds: float = 6.0, seed: int = 0) -> bytes:
-    """A mono 48 kHz WAV of espeak-ng speech with silence and room tone around it; another `seed`
-    gives other sentences (ElevenLabs refuses a file it has already been sent)."""
-    return wav_bytes(recording(speech_mono(seconds, seed=seed), seed=seed + 1))
 
 
 @pytest.fixture(scope="module")

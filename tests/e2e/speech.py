@@ -1,5 +1,5 @@
-"""What the streaming-speech tests share: a timed streaming request, decoding what came back, how long
-the fakes' audio for a text is, and waiting for a reflection's voice to reach a state."""
+"""What the streaming-speech tests share besides the timed streaming request (`devkit.streaming`): decoding
+what came back, how long the fakes' audio for a text is, and waiting for a reflection's voice to reach a state."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,36 +20,6 @@ RATE = 24000
 THREE_SENTENCES = (
     "Hello there, this is the first sentence. Here is the second one, a bit longer than that. And a third."
 )
-
-
-@dataclass
-class Heard:
-    """A streamed answer: status, headers, the body's bytes, and when its first and last bytes arrived."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-    first_byte_s: float
-    total_s: float
-    chunks: int
-
-    def json(self) -> Any:
-        return httpx.Response(self.status, content=self.body).json()
-
-
-async def stream(client: httpx.AsyncClient, path: str, token: str, body: dict[str, Any]) -> Heard:
-    """POST `body` to a speech route and read the answer chunk by chunk, timing it."""
-    started = time.monotonic()
-    first: float | None = None
-    data = b""
-    chunks = 0
-    async with client.stream("POST", path, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
-        async for chunk in response.aiter_raw():
-            first = first if first is not None else time.monotonic() - started
-            data += chunk
-            chunks += 1
-    total = time.monotonic() - started
-    return Heard(response.status_code, response.headers, data, first if first is not None else total, total, chunks)
 
 
 def fake_samples(text: str) -> int:

@@ -22,11 +22,12 @@ import psycopg
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.settings import settings_from_env, with_auth
-from tests.e2e.conftest import speech_wav
-from tests.fakes import ElevenLabsFake, serve
+from devkit.audio_corpus import speech_wav
+from devkit.certs import make_chain
+from devkit.db import create_user
+from fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import JWT_SECRET
-from tests.support import create_user, database_url
-from tests.unit.provenance.certs import make_chain
+from tests.support import database_url
 
 REPO = Path(__file__).resolve().parents[2]
 #: Worker timings: message visibility 1 s, lease 2 s, quick polls and retries.

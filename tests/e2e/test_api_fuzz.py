@@ -31,8 +31,8 @@ from schemathesis.checks import (
 from backend.app import create_app
 from backend.embedded.dev_keys import JWT_SECRET_FILE
 from backend.settings import settings_from_env, with_auth
+from devkit.up import Running, dev_token, running_up
 from tests.conftest import server_dir
-from tests.e2e.up import Running, dev_token, running_up
 
 pytestmark = pytest.mark.timeout(300)
 #: Examples per operation and mode: enough to reach every field and kinds of wrong value, bounded for CI.

@@ -12,11 +12,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.synthesis.step import BUCKET
+from devkit.db import Conn, one
+from fakes import ElevenLabsFake, serve
 from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_provenance import cloned_job
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
-from tests.support import Conn, one, queue_messages
+from tests.support import queue_messages
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(180)

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.e2e.conftest import speech_wav
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one
 from tests.integration.api.conftest import User
-from tests.support import Conn, one
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(120)
@@ -132,7 +132,7 @@ async def test_sample_to_launch(
 async def test_a_sample_without_speech_fails_the_attempt_with_the_reason(
     worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
 ) -> None:
-    from tests.audio_corpus import noise, wav_bytes  # noqa: PLC0415
+    from devkit.audio_corpus import noise, wav_bytes  # noqa: PLC0415
 
     client = await worker_client()
     bob = make_user()

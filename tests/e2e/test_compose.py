@@ -28,8 +28,8 @@ from psycopg.rows import dict_row
 from backend.embedded.dev_tokens import mint_user_token
 from backend.embedded.postgres import free_port
 from backend.queues import DEAD_LETTER, WORK_QUEUES
-from tests.e2e.conftest import speech_wav
-from tests.support import create_user
+from devkit.audio_corpus import speech_wav
+from devkit.db import create_user
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("VOICEGATE_IMAGE", "localhost/voicegate:latest")

@@ -46,7 +46,10 @@ from playwright.async_api import (
 
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.embedded.postgres import free_port
-from tests.audio_corpus import RATE, recording, speech_mono, wav_bytes
+from devkit.audio_corpus import RATE, recording, speech_mono, speech_wav, wav_bytes
+from devkit.certs import make_chain
+from devkit.db import create_user
+from devkit.up import Running, is_ready, running_up, wait_for
 from tests.conftest import server_dir
 from tests.e2e.accessibility import check_state
 from tests.e2e.browser import (
@@ -59,10 +62,7 @@ from tests.e2e.browser import (
     screenshot,
     wav_seconds,
 )
-from tests.e2e.conftest import speech_wav
-from tests.e2e.up import Running, is_ready, running_up, wait_for
-from tests.support import create_user, frozen
-from tests.unit.provenance.certs import make_chain
+from tests.support import frozen
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]

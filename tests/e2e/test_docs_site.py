@@ -14,9 +14,9 @@ import httpx
 import pytest
 from playwright.async_api import Playwright, expect
 
+from devkit.up import REPO, Running, is_ready, start_up, wait_for
 from tests.conftest import server_dir
 from tests.e2e.browser import cut_off, launch_context
-from tests.e2e.up import REPO, Running, is_ready, start_up, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 ARTIFACTS = REPO / "test-artifacts" / "docs-site"

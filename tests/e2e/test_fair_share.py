@@ -17,14 +17,15 @@ import pytest
 
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
+from devkit.db import Conn, one
+from devkit.streaming import stream
+from fakes import ElevenLabsFake, serve
+from fakes.elevenlabs import ElevenVoice
 from queue_consumers.worker import consume_in_app
 from tests.e2e.conftest import FAST, served_app
-from tests.e2e.speech import THREE_SENTENCES, stream, until_state
-from tests.fakes import ElevenLabsFake, serve
-from tests.fakes.elevenlabs import ElevenVoice
-from tests.fakes.testing import ELEVEN_KEY
+from tests.e2e.speech import THREE_SENTENCES, until_state
 from tests.integration.api.conftest import JWT_SECRET, User
-from tests.support import Conn, one
+from tests.provider_support import ELEVEN_KEY
 
 pytestmark = pytest.mark.timeout(120)
 CAP = 2

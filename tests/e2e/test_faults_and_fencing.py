@@ -16,11 +16,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 from psycopg.rows import dict_row
 
-from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, speech_wav, until_create_sent
-from tests.fakes import ElevenLabsFake, serve
-from tests.fakes.core import Fault
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn
+from fakes import ElevenLabsFake, serve
+from fakes.core import Fault
+from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, until_create_sent
 from tests.integration.api.conftest import User
-from tests.support import Conn
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(120)

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from devkit.audio_corpus import speech_wav
 from tests.conftest import PgServer, cloned_database
-from tests.e2e.conftest import served_app, speech_wav
+from tests.e2e.conftest import served_app
 from tests.integration.api.conftest import User
 
 pytestmark = pytest.mark.timeout(180)

@@ -37,9 +37,8 @@ from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
 from backend.embedded.postgres import free_port
 from backend.http.web import SWAGGER_ASSETS_PATH, SWAGGER_FILES
-from tests.audio_corpus import build_corpus
-from tests.e2e.conftest import speech_wav
-from tests.e2e.up import REPO, wait_for
+from devkit.audio_corpus import build_corpus, speech_wav
+from devkit.up import REPO, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -55,7 +54,7 @@ SIZE_BUDGET = 600_000_000
 #: The unprivileged user the image runs as.
 UID = "10001"
 #: Modules of voicegate's packages that need an extra the image does not install, and the package they miss.
-NEEDS_AN_EXTRA = {"backend.runtime.pipecat_tts": "pipecat"}
+NEEDS_AN_EXTRA = {"backend.conversation.pipecat_tts": "pipecat"}
 TEXT = "Hello from inside the container, in a cloned voice."
 
 #: Run in the image: every installed distribution's version and requirements, and the values of the markers.

@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 
 from backend.clone.likeness import PROBE_TEXTS
-from tests.e2e.conftest import speech_wav
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one, seed_reflection
+from fakes import QwenFake, serve
+from fakes.qwen import GENERATION
 from tests.e2e.test_samples_and_synthesis import job_settled, sample_settled, upload
-from tests.fakes import QwenFake, serve
-from tests.fakes.qwen import GENERATION
-from tests.fakes.testing import QWEN_KEY
 from tests.integration.api.conftest import User
 from tests.integration.api.test_language_refusals import CHINESE, local_voice, stored_local_voice
-from tests.support import Conn, one, seed_attempt, seed_reflection, transition
+from tests.provider_support import QWEN_KEY
+from tests.support import seed_attempt, transition
 
 pytestmark = pytest.mark.timeout(120)
 REFUSED = "This voice's language is 'zh'. The local provider speaks: en."

@@ -32,10 +32,10 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import run_test
 from pipecat.workers.runner import WorkerRunner
 
-from backend.runtime.pipecat_tts import VoicegateTTSService
+from backend.conversation.pipecat_tts import VoicegateTTSService
+from devkit.audio_corpus import speech_wav
+from devkit.up import REPO, Running, dev_token, is_ready, start_up, wait_for
 from tests.conftest import server_dir
-from tests.e2e.conftest import speech_wav
-from tests.e2e.up import REPO, Running, dev_token, is_ready, start_up, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

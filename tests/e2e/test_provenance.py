@@ -25,10 +25,11 @@ from backend.provenance import SYNTHESIS_ASSERTION, TRAINED_ALGORITHMIC_MEDIA
 from backend.provenance.verify import c2pa_settings
 from backend.providers.local.provider import MODEL
 from backend.voiceprint import THRESHOLD
-from tests.e2e.conftest import elevenlabs_env, speech_wav
-from tests.fakes import ElevenLabsFake, serve
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one
+from fakes import ElevenLabsFake, serve
+from tests.e2e.conftest import elevenlabs_env
 from tests.integration.api.conftest import User
-from tests.support import Conn, one
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(120)

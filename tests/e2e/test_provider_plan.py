@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from devkit.db import Conn
+from fakes import ElevenLabsFake, serve
 from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_faults_and_fencing import seed, until_all_end
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
-from tests.support import Conn
 
 pytestmark = pytest.mark.timeout(120)
 

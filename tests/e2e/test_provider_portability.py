@@ -24,14 +24,15 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.clone.likeness import probe_text
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one
+from fakes import CartesiaFake, ElevenLabsFake, SelfhostedFake, serve
+from fakes.selfhosted import MODEL
 from scripts.migrate_voices import main as migrate_voices
-from tests.e2e.conftest import elevenlabs_env, speech_wav
+from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_clone_lifecycle import clone_upload, follow_until
 from tests.e2e.test_samples_and_synthesis import job_settled, objects, sample_settled, spoken, upload
-from tests.fakes import CartesiaFake, ElevenLabsFake, SelfhostedFake, serve
-from tests.fakes.selfhosted import MODEL
 from tests.integration.api.conftest import User
-from tests.support import Conn, one
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(180)
@@ -284,7 +285,7 @@ async def test_a_voice_the_provider_forgot_is_enrolled_again_and_the_job_waits_f
 async def test_a_sunset_cartesia_model_makes_the_voice_enrol_again_for_a_current_one(
     worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, stale: str, language: str
 ) -> None:
-    """Cartesia answers `model_sunsetted` (its documented body, tests/fakes/cartesia.py) for the model, or
+    """Cartesia answers `model_sunsetted` (its documented body, fakes/cartesia.py) for the model, or
     for the voice's language on it: the job waits while the voice is cloned again from its sample for a
     model that speaks its language, then speaks. On main, whose adapter cloned every voice for `sonic-2`,
     the Italian voice was cloned for `sonic-2` again and the job failed (`voice_lost`)."""

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from backend.embedded.postgres import EmbeddedPostgres, for_data_dir, free_port
+from devkit.up import REPO, is_ready, wait_for
 from tests.conftest import server_dir
-from tests.e2e.up import REPO, is_ready, wait_for
 from tests.support import frozen
 
 pytestmark = pytest.mark.timeout(240)

@@ -28,9 +28,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from backend.storage.orphans import sweep_orphan_objects
+from devkit.audio_corpus import speech_wav
+from devkit.up import Running, dev_token, is_ready, running_up, start_up, wait_for
 from tests.conftest import server_dir
-from tests.e2e.conftest import speech_wav
-from tests.e2e.up import Running, dev_token, is_ready, running_up, start_up, wait_for
 from tests.support import frozen
 
 pytestmark = pytest.mark.timeout(180)

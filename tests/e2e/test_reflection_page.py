@@ -27,12 +27,12 @@ from playwright.async_api import Page, Playwright, Request, Response, Route, exp
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from psycopg.rows import dict_row
 
+from devkit.audio_corpus import speech_wav
+from devkit.up import Running, running_up
 from tests.conftest import server_dir
 from tests.e2e.accessibility import STATES, axe_violations, check_state
 from tests.e2e.browser import cut_off, launch_with_microphone, open_page
-from tests.e2e.conftest import speech_wav
 from tests.e2e.test_demo_page import api
-from tests.e2e.up import Running, running_up
 
 pytestmark = pytest.mark.timeout(240)
 WAIT_MS = 60_000

@@ -14,11 +14,11 @@ import time
 import pytest
 from playwright.async_api import BrowserContext, expect
 
+from devkit.audio_corpus import speech_wav
+from devkit.up import Running
 from tests.e2e import test_studio_page
 from tests.e2e.accessibility import check_state
-from tests.e2e.conftest import speech_wav
 from tests.e2e.test_demo_page import WAIT_MS, api, open_page
-from tests.e2e.up import Running
 
 pytestmark = pytest.mark.timeout(240)
 #: The studio page's fixtures: one `voicegate up` for the module (`local` provider), a browser cut off from

@@ -22,14 +22,14 @@ from backend.audio.measure import detect_speech
 from backend.cpu import CpuExecutor
 from backend.synthesis.step import process_synthesis
 from backend.text import pieces
-from tests.audio_corpus import noise, wav_bytes
-from tests.e2e.conftest import elevenlabs_env, speech_wav
-from tests.fakes import ElevenLabsFake, serve
-from tests.fakes.core import Fault
-from tests.fakes.elevenlabs import ElevenVoice
+from devkit.audio_corpus import noise, speech_wav, wav_bytes
+from devkit.db import Conn, one, seed_consent
+from fakes import ElevenLabsFake, serve
+from fakes.core import Fault
+from fakes.elevenlabs import ElevenVoice
+from tests.e2e.conftest import elevenlabs_env
 from tests.integration.api.conftest import User
 from tests.integration.conftest import open_lifecycle
-from tests.support import Conn, one, seed_consent
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(120)

@@ -21,18 +21,20 @@ import pytest
 
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one
+from devkit.streaming import stream
+from fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, SelfhostedFake, serve
+from fakes.cartesia import CartesiaVoice
+from fakes.elevenlabs import ElevenVoice
+from fakes.qwen import QwenVoice
+from fakes.selfhosted import MODEL as SELFHOSTED_MODEL
+from fakes.selfhosted import SelfhostedVoice
 from queue_consumers.worker import consume_in_app
-from tests.e2e.conftest import FAST, speech_wav
-from tests.e2e.speech import RATE, THREE_SENTENCES, decoded_samples, fake_samples, stream, until_state
-from tests.fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, SelfhostedFake, serve
-from tests.fakes.cartesia import CartesiaVoice
-from tests.fakes.elevenlabs import ElevenVoice
-from tests.fakes.qwen import QwenVoice
-from tests.fakes.selfhosted import MODEL as SELFHOSTED_MODEL
-from tests.fakes.selfhosted import SelfhostedVoice
-from tests.fakes.testing import CARTESIA_KEY, ELEVEN_KEY, QWEN_KEY
+from tests.e2e.conftest import FAST
+from tests.e2e.speech import RATE, THREE_SENTENCES, decoded_samples, fake_samples, until_state
 from tests.integration.api.conftest import JWT_SECRET, User
-from tests.support import Conn, one
+from tests.provider_support import CARTESIA_KEY, ELEVEN_KEY, QWEN_KEY
 
 pytestmark = pytest.mark.timeout(180)
 FORMATS = ("pcm_24000", "wav", "mp3")

@@ -27,13 +27,13 @@ from scipy.signal import resample_poly
 from backend.consents.phrase import MIN_WORD_ACCURACY, phrase_for
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.voiceprint import THRESHOLD
-from tests.audio_corpus import LEAD_S, recording, wav_bytes
+from devkit.audio_corpus import LEAD_S, recording, wav_bytes
+from devkit.db import Conn
+from fakes import ElevenLabsFake, serve
 from tests.e2e.conftest import AppFactory, elevenlabs_env
-from tests.fakes import ElevenLabsFake, serve
 from tests.integration.api.conftest import User
 from tests.noisy_room import RATE as ROOM_RATE
 from tests.noisy_room import Noise, in_room
-from tests.support import Conn
 
 pytestmark = pytest.mark.timeout(180)
 CLIPS = Path(__file__).resolve().parents[1] / "clips" / "librispeech"

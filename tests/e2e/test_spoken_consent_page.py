@@ -29,11 +29,11 @@ from playwright.async_api import Page, Playwright, expect
 
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.voiceprint import THRESHOLD
-from tests.audio_corpus import noise, recording, wav_bytes
+from devkit.audio_corpus import noise, recording, wav_bytes
+from devkit.up import Running, running_up
 from tests.conftest import server_dir
 from tests.e2e.accessibility import check_state
 from tests.e2e.browser import AUDIO_PLAYING, cut_off, launch_with_microphone, open_page
-from tests.e2e.up import Running, running_up
 
 pytestmark = pytest.mark.timeout(240)
 WAIT_MS = 60_000

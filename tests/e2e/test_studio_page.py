@@ -27,13 +27,13 @@ import pytest
 import soundfile
 from playwright.async_api import BrowserContext, Locator, Page, Playwright, Route, expect
 
+from devkit.audio_corpus import speech_wav
+from devkit.up import Running, running_up
 from tests.conftest import server_dir
 from tests.e2e.accessibility import check_state
 from tests.e2e.browser import cut_off, launch_context, wav_seconds
-from tests.e2e.conftest import speech_wav
 from tests.e2e.test_demo_page import WAIT_MS, api, open_page
 from tests.e2e.test_reflection_page import Held
-from tests.e2e.up import Running, running_up
 
 pytestmark = pytest.mark.timeout(240)
 CLIPS_PER_PAGE = 10

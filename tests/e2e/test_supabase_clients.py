@@ -29,9 +29,9 @@ from storage3.exceptions import StorageApiError
 
 from backend.embedded.dev_keys import load_or_create_jwt_secret
 from backend.embedded.dev_tokens import mint_service_key
+from devkit.up import REPO, Running, dev_token, running_up
 from supabase import Client, ClientOptions, create_client
 from tests.conftest import server_dir
-from tests.e2e.up import REPO, Running, dev_token, running_up
 
 pytestmark = pytest.mark.timeout(300)
 

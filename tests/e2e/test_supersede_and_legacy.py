@@ -16,11 +16,13 @@ import pytest
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.settings import settings_from_env
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one
+from fakes import ElevenLabsFake, serve
 from queue_consumers.maintenance import SweepReport, sweep
-from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, speech_wav, until_create_sent
-from tests.fakes import ElevenLabsFake, serve
+from tests.e2e.conftest import elevenlabs_env, process_by_hand, served_app, until_create_sent
 from tests.integration.api.conftest import User
-from tests.support import Conn, mirror, one, queue_messages
+from tests.support import mirror, queue_messages
 
 pytestmark = pytest.mark.timeout(120)
 

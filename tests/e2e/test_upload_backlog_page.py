@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from playwright.async_api import Playwright, expect
 
+from devkit.audio_corpus import speech_wav
+from devkit.up import Running, running_up, start_worker
 from tests.conftest import server_dir
 from tests.e2e.browser import cut_off, launch_context, open_page, screenshot
-from tests.e2e.conftest import speech_wav
-from tests.e2e.up import Running, running_up, start_worker
 
 pytestmark = pytest.mark.timeout(180)
 WAIT_MS = 60_000

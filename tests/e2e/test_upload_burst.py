@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import served_app, speech_wav
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn
+from tests.e2e.conftest import served_app
 from tests.integration.api.conftest import User
-from tests.support import Conn
 
 pytestmark = pytest.mark.timeout(120)
 USERS = 20

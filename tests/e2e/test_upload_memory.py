@@ -22,10 +22,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio_corpus import RATE, speech_mono
-from tests.e2e.conftest import speech_wav
+from devkit.audio_corpus import RATE, speech_mono, speech_wav
+from devkit.db import Conn
 from tests.integration.api.conftest import JWT_SECRET, User
-from tests.support import Conn
 
 # Linux only, like the rest of the stack (embedded Postgres wheels): a machine without /proc fails here.
 pytestmark = pytest.mark.timeout(60)

@@ -22,13 +22,14 @@ from litestar.testing import AsyncTestClient
 
 from backend.providers.cartesia import SAMPLE_RULES as CARTESIA_RULES
 from backend.voiceprint import THRESHOLD
-from tests.audio_corpus import noise, wav_bytes
-from tests.e2e.conftest import elevenlabs_env, speech_wav, until_create_sent
+from devkit.audio_corpus import noise, speech_wav, wav_bytes
+from devkit.db import Conn, one
+from fakes import CartesiaFake, ElevenLabsFake, serve
+from tests.e2e.conftest import elevenlabs_env, until_create_sent
 from tests.e2e.test_samples_and_synthesis import sample_settled, until, upload
 from tests.e2e.test_spoken_consent import CLIPS, consent_for, hibari_says, record
-from tests.fakes import CartesiaFake, ElevenLabsFake, serve
 from tests.integration.api.conftest import User
-from tests.support import Conn, acting_as, one
+from tests.support import acting_as
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(180)

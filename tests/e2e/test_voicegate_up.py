@@ -33,10 +33,11 @@ from storage3.exceptions import StorageApiError
 
 from backend.embedded.api_address import ADDRESS_FILE
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, SERVER_OS_USER, EmbeddedPostgres, free_port
-from tests.audio_corpus import tone, wav_bytes
+from devkit.audio_corpus import tone, wav_bytes
+from devkit.db import postmaster_pid
+from devkit.up import REPO, Running, dev_token, is_ready, readyz, running_up, start_up, wait_for
 from tests.conftest import server_dir
-from tests.e2e.up import REPO, Running, dev_token, is_ready, readyz, running_up, start_up, wait_for
-from tests.support import busy_backend, frozen, postmaster_pid
+from tests.support import busy_backend, frozen
 
 pytestmark = pytest.mark.timeout(180)
 

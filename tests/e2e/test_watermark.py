@@ -18,11 +18,12 @@ from litestar.testing import AsyncTestClient
 
 from backend.audio.decode import decode_audio
 from backend.watermark import THRESHOLD, Detection, detect
-from tests.e2e.conftest import elevenlabs_env, speech_wav
-from tests.fakes import ElevenLabsFake, serve
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn
+from devkit.speech_maker import speak
+from fakes import ElevenLabsFake, serve
+from tests.e2e.conftest import elevenlabs_env
 from tests.integration.api.conftest import User
-from tests.speech_maker import speak
-from tests.support import Conn
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(180)

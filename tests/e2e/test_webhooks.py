@@ -17,11 +17,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.standard_webhooks.signing import new_secret
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn
 from scripts.replay_dead_letters import main as replay_dead_letters
-from tests.e2e.conftest import speech_wav
 from tests.e2e.receiver import Receiver, receiving
 from tests.integration.api.conftest import User
-from tests.support import Conn
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.timeout(120)

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from backend.embedded.postgres import for_data_dir, free_port
+from devkit.audio_corpus import speech_wav
+from devkit.up import dev_token, running_up, start_worker, wait_for
 from tests.conftest import server_dir
-from tests.e2e.conftest import speech_wav
-from tests.e2e.up import dev_token, running_up, start_worker, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 

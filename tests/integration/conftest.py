@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.compose.operator import standalone_storage as local_storage
 from backend.compose.parts import build_lifecycle
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage.in_process import standalone_storage as local_storage
 from backend.provenance import ProvenanceSigner
 from backend.settings import settings_from_env
 

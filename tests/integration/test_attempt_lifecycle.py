@@ -12,16 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support import (
-    Conn,
-    create_user,
-    mirror,
-    one,
-    seed_attempt,
-    seed_reflection,
-    seed_voice,
-    transition,
-)
+from devkit.db import Conn, create_user, one, seed_reflection
+from tests.support import mirror, seed_attempt, seed_voice, transition
 
 STATES = {
     "status": ["queued", "processing", "verifying", "ready", "failed", "canceled", "superseded"],

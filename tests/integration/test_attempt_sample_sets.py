@@ -14,8 +14,9 @@ import pytest
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.records import attempts
+from devkit.db import create_user, one, seed_consent
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, one, seed_consent, seed_voice
+from tests.support import seed_voice
 
 
 @pytest.fixture

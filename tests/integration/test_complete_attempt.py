@@ -14,18 +14,8 @@ import psycopg
 import pytest
 
 from backend import queues
-from tests.support import (
-    Conn,
-    attempt_outcome,
-    create_user,
-    mirror,
-    one,
-    queue_messages,
-    seed_attempt,
-    seed_reflection,
-    seed_voice,
-    transition,
-)
+from devkit.db import Conn, create_user, one, seed_reflection
+from tests.support import attempt_outcome, mirror, queue_messages, seed_attempt, seed_voice, transition
 
 WORKER = "worker-1"
 ACTOR = "worker:worker-1"

@@ -29,9 +29,10 @@ from backend.db.units import Database
 from backend.embedded.postgres import EmbeddedPostgres
 from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.settings import Settings
+from devkit.db import create_user
 from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer
 from tests.conftest import server_dir, start_test_server
-from tests.support import create_user, frozen
+from tests.support import frozen
 
 DEADLINE = 0.5
 SETTINGS = Settings(db_timeout=DEADLINE, db_connect_timeout=0.4, db_pool_min=2, db_pool_max=4)

@@ -32,8 +32,9 @@ from backend.embedded.postgres import (
     free_port,
 )
 from backend.settings import database_dsn, settings_from_env
+from devkit.db import postmaster_pid
 from tests.conftest import server_dir, start_test_server
-from tests.support import busy_backend, postmaster_pid
+from tests.support import busy_backend
 
 pytestmark = pytest.mark.timeout(180)
 

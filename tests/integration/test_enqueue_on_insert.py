@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.support import Conn, acting_as, create_user, queue_messages, seed_reflection, seed_voice
+from devkit.db import Conn, create_user, seed_reflection
+from tests.support import acting_as, queue_messages, seed_voice
 
 
 def insert_attempt_sql(conn: Conn) -> str:

@@ -17,17 +17,8 @@ import pytest
 from backend import queues
 from backend.clone import likeness
 from backend.db.queries import load_queries
-from tests.support import (
-    Conn,
-    attempt_outcome,
-    create_user,
-    one,
-    seed_attempt,
-    seed_consent,
-    seed_reflection,
-    seed_voice,
-    transition,
-)
+from devkit.db import Conn, create_user, one, seed_consent, seed_reflection
+from tests.support import attempt_outcome, seed_attempt, seed_voice, transition
 
 #: The probe's own read of what the leasing read now hands it.
 SAMPLE_PRINT = load_queries(Path(likeness.__file__).with_suffix(".sql"))["sample_print"]

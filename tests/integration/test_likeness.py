@@ -30,10 +30,11 @@ from backend.records import attempts
 from backend.settings import settings_from_env
 from backend.voiceprint import THRESHOLD
 from backend.voices.service import VoicesService
-from tests.fakes import SelfhostedFake, serve
-from tests.fakes.core import Fault
+from devkit.db import create_user, one, seed_consent, seed_reflection
+from fakes import SelfhostedFake, serve
+from fakes.core import Fault
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, mirror, one, seed_consent, seed_reflection
+from tests.support import mirror
 
 Db = psycopg.Connection[Any]
 CLIPS = Path(__file__).resolve().parents[1] / "clips" / "librispeech"

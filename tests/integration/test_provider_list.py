@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from backend.providers.config import PROVIDER_NAMES
-from tests.support import Conn
+from devkit.db import Conn
 
 #: Where the schema lists the providers: the domain's CHECK, and nowhere else (found, not trusted: a list the query
 #: no longer finds fails too, and so does a table CHECK that lists them again).

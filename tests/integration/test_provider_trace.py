@@ -10,8 +10,8 @@ nine: config.py (in six places) and the registry's if-chain were two files, and 
 table, now written from the list by docs_hooks.py, a third; then seven, as the README's provider table,
 compose.yaml's environment and deploy/k8s/secret.yaml each named every provider's key. Now compose hands its
 containers the whole env file, the pods read the Secret whole (envFrom), and the README points at the generated
-table, so none of them names a provider. The fake of a new HTTP API (its module, tests/fakes/__init__.py and the
-`all` mode of tests/fakes/__main__.py) is a test and is counted in none."""
+table, so none of them names a provider. The fake of a new HTTP API (its module, fakes/__init__.py and the
+`all` mode of fakes/__main__.py) is a test and is counted in none."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ COPIED = (
     "backend",
     "supabase",
     "tests",
+    "devkit",
     "docs",
     "deploy",
     "compose.yaml",

@@ -17,7 +17,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from backend import queues
-from tests.support import Conn, create_user, one, queue_messages, seed_attempt, seed_voice, transition
+from devkit.db import Conn, create_user, one
+from tests.support import queue_messages, seed_attempt, seed_voice, transition
 
 #: An insert into a queue's table in a function's source, and what it gives `vt`.
 _DIRECT_INSERT = re.compile(r"insert into pgmq\.q_(\w+)\b(.{0,60})", re.DOTALL)

@@ -15,10 +15,10 @@ import pytest
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
-from tests.e2e.conftest import speech_wav
-from tests.fakes import SelfhostedFake, serve
+from devkit.audio_corpus import speech_wav
+from devkit.db import create_user, one, seed_consent
+from fakes import SelfhostedFake, serve
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, one, seed_consent
 
 DEAD = "voicegate_" + "d" * 24
 

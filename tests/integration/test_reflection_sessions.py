@@ -9,7 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support import Conn, acting_as, create_user, seed_attempt, seed_reflection, seed_voice, transition
+from devkit.db import Conn, create_user, seed_reflection
+from tests.support import acting_as, seed_attempt, seed_voice, transition
 
 LAUNCH = "insert into reflection_sessions (reflection_id, attempt_id) values (%s, %s)"
 

@@ -11,16 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support import (
-    Conn,
-    acting_as,
-    create_user,
-    one,
-    seed_attempt,
-    seed_consent,
-    seed_reflection,
-    seed_voice,
-)
+from devkit.db import Conn, create_user, one, seed_consent, seed_reflection
+from tests.support import acting_as, seed_attempt, seed_voice
 
 CALLERS = ("anon", "other", "owner", "service_role")
 VERBS = ("select", "insert", "update", "delete")

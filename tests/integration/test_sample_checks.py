@@ -18,10 +18,9 @@ import pytest
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.samples.step import fail_sample, process_sample
-from tests.audio_corpus import noise, wav_bytes
-from tests.e2e.conftest import speech_wav
+from devkit.audio_corpus import noise, speech_wav, wav_bytes
+from devkit.db import create_user, one, seed_consent
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, one, seed_consent
 
 BUCKET = "voice-samples"
 

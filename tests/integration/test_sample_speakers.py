@@ -24,9 +24,9 @@ from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.samples.step import process_sample
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, voiceprint
-from tests.audio_corpus import wav_bytes
+from devkit.audio_corpus import wav_bytes
+from devkit.db import create_user, one, seed_consent
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, one, seed_consent
 
 CLIPS = Path(__file__).resolve().parents[1] / "clips" / "librispeech"
 BUCKET = "voice-samples"

@@ -23,7 +23,7 @@ from backend.db.pool import Pool, create_pool, create_worker_pool, read_json
 from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, NotFound, ServerBusy, StaleVersion
 from backend.settings import Settings
-from tests.support import create_user
+from devkit.db import create_user
 
 SETTINGS = Settings(db_timeout=0.5, db_pool_min=1, db_pool_max=2, queue_visibility_seconds=3)
 WHO = (

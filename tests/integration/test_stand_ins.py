@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from backend.embedded.dev_users import find_or_create_dev_user
-from tests.support import create_user
+from devkit.db import create_user
 
 MIGRATOR = "voicegate_migrator"
 

@@ -18,8 +18,9 @@ import pytest
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.embedded.postgres import free_port
 from backend.storage.client import SupabaseObjectStorage
-from tests.e2e.up import wait_for
-from tests.support import create_user, database_url
+from devkit.db import create_user
+from devkit.up import wait_for
+from tests.support import database_url
 
 REPO = Path(__file__).resolve().parents[2]
 JWT_SECRET = "storage-command-secret-" + "x" * 40

@@ -10,7 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support import create_user, queue_messages, seed_attempt, seed_voice, transition
+from devkit.db import create_user
+from tests.support import queue_messages, seed_attempt, seed_voice, transition
 
 
 def waiting_job(db: psycopg.Connection[Any], owner: uuid.UUID, voice: uuid.UUID, attempt: uuid.UUID | None) -> str:

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.support import Conn, create_user, seed_attempt, seed_voice
+from devkit.db import Conn, create_user
+from tests.support import seed_attempt, seed_voice
 
 _PRINT = "\\x" + "00" * 1024
 

@@ -28,19 +28,20 @@ from backend.auth.verify import UserClaims
 from backend.clone import manifest
 from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
+from backend.compose.operator import standalone_storage
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage.in_process import standalone_storage
 from backend.errors import NotFound, StorageUnavailable, StoredObjectAltered
 from backend.records import attempts
 from backend.settings import settings_from_env
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.voices.service import VoicesService
+from devkit.db import create_user, one, seed_consent
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, local_attempt, one, seed_consent
+from tests.support import local_attempt
 
 Db = psycopg.Connection[Any]
 

@@ -13,7 +13,8 @@ import msgspec
 import psycopg
 
 from backend.records.attempts import VoiceMirror
-from tests.support import create_user, mirror, seed_attempt, seed_reflection, seed_voice
+from devkit.db import create_user, seed_reflection
+from tests.support import mirror, seed_attempt, seed_voice
 
 #: The members the API answers, as they are encoded (camelCase), and those without a default.
 MEMBERS = {field.encode_name for field in msgspec.structs.fields(VoiceMirror)}

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from backend.db.migrate import discover_migrations, migrate
+from devkit.db import create_user
 from tests.conftest import PgServer
-from tests.support import create_user
 
 REPO_SUPABASE = Path(__file__).resolve().parents[2] / "supabase"
 UNIQUE_NAMES = "20261126042000"

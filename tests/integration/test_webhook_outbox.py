@@ -16,16 +16,8 @@ from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.settings import Settings
 from backend.webhooks import step as webhook_step
-from tests.support import (
-    create_user,
-    one,
-    queue_messages,
-    seed_attempt,
-    seed_consent,
-    seed_reflection,
-    seed_voice,
-    transition,
-)
+from devkit.db import create_user, one, seed_consent, seed_reflection
+from tests.support import queue_messages, seed_attempt, seed_voice, transition
 
 Db = psycopg.Connection[Any]
 ALL_EVENTS = [

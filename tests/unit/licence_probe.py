@@ -29,8 +29,8 @@ from backend.consents.phrase import check_phrase, phrase_for
 from backend.cpu import CpuExecutor
 from backend.providers.base import STREAM_SAMPLE_RATE, SampleRef
 from backend.providers.local.provider import LocalProvider
-from backend.providers.wav import float_to_wav
 from backend.voiceprint import voiceprint
+from backend.wav import float_to_wav
 
 PACKAGES: Final = ("backend", "queue_consumers", "scripts")
 TEXT: Final = "Every library this process maps is checked for its licence, one by one."

@@ -1,12 +1,13 @@
 """Imports go one way: every module of `voicegate/` (the program), `backend/`, `queue_consumers/`, `scripts/`,
-`bench/` and `tools/` stands on a layer, and none imports a module of a higher layer. The use cases are not
-one layer but a stack, in the order they call each other (speech over synthesis over voices ... over
-consents), so a new call that runs up the stack fails here. Modules import each other in no circle of any
-length, nor do the top-level packages. The top-level folders stand one way too: `voicegate/` on
-`queue_consumers/` and `scripts/`, and those on `backend/`, which imports neither; no product module imports
-`tests/` or `bench/`, or a package only the benchmarks run. SQL runs only in the data layers (the use cases,
-the records and adapters, the database layer), never in the HTTP layer, the composition or an entry point. And
-the web framework stays at the edge: in `backend/`, only `backend/http/`, the app and the Storage stand-in's
+`bench/`, `tools/`, `devkit/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The use
+cases are not one layer but a stack, in the order they call each other (speech over synthesis over voices ... over
+consents), so a new call that runs up the stack fails here. Modules import each other in no circle of any length,
+nor do the top-level packages. The top-level folders stand one way too: `voicegate/` on `queue_consumers/` and
+`scripts/`, and those on `backend/`, which imports neither; no product module imports `tests/`, `bench/`, the
+development aids beside them (`devkit/`, `fakes/`) or a package only the benchmarks run, nor runs a module of the
+tests, the benchmarks or `devkit/` as a program (`python -m tests...`). SQL runs only in the data layers (the use
+cases, the records and adapters, the database layer), never in the HTTP layer, the composition or an entry point.
+And the web framework stays at the edge: in `backend/`, only `backend/http/`, the app and the Storage stand-in's
 routes and what mounts them import Litestar.
 
 Read from the source (the AST), every import counted wherever it stands (in a function, under
@@ -17,90 +18,33 @@ and the lists only shrink: a listed import or circle that is gone fails the test
 from __future__ import annotations
 
 import ast
+import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from devkit.layers import DEV_AIDS, LAYERS, layer_of
+
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("voicegate", "backend", "queue_consumers", "scripts", "bench", "tools")
-#: What ships: nothing of it may import the tests or the benchmarks.
+SOURCES = ("voicegate", "backend", "queue_consumers", "scripts", "bench", "tools", "devkit", "fakes")
+#: What ships: nothing of it may import the tests, the benchmarks or the development aids.
 PRODUCT = ("voicegate", "backend", "queue_consumers", "scripts")
+#: What no product module may run as a program either (`python -m tests.fakes` from a module that ships fails
+#: where voicegate is installed). The provider fakes are the one development aid a product module runs:
+#: `voicegate up --fake-providers` starts `python -m fakes all`, and says so where there are none.
+NOT_RUN = ("tests", "bench", "devkit")
 #: Packages of the dev lock that only the benchmarks run (procrastinate: the peer's empty job of
 #: bench/lifecycle.py): a shipped module importing one would fail where `make up` installed voicegate.
 BENCHMARK_ONLY = ("procrastinate",)
-
-#: From the top down; a module takes the layer of its longest listed prefix. A module may import its own
-#: layer and those below it.
-LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    # The benchmarks and the build tools drive everything, the tests' servers and fakes included; nothing
-    # imports them, and they do not ship.
-    ("benchmarks and tools", ("bench", "tools")),
-    # The program: its commands run the API, the consumers and the operator scripts.
-    ("the program", ("voicegate",)),
-    ("entry points", ("backend.app", "queue_consumers", "scripts")),
-    # What mounts the Storage stand-in (in the API, or on its own for an operator script) puts its routes,
-    # the callers' tokens and the Storage client together.
-    ("composition", ("backend.compose", "backend.embedded.storage.in_process")),
-    # The stand-in's `/storage/v1` routes live in its package but are HTTP like backend/http/.
-    ("http", ("backend.http", "backend.embedded.storage.routes")),
-    # The use cases, in the order they call each other: each may use those below it, never one above.
-    ("use case: speech", ("backend.speech",)),
-    ("use case: synthesis", ("backend.synthesis",)),
-    ("use case: voices", ("backend.voices",)),
-    ("use case: reflections", ("backend.reflections",)),
-    ("use case: clone", ("backend.clone",)),
-    ("use case: samples", ("backend.samples",)),
-    ("use case: consents", ("backend.consents",)),
-    (
-        "use case: sweeps and webhooks",
-        ("backend.webhooks", "backend.storage.orphans", "backend.embedded.storage.orphans"),
-    ),
-    ("use case: the Storage stand-in", ("backend.embedded.storage.service",)),
-    ("lifecycle context", ("backend.context",)),
-    (
-        "records and adapters",
-        (
-            "backend.audio",
-            "backend.auth",
-            "backend.consents.phrase",
-            "backend.embedded",
-            "backend.leases",
-            "backend.provenance",
-            "backend.providers",
-            "backend.queues",
-            "backend.records",
-            "backend.runtime",
-            "backend.settings",
-            "backend.standard_webhooks",
-            "backend.storage",
-            "backend.voiceprint",
-            "backend.watermark",
-        ),
-    ),
-    ("database", ("backend.db",)),
-    (
-        "leaf utilities",
-        (
-            "backend",
-            "backend.cpu",
-            "backend.errors",
-            "backend.failpoints",
-            "backend.fields",
-            "backend.json_body",
-            "backend.multipart",
-            "backend.outages",
-            "backend.secret",
-            "backend.text",
-            "backend.tls",
-        ),
-    ),
-)
 
 #: The only modules of `backend/` (with what is under them) that may import Litestar: the HTTP layer and the
 #: entry points that build and serve the app. Everything below speaks msgspec Structs and our errors.
 LITESTAR_IMPORTERS = (
     "backend.http",
     "backend.app",
+    # The API process, built for its app (the stand-in it serves in embedded mode is reached through the app).
+    "backend.compose.api",
     # The Storage stand-in's `/storage/v1` routes (a Litestar router), and what mounts them: in the API, or in
     # a Litestar app of their own that an operator script reaches in-process.
     "backend.embedded.storage.routes",
@@ -181,25 +125,15 @@ def _imported(module: str, path: Path) -> Iterator[str]:
 IMPORTS = {(module, target) for module, path in MODULES.items() for target in _imported(module, path)}
 
 
-def _layer(module: str) -> int | None:
-    """The index of `module`'s layer in LAYERS (0 at the top), by its longest listed prefix."""
-    best: tuple[int, int] | None = None
-    for index, (_, prefixes) in enumerate(LAYERS):
-        for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
-                best = (len(prefix), index)
-    return None if best is None else best[1]
-
-
 def _top(module: str) -> str:
     """The top-level package (or module) of `module`: `backend.voices` for `backend.voices.service`."""
     parts = module.split(".")
     return ".".join(parts[:2]) if parts[0] == "backend" and len(parts) > 1 else parts[0]
 
 
-def test_every_module_stands_on_a_layer() -> None:
+def test_every_module_stands_on_alayer_of() -> None:
     assert MODULES, "no module was read"
-    unplaced = sorted(module for module in MODULES if _layer(module) is None)
+    unplaced = sorted(module for module in MODULES if layer_of(module) is None)
     assert not unplaced, f"give these modules a layer in LAYERS: {unplaced}"
 
 
@@ -207,12 +141,12 @@ def test_no_import_runs_from_a_lower_layer_up() -> None:
     upward = {
         (module, target)
         for module, target in IMPORTS
-        if (low := _layer(module)) is not None and (high := _layer(target)) is not None and low > high
+        if (low := layer_of(module)) is not None and (high := layer_of(target)) is not None and low > high
     }
     new = sorted(upward - KNOWN_UPWARD.keys())
     gone = sorted(KNOWN_UPWARD.keys() - upward)
     assert not new, "these imports run from a lower layer up: " + "; ".join(
-        f"{module} ({LAYERS[_layer(module) or 0][0]}) imports {target} ({LAYERS[_layer(target) or 0][0]})"
+        f"{module} ({LAYERS[layer_of(module) or 0][0]}) imports {target} ({LAYERS[layer_of(target) or 0][0]})"
         for module, target in new
     )
     assert not gone, f"these known upward imports are gone: strike them from KNOWN_UPWARD: {gone}"
@@ -274,17 +208,113 @@ def _shrinks(found: set[Any], known: dict[Any, str], what: str, name: str) -> No
     assert not gone, f"these are gone: strike them from {name}: {gone}"
 
 
-def test_no_product_module_imports_the_tests_or_the_benchmarks() -> None:
+def test_no_product_module_imports_the_tests_the_benchmarks_or_the_development_aids() -> None:
     found = {
         (module, ".".join(target.split(".")[:2]))
         for module, path in MODULES.items()
         if module.split(".")[0] in PRODUCT
         for target in _targets(module, path)
-        if target.split(".")[0] in ("tests", "bench", *BENCHMARK_ONLY)
+        if target.split(".")[0] in ("tests", "bench", *DEV_AIDS, *BENCHMARK_ONLY)
     }
     _shrinks(
-        found, KNOWN_TEST_IMPORTS, "these product modules import the tests or the benchmarks", "KNOWN_TEST_IMPORTS"
+        found,
+        KNOWN_TEST_IMPORTS,
+        "these product modules import the tests, the benchmarks or the development aids",
+        "KNOWN_TEST_IMPORTS",
     )
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstrings' nodes in `tree`: prose, which may show a command without running it."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def _runs_a_module_of(source: str, tops: tuple[str, ...] = NOT_RUN) -> list[str]:
+    """Where `source` names a module of `tops` to run or load: a string that is one's dotted name
+    (`"tests.fakes"`, to `-m`, `runpy` or `importlib` alike), a top itself right after `"-m"` in a list, a tuple
+    or a call's arguments (written there, or a name bound to it), or a command line that runs one with `-m`
+    (`"python -m tests.fakes all"`). Docstrings are prose and are not read."""
+    tree = ast.parse(source)
+    prose = _docstrings(tree)
+    alternatives = "|".join(map(re.escape, tops))
+    dotted = re.compile(rf"(?:{alternatives})\.[\w.]*")
+    command = re.compile(rf"(?:^|\s)-m\s*(?:{alternatives})(?:\.[\w.]*)?(?:\s|$)")
+    bound = {
+        target.id: node.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+
+    def text(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.Name):
+            return bound.get(node.id)
+        if isinstance(node, ast.JoinedStr) and node.values:  # f"tests.{name}": its first part
+            return text(node.values[0])
+        return None
+
+    found = []
+    for node in ast.walk(tree):
+        literal = isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose
+        if literal and (dotted.fullmatch(node.value) or command.search(node.value)):
+            found.append(f"line {node.lineno}: {node.value!r}")
+        items = node.elts if isinstance(node, ast.List | ast.Tuple) else node.args if isinstance(node, ast.Call) else []
+        for flag, module in itertools.pairwise(items):
+            if text(flag) == "-m" and (name := text(module)) is not None and name.split(".")[0] in tops:
+                found.append(f"line {module.lineno}: -m {name}")
+    return found
+
+
+def test_the_finder_of_modules_run_from_the_tests_finds_each_way_of_naming_one() -> None:
+    """The finder itself, on snippets: each way a module names the tests to run is found, and what only looks
+    like one (prose, the fakes, a word that starts so) is not."""
+    runs = {
+        "listed": 'subprocess.run([sys.executable, "-m", "tests.fakes", "all"])',
+        "a top": 'subprocess.run([sys.executable, "-m", "tests"])',
+        "named": 'MODULE = "tests"\nsubprocess.run([sys.executable, "-m", MODULE, "all"])',
+        "typed": 'MODULE: str = "bench"\nsubprocess.Popen(("python", "-m", MODULE))',
+        "arguments": 'command("-m", "bench.scale")',
+        "a command line": 'os.system("python -m tests.fakes all")',
+        "joined": 'subprocess.run(f"python -mtests.e2e.up {port}", shell=True)',
+        "formatted": 'subprocess.run([sys.executable, "-m", f"tests.{name}"])',
+        "loaded": 'runpy.run_module("tests.fakes", run_name="__main__")',
+        "imported": 'importlib.import_module("tests.support")',
+    }
+    for why, snippet in runs.items():
+        assert _runs_a_module_of(snippet), f"not found ({why}): {snippet}"
+    not_runs = {
+        "prose": 'def up():\n    """Runs `python -m tests.fakes all`."""\n    return 0',
+        "the fakes": 'FAKES = "fakes"\nsubprocess.run([sys.executable, "-m", FAKES, "all"])',
+        "a word": 'subprocess.run([sys.executable, "-m", "testsuite"]); path = "contests.txt"',
+        "a path": 'HINT = "tests/unit/test_layers.py holds it"',
+        "not after -m": 'counts = {"tests": 3, "bench": 1}',
+    }
+    for why, snippet in not_runs.items():
+        assert not _runs_a_module_of(snippet), f"found ({why}): {snippet}"
+
+
+def test_no_product_module_runs_a_module_of_the_tests_the_benchmarks_or_devkit() -> None:
+    """`voicegate up --fake-providers` once ran `python -m tests.fakes`: a program of the tests, which no wheel
+    holds. A product module may start the provider fakes (`python -m fakes`), never the tests, the benchmarks or
+    devkit."""
+    found = [
+        f"{module} {where}"
+        for module, path in MODULES.items()
+        if module.split(".")[0] in PRODUCT
+        for where in _runs_a_module_of(path.read_text())
+    ]
+    assert not found, f"these product modules run a module of the tests, the benchmarks or devkit: {found}"
 
 
 def test_backend_imports_neither_the_consumers_nor_the_scripts() -> None:
@@ -315,7 +345,7 @@ def test_sql_runs_only_in_the_data_layers() -> None:
     found = {
         module
         for module, path in MODULES.items()
-        if module.split(".")[0] in PRODUCT and _layer(module) not in data and _runs_sql(path)
+        if module.split(".")[0] in PRODUCT and layer_of(module) not in data and _runs_sql(path)
     }
     _shrinks(found, KNOWN_SQL, "these modules above the data layers run SQL", "KNOWN_SQL")
 
@@ -337,7 +367,7 @@ def test_records_stand_on_the_database_alone() -> None:
     reaching = sorted(
         f"{module} -> {target}"
         for module, target in IMPORTS
-        if _top(module) == "backend.records" and _top(target) != "backend.records" and (_layer(target) or 0) < floor
+        if _top(module) == "backend.records" and _top(target) != "backend.records" and (layer_of(target) or 0) < floor
     )
     assert not reaching, f"records import only backend.db and leaf utilities: {reaching}"
 

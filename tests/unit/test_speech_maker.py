@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.speech_maker import MISSING, speak
+from devkit.speech_maker import MISSING, speak
 
 
 def test_speech_comes_at_the_rate_asked() -> None:

@@ -1,12 +1,12 @@
-"""The Storage stand-in as embedded mode runs it: mounted in the API at `/storage/v1`, or on its own in an
-operator script, and reached in-process by the very client production uses against Supabase Storage."""
+"""The Storage stand-in as embedded mode runs it: its routes mounted in the API at `/storage/v1` (or served in an
+operator script's process: `backend.compose.operator.standalone_storage`), reached in-process by the very client
+production uses against Supabase Storage."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ import httpx
 from litestar import Litestar, Router
 
 from backend.auth.verify import ANON_ROLE, TokenVerifier
-from backend.db.pool import PoolLimits, create_pool
 from backend.db.units import Database
 from backend.embedded.storage.routes import storage_router
 from backend.errors import Unauthorized
@@ -55,11 +54,9 @@ def in_process_client(
     )
 
 
-@asynccontextmanager
-async def standalone_storage(dsn: str, root: Path) -> AsyncIterator[SupabaseObjectStorage]:
-    """The stand-in over `root`, served in this process without the API (operator scripts): over a
-    small pool of its own, authenticated by a key made up for this run. It removes rows in
-    `storage.objects` and files under `root` exactly as a request to a running API would."""
+def standalone_client(db: Database, root: Path) -> SupabaseObjectStorage:
+    """A client of the stand-in over `db` and the files under `root`, served in this process by an app of its own
+    (no API): authenticated by a key made up for this run; the caller closes it."""
     service_key = secrets.token_urlsafe(32)
 
     async def caller(token: str) -> Mapping[str, Any]:
@@ -67,17 +64,7 @@ async def standalone_storage(dsn: str, root: Path) -> AsyncIterator[SupabaseObje
             raise PermissionError("not this run's key")
         return {"role": "service_role"}
 
-    # An operator script waits longer for the database than a request does.
-    pool = create_pool(dsn, PoolLimits(min_size=1, max_size=2, connect_timeout=10, work_timeout=10))
-    await pool.open(wait=True)
     # Signing secret for URL tokens, which this client never asks for.
     # logging_config=None: Litestar's default would start a QueueListener thread per app, left running.
-    app = Litestar(
-        route_handlers=[storage_router(Database(pool), secrets.token_urlsafe(48), root, caller)], logging_config=None
-    )
-    storage = in_process_client(app, service_key)
-    try:
-        yield storage
-    finally:
-        await storage.aclose()
-        await pool.close()
+    app = Litestar(route_handlers=[storage_router(db, secrets.token_urlsafe(48), root, caller)], logging_config=None)
+    return in_process_client(app, service_key)

@@ -22,8 +22,8 @@ from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.local.engine import render
 from backend.providers.local.language import LANGUAGES, refusal
 from backend.providers.local.profile import Signal, VoiceProfile, measure
-from backend.providers.wav import float_to_wav, wav_to_float
 from backend.text import pieces
+from backend.wav import float_to_wav, wav_to_float
 
 PROVIDER: Final = "local"
 ENGINE: Final = "hibari-tts 0.2 voice heart, adapted in its own parameters (offline stand-in, not a neural clone)"

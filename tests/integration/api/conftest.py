@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_user_token
 from backend.settings import settings_from_env, with_auth
-from tests.support import Conn, create_user
+from devkit.db import Conn, create_user
 
 JWT_SECRET = "test-jwt-secret-" + "x" * 40
 

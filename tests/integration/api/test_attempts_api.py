@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from litestar.testing import AsyncTestClient
 
+from devkit.db import Conn, one
 from tests.integration.api.conftest import User
 from tests.integration.api.test_reflections_api import TO_READY, advance, new_reflection, start_clone
-from tests.support import Conn, one, seed_attempt
+from tests.support import seed_attempt
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 from litestar.testing import AsyncTestClient
 
+from devkit.db import Conn
 from tests.integration.api.conftest import User
 from tests.integration.api.test_studio_api import seed_render
-from tests.support import Conn, seed_voice
+from tests.support import seed_voice
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 

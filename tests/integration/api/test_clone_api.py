@@ -12,8 +12,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 from storage3 import AsyncStorageClient
 
+from devkit.db import Conn
 from tests.integration.api.conftest import User
-from tests.support import Conn, queue_messages, transition
+from tests.support import queue_messages, transition
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 WAV_HEAD = b"RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\x3e\x00\x00"

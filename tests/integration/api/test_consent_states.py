@@ -19,9 +19,9 @@ from backend.app import create_app
 from backend.consents.service import _Q as CONSENT_QUERIES
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.settings import settings_from_env, with_auth
-from tests.audio_corpus import recording, wav_bytes
+from devkit.audio_corpus import recording, wav_bytes
+from devkit.db import Conn, one, seed_consent
 from tests.integration.api.conftest import JWT_SECRET, User
-from tests.support import Conn, one, seed_consent
 
 pytestmark = pytest.mark.timeout(180)
 Client = AsyncTestClient  # type: ignore[type-arg]

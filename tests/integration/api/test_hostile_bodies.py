@@ -18,9 +18,9 @@ from litestar.testing import AsyncTestClient
 from backend.app import create_app
 from backend.json_body import MAX_DEPTH
 from backend.settings import settings_from_env, with_auth
+from devkit.db import Conn
 from tests.integration.api.conftest import User
 from tests.integration.api.test_nul_characters import rows
-from tests.support import Conn
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 JSON = {"content-type": "application/json"}

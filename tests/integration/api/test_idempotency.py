@@ -25,10 +25,11 @@ from backend.errors import NotFound
 from backend.http.idempotency import IdempotencyKeys, idempotent
 from backend.http.problem import problem_response
 from backend.settings import settings_from_env
+from devkit.db import Conn, one
 from tests.integration.api.conftest import User
 from tests.integration.api.test_clone_api import WAV, put_sample, upload_url
 from tests.integration.api.test_reflections_api import advance, new_reflection, start_clone
-from tests.support import Conn, acting_as, one, queue_messages
+from tests.support import acting_as, queue_messages
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 #: Longest wait for a request sent in the background to be answered once nothing holds it back.

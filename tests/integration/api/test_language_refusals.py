@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 from litestar.testing import AsyncTestClient
 
+from devkit.db import Conn, one, seed_consent
 from tests.integration.api.conftest import User
 from tests.integration.api.test_clone_api import WAV as FINALIZE_WAV
 from tests.integration.api.test_clone_api import put_sample, upload_url
 from tests.integration.api.test_reflection_voice_api import WAV, clone, nothing_written, reflection
 from tests.integration.api.test_reflections_api import TO_READY, advance, new_reflection, start_clone
-from tests.support import Conn, one, seed_consent
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 CHINESE = "你好世界。"

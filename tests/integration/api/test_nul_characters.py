@@ -14,9 +14,9 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.fakes.audio import tone_wav
+from devkit.db import Conn, one
+from fakes.audio import tone_wav
 from tests.integration.api.conftest import User
-from tests.support import Conn, one
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 NUL = "Ada\u0000Lovelace"

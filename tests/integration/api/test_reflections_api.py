@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from devkit.db import Conn, one
 from tests.integration.api.conftest import User
-from tests.support import Conn, one, queue_messages, seed_attempt, seed_voice, transition
+from tests.support import queue_messages, seed_attempt, seed_voice, transition
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 

@@ -13,10 +13,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 from litestar.types import Message
 
+from devkit.db import Conn
 from tests.integration.api.conftest import User
 from tests.integration.api.test_hostile_bodies import JSON_ROUTES, _concrete
 from tests.integration.api.test_nul_characters import rows
-from tests.support import Conn
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 #: The JSON limit by default (VOICEGATE_JSON_BODY_BYTES).

@@ -11,10 +11,10 @@ from typing import Any
 import psycopg
 from litestar.testing import AsyncTestClient
 
-from backend.samples.service import LIST_LIMIT
-from tests.e2e.conftest import speech_wav
+from backend.samples.upload import LIST_LIMIT
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn
 from tests.integration.api.conftest import User
-from tests.support import Conn
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 

@@ -17,10 +17,11 @@ from litestar.testing import AsyncTestClient
 from backend.errors import StorageUnavailable
 from backend.storage import integrity
 from backend.synthesis.step import BUCKET, render_path
-from tests.e2e.conftest import speech_wav
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn, one
 from tests.integration.api.conftest import User
 from tests.integration.api.test_sample_list import upload
-from tests.support import Conn, one, seed_attempt, seed_voice
+from tests.support import seed_attempt, seed_voice
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 

@@ -17,11 +17,11 @@ from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
-from tests.e2e.conftest import speech_wav
+from devkit.audio_corpus import speech_wav
+from devkit.db import Conn
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_nul_characters import rows
 from tests.integration.api.test_request_gate import Received, call
-from tests.support import Conn
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 #: Seconds of work the test's server takes on: with no pace measured, 3 messages (a message a second).

@@ -22,11 +22,11 @@ import pytest
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
 from backend.webhooks.service import MAX_ENDPOINTS
-from tests.fakes import serve
+from devkit.db import Conn, one
+from fakes import serve
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_reflection_voice_api import WAV
 from tests.integration.api.test_voice_names import engine_voice, ready_sample
-from tests.support import Conn, one
 
 Client = httpx.AsyncClient
 #: Requests one burst sends at once, half to each app.

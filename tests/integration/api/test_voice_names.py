@@ -14,12 +14,13 @@ from typing import Any
 import httpx
 from litestar.testing import AsyncTestClient
 
+from devkit.db import Conn, one, seed_consent
 from tests.integration.api.conftest import User
 from tests.integration.api.test_clone_api import WAV as FINALIZE_WAV
 from tests.integration.api.test_clone_api import put_sample, upload_url
 from tests.integration.api.test_reflection_voice_api import clone
 from tests.integration.api.test_reflections_api import new_reflection
-from tests.support import Conn, one, seed_attempt, seed_consent, seed_voice
+from tests.support import seed_attempt, seed_voice
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 

@@ -13,8 +13,9 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from devkit.db import Conn, create_user, seed_consent, seed_reflection
 from tests.integration.api.conftest import User
-from tests.support import Conn, acting_as, create_user, seed_attempt, seed_consent, seed_reflection, seed_voice
+from tests.support import acting_as, seed_attempt, seed_voice
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 PRINT = bytes(range(256)) * 4  # 1,024 bytes: 256 float32 values

@@ -16,9 +16,10 @@ from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
 from backend.webhooks.service import EVENT_TYPES, MAX_ENDPOINTS
+from devkit.certs import make_chain
+from devkit.db import Conn, one
 from tests.integration.api.conftest import JWT_SECRET, User
-from tests.support import Conn, acting_as, one
-from tests.unit.provenance.certs import make_chain
+from tests.support import acting_as
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 RECEIVER = "http://127.0.0.1:9/hooks/voicegate"

@@ -19,7 +19,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from backend.auth.config import JWKS_PATH, AuthSettings
 from backend.auth.verify import TokenVerifier
-from tests.fakes import serve
+from fakes import serve
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]

@@ -19,9 +19,10 @@ from backend.cpu import CpuExecutor
 from backend.db.units import Database
 from backend.records import attempts
 from backend.settings import settings_from_env
+from devkit.db import Conn, create_user, one
 from queue_consumers.worker import build_consumers
 from tests.integration.conftest import open_lifecycle
-from tests.support import Conn, create_user, local_attempt, one, seed_attempt, seed_voice
+from tests.support import local_attempt, seed_attempt, seed_voice
 
 WORKER = "worker-lease"
 

@@ -27,8 +27,8 @@ from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, ServerBusy, StorageUnavailable
 from backend.outages import Outage
 from backend.settings import settings_from_env
+from devkit.db import Conn, one
 from queue_consumers.runtime import ConsumerConfig, Gate, Message, QueueConsumer
-from tests.support import Conn, one
 
 QUEUE = "voice_synthesis"  # any queue with notify-on-insert; nothing else consumes it in these tests
 

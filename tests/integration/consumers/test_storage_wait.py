@@ -34,13 +34,14 @@ from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.errors import StorageUnavailable
 from backend.settings import settings_from_env, with_auth
+from devkit.audio_corpus import speech_wav
+from devkit.db import create_user, one, seed_consent
 from queue_consumers.handlers import queue_routes
 from queue_consumers.runtime import Message, QueueConsumer
 from queue_consumers.worker import build_consumers
-from tests.e2e.conftest import speech_wav
 from tests.integration.api.conftest import JWT_SECRET
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, local_attempt, one, seed_consent
+from tests.support import local_attempt
 
 Db = psycopg.Connection[Any]
 METRIC = "voicegate_queue_storage_wait_exceeded_total"

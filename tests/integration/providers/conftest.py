@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.fakes import CartesiaFake, ElevenLabsFake, QwenFake, serve
-from tests.fakes.testing import CARTESIA_KEY, ELEVEN_KEY, QWEN_KEY
+from fakes import CartesiaFake, ElevenLabsFake, QwenFake, serve
+from tests.provider_support import CARTESIA_KEY, ELEVEN_KEY, QWEN_KEY
 
 
 @pytest.fixture

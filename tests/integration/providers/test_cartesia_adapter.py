@@ -17,10 +17,9 @@ from backend.providers.errors import (
     TransientProviderError,
     VoiceNotFoundError,
 )
-from tests.fakes import CartesiaFake, Fault
-from tests.fakes.cartesia import CartesiaVoice
-from tests.fakes.samples import wav_sample
-from tests.fakes.testing import CARTESIA_KEY, FAST_POLICY, SHORT_TIMEOUT, settings_for
+from fakes import CartesiaFake, Fault
+from fakes.cartesia import CartesiaVoice
+from tests.provider_support import CARTESIA_KEY, FAST_POLICY, SHORT_TIMEOUT, settings_for, wav_sample
 
 
 def make(

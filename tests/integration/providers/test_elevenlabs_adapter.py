@@ -14,9 +14,8 @@ from backend.providers.base import ProviderVoice
 from backend.providers.elevenlabs import KEY_LABEL, ElevenLabsProvider
 from backend.providers.enrolment import key_marker
 from backend.providers.errors import PermanentProviderError, TransientProviderError, VoiceNotFoundError
-from tests.fakes import ElevenLabsFake, Fault
-from tests.fakes.samples import wav_sample
-from tests.fakes.testing import ELEVEN_KEY, FAST_POLICY, SHORT_TIMEOUT, settings_for
+from fakes import ElevenLabsFake, Fault
+from tests.provider_support import ELEVEN_KEY, FAST_POLICY, SHORT_TIMEOUT, settings_for, wav_sample
 
 
 def make(url: str, client: httpx.AsyncClient, rng: random.Random, **kwargs: Any) -> ElevenLabsProvider:

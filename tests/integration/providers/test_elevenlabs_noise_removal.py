@@ -18,12 +18,11 @@ from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.samples.step import process_sample
-from tests.audio_corpus import RATE, noise, recording, rms, speech_mono, wav_bytes
-from tests.e2e.conftest import speech_wav
-from tests.fakes import ElevenLabsFake
-from tests.fakes.testing import ELEVEN_KEY
+from devkit.audio_corpus import RATE, noise, recording, rms, speech_mono, speech_wav, wav_bytes
+from devkit.db import create_user, one, seed_consent
+from fakes import ElevenLabsFake
 from tests.integration.conftest import open_lifecycle
-from tests.support import create_user, one, seed_consent
+from tests.provider_support import ELEVEN_KEY
 
 BUCKET = "voice-samples"
 

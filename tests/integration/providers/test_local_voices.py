@@ -18,7 +18,7 @@ from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.local.engine import PITCH_TO_FORMANT, formant_ratio, voice_traits
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.providers.local.provider import LocalProvider
-from backend.providers.wav import wav_to_float
+from backend.wav import wav_to_float
 
 #: A profile as the Piper + WORLD engine stored it (a man's voice read by espeak-ng at 99 Hz): every field
 #: that engine measured, no ``formants_hz``.

@@ -20,9 +20,8 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.qwen import TARGET_MODEL, QwenProvider
-from tests.fakes import Fault, QwenFake, RecordedRequest
-from tests.fakes.samples import wav_sample
-from tests.fakes.testing import FAST_POLICY, QWEN_KEY, SHORT_TIMEOUT, settings_for
+from fakes import Fault, QwenFake, RecordedRequest
+from tests.provider_support import FAST_POLICY, QWEN_KEY, SHORT_TIMEOUT, settings_for, wav_sample
 
 CUSTOMIZATION = "/api/v1/services/audio/tts/customization"
 GENERATION = "/api/v1/services/aigc/multimodal-generation/generation"

@@ -50,10 +50,10 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.qwen import ENROLMENT_MODEL, QwenProvider
-from tests.fakes import FakeProvider, RecordedRequest, serve
-from tests.fakes.audio import tone_pcm, tone_wav
-from tests.fakes.core import Response, Streamed, json_response
-from tests.fakes.testing import FAST_POLICY, QWEN_KEY, settings_for
+from fakes import FakeProvider, RecordedRequest, serve
+from fakes.audio import tone_pcm, tone_wav
+from fakes.core import Response, Streamed, json_response
+from tests.provider_support import FAST_POLICY, QWEN_KEY, settings_for
 
 # The 2.0 client warns on every audio call that its audio API is a preview.
 pytestmark = pytest.mark.filterwarnings("ignore:dashscope 2.0 audio API is a preview:FutureWarning")

@@ -22,11 +22,10 @@ from backend.providers.errors import (
 )
 from backend.providers.selfhosted import SelfhostedProvider
 from backend.providers.selfhosted_store import InMemoryReferenceStore
-from tests.fakes import Fault, SelfhostedFake, serve
-from tests.fakes.core import FakeProvider, RecordedRequest, Response
-from tests.fakes.samples import wav_sample
-from tests.fakes.selfhosted import MODEL
-from tests.fakes.testing import FAST_POLICY, settings_for
+from fakes import Fault, SelfhostedFake, serve
+from fakes.core import FakeProvider, RecordedRequest, Response
+from fakes.selfhosted import MODEL
+from tests.provider_support import FAST_POLICY, settings_for, wav_sample
 
 KEY = "vg-attempt-1"
 

@@ -33,13 +33,12 @@ from backend.providers.enrolment import selfhosted_voice_name
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.selfhosted import INLINE_RECHECK_S, SelfhostedProvider
 from backend.providers.selfhosted_store import InlineVoice, InMemoryReferenceStore
-from backend.providers.wav import pcm16_to_wav
-from tests.fakes import SelfhostedFake, serve
-from tests.fakes.audio import tone_pcm
-from tests.fakes.core import RecordedRequest, Response, Streamed, chunked
-from tests.fakes.samples import wav_sample
-from tests.fakes.selfhosted import DEFAULT_PITCH, MODEL, SelfhostedVoice, voice_pitch
-from tests.fakes.testing import FAST_POLICY, settings_for
+from backend.wav import pcm16_to_wav
+from fakes import SelfhostedFake, serve
+from fakes.audio import tone_pcm
+from fakes.core import RecordedRequest, Response, Streamed, chunked
+from fakes.selfhosted import DEFAULT_PITCH, MODEL, SelfhostedVoice, voice_pitch
+from tests.provider_support import FAST_POLICY, settings_for, wav_sample
 
 KEY = "vg-attempt-1"
 TEXT = "The first move is what sets everything in motion."

@@ -40,10 +40,10 @@ import pytest
 from backend.providers.base import ProviderVoice
 from backend.providers.enrolment import selfhosted_voice_name
 from backend.providers.selfhosted import NOT_AUDIO, data_url
-from tests.fakes import SelfhostedFake, serve
-from tests.fakes.audio import tone_wav
-from tests.fakes.core import RecordedRequest
-from tests.fakes.selfhosted import MODEL, SelfhostedVoice
+from fakes import SelfhostedFake, serve
+from fakes.audio import tone_wav
+from fakes.core import RecordedRequest
+from fakes.selfhosted import MODEL, SelfhostedVoice
 from tests.integration.providers.test_selfhosted_adapter import KEY, enrol, make
 
 TEXT = "The first move is what sets everything in motion."  # 49 characters: 2.45 s of fake audio

@@ -22,14 +22,14 @@ from backend.providers.elevenlabs import ElevenLabsProvider
 from backend.providers.errors import PermanentProviderError, TransientProviderError
 from backend.providers.qwen import QwenProvider
 from backend.providers.selfhosted import SelfhostedProvider
-from tests.fakes import CartesiaFake, ElevenLabsFake, FakeProvider, Fault, QwenFake, SelfhostedFake, serve
-from tests.fakes.audio import tone_wav
-from tests.fakes.cartesia import CartesiaVoice
-from tests.fakes.elevenlabs import ElevenVoice
-from tests.fakes.qwen import QwenVoice
-from tests.fakes.selfhosted import MODEL as SELFHOSTED_MODEL
-from tests.fakes.selfhosted import SelfhostedVoice
-from tests.fakes.testing import CARTESIA_KEY, ELEVEN_KEY, FAST_POLICY, QWEN_KEY, settings_for
+from fakes import CartesiaFake, ElevenLabsFake, FakeProvider, Fault, QwenFake, SelfhostedFake, serve
+from fakes.audio import tone_wav
+from fakes.cartesia import CartesiaVoice
+from fakes.elevenlabs import ElevenVoice
+from fakes.qwen import QwenVoice
+from fakes.selfhosted import MODEL as SELFHOSTED_MODEL
+from fakes.selfhosted import SelfhostedVoice
+from tests.provider_support import CARTESIA_KEY, ELEVEN_KEY, FAST_POLICY, QWEN_KEY, settings_for
 
 TEXT = "The first move is what sets everything in motion."  # 49 characters: 2.45 s of fake audio
 #: What the fakes speak for a text: 0.05 s a character, as 16-bit PCM at 24 kHz.

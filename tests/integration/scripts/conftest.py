@@ -18,12 +18,13 @@ from psycopg.rows import dict_row
 
 from backend.providers.enrolment import key_marker
 from backend.providers.enrolment import qwen_preferred_name as preferred_name
-from tests.fakes import CartesiaFake, ElevenLabsFake, QwenFake, serve
-from tests.fakes.cartesia import CartesiaVoice
-from tests.fakes.elevenlabs import ElevenVoice
-from tests.fakes.qwen import QwenVoice
-from tests.fakes.testing import CARTESIA_KEY, ELEVEN_KEY, QWEN_KEY
-from tests.support import create_user, one, seed_reflection, seed_voice, transition
+from devkit.db import create_user, one, seed_reflection
+from fakes import CartesiaFake, ElevenLabsFake, QwenFake, serve
+from fakes.cartesia import CartesiaVoice
+from fakes.elevenlabs import ElevenVoice
+from fakes.qwen import QwenVoice
+from tests.provider_support import CARTESIA_KEY, ELEVEN_KEY, QWEN_KEY
+from tests.support import seed_voice, transition
 
 # Every table a script may touch; a dry run must leave all of them exactly as they were.
 SNAPSHOT_TABLES = (

@@ -12,11 +12,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from devkit.db import one, seed_consent
+from fakes import SelfhostedFake, serve
+from fakes.selfhosted import SelfhostedVoice
 from scripts.migrate_voices import main
-from tests.fakes import SelfhostedFake, serve
-from tests.fakes.selfhosted import SelfhostedVoice
 from tests.integration.scripts.conftest import Fakes, Runner, Scene, audit_events, snapshot
-from tests.support import one, seed_consent
 
 
 @pytest.fixture

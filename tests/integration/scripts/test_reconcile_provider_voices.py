@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from devkit.db import one
 from scripts.reconcile_provider_voices import main
-from tests.fakes.testing import CARTESIA_KEY
 from tests.integration.scripts.conftest import (
     PINNED,
     REALTIME,
@@ -22,7 +22,7 @@ from tests.integration.scripts.conftest import (
     snapshot,
     summary_counts,
 )
-from tests.support import one
+from tests.provider_support import CARTESIA_KEY
 
 ALL_FIXES = ("--adopt", "--delete-orphans", "--reclone-zombies", "--fix-models")
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import psycopg
 
+from devkit.db import one
 from scripts.repair_voice_mirror import main
 from tests.integration.scripts.conftest import Runner, Scene, audit_events, snapshot, summary_counts
-from tests.support import mirror, one
+from tests.support import mirror
 
 
 def expected_mirror(db: psycopg.Connection[Any], attempt_id: object) -> dict[str, Any]:

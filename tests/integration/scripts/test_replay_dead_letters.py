@@ -9,9 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from devkit.db import one
 from scripts.replay_dead_letters import main
 from tests.integration.scripts.conftest import Runner, Scene, audit_events, snapshot, summary_counts
-from tests.support import one, queue_messages
+from tests.support import queue_messages
 
 
 def dead_letter(db: psycopg.Connection[Any], source_queue: str, message: dict[str, Any], error: str) -> int:

@@ -20,21 +20,21 @@ import pytest
 
 from backend.clone import preview_step
 from backend.clone.preview_step import preview_path
+from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage.in_process import standalone_storage
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
-from backend.samples import service as samples
-from backend.samples.service import processed_path, upload_path, voice_sample_path
+from backend.samples import upload as samples
+from backend.samples.upload import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
 from backend.storage import orphans
 from backend.synthesis import step as synthesis
 from backend.synthesis.step import render_path
+from devkit.db import one, seed_consent
 from queue_consumers.maintenance import sweep as maintenance_sweep
 from scripts.status import main as status_main
 from scripts.sweep_orphan_objects import main
 from tests.integration.scripts.conftest import Runner, Scene, audit_events, snapshot
-from tests.support import one, seed_consent
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
 OLD = timedelta(hours=2)  # past the default grace period of an hour

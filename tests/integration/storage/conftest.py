@@ -22,8 +22,8 @@ from backend.db.pool import Pool, create_pool
 from backend.db.units import Database
 from backend.embedded.storage.routes import storage_router
 from backend.settings import Settings
-from tests.fakes.server import serve
-from tests.support import create_user
+from devkit.db import create_user
+from fakes.server import serve
 
 # One secret signs access tokens and URL tokens, as the lead wires it (the project JWT secret).
 SECRET = "storage-test-secret-0123456789abcdef-0123456789"

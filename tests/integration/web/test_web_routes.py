@@ -24,10 +24,10 @@ from backend.embedded.dev_users import DEV_USER_EMAIL
 from backend.http.web import STATIC_DIR
 from backend.settings import settings_from_env, with_auth
 from backend.voiceprint import THRESHOLD
-from tests.e2e.conftest import speech_wav
+from devkit.audio_corpus import speech_wav
+from devkit.certs import make_chain
+from devkit.db import Conn
 from tests.integration.api.conftest import JWT_SECRET
-from tests.support import Conn
-from tests.unit.provenance.certs import make_chain
 
 PUBLISHABLE = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
 #: Everything a page or the docs may reference: this server's own paths, or a fragment.

@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 
 from backend.app import create_app
 from backend.records.attempts import VoiceMirror
-from backend.samples.service import SampleForm
+from backend.samples.upload import SampleForm
 from backend.settings import settings_from_env, with_auth
 
 UNAUTHENTICATED = {"/healthz", "/readyz", "/metrics", "/config.json", "/dev/session"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.audio_corpus import build_corpus
+from devkit.audio_corpus import build_corpus
 
 
 @pytest.fixture(scope="session")
 def corpus() -> dict[str, bytes]:
-    """Every corpus file by name (see tests/audio_corpus.py)."""
+    """Every corpus file by name (see devkit/audio_corpus.py)."""
     return build_corpus()

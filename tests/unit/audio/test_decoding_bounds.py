@@ -9,7 +9,7 @@ import pytest
 from backend.audio.decode import DURATION_TOLERANCE_S, MIN_BITRATE_BPS, decode_audio
 from backend.audio.errors import AudioRejected
 from backend.audio.pipeline import analyse_bytes
-from tests.audio_corpus import RATE, encode, flac_bomb, speech_mono, wav_bytes, wav_claiming
+from devkit.audio_corpus import RATE, encode, flac_bomb, speech_mono, wav_bytes, wav_claiming
 
 BOMB_FRAME_S = 65535 / 8000  # the bombs' FLAC frame: decoding stops within one of them past the bound
 

@@ -21,7 +21,7 @@ from backend.audio import decode, ffmpeg
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
 from backend.settings import SettingsError, settings_from_env
-from tests.audio_corpus import RATE, encode, speech_mono, tone, wav_bytes
+from devkit.audio_corpus import RATE, encode, speech_mono, tone, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
 # FFmpeg's libraries (PyAV's wheel maps them on `import av`) and the GPL encoders they link.

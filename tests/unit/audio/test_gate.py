@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend.audio.gate import SpectralGate
-from tests.audio_corpus import noise, rms, speech_mono
+from devkit.audio_corpus import noise, rms, speech_mono
 
 PROP_DECREASE = 0.8
 

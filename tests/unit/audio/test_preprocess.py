@@ -19,7 +19,7 @@ from backend.audio.errors import AudioRejected
 from backend.audio.pipeline import analyse_bytes, prepare_for, prepare_sample
 from backend.audio.process import PEAK_CEILING_DBTP, TARGET_LUFS, TRIM_PAD_S
 from backend.providers.registry import sample_rules
-from tests.audio_corpus import LEAD_S, recording, speech_mono
+from devkit.audio_corpus import LEAD_S, recording, speech_mono
 
 F64 = npt.NDArray[np.float64]
 

@@ -15,7 +15,7 @@ from backend.audio.errors import UnsupportedOrCorruptAudio
 from backend.audio.render import PIECE_PAUSE_S, marked_preview, marked_wav, render_as_mp3
 from backend.audio.sniff import sniff_audio
 from backend.watermark import detect
-from tests.audio_corpus import encode, speech_mono, wav_bytes
+from devkit.audio_corpus import encode, speech_mono, wav_bytes
 
 RATE = 24000
 

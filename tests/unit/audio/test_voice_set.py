@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from backend.audio.voice_set import JOIN_PAUSE_S, Member, Traits, joined, set_report, voice_traits
-from backend.providers.wav import float_to_wav, wav_to_float, with_comment
-from tests.audio_corpus import speech_mono
-from tests.speech_maker import speak
+from backend.wav import float_to_wav, wav_to_float, with_comment
+from devkit.audio_corpus import speech_mono
+from devkit.speech_maker import speak
 
 RATE = 24000
 

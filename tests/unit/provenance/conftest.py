@@ -11,7 +11,7 @@ import pytest
 
 from backend.provenance import ProvenanceSigner, SynthesisClaim
 from backend.settings import settings_from_env
-from tests.audio_corpus import encode, noise, tone, wav_bytes
+from devkit.audio_corpus import encode, noise, tone, wav_bytes
 
 RATE = 24000
 

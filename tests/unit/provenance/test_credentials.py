@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from backend.provenance import SYNTHESIS_ASSERTION, ProvenanceSigner, SynthesisClaim, Verifier
 from backend.provenance.devca import load_or_create_dev_credentials, pem_of
 from backend.settings import SettingsError, settings_from_env
-from tests.unit.provenance.certs import DAY, NOW, Chain, make_chain, reissue
+from devkit.certs import DAY, NOW, Chain, make_chain, reissue
 
 CLAIM = SynthesisClaim(
     voice_id=uuid.uuid4(), provider="elevenlabs", model="eleven_v3", consent_id=uuid.uuid4(), consent_version="v7"

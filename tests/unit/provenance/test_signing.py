@@ -28,7 +28,7 @@ from backend.provenance.verify import c2pa_settings
 from backend.providers.base import SampleRef
 from backend.providers.local.provider import LocalProvider
 from backend.settings import settings_from_env
-from tests.audio_corpus import encode, wav_bytes
+from devkit.audio_corpus import encode, wav_bytes
 from tests.unit.provenance.conftest import RATE
 
 

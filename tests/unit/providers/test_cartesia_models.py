@@ -10,7 +10,7 @@ from backend.providers import cartesia_models
 from backend.providers.cartesia import CartesiaProvider
 from backend.providers.errors import UnsupportedLanguageError
 from backend.providers.registry import check_enrolment_language
-from tests.fakes.testing import CARTESIA_KEY, settings_for
+from tests.provider_support import CARTESIA_KEY, settings_for
 
 
 @pytest.mark.parametrize(

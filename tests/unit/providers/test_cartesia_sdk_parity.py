@@ -34,10 +34,9 @@ from backend.providers.errors import (
     TransientProviderError,
     VoiceNotFoundError,
 )
-from tests.fakes.audio import tone_pcm, tone_wav
-from tests.fakes.core import parse_multipart
-from tests.fakes.samples import wav_sample
-from tests.fakes.testing import CARTESIA_KEY, FAST_POLICY, settings_for
+from fakes.audio import tone_pcm, tone_wav
+from fakes.core import parse_multipart
+from tests.provider_support import CARTESIA_KEY, FAST_POLICY, settings_for, wav_sample
 
 BASE_URL = "https://api.cartesia.ai"
 VERSION = "2026-03-01"

@@ -45,8 +45,8 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.http import RetryPolicy
-from tests.fakes.core import RecordedRequest
-from tests.fakes.testing import ELEVEN_KEY, settings_for
+from fakes.core import RecordedRequest
+from tests.provider_support import ELEVEN_KEY, settings_for
 
 BASE_URL = "https://api.elevenlabs.test"
 ANSWERS: dict[str, dict[str, Any]] = json.loads(Path(__file__).with_name("elevenlabs_answers.json").read_text())

@@ -21,7 +21,7 @@ from backend.providers.local.language import foreign_words, refusal
 from backend.providers.local.profile import VoiceProfile
 from backend.providers.local.provider import InMemoryProfileStore, LocalProvider, LocalVoice
 from backend.providers.registry import check_enrolment_language, check_speakable, sample_rules
-from backend.providers.wav import float_to_wav
+from backend.wav import float_to_wav
 
 READABLE = [
     "Hello there.",

@@ -21,8 +21,8 @@ from backend.providers.local.provider import (
     LocalProvider,
     phrases,
 )
-from backend.providers.wav import float_to_wav, wav_to_float
 from backend.text import pieces
+from backend.wav import float_to_wav, wav_to_float
 
 RATE = 24000
 SHORT = "Please call Stella and ask her to bring these things."

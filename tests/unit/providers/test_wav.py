@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from backend.providers.wav import MAX_WAV_HEADER, WavFormat, pcm16_to_wav, wav_format, wav_to_pcm16
-from tests.fakes.audio import tone_pcm
-from tests.fakes.selfhosted import float_wav, streamed_wav_header
+from backend.wav import MAX_WAV_HEADER, WavFormat, pcm16_to_wav, wav_format, wav_to_pcm16
+from fakes.audio import tone_pcm
+from fakes.selfhosted import float_wav, streamed_wav_header
 
 
 def riff(*chunks: tuple[bytes, bytes]) -> bytes:

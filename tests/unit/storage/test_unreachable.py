@@ -12,7 +12,7 @@ import pytest
 from backend.errors import StorageUnavailable
 from backend.outages import STORAGE
 from backend.storage.client import SupabaseObjectStorage, answers
-from tests.fakes import serve
+from fakes import serve
 
 
 @pytest.fixture(autouse=True)

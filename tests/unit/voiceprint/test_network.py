@@ -8,8 +8,8 @@ import pytest
 
 from backend.voiceprint import features, weights
 from backend.voiceprint.encoder import shared_encoder
+from devkit.voiceprint_numpy import NumpyEncoder
 from tests.unit.voiceprint.conftest import Clip
-from tests.voiceprint_numpy import NumpyEncoder
 
 #: Samples that resemblyzer 0.1.4's own `preprocess_wav` (its audio.py, with librosa 0.11 and scipy's
 #: binary_dilation) kept of each clip, run once outside the project (2026-11-26).

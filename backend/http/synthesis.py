@@ -22,7 +22,7 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.idempotency import idempotent
-from backend.synthesis import history, service
+from backend.synthesis import history, types
 
 
 class CloneJobsController(Controller):
@@ -52,8 +52,8 @@ class CloneJobsController(Controller):
         request: Request[Any, Any, Any],
         claims: Caller,
         synthesis: Synthesis,
-        data: JSONBody[service.CloneRequest],
-    ) -> Response[service.JobAccepted]:
+        data: JSONBody[types.CloneRequest],
+    ) -> Response[types.JobAccepted]:
         """`{sampleId or voiceId, text}` → 202 {jobId}; a sample without a voice is cloned first.
 
         With an `Idempotency-Key`, the same body replays the first 202.
@@ -66,7 +66,7 @@ class CloneJobsController(Controller):
         )
 
     @get("/{job_id:uuid}/status", summary="Where the job got to", responses=problems(*BY_ID))
-    async def status(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> service.JobStatus:
+    async def status(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> types.JobStatus:
         """`queued`, `processing`, `succeeded` or `failed` (with the error)."""
         return await synthesis.job_status(claims, job_id)
 
@@ -75,7 +75,7 @@ class CloneJobsController(Controller):
         summary="A short-lived URL of the job's audio (WAV)",
         responses=problems(*BY_ID, 409),
     )
-    async def result(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> service.JobResult:
+    async def result(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> types.JobResult:
         """`{audioUrl}`, valid for a few minutes; 409 while the job runs, after it failed, or when its file
         has changed since voicegate stored it (`stored_object_altered`: never served)."""
         return await synthesis.job_result(claims, job_id)
@@ -109,7 +109,7 @@ class CloneJobsController(Controller):
         summary="Cancel a queued or running job",
         responses=problems(*BY_ID, 409),
     )
-    async def cancel(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> service.JobStatus:
+    async def cancel(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> types.JobStatus:
         """The job, now `canceled`: a run speaking it stops at its next part and stores nothing; 409
         `synthesis_ended` once it has ended."""
         return await synthesis.cancel_job(claims, job_id)

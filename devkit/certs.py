@@ -1,4 +1,5 @@
-"""Signing chains for the tests: the dev CA's certificate profile, and certificates bent out of it."""
+"""Signing chains for the tests and the benchmarks: the dev CA's certificate profile, and certificates bent
+out of it."""
 
 from __future__ import annotations
 

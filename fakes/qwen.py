@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.audio import tone_pcm, tone_wav, wav_info
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
+from fakes.audio import tone_pcm, tone_wav, wav_info
+from fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 CUSTOMIZATION = "/api/v1/services/audio/tts/customization"
 GENERATION = "/api/v1/services/aigc/multimodal-generation/generation"

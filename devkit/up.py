@@ -1,5 +1,5 @@
-"""A real `voicegate up` as a subprocess on free ports, for the end-to-end tests: start it, wait for it,
-and mint a dev token against it with `voicegate token`."""
+"""A real `voicegate up` as a subprocess on free ports, for the end-to-end tests and the benchmarks: start it,
+wait for it, mint a dev token against it with `voicegate token`, and start `voicegate worker` beside it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import httpx
 
 from backend.embedded.postgres import EmbeddedPostgres, for_data_dir, free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass

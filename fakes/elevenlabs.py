@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.audio import mp3_of, tone_pcm, wav_info
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
+from fakes.audio import mp3_of, tone_pcm, wav_info
+from fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 OUTPUT_FORMATS = [
     "mp3_22050_32",

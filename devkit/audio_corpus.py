@@ -1,12 +1,13 @@
 """A generated audio corpus for the audio pipeline's tests and benchmark (nothing is committed).
 
-Speech comes from the espeak-ng executable (``tests/speech_maker.py``); the other files are tones,
+Speech comes from the espeak-ng executable (``devkit/speech_maker.py``); the other files are tones,
 noise, silence, damaged bytes and lying headers; encodings are made by ffmpeg. ``build_corpus``
 makes every file once; the tests cache it per session.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import subprocess
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backend.audio.ffmpeg import find_ffmpeg
-from tests.speech_maker import speak
+from devkit.speech_maker import speak
 
 F32 = npt.NDArray[np.float32]
 RATE = 48000
@@ -54,6 +55,13 @@ def recording(voice: F32, rate: int = RATE, *, lead_s: float = LEAD_S, seed: int
     pad = np.zeros(int(lead_s * rate), dtype=np.float32)
     signal = np.concatenate([pad, voice, pad])
     return signal + noise(signal.size / rate, ROOM_TONE_RMS, rate, seed=seed)
+
+
+@functools.cache
+def speech_wav(seconds: float = 6.0, seed: int = 0) -> bytes:
+    """A mono 48 kHz WAV of espeak-ng speech with silence and room tone around it; another `seed`
+    gives other sentences (ElevenLabs refuses a file it has already been sent)."""
+    return wav_bytes(recording(speech_mono(seconds, seed=seed), seed=seed + 1))
 
 
 def noise(seconds: float, rms: float, rate: int = RATE, *, seed: int = 2) -> F32:

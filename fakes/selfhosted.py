@@ -42,8 +42,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tests.fakes.audio import pcm_wav, tone_pcm, wav_info
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
+from fakes.audio import pcm_wav, tone_pcm, wav_info
+from fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 Mode = Literal["registry", "inline", "modal", "chatterbox"]
 MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"

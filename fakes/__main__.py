@@ -1,10 +1,10 @@
 """Run the providers' fakes in the foreground.
 
-``python -m tests.fakes qwen --port 8801`` serves one fake until interrupted. ``python -m tests.fakes all``
+``python -m fakes qwen --port 8801`` serves one fake until interrupted. ``python -m fakes all``
 serves every fake on a free loopback port, prints one JSON line, ``{"urls": {provider: url}, "env":
 {variable: value}}`` (the environment that makes them voicegate's providers), and serves until its standard
 input closes: `voicegate up --fake-providers` runs it as a program of its own, so no product module
-imports the tests, and the fakes end with the `up` that started them, however it ends.
+imports the fakes, and the fakes end with the `up` that started them, however it ends.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 
-from tests.fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, SelfhostedFake, serve
+from fakes import CartesiaFake, ElevenLabsFake, FakeProvider, QwenFake, SelfhostedFake, serve
 
 FAKES: dict[str, type[FakeProvider]] = {
     "qwen": QwenFake,

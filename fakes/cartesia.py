@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.audio import tone_pcm, tone_wav
-from tests.fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
+from fakes.audio import tone_pcm, tone_wav
+from fakes.core import FakeProvider, RecordedRequest, Response, Streamed, chunked, json_response
 
 VERSIONS = ("2024-06-10", "2024-11-13", "2025-04-16", "2026-03-01")
 LANGUAGES = frozenset(

@@ -1,0 +1,306 @@
+"""Voice samples: the one write path every sample takes (consent, checks, upload, row), where samples
+live in Storage, and what their owner may see of them.
+
+Every upload route stores its sample through here: `POST /api/v1/voice-samples` (checked on the
+`voice_sample_process` queue), the reflection clone route and the upload-then-finalize flow (both
+checked by the clone attempt itself). Nothing is written before every check passed; an object is
+uploaded before its rows and removed again when they cannot be written, so a fault leaves neither an
+orphaned object nor a half row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Final
+
+import msgspec
+
+from backend.audio.report import QualityReport
+from backend.audio.sniff import sniff_audio
+from backend.consents.service import GivenConsent, Origin, Policy, require_consent
+from backend.db.connection import Connection
+from backend.db.execute import fetch_optional
+from backend.db.queries import load_queries
+from backend.errors import SampleTooLarge, StorageUnavailable, UnsupportedAudio
+from backend.failpoints import failpoint
+from backend.fields import Label, LanguageTag, Name, Text
+from backend.providers.config import Provider, ProviderSettings
+from backend.providers.registry import check_enrolment_language, sample_rules
+from backend.records.rows import fetch_record
+from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.storage.client import ObjectStorage
+
+log = logging.getLogger(__name__)
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+BUCKET: Final = "voice-samples"
+#: How long a sample's listening URL works: to play it once, not to share it.
+AUDIO_URL_SECONDS: Final = 300
+#: Most samples one list answer holds (retention keeps a user's list short anyway).
+LIST_LIMIT: Final = 200
+
+
+class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The text fields of a sample upload (besides its `file` part)."""
+
+    consent: bool = False
+    #: A verified spoken consent to store the sample under (`POST /api/v1/consents`), instead of the checkbox.
+    consent_id: uuid.UUID | None = msgspec.field(default=None, name="consentId")
+    #: The sample's name, and the consent's subject when `subject_name` is not given.
+    name: Label | None = None
+    language: LanguageTag | None = None
+    transcript: Text | None = None
+    provider: Provider | None = None
+    subject_name: Name | None = None
+    #: The optional consent to keep the sample while the voice exists, so it can be moved to another provider.
+    keep_sample: bool = False
+
+
+@dataclass
+class ReceivedUpload:
+    """The text fields and the one file of a sample upload, spooled (see `backend.http.sample_upload`)."""
+
+    fields: dict[str, str]
+    file: IO[bytes]
+    size: int = 0
+    sha256: str = ""
+    filename: str | None = None
+    declared_type: str | None = None
+    head: bytes = b""
+    _hash: Any = field(default_factory=hashlib.sha256, repr=False)
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self.file.close()
+
+
+@dataclass(frozen=True)
+class SampleUpload:
+    """A received sample: the spooled file, the form, where it came from, and what identifies the request
+    for an Idempotency-Key (the same fields and the same file bytes, by hash, are the same request)."""
+
+    upload: ReceivedUpload
+    form: SampleForm
+    origin: Origin
+    fingerprint: str
+
+    def consent(self, policy: Policy, *, subject_name: str | None = None) -> GivenConsent:
+        """What the upload says of its consent, under the deployment's `policy` (VOICEGATE_CONSENT); the
+        subject, for a consent ticked now, is `subject_name`, else the sample's name."""
+        form = self.form
+        return GivenConsent(
+            checkbox=form.consent,
+            consent_id=form.consent_id,
+            subject_name=form.subject_name or subject_name or form.name or "My voice",
+            origin=self.origin,
+            policy=policy,
+            keep_sample=form.keep_sample,
+        )
+
+
+class NewSample(msgspec.Struct, frozen=True, kw_only=True):
+    """A sample that passed the checks made before anything is stored: where it goes, and its row-to-be
+    (the consent is recorded in the transaction that writes the row)."""
+
+    sample_id: uuid.UUID
+    owner_id: uuid.UUID
+    voice_id: uuid.UUID | None
+    path: str
+    declared_type: str | None
+    sniffed_type: str
+    size_bytes: int | None
+    provider: str
+    transcript: str | None
+    language: str | None
+    consent_id: uuid.UUID | None = None
+    #: What its owner calls it (the upload's `name`), None when unnamed.
+    name: str | None = None
+
+
+class SampleAccepted(msgspec.Struct, rename="camel"):
+    """`202` of `POST /api/v1/voice-samples`: the sample is stored and queued for checking."""
+
+    sample_id: uuid.UUID
+    status: VoiceSampleStatus
+    provider: str
+    expires_at: datetime
+
+
+class SampleStatus(msgspec.Struct, rename="camel"):
+    """A sample as its owner sees it: where checking got to, and what was measured."""
+
+    sample_id: uuid.UUID
+    status: VoiceSampleStatus
+    provider: str | None
+    sniffed_type: str | None
+    size_bytes: int | None
+    duration_ms: int | None
+    sample_rate: int | None
+    channels: int | None
+    #: What was measured on the upload, with a verdict and advice; null until checked.
+    quality: QualityReport | None
+    #: Why the sample was refused (`failed` only), in words a user can act on; it begins with the refusal's
+    #: code where it has one: `speaker_mismatch: the speech from 4.2 s to 24.0 s is not the consent's speaker
+    #: …` (or, judged as a whole, `… the speaker matches the consent's at 0.52, below 0.74`), `mixed_speakers:
+    #: the speech from 4.2 s to 7.3 s is not the voice of the rest of the sample …` (the seconds of the upload).
+    failure_reason: str | None
+    #: The voice cloned from this sample, once a clone was asked for.
+    voice_id: uuid.UUID | None
+    #: When the upload expires; a kept sample then loses its original and keeps its cleaned copy.
+    expires_at: datetime
+    created_at: datetime
+    #: Whether its owner consented to keep it while the voice exists (and has not withdrawn that).
+    keep_sample: bool = False
+    #: What its owner calls it; null until named.
+    name: str | None = None
+    #: The consent it is stored under.
+    consent_id: uuid.UUID | None = None
+    #: Under a spoken consent, how its speaker matches the consent's (the cosine of their voiceprints; the
+    #: same speaker from `backend.voiceprint.THRESHOLD`); null under a checkbox consent or until checked.
+    speaker_match: float | None = None
+
+
+class SampleAudio(msgspec.Struct, rename="camel"):
+    """Where to listen to a sample: a short-lived signed URL of the upload (or, once its original was
+    trimmed, of its cleaned copy)."""
+
+    audio_url: str
+    expires_in: int
+    #: `original` (as uploaded) or `processed` (cleaned for enrolment, WAV).
+    copy: str
+
+
+class SampleList(msgspec.Struct):
+    """The caller's samples, newest first."""
+
+    samples: list[SampleStatus]
+
+
+def upload_path(owner_id: uuid.UUID, sample_id: uuid.UUID) -> str:
+    """Where a sample uploaded on its own lives (its processed copy goes beside it)."""
+    return f"{owner_id}/samples/{sample_id}/original"
+
+
+def voice_sample_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
+    """Where the sample a voice was made from lives: inside its owner's folder, as the storage RLS demands."""
+    return f"{owner_id}/{voice_id}/original"
+
+
+def processed_path(object_path: str) -> str:
+    """Where the cleaned copy of the sample at `object_path` is stored: beside it, under a fixed name,
+    so a purge can remove it even when a worker wrote it but had not yet recorded it."""
+    return str(PurePosixPath(object_path).parent / "processed.wav")
+
+
+def check_upload(
+    received: SampleUpload,
+    given: GivenConsent,
+    providers: ProviderSettings,
+    *,
+    sample_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    voice_id: uuid.UUID | None,
+    path: str,
+) -> NewSample:
+    """A consent this deployment takes (`given`, as far as it can be told before the database is asked), a
+    configured provider that makes voices in the sample's language, audio by its bytes, and the provider's
+    size limit; the sample to store at `path` when they pass."""
+    form, upload = received.form, received.upload
+    require_consent(given)
+    provider = providers.usable(form.provider)
+    check_enrolment_language(provider, form.language)
+    sniffed = sniff_audio(upload.head)
+    if sniffed is None:
+        raise UnsupportedAudio
+    check_size(upload.size, provider)
+    return NewSample(
+        sample_id=sample_id,
+        owner_id=owner_id,
+        voice_id=voice_id,
+        path=path,
+        declared_type=upload.declared_type,
+        sniffed_type=sniffed,
+        size_bytes=upload.size,
+        provider=provider,
+        transcript=form.transcript,
+        language=form.language,
+        name=form.name.strip() if form.name else None,
+    )
+
+
+def check_size(size: int | None, provider: str) -> None:
+    """SampleTooLarge when `provider` accepts less than `size` bytes (a bucket's own limit is Storage's)."""
+    limit = sample_rules(provider).max_bytes
+    if limit is not None and (size or 0) > limit:
+        raise SampleTooLarge(f"The sample is {size} bytes; {provider} accepts at most {limit}.")
+
+
+@contextlib.asynccontextmanager
+async def stored_upload(
+    storage: ObjectStorage, path: str, upload: ReceivedUpload, mime: str, *, abandoned: str | None = None
+) -> AsyncIterator[None]:
+    """Upload the sample to `voice-samples/path`; if the body (which writes its rows) fails, remove it.
+
+    If even the removal fails the object stays in its owner's folder with no row, which the orphan
+    sweep removes once it is past its grace period; the request still fails with the original error.
+    `abandoned` is where an earlier try of the same request may have stored it before its process died
+    (an Idempotency-Key's abandoned claim, `backend.http.idempotency`): that try can no longer commit, so
+    its object is removed first, and the request stores its sample once.
+    """
+    if abandoned is not None:
+        await _remove(storage, abandoned, "the sample an abandoned try of this upload stored")
+    await storage.upload(BUCKET, path, upload.file, mime)
+    failpoint("after_upload_stored")
+    try:
+        yield
+    except BaseException:
+        await _remove(storage, path, "the sample of a failed upload")
+        raise
+
+
+async def _remove(storage: ObjectStorage, path: str, what: str) -> None:
+    """Remove `voice-samples/path` if it is there; a failure is logged and left to the orphan sweep."""
+    try:
+        await storage.remove(BUCKET, [path])
+    except StorageUnavailable:
+        pass  # logged as Storage's outage
+    except Exception:
+        log.exception("could not remove %s", what)
+
+
+async def insert_sample(
+    conn: Connection, sample: NewSample, consent_id: uuid.UUID, *, status: VoiceSampleStatus, retention_days: float
+) -> SampleRow:
+    """The sample's row under `consent_id`, as the service (on a transaction that wrote the consent).
+
+    `status`: `ready` when the clone attempt checks the audio itself, `pending` for the sample queue.
+    """
+    params = msgspec.structs.asdict(sample) | {
+        "consent_id": consent_id,
+        "bucket_id": BUCKET,
+        "status": status,
+        "retention_days": retention_days,
+    }
+    return await fetch_record(conn, _Q["insert_sample"], params, SampleRow)
+
+
+def status_of(row: dict[str, Any]) -> SampleStatus:
+    """A sample as its owner sees it, from its row."""
+    quality = None if row["quality"] is None else msgspec.convert(row["quality"], QualityReport)
+    return SampleStatus(**{**row, "quality": quality})
+
+
+async def visible(conn: Connection, sample_id: uuid.UUID) -> bool:
+    """Whether the sample is visible on `conn` (the caller's own, under RLS)."""
+    return await fetch_optional(conn, _Q["visible_sample"], {"id": sample_id}) is not None
+
+
+async def link_voice(conn: Connection, sample_id: uuid.UUID, voice_id: uuid.UUID) -> None:
+    """Record the voice cloned from the sample, so the next request reuses it."""
+    await conn.execute(_Q["link_sample_voice"], {"voice_id": voice_id, "sample_id": sample_id})

@@ -1,0 +1,88 @@
+"""The layers the code stands on, from the top down: tests/unit/test_layers.py holds every module to them (none
+imports a module of a higher layer), and bench/trace_clone.py names the layer of each call it traces."""
+
+from __future__ import annotations
+
+#: The checkout's development aids: the tests and the benchmarks import them; they do not ship.
+DEV_AIDS = ("devkit", "fakes")
+
+#: From the top down; a module takes the layer of its longest listed prefix. A module may import its own
+#: layer and those below it.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # The benchmarks and the build tools drive everything, the tests' servers and fakes included; nothing
+    # imports them, and they do not ship.
+    ("benchmarks and tools", ("bench", "tools")),
+    # What the tests and the benchmarks share: the provider fakes, and the kit that starts a local voicegate and
+    # feeds it; no product module imports them.
+    ("development aids", DEV_AIDS),
+    # The program: its commands run the API, the consumers and the operator scripts.
+    ("the program", ("voicegate",)),
+    ("entry points", ("backend.app", "queue_consumers", "scripts")),
+    # What mounts the Storage stand-in (in the API, or on its own for an operator script) puts its routes,
+    # the callers' tokens and the Storage client together.
+    ("composition", ("backend.compose", "backend.embedded.storage.in_process")),
+    # The stand-in's `/storage/v1` routes live in its package but are HTTP like backend/http/.
+    ("http", ("backend.http", "backend.embedded.storage.routes")),
+    # The use cases, in the order they call each other: each may use those below it, never one above.
+    ("use case: speech", ("backend.speech",)),
+    ("use case: synthesis", ("backend.synthesis",)),
+    ("use case: voices", ("backend.voices",)),
+    ("use case: reflections", ("backend.reflections",)),
+    ("use case: clone", ("backend.clone",)),
+    ("use case: samples", ("backend.samples",)),
+    ("use case: consents", ("backend.consents",)),
+    (
+        "use case: sweeps and webhooks",
+        ("backend.webhooks", "backend.storage.orphans", "backend.embedded.storage.orphans"),
+    ),
+    ("use case: the Storage stand-in", ("backend.embedded.storage.service",)),
+    ("lifecycle context", ("backend.context",)),
+    (
+        "records and adapters",
+        (
+            "backend.audio",
+            "backend.auth",
+            "backend.consents.phrase",
+            "backend.embedded",
+            "backend.leases",
+            "backend.provenance",
+            "backend.providers",
+            "backend.queues",
+            "backend.records",
+            "backend.conversation",
+            "backend.settings",
+            "backend.standard_webhooks",
+            "backend.storage",
+            "backend.voiceprint",
+            "backend.watermark",
+        ),
+    ),
+    ("database", ("backend.db",)),
+    (
+        "leaf utilities",
+        (
+            "backend",
+            "backend.cpu",
+            "backend.errors",
+            "backend.failpoints",
+            "backend.fields",
+            "backend.json_body",
+            "backend.multipart",
+            "backend.outages",
+            "backend.secret",
+            "backend.text",
+            "backend.tls",
+            "backend.wav",
+        ),
+    ),
+)
+
+
+def layer_of(module: str) -> int | None:
+    """The index of `module`'s layer in LAYERS (0 at the top), by its longest listed prefix."""
+    best: tuple[int, int] | None = None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index)
+    return None if best is None else best[1]
