@@ -28,7 +28,7 @@ from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from backend.storage.client import ObjectRemover, ObjectStorage
-from backend.storage.orphans import sweep_orphan_objects
+from backend.storage.orphans import sweep_orphan_objects, sweep_orphans
 from backend.webhooks.step import declare_project_endpoint
 
 log = logging.getLogger(__name__)
@@ -107,11 +107,11 @@ async def _sweep_orphans(settings: Settings, source: TransactionSource, storage:
     )
     swept = objects.objects
     if settings.embedded:
-        from backend.embedded.storage.orphans import sweep_orphan_files  # noqa: PLC0415 - embedded only
+        from backend.embedded.storage.orphans import StandInFiles  # noqa: PLC0415 - embedded only
 
-        files = await sweep_orphan_files(
+        files = await sweep_orphans(
             source,
-            settings.data_dir / "storage",
+            StandInFiles(settings.data_dir / "storage"),
             written_before=written_before,
             limit=SWEEP_LIMIT,
             apply=True,

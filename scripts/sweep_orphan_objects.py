@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backend.storage.client import ObjectStorage
-from backend.storage.orphans import OrphanObject, sweep_orphan_objects
+from backend.storage.orphans import OrphanObject, sweep_orphan_objects, sweep_orphans
 from scripts._common import Ops, add_local_storage_dir, duration, local_storage_dir, open_storage, parser, run
 
 NAME = "sweep-orphan-objects"
@@ -88,12 +88,12 @@ async def _files(ops: Ops, written_before: datetime) -> None:
     root = local_storage_dir(ops)
     if root is None:
         return
-    from backend.embedded.storage.orphans import OrphanFile, sweep_orphan_files  # noqa: PLC0415 - embedded only
+    from backend.embedded.storage.orphans import OrphanFile, StandInFiles  # noqa: PLC0415 - embedded only
 
     async def page(after: Any) -> tuple[list[OrphanFile], Any]:
-        files = await sweep_orphan_files(
+        files = await sweep_orphans(
             lambda: ops.transaction(write=ops.apply),
-            root,
+            StandInFiles(root),
             written_before=written_before,
             limit=ops.batch_size,
             apply=ops.apply,

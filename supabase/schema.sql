@@ -1914,13 +1914,12 @@ CREATE TABLE public.voice_clone_outbox (
     voice_id uuid NOT NULL,
     reflection_id uuid,
     sample_id uuid,
-    provider text NOT NULL,
+    provider public.voice_provider NOT NULL,
     status text DEFAULT 'pending'::text NOT NULL,
     attempt_id uuid,
     skip_reason text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     processed_at timestamp with time zone,
-    CONSTRAINT voice_clone_outbox_provider_check CHECK ((provider = ANY (ARRAY['local'::text, 'qwen'::text, 'elevenlabs'::text, 'cartesia'::text, 'selfhosted'::text]))),
     CONSTRAINT voice_clone_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'accepted'::text, 'skipped'::text])))
 );
 
@@ -2041,9 +2040,9 @@ CREATE TABLE public.voice_samples (
     expires_at timestamp with time zone DEFAULT (now() + '30 days'::interval) NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    provider text,
+    provider public.voice_provider,
     original_removed_at timestamp with time zone,
-    processed_provider text,
+    processed_provider public.voice_provider,
     name text,
     voiceprint bytea,
     speaker_match real,
@@ -2054,8 +2053,6 @@ CREATE TABLE public.voice_samples (
     CONSTRAINT voice_samples_language_check CHECK ((language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)),
     CONSTRAINT voice_samples_name_check CHECK (((length(btrim(name)) >= 1) AND (length(btrim(name)) <= 200))),
     CONSTRAINT voice_samples_object_path_check CHECK (((length(object_path) >= 1) AND (length(object_path) <= 1024))),
-    CONSTRAINT voice_samples_processed_provider_check CHECK ((processed_provider = ANY (ARRAY['local'::text, 'qwen'::text, 'elevenlabs'::text, 'cartesia'::text, 'selfhosted'::text]))),
-    CONSTRAINT voice_samples_provider_check CHECK ((provider = ANY (ARRAY['local'::text, 'qwen'::text, 'elevenlabs'::text, 'cartesia'::text, 'selfhosted'::text]))),
     CONSTRAINT voice_samples_sample_rate_check CHECK ((sample_rate > 0)),
     CONSTRAINT voice_samples_size_bytes_check CHECK ((size_bytes >= 0)),
     CONSTRAINT voice_samples_speaker_match_check CHECK (((speaker_match >= ('-1'::integer)::double precision) AND (speaker_match <= (1)::double precision))),
@@ -2089,8 +2086,7 @@ CREATE TABLE public.voices (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     deleted_at timestamp with time zone,
-    CONSTRAINT voices_name_check CHECK (((length(btrim(name)) >= 1) AND (length(btrim(name)) <= 200))),
-    CONSTRAINT voices_tts_provider_check CHECK ((tts_provider = ANY (ARRAY['local'::text, 'qwen'::text, 'elevenlabs'::text, 'cartesia'::text, 'selfhosted'::text])))
+    CONSTRAINT voices_name_check CHECK (((length(btrim(name)) >= 1) AND (length(btrim(name)) <= 200)))
 )
 WITH (fillfactor='80');
 
@@ -2658,6 +2654,13 @@ ALTER DOMAIN public.voiceprint
 
 ALTER TABLE ONLY public.voices
     ADD CONSTRAINT voices_pkey PRIMARY KEY (id);
+
+--
+-- Name: voices voices_tts_provider_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER TABLE public.voices
+    ADD CONSTRAINT voices_tts_provider_check CHECK ((((tts_provider)::public.voice_provider)::text = tts_provider)) NOT VALID;
 
 --
 -- Name: webhook_endpoints webhook_endpoints_pkey; Type: CONSTRAINT; Schema: public; Owner: voicegate_migrator

@@ -3,6 +3,7 @@ attempts, preview completion, retry and launch."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -25,7 +26,7 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.idempotency import idempotent
-from backend.http.sample_upload import sample_upload
+from backend.http.sample_upload import idempotent_upload
 from backend.records.attempts import Attempt
 from backend.reflections import service, voice
 from backend.rules.launch import VoiceState
@@ -156,20 +157,7 @@ class ReflectionsController(Controller):
 
         With an `Idempotency-Key`, the same fields and file replay the first 202.
         """
-        async with sample_upload(request) as received:
-            return await idempotent(
-                request,
-                claims,
-                lambda claim: reflections.clone_from_upload(
-                    claims,
-                    reflection_id,
-                    received=received,
-                    record=claim,
-                    voice_id=claim.resource_id if claim else None,
-                    abandoned_voice_id=claim.abandoned_resource_id if claim else None,
-                ),
-                fingerprint=received.fingerprint,
-            )
+        return await idempotent_upload(request, claims, partial(reflections.clone_from_upload, claims, reflection_id))
 
     @patch(
         "/{reflection_id:uuid}/voice",

@@ -1,5 +1,6 @@
 """The multipart sample upload that `POST /api/v1/voice-samples` and `POST /v1/reflections/{id}/voice/clone`
-both take: one `file` part and the text fields of a `SampleForm`.
+both take: one `file` part and the text fields of a `SampleForm`, stored by the route's service at most once per
+`Idempotency-Key` (`idempotent_upload`).
 
 The file part goes to a spooled temporary file (memory up to a small threshold, then disk), counted and
 hashed on the way, and refused the moment it passes the size limit: only one sample is ever held, and
@@ -9,16 +10,19 @@ never wholly in memory.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import msgspec
-from litestar import Request
+from litestar import Request, Response
 
+from backend.auth.verify import UserClaims
+from backend.db.units import Recorder
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.fields import refuse_nul
-from backend.http.idempotency import body_fingerprint
+from backend.http.idempotency import body_fingerprint, idempotent
 from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
 from backend.rules.consent import Origin
@@ -40,6 +44,40 @@ MAX_DECLARED_TYPE_CHARS = 255
 
 
 TEXT_FIELDS = frozenset(SampleForm.__struct_encode_fields__)
+T_co = TypeVar("T_co", covariant=True)
+
+
+class StoreUpload(Protocol[T_co]):
+    """A service storing a received sample: under `resource_id` (a new id when None), removing what an abandoned
+    try of the same request stored under `abandoned_id`, calling `record` last in the transaction of its rows."""
+
+    def __call__(
+        self,
+        received: SampleUpload,
+        *,
+        record: Recorder | None,
+        resource_id: uuid.UUID | None,
+        abandoned_id: uuid.UUID | None,
+    ) -> Awaitable[T_co]: ...
+
+
+async def idempotent_upload(
+    request: Request[Any, Any, Any], claims: UserClaims, store: StoreUpload[T_co]
+) -> Response[T_co]:
+    """Receive the sample (`sample_upload`) and `store` it; with an `Idempotency-Key`, once: the same fields and
+    file replay the first response, and a retry that takes over a dead try's claim stores under the claim's id."""
+    async with sample_upload(request) as received:
+        return await idempotent(
+            request,
+            claims,
+            lambda claim: store(
+                received,
+                record=claim,
+                resource_id=claim.resource_id if claim else None,
+                abandoned_id=claim.abandoned_resource_id if claim else None,
+            ),
+            fingerprint=received.fingerprint,
+        )
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
@@ -19,8 +20,7 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.idempotency import idempotent
-from backend.http.sample_upload import sample_upload
+from backend.http.sample_upload import idempotent_upload
 from backend.samples.upload import SampleAccepted, SampleAudio, SampleList, SampleStatus
 
 
@@ -50,19 +50,7 @@ class VoiceSamplesController(Controller):
 
         With an `Idempotency-Key`, the same fields and file replay the first 202.
         """
-        async with sample_upload(request) as received:
-            return await idempotent(
-                request,
-                claims,
-                lambda claim: samples.upload_sample(
-                    claims,
-                    received,
-                    record=claim,
-                    sample_id=claim.resource_id if claim else None,
-                    abandoned_id=claim.abandoned_resource_id if claim else None,
-                ),
-                fingerprint=received.fingerprint,
-            )
+        return await idempotent_upload(request, claims, partial(samples.upload_sample, claims))
 
     @get("/", summary="List the caller's samples, newest first (at most 200)", responses=problems(*USER))
     async def list_all(self, claims: Caller, samples: Samples) -> SampleList:

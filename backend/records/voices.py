@@ -35,11 +35,11 @@ class VoiceStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class VoiceRow(msgspec.Struct, frozen=True, kw_only=True):
-    """A whole `voices` row. Its provider fields are published by the clone attempt lifecycle in SQL."""
+class VoiceFields(msgspec.Struct, frozen=True):
+    """What a voice is, as its row holds it and the `/api/voices` routes show it (`VoiceRow`,
+    `backend.voices.service.Voice`). Its provider fields are published by the clone attempt lifecycle in SQL."""
 
     id: uuid.UUID
-    owner_id: uuid.UUID
     name: str
     language: str | None
     status: VoiceStatus
@@ -49,6 +49,12 @@ class VoiceRow(msgspec.Struct, frozen=True, kw_only=True):
     provider_voice_kind: str | None
     provider_region: str | None
     provider_request_id: str | None
+
+
+class VoiceRow(VoiceFields, frozen=True, kw_only=True):
+    """A whole `voices` row."""
+
+    owner_id: uuid.UUID
     provider_metadata: dict[str, Any]
     consent_id: uuid.UUID | None
     created_at: datetime

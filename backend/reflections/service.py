@@ -225,11 +225,11 @@ class ReflectionsService:
         self,
         claims: UserClaims,
         reflection_id: uuid.UUID,
-        *,
         received: samples.SampleUpload,
+        *,
         record: Recorder | None = None,
-        voice_id: uuid.UUID | None = None,
-        abandoned_voice_id: uuid.UUID | None = None,
+        resource_id: uuid.UUID | None = None,
+        abandoned_id: uuid.UUID | None = None,
     ) -> QueuedClone:
         """Store a consented, sniffed sample and queue the reflection's clone attempt.
 
@@ -237,13 +237,13 @@ class ReflectionsService:
 
         Every check runs before anything is stored; the object is uploaded before the rows are written and
         removed again if writing them fails, so a fault leaves neither an orphaned object nor a half row. The
-        new voice is `voice_id` (a new id by default), its sample stored under it; `abandoned_voice_id` is the
+        new voice is `resource_id` (a new id by default), its sample stored under it; `abandoned_id` is the
         voice an earlier, abandoned try of the same request may have stored it under (see
         `samples.stored_upload`).
         """
-        owner_id, voice_id, sample_id = uuid.UUID(claims.sub), voice_id or uuid.uuid4(), uuid.uuid4()
+        owner_id, voice_id, sample_id = uuid.UUID(claims.sub), resource_id or uuid.uuid4(), uuid.uuid4()
         path = samples.voice_sample_path(owner_id, voice_id)
-        abandoned = samples.voice_sample_path(owner_id, abandoned_voice_id) if abandoned_voice_id else None
+        abandoned = samples.voice_sample_path(owner_id, abandoned_id) if abandoned_id else None
         given = received.consent(self.settings.consent, subject_name=received.form.name or "My voice")
         new = samples.check_upload(
             received,

@@ -55,17 +55,17 @@ class SamplesService:
         received: SampleUpload,
         *,
         record: Recorder | None = None,
-        sample_id: uuid.UUID | None = None,
+        resource_id: uuid.UUID | None = None,
         abandoned_id: uuid.UUID | None = None,
     ) -> SampleAccepted:
         """Store a consented sample and queue it for checking, in that order and all or nothing.
 
         The consent, the sample row and the `voice_sample_process` message commit together (with the
         Idempotency-Key's record, if any); if they cannot, the uploaded object is removed again. The sample
-        is `sample_id` (a new id by default); `abandoned_id` is the id an earlier, abandoned try of the same
+        is `resource_id` (a new id by default); `abandoned_id` is the id an earlier, abandoned try of the same
         request may have stored it under (see `stored_upload`).
         """
-        owner_id, sample_id = uuid.UUID(claims.sub), sample_id or uuid.uuid4()
+        owner_id, sample_id = uuid.UUID(claims.sub), resource_id or uuid.uuid4()
         path = upload_path(owner_id, sample_id)
         abandoned = upload_path(owner_id, abandoned_id) if abandoned_id is not None else None
         given = received.consent(self.settings.consent)

@@ -19,9 +19,10 @@ all is another kind of orphan, found by backend.embedded.storage.orphans.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, NotRequired, Protocol, TypedDict, TypeVar, Unpack
 
 import msgspec
 import psycopg
@@ -78,42 +79,125 @@ def _params(written_before: datetime, **extra: Any) -> dict[str, Any]:
     } | extra
 
 
-async def sweep_orphan_objects(
-    source: TransactionSource,
-    storage: ObjectRemover | None,
-    *,
-    written_before: datetime,
-    limit: int,
-    apply: bool,
-    actor: str,
-    after: tuple[str, str] | None = None,
-    detail: dict[str, Any] | None = None,
-) -> OrphanBatch:
-    """Look at one batch of up to `limit` orphans last written before `written_before`, after the cursor
-    `after`; with `apply`, remove each (see `remove_orphan_object`). `storage` may be None for a dry
-    run. An object whose removal fails is reported as `error` and left; continue with `next_after`."""
-    after_bucket, after_name = after or (None, None)
-    params = _params(written_before, limit=limit, after_bucket=after_bucket, after_name=after_name)
-    async with transaction_from(source) as conn:
-        rows = await fetch_all(conn, _Q["orphan_objects"], params)
-    next_after = (rows[-1]["bucket_id"], rows[-1]["name"]) if len(rows) == limit else None
-    if not apply:
-        return OrphanBatch(objects=[OrphanObject(**row, outcome="would_remove") for row in rows], next_after=next_after)
-    if storage is None:
-        raise ValueError("removing orphans needs a storage to remove them from")
-    found = []
-    for row in rows:
-        orphan = OrphanObject(**row, outcome="removed")
+class Orphan(Protocol):
+    """What a sweep found: `outcome` is `would_remove` until it is `removed`, `skipped` or `error` (`error` says
+    why)."""
+
+    outcome: str
+    error: str | None
+
+
+OrphanT = TypeVar("OrphanT", bound=Orphan)
+
+
+class Sweep(TypedDict):
+    """One batch of a sweep: up to `limit` orphans last written before `written_before`, after the cursor `after`;
+    with `apply`, each removed, with an audit event by `actor` carrying `detail`."""
+
+    written_before: datetime
+    limit: int
+    apply: bool
+    actor: str
+    after: NotRequired[tuple[str, str] | None]
+    detail: NotRequired[dict[str, Any] | None]
+
+
+class OrphanPlace(Protocol[OrphanT]):
+    """Where orphans lie (`StoredObjects`, and the Storage stand-in's files), as a sweep finds and removes them."""
+
+    @property
+    def outage(self) -> tuple[type[Exception], ...]:
+        """What a removal raises when Storage or the database is down: every other removal would fail the same way."""
+        ...
+
+    @property
+    def failure(self) -> tuple[type[Exception], ...]:
+        """What a removal raises when it fails for that one orphan, which is reported as `error` and left."""
+        ...
+
+    async def find(
+        self, source: TransactionSource, *, written_before: datetime, limit: int, after: tuple[str, str] | None
+    ) -> list[OrphanT]:
+        """Up to `limit` orphans last written before `written_before`, in cursor order after `after`."""
+        ...
+
+    async def remove(
+        self,
+        source: TransactionSource,
+        orphan: OrphanT,
+        *,
+        written_before: datetime,
+        actor: str,
+        detail: dict[str, Any] | None,
+    ) -> bool:
+        """Remove `orphan` if it still is one, with its audit event; False when it is not one any more."""
+        ...
+
+
+async def sweep_orphans(
+    source: TransactionSource, place: OrphanPlace[OrphanT], **sweep: Unpack[Sweep]
+) -> list[OrphanT]:
+    """Look at one batch (`Sweep`) of the orphans in `place`; with `apply`, remove each. A removal that fails is
+    reported as `error` and the orphan left; an outage stops the sweep. A full batch may have more after its last."""
+    written_before, actor, detail = sweep["written_before"], sweep["actor"], sweep.get("detail")
+    found = await place.find(source, written_before=written_before, limit=sweep["limit"], after=sweep.get("after"))
+    if not sweep["apply"]:
+        return found
+    for orphan in found:
         try:
-            if not await remove_orphan_object(
-                source, storage, orphan, written_before=written_before, actor=actor, detail=detail
-            ):
-                orphan.outcome = "skipped"
-        except (ServiceUnavailable, psycopg.OperationalError):
-            raise  # Storage or the database is down: every other removal would fail the same way
-        except (VoicegateError, psycopg.Error) as exc:
+            removed = await place.remove(source, orphan, written_before=written_before, actor=actor, detail=detail)
+        except place.outage:
+            raise  # every other removal would fail the same way
+        except place.failure as exc:
             orphan.outcome, orphan.error = "error", f"{type(exc).__name__}: {exc}"[:300]
-        found.append(orphan)
+            continue
+        orphan.outcome = "removed" if removed else "skipped"
+    return found
+
+
+@dataclass(frozen=True)
+class StoredObjects:
+    """voicegate's buckets, read from `storage.objects` as the service and removed through `storage` (None for a
+    dry run)."""
+
+    storage: ObjectRemover | None
+    outage: ClassVar[tuple[type[Exception], ...]] = (ServiceUnavailable, psycopg.OperationalError)
+    failure: ClassVar[tuple[type[Exception], ...]] = (VoicegateError, psycopg.Error)
+
+    async def find(
+        self, source: TransactionSource, *, written_before: datetime, limit: int, after: tuple[str, str] | None
+    ) -> list[OrphanObject]:
+        """Up to `limit` objects no row claims, last written before `written_before`, after `(bucket, name)`."""
+        after_bucket, after_name = after or (None, None)
+        params = _params(written_before, limit=limit, after_bucket=after_bucket, after_name=after_name)
+        async with transaction_from(source) as conn:
+            rows = await fetch_all(conn, _Q["orphan_objects"], params)
+        return [OrphanObject(**row, outcome="would_remove") for row in rows]
+
+    async def remove(
+        self,
+        source: TransactionSource,
+        orphan: OrphanObject,
+        *,
+        written_before: datetime,
+        actor: str,
+        detail: dict[str, Any] | None,
+    ) -> bool:
+        """`remove_orphan_object`."""
+        if self.storage is None:
+            raise ValueError("removing orphans needs a storage to remove them from")
+        return await remove_orphan_object(
+            source, self.storage, orphan, written_before=written_before, actor=actor, detail=detail
+        )
+
+
+async def sweep_orphan_objects(
+    source: TransactionSource, storage: ObjectRemover | None, **sweep: Unpack[Sweep]
+) -> OrphanBatch:
+    """`sweep_orphans` over voicegate's buckets (`storage` may be None for a dry run), with the cursor of the next
+    batch: continue with `next_after`."""
+    found = await sweep_orphans(source, StoredObjects(storage), **sweep)
+    next_after = (found[-1].bucket_id, found[-1].name) if len(found) == sweep["limit"] else None
     return OrphanBatch(objects=found, next_after=next_after)
 
 

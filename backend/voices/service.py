@@ -44,7 +44,7 @@ from backend.records import attempts
 from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
 from backend.records.rows import fetch_optional_record, fetch_records
-from backend.records.voices import VoiceName, VoiceRow, VoiceStatus, name_of_its_own
+from backend.records.voices import VoiceFields, VoiceName, VoiceRow, VoiceStatus, name_of_its_own
 from backend.rules.consent import GivenConsent, Origin, require_consent
 from backend.rules.launch import require_visible
 from backend.samples import purge
@@ -107,19 +107,9 @@ ProviderMetadata = Annotated[
 ]
 
 
-class Voice(msgspec.Struct):
+class Voice(VoiceFields, frozen=True):
     """A voice as the `/api/voices` routes return it (snake_case, as the source documents name it)."""
 
-    id: uuid.UUID
-    name: str
-    language: str | None
-    status: VoiceStatus
-    tts_provider: str | None
-    provider_voice_id: str | None
-    provider_target_model: str | None
-    provider_voice_kind: str | None
-    provider_region: str | None
-    provider_request_id: str | None
     provider_metadata: ProviderMetadata
     created_at: datetime
     updated_at: datetime
@@ -142,7 +132,7 @@ class Voice(msgspec.Struct):
 
 
 class _VoiceRow(VoiceRow, frozen=True, kw_only=True):
-    """A voice row with the likeness of the attempt behind its provider voice (`list_voices`, `get_voice`)."""
+    """A voice row with the likeness of the attempt behind its provider voice (the `voices` query)."""
 
     likeness: float | None = None
     likeness_threshold: float | None = None
@@ -168,7 +158,7 @@ def _voice(row: _VoiceRow) -> Voice:
 
 
 async def _visible_voice(conn: Connection, voice_id: uuid.UUID) -> Voice:
-    row = await fetch_optional_record(conn, _Q["get_voice"], {"id": voice_id}, _VoiceRow)
+    row = await fetch_optional_record(conn, _Q["voices"], {"id": voice_id, "limit": 1}, _VoiceRow)
     if row is None:
         raise NotFound("Voice not found.")
     return _voice(row)
@@ -201,7 +191,7 @@ class VoicesService:
     async def list_voices(self, claims: UserClaims) -> VoiceList:
         """The caller's voices that are not deleted."""
         async with self.db.user_statement(claims.raw) as conn:
-            rows = await fetch_records(conn, _Q["list_voices"], {"limit": LIST_LIMIT}, _VoiceRow)
+            rows = await fetch_records(conn, _Q["voices"], {"id": None, "limit": LIST_LIMIT}, _VoiceRow)
         return VoiceList([_voice(row) for row in rows])
 
     async def get_voice(self, claims: UserClaims, voice_id: uuid.UUID) -> Voice:
@@ -215,10 +205,10 @@ class VoicesService:
         name = rename.name.strip()
         async with self.db.user_transaction(claims.raw) as conn:
             with name_of_its_own(name):
-                row = await fetch_optional_record(conn, _Q["rename_voice"], {"id": voice_id, "name": name}, _VoiceRow)
-        if row is None:
-            raise NotFound("Voice not found.")
-        return _voice(row)
+                renamed = await fetch_optional(conn, _Q["rename_voice"], {"id": voice_id, "name": name})
+            if renamed is None:
+                raise NotFound("Voice not found.")
+            return await _visible_voice(conn, voice_id)
 
     async def soft_delete_voice(self, claims: UserClaims, voice_id: uuid.UUID) -> None:
         """Hide the voice from its owner, then remove its manifest (`voice-metadata`). Runs as the service (RLS

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -83,24 +82,18 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def widening(conn: psycopg.Connection[tuple[object, ...]], names: list[str]) -> str:
-    """The migration: every list of providers the schema holds, dropped and added again naming `names`."""
+    """The migration: the schema's one list of providers, the `voice_provider` domain's CHECK, dropped and added
+    again naming `names`."""
+    assert set(provider_lists(conn)) == {"voice_provider.voice_provider_check"}
     values = ", ".join(f"'{name}'" for name in names)
-    statements = ["set lock_timeout = '4s';"]
-    for listed in sorted(provider_lists(conn)):
-        owner, constraint = listed.split(".")
-        if owner == "voice_provider":
-            target, check = "domain public.voice_provider", f"value in ({values})"
-        else:
-            [(definition,)] = conn.execute(
-                "select pg_get_constraintdef(oid) from pg_constraint where conname = %s", (constraint,)
-            ).fetchall()
-            column = re.match(r"CHECK \(\((\w+) = ANY", str(definition))
-            assert column, definition
-            target, check = f"table public.{owner}", f"{column[1]} in ({values})"
-        statements += ["-- squawk-ignore ban-drop-constraint", f"alter {target} drop constraint {constraint};"]
-        if owner == "voice_provider":
-            statements.append("-- squawk-ignore ban-alter-domain-with-add-constraint")
-        statements.append(f"alter {target} add constraint {constraint} check ({check}) not valid;")
+    statements = [
+        "set lock_timeout = '4s';",
+        "-- squawk-ignore ban-drop-constraint",
+        "alter domain public.voice_provider drop constraint voice_provider_check;",
+        "-- squawk-ignore ban-alter-domain-with-add-constraint",
+        "alter domain public.voice_provider add constraint voice_provider_check",
+        f"  check (value in ({values})) not valid;",
+    ]
     return "\n".join(statements) + "\n"
 
 

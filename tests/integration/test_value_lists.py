@@ -38,6 +38,7 @@ COLUMNS = [
     ("voice_clone_attempt_events", "dimension", "bogus", "data"),
     ("voice_clone_attempt_events", "actor", "", "worker:w"),
     ("voices", "status", "bogus", "failed"),
+    ("voices", "tts_provider", "bogus", "qwen"),
     ("voices", "language", "English", "pt-BR"),
     ("voicegate.service_object_writes", "sha256", "A" * 64, "a" * 64),
     ("voicegate.service_object_writes", "size_bytes", "-1", "0"),

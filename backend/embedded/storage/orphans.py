@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import psycopg
@@ -112,35 +113,34 @@ async def find_orphan_files(
     return sorted(orphans, key=lambda f: f.key)[:limit]
 
 
-async def sweep_orphan_files(
-    source: TransactionSource,
-    root: Path,
-    *,
-    written_before: datetime,
-    limit: int,
-    apply: bool,
-    actor: str,
-    after: tuple[str, str] | None = None,
-    detail: dict[str, Any] | None = None,
-) -> list[OrphanFile]:
-    """Find up to `limit` orphan files after the cursor `after` and, with `apply`, remove each (see
-    `remove_orphan_file`); a removal that fails is reported as `error` and the file left. Continue from
-    the last one's `key` while a batch is full."""
-    found = await find_orphan_files(source, root, written_before=written_before, limit=limit, after=after)
-    if not apply:
-        return found
-    for file in found:
-        try:
-            removed = await remove_orphan_file(
-                source, root, file, written_before=written_before, actor=actor, detail=detail
-            )
-        except (DatabaseUnavailable, psycopg.OperationalError):
-            raise  # every other removal would fail the same way
-        except (OSError, psycopg.Error) as exc:
-            file.outcome, file.error = "error", f"{type(exc).__name__}: {exc}"[:300]
-            continue
-        file.outcome = "removed" if removed else "skipped"
-    return found
+@dataclass(frozen=True)
+class StandInFiles:
+    """The files the Storage stand-in holds under `root`, as `backend.storage.orphans.sweep_orphans` sweeps them:
+    continue from the last one's `key` while a batch is full."""
+
+    root: Path
+    outage: ClassVar[tuple[type[Exception], ...]] = (DatabaseUnavailable, psycopg.OperationalError)
+    failure: ClassVar[tuple[type[Exception], ...]] = (OSError, psycopg.Error)
+
+    async def find(
+        self, source: TransactionSource, *, written_before: datetime, limit: int, after: tuple[str, str] | None
+    ) -> list[OrphanFile]:
+        """`find_orphan_files`."""
+        return await find_orphan_files(source, self.root, written_before=written_before, limit=limit, after=after)
+
+    async def remove(
+        self,
+        source: TransactionSource,
+        orphan: OrphanFile,
+        *,
+        written_before: datetime,
+        actor: str,
+        detail: dict[str, Any] | None,
+    ) -> bool:
+        """`remove_orphan_file`."""
+        return await remove_orphan_file(
+            source, self.root, orphan, written_before=written_before, actor=actor, detail=detail
+        )
 
 
 async def remove_orphan_file(
