@@ -1,6 +1,7 @@
 """Benchmark: scaling out on one Postgres, on this machine: worker processes, then API processes.
 
     python bench/scale.py [--flows 40] [--workers 1,2,4] [--seconds 8] [--connections 16] [--quick]
+                          [--profile DIR] [--no-api]
 
 About three minutes; `--quick` (16 flows per run, 3 s of wrk) shows it works in two or three, its
 figures rougher (one flow read again is a tenth of a run).
@@ -30,7 +31,13 @@ default) at 48 kHz with a second of room tone either side (devkit/clips.py), no 
     signed preview URL) driven by `wrk` (bench/api.py) against one API process, then two on the same
     port: `up` and a `voicegate serve` beside it, both with VOICEGATE_REUSE_PORT (SO_REUSEPORT; the
     kernel spreads wrk's connections between them). 16 connections by default: one user's, and
-    VOICEGATE_USER_CONCURRENCY (32 in flight per process) answers a 33rd with a 429.
+    VOICEGATE_USER_CONCURRENCY (32 in flight per process) answers a 33rd with a 429. `--no-api` skips it.
+
+`--profile DIR` runs py-spy (`PY_SPY`, else the one on the PATH, else /tmp/tools/bin/py-spy) on each worker
+process from the moment it listens until its run's flows have finished, 200 samples a second (its threads that
+run or wait for a core; idle ones left out), and writes each as `workers-<count>-<n>.txt` (py-spy's raw,
+collapsed stacks) in DIR: `python bench/profile_flow.py DIR/workers-1-0.txt --core-s 0.55` puts them into the
+flow's parts.
 """
 
 from __future__ import annotations
@@ -69,6 +76,9 @@ from bench.lifecycle import failures  # noqa: E402
 from devkit.clips import LIBRISPEECH, speech_sample  # noqa: E402
 from devkit.up import REPO, Running, dev_token, running_up, start_worker, wait_for  # noqa: E402
 from fakes import ElevenLabsFake  # noqa: E402
+
+#: py-spy, the sampling profiler `--profile` runs on each worker.
+PY_SPY = os.environ.get("PY_SPY") or shutil.which("py-spy") or "/tmp/tools/bin/py-spy"  # noqa: S108 - the dev machine's
 
 TEXT = "Hello there. This voice was cloned a moment ago, and it speaks."
 #: Flows submitted at once (uploads of ~1 MB each): enough to keep the workers fed.
@@ -370,10 +380,48 @@ def duplicate_voices(conn: psycopg.Connection[Any], fake: FakeProcess, flows: li
     return sum(count - 1 for sample, count in per_sample.items() if sample is not None and count > 1)
 
 
+@contextlib.contextmanager
+def profiling(pids: list[int], directory: Path | None, name: str) -> Iterator[None]:
+    """py-spy on each of `pids` while the block runs (nothing without a `directory`), its raw stacks
+    written to `directory`/`name`-<n>.txt when the block ends (SIGINT makes py-spy write and stop)."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    outputs = [directory / f"{name}-{n}.txt" for n in range(len(pids))]
+    spies = [
+        subprocess.Popen(
+            [PY_SPY, "record", "-p", str(pid), "-r", "200", "-f", "raw", "--nonblocking", "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=(directory / f"{name}-{n}.log").open("wb"),
+        )
+        for n, (pid, out) in enumerate(zip(pids, outputs, strict=True))
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            try:
+                spy.wait(60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(10)
+
+
 def run_workers(
-    up: Running, fake: FakeProcess, tokens: list[str], samples: list[bytes], *, count: int, logs: Path
+    up: Running,
+    fake: FakeProcess,
+    tokens: list[str],
+    samples: list[bytes],
+    *,
+    count: int,
+    logs: Path,
+    profile: Path | None = None,
 ) -> WorkerRun:
-    """`count` worker processes beside `up`, the flows of `samples` through them; the figures of the run."""
+    """`count` worker processes beside `up`, the flows of `samples` through them; the figures of the run
+    (and with `profile`, py-spy's stacks of each worker meanwhile, in that directory)."""
     data_dir = up.pg.data_dir.parent
     dsn = up.pg.dsn
     workers = [start_worker(data_dir, logs / f"worker-{count}-{n}.log") for n in range(count)]
@@ -398,7 +446,7 @@ def run_workers(
             since = time.time()
             cpu_before = groups.read()
             started = time.perf_counter()
-            with sampling(dsn) as activity:
+            with sampling(dsn) as activity, profiling([w.pid for w in workers], profile, f"workers-{count}"):
                 flows = asyncio.run(submit(up.base_url, tokens, samples))
                 deadline = started + 60 + 10 * len(flows)
                 most, window = math.floor(MOST * len(flows)), None
@@ -542,9 +590,10 @@ def report(worker_runs: list[WorkerRun], api_runs: list[ApiRun], connections: in
             f" {cost['postgres']:.3f}: a free core runs about {1 / (cost['workers'] + cost['up']):.1f} flows/s"
             f" of workers and API, and Postgres fills one at about {1 / cost['postgres']:.0f} flows/s"
         )
-    print(f"\n(b) GET /v1/reflections/{{id}}/voice, wrk 1 thread, {connections} connections, {seconds:g} s")
-    columns = f"{'api':>5} {'pg':>5} {'bench':>5} {'others':>6}"
-    print(f"{'API processes':>13} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {columns}")
+    if api_runs:
+        print(f"\n(b) GET /v1/reflections/{{id}}/voice, wrk 1 thread, {connections} connections, {seconds:g} s")
+        columns = f"{'api':>5} {'pg':>5} {'bench':>5} {'others':>6}"
+        print(f"{'API processes':>13} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {columns}")
     for api in api_runs:
         c = api.cores
         print(
@@ -591,6 +640,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk's connections (one user's)")
     parser.add_argument("--quick", action="store_true", help="16 flows per run and 3 s of wrk: a few minutes")
     parser.add_argument("--speech", type=Path, default=LIBRISPEECH, help="LibriSpeech speaker folders of FLAC clips")
+    parser.add_argument("--profile", type=Path, help="write py-spy's raw stacks of each worker here")
+    parser.add_argument("--no-api", action="store_true", help="only the worker runs, not (b)")
     args = parser.parse_args()
     if args.quick:
         args.flows, args.seconds = 16, 3.0
@@ -619,7 +670,9 @@ def main() -> None:
             for n, count in enumerate(counts):
                 print(f"(a) {count} worker process(es), {args.flows} flows ...", flush=True)
                 run_samples = samples[n * args.flows : (n + 1) * args.flows]
-                worker_runs.append(run_workers(up, fake, tokens, run_samples, count=count, logs=root))
+                worker_runs.append(
+                    run_workers(up, fake, tokens, run_samples, count=count, logs=root, profile=args.profile)
+                )
             with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
                 row = conn.execute(
                     "select r.id::text, u.email from reflections r join auth.users u on u.id = r.owner_id"
@@ -627,8 +680,10 @@ def main() -> None:
                 ).fetchone()
             if row is None:
                 sys.exit("no flow finished: nothing to measure the voice state of (see the worker logs)")
-            print("(b) API processes ...", flush=True)
-            api_runs = run_apis(up, row[0], users[row[1]], args.seconds, args.connections)
+            api_runs = []
+            if not args.no_api:
+                print("(b) API processes ...", flush=True)
+                api_runs = run_apis(up, row[0], users[row[1]], args.seconds, args.connections)
     shutil.rmtree(root, ignore_errors=True)
     report(worker_runs, api_runs, args.connections, args.seconds)
 
