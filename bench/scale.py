@@ -26,7 +26,7 @@ default) at 48 kHz with a second of room tone either side (devkit/clips.py), no 
     CPU cores each party kept busy until 90 % had finished (workers, `up`, Postgres with all its
     backends, the fake, this bench with wrk; `others` is the rest of the machine, from /proc/stat), and
     backends waiting on a lock (`pg_stat_activity`, `wait_event_type = 'Lock'`, sampled every 0.2 s),
-    with what held it.
+    with what held it and what waited.
 (b) `GET /v1/reflections/{id}/voice` (a reflection whose voice and preview are ready: RLS reads and a
     signed preview URL) driven by `wrk` (bench/api.py) against one API process, then two on the same
     port: `up` and a `voicegate serve` beside it, both with VOICEGATE_REUSE_PORT (SO_REUSEPORT; the
@@ -95,7 +95,8 @@ select a.wait_event_type, a.wait_event, a.state,
        case when a.wait_event_type = 'Lock' then
          (select string_agg(b.state || ': ' || left(regexp_replace(b.query, '\s+', ' ', 'g'), 70), ' / ')
             from pg_stat_activity b where b.pid = any(pg_blocking_pids(a.pid)))
-       end
+       end,
+       case when a.wait_event_type = 'Lock' then left(regexp_replace(a.query, '\s+', ' ', 'g'), 70) end
   from pg_stat_activity a
  where a.backend_type = 'client backend' and a.pid <> pg_backend_pid()
 """
@@ -164,12 +165,14 @@ class Activity:
     sampled_with_a_lock_wait: int = 0
     lock_events: collections.Counter[str] = field(default_factory=collections.Counter)
     blockers: collections.Counter[str] = field(default_factory=collections.Counter)
+    waiters: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def add(self, rows: list[tuple[Any, ...]]) -> None:
-        waiting = [event for kind, event, _, _ in rows if kind == "Lock"]
+        waiting = [event for kind, event, _, _, _ in rows if kind == "Lock"]
         self.samples += 1
-        self.active += sum(1 for _, _, state, _ in rows if state == "active")
-        self.blockers.update(blocker for kind, _, _, blocker in rows if kind == "Lock" and blocker)
+        self.active += sum(1 for _, _, state, _, _ in rows if state == "active")
+        self.blockers.update(blocker for kind, _, _, blocker, _ in rows if kind == "Lock" and blocker)
+        self.waiters.update(waiter for kind, _, _, _, waiter in rows if kind == "Lock" and waiter)
         self.lock_waits += len(waiting)
         self.most_lock_waits = max(self.most_lock_waits, len(waiting))
         self.sampled_with_a_lock_wait += bool(waiting)
@@ -179,6 +182,7 @@ class Activity:
         n = max(self.samples, 1)
         events = ", ".join(f"{event} {count}" for event, count in self.lock_events.most_common(3)) or "none"
         held = "".join(f"\n      held by {count}x {blocker}" for blocker, count in self.blockers.most_common(3))
+        held += "".join(f"\n      waited for by {count}x {waiter}" for waiter, count in self.waiters.most_common(3))
         return (
             f"active backends {self.active / n:.1f} on average; waiting on a lock {self.lock_waits / n:.2f} on"
             f" average, at most {self.most_lock_waits}, in {self.sampled_with_a_lock_wait / n:.0%} of"
