@@ -1,6 +1,7 @@
 """Benchmark: scaling out on one Postgres, on this machine: worker processes, then API processes.
 
     python bench/scale.py [--flows 40] [--workers 1,2,4] [--seconds 8] [--connections 16] [--quick]
+                          [--profile DIR] [--no-api]
 
 About three minutes; `--quick` (16 flows per run, 3 s of wrk) shows it works in two or three, its
 figures rougher (one flow read again is a tenth of a run).
@@ -25,12 +26,18 @@ default) at 48 kHz with a second of room tone either side (devkit/clips.py), no 
     CPU cores each party kept busy until 90 % had finished (workers, `up`, Postgres with all its
     backends, the fake, this bench with wrk; `others` is the rest of the machine, from /proc/stat), and
     backends waiting on a lock (`pg_stat_activity`, `wait_event_type = 'Lock'`, sampled every 0.2 s),
-    with what held it.
+    with what held it and what waited.
 (b) `GET /v1/reflections/{id}/voice` (a reflection whose voice and preview are ready: RLS reads and a
     signed preview URL) driven by `wrk` (bench/api.py) against one API process, then two on the same
     port: `up` and a `voicegate serve` beside it, both with VOICEGATE_REUSE_PORT (SO_REUSEPORT; the
     kernel spreads wrk's connections between them). 16 connections by default: one user's, and
-    VOICEGATE_USER_CONCURRENCY (32 in flight per process) answers a 33rd with a 429.
+    VOICEGATE_USER_CONCURRENCY (32 in flight per process) answers a 33rd with a 429. `--no-api` skips it.
+
+`--profile DIR` runs py-spy (`PY_SPY`, else the one on the PATH, else /tmp/tools/bin/py-spy) on each worker
+process from the moment it listens until its run's flows have finished, 200 samples a second (its threads that
+run or wait for a core; idle ones left out), and writes each as `workers-<count>-<n>.txt` (py-spy's raw,
+collapsed stacks) in DIR: `python bench/profile_flow.py DIR/workers-1-0.txt --core-s 0.55` puts them into the
+flow's parts.
 """
 
 from __future__ import annotations
@@ -70,6 +77,9 @@ from devkit.clips import LIBRISPEECH, speech_sample  # noqa: E402
 from devkit.up import REPO, Running, dev_token, running_up, start_worker, wait_for  # noqa: E402
 from fakes import ElevenLabsFake  # noqa: E402
 
+#: py-spy, the sampling profiler `--profile` runs on each worker.
+PY_SPY = os.environ.get("PY_SPY") or shutil.which("py-spy") or "/tmp/tools/bin/py-spy"  # noqa: S108 - the dev machine's
+
 TEXT = "Hello there. This voice was cloned a moment ago, and it speaks."
 #: Flows submitted at once (uploads of ~1 MB each): enough to keep the workers fed.
 SUBMITTING = 8
@@ -85,7 +95,8 @@ select a.wait_event_type, a.wait_event, a.state,
        case when a.wait_event_type = 'Lock' then
          (select string_agg(b.state || ': ' || left(regexp_replace(b.query, '\s+', ' ', 'g'), 70), ' / ')
             from pg_stat_activity b where b.pid = any(pg_blocking_pids(a.pid)))
-       end
+       end,
+       case when a.wait_event_type = 'Lock' then left(regexp_replace(a.query, '\s+', ' ', 'g'), 70) end
   from pg_stat_activity a
  where a.backend_type = 'client backend' and a.pid <> pg_backend_pid()
 """
@@ -154,12 +165,14 @@ class Activity:
     sampled_with_a_lock_wait: int = 0
     lock_events: collections.Counter[str] = field(default_factory=collections.Counter)
     blockers: collections.Counter[str] = field(default_factory=collections.Counter)
+    waiters: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def add(self, rows: list[tuple[Any, ...]]) -> None:
-        waiting = [event for kind, event, _, _ in rows if kind == "Lock"]
+        waiting = [event for kind, event, _, _, _ in rows if kind == "Lock"]
         self.samples += 1
-        self.active += sum(1 for _, _, state, _ in rows if state == "active")
-        self.blockers.update(blocker for kind, _, _, blocker in rows if kind == "Lock" and blocker)
+        self.active += sum(1 for _, _, state, _, _ in rows if state == "active")
+        self.blockers.update(blocker for kind, _, _, blocker, _ in rows if kind == "Lock" and blocker)
+        self.waiters.update(waiter for kind, _, _, _, waiter in rows if kind == "Lock" and waiter)
         self.lock_waits += len(waiting)
         self.most_lock_waits = max(self.most_lock_waits, len(waiting))
         self.sampled_with_a_lock_wait += bool(waiting)
@@ -169,6 +182,7 @@ class Activity:
         n = max(self.samples, 1)
         events = ", ".join(f"{event} {count}" for event, count in self.lock_events.most_common(3)) or "none"
         held = "".join(f"\n      held by {count}x {blocker}" for blocker, count in self.blockers.most_common(3))
+        held += "".join(f"\n      waited for by {count}x {waiter}" for waiter, count in self.waiters.most_common(3))
         return (
             f"active backends {self.active / n:.1f} on average; waiting on a lock {self.lock_waits / n:.2f} on"
             f" average, at most {self.most_lock_waits}, in {self.sampled_with_a_lock_wait / n:.0%} of"
@@ -370,10 +384,48 @@ def duplicate_voices(conn: psycopg.Connection[Any], fake: FakeProcess, flows: li
     return sum(count - 1 for sample, count in per_sample.items() if sample is not None and count > 1)
 
 
+@contextlib.contextmanager
+def profiling(pids: list[int], directory: Path | None, name: str) -> Iterator[None]:
+    """py-spy on each of `pids` while the block runs (nothing without a `directory`), its raw stacks
+    written to `directory`/`name`-<n>.txt when the block ends (SIGINT makes py-spy write and stop)."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    outputs = [directory / f"{name}-{n}.txt" for n in range(len(pids))]
+    spies = [
+        subprocess.Popen(
+            [PY_SPY, "record", "-p", str(pid), "-r", "200", "-f", "raw", "--nonblocking", "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=(directory / f"{name}-{n}.log").open("wb"),
+        )
+        for n, (pid, out) in enumerate(zip(pids, outputs, strict=True))
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            try:
+                spy.wait(60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(10)
+
+
 def run_workers(
-    up: Running, fake: FakeProcess, tokens: list[str], samples: list[bytes], *, count: int, logs: Path
+    up: Running,
+    fake: FakeProcess,
+    tokens: list[str],
+    samples: list[bytes],
+    *,
+    count: int,
+    logs: Path,
+    profile: Path | None = None,
 ) -> WorkerRun:
-    """`count` worker processes beside `up`, the flows of `samples` through them; the figures of the run."""
+    """`count` worker processes beside `up`, the flows of `samples` through them; the figures of the run
+    (and with `profile`, py-spy's stacks of each worker meanwhile, in that directory)."""
     data_dir = up.pg.data_dir.parent
     dsn = up.pg.dsn
     workers = [start_worker(data_dir, logs / f"worker-{count}-{n}.log") for n in range(count)]
@@ -398,7 +450,7 @@ def run_workers(
             since = time.time()
             cpu_before = groups.read()
             started = time.perf_counter()
-            with sampling(dsn) as activity:
+            with sampling(dsn) as activity, profiling([w.pid for w in workers], profile, f"workers-{count}"):
                 flows = asyncio.run(submit(up.base_url, tokens, samples))
                 deadline = started + 60 + 10 * len(flows)
                 most, window = math.floor(MOST * len(flows)), None
@@ -542,9 +594,10 @@ def report(worker_runs: list[WorkerRun], api_runs: list[ApiRun], connections: in
             f" {cost['postgres']:.3f}: a free core runs about {1 / (cost['workers'] + cost['up']):.1f} flows/s"
             f" of workers and API, and Postgres fills one at about {1 / cost['postgres']:.0f} flows/s"
         )
-    print(f"\n(b) GET /v1/reflections/{{id}}/voice, wrk 1 thread, {connections} connections, {seconds:g} s")
-    columns = f"{'api':>5} {'pg':>5} {'bench':>5} {'others':>6}"
-    print(f"{'API processes':>13} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {columns}")
+    if api_runs:
+        print(f"\n(b) GET /v1/reflections/{{id}}/voice, wrk 1 thread, {connections} connections, {seconds:g} s")
+        columns = f"{'api':>5} {'pg':>5} {'bench':>5} {'others':>6}"
+        print(f"{'API processes':>13} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {columns}")
     for api in api_runs:
         c = api.cores
         print(
@@ -591,6 +644,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk's connections (one user's)")
     parser.add_argument("--quick", action="store_true", help="16 flows per run and 3 s of wrk: a few minutes")
     parser.add_argument("--speech", type=Path, default=LIBRISPEECH, help="LibriSpeech speaker folders of FLAC clips")
+    parser.add_argument("--profile", type=Path, help="write py-spy's raw stacks of each worker here")
+    parser.add_argument("--no-api", action="store_true", help="only the worker runs, not (b)")
     args = parser.parse_args()
     if args.quick:
         args.flows, args.seconds = 16, 3.0
@@ -619,7 +674,9 @@ def main() -> None:
             for n, count in enumerate(counts):
                 print(f"(a) {count} worker process(es), {args.flows} flows ...", flush=True)
                 run_samples = samples[n * args.flows : (n + 1) * args.flows]
-                worker_runs.append(run_workers(up, fake, tokens, run_samples, count=count, logs=root))
+                worker_runs.append(
+                    run_workers(up, fake, tokens, run_samples, count=count, logs=root, profile=args.profile)
+                )
             with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
                 row = conn.execute(
                     "select r.id::text, u.email from reflections r join auth.users u on u.id = r.owner_id"
@@ -627,8 +684,10 @@ def main() -> None:
                 ).fetchone()
             if row is None:
                 sys.exit("no flow finished: nothing to measure the voice state of (see the worker logs)")
-            print("(b) API processes ...", flush=True)
-            api_runs = run_apis(up, row[0], users[row[1]], args.seconds, args.connections)
+            api_runs = []
+            if not args.no_api:
+                print("(b) API processes ...", flush=True)
+                api_runs = run_apis(up, row[0], users[row[1]], args.seconds, args.connections)
     shutil.rmtree(root, ignore_errors=True)
     report(worker_runs, api_runs, args.connections, args.seconds)
 

@@ -6,7 +6,10 @@ short-time spectrum in dB gives each frequency a threshold, its mean plus ``THRE
 deviations; a time-frequency bin of the signal above its frequency's threshold is kept, one below is turned
 down; the keep/turn-down mask is smoothed over ``MASK_SMOOTH_HZ`` and ``MASK_SMOOTH_S`` so its edges do not
 ring, and the signal is resynthesised from the masked spectrum. The STFT is Hann-windowed, ``n_fft`` long with
-a hop of ``n_fft / 4``.
+a hop of ``n_fft / 4``: scipy's `stft` and `istft` (their defaults: frames centred on zero padding, the
+spectrum scaled by the window's sum, overlap-add divided by the squared window's), computed here over all
+frames at once, and the mask smoothed by its kernel's two triangles in turn (the kernel is their outer
+product), which give the same as scipy's, but for float rounding, at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import fftconvolve, istft, stft
+import scipy.fft
+from scipy.ndimage import correlate1d
+from scipy.signal import get_window
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -33,41 +38,67 @@ class SpectralGate:
     """Thresholds learnt once from ``noise``, applied to any number of signals at the same rate."""
 
     def __init__(self, noise: F32, rate: int, n_fft: int, prop_decrease: float) -> None:
+        if n_fft % 4:
+            raise ValueError(f"n_fft must be a multiple of 4, not {n_fft}")
         self._n_fft = n_fft
         self._hop = n_fft // 4
         self._prop_decrease = prop_decrease
+        window = np.asarray(get_window("hann", n_fft), dtype=np.float64)
+        # scipy's `stft` scales the spectrum by 1 / the window's sum, and `istft` undoes it.
+        self._analysis = window / window.sum()
+        self._synthesis = window * window.sum()
+        self._norm = (window**2).reshape(4, self._hop)
         noise_db = _level_db(self._stft(noise.astype(np.float64)))
-        self._threshold = np.mean(noise_db, axis=1) + THRESHOLD_STD * np.std(noise_db, axis=1)
+        self._threshold = np.mean(noise_db, axis=0) + THRESHOLD_STD * np.std(noise_db, axis=0)
         bins = max(1, int(MASK_SMOOTH_HZ / (rate / (n_fft / 2))))
         frames = max(1, int(MASK_SMOOTH_S * rate / self._hop))
-        kernel = np.outer(_triangle(bins), _triangle(frames))
-        self._kernel = kernel / np.sum(kernel)
+        # The smoothing kernel is the outer product of these two, normalised to sum to 1.
+        self._smooth_bins = _triangle(bins) / np.sum(_triangle(bins))
+        self._smooth_frames = _triangle(frames) / np.sum(_triangle(frames))
 
     def apply(self, signal: F32) -> F32:
         """``signal`` with the bins under the thresholds turned down by ``prop_decrease`` of their level."""
         # Zeros either side, one STFT window each, so the first and last samples get full frames.
         padded = np.pad(signal.astype(np.float64), self._n_fft)
         spectrum = self._stft(padded)
-        keep = _level_db(spectrum) > self._threshold[:, np.newaxis]
-        mask = fftconvolve(keep * self._prop_decrease + (1.0 - self._prop_decrease), self._kernel, mode="same")
-        _, resynthesised = istft(
-            spectrum * mask, nperseg=self._n_fft, noverlap=self._n_fft - self._hop, nfft=self._n_fft
-        )
+        keep = _level_db(spectrum) > self._threshold
+        mask = keep * self._prop_decrease + (1.0 - self._prop_decrease)
+        # Zeros around the mask, as a convolution the same size as its input has them.
+        mask = correlate1d(mask, self._smooth_frames, axis=0, mode="constant")
+        mask = correlate1d(mask, self._smooth_bins, axis=1, mode="constant")
+        spectrum *= mask
+        resynthesised = self._istft(spectrum)
         out = np.zeros(padded.size)
         out[: min(out.size, resynthesised.size)] = resynthesised[: out.size]
         return np.asarray(out[self._n_fft : self._n_fft + signal.size], dtype=np.float32)
 
     def _stft(self, signal: F64) -> npt.NDArray[np.complex128]:
-        _, _, spectrum = stft(
-            signal, nperseg=self._n_fft, noverlap=self._n_fft - self._hop, nfft=self._n_fft, padded=False
-        )
-        return np.asarray(spectrum, dtype=np.complex128)
+        """(frames, bins): frames centred on the signal's samples every hop, the first at 0 (half a window of
+        zeros either side), scaled by the window's sum; the last frame is the last that fits."""
+        padded = np.pad(signal, self._n_fft // 2)
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self._n_fft)[:: self._hop]
+        return np.asarray(scipy.fft.rfft(frames * self._analysis, axis=1, workers=1))
+
+    def _istft(self, spectrum: npt.NDArray[np.complex128]) -> F64:
+        """The inverse of `_stft`: each frame's inverse FFT, windowed, overlap-added (four hops to a frame) and
+        divided by the squared window overlap-added alike, the half windows of padding cut."""
+        count, hop = spectrum.shape[0], self._hop
+        frames = scipy.fft.irfft(spectrum, n=self._n_fft, axis=1, workers=1)
+        frames *= self._synthesis
+        total = np.zeros((count + 3, hop))
+        norm = np.zeros((count + 3, hop))
+        for part in range(4):
+            total[part : part + count] += frames[:, part * hop : (part + 1) * hop]
+            norm[part : part + count] += self._norm[part]
+        half = self._n_fft // 2
+        x, weight = total.ravel()[half:-half], norm.ravel()[half:-half]
+        return np.asarray(x / np.where(weight > 1e-10, weight, 1.0))
 
 
 def _level_db(spectrum: npt.NDArray[np.complex128]) -> F64:
-    """Magnitude in dB, floored ``DYNAMIC_RANGE_DB`` under each frequency's loudest bin."""
+    """Magnitude in dB, floored ``DYNAMIC_RANGE_DB`` under each frequency's loudest bin (spectrum: frames, bins)."""
     level = 20 * np.log10(np.abs(spectrum) + np.finfo(np.float64).eps)
-    return np.asarray(np.maximum(level, np.max(level, axis=-1, keepdims=True) - DYNAMIC_RANGE_DB), dtype=np.float64)
+    return np.asarray(np.maximum(level, np.max(level, axis=0, keepdims=True) - DYNAMIC_RANGE_DB), dtype=np.float64)
 
 
 def _triangle(half_width: int) -> F64:

@@ -2,9 +2,10 @@
 it was enrolled from, as the cosine between two voiceprints (`backend.voiceprint`), judged against the
 published same-speaker threshold (`THRESHOLD`) and shown beside it.
 
-* The samples' print: each sample the enrolment sent (the stored copy the provider got) gets its print, and
-  their mean, L2-normalised, is recorded on the attempt with the provider voice it made (`samples_print`,
-  in the enrolment's own transaction), so nothing has to read the samples again.
+* The samples' print: each sample the enrolment sent (the stored copy the provider got) gets its print (the one
+  its check took of that copy, when it took one), and their mean, L2-normalised, is recorded on the attempt
+  with the provider voice it made (`samples_print`, in the enrolment's own transaction), so nothing has to
+  read the samples again.
 * The voice's print: of a probe sentence (`PROBE_TEXT`) that the provider speaks in the new voice as the
   enrolment ends, in the clone step before the attempt is made ready (`probe`, whose judgement the step's
   completion records with the move to `ready`, in the same statement); with VOICEGATE_LIKENESS_PROBE=off, of
@@ -104,12 +105,18 @@ class Likeness(msgspec.Struct, rename="camel", kw_only=True):
     likeness_baseline: float | None = None
 
 
-def samples_print(recordings: Sequence[bytes]) -> Voiceprint | None:
+def samples_print(recordings: Sequence[bytes], prints: Sequence[bytes | None] = ()) -> Voiceprint | None:
     """The mean voiceprint of ``recordings`` (audio files voicegate can decode), L2-normalised: None when none
-    holds enough speech for one. CPU work for the fair executor; raises `AudioRejected` on a file that does not
-    decode and `VoiceprintUnavailable` without the encoder's weights."""
+    holds enough speech for one. ``prints``, where given and not None, is the recording's voiceprint as already
+    taken (`Voiceprint.to_bytes`, the sample check's): it is not taken again. CPU work for the fair executor;
+    raises `AudioRejected` on a file that does not decode and `VoiceprintUnavailable` without the encoder's
+    weights."""
+    known = list(prints) + [None] * (len(recordings) - len(prints))
     vectors = []
-    for data in recordings:
+    for data, taken in zip(recordings, known, strict=True):
+        if taken is not None:
+            vectors.append(Voiceprint.from_bytes(taken).vector)
+            continue
         decoded = decode_audio(data)
         found = voiceprint(decoded.samples, decoded.sample_rate)
         if found is not None:
@@ -146,11 +153,14 @@ def similarity(samples: Voiceprint, spoken: Sequence[bytes]) -> float | None:
     return None if found is None else round(samples.similarity(found), 3)
 
 
-async def measure_samples(ctx: Lifecycle, attempt: AttemptRow, recordings: Sequence[bytes]) -> bytes | None:
-    """The samples' print (`samples_print`) on the fair CPU executor, as stored. One that cannot be made is
-    logged and None: the likeness then says `no_sample`, and the voice goes on."""
+async def measure_samples(
+    ctx: Lifecycle, attempt: AttemptRow, recordings: Sequence[bytes], prints: Sequence[bytes | None] = ()
+) -> bytes | None:
+    """The samples' print (`samples_print`, with the `prints` their checks took) on the fair CPU executor, as
+    stored. One that cannot be made is logged and None: the likeness then says `no_sample`, and the voice goes
+    on."""
     try:
-        found = await ctx.cpu.run(attempt.owner_id, samples_print, recordings)
+        found = await ctx.cpu.run(attempt.owner_id, samples_print, recordings, prints)
     except (AudioRejected, VoiceprintUnavailable, ValueError):
         log.exception("attempt %s: no voiceprint of its samples", attempt.id)
         return None

@@ -34,7 +34,7 @@ from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
-from backend.providers.base import ProviderVoice, SampleRef
+from backend.providers.base import ProviderVoice
 from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
@@ -215,7 +215,8 @@ class AttemptRun:
         rows = [row for row in found if row is not None]
         if len(rows) < len(found):
             raise _Failed("sample_missing", "The sample is gone (it may have expired); upload a new one.")
-        refs = [await self._reference(row) for row in rows]
+        enrolled = [await self._reference(row) for row in rows]
+        refs = [one.ref for one in enrolled]
         provider = self.ctx.providers.get(self.attempt.provider, owner=self.attempt.owner_id)
         # A set's samples are measured for its quality report (`GET /api/voices/{id}/samples`).
         pairs = enumerate(zip(rows, refs, strict=True)) if in_set else iter(())
@@ -232,7 +233,9 @@ class AttemptRun:
         )
         failpoint("after_provider_create")
         # Of what each sample is as stored (before any joining for the provider), for the voice's likeness.
-        samples_print = await likeness.measure_samples(self.ctx, self.attempt, [ref.data for ref in refs])
+        samples_print = await likeness.measure_samples(
+            self.ctx, self.attempt, [ref.data for ref in refs], [one.voiceprint for one in enrolled]
+        )
         # Verifying only from processing, as the run saw it before the call: a supersede that came during
         # the call still records the voice, and the late result is verified on the inactive attempt.
         status = AttemptStatus.VERIFYING if self.attempt.status == AttemptStatus.PROCESSING else None
@@ -261,8 +264,9 @@ class AttemptRun:
         rows = [await samples.sample_row(conn, one) for one in in_set or [sample_id]]
         return rows, await voices.voice_row(conn, self.attempt.voice_id), bool(in_set)
 
-    async def _reference(self, sample: samples.SampleRow) -> SampleRef:
-        """What the provider is sent of one sample (`sample_step.enrolment_sample`), or why the attempt fails."""
+    async def _reference(self, sample: samples.SampleRow) -> sample_step.EnrolmentSample:
+        """What the provider is sent of one sample, with its print (`sample_step.enrolment_sample`), or why the
+        attempt fails."""
         try:
             return await sample_step.enrolment_sample(self.ctx, sample, self.attempt.provider, actor=self.actor)
         except AudioRejected as exc:

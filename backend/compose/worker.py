@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from backend.tls import verifying_context
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
+
+log = logging.getLogger(__name__)
 
 #: Runs the queue consumers over a lifecycle until the event is set. The entry points pass them
 #: (`queue_consumers.worker`): `backend/` stands below the consumers and does not import them.
@@ -92,4 +95,18 @@ async def worker_process(
         )
         cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_threads(serves_api=False)))
         ctx = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
+        if ctx.likeness_probe:
+            await _stock_print(cpu)
         yield WorkerProcess(ctx, api)
+
+
+async def _stock_print(cpu: CpuExecutor) -> None:
+    """The stock voice's print (`likeness.stock_print`, once a process: the bundled voice loaded and one short
+    render), made before the worker takes any message rather than in its first likeness probe. One that cannot
+    be made now is left to the probe, which says so."""
+    from backend.clone import likeness  # noqa: PLC0415 - the worker's own, beside its consumers
+
+    try:
+        await cpu.run(None, likeness.stock_print)
+    except Exception:  # the first probe meets it again, as it would have
+        log.warning("the stock voice's print is left to the first likeness probe", exc_info=True)

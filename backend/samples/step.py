@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -49,7 +49,24 @@ class SampleGone(Exception):
     """The sample row was deleted (by its owner or the retention purge) while it was being prepared."""
 
 
-async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *, actor: str) -> PreparedSample:
+class Checked(NamedTuple):
+    """A sample cleaned for a provider and recorded, with its speaker's voiceprint as recorded (`to_bytes`; None
+    when it holds too little speech for one)."""
+
+    prepared: PreparedSample
+    voiceprint: bytes | None
+
+
+class EnrolmentSample(NamedTuple):
+    """What an enrolment sends of one sample, and the voiceprint of that very audio as the sample's check recorded
+    it (`to_bytes`): None when the check recorded none (too little speech, or a sample checked before prints were
+    taken), and the print is then to be taken from `ref.data`."""
+
+    ref: SampleRef
+    voiceprint: bytes | None
+
+
+async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *, actor: str) -> Checked:
     """Check the sample's original against `provider`'s rules, clean it into the provider's wanted form,
     store the copy beside the original and record it with the quality report (status `ready`).
 
@@ -76,6 +93,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
     report = msgspec.json.encode(prepared.report).decode()
     judged = await _judge_speaker(ctx, sample, prints, report, actor=actor)
     speaker = None if prints is None else prints.voiceprint()
+    speaker_bytes = None if speaker is None else speaker.to_bytes()
     async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
         recorded = await fetch_optional(
             conn,
@@ -88,7 +106,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
                 "duration_ms": round(prepared.duration_s * 1000),
                 "sample_rate": prepared.sample_rate,
                 "channels": prepared.channels,
-                "voiceprint": None if speaker is None else speaker.to_bytes(),
+                "voiceprint": speaker_bytes,
                 "speaker_match": None if judged is None else judged.score,
                 "speech_prints": None if prints is None else prints.to_bytes(),
             },
@@ -98,7 +116,7 @@ async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *
         await integrity.write(
             conn, ctx.storage, sample.bucket_id, copy_path, prepared.wav, content_type=prepared.mime_type
         )
-    return prepared
+    return Checked(prepared, speaker_bytes)
 
 
 def _prepare_and_print(data: bytes, rules: SampleRules) -> tuple[PreparedSample, SpeechPrints | None]:
@@ -200,11 +218,11 @@ async def _read(ctx: Lifecycle, sample: SampleRow, path: str, *, actor: str) -> 
         raise
 
 
-async def enrolment_sample(ctx: Lifecycle, sample: SampleRow, provider: str, *, actor: str) -> SampleRef:
+async def enrolment_sample(ctx: Lifecycle, sample: SampleRow, provider: str, *, actor: str) -> EnrolmentSample:
     """What an enrolment sends: the stored cleaned copy (checked against its digest) when it was made for
-    this provider, otherwise the original checked and cleaned now. Raises `AudioRejected`, `SampleGone`
-    or StoredObjectAltered like `prepare_and_record`; the provider's signed URL, when it gets one, is of
-    the copy just checked or just written."""
+    this provider, otherwise the original checked and cleaned now; with the voiceprint its check recorded of
+    that copy. Raises `AudioRejected`, `SampleGone` or StoredObjectAltered like `prepare_and_record`; the
+    provider's signed URL, when it gets one, is of the copy just checked or just written."""
     copy_path = sample.processed_object_path
     made_for = sample.processed_provider
     if sample.status is VoiceSampleStatus.READY and copy_path and made_for == provider and sample.duration_ms:
@@ -217,15 +235,17 @@ async def enrolment_sample(ctx: Lifecycle, sample: SampleRow, provider: str, *, 
             channels=1,
             snr_db=report.get("snrDb"),  # the stored QualityReport, camel-cased
         )
+        # Recorded with the copy, in the transaction that wrote it: the print of these very bytes.
+        speaker = sample.voiceprint
     else:
-        prepared = await prepare_and_record(ctx, sample, provider, actor=actor)
+        prepared, speaker = await prepare_and_record(ctx, sample, provider, actor=actor)
         copy_path = samples.processed_path(sample.object_path)
         ref = prepared.sample_ref()
     ref = msgspec.structs.replace(ref, consent_id=str(sample.consent_id))
     if ctx.public_storage:
         url = await ctx.storage.create_signed_url(sample.bucket_id, copy_path, SAMPLE_URL_SECONDS)
         ref = msgspec.structs.replace(ref, public_url=url)
-    return ref
+    return EnrolmentSample(ref, speaker)
 
 
 async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:
