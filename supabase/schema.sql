@@ -1213,7 +1213,7 @@ begin
     end if;
   end loop;
 
-  select * into cur from public.voice_clone_attempts where id = p_attempt_id for update;
+  select * into cur from public.voice_clone_attempts where id = p_attempt_id for no key update;
   if not found then
     raise exception 'attempt % not found', p_attempt_id using errcode = 'VG404';
   end if;
