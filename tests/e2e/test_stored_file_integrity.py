@@ -87,11 +87,8 @@ async def test_an_altered_render_is_refused_and_audited(
     assert (again.status_code, again.json()["code"]) == (409, "stored_object_altered")
 
 
-async def test_an_altered_preview_is_not_served(
-    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, tmp_path: Path
-) -> None:
-    client: Client = await worker_client(**ASK_EACH_TIME)
-    user = make_user()
+async def cloned_reflection(client: Client, user: User) -> str:
+    """A reflection of `user`'s whose voice is being cloned from speech: the path of its voice state."""
     reflection = (await client.post("/v1/reflections", json={"name": "Ada"}, headers=user.headers)).json()["id"]
     cloned = await client.post(
         f"/v1/reflections/{reflection}/voice/clone",
@@ -100,7 +97,15 @@ async def test_an_altered_preview_is_not_served(
         headers=user.headers,
     )
     assert cloned.status_code == 202, cloned.text
-    path = f"/v1/reflections/{reflection}/voice"
+    return f"/v1/reflections/{reflection}/voice"
+
+
+async def test_an_altered_preview_is_not_served(
+    worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn, tmp_path: Path
+) -> None:
+    client: Client = await worker_client(**ASK_EACH_TIME)
+    user = make_user()
+    path = await cloned_reflection(client, user)
     state = await poll(client, user, path, lambda s: s["voice"]["previewStatus"] == "ready")
     assert (state["provenance"], state.get("previewError")) == ("c2pa", None)
     await fetch(client, state["previewUrl"])
@@ -152,15 +157,7 @@ async def test_polls_of_a_ready_preview_read_none_of_its_bytes_at_storage(
     again."""
     client: Client = await worker_client(**ASK_EACH_TIME)
     user = make_user()
-    reflection = (await client.post("/v1/reflections", json={"name": "Ada"}, headers=user.headers)).json()["id"]
-    cloned = await client.post(
-        f"/v1/reflections/{reflection}/voice/clone",
-        data={"consent": "true", "language": "en"},
-        files={"file": ("me.wav", speech_wav(), "audio/wav")},
-        headers=user.headers,
-    )
-    assert cloned.status_code == 202, cloned.text
-    path = f"/v1/reflections/{reflection}/voice"
+    path = await cloned_reflection(client, user)
     await poll(client, user, path, lambda s: s["voice"]["previewStatus"] == "ready")
     preview = f"{user.id}/{(await client.get(path, headers=user.headers)).json()['voice']['attemptId']}/preview.wav"
     read, headed = count_object_reads(monkeypatch)

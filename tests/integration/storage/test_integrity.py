@@ -108,12 +108,11 @@ async def test_written_read_checked_and_an_altered_file_refused_with_an_audit_ev
 
 
 class Counted:
-    """The stand-in's client, counting the reads of whole objects (digests, downloads) and the URLs signed."""
+    """The stand-in's client, counting the reads of whole objects (digests, downloads)."""
 
     def __init__(self, storage: SupabaseObjectStorage) -> None:
         self.storage = storage
         self.reads = 0
-        self.signed = 0
 
     async def digest(self, bucket: str, path: str) -> Digest:
         self.reads += 1
@@ -122,11 +121,6 @@ class Counted:
     async def download(self, bucket: str, path: str) -> bytes:
         self.reads += 1
         return await self.storage.download(bucket, path)
-
-    async def create_signed_url(self, bucket: str, path: str, expires_in: int, *, version: str | None = None) -> str:
-        url = await self.storage.create_signed_url(bucket, path, expires_in, version=version)
-        self.signed += 1
-        return url
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.storage, name)
