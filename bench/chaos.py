@@ -86,10 +86,11 @@ from backend import queues  # noqa: E402 - after the path setup above
 from backend.embedded.postgres import for_data_dir, free_port  # noqa: E402
 from backend.embedded.storage.orphans import find_orphan_files  # noqa: E402
 from backend.storage.orphans import sweep_orphan_objects  # noqa: E402
+from devkit.clips import LIBRISPEECH  # noqa: E402
 from devkit.db import postmaster_pid  # noqa: E402
 from devkit.up import Running, dev_token, is_ready, wait_for  # noqa: E402
 
-SPEECH = Path("/work/shared/speech/librispeech")
+SPEECH = LIBRISPEECH  # VOICEGATE_SPEECH_CLIPS names another folder
 #: Steps of a flow, in order; the faults are scheduled by the share of all flows' steps done.
 STEPS = ("upload", "sample check", "clone request", "clone and synthesis", "download")
 #: (share of the steps done, fault): the schedule.

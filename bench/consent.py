@@ -80,8 +80,9 @@ from backend.consents.phrase import (
 from backend.providers.local.engine import render
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.providers.local.profile import measure
+from devkit.clips import LIBRISPEECH
 
-SPEECH = Path("/work/shared/speech/librispeech")
+SPEECH = LIBRISPEECH  # VOICEGATE_SPEECH_CLIPS names another folder
 #: The speakers whose clips (and whose moved hibari) set the thresholds; the others are held out.
 CALIBRATION_SPEAKERS = ("1688", "1998", "367")
 NAMES = (

@@ -43,8 +43,9 @@ from backend.providers.base import SampleRef  # noqa: E402
 from backend.providers.local.hibari_voice import HibariVoice  # noqa: E402
 from backend.providers.local.provider import InMemoryProfileStore, LocalProvider  # noqa: E402
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint  # noqa: E402
+from devkit.clips import LIBRISPEECH  # noqa: E402
 
-SPEECH = Path("/work/shared/speech/librispeech")
+SPEECH = LIBRISPEECH  # VOICEGATE_SPEECH_CLIPS names another folder
 #: What each clone speaks besides the probe: plain sentences, none of them a LibriSpeech transcript.
 SENTENCES = (
     PROBE_TEXT,

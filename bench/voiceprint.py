@@ -66,7 +66,9 @@ from backend.voiceprint.windows import (  # noqa: E402
 from devkit.voiceprint_numpy import NumpyEncoder  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
-SPEECH = Path("/work/shared/speech/librispeech")
+from devkit.clips import LIBRISPEECH  # noqa: E402
+
+SPEECH = LIBRISPEECH  # VOICEGATE_SPEECH_CLIPS names another folder
 TARGET_MS_PER_S = 15.0
 TARGET_EER = 0.01
 #: Utterances numbered below this calibrate the threshold; the others are held out.
