@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-import pyloudnorm
 import webrtcvad
-from scipy.signal import firwin, resample_poly, upfirdn
+from pyloudnorm.iirfilter import IIRfilter
+from scipy.signal import firwin, resample_poly, sosfilt
 
 from backend.audio.decode import DecodedAudio
 
@@ -37,6 +38,21 @@ TRUE_PEAK_OVERSAMPLING: Final = 4
 #: A 48-tap (12 per phase) interpolation filter, the length ITU-R BS.1770-4 Annex 2 uses for 4x.
 _TRUE_PEAK_FILTER: Final = (firwin(48, 1 / TRUE_PEAK_OVERSAMPLING, window=("kaiser", 6.0)) * 4).astype(np.float32)
 _TRUE_PEAK_DELAY: Final = (_TRUE_PEAK_FILTER.size - 1) // 2
+_TRUE_PEAK_TAPS: Final = _TRUE_PEAK_FILTER.size // TRUE_PEAK_OVERSAMPLING
+#: The filter's phases as columns, each reversed: a window of `_TRUE_PEAK_TAPS` input samples times this is the
+#: oversampled points of one input step, so the oversampling is one matrix product (BLAS), not a loop per point.
+_TRUE_PEAK_PHASES: Final = np.ascontiguousarray(
+    np.stack([_TRUE_PEAK_FILTER[phase::TRUE_PEAK_OVERSAMPLING][::-1] for phase in range(TRUE_PEAK_OVERSAMPLING)], 1)
+)
+#: Input samples oversampled at once: their windows (12 floats each) stay a few MB, whatever the length.
+_TRUE_PEAK_BLOCK: Final = 1 << 16
+#: BS.1770-4's gating: 400 ms blocks every 100 ms, an absolute gate at -70 LKFS and a relative one 10 LU under the
+#: gated mean; the channel weights of L, R, C, Ls, Rs.
+_LOUDNESS_BLOCK_S: Final = 0.4
+_LOUDNESS_STEP: Final = 0.25
+_ABSOLUTE_GATE: Final = -70.0
+_RELATIVE_GATE: Final = -10.0
+_CHANNEL_WEIGHTS: Final = (1.0, 1.0, 1.0, 1.41, 1.41)
 #: Noise is taken from the pauses when there are this many seconds of them, else from the quietest frames.
 MIN_PAUSE_S: Final = 0.3
 QUIET_FRAME_SHARE: Final = 0.1
@@ -168,11 +184,46 @@ def snr_estimate(speech: Speech) -> float | None:
 
 
 def integrated_loudness(samples: F32, rate: int) -> float | None:
-    """EBU R128 / ITU-R BS.1770-4 integrated loudness in LUFS; None for silence or under one 400 ms block."""
-    if samples.shape[1] <= rate * 0.4:
+    """EBU R128 / ITU-R BS.1770-4 integrated loudness in LUFS of (channels, n) audio; None for silence or under one
+    400 ms block.
+
+    pyloudnorm's `Meter.integrated_loudness` to float rounding (its K-weighting filters, block bounds and gates; a
+    test compares them), with its two filter stages in one pass and each block's energy summed from its four 100 ms
+    steps instead of sliced out block by block.
+    """
+    size = samples.shape[1]
+    if size <= rate * _LOUDNESS_BLOCK_S:
         return None
-    loudness = float(pyloudnorm.Meter(rate).integrated_loudness(samples.T.astype(np.float64)))
-    return loudness if math.isfinite(loudness) else None
+    blocks = round((size / rate - _LOUDNESS_BLOCK_S) / (_LOUDNESS_BLOCK_S * _LOUDNESS_STEP)) + 1
+    steps_per_block = round(1 / _LOUDNESS_STEP)
+    # Block j spans steps j .. j + 3: its end, 0.4 (j / 4 + 1) s, is the start of block j + 4, to the same float.
+    bounds = (_LOUDNESS_BLOCK_S * (np.arange(blocks + steps_per_block) * _LOUDNESS_STEP) * rate).astype(np.int64)
+    power = np.zeros(blocks)
+    for channel, weight in zip(samples.astype(np.float64), _CHANNEL_WEIGHTS, strict=False):
+        # One zero past the last bound: `reduceat`'s last sum runs to the end, and is dropped.
+        energy = np.zeros(max(size, int(bounds[-1])) + 1)
+        energy[:size] = np.square(sosfilt(_k_weighting(rate), channel))
+        steps = np.add.reduceat(energy, bounds)[:-1]
+        step_sums = np.concatenate([[0.0], np.cumsum(steps)])
+        power += weight * (step_sums[steps_per_block:] - step_sums[:-steps_per_block]) / (_LOUDNESS_BLOCK_S * rate)
+    with np.errstate(divide="ignore"):
+        block_loudness = -0.691 + 10 * np.log10(power)
+    gated = power[block_loudness >= _ABSOLUTE_GATE]
+    if gated.size == 0:
+        return None
+    relative = -0.691 + 10 * math.log10(float(gated.mean())) + _RELATIVE_GATE
+    kept = power[(block_loudness > relative) & (block_loudness > _ABSOLUTE_GATE)]
+    return -0.691 + 10 * math.log10(float(kept.mean())) if kept.size and kept.mean() > 0 else None
+
+
+@functools.cache
+def _k_weighting(rate: int) -> npt.NDArray[np.float64]:
+    """BS.1770's two K-weighting stages at ``rate``, as pyloudnorm designs them, as second-order sections."""
+    stages = (
+        IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf"),
+        IIRfilter(0.0, 0.5, 38.0, rate, "high_pass"),
+    )
+    return np.array([np.concatenate([stage.b * stage.passband_gain, stage.a]) for stage in stages])
 
 
 def true_peak(samples: F32) -> float:
@@ -182,14 +233,25 @@ def true_peak(samples: F32) -> float:
 
 def peak_envelope(signal: F32) -> F32:
     """For each sample, the largest magnitude among the 4x oversampled points from it to the next."""
-    upsampled = np.abs(np.asarray(upfirdn(_TRUE_PEAK_FILTER, signal, up=TRUE_PEAK_OVERSAMPLING), dtype=np.float32))
-    aligned = upsampled[_TRUE_PEAK_DELAY : _TRUE_PEAK_DELAY + signal.size * TRUE_PEAK_OVERSAMPLING]
-    points = aligned.reshape(signal.size, TRUE_PEAK_OVERSAMPLING)
-    # Column by column: numpy's `max(axis=1)` over rows of four is a strided reduction per row, much slower than
-    # these elementwise maxima (the same values: a maximum is exact).
-    envelope = points[:, 0].copy()
-    for column in range(1, TRUE_PEAK_OVERSAMPLING):
-        np.maximum(envelope, points[:, column], out=envelope)
+    size, oversampling, taps = signal.size, TRUE_PEAK_OVERSAMPLING, _TRUE_PEAK_TAPS
+    padded = np.zeros(size + 2 * (taps - 1), dtype=np.float32)
+    padded[taps - 1 : taps - 1 + size] = signal
+    windows = np.lib.stride_tricks.sliding_window_view(padded, taps)
+    envelope = np.empty(size, dtype=np.float32)
+    for start in range(0, size, _TRUE_PEAK_BLOCK):
+        stop = min(size, start + _TRUE_PEAK_BLOCK)
+        # The oversampled points `first`..`last` (the filter's delay taken off) are the rows first // 4 ..
+        # last // 4 of the product, read row after row.
+        first, last = _TRUE_PEAK_DELAY + oversampling * start, _TRUE_PEAK_DELAY + oversampling * stop - 1
+        rows = np.ascontiguousarray(windows[first // oversampling : last // oversampling + 1]) @ _TRUE_PEAK_PHASES
+        points = np.abs(rows.ravel()[first % oversampling : first % oversampling + oversampling * (stop - start)])
+        points = points.reshape(stop - start, oversampling)
+        # Column by column: numpy's `max(axis=1)` over rows of four is a strided reduction per row, much slower
+        # than these elementwise maxima (the same values: a maximum is exact).
+        block = envelope[start:stop]
+        np.copyto(block, points[:, 0])
+        for column in range(1, oversampling):
+            np.maximum(block, points[:, column], out=block)
     return envelope
 
 

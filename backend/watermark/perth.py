@@ -20,6 +20,7 @@ so the signal keeps its length and everything above 2 kHz as it was (the library
 resynthesised, up to 319 samples shorter), and at other rates than 32 kHz that change is computed at 32 kHz and
 resampled back, instead of the whole signal going to 32 kHz and back; long audio goes through the networks in
 blocks of frames with the stacks' reach of context on each side, which gives the same frames as one pass.
+The spectra are float32, as torch computes them, and marking reuses the phases its analysis read.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ BLOCK: Final = 2000
 REACH: Final = 15
 #: The shortest signal the centred STFT takes (its reflection needs more samples than half a window).
 MIN_SAMPLES: Final = _HALF + 1
-_WINDOW: Final = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32).astype(np.float64)
+_WINDOW: Final = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
 #: Overlap-add works in hops: a frame spans this many (its last partly).
 _HOPS_PER_FRAME: Final = math.ceil(N_FFT / HOP)
 
@@ -73,45 +74,55 @@ def to_rate(samples: F32, rate: int, target: int) -> F32:
     return np.asarray(resample_poly(samples, target // common, rate // common), dtype=np.float32)
 
 
-def _padded(signal: F32) -> F64:
+def _padded(signal: F32) -> F32:
     """The signal as the centred STFT frames it: at least `MIN_SAMPLES` long (zeros after a shorter one),
     reflected by half a window at each end."""
     if signal.size < MIN_SAMPLES:
         signal = np.concatenate([signal, np.zeros(MIN_SAMPLES - signal.size, dtype=np.float32)])
-    return np.pad(signal.astype(np.float64), _HALF, mode="reflect")
+    return np.pad(signal.astype(np.float32), _HALF, mode="reflect")
 
 
-def _frames(padded: F64) -> int:
+def _frames(padded: F32) -> int:
     return 1 + (padded.size - N_FFT) // HOP
 
 
-def _spectra(padded: F64, start: int, stop: int) -> npt.NDArray[np.complex128]:
+def _spectra(padded: F32, start: int, stop: int) -> npt.NDArray[np.complex64]:
     """The STFT of frames ``start`` to ``stop`` (frames, bins)."""
     windows = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[start * HOP : (stop - 1) * HOP + 1 : HOP]
     return np.asarray(scipy.fft.rfft(windows * _WINDOW, axis=1, workers=1))
 
 
-def _normalised(magnitude: F64) -> F64:
-    return (20 * np.log10(np.maximum(magnitude, _MAGNITUDE_FLOOR)) - _FLOOR_DB) / _SPAN_DB
+def _normalised(magnitude: F32) -> F32:
+    level = np.float32(20) * np.log10(np.maximum(magnitude, np.float32(_MAGNITUDE_FLOOR)))
+    return np.asarray((level - np.float32(_FLOOR_DB)) / np.float32(_SPAN_DB), dtype=np.float32)
 
 
 def _magnitude(normalised: F64) -> F64:
     return np.asarray(10.0 ** np.minimum((normalised * _SPAN_DB + _FLOOR_DB) / 20, _MAX_LOG))
 
 
-def analyse(padded: F64) -> tuple[F32, F32]:
+def analyse(padded: F32) -> tuple[F32, F32]:
     """The normalised magnitudes of bins 0-127 (frames, 128) and the mask of frames that are not quiet
     (frames,), as 0.0 / 1.0, of a `_padded` signal."""
+    subband, mask, _ = _analysed(padded)
+    return subband, mask
+
+
+def _analysed(padded: F32) -> tuple[F32, F32, npt.NDArray[np.complex64]]:
+    """`analyse`'s two, and the complex spectrum of bins 0-127 (frames, 128), whose phases marking keeps."""
     frames = _frames(padded)
     subband = np.empty((frames, SUBBAND), dtype=np.float32)
+    low_bins = np.empty((frames, SUBBAND), dtype=np.complex64)
     energy = np.empty(frames, dtype=np.float64)
     for start in range(0, frames, BLOCK):
         stop = min(frames, start + BLOCK)
-        normalised = _normalised(np.abs(_spectra(padded, start, stop)))
+        spectra = _spectra(padded, start, stop)
+        normalised = _normalised(np.abs(spectra))
         subband[start:stop] = normalised[:, :SUBBAND]
+        low_bins[start:stop] = spectra[:, :SUBBAND]
         energy[start:stop] = normalised.sum(axis=1, dtype=np.float32)
     mask = (energy > energy.max() * QUIET_SHARE).astype(np.float32)
-    return subband, mask
+    return subband, mask, low_bins
 
 
 def run_stack(stack: Stack, features: F32) -> F32:
@@ -128,9 +139,9 @@ def run_stack(stack: Stack, features: F32) -> F32:
     return np.concatenate(parts, axis=1)
 
 
-def residual(encoder: Stack, padded: F64) -> F64:
+def residual(encoder: Stack, padded: F32) -> F64:
     """What marking adds to the 32 kHz signal of ``padded`` (its first `HOP` x (frames - 1) samples)."""
-    subband, mask = analyse(padded)
+    subband, mask, low_bins = _analysed(padded)
     frames = subband.shape[0]
     change = run_stack(encoder, np.ascontiguousarray(subband.T)) * mask
     overlap = np.zeros((frames + _HOPS_PER_FRAME, HOP), dtype=np.float64)
@@ -139,9 +150,9 @@ def residual(encoder: Stack, padded: F64) -> F64:
         touched = change[:, start:stop].T
         if not touched.any():
             continue
-        phase = np.exp(1j * np.angle(_spectra(padded, start, stop)[:, :SUBBAND]))
+        phase = np.exp(1j * np.angle(low_bins[start:stop]))
         original = subband[start:stop].astype(np.float64)
-        spectrum = np.zeros((stop - start, BINS), dtype=np.complex128)
+        spectrum = np.zeros((stop - start, BINS), dtype=np.complex64)
         spectrum[:, :SUBBAND] = (_magnitude(original + touched) - _magnitude(original)) * phase
         windowed = scipy.fft.irfft(spectrum, n=N_FFT, axis=1, workers=1) * _WINDOW
         hops = np.zeros((stop - start, _HOPS_PER_FRAME * HOP), dtype=np.float64)
