@@ -1,7 +1,7 @@
 """Benchmark: scaling out on one Postgres, on this machine: worker processes, then API processes.
 
     python bench/scale.py [--flows 40] [--workers 1,2,4] [--seconds 8] [--connections 16] [--quick]
-                          [--profile DIR] [--no-api]
+                          [--profile DIR] [--no-api] [--cpu-threads N]
 
 About three minutes; `--quick` (16 flows per run, 3 s of wrk) shows it works in two or three, its
 figures rougher (one flow read again is a tenth of a run).
@@ -22,7 +22,10 @@ default) at 48 kHz with a second of room tone either side (devkit/clips.py), no 
     would make the run's figure its own), the time until all had, the queue messages sent, each flow's
     time from its reflection to its job's end (median and slowest), deliveries that failed
     (`voicegate.queue_message_errors`), dead letters, messages read more than once (pgmq `read_ct` > 1)
-    and duplicate provider voices per sample (the fake's voices by enrolment key). What saturates: the
+    and duplicate provider voices per sample (the fake's voices by enrolment key). A worker's CPU executor
+    has a thread per core by default, so one worker alone can keep every core busy; `--cpu-threads N`
+    (VOICEGATE_CPU_WORKERS) gives each worker N, to see what a second worker adds where the first
+    leaves cores free, as on a machine per worker. What saturates: the
     CPU cores each party kept busy until 90 % had finished (workers, `up`, Postgres with all its
     backends, the fake, this bench with wrk; `others` is the rest of the machine, from /proc/stat), and
     backends waiting on a lock (`pg_stat_activity`, `wait_event_type = 'Lock'`, sampled every 0.2 s),
@@ -423,12 +426,14 @@ def run_workers(
     count: int,
     logs: Path,
     profile: Path | None = None,
+    cpu_threads: int | None = None,
 ) -> WorkerRun:
     """`count` worker processes beside `up`, the flows of `samples` through them; the figures of the run
     (and with `profile`, py-spy's stacks of each worker meanwhile, in that directory)."""
     data_dir = up.pg.data_dir.parent
     dsn = up.pg.dsn
-    workers = [start_worker(data_dir, logs / f"worker-{count}-{n}.log") for n in range(count)]
+    extra = {} if cpu_threads is None else {"VOICEGATE_CPU_WORKERS": str(cpu_threads)}
+    workers = [start_worker(data_dir, logs / f"worker-{count}-{n}.log", **extra) for n in range(count)]
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
 
@@ -646,6 +651,9 @@ def main() -> None:
     parser.add_argument("--speech", type=Path, default=LIBRISPEECH, help="LibriSpeech speaker folders of FLAC clips")
     parser.add_argument("--profile", type=Path, help="write py-spy's raw stacks of each worker here")
     parser.add_argument("--no-api", action="store_true", help="only the worker runs, not (b)")
+    parser.add_argument(
+        "--cpu-threads", type=int, help="each worker's CPU executor threads (VOICEGATE_CPU_WORKERS; default: its own)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.flows, args.seconds = 16, 3.0
@@ -672,10 +680,20 @@ def main() -> None:
             tokens = list(users.values())
             worker_runs = []
             for n, count in enumerate(counts):
-                print(f"(a) {count} worker process(es), {args.flows} flows ...", flush=True)
+                threads = "" if args.cpu_threads is None else f", {args.cpu_threads} CPU thread(s) each"
+                print(f"(a) {count} worker process(es){threads}, {args.flows} flows ...", flush=True)
                 run_samples = samples[n * args.flows : (n + 1) * args.flows]
                 worker_runs.append(
-                    run_workers(up, fake, tokens, run_samples, count=count, logs=root, profile=args.profile)
+                    run_workers(
+                        up,
+                        fake,
+                        tokens,
+                        run_samples,
+                        count=count,
+                        logs=root,
+                        profile=args.profile,
+                        cpu_threads=args.cpu_threads,
+                    )
                 )
             with psycopg.connect(up.pg.dsn, autocommit=True) as conn:
                 row = conn.execute(
