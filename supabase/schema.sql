@@ -1143,6 +1143,7 @@ ALTER FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text,
 CREATE FUNCTION voicegate.take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision) RETURNS double precision
     LANGUAGE plpgsql
     SET search_path TO ''
+    SET lock_timeout TO '800ms'
     AS $$
 declare
   per_second constant double precision := p_creates / p_window_seconds;
