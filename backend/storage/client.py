@@ -231,9 +231,12 @@ class SupabaseObjectStorage:
         self._versions.put(key, version, self._version_ttl)
         return version
 
+    def _object_url(self, bucket: str, path: str) -> str:
+        """The object's authenticated route (the service key's), which storage3 only reads whole."""
+        return f"{self._base}/object/authenticated/{quote(bucket, safe='')}/{quote(path, safe='/')}"
+
     async def _stored_version(self, bucket: str, path: str) -> str | None:
-        url = f"{self._base}/object/authenticated/{quote(bucket, safe='')}/{quote(path, safe='/')}"
-        response = await self._http.head(url)
+        response = await self._http.head(self._object_url(bucket, path))
         # A HEAD answer has no body to say why; Storage answers a missing object 400 (its logical 404) or 404.
         if response.status_code in (400, 404):
             return None
@@ -251,10 +254,8 @@ class SupabaseObjectStorage:
         return await _call(lambda: self._digest(bucket, path))
 
     async def _digest(self, bucket: str, path: str) -> Digest:
-        # storage3 only downloads whole; the same authenticated route, streamed.
-        url = f"{self._base}/object/authenticated/{quote(bucket, safe='')}/{quote(path, safe='/')}"
         sha256, size = hashlib.sha256(), 0
-        async with self._http.stream("GET", url) as response:
+        async with self._http.stream("GET", self._object_url(bucket, path)) as response:
             if response.is_error:
                 await response.aread()
                 raise _api_error(response)
