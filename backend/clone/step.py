@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
@@ -81,6 +81,23 @@ def lease_on_read(ctx: Lifecycle, worker_id: str) -> Callable[[Connection, int, 
         )
 
     return read
+
+
+def attempt_handler(ctx: Lifecycle, worker_id: str) -> queues.Handler:
+    """The clone queue's handler for worker `worker_id`: each message's attempt taken as far as it can go now
+    (`process_attempt`), as the read that delivered it leased it (`lease_on_read`)."""
+
+    async def handle(message: queues.Message) -> datetime | None:
+        attempt_id = message.id_of("attemptId")
+        outcome = await process_attempt(ctx, attempt_id, worker_id, leased=message.leased, read_at=message.read_at)
+        return outcome.retry_at
+
+    return handle
+
+
+async def on_dead_letter(conn: Connection, message: queues.Message, code: str, reason: str) -> None:
+    """Fail the attempt of a dead-lettered clone message with `code`, in the dead-lettering transaction."""
+    await fail_dead_lettered(conn, message.id_of("attemptId"), reason, code=code)
 
 
 async def process_attempt(

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from backend import leases
+from backend import leases, queues
 from backend.audio.render import marked_wav
 from backend.clone import heal, likeness
 from backend.clone.likeness import LikenessSource
@@ -126,6 +126,21 @@ def _speaker_of(job: JobToSpeak) -> ProviderVoice | Waits | Mute:
         except LanguageNotSupported as refused:
             return Mute(refused.code, refused.detail)
     return state
+
+
+def synthesis_handler(ctx: Lifecycle, worker_id: str) -> queues.Handler:
+    """The synthesis queue's handler for worker `worker_id`: each message's job spoken as far as it can go now
+    (`process_synthesis`)."""
+
+    async def handle(message: queues.Message) -> datetime | None:
+        return (await process_synthesis(ctx, message.id_of("jobId"), worker_id)).retry_at
+
+    return handle
+
+
+async def on_dead_letter(conn: Connection, message: queues.Message, code: str, reason: str) -> None:
+    """Fail the job of a dead-lettered message with `code`, in the dead-lettering transaction."""
+    await fail_dead_lettered_job(conn, message.id_of("jobId"), reason, code=code)
 
 
 async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -> Outcome:
