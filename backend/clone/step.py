@@ -29,6 +29,7 @@ import msgspec
 
 from backend import leases, queues
 from backend.audio.errors import AudioRejected
+from backend.backoff import retry_delay
 from backend.clone import heal, likeness, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
@@ -404,7 +405,12 @@ class AttemptRun:
                     conn, status=AttemptStatus.FAILED, changes=_error("provider_unavailable", message)
                 )
                 return Outcome(status=failed.status)
-            retry_at = now + timedelta(seconds=self.ctx.retry_delay(attempt.retry_count + 1))
+            delay = retry_delay(
+                attempt.retry_count + 1,
+                base_seconds=self.ctx.retry_base_seconds,
+                max_seconds=self.ctx.retry_max_seconds,
+            )
+            retry_at = now + timedelta(seconds=delay)
             changes = {"increment_retry": True, "next_retry_at": retry_at.isoformat()}
             await self._move(conn, status=AttemptStatus.QUEUED, changes=changes | _error("provider_unavailable", safe))
         log.info("attempt %s: transient provider failure, retry at %s", self.attempt_id, retry_at.isoformat())

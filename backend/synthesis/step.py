@@ -33,6 +33,7 @@ import msgspec
 
 from backend import leases, queues
 from backend.audio.render import marked_wav
+from backend.backoff import retry_delay
 from backend.clone import heal, likeness
 from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
@@ -307,7 +308,9 @@ async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_messa
     if retried is None:
         return Outcome(status="stale")
     log.info("synthesis job %s: provider failure, retrying once", job_id)
-    delay = timedelta(seconds=ctx.retry_delay(retry_count + 1))
+    delay = timedelta(
+        seconds=retry_delay(retry_count + 1, base_seconds=ctx.retry_base_seconds, max_seconds=ctx.retry_max_seconds)
+    )
     return Outcome(status=SynthesisJobStatus.QUEUED, retry_at=retried["db_now"] + delay)
 
 
