@@ -30,7 +30,7 @@ import msgspec
 from backend import leases, queues
 from backend.audio.errors import AudioRejected
 from backend.backoff import retry_delay
-from backend.clone import heal, likeness, manifest, portability, sample_set
+from backend.clone import likeness, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
@@ -42,7 +42,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.records import attempts, samples, voices
+from backend.records import attempts, samples, synthesis_jobs, voices
 from backend.records.attempts import AttemptRow, AttemptSource, AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.samples import step as sample_step
 
@@ -346,7 +346,7 @@ class AttemptRun:
             except portability.CannotReenrol as refused:
                 code, message = refused.code, f"The provider does not know this voice. {refused.message}"
             else:
-                await heal.follow(conn, attempt.voice_id, new.id)
+                await synthesis_jobs.follow_attempt(conn, attempt.voice_id, new.id)
                 code = "voice_not_found"
                 message = f"The provider does not know this voice; attempt {new.id} enrols it again."
                 # The new attempt's insert may have superseded this one, in this transaction.

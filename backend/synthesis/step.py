@@ -34,7 +34,7 @@ import msgspec
 from backend import leases, queues
 from backend.audio.render import marked_wav
 from backend.backoff import retry_delay
-from backend.clone import heal, likeness
+from backend.clone import likeness
 from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
@@ -56,6 +56,7 @@ from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
 from backend.rules.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.storage import integrity
+from backend.synthesis import heal
 from backend.text import pieces
 
 log = logging.getLogger(__name__)
