@@ -4,7 +4,6 @@ every step answers with."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -45,16 +44,12 @@ class Lifecycle:
     cpu: CpuExecutor
     webhooks: WebhookSender
     lease_seconds: int = 60
+    #: The bounds of a step's retry schedule (`backend.backoff.retry_delay`).
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 300.0
     #: Whether the clone step has the provider speak a probe sentence to judge a new voice's likeness
     #: (VOICEGATE_LIKENESS_PROBE); without it the first preview or render is judged instead.
     likeness_probe: bool = True
-
-    def retry_delay(self, retry_count: int) -> float:
-        """Exponential backoff with full jitter for the `retry_count`-th retry (1-based)."""
-        ceiling = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** max(0, retry_count - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
     async def aclose(self) -> None:
         """Release what the lifecycle holds of its own: the webhook sender's client and the signer."""

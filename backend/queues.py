@@ -13,12 +13,13 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 from psycopg import AsyncConnection, sql
 
 from backend.db.connection import Connection
@@ -46,6 +47,34 @@ DEAD_LETTER: Final = "voice_dead_letter"
 #: The queues work is consumed from (every queue but the dead letters).
 WORK_QUEUES: Final = (CLONE, PREVIEW, SAMPLE_CHECK, SYNTHESIS, WEBHOOK)
 ALL: Final = (*WORK_QUEUES, DEAD_LETTER)
+
+
+class Message(msgspec.Struct, frozen=True):
+    """One delivery of a queue message."""
+
+    msg_id: int
+    read_ct: int
+    enqueued_at: datetime
+    vt: datetime
+    message: dict[str, Any]
+    #: When this delivery was read (`time.monotonic()`): it may wait a moment unstarted (`read_ahead_seconds`).
+    read_at: float
+    #: What a queue's own reader did with the message as it read it (the clone queue: the attempt it leased).
+    leased: dict[str, Any] | None = None
+
+    def id_of(self, field: str) -> uuid.UUID:
+        """The id the message names under `field` (`attemptId`, `jobId`, ...)."""
+        return uuid.UUID(str(self.message[field]))
+
+
+#: Works one delivery: None when the message is done, or when to look at it again.
+Handler = Callable[[Message], Awaitable[datetime | None]]
+#: Reads up to `qty` messages, invisible for `vt` seconds, on the caller's service transaction: rows with
+#: `Message`'s fields. A queue whose reading does more than pgmq's read gives its own.
+Reader = Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]
+#: Called in the dead-lettering transaction with the message, the code to fail its work with (`dead_lettered`,
+#: or `storage_unavailable`) and its last error.
+DeadLetterHook = Callable[[Connection, Message, str, str], Awaitable[None]]
 
 
 def preview_message(attempt_id: uuid.UUID, version: int) -> dict[str, Any]:

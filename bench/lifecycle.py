@@ -85,6 +85,7 @@ from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, fr
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.providers.local.provider import ENGINE as LOCAL_ENGINE  # noqa: E402
+from backend.queues import Message  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.records.attempts import AttemptRow  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
@@ -92,7 +93,7 @@ from backend.storage.digest import Digest  # noqa: E402
 from backend.webhooks.step import declare_project_endpoint  # noqa: E402
 from fakes import ElevenLabsFake, serve  # noqa: E402
 from fakes.elevenlabs import ElevenVoice  # noqa: E402
-from queue_consumers.runtime import ConsumerConfig, Message, QueueConsumer  # noqa: E402
+from queue_consumers.runtime import ConsumerConfig, QueueConsumer  # noqa: E402
 from queue_consumers.worker import build_consumers  # noqa: E402
 
 PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}

@@ -64,6 +64,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "leaf utilities",
         (
             "backend",
+            "backend.backoff",
             "backend.cpu",
             "backend.errors",
             "backend.failpoints",

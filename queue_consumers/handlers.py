@@ -1,4 +1,5 @@
-"""From queue to the area's worker step: one row per queue, with what a dead letter on it fails.
+"""From queue to the area's worker step: one row per queue, each with its area's handler and what a dead letter
+on it fails.
 
 The clone step runs in one of two modes: in-process, or through the API's internal route
 (`CONSUMER_MODE=http`), which runs the very same function.
@@ -7,7 +8,6 @@ The clone step runs in one of two modes: in-process, or through the API's intern
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,12 +18,11 @@ from backend import queues
 from backend.clone import preview_step
 from backend.clone import step as clone_step
 from backend.context import Lifecycle, Outcome
-from backend.db.connection import Connection
 from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable
+from backend.queues import DeadLetterHook, Handler, Message, Reader
 from backend.samples import step as sample_step
 from backend.synthesis import step as synthesis_step
 from backend.webhooks import step as webhook_step
-from queue_consumers.runtime import DeadLetterHook, Handler, Message, Reader
 
 
 @dataclass(frozen=True)
@@ -49,65 +48,23 @@ class QueueRoute:
     needs_storage: bool = True
 
 
-def _uuid(message: Message, field: str) -> uuid.UUID:
-    return uuid.UUID(str(message.message[field]))
-
-
-def _step(run: Callable[[Message], Awaitable[Outcome]]) -> Handler:
-    """A worker step as a handler: done, or the time to look again."""
-
-    async def handle(message: Message) -> datetime | None:
-        return (await run(message)).retry_at
-
-    return handle
-
-
-async def _fail_attempt(conn: Connection, message: Message, code: str, reason: str) -> None:
-    await clone_step.fail_dead_lettered(conn, _uuid(message, "attemptId"), reason, code=code)
-
-
-async def _fail_sample(conn: Connection, message: Message, code: str, reason: str) -> None:
-    # A sample keeps a reason, not a code: the code leads it when it is not the usual one.
-    await sample_step.fail_sample(
-        conn, _uuid(message, "sampleId"), reason if code == "dead_lettered" else f"{code}: {reason}"
-    )
-
-
-async def _fail_job(conn: Connection, message: Message, code: str, reason: str) -> None:
-    await synthesis_step.fail_dead_lettered_job(conn, _uuid(message, "jobId"), reason, code=code)
-
-
 def queue_routes(
     ctx: Lifecycle, worker_id: str, *, clone: Handler | None = None, webhook_retries: Retries | None = None
 ) -> list[QueueRoute]:
-    """Every work queue's route; `clone` replaces the in-process clone step (see `clone_over_http`);
-    webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do)."""
-    in_process_clone = _step(
-        lambda m: clone_step.process_attempt(ctx, _uuid(m, "attemptId"), worker_id, leased=m.leased, read_at=m.read_at)
-    )
+    """Every work queue's route, each to its area's step; `clone` replaces the in-process clone step (see
+    `clone_over_http`); webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do)."""
     return [
         QueueRoute(
             queues.CLONE,
-            clone or in_process_clone,
-            _fail_attempt,
+            clone or clone_step.attempt_handler(ctx, worker_id),
+            clone_step.on_dead_letter,
             reader=clone_step.lease_on_read(ctx, worker_id),
             needs_storage=clone is None,  # over HTTP, the API reaches Storage, not this worker
         ),
-        QueueRoute(queues.PREVIEW, _step(lambda m: preview_step.process_preview(ctx, _uuid(m, "attemptId")))),
-        QueueRoute(
-            queues.SAMPLE_CHECK, _step(lambda m: sample_step.process_sample(ctx, _uuid(m, "sampleId"))), _fail_sample
-        ),
-        QueueRoute(
-            queues.SYNTHESIS,
-            _step(lambda m: synthesis_step.process_synthesis(ctx, _uuid(m, "jobId"), worker_id)),
-            _fail_job,
-        ),
-        QueueRoute(
-            queues.WEBHOOK,
-            _step(lambda m: webhook_step.process_delivery(ctx, m.message)),
-            retries=webhook_retries,
-            needs_storage=False,
-        ),
+        QueueRoute(queues.PREVIEW, preview_step.preview_handler(ctx)),
+        QueueRoute(queues.SAMPLE_CHECK, sample_step.sample_handler(ctx), sample_step.on_dead_letter),
+        QueueRoute(queues.SYNTHESIS, synthesis_step.synthesis_handler(ctx, worker_id), synthesis_step.on_dead_letter),
+        QueueRoute(queues.WEBHOOK, webhook_step.delivery_handler(ctx), retries=webhook_retries, needs_storage=False),
     ]
 
 
@@ -123,9 +80,8 @@ def clone_over_http(client: httpx.AsyncClient, service_key: str, worker_id: str)
 
     async def handle(message: Message) -> datetime | None:
         reflection = message.message.get("reflectionId")
-        path = clone_step.internal_process_path(
-            uuid.UUID(reflection) if reflection else None, _uuid(message, "attemptId")
-        )
+        reflection_id = uuid.UUID(reflection) if reflection else None
+        path = clone_step.internal_process_path(reflection_id, message.id_of("attemptId"))
         response = await client.post(
             path, headers={"Authorization": f"Bearer {service_key}", "X-Voicegate-Worker": worker_id}
         )

@@ -49,6 +49,7 @@ from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyReque
 from backend.failpoints import failpoint
 from backend.leases import Beat
 from backend.outages import DATABASE, Outage
+from backend.queues import DeadLetterHook, Handler, Message, Reader
 
 log = logging.getLogger(__name__)
 # No answer from the database for this delivery (down, hung, or every connection busy): nothing this
@@ -79,20 +80,6 @@ STORAGE_WAIT_EXCEEDED = Counter(
 )
 
 
-class Message(msgspec.Struct, frozen=True):
-    """One delivery of a queue message."""
-
-    msg_id: int
-    read_ct: int
-    enqueued_at: datetime
-    vt: datetime
-    message: dict[str, Any]
-    #: When this delivery was read (`time.monotonic()`): it may wait a moment unstarted (`read_ahead_seconds`).
-    read_at: float
-    #: What a queue's own reader did with the message as it read it (the clone queue: the attempt it leased).
-    leased: dict[str, Any] | None = None
-
-
 class StorageWait(msgspec.Struct, frozen=True):
     """How long a message has waited out Storage (`STORAGE_WAIT` in its body)."""
 
@@ -111,15 +98,6 @@ def storage_wait(message: dict[str, Any]) -> StorageWait | None:
 def without_storage_wait(message: dict[str, Any]) -> dict[str, Any]:
     """The message as its producer sent it."""
     return {key: value for key, value in message.items() if key != STORAGE_WAIT}
-
-
-Handler = Callable[[Message], Awaitable[datetime | None]]
-#: Reads up to `qty` messages, invisible for `vt` seconds, on the caller's service transaction: rows with
-#: `Message`'s fields. A queue whose reading does more than pgmq's read gives its own.
-Reader = Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]
-#: Called in the dead-lettering transaction with the message, the code to fail its work with (`dead_lettered`,
-#: or `storage_unavailable`) and its last error.
-DeadLetterHook = Callable[[Connection, Message, str, str], Awaitable[None]]
 
 
 class Gate:

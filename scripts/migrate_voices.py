@@ -20,12 +20,12 @@ import sys
 import uuid
 from typing import Any, Literal
 
-from backend.clone import heal, portability
+from backend.clone import portability
 from backend.db.connection import Connection
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError
 from backend.providers.registry import ProviderSet
-from backend.records import attempts, voices
+from backend.records import attempts, synthesis_jobs, voices
 from backend.records.attempts import AttemptSource
 from backend.records.voices import ClonedVoice
 from scripts._common import Ops, UsageError, parser, run
@@ -153,7 +153,7 @@ async def _apply(ops: Ops, voice: ClonedVoice, reference: dict[str, Any] | None,
         except portability.CannotReenrol as refused:
             ops.report.add("no_sample")
             return f"left: {refused.message}"
-        await heal.follow(conn, voice.id, attempt.id)
+        await synthesis_jobs.follow_attempt(conn, voice.id, attempt.id)
         await ops.audit(
             conn,
             "voice.migrate",

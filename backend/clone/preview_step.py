@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
+from backend import queues
 from backend.audio.render import marked_preview
 from backend.clone import likeness
 from backend.clone.enrolled import enrolled_voice
@@ -35,6 +37,15 @@ ACTOR = "preview"
 def preview_path(owner_id: uuid.UUID, attempt_id: uuid.UUID) -> str:
     """Where an attempt's preview lives: in its owner's folder, as the storage policies require."""
     return f"{owner_id}/{attempt_id}/preview.wav"
+
+
+def preview_handler(ctx: Lifecycle) -> queues.Handler:
+    """The preview queue's handler: each message's attempt given its preview (`process_preview`)."""
+
+    async def handle(message: queues.Message) -> datetime | None:
+        return (await process_preview(ctx, message.id_of("attemptId"))).retry_at
+
+    return handle
 
 
 async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # noqa: PLR0911 - one per state

@@ -22,14 +22,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
 
 from backend import leases, queues
 from backend.audio.errors import AudioRejected
-from backend.clone import heal, likeness, manifest, portability, sample_set
+from backend.backoff import retry_delay
+from backend.clone import likeness, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
@@ -41,7 +42,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.records import attempts, samples, voices
+from backend.records import attempts, samples, synthesis_jobs, voices
 from backend.records.attempts import AttemptRow, AttemptSource, AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.samples import step as sample_step
 
@@ -81,6 +82,23 @@ def lease_on_read(ctx: Lifecycle, worker_id: str) -> Callable[[Connection, int, 
         )
 
     return read
+
+
+def attempt_handler(ctx: Lifecycle, worker_id: str) -> queues.Handler:
+    """The clone queue's handler for worker `worker_id`: each message's attempt taken as far as it can go now
+    (`process_attempt`), as the read that delivered it leased it (`lease_on_read`)."""
+
+    async def handle(message: queues.Message) -> datetime | None:
+        attempt_id = message.id_of("attemptId")
+        outcome = await process_attempt(ctx, attempt_id, worker_id, leased=message.leased, read_at=message.read_at)
+        return outcome.retry_at
+
+    return handle
+
+
+async def on_dead_letter(conn: Connection, message: queues.Message, code: str, reason: str) -> None:
+    """Fail the attempt of a dead-lettered clone message with `code`, in the dead-lettering transaction."""
+    await fail_dead_lettered(conn, message.id_of("attemptId"), reason, code=code)
 
 
 async def process_attempt(
@@ -328,7 +346,7 @@ class AttemptRun:
             except portability.CannotReenrol as refused:
                 code, message = refused.code, f"The provider does not know this voice. {refused.message}"
             else:
-                await heal.follow(conn, attempt.voice_id, new.id)
+                await synthesis_jobs.follow_attempt(conn, attempt.voice_id, new.id)
                 code = "voice_not_found"
                 message = f"The provider does not know this voice; attempt {new.id} enrols it again."
                 # The new attempt's insert may have superseded this one, in this transaction.
@@ -387,7 +405,12 @@ class AttemptRun:
                     conn, status=AttemptStatus.FAILED, changes=_error("provider_unavailable", message)
                 )
                 return Outcome(status=failed.status)
-            retry_at = now + timedelta(seconds=self.ctx.retry_delay(attempt.retry_count + 1))
+            delay = retry_delay(
+                attempt.retry_count + 1,
+                base_seconds=self.ctx.retry_base_seconds,
+                max_seconds=self.ctx.retry_max_seconds,
+            )
+            retry_at = now + timedelta(seconds=delay)
             changes = {"increment_retry": True, "next_retry_at": retry_at.isoformat()}
             await self._move(conn, status=AttemptStatus.QUEUED, changes=changes | _error("provider_unavailable", safe))
         log.info("attempt %s: transient provider failure, retry at %s", self.attempt_id, retry_at.isoformat())

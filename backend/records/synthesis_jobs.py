@@ -1,4 +1,5 @@
-"""`public.synthesis_jobs`: the row, its status, and the read of one whole row."""
+"""`public.synthesis_jobs`: the row, its status, the read of one whole row, and the queued jobs following a voice's
+new attempt."""
 
 from __future__ import annotations
 
@@ -63,3 +64,10 @@ class SynthesisJobRow(msgspec.Struct, frozen=True, kw_only=True):
 async def job_row(conn: Connection, job_id: uuid.UUID) -> SynthesisJobRow | None:
     """The job's row as `conn` sees it (a user, under RLS, only their own), None if there is none."""
     return await fetch_optional_record(conn, _Q["job_row"], {"id": job_id}, SynthesisJobRow)
+
+
+async def follow_attempt(conn: Connection, voice_id: uuid.UUID, attempt_id: uuid.UUID) -> None:
+    """Make every job still queued for `voice_id` wait for `attempt_id` (the attempt's end wakes them), in the
+    transaction that made the attempt: whoever gives a voice a new provider voice (a clone re-enrolling it, a
+    job healing, a migration) has the voice's queued jobs speak with that one."""
+    await conn.execute(_Q["follow_attempt"], {"voice_id": voice_id, "attempt_id": attempt_id})

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
 
-from backend import watermark
+from backend import queues, watermark
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected, SampleSpeakersMixed, SpeakerMismatch, SyntheticSpeech
 from backend.audio.pipeline import PreparedSample, prepare_for
@@ -246,6 +247,21 @@ async def enrolment_sample(ctx: Lifecycle, sample: SampleRow, provider: str, *, 
         url = await ctx.storage.create_signed_url(sample.bucket_id, copy_path, SAMPLE_URL_SECONDS)
         ref = msgspec.structs.replace(ref, public_url=url)
     return EnrolmentSample(ref, speaker)
+
+
+def sample_handler(ctx: Lifecycle) -> queues.Handler:
+    """The sample-check queue's handler: each message's sample checked and cleaned (`process_sample`)."""
+
+    async def handle(message: queues.Message) -> datetime | None:
+        return (await process_sample(ctx, message.id_of("sampleId"))).retry_at
+
+    return handle
+
+
+async def on_dead_letter(conn: Connection, message: queues.Message, code: str, reason: str) -> None:
+    """Fail the sample of a dead-lettered message, in the dead-lettering transaction."""
+    # A sample keeps a reason, not a code: the code leads it when it is not the usual one.
+    await fail_sample(conn, message.id_of("sampleId"), reason if code == "dead_lettered" else f"{code}: {reason}")
 
 
 async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:

@@ -31,9 +31,10 @@ from typing import Any
 
 import msgspec
 
-from backend import leases
+from backend import leases, queues
 from backend.audio.render import marked_wav
-from backend.clone import heal, likeness
+from backend.backoff import retry_delay
+from backend.clone import likeness
 from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
@@ -55,6 +56,7 @@ from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
 from backend.rules.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.storage import integrity
+from backend.synthesis import heal
 from backend.text import pieces
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,21 @@ def _speaker_of(job: JobToSpeak) -> ProviderVoice | Waits | Mute:
         except LanguageNotSupported as refused:
             return Mute(refused.code, refused.detail)
     return state
+
+
+def synthesis_handler(ctx: Lifecycle, worker_id: str) -> queues.Handler:
+    """The synthesis queue's handler for worker `worker_id`: each message's job spoken as far as it can go now
+    (`process_synthesis`)."""
+
+    async def handle(message: queues.Message) -> datetime | None:
+        return (await process_synthesis(ctx, message.id_of("jobId"), worker_id)).retry_at
+
+    return handle
+
+
+async def on_dead_letter(conn: Connection, message: queues.Message, code: str, reason: str) -> None:
+    """Fail the job of a dead-lettered message with `code`, in the dead-lettering transaction."""
+    await fail_dead_lettered_job(conn, message.id_of("jobId"), reason, code=code)
 
 
 async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -> Outcome:
@@ -292,7 +309,9 @@ async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_messa
     if retried is None:
         return Outcome(status="stale")
     log.info("synthesis job %s: provider failure, retrying once", job_id)
-    delay = timedelta(seconds=ctx.retry_delay(retry_count + 1))
+    delay = timedelta(
+        seconds=retry_delay(retry_count + 1, base_seconds=ctx.retry_base_seconds, max_seconds=ctx.retry_max_seconds)
+    )
     return Outcome(status=SynthesisJobStatus.QUEUED, retry_at=retried["db_now"] + delay)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from backend import queues
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -53,6 +55,15 @@ class Delivery(msgspec.Struct, rename="camel", kw_only=True):
     def body(self) -> bytes:
         """The payload (`type`, `timestamp`, `data`), minified: the bytes that are signed and sent."""
         return msgspec.json.encode({"type": self.type, "timestamp": self.timestamp, "data": self.data})
+
+
+def delivery_handler(ctx: Lifecycle) -> queues.Handler:
+    """The webhook queue's handler: one delivery attempt of each message (`process_delivery`)."""
+
+    async def handle(message: queues.Message) -> datetime | None:
+        return (await process_delivery(ctx, message.message)).retry_at
+
+    return handle
 
 
 async def process_delivery(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:

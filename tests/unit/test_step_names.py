@@ -1,6 +1,7 @@
 """A worker step has one name in every area: the module that works a queue's message is the area's `step.py`
 (`<what>_step.py` where an area works two queues, as clone/ does its previews beside its attempts), entered by
-`process_<what the message names>`; `queue_consumers/handlers.py` hands every work queue to one."""
+`process_<what the message names>`, and gives its queue's handler (`<what>_handler`), which calls that entry;
+`queue_consumers/handlers.py` hands every work queue to one such handler."""
 
 from __future__ import annotations
 
@@ -43,12 +44,25 @@ def test_every_work_queue_is_handed_to_a_step_entry() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "QueueRoute"
     ]
-    called = {
+    handed = {
         (modules.get(ast.unparse(node.func.value), ast.unparse(node.func.value)), node.func.attr)
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.startswith("process_")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.endswith("_handler")
     }
     work = sorted(f"queues.{name}" for name, value in vars(queues).items() if value in queues.WORK_QUEUES)
     assert sorted(routed) == work, "every work queue has one route"
-    assert len(called) == len(routed), f"one `process_` entry per work queue: {sorted(called)}"
-    assert all(_is_step(module) for module, _ in called), f"entries outside a step module: {sorted(called)}"
+    assert len(handed) == len(routed), f"one step's handler per work queue: {sorted(handed)}"
+    assert all(_is_step(module) for module, _ in handed), f"handlers outside a step module: {sorted(handed)}"
+    for module, name in sorted(handed):
+        path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+        factory = next(
+            node
+            for node in ast.parse(path.read_text(encoding="utf-8")).body
+            if isinstance(node, ast.FunctionDef) and node.name == name
+        )
+        entries = {
+            ast.unparse(node.func)
+            for node in ast.walk(factory)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("process_")
+        }
+        assert len(entries) == 1, f"{module}.{name} hands each message to its step's one `process_` entry: {entries}"

@@ -26,9 +26,10 @@ from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, ServerBusy, StorageUnavailable
 from backend.outages import Outage
+from backend.queues import Message
 from backend.settings import settings_from_env
 from devkit.db import Conn, one
-from queue_consumers.runtime import ConsumerConfig, Gate, Message, QueueConsumer
+from queue_consumers.runtime import ConsumerConfig, Gate, QueueConsumer
 
 QUEUE = "voice_synthesis"  # any queue with notify-on-insert; nothing else consumes it in these tests
 

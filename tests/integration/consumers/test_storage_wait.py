@@ -33,11 +33,12 @@ from backend.app import create_app
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.errors import StorageUnavailable
+from backend.queues import Message
 from backend.settings import settings_from_env, with_auth
 from devkit.audio_corpus import speech_wav
 from devkit.db import create_user, one, seed_consent
 from queue_consumers.handlers import queue_routes
-from queue_consumers.runtime import Message, QueueConsumer
+from queue_consumers.runtime import QueueConsumer
 from queue_consumers.worker import build_consumers
 from tests.integration.api.conftest import JWT_SECRET
 from tests.integration.conftest import open_lifecycle

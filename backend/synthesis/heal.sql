@@ -3,11 +3,6 @@ select id, voice_id, healed_at from public.synthesis_jobs
  where id = %(id)s and status = 'processing' and lease_owner = %(owner)s
    for update;
 
--- name: follow_attempt
-update public.synthesis_jobs
-   set attempt_id = %(attempt_id)s
- where voice_id = %(voice_id)s and status = 'queued';
-
 -- name: wait_for_reenrolment
 update public.synthesis_jobs
    set status = 'queued', attempt_id = %(attempt_id)s, healed_at = now(), lease_owner = null, lease_expires_at = null

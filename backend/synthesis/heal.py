@@ -1,6 +1,7 @@
-"""A job whose voice its provider no longer has (or whose model was retired) waits for the voice to be
-enrolled again from its stored sample, instead of failing: once per job. Jobs queued for a voice that
-is being given a new provider voice wait for that attempt too (`follow`)."""
+"""A synthesis job's own ends beside success: a job whose voice its provider no longer has (or whose model was
+retired) waits for the voice to be enrolled again from its stored sample, instead of failing: once per job
+(`heal_job`); and a job failed with a code (`fail_job`). Jobs queued for the voice follow the new attempt too
+(`backend.records.synthesis_jobs.follow_attempt`)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,9 @@ from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import ModelRetiredError, PermanentProviderError
+from backend.records import synthesis_jobs
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-
-
-async def follow(conn: Connection, voice_id: uuid.UUID, attempt_id: uuid.UUID) -> None:
-    """Make every job still queued for `voice_id` wait for `attempt_id` (the attempt's end wakes them),
-    in the transaction that made the attempt."""
-    await conn.execute(_Q["follow_attempt"], {"voice_id": voice_id, "attempt_id": attempt_id})
 
 
 async def heal_job(
@@ -58,7 +54,7 @@ async def heal_job(
         except portability.CannotReenrol as refused:
             message = f"{lost.safe_message} {refused.message}"
             return await fail_job(conn, job_id, refused.code, message, lease_owner=lease_owner)
-        await follow(conn, job["voice_id"], attempt.id)
+        await synthesis_jobs.follow_attempt(conn, job["voice_id"], attempt.id)
         waiting = await fetch_optional(
             conn, _Q["wait_for_reenrolment"], {"id": job_id, "attempt_id": attempt.id, "owner": lease_owner}
         )
