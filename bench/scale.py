@@ -89,6 +89,9 @@ SUBMITTING = 8
 #: The share of a run's flows whose pace is its throughput: a flow whose message is read again waits out
 #: the visibility timeout (30 s), and the lease (60 s), and would otherwise make the run's figure its own.
 MOST = 0.9
+#: The targets: a worker's core-seconds a flow, and what two workers give against one in the same run.
+CORE_S_TARGET = 0.4
+TWO_WORKERS_TARGET = 1.6
 #: A worker's consumers, each with a LISTEN connection: one per work queue.
 CONSUMERS = len(queues.WORK_QUEUES)
 _LISTENING = "select count(*) from pg_stat_activity where query like 'LISTEN %'"
@@ -594,10 +597,12 @@ def report(worker_runs: list[WorkerRun], api_runs: list[ApiRun], connections: in
         print(f"  {run.workers} worker(s): saturates {limit}; {run.activity.summary()}")
         # Until MOST had finished, as the rate: a flow read again idles meanwhile, and idle workers still poll.
         cost = {name: run.cores[name] / run.rate for name in ("workers", "up", "postgres")}
+        verdict = "meets" if cost["workers"] <= CORE_S_TARGET else "MISSES"
         print(
-            f"    CPU per flow: workers {cost['workers']:.3f} core-s, up {cost['up']:.3f}, postgres"
-            f" {cost['postgres']:.3f}: a free core runs about {1 / (cost['workers'] + cost['up']):.1f} flows/s"
-            f" of workers and API, and Postgres fills one at about {1 / cost['postgres']:.0f} flows/s"
+            f"    CPU per flow: workers {cost['workers']:.3f} core-s (target <= {CORE_S_TARGET}: {verdict}), up"
+            f" {cost['up']:.3f}, postgres {cost['postgres']:.3f}: a free core runs about"
+            f" {1 / (cost['workers'] + cost['up']):.1f} flows/s of workers and API, and Postgres fills one at about"
+            f" {1 / cost['postgres']:.0f} flows/s"
         )
     if api_runs:
         print(f"\n(b) GET /v1/reflections/{{id}}/voice, wrk 1 thread, {connections} connections, {seconds:g} s")
@@ -620,7 +625,11 @@ def report(worker_runs: list[WorkerRun], api_runs: list[ApiRun], connections: in
     if len(worker_runs) > 1:
         base = worker_runs[0].rate
         gains = ", ".join(f"{r.workers}: {r.rate / base:.2f}x" for r in worker_runs[1:])
-        print(f"\nflows/s against 1 worker: {gains}")
+        print(f"\nflows/s against 1 worker (the baseline, same run): {gains}")
+        two = next((r.rate / base for r in worker_runs if r.workers == 2), None)
+        if two is not None:
+            verdict = "meets" if two >= TWO_WORKERS_TARGET else "MISSES"
+            print(f"two workers: {two:.2f}x one (target >= {TWO_WORKERS_TARGET}x: {verdict})")
     if len(api_runs) == 2:
         print(f"req/s, 2 API processes against 1: {api_runs[1].rps / api_runs[0].rps:.2f}x")
 
