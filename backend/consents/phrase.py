@@ -16,6 +16,10 @@ A word matches one of the same spelling or pronunciation ("two" and "to"); ``cod
 code's four digits matched. A word of the subject's name the dictionary lacks is left out of the grammar and
 the score (a gap that takes any words heard there); `voicegate` itself is added (``EXTRA_WORDS``). A recording
 refused as not the phrase is heard again with its noise gated as a sample's is, and the better hearing kept.
+A recording heard as the phrase but for its code has the stretch after the word before the code heard once more
+by a loop over the ten digits alone (``code_alone``): the phrase's words no longer compete for the digits (noise
+made "four" "voice" and "six" "text"), and the code is heard only if those digits are its four, in order, so a
+replay's own digits still refuse it.
 
 What it cannot tell: a phrase said with "not" slipped in scores as one error; a recording spliced from the
 subject's voice, an old phrase followed by the new code, is heard as the phrase (the speaker check against the
@@ -79,6 +83,10 @@ LEVEL_DBFS: Final = -20.0
 MAX_GAIN_DB: Final = 40.0
 _LEVEL_FRAME: Final = int(RATE * 0.03)
 _POWER_FLOOR: Final = 1e-10
+#: A stretch shorter than this cannot hold four digits said: the code was left out.
+MIN_CODE_SECONDS: Final = 0.5
+#: The decoder's frame rate (its `frate`): a word segment's frames to seconds.
+_FRAMES_PER_SECOND: Final = 100
 _WORD: Final = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _ALTERNATE: Final = re.compile(r"\(\d+\)$")
 
@@ -109,6 +117,9 @@ class PhraseCheck(msgspec.Struct, frozen=True):
     #: Whether the words were heard in the recording with its noise gated, as samples are cleaned (a second
     #: hearing, taken when the recording as it came did not say the phrase).
     cleaned: bool = False
+    #: Whether the code was heard only by hearing its stretch again with the digits alone (see the module's
+    #: docstring); ``heard`` is then what the whole recording was heard to say.
+    code_alone: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +173,8 @@ def phrase_for(subject_name: str, code: str, language: str = "en") -> Phrase:
 def check_phrase(samples: npt.ArrayLike, rate: int, phrase: Phrase) -> PhraseCheck:
     """What ``samples`` say against ``phrase``: float32 mono ``(n,)`` or channels first ``(channels, n)`` in
     [-1, 1], at any ``rate`` (resampled to 16 kHz). Thread-safe; CPU-bound (run it on the CPU executor). A recording
-    not heard as the phrase is heard a second time, its noise gated, and the better hearing returned.
+    not heard as the phrase is heard a second time, its noise gated, and the better hearing returned; one heard as
+    the phrase but for its code has the code's stretch heard again with the digits alone.
 
     ``ValueError`` for a phrase in a language without a model, or whose text does not end with its code's
     words, and for audio of another shape or a rate that is not positive."""
@@ -173,12 +185,21 @@ def check_phrase(samples: npt.ArrayLike, rate: int, phrase: Phrase) -> PhraseChe
     with pool.recogniser() as recogniser:
         reference = _reference(phrase, recogniser)
         vocabulary = sorted({word for word in reference if word is not None} | set(DIGIT_WORDS))
-        check = _hearing(recogniser, reference, vocabulary, audio, speech=speech, snr=snr, cleaned=False)
+        check, heard = _hearing(recogniser, reference, vocabulary, audio, speech=speech, snr=snr, cleaned=False)
+        hearings = [(audio, heard)]
         if refusal(check) in {"phrase_mismatch", "too_noisy"}:
             gated = _gated(audio, speech)
-            cleaned = _hearing(recogniser, reference, vocabulary, gated, speech=speech, snr=snr, cleaned=True)
+            cleaned, heard = _hearing(recogniser, reference, vocabulary, gated, speech=speech, snr=snr, cleaned=True)
+            hearings.append((gated, heard))
             if _rank(cleaned) > _rank(check):
                 check = cleaned
+        end = speech.span_s()
+        if _only_code_missed(check) and end is not None:
+            # Either hearing's stretch may say the code (gating helps under steady noise and costs under babble);
+            # a replay's stretch says its own digits in both.
+            for heard_in, heard in hearings:
+                if _code_alone(recogniser, reference, heard, heard_in, end=end[1], code=phrase.code):
+                    return msgspec.structs.replace(check, code_heard=True, code_alone=True)
     return check
 
 
@@ -217,6 +238,14 @@ def align(
     of the noise before and after it; every word of the phrase is still a match or an error, and so is every word
     heard inside the stretch. A None in ``reference`` is a gap that takes any number of heard words at no cost.
     Among alignments with the fewest errors, one with the most matches is taken."""
+    errors, pairs = _alignment(reference, heard, same)
+    return errors, set(pairs)
+
+
+def _alignment(
+    reference: Sequence[str | None], heard: Sequence[str], same: Callable[[str, str], bool]
+) -> tuple[int, dict[int, int]]:
+    """``align``'s errors, and its matches as the position of the word heard for each position of ``reference``."""
     rows, cols = len(reference), len(heard)
     # Costs count an error as `scale` and a match as -1: no number of matches outweighs an error.
     scale = rows + 1
@@ -234,7 +263,7 @@ def align(
             cost[i, j] = min(cost[i - 1, j - 1] + step, cost[i - 1, j] + scale, cost[i, j - 1] + scale)
     i, j = rows, int(np.argmin(cost[rows]))
     best = int(cost[i, j])
-    matched: set[int] = set()
+    matched: dict[int, int] = {}
     while i > 0:
         word = reference[i - 1]
         if word is None:
@@ -243,7 +272,7 @@ def align(
             else:
                 i -= 1
         elif j > 0 and cost[i, j] == cost[i - 1, j - 1] - 1 and same(word, heard[j - 1]):
-            matched.add(i - 1)
+            matched[i - 1] = j - 1
             i, j = i - 1, j - 1
         elif j > 0 and cost[i, j] == cost[i - 1, j - 1] + scale:
             i, j = i - 1, j - 1
@@ -252,6 +281,16 @@ def align(
         else:
             j -= 1
     return (best + len(matched)) // scale, matched
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What a recogniser heard in a recording: the words, each's end (seconds from the start), and the cepstral
+    mean the decoder ended with (what a second hearing of part of the recording starts from)."""
+
+    words: list[str]
+    ends: list[float]
+    cmn: str
 
 
 class _Recogniser:
@@ -292,23 +331,29 @@ class _Recogniser:
         """Whether ``a`` and ``b`` are one word to the ear: the same, or sharing a pronunciation."""
         return a == b or bool(self.pronunciations(a) & self.pronunciations(b))
 
-    def recognise(self, audio: F32, vocabulary: Sequence[str]) -> list[str]:
-        """The words of ``vocabulary`` heard in ``audio`` (mono, 16 kHz), in order, by a loop over them."""
+    def recognise(self, audio: F32, vocabulary: Sequence[str], cmn: str | None = None) -> Heard:
+        """The words of ``vocabulary`` heard in ``audio`` (mono, 16 kHz), in order, by a loop over them; the
+        decoder's cepstral mean starts from ``cmn`` (a ``Heard.cmn``), or from the model's."""
         decoder = self._decoder
         share = 1.0 / len(vocabulary)
         loop = [(0, 1, share, word) for word in vocabulary] + [(1, 0, 1.0)]
-        decoder.add_fsg("phrase", decoder.create_fsg("phrase", 0, 1, loop))
-        decoder.activate_search("phrase")
+        decoder.add_fsg("loop", decoder.create_fsg("loop", 0, 1, loop))
+        decoder.activate_search("loop")
         pcm = _pcm(audio)
         block = int(RATE * BLOCK_SECONDS) * 2
-        decoder.set_cmn(self._cmn_start)
+        decoder.set_cmn(self._cmn_start if cmn is None else cmn)
         decoder.start_utt()
         for start in range(0, len(pcm), block):
             decoder.process_raw(pcm[start : start + block])
         decoder.end_utt()
         known = set(vocabulary)
-        heard = [_ALTERNATE.sub("", str(segment.word)) for segment in decoder.seg() or ()]
-        return [word for word in heard if word in known]
+        heard = Heard(words=[], ends=[], cmn=str(decoder.get_cmn(False)))
+        for segment in decoder.seg() or ():
+            word = _ALTERNATE.sub("", str(segment.word))
+            if word in known:
+                heard.words.append(word)
+                heard.ends.append((segment.end_frame + 1) / _FRAMES_PER_SECOND)
+        return heard
 
 
 class _Pool:
@@ -349,20 +394,47 @@ def _hearing(
     speech: Speech,
     snr: float | None,
     cleaned: bool,
-) -> PhraseCheck:
-    """What ``audio`` was heard to say against the phrase's ``reference``."""
-    heard = recogniser.recognise(audio, vocabulary) if speech.seconds > 0 else []
-    errors, matched = align(reference, heard, recogniser.same)
+) -> tuple[PhraseCheck, Heard]:
+    """What ``audio`` was heard to say against the phrase's ``reference``, and the words as heard."""
+    heard = recogniser.recognise(audio, vocabulary) if speech.seconds > 0 else Heard([], [], "")
+    errors, matched = align(reference, heard.words, recogniser.same)
     scorable = sum(word is not None for word in reference)
     code_positions = range(len(reference) - CODE_DIGITS, len(reference))
-    return PhraseCheck(
+    check = PhraseCheck(
         word_accuracy=round(max(0.0, 1.0 - errors / scorable), 3),
         code_heard=all(position in matched for position in code_positions),
         speech_seconds=round(speech.seconds, 2),
-        heard=" ".join(heard),
+        heard=" ".join(heard.words),
         snr_db=None if snr is None else round(snr, 1),
         cleaned=cleaned,
     )
+    return check, heard
+
+
+def _only_code_missed(check: PhraseCheck) -> bool:
+    """Whether ``check`` would say the phrase but for its code: enough speech, enough of the words."""
+    return (
+        not check.code_heard and check.speech_seconds >= MIN_SPEECH_SECONDS and check.word_accuracy >= MIN_WORD_ACCURACY
+    )
+
+
+def _code_alone(
+    recogniser: _Recogniser, reference: list[str | None], heard: Heard, audio: F32, *, end: float, code: str
+) -> bool:
+    """Whether the stretch of ``audio`` where the code was said, heard again by a loop over the digits alone, says
+    ``code``'s four digits and nothing else. The stretch runs from the end of the last word of the phrase before
+    the code that was heard (matched in the alignment) to the end of the speech (``end``, seconds): the
+    code ends the phrase. No margin: one taken before the stretch let the tail of "is" be heard as a digit."""
+    _, matched = _alignment(reference, heard.words, recogniser.same)
+    before = [position for position in matched if position < len(reference) - CODE_DIGITS]
+    if not before:
+        return False
+    start = int(heard.ends[matched[max(before)]] * RATE)
+    stretch = audio[start : int(end * RATE)]
+    if stretch.size < MIN_CODE_SECONDS * RATE:
+        return False
+    said = recogniser.recognise(stretch, DIGIT_WORDS, cmn=heard.cmn).words
+    return said == [DIGIT_WORDS[DIGITS.index(digit)] for digit in code]
 
 
 def _rank(check: PhraseCheck) -> tuple[bool, bool, float]:

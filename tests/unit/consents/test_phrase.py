@@ -163,8 +163,35 @@ def test_the_phrase_with_another_code_is_a_replay_and_refused(voices: dict[str, 
     check = check_phrase(voices[voice](old.text), RATE, phrase)
     assert not check.code_heard
     assert refusal(check) == "phrase_mismatch"
-    # The words are the phrase's: the code alone tells the replay.
+    # The words are the phrase's: the code alone tells the replay, heard again with the digits alone too.
     assert check.word_accuracy >= MIN_WORD_ACCURACY
+    assert not check.code_alone
+
+
+def test_a_digit_of_the_code_heard_as_a_word_of_the_phrase_is_heard_again_with_the_digits_alone(
+    voices: dict[str, Speak], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """White noise made "four" the phrase's "voice": the code's stretch heard by the digits' loop says it."""
+    phrase = phrase_for("Jane Doe", "4719")
+    recognise = module._Recogniser.recognise
+
+    def mishear(
+        self: module._Recogniser, audio: np.ndarray, vocabulary: list[str], cmn: str | None = None
+    ) -> module.Heard:
+        heard = recognise(self, audio, vocabulary, cmn)
+        if "voice" not in vocabulary:  # the digits' loop hears as it does
+            return heard
+        return module.Heard(["voice" if word == "four" else word for word in heard.words], heard.ends, heard.cmn)
+
+    monkeypatch.setattr(module._Recogniser, "recognise", mishear)
+    check = check_phrase(voices["hibari"](phrase.text), RATE, phrase)
+    assert check.heard.split()[-4:] == ["voice", "seven", "one", "nine"]
+    assert check.code_heard
+    assert check.code_alone
+    assert refusal(check) is None
+    replay = check_phrase(voices["hibari"](phrase_for("Jane Doe", "4716").text), RATE, phrase)
+    assert not replay.code_heard
+    assert refusal(replay) == "phrase_mismatch"
 
 
 #: Readings of the phrase put in each noisy room (another noise, another code each); issue 56's targets, held to
@@ -261,11 +288,13 @@ def test_threads_at_once_hear_what_one_does(
     waited = threading.local()
     recognise = module._Recogniser.recognise
 
-    def recognise_together(self: module._Recogniser, audio: np.ndarray, vocabulary: list[str]) -> list[str]:
+    def recognise_together(
+        self: module._Recogniser, audio: np.ndarray, vocabulary: list[str], cmn: str | None = None
+    ) -> module.Heard:
         if not getattr(waited, "once", False):
             waited.once = True
             together.wait()
-        return recognise(self, audio, vocabulary)
+        return recognise(self, audio, vocabulary, cmn)
 
     monkeypatch.setattr(module._Recogniser, "recognise", recognise_together)
     results: dict[int, list[PhraseCheck]] = {}
