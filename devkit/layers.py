@@ -6,6 +6,18 @@ from __future__ import annotations
 #: The checkout's development aids: the tests and the benchmarks import them; they do not ship.
 DEV_AIDS = ("devkit", "fakes")
 
+#: The use-case areas: side by side on one layer, and none of them imports another.
+AREAS = (
+    "backend.speech",
+    "backend.synthesis",
+    "backend.voices",
+    "backend.reflections",
+    "backend.clone",
+    "backend.samples",
+    "backend.consents",
+    "backend.webhooks",
+)
+
 #: From the top down; a module takes the layer of its longest listed prefix. A module may import its own
 #: layer and those below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -23,17 +35,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("composition", ("backend.compose", "backend.embedded.storage.in_process")),
     # The stand-in's `/storage/v1` routes live in its package but are HTTP like backend/http/.
     ("http", ("backend.http", "backend.embedded.storage.routes")),
-    # The use cases, in the order they call each other: each may use those below it, never one above.
-    ("use case: speech", ("backend.speech",)),
-    ("use case: synthesis", ("backend.synthesis",)),
-    ("use case: voices", ("backend.voices",)),
-    ("use case: reflections", ("backend.reflections",)),
-    ("use case: clone", ("backend.clone",)),
-    ("use case: samples", ("backend.samples",)),
-    ("use case: consents", ("backend.consents",)),
+    # The use-case areas stand side by side: each owns its service, its types, its worker step and its SQL, and
+    # none imports another (AREAS); what more than one of them needs is a shared rule, below them all.
     (
-        "use case: sweeps and webhooks",
-        ("backend.webhooks", "backend.storage.orphans", "backend.embedded.storage.orphans"),
+        "use case areas",
+        (
+            *AREAS,
+            "backend.storage.orphans",
+            "backend.embedded.storage.orphans",
+        ),
     ),
     ("use case: the Storage stand-in", ("backend.embedded.storage.service",)),
     # The rules more than one area needs, which the areas call rather than reach through a neighbour.

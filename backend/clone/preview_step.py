@@ -17,26 +17,21 @@ from datetime import datetime
 
 from backend import queues
 from backend.audio.render import marked_preview
-from backend.clone import likeness
-from backend.clone.enrolled import enrolled_voice
-from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, StaleVersion
 from backend.provenance import SynthesisClaim
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
 from backend.records import attempts, voices
 from backend.records.attempts import AttemptStatus, PreviewStatus, RuntimeStatus
+from backend.rules import likeness
+from backend.rules.enrolled import enrolled_voice
+from backend.rules.likeness import LikenessSource
+from backend.rules.preview import BUCKET, preview_path
 from backend.storage import integrity
 
 log = logging.getLogger(__name__)
-BUCKET = "voice-previews"
 PREVIEW_TEXT = "Hello! This is a preview of your new voice. If it sounds like you, you are all set."
 ACTOR = "preview"
-
-
-def preview_path(owner_id: uuid.UUID, attempt_id: uuid.UUID) -> str:
-    """Where an attempt's preview lives: in its owner's folder, as the storage policies require."""
-    return f"{owner_id}/{attempt_id}/preview.wav"
 
 
 def preview_handler(ctx: Lifecycle) -> queues.Handler:

@@ -30,7 +30,6 @@ import msgspec
 from backend import leases, queues
 from backend.audio.errors import AudioRejected
 from backend.backoff import retry_delay
-from backend.clone import likeness, manifest, portability, sample_set
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
@@ -44,7 +43,7 @@ from backend.providers.errors import (
 )
 from backend.records import attempts, samples, synthesis_jobs, voices
 from backend.records.attempts import AttemptRow, AttemptSource, AttemptStatus, PreviewStatus, RuntimeStatus
-from backend.samples import step as sample_step
+from backend.rules import likeness, manifest, portability, sample_check, sample_set
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -282,18 +281,18 @@ class AttemptRun:
         rows = [await samples.sample_row(conn, one) for one in in_set or [sample_id]]
         return rows, await voices.voice_row(conn, self.attempt.voice_id), bool(in_set)
 
-    async def _reference(self, sample: samples.SampleRow) -> sample_step.EnrolmentSample:
-        """What the provider is sent of one sample, with its print (`sample_step.enrolment_sample`), or why the
+    async def _reference(self, sample: samples.SampleRow) -> sample_check.EnrolmentSample:
+        """What the provider is sent of one sample, with its print (`sample_check.enrolment_sample`), or why the
         attempt fails."""
         try:
-            return await sample_step.enrolment_sample(self.ctx, sample, self.attempt.provider, actor=self.actor)
+            return await sample_check.enrolment_sample(self.ctx, sample, self.attempt.provider, actor=self.actor)
         except AudioRejected as exc:
             raise _Failed(exc.code, str(exc)) from exc
         except StoredObjectAltered as exc:
             # Not sent, and not retried: the same file would fail the same way.
             message = "The stored sample has changed since voicegate checked it; upload a new one."
             raise _Failed(exc.code, message) from exc
-        except sample_step.SampleGone as exc:
+        except sample_check.SampleGone as exc:
             raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
 
     async def verify(self) -> None:

@@ -18,8 +18,6 @@ import msgspec
 
 from backend.audio.formats import SPEECH_FORMATS
 from backend.auth.verify import UserClaims
-from backend.clone import preview_step
-from backend.clone.start import CustomVoiceId, Upload, start_clone
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
@@ -46,8 +44,10 @@ from backend.records.attempts import Attempt, PreviewStatus, VoiceMirror
 from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName
 from backend.reflections.voice import CustomVoice, QueuedClone
+from backend.rules import preview
+from backend.rules import sample_upload as samples
 from backend.rules.launch import LaunchBlocked, LaunchVoice, VoiceState, launch_voice, require_visible, voice_state
-from backend.samples import upload as samples
+from backend.rules.start import CustomVoiceId, Upload, start_clone
 from backend.settings import Settings
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
@@ -133,14 +133,14 @@ class ReflectionsService:
             state = await voice_state(conn, reflection_id)
         attempt_id = state.voice.attempt_id
         if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
-            path = preview_step.preview_path(uuid.UUID(claims.sub), attempt_id)
+            path = preview.preview_path(uuid.UUID(claims.sub), attempt_id)
             # A preview purged from Storage (or never uploaded), or altered since, leaves the state readable,
             # without a URL: the state is what clients poll, the preview only a part of it.
             try:
                 state.preview_url = await integrity.signed_url(
                     self.db,
                     self.storage,
-                    preview_step.BUCKET,
+                    preview.BUCKET,
                     path,
                     PREVIEW_URL_SECONDS,
                     actor=f"user:{claims.sub}",

@@ -1,5 +1,4 @@
-"""Voice samples: the one write path every upload takes (`upload`), the owner's service (`service`: `SamplesService`),
-the `voice_sample_process` worker step that checks a sample and cleans the copy an enrolment sends (`step`), and
-removal on request and by retention (`purge`).
-The `/api/v1/voice-samples` routes and the multipart upload reader are `backend.http.samples` and
-`backend.http.sample_upload`."""
+"""The samples area: the owner's service (`service`: `SamplesService`) and the `voice_sample_process` worker step
+(`step`). Storing, checking and removing a sample are shared rules (`backend.rules`: `sample_upload`,
+`sample_check`, `sample_purge`); the `/api/v1/voice-samples` routes and the multipart upload reader are
+`backend.http.samples` and `backend.http.sample_upload`."""

@@ -17,8 +17,8 @@ from backend.errors import Conflict, NotFound
 from backend.fields import Rename
 from backend.records.samples import VoiceSampleStatus
 from backend.rules.consent import consent_for_sample
-from backend.samples.purge import purge_sample
-from backend.samples.upload import (
+from backend.rules.sample_purge import purge_sample
+from backend.rules.sample_upload import (
     AUDIO_URL_SECONDS,
     LIST_LIMIT,
     SampleAccepted,

@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from backend.clone import portability
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -17,6 +16,7 @@ from backend.db.queries import load_queries
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import ModelRetiredError, PermanentProviderError
 from backend.records import synthesis_jobs
+from backend.rules import portability
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

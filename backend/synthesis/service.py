@@ -18,7 +18,6 @@ from pathlib import Path
 from backend import queues
 from backend.audio.render import render_as_mp3
 from backend.auth.verify import UserClaims
-from backend.clone.start import StoredSample, start_clone
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -44,8 +43,9 @@ from backend.records.samples import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName, VoiceRow
+from backend.rules import sample_upload as samples
 from backend.rules.speaker import Mute, Waits, speaker_now
-from backend.samples import upload as samples
+from backend.rules.start import StoredSample, start_clone
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis.history import MEDIA_TYPES, Clip, ClipAudio, ClipFormat, ClipPage, VoicePreview

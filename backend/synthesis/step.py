@@ -34,8 +34,6 @@ import msgspec
 from backend import leases, queues
 from backend.audio.render import marked_wav
 from backend.backoff import retry_delay
-from backend.clone import likeness
-from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -54,6 +52,8 @@ from backend.providers.errors import (
 from backend.providers.registry import check_speakable
 from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
+from backend.rules import likeness
+from backend.rules.likeness import LikenessSource
 from backend.rules.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.storage import integrity
 from backend.synthesis import heal

@@ -22,8 +22,6 @@ import numpy as np
 from backend.audio.errors import SpeakerMismatch
 from backend.audio.voice_set import SetReport
 from backend.auth.verify import UserClaims
-from backend.clone.sample_set import report_of
-from backend.clone.start import SampleSet
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.units import Database, become_service
@@ -37,8 +35,10 @@ from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
+from backend.rules import sample_upload as samples
 from backend.rules.consent import consent_voiceprint
-from backend.samples import upload as samples
+from backend.rules.sample_set import report_of
+from backend.rules.start import SampleSet
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
 from backend.voiceprint.embedding import mean_print
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, Stretch, named, unlike, wholly_unlike

@@ -1,7 +1,7 @@
 """A user's voices (`VoicesService`, the routes' use cases): list, get, rename, soft delete (provider-side deletion
 is an operator action), one made from a set of samples or enrolled again from another (`sample_sets` holds the
 set's rules), and the upload-then-finalize clone flow (`clone_flow` holds its bodies). Starting a clone makes
-them (`backend.clone.start`); the whole voice row other areas read is `backend.records.voices`.
+them (`backend.rules.start`); the whole voice row other areas read is `backend.records.voices`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ import msgspec
 
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
-from backend.clone import manifest
-from backend.clone.likeness import LikenessSource, NoLikeness
-from backend.clone.sample_set import report_of
-from backend.clone.start import SignedUpload, draft_voice, lock_draft, start_clone
 from backend.db.bucket_config import declared_bucket
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
@@ -45,10 +41,14 @@ from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
 from backend.records.rows import fetch_optional_record, fetch_records
 from backend.records.voices import VoiceFields, VoiceName, VoiceRow, VoiceStatus, name_of_its_own
+from backend.rules import manifest
+from backend.rules import sample_purge as purge
+from backend.rules import sample_upload as samples
 from backend.rules.consent import GivenConsent, Origin, require_consent
 from backend.rules.launch import require_visible
-from backend.samples import purge
-from backend.samples import upload as samples
+from backend.rules.likeness import LikenessSource, NoLikeness
+from backend.rules.sample_set import report_of
+from backend.rules.start import SignedUpload, draft_voice, lock_draft, start_clone
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
 from backend.voices.clone_flow import FinalizeBody, FinalizedClone, UploadTicket, UploadUrlBody

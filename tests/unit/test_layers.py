@@ -1,7 +1,7 @@
 """Imports go one way: every module of `voicegate/` (the program), `backend/`, `queue_consumers/`, `scripts/`,
-`bench/`, `tools/`, `devkit/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The use
-cases are not one layer but a stack, in the order they call each other (speech over synthesis over voices ... over
-consents), so a new call that runs up the stack fails here. Modules import each other in no circle of any length,
+`bench/`, `tools/`, `devkit/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The use-case
+areas (speech, synthesis, voices, reflections, clone, samples, consents, webhooks) stand side by side on one layer,
+and none imports another: what more than one area needs is a shared rule (`backend.rules`), below them all. Modules import each other in no circle of any length,
 nor do the top-level packages. The top-level folders stand one way too: `voicegate/` on `queue_consumers/` and
 `scripts/`, and those on `backend/`, which imports neither; no product module imports `tests/`, `bench/`, the
 development aids beside them (`devkit/`, `fakes/`) or a package only the benchmarks run, nor runs a module of the
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from devkit.layers import DEV_AIDS, LAYERS, layer_of
+from devkit.layers import AREAS, DEV_AIDS, LAYERS, layer_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("voicegate", "backend", "queue_consumers", "scripts", "bench", "tools", "devkit", "fakes")
@@ -150,6 +150,30 @@ def test_no_import_runs_from_a_lower_layer_up() -> None:
         for module, target in new
     )
     assert not gone, f"these known upward imports are gone: strike them from KNOWN_UPWARD: {gone}"
+
+
+def area_of(module: str) -> str | None:
+    """The use-case area `module` belongs to, if any."""
+    return next((area for area in AREAS if module == area or module.startswith(area + ".")), None)
+
+
+def test_the_area_of_a_module_is_its_package() -> None:
+    assert area_of("backend.clone.step") == "backend.clone"
+    assert area_of("backend.clone") == "backend.clone"
+    assert area_of("backend.cloned.step") is None
+    assert area_of("backend.rules.start") is None
+
+
+def test_no_area_imports_another() -> None:
+    """The areas stand side by side: one that needs what another has reaches a shared rule, not its neighbour."""
+    reaches = sorted(
+        (module, target)
+        for module, target in IMPORTS
+        if (area := area_of(module)) is not None and area_of(target) not in {None, area}
+    )
+    assert not reaches, "these areas reach into another (move what both need to backend.rules): " + "; ".join(
+        f"{module} imports {target}" for module, target in reaches
+    )
 
 
 def _circles(edges: set[tuple[str, str]]) -> set[frozenset[str]]:

@@ -18,14 +18,14 @@ import msgspec
 import psycopg
 import pytest
 
-from backend.clone import preview_step
-from backend.clone.preview_step import preview_path
+from backend.rules import preview
+from backend.rules.preview import preview_path
 from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
-from backend.samples import upload as samples
-from backend.samples.upload import processed_path, upload_path, voice_sample_path
+from backend.rules import sample_upload as samples
+from backend.rules.sample_upload import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
 from backend.storage import orphans
 from backend.synthesis import step as synthesis
@@ -168,7 +168,7 @@ def found(result: dict[str, Any]) -> set[tuple[str, str | None, str]]:
 
 
 def test_the_swept_buckets_are_the_areas_own() -> None:
-    assert orphans.BUCKETS == (samples.BUCKET, preview_step.BUCKET, synthesis.BUCKET)
+    assert orphans.BUCKETS == (samples.BUCKET, preview.BUCKET, synthesis.BUCKET)
 
 
 def test_a_dry_run_lists_exactly_the_orphans_past_the_grace_period_and_changes_nothing(

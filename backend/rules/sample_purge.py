@@ -31,7 +31,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, transaction_from
 from backend.errors import Conflict, ServiceUnavailable, VoicegateError
-from backend.samples import upload as samples
+from backend.rules import sample_upload as samples
 from backend.storage import integrity
 from backend.storage.client import ObjectRemover
 

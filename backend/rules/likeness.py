@@ -33,7 +33,6 @@ import numpy as np
 
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
-from backend.clone.enrolled import enrolled_voice
 from backend.context import Lifecycle
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -43,6 +42,7 @@ from backend.providers.base import ProviderVoice, primary_language
 from backend.providers.errors import ProviderError
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.records.attempts import AttemptRow
+from backend.rules.enrolled import enrolled_voice
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.records.voices import VoiceName, name_of_its_own, unused_name
+from backend.rules import sample_upload as samples
 from backend.rules.consent import GivenConsent, consent_for_sample
-from backend.samples import upload as samples
-from backend.samples.upload import NewSample
+from backend.rules.sample_upload import NewSample
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
