@@ -8,7 +8,7 @@ SNR), as a 16-bit mono WAV and as WebM/Opus (what browsers record). The baseline
 ``loudnorm`` (single pass, dynamic mode) with the ffmpeg executable voicegate decodes with (Debian's, else
 imageio-ffmpeg's), fed the same bytes on stdin: ``ffmpeg -i - -af loudnorm=I=-20:TP=-1:LRA=11 -f null -``.
 
-Target (issue 6): analysis + preprocessing at least 20x faster than real time on this 2-core machine.
+Target: analysis + preprocessing at least 20x faster than real time on this 2-core machine.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The chaos run (issue 45): PRD flows from several users against a real `voicegate up` while the stack is
+"""The chaos run: PRD flows from several users against a real `voicegate up` while the stack is
 killed under them, then the database's account of what came of it.
 
     .venv/bin/python bench/chaos.py [--users 10] [--flows-per-user 5] [--speech DIR] [--seed 45] [--keep]
@@ -11,8 +11,9 @@ users together; a flow is the README's: `POST /api/v1/voice-samples` (multipart 
 poll `GET /api/v1/voice-samples/{id}/status` until `ready`, `POST /api/v1/clone` `{sampleId, text}`, poll
 `GET /api/v1/clone/{jobId}/status` until `succeeded`, `GET /api/v1/clone/{jobId}/result`, download its
 `audioUrl` and check it is a WAV whose length is the `durationMs` it was given and plausible for the text.
-Samples are real speech, LibriSpeech test-other clips (CC BY 4.0, /work/shared/speech by default; espeak-ng
-speech where that directory is missing), one speaker per user, every sample other clips.
+Samples are real speech, LibriSpeech test-other clips (CC BY 4.0; `--speech`, by default the clips
+VOICEGATE_SPEECH_CLIPS points to, devkit/clips.py; espeak-ng speech where that directory is missing), one speaker
+per user, every sample other clips.
 
 Clients behave as real ones must: a 503 or 429 (with Retry-After honoured), a 409
 `idempotency_key_in_flight`, a 5xx or a connection error is retried with exponential backoff and full
@@ -41,7 +42,7 @@ database and prints a report; it exits 1 when any check fails:
     claimed `in_flight`, `storage.objects` rows no row claims (the query of `voicegate ops
     sweep-orphan-objects`, with no grace period); files the Storage stand-in holds without an object row
     (temporary uploads a kill cut off, say) are counted but left to the maintenance sweep, as designed;
-  - no 500 (an outage must answer 503, DESIGN.md §3) and every fault injected while flows were in flight;
+  - no 500 (an outage must answer 503: docs/concepts.md) and every fault injected while flows were in flight;
 and it prints each fault's recovery and the run's total time. `up`'s logs (one per start) are kept with the
 data directory when a check fails or with `--keep`.
 """

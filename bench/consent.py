@@ -1,5 +1,5 @@
 """Benchmark: the spoken consent check (backend/consents/phrase.py), its speed and how it separates, in quiet and
-in noise, beside the scoring it replaced (issue 56's baseline), both measured in the same run.
+in noise, beside the plain scoring it replaced (the baseline, described below), both measured in the same run.
 
     python bench/consent.py [--speech DIR] [--repeat 5] [--core N] [--draws 2]
 
@@ -10,7 +10,7 @@ Beside them, measured in the same run on the same audio, two baselines made with
 decode alone (a decoder made beforehand, the phrase's word loop already active, the audio already 16 kHz
 16-bit PCM: what the check adds is its resampling, VAD, levelling, grammar and alignment), and pocketsphinx's
 free dictation (its en-us n-gram model, no grammar): what recognition costs without the phrase to constrain it.
-Target (issue 46): <= 1 s wall for a 6 s recording. The check and the baseline are timed on the whole phrase read
+Target: <= 1 s wall for a 6 s recording. The check and the baseline are timed on the whole phrase read
 in quiet and under 15 dB of babble (where the check hears a recording twice: as it came, then gated).
 
 Separation, on natural speech: hibari (the `local` provider's voice) read as it is, 30% faster, and moved
@@ -25,17 +25,17 @@ thresholds the calibration half gives beside the module's: word accuracy halfway
 speech, half the least a right phrase held (read 30% faster), rounded down to the half second: a reading with
 less has left out about half the phrase.
 
-In noise (issue 56): every reading and clip is put in a recording with 0.5-2 s of room before and after it (drawn
+In noise: every reading and clip is put in a recording with 0.5-2 s of room before and after it (drawn
 at random, seeded) and noise under all of it at a speech-to-noise ratio (the speech's active level, its VAD
 frames, against the noise's RMS): white, pink, and babble of 6 talkers (one LibriSpeech speaker each, every clip
 of the 6 shared speakers at the same level; the calibration half's babble is cut from their clips 0-4, the held
 out half's from clips 5-9). Right readings at 40, 30, 20, 15 and 10 dB of each (``--draws`` noises each);
-replays, wrong sentences and clips in quiet and at the noises of issue 56's targets (white 15 dB, babble 20 and
-15 dB) and babble 10 dB. Each recording is judged by the check and by the baseline: the scoring as it was before
-issue 56 (pocketsphinx's default word insertion penalty, 0.65; the phrase aligned with every word heard, noise's
-words before and after the speech counted as errors; no cleaning), made here with pocketsphinx directly. Targets:
-right readings verified >= 95 % at 20 dB babble and 15 dB white noise, >= 80 % at 15 dB babble; impostors refused
-100 %.
+replays, wrong sentences and clips in quiet and at the noises of the targets below (white 15 dB, babble 20 and
+15 dB) and babble 10 dB. Each recording is judged by the check and by the baseline: the plain scoring the check
+replaced (pocketsphinx's default word insertion penalty, 0.65; the phrase aligned with every word heard, noise's
+words before and after the speech counted as errors; one hearing, no cleaning), made here with pocketsphinx
+directly. Targets: right readings verified >= 95 % at 20 dB babble and 15 dB white noise, >= 80 % at 15 dB
+babble; impostors refused 100 %.
 """
 
 from __future__ import annotations
@@ -110,18 +110,18 @@ WRONG = (
 PHRASES_PER_VOICE = 5
 WRONG_PER_VOICE = 4
 RECORDING_S = 6.0
-#: Issue 46's target for the check of a ``RECORDING_S`` recording, wall-clock.
+#: The target for the check of a ``RECORDING_S`` recording, wall-clock.
 TARGET_MS = 1000.0
 KINDS = ("right", "replay", "wrong", "librispeech")
 NOISES = ("white", "pink", "babble")
 SNRS_DB = (40, 30, 20, 15, 10)
-#: Where impostors are put besides quiet: issue 56's targets' noises, and the worst babble.
+#: Where impostors are put besides quiet: the noises of ``TARGETS``, and the worst babble.
 IMPOSTOR_NOISES = (("white", 15), ("babble", 20), ("babble", 15), ("babble", 10))
-#: Issue 56's targets: the share of right readings verified under each noise.
+#: The targets: the share of right readings verified under each noise.
 TARGETS = {("babble", 20): 0.95, ("white", 15): 0.95, ("babble", 15): 0.80}
 #: The room before and after the reading, each drawn in this range.
 ROOM_S = (0.5, 2.0)
-#: How the baseline (the scoring before issue 56) decoded: pocketsphinx's default word insertion penalty.
+#: How the baseline (the plain scoring) decoded: pocketsphinx's default word insertion penalty.
 BASELINE_WIP = 0.65
 #: A pink-noise filter (Kellet's, -3 dB an octave within 0.05 dB over the audio band).
 PINK_B = (0.049922035, -0.095993537, 0.050612699, -0.004408786)
@@ -261,8 +261,9 @@ def in_room(
 
 
 class Baseline:
-    """The scoring before issue 56, for comparison in the same run: pocketsphinx with its default word insertion
-    penalty, the phrase's word loop, every word heard aligned with the phrase (Levenshtein), no cleaning."""
+    """The plain scoring the check replaced, for comparison in the same run: pocketsphinx with its default word
+    insertion penalty, the phrase's word loop, every word heard aligned with the phrase (Levenshtein), one hearing
+    and no cleaning."""
 
     def __init__(self) -> None:
         config = pocketsphinx.Config(
@@ -438,7 +439,7 @@ def decode(decoder: pocketsphinx.Decoder, pcm: bytes) -> str:
 
 def warm(repeat: int, clips: dict[str, list[tuple[str, np.ndarray, int]]]) -> list[tuple[str, float, float, float]]:
     """(what, seconds of audio, median wall s, median CPU s) of warm calls: the check on 6 s and on the whole
-    phrase, in quiet and under 15 dB of babble, beside the scoring before issue 56 on the same recordings; and
+    phrase, in quiet and under 15 dB of babble, beside the plain scoring on the same recordings; and
     pocketsphinx's own two baselines on the same 6 s."""
     audio, rate, phrase = timing_recording()
     six = audio[: int(RECORDING_S * rate)]
@@ -446,17 +447,17 @@ def warm(repeat: int, clips: dict[str, list[tuple[str, np.ndarray, int]]]) -> li
     rng = np.random.default_rng(56)
     quiet = in_room(reading, None, 0, rng, [])
     babble = in_room(reading, "babble", 15, rng, talkers(clips, "held out"))
-    before = Baseline()
+    plain = Baseline()
     rows = []
     for label, samples, at in (
         ("check, 6 s recording", six, rate),
         ("check, whole phrase", audio, rate),
         ("check, the phrase in a quiet room", quiet, module.RATE),
-        ("before issue 56, the phrase in a quiet room", quiet, module.RATE),
+        ("plain scoring, the phrase in a quiet room", quiet, module.RATE),
         ("check, the phrase under babble at 15 dB", babble, module.RATE),
-        ("before issue 56, the phrase under babble at 15 dB", babble, module.RATE),
+        ("plain scoring, the phrase under babble at 15 dB", babble, module.RATE),
     ):
-        judge = before.check if label.startswith("before") else check_phrase
+        judge = plain.check if label.startswith("plain scoring") else check_phrase
         wall, cpu = timed(lambda samples=samples, at=at, judge=judge: judge(samples, at, phrase), repeat)
         rows.append((label, samples.size / at, wall, cpu))
     at_16k = resample_poly(six.astype(np.float64), 2, 3)  # hibari's 24 kHz to the model's 16 kHz
@@ -566,7 +567,7 @@ def rooms(cases: list[Case]) -> None:
     """Per split and room: right readings verified, and impostors refused, by the check and by the baseline; then
     the targets, on the held out half."""
     print(
-        f"{'split':12} {'room':12} {'right verified: check / before':>32}  {'impostors refused: check / before':>34}"
+        f"{'split':12} {'room':12} {'right verified: check / plain':>32}  {'impostors refused: check / plain':>34}"
         f"  {'replays':>9}  {'check s/recording':>17}"
     )
     conditions = [(None, 0)] + [(noise, snr) for noise in NOISES for snr in SNRS_DB]
@@ -598,7 +599,7 @@ def rooms(cases: list[Case]) -> None:
         before = sum(case.baseline is not None and refusal(case.baseline) is None for case in held) / len(held)
         verdict = "meets" if verified >= share else "MISSES"
         print(
-            f"held out, {noise} {snr} dB: right readings verified {verified:.0%} (before issue 56 {before:.0%}),"
+            f"held out, {noise} {snr} dB: right readings verified {verified:.0%} (plain scoring {before:.0%}),"
             f" which {verdict} the target of {share:.0%}"
         )
     impostors = [case for case in cases if case.kind != "right"]

@@ -1,4 +1,4 @@
-"""Benchmark: fair share under load (issue 25). User A's time to first byte of a one-sentence `local` stream,
+"""Benchmark: fair share under load. User A's time to first byte of a one-sentence `local` stream,
 and A's sample check (upload to `ready`), alone and then while user B holds 32 long `local` streams, against
 a real `voicegate up`; each printed beside its "alone" baseline from the same run, with the ratio (target:
 A's first byte under load at most 3x alone).

@@ -14,7 +14,7 @@ body after another to `POST /v1/reflections` (a JSON route):
 | 4 signed, at the limit     | bodies just under the JSON limit (1 MiB) that are read and checked:      |
 |                            | `[` inside a string, and as many keys as fit                             |
 
-Targets (issue 55): `/healthz` waits at most 1 s behind four hostile bodies at once and at most 0.5 s behind one
+Targets: `/healthz` waits at most 1 s behind four hostile bodies at once and at most 0.5 s behind one
 (wrk's slowest request); the server's resident memory after the run within 10 % of before.
 """
 

@@ -4,7 +4,7 @@ same run on the same throwaway database:
 (a) attempts/s end to end (read and lease → verify at the provider → ready → runtime synced → voice
     manifest written) through the real consumers with a zero-latency provider (`local`, voices in the
     database; `custom_voice_id` attempts, so no audio work), beside raw `pgmq.send → read → archive`
-    messages/s (issue 15's target, ≥ 40 %), and beside the bare equivalent: the same statements from a
+    messages/s (target ≥ 40 %), and beside the bare equivalent: the same statements from a
     plain asyncio connection, none of the worker's own code, which is what the SQL alone allows on this
     machine (the median of 5 runs), as many attempts at once as the worker handles (its default, 16), their
     statements grouped as the worker's attempts, read together and going on in step, send them
@@ -12,8 +12,8 @@ same run on the same throwaway database:
     both measured from the fifth of their attempts on (`Steady`: a running worker's connections are warm);
     and between the two, the bare equivalent's statements taken as the
     worker takes them, as units of work from a worker pool (`backend.db.units`), which splits the worker's
-    shortfall into what its database layer costs and what the consumers and the clone step add. Targets
-    (issue 48): the worker at ≥ 0.9 times its bare equivalent, and ≤ 1.2 ms of Postgres CPU per attempt
+    shortfall into what its database layer costs and what the consumers and the clone step add. Targets:
+    the worker at ≥ 0.9 times its bare equivalent, and ≤ 1.2 ms of Postgres CPU per attempt
     (every process of the server, from /proc/<pid>/stat, those that ended included through the postmaster's
     children times); beside it what does not depend on the machine's load: transactions, rows written and
     WAL records per attempt over the whole runs (pg_stat_database, pg_stat_wal).
@@ -22,7 +22,7 @@ same run on the same throwaway database:
     each in turn, 20 times, so that each worker turn has a bare turn a second away rather than minutes:
     attempts/s turn beside turn, and CPU per attempt of this process and of each database's client
     backends.
-    Beside (a), in each of its rounds, a peer (issue 48): procrastinate 3.10's empty job, a `noop` task, its
+    Beside (a), in each of its rounds, a peer: procrastinate 3.10's empty job, a `noop` task, its
     worker at concurrency 10 over its connector's default pool, through `--attempts` jobs deferred at once
     on a database of its own on the same cluster, its jobs/s measured as the worker's attempts/s are (from
     the fifth job done on); the whole attempt's rate beside it, and the ratio (target ≥ 1.3). procrastinate
@@ -675,7 +675,7 @@ def two_workers(dsn: str, attempts: int) -> tuple[int, float]:
     return int(synced[0]), float(synced[1])
 
 
-#: The peer's worker as issue 48 measures it: procrastinate's `noop` task at concurrency 10.
+#: The peer's worker as this bench runs it: procrastinate's `noop` task at concurrency 10.
 PEER_CONCURRENCY = 10
 PEER_DATABASE = "bench_procrastinate"
 _PEER_DONE = "select count(*) from procrastinate_jobs where status = 'succeeded'"

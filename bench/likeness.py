@@ -3,10 +3,10 @@ same voiceprints say of real people in the same run.
 
     python bench/likeness.py [--speech DIR] [--enrol 2]
 
-For each speaker of the LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10 utterances in /work/shared/speech
-by default): the `local` provider enrols a voice from the speaker's first ``--enrol`` utterances (joined into one
-sample, as an enrolment joins a set for a provider that takes one file) and speaks the likeness probe and two
-more sentences in it. Printed, per speaker and as means:
+For each speaker of the LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10 utterances; `--speech`, by default the
+clips VOICEGATE_SPEECH_CLIPS points to, devkit/clips.py): the `local` provider enrols a voice from the speaker's first
+``--enrol`` utterances (joined into one sample, as an enrolment joins a set for a provider that takes one file) and
+speaks the likeness probe and two more sentences in it. Printed, per speaker and as means:
 
 * likeness: what voicegate shows, the probe's print against the mean print of the enrolled clips;
 * clone vs held-out: each rendering's print against each of the speaker's other utterances (held out);
@@ -17,7 +17,7 @@ more sentences in it. Printed, per speaker and as means:
 How many clones pass the published `THRESHOLD` as their speaker, and how often the clone's nearest speaker (by
 mean cosine to each speaker's held-out clips) is its own, are printed too. The engine is not tuned here: this
 measures what the offline voice is (the speaker's pitch and formants, hibari's timbre), it does not aim at the
-judge (issue 46).
+judge.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ provider; then each of `--repeat` jobs asks `POST /api/v1/clone` for a 150-word 
 is timed from the request to the status `succeeded` (polled every 50 ms), against the seconds of speech
 its result holds. Beside it, in the same run and on the same core, the bare equivalent: hibari alone (the
 stock voice, no adaptation, no HTTP, database, queue, storage or signing) rendering the same text in this
-process. Target (issue 26): the job at <= 0.1x its duration.
+process. Target: the job at <= 0.1x its duration.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ way the engine did before (analysis at 10 ms, F0 mapped, envelope warped and til
   the sample's spectral envelope (the mel-cepstral distance between the mean MFCCs, c1 to c12, of the
   voiced frames of each, in dB).
 
-Targets (issue 26): the local engine at RTF <= 0.05 on one core and a first chunk <= 150 ms; its median F0
+Targets: the local engine at RTF <= 0.05 on one core and a first chunk <= 150 ms; its median F0
 within one semitone of each sample's; its envelope distance smaller than hibari alone's. With
 ``--out-dir`` the samples and every output are saved as WAV with a spectrogram (PNG) each, and one PNG per
 sample stacks the sample, hibari alone, the local engine and hibari + WORLD, top to bottom.

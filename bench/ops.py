@@ -9,7 +9,7 @@ with their message gone, and 10% of the mirrors drifted. Timed: `status`, the dr
 `recover-stale-attempts` and `repair-voice-mirror`, both with `--apply` (each once), then the dry
 runs again (which must find nothing).
 
-Target (issue 7): a run over 10,000 attempts finishes in under 30 s.
+Target: a run over 10,000 attempts finishes in under 30 s.
 """
 
 from __future__ import annotations

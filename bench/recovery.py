@@ -1,4 +1,4 @@
-"""Benchmark: how soon `voicegate up` serves again after its database comes back (issue 45), under upload load,
+"""Benchmark: how soon `voicegate up` serves again after its database comes back, under upload load,
 beside the same run with reads only (the baseline), all driven by `wrk`.
 
     python bench/recovery.py [--clients 24] [--checkout PATH]

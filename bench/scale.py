@@ -10,8 +10,9 @@ Everything runs beside one real `voicegate up --no-consumers` (its own queue con
 message is a worker process's) on a free port, its embedded Postgres started first with fsync off as
 the other benchmarks' (`up` adopts it), every setting at its default. The ElevenLabs fake answers at the
 HTTP boundary at once, in a process of its own (`python -m fakes elevenlabs`). Each flow's sample is real
-speech, 6 s of one speaker's shared LibriSpeech clips (CC BY 4.0; `--speech`, /work/shared/speech/librispeech by
-default) at 48 kHz with a second of room tone either side (devkit/clips.py), no two the same file.
+speech, 6 s of one speaker's shared LibriSpeech clips (CC BY 4.0; `--speech`, by default the clips
+VOICEGATE_SPEECH_CLIPS points to) at 48 kHz with a second of room tone either side (devkit/clips.py), no two
+the same file.
 
 (a) 1, 2 and 4 `voicegate worker` processes (each found `up`'s API and Storage in the data directory),
     N PRD flows per run: a reflection, its voice cloned from an uploaded sample (checked, cleaned and

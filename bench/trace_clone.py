@@ -77,7 +77,7 @@ PROFILE = '{"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4
 
 
 def first_of(*paths: str) -> Any:
-    """The first of `module:name` paths that exists (the layout before or after issue 29's clone step)."""
+    """The first of `module:name` paths that exists (this tree's layout, or an older tree's)."""
     for path in paths:
         module, _, name = path.partition(":")
         try:
@@ -87,19 +87,19 @@ def first_of(*paths: str) -> Any:
     raise LookupError(f"none of {paths}")
 
 
-#: The units of work that open a transaction: methods of `backend.db.units.Database`, or (before issue 48) functions
+#: The units of work that open a transaction: methods of `backend.db.units.Database`, or (on an older tree) functions
 #: of the module that take the pool.
 UNITS = ("service_transaction", "service_statement", "service_pipeline", "user_transaction")
 
 
 def database_of(pool: Any) -> Any:
-    """What the tree's lifecycle holds for the database: a `Database` over `pool`, or (before issue 48) `pool`."""
+    """What the tree's lifecycle holds for the database: a `Database` over `pool`, or (on an older tree) `pool`."""
     database = getattr(importlib.import_module("backend.db.units"), "Database", None)
     return pool if database is None else database(pool)
 
 
 def service_transaction_of(ctx: Lifecycle) -> AbstractAsyncContextManager[Any]:
-    """A service transaction on the lifecycle's database, in either layout (before issue 48, `ctx.pool`)."""
+    """A service transaction on the lifecycle's database, in either layout (on an older tree, `ctx.pool`)."""
     database = getattr(ctx, "db", None)
     if database is None:
         return importlib.import_module("backend.db.units").service_transaction(ctx.pool)

@@ -4,19 +4,18 @@ onnxruntime) beside the same network in numpy (devkit/voiceprint_numpy.py), meas
     python bench/voiceprint.py [--speech DIR] [--repeat 3] [--core N]
 
 Speed: CPU milliseconds per second of audio over every clip, the process pinned to one core with OpenBLAS on
-one thread (onnxruntime is given one too), median of ``--repeat`` passes after a warm-up. Target (issue 46):
+one thread (onnxruntime is given one too), median of ``--repeat`` passes after a warm-up. Target:
 at most 15 ms per second of audio.
 
-Quality: on the LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10 utterances in /work/shared/speech by
-default), every pair of clips scored by cosine, same speaker against different speakers: the means, the
-equal-error rate (where false accepts and false rejects cross, interpolated) and the errors at the published
-`THRESHOLD`. The threshold is calibrated here, on held-out data: chosen at the equal-error point of the
-utterances numbered 0-4 of every speaker (where the larger of the two rates is lowest, the middle of that
-range, rounded to two decimals), and judged on utterances 5-9, which had no say in it. Each 3-speaker
-subset's own equal-error threshold is printed too, to show how far a threshold set on three speakers moves.
-Target: EER at most 1 %.
+Quality: on the LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10 utterances; `--speech`, by default the clips
+VOICEGATE_SPEECH_CLIPS points to), every pair of clips scored by cosine, same speaker against different speakers: the
+means, the equal-error rate (where false accepts and false rejects cross, interpolated) and the errors at the published
+`THRESHOLD`. The threshold is calibrated here, on held-out data: chosen at the equal-error point of the utterances
+numbered 0-4 of every speaker (where the larger of the two rates is lowest, the middle of that range, rounded to two
+decimals), and judged on utterances 5-9, which had no say in it. Each 3-speaker subset's own equal-error threshold is
+printed too, to show how far a threshold set on three speakers moves. Target: EER at most 1 %.
 
-Splices (issue 56): another speaker's speech put into a sample of the consenting one, judged window by window
+Splices: another speaker's speech put into a sample of the consenting one, judged window by window
 (`backend.voiceprint.windows`) beside the whole-sample rule voicegate had before (the sample's voiceprint
 against the consent's at `THRESHOLD`), in the same run. Made of the same clips, split the same way: for each
 speaker, consents of 8-20 s of their clips, genuine samples (5-30 s) of their other clips, and splices: 8-24 s
@@ -73,7 +72,7 @@ TARGET_MS_PER_S = 15.0
 TARGET_EER = 0.01
 #: Utterances numbered below this calibrate the threshold; the others are held out.
 CALIBRATION_UTTERANCES = 5
-#: The consent recording the issue sizes its check for.
+#: How long a consent recording is taken to be: the clip nearest it is timed alone ("one 6.0 s clip ...").
 CONSENT_S = 6.0
 #: Splices: the lengths of another speaker's speech put in, where, and the evaluator's case (4 s of the
 #: speaker, then this much of another).
@@ -383,7 +382,7 @@ def boundary_errors(trials: list[Trial], named: Callable[[Trial], tuple[tuple[fl
     return errors
 
 
-#: The rules judged in the tables: voicegate's before issue 56, and the two window rules at the published
+#: The rules judged in the tables: the whole-sample rule alone (the baseline), and the two window rules at the published
 #: thresholds (with a consent: the whole sample or any window; the checkbox: a window unlike the rest).
 RULES: list[tuple[str, Callable[[Trial], bool]]] = [
     (f"whole sample < {THRESHOLD} (before)", lambda t: t.whole < THRESHOLD),

@@ -4,16 +4,16 @@ and what it costs, each beside a baseline measured in the same run.
 
     python bench/watermark.py [--speech DIR] [--texts N] [--core N]
 
-Speech: the natural LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10 in /work/shared/speech by default),
-brought to 44.1 kHz as a provider's render would be, and voicegate's own synthesized speech: the `local` engine
-(24 kHz) speaking ``--texts`` sentences in the voice of each speaker's first clip. Each is marked as voicegate
-marks a render (`backend.watermark.mark`) and signed with its C2PA manifest (a development CA); the unmarked
-originals, and espeak-ng's speech, are the negatives.
+Speech: the natural LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10; `--speech`, by default the clips
+VOICEGATE_SPEECH_CLIPS points to), brought to 44.1 kHz as a provider's render would be, and voicegate's own synthesized
+speech: the `local` engine (24 kHz) speaking ``--texts`` sentences in the voice of each speaker's first clip. Each is
+marked as voicegate marks a render (`backend.watermark.mark`) and signed with its C2PA manifest (a development CA); the
+unmarked originals, and espeak-ng's speech, are the negatives.
 
 - Found: the share of marked files detected (score >= THRESHOLD) after each condition: WAV as made, MP3 64 and
   128 kbit/s, Opus 32 kbit/s, AAC 96 kbit/s (ffmpeg), resampled to 16 kHz and to 8 kHz, white noise at 30 and
   20 dB SNR, gain -10 dB, the first second cut. Baseline: the share whose C2PA manifest still validates after
-  the same condition (what said where a file came from before the mark). Targets (issue 56.4): >= 95 % after
+  the same condition (what said where a file came from before the mark). Targets: >= 95 % after
   MP3 64k, Opus 32k, 16 kHz and 20 dB noise, on both kinds of speech.
 - False positives: the share of unmarked files detected, after the same conditions. Target: <= 1 %.
 - Audibility: the mark's level under the speech (whole band, and within 0-2 kHz where it lies) and the share of
@@ -61,10 +61,11 @@ from backend.watermark.network import shared_network  # noqa: E402
 from backend.watermark.stream import FIRST_BLOCK_S, StreamMarker  # noqa: E402
 from backend.wav import float_to_wav  # noqa: E402
 from devkit.audio_corpus import encode  # noqa: E402
+from devkit.clips import LIBRISPEECH  # noqa: E402
 from devkit.speech_maker import speak  # noqa: E402
 
 F64 = npt.NDArray[np.float64]
-SPEECH = Path("/work/shared/speech/librispeech")
+SPEECH = LIBRISPEECH  # VOICEGATE_SPEECH_CLIPS names another folder
 #: The rate natural clips are brought to before they are marked: ElevenLabs' and most MP3s'.
 NATURAL_RATE = 44100
 TEXTS = (
@@ -81,7 +82,7 @@ LSD_TOP_HZ = 4000
 MAX_LAG = 4096
 TARGET_FOUND = 0.95
 TARGET_FALSE = 0.01
-#: The conditions the issue sets targets for.
+#: The conditions with a target (found after them at least ``TARGET_FOUND``).
 TARGETED = ("MP3 64k", "Opus 32k", "16 kHz", "noise 20 dB")
 CLAIM = SynthesisClaim(
     voice_id=uuid.uuid4(), provider="local", model="voicegate-local-1", consent_id=uuid.uuid4(), consent_version="1"

@@ -1,6 +1,6 @@
-"""Real speech from the shared LibriSpeech clips (test-other, CC BY 4.0: 6 speakers x 10 utterances, FLAC at
-16 kHz; `/work/shared/speech/README.md`), made into upload-sized samples: for a benchmark that needs many
-samples of speech and neither espeak-ng nor the tests' copy of the clips."""
+"""Real speech from the shared LibriSpeech clips VOICEGATE_SPEECH_CLIPS points to (test-other, CC BY 4.0: 6 speakers
+x 10 utterances, FLAC at 16 kHz, a folder per speaker), made into upload-sized samples: for a benchmark that needs
+many samples of speech and neither espeak-ng nor the tests' copy of the clips."""
 
 from __future__ import annotations
 

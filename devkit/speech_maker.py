@@ -1,7 +1,7 @@
 """Speech for the tests and benchmarks, from the ``espeak-ng`` executable run in a subprocess.
 
 espeak-ng is GPL: as a separate program it may be used, but its library is never loaded into a
-voicegate or test process (issue 26). ``make test`` installs Debian's ``espeak-ng`` package
+voicegate or test process. ``make test`` installs Debian's ``espeak-ng`` package
 (``.ci/ensure-packages``); without it, every test that needs speech fails with ``MISSING``.
 """
 
