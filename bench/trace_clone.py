@@ -57,13 +57,13 @@ from psycopg.cursor_async import AsyncCursor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend.compose.operator import standalone_storage  # noqa: E402
 from backend.compose.parts import build_lifecycle  # noqa: E402 - after the path setup above
 from backend.context import Lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402
 from backend.db.pool import create_pool  # noqa: E402
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
-from backend.embedded.storage.in_process import standalone_storage  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.settings import settings_from_env  # noqa: E402
 from devkit.audio_corpus import speech_wav  # noqa: E402
