@@ -44,7 +44,11 @@ KINDS: list[tuple[str, str]] = [
 ]
 #: Which step of the flow a frame is; the outermost that matches names the sample's column.
 STEPS: list[tuple[str, str]] = [
-    ("sample check", r"^(process_sample|prepare_and_record|_prepare_and_print) \(backend/samples/step\.py\)"),
+    (
+        "sample check",
+        r"^(process_sample \(backend/samples/step\.py\)"
+        r"|(SampleCheck\.)?(prepare_and_record|_prepare_and_print) \(backend/rules/sample_check\.py\))",
+    ),
     ("likeness probe", r"^(probe|_scores|_judge) \(backend/rules/likeness\.py\)"),
     ("samples' print", r"^(measure_samples|samples_print) \(backend/rules/likeness\.py\)"),
     ("clone", r"\(backend/clone/step\.py\)"),

@@ -282,10 +282,12 @@ class AttemptRun:
         return rows, await voices.voice_row(conn, self.attempt.voice_id), bool(in_set)
 
     async def _reference(self, sample: samples.SampleRow) -> sample_check.EnrolmentSample:
-        """What the provider is sent of one sample, with its print (`sample_check.enrolment_sample`), or why the
+        """What the provider is sent of one sample, with its print (`SampleCheck.enrolment_sample`), or why the
         attempt fails."""
         try:
-            return await sample_check.enrolment_sample(self.ctx, sample, self.attempt.provider, actor=self.actor)
+            return await sample_check.SampleCheck(self.ctx, sample, actor=self.actor).enrolment_sample(
+                self.attempt.provider
+            )
         except AudioRejected as exc:
             raise _Failed(exc.code, str(exc)) from exc
         except StoredObjectAltered as exc:

@@ -62,57 +62,138 @@ class EnrolmentSample(NamedTuple):
     voiceprint: bytes | None
 
 
-async def prepare_and_record(ctx: Lifecycle, sample: SampleRow, provider: str, *, actor: str) -> Checked:
-    """Check the sample's original against `provider`'s rules, clean it into the provider's wanted form,
-    store the copy beside the original and record it with the quality report (status `ready`).
+class SampleCheck:
+    """One sample's check, with audit events for `actor`: its original checked and cleaned for a provider
+    (`prepare_and_record`), or what an enrolment sends of it (`enrolment_sample`)."""
 
-    A refused sample is recorded as `failed` with the reason and, when it decoded, the report; the
-    `AudioRejected` is raised on. Raises `SampleGone` when the row vanished meanwhile, and
-    StoredObjectAltered (the sample failed, an audit event for `actor`) when the stored copy it had to
-    start from has changed.
-    """
-    # A kept sample whose retention ended has only its cleaned copy left: that is cleaned again.
-    kept_copy = sample.processed_object_path if sample.original_removed_at is not None else None
-    source = kept_copy or sample.object_path
-    original = await _read(ctx, sample, source, actor=actor)
-    try:
-        prepared, prints = await ctx.cpu.run(sample.owner_id, _prepare_and_print, original, sample_rules(provider))
-    except AudioRejected as exc:
-        report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
-        async with ctx.db.service_transaction() as conn:
-            await conn.execute(
-                _Q["record_rejected_sample"], {"sample_id": sample.id, "reason": str(exc), "quality_report": report}
+    def __init__(self, ctx: Lifecycle, sample: SampleRow, *, actor: str) -> None:
+        self.ctx = ctx
+        self.sample = sample
+        self.actor = actor
+
+    async def prepare_and_record(self, provider: str) -> Checked:
+        """Check the sample's original against `provider`'s rules, clean it into the provider's wanted form,
+        store the copy beside the original and record it with the quality report (status `ready`).
+
+        A refused sample is recorded as `failed` with the reason and, when it decoded, the report; the
+        `AudioRejected` is raised on. Raises `SampleGone` when the row vanished meanwhile, and
+        StoredObjectAltered (the sample failed, an audit event) when the stored copy it had to start from has
+        changed.
+        """
+        ctx, sample = self.ctx, self.sample
+        # A kept sample whose retention ended has only its cleaned copy left: that is cleaned again.
+        kept_copy = sample.processed_object_path if sample.original_removed_at is not None else None
+        original = await self._read(kept_copy or sample.object_path)
+        try:
+            prepared, prints = await ctx.cpu.run(sample.owner_id, _prepare_and_print, original, sample_rules(provider))
+        except AudioRejected as exc:
+            report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
+            rejected = {"sample_id": sample.id, "reason": str(exc), "quality_report": report}
+            async with ctx.db.service_transaction() as conn:
+                await conn.execute(_Q["record_rejected_sample"], rejected)
+            raise
+        del original
+        copy_path = samples.processed_path(sample.object_path)
+        report = msgspec.json.encode(prepared.report).decode()
+        judged = await self._judge_speaker(prints, report)
+        speaker = None if prints is None else prints.voiceprint()
+        speaker_bytes = None if speaker is None else speaker.to_bytes()
+        async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+            recorded = await fetch_optional(
+                conn,
+                _Q["record_processed_sample"],
+                {
+                    "sample_id": sample.id,
+                    "processed_object_path": copy_path,
+                    "processed_provider": provider,
+                    "quality_report": report,
+                    "duration_ms": round(prepared.duration_s * 1000),
+                    "sample_rate": prepared.sample_rate,
+                    "channels": prepared.channels,
+                    "voiceprint": speaker_bytes,
+                    "speaker_match": None if judged is None else judged.score,
+                    "speech_prints": None if prints is None else prints.to_bytes(),
+                },
             )
-        raise
-    del original
-    copy_path = samples.processed_path(sample.object_path)
-    report = msgspec.json.encode(prepared.report).decode()
-    judged = await _judge_speaker(ctx, sample, prints, report, actor=actor)
-    speaker = None if prints is None else prints.voiceprint()
-    speaker_bytes = None if speaker is None else speaker.to_bytes()
-    async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-        recorded = await fetch_optional(
-            conn,
-            _Q["record_processed_sample"],
-            {
-                "sample_id": sample.id,
-                "processed_object_path": copy_path,
-                "processed_provider": provider,
-                "quality_report": report,
-                "duration_ms": round(prepared.duration_s * 1000),
-                "sample_rate": prepared.sample_rate,
-                "channels": prepared.channels,
-                "voiceprint": speaker_bytes,
-                "speaker_match": None if judged is None else judged.score,
-                "speech_prints": None if prints is None else prints.to_bytes(),
-            },
-        )
-        if recorded is None:
-            raise SampleGone(str(sample.id))
-        await integrity.write(
-            conn, ctx.storage, sample.bucket_id, copy_path, prepared.wav, content_type=prepared.mime_type
-        )
-    return Checked(prepared, speaker_bytes)
+            if recorded is None:
+                raise SampleGone(str(sample.id))
+            await integrity.write(
+                conn, ctx.storage, sample.bucket_id, copy_path, prepared.wav, content_type=prepared.mime_type
+            )
+        return Checked(prepared, speaker_bytes)
+
+    async def enrolment_sample(self, provider: str) -> EnrolmentSample:
+        """What an enrolment sends: the stored cleaned copy (checked against its digest) when it was made for
+        this provider, otherwise the original checked and cleaned now; with the voiceprint its check recorded of
+        that copy. Raises `AudioRejected`, `SampleGone` or StoredObjectAltered like `prepare_and_record`; the
+        provider's signed URL, when it gets one, is of the copy just checked or just written."""
+        sample = self.sample
+        copy_path = sample.processed_object_path
+        made_for = sample.processed_provider
+        if sample.status is VoiceSampleStatus.READY and copy_path and made_for == provider and sample.duration_ms:
+            report = sample.quality_report or {}
+            ref = SampleRef(
+                data=await self._read(copy_path),
+                mime_type="audio/wav",
+                duration_s=sample.duration_ms / 1000,
+                sample_rate=sample.sample_rate,
+                channels=1,
+                snr_db=report.get("snrDb"),  # the stored QualityReport, camel-cased
+            )
+            # Recorded with the copy, in the transaction that wrote it: the print of these very bytes.
+            speaker = sample.voiceprint
+        else:
+            prepared, speaker = await self.prepare_and_record(provider)
+            copy_path = samples.processed_path(sample.object_path)
+            ref = prepared.sample_ref()
+        ref = msgspec.structs.replace(ref, consent_id=str(sample.consent_id))
+        if self.ctx.public_storage:
+            url = await self.ctx.storage.create_signed_url(sample.bucket_id, copy_path, SAMPLE_URL_SECONDS)
+            ref = msgspec.structs.replace(ref, public_url=url)
+        return EnrolmentSample(ref, speaker)
+
+    async def _judge_speaker(self, prints: SpeechPrints | None, report: str) -> SpeakerJudgement | None:
+        """How the sample's speaker matches its consent's (None under a checkbox consent, where the sample must
+        hold one speaker: a stretch whose windows are not the voice of the rest fails it `mixed_speakers`). One
+        that is not its consent's speaker, as a whole or in any stretch of its speech, fails the sample with the
+        score, the seconds and an audit event, and raises SpeakerMismatch: nothing of it reaches a provider."""
+        sample = self.sample
+        async with self.ctx.db.service_transaction() as conn:
+            judged = await judge_sample(conn, sample.consent_id, prints, sample.speaker_match)
+            refused = _refusal(judged, prints)
+            if refused is None:
+                return judged
+            refusal, action, detail = refused
+            speaker = None if prints is None else prints.voiceprint()
+            await conn.execute(
+                _Q["record_mismatched_sample"],
+                {
+                    "sample_id": sample.id,
+                    "reason": str(refusal),
+                    "quality_report": report,
+                    "voiceprint": None if speaker is None else speaker.to_bytes(),
+                    "speaker_match": None if judged is None else judged.score,
+                    "speech_prints": None if prints is None else prints.to_bytes(),
+                },
+            )
+            await record_audit(
+                conn, self.actor, action, "voice_sample", sample.id, detail={"consentId": sample.consent_id, **detail}
+            )
+        raise refusal
+
+    async def _read(self, path: str) -> bytes:
+        """The sample's stored object at `path`, checked against its digest. One that has changed since it
+        was written fails the sample (for good: it is the copy voicegate would send) and raises
+        StoredObjectAltered."""
+        ctx, sample = self.ctx, self.sample
+        try:
+            return await integrity.read(
+                ctx.db, ctx.storage, sample.bucket_id, path, actor=self.actor, subject=("voice_sample", sample.id)
+            )
+        except StoredObjectAltered as exc:
+            async with ctx.db.service_transaction() as conn:
+                await conn.execute(_Q["fail_altered_sample"], {"sample_id": sample.id, "reason": exc.detail})
+            raise
 
 
 def _prepare_and_print(data: bytes, rules: SampleRules) -> tuple[PreparedSample, SpeechPrints | None]:
@@ -128,38 +209,6 @@ def _prepare_and_print(data: bytes, rules: SampleRules) -> tuple[PreparedSample,
         )
     prints = speech_prints(cleaned.samples, cleaned.sample_rate)
     return prepared, None if prints is None else prints.shifted(prepared.start_s)
-
-
-async def _judge_speaker(
-    ctx: Lifecycle, sample: SampleRow, prints: SpeechPrints | None, report: str, *, actor: str
-) -> SpeakerJudgement | None:
-    """How the sample's speaker matches its consent's (None under a checkbox consent, where the sample must
-    hold one speaker: a stretch whose windows are not the voice of the rest fails it `mixed_speakers`). One
-    that is not its consent's speaker, as a whole or in any stretch of its speech, fails the sample with the
-    score, the seconds and an audit event for `actor`, and raises SpeakerMismatch: nothing of it reaches a
-    provider."""
-    async with ctx.db.service_transaction() as conn:
-        judged = await judge_sample(conn, sample.consent_id, prints, sample.speaker_match)
-        refused = _refusal(judged, prints)
-        if refused is None:
-            return judged
-        refusal, action, detail = refused
-        speaker = None if prints is None else prints.voiceprint()
-        await conn.execute(
-            _Q["record_mismatched_sample"],
-            {
-                "sample_id": sample.id,
-                "reason": str(refusal),
-                "quality_report": report,
-                "voiceprint": None if speaker is None else speaker.to_bytes(),
-                "speaker_match": None if judged is None else judged.score,
-                "speech_prints": None if prints is None else prints.to_bytes(),
-            },
-        )
-        await record_audit(
-            conn, actor, action, "voice_sample", sample.id, detail={"consentId": sample.consent_id, **detail}
-        )
-    raise refusal
 
 
 def _refusal(
@@ -198,47 +247,3 @@ def _mismatch(judged: SpeakerJudgement) -> str:
         f"{min(s.score for s in judged.unlike):.2f}; the same speaker from {REFERENCE_THRESHOLD:.2f}; the whole "
         f"sample at {judged.score:.2f}, from {THRESHOLD:.2f})"
     )
-
-
-async def _read(ctx: Lifecycle, sample: SampleRow, path: str, *, actor: str) -> bytes:
-    """The sample's stored object at `path`, checked against its digest. One that has changed since it
-    was written fails the sample (for good: it is the copy voicegate would send) and raises
-    StoredObjectAltered."""
-    try:
-        return await integrity.read(
-            ctx.db, ctx.storage, sample.bucket_id, path, actor=actor, subject=("voice_sample", sample.id)
-        )
-    except StoredObjectAltered as exc:
-        async with ctx.db.service_transaction() as conn:
-            await conn.execute(_Q["fail_altered_sample"], {"sample_id": sample.id, "reason": exc.detail})
-        raise
-
-
-async def enrolment_sample(ctx: Lifecycle, sample: SampleRow, provider: str, *, actor: str) -> EnrolmentSample:
-    """What an enrolment sends: the stored cleaned copy (checked against its digest) when it was made for
-    this provider, otherwise the original checked and cleaned now; with the voiceprint its check recorded of
-    that copy. Raises `AudioRejected`, `SampleGone` or StoredObjectAltered like `prepare_and_record`; the
-    provider's signed URL, when it gets one, is of the copy just checked or just written."""
-    copy_path = sample.processed_object_path
-    made_for = sample.processed_provider
-    if sample.status is VoiceSampleStatus.READY and copy_path and made_for == provider and sample.duration_ms:
-        report = sample.quality_report or {}
-        ref = SampleRef(
-            data=await _read(ctx, sample, copy_path, actor=actor),
-            mime_type="audio/wav",
-            duration_s=sample.duration_ms / 1000,
-            sample_rate=sample.sample_rate,
-            channels=1,
-            snr_db=report.get("snrDb"),  # the stored QualityReport, camel-cased
-        )
-        # Recorded with the copy, in the transaction that wrote it: the print of these very bytes.
-        speaker = sample.voiceprint
-    else:
-        prepared, speaker = await prepare_and_record(ctx, sample, provider, actor=actor)
-        copy_path = samples.processed_path(sample.object_path)
-        ref = prepared.sample_ref()
-    ref = msgspec.structs.replace(ref, consent_id=str(sample.consent_id))
-    if ctx.public_storage:
-        url = await ctx.storage.create_signed_url(sample.bucket_id, copy_path, SAMPLE_URL_SECONDS)
-        ref = msgspec.structs.replace(ref, public_url=url)
-    return EnrolmentSample(ref, speaker)

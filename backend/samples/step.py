@@ -20,7 +20,7 @@ from backend.db.queries import load_queries
 from backend.errors import StoredObjectAltered
 from backend.records.rows import fetch_optional_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.rules.sample_check import SampleGone, prepare_and_record
+from backend.rules.sample_check import SampleCheck, SampleGone
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -53,7 +53,7 @@ async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:
             return Outcome(status="missing" if current is None else current["status"])
     assert sample.provider is not None  # noqa: S101 - a queued sample names its provider (`upload_sample`)
     try:
-        await prepare_and_record(ctx, sample, sample.provider, actor=ACTOR)
+        await SampleCheck(ctx, sample, actor=ACTOR).prepare_and_record(sample.provider)
     except (AudioRejected, StoredObjectAltered) as exc:
         log.info("sample %s refused: %s", sample_id, exc.code)
         return Outcome(status=VoiceSampleStatus.FAILED)

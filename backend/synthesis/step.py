@@ -152,147 +152,163 @@ async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -
     each piece; a transient failure of any piece retries the job once, from its start. A run that fails
     (an outage) gives its lease up, so the next delivery takes the job at once.
     """
-    # Each run is its own lease owner: a second delivery to this very worker is another run.
-    run = f"{worker_id}/{uuid.uuid4().hex[:8]}"
-    _RUNNING.add(run)
-    try:
-        return await _take_and_speak(ctx, job_id, run)
-    finally:
-        _RUNNING.discard(run)
+    return await JobRun(ctx, job_id, worker_id).run()
 
 
-async def _take_and_speak(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> Outcome:
-    started = await _start(ctx, job_id, run)
-    if isinstance(started, Outcome):
-        return started
-    job, voice, parts = started
+class JobRun:
+    """One run on one job: claim it with a lease (`owner`), speak it, mark, sign and store its audio and finish it;
+    or retry, heal or fail it. Every write of the run is fenced by its lease."""
 
-    async def extend() -> None:
-        async with ctx.db.service_statement() as conn:
-            if await fetch_optional(conn, _Q["extend_lease"], _lease(ctx, job_id, run)) is None:
+    def __init__(self, ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -> None:
+        self.ctx = ctx
+        self.job_id = job_id
+        # Each run is its own lease owner: a second delivery to this very worker is another run.
+        self.owner = f"{worker_id}/{uuid.uuid4().hex[:8]}"
+
+    async def run(self) -> Outcome:
+        """Take the job as far as it can go now (`process_synthesis`)."""
+        _RUNNING.add(self.owner)
+        try:
+            return await self._take_and_speak()
+        finally:
+            _RUNNING.discard(self.owner)
+
+    async def _take_and_speak(self) -> Outcome:
+        started = await self._start()
+        if isinstance(started, Outcome):
+            return started
+        job, voice, parts = started
+        try:
+            async with leases.kept(self._extend, self.ctx.lease_seconds / 3, f"synthesis job {self.job_id}"):
+                return await self._render(job, voice, parts)
+        except LeaseLost:
+            # Its owner canceled it (the lease goes with the status), or this run stalled past its lease and
+            # another took the job over: either way nothing more of this run is written or stored.
+            log.warning("synthesis job %s: no longer this run's (canceled, or taken over after a stall)", self.job_id)
+            return Outcome(status="lease_lost")
+        except Exception:
+            with contextlib.suppress(DatabaseUnavailable, TooManyRequests):  # it runs out by itself then
+                async with self.ctx.db.service_transaction() as conn:
+                    await conn.execute(_Q["release_lease"], {"id": self.job_id, "owner": self.owner})
+            raise
+
+    async def _start(self) -> tuple[JobToSpeak, ProviderVoice, list[str]] | Outcome:
+        """Claim the job for this run with its pieces to speak and say which voice speaks them, or why there
+        is nothing to do now."""
+        async with self.ctx.db.service_transaction() as conn:
+            job = await fetch_optional_record(conn, _Q["load_job"], {"id": self.job_id}, JobToSpeak)
+            if job is None or job.status in ENDED:
+                return Outcome(status="missing" if job is None else job.status)
+            leased = job.lease_expires_at
+            left = job.lease_owner if _left_by_this_worker(job.lease_owner, self.owner) else None
+            if job.status is SynthesisJobStatus.PROCESSING and leased is not None and leased > job.db_now and not left:
+                # Another run speaks it (or did until it died): look again when its lease would have run out.
+                return Outcome(status=SynthesisJobStatus.PROCESSING, retry_at=leased + timedelta(seconds=1))
+            voice = _speaker_of(job)
+            if isinstance(voice, Mute):
+                return await heal.fail_job(conn, self.job_id, voice.code, voice.message)
+            if isinstance(voice, Waits):
+                return Outcome(
+                    status=SynthesisJobStatus.QUEUED, retry_at=job.db_now + timedelta(seconds=WAIT_RECHECK_SECONDS)
+                )
+            parts = pieces(job.input_text)
+            params = {**self._lease(), "total": len(parts), "left": left}
+            if await fetch_optional(conn, _Q["start_job"], params) is None:
+                return Outcome(status="stale")
+        return job, voice, parts
+
+    async def _extend(self) -> None:
+        async with self.ctx.db.service_statement() as conn:
+            if await fetch_optional(conn, _Q["extend_lease"], self._lease()) is None:
                 raise LeaseLost
 
-    try:
-        async with leases.kept(extend, ctx.lease_seconds / 3, f"synthesis job {job_id}"):
-            return await _render(ctx, job, voice, parts, run)
-    except LeaseLost:
-        # Its owner canceled it (the lease goes with the status), or this run stalled past its lease and
-        # another took the job over: either way nothing more of this run is written or stored.
-        log.warning("synthesis job %s: no longer this run's (canceled, or taken over after a stall)", job_id)
-        return Outcome(status="lease_lost")
-    except Exception:
-        with contextlib.suppress(DatabaseUnavailable, TooManyRequests):  # it runs out by itself then
-            async with ctx.db.service_transaction() as conn:
-                await conn.execute(_Q["release_lease"], {"id": job_id, "owner": run})
-        raise
+    def _lease(self) -> dict[str, Any]:
+        return {"id": self.job_id, "owner": self.owner, "lease_seconds": self.ctx.lease_seconds}
 
-
-async def _render(ctx: Lifecycle, job: JobToSpeak, voice: ProviderVoice, parts: list[str], run: str) -> Outcome:
-    """Speak, mark (the watermark), sign and store the job's audio and finish it, as the run holding the lease
-    `run`."""
-    job_id = job.id
-    spoken = await _speak(ctx, job, voice, parts, run)
-    if isinstance(spoken, Outcome):
-        return spoken
-    wav, duration_s = await ctx.cpu.run(job.owner_id, marked_wav, [result.audio for result in spoken])
-    claim = SynthesisClaim(
-        voice_id=job.voice_id,
-        provider=voice.provider,
-        model=spoken[-1].model or voice.target_model,
-        consent_id=job.consent_id,
-        consent_version=job.consent_version,
-    )
-    try:
-        signed = await ctx.cpu.run(job.owner_id, ctx.signer.sign_audio, wav, "audio/wav", claim)
-    except ProvenanceFailed as exc:
-        # c2pa's own words are for operators; the job says what happened in the error's fixed terms.
-        log.exception("synthesis job %s: %s", job_id, exc.detail)
-        return await _fail(ctx, job_id, ProvenanceFailed.code, ProvenanceFailed().detail, run)
-    path = render_path(job.owner_id, job_id)
-    async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
-        finished = await fetch_optional(
-            conn,
-            _Q["finish_job"],
-            {"id": job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000), "owner": run},
+    async def _render(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str]) -> Outcome:
+        """Speak, mark (the watermark), sign and store the job's audio and finish it."""
+        ctx = self.ctx
+        spoken = await self._speak(job, voice, parts)
+        if isinstance(spoken, Outcome):
+            return spoken
+        wav, duration_s = await ctx.cpu.run(job.owner_id, marked_wav, [result.audio for result in spoken])
+        claim = SynthesisClaim(
+            voice_id=job.voice_id,
+            provider=voice.provider,
+            model=spoken[-1].model or voice.target_model,
+            consent_id=job.consent_id,
+            consent_version=job.consent_version,
         )
-        # Stored only by the delivery that finishes the job, so a late one cannot replace its audio.
-        if finished is not None:
-            await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type="audio/wav")
-    if finished is None:
-        return Outcome(status="stale")
-    # VOICEGATE_LIKENESS_PROBE=off: the voice's first render is what its likeness is judged on.
-    await likeness.judge_render(
-        ctx,
-        owner_id=job.owner_id,
-        voice_id=job.voice_id,
-        voice=voice,
-        spoken=[result.audio for result in spoken],
-        source=LikenessSource.RENDER,
-    )
-    return Outcome(status=SynthesisJobStatus.SUCCEEDED)
-
-
-async def _speak(
-    ctx: Lifecycle, job: JobToSpeak, voice: ProviderVoice, parts: list[str], run: str
-) -> list[SynthesisResult] | Outcome:
-    """Each piece spoken in turn, with the job's progress recorded after each; or what became of the job
-    when the provider failed. LeaseLost once another run holds the job."""
-    provider = ctx.providers.get(voice.provider, owner=job.owner_id)
-    spoken: list[SynthesisResult] = []
-    try:
-        for part in parts:
-            spoken.append(await provider.synthesize(voice, part))
-            await _progress(ctx, job.id, len(spoken), run)
-    except (TransientProviderError, UnknownOutcomeError) as exc:
-        if job.retry_count < MAX_PROVIDER_RETRIES:
-            return await _retry(ctx, job.id, job.retry_count, exc.safe_message, run)
-        return await _fail(ctx, job.id, "inference_failed", f"inference failed: {exc.safe_message}", run)
-    except (VoiceNotFoundError, ModelRetiredError) as exc:
-        recheck = timedelta(seconds=WAIT_RECHECK_SECONDS)
-        return await heal.heal_job(ctx, job.id, voice, exc, recheck=recheck, lease_owner=run)
-    except UnsupportedLanguageError as exc:
-        # The engine's own record of the voice's language refused it: that does not change on a retry.
-        return await _fail(ctx, job.id, LanguageNotSupported.code, exc.safe_message, run)
-    except PermanentProviderError as exc:
-        return await _fail(ctx, job.id, "inference_failed", f"inference failed: {exc.safe_message}", run)
-    return spoken
-
-
-async def _progress(ctx: Lifecycle, job_id: uuid.UUID, done: int, run: str) -> None:
-    """Record `done` pieces spoken; LeaseLost when the run no longer holds the job (it is not spoken twice)."""
-    async with ctx.db.service_transaction() as conn:
-        if await fetch_optional(conn, _Q["record_progress"], {"id": job_id, "done": done, "owner": run}) is None:
-            raise LeaseLost
-
-
-def _lease(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> dict[str, Any]:
-    return {"id": job_id, "owner": run, "lease_seconds": ctx.lease_seconds}
-
-
-async def _start(ctx: Lifecycle, job_id: uuid.UUID, run: str) -> tuple[JobToSpeak, ProviderVoice, list[str]] | Outcome:
-    """Claim the job for the run `run` with its pieces to speak and say which voice speaks them, or why there
-    is nothing to do now."""
-    async with ctx.db.service_transaction() as conn:
-        job = await fetch_optional_record(conn, _Q["load_job"], {"id": job_id}, JobToSpeak)
-        if job is None or job.status in ENDED:
-            return Outcome(status="missing" if job is None else job.status)
-        leased = job.lease_expires_at
-        left = job.lease_owner if _left_by_this_worker(job.lease_owner, run) else None
-        if job.status is SynthesisJobStatus.PROCESSING and leased is not None and leased > job.db_now and not left:
-            # Another run speaks it (or did until it died): look again when its lease would have run out.
-            return Outcome(status=SynthesisJobStatus.PROCESSING, retry_at=leased + timedelta(seconds=1))
-        voice = _speaker_of(job)
-        if isinstance(voice, Mute):
-            return await heal.fail_job(conn, job_id, voice.code, voice.message)
-        if isinstance(voice, Waits):
-            return Outcome(
-                status=SynthesisJobStatus.QUEUED, retry_at=job.db_now + timedelta(seconds=WAIT_RECHECK_SECONDS)
-            )
-        parts = pieces(job.input_text)
-        params = {**_lease(ctx, job_id, run), "total": len(parts), "left": left}
-        if await fetch_optional(conn, _Q["start_job"], params) is None:
+        try:
+            signed = await ctx.cpu.run(job.owner_id, ctx.signer.sign_audio, wav, "audio/wav", claim)
+        except ProvenanceFailed as exc:
+            # c2pa's own words are for operators; the job says what happened in the error's fixed terms.
+            log.exception("synthesis job %s: %s", self.job_id, exc.detail)
+            return await self._fail(ProvenanceFailed.code, ProvenanceFailed().detail)
+        path = render_path(job.owner_id, self.job_id)
+        finish = {"id": self.job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000)}
+        async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
+            finished = await fetch_optional(conn, _Q["finish_job"], {**finish, "owner": self.owner})
+            # Stored only by the delivery that finishes the job, so a late one cannot replace its audio.
+            if finished is not None:
+                await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type="audio/wav")
+        if finished is None:
             return Outcome(status="stale")
-    return job, voice, parts
+        # VOICEGATE_LIKENESS_PROBE=off: the voice's first render is what its likeness is judged on.
+        await likeness.judge_render(
+            ctx,
+            owner_id=job.owner_id,
+            voice_id=job.voice_id,
+            voice=voice,
+            spoken=[result.audio for result in spoken],
+            source=LikenessSource.RENDER,
+        )
+        return Outcome(status=SynthesisJobStatus.SUCCEEDED)
+
+    async def _speak(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str]) -> list[SynthesisResult] | Outcome:
+        """Each piece spoken in turn, with the job's progress recorded after each; or what became of the job
+        when the provider failed. LeaseLost once another run holds the job."""
+        provider = self.ctx.providers.get(voice.provider, owner=job.owner_id)
+        spoken: list[SynthesisResult] = []
+        try:
+            for part in parts:
+                spoken.append(await provider.synthesize(voice, part))
+                await self._progress(len(spoken))
+        except (TransientProviderError, UnknownOutcomeError) as exc:
+            if job.retry_count < MAX_PROVIDER_RETRIES:
+                return await self._retry(job.retry_count, exc.safe_message)
+            return await self._fail("inference_failed", f"inference failed: {exc.safe_message}")
+        except (VoiceNotFoundError, ModelRetiredError) as exc:
+            recheck = timedelta(seconds=WAIT_RECHECK_SECONDS)
+            return await heal.heal_job(self.ctx, self.job_id, voice, exc, recheck=recheck, lease_owner=self.owner)
+        except UnsupportedLanguageError as exc:
+            # The engine's own record of the voice's language refused it: that does not change on a retry.
+            return await self._fail(LanguageNotSupported.code, exc.safe_message)
+        except PermanentProviderError as exc:
+            return await self._fail("inference_failed", f"inference failed: {exc.safe_message}")
+        return spoken
+
+    async def _progress(self, done: int) -> None:
+        """Record `done` pieces spoken; LeaseLost when the run no longer holds the job (it is not spoken twice)."""
+        async with self.ctx.db.service_transaction() as conn:
+            progress = {"id": self.job_id, "done": done, "owner": self.owner}
+            if await fetch_optional(conn, _Q["record_progress"], progress) is None:
+                raise LeaseLost
+
+    async def _retry(self, retry_count: int, safe_message: str) -> Outcome:
+        params = {"id": self.job_id, "code": "provider_unavailable", "message": safe_message, "owner": self.owner}
+        async with self.ctx.db.service_transaction() as conn:
+            retried = await fetch_optional(conn, _Q["retry_job"], params)
+        if retried is None:
+            return Outcome(status="stale")
+        log.info("synthesis job %s: provider failure, retrying once", self.job_id)
+        ctx = self.ctx
+        delay = retry_delay(retry_count + 1, base_seconds=ctx.retry_base_seconds, max_seconds=ctx.retry_max_seconds)
+        return Outcome(status=SynthesisJobStatus.QUEUED, retry_at=retried["db_now"] + timedelta(seconds=delay))
+
+    async def _fail(self, code: str, message: str) -> Outcome:
+        async with self.ctx.db.service_transaction() as conn:
+            return await heal.fail_job(conn, self.job_id, code, message, lease_owner=self.owner)
 
 
 def _left_by_this_worker(lease_owner: str | None, run: str) -> bool:
@@ -300,24 +316,6 @@ def _left_by_this_worker(lease_owner: str | None, run: str) -> bool:
     if lease_owner is None or lease_owner in _RUNNING:
         return False
     return lease_owner.rpartition("/")[0] == run.rpartition("/")[0]
-
-
-async def _retry(ctx: Lifecycle, job_id: uuid.UUID, retry_count: int, safe_message: str, run: str) -> Outcome:
-    params = {"id": job_id, "code": "provider_unavailable", "message": safe_message, "owner": run}
-    async with ctx.db.service_transaction() as conn:
-        retried = await fetch_optional(conn, _Q["retry_job"], params)
-    if retried is None:
-        return Outcome(status="stale")
-    log.info("synthesis job %s: provider failure, retrying once", job_id)
-    delay = timedelta(
-        seconds=retry_delay(retry_count + 1, base_seconds=ctx.retry_base_seconds, max_seconds=ctx.retry_max_seconds)
-    )
-    return Outcome(status=SynthesisJobStatus.QUEUED, retry_at=retried["db_now"] + delay)
-
-
-async def _fail(ctx: Lifecycle, job_id: uuid.UUID, code: str, message: str, run: str) -> Outcome:
-    async with ctx.db.service_transaction() as conn:
-        return await heal.fail_job(conn, job_id, code, message, lease_owner=run)
 
 
 async def fail_dead_lettered_job(conn: Connection, job_id: uuid.UUID, reason: str, *, code: str) -> None:
