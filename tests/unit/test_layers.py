@@ -1,13 +1,13 @@
 """Imports go one way: every module of `voicegate/` (the program), `backend/`, `queue_consumers/`, `scripts/`,
-`bench/`, `tools/`, `devkit/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The use-
-case areas (speech, synthesis, voices, reflections, clone, samples, consents, webhooks) stand side by side on one
-layer, and none imports another: what more than one area needs is a shared rule (`backend.rules`), below them all.
-Modules import each other in no circle of any length, nor do the top-level packages. The top-level folders stand one
-way too: `voicegate/` on `queue_consumers/` and `scripts/`, and those on `backend/`, which imports neither; no
-product module imports `tests/`, `bench/`, the development aids beside them (`devkit/`, `fakes/`) or a package only
-the benchmarks run, nor runs a module of the tests, the benchmarks or `devkit/` as a program (`python -m tests...`).
-SQL runs only in the data layers (the use cases, the records and adapters, the database layer), never in the HTTP
-layer, the composition or an entry point. And the web framework stays at the edge: in `backend/`, only
+`bench/`, `tools/`, `devkit/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The
+use-case areas (speech, synthesis, voices, reflections, clone, samples, consents, webhooks) stand side by side on
+one layer, and none imports another: what more than one area needs is a shared rule (`backend.rules`), below them
+all. Modules import each other in no circle of any length, nor do the top-level packages. The top-level folders
+stand one way too: `voicegate/` on `queue_consumers/` and `scripts/`, and those on `backend/`, which imports
+neither; no product module imports `tests/`, `bench/`, the development aids beside them (`devkit/`, `fakes/`) or a
+package only the benchmarks run, nor runs a module of the tests, the benchmarks or `devkit/` as a program (`python
+-m tests...`). SQL runs only in the data layers (the use cases, the records and adapters, the database layer), never
+in the HTTP layer, the composition or an entry point. And the web framework stays at the edge: in `backend/`, only
 `backend/http/`, the app and the Storage stand-in's routes and what mounts them import Litestar.
 
 Read from the source (the AST), every import counted wherever it stands (in a function, under
