@@ -162,6 +162,44 @@ async def test_samples_and_voices_are_named_renamed_selected_and_heard(
     await shot(page, "named-selected-and-previewed")
 
 
+async def test_a_listing_that_lands_while_a_name_is_typed_keeps_the_box_its_text_and_the_focus(
+    up: Running, context: BrowserContext, sample_file: Path
+) -> None:
+    """The lists are drawn again when a Speak ends: a rename begun while it ran keeps its box, what was typed and
+    the focus, and saves as typed."""
+    page = await open_page(context, up)
+    await upload_named(page, sample_file, "Porch")
+    await speak(page, "First words.")
+    voices = page.locator("#voices")
+    rename = voices.get_by_role("button", name="Rename voice “Porch”")
+    await expect(rename).to_be_visible()
+    # Speak again, its job held "processing" until a rename is under way; its end then lists the voices again.
+    running = Held({"status": "processing", "progress": {"done": 0, "total": 1, "unit": "sentences"}})
+    await page.route("**/api/v1/clone/*/status", running.handle)
+    await page.get_by_role("textbox", name="Text", exact=True).fill("Second words.")
+    await page.get_by_role("button", name="Speak").click()
+    await expect(page.get_by_role("status").filter(has_text="Synthesizing")).to_be_visible()
+    await rename.click()
+    box = voices.get_by_role("textbox", name="New name for the voice “Porch”")
+    await box.fill("Porch at")
+    await page.evaluate(
+        "() => { window.drawn = 0; new MutationObserver(() => { window.drawn += 1; })"
+        ".observe(document.querySelector('#voices'), { childList: true }); }"
+    )
+    running.holding = False
+    await expect(page.get_by_role("status").filter(has_text="Done.")).to_be_visible(timeout=WAIT_MS)
+    await page.wait_for_function("() => window.drawn > 0", timeout=WAIT_MS)
+    await expect(box).to_have_value("Porch at")
+    await expect(box).to_be_focused()
+    await shot(page, "rename-kept-through-a-listing")
+    await box.press("End")
+    await box.press_sequentially(" dusk")
+    await box.press("Enter")
+    await expect(voices.locator("li").first.locator(".name")).to_have_text("Porch at dusk")
+    async with api(up) as client:
+        assert (await newest_voice(client))["name"] == "Porch at dusk"
+
+
 def seed_failed_clips(up: Running, voice_id: str, count: int) -> list[str]:
     """Older clips straight into the table (failed ones: no audio to store), so there is more than a page."""
     with psycopg.connect(up.pg.dsn, autocommit=True) as conn:

@@ -701,14 +701,29 @@ async function refreshLibrary() {
   if (mine !== libraryRun) return;
   voices = voiceList.voices;
   samples = sampleList.samples;
-  ui.samples.replaceChildren(...samples.map(sampleItem));
+  const focused = document.activeElement;
+  ui.samples.replaceChildren(...keepRenaming(ui.samples, samples.map(sampleItem), "sampleId"));
   if (samples.length === 0) ui.samples.append(element("li", "No samples yet.", "muted"));
-  ui.voices.replaceChildren(...voices.map(voiceItem));
+  ui.voices.replaceChildren(...keepRenaming(ui.voices, voices.map(voiceItem), "voiceId"));
   if (voices.length === 0) ui.voices.append(element("li", "No voices yet.", "muted"));
+  // A kept row was taken out and put back, which takes the focus from the box being typed in.
+  if (focused && focused.isConnected && document.activeElement !== focused) focused.focus();
   studio.listed(samples);
   studio.voicesListed(voices);
   sampleSet.listed(samples);
   showLikeness();
+}
+
+/**
+ * The rows drawn anew (`items`), except that a row of `list` whose name is being edited (its rename box open) stays
+ * as it is: a listing that lands meanwhile (a Speak's end, a voice made) must not take the box and what was typed.
+ */
+function keepRenaming(list, items, key) {
+  const renaming = new Map();
+  for (const li of list.querySelectorAll("li")) {
+    if (li.querySelector("form.rename")) renaming.set(li.dataset[key], li);
+  }
+  return items.map((li) => renaming.get(li.dataset[key]) || li);
 }
 
 function sampleItem(sample) {
