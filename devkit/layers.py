@@ -75,6 +75,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "backend",
             "backend.backoff",
+            "backend.casing",
             "backend.cpu",
             "backend.errors",
             "backend.failpoints",

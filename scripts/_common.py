@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("voicegate.ops")
 T = TypeVar("T")
+B = TypeVar("B")
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -211,6 +212,37 @@ class Ops:
                 advance(len(items))
                 if after is None:
                     return
+
+    def sweep(
+        self,
+        label: str,
+        sweep: Callable[..., Awaitable[B]],
+        place: object,
+        take: Callable[[B], tuple[Sequence[T], Any]],
+        **bound: Any,
+    ) -> AsyncIterator[T]:
+        """Every item of a backend sweep (`purge_expired_samples`, `sweep_orphan_objects`, `sweep_orphans`), batch
+        after batch on a progress line named `label` (see `pages`). A batch is one call `sweep(source, place,
+        limit=..., apply=..., actor=..., after=..., detail=..., **bound)` as this run makes it: transactions of
+        its own (writable only when it applies), its batch size, actor and `audit_detail`. `bound` is the sweep's
+        own bound (`now=...`, `written_before=...`); `take(batch)` answers the batch's items and the key to
+        continue after (None after the last). mypy infers the items' type from a `take` that is a def; from a
+        lambda only with the type of the variable the result is given to."""
+
+        async def page(after: Any) -> tuple[Sequence[T], Any]:
+            batch = await sweep(
+                lambda: self.transaction(write=self.apply),
+                place,
+                limit=self.batch_size,
+                apply=self.apply,
+                actor=self.actor,
+                after=after,
+                detail=self.audit_detail,
+                **bound,
+            )
+            return take(batch)
+
+        return self.pages(label, page)
 
     def continue_after(self, items: Sequence[T], key: Callable[[T], Any]) -> Any:
         """The key to continue after: the last item's, when the batch came back full."""

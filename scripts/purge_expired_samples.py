@@ -15,8 +15,8 @@ Where the objects are removed:
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
@@ -44,21 +44,11 @@ async def purge(ops: Ops) -> None:
 
 
 async def _batches(ops: Ops, storage: ObjectStorage | None, cutoff: datetime) -> None:
-    async def page(after: Any) -> tuple[list[PurgedSample], Any]:
-        # Each sample is purged in a transaction of its own (see purge_sample); a dry run reads only.
-        batch = await purge_expired_samples(
-            lambda: ops.transaction(write=ops.apply),
-            storage,
-            now=cutoff,
-            limit=ops.batch_size,
-            apply=ops.apply,
-            actor=ops.actor,
-            after=after,
-            detail=ops.audit_detail,
-        )
-        return batch.samples, batch.next_after
-
-    async for sample in ops.pages("expired samples", page):
+    # Each sample is purged in a transaction of its own (see purge_sample); a dry run reads only.
+    samples: AsyncIterator[PurgedSample] = ops.sweep(
+        "expired samples", purge_expired_samples, storage, lambda batch: (batch.samples, batch.next_after), now=cutoff
+    )
+    async for sample in samples:
         ops.report.add("problems")
         if sample.outcome in {"purged", "trimmed", "skipped"}:
             ops.report.add(sample.outcome)

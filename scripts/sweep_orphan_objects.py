@@ -11,7 +11,7 @@ files with no row at all are deleted from the stand-in's directory.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,20 +60,14 @@ def _count(ops: Ops, kind: str, item: Mapping[str, object], outcome: str, error:
 
 
 async def _objects(ops: Ops, storage: ObjectStorage | None, written_before: datetime) -> None:
-    async def page(after: Any) -> tuple[list[OrphanObject], Any]:
-        batch = await sweep_orphan_objects(
-            lambda: ops.transaction(write=ops.apply),
-            storage,
-            written_before=written_before,
-            limit=ops.batch_size,
-            apply=ops.apply,
-            actor=ops.actor,
-            after=after,
-            detail=ops.audit_detail,
-        )
-        return batch.objects, batch.next_after
-
-    async for found in ops.pages("orphaned objects", page):
+    objects: AsyncIterator[OrphanObject] = ops.sweep(
+        "orphaned objects",
+        sweep_orphan_objects,
+        storage,
+        lambda batch: (batch.objects, batch.next_after),
+        written_before=written_before,
+    )
+    async for found in objects:
         item = {
             "bucket_id": found.bucket_id,
             "name": found.name,
@@ -90,20 +84,13 @@ async def _files(ops: Ops, written_before: datetime) -> None:
         return
     from backend.embedded.storage.orphans import OrphanFile, StandInFiles  # noqa: PLC0415 - embedded only
 
-    async def page(after: Any) -> tuple[list[OrphanFile], Any]:
-        files = await sweep_orphans(
-            lambda: ops.transaction(write=ops.apply),
-            StandInFiles(root),
-            written_before=written_before,
-            limit=ops.batch_size,
-            apply=ops.apply,
-            actor=ops.actor,
-            after=after,
-            detail=ops.audit_detail,
-        )
-        return files, ops.continue_after(files, lambda found: found.key)
+    def take(batch: list[OrphanFile]) -> tuple[list[OrphanFile], Any]:
+        return batch, ops.continue_after(batch, lambda found: found.key)
 
-    async for found in ops.pages("files without an object row", page):
+    files = ops.sweep(
+        "files without an object row", sweep_orphans, StandInFiles(root), take, written_before=written_before
+    )
+    async for found in files:
         item = {
             "bucket_id": found.bucket_id,
             "name": found.name,

@@ -4,25 +4,19 @@ a voice the user already has at a provider (`PATCH .../voice`): either way a que
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 import msgspec
 
+from backend.casing import camel_case
 from backend.fields import LanguageTag, Name
 from backend.providers.config import Provider
-from backend.records.attempts import AttemptStatus
+from backend.rules.started_clone import StartedClone
 
 
-class QueuedClone(msgspec.Struct, rename="camel"):
+@camel_case
+class QueuedClone(StartedClone):
     """`202` of `POST /v1/reflections/{id}/voice/clone`: the stored sample and its queued clone attempt."""
-
-    voice_id: uuid.UUID
-    attempt_id: uuid.UUID
-    sample_id: uuid.UUID
-    provider: str
-    status: AttemptStatus
-    sniffed_type: str
 
 
 class CustomVoice(msgspec.Struct, forbid_unknown_fields=True):

@@ -10,7 +10,7 @@ import msgspec
 
 from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import Provider
-from backend.records.attempts import AttemptStatus
+from backend.rules.started_clone import StartedClone
 
 
 class UploadTicket(msgspec.Struct):
@@ -26,15 +26,8 @@ class UploadTicket(msgspec.Struct):
     content_types: list[str]
 
 
-class FinalizedClone(msgspec.Struct):
+class FinalizedClone(StartedClone):
     """The queued clone attempt of a finalized voice."""
-
-    voice_id: uuid.UUID
-    attempt_id: uuid.UUID
-    sample_id: uuid.UUID
-    provider: str
-    status: AttemptStatus
-    sniffed_type: str
 
 
 class UploadUrlBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -8,14 +8,20 @@ fails the test until it goes)."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from backend.app import create_app
+from backend.records.attempts import AttemptStatus
+from backend.reflections.voice import QueuedClone
+from backend.rules.started_clone import StartedClone
 from backend.settings import settings_from_env, with_auth
+from backend.voices.clone_flow import FinalizedClone
 
 ROOT = Path(__file__).resolve().parents[3]
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -142,3 +148,23 @@ def test_the_casing_page_names_every_exception() -> None:
                 assert f"`{name}`" in page, f"docs/api-casing.md does not name {where}.{name}"
     for family in ("`/api/clone/...`", "`/api/voices`", "`/api/v1/...`", "`/v1/...`"):
         assert family in page
+
+
+def test_the_two_answers_of_a_started_clone_send_their_family_s_names(document: dict[str, Any]) -> None:
+    # One declaration (`StartedClone`), two casings: FinalizedClone inherits it, QueuedClone is its camelCase twin
+    # (`backend.casing.camel_case`). What each route sends, in the declared order, and its schema's names.
+    ids = [uuid.UUID(int=n) for n in (1, 2, 3)]
+    values = [*map(str, ids), "elevenlabs", "queued", "audio/wav"]
+    answers: dict[type[StartedClone], list[str]] = {
+        FinalizedClone: ["voice_id", "attempt_id", "sample_id", "provider", "status", "sniffed_type"],
+        QueuedClone: ["voiceId", "attemptId", "sampleId", "provider", "status", "sniffedType"],
+    }
+    for answer, names in answers.items():
+        sent = msgspec.json.decode(msgspec.json.encode(answer(*ids, "elevenlabs", AttemptStatus.QUEUED, "audio/wav")))
+        assert list(sent.items()) == list(zip(names, values, strict=True))
+        schema = document["components"]["schemas"][answer.__name__]
+        assert sorted(schema["properties"]) == sorted(schema["required"]) == sorted(names)
+    assert issubclass(QueuedClone, StartedClone)
+    assert QueuedClone.__doc__ == (
+        "`202` of `POST /v1/reflections/{id}/voice/clone`: the stored sample and its queued clone attempt."
+    )
