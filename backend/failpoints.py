@@ -12,7 +12,14 @@ import signal
 from typing import Final
 
 POINTS: Final = frozenset(
-    {"after_claim", "after_provider_create", "after_db_write", "before_archive", "after_upload_stored"}
+    {
+        "after_claim",
+        "after_provider_create",
+        "after_db_write",
+        "before_archive",
+        "after_upload_stored",
+        "between_erasure_items",
+    }
 )
 _ARMED: Final = frozenset(p.strip() for p in os.environ.get("VOICEGATE_FAILPOINTS", "").split(",") if p.strip())
 

@@ -41,11 +41,14 @@ SYNTHESIS: Final = "voice_synthesis"
 WEBHOOK: Final = "webhook_delivery"
 """`{webhookId, endpointId, type, timestamp, data}`: deliver one event to one endpoint (sent by SQL triggers;
 `endpointId` null is the project's endpoint). `webhookId` stays the same through retries and replays."""
+ERASURE: Final = "user_erasure"
+"""`{erasureId}`: erase what an erased user left outside Postgres, and what the cascade leaves (sent by the trigger
+that deletes the user)."""
 DEAD_LETTER: Final = "voice_dead_letter"
 """Messages delivered too often: `{sourceQueue, sourceMsgId, readCount, message, error, deadAt}`."""
 
 #: The queues work is consumed from (every queue but the dead letters).
-WORK_QUEUES: Final = (CLONE, PREVIEW, SAMPLE_CHECK, SYNTHESIS, WEBHOOK)
+WORK_QUEUES: Final = (CLONE, PREVIEW, SAMPLE_CHECK, SYNTHESIS, WEBHOOK, ERASURE)
 ALL: Final = (*WORK_QUEUES, DEAD_LETTER)
 
 

@@ -18,6 +18,7 @@ from backend import queues
 from backend.clone import preview_step
 from backend.clone import step as clone_step
 from backend.context import Lifecycle, Outcome
+from backend.erasure import step as erasure_step
 from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable
 from backend.queues import DeadLetterHook, Handler, Message, Reader
 from backend.samples import step as sample_step
@@ -65,6 +66,7 @@ def queue_routes(
         QueueRoute(queues.SAMPLE_CHECK, sample_step.sample_handler(ctx), sample_step.on_dead_letter),
         QueueRoute(queues.SYNTHESIS, synthesis_step.synthesis_handler(ctx, worker_id), synthesis_step.on_dead_letter),
         QueueRoute(queues.WEBHOOK, webhook_step.delivery_handler(ctx), retries=webhook_retries, needs_storage=False),
+        QueueRoute(queues.ERASURE, erasure_step.erasure_handler(ctx)),
     ]
 
 

@@ -14,4 +14,6 @@ SCRIPT_NAMES = (
     "replay-dead-letters",
     "reconcile-provider-voices",
     "migrate-voices",
+    "erase-user",
+    "erasures",
 )

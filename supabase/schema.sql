@@ -727,6 +727,198 @@ $$;
 ALTER FUNCTION voicegate.emit_webhook(p_type text, p_owner uuid, p_data jsonb) OWNER TO voicegate_migrator;
 
 --
+-- Name: erase_deleted_user(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erase_deleted_user() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- The operator's actor when voicegate.erase_user deletes the row; otherwise the role that deleted it.
+  perform voicegate.start_erasure(
+    old.id, coalesce(nullif(current_setting('voicegate.erasure_actor', true), ''), 'database:' || session_user));
+  return old;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.erase_deleted_user() OWNER TO voicegate_migrator;
+
+--
+-- Name: erase_user(uuid, text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erase_user(p_user uuid, p_actor text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform set_config('voicegate.erasure_actor', p_actor, true);
+  delete from auth.users where id = p_user;
+  perform set_config('voicegate.erasure_actor', '', true);
+  return (select e.id from voicegate.erasures e where e.user_id = p_user);
+end
+$$;
+
+
+ALTER FUNCTION voicegate.erase_user(p_user uuid, p_actor text) OWNER TO voicegate_migrator;
+
+--
+-- Name: erase_user_rows(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erase_user_rows(p_erasure uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_user uuid;
+  v_text text;
+  v_counts jsonb := '{}';
+  v_n bigint;
+  v_queued bigint := 0;
+  t record;
+begin
+  select e.user_id into v_user from voicegate.erasures e where e.id = p_erasure;
+  if v_user is null then
+    raise exception using errcode = 'VG404', message = 'No such erasure.';
+  end if;
+  if exists (select 1 from auth.users u where u.id = v_user) then
+    raise exception using errcode = 'VG409', message = 'The user is still there.';
+  end if;
+  v_text := v_user::text;
+  for t in
+    select c.table_schema, c.table_name
+      from information_schema.columns c
+      join information_schema.tables tb
+        on tb.table_schema = c.table_schema and tb.table_name = c.table_name and tb.table_type = 'BASE TABLE'
+     where c.table_schema in ('public', 'voicegate') and c.column_name = 'owner_id' and c.data_type = 'uuid'
+     order by c.table_schema, c.table_name
+  loop
+    execute format('delete from %I.%I where owner_id = $1', t.table_schema, t.table_name) using v_user;
+    get diagnostics v_n = row_count;
+    if v_n > 0 then
+      v_counts := v_counts || jsonb_build_object(t.table_schema || '.' || t.table_name, v_n);
+    end if;
+  end loop;
+
+  delete from voicegate.service_written_objects where name like v_text || '/%';
+  get diagnostics v_n = row_count;
+  if v_n > 0 then
+    v_counts := v_counts || jsonb_build_object('voicegate.service_written_objects', v_n);
+  end if;
+  delete from voicegate.service_object_writes where name like v_text || '/%';
+  get diagnostics v_n = row_count;
+  if v_n > 0 then
+    v_counts := v_counts || jsonb_build_object('voicegate.service_object_writes', v_n);
+  end if;
+  delete from voicegate.queue_message_errors where error like '%' || v_text || '%';
+  get diagnostics v_n = row_count;
+  if v_n > 0 then
+    v_counts := v_counts || jsonb_build_object('voicegate.queue_message_errors', v_n);
+  end if;
+
+  -- Messages still queued (or archived) that carry the user's id; the erasure's own queue carries none.
+  for t in
+    select q.queue_name from voicegate.work_queues q where q.queue_name <> 'user_erasure'
+    union all select 'voice_dead_letter'
+  loop
+    execute format('delete from pgmq.%I where message::text like $1', 'q_' || t.queue_name)
+      using '%' || v_text || '%';
+    get diagnostics v_n = row_count;
+    v_queued := v_queued + v_n;
+    execute format('delete from pgmq.%I where message::text like $1', 'a_' || t.queue_name)
+      using '%' || v_text || '%';
+    get diagnostics v_n = row_count;
+    v_queued := v_queued + v_n;
+  end loop;
+  if v_queued > 0 then
+    v_counts := v_counts || jsonb_build_object('queue_messages', v_queued);
+  end if;
+
+  update voicegate.audit_events e
+     set subject_id = 'erased:' || p_erasure,
+         detail = jsonb_build_object('erasure_id', p_erasure),
+         actor = case when e.actor like '%' || v_text || '%' then 'erased' else e.actor end
+   where e.action <> 'user.erase'
+     and (e.subject_id like '%' || v_text || '%' or e.detail::text like '%' || v_text || '%'
+          or e.actor like '%' || v_text || '%');
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || jsonb_build_object('audit_events_tombstoned', v_n);
+  return v_counts;
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.erase_user_rows(p_erasure uuid) OWNER TO voicegate_migrator;
+
+--
+-- Name: erasure_subject(text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erasure_subject(p_who text) RETURNS TABLE(user_id uuid, present boolean, email text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+  select u.id, true, u.email::text
+    from auth.users u
+   where (p_who ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' and u.id = p_who::uuid)
+      or lower(u.email) = lower(p_who)
+  union all
+  select e.user_id, false, null
+    from voicegate.erasures e
+   where p_who ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' and e.user_id = p_who::uuid
+     and not exists (select 1 from auth.users u where u.id = e.user_id)
+$_$;
+
+
+ALTER FUNCTION voicegate.erasure_subject(p_who text) OWNER TO voicegate_migrator;
+
+--
+-- Name: erasure_targets(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erasure_targets(p_user uuid) RETURNS TABLE(kind text, target text, ref text, region text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select 'provider_voice', p.provider, p.ref, max(p.region)
+    from (select a.provider::text as provider, a.provider_voice_id as ref, a.provider_metadata ->> 'region' as region
+            from public.voice_clone_attempts a
+           where a.owner_id = p_user and a.provider_voice_id is not null
+          union all
+          select v.tts_provider, v.provider_voice_id, v.provider_region
+            from public.voices v
+           where v.owner_id = p_user and v.tts_provider is not null and v.provider_voice_id is not null
+          union all
+          select r.provider::text, r.provider_voice_id::text, null
+            from public.voice_provider_references r
+           where r.owner_id = p_user) p
+   group by p.provider, p.ref
+  union all
+  select distinct 'object', o.bucket, o.name, null::text
+    from (select so.bucket_id as bucket, so.name
+            from storage.objects so
+           where so.name like p_user::text || '/%'
+          union all
+          select s.bucket_id, s.object_path from public.voice_samples s where s.owner_id = p_user
+          union all
+          select s.bucket_id, s.processed_object_path
+            from public.voice_samples s where s.owner_id = p_user and s.processed_object_path is not null
+          union all
+          select 'voice-samples', c.statement_sample_path
+            from public.voice_consents c where c.owner_id = p_user and c.statement_sample_path is not null
+          union all
+          select j.output_bucket_id, j.output_object_path
+            from public.synthesis_jobs j where j.owner_id = p_user and j.output_object_path is not null) o
+   where o.bucket is not null and o.name is not null
+$$;
+
+
+ALTER FUNCTION voicegate.erasure_targets(p_user uuid) OWNER TO voicegate_migrator;
+
+--
 -- Name: extend_attempt_lease(uuid, text, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1137,6 +1329,78 @@ $$;
 ALTER FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) OWNER TO voicegate_migrator;
 
 --
+-- Name: require_user(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.require_user() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (select 1 from auth.users u where u.id = auth.uid() and u.deleted_at is null) then
+    raise exception using errcode = 'VG401', message = 'The account this token was issued for no longer exists.';
+  end if;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.require_user() OWNER TO voicegate_migrator;
+
+--
+-- Name: start_erasure(uuid, text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.start_erasure(p_user uuid, p_requested_by text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_id uuid;
+  v_prefix text := p_user::text || '/';
+begin
+  insert into voicegate.erasures (user_id, requested_by, cascaded)
+  values (p_user, left(p_requested_by, 200), jsonb_build_object(
+    'voices', (select count(*) from public.voices where owner_id = p_user),
+    'voice_clone_attempts', (select count(*) from public.voice_clone_attempts where owner_id = p_user),
+    'voice_samples', (select count(*) from public.voice_samples where owner_id = p_user),
+    'voice_consents', (select count(*) from public.voice_consents where owner_id = p_user),
+    'reflections', (select count(*) from public.reflections where owner_id = p_user),
+    'synthesis_jobs', (select count(*) from public.synthesis_jobs where owner_id = p_user),
+    'speech_streams', (select count(*) from public.speech_streams where owner_id = p_user),
+    'webhook_endpoints', (select count(*) from public.webhook_endpoints where owner_id = p_user)))
+  on conflict (user_id) do nothing
+  returning id into v_id;
+  if v_id is null then
+    select e.id into v_id from voicegate.erasures e where e.user_id = p_user;
+    return v_id;
+  end if;
+
+  insert into voicegate.erasure_items (erasure_id, kind, target, ref, region)
+  select v_id, t.kind, t.target, t.ref, t.region from voicegate.erasure_targets(p_user) t;
+
+  -- The audit events about the user's rows keep their action and time; what they said goes.
+  update voicegate.audit_events e
+     set subject_id = 'erased:' || v_id, detail = jsonb_build_object('erasure_id', v_id)
+    from (select 'attempt', a.id::text from public.voice_clone_attempts a where a.owner_id = p_user
+          union all select 'reflection', r.id::text from public.reflections r where r.owner_id = p_user
+          union all select 'voice', v.id::text from public.voices v where v.owner_id = p_user
+          union all select 'voice_sample', s.id::text from public.voice_samples s where s.owner_id = p_user
+          union all select 'voice_consent', c.id::text from public.voice_consents c where c.owner_id = p_user
+          union all select 'synthesis_job', j.id::text from public.synthesis_jobs j where j.owner_id = p_user
+          union all
+          select 'provider_voice', i.target || ':' || i.ref
+            from voicegate.erasure_items i where i.erasure_id = v_id and i.kind = 'provider_voice') s (kind, id)
+   where e.subject_type = s.kind and e.subject_id = s.id;
+
+  perform pgmq.send('user_erasure', jsonb_build_object('erasureId', v_id));
+  return v_id;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.start_erasure(p_user uuid, p_requested_by text) OWNER TO voicegate_migrator;
+
+--
 -- Name: take_create(uuid, text, integer, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1453,6 +1717,24 @@ $$;
 ALTER FUNCTION voicegate.webhook_sample_event() OWNER TO voicegate_migrator;
 
 --
+-- Name: a_user_erasure; Type: TABLE; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE TABLE pgmq.a_user_erasure (
+    msg_id bigint NOT NULL,
+    read_ct integer DEFAULT 0 NOT NULL,
+    enqueued_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_read_at timestamp with time zone,
+    archived_at timestamp with time zone DEFAULT now() NOT NULL,
+    vt timestamp with time zone NOT NULL,
+    message jsonb,
+    headers jsonb
+);
+
+
+ALTER TABLE pgmq.a_user_erasure OWNER TO voicegate_migrator;
+
+--
 -- Name: a_voice_clone_process; Type: TABLE; Schema: pgmq; Owner: voicegate_migrator
 --
 
@@ -1559,6 +1841,36 @@ CREATE TABLE pgmq.a_webhook_delivery (
 
 
 ALTER TABLE pgmq.a_webhook_delivery OWNER TO voicegate_migrator;
+
+--
+-- Name: q_user_erasure; Type: TABLE; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE TABLE pgmq.q_user_erasure (
+    msg_id bigint NOT NULL,
+    read_ct integer DEFAULT 0 NOT NULL,
+    enqueued_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_read_at timestamp with time zone,
+    vt timestamp with time zone NOT NULL,
+    message jsonb,
+    headers jsonb
+);
+
+
+ALTER TABLE pgmq.q_user_erasure OWNER TO voicegate_migrator;
+
+--
+-- Name: q_user_erasure_msg_id_seq; Type: SEQUENCE; Schema: pgmq; Owner: voicegate_migrator
+--
+
+ALTER TABLE pgmq.q_user_erasure ALTER COLUMN msg_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME pgmq.q_user_erasure_msg_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: q_voice_clone_process; Type: TABLE; Schema: pgmq; Owner: voicegate_migrator
@@ -2161,6 +2473,69 @@ ALTER TABLE voicegate.audit_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENT
 );
 
 --
+-- Name: erasure_items; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.erasure_items (
+    id bigint NOT NULL,
+    erasure_id uuid NOT NULL,
+    kind text NOT NULL,
+    target text NOT NULL,
+    ref text NOT NULL,
+    region text,
+    state text DEFAULT 'pending'::text NOT NULL,
+    tries integer DEFAULT 0 NOT NULL,
+    last_error text,
+    done_at timestamp with time zone,
+    CONSTRAINT erasure_item_done CHECK (((state = 'pending'::text) = (done_at IS NULL))),
+    CONSTRAINT erasure_items_kind_check CHECK ((kind = ANY (ARRAY['provider_voice'::text, 'object'::text]))),
+    CONSTRAINT erasure_items_last_error_check CHECK ((length(last_error) <= 1000)),
+    CONSTRAINT erasure_items_ref_check CHECK (((length(ref) >= 1) AND (length(ref) <= 1024))),
+    CONSTRAINT erasure_items_region_check CHECK ((length(region) <= 50)),
+    CONSTRAINT erasure_items_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'deleted'::text, 'already_gone'::text, 'refused'::text]))),
+    CONSTRAINT erasure_items_target_check CHECK (((length(target) >= 1) AND (length(target) <= 100))),
+    CONSTRAINT erasure_items_tries_check CHECK ((tries >= 0))
+);
+
+
+ALTER TABLE voicegate.erasure_items OWNER TO voicegate_migrator;
+
+--
+-- Name: erasure_items_id_seq; Type: SEQUENCE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.erasure_items ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME voicegate.erasure_items_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: erasures; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.erasures (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id uuid NOT NULL,
+    requested_by text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    cascaded jsonb DEFAULT '{}'::jsonb NOT NULL,
+    rows_erased jsonb,
+    finished_at timestamp with time zone,
+    receipt jsonb,
+    CONSTRAINT erasure_finished CHECK (((state = ANY (ARRAY['done'::text, 'incomplete'::text])) = (finished_at IS NOT NULL))),
+    CONSTRAINT erasures_requested_by_check CHECK (((length(requested_by) >= 1) AND (length(requested_by) <= 200))),
+    CONSTRAINT erasures_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'working'::text, 'done'::text, 'incomplete'::text])))
+);
+
+
+ALTER TABLE voicegate.erasures OWNER TO voicegate_migrator;
+
+--
 -- Name: idempotency_keys; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -2342,6 +2717,13 @@ CREATE TABLE voicegate.work_queues (
 ALTER TABLE voicegate.work_queues OWNER TO voicegate_migrator;
 
 --
+-- Name: a_user_erasure a_user_erasure_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY pgmq.a_user_erasure
+    ADD CONSTRAINT a_user_erasure_pkey PRIMARY KEY (msg_id);
+
+--
 -- Name: a_voice_clone_process a_voice_clone_process_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
 --
 
@@ -2382,6 +2764,13 @@ ALTER TABLE ONLY pgmq.a_voice_synthesis
 
 ALTER TABLE ONLY pgmq.a_webhook_delivery
     ADD CONSTRAINT a_webhook_delivery_pkey PRIMARY KEY (msg_id);
+
+--
+-- Name: q_user_erasure q_user_erasure_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY pgmq.q_user_erasure
+    ADD CONSTRAINT q_user_erasure_pkey PRIMARY KEY (msg_id);
 
 --
 -- Name: q_voice_clone_process q_voice_clone_process_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
@@ -2692,6 +3081,34 @@ ALTER DOMAIN voicegate.byte_count
     ADD CONSTRAINT byte_count_check CHECK ((VALUE >= 0)) NOT VALID;
 
 --
+-- Name: erasure_items erasure_items_erasure_id_kind_target_ref_key; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasure_items
+    ADD CONSTRAINT erasure_items_erasure_id_kind_target_ref_key UNIQUE (erasure_id, kind, target, ref);
+
+--
+-- Name: erasure_items erasure_items_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasure_items
+    ADD CONSTRAINT erasure_items_pkey PRIMARY KEY (id);
+
+--
+-- Name: erasures erasures_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasures
+    ADD CONSTRAINT erasures_pkey PRIMARY KEY (id);
+
+--
+-- Name: erasures erasures_user_id_key; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasures
+    ADD CONSTRAINT erasures_user_id_key UNIQUE (user_id);
+
+--
 -- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -2783,6 +3200,12 @@ ALTER TABLE ONLY voicegate.work_queues
     ADD CONSTRAINT work_queues_pkey PRIMARY KEY (queue_name);
 
 --
+-- Name: archived_at_idx_user_erasure; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE INDEX archived_at_idx_user_erasure ON pgmq.a_user_erasure USING btree (archived_at);
+
+--
 -- Name: archived_at_idx_voice_clone_process; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
 --
 
@@ -2817,6 +3240,12 @@ CREATE INDEX archived_at_idx_voice_synthesis ON pgmq.a_voice_synthesis USING btr
 --
 
 CREATE INDEX archived_at_idx_webhook_delivery ON pgmq.a_webhook_delivery USING btree (archived_at);
+
+--
+-- Name: q_user_erasure_vt_idx; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE INDEX q_user_erasure_vt_idx ON pgmq.q_user_erasure USING btree (vt);
 
 --
 -- Name: q_voice_clone_process_vt_idx; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
@@ -3011,6 +3440,12 @@ CREATE INDEX audit_events_at_idx ON voicegate.audit_events USING btree (at);
 CREATE INDEX audit_events_subject_idx ON voicegate.audit_events USING btree (subject_type, subject_id, id);
 
 --
+-- Name: erasure_items_pending_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX erasure_items_pending_idx ON voicegate.erasure_items USING btree (erasure_id, id) WHERE (state = 'pending'::text);
+
+--
 -- Name: idempotency_keys_expires_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3027,6 +3462,18 @@ CREATE INDEX service_object_writes_object_idx ON voicegate.service_object_writes
 --
 
 CREATE INDEX service_object_writes_started_idx ON voicegate.service_object_writes USING btree (started_at);
+
+--
+-- Name: users voicegate_erase_deleted_user; Type: TRIGGER; Schema: auth; Owner: supabase_auth_admin
+--
+
+CREATE TRIGGER voicegate_erase_deleted_user BEFORE DELETE ON auth.users FOR EACH ROW EXECUTE FUNCTION voicegate.erase_deleted_user();
+
+--
+-- Name: q_user_erasure voicegate_notify_insert; Type: TRIGGER; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE TRIGGER voicegate_notify_insert AFTER INSERT ON pgmq.q_user_erasure FOR EACH STATEMENT EXECUTE FUNCTION voicegate.notify_queue_insert();
 
 --
 -- Name: q_voice_clone_process voicegate_notify_insert; Type: TRIGGER; Schema: pgmq; Owner: voicegate_migrator
@@ -3399,6 +3846,13 @@ ALTER TABLE ONLY public.webhook_endpoints
     ADD CONSTRAINT webhook_endpoints_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 --
+-- Name: erasure_items erasure_items_erasure_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasure_items
+    ADD CONSTRAINT erasure_items_erasure_id_fkey FOREIGN KEY (erasure_id) REFERENCES voicegate.erasures(id) ON DELETE CASCADE;
+
+--
 -- Name: idempotency_keys idempotency_keys_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3660,6 +4114,18 @@ CREATE POLICY voicegate_objects_own_folder_select ON storage.objects FOR SELECT 
 --
 
 ALTER TABLE voicegate.audit_events ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: erasure_items; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.erasure_items ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: erasures; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.erasures ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: idempotency_keys; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
@@ -4017,6 +4483,40 @@ GRANT ALL ON FUNCTION voicegate.complete_attempt(p_attempt_id uuid, p_actor text
 REVOKE ALL ON FUNCTION voicegate.emit_webhook(p_type text, p_owner uuid, p_data jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION erase_deleted_user(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erase_deleted_user() FROM PUBLIC;
+
+--
+-- Name: FUNCTION erase_user(p_user uuid, p_actor text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erase_user(p_user uuid, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erase_user(p_user uuid, p_actor text) TO service_role;
+
+--
+-- Name: FUNCTION erase_user_rows(p_erasure uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erase_user_rows(p_erasure uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erase_user_rows(p_erasure uuid) TO service_role;
+
+--
+-- Name: FUNCTION erasure_subject(p_who text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erasure_subject(p_who text) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erasure_subject(p_who text) TO service_role;
+
+--
+-- Name: FUNCTION erasure_targets(p_user uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erasure_targets(p_user uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erasure_targets(p_user uuid) TO service_role;
+
+--
 -- Name: FUNCTION extend_attempt_lease(p_attempt_id uuid, p_lease_owner text, p_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4109,6 +4609,20 @@ REVOKE ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_act
 GRANT ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) TO service_role;
 
 --
+-- Name: FUNCTION require_user(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.require_user() FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.require_user() TO authenticated;
+GRANT ALL ON FUNCTION voicegate.require_user() TO service_role;
+
+--
+-- Name: FUNCTION start_erasure(p_user uuid, p_requested_by text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.start_erasure(p_user uuid, p_requested_by text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4152,6 +4666,12 @@ REVOKE ALL ON FUNCTION voicegate.webhook_launch_event() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION voicegate.webhook_sample_event() FROM PUBLIC;
+
+--
+-- Name: TABLE a_user_erasure; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
+--
+
+GRANT ALL ON TABLE pgmq.a_user_erasure TO service_role;
 
 --
 -- Name: TABLE a_voice_clone_process; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
@@ -4202,6 +4722,18 @@ GRANT ALL ON TABLE pgmq.meta TO service_role;
 
 GRANT SELECT ON TABLE pgmq.notify_insert_throttle TO pg_monitor;
 GRANT ALL ON TABLE pgmq.notify_insert_throttle TO service_role;
+
+--
+-- Name: TABLE q_user_erasure; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
+--
+
+GRANT ALL ON TABLE pgmq.q_user_erasure TO service_role;
+
+--
+-- Name: SEQUENCE q_user_erasure_msg_id_seq; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
+--
+
+GRANT ALL ON SEQUENCE pgmq.q_user_erasure_msg_id_seq TO service_role;
 
 --
 -- Name: TABLE q_voice_clone_process; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
@@ -4722,6 +5254,18 @@ GRANT SELECT ON TABLE voicegate.attempt_moves TO service_role;
 --
 
 GRANT SELECT,INSERT ON TABLE voicegate.audit_events TO service_role;
+
+--
+-- Name: TABLE erasure_items; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,DELETE,UPDATE ON TABLE voicegate.erasure_items TO service_role;
+
+--
+-- Name: TABLE erasures; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,UPDATE ON TABLE voicegate.erasures TO service_role;
 
 --
 -- Name: TABLE idempotency_keys; Type: ACL; Schema: voicegate; Owner: voicegate_migrator

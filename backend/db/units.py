@@ -48,6 +48,7 @@ from backend.errors import (
     ServerBusy,
     StaleVersion,
     TooManyRequests,
+    Unauthorized,
     VoicegateError,
 )
 from backend.outages import DATABASE
@@ -65,7 +66,15 @@ _SQLSTATE_ERRORS: dict[str, type[VoicegateError]] = {
     "VG409": StaleVersion,
     "VG422": IllegalTransition,
     "VG423": LeaseLost,
+    # voicegate.require_user: the token's user is gone (deleted, or soft-deleted, since it was signed).
+    "VG401": Unauthorized,
 }
+#: A write naming a user that is gone, as the service acts for the caller: every foreign key to auth.users is its
+#: table's `owner_id`, and every such write names the caller. Their token outlived them: 401, as a user
+#: transaction's opening answers.
+_FOREIGN_KEY_VIOLATION = "23503"
+_OWNER_KEY_SUFFIX = "_owner_id_fkey"
+ACCOUNT_GONE = "The account this token was issued for no longer exists."
 # Not reachable, shutting down, or (25P03) a transaction the server ended for idling past its deadline.
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25P03"})
 
@@ -76,10 +85,12 @@ AS_SERVICE = (
     " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
 )
 _BEGIN: tuple[LiteralString, Mapping[str, Any]] = ("begin", {})
+#: The caller's role, claims and limits, and (evaluated after them, left to right) whether their user is still there:
+#: a primary-key lookup in the statement the unit sends anyway, raising VG401 (a 401) when it is gone.
 _AS_USER = (
     "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %(claims)s, true),"
     " set_config('statement_timeout', %(limit)s, true),"
-    " set_config('idle_in_transaction_session_timeout', %(idle)s, true)"
+    " set_config('idle_in_transaction_session_timeout', %(idle)s, true), voicegate.require_user()"
 )
 #: `_AS_USER`, and no write (`user_statement`).
 _AS_READER = _AS_USER + ", set_config('transaction_read_only', 'on', true)"
@@ -112,6 +123,8 @@ def _translated(exc: BaseException) -> BaseException:
         known = _SQLSTATE_ERRORS.get(sqlstate)
         if known is not None:
             error = known(exc.diag.message_primary or None)
+        elif sqlstate == _FOREIGN_KEY_VIOLATION and (exc.diag.constraint_name or "").endswith(_OWNER_KEY_SUFFIX):
+            error = Unauthorized(ACCOUNT_GONE)
         elif sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES:
             error = DatabaseUnavailable()
         else:

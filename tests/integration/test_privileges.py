@@ -107,6 +107,10 @@ TABLES: Allowed = {
     # Each user's create buckets: the service counts and locks them; a user who could write them would lift their
     # own limits (or truncate everyone's). Rows go with their user (on delete cascade), never one by one.
     "voicegate.user_creates": {"service_role": {"select", "insert", "update"}},
+    # Erasures outlive their user: the consumer reads and advances them, item by item; they are written only by the
+    # auth.users trigger (SECURITY DEFINER); an erasure's items that went are dropped once its receipt counts them.
+    "voicegate.erasures": {"service_role": {"select", "update"}},
+    "voicegate.erasure_items": {"service_role": {"select", "update", "delete"}},
     "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
     "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
 }
@@ -117,6 +121,7 @@ SEQUENCES: Allowed = {
     "public.voice_clone_outbox_id_seq": {},
     "voicegate.audit_events_id_seq": {},
     "voicegate.service_object_writes_id_seq": {},
+    "voicegate.erasure_items_id_seq": {},
 }
 
 EXECUTE = {"execute"}
@@ -145,7 +150,16 @@ FUNCTIONS: Allowed = {
     "voicegate.complete_attempt(uuid,text,text,jsonb)": SERVICE_ONLY,
     "voicegate.release_messages(text,bigint[],integer[])": SERVICE_ONLY,
     "voicegate.take_create(uuid,text,integer,double precision)": SERVICE_ONLY,
+    # Whether the caller's user is still there, in every user transaction's opening statement (and the service's).
+    "voicegate.require_user()": {"authenticated": EXECUTE, "service_role": EXECUTE},
+    # Erasure: what an operator names, what it takes, deleting the user as Supabase Auth does, what the cascade leaves.
+    "voicegate.erasure_subject(text)": SERVICE_ONLY,
+    "voicegate.erasure_targets(uuid)": SERVICE_ONLY,
+    "voicegate.erase_user(uuid,text)": SERVICE_ONLY,
+    "voicegate.erase_user_rows(uuid)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
+    "voicegate.start_erasure(uuid,text)": NOBODY,
+    "voicegate.erase_deleted_user()": NOBODY,
     "voicegate.publish_attempt(public.voice_clone_attempts)": NOBODY,
     "voicegate.record_attempt_event(public.voice_clone_attempts,text,text,text,text,jsonb)": NOBODY,
     "voicegate.check_move(text,text,text,uuid)": NOBODY,
