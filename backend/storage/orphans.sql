@@ -18,9 +18,9 @@ select o.id, o.bucket_id, o.name, (o.metadata ->> 'size')::bigint as size_bytes,
    and not exists (select 1 from public.voice_samples s
                     where s.bucket_id = o.bucket_id
                       and regexp_replace(s.object_path, '[^/]*$', 'processed.wav') = o.name)
-   -- The upload of a draft voice, awaiting its finalize.
+   -- The upload of a draft voice, awaiting its finalize (a deleted draft's awaits nothing).
    and not exists (select 1 from public.voices v
-                    where o.bucket_id = %(samples_bucket)s and v.status = 'draft'
+                    where o.bucket_id = %(samples_bucket)s and v.status = 'draft' and v.deleted_at is null
                       and v.owner_id::text || '/' || v.id::text || '/original' = o.name)
    -- A spoken consent's recording, kept as its evidence until purged.
    and not exists (select 1 from public.voice_consents c

@@ -224,6 +224,8 @@ class VoicesService:
             row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": owner_id})
         if row is None:
             raise NotFound("Voice not found.")
+        if row["status"] == VoiceStatus.DRAFT:
+            await self._remove_draft_upload(owner_id, voice_id)
         try:
             await manifest.remove_manifest(self.db, self.storage, owner_id, voice_id)
         except ServiceUnavailable as exc:
@@ -232,6 +234,14 @@ class VoicesService:
             await purge.purge_kept_samples(self.db, self.storage, voice_id, actor=f"user:{claims.sub}")
         except ServiceUnavailable:
             log.exception("could not purge the kept samples of deleted voice %s yet", voice_id)
+
+    async def _remove_draft_upload(self, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
+        """Remove a deleted draft's upload now rather than leave it to the orphan sweep; one Storage cannot remove
+        now (it is down) is left to that sweep."""
+        try:
+            await self.storage.remove(samples.BUCKET, [samples.voice_sample_path(owner_id, voice_id)])
+        except ServiceUnavailable as exc:
+            log.warning("deleted draft %s: its upload is left to the orphan sweep: %s", voice_id, exc)
 
     async def wait_for_voice(self, claims: Mapping[str, Any], voice_id: uuid.UUID, seconds: int) -> Voice | None:
         """The voice once it is ready or failed, read under the caller's RLS; None if `seconds` pass first.

@@ -17,9 +17,10 @@ select v.*, l.*
  limit %(limit)s;
 
 -- name: soft_delete_voice
+-- Its status as it was deleted: a draft's upload, which nothing else will ever read, goes with it.
 update public.voices set deleted_at = now()
  where id = %(id)s and owner_id = %(owner_id)s and deleted_at is null
-returning id;
+returning id, status;
 
 -- name: rename_voice
 -- Run as the caller: voices_owner_update lets them change their own voices that are not deleted.

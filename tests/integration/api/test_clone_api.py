@@ -210,3 +210,28 @@ async def test_signed_url_tokens_never_reach_the_logs(
     logged = "\n".join(record.getMessage() for record in served)
     for secret in (ticket["token"], alice.token):
         assert secret not in logged
+
+
+async def test_deleting_a_draft_removes_its_upload_at_once(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    """A deleted draft's upload awaits no finalize: it goes with the draft, not an hour later with the orphan sweep
+    (which no longer counts it as claimed)."""
+    alice = make_user()
+    ticket = await upload_url(client, alice)
+    kept = await upload_url(client, alice)
+    await put_sample(client, ticket, WAV)
+    await put_sample(client, kept, WAV)
+
+    def stored(path: str) -> bool:
+        row = sql.execute(
+            "select count(*) from storage.objects where bucket_id = 'voice-samples' and name = %s", (path,)
+        ).fetchone()
+        return row == (1,)
+
+    assert stored(ticket["path"])
+    deleted = await client.delete(f"/api/voices/{ticket['voice_id']}", headers=alice.headers)
+
+    assert deleted.status_code == 204, deleted.text
+    assert not stored(ticket["path"])
+    assert stored(kept["path"])
