@@ -402,3 +402,65 @@ def test_the_trigger_snapshots_before_the_cascade(sql: Conn) -> None:
     assert (
         one(sql, "select count(*) as n from voicegate.erasure_items where erasure_id = %s", (erasure["id"],))["n"] == 0
     )
+
+
+async def test_a_provider_that_does_not_answer_is_asked_again_later(ctx: Lifecycle, sql: Conn, fakes: Fakes) -> None:
+    seeded = await seed_user(ctx, sql, fakes, voices=3, clips=1)
+    # Every try the adapter makes inline (it retries a 503 itself) fails: the step's own retry takes over.
+    fakes.cartesia.faults.fail_next(Fault("status", 503, method="DELETE"), times=4)
+    sql.execute("delete from auth.users where id = %s", (seeded.user,))
+    erasure = erasure_of(sql, seeded.user)
+
+    first = await process_erasure(ctx, erasure["id"])
+
+    assert first.status == "working"
+    assert first.retry_at is not None
+    item = one(
+        sql,
+        "select state, tries, last_error from voicegate.erasure_items where erasure_id = %s and target = 'cartesia'",
+        (erasure["id"],),
+    )
+    assert (item["state"], item["tries"]) == ("pending", 1)
+    assert "HTTP 503" in item["last_error"]
+    assert erasure_of(sql, seeded.user)["state"] == "working"
+
+    assert (await process_erasure(ctx, erasure["id"])).status == "done"
+    assert fakes.held("cartesia").isdisjoint(seeded.voices["cartesia"])
+    assert erasure_of(sql, seeded.user)["receipt"]["providerVoices"] == {"deleted": 3}
+
+
+class _LyingStorage:
+    """Storage whose delete answers that it deleted the objects, and deletes none (as `supabase storage rm` can)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def remove(self, bucket: str, paths: list[str]) -> list[str]:
+        return list(paths)
+
+
+async def test_an_object_counts_as_gone_only_once_it_reads_back_as_gone(
+    ctx: Lifecycle, sql: Conn, fakes: Fakes
+) -> None:
+    seeded = await seed_user(ctx, sql, fakes, voices=1, clips=2)
+    sql.execute("delete from auth.users where id = %s", (seeded.user,))
+    erasure = erasure_of(sql, seeded.user)
+
+    lied_to = await process_erasure(dataclasses.replace(ctx, storage=_LyingStorage(ctx.storage)), erasure["id"])
+
+    assert lied_to.status == "working"
+    pending = sql.execute(
+        "select count(*) from voicegate.erasure_items where erasure_id = %s and kind = 'object' and state = 'pending'"
+        " and last_error = 'still there when read back after its delete'",
+        (erasure["id"],),
+    ).fetchone()
+    assert pending == (len(seeded.objects),)
+    for bucket, name in seeded.objects:
+        assert await ctx.storage.info(bucket, name) is not None
+
+    assert (await process_erasure(ctx, erasure["id"])).status == "done"
+    for bucket, name in seeded.objects:
+        assert await ctx.storage.info(bucket, name) is None
