@@ -134,8 +134,8 @@ async def _delete_voice(ctx: Lifecycle, item: Item, outcomes: _Outcomes) -> None
     """Delete one provider voice: gone already is gone; a refusal is final; anything else is tried again."""
     try:
         provider = ctx.providers.get(item.target)
-    except (ProviderConfigError, KeyError) as exc:
-        outcomes.add(item, "refused", f"{item.target} is not configured in this deployment: {exc}")
+    except ProviderConfigError as exc:
+        outcomes.add(item, "refused", f"not deleted: {exc}")
         return
     region = getattr(provider, "region", None)
     if item.region is not None and region is not None and item.region != region:
@@ -179,7 +179,8 @@ async def _delete_objects(ctx: Lifecycle, items: Sequence[Item], outcomes: _Outc
                 outcomes.again(ctx, item, None)
             continue
         removed.update((bucket, name) for name in names)
-    tried = [item for item in items if not any(s["id"] == item.id for s in outcomes.settled)]
+    refused = {settled["id"] for settled in outcomes.settled}
+    tried = [item for item in items if item.id not in refused]
     gate = asyncio.Semaphore(READ_BACKS)
 
     async def still_there(item: Item) -> bool:

@@ -104,3 +104,9 @@ async def test_the_service_acting_for_a_user_who_is_gone_is_a_401(
         401,
         "The account this token was issued for no longer exists.",
     )
+    # An Idempotency-Key is claimed as the service, for the caller, before the create runs.
+    keyed = await client.post(
+        "/v1/reflections", json={"name": "Mine"}, headers={**user.headers, "Idempotency-Key": "k-1"}
+    )
+    assert keyed.status_code == 401, keyed.text
+    assert sql.execute("select count(*) from voicegate.idempotency_keys").fetchone() == (0,)
