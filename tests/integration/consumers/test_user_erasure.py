@@ -32,6 +32,7 @@ from fakes.core import Fault
 from fakes.elevenlabs import ElevenVoice
 from fakes.qwen import QwenVoice
 from scripts import erase_user as erase_user_script
+from scripts import erasures as erasures_script
 from tests.integration.conftest import open_lifecycle
 from tests.provider_support import CARTESIA_KEY, ELEVEN_KEY, QWEN_KEY
 from tests.support import seed_voice
@@ -330,7 +331,9 @@ async def test_a_step_that_dies_mid_way_resumes_where_it_stopped(ctx: Lifecycle,
     assert rows_naming(sql, seeded.user) == {}
 
 
-async def test_a_provider_that_refuses_is_reported(ctx: Lifecycle, sql: Conn, fakes: Fakes) -> None:
+async def test_a_provider_that_refuses_is_reported(
+    ctx: Lifecycle, sql: Conn, fakes: Fakes, db_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     seeded = await seed_user(ctx, sql, fakes, voices=3, clips=2)
     fakes.eleven.faults.fail_next(Fault("status", 403, method="DELETE"))
     sql.execute("delete from auth.users where id = %s", (seeded.user,))
@@ -344,6 +347,11 @@ async def test_a_provider_that_refuses_is_reported(ctx: Lifecycle, sql: Conn, fa
         ("provider_voice", "elevenlabs", seeded.voices["elevenlabs"][0])
     ]
     assert "HTTP 403" in refused[0]["error"]
+    # The operator sees it: the erasure is a problem (exit 1), its refused item listed with why.
+    shown = await asyncio.to_thread(erasures_script.main, [str(erasure["id"]), "--json", "--database-url", db_dsn])
+    assert shown == 1
+    items = json.loads(capsys.readouterr().out)["items"]
+    assert [(i["target"], i["state"]) for i in items] == [("elevenlabs", "refused")]
     assert finished["receipt"]["providerVoices"] == {"deleted": 2, "refused": 1}
     assert seeded.voices["elevenlabs"][0] in fakes.held("elevenlabs")
     # Everything else went all the same.
@@ -387,6 +395,17 @@ async def test_the_operator_command_erases_through_the_same_trigger(
     assert second["counts"]["erased"] == 0
     assert any(str(erasure["id"]) in note for note in second["notes"])
     assert one(sql, "select count(*) as n from voicegate.erasures where user_id = %s", (seeded.user,))["n"] == 1
+
+    # The operator's view: the list, and the one erasure with its receipt (by its id or its user's).
+    assert await asyncio.to_thread(erasures_script.main, ["--json", "--database-url", db_dsn]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(item["id"], item["state"]) for item in listed["items"]] == [(str(erasure["id"]), "done")]
+    assert listed["counts"]["done"] == 1
+    shown = [str(seeded.user), "--json", "--database-url", db_dsn]
+    assert await asyncio.to_thread(erasures_script.main, shown) == 0
+    receipt = json.loads(capsys.readouterr().out)
+    assert receipt["items"] == []
+    assert any('"providerVoices":{"deleted":3}' in note for note in receipt["notes"])
 
 
 def test_the_trigger_snapshots_before_the_cascade(sql: Conn) -> None:
