@@ -1329,6 +1329,24 @@ $$;
 ALTER FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) OWNER TO voicegate_migrator;
 
 --
+-- Name: require_owner(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.require_owner(p_owner uuid) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (select 1 from auth.users u where u.id = p_owner and u.deleted_at is null) then
+    raise exception using errcode = 'VG401', message = 'The account this token was issued for no longer exists.';
+  end if;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.require_owner(p_owner uuid) OWNER TO voicegate_migrator;
+
+--
 -- Name: require_user(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4607,6 +4625,13 @@ GRANT ALL ON FUNCTION voicegate.release_messages(p_queue text, p_msg_ids bigint[
 
 REVOKE ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) TO service_role;
+
+--
+-- Name: FUNCTION require_owner(p_owner uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.require_owner(p_owner uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.require_owner(p_owner uuid) TO service_role;
 
 --
 -- Name: FUNCTION require_user(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

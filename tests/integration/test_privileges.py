@@ -152,6 +152,8 @@ FUNCTIONS: Allowed = {
     "voicegate.take_create(uuid,text,integer,double precision)": SERVICE_ONLY,
     # Whether the caller's user is still there, in every user transaction's opening statement (and the service's).
     "voicegate.require_user()": {"authenticated": EXECUTE, "service_role": EXECUTE},
+    # Whether the user the service creates something for is still there: it names any user, so the service's alone.
+    "voicegate.require_owner(uuid)": SERVICE_ONLY,
     # Erasure: what an operator names, what it takes, deleting the user as Supabase Auth does, what the cascade leaves.
     "voicegate.erasure_subject(text)": SERVICE_ONLY,
     "voicegate.erasure_targets(uuid)": SERVICE_ONLY,

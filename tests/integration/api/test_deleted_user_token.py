@@ -74,20 +74,23 @@ async def test_a_token_of_a_deleted_user_is_a_401_everywhere(
     assert (await client.post("/v1/reflections", json={"name": "Theirs"}, headers=other.headers)).status_code == 201
 
 
-async def test_a_token_of_a_soft_deleted_user_is_a_401_as_the_user(
+async def test_a_token_of_a_soft_deleted_user_is_a_401_everywhere(
     client: Client, make_user: Callable[[], User], sql: Conn
 ) -> None:
-    """Soft-deleted (deleteUser's shouldSoftDelete): the row stays, with `deleted_at`; every request that runs
-    as the user is refused."""
+    """Soft-deleted (deleteUser's shouldSoftDelete): the row stays, with `deleted_at`, and satisfies every foreign
+    key; every request as the user, and every create the service makes for them, is refused all the same."""
     user = make_user()
     sql.execute("update auth.users set deleted_at = now() where id = %s", (user.id,))
 
     reads = [
         await client.get(path, headers=user.headers) for path in ("/v1/reflections", "/api/voices", "/v1/webhooks")
     ]
-    upload_url = await client.post("/api/clone/upload-url", json={"name": "Ada", "consent": True}, headers=user.headers)
 
-    assert [answer.status_code for answer in [*reads, upload_url]] == [401, 401, 401, 401]
+    assert [answer.status_code for answer in reads] == [401, 401, 401]
+    assert await _creates(client, user) == dict.fromkeys(
+        ("reflection", "webhook", "upload-url", "consent", "voice-sample"), 401
+    )
+    assert _rows(sql, user) == 0
 
 
 async def test_the_service_acting_for_a_user_who_is_gone_is_a_401(
