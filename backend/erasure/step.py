@@ -75,6 +75,9 @@ class _Outcomes:
         self.settled.append({"id": item.id, "state": state, "error": error})
 
     def again(self, ctx: Lifecycle, item: Item, retry_after: float | None) -> None:
+        """When the item just added stays pending, bring the erasure back after the item's backoff."""
+        if self.settled[-1]["state"] != "pending":
+            return  # out of tries: refused, nothing to come back for
         delay = retry_delay(item.tries + 1, base_seconds=ctx.retry_base_seconds, max_seconds=ctx.retry_max_seconds)
         delay = max(delay, retry_after or 0.0)
         self.wait = delay if self.wait is None else min(self.wait, delay)
