@@ -7,6 +7,7 @@ message visible again after a jittered, doubling backoff and dead-letters it aft
 signed with its own `webhook-timestamp`, so a late retry still passes a receiver's five-minute window,
 and every attempt and replay carries the event's one `webhook-id`. A receiver answering 410 Gone asks
 for no more: its endpoint is disabled. An endpoint deleted or disabled meanwhile gets nothing.
+Deliveries are read in the order they became due (`read_in_turn`), so retries do not go first.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import msgspec
 from backend import queues
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import WebhookUrlRefused, WorkFailed
 from backend.secret import Secret
@@ -55,6 +56,13 @@ class Delivery(msgspec.Struct, rename="camel", kw_only=True):
     def body(self) -> bytes:
         """The payload (`type`, `timestamp`, `data`), minified: the bytes that are signed and sent."""
         return msgspec.json.encode({"type": self.type, "timestamp": self.timestamp, "data": self.data})
+
+
+async def read_in_turn(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+    """The webhook queue's reader: up to `qty` deliveries, invisible for `vt` seconds, in the order they
+    became due, so that a retry waits behind every delivery due before it (another user's new events
+    among them) rather than going first for its older id, as pgmq's read would have it."""
+    return await fetch_all(conn, _Q["read_in_turn"], {"vt": vt, "qty": qty})
 
 
 def delivery_handler(ctx: Lifecycle) -> queues.Handler:

@@ -9,3 +9,23 @@ update public.webhook_endpoints set disabled_at = now() where id = %(id)s and di
 
 -- name: declare_project_endpoint
 update voicegate.project_webhook set configured = %(configured)s where configured <> %(configured)s;
+
+-- name: read_in_turn
+-- pgmq's read, but in the order the deliveries became due (their `vt`), not the order they were first sent:
+-- a retry waits behind every delivery due before it, so one user's failing endpoints, whose retries keep
+-- the oldest ids, cannot keep another's new events waiting. `vt` is indexed (pgmq's q_webhook_delivery_vt_idx).
+with due as (
+  select msg_id
+    from pgmq.q_webhook_delivery
+   where vt <= clock_timestamp()
+   order by vt, msg_id
+   limit %(qty)s
+     for update skip locked
+)
+update pgmq.q_webhook_delivery q
+   set last_read_at = clock_timestamp(),
+       vt = clock_timestamp() + make_interval(secs => %(vt)s),
+       read_ct = q.read_ct + 1
+  from due
+ where q.msg_id = due.msg_id
+returning q.msg_id, q.read_ct, q.enqueued_at, q.vt, q.message;
