@@ -30,6 +30,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import WebhookUrlRefused, WorkFailed
 from backend.secret import Secret
+from backend.settings import DEFAULT_WEBHOOK_PENDING
 from backend.standard_webhooks.sender import Target
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,14 @@ async def process_delivery(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
     raise DeliveryFailed(f"{name} ({_host(target.url)}): HTTP {status}")
 
 
-async def declare_project_endpoint(conn: Connection, *, configured: bool) -> None:
-    """Tell the database whether the project has an endpoint (VOICEGATE_WEBHOOK_URL), on the caller's
-    transaction: without one, events queue no message for it (voicegate.emit_webhook)."""
-    await conn.execute(_Q["declare_project_endpoint"], {"configured": configured})
+async def declare_project_endpoint(
+    conn: Connection, *, configured: bool, pending: int = DEFAULT_WEBHOOK_PENDING
+) -> None:
+    """Tell the database whether the project has an endpoint (VOICEGATE_WEBHOOK_URL), and how many deliveries
+    a user's endpoint may hold (VOICEGATE_WEBHOOK_PENDING), on the caller's transaction: without an endpoint,
+    events queue no message for it; past `pending`, an endpoint's oldest deliveries are dead-lettered as a new
+    one is queued (voicegate.emit_webhook)."""
+    await conn.execute(_Q["declare_project_endpoint"], {"configured": configured, "pending": pending})
 
 
 async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> Target | None:

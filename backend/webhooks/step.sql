@@ -8,7 +8,10 @@ select e.url, e.disabled_at, s.secret
 update public.webhook_endpoints set disabled_at = now() where id = %(id)s and disabled_at is null;
 
 -- name: declare_project_endpoint
-update voicegate.project_webhook set configured = %(configured)s where configured <> %(configured)s;
+-- Written only when it changes: every worker's sweep says it, and an update would lock the row events read.
+update voicegate.project_webhook
+   set configured = %(configured)s, endpoint_pending = %(pending)s
+ where (configured, endpoint_pending) is distinct from (%(configured)s, %(pending)s);
 
 -- name: read_in_turn
 -- pgmq's read, but in the order the deliveries became due (their `vt`), not the order they were first sent:

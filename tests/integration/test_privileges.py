@@ -157,6 +157,7 @@ FUNCTIONS: Allowed = {
     "voicegate.attempt_settled()": NOBODY,
     "voicegate.forget_deleted_attempt_events()": NOBODY,
     "voicegate.emit_webhook(text,uuid,jsonb)": NOBODY,
+    "voicegate.make_room_for_webhook(uuid,uuid,integer)": NOBODY,
     "voicegate.webhook_sample_event()": NOBODY,
     "voicegate.webhook_job_event()": NOBODY,
     "voicegate.webhook_launch_event()": NOBODY,
