@@ -994,6 +994,29 @@ $$;
 ALTER FUNCTION voicegate.purge_idempotency_keys() OWNER TO voicegate_migrator;
 
 --
+-- Name: put_off_message(text, bigint, integer, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  moved integer;
+begin
+  execute format(
+    'update pgmq.%I set vt = clock_timestamp() + make_interval(secs => $3), read_ct = read_ct - 1
+      where msg_id = $1 and read_ct = $2 and read_ct > 0', 'q_' || p_queue)
+    using p_msg_id, p_read_ct, p_seconds;
+  get diagnostics moved = row_count;
+  return moved > 0;
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) OWNER TO voicegate_migrator;
+
+--
 -- Name: read_and_lease_attempts(text, integer, integer, text, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4152,6 +4175,13 @@ REVOKE ALL ON FUNCTION voicegate.publish_attempt(a public.voice_clone_attempts) 
 
 REVOKE ALL ON FUNCTION voicegate.purge_idempotency_keys() FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.purge_idempotency_keys() TO service_role;
+
+--
+-- Name: FUNCTION put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) TO service_role;
 
 --
 -- Name: FUNCTION read_and_lease_attempts(p_queue text, p_vt integer, p_qty integer, p_lease_owner text, p_lease_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

@@ -7,14 +7,18 @@ message visible again after a jittered, doubling backoff and dead-letters it aft
 signed with its own `webhook-timestamp`, so a late retry still passes a receiver's five-minute window,
 and every attempt and replay carries the event's one `webhook-id`. A receiver answering 410 Gone asks
 for no more: its endpoint is disabled. An endpoint deleted or disabled meanwhile gets nothing.
-Deliveries are read in the order they became due (`read_in_turn`), so retries do not go first.
+Deliveries are read in the order they became due (`read_in_turn`), so retries do not go first, and a
+user whose receivers hang holds only a share of a consumer's slots (`Shares`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import random
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -28,7 +32,7 @@ from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
-from backend.errors import WebhookUrlRefused, WorkFailed
+from backend.errors import WebhookUrlRefused, WorkFailed, WorkPutOff
 from backend.secret import Secret
 from backend.settings import DEFAULT_WEBHOOK_PENDING
 from backend.standard_webhooks.sender import Target
@@ -38,6 +42,17 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: The longest wait between two attempts, however many came before.
 RETRY_MAX_SECONDS: Final = 6 * 3600.0
 GONE: Final = 410
+#: A delivery slower than this marks its user's receivers slow: a receiver answers in well under a second.
+SLOW_AFTER_S: Final = 2.0
+#: Slots of one consumer a slow user's deliveries may hold at once (of VOICEGATE_WORKER_CONCURRENCY, 8).
+SLOW_USER_SLOTS: Final = 2
+#: How long a user stays slow after their last slow delivery.
+SLOW_FOR_S: Final = 60.0
+#: How long a slow user's delivery is put off when their slots are in use: about one attempt that hangs, so
+#: it comes back about as a slot frees, spread so that a backlog does not come back at once.
+PUT_OFF_S: Final = (10.0, 20.0)
+#: Past this many users remembered as slow, those no longer slow are forgotten.
+_SLOW_KEPT: Final = 1000
 
 
 class DeliveryFailed(WorkFailed):
@@ -66,11 +81,61 @@ async def read_in_turn(conn: Connection, vt: int, qty: int) -> list[dict[str, An
     return await fetch_all(conn, _Q["read_in_turn"], {"vt": vt, "qty": qty})
 
 
+class Shares:
+    """How many of a consumer's slots each user's deliveries hold. A user none of whose deliveries has been slow
+    lately takes what comes; once one of theirs took more than `SLOW_AFTER_S` (a receiver that hangs holds a
+    slot for up to 20 s an attempt), they hold at most `SLOW_USER_SLOTS` at once for `SLOW_FOR_S`, and their
+    other deliveries are put off (`WorkPutOff`), so that the consumer's other slots stay for other users."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        #: Each user's deliveries in hand: when each started.
+        self._in_hand: dict[str, list[float]] = {}
+        #: Until when each user counts as slow.
+        self._slow_until: dict[str, float] = {}
+
+    def take(self, owner: str) -> float | None:
+        """A slot for one of `owner`'s deliveries: when it started, to give back; None when it must wait."""
+        now = self._clock()
+        hands = self._in_hand.setdefault(owner, [])
+        slow = self._slow_until.get(owner, -math.inf) > now or any(now - t > SLOW_AFTER_S for t in hands)
+        if slow and len(hands) >= SLOW_USER_SLOTS:
+            return None
+        hands.append(now)
+        return now
+
+    def give_back(self, owner: str, started: float) -> None:
+        """The delivery that took its slot at `started` is over."""
+        now = self._clock()
+        hands = self._in_hand.get(owner, [])
+        if started in hands:
+            hands.remove(started)
+        if not hands:
+            self._in_hand.pop(owner, None)
+        if now - started > SLOW_AFTER_S:
+            self._slow_until[owner] = now + SLOW_FOR_S
+        elif len(self._slow_until) > _SLOW_KEPT:
+            self._slow_until = {who: until for who, until in self._slow_until.items() if until > now}
+
+
 def delivery_handler(ctx: Lifecycle) -> queues.Handler:
-    """The webhook queue's handler: one delivery attempt of each message (`process_delivery`)."""
+    """The webhook queue's handler: one delivery attempt of each message (`process_delivery`), a user's
+    deliveries held to their share of the consumer's slots while their receivers are slow (`Shares`)."""
+    shares = Shares()
 
     async def handle(message: queues.Message) -> datetime | None:
-        return (await process_delivery(ctx, message.message)).retry_at
+        owner = message.message.get("data", {}).get("ownerId")
+        if message.message.get("endpointId") is None or not isinstance(owner, str):
+            # The project's endpoint is the operator's: it gets every user's events, as fast as it answers.
+            return (await process_delivery(ctx, message.message)).retry_at
+        started = shares.take(owner)
+        if started is None:
+            seconds = random.uniform(*PUT_OFF_S)  # noqa: S311 - spreading retries, not security
+            raise WorkPutOff(f"user {owner}'s receivers are slow and hold their share of this worker", seconds)
+        try:
+            return (await process_delivery(ctx, message.message)).retry_at
+        finally:
+            shares.give_back(owner, started)
 
     return handle
 

@@ -144,6 +144,7 @@ FUNCTIONS: Allowed = {
     "voicegate.read_and_lease_attempts(text,integer,integer,text,integer)": SERVICE_ONLY,
     "voicegate.complete_attempt(uuid,text,text,jsonb)": SERVICE_ONLY,
     "voicegate.release_messages(text,bigint[],integer[])": SERVICE_ONLY,
+    "voicegate.put_off_message(text,bigint,integer,integer)": SERVICE_ONLY,
     "voicegate.take_create(uuid,text,integer,double precision)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.publish_attempt(public.voice_clone_attempts)": NOBODY,

@@ -31,6 +31,7 @@ from queue_consumers.handlers import Retries, queue_routes
 from queue_consumers.runtime import ConsumerConfig, QueueConsumer
 from tests.e2e.receiver import receiving
 from tests.integration.conftest import open_lifecycle
+from tests.support import silent_port
 
 EVENT = "sample.ready"
 #: The workers' defaults (VOICEGATE_WEBHOOK_MAX_ATTEMPTS, VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS).
@@ -224,6 +225,11 @@ def burst(db_dsn: str, owner: uuid.UUID, events: int) -> None:
             emit(conn, owner, n)
 
 
+def failed_once(db: Conn) -> int:
+    """Deliveries whose attempt failed (their error kept for a dead letter)."""
+    return int(one(db, "select count(*) as n from voicegate.queue_message_errors")["n"])
+
+
 def untried(db: Conn) -> int:
     """Deliveries not read yet."""
     return int(one(db, "select count(*) as n from pgmq.q_webhook_delivery where read_ct = 0")["n"])
@@ -294,3 +300,45 @@ async def test_another_users_deliveries_are_prompt_while_dead_endpoints_fill_and
     assert all(len(pending(db, target)) <= bound for target in dead)
     assert receiver.at("/live")[0].answered == 204
     assert latency < 5.0
+
+
+async def test_a_users_hung_receivers_hold_only_their_share_of_the_slots(
+    cpu: CpuExecutor, db: Conn, db_dsn: str, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(declare, db_dsn, pending=20)
+    hanging, other = create_user(db), create_user(db)
+    with silent_port() as port, receiving() as receiver:
+        hung = [endpoint(db, hanging, f"http://127.0.0.1:{port}/hook") for _ in range(4)]
+        live = endpoint(db, other, receiver.url("/live"))
+        receiver.secrets["/live"] = one(
+            db, "select secret from voicegate.webhook_secrets where endpoint_id = %s", (live,)
+        )["secret"]
+        async with open_lifecycle(cpu, db_dsn, tmp_path) as ctx:
+            consumer = webhook_consumer(ctx, db_dsn)
+            stopping = asyncio.Event()
+            task = asyncio.create_task(consumer.run(stopping))
+            try:
+                await asyncio.wait_for(consumer.listening.wait(), 5)
+                await asyncio.to_thread(burst, db_dsn, hanging, 20)  # 80 deliveries to receivers that never answer
+                # The first eight took every slot before any was known slow; they fail as the receiver's 15 s run out.
+                await until(lambda: failed_once(db) > 0, within=30)
+                sent = time.monotonic()
+                emit(db, other, 0)
+                await until(lambda: bool(receiver.at("/live")), within=15)
+                latency = time.monotonic() - sent
+                put_off = int(
+                    one(
+                        db,
+                        "select count(*) as n from pgmq.q_webhook_delivery"
+                        " where read_ct = 0 and vt > clock_timestamp() + interval '5 s'",
+                    )["n"]
+                )
+            finally:
+                stopping.set()
+                await asyncio.wait_for(task, 30)
+    assert receiver.at("/live")[0].answered == 204
+    # Without the share, the other user's event waited behind the 72 deliveries still due, eight at a time,
+    # 15 s each: over two minutes.
+    assert latency < 5.0
+    assert put_off > 0  # the hanging user's deliveries beyond their two slots were put off, uncounted
+    assert sum(len(pending(db, target)) for target in hung) == 80
