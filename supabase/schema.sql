@@ -2200,6 +2200,9 @@ CREATE TABLE public.webhook_endpoints (
     events text[] NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     disabled_at timestamp with time zone,
+    failing_since timestamp with time zone,
+    disabled_reason text,
+    CONSTRAINT webhook_endpoints_disabled_reason_check CHECK ((disabled_reason = ANY (ARRAY['gone'::text, 'failing'::text]))),
     CONSTRAINT webhook_endpoints_events_check CHECK ((((cardinality(events) >= 1) AND (cardinality(events) <= 8)) AND (events <@ ARRAY['sample.ready'::text, 'sample.failed'::text, 'voice.ready'::text, 'voice.failed'::text, 'synthesis.succeeded'::text, 'synthesis.failed'::text, 'synthesis.canceled'::text, 'reflection.launch_ready'::text]))),
     CONSTRAINT webhook_endpoints_url_check CHECK (((length(url) >= 8) AND (length(url) <= 2048)))
 );

@@ -6,7 +6,8 @@ message visible again after a jittered, doubling backoff and dead-letters it aft
 (VOICEGATE_WEBHOOK_MAX_ATTEMPTS); `voicegate ops replay-dead-letters` sends it again. Each attempt is
 signed with its own `webhook-timestamp`, so a late retry still passes a receiver's five-minute window,
 and every attempt and replay carries the event's one `webhook-id`. A receiver answering 410 Gone asks
-for no more: its endpoint is disabled. An endpoint deleted or disabled meanwhile gets nothing.
+for no more: its endpoint is disabled, as is one whose deliveries have all failed for `DISABLE_AFTER_HOURS`.
+An endpoint deleted or disabled meanwhile gets nothing.
 Deliveries are read in the order they became due (`read_in_turn`), so retries do not go first, and a
 user whose receivers hang holds only a share of a consumer's slots (`Shares`).
 """
@@ -29,6 +30,7 @@ import msgspec
 
 from backend import queues
 from backend.context import Lifecycle, Outcome
+from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
@@ -42,6 +44,11 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: The longest wait between two attempts, however many came before.
 RETRY_MAX_SECONDS: Final = 6 * 3600.0
 GONE: Final = 410
+#: A user's endpoint whose deliveries have all failed for this long is disabled: three days of a receiver's
+#: outage, past the day (VOICEGATE_WEBHOOK_MAX_ATTEMPTS) that any one delivery is retried for.
+DISABLE_AFTER_HOURS: Final = 72
+#: The audit event of an endpoint disabled for failing that long.
+DISABLED_AUDIT: Final = "webhook.endpoint_disabled"
 #: A delivery slower than this marks its user's receivers slow: a receiver answers in well under a second.
 SLOW_AFTER_S: Final = 2.0
 #: Slots of one consumer a slow user's deliveries may hold at once (of VOICEGATE_WORKER_CONCURRENCY, 8).
@@ -144,9 +151,28 @@ async def process_delivery(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
     """Make one delivery attempt of a `webhook_delivery` message (DeliveryFailed when it fails)."""
     delivery = msgspec.convert(message, Delivery)
     name = "project endpoint" if delivery.endpoint_id is None else f"endpoint {delivery.endpoint_id}"
-    target = await _target(ctx, delivery.endpoint_id)
-    if target is None:
+    found = await _target(ctx, delivery.endpoint_id)
+    if found is None:
         return Outcome(status="no_endpoint")
+    target, failing = found
+    try:
+        status = await _attempt(ctx, target, delivery, name)
+    except DeliveryFailed:
+        await _failed(ctx, delivery.endpoint_id)
+        raise
+    if status == GONE:
+        await _disable(ctx, delivery.endpoint_id)
+        log.warning("webhook %s: %s answered 410 Gone; it gets no more deliveries", delivery.webhook_id, name)
+        return Outcome(status="gone")
+    if failing and delivery.endpoint_id is not None:
+        async with ctx.db.service_transaction() as conn:
+            await conn.execute(_Q["delivered"], {"id": delivery.endpoint_id})
+    log.info("webhook %s (%s) delivered to %s", delivery.webhook_id, delivery.type, name)
+    return Outcome(status="delivered")
+
+
+async def _attempt(ctx: Lifecycle, target: Target, delivery: Delivery, name: str) -> int:
+    """Post the delivery: its 2xx or 410 status, or DeliveryFailed."""
     try:
         status = await ctx.webhooks.post(target, delivery.webhook_id, delivery.body(), int(time.time()))
     except WebhookUrlRefused as exc:
@@ -155,14 +181,9 @@ async def process_delivery(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
         raise DeliveryFailed(f"{name} ({_host(target.url)}): {type(exc).__name__}") from exc
     except TimeoutError as exc:
         raise DeliveryFailed(f"{name} ({_host(target.url)}): no answer in time") from exc
-    if 200 <= status < 300:
-        log.info("webhook %s (%s) delivered to %s", delivery.webhook_id, delivery.type, name)
-        return Outcome(status="delivered")
-    if status == GONE:
-        await _disable(ctx, delivery.endpoint_id)
-        log.warning("webhook %s: %s answered 410 Gone; it gets no more deliveries", delivery.webhook_id, name)
-        return Outcome(status="gone")
-    raise DeliveryFailed(f"{name} ({_host(target.url)}): HTTP {status}")
+    if not 200 <= status < 300 and status != GONE:
+        raise DeliveryFailed(f"{name} ({_host(target.url)}): HTTP {status}")
+    return status
 
 
 async def declare_project_endpoint(
@@ -175,15 +196,16 @@ async def declare_project_endpoint(
     await conn.execute(_Q["declare_project_endpoint"], {"configured": configured, "pending": pending})
 
 
-async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> Target | None:
-    """The project's endpoint, or the user's endpoint with its secret; None when there is none (any more)."""
+async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> tuple[Target, bool] | None:
+    """The project's endpoint, or the user's endpoint with its secret, and whether it is in a run of failures;
+    None when there is none (any more)."""
     if endpoint_id is None:
-        return ctx.webhooks.project
+        return None if ctx.webhooks.project is None else (ctx.webhooks.project, False)
     async with ctx.db.service_transaction() as conn:
         row = await fetch_optional(conn, _Q["endpoint"], {"id": endpoint_id})
     if row is None or row["disabled_at"] is not None:
         return None
-    return Target(row["url"], Secret(row["secret"]))
+    return Target(row["url"], Secret(row["secret"])), row["failing_since"] is not None
 
 
 async def _disable(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> None:
@@ -191,6 +213,25 @@ async def _disable(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> None:
         return  # the project's endpoint is configuration: an operator changes VOICEGATE_WEBHOOK_URL
     async with ctx.db.service_transaction() as conn:
         await conn.execute(_Q["disable_endpoint"], {"id": endpoint_id})
+
+
+async def _failed(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> None:
+    """Count a failed delivery in the endpoint's run of failures; past `DISABLE_AFTER_HOURS` of them, disable
+    it, with an audit event (its owner sees `disabledReason: failing`)."""
+    if endpoint_id is None:
+        return
+    async with ctx.db.service_transaction() as conn:
+        row = await fetch_optional(conn, _Q["failed"], {"id": endpoint_id, "hours": DISABLE_AFTER_HOURS})
+        if row is None:
+            return
+        detail = {"ownerId": row["owner_id"], "failingSince": row["failing_since"], "hours": DISABLE_AFTER_HOURS}
+        await record_audit(conn, "worker", DISABLED_AUDIT, "webhook_endpoint", endpoint_id, detail=detail)
+    log.warning(
+        "webhook endpoint %s has failed every delivery since %s, over %d h: it is disabled",
+        endpoint_id,
+        row["failing_since"].isoformat(timespec="seconds"),
+        DISABLE_AFTER_HOURS,
+    )
 
 
 def _host(url: str) -> str:

@@ -1,11 +1,29 @@
 -- name: endpoint
-select e.url, e.disabled_at, s.secret
+select e.url, e.disabled_at, e.failing_since, s.secret
   from public.webhook_endpoints e
   join voicegate.webhook_secrets s on s.endpoint_id = e.id
  where e.id = %(id)s;
 
 -- name: disable_endpoint
-update public.webhook_endpoints set disabled_at = now() where id = %(id)s and disabled_at is null;
+update public.webhook_endpoints set disabled_at = now(), disabled_reason = 'gone'
+ where id = %(id)s and disabled_at is null;
+
+-- name: delivered
+-- Written only when a run of failures ends: a healthy endpoint's deliveries write nothing.
+update public.webhook_endpoints set failing_since = null where id = %(id)s and failing_since is not null;
+
+-- name: failed
+-- The run of failures begins at the first (written once), and the endpoint is disabled once it has lasted
+-- `hours`; the row, when this delivery disabled it.
+with began as (
+  update public.webhook_endpoints set failing_since = now()
+   where id = %(id)s and failing_since is null and disabled_at is null
+  returning id
+)
+update public.webhook_endpoints
+   set disabled_at = now(), disabled_reason = 'failing'
+ where id = %(id)s and disabled_at is null and failing_since <= now() - make_interval(hours => %(hours)s)
+returning owner_id, failing_since;
 
 -- name: declare_project_endpoint
 -- Written only when it changes: every worker's sweep says it, and an update would lock the row events read.
