@@ -292,6 +292,16 @@ class WatermarkUnavailable(VoicegateError, code="watermark_unavailable"):
     """The watermark's weights cannot be read on this server, so audio can be neither marked nor checked."""
 
 
+class WorkPutOff(Exception):
+    """Queued work that cannot start here now through no fault of its own (the webhook consumer's slots for a
+    user whose receivers hang are in use): the consumer makes its message visible again after `seconds`, and
+    the delivery counts toward nothing. Not an HTTP error: it never reaches a client."""
+
+    def __init__(self, reason: str, seconds: float) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
 class WorkFailed(Exception):
     """One try at queued work failed for a reason its message states in full (a receiver's HTTP status, a
     refused connection): the consumer retries it like any failure and logs that one line, no traceback.

@@ -136,6 +136,15 @@ async def hand_back(conn: Connection, queue: str, deliveries: dict[int, int], *,
     return {row["msg_id"] for row in await fetch_all(conn, _Q["release_listed"], params)}
 
 
+async def put_off(conn: Connection, queue: str, msg_id: int, read_ct: int, seconds: int) -> bool:
+    """Make the message visible again in `seconds` and take back the read that delivered it (`read_ct`), so
+    that this delivery counts toward no dead letter; False when somebody has read it since."""
+    row = await fetch_one(
+        conn, _Q["put_off"], {"queue": queue, "msg_id": msg_id, "read_ct": read_ct, "seconds": seconds}
+    )
+    return bool(row["put_off"])
+
+
 async def record_error(conn: Connection, queue: str, msg_id: int, read_ct: int, error: str) -> None:
     """Keep the error of the message's failed delivery `read_ct` (the last one kept), for its dead letter."""
     await conn.execute(_Q["record_error"], {"queue": queue, "msg_id": msg_id, "read_ct": read_ct, "error": error})

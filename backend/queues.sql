@@ -19,6 +19,9 @@ select msg_id from voicegate.release_messages(%(queue)s, %(msg_ids)s::bigint[], 
 -- name: archive_many
 select pgmq.archive(%(queue)s, %(msg_ids)s::bigint[]);
 
+-- name: put_off
+select voicegate.put_off_message(%(queue)s, %(msg_id)s, %(read_ct)s, %(seconds)s) as put_off;
+
 -- name: record_error
 insert into voicegate.queue_message_errors (queue_name, msg_id, read_ct, error)
 values (%(queue)s, %(msg_id)s, %(read_ct)s, left(%(error)s, 1000))

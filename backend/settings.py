@@ -25,6 +25,9 @@ DEFAULT_DATA_DIR = Path(".voicegate")
 #: The bounds of VOICEGATE_CONSENT_PHRASE_SECONDS (see `_check_phrase_seconds`).
 MIN_PHRASE_SECONDS = 60
 MAX_PHRASE_SECONDS = 3600
+#: Deliveries one endpoint holds queued by default: a burst of events while its receiver restarts, not a day of them.
+DEFAULT_WEBHOOK_PENDING = 100
+MAX_WEBHOOK_PENDING = 100_000
 
 
 class SettingsError(ValueError):
@@ -184,6 +187,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_retry_base_seconds: float = 5.0
     """VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS: wait before the second delivery; it doubles each time (with
     jitter, at most 6 h), so the default 15 attempts span about a day."""
+    webhook_pending: int = DEFAULT_WEBHOOK_PENDING
+    """VOICEGATE_WEBHOOK_PENDING: deliveries one user's endpoint may hold queued (waiting, being sent or backing
+    off); an event past it moves the endpoint's oldest to the dead letters (docs/api/webhooks.md)."""
 
     def cpu_threads(self, *, serves_api: bool) -> int:
         """The CPU executor's threads in a process that serves the API, or in a worker (VOICEGATE_CPU_WORKERS)."""
@@ -378,6 +384,7 @@ def _check(settings: Settings) -> None:
     _check_storage_wait(settings.storage_wait_seconds)
     _check_storage_version(settings.storage_version_seconds)
     _check_phrase_seconds(settings.consent_phrase_seconds)
+    _check_webhook_pending(settings.webhook_pending)
     _check_create_window(settings.user_create_window)
     for field in ("c2pa_cert", "c2pa_key", "c2pa_trust_anchors"):
         # The variables name files, so keys stay out of the environment (and of /proc/<pid>/environ).
@@ -411,6 +418,16 @@ def _check_phrase_seconds(seconds: int) -> None:
         raise SettingsError(
             f"VOICEGATE_CONSENT_PHRASE_SECONDS must be from {MIN_PHRASE_SECONDS} to {MAX_PHRASE_SECONDS} seconds: how"
             f" long a spoken consent's phrase may be recorded in after it is made (got {seconds})"
+        )
+
+
+def _check_webhook_pending(pending: int) -> None:
+    # The database holds the bound within these (voicegate.project_webhook): past 100,000 a few dead endpoints
+    # would again fill the queue everyone's deliveries share.
+    if not 1 <= pending <= MAX_WEBHOOK_PENDING:
+        raise SettingsError(
+            f"VOICEGATE_WEBHOOK_PENDING must be from 1 to {MAX_WEBHOOK_PENDING}: the deliveries one endpoint may hold"
+            f" queued before its oldest are dead-lettered (got {pending})"
         )
 
 

@@ -65,7 +65,13 @@ def queue_routes(
         QueueRoute(queues.PREVIEW, preview_step.preview_handler(ctx)),
         QueueRoute(queues.SAMPLE_CHECK, sample_step.sample_handler(ctx), sample_step.on_dead_letter),
         QueueRoute(queues.SYNTHESIS, synthesis_step.synthesis_handler(ctx, worker_id), synthesis_step.on_dead_letter),
-        QueueRoute(queues.WEBHOOK, webhook_step.delivery_handler(ctx), retries=webhook_retries, needs_storage=False),
+        QueueRoute(
+            queues.WEBHOOK,
+            webhook_step.delivery_handler(ctx),
+            retries=webhook_retries,
+            reader=webhook_step.read_in_turn,
+            needs_storage=False,
+        ),
         QueueRoute(queues.ERASURE, erasure_step.erasure_handler(ctx)),
     ]
 

@@ -49,13 +49,15 @@ class SweepReport(msgspec.Struct, frozen=True):
 
 
 async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> SweepReport:
-    """One pass: say whether the project has a webhook endpoint, requeue attempts stuck past
-    `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended and the evidence of as many
-    spoken consents, remove up to `SWEEP_LIMIT` orphans past their grace period, settle up to `SWEEP_LIMIT`
-    voice manifests left half done, and report dead letters."""
+    """One pass: say whether the project has a webhook endpoint and how many deliveries a user's may hold,
+    requeue attempts stuck past `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended
+    and the evidence of as many spoken consents, remove up to `SWEEP_LIMIT` orphans past their grace period,
+    settle up to `SWEEP_LIMIT` voice manifests left half done, and report dead letters."""
     source = functools.partial(db.service_transaction, budget=SWEEP_BUDGET)
     async with source() as conn:
-        await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
+        await declare_project_endpoint(
+            conn, configured=settings.webhook_url is not None, pending=settings.webhook_pending
+        )
         touched = await requeue_stale_attempts(
             conn,
             stale_after=timedelta(seconds=settings.stale_after_seconds),

@@ -5,8 +5,9 @@ failure, a dead-letter queue past `max_reads`, and a drain on stop.
 A handler returns `None` when the message is done (archived) or a time to look again (the message is
 re-sent with that delay and the old one archived, in one transaction, so waiting never counts as a
 failed delivery). An exception is a failed delivery: the message becomes visible again after a
-backoff, and its error is kept for the dead letter. pgmq does not check who archives what, so the
-handlers' own fencing (attempt leases and versions) decides whose result counts.
+backoff, and its error is kept for the dead letter; but `WorkPutOff` is none: the message is made visible
+again after the time it names, with its same id, and its read taken back. pgmq does not check who archives
+what, so the handlers' own fencing (attempt leases and versions) decides whose result counts.
 
 Outages are not failed deliveries. A message whose handler met the database down or hung is handed back
 (visible at once) by the consumer's first read that gets an answer; one that met Storage down is handed
@@ -45,7 +46,7 @@ from backend import queues
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.units import Database, translate_db_errors
-from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests, WorkFailed
+from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests, WorkFailed, WorkPutOff
 from backend.failpoints import failpoint
 from backend.leases import Beat
 from backend.outages import DATABASE, Outage
@@ -389,6 +390,10 @@ class QueueConsumer:
         except StorageUnavailable:
             await self._storage_unavailable(message)
             return
+        except WorkPutOff as exc:
+            log.debug("%s: message %d put off: %s", self.config.queue, message.msg_id, exc)
+            await self._put_off(message, exc.seconds)
+            return
         except Exception as exc:
             if isinstance(exc, WorkFailed):
                 log.warning("%s: message %d failed (delivery %d): %s", *self._named(message), exc)
@@ -482,6 +487,16 @@ class QueueConsumer:
             self._waits(message, exc)  # handlers are safe to repeat
         except Exception:
             log.exception("%s: could not archive message %d", self.config.queue, message.msg_id)
+
+    async def _put_off(self, message: Message, seconds: float) -> None:
+        """Make the message visible again after `seconds`, its delivery taken back (`WorkPutOff`)."""
+        try:
+            async with self.db.service_statement() as conn:
+                await queues.put_off(conn, self.config.queue, message.msg_id, message.read_ct, math.ceil(seconds))
+        except _WAITED as exc:
+            self._waits(message, exc)
+        except Exception:
+            log.exception("%s: could not put message %d off", self.config.queue, message.msg_id)
 
     async def _keep_invisible(self, msg_id: int) -> float:
         """Extend a held message's invisibility; the seconds until the next extension (sooner after a failure:

@@ -698,10 +698,15 @@ CREATE FUNCTION voicegate.emit_webhook(p_type text, p_owner uuid, p_data jsonb) 
     SET search_path TO ''
     AS $$
 declare
-  project boolean := coalesce((select configured from voicegate.project_webhook), true);
+  cfg voicegate.project_webhook;
+  project boolean;
+  bound integer;
   event jsonb;
   endpoint uuid;
 begin
+  select * into cfg from voicegate.project_webhook;
+  project := coalesce(cfg.configured, true);
+  bound := coalesce(cfg.endpoint_pending, 100);
   if not project and not exists (select from public.webhook_endpoints e
                                   where e.owner_id = p_owner and p_type = any (e.events) and e.disabled_at is null) then
     return;
@@ -715,8 +720,12 @@ begin
     insert into pgmq.q_webhook_delivery (vt, message)
     values (clock_timestamp(), event || jsonb_build_object('endpointId', null));
   end if;
+  -- `for no key update`: an endpoint's secret (which refers to it) may still be written meanwhile.
   for endpoint in select e.id from public.webhook_endpoints e
-                   where e.owner_id = p_owner and p_type = any (e.events) and e.disabled_at is null loop
+                   where e.owner_id = p_owner and p_type = any (e.events) and e.disabled_at is null
+                   order by e.id
+                     for no key update of e loop
+    perform voicegate.make_room_for_webhook(endpoint, p_owner, bound);
     insert into pgmq.q_webhook_delivery (vt, message)
     values (clock_timestamp(), event || jsonb_build_object('endpointId', endpoint));
   end loop;
@@ -1005,6 +1014,69 @@ $$;
 ALTER FUNCTION voicegate.forget_deleted_voice_references() OWNER TO voicegate_migrator;
 
 --
+-- Name: make_room_for_webhook(uuid, uuid, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.make_room_for_webhook(p_endpoint uuid, p_owner uuid, p_bound integer) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  held integer;
+  gone record;
+  kept text;
+  moved bigint[] := '{}';
+begin
+  select count(*) into held
+    from pgmq.q_webhook_delivery
+   where message ->> 'endpointId' = p_endpoint::text;
+  if held < p_bound then
+    return;
+  end if;
+  for gone in
+    with oldest as (
+      select q.msg_id
+        from pgmq.q_webhook_delivery q
+       where q.message ->> 'endpointId' = p_endpoint::text
+       order by q.message ->> 'endpointId', q.msg_id
+       limit held - p_bound + greatest(1, p_bound / 10)
+    ), evicted as (
+      delete from pgmq.q_webhook_delivery q using oldest o where q.msg_id = o.msg_id returning q.*
+    ), archived as (
+      -- The columns every pgmq since 1.0 has (the triggers write no headers).
+      insert into pgmq.a_webhook_delivery (msg_id, read_ct, enqueued_at, vt, message)
+      select msg_id, read_ct, enqueued_at, vt, message from evicted
+      returning msg_id, read_ct, message
+    )
+    select * from archived order by msg_id
+  loop
+    delete from voicegate.queue_message_errors
+     where queue_name = 'webhook_delivery' and msg_id = gone.msg_id
+    returning error into kept;
+    -- As queue_consumers/runtime.py writes a dead letter, so `voicegate ops replay-dead-letters` replays it.
+    perform pgmq.send('voice_dead_letter', jsonb_build_object(
+      'sourceQueue', 'webhook_delivery',
+      'sourceMsgId', gone.msg_id,
+      'readCount', gone.read_ct,
+      'message', gone.message,
+      'error', jsonb_build_object(
+        'code', 'endpoint_backlog',
+        'message', left(format('the endpoint held %s deliveries (VOICEGATE_WEBHOOK_PENDING) as a newer event came;'
+                               ' last error: %s', p_bound, coalesce(kept, 'none yet')), 1000)),
+      'deadAt', to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')));
+    moved := moved || gone.msg_id;
+  end loop;
+  perform voicegate.record_audit('webhook_outbox', 'webhook.backlog_dead_lettered', 'webhook_endpoint',
+                                 p_endpoint::text,
+                                 jsonb_build_object('ownerId', p_owner, 'bound', p_bound, 'held', held,
+                                                    'deadLettered', cardinality(moved), 'msgIds', to_jsonb(moved)));
+end
+$$;
+
+
+ALTER FUNCTION voicegate.make_room_for_webhook(p_endpoint uuid, p_owner uuid, p_bound integer) OWNER TO voicegate_migrator;
+
+--
 -- Name: mirror_drift(jsonb, uuid, public.voice_clone_attempts); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1112,6 +1184,29 @@ $$;
 
 
 ALTER FUNCTION voicegate.purge_idempotency_keys() OWNER TO voicegate_migrator;
+
+--
+-- Name: put_off_message(text, bigint, integer, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  moved integer;
+begin
+  execute format(
+    'update pgmq.%I set vt = clock_timestamp() + make_interval(secs => $3), read_ct = read_ct - 1
+      where msg_id = $1 and read_ct = $2 and read_ct > 0', 'q_' || p_queue)
+    using p_msg_id, p_read_ct, p_seconds;
+  get diagnostics moved = row_count;
+  return moved > 0;
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) OWNER TO voicegate_migrator;
 
 --
 -- Name: read_and_lease_attempts(text, integer, integer, text, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
@@ -2435,6 +2530,9 @@ CREATE TABLE public.webhook_endpoints (
     events text[] NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     disabled_at timestamp with time zone,
+    failing_since timestamp with time zone,
+    disabled_reason text,
+    CONSTRAINT webhook_endpoints_disabled_reason_check CHECK ((disabled_reason = ANY (ARRAY['gone'::text, 'failing'::text]))),
     CONSTRAINT webhook_endpoints_events_check CHECK ((((cardinality(events) >= 1) AND (cardinality(events) <= 8)) AND (events <@ ARRAY['sample.ready'::text, 'sample.failed'::text, 'voice.ready'::text, 'voice.failed'::text, 'synthesis.succeeded'::text, 'synthesis.failed'::text, 'synthesis.canceled'::text, 'reflection.launch_ready'::text]))),
     CONSTRAINT webhook_endpoints_url_check CHECK (((length(url) >= 8) AND (length(url) <= 2048)))
 );
@@ -2605,6 +2703,8 @@ ALTER TABLE voicegate.local_voices OWNER TO voicegate_migrator;
 CREATE TABLE voicegate.project_webhook (
     singleton boolean DEFAULT true NOT NULL,
     configured boolean DEFAULT true NOT NULL,
+    endpoint_pending integer DEFAULT 100 NOT NULL,
+    CONSTRAINT project_webhook_endpoint_pending_check CHECK (((endpoint_pending >= 1) AND (endpoint_pending <= 100000))),
     CONSTRAINT project_webhook_singleton_check CHECK (singleton)
 );
 
@@ -3294,6 +3394,12 @@ CREATE INDEX q_voice_sample_process_vt_idx ON pgmq.q_voice_sample_process USING 
 --
 
 CREATE INDEX q_voice_synthesis_vt_idx ON pgmq.q_voice_synthesis USING btree (vt);
+
+--
+-- Name: q_webhook_delivery_endpoint_idx; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE INDEX q_webhook_delivery_endpoint_idx ON pgmq.q_webhook_delivery USING btree (((message ->> 'endpointId'::text)), msg_id);
 
 --
 -- Name: q_webhook_delivery_vt_idx; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
@@ -4560,6 +4666,12 @@ REVOKE ALL ON FUNCTION voicegate.forget_deleted_attempt_events() FROM PUBLIC;
 REVOKE ALL ON FUNCTION voicegate.forget_deleted_voice_references() FROM PUBLIC;
 
 --
+-- Name: FUNCTION make_room_for_webhook(p_endpoint uuid, p_owner uuid, p_bound integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.make_room_for_webhook(p_endpoint uuid, p_owner uuid, p_bound integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION mirror_drift(p_voice jsonb, p_voice_id uuid, p_attempt public.voice_clone_attempts); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4584,6 +4696,13 @@ REVOKE ALL ON FUNCTION voicegate.publish_attempt(a public.voice_clone_attempts) 
 
 REVOKE ALL ON FUNCTION voicegate.purge_idempotency_keys() FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.purge_idempotency_keys() TO service_role;
+
+--
+-- Name: FUNCTION put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) TO service_role;
 
 --
 -- Name: FUNCTION read_and_lease_attempts(p_queue text, p_vt integer, p_qty integer, p_lease_owner text, p_lease_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

@@ -60,8 +60,12 @@ class Endpoint(msgspec.Struct, rename="camel", kw_only=True):
     url: str
     events: list[str]
     created_at: datetime
-    #: When the receiver answered 410 Gone; nothing is delivered to a disabled endpoint.
+    #: When it was disabled; nothing is delivered to a disabled endpoint.
     disabled_at: datetime | None
+    #: Why: `gone`, its receiver answered 410 Gone; `failing`, every delivery to it failed for three days.
+    disabled_reason: Literal["gone", "failing"] | None
+    #: When its current run of failed deliveries began; null while its last delivery succeeded.
+    failing_since: datetime | None
 
 
 class CreatedEndpoint(Endpoint, kw_only=True):

@@ -149,6 +149,7 @@ FUNCTIONS: Allowed = {
     "voicegate.read_and_lease_attempts(text,integer,integer,text,integer)": SERVICE_ONLY,
     "voicegate.complete_attempt(uuid,text,text,jsonb)": SERVICE_ONLY,
     "voicegate.release_messages(text,bigint[],integer[])": SERVICE_ONLY,
+    "voicegate.put_off_message(text,bigint,integer,integer)": SERVICE_ONLY,
     "voicegate.take_create(uuid,text,integer,double precision)": SERVICE_ONLY,
     # Whether the caller's user is still there, in every user transaction's opening statement (and the service's).
     "voicegate.require_user()": {"authenticated": EXECUTE, "service_role": EXECUTE},
@@ -173,6 +174,7 @@ FUNCTIONS: Allowed = {
     "voicegate.attempt_settled()": NOBODY,
     "voicegate.forget_deleted_attempt_events()": NOBODY,
     "voicegate.emit_webhook(text,uuid,jsonb)": NOBODY,
+    "voicegate.make_room_for_webhook(uuid,uuid,integer)": NOBODY,
     "voicegate.webhook_sample_event()": NOBODY,
     "voicegate.webhook_job_event()": NOBODY,
     "voicegate.webhook_launch_event()": NOBODY,

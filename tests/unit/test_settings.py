@@ -171,6 +171,8 @@ def test_the_project_webhook_is_a_url_and_a_secret_that_never_shows() -> None:
     assert settings.webhook_secret.reveal() == SECRET
     assert SECRET not in repr(settings)
     assert (settings.webhook_max_attempts, settings.webhook_retry_base_seconds) == (15, 5.0)
+    assert settings.webhook_pending == 100
+    assert settings_from_env({"VOICEGATE_WEBHOOK_PENDING": "7"}).webhook_pending == 7
 
 
 @pytest.mark.parametrize(
@@ -186,6 +188,8 @@ def test_the_project_webhook_is_a_url_and_a_secret_that_never_shows() -> None:
         ),
         ({"VOICEGATE_WEBHOOK_MAX_ATTEMPTS": "0"}, "VOICEGATE_WEBHOOK_MAX_ATTEMPTS must be at least 1"),
         ({"VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS": "0"}, "VOICEGATE_WEBHOOK_RETRY_BASE_SECONDS must be positive"),
+        ({"VOICEGATE_WEBHOOK_PENDING": "0"}, "VOICEGATE_WEBHOOK_PENDING must be from 1 to 100000"),
+        ({"VOICEGATE_WEBHOOK_PENDING": "100001"}, "VOICEGATE_WEBHOOK_PENDING must be from 1 to 100000"),
     ],
 )
 def test_a_project_webhook_that_does_not_fit_fails_at_start_up(env: dict[str, str], message: str) -> None:

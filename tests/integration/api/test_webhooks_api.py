@@ -48,7 +48,7 @@ async def test_the_secret_is_shown_once_and_stored_apart(
     body = created.json()
     assert body["url"] == RECEIVER
     assert body["events"] == list(EVENT_TYPES)
-    assert body["disabledAt"] is None
+    assert (body["disabledAt"], body["disabledReason"], body["failingSince"]) == (None, None, None)
     assert body["secret"].startswith("whsec_")
     assert len(base64.b64decode(body["secret"].removeprefix("whsec_"))) == 32
     listed = (await client.get("/v1/webhooks", headers=user.headers)).json()["endpoints"]
@@ -58,6 +58,24 @@ async def test_the_secret_is_shown_once_and_stored_apart(
     assert one(sql, "select secret from voicegate.webhook_secrets where endpoint_id = %s", (body["id"],)) == {
         "secret": body["secret"]
     }
+
+
+async def test_the_owner_sees_why_an_endpoint_was_disabled_and_since_when_it_fails(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    user = make_user()
+    endpoint_id = (await create(client, user)).json()["id"]
+    sql.execute(
+        "update webhook_endpoints set failing_since = '2026-11-20T08:00:00Z', disabled_at = '2026-11-23T08:00:05Z',"
+        " disabled_reason = 'failing' where id = %s",
+        (endpoint_id,),
+    )
+
+    [listed] = (await client.get("/v1/webhooks", headers=user.headers)).json()["endpoints"]
+
+    assert listed["disabledReason"] == "failing"
+    assert listed["failingSince"].startswith("2026-11-20T08:00:00")
+    assert listed["disabledAt"].startswith("2026-11-23T08:00:05")
 
 
 async def test_an_endpoint_may_choose_its_events(client: Client, make_user: Callable[[], User]) -> None:

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 from backend.db.connection import Connection
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.errors import DatabaseUnavailable, ServerBusy, StorageUnavailable
+from backend.errors import DatabaseUnavailable, ServerBusy, StorageUnavailable, WorkPutOff
 from backend.outages import Outage
 from backend.queues import Message
 from backend.settings import settings_from_env
@@ -143,6 +143,29 @@ async def test_defer_resends_with_a_delay_and_does_not_count_as_a_failure(databa
     assert again["read_ct"] == 0
     assert again["vt"] > datetime.now(UTC) + timedelta(seconds=20)
     assert calls == [1]
+
+
+async def test_a_put_off_message_keeps_its_id_and_its_delivery_is_taken_back(database: Database, db: Conn) -> None:
+    calls: list[int] = []
+
+    async def handle(message: Message) -> None:
+        calls.append(message.read_ct)
+        if len(calls) < 3:
+            raise WorkPutOff("not here now", 1 if len(calls) == 2 else 30)
+
+    msg_id = send(db, {"n": 1})
+    async with running(consumer(database, None, handle, poll_interval=0.05, max_reads=1)):
+        await until(lambda: len(calls) == 1)
+        await until(lambda: queued(db)[0]["read_ct"] == 0)
+        [waiting] = queued(db)
+        assert waiting["msg_id"] == msg_id
+        assert waiting["vt"] > datetime.now(UTC) + timedelta(seconds=20)
+        # Due again now: with max_reads 1 it is delivered, put off (1 s) and delivered again, never dead-lettered.
+        db.execute(f"update pgmq.q_{QUEUE} set vt = clock_timestamp() where msg_id = %s", (msg_id,))
+        await until(lambda: len(archived(db)) == 1)
+    assert calls == [1, 1, 1]
+    assert dead_letters(db) == []
+    assert one(db, "select count(*) as n from voicegate.queue_message_errors")["n"] == 0
 
 
 async def test_failures_back_off_then_dead_letter_with_the_error(database: Database, db: Conn) -> None:
