@@ -16,6 +16,7 @@ AREAS = (
     "backend.samples",
     "backend.consents",
     "backend.webhooks",
+    "backend.usage",
 )
 
 #: From the top down; a module takes the layer of its longest listed prefix. A module may import its own

@@ -813,6 +813,32 @@ $$;
 ALTER FUNCTION voicegate.forget_deleted_voice_references() OWNER TO voicegate_migrator;
 
 --
+-- Name: lock_usage(uuid, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.lock_usage(p_owner_id uuid, p_window_seconds double precision) RETURNS TABLE(used bigint, window_start timestamp with time zone)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    SET lock_timeout TO '800ms'
+    AS $$
+declare
+  current_start constant timestamptz :=
+    to_timestamp(floor(extract(epoch from now()) / p_window_seconds) * p_window_seconds);
+begin
+  return query
+  insert into voicegate.user_usage as u (owner_id, window_start, characters)
+  values (p_owner_id, current_start, 0)
+  on conflict (owner_id) do update
+     set characters = case when u.window_start = excluded.window_start then u.characters else 0 end,
+         window_start = excluded.window_start
+  returning u.characters, u.window_start;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.lock_usage(p_owner_id uuid, p_window_seconds double precision) OWNER TO voicegate_migrator;
+
+--
 -- Name: mirror_drift(jsonb, uuid, public.voice_clone_attempts); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1135,6 +1161,51 @@ $$;
 
 
 ALTER FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) OWNER TO voicegate_migrator;
+
+--
+-- Name: reserve_usage(uuid, text, text, text, uuid, text, integer, bigint, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) RETURNS TABLE(reserved boolean, used bigint, window_start timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET lock_timeout TO '800ms'
+    AS $$
+declare
+  before bigint;
+  started timestamptz;
+  after bigint;
+  percent integer;
+begin
+  select l.used, l.window_start into before, started from voicegate.lock_usage(p_owner_id, p_window_seconds) l;
+  if exists (select from voicegate.usage_events e
+              where e.kind = p_kind and e.work_id = p_work_id and e.call_key = p_call_key) then
+    return query select true, before, started;
+    return;
+  end if;
+  after := before + p_characters;
+  if after > p_limit then
+    return query select false, before, started;
+    return;
+  end if;
+  insert into voicegate.usage_events (owner_id, provider, model, kind, work_id, call_key, characters)
+  values (p_owner_id, p_provider, p_model, p_kind, p_work_id, p_call_key, p_characters);
+  update voicegate.user_usage set characters = after where owner_id = p_owner_id;
+  foreach percent in array array[80, 100] loop
+    if before * 100 < p_limit * percent and after * 100 >= p_limit * percent then
+      perform voicegate.emit_webhook('usage.threshold', p_owner_id, jsonb_build_object(
+        'percent', percent, 'characters', after, 'limit', p_limit,
+        'windowStart', to_char(started at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'resetsAt', to_char((started + make_interval(secs => p_window_seconds)) at time zone 'UTC',
+                            'YYYY-MM-DD"T"HH24:MI:SS"Z"')));
+    end if;
+  end loop;
+  return query select true, after, started;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) OWNER TO voicegate_migrator;
 
 --
 -- Name: take_create(uuid, text, integer, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
@@ -2105,7 +2176,6 @@ CREATE TABLE public.webhook_endpoints (
     events text[] NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     disabled_at timestamp with time zone,
-    CONSTRAINT webhook_endpoints_events_check CHECK ((((cardinality(events) >= 1) AND (cardinality(events) <= 8)) AND (events <@ ARRAY['sample.ready'::text, 'sample.failed'::text, 'voice.ready'::text, 'voice.failed'::text, 'synthesis.succeeded'::text, 'synthesis.failed'::text, 'synthesis.canceled'::text, 'reflection.launch_ready'::text]))),
     CONSTRAINT webhook_endpoints_url_check CHECK (((length(url) >= 8) AND (length(url) <= 2048)))
 );
 
@@ -2303,6 +2373,42 @@ CREATE TABLE voicegate.service_written_objects (
 ALTER TABLE voicegate.service_written_objects OWNER TO voicegate_migrator;
 
 --
+-- Name: usage_events; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.usage_events (
+    id bigint NOT NULL,
+    owner_id uuid NOT NULL,
+    provider text NOT NULL,
+    model text,
+    kind text NOT NULL,
+    work_id uuid NOT NULL,
+    call_key text NOT NULL,
+    characters integer NOT NULL,
+    audio_seconds double precision,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT usage_events_audio_seconds_check CHECK ((audio_seconds >= (0)::double precision)),
+    CONSTRAINT usage_events_characters_check CHECK ((characters >= 0)),
+    CONSTRAINT usage_events_kind_check CHECK ((kind = ANY (ARRAY['job'::text, 'stream'::text, 'preview'::text, 'probe'::text, 'enrolment'::text])))
+);
+
+
+ALTER TABLE voicegate.usage_events OWNER TO voicegate_migrator;
+
+--
+-- Name: usage_events_id_seq; Type: SEQUENCE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.usage_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME voicegate.usage_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: user_creates; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -2316,6 +2422,20 @@ CREATE TABLE voicegate.user_creates (
 
 
 ALTER TABLE voicegate.user_creates OWNER TO voicegate_migrator;
+
+--
+-- Name: user_usage; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.user_usage (
+    owner_id uuid NOT NULL,
+    window_start timestamp with time zone NOT NULL,
+    characters bigint NOT NULL,
+    CONSTRAINT user_usage_characters_check CHECK ((characters >= 0))
+);
+
+
+ALTER TABLE voicegate.user_usage OWNER TO voicegate_migrator;
 
 --
 -- Name: webhook_secrets; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
@@ -2664,6 +2784,13 @@ ALTER TABLE public.voices
     ADD CONSTRAINT voices_tts_provider_check CHECK ((((tts_provider)::public.voice_provider)::text = tts_provider)) NOT VALID;
 
 --
+-- Name: webhook_endpoints webhook_endpoints_events_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
+--
+
+ALTER TABLE public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_events_check CHECK ((((cardinality(events) >= 1) AND (cardinality(events) <= 9)) AND (events <@ ARRAY['sample.ready'::text, 'sample.failed'::text, 'voice.ready'::text, 'voice.failed'::text, 'synthesis.succeeded'::text, 'synthesis.failed'::text, 'synthesis.canceled'::text, 'reflection.launch_ready'::text, 'usage.threshold'::text]))) NOT VALID;
+
+--
 -- Name: webhook_endpoints webhook_endpoints_pkey; Type: CONSTRAINT; Schema: public; Owner: voicegate_migrator
 --
 
@@ -2762,11 +2889,32 @@ ALTER DOMAIN voicegate.sha256_hex
     ADD CONSTRAINT sha256_hex_check CHECK ((VALUE ~ '^[0-9a-f]{64}$'::text)) NOT VALID;
 
 --
+-- Name: usage_events usage_events_call_key; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.usage_events
+    ADD CONSTRAINT usage_events_call_key UNIQUE (kind, work_id, call_key);
+
+--
+-- Name: usage_events usage_events_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.usage_events
+    ADD CONSTRAINT usage_events_pkey PRIMARY KEY (id);
+
+--
 -- Name: user_creates user_creates_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
 ALTER TABLE ONLY voicegate.user_creates
     ADD CONSTRAINT user_creates_pkey PRIMARY KEY (owner_id, kind);
+
+--
+-- Name: user_usage user_usage_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.user_usage
+    ADD CONSTRAINT user_usage_pkey PRIMARY KEY (owner_id);
 
 --
 -- Name: webhook_secrets webhook_secrets_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
@@ -3027,6 +3175,18 @@ CREATE INDEX service_object_writes_object_idx ON voicegate.service_object_writes
 --
 
 CREATE INDEX service_object_writes_started_idx ON voicegate.service_object_writes USING btree (started_at);
+
+--
+-- Name: usage_events_at_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX usage_events_at_idx ON voicegate.usage_events USING btree (at);
+
+--
+-- Name: usage_events_owner_at_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX usage_events_owner_at_idx ON voicegate.usage_events USING btree (owner_id, at);
 
 --
 -- Name: q_voice_clone_process voicegate_notify_insert; Type: TRIGGER; Schema: pgmq; Owner: voicegate_migrator
@@ -3406,11 +3566,25 @@ ALTER TABLE ONLY voicegate.idempotency_keys
     ADD CONSTRAINT idempotency_keys_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 --
+-- Name: usage_events usage_events_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.usage_events
+    ADD CONSTRAINT usage_events_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
 -- Name: user_creates user_creates_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
 ALTER TABLE ONLY voicegate.user_creates
     ADD CONSTRAINT user_creates_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
+-- Name: user_usage user_usage_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.user_usage
+    ADD CONSTRAINT user_usage_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 --
 -- Name: webhook_secrets webhook_secrets_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
@@ -3704,10 +3878,22 @@ ALTER TABLE voicegate.service_object_writes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE voicegate.service_written_objects ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: usage_events; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.usage_events ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: user_creates; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
 --
 
 ALTER TABLE voicegate.user_creates ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: user_usage; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.user_usage ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: webhook_secrets; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
@@ -4042,6 +4228,13 @@ REVOKE ALL ON FUNCTION voicegate.forget_deleted_attempt_events() FROM PUBLIC;
 REVOKE ALL ON FUNCTION voicegate.forget_deleted_voice_references() FROM PUBLIC;
 
 --
+-- Name: FUNCTION lock_usage(p_owner_id uuid, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.lock_usage(p_owner_id uuid, p_window_seconds double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.lock_usage(p_owner_id uuid, p_window_seconds double precision) TO service_role;
+
+--
 -- Name: FUNCTION mirror_drift(p_voice jsonb, p_voice_id uuid, p_attempt public.voice_clone_attempts); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4107,6 +4300,13 @@ GRANT ALL ON FUNCTION voicegate.release_messages(p_queue text, p_msg_ids bigint[
 
 REVOKE ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) TO service_role;
+
+--
+-- Name: FUNCTION reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) TO service_role;
 
 --
 -- Name: FUNCTION take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
@@ -4766,10 +4966,22 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.service_object_writes TO se
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.service_written_objects TO service_role;
 
 --
+-- Name: TABLE usage_events; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE voicegate.usage_events TO service_role;
+
+--
 -- Name: TABLE user_creates; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
 GRANT SELECT,INSERT,UPDATE ON TABLE voicegate.user_creates TO service_role;
+
+--
+-- Name: TABLE user_usage; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE voicegate.user_usage TO service_role;
 
 --
 -- Name: TABLE webhook_secrets; Type: ACL; Schema: voicegate; Owner: voicegate_migrator

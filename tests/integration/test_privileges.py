@@ -107,6 +107,10 @@ TABLES: Allowed = {
     # Each user's create buckets: the service counts and locks them; a user who could write them would lift their
     # own limits (or truncate everyone's). Rows go with their user (on delete cascade), never one by one.
     "voicegate.user_creates": {"service_role": {"select", "insert", "update"}},
+    # The usage ledger and each user's counter: the service reserves, fills in and reads them; a user who could
+    # write them would lift their own quota or erase what they spent. Rows go with their user.
+    "voicegate.usage_events": {"service_role": {"select", "insert", "update"}},
+    "voicegate.user_usage": {"service_role": {"select", "insert", "update"}},
     "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
     "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
 }
@@ -117,6 +121,7 @@ SEQUENCES: Allowed = {
     "public.voice_clone_outbox_id_seq": {},
     "voicegate.audit_events_id_seq": {},
     "voicegate.service_object_writes_id_seq": {},
+    "voicegate.usage_events_id_seq": {},
 }
 
 EXECUTE = {"execute"}
@@ -145,6 +150,8 @@ FUNCTIONS: Allowed = {
     "voicegate.complete_attempt(uuid,text,text,jsonb)": SERVICE_ONLY,
     "voicegate.release_messages(text,bigint[],integer[])": SERVICE_ONLY,
     "voicegate.take_create(uuid,text,integer,double precision)": SERVICE_ONLY,
+    "voicegate.lock_usage(uuid,double precision)": SERVICE_ONLY,
+    "voicegate.reserve_usage(uuid,text,text,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.publish_attempt(public.voice_clone_attempts)": NOBODY,
     "voicegate.record_attempt_event(public.voice_clone_attempts,text,text,text,text,jsonb)": NOBODY,
