@@ -14,4 +14,5 @@ SCRIPT_NAMES = (
     "replay-dead-letters",
     "reconcile-provider-voices",
     "migrate-voices",
+    "usage",
 )
