@@ -291,16 +291,21 @@ async def test_the_enrolment_the_probe_and_the_preview_are_each_written_to_the_u
     assert [characters for _, _, characters in rows] == [0, *(len(text) for text in sent)]
 
 
-async def test_a_probe_past_its_owners_quota_is_not_spoken_and_the_voice_goes_on(
+async def test_a_probe_and_a_preview_past_their_owners_quota_are_not_spoken_and_the_voice_goes_on(
     cpu: CpuExecutor, db_dsn: str, tmp_path: Path, db: Db, server: tuple[SelfhostedFake, str]
 ) -> None:
     fake, url = server
     async with open_lifecycle(cpu, db_dsn, tmp_path, SELFHOSTED_BASE_URL=url, VOICEGATE_USER_CHARACTERS="5") as ctx:
         made = await enrolment(ctx, db, provider="selfhosted")
         assert (await process_attempt(ctx, made["attempt"], "worker-1")).status == "ready"
+        assert (await process_preview(ctx, made["attempt"])).status == "pending"
 
     judged = likeness_of(db, made["attempt"])
     assert (judged["status"], judged["likeness"], judged["likeness_error"]) == ("ready", None, "probe_failed")
     assert fake.speeches == []
+    preview = db.execute(
+        "select last_error_code from voice_clone_attempts where id = %s", (made["attempt"],)
+    ).fetchone()
+    assert preview == ("quota_exceeded",)
     kinds = db.execute("select kind from voicegate.usage_events where work_id = %s", (made["attempt"],)).fetchall()
     assert kinds == [("enrolment",)]
