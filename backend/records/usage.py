@@ -140,6 +140,21 @@ async def record_seconds(
     await conn.execute(_Q["record_seconds"], params)
 
 
+async def add_resent(conn: Connection, call: Call, sends: int, quota: SpendQuota) -> None:
+    """Count the text of `call` again for each of its `sends` past the first (an inline retry of its HTTP request),
+    on its row and the user's counter (as the service). Not checked against the quota: it was sent."""
+    if sends <= 1:
+        return
+    params = {
+        "kind": call.kind,
+        "work_id": call.work_id,
+        "call_key": call.call_key,
+        "extra": call.characters * (sends - 1),
+        "window_seconds": quota.window_seconds,
+    }
+    await conn.execute(_Q["add_resent"], params)
+
+
 async def record_unmetered(conn: Connection, call: Call) -> None:
     """Write a call that sends no text (an enrolment) to the ledger, once, counting nothing against the quota."""
     await conn.execute(_Q["record_unmetered"], msgspec.structs.asdict(call))

@@ -54,3 +54,18 @@ select owner_id, provider, sum(characters)::bigint as characters,
  where at >= %(since)s and at < %(until)s
  group by owner_id, provider
  order by owner_id, provider;
+
+-- name: add_resent
+-- As the service: a call its HTTP client retried inline sent its text again. Counted once it is known (the text
+-- was sent, whatever the quota says), on the call's row and, within the window it was reserved in, the counter.
+with call as (
+  update voicegate.usage_events
+     set characters = characters + %(extra)s
+   where kind = %(kind)s and work_id = %(work_id)s and call_key = %(call_key)s
+  returning owner_id, at
+)
+update voicegate.user_usage u
+   set characters = u.characters + %(extra)s
+  from call
+ where u.owner_id = call.owner_id
+   and u.window_start = to_timestamp(floor(extract(epoch from call.at) / %(window_seconds)s) * %(window_seconds)s);

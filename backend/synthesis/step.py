@@ -56,6 +56,7 @@ from backend.providers.errors import (
     UnsupportedLanguageError,
     VoiceNotFoundError,
 )
+from backend.providers.http import counting_sends
 from backend.providers.registry import check_speakable
 from backend.records import usage
 from backend.records.rows import fetch_optional_record
@@ -226,14 +227,10 @@ class JobRun:
             refused = await self._reserve(conn, job, voice, parts, 0)
         return (job, voice, parts) if refused is None else refused
 
-    async def _reserve(
-        self, conn: Connection, job: JobToSpeak, voice: ProviderVoice, parts: list[str], index: int
-    ) -> Outcome | None:
-        """Reserve piece `index`'s characters on `conn`'s transaction, which commits before the piece is spoken;
-        the job failed `quota_exceeded` (in that transaction) when they would pass the owner's quota, so nothing
-        past it reaches the provider. Each run's pieces are calls of their own: a run that speaks again (a retry,
-        a takeover from a dead worker) sends the text again, and is counted again."""
-        call = usage.Call(
+    def _call(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str], index: int) -> usage.Call:
+        """Piece `index` of this run, as the usage ledger keys it. Each run's pieces are calls of their own: a run
+        that speaks again (a retry, a takeover from a dead worker) sends the text again, and is counted again."""
+        return usage.Call(
             owner_id=job.owner_id,
             provider=voice.provider,
             model=voice.target_model,
@@ -242,6 +239,14 @@ class JobRun:
             call_key=f"{self.owner}/{index}",
             characters=len(parts[index]),
         )
+
+    async def _reserve(
+        self, conn: Connection, job: JobToSpeak, voice: ProviderVoice, parts: list[str], index: int
+    ) -> Outcome | None:
+        """Reserve piece `index`'s characters on `conn`'s transaction, which commits before the piece is spoken;
+        the job failed `quota_exceeded` (in that transaction) when they would pass the owner's quota, so nothing
+        past it reaches the provider."""
+        call = self._call(job, voice, parts, index)
         try:
             await usage.reserve(conn, call, self.ctx.spend)
         except QuotaExceeded as exc:
@@ -307,8 +312,12 @@ class JobRun:
         spoken: list[SynthesisResult] = []
         refused = None
         try:
-            for part in parts:
-                spoken.append(await provider.synthesize(voice, part))
+            for index, part in enumerate(parts):
+                with counting_sends() as sends:
+                    try:
+                        spoken.append(await provider.synthesize(voice, part))
+                    finally:
+                        await self._count_resent(self._call(job, voice, parts, index), sends[0])
                 if (refused := await self._progress(job, voice, parts, len(spoken))) is not None:
                     break
         except (TransientProviderError, UnknownOutcomeError) as exc:
@@ -324,6 +333,17 @@ class JobRun:
         except PermanentProviderError as exc:
             return await self._fail("inference_failed", f"inference failed: {exc.safe_message}")
         return spoken if refused is None else refused
+
+    async def _count_resent(self, call: usage.Call, sends: int) -> None:
+        """Count a piece again for each time the provider's HTTP client sent it again (inline retries); what cannot
+        be written now (the database away) is logged, and the ledger is short by it."""
+        if sends <= 1:
+            return
+        try:
+            async with self.ctx.db.service_transaction() as conn:
+                await usage.add_resent(conn, call, sends, self.ctx.spend)
+        except (DatabaseUnavailable, TooManyRequests):
+            log.warning("synthesis job %s: %d resends of %s not counted", self.job_id, sends - 1, call.call_key)
 
     async def _progress(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str], done: int) -> Outcome | None:
         """Record `done` pieces spoken and reserve the next, in one transaction; the job failed when the next

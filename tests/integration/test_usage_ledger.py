@@ -17,6 +17,7 @@ from backend.synthesis.step import process_synthesis
 from backend.text import pieces
 from devkit.db import Conn, create_user, one
 from fakes import ElevenLabsFake, serve
+from fakes.core import Fault
 from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_samples_and_synthesis import cloned_voice, spoken_texts
 from tests.integration.conftest import open_lifecycle
@@ -169,3 +170,22 @@ def test_crossing_80_and_100_percent_queues_one_event_each_per_window(db: Conn) 
     )
     assert reserve(db, user, 90)["used"] == 90
     assert threshold_events(db, user) == [80, 100, 80]
+
+
+async def test_a_piece_its_http_client_sent_again_is_counted_again(
+    cpu: CpuExecutor, db_dsn: str, tmp_path: Path, db: Conn
+) -> None:
+    provider = ElevenLabsFake(max_voices=100)
+    with serve(provider) as url:
+        async with open_lifecycle(cpu, db_dsn, tmp_path, **elevenlabs_env(provider, url)) as ctx:
+            user = create_user(db)
+            job = queued_job(db, user, cloned_voice(db, provider, user), "One sentence. And another one.")
+            # The first request is answered 503: the client sends the same text again at once.
+            provider.faults.fail_next(Fault("status", 503, method="POST", path_prefix="/v1/text-to-speech"), times=1)
+            done = await process_synthesis(ctx, job, "w1")
+
+    assert done.status == "succeeded"
+    sent = spoken_texts(provider)
+    assert len(sent) == len(pieces("One sentence. And another one.")) + 1
+    assert sum(row["characters"] for row in ledger(db, job)) == sum(len(text) for text in sent)
+    assert counted(db, user) == sum(len(text) for text in sent)
