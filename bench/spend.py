@@ -113,7 +113,12 @@ async def spend(base: str, token: str, voice_id: str, clients: int, seconds: flo
 
     async def client(http: httpx.AsyncClient) -> None:
         while time.monotonic() < until:
-            answer = await http.post("/api/v1/clone", json={"voiceId": voice_id, "text": S_TEXT}, headers=headers)
+            try:
+                answer = await http.post("/api/v1/clone", json={"voiceId": voice_id, "text": S_TEXT}, headers=headers)
+            except httpx.TransportError as exc:
+                # A loaded machine: counted, as a client would see it, and sent again.
+                answers[type(exc).__name__] += 1
+                continue
             code = answer.json().get("code", "") if answer.status_code >= 400 else ""
             answers[f"{answer.status_code} {code}".strip()] += 1
             if answer.status_code == 429:
