@@ -839,6 +839,22 @@ $$;
 ALTER FUNCTION voicegate.lock_usage(p_owner_id uuid, p_window_seconds double precision) OWNER TO voicegate_migrator;
 
 --
+-- Name: lock_user_jobs(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.lock_user_jobs(p_owner_id uuid) RETURNS void
+    LANGUAGE sql
+    SET search_path TO ''
+    SET lock_timeout TO '800ms'
+    AS $$
+  -- The first key is this lock's own class (any constant no other advisory lock of voicegate's uses).
+  select pg_advisory_xact_lock(1970496878, hashtext(p_owner_id::text));
+$$;
+
+
+ALTER FUNCTION voicegate.lock_user_jobs(p_owner_id uuid) OWNER TO voicegate_migrator;
+
+--
 -- Name: mirror_drift(jsonb, uuid, public.voice_clone_attempts); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4233,6 +4249,13 @@ REVOKE ALL ON FUNCTION voicegate.forget_deleted_voice_references() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION voicegate.lock_usage(p_owner_id uuid, p_window_seconds double precision) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.lock_usage(p_owner_id uuid, p_window_seconds double precision) TO service_role;
+
+--
+-- Name: FUNCTION lock_user_jobs(p_owner_id uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.lock_user_jobs(p_owner_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.lock_user_jobs(p_owner_id uuid) TO service_role;
 
 --
 -- Name: FUNCTION mirror_drift(p_voice jsonb, p_voice_id uuid, p_attempt public.voice_clone_attempts); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

@@ -161,14 +161,15 @@ async def record_unmetered(conn: Connection, call: Call) -> None:
 
 
 async def admit_job(conn: Connection, owner_id: uuid.UUID, characters: int, quota: SpendQuota) -> Allowance:
-    """Check, under the user's counter lock (held until `conn`'s transaction ends), that one more synthesis job of
-    `characters` may be queued: JobsLimited past VOICEGATE_USER_QUEUED_JOBS jobs not yet ended, QuotaExceeded when
-    its characters would pass what is left this window. Nothing is reserved: the worker does, call by call."""
+    """Check that one more synthesis job of `characters` may be queued: JobsLimited past VOICEGATE_USER_QUEUED_JOBS
+    jobs not yet ended, counted under the user's jobs lock (held until `conn`'s transaction ends, so a burst from
+    any number of processes stops at the bound); QuotaExceeded when its characters would pass what is left this
+    window, read without a lock. Nothing is reserved: the worker does, call by call, under the counter's lock."""
     try:
-        row = await fetch_one(conn, _Q["lock"], {"owner_id": owner_id, "window_seconds": quota.window_seconds})
+        await conn.execute(_Q["lock_jobs"], {"owner_id": owner_id})
     except LockNotAvailable:
         raise _busy() from None
-    allowance = _allowance(row, quota)
+    allowance = await read_allowance(conn, owner_id, quota)
     active = (await fetch_one(conn, _Q["active_jobs"], {"owner_id": owner_id}))["active"]
     if active >= quota.queued_jobs:
         raise JobsLimited(
@@ -181,7 +182,7 @@ async def admit_job(conn: Connection, owner_id: uuid.UUID, characters: int, quot
     return allowance
 
 
-async def allowance(conn: Connection, owner_id: uuid.UUID, quota: SpendQuota) -> Allowance:
+async def read_allowance(conn: Connection, owner_id: uuid.UUID, quota: SpendQuota) -> Allowance:
     """Where the user stands this window, read without a lock (as the service)."""
     row = await fetch_one(conn, _Q["read"], {"owner_id": owner_id, "window_seconds": quota.window_seconds})
     return _allowance(row, quota)

@@ -5,12 +5,6 @@ select reserved, used, window_start, extract(epoch from window_start + make_inte
   from voicegate.reserve_usage(%(owner_id)s, %(provider)s, %(model)s, %(kind)s, %(work_id)s, %(call_key)s,
                                %(characters)s, %(limit)s, %(window_seconds)s);
 
--- name: lock
--- As the service; the user's counter stays locked until the caller's transaction ends.
-select used, window_start, extract(epoch from window_start + make_interval(secs => %(window_seconds)s)
-       - now()) as reset_in
-  from voicegate.lock_usage(%(owner_id)s, %(window_seconds)s);
-
 -- name: read
 -- As the service: what the user has spent this window, without locking (none yet: no row, or last window's).
 select coalesce(sum(u.characters) filter (where u.window_start = w.start), 0)::bigint as used, w.start as window_start,
@@ -19,8 +13,12 @@ select coalesce(sum(u.characters) filter (where u.window_start = w.start), 0)::b
   left join voicegate.user_usage u on u.owner_id = %(owner_id)s
  group by w.start;
 
+-- name: lock_jobs
+-- As the service; the user's job creates wait for each other until the caller's transaction ends.
+select voicegate.lock_user_jobs(%(owner_id)s);
+
 -- name: active_jobs
--- As the service, under the user's counter lock (`lock`): their jobs not yet ended.
+-- As the service, under the user's jobs lock (`lock_jobs`): their jobs not yet ended.
 select count(*) as active
   from public.synthesis_jobs
  where owner_id = %(owner_id)s and status in ('queued', 'processing');

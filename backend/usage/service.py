@@ -53,7 +53,7 @@ class UsageService:
         """The caller's usage this window (zero before their first call)."""
         owner_id = uuid.UUID(claims.sub)
         async with self.db.service_transaction() as conn:
-            allowance = await usage.allowance(conn, owner_id, self.quota)
+            allowance = await usage.read_allowance(conn, owner_id, self.quota)
             spent = await usage.spent(conn, owner_id, allowance.window_start)
         return Usage(
             characters=allowance.used,

@@ -116,6 +116,23 @@ begin
 end
 $$;
 
+-- The lock that orders one user's job creates, so the jobs they have queued are counted with none committing
+-- meanwhile, in any process: a transaction-level advisory lock on the user, apart from their counter's row,
+-- which the workers' reservations take (a burst of creates does not hold a worker's next piece back). Two
+-- users whose ids hash alike only wait for each other's create, a few milliseconds.
+create function voicegate.lock_user_jobs(p_owner_id uuid)
+  returns void
+  language sql
+  set search_path = ''
+  set lock_timeout = '800ms'
+as $$
+  -- The first key is this lock's own class (any constant no other advisory lock of voicegate's uses).
+  select pg_advisory_xact_lock(1970496878, hashtext(p_owner_id::text));
+$$;
+
+revoke all on function voicegate.lock_user_jobs(uuid) from public;
+grant execute on function voicegate.lock_user_jobs(uuid) to service_role;
+
 -- A user's burst of reservations queues on their counter row; past this, the call is refused as too many at
 -- once rather than cut at the statement's deadline as if the database were down.
 alter function voicegate.lock_usage(uuid, double precision) set lock_timeout = '800ms';

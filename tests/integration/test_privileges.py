@@ -151,6 +151,7 @@ FUNCTIONS: Allowed = {
     "voicegate.release_messages(text,bigint[],integer[])": SERVICE_ONLY,
     "voicegate.take_create(uuid,text,integer,double precision)": SERVICE_ONLY,
     "voicegate.lock_usage(uuid,double precision)": SERVICE_ONLY,
+    "voicegate.lock_user_jobs(uuid)": SERVICE_ONLY,
     "voicegate.reserve_usage(uuid,text,text,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.publish_attempt(public.voice_clone_attempts)": NOBODY,
