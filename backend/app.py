@@ -31,6 +31,7 @@ from backend.http.reflections import ReflectionsController, SessionsController
 from backend.http.samples import VoiceSamplesController
 from backend.http.speech import ReflectionSpeechController, VoiceSpeechController
 from backend.http.synthesis import CloneJobsController
+from backend.http.usage import UsageController
 from backend.http.voices import CloneController, VoicesController
 from backend.http.web import docs_render_plugins, web_handlers
 from backend.http.webhooks import WebhooksController
@@ -50,6 +51,7 @@ API_HANDLERS: tuple[Any, ...] = (
     CloneJobsController,
     ReflectionSpeechController,
     VoiceSpeechController,
+    UsageController,
     WebhooksController,
     AttemptsController,
     InternalController,

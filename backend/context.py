@@ -13,6 +13,7 @@ import msgspec
 from backend.cpu import CpuExecutor
 from backend.db.units import Database
 from backend.providers.registry import ProviderSet
+from backend.records.usage import DEFAULT_SPEND, SpendQuota
 from backend.standard_webhooks.sender import WebhookSender
 from backend.storage.client import ObjectStorage
 
@@ -50,6 +51,9 @@ class Lifecycle:
     #: Whether the clone step has the provider speak a probe sentence to judge a new voice's likeness
     #: (VOICEGATE_LIKENESS_PROBE); without it the first preview or render is judged instead.
     likeness_probe: bool = True
+    #: What one user may spend at the providers (VOICEGATE_USER_CHARACTERS per VOICEGATE_USER_USAGE_WINDOW): the
+    #: worker reserves each call's characters against it before the call.
+    spend: SpendQuota = DEFAULT_SPEND
 
     async def aclose(self) -> None:
         """Release what the lifecycle holds of its own: the webhook sender's client and the signer."""

@@ -97,10 +97,14 @@ class _AsksToWait(Exception):
     #: Seconds until a retry may succeed (`Retry-After`): the class's, unless the refusal knows better.
     retry_after: int = 1
 
-    def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, detail: str | None = None, *, retry_after: int | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         if retry_after is not None:
             self.retry_after = retry_after
+        #: Response headers the refusal adds besides `Retry-After` (a quota's `RateLimit` fields).
+        self.headers = headers or {}
 
 
 class TooManyRequests(_AsksToWait, ClientError, status=429, code="too_many_requests"):
@@ -132,6 +136,17 @@ class DraftVoicesLimited(TooManyRequests, code="draft_voices_limited"):
 
     # A draft never lapses: waiting frees nothing, so a client is not asked back sooner than its owner could act.
     retry_after = 60
+
+
+class QuotaExceeded(TooManyRequests, code="quota_exceeded"):
+    """You have used your characters for this window; retry after `Retry-After` seconds, when it resets."""
+
+
+class JobsLimited(TooManyRequests, code="jobs_limited"):
+    """You have too many synthesis jobs queued or running; retry once one has ended."""
+
+    # A job takes seconds: a client asked back sooner would only be refused again.
+    retry_after = 5
 
 
 class ServiceUnavailable(_AsksToWait, VoicegateError, status=503, code="service_unavailable"):

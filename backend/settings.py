@@ -17,6 +17,7 @@ from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
 from backend.providers.config import ProviderSettings, provider_settings_from_env
 from backend.providers.env import ProviderConfigError
+from backend.records.usage import SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.secret import Secret, is_loopback_host
 from backend.standard_webhooks.signing import secret_key
@@ -96,6 +97,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_USER_DRAFT_VOICES: draft voices (`POST /api/clone/upload-url`, never finalized) one user may have
     at once; a draft does not lapse, so one more is answered 429 `draft_voices_limited` until they finalize or
     delete one."""
+    user_characters: int = 200_000
+    """VOICEGATE_USER_CHARACTERS: characters one user may have sent to the voice providers (jobs, streams, previews,
+    likeness probes) per VOICEGATE_USER_USAGE_WINDOW, held in the database; a request that would pass it is answered
+    429 `quota_exceeded` with Retry-After the seconds until the window resets. A person hears a few thousand a day."""
+    user_usage_window: int = 86_400
+    """VOICEGATE_USER_USAGE_WINDOW: the length in seconds of the fixed windows VOICEGATE_USER_CHARACTERS counts in
+    (counted from the epoch: at the default, each UTC day)."""
+    user_queued_jobs: int = 20
+    """VOICEGATE_USER_QUEUED_JOBS: synthesis jobs one user may have queued or running at once; one more is answered
+    429 `jobs_limited`."""
     cpu_workers: int | None = None
     """VOICEGATE_CPU_WORKERS: threads of the process's CPU executor, which runs local renders, sample checks
     and audio signing round robin between users (default: in a process that serves the API, one fewer than the
@@ -220,6 +231,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             window_seconds=self.user_create_window,
             open_consents=self.user_open_consents,
             draft_voices=self.user_draft_voices,
+        )
+
+    @property
+    def spend_quota(self) -> SpendQuota:
+        """What one user may spend (VOICEGATE_USER_CHARACTERS, _USAGE_WINDOW, _QUEUED_JOBS)."""
+        return SpendQuota(
+            characters=self.user_characters,
+            window_seconds=self.user_usage_window,
+            queued_jobs=self.user_queued_jobs,
         )
 
     @property
@@ -355,6 +375,9 @@ def _check(settings: Settings) -> None:
         "user_creates",
         "user_open_consents",
         "user_draft_voices",
+        "user_characters",
+        "user_usage_window",
+        "user_queued_jobs",
         "cpu_workers",
         "worker_concurrency",
         "clone_concurrency",

@@ -17,6 +17,7 @@ AREAS = (
     "backend.consents",
     "backend.webhooks",
     "backend.erasure",
+    "backend.usage",
 )
 
 #: From the top down; a module takes the layer of its longest listed prefix. A module may import its own

@@ -16,4 +16,5 @@ SCRIPT_NAMES = (
     "migrate-voices",
     "erase-user",
     "erasures",
+    "usage",
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import functools
 import getpass
 import json
@@ -337,8 +338,14 @@ async def connect(dsn: str, name: str) -> Connection:
         raise OpsError(f"cannot connect to the database: {str(exc).strip().splitlines()[0]}") from exc
 
 
-def render(report: Report, *, as_json: bool, run_id: uuid.UUID, actor: str, error: str | None = None) -> None:
-    """Print the report: one JSON document, or a details table, notes and the summary table."""
+def render(
+    report: Report, *, as_json: bool, run_id: uuid.UUID, actor: str, error: str | None = None, as_csv: bool = False
+) -> None:
+    """Print the report: one JSON document, its items as CSV (a script that offers `--csv`; notes, the summary and
+    an error go to stderr then), or a details table, notes and the summary table."""
+    if as_csv and not as_json:
+        _render_csv(report, error)
+        return
     if as_json:
         document = {
             "script": report.script,
@@ -379,6 +386,23 @@ def render(report: Report, *, as_json: bool, run_id: uuid.UUID, actor: str, erro
     for name, value in report.counts.items():
         summary.add_row(name, str(value))
     console.print(summary)
+
+
+def _render_csv(report: Report, error: str | None) -> None:
+    """The items as CSV on stdout, under a header of the report's columns; the notes and an error on stderr."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(report.columns)
+    writer.writerows([_csv_cell(item.get(column)) for column in report.columns] for item in report.items)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if error:
+        print(f"stopped early: {error}", file=sys.stderr)
+
+
+def _csv_cell(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else str(value)
 
 
 def _cell(value: object) -> str:
@@ -428,7 +452,7 @@ def run(
     except KeyboardInterrupt:
         error = "interrupted"
     except UsageError as exc:
-        render(report, as_json=args.json, run_id=run_id, actor=actor, error=str(exc))
+        render(report, as_json=args.json, run_id=run_id, actor=actor, error=str(exc), as_csv=_csv(args))
         print(f"voicegate ops {name}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (OpsError, VoicegateError, ProviderError, psycopg.Error) as exc:
@@ -436,11 +460,15 @@ def run(
     except Exception as exc:
         log.exception("voicegate ops %s failed", name)
         error = f"{type(exc).__name__}: {exc}"
-    render(report, as_json=args.json, run_id=run_id, actor=actor, error=error)
+    render(report, as_json=args.json, run_id=run_id, actor=actor, error=error, as_csv=_csv(args))
     if error:
         print(f"voicegate ops {name}: {error}", file=sys.stderr)
         return EXIT_FAILED
     return report.exit_code
+
+
+def _csv(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "csv", False))
 
 
 async def _run(

@@ -18,11 +18,13 @@ from datetime import datetime
 from backend import queues
 from backend.audio.render import marked_preview
 from backend.context import Lifecycle, Outcome
-from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, StaleVersion
+from backend.db.connection import Connection
+from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, QuotaExceeded, StaleVersion
 from backend.provenance import SynthesisClaim
+from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
-from backend.records import attempts, voices
-from backend.records.attempts import AttemptStatus, PreviewStatus, RuntimeStatus
+from backend.records import attempts, usage, voices
+from backend.records.attempts import AttemptRow, AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.rules import likeness
 from backend.rules.enrolled import enrolled_voice
 from backend.rules.likeness import LikenessSource
@@ -61,9 +63,12 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         elif attempt.preview_status != PreviewStatus.GENERATING:
             return Outcome(status=attempt.preview_status)
         consent_id, consent_version = await voices.consent_of(conn, attempt.voice_id)
-    voice = enrolled_voice(attempt)
-    if voice is None:
-        return Outcome(status=attempt.preview_status)
+        voice = enrolled_voice(attempt)
+        if voice is None:
+            return Outcome(status=attempt.preview_status)
+        refused = await _reserve(ctx, conn, attempt, voice)
+    if refused is not None:
+        return await _not_made(ctx, attempt_id, QuotaExceeded.code, refused.detail)
     try:
         spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, PREVIEW_TEXT)
     except UnsupportedLanguageError as exc:
@@ -108,6 +113,25 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
         source=LikenessSource.PREVIEW,
     )
     return Outcome(status=ready.preview_status)
+
+
+async def _reserve(ctx: Lifecycle, conn: Connection, attempt: AttemptRow, voice: ProviderVoice) -> QuotaExceeded | None:
+    """Reserve the preview's characters on `conn`'s transaction, which commits before the provider is sent them;
+    the refusal when they would pass the owner's quota. Each delivery that speaks it is a call of its own."""
+    call = usage.Call(
+        owner_id=attempt.owner_id,
+        provider=attempt.provider,
+        model=voice.target_model,
+        kind=usage.UsageKind.PREVIEW,
+        work_id=attempt.id,
+        call_key=uuid.uuid4().hex,
+        characters=len(PREVIEW_TEXT),
+    )
+    try:
+        await usage.reserve(conn, call, ctx.spend)
+    except QuotaExceeded as refused:
+        return refused
+    return None
 
 
 async def _not_made(ctx: Lifecycle, attempt_id: uuid.UUID, code: str, message: str) -> Outcome:

@@ -16,6 +16,7 @@ from backend.samples.service import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
 from backend.synthesis.service import SynthesisService
+from backend.usage.service import UsageService
 from backend.voices.service import VoicesService
 from backend.webhooks.service import WebhooksService
 
@@ -31,6 +32,7 @@ class Areas:
     samples: SamplesService
     speech: SpeechService
     synthesis: SynthesisService
+    usage: UsageService
     voices: VoicesService
     webhooks: WebhooksService
 
@@ -52,8 +54,11 @@ def build_areas(settings: Settings, lifecycle: Lifecycle, c2pa: Verifier) -> Are
         provenance=ProvenanceService(lifecycle.cpu, c2pa),
         reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
         samples=SamplesService(db, storage, settings),
-        speech=SpeechService(db, lifecycle.providers, settings.provider_settings, lifecycle.cpu),
-        synthesis=SynthesisService(db, storage, lifecycle.cpu, settings.provider_settings, settings.user_limits),
+        speech=SpeechService(db, lifecycle.providers, settings.provider_settings, lifecycle.cpu, settings.spend_quota),
+        synthesis=SynthesisService(
+            db, storage, lifecycle.cpu, settings.provider_settings, settings.user_limits, settings.spend_quota
+        ),
+        usage=UsageService(db, settings.spend_quota),
         voices=VoicesService(db, storage, settings),
         webhooks=WebhooksService(db, lifecycle.webhooks, settings.user_limits),
     )

@@ -84,6 +84,7 @@ def build_lifecycle(
         lease_seconds=settings.lease_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         likeness_probe=settings.likeness_probe == "on",
+        spend=settings.spend_quota,
     )
 
 

@@ -34,6 +34,7 @@ from backend.samples.service import SamplesService
 from backend.speech.service import SpeechService
 from backend.storage.client import StorageProbe
 from backend.synthesis.service import SynthesisService
+from backend.usage.service import UsageService
 from backend.voices.service import VoicesService
 from backend.webhooks.service import WebhooksService
 
@@ -111,6 +112,8 @@ Speech = NamedDependency[SkipValidation[SpeechService]]
 """`speech`: the speech streams' use cases."""
 Synthesis = NamedDependency[SkipValidation[SynthesisService]]
 """`synthesis`: the synthesis jobs' use cases, and a voice's clips."""
+UsageArea = NamedDependency[SkipValidation[UsageService]]
+"""`usage`: the caller's spend at the providers."""
 Voices = NamedDependency[SkipValidation[VoicesService]]
 """`voices`: the voices' use cases, and the upload-then-finalize clone flow."""
 Webhooks = NamedDependency[SkipValidation[WebhooksService]]
@@ -119,7 +122,18 @@ PathId = FromPath[uuid.UUID]
 """A resource's id in the route's path (`/{voice_id:uuid}`), by the parameter's name."""
 
 #: The areas' services, by the name a handler injects each (`backend.compose.areas.Areas`' fields).
-AREAS = ("attempts", "consents", "provenance", "reflections", "samples", "speech", "synthesis", "voices", "webhooks")
+AREAS = (
+    "attempts",
+    "consents",
+    "provenance",
+    "reflections",
+    "samples",
+    "speech",
+    "synthesis",
+    "usage",
+    "voices",
+    "webhooks",
+)
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),

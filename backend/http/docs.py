@@ -148,6 +148,16 @@ _TOO_MANY_CREATES = (
 CREATES: Final = {429: f"{_TOO_MANY_CREATES}; retry after `Retry-After` seconds."}
 #: The 429 of a route that may make a new voice: CREATES's, and a voice's 409 (`NAMES_A_VOICE`).
 VOICE: Final = {**NAMES_A_VOICE, **CREATES}
+#: A refusal of a route that sends text to a provider (`backend.records.usage`).
+QUOTA_WORDS: Final = (
+    "`quota_exceeded`: the text would pass the caller's VOICEGATE_USER_CHARACTERS for this VOICEGATE_USER_USAGE_WINDOW "
+    "(`Retry-After` is when the window resets; `RateLimit-Policy` and `RateLimit` say the quota and what is left)"
+)
+#: `POST /api/v1/clone`'s 429: a voice's (VOICE), the quota, or too many of the caller's jobs not yet ended.
+SPENDS_JOBS: Final = {
+    429: f"{_TOO_MANY_CREATES}, {QUOTA_WORDS}, or the caller has VOICEGATE_USER_QUEUED_JOBS jobs queued or running "
+    "(`jobs_limited`); retry after `Retry-After` seconds."
+}
 #: `POST /api/v1/consents`'s 429: CREATES's, or too many of the caller's consents await their recording.
 OPEN_CONSENTS: Final = {
     429: f"{_TOO_MANY_CREATES}, or VOICEGATE_USER_OPEN_CONSENTS of the caller's spoken consents await their recording "

@@ -87,6 +87,7 @@ def problem_for(exc: Exception, path: str) -> tuple[Problem, dict[str, str]]:
         status, code, detail, extensions = exc.status, exc.code, exc.detail, exc.extensions()
         if isinstance(exc, ServiceUnavailable | TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
+            headers.update(exc.headers)
     elif isinstance(exc, ValidationException):
         status, code, detail = 400, "validation_failed", _validation_detail(exc)
     elif isinstance(exc, NotFoundException):

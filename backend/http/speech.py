@@ -13,15 +13,16 @@ from litestar.response import Stream
 
 from backend.http.concurrency import UserConcurrency
 from backend.http.deps import Caller, PathId, Speech, StreamSlots
-from backend.http.docs import BY_ID, USER_SECURITY, SpeechOperation, audio_label, problems, with_examples
+from backend.http.docs import BY_ID, QUOTA_WORDS, USER_SECURITY, SpeechOperation, audio_label, problems, with_examples
 from backend.speech import service
 
 #: Refusals besides the caller's: 409 the gate or a voice not ready, 422 a provider not configured or
 #: refusing the request before any audio.
 REFUSALS = (409, 422)
 _TOO_MANY = (
-    "Too many requests at once (`concurrency_limited`), or the caller already has VOICEGATE_USER_STREAMS "
-    "speech streams open (`streams_limited`); retry after `Retry-After` seconds."
+    "Too many requests at once (`concurrency_limited`), the caller already has VOICEGATE_USER_STREAMS "
+    f"speech streams open (`streams_limited`), or {QUOTA_WORDS}; retry after `Retry-After` seconds. A stream that "
+    "reaches the quota midway ends cleanly after its last whole sentence."
 )
 
 

@@ -13,6 +13,7 @@ from backend.http.deps import Caller, PathId, Synthesis
 from backend.http.docs import (
     BY_ID,
     IDEMPOTENT,
+    SPENDS_JOBS,
     USER_SECURITY,
     VOICE,
     ClipAudioOperation,
@@ -22,6 +23,7 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.idempotency import idempotent
+from backend.records.usage import Allowance
 from backend.synthesis import history, types
 
 
@@ -45,7 +47,7 @@ class CloneJobsController(Controller):
             },
             with_a_voice={"voiceId": "9c1ab5e2-7e0d-4f4a-8d36-5b2c0f3e4a11", "text": "Hello again."},
         ),
-        responses=problems(*BY_ID, *IDEMPOTENT, words=VOICE),
+        responses=problems(*BY_ID, *IDEMPOTENT, words=VOICE | SPENDS_JOBS),
     )
     async def create(
         self,
@@ -56,14 +58,19 @@ class CloneJobsController(Controller):
     ) -> Response[types.JobAccepted]:
         """`{sampleId or voiceId, text}` → 202 {jobId}; a sample without a voice is cloned first.
 
-        With an `Idempotency-Key`, the same body replays the first 202.
+        With an `Idempotency-Key`, the same body replays the first 202. The answer's `RateLimit` fields say
+        what is left of the caller's characters this window.
         """
-        return await idempotent(
+        seen: list[Allowance] = []
+        response = await idempotent(
             request,
             claims,
-            lambda record: synthesis.create_job(claims, data, record=record),
+            lambda record: synthesis.create_job(claims, data, record=record, seen=seen.append),
             body=msgspec.json.encode(data),
         )
+        if seen:
+            response.headers.update(seen[-1].headers())
+        return response
 
     @get("/{job_id:uuid}/status", summary="Where the job got to", responses=problems(*BY_ID))
     async def status(self, claims: Caller, synthesis: Synthesis, job_id: PathId) -> types.JobStatus:

@@ -8,7 +8,8 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -38,6 +39,30 @@ BUSY_MESSAGE = "The voice provider is busy; try again later."
 
 # Errors raised before the request left this process: safe to resend even for a create.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+#: Requests that may have reached the provider in the current `counting_sends` block (None outside one).
+_SENDS: ContextVar[list[int] | None] = ContextVar("provider_sends", default=None)
+
+
+@contextlib.contextmanager
+def counting_sends() -> Iterator[list[int]]:
+    """Count, in `[n]`, the requests the block's provider calls made that may have reached the provider: a call
+    retried inline (a 429, a 5xx, an answer lost) sent its text again, and a usage ledger counts each. A request
+    that never left this process (no connection) is not counted. For a coroutine only: an async generator's
+    frames may run in another context."""
+    sends = [0]
+    token = _SENDS.set(sends)
+    try:
+        yield sends
+    finally:
+        _SENDS.reset(token)
+
+
+def _sent() -> None:
+    sends = _SENDS.get()
+    if sends is not None:
+        sends[0] += 1
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -190,12 +215,14 @@ class ProviderHttp:
                     self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
                 )
             except httpx.TransportError as exc:
+                _sent()
                 # Sent, but the answer was lost (read timeout, connection dropped).
                 if not idempotent:
                     return self.unknown_outcome(repr(exc))
                 return TransientProviderError(
                     self.provider, "The voice provider did not answer in time.", operator_detail=repr(exc)
                 )
+            _sent()
             return self._judge(response, idempotent=idempotent, validate=validate)
 
         return await self._retrying(attempt, f"{method} {httpx.URL(url).path} failed")

@@ -37,10 +37,11 @@ from backend.context import Lifecycle
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.errors import VoiceprintUnavailable
+from backend.errors import QuotaExceeded, VoiceprintUnavailable
 from backend.providers.base import ProviderVoice, primary_language
 from backend.providers.errors import ProviderError
 from backend.providers.local.hibari_voice import HibariVoice
+from backend.records import usage
 from backend.records.attempts import AttemptRow
 from backend.rules.enrolled import enrolled_voice
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
@@ -222,6 +223,22 @@ async def probe(ctx: Lifecycle, attempt: AttemptRow, inputs: ProbeInputs | None 
     if data is None:
         return judgement(LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
     samples = Voiceprint.from_bytes(data)
+    call = usage.Call(
+        owner_id=attempt.owner_id,
+        provider=attempt.provider,
+        model=voice.target_model,
+        kind=usage.UsageKind.PROBE,
+        work_id=attempt.id,
+        call_key=uuid.uuid4().hex,
+        characters=len(text),
+    )
+    try:
+        # Committed before the call, as every call that sends text is (`backend.records.usage`).
+        async with ctx.db.service_transaction() as conn:
+            await usage.reserve(conn, call, ctx.spend)
+    except QuotaExceeded:
+        log.info("attempt %s: the likeness probe would pass its owner's quota: likeness left null", attempt.id)
+        return judgement(LikenessSource.PROBE, error=NoLikeness.PROBE_FAILED)
     try:
         spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, text)
     except ProviderError as exc:

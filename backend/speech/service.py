@@ -10,6 +10,12 @@ its first bytes before answering, so a provider that refuses or cannot be reache
 an empty 200. When the client goes away the stream is closed, which closes the provider request; either
 way the stream's row in `speech_streams` is finished with the characters sent to the provider and the
 seconds of audio made.
+
+Each sentence is reserved in the usage ledger before the provider is sent it (`backend.records.usage`): the
+first in the transaction that opens the stream (past the quota, the request is refused 429 `quota_exceeded`), each
+next one in its own transaction while the audio before it flows. A sentence the quota refuses is never sent: the
+stream ends cleanly after the audio made so far, which is whole (a WAV or MP3 closed as at any end), and its row
+says `quota_exceeded`. The seconds each sentence made are written to its ledger row when the stream is recorded.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from backend.errors import (
     NotFound,
     ProviderRejected,
     ProviderUnavailable,
+    QuotaExceeded,
+    TooManyRequests,
     VoicegateError,
     VoiceNotReady,
 )
@@ -49,8 +57,10 @@ from backend.providers.errors import (
     UnsupportedLanguageError,
 )
 from backend.providers.registry import ProviderSet, check_speakable, language_not_supported
+from backend.records import usage
 from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
+from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota, UsageKind
 from backend.records.voices import VoiceRow, voice_row
 from backend.rules.launch import launch_voice
 from backend.rules.speaker import Mute, Waits, speaker_now
@@ -109,6 +119,8 @@ class SpeechStream:
         text: str,
         fmt: SpeechFormat,
         ended: Callable[[], None],
+        quota: SpendQuota,
+        allowance: Allowance,
     ) -> None:
         self.id = stream_id
         self.media_type = MEDIA_TYPES[fmt]
@@ -122,12 +134,16 @@ class SpeechStream:
         }
         if opened.attempt_id is not None:
             self.headers["Voicegate-Attempt-Id"] = str(opened.attempt_id)
+        self.headers.update(allowance.headers())
         self._db = db
         self._provider = provider
         self._cpu = cpu
         self._owner = opened.owner_id
         self._voice = opened.voice
         self._sentences = sentences(text)
+        self._quota = quota
+        #: The seconds of audio each sentence sent made, by its index (its ledger row's `call_key`).
+        self._seconds: list[float] = []
         self._encoder = StreamEncoder(fmt)
         self._characters = 0
         self._outcome = SpeechStreamOutcome.CANCELED
@@ -171,9 +187,13 @@ class SpeechStream:
         encoder = self._encoder
         try:
             for index, sentence in enumerate(self._sentences):
+                # The first sentence was reserved with the stream's row.
+                if index and not await self._reserve(index, sentence):
+                    break
                 if index and (pause := encoder.silence(SENTENCE_PAUSE_S)):
                     yield pause
                 self._characters += len(sentence)
+                self._seconds.append(-encoder.seconds)
                 marker = StreamMarker(STREAM_SAMPLE_RATE)
                 async with aclosing(self._provider.stream(self._voice, sentence)) as pcm:
                     async for chunk in pcm:
@@ -181,15 +201,39 @@ class SpeechStream:
                             yield out
                 if out := await self._marked(marker, last=True):
                     yield out
+                self._seconds[-1] += encoder.seconds
             if tail := encoder.finish():
                 yield tail
-            self._outcome = SpeechStreamOutcome.COMPLETED
+            if self._error_code is None:
+                self._outcome = SpeechStreamOutcome.COMPLETED
         except ProviderError as exc:
             self._outcome, self._error_code = (
                 SpeechStreamOutcome.FAILED,
                 (exc.provider_code or type(exc).__name__)[:100],
             )
             raise
+
+    async def _reserve(self, index: int, sentence: str) -> bool:
+        """Reserve sentence `index` before it is sent; False, with the stream's end recorded as why, when the
+        quota refuses it or it cannot be reserved (the database is away, or the user's other spending holds the
+        lock): nothing unreserved is ever sent."""
+        call = usage.Call(
+            owner_id=self._owner,
+            provider=self._voice.provider,
+            model=self._voice.target_model,
+            kind=UsageKind.STREAM,
+            work_id=self.id,
+            call_key=str(index),
+            characters=len(sentence),
+        )
+        try:
+            async with self._db.service_transaction() as conn:
+                await usage.reserve(conn, call, self._quota)
+        except (QuotaExceeded, TooManyRequests, DatabaseUnavailable) as exc:
+            log.info("speech stream %s: ends before sentence %d (%s)", self.id, index, exc.code)
+            self._outcome, self._error_code = SpeechStreamOutcome.FAILED, exc.code
+            return False
+        return True
 
     async def _marked(self, marker: StreamMarker, *, last: bool) -> bytes:
         """What ``marker`` holds, marked on the CPU executor in the stream owner's lane, as the format's bytes."""
@@ -209,9 +253,18 @@ class SpeechStream:
             "outcome": self._outcome,
             "error_code": self._error_code,
         }
+        seconds = {
+            "id": self.id,
+            "calls": [str(index) for index in range(len(self._seconds))],
+            # A sentence cut off midway still holds minus the seconds before it: what it made is what came since.
+            "seconds": [
+                max(0.0, spoken if spoken >= 0 else spoken + self._encoder.seconds) for spoken in self._seconds
+            ],
+        }
         try:
             async with self._db.service_transaction() as conn:
                 await conn.execute(_Q["finish_stream"], params)
+                await conn.execute(_Q["record_seconds"], seconds)
         except (DatabaseUnavailable, psycopg.Error):
             # The row stays `streaming`: usage accounting reads that as "ended, not recorded".
             log.warning("speech stream %s: its usage could not be recorded", self.id, exc_info=True)
@@ -228,6 +281,7 @@ class SpeechService:
     providers: ProviderSet
     provider_settings: ProviderSettings
     cpu: CpuExecutor
+    quota: SpendQuota = DEFAULT_SPEND
 
     async def reflection_speech(
         self, claims: UserClaims, reflection_id: uuid.UUID, request: SpeechRequest, *, ended: Callable[[], None]
@@ -244,9 +298,20 @@ class SpeechService:
                 reflection_id=reflection_id,
                 attempt_id=launch.attempt_id,
             )
-            stream_id = await _record_opening(conn, opened, text, request.format, self.provider_settings)
+            stream_id, allowance = await _record_opening(
+                conn, opened, text, request.format, self.provider_settings, quota=self.quota
+            )
         return await _start(
-            self.db, stream_id, opened, text, request.format, providers=self.providers, cpu=self.cpu, ended=ended
+            self.db,
+            stream_id,
+            opened,
+            text,
+            request.format,
+            providers=self.providers,
+            cpu=self.cpu,
+            ended=ended,
+            quota=self.quota,
+            allowance=allowance,
         )
 
     async def voice_speech(
@@ -261,9 +326,20 @@ class SpeechService:
                 raise NotFound("Voice not found.")
             voice = await _speaking(conn, await voice_row(conn, request.voice_id))
             opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
-            stream_id = await _record_opening(conn, opened, text, request.format, self.provider_settings)
+            stream_id, allowance = await _record_opening(
+                conn, opened, text, request.format, self.provider_settings, quota=self.quota
+            )
         return await _start(
-            self.db, stream_id, opened, text, request.format, providers=self.providers, cpu=self.cpu, ended=ended
+            self.db,
+            stream_id,
+            opened,
+            text,
+            request.format,
+            providers=self.providers,
+            cpu=self.cpu,
+            ended=ended,
+            quota=self.quota,
+            allowance=allowance,
         )
 
 
@@ -278,10 +354,11 @@ async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
 
 
 async def _record_opening(
-    conn: Connection, opened: _Opened, text: str, fmt: SpeechFormat, settings: ProviderSettings
-) -> uuid.UUID:
+    conn: Connection, opened: _Opened, text: str, fmt: SpeechFormat, settings: ProviderSettings, *, quota: SpendQuota
+) -> tuple[uuid.UUID, Allowance]:
     """The stream's usage row, written as the service in the transaction that checked the caller, once the
-    voice's provider is configured and can speak the voice's language and read `text` (422 otherwise)."""
+    voice's provider is configured and can speak the voice's language and read `text` (422 otherwise), with its
+    first sentence reserved (429 `quota_exceeded` past the quota); and where the caller then stands."""
     settings.usable(opened.voice.provider)
     check_speakable(opened.voice.provider, opened.voice.language, text)
     await become_service(conn)
@@ -300,7 +377,17 @@ async def _record_opening(
         },
     )
     stream_id: uuid.UUID = row["id"]
-    return stream_id
+    first = next(iter(sentences(text)), "")
+    call = usage.Call(
+        owner_id=opened.owner_id,
+        provider=opened.voice.provider,
+        model=opened.voice.target_model,
+        kind=UsageKind.STREAM,
+        work_id=stream_id,
+        call_key="0",
+        characters=len(first),
+    )
+    return stream_id, await usage.reserve(conn, call, quota)
 
 
 async def _start(
@@ -313,10 +400,23 @@ async def _start(
     providers: ProviderSet,
     cpu: CpuExecutor,
     ended: Callable[[], None],
+    quota: SpendQuota,
+    allowance: Allowance,
 ) -> SpeechStream:
     """Open the stream once its row is committed (no connection is held while it streams)."""
     provider = providers.get(opened.voice.provider, owner=opened.owner_id)
-    stream = SpeechStream(db, stream_id, provider=provider, cpu=cpu, opened=opened, text=text, fmt=fmt, ended=ended)
+    stream = SpeechStream(
+        db,
+        stream_id,
+        provider=provider,
+        cpu=cpu,
+        opened=opened,
+        text=text,
+        fmt=fmt,
+        ended=ended,
+        quota=quota,
+        allowance=allowance,
+    )
     await stream.open()
     return stream
 

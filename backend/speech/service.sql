@@ -11,3 +11,10 @@ update public.speech_streams
    set characters = %(characters)s, audio_ms = %(audio_ms)s, outcome = %(outcome)s, error_code = %(error_code)s,
        finished_at = now()
  where id = %(id)s and outcome = 'streaming';
+
+-- name: record_seconds
+-- As the service: the seconds each sentence sent made, on its ledger row (`call_key` is its index).
+update voicegate.usage_events e
+   set audio_seconds = s.seconds
+  from unnest(%(calls)s::text[], %(seconds)s::float8[]) as s (call_key, seconds)
+ where e.kind = 'stream' and e.work_id = %(id)s and e.call_key = s.call_key;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,10 +38,12 @@ from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language, check_speakable
 from backend.records import samples as sample_records
+from backend.records import usage
 from backend.records import voices as voice_records
 from backend.records.rows import fetch_record
 from backend.records.samples import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
+from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName, VoiceRow
 from backend.rules import sample_upload as samples
@@ -69,20 +72,29 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 class SynthesisService:
     """A user's synthesis jobs: their use cases over the database, Storage (where a render is kept), the CPU
     executor (that encodes an MP3), the provider settings (which providers are configured) and what one user may
-    create (a sample's new voice counts)."""
+    create (a sample's new voice counts) and spend (its jobs queued at once, its characters per window)."""
 
     db: Database
     storage: ObjectStorage
     cpu: CpuExecutor
     provider_settings: ProviderSettings
     limits: UserLimits
+    quota: SpendQuota = DEFAULT_SPEND
 
     async def create_job(
-        self, claims: UserClaims, request: CloneRequest, *, record: Recorder | None = None
+        self,
+        claims: UserClaims,
+        request: CloneRequest,
+        *,
+        record: Recorder | None = None,
+        seen: Callable[[Allowance], None] | None = None,
     ) -> JobAccepted:
         """Queue the job, first creating the sample's voice and its clone attempt when it has none.
 
-        Everything commits together, with the Idempotency-Key's `record` if there is one.
+        Everything commits together, with the Idempotency-Key's `record` if there is one. JobsLimited when the
+        caller has VOICEGATE_USER_QUEUED_JOBS jobs not yet ended, QuotaExceeded when the text would pass what is
+        left of their characters this window (the worker reserves them, piece by piece, as it speaks); `seen`
+        is told where the caller stands, for the answer's `RateLimit` fields.
         """
         if (request.sample_id is None) == (request.voice_id is None):
             raise ValidationFailed("Send exactly one of sampleId and voiceId.")
@@ -110,6 +122,9 @@ class SynthesisService:
                 voice_id, attempt_id = await _usable_voice(
                     conn, owner_id, request.voice_id, text, self.provider_settings
                 )
+            # Counted under the user's usage lock, so their jobs queued at once stay within the bound whichever
+            # process queues them.
+            allowance = await usage.admit_job(conn, owner_id, len(text), self.quota)
             job = await fetch_record(
                 conn,
                 _Q["insert_job"],
@@ -128,6 +143,8 @@ class SynthesisService:
             accepted = JobAccepted(job.id, job.status, voice_id, attempt_id)
             if record is not None:
                 await record(conn, accepted)
+        if seen is not None:
+            seen(allowance)
         return accepted
 
     async def job_status(self, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:

@@ -38,7 +38,14 @@ from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.errors import DatabaseUnavailable, LanguageNotSupported, LeaseLost, ProvenanceFailed, TooManyRequests
+from backend.errors import (
+    DatabaseUnavailable,
+    LanguageNotSupported,
+    LeaseLost,
+    ProvenanceFailed,
+    QuotaExceeded,
+    TooManyRequests,
+)
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice, SynthesisResult
 from backend.providers.errors import (
@@ -49,7 +56,9 @@ from backend.providers.errors import (
     UnsupportedLanguageError,
     VoiceNotFoundError,
 )
+from backend.providers.http import counting_sends
 from backend.providers.registry import check_speakable
+from backend.records import usage
 from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
 from backend.rules import likeness
@@ -215,7 +224,34 @@ class JobRun:
             params = {**self._lease(), "total": len(parts), "left": left}
             if await fetch_optional(conn, _Q["start_job"], params) is None:
                 return Outcome(status="stale")
-        return job, voice, parts
+            refused = await self._reserve(conn, job, voice, parts, 0)
+        return (job, voice, parts) if refused is None else refused
+
+    def _call(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str], index: int) -> usage.Call:
+        """Piece `index` of this run, as the usage ledger keys it. Each run's pieces are calls of their own: a run
+        that speaks again (a retry, a takeover from a dead worker) sends the text again, and is counted again."""
+        return usage.Call(
+            owner_id=job.owner_id,
+            provider=voice.provider,
+            model=voice.target_model,
+            kind=usage.UsageKind.JOB,
+            work_id=self.job_id,
+            call_key=f"{self.owner}/{index}",
+            characters=len(parts[index]),
+        )
+
+    async def _reserve(
+        self, conn: Connection, job: JobToSpeak, voice: ProviderVoice, parts: list[str], index: int
+    ) -> Outcome | None:
+        """Reserve piece `index`'s characters on `conn`'s transaction, which commits before the piece is spoken;
+        the job failed `quota_exceeded` (in that transaction) when they would pass the owner's quota, so nothing
+        past it reaches the provider."""
+        call = self._call(job, voice, parts, index)
+        try:
+            await usage.reserve(conn, call, self.ctx.spend)
+        except QuotaExceeded as exc:
+            return await heal.fail_job(conn, self.job_id, QuotaExceeded.code, exc.detail, lease_owner=self.owner)
+        return None
 
     async def _extend(self) -> None:
         async with self.ctx.db.service_statement() as conn:
@@ -252,6 +288,10 @@ class JobRun:
             # Stored only by the delivery that finishes the job, so a late one cannot replace its audio.
             if finished is not None:
                 await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type="audio/wav")
+                # The pieces' own lengths are not measured (each would be decoded): the render's seconds are
+                # shared between this run's calls by their characters.
+                seconds = {"id": self.job_id, "run": f"{self.owner}/", "audio_seconds": duration_s}
+                await conn.execute(_Q["record_run_seconds"], seconds)
         if finished is None:
             return Outcome(status="stale")
         # VOICEGATE_LIKENESS_PROBE=off: the voice's first render is what its likeness is judged on.
@@ -270,10 +310,16 @@ class JobRun:
         when the provider failed. LeaseLost once another run holds the job."""
         provider = self.ctx.providers.get(voice.provider, owner=job.owner_id)
         spoken: list[SynthesisResult] = []
+        refused = None
         try:
-            for part in parts:
-                spoken.append(await provider.synthesize(voice, part))
-                await self._progress(len(spoken))
+            for index, part in enumerate(parts):
+                with counting_sends() as sends:
+                    try:
+                        spoken.append(await provider.synthesize(voice, part))
+                    finally:
+                        await self._count_resent(self._call(job, voice, parts, index), sends[0])
+                if (refused := await self._progress(job, voice, parts, len(spoken))) is not None:
+                    break
         except (TransientProviderError, UnknownOutcomeError) as exc:
             if job.retry_count < MAX_PROVIDER_RETRIES:
                 return await self._retry(job.retry_count, exc.safe_message)
@@ -286,14 +332,29 @@ class JobRun:
             return await self._fail(LanguageNotSupported.code, exc.safe_message)
         except PermanentProviderError as exc:
             return await self._fail("inference_failed", f"inference failed: {exc.safe_message}")
-        return spoken
+        return spoken if refused is None else refused
 
-    async def _progress(self, done: int) -> None:
-        """Record `done` pieces spoken; LeaseLost when the run no longer holds the job (it is not spoken twice)."""
+    async def _count_resent(self, call: usage.Call, sends: int) -> None:
+        """Count a piece again for each time the provider's HTTP client sent it again (inline retries); what cannot
+        be written now (the database away) is logged, and the ledger is short by it."""
+        if sends <= 1:
+            return
+        try:
+            async with self.ctx.db.service_transaction() as conn:
+                await usage.add_resent(conn, call, sends, self.ctx.spend)
+        except (DatabaseUnavailable, TooManyRequests):
+            log.warning("synthesis job %s: %d resends of %s not counted", self.job_id, sends - 1, call.call_key)
+
+    async def _progress(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str], done: int) -> Outcome | None:
+        """Record `done` pieces spoken and reserve the next, in one transaction; the job failed when the next
+        would pass the owner's quota. LeaseLost when the run no longer holds the job (it is not spoken twice)."""
         async with self.ctx.db.service_transaction() as conn:
             progress = {"id": self.job_id, "done": done, "owner": self.owner}
             if await fetch_optional(conn, _Q["record_progress"], progress) is None:
                 raise LeaseLost
+            if done < len(parts):
+                return await self._reserve(conn, job, voice, parts, done)
+        return None
 
     async def _retry(self, retry_count: int, safe_message: str) -> Outcome:
         params = {"id": self.job_id, "code": "provider_unavailable", "message": safe_message, "owner": self.owner}

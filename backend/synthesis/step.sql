@@ -59,3 +59,12 @@ update public.synthesis_jobs
        lease_owner = null, lease_expires_at = null
  where id = %(id)s and status = 'processing' and lease_owner = %(owner)s
 returning id;
+
+-- name: record_run_seconds
+-- As the service, in the transaction that finishes the job: the render's seconds over this run's calls.
+update voicegate.usage_events e
+   set audio_seconds = %(audio_seconds)s * e.characters / nullif(t.total, 0)
+  from (select sum(characters)::float8 as total
+          from voicegate.usage_events
+         where kind = 'job' and work_id = %(id)s and starts_with(call_key, %(run)s)) t
+ where e.kind = 'job' and e.work_id = %(id)s and starts_with(e.call_key, %(run)s);

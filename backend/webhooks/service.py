@@ -41,6 +41,7 @@ EventType = Literal[
     "synthesis.failed",
     "synthesis.canceled",
     "reflection.launch_ready",
+    "usage.threshold",
 ]
 #: Every event voicegate sends (the SQL triggers name the same ones).
 EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)

@@ -267,3 +267,45 @@ def test_the_probe_is_a_short_sentence_in_the_voices_own_language() -> None:
     assert probe_text("en-GB") == probe_text(None) == PROBE_TEXTS["en"]
     assert probe_text("zh-Hans") == PROBE_TEXTS["zh"]
     assert probe_text("fi") is None, "a voice is never made to speak a language that is not its own"
+
+
+async def test_the_enrolment_the_probe_and_the_preview_are_each_written_to_the_usage_ledger(
+    cpu: CpuExecutor, db_dsn: str, tmp_path: Path, db: Db, server: tuple[SelfhostedFake, str]
+) -> None:
+    fake, url = server
+    async with open_lifecycle(cpu, db_dsn, tmp_path, SELFHOSTED_BASE_URL=url) as ctx:
+        made = await enrolment(ctx, db, provider="selfhosted")
+        assert (await process_attempt(ctx, made["attempt"], "worker-1")).status == "ready"
+        assert (await process_preview(ctx, made["attempt"])).status == "ready"
+
+    rows = db.execute(
+        "select kind, provider, characters from voicegate.usage_events where work_id = %s order by id",
+        (made["attempt"],),
+    ).fetchall()
+    sent = [speech["input"] for speech in fake.speeches]
+    assert [(kind, provider) for kind, provider, _ in rows] == [
+        ("enrolment", "selfhosted"),
+        ("probe", "selfhosted"),
+        ("preview", "selfhosted"),
+    ]
+    assert [characters for _, _, characters in rows] == [0, *(len(text) for text in sent)]
+
+
+async def test_a_probe_and_a_preview_past_their_owners_quota_are_not_spoken_and_the_voice_goes_on(
+    cpu: CpuExecutor, db_dsn: str, tmp_path: Path, db: Db, server: tuple[SelfhostedFake, str]
+) -> None:
+    fake, url = server
+    async with open_lifecycle(cpu, db_dsn, tmp_path, SELFHOSTED_BASE_URL=url, VOICEGATE_USER_CHARACTERS="5") as ctx:
+        made = await enrolment(ctx, db, provider="selfhosted")
+        assert (await process_attempt(ctx, made["attempt"], "worker-1")).status == "ready"
+        assert (await process_preview(ctx, made["attempt"])).status == "pending"
+
+    judged = likeness_of(db, made["attempt"])
+    assert (judged["status"], judged["likeness"], judged["likeness_error"]) == ("ready", None, "probe_failed")
+    assert fake.speeches == []
+    preview = db.execute(
+        "select last_error_code from voice_clone_attempts where id = %s", (made["attempt"],)
+    ).fetchone()
+    assert preview == ("quota_exceeded",)
+    kinds = db.execute("select kind from voicegate.usage_events where work_id = %s", (made["attempt"],)).fetchall()
+    assert kinds == [("enrolment",)]

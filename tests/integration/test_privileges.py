@@ -111,6 +111,10 @@ TABLES: Allowed = {
     # auth.users trigger (SECURITY DEFINER); an erasure's items that went are dropped once its receipt counts them.
     "voicegate.erasures": {"service_role": {"select", "update"}},
     "voicegate.erasure_items": {"service_role": {"select", "update", "delete"}},
+    # The usage ledger and each user's counter: the service reserves, fills in and reads them; a user who could
+    # write them would lift their own quota or erase what they spent. Rows go with their user.
+    "voicegate.usage_events": {"service_role": {"select", "insert", "update"}},
+    "voicegate.user_usage": {"service_role": {"select", "insert", "update"}},
     "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
     "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
 }
@@ -122,6 +126,7 @@ SEQUENCES: Allowed = {
     "voicegate.audit_events_id_seq": {},
     "voicegate.service_object_writes_id_seq": {},
     "voicegate.erasure_items_id_seq": {},
+    "voicegate.usage_events_id_seq": {},
 }
 
 EXECUTE = {"execute"}
@@ -160,6 +165,9 @@ FUNCTIONS: Allowed = {
     "voicegate.erasure_targets(uuid)": SERVICE_ONLY,
     "voicegate.erase_user(uuid,text)": SERVICE_ONLY,
     "voicegate.erase_user_rows(uuid)": SERVICE_ONLY,
+    "voicegate.lock_usage(uuid,double precision)": SERVICE_ONLY,
+    "voicegate.lock_user_jobs(uuid)": SERVICE_ONLY,
+    "voicegate.reserve_usage(uuid,text,text,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.start_erasure(uuid,text)": NOBODY,
     "voicegate.erase_deleted_user()": NOBODY,

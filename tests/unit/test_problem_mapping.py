@@ -101,6 +101,18 @@ ROWS = [
         "draft_voices_limited",
         "You have too many draft voices: finalize one (POST /api/clone/finalize) or delete one first.",
     ),
+    (
+        errors.QuotaExceeded(),
+        429,
+        "quota_exceeded",
+        "You have used your characters for this window; retry after `Retry-After` seconds, when it resets.",
+    ),
+    (
+        errors.JobsLimited(),
+        429,
+        "jobs_limited",
+        "You have too many synthesis jobs queued or running; retry once one has ended.",
+    ),
     (errors.ServiceUnavailable(), 503, "service_unavailable", "A dependency is unreachable; retry shortly."),
     (
         errors.BacklogFull(),
@@ -341,7 +353,9 @@ def test_exception_maps_to_problem(exc: Exception, status: int, code: str, detai
     assert ("Retry-After" in headers) is (status in {429, 503})
     if status == 429:
         # A draft never lapses, so its refusal asks a client back no sooner than its owner could act.
-        assert headers["Retry-After"] == ("60" if isinstance(exc, errors.DraftVoicesLimited) else "1")
+        # A job takes seconds to end, so a refusal for too many asks back after a few.
+        waits = {errors.DraftVoicesLimited: "60", errors.JobsLimited: "5"}
+        assert headers["Retry-After"] == waits.get(type(exc), "1")
 
 
 @pytest.mark.parametrize("refusal", [errors.CreatesLimited, errors.OpenConsentsLimited, errors.ConcurrencyLimited])
@@ -350,6 +364,14 @@ def test_a_refusal_that_knows_when_to_come_back_says_so_in_retry_after(refusal: 
 
     assert (problem.status, problem.detail, headers["Retry-After"]) == (429, "Retry in 742 s.", "742")
     assert refusal.retry_after == 1  # the class's own stays as it was
+
+
+def test_a_quota_refusal_carries_its_rate_limit_fields() -> None:
+    fields = {"RateLimit-Policy": '"characters";q=100;w=86400', "RateLimit": '"characters";r=0;t=3600'}
+    problem, headers = problem_for(errors.QuotaExceeded("Used.", retry_after=3600, headers=fields), "/api/v1/clone")
+
+    assert (problem.status, problem.code) == (429, "quota_exceeded")
+    assert headers == {"Retry-After": "3600", **fields}
 
 
 def server_error(sqlstate: str) -> psycopg.Error:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.records.usage import SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.settings import SettingsError, settings_from_env
 
@@ -70,6 +71,16 @@ def test_what_a_user_may_create_is_far_past_what_a_person_does_unless_told_other
     )
 
 
+def test_what_a_user_may_spend_is_far_past_what_a_person_does_unless_told_otherwise() -> None:
+    assert settings_from_env({}).spend_quota == SpendQuota(characters=200_000, window_seconds=86_400, queued_jobs=20)
+    env = {
+        "VOICEGATE_USER_CHARACTERS": "1000",
+        "VOICEGATE_USER_USAGE_WINDOW": "3600",
+        "VOICEGATE_USER_QUEUED_JOBS": "2",
+    }
+    assert settings_from_env(env).spend_quota == SpendQuota(characters=1000, window_seconds=3600, queued_jobs=2)
+
+
 def test_a_consent_phrase_lasts_ten_minutes_unless_told_otherwise() -> None:
     assert settings_from_env({}).consent_phrase_seconds == 600
     assert settings_from_env({"VOICEGATE_CONSENT_PHRASE_SECONDS": "120"}).consent_phrase_seconds == 120
@@ -98,6 +109,10 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_USER_CREATES": "many"}, "VOICEGATE_USER_CREATES"),
         ({"VOICEGATE_USER_OPEN_CONSENTS": "0"}, "VOICEGATE_USER_OPEN_CONSENTS must be at least 1"),
         ({"VOICEGATE_USER_DRAFT_VOICES": "-1"}, "VOICEGATE_USER_DRAFT_VOICES must be at least 1"),
+        ({"VOICEGATE_USER_CHARACTERS": "0"}, "VOICEGATE_USER_CHARACTERS must be at least 1"),
+        ({"VOICEGATE_USER_USAGE_WINDOW": "0"}, "VOICEGATE_USER_USAGE_WINDOW must be at least 1"),
+        ({"VOICEGATE_USER_USAGE_WINDOW": "a day"}, "VOICEGATE_USER_USAGE_WINDOW"),
+        ({"VOICEGATE_USER_QUEUED_JOBS": "0"}, "VOICEGATE_USER_QUEUED_JOBS must be at least 1"),
         ({"VOICEGATE_USER_CREATE_WINDOW": "0"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number of seconds"),
         ({"VOICEGATE_USER_CREATE_WINDOW": "-60"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number"),
         ({"VOICEGATE_USER_CREATE_WINDOW": "inf"}, "VOICEGATE_USER_CREATE_WINDOW must be a positive number"),

@@ -1,0 +1,220 @@
+"""`voicegate.usage_events` and `voicegate.user_usage`: what each user spends at the providers, and the quota it is
+held to.
+
+Every provider call that sends text is reserved before it is made (`reserve`): its ledger row is written with its
+characters, and the user's counter for the current fixed window (VOICEGATE_USER_USAGE_WINDOW seconds since the
+epoch, so it resets at the same instant for every process) is raised, both under the counter's row lock, in a
+transaction that commits before the call. So a call the quota refuses is never made, and a worker that dies after
+the call leaves the characters counted, never lost. The row is keyed by its work and its call, so a re-delivered
+message that does not call again adds nothing. The transaction that records the call's result fills in its audio
+seconds (`record_seconds`).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from psycopg.errors import LockNotAvailable
+
+from backend.db.connection import Connection
+from backend.db.execute import fetch_all, fetch_one
+from backend.db.queries import load_queries
+from backend.errors import JobsLimited, QuotaExceeded, TooManyRequests
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+#: The name of the quota's policy in the `RateLimit` fields.
+POLICY = "characters"
+
+
+class UsageKind(enum.StrEnum):
+    """What a ledger row's call was for: `voicegate.usage_events.kind`, exactly its CHECK constraint's values."""
+
+    JOB = "job"
+    STREAM = "stream"
+    PREVIEW = "preview"
+    PROBE = "probe"
+    ENROLMENT = "enrolment"
+
+
+class SpendQuota(msgspec.Struct, frozen=True, kw_only=True):
+    """What one user may spend, as the settings say (`Settings.spend_quota`)."""
+
+    #: VOICEGATE_USER_CHARACTERS: characters sent to providers per window.
+    characters: int = 200_000
+    #: VOICEGATE_USER_USAGE_WINDOW: the window's length in seconds.
+    window_seconds: int = 86_400
+    #: VOICEGATE_USER_QUEUED_JOBS: synthesis jobs queued or running at once.
+    queued_jobs: int = 20
+
+
+#: The settings' defaults, for what is built without them (a test's service).
+DEFAULT_SPEND: Final = SpendQuota()
+
+
+class Allowance(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a user stands in the current window."""
+
+    limit: int
+    window_seconds: int
+    used: int
+    window_start: datetime
+    #: Seconds until the window resets (at least 1).
+    reset_in: int
+
+    @property
+    def remaining(self) -> int:
+        """Characters left this window."""
+        return max(0, self.limit - self.used)
+
+    def headers(self) -> dict[str, str]:
+        """The IETF draft's `RateLimit-Policy` and `RateLimit` fields for this allowance."""
+        return {
+            "RateLimit-Policy": f'"{POLICY}";q={self.limit};w={self.window_seconds}',
+            "RateLimit": f'"{POLICY}";r={self.remaining};t={self.reset_in}',
+        }
+
+    def exceeded(self, characters: int) -> QuotaExceeded:
+        """The refusal of `characters` more than this allowance leaves."""
+        return QuotaExceeded(
+            f"{characters} characters would pass your quota of {self.limit} per {self.window_seconds} s "
+            f"({self.remaining} left); it resets in {self.reset_in} s.",
+            retry_after=self.reset_in,
+            headers=self.headers(),
+        )
+
+
+def _allowance(row: dict[str, Any], quota: SpendQuota) -> Allowance:
+    return Allowance(
+        limit=quota.characters,
+        window_seconds=quota.window_seconds,
+        used=int(row["used"]),
+        window_start=row["window_start"],
+        reset_in=max(1, math.ceil(float(row["reset_in"]))),
+    )
+
+
+class Call(msgspec.Struct, frozen=True, kw_only=True):
+    """One provider call to reserve: whose, at which provider and model, for which work, and which call of it."""
+
+    owner_id: uuid.UUID
+    provider: str
+    model: str | None
+    kind: UsageKind
+    work_id: uuid.UUID
+    call_key: str
+    characters: int
+
+
+def _busy() -> TooManyRequests:
+    # Not QuotaExceeded: the quota may not be reached, and the transaction this met is aborted.
+    return TooManyRequests("Too many of your requests are spending at once; retry in 1 s.", retry_after=1)
+
+
+async def reserve(conn: Connection, call: Call, quota: SpendQuota) -> Allowance:
+    """Reserve `call`'s characters and write its ledger row on `conn`'s transaction (as the service), holding the
+    user's counter lock until it ends; QuotaExceeded, with the seconds until the window resets, when the call would
+    pass the quota (nothing written). A call reserved before is not counted again."""
+    params = {**msgspec.structs.asdict(call), "limit": quota.characters, "window_seconds": quota.window_seconds}
+    try:
+        row = await fetch_one(conn, _Q["reserve"], params)
+    except LockNotAvailable:
+        raise _busy() from None
+    allowance = _allowance(row, quota)
+    if not row["reserved"]:
+        raise allowance.exceeded(call.characters)
+    return allowance
+
+
+async def record_seconds(
+    conn: Connection, kind: UsageKind, work_id: uuid.UUID, call_key: str, audio_seconds: float
+) -> None:
+    """Fill in the audio seconds a reserved call returned (as the service, with the result's own record)."""
+    params = {"kind": kind, "work_id": work_id, "call_key": call_key, "audio_seconds": audio_seconds}
+    await conn.execute(_Q["record_seconds"], params)
+
+
+async def add_resent(conn: Connection, call: Call, sends: int, quota: SpendQuota) -> None:
+    """Count the text of `call` again for each of its `sends` past the first (an inline retry of its HTTP request),
+    on its row and the user's counter (as the service). Not checked against the quota: it was sent."""
+    if sends <= 1:
+        return
+    params = {
+        "kind": call.kind,
+        "work_id": call.work_id,
+        "call_key": call.call_key,
+        "extra": call.characters * (sends - 1),
+        "window_seconds": quota.window_seconds,
+    }
+    await conn.execute(_Q["add_resent"], params)
+
+
+async def record_unmetered(conn: Connection, call: Call) -> None:
+    """Write a call that sends no text (an enrolment) to the ledger, once, counting nothing against the quota."""
+    await conn.execute(_Q["record_unmetered"], msgspec.structs.asdict(call))
+
+
+async def admit_job(conn: Connection, owner_id: uuid.UUID, characters: int, quota: SpendQuota) -> Allowance:
+    """Check that one more synthesis job of `characters` may be queued: JobsLimited past VOICEGATE_USER_QUEUED_JOBS
+    jobs not yet ended, counted under the user's jobs lock (held until `conn`'s transaction ends, so a burst from
+    any number of processes stops at the bound); QuotaExceeded when its characters would pass what is left this
+    window, read without a lock. Nothing is reserved: the worker does, call by call, under the counter's lock."""
+    try:
+        await conn.execute(_Q["lock_jobs"], {"owner_id": owner_id})
+    except LockNotAvailable:
+        raise _busy() from None
+    allowance = await read_allowance(conn, owner_id, quota)
+    active = (await fetch_one(conn, _Q["active_jobs"], {"owner_id": owner_id}))["active"]
+    if active >= quota.queued_jobs:
+        raise JobsLimited(
+            f"You have {active} synthesis jobs queued or running (this server allows {quota.queued_jobs}); "
+            "queue the next once one has ended.",
+            headers=allowance.headers(),
+        )
+    if allowance.used + characters > quota.characters:
+        raise allowance.exceeded(characters)
+    return allowance
+
+
+async def read_allowance(conn: Connection, owner_id: uuid.UUID, quota: SpendQuota) -> Allowance:
+    """Where the user stands this window, read without a lock (as the service)."""
+    row = await fetch_one(conn, _Q["read"], {"owner_id": owner_id, "window_seconds": quota.window_seconds})
+    return _allowance(row, quota)
+
+
+class Spent(msgspec.Struct, frozen=True, kw_only=True):
+    """One provider's and kind's share of a ledger."""
+
+    provider: str
+    kind: UsageKind
+    characters: int
+    audio_seconds: float
+    calls: int
+
+
+async def spent(conn: Connection, owner_id: uuid.UUID, since: datetime) -> list[Spent]:
+    """The user's ledger since `since`, by provider and kind (as the service)."""
+    rows = await fetch_all(conn, _Q["spent"], {"owner_id": owner_id, "since": since})
+    return [msgspec.convert(row, Spent) for row in rows]
+
+
+class ReportRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One user's spend at one provider over a period."""
+
+    owner_id: uuid.UUID
+    provider: str
+    characters: int
+    audio_seconds: float
+    calls: int
+
+
+async def report(conn: Connection, since: datetime, until: datetime) -> list[ReportRow]:
+    """Every user's ledger in [since, until), by provider (as the service)."""
+    rows = await fetch_all(conn, _Q["report"], {"since": since, "until": until})
+    return [msgspec.convert(row, ReportRow) for row in rows]

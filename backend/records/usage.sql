@@ -1,0 +1,69 @@
+-- name: reserve
+-- As the service; the user's counter stays locked until the caller's transaction ends.
+select reserved, used, window_start, extract(epoch from window_start + make_interval(secs => %(window_seconds)s)
+       - now()) as reset_in
+  from voicegate.reserve_usage(%(owner_id)s, %(provider)s, %(model)s, %(kind)s, %(work_id)s, %(call_key)s,
+                               %(characters)s, %(limit)s, %(window_seconds)s);
+
+-- name: read
+-- As the service: what the user has spent this window, without locking (none yet: no row, or last window's).
+select coalesce(sum(u.characters) filter (where u.window_start = w.start), 0)::bigint as used, w.start as window_start,
+       extract(epoch from w.start + make_interval(secs => %(window_seconds)s) - now()) as reset_in
+  from (select to_timestamp(floor(extract(epoch from now()) / %(window_seconds)s) * %(window_seconds)s) as start) w
+  left join voicegate.user_usage u on u.owner_id = %(owner_id)s
+ group by w.start;
+
+-- name: lock_jobs
+-- As the service; the user's job creates wait for each other until the caller's transaction ends.
+select voicegate.lock_user_jobs(%(owner_id)s);
+
+-- name: active_jobs
+-- As the service, under the user's jobs lock (`lock_jobs`): their jobs not yet ended.
+select count(*) as active
+  from public.synthesis_jobs
+ where owner_id = %(owner_id)s and status in ('queued', 'processing');
+
+-- name: record_seconds
+-- As the service, in the transaction that records what the call returned.
+update voicegate.usage_events
+   set audio_seconds = %(audio_seconds)s
+ where kind = %(kind)s and work_id = %(work_id)s and call_key = %(call_key)s;
+
+-- name: record_unmetered
+-- As the service: a call that sends no text (an enrolment) is written, not counted against the quota.
+insert into voicegate.usage_events (owner_id, provider, model, kind, work_id, call_key, characters)
+values (%(owner_id)s, %(provider)s, %(model)s, %(kind)s, %(work_id)s, %(call_key)s, 0)
+on conflict on constraint usage_events_call_key do nothing;
+
+-- name: spent
+-- As the service: the user's ledger since `since`, by provider and kind.
+select provider, kind, sum(characters)::bigint as characters, coalesce(sum(audio_seconds), 0)::float8 as audio_seconds,
+       count(*) as calls
+  from voicegate.usage_events
+ where owner_id = %(owner_id)s and at >= %(since)s
+ group by provider, kind
+ order by provider, kind;
+
+-- name: report
+-- As the service: every user's ledger in [since, until), by provider.
+select owner_id, provider, sum(characters)::bigint as characters,
+       coalesce(sum(audio_seconds), 0)::float8 as audio_seconds, count(*) as calls
+  from voicegate.usage_events
+ where at >= %(since)s and at < %(until)s
+ group by owner_id, provider
+ order by owner_id, provider;
+
+-- name: add_resent
+-- As the service: a call its HTTP client retried inline sent its text again. Counted once it is known (the text
+-- was sent, whatever the quota says), on the call's row and, within the window it was reserved in, the counter.
+with call as (
+  update voicegate.usage_events
+     set characters = characters + %(extra)s
+   where kind = %(kind)s and work_id = %(work_id)s and call_key = %(call_key)s
+  returning owner_id, at
+)
+update voicegate.user_usage u
+   set characters = u.characters + %(extra)s
+  from call
+ where u.owner_id = call.owner_id
+   and u.window_start = to_timestamp(floor(extract(epoch from call.at) / %(window_seconds)s) * %(window_seconds)s);

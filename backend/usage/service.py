@@ -1,0 +1,76 @@
+"""The caller's own spend (`GET /api/v1/usage`): their characters and audio seconds this window, by provider and
+kind, beside their quota, what is left and when it resets.
+
+The ledger and the counter are the service's alone (`backend.records.usage`), so this reads them as the service,
+for the caller's id only."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import msgspec
+
+from backend.auth.verify import UserClaims
+from backend.db.units import Database
+from backend.records import usage
+from backend.records.usage import SpendQuota, UsageKind
+
+
+class ProviderUsage(msgspec.Struct, rename="camel", kw_only=True):
+    """What one provider was sent, and returned, for one kind of work this window."""
+
+    provider: str
+    kind: UsageKind
+    characters: int
+    audio_seconds: Annotated[float, msgspec.Meta(description="Seconds of audio the calls returned, as recorded.")]
+    calls: int
+
+
+class Usage(msgspec.Struct, rename="camel", kw_only=True):
+    """The caller's spend in the current window, against VOICEGATE_USER_CHARACTERS."""
+
+    characters: Annotated[int, msgspec.Meta(description="Characters sent to providers this window.")]
+    audio_seconds: float
+    limit: Annotated[int, msgspec.Meta(description="Characters allowed per window (VOICEGATE_USER_CHARACTERS).")]
+    remaining: int
+    window_seconds: int
+    window_start: datetime
+    resets_at: datetime
+    by_provider: list[ProviderUsage]
+
+
+@dataclass(frozen=True)
+class UsageService:
+    """A user's spend, read over the database against the quota the settings give."""
+
+    db: Database
+    quota: SpendQuota
+
+    async def own_usage(self, claims: UserClaims) -> Usage:
+        """The caller's usage this window (zero before their first call)."""
+        owner_id = uuid.UUID(claims.sub)
+        async with self.db.service_transaction() as conn:
+            allowance = await usage.read_allowance(conn, owner_id, self.quota)
+            spent = await usage.spent(conn, owner_id, allowance.window_start)
+        return Usage(
+            characters=allowance.used,
+            audio_seconds=sum(row.audio_seconds for row in spent),
+            limit=allowance.limit,
+            remaining=allowance.remaining,
+            window_seconds=allowance.window_seconds,
+            window_start=allowance.window_start,
+            resets_at=allowance.window_start + timedelta(seconds=allowance.window_seconds),
+            by_provider=[
+                ProviderUsage(
+                    provider=row.provider,
+                    kind=row.kind,
+                    characters=row.characters,
+                    audio_seconds=row.audio_seconds,
+                    calls=row.calls,
+                )
+                for row in spent
+            ],
+        )

@@ -1,0 +1,228 @@
+"""Spend, as a client meets it (docs/limits.md, "Spend"): `GET /api/v1/usage` reads the caller's own ledger this
+window; a job whose text would pass what is left of VOICEGATE_USER_CHARACTERS is refused 429 `quota_exceeded`
+with Retry-After the seconds until the window resets, writing nothing; the routes that spend answer the
+`RateLimit-Policy` and `RateLimit` fields on 2xx and 429 alike; VOICEGATE_USER_QUEUED_JOBS holds exactly under a
+burst sent to two API processes at once; a speech stream that reaches the quota ends cleanly at it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import uuid
+import wave
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from backend.app import create_app
+from backend.settings import settings_from_env, with_auth
+from backend.text import sentences
+from devkit.db import Conn, one
+from tests.integration.api.conftest import JWT_SECRET, User
+from tests.integration.api.test_language_refusals import local_voice, stored_local_voice
+from tests.integration.api.test_user_limits import two_processes
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+@asynccontextmanager
+async def app_with(db_dsn: str, tmp_path: Path, **env: str) -> AsyncIterator[Client]:
+    settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **env})
+    async with AsyncTestClient(app=create_app(with_auth(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn)) as c:
+        yield c
+
+
+def english_voice(sql: Conn, owner: uuid.UUID) -> str:
+    provider_voice_id = f"local-{uuid.uuid4().hex[:8]}"
+    voice_id = local_voice(sql, owner, "en", provider_voice_id)
+    stored_local_voice(sql, provider_voice_id, "en")
+    return voice_id
+
+
+def spend(sql: Conn, owner: uuid.UUID, characters: int, *, provider: str = "local", kind: str = "job") -> None:
+    """`characters` reserved for `owner` as a worker reserves a call's, at the default quota and window."""
+    row = one(
+        sql,
+        "select * from voicegate.reserve_usage(%s, %s, null, %s, %s, '0', %s, 200000, 86400)",
+        (owner, provider, kind, uuid.uuid4(), characters),
+    )
+    assert row["reserved"]
+
+
+def rate_limit(headers: Any) -> tuple[str, dict[str, int]]:
+    """The `RateLimit-Policy` field as sent, and the `RateLimit` field's members."""
+    found = re.fullmatch(r'"characters";r=(\d+);t=(\d+)', headers["ratelimit"])
+    assert found is not None, headers["ratelimit"]
+    return headers["ratelimit-policy"], {"r": int(found[1]), "t": int(found[2])}
+
+
+def jobs(sql: Conn, owner: uuid.UUID) -> int:
+    return int(one(sql, "select count(*) as n from synthesis_jobs where owner_id = %s", (owner,))["n"])
+
+
+async def test_usage_reads_the_callers_own_ledger_this_window(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    alice, bob = make_user(), make_user()
+    empty = await client.get("/api/v1/usage", headers=alice.headers)
+    assert empty.status_code == 200, empty.text
+    assert (empty.json()["characters"], empty.json()["remaining"], empty.json()["byProvider"]) == (0, 200000, [])
+
+    spend(sql, alice.id, 120)
+    spend(sql, alice.id, 30, kind="stream")
+    spend(sql, alice.id, 50, provider="elevenlabs")
+    sql.execute("update voicegate.usage_events set audio_seconds = 2.5 where owner_id = %s", (alice.id,))
+    spend(sql, bob.id, 999)
+
+    answer = await client.get("/api/v1/usage", headers=alice.headers)
+
+    assert answer.status_code == 200, answer.text
+    usage = answer.json()
+    assert (usage["characters"], usage["limit"], usage["remaining"]) == (200, 200000, 199800)
+    assert usage["windowSeconds"] == 86400
+    assert usage["audioSeconds"] == 7.5
+    start, resets = datetime.fromisoformat(usage["windowStart"]), datetime.fromisoformat(usage["resetsAt"])
+    assert (resets - start).total_seconds() == 86400
+    assert start.timestamp() % 86400 == 0, "fixed windows: each UTC day at the default"
+    assert usage["byProvider"] == [
+        {"provider": "elevenlabs", "kind": "job", "characters": 50, "audioSeconds": 2.5, "calls": 1},
+        {"provider": "local", "kind": "job", "characters": 120, "audioSeconds": 2.5, "calls": 1},
+        {"provider": "local", "kind": "stream", "characters": 30, "audioSeconds": 2.5, "calls": 1},
+    ]
+    assert (await client.get("/api/v1/usage")).status_code == 401
+
+
+async def test_a_job_past_the_quota_is_refused_until_the_window_resets_and_every_answer_says_what_is_left(
+    db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn
+) -> None:
+    alice, bob = make_user(), make_user()
+    async with app_with(db_dsn, tmp_path, VOICEGATE_USER_CHARACTERS="100") as client:
+        voice = english_voice(sql, alice.id)
+        accepted = await client.post(
+            "/api/v1/clone", json={"voiceId": voice, "text": "Hello there."}, headers=alice.headers
+        )
+        assert accepted.status_code == 202, accepted.text
+        policy, left = rate_limit(accepted.headers)
+        assert policy == '"characters";q=100;w=86400'
+        assert left["r"] == 100
+        assert 0 < left["t"] <= 86400
+
+        spend_quota = one(
+            sql,
+            "select * from voicegate.reserve_usage(%s, 'local', null, 'job', %s, '0', 70, 100, 86400)",
+            (alice.id, uuid.uuid4()),
+        )
+        assert spend_quota["reserved"]
+        before = jobs(sql, alice.id)
+        text = "This text is more than thirty characters long."
+        refused = await client.post("/api/v1/clone", json={"voiceId": voice, "text": text}, headers=alice.headers)
+
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["code"] == "quota_exceeded"
+        policy, left = rate_limit(refused.headers)
+        assert (policy, left["r"]) == ('"characters";q=100;w=86400', 30)
+        assert int(refused.headers["retry-after"]) == left["t"]
+        assert jobs(sql, alice.id) == before, "a refused job writes nothing"
+        # What is left still fits.
+        fits = await client.post(
+            "/api/v1/clone", json={"voiceId": voice, "text": "Thirty is enough."}, headers=alice.headers
+        )
+        assert fits.status_code == 202, fits.text
+        # Another user is not held back.
+        bobs = await client.post(
+            "/api/v1/clone", json={"voiceId": english_voice(sql, bob.id), "text": text}, headers=bob.headers
+        )
+        assert bobs.status_code == 202, bobs.text
+
+        # The next window: the quota is back.
+        sql.execute(
+            "update voicegate.user_usage set window_start = window_start - interval '1 day' where owner_id = %s",
+            (alice.id,),
+        )
+        again = await client.post("/api/v1/clone", json={"voiceId": voice, "text": text}, headers=alice.headers)
+        assert again.status_code == 202, again.text
+        assert rate_limit(again.headers)[1]["r"] == 100
+
+
+async def test_queued_jobs_stop_at_the_bound_under_a_burst_sent_to_two_processes(
+    db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn
+) -> None:
+    cap, burst = 5, 32
+    alice = make_user()
+    voice = english_voice(sql, alice.id)
+    async with two_processes(db_dsn, tmp_path, VOICEGATE_USER_QUEUED_JOBS=str(cap)) as clients:
+        answers = await asyncio.gather(
+            *(
+                clients[n % 2].post(
+                    "/api/v1/clone", json={"voiceId": voice, "text": f"Job {n}."}, headers=alice.headers
+                )
+                for n in range(burst)
+            )
+        )
+        statuses = Counter((a.status_code, a.json().get("code")) for a in answers)
+        assert statuses == {(202, None): cap, (429, "jobs_limited"): burst - cap}, statuses
+        assert jobs(sql, alice.id) == cap
+        refused = next(a for a in answers if a.status_code == 429)
+        assert refused.headers["retry-after"] == "5"
+        assert "ratelimit" in refused.headers
+
+        # One ends: one more may be queued.
+        sql.execute(
+            "update synthesis_jobs set status = 'failed', finished_at = now() where id ="
+            " (select id from synthesis_jobs where owner_id = %s limit 1)",
+            (alice.id,),
+        )
+        more = await clients[0].post(
+            "/api/v1/clone", json={"voiceId": voice, "text": "One more."}, headers=alice.headers
+        )
+        assert more.status_code == 202, more.text
+
+
+def wav_seconds(body: bytes) -> float:
+    with wave.open(io.BytesIO(body)) as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+async def test_a_stream_that_reaches_the_quota_ends_cleanly_after_its_last_whole_sentence(
+    db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn
+) -> None:
+    text = "Hello there. This is the second sentence. And this one is the third."
+    said = sentences(text)
+    assert len(said) == 3
+    quota = len(said[0]) + len(said[1])  # the third does not fit
+    alice = make_user()
+    async with app_with(db_dsn, tmp_path, VOICEGATE_USER_CHARACTERS=str(quota)) as client:
+        voice = english_voice(sql, alice.id)
+        streamed = await client.post(
+            "/api/v1/speech", json={"voiceId": voice, "text": text, "format": "wav"}, headers=alice.headers
+        )
+        assert streamed.status_code == 200, streamed.text
+        assert rate_limit(streamed.headers)[0] == f'"characters";q={quota};w=86400'
+        assert wav_seconds(streamed.content) > 0.5, "the audio made is whole"
+        stream = one(
+            sql,
+            "select id, characters, outcome, error_code, audio_ms from speech_streams where owner_id = %s",
+            (alice.id,),
+        )
+        assert (stream["characters"], stream["error_code"]) == (quota, "quota_exceeded")
+        ledger = sql.execute(
+            "select call_key, characters, audio_seconds from voicegate.usage_events"
+            " where work_id = %s order by call_key",
+            (stream["id"],),
+        ).fetchall()
+        assert [(row[0], row[1]) for row in ledger] == [("0", len(said[0])), ("1", len(said[1]))]
+        assert all(row[2] > 0 for row in ledger)
+        assert abs(sum(row[2] for row in ledger) * 1000 - stream["audio_ms"]) < 500  # the pause between is not spoken
+
+        # Nothing left: the next stream is refused before it opens, and writes no stream.
+        refused = await client.post("/api/v1/speech", json={"voiceId": voice, "text": "Hi."}, headers=alice.headers)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["code"] == "quota_exceeded"
+        assert rate_limit(refused.headers)[1]["r"] == 0
+        assert one(sql, "select count(*) as n from speech_streams where owner_id = %s", (alice.id,))["n"] == 1
