@@ -698,10 +698,15 @@ CREATE FUNCTION voicegate.emit_webhook(p_type text, p_owner uuid, p_data jsonb) 
     SET search_path TO ''
     AS $$
 declare
-  project boolean := coalesce((select configured from voicegate.project_webhook), true);
+  cfg voicegate.project_webhook;
+  project boolean;
+  bound integer;
   event jsonb;
   endpoint uuid;
 begin
+  select * into cfg from voicegate.project_webhook;
+  project := coalesce(cfg.configured, true);
+  bound := coalesce(cfg.endpoint_pending, 100);
   if not project and not exists (select from public.webhook_endpoints e
                                   where e.owner_id = p_owner and p_type = any (e.events) and e.disabled_at is null) then
     return;
@@ -715,8 +720,12 @@ begin
     insert into pgmq.q_webhook_delivery (vt, message)
     values (clock_timestamp(), event || jsonb_build_object('endpointId', null));
   end if;
+  -- `for no key update`: an endpoint's secret (which refers to it) may still be written meanwhile.
   for endpoint in select e.id from public.webhook_endpoints e
-                   where e.owner_id = p_owner and p_type = any (e.events) and e.disabled_at is null loop
+                   where e.owner_id = p_owner and p_type = any (e.events) and e.disabled_at is null
+                   order by e.id
+                     for no key update of e loop
+    perform voicegate.make_room_for_webhook(endpoint, p_owner, bound);
     insert into pgmq.q_webhook_delivery (vt, message)
     values (clock_timestamp(), event || jsonb_build_object('endpointId', endpoint));
   end loop;
@@ -725,6 +734,198 @@ $$;
 
 
 ALTER FUNCTION voicegate.emit_webhook(p_type text, p_owner uuid, p_data jsonb) OWNER TO voicegate_migrator;
+
+--
+-- Name: erase_deleted_user(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erase_deleted_user() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- The operator's actor when voicegate.erase_user deletes the row; otherwise the role that deleted it.
+  perform voicegate.start_erasure(
+    old.id, coalesce(nullif(current_setting('voicegate.erasure_actor', true), ''), 'database:' || session_user));
+  return old;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.erase_deleted_user() OWNER TO voicegate_migrator;
+
+--
+-- Name: erase_user(uuid, text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erase_user(p_user uuid, p_actor text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform set_config('voicegate.erasure_actor', p_actor, true);
+  delete from auth.users where id = p_user;
+  perform set_config('voicegate.erasure_actor', '', true);
+  return (select e.id from voicegate.erasures e where e.user_id = p_user);
+end
+$$;
+
+
+ALTER FUNCTION voicegate.erase_user(p_user uuid, p_actor text) OWNER TO voicegate_migrator;
+
+--
+-- Name: erase_user_rows(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erase_user_rows(p_erasure uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_user uuid;
+  v_text text;
+  v_counts jsonb := '{}';
+  v_n bigint;
+  v_queued bigint := 0;
+  t record;
+begin
+  select e.user_id into v_user from voicegate.erasures e where e.id = p_erasure;
+  if v_user is null then
+    raise exception using errcode = 'VG404', message = 'No such erasure.';
+  end if;
+  if exists (select 1 from auth.users u where u.id = v_user) then
+    raise exception using errcode = 'VG409', message = 'The user is still there.';
+  end if;
+  v_text := v_user::text;
+  for t in
+    select c.table_schema, c.table_name
+      from information_schema.columns c
+      join information_schema.tables tb
+        on tb.table_schema = c.table_schema and tb.table_name = c.table_name and tb.table_type = 'BASE TABLE'
+     where c.table_schema in ('public', 'voicegate') and c.column_name = 'owner_id' and c.data_type = 'uuid'
+     order by c.table_schema, c.table_name
+  loop
+    execute format('delete from %I.%I where owner_id = $1', t.table_schema, t.table_name) using v_user;
+    get diagnostics v_n = row_count;
+    if v_n > 0 then
+      v_counts := v_counts || jsonb_build_object(t.table_schema || '.' || t.table_name, v_n);
+    end if;
+  end loop;
+
+  delete from voicegate.service_written_objects where name like v_text || '/%';
+  get diagnostics v_n = row_count;
+  if v_n > 0 then
+    v_counts := v_counts || jsonb_build_object('voicegate.service_written_objects', v_n);
+  end if;
+  delete from voicegate.service_object_writes where name like v_text || '/%';
+  get diagnostics v_n = row_count;
+  if v_n > 0 then
+    v_counts := v_counts || jsonb_build_object('voicegate.service_object_writes', v_n);
+  end if;
+  delete from voicegate.queue_message_errors where error like '%' || v_text || '%';
+  get diagnostics v_n = row_count;
+  if v_n > 0 then
+    v_counts := v_counts || jsonb_build_object('voicegate.queue_message_errors', v_n);
+  end if;
+
+  -- Messages still queued (or archived) that carry the user's id; the erasure's own queue carries none.
+  for t in
+    select q.queue_name from voicegate.work_queues q where q.queue_name <> 'user_erasure'
+    union all select 'voice_dead_letter'
+  loop
+    execute format('delete from pgmq.%I where message::text like $1', 'q_' || t.queue_name)
+      using '%' || v_text || '%';
+    get diagnostics v_n = row_count;
+    v_queued := v_queued + v_n;
+    execute format('delete from pgmq.%I where message::text like $1', 'a_' || t.queue_name)
+      using '%' || v_text || '%';
+    get diagnostics v_n = row_count;
+    v_queued := v_queued + v_n;
+  end loop;
+  if v_queued > 0 then
+    v_counts := v_counts || jsonb_build_object('queue_messages', v_queued);
+  end if;
+
+  update voicegate.audit_events e
+     set subject_id = 'erased:' || p_erasure,
+         detail = jsonb_build_object('erasure_id', p_erasure),
+         actor = case when e.actor like '%' || v_text || '%' then 'erased' else e.actor end
+   where e.action <> 'user.erase'
+     and (e.subject_id like '%' || v_text || '%' or e.detail::text like '%' || v_text || '%'
+          or e.actor like '%' || v_text || '%');
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || jsonb_build_object('audit_events_tombstoned', v_n);
+  return v_counts;
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.erase_user_rows(p_erasure uuid) OWNER TO voicegate_migrator;
+
+--
+-- Name: erasure_subject(text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erasure_subject(p_who text) RETURNS TABLE(user_id uuid, present boolean, email text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+  select u.id, true, u.email::text
+    from auth.users u
+   where (p_who ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' and u.id = p_who::uuid)
+      or lower(u.email) = lower(p_who)
+  union all
+  select e.user_id, false, null
+    from voicegate.erasures e
+   where p_who ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' and e.user_id = p_who::uuid
+     and not exists (select 1 from auth.users u where u.id = e.user_id)
+$_$;
+
+
+ALTER FUNCTION voicegate.erasure_subject(p_who text) OWNER TO voicegate_migrator;
+
+--
+-- Name: erasure_targets(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erasure_targets(p_user uuid) RETURNS TABLE(kind text, target text, ref text, region text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select 'provider_voice', p.provider, p.ref, max(p.region)
+    from (select a.provider::text as provider, a.provider_voice_id as ref, a.provider_metadata ->> 'region' as region
+            from public.voice_clone_attempts a
+           where a.owner_id = p_user and a.provider_voice_id is not null
+          union all
+          select v.tts_provider, v.provider_voice_id, v.provider_region
+            from public.voices v
+           where v.owner_id = p_user and v.tts_provider is not null and v.provider_voice_id is not null
+          union all
+          select r.provider::text, r.provider_voice_id::text, null
+            from public.voice_provider_references r
+           where r.owner_id = p_user) p
+   group by p.provider, p.ref
+  union all
+  select distinct 'object', o.bucket, o.name, null::text
+    from (select so.bucket_id as bucket, so.name
+            from storage.objects so
+           where so.name like p_user::text || '/%'
+          union all
+          select s.bucket_id, s.object_path from public.voice_samples s where s.owner_id = p_user
+          union all
+          select s.bucket_id, s.processed_object_path
+            from public.voice_samples s where s.owner_id = p_user and s.processed_object_path is not null
+          union all
+          select 'voice-samples', c.statement_sample_path
+            from public.voice_consents c where c.owner_id = p_user and c.statement_sample_path is not null
+          union all
+          select j.output_bucket_id, j.output_object_path
+            from public.synthesis_jobs j where j.owner_id = p_user and j.output_object_path is not null) o
+   where o.bucket is not null and o.name is not null
+$$;
+
+
+ALTER FUNCTION voicegate.erasure_targets(p_user uuid) OWNER TO voicegate_migrator;
 
 --
 -- Name: extend_attempt_lease(uuid, text, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
@@ -855,6 +1056,69 @@ $$;
 ALTER FUNCTION voicegate.lock_user_jobs(p_owner_id uuid) OWNER TO voicegate_migrator;
 
 --
+-- Name: make_room_for_webhook(uuid, uuid, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.make_room_for_webhook(p_endpoint uuid, p_owner uuid, p_bound integer) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  held integer;
+  gone record;
+  kept text;
+  moved bigint[] := '{}';
+begin
+  select count(*) into held
+    from pgmq.q_webhook_delivery
+   where message ->> 'endpointId' = p_endpoint::text;
+  if held < p_bound then
+    return;
+  end if;
+  for gone in
+    with oldest as (
+      select q.msg_id
+        from pgmq.q_webhook_delivery q
+       where q.message ->> 'endpointId' = p_endpoint::text
+       order by q.message ->> 'endpointId', q.msg_id
+       limit held - p_bound + greatest(1, p_bound / 10)
+    ), evicted as (
+      delete from pgmq.q_webhook_delivery q using oldest o where q.msg_id = o.msg_id returning q.*
+    ), archived as (
+      -- The columns every pgmq since 1.0 has (the triggers write no headers).
+      insert into pgmq.a_webhook_delivery (msg_id, read_ct, enqueued_at, vt, message)
+      select msg_id, read_ct, enqueued_at, vt, message from evicted
+      returning msg_id, read_ct, message
+    )
+    select * from archived order by msg_id
+  loop
+    delete from voicegate.queue_message_errors
+     where queue_name = 'webhook_delivery' and msg_id = gone.msg_id
+    returning error into kept;
+    -- As queue_consumers/runtime.py writes a dead letter, so `voicegate ops replay-dead-letters` replays it.
+    perform pgmq.send('voice_dead_letter', jsonb_build_object(
+      'sourceQueue', 'webhook_delivery',
+      'sourceMsgId', gone.msg_id,
+      'readCount', gone.read_ct,
+      'message', gone.message,
+      'error', jsonb_build_object(
+        'code', 'endpoint_backlog',
+        'message', left(format('the endpoint held %s deliveries (VOICEGATE_WEBHOOK_PENDING) as a newer event came;'
+                               ' last error: %s', p_bound, coalesce(kept, 'none yet')), 1000)),
+      'deadAt', to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')));
+    moved := moved || gone.msg_id;
+  end loop;
+  perform voicegate.record_audit('webhook_outbox', 'webhook.backlog_dead_lettered', 'webhook_endpoint',
+                                 p_endpoint::text,
+                                 jsonb_build_object('ownerId', p_owner, 'bound', p_bound, 'held', held,
+                                                    'deadLettered', cardinality(moved), 'msgIds', to_jsonb(moved)));
+end
+$$;
+
+
+ALTER FUNCTION voicegate.make_room_for_webhook(p_endpoint uuid, p_owner uuid, p_bound integer) OWNER TO voicegate_migrator;
+
+--
 -- Name: mirror_drift(jsonb, uuid, public.voice_clone_attempts); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -962,6 +1226,29 @@ $$;
 
 
 ALTER FUNCTION voicegate.purge_idempotency_keys() OWNER TO voicegate_migrator;
+
+--
+-- Name: put_off_message(text, bigint, integer, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  moved integer;
+begin
+  execute format(
+    'update pgmq.%I set vt = clock_timestamp() + make_interval(secs => $3), read_ct = read_ct - 1
+      where msg_id = $1 and read_ct = $2 and read_ct > 0', 'q_' || p_queue)
+    using p_msg_id, p_read_ct, p_seconds;
+  get diagnostics moved = row_count;
+  return moved > 0;
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) OWNER TO voicegate_migrator;
 
 --
 -- Name: read_and_lease_attempts(text, integer, integer, text, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
@@ -1179,6 +1466,42 @@ $$;
 ALTER FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) OWNER TO voicegate_migrator;
 
 --
+-- Name: require_owner(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.require_owner(p_owner uuid) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (select 1 from auth.users u where u.id = p_owner and u.deleted_at is null) then
+    raise exception using errcode = 'VG401', message = 'The account this token was issued for no longer exists.';
+  end if;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.require_owner(p_owner uuid) OWNER TO voicegate_migrator;
+
+--
+-- Name: require_user(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.require_user() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (select 1 from auth.users u where u.id = auth.uid() and u.deleted_at is null) then
+    raise exception using errcode = 'VG401', message = 'The account this token was issued for no longer exists.';
+  end if;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.require_user() OWNER TO voicegate_migrator;
+
+--
 -- Name: reserve_usage(uuid, text, text, text, uuid, text, integer, bigint, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1222,6 +1545,60 @@ $$;
 
 
 ALTER FUNCTION voicegate.reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) OWNER TO voicegate_migrator;
+
+--
+-- Name: start_erasure(uuid, text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.start_erasure(p_user uuid, p_requested_by text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_id uuid;
+  v_prefix text := p_user::text || '/';
+begin
+  insert into voicegate.erasures (user_id, requested_by, cascaded)
+  values (p_user, left(p_requested_by, 200), jsonb_build_object(
+    'voices', (select count(*) from public.voices where owner_id = p_user),
+    'voice_clone_attempts', (select count(*) from public.voice_clone_attempts where owner_id = p_user),
+    'voice_samples', (select count(*) from public.voice_samples where owner_id = p_user),
+    'voice_consents', (select count(*) from public.voice_consents where owner_id = p_user),
+    'reflections', (select count(*) from public.reflections where owner_id = p_user),
+    'synthesis_jobs', (select count(*) from public.synthesis_jobs where owner_id = p_user),
+    'speech_streams', (select count(*) from public.speech_streams where owner_id = p_user),
+    'webhook_endpoints', (select count(*) from public.webhook_endpoints where owner_id = p_user)))
+  on conflict (user_id) do nothing
+  returning id into v_id;
+  if v_id is null then
+    select e.id into v_id from voicegate.erasures e where e.user_id = p_user;
+    return v_id;
+  end if;
+
+  insert into voicegate.erasure_items (erasure_id, kind, target, ref, region)
+  select v_id, t.kind, t.target, t.ref, t.region from voicegate.erasure_targets(p_user) t;
+
+  -- The audit events about the user's rows keep their action and time; what they said goes.
+  update voicegate.audit_events e
+     set subject_id = 'erased:' || v_id, detail = jsonb_build_object('erasure_id', v_id)
+    from (select 'attempt', a.id::text from public.voice_clone_attempts a where a.owner_id = p_user
+          union all select 'reflection', r.id::text from public.reflections r where r.owner_id = p_user
+          union all select 'voice', v.id::text from public.voices v where v.owner_id = p_user
+          union all select 'voice_sample', s.id::text from public.voice_samples s where s.owner_id = p_user
+          union all select 'voice_consent', c.id::text from public.voice_consents c where c.owner_id = p_user
+          union all select 'synthesis_job', j.id::text from public.synthesis_jobs j where j.owner_id = p_user
+          union all
+          select 'provider_voice', i.target || ':' || i.ref
+            from voicegate.erasure_items i where i.erasure_id = v_id and i.kind = 'provider_voice') s (kind, id)
+   where e.subject_type = s.kind and e.subject_id = s.id;
+
+  perform pgmq.send('user_erasure', jsonb_build_object('erasureId', v_id));
+  return v_id;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.start_erasure(p_user uuid, p_requested_by text) OWNER TO voicegate_migrator;
 
 --
 -- Name: take_create(uuid, text, integer, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
@@ -1540,6 +1917,24 @@ $$;
 ALTER FUNCTION voicegate.webhook_sample_event() OWNER TO voicegate_migrator;
 
 --
+-- Name: a_user_erasure; Type: TABLE; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE TABLE pgmq.a_user_erasure (
+    msg_id bigint NOT NULL,
+    read_ct integer DEFAULT 0 NOT NULL,
+    enqueued_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_read_at timestamp with time zone,
+    archived_at timestamp with time zone DEFAULT now() NOT NULL,
+    vt timestamp with time zone NOT NULL,
+    message jsonb,
+    headers jsonb
+);
+
+
+ALTER TABLE pgmq.a_user_erasure OWNER TO voicegate_migrator;
+
+--
 -- Name: a_voice_clone_process; Type: TABLE; Schema: pgmq; Owner: voicegate_migrator
 --
 
@@ -1646,6 +2041,36 @@ CREATE TABLE pgmq.a_webhook_delivery (
 
 
 ALTER TABLE pgmq.a_webhook_delivery OWNER TO voicegate_migrator;
+
+--
+-- Name: q_user_erasure; Type: TABLE; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE TABLE pgmq.q_user_erasure (
+    msg_id bigint NOT NULL,
+    read_ct integer DEFAULT 0 NOT NULL,
+    enqueued_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_read_at timestamp with time zone,
+    vt timestamp with time zone NOT NULL,
+    message jsonb,
+    headers jsonb
+);
+
+
+ALTER TABLE pgmq.q_user_erasure OWNER TO voicegate_migrator;
+
+--
+-- Name: q_user_erasure_msg_id_seq; Type: SEQUENCE; Schema: pgmq; Owner: voicegate_migrator
+--
+
+ALTER TABLE pgmq.q_user_erasure ALTER COLUMN msg_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME pgmq.q_user_erasure_msg_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: q_voice_clone_process; Type: TABLE; Schema: pgmq; Owner: voicegate_migrator
@@ -2192,6 +2617,9 @@ CREATE TABLE public.webhook_endpoints (
     events text[] NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     disabled_at timestamp with time zone,
+    failing_since timestamp with time zone,
+    disabled_reason text,
+    CONSTRAINT webhook_endpoints_disabled_reason_check CHECK ((disabled_reason = ANY (ARRAY['gone'::text, 'failing'::text]))),
     CONSTRAINT webhook_endpoints_url_check CHECK (((length(url) >= 8) AND (length(url) <= 2048)))
 );
 
@@ -2247,6 +2675,69 @@ ALTER TABLE voicegate.audit_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENT
 );
 
 --
+-- Name: erasure_items; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.erasure_items (
+    id bigint NOT NULL,
+    erasure_id uuid NOT NULL,
+    kind text NOT NULL,
+    target text NOT NULL,
+    ref text NOT NULL,
+    region text,
+    state text DEFAULT 'pending'::text NOT NULL,
+    tries integer DEFAULT 0 NOT NULL,
+    last_error text,
+    done_at timestamp with time zone,
+    CONSTRAINT erasure_item_done CHECK (((state = 'pending'::text) = (done_at IS NULL))),
+    CONSTRAINT erasure_items_kind_check CHECK ((kind = ANY (ARRAY['provider_voice'::text, 'object'::text]))),
+    CONSTRAINT erasure_items_last_error_check CHECK ((length(last_error) <= 1000)),
+    CONSTRAINT erasure_items_ref_check CHECK (((length(ref) >= 1) AND (length(ref) <= 1024))),
+    CONSTRAINT erasure_items_region_check CHECK ((length(region) <= 50)),
+    CONSTRAINT erasure_items_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'deleted'::text, 'already_gone'::text, 'refused'::text]))),
+    CONSTRAINT erasure_items_target_check CHECK (((length(target) >= 1) AND (length(target) <= 100))),
+    CONSTRAINT erasure_items_tries_check CHECK ((tries >= 0))
+);
+
+
+ALTER TABLE voicegate.erasure_items OWNER TO voicegate_migrator;
+
+--
+-- Name: erasure_items_id_seq; Type: SEQUENCE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.erasure_items ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME voicegate.erasure_items_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: erasures; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.erasures (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id uuid NOT NULL,
+    requested_by text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    cascaded jsonb DEFAULT '{}'::jsonb NOT NULL,
+    rows_erased jsonb,
+    finished_at timestamp with time zone,
+    receipt jsonb,
+    CONSTRAINT erasure_finished CHECK (((state = ANY (ARRAY['done'::text, 'incomplete'::text])) = (finished_at IS NOT NULL))),
+    CONSTRAINT erasures_requested_by_check CHECK (((length(requested_by) >= 1) AND (length(requested_by) <= 200))),
+    CONSTRAINT erasures_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'working'::text, 'done'::text, 'incomplete'::text])))
+);
+
+
+ALTER TABLE voicegate.erasures OWNER TO voicegate_migrator;
+
+--
 -- Name: idempotency_keys; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -2298,6 +2789,8 @@ ALTER TABLE voicegate.local_voices OWNER TO voicegate_migrator;
 CREATE TABLE voicegate.project_webhook (
     singleton boolean DEFAULT true NOT NULL,
     configured boolean DEFAULT true NOT NULL,
+    endpoint_pending integer DEFAULT 100 NOT NULL,
+    CONSTRAINT project_webhook_endpoint_pending_check CHECK (((endpoint_pending >= 1) AND (endpoint_pending <= 100000))),
     CONSTRAINT project_webhook_singleton_check CHECK (singleton)
 );
 
@@ -2478,6 +2971,13 @@ CREATE TABLE voicegate.work_queues (
 ALTER TABLE voicegate.work_queues OWNER TO voicegate_migrator;
 
 --
+-- Name: a_user_erasure a_user_erasure_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY pgmq.a_user_erasure
+    ADD CONSTRAINT a_user_erasure_pkey PRIMARY KEY (msg_id);
+
+--
 -- Name: a_voice_clone_process a_voice_clone_process_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
 --
 
@@ -2518,6 +3018,13 @@ ALTER TABLE ONLY pgmq.a_voice_synthesis
 
 ALTER TABLE ONLY pgmq.a_webhook_delivery
     ADD CONSTRAINT a_webhook_delivery_pkey PRIMARY KEY (msg_id);
+
+--
+-- Name: q_user_erasure q_user_erasure_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY pgmq.q_user_erasure
+    ADD CONSTRAINT q_user_erasure_pkey PRIMARY KEY (msg_id);
 
 --
 -- Name: q_voice_clone_process q_voice_clone_process_pkey; Type: CONSTRAINT; Schema: pgmq; Owner: voicegate_migrator
@@ -2835,6 +3342,34 @@ ALTER DOMAIN voicegate.byte_count
     ADD CONSTRAINT byte_count_check CHECK ((VALUE >= 0)) NOT VALID;
 
 --
+-- Name: erasure_items erasure_items_erasure_id_kind_target_ref_key; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasure_items
+    ADD CONSTRAINT erasure_items_erasure_id_kind_target_ref_key UNIQUE (erasure_id, kind, target, ref);
+
+--
+-- Name: erasure_items erasure_items_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasure_items
+    ADD CONSTRAINT erasure_items_pkey PRIMARY KEY (id);
+
+--
+-- Name: erasures erasures_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasures
+    ADD CONSTRAINT erasures_pkey PRIMARY KEY (id);
+
+--
+-- Name: erasures erasures_user_id_key; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasures
+    ADD CONSTRAINT erasures_user_id_key UNIQUE (user_id);
+
+--
 -- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -2947,6 +3482,12 @@ ALTER TABLE ONLY voicegate.work_queues
     ADD CONSTRAINT work_queues_pkey PRIMARY KEY (queue_name);
 
 --
+-- Name: archived_at_idx_user_erasure; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE INDEX archived_at_idx_user_erasure ON pgmq.a_user_erasure USING btree (archived_at);
+
+--
 -- Name: archived_at_idx_voice_clone_process; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
 --
 
@@ -2983,6 +3524,12 @@ CREATE INDEX archived_at_idx_voice_synthesis ON pgmq.a_voice_synthesis USING btr
 CREATE INDEX archived_at_idx_webhook_delivery ON pgmq.a_webhook_delivery USING btree (archived_at);
 
 --
+-- Name: q_user_erasure_vt_idx; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE INDEX q_user_erasure_vt_idx ON pgmq.q_user_erasure USING btree (vt);
+
+--
 -- Name: q_voice_clone_process_vt_idx; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
 --
 
@@ -3011,6 +3558,12 @@ CREATE INDEX q_voice_sample_process_vt_idx ON pgmq.q_voice_sample_process USING 
 --
 
 CREATE INDEX q_voice_synthesis_vt_idx ON pgmq.q_voice_synthesis USING btree (vt);
+
+--
+-- Name: q_webhook_delivery_endpoint_idx; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE INDEX q_webhook_delivery_endpoint_idx ON pgmq.q_webhook_delivery USING btree (((message ->> 'endpointId'::text)), msg_id);
 
 --
 -- Name: q_webhook_delivery_vt_idx; Type: INDEX; Schema: pgmq; Owner: voicegate_migrator
@@ -3175,6 +3728,12 @@ CREATE INDEX audit_events_at_idx ON voicegate.audit_events USING btree (at);
 CREATE INDEX audit_events_subject_idx ON voicegate.audit_events USING btree (subject_type, subject_id, id);
 
 --
+-- Name: erasure_items_pending_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX erasure_items_pending_idx ON voicegate.erasure_items USING btree (erasure_id, id) WHERE (state = 'pending'::text);
+
+--
 -- Name: idempotency_keys_expires_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3203,6 +3762,18 @@ CREATE INDEX usage_events_at_idx ON voicegate.usage_events USING btree (at);
 --
 
 CREATE INDEX usage_events_owner_at_idx ON voicegate.usage_events USING btree (owner_id, at);
+
+--
+-- Name: users voicegate_erase_deleted_user; Type: TRIGGER; Schema: auth; Owner: supabase_auth_admin
+--
+
+CREATE TRIGGER voicegate_erase_deleted_user BEFORE DELETE ON auth.users FOR EACH ROW EXECUTE FUNCTION voicegate.erase_deleted_user();
+
+--
+-- Name: q_user_erasure voicegate_notify_insert; Type: TRIGGER; Schema: pgmq; Owner: voicegate_migrator
+--
+
+CREATE TRIGGER voicegate_notify_insert AFTER INSERT ON pgmq.q_user_erasure FOR EACH STATEMENT EXECUTE FUNCTION voicegate.notify_queue_insert();
 
 --
 -- Name: q_voice_clone_process voicegate_notify_insert; Type: TRIGGER; Schema: pgmq; Owner: voicegate_migrator
@@ -3575,6 +4146,13 @@ ALTER TABLE ONLY public.webhook_endpoints
     ADD CONSTRAINT webhook_endpoints_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 --
+-- Name: erasure_items erasure_items_erasure_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.erasure_items
+    ADD CONSTRAINT erasure_items_erasure_id_fkey FOREIGN KEY (erasure_id) REFERENCES voicegate.erasures(id) ON DELETE CASCADE;
+
+--
 -- Name: idempotency_keys idempotency_keys_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3850,6 +4428,18 @@ CREATE POLICY voicegate_objects_own_folder_select ON storage.objects FOR SELECT 
 --
 
 ALTER TABLE voicegate.audit_events ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: erasure_items; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.erasure_items ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: erasures; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.erasures ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: idempotency_keys; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
@@ -4219,6 +4809,40 @@ GRANT ALL ON FUNCTION voicegate.complete_attempt(p_attempt_id uuid, p_actor text
 REVOKE ALL ON FUNCTION voicegate.emit_webhook(p_type text, p_owner uuid, p_data jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION erase_deleted_user(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erase_deleted_user() FROM PUBLIC;
+
+--
+-- Name: FUNCTION erase_user(p_user uuid, p_actor text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erase_user(p_user uuid, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erase_user(p_user uuid, p_actor text) TO service_role;
+
+--
+-- Name: FUNCTION erase_user_rows(p_erasure uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erase_user_rows(p_erasure uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erase_user_rows(p_erasure uuid) TO service_role;
+
+--
+-- Name: FUNCTION erasure_subject(p_who text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erasure_subject(p_who text) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erasure_subject(p_who text) TO service_role;
+
+--
+-- Name: FUNCTION erasure_targets(p_user uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erasure_targets(p_user uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erasure_targets(p_user uuid) TO service_role;
+
+--
 -- Name: FUNCTION extend_attempt_lease(p_attempt_id uuid, p_lease_owner text, p_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4258,6 +4882,12 @@ REVOKE ALL ON FUNCTION voicegate.lock_user_jobs(p_owner_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.lock_user_jobs(p_owner_id uuid) TO service_role;
 
 --
+-- Name: FUNCTION make_room_for_webhook(p_endpoint uuid, p_owner uuid, p_bound integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.make_room_for_webhook(p_endpoint uuid, p_owner uuid, p_bound integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION mirror_drift(p_voice jsonb, p_voice_id uuid, p_attempt public.voice_clone_attempts); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4282,6 +4912,13 @@ REVOKE ALL ON FUNCTION voicegate.publish_attempt(a public.voice_clone_attempts) 
 
 REVOKE ALL ON FUNCTION voicegate.purge_idempotency_keys() FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.purge_idempotency_keys() TO service_role;
+
+--
+-- Name: FUNCTION put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) TO service_role;
 
 --
 -- Name: FUNCTION read_and_lease_attempts(p_queue text, p_vt integer, p_qty integer, p_lease_owner text, p_lease_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
@@ -4325,11 +4962,32 @@ REVOKE ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_act
 GRANT ALL ON FUNCTION voicegate.repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb) TO service_role;
 
 --
+-- Name: FUNCTION require_owner(p_owner uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.require_owner(p_owner uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.require_owner(p_owner uuid) TO service_role;
+
+--
+-- Name: FUNCTION require_user(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.require_user() FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.require_user() TO authenticated;
+GRANT ALL ON FUNCTION voicegate.require_user() TO service_role;
+
+--
 -- Name: FUNCTION reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
 REVOKE ALL ON FUNCTION voicegate.reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) TO service_role;
+
+--
+-- Name: FUNCTION start_erasure(p_user uuid, p_requested_by text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.start_erasure(p_user uuid, p_requested_by text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION take_create(p_owner_id uuid, p_kind text, p_creates integer, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
@@ -4375,6 +5033,12 @@ REVOKE ALL ON FUNCTION voicegate.webhook_launch_event() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION voicegate.webhook_sample_event() FROM PUBLIC;
+
+--
+-- Name: TABLE a_user_erasure; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
+--
+
+GRANT ALL ON TABLE pgmq.a_user_erasure TO service_role;
 
 --
 -- Name: TABLE a_voice_clone_process; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
@@ -4425,6 +5089,18 @@ GRANT ALL ON TABLE pgmq.meta TO service_role;
 
 GRANT SELECT ON TABLE pgmq.notify_insert_throttle TO pg_monitor;
 GRANT ALL ON TABLE pgmq.notify_insert_throttle TO service_role;
+
+--
+-- Name: TABLE q_user_erasure; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
+--
+
+GRANT ALL ON TABLE pgmq.q_user_erasure TO service_role;
+
+--
+-- Name: SEQUENCE q_user_erasure_msg_id_seq; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
+--
+
+GRANT ALL ON SEQUENCE pgmq.q_user_erasure_msg_id_seq TO service_role;
 
 --
 -- Name: TABLE q_voice_clone_process; Type: ACL; Schema: pgmq; Owner: voicegate_migrator
@@ -4945,6 +5621,18 @@ GRANT SELECT ON TABLE voicegate.attempt_moves TO service_role;
 --
 
 GRANT SELECT,INSERT ON TABLE voicegate.audit_events TO service_role;
+
+--
+-- Name: TABLE erasure_items; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,DELETE,UPDATE ON TABLE voicegate.erasure_items TO service_role;
+
+--
+-- Name: TABLE erasures; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,UPDATE ON TABLE voicegate.erasures TO service_role;
 
 --
 -- Name: TABLE idempotency_keys; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
