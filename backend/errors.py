@@ -207,6 +207,18 @@ class IdempotencyKeyReused(ClientError, status=422, code="idempotency_key_reused
     """This Idempotency-Key was used with a different request; send a new key for a new request."""
 
 
+class LaunchBlocked(Conflict, code="launch_blocked"):
+    """The reflection's voice is not ready to launch."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"The voice is not ready to launch: {', '.join(reasons)}.")
+        self.reasons = reasons
+
+    def extensions(self) -> dict[str, object]:
+        """Clients show each reason; see `voice_launch_readiness`."""
+        return {"blockingReasons": self.reasons}
+
+
 class IdempotencyKeyInFlight(Conflict, code="idempotency_key_in_flight"):
     """A request with this Idempotency-Key is still being processed; retry once it has finished."""
 

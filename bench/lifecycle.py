@@ -73,6 +73,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
+from backend.clone.likeness import LikenessSource, NoLikeness, judgement, leased_probe_inputs, probe_text  # noqa: E402
+from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
 from backend.compose.parts import build_lifecycle  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
@@ -86,8 +88,6 @@ from backend.providers.local.provider import ENGINE as LOCAL_ENGINE  # noqa: E40
 from backend.queues import Message  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.records.attempts import AttemptRow  # noqa: E402
-from backend.rules.likeness import LikenessSource, NoLikeness, judgement, leased_probe_inputs, probe_text  # noqa: E402
-from backend.rules.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
 from backend.storage.digest import Digest  # noqa: E402
 from backend.webhooks.step import declare_project_endpoint  # noqa: E402
@@ -362,9 +362,9 @@ class _Statements(NamedTuple):
 #: Read once: a bare connection's drain must not pay for reading them in its measured turn.
 _STATEMENTS = _Statements(
     load_queries(ROOT / "backend/providers/local/db_store.sql")["get_voices"],
-    load_queries(ROOT / "backend/rules/manifest.sql")["read_voices"],
+    load_queries(ROOT / "backend/clone/manifest.sql")["read_voices"],
     load_queries(ROOT / "backend/storage/integrity.sql")["announce"],
-    load_queries(ROOT / "backend/rules/manifest.sql")["confirm"],
+    load_queries(ROOT / "backend/clone/manifest.sql")["confirm"],
 )
 
 

@@ -1,4 +1,4 @@
-"""Benchmark: the likeness of the `local` provider's voices (backend/rules/likeness) on real speech, beside what the
+"""Benchmark: the likeness of the `local` provider's voices (backend/clone/likeness) on real speech, beside what the
 same voiceprints say of real people in the same run.
 
     python bench/likeness.py [--speech DIR] [--enrol 2]
@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402 - after the path setup above
 import soundfile  # noqa: E402
 
+from backend.clone.likeness import PROBE_TEXT, samples_print  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.providers.base import SampleRef  # noqa: E402
 from backend.providers.local.hibari_voice import HibariVoice  # noqa: E402
 from backend.providers.local.provider import InMemoryProfileStore, LocalProvider  # noqa: E402
-from backend.rules.likeness import PROBE_TEXT, samples_print  # noqa: E402
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint  # noqa: E402
 from devkit.clips import LIBRISPEECH  # noqa: E402
 

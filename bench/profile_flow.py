@@ -31,7 +31,7 @@ KINDS: list[tuple[str, str]] = [
     ("C2PA signing", r"\(backend/provenance/|\(c2pa/"),
     ("watermark: mark", r"^(mark|added) \(backend/watermark/api\.py\)"),
     ("watermark: detect", r"^detect \(backend/watermark/api\.py\)"),
-    ("stock voice (once a process)", r"^stock_print \(backend/rules/likeness\.py\)"),
+    ("stock voice (once a process)", r"^stock_print \(backend/clone/likeness\.py\)"),
     ("voiceprints", r"\(backend/voiceprint/"),
     ("cleaning", r"^preprocess \(backend/audio/process\.py\)"),
     ("quality report", r"^(_analyse|measure|_report|_validate) \(backend/audio/(pipeline|measure)\.py\)"),
@@ -47,10 +47,10 @@ STEPS: list[tuple[str, str]] = [
     (
         "sample check",
         r"^(process_sample \(backend/samples/step\.py\)"
-        r"|(SampleCheck\.)?(prepare_and_record|_prepare_and_print) \(backend/rules/sample_check\.py\))",
+        r"|(SampleCheck\.)?(prepare_and_record|_prepare_and_print) \(backend/samples/check\.py\))",
     ),
-    ("likeness probe", r"^(probe|_scores|_judge) \(backend/rules/likeness\.py\)"),
-    ("samples' print", r"^(measure_samples|samples_print) \(backend/rules/likeness\.py\)"),
+    ("likeness probe", r"^(probe|_scores|_judge) \(backend/clone/likeness\.py\)"),
+    ("samples' print", r"^(measure_samples|samples_print) \(backend/clone/likeness\.py\)"),
     ("clone", r"\(backend/clone/step\.py\)"),
     ("preview", r"\(backend/clone/preview_step\.py\)"),
     ("synthesis job", r"\(backend/synthesis/step\.py\)"),

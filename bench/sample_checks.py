@@ -5,7 +5,7 @@
 The samples are the 60 shared LibriSpeech clips (devkit/clips.py: FLAC, 16 kHz, 3-35 s; CC BY 4.0), each
 uploaded as it is, with the `local` provider's rules.
 
-(a) The bare equivalent: the check's CPU work alone (`backend.rules.sample_check._prepare_and_print`: decode, measure,
+(a) The bare equivalent: the check's CPU work alone (`backend.samples.check._prepare_and_print`: decode, measure,
     clean, encode the copy, the voiceprint), called on every clip in a loop with no queue, database or
     Storage; once in one process, then split between two processes at once.
 (b) voicegate: a real `voicegate up --no-consumers` (the API, its Storage stand-in and embedded Postgres) with
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, EmbeddedPostgres, free_port  # noqa: E402
 from backend.providers.registry import sample_rules  # noqa: E402
-from backend.rules.sample_check import _prepare_and_print  # noqa: E402
+from backend.samples.check import _prepare_and_print  # noqa: E402
 from bench.api import cpu_seconds, dev_token, wait_ready  # noqa: E402
 from devkit.clips import LIBRISPEECH as CLIPS  # noqa: E402
 

@@ -1,12 +1,14 @@
 """The layers the code stands on, from the top down: tests/unit/test_layers.py holds every module to them (none
-imports a module of a higher layer), and bench/trace_clone.py names the layer of each call it traces."""
+imports a module of a higher layer, and an area reaches another only through its face, one way), and
+bench/trace_clone.py names the layer of each call it traces."""
 
 from __future__ import annotations
 
 #: The checkout's development aids: the tests and the benchmarks import them; they do not ship.
 DEV_AIDS = ("devkit", "fakes")
 
-#: The use-case areas: side by side on one layer, and none of them imports another.
+#: The use-case areas, each a package that owns its use cases, its worker step, its SQL and its API types. An area
+#: may use another through that one's public face (`FACES`), in one direction: the areas' graph has no circle.
 AREAS = (
     "backend.speech",
     "backend.synthesis",
@@ -19,6 +21,10 @@ AREAS = (
     "backend.erasure",
     "backend.usage",
 )
+
+#: What of an area another area may import: the package itself (its `__init__`, which lists what it hands on),
+#: or a module named `api`.
+FACES = ("", ".api")
 
 #: From the top down; a module takes the layer of its longest listed prefix. A module may import its own
 #: layer and those below it.
@@ -37,8 +43,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("composition", ("backend.compose", "backend.embedded.storage.in_process")),
     # The stand-in's `/storage/v1` routes live in its package but are HTTP like backend/http/.
     ("http", ("backend.http", "backend.embedded.storage.routes")),
-    # The use-case areas stand side by side: each owns its service, its types, its worker step and its SQL, and
-    # none imports another (AREAS); what more than one of them needs is a shared rule, below them all.
+    # The use-case areas: each owns its service, its types, its worker step and its SQL (AREAS); one uses another
+    # through its face alone, one way; what more than one of them asks is policy, below them all.
     (
         "use case areas",
         (
@@ -48,9 +54,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("use case: the Storage stand-in", ("backend.embedded.storage.service",)),
-    # The rules more than one area needs, which the areas call rather than reach through a neighbour.
-    ("use case: rules shared by the areas", ("backend.rules",)),
-    ("lifecycle context", ("backend.context",)),
+    # The policy more than one area asks: pure decisions, which the areas call with what they read.
+    ("use case: policy shared by the areas", ("backend.policy",)),
+    ("worker context", ("backend.context",)),
     (
         "records and adapters",
         (

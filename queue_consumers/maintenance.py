@@ -4,7 +4,7 @@ row claims (and, in embedded mode, stored files with no object row) are removed 
 `VOICEGATE_ORPHAN_GRACE`, voice manifests left half done are settled, and dead letters are reported, on
 the worker's own timer. Several workers may sweep at once: requeueing is fenced by attempt versions, the
 purge takes rows with `skip locked`, an orphan is checked again just before it is removed, and a manifest
-is settled the way its writers make it (backend.rules.manifest), which any number may do at once; so a
+is settled the way its writers make it (backend.clone.manifest), which any number may do at once; so a
 second sweep finds nothing to do."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from backend import queues
+from backend.clone.likeness import forget_judged_prints
+from backend.clone.manifest import settle_manifests
 from backend.clone.recovery import requeue_stale_attempts
 from backend.consents.purge import purge_expired_evidence
 from backend.context import Lifecycle
 from backend.db.units import Database, TransactionSource
 from backend.errors import DatabaseUnavailable, StorageUnavailable
-from backend.rules.likeness import forget_judged_prints
-from backend.rules.manifest import settle_manifests
-from backend.rules.sample_purge import purge_expired_samples
+from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from backend.storage.client import ObjectRemover, ObjectStorage
 from backend.storage.orphans import sweep_orphan_objects, sweep_orphans

@@ -20,6 +20,7 @@ import sys
 import uuid
 from typing import Any, Literal
 
+from backend.clone import portability
 from backend.db.connection import Connection
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError
@@ -27,7 +28,6 @@ from backend.providers.registry import ProviderSet
 from backend.records import attempts, synthesis_jobs, voices
 from backend.records.attempts import AttemptSource
 from backend.records.voices import ClonedVoice
-from backend.rules import portability
 from scripts._common import Ops, UsageError, parser, run
 
 NAME = "migrate-voices"

@@ -1,7 +1,7 @@
 """`voicegate ops purge-expired-samples`: the retention purge on demand. Expired samples are listed
 (dry run) or purged with their original and processed objects (--apply), one sample per transaction,
 objects first, each with an audit event; a sample kept for re-enrolment (its owner's consent, its voice
-alive) loses only its original; see backend/rules/sample_purge.py.
+alive) loses only its original; see backend/samples/purge.py.
 
 Where the objects are removed:
   * Supabase (DATABASE_URL set): Supabase Storage at SUPABASE_URL/storage/v1 with the service key
@@ -20,7 +20,7 @@ from datetime import datetime
 
 import msgspec
 
-from backend.rules.sample_purge import PurgedSample, purge_expired_samples
+from backend.samples.purge import PurgedSample, purge_expired_samples
 from backend.storage.client import ObjectStorage
 from scripts._common import Ops, add_local_storage_dir, open_storage, parser, run
 

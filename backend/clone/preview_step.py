@@ -17,18 +17,18 @@ from datetime import datetime
 
 from backend import queues
 from backend.audio.render import marked_preview
+from backend.clone import likeness
+from backend.clone.enrolled import enrolled_voice
+from backend.clone.likeness import LikenessSource
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, QuotaExceeded, StaleVersion
+from backend.policy.preview import BUCKET, preview_path
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
 from backend.records import attempts, usage, voices
 from backend.records.attempts import AttemptRow, AttemptStatus, PreviewStatus, RuntimeStatus
-from backend.rules import likeness
-from backend.rules.enrolled import enrolled_voice
-from backend.rules.likeness import LikenessSource
-from backend.rules.preview import BUCKET, preview_path
 from backend.storage import integrity
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ import msgspec
 from backend import leases, queues
 from backend.audio.errors import AudioRejected
 from backend.backoff import retry_delay
+from backend.clone import likeness, manifest, portability, set_members
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
@@ -43,7 +44,7 @@ from backend.providers.errors import (
 )
 from backend.records import attempts, samples, synthesis_jobs, usage, voices
 from backend.records.attempts import AttemptRow, AttemptSource, AttemptStatus, PreviewStatus, RuntimeStatus
-from backend.rules import likeness, manifest, portability, sample_check, sample_set
+from backend.samples import EnrolmentSample, SampleCheck, SampleGone
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -237,8 +238,8 @@ class AttemptRun:
         provider = self.ctx.providers.get(self.attempt.provider, owner=self.attempt.owner_id)
         # A set's samples are measured for its quality report (`GET /api/voices/{id}/samples`).
         pairs = enumerate(zip(rows, refs, strict=True)) if in_set else iter(())
-        members = [await sample_set.member(self.ctx, row, ref, at) for at, (row, ref) in pairs]
-        sent = await sample_set.sendable(self.ctx, self.attempt.owner_id, provider.sample_rules, refs)
+        members = [await set_members.member(self.ctx, row, ref, at) for at, (row, ref) in pairs]
+        sent = await set_members.sendable(self.ctx, self.attempt.owner_id, provider.sample_rules, refs)
         first = rows[0]
         created = await provider.enroll(
             sent,
@@ -292,20 +293,18 @@ class AttemptRun:
         rows = [await samples.sample_row(conn, one) for one in in_set or [sample_id]]
         return rows, await voices.voice_row(conn, self.attempt.voice_id), bool(in_set)
 
-    async def _reference(self, sample: samples.SampleRow) -> sample_check.EnrolmentSample:
+    async def _reference(self, sample: samples.SampleRow) -> EnrolmentSample:
         """What the provider is sent of one sample, with its print (`SampleCheck.enrolment_sample`), or why the
         attempt fails."""
         try:
-            return await sample_check.SampleCheck(self.ctx, sample, actor=self.actor).enrolment_sample(
-                self.attempt.provider
-            )
+            return await SampleCheck(self.ctx, sample, actor=self.actor).enrolment_sample(self.attempt.provider)
         except AudioRejected as exc:
             raise _Failed(exc.code, str(exc)) from exc
         except StoredObjectAltered as exc:
             # Not sent, and not retried: the same file would fail the same way.
             message = "The stored sample has changed since voicegate checked it; upload a new one."
             raise _Failed(exc.code, message) from exc
-        except sample_check.SampleGone as exc:
+        except SampleGone as exc:
             raise _Failed("sample_missing", "The sample was deleted; upload a new one.") from exc
 
     async def verify(self) -> None:

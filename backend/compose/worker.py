@@ -104,7 +104,7 @@ async def _stock_print(cpu: CpuExecutor) -> None:
     """The stock voice's print (`likeness.stock_print`, once a process: the bundled voice loaded and one short
     render), made before the worker takes any message rather than in its first likeness probe. One that cannot
     be made now is left to the probe, which says so."""
-    from backend.rules import likeness  # noqa: PLC0415 - the worker's own, beside its consumers
+    from backend.clone import likeness  # noqa: PLC0415 - the worker's own, beside its consumers
 
     try:
         await cpu.run(None, likeness.stock_print)

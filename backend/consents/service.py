@@ -7,8 +7,8 @@ speech; if it says the phrase, the consent is `verified` and keeps the recording
 voiceprint (`backend.voiceprint`) as evidence, under the samples' retention. Otherwise it is `rejected`
 with the reason (`synthetic_speech` for a recording that carries the watermark of synthesized speech:
 `backend.watermark`), and another recording may follow while the phrase is valid; past its time it is `expired`.
-What each state allows: `backend.rules.consent_states`. What a sample is stored under, and whether its speaker is
-the consent's, every area decides through `backend.rules.consent`.
+What each state allows: `backend.policy.consent_states`. What a sample is stored under, and whether its speaker is
+the consent's, every area decides through `backend.policy.consent`.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from backend.errors import (
     ValidationFailed,
 )
 from backend.fields import LanguageTag, Name
+from backend.policy.consent import Origin
+from backend.policy.consent_states import State, check_recordable
 from backend.records import user_creates
 from backend.records.user_creates import CreateKind, UserLimits
-from backend.rules.consent import Origin
-from backend.rules.consent_states import State, check_recordable
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.voiceprint import Voiceprint, voiceprint
@@ -99,7 +99,7 @@ class ConsentView(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tru
 
     consent_id: uuid.UUID
     kind: Literal["checkbox", "spoken"]
-    #: Its state (`backend.rules.consent_states`): `expired` once its phrase's time passed unverified, `purged` once
+    #: Its state (`backend.policy.consent_states`): `expired` once its phrase's time passed unverified, `purged` once
     #: its evidence was.
     status: State
     subject_name: str

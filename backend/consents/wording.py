@@ -14,7 +14,7 @@ from typing import Final
 
 import msgspec
 
-from backend.rules.consent import CONSENT_TEXT_VERSION
+from backend.policy.consent import CONSENT_TEXT_VERSION
 
 _CONSENT: Final = (
     "I consent to voicegate storing the voice recording I provide, measuring it, and using it to make a "

@@ -27,9 +27,9 @@ from backend.http.docs import (
 )
 from backend.http.idempotency import idempotent
 from backend.http.sample_upload import idempotent_upload
+from backend.policy.launch import VoiceState
 from backend.records.attempts import Attempt
 from backend.reflections import service, voice
-from backend.rules.launch import VoiceState
 
 
 class ReflectionCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -25,8 +25,8 @@ from backend.fields import refuse_nul
 from backend.http.idempotency import body_fingerprint, idempotent
 from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
-from backend.rules.consent import Origin
-from backend.rules.sample_upload import ReceivedUpload, SampleForm, SampleUpload
+from backend.policy.consent import Origin
+from backend.samples.upload import ReceivedUpload, SampleForm, SampleUpload
 
 #: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).
 MAX_SAMPLE_BYTES = 25 * 1024 * 1024

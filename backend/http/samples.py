@@ -21,7 +21,7 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.sample_upload import idempotent_upload
-from backend.rules.sample_upload import SampleAccepted, SampleAudio, SampleList, SampleStatus
+from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
 
 
 class VoiceSamplesController(Controller):

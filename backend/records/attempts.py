@@ -116,7 +116,7 @@ class VoiceMirror(msgspec.Struct, rename="camel"):
     last_error: AttemptError | None
     updated_at: datetime | None
     version: int
-    #: The active attempt's likeness (backend.rules.likeness): null until judged (or in a mirror written
+    #: The active attempt's likeness (backend.clone.likeness): null until judged (or in a mirror written
     #: before likeness existed), and beside it the threshold it was judged against, what was judged, and why
     #: there is no score when there is none; and what a voice that is not the speaker's (the bundled `local` voice
     #: as it ships) scored against the same samples.
@@ -165,7 +165,7 @@ class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-    #: The voice's likeness to its samples, once judged (`backend.rules.likeness`); the samples' print itself
+    #: The voice's likeness to its samples, once judged (`backend.clone.likeness`); the samples' print itself
     #: (`sample_voiceprint`) is read only where it is used.
     likeness: float | None = None
     likeness_threshold: float | None = None

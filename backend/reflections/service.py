@@ -16,20 +16,25 @@ from typing import Any
 
 import msgspec
 
+from backend import samples
 from backend.audio.formats import SPEECH_FORMATS
 from backend.auth.verify import UserClaims
+from backend.clone import CustomVoiceId, Upload, start_clone
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
 from backend.errors import (
     Conflict,
+    LaunchBlocked,
     NotFound,
     ProviderRejected,
     ProviderUnavailable,
     ProviderVoiceNotFound,
     StoredObjectAltered,
 )
+from backend.policy import preview
+from backend.policy.launch import LaunchVoice, VoiceState, launch_voice, require_visible, voice_state
 from backend.provenance import PROVENANCE
 from backend.providers.base import STREAM_SAMPLE_RATE
 from backend.providers.errors import (
@@ -44,10 +49,6 @@ from backend.records.attempts import Attempt, PreviewStatus, VoiceMirror
 from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName
 from backend.reflections.voice import CustomVoice, QueuedClone
-from backend.rules import preview
-from backend.rules import sample_upload as samples
-from backend.rules.launch import LaunchBlocked, LaunchVoice, VoiceState, launch_voice, require_visible, voice_state
-from backend.rules.start import CustomVoiceId, Upload, start_clone
 from backend.settings import Settings
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage

@@ -9,9 +9,9 @@ from typing import Annotated
 import msgspec
 
 from backend.casing import camel_case
+from backend.clone import StartedClone
 from backend.fields import LanguageTag, Name
 from backend.providers.config import Provider
-from backend.rules.started_clone import StartedClone
 
 
 @camel_case

@@ -1,4 +1,38 @@
-"""The samples area: the owner's service (`service`: `SamplesService`) and the `voice_sample_process` worker step
-(`step`). Storing, checking and removing a sample are shared rules (`backend.rules`: `sample_upload`,
-`sample_check`, `sample_purge`); the `/api/v1/voice-samples` routes and the multipart upload reader are
-`backend.http.samples` and `backend.http.sample_upload`."""
+"""The samples area: a sample's upload path (`upload`: consent, checks, object, row), the `voice_sample_process`
+worker's check (`check`, run by `step`), its purge (`purge`), the owner's service (`service`: `SamplesService`)
+and what the routes answer (`types`). The `/api/v1/voice-samples` routes and the multipart reader are
+`backend.http.samples` and `backend.http.sample_upload`.
+
+This module is the area's public face: another area imports what is listed here, and nothing else of it."""
+
+from backend.samples.check import EnrolmentSample, SampleCheck, SampleGone
+from backend.samples.purge import purge_kept_samples
+from backend.samples.upload import (
+    BUCKET,
+    NewSample,
+    SampleUpload,
+    check_size,
+    check_upload,
+    insert_sample,
+    link_voice,
+    stored_upload,
+    visible,
+    voice_sample_path,
+)
+
+__all__ = [
+    "BUCKET",
+    "EnrolmentSample",
+    "NewSample",
+    "SampleCheck",
+    "SampleGone",
+    "SampleUpload",
+    "check_size",
+    "check_upload",
+    "insert_sample",
+    "link_voice",
+    "purge_kept_samples",
+    "stored_upload",
+    "visible",
+    "voice_sample_path",
+]

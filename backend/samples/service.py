@@ -15,16 +15,13 @@ from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
 from backend.errors import Conflict, NotFound
 from backend.fields import Rename
+from backend.policy.consent import consent_for_sample
 from backend.records.samples import VoiceSampleStatus
-from backend.rules.consent import consent_for_sample
-from backend.rules.sample_purge import purge_sample
-from backend.rules.sample_upload import (
+from backend.samples.purge import purge_sample
+from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
+from backend.samples.upload import (
     AUDIO_URL_SECONDS,
     LIST_LIMIT,
-    SampleAccepted,
-    SampleAudio,
-    SampleList,
-    SampleStatus,
     SampleUpload,
     check_upload,
     insert_sample,

@@ -1,5 +1,5 @@
 """`VOICE_SAMPLE_PROCESS`: check a queued sample and store its cleaned copy (the check itself is
-`backend.rules.sample_check`, which an enrolment also runs on a sample not yet checked for its provider).
+`backend.samples.check`, which an enrolment also runs on a sample not yet checked for its provider).
 
 Safe to repeat: a sample claimed by a check that was cut short is claimed again and checked from its start.
 """
@@ -20,7 +20,7 @@ from backend.db.queries import load_queries
 from backend.errors import StoredObjectAltered
 from backend.records.rows import fetch_optional_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.rules.sample_check import SampleCheck, SampleGone
+from backend.samples.check import SampleCheck, SampleGone
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

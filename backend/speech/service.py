@@ -48,6 +48,8 @@ from backend.errors import (
     VoiceNotReady,
 )
 from backend.fields import Text
+from backend.policy.launch import launch_voice
+from backend.policy.speaker import Mute, Waits, speaker_now
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice, VoiceProvider
 from backend.providers.config import ProviderSettings
 from backend.providers.errors import (
@@ -62,8 +64,6 @@ from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota, UsageKind
 from backend.records.voices import VoiceRow, voice_row
-from backend.rules.launch import launch_voice
-from backend.rules.speaker import Mute, Waits, speaker_now
 from backend.text import cleaned, sentences
 from backend.watermark.stream import StreamMarker
 

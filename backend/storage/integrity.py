@@ -15,7 +15,7 @@ and a writer fenced out by the row writes nothing, so a record always describes 
 except after a commit that fails once its upload succeeded: the object then reads as altered until it
 is written again (refused, never the other way round).
 
-A writer that holds no lock through its upload (a voice's manifest: backend.rules.manifest) `announce`s
+A writer that holds no lock through its upload (a voice's manifest: backend.clone.manifest) `announce`s
 the bytes first, in a statement of its own, then uploads, then records them and ends its announcement once
 it knows they are the ones to keep. Until then the object may hold bytes its record does not name, so a
 reader takes an object that matches its record or any write announced for it as voicegate's: a file

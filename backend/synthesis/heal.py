@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from backend.clone import CannotReenrol, heal
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -16,7 +17,6 @@ from backend.db.queries import load_queries
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import ModelRetiredError, PermanentProviderError
 from backend.records import synthesis_jobs
-from backend.rules import portability
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -43,7 +43,7 @@ async def heal_job(
             message = f"The provider lost the voice again after it was enrolled anew ({lost.safe_message})"
             return await fail_job(conn, job_id, "voice_lost", message, lease_owner=lease_owner)
         try:
-            attempt = await portability.heal(
+            attempt = await heal(
                 conn,
                 job["voice_id"],
                 provider=voice.provider,
@@ -51,7 +51,7 @@ async def heal_job(
                 reason=reason,
                 actor=f"synthesis:{job_id}",
             )
-        except portability.CannotReenrol as refused:
+        except CannotReenrol as refused:
             message = f"{lost.safe_message} {refused.message}"
             return await fail_job(conn, job_id, refused.code, message, lease_owner=lease_owner)
         await synthesis_jobs.follow_attempt(conn, job["voice_id"], attempt.id)

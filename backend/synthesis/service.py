@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from backend import queues
+from backend import queues, samples
 from backend.audio.render import render_as_mp3
 from backend.auth.verify import UserClaims
+from backend.clone import StoredSample, start_clone
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -33,6 +34,7 @@ from backend.errors import (
     ValidationFailed,
     VoiceNotReady,
 )
+from backend.policy.speaker import Mute, Waits, speaker_now
 from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
@@ -46,9 +48,6 @@ from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
 from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName, VoiceRow
-from backend.rules import sample_upload as samples
-from backend.rules.speaker import Mute, Waits, speaker_now
-from backend.rules.start import StoredSample, start_clone
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis.history import MEDIA_TYPES, Clip, ClipAudio, ClipFormat, ClipPage, VoicePreview

@@ -34,6 +34,7 @@ import msgspec
 from backend import leases, queues
 from backend.audio.render import marked_wav
 from backend.backoff import retry_delay
+from backend.clone import LikenessSource, judge_render
 from backend.context import Lifecycle, Outcome
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -46,6 +47,7 @@ from backend.errors import (
     QuotaExceeded,
     TooManyRequests,
 )
+from backend.policy.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice, SynthesisResult
 from backend.providers.errors import (
@@ -61,9 +63,6 @@ from backend.providers.registry import check_speakable
 from backend.records import usage
 from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
-from backend.rules import likeness
-from backend.rules.likeness import LikenessSource
-from backend.rules.speaker import Awaited, Mute, Waits, provider_voice, speaker
 from backend.storage import integrity
 from backend.synthesis import heal
 from backend.text import pieces
@@ -295,7 +294,7 @@ class JobRun:
         if finished is None:
             return Outcome(status="stale")
         # VOICEGATE_LIKENESS_PROBE=off: the voice's first render is what its likeness is judged on.
-        await likeness.judge_render(
+        await judge_render(
             ctx,
             owner_id=job.owner_id,
             voice_id=job.voice_id,

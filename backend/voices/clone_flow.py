@@ -8,9 +8,9 @@ import uuid
 
 import msgspec
 
+from backend.clone import StartedClone
 from backend.fields import LanguageTag, Name, Text
 from backend.providers.config import Provider
-from backend.rules.started_clone import StartedClone
 
 
 class UploadTicket(msgspec.Struct):

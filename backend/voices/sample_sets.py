@@ -19,14 +19,18 @@ from typing import Annotated, Any, Final
 import msgspec
 import numpy as np
 
+from backend import samples
 from backend.audio.errors import SpeakerMismatch
 from backend.audio.voice_set import SetReport
 from backend.auth.verify import UserClaims
+from backend.clone import SampleSet
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.units import Database, become_service
 from backend.errors import MixedSpeakers, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
 from backend.fields import Label
+from backend.policy.consent import consent_voiceprint
+from backend.policy.sample_set import report_of
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language
 from backend.records import attempts
@@ -35,10 +39,6 @@ from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
-from backend.rules import sample_upload as samples
-from backend.rules.consent import consent_voiceprint
-from backend.rules.sample_set import report_of
-from backend.rules.start import SampleSet
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
 from backend.voiceprint.embedding import mean_print
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, Stretch, named, unlike, wholly_unlike

@@ -1,7 +1,7 @@
 """A user's voices (`VoicesService`, the routes' use cases): list, get, rename, soft delete (provider-side deletion
 is an operator action), one made from a set of samples or enrolled again from another (`sample_sets` holds the
 set's rules), and the upload-then-finalize clone flow (`clone_flow` holds its bodies). Starting a clone makes
-them (`backend.rules.start`); the whole voice row other areas read is `backend.records.voices`.
+them (`backend.clone.start`); the whole voice row other areas read is `backend.records.voices`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,18 @@ from typing import Annotated, Any
 
 import msgspec
 
+from backend import samples
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
+from backend.clone import (
+    LikenessSource,
+    NoLikeness,
+    SignedUpload,
+    draft_voice,
+    lock_draft,
+    remove_manifest,
+    start_clone,
+)
 from backend.db.bucket_config import declared_bucket
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
@@ -34,6 +44,9 @@ from backend.errors import (
     UnsupportedAudio,
 )
 from backend.fields import Rename
+from backend.policy.consent import GivenConsent, Origin, require_consent
+from backend.policy.launch import require_visible
+from backend.policy.sample_set import report_of
 from backend.provenance import PROVENANCE
 from backend.providers.registry import check_enrolment_language
 from backend.records import attempts
@@ -41,14 +54,6 @@ from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
 from backend.records.rows import fetch_optional_record, fetch_records
 from backend.records.voices import VoiceFields, VoiceName, VoiceRow, VoiceStatus, name_of_its_own
-from backend.rules import manifest
-from backend.rules import sample_purge as purge
-from backend.rules import sample_upload as samples
-from backend.rules.consent import GivenConsent, Origin, require_consent
-from backend.rules.launch import require_visible
-from backend.rules.likeness import LikenessSource, NoLikeness
-from backend.rules.sample_set import report_of
-from backend.rules.start import SignedUpload, draft_voice, lock_draft, start_clone
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
 from backend.voices.clone_flow import FinalizeBody, FinalizedClone, UploadTicket, UploadUrlBody
@@ -227,11 +232,11 @@ class VoicesService:
         if row["status"] == VoiceStatus.DRAFT:
             await self._remove_draft_upload(owner_id, voice_id)
         try:
-            await manifest.remove_manifest(self.db, self.storage, owner_id, voice_id)
+            await remove_manifest(self.db, self.storage, owner_id, voice_id)
         except ServiceUnavailable as exc:
             log.warning("deleted voice %s: its manifest is left to the sweep: %s", voice_id, exc)
         try:
-            await purge.purge_kept_samples(self.db, self.storage, voice_id, actor=f"user:{claims.sub}")
+            await samples.purge_kept_samples(self.db, self.storage, voice_id, actor=f"user:{claims.sub}")
         except ServiceUnavailable:
             log.exception("could not purge the kept samples of deleted voice %s yet", voice_id)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from backend.rules.likeness import PROBE_TEXTS
+from backend.clone.likeness import PROBE_TEXTS
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn, one, seed_reflection
 from fakes import QwenFake, serve

@@ -19,11 +19,11 @@ import c2pa
 import pytest
 from litestar.testing import AsyncTestClient
 
+from backend.clone.manifest import BUCKET as METADATA_BUCKET
+from backend.policy.consent import CONSENT_TEXT_VERSION
 from backend.provenance import SYNTHESIS_ASSERTION, TRAINED_ALGORITHMIC_MEDIA
 from backend.provenance.verify import c2pa_settings
 from backend.providers.local.provider import MODEL
-from backend.rules.consent import CONSENT_TEXT_VERSION
-from backend.rules.manifest import BUCKET as METADATA_BUCKET
 from backend.voiceprint import THRESHOLD
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn, one

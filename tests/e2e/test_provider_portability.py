@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from backend.rules.likeness import probe_text
+from backend.clone.likeness import probe_text
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn, one
 from fakes import CartesiaFake, ElevenLabsFake, SelfhostedFake, serve

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from backend import queues
+from backend.clone import likeness
 from backend.db.queries import load_queries
-from backend.rules import likeness
 from devkit.db import Conn, create_user, one, seed_consent, seed_reflection
 from tests.support import attempt_outcome, seed_attempt, seed_voice, transition
 
@@ -98,7 +98,7 @@ def test_the_read_leases_as_the_transition_did(conn: Conn, retry: bool) -> None:
 
 def test_the_read_hands_the_likeness_probe_what_it_would_read(conn: Conn) -> None:
     """The probe's inputs come with the lease (no read of their own): the attempt's samples' print, and the
-    language its voice was enrolled in, its sample's else its voice's (backend/rules/likeness.sql's sample_print)."""
+    language its voice was enrolled in, its sample's else its voice's (backend/clone/likeness.sql's sample_print)."""
     printed, voice, _ = queued(conn)
     conn.execute("update voices set language = 'de' where id = %s", (voice,))
     samples_print = bytes(range(256)) * 4  # a print's 256 float32s

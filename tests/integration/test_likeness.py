@@ -20,13 +20,13 @@ from psycopg.cursor_async import AsyncCursor
 
 from backend import queues
 from backend.auth.verify import UserClaims
+from backend.clone.likeness import PROBE_TEXTS, forget_judged_prints, probe_text
+from backend.clone.manifest import BUCKET, manifest_path
 from backend.clone.preview_step import process_preview
 from backend.clone.step import process_attempt
 from backend.context import Lifecycle
 from backend.cpu import CpuExecutor
 from backend.records import attempts
-from backend.rules.likeness import PROBE_TEXTS, forget_judged_prints, probe_text
-from backend.rules.manifest import BUCKET, manifest_path
 from backend.settings import settings_from_env
 from backend.voiceprint import THRESHOLD
 from backend.voices.service import VoicesService

@@ -25,6 +25,8 @@ import pytest
 
 from backend import queues
 from backend.auth.verify import UserClaims
+from backend.clone import manifest
+from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
 from backend.compose.operator import standalone_storage
 from backend.context import Lifecycle
@@ -33,8 +35,6 @@ from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.errors import NotFound, StorageUnavailable, StoredObjectAltered
 from backend.records import attempts
-from backend.rules import manifest
-from backend.rules.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
 from backend.settings import settings_from_env
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage

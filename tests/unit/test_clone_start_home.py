@@ -1,4 +1,4 @@
-"""A clone is started in one place, `backend.rules.start.start_clone`: it alone makes an attempt (retries
+"""A clone is started in one place, `backend.clone.start.start_clone`: it alone makes an attempt (retries
 copy one in SQL), so every route and operator path shares its rules."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = sorted(p for folder in ("backend", "queue_consumers", "scripts") for p in (ROOT / folder).rglob("*.py"))
-HOME = "backend/rules/start.py"
+HOME = "backend/clone/start.py"
 
 
 def attempt_makers(path: Path) -> list[int]:

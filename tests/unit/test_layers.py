@@ -1,9 +1,11 @@
 """Imports go one way: every module of `voicegate/` (the program), `backend/`, `queue_consumers/`, `scripts/`,
 `bench/`, `tools/`, `devkit/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The
-use-case areas (speech, synthesis, voices, reflections, clone, samples, consents, webhooks) stand side by side on
-one layer, and none imports another: what more than one area needs is a shared rule (`backend.rules`), below them
-all. Modules import each other in no circle of any length, nor do the top-level packages. The top-level folders
-stand one way too: `voicegate/` on `queue_consumers/` and `scripts/`, and those on `backend/`, which imports
+use-case areas (`devkit.layers.AREAS`) stand on one layer, and one uses another only through that one's public
+face (its package's `__init__`, or its `api` module), in one direction: the areas' graph has no circle, stands on
+at most three floors, and is drawn in docs/concepts.md as the code has it. What more than one area asks is policy
+(`backend.policy`), below them all: pure, it reads nothing, takes no worker context and answers no route.
+Modules import each other in no circle of any length, nor do the top-level packages. The top-level folders stand
+one way too: `voicegate/` on `queue_consumers/` and `scripts/`, and those on `backend/`, which imports
 neither; no product module imports `tests/`, `bench/`, the development aids beside them (`devkit/`, `fakes/`) or a
 package only the benchmarks run, nor runs a module of the tests, the benchmarks or `devkit/` as a program (`python
 -m tests...`). SQL runs only in the data layers (the use cases, the records and adapters, the database layer), never
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from devkit.layers import AREAS, DEV_AIDS, LAYERS, layer_of
+from devkit.layers import AREAS, DEV_AIDS, FACES, LAYERS, layer_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("voicegate", "backend", "queue_consumers", "scripts", "bench", "tools", "devkit", "fakes")
@@ -72,7 +74,7 @@ POOL_HOLDERS = ("backend.db", "backend.compose", "backend.embedded.storage.in_pr
 _POOL_NAMES = frozenset({"backend.db.pool.Pool", "backend.db.pool.create_pool", "backend.db.pool.create_worker_pool"})
 
 #: The layers SQL may run in: the use cases and everything below them but the leaf utilities.
-DATA_LAYERS = ("use case", "lifecycle context", "records and adapters", "database")
+DATA_LAYERS = ("use case", "worker context", "records and adapters", "database")
 #: What runs SQL: a module's named queries (`load_queries`), or a call of the driver or of `backend.db.execute`.
 _SQL_CALLS = frozenset({"load_queries", "execute", "executemany", "fetch_one", "fetch_optional", "fetch_all"})
 
@@ -161,18 +163,140 @@ def test_the_area_of_a_module_is_its_package() -> None:
     assert area_of("backend.clone.step") == "backend.clone"
     assert area_of("backend.clone") == "backend.clone"
     assert area_of("backend.cloned.step") is None
-    assert area_of("backend.rules.start") is None
+    assert area_of("backend.policy.consent") is None
 
 
-def test_no_area_imports_another() -> None:
-    """The areas stand side by side: one that needs what another has reaches a shared rule, not its neighbour."""
-    reaches = sorted(
-        (module, target)
-        for module, target in IMPORTS
-        if (area := area_of(module)) is not None and area_of(target) not in {None, area}
-    )
-    assert not reaches, "these areas reach into another (move what both need to backend.rules): " + "; ".join(
-        f"{module} imports {target}" for module, target in reaches
+def _face_of(module: str) -> bool:
+    """Whether `module` is an area's public face: the area's package itself, or its `api` module."""
+    return any(module == area + face for area in AREAS for face in FACES)
+
+
+def area_graph(imports: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The areas' graph: (A, B) where a module of area A imports a module of area B."""
+    return {
+        (source, target)
+        for module, imported in imports
+        if (source := area_of(module)) is not None and (target := area_of(imported)) not in {None, source}
+    }
+
+
+def area_faults(imports: set[tuple[str, str]]) -> list[str]:
+    """What breaks the areas' rule in `imports`: an import of a neighbour behind its face, and every circle of
+    areas (of any length)."""
+    behind = [
+        f"{module} imports {target}, behind {area_of(target)}'s face"
+        for module, target in sorted(imports)
+        if (area := area_of(module)) is not None and area_of(target) not in {None, area} and not _face_of(target)
+    ]
+    circles = [" -> ".join(sorted(circle)) for circle in sorted(map(sorted, _circles(area_graph(imports))))]
+    return behind + [f"these areas import each other in a circle: {circle}" for circle in circles]
+
+
+def area_floors(edges: set[tuple[str, str]]) -> dict[str, int]:
+    """Each area's floor in an acyclic graph: 1 for one that uses no other, else one above the highest it uses."""
+    floors: dict[str, int] = {}
+
+    def floor(area: str) -> int:
+        if area not in floors:
+            floors[area] = 1 + max((floor(target) for source, target in edges if source == area), default=0)
+        return floors[area]
+
+    for area in AREAS:
+        floor(area)
+    return floors
+
+
+def test_an_area_uses_another_through_its_face_one_way() -> None:
+    """An area that needs what another has imports that one's face, and no two areas lean on each other."""
+    faults = area_faults(IMPORTS)
+    assert not faults, "the areas' rule is broken: " + "; ".join(faults)
+
+
+def test_the_areas_rule_fails_on_a_circle_made_on_purpose() -> None:
+    """The checker itself, on graphs made up for it: a circle through the faces, of two areas or of three, is
+    refused; a reach behind a face is refused; a chain through the faces passes."""
+    chain = {("backend.clone.start", "backend.samples"), ("backend.voices.service", "backend.clone")}
+    assert area_faults(chain) == []
+    pair = chain | {("backend.samples.upload", "backend.clone")}
+    assert area_faults(pair) == ["these areas import each other in a circle: backend.clone -> backend.samples"]
+    three = chain | {("backend.samples.check", "backend.voices")}
+    assert area_faults(three) == [
+        "these areas import each other in a circle: backend.clone -> backend.samples -> backend.voices"
+    ]
+    behind = {("backend.voices.service", "backend.clone.start")}
+    assert area_faults(behind) == ["backend.voices.service imports backend.clone.start, behind backend.clone's face"]
+    assert area_faults({("backend.voices.service", "backend.clone.api")}) == []
+
+
+def test_the_areas_stand_on_three_floors_at_most() -> None:
+    floors = area_floors(area_graph(IMPORTS))
+    assert max(floors.values()) <= 3, f"the areas stand on more than three floors: {floors}"
+
+
+def drawn_area_graph() -> str:
+    """The areas' graph as docs/concepts.md draws it: a floor a line, from the top down, each area with the
+    areas it uses."""
+    edges = area_graph(IMPORTS)
+    floors = area_floors(edges)
+    lines = []
+    for level in sorted(set(floors.values()), reverse=True):
+        for area in sorted(a for a, f in floors.items() if f == level):
+            uses = sorted(target.removeprefix("backend.") for source, target in edges if source == area)
+            arrow = f" -> {', '.join(uses)}" if uses else ""
+            lines.append(f"floor {level}  {area.removeprefix('backend.')}{arrow}")
+    return "\n".join(lines)
+
+
+def test_docs_draw_the_areas_graph_as_the_code_has_it() -> None:
+    """docs/concepts.md draws the areas' graph between two markers; it is redrawn from the imports here."""
+    text = (ROOT / "docs" / "concepts.md").read_text()
+    begin, end = "<!-- areas: begin -->", "<!-- areas: end -->"
+    assert begin in text, f"docs/concepts.md lacks the areas' graph after {begin}"
+    assert end in text, f"docs/concepts.md lacks the end of the areas' graph, {end}"
+    drawn = text.split(begin, 1)[1].split(end, 1)[0].strip().removeprefix("```text").removesuffix("```").strip()
+    assert drawn == drawn_area_graph(), "redraw the areas' graph in docs/concepts.md:\n" + drawn_area_graph()
+
+
+#: Policy modules that still read the database or answer a route, each with why; the list only shrinks.
+KNOWN_IMPURE_POLICY: dict[str, str] = {
+    "backend.policy.consent": "the consent a sample is stored under is read and a checkbox one recorded beside the "
+    "rule (`consent_for_sample`, `judge_sample`), in the caller's transaction",
+    "backend.policy.launch": "the launch gate reads the reflection's readiness (`voice_state`) and answers it as "
+    "`VoiceState`, which the reflections' route returns",
+    "backend.policy.speaker": "`speaker_now` reads the attempt under way for a voice beside the pure `speaker`",
+}
+
+
+def _impurities(module: str, path: Path) -> list[str]:
+    """What makes a module of `backend.policy` more than policy: the worker context, SQL or a connection, or a
+    type a route answers (a camelCase Struct)."""
+    found = [
+        f"imports {target}"
+        for target in _imported(module, path)
+        if target in {"backend.context", "backend.db.connection"}
+    ]
+    if _runs_sql(path):
+        found.append("runs SQL")
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ClassDef) and any(
+            word.arg == "rename" and isinstance(word.value, ast.Constant) and word.value.value == "camel"
+            for word in node.keywords
+        ):
+            found.append(f"defines the API type {node.name}")
+    return found
+
+
+def test_policy_is_pure() -> None:
+    """`backend.policy` holds decisions more than one area asks: given what the area read, it answers; it takes
+    no worker context, runs no SQL and defines no type a route answers."""
+    found = {
+        module for module, path in MODULES.items() if _top(module) == "backend.policy" and _impurities(module, path)
+    }
+    _shrinks(
+        found,
+        KNOWN_IMPURE_POLICY,
+        "these policy modules do I/O, take the worker context or answer a route",
+        "KNOWN_IMPURE_POLICY",
     )
 
 

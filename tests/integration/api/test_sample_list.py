@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from litestar.testing import AsyncTestClient
 
-from backend.rules.sample_upload import LIST_LIMIT
+from backend.samples.upload import LIST_LIMIT
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn
 from tests.integration.api.conftest import User

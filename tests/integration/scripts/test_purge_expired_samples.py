@@ -16,7 +16,7 @@ from psycopg import sql
 from backend.compose.operator import standalone_storage as local_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.rules.sample_purge import purge_expired_samples
+from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from devkit.db import one, seed_consent
 from scripts.purge_expired_samples import main

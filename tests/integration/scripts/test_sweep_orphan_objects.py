@@ -22,10 +22,10 @@ from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
-from backend.rules import preview
-from backend.rules import sample_upload as samples
-from backend.rules.preview import preview_path
-from backend.rules.sample_upload import processed_path, upload_path, voice_sample_path
+from backend.policy import preview
+from backend.policy.preview import preview_path
+from backend.samples import upload as samples
+from backend.samples.upload import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
 from backend.storage import orphans
 from backend.synthesis import step as synthesis

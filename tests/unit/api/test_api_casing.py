@@ -17,9 +17,9 @@ import msgspec
 import pytest
 
 from backend.app import create_app
+from backend.clone.types import StartedClone
 from backend.records.attempts import AttemptStatus
 from backend.reflections.voice import QueuedClone
-from backend.rules.started_clone import StartedClone
 from backend.settings import settings_from_env, with_auth
 from backend.voices.clone_flow import FinalizedClone
 

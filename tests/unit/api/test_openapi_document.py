@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 
 from backend.app import create_app
 from backend.records.attempts import VoiceMirror
-from backend.rules.sample_upload import SampleForm
+from backend.samples.upload import SampleForm
 from backend.settings import settings_from_env, with_auth
 
 UNAUTHENTICATED = {"/healthz", "/readyz", "/metrics", "/config.json", "/dev/session"}
@@ -161,7 +161,7 @@ def test_the_result_route_documents_that_an_altered_render_is_refused(document: 
 
 
 #: Every route that names a voice (makes one, or renames one): grep for the queries that insert or rename voices
-#: (`backend/rules/start.sql`, `backend/voices/service.sql`) and follow them to their routes.
+#: (`backend/clone/start.sql`, `backend/voices/service.sql`) and follow them to their routes.
 NAMES_A_VOICE = {
     ("post", "/api/clone/upload-url"),
     ("post", "/api/clone/finalize"),
@@ -182,7 +182,7 @@ def test_every_route_that_names_a_voice_documents_the_name_taken(document: dict[
 
 
 #: Every route that creates what a user may create only so many of (`backend.records.user_creates.CreateKind`): grep
-#: for `user_creates.take` and follow it to its routes (a voice is made in `backend.rules.start._insert_voice`).
+#: for `user_creates.take` and follow it to its routes (a voice is made in `backend.clone.start._insert_voice`).
 CREATES = {
     ("post", "/api/v1/consents"),
     ("post", "/v1/reflections"),

@@ -26,11 +26,11 @@ from backend.db.audit import record_audit
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import StoredObjectAltered
+from backend.policy.consent import SpeakerJudgement, judge_sample
 from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
 from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.rules import sample_upload as samples
-from backend.rules.consent import SpeakerJudgement, judge_sample
+from backend.samples import upload
 from backend.storage import integrity
 from backend.voiceprint import THRESHOLD, SpeechPrints, speech_prints
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, SELF_THRESHOLD, named, second_voice
@@ -93,7 +93,7 @@ class SampleCheck:
                 await conn.execute(_Q["record_rejected_sample"], rejected)
             raise
         del original
-        copy_path = samples.processed_path(sample.object_path)
+        copy_path = upload.processed_path(sample.object_path)
         report = msgspec.json.encode(prepared.report).decode()
         judged = await self._judge_speaker(prints, report)
         speaker = None if prints is None else prints.voiceprint()
@@ -144,7 +144,7 @@ class SampleCheck:
             speaker = sample.voiceprint
         else:
             prepared, speaker = await self.prepare_and_record(provider)
-            copy_path = samples.processed_path(sample.object_path)
+            copy_path = upload.processed_path(sample.object_path)
             ref = prepared.sample_ref()
         ref = msgspec.structs.replace(ref, consent_id=str(sample.consent_id))
         if self.ctx.public_storage:

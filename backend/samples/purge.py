@@ -31,7 +31,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, transaction_from
 from backend.errors import Conflict, ServiceUnavailable, VoicegateError
-from backend.rules import sample_upload as samples
+from backend.samples import upload
 from backend.storage import integrity
 from backend.storage.client import ObjectRemover
 
@@ -101,7 +101,7 @@ async def purge_sample(
             return None
         purged = purged_view(row, "purged")
         processed = [row["processed_object_path"]] if row["processed_object_path"] else []
-        paths = list(dict.fromkeys([row["object_path"], *processed, samples.processed_path(row["object_path"])]))
+        paths = list(dict.fromkeys([row["object_path"], *processed, upload.processed_path(row["object_path"])]))
         purged.removed = await integrity.remove(conn, storage, row["bucket_id"], paths)
         audit = {
             **(detail or {}),

@@ -68,7 +68,7 @@ class VoiceManifest(msgspec.Struct, rename="camel", kw_only=True):
     sample_id: uuid.UUID | None
     #: The sample's quality verdict (`good`, `usable` or `poor`), when the voice was cloned from a sample.
     sample_verdict: str | None
-    #: How much the voice sounds like its samples (`backend.rules.likeness`), the threshold from which it would
+    #: How much the voice sounds like its samples (`backend.clone.likeness`), the threshold from which it would
     #: pass as their speaker, what was judged, and why there is no likeness; null until judged. Beside it, what
     #: the bundled `local` voice as it ships scored against the same samples.
     likeness: float | None = None

@@ -1,5 +1,6 @@
-"""Enrolling a voice from several samples: each sample's cleaned reference, what the set is measured to
-be (its quality report's inputs), and what a provider is sent.
+"""Enrolling a voice from several samples, as the clone worker does it: what each sample adds to the set's
+quality report (measured on the CPU executor), and what a provider is sent (the set's report itself is
+`backend.policy.sample_set.report_of`).
 
 A provider that takes several files (ElevenLabs: up to 25) gets every sample. One that takes a single
 reference (Cartesia, Qwen, self-hosted, and `local`, whose profile is measured on what it gets) gets the
@@ -16,7 +17,7 @@ import msgspec
 import numpy as np
 
 from backend.audio.measure import resample
-from backend.audio.voice_set import Member, SetReport, Traits, joined, set_report, voice_traits
+from backend.audio.voice_set import Traits, joined, voice_traits
 from backend.context import Lifecycle
 from backend.providers.base import SampleRef, SampleRules
 from backend.records.attempts import SetMember
@@ -77,20 +78,3 @@ def _joined(wavs: list[bytes], seconds: float) -> tuple[bytes, int, float]:
     signals = [s if r == rate else resample(s.astype(np.float32), r, rate).astype(np.float64) for s, r in decoded]
     signal = joined(signals, rate, seconds)
     return float_to_wav(signal, rate), rate, signal.size / rate
-
-
-def report_of(members: Sequence[SetMember]) -> SetReport:
-    """The set's report from what its attempt recorded (unmeasured samples count without their traits)."""
-    return set_report(
-        [
-            Member(
-                sample_id=str(m.sample_id),
-                speech_s=m.speech_s,
-                loudness_lufs=m.loudness_lufs,
-                traits=None
-                if m.median_pitch_hz is None and m.spectrum_db is None
-                else Traits(median_pitch_hz=m.median_pitch_hz, spectrum_db=m.spectrum_db),
-            )
-            for m in members
-        ]
-    )

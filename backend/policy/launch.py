@@ -12,7 +12,7 @@ import msgspec
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.errors import Conflict, NotFound
+from backend.errors import LaunchBlocked, NotFound
 from backend.providers.base import ProviderVoice
 from backend.records.attempts import VoiceMirror
 
@@ -40,18 +40,6 @@ class LaunchVoice(msgspec.Struct, frozen=True, kw_only=True):
     attempt_id: uuid.UUID
     voice_id: uuid.UUID
     voice: ProviderVoice
-
-
-class LaunchBlocked(Conflict, code="launch_blocked"):
-    """The reflection's voice is not ready to launch."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__(f"The voice is not ready to launch: {', '.join(reasons)}.")
-        self.reasons = reasons
-
-    def extensions(self) -> dict[str, object]:
-        """Clients show each reason; see `voice_launch_readiness`."""
-        return {"blockingReasons": self.reasons}
 
 
 async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> str:

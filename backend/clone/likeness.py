@@ -33,6 +33,7 @@ import numpy as np
 
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
+from backend.clone.enrolled import enrolled_voice
 from backend.context import Lifecycle
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -43,7 +44,6 @@ from backend.providers.errors import ProviderError
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.records import usage
 from backend.records.attempts import AttemptRow
-from backend.rules.enrolled import enrolled_voice
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
 
 log = logging.getLogger(__name__)

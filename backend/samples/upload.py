@@ -16,7 +16,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Final
 
@@ -30,11 +29,12 @@ from backend.db.queries import load_queries
 from backend.errors import SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.failpoints import failpoint
 from backend.fields import Label, LanguageTag, Name, Text
+from backend.policy.consent import GivenConsent, Origin, Policy, require_consent
 from backend.providers.config import Provider, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.records.rows import fetch_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.rules.consent import GivenConsent, Origin, Policy, require_consent
+from backend.samples.types import SampleStatus
 from backend.storage.client import ObjectStorage
 
 log = logging.getLogger(__name__)
@@ -121,65 +121,6 @@ class NewSample(msgspec.Struct, frozen=True, kw_only=True):
     consent_id: uuid.UUID | None = None
     #: What its owner calls it (the upload's `name`), None when unnamed.
     name: str | None = None
-
-
-class SampleAccepted(msgspec.Struct, rename="camel"):
-    """`202` of `POST /api/v1/voice-samples`: the sample is stored and queued for checking."""
-
-    sample_id: uuid.UUID
-    status: VoiceSampleStatus
-    provider: str
-    expires_at: datetime
-
-
-class SampleStatus(msgspec.Struct, rename="camel"):
-    """A sample as its owner sees it: where checking got to, and what was measured."""
-
-    sample_id: uuid.UUID
-    status: VoiceSampleStatus
-    provider: str | None
-    sniffed_type: str | None
-    size_bytes: int | None
-    duration_ms: int | None
-    sample_rate: int | None
-    channels: int | None
-    #: What was measured on the upload, with a verdict and advice; null until checked.
-    quality: QualityReport | None
-    #: Why the sample was refused (`failed` only), in words a user can act on; it begins with the refusal's
-    #: code where it has one: `speaker_mismatch: the speech from 4.2 s to 24.0 s is not the consent's speaker
-    #: …` (or, judged as a whole, `… the speaker matches the consent's at 0.52, below 0.74`), `mixed_speakers:
-    #: the speech from 4.2 s to 7.3 s is not the voice of the rest of the sample …` (the seconds of the upload).
-    failure_reason: str | None
-    #: The voice cloned from this sample, once a clone was asked for.
-    voice_id: uuid.UUID | None
-    #: When the upload expires; a kept sample then loses its original and keeps its cleaned copy.
-    expires_at: datetime
-    created_at: datetime
-    #: Whether its owner consented to keep it while the voice exists (and has not withdrawn that).
-    keep_sample: bool = False
-    #: What its owner calls it; null until named.
-    name: str | None = None
-    #: The consent it is stored under.
-    consent_id: uuid.UUID | None = None
-    #: Under a spoken consent, how its speaker matches the consent's (the cosine of their voiceprints; the
-    #: same speaker from `backend.voiceprint.THRESHOLD`); null under a checkbox consent or until checked.
-    speaker_match: float | None = None
-
-
-class SampleAudio(msgspec.Struct, rename="camel"):
-    """Where to listen to a sample: a short-lived signed URL of the upload (or, once its original was
-    trimmed, of its cleaned copy)."""
-
-    audio_url: str
-    expires_in: int
-    #: `original` (as uploaded) or `processed` (cleaned for enrolment, WAV).
-    copy: str
-
-
-class SampleList(msgspec.Struct):
-    """The caller's samples, newest first."""
-
-    samples: list[SampleStatus]
 
 
 def upload_path(owner_id: uuid.UUID, sample_id: uuid.UUID) -> str:

@@ -17,13 +17,13 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+from backend.clone.start import Reenrolment, start_clone
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.records import attempts
 from backend.records.attempts import AttemptSource
-from backend.rules.start import Reenrolment, start_clone
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

@@ -17,7 +17,7 @@ from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import as_service
 from backend.errors import ConsentRecordingRequired, ConsentRequired, NotFound
-from backend.rules.consent_states import check_covers_sample
+from backend.policy.consent_states import check_covers_sample
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
 from backend.voiceprint.windows import Stretch, unlike, wholly_unlike
 
