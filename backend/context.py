@@ -29,7 +29,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @dataclass(frozen=True)
-class Lifecycle:
+class WorkerContext:
     """The database (service work), Storage, provider adapters, the signer of synthesized audio, the CPU executor,
     the webhook sender and the timing rules of the workers."""
 
@@ -41,7 +41,7 @@ class Lifecycle:
     #: Signs every file voicegate synthesizes (one per process: it holds the native c2pa signer).
     signer: ProvenanceSigner
     #: Runs CPU-bound work fairly between users: the process's one executor, owned (and closed) by what
-    #: runs the process, which may share it between lifecycles (`voicegate up`: the API's and the worker's).
+    #: runs the process, which may share it between worker contexts (`voicegate up`: the API's and the worker's).
     cpu: CpuExecutor
     webhooks: WebhookSender
     lease_seconds: int = 60
@@ -56,6 +56,6 @@ class Lifecycle:
     spend: SpendQuota = DEFAULT_SPEND
 
     async def aclose(self) -> None:
-        """Release what the lifecycle holds of its own: the webhook sender's client and the signer."""
+        """Release what the context holds of its own: the webhook sender's client and the signer."""
         await self.webhooks.aclose()
         self.signer.close()

@@ -34,8 +34,8 @@ CLONE: Final = "voice_clone_process"
 """`VOICE_CLONE_PROCESS {attemptId, reflectionId, version}`: drive a clone attempt (sent by SQL on insert)."""
 PREVIEW: Final = "voice_preview"
 """`VOICE_PREVIEW {attemptId, version}`: speak the preview of a ready, synced attempt."""
-SAMPLE_CHECK: Final = "voice_sample_process"
-"""`{sampleId}`: check and clean an uploaded sample."""
+SAMPLE: Final = "voice_sample_process"
+"""`{sampleId}`: check and clean an uploaded sample (`backend.samples.step`)."""
 SYNTHESIS: Final = "voice_synthesis"
 """`{jobId}`: speak a synthesis job's text."""
 WEBHOOK: Final = "webhook_delivery"
@@ -48,7 +48,7 @@ DEAD_LETTER: Final = "voice_dead_letter"
 """Messages delivered too often: `{sourceQueue, sourceMsgId, readCount, message, error, deadAt}`."""
 
 #: The queues work is consumed from (every queue but the dead letters).
-WORK_QUEUES: Final = (CLONE, PREVIEW, SAMPLE_CHECK, SYNTHESIS, WEBHOOK, ERASURE)
+WORK_QUEUES: Final = (CLONE, PREVIEW, SAMPLE, SYNTHESIS, WEBHOOK, ERASURE)
 ALL: Final = (*WORK_QUEUES, DEAD_LETTER)
 
 
@@ -170,7 +170,7 @@ class Backlog:
 
 
 #: The queues whose backlog admission is measured (`backlog`), and the query that measures each.
-_BACKLOG_QUERIES: Final = {SAMPLE_CHECK: "sample_check_backlog", CLONE: "clone_backlog"}
+_BACKLOG_QUERIES: Final = {SAMPLE: "sample_check_backlog", CLONE: "clone_backlog"}
 
 
 async def backlog(conn: Connection, queue: str, window_seconds: float) -> Backlog:

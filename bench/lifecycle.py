@@ -75,7 +75,7 @@ sys.path.insert(0, str(ROOT))
 from backend import queues  # noqa: E402
 from backend.clone.likeness import LikenessSource, NoLikeness, judgement, leased_probe_inputs, probe_text  # noqa: E402
 from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
-from backend.compose.parts import build_lifecycle  # noqa: E402
+from backend.compose.parts import build_worker_context  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
 from backend.db.pool import create_pool, create_worker_pool  # noqa: E402
@@ -315,7 +315,7 @@ async def run_consumers_until(
         await declare_project_endpoint(conn, configured=settings.webhook_url is not None)
     async with create_http_client() as http, CpuExecutor(settings.cpu_threads(serves_api=False)) as cpu:
         signer = ProvenanceSigner.from_settings(settings)
-        ctx = build_lifecycle(settings, database, ManifestsInMemory(), http, signer, cpu=cpu)  # type: ignore[arg-type]
+        ctx = build_worker_context(settings, database, ManifestsInMemory(), http, signer, cpu=cpu)  # type: ignore[arg-type]
         consumers = build_consumers(settings, ctx, listen_dsn=dsn if listen else None, worker_id=worker_id)
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(c.run(stopping)) for c in consumers]

@@ -58,8 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.compose.operator import standalone_storage  # noqa: E402
-from backend.compose.parts import build_lifecycle  # noqa: E402 - after the path setup above
-from backend.context import Lifecycle  # noqa: E402
+from backend.compose.parts import build_worker_context  # noqa: E402 - after the path setup above
+from backend.context import WorkerContext  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402
 from backend.db.pool import create_pool  # noqa: E402
@@ -98,7 +98,7 @@ def database_of(pool: Any) -> Any:
     return pool if database is None else database(pool)
 
 
-def service_transaction_of(ctx: Lifecycle) -> AbstractAsyncContextManager[Any]:
+def service_transaction_of(ctx: WorkerContext) -> AbstractAsyncContextManager[Any]:
     """A service transaction on the lifecycle's database, in either layout (on an older tree, `ctx.pool`)."""
     database = getattr(ctx, "db", None)
     if database is None:
@@ -192,7 +192,7 @@ class Trace:
 
 
 @asynccontextmanager
-async def lifecycle(dsn: str, data_dir: Path, provider_url: str) -> AsyncIterator[Lifecycle]:
+async def lifecycle(dsn: str, data_dir: Path, provider_url: str) -> AsyncIterator[WorkerContext]:
     """A worker's context on the database, with the in-process Storage stand-in under `data_dir`."""
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), "SELFHOSTED_BASE_URL": provider_url})
     pool = create_pool(dsn, settings.pool_limits)
@@ -202,7 +202,7 @@ async def lifecycle(dsn: str, data_dir: Path, provider_url: str) -> AsyncIterato
         httpx.AsyncClient() as http,
         CpuExecutor(1) as cpu,
     ):
-        ctx = build_lifecycle(
+        ctx = build_worker_context(
             settings, database_of(pool), storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu
         )
         yield ctx
@@ -210,7 +210,7 @@ async def lifecycle(dsn: str, data_dir: Path, provider_url: str) -> AsyncIterato
     await pool.close()
 
 
-async def sampled_attempt(ctx: Lifecycle, db: psycopg.Connection[Any], **attempt: Any) -> uuid.UUID:
+async def sampled_attempt(ctx: WorkerContext, db: psycopg.Connection[Any], **attempt: Any) -> uuid.UUID:
     """A voice with a consented sample in Storage and an attempt of it (columns `attempt`)."""
     owner = create_user(db)
     voice = one(db, "insert into voices (owner_id, name) values (%s, 'Ada') returning id", (owner,))["id"]

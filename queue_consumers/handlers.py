@@ -17,7 +17,7 @@ import msgspec
 from backend import queues
 from backend.clone import preview_step
 from backend.clone import step as clone_step
-from backend.context import Lifecycle, Outcome
+from backend.context import Outcome, WorkerContext
 from backend.erasure import step as erasure_step
 from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable
 from backend.queues import DeadLetterHook, Handler, Message, Reader
@@ -50,7 +50,7 @@ class QueueRoute:
 
 
 def queue_routes(
-    ctx: Lifecycle, worker_id: str, *, clone: Handler | None = None, webhook_retries: Retries | None = None
+    ctx: WorkerContext, worker_id: str, *, clone: Handler | None = None, webhook_retries: Retries | None = None
 ) -> list[QueueRoute]:
     """Every work queue's route, each to its area's step; `clone` replaces the in-process clone step (see
     `clone_over_http`); webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do)."""
@@ -63,7 +63,7 @@ def queue_routes(
             needs_storage=clone is None,  # over HTTP, the API reaches Storage, not this worker
         ),
         QueueRoute(queues.PREVIEW, preview_step.preview_handler(ctx)),
-        QueueRoute(queues.SAMPLE_CHECK, sample_step.sample_handler(ctx), sample_step.on_dead_letter),
+        QueueRoute(queues.SAMPLE, sample_step.sample_handler(ctx), sample_step.on_dead_letter),
         QueueRoute(queues.SYNTHESIS, synthesis_step.synthesis_handler(ctx, worker_id), synthesis_step.on_dead_letter),
         QueueRoute(
             queues.WEBHOOK,

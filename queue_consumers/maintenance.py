@@ -22,7 +22,7 @@ from backend.clone.likeness import forget_judged_prints
 from backend.clone.manifest import settle_manifests
 from backend.clone.recovery import requeue_stale_attempts
 from backend.consents.purge import purge_expired_evidence
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.db.units import Database, TransactionSource
 from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.samples.purge import purge_expired_samples
@@ -132,7 +132,7 @@ async def _sweep_orphans(settings: Settings, source: TransactionSource, storage:
     return removed
 
 
-async def run_maintenance(settings: Settings, ctx: Lifecycle, stopping: asyncio.Event) -> None:
+async def run_maintenance(settings: Settings, ctx: WorkerContext, stopping: asyncio.Event) -> None:
     """Sweep every `maintenance_interval` seconds until `stopping` is set; a failed sweep is logged
     and tried again next time (the database may be briefly away)."""
     while not stopping.is_set():

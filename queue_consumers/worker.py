@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import httpx
 
 from backend import queues
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.outages import STORAGE
 from backend.settings import Settings
 from backend.storage.client import SupabaseObjectStorage, answers
@@ -46,7 +46,7 @@ def new_worker_id() -> str:
 
 def build_consumers(
     settings: Settings,
-    ctx: Lifecycle,
+    ctx: WorkerContext,
     *,
     listen_dsn: str | None,
     worker_id: str,
@@ -102,7 +102,7 @@ def build_consumers(
 
 
 async def consume_in_app(
-    settings: Settings, ctx: Lifecycle, listen_dsn: str, api_client: httpx.AsyncClient, stopping: asyncio.Event
+    settings: Settings, ctx: WorkerContext, listen_dsn: str, api_client: httpx.AsyncClient, stopping: asyncio.Event
 ) -> None:
     """The consumers of `voicegate up`, inside its app (`backend.app.ConsumersInApp`), until `stopping` is set;
     with `CONSUMER_MODE=http` the clone step reaches the app itself through `api_client`."""
@@ -111,7 +111,7 @@ async def consume_in_app(
 
 
 async def run_worker(
-    settings: Settings, ctx: Lifecycle, consumers: Sequence[QueueConsumer], stopping: asyncio.Event
+    settings: Settings, ctx: WorkerContext, consumers: Sequence[QueueConsumer], stopping: asyncio.Event
 ) -> None:
     """Run the consumers and the maintenance sweep until `stopping` is set, then drain.
 

@@ -34,7 +34,7 @@ import numpy as np
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
 from backend.clone.enrolled import enrolled_voice
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
@@ -155,7 +155,7 @@ def similarity(samples: Voiceprint, spoken: Sequence[bytes]) -> float | None:
 
 
 async def measure_samples(
-    ctx: Lifecycle, attempt: AttemptRow, recordings: Sequence[bytes], prints: Sequence[bytes | None] = ()
+    ctx: WorkerContext, attempt: AttemptRow, recordings: Sequence[bytes], prints: Sequence[bytes | None] = ()
 ) -> bytes | None:
     """The samples' print (`samples_print`, with the `prints` their checks took) on the fair CPU executor, as
     stored. One that cannot be made is logged and None: the likeness then says `no_sample`, and the voice goes
@@ -202,7 +202,7 @@ def leased_probe_inputs(leased: dict[str, Any]) -> ProbeInputs | None:
     return ProbeInputs(found["language"], None if hex_print is None else bytes.fromhex(hex_print))
 
 
-async def probe(ctx: Lifecycle, attempt: AttemptRow, inputs: ProbeInputs | None = None) -> dict[str, Any] | None:
+async def probe(ctx: WorkerContext, attempt: AttemptRow, inputs: ProbeInputs | None = None) -> dict[str, Any] | None:
     """Judge the attempt's provider voice on its language's probe sentence (`PROBE_TEXTS`) spoken by its
     provider: the judgement as changes of the attempt (`judgement`), which the clone step's completion records
     (`attempts.complete`), so the voice is published with it. A provider that cannot speak it gives a null
@@ -272,7 +272,7 @@ def judgement(
 
 
 async def judge_render(
-    ctx: Lifecycle,
+    ctx: WorkerContext,
     *,
     owner_id: uuid.UUID,
     voice_id: uuid.UUID,
@@ -300,7 +300,7 @@ async def judge_render(
 
 
 async def _judge(
-    ctx: Lifecycle, judged: _Judged, samples: Voiceprint, spoken: Sequence[bytes], source: LikenessSource
+    ctx: WorkerContext, judged: _Judged, samples: Voiceprint, spoken: Sequence[bytes], source: LikenessSource
 ) -> dict[str, Any]:
     """The `judgement` of what the provider spoke against the samples' print, with the stock voice's beside it."""
     try:

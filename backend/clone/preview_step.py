@@ -20,7 +20,7 @@ from backend.audio.render import marked_preview
 from backend.clone import likeness
 from backend.clone.enrolled import enrolled_voice
 from backend.clone.likeness import LikenessSource
-from backend.context import Lifecycle, Outcome
+from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, QuotaExceeded, StaleVersion
 from backend.policy.preview import BUCKET, preview_path
@@ -36,7 +36,7 @@ PREVIEW_TEXT = "Hello! This is a preview of your new voice. If it sounds like yo
 ACTOR = "preview"
 
 
-def preview_handler(ctx: Lifecycle) -> queues.Handler:
+def preview_handler(ctx: WorkerContext) -> queues.Handler:
     """The preview queue's handler: each message's attempt given its preview (`process_preview`)."""
 
     async def handle(message: queues.Message) -> datetime | None:
@@ -45,7 +45,7 @@ def preview_handler(ctx: Lifecycle) -> queues.Handler:
     return handle
 
 
-async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # noqa: PLR0911 - one per state
+async def process_preview(ctx: WorkerContext, attempt_id: uuid.UUID) -> Outcome:  # noqa: PLR0911 - one per state
     """Generate the preview of an active, ready, synced attempt whose preview is still to be made."""
     async with ctx.db.service_transaction() as conn:
         try:
@@ -115,7 +115,9 @@ async def process_preview(ctx: Lifecycle, attempt_id: uuid.UUID) -> Outcome:  # 
     return Outcome(status=ready.preview_status)
 
 
-async def _reserve(ctx: Lifecycle, conn: Connection, attempt: AttemptRow, voice: ProviderVoice) -> QuotaExceeded | None:
+async def _reserve(
+    ctx: WorkerContext, conn: Connection, attempt: AttemptRow, voice: ProviderVoice
+) -> QuotaExceeded | None:
     """Reserve the preview's characters on `conn`'s transaction, which commits before the provider is sent them;
     the refusal when they would pass the owner's quota. Each delivery that speaks it is a call of its own."""
     call = usage.Call(
@@ -134,7 +136,7 @@ async def _reserve(ctx: Lifecycle, conn: Connection, attempt: AttemptRow, voice:
     return None
 
 
-async def _not_made(ctx: Lifecycle, attempt_id: uuid.UUID, code: str, message: str) -> Outcome:
+async def _not_made(ctx: WorkerContext, attempt_id: uuid.UUID, code: str, message: str) -> Outcome:
     """The preview could not be made: back to `pending`, with why."""
     async with ctx.db.service_transaction() as conn:
         current, _ = await attempts.load(conn, attempt_id)

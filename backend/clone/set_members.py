@@ -18,14 +18,14 @@ import numpy as np
 
 from backend.audio.measure import resample
 from backend.audio.voice_set import Traits, joined, voice_traits
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.providers.base import SampleRef, SampleRules
 from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow
 from backend.wav import float_to_wav, wav_to_float
 
 
-async def member(ctx: Lifecycle, sample: SampleRow, ref: SampleRef, position: int) -> SetMember:
+async def member(ctx: WorkerContext, sample: SampleRow, ref: SampleRef, position: int) -> SetMember:
     """What the set's report needs of one sample: its original's speech and loudness (its quality report),
     its cleaned copy's (`ref`) pitch and spectral profile, measured on the CPU executor."""
     traits = await ctx.cpu.run(sample.owner_id, _traits_of, ref.data)
@@ -41,7 +41,7 @@ async def member(ctx: Lifecycle, sample: SampleRow, ref: SampleRef, position: in
 
 
 async def sendable(
-    ctx: Lifecycle, owner_id: uuid.UUID, rules: SampleRules, refs: Sequence[SampleRef]
+    ctx: WorkerContext, owner_id: uuid.UUID, rules: SampleRules, refs: Sequence[SampleRef]
 ) -> list[SampleRef]:
     """The references as the provider takes them: all of them, or joined into one (on the CPU executor)."""
     if len(refs) <= rules.max_files:

@@ -31,7 +31,7 @@ from backend import leases, queues
 from backend.audio.errors import AudioRejected
 from backend.backoff import retry_delay
 from backend.clone import likeness, manifest, portability, set_members
-from backend.context import Lifecycle, Outcome
+from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
@@ -72,7 +72,9 @@ class _Failed(Exception):
         self.message = message
 
 
-def lease_on_read(ctx: Lifecycle, worker_id: str) -> Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]:
+def lease_on_read(
+    ctx: WorkerContext, worker_id: str
+) -> Callable[[Connection, int, int], Awaitable[list[dict[str, Any]]]]:
     """The clone queue's reader: pgmq's read that also leases each due `queued` attempt it delivers to
     this worker, in the read's transaction (`process_attempt` then needs no claim of its own)."""
 
@@ -84,7 +86,7 @@ def lease_on_read(ctx: Lifecycle, worker_id: str) -> Callable[[Connection, int, 
     return read
 
 
-def attempt_handler(ctx: Lifecycle, worker_id: str) -> queues.Handler:
+def attempt_handler(ctx: WorkerContext, worker_id: str) -> queues.Handler:
     """The clone queue's handler for worker `worker_id`: each message's attempt taken as far as it can go now
     (`process_attempt`), as the read that delivered it leased it (`lease_on_read`)."""
 
@@ -102,7 +104,7 @@ async def on_dead_letter(conn: Connection, message: queues.Message, code: str, r
 
 
 async def process_attempt(
-    ctx: Lifecycle,
+    ctx: WorkerContext,
     attempt_id: uuid.UUID,
     worker_id: str,
     *,
@@ -135,7 +137,7 @@ class AttemptRun:
     * before a retry (`retry`): the backoff runs on the database's clock.
     """
 
-    def __init__(self, ctx: Lifecycle, attempt_id: uuid.UUID, worker_id: str) -> None:
+    def __init__(self, ctx: WorkerContext, attempt_id: uuid.UUID, worker_id: str) -> None:
         self.ctx = ctx
         self.attempt_id = attempt_id
         self.worker_id = worker_id
@@ -498,7 +500,7 @@ async def fail_dead_lettered(conn: Connection, attempt_id: uuid.UUID, reason: st
 
 
 async def process_reflection_attempt(
-    ctx: Lifecycle, reflection_id: uuid.UUID | None, attempt_id: uuid.UUID, worker_id: str
+    ctx: WorkerContext, reflection_id: uuid.UUID | None, attempt_id: uuid.UUID, worker_id: str
 ) -> Outcome:
     """`process_attempt` for the internal route: 404 unless the attempt belongs to the reflection
     (`None` for an attempt made without one)."""

@@ -3,7 +3,7 @@ async context manager that builds everything it holds under one `contextlib.Asyn
 resource on the stack where it is created: it closes in the reverse order it was built, and a start-up that
 fails half-way closes what it had already opened.
 
-- `backend.compose.parts`: what every process is built from (pools, the provider set, the lifecycle context).
+- `backend.compose.parts`: what every process is built from (pools, the provider set, the worker context).
 - `backend.compose.api`: the API process (`voicegate serve`, `up`) and the Storage stand-in's own server.
 - `backend.compose.worker`: the queue consumers (inside `up`, or `voicegate worker`).
 - `backend.compose.operator`: an operator script's run (`scripts/`).

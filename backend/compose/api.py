@@ -21,9 +21,9 @@ import httpx
 from backend import queues
 from backend.auth.verify import TokenVerifier
 from backend.compose.areas import Areas, build_areas
-from backend.compose.parts import enter_lifecycle, open_database, service_key, storage_client
+from backend.compose.parts import enter_worker_context, open_database, service_key, storage_client
 from backend.compose.worker import Consumers, start_consumers, worker_lifecycle
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.admission import Admission
 from backend.db.pool import create_pool
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 #: Runs the queue consumers inside the app (`voicegate up`) until its event is set: given the settings, the
 #: worker's own lifecycle, the address to LISTEN on and a client of this very app. The entry point passes it
 #: (`queue_consumers.worker.consume_in_app`): `backend/` stands below the consumers and does not import them.
-ConsumersInApp = Callable[[Settings, Lifecycle, str, httpx.AsyncClient, asyncio.Event], Awaitable[None]]
+ConsumersInApp = Callable[[Settings, WorkerContext, str, httpx.AsyncClient, asyncio.Event], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -109,12 +109,13 @@ class ApiProcess:
     storage: SupabaseObjectStorage
     storage_probe: StorageProbe
     cpu: CpuExecutor
-    lifecycle: Lifecycle
+    lifecycle: WorkerContext
     idempotency_keys: IdempotencyKeys
     user_slots: UserConcurrency
     stream_slots: UserConcurrency
     #: Whether the queue that checks an uploaded sample takes more work (VOICEGATE_UPLOAD_BACKLOG_SECONDS): the
-    #: sample check queue for `POST /api/v1/voice-samples`, the clone queue for a reflection's clone upload.
+    #: sample queue (`voice_sample_process`) for `POST /api/v1/voice-samples`, the clone queue for a reflection's
+    #: clone upload.
     sample_backlog: QueueAdmission
     clone_backlog: QueueAdmission
     #: The areas' services, each in `app.state` by its own name.
@@ -155,7 +156,7 @@ async def api_process(
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between
         # users holds only if every CPU-bound call of theirs waits in the same queue.
         cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_threads(serves_api=True)))
-        lifecycle = enter_lifecycle(stack, settings, db, storage, provider_http, signer=signer, cpu=cpu)
+        lifecycle = enter_worker_context(stack, settings, db, storage, provider_http, signer=signer, cpu=cpu)
         idempotency_keys = IdempotencyKeys(db)
         stack.push_async_callback(idempotency_keys.aclose)
         # After the signer: in embedded mode it makes the development CA this reader trusts.
@@ -176,7 +177,7 @@ async def api_process(
             idempotency_keys=idempotency_keys,
             user_slots=UserConcurrency(settings.user_concurrency),
             stream_slots=UserConcurrency(settings.user_streams, StreamsLimited),
-            sample_backlog=QueueAdmission(db, queues.SAMPLE_CHECK, settings.upload_backlog_seconds),
+            sample_backlog=QueueAdmission(db, queues.SAMPLE, settings.upload_backlog_seconds),
             clone_backlog=QueueAdmission(db, queues.CLONE, settings.upload_backlog_seconds),
             areas=build_areas(settings, lifecycle, c2pa),
         )
@@ -197,7 +198,7 @@ def supervised(app: Litestar, consumers: ConsumersInApp, settings: Settings, dsn
     """The consumers as the app runs them, over the worker's own lifecycle: a death is logged loudly, remembered
     for the exit code (`app.state.worker_failed`), and shuts the server down."""
 
-    async def supervise(ctx: Lifecycle, stopping: asyncio.Event) -> None:
+    async def supervise(ctx: WorkerContext, stopping: asyncio.Event) -> None:
         # CONSUMER_MODE=http inside `up`: the workers reach this very app's internal route in-process.
         async with httpx.AsyncClient(
             base_url="http://voicegate.internal",

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from backend.clone.service import AttemptsService
 from backend.consents.service import ConsentsService
-from backend.context import Lifecycle
-from backend.provenance.check import ProvenanceService
+from backend.context import WorkerContext
+from backend.provenance.service import ProvenanceService
 from backend.provenance.verify import Verifier
 from backend.reflections.service import ReflectionsService
 from backend.samples.service import SamplesService
@@ -37,7 +37,7 @@ class Areas:
     webhooks: WebhooksService
 
 
-def build_areas(settings: Settings, lifecycle: Lifecycle, c2pa: Verifier) -> Areas:
+def build_areas(settings: Settings, lifecycle: WorkerContext, c2pa: Verifier) -> Areas:
     """The areas' services over `settings`, the API's lifecycle (its database, Storage and adapters) and `c2pa`,
     which reads manifests."""
     db, storage = lifecycle.db, lifecycle.storage

@@ -1,5 +1,5 @@
 """What every process is built from: its pools (each behind the `Database` its use cases are given), the provider
-set and the lifecycle context the use cases are handed, for the API, the worker and the operator scripts alike. A
+set and the worker context the use cases are handed, for the API, the worker and the operator scripts alike. A
 builder that opens something takes the process's `AsyncExitStack` and enters what it opens there as it opens it; one
 that only assembles says what stays its caller's."""
 
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.pool import Pool
 from backend.db.units import Database
@@ -59,7 +59,7 @@ def build_providers(
     )
 
 
-def build_lifecycle(
+def build_worker_context(
     settings: Settings,
     db: Database,
     storage: ObjectStorage,
@@ -67,13 +67,13 @@ def build_lifecycle(
     signer: ProvenanceSigner,
     *,
     cpu: CpuExecutor,
-) -> Lifecycle:
-    """The lifecycle context of a process, owning `signer` (built at start-up with
+) -> WorkerContext:
+    """The worker context of a process, owning `signer` (built at start-up with
     `ProvenanceSigner.from_settings`) and its webhook sender, using `cpu` (closed by its owner)."""
     project = None
     if settings.webhook_url is not None and settings.webhook_secret is not None:
         project = Target(settings.webhook_url, settings.webhook_secret, trusted=True)
-    return Lifecycle(
+    return WorkerContext(
         db=db,
         storage=storage,
         providers=build_providers(settings, db, http_client, cpu=cpu),
@@ -98,7 +98,7 @@ async def open_database(stack: AsyncExitStack, pool: Pool, *, wait: bool) -> Dat
     return Database(pool)
 
 
-def enter_lifecycle(
+def enter_worker_context(
     stack: AsyncExitStack,
     settings: Settings,
     db: Database,
@@ -107,9 +107,9 @@ def enter_lifecycle(
     *,
     signer: ProvenanceSigner,
     cpu: CpuExecutor,
-) -> Lifecycle:
-    """`build_lifecycle`, its webhook sender closed with `stack`; `signer` stays the caller's (a process has one,
-    which `voicegate up` shares between the API's lifecycle and the worker's)."""
-    ctx = build_lifecycle(settings, db, storage, http_client, signer, cpu=cpu)
+) -> WorkerContext:
+    """`build_worker_context`, its webhook sender closed with `stack`; `signer` stays the caller's (a process has one,
+    which `voicegate up` shares between the API's worker context and the worker's)."""
+    ctx = build_worker_context(settings, db, storage, http_client, signer, cpu=cpu)
     stack.push_async_callback(ctx.webhooks.aclose)
     return ctx

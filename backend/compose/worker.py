@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from backend.compose.parts import enter_lifecycle, open_database, storage_client
-from backend.context import Lifecycle
+from backend.compose.parts import enter_worker_context, open_database, storage_client
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_worker_pool
 from backend.providers.http import create_http_client
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 #: Runs the queue consumers over a lifecycle until the event is set. The entry points pass them
 #: (`queue_consumers.worker`): `backend/` stands below the consumers and does not import them.
-Consumers = Callable[[Lifecycle, asyncio.Event], Coroutine[Any, Any, None]]
+Consumers = Callable[[WorkerContext, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def worker_lifecycle(
@@ -40,16 +40,16 @@ async def worker_lifecycle(
     *,
     signer: ProvenanceSigner,
     cpu: CpuExecutor,
-) -> Lifecycle:
+) -> WorkerContext:
     """The queue consumers' lifecycle, on a worker pool of its own (opened without waiting: a worker starts
     while the database is down), both closed with `stack`; `signer`, `storage`, `http_client` and `cpu` stay
     the caller's (`voicegate up` shares them with the API)."""
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     db = await open_database(stack, pool, wait=False)
-    return enter_lifecycle(stack, settings, db, storage, http_client, signer=signer, cpu=cpu)
+    return enter_worker_context(stack, settings, db, storage, http_client, signer=signer, cpu=cpu)
 
 
-def start_consumers(stack: AsyncExitStack, consumers: Consumers, ctx: Lifecycle) -> asyncio.Task[None]:
+def start_consumers(stack: AsyncExitStack, consumers: Consumers, ctx: WorkerContext) -> asyncio.Task[None]:
     """`consumers` over `ctx` as a task, asked to stop and awaited (drained) when `stack` closes."""
     stopping = asyncio.Event()
     task = asyncio.create_task(consumers(ctx, stopping), name="worker")
@@ -67,7 +67,7 @@ class WorkerProcess:
     """What `voicegate worker` holds while it runs: the consumers' lifecycle, and a client of the API (its
     internal route, with `CONSUMER_MODE=http`)."""
 
-    lifecycle: Lifecycle
+    lifecycle: WorkerContext
     api: httpx.AsyncClient
 
 

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from backend import queues
 from backend.backoff import retry_delay
-from backend.context import Lifecycle, Outcome
+from backend.context import Outcome, WorkerContext
 from backend.db.audit import record_audit
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
@@ -74,7 +74,7 @@ class _Outcomes:
             state, error = "refused", f"still failing after {MAX_TRIES} tries: {error}"
         self.settled.append({"id": item.id, "state": state, "error": error})
 
-    def again(self, ctx: Lifecycle, item: Item, retry_after: float | None) -> None:
+    def again(self, ctx: WorkerContext, item: Item, retry_after: float | None) -> None:
         """When the item just added stays pending, bring the erasure back after the item's backoff."""
         if self.settled[-1]["state"] != "pending":
             return  # out of tries: refused, nothing to come back for
@@ -83,7 +83,7 @@ class _Outcomes:
         self.wait = delay if self.wait is None else min(self.wait, delay)
 
 
-def erasure_handler(ctx: Lifecycle) -> queues.Handler:
+def erasure_handler(ctx: WorkerContext) -> queues.Handler:
     """The erasure queue's handler: one pass over the message's erasure (`process_erasure`)."""
 
     async def handle(message: queues.Message) -> datetime | None:
@@ -92,7 +92,7 @@ def erasure_handler(ctx: Lifecycle) -> queues.Handler:
     return handle
 
 
-async def process_erasure(ctx: Lifecycle, erasure_id: uuid.UUID) -> Outcome:
+async def process_erasure(ctx: WorkerContext, erasure_id: uuid.UUID) -> Outcome:
     """Work the erasure's pending items, and close it once none is left: `done`, or `incomplete` when an item was
     refused. `working` with `retry_at` when an item is to be tried again."""
     async with ctx.db.service_transaction() as conn:
@@ -127,13 +127,13 @@ def _soonest(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
 
 
-async def _settle(ctx: Lifecycle, outcomes: _Outcomes) -> None:
+async def _settle(ctx: WorkerContext, outcomes: _Outcomes) -> None:
     if outcomes.settled:
         async with ctx.db.service_transaction() as conn:
             await conn.execute(_Q["settle_items"], {"outcomes": json.dumps(outcomes.settled)})
 
 
-async def _delete_voice(ctx: Lifecycle, item: Item, outcomes: _Outcomes) -> None:
+async def _delete_voice(ctx: WorkerContext, item: Item, outcomes: _Outcomes) -> None:
     """Delete one provider voice: gone already is gone; a refusal is final; anything else is tried again."""
     try:
         provider = ctx.providers.get(item.target)
@@ -164,7 +164,7 @@ def _provider_error(exc: ProviderError) -> str:
     return f"{exc.provider}: {status}{code}: {exc.safe_message}"
 
 
-async def _delete_objects(ctx: Lifecycle, items: Sequence[Item], outcomes: _Outcomes) -> None:
+async def _delete_objects(ctx: WorkerContext, items: Sequence[Item], outcomes: _Outcomes) -> None:
     """Delete the objects, bucket by bucket, then read each back: gone only when Storage answers it has none.
     Storage being down raises (the consumer waits for it); each item stays pending meanwhile."""
     by_bucket: dict[str, list[Item]] = {}
@@ -199,7 +199,7 @@ async def _delete_objects(ctx: Lifecycle, items: Sequence[Item], outcomes: _Outc
             outcomes.add(item, "deleted" if (item.target, item.ref) in removed else "already_gone")
 
 
-async def _finish(ctx: Lifecycle, erasure_id: uuid.UUID, rows_erased: Mapping[str, Any] | None) -> str:
+async def _finish(ctx: WorkerContext, erasure_id: uuid.UUID, rows_erased: Mapping[str, Any] | None) -> str:
     """Erase the rows the cascade left and close the erasure: its receipt and the audit tombstone, together."""
     async with ctx.db.service_transaction() as conn:
         if rows_erased is None:

@@ -1,5 +1,5 @@
 """Typed dependencies for route handlers: the verified caller, each area's service, the database (for the
-readiness probe), whether Storage answers, the lifecycle context (for the internal route that runs a worker
+readiness probe), whether Storage answers, the worker context (for the internal route that runs a worker
 step) and the users' stream slots, and the guard of the service-only routes.
 
 A handler names what it needs (`claims: Caller`, and its area's service: `webhooks: Webhooks`, ...) and
@@ -23,11 +23,11 @@ from litestar.params import FromPath, SkipValidation
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
 from backend.clone.service import AttemptsService
 from backend.consents.service import ConsentsService
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
 from backend.http.gate import caller_of
-from backend.provenance.check import ProvenanceService
+from backend.provenance.service import ProvenanceService
 from backend.queues import QueueAdmission
 from backend.reflections.service import ReflectionsService
 from backend.samples.service import SamplesService
@@ -75,8 +75,8 @@ async def service_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
 
 
 async def sample_backlog_admits(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard of `POST /api/v1/voice-samples`: 503 `backlog_full` while the sample check queue holds more work
-    than VOICEGATE_UPLOAD_BACKLOG_SECONDS, before the upload is read."""
+    """Guard of `POST /api/v1/voice-samples`: 503 `backlog_full` while the sample queue (`voice_sample_process`)
+    holds more work than VOICEGATE_UPLOAD_BACKLOG_SECONDS, before the upload is read."""
     admission: QueueAdmission = connection.app.state.sample_backlog
     await admission.admit()
 
@@ -94,7 +94,7 @@ Db = NamedDependency[SkipValidation[Database]]
 """`db`: the database, as its units of work (`backend.db.units.Database`)."""
 StorageReadiness = NamedDependency[SkipValidation[StorageProbe]]
 """`storage_probe`: whether Storage answers, as /readyz asks it."""
-LifecycleContext = NamedDependency[SkipValidation[Lifecycle]]
+LifecycleContext = NamedDependency[SkipValidation[WorkerContext]]
 """`lifecycle`: what the worker steps need."""
 StreamSlots = NamedDependency[SkipValidation[UserConcurrency]]
 """`stream_slots`: the speech streams each user has open (VOICEGATE_USER_STREAMS)."""

@@ -13,7 +13,7 @@ from backend.http.deps import Caller, Provenance
 from backend.http.docs import USER, USER_SECURITY, ExampleOperation, problems
 from backend.http.sample_upload import MAX_SAMPLE_BYTES
 from backend.multipart import FormError, Part, form_boundary, read_form
-from backend.provenance.check import ProvenanceCheck
+from backend.provenance.service import ProvenanceCheck
 
 FILE_FIELD: Final = "file"
 

@@ -21,7 +21,7 @@ from backend import watermark
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected, SampleSpeakersMixed, SpeakerMismatch, SyntheticSpeech
 from backend.audio.pipeline import PreparedSample, prepare_for
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.db.audit import record_audit
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
@@ -66,7 +66,7 @@ class SampleCheck:
     """One sample's check, with audit events for `actor`: its original checked and cleaned for a provider
     (`prepare_and_record`), or what an enrolment sends of it (`enrolment_sample`)."""
 
-    def __init__(self, ctx: Lifecycle, sample: SampleRow, *, actor: str) -> None:
+    def __init__(self, ctx: WorkerContext, sample: SampleRow, *, actor: str) -> None:
         self.ctx = ctx
         self.sample = sample
         self.actor = actor

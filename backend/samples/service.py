@@ -88,7 +88,7 @@ class SamplesService:
                 status=VoiceSampleStatus.PENDING,
                 retention_days=self.settings.sample_retention_days,
             )
-            await queues.send(conn, queues.SAMPLE_CHECK, queues.sample_check_message(sample_id))
+            await queues.send(conn, queues.SAMPLE, queues.sample_check_message(sample_id))
             accepted = SampleAccepted(sample_id, row.status, new.provider, row.expires_at)
             if record is not None:
                 await record(conn, accepted)

@@ -1,4 +1,4 @@
-"""`VOICE_SAMPLE_PROCESS`: check a queued sample and store its cleaned copy (the check itself is
+"""`voice_sample_process`: check a queued sample and store its cleaned copy (the check itself is
 `backend.samples.check`, which an enrolment also runs on a sample not yet checked for its provider).
 
 Safe to repeat: a sample claimed by a check that was cut short is claimed again and checked from its start.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from backend import queues
 from backend.audio.errors import AudioRejected
-from backend.context import Lifecycle, Outcome
+from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
@@ -28,8 +28,8 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 ACTOR = "sample-check"
 
 
-def sample_handler(ctx: Lifecycle) -> queues.Handler:
-    """The sample-check queue's handler: each message's sample checked and cleaned (`process_sample`)."""
+def sample_handler(ctx: WorkerContext) -> queues.Handler:
+    """The sample queue's handler: each message's sample checked and cleaned (`process_sample`)."""
 
     async def handle(message: queues.Message) -> datetime | None:
         return (await process_sample(ctx, message.id_of("sampleId"))).retry_at
@@ -43,7 +43,7 @@ async def on_dead_letter(conn: Connection, message: queues.Message, code: str, r
     await fail_sample(conn, message.id_of("sampleId"), reason if code == "dead_lettered" else f"{code}: {reason}")
 
 
-async def process_sample(ctx: Lifecycle, sample_id: uuid.UUID) -> Outcome:
+async def process_sample(ctx: WorkerContext, sample_id: uuid.UUID) -> Outcome:
     """Check a `pending` sample (or one whose check was cut short): `ready` with its report and cleaned
     copy, or `failed` with the reason. Anything else is left as it is."""
     async with ctx.db.service_transaction() as conn:

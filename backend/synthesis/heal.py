@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from backend.clone import CannotReenrol, heal
-from backend.context import Lifecycle, Outcome
+from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
@@ -22,7 +22,7 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
 
 async def heal_job(
-    ctx: Lifecycle,
+    ctx: WorkerContext,
     job_id: uuid.UUID,
     voice: ProviderVoice,
     lost: PermanentProviderError,

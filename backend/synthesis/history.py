@@ -1,6 +1,6 @@
 """A voice's clips, as the studio page shows them: the voice's synthesis jobs a page at a time (newest
 first), the preview to hear it by, and a job's audio as a WAV or an MP3 download. Reading, cancelling and
-deleting them are `backend.synthesis.types.SynthesisService`'s."""
+deleting them are `backend.synthesis.service.SynthesisService`'s."""
 
 from __future__ import annotations
 

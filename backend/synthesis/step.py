@@ -35,7 +35,7 @@ from backend import leases, queues
 from backend.audio.render import marked_wav
 from backend.backoff import retry_delay
 from backend.clone import LikenessSource, judge_render
-from backend.context import Lifecycle, Outcome
+from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
@@ -138,7 +138,7 @@ def _speaker_of(job: JobToSpeak) -> ProviderVoice | Waits | Mute:
     return state
 
 
-def synthesis_handler(ctx: Lifecycle, worker_id: str) -> queues.Handler:
+def synthesis_handler(ctx: WorkerContext, worker_id: str) -> queues.Handler:
     """The synthesis queue's handler for worker `worker_id`: each message's job spoken as far as it can go now
     (`process_synthesis`)."""
 
@@ -153,7 +153,7 @@ async def on_dead_letter(conn: Connection, message: queues.Message, code: str, r
     await fail_dead_lettered_job(conn, message.id_of("jobId"), reason, code=code)
 
 
-async def process_synthesis(ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -> Outcome:
+async def process_synthesis(ctx: WorkerContext, job_id: uuid.UUID, worker_id: str) -> Outcome:
     """Take the job as far as it can go now, as a run of worker `worker_id`; safe to call again at any point.
 
     The text is spoken a piece (a sentence or a few) at a time, and the job's progress is recorded after
@@ -167,7 +167,7 @@ class JobRun:
     """One run on one job: claim it with a lease (`owner`), speak it, mark, sign and store its audio and finish it;
     or retry, heal or fail it. Every write of the run is fenced by its lease."""
 
-    def __init__(self, ctx: Lifecycle, job_id: uuid.UUID, worker_id: str) -> None:
+    def __init__(self, ctx: WorkerContext, job_id: uuid.UUID, worker_id: str) -> None:
         self.ctx = ctx
         self.job_id = job_id
         # Each run is its own lease owner: a second delivery to this very worker is another run.

@@ -29,7 +29,7 @@ import httpx
 import msgspec
 
 from backend import queues
-from backend.context import Lifecycle, Outcome
+from backend.context import Outcome, WorkerContext
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
@@ -125,7 +125,7 @@ class Shares:
             self._slow_until = {who: until for who, until in self._slow_until.items() if until > now}
 
 
-def delivery_handler(ctx: Lifecycle) -> queues.Handler:
+def delivery_handler(ctx: WorkerContext) -> queues.Handler:
     """The webhook queue's handler: one delivery attempt of each message (`process_delivery`), a user's
     deliveries held to their share of the consumer's slots while their receivers are slow (`Shares`)."""
     shares = Shares()
@@ -147,7 +147,7 @@ def delivery_handler(ctx: Lifecycle) -> queues.Handler:
     return handle
 
 
-async def process_delivery(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
+async def process_delivery(ctx: WorkerContext, message: dict[str, Any]) -> Outcome:
     """Make one delivery attempt of a `webhook_delivery` message (DeliveryFailed when it fails)."""
     delivery = msgspec.convert(message, Delivery)
     name = "project endpoint" if delivery.endpoint_id is None else f"endpoint {delivery.endpoint_id}"
@@ -171,7 +171,7 @@ async def process_delivery(ctx: Lifecycle, message: dict[str, Any]) -> Outcome:
     return Outcome(status="delivered")
 
 
-async def _attempt(ctx: Lifecycle, target: Target, delivery: Delivery, name: str) -> int:
+async def _attempt(ctx: WorkerContext, target: Target, delivery: Delivery, name: str) -> int:
     """Post the delivery: its 2xx or 410 status, or DeliveryFailed."""
     try:
         status = await ctx.webhooks.post(target, delivery.webhook_id, delivery.body(), int(time.time()))
@@ -196,7 +196,7 @@ async def declare_project_endpoint(
     await conn.execute(_Q["declare_project_endpoint"], {"configured": configured, "pending": pending})
 
 
-async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> tuple[Target, bool] | None:
+async def _target(ctx: WorkerContext, endpoint_id: uuid.UUID | None) -> tuple[Target, bool] | None:
     """The project's endpoint, or the user's endpoint with its secret, and whether it is in a run of failures;
     None when there is none (any more)."""
     if endpoint_id is None:
@@ -208,14 +208,14 @@ async def _target(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> tuple[Target
     return Target(row["url"], Secret(row["secret"])), row["failing_since"] is not None
 
 
-async def _disable(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> None:
+async def _disable(ctx: WorkerContext, endpoint_id: uuid.UUID | None) -> None:
     if endpoint_id is None:
         return  # the project's endpoint is configuration: an operator changes VOICEGATE_WEBHOOK_URL
     async with ctx.db.service_transaction() as conn:
         await conn.execute(_Q["disable_endpoint"], {"id": endpoint_id})
 
 
-async def _failed(ctx: Lifecycle, endpoint_id: uuid.UUID | None) -> None:
+async def _failed(ctx: WorkerContext, endpoint_id: uuid.UUID | None) -> None:
     """Count a failed delivery in the endpoint's run of failures; past `DISABLE_AFTER_HOURS` of them, disable
     it, with an audit event (its owner sees `disabledReason: failing`)."""
     if endpoint_id is None:

@@ -1,5 +1,5 @@
 """The demo page, in a real browser cut off from everything but the app, meets a full sample backlog: a real
-`voicegate up --no-consumers` whose sample check queue holds more than VOICEGATE_UPLOAD_BACKLOG_SECONDS of work
+`voicegate up --no-consumers` whose sample queue holds more than VOICEGATE_UPLOAD_BACKLOG_SECONDS of work
 answers the upload 503 `backlog_full`; the page says so in words and sends the sample again by itself; once the
 queue is worked off the upload is taken, and a `voicegate worker` started beside `up` checks it. Screenshot in
 `test-artifacts/demo-page/`."""

@@ -1,5 +1,5 @@
 """Fixtures for integration tests: this test's database behind an async pool, as the API holds one; and
-the lifecycle context a queue consumer runs with."""
+the worker context a queue consumer runs with."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from backend.compose.operator import standalone_storage as local_storage
-from backend.compose.parts import build_lifecycle
-from backend.context import Lifecycle
+from backend.compose.parts import build_worker_context
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
 from backend.db.units import Database
@@ -31,14 +31,14 @@ async def database(db_dsn: str) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
-async def open_lifecycle(cpu: CpuExecutor, db_dsn: str, data_dir: Path, **env: str) -> AsyncIterator[Lifecycle]:
+async def open_lifecycle(cpu: CpuExecutor, db_dsn: str, data_dir: Path, **env: str) -> AsyncIterator[WorkerContext]:
     """A consumer's context on this test's database, with the Storage stand-in under ``data_dir`` and the
     settings ``env`` names (e.g. a provider fake's base URL)."""
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), **env})
     pool = create_pool(db_dsn, settings.pool_limits)
     await pool.open(wait=True)
     async with local_storage(db_dsn, data_dir / "storage") as storage, httpx.AsyncClient() as http:
-        lifecycle = build_lifecycle(
+        lifecycle = build_worker_context(
             settings, Database(pool), storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu
         )
         yield lifecycle

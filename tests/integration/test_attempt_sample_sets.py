@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.records import attempts
 from devkit.db import create_user, one, seed_consent
@@ -20,7 +20,7 @@ from tests.support import seed_voice
 
 
 @pytest.fixture
-async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
         yield lifecycle
 
@@ -35,7 +35,7 @@ def ready_sample(db: psycopg.Connection[Any], owner: uuid.UUID) -> uuid.UUID:
     return sample
 
 
-async def test_a_retry_enrols_the_same_set_in_the_same_order(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+async def test_a_retry_enrols_the_same_set_in_the_same_order(ctx: WorkerContext, db: psycopg.Connection[Any]) -> None:
     owner = create_user(db)
     voice = seed_voice(db, owner)
     ids = [ready_sample(db, owner) for _ in range(3)]
@@ -58,7 +58,7 @@ async def test_a_retry_enrols_the_same_set_in_the_same_order(ctx: Lifecycle, db:
     assert retried.sample_id == order[0]
 
 
-async def test_a_set_holds_only_the_attempt_owners_samples(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+async def test_a_set_holds_only_the_attempt_owners_samples(ctx: WorkerContext, db: psycopg.Connection[Any]) -> None:
     owner, stranger = create_user(db), create_user(db)
     voice = seed_voice(db, owner)
     mine, theirs = ready_sample(db, owner), ready_sample(db, stranger)

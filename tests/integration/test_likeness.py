@@ -24,7 +24,7 @@ from backend.clone.likeness import PROBE_TEXTS, forget_judged_prints, probe_text
 from backend.clone.manifest import BUCKET, manifest_path
 from backend.clone.preview_step import process_preview
 from backend.clone.step import process_attempt
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.records import attempts
 from backend.settings import settings_from_env
@@ -42,7 +42,7 @@ SPEAKER = sorted((CLIPS / "1688").glob("*.flac"))
 
 
 @pytest.fixture
-async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
         yield lifecycle
 
@@ -54,7 +54,9 @@ def server() -> Iterator[tuple[SelfhostedFake, str]]:
         yield fake, url
 
 
-async def enrolment(ctx: Lifecycle, db: Db, provider: str = "local", owner: uuid.UUID | None = None) -> dict[str, Any]:
+async def enrolment(
+    ctx: WorkerContext, db: Db, provider: str = "local", owner: uuid.UUID | None = None
+) -> dict[str, Any]:
     """A reflection's voice and its queued attempt enrolling two clips of one speaker (a set), with a preview."""
     owner = owner or create_user(db)
     consent = seed_consent(db, owner)
@@ -104,7 +106,7 @@ def claims_of(user: uuid.UUID) -> UserClaims:
 
 
 async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_again_when_enrolled_again(
-    ctx: Lifecycle, db: Db
+    ctx: WorkerContext, db: Db
 ) -> None:
     made = await enrolment(ctx, db)
 
@@ -154,7 +156,7 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
 
 
 async def test_the_samples_print_is_erased_once_the_likeness_is_judged_and_kept_until_then(
-    ctx: Lifecycle, db: Db
+    ctx: WorkerContext, db: Db
 ) -> None:
     # Biometric data is kept no longer than its use: the maintenance sweep erases what judging no longer needs.
     judged, waiting = await enrolment(ctx, db), await enrolment(ctx, db)
@@ -178,7 +180,7 @@ async def test_the_samples_print_is_erased_once_the_likeness_is_judged_and_kept_
     assert prints == {judged["attempt"]: False, waiting["attempt"]: True}, "an attempt not judged yet keeps its print"
 
 
-async def lease(ctx: Lifecycle, attempt_id: uuid.UUID) -> dict[str, Any]:
+async def lease(ctx: WorkerContext, attempt_id: uuid.UUID) -> dict[str, Any]:
     """The attempt as the clone queue's read leases it to `worker-1`, with its message."""
     async with ctx.db.service_transaction() as conn:
         rows = await attempts.read_and_lease(
@@ -189,7 +191,7 @@ async def lease(ctx: Lifecycle, attempt_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def test_a_leased_attempt_is_judged_on_what_its_lease_read_handed_unless_its_run_enrolled(
-    ctx: Lifecycle, db: Db, monkeypatch: pytest.MonkeyPatch
+    ctx: WorkerContext, db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = await enrolment(ctx, db)
     leased = await lease(ctx, made["attempt"])
@@ -227,7 +229,7 @@ async def test_a_leased_attempt_is_judged_on_what_its_lease_read_handed_unless_i
     assert [query for query in sent if "sample_voiceprint" in query] == [], "the probe read nothing"
 
 
-async def test_with_the_probe_off_the_preview_is_judged_instead(ctx: Lifecycle, db: Db) -> None:
+async def test_with_the_probe_off_the_preview_is_judged_instead(ctx: WorkerContext, db: Db) -> None:
     off = dataclasses.replace(ctx, likeness_probe=False)
     made = await enrolment(off, db)
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from backend.clone.step import process_attempt
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from devkit.audio_corpus import speech_wav
 from devkit.db import create_user, one, seed_consent
@@ -33,12 +33,12 @@ def server() -> Iterator[tuple[SelfhostedFake, str]]:
 @pytest.fixture
 async def ctx(
     cpu: CpuExecutor, db_dsn: str, tmp_path: Path, server: tuple[SelfhostedFake, str]
-) -> AsyncIterator[Lifecycle]:
+) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path, SELFHOSTED_BASE_URL=server[1]) as lifecycle:
         yield lifecycle
 
 
-async def reusing_attempt(ctx: Lifecycle, db: psycopg.Connection[Any], *, with_sample: bool) -> dict[str, Any]:
+async def reusing_attempt(ctx: WorkerContext, db: psycopg.Connection[Any], *, with_sample: bool) -> dict[str, Any]:
     """A voice taken back to the self-hosted server with a reference the server has lost since, and a
     job waiting for that attempt."""
     owner = create_user(db)
@@ -75,7 +75,7 @@ def attempts_of(db: psycopg.Connection[Any], voice: uuid.UUID) -> list[dict[str,
 
 
 async def test_a_lost_reference_is_enrolled_again_and_its_jobs_follow(
-    ctx: Lifecycle, db: psycopg.Connection[Any], server: tuple[SelfhostedFake, str]
+    ctx: WorkerContext, db: psycopg.Connection[Any], server: tuple[SelfhostedFake, str]
 ) -> None:
     fake, _ = server
     seeded = await reusing_attempt(ctx, db, with_sample=True)
@@ -108,7 +108,7 @@ async def test_a_lost_reference_is_enrolled_again_and_its_jobs_follow(
     assert len(attempts_of(db, seeded["voice"])) == 3
 
 
-async def test_without_a_sample_the_attempt_fails_saying_why(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+async def test_without_a_sample_the_attempt_fails_saying_why(ctx: WorkerContext, db: psycopg.Connection[Any]) -> None:
     seeded = await reusing_attempt(ctx, db, with_sample=False)
 
     assert (await process_attempt(ctx, seeded["attempt"]["id"], "worker-1")).status == "failed"

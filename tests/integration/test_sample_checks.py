@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.samples.step import fail_sample, process_sample
 from devkit.audio_corpus import noise, speech_wav, wav_bytes
@@ -45,12 +45,12 @@ class DeletingStorage:
 
 
 @pytest.fixture
-async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
         yield lifecycle
 
 
-async def pending_sample(ctx: Lifecycle, db: psycopg.Connection[Any], data: bytes) -> dict[str, Any]:
+async def pending_sample(ctx: WorkerContext, db: psycopg.Connection[Any], data: bytes) -> dict[str, Any]:
     """A sample as `POST /api/v1/voice-samples` leaves it: the original stored, the row `pending`."""
     owner = create_user(db)
     sample_id = uuid.uuid4()
@@ -70,7 +70,7 @@ def stored(db: psycopg.Connection[Any], sample: dict[str, Any]) -> set[str]:
     return {row[0].rsplit("/", 1)[1] for row in rows}
 
 
-async def test_a_pending_sample_is_checked_into_ready_once(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+async def test_a_pending_sample_is_checked_into_ready_once(ctx: WorkerContext, db: psycopg.Connection[Any]) -> None:
     sample = await pending_sample(ctx, db, speech_wav())
 
     assert (await process_sample(ctx, sample["id"])).status == "ready"
@@ -101,7 +101,9 @@ async def test_a_pending_sample_is_checked_into_ready_once(ctx: Lifecycle, db: p
     )
 
 
-async def test_a_refused_sample_keeps_the_reason_and_its_report(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+async def test_a_refused_sample_keeps_the_reason_and_its_report(
+    ctx: WorkerContext, db: psycopg.Connection[Any]
+) -> None:
     sample = await pending_sample(ctx, db, wav_bytes(noise(5.0, rms=0.05)))
 
     assert (await process_sample(ctx, sample["id"])).status == "failed"
@@ -114,7 +116,7 @@ async def test_a_refused_sample_keeps_the_reason_and_its_report(ctx: Lifecycle, 
 
 
 async def test_a_sample_deleted_during_its_check_leaves_no_copy(
-    ctx: Lifecycle, db: psycopg.Connection[Any], db_dsn: str
+    ctx: WorkerContext, db: psycopg.Connection[Any], db_dsn: str
 ) -> None:
     sample = await pending_sample(ctx, db, speech_wav())
     racing = dataclasses.replace(ctx, storage=DeletingStorage(ctx.storage, db_dsn), public_storage=False)
@@ -128,7 +130,7 @@ async def test_a_sample_deleted_during_its_check_leaves_no_copy(
     assert db.execute("select count(*) from voicegate.service_written_objects").fetchone() == (0,)
 
 
-async def test_a_dead_letter_fails_only_an_unchecked_sample(ctx: Lifecycle, db: psycopg.Connection[Any]) -> None:
+async def test_a_dead_letter_fails_only_an_unchecked_sample(ctx: WorkerContext, db: psycopg.Connection[Any]) -> None:
     unchecked = await pending_sample(ctx, db, speech_wav())
     checked = await pending_sample(ctx, db, speech_wav(seed=1))
     await process_sample(ctx, checked["id"])

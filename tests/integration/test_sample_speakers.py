@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import soundfile
 
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.samples.step import process_sample
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, voiceprint
@@ -53,7 +53,7 @@ def seconds_named(reason: str) -> list[tuple[float, float]]:
 
 
 @pytest.fixture
-async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
         yield lifecycle
 
@@ -71,7 +71,9 @@ def spoken_consent(db: psycopg.Connection[Any], owner: uuid.UUID, speaker: Voice
     return consent
 
 
-async def checked(ctx: Lifecycle, db: psycopg.Connection[Any], audio: F32, consent_id: uuid.UUID | None = None) -> Any:
+async def checked(
+    ctx: WorkerContext, db: psycopg.Connection[Any], audio: F32, consent_id: uuid.UUID | None = None
+) -> Any:
     """`audio` stored and checked as a pending sample under `consent_id` (a checkbox consent of its own when
     None); its row afterwards."""
     owner = (
@@ -101,7 +103,7 @@ def audited(db: psycopg.Connection[Any], sample_id: uuid.UUID) -> tuple[str, dic
 
 
 async def test_another_voice_inside_a_consented_sample_is_refused_with_its_seconds(
-    ctx: Lifecycle, db: psycopg.Connection[Any]
+    ctx: WorkerContext, db: psycopg.Connection[Any]
 ) -> None:
     his = voiceprint(CONSENT, RATE)
     assert his is not None
@@ -143,7 +145,7 @@ async def test_another_voice_inside_a_consented_sample_is_refused_with_its_secon
 
 
 async def test_a_checkbox_sample_of_two_voices_is_refused_naming_the_other(
-    ctx: Lifecycle, db: psycopg.Connection[Any]
+    ctx: WorkerContext, db: psycopg.Connection[Any]
 ) -> None:
     hers = clip("367-130732-0007")  # a woman, 9.8 s
     his = clip("2033-164914-0009")[RATE : 5 * RATE]  # 4 s of a man

@@ -29,7 +29,7 @@ from backend.clone import manifest
 from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
 from backend.compose.operator import standalone_storage
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
 from backend.db.units import Database
@@ -430,12 +430,12 @@ class UploadsDown:
 
 
 @pytest.fixture
-async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
         yield lifecycle
 
 
-async def test_the_clone_step_writes_the_manifest_of_the_voice_it_made_ready(ctx: Lifecycle, db: Db) -> None:
+async def test_the_clone_step_writes_the_manifest_of_the_voice_it_made_ready(ctx: WorkerContext, db: Db) -> None:
     row = local_attempt(db)
 
     assert (await process_attempt(ctx, row["attempt_id"], "worker-1")).status == "ready"
@@ -451,7 +451,7 @@ async def test_the_clone_step_writes_the_manifest_of_the_voice_it_made_ready(ctx
 
 @pytest.mark.parametrize("leased", [False, True], ids=["claimed", "leased by the read"])
 async def test_the_clone_step_takes_a_connection_once_per_round_trip_of_the_attempt_path(
-    ctx: Lifecycle, db: Db, monkeypatch: pytest.MonkeyPatch, leased: bool
+    ctx: WorkerContext, db: Db, monkeypatch: pytest.MonkeyPatch, leased: bool
 ) -> None:
     """The attempt path's units of work (issue 48): the claim, the provider's voice, the likeness probe's read,
     the completion with the probe's judgement and the manifest's read in one pipeline, the manifest's
@@ -487,7 +487,7 @@ async def test_the_clone_step_takes_a_connection_once_per_round_trip_of_the_atte
 
 
 async def test_a_manifest_storage_could_not_take_leaves_the_attempt_ready_and_comes_with_the_next_delivery(
-    ctx: Lifecycle, db: Db
+    ctx: WorkerContext, db: Db
 ) -> None:
     row = local_attempt(db)
     storage = UploadsDown(ctx.storage)
@@ -531,7 +531,7 @@ def second_attempt(db_dsn: str, row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_an_attempt_completing_for_the_voice_is_not_held_back_by_its_manifest_upload(
-    ctx: Lifecycle, db: Db, db_dsn: str
+    ctx: WorkerContext, db: Db, db_dsn: str
 ) -> None:
     row = local_attempt(db)
     held = HeldUpload(ctx.storage)

@@ -48,7 +48,7 @@ async def test_a_start_up_that_fails_half_way_closes_what_it_had_opened(
         raise RuntimeError("the webhook sender cannot start")
 
     monkeypatch.setattr(Pool, "open", recording_open)
-    # Made with the lifecycle context: after the pools, the Storage client and the CPU executor.
+    # Made with the worker context: after the pools, the Storage client and the CPU executor.
     monkeypatch.setattr(WebhookSender, "__init__", refuse)
     threads_before = _cpu_threads()
     settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET})

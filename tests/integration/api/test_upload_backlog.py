@@ -123,7 +123,7 @@ async def test_a_reflections_clone_upload_is_admitted_by_the_clone_queue(
 
     assert (refused.status_code, refused.json()["code"]) == (503, "backlog_full"), refused.text
     assert rows(sql) == before
-    assert (await upload(small, user)).status_code == 202, "the sample check queue is another queue"
+    assert (await upload(small, user)).status_code == 202, "the sample queue is another queue"
 
 
 async def test_an_anonymous_upload_is_a_401_whatever_the_backlog(small: Client, sql: Conn) -> None:

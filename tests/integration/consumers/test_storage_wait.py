@@ -30,7 +30,7 @@ from psycopg.rows import dict_row
 
 from backend import queues
 from backend.app import create_app
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.errors import StorageUnavailable
 from backend.queues import Message
@@ -68,12 +68,12 @@ class DownloadsDown:
 
 
 @pytest.fixture
-async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[Lifecycle]:
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path) as lifecycle:
         yield lifecycle
 
 
-async def queued_sample_check(ctx: Lifecycle, db: Db) -> uuid.UUID:
+async def queued_sample_check(ctx: WorkerContext, db: Db) -> uuid.UUID:
     """A sample as its upload leaves it: the original stored, the row pending, its check queued."""
     owner = create_user(db)
     sample_id = uuid.uuid4()
@@ -85,17 +85,15 @@ async def queued_sample_check(ctx: Lifecycle, db: Db) -> uuid.UUID:
         " status) values (%s, %s, %s, %s, 'audio/wav', %s, 'local', 'pending')",
         (sample_id, owner, seed_consent(db, owner), path, len(data)),
     )
-    db.execute(
-        "select pgmq.send(%s, %s::jsonb)", (queues.SAMPLE_CHECK, json.dumps(queues.sample_check_message(sample_id)))
-    )
+    db.execute("select pgmq.send(%s, %s::jsonb)", (queues.SAMPLE, json.dumps(queues.sample_check_message(sample_id))))
     return sample_id
 
 
-def sample_checker(ctx: Lifecycle, storage: DownloadsDown, db_dsn: str, **env: str) -> QueueConsumer:
+def sample_checker(ctx: WorkerContext, storage: DownloadsDown, db_dsn: str, **env: str) -> QueueConsumer:
     """The worker's sample-check consumer, as `voicegate worker` builds it from `env`, over `storage`."""
     settings = settings_from_env({"VOICEGATE_QUEUE_POLL_INTERVAL": "0.1", **env})
     consumers = build_consumers(settings, dataclasses.replace(ctx, storage=storage), listen_dsn=db_dsn, worker_id="w")
-    [checker] = [c for c in consumers if c.config.queue == queues.SAMPLE_CHECK]
+    [checker] = [c for c in consumers if c.config.queue == queues.SAMPLE]
     return checker
 
 
@@ -120,7 +118,7 @@ def dead_letters(db: Db) -> list[dict[str, Any]]:
 
 
 def reported() -> float:
-    return REGISTRY.get_sample_value(METRIC, {"queue": queues.SAMPLE_CHECK}) or 0.0
+    return REGISTRY.get_sample_value(METRIC, {"queue": queues.SAMPLE}) or 0.0
 
 
 async def consuming(checker: QueueConsumer, until_true: Callable[[], bool]) -> None:
@@ -134,7 +132,7 @@ async def consuming(checker: QueueConsumer, until_true: Callable[[], bool]) -> N
 
 
 async def test_a_sample_check_that_waits_out_storage_past_its_bound_is_reported_once_and_dead_lettered(
-    ctx: Lifecycle, db: Db, db_dsn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ctx: WorkerContext, db: Db, db_dsn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sample_id = await queued_sample_check(ctx, db)
     storage = DownloadsDown(ctx.storage)
@@ -146,7 +144,7 @@ async def test_a_sample_check_that_waits_out_storage_past_its_bound_is_reported_
     # Handed back uncounted until the wait passed its second, then reported, then two counted deliveries.
     assert storage.downloads >= 4
     [letter] = dead_letters(db)
-    assert letter["sourceQueue"] == queues.SAMPLE_CHECK
+    assert letter["sourceQueue"] == queues.SAMPLE
     assert letter["message"] == {"sampleId": str(sample_id)}
     assert letter["error"]["code"] == "storage_unavailable"
     sample = one(db, "select status, failure_reason from voice_samples where id = %s", (sample_id,))
@@ -156,7 +154,7 @@ async def test_a_sample_check_that_waits_out_storage_past_its_bound_is_reported_
     # Reported once: the audit event, the counter, one ERROR line naming the setting.
     [audit] = audits(db)
     assert (audit["actor"], audit["subject_type"]) == ("worker", "queue_message")
-    assert audit["detail"]["queue"] == queues.SAMPLE_CHECK
+    assert audit["detail"]["queue"] == queues.SAMPLE
     assert audit["detail"]["message"] == {"sampleId": str(sample_id)}
     assert audit["detail"]["bound_seconds"] == 1
     assert audit["detail"]["waited_seconds"] >= 1
@@ -169,12 +167,12 @@ async def test_a_sample_check_that_waits_out_storage_past_its_bound_is_reported_
     settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET})
     async with AsyncTestClient(app=create_app(settings, db_dsn)) as client:
         metrics = (await client.get("/metrics")).text
-    [value] = re.findall(rf'^{METRIC}\{{queue="{queues.SAMPLE_CHECK}"\}} (\S+)$', metrics, re.MULTILINE)
+    [value] = re.findall(rf'^{METRIC}\{{queue="{queues.SAMPLE}"\}} (\S+)$', metrics, re.MULTILINE)
     assert float(value) == before + 1
 
 
 async def test_within_its_bound_a_sample_check_waits_out_storage_uncounted_and_is_checked_once_it_answers(
-    ctx: Lifecycle, db: Db, db_dsn: str
+    ctx: WorkerContext, db: Db, db_dsn: str
 ) -> None:
     sample_id = await queued_sample_check(ctx, db)
     storage = DownloadsDown(ctx.storage)
@@ -184,7 +182,7 @@ async def test_within_its_bound_a_sample_check_waits_out_storage_uncounted_and_i
     task = asyncio.create_task(checker.run(stopping))
     try:
         await until(lambda: storage.downloads >= 4)  # twice max_reads: counted, it would be a dead letter by now
-        [waiting] = rows(db, f"select read_ct, message from pgmq.q_{queues.SAMPLE_CHECK}")
+        [waiting] = rows(db, f"select read_ct, message from pgmq.q_{queues.SAMPLE}")
         assert waiting["read_ct"] <= 1
         assert set(waiting["message"]) == {"sampleId", "storageWait"}
         storage.down = False
@@ -201,7 +199,7 @@ async def test_within_its_bound_a_sample_check_waits_out_storage_uncounted_and_i
 
 
 async def test_a_clone_dead_lettered_for_storage_fails_its_attempt_with_storage_unavailable(
-    ctx: Lifecycle, db: Db
+    ctx: WorkerContext, db: Db
 ) -> None:
     attempt = local_attempt(db)["attempt_id"]
     [route] = [r for r in queue_routes(ctx, "w") if r.queue == queues.CLONE]

@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.erasure.step import process_erasure
 from backend.providers.base import VoiceProvider
@@ -96,7 +96,7 @@ def fakes() -> Iterator[Fakes]:
 
 
 @pytest.fixture
-async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path, fakes: Fakes) -> AsyncIterator[Lifecycle]:
+async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path, fakes: Fakes) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path, **fakes.env) as lifecycle:
         yield lifecycle
 
@@ -114,7 +114,7 @@ class Seeded:
     objects: list[tuple[str, str]]
 
 
-async def seed_user(ctx: Lifecycle, sql: Conn, fakes: Fakes, *, voices: int, clips: int) -> Seeded:
+async def seed_user(ctx: WorkerContext, sql: Conn, fakes: Fakes, *, voices: int, clips: int) -> Seeded:
     """A user with `voices` voices spread over the three provider fakes (each made by an attempt, some named by
     their voice row and a reference too) and `clips` samples with their objects, renders, a consent recording and a
     stray file in their folder; a webhook endpoint, an idempotency key and audit events about their rows."""
@@ -223,7 +223,9 @@ def stored_files(root: Path, user: uuid.UUID) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file() and str(user) in str(path)]
 
 
-async def test_an_erased_user_leaves_nothing_behind(ctx: Lifecycle, sql: Conn, fakes: Fakes, tmp_path: Path) -> None:
+async def test_an_erased_user_leaves_nothing_behind(
+    ctx: WorkerContext, sql: Conn, fakes: Fakes, tmp_path: Path
+) -> None:
     seeded = await seed_user(ctx, sql, fakes, voices=20, clips=100)
     other = await seed_user(ctx, sql, fakes, voices=3, clips=2)
     assert stored_files(tmp_path / "storage", seeded.user)
@@ -307,7 +309,7 @@ class _DyingProviders(ProviderSet):
         return Dying()  # type: ignore[return-value]
 
 
-async def test_a_step_that_dies_mid_way_resumes_where_it_stopped(ctx: Lifecycle, sql: Conn, fakes: Fakes) -> None:
+async def test_a_step_that_dies_mid_way_resumes_where_it_stopped(ctx: WorkerContext, sql: Conn, fakes: Fakes) -> None:
     seeded = await seed_user(ctx, sql, fakes, voices=6, clips=4)
     sql.execute("delete from auth.users where id = %s", (seeded.user,))
     erasure = erasure_of(sql, seeded.user)
@@ -332,7 +334,7 @@ async def test_a_step_that_dies_mid_way_resumes_where_it_stopped(ctx: Lifecycle,
 
 
 async def test_a_provider_that_refuses_is_reported(
-    ctx: Lifecycle, sql: Conn, fakes: Fakes, db_dsn: str, capsys: pytest.CaptureFixture[str]
+    ctx: WorkerContext, sql: Conn, fakes: Fakes, db_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seeded = await seed_user(ctx, sql, fakes, voices=3, clips=2)
     fakes.eleven.faults.fail_next(Fault("status", 403, method="DELETE"))
@@ -360,7 +362,7 @@ async def test_a_provider_that_refuses_is_reported(
 
 
 async def test_the_operator_command_erases_through_the_same_trigger(
-    ctx: Lifecycle, sql: Conn, fakes: Fakes, db_dsn: str, capsys: pytest.CaptureFixture[str]
+    ctx: WorkerContext, sql: Conn, fakes: Fakes, db_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seeded = await seed_user(ctx, sql, fakes, voices=3, clips=2)
     email = one(sql, "select email from auth.users where id = %s", (seeded.user,))["email"]
@@ -423,7 +425,9 @@ def test_the_trigger_snapshots_before_the_cascade(sql: Conn) -> None:
     )
 
 
-async def test_a_provider_that_does_not_answer_is_asked_again_later(ctx: Lifecycle, sql: Conn, fakes: Fakes) -> None:
+async def test_a_provider_that_does_not_answer_is_asked_again_later(
+    ctx: WorkerContext, sql: Conn, fakes: Fakes
+) -> None:
     seeded = await seed_user(ctx, sql, fakes, voices=3, clips=1)
     # Every try the adapter makes inline (it retries a 503 itself) fails: the step's own retry takes over.
     fakes.cartesia.faults.fail_next(Fault("status", 503, method="DELETE"), times=4)
@@ -462,7 +466,7 @@ class _LyingStorage:
 
 
 async def test_an_object_counts_as_gone_only_once_it_reads_back_as_gone(
-    ctx: Lifecycle, sql: Conn, fakes: Fakes
+    ctx: WorkerContext, sql: Conn, fakes: Fakes
 ) -> None:
     seeded = await seed_user(ctx, sql, fakes, voices=1, clips=2)
     sql.execute("delete from auth.users where id = %s", (seeded.user,))

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from backend import queues
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
 from backend.db.units import Database
@@ -243,7 +243,7 @@ async def until(condition: Callable[[], bool], within: float) -> None:
         await asyncio.sleep(0.02)
 
 
-def webhook_consumer(ctx: Lifecycle, db_dsn: str) -> QueueConsumer:
+def webhook_consumer(ctx: WorkerContext, db_dsn: str) -> QueueConsumer:
     """The webhook queue's consumer as a worker runs it (its route, the default eight slots)."""
     route = next(r for r in queue_routes(ctx, "w", webhook_retries=RETRIES) if r.queue == queues.WEBHOOK)
     config = ConsumerConfig(

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from backend.clone.step import process_attempt
-from backend.context import Lifecycle
+from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.samples.step import process_sample
 from devkit.audio_corpus import RATE, noise, recording, rms, speech_mono, speech_wav, wav_bytes
@@ -37,14 +37,16 @@ def noisy_speech_wav() -> bytes:
 @pytest.fixture
 async def ctx(
     cpu: CpuExecutor, db_dsn: str, tmp_path: Path, eleven_fake: tuple[ElevenLabsFake, str]
-) -> AsyncIterator[Lifecycle]:
+) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(
         cpu, db_dsn, tmp_path, ELEVENLABS_API_KEY=ELEVEN_KEY, ELEVENLABS_BASE_URL=eleven_fake[1]
     ) as lifecycle:
         yield lifecycle
 
 
-async def uploaded_attempt(ctx: Lifecycle, db: psycopg.Connection[Any], audio: bytes, status: str) -> dict[str, Any]:
+async def uploaded_attempt(
+    ctx: WorkerContext, db: psycopg.Connection[Any], audio: bytes, status: str
+) -> dict[str, Any]:
     """An ElevenLabs clone attempt of a voice from a stored sample in `status` (`pending`: not checked yet)."""
     owner = create_user(db)
     voice = one(db, "insert into voices (owner_id, name) values (%s, 'Ada') returning id", (owner,))["id"]
@@ -68,7 +70,7 @@ async def uploaded_attempt(ctx: Lifecycle, db: psycopg.Connection[Any], audio: b
 @pytest.mark.parametrize("checked_first", [True, False], ids=["stored-report", "report-made-by-the-attempt"])
 @pytest.mark.parametrize(("audio", "denoise"), [(speech_wav, False), (noisy_speech_wav, True)], ids=["clean", "noisy"])
 async def test_the_quality_report_decides_noise_removal_and_the_attempt_records_it(
-    ctx: Lifecycle,
+    ctx: WorkerContext,
     db: psycopg.Connection[Any],
     eleven_fake: tuple[ElevenLabsFake, str],
     audio: Callable[[], bytes],

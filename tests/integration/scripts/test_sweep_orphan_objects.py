@@ -24,7 +24,7 @@ from backend.db.units import Database
 from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
 from backend.policy import preview
 from backend.policy.preview import preview_path
-from backend.samples import upload as samples
+from backend.samples.upload import BUCKET as SAMPLES_BUCKET
 from backend.samples.upload import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
 from backend.storage import orphans
@@ -168,7 +168,7 @@ def found(result: dict[str, Any]) -> set[tuple[str, str | None, str]]:
 
 
 def test_the_swept_buckets_are_the_areas_own() -> None:
-    assert orphans.BUCKETS == (samples.BUCKET, preview.BUCKET, synthesis.BUCKET)
+    assert orphans.BUCKETS == (SAMPLES_BUCKET, preview.BUCKET, synthesis.BUCKET)
 
 
 def test_a_dry_run_lists_exactly_the_orphans_past_the_grace_period_and_changes_nothing(

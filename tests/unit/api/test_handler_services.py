@@ -30,7 +30,7 @@ API_PREFIXES = ("/api/", "/v1/", "/internal/")
 #: Handlers that still take the parts, by module and name, with why.
 ALLOWED: dict[str, str] = {
     # The internal route runs the clone worker step itself (CONSUMER_MODE=http), which takes the worker's
-    # lifecycle context; the worker steps are not handlers' use cases and stay as they are.
+    # worker context; the worker steps are not handlers' use cases and stay as they are.
     "backend.http.attempts:InternalController.process": "runs the clone worker step, on the lifecycle",
 }
 
