@@ -85,7 +85,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402 - after the path setup above
 from backend.embedded.postgres import for_data_dir, free_port  # noqa: E402
-from backend.embedded.storage.orphans import find_orphan_files  # noqa: E402
+from backend.embedded.storage.orphan_files import find_orphan_files  # noqa: E402
 from backend.storage.orphans import sweep_orphan_objects  # noqa: E402
 from devkit.clips import LIBRISPEECH  # noqa: E402
 from devkit.db import postmaster_pid  # noqa: E402

@@ -50,7 +50,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             *AREAS,
             "backend.storage.orphans",
-            "backend.embedded.storage.orphans",
+            "backend.embedded.storage.orphan_files",
         ),
     ),
     ("use case: the Storage stand-in", ("backend.embedded.storage.service",)),

@@ -135,14 +135,14 @@ async def run_worker(
 
 async def serve_worker(settings: Settings, dsn: str) -> int:
     """`voicegate worker`: its own pool, Storage client, provider clients, CPU executor and C2PA signer, built in
-    the worker's own process (`backend.compose.worker.worker_process`); SIGTERM or SIGINT drains in-flight work
+    the worker's own process (`backend.compose.consumers.worker_process`); SIGTERM or SIGINT drains in-flight work
     and returns 0, a dead consumer returns 1.
 
     Raises StorageUnreachable first thing when Storage does not answer (a worker pointed at the wrong address
     would otherwise wait for it forever, looking healthy), and SettingsError before consuming anything when
     the C2PA credentials are unusable.
     """
-    from backend.compose.worker import worker_process  # noqa: PLC0415
+    from backend.compose.consumers import worker_process  # noqa: PLC0415
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

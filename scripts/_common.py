@@ -36,7 +36,7 @@ from rich.table import Table
 from backend.compose.operator import OperatorRun, operator_run
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
-from backend.db.operator import database_now, operator_transaction
+from backend.db.operator_unit import database_now, operator_transaction
 from backend.embedded.postgres import EmbeddedPostgresError
 from backend.errors import VoicegateError
 from backend.providers.errors import ProviderError

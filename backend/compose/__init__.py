@@ -5,7 +5,7 @@ fails half-way closes what it had already opened.
 
 - `backend.compose.parts`: what every process is built from (pools, the provider set, the worker context).
 - `backend.compose.api`: the API process (`voicegate serve`, `up`) and the Storage stand-in's own server.
-- `backend.compose.worker`: the queue consumers (inside `up`, or `voicegate worker`).
+- `backend.compose.consumers`: the queue consumers (inside `up`, or `voicegate worker`).
 - `backend.compose.operator`: an operator script's run (`scripts/`).
 
 Only `api` stands on the HTTP layer (its per-process objects: idempotency keys, the users' slots), so the

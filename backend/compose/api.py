@@ -21,8 +21,8 @@ import httpx
 from backend import queues
 from backend.auth.verify import TokenVerifier
 from backend.compose.areas import Areas, build_areas
+from backend.compose.consumers import Consumers, start_consumers, worker_lifecycle
 from backend.compose.parts import enter_worker_context, open_database, service_key, storage_client
-from backend.compose.worker import Consumers, start_consumers, worker_lifecycle
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.admission import Admission

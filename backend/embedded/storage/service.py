@@ -209,7 +209,7 @@ def validate_key(bucket: str, path: str) -> None:
 
 async def lock_object(conn: Connection, bucket: str, path: str) -> None:
     """Hold the object's lock until `conn`'s transaction ends. A write takes it before it moves a file
-    into place and commits the row; the orphan sweep (backend.embedded.storage.orphans) takes it before
+    into place and commits the row; the orphan sweep (backend.embedded.storage.orphan_files) takes it before
     removing a file it found without a row, so it never removes one whose row is about to commit."""
     await conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket}/{path}",))
 

@@ -21,7 +21,7 @@ import pytest
 from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage.orphans import OrphanFile, remove_orphan_file
+from backend.embedded.storage.orphan_files import OrphanFile, remove_orphan_file
 from backend.policy import preview
 from backend.policy.preview import preview_path
 from backend.samples.upload import BUCKET as SAMPLES_BUCKET
