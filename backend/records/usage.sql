@@ -7,7 +7,9 @@ select reserved, used, window_start, extract(epoch from window_start + make_inte
 
 -- name: read
 -- As the service: what the user has spent this window, without locking (none yet: no row, or last window's).
-select coalesce(sum(u.characters) filter (where u.window_start = w.start), 0)::bigint as used, w.start as window_start,
+-- The owner first: a user who is gone (deleted, or soft-deleted) reads nothing (VG401, a 401), as a user
+-- transaction's opening answers.
+select voicegate.require_owner(%(owner_id)s), coalesce(sum(u.characters) filter (where u.window_start = w.start), 0)::bigint as used, w.start as window_start,
        extract(epoch from w.start + make_interval(secs => %(window_seconds)s) - now()) as reset_in
   from (select to_timestamp(floor(extract(epoch from now()) / %(window_seconds)s) * %(window_seconds)s) as start) w
   left join voicegate.user_usage u on u.owner_id = %(owner_id)s

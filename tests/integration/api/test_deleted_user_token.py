@@ -65,9 +65,10 @@ async def test_a_token_of_a_deleted_user_is_a_401_everywhere(
         ("reflection", "webhook", "upload-url", "consent", "voice-sample"), 401
     )
     reads = [
-        await client.get(path, headers=user.headers) for path in ("/v1/reflections", "/api/voices", "/v1/webhooks")
+        await client.get(path, headers=user.headers)
+        for path in ("/v1/reflections", "/api/voices", "/v1/webhooks", "/api/v1/usage")
     ]
-    assert [answer.status_code for answer in reads] == [401, 401, 401], [answer.text for answer in reads]
+    assert [answer.status_code for answer in reads] == [401, 401, 401, 401], [answer.text for answer in reads]
     assert _rows(sql, user) == 0
     # Everyone else goes on as before.
     assert (await client.get("/v1/reflections", headers=other.headers)).status_code == 200
@@ -83,10 +84,11 @@ async def test_a_token_of_a_soft_deleted_user_is_a_401_everywhere(
     sql.execute("update auth.users set deleted_at = now() where id = %s", (user.id,))
 
     reads = [
-        await client.get(path, headers=user.headers) for path in ("/v1/reflections", "/api/voices", "/v1/webhooks")
+        await client.get(path, headers=user.headers)
+        for path in ("/v1/reflections", "/api/voices", "/v1/webhooks", "/api/v1/usage")
     ]
 
-    assert [answer.status_code for answer in reads] == [401, 401, 401]
+    assert [answer.status_code for answer in reads] == [401, 401, 401, 401]
     assert await _creates(client, user) == dict.fromkeys(
         ("reflection", "webhook", "upload-url", "consent", "voice-sample"), 401
     )
