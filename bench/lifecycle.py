@@ -73,8 +73,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
-from backend.clone.likeness import LikenessSource, NoLikeness, judgement, leased_probe_inputs, probe_text  # noqa: E402
+from backend.clone.likeness import judgement, leased_probe_inputs, probe_text  # noqa: E402
 from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
+from backend.clone.types import LikenessSource, NoLikeness  # noqa: E402
 from backend.compose.parts import build_worker_context  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above

@@ -150,10 +150,10 @@ async def serve_worker(settings: Settings, dsn: str) -> int:
         loop.add_signal_handler(sig, stopping.set)
     async with worker_process(settings, dsn, storage_answers=functools.partial(_answers, settings)) as worker:
         consumers = build_consumers(
-            settings, worker.lifecycle, listen_dsn=dsn, worker_id=new_worker_id(), api_client=worker.api
+            settings, worker.context, listen_dsn=dsn, worker_id=new_worker_id(), api_client=worker.api
         )
         try:
-            await run_worker(settings, worker.lifecycle, consumers, stopping)
+            await run_worker(settings, worker.context, consumers, stopping)
         except RuntimeError:
             log.critical("worker stopped: a consumer died", exc_info=True)
             return 1

@@ -6,7 +6,7 @@ attempts requeued or failed (`recovery`). The attempt's row and moves are `backe
 
 This module is the area's public face: another area imports what is listed here, and nothing else of it."""
 
-from backend.clone.likeness import LikenessSource, NoLikeness, judge_render
+from backend.clone.likeness import judge_render
 from backend.clone.manifest import remove_manifest
 from backend.clone.portability import CannotReenrol, heal
 from backend.clone.start import (
@@ -19,7 +19,7 @@ from backend.clone.start import (
     lock_draft,
     start_clone,
 )
-from backend.clone.types import StartedClone
+from backend.clone.types import LikenessSource, NoLikeness, StartedClone
 
 __all__ = [
     "CannotReenrol",

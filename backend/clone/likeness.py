@@ -20,7 +20,6 @@ logged.
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import uuid
@@ -33,12 +32,13 @@ import numpy as np
 
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
-from backend.clone.enrolled import enrolled_voice
+from backend.clone.types import LikenessSource, NoLikeness
 from backend.context import WorkerContext
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import QuotaExceeded, VoiceprintUnavailable
+from backend.policy.speaker import enrolled_voice
 from backend.providers.base import ProviderVoice, primary_language
 from backend.providers.errors import ProviderError
 from backend.providers.local.hibari_voice import HibariVoice
@@ -72,38 +72,6 @@ def probe_text(language: str | None) -> str | None:
     none in that language."""
     primary = (language or "en").split("-", 1)[0].lower()
     return PROBE_TEXTS.get(primary)
-
-
-class LikenessSource(enum.StrEnum):
-    """What the provider spoke that the likeness was judged on."""
-
-    PROBE = "probe"
-    PREVIEW = "preview"
-    RENDER = "render"
-
-
-class NoLikeness(enum.StrEnum):
-    """Why an attempt that was judged has no likeness."""
-
-    #: The provider could not speak the probe (its error is logged).
-    PROBE_FAILED = "probe_failed"
-    #: What the provider spoke holds too little speech for a voiceprint (or could not be decoded).
-    NO_SPEECH = "no_speech"
-    #: The attempt has no samples' print: a custom voice id, a voice reused without enrolment, or samples
-    #: with too little speech.
-    NO_SAMPLE = "no_sample"
-
-
-class Likeness(msgspec.Struct, rename="camel", kw_only=True):
-    """A voice's likeness as clients see it: the cosine (null until judged, or when it could not be), the
-    threshold from which it would pass as its speaker, what it was judged on, why it is null, and what the stock
-    voice scored against the same samples (`stock_likeness`)."""
-
-    likeness: float | None
-    likeness_threshold: float | None
-    likeness_source: LikenessSource | None
-    likeness_error: NoLikeness | None
-    likeness_baseline: float | None = None
 
 
 def samples_print(recordings: Sequence[bytes], prints: Sequence[bytes | None] = ()) -> Voiceprint | None:

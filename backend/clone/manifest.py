@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
+from backend.clone.types import VoiceManifest
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
 from backend.db.units import Database
@@ -52,30 +52,6 @@ WRITE_LIFETIME_SECONDS: Final = 600.0
 #: Rounds a writer makes when the voice keeps changing under its uploads; it then leaves the manifest to
 #: the sweep, which finds its announced write once the write is past its lifetime.
 _ROUNDS: Final = 4
-
-
-class VoiceManifest(msgspec.Struct, rename="camel", kw_only=True):
-    """The manifest's JSON: identifiers, times and states, never names or text."""
-
-    voice_id: uuid.UUID
-    provider: str
-    provider_voice_id: str
-    target_model: str | None
-    created_at: datetime
-    updated_at: datetime
-    consent_id: uuid.UUID | None
-    consent_version: str | None
-    sample_id: uuid.UUID | None
-    #: The sample's quality verdict (`good`, `usable` or `poor`), when the voice was cloned from a sample.
-    sample_verdict: str | None
-    #: How much the voice sounds like its samples (`backend.clone.likeness`), the threshold from which it would
-    #: pass as their speaker, what was judged, and why there is no likeness; null until judged. Beside it, what
-    #: the bundled `local` voice as it ships scored against the same samples.
-    likeness: float | None = None
-    likeness_threshold: float | None = None
-    likeness_source: str | None = None
-    likeness_error: str | None = None
-    likeness_baseline: float | None = None
 
 
 def manifest_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:

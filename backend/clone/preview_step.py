@@ -18,12 +18,12 @@ from datetime import datetime
 from backend import queues
 from backend.audio.render import marked_preview
 from backend.clone import likeness
-from backend.clone.enrolled import enrolled_voice
-from backend.clone.likeness import LikenessSource
+from backend.clone.types import LikenessSource
 from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, QuotaExceeded, StaleVersion
 from backend.policy.preview import BUCKET, preview_path
+from backend.policy.speaker import enrolled_voice
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError

@@ -20,7 +20,7 @@ from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import become_service
 from backend.errors import Conflict, NotFound, ProviderVoiceTaken, VoiceNameTaken
-from backend.policy.consent import GivenConsent, consent_for_sample
+from backend.policy.consent import GivenConsent
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
 from backend.records import attempts, user_creates
@@ -28,7 +28,7 @@ from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.records.voices import VoiceName, name_of_its_own, unused_name
-from backend.samples import NewSample
+from backend.samples import NewSample, consent_for_sample
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

@@ -21,7 +21,7 @@ import httpx
 from backend import queues
 from backend.auth.verify import TokenVerifier
 from backend.compose.areas import Areas, build_areas
-from backend.compose.consumers import Consumers, start_consumers, worker_lifecycle
+from backend.compose.consumers import Consumers, consumers_context, start_consumers
 from backend.compose.parts import enter_worker_context, open_database, service_key, storage_client
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
 
 #: Runs the queue consumers inside the app (`voicegate up`) until its event is set: given the settings, the
-#: worker's own lifecycle, the address to LISTEN on and a client of this very app. The entry point passes it
+#: worker's own context, the address to LISTEN on and a client of this very app. The entry point passes it
 #: (`queue_consumers.worker.consume_in_app`): `backend/` stands below the consumers and does not import them.
 ConsumersInApp = Callable[[Settings, WorkerContext, str, httpx.AsyncClient, asyncio.Event], Awaitable[None]]
 
@@ -109,7 +109,7 @@ class ApiProcess:
     storage: SupabaseObjectStorage
     storage_probe: StorageProbe
     cpu: CpuExecutor
-    lifecycle: WorkerContext
+    worker_context: WorkerContext
     idempotency_keys: IdempotencyKeys
     user_slots: UserConcurrency
     stream_slots: UserConcurrency
@@ -132,7 +132,7 @@ async def api_process(
 ) -> AsyncIterator[ApiProcess]:
     """The API process of `app` over `dsn`, owning `parts` (see `route_parts`, made with its signer) from the start;
     its Storage client reaches Supabase Storage, or in embedded mode the stand-in `app` serves. With `consumers` the
-    queue consumers run inside it (`supervised`), on a lifecycle and a pool of their own, sharing the signer,
+    queue consumers run inside it (`supervised`), on a worker context and a pool of their own, sharing the signer,
     Storage, the provider clients and the CPU executor.
 
     Everything is entered on one stack as it is made: on leaving, or when start-up fails half-way, what was
@@ -156,14 +156,14 @@ async def api_process(
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between
         # users holds only if every CPU-bound call of theirs waits in the same queue.
         cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_threads(serves_api=True)))
-        lifecycle = enter_worker_context(stack, settings, db, storage, provider_http, signer=signer, cpu=cpu)
+        worker_context = enter_worker_context(stack, settings, db, storage, provider_http, signer=signer, cpu=cpu)
         idempotency_keys = IdempotencyKeys(db)
         stack.push_async_callback(idempotency_keys.aclose)
         # After the signer: in embedded mode it makes the development CA this reader trusts.
         c2pa = Verifier.from_settings(settings)
         stack.callback(c2pa.close)
         if consumers is not None:
-            worker = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
+            worker = await consumers_context(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
             start_consumers(stack, supervised(app, consumers, settings, dsn), worker)
         yield ApiProcess(
             settings=settings,
@@ -173,13 +173,13 @@ async def api_process(
             storage=storage,
             storage_probe=storage_readiness(storage),
             cpu=cpu,
-            lifecycle=lifecycle,
+            worker_context=worker_context,
             idempotency_keys=idempotency_keys,
             user_slots=UserConcurrency(settings.user_concurrency),
             stream_slots=UserConcurrency(settings.user_streams, StreamsLimited),
             sample_backlog=QueueAdmission(db, queues.SAMPLE, settings.upload_backlog_seconds),
             clone_backlog=QueueAdmission(db, queues.CLONE, settings.upload_backlog_seconds),
-            areas=build_areas(settings, lifecycle, c2pa),
+            areas=build_areas(settings, worker_context, c2pa),
         )
 
 
@@ -195,7 +195,7 @@ def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
 
 
 def supervised(app: Litestar, consumers: ConsumersInApp, settings: Settings, dsn: str) -> Consumers:
-    """The consumers as the app runs them, over the worker's own lifecycle: a death is logged loudly, remembered
+    """The consumers as the app runs them, over the worker's own context: a death is logged loudly, remembered
     for the exit code (`app.state.worker_failed`), and shuts the server down."""
 
     async def supervise(ctx: WorkerContext, stopping: asyncio.Event) -> None:

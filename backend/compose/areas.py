@@ -1,5 +1,5 @@
 """The areas' services the API's handlers call: each built once here, over what the process has made (the
-database, Storage, the settings read at start-up, the lifecycle's provider adapters, webhook sender and CPU
+database, Storage, the settings read at start-up, the worker context's provider adapters, webhook sender and CPU
 executor, the C2PA manifest reader), and handed to its handlers by one name (`backend.http.deps`)."""
 
 from __future__ import annotations
@@ -37,28 +37,28 @@ class Areas:
     webhooks: WebhooksService
 
 
-def build_areas(settings: Settings, lifecycle: WorkerContext, c2pa: Verifier) -> Areas:
-    """The areas' services over `settings`, the API's lifecycle (its database, Storage and adapters) and `c2pa`,
+def build_areas(settings: Settings, context: WorkerContext, c2pa: Verifier) -> Areas:
+    """The areas' services over `settings`, the API's worker context (its database, Storage and adapters) and `c2pa`,
     which reads manifests."""
-    db, storage = lifecycle.db, lifecycle.storage
+    db, storage = context.db, context.storage
     return Areas(
         attempts=AttemptsService(db),
         consents=ConsentsService(
             db,
             storage,
-            lifecycle.cpu,
+            context.cpu,
             settings.sample_retention_days,
             settings.user_limits,
             settings.consent_phrase_seconds,
         ),
-        provenance=ProvenanceService(lifecycle.cpu, c2pa),
-        reflections=ReflectionsService(db, storage, lifecycle.providers, settings),
+        provenance=ProvenanceService(context.cpu, c2pa),
+        reflections=ReflectionsService(db, storage, context.providers, settings),
         samples=SamplesService(db, storage, settings),
-        speech=SpeechService(db, lifecycle.providers, settings.provider_settings, lifecycle.cpu, settings.spend_quota),
+        speech=SpeechService(db, context.providers, settings.provider_settings, context.cpu, settings.spend_quota),
         synthesis=SynthesisService(
-            db, storage, lifecycle.cpu, settings.provider_settings, settings.user_limits, settings.spend_quota
+            db, storage, context.cpu, settings.provider_settings, settings.user_limits, settings.spend_quota
         ),
         usage=UsageService(db, settings.spend_quota),
         voices=VoicesService(db, storage, settings),
-        webhooks=WebhooksService(db, lifecycle.webhooks, settings.user_limits),
+        webhooks=WebhooksService(db, context.webhooks, settings.user_limits),
     )

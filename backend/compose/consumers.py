@@ -1,4 +1,4 @@
-"""The queue consumers: their lifecycle (inside `voicegate up`, or in `voicegate worker`'s own process) and
+"""The queue consumers: their context (inside `voicegate up`, or in `voicegate worker`'s own process) and
 `voicegate worker`'s process, built under one `AsyncExitStack`."""
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Runs the queue consumers over a lifecycle until the event is set. The entry points pass them
+#: Runs the queue consumers over a worker context until the event is set. The entry points pass them
 #: (`queue_consumers.worker`): `backend/` stands below the consumers and does not import them.
 Consumers = Callable[[WorkerContext, asyncio.Event], Coroutine[Any, Any, None]]
 
 
-async def worker_lifecycle(
+async def consumers_context(
     stack: AsyncExitStack,
     settings: Settings,
     dsn: str,
@@ -41,7 +41,7 @@ async def worker_lifecycle(
     signer: ProvenanceSigner,
     cpu: CpuExecutor,
 ) -> WorkerContext:
-    """The queue consumers' lifecycle, on a worker pool of its own (opened without waiting: a worker starts
+    """The queue consumers' worker context, on a worker pool of its own (opened without waiting: a worker starts
     while the database is down), both closed with `stack`; `signer`, `storage`, `http_client` and `cpu` stay
     the caller's (`voicegate up` shares them with the API)."""
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
@@ -64,10 +64,10 @@ def start_consumers(stack: AsyncExitStack, consumers: Consumers, ctx: WorkerCont
 
 @dataclass(frozen=True)
 class WorkerProcess:
-    """What `voicegate worker` holds while it runs: the consumers' lifecycle, and a client of the API (its
+    """What `voicegate worker` holds while it runs: the consumers' worker context, and a client of the API (its
     internal route, with `CONSUMER_MODE=http`)."""
 
-    lifecycle: WorkerContext
+    context: WorkerContext
     api: httpx.AsyncClient
 
 
@@ -76,7 +76,7 @@ async def worker_process(
     settings: Settings, dsn: str, *, storage_answers: Callable[[SupabaseObjectStorage], Awaitable[None]]
 ) -> AsyncIterator[WorkerProcess]:
     """`voicegate worker`'s own Storage client, C2PA signer, provider clients, API client, CPU executor and
-    lifecycle, under one stack. `storage_answers` checks Storage first thing (raising when it does not answer),
+    worker context, under one stack. `storage_answers` checks Storage first thing (raising when it does not answer),
     before the signer is made: SettingsError when the C2PA credentials are unusable."""
     from backend.provenance import ProvenanceSigner  # noqa: PLC0415 - the native signer, only where it signs
 
@@ -94,7 +94,7 @@ async def worker_process(
             )
         )
         cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_threads(serves_api=False)))
-        ctx = await worker_lifecycle(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
+        ctx = await consumers_context(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
         if ctx.likeness_probe:
             await _stock_print(cpu)
         yield WorkerProcess(ctx, api)

@@ -1,2 +1,4 @@
-"""Consent: the wording a checkbox agrees to, spoken consents (a phrase recorded and checked offline, kept with
-its speaker's voiceprint as evidence), and the consent every sample is stored under."""
+"""Consent: spoken consents (a phrase recorded and checked offline, kept with its speaker's voiceprint as evidence:
+`service`, `phrase`), the wording a checkbox agrees to (`wording`), their evidence purged (`purge`) and what the
+routes take and answer (`types`). The consent a sample is stored under is `backend.samples.upload`'s; what each
+consent state allows is `backend.policy.consent`."""

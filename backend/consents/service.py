@@ -7,8 +7,8 @@ speech; if it says the phrase, the consent is `verified` and keeps the recording
 voiceprint (`backend.voiceprint`) as evidence, under the samples' retention. Otherwise it is `rejected`
 with the reason (`synthetic_speech` for a recording that carries the watermark of synthesized speech:
 `backend.watermark`), and another recording may follow while the phrase is valid; past its time it is `expired`.
-What each state allows: `backend.policy.consent_states`. What a sample is stored under, and whether its speaker is
-the consent's, every area decides through `backend.policy.consent`.
+What each state allows, and whether a sample's speaker is the consent's: `backend.policy.consent`; what a sample
+is stored under: `backend.samples.upload.consent_for_sample`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal, NoReturn
+from typing import Any, Final, NoReturn
 
 import msgspec
 
@@ -29,6 +28,7 @@ from backend.audio.decode import decode_audio
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.consents.phrase import Phrase, PhraseCheck, check_phrase, make_phrase, refusal
+from backend.consents.types import ConsentCreated, ConsentRequest, ConsentView, RecordingVerdict, Refusal
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -42,9 +42,7 @@ from backend.errors import (
     UnsupportedAudio,
     ValidationFailed,
 )
-from backend.fields import LanguageTag, Name
-from backend.policy.consent import Origin
-from backend.policy.consent_states import State, check_recordable
+from backend.policy.consent import Origin, check_recordable
 from backend.records import user_creates
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.storage import integrity
@@ -61,61 +59,6 @@ RECORDING_BUCKET: Final = "voice-samples"
 SPOKEN_TEXT_VERSION: Final = "spoken-2026-11"
 #: Who judges recordings and samples, as audit events name it.
 ACTOR: Final = "consent-check"
-
-Verdict = Literal["verified", "rejected"]
-Refusal = Literal["phrase_mismatch", "too_noisy", "not_speech", "too_short", "synthetic_speech"]
-
-
-class ConsentRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
-    """`POST /api/v1/consents`: whose voice (named in the phrase), the phrase's language, and whether the
-    samples made under it may be kept while their voice exists (for moving it to another provider)."""
-
-    subject_name: Name
-    language: LanguageTag = "en"
-    keep_sample: bool = False
-
-
-class ConsentCreated(msgspec.Struct, frozen=True, rename="camel"):
-    """The phrase to record, before `expiresAt`."""
-
-    consent_id: uuid.UUID
-    phrase: str
-    status: State
-    expires_at: datetime
-
-
-class RecordingVerdict(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """What the recording was found to say: `verified`, or `rejected` with the reason."""
-
-    consent_id: uuid.UUID
-    status: Verdict
-    word_accuracy: float
-    speech_seconds: float
-    reason: Refusal | None = None
-
-
-class ConsentView(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """A consent as its owner sees it (never its code apart from the phrase, nor its voiceprint)."""
-
-    consent_id: uuid.UUID
-    kind: Literal["checkbox", "spoken"]
-    #: Its state (`backend.policy.consent_states`): `expired` once its phrase's time passed unverified, `purged` once
-    #: its evidence was.
-    status: State
-    subject_name: str
-    language: str | None = None
-    phrase: str | None = None
-    expires_at: datetime | None = None
-    word_accuracy: float | None = None
-    speech_seconds: float | None = None
-    #: Why its last recording was rejected; `expired` once it has expired.
-    reason: Refusal | Literal["expired"] | None = None
-    verified_at: datetime | None = None
-    #: When the recording and its voiceprint are purged: the samples' retention after it was verified, or the
-    #: end of the latest sample's stored under it.
-    evidence_expires_at: datetime | None = None
-    #: When they were purged; from then on the consent covers no new sample.
-    evidence_purged_at: datetime | None = None
 
 
 @dataclass(frozen=True)

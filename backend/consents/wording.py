@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-import msgspec
-
+from backend.consents.types import ConsentText
 from backend.policy.consent import CONSENT_TEXT_VERSION
 
 _CONSENT: Final = (
@@ -32,15 +31,6 @@ KEEP_SAMPLE_TEXTS: Final[dict[str, str]] = {
         "it. Deleting the voice, or withdrawing this choice, deletes the recording."
     ),
 }
-
-
-class ConsentText(msgspec.Struct, frozen=True, rename="camel"):
-    """A consent wording, the version uploads record when it is agreed to, and the wording of the
-    optional consent to keep the sample (`keepSample`) in that version."""
-
-    version: str
-    text: str
-    keep_sample_text: str | None = None
 
 
 def current_consent() -> ConsentText:

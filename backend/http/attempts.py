@@ -13,7 +13,7 @@ from litestar.params import HeaderParameter
 from backend.clone.step import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
 from backend.errors import ValidationFailed
-from backend.http.deps import Attempts, Caller, LifecycleContext, PathId, service_only
+from backend.http.deps import Attempts, Caller, PathId, WorkerContextDep, service_only
 from backend.http.docs import BY_ID, USER_SECURITY, problems
 from backend.records.attempts import Attempt
 
@@ -49,7 +49,7 @@ class InternalController(Controller):
     @post("/reflections/{reflection_id:uuid}/voice-clone-attempts/{attempt_id:uuid}/process", status_code=200)
     async def process(
         self,
-        lifecycle: LifecycleContext,
+        worker_context: WorkerContextDep,
         reflection_id: PathId,
         attempt_id: PathId,
         worker: Annotated[str | None, HeaderParameter(name="x-voicegate-worker")] = None,
@@ -59,5 +59,5 @@ class InternalController(Controller):
             raise ValidationFailed("X-Voicegate-Worker must be 1-200 characters of [A-Za-z0-9._:@-].")
         reflection = None if reflection_id == NO_REFLECTION else reflection_id
         return await process_reflection_attempt(
-            lifecycle, reflection, attempt_id, worker or f"api:{uuid.uuid4().hex[:12]}"
+            worker_context, reflection, attempt_id, worker or f"api:{uuid.uuid4().hex[:12]}"
         )

@@ -7,7 +7,7 @@ from typing import Any, Final
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
-from backend.consents import service
+from backend.consents import types
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.http.deps import Caller, Consents, PathId
 from backend.http.docs import (
@@ -19,7 +19,7 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.sample_upload import request_origin
+from backend.http.samples import request_origin
 from backend.multipart import FormError, Part, form_boundary, read_form
 
 #: The largest recording of a phrase taken: a minute of 48 kHz 16-bit stereo WAV is 11 MB.
@@ -48,8 +48,8 @@ class ConsentsController(Controller):
         request: Request[Any, Any, Any],
         claims: Caller,
         consents: Consents,
-        data: JSONBody[service.ConsentRequest],
-    ) -> service.ConsentCreated:
+        data: JSONBody[types.ConsentRequest],
+    ) -> types.ConsentCreated:
         """`{subjectName, language}` → the `phrase` to record before `expiresAt` (VOICEGATE_CONSENT_PHRASE_SECONDS,
         10 minutes by default): it names the subject and voicegate, says what is agreed to, and ends with four
         digits said as words, fresh each time, so a recording made for another consent does not pass. 422 for a
@@ -70,7 +70,7 @@ class ConsentsController(Controller):
         claims: Caller,
         consents: Consents,
         consent_id: PathId,
-    ) -> service.RecordingVerdict:
+    ) -> types.RecordingVerdict:
         """The recording is checked offline: the phrase's words and its code said, and enough speech. `verified`
         keeps it, with its speaker's voiceprint, as the consent's evidence (purged with the samples'
         retention); `rejected` says why (`phrase_mismatch`; `too_noisy`, not heard over the room's noise;
@@ -81,7 +81,7 @@ class ConsentsController(Controller):
         return await consents.record_recording(claims=claims, consent_id=consent_id, data=data)
 
     @get("/{consent_id:uuid}", summary="A consent and where its recording got to", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, consents: Consents, consent_id: PathId) -> service.ConsentView:
+    async def get_one(self, claims: Caller, consents: Consents, consent_id: PathId) -> types.ConsentView:
         """The caller's consent (404 for anyone else's): its kind, status, phrase and the recording's verdict."""
         return await consents.get_consent(claims, consent_id)
 

@@ -94,8 +94,8 @@ Db = NamedDependency[SkipValidation[Database]]
 """`db`: the database, as its units of work (`backend.db.units.Database`)."""
 StorageReadiness = NamedDependency[SkipValidation[StorageProbe]]
 """`storage_probe`: whether Storage answers, as /readyz asks it."""
-LifecycleContext = NamedDependency[SkipValidation[WorkerContext]]
-"""`lifecycle`: what the worker steps need."""
+WorkerContextDep = NamedDependency[SkipValidation[WorkerContext]]
+"""`worker_context`: what the worker steps need."""
 StreamSlots = NamedDependency[SkipValidation[UserConcurrency]]
 """`stream_slots`: the speech streams each user has open (VOICEGATE_USER_STREAMS)."""
 Attempts = NamedDependency[SkipValidation[AttemptsService]]
@@ -137,7 +137,7 @@ AREAS = (
 
 DEPENDENCIES = {
     "claims": Provide(provide_claims),
-    **{name: _from_state(name) for name in ("db", "storage_probe", "lifecycle", "stream_slots")},
+    **{name: _from_state(name) for name in ("db", "storage_probe", "worker_context", "stream_slots")},
     **{name: _from_state(name) for name in AREAS},
 }
 """App-level dependencies, by the parameter name handlers use."""

@@ -268,7 +268,7 @@ SAMPLE_FORM: Final = RequestBody(
             schema=Schema(
                 type=OpenAPIType.OBJECT,
                 required=["file"],
-                # The reader refuses a field it does not know (`backend.http.sample_upload`).
+                # The reader refuses a field it does not know (`backend.http.samples`).
                 additional_properties=False,
                 properties={
                     "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The recording."),

@@ -11,7 +11,7 @@ from litestar.openapi.spec import Example, OpenAPIFormat, OpenAPIMediaType, Open
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.http.deps import Caller, Provenance
 from backend.http.docs import USER, USER_SECURITY, ExampleOperation, problems
-from backend.http.sample_upload import MAX_SAMPLE_BYTES
+from backend.http.samples import MAX_SAMPLE_BYTES
 from backend.multipart import FormError, Part, form_boundary, read_form
 from backend.provenance.service import ProvenanceCheck
 

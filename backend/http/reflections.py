@@ -26,10 +26,9 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.idempotency import idempotent
-from backend.http.sample_upload import idempotent_upload
-from backend.policy.launch import VoiceState
+from backend.http.samples import idempotent_upload
 from backend.records.attempts import Attempt
-from backend.reflections import service, voice
+from backend.reflections import types
 
 
 class ReflectionCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,7 +40,7 @@ class ReflectionCreate(msgspec.Struct, forbid_unknown_fields=True):
 class ReflectionList(msgspec.Struct):
     """The caller's reflections."""
 
-    reflections: list[service.Reflection]
+    reflections: list[types.Reflection]
 
 
 class AttemptList(msgspec.Struct):
@@ -65,7 +64,7 @@ class ReflectionsController(Controller):
     )
     async def create(
         self, claims: Caller, reflections: Reflections, data: JSONBody[ReflectionCreate]
-    ) -> service.Reflection:
+    ) -> types.Reflection:
         """Create a reflection owned by the caller."""
         return await reflections.create_reflection(claims, data.name.strip())
 
@@ -75,7 +74,7 @@ class ReflectionsController(Controller):
         return ReflectionList(await reflections.list_reflections(claims))
 
     @get("/{reflection_id:uuid}", summary="Get a reflection", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> service.Reflection:
+    async def get_one(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> types.Reflection:
         """One of the caller's reflections (404 for anyone else's)."""
         return await reflections.get_reflection(claims, reflection_id)
 
@@ -122,7 +121,7 @@ class ReflectionsController(Controller):
         return await idempotent(request, claims, lambda record: reflections.retry_clone(claims, reflection_id, record))
 
     @post("/{reflection_id:uuid}/sessions", summary="Launch a session", responses=problems(*BY_ID, 409))
-    async def launch(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> service.Session:
+    async def launch(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> types.Session:
         """201 with the session and what a runtime needs to speak in the voice (`runtime`), or 409 listing
         every reason the voice blocks the launch."""
         return await reflections.launch_session(claims, reflection_id)
@@ -132,7 +131,7 @@ class ReflectionsController(Controller):
         summary="Voice state, launch readiness and the preview to listen to",
         responses=problems(*BY_ID),
     )
-    async def state(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> VoiceState:
+    async def state(self, claims: Caller, reflections: Reflections, reflection_id: PathId) -> types.VoiceState:
         """The voice mirror with launch readiness, its blocking reasons and a signed preview URL."""
         return await reflections.voice_state(claims, reflection_id)
 
@@ -152,7 +151,7 @@ class ReflectionsController(Controller):
         claims: Caller,
         reflections: Reflections,
         reflection_id: PathId,
-    ) -> Response[voice.QueuedClone]:
+    ) -> Response[types.QueuedClone]:
         """Stream the sample to Storage and queue the reflection's clone attempt (consent required).
 
         With an `Idempotency-Key`, the same fields and file replay the first 202.
@@ -173,7 +172,7 @@ class ReflectionsController(Controller):
         claims: Caller,
         reflections: Reflections,
         reflection_id: PathId,
-        data: JSONBody[voice.CustomVoice],
+        data: JSONBody[types.CustomVoice],
     ) -> Attempt:
         """Validate the voice at the provider, then queue a `custom_voice_id` attempt (no preview needed)."""
         return await reflections.attach_custom_voice(claims, reflection_id, data)
@@ -187,7 +186,7 @@ class SessionsController(Controller):
     security = USER_SECURITY
 
     @get("/{session_id:uuid}", summary="A session and how a runtime speaks in its voice", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, reflections: Reflections, session_id: PathId) -> service.Session:
+    async def get_one(self, claims: Caller, reflections: Reflections, session_id: PathId) -> types.Session:
         """The session, whether its reflection may speak now (`launchReady`, `blockingReasons`), and `runtime`:
         the voice, its provider and model, and the speech route."""
         return await reflections.get_session(claims, session_id)

@@ -14,7 +14,7 @@ from litestar.response import Stream
 from backend.http.concurrency import UserConcurrency
 from backend.http.deps import Caller, PathId, Speech, StreamSlots
 from backend.http.docs import BY_ID, QUOTA_WORDS, USER_SECURITY, SpeechOperation, audio_label, problems, with_examples
-from backend.speech import service
+from backend.speech import service, types
 
 #: Refusals besides the caller's: 409 the gate or a voice not ready, 422 a provider not configured or
 #: refusing the request before any audio.
@@ -74,7 +74,7 @@ class ReflectionSpeechController(Controller):
         speech: Speech,
         stream_slots: StreamSlots,
         reflection_id: PathId,
-        data: JSONBody[service.SpeechRequest],
+        data: JSONBody[types.SpeechRequest],
     ) -> Stream:
         """`{text, format}` → the audio as it is made, sentence by sentence; 409 `launch_blocked` with
         `blockingReasons` while the launch gate is closed."""
@@ -107,7 +107,7 @@ class VoiceSpeechController(Controller):
         claims: Caller,
         speech: Speech,
         stream_slots: StreamSlots,
-        data: JSONBody[service.VoiceSpeechRequest],
+        data: JSONBody[types.VoiceSpeechRequest],
     ) -> Stream:
         """`{voiceId, text, format}` → the audio as it is made; 409 `voice_not_ready` for a voice still being
         cloned (or with no cloned voice)."""

@@ -24,7 +24,7 @@ from backend.http.docs import (
 )
 from backend.http.idempotency import idempotent
 from backend.records.usage import Allowance
-from backend.synthesis import history, types
+from backend.synthesis import types
 
 
 class CloneJobsController(Controller):
@@ -99,7 +99,7 @@ class CloneJobsController(Controller):
         claims: Caller,
         synthesis: Synthesis,
         job_id: PathId,
-        audio_format: Annotated[history.ClipFormat, QueryParameter(name="format")] = "wav",
+        audio_format: Annotated[types.ClipFormat, QueryParameter(name="format")] = "wav",
     ) -> Response[bytes]:
         """`?format=wav` (default) or `mp3` (24 kHz mono, 64 kbit/s, without the C2PA manifest), as an
         attachment (`application/octet-stream` when `Accept` prefers it); 409 as `/result` answers it."""

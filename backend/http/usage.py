@@ -6,7 +6,7 @@ from litestar import Controller, get
 
 from backend.http.deps import Caller, UsageArea
 from backend.http.docs import USER, USER_SECURITY, problems
-from backend.usage.service import Usage
+from backend.usage.types import Usage
 
 
 class UsageController(Controller):

@@ -28,9 +28,9 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.idempotency import idempotent
-from backend.http.sample_upload import request_origin
-from backend.synthesis import history
-from backend.voices import clone_flow, sample_sets, service
+from backend.http.samples import request_origin
+from backend.synthesis import types as synthesis_types
+from backend.voices import service, types
 from backend.voices.service import VoicesService
 
 
@@ -42,7 +42,7 @@ class VoicesController(Controller):
     security = USER_SECURITY
 
     @get("/", summary="List the caller's voices", responses=problems(*USER))
-    async def list_all(self, claims: Caller, voices: Voices) -> service.VoiceList:
+    async def list_all(self, claims: Caller, voices: Voices) -> types.VoiceList:
         """The caller's voices with their provider metadata."""
         return await voices.list_voices(claims)
 
@@ -62,9 +62,7 @@ class VoicesController(Controller):
         ),
         responses=problems(*BY_ID, 409, 422, words=VOICE),
     )
-    async def create(
-        self, claims: Caller, voices: Voices, data: JSONBody[sample_sets.NewVoiceBody]
-    ) -> sample_sets.VoiceSamples:
+    async def create(self, claims: Caller, voices: Voices, data: JSONBody[types.NewVoiceBody]) -> types.VoiceSamples:
         """`{sampleIds, name?, consentId?}` → 202: the voice and its clone attempt, which enrols every sample (a
         provider that takes one reference gets them joined), and the set's quality report as known before the
         enrolment measures pitch and timbre (`GET /api/voices/{id}/samples` shows it after). 400 a sample
@@ -79,7 +77,7 @@ class VoicesController(Controller):
         return await voices.create_voice(claims, data)
 
     @get("/{voice_id:uuid}", summary="Get a voice", responses=problems(*BY_ID))
-    async def get_one(self, claims: Caller, voices: Voices, voice_id: PathId) -> service.Voice:
+    async def get_one(self, claims: Caller, voices: Voices, voice_id: PathId) -> types.Voice:
         """One of the caller's voices (404 for anyone else's)."""
         return await voices.get_voice(claims, voice_id)
 
@@ -89,7 +87,7 @@ class VoicesController(Controller):
         responses=problems(*BY_ID, 409, words=NAMES_A_VOICE),
         operation_class=with_examples(a_name={"name": "My voice"}),
     )
-    async def rename(self, claims: Caller, voices: Voices, voice_id: PathId, data: JSONBody[Rename]) -> service.Voice:
+    async def rename(self, claims: Caller, voices: Voices, voice_id: PathId, data: JSONBody[Rename]) -> types.Voice:
         """`{name}`: 1-200 characters, not blank, no control characters; the voice as renamed. 409
         `voice_name_taken` when another of the caller's voices has that name."""
         return await voices.rename_voice(claims, voice_id, data)
@@ -99,7 +97,7 @@ class VoicesController(Controller):
         summary="The samples the voice is made from, with their quality report as a set",
         responses=problems(*BY_ID),
     )
-    async def samples(self, claims: Caller, voices: Voices, voice_id: PathId) -> sample_sets.VoiceSamples:
+    async def samples(self, claims: Caller, voices: Voices, voice_id: PathId) -> types.VoiceSamples:
         """Its newest set (`attemptStatus` says whether the voice speaks from it yet) and the report: speech
         seconds, loudness and pitch spread, and `warnings` (`other_speaker` for a sample unlike the others
         in pitch or timbre, once the enrolment has measured them: `quality.measured`). 404 for a voice made
@@ -116,8 +114,8 @@ class VoicesController(Controller):
         responses=problems(*BY_ID, 409, 422),
     )
     async def replace_samples(
-        self, claims: Caller, voices: Voices, voice_id: PathId, data: JSONBody[sample_sets.SamplesBody]
-    ) -> sample_sets.VoiceSamples:
+        self, claims: Caller, voices: Voices, voice_id: PathId, data: JSONBody[types.SamplesBody]
+    ) -> types.VoiceSamples:
         """`{sampleIds}` → 202: a new clone attempt from these samples; the voice speaks as before until it
         is ready. Refused as `POST /api/voices` refuses a set, and 409 while a clone of the voice is under way."""
         return await voices.replace_samples(claims, voice_id, data)
@@ -132,9 +130,9 @@ class VoicesController(Controller):
         claims: Caller,
         synthesis: Synthesis,
         voice_id: PathId,
-        limit: Annotated[int, QueryParameter(ge=1, le=history.MAX_PAGE_SIZE)] = history.PAGE_SIZE,
+        limit: Annotated[int, QueryParameter(ge=1, le=synthesis_types.MAX_PAGE_SIZE)] = synthesis_types.PAGE_SIZE,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
-    ) -> history.ClipPage:
+    ) -> synthesis_types.ClipPage:
         """Each clip's text, status, duration and dates; pass `nextCursor` back as `cursor` for the next page."""
         return await synthesis.voice_clips(claims, voice_id, limit=limit, cursor=cursor)
 
@@ -143,7 +141,7 @@ class VoicesController(Controller):
         summary="A short-lived URL to hear the voice: its clone's preview, else its newest clip",
         responses=problems(*BY_ID, 409),
     )
-    async def preview(self, claims: Caller, synthesis: Synthesis, voice_id: PathId) -> history.VoicePreview:
+    async def preview(self, claims: Caller, synthesis: Synthesis, voice_id: PathId) -> synthesis_types.VoicePreview:
         """`{audioUrl, expiresIn, source}`; `audioUrl` is null while the voice has neither a preview nor a clip."""
         return await synthesis.voice_preview(claims, voice_id)
 
@@ -172,8 +170,8 @@ class CloneController(Controller):
         request: Request[Any, Any, Any],
         claims: Caller,
         voices: Voices,
-        data: JSONBody[clone_flow.UploadUrlBody],
-    ) -> clone_flow.UploadTicket:
+        data: JSONBody[types.UploadUrlBody],
+    ) -> types.UploadTicket:
         """Record consent and a draft voice; PUT the sample to `upload_url`, then finalize."""
         return await voices.create_upload(claims, data, origin=request_origin(request))
 
@@ -185,7 +183,7 @@ class CloneController(Controller):
             IdempotentOperation, the_uploaded_voice={"voice_id": "9c1ab5e2-7e0d-4f4a-8d36-5b2c0f3e4a11"}
         ),
         responses={
-            200: ResponseSpec(service.Voice, description="With `Prefer: wait=N`: the voice once ready or failed."),
+            200: ResponseSpec(types.Voice, description="With `Prefer: wait=N`: the voice once ready or failed."),
             **problems(*BY_ID, *IDEMPOTENT, 413, 415, words=NAMES_A_VOICE),
         },
     )
@@ -194,9 +192,9 @@ class CloneController(Controller):
         request: Request[Any, Any, Any],
         claims: Caller,
         voices: Voices,
-        data: JSONBody[clone_flow.FinalizeBody],
+        data: JSONBody[types.FinalizeBody],
         prefer: Annotated[str | None, HeaderParameter(name="prefer")] = None,
-    ) -> Response[clone_flow.FinalizedClone]:
+    ) -> Response[types.FinalizedClone]:
         """Verify the uploaded object (present, within limits, really audio) and queue the attempt.
 
         With an `Idempotency-Key`, a repeat of the same body replays the first 202. With

@@ -24,7 +24,8 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, Yaml
 from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path
 
-from backend.consents.wording import ConsentText, current_consent
+from backend.consents.types import ConsentText
+from backend.consents.wording import current_consent
 from backend.http.api_docs import AccessibleSwagger
 from backend.http.budget import DATABASE_FREE
 from backend.http.docs import problems

@@ -1,32 +1,47 @@
-"""The consent every sample is stored under, decided in one place for every sample route: a verified spoken consent
-named by `consentId` (checked as the caller, under RLS), or, unless `VOICEGATE_CONSENT=spoken`, a checkbox consent
-recorded with the upload (`consent_for_sample`); and whether a sample's speaker is its spoken consent's, judged
-on their voiceprints, window by window (`judge_sample`). Spoken consents themselves are `backend.consents`."""
+"""The consent rules every sample route asks: what a request must name before anything is read
+(`require_consent`), where a consent was given from (`Origin`), and whether a sample's speaker is its spoken
+consent's, judged on their voiceprints, window by window (`judge_speaker`). The samples area reads and records the
+consent (`backend.samples.upload.consent_for_sample`); spoken consents themselves are `backend.consents`.
+
+A consent's states, and which of them take a recording or cover a sample, are its one state machine.
+
+The database reads the state (`public.voice_consent_state`, migration 20261126190500_consent_state) the same way
+for every query, and guards every write with it; this module says what each state allows:
+
+    (a ticked box)            -> accepted
+    (POST /api/v1/consents)   -> awaiting_recording
+    awaiting_recording, rejected --a recording that says the phrase-->       verified
+    awaiting_recording, rejected --a recording that does not-->              rejected
+    awaiting_recording, rejected --the phrase's time passes-->               expired   (read from the clock)
+    verified                     --the evidence's retention ends (sweep)-->  purged
+
+Refused: a recording of an expired consent (422 `consent_expired`, before its audio is read), and of an accepted,
+verified or purged one (409: it takes no recording); a sample under any consent but a verified one (422
+`consent_expired` for an expired or purged one, `consent_not_verified` for the others). A recording judged
+while its phrase's time ran out is refused as expired too: its verdict is written under the state it finds.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from pathlib import Path
 from typing import Final, Literal
 
 import msgspec
 
-from backend.db.connection import Connection
-from backend.db.execute import fetch_one, fetch_optional
-from backend.db.queries import load_queries
-from backend.db.units import as_service
-from backend.errors import ConsentRecordingRequired, ConsentRequired, NotFound
-from backend.policy.consent_states import check_covers_sample
+from backend.errors import Conflict, ConsentExpired, ConsentNotVerified, ConsentRecordingRequired, ConsentRequired
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
 from backend.voiceprint.windows import Stretch, unlike, wholly_unlike
 
-_Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: The consent wording a client showed beside the checkbox; bump when the text changes so records say which
 #: one was agreed to (`backend.consents.wording` keeps every version's words).
 CONSENT_TEXT_VERSION: Final = "2026-12"
 
 Policy = Literal["checkbox", "spoken"]
+State = Literal["accepted", "awaiting_recording", "rejected", "expired", "verified", "purged"]
+
+#: The states a recording of the phrase is taken in, and so the states `verified` and `rejected` are entered from.
+RECORDABLE: Final[frozenset[State]] = frozenset({"awaiting_recording", "rejected"})
 
 
 class Origin(msgspec.Struct, frozen=True):
@@ -60,7 +75,7 @@ def require_consent(given: GivenConsent) -> None:
     """Refuse, before anything is read or stored, a sample request that names no consent its deployment
     takes: ConsentRecordingRequired under the `spoken` policy without a consent id; ConsentRequired with
     neither a ticked box nor a consent id. The consent named is checked as the caller by
-    `consent_for_sample`."""
+    `backend.samples.upload.consent_for_sample`."""
     if given.consent_id is None:
         if given.policy == "spoken":
             raise ConsentRecordingRequired
@@ -80,69 +95,20 @@ class SpeakerJudgement(msgspec.Struct, frozen=True):
     wholly: bool = False
 
 
-async def consent_for_sample(conn: Connection, given: GivenConsent) -> uuid.UUID:
-    """The consent a sample is stored under, on the caller's user transaction (RLS decides whose consent
-    they may name): the verified spoken consent `given.consent_id`, or a checkbox consent recorded now, as
-    the caller, from the ticked box. Refuses as `require_consent` does, and with NotFound, ConsentNotVerified
-    or ConsentExpired a consent that cannot cover a sample."""
-    require_consent(given)
-    if given.consent_id is None:
-        return await _record_checkbox(conn, given)
-    await consent_voiceprint(conn, given.consent_id)
-    return given.consent_id
-
-
-async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voiceprint:
-    """The speaker's voiceprint of the caller's verified spoken consent, on the caller's user transaction (RLS
-    decides whose consent they may name); NotFound, ConsentNotVerified or ConsentExpired for one that cannot
-    cover a sample."""
-    row = await fetch_optional(conn, _Q["usable_consent"], {"id": consent_id})
-    if row is None:
-        raise NotFound("Consent not found.")
-    check_covers_sample(row["state"])
-    # RLS showed the consent to be the caller's; its voiceprint is biometric data, which only the service reads. A
-    # verified consent keeps it until it is purged (voice_consents_verified_has_evidence).
-    async with as_service(conn):
-        printed = await fetch_one(conn, _Q["consent_voiceprint"], {"id": consent_id})
-    return Voiceprint.from_bytes(bytes(printed["voiceprint"]))
-
-
-async def _record_checkbox(conn: Connection, given: GivenConsent) -> uuid.UUID:
-    """The ticked box as a consent row, written as the user (RLS checks it is theirs), with the optional
-    consent to keep the sample for re-enrolment, both under `CONSENT_TEXT_VERSION`."""
-    row = await fetch_one(
-        conn,
-        _Q["insert_checkbox"],
-        {
-            "subject_name": given.subject_name,
-            "consent_text_version": CONSENT_TEXT_VERSION,
-            "keep_sample": given.keep_sample,
-            **given.origin.recorded(),
-        },
-    )
-    consent_id: uuid.UUID = row["id"]
-    return consent_id
-
-
-async def judge_sample(
-    conn: Connection, consent_id: uuid.UUID, sample: SpeechPrints | None, judged_before: float | None = None
-) -> SpeakerJudgement | None:
-    """How well a sample's speaker matches the speaker of its consent, as the service on `conn`: its voiceprint,
-    and its speech window by window, so that another voice spliced into it is refused however much of the
-    consent's voice is around it. None when the consent is a checkbox one (nobody's voice to match). A sample
-    without speech enough for a voiceprint matches nobody. Once the consent's evidence is purged, a sample
-    judged before (`judged_before`, its score then: a kept sample cleaned again for another provider) keeps
-    that judgement, and any other matches nobody."""
-    row = await fetch_optional(conn, _Q["consent_voiceprint"], {"id": consent_id})
-    if row is None or row["kind"] != "spoken":
-        return None
-    if row["voiceprint"] is None:
+def judge_speaker(
+    consent: Voiceprint | None, sample: SpeechPrints | None, judged_before: float | None = None
+) -> SpeakerJudgement:
+    """How well a sample's speaker matches the speaker of its spoken consent (`consent`, its voiceprint): the
+    sample's voiceprint, and its speech window by window, so that another voice spliced into it is refused however
+    much of the consent's voice is around it. A sample without speech enough for a voiceprint matches nobody. Once
+    the consent's evidence is purged (`consent` None), a sample judged before (`judged_before`, its score then: a
+    kept sample cleaned again for another provider) keeps that judgement, and any other matches nobody."""
+    if consent is None:
         score = 0.0 if judged_before is None else judged_before
         return SpeakerJudgement(score=score, matched=score >= THRESHOLD)
     made = None if sample is None else sample.voiceprint()
     if sample is None or made is None:
         return SpeakerJudgement(score=0.0, matched=False)
-    consent = Voiceprint.from_bytes(bytes(row["voiceprint"]))
     score = made.similarity(consent)
     stretches = tuple(unlike(sample, consent))
     return SpeakerJudgement(
@@ -151,3 +117,25 @@ async def judge_sample(
         unlike=stretches,
         wholly=wholly_unlike(sample, consent),
     )
+
+
+def check_recordable(state: State) -> None:
+    """Refuse a recording of a consent in `state` unless it is `RECORDABLE`: ConsentExpired for an expired one,
+    Conflict for one that takes no recording (a checkbox consent, or a verified one, purged or not)."""
+    if state in RECORDABLE:
+        return
+    if state == "expired":
+        raise ConsentExpired("The consent's phrase has expired: get a new phrase (POST /api/v1/consents) and read it.")
+    raise Conflict("This consent takes no recording: it is a checkbox consent, or its recording is verified.")
+
+
+def check_covers_sample(state: State) -> None:
+    """Refuse a sample named under a consent in `state` unless it is verified: ConsentExpired for an expired or
+    purged one, ConsentNotVerified for one not verified yet, or a checkbox one (given with each upload instead)."""
+    if state == "verified":
+        return
+    if state in {"expired", "purged"}:
+        raise ConsentExpired
+    if state == "accepted":
+        raise ConsentNotVerified("A checkbox consent is given with each upload (consent=true), not named by its id.")
+    raise ConsentNotVerified

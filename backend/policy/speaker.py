@@ -8,14 +8,11 @@ without such an attempt, with the provider voice its row carries. An attempt sti
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import msgspec
 
-from backend.db.connection import Connection
-from backend.providers.base import ProviderVoice
-from backend.records import attempts
-from backend.records.attempts import OPEN_STATUSES
+from backend.providers.base import ProviderVoice, stored_voice
+from backend.records.attempts import OPEN_STATUSES, AttemptRow
 from backend.records.voices import VoiceRow
 
 
@@ -45,7 +42,8 @@ class Awaited(msgspec.Struct, frozen=True, kw_only=True):
 
 def speaker(own: ProviderVoice | None, attempt: Awaited | None) -> ProviderVoice | Waits | Mute:
     """Whether a voice speaks now: `own` is the provider voice its row carries, `attempt` the clone
-    attempt it waits for (None: none)."""
+    attempt it waits for (None: none; it matters only while the row carries no provider voice, so it is read
+    only then: `own_voice`, `awaiting`)."""
     if attempt is None:
         return own or Mute("voice_not_ready", "The voice has not been cloned.")
     if attempt.status in OPEN_STATUSES:
@@ -56,30 +54,28 @@ def speaker(own: ProviderVoice | None, attempt: Awaited | None) -> ProviderVoice
     return attempt.voice
 
 
-def provider_voice(
-    provider: str | None, voice_id: str | None, target_model: str | None = None, metadata: dict[str, Any] | None = None
-) -> ProviderVoice | None:
-    """A provider voice from a row's columns, None when the row records none."""
-    if provider is None or voice_id is None:
-        return None
-    return ProviderVoice(provider=provider, voice_id=voice_id, target_model=target_model, metadata=metadata or {})
+def own_voice(voice: VoiceRow) -> ProviderVoice | None:
+    """The provider voice a voice row carries (its attempt publishes it once ready and synced), None before."""
+    return stored_voice(
+        voice.tts_provider, voice.provider_voice_id, voice.provider_target_model, voice.provider_metadata
+    )
 
 
-async def speaker_now(conn: Connection, voice: VoiceRow) -> ProviderVoice | Waits | Mute:
-    """`speaker` for a voice row on `conn`: the clone attempt under way for it (if any) matters only
-    while the row carries no provider voice."""
-    own = provider_voice(voice.tts_provider, voice.provider_voice_id, voice.provider_target_model)
-    attempt = None if own is not None else await attempts.open_for_voice(conn, voice.id)
-    if attempt is None:
-        return speaker(own, None)
-    made = provider_voice(
+def enrolled_voice(attempt: AttemptRow) -> ProviderVoice | None:
+    """The provider voice an attempt enrolled, as its row keeps it; None before the provider made one."""
+    return stored_voice(
         attempt.provider, attempt.provider_voice_id, attempt.provider_target_model, attempt.provider_metadata
     )
-    awaited = Awaited(
+
+
+def awaiting(attempt: AttemptRow | None) -> Awaited | None:
+    """The attempt under way for a voice (`backend.records.attempts.open_for_voice`) as `speaker` weighs it."""
+    if attempt is None:
+        return None
+    return Awaited(
         id=attempt.id,
         status=attempt.status,
         provider=attempt.provider,
-        voice=made,
+        voice=enrolled_voice(attempt),
         error_message=attempt.last_error_message,
     )
-    return speaker(None, awaited)

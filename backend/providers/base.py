@@ -131,6 +131,22 @@ class ProviderVoice(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+def stored_voice(
+    provider: str | None,
+    voice_id: str | None,
+    target_model: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    language: str | None = None,
+) -> ProviderVoice | None:
+    """The provider voice a row keeps in its columns (an attempt's, a voice's, a job's), None when it keeps none:
+    the one way a stored voice becomes a `ProviderVoice` again."""
+    if provider is None or voice_id is None:
+        return None
+    return ProviderVoice(
+        provider=provider, voice_id=voice_id, target_model=target_model, language=language, metadata=metadata or {}
+    )
+
+
 class SynthesisResult(msgspec.Struct, frozen=True, kw_only=True):
     """Audio produced for a text."""
 

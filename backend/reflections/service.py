@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,8 @@ from backend.errors import (
     StoredObjectAltered,
 )
 from backend.policy import preview
-from backend.policy.launch import LaunchVoice, VoiceState, launch_voice, require_visible, voice_state
+from backend.policy.launch import LaunchVoice, launch_voice
 from backend.provenance import PROVENANCE
-from backend.providers.base import STREAM_SAMPLE_RATE
 from backend.providers.errors import (
     PermanentProviderError,
     TransientProviderError,
@@ -45,10 +43,11 @@ from backend.providers.errors import (
 )
 from backend.providers.registry import ProviderSet
 from backend.records import attempts, user_creates
+from backend.records import reflections as reflection_records
 from backend.records.attempts import Attempt, PreviewStatus, VoiceMirror
 from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName
-from backend.reflections.voice import CustomVoice, QueuedClone
+from backend.reflections.types import CustomVoice, QueuedClone, Reflection, RuntimeVoice, Session, VoiceState
 from backend.settings import Settings
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
@@ -56,46 +55,6 @@ from backend.storage.client import ObjectStorage
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 LIST_LIMIT = 200
 PREVIEW_URL_SECONDS = 600
-
-
-class Reflection(msgspec.Struct, rename="camel"):
-    """A reflection as clients see it; `voice` is the mirror of its active attempt."""
-
-    id: uuid.UUID
-    name: str
-    voice: VoiceMirror
-    created_at: datetime
-    updated_at: datetime
-
-
-class RuntimeVoice(msgspec.Struct, rename="camel"):
-    """What a conversation runtime needs to speak in the reflection's voice: the voice, where it lives,
-    and the route that streams it (`speechPath`, relative to the API, in `formats`, PCM at `sampleRate`)."""
-
-    voice_id: uuid.UUID
-    attempt_id: uuid.UUID
-    provider: str
-    provider_voice_id: str
-    target_model: str | None
-    speech_path: str
-    formats: list[str]
-    sample_rate: int = STREAM_SAMPLE_RATE
-
-
-class Session(msgspec.Struct, rename="camel"):
-    """A launched session of a reflection, and what a runtime needs to speak in its voice now.
-
-    `runtime` follows the reflection's active voice; it is null (with the reasons) while the gate is
-    closed, e.g. after a new clone superseded the one the session launched with.
-    """
-
-    id: uuid.UUID
-    reflection_id: uuid.UUID
-    attempt_id: uuid.UUID
-    created_at: datetime
-    launch_ready: bool
-    blocking_reasons: list[str]
-    runtime: RuntimeVoice | None
 
 
 @dataclass(frozen=True)
@@ -131,7 +90,8 @@ class ReflectionsService:
         """The reflection's voice mirror, whether it may launch, and a signed URL of the active attempt's
         preview when there is one to hear (checked against the digest recorded when it was stored)."""
         async with self.db.user_statement(claims.raw) as conn:
-            state = await voice_state(conn, reflection_id)
+            ready = await reflection_records.readiness(conn, reflection_id)
+        state = VoiceState(ready.reflection_id, ready.voice, ready.ready, ready.reasons)
         attempt_id = state.voice.attempt_id
         if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
             path = preview.preview_path(uuid.UUID(claims.sub), attempt_id)
@@ -204,7 +164,7 @@ class ReflectionsService:
         """Launch a session when the voice is ready, synced and previewed; else LaunchBlocked with reasons.
         The session says how a runtime speaks in the voice."""
         async with self.db.user_transaction(claims.raw) as conn:
-            launch = await launch_voice(conn, reflection_id)
+            launch = launch_voice(await reflection_records.launch_row(conn, reflection_id))
             row = await fetch_one(
                 conn, _Q["create_session"], {"reflection_id": reflection_id, "attempt_id": launch.attempt_id}
             )
@@ -217,7 +177,7 @@ class ReflectionsService:
             if row is None:
                 raise NotFound("Session not found.")
             try:
-                launch = await launch_voice(conn, row["reflection_id"])
+                launch = launch_voice(await reflection_records.launch_row(conn, row["reflection_id"]))
             except LaunchBlocked as blocked:
                 return Session(**row, launch_ready=False, blocking_reasons=blocked.reasons, runtime=None)
         return Session(**row, launch_ready=True, blocking_reasons=[], runtime=_runtime(row["reflection_id"], launch))
@@ -256,13 +216,13 @@ class ReflectionsService:
             path=path,
         )
         async with self.db.user_transaction(claims.raw) as conn:
-            await require_visible(conn, reflection_id)
+            await reflection_records.require_visible(conn, reflection_id)
 
         async with (
             samples.stored_upload(self.storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
             self.db.user_transaction(claims.raw) as conn,
         ):
-            reflection_name = await require_visible(conn, reflection_id)
+            reflection_name = await reflection_records.require_visible(conn, reflection_id)
             # Unnamed, the voice is named after its reflection ("Ada (2)" once an earlier clone's voice is "Ada").
             name = received.form.name.strip() if received.form.name else None
             source = Upload(
@@ -286,7 +246,7 @@ class ReflectionsService:
         heard it already)."""
         provider_name = self.settings.provider_settings.usable(custom.provider)
         async with self.db.user_transaction(claims.raw) as conn:
-            await require_visible(conn, reflection_id)
+            await reflection_records.require_visible(conn, reflection_id)
         try:
             found = await self.providers.get(provider_name).get(custom.voice_id)
         except VoiceNotFoundError as exc:
@@ -305,7 +265,7 @@ class ReflectionsService:
             limits=self.settings.user_limits,
         )
         async with self.db.user_transaction(claims.raw) as conn:
-            await require_visible(conn, reflection_id)
+            await reflection_records.require_visible(conn, reflection_id)
             attempt = await start_clone(conn, uuid.UUID(claims.sub), source)
         return attempts.view(attempt)
 

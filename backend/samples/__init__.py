@@ -1,7 +1,7 @@
 """The samples area: a sample's upload path (`upload`: consent, checks, object, row), the `voice_sample_process`
 worker's check (`check`, run by `step`), its purge (`purge`), the owner's service (`service`: `SamplesService`)
-and what the routes answer (`types`). The `/api/v1/voice-samples` routes and the multipart reader are
-`backend.http.samples` and `backend.http.sample_upload`.
+and what the routes answer (`types`). The `/api/v1/voice-samples` routes and their multipart reader are
+`backend.http.samples`.
 
 This module is the area's public face: another area imports what is listed here, and nothing else of it."""
 
@@ -13,6 +13,8 @@ from backend.samples.upload import (
     SampleUpload,
     check_size,
     check_upload,
+    consent_for_sample,
+    consent_voiceprint,
     insert_sample,
     link_voice,
     stored_upload,
@@ -29,6 +31,8 @@ __all__ = [
     "SampleUpload",
     "check_size",
     "check_upload",
+    "consent_for_sample",
+    "consent_voiceprint",
     "insert_sample",
     "link_voice",
     "purge_kept_samples",

@@ -26,11 +26,12 @@ from backend.db.audit import record_audit
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import StoredObjectAltered
-from backend.policy.consent import SpeakerJudgement, judge_sample
+from backend.policy.consent import SpeakerJudgement
 from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import upload
+from backend.samples.upload import judge_sample
 from backend.storage import integrity
 from backend.voiceprint import THRESHOLD, SpeechPrints, speech_prints
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, SELF_THRESHOLD, named, second_voice

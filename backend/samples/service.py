@@ -15,7 +15,6 @@ from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
 from backend.errors import Conflict, NotFound
 from backend.fields import Rename
-from backend.policy.consent import consent_for_sample
 from backend.records.samples import VoiceSampleStatus
 from backend.samples.purge import purge_sample
 from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
@@ -24,6 +23,7 @@ from backend.samples.upload import (
     LIST_LIMIT,
     SampleUpload,
     check_upload,
+    consent_for_sample,
     insert_sample,
     status_of,
     stored_upload,

@@ -1,5 +1,6 @@
 """Voice samples: the one write path every sample takes (consent, checks, upload, row), where samples
-live in Storage, and what their owner may see of them.
+live in Storage, and what their owner may see of them; the consent a sample is stored under, read or recorded
+(`consent_for_sample`), and its speaker judged against that consent's (`judge_sample`, for the check).
 
 Every upload route stores its sample through here: `POST /api/v1/voice-samples` (checked on the
 `voice_sample_process` queue), the reflection clone route and the upload-then-finalize flow (both
@@ -24,18 +25,29 @@ import msgspec
 from backend.audio.report import QualityReport
 from backend.audio.sniff import sniff_audio
 from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
+from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
-from backend.errors import SampleTooLarge, StorageUnavailable, UnsupportedAudio
+from backend.db.units import as_service
+from backend.errors import NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.failpoints import failpoint
 from backend.fields import Label, LanguageTag, Name, Text
-from backend.policy.consent import GivenConsent, Origin, Policy, require_consent
+from backend.policy.consent import (
+    CONSENT_TEXT_VERSION,
+    GivenConsent,
+    Origin,
+    Policy,
+    SpeakerJudgement,
+    check_covers_sample,
+    judge_speaker,
+    require_consent,
+)
 from backend.providers.config import Provider, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.records.rows import fetch_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples.types import SampleStatus
 from backend.storage.client import ObjectStorage
+from backend.voiceprint import SpeechPrints, Voiceprint
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -64,7 +76,7 @@ class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 @dataclass
 class ReceivedUpload:
-    """The text fields and the one file of a sample upload, spooled (see `backend.http.sample_upload`)."""
+    """The text fields and the one file of a sample upload, spooled (see `backend.http.samples`)."""
 
     fields: dict[str, str]
     file: IO[bytes]
@@ -245,3 +257,60 @@ async def visible(conn: Connection, sample_id: uuid.UUID) -> bool:
 async def link_voice(conn: Connection, sample_id: uuid.UUID, voice_id: uuid.UUID) -> None:
     """Record the voice cloned from the sample, so the next request reuses it."""
     await conn.execute(_Q["link_sample_voice"], {"voice_id": voice_id, "sample_id": sample_id})
+
+
+async def consent_for_sample(conn: Connection, given: GivenConsent) -> uuid.UUID:
+    """The consent a sample is stored under, on the caller's user transaction (RLS decides whose consent
+    they may name): the verified spoken consent `given.consent_id`, or a checkbox consent recorded now, as
+    the caller, from the ticked box. Refuses as `require_consent` does, and with NotFound, ConsentNotVerified
+    or ConsentExpired a consent that cannot cover a sample."""
+    require_consent(given)
+    if given.consent_id is None:
+        return await _record_checkbox(conn, given)
+    await consent_voiceprint(conn, given.consent_id)
+    return given.consent_id
+
+
+async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voiceprint:
+    """The speaker's voiceprint of the caller's verified spoken consent, on the caller's user transaction (RLS
+    decides whose consent they may name); NotFound, ConsentNotVerified or ConsentExpired for one that cannot
+    cover a sample."""
+    row = await fetch_optional(conn, _Q["usable_consent"], {"id": consent_id})
+    if row is None:
+        raise NotFound("Consent not found.")
+    check_covers_sample(row["state"])
+    # RLS showed the consent to be the caller's; its voiceprint is biometric data, which only the service reads. A
+    # verified consent keeps it until it is purged (voice_consents_verified_has_evidence).
+    async with as_service(conn):
+        printed = await fetch_one(conn, _Q["consent_voiceprint"], {"id": consent_id})
+    return Voiceprint.from_bytes(bytes(printed["voiceprint"]))
+
+
+async def _record_checkbox(conn: Connection, given: GivenConsent) -> uuid.UUID:
+    """The ticked box as a consent row, written as the user (RLS checks it is theirs), with the optional
+    consent to keep the sample for re-enrolment, both under `CONSENT_TEXT_VERSION`."""
+    row = await fetch_one(
+        conn,
+        _Q["insert_checkbox"],
+        {
+            "subject_name": given.subject_name,
+            "consent_text_version": CONSENT_TEXT_VERSION,
+            "keep_sample": given.keep_sample,
+            **given.origin.recorded(),
+        },
+    )
+    consent_id: uuid.UUID = row["id"]
+    return consent_id
+
+
+async def judge_sample(
+    conn: Connection, consent_id: uuid.UUID, sample: SpeechPrints | None, judged_before: float | None = None
+) -> SpeakerJudgement | None:
+    """`judge_speaker` for a sample stored under `consent_id`, whose voiceprint is read as the service on `conn`;
+    None when the consent is a checkbox one (nobody's voice to match)."""
+    row = await fetch_optional(conn, _Q["consent_voiceprint"], {"id": consent_id})
+    if row is None or row["kind"] != "spoken":
+        return None
+    printed = row["voiceprint"]
+    consent = None if printed is None else Voiceprint.from_bytes(bytes(printed))
+    return judge_speaker(consent, sample, judged_before)

@@ -47,9 +47,8 @@ from backend.errors import (
     VoicegateError,
     VoiceNotReady,
 )
-from backend.fields import Text
 from backend.policy.launch import launch_voice
-from backend.policy.speaker import Mute, Waits, speaker_now
+from backend.policy.speaker import Mute, Waits, awaiting, own_voice, speaker
 from backend.providers.base import STREAM_SAMPLE_RATE, ProviderVoice, VoiceProvider
 from backend.providers.config import ProviderSettings
 from backend.providers.errors import (
@@ -59,11 +58,13 @@ from backend.providers.errors import (
     UnsupportedLanguageError,
 )
 from backend.providers.registry import ProviderSet, check_speakable, language_not_supported
-from backend.records import usage
+from backend.records import attempts, usage
+from backend.records import reflections as reflection_records
 from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota, UsageKind
 from backend.records.voices import VoiceRow, voice_row
+from backend.speech.types import SpeechRequest, VoiceSpeechRequest
 from backend.text import cleaned, sentences
 from backend.watermark.stream import StreamMarker
 
@@ -71,23 +72,6 @@ log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: Silence between sentences, each spoken on its own (as between the parts of a synthesis job).
 SENTENCE_PAUSE_S = 0.12
-
-
-class SpeechRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """`POST /v1/reflections/{id}/speech`: speak `text` in the reflection's voice."""
-
-    text: Text
-    #: `pcm_24000` (16-bit little-endian mono PCM at 24 kHz), `wav` or `mp3`.
-    format: SpeechFormat = "pcm_24000"
-
-
-class VoiceSpeechRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """`POST /api/v1/speech`: speak `text` in one of the caller's ready voices."""
-
-    voice_id: uuid.UUID
-    text: Text
-    #: `pcm_24000` (16-bit little-endian mono PCM at 24 kHz), `wav` or `mp3`.
-    format: SpeechFormat = "pcm_24000"
 
 
 class _Opened(msgspec.Struct, frozen=True, kw_only=True):
@@ -290,7 +274,7 @@ class SpeechService:
         passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
         text = cleaned(request.text)
         async with self.db.user_transaction(claims.raw) as conn:
-            launch = await launch_voice(conn, reflection_id)
+            launch = launch_voice(await reflection_records.launch_row(conn, reflection_id))
             opened = _Opened(
                 owner_id=uuid.UUID(claims.sub),
                 voice_id=launch.voice_id,
@@ -345,7 +329,8 @@ class SpeechService:
 
 async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
     """The `speaker` rule when the answer must be now: a voice that waits for its clone cannot stream."""
-    state = await speaker_now(conn, row)
+    own = own_voice(row)
+    state = speaker(own, None if own else awaiting(await attempts.open_for_voice(conn, row.id)))
     if isinstance(state, Waits):
         raise VoiceNotReady("The voice is still being cloned; stream once it is ready.")
     if isinstance(state, Mute):

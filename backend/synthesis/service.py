@@ -1,7 +1,11 @@
 """The synthesis jobs' use cases as their owner calls them (`/api/v1/clone`, and a voice's clips and preview):
 queue a job, read its status, its result URL or its audio, cancel or delete it, and a voice's history of jobs
 a page at a time; one object the composition root builds over the database, Storage, the CPU executor and
-the provider settings. The jobs' shapes are `service`'s, what the history shows `history`'s.
+the provider settings. What the routes take and answer is `backend.synthesis.types`.
+
+A job names the voice it speaks with. From a sample that has no voice yet, the voice and its clone attempt are
+created with the job, in one transaction; the job then waits for that attempt, and the attempt's end wakes it (a
+trigger on the attempt sends the job's message again).
 
 Cancelling and deleting run as the service (owners only read `synthesis_jobs`), each after the caller's own
 check that the job is theirs, with the owner in the statement as well."""
@@ -30,37 +34,40 @@ from backend.errors import (
     NotFound,
     SampleRejected,
     SynthesisEnded,
+    SynthesisFailed,
     SynthesisNotFinished,
     ValidationFailed,
     VoiceNotReady,
 )
-from backend.policy.speaker import Mute, Waits, speaker_now
+from backend.policy.speaker import Mute, Waits, awaiting, own_voice, speaker
 from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language, check_speakable
+from backend.records import attempts, usage
 from backend.records import samples as sample_records
-from backend.records import usage
 from backend.records import voices as voice_records
 from backend.records.rows import fetch_record
 from backend.records.samples import VoiceSampleStatus
-from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
+from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus, job_row
 from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName, VoiceRow
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
-from backend.synthesis.history import MEDIA_TYPES, Clip, ClipAudio, ClipFormat, ClipPage, VoicePreview
 from backend.synthesis.types import (
-    RESULT_URL_SECONDS,
+    MEDIA_TYPES,
+    Clip,
+    ClipAudio,
+    ClipFormat,
+    ClipPage,
     CloneRequest,
     JobAccepted,
     JobError,
     JobProgress,
     JobResult,
     JobStatus,
-    finished_render,
-    owned_job,
+    VoicePreview,
 )
 from backend.text import cleaned
 
@@ -345,7 +352,8 @@ async def _state_of(
     """`speaker` for a voice row when a job is made: its open attempt matters only while the row has no
     provider voice. A voice that speaks or waits needs its provider configured, able to speak the voice's
     language and read `text` (422 otherwise)."""
-    state = await speaker_now(conn, voice)
+    own = own_voice(voice)
+    state = speaker(own, None if own else awaiting(await attempts.open_for_voice(conn, voice.id)))
     if not isinstance(state, Mute):
         providers.usable(state.provider)
         check_speakable(state.provider, voice.language, text)
@@ -354,3 +362,27 @@ async def _state_of(
 
 def _waits_for(state: ProviderVoice | Waits) -> uuid.UUID | None:
     return state.attempt_id if isinstance(state, Waits) else None
+
+
+#: How long a result URL works: long enough to fetch or stream the audio, short enough not to be shared.
+RESULT_URL_SECONDS = 300
+
+
+async def finished_render(db: Database, claims: UserClaims, job_id: uuid.UUID) -> tuple[SynthesisJobRow, str, str]:
+    """The caller's succeeded job with the bucket and path of its render; 404 for anyone else's, 409 while it
+    runs (`synthesis_not_finished`), after it failed (`synthesis_failed`) or was canceled."""
+    job = await owned_job(db, claims, job_id)
+    if job.status is SynthesisJobStatus.FAILED:
+        raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
+    if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
+        raise SynthesisNotFinished(f"The job is {job.status}; poll its status until it has succeeded.")
+    return job, job.output_bucket_id, job.output_object_path
+
+
+async def owned_job(db: Database, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
+    """The caller's job row (RLS decides whose); 404 for anyone else's."""
+    async with db.user_statement(claims.raw) as conn:
+        job = await job_row(conn, job_id)
+    if job is None:
+        raise NotFound("Job not found.")
+    return job

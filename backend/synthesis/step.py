@@ -47,9 +47,9 @@ from backend.errors import (
     QuotaExceeded,
     TooManyRequests,
 )
-from backend.policy.speaker import Awaited, Mute, Waits, provider_voice, speaker
+from backend.policy.speaker import Awaited, Mute, Waits, speaker
 from backend.provenance import SynthesisClaim
-from backend.providers.base import ProviderVoice, SynthesisResult
+from backend.providers.base import ProviderVoice, SynthesisResult, stored_voice
 from backend.providers.errors import (
     ModelRetiredError,
     PermanentProviderError,
@@ -123,12 +123,12 @@ def _speaker_of(job: JobToSpeak) -> ProviderVoice | Waits | Mute:
             id=job.attempt_id,
             status=job.attempt_status,
             provider=job.attempt_provider,
-            voice=provider_voice(
+            voice=stored_voice(
                 job.attempt_provider, job.attempt_voice_id, job.attempt_target_model, job.attempt_metadata
             ),
             error_message=job.attempt_error_message,
         )
-    own = provider_voice(job.tts_provider, job.provider_voice_id, job.provider_target_model, job.provider_metadata)
+    own = stored_voice(job.tts_provider, job.provider_voice_id, job.provider_target_model, job.provider_metadata)
     state = speaker(own, attempt)
     if isinstance(state, ProviderVoice):
         try:

@@ -1,32 +1,25 @@
-"""Speaking text in a cloned voice (`/api/v1/clone`): a job on the `voice_synthesis` queue, its status,
-and its result as a short-lived signed URL of a WAV.
-
-A job names the voice it speaks with. From a sample that has no voice yet, the voice and its clone
-attempt are created with the job, in one transaction; the job then waits for that attempt, and the
-attempt's end wakes it (a trigger on the attempt sends the job's message again). The routes' use cases are
-`backend.synthesis.service.SynthesisService`'s methods.
-"""
+"""What the `/api/v1/clone` routes and a voice's clips take and answer: a job's request, its acceptance, status and
+result (a short-lived signed URL of a WAV), a page of a voice's clips (newest first), the preview to hear it by
+and a clip's audio as a WAV or an MP3 download. The use cases are
+`backend.synthesis.service.SynthesisService`'s methods."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Final, Literal
 
 import msgspec
 
-from backend.auth.verify import UserClaims
-from backend.db.units import Database
-from backend.errors import (
-    NotFound,
-    SynthesisFailed,
-    SynthesisNotFinished,
-)
 from backend.fields import Name, Text
 from backend.provenance import PROVENANCE
-from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus, job_row
+from backend.records.synthesis_jobs import SynthesisJobStatus
 
-#: How long a result URL works: long enough to fetch or stream the audio, short enough not to be shared.
-RESULT_URL_SECONDS = 300
+#: Clips one page holds unless the caller asks for fewer, and the most it may ask for.
+PAGE_SIZE: Final = 20
+MAX_PAGE_SIZE: Final = 100
+ClipFormat = Literal["wav", "mp3"]
+MEDIA_TYPES: Final[dict[str, str]] = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
 class CloneRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -92,21 +85,38 @@ class JobResult(msgspec.Struct, rename="camel"):
     provenance: str = PROVENANCE
 
 
-async def finished_render(db: Database, claims: UserClaims, job_id: uuid.UUID) -> tuple[SynthesisJobRow, str, str]:
-    """The caller's succeeded job with the bucket and path of its render; 404 for anyone else's, 409 while it
-    runs (`synthesis_not_finished`), after it failed (`synthesis_failed`) or was canceled."""
-    job = await owned_job(db, claims, job_id)
-    if job.status is SynthesisJobStatus.FAILED:
-        raise SynthesisFailed(f"The job failed ({job.error_code}): {job.error_message}")
-    if job.status is not SynthesisJobStatus.SUCCEEDED or job.output_bucket_id is None or job.output_object_path is None:
-        raise SynthesisNotFinished(f"The job is {job.status}; poll its status until it has succeeded.")
-    return job, job.output_bucket_id, job.output_object_path
+class Clip(msgspec.Struct, rename="camel"):
+    """One synthesis job in a voice's history."""
+
+    job_id: uuid.UUID
+    status: SynthesisJobStatus
+    text: str
+    duration_ms: int | None
+    error: JobError | None
+    created_at: datetime
+    finished_at: datetime | None
 
 
-async def owned_job(db: Database, claims: UserClaims, job_id: uuid.UUID) -> SynthesisJobRow:
-    """The caller's job row (RLS decides whose); 404 for anyone else's."""
-    async with db.user_statement(claims.raw) as conn:
-        job = await job_row(conn, job_id)
-    if job is None:
-        raise NotFound("Job not found.")
-    return job
+class ClipPage(msgspec.Struct, rename="camel"):
+    """A page of a voice's clips, newest first; `nextCursor` fetches the next page (null after the last)."""
+
+    clips: list[Clip]
+    next_cursor: str | None
+
+
+class VoicePreview(msgspec.Struct, rename="camel"):
+    """What to play to hear a voice: the preview its clone made, else its newest clip; null `audioUrl`
+    (and `source`) when it has neither yet."""
+
+    audio_url: str | None
+    expires_in: int
+    #: `preview` (made when the voice was cloned), `clip` (its newest clip), or null.
+    source: str | None
+
+
+class ClipAudio(msgspec.Struct, frozen=True):
+    """A job's audio to download: its bytes, media type and file name."""
+
+    data: bytes
+    media_type: str
+    filename: str

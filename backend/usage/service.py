@@ -8,38 +8,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Annotated
-
-import msgspec
+from datetime import timedelta
 
 from backend.auth.verify import UserClaims
 from backend.db.units import Database
 from backend.records import usage
-from backend.records.usage import SpendQuota, UsageKind
-
-
-class ProviderUsage(msgspec.Struct, rename="camel", kw_only=True):
-    """What one provider was sent, and returned, for one kind of work this window."""
-
-    provider: str
-    kind: UsageKind
-    characters: int
-    audio_seconds: Annotated[float, msgspec.Meta(description="Seconds of audio the calls returned, as recorded.")]
-    calls: int
-
-
-class Usage(msgspec.Struct, rename="camel", kw_only=True):
-    """The caller's spend in the current window, against VOICEGATE_USER_CHARACTERS."""
-
-    characters: Annotated[int, msgspec.Meta(description="Characters sent to providers this window.")]
-    audio_seconds: float
-    limit: Annotated[int, msgspec.Meta(description="Characters allowed per window (VOICEGATE_USER_CHARACTERS).")]
-    remaining: int
-    window_seconds: int
-    window_start: datetime
-    resets_at: datetime
-    by_provider: list[ProviderUsage]
+from backend.records.usage import SpendQuota
+from backend.usage.types import ProviderUsage, Usage
 
 
 @dataclass(frozen=True)

@@ -14,22 +14,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import msgspec
 import numpy as np
 
 from backend import samples
 from backend.audio.errors import SpeakerMismatch
-from backend.audio.voice_set import SetReport
 from backend.auth.verify import UserClaims
 from backend.clone import SampleSet
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.units import Database, become_service
 from backend.errors import MixedSpeakers, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
-from backend.fields import Label
-from backend.policy.consent import consent_voiceprint
 from backend.policy.sample_set import report_of
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language
@@ -39,45 +36,15 @@ from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
+from backend.samples import consent_voiceprint
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
 from backend.voiceprint.embedding import mean_print
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, Stretch, named, unlike, wholly_unlike
+from backend.voices.types import VoiceSamples
 
-#: ElevenLabs' instant cloning takes up to 25 files, the most any provider takes.
-MAX_SAMPLES: Final = 25
 #: The fewest partial utterances a set's other samples must hold between them to judge a sample's windows
 #: against: 9 partials are 7.7 s of speech, about the shortest consent the window threshold was set with (8 s).
 MIN_REFERENCE_PARTIALS: Final = 9
-SampleIds = Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_SAMPLES)]
-
-
-class NewVoiceBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """`POST /api/voices`: a voice from `sampleIds` (in the order they are sent to the provider)."""
-
-    sample_ids: SampleIds
-    #: The voice's name (default: the first sample's name, else "Voice from N samples").
-    name: Label | None = None
-    #: A verified spoken consent every sample's speaker must match (`speaker_mismatch` otherwise).
-    consent_id: uuid.UUID | None = None
-
-
-class SamplesBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """`PUT /api/voices/{id}/samples`: the samples the voice is enrolled from from now on."""
-
-    sample_ids: SampleIds
-    #: A verified spoken consent every sample's speaker must match (`speaker_mismatch` otherwise).
-    consent_id: uuid.UUID | None = None
-
-
-class VoiceSamples(msgspec.Struct, rename="camel"):
-    """A voice's samples (those of its newest attempt made from a set) and their quality report."""
-
-    voice_id: uuid.UUID
-    #: The attempt that enrols them, and its status (`ready` once the voice speaks from this set).
-    attempt_id: uuid.UUID
-    attempt_status: str
-    sample_ids: list[uuid.UUID]
-    quality: SetReport
 
 
 async def ready_samples(conn: Connection, owner_id: uuid.UUID, sample_ids: list[uuid.UUID]) -> list[SampleRow]:

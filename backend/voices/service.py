@@ -1,6 +1,8 @@
 """A user's voices (`VoicesService`, the routes' use cases): list, get, rename, soft delete (provider-side deletion
 is an operator action), one made from a set of samples or enrolled again from another (`sample_sets` holds the
-set's rules), and the upload-then-finalize clone flow (`clone_flow` holds its bodies). Starting a clone makes
+set's rules), and the upload-then-finalize clone flow (`/api/clone/...`: a signed upload URL for a consented
+draft voice, then a checked sample and a queued attempt, all or nothing); what the routes take and answer is
+`types`. Starting a clone makes
 them (`backend.clone.start`); the whole voice row other areas read is `backend.records.voices`.
 """
 
@@ -12,9 +14,8 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
@@ -45,95 +46,33 @@ from backend.errors import (
 )
 from backend.fields import Rename
 from backend.policy.consent import GivenConsent, Origin, require_consent
-from backend.policy.launch import require_visible
 from backend.policy.sample_set import report_of
 from backend.provenance import PROVENANCE
 from backend.providers.registry import check_enrolment_language
 from backend.records import attempts
+from backend.records import reflections as reflection_records
 from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
 from backend.records.rows import fetch_optional_record, fetch_records
-from backend.records.voices import VoiceFields, VoiceName, VoiceRow, VoiceStatus, name_of_its_own
+from backend.records.voices import VoiceName, VoiceRow, VoiceStatus, name_of_its_own
 from backend.settings import Settings
 from backend.storage.client import ObjectStorage
-from backend.voices.clone_flow import FinalizeBody, FinalizedClone, UploadTicket, UploadUrlBody
-from backend.voices.sample_sets import (
+from backend.voices.sample_sets import accepted_set, enrolment_of, ready_samples, speakers_judged
+from backend.voices.types import (
+    FinalizeBody,
+    FinalizedClone,
     NewVoiceBody,
     SamplesBody,
+    UploadTicket,
+    UploadUrlBody,
+    Voice,
+    VoiceList,
     VoiceSamples,
-    accepted_set,
-    enrolment_of,
-    ready_samples,
-    speakers_judged,
 )
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger(__name__)
 LIST_LIMIT = 200
-
-
-def _member(kind: str | list[str], words: str, **more: object) -> dict[str, object]:
-    return {"type": kind, "description": words, **more}
-
-
-_TEXT_OR_NULL = ["string", "null"]
-#: What the providers record about a voice, as far as its shape is fixed: each member is written by the
-#: provider(s) named in its words, and a provider may add others (`additionalProperties`).
-PROVIDER_METADATA_MEMBERS: dict[str, object] = {
-    "engine": _member("string", "local: the offline engine that speaks the voice."),
-    "profile": _member("object", "local: the profile measured from the sample, which the engine adapts its voice to."),
-    "region": _member("string", "qwen: the DashScope region (`intl` or `cn`) the voice lives in."),
-    "preferred_name": _member("string", "qwen: the name asked for at enrolment."),
-    "fallback_mode": _member(_TEXT_OR_NULL, "qwen: how DashScope fell back, if it did."),
-    "fallback_reason": _member(_TEXT_OR_NULL, "qwen: why DashScope fell back, if it did."),
-    "usage": _member(["object", "null"], "qwen: the usage DashScope reported for the enrolment."),
-    "gmt_modified": _member(_TEXT_OR_NULL, "qwen: when DashScope last changed the voice."),
-    "requires_verification": _member("boolean", "elevenlabs: the voice awaits ElevenLabs' verification."),
-    "labels": _member("object", "elevenlabs: the voice's labels.", additionalProperties={"type": "string"}),
-    "remove_background_noise": _member("boolean", "elevenlabs: its noise removal was asked for."),
-    "sample_snr_db": _member(["number", "null"], "elevenlabs: the lowest SNR of its samples (dB)."),
-    "category": _member(_TEXT_OR_NULL, "elevenlabs: the voice's category (`cloned`)."),
-    "description": _member(_TEXT_OR_NULL, "elevenlabs, cartesia: the voice's description."),
-    "cartesia_version": _member("string", "cartesia: the API version the voice was made with."),
-    "language": _member(_TEXT_OR_NULL, "cartesia: the voice's language."),
-    "mode": _member("string", "selfhosted: how the server keeps the voice (`registry`, `chatterbox` or `inline`)."),
-    "name": _member("string", "selfhosted: the voice's name at the server."),
-    "consent": _member(_TEXT_OR_NULL, "selfhosted: the consent the server recorded."),
-    "voice_name": _member("string", "selfhosted (inline): the name voicegate keeps the reference under."),
-    "preview": _member("object", "Where the clone's preview is stored (`bucket`, `path`)."),
-    "adopted": _member("object", "An operator's reconcile adopted the voice (`by`, `run_id`)."),
-}
-ProviderMetadata = Annotated[
-    dict[str, Any],
-    msgspec.Meta(
-        description="What the voice's provider recorded about it (the members depend on the provider).",
-        extra_json_schema={"extra": {"properties": PROVIDER_METADATA_MEMBERS}},
-    ),
-]
-
-
-class Voice(VoiceFields, frozen=True):
-    """A voice as the `/api/voices` routes return it (snake_case, as the source documents name it)."""
-
-    provider_metadata: ProviderMetadata
-    created_at: datetime
-    updated_at: datetime
-    #: `c2pa` once the voice is ready: everything voicegate synthesizes in it carries a C2PA manifest.
-    provenance: str | None = None
-    #: How much the voice sounds like its samples: the cosine between their voiceprints and the voiceprint of
-    #: what its provider spoke in it (0-1), null until judged or when it could not be (`likeness_error`).
-    likeness: float | None = None
-    #: The published same-speaker threshold the likeness was judged against: from it, the voice would pass as
-    #: the samples' speaker.
-    likeness_threshold: float | None = None
-    #: What the provider spoke that was judged: `probe` (a sentence as the enrolment ended), `preview`, `render`.
-    likeness_source: LikenessSource | None = None
-    #: Why there is no likeness: `probe_failed`, `no_speech` or `no_sample`.
-    likeness_error: NoLikeness | None = None
-    #: What the bundled `local` voice as it ships (speaking the same sentence) scored against the same samples: a
-    #: voice that is not the speaker's, and for the offline voice the voice before its adaptation; null for a
-    #: voice that is not English, which it does not speak, and until judged.
-    likeness_baseline: float | None = None
 
 
 class _VoiceRow(VoiceRow, frozen=True, kw_only=True):
@@ -144,12 +83,6 @@ class _VoiceRow(VoiceRow, frozen=True, kw_only=True):
     likeness_source: LikenessSource | None = None
     likeness_error: NoLikeness | None = None
     likeness_baseline: float | None = None
-
-
-class VoiceList(msgspec.Struct):
-    """The caller's voices, newest first."""
-
-    voices: list[Voice]
 
 
 class _SetRow(SetMember, frozen=True, kw_only=True):
@@ -389,7 +322,7 @@ class VoicesService:
         async with self.db.user_transaction(claims.raw) as conn:
             draft = await lock_draft(conn, request.voice_id)
             if request.reflection_id is not None:
-                await require_visible(conn, request.reflection_id)
+                await reflection_records.require_visible(conn, request.reflection_id)
         check_enrolment_language(provider, request.language or draft["language"])
 
         info = await self.storage.info(samples.BUCKET, path)

@@ -11,74 +11,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Final, Literal, get_args
-
-import msgspec
+from typing import Final
 
 from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.errors import Conflict, NotFound, ValidationFailed
-from backend.fields import NO_NUL
 from backend.records import user_creates
 from backend.records.user_creates import CreateKind, UserLimits
-from backend.standard_webhooks.sender import MAX_URL_LENGTH, WebhookSender
+from backend.standard_webhooks.sender import WebhookSender
 from backend.standard_webhooks.signing import new_secret
+from backend.webhooks.types import EVENT_TYPES, CreatedEndpoint, Endpoint, EndpointList, EndpointRequest, EventType
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: Endpoints one user may have: enough for an app and its staging copy, too few to fan one event out widely.
 MAX_ENDPOINTS: Final = 10
-
-EventType = Literal[
-    "sample.ready",
-    "sample.failed",
-    "voice.ready",
-    "voice.failed",
-    "synthesis.succeeded",
-    "synthesis.failed",
-    "synthesis.canceled",
-    "reflection.launch_ready",
-    "usage.threshold",
-]
-#: Every event voicegate sends (the SQL triggers name the same ones).
-EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
-
-
-class EndpointRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """`POST /v1/webhooks`: where to deliver, and which events (default: all of them)."""
-
-    url: Annotated[str, msgspec.Meta(min_length=8, max_length=MAX_URL_LENGTH, pattern=NO_NUL)]
-    events: Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=len(EVENT_TYPES))] | None = None
-
-
-class Endpoint(msgspec.Struct, rename="camel", kw_only=True):
-    """An endpoint as its owner sees it (never with its secret)."""
-
-    id: uuid.UUID
-    url: str
-    events: list[str]
-    created_at: datetime
-    #: When it was disabled; nothing is delivered to a disabled endpoint.
-    disabled_at: datetime | None
-    #: Why: `gone`, its receiver answered 410 Gone; `failing`, every delivery to it failed for three days.
-    disabled_reason: Literal["gone", "failing"] | None
-    #: When its current run of failed deliveries began; null while its last delivery succeeded.
-    failing_since: datetime | None
-
-
-class CreatedEndpoint(Endpoint, kw_only=True):
-    """`201` of `POST /v1/webhooks`: the endpoint and its signing secret, shown this once."""
-
-    secret: str
-
-
-class EndpointList(msgspec.Struct):
-    """The caller's endpoints, newest first."""
-
-    endpoints: list[Endpoint]
 
 
 def _events(requested: list[EventType] | None) -> list[str]:

@@ -201,7 +201,7 @@ async def test_audio_that_cannot_be_signed_is_never_stored(
     worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
 ) -> None:
     client = await worker_client()
-    client.app.state.lifecycle.signer.close()  # what c2pa refusing every file looks like to the worker
+    client.app.state.worker_context.signer.close()  # what c2pa refusing every file looks like to the worker
     user = make_user()
 
     job_id, status = await cloned_job(client, user)

@@ -121,11 +121,11 @@ async def test_over_http_the_apis_storage_outage_is_an_outage_not_a_failure(
     step = clone_over_http(api, mint_service_key(JWT_SECRET), "http-worker")
 
     state = api.app.state
-    reachable = state.lifecycle
+    reachable = state.worker_context
     async with SupabaseObjectStorage(unreachable_storage, "service-key", timeout=2) as out_of_reach:
-        state.lifecycle = dataclasses.replace(reachable, storage=out_of_reach)
+        state.worker_context = dataclasses.replace(reachable, storage=out_of_reach)
         try:
             with pytest.raises(StorageUnavailable):
                 await step(message)  # the API answered 503 storage_unavailable
         finally:
-            state.lifecycle = reachable
+            state.worker_context = reachable

@@ -74,7 +74,7 @@ def test_the_finder_reads_a_dotted_name_and_refuses_a_dead_one() -> None:
         "backend.db.units.Database",
     ]
     assert resolves("backend.samples.upload")
-    assert resolves("backend.policy.consent_states.check_recordable")
+    assert resolves("backend.policy.consent.check_recordable")
     assert not resolves("backend.rules.sample_upload")
     assert not resolves("backend.samples.upload.NoSuchThing")
 

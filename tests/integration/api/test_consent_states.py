@@ -1,4 +1,4 @@
-"""A consent's state machine (backend/policy/consent_states.py), each transition taken and each refusal met through the
+"""A consent's state machine (backend/policy/consent.py), each transition taken and each refusal met through the
 API on the real database: the state is what `GET /api/v1/consents/{id}` reads, and what the recording and sample
 routes go by. A phrase's time passing is the row's `expires_at` moved into the past by SQL, not waited for; the
 readings are the bundled hibari voice saying the phrase, or a wrong sentence (real speech: the check is the real

@@ -19,9 +19,9 @@ import pytest
 from backend.app import create_app
 from backend.clone.types import StartedClone
 from backend.records.attempts import AttemptStatus
-from backend.reflections.voice import QueuedClone
+from backend.reflections.types import QueuedClone
 from backend.settings import settings_from_env, with_auth
-from backend.voices.clone_flow import FinalizedClone
+from backend.voices.types import FinalizedClone
 
 ROOT = Path(__file__).resolve().parents[3]
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")

@@ -1,6 +1,6 @@
 """A route handler of the API makes one call to its area's service: it injects the caller (and its path, query
 and body), at most one area's service (`backend.http.deps.AREAS`), and none of the parts a service is built
-over (the database, Storage, the settings, the lifecycle), which the composition root puts together once
+over (the database, Storage, the settings, the worker context), which the composition root puts together once
 (`backend.compose.areas`). Read from the handlers the app routes to, by their parameters' names, which is how
 Litestar injects them.
 
@@ -23,7 +23,7 @@ from backend.http.deps import AREAS
 from backend.settings import settings_from_env, with_auth
 
 #: What a service is built over: a handler that names one is doing the composition root's work.
-PARTS = frozenset({"db", "storage", "settings", "lifecycle"})
+PARTS = frozenset({"db", "storage", "settings", "worker_context"})
 #: The API's routes (the page, the probes, the metrics and the docs are not an area's).
 API_PREFIXES = ("/api/", "/v1/", "/internal/")
 
@@ -31,7 +31,7 @@ API_PREFIXES = ("/api/", "/v1/", "/internal/")
 ALLOWED: dict[str, str] = {
     # The internal route runs the clone worker step itself (CONSUMER_MODE=http), which takes the worker's
     # worker context; the worker steps are not handlers' use cases and stay as they are.
-    "backend.http.attempts:InternalController.process": "runs the clone worker step, on the lifecycle",
+    "backend.http.attempts:InternalController.process": "runs the clone worker step, on the worker context",
 }
 
 

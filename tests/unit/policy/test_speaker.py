@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from backend.policy.speaker import Awaited, Mute, Waits, provider_voice, speaker
-from backend.providers.base import ProviderVoice
+from backend.policy.speaker import Awaited, Mute, Waits, speaker
+from backend.providers.base import ProviderVoice, stored_voice
 from backend.records.attempts import OPEN_STATUSES
 
 OWN = ProviderVoice(provider="local", voice_id="own")
@@ -47,8 +47,11 @@ def test_a_ready_attempt_without_a_voice_is_mute() -> None:
 
 
 def test_a_provider_voice_is_made_only_from_a_row_that_records_one() -> None:
-    assert provider_voice(None, "v") is None
-    assert provider_voice("local", None) is None
-    made = provider_voice("cartesia", "v", "sonic-2", {"language": "en"})
+    assert stored_voice(None, "v") is None
+    assert stored_voice("local", None) is None
+    made = stored_voice("cartesia", "v", "sonic-2", {"language": "en"})
     assert made == ProviderVoice(provider="cartesia", voice_id="v", target_model="sonic-2", metadata={"language": "en"})
-    assert provider_voice("local", "v") == ProviderVoice(provider="local", voice_id="v", target_model=None, metadata={})
+    assert stored_voice("local", "v") == ProviderVoice(provider="local", voice_id="v", target_model=None, metadata={})
+    spoken = stored_voice("local", "v", language="de")
+    assert spoken is not None
+    assert spoken.language == "de"

@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 
 from backend.errors import Conflict, ConsentExpired, ConsentNotVerified
-from backend.policy.consent_states import RECORDABLE, State, check_covers_sample, check_recordable
+from backend.policy.consent import RECORDABLE, State, check_covers_sample, check_recordable
 
 STATES: tuple[State, ...] = get_args(State)
 
