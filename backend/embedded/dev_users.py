@@ -37,3 +37,11 @@ async def dev_user_by_id(conn: psycopg.AsyncConnection[Any], user_id: uuid.UUID)
     async with conn.cursor(row_factory=tuple_row) as cur:
         row = await (await cur.execute(_Q["dev_user_by_id"], {"id": user_id})).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+async def has_auth_stand_in(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the database's `auth.users` is voicegate's stand-in (where `voicegate token` may make users), not
+    Supabase Auth's."""
+    async with conn.cursor() as cur:
+        row = await (await cur.execute(_Q["auth_stand_in"])).fetchone()
+    return bool(row and row[0])

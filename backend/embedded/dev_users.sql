@@ -15,3 +15,8 @@ returning id, email
 
 -- name: dev_user_by_id
 select id, email from auth.users where id = %(id)s
+
+-- name: auth_stand_in
+-- voicegate's own `auth` stand-in (embedded, or a compose stack with no Supabase project) has the stand-ins' role;
+-- a Supabase project, whose users GoTrue makes, has none.
+select exists (select from pg_roles where rolname = 'voicegate_migrator') as present

@@ -214,9 +214,12 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     def usable(self, provider: str | None) -> str:
         """`provider`, or the default when None; ProviderNotConfigured (422) when it has no key."""
-        name = provider or self.default_provider
+        # A route's Provider member is a StrEnum: its str() is the name a user sent, where repr() is Python's.
+        name = str(provider or self.default_provider)
         if not self.has_key(name):
-            raise ProviderNotConfigured(f"Voice provider {name!r} is not configured ({key_variable(name)}).")
+            raise ProviderNotConfigured(
+                f"Voice provider '{name}' is not configured on this server (its operator sets {key_variable(name)})."
+            )
         return name
 
 

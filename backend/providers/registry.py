@@ -33,7 +33,7 @@ def build_provider(
     how many requests the adapter may have in flight with its provider at once (None: any number)."""
     found = entry(name)
     if not found.usable(found.settings(settings)):
-        raise ProviderConfigError(f"voice provider {name!r} is not configured: set {key_variable(name)}")
+        raise ProviderConfigError(f"voice provider '{name}' is not configured: set {key_variable(name)}")
     slots = None if in_flight is None else ProviderSlots(name, in_flight)
     parts = AdapterParts(cpu=cpu, profile_store=profile_store, reference_store=reference_store, slots=slots)
     return found.build(found.settings(settings), http_client, parts)

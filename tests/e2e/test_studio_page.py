@@ -154,6 +154,11 @@ async def test_samples_and_voices_are_named_renamed_selected_and_heard(
     await expect(page.locator("#speak-target")).to_have_text("Speaks with the voice “Grandma reading”.")
     await expect(samples.locator('li[aria-current="true"]')).to_have_count(0)
     await expect(voices.locator('li[aria-current="true"]')).to_contain_text("Grandma reading")
+    # A page opened afresh speaks with the newest ready voice at once: no sample taken there, no "Use" pressed.
+    fresh = await open_page(context, up)
+    await expect(fresh.locator("#speak-target")).to_have_text("Speaks with the voice “Grandma reading”.")
+    await expect(fresh.get_by_role("button", name="Speak", exact=True)).to_be_enabled()
+    await fresh.close()
 
     # Its preview: a voice cloned from a sample has no clone preview, so its newest clip plays.
     await page.get_by_role("button", name="Preview voice “Grandma reading”").click()

@@ -29,6 +29,7 @@ from storage3.exceptions import StorageApiError
 
 from backend.embedded.dev_keys import load_or_create_jwt_secret
 from backend.embedded.dev_tokens import mint_service_key
+from backend.providers.base import STREAM_SAMPLE_RATE
 from devkit.up import REPO, Running, dev_token, running_up
 from supabase import Client, ClientOptions, create_client
 from tests.conftest import server_dir
@@ -340,13 +341,23 @@ def test_the_documented_clients_run_as_written(up: Running, http: httpx.Client, 
     env = {**os.environ, "TOKEN": dev_token(up, "you@voicegate.local")}
     sample = SAMPLE.relative_to(REPO)
     for command in ([sys.executable, str(scripts / "client.py")], ["node", str(scripts / "client.mjs")]):
-        ran = subprocess.run([*command, str(sample)], cwd=REPO, env=env, capture_output=True, timeout=120, check=False)
+        spoken = tmp_path / f"{Path(command[1]).stem}.wav"
+        ran = subprocess.run(
+            [*command, str(sample), str(spoken)], cwd=REPO, env=env, capture_output=True, timeout=200, check=False
+        )
         assert ran.returncode == 0, ran.stderr.decode()
-        listed, url = ran.stdout.decode().strip().splitlines()
+        listed, url, written = ran.stdout.decode().strip().splitlines()
         assert listed.replace(" ", "") == "['original']", listed
         response = http.get(url)
         assert response.status_code == 200, url
         assert response.content == SAMPLE.read_bytes()
+        # The text, spoken in the voice cloned from that sample: a WAV of speech, not an empty answer.
+        assert written == str(spoken)
+        # A streamed WAV: a header of unknown length (RIFF and data sizes at their maximum), then 24 kHz 16-bit PCM.
+        audio = spoken.read_bytes()
+        assert (audio[:4], audio[8:16]) == (b"RIFF", b"WAVEfmt "), audio[:16]
+        seconds = (len(audio) - 44) / (STREAM_SAMPLE_RATE * 2)
+        assert 0.5 < seconds < 10, seconds
 
 
 def test_bucket_routes_refuse_a_user_and_serve_the_service_key_in_both_clients(up: Running, http: httpx.Client) -> None:

@@ -117,8 +117,10 @@ def test_a_ready_voice_says_its_likeness_beside_the_threshold_and_what_the_offli
         " m.likenessWords({ready: true, error: 'probe_failed', provider: 'qwen'}),"
         " m.likenessWords({ready: false, likeness: 0.9, threshold: 0.74})]",
     )
-    assert said[0].startswith("Sounds like the sample: 0.63 (same speaker from 0.74). The offline voice keeps")
-    assert said[1] == "Sounds like the sample: 0.82 (same speaker from 0.74)."
+    assert said[0].startswith(
+        "Not the sample's speaker (likeness 0.63; same speaker from 0.74). The offline voice keeps"
+    )
+    assert said[1] == "Sounds like the sample's speaker (likeness 0.82; same speaker from 0.74)."
     assert said[2] == "Likeness not measured: the provider could not speak the test sentence."
     assert said[3] == ""
 
@@ -175,6 +177,31 @@ def test_the_likeness_says_what_the_stock_voice_scored_so_what_the_clone_added_s
         " m.likenessWords({ready: true, likeness: 0.86, threshold: 0.74, provider: 'elevenlabs', baseline: 0.52}),"
         " m.likenessWords({ready: true, likeness: 0.86, threshold: 0.74, provider: 'qwen', baseline: null})]",
     )
-    assert said[0].startswith("Sounds like the sample: 0.76 (before it was adapted: 0.71; same speaker from 0.74).")
-    assert said[1] == "Sounds like the sample: 0.86 (a stock voice: 0.52; same speaker from 0.74)."
-    assert said[2] == "Sounds like the sample: 0.86 (same speaker from 0.74)."
+    assert said[0].startswith(
+        "Sounds like the sample's speaker (likeness 0.76; same speaker from 0.74; before it was adapted: 0.71)."
+    )
+    assert said[1] == "Sounds like the sample's speaker (likeness 0.86; same speaker from 0.74; a stock voice: 0.52)."
+    assert said[2] == "Sounds like the sample's speaker (likeness 0.86; same speaker from 0.74)."
+
+
+def test_the_likeness_is_said_in_words_before_its_numbers() -> None:
+    # The quickstart's voice read "0.70 (before it was adapted: 0.57; same speaker from 0.74)", and another "0.91
+    # (before it was adapted: 0.92)", with nothing to say what a visitor should make of either.
+    said = run(
+        "words.js",
+        "[m.likenessWords({ready: true, likeness: 0.70, threshold: 0.74, provider: 'local', baseline: 0.57}),"
+        " m.likenessWords({ready: true, likeness: 0.91, threshold: 0.74, provider: 'local', baseline: 0.92}),"
+        " m.likenessWords({ready: true, likeness: 0.60, threshold: 0.74, provider: 'cartesia', baseline: 0.58})]",
+    )
+    assert said[0].startswith(
+        "Closer to the sample than the voice before it was adapted, but not yet its speaker"
+        " (likeness 0.70; same speaker from 0.74; before it was adapted: 0.57)."
+    )
+    assert said[1].startswith(
+        "Sounds like the sample's speaker, as the voice before it was adapted already did"
+        " (likeness 0.91; same speaker from 0.74; before it was adapted: 0.92)."
+    )
+    assert said[2] == (
+        "No closer to the sample than a stock voice: not its speaker"
+        " (likeness 0.60; same speaker from 0.74; a stock voice: 0.58)."
+    )

@@ -711,6 +711,9 @@ async function refreshLibrary() {
   studio.listed(samples);
   studio.voicesListed(voices);
   sampleSet.listed(samples);
+  // A voice made elsewhere (by the API, another tab) is ready to speak with before any sample is taken here.
+  const ready = target === null && voices.find((voice) => voice.status === "ready");
+  if (ready) setTarget({ voiceId: ready.id }, `the voice “${ready.name}”`);
   showLikeness();
 }
 

@@ -110,7 +110,7 @@ export function spokenConsent(deps) {
       return;
     }
     show({ ...made, subjectName });
-    ui.status.textContent = "Your phrase is below. Press Start reading, read it aloud, then press Stop reading.";
+    ui.status.textContent = "Your phrase is ready: press Start reading, read it aloud, then press Stop reading.";
     ui.phrase.focus();
   });
 

@@ -83,23 +83,36 @@ const NO_LIKENESS = Object.freeze({
   no_sample: "the voice was not made from a sample here",
 });
 
+/** How much closer than the voice it started from a clone must come to be called closer (cosine). */
+const CLOSER_BY = 0.05;
+
 /**
- * How much a ready voice sounds like its samples, always beside the threshold from which it would pass as their
- * speaker and what the stock voice scored against the same samples (`baseline`: for the offline voice, the voice
- * before its adaptation), so that what the clone added shows; for the offline voice, also what it is. "" when
- * there is nothing to say (not ready, not judged yet).
+ * How much a ready voice sounds like its samples, said first in words (the same speaker or not, and whether the
+ * clone came closer than the voice it started from), then the numbers: its likeness, the threshold from which it
+ * passes as their speaker, and what the stock voice scored against the same samples (`baseline`: for the offline
+ * voice, the voice before its adaptation); for the offline voice, also what it is. "" when there is nothing to say
+ * (not ready, not judged yet).
  */
 export function likenessWords({ ready, likeness, threshold, error, provider, baseline }) {
   if (!ready) return "";
   let words;
   if (typeof likeness === "number" && typeof threshold === "number") {
-    const before =
-      typeof baseline !== "number"
-        ? ""
-        : provider === "local"
-          ? `before it was adapted: ${baseline.toFixed(2)}; `
-          : `a stock voice: ${baseline.toFixed(2)}; `;
-    words = `Sounds like the sample: ${likeness.toFixed(2)} (${before}same speaker from ${threshold.toFixed(2)}).`;
+    const started = provider === "local" ? "the voice before it was adapted" : "a stock voice";
+    const known = typeof baseline === "number";
+    let verdict;
+    if (likeness >= threshold) {
+      verdict = known && baseline >= threshold
+        ? `Sounds like the sample's speaker, as ${started} already did`
+        : "Sounds like the sample's speaker";
+    } else if (known && likeness - baseline >= CLOSER_BY) {
+      verdict = `Closer to the sample than ${started}, but not yet its speaker`;
+    } else if (known) {
+      verdict = `No closer to the sample than ${started}: not its speaker`;
+    } else {
+      verdict = "Not the sample's speaker";
+    }
+    const before = known ? `; ${provider === "local" ? "before it was adapted" : "a stock voice"}: ${baseline.toFixed(2)}` : "";
+    words = `${verdict} (likeness ${likeness.toFixed(2)}; same speaker from ${threshold.toFixed(2)}${before}).`;
   } else if (error) {
     words = `Likeness not measured: ${NO_LIKENESS[error] || error}.`;
   } else {

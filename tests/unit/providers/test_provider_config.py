@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from backend.cpu import CpuExecutor
-from backend.providers.config import provider_settings_from_env
+from backend.errors import ProviderNotConfigured
+from backend.providers.config import Provider, provider_settings_from_env
 from backend.providers.env import ProviderConfigError
 from backend.providers.local.provider import LocalProvider
 from backend.providers.qwen import QwenProvider
@@ -155,3 +156,14 @@ async def test_registry_builds_selfhosted_only_with_its_base_url(cpu: CpuExecuto
             build_provider("selfhosted", provider_settings_from_env({}), client, cpu=cpu)
         settings = provider_settings_from_env({"SELFHOSTED_BASE_URL": "http://127.0.0.1:8091"})
         assert isinstance(build_provider("selfhosted", settings, client, cpu=cpu), SelfhostedProvider)
+
+
+def test_a_provider_not_configured_is_named_as_the_user_sent_it_with_the_setting_that_enables_it() -> None:
+    settings = provider_settings_from_env({})
+    with pytest.raises(ProviderNotConfigured) as refused:
+        settings.usable(Provider.CARTESIA)
+    assert refused.value.detail == (
+        "Voice provider 'cartesia' is not configured on this server (its operator sets CARTESIA_API_KEY)."
+    )
+    assert settings.usable(Provider.LOCAL) == "local"
+    assert type(settings.usable(Provider.LOCAL)) is str
