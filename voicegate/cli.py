@@ -262,7 +262,7 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
     try:
         report = migrate(dsn)
         log.info("migrations applied this run: %s", ", ".join(report.applied) or "none (up to date)")
-        base = f"http://{settings.host}:{settings.port}"
+        base = banner_address(settings)
         print(
             f"voicegate is starting on {base}\n  demo page: {base}/\n  readiness: {base}/readyz\n"
             f"  API docs:  {base}/schema\n  docs site: {base}/docs/",
@@ -487,6 +487,15 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     report = migrate(_dsn(settings), include_all=bool(args.include_all))
     print(f"applied: {', '.join(report.applied) or 'nothing (up to date)'}; buckets: {', '.join(report.buckets)}")
     return 0
+
+
+def banner_address(settings: Settings) -> str:
+    """Where `up`'s banner sends a reader: `VOICEGATE_PUBLIC_URL` when it is set (a container's published address),
+    else the bound address, loopback for a wildcard one (a browser cannot open `http://0.0.0.0:8000/`)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host  # noqa: S104 - compared, not bound
+    return f"http://{host}:{settings.port}"
 
 
 def token_command(settings: Settings) -> str:

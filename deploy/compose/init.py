@@ -30,11 +30,13 @@ def main() -> None:
     parser.add_argument("--db-port", type=int, default=5432)
     parser.add_argument("--storage-port", type=int, default=5000)
     parser.add_argument("--api-ports", type=int, nargs=2, default=(8001, 8002))
+    parser.add_argument("--shown-as", type=Path, help="`out` as the host names it (the messages name that)")
     args = parser.parse_args()
     out: Path = args.out
+    shown: Path = args.shown_as or out
     env_file = out / "env"
     if env_file.exists():
-        print(f"{env_file}: kept")
+        print(f"{shown / 'env'}: kept")
     else:
         password, jwt_secret = secrets.token_hex(24), secrets.token_urlsafe(48)
         lines = {
@@ -51,10 +53,10 @@ def main() -> None:
         fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.writelines(f"{name}={value}\n" for name, value in lines.items())
-        print(f"{env_file}: written")
+        print(f"{shown / 'env'}: written")
     c2pa = out / "c2pa"
     if c2pa.exists():
-        print(f"{c2pa}: kept")
+        print(f"{shown / 'c2pa'}: kept")
         return
     load_or_create_dev_credentials(out)  # the CA's key stays in c2pa-dev/, out of every container
     c2pa.mkdir(mode=0o755)
@@ -63,7 +65,7 @@ def main() -> None:
         (c2pa / name).chmod(0o600 if name == SIGNER_KEY else 0o644)
         if os.getuid() == 0:
             os.chown(c2pa / name, IMAGE_UID, IMAGE_UID)
-    print(f"{c2pa}: development signing certificate written")
+    print(f"{shown / 'c2pa'}: development signing certificate written")
 
 
 if __name__ == "__main__":

@@ -14,4 +14,4 @@ read -ra run_args <<< "${CONTAINER_RUN_ARGS:-}"
 mkdir -p "$out"
 # As root in the container, so that it may hand the signing key to the image's user.
 "${engine[@]}" run --rm -i --user 0 --network none "${run_args[@]}" --entrypoint python3 \
-    -v "$(realpath "$out"):/out" "$image" - /out "$@" < deploy/compose/init.py
+    -v "$(realpath "$out"):/out" "$image" - /out --shown-as "$out" "$@" < deploy/compose/init.py

@@ -10,7 +10,7 @@ import pytest
 
 from backend.embedded.postgres import free_port
 from backend.settings import settings_from_env
-from voicegate.cli import CommandError, api_listener
+from voicegate.cli import CommandError, api_listener, banner_address
 
 
 async def test_connections_accepted_on_it_send_without_delay() -> None:
@@ -49,3 +49,14 @@ def test_api_processes_share_a_port_only_when_each_asks_to() -> None:
         alone = msgspec.structs.replace(shared, reuse_port=False)
         with pytest.raises(CommandError, match="Address already in use"):
             api_listener(alone)
+
+
+WILDCARD = "0.0.0.0"  # noqa: S104 - an address the settings hold, never bound here
+
+
+def test_the_banner_names_the_public_address_or_loopback_never_a_wildcard() -> None:
+    assert banner_address(settings_from_env({}, host=WILDCARD, port=8000)) == "http://127.0.0.1:8000"
+    assert banner_address(settings_from_env({}, host="::", port=8001)) == "http://127.0.0.1:8001"
+    assert banner_address(settings_from_env({}, host="10.0.0.5", port=8000)) == "http://10.0.0.5:8000"
+    public = settings_from_env({"VOICEGATE_PUBLIC_URL": "https://voice.example.com/"}, host=WILDCARD, port=8000)
+    assert banner_address(public) == "https://voice.example.com"
