@@ -20,7 +20,8 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.sample_upload import idempotent_upload
+from backend.http.gate import BODY_LIMIT
+from backend.http.sample_upload import UPLOAD_BYTES, idempotent_upload
 from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
 
 
@@ -35,6 +36,7 @@ class VoiceSamplesController(Controller):
         "/",
         status_code=202,
         request_max_body_size=None,
+        opt={BODY_LIMIT: UPLOAD_BYTES},
         summary="Upload a voice sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
         guards=[sample_backlog_admits],

@@ -22,7 +22,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.errors import Conflict, NotFound, ValidationFailed
-from backend.fields import NO_NUL
+from backend.fields import TRIMMED
 from backend.records import user_creates
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.standard_webhooks.sender import MAX_URL_LENGTH, WebhookSender
@@ -50,7 +50,7 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
 class EndpointRequest(msgspec.Struct, forbid_unknown_fields=True):
     """`POST /v1/webhooks`: where to deliver, and which events (default: all of them)."""
 
-    url: Annotated[str, msgspec.Meta(min_length=8, max_length=MAX_URL_LENGTH, pattern=NO_NUL)]
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=MAX_URL_LENGTH, pattern=TRIMMED)]
     events: Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=len(EVENT_TYPES))] | None = None
 
 
