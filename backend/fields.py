@@ -25,8 +25,8 @@ NO_NUL: Final = r"^[^\x00]*$"
 #: Text without a NUL character that has at least one character that is not whitespace.
 NOT_BLANK: Final = r"^\s*[^\s\x00][^\x00]*$"
 #: Text without a NUL character that neither starts nor ends with whitespace (a URL: refused, not stripped, so
-#: what is stored is what was sent).
-TRIMMED: Final = r"^[^\s\x00](?:[^\x00]*[^\s\x00])?$"
+#: what is stored is what was sent). `(?!\n)`: `$` alone also matches before a final newline.
+TRIMMED: Final = r"^[^\s\x00](?:[^\x00]*[^\s\x00])?$(?!\n)"
 #: A name shown in the studio: not blank, and no control character (C0, DEL or C1: no tab, newline or NUL).
 NO_CONTROL: Final = r"^ *[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 #: Longest text to speak, or transcript of a sample.

@@ -1,7 +1,7 @@
-"""What a request must show before its route reads a byte of its body: a `Content-Length` within the route's limit
-(413: the JSON limit, or an upload route's own, `BODY_LIMIT`), the caller's access token (401) and a free place
-among the caller's requests in flight (429: VOICEGATE_USER_CONCURRENCY, counted from here, before the body has
-arrived, so a slow body counts), and for a route that reads JSON, a JSON `Content-Type` (415).
+"""What a request must show before its route reads a byte of its body: the caller's access token (401), for a route
+that reads JSON a JSON `Content-Type` (415), on every route a `Content-Length` within the route's limit (413: the
+JSON limit, or an upload route's own, `BODY_LIMIT`), and a free place among the caller's requests in flight (429:
+VOICEGATE_USER_CONCURRENCY, counted from here, before the body has arrived, so a slow body holds its place).
 
 Litestar decodes a handler's `data` before it resolves the handler's dependencies, the caller among them, so
 without this gate an anonymous client could make the server read and check a body of any size the route took
@@ -70,14 +70,16 @@ class RequestGateMiddleware:
             parameters = handler.parsed_fn_signature.parameters
             caller, json_body = "claims" in parameters, "data" in parameters
             headers = _headers(scope)
-            self._check_length(headers.get("content-length"), handler.opt.get(BODY_LIMIT), json_body=json_body)
+            claims = None
+            if caller:
+                verifier: TokenVerifier = scope["app"].state.verifier
+                claims = await verifier.verify_user(bearer_token(headers.get("authorization")))
             if json_body and self._check_body(headers):
                 receive = self._counted(receive)
-            if not caller:
+            self._check_length(headers.get("content-length"), handler.opt.get(BODY_LIMIT), json_body=json_body)
+            if claims is None:
                 await app(scope, receive, send)
                 return
-            verifier: TokenVerifier = scope["app"].state.verifier
-            claims = await verifier.verify_user(bearer_token(headers.get("authorization")))
             slots: UserConcurrency = scope["app"].state.user_slots
             slot = slots.take(claims.sub)
             state = scope.setdefault("state", {})

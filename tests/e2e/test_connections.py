@@ -51,8 +51,7 @@ def port_of(up: Running) -> int:
 
 
 def connect(up: Running) -> socket.socket:
-    conn = socket.create_connection(("127.0.0.1", port_of(up)), timeout=ANSWER_WITHIN)
-    return conn
+    return socket.create_connection(("127.0.0.1", port_of(up)), timeout=ANSWER_WITHIN)
 
 
 def read_all(conn: socket.socket) -> bytes:
@@ -66,6 +65,18 @@ def read_all(conn: socket.socket) -> bytes:
 def head(method: str, path: str, port: int, *extra: str) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra, "", ""]
     return "\r\n".join(lines).encode()
+
+
+def json_head(port: int, token: str, path: str = "/v1/reflections") -> bytes:
+    """The head of a signed POST announcing a 1000-byte JSON body."""
+    return head(
+        "POST",
+        path,
+        port,
+        "Content-Type: application/json",
+        "Content-Length: 1000",
+        f"Authorization: Bearer {token}",
+    )
 
 
 def status_of(answer: bytes) -> int:
@@ -89,19 +100,8 @@ def test_a_header_that_stops_halfway_is_answered_408_and_closed(up: Running) -> 
 
 
 def test_a_body_slower_than_the_minimum_rate_is_answered_408(up: Running, token: str) -> None:
-    port = port_of(up)
     with connect(up) as conn:
-        conn.sendall(
-            head(
-                "POST",
-                "/v1/reflections",
-                port,
-                "Content-Type: application/json",
-                "Content-Length: 1000",
-                f"Authorization: Bearer {token}",
-            )
-            + b'{"name": "'
-        )
+        conn.sendall(json_head(port_of(up), token) + b'{"name": "')
         answer = read_all(conn)  # the server closes after its answer: the rest of the body is never read
     assert status_of(answer) == 408
     assert b'"code":"body_too_slow"' in answer
@@ -173,17 +173,7 @@ def test_a_slow_body_counts_against_the_in_flight_limit_from_its_request_line(up
     slow = [connect(up) for _ in range(3)]
     try:
         for conn in slow:
-            conn.sendall(
-                head(
-                    "POST",
-                    "/v1/reflections",
-                    port,
-                    "Content-Type: application/json",
-                    "Content-Length: 1000",
-                    f"Authorization: Bearer {user_token}",
-                )
-                + b"{"
-            )
+            conn.sendall(json_head(port, user_token) + b"{")
         wait_for(lambda: in_progress(up, "POST") >= 3, ANSWER_WITHIN, "the three slow bodies in flight")
         fourth = httpx.get(f"{up.base_url}/v1/reflections", headers={"Authorization": f"Bearer {user_token}"})
         assert fourth.status_code == 429, fourth.text
@@ -203,7 +193,8 @@ def test_connections_past_the_cap_close_the_longest_idle_and_healthz_still_answe
         open_now = re.search(
             r"^voicegate_connections_open (\S+)$", httpx.get(f"{up.base_url}/metrics").text, re.MULTILINE
         )
-        assert open_now and float(open_now.group(1)) <= 60 + 1
+        assert open_now
+        assert float(open_now.group(1)) <= 60 + 1
         # The first ones were closed to make room: the server hung up on them.
         idle[0].settimeout(ANSWER_WITHIN)
         assert idle[0].recv(1) == b""
@@ -213,20 +204,9 @@ def test_connections_past_the_cap_close_the_longest_idle_and_healthz_still_answe
 
 
 def test_a_client_that_leaves_mid_body_is_one_info_line_and_a_499(up: Running, token: str) -> None:
-    port = port_of(up)
     path = f"/v1/reflections?leaves={uuid.uuid4().hex}"
     with connect(up) as conn:
-        conn.sendall(
-            head(
-                "POST",
-                path,
-                port,
-                "Content-Type: application/json",
-                "Content-Length: 1000",
-                f"Authorization: Bearer {token}",
-            )
-            + b"{"
-        )
+        conn.sendall(json_head(port_of(up), token, path) + b"{")
         wait_for(lambda: in_progress(up, "POST") >= 1, ANSWER_WITHIN, "the request in flight")
     wait_for(lambda: path in up.log.read_text(errors="replace"), ANSWER_WITHIN, "its access-log line")
     lines = [line for line in up.log.read_text(errors="replace").splitlines() if path in line]
@@ -236,7 +216,9 @@ def test_a_client_that_leaves_mid_body_is_one_info_line_and_a_499(up: Running, t
 
 
 def access_counts(log: Path) -> Counter[tuple[str, str]]:
-    found = re.findall(r' INFO voicegate\.access: \S+ - "(\S+) \S+ HTTP/[\d.]+" (\d{3})$', log.read_text(), re.MULTILINE)
+    found = re.findall(
+        r' INFO voicegate\.access: \S+ - "(\S+) \S+ HTTP/[\d.]+" (\d{3})$', log.read_text(), re.MULTILINE
+    )
     return Counter((method, status) for method, status in found)
 
 
@@ -257,4 +239,5 @@ def test_metrics_count_what_the_access_log_says(up: Running) -> None:
     assert counted == logged
     assert {"400", "408", "413", "429", "499"} <= {status for _, status in counted}
     log = up.log.read_text(errors="replace")
-    assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
+    assert " ERROR " not in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
