@@ -155,9 +155,9 @@ async def test_a_route_that_needs_its_body_still_says_it_is_missing(
     ("method", "route"),
     [
         ("POST", "/api/v1/voice-samples"),
-        ("POST", "/v1/reflections/{reflection_id}/voice/clone"),
+        ("POST", "/v1/reflections/{reflection_id:uuid}/voice/clone"),
         ("POST", "/api/v1/provenance/check"),
-        ("POST", "/api/v1/consents/{consent_id}/recording"),
+        ("POST", "/api/v1/consents/{consent_id:uuid}/recording"),
         ("GET", "/v1/reflections"),
     ],
 )
