@@ -15,11 +15,11 @@ body after another to `POST /v1/reflections` (a JSON route):
 |                            | `[` inside a string, and as many keys as fit                             |
 
 Then connections that never speak (`--idle`, default 20,000: half send nothing, half stop in the middle of a
-header, opened by helper processes as each may hold only so many descriptors) and 50 slow bodies (a signed JSON
-body at one byte per 100 ms, each sender starting again once answered) are held open while wrk asks `/healthz`,
-each request on a new connection (`Connection: close`), beside the same wrk alone. The server runs with its
-idle and header deadlines at 120 s (`--idle-timeout`), so the connections stay for the whole phase instead of
-being closed by the deadlines a real server has.
+header, opened by helper processes as each may hold only so many descriptors) and 50 slow bodies (signed JSON
+bodies at one byte per 100 ms, 25 from each of two users, each sender starting again once answered) are held
+open while wrk asks `/healthz`, each request on a new connection (`Connection: close`), beside the same wrk
+alone. The server runs with its idle and header deadlines at 600 s (`--idle-timeout`), so the connections stay
+for the whole phase instead of being closed by the deadlines a real server has.
 
 Targets: `/healthz` waits at most 1 s behind four hostile bodies at once and at most 0.5 s behind one
 (wrk's slowest request); with the idle connections and slow bodies open, `/healthz` from a new connection
@@ -257,9 +257,10 @@ def phases_of(token: str) -> list[tuple[str, bytes | None, str | None, int]]:
 
 
 def measure(
-    url: str, port: int, token: str, pid: int, *, seconds: float, connections: int, idle: int, log: Path
+    url: str, port: int, tokens: tuple[str, str], pid: int, *, seconds: float, connections: int, idle: int, log: Path
 ) -> None:
     """Every phase against the server `pid` at `url`; the table and the verdicts."""
+    token, other_token = tokens
     healthz(url, 1, connections)  # warm up
     before, _ = memory_kb(pid)
     print(f"wrk: 1 thread, {connections} connections to /healthz, {seconds:g} s a phase")
@@ -284,7 +285,13 @@ def measure(
     new_alone = healthz(url, seconds, 1, new_connections=True)
     print(_row("new connections alone (baseline)", new_alone, pid, ""))
     started = time.monotonic()
-    with IdleConnections(port, idle) as held, Senders(partial(trickle, port, token), 50) as slow:
+    # 25 slow bodies from each of two users: all 50 in flight within VOICEGATE_USER_CONCURRENCY (32), none answered
+    # 429 at once and sent again in a loop (what one user's 50 would be).
+    with (
+        IdleConnections(port, idle) as held,
+        Senders(partial(trickle, port, token), 25) as slow,
+        Senders(partial(trickle, port, other_token), 25) as other_slow,
+    ):
         # Connected is not yet accepted: a measurement started while the server still takes the crowd from its
         # listen queue would time the kernel's dropped SYNs instead.
         _until(lambda: _connections_open(url) >= min(held.held, 0.8 * _fd_limit(pid)) - 100, 120)
@@ -297,7 +304,7 @@ def measure(
             f"new, {held.held} idle + 50 slow bodies",
             beside,
             pid,
-            f"{dict(slow.answers)} ({time.monotonic() - started:.1f} s)",
+            f"{dict(slow.answers + other_slow.answers)} ({time.monotonic() - started:.1f} s)",
         )
     )
     print(f"server connections open during the phase: {still_open}")
@@ -353,7 +360,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=2, help="wrk's connections to /healthz (default 2)")
     parser.add_argument("--idle", type=int, default=20_000, help="connections that never speak (default 20,000)")
-    parser.add_argument("--idle-timeout", type=float, default=120.0, help="the server's idle and header deadlines")
+    parser.add_argument("--idle-timeout", type=float, default=600.0, help="the server's idle and header deadlines")
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout to serve from")
     parser.add_argument("--hold", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -380,7 +387,7 @@ def main() -> None:
             "VOICEGATE_HEADER_TIMEOUT": str(args.idle_timeout),
         }
         env.pop("DATABASE_URL", None)
-        token = dev_token(env, "hostile@example.test")
+        tokens = dev_token(env, "hostile@example.test"), dev_token(env, "hostile-2@example.test")
         with (root / "voicegate.log").open("wb") as log:
             python = args.server_root / ".venv" / "bin" / "python"
             command = [str(python), "-m", "voicegate.cli", "serve"]
@@ -390,7 +397,7 @@ def main() -> None:
         measure(
             url,
             port,
-            token,
+            tokens,
             server.pid,
             seconds=args.seconds,
             connections=args.connections,
