@@ -125,7 +125,8 @@ def test_an_oversize_content_length_is_refused_at_once(up: Running, token: str, 
                 "POST",
                 path,
                 port,
-                "Content-Type: multipart/form-data; boundary=b",
+                "Content-Type: "
+                + ("application/json" if path == "/v1/reflections" else "multipart/form-data; boundary=b"),
                 f"Content-Length: {60 * 1024 * 1024}",
                 f"Authorization: Bearer {token}",
             )
