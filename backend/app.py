@@ -19,12 +19,12 @@ from backend.http.consents import ConsentsController
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
 from backend.http.docs import COMPONENTS, ClosedStructs
+from backend.http.door import Door
 from backend.http.gate import RequestGateMiddleware
 from backend.http.health import health_routes, healthz
 from backend.http.host import HostCheckMiddleware
 from backend.http.json_request import JsonCheckedRequest
 from backend.http.methods import HeadAndOptions
-from backend.http.metrics import MetricsMiddleware
 from backend.http.problem import problem_response
 from backend.http.provenance import ProvenanceController
 from backend.http.reflections import ReflectionsController, SessionsController
@@ -84,7 +84,6 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
         dependencies=DEPENDENCIES,
         middleware=[
             HostCheckMiddleware(),
-            MetricsMiddleware(),
             DatabaseAdmissionMiddleware(settings.db_timeout),
             RequestGateMiddleware(settings.json_body_bytes),
         ],
@@ -101,7 +100,7 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
         logging_config=None,
         debug=False,
     )
-    return _with_head_and_options(app)
+    return _behind_the_door(app, settings)
 
 
 def create_storage_app(settings: Settings, dsn: str) -> Litestar:
@@ -132,13 +131,15 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
         logging_config=None,
         debug=False,
     )
-    return _with_head_and_options(app)
+    return _behind_the_door(app, settings)
 
 
-def _with_head_and_options(app: Litestar) -> Litestar:
+def _behind_the_door(app: Litestar, settings: Settings) -> Litestar:
     """`app`, answering HEAD wherever it answers GET and OPTIONS with every method of a path
-    (`backend.http.methods`)."""
-    app.asgi_handler = HeadAndOptions(app.asgi_handler, app.asgi_router)
+    (`backend.http.methods`), behind the door every request passes: its framing, its body's pace, its metrics
+    and access-log line (`backend.http.door`)."""
+    head_and_options = HeadAndOptions(app.asgi_handler, app.asgi_router)
+    app.asgi_handler = Door(head_and_options, body_timeout=settings.body_timeout, body_min_rate=settings.body_min_rate)
     return app
 
 

@@ -47,6 +47,18 @@ class InvalidHost(ClientError, code="invalid_host"):
     """The Host header is not a host name or address with an optional port."""
 
 
+class AmbiguousFraming(ClientError, code="ambiguous_framing"):
+    """Both Content-Length and Transfer-Encoding, or two lengths: refused, and the connection closed."""
+
+
+class BodyTooSlow(ClientError, status=408, code="body_too_slow"):
+    """The request body arrived too slowly (VOICEGATE_BODY_MIN_RATE); the connection is closed."""
+
+
+class ClientGone(ClientError, status=499, code="client_gone"):
+    """The client closed its connection before its request's body had arrived; nothing was answered."""
+
+
 class Unauthorized(ClientError, status=401, code="unauthorized"):
     """A valid access token is required."""
 

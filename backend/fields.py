@@ -24,6 +24,9 @@ LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 NO_NUL: Final = r"^[^\x00]*$"
 #: Text without a NUL character that has at least one character that is not whitespace.
 NOT_BLANK: Final = r"^\s*[^\s\x00][^\x00]*$"
+#: Text without a NUL character that neither starts nor ends with whitespace (a URL: refused, not stripped, so
+#: what is stored is what was sent). `(?!\n)`: `$` alone also matches before a final newline.
+TRIMMED: Final = r"^[^\s\x00](?:[^\x00]*[^\s\x00])?$(?!\n)"
 #: A name shown in the studio: not blank, and no control character (C0, DEL or C1: no tab, newline or NUL).
 NO_CONTROL: Final = r"^ *[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 #: Longest text to speak, or transcript of a sample.
@@ -49,6 +52,7 @@ class Rename(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 PATTERN_WORDS: Final = {
     NO_NUL: "must not contain a NUL character (U+0000)",
     NOT_BLANK: "must not be blank or contain a NUL character (U+0000)",
+    TRIMMED: "must not start or end with whitespace, or contain a NUL character (U+0000)",
     NO_CONTROL: "must not be blank or contain a control character (a NUL character (U+0000), a tab, a newline...)",
 }
 
@@ -104,7 +108,7 @@ def valid_host(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 def _valid_host(host: bytes) -> bool:
     """`valid_host` of one Host header's value: kept, as a server is asked for the same few hosts every
     request (bounded, as a client may name any)."""
-    if len(host) > _MAX_HOST_BYTES:
+    if not host or len(host) > _MAX_HOST_BYTES:
         return False
     text = host.decode("latin-1")
     if not _HOST.fullmatch(text):

@@ -12,6 +12,8 @@ from typing import Protocol
 
 import multipart  # type: ignore[import-untyped]  # Litestar's own dependency; ships no type hints
 
+from backend.fields import NO_NUL, PATTERN_WORDS
+
 
 class FormError(ValueError):
     """The body is not a well-formed form of the expected shape; the message says why and is safe to show."""
@@ -63,7 +65,7 @@ async def read_form(
             async for chunk in body:
                 for event in parser.parse(chunk):
                     if isinstance(event, multipart.MultipartSegment):
-                        current = Part(event.name or "", event.filename, event.content_type)
+                        current = _part(event)
                         streaming_file = handler.start(current)
                         text.clear()
                     elif event is None:
@@ -78,3 +80,12 @@ async def read_form(
                             raise FormError(f"The `{current.name}` field is longer than {max_field_bytes} bytes.")
     except multipart.MultipartError as exc:
         raise FormError(f"Malformed multipart body: {exc}") from exc
+
+
+def _part(segment: multipart.MultipartSegment) -> Part:
+    """The part's headers; FormError, naming the header, when one holds a NUL (Postgres text cannot keep one)."""
+    part = Part(segment.name or "", segment.filename, segment.content_type)
+    for header, value in (("name", part.name), ("filename", part.filename), ("Content-Type", part.content_type)):
+        if value is not None and "\x00" in value:
+            raise FormError(f"{header} of the `{part.name.replace(chr(0), '')}` part: {PATTERN_WORDS[NO_NUL]}")
+    return part

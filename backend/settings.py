@@ -50,6 +50,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_REUSE_PORT: `true` lets several API processes (`voicegate serve`, `up`) listen on the same
     HOST:PORT, each socket with SO_REUSEPORT, and the kernel spreads new connections between them. Off by
     default, so that a port another voicegate holds is an error, not half its traffic."""
+    idle_timeout: float = 10.0
+    """VOICEGATE_IDLE_TIMEOUT: seconds a connection may stay open with no request on it (before its first request's
+    first byte, and between requests on a kept-alive one) before the server closes it."""
+    header_timeout: float = 10.0
+    """VOICEGATE_HEADER_TIMEOUT: seconds from a request's first byte until its request line and headers have all
+    arrived; past it the connection is answered 408 and closed."""
+    body_timeout: float = 10.0
+    """VOICEGATE_BODY_TIMEOUT: seconds a route may wait for a request's body beyond what VOICEGATE_BODY_MIN_RATE
+    allows (a second for every that many bytes that arrived); past it the request is answered 408 `body_too_slow`
+    and its connection closed. Time the route spends not reading does not count."""
+    body_min_rate: int = 1024
+    """VOICEGATE_BODY_MIN_RATE: the bytes a second a request body must arrive at, on average, after its first
+    VOICEGATE_BODY_TIMEOUT seconds (1 KiB: a 25 MiB sample over a link of a few kbit/s)."""
+    max_connections: int | None = None
+    """VOICEGATE_MAX_CONNECTIONS: connections one API process keeps open at once (default: 80 % of its file
+    descriptor limit, which it raises to the hard limit at start). Past it a new connection closes the one that has
+    waited longest with no request on it, so `/healthz`, `/readyz` and every client with a request to make still
+    get in; only when every connection has a request in flight is the new one answered 503 and closed."""
     public_url: str | None = None
     """VOICEGATE_PUBLIC_URL: the API's address as clients reach it (default http://HOST:PORT)."""
     pg_port: int = 54322
@@ -371,6 +389,8 @@ def _check(settings: Settings) -> None:
     for field in (
         "user_concurrency",
         "user_streams",
+        "body_min_rate",
+        "max_connections",
         "json_body_bytes",
         "user_creates",
         "user_open_consents",
@@ -401,6 +421,9 @@ def _check(settings: Settings) -> None:
         "webhook_retry_base_seconds",
         "orphan_grace_seconds",
         "upload_backlog_seconds",
+        "idle_timeout",
+        "header_timeout",
+        "body_timeout",
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")

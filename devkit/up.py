@@ -72,11 +72,11 @@ def start_up(
     port, pg_port = free_port(), pg_port or free_port()
     env = {
         **os.environ,
+        "VOICEGATE_LOG_LEVEL": "WARNING",
         **(settings or {}),
         "VOICEGATE_DATA_DIR": str(tmp_path / "data"),
         "VOICEGATE_PORT": str(port),
         "VOICEGATE_PG_PORT": str(pg_port),
-        "VOICEGATE_LOG_LEVEL": "WARNING",
     }
     env.pop("DATABASE_URL", None)
     log = tmp_path / "voicegate.log"

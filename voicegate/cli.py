@@ -623,6 +623,12 @@ def _serve_app(settings: Settings, app: Litestar, listener: socket.socket) -> No
     """Serve `app` with uvicorn on `listener` until SIGINT, SIGTERM or SIGHUP."""
     import uvicorn  # noqa: PLC0415
 
+    from backend.http.server import (  # noqa: PLC0415
+        ConnectionLimits,
+        default_max_connections,
+        guarded_protocol,
+        raise_fd_limit,
+    )
     from backend.secret import RedactUrlCredentials  # noqa: PLC0415
 
     class Server(uvicorn.Server):
@@ -644,17 +650,26 @@ def _serve_app(settings: Settings, app: Litestar, listener: socket.socket) -> No
     # the collector's generations, the collections garbage from requests sets off stop scanning it.
     gc.collect()
     gc.freeze()
+    limits = ConnectionLimits(
+        idle_timeout=settings.idle_timeout,
+        header_timeout=settings.header_timeout,
+        max_connections=settings.max_connections or default_max_connections(raise_fd_limit()),
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        # The connections' deadlines and cap (backend.http.server).
+        http=guarded_protocol(limits),
+        # The app's door logs each request once, with the status /metrics counts (backend.http.door).
+        access_log=False,
         # Each request in a context of its own: asyncio otherwise starts a connection's next requests in the
         # context of the one whose large body paused reading (https://github.com/python/cpython/issues/140947).
         reset_contextvars=True,
     )
-    logging.getLogger("uvicorn.access").addFilter(RedactUrlCredentials())  # after the Config set logging up
+    logging.getLogger("voicegate.access").addFilter(RedactUrlCredentials())
     Server(config).run(sockets=[listener])
 
 

@@ -5,8 +5,6 @@ the door instead of queueing for the database connections and CPU every user sha
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from backend.errors import ConcurrencyLimited, TooManyRequests
 
@@ -42,12 +40,3 @@ class UserConcurrency:
             raise self._refusal
         self._in_flight[user] += 1
         return Slot(self._in_flight, user)
-
-    @contextmanager
-    def slot(self, user: str) -> Iterator[None]:
-        """Hold one of `user`'s places for the body."""
-        held = self.take(user)
-        try:
-            yield
-        finally:
-            held.release()

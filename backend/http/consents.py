@@ -19,7 +19,8 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.samples import request_origin
+from backend.http.gate import BODY_LIMIT
+from backend.http.samples import FRAMING_BYTES, request_origin
 from backend.multipart import FormError, Part, form_boundary, read_form
 
 #: The largest recording of a phrase taken: a minute of 48 kHz 16-bit stereo WAV is 11 MB.
@@ -60,6 +61,7 @@ class ConsentsController(Controller):
         "/{consent_id:uuid}/recording",
         status_code=200,
         request_max_body_size=None,
+        opt={BODY_LIMIT: MAX_RECORDING_BYTES + FRAMING_BYTES},
         summary="Record the consent's phrase (multipart: file)",
         operation_class=RecordingOperation,
         responses=problems(*BY_ID, 409, 413, 415, 422),

@@ -26,7 +26,7 @@ from backend.consents.service import ConsentsService
 from backend.context import WorkerContext
 from backend.db.units import Database
 from backend.http.concurrency import UserConcurrency
-from backend.http.gate import caller_of
+from backend.http.gate import caller_of, release_slot
 from backend.provenance.service import ProvenanceService
 from backend.queues import QueueAdmission
 from backend.reflections.service import ReflectionsService
@@ -46,12 +46,12 @@ def _verifier(state: State) -> TokenVerifier:
 
 async def provide_claims(request: Request[Any, Any, Any]) -> AsyncIterator[UserClaims]:
     """The caller's claims, which the request gate verified before the body was read (401 otherwise:
-    `backend.http.gate`), holding one of the caller's request slots until the handler has answered (429 when
-    they are all taken)."""
-    claims = caller_of(request.scope)
-    slots: UserConcurrency = request.app.state.user_slots
-    with slots.slot(claims.sub):
-        yield claims
+    `backend.http.gate`), with one of the caller's request slots it took (429 when they were all taken); the slot
+    is given back once the handler has answered."""
+    try:
+        yield caller_of(request.scope)
+    finally:
+        release_slot(request.scope)
 
 
 def db_of(request: Request[Any, Any, Any]) -> Database:

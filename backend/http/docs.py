@@ -84,6 +84,8 @@ _WORDS: Final = {
     "with an optional port (`invalid_host`, on every route).",
     401: "A valid Supabase access token is required.",
     404: "No such resource, or it is not the caller's.",
+    408: "The body arrived too slowly (`body_too_slow`: slower than VOICEGATE_BODY_MIN_RATE bytes a second after "
+    "VOICEGATE_BODY_TIMEOUT seconds); the connection is closed.",
     409: "The resource is not in a state that allows this (`code` says why, e.g. `stored_object_altered`: a file "
     "voicegate stored has changed since, so it is not served), or the same Idempotency-Key is still in flight.",
     413: "The body is larger than allowed: a JSON body over VOICEGATE_JSON_BODY_BYTES (1 MiB by default, "
@@ -112,17 +114,23 @@ def problems(*statuses: int, words: Mapping[int, str] | None = None) -> dict[int
     }
 
 
-#: What every route that reads a JSON body may answer besides its own statuses: a body over the limit, or one not
-#: labelled JSON.
-_JSON_BODY_PROBLEMS: Final[dict[str, OpenAPIResponse | Reference]] = {
-    str(status): OpenAPIResponse(
-        description=_WORDS[status],
-        content={
-            PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref=f"#/components/schemas/{ProblemDetails.__name__}"))
-        },
-    )
-    for status in (413, 415)
-}
+def _problem_responses(*statuses: int) -> dict[str, OpenAPIResponse | Reference]:
+    return {
+        str(status): OpenAPIResponse(
+            description=_WORDS[status],
+            content={
+                PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref=f"#/components/schemas/{ProblemDetails.__name__}"))
+            },
+        )
+        for status in statuses
+    }
+
+
+#: What every route that reads a JSON body may answer besides its own statuses: a body over the limit, one not
+#: labelled JSON, one too slow.
+_JSON_BODY_PROBLEMS: Final = _problem_responses(408, 413, 415)
+#: What every route that reads a body of another kind (a form) may answer besides its own: a body too slow.
+_BODY_PROBLEMS: Final = _problem_responses(408)
 
 #: The 409 of a route that names a voice (creates one, renames one): besides what a 409 means anywhere, the name
 #: given is one another of the caller's voices has. A name voicegate chooses (none given) is never refused.
@@ -202,9 +210,11 @@ class ExampleOperation(Operation):
         if isinstance(self.request_body, RequestBody) and self.body_examples:
             for media in self.request_body.content.values():
                 media.examples = dict(self.body_examples)
-        if isinstance(self.request_body, RequestBody) and "application/json" in self.request_body.content:
-            # What the request gate answers a JSON body before the route sees it (`backend.http.gate`).
-            self.responses = {**_JSON_BODY_PROBLEMS, **(self.responses or {})}
+        if isinstance(self.request_body, RequestBody):
+            # What the request gate answers a JSON body before the route sees it (`backend.http.gate`), and the
+            # door any body that arrives too slowly (`backend.http.door`).
+            json_body = "application/json" in self.request_body.content
+            self.responses = {**(_JSON_BODY_PROBLEMS if json_body else _BODY_PROBLEMS), **(self.responses or {})}
 
 
 def with_examples(base: type[ExampleOperation] = ExampleOperation, **bodies: dict[str, Any]) -> type[Operation]:

@@ -1,5 +1,7 @@
-"""What a request must show before its route reads a byte of its body: the caller's access token (401), and for
-a route that reads JSON, a JSON `Content-Type` (415) and a `Content-Length` within the JSON limit (413).
+"""What a request must show before its route reads a byte of its body: the caller's access token (401), for a route
+that reads JSON a JSON `Content-Type` (415), on every route a `Content-Length` within the route's limit (413: the
+JSON limit, or an upload route's own, `BODY_LIMIT`), and a free place among the caller's requests in flight (429:
+VOICEGATE_USER_CONCURRENCY, counted from here, before the body has arrived, so a slow body holds its place).
 
 Litestar decodes a handler's `data` before it resolves the handler's dependencies, the caller among them, so
 without this gate an anonymous client could make the server read and check a body of any size the route took
@@ -16,16 +18,29 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
-from backend.errors import BodyTooLarge, JsonRequired
+from backend.errors import BodyTooLarge, JsonRequired, PayloadTooLarge
+from backend.http.concurrency import Slot, UserConcurrency
 
 #: Where in the scope's state the verified caller is kept for the request.
 CALLER: Final = "voicegate.caller"
+#: Where in the scope's state the caller's place among their requests in flight is kept.
+SLOT: Final = "voicegate.slot"
+#: The route option of an upload route (one without Litestar's JSON limit): the most bytes its body may announce.
+BODY_LIMIT: Final = "body_limit"
 
 
 def caller_of(scope: Scope) -> UserClaims:
     """The caller the gate verified for this request (a route that takes `claims` always passes the gate)."""
     claims: UserClaims = scope["state"][CALLER]
     return claims
+
+
+def release_slot(scope: Scope) -> None:
+    """Give back the caller's place among their requests in flight once the route has answered (a stream's
+    body plays on without it: VOICEGATE_USER_STREAMS counts those); the gate gives it back in any case."""
+    slot: Slot | None = scope["state"].get(SLOT)
+    if slot is not None:
+        slot.release()
 
 
 def is_json(content_type: str) -> bool:
@@ -48,23 +63,48 @@ class RequestGateMiddleware:
         """The route's `app`, behind the gate."""
 
         async def gated(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == ScopeType.HTTP:
-                parameters = scope["route_handler"].parsed_fn_signature.parameters
-                caller, json_body = "claims" in parameters, "data" in parameters
-                if caller or json_body:
-                    headers = _headers(scope)
-                    if caller:
-                        verifier: TokenVerifier = scope["app"].state.verifier
-                        claims = await verifier.verify_user(bearer_token(headers.get("authorization")))
-                        scope.setdefault("state", {})[CALLER] = claims
-                    if json_body and self._check_body(headers):
-                        receive = self._counted(receive)
-            await app(scope, receive, send)
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            handler = scope["route_handler"]
+            parameters = handler.parsed_fn_signature.parameters
+            caller, json_body = "claims" in parameters, "data" in parameters
+            headers = _headers(scope)
+            claims = None
+            if caller:
+                verifier: TokenVerifier = scope["app"].state.verifier
+                claims = await verifier.verify_user(bearer_token(headers.get("authorization")))
+            if json_body and self._check_body(headers):
+                receive = self._counted(receive)
+            self._check_length(headers.get("content-length"), handler.opt.get(BODY_LIMIT), json_body=json_body)
+            if claims is None:
+                await app(scope, receive, send)
+                return
+            slots: UserConcurrency = scope["app"].state.user_slots
+            slot = slots.take(claims.sub)
+            state = scope.setdefault("state", {})
+            state[CALLER], state[SLOT] = claims, slot
+            try:
+                await app(scope, receive, send)
+            finally:
+                slot.release()
 
         return gated
 
+    def _check_length(self, length: str | None, upload_limit: int | None, *, json_body: bool) -> None:
+        """Refuse, before anything else, a body announced larger than the route ever takes: an upload route's
+        `BODY_LIMIT`, the JSON limit on every other route (one that reads no body takes none that large either)."""
+        if length is None or not length.isdigit():
+            return  # no length (chunked: counted as it arrives), or one the server's parser refused already
+        if upload_limit is not None:
+            if int(length) > upload_limit:
+                raise PayloadTooLarge(f"The body is {length} bytes; this route takes at most {upload_limit} bytes.")
+        elif int(length) > self.json_limit:
+            what = "JSON of " if json_body else "a body of "
+            raise BodyTooLarge(f"The body is {length} bytes; this route takes {what}at most {self.json_limit} bytes.")
+
     def _check_body(self, headers: dict[str, str]) -> bool:
-        """Refuse a body that is not labelled JSON or is announced too large; whether there is a body to read."""
+        """Refuse a body that is not labelled JSON; whether there is a body to read."""
         length = headers.get("content-length")
         has_body = length != "0" if length is not None else "transfer-encoding" in headers
         if not has_body:
@@ -74,8 +114,6 @@ class RequestGateMiddleware:
                 f"The body must be JSON: send it with Content-Type: application/json"
                 f" (got {headers.get('content-type', 'none')[:100]!r})."
             )
-        if length is not None and length.isdigit() and int(length) > self.json_limit:
-            raise BodyTooLarge(f"The body is {length} bytes; this route takes JSON of at most {self.json_limit} bytes.")
         return True
 
     def _counted(self, receive: Receive) -> Receive:

@@ -52,7 +52,7 @@ def _decode(body: bytes, into: Any) -> Any:
     not that shape."""
     try:
         try:
-            return msgspec.json.decode(body) if into is None else msgspec.json.decode(body, type=into, strict=False)
+            return msgspec.json.decode(body) if into is None else msgspec.json.decode(body, type=into)
         except msgspec.ValidationError as exc:
             # The decoder stops at the first member it cannot take; malformed JSON after it is still the first
             # thing to say. Read as Raw, the whole body is checked without building anything.

@@ -14,10 +14,8 @@ from msgspec import UNSET, UnsetType
 
 from backend.audio.report import QualityReport
 from backend.errors import (
-    DatabaseUnavailable,
     InvalidHost,
     ServiceUnavailable,
-    StorageUnavailable,
     TooManyRequests,
     VoicegateError,
 )
@@ -26,9 +24,6 @@ from backend.fields import PATTERN_WORDS, valid_host
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-# Their outages are logged where they are detected, once as they start and once as they end
-# (backend.outages), not once per request they fail.
-_OUTAGES = (DatabaseUnavailable, StorageUnavailable)
 
 
 #: An audio refusal's figure, in seconds or as a share of the samples.
@@ -119,7 +114,9 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if not valid_host(request.scope["headers"]):
         exc = InvalidHost()
     body, headers = problem_for(exc, path)
-    if body.status >= 500 and not isinstance(exc, _OUTAGES):
+    # A 503 is a refusal (a backlog, a provider or an outage, which is logged where it is detected, once as it
+    # starts and once as it ends: backend.outages), in the access log with every other answer, never an error.
+    if body.status >= 500 and not isinstance(exc, ServiceUnavailable):
         log.error("%s %s -> %s", request.method, path[:200], body.code, exc_info=body.status == 500)
     return Response(body.encode(), status_code=body.status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -205,11 +202,13 @@ _TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
+    499: "Client Closed Request",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }

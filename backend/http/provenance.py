@@ -11,7 +11,8 @@ from litestar.openapi.spec import Example, OpenAPIFormat, OpenAPIMediaType, Open
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.http.deps import Caller, Provenance
 from backend.http.docs import USER, USER_SECURITY, ExampleOperation, problems
-from backend.http.samples import MAX_SAMPLE_BYTES
+from backend.http.gate import BODY_LIMIT
+from backend.http.samples import MAX_SAMPLE_BYTES, UPLOAD_BYTES
 from backend.multipart import FormError, Part, form_boundary, read_form
 from backend.provenance.service import ProvenanceCheck
 
@@ -61,6 +62,7 @@ class ProvenanceController(Controller):
         "/check",
         status_code=200,
         request_max_body_size=None,
+        opt={BODY_LIMIT: UPLOAD_BYTES},
         summary="Check a file for the watermark and a C2PA manifest (multipart: file)",
         operation_class=CheckOperation,
         responses=problems(

@@ -25,8 +25,9 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
+from backend.http.gate import BODY_LIMIT
 from backend.http.idempotency import idempotent
-from backend.http.samples import idempotent_upload
+from backend.http.samples import UPLOAD_BYTES, idempotent_upload
 from backend.records.attempts import Attempt
 from backend.reflections import types
 
@@ -140,6 +141,7 @@ class ReflectionsController(Controller):
         status_code=202,
         # The upload reader enforces the sample limit itself, with its own message, while streaming.
         request_max_body_size=None,
+        opt={BODY_LIMIT: UPLOAD_BYTES},
         summary="Clone a voice from an uploaded sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
         guards=[clone_backlog_admits],

@@ -35,12 +35,33 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
+from backend.http.gate import BODY_LIMIT
 from backend.http.idempotency import body_fingerprint, idempotent
 from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
 from backend.policy.consent import Origin
 from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
 from backend.samples.upload import ReceivedUpload, SampleForm, SampleUpload
+
+#: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).
+MAX_SAMPLE_BYTES = 25 * 1024 * 1024
+#: Bytes of an upload kept in memory before it spills to a temporary file.
+SPOOL_BYTES = 1024 * 1024
+#: Bytes kept from the start of the file for sniffing.
+HEAD_BYTES = 64
+#: Longest accepted text field (a transcript is the longest).
+MAX_FIELD_BYTES = 5000
+#: Slack for the multipart framing around the file when checking Content-Length up front.
+FRAMING_BYTES = 64 * 1024
+#: The most bytes an upload of one sample may announce (`backend.http.gate.BODY_LIMIT`).
+UPLOAD_BYTES = MAX_SAMPLE_BYTES + FRAMING_BYTES
+FILE_FIELD = "file"
+#: Longest Content-Type of the file part kept with the sample (`voice_samples.declared_type`).
+MAX_DECLARED_TYPE_CHARS = 255
+
+
+TEXT_FIELDS = frozenset(SampleForm.__struct_encode_fields__)
+T_co = TypeVar("T_co", covariant=True)
 
 
 class VoiceSamplesController(Controller):
@@ -54,6 +75,7 @@ class VoiceSamplesController(Controller):
         "/",
         status_code=202,
         request_max_body_size=None,
+        opt={BODY_LIMIT: UPLOAD_BYTES},
         summary="Upload a voice sample (multipart: file and consent, the rest optional)",
         operation_class=SampleUploadOperation,
         guards=[sample_backlog_admits],
@@ -118,25 +140,6 @@ class VoiceSamplesController(Controller):
     async def remove(self, claims: Caller, samples: Samples, sample_id: PathId) -> None:
         """Purge the row, the original and the cleaned copy; an audit event records it."""
         await samples.delete_sample(claims, sample_id)
-
-
-#: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).
-MAX_SAMPLE_BYTES = 25 * 1024 * 1024
-#: Bytes of an upload kept in memory before it spills to a temporary file.
-SPOOL_BYTES = 1024 * 1024
-#: Bytes kept from the start of the file for sniffing.
-HEAD_BYTES = 64
-#: Longest accepted text field (a transcript is the longest).
-MAX_FIELD_BYTES = 5000
-#: Slack for the multipart framing around the file when checking Content-Length up front.
-FRAMING_BYTES = 64 * 1024
-FILE_FIELD = "file"
-#: Longest Content-Type of the file part kept with the sample (`voice_samples.declared_type`).
-MAX_DECLARED_TYPE_CHARS = 255
-
-
-TEXT_FIELDS = frozenset(SampleForm.__struct_encode_fields__)
-T_co = TypeVar("T_co", covariant=True)
 
 
 class StoreUpload(Protocol[T_co]):
@@ -205,9 +208,6 @@ async def _receive(request: Request[Any, Any, Any]) -> ReceivedUpload:
     boundary = form_boundary(request.headers.get("content-type"))
     if boundary is None:
         raise UnsupportedMediaType(f"Send the sample as multipart/form-data with a `{FILE_FIELD}` part.")
-    announced = request.headers.get("content-length")
-    if announced is not None and announced.isdigit() and int(announced) > MAX_SAMPLE_BYTES + FRAMING_BYTES:
-        raise SampleTooLarge(f"The upload is {announced} bytes; samples may be at most {MAX_SAMPLE_BYTES} bytes.")
     upload = ReceivedUpload(fields={}, file=tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 - closed by the caller
     reader = _SampleForm(upload)
     try:
@@ -240,7 +240,6 @@ class _SampleForm:
             if self.saw_file:
                 raise ValidationFailed(f"Send exactly one `{FILE_FIELD}` part.")
             self.saw_file = True
-            refuse_nul(f"Content-Type of the `{FILE_FIELD}` part", part.content_type)
             if len(part.content_type or "") > MAX_DECLARED_TYPE_CHARS:
                 raise ValidationFailed(
                     f"Content-Type of the `{FILE_FIELD}` part: at most {MAX_DECLARED_TYPE_CHARS} characters"

@@ -9,7 +9,7 @@ from typing import Annotated, Final, Literal, get_args
 
 import msgspec
 
-from backend.fields import NO_NUL
+from backend.fields import TRIMMED
 from backend.standard_webhooks.sender import MAX_URL_LENGTH
 
 EventType = Literal[
@@ -30,7 +30,7 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
 class EndpointRequest(msgspec.Struct, forbid_unknown_fields=True):
     """`POST /v1/webhooks`: where to deliver, and which events (default: all of them)."""
 
-    url: Annotated[str, msgspec.Meta(min_length=8, max_length=MAX_URL_LENGTH, pattern=NO_NUL)]
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=MAX_URL_LENGTH, pattern=TRIMMED)]
     events: Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=len(EVENT_TYPES))] | None = None
 
 

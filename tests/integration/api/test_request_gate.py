@@ -149,3 +149,30 @@ async def test_a_route_that_needs_its_body_still_says_it_is_missing(
 
     assert answer.status_code == 400, answer.text
     assert answer.json()["code"] == "validation_failed"
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [
+        ("POST", "/api/v1/voice-samples"),
+        ("POST", "/v1/reflections/{reflection_id:uuid}/voice/clone"),
+        ("POST", "/api/v1/provenance/check"),
+        ("POST", "/api/v1/consents/{consent_id:uuid}/recording"),
+        ("GET", "/v1/reflections"),
+    ],
+)
+async def test_a_body_announced_over_any_routes_limit_is_refused_unread(
+    client: Client, make_user: Callable[[], User], method: str, route: str
+) -> None:
+    """The upload routes by their own limits (a sample's 25 MiB, a recording's 12 MiB), the rest by the JSON limit."""
+    user = make_user()
+    headers = {
+        "content-type": "multipart/form-data; boundary=b",
+        "content-length": str(60 * 1024 * 1024),
+        **user.headers,
+    }
+
+    status, _, body = await call(client, method, _concrete(route), headers, Received(forbidden=True))
+
+    assert status == 413
+    assert code_of(body) in {"payload_too_large", "body_too_large"}

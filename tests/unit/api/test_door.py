@@ -1,0 +1,197 @@
+"""The door every request passes (`backend.http.door`), and the rules beside it that need no server: framing,
+a body's pace, a client that leaves, one access-log line per request with the status `/metrics` counts; a NUL
+in a part's header, an empty Host, a webhook URL with outer whitespace, JSON booleans, refusals' log level."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.types import Receive, Send
+
+from backend import errors
+from backend.fields import valid_host
+from backend.http.door import CLIENT_GONE, NO_ROUTE, BodyPace, Door
+from backend.http.json_request import _decode
+from backend.http.metrics import REQUESTS
+from backend.http.problem import problem_for
+from backend.multipart import FormError, read_form
+from backend.webhooks.service import EndpointRequest
+
+
+def scope_of(*headers: tuple[bytes, bytes], path: str = "/v1/reflections") -> Any:
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": b"",
+        "http_version": "1.1",
+        "client": ("127.0.0.1", 5000),
+        "headers": list(headers),
+    }
+
+
+async def reading_app(scope: Any, receive: Receive, send: Send) -> None:
+    """Reads the whole body, answering a voicegate error as its status (as the app's exception handler does)."""
+    try:
+        while (await receive()).get("more_body", False):
+            pass
+        status = 200
+    except errors.VoicegateError as exc:
+        status = exc.status
+    scope["path_template"] = "/v1/reflections"
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def count_of(path: str, status: int) -> float:
+    value = REQUESTS.labels("POST", path, str(status), "voicegate")._value.get()
+    return float(value)
+
+
+async def serve(door: Door, scope: Any, messages: list[Any]) -> list[dict[str, Any]]:
+    """Run `door` on `scope`, its receive handing out `messages` (an Event: wait for it forever)."""
+    sent: list[dict[str, Any]] = []
+    queue = list(messages)
+
+    async def receive() -> Any:
+        item = queue.pop(0)
+        if isinstance(item, asyncio.Event):
+            await item.wait()
+        return item
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await door(scope, receive, send)
+    return sent
+
+
+def door(grace: float = 0.05, rate: int = 1024) -> Door:
+    return Door(reading_app, body_timeout=grace, body_min_rate=rate)
+
+
+async def test_content_length_with_transfer_encoding_is_a_400_that_closes_the_connection() -> None:
+    before = count_of(NO_ROUTE, 400)
+    scope = scope_of((b"content-length", b"4"), (b"transfer-encoding", b"chunked"))
+
+    sent = await serve(door(), scope, [])
+
+    assert sent[0]["status"] == 400
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert b"ambiguous_framing" in sent[1]["body"]
+    assert count_of(NO_ROUTE, 400) == before + 1
+
+
+async def test_two_different_lengths_are_refused_as_well() -> None:
+    sent = await serve(door(), scope_of((b"content-length", b"4"), (b"content-length", b"5")), [])
+    assert sent[0]["status"] == 400
+
+
+async def test_a_body_that_stops_arriving_is_a_408_that_closes_the_connection() -> None:
+    scope = scope_of((b"content-length", b"100"))
+    messages = [{"type": "http.request", "body": b"{", "more_body": True}, asyncio.Event()]
+
+    sent = await serve(door(grace=0.05), scope, messages)
+
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+
+
+async def test_a_body_that_keeps_arriving_is_read_whole() -> None:
+    scope = scope_of((b"content-length", b"2"))
+    messages = [
+        {"type": "http.request", "body": b"{", "more_body": True},
+        {"type": "http.request", "body": b"}", "more_body": False},
+    ]
+
+    sent = await serve(door(), scope, messages)
+
+    assert sent[0]["status"] == 200
+    assert (b"connection", b"close") not in sent[0]["headers"]
+
+
+async def test_a_client_that_leaves_mid_body_is_a_499_logged_once_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    before = count_of("/v1/reflections", CLIENT_GONE)
+    scope = scope_of((b"content-length", b"100"), path="/v1/reflections")
+    messages = [{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}]
+
+    with caplog.at_level(logging.INFO):
+        await serve(door(), scope, messages)
+
+    assert count_of("/v1/reflections", CLIENT_GONE) == before + 1
+    lines = [(record.name, record.levelno, record.getMessage()) for record in caplog.records]
+    assert lines == [("voicegate.access", logging.INFO, '127.0.0.1:5000 - "POST /v1/reflections HTTP/1.1" 499')]
+
+
+def test_the_pace_allows_a_second_per_min_rate_bytes_beyond_the_grace() -> None:
+    pace = BodyPace(grace=10, min_rate=1000)
+    pace.arrived, pace.waited = 5000, 12.0
+    assert pace.allowance() == pytest.approx(3.0)
+
+
+async def test_a_nul_in_a_parts_content_type_is_refused_naming_it() -> None:
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        b"Content-Type: audio/wa\x00v\r\n\r\nRIFF\r\n--b--\r\n"
+    )
+
+    class Reader:
+        def start(self, part: Any) -> bool:
+            return True
+
+        async def file_chunk(self, chunk: bytes) -> None:
+            pass
+
+        def field(self, name: str, value: bytes) -> None:
+            pass
+
+    async def chunks() -> Any:
+        yield body
+
+    with pytest.raises(FormError, match=r"^Content-Type of the `file` part: must not contain a NUL"):
+        await read_form(chunks(), "b", Reader(), max_parts=2, max_field_bytes=10)
+
+
+def test_an_empty_host_is_not_a_host() -> None:
+    assert not valid_host([(b"host", b"")])
+    assert valid_host([(b"host", b"example.com:8000")])
+
+
+@pytest.mark.parametrize(
+    "url", [" https://example.com/hook", "https://example.com/hook ", "https://example.com/\thook\n"]
+)
+def test_a_webhook_url_with_outer_whitespace_is_refused_not_stripped(url: str) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"url": url}, EndpointRequest)
+    assert msgspec.convert({"url": "https://example.com/hook"}, EndpointRequest).url == "https://example.com/hook"
+
+
+class Consent(msgspec.Struct):
+    consent: bool
+
+
+@pytest.mark.parametrize("value", [b"1", b'"true"', b'"TRUE"', b"0"])
+def test_a_boolean_field_takes_only_json_true_or_false(value: bytes) -> None:
+    with pytest.raises(errors.ValidationFailed, match="consent: must be true or false"):
+        _decode(b'{"consent": ' + value + b"}", Consent)
+    assert _decode(b'{"consent": true}', Consent) == Consent(True)
+
+
+@pytest.mark.parametrize("refusal", [errors.BacklogFull(), errors.ProviderUnavailable(), errors.BodyTooSlow()])
+def test_a_refusal_is_never_logged_at_error(refusal: errors.VoicegateError, caplog: pytest.LogCaptureFixture) -> None:
+    from backend.http.problem import problem_response  # noqa: PLC0415 - beside what it is about
+
+    class Request:
+        def __init__(self) -> None:
+            self.scope = {"path": "/api/v1/voice-samples", "headers": [(b"host", b"localhost")]}
+            self.method = "POST"
+
+    with caplog.at_level(logging.DEBUG):
+        response = problem_response(Request(), refusal)  # type: ignore[arg-type]
+
+    assert response.status_code == problem_for(refusal, "/")[0].status
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
