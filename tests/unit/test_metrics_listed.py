@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 # Imported for the metrics they register, as the processes that serve /metrics import them.
 import backend.http.metrics
+import backend.http.server
 import backend.providers.slots  # noqa: F401
 import queue_consumers.runtime  # noqa: F401
 
