@@ -73,6 +73,13 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
         )
         dead = await queues.dead_letter_count(conn)
         forgotten = await forget_judged_prints(conn, limit=SWEEP_LIMIT)
+    # Before the steps that wait on Storage or scan whole tables: one of them failing must not stop the bounds.
+    pruned = await prune(
+        functools.partial(db.service_transaction, budget=RETENTION_BUDGET),
+        settings.retention,
+        queues=queues.ALL,
+        deadline=time.monotonic() + settings.maintenance_interval / 2,
+    )
     expired = await purge_expired_samples(source, storage, limit=SWEEP_LIMIT, apply=True, actor="maintenance")
     purged = sum(1 for sample in expired.samples if sample.outcome == "purged")
     trimmed = sum(1 for sample in expired.samples if sample.outcome == "trimmed")
@@ -80,12 +87,6 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
     evidence = await purge_expired_evidence(source, storage, limit=SWEEP_LIMIT, actor="maintenance")
     orphans_removed = await _sweep_orphans(settings, source, storage)
     settled = await settle_manifests(db, storage, limit=SWEEP_LIMIT)
-    pruned = await prune(
-        functools.partial(db.service_transaction, budget=RETENTION_BUDGET),
-        settings.retention,
-        queues=queues.ALL,
-        deadline=time.monotonic() + settings.maintenance_interval / 2,
-    )
     if touched:
         log.warning("maintenance: requeued or failed %d stale attempt(s)", len(touched))
     if forgotten:
