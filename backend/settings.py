@@ -17,6 +17,7 @@ from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
 from backend.providers.config import ProviderSettings, provider_settings_from_env
 from backend.providers.env import ProviderConfigError
+from backend.records.retention import DAY, Retention
 from backend.records.usage import SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.secret import Secret, is_loopback_host
@@ -185,6 +186,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     orphan_grace_seconds: float = 3600.0
     """VOICEGATE_ORPHAN_GRACE: seconds an object no row claims (or, in embedded mode, a stored file with no
     object row) is left alone before the maintenance sweep removes it; uploads in progress are younger."""
+    queue_archive_retention_days: float = 3.0
+    """VOICEGATE_QUEUE_ARCHIVE_RETENTION_DAYS: how long a finished queue message is kept in its queue's archive
+    (`pgmq.a_<queue>`: clone, sample, preview, synthesis, webhook delivery, dead letter and erasure messages), and a
+    failed delivery's error with it; then the maintenance sweep removes it. 0 keeps them for ever."""
+    audit_retention_days: float = 400.0
+    """VOICEGATE_AUDIT_RETENTION_DAYS: how long an audit event is kept, except those a legal hold keeps for ever
+    (consents, erasures, deleted provider voices and sample audio, refused speakers: docs/operations.md). 0 keeps
+    every event."""
+    attempt_history_retention_days: float = 90.0
+    """VOICEGATE_ATTEMPT_HISTORY_RETENTION_DAYS: how long the events (each state it moved through) of a clone attempt
+    that finished are kept after it finished; the attempt itself stays with its last state. 0 keeps them for ever."""
+    speech_retention_days: float = 90.0
+    """VOICEGATE_SPEECH_RETENTION_DAYS: how long the record of a finished speech stream, and of a launched session,
+    is kept. 0 keeps them for ever."""
+    job_retention_days: float = 30.0
+    """VOICEGATE_JOB_RETENTION_DAYS: how long a finished synthesis job is kept after it finished; then its row goes
+    and its render, claimed by no row, is removed by the orphan sweep (VOICEGATE_ORPHAN_GRACE). 0 keeps them."""
+    usage_retention_days: float = 400.0
+    """VOICEGATE_USAGE_RETENTION_DAYS: how long a row of the usage ledger (`voicegate ops usage`) is kept: at least
+    two VOICEGATE_USER_USAGE_WINDOWs (the current one and the last, whole). 0 keeps the ledger for ever."""
+    retention_batch: int = 1000
+    """VOICEGATE_RETENTION_BATCH: rows one of the maintenance sweep's retention transactions removes at most (from
+    10 to 100,000); each is short, so no request waits on it for more than a few milliseconds."""
     ffmpeg: Path | None = None
     """VOICEGATE_FFMPEG: the ffmpeg executable that decodes what libsndfile cannot (WebM and M4A uploads), run as
     a separate program (default: Debian's `ffmpeg` on PATH, else the static binary of the imageio-ffmpeg wheel)."""
@@ -258,6 +282,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             characters=self.user_characters,
             window_seconds=self.user_usage_window,
             queued_jobs=self.user_queued_jobs,
+        )
+
+    @property
+    def retention(self) -> Retention:
+        """How long each growing table keeps its rows (VOICEGATE_*_RETENTION_DAYS, VOICEGATE_RETENTION_BATCH)."""
+        return Retention(
+            queue_archive_days=self.queue_archive_retention_days,
+            audit_days=self.audit_retention_days,
+            attempt_history_days=self.attempt_history_retention_days,
+            speech_days=self.speech_retention_days,
+            job_days=self.job_retention_days,
+            usage_days=self.usage_retention_days,
+            batch=self.retention_batch,
         )
 
     @property
@@ -427,6 +464,7 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, field) <= 0:
             raise SettingsError(f"{env_var(field)} must be positive")
+    _check_retention(settings)
     _check_storage_wait(settings.storage_wait_seconds)
     _check_storage_version(settings.storage_version_seconds)
     _check_phrase_seconds(settings.consent_phrase_seconds)
@@ -439,6 +477,36 @@ def _check(settings: Settings) -> None:
     if (settings.c2pa_cert is None) != (settings.c2pa_key is None):
         raise SettingsError("set both VOICEGATE_C2PA_CERT and VOICEGATE_C2PA_KEY, or neither")
     _check_webhook(settings)
+
+
+#: The fewest and the most rows one retention batch may remove.
+RETENTION_BATCH_RANGE = (10, 100_000)
+
+
+def _check_retention(settings: Settings) -> None:
+    for field in (
+        "queue_archive_retention_days",
+        "audit_retention_days",
+        "attempt_history_retention_days",
+        "speech_retention_days",
+        "job_retention_days",
+        "usage_retention_days",
+    ):
+        days = getattr(settings, field)
+        if not math.isfinite(days) or days < 0:
+            raise SettingsError(f"{env_var(field)} must be a number of days, 0 (keep for ever) or more (got {days})")
+    # The current window and the one before, so that the last finished window's report is whole.
+    least = 2 * settings.user_usage_window / DAY
+    if 0 < settings.usage_retention_days < least:
+        raise SettingsError(
+            f"VOICEGATE_USAGE_RETENTION_DAYS must be 0 (keep for ever) or at least {least:g}: two"
+            f" VOICEGATE_USER_USAGE_WINDOWs, the current one and the last (got {settings.usage_retention_days})"
+        )
+    low, high = RETENTION_BATCH_RANGE
+    if not low <= settings.retention_batch <= high:
+        raise SettingsError(
+            f"VOICEGATE_RETENTION_BATCH must be from {low} to {high:,} rows (got {settings.retention_batch})"
+        )
 
 
 def _check_storage_wait(seconds: float) -> None:

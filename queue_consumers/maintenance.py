@@ -4,8 +4,8 @@ row claims (and, in embedded mode, stored files with no object row) are removed 
 `VOICEGATE_ORPHAN_GRACE`, voice manifests left half done are settled, and dead letters are reported, on
 the worker's own timer. Several workers may sweep at once: requeueing is fenced by attempt versions, the
 purge takes rows with `skip locked`, an orphan is checked again just before it is removed, and a manifest
-is settled the way its writers make it (backend.clone.manifest), which any number may do at once; so a
-second sweep finds nothing to do."""
+is settled the way its writers make it (backend.clone.manifest), which any number may do at once, and a
+retention batch deletes rows by id (one already gone is no error); so a second sweep finds nothing to do."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -25,6 +26,7 @@ from backend.consents.purge import purge_expired_evidence
 from backend.context import WorkerContext
 from backend.db.units import Database, TransactionSource
 from backend.errors import DatabaseUnavailable, StorageUnavailable
+from backend.records.retention import prune
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from backend.storage.client import ObjectRemover, ObjectStorage
@@ -36,6 +38,8 @@ SWEEP_LIMIT = 500
 #: Seconds each of a sweep's transactions may take: more than a request's (VOICEGATE_DB_TIMEOUT), as
 #: they scan whole tables and some wait on Storage, but still bounded if the database hangs.
 SWEEP_BUDGET = 10.0
+#: Seconds one retention batch may take: a request may wait on it (a key it deletes), so it is short.
+RETENTION_BUDGET = 2.0
 
 
 class SweepReport(msgspec.Struct, frozen=True):
@@ -46,13 +50,15 @@ class SweepReport(msgspec.Struct, frozen=True):
     orphans_removed: int = 0
     evidence_purged: int = 0
     manifests_settled: int = 0
+    pruned: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> SweepReport:
     """One pass: say whether the project has a webhook endpoint and how many deliveries a user's may hold,
     requeue attempts stuck past `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended
     and the evidence of as many spoken consents, remove up to `SWEEP_LIMIT` orphans past their grace period,
-    settle up to `SWEEP_LIMIT` voice manifests left half done, and report dead letters."""
+    settle up to `SWEEP_LIMIT` voice manifests left half done, remove rows past their retention for at most half the
+    interval between sweeps, and report dead letters."""
     source = functools.partial(db.service_transaction, budget=SWEEP_BUDGET)
     async with source() as conn:
         await declare_project_endpoint(
@@ -67,6 +73,13 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
         )
         dead = await queues.dead_letter_count(conn)
         forgotten = await forget_judged_prints(conn, limit=SWEEP_LIMIT)
+    # Before the steps that wait on Storage or scan whole tables: one of them failing must not stop the bounds.
+    pruned = await prune(
+        functools.partial(db.service_transaction, budget=RETENTION_BUDGET),
+        settings.retention,
+        queues=queues.ALL,
+        deadline=time.monotonic() + settings.maintenance_interval / 2,
+    )
     expired = await purge_expired_samples(source, storage, limit=SWEEP_LIMIT, apply=True, actor="maintenance")
     purged = sum(1 for sample in expired.samples if sample.outcome == "purged")
     trimmed = sum(1 for sample in expired.samples if sample.outcome == "trimmed")
@@ -84,6 +97,12 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
         log.info("maintenance: purged the evidence (recording, voiceprint) of %d spoken consent(s)", evidence)
     if settled:
         log.info("maintenance: settled %d voice manifest(s) a writer or a deletion left half done", settled)
+    if pruned:
+        log.info(
+            "maintenance: removed %d row(s) past their retention (%s)",
+            sum(pruned.values()),
+            ", ".join(f"{table} {count}" for table, count in sorted(pruned.items())),
+        )
     if trimmed:
         log.info("maintenance: removed the originals of %d expired sample(s) kept for re-enrolment", trimmed)
     for sample in failed:
@@ -98,6 +117,7 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
         orphans_removed=orphans_removed,
         manifests_settled=settled,
         evidence_purged=evidence,
+        pruned=pruned,
     )
 
 

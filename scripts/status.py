@@ -1,6 +1,6 @@
 """`voicegate ops status`: queue depths and oldest message ages, attempts by state, dead letters, stale
-leases and orphaned objects, read in a handful of read-only queries (it changes nothing, so it has no
---apply).
+leases, orphaned objects, and each table that grows with use (its rows, bytes, dead rows and oldest row), read
+in a handful of read-only queries (it changes nothing, so it has no --apply).
 
 Problems (exit 1): messages in `voice_dead_letter` (see replay-dead-letters), stale leases (see
 recover-stale-attempts), and objects no row claims, or (embedded mode, --local-storage-dir) stored files
@@ -14,12 +14,23 @@ import sys
 from datetime import datetime, timedelta
 
 from backend import queues
-from backend.records import attempts, samples
+from backend.records import attempts, retention, samples
 from backend.storage.orphans import sweep_orphan_objects
 from scripts._common import Ops, add_local_storage_dir, local_storage_dir, parser, run
 
 NAME = "status"
-COLUMNS = ["queue", "depth", "oldest_age_s", "newest_age_s", "total_sent"]
+COLUMNS = [
+    "queue",
+    "depth",
+    "oldest_age_s",
+    "newest_age_s",
+    "total_sent",
+    "table",
+    "rows",
+    "bytes",
+    "dead_rows",
+    "oldest",
+]
 
 
 async def status(ops: Ops) -> None:
@@ -30,6 +41,7 @@ async def status(ops: Ops) -> None:
         by_status = await attempts.count_by_status(conn)
         stale_leases, live_leases = await attempts.lease_counts(conn)
         expired = await samples.count_expired(conn)
+        tables = await retention.table_sizes(conn)
     for queue in metrics:
         report.items.append(
             {
@@ -41,6 +53,17 @@ async def status(ops: Ops) -> None:
             }
         )
         report.counts[f"queue.{queue.queue}.depth"] = queue.depth
+    for table in tables:
+        report.items.append(
+            {
+                "table": table.name,
+                "rows": table.estimated_rows,
+                "bytes": table.total_bytes,
+                "dead_rows": table.dead_rows,
+                "oldest": table.oldest.isoformat() if table.oldest is not None else None,
+            }
+        )
+        report.counts[f"table.{table.name}.bytes"] = table.total_bytes
     for state in attempts.AttemptStatus:
         report.counts[f"attempts.{state}"] = by_status.get(state, 0)
     report.counts["attempts.total"] = sum(by_status.values())
@@ -109,7 +132,9 @@ async def _orphan_files(ops: Ops, written_before: datetime) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m scripts.status` / `voicegate ops status`."""
     arguments = parser(
-        NAME, "Queue depths, attempts by state, dead letters, stale leases and orphaned objects.", changes=False
+        NAME,
+        "Queue depths, attempts by state, dead letters, stale leases, orphaned objects and growing tables.",
+        changes=False,
     )
     add_local_storage_dir(arguments)
     return run(NAME, argv, arguments, COLUMNS, status)

@@ -63,6 +63,12 @@ async def usage_report(ops: Ops) -> None:
     report.counts["audio_seconds"] = round(sum(row.audio_seconds for row in rows))
     report.counts["calls"] = sum(row.calls for row in rows)
     report.notes.append(f"period: {since.isoformat(timespec='seconds')} to {until.isoformat(timespec='seconds')}")
+    kept = ops.settings.usage_retention_days
+    if kept > 0 and since < now - timedelta(days=kept):
+        report.notes.append(
+            f"the ledger keeps {kept:g} days (VOICEGATE_USAGE_RETENTION_DAYS): calls before"
+            f" {(now - timedelta(days=kept)).isoformat(timespec='seconds')} are no longer counted"
+        )
 
 
 def _check(args: argparse.Namespace) -> str | None:

@@ -342,7 +342,7 @@ CREATE TABLE public.voice_clone_attempts (
     CONSTRAINT attempt_lease_complete CHECK (((lease_owner IS NULL) = (lease_expires_at IS NULL))),
     CONSTRAINT attempt_preview_consistent CHECK (((preview_required AND ((preview_status)::text <> 'not_required'::text)) OR ((NOT preview_required) AND ((preview_status)::text = ANY (ARRAY['not_required'::text, 'completed'::text])))))
 )
-WITH (fillfactor='80');
+WITH (fillfactor='80', autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 
 ALTER TABLE public.voice_clone_attempts OWNER TO voicegate_migrator;
@@ -425,6 +425,23 @@ $$;
 
 
 ALTER FUNCTION voicegate.attempt_settled() OWNER TO voicegate_migrator;
+
+--
+-- Name: audit_held(text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.audit_held(p_action text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select p_action like 'consent.%'
+      or p_action like 'user.%'
+      or p_action in ('provider_voice.delete', 'sample.purge', 'sample.trim', 'voice.speaker_refused',
+                      'sample.speaker_mismatch', 'sample.mixed_speakers');
+$$;
+
+
+ALTER FUNCTION voicegate.audit_held(p_action text) OWNER TO voicegate_migrator;
 
 --
 -- Name: before_attempt_insert(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
@@ -1158,6 +1175,77 @@ $$;
 
 
 ALTER FUNCTION voicegate.notify_queue_insert() OWNER TO voicegate_migrator;
+
+--
+-- Name: prune_audit_events(interval, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.prune_audit_events(p_keep interval, p_limit integer) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with gone as (
+    delete from voicegate.audit_events e
+     where e.id = any (array(
+       select o.id from voicegate.audit_events o
+        where o.at < now() - p_keep and not voicegate.audit_held(o.action)
+        order by o.at
+        limit p_limit))
+    returning 1)
+  select count(*)::integer from gone;
+$$;
+
+
+ALTER FUNCTION voicegate.prune_audit_events(p_keep interval, p_limit integer) OWNER TO voicegate_migrator;
+
+--
+-- Name: prune_queue_archive(text, interval, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.prune_queue_archive(p_queue text, p_keep interval, p_limit integer) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  removed integer;
+begin
+  if not exists (select 1 from pgmq.meta m where m.queue_name = p_queue) then
+    raise exception 'no queue %', p_queue using errcode = 'undefined_table';
+  end if;
+  execute format(
+    'delete from pgmq.%1$I where msg_id = any (array(
+       select msg_id from pgmq.%1$I where archived_at < now() - $1 order by archived_at limit $2))',
+    'a_' || p_queue)
+    using p_keep, p_limit;
+  get diagnostics removed = row_count;
+  return removed;
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.prune_queue_archive(p_queue text, p_keep interval, p_limit integer) OWNER TO voicegate_migrator;
+
+--
+-- Name: prune_usage_events(interval, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.prune_usage_events(p_keep interval, p_limit integer) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with gone as (
+    delete from voicegate.usage_events e
+     where e.id = any (array(
+       select o.id from voicegate.usage_events o
+        where o.at < now() - p_keep
+        order by o.at
+        limit p_limit))
+    returning 1)
+  select count(*)::integer from gone;
+$$;
+
+
+ALTER FUNCTION voicegate.prune_usage_events(p_keep interval, p_limit integer) OWNER TO voicegate_migrator;
 
 --
 -- Name: publish_attempt(public.voice_clone_attempts); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
@@ -1929,7 +2017,8 @@ CREATE TABLE pgmq.a_user_erasure (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE pgmq.a_user_erasure OWNER TO voicegate_migrator;
@@ -1947,7 +2036,8 @@ CREATE TABLE pgmq.a_voice_clone_process (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE pgmq.a_voice_clone_process OWNER TO voicegate_migrator;
@@ -1965,7 +2055,8 @@ CREATE TABLE pgmq.a_voice_dead_letter (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE pgmq.a_voice_dead_letter OWNER TO voicegate_migrator;
@@ -1983,7 +2074,8 @@ CREATE TABLE pgmq.a_voice_preview (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE pgmq.a_voice_preview OWNER TO voicegate_migrator;
@@ -2001,7 +2093,8 @@ CREATE TABLE pgmq.a_voice_sample_process (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE pgmq.a_voice_sample_process OWNER TO voicegate_migrator;
@@ -2019,7 +2112,8 @@ CREATE TABLE pgmq.a_voice_synthesis (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE pgmq.a_voice_synthesis OWNER TO voicegate_migrator;
@@ -2037,7 +2131,8 @@ CREATE TABLE pgmq.a_webhook_delivery (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE pgmq.a_webhook_delivery OWNER TO voicegate_migrator;
@@ -2054,7 +2149,8 @@ CREATE TABLE pgmq.q_user_erasure (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 
 ALTER TABLE pgmq.q_user_erasure OWNER TO voicegate_migrator;
@@ -2084,7 +2180,8 @@ CREATE TABLE pgmq.q_voice_clone_process (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 
 ALTER TABLE pgmq.q_voice_clone_process OWNER TO voicegate_migrator;
@@ -2114,7 +2211,8 @@ CREATE TABLE pgmq.q_voice_dead_letter (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 
 ALTER TABLE pgmq.q_voice_dead_letter OWNER TO voicegate_migrator;
@@ -2144,7 +2242,8 @@ CREATE TABLE pgmq.q_voice_preview (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 
 ALTER TABLE pgmq.q_voice_preview OWNER TO voicegate_migrator;
@@ -2174,7 +2273,8 @@ CREATE TABLE pgmq.q_voice_sample_process (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 
 ALTER TABLE pgmq.q_voice_sample_process OWNER TO voicegate_migrator;
@@ -2204,7 +2304,8 @@ CREATE TABLE pgmq.q_voice_synthesis (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 
 ALTER TABLE pgmq.q_voice_synthesis OWNER TO voicegate_migrator;
@@ -2234,7 +2335,8 @@ CREATE TABLE pgmq.q_webhook_delivery (
     vt timestamp with time zone NOT NULL,
     message jsonb,
     headers jsonb
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 
 ALTER TABLE pgmq.q_webhook_delivery OWNER TO voicegate_migrator;
@@ -2280,7 +2382,8 @@ CREATE TABLE public.reflections (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT reflections_name_check CHECK (((length(btrim(name)) >= 1) AND (length(btrim(name)) <= 200)))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE public.reflections OWNER TO voicegate_migrator;
@@ -2314,7 +2417,8 @@ CREATE TABLE public.speech_streams (
     CONSTRAINT speech_streams_provider_check CHECK (((length(provider) >= 1) AND (length(provider) <= 50))),
     CONSTRAINT speech_streams_provider_voice_id_check CHECK (((length(provider_voice_id) >= 1) AND (length(provider_voice_id) <= 200))),
     CONSTRAINT speech_streams_text_characters_check CHECK ((text_characters > 0))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE public.speech_streams OWNER TO voicegate_migrator;
@@ -2358,7 +2462,8 @@ CREATE TABLE public.synthesis_jobs (
     CONSTRAINT synthesis_jobs_progress_total_check CHECK ((progress_total >= 1)),
     CONSTRAINT synthesis_jobs_retry_count_check CHECK ((retry_count >= 0)),
     CONSTRAINT synthesis_jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'processing'::text, 'succeeded'::text, 'failed'::text, 'canceled'::text])))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE public.synthesis_jobs OWNER TO voicegate_migrator;
@@ -2377,7 +2482,8 @@ CREATE TABLE public.voice_clone_attempt_events (
     actor public.attempt_actor NOT NULL,
     detail jsonb DEFAULT '{}'::jsonb NOT NULL,
     at timestamp with time zone DEFAULT now() NOT NULL
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE public.voice_clone_attempt_events OWNER TO voicegate_migrator;
@@ -2573,7 +2679,8 @@ CREATE TABLE public.voice_samples (
     CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text]))),
     CONSTRAINT voice_samples_transcript_check CHECK ((length(transcript) <= 5000)),
     CONSTRAINT voice_samples_voiceprint_check CHECK ((length(voiceprint) = 1024))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE public.voice_samples OWNER TO voicegate_migrator;
@@ -2601,7 +2708,7 @@ CREATE TABLE public.voices (
     deleted_at timestamp with time zone,
     CONSTRAINT voices_name_check CHECK (((length(btrim(name)) >= 1) AND (length(btrim(name)) <= 200)))
 )
-WITH (fillfactor='80');
+WITH (fillfactor='80', autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE public.voices OWNER TO voicegate_migrator;
@@ -2656,7 +2763,8 @@ CREATE TABLE voicegate.audit_events (
     CONSTRAINT audit_events_actor_check CHECK (((length(actor) >= 1) AND (length(actor) <= 200))),
     CONSTRAINT audit_events_subject_id_check CHECK (((length(subject_id) >= 1) AND (length(subject_id) <= 200))),
     CONSTRAINT audit_events_subject_type_check CHECK (((length(subject_type) >= 1) AND (length(subject_type) <= 100)))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE voicegate.audit_events OWNER TO voicegate_migrator;
@@ -2761,7 +2869,8 @@ CREATE TABLE voicegate.idempotency_keys (
     CONSTRAINT idempotency_keys_response_status_check CHECK (((response_status >= 100) AND (response_status <= 599))),
     CONSTRAINT idempotency_keys_route_check CHECK (((length(route) >= 1) AND (length(route) <= 1000))),
     CONSTRAINT idempotency_keys_state_check CHECK ((state = ANY (ARRAY['in_flight'::text, 'completed'::text])))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE voicegate.idempotency_keys OWNER TO voicegate_migrator;
@@ -2899,7 +3008,8 @@ CREATE TABLE voicegate.usage_events (
     CONSTRAINT usage_events_audio_seconds_check CHECK ((audio_seconds >= (0)::double precision)),
     CONSTRAINT usage_events_characters_check CHECK ((characters >= 0)),
     CONSTRAINT usage_events_kind_check CHECK ((kind = ANY (ARRAY['job'::text, 'stream'::text, 'preview'::text, 'probe'::text, 'enrolment'::text])))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE voicegate.usage_events OWNER TO voicegate_migrator;
@@ -2927,7 +3037,8 @@ CREATE TABLE voicegate.user_creates (
     tokens double precision NOT NULL,
     counted_at timestamp with time zone NOT NULL,
     CONSTRAINT user_creates_kind_check CHECK ((kind = ANY (ARRAY['consent'::text, 'reflection'::text, 'voice'::text, 'webhook_endpoint'::text])))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE voicegate.user_creates OWNER TO voicegate_migrator;
@@ -2941,7 +3052,8 @@ CREATE TABLE voicegate.user_usage (
     window_start timestamp with time zone NOT NULL,
     characters bigint NOT NULL,
     CONSTRAINT user_usage_characters_check CHECK ((characters >= 0))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', autovacuum_vacuum_cost_delay='0');
 
 
 ALTER TABLE voicegate.user_usage OWNER TO voicegate_migrator;
@@ -3572,6 +3684,12 @@ CREATE INDEX q_webhook_delivery_endpoint_idx ON pgmq.q_webhook_delivery USING bt
 CREATE INDEX q_webhook_delivery_vt_idx ON pgmq.q_webhook_delivery USING btree (vt);
 
 --
+-- Name: reflection_sessions_created_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE INDEX reflection_sessions_created_idx ON public.reflection_sessions USING btree (created_at);
+
+--
 -- Name: reflection_sessions_reflection_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
 --
 
@@ -3584,10 +3702,22 @@ CREATE INDEX reflection_sessions_reflection_idx ON public.reflection_sessions US
 CREATE INDEX reflections_owner_idx ON public.reflections USING btree (owner_id);
 
 --
+-- Name: speech_streams_finished_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE INDEX speech_streams_finished_idx ON public.speech_streams USING btree (finished_at) WHERE (finished_at IS NOT NULL);
+
+--
 -- Name: speech_streams_owner_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
 --
 
 CREATE INDEX speech_streams_owner_idx ON public.speech_streams USING btree (owner_id, started_at);
+
+--
+-- Name: synthesis_jobs_finished_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE INDEX synthesis_jobs_finished_idx ON public.synthesis_jobs USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 
 --
 -- Name: synthesis_jobs_owner_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
@@ -4772,6 +4902,13 @@ GRANT ALL ON FUNCTION voicegate.attempt_mirror(a public.voice_clone_attempts) TO
 REVOKE ALL ON FUNCTION voicegate.attempt_settled() FROM PUBLIC;
 
 --
+-- Name: FUNCTION audit_held(p_action text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.audit_held(p_action text) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.audit_held(p_action text) TO service_role;
+
+--
 -- Name: FUNCTION before_attempt_insert(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4899,6 +5036,27 @@ GRANT ALL ON FUNCTION voicegate.mirror_drift(p_voice jsonb, p_voice_id uuid, p_a
 --
 
 REVOKE ALL ON FUNCTION voicegate.notify_queue_insert() FROM PUBLIC;
+
+--
+-- Name: FUNCTION prune_audit_events(p_keep interval, p_limit integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.prune_audit_events(p_keep interval, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.prune_audit_events(p_keep interval, p_limit integer) TO service_role;
+
+--
+-- Name: FUNCTION prune_queue_archive(p_queue text, p_keep interval, p_limit integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.prune_queue_archive(p_queue text, p_keep interval, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.prune_queue_archive(p_queue text, p_keep interval, p_limit integer) TO service_role;
+
+--
+-- Name: FUNCTION prune_usage_events(p_keep interval, p_limit integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.prune_usage_events(p_keep interval, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.prune_usage_events(p_keep interval, p_limit integer) TO service_role;
 
 --
 -- Name: FUNCTION publish_attempt(a public.voice_clone_attempts); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

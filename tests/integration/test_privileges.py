@@ -168,6 +168,11 @@ FUNCTIONS: Allowed = {
     "voicegate.lock_usage(uuid,double precision)": SERVICE_ONLY,
     "voicegate.lock_user_jobs(uuid)": SERVICE_ONLY,
     "voicegate.reserve_usage(uuid,text,text,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
+    # Retention: the maintenance sweep's, which may remove from the audit trail and the ledger only through them.
+    "voicegate.audit_held(text)": SERVICE_ONLY,
+    "voicegate.prune_audit_events(interval,integer)": SERVICE_ONLY,
+    "voicegate.prune_usage_events(interval,integer)": SERVICE_ONLY,
+    "voicegate.prune_queue_archive(text,interval,integer)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.start_erasure(uuid,text)": NOBODY,
     "voicegate.erase_deleted_user()": NOBODY,

@@ -211,3 +211,46 @@ def test_a_project_webhook_that_does_not_fit_fails_at_start_up(env: dict[str, st
     with pytest.raises(SettingsError, match=message) as raised:
         settings_from_env(env)
     assert "s3cret" not in str(raised.value)
+
+
+def test_every_growing_table_has_a_bound_by_default_and_zero_keeps_for_ever() -> None:
+    retention = settings_from_env({}).retention
+    assert (retention.queue_archive_days, retention.audit_days, retention.usage_days) == (3.0, 400.0, 400.0)
+    assert (retention.attempt_history_days, retention.speech_days, retention.job_days) == (90.0, 90.0, 30.0)
+    assert retention.batch == 1000
+    assert settings_from_env({"VOICEGATE_AUDIT_RETENTION_DAYS": "0"}).retention.audit_days == 0
+
+
+@pytest.mark.parametrize(
+    "var",
+    [
+        "VOICEGATE_QUEUE_ARCHIVE_RETENTION_DAYS",
+        "VOICEGATE_AUDIT_RETENTION_DAYS",
+        "VOICEGATE_ATTEMPT_HISTORY_RETENTION_DAYS",
+        "VOICEGATE_SPEECH_RETENTION_DAYS",
+        "VOICEGATE_JOB_RETENTION_DAYS",
+        "VOICEGATE_USAGE_RETENTION_DAYS",
+    ],
+)
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_a_retention_is_a_finite_number_of_days(var: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=var):
+        settings_from_env({var: value})
+
+
+def test_the_usage_ledger_outlives_the_current_window_and_the_last() -> None:
+    with pytest.raises(SettingsError, match="VOICEGATE_USAGE_RETENTION_DAYS"):
+        settings_from_env({"VOICEGATE_USAGE_RETENTION_DAYS": "1.5"})
+    with pytest.raises(SettingsError, match="VOICEGATE_USAGE_RETENTION_DAYS"):
+        settings_from_env({"VOICEGATE_USAGE_RETENTION_DAYS": "5", "VOICEGATE_USER_USAGE_WINDOW": "259200"})
+    assert settings_from_env({"VOICEGATE_USAGE_RETENTION_DAYS": "2"}).retention.usage_days == 2
+    assert settings_from_env({"VOICEGATE_USAGE_RETENTION_DAYS": "0"}).retention.usage_days == 0
+
+
+@pytest.mark.parametrize(("value", "ok"), [("9", False), ("10", True), ("100000", True), ("100001", False)])
+def test_a_retention_batch_is_from_ten_to_a_hundred_thousand_rows(value: str, ok: bool) -> None:
+    if ok:
+        assert settings_from_env({"VOICEGATE_RETENTION_BATCH": value}).retention_batch == int(value)
+    else:
+        with pytest.raises(SettingsError, match="VOICEGATE_RETENTION_BATCH"):
+            settings_from_env({"VOICEGATE_RETENTION_BATCH": value})

@@ -42,7 +42,7 @@ def test_counts_attempts_queues_dead_letters_and_stale_leases(
     assert (counts["stale_leases"], counts["live_leases"], counts["dead_letters"]) == (1, 1, 1)
     assert counts["queue.voice_clone_process.depth"] == 3
     assert (counts["problems"], counts["unfixed"]) == (2, 2)
-    queues = {item["queue"]: item for item in result.json["items"]}
+    queues = {item["queue"]: item for item in result.json["items"] if item.get("queue")}
     assert queues["voice_dead_letter"]["depth"] == 1
     assert queues["voice_clone_process"]["oldest_age_s"] >= 0
     assert snapshot(db) == before
@@ -97,3 +97,44 @@ def test_voicegate_ops_passes_its_arguments_through(
 
     assert code == 1
     assert json.loads(capsys.readouterr().out)["counts"]["dead_letters"] == 1
+
+
+GROWING = {
+    "pgmq.a_voice_clone_process",
+    "pgmq.a_voice_sample_process",
+    "pgmq.a_voice_preview",
+    "pgmq.a_voice_synthesis",
+    "pgmq.a_webhook_delivery",
+    "pgmq.a_voice_dead_letter",
+    "pgmq.a_user_erasure",
+    "voicegate.audit_events",
+    "public.voice_clone_attempt_events",
+    "public.speech_streams",
+    "public.reflection_sessions",
+    "public.synthesis_jobs",
+    "voicegate.usage_events",
+    "voicegate.idempotency_keys",
+    "voicegate.queue_message_errors",
+}
+
+
+def test_each_growing_table_shows_its_rows_bytes_and_oldest_row(
+    run_script: Runner, scene: Scene, db: psycopg.Connection[Any]
+) -> None:
+    msg_id = db.execute("select pgmq.send('voice_preview', '{}'::jsonb)").fetchone()[0]  # type: ignore[index]
+    db.execute("select pgmq.archive('voice_preview', %s::bigint)", (msg_id,))
+    db.execute("update pgmq.a_voice_preview set archived_at = '2026-01-02T03:04:05Z'")
+    db.execute("analyze pgmq.a_voice_preview")
+
+    result = run_script(main, "--json")
+
+    tables = {item["table"]: item for item in result.json["items"] if item.get("table")}
+    assert set(tables) >= GROWING
+    preview = tables["pgmq.a_voice_preview"]
+    assert (preview["rows"], preview["oldest"]) == (1, "2026-01-02T03:04:05+00:00")
+    assert preview["bytes"] > 0
+    assert result.counts["table.pgmq.a_voice_preview.bytes"] == preview["bytes"]
+    assert tables["pgmq.a_voice_synthesis"]["oldest"] is None
+    table = run_script(main)
+    assert "pgmq.a_voice_preview" in table.out
+    assert "public.speech_streams" in table.out

@@ -92,3 +92,14 @@ def test_voicegate_ops_runs_it(run_script: Runner, db_dsn: str, capsys: Any) -> 
     code = voicegate(["ops", "usage", "--database-url", db_dsn, "--no-progress", "--json"])
     assert code == 0
     assert '"script":"usage"' in capsys.readouterr().out
+
+
+def test_a_period_reaching_past_the_ledgers_retention_says_so(run_script: Runner, db: Db) -> None:
+    seed(db)
+
+    within = run_script(main, "--json", "--days", "399")
+    beyond = run_script(main, "--json", "--days", "401")
+
+    assert not any("VOICEGATE_USAGE_RETENTION_DAYS" in note for note in within.json["notes"])
+    assert any("the ledger keeps 400 days (VOICEGATE_USAGE_RETENTION_DAYS)" in note for note in beyond.json["notes"])
+    assert beyond.counts == within.counts
