@@ -50,6 +50,7 @@ def build_areas(settings: Settings, lifecycle: WorkerContext, c2pa: Verifier) ->
             settings.sample_retention_days,
             settings.user_limits,
             settings.consent_phrase_seconds,
+            settings.voice_ownership,
         ),
         provenance=ProvenanceService(lifecycle.cpu, c2pa),
         reflections=ReflectionsService(db, storage, lifecycle.providers, settings),

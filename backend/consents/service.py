@@ -45,11 +45,11 @@ from backend.errors import (
 from backend.fields import LanguageTag, Name
 from backend.policy.consent import Origin
 from backend.policy.consent_states import State, check_recordable
-from backend.records import user_creates
+from backend.records import ownership, user_creates
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
-from backend.voiceprint import Voiceprint, voiceprint
+from backend.voiceprint import OWNERSHIP_THRESHOLD, Voiceprint, voiceprint
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -62,8 +62,8 @@ SPOKEN_TEXT_VERSION: Final = "spoken-2026-11"
 #: Who judges recordings and samples, as audit events name it.
 ACTOR: Final = "consent-check"
 
-Verdict = Literal["verified", "rejected"]
-Refusal = Literal["phrase_mismatch", "too_noisy", "not_speech", "too_short", "synthetic_speech"]
+Verdict = Literal["verified", "held", "rejected"]
+Refusal = Literal["phrase_mismatch", "too_noisy", "not_speech", "too_short", "synthetic_speech", "ownership_refused"]
 
 
 class ConsentRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
@@ -85,7 +85,8 @@ class ConsentCreated(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class RecordingVerdict(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """What the recording was found to say: `verified`, or `rejected` with the reason."""
+    """What the recording was found to say: `verified`; `held` for review (its voice is checked by an operator
+    before it covers any sample: docs/ownership.md); or `rejected` with the reason."""
 
     consent_id: uuid.UUID
     status: Verdict
@@ -132,6 +133,8 @@ class ConsentsService:
     limits: UserLimits
     #: VOICEGATE_CONSENT_PHRASE_SECONDS: how long a phrase may be recorded in after it is made.
     phrase_seconds: int
+    #: VOICEGATE_VOICE_OWNERSHIP: what a reading whose voice matches another account's print becomes.
+    voice_ownership: ownership.Mode = "hold"
 
     async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
         """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
@@ -197,10 +200,28 @@ class ConsentsService:
         path = recording_path(owner_id, consent_id)
         async with self.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             await _lock_recordable(conn, consent_id)
+            # Compared with every other account's prints whatever the mode, so that the answer takes as long
+            # whether or not a print matches.
+            owned = await ownership.judge(
+                conn,
+                self.voice_ownership,
+                OWNERSHIP_THRESHOLD,
+                owner_id=owner_id,
+                vector=speaker.vector,
+                consent_id=consent_id,
+                actor=ACTOR,
+            )
+            if owned == "refused":
+                await _write_rejection(conn, consent_id, "ownership_refused", heard.check)
+                return RecordingVerdict(
+                    consent_id, "rejected", heard.check.word_accuracy, heard.check.speech_seconds, "ownership_refused"
+                )
+            status: Verdict = "verified" if owned == "clear" else "held"
             await conn.execute(
                 _Q["verify"],
                 {
                     "id": consent_id,
+                    "status": status,
                     "path": path,
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "voiceprint": speaker.to_bytes(),
@@ -209,18 +230,20 @@ class ConsentsService:
                     "retention_days": self.retention_days,
                 },
             )
+            if status == "verified":
+                await ownership.register_consent(conn, consent_id, speaker.vector)
             await record_audit(
                 conn,
                 ACTOR,
-                "consent.verified",
+                f"consent.{status}",
                 "voice_consent",
                 consent_id,
                 detail={"wordAccuracy": heard.check.word_accuracy, "speechSeconds": heard.check.speech_seconds},
             )
             # Stored last, on the row's transaction: a recording whose row did not commit is claimed by nothing and
-            # goes with the orphan sweep.
+            # goes with the orphan sweep. A held consent keeps it too: it is what the operator listens to.
             await integrity.write(conn, self.storage, RECORDING_BUCKET, path, data, content_type=content_type)
-        return RecordingVerdict(consent_id, "verified", heard.check.word_accuracy, heard.check.speech_seconds)
+        return RecordingVerdict(consent_id, status, heard.check.word_accuracy, heard.check.speech_seconds)
 
 
 def _view(row: Mapping[str, Any]) -> ConsentView:
@@ -285,14 +308,19 @@ async def _lock_recordable(conn: Connection, consent_id: uuid.UUID) -> None:
 
 
 async def _reject(db: Database, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck) -> RecordingVerdict:
-    accuracy, seconds = check.word_accuracy, check.speech_seconds
     async with db.service_transaction() as conn:
         await _lock_recordable(conn, consent_id)
-        params = {"id": consent_id, "refusal": reason, "word_accuracy": accuracy, "speech_seconds": seconds}
-        await conn.execute(_Q["reject"], params)
-        detail = {"reason": reason, "wordAccuracy": accuracy, "speechSeconds": seconds}
-        await record_audit(conn, ACTOR, "consent.rejected", "voice_consent", consent_id, detail=detail)
-    return RecordingVerdict(consent_id, "rejected", accuracy, seconds, reason)
+        await _write_rejection(conn, consent_id, reason, check)
+    return RecordingVerdict(consent_id, "rejected", check.word_accuracy, check.speech_seconds, reason)
+
+
+async def _write_rejection(conn: Connection, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck) -> None:
+    """Reject the locked consent for `reason`, with its audit event."""
+    accuracy, seconds = check.word_accuracy, check.speech_seconds
+    params = {"id": consent_id, "refusal": reason, "word_accuracy": accuracy, "speech_seconds": seconds}
+    await conn.execute(_Q["reject"], params)
+    detail = {"reason": reason, "wordAccuracy": accuracy, "speechSeconds": seconds}
+    await record_audit(conn, ACTOR, "consent.rejected", "voice_consent", consent_id, detail=detail)
 
 
 def recording_path(owner_id: uuid.UUID, consent_id: uuid.UUID) -> str:
