@@ -159,7 +159,7 @@ async def holds(
 ) -> list[Hold]:
     """Up to `limit` holds in `state` (any when None), oldest first, after `after` (created_at, id)."""
     after_at, after_id = after or (None, None)
-    params = {"state": state, "after_at": after_at, "after_id": after_id, "limit": limit}
+    params = {"state": state, "id": None, "after_at": after_at, "after_id": after_id, "limit": limit}
     return [msgspec.convert(row, Hold) for row in await fetch_all(conn, _Q["holds"], params)]
 
 
@@ -204,7 +204,8 @@ async def decide(
 
 async def hold(conn: Connection, hold_id: uuid.UUID) -> Hold:
     """One hold (HoldNotFound when there is none)."""
-    row = await fetch_optional(conn, _Q["hold"], {"id": hold_id})
+    params = {"state": None, "id": hold_id, "after_at": None, "after_id": None, "limit": 1}
+    row = await fetch_optional(conn, _Q["holds"], params)
     if row is None:
         raise HoldNotFound(str(hold_id))
     return msgspec.convert(row, Hold)

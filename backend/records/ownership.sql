@@ -61,8 +61,8 @@ values (%(owner_id)s, %(consent_id)s, %(sample_id)s, %(matched_owner_id)s, %(mat
 returning id;
 
 -- name: holds
--- The holds in `state` (every state when null), oldest first, after (`after_at`, `after_id`) when given, with both
--- accounts.
+-- The holds in `state` (every state when null), or the one `id` names, oldest first, after (`after_at`,
+-- `after_id`) when given, with both accounts.
 select h.id, h.state, case when h.consent_id is null then 'sample' else 'consent' end as subject,
        coalesce(h.consent_id, h.sample_id) as subject_id, h.owner_id, h.matched_owner_id,
        case when h.matched_consent_id is null then 'sample' else 'consent' end as matched_subject,
@@ -70,19 +70,10 @@ select h.id, h.state, case when h.consent_id is null then 'sample' else 'consent
        h.score, h.threshold, h.created_at, h.decided_at, h.decided_by, h.note
   from voicegate.ownership_holds h
  where (%(state)s::text is null or h.state = %(state)s)
+   and (%(id)s::uuid is null or h.id = %(id)s)
    and (%(after_at)s::timestamptz is null or (h.created_at, h.id) > (%(after_at)s, %(after_id)s::uuid))
  order by h.created_at, h.id
  limit %(limit)s;
-
--- name: hold
--- One hold, with both accounts.
-select h.id, h.state, case when h.consent_id is null then 'sample' else 'consent' end as subject,
-       coalesce(h.consent_id, h.sample_id) as subject_id, h.owner_id, h.matched_owner_id,
-       case when h.matched_consent_id is null then 'sample' else 'consent' end as matched_subject,
-       coalesce(h.matched_consent_id, h.matched_sample_id) as matched_subject_id,
-       h.score, h.threshold, h.created_at, h.decided_at, h.decided_by, h.note
-  from voicegate.ownership_holds h
- where h.id = %(id)s;
 
 -- name: lock_hold
 -- As the service.
