@@ -284,6 +284,7 @@ def search_figures(count: int, queries: int, exact_queries: int) -> None:
                 print("plan:", plan(conn, asked[0], owner))
                 indexed = [search(conn, vector, owner) for vector in asked]
                 conn.execute("set enable_indexscan = off")
+                print("exact plan:", plan(conn, asked[0], owner))
                 every = max(1, len(asked) // exact_queries)
                 exact = [search(conn, vector, owner) for vector in asked[::every][:exact_queries]]
                 indexed_then = indexed[::every][:exact_queries]
