@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -54,6 +54,8 @@ class WorkerContext:
     #: What one user may spend at the providers (VOICEGATE_USER_CHARACTERS per VOICEGATE_USER_USAGE_WINDOW): the
     #: worker reserves each call's characters against it before the call.
     spend: SpendQuota = DEFAULT_SPEND
+    #: VOICEGATE_VOICE_OWNERSHIP: what a sample whose voice matches another account's print becomes.
+    voice_ownership: Literal["hold", "refuse", "off"] = "hold"
 
     async def aclose(self) -> None:
         """Release what the context holds of its own: the webhook sender's client and the signer."""

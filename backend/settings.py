@@ -226,6 +226,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     c2pa_trust_anchors: Path | None = None
     """VOICEGATE_C2PA_TRUST_ANCHORS: path of a PEM bundle of root certificates a manifest must chain to for
     `voicegate verify` to call it trusted (embedded mode also trusts its development CA)."""
+    voice_ownership: Literal["hold", "refuse", "off"] = "hold"
+    """VOICEGATE_VOICE_OWNERSHIP: what becomes of a new consent reading or sample whose voice matches a print of
+    another account (docs/ownership.md): `hold` keeps it for an operator's review (`voicegate ops voice-holds`),
+    `refuse` refuses it at once, `off` compares nothing."""
     likeness_probe: Literal["on", "off"] = "on"
     """VOICEGATE_LIKENESS_PROBE: `on` has the provider speak one short probe sentence (under 80 characters) in
     every new voice as its enrolment ends, to judge its likeness to the samples; `off` judges the voice's first

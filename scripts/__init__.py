@@ -17,4 +17,5 @@ SCRIPT_NAMES = (
     "erase-user",
     "erasures",
     "usage",
+    "voice-holds",
 )

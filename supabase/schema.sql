@@ -2596,10 +2596,10 @@ CREATE TABLE public.voice_consents (
     CONSTRAINT voice_consents_language_check CHECK ((language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)),
     CONSTRAINT voice_consents_phrase_check CHECK (((length(phrase) >= 1) AND (length(phrase) <= 1000))),
     CONSTRAINT voice_consents_recording_sha256_check CHECK ((recording_sha256 ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT voice_consents_refusal_check CHECK ((refusal = ANY (ARRAY['phrase_mismatch'::text, 'too_noisy'::text, 'not_speech'::text, 'too_short'::text, 'expired'::text, 'synthetic_speech'::text]))),
+    CONSTRAINT voice_consents_refusal_check CHECK ((refusal = ANY (ARRAY['phrase_mismatch'::text, 'too_noisy'::text, 'not_speech'::text, 'too_short'::text, 'expired'::text, 'synthetic_speech'::text, 'ownership_refused'::text]))),
     CONSTRAINT voice_consents_speech_seconds_check CHECK ((speech_seconds >= (0)::double precision)),
     CONSTRAINT voice_consents_statement_sample_path_check CHECK ((length(statement_sample_path) <= 1024)),
-    CONSTRAINT voice_consents_status_check CHECK ((status = ANY (ARRAY['accepted'::text, 'awaiting_recording'::text, 'verified'::text, 'rejected'::text]))),
+    CONSTRAINT voice_consents_status_check CHECK ((status = ANY (ARRAY['accepted'::text, 'awaiting_recording'::text, 'verified'::text, 'rejected'::text, 'held'::text]))),
     CONSTRAINT voice_consents_subject_name_check CHECK (((length(btrim(subject_name)) >= 1) AND (length(btrim(subject_name)) <= 200))),
     CONSTRAINT voice_consents_user_agent_check CHECK ((length(user_agent) <= 1000)),
     CONSTRAINT voice_consents_verified_has_evidence CHECK (((status <> 'verified'::text) OR (evidence_purged_at IS NOT NULL) OR ((voiceprint IS NOT NULL) AND (statement_sample_path IS NOT NULL) AND (verified_at IS NOT NULL)))),
@@ -2676,7 +2676,7 @@ CREATE TABLE public.voice_samples (
     CONSTRAINT voice_samples_size_bytes_check CHECK ((size_bytes >= 0)),
     CONSTRAINT voice_samples_speaker_match_check CHECK (((speaker_match >= ('-1'::integer)::double precision) AND (speaker_match <= (1)::double precision))),
     CONSTRAINT voice_samples_speech_prints_check CHECK (((length(speech_prints) > 0) AND ((length(speech_prints) % 520) = 0))),
-    CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text]))),
+    CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text, 'held'::text]))),
     CONSTRAINT voice_samples_transcript_check CHECK ((length(transcript) <= 5000)),
     CONSTRAINT voice_samples_voiceprint_check CHECK ((length(voiceprint) = 1024))
 )
@@ -2892,6 +2892,37 @@ CREATE TABLE voicegate.local_voices (
 ALTER TABLE voicegate.local_voices OWNER TO voicegate_migrator;
 
 --
+-- Name: ownership_holds; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.ownership_holds (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    owner_id uuid NOT NULL,
+    consent_id uuid,
+    sample_id uuid,
+    matched_owner_id uuid,
+    matched_consent_id uuid,
+    matched_sample_id uuid,
+    score real NOT NULL,
+    threshold real NOT NULL,
+    state text DEFAULT 'held'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    decided_at timestamp with time zone,
+    decided_by text,
+    note text,
+    CONSTRAINT ownership_hold_decided CHECK (((state = 'held'::text) = ((decided_at IS NULL) AND (decided_by IS NULL)))),
+    CONSTRAINT ownership_hold_of_one CHECK (((consent_id IS NULL) <> (sample_id IS NULL))),
+    CONSTRAINT ownership_holds_decided_by_check CHECK (((length(decided_by) >= 1) AND (length(decided_by) <= 200))),
+    CONSTRAINT ownership_holds_note_check CHECK ((length(note) <= 1000)),
+    CONSTRAINT ownership_holds_score_check CHECK (((score >= ('-1'::integer)::double precision) AND (score <= (1)::double precision))),
+    CONSTRAINT ownership_holds_state_check CHECK ((state = ANY (ARRAY['held'::text, 'released'::text, 'refused'::text]))),
+    CONSTRAINT ownership_holds_threshold_check CHECK (((threshold >= ('-1'::integer)::double precision) AND (threshold <= (1)::double precision)))
+);
+
+
+ALTER TABLE voicegate.ownership_holds OWNER TO voicegate_migrator;
+
+--
 -- Name: project_webhook; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3057,6 +3088,23 @@ WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='200', 
 
 
 ALTER TABLE voicegate.user_usage OWNER TO voicegate_migrator;
+
+--
+-- Name: voice_prints; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE TABLE voicegate.voice_prints (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    owner_id uuid NOT NULL,
+    consent_id uuid,
+    sample_id uuid,
+    embedding extensions.vector(256) NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT voice_print_of_one CHECK (((consent_id IS NULL) <> (sample_id IS NULL)))
+);
+
+
+ALTER TABLE voicegate.voice_prints OWNER TO voicegate_migrator;
 
 --
 -- Name: webhook_secrets; Type: TABLE; Schema: voicegate; Owner: voicegate_migrator
@@ -3503,6 +3551,13 @@ ALTER TABLE ONLY voicegate.local_voices
     ADD CONSTRAINT local_voices_pkey PRIMARY KEY (voice_id);
 
 --
+-- Name: ownership_holds ownership_holds_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.ownership_holds
+    ADD CONSTRAINT ownership_holds_pkey PRIMARY KEY (id);
+
+--
 -- Name: project_webhook project_webhook_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3578,6 +3633,27 @@ ALTER TABLE ONLY voicegate.user_creates
 
 ALTER TABLE ONLY voicegate.user_usage
     ADD CONSTRAINT user_usage_pkey PRIMARY KEY (owner_id);
+
+--
+-- Name: voice_prints voice_prints_consent_id_key; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.voice_prints
+    ADD CONSTRAINT voice_prints_consent_id_key UNIQUE (consent_id);
+
+--
+-- Name: voice_prints voice_prints_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.voice_prints
+    ADD CONSTRAINT voice_prints_pkey PRIMARY KEY (id);
+
+--
+-- Name: voice_prints voice_prints_sample_id_key; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.voice_prints
+    ADD CONSTRAINT voice_prints_sample_id_key UNIQUE (sample_id);
 
 --
 -- Name: webhook_secrets webhook_secrets_pkey; Type: CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
@@ -3870,6 +3946,36 @@ CREATE INDEX erasure_items_pending_idx ON voicegate.erasure_items USING btree (e
 CREATE INDEX idempotency_keys_expires_idx ON voicegate.idempotency_keys USING btree (expires_at);
 
 --
+-- Name: ownership_holds_consent_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX ownership_holds_consent_idx ON voicegate.ownership_holds USING btree (consent_id);
+
+--
+-- Name: ownership_holds_matched_owner_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX ownership_holds_matched_owner_idx ON voicegate.ownership_holds USING btree (matched_owner_id);
+
+--
+-- Name: ownership_holds_open_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX ownership_holds_open_idx ON voicegate.ownership_holds USING btree (created_at) WHERE (state = 'held'::text);
+
+--
+-- Name: ownership_holds_owner_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX ownership_holds_owner_idx ON voicegate.ownership_holds USING btree (owner_id);
+
+--
+-- Name: ownership_holds_sample_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX ownership_holds_sample_idx ON voicegate.ownership_holds USING btree (sample_id);
+
+--
 -- Name: service_object_writes_object_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3892,6 +3998,18 @@ CREATE INDEX usage_events_at_idx ON voicegate.usage_events USING btree (at);
 --
 
 CREATE INDEX usage_events_owner_at_idx ON voicegate.usage_events USING btree (owner_id, at);
+
+--
+-- Name: voice_prints_embedding_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX voice_prints_embedding_idx ON voicegate.voice_prints USING hnsw (embedding extensions.vector_cosine_ops);
+
+--
+-- Name: voice_prints_owner_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX voice_prints_owner_idx ON voicegate.voice_prints USING btree (owner_id);
 
 --
 -- Name: users voicegate_erase_deleted_user; Type: TRIGGER; Schema: auth; Owner: supabase_auth_admin
@@ -4290,6 +4408,34 @@ ALTER TABLE ONLY voicegate.idempotency_keys
     ADD CONSTRAINT idempotency_keys_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 --
+-- Name: ownership_holds ownership_holds_consent_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.ownership_holds
+    ADD CONSTRAINT ownership_holds_consent_id_fkey FOREIGN KEY (consent_id) REFERENCES public.voice_consents(id) ON DELETE CASCADE;
+
+--
+-- Name: ownership_holds ownership_holds_matched_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.ownership_holds
+    ADD CONSTRAINT ownership_holds_matched_owner_id_fkey FOREIGN KEY (matched_owner_id) REFERENCES auth.users(id) ON DELETE SET NULL;
+
+--
+-- Name: ownership_holds ownership_holds_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.ownership_holds
+    ADD CONSTRAINT ownership_holds_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
+-- Name: ownership_holds ownership_holds_sample_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.ownership_holds
+    ADD CONSTRAINT ownership_holds_sample_id_fkey FOREIGN KEY (sample_id) REFERENCES public.voice_samples(id) ON DELETE CASCADE;
+
+--
 -- Name: usage_events usage_events_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4309,6 +4455,27 @@ ALTER TABLE ONLY voicegate.user_creates
 
 ALTER TABLE ONLY voicegate.user_usage
     ADD CONSTRAINT user_usage_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
+-- Name: voice_prints voice_prints_consent_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.voice_prints
+    ADD CONSTRAINT voice_prints_consent_id_fkey FOREIGN KEY (consent_id) REFERENCES public.voice_consents(id) ON DELETE CASCADE;
+
+--
+-- Name: voice_prints voice_prints_owner_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.voice_prints
+    ADD CONSTRAINT voice_prints_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
+-- Name: voice_prints voice_prints_sample_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.voice_prints
+    ADD CONSTRAINT voice_prints_sample_id_fkey FOREIGN KEY (sample_id) REFERENCES public.voice_samples(id) ON DELETE CASCADE;
 
 --
 -- Name: webhook_secrets webhook_secrets_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
@@ -4584,6 +4751,12 @@ ALTER TABLE voicegate.idempotency_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE voicegate.local_voices ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: ownership_holds; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.ownership_holds ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: project_webhook; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4630,6 +4803,12 @@ ALTER TABLE voicegate.user_creates ENABLE ROW LEVEL SECURITY;
 --
 
 ALTER TABLE voicegate.user_usage ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: voice_prints; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE voicegate.voice_prints ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: webhook_secrets; Type: ROW SECURITY; Schema: voicegate; Owner: voicegate_migrator
@@ -5805,6 +5984,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.idempotency_keys TO service
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.local_voices TO service_role;
 
 --
+-- Name: TABLE ownership_holds; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE voicegate.ownership_holds TO service_role;
+
+--
 -- Name: TABLE project_webhook; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -5851,6 +6036,12 @@ GRANT SELECT,INSERT,UPDATE ON TABLE voicegate.user_creates TO service_role;
 --
 
 GRANT SELECT,INSERT,UPDATE ON TABLE voicegate.user_usage TO service_role;
+
+--
+-- Name: TABLE voice_prints; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.voice_prints TO service_role;
 
 --
 -- Name: TABLE webhook_secrets; Type: ACL; Schema: voicegate; Owner: voicegate_migrator

@@ -124,12 +124,15 @@ def server_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def start_test_server(tmp_root: Path, bin_dir: Path | None = None) -> EmbeddedPostgres:
-    """A throwaway fsync-off cluster on a free loopback port. It trusts loopback clients, as it has no
-    password file (`voicegate up`'s asks for a password): it lives only as long as the tests using it, and
-    the suite's many connections skip SCRAM's deliberately slow key derivation."""
+def start_test_server(
+    tmp_root: Path, bin_dir: Path | None = None, settings: dict[str, str] | None = None
+) -> EmbeddedPostgres:
+    """A throwaway fsync-off cluster on a free loopback port, with `settings` besides. It trusts loopback clients,
+    as it has no password file (`voicegate up`'s asks for a password): it lives only as long as the tests using
+    it, and the suite's many connections skip SCRAM's deliberately slow key derivation."""
     kwargs = {"bin_dir": bin_dir} if bin_dir else {}
-    server = EmbeddedPostgres(tmp_root / "pgdata", port=free_port(), settings=FAST_UNSAFE_SETTINGS, **kwargs)
+    options = {**FAST_UNSAFE_SETTINGS, **(settings or {})}
+    server = EmbeddedPostgres(tmp_root / "pgdata", port=free_port(), settings=options, **kwargs)
     server.ensure_running()
     return server
 
@@ -163,7 +166,9 @@ def pg15_server() -> Iterator[PgServer]:
     """Debian's PostgreSQL 15; `make test` installs it where missing (.ci/ensure-packages)."""
     assert (PG15_BIN / "postgres").exists(), "PostgreSQL 15 is missing: run `bash .ci/ensure-packages`"
     with server_dir("pg15") as root:
-        server = start_test_server(root, bin_dir=PG15_BIN)
+        # Debian's PostgreSQL 15 has no pgvector package: the migrations leave the voice registry out there, as
+        # this setting tells them to (20261127080500_voice_ownership.sql).
+        server = start_test_server(root, bin_dir=PG15_BIN, settings={"voicegate.without_pgvector": "on"})
         try:
             yield PgServer(server.dsn)
         finally:

@@ -77,6 +77,14 @@ class SpeakerMismatch(AudioRejected, code="speaker_mismatch"):
     """the sample's speaker is not the speaker who recorded its consent"""
 
 
+class SampleHeld(AudioRejected, code="held_for_review"):
+    """the sample is held for review: nothing of it reaches a provider until an operator releases it"""
+
+
+class SampleOwnershipRefused(AudioRejected, code="ownership_refused"):
+    """the sample's voice cannot be accepted for this account"""
+
+
 class SampleSpeakersMixed(AudioRejected, code="mixed_speakers"):
     """the sample holds more than one speaker"""
 

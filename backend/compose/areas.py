@@ -50,6 +50,7 @@ def build_areas(settings: Settings, context: WorkerContext, c2pa: Verifier) -> A
             settings.sample_retention_days,
             settings.user_limits,
             settings.consent_phrase_seconds,
+            settings.voice_ownership,
         ),
         provenance=ProvenanceService(context.cpu, c2pa),
         reflections=ReflectionsService(db, storage, context.providers, settings),

@@ -85,6 +85,7 @@ def build_worker_context(
         retry_base_seconds=settings.retry_base_seconds,
         likeness_probe=settings.likeness_probe == "on",
         spend=settings.spend_quota,
+        voice_ownership=settings.voice_ownership,
     )
 
 

@@ -19,6 +19,7 @@ from backend.db.audit import record_audit
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, transaction_from
+from backend.records import ownership
 from backend.storage import integrity
 from backend.storage.client import ObjectRemover
 
@@ -36,6 +37,8 @@ async def purge_expired_evidence(source: TransactionSource, storage: ObjectRemov
             row = await fetch_optional(conn, _Q["purge_evidence"], {"id": consent_id})
             if row is None:
                 continue
+            # Its print leaves the ownership registry with the voiceprint it was taken from.
+            await ownership.forget_consent(conn, consent_id)
             path = row["recorded_path"]
             removed = await integrity.remove(conn, storage, RECORDING_BUCKET, [path]) if path else []
             detail = {

@@ -28,7 +28,7 @@ from backend.audio.decode import decode_audio
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.consents.phrase import Phrase, PhraseCheck, check_phrase, make_phrase, refusal
-from backend.consents.types import ConsentCreated, ConsentRequest, ConsentView, RecordingVerdict, Refusal
+from backend.consents.types import ConsentCreated, ConsentRequest, ConsentView, RecordingVerdict, Refusal, Verdict
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -43,11 +43,11 @@ from backend.errors import (
     ValidationFailed,
 )
 from backend.policy.consent import Origin, check_recordable
-from backend.records import user_creates
+from backend.records import ownership, user_creates
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
-from backend.voiceprint import Voiceprint, voiceprint
+from backend.voiceprint import OWNERSHIP_THRESHOLD, Voiceprint, voiceprint
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -75,6 +75,8 @@ class ConsentsService:
     limits: UserLimits
     #: VOICEGATE_CONSENT_PHRASE_SECONDS: how long a phrase may be recorded in after it is made.
     phrase_seconds: int
+    #: VOICEGATE_VOICE_OWNERSHIP: what a reading whose voice matches another account's print becomes.
+    voice_ownership: ownership.Mode = "hold"
 
     async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
         """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
@@ -140,10 +142,28 @@ class ConsentsService:
         path = recording_path(owner_id, consent_id)
         async with self.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             await _lock_recordable(conn, consent_id)
+            # Compared with every other account's prints whatever the mode, so that the answer takes as long
+            # whether or not a print matches.
+            owned = await ownership.judge(
+                conn,
+                self.voice_ownership,
+                OWNERSHIP_THRESHOLD,
+                owner_id=owner_id,
+                vector=speaker.vector,
+                consent_id=consent_id,
+                actor=ACTOR,
+            )
+            if owned == "refused":
+                await _write_rejection(conn, consent_id, "ownership_refused", heard.check)
+                return RecordingVerdict(
+                    consent_id, "rejected", heard.check.word_accuracy, heard.check.speech_seconds, "ownership_refused"
+                )
+            status: Verdict = "verified" if owned == "clear" else "held"
             await conn.execute(
                 _Q["verify"],
                 {
                     "id": consent_id,
+                    "status": status,
                     "path": path,
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "voiceprint": speaker.to_bytes(),
@@ -152,18 +172,20 @@ class ConsentsService:
                     "retention_days": self.retention_days,
                 },
             )
+            if status == "verified":
+                await ownership.register_consent(conn, consent_id, speaker.vector)
             await record_audit(
                 conn,
                 ACTOR,
-                "consent.verified",
+                f"consent.{status}",
                 "voice_consent",
                 consent_id,
                 detail={"wordAccuracy": heard.check.word_accuracy, "speechSeconds": heard.check.speech_seconds},
             )
             # Stored last, on the row's transaction: a recording whose row did not commit is claimed by nothing and
-            # goes with the orphan sweep.
+            # goes with the orphan sweep. A held consent keeps it too: it is what the operator listens to.
             await integrity.write(conn, self.storage, RECORDING_BUCKET, path, data, content_type=content_type)
-        return RecordingVerdict(consent_id, "verified", heard.check.word_accuracy, heard.check.speech_seconds)
+        return RecordingVerdict(consent_id, status, heard.check.word_accuracy, heard.check.speech_seconds)
 
 
 def _view(row: Mapping[str, Any]) -> ConsentView:
@@ -228,14 +250,19 @@ async def _lock_recordable(conn: Connection, consent_id: uuid.UUID) -> None:
 
 
 async def _reject(db: Database, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck) -> RecordingVerdict:
-    accuracy, seconds = check.word_accuracy, check.speech_seconds
     async with db.service_transaction() as conn:
         await _lock_recordable(conn, consent_id)
-        params = {"id": consent_id, "refusal": reason, "word_accuracy": accuracy, "speech_seconds": seconds}
-        await conn.execute(_Q["reject"], params)
-        detail = {"reason": reason, "wordAccuracy": accuracy, "speechSeconds": seconds}
-        await record_audit(conn, ACTOR, "consent.rejected", "voice_consent", consent_id, detail=detail)
-    return RecordingVerdict(consent_id, "rejected", accuracy, seconds, reason)
+        await _write_rejection(conn, consent_id, reason, check)
+    return RecordingVerdict(consent_id, "rejected", check.word_accuracy, check.speech_seconds, reason)
+
+
+async def _write_rejection(conn: Connection, consent_id: uuid.UUID, reason: Refusal, check: PhraseCheck) -> None:
+    """Reject the locked consent for `reason`, with its audit event."""
+    accuracy, seconds = check.word_accuracy, check.speech_seconds
+    params = {"id": consent_id, "refusal": reason, "word_accuracy": accuracy, "speech_seconds": seconds}
+    await conn.execute(_Q["reject"], params)
+    detail = {"reason": reason, "wordAccuracy": accuracy, "speechSeconds": seconds}
+    await record_audit(conn, ACTOR, "consent.rejected", "voice_consent", consent_id, detail=detail)
 
 
 def recording_path(owner_id: uuid.UUID, consent_id: uuid.UUID) -> str:

@@ -44,11 +44,12 @@ select public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_pur
 
 -- name: verify
 -- As the service.
--- A recording said the phrase: the consent is verified, with its evidence kept under the samples' retention.
+-- A recording said the phrase: the consent is `verified`, or `held` for review when its voice matched another
+-- account's (records/ownership.py), with its evidence kept under the samples' retention either way.
 update public.voice_consents c
-   set status = 'verified', statement_sample_path = %(path)s, recording_sha256 = %(sha256)s,
+   set status = %(status)s, statement_sample_path = %(path)s, recording_sha256 = %(sha256)s,
        voiceprint = %(voiceprint)s, word_accuracy = %(word_accuracy)s, speech_seconds = %(speech_seconds)s,
-       refusal = null, verified_at = now(),
+       refusal = null, verified_at = case when %(status)s = 'verified' then now() end,
        evidence_expires_at = now() + make_interval(secs => %(retention_days)s::double precision * 86400)
  where c.id = %(id)s
    and public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at)

@@ -13,8 +13,8 @@ import msgspec
 from backend.fields import LanguageTag, Name
 from backend.policy.consent import State
 
-Verdict = Literal["verified", "rejected"]
-Refusal = Literal["phrase_mismatch", "too_noisy", "not_speech", "too_short", "synthetic_speech"]
+Verdict = Literal["verified", "held", "rejected"]
+Refusal = Literal["phrase_mismatch", "too_noisy", "not_speech", "too_short", "synthetic_speech", "ownership_refused"]
 
 
 class ConsentRequest(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
@@ -36,7 +36,8 @@ class ConsentCreated(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class RecordingVerdict(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """What the recording was found to say: `verified`, or `rejected` with the reason."""
+    """What the recording was found to say: `verified`; `held` for review (its voice is checked by an operator
+    before it covers any sample: docs/ownership.md); or `rejected` with the reason."""
 
     consent_id: uuid.UUID
     status: Verdict

@@ -13,6 +13,9 @@ for every query, and guards every write with it; this module says what each stat
     awaiting_recording, rejected --a recording that says the phrase-->       verified
     awaiting_recording, rejected --a recording that does not-->              rejected
     awaiting_recording, rejected --the phrase's time passes-->               expired   (read from the clock)
+    awaiting_recording, rejected --a recording of another account's voice--> held      (docs/ownership.md)
+    held                         --an operator releases it-->                verified
+    held                         --an operator refuses it-->                 rejected  (ownership_refused)
     verified                     --the evidence's retention ends (sweep)-->  purged
 
 Refused: a recording of an expired consent (422 `consent_expired`, before its audio is read), and of an accepted,
@@ -38,7 +41,7 @@ from backend.voiceprint.windows import Stretch, unlike, wholly_unlike
 CONSENT_TEXT_VERSION: Final = "2026-12"
 
 Policy = Literal["checkbox", "spoken"]
-State = Literal["accepted", "awaiting_recording", "rejected", "expired", "verified", "purged"]
+State = Literal["accepted", "awaiting_recording", "rejected", "expired", "verified", "held", "purged"]
 
 #: The states a recording of the phrase is taken in, and so the states `verified` and `rejected` are entered from.
 RECORDABLE: Final[frozenset[State]] = frozenset({"awaiting_recording", "rejected"})
@@ -126,6 +129,8 @@ def check_recordable(state: State) -> None:
         return
     if state == "expired":
         raise ConsentExpired("The consent's phrase has expired: get a new phrase (POST /api/v1/consents) and read it.")
+    if state == "held":
+        raise Conflict("This consent takes no recording: it is held for review.")
     raise Conflict("This consent takes no recording: it is a checkbox consent, or its recording is verified.")
 
 
@@ -138,4 +143,6 @@ def check_covers_sample(state: State) -> None:
         raise ConsentExpired
     if state == "accepted":
         raise ConsentNotVerified("A checkbox consent is given with each upload (consent=true), not named by its id.")
+    if state == "held":
+        raise ConsentNotVerified("The consent is held for review.")
     raise ConsentNotVerified

@@ -25,6 +25,8 @@ class VoiceSampleStatus(enum.StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
+    #: Its voice matched another account's print: kept for an operator's review (docs/ownership.md).
+    HELD = "held"
 
 
 class SampleRow(msgspec.Struct, frozen=True, kw_only=True):

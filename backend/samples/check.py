@@ -19,27 +19,38 @@ import msgspec
 
 from backend import watermark
 from backend.audio.decode import decode_audio
-from backend.audio.errors import AudioRejected, SampleSpeakersMixed, SpeakerMismatch, SyntheticSpeech
+from backend.audio.errors import (
+    AudioRejected,
+    SampleHeld,
+    SampleOwnershipRefused,
+    SampleSpeakersMixed,
+    SpeakerMismatch,
+    SyntheticSpeech,
+)
 from backend.audio.pipeline import PreparedSample, prepare_for
 from backend.context import WorkerContext
 from backend.db.audit import record_audit
+from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import StoredObjectAltered
 from backend.policy.consent import SpeakerJudgement
 from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
+from backend.records import ownership
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import upload
 from backend.samples.upload import judge_sample
 from backend.storage import integrity
-from backend.voiceprint import THRESHOLD, SpeechPrints, speech_prints
+from backend.voiceprint import OWNERSHIP_THRESHOLD, THRESHOLD, SpeechPrints, Voiceprint, speech_prints
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, SELF_THRESHOLD, named, second_voice
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: How long a provider may take to fetch the prepared sample from its signed URL.
 SAMPLE_URL_SECONDS = 600
+#: All a held sample's owner is told, whatever it matched (docs/ownership.md).
+HELD_FOR_REVIEW = "held_for_review: the sample is held for review"
 
 
 class SampleGone(Exception):
@@ -99,6 +110,7 @@ class SampleCheck:
         judged = await self._judge_speaker(prints, report)
         speaker = None if prints is None else prints.voiceprint()
         speaker_bytes = None if speaker is None else speaker.to_bytes()
+        owned: ownership.Verdict = "clear"
         async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             recorded = await fetch_optional(
                 conn,
@@ -118,10 +130,39 @@ class SampleCheck:
             )
             if recorded is None:
                 raise SampleGone(str(sample.id))
+            if speaker is not None:
+                owned = await self._judge_owner(conn, speaker)
+            # A held sample keeps its cleaned copy: released, it is ready as it stands.
             await integrity.write(
                 conn, ctx.storage, sample.bucket_id, copy_path, prepared.wav, content_type=prepared.mime_type
             )
+        if owned == "held":
+            raise SampleHeld(HELD_FOR_REVIEW)
+        if owned == "refused":
+            raise SampleOwnershipRefused(ownership.SAMPLE_REFUSAL)
         return Checked(prepared, speaker_bytes)
+
+    async def _judge_owner(self, conn: Connection, speaker: Voiceprint) -> ownership.Verdict:
+        """Compare the sample's voice with every other account's prints (`backend.records.ownership`) on the
+        transaction that records it ready: registered under its owner when nothing matched, else `held` (or
+        failed, under VOICEGATE_VOICE_OWNERSHIP=refuse) with nothing said of what it matched."""
+        sample = self.sample
+        owned = await ownership.judge(
+            conn,
+            self.ctx.voice_ownership,
+            OWNERSHIP_THRESHOLD,
+            owner_id=sample.owner_id,
+            vector=speaker.vector,
+            sample_id=sample.id,
+            actor=self.actor,
+        )
+        if owned == "clear":
+            await ownership.register_sample(conn, sample.id, speaker.vector)
+        elif owned == "held":
+            await conn.execute(_Q["hold_sample"], {"sample_id": sample.id})
+        else:
+            await conn.execute(_Q["refuse_owned_sample"], {"sample_id": sample.id, "reason": ownership.SAMPLE_REFUSAL})
+        return owned
 
     async def enrolment_sample(self, provider: str) -> EnrolmentSample:
         """What an enrolment sends: the stored cleaned copy (checked against its digest) when it was made for

@@ -16,6 +16,17 @@ update public.voice_samples
  where id = %(sample_id)s
 returning id;
 
+-- name: hold_sample
+-- As the service.
+-- Its voice matched another account's print: held for an operator's review (records/ownership.py), checked and
+-- stored in full, so that a release makes it ready as it stands.
+update public.voice_samples set status = 'held' where id = %(sample_id)s;
+
+-- name: refuse_owned_sample
+-- As the service.
+-- Its voice matched another account's print under VOICEGATE_VOICE_OWNERSHIP=refuse.
+update public.voice_samples set status = 'failed', failure_reason = %(reason)s where id = %(sample_id)s;
+
 -- name: record_mismatched_sample
 -- As the service.
 -- Its speaker is not its consent's, or it holds two: failed, with the report, the prints and the score, for the

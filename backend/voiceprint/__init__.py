@@ -15,10 +15,14 @@ its mean print hides, is found and named in seconds.
 point of half the shared LibriSpeech test-other clips and judged on the other half; thresholds do not carry
 across speakers or recordings, and prints of 2-3 s clips scatter more than of longer ones. docs/voiceprint.md
 has the figures, the cost, and how to make them again (`python bench/voiceprint.py`).
+
+`OWNERSHIP_THRESHOLD` = 0.80: from this cosine a new consent reading or sample is taken for the voice of another
+account (docs/ownership.md; `python bench/ownership.py`).
 """
 
 from backend.voiceprint.embedding import (
     DIMENSIONS,
+    OWNERSHIP_THRESHOLD,
     THRESHOLD,
     SpeechPrints,
     Voiceprint,
@@ -27,4 +31,13 @@ from backend.voiceprint.embedding import (
     voiceprint,
 )
 
-__all__ = ["DIMENSIONS", "THRESHOLD", "SpeechPrints", "Voiceprint", "speech_prints", "speech_seconds", "voiceprint"]
+__all__ = [
+    "DIMENSIONS",
+    "OWNERSHIP_THRESHOLD",
+    "THRESHOLD",
+    "SpeechPrints",
+    "Voiceprint",
+    "speech_prints",
+    "speech_seconds",
+    "voiceprint",
+]

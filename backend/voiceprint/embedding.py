@@ -18,6 +18,10 @@ DIMENSIONS: Final = 256
 #: Cosine from which two voiceprints are taken for the same speaker: set on real speech, with held-out figures
 #: in the package's docstring and docs/voiceprint.md.
 THRESHOLD: Final = 0.74
+#: Cosine from which a new consent reading or sample is taken for the voice of another account's print (the voice
+#: ownership registry, `backend.records.ownership`): set by bench/ownership.py on real speech, between the highest
+#: different-speaker and the lowest same-speaker score of an upload against an account's prints; docs/ownership.md.
+OWNERSHIP_THRESHOLD: Final = 0.80
 _BYTES: Final = DIMENSIONS * 4
 #: A stored print's norm may differ from 1 by float32 rounding, never by more.
 _NORM_TOLERANCE: Final = 1e-3

@@ -114,6 +114,9 @@ TABLES: Allowed = {
     # The usage ledger and each user's counter: the service reserves, fills in and reads them; a user who could
     # write them would lift their own quota or erase what they spent. Rows go with their user.
     "voicegate.usage_events": {"service_role": {"select", "insert", "update"}},
+    # The voice ownership registry and its holds: biometric data of two accounts at once, the service's alone.
+    "voicegate.voice_prints": {"service_role": READ_WRITE},
+    "voicegate.ownership_holds": {"service_role": {"select", "insert", "update"}},
     "voicegate.user_usage": {"service_role": {"select", "insert", "update"}},
     "storage.buckets": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
     "storage.objects": {"anon": {ALL}, "authenticated": {ALL}, "service_role": {ALL}},
@@ -216,6 +219,9 @@ SCHEMA_PRIVILEGES: Allowed = {
     "pgmq": {"service_role": {"usage"}},
     "supabase_migrations": {},
 }
+
+#: What the migrations make only where pgvector is (20261127080500_voice_ownership.sql).
+NEEDS_PGVECTOR = frozenset({"voicegate.voice_prints"})
 
 Granted = dict[tuple[str, str], set[str]]
 
@@ -351,6 +357,9 @@ SWEEPS = {
 @pytest.mark.parametrize("kind", list(SWEEPS))
 def test_api_roles_hold_exactly_the_allowed_privileges(swept_db: psycopg.Connection[Any], kind: str) -> None:
     allowed, sweep = SWEEPS[kind]
+    if swept_db.execute("select current_setting('voicegate.without_pgvector', true)").fetchone() == ("on",):
+        # Debian's PostgreSQL 15 has no pgvector: the migrations leave the registry out there, as it asks.
+        allowed = {name: roles for name, roles in allowed.items() if name not in NEEDS_PGVECTOR}
     granted, swept = sweep(swept_db)
     wrong = differences(allowed, granted, swept, all_table_privileges(swept_db))
     assert not wrong, "\n".join(["privileges differ from the allow-list:", *wrong])

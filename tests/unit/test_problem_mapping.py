@@ -210,6 +210,18 @@ ROWS = [
     ),
     (audio_errors.SampleSpeakersMixed(), 422, "mixed_speakers", "the sample holds more than one speaker"),
     (
+        audio_errors.SampleHeld(),
+        422,
+        "held_for_review",
+        "the sample is held for review: nothing of it reaches a provider until an operator releases it",
+    ),
+    (
+        audio_errors.SampleOwnershipRefused(),
+        422,
+        "ownership_refused",
+        "the sample's voice cannot be accepted for this account",
+    ),
+    (
         audio_errors.SyntheticSpeech(),
         422,
         "synthetic_speech",

@@ -201,6 +201,7 @@ async def test_a_verdict_is_not_written_over_a_consent_whose_time_ran_out_while_
     assert sql.execute(CONSENT_QUERIES["reject"], params).fetchall() == []
     verified = {
         "id": consent["consentId"],
+        "status": "verified",
         "path": f"{user.id}/consents/{consent['consentId']}/recording",
         "sha256": "0" * 64,
         "voiceprint": bytes(1024),

@@ -43,11 +43,12 @@ def test_only_a_verified_consent_covers_a_sample() -> None:
         "accepted": ConsentNotVerified,
         "awaiting_recording": ConsentNotVerified,
         "rejected": ConsentNotVerified,
+        "held": ConsentNotVerified,
         "expired": ConsentExpired,
         "purged": ConsentExpired,
     }
 
 
 def test_every_state_is_named_once() -> None:
-    assert len(set(STATES)) == len(STATES) == 6
+    assert len(set(STATES)) == len(STATES) == 7
     assert set(STATES) >= RECORDABLE
