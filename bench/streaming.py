@@ -91,7 +91,7 @@ def local_reflection(api: httpx.Client) -> str:
     form = {"consent": "true", "language": "en"}
     files = {"file": ("sample.wav", SAMPLE.read_bytes(), "audio/wav")}
     api.post(f"/v1/reflections/{rid}/voice/clone", data=form, files=files).raise_for_status()
-    wait_for(lambda: voice_state(api, rid)["voice"]["previewStatus"] == "ready", 180, "the local preview")
+    wait_for(lambda: voice_state(api, rid)["voice"]["previewStatus"] == "ready", 600, "the local preview")
     api.post(f"/v1/reflections/{rid}/voice/preview/complete").raise_for_status()
     return rid
 
@@ -282,7 +282,8 @@ def served(*, streams: int, latency: float, render: float) -> Iterator[Served]:
             "VOICEGATE_USER_STREAMS": str(2 * streams),
         }
         os.environ.update(env)
-        with running_up(Path(tempfile.mkdtemp(prefix="voicegate-bench-"))) as up:
+        # A bench runs beside other work: on a loaded machine `up` takes minutes to be ready.
+        with running_up(Path(tempfile.mkdtemp(prefix="voicegate-bench-")), ready_s=600) as up:
             token = dev_token(up, "bench@example.test")
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=up.base_url, headers=headers, timeout=60) as api:

@@ -215,7 +215,7 @@ class SpeechStream:
         )
         try:
             async with self._db.service_transaction() as conn:
-                await usage.reserve(conn, call, self._quota)
+                await usage.reserve_and_commit(conn, call, self._quota)
         except (QuotaExceeded, TooManyRequests, DatabaseUnavailable) as exc:
             log.info("speech stream %s: ends before sentence %d (%s)", self.id, index, exc.code)
             self._outcome, self._error_code = SpeechStreamOutcome.FAILED, exc.code
