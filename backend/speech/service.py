@@ -1,15 +1,14 @@
 """Speech streamed as it is made: a reflection's voice once its launch gate passes, or a user's ready voice.
 
-The text is spoken a sentence at a time (`backend.text.sentences`), each sentence one provider stream,
-so the first audio leaves after the first sentence is made rather than the whole text. Every provider's audio
-is marked with the watermark on its way out, in blocks as it comes (`backend.watermark.stream`), on the CPU
-executor in the stream owner's lane. The `local` engine
-renders on the process's CPU executor in the stream owner's lane, so one user's streams take turns with
-everyone else's. The stream waits for
-its first bytes before answering, so a provider that refuses or cannot be reached is an error status, not
-an empty 200. When the client goes away the stream is closed, which closes the provider request; either
-way the stream's row in `speech_streams` is finished with the characters sent to the provider and the
-seconds of audio made.
+The text is spoken a sentence at a time (`backend.text.sentences`), each sentence one provider stream, so the
+first audio leaves after the first sentence is made rather than the whole text. Every provider's audio is marked
+with the watermark on its way out, in blocks as it comes (`backend.watermark.stream`), on the CPU executor in the
+stream owner's lane; the stream's first chunk leaves as it came, before its mark could be made. The `local` engine
+renders on the process's CPU executor in the stream owner's lane, so one user's streams take turns with everyone
+else's. The stream waits for its first bytes before answering, so a provider that refuses or cannot be reached is
+an error status, not an empty 200. When the client goes away the stream is closed, which closes the provider
+request; either way the stream's row in `speech_streams` is finished with the characters sent to the provider and
+the seconds of audio made.
 
 Each sentence is reserved in the usage ledger before the provider is sent it (`backend.records.usage`): the
 first in the transaction that opens the stream (past the quota, the request is refused 429 `quota_exceeded`), each
