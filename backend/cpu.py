@@ -58,11 +58,14 @@ def default_workers(*, serves_api: bool) -> int:
 class _Item:
     """One queued call, and the future its caller awaits on its own loop."""
 
-    __slots__ = ("call", "future", "loop", "owner")
+    __slots__ = ("ahead", "call", "future", "loop", "owner")
 
-    def __init__(self, owner: Owner, call: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, owner: Owner, call: Callable[[], Any], loop: asyncio.AbstractEventLoop, *, ahead: bool = False
+    ) -> None:
         self.owner = owner
         self.call = call
+        self.ahead = ahead
         self.loop = loop
         self.future: asyncio.Future[Any] = loop.create_future()
 
@@ -131,8 +134,26 @@ class CpuExecutor:
         """Queue `fn(*args, **kwargs)` in `owner`'s lane now; the future (of the running loop) is its outcome.
         Cancelling the future before a thread has taken the call takes the call out of the queue.
         RuntimeError once the executor is closed."""
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        item = _Item(owner, call, asyncio.get_running_loop())
+        future: asyncio.Future[T] = self._queue(
+            owner, functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        )
+        return future
+
+    async def run(self, owner: Owner, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)` on one of the threads, queued in `owner`'s lane (see `submit`)."""
+        return await self.submit(owner, fn, *args, **kwargs)
+
+    def submit_ahead(self, owner: Owner, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """`submit`, queued ahead of the calls waiting in `owner`'s lane that were not queued ahead themselves:
+        for work its user hears nothing before (a stream's first phrase), which would otherwise wait behind the
+        same user's other streams' later phrases and marks. Between users the turns are as ever."""
+        future: asyncio.Future[T] = self._queue(
+            owner, functools.partial(contextvars.copy_context().run, fn, *args, **kwargs), ahead=True
+        )
+        return future
+
+    def _queue(self, owner: Owner, call: Callable[[], Any], *, ahead: bool = False) -> asyncio.Future[Any]:
+        item = _Item(owner, call, asyncio.get_running_loop(), ahead=ahead)
         item.future.add_done_callback(functools.partial(self._drop, item))
         with self._lock:
             if self._closed:
@@ -140,14 +161,12 @@ class CpuExecutor:
             lane = self._lanes.get(owner)
             if lane is None:
                 lane = self._lanes[owner] = deque()
-            lane.append(item)
+            if ahead:  # behind the calls queued ahead before it, first in first out among them
+                lane.insert(next((n for n, queued in enumerate(lane) if not queued.ahead), len(lane)), item)
+            else:
+                lane.append(item)
             self._waiting.notify()
-        future: asyncio.Future[T] = item.future
-        return future
-
-    async def run(self, owner: Owner, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """`fn(*args, **kwargs)` on one of the threads, queued in `owner`'s lane (see `submit`)."""
-        return await self.submit(owner, fn, *args, **kwargs)
+        return item.future
 
     async def aclose(self) -> None:
         """Take no more work, fail the waits of calls not started (RuntimeError), and return once the calls

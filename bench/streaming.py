@@ -1,15 +1,18 @@
-"""Benchmark: time to first byte (p50/p99) of `POST /v1/reflections/{id}/speech` for 20 concurrent streams, with
-the `local` provider, with the ElevenLabs fake answering after 200 ms, and with `selfhosted` on the vLLM-Omni
-fake making 0.1 s of audio every 40 ms, each fake beside its own time to first byte for the same 20 concurrent
+"""Benchmark: time to first byte (p50/p99) of `POST /v1/reflections/{id}/speech`, one stream at a time and 20
+at once, with the `local` provider, with the ElevenLabs fake answering after 200 ms, and with `selfhosted` on the
+vLLM-Omni fake making 0.1 s of audio every 40 ms, each fake beside its own time to first byte for the same
 requests sent to it directly (the floor voicegate cannot go under; vLLM-Omni's asked for raw bytes as they are
-made, `stream_format: "audio"`). The server lets the bench's one user have twice `--streams` streams open
-(VOICEGATE_USER_STREAMS).
+made, `stream_format: "audio"`): what voicegate adds is the difference, printed beside its target. Then the
+mark: streams of 2 s or more as MP3 (64 kbit/s), from `local` and from the ElevenLabs fake speaking espeak-ng's
+speech, each sent to `POST /api/v1/provenance/check`, beside the same fake's audio marked whole as a render is.
+The server lets the bench's one user have twice `--streams` streams open (VOICEGATE_USER_STREAMS).
 
-    python bench/streaming.py [--streams 20] [--rounds 3] [--latency 0.2] [--render 0.04]
+    python bench/streaming.py [--streams 20] [--rounds 3] [--single 20] [--marks 10] [--latency 0.2]
+                              [--render 0.04]
 
-Each round opens `--streams` streams at once of one sentence (PCM); a row gives p50/p99 over every stream of
-every round, and the whole stream's p50 beside it. A real `voicegate up` runs the routes (embedded Postgres,
-its queue consumers made the local voice and its preview).
+One at a time is `--single` streams one after another; at once, each round opens `--streams` streams together.
+All of one sentence (PCM); a row gives p50/p99 over every stream, and the whole stream's p50 beside it. A real
+`voicegate up` runs the routes (embedded Postgres, its queue consumers made the local voice and its preview).
 """
 
 from __future__ import annotations
@@ -21,17 +24,23 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from devkit.streaming import Heard, stream  # noqa: E402 - after the path setup above
+from backend.audio.formats import StreamEncoder  # noqa: E402 - after the path setup above
+from backend.watermark import mark  # noqa: E402
+from devkit.speech_maker import speak  # noqa: E402
+from devkit.streaming import Heard, stream  # noqa: E402
 from devkit.up import dev_token, running_up, wait_for  # noqa: E402
 from fakes import ElevenLabsFake, SelfhostedFake, serve  # noqa: E402
 from fakes.audio import tone_wav  # noqa: E402
@@ -43,6 +52,30 @@ from fakes.selfhosted import SelfhostedVoice  # noqa: E402
 ELEVEN_KEY = "sk_bench_eleven_0123456789"
 SENTENCE = "Thanks for calling, how can I help you today?"
 SAMPLE = ROOT / "docs" / "quickstart-sample.wav"
+#: Sentences streamed for the mark, each 2 s or more from either voice (the ElevenLabs fake speaks 0.05 s a
+#: character).
+MARK_TEXTS = (
+    "Please confirm your appointment for Tuesday at noon, and bring the forms with you.",
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+    "Weather today is cloudy with a chance of rain later in the afternoon.",
+    "Numbers like forty two and seven hundred are spoken as words in this sentence.",
+    "I would like to thank everyone who came tonight, it means a great deal to us.",
+    "Turn left at the second light, then keep going until you see the old church.",
+    "Our new opening hours start next Monday, from eight in the morning until six.",
+)
+#: The targets (ms): what voicegate adds to a fake's first byte, p50 one at a time; p50 and p99 at once; and
+#: `local`'s first byte at once, p50.
+ADDED_ALONE_P50 = 10.0
+ADDED_AT_ONCE = (15.0, 40.0)
+LOCAL_AT_ONCE_P50 = 200.0
+MP3_BYTES_PER_S = 64000 // 8
+
+
+def espeak_pcm(seconds: float, rate: int) -> bytes:
+    """What the ElevenLabs fake speaks for the mark: espeak-ng speaking one of the sentences (picked by the
+    length asked for), as long as asked."""
+    samples = speak(MARK_TEXTS[round(seconds * 20) % len(MARK_TEXTS)], rate, pitch=40)
+    return (np.resize(samples, max(rate // 10, int(seconds * rate))) * 32767).astype("<i2").tobytes()
 
 
 def voice_state(api: httpx.Client, rid: str) -> dict[str, Any]:
@@ -58,7 +91,7 @@ def local_reflection(api: httpx.Client) -> str:
     form = {"consent": "true", "language": "en"}
     files = {"file": ("sample.wav", SAMPLE.read_bytes(), "audio/wav")}
     api.post(f"/v1/reflections/{rid}/voice/clone", data=form, files=files).raise_for_status()
-    wait_for(lambda: voice_state(api, rid)["voice"]["previewStatus"] == "ready", 180, "the local preview")
+    wait_for(lambda: voice_state(api, rid)["voice"]["previewStatus"] == "ready", 600, "the local preview")
     api.post(f"/v1/reflections/{rid}/voice/preview/complete").raise_for_status()
     return rid
 
@@ -124,50 +157,119 @@ async def fake_directly(
     return Heard(response.status_code, response.headers, data, first or total, total, 0)
 
 
-def row(name: str, heard: list[Heard]) -> str:
+def cuts(heard: list[Heard]) -> tuple[float, float]:
+    """The first byte's p50 and p99, ms."""
     ttfb = sorted(h.first_byte_s * 1000 for h in heard)
-    cuts = statistics.quantiles(ttfb, n=100, method="inclusive")
+    if len(ttfb) == 1:
+        return ttfb[0], ttfb[0]
+    quantiles = statistics.quantiles(ttfb, n=100, method="inclusive")
+    return quantiles[49], quantiles[98]
+
+
+def row(name: str, heard: list[Heard]) -> str:
+    p50, p99 = cuts(heard)
     whole = statistics.median(h.total_s * 1000 for h in heard)
     audio = statistics.median(len(h.body) / 48 for h in heard)
-    return f"{name:44} {len(heard):4d} {cuts[49]:9.0f} {cuts[98]:9.0f} {whole:11.0f} {audio:9.0f}"
+    return f"{name:52} {len(heard):4d} {p50:9.0f} {p99:9.0f} {whole:11.0f} {audio:9.0f}"
+
+
+def verdict(what: str, value: float, target: float) -> str:
+    return f"  {what:66} {value:+7.0f} ms  (target <= {target:.0f}: {'met' if value <= target else 'NOT MET'})"
 
 
 Floor = Callable[[httpx.AsyncClient], Awaitable[Heard]]
 
 
 async def measure(
-    base: str, token: str, rids: dict[str, tuple[str, Floor | None]], *, streams: int, count: int
+    base: str, token: str, rids: dict[str, tuple[str, Floor | None]], *, streams: int, count: int, single: int
 ) -> None:
-    """Each provider's rows: its fake alone (when it has one), then voicegate streaming from it."""
+    """Each provider's rows, one at a time then `streams` at once: its fake alone (when it has one), then
+    voicegate streaming from it; what voicegate adds beside the targets."""
     results: dict[str, list[Heard]] = {}
+    targets: list[str] = []
     for name, (rid, floor) in rids.items():
-        if floor is not None:
-            results[f"{name.split(' fake')[0]} fake alone (the floor)"] = await rounds(floor, streams, count)
         path = f"{base}/v1/reflections/{rid}/speech"
-        results[f"voicegate, {name}"] = await rounds(
-            lambda c, path=path: stream(c, path, token, {"text": SENTENCE, "format": "pcm_24000"}), streams, count
-        )
-    print(f"{streams} concurrent streams x {count} rounds of {SENTENCE!r} (PCM 24 kHz)")
-    print(f"{'':44} {'n':>4} {'TTFB p50':>9} {'TTFB p99':>9} {'whole p50':>11} {'audio ms':>9}")
+        through = lambda c, path=path: stream(c, path, token, {"text": SENTENCE, "format": "pcm_24000"})  # noqa: E731
+        for at_once, times in ((1, single), (streams, count)):
+            how = "one at a time" if at_once == 1 else f"{at_once} at once"
+            if floor is not None:
+                alone = results[f"{name.split(' fake')[0]} fake alone, {how}"] = await rounds(floor, at_once, times)
+            voicegate = results[f"voicegate, {name}, {how}"] = await rounds(through, at_once, times)
+            if floor is None:
+                targets.append(verdict(f"{name}, {how}: first byte p50", cuts(voicegate)[0], LOCAL_AT_ONCE_P50))
+                continue
+            added = [v - a for v, a in zip(cuts(voicegate), cuts(alone), strict=True)]
+            targets.append(
+                verdict(f"{name}, {how}: added p50", added[0], ADDED_ALONE_P50 if at_once == 1 else ADDED_AT_ONCE[0])
+            )
+            if at_once > 1:
+                targets.append(verdict(f"{name}, {how}: added p99", added[1], ADDED_AT_ONCE[1]))
+    print(f"one at a time x {single}, {streams} at once x {count} rounds, of {SENTENCE!r} (PCM 24 kHz), ms")
+    print(f"{'':52} {'n':>4} {'TTFB p50':>9} {'TTFB p99':>9} {'whole p50':>11} {'audio ms':>9}")
     for name, heard in results.items():
         print(row(name, heard))
+    print("what voicegate adds to the fake's first byte (p99 less p99), and local's first byte:")
+    print("\n".join(target for target in targets if "local" not in target))
+    print("\n".join(target for target in targets if "local" in target and "at once" in target))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--streams", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--latency", type=float, default=0.2, help="the ElevenLabs fake's latency, seconds")
-    # Qwen3-TTS streams at a real-time factor under 0.5 on one recent GPU (first chunk in 0.17 s): 0.4 here.
-    parser.add_argument("--render", type=float, default=0.04, help="the vLLM-Omni fake's seconds per 0.1 s of audio")
-    args = parser.parse_args()
+async def marks(base: str, token: str, rids: dict[str, str], count: int) -> None:
+    """`count` streams of 2 s or more from each voice as MP3 (64 kbit/s) through `POST /api/v1/provenance/check`,
+    beside the ElevenLabs fake's same audio marked whole (as a render is) and encoded as a stream's MP3 is."""
+    found: dict[str, list[tuple[bool, float]]] = {}
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
 
+        async def checked(data: bytes) -> tuple[bool, float]:
+            if len(data) < 2 * MP3_BYTES_PER_S:
+                raise SystemExit(f"a stream of under 2 s: {len(data)} bytes")
+            answer = await client.post("/api/v1/provenance/check", files={"file": ("stream.mp3", data)})
+            watermark = answer.raise_for_status().json()["watermark"]
+            return bool(watermark["present"]), float(watermark["score"])
+
+        for name, rid in rids.items():
+            for index in range(count):
+                body = {"text": MARK_TEXTS[index % len(MARK_TEXTS)], "format": "mp3"}
+                heard = await stream(client, f"/v1/reflections/{rid}/speech", token, body)
+                if heard.status != 200:
+                    raise SystemExit(f"a stream failed: {heard.status} {heard.body[:200]!r}")
+                found.setdefault(f"voicegate, {name}", []).append(await checked(heard.body))
+        for index in range(count):
+            seconds = min(0.05 * len(MARK_TEXTS[index % len(MARK_TEXTS)]), 5.0)
+            marked = mark(np.frombuffer(espeak_pcm(seconds, 24000), dtype="<i2") / 32768.0, 24000)
+            encoder = StreamEncoder("mp3")
+            mp3 = encoder.feed(np.clip(np.round(marked * 32768), -32768, 32767).astype("<i2").tobytes())
+            found.setdefault("its audio marked whole (as a render is), MP3 64k", []).append(
+                await checked(mp3 + encoder.finish())
+            )
+    print("the mark in streams of 2 s or more as MP3 64k, by POST /api/v1/provenance/check:")
+    print(f"{'':52} {'found':>7} {'score min':>10} {'median':>7}")
+    for name, answers in found.items():
+        scores = [score for _, score in answers]
+        hits = sum(present for present, _ in answers)
+        print(f"{name:52} {hits:3d}/{len(answers):<3d} {min(scores):10.3f} {statistics.median(scores):7.3f}")
+
+
+@dataclass
+class Served:
+    """A running `voicegate up` with the fakes, a user's token, and a launch-ready reflection of each voice:
+    its name, id and the fake's own stream (the floor; None for `local`)."""
+
+    base_url: str
+    token: str
+    reflections: dict[str, tuple[str, Floor | None]]
+    eleven: ElevenLabsFake
+
+
+@contextmanager
+def served(*, streams: int, latency: float, render: float) -> Iterator[Served]:
+    """`voicegate up` beside the ElevenLabs fake answering after `latency` and the vLLM-Omni fake making 0.1 s of
+    audio every `render` seconds, its one user allowed twice `streams` streams open."""
     eleven = ElevenLabsFake(ELEVEN_KEY)
     eleven.voices["v1"] = ElevenVoice("v1", "Ada", None, {}, [], created_at_unix=int(datetime.now(UTC).timestamp()))
-    eleven.faults.latency_s = args.latency
+    eleven.faults.latency_s = latency
     vllm_omni = SelfhostedFake("registry")
     vllm_omni.voices["v1"] = SelfhostedVoice("v1", "consent", tone_wav(5.0, 24000), "audio/wav", "Hello there.")
-    vllm_omni.stream_interval_s = args.render
+    vllm_omni.stream_interval_s = render
     with serve(eleven) as eleven_url, serve(vllm_omni) as vllm_omni_url:
         # One user opens every stream: let them have twice as many open as the bench opens at once. A stream's
         # slot is freed as the server records its end, a moment after the client has read its last byte, and
@@ -177,25 +279,58 @@ def main() -> None:
             "ELEVENLABS_BASE_URL": eleven_url,
             "SELFHOSTED_BASE_URL": vllm_omni_url,
             "SELFHOSTED_MODEL": SELFHOSTED_MODEL,
-            "VOICEGATE_USER_STREAMS": str(2 * args.streams),
+            "VOICEGATE_USER_STREAMS": str(2 * streams),
         }
         os.environ.update(env)
-        with running_up(Path(tempfile.mkdtemp(prefix="voicegate-bench-"))) as up:
+        # A bench runs beside other work: on a loaded machine `up` takes minutes to be ready.
+        with running_up(Path(tempfile.mkdtemp(prefix="voicegate-bench-")), ready_s=600) as up:
             token = dev_token(up, "bench@example.test")
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=up.base_url, headers=headers, timeout=60) as api:
-                rids: dict[str, tuple[str, Floor | None]] = {
+                reflections: dict[str, tuple[str, Floor | None]] = {
                     "local": (local_reflection(api), None),
-                    f"ElevenLabs fake at {args.latency * 1000:.0f} ms": (
+                    f"ElevenLabs fake at {latency * 1000:.0f} ms": (
                         attached_reflection(api, "elevenlabs"),
                         eleven_directly(eleven_url),
                     ),
-                    f"vLLM-Omni fake at {args.render * 1000:.0f} ms per 0.1 s": (
+                    f"vLLM-Omni fake at {render * 1000:.0f} ms per 0.1 s": (
                         attached_reflection(api, "selfhosted"),
                         vllm_omni_directly(vllm_omni_url),
                     ),
                 }
-            asyncio.run(measure(up.base_url, token, rids, streams=args.streams, count=args.rounds))
+            try:
+                yield Served(up.base_url, token, reflections, eleven)
+            except BaseException:
+                # The server's data, its log with it, is removed as it stops: say what it logged first.
+                print(up.log.read_text(errors="replace")[-4000:], file=sys.stderr)
+                raise
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options this bench shares with bench/pipecat_streaming.py."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--single", type=int, default=20, help="streams one at a time")
+    parser.add_argument("--latency", type=float, default=0.2, help="the ElevenLabs fake's latency, seconds")
+    # Qwen3-TTS streams at a real-time factor under 0.5 on one recent GPU (first chunk in 0.17 s): 0.4 here.
+    parser.add_argument("--render", type=float, default=0.04, help="the vLLM-Omni fake's seconds per 0.1 s of audio")
+    return parser
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--marks", type=int, default=10, help="streams checked for the mark, from each voice")
+    args = parser.parse_args()
+    with served(streams=args.streams, latency=args.latency, render=args.render) as up:
+        asyncio.run(
+            measure(up.base_url, up.token, up.reflections, streams=args.streams, count=args.rounds, single=args.single)
+        )
+        # The fake speaks espeak-ng's speech now: the tone the fakes make otherwise carries no mark.
+        up.eleven.speech = espeak_pcm
+        local, eleven = (rid for name, (rid, _) in up.reflections.items() if "vLLM" not in name)
+        speaking = {"local": local, "ElevenLabs fake (espeak-ng speech)": eleven}
+        asyncio.run(marks(up.base_url, up.token, speaking, args.marks))
 
 
 if __name__ == "__main__":

@@ -95,13 +95,18 @@ def start_up(
 
 @contextmanager
 def running_up(
-    root: Path, pg_port: int | None = None, *extra: str, umask: int = -1, settings: Mapping[str, str] | None = None
+    root: Path,
+    pg_port: int | None = None,
+    *extra: str,
+    umask: int = -1,
+    settings: Mapping[str, str] | None = None,
+    ready_s: float = 120,
 ) -> Iterator[Running]:
-    """`voicegate up` with its data under `root` (see `start_up`), once `/readyz` answers 200; on exit it is
-    stopped, its Postgres too, and `root` removed."""
+    """`voicegate up` with its data under `root` (see `start_up`), once `/readyz` answers 200 (within `ready_s`);
+    on exit it is stopped, its Postgres too, and `root` removed."""
     up = start_up(root, pg_port, *extra, umask=umask, settings=settings)
     try:
-        wait_for(lambda: is_ready(up.base_url), 120, "/readyz 200", up)
+        wait_for(lambda: is_ready(up.base_url), ready_s, "/readyz 200", up)
         yield up
     finally:
         if up.process.poll() is None:

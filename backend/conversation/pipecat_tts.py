@@ -131,7 +131,9 @@ class VoicegateTTSService(TTSService):
                     await self._read_voice()
                 await self.start_tts_usage_metrics(text)
                 carry = b""
-                async for chunk in response.aiter_bytes(self.chunk_size):
+                # Each chunk as it arrives: Pipecat's `chunk_size` (0.5 s) would hold the first frame back until
+                # that much audio had come, adding it to the first byte Pipecat reports.
+                async for chunk in response.aiter_bytes():
                     data = carry + chunk
                     whole = len(data) - len(data) % 2
                     data, carry = data[:whole], data[whole:]

@@ -6,7 +6,8 @@ transaction's `BEGIN` and its role and claims travel in one pipeline with its fi
 transaction of one query is two round trips (that query, then `COMMIT`); a unit held to one statement
 (`backend.db.units.Database.service_statement`) goes alone, committed as it runs, and a unit of statements none of
 which waits for another's answer (`service_pipeline`) goes in one pipeline: one round trip either way. A
-statement that only has to be in the transaction by its end (`close_with`) goes with the `COMMIT`. Each
+statement that only has to be in the transaction by its end (`close_with`) goes with the `COMMIT`, and so
+can a transaction's last statements whose answers the caller reads after it has committed (`commit_with`). Each
 answer is noted, for the outage log and the waits for a connection (a busy database is not a dead one).
 """
 
@@ -69,6 +70,8 @@ class PooledConnection(TimedWaits):
     _closing: Opening | None = None
     #: How many more statements the unit may run, when it is held to a number (`service_statement`: one).
     _statements_left: int | None = None
+    #: Whether the unit's transaction was committed already (`commit_with`): its end has nothing to send.
+    _committed: bool = False
     #: When (monotonic seconds) the last statement to get its answer since the connection was handed out was
     #: sent: the database answered after that moment.
     answered_sent_at: float | None = None
@@ -77,6 +80,7 @@ class PooledConnection(TimedWaits):
         """Send these statements (`BEGIN`, settings) with the first statement executed, in one pipeline."""
         self._opening = opening or None
         self._closing = None
+        self._committed = False
 
     def run_alone(self) -> None:
         """Take one statement only: the server commits it (with its opening, one implicit transaction) as
@@ -165,6 +169,23 @@ class PooledConnection(TimedWaits):
         transaction but need not come before anything else in it. A failure fails the COMMIT."""
         self._closing = (*(self._closing or ()), (statement, params))
 
+    async def commit_with(self, *statements: tuple[LiteralString, Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Run `statements`, then the unit's closing ones and its COMMIT, in one pipeline: one round trip; the
+        rows each statement returned. For a transaction's last statements when one of them takes a lock held
+        until the transaction ends (a user's spending counter): it is held for the server's time alone, not
+        also for the answer's way back and the COMMIT's way there. The unit's end then has nothing to send."""
+        closing, self._closing = self._closing or (), None
+        sent = time.monotonic()
+        cursors = []
+        async with self.pipeline():
+            await self._send_opening()
+            for statement, params in (*statements, *closing):
+                cursors.append(await super().execute(statement, params))
+            await super().execute("commit")
+        self._heard(sent)
+        self._committed = True
+        return [await cursor.fetchall() if cursor.description else [] for cursor in cursors[: len(statements)]]
+
     def unit_ended(self) -> None:
         """Forget what the unit that held the connection asked of it (its opening, its statement count)."""
         self._opening = self._statements_left = None
@@ -173,6 +194,9 @@ class PooledConnection(TimedWaits):
         """Commit (or roll back) the unit's transaction, with its closing statements; nothing to send if it
         ran no statement and has none to close with."""
         closing, self._closing = self._closing, None
+        if self._committed:
+            self._committed = False
+            return
         sent = time.monotonic()
         if commit and closing is not None:
             async with self.pipeline():

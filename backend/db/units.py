@@ -565,6 +565,14 @@ async def become_service(conn: Connection) -> None:
     await conn.execute("select set_config('role', 'service_role', true)")
 
 
+async def commit_with(conn: Connection, *statements: tuple[LiteralString, Mapping[str, Any]]) -> list[Rows]:
+    """End a unit's transaction: `statements` and its COMMIT in one round trip (`PooledConnection.commit_with`);
+    the rows each returned."""
+    if not isinstance(conn, PooledConnection):
+        raise TypeError("commit_with ends a unit of work's transaction, on its pooled connection")
+    return await conn.commit_with(*statements)
+
+
 @asynccontextmanager
 async def as_service(conn: Connection) -> AsyncIterator[Connection]:
     """`conn`'s user transaction as `service_role` for the block's statements, then the caller's role again: for a

@@ -15,9 +15,10 @@ from __future__ import annotations
 import enum
 import math
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 
 import msgspec
 from psycopg.errors import LockNotAvailable
@@ -25,6 +26,7 @@ from psycopg.errors import LockNotAvailable
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
+from backend.db.units import commit_with
 from backend.errors import JobsLimited, QuotaExceeded, TooManyRequests
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -121,11 +123,34 @@ async def reserve(conn: Connection, call: Call, quota: SpendQuota) -> Allowance:
     """Reserve `call`'s characters and write its ledger row on `conn`'s transaction (as the service), holding the
     user's counter lock until it ends; QuotaExceeded, with the seconds until the window resets, when the call would
     pass the quota (nothing written). A call reserved before is not counted again."""
-    params = {**msgspec.structs.asdict(call), "limit": quota.characters, "window_seconds": quota.window_seconds}
     try:
-        row = await fetch_one(conn, _Q["reserve"], params)
+        row = await fetch_one(conn, _Q["reserve"], _reservation(call, quota))
     except LockNotAvailable:
         raise _busy() from None
+    return _reserved(row, call, quota)
+
+
+async def reserve_and_commit(
+    conn: Connection, call: Call, quota: SpendQuota, *then: tuple[LiteralString, Mapping[str, Any]]
+) -> Allowance:
+    """`reserve` as the last statement of a unit's transaction, sent with the statements `then` and its COMMIT in
+    one round trip (`backend.db.units.commit_with`): the user's counter is locked for the server's time alone, so
+    that many of one user's requests at once do not queue for it a round trip each. Whatever `then` writes
+    commits even when the quota refuses the call (QuotaExceeded, raised once committed): it should write nothing
+    unless the ledger row exists."""
+    try:
+        rows, *_ = await commit_with(conn, (_Q["reserve"], _reservation(call, quota)), *then)
+    except LockNotAvailable:
+        raise _busy() from None
+    return _reserved(rows[0], call, quota)
+
+
+def _reservation(call: Call, quota: SpendQuota) -> dict[str, Any]:
+    return {**msgspec.structs.asdict(call), "limit": quota.characters, "window_seconds": quota.window_seconds}
+
+
+def _reserved(row: dict[str, Any], call: Call, quota: SpendQuota) -> Allowance:
+    """The allowance the reservation's row leaves; QuotaExceeded when it refused the call."""
     allowance = _allowance(row, quota)
     if not row["reserved"]:
         raise allowance.exceeded(call.characters)

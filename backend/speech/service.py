@@ -1,15 +1,14 @@
 """Speech streamed as it is made: a reflection's voice once its launch gate passes, or a user's ready voice.
 
-The text is spoken a sentence at a time (`backend.text.sentences`), each sentence one provider stream,
-so the first audio leaves after the first sentence is made rather than the whole text. Every provider's audio
-is marked with the watermark on its way out, in blocks as it comes (`backend.watermark.stream`), on the CPU
-executor in the stream owner's lane. The `local` engine
-renders on the process's CPU executor in the stream owner's lane, so one user's streams take turns with
-everyone else's. The stream waits for
-its first bytes before answering, so a provider that refuses or cannot be reached is an error status, not
-an empty 200. When the client goes away the stream is closed, which closes the provider request; either
-way the stream's row in `speech_streams` is finished with the characters sent to the provider and the
-seconds of audio made.
+The text is spoken a sentence at a time (`backend.text.sentences`), each sentence one provider stream, so the
+first audio leaves after the first sentence is made rather than the whole text. Every provider's audio is marked
+with the watermark on its way out, in blocks as it comes (`backend.watermark.stream`), on the CPU executor in the
+stream owner's lane; the stream's first chunk leaves as it came, before its mark could be made. The `local` engine
+renders on the process's CPU executor in the stream owner's lane, so one user's streams take turns with everyone
+else's. The stream waits for its first bytes before answering, so a provider that refuses or cannot be reached is
+an error status, not an empty 200. When the client goes away the stream is closed, which closes the provider
+request; either way the stream's row in `speech_streams` is finished with the characters sent to the provider and
+the seconds of audio made.
 
 Each sentence is reserved in the usage ledger before the provider is sent it (`backend.records.usage`): the
 first in the transaction that opens the stream (past the quota, the request is refused 429 `quota_exceeded`), each
@@ -34,7 +33,6 @@ from backend.audio.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.auth.verify import UserClaims
 from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
-from backend.db.execute import fetch_one
 from backend.db.queries import load_queries
 from backend.db.units import Database, become_service
 from backend.errors import (
@@ -178,10 +176,14 @@ class SpeechStream:
                     yield pause
                 self._characters += len(sentence)
                 self._seconds.append(-encoder.seconds)
-                marker = StreamMarker(STREAM_SAMPLE_RATE)
+                # The stream's first audio leaves as it comes; what follows it waits for its mark.
+                marker = StreamMarker(STREAM_SAMPLE_RATE, lead=not index)
                 async with aclosing(self._provider.stream(self._voice, sentence)) as pcm:
                     async for chunk in pcm:
-                        if marker.feed(chunk) and (out := await self._marked(marker, last=False)):
+                        marker.feed(chunk)
+                        if (lead := marker.lead()) and (out := encoder.feed(lead)):
+                            yield out
+                        if marker.ready and (out := await self._marked(marker, last=False)):
                             yield out
                 if out := await self._marked(marker, last=True):
                     yield out
@@ -212,7 +214,7 @@ class SpeechStream:
         )
         try:
             async with self._db.service_transaction() as conn:
-                await usage.reserve(conn, call, self._quota)
+                await usage.reserve_and_commit(conn, call, self._quota)
         except (QuotaExceeded, TooManyRequests, DatabaseUnavailable) as exc:
             log.info("speech stream %s: ends before sentence %d (%s)", self.id, index, exc.code)
             self._outcome, self._error_code = SpeechStreamOutcome.FAILED, exc.code
@@ -343,25 +345,13 @@ async def _record_opening(
 ) -> tuple[uuid.UUID, Allowance]:
     """The stream's usage row, written as the service in the transaction that checked the caller, once the
     voice's provider is configured and can speak the voice's language and read `text` (422 otherwise), with its
-    first sentence reserved (429 `quota_exceeded` past the quota); and where the caller then stands."""
+    first sentence reserved (429 `quota_exceeded` past the quota, and no row); and where the caller then stands.
+    The reservation, the row and the COMMIT go in one round trip: the user's spending counter, locked by the
+    reservation until the COMMIT, is held for no round trip while the user's other streams open."""
     settings.usable(opened.voice.provider)
     check_speakable(opened.voice.provider, opened.voice.language, text)
     await become_service(conn)
-    row = await fetch_one(
-        conn,
-        _Q["open_stream"],
-        {
-            "owner_id": opened.owner_id,
-            "voice_id": opened.voice_id,
-            "reflection_id": opened.reflection_id,
-            "attempt_id": opened.attempt_id,
-            "provider": opened.voice.provider,
-            "provider_voice_id": opened.voice.voice_id,
-            "format": fmt,
-            "text_characters": len(text),
-        },
-    )
-    stream_id: uuid.UUID = row["id"]
+    stream_id = uuid.uuid4()
     first = next(iter(sentences(text)), "")
     call = usage.Call(
         owner_id=opened.owner_id,
@@ -372,7 +362,18 @@ async def _record_opening(
         call_key="0",
         characters=len(first),
     )
-    return stream_id, await usage.reserve(conn, call, quota)
+    row = {
+        "id": stream_id,
+        "owner_id": opened.owner_id,
+        "voice_id": opened.voice_id,
+        "reflection_id": opened.reflection_id,
+        "attempt_id": opened.attempt_id,
+        "provider": opened.voice.provider,
+        "provider_voice_id": opened.voice.voice_id,
+        "format": fmt,
+        "text_characters": len(text),
+    }
+    return stream_id, await usage.reserve_and_commit(conn, call, quota, (_Q["open_stream"], row))
 
 
 async def _start(

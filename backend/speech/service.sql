@@ -1,10 +1,13 @@
 -- name: open_stream
--- As the service, in the transaction that checked the caller may speak with the voice.
+-- As the service, in the transaction that checked the caller may speak with the voice, sent with its first
+-- sentence's reservation and the COMMIT: written only once that is in the ledger (a stream the quota refuses
+-- leaves no row).
 insert into public.speech_streams
-  (owner_id, voice_id, reflection_id, attempt_id, provider, provider_voice_id, format, text_characters)
-values (%(owner_id)s, %(voice_id)s, %(reflection_id)s, %(attempt_id)s, %(provider)s, %(provider_voice_id)s,
-        %(format)s, %(text_characters)s)
-returning id;
+  (id, owner_id, voice_id, reflection_id, attempt_id, provider, provider_voice_id, format, text_characters)
+select %(id)s, %(owner_id)s, %(voice_id)s, %(reflection_id)s, %(attempt_id)s, %(provider)s, %(provider_voice_id)s,
+       %(format)s, %(text_characters)s
+ where exists (select from voicegate.usage_events e
+                where e.kind = 'stream' and e.work_id = %(id)s and e.call_key = '0');
 
 -- name: finish_stream
 update public.speech_streams

@@ -1,6 +1,6 @@
 """The CPU executor's fair queue: round robin between users (the one served least recently first), first in
-first out within one, a queued call dropped when its caller goes away, never more calls at once than threads,
-and no thread left once closed."""
+first out within one (what is queued ahead before the rest), a queued call dropped when its caller goes away,
+never more calls at once than threads, and no thread left once closed."""
 
 from __future__ import annotations
 
@@ -74,6 +74,19 @@ async def test_users_take_turns_and_each_users_calls_keep_their_order() -> None:
         await release()
         assert await asyncio.gather(*queued) == ["a1", "a2", "a3", "b1", "c1", "b2"]
     assert ran == ["a1", "b1", "c1", "a2", "b2", "a3"]
+
+
+async def test_a_call_queued_ahead_goes_before_its_users_other_waiting_calls_but_not_before_other_users() -> None:
+    async with held_thread() as (one, release):
+        ran: list[str] = []
+        record = recorder(ran)
+        # A's later phrases and marks wait; A's next streams' first phrases go before them, in their order.
+        queued = [one.submit(A, record, "a-later-1"), one.submit(A, record, "a-later-2")]
+        queued += [one.submit(B, record, "b1")]
+        queued += [one.submit_ahead(A, record, "a-first-1"), one.submit_ahead(A, record, "a-first-2")]
+        await release()
+        await asyncio.wait_for(asyncio.gather(*queued), BOUND_S)
+    assert ran == ["a-first-1", "b1", "a-first-2", "a-later-1", "a-later-2"]
 
 
 async def test_a_user_whose_lane_emptied_keeps_their_turn_before_a_user_served_since() -> None:

@@ -198,21 +198,23 @@ class LocalProvider:
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole)."""
         profile = await self._profile(voice, text)
-        async with aclosing(self._rendered(_pcm_of, text, profile)) as rendered:
+        async with aclosing(self._rendered(_pcm_of, text, profile, first_ahead=True)) as rendered:
             async for pcm in rendered:
                 yield pcm
 
     async def _rendered(
-        self, make: Callable[[str, VoiceProfile], R], text: str, profile: VoiceProfile
+        self, make: Callable[[str, VoiceProfile], R], text: str, profile: VoiceProfile, *, first_ahead: bool = False
     ) -> AsyncGenerator[R, None]:
         """``make(phrase, profile)`` for each phrase of ``text`` in turn, each queued on the CPU
-        executor. A phrase with nothing speakable in it is passed over, as the engine passes over such a
-        sentence; ``empty_text`` only when no phrase of the text speaks."""
+        executor (the first ahead of its owner's other waiting work with ``first_ahead``: a stream's listener
+        hears nothing before it). A phrase with nothing speakable in it is passed over, as the engine passes over
+        such a sentence; ``empty_text`` only when no phrase of the text speaks."""
         unspeakable: PermanentProviderError | None = None
         spoke = False
         for phrase in phrases(text):
             try:
-                made = await self._cpu.run(self._owner, make, phrase, profile)
+                queue = self._cpu.submit_ahead if first_ahead and not spoke else self._cpu.submit
+                made = await queue(self._owner, make, phrase, profile)
             except PermanentProviderError as exc:
                 if exc.provider_code != "empty_text":
                     raise

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
@@ -226,3 +227,51 @@ async def test_a_stream_that_reaches_the_quota_ends_cleanly_after_its_last_whole
         assert refused.json()["code"] == "quota_exceeded"
         assert rate_limit(refused.headers)[1]["r"] == 0
         assert one(sql, "select count(*) as n from speech_streams where owner_id = %s", (alice.id,))["n"] == 1
+
+
+async def test_streams_one_user_opens_at_once_each_reserve_their_first_sentence_with_their_row(
+    db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn
+) -> None:
+    # Each opening reserves its first sentence, writes its row and commits in one round trip: the user's
+    # counter, which each reservation locks until its COMMIT, is passed from one to the next without a wait.
+    text = "Hello there. This is the second sentence."
+    alice = make_user()
+    async with app_with(db_dsn, tmp_path, VOICEGATE_USER_STREAMS="8") as client:
+        voice = english_voice(sql, alice.id)
+        opened = await asyncio.gather(
+            *(
+                client.post("/api/v1/speech", json={"voiceId": voice, "text": text}, headers=alice.headers)
+                for _ in range(8)
+            )
+        )
+    assert [answer.status_code for answer in opened] == [200] * 8, [answer.text[:200] for answer in opened]
+    streams = {str(answer.headers["voicegate-stream-id"]) for answer in opened}
+    rows = sql.execute(
+        "select s.id::text, s.outcome, e.characters from speech_streams s"
+        " join voicegate.usage_events e on e.work_id = s.id and e.kind = 'stream' and e.call_key = '0'"
+        " where s.owner_id = %s",
+        (alice.id,),
+    ).fetchall()
+    assert {row[0] for row in rows} == streams
+    assert {(row[1], row[2]) for row in rows} == {("completed", len(sentences(text)[0]))}
+    spent = one(sql, "select characters from voicegate.user_usage where owner_id = %s", (alice.id,))
+    assert spent["characters"] == 8 * len(text) - 8, "both sentences of each, the space between not spoken"
+
+
+async def test_a_stream_whose_users_counter_stays_locked_is_refused_429_and_leaves_nothing(
+    client: Client, make_user: Callable[[], User], sql: Conn, db_dsn: str
+) -> None:
+    # The opening's reservation, its row and its COMMIT go in one pipeline: a lock the reservation cannot get
+    # fails that pipeline as a 429 to retry, as when they went one by one, with nothing written.
+    alice = make_user()
+    voice = english_voice(sql, alice.id)
+    spend(sql, alice.id, 1)
+    with psycopg.connect(db_dsn) as holder:
+        holder.execute("select from voicegate.user_usage where owner_id = %s for update", (alice.id,))
+        refused = await client.post("/api/v1/speech", json={"voiceId": voice, "text": "Hi."}, headers=alice.headers)
+        holder.rollback()
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["code"] == "too_many_requests"
+    assert one(sql, "select count(*) as n from speech_streams where owner_id = %s", (alice.id,))["n"] == 0
+    opened = await client.post("/api/v1/speech", json={"voiceId": voice, "text": "Hi."}, headers=alice.headers)
+    assert opened.status_code == 200, opened.text
