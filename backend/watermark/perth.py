@@ -25,6 +25,7 @@ The spectra are float32, as torch computes them, and marking reuses the phases i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -33,7 +34,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -236,10 +237,21 @@ def warped(samples: F32, cents: float) -> F32:
     """``samples`` at 32 kHz made ``cents`` longer and lower: resampled by 2 ** (cents / 1200) and read at 32 kHz
     again, which takes back a pitch raised, or a speed-up, by that many cents (and lengthens the time by as
     much, which the decoder's time scales absorb)."""
-    ratio = Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR)
-    if ratio == 1:
+    if Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR) == 1:
         return samples
-    return np.asarray(resample_poly(samples, ratio.numerator, ratio.denominator), dtype=np.float32)
+    ratio, taps = _warp_filter(cents)
+    return np.asarray(resample_poly(samples, ratio.numerator, ratio.denominator, window=taps), dtype=np.float32)
+
+
+@functools.cache
+def _warp_filter(cents: float) -> tuple[Fraction, F64]:
+    """The ratio of a warp of ``cents`` and the low-pass filter `resample_poly` would design for it (the same
+    taps: a Kaiser window of beta 5, ten periods of the slower rate either side), made once: designing it took
+    two thirds of the resampling's time."""
+    ratio = Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR)
+    slower = max(ratio.numerator, ratio.denominator)
+    taps = firwin(2 * 10 * slower + 1, 1.0 / slower, window=("kaiser", 5.0))
+    return ratio, np.asarray(taps, dtype=np.float64)
 
 
 def mark_mean(stack: Stack, samples: F32) -> float:

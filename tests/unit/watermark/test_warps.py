@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from scipy.signal import resample_poly
 
 from backend.audio.decode import decode_audio
 from backend.watermark import THRESHOLD, Detection, detect, mark, perth
@@ -76,3 +77,12 @@ def test_a_warp_resamples_by_the_ratio_of_its_cents() -> None:
 
 def test_silence_reads_as_unmarked_at_every_warp() -> None:
     assert detect(np.zeros(48000), 16000) == Detection(present=False, score=0.0)
+
+
+def test_a_warp_resamples_as_scipy_designs_its_filter() -> None:
+    signal = np.random.default_rng(2).standard_normal(16000).astype(np.float32)
+    ratio, _ = perth._warp_filter(60)
+
+    expected = resample_poly(signal, ratio.numerator, ratio.denominator)
+
+    assert np.abs(perth.warped(signal, 60) - expected).max() < 1e-5
