@@ -25,14 +25,16 @@ The spectra are float32, as torch computes them, and marking reuses the phases i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -55,6 +57,9 @@ _MAX_LOG: Final = 10.0
 QUIET_SHARE: Final = 0.05
 #: The decoder's branches: time scales of the spectrogram each reads.
 SCALES: Final = (1.25, 1.0, 0.75)
+#: The largest denominator of the ratio a warp resamples by: within 0.2 cents of the pitch asked for, with a
+#: polyphase filter short enough to make per call.
+_WARP_DENOMINATOR: Final = 400
 #: Frames through a stack at once: 20 s of audio, with `REACH` frames of context either side.
 BLOCK: Final = 2000
 REACH: Final = 15
@@ -226,3 +231,37 @@ def score(branches: tuple[Stack, Stack, Stack], samples: F32, rate: int) -> floa
         marks.append(float(np.dot(out[1], weights)) / count)
     attention = np.exp(np.array(attentions) - max(attentions))
     return float(np.dot(marks, attention / attention.sum()))
+
+
+def warped(samples: F32, cents: float) -> F32:
+    """``samples`` at 32 kHz made ``cents`` longer and lower: resampled by 2 ** (cents / 1200) and read at 32 kHz
+    again, which takes back a pitch raised, or a speed-up, by that many cents (and lengthens the time by as
+    much, which the decoder's time scales absorb)."""
+    if Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR) == 1:
+        return samples
+    ratio, taps = _warp_filter(cents)
+    return np.asarray(resample_poly(samples, ratio.numerator, ratio.denominator, window=taps), dtype=np.float32)
+
+
+@functools.cache
+def _warp_filter(cents: float) -> tuple[Fraction, F64]:
+    """The ratio of a warp of ``cents`` and the low-pass filter `resample_poly` would design for it (the same
+    taps: a Kaiser window of beta 5, ten periods of the slower rate either side), made once: designing it took
+    two thirds of the resampling's time."""
+    ratio = Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR)
+    slower = max(ratio.numerator, ratio.denominator)
+    taps = firwin(2 * 10 * slower + 1, 1.0 / slower, window=("kaiser", 5.0))
+    return ratio, np.asarray(taps, dtype=np.float64)
+
+
+def mark_mean(stack: Stack, samples: F32) -> float:
+    """One decoder branch's mark output (before the attention and the clipping `score` applies), averaged over
+    the frames of ``samples`` (mono float32 at 32 kHz) that are not quiet; NaN when every frame is quiet. On
+    marked speech read at its own pitch it is about 6, on unmarked speech about 2 at the most: a cheap first
+    look, where `score` is the answer."""
+    subband, mask = analyse(_padded(samples))
+    count = float(mask.sum())
+    if count == 0:
+        return math.nan
+    out = run_stack(stack, np.ascontiguousarray(subband.T))
+    return float(np.dot(out[1], mask)) / count
