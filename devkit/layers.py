@@ -83,6 +83,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "backend",
             "backend.backoff",
+            "backend.body_limit",
             "backend.casing",
             "backend.cpu",
             "backend.errors",

@@ -7,6 +7,7 @@ from typing import Any, Final
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
+from backend.body_limit import BODY_LIMIT
 from backend.consents import types
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.http.deps import Caller, Consents, PathId
@@ -19,7 +20,6 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.gate import BODY_LIMIT
 from backend.http.samples import FRAMING_BYTES, request_origin
 from backend.multipart import FormError, Part, form_boundary, read_form
 

@@ -18,6 +18,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
+from backend.body_limit import BODY_LIMIT
 from backend.errors import BodyTooLarge, JsonRequired, PayloadTooLarge
 from backend.http.concurrency import Slot, UserConcurrency
 
@@ -25,8 +26,6 @@ from backend.http.concurrency import Slot, UserConcurrency
 CALLER: Final = "voicegate.caller"
 #: Where in the scope's state the caller's place among their requests in flight is kept.
 SLOT: Final = "voicegate.slot"
-#: The route option of an upload route (one without Litestar's JSON limit): the most bytes its body may announce.
-BODY_LIMIT: Final = "body_limit"
 
 
 def caller_of(scope: Scope) -> UserClaims:

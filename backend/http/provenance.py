@@ -8,10 +8,10 @@ from typing import Any, ClassVar, Final
 from litestar import Controller, Request, post
 from litestar.openapi.spec import Example, OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 
+from backend.body_limit import BODY_LIMIT
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.http.deps import Caller, Provenance
 from backend.http.docs import USER, USER_SECURITY, ExampleOperation, problems
-from backend.http.gate import BODY_LIMIT
 from backend.http.samples import MAX_SAMPLE_BYTES, UPLOAD_BYTES
 from backend.multipart import FormError, Part, form_boundary, read_form
 from backend.provenance.service import ProvenanceCheck

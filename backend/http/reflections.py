@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody
 
+from backend.body_limit import BODY_LIMIT
 from backend.fields import Name
 from backend.http.deps import Caller, PathId, Reflections, clone_backlog_admits
 from backend.http.docs import (
@@ -25,7 +26,6 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.gate import BODY_LIMIT
 from backend.http.idempotency import idempotent
 from backend.http.samples import UPLOAD_BYTES, idempotent_upload
 from backend.records.attempts import Attempt

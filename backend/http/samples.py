@@ -21,6 +21,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import JSONBody
 
 from backend.auth.verify import UserClaims
+from backend.body_limit import BODY_LIMIT
 from backend.db.units import Recorder
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.fields import Rename, refuse_nul
@@ -35,7 +36,6 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.gate import BODY_LIMIT
 from backend.http.idempotency import body_fingerprint, idempotent
 from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
@@ -53,7 +53,7 @@ HEAD_BYTES = 64
 MAX_FIELD_BYTES = 5000
 #: Slack for the multipart framing around the file when checking Content-Length up front.
 FRAMING_BYTES = 64 * 1024
-#: The most bytes an upload of one sample may announce (`backend.http.gate.BODY_LIMIT`).
+#: The most bytes an upload of one sample may announce (`backend.body_limit.BODY_LIMIT`).
 UPLOAD_BYTES = MAX_SAMPLE_BYTES + FRAMING_BYTES
 FILE_FIELD = "file"
 #: Longest Content-Type of the file part kept with the sample (`voice_samples.declared_type`).

@@ -27,6 +27,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
+from backend.body_limit import BODY_LIMIT
 from backend.db.units import Database
 from backend.embedded.storage import errors
 from backend.embedded.storage.errors import StorageError
@@ -54,6 +55,9 @@ STORAGE_PATH = "/storage/v1"
 _CHUNK = 64 * 1024
 # JSON bodies here are a handful of fields; uploads stream and set their own limit (None).
 _JSON_BODY_LIMIT = 1024 * 1024
+#: The most an object upload may announce, for the request gate (`backend.body_limit.BODY_LIMIT`): Storage's global
+#: limit on an object, and room for a multipart form's framing around it; a bucket's own limit is the service's.
+_UPLOAD_BODY_LIMIT = GLOBAL_FILE_SIZE_LIMIT + 64 * 1024
 #: The latest expiry a signed URL may have: 9999-12-31T23:59:59Z, the last instant an HTTP date (its
 #: `Expires` header) can name. Storage's own bound is where a JavaScript date ends (its
 #: `assertValidNumericJWTExpiration`); past either, `expiresIn` is an InvalidParameter, not a 500.
@@ -136,7 +140,12 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
         token = await service.sign_upload(await caller(request), bucket, key, upsert=_wants_upsert(request))
         return {"url": f"/object/upload/sign/{_quoted(bucket, key)}?token={token}", "token": token}
 
-    @put("/object/upload/sign/{bucket:str}/{path:path}", status_code=200, request_max_body_size=None)
+    @put(
+        "/object/upload/sign/{bucket:str}/{path:path}",
+        status_code=200,
+        request_max_body_size=None,
+        opt={BODY_LIMIT: _UPLOAD_BODY_LIMIT},
+    )
     async def upload_to_signed_url(
         request: Request[Any, Any, Any],
         bucket: FromPath[str],
@@ -196,7 +205,13 @@ def _signed_url_handlers(service: StorageService, caller: Caller) -> list[HTTPRo
 def _object_handlers(service: StorageService, caller: Caller) -> list[HTTPRouteHandler]:
     """Authenticated upload, download, HEAD, info, delete, move and copy."""
 
-    @route("/object/{bucket:str}/{path:path}", http_method=["POST", "PUT"], status_code=200, request_max_body_size=None)
+    @route(
+        "/object/{bucket:str}/{path:path}",
+        http_method=["POST", "PUT"],
+        status_code=200,
+        request_max_body_size=None,
+        opt={BODY_LIMIT: _UPLOAD_BODY_LIMIT},
+    )
     async def upload_object(
         request: Request[Any, Any, Any], bucket: FromPath[str], path: FromPath[Path]
     ) -> dict[str, str]:
