@@ -51,6 +51,12 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def redact_url_credentials(text: str) -> str:
+    """`text` with the value of every credential in a URL's query string (`token=`, `access_token=`, `apikey=`)
+    blanked: what an access log may record of a signed URL."""
+    return _URL_CREDENTIAL.sub(r"\1[redacted]", text)
+
+
 class RedactUrlCredentials(logging.Filter):
     """Blanks credentials in the query strings of the request lines an access log records (uvicorn's
     passes the path as an argument), so a signed URL's token never reaches the log."""
@@ -59,7 +65,5 @@ class RedactUrlCredentials(logging.Filter):
         """Keep the record, its arguments redacted."""
         # A credential is a `name=value`: the lines of requests without one (nearly all) pass as they are.
         if isinstance(record.args, tuple) and any(isinstance(arg, str) and "=" in arg for arg in record.args):
-            record.args = tuple(
-                _URL_CREDENTIAL.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple(redact_url_credentials(arg) if isinstance(arg, str) else arg for arg in record.args)
         return True

@@ -112,7 +112,8 @@ def test_a_body_slower_than_the_minimum_rate_is_answered_408(up: Running, token:
     [
         "/api/v1/voice-samples",
         "/api/v1/provenance/check",
-        f"/api/v1/consents/{uuid.uuid4()}/recording",
+        # A fixed id: pytest-xdist's workers must collect the same test names.
+        "/api/v1/consents/0a858fc7-f8c9-4990-8703-26cc035a9835/recording",
         "/v1/reflections",
         "/healthz",
     ],

@@ -240,8 +240,12 @@ async def test_each_refusal_is_its_own_4xx_and_writes_nothing_and_rls_hides_the_
 ) -> None:
     provider = ElevenLabsFake()
     with serve(provider) as url:
-        # `local` by default; ElevenLabs configured too, so a sample can be checked for it.
-        client = await worker_client(ELEVENLABS_API_KEY=provider.api_key, ELEVENLABS_BASE_URL=url)
+        # `local` by default; ElevenLabs configured too, so a sample can be checked for it. The two users' samples
+        # are one synthetic speaker's: the ownership registry would hold the second account's (docs/ownership.md),
+        # which is not what this test is about.
+        client = await worker_client(
+            ELEVENLABS_API_KEY=provider.api_key, ELEVENLABS_BASE_URL=url, VOICEGATE_VOICE_OWNERSHIP="off"
+        )
         user, other = make_user(), make_user()
         mine = await ready_samples(client, user, [speech_wav(6.0, seed=0), speech_wav(6.0, seed=1)])
         (for_eleven,) = await ready_samples(client, user, [speech_wav(6.0, seed=2)], provider="elevenlabs")

@@ -101,6 +101,21 @@ async def test_a_body_that_stops_arriving_is_a_408_that_closes_the_connection() 
     assert (b"connection", b"close") in sent[0]["headers"]
 
 
+async def refusing_app(scope: Any, receive: Receive, send: Send) -> None:
+    """Answers 429 before reading any of the body, as the request gate does past a user's requests in flight."""
+    scope["path_template"] = "/v1/reflections"
+    await send({"type": "http.response.start", "status": 429, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def test_an_early_429_keeps_the_connection_so_a_client_still_sending_reads_it() -> None:
+    # Closed under a client still sending its upload, the connection is reset before the client reads the 429.
+    early = Door(refusing_app, body_timeout=0.05, body_min_rate=1024)
+    sent = await serve(early, scope_of((b"content-length", b"100")), [asyncio.Event()])
+    assert sent[0]["status"] == 429
+    assert (b"connection", b"close") not in sent[0]["headers"]
+
+
 async def test_a_body_that_keeps_arriving_is_read_whole() -> None:
     scope = scope_of((b"content-length", b"2"))
     messages = [
