@@ -9,10 +9,10 @@ access-log line and the metrics of its answer.
   Time the app spends not reading (a slow consumer, not a slow client) is not counted.
 - A client that closes its connection before its body has arrived ends the request as 499 `client_gone`: one
   access-log line at INFO, never a server error.
-- An answer that refuses the body itself before it has all arrived (400 its framing, 408 its pace, 413 its size)
-  closes the connection after it (`Connection: close`), so the server never reads the rest of it. Any other early
-  answer (a 401, a 429, a 503) keeps the connection, whose server reads and drops the rest of the body: a client
-  still sending it then reads the answer, where a connection closed under it would be reset before it could.
+- An answer sent before the request's body has all arrived closes the connection after it (`Connection: close`),
+  so the server never reads the rest of a refused body, unless it is one a client retries (401, 429, 503): that
+  keeps the connection, whose server reads and drops the rest of the body, so a client still sending it reads the
+  answer, where a connection closed under it would be reset before it could.
 
 Every request is counted in `/metrics` (by route template, never by id) and logged once, with the same status,
 by the `voicegate.access` logger at INFO: a request refused by a middleware, one to no route, one the client
@@ -43,8 +43,8 @@ NO_ROUTE: Final = "(no route)"
 CLIENT_GONE: Final = 499
 
 _CLOSE: Final = (b"connection", b"close")
-#: The early answers that refuse the body itself, after which nothing more of it is read.
-_REFUSES_BODY: Final = frozenset({400, 408, 413})
+#: The early answers a client retries, which keep the connection so that a client still sending its body reads them.
+_RETRIED: Final = frozenset({401, 429, 503})
 
 
 class BodyPace:
@@ -176,7 +176,7 @@ class _Body:
 
 
 class _Answer:
-    """`send`, noting the status; an answer that refuses a body not yet complete closes the connection after."""
+    """`send`, noting the status; an early answer closes the connection after, unless a client retries it."""
 
     __slots__ = ("_body", "_send", "status")
 
@@ -188,6 +188,6 @@ class _Answer:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
-            if not self._body.complete and self.status in _REFUSES_BODY:
+            if not self._body.complete and self.status not in _RETRIED:
                 message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
         await self._send(message)
