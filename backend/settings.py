@@ -132,6 +132,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     CPU cores the process may use, at least 1; in `voicegate worker`, every core: `cpu_threads`)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """VOICEGATE_LOG_LEVEL."""
+    log_format: Literal["text", "json"] = "text"
+    """VOICEGATE_LOG_FORMAT: each log line as text, or as one JSON object with the request's id."""
     consumer_mode: Literal["inprocess", "http"] = "inprocess"
     """CONSUMER_MODE: workers run the lifecycle themselves, or call the API's internal route."""
     worker_concurrency: int = 8

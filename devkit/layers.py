@@ -90,6 +90,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.failpoints",
             "backend.fields",
             "backend.json_body",
+            "backend.logs",
             "backend.multipart",
             "backend.outages",
             "backend.secret",

@@ -16,11 +16,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 from backend.embedded.dev_users import DEV_USER_EMAIL
+from backend.logs import formatter
 from backend.settings import (
     DEFAULT_DATA_DIR,
     Settings,
@@ -61,14 +62,11 @@ class _StandardError:
         sys.stderr.flush()
 
 
-def configure_logging(level: str) -> None:
-    """The process's log records at `level` and above, one line each, to standard error."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[logging.StreamHandler(_StandardError())],
-        force=True,
-    )
+def configure_logging(level: str, log_format: Literal["text", "json"] = "text") -> None:
+    """The process's log records at `level` and above, one line each (text or JSON), to standard error."""
+    handler = logging.StreamHandler(_StandardError())
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # httpx logs every request's URL at INFO, and a signed Storage URL carries its token in the query: quieted
     # here, once, for every process of the command (the API, the worker and the operator scripts alike).
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
@@ -100,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = with_auth(settings)
     except SettingsError as exc:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return int(args.run(settings, args))
     except CommandError as exc:
@@ -660,6 +658,8 @@ def _serve_app(settings: Settings, app: Litestar, listener: socket.socket) -> No
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # uvicorn's own records go to the process's handler (configure_logging), in the same format as ours.
+        log_config=None,
         lifespan="on",
         # The connections' deadlines and cap (backend.http.server).
         http=guarded_protocol(limits),

@@ -16,7 +16,8 @@ access-log line and the metrics of its answer.
 
 Every request is counted in `/metrics` (by route template, never by id) and logged once, with the same status,
 by the `voicegate.access` logger at INFO: a request refused by a middleware, one to no route, one the client
-left, all of them, so the access log and the metrics agree line for line.
+left, all of them, so the access log and the metrics agree line for line. Each request is served under its id
+(`backend.logs`), which its answer carries in `X-Request-Id` and every record written for it names.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 from backend.errors import AmbiguousFraming, BodyTooSlow, ClientGone
 from backend.http.metrics import count, in_progress
 from backend.http.problem import send_problem
+from backend.logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
 from backend.secret import redact_url_credentials
 
 access_log = logging.getLogger("voicegate.access")
@@ -81,7 +83,9 @@ class Door:
         started = time.perf_counter()
         framing = _framing(scope["headers"])
         body = _Body(framing != 0, BodyPace(self.body_timeout, self.body_min_rate))
-        answer = _Answer(send, body)
+        request_id = request_id_from(scope["headers"])
+        served_as = REQUEST_ID.set(request_id)
+        answer = _Answer(send, body, request_id.encode("ascii"))
         gauge = in_progress(method)
         gauge.inc()
         failed = False
@@ -96,24 +100,35 @@ class Door:
         finally:
             gauge.dec()
             status = CLIENT_GONE if body.gone or (answer.status is None and not failed) else answer.status or 500
-            count(method, scope.get("path_template", NO_ROUTE), status, time.perf_counter() - started)
-            _log(scope, method, status)
+            seconds = time.perf_counter() - started
+            count(method, scope.get("path_template", NO_ROUTE), status, seconds)
+            _log(scope, method, status, seconds)
+            REQUEST_ID.reset(served_as)
 
 
-def _log(scope: Scope, method: str, status: int) -> None:
-    """The request's access-log line, as uvicorn's own was (which `voicegate serve` turns off)."""
+def _log(scope: Scope, method: str, status: int, seconds: float) -> None:
+    """The request's access-log line, as uvicorn's own was (which `voicegate serve` turns off), its parts also
+    as fields for a JSON log."""
     if access_log.isEnabledFor(logging.INFO):
         client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
         query = scope.get("query_string", b"")
         # A signed Storage URL carries its token in the query: the line never does.
         path = redact_url_credentials(scope["path"] + ("?" + query.decode("latin-1") if query else ""))
         access_log.info(
             '%s - "%s %s HTTP/%s" %d',
-            f"{client[0]}:{client[1]}" if client else "-",
+            peer,
             method,
             path,
             scope["http_version"],
             status,
+            extra={
+                "client": peer,
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+            },
         )
 
 
@@ -176,18 +191,22 @@ class _Body:
 
 
 class _Answer:
-    """`send`, noting the status; an early answer closes the connection after, unless a client retries it."""
+    """`send`, noting the status and naming the request's id; an early answer closes the connection after,
+    unless a client retries it."""
 
-    __slots__ = ("_body", "_send", "status")
+    __slots__ = ("_body", "_request_id", "_send", "status")
 
-    def __init__(self, send: Send, body: _Body) -> None:
+    def __init__(self, send: Send, body: _Body, request_id: bytes) -> None:
         self._send = send
         self._body = body
+        self._request_id = request_id
         self.status: int | None = None
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
+            headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, self._request_id)]
             if not self._body.complete and self.status not in _RETRIED:
-                message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
+                headers.append(_CLOSE)
+            message = {**message, "headers": headers}
         await self._send(message)

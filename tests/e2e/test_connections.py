@@ -2,10 +2,12 @@
 header deadline, a body a minimum pace (408), the server holds no more than VOICEGATE_MAX_CONNECTIONS and still
 answers `/healthz`; an oversize Content-Length is refused at once on every upload route, Content-Length with
 Transfer-Encoding is refused and the connection closed, the in-flight limit counts a request from its request
-line, a client that leaves mid-body is one INFO line (499), and `/metrics` counts what the access log says."""
+line, a client that leaves mid-body is one INFO line (499), and `/metrics` counts what the access log says. The
+server writes its log as JSON (VOICEGATE_LOG_FORMAT=json), which the tests read, each line under a request id."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -13,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +33,7 @@ SETTINGS = {
     "VOICEGATE_MAX_CONNECTIONS": "60",
     "VOICEGATE_USER_CONCURRENCY": "3",
     "VOICEGATE_LOG_LEVEL": "INFO",
+    "VOICEGATE_LOG_FORMAT": "json",
 }
 #: Longest any test waits for an answer the server owes within its deadlines (a second or two).
 ANSWER_WITHIN = 10.0
@@ -211,17 +215,45 @@ def test_a_client_that_leaves_mid_body_is_one_info_line_and_a_499(up: Running, t
         conn.sendall(json_head(port_of(up), token, path) + b"{")
         wait_for(lambda: in_progress(up, "POST") >= 1, ANSWER_WITHIN, "the request in flight")
     wait_for(lambda: path in up.log.read_text(errors="replace"), ANSWER_WITHIN, "its access-log line")
-    lines = [line for line in up.log.read_text(errors="replace").splitlines() if path in line]
+    lines = [record for record in log_records(up.log) if record.get("path") == path]
     assert len(lines) == 1, lines
-    assert " INFO voicegate.access: " in lines[0]
-    assert lines[0].endswith(" 499")
+    assert (lines[0]["level"], lines[0]["logger"], lines[0]["status"]) == ("INFO", "voicegate.access", 499)
+
+
+def test_an_answer_names_its_request_id_and_so_does_its_log_line(up: Running) -> None:
+    """A proxy's id is kept; without one the server makes one; either way the answer and the line agree."""
+    sent_id = f"edge-{uuid.uuid4().hex}"
+    kept = httpx.get(f"{up.base_url}/healthz", headers={"X-Request-Id": sent_id}, timeout=ANSWER_WITHIN)
+    made = httpx.get(f"{up.base_url}/healthz", headers={"X-Request-Id": "not a token"}, timeout=ANSWER_WITHIN)
+
+    assert kept.headers["x-request-id"] == sent_id
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    ids = {kept.headers["x-request-id"], made.headers["x-request-id"]}
+    wait_for(lambda: ids <= {record.get("request_id") for record in log_records(up.log)}, ANSWER_WITHIN, "their lines")
+    lines = [record for record in log_records(up.log) if record.get("request_id") in ids]
+    assert sorted((line["request_id"], line["logger"], line["path"], line["status"]) for line in lines) == sorted(
+        (request_id, "voicegate.access", "/healthz", 200) for request_id in ids
+    )
+
+
+def log_records(log: Path) -> list[dict[str, Any]]:
+    """The server's log records: every line its logging wrote is one JSON object (the rest of the file is what
+    `voicegate up` prints for a person: its banner)."""
+    records = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+        else:
+            assert line.startswith(("voicegate is starting on ", "  ")), line
+    return records
 
 
 def access_counts(log: Path) -> Counter[tuple[str, str]]:
-    found = re.findall(
-        r' INFO voicegate\.access: \S+ - "(\S+) \S+ HTTP/[\d.]+" (\d{3})$', log.read_text(), re.MULTILINE
+    return Counter(
+        (record["method"], str(record["status"]))
+        for record in log_records(log)
+        if record["logger"] == "voicegate.access"
     )
-    return Counter((method, status) for method, status in found)
 
 
 def metrics_counts(up: Running) -> Counter[tuple[str, str]]:
@@ -240,6 +272,11 @@ def test_metrics_count_what_the_access_log_says(up: Running) -> None:
     logged = access_counts(up.log)
     assert counted == logged
     assert {"400", "408", "413", "429", "499"} <= {status for _, status in counted}
+    records = log_records(up.log)
+    assert [record for record in records if record["level"] in {"ERROR", "CRITICAL"} or "exception" in record] == []
+    # uvicorn's own records come through the same handler, as JSON too.
+    assert "Application startup complete." in [
+        record["message"] for record in records if record["logger"] == "uvicorn.error"
+    ]
     log = up.log.read_text(errors="replace")
-    assert " ERROR " not in log, log[-3000:]
     assert "Traceback" not in log, log[-3000:]

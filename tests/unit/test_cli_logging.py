@@ -1,14 +1,17 @@
 """`voicegate`'s log records go to standard error as it is when each is written: a process that swaps it
-(a test's capture swaps and closes it) loses none and prints no "Logging error"."""
+(a test's capture swaps and closes it) loses none and prints no "Logging error"; as JSON, each is one line."""
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
+from backend.logs import REQUEST_ID
 from voicegate.cli import configure_logging
 
 
@@ -57,3 +60,39 @@ def test_no_request_url_of_httpx_reaches_the_log_at_any_level(monkeypatch: pytes
     httpx_log.warning("a warning of httpx's")
     assert "token=secret" not in written.getvalue()
     assert "a warning of httpx's" in written.getvalue()
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_json_lines_name_the_request_and_carry_a_traceback_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    written = io.StringIO()
+    monkeypatch.setattr("sys.stderr", written)
+    configure_logging("INFO", "json")
+    served_as = REQUEST_ID.set("req-1")
+    try:
+        try:
+            raise ValueError("the provider's answer")  # noqa: TRY301 - the record's traceback is under test
+        except ValueError:
+            logging.getLogger("voicegate.test").exception("a call failed:\nits second line")
+    finally:
+        REQUEST_ID.reset(served_as)
+    # As uvicorn writes its own records: the message again in colour, which is not a field of the line.
+    logging.getLogger("voicegate.test.server").info(
+        "Started server process [%d]", 7, extra={"color_message": "\x1b[1m"}
+    )
+
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 2  # a record is one line, whatever its message and traceback hold
+    failed, started = (json.loads(line) for line in lines)
+    assert failed["request_id"] == "req-1"
+    assert failed["level"] == "ERROR"
+    assert failed["logger"] == "voicegate.test"
+    assert failed["message"] == "a call failed:\nits second line"
+    assert failed["exception"].startswith("Traceback (most recent call last):")
+    assert failed["exception"].endswith("ValueError: the provider's answer")
+    assert datetime.fromisoformat(failed["time"]).utcoffset() == timedelta(0)
+    assert started == {
+        "time": started["time"],
+        "level": "INFO",
+        "logger": "voicegate.test.server",
+        "message": "Started server process [7]",
+    }

@@ -125,6 +125,7 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_CLONE_CONCURRENCY": "0"}, "VOICEGATE_CLONE_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_PROVIDER_CONCURRENCY": "0"}, "VOICEGATE_PROVIDER_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_LOG_LEVEL": "LOUD"}, "VOICEGATE_LOG_LEVEL"),
+        ({"VOICEGATE_LOG_FORMAT": "yaml"}, "VOICEGATE_LOG_FORMAT"),
         ({"VOICEGATE_STORAGE_WAIT_SECONDS": "an hour"}, "VOICEGATE_STORAGE_WAIT_SECONDS"),
         (
             {"VOICEGATE_STORAGE_WAIT_SECONDS": "0"},

@@ -5,8 +5,12 @@ in a part's header, an empty Host, a webhook URL with outer whitespace, JSON boo
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import logging
-from typing import Any
+import re
+from collections.abc import Iterator
+from typing import Any, Final
 
 import msgspec
 import pytest
@@ -18,6 +22,7 @@ from backend.http.door import CLIENT_GONE, NO_ROUTE, BodyPace, Door
 from backend.http.json_request import _decode
 from backend.http.metrics import REQUESTS
 from backend.http.problem import problem_for
+from backend.logs import REQUEST_ID, JsonFormatter
 from backend.multipart import FormError, read_form
 from backend.webhooks.service import EndpointRequest
 
@@ -210,3 +215,70 @@ def test_a_refusal_is_never_logged_at_error(refusal: errors.VoicegateError, capl
 
     assert response.status_code == problem_for(refusal, "/")[0].status
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.fixture
+def json_access_log() -> Iterator[io.StringIO]:
+    """What the access logger writes while the test runs, as VOICEGATE_LOG_FORMAT=json writes it."""
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("voicegate.access")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield written
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+#: A request without a body, as the server hands it to the app.
+EMPTY: Final = {"type": "http.request", "body": b"", "more_body": False}
+
+
+def request_id_of(sent: list[dict[str, Any]]) -> str:
+    ids = [value.decode() for name, value in sent[0]["headers"] if name == b"x-request-id"]
+    assert len(ids) == 1, sent[0]["headers"]
+    return str(ids[0])
+
+
+async def test_each_answer_and_its_access_line_carry_a_new_request_id(json_access_log: io.StringIO) -> None:
+    answers = [await serve(door(), scope_of(path="/v1/reflections"), [EMPTY]) for _ in range(2)]
+
+    ids = [request_id_of(sent) for sent in answers]
+    assert ids[0] != ids[1]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", each) for each in ids)
+    lines = [json.loads(line) for line in json_access_log.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ids
+    assert lines[0]["method"] == "POST"
+    assert lines[0]["path"] == "/v1/reflections"
+    assert lines[0]["status"] == 200
+    assert lines[0]["duration_ms"] >= 0
+    assert lines[0]["logger"] == "voicegate.access"
+    assert lines[0]["level"] == "INFO"
+    assert REQUEST_ID.get() is None
+
+
+@pytest.mark.parametrize(
+    ("sent_id", "kept"),
+    [
+        (b"req-7f3a.9:edge@lb", True),
+        (b"x" * 128, True),
+        (b"x" * 129, False),
+        (b"has space", False),
+        (b"", False),
+        (b'quote"d', False),
+        ("caf\u00e9".encode(), False),
+    ],
+    ids=["proxy-id", "128-chars", "129-chars", "space", "empty", "quote", "non-ascii"],
+)
+async def test_a_clients_request_id_is_kept_only_when_it_is_a_plain_token(
+    sent_id: bytes, kept: bool, json_access_log: io.StringIO
+) -> None:
+    sent = await serve(door(), scope_of((b"x-request-id", sent_id)), [EMPTY])
+
+    answered = request_id_of(sent)
+    assert (answered == sent_id.decode(errors="replace")) is kept
+    assert json.loads(json_access_log.getvalue())["request_id"] == answered
