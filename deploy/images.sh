@@ -6,10 +6,14 @@
 #      would bring Perl, 46 MB), and dpkg told to leave out manuals, documentation but the copyright files, and
 #      translations, here and in every image built on it. Kept (labelled with its recipe's hash), and made again when
 #      the recipe changed or REBUILD_BASE=1 (for Debian's updates);
-#   2. Containerfile FROM that base as $VOICEGATE_IMAGE; pip inside the build takes the locked wheels from
-#      build/wheelhouse, which this script fills with the host's pip (from its cache, after `make test` or `make up`
-#      installed .venv) when it can, so that the build downloads nothing; the index otherwise;
+#   2. Containerfile FROM that base as $VOICEGATE_IMAGE; pip inside the build takes the locked wheels from a
+#      wheelhouse outside the checkout ($VOICEGATE_WHEELHOUSE, by default ~/.cache/voicegate/wheelhouse), which
+#      this script fills with the host's pip (from its cache, after `make test` or `make up` installed .venv) when
+#      it can, so that the build downloads nothing; the index otherwise;
 #   3. deploy/postgres (Debian's postgresql-15) as $VOICEGATE_POSTGRES_IMAGE, for compose.test.yaml.
+# What earlier builds left that no tag names and this build did not use (an image its tag moved off, a stage of an
+# earlier version of the code) is removed once the new one is built; the stages this build made or took from the
+# cache stay, unnamed, for the next build (docs/operations.md says which, and their size).
 # podman, runc, mmdebstrap and their helpers are installed with apt when missing (root needed then), podman-compose
 # with pip when the postgres image is built (compose needs both). Containers run with runc (crun cannot set rlimits
 # on a cgroup v1 hybrid host) and the host's network.
@@ -18,7 +22,10 @@ cd "$(dirname "$0")/.."
 base=${VOICEGATE_BASE_IMAGE:-localhost/voicegate-base:bookworm}
 image=${VOICEGATE_IMAGE:-localhost/voicegate:latest}
 postgres=${VOICEGATE_POSTGRES_IMAGE:-localhost/voicegate-postgres:15}
-wheelhouse=build/wheelhouse
+stages=localhost/voicegate-build
+wheelhouse=${VOICEGATE_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/voicegate/wheelhouse}
+# Where earlier versions of this script kept it, inside the checkout.
+rm -rf build/wheelhouse
 
 targets=("$@")
 ((${#targets[@]})) || targets=(voicegate postgres)
@@ -29,6 +36,10 @@ for target in "${targets[@]}"; do
     }
 done
 wants() { [[ " ${targets[*]} " == *" $1 "* ]]; }
+# What the builds print, for the ids of the images they used (at the end); mmdebstrap's work directory.
+built=$(mktemp)
+work=
+trap 'rm -rf "$built" ${work:+"$work"}' EXIT
 
 for lock in build runtime weights; do
     [[ -f requirements/$lock.lock ]] || {
@@ -96,7 +107,6 @@ recipe_hash=$(printf '%s\n' "${recipe[@]}" | sha256sum | cut -c1-16)
 made_by=$(podman image inspect --format '{{index .Labels "io.voicegate.base-recipe"}}' "$base" 2> /dev/null || true)
 if [[ -n ${REBUILD_BASE:-} || $made_by != "$recipe_hash" ]]; then
     work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
     mmdebstrap "${recipe[@]}" "$work/rootfs.tar"
     podman import --change "LABEL io.voicegate.base-recipe=$recipe_hash" "$work/rootfs.tar" "$base"
 fi
@@ -108,14 +118,30 @@ secret=()
 if wants voicegate; then
     volume=()
     if wait "$fetching"; then
-        volume=(--volume "$PWD/$wheelhouse:/mnt:ro")
+        volume=(--volume "$wheelhouse:/mnt:ro")
     else
         echo "no wheelhouse: pip in the build downloads the wheels from the index" >&2
     fi
-    "${build[@]}" "${secret[@]}" "${volume[@]}" --build-arg BASE="$base" --tag "$image" .
+    # The stages the image copies from, each named (localhost/voicegate-build:ffmpeg, :app), so that what the
+    # next build takes from podman's cache is no unnamed image: the ffmpeg it compiles, and voicegate installed
+    # on the dependencies (which the image copies, without pip and the build backend).
+    for stage in ffmpeg app; do
+        "${build[@]}" "${secret[@]}" "${volume[@]}" --build-arg BASE="$base" --target "$stage" \
+            --tag "$stages:$stage" . 2>&1 | tee -a "$built"
+    done
+    "${build[@]}" "${secret[@]}" "${volume[@]}" --build-arg BASE="$base" --tag "$image" . 2>&1 | tee -a "$built"
     size=$(podman image inspect --format '{{.Size}}' "$image")
     echo "$image: $((size / 1000000)) MB"
 fi
 if wants postgres; then
-    "${build[@]}" --build-arg BASE="$base" --tag "$postgres" deploy/postgres
+    "${build[@]}" --build-arg BASE="$base" --tag "$postgres" deploy/postgres 2>&1 | tee -a "$built"
 fi
+# The images of earlier builds that nothing names or builds on (this build's tag moved off one; a stage of older
+# code; a test run stopped before it removed its tag) and this build did not use: every image on the base carries
+# its recipe's label, and the build printed the id of each step it made or took from the cache (`--> id`).
+# `podman rmi` removes an image with the layers only it used; one a container still runs is kept.
+# (podman prints 11 digits of a new step's id.)
+used=$(grep -oE -- '--> (Using cache )?[0-9a-f]{11,64}' "$built" | grep -oE '[0-9a-f]{11,64}$' | cut -c1-11 || true)
+for id in $(podman images --quiet --filter dangling=true --filter label=io.voicegate.base-recipe); do
+    grep -qx "${id:0:11}" <<< "$used" || podman rmi "$id" > /dev/null 2>&1 || true
+done

@@ -4,7 +4,8 @@ requirements, at a version in range, and no pip or setuptools; every module of t
 importing, and the spoken-consent recogniser hearing a phrase; `voicegate up` in the container as its
 unprivileged user (embedded Postgres under the data directory) answering /readyz and its HEALTHCHECK, then one
 sample -> voice -> speech flow through the container's API ending with a WAV of the text, signed with C2PA, and a
-clean stop. The image is held to its size.
+clean stop. The image is held to its size, docs/operations.md to the size it is, and the build to leaving no
+unnamed image behind.
 
 The build takes minutes from a cold start (seconds when podman's layer cache holds it), so tests/conftest.py puts
 this file first in the suite: one pytest-xdist worker builds while the other runs the rest. The build runs at a
@@ -51,6 +52,10 @@ BUILD_SECONDS = 900
 #: What `podman image inspect` says of the image built on the mmdebstrap base, in bytes (docs/operations.md
 #: says where they go): the target of issue 55.
 SIZE_BUDGET = 600_000_000
+#: The label every image built on voicegate's base carries (deploy/images.sh).
+BASE_LABEL = "io.voicegate.base-recipe"
+#: Where the image's size is written for its users.
+OPERATIONS = REPO / "docs" / "operations.md"
 #: The unprivileged user the image runs as.
 UID = "10001"
 #: Modules of voicegate's packages that need an extra the image does not install, and the package they miss.
@@ -165,6 +170,9 @@ def image() -> Iterator[str]:
     )
     assert done.returncode == 0, f"deploy/images.sh exited {done.returncode}:\n{_said(done)}"
     print(f"{tag} built in {time.monotonic() - started:.0f} s")
+    # Every image the build left is named: what earlier builds left unnamed and this one did not use is gone.
+    unnamed = podman("images", "--quiet", "--filter", "dangling=true", "--filter", f"label={BASE_LABEL}").stdout
+    assert unnamed.split() == [], podman("images", "--all").stdout.decode()
     try:
         yield tag
     finally:
@@ -272,10 +280,16 @@ def test_the_images_own_ffmpeg_decodes_every_container_voicegate_takes(image: st
             assert here == there, (name, here, there)
 
 
-def test_the_image_fits_its_size(image: str) -> None:
+def test_the_image_fits_its_size_and_is_as_large_as_the_docs_say(image: str) -> None:
     size = int(podman("image", "inspect", "--format", "{{.Size}}", image).stdout)
     print(f"{image}: {size / 1e6:.0f} MB")
     assert size <= SIZE_BUDGET, f"{size / 1e6:.0f} MB"
+    said = re.search(r"The image is ([\d,]+) MB as `podman image inspect` counts it", OPERATIONS.read_text())
+    assert said, "docs/operations.md no longer says the image's size"
+    documented = int(said.group(1).replace(",", "")) * 1e6
+    assert abs(size - documented) <= 0.02 * documented, (
+        f"docs/operations.md says {documented / 1e6:.0f} MB, the image is {size / 1e6:.0f} MB"
+    )
 
 
 def test_up_in_the_container_serves_a_clone_and_stops_cleanly(image: str) -> None:
