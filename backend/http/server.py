@@ -27,7 +27,7 @@ import re
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 import h11
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
@@ -76,6 +76,29 @@ def default_max_connections(fd_limit: int) -> int:
     return max(1, int(fd_limit * CONNECTIONS_SHARE))
 
 
+class _Deadlined:
+    """What a connection does when one of its deadlines passes (408 for a head that did not arrive in time) or the
+    cap closes it: closed, counted by why."""
+
+    __slots__ = ()
+    transport: asyncio.Transport
+
+    def expire(self, reason: str) -> None:
+        """Its idle or header deadline passed."""
+        if reason == "header":
+            self.transport.write(_TIMED_OUT)
+        self.close(reason)
+
+    def close(self, reason: str) -> None:
+        """Close the connection, counting why."""
+        self._forget()
+        CLOSED.labels(reason).inc()
+        self.transport.close()
+
+    def _forget(self) -> None:
+        raise NotImplementedError
+
+
 def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     """The protocol each of a server's connections starts with, held to `limits`: a class of its own per server.
 
@@ -90,7 +113,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     #: The server's uvicorn config, state and app state, the same for each of its connections.
     server: dict[str, Any] = {}
 
-    class GuardedH11Protocol(H11Protocol):
+    class GuardedH11Protocol(_Deadlined, H11Protocol):
         """A connection whose first request's head has arrived, held to the deadlines between its requests."""
 
         _timer: asyncio.TimerHandle | None = None
@@ -139,15 +162,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             self._timer = None
             if self.transport.is_closing():
                 return
-            if reason == "header":
-                self.transport.write(_TIMED_OUT)
-            self.close(reason)
-
-        def close(self, reason: str) -> None:
-            """Close the connection, counting why."""
-            self._forget()
-            CLOSED.labels(reason).inc()
-            self.transport.close()
+            self.expire(reason)
 
         def _forget(self) -> None:
             """No longer a connection waiting for a request: out of the queue to evict, its timer off."""
@@ -159,7 +174,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 self._timer.cancel()
                 self._timer = None
 
-    class _Unread(asyncio.Protocol):
+    class _Unread(_Deadlined, asyncio.Protocol):
         """A connection whose first request's head has not all arrived: its transport and the bytes so far."""
 
         __slots__ = ("head", "transport")
@@ -173,7 +188,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             self.head = b""
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # a stream's
+            self.transport = cast("asyncio.Transport", transport)  # a stream's
             connections = server["server_state"].connections
             connections.add(self)
             OPEN.inc()
@@ -183,7 +198,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             if len(connections) > limits.max_connections:
                 oldest = next(iter(waiting))
                 if oldest is self:
-                    transport.write(_FULL)  # type: ignore[attr-defined]  # a stream's
+                    self.transport.write(_FULL)
                     self.close("full")
                 else:
                     oldest.close("evicted")
@@ -209,18 +224,6 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             OPEN.dec()
             self._forget()
             memory.closed(len(connections), asyncio.get_running_loop())
-
-        def expire(self, reason: str) -> None:
-            """Its idle or header deadline passed (the 408 a header deadline answers)."""
-            if reason == "header":
-                self.transport.write(_TIMED_OUT)
-            self.close(reason)
-
-        def close(self, reason: str) -> None:
-            """Close the connection, counting why."""
-            self._forget()
-            CLOSED.labels(reason).inc()
-            self.transport.close()
 
         def shutdown(self) -> None:
             """The server is stopping (uvicorn asks each connection): nothing is in flight, so close now."""
