@@ -20,7 +20,7 @@ import msgspec
 
 from backend import queues
 from backend.clone.likeness import forget_judged_prints
-from backend.clone.manifest import settle_manifests
+from backend.clone.manifest import RecordCursor, settle_manifests
 from backend.clone.recovery import requeue_stale_attempts
 from backend.consents.purge import purge_expired_evidence
 from backend.context import WorkerContext
@@ -40,6 +40,8 @@ SWEEP_LIMIT = 500
 SWEEP_BUDGET = 10.0
 #: Seconds one retention batch may take: a request may wait on it (a key it deletes), so it is short.
 RETENTION_BUDGET = 2.0
+#: Where this process's sweeps stopped reading the voice manifests' records: each reads the next SWEEP_LIMIT.
+_MANIFEST_RECORDS = RecordCursor()
 
 
 class SweepReport(msgspec.Struct, frozen=True):
@@ -57,8 +59,8 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
     """One pass: say whether the project has a webhook endpoint and how many deliveries a user's may hold,
     requeue attempts stuck past `stale_after_seconds`, purge up to `SWEEP_LIMIT` samples whose retention ended
     and the evidence of as many spoken consents, remove up to `SWEEP_LIMIT` orphans past their grace period,
-    settle up to `SWEEP_LIMIT` voice manifests left half done, remove rows past their retention for at most half the
-    interval between sweeps, and report dead letters."""
+    settle up to `SWEEP_LIMIT` voice manifests left half done (reading the next `SWEEP_LIMIT` of their records),
+    remove rows past their retention for at most half the interval between sweeps, and report dead letters."""
     source = functools.partial(db.service_transaction, budget=SWEEP_BUDGET)
     async with source() as conn:
         await declare_project_endpoint(
@@ -86,7 +88,7 @@ async def sweep(settings: Settings, db: Database, storage: ObjectStorage) -> Swe
     failed = [sample for sample in expired.samples if sample.outcome == "error"]
     evidence = await purge_expired_evidence(source, storage, limit=SWEEP_LIMIT, actor="maintenance")
     orphans_removed = await _sweep_orphans(settings, source, storage)
-    settled = await settle_manifests(db, storage, limit=SWEEP_LIMIT)
+    settled = await settle_manifests(db, storage, limit=SWEEP_LIMIT, cursor=_MANIFEST_RECORDS)
     if touched:
         log.warning("maintenance: requeued or failed %d stale attempt(s)", len(touched))
     if forgotten:

@@ -1199,6 +1199,29 @@ $$;
 ALTER FUNCTION voicegate.prune_audit_events(p_keep interval, p_limit integer) OWNER TO voicegate_migrator;
 
 --
+-- Name: prune_legacy_outbox(interval, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.prune_legacy_outbox(p_keep interval, p_limit integer) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with gone as (
+    delete from public.voice_clone_outbox b
+     where b.id = any (array(
+       select o.id from public.voice_clone_outbox o
+        where o.created_at < now() - p_keep
+        order by o.id
+        limit p_limit
+          for update skip locked))
+    returning 1)
+  select count(*)::integer from gone;
+$$;
+
+
+ALTER FUNCTION voicegate.prune_legacy_outbox(p_keep interval, p_limit integer) OWNER TO voicegate_migrator;
+
+--
 -- Name: prune_queue_archive(text, interval, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -3772,6 +3795,12 @@ CREATE INDEX reflection_sessions_created_idx ON public.reflection_sessions USING
 CREATE INDEX reflection_sessions_reflection_idx ON public.reflection_sessions USING btree (reflection_id);
 
 --
+-- Name: reflections_created_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE INDEX reflections_created_idx ON public.reflections USING btree (created_at);
+
+--
 -- Name: reflections_owner_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
 --
 
@@ -3832,6 +3861,12 @@ CREATE INDEX voice_clone_attempt_samples_owner_idx ON public.voice_clone_attempt
 CREATE INDEX voice_clone_attempt_samples_sample_idx ON public.voice_clone_attempt_samples USING btree (sample_id);
 
 --
+-- Name: voice_clone_attempts_created_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE INDEX voice_clone_attempts_created_idx ON public.voice_clone_attempts USING btree (created_at);
+
+--
 -- Name: voice_clone_attempts_enrolment_key_uidx; Type: INDEX; Schema: public; Owner: voicegate_migrator
 --
 
@@ -3868,6 +3903,12 @@ CREATE INDEX voice_clone_attempts_owner_idx ON public.voice_clone_attempts USING
 CREATE INDEX voice_clone_attempts_voice_idx ON public.voice_clone_attempts USING btree (voice_id);
 
 --
+-- Name: voice_consents_created_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE INDEX voice_consents_created_idx ON public.voice_consents USING btree (created_at);
+
+--
 -- Name: voice_consents_evidence_expiry_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
 --
 
@@ -3896,6 +3937,12 @@ CREATE INDEX voice_samples_expires_idx ON public.voice_samples USING btree (expi
 --
 
 CREATE INDEX voice_samples_owner_idx ON public.voice_samples USING btree (owner_id);
+
+--
+-- Name: voices_created_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
+--
+
+CREATE INDEX voices_created_idx ON public.voices USING btree (created_at);
 
 --
 -- Name: voices_owner_idx; Type: INDEX; Schema: public; Owner: voicegate_migrator
@@ -5222,6 +5269,13 @@ REVOKE ALL ON FUNCTION voicegate.notify_queue_insert() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION voicegate.prune_audit_events(p_keep interval, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.prune_audit_events(p_keep interval, p_limit integer) TO service_role;
+
+--
+-- Name: FUNCTION prune_legacy_outbox(p_keep interval, p_limit integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.prune_legacy_outbox(p_keep interval, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.prune_legacy_outbox(p_keep interval, p_limit integer) TO service_role;
 
 --
 -- Name: FUNCTION prune_queue_archive(p_queue text, p_keep interval, p_limit integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

@@ -626,6 +626,7 @@ def _serve_app(settings: Settings, app: Litestar, listener: socket.socket) -> No
         default_max_connections,
         guarded_protocol,
         raise_fd_limit,
+        release_large_blocks_at_once,
     )
     from backend.secret import RedactUrlCredentials  # noqa: PLC0415
 
@@ -648,6 +649,7 @@ def _serve_app(settings: Settings, app: Litestar, listener: socket.socket) -> No
     # the collector's generations, the collections garbage from requests sets off stop scanning it.
     gc.collect()
     gc.freeze()
+    release_large_blocks_at_once()
     limits = ConnectionLimits(
         idle_timeout=settings.idle_timeout,
         header_timeout=settings.header_timeout,

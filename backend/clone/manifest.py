@@ -87,15 +87,36 @@ async def remove_manifest(db: Database, storage: ObjectStorage, owner_id: uuid.U
     await _settle(db, storage, manifest_path(owner_id, voice_id), await read_voice(db, voice_id))
 
 
+class RecordCursor:
+    """Where a sweep's reading of the manifests' records stopped: each `settle_manifests` with it reads the next
+    page of records, by name, and once it has read them all starts over, so a sweep reads a bounded number of
+    rows however many voices there are."""
+
+    __slots__ = ("after",)
+
+    def __init__(self) -> None:
+        self.after = ""
+
+
 async def settle_manifests(
-    db: Database, storage: ObjectStorage, *, lifetime: float = WRITE_LIFETIME_SECONDS, limit: int
+    db: Database,
+    storage: ObjectStorage,
+    *,
+    lifetime: float = WRITE_LIFETIME_SECONDS,
+    limit: int,
+    cursor: RecordCursor | None = None,
 ) -> int:
     """Finish up to `limit` manifests left half done: those with a write announced more than `lifetime`
     seconds ago (its writer died or gave up) are made what their voice now is to have, and those of deleted
-    voices are removed. How many were settled."""
-    params = {"bucket": BUCKET, "lifetime": lifetime, "limit": limit}
+    voices are removed. The announced writes are all looked at (only those under way are kept); of the records,
+    the `limit` after `cursor` (a new cursor: the first `limit`), which it moves on. How many were settled."""
+    cursor = cursor or RecordCursor()
+    params = {"bucket": BUCKET, "lifetime": lifetime, "limit": limit, "after": cursor.after}
     async with db.service_statement() as conn:
-        unsettled = await fetch_all(conn, _Q["unsettled"], params)
+        rows = await fetch_all(conn, _Q["unsettled"], params)
+    page_end, page_rows = rows[0]["page_end"], rows[0]["page_rows"]
+    cursor.after = page_end if page_rows >= limit else ""
+    unsettled = [row for row in rows if row["voice_id"] is not None]
     for row in unsettled:
         path = manifest_path(row["owner_id"], row["voice_id"])
         await _settle(db, storage, path, await read_voice(db, row["voice_id"]), lifetime=lifetime)

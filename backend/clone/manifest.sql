@@ -79,21 +79,33 @@ select absent as confirmed from settled;
 -- name: unsettled
 -- Manifests to settle: a write announced longer ago than an upload can last (its writer died, or gave up
 -- an upload whose outcome it could not know), or a record of a voice that is deleted or gone (its deletion
--- could not reach Storage). Each as the owner and voice its path names (only the service writes there).
-with named as materialized (  -- the casts only for the names the pattern admits
+-- could not reach Storage). Each as the owner and voice its path names (only the service writes there). The
+-- announced writes are few (only those under way); of the records, one per voice, only a page is read: the
+-- %(limit)s after %(after)s by name, along the primary key. One row at least, with where the page ended and how
+-- many records it read (the owner and voice null when nothing is to settle).
+with page as materialized (
+  select r.name from voicegate.service_written_objects r
+   where r.bucket_id = %(bucket)s and r.name > %(after)s
+   order by r.name
+   limit %(limit)s
+), named as materialized (  -- the casts only for the names the pattern admits
   select o.name, split_part(o.name, '/', 1)::uuid as owner_id,
          substr(split_part(o.name, '/', 2), 1, 36)::uuid as voice_id
     from (select w.name from voicegate.service_object_writes w
            where w.bucket_id = %(bucket)s and w.started_at < now() - make_interval(secs => %(lifetime)s)
           union
-          select r.name from voicegate.service_written_objects r where r.bucket_id = %(bucket)s) o
+          select p.name from page p) o
    where o.name ~ '^[0-9a-f-]{36}/[0-9a-f-]{36}\.json$'
 )
-select n.owner_id, n.voice_id
-  from named n
-  left join public.voices v on v.id = n.voice_id
- where v.deleted_at is not null or v.id is null
-    or exists (select from voicegate.service_object_writes w
-                where w.bucket_id = %(bucket)s and w.name = n.name
-                  and w.started_at < now() - make_interval(secs => %(lifetime)s))
- limit %(limit)s;
+select e.page_end, e.page_rows, u.owner_id, u.voice_id
+  from (select max(p.name) as page_end, count(*) as page_rows from page p) e
+  left join lateral (
+    select n.owner_id, n.voice_id
+      from named n
+      left join public.voices v on v.id = n.voice_id
+     where v.deleted_at is not null or v.id is null
+        or exists (select from voicegate.service_object_writes w
+                    where w.bucket_id = %(bucket)s and w.name = n.name
+                      and w.started_at < now() - make_interval(secs => %(lifetime)s))
+     limit %(limit)s
+  ) u on true;

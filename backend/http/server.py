@@ -1,5 +1,7 @@
 """The HTTP/1.1 server under the app: uvicorn's h11 protocol with a deadline on every connection and a cap on how
-many are open, so connections that never speak cannot hold the process's file descriptors.
+many are open, so connections that never speak cannot hold the process's file descriptors. Until its first
+request's head has arrived a connection is not yet h11's: it costs a few slots beside its transport, and one
+timer keeps the deadlines of all such connections, so a crowd of them costs little memory and leaves little behind.
 
 - VOICEGATE_IDLE_TIMEOUT: a connection with no request on it (before its first byte, and between requests) is
   closed after it.
@@ -21,12 +23,14 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import re
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol, cast
 
 import h11
+from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from prometheus_client import Counter, Gauge
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -72,14 +76,45 @@ def default_max_connections(fd_limit: int) -> int:
     return max(1, int(fd_limit * CONNECTIONS_SHARE))
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
-    """uvicorn's h11 protocol held to `limits`: a class of its own per server, sharing the server's connections
-    that have no request on them, longest-waiting first."""
-    waiting: OrderedDict[H11Protocol, None] = OrderedDict()
-    memory = _MemoryBack()
+class _Deadlined:
+    """What a connection does when one of its deadlines passes (408 for a head that did not arrive in time) or the
+    cap closes it: closed, counted by why."""
 
-    class GuardedH11Protocol(H11Protocol):
-        """One connection, held to the deadlines and the cap."""
+    __slots__ = ()
+    transport: asyncio.Transport
+
+    def expire(self, reason: str) -> None:
+        """Its idle or header deadline passed."""
+        if reason == "header":
+            self.transport.write(_TIMED_OUT)
+        self.close(reason)
+
+    def close(self, reason: str) -> None:
+        """Close the connection, counting why."""
+        self._forget()
+        CLOSED.labels(reason).inc()
+        self.transport.close()
+
+    def _forget(self) -> None:
+        raise NotImplementedError
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
+    """The protocol each of a server's connections starts with, held to `limits`: a class of its own per server.
+
+    A connection's first request is not parsed until its request line and headers have all arrived: until then
+    it is an `_Unread` connection, a few bytes of Python beside its transport, whose idle and header deadlines
+    one timer keeps for all of them. Then it becomes uvicorn's h11 protocol, which serves it to the end.
+    A crowd of connections that never finish a request so costs little memory and leaves little behind."""
+    # Every connection with no request in flight, longest-waiting first: what the cap closes first.
+    waiting: OrderedDict[_Closable, None] = OrderedDict()
+    memory = _MemoryBack()
+    unread = _UnreadDeadlines(limits)
+    #: The server's uvicorn config, state and app state, the same for each of its connections.
+    server: dict[str, Any] = {}
+
+    class GuardedH11Protocol(_Deadlined, H11Protocol):
+        """A connection whose first request's head has arrived, held to the deadlines between its requests."""
 
         _timer: asyncio.TimerHandle | None = None
         _reading_head = False
@@ -90,17 +125,8 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            memory.opened(len(self.connections))
-            OPEN.inc()
             waiting[self] = None
             self._timer = self.loop.call_later(limits.idle_timeout, self._expire, "idle")
-            if len(self.connections) > limits.max_connections:
-                oldest = next(iter(waiting))
-                if oldest is self:
-                    transport.write(_FULL)
-                    self._close("full")
-                else:
-                    oldest._close("evicted")  # type: ignore[attr-defined]
 
         def connection_lost(self, exc: Exception | None) -> None:
             super().connection_lost(exc)
@@ -136,14 +162,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             self._timer = None
             if self.transport.is_closing():
                 return
-            if reason == "header":
-                self.transport.write(_TIMED_OUT)
-            self._close(reason)
-
-        def _close(self, reason: str) -> None:
-            self._forget()
-            CLOSED.labels(reason).inc()
-            self.transport.close()
+            self.expire(reason)
 
         def _forget(self) -> None:
             """No longer a connection waiting for a request: out of the queue to evict, its timer off."""
@@ -155,35 +174,183 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
                 self._timer.cancel()
                 self._timer = None
 
-    return GuardedH11Protocol
+    class _Unread(_Deadlined, asyncio.Protocol):
+        """A connection whose first request's head has not all arrived: its transport and the bytes so far."""
+
+        __slots__ = ("head", "transport")
+
+        def __init__(
+            self, config: Any, server_state: Any, app_state: Any, _loop: asyncio.AbstractEventLoop | None = None
+        ) -> None:
+            if not server:
+                server.update(config=config, server_state=server_state, app_state=app_state)
+                unread.head_limit = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+            self.head = b""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = cast("asyncio.Transport", transport)  # a stream's
+            connections = server["server_state"].connections
+            connections.add(self)
+            OPEN.inc()
+            memory.opened(len(connections))
+            waiting[self] = None
+            unread.idle(self)
+            if len(connections) > limits.max_connections:
+                oldest = next(iter(waiting))
+                if oldest is self:
+                    self.transport.write(_FULL)
+                    self.close("full")
+                else:
+                    oldest.close("evicted")
+
+        def data_received(self, data: bytes) -> None:
+            head = self.head + data
+            if _HEAD_END.search(head, max(0, len(self.head) - 2)) is None and len(head) < unread.head_limit:
+                if not self.head:
+                    unread.heading(self)
+                self.head = head
+                return
+            # The head is all here (or more than a head may be): uvicorn's protocol takes the connection over.
+            self._forget()
+            server["server_state"].connections.discard(self)
+            protocol = GuardedH11Protocol(**server)
+            self.transport.set_protocol(protocol)
+            protocol.connection_made(self.transport)
+            protocol.data_received(head)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            connections = server["server_state"].connections
+            connections.discard(self)
+            OPEN.dec()
+            self._forget()
+            memory.closed(len(connections), asyncio.get_running_loop())
+
+        def shutdown(self) -> None:
+            """The server is stopping (uvicorn asks each connection): nothing is in flight, so close now."""
+            self._forget()
+            self.transport.close()
+
+        def _forget(self) -> None:
+            waiting.pop(self, None)
+            unread.forget(self)
+
+    return _Unread
+
+
+#: Where a request's head ends, as h11 finds it (a line ending may be a bare LF).
+_HEAD_END: Final = re.compile(b"\n\r?\n")
+
+
+class _Closable(Protocol):
+    def close(self, reason: str) -> None: ...
+
+
+class _Expiring(_Closable, Protocol):
+    def expire(self, reason: str) -> None: ...
+
+
+class _UnreadDeadlines:
+    """The idle deadline of connections that have sent nothing and the header deadline of those whose first head is
+    arriving, kept by one timer for all of them (a timer each would cost three objects a connection). Each
+    deadline is the same length for every connection, so each queue is in deadline order: the timer wakes at the
+    earliest and expires every connection whose deadline has passed."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.head_limit = DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        self._idle: OrderedDict[_Expiring, float] = OrderedDict()
+        self._heading: OrderedDict[_Expiring, float] = OrderedDict()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def idle(self, conn: _Expiring) -> None:
+        """`conn` opened: it has `idle_timeout` to send its first byte."""
+        self._idle[conn] = asyncio.get_running_loop().time() + self.limits.idle_timeout
+        self._arm()
+
+    def heading(self, conn: _Expiring) -> None:
+        """`conn` sent the first bytes of its head: it has `header_timeout` for the rest."""
+        self._idle.pop(conn, None)
+        self._heading[conn] = asyncio.get_running_loop().time() + self.limits.header_timeout
+        self._arm()
+
+    def forget(self, conn: _Expiring) -> None:
+        """`conn` closed, or its head arrived: no deadline of these any more."""
+        self._idle.pop(conn, None)
+        self._heading.pop(conn, None)
+
+    def _arm(self) -> None:
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(self._next(), self._expire)
+
+    def _next(self) -> float:
+        return min(next(iter(queue.values())) for queue in (self._idle, self._heading) if queue)
+
+    def _expire(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for queue, reason in ((self._idle, "idle"), (self._heading, "header")):
+            while queue:
+                conn, deadline = next(iter(queue.items()))
+                if deadline > now:
+                    break
+                del queue[conn]
+                conn.expire(reason)
+        if self._idle or self._heading:
+            self._timer = loop.call_at(self._next(), self._expire)
 
 
 class _MemoryBack:
-    """Hands the memory of a crowd of connections back to the system once most of them are gone.
+    """Hands the memory of a crowd of connections back to the system as it leaves.
 
-    An idle connection costs about 5 KB of small objects; freed, they stay with Python's allocator and the C
-    library's, so after ten thousand connections come and go the process would stay 50 MB larger. Once the
-    connections open fall below a quarter of the crowd's peak, a full collection and `malloc_trim` give the
-    emptied memory back (once per crowd: a few milliseconds, never per connection)."""
+    A connection that never finished a request costs about 2 KB of small objects; freed, they stay with
+    Python's allocator (its free lists among them) and the C library's. Each time the connections open fall
+    below a quarter of what they were at the last hand-back, down to the last few, a full collection (which also
+    empties Python's free lists) and `malloc_trim` give the emptied memory back: a handful of times per crowd, a
+    few milliseconds each, never per connection."""
 
     #: Fewer connections than this at their peak are no crowd.
     CROWD: Final = 2000
+    #: Fewer connections than this left open: the crowd has gone.
+    GONE: Final = 64
 
     def __init__(self) -> None:
         self.peak = 0
+        self.crowd = False
 
     def opened(self, open_now: int) -> None:
         """A connection opened; `open_now` are open."""
         self.peak = max(self.peak, open_now)
+        self.crowd = self.crowd or self.peak >= self.CROWD
 
     def closed(self, open_now: int, loop: asyncio.AbstractEventLoop) -> None:
         """A connection closed; `open_now` are open."""
-        if self.peak >= self.CROWD and open_now * 4 < self.peak:
+        if self.crowd and open_now * 4 < self.peak:
+            # The next hand-back comes at a quarter of these, down to GONE; then none until another crowd.
             self.peak = open_now
-            loop.call_soon(_give_back)
+            self.crowd = open_now >= self.GONE
+            loop.call_soon(give_back)
 
 
-def _give_back() -> None:
+def give_back() -> None:
+    """Return the memory Python and the C library hold unused to the system."""
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
+
+
+def release_large_blocks_at_once() -> None:
+    """Have the C library return every block of 128 KiB or more (a request's body, a decoded clip) to the system
+    as soon as it is freed. By default it raises that threshold to the largest block freed so far, so after the
+    first megabyte-sized bodies the next ones come from its heap, where what they leave behind stays."""
+    with contextlib.suppress(OSError, AttributeError):
+        _libc().mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
+#: mallopt's parameter for the size from which blocks are mapped on their own (glibc's malloc.h).
+_M_MMAP_THRESHOLD: Final = -3
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

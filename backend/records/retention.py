@@ -56,6 +56,7 @@ _BOUNDS: tuple[tuple[str, str, LiteralString], ...] = (
     ("voicegate.queue_message_errors", "queue_archive_days", "prune_queue_message_errors"),
     ("voicegate.audit_events", "audit_days", "prune_audit_events"),
     ("public.voice_clone_attempt_events", "attempt_history_days", "prune_attempt_events"),
+    ("public.voice_clone_outbox", "attempt_history_days", "prune_legacy_outbox"),
     ("public.speech_streams", "speech_days", "prune_speech_streams"),
     ("public.reflection_sessions", "speech_days", "prune_reflection_sessions"),
     ("public.synthesis_jobs", "job_days", "prune_synthesis_jobs"),

@@ -40,6 +40,10 @@ with gone as (
   returning 1)
 select count(*)::integer as removed from gone;
 
+-- name: prune_legacy_outbox
+-- Rows legacy producers wrote, each settled by its insert trigger at once and read by nobody since.
+select voicegate.prune_legacy_outbox(%(keep)s, %(limit)s) as removed;
+
 -- name: prune_speech_streams
 -- Finished streams only: one still playing is updated by its request.
 with gone as (
@@ -115,10 +119,11 @@ select t.name, case when c.reltuples >= 0 then c.reltuples::bigint end as estima
     ('public.voice_clone_attempt_events', (select at from public.voice_clone_attempt_events order by id limit 1)),
     ('public.voice_clone_attempts', (select min(created_at) from public.voice_clone_attempts)),
     ('public.voice_clone_attempt_samples', null::timestamptz),
+    ('public.voice_clone_outbox', (select created_at from public.voice_clone_outbox order by id limit 1)),
     ('public.speech_streams', (select min(finished_at) from public.speech_streams)),
     ('public.reflection_sessions', (select min(created_at) from public.reflection_sessions)),
     ('public.synthesis_jobs', (select min(finished_at) from public.synthesis_jobs)),
-    ('voicegate.usage_events', (select min(at) from voicegate.usage_events)),
+    ('voicegate.usage_events', (select at from voicegate.usage_events order by id limit 1)),
     ('voicegate.user_usage', (select min(window_start) from voicegate.user_usage)),
     ('voicegate.idempotency_keys', (select min(expires_at) from voicegate.idempotency_keys)),
     ('voicegate.queue_message_errors', (select min(at) from voicegate.queue_message_errors)),

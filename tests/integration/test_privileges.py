@@ -175,6 +175,7 @@ FUNCTIONS: Allowed = {
     "voicegate.audit_held(text)": SERVICE_ONLY,
     "voicegate.prune_audit_events(interval,integer)": SERVICE_ONLY,
     "voicegate.prune_usage_events(interval,integer)": SERVICE_ONLY,
+    "voicegate.prune_legacy_outbox(interval,integer)": SERVICE_ONLY,
     "voicegate.prune_queue_archive(text,interval,integer)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.start_erasure(uuid,text)": NOBODY,

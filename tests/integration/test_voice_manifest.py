@@ -26,7 +26,7 @@ import pytest
 from backend import queues
 from backend.auth.verify import UserClaims
 from backend.clone import manifest
-from backend.clone.manifest import BUCKET, manifest_path, settle_manifests, write_manifest
+from backend.clone.manifest import BUCKET, RecordCursor, manifest_path, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
 from backend.compose.operator import standalone_storage
 from backend.context import WorkerContext
@@ -617,3 +617,38 @@ async def test_two_writers_of_one_manifest_in_step_are_confirmed_one_after_the_o
     assert (
         settled(db, storage.objects[manifest_path(row["owner_id"], row["id"])], row)["providerVoiceId"] == "local-twice"
     )
+
+
+async def test_the_sweep_reads_a_page_of_the_records_at_a_time_and_comes_round_to_every_one(
+    db: Db, database: Database, storage: ObjectStorage
+) -> None:
+    owner = create_user(db)
+    consent = seed_consent(db, owner)
+    live = [
+        one(
+            db,
+            "insert into voices (owner_id, name, consent_id) values (%s, %s, %s) returning id",
+            (owner, f"v{n}", consent),
+        )["id"]
+        for n in range(25)
+    ]
+    gone = uuid.UUID("ffffffff-ffff-4fff-bfff-ffffffffffff")  # its record sorts after every live voice's
+    for voice_id in [*live, gone]:
+        db.execute(
+            "insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes)"
+            " values (%s, %s, repeat('a', 64), 2)",
+            (BUCKET, manifest_path(owner, voice_id)),
+        )
+    cursor = RecordCursor()
+
+    # Ten records a sweep: the gone voice's record is read, and settled, on the third.
+    assert [await settle_manifests(database, storage, limit=10, cursor=cursor) for _ in range(3)] == [0, 0, 1]
+    assert cursor.after == "", "past the last record: the next sweep starts over"
+    assert recorded_names(db) == {manifest_path(owner, voice_id) for voice_id in live}
+    assert await settle_manifests(database, storage, limit=10, cursor=cursor) == 0
+    assert cursor.after == manifest_path(owner, sorted(live, key=str)[9])
+
+
+def recorded_names(db: Db) -> set[str]:
+    rows = db.execute("select name from voicegate.service_written_objects where bucket_id = %s", (BUCKET,))
+    return {row[0] for row in rows.fetchall()}

@@ -42,7 +42,7 @@ from backend.embedded.storage.service import (
     UploadMeta,
     file_etag,
 )
-from backend.errors import InvalidJson, ServiceUnavailable, TooManyRequests
+from backend.errors import ClientError, InvalidJson, PayloadTooLarge, ServiceUnavailable, TooManyRequests
 from backend.fields import nul_field
 from backend.json_body import read_json
 
@@ -476,6 +476,12 @@ def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> R
     elif isinstance(exc, TooManyRequests):
         error = errors.busy()
         headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, PayloadTooLarge):
+        # The request gate's, before the body is read: what Storage says of an object past its limit.
+        error = errors.entity_too_large()
+    elif isinstance(exc, ClientError):
+        # The request gate's or the door's other refusals (a body too slow, a client gone): the client's to mend.
+        error = StorageError(exc.status, "InvalidRequest", exc.detail)
     elif isinstance(exc, HTTPException) and exc.status_code < 500:
         error = (
             errors.entity_too_large()

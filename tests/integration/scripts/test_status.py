@@ -109,6 +109,7 @@ GROWING = {
     "pgmq.a_user_erasure",
     "voicegate.audit_events",
     "public.voice_clone_attempt_events",
+    "public.voice_clone_outbox",
     "public.speech_streams",
     "public.reflection_sessions",
     "public.synthesis_jobs",
