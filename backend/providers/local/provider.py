@@ -50,6 +50,14 @@ PHRASE_CHARS: Final = 100
 #: A phrase shorter than this joins its neighbour: a word said alone ("Bob.") loses the sentence's
 #: intonation, and a cut should never leave one.
 MIN_PHRASE_CHARS: Final = 25
+#: A stream's first phrase (of each text it is asked to stream) is cut short, so that many streams opened at once
+#: each have their first audio rendered before anyone's second phrase (they go ahead in the executor's lane): at its
+#: first comma when there is one within this many characters, else at the last space before it. A render costs a
+#: few milliseconds a character, on top of a fixed part (`bench/local_tts.py`); the cut restarts the intonation
+#: once, where a comma would pause it anyway when it can.
+FIRST_PHRASE_CHARS: Final = 24
+#: The fewest characters a cut-short first phrase keeps: two words at least, never a word said alone.
+MIN_FIRST_PHRASE_CHARS: Final = 8
 
 R = TypeVar("R")
 
@@ -190,7 +198,7 @@ class LocalProvider:
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``."""
         profile = await self._profile(voice, text)
-        rendered = [part async for part in self._rendered(_render, text, profile)]
+        rendered = [part async for part in self._rendered(_render, phrases(text), profile)]
         rate = rendered[0][1]
         audio = await self._cpu.run(self._owner, _wav_of, [signal for signal, _ in rendered], rate)
         return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate, model=MODEL)
@@ -198,20 +206,25 @@ class LocalProvider:
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole)."""
         profile = await self._profile(voice, text)
-        async with aclosing(self._rendered(_pcm_of, text, profile, first_ahead=True)) as rendered:
+        async with aclosing(self._rendered(_pcm_of, stream_phrases(text), profile, first_ahead=True)) as rendered:
             async for pcm in rendered:
                 yield pcm
 
     async def _rendered(
-        self, make: Callable[[str, VoiceProfile], R], text: str, profile: VoiceProfile, *, first_ahead: bool = False
+        self,
+        make: Callable[[str, VoiceProfile], R],
+        cut: Sequence[str],
+        profile: VoiceProfile,
+        *,
+        first_ahead: bool = False,
     ) -> AsyncGenerator[R, None]:
-        """``make(phrase, profile)`` for each phrase of ``text`` in turn, each queued on the CPU
+        """``make(phrase, profile)`` for each phrase of the text (``cut``, its phrases) in turn, each queued on the CPU
         executor (the first ahead of its owner's other waiting work with ``first_ahead``: a stream's listener
         hears nothing before it). A phrase with nothing speakable in it is passed over, as the engine passes over
         such a sentence; ``empty_text`` only when no phrase of the text speaks."""
         unspeakable: PermanentProviderError | None = None
         spoke = False
-        for phrase in phrases(text):
+        for phrase in cut:
             try:
                 queue = self._cpu.submit_ahead if first_ahead and not spoke else self._cpu.submit
                 made = await queue(self._owner, make, phrase, profile)
@@ -273,6 +286,21 @@ def phrases(text: str) -> list[str]:
         else:
             out.append(piece)
     return out
+
+
+def stream_phrases(text: str) -> list[str]:
+    """``text``'s `phrases` as a stream renders them: the first cut short (`FIRST_PHRASE_CHARS`) when what it
+    keeps is two words or more (`MIN_FIRST_PHRASE_CHARS`) and what it leaves is a phrase (`MIN_PHRASE_CHARS`)."""
+    cut = phrases(text)
+    if not cut:
+        return cut
+    first = cut[0]
+    comma = next((n + 1 for n, char in enumerate(first[:FIRST_PHRASE_CHARS]) if char in ",;:"), 0)
+    end = comma if comma >= MIN_FIRST_PHRASE_CHARS else first.rfind(" ", 0, FIRST_PHRASE_CHARS + 1)
+    head, rest = first[:end].strip(), first[end:].strip()
+    if len(head) < MIN_FIRST_PHRASE_CHARS or " " not in head or len(rest) < MIN_PHRASE_CHARS:
+        return cut
+    return [head, rest, *cut[1:]]
 
 
 def _wav_of(signals: list[Signal], rate: int) -> bytes:
