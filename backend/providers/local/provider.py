@@ -11,6 +11,7 @@ import numpy as np
 
 from backend.cpu import CpuExecutor, Owner
 from backend.providers.base import (
+    STREAM_SAMPLE_RATE,
     ProviderVoice,
     SampleRef,
     SampleRules,
@@ -58,6 +59,10 @@ MIN_PHRASE_CHARS: Final = 25
 FIRST_PHRASE_CHARS: Final = 24
 #: The fewest characters a cut-short first phrase keeps: two words at least, never a word said alone.
 MIN_FIRST_PHRASE_CHARS: Final = 8
+#: The silence kept where a cut-short first phrase meets the next, about a comma's pause.
+CUT_PAUSE_S: Final = 0.15
+#: A 16-bit sample louder than this (1 % of full scale) is sound rather than the silence around a phrase.
+_SOUND: Final = 328
 
 R = TypeVar("R")
 
@@ -206,9 +211,13 @@ class LocalProvider:
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole)."""
         profile = await self._profile(voice, text)
-        async with aclosing(self._rendered(_pcm_of, stream_phrases(text), profile, first_ahead=True)) as rendered:
-            async for pcm in rendered:
-                yield pcm
+        cut = stream_phrases(text)
+        # Where the first phrase was cut short, the engine's silence after it and before the next (each phrase
+        # is spoken as a sentence, in 0.3-0.4 s of silence each side) would put 0.6 s mid-sentence.
+        joined = len(cut) > len(phrases(text))
+        async with aclosing(self._rendered(_pcm_of, cut, profile, first_ahead=True)) as rendered:
+            async for index, pcm in _numbered(rendered):
+                yield joined_at_cut(pcm, after=joined and index == 0, before=joined and index == 1)
 
     async def _rendered(
         self,
@@ -306,6 +315,31 @@ def stream_phrases(text: str) -> list[str]:
 def _wav_of(signals: list[Signal], rate: int) -> bytes:
     """The phrases' audio, one after another, as one WAV file."""
     return float_to_wav(np.concatenate(signals), rate)
+
+
+async def _numbered(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[tuple[int, bytes], None]:
+    index = 0
+    async for chunk in chunks:
+        yield index, chunk
+        index += 1
+
+
+def joined_at_cut(pcm: bytes, *, after: bool, before: bool) -> bytes:
+    """A rendered phrase's 16-bit PCM with its silence trimmed where a cut (`stream_phrases`) joins it to its
+    neighbour mid-sentence: ``after`` keeps two thirds of `CUT_PAUSE_S` after its last sound, ``before`` the
+    other third before its first. Sound is a sample over `_SOUND` (1 % of full scale, 40 dB under the voice's
+    peaks); the silence kept takes in the quieter edges of the words."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SOUND)
+    if not (after or before) or loud.size == 0:
+        return pcm
+    start = max(0, int(loud[0]) - round(CUT_PAUSE_S / 3 * STREAM_SAMPLE_RATE)) if before else 0
+    end = (
+        min(samples.size, int(loud[-1]) + 1 + round(CUT_PAUSE_S * 2 / 3 * STREAM_SAMPLE_RATE))
+        if after
+        else samples.size
+    )
+    return samples[start:end].tobytes()
 
 
 def _pcm_of(text: str, profile: VoiceProfile) -> bytes:

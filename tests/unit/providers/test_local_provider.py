@@ -15,12 +15,14 @@ from backend.cpu import CpuExecutor
 from backend.providers.base import ProviderVoice, SampleRef
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.local.provider import (
+    CUT_PAUSE_S,
     FIRST_PHRASE_CHARS,
     MIN_FIRST_PHRASE_CHARS,
     MIN_PHRASE_CHARS,
     PHRASE_CHARS,
     InMemoryProfileStore,
     LocalProvider,
+    joined_at_cut,
     phrases,
     stream_phrases,
 )
@@ -137,19 +139,43 @@ async def test_silent_or_wrong_samples_are_refused(cpu: CpuExecutor) -> None:
     assert fmt.value.safe_message == "unsupported audio format"
 
 
+def pcm16(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def as_read(x: np.ndarray) -> bytes:
+    """A WAV's samples as `wav_to_float` read them, back to their 16-bit PCM."""
+    return np.round(x * 32768.0).astype("<i2").tobytes()
+
+
 async def test_a_stream_is_the_synthesized_speech_of_its_phrases_as_24_khz_pcm(cpu: CpuExecutor) -> None:
     provider = LocalProvider(cpu=cpu)
     voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
     head, rest = stream_phrases(SHORT)
     parts = [wav_to_float((await provider.synthesize(voice, phrase)).audio) for phrase in (head, rest)]
-    chunks = [chunk async for chunk in provider.stream(voice, SHORT)]
-    assert len(chunks) == 2
-    pcm = np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.float64) / 32768.0
     assert {rate for _, rate in parts} == {24000}
-    # The same phrases rendered alike (the model's durations and its noise are fixed), sample for sample.
-    assert np.array_equal(pcm, np.concatenate([x for x, _ in parts]))
+    chunks = [chunk async for chunk in provider.stream(voice, SHORT)]
+    # The same phrases rendered alike (the model's durations and its noise are fixed), sample for sample, but
+    # for the silence trimmed where the cut joins them.
+    assert chunks == [
+        joined_at_cut(as_read(parts[0][0]), after=True, before=False),
+        joined_at_cut(as_read(parts[1][0]), after=False, before=True),
+    ]
+    whole, _ = wav_to_float((await provider.synthesize(voice, SHORT)).audio)
+    # Cut and joined, the sentence is about as long as spoken whole: no second's silence mid-sentence.
+    assert abs(sum(len(chunk) for chunk in chunks) // 2 - whole.size) < 0.25 * RATE
     with pytest.raises(PermanentProviderError):
         _ = [chunk async for chunk in provider.stream(voice, " ")]
+
+
+def test_a_join_at_a_cut_keeps_every_sound_and_a_short_pause() -> None:
+    silence, tone = np.zeros(RATE // 2), np.full(RATE // 4, 0.5)
+    phrase = pcm16(np.concatenate([silence, tone, silence]))
+    kept = np.frombuffer(joined_at_cut(phrase, after=True, before=True), dtype="<i2")
+    assert kept.size == round((0.25 + CUT_PAUSE_S) * RATE)
+    assert np.abs(kept.astype(np.int32)).sum() == np.abs(np.frombuffer(phrase, dtype="<i2").astype(np.int32)).sum()
+    assert joined_at_cut(phrase, after=False, before=False) == phrase
+    assert joined_at_cut(pcm16(silence), after=True, before=True) == pcm16(silence)
 
 
 #: Five sentences of 54 characters, two too long to share a phrase: each is rendered as a call of its own.
