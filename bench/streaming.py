@@ -157,6 +157,14 @@ async def fake_directly(
     return Heard(response.status_code, response.headers, data, first or total, total, 0)
 
 
+async def costed(run: Awaitable[list[Heard]]) -> tuple[list[Heard], float]:
+    """`run`'s streams, and the share of one core this process (the client, and the fakes in its threads) used
+    meanwhile: what the bench takes from the cores the server shares with it."""
+    cpu, wall = time.process_time(), time.monotonic()
+    heard = await run
+    return heard, (time.process_time() - cpu) / (time.monotonic() - wall)
+
+
 def cuts(heard: list[Heard]) -> tuple[float, float]:
     """The first byte's p50 and p99, ms."""
     ttfb = sorted(h.first_byte_s * 1000 for h in heard)
@@ -166,11 +174,11 @@ def cuts(heard: list[Heard]) -> tuple[float, float]:
     return quantiles[49], quantiles[98]
 
 
-def row(name: str, heard: list[Heard]) -> str:
+def row(name: str, heard: list[Heard], client: float) -> str:
     p50, p99 = cuts(heard)
     whole = statistics.median(h.total_s * 1000 for h in heard)
     audio = statistics.median(len(h.body) / 48 for h in heard)
-    return f"{name:52} {len(heard):4d} {p50:9.0f} {p99:9.0f} {whole:11.0f} {audio:9.0f}"
+    return f"{name:52} {len(heard):4d} {p50:9.0f} {p99:9.0f} {whole:11.0f} {audio:9.0f} {client:7.0%}"
 
 
 def verdict(what: str, value: float, target: float) -> str:
@@ -185,7 +193,7 @@ async def measure(
 ) -> None:
     """Each provider's rows, one at a time then `streams` at once: its fake alone (when it has one), then
     voicegate streaming from it; what voicegate adds beside the targets."""
-    results: dict[str, list[Heard]] = {}
+    results: dict[str, tuple[list[Heard], float]] = {}
     targets: list[str] = []
     for name, (rid, floor) in rids.items():
         path = f"{base}/v1/reflections/{rid}/speech"
@@ -193,8 +201,10 @@ async def measure(
         for at_once, times in ((1, single), (streams, count)):
             how = "one at a time" if at_once == 1 else f"{at_once} at once"
             if floor is not None:
-                alone = results[f"{name.split(' fake')[0]} fake alone, {how}"] = await rounds(floor, at_once, times)
-            voicegate = results[f"voicegate, {name}, {how}"] = await rounds(through, at_once, times)
+                results[f"{name.split(' fake')[0]} fake alone, {how}"] = await costed(rounds(floor, at_once, times))
+                alone = results[f"{name.split(' fake')[0]} fake alone, {how}"][0]
+            results[f"voicegate, {name}, {how}"] = await costed(rounds(through, at_once, times))
+            voicegate = results[f"voicegate, {name}, {how}"][0]
             if floor is None:
                 targets.append(verdict(f"{name}, {how}: first byte p50", cuts(voicegate)[0], LOCAL_AT_ONCE_P50))
                 continue
@@ -205,9 +215,10 @@ async def measure(
             if at_once > 1:
                 targets.append(verdict(f"{name}, {how}: added p99", added[1], ADDED_AT_ONCE[1]))
     print(f"one at a time x {single}, {streams} at once x {count} rounds, of {SENTENCE!r} (PCM 24 kHz), ms")
-    print(f"{'':52} {'n':>4} {'TTFB p50':>9} {'TTFB p99':>9} {'whole p50':>11} {'audio ms':>9}")
-    for name, heard in results.items():
-        print(row(name, heard))
+    print(f"{'':52} {'n':>4} {'TTFB p50':>9} {'TTFB p99':>9} {'whole p50':>11} {'audio ms':>9} {'client':>7}")
+    for name, (heard, client) in results.items():
+        print(row(name, heard, client))
+    print("client: the share of a core the bench's own process (its client, and the fakes) used meanwhile")
     print("what voicegate adds to the fake's first byte (p99 less p99), and local's first byte:")
     print("\n".join(target for target in targets if "local" not in target))
     print("\n".join(target for target in targets if "local" in target and "at once" in target))

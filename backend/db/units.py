@@ -556,13 +556,21 @@ async def transaction_from(source: TransactionSource) -> AsyncIterator[Connectio
             yield conn
 
 
+#: `become_service`'s statement, for a unit that sends it with its last statements and its COMMIT in one round
+#: trip (`commit_with`) rather than in a round trip of its own.
+BECOME_SERVICE: Final[tuple[LiteralString, Mapping[str, Any]]] = (
+    "select set_config('role', 'service_role', true)",
+    {},
+)
+
+
 async def become_service(conn: Connection) -> None:
     """Switch a user transaction to `service_role` for its remaining statements.
 
     For use cases that check ownership under the caller's RLS and then write service-only rows in
     the same transaction. SET ROLE is checked against the session user, so this works from any role.
     """
-    await conn.execute("select set_config('role', 'service_role', true)")
+    await conn.execute(*BECOME_SERVICE)
 
 
 async def commit_with(conn: Connection, *statements: tuple[LiteralString, Mapping[str, Any]]) -> list[Rows]:

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 import msgspec
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The most connections the shared client holds open, over every provider.
+_CONNECTIONS: Final = 50
 #: How long a request waits for a pooled connection, and for one of its provider's slots (`backend.providers.slots`).
 POOL_WAIT_S = 5.0
 _TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=POOL_WAIT_S)
@@ -92,7 +94,10 @@ def create_http_client() -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
         verify=verifying_context(),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        # Every connection is kept for the next request (an idle one is closed after httpx's 5 s): a burst of
+        # streams that met the provider on fresh connections would otherwise have all but ten of them open a new
+        # TCP (and TLS) connection in the next burst, on its first byte's path.
+        limits=httpx.Limits(max_connections=_CONNECTIONS, max_keepalive_connections=_CONNECTIONS),
     )
 
 

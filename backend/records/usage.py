@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, LiteralString
@@ -131,18 +131,23 @@ async def reserve(conn: Connection, call: Call, quota: SpendQuota) -> Allowance:
 
 
 async def reserve_and_commit(
-    conn: Connection, call: Call, quota: SpendQuota, *then: tuple[LiteralString, Mapping[str, Any]]
+    conn: Connection,
+    call: Call,
+    quota: SpendQuota,
+    *then: tuple[LiteralString, Mapping[str, Any]],
+    before: Sequence[tuple[LiteralString, Mapping[str, Any]]] = (),
 ) -> Allowance:
-    """`reserve` as the last statement of a unit's transaction, sent with the statements `then` and its COMMIT in
-    one round trip (`backend.db.units.commit_with`): the user's counter is locked for the server's time alone, so
-    that many of one user's requests at once do not queue for it a round trip each. Whatever `then` writes
-    commits even when the quota refuses the call (QuotaExceeded, raised once committed): it should write nothing
-    unless the ledger row exists."""
+    """`reserve` as the last statement of a unit's transaction, sent after the statements `before` (a switch to
+    the service, `BECOME_SERVICE`) and with the statements `then` and its COMMIT in one round trip
+    (`backend.db.units.commit_with`): the user's counter is locked for the server's time alone, so that many of one
+    user's requests at once do not queue for it a round trip each. Whatever `then` writes commits even when the
+    quota refuses the call (QuotaExceeded, raised once committed): it should write nothing unless the ledger row
+    exists."""
     try:
-        rows, *_ = await commit_with(conn, (_Q["reserve"], _reservation(call, quota)), *then)
+        answers = await commit_with(conn, *before, (_Q["reserve"], _reservation(call, quota)), *then)
     except LockNotAvailable:
         raise _busy() from None
-    return _reserved(rows[0], call, quota)
+    return _reserved(answers[len(before)][0], call, quota)
 
 
 def _reservation(call: Call, quota: SpendQuota) -> dict[str, Any]:

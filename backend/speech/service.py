@@ -34,7 +34,7 @@ from backend.auth.verify import UserClaims
 from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
 from backend.db.queries import load_queries
-from backend.db.units import Database, become_service
+from backend.db.units import BECOME_SERVICE, Database, commit_with
 from backend.errors import (
     DatabaseUnavailable,
     NotFound,
@@ -248,9 +248,9 @@ class SpeechStream:
             ],
         }
         try:
+            # One round trip: a stream's end holds a pooled connection for no longer than it must while others open.
             async with self._db.service_transaction() as conn:
-                await conn.execute(_Q["finish_stream"], params)
-                await conn.execute(_Q["record_seconds"], seconds)
+                await commit_with(conn, (_Q["finish_stream"], params), (_Q["record_seconds"], seconds))
         except (DatabaseUnavailable, psycopg.Error):
             # The row stays `streaming`: usage accounting reads that as "ended, not recorded".
             log.warning("speech stream %s: its usage could not be recorded", self.id, exc_info=True)
@@ -346,11 +346,11 @@ async def _record_opening(
     """The stream's usage row, written as the service in the transaction that checked the caller, once the
     voice's provider is configured and can speak the voice's language and read `text` (422 otherwise), with its
     first sentence reserved (429 `quota_exceeded` past the quota, and no row); and where the caller then stands.
-    The reservation, the row and the COMMIT go in one round trip: the user's spending counter, locked by the
-    reservation until the COMMIT, is held for no round trip while the user's other streams open."""
+    The switch to the service, the reservation, the row and the COMMIT go in one round trip, the transaction's
+    second (its first read the gate): the user's spending counter, locked by the reservation until the COMMIT, is
+    held for no round trip while the user's other streams open, and the first byte waits for two round trips."""
     settings.usable(opened.voice.provider)
     check_speakable(opened.voice.provider, opened.voice.language, text)
-    await become_service(conn)
     stream_id = uuid.uuid4()
     first = next(iter(sentences(text)), "")
     call = usage.Call(
@@ -373,7 +373,9 @@ async def _record_opening(
         "format": fmt,
         "text_characters": len(text),
     }
-    return stream_id, await usage.reserve_and_commit(conn, call, quota, (_Q["open_stream"], row))
+    return stream_id, await usage.reserve_and_commit(
+        conn, call, quota, (_Q["open_stream"], row), before=(BECOME_SERVICE,)
+    )
 
 
 async def _start(

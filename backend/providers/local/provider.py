@@ -11,6 +11,7 @@ import numpy as np
 
 from backend.cpu import CpuExecutor, Owner
 from backend.providers.base import (
+    STREAM_SAMPLE_RATE,
     ProviderVoice,
     SampleRef,
     SampleRules,
@@ -50,6 +51,18 @@ PHRASE_CHARS: Final = 100
 #: A phrase shorter than this joins its neighbour: a word said alone ("Bob.") loses the sentence's
 #: intonation, and a cut should never leave one.
 MIN_PHRASE_CHARS: Final = 25
+#: A stream's first phrase (of each text it is asked to stream) is cut short, so that many streams opened at once
+#: each have their first audio rendered before anyone's second phrase (they go ahead in the executor's lane): at its
+#: first comma when there is one within this many characters, else at the last space before it. A render costs a
+#: few milliseconds a character, on top of a fixed part (`bench/local_tts.py`); the cut restarts the intonation
+#: once, where a comma would pause it anyway when it can.
+FIRST_PHRASE_CHARS: Final = 24
+#: The fewest characters a cut-short first phrase keeps: two words at least, never a word said alone.
+MIN_FIRST_PHRASE_CHARS: Final = 8
+#: The silence kept where a cut-short first phrase meets the next, about a comma's pause.
+CUT_PAUSE_S: Final = 0.15
+#: A 16-bit sample louder than this (1 % of full scale) is sound rather than the silence around a phrase.
+_SOUND: Final = 328
 
 R = TypeVar("R")
 
@@ -190,7 +203,7 @@ class LocalProvider:
     async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
         """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``."""
         profile = await self._profile(voice, text)
-        rendered = [part async for part in self._rendered(_render, text, profile)]
+        rendered = [part async for part in self._rendered(_render, phrases(text), profile)]
         rate = rendered[0][1]
         audio = await self._cpu.run(self._owner, _wav_of, [signal for signal, _ in rendered], rate)
         return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate, model=MODEL)
@@ -198,20 +211,29 @@ class LocalProvider:
     async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole)."""
         profile = await self._profile(voice, text)
-        async with aclosing(self._rendered(_pcm_of, text, profile, first_ahead=True)) as rendered:
-            async for pcm in rendered:
-                yield pcm
+        cut = stream_phrases(text)
+        # Where the first phrase was cut short, the engine's silence after it and before the next (each phrase
+        # is spoken as a sentence, in 0.3-0.4 s of silence each side) would put 0.6 s mid-sentence.
+        joined = len(cut) > len(phrases(text))
+        async with aclosing(self._rendered(_pcm_of, cut, profile, first_ahead=True)) as rendered:
+            async for index, pcm in _numbered(rendered):
+                yield joined_at_cut(pcm, after=joined and index == 0, before=joined and index == 1)
 
     async def _rendered(
-        self, make: Callable[[str, VoiceProfile], R], text: str, profile: VoiceProfile, *, first_ahead: bool = False
+        self,
+        make: Callable[[str, VoiceProfile], R],
+        cut: Sequence[str],
+        profile: VoiceProfile,
+        *,
+        first_ahead: bool = False,
     ) -> AsyncGenerator[R, None]:
-        """``make(phrase, profile)`` for each phrase of ``text`` in turn, each queued on the CPU
+        """``make(phrase, profile)`` for each phrase of the text (``cut``, its phrases) in turn, each queued on the CPU
         executor (the first ahead of its owner's other waiting work with ``first_ahead``: a stream's listener
         hears nothing before it). A phrase with nothing speakable in it is passed over, as the engine passes over
         such a sentence; ``empty_text`` only when no phrase of the text speaks."""
         unspeakable: PermanentProviderError | None = None
         spoke = False
-        for phrase in phrases(text):
+        for phrase in cut:
             try:
                 queue = self._cpu.submit_ahead if first_ahead and not spoke else self._cpu.submit
                 made = await queue(self._owner, make, phrase, profile)
@@ -275,9 +297,49 @@ def phrases(text: str) -> list[str]:
     return out
 
 
+def stream_phrases(text: str) -> list[str]:
+    """``text``'s `phrases` as a stream renders them: the first cut short (`FIRST_PHRASE_CHARS`) when what it
+    keeps is two words or more (`MIN_FIRST_PHRASE_CHARS`) and what it leaves is a phrase (`MIN_PHRASE_CHARS`)."""
+    cut = phrases(text)
+    if not cut:
+        return cut
+    first = cut[0]
+    comma = next((n + 1 for n, char in enumerate(first[:FIRST_PHRASE_CHARS]) if char in ",;:"), 0)
+    end = comma if comma >= MIN_FIRST_PHRASE_CHARS else first.rfind(" ", 0, FIRST_PHRASE_CHARS + 1)
+    head, rest = first[:end].strip(), first[end:].strip()
+    if len(head) < MIN_FIRST_PHRASE_CHARS or " " not in head or len(rest) < MIN_PHRASE_CHARS:
+        return cut
+    return [head, rest, *cut[1:]]
+
+
 def _wav_of(signals: list[Signal], rate: int) -> bytes:
     """The phrases' audio, one after another, as one WAV file."""
     return float_to_wav(np.concatenate(signals), rate)
+
+
+async def _numbered(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[tuple[int, bytes], None]:
+    index = 0
+    async for chunk in chunks:
+        yield index, chunk
+        index += 1
+
+
+def joined_at_cut(pcm: bytes, *, after: bool, before: bool) -> bytes:
+    """A rendered phrase's 16-bit PCM with its silence trimmed where a cut (`stream_phrases`) joins it to its
+    neighbour mid-sentence: ``after`` keeps two thirds of `CUT_PAUSE_S` after its last sound, ``before`` the
+    other third before its first. Sound is a sample over `_SOUND` (1 % of full scale, 40 dB under the voice's
+    peaks); the silence kept takes in the quieter edges of the words."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SOUND)
+    if not (after or before) or loud.size == 0:
+        return pcm
+    start = max(0, int(loud[0]) - round(CUT_PAUSE_S / 3 * STREAM_SAMPLE_RATE)) if before else 0
+    end = (
+        min(samples.size, int(loud[-1]) + 1 + round(CUT_PAUSE_S * 2 / 3 * STREAM_SAMPLE_RATE))
+        if after
+        else samples.size
+    )
+    return samples[start:end].tobytes()
 
 
 def _pcm_of(text: str, profile: VoiceProfile) -> bytes:

@@ -15,11 +15,16 @@ from backend.cpu import CpuExecutor
 from backend.providers.base import ProviderVoice, SampleRef
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.local.provider import (
+    CUT_PAUSE_S,
+    FIRST_PHRASE_CHARS,
+    MIN_FIRST_PHRASE_CHARS,
     MIN_PHRASE_CHARS,
     PHRASE_CHARS,
     InMemoryProfileStore,
     LocalProvider,
+    joined_at_cut,
     phrases,
+    stream_phrases,
 )
 from backend.text import pieces
 from backend.wav import float_to_wav, wav_to_float
@@ -134,18 +139,43 @@ async def test_silent_or_wrong_samples_are_refused(cpu: CpuExecutor) -> None:
     assert fmt.value.safe_message == "unsupported audio format"
 
 
-async def test_a_stream_is_the_synthesized_speech_as_24_khz_pcm(cpu: CpuExecutor) -> None:
+def pcm16(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def as_read(x: np.ndarray) -> bytes:
+    """A WAV's samples as `wav_to_float` read them, back to their 16-bit PCM."""
+    return np.round(x * 32768.0).astype("<i2").tobytes()
+
+
+async def test_a_stream_is_the_synthesized_speech_of_its_phrases_as_24_khz_pcm(cpu: CpuExecutor) -> None:
     provider = LocalProvider(cpu=cpu)
     voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
-    whole = await provider.synthesize(voice, SHORT)
+    head, rest = stream_phrases(SHORT)
+    parts = [wav_to_float((await provider.synthesize(voice, phrase)).audio) for phrase in (head, rest)]
+    assert {rate for _, rate in parts} == {24000}
     chunks = [chunk async for chunk in provider.stream(voice, SHORT)]
-    pcm = np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.float64) / 32768.0
-    x, rate = wav_to_float(whole.audio)
-    assert rate == 24000
-    # The same phrases rendered alike (the model's durations and its noise are fixed), sample for sample.
-    assert np.array_equal(pcm, x)
+    # The same phrases rendered alike (the model's durations and its noise are fixed), sample for sample, but
+    # for the silence trimmed where the cut joins them.
+    assert chunks == [
+        joined_at_cut(as_read(parts[0][0]), after=True, before=False),
+        joined_at_cut(as_read(parts[1][0]), after=False, before=True),
+    ]
+    whole, _ = wav_to_float((await provider.synthesize(voice, SHORT)).audio)
+    # Cut and joined, the sentence is about as long as spoken whole: no second's silence mid-sentence.
+    assert abs(sum(len(chunk) for chunk in chunks) // 2 - whole.size) < 0.25 * RATE
     with pytest.raises(PermanentProviderError):
         _ = [chunk async for chunk in provider.stream(voice, " ")]
+
+
+def test_a_join_at_a_cut_keeps_every_sound_and_a_short_pause() -> None:
+    silence, tone = np.zeros(RATE // 2), np.full(RATE // 4, 0.5)
+    phrase = pcm16(np.concatenate([silence, tone, silence]))
+    kept = np.frombuffer(joined_at_cut(phrase, after=True, before=True), dtype="<i2")
+    assert kept.size == round((0.25 + CUT_PAUSE_S) * RATE)
+    assert np.abs(kept.astype(np.int32)).sum() == np.abs(np.frombuffer(phrase, dtype="<i2").astype(np.int32)).sum()
+    assert joined_at_cut(phrase, after=False, before=False) == phrase
+    assert joined_at_cut(pcm16(silence), after=True, before=True) == pcm16(silence)
 
 
 #: Five sentences of 54 characters, two too long to share a phrase: each is rendered as a call of its own.
@@ -162,6 +192,28 @@ def test_a_text_is_cut_into_phrases_that_lose_nothing_and_never_leave_a_word_alo
     clause = "Please ask Stella to bring these few things with her from the store, six spoons of fresh snow peas,"
     assert pieces(f"{clause} Bob.", PHRASE_CHARS) == [clause, "Bob."]
     assert phrases(f"{clause} Bob.") == [f"{clause} Bob."]
+
+
+def test_a_streams_first_phrase_is_cut_short_at_a_comma_or_after_its_first_words() -> None:
+    assert stream_phrases("Thanks for calling, how can I help you today?") == [
+        "Thanks for calling,",
+        "how can I help you today?",
+    ]
+    # No comma early enough: the words that fit; the rest of the text is as `phrases` cuts it.
+    assert stream_phrases(PARAGRAPH) == [
+        "Sentence number 0 is",
+        "here, and it is not a long one.",
+        *phrases(PARAGRAPH)[1:],
+    ]
+    for text in (SHORT, PARAGRAPH, "Yes, I would love to come over to your place tonight."):
+        head, *_ = cut = stream_phrases(text)
+        assert MIN_FIRST_PHRASE_CHARS <= len(head) <= FIRST_PHRASE_CHARS
+        assert " " in head
+        assert " ".join(cut) == text
+    # Kept whole: a text too short to leave a phrase after the cut, and a first word too long to cut after.
+    assert stream_phrases("Hello there, how are you?") == ["Hello there, how are you?"]
+    long_word = "Pneumonoultramicroscopicsilicovolcanoconiosis is a word that is long, is it not?"
+    assert stream_phrases(long_word) == phrases(long_word)
 
 
 async def test_a_long_stream_renders_a_phrase_per_call_so_another_users_call_runs_before_it_ends() -> None:
@@ -183,7 +235,7 @@ async def test_a_long_stream_renders_a_phrase_per_call_so_another_users_call_run
         bob = await one.run(uuid.uuid4(), lambda: events.append("bob"))
         await asyncio.wait_for(listening, 60)
     assert bob is None
-    assert events.count("alice") == 5
+    assert events.count("alice") == 6  # the five sentences, the first cut short in two
     assert events.index("bob") < 3, events
 
 
@@ -193,8 +245,9 @@ async def test_a_phrase_with_nothing_to_say_is_passed_over_unless_nothing_else_s
     spoken = "Sentence number one is here, and it is not a long one."
     with_punctuation = f"{spoken} {'- ' * 30}".strip()
     assert len(phrases(with_punctuation)) == 2
+    assert len(stream_phrases(with_punctuation)) == 3  # the sentence's first words on their own
     chunks = [chunk async for chunk in provider.stream(voice, with_punctuation)]
-    assert len(chunks) == 1
+    assert len(chunks) == 2
     with pytest.raises(PermanentProviderError) as nothing:
         await provider.synthesize(voice, "- " * 80)
     assert nothing.value.provider_code == "empty_text"
