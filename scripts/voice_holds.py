@@ -20,7 +20,17 @@ from backend.records import ownership
 from scripts._common import Ops, UsageError, parser, run
 
 NAME = "voice-holds"
-COLUMNS = ["id", "state", "subject", "subject_id", "owner_id", "matched_owner_id", "matched_subject", "score"]
+COLUMNS = [
+    "id",
+    "state",
+    "subject",
+    "subject_id",
+    "owner_id",
+    "matched_owner_id",
+    "matched_subject",
+    "score",
+    "evidence_purged_at",
+]
 STATES = ("held", "released", "refused")
 
 
@@ -60,6 +70,11 @@ async def _decide(ops: Ops, hold_id: uuid.UUID, decision: Literal["released", "r
         f"{hold.subject} {hold.subject_id} of account {hold.owner_id} matched a {hold.matched_subject} of account "
         f"{hold.matched_owner_id or '(erased)'} at {hold.score:.3f} (threshold {hold.threshold:.2f})"
     )
+    if hold.evidence_purged_at is not None:
+        report.notes.append(
+            f"its recording and print were purged by retention on {hold.evidence_purged_at:%Y-%m-%d}: a release "
+            "registers no print and the consent covers no sample; a refusal rejects it"
+        )
     if ops.apply:
         async with ops.transaction(write=True) as conn:
             hold = await ownership.decide(conn, hold_id, decision, actor=ops.actor, note=ops.args.note)

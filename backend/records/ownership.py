@@ -63,6 +63,9 @@ class Hold(msgspec.Struct, frozen=True, kw_only=True):
     decided_at: datetime | None
     decided_by: str | None
     note: str | None
+    #: When retention purged a held consent's recording and print (None for a sample, or while they are kept):
+    #: nothing is left to listen to, and a release registers no print.
+    evidence_purged_at: datetime | None
 
 
 class HoldNotFound(LookupError):
@@ -180,7 +183,7 @@ async def decide(
     if decision == "released":
         if consent_id is not None:
             row = await fetch_optional(conn, _Q["release_consent"], {"id": consent_id})
-            if row is not None:
+            if row is not None and row["voiceprint"] is not None:
                 await register_consent(conn, consent_id, _vector(row["voiceprint"]))
         else:
             row = await fetch_optional(conn, _Q["release_sample"], {"id": sample_id})

@@ -62,13 +62,15 @@ returning id;
 
 -- name: holds
 -- The holds in `state` (every state when null), or the one `id` names, oldest first, after (`after_at`,
--- `after_id`) when given, with both accounts.
+-- `after_id`) when given, with both accounts, and when a held consent's evidence (its recording and print) was
+-- purged by retention.
 select h.id, h.state, case when h.consent_id is null then 'sample' else 'consent' end as subject,
        coalesce(h.consent_id, h.sample_id) as subject_id, h.owner_id, h.matched_owner_id,
        case when h.matched_consent_id is null then 'sample' else 'consent' end as matched_subject,
        coalesce(h.matched_consent_id, h.matched_sample_id) as matched_subject_id,
-       h.score, h.threshold, h.created_at, h.decided_at, h.decided_by, h.note
+       h.score, h.threshold, h.created_at, h.decided_at, h.decided_by, h.note, c.evidence_purged_at
   from voicegate.ownership_holds h
+  left join public.voice_consents c on c.id = h.consent_id
  where (%(state)s::text is null or h.state = %(state)s)
    and (%(id)s::uuid is null or h.id = %(id)s)
    and (%(after_at)s::timestamptz is null or (h.created_at, h.id) > (%(after_at)s, %(after_id)s::uuid))
@@ -91,7 +93,8 @@ update voicegate.ownership_holds
 
 -- name: release_consent
 -- As the service.
--- A held consent released: verified from now; its print comes back to be registered.
+-- A held consent released: verified from now; its print comes back to be registered (null once retention purged
+-- its evidence: nothing joins the registry, and the consent covers no sample).
 update public.voice_consents c
    set status = 'verified', verified_at = now()
  where c.id = %(id)s and c.status = 'held'

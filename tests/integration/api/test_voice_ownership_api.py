@@ -131,3 +131,46 @@ async def test_under_refuse_the_reading_is_rejected_and_under_off_it_is_verified
         assert [row[1] for row in holds(sql, bob.id)] == ["refused"]
     else:
         assert holds(sql, bob.id) == []
+
+
+@pytest.mark.parametrize(
+    ("decision", "stored"),
+    [("--release", ("verified", None)), ("--refuse", ("rejected", "ownership_refused"))],
+    ids=["release", "refuse"],
+)
+async def test_a_hold_whose_evidence_retention_purged_is_still_listed_and_decided(
+    open_app: OpenApp,
+    make_user: Callable[[], User],
+    sql: Conn,
+    run_script: Runner,
+    decision: str,
+    stored: tuple[str, str | None],
+) -> None:
+    client = await open_app()
+    alice, bob = make_user(), make_user()
+    await verified(client, alice)
+    taken = await verified(client, bob)
+    consent = {"consentId": taken["consentId"]}
+    [(hold_id, *_)] = holds(sql, bob.id)
+    # What the maintenance sweep writes once the evidence's retention ends (its run: tests/e2e/test_spoken_consent.py).
+    sql.execute(
+        "update voice_consents set evidence_purged_at = now(), voiceprint = null, statement_sample_path = null"
+        " where id = %s",
+        (taken["consentId"],),
+    )
+
+    listed = await ops(run_script, "--json")
+    [item] = listed.json["items"]
+    assert item["evidence_purged_at"] is not None
+    done = await ops(run_script, decision, str(hold_id), "--apply", "--json")
+
+    assert done.code == 0, done.err
+    assert any("purged by retention" in note for note in done.json["notes"])
+    assert (
+        sql.execute("select status, refusal from voice_consents where id = %s", (taken["consentId"],)).fetchone()
+        == stored
+    )
+    assert (await state(client, bob, consent))["status"] == "purged", "it covers no sample either way"
+    assert verdicts(sql, consent)[-1] == f"ownership.{'released' if decision == '--release' else 'refused'}"
+    prints = sql.execute("select count(*) from voicegate.voice_prints where owner_id = %s", (bob.id,)).fetchone()
+    assert prints == (0,), "a purged consent has no print to register"
