@@ -71,7 +71,11 @@ async def test_a_voice_stored_before_hibari_speaks_adapted_from_its_stored_profi
     assert stored is not None
     expected = (OLD_PROFILE["median_f0_hz"] / traits.median_f0_hz) ** PITCH_TO_FORMANT
     assert formant_ratio(stored.profile, traits) == pytest.approx(expected)
-    assert np.array_equal(np.frombuffer(streamed, dtype="<i2"), np.round(x * 32768).astype("<i2"))
+    # Streamed, the same adapted voice at the same rate, about as long: not the same samples, as a stream's first
+    # phrase is cut short (backend.providers.local.provider.stream_phrases).
+    y = np.frombuffer(streamed, dtype="<i2").astype(np.float64) / 32768
+    assert abs(12 * np.log2(median_f0(y, rate) / OLD_PROFILE["median_f0_hz"])) < 1.0
+    assert abs(y.size - x.size) < 0.1 * x.size
     # Nothing was rewritten: the row is as the old engine left it.
     row = db.execute("select profile from voicegate.local_voices where voice_id = 'local-piper-era'").fetchone()
     assert row == (OLD_PROFILE,)
