@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Generic, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar, cast
 
 import httpx
 import msgspec
@@ -18,10 +18,12 @@ from backend.errors import ProviderNotConfigured
 from backend.providers import cartesia, elevenlabs, qwen, selfhosted
 from backend.providers.base import SampleRules, VoiceProvider
 from backend.providers.env import ProviderConfigError, choice_setting
-from backend.providers.local.provider import SAMPLE_RULES as LOCAL_SAMPLE_RULES
-from backend.providers.local.provider import LocalProvider, ProfileStore
+from backend.providers.local.rules import SAMPLE_RULES as LOCAL_SAMPLE_RULES
 from backend.providers.selfhosted_store import ReferenceStore
 from backend.providers.slots import ProviderSlots
+
+if TYPE_CHECKING:
+    from backend.providers.local.provider import ProfileStore
 
 S = TypeVar("S")
 
@@ -76,6 +78,14 @@ def _no_settings(env: Mapping[str, str]) -> None:
     return
 
 
+def _local_provider(parts: AdapterParts) -> VoiceProvider:
+    """The `local` engine, imported only when an adapter is built: every command reads these settings, and the
+    engine's signal processing takes seconds to import where only `up` and the worker speak."""
+    from backend.providers.local.provider import LocalProvider  # noqa: PLC0415 - see the docstring
+
+    return LocalProvider(parts.profile_store, cpu=parts.cpu)
+
+
 PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
     ProviderEntry[None](
         name="local",
@@ -83,7 +93,7 @@ PROVIDERS: Final[tuple[ProviderEntry[Any], ...]] = (
         read_settings=_no_settings,
         usable=lambda _: True,
         key_variable=None,
-        build=lambda _, _client, parts: LocalProvider(parts.profile_store, cpu=parts.cpu),
+        build=lambda _, _client, parts: _local_provider(parts),
         sample_rules=LOCAL_SAMPLE_RULES,
     ),
     ProviderEntry[qwen.QwenSettings](

@@ -14,15 +14,15 @@ from backend.providers.base import (
     STREAM_SAMPLE_RATE,
     ProviderVoice,
     SampleRef,
-    SampleRules,
     SynthesisResult,
     primary_language,
 )
 from backend.providers.enrolment import key_digest
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
 from backend.providers.local.engine import render
-from backend.providers.local.language import LANGUAGES, refusal
+from backend.providers.local.language import refusal
 from backend.providers.local.profile import Signal, VoiceProfile, measure
+from backend.providers.local.rules import SAMPLE_RULES
 from backend.text import pieces
 from backend.wav import float_to_wav, wav_to_float
 
@@ -31,18 +31,6 @@ ENGINE: Final = "hibari-tts 0.2 voice heart, adapted in its own parameters (offl
 #: What the engine is called where a model name is expected (the C2PA manifest of what it speaks).
 MODEL: Final = "hibari-0.2-heart+adapted"
 
-SAMPLE_RULES: Final = SampleRules(
-    formats=frozenset({"audio/wav"}),
-    min_duration_s=3.0,
-    max_duration_s=60.0,
-    recommended_duration_s=(5.0, 20.0),
-    min_sample_rate=16000,
-    preferred_sample_rate=24000,
-    max_bytes=20 * 1024 * 1024,
-    max_files=1,
-    mono=False,
-    languages=LANGUAGES,
-)
 #: Text is rendered a phrase at a time, each phrase one call queued on the CPU executor, so another user's
 #: render can run between two of a long text's: how long a phrase takes is how long another user's call may
 #: wait for a thread. A cut restarts the intonation, so most fall after a comma and a sentence this long stays
