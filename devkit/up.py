@@ -14,10 +14,41 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 
+from backend.db.migrate import migrate
 from backend.embedded.postgres import EmbeddedPostgres, for_data_dir, free_port
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class DataTemplate:
+    """A data directory `start_up` copies for each new one (`make_data_template`); None: each starts empty."""
+
+    path: Path | None = None
+
+
+#: The end-to-end tests' template (tests/e2e/conftest.py): a test about a first start asks for `fresh`.
+DATA_TEMPLATE = DataTemplate()
+
+
+def make_data_template(root: Path) -> Path:
+    """`root/data` as a first `voicegate up` leaves it (its cluster, made and migrated as `up` does, and the
+    password file), stopped. Durability is traded for speed as in the tests' other clusters, but commits still
+    reach the kernel at once (no fsync and no full-page writes; commits stay synchronous): a killed postmaster,
+    which tests do kill, loses nothing committed."""
+    data = root / "data"
+    pg = for_data_dir(data, free_port())
+    pg.ensure_running_once_free()
+    try:
+        migrate(pg.dsn)
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET fsync = off")
+            conn.execute("ALTER SYSTEM SET full_page_writes = off")
+    finally:
+        pg.stop()
+    return data
 
 
 @dataclass
@@ -66,15 +97,21 @@ def start_up(
     umask: int = -1,
     cwd: Path = REPO,
     settings: Mapping[str, str] | None = None,
+    fresh: bool = False,
 ) -> Running:
     """`voicegate up` on `tmp_path/data` (with `umask`, when one is given), from the checkout at `cwd`, with the
-    environment's `settings` besides (e.g. `VOICEGATE_CONSENT`)."""
+    environment's `settings` besides (e.g. `VOICEGATE_CONSENT`). A data directory that does not exist yet is a
+    copy of `DATA_TEMPLATE`'s when there is one, unless `fresh`: then `up` makes it, as on a user's first start."""
     port, pg_port = free_port(), pg_port or free_port()
+    data = tmp_path / "data"
+    if not fresh and DATA_TEMPLATE.path is not None and not data.exists():
+        # `cp -a`: the cluster's files keep their owner, the server's own OS user when we are root.
+        subprocess.run(["cp", "-a", str(DATA_TEMPLATE.path), str(data)], check=True)  # noqa: S607 - coreutils
     env = {
         **os.environ,
         "VOICEGATE_LOG_LEVEL": "WARNING",
         **(settings or {}),
-        "VOICEGATE_DATA_DIR": str(tmp_path / "data"),
+        "VOICEGATE_DATA_DIR": str(data),
         "VOICEGATE_PORT": str(port),
         "VOICEGATE_PG_PORT": str(pg_port),
     }
@@ -89,7 +126,7 @@ def start_up(
             cwd=cwd,
             umask=umask,
         )
-    pg = for_data_dir(tmp_path / "data", pg_port)
+    pg = for_data_dir(data, pg_port)
     return Running(process, f"http://127.0.0.1:{port}", pg, log)
 
 
@@ -101,10 +138,11 @@ def running_up(
     umask: int = -1,
     settings: Mapping[str, str] | None = None,
     ready_s: float = 120,
+    fresh: bool = False,
 ) -> Iterator[Running]:
     """`voicegate up` with its data under `root` (see `start_up`), once `/readyz` answers 200 (within `ready_s`);
     on exit it is stopped, its Postgres too, and `root` removed."""
-    up = start_up(root, pg_port, *extra, umask=umask, settings=settings)
+    up = start_up(root, pg_port, *extra, umask=umask, settings=settings, fresh=fresh)
     try:
         wait_for(lambda: is_ready(up.base_url), ready_s, "/readyz 200", up)
         yield up

@@ -16,9 +16,10 @@ from playwright.async_api import Playwright, async_playwright
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
-from devkit.up import Running
+from devkit.up import DATA_TEMPLATE, Running, make_data_template
 from fakes import ElevenLabsFake, serve
 from queue_consumers.worker import consume_in_app
+from tests.conftest import server_dir
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 
 #: Fast timings so the lifecycle finishes in seconds; the logic is the production one.
@@ -30,6 +31,19 @@ FAST = {
 }
 
 AppFactory = Callable[..., AsyncTestClient]  # type: ignore[type-arg]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_template() -> Iterator[None]:
+    """One data directory made and migrated as a first `voicegate up` makes it, which each `voicegate up` of this
+    worker starts from (a copy) unless its test is about a first start: initdb and the migrations once, not once
+    per start."""
+    with server_dir("template") as root:
+        DATA_TEMPLATE.path = make_data_template(root)
+        try:
+            yield
+        finally:
+            DATA_TEMPLATE.path = None
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,15 @@ def running(data_root: Path) -> Iterator[Running]:
         yield up
 
 
-def test_up_serves_a_ready_api_on_a_fresh_data_directory(running: Running) -> None:
+@pytest.fixture
+def first_start(data_root: Path) -> Iterator[Running]:
+    """`up` on a data directory that does not exist yet: it makes the cluster and applies every migration."""
+    with running_up(data_root, fresh=True) as up:
+        yield up
+
+
+def test_up_serves_a_ready_api_on_a_fresh_data_directory(first_start: Running) -> None:
+    running = first_start
     assert httpx.get(f"{running.base_url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{running.base_url}/readyz").json() == {"status": "ready", "database": "up", "storage": "up"}
     assert httpx.get(f"{running.base_url}/schema/openapi.json").json()["info"]["title"] == "voicegate"
@@ -539,7 +547,7 @@ def refused_without_password(running: Running) -> str | None:
 
 
 def test_the_data_directory_and_its_database_are_its_owners_alone_whatever_the_umask(data_root: Path) -> None:
-    with running_up(data_root, umask=0) as up:  # the most permissive umask: no mode may come from it
+    with running_up(data_root, umask=0, fresh=True) as up:  # the most permissive umask: no mode may come from it
         data = data_root / "data"
         if os.geteuid() == 0:  # the server runs as its own OS user, whose group passes through to pgdata
             assert (mode(data), grp.getgrgid(data.stat().st_gid).gr_name) == (0o710, SERVER_OS_USER)
