@@ -25,13 +25,9 @@ REQUEST_ID_HEADER: Final = b"x-request-id"
 
 #: A client's id is kept only as a plain token: it is written into log lines and answer headers as it is.
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:@+=/-]{1,128}")
-#: The attributes every LogRecord has; anything else on a record came in `extra=` and is written as a field.
-#: uvicorn's records carry their message again with terminal colours, `color_message`: not a field.
-_RECORD_FIELDS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message",
-    "asctime",
-    "color_message",
-}
+#: The fields a record's `extra=` may add to its JSON line: the access line's parts. Any other (a library's, or one
+#: added later without a thought for what it may hold, such as a header or a URL with a token) stays off the line.
+LINE_FIELDS: Final = frozenset({"client", "method", "path", "status", "duration_ms"})
 _TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -46,7 +42,7 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 class JsonFormatter(logging.Formatter):
     """A record as one JSON object on one line: `time` (UTC, ISO 8601), `level`, `logger`, `message`, the
-    `request_id` of the request it was written for, the fields passed in `extra=`, and `exception` (the
+    `request_id` of the request it was written for, the fields of `LINE_FIELDS` passed in `extra=`, and `exception` (the
     traceback, as text) when it carries one."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -60,7 +56,7 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id is not None:
             line["request_id"] = request_id
-        line.update((key, value) for key, value in vars(record).items() if key not in _RECORD_FIELDS)
+        line.update((key, value) for key, value in vars(record).items() if key in LINE_FIELDS)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:

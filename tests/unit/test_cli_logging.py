@@ -75,14 +75,18 @@ def test_json_lines_name_the_request_and_carry_a_traceback_whole(monkeypatch: py
             logging.getLogger("voicegate.test").exception("a call failed:\nits second line")
     finally:
         REQUEST_ID.reset(served_as)
-    # As uvicorn writes its own records: the message again in colour, which is not a field of the line.
+    # As uvicorn writes its own records: the message again in colour, which is not a field of the line; nor is
+    # what any other `extra=` holds, but the access line's fields.
     logging.getLogger("voicegate.test.server").info(
-        "Started server process [%d]", 7, extra={"color_message": "\x1b[1m"}
+        "Started server process [%d]", 7, extra={"color_message": "\x1b[1m", "authorization": "Bearer secret"}
     )
+    logging.getLogger("voicegate.test.access").info("a request", extra={"status": 200, "url": "/o?token=secret"})
 
     lines = written.getvalue().splitlines()
-    assert len(lines) == 2  # a record is one line, whatever its message and traceback hold
-    failed, started = (json.loads(line) for line in lines)
+    assert len(lines) == 3  # a record is one line, whatever its message and traceback hold
+    failed, started, access = (json.loads(line) for line in lines)
+    assert "secret" not in written.getvalue()
+    assert access["status"] == 200
     assert failed["request_id"] == "req-1"
     assert failed["level"] == "ERROR"
     assert failed["logger"] == "voicegate.test"
