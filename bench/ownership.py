@@ -2,7 +2,7 @@
 a million prints in PostgreSQL with pgvector's HNSW index beside an exact scan of the same table in the same run.
 
     python bench/ownership.py [--speech DIR] [--prints 1000000] [--queries 1000] [--exact-queries 200]
-                              [--ef-search 40,100,200] [--keep DIR]
+                              [--ef-search 40,100,200] [--keep DIR] [--model realistic|isotropic]
 
 Threshold, on the LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10 utterances; `--speech`, by default the
 clips VOICEGATE_SPEECH_CLIPS points to). Each speaker is an account whose registry holds the prints of a consent
@@ -15,11 +15,15 @@ lowest same-speaker one when they do not overlap (else the equal-error point), r
 judged on the trials that upload 0-4, which had no say in it. Targets: the same speaker held in at least 95 % of the
 held-out uploads, no different-speaker upload held in either half.
 
-Search: `--prints` synthetic prints (speakers scattered round the real prints' mean as the real speakers are, four
-prints each, of 250 prints an owner) loaded with COPY into voicegate.voice_prints on an embedded PostgreSQL 18 with the
-real migrations, the HNSW index built after the load; then `--queries` searches as the sample check makes them (the
-best print of another owner, `backend/ownership/registry.sql`), half of a registered speaker's new print, half of a
-new speaker's, timed from the client; and `--exact-queries` of them again with the index off (the exact scan).
+Search: `--prints` synthetic prints (`--model`: `realistic` by default, shaped as the encoder's prints of the shared
+clips are, see `Realistic`; or `isotropic`, the same noise in every value, see `Isotropic`; the model's same- and
+different-speaker cosines and share of zero values are printed beside the real clips'), four prints a speaker, 250
+prints an owner, loaded with COPY into voicegate.voice_prints on an embedded PostgreSQL 18 with the real migrations,
+the HNSW index built after the load; then `--queries` searches as the sample check makes them (the best print of
+another owner, `backend/records/ownership.sql`, its settings, the search and the transaction's ends in one round
+trip), half of a registered speaker's new print, half of a new speaker's, timed from the client; and
+`--exact-queries` of them again with the index off (the exact scan), whose best scores say how many uploads of a
+new voice another speaker's print would hold at this size.
 Recall at the threshold: of the queries whose exact best score is at or above it, the share the index also finds at
 or above it. Targets: p99 at most 10 ms, recall at least 0.99.
 
@@ -31,8 +35,9 @@ of these `hnsw.ef_search` values (the product's other search settings as they ar
 recall and time each buys on the same table and queries.
 The index's plan is printed with its buffers (EXPLAIN ANALYZE) and the build's notices (a graph that no longer fits
 into `maintenance_work_mem` says so). `--keep DIR` keeps the database in DIR between runs: a later run with the same
-`--prints` skips the COPY and the index build (the seconds they took are read back from DIR), so that the figures of
-a million prints can be made again without the build; the synthetic prints and queries are the same every run.
+`--prints` and `--model` skips the COPY and the index build (the seconds they took are read back from DIR), so that
+the figures of a million prints can be made again without the build; the synthetic prints and queries are the same
+every run.
 """
 
 from __future__ import annotations
