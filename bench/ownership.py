@@ -2,7 +2,7 @@
 a million prints in PostgreSQL with pgvector's HNSW index beside an exact scan of the same table in the same run.
 
     python bench/ownership.py [--speech DIR] [--prints 1000000] [--queries 1000] [--exact-queries 200]
-                              [--ef-search 40,100,200] [--keep DIR]
+                              [--ef-search 40,100,200] [--keep DIR] [--model realistic|isotropic]
 
 Threshold, on the LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10 utterances; `--speech`, by default the
 clips VOICEGATE_SPEECH_CLIPS points to). Each speaker is an account whose registry holds the prints of a consent
@@ -15,11 +15,15 @@ lowest same-speaker one when they do not overlap (else the equal-error point), r
 judged on the trials that upload 0-4, which had no say in it. Targets: the same speaker held in at least 95 % of the
 held-out uploads, no different-speaker upload held in either half.
 
-Search: `--prints` synthetic prints (speakers scattered round the real prints' mean as the real speakers are, four
-prints each, of 250 prints an owner) loaded with COPY into voicegate.voice_prints on an embedded PostgreSQL 18 with the
-real migrations, the HNSW index built after the load; then `--queries` searches as the sample check makes them (the
-best print of another owner, `backend/ownership/registry.sql`), half of a registered speaker's new print, half of a
-new speaker's, timed from the client; and `--exact-queries` of them again with the index off (the exact scan).
+Search: `--prints` synthetic prints (`--model`: `realistic` by default, shaped as the encoder's prints of the shared
+clips are, see `Realistic`; or `isotropic`, the same noise in every value, see `Isotropic`; the model's same- and
+different-speaker cosines and share of zero values are printed beside the real clips'), four prints a speaker, 250
+prints an owner, loaded with COPY into voicegate.voice_prints on an embedded PostgreSQL 18 with the real migrations,
+the HNSW index built after the load; then `--queries` searches as the sample check makes them (the best print of
+another owner, `backend/records/ownership.sql`, its settings, the search and the transaction's ends in one round
+trip), half of a registered speaker's new print, half of a new speaker's, timed from the client; and
+`--exact-queries` of them again with the index off (the exact scan), whose best scores say how many uploads of a
+new voice another speaker's print would hold at this size.
 Recall at the threshold: of the queries whose exact best score is at or above it, the share the index also finds at
 or above it. Targets: p99 at most 10 ms, recall at least 0.99.
 
@@ -31,8 +35,9 @@ of these `hnsw.ef_search` values (the product's other search settings as they ar
 recall and time each buys on the same table and queries.
 The index's plan is printed with its buffers (EXPLAIN ANALYZE) and the build's notices (a graph that no longer fits
 into `maintenance_work_mem` says so). `--keep DIR` keeps the database in DIR between runs: a later run with the same
-`--prints` skips the COPY and the index build (the seconds they took are read back from DIR), so that the figures of
-a million prints can be made again without the build; the synthetic prints and queries are the same every run.
+`--prints` and `--model` skips the COPY and the index build (the seconds they took are read back from DIR), so that
+the figures of a million prints can be made again without the build; the synthetic prints and queries are the same
+every run.
 """
 
 from __future__ import annotations
@@ -167,17 +172,90 @@ def threshold_figures(speech: Path) -> None:
         )
 
 
-def synthetic_prints(rng: np.random.Generator, count: int, centre: F32) -> tuple[F32, F32]:
-    """``count`` unit prints, ``PRINTS_PER_SPEAKER`` per synthetic speaker, and the speakers' centres: a speaker
-    is the real prints' mean moved by noise that puts two speakers near the real different-speaker cosines, and
-    each of their prints moved again by noise that puts two of one speaker near the real same-speaker cosines."""
-    speakers = count // PRINTS_PER_SPEAKER
-    centres = centre + rng.normal(0.0, 0.045, (speakers, centre.size)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    prints = np.repeat(centres, PRINTS_PER_SPEAKER, axis=0)
-    prints += rng.normal(0.0, 0.022, prints.shape).astype(np.float32)
-    prints /= np.linalg.norm(prints, axis=1, keepdims=True)
+class Isotropic:
+    """Speakers scattered round the real prints' mean by isotropic noise in all 256 values: two speakers near
+    the real different-speaker cosines, two prints of one speaker near the real same-speaker cosines. Every print
+    about as far from every other: a graph index's worst case, and unlike the encoder's prints."""
+
+    name = "isotropic"
+
+    def __init__(self, real: F32, speakers: list[str]) -> None:
+        del speakers
+        centre = real.mean(axis=0)
+        self.centre = (centre / np.linalg.norm(centre)).astype(np.float32)
+
+    def speakers(self, rng: np.random.Generator, count: int) -> F32:
+        """``count`` synthetic speakers (what their prints are drawn round)."""
+        centres = self.centre + rng.normal(0.0, 0.045, (count, self.centre.size)).astype(np.float32)
+        return np.asarray(centres / np.linalg.norm(centres, axis=1, keepdims=True), dtype=np.float32)
+
+    def prints(self, rng: np.random.Generator, centres: F32) -> F32:
+        """One unit print of each speaker of ``centres``."""
+        drawn = centres + rng.normal(0.0, 0.022, centres.shape).astype(np.float32)
+        return drawn / np.linalg.norm(drawn, axis=1, keepdims=True)
+
+
+class Realistic:
+    """Prints shaped as the encoder's are, from its prints of the real clips: a speaker is their mean moved along
+    the real prints' own deviations from it (their principal components, at their variances), a print of the
+    speaker that moved again along the real prints' deviations from their own speaker's mean (the within-speaker
+    components); then, as the encoder ends in a ReLU, every value below 0 is 0, and the print is brought to unit
+    norm. Values the encoder never uses stay 0. The two scales are fitted once (by hand, on these clips) so that
+    the synthetic same- and different-speaker cosines match the real ones (printed beside them each run)."""
+
+    name = "realistic"
+    #: How far speakers and a speaker's prints move, in units of the real deviations' spread (their fit).
+    BETWEEN = 1.7
+    WITHIN = 1.6
+
+    def __init__(self, real: F32, speakers: list[str]) -> None:
+        self.mean = real.mean(axis=0)
+        self.between = (real - self.mean) / np.sqrt(len(real) - 1)
+        names = sorted(set(speakers))
+        own = [real[[s == name for s in speakers]] for name in names]
+        self.within = np.concatenate([r - r.mean(axis=0) for r in own]) / np.sqrt(len(real) - len(names))
+
+    def speakers(self, rng: np.random.Generator, count: int) -> F32:
+        """``count`` synthetic speakers (the points, before the ReLU, their prints are drawn round)."""
+        moves = rng.standard_normal((count, len(self.between)), dtype=np.float32)
+        return (self.mean + self.BETWEEN * moves @ self.between).astype(np.float32)
+
+    def prints(self, rng: np.random.Generator, centres: F32) -> F32:
+        """One unit print of each speaker of ``centres``."""
+        moves = rng.standard_normal((len(centres), len(self.within)), dtype=np.float32)
+        drawn = np.maximum(centres + self.WITHIN * moves @ self.within, 0.0)
+        return (drawn / np.linalg.norm(drawn, axis=1, keepdims=True)).astype(np.float32)
+
+
+MODELS = {model.name: model for model in (Realistic, Isotropic)}
+Model = Realistic | Isotropic
+
+
+def synthetic_prints(model: Model, rng: np.random.Generator, count: int) -> tuple[F32, F32]:
+    """``count`` unit prints of ``model``, ``PRINTS_PER_SPEAKER`` per synthetic speaker in a row, and the
+    speakers; drawn a block of speakers at a time (a million prints take 1 GB)."""
+    centres = model.speakers(rng, count // PRINTS_PER_SPEAKER)
+    prints = np.empty((len(centres) * PRINTS_PER_SPEAKER, centres.shape[1]), dtype=np.float32)
+    for start in range(0, len(centres), _CHUNK):
+        block = np.repeat(centres[start : start + _CHUNK], PRINTS_PER_SPEAKER, axis=0)
+        prints[start * PRINTS_PER_SPEAKER : start * PRINTS_PER_SPEAKER + len(block)] = model.prints(rng, block)
     return prints, centres
+
+
+def model_check(model: Model, real: F32, speakers: list[str]) -> None:
+    """The synthetic prints' same- and different-speaker cosines and share of zeros beside the real prints'."""
+    prints, _ = synthetic_prints(model, np.random.default_rng(3), 4000)
+    same = [float(np.dot(prints[i + a], prints[i + b])) for i in range(0, 4000, 4) for a, b in ((0, 1), (2, 3))]
+    different = [float(np.dot(prints[i], prints[i + 4])) for i in range(0, 3996, 4)]
+    real_same: list[float] = []
+    real_different: list[float] = []
+    for i, j in itertools.combinations(range(len(real)), 2):
+        (real_same if speakers[i] == speakers[j] else real_different).append(float(np.dot(real[i], real[j])))
+    print(f"synthetic prints: {model.name} (--model; {', '.join(MODELS)})")
+    print(f"  {'':28} {'same speaker':62} different speakers")
+    print(f"  {'real clips (' + str(len(real)) + ')':28} {spread(real_same):62} {spread(real_different)}")
+    print(f"  {model.name + ' (4,000)':28} {spread(same):62} {spread(different)}")
+    print(f"  values exactly 0: real {np.mean(real == 0):.1%}, {model.name} {np.mean(prints == 0):.1%}")
 
 
 #: One row of COPY's binary format for (owner_id, consent_id, embedding): the field count, then each field's length
@@ -256,11 +334,16 @@ def search(conn: Conn, query: F32, owner: uuid.UUID, ef_search: int | None = Non
     """The best score of another owner's print for ``query``, as the product asks it (at ``ef_search`` instead of
     the product's when given); and milliseconds taken."""
     started = time.perf_counter()
-    with conn.transaction():
+    # In the service's transaction, as the product's (backend/records/ownership.py): one round trip, its opening,
+    # settings, search and end in one pipeline.
+    with conn.pipeline():
+        conn.execute("begin")
         conn.execute(QUERIES["search_settings"])
         if ef_search is not None:
             conn.execute("select set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
-        row = conn.execute(QUERIES["best_other"], {"print": vector_literal(query), "owner_id": owner}).fetchone()
+        found = conn.execute(QUERIES["best_other"], {"print": vector_literal(query), "owner_id": owner})
+        conn.execute("commit")
+    row = found.fetchone()
     assert row is not None
     return float(row[3]), (time.perf_counter() - started) * 1000
 
@@ -286,42 +369,38 @@ def server_ms(conn: Conn, query: F32, owner: uuid.UUID) -> float:
     return ms
 
 
-def kept_load(keep: Path | None, dsn: str, prints: F32) -> str:
-    """Load and index ``prints`` unless ``keep`` holds them already (its `loaded` file says how many, and what the
-    load took); what the load took, in words."""
+def kept_load(keep: Path | None, dsn: str, prints: F32, model: str) -> str:
+    """Load and index ``prints`` (of ``model``) unless ``keep`` holds them already (its `loaded` file says how
+    many, of which model, and what the load took); what the load took, in words."""
     record = keep / "loaded" if keep is not None else None
     if record is not None and record.exists():
-        count, took = record.read_text().split("\n", 1)
-        if int(count) == len(prints):
+        kept, took = record.read_text().split("\n", 1)
+        if kept == f"{len(prints)} {model}":
             return f"kept in {keep}: {took.strip()}"
-        raise SystemExit(f"{keep} holds {int(count):,} prints, not {len(prints):,}: give another --keep")
+        raise SystemExit(f"{keep} holds {kept} prints, not {len(prints)} {model}: give another --keep")
     migrate(dsn)
     took = load(dsn, prints)
     if record is not None:
-        record.write_text(f"{len(prints)}\n{took}\n")
+        record.write_text(f"{len(prints)} {model}\n{took}\n")
     return took
 
 
-def search_figures(count: int, queries: int, exact_queries: int, ef_searches: list[int], keep: Path | None) -> None:
-    """The HNSW search beside the exact scan on one table of ``count`` synthetic prints."""
+def search_figures(
+    count: int, queries: int, exact_queries: int, ef_searches: list[int], *, keep: Path | None, model_name: str
+) -> None:
+    """The HNSW search beside the exact scan on one table of ``count`` synthetic prints of ``model_name``."""
     rng = np.random.default_rng(7)
     clips = read_clips(LIBRISPEECH)
-    real = [p.vector for c in clips if (p := voiceprint(c.samples, features.RATE)) is not None]
-    centre = np.mean(real, axis=0)
-    centre /= np.linalg.norm(centre)
-    prints, centres = synthetic_prints(rng, count, centre.astype(np.float32))
-    probe = synthetic_prints(rng, 2000, centre.astype(np.float32))[0]
-    same_check = [float(np.dot(prints[i], prints[i + 1])) for i in range(0, 4000, 4)]
-    diff_check = [float(np.dot(prints[i], prints[i + 4])) for i in range(0, 4000, 4)]
-    print(f"synthetic prints: same speaker {spread(same_check)}; different {spread(diff_check)}")
-    del probe
+    made = [(c.speaker, p.vector) for c in clips if (p := voiceprint(c.samples, features.RATE)) is not None]
+    speakers = [speaker for speaker, _ in made]
+    real = np.array([vector for _, vector in made], dtype=np.float32)
+    model = MODELS[model_name](real, speakers)
+    model_check(model, real, speakers)
+    prints, centres = synthetic_prints(model, rng, count)
     half = queries // 2
-    known = centres[rng.integers(0, len(centres), half)] + rng.normal(0.0, 0.022, (half, centre.size))
-    fresh = synthetic_prints(rng, (queries - half) * PRINTS_PER_SPEAKER, centre.astype(np.float32))[0][
-        ::PRINTS_PER_SPEAKER
-    ]
-    asked = np.concatenate([known, fresh]).astype(np.float32)
-    asked /= np.linalg.norm(asked, axis=1, keepdims=True)
+    # Half a registered speaker's new print, half a new speaker's.
+    known = model.prints(rng, centres[rng.integers(0, len(centres), half)])
+    asked = np.concatenate([known, model.prints(rng, model.speakers(rng, queries - half))])
     with tempfile.TemporaryDirectory(prefix="vg-ownership-") as tmp:
         server = EmbeddedPostgres(
             (keep or Path(tmp)) / "pgdata", port=free_port(), settings={**FAST_UNSAFE_SETTINGS, "shared_buffers": "3GB"}
@@ -329,7 +408,7 @@ def search_figures(count: int, queries: int, exact_queries: int, ef_searches: li
         server.ensure_running()
         try:
             dsn = server.dsn
-            print(kept_load(keep, dsn, prints))
+            print(kept_load(keep, dsn, prints, model.name))
             owner = uuid.uuid4()  # asks as an account of its own: every print is another owner's
             every = max(1, len(asked) // exact_queries)
             paired = asked[::every][:exact_queries]
@@ -352,21 +431,27 @@ def search_figures(count: int, queries: int, exact_queries: int, ef_searches: li
                 server.stop()
             else:
                 server.remove()
-    report(legs, exact, every, len(paired))
+    report(legs, exact, every, half)
 
 
-def report(
-    legs: dict[str, list[tuple[float, float]]], exact: list[tuple[float, float]], every: int, paired: int
-) -> None:
+def report(legs: dict[str, list[tuple[float, float]]], exact: list[tuple[float, float]], every: int, half: int) -> None:
     """Each index leg's latencies and its recall at the threshold over the queries the exact scan ran too (every
-    ``every``-th, ``paired`` of them), beside the exact scan's latencies."""
+    ``every``-th; the first ``half`` queries a registered speaker's), beside the exact scan's latencies."""
     ms = [m for _, m in exact]
     q = np.quantile(ms, [0.5, 0.99])
+    # The first half of the queries are registered speakers' new prints, the second half new speakers'.
+    fresh = [score for n, (score, _) in enumerate(exact) if n * every >= half]
+    known = [score for n, (score, _) in enumerate(exact) if n * every < half]
+    print(
+        f"exact best at or above {THRESHOLD:.2f}: registered speakers {sum(s >= THRESHOLD for s in known)}"
+        f"/{len(known)}, new speakers {sum(s >= THRESHOLD for s in fresh)}/{len(fresh)} (another speaker's print"
+        f" that near: a new voice held); new speakers' best {spread(fresh)}"
+    )
     print(f"{'exact scan':22} {len(ms):5} searches: p50 {q[0]:8.2f} ms, p99 {q[1]:8.2f} ms, max {max(ms):8.2f} ms")
     for name, runs in legs.items():
         ms = [m for _, m in runs]
         q = np.quantile(ms, [0.5, 0.99])
-        both = list(zip(runs[::every][:paired], exact, strict=True))
+        both = list(zip(runs[::every][: len(exact)], exact, strict=True))
         above = [(i, e) for i, e in both if e[0] >= THRESHOLD]
         found = sum(i[0] >= THRESHOLD for i, _ in above)
         same_best = sum(abs(i[0] - e[0]) < 1e-5 for i, e in both)
@@ -393,6 +478,7 @@ def main() -> None:
     parser.add_argument("--skip-search", action="store_true", help="the threshold alone")
     parser.add_argument("--ef-search", default="", help="hnsw.ef_search values to run the index leg at too: 40,200")
     parser.add_argument("--keep", type=Path, help="keep the database here between runs (made if missing)")
+    parser.add_argument("--model", choices=list(MODELS), default=Realistic.name, help="the synthetic prints")
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
@@ -400,7 +486,9 @@ def main() -> None:
         threshold_figures(args.speech)
     if not args.skip_search:
         ef_searches = [int(v) for v in args.ef_search.split(",") if v]
-        search_figures(args.prints, args.queries, args.exact_queries, ef_searches, args.keep)
+        search_figures(
+            args.prints, args.queries, args.exact_queries, ef_searches, keep=args.keep, model_name=args.model
+        )
 
 
 if __name__ == "__main__":

@@ -83,9 +83,11 @@ def vector_literal(vector: npt.ArrayLike) -> str:
 
 async def best_other(conn: Connection, owner_id: uuid.UUID, vector: npt.ArrayLike) -> Match | None:
     """The print of another owner nearest `vector` (None when the registry holds none of another owner), on
-    `conn`'s service transaction."""
-    await conn.execute(_Q["search_settings"])
-    row = await fetch_optional(conn, _Q["best_other"], {"owner_id": owner_id, "print": vector_literal(vector)})
+    `conn`'s service transaction. The search's settings and the search go in one pipeline: one round trip."""
+    async with conn.pipeline():
+        await conn.execute(_Q["search_settings"])
+        found = await conn.execute(_Q["best_other"], {"owner_id": owner_id, "print": vector_literal(vector)})
+    row = await found.fetchone()
     if row is None:
         return None
     return Match(row["owner_id"], row["consent_id"], row["sample_id"], float(row["score"]))

@@ -23,6 +23,7 @@ import soundfile
 
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
+from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.records import ownership
 from backend.samples.step import process_sample
@@ -36,6 +37,7 @@ BUCKET = "voice-samples"
 RATE = 16000
 F32 = npt.NDArray[np.float32]
 Db = psycopg.Connection[Any]
+QUERIES = load_queries(Path(ownership.__file__).with_suffix(".sql"))
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -237,3 +239,50 @@ async def test_users_can_read_neither_prints_nor_holds(ctx: WorkerContext, db: D
                 db.execute("select set_config('role', %s, true)", (role,))
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     db.execute(f"select * from {table}")  # fixed names
+
+
+def _unit(vector: npt.NDArray[np.float64]) -> F32:
+    return np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)
+
+
+async def test_a_search_sends_its_settings_with_it_in_one_round_trip_and_the_owners_prints_never_crowd_it(
+    ctx: WorkerContext, db: Db, tmp_path: Path
+) -> None:
+    alice, bob = create_user(db), create_user(db)
+    rng = np.random.default_rng(5)
+    asked = _unit(np.eye(256)[0])
+    # 150 of Alice's prints nearer the print asked about than Bob's one: more than the candidates an index scan
+    # reads at its default settings (hnsw.ef_search 40, no iterative scan), which the owner filter then empties.
+    for _ in range(150):
+        vector = ownership.vector_literal(_unit(np.eye(256)[0] + 0.02 * rng.standard_normal(256)))
+        db.execute(
+            "insert into voicegate.voice_prints (owner_id, consent_id, embedding) values (%s, %s, %s)",
+            (alice, seed_consent(db, alice), vector),
+        )
+    bobs = _unit(np.eye(256)[0] + 0.6 * np.eye(256)[1])
+    db.execute(
+        "insert into voicegate.voice_prints (owner_id, consent_id, embedding) values (%s, %s, %s)",
+        (bob, seed_consent(db, bob), ownership.vector_literal(bobs)),
+    )
+    db.execute("analyze voicegate.voice_prints")
+    params = {"owner_id": alice, "print": ownership.vector_literal(asked)}
+    with db.transaction(force_rollback=True):
+        db.execute("set local enable_seqscan = off")
+        plain = db.execute(QUERIES["best_other"], params).fetchall()
+    assert plain == [], "without the search's settings the index's candidates are all Alice's"
+
+    trace = tmp_path / "libpq.trace"
+    service: Database = ctx.db
+    async with service.service_transaction() as conn:
+        await conn.execute("set local enable_seqscan = off")
+        with trace.open("w") as sink:
+            conn.pgconn.trace(sink.fileno())
+            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            match = await ownership.best_other(conn, alice, asked)
+            conn.pgconn.untrace()
+    assert match is not None
+    assert (match.owner_id, round(match.score, 4)) == (bob, round(float(np.dot(asked, bobs)), 4))
+    # Each round trip ends with the server's ReadyForQuery.
+    messages = [line.split("\t")[:3:2] for line in trace.read_text().splitlines() if line.count("\t") >= 2]
+    assert [kind for side, kind in messages if side == "B"].count("ReadyForQuery") == 1, messages
+    assert [kind for side, kind in messages if side == "F"].count("Execute") == 2, "the settings and the search"
