@@ -2,7 +2,7 @@
 shortened, on a throwaway embedded Postgres (fsync off, every other server setting at its default, autovacuum
 included, the table settings the migrations make):
 
-    python bench/season.py [--attempts 200000] [--retention 20] [--sweep-every 2] [--no-webhooks]
+    python bench/season.py [--attempts 200000] [--retention 20] [--sweep-every 2] [--no-webhooks] [--statements N]
 
 The attempts go in ten tenths. Each tenth: its voices and their queued `custom_voice_id` attempts (`local` voices in
 the database, as bench/lifecycle.py's fast path: no audio work, no preview) are inserted in one transaction, the
@@ -14,13 +14,17 @@ seconds (VOICEGATE_*_RETENTION_DAYS as a fraction of a day), the sweep runs ever
 the server's autovacuum_naptime is `--naptime` (1 s; 1 min by default): shortened with the clock, as a 3-day archive
 is vacuumed some 4,000 times within its retention, and a 20 s one would be vacuumed less than once at 1 min.
 
-Printed: each tenth's attempts/s, from its insert's commit to its last attempt synced, beside a control measured
-just before it (bare `pgmq.send → read → archive` messages/s, as bench/lifecycle.py's: the machine's load moves
+Printed: each tenth's attempts/s, from its insert's commit to its last attempt synced (the bench polls the attempts
+still open, by their index, so that its own poll costs the same in the last tenth as in the first), beside a control
+measured just before it (bare `pgmq.send → read → archive` messages/s, as bench/lifecycle.py's: the machine's load moves
 both). The first tenth is the baseline: target the last at least 0.9 of it. Each growing table's bytes (with its
 indexes) after the first tenth (start), the fifth (middle) and the tenth (end), beside the live voices then, and
 the bytes per live voice (target: the bounded tables flat once the retention window has passed, the rest growing
 with the voices, so flat per voice); and the dead rows against the live ones in each hot table at the same points
-(target at most 20 %; a queue table holds a few live rows, so its dead rows are shown as a count too).
+(target at most 20 %; a queue table holds a few live rows, so its dead rows are shown as a count too). With
+`--statements N` the server loads pg_stat_statements and each tenth's N costliest statements are printed (time,
+calls, blocks touched and read from outside shared buffers): a statement whose cost per call grows from tenth to
+tenth is what a decline would come from.
 """
 
 from __future__ import annotations
