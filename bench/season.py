@@ -82,8 +82,8 @@ HOT = (
     "public.voice_clone_attempt_events",
     "public.voices",
 )
-#: Attempts still open, read by the index of open attempts: what a watcher polls costs what is in flight, not what
-#: the table holds (a count of the synced rows read the whole table every poll, a core's worth by the last tenths).
+#: Attempts still open, read by the partial index of open attempts: the poll costs what is in flight, not what the
+#: table holds, so the bench's own load is the same in the last tenth as in the first.
 OPEN = "select count(*) from public.voice_clone_attempts where status in ('queued', 'processing', 'verifying')"
 #: A tenth's attempts synced, read once it has none open (its owner's, by the owner's index).
 SYNCED = "select count(*) from public.voice_clone_attempts where owner_id = %s and runtime_status = 'synced'"
