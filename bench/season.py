@@ -2,7 +2,7 @@
 shortened, on a throwaway embedded Postgres (fsync off, every other server setting at its default, autovacuum
 included, the table settings the migrations make):
 
-    python bench/season.py [--attempts 200000] [--retention 20] [--sweep-every 2] [--no-webhooks]
+    python bench/season.py [--attempts 200000] [--retention 20] [--sweep-every 2] [--no-webhooks] [--statements N]
 
 The attempts go in ten tenths. Each tenth: its voices and their queued `custom_voice_id` attempts (`local` voices in
 the database, as bench/lifecycle.py's fast path: no audio work, no preview) are inserted in one transaction, the
@@ -14,13 +14,17 @@ seconds (VOICEGATE_*_RETENTION_DAYS as a fraction of a day), the sweep runs ever
 the server's autovacuum_naptime is `--naptime` (1 s; 1 min by default): shortened with the clock, as a 3-day archive
 is vacuumed some 4,000 times within its retention, and a 20 s one would be vacuumed less than once at 1 min.
 
-Printed: each tenth's attempts/s, from its insert's commit to its last attempt synced, beside a control measured
-just before it (bare `pgmq.send → read → archive` messages/s, as bench/lifecycle.py's: the machine's load moves
+Printed: each tenth's attempts/s, from its insert's commit to its last attempt synced (the bench polls the attempts
+still open, by their index, so that its own poll costs the same in the last tenth as in the first), beside a control
+measured just before it (bare `pgmq.send → read → archive` messages/s, as bench/lifecycle.py's: the machine's load moves
 both). The first tenth is the baseline: target the last at least 0.9 of it. Each growing table's bytes (with its
 indexes) after the first tenth (start), the fifth (middle) and the tenth (end), beside the live voices then, and
 the bytes per live voice (target: the bounded tables flat once the retention window has passed, the rest growing
 with the voices, so flat per voice); and the dead rows against the live ones in each hot table at the same points
-(target at most 20 %; a queue table holds a few live rows, so its dead rows are shown as a count too).
+(target at most 20 %; a queue table holds a few live rows, so its dead rows are shown as a count too). With
+`--statements N` the server loads pg_stat_statements and each tenth's N costliest statements are printed (time,
+calls, blocks touched and read from outside shared buffers): a statement whose cost per call grows from tenth to
+tenth is what a decline would come from.
 """
 
 from __future__ import annotations
@@ -78,7 +82,11 @@ HOT = (
     "public.voice_clone_attempt_events",
     "public.voices",
 )
-SYNCED = "select count(*) from public.voice_clone_attempts where runtime_status = 'synced'"
+#: Attempts still open, read by the partial index of open attempts: the poll costs what is in flight, not what the
+#: table holds, so the bench's own load is the same in the last tenth as in the first.
+OPEN = "select count(*) from public.voice_clone_attempts where status in ('queued', 'processing', 'verifying')"
+#: A tenth's attempts synced, read once it has none open (its owner's, by the owner's index).
+SYNCED = "select count(*) from public.voice_clone_attempts where owner_id = %s and runtime_status = 'synced'"
 SIZES = """
 select t.name, pg_total_relation_size(t.name::regclass), coalesce(s.n_live_tup, 0), coalesce(s.n_dead_tup, 0)
   from unnest(%s::text[]) as t (name)
@@ -92,9 +100,9 @@ class Snapshot(NamedTuple):
     sizes: dict[str, tuple[int, int, int]]  # bytes, live rows, dead rows
 
 
-def seed_tenth(dsn: str, tenth: int, count: int) -> None:
+def seed_tenth(dsn: str, tenth: int, count: int) -> str:
     """A user, `count` `local` voices in the database, and a queued `custom_voice_id` attempt on each, in one
-    transaction (the trigger enqueues each attempt)."""
+    transaction (the trigger enqueues each attempt); the user's id."""
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         user = conn.execute(
             "insert into auth.users (id, email) values (gen_random_uuid(), %s) returning id", (f"t{tenth}@season.test",)
@@ -113,11 +121,7 @@ def seed_tenth(dsn: str, tenth: int, count: int) -> None:
             " select %s, v.id, 'local', 'custom_voice_id', false, 'season' || %s || '-' || substr(v.name, 3) from v",
             (user, count, user, tenth),
         )
-
-
-def synced(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(SYNCED).fetchone()
-    return int(row[0]) if row else 0
+    return str(user)
 
 
 def snapshot(dsn: str, label: str) -> Snapshot:
@@ -181,14 +185,16 @@ async def season(args: argparse.Namespace, dsn: str, settings: Settings) -> tupl
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as watcher:
             for n in range(10):
                 control = await raw_pgmq(dsn, args.control)
-                await asyncio.to_thread(seed_tenth, dsn, n, tenth)
+                user = await asyncio.to_thread(seed_tenth, dsn, n, tenth)
                 started = time.perf_counter()
-                target = (n + 1) * tenth
-                while (row := await (await watcher.execute(SYNCED)).fetchone()) is None or row[0] < target:
+                while (row := await (await watcher.execute(OPEN)).fetchone()) is None or row[0] > 0:
                     if worker.done():
                         worker.result()
                     await asyncio.sleep(0.05)
                 rates.append(Tenth(tenth / (time.perf_counter() - started), control))
+                done = await (await watcher.execute(SYNCED, (user,))).fetchone()
+                if done is None or done[0] != tenth:
+                    raise SystemExit(f"tenth {n + 1}: {done} of {tenth} attempts synced")
                 print(
                     f"    tenth {n + 1:2d}: {rates[-1].attempts_per_s:8.1f} attempts/s,"
                     f" control {control:8.1f} messages/s, ratio {rates[-1].attempts_per_s / control:.3f}",
@@ -196,11 +202,26 @@ async def season(args: argparse.Namespace, dsn: str, settings: Settings) -> tupl
                 )
                 if n in (0, 4, 9):
                     snapshots.append(snapshot(dsn, {0: "start", 4: "middle", 9: "end"}[n]))
+                if args.statements:
+                    await print_statements(watcher, args.statements)
         stopping.set()
         await worker
         await ctx.aclose()
     await pool.close()
     return rates, snapshots
+
+
+STATEMENTS = """
+select total_exec_time, calls, shared_blks_hit, shared_blks_read, left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+  from pg_stat_statements order by total_exec_time desc limit %s
+"""
+
+
+async def print_statements(conn: psycopg.AsyncConnection[Any], top: int) -> None:
+    """The tenth's costliest statements (pg_stat_statements), then the counters start again."""
+    for total, calls, hit, read, query in await (await conn.execute(STATEMENTS, (top,))).fetchall():
+        print(f"        {total:9.0f} ms {calls:8d} calls {hit + read:11d} blocks ({read:9d} read)  {query}")
+    await conn.execute("select pg_stat_statements_reset()")
 
 
 def report(rates: list[Tenth], snapshots: list[Snapshot], retention: float) -> None:
@@ -247,6 +268,9 @@ def main() -> None:
         "--naptime", type=float, default=1.0, help="the server's autovacuum_naptime, seconds, shortened with the clock"
     )
     parser.add_argument("--control", type=int, default=1000, help="messages of each tenth's bare pgmq control")
+    parser.add_argument(
+        "--statements", type=int, default=0, help="print each tenth's N costliest statements (pg_stat_statements)"
+    )
     args = parser.parse_args()
     days = str(args.retention / DAY)
     env = {
@@ -269,10 +293,15 @@ def main() -> None:
         env["VOICEGATE_USER_USAGE_WINDOW"] = str(max(1, int(args.retention / 2)))
         settings = settings_from_env({**env, "VOICEGATE_DATA_DIR": tmp})
         server = {**FAST_UNSAFE_SETTINGS, "autovacuum_naptime": f"{args.naptime:g}s"}
+        if args.statements:
+            server |= {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
         pg = EmbeddedPostgres(Path(tmp) / "pgdata", port=free_port(), settings=server)
         pg.ensure_running()
         try:
             migrate(pg.dsn)
+            if args.statements:
+                with psycopg.connect(pg.dsn, autocommit=True) as conn:
+                    conn.execute("create extension if not exists pg_stat_statements")
             print(
                 f"season: {args.attempts:,} attempts in tenths, retention {args.retention:g} s, sweep every"
                 f" {args.sweep_every:g} s, autovacuum_naptime {args.naptime:g} s,"

@@ -4023,6 +4023,12 @@ CREATE INDEX ownership_holds_owner_idx ON voicegate.ownership_holds USING btree 
 CREATE INDEX ownership_holds_sample_idx ON voicegate.ownership_holds USING btree (sample_id);
 
 --
+-- Name: queue_message_errors_at_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX queue_message_errors_at_idx ON voicegate.queue_message_errors USING btree (at);
+
+--
 -- Name: service_object_writes_object_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
 --
 

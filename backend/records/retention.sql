@@ -20,6 +20,7 @@ with gone as (
    where e.ctid = any (array(
      select o.ctid from voicegate.queue_message_errors o
       where o.at < now() - %(keep)s
+      order by o.at
       limit %(limit)s
         for update skip locked))
   returning 1)
