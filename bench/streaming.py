@@ -8,9 +8,11 @@ speech, each sent to `POST /api/v1/provenance/check`, beside the same fake's aud
 The server lets the bench's one user have twice `--streams` streams open (VOICEGATE_USER_STREAMS).
 
     python bench/streaming.py [--streams 20] [--rounds 3] [--single 20] [--marks 10] [--latency 0.2]
-                              [--render 0.04]
+                              [--render 0.04] [--only local|elevenlabs|vllm-omni ...]
 
 One at a time is `--single` streams one after another; at once, each round opens `--streams` streams together.
+`--only` measures the voices named (each once), `--single 0` or `--rounds 0` leaves their rows out and
+`--marks 0` the mark: a run of one round alone, for a profiler on the server.
 All of one sentence (PCM); a row gives p50/p99 over every stream, and the whole stream's p50 beside it. A real
 `voicegate up` runs the routes (embedded Postgres, its queue consumers made the local voice and its preview).
 """
@@ -69,6 +71,8 @@ ADDED_ALONE_P50 = 10.0
 ADDED_AT_ONCE = (15.0, 40.0)
 LOCAL_AT_ONCE_P50 = 200.0
 MP3_BYTES_PER_S = 64000 // 8
+#: The voices `--only` names, in the order `served` makes them.
+VOICES = ("local", "elevenlabs", "vllm-omni")
 
 
 def espeak_pcm(seconds: float, rate: int) -> bytes:
@@ -199,6 +203,8 @@ async def measure(
         path = f"{base}/v1/reflections/{rid}/speech"
         through = lambda c, path=path: stream(c, path, token, {"text": SENTENCE, "format": "pcm_24000"})  # noqa: E731
         for at_once, times in ((1, single), (streams, count)):
+            if not times:
+                continue
             how = "one at a time" if at_once == 1 else f"{at_once} at once"
             if floor is not None:
                 results[f"{name.split(' fake')[0]} fake alone, {how}"] = await costed(rounds(floor, at_once, times))
@@ -332,11 +338,17 @@ def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--marks", type=int, default=10, help="streams checked for the mark, from each voice")
+    parser.add_argument("--only", action="append", choices=VOICES, help="measure only this voice (repeatable)")
     args = parser.parse_args()
     with served(streams=args.streams, latency=args.latency, render=args.render) as up:
-        asyncio.run(
-            measure(up.base_url, up.token, up.reflections, streams=args.streams, count=args.rounds, single=args.single)
-        )
+        chosen = {
+            name: voice
+            for (name, voice), key in zip(up.reflections.items(), VOICES, strict=True)
+            if args.only is None or key in args.only
+        }
+        asyncio.run(measure(up.base_url, up.token, chosen, streams=args.streams, count=args.rounds, single=args.single))
+        if not args.marks:
+            return
         # The fake speaks espeak-ng's speech now: the tone the fakes make otherwise carries no mark.
         up.eleven.speech = espeak_pcm
         local, eleven = (rid for name, (rid, _) in up.reflections.items() if "vLLM" not in name)

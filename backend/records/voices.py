@@ -67,6 +67,12 @@ async def voice_row(conn: Connection, voice_id: uuid.UUID) -> VoiceRow:
     return await fetch_record(conn, _Q["voice_row"], {"voice_id": voice_id}, VoiceRow)
 
 
+async def visible_row(conn: Connection, voice_id: uuid.UUID) -> VoiceRow | None:
+    """The voice's row if it is the caller's and not deleted (on a user transaction), else None: `visible` and
+    `voice_row` in one round trip."""
+    return await fetch_optional_record(conn, _Q["visible_voice_row"], {"id": voice_id}, VoiceRow)
+
+
 async def lock_live(conn: Connection, voice_id: uuid.UUID, owner_id: uuid.UUID) -> VoiceRow | None:
     """The owner's voice, not deleted, row-locked as the service; None if there is none."""
     return await fetch_optional_record(conn, _Q["lock_live"], {"id": voice_id, "owner_id": owner_id}, VoiceRow)

@@ -49,6 +49,10 @@ select candidate.name
  order by n
  limit 1;
 
+-- name: visible_voice_row
+-- Run as the caller: their own voice, not deleted, whole.
+select * from public.voices where id = %(id)s and deleted_at is null;
+
 -- name: visible_voice
 -- Run as the caller: their own voices that are not deleted.
 select id from public.voices where id = %(id)s and deleted_at is null;

@@ -61,7 +61,7 @@ from backend.records import reflections as reflection_records
 from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota, UsageKind
-from backend.records.voices import VoiceRow, voice_row
+from backend.records.voices import VoiceRow
 from backend.speech.types import SpeechRequest, VoiceSpeechRequest
 from backend.text import cleaned, sentences
 from backend.watermark.stream import StreamMarker
@@ -308,9 +308,10 @@ class SpeechService:
         ended."""
         text = cleaned(request.text)
         async with self.db.user_transaction(claims.raw) as conn:
-            if not await voice_records.visible(conn, request.voice_id):
+            row = await voice_records.visible_row(conn, request.voice_id)
+            if row is None:
                 raise NotFound("Voice not found.")
-            voice = await _speaking(conn, await voice_row(conn, request.voice_id))
+            voice = await _speaking(conn, row)
             opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
             stream_id, allowance = await _record_opening(
                 conn, opened, text, request.format, self.provider_settings, quota=self.quota

@@ -1,0 +1,55 @@
+"""What a speech stream's opening costs the database before its provider is asked for audio: each answer the
+units of work wait for (a statement alone, or a pipeline's end: one round trip each) counted on the request's
+task, so that a round trip added to the first byte's path fails here instead of slowing every stream start
+unseen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.db.connection import PooledConnection
+from backend.speech import service
+from devkit.db import Conn
+from tests.integration.api.conftest import User
+from tests.integration.api.test_usage_api import app_with, english_voice
+
+#: The opening's round trips: the caller's voice read under RLS, then the switch to the service, the reservation
+#: of the first sentence, the stream's row and the COMMIT, in one.
+VOICE_ROUTE_ROUND_TRIPS = 2
+
+
+async def test_a_stream_opens_in_its_few_round_trips_before_the_provider_is_asked(
+    db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers: Counter[asyncio.Task[Any] | None] = Counter()
+    before_audio: list[int] = []
+    counted = PooledConnection._heard
+    start = service._start
+
+    def heard(self: PooledConnection, sent: float) -> None:
+        answers[asyncio.current_task()] += 1
+        counted(self, sent)
+
+    async def started(*args: Any, **kwargs: Any) -> service.SpeechStream:
+        before_audio.append(answers[asyncio.current_task()])
+        return await start(*args, **kwargs)
+
+    monkeypatch.setattr(PooledConnection, "_heard", heard)
+    monkeypatch.setattr(service, "_start", started)
+    alice = make_user()
+    async with app_with(db_dsn, tmp_path) as client:
+        voice = english_voice(sql, alice.id)
+        for _ in range(2):  # the first on a pool that may still be opening its connections
+            streamed = await client.post(
+                "/api/v1/speech",
+                json={"voiceId": voice, "text": "Hello there.", "format": "pcm_24000"},
+                headers=alice.headers,
+            )
+            assert streamed.status_code == 200, streamed.text
+    assert before_audio == [VOICE_ROUTE_ROUND_TRIPS] * 2
