@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402 - after the environment and path setup above
 import numpy.typing as npt  # noqa: E402
 import soundfile  # noqa: E402
-from scipy.signal import fftconvolve, resample_poly  # noqa: E402
+from scipy.signal import resample_poly  # noqa: E402
 
 from backend.audio.decode import decode_audio  # noqa: E402
 from backend.errors import ProvenanceUnreadable  # noqa: E402
@@ -73,7 +73,7 @@ from backend.watermark.network import shared_network  # noqa: E402
 from backend.watermark.stream import FIRST_BLOCK_S, StreamMarker  # noqa: E402
 from backend.wav import float_to_wav  # noqa: E402
 from devkit.audio_corpus import encode  # noqa: E402
-from devkit.audio_edits import filtered, pitch_chain, speed_chain  # noqa: E402
+from devkit.audio_edits import filtered, pitch_chain, reverberant, speed_chain  # noqa: E402
 from devkit.clips import LIBRISPEECH  # noqa: E402
 from devkit.speech_maker import speak  # noqa: E402
 
@@ -135,16 +135,6 @@ def resampled(samples: F64, rate: int, target: int) -> F64:
 def edited(chain: Callable[[int], str]) -> Callable[[F64, int, bytes], bytes]:
     """A condition of ffmpeg's filter chain ``chain`` (of the rate) over the file."""
     return lambda x, r, wav: filtered(x, r, chain(r))
-
-
-def reverberant(samples: F64, rate: int) -> F64:
-    """``samples`` in a room: convolved with a synthetic impulse response (direct sound, then noise decaying by
-    60 dB in 0.4 s), the level kept."""
-    length = round(0.4 * rate)
-    tail = np.random.default_rng(7).standard_normal(length) * 10 ** (-3 * np.arange(length) / length) * 0.3
-    tail[0] = 1.0
-    wet = fftconvolve(samples, tail)[: samples.size]
-    return np.clip(wet * math.sqrt(np.mean(samples**2) / max(np.mean(wet**2), 1e-20)), -1, 1)
 
 
 def middle(samples: F64, rate: int, seconds: float) -> F64:

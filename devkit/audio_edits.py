@@ -1,11 +1,14 @@
 """The edits of pitch and time an evader reaches for first, made by the ffmpeg executable as sox makes them:
 `pitch` (the pitch moves, the length stays), `speed` (pitch and tempo move together: a resampling) and `tempo`
-(the length changes, the pitch stays). For the watermark's tests and benchmark."""
+(the length changes, the pitch stays); and a room's reverberation. For the watermark's tests and benchmark."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
+from scipy.signal import fftconvolve
 
 from devkit.audio_corpus import encode
 
@@ -38,3 +41,14 @@ def pitch_shifted(signal: npt.NDArray[np.floating], rate: int, cents: float, tem
 def sped(signal: npt.NDArray[np.floating], rate: int, factor: float) -> bytes:
     """``signal`` as sox's `speed` ``factor`` leaves it, as a WAV at ``rate``."""
     return filtered(signal, rate, speed_chain(rate, factor))
+
+
+def reverberant(samples: npt.NDArray[np.floating], rate: int) -> npt.NDArray[np.float64]:
+    """``samples`` in a room: convolved with a synthetic impulse response (direct sound, then noise decaying by
+    60 dB in 0.4 s), the level kept."""
+    length = round(0.4 * rate)
+    tail = np.random.default_rng(7).standard_normal(length) * 10 ** (-3 * np.arange(length) / length) * 0.3
+    tail[0] = 1.0
+    wet = fftconvolve(samples, tail)[: samples.size]
+    level = math.sqrt(np.mean(np.square(samples)) / max(np.mean(np.square(wet)), 1e-20))
+    return np.asarray(np.clip(wet * level, -1, 1), dtype=np.float64)

@@ -39,14 +39,23 @@ WARPS: Final = (-60, 60, -120, 120, -180, 180)
 EXCERPT_S: Final = 0.5
 #: The normal-speed branch's mark output, averaged over the excerpt, from which a warp is read again in full
 #: (three branches, the whole audio) to decide: marked speech gives about 6 at its own pitch, unmarked speech
-#: about 2 at the most at any warp (docs/consent.md#the-watermark has the figures).
-SEARCH_FLOOR: Final = 3.5
-#: How many of the warps that read from `SEARCH_FLOOR` are read in full, the highest first.
-READ_IN_FULL: Final = 2
+#: about 2 at the most at any warp; but where the excerpt falls on a pause (espeak-ng's speech), marked speech
+#: slowed or shifted reads 3.3-3.5 at its warp, which a floor of 2.5 keeps (docs/consent.md#the-watermark has
+#: the figures).
+SEARCH_FLOOR: Final = 2.5
+#: How many of the warps that read from `SEARCH_FLOOR` are read in full, the highest first: on a pause the right
+#: warp is not always among the two highest.
+READ_IN_FULL: Final = 3
 #: The score from which audio read at a warp is taken to carry the mark: higher than `THRESHOLD`, since the
 #: best of several warps is read. Marked speech read back at its warp scores 0.93-1.0; unmarked natural speech
 #: reached 0.72 at one warp (a man's clip, +120 cents), and 0.71 at the most on the clips the search was tuned on.
 WARP_THRESHOLD: Final = 0.85
+#: How far either side of a warp that reaches `WARP_THRESHOLD` the detector reads again before it answers, and
+#: the score one of the two must reach. The decoder finds a real mark over 60 cents or more around its pitch, so
+#: 30 cents above or below the warp it still reads 1.0; reverberant natural speech (a room's decaying tail) can
+#: read 0.85-1.0 at one warp over a span of about 30 cents alone, and under 0.9 on both sides of it.
+SPAN_CENTS: Final = 30
+SPAN_THRESHOLD: Final = 0.95
 
 
 class Detection(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,8 +109,9 @@ def detect(samples: npt.NDArray[np.floating], rate: int) -> Detection:
     Digital silence scores 0: there is nothing to read. Reads the weights on the first call.
 
     The whole is read at its own pitch first (the score the library gives); when that misses, the middle
-    `EXCERPT_S` is read by one branch at each of `WARPS`, and the two warps that read highest, from
-    `SEARCH_FLOOR`, are read in full: the first whose score reaches `WARP_THRESHOLD` finds the mark."""
+    `EXCERPT_S` is read by one branch at each of `WARPS`, and the `READ_IN_FULL` warps that read highest, from
+    `SEARCH_FLOOR`, are read in full: the first whose score reaches `WARP_THRESHOLD`, and `SPAN_THRESHOLD`
+    `SPAN_CENTS` to one side of it, finds the mark."""
     decoders = shared_network().decoders
     at_rate = perth.to_rate(_mono(samples, rate), rate, perth.RATE)
     found = _detection(perth.score(decoders, at_rate, perth.RATE), 0)
@@ -110,14 +120,26 @@ def detect(samples: npt.NDArray[np.floating], rate: int) -> Detection:
     middle = max(0, (at_rate.size - round(EXCERPT_S * perth.RATE)) // 2)
     excerpt = at_rate[middle : middle + round(EXCERPT_S * perth.RATE)]
     looks = {cents: perth.mark_mean(decoders[1], perth.warped(excerpt, cents)) for cents in WARPS}
-    # A mark shifted by c also reads high about 240 cents from c (on the normal branch alone): the two highest
+    # A mark shifted by c also reads high about 240 cents from c (on the normal branch alone): the highest
     # warps from the floor are read in full, the higher first.
     ranked = sorted((warp for warp in WARPS if looks[warp] >= SEARCH_FLOOR), key=looks.__getitem__, reverse=True)
     for cents in ranked[:READ_IN_FULL]:
         warped = _detection(perth.score(decoders, perth.warped(at_rate, cents), perth.RATE), cents)
-        if warped.present:
+        if warped.present and _spans(decoders, at_rate, cents):
             return warped
     return found
+
+
+def _spans(
+    decoders: tuple[perth.Stack, perth.Stack, perth.Stack], at_rate: npt.NDArray[np.float32], cents: int
+) -> bool:
+    """Whether the audio (mono float32 at 32 kHz) reads from `SPAN_THRESHOLD` `SPAN_CENTS` above or below
+    ``cents``, as a mark found there does: the side above first (where a mark found at a warp most often still
+    reads whole), the side below only when it misses."""
+    return any(
+        perth.score(decoders, perth.warped(at_rate, cents + side), perth.RATE) >= SPAN_THRESHOLD
+        for side in (SPAN_CENTS, -SPAN_CENTS)
+    )
 
 
 def _detection(score: float, cents: int) -> Detection:
