@@ -49,6 +49,10 @@ FIRST_PHRASE_CHARS: Final = 24
 MIN_FIRST_PHRASE_CHARS: Final = 8
 #: The silence kept where a cut-short first phrase meets the next, about a comma's pause.
 CUT_PAUSE_S: Final = 0.15
+#: The silence a stream keeps before its first sound. The engine speaks every sentence after 0.27-0.33 s of
+#: silence, which a stream's listener (a voice agent's user) would hear as that much more wait for the first
+#: word; this keeps the soft start of a first consonant quieter than `_SOUND`.
+STREAM_LEAD_S: Final = 0.06
 #: A 16-bit sample louder than this (1 % of full scale) is sound rather than the silence around a phrase.
 _SOUND: Final = 328
 
@@ -205,7 +209,8 @@ class LocalProvider:
         joined = len(cut) > len(phrases(text))
         async with aclosing(self._rendered(_pcm_of, cut, profile, first_ahead=True)) as rendered:
             async for index, pcm in _numbered(rendered):
-                yield joined_at_cut(pcm, after=joined and index == 0, before=joined and index == 1)
+                before = STREAM_LEAD_S if index == 0 else CUT_PAUSE_S / 3 if joined and index == 1 else None
+                yield trimmed(pcm, before=before, after=CUT_PAUSE_S * 2 / 3 if joined and index == 0 else None)
 
     async def _rendered(
         self,
@@ -312,21 +317,18 @@ async def _numbered(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[tuple
         index += 1
 
 
-def joined_at_cut(pcm: bytes, *, after: bool, before: bool) -> bytes:
-    """A rendered phrase's 16-bit PCM with its silence trimmed where a cut (`stream_phrases`) joins it to its
-    neighbour mid-sentence: ``after`` keeps two thirds of `CUT_PAUSE_S` after its last sound, ``before`` the
-    other third before its first. Sound is a sample over `_SOUND` (1 % of full scale, 40 dB under the voice's
-    peaks); the silence kept takes in the quieter edges of the words."""
+def trimmed(pcm: bytes, *, before: float | None, after: float | None) -> bytes:
+    """A rendered phrase's 16-bit PCM with at most ``before`` seconds of silence kept before its first sound and
+    ``after`` after its last (None: all of it). A stream trims where a cut (`stream_phrases`) joins two phrases
+    mid-sentence (a third of `CUT_PAUSE_S` before, two thirds after) and before its first sound
+    (`STREAM_LEAD_S`). Sound is a sample over `_SOUND` (1 % of full scale, 40 dB under the voice's peaks); the
+    silence kept takes in the quieter edges of the words."""
     samples = np.frombuffer(pcm, dtype="<i2")
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SOUND)
-    if not (after or before) or loud.size == 0:
+    if (before is None and after is None) or loud.size == 0:
         return pcm
-    start = max(0, int(loud[0]) - round(CUT_PAUSE_S / 3 * STREAM_SAMPLE_RATE)) if before else 0
-    end = (
-        min(samples.size, int(loud[-1]) + 1 + round(CUT_PAUSE_S * 2 / 3 * STREAM_SAMPLE_RATE))
-        if after
-        else samples.size
-    )
+    start = 0 if before is None else max(0, int(loud[0]) - round(before * STREAM_SAMPLE_RATE))
+    end = samples.size if after is None else min(samples.size, int(loud[-1]) + 1 + round(after * STREAM_SAMPLE_RATE))
     return samples[start:end].tobytes()
 
 

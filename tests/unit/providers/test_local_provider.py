@@ -20,11 +20,12 @@ from backend.providers.local.provider import (
     MIN_FIRST_PHRASE_CHARS,
     MIN_PHRASE_CHARS,
     PHRASE_CHARS,
+    STREAM_LEAD_S,
     InMemoryProfileStore,
     LocalProvider,
-    joined_at_cut,
     phrases,
     stream_phrases,
+    trimmed,
 )
 from backend.text import pieces
 from backend.wav import float_to_wav, wav_to_float
@@ -156,11 +157,14 @@ async def test_a_stream_is_the_synthesized_speech_of_its_phrases_as_24_khz_pcm(c
     assert {rate for _, rate in parts} == {24000}
     chunks = [chunk async for chunk in provider.stream(voice, SHORT)]
     # The same phrases rendered alike (the model's durations and its noise are fixed), sample for sample, but
-    # for the silence trimmed where the cut joins them.
+    # for the silence trimmed before the first sound and where the cut joins them.
     assert chunks == [
-        joined_at_cut(as_read(parts[0][0]), after=True, before=False),
-        joined_at_cut(as_read(parts[1][0]), after=False, before=True),
+        trimmed(as_read(parts[0][0]), before=STREAM_LEAD_S, after=CUT_PAUSE_S * 2 / 3),
+        trimmed(as_read(parts[1][0]), before=CUT_PAUSE_S / 3, after=None),
     ]
+    # A file of the first phrase waits about 0.3 s for its first sound; the stream, STREAM_LEAD_S.
+    assert first_sound(pcm16(parts[0][0])) > 0.25
+    assert first_sound(chunks[0]) == pytest.approx(STREAM_LEAD_S, abs=1 / RATE)
     whole, _ = wav_to_float((await provider.synthesize(voice, SHORT)).audio)
     # Cut and joined, the sentence is about as long as spoken whole: no second's silence mid-sentence.
     assert abs(sum(len(chunk) for chunk in chunks) // 2 - whole.size) < 0.25 * RATE
@@ -168,14 +172,21 @@ async def test_a_stream_is_the_synthesized_speech_of_its_phrases_as_24_khz_pcm(c
         _ = [chunk async for chunk in provider.stream(voice, " ")]
 
 
-def test_a_join_at_a_cut_keeps_every_sound_and_a_short_pause() -> None:
+def first_sound(pcm: bytes) -> float:
+    """Seconds before the first sample over 1 % of full scale."""
+    return int(np.argmax(np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32)) > 328)) / RATE
+
+
+def test_a_trim_keeps_every_sound_and_the_silence_asked_for_each_side() -> None:
     silence, tone = np.zeros(RATE // 2), np.full(RATE // 4, 0.5)
     phrase = pcm16(np.concatenate([silence, tone, silence]))
-    kept = np.frombuffer(joined_at_cut(phrase, after=True, before=True), dtype="<i2")
-    assert kept.size == round((0.25 + CUT_PAUSE_S) * RATE)
+    kept = np.frombuffer(trimmed(phrase, before=0.05, after=0.1), dtype="<i2")
+    assert kept.size == round((0.25 + 0.15) * RATE)
+    assert first_sound(kept.tobytes()) == pytest.approx(0.05, abs=1 / RATE)
     assert np.abs(kept.astype(np.int32)).sum() == np.abs(np.frombuffer(phrase, dtype="<i2").astype(np.int32)).sum()
-    assert joined_at_cut(phrase, after=False, before=False) == phrase
-    assert joined_at_cut(pcm16(silence), after=True, before=True) == pcm16(silence)
+    assert len(trimmed(phrase, before=None, after=0.1)) // 2 == round((0.5 + 0.25 + 0.1) * RATE)
+    assert trimmed(phrase, before=None, after=None) == phrase
+    assert trimmed(pcm16(silence), before=0.05, after=0.05) == pcm16(silence)
 
 
 #: Five sentences of 54 characters, two too long to share a phrase: each is rendered as a call of its own.
