@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -62,7 +62,6 @@ from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota, UsageKind
 from backend.records.voices import VoiceRow
-from backend.speech.openings import Opening, Openings
 from backend.speech.types import SpeechRequest, VoiceSpeechRequest
 from backend.text import cleaned, sentences
 from backend.watermark.stream import StreamMarker
@@ -104,8 +103,6 @@ class SpeechStream:
         ended: Callable[[], None],
         quota: SpendQuota,
         allowance: Allowance,
-        opening: Opening,
-        openings: Openings,
     ) -> None:
         self.id = stream_id
         self.media_type = MEDIA_TYPES[fmt]
@@ -137,15 +134,12 @@ class SpeechStream:
         self._ended = ended
         self._chunks = self._generate()
         self._first: bytes | None = None
-        self._opening = opening
-        self._openings = openings
 
     async def open(self) -> None:
         """Wait for the first bytes; a provider error before them is raised as the HTTP error it means."""
         try:
             self._first = await anext(self._chunks, b"")
         except ProviderError as exc:
-            self._opening.end()
             await self._chunks.aclose()
             await self._record()
             raise _refusal(exc) from exc
@@ -154,8 +148,6 @@ class SpeechStream:
         return self
 
     async def __anext__(self) -> bytes:
-        # The body's first call hands the first bytes on: from here this stream's marks wait for other openings.
-        self._opening.end()
         if self._first is not None:
             first, self._first = self._first, None
             if first:
@@ -170,7 +162,6 @@ class SpeechStream:
 
     async def finish(self) -> None:
         """Close the provider request if the client left early, then record the stream's usage."""
-        self._opening.end()
         await self._chunks.aclose()
         await self._record()
 
@@ -231,13 +222,10 @@ class SpeechStream:
         return True
 
     async def _marked(self, marker: StreamMarker, *, last: bool) -> bytes:
-        """What ``marker`` holds, marked on the CPU executor in the stream owner's lane, as the format's bytes;
-        once this stream has sent its first bytes, only after the streams opening have sent theirs (`Openings`)."""
+        """What ``marker`` holds, marked on the CPU executor in the stream owner's lane, as the format's bytes."""
         taken = marker.take(last=last)
         if taken is None:
             return b""
-        if not self._opening.pending:
-            await self._openings.settled()
         return self._encoder.feed(await self._cpu.run(self._owner, marker.mark, taken))
 
     async def _record(self) -> None:
@@ -280,27 +268,12 @@ class SpeechService:
     provider_settings: ProviderSettings
     cpu: CpuExecutor
     quota: SpendQuota = DEFAULT_SPEND
-    #: The streams of this process still opening, whose first bytes go before other streams' marks.
-    openings: Openings = field(default_factory=Openings)
 
     async def reflection_speech(
         self, claims: UserClaims, reflection_id: uuid.UUID, request: SpeechRequest, *, ended: Callable[[], None]
     ) -> SpeechStream:
         """Stream `text` in the reflection's active voice; LaunchBlocked (409, every reason) unless the gate
         passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
-        return await self._counted(
-            lambda opening: self._reflection_speech(claims, reflection_id, request, ended=ended, opening=opening)
-        )
-
-    async def _reflection_speech(
-        self,
-        claims: UserClaims,
-        reflection_id: uuid.UUID,
-        request: SpeechRequest,
-        *,
-        ended: Callable[[], None],
-        opening: Opening,
-    ) -> SpeechStream:
         text = cleaned(request.text)
         async with self.db.user_transaction(claims.raw) as conn:
             launch = launch_voice(await reflection_records.launch_row(conn, reflection_id))
@@ -325,8 +298,6 @@ class SpeechService:
             ended=ended,
             quota=self.quota,
             allowance=allowance,
-            opening=opening,
-            openings=self.openings,
         )
 
     async def voice_speech(
@@ -335,20 +306,6 @@ class SpeechService:
         """Stream `text` in one of the caller's voices that speaks now; VoiceNotReady (409) for one still being
         cloned or with no cloned voice, NotFound for anyone else's. `ended` is called once an opened stream has
         ended."""
-        return await self._counted(lambda opening: self._voice_speech(claims, request, ended=ended, opening=opening))
-
-    async def _counted(self, opens: Callable[[Opening], Awaitable[SpeechStream]]) -> SpeechStream:
-        """The stream `opens` opens, counted among `openings` until it has handed on its first bytes."""
-        opening = self.openings.begin()
-        try:
-            return await opens(opening)
-        except BaseException:
-            opening.end()
-            raise
-
-    async def _voice_speech(
-        self, claims: UserClaims, request: VoiceSpeechRequest, *, ended: Callable[[], None], opening: Opening
-    ) -> SpeechStream:
         text = cleaned(request.text)
         async with self.db.user_transaction(claims.raw) as conn:
             row = await voice_records.visible_row(conn, request.voice_id)
@@ -370,8 +327,6 @@ class SpeechService:
             ended=ended,
             quota=self.quota,
             allowance=allowance,
-            opening=opening,
-            openings=self.openings,
         )
 
 
@@ -436,8 +391,6 @@ async def _start(
     ended: Callable[[], None],
     quota: SpendQuota,
     allowance: Allowance,
-    opening: Opening,
-    openings: Openings,
 ) -> SpeechStream:
     """Open the stream once its row is committed (no connection is held while it streams)."""
     provider = providers.get(opened.voice.provider, owner=opened.owner_id)
@@ -452,8 +405,6 @@ async def _start(
         ended=ended,
         quota=quota,
         allowance=allowance,
-        opening=opening,
-        openings=openings,
     )
     await stream.open()
     return stream
