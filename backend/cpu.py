@@ -26,7 +26,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -109,8 +109,7 @@ class CpuExecutor:
     cannot be interrupted).
     """
 
-    def __init__(self, workers: int, *, ahead_workers: int = 0, name: str = "voicegate-cpu") -> None:
-        """`workers` threads take any call; `ahead_workers` more take only calls queued ahead (`submit_ahead`)."""
+    def __init__(self, workers: int, *, name: str = "voicegate-cpu") -> None:
         if workers < 1:
             raise ValueError("a CPU executor needs at least one worker thread")
         self.workers = workers
@@ -118,18 +117,15 @@ class CpuExecutor:
         self.name = f"{name}-{next(_SERIAL)}"
         self._lock = threading.Lock()
         self._waiting = threading.Condition(self._lock)
-        #: Where the threads that take only calls queued ahead wait for one.
-        self._ahead_waiting = threading.Condition(self._lock)
         self._lanes: dict[Owner, deque[_Item]] = {}  # lanes with work waiting, in the order they opened
         self._turns = itertools.count(1)
         # When each user was last served, least recently first.
         self._served: OrderedDict[Owner, int] = OrderedDict()
         self._closed = False
-        self._alive = workers + ahead_workers
+        self._alive = workers
         self._when_ended: list[Callable[[], None]] = []
         self._threads = [
-            threading.Thread(target=self._work, args=(n >= workers,), name=f"{self.name}-{n}", daemon=True)
-            for n in range(workers + ahead_workers)
+            threading.Thread(target=self._work, name=f"{self.name}-{n}", daemon=True) for n in range(workers)
         ]
         for thread in self._threads:
             thread.start()
@@ -167,7 +163,6 @@ class CpuExecutor:
                 lane = self._lanes[owner] = deque()
             if ahead:  # behind the calls queued ahead before it, first in first out among them
                 lane.insert(next((n for n, queued in enumerate(lane) if not queued.ahead), len(lane)), item)
-                self._ahead_waiting.notify()
             else:
                 lane.append(item)
             self._waiting.notify()
@@ -183,7 +178,6 @@ class CpuExecutor:
             dropped = [item for lane in self._lanes.values() for item in lane]
             self._lanes.clear()
             self._waiting.notify_all()
-            self._ahead_waiting.notify_all()
             if self._alive:
                 self._when_ended.append(functools.partial(_post_result, loop, ended))
             else:
@@ -214,19 +208,13 @@ class CpuExecutor:
             if not lane:
                 del self._lanes[item.owner]
 
-    def _next(self, *, ahead_only: bool) -> _Item | None:
-        """The next call, from the lane served least recently (with the lock held); None once closed and empty.
-        With `ahead_only`, only from the lanes whose next call was queued ahead (each lane holds those first)."""
-        lanes: Collection[Owner] = self._lanes
-        if ahead_only:
-            while not (lanes := [owner for owner, lane in self._lanes.items() if lane[0].ahead]) and not self._closed:
-                self._ahead_waiting.wait()
-        else:
-            while not self._lanes and not self._closed:
-                self._waiting.wait()
-        if not lanes:
+    def _next(self) -> _Item | None:
+        """The next call, from the lane served least recently (with the lock held); None once closed and empty."""
+        while not self._lanes and not self._closed:
+            self._waiting.wait()
+        if not self._lanes:
             return None
-        owner = min(lanes, key=lambda waiting: self._served.get(waiting, 0))
+        owner = min(self._lanes, key=lambda waiting: self._served.get(waiting, 0))
         lane = self._lanes[owner]
         item = lane.popleft()
         if not lane:
@@ -237,11 +225,11 @@ class CpuExecutor:
             self._served.popitem(last=False)
         return item
 
-    def _work(self, ahead_only: bool) -> None:
+    def _work(self) -> None:
         try:
             while True:
                 with self._lock:
-                    item = self._next(ahead_only=ahead_only)
+                    item = self._next()
                 if item is None:
                     return
                 item.run()

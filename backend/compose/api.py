@@ -49,8 +49,6 @@ if TYPE_CHECKING:
 #: worker's own context, the address to LISTEN on and a client of this very app. The entry point passes it
 #: (`queue_consumers.worker.consume_in_app`): `backend/` stands below the consumers and does not import them.
 ConsumersInApp = Callable[[Settings, WorkerContext, str, httpx.AsyncClient, asyncio.Event], Awaitable[None]]
-#: The API process's CPU executor threads that take only streams' first phrases, beside VOICEGATE_CPU_WORKERS.
-FIRST_PHRASE_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -157,11 +155,7 @@ async def api_process(
         provider_http = await stack.enter_async_context(create_http_client())
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between
         # users holds only if every CPU-bound call of theirs waits in the same queue.
-        # And one thread more for streams' first phrases alone (`submit_ahead`): twenty `local` streams opened at
-        # once have their first audio rendered on two cores rather than one, while the other threads' work waits.
-        cpu = await stack.enter_async_context(
-            CpuExecutor(settings.cpu_threads(serves_api=True), ahead_workers=FIRST_PHRASE_THREADS)
-        )
+        cpu = await stack.enter_async_context(CpuExecutor(settings.cpu_threads(serves_api=True)))
         worker_context = enter_worker_context(stack, settings, db, storage, provider_http, signer=signer, cpu=cpu)
         idempotency_keys = IdempotencyKeys(db)
         stack.push_async_callback(idempotency_keys.aclose)

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from backend.app import create_app
-from backend.compose.api import FIRST_PHRASE_THREADS
 from backend.settings import settings_from_env, with_auth
 from devkit.db import Conn, one
 from devkit.streaming import stream
@@ -121,7 +120,6 @@ def test_the_cpu_executors_threads_end_with_the_app(db_dsn: str, tmp_path: Path)
 
     with serve(app, lifespan="on") as url:
         assert httpx.get(f"{url}/healthz").status_code == 200  # served, so the lifespan has started
-        # VOICEGATE_CPU_WORKERS, and the thread for streams' first phrases alone.
-        assert len(executor_threads()) == 3 + FIRST_PHRASE_THREADS
+        assert len(executor_threads()) == 3
         assert app.state.worker_context.cpu is app.state.cpu
     assert executor_threads() == []

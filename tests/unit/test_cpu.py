@@ -1,7 +1,6 @@
 """The CPU executor's fair queue: round robin between users (the one served least recently first), first in
 first out within one (what is queued ahead before the rest), a queued call dropped when its caller goes away,
-never more calls at once than threads, the threads for calls queued ahead taking those alone, and no thread left
-once closed."""
+never more calls at once than threads, and no thread left once closed."""
 
 from __future__ import annotations
 
@@ -144,27 +143,6 @@ async def test_no_more_calls_run_at_once_than_the_executor_has_threads() -> None
             *(two.run(owner, trio.wait, 2.0) for owner in (A, B, C)), return_exceptions=True
         )
     assert all(isinstance(outcome, threading.BrokenBarrierError) for outcome in outcomes), outcomes
-
-
-async def test_a_thread_for_calls_queued_ahead_runs_one_while_the_other_threads_are_busy_and_takes_no_other() -> None:
-    async with CpuExecutor(1, ahead_workers=1) as cpu:
-        assert len(threads_of(cpu)) == 2
-        gate = Gate()
-        busy = cpu.submit(A, gate.hold)
-        await asyncio.wait_for(gate.holding.wait(), BOUND_S)
-        ran: list[str] = []
-        record = recorder(ran)
-        # B's later call waits for the busy thread; a first phrase queued after it, by anyone, does not.
-        later = cpu.submit(B, record, "b-later")
-        first = cpu.submit_ahead(C, record, "c-first")
-        assert await asyncio.wait_for(first, BOUND_S) == "c-first"
-        assert ran == ["c-first"]
-        assert not later.done()
-        gate.open()
-        await busy
-        assert await asyncio.wait_for(later, BOUND_S) == "b-later"
-    assert ran == ["c-first", "b-later"]
-    assert threads_of(cpu) == []
 
 
 async def test_a_call_returns_its_value_raises_its_error_and_sees_the_callers_context(cpu: CpuExecutor) -> None:
