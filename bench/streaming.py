@@ -13,7 +13,8 @@ The server lets the bench's one user have twice `--streams` streams open (VOICEG
 One at a time is `--single` streams one after another; at once, each round opens `--streams` streams together.
 `--only` measures the voices named (each once), `--single 0` or `--rounds 0` leaves their rows out and
 `--marks 0` the mark: a run of one round alone, for a profiler on the server.
-All of one sentence (PCM); a row gives p50/p99 over every stream, and the whole stream's p50 beside it. A real
+All of one sentence (PCM); a row gives p50/p99 over every stream, and the whole stream's p50 beside it, with the
+server process's CPU per stream (`server ms`, from /proc: its event loop, CPU executor and consumers). A real
 `voicegate up` runs the routes (embedded Postgres, its queue consumers made the local voice and its preview).
 """
 
@@ -161,12 +162,32 @@ async def fake_directly(
     return Heard(response.status_code, response.headers, data, first or total, total, 0)
 
 
-async def costed(run: Awaitable[list[Heard]]) -> tuple[list[Heard], float]:
-    """`run`'s streams, and the share of one core this process (the client, and the fakes in its threads) used
-    meanwhile: what the bench takes from the cores the server shares with it."""
+def cpu_seconds(pid: int) -> float:
+    """The CPU seconds (user and system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Cost:
+    """What a row's streams cost beside their time: the share of one core this process (the client, and the
+    fakes in its threads) used meanwhile, what the bench takes from the cores the server shares with it; and
+    the server's CPU per stream (ms; the whole process: its event loop, its CPU executor, its queue
+    consumers), 0 for the fakes' rows."""
+
+    client: float
+    server_ms: float
+
+
+async def costed(run: Awaitable[list[Heard]], server: int | None) -> tuple[list[Heard], Cost]:
+    """`run`'s streams and what they cost (`Cost`); `server` is the server's pid, None for a fake's rows."""
     cpu, wall = time.process_time(), time.monotonic()
+    served = cpu_seconds(server) if server is not None else 0.0
     heard = await run
-    return heard, (time.process_time() - cpu) / (time.monotonic() - wall)
+    client = (time.process_time() - cpu) / (time.monotonic() - wall)
+    # The warm-up stream `rounds` opens first is counted with the rest.
+    per_stream = (cpu_seconds(server) - served) / (len(heard) + 1) * 1000 if server is not None else 0.0
+    return heard, Cost(client, per_stream)
 
 
 def cuts(heard: list[Heard]) -> tuple[float, float]:
@@ -178,11 +199,12 @@ def cuts(heard: list[Heard]) -> tuple[float, float]:
     return quantiles[49], quantiles[98]
 
 
-def row(name: str, heard: list[Heard], client: float) -> str:
+def row(name: str, heard: list[Heard], cost: Cost) -> str:
     p50, p99 = cuts(heard)
     whole = statistics.median(h.total_s * 1000 for h in heard)
     audio = statistics.median(len(h.body) / 48 for h in heard)
-    return f"{name:52} {len(heard):4d} {p50:9.0f} {p99:9.0f} {whole:11.0f} {audio:9.0f} {client:7.0%}"
+    server = f"{cost.server_ms:10.1f}" if cost.server_ms else f"{'':10}"
+    return f"{name:52} {len(heard):4d} {p50:9.0f} {p99:9.0f} {whole:11.0f} {audio:9.0f} {cost.client:7.0%} {server}"
 
 
 def verdict(what: str, value: float, target: float) -> str:
@@ -193,11 +215,12 @@ Floor = Callable[[httpx.AsyncClient], Awaitable[Heard]]
 
 
 async def measure(
-    base: str, token: str, rids: dict[str, tuple[str, Floor | None]], *, streams: int, count: int, single: int
+    up: Served, rids: dict[str, tuple[str, Floor | None]], *, streams: int, count: int, single: int
 ) -> None:
     """Each provider's rows, one at a time then `streams` at once: its fake alone (when it has one), then
     voicegate streaming from it; what voicegate adds beside the targets."""
-    results: dict[str, tuple[list[Heard], float]] = {}
+    base, token = up.base_url, up.token
+    results: dict[str, tuple[list[Heard], Cost]] = {}
     targets: list[str] = []
     for name, (rid, floor) in rids.items():
         path = f"{base}/v1/reflections/{rid}/speech"
@@ -207,9 +230,10 @@ async def measure(
                 continue
             how = "one at a time" if at_once == 1 else f"{at_once} at once"
             if floor is not None:
-                results[f"{name.split(' fake')[0]} fake alone, {how}"] = await costed(rounds(floor, at_once, times))
-                alone = results[f"{name.split(' fake')[0]} fake alone, {how}"][0]
-            results[f"voicegate, {name}, {how}"] = await costed(rounds(through, at_once, times))
+                fake = f"{name.split(' fake')[0]} fake alone, {how}"
+                results[fake] = await costed(rounds(floor, at_once, times), None)
+                alone = results[fake][0]
+            results[f"voicegate, {name}, {how}"] = await costed(rounds(through, at_once, times), up.pid)
             voicegate = results[f"voicegate, {name}, {how}"][0]
             if floor is None:
                 targets.append(verdict(f"{name}, {how}: first byte p50", cuts(voicegate)[0], LOCAL_AT_ONCE_P50))
@@ -221,10 +245,12 @@ async def measure(
             if at_once > 1:
                 targets.append(verdict(f"{name}, {how}: added p99", added[1], ADDED_AT_ONCE[1]))
     print(f"one at a time x {single}, {streams} at once x {count} rounds, of {SENTENCE!r} (PCM 24 kHz), ms")
-    print(f"{'':52} {'n':>4} {'TTFB p50':>9} {'TTFB p99':>9} {'whole p50':>11} {'audio ms':>9} {'client':>7}")
-    for name, (heard, client) in results.items():
-        print(row(name, heard, client))
+    columns = ("TTFB p50", 9), ("TTFB p99", 9), ("whole p50", 11), ("audio ms", 9), ("client", 7), ("server ms", 10)
+    print(f"{'':52} {'n':>4} " + " ".join(f"{title:>{width}}" for title, width in columns))
+    for name, (heard, cost) in results.items():
+        print(row(name, heard, cost))
     print("client: the share of a core the bench's own process (its client, and the fakes) used meanwhile")
+    print("server ms: the server process's CPU per stream (its event loop, CPU executor and consumers), ms")
     print("what voicegate adds to the fake's first byte (p99 less p99), and local's first byte:")
     print("\n".join(target for target in targets if "local" not in target))
     print("\n".join(target for target in targets if "local" in target and "at once" in target))
@@ -275,6 +301,8 @@ class Served:
     token: str
     reflections: dict[str, tuple[str, Floor | None]]
     eleven: ElevenLabsFake
+    #: The server's process id (`voicegate up`, whose one process serves the API).
+    pid: int
 
 
 @contextmanager
@@ -316,7 +344,8 @@ def served(*, streams: int, latency: float, render: float) -> Iterator[Served]:
                     ),
                 }
             try:
-                yield Served(up.base_url, token, reflections, eleven)
+                print(f"voicegate up: pid {up.process.pid}", flush=True)
+                yield Served(up.base_url, token, reflections, eleven, up.process.pid)
             except BaseException:
                 # The server's data, its log with it, is removed as it stops: say what it logged first.
                 print(up.log.read_text(errors="replace")[-4000:], file=sys.stderr)
@@ -346,7 +375,7 @@ def main() -> None:
             for (name, voice), key in zip(up.reflections.items(), VOICES, strict=True)
             if args.only is None or key in args.only
         }
-        asyncio.run(measure(up.base_url, up.token, chosen, streams=args.streams, count=args.rounds, single=args.single))
+        asyncio.run(measure(up, chosen, streams=args.streams, count=args.rounds, single=args.single))
         if not args.marks:
             return
         # The fake speaks espeak-ng's speech now: the tone the fakes make otherwise carries no mark.
