@@ -215,6 +215,27 @@ async def test_under_refuse_a_match_fails_at_once_and_under_off_nothing_is_compa
         assert registered(db, bob) == 1, "under off prints still join the registry, for when it is turned on"
 
 
+@pytest.mark.parametrize(("threshold", "status"), [("0.85", "held"), ("0.99", "ready")])
+async def test_an_operators_threshold_decides_from_what_score_a_voice_is_held(
+    lifecycle: Lifecycle, db: Db, threshold: str, status: str
+) -> None:
+    alice, bob = create_user(db), create_user(db)
+    async with lifecycle() as ctx:
+        await checked(ctx, db, alice, HIS)
+    # His two recordings score about 0.94: held from 0.85, not from 0.99.
+    async with lifecycle(VOICEGATE_OWNERSHIP_THRESHOLD=threshold) as ctx:
+        taken = await checked(ctx, db, bob, HIS_OTHER)
+    assert taken["status"] == status
+    found = holds_of(db, taken["id"])
+    if status == "held":
+        assert [h["state"] for h in found] == ["held"]
+        assert found[0]["threshold"] == pytest.approx(float(threshold))  # stored as a real
+        assert found[0]["score"] < 0.99
+    else:
+        assert found == []
+        assert registered(db, bob) == 1
+
+
 async def test_an_erased_accounts_prints_leave_the_registry_and_a_hold_keeps_its_other_account_as_null(
     ctx: WorkerContext, db: Db
 ) -> None:
