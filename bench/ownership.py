@@ -19,7 +19,9 @@ best print of each account (a rule that would need two of an account's prints to
 At scale (`--scale N`, exact, no database): N uploads of new voices (speakers in no account) and N copies (a new print
 of a registered speaker, uploaded by another account) scored against every print of registries of 10,000, 100,000
 and 1,000,000 synthetic prints (of `--model`, four a voice): the share of each held at 0.80, 0.85, 0.90 and 0.95,
-with two prints of one voice at 0.80, and at the threshold that holds one new voice in a thousand at that size.
+with two prints of one voice at 0.80, at the threshold that holds one new voice in a thousand at that size, and
+at the score normalised against the upload's cohort (AS-norm: less the mean of its next 200 voices' best scores,
+over their standard deviation) that holds one new voice in a thousand.
 
 Search: `--prints` synthetic prints (`--model`: `realistic` by default, shaped as the encoder's prints of the shared
 clips are, see `Realistic`; or `isotropic`, the same noise in every value, see `Isotropic`; the model's same- and
@@ -63,6 +65,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 # Before numpy loads: one OpenBLAS thread.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -275,24 +278,47 @@ def model_check(model: Model, real: F32, speakers: list[str]) -> None:
     print(f"  values exactly 0: real {np.mean(real == 0):.1%}, {model.name} {np.mean(prints == 0):.1%}")
 
 
-def best_by_speaker(registry: F32, queries: F32) -> tuple[F32, F32, npt.NDArray[np.int64]]:
-    """For each query, exactly: its best cosine over ``registry`` (``PRINTS_PER_SPEAKER`` prints a speaker, in a
-    row), the second best of that best print's speaker (how a match against two of one voice's prints scores), and
-    that speaker's number; a block of the registry at a time."""
+class Best(NamedTuple):
+    """Each query's scores against a registry, exactly (`best_by_speaker`)."""
+
+    #: The best cosine of any print.
+    best: F32
+    #: The second best print of the best print's voice: what a rule of two prints of one voice would score.
+    second: F32
+    #: The best print's voice (its number in the registry).
+    who: npt.NDArray[np.int64]
+    #: The best score normalised against the query's cohort (AS-norm): less the mean of its next `COHORT` voices'
+    #: best scores, over their standard deviation.
+    normalised: F32
+
+
+#: Voices in the cohort a best score is normalised against.
+COHORT = 200
+
+
+def best_by_speaker(registry: F32, queries: F32) -> Best:
+    """Each query's best score over ``registry`` (``PRINTS_PER_SPEAKER`` prints a voice, in a row), scored a block
+    of the registry at a time (see `Best`)."""
     best = np.full(len(queries), -1.0, dtype=np.float32)
     second = np.full(len(queries), -1.0, dtype=np.float32)
     who = np.zeros(len(queries), dtype=np.int64)
+    leaders = []
     for start in range(0, len(registry), _SCORED):
         block = registry[start : start + _SCORED]
         scores = (queries @ block.T).reshape(len(queries), -1, PRINTS_PER_SPEAKER)
         ordered = np.sort(scores, axis=2)
-        top = ordered[:, :, -1].argmax(axis=1)
+        voices = ordered[:, :, -1]
+        top = voices.argmax(axis=1)
         rows = np.arange(len(queries))
         block_best, block_second = ordered[rows, top, -1], ordered[rows, top, -2]
         better = block_best > best
         best[better], second[better] = block_best[better], block_second[better]
         who[better] = start // PRINTS_PER_SPEAKER + top[better]
-    return best, second, who
+        leaders.append(-np.partition(-voices, COHORT, axis=1)[:, : COHORT + 1])
+    # Each block's best COHORT + 1 voices hold the registry's: sorted, the first is the best, the rest its cohort.
+    cohort = np.sort(np.concatenate(leaders, axis=1), axis=1)[:, ::-1][:, 1 : COHORT + 1]
+    normalised = (best - cohort.mean(axis=1)) / cohort.std(axis=1)
+    return Best(best, second, who, normalised.astype(np.float32))
 
 
 #: Prints scored against every query at once (a thousand queries' scores: 160 MB).
@@ -325,17 +351,18 @@ def scale_figures(model_name: str, queries: int) -> None:
         f" and {queries:,} copies of registered ones, each scored exactly against every print;"
         " held: new voices / copies"
     )
-    columns = [f"at {t:.2f}" for t in SCALE_THRESHOLDS] + [f"two prints at {THRESHOLD:.2f}", f"1 in {FALSE_HOLD_PER:,}"]
+    columns = [f"at {t:.2f}" for t in SCALE_THRESHOLDS]
+    columns += [f"two prints at {THRESHOLD:.2f}", f"1 in {FALSE_HOLD_PER:,}", f"AS-norm, 1 in {FALSE_HOLD_PER:,}"]
     print(f"{'registry':>10}  " + "  ".join(f"{c:>19}" for c in columns) + "  new voices' best")
     for size in SCALE_SIZES:
-        new_best, new_second, _ = best_by_speaker(prints[:size], fresh)
-        copy_best, copy_second, copy_who = best_by_speaker(prints[:size], copies)
-        bounded = float(np.ceil(np.quantile(new_best, 1 - 1 / FALSE_HOLD_PER) * 100) / 100)
-        cells = [f"{_share(new_best >= t)} / {_share(copy_best >= t)}" for t in SCALE_THRESHOLDS]
-        cells.append(f"{_share(new_second >= THRESHOLD)} / {_share(copy_second >= THRESHOLD)}")
-        cells.append(f"{bounded:.2f}: {_share(new_best >= bounded)} / {_share(copy_best >= bounded)}")
-        print(f"{size:>10,}  " + "  ".join(f"{c:>19}" for c in cells) + f"  {spread([float(v) for v in new_best])}")
-        wrong = int(np.sum((copy_best >= THRESHOLD) & (copy_who != copied)))
+        new, copy = best_by_speaker(prints[:size], fresh), best_by_speaker(prints[:size], copies)
+        cells = [f"{_share(new.best >= t)} / {_share(copy.best >= t)}" for t in SCALE_THRESHOLDS]
+        cells.append(f"{_share(new.second >= THRESHOLD)} / {_share(copy.second >= THRESHOLD)}")
+        for mine, theirs in ((new.best, copy.best), (new.normalised, copy.normalised)):
+            bounded = float(np.ceil(np.quantile(mine, 1 - 1 / FALSE_HOLD_PER) * 100) / 100)
+            cells.append(f"{bounded:.2f}: {_share(mine >= bounded)} / {_share(theirs >= bounded)}")
+        print(f"{size:>10,}  " + "  ".join(f"{c:>19}" for c in cells) + f"  {spread([float(v) for v in new.best])}")
+        wrong = int(np.sum((copy.best >= THRESHOLD) & (copy.who != copied)))
         print(f"{'':>10}  copies held at {THRESHOLD:.2f} whose best print is another voice's: {wrong}")
 
 
