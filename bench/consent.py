@@ -37,6 +37,10 @@ replaced (pocketsphinx's default word insertion penalty, 0.65; the phrase aligne
 words before and after the speech counted as errors; one hearing, no cleaning), made here with pocketsphinx
 directly. Targets: right readings verified >= 95 % at 20 dB babble and 15 dB white noise, >= 80 % at 15 dB
 babble; impostors refused 100 %.
+
+``--kinds`` judges only those kinds of reading: a shard, whose readings and noises are drawn as in the whole run, so
+that shards of every kind add up to it (the thresholds' calibration and the targets need ``right``); ``--skip-speed``
+leaves the speed part out.
 """
 
 from __future__ import annotations
