@@ -56,6 +56,8 @@ class WorkerContext:
     spend: SpendQuota = DEFAULT_SPEND
     #: VOICEGATE_VOICE_OWNERSHIP: what a sample whose voice matches another account's print becomes.
     voice_ownership: Literal["hold", "refuse", "off"] = "hold"
+    #: VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which it matches (None: the calibrated one).
+    ownership_threshold: float | None = None
 
     async def aclose(self) -> None:
         """Release what the context holds of its own: the webhook sender's client and the signer."""

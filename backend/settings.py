@@ -232,6 +232,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_VOICE_OWNERSHIP: what becomes of a new consent reading or sample whose voice matches a print of
     another account (docs/ownership.md): `hold` keeps it for an operator's review (`voicegate ops voice-holds`),
     `refuse` refuses it at once, `off` compares nothing."""
+    ownership_threshold: float | None = None
+    """VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which a new consent reading or sample matches another
+    account's print (docs/ownership.md), from 0.50 to 0.99; unset, the threshold calibrated on real speech
+    (`backend.voiceprint.OWNERSHIP_THRESHOLD`, 0.80). A large registry's operator may raise it to hold fewer new
+    voices that are nobody else's, at the cost of copies that are."""
     likeness_probe: Literal["on", "off"] = "on"
     """VOICEGATE_LIKENESS_PROBE: `on` has the provider speak one short probe sentence (under 80 characters) in
     every new voice as its enrolment ends, to judge its likeness to the samples; `off` judges the voice's first
@@ -474,6 +479,7 @@ def _check(settings: Settings) -> None:
     _check_storage_wait(settings.storage_wait_seconds)
     _check_storage_version(settings.storage_version_seconds)
     _check_phrase_seconds(settings.consent_phrase_seconds)
+    _check_ownership_threshold(settings.ownership_threshold)
     _check_webhook_pending(settings.webhook_pending)
     _check_create_window(settings.user_create_window)
     for field in ("c2pa_cert", "c2pa_key", "c2pa_trust_anchors"):
@@ -538,6 +544,16 @@ def _check_phrase_seconds(seconds: int) -> None:
         raise SettingsError(
             f"VOICEGATE_CONSENT_PHRASE_SECONDS must be from {MIN_PHRASE_SECONDS} to {MAX_PHRASE_SECONDS} seconds: how"
             f" long a spoken consent's phrase may be recorded in after it is made (got {seconds})"
+        )
+
+
+def _check_ownership_threshold(threshold: float | None) -> None:
+    # Below 0.50 different people's prints match (their median cosine is about 0.53); at 1.00 nothing ever does,
+    # which VOICEGATE_VOICE_OWNERSHIP=off says plainly.
+    if threshold is not None and not (math.isfinite(threshold) and 0.50 <= threshold <= 0.99):
+        raise SettingsError(
+            "VOICEGATE_OWNERSHIP_THRESHOLD must be a cosine from 0.50 to 0.99: from how close a new voice to another"
+            f" account's print it is held (got {threshold})"
         )
 
 

@@ -1,7 +1,8 @@
 """Benchmark: the spoken consent check (backend/consents/phrase.py), its speed and how it separates, in quiet and
 in noise, beside the plain scoring it replaced (the baseline, described below), both measured in the same run.
 
-    python bench/consent.py [--speech DIR] [--repeat 5] [--core N] [--draws 2]
+    python bench/consent.py [--speech DIR] [--repeat 5] [--core N] [--draws 2] [--kinds right,replay,wrong,librispeech]
+                            [--skip-speed]
 
 Pinned to one core (the first it may use, or ``--core``). Speed: wall-clock and CPU time of ``check_phrase``
 on a 6 s recording (the first 6 s of hibari reading a consent phrase) and on the whole phrase, cold (a fresh
@@ -36,6 +37,10 @@ replaced (pocketsphinx's default word insertion penalty, 0.65; the phrase aligne
 words before and after the speech counted as errors; one hearing, no cleaning), made here with pocketsphinx
 directly. Targets: right readings verified >= 95 % at 20 dB babble and 15 dB white noise, >= 80 % at 15 dB
 babble; impostors refused 100 %.
+
+``--kinds`` judges only those kinds of reading: a shard, whose readings and noises are drawn as in the whole run, so
+that shards of every kind add up to it (the thresholds' calibration and the targets need ``right``); ``--skip-speed``
+leaves the speed part out.
 """
 
 from __future__ import annotations
@@ -361,13 +366,21 @@ def _traced(
 
 
 def judged(
-    readings: list[Reading], clips: dict[str, list[tuple[str, np.ndarray, int]]], draws: int, seed: int
+    readings: list[Reading],
+    clips: dict[str, list[tuple[str, np.ndarray, int]]],
+    draws: int,
+    seed: int,
+    kinds: set[str],
 ) -> list[Case]:
-    """Every reading checked by the check and by the baseline: in quiet, and in the noises its kind is put in."""
+    """Every reading of ``kinds`` checked by the check and by the baseline: in quiet, and in the noises its kind is
+    put in. Each reading's noises are drawn by its place among all the readings, so that a shard of kinds judges
+    the same recordings as the whole run."""
     baseline = Baseline()
     babble = {split: talkers(clips, split) for split in ("calibration", "held out")}
     cases = []
     for index, reading in enumerate(readings):
+        if reading.kind not in kinds:
+            continue
         rooms = [(None, 0)]
         if reading.kind == "right":
             rooms += [(noise, snr) for noise in NOISES for snr in SNRS_DB for _ in range(draws)]
@@ -595,6 +608,8 @@ def rooms(cases: list[Case]) -> None:
     for (noise, snr), share in TARGETS.items():
         held = [case for case in cases if case.split == "held out" and case.kind == "right" and case.noise == noise]
         held = [case for case in held if case.snr_db == snr]
+        if not held:  # a shard without right readings
+            continue
         verified = sum(refusal(case.check) is None for case in held) / len(held)
         before = sum(case.baseline is not None and refusal(case.baseline) is None for case in held) / len(held)
         verdict = "meets" if verified >= share else "MISSES"
@@ -614,11 +629,31 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--core", type=int, default=None)
     parser.add_argument("--draws", type=int, default=2, help="noises drawn for each right reading in each room")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="the kinds of reading judged (a shard: replay,wrong), comma-separated"
+    )
+    parser.add_argument("--skip-speed", action="store_true", help="the separation alone")
     args = parser.parse_args()
+    kinds = set(args.kinds.split(","))
     core = pin(args.core)
     clips = read_clips(args.speech)
+    if not args.skip_speed:
+        speed(core, args.repeat, clips)
+    rng = np.random.default_rng(46)
+    readings = spoken_readings(clips, rng) + clip_readings(clips, rng)
+    cases = judged(readings, clips, args.draws, 56, kinds)
+    summary(cases)
+    print()
+    if "right" in kinds:
+        thresholds(cases)
+        print()
+    rooms(cases)
+
+
+def speed(core: int, repeat: int, clips: dict[str, list[tuple[str, np.ndarray, int]]]) -> None:
+    """The speed figures: cold, then warm beside the baselines."""
     figures = cold(core)
-    rows = warm(args.repeat, clips)
+    rows = warm(repeat, clips)
     print(f"consent check bench, on core {core}")
     print(f"{'':58} {'audio s':>8} {'wall ms':>8} {'CPU ms':>8}")
     print(f"{'cold: import':58} {'':>8} {figures['import'][0] * 1e3:8.0f} {figures['import'][1] * 1e3:8.0f}")
@@ -632,14 +667,6 @@ def main() -> None:
     verdict = "meets" if check_ms <= TARGET_MS else "MISSES"
     print(f"the check of a 6 s recording, warm: {check_ms:.0f} ms wall, which {verdict} the target of {TARGET_MS:.0f}")
     print()
-    rng = np.random.default_rng(46)
-    readings = spoken_readings(clips, rng) + clip_readings(clips, rng)
-    cases = judged(readings, clips, args.draws, 56)
-    summary(cases)
-    print()
-    thresholds(cases)
-    print()
-    rooms(cases)
 
 
 if __name__ == "__main__":

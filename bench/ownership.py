@@ -2,7 +2,7 @@
 a million prints in PostgreSQL with pgvector's HNSW index beside an exact scan of the same table in the same run.
 
     python bench/ownership.py [--speech DIR] [--prints 1000000] [--queries 1000] [--exact-queries 200]
-                              [--ef-search 40,100,200] [--keep DIR] [--model realistic|isotropic]
+                              [--ef-search 40,100,200] [--keep DIR] [--model realistic|isotropic] [--scale 1000]
 
 Threshold, on the LibriSpeech test-other clips (CC BY 4.0; 6 speakers x 10 utterances; `--speech`, by default the
 clips VOICEGATE_SPEECH_CLIPS points to). Each speaker is an account whose registry holds the prints of a consent
@@ -13,7 +13,15 @@ never to hold. Each half registers once and is uploaded once. The threshold is c
 utterances 5-9 (registered from 0-4): the middle of the gap between the highest different-speaker score and the
 lowest same-speaker one when they do not overlap (else the equal-error point), rounded down to two decimals; it is
 judged on the trials that upload 0-4, which had no say in it. Targets: the same speaker held in at least 95 % of the
-held-out uploads, no different-speaker upload held in either half.
+held-out uploads, no different-speaker upload held in either half. The same uploads are judged again by the second
+best print of each account (a rule that would need two of an account's prints to match).
+
+At scale (`--scale N`, exact, no database): N uploads of new voices (speakers in no account) and N copies (a new print
+of a registered speaker, uploaded by another account) scored against every print of registries of 10,000, 100,000
+and 1,000,000 synthetic prints (of `--model`, four a voice): the share of each held at 0.80, 0.85, 0.90 and 0.95,
+with two prints of one voice at 0.80, at the threshold that holds one new voice in a thousand at that size, and
+at the score normalised against the upload's cohort (AS-norm: less the mean of its next 200 voices' best scores,
+over their standard deviation) that holds one new voice in a thousand.
 
 Search: `--prints` synthetic prints (`--model`: `realistic` by default, shaped as the encoder's prints of the shared
 clips are, see `Realistic`; or `isotropic`, the same noise in every value, see `Isotropic`; the model's same- and
@@ -21,7 +29,11 @@ different-speaker cosines and share of zero values are printed beside the real c
 prints an owner, loaded with COPY into voicegate.voice_prints on an embedded PostgreSQL 18 with the real migrations,
 the HNSW index built after the load; then `--queries` searches as the sample check makes them (the best print of
 another owner, `backend/records/ownership.sql`, its settings, the search and the transaction's ends in one round
-trip), half of a registered speaker's new print, half of a new speaker's, timed from the client; and
+trip), half of a registered speaker's new print, half of a new speaker's, timed from the client: first right after
+the server starts (cold: the blocks it had to read from outside shared buffers are counted), then after pg_prewarm has
+read the index and the table into shared buffers, each search beside a bare round trip of the same shape (the same
+connection, pipeline, settings, parameters and transaction, a trivial statement in place of the search: what the
+client and the machine add to any statement), then again with Python's garbage collector off; and
 `--exact-queries` of them again with the index off (the exact scan), whose best scores say how many uploads of a
 new voice another speaker's print would hold at this size.
 Recall at the threshold: of the queries whose exact best score is at or above it, the share the index also finds at
@@ -43,6 +55,7 @@ every run.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import random
@@ -52,6 +65,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 # Before numpy loads: one OpenBLAS thread.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -102,9 +116,10 @@ def registered(rng: random.Random, own: list[Clip]) -> list[F32]:
     return prints
 
 
-def trials(clips: list[Clip], register: range, seed: int) -> tuple[list[float], list[float]]:
+def trials(clips: list[Clip], register: range, seed: int, rank: int = 1) -> tuple[list[float], list[float]]:
     """Scores of uploads cut from the utterances outside ``register`` against every account registered from
-    ``register``: the same speaker's account, and every other."""
+    ``register``: the same speaker's account, and every other. An upload's score against an account is its best
+    print's (``rank`` 2: its second best, what a match of two of the account's prints scores)."""
     rng = random.Random(seed)  # noqa: S311 - a seeded choice of clips, not security
     speakers = sorted({c.speaker for c in clips})
     accounts = {s: registered(rng, [c for c in clips if c.speaker == s and c.utterance in register]) for s in speakers}
@@ -117,8 +132,9 @@ def trials(clips: list[Clip], register: range, seed: int) -> tuple[list[float], 
                 if upload is None:
                     continue
                 for account, prints in accounts.items():
-                    best = max(float(np.dot(upload.vector, p)) for p in prints)
-                    (same if account == speaker else different).append(best)
+                    # An account with fewer prints than ``rank`` cannot match that many: below every threshold.
+                    scores = [*sorted((float(np.dot(upload.vector, p)) for p in prints), reverse=True), -1.0]
+                    (same if account == speaker else different).append(scores[min(rank, len(scores)) - 1])
     return same, different
 
 
@@ -163,7 +179,11 @@ def threshold_figures(speech: Path) -> None:
     ]
     for name, same, different in rows:
         print(f"{name:44} {spread(same):62} {spread(different)}")
-    for name, (same, different) in (("calibration", calibration), ("held out", held_out)):
+    judged = [("calibration", calibration), ("held out", held_out)]
+    # The same uploads judged by the second best print of each account: a match of two of its prints.
+    judged += [("calibration, two prints", trials(clips, range(0, 5), seed=1, rank=2))]
+    judged += [("held out, two prints", trials(clips, range(5, 10), seed=2, rank=2))]
+    for name, (same, different) in judged:
         held = sum(s >= THRESHOLD for s in same)
         wrong = sum(d >= THRESHOLD for d in different)
         print(
@@ -258,6 +278,99 @@ def model_check(model: Model, real: F32, speakers: list[str]) -> None:
     print(f"  values exactly 0: real {np.mean(real == 0):.1%}, {model.name} {np.mean(prints == 0):.1%}")
 
 
+class Best(NamedTuple):
+    """Each query's scores against a registry, exactly (`best_by_speaker`)."""
+
+    #: The best cosine of any print.
+    best: F32
+    #: The second best print of the best print's voice: what a rule of two prints of one voice would score.
+    second: F32
+    #: The best print's voice (its number in the registry).
+    who: npt.NDArray[np.int64]
+    #: The best score normalised against the query's cohort (AS-norm): less the mean of its next `COHORT` voices'
+    #: best scores, over their standard deviation.
+    normalised: F32
+
+
+#: Voices in the cohort a best score is normalised against.
+COHORT = 200
+
+
+def best_by_speaker(registry: F32, queries: F32) -> Best:
+    """Each query's best score over ``registry`` (``PRINTS_PER_SPEAKER`` prints a voice, in a row), scored a block
+    of the registry at a time (see `Best`)."""
+    best = np.full(len(queries), -1.0, dtype=np.float32)
+    second = np.full(len(queries), -1.0, dtype=np.float32)
+    who = np.zeros(len(queries), dtype=np.int64)
+    leaders = []
+    for start in range(0, len(registry), _SCORED):
+        block = registry[start : start + _SCORED]
+        scores = (queries @ block.T).reshape(len(queries), -1, PRINTS_PER_SPEAKER)
+        ordered = np.sort(scores, axis=2)
+        voices = ordered[:, :, -1]
+        top = voices.argmax(axis=1)
+        rows = np.arange(len(queries))
+        block_best, block_second = ordered[rows, top, -1], ordered[rows, top, -2]
+        better = block_best > best
+        best[better], second[better] = block_best[better], block_second[better]
+        who[better] = start // PRINTS_PER_SPEAKER + top[better]
+        leaders.append(-np.partition(-voices, COHORT, axis=1)[:, : COHORT + 1])
+    # Each block's best COHORT + 1 voices hold the registry's: sorted, the first is the best, the rest its cohort.
+    cohort = np.sort(np.concatenate(leaders, axis=1), axis=1)[:, ::-1][:, 1 : COHORT + 1]
+    normalised = (best - cohort.mean(axis=1)) / cohort.std(axis=1)
+    return Best(best, second, who, normalised.astype(np.float32))
+
+
+#: Prints scored against every query at once (a thousand queries' scores: 160 MB).
+_SCORED = 40_000
+#: Registry sizes (prints) of the scale figures, and the thresholds counted at each.
+SCALE_SIZES = (10_000, 100_000, 1_000_000)
+SCALE_THRESHOLDS = (THRESHOLD, 0.85, 0.90, 0.95)
+#: The false holds an operator may accept: at most one new voice held in this many.
+FALSE_HOLD_PER = 1000
+
+
+def scale_figures(model_name: str, queries: int) -> None:
+    """How many uploads of a new voice (a speaker in no account) and of a copy (a new print of a registered
+    speaker, uploaded by another account) are held in registries of ``SCALE_SIZES`` synthetic prints, exactly (no
+    index): at each of ``SCALE_THRESHOLDS`` on the best print; requiring two prints of one voice at the product's
+    threshold; and at the threshold that holds one new voice in ``FALSE_HOLD_PER`` at that size (the new voices'
+    best scores' quantile, rounded up), beside what it costs in copies held."""
+    clips = read_clips(LIBRISPEECH)
+    made = [(c.speaker, p.vector) for c in clips if (p := voiceprint(c.samples, features.RATE)) is not None]
+    real = np.array([vector for _, vector in made], dtype=np.float32)
+    model = MODELS[model_name](real, [speaker for speaker, _ in made])
+    rng = np.random.default_rng(17)
+    prints, centres = synthetic_prints(model, rng, max(SCALE_SIZES))
+    # Copies are of speakers in the smallest registry, so that every size holds them.
+    copied = rng.integers(0, min(SCALE_SIZES) // PRINTS_PER_SPEAKER, queries)
+    copies = model.prints(rng, centres[copied])
+    fresh = model.prints(rng, model.speakers(rng, queries))
+    print(
+        f"ownership at scale: {model.name} prints, {PRINTS_PER_SPEAKER} a voice; {queries:,} uploads of new voices"
+        f" and {queries:,} copies of registered ones, each scored exactly against every print;"
+        " held: new voices / copies"
+    )
+    columns = [f"at {t:.2f}" for t in SCALE_THRESHOLDS]
+    columns += [f"two prints at {THRESHOLD:.2f}", f"1 in {FALSE_HOLD_PER:,}", f"AS-norm, 1 in {FALSE_HOLD_PER:,}"]
+    print(f"{'registry':>10}  " + "  ".join(f"{c:>19}" for c in columns) + "  new voices' best")
+    for size in SCALE_SIZES:
+        new, copy = best_by_speaker(prints[:size], fresh), best_by_speaker(prints[:size], copies)
+        cells = [f"{_share(new.best >= t)} / {_share(copy.best >= t)}" for t in SCALE_THRESHOLDS]
+        cells.append(f"{_share(new.second >= THRESHOLD)} / {_share(copy.second >= THRESHOLD)}")
+        for mine, theirs in ((new.best, copy.best), (new.normalised, copy.normalised)):
+            bounded = float(np.ceil(np.quantile(mine, 1 - 1 / FALSE_HOLD_PER) * 100) / 100)
+            cells.append(f"{bounded:.2f}: {_share(mine >= bounded)} / {_share(theirs >= bounded)}")
+        print(f"{size:>10,}  " + "  ".join(f"{c:>19}" for c in cells) + f"  {spread([float(v) for v in new.best])}")
+        wrong = int(np.sum((copy.best >= THRESHOLD) & (copy.who != copied)))
+        print(f"{'':>10}  copies held at {THRESHOLD:.2f} whose best print is another voice's: {wrong}")
+
+
+def _share(held: npt.NDArray[np.bool_]) -> str:
+    """The share of ``held`` that is true."""
+    return f"{held.mean():.1%}"
+
+
 #: One row of COPY's binary format for (owner_id, consent_id, embedding): the field count, then each field's length
 #: and bytes (a uuid's 16; a pgvector's dimensions, an unused int16 and big-endian float32 values).
 _ROW = np.dtype(
@@ -348,6 +461,45 @@ def search(conn: Conn, query: F32, owner: uuid.UUID, ef_search: int | None = Non
     return float(row[3]), (time.perf_counter() - started) * 1000
 
 
+def bare(conn: Conn, query: F32, owner: uuid.UUID) -> tuple[float, float]:
+    """`search`'s round trip with a trivial statement of the same parameters and row in place of the search (its
+    score NaN), and milliseconds taken: what the client, the connection and the machine add to any search."""
+    started = time.perf_counter()
+    with conn.pipeline():
+        conn.execute("begin")
+        conn.execute(QUERIES["search_settings"])
+        found = conn.execute(
+            "select %(owner_id)s::uuid, null::uuid, null::uuid, length(%(print)s::text)::float8 * 'NaN'",
+            {"print": vector_literal(query), "owner_id": owner},
+        )
+        conn.execute("commit")
+    assert found.fetchone() is not None
+    return float("nan"), (time.perf_counter() - started) * 1000
+
+
+def blocks_read(conn: Conn) -> int:
+    """Blocks of voicegate.voice_prints and its indexes read from outside shared buffers since the server
+    started."""
+    row = conn.execute(
+        "select coalesce(heap_blks_read, 0) + coalesce(idx_blks_read, 0) from pg_statio_all_tables"
+        " where schemaname = 'voicegate' and relname = 'voice_prints'"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def prewarm(conn: Conn) -> str:
+    """Read the registry's index and table into shared buffers (pg_prewarm), as an operator can after a restart
+    (docs/ownership.md); what it read and took, in words."""
+    started = time.perf_counter()
+    conn.execute("create extension if not exists pg_prewarm")
+    row = conn.execute(
+        "select pg_prewarm('voicegate.voice_prints_embedding_idx'), pg_prewarm('voicegate.voice_prints')"
+    ).fetchone()
+    assert row is not None
+    return f"pg_prewarm: index {row[0]:,} blocks, table {row[1]:,} blocks, in {time.perf_counter() - started:.1f} s"
+
+
 def plan(conn: Conn, query: F32, owner: uuid.UUID) -> str:
     """The search's plan as it ran (EXPLAIN ANALYZE, BUFFERS), on one line, the vector left out."""
     with conn.transaction():
@@ -413,10 +565,24 @@ def search_figures(
             every = max(1, len(asked) // exact_queries)
             paired = asked[::every][:exact_queries]
             with psycopg.connect(dsn, autocommit=True) as conn:
-                for vector in asked[:50]:
-                    search(conn, vector, owner)  # warm the index into shared buffers
+                read = blocks_read(conn)
+                legs = {"HNSW, product, cold": [search(conn, vector, owner) for vector in asked]}
+                print(
+                    f"cold leg (the first {len(asked)} searches after the server's start): {blocks_read(conn) - read:,}"
+                    " blocks of the table and index read from outside shared buffers"
+                )
+                print(prewarm(conn))
                 print("plan:", plan(conn, asked[0], owner))
-                legs = {"HNSW, as the product": [search(conn, vector, owner) for vector in asked]}
+                bare_leg, product_leg = [], []
+                # Interleaved, so that both see the same moments of the machine.
+                for vector in asked:
+                    bare_leg.append(bare(conn, vector, owner))
+                    product_leg.append(search(conn, vector, owner))
+                legs["bare: the same round trip, no search"] = bare_leg
+                legs["HNSW, as the product"] = product_leg
+                gc.disable()
+                legs["HNSW, product, no GC"] = [search(conn, vector, owner) for vector in asked]
+                gc.enable()
                 for ef in ef_searches:
                     legs[f"HNSW, ef_search {ef}"] = [search(conn, vector, owner, ef) for vector in asked]
                 inside = np.quantile([server_ms(conn, vector, owner) for vector in asked], [0.5, 0.99])
@@ -447,10 +613,13 @@ def report(legs: dict[str, list[tuple[float, float]]], exact: list[tuple[float, 
         f"/{len(known)}, new speakers {sum(s >= THRESHOLD for s in fresh)}/{len(fresh)} (another speaker's print"
         f" that near: a new voice held); new speakers' best {spread(fresh)}"
     )
-    print(f"{'exact scan':22} {len(ms):5} searches: p50 {q[0]:8.2f} ms, p99 {q[1]:8.2f} ms, max {max(ms):8.2f} ms")
+    print(f"{'exact scan':38} {len(ms):5} searches: p50 {q[0]:8.2f} ms, p99 {q[1]:8.2f} ms, max {max(ms):8.2f} ms")
     for name, runs in legs.items():
         ms = [m for _, m in runs]
         q = np.quantile(ms, [0.5, 0.99])
+        if all(np.isnan(score) for score, _ in runs):
+            print(f"{name:38} {len(ms):5} round trips: p50 {q[0]:8.2f} ms, p99 {q[1]:8.2f} ms, max {max(ms):8.2f} ms")
+            continue
         both = list(zip(runs[::every][: len(exact)], exact, strict=True))
         above = [(i, e) for i, e in both if e[0] >= THRESHOLD]
         found = sum(i[0] >= THRESHOLD for i, _ in above)
@@ -458,7 +627,7 @@ def report(legs: dict[str, list[tuple[float, float]]], exact: list[tuple[float, 
         recall = found / len(above) if above else float("nan")
         ratio = statistics.mean(m for _, m in exact) / statistics.mean(ms)
         print(
-            f"{name:22} {len(ms):5} searches: p50 {q[0]:8.2f} ms, p99 {q[1]:8.2f} ms, max {max(ms):8.2f} ms;"
+            f"{name:38} {len(ms):5} searches: p50 {q[0]:8.2f} ms, p99 {q[1]:8.2f} ms, max {max(ms):8.2f} ms;"
             f" recall at {THRESHOLD:.2f} {found}/{len(above)} = {recall:.3f},"
             f" the exact best in {same_best}/{len(both)};"
             f" exact/index mean time {ratio:.0f}x"
@@ -476,6 +645,7 @@ def main() -> None:
     parser.add_argument("--exact-queries", type=int, default=200)
     parser.add_argument("--skip-threshold", action="store_true", help="the search alone")
     parser.add_argument("--skip-search", action="store_true", help="the threshold alone")
+    parser.add_argument("--scale", type=int, default=0, help="uploads of new and of registered voices to count")
     parser.add_argument("--ef-search", default="", help="hnsw.ef_search values to run the index leg at too: 40,200")
     parser.add_argument("--keep", type=Path, help="keep the database here between runs (made if missing)")
     parser.add_argument("--model", choices=list(MODELS), default=Realistic.name, help="the synthetic prints")
@@ -484,6 +654,8 @@ def main() -> None:
         args.keep.mkdir(parents=True, exist_ok=True)
     if not args.skip_threshold:
         threshold_figures(args.speech)
+    if args.scale:
+        scale_figures(args.model, args.scale)
     if not args.skip_search:
         ef_searches = [int(v) for v in args.ef_search.split(",") if v]
         search_figures(

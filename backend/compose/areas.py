@@ -51,6 +51,7 @@ def build_areas(settings: Settings, context: WorkerContext, c2pa: Verifier) -> A
             settings.user_limits,
             settings.consent_phrase_seconds,
             settings.voice_ownership,
+            settings.ownership_threshold,
         ),
         provenance=ProvenanceService(context.cpu, c2pa),
         reflections=ReflectionsService(db, storage, context.providers, settings),

@@ -86,6 +86,7 @@ def build_worker_context(
         likeness_probe=settings.likeness_probe == "on",
         spend=settings.spend_quota,
         voice_ownership=settings.voice_ownership,
+        ownership_threshold=settings.ownership_threshold,
     )
 
 

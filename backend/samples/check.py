@@ -150,7 +150,7 @@ class SampleCheck:
         owned = await ownership.judge(
             conn,
             self.ctx.voice_ownership,
-            OWNERSHIP_THRESHOLD,
+            self.ctx.ownership_threshold or OWNERSHIP_THRESHOLD,
             owner_id=sample.owner_id,
             vector=speaker.vector,
             sample_id=sample.id,

@@ -193,15 +193,22 @@ async def test_a_released_hold_makes_the_sample_ready_and_registers_it_and_a_ref
         await decide(ctx, uuid.uuid4(), "released")
 
 
+async def taken_under(lifecycle: Lifecycle, db: Db, **env: str) -> tuple[uuid.UUID, uuid.UUID, dict[str, Any]]:
+    """Alice's recording of him registered under the defaults, then Bob's other recording of him checked under
+    `env`: the two accounts and Bob's sample."""
+    alice, bob = create_user(db), create_user(db)
+    async with lifecycle() as ctx:
+        await checked(ctx, db, alice, HIS)
+    async with lifecycle(**env) as ctx:
+        taken = await checked(ctx, db, bob, HIS_OTHER)
+    return alice, bob, taken
+
+
 @pytest.mark.parametrize(("mode", "status"), [("refuse", "failed"), ("off", "ready")])
 async def test_under_refuse_a_match_fails_at_once_and_under_off_nothing_is_compared(
     lifecycle: Lifecycle, db: Db, mode: str, status: str
 ) -> None:
-    alice, bob = create_user(db), create_user(db)
-    async with lifecycle() as ctx:
-        await checked(ctx, db, alice, HIS)
-    async with lifecycle(VOICEGATE_VOICE_OWNERSHIP=mode) as ctx:
-        taken = await checked(ctx, db, bob, HIS_OTHER)
+    alice, bob, taken = await taken_under(lifecycle, db, VOICEGATE_VOICE_OWNERSHIP=mode)
     assert taken["status"] == status
     found = holds_of(db, taken["id"])
     if mode == "refuse":
@@ -213,6 +220,23 @@ async def test_under_refuse_a_match_fails_at_once_and_under_off_nothing_is_compa
     else:
         assert found == []
         assert registered(db, bob) == 1, "under off prints still join the registry, for when it is turned on"
+
+
+@pytest.mark.parametrize(("threshold", "status"), [("0.85", "held"), ("0.99", "ready")])
+async def test_an_operators_threshold_decides_from_what_score_a_voice_is_held(
+    lifecycle: Lifecycle, db: Db, threshold: str, status: str
+) -> None:
+    # His two recordings score about 0.94: held from 0.85, not from 0.99.
+    _, bob, taken = await taken_under(lifecycle, db, VOICEGATE_OWNERSHIP_THRESHOLD=threshold)
+    assert taken["status"] == status
+    found = holds_of(db, taken["id"])
+    if status == "held":
+        assert [h["state"] for h in found] == ["held"]
+        assert found[0]["threshold"] == pytest.approx(float(threshold))  # stored as a real
+        assert found[0]["score"] < 0.99
+    else:
+        assert found == []
+        assert registered(db, bob) == 1
 
 
 async def test_an_erased_accounts_prints_leave_the_registry_and_a_hold_keeps_its_other_account_as_null(

@@ -86,6 +86,11 @@ def test_a_consent_phrase_lasts_ten_minutes_unless_told_otherwise() -> None:
     assert settings_from_env({"VOICEGATE_CONSENT_PHRASE_SECONDS": "120"}).consent_phrase_seconds == 120
 
 
+def test_the_ownership_threshold_is_the_calibrated_one_unless_told_otherwise() -> None:
+    assert settings_from_env({}).ownership_threshold is None
+    assert settings_from_env({"VOICEGATE_OWNERSHIP_THRESHOLD": "0.9"}).ownership_threshold == 0.9
+
+
 def test_empty_variables_mean_unset() -> None:
     assert settings_from_env({"DATABASE_URL": "", "VOICEGATE_PORT": ""}).embedded
 
@@ -121,6 +126,10 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_CONSENT_PHRASE_SECONDS": "59"}, "VOICEGATE_CONSENT_PHRASE_SECONDS must be from 60 to 3600"),
         ({"VOICEGATE_CONSENT_PHRASE_SECONDS": "3601"}, "VOICEGATE_CONSENT_PHRASE_SECONDS must be from 60 to 3600"),
         ({"VOICEGATE_CONSENT_PHRASE_SECONDS": "ten minutes"}, "VOICEGATE_CONSENT_PHRASE_SECONDS"),
+        ({"VOICEGATE_OWNERSHIP_THRESHOLD": "0.49"}, "VOICEGATE_OWNERSHIP_THRESHOLD must be a cosine from 0.50 to 0.99"),
+        ({"VOICEGATE_OWNERSHIP_THRESHOLD": "1"}, "VOICEGATE_OWNERSHIP_THRESHOLD must be a cosine from 0.50 to 0.99"),
+        ({"VOICEGATE_OWNERSHIP_THRESHOLD": "nan"}, "VOICEGATE_OWNERSHIP_THRESHOLD must be a cosine from 0.50 to 0.99"),
+        ({"VOICEGATE_OWNERSHIP_THRESHOLD": "high"}, "VOICEGATE_OWNERSHIP_THRESHOLD"),
         ({"VOICEGATE_CPU_WORKERS": "0"}, "VOICEGATE_CPU_WORKERS must be at least 1"),
         ({"VOICEGATE_CLONE_CONCURRENCY": "0"}, "VOICEGATE_CLONE_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_PROVIDER_CONCURRENCY": "0"}, "VOICEGATE_PROVIDER_CONCURRENCY must be at least 1"),
