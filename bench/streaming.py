@@ -207,8 +207,10 @@ def row(name: str, heard: list[Heard], cost: Cost) -> str:
     return f"{name:52} {len(heard):4d} {p50:9.0f} {p99:9.0f} {whole:11.0f} {audio:9.0f} {cost.client:7.0%} {server}"
 
 
-def verdict(what: str, value: float, target: float) -> str:
-    return f"  {what:66} {value:+7.0f} ms  (target <= {target:.0f}: {'met' if value <= target else 'NOT MET'})"
+def verdict(what: str, value: float, target: float, *, added: bool = True) -> str:
+    """A figure beside its target; ``added`` (what voicegate adds to a fake's first byte) prints its sign."""
+    shown = f"{value:+7.0f}" if added else f"{value:7.0f}"
+    return f"  {what:66} {shown} ms  (target <= {target:.0f}: {'met' if value <= target else 'NOT MET'})"
 
 
 Floor = Callable[[httpx.AsyncClient], Awaitable[Heard]]
@@ -236,7 +238,9 @@ async def measure(
             results[f"voicegate, {name}, {how}"] = await costed(rounds(through, at_once, times), up.pid)
             voicegate = results[f"voicegate, {name}, {how}"][0]
             if floor is None:
-                targets.append(verdict(f"{name}, {how}: first byte p50", cuts(voicegate)[0], LOCAL_AT_ONCE_P50))
+                targets.append(
+                    verdict(f"{name}, {how}: first byte p50", cuts(voicegate)[0], LOCAL_AT_ONCE_P50, added=False)
+                )
                 continue
             added = [v - a for v, a in zip(cuts(voicegate), cuts(alone), strict=True)]
             targets.append(
