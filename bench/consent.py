@@ -552,11 +552,12 @@ def thresholds(cases: list[Case]) -> None:
         f"(MIN_WORD_ACCURACY = {MIN_WORD_ACCURACY})"
     )
     replays = [c.check for c in calibration if c.kind == "replay"]
-    print(
-        f"calibration: replays' word accuracy up to {max(c.word_accuracy for c in replays):.2f}, their code heard "
-        f"in {sum(c.code_heard for c in replays)} of {len(replays)}; right phrases' code heard in "
-        f"{sum(c.code_heard for c in right)} of {len(right)}"
-    )
+    if replays:  # a shard may leave them out
+        print(
+            f"calibration: replays' word accuracy up to {max(c.word_accuracy for c in replays):.2f}, their code "
+            f"heard in {sum(c.code_heard for c in replays)} of {len(replays)}; right phrases' code heard in "
+            f"{sum(c.code_heard for c in right)} of {len(right)}"
+        )
     print(
         f"calibration: right phrases hold {fastest:.1f} s of speech or more: half, rounded down to the half second: "
         f"{math.floor(fastest / 2 * 2) / 2:.1f} (MIN_SPEECH_SECONDS = {MIN_SPEECH_SECONDS})"
@@ -569,8 +570,9 @@ def thresholds(cases: list[Case]) -> None:
     ]
     right = [case.check for case in noisy if case.kind == "right" and case.check.code_heard]
     accuracy = sorted(check.word_accuracy for check in right)
+    loudest = f"{max(c.word_accuracy for c in impostors):.2f}" if impostors else "(none in this shard)"
     print(
-        f"calibration, in noise: impostors' word accuracy up to {max(c.word_accuracy for c in impostors):.2f}; right"
+        f"calibration, in noise: impostors' word accuracy up to {loudest}; right"
         f" readings whose code was heard: {len(right)}, their word accuracy from {accuracy[0]:.2f}"
         f" ({sum(a < MIN_WORD_ACCURACY for a in accuracy)} under MIN_WORD_ACCURACY = {MIN_WORD_ACCURACY})"
     )
