@@ -16,6 +16,7 @@ from backend.providers.registry import ProviderSet
 from backend.records.usage import DEFAULT_SPEND, SpendQuota
 from backend.standard_webhooks.sender import WebhookSender
 from backend.storage.client import ObjectStorage
+from backend.voiceprint import OWNERSHIP_THRESHOLD
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
@@ -56,8 +57,8 @@ class WorkerContext:
     spend: SpendQuota = DEFAULT_SPEND
     #: VOICEGATE_VOICE_OWNERSHIP: what a sample whose voice matches another account's print becomes.
     voice_ownership: Literal["hold", "refuse", "off"] = "hold"
-    #: VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which it matches (None: the calibrated one).
-    ownership_threshold: float | None = None
+    #: VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which it matches.
+    ownership_threshold: float = OWNERSHIP_THRESHOLD
 
     async def aclose(self) -> None:
         """Release what the context holds of its own: the webhook sender's client and the signer."""

@@ -22,6 +22,7 @@ from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.standard_webhooks.sender import Target, WebhookSender
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+from backend.voiceprint import OWNERSHIP_THRESHOLD
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
@@ -86,7 +87,10 @@ def build_worker_context(
         likeness_probe=settings.likeness_probe == "on",
         spend=settings.spend_quota,
         voice_ownership=settings.voice_ownership,
-        ownership_threshold=settings.ownership_threshold,
+        # Unset, the threshold calibrated on real speech: resolved here once for the worker and the API alike.
+        ownership_threshold=OWNERSHIP_THRESHOLD
+        if settings.ownership_threshold is None
+        else settings.ownership_threshold,
     )
 
 

@@ -77,8 +77,8 @@ class ConsentsService:
     phrase_seconds: int
     #: VOICEGATE_VOICE_OWNERSHIP: what a reading whose voice matches another account's print becomes.
     voice_ownership: ownership.Mode = "hold"
-    #: VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which it matches (None: the calibrated one).
-    ownership_threshold: float | None = None
+    #: VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which it matches.
+    ownership_threshold: float = OWNERSHIP_THRESHOLD
 
     async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
         """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
@@ -149,7 +149,7 @@ class ConsentsService:
             owned = await ownership.judge(
                 conn,
                 self.voice_ownership,
-                self.ownership_threshold or OWNERSHIP_THRESHOLD,
+                self.ownership_threshold,
                 owner_id=owner_id,
                 vector=speaker.vector,
                 consent_id=consent_id,

@@ -42,7 +42,7 @@ from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import upload
 from backend.samples.upload import judge_sample
 from backend.storage import integrity
-from backend.voiceprint import OWNERSHIP_THRESHOLD, THRESHOLD, SpeechPrints, Voiceprint, speech_prints
+from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, speech_prints
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, SELF_THRESHOLD, named, second_voice
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class SampleCheck:
         owned = await ownership.judge(
             conn,
             self.ctx.voice_ownership,
-            self.ctx.ownership_threshold or OWNERSHIP_THRESHOLD,
+            self.ctx.ownership_threshold,
             owner_id=sample.owner_id,
             vector=speaker.vector,
             sample_id=sample.id,
