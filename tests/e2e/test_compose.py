@@ -32,6 +32,7 @@ from psycopg.rows import dict_row
 from backend.embedded.postgres import free_port
 from backend.queues import DEAD_LETTER, WORK_QUEUES
 from devkit.audio_corpus import speech_wav
+from devkit.up import tls_context
 
 REPO = Path(__file__).resolve().parents[2]
 #: The image under test, built for this run and removed after it.
@@ -141,7 +142,7 @@ class Compose:
 
 def ready(url: str) -> bool:
     try:
-        answer = httpx.get(f"{url}/readyz", timeout=3)
+        answer = httpx.get(f"{url}/readyz", timeout=3, verify=tls_context())
     except httpx.TransportError:
         return False
     return answer.status_code == 200 and answer.json()["status"] == "ready"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.async_api import Playwright, expect
 
-from devkit.up import REPO, Running, is_ready, start_up, wait_for
+from devkit.up import REPO, Running, is_ready, start_up, tls_context, wait_for
 from tests.conftest import server_dir
 from tests.e2e.browser import cut_off, launch_context
 
@@ -57,7 +57,12 @@ def test_up_builds_the_missing_site_and_serves_it(up: tuple[Running, Path]) -> N
     assert "being built" in first.text
     assert first.headers["retry-after"] == "2"
     started = time.monotonic()
-    wait_for(lambda: httpx.get(f"{running.base_url}/docs/", timeout=10).status_code == 200, 120, "the site", running)
+    wait_for(
+        lambda: httpx.get(f"{running.base_url}/docs/", timeout=10, verify=tls_context()).status_code == 200,
+        120,
+        "the site",
+        running,
+    )
     built_in = time.monotonic() - started
     site = checkout / "build" / "docs-site"
     assert (site / "index.html").is_file()
@@ -78,7 +83,12 @@ async def test_the_site_renders_searches_and_shows_the_reference_offline(
     up: tuple[Running, Path], playwright: Playwright
 ) -> None:
     running, _ = up
-    wait_for(lambda: httpx.get(f"{running.base_url}/docs/", timeout=10).status_code == 200, 120, "the site", running)
+    wait_for(
+        lambda: httpx.get(f"{running.base_url}/docs/", timeout=10, verify=tls_context()).status_code == 200,
+        120,
+        "the site",
+        running,
+    )
     context = await launch_context(playwright)
     try:
         offline = await cut_off(context, running)

@@ -39,7 +39,7 @@ from backend.audio.errors import AudioRejected
 from backend.embedded.postgres import free_port
 from backend.http.web import SWAGGER_ASSETS_PATH, SWAGGER_FILES
 from devkit.audio_corpus import build_corpus, speech_wav
-from devkit.up import REPO, wait_for
+from devkit.up import REPO, tls_context, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -330,7 +330,7 @@ def _up_answers(name: str, base: str) -> bool:
     status = state.stdout.decode().strip()
     assert status in {"created", "running"}, f"the container is {status or 'gone'}:\n{_logs(name)}"
     try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        return httpx.get(f"{base}/readyz", timeout=2, verify=tls_context()).status_code == 200
     except httpx.TransportError:
         return False
 

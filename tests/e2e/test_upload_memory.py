@@ -24,6 +24,7 @@ import pytest
 
 from devkit.audio_corpus import RATE, speech_mono, speech_wav
 from devkit.db import Conn
+from devkit.up import tls_context
 from tests.integration.api.conftest import JWT_SECRET, User
 
 # Linux only, like the rest of the stack (embedded Postgres wheels): a machine without /proc fails here.
@@ -85,7 +86,7 @@ def api(db_dsn: str, tmp_path: Path) -> Iterator[Api]:
         url = process.stdout.readline().decode().strip()
         assert url.startswith("http://"), (tmp_path / "api.log").read_text(errors="replace")
         deadline = time.monotonic() + 20
-        while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
+        while httpx.get(f"{url}/readyz", timeout=5, verify=tls_context()).status_code != 200:
             assert time.monotonic() < deadline, "the API never became ready"
             time.sleep(0.05)
         yield Api(process, url, data_dir)

@@ -13,7 +13,7 @@ import pytest
 
 from backend.embedded.postgres import for_data_dir, free_port
 from devkit.audio_corpus import speech_wav
-from devkit.up import dev_token, running_up, start_worker, wait_for
+from devkit.up import dev_token, running_up, start_worker, tls_context, wait_for
 from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(240)
@@ -48,7 +48,10 @@ def test_a_worker_beside_up_on_another_port_does_the_work(data_root: Path) -> No
         try:
 
             def checked() -> bool:
-                return httpx.get(status_url, headers=auth, timeout=10).json()["status"] in {"ready", "failed"}
+                return httpx.get(status_url, headers=auth, timeout=10, verify=tls_context()).json()["status"] in {
+                    "ready",
+                    "failed",
+                }
 
             # `up` runs no consumers: only the worker can check the sample, which it reads from Storage.
             wait_for(checked, 120, "the worker to check the sample", worker)

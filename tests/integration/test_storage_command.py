@@ -19,7 +19,7 @@ from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.embedded.postgres import free_port
 from backend.storage.client import SupabaseObjectStorage
 from devkit.db import create_user
-from devkit.up import wait_for
+from devkit.up import tls_context, wait_for
 from tests.support import database_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ class Served:
 
 def answers_healthz(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        return httpx.get(f"{url}/healthz", timeout=2, verify=tls_context()).status_code == 200
     except httpx.TransportError:
         return False
 
