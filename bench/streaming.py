@@ -15,7 +15,8 @@ The server lets the bench's one user have twice `--streams` streams open (VOICEG
 
 One at a time is `--single` streams one after another; at once, each round opens `--streams` streams together.
 `--only` measures the voices named (each once), `--single 0` or `--rounds 0` leaves their rows out and
-`--marks 0` the mark: a run of one round alone, for a profiler on the server.
+`--marks 0` the mark: a run of one round alone, for a profiler on the server. VOICEGATE_API_PROCESSES=2 in the
+bench's environment measures `up` serving from two processes.
 All of one sentence (PCM); a row gives p50/p99 over every stream, and the whole stream's p50 beside it, with the
 server process's CPU per stream (`server ms`, from /proc: its event loop, CPU executor and consumers). A real
 `voicegate up` runs the routes (embedded Postgres, its queue consumers made the local voice and its preview).
