@@ -306,8 +306,8 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True, env: Mapping[st
 def _more_api_processes(settings: Settings, env: Mapping[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
     """VOICEGATE_API_PROCESSES less one `voicegate serve` processes beside this one, on its host and port (each
     binds its own socket with SO_REUSEPORT) and its data directory, for as long as the block runs; then each is
-    stopped (SIGTERM: its streams drain as this process's do) and waited for. Twenty streams opening at once
-    queue for one event loop (about 20 ms of it each); in two processes they queue for two."""
+    stopped (SIGTERM: its streams drain as this process's do) and waited for. Streams opening at once queue for
+    one event loop and share one CPU executor (and its GIL); in two processes they queue for two."""
     more = []
     child_env = {
         **os.environ,
