@@ -51,6 +51,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_REUSE_PORT: `true` lets several API processes (`voicegate serve`, `up`) listen on the same
     HOST:PORT, each socket with SO_REUSEPORT, and the kernel spreads new connections between them. Off by
     default, so that a port another voicegate holds is an error, not half its traffic."""
+    api_processes: int = 1
+    """VOICEGATE_API_PROCESSES: processes `voicegate up` serves the API from, all on HOST:PORT (SO_REUSEPORT: the
+    kernel spreads new connections between them). The first also runs the queue consumers; each has its own
+    database pool, CPU executor and per-process limits (VOICEGATE_USER_CONCURRENCY, VOICEGATE_USER_STREAMS), and
+    each more one holds its own copy of the models (about 450 MB once it has served streams)."""
     idle_timeout: float = 10.0
     """VOICEGATE_IDLE_TIMEOUT: seconds a connection may stay open with no request on it (before its first request's
     first byte, and between requests on a kept-alive one) before the server closes it."""
@@ -435,6 +440,7 @@ def _check(settings: Settings) -> None:
     if not 1 <= settings.db_pool_min <= settings.db_pool_max:
         raise SettingsError("VOICEGATE_DB_POOL_MIN must be at least 1 and at most VOICEGATE_DB_POOL_MAX")
     for field in (
+        "api_processes",
         "user_concurrency",
         "user_streams",
         "body_min_rate",

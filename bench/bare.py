@@ -6,18 +6,25 @@ psycopg pool (no checks, no middleware) on the same Postgres, served by the same
 - `GET /hello`: Litestar's hello world (beside `GET /healthz`);
 - `GET /select1`: a pooled connection and `select 1` (beside `GET /readyz`);
 - `GET /rls/{id}`: the caller's RLS transaction, two `set_config`s then a `count(*)` of the reflection
-  (beside `GET /v1/reflections/{id}/voice`).
+  (beside `GET /v1/reflections/{id}/voice`);
+- `POST /speech/elevenlabs` and `POST /speech/vllm-omni` `{text}`: the provider's stream asked for as voicegate's
+  adapters ask (one kept-alive httpx client), its bytes passed on as they come, with no database and no mark
+  (`bench/streaming.py`'s floor for any Python server: BARE_ELEVENLABS_URL, BARE_ELEVENLABS_KEY,
+  BARE_SELFHOSTED_URL, BARE_SELFHOSTED_MODEL).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, get
+import httpx
+from litestar import Litestar, get, post
+from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
 pool = AsyncConnectionPool(os.environ.get("BARE_DSN", ""), min_size=2, max_size=20, open=False)
@@ -47,11 +54,60 @@ async def rls(reflection_id: uuid.UUID) -> dict[str, int]:
     return {"count": row[0] if row else 0}
 
 
+#: The provider calls `speech` makes: the URL, query, headers and body of each, as voicegate's adapters send them.
+_UPSTREAMS: dict[str, tuple[str, dict[str, str], dict[str, str], dict[str, str]]] = {
+    "elevenlabs": (
+        f"{os.environ.get('BARE_ELEVENLABS_URL', '')}/v1/text-to-speech/v1/stream",
+        {"output_format": "pcm_24000"},
+        {"xi-api-key": os.environ.get("BARE_ELEVENLABS_KEY", "")},
+        {"model_id": "eleven_multilingual_v2"},
+    ),
+    "vllm-omni": (
+        f"{os.environ.get('BARE_SELFHOSTED_URL', '')}/v1/audio/speech",
+        {},
+        {},
+        {
+            "voice": "v1",
+            "model": os.environ.get("BARE_SELFHOSTED_MODEL", ""),
+            "response_format": "pcm",
+            "stream_format": "audio",
+        },
+    ),
+}
+#: The field each provider's body names its text with.
+_TEXT_FIELD = {"elevenlabs": "text", "vllm-omni": "input"}
+# httpx logs each request at INFO: a line per stream would drown the bench's output.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+upstream = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
+
+
+@post("/speech/{provider:str}", status_code=200)
+async def speech(provider: str, data: dict[str, str]) -> Stream:
+    url, params, headers, body = _UPSTREAMS[provider]
+    sent = {**body, _TEXT_FIELD[provider]: data["text"]}
+    request = upstream.build_request("POST", url, params=params, headers=headers, json=sent)
+    response = await upstream.send(request, stream=True)
+    # The first bytes before the answer, as voicegate waits for them (a refusal is then a status).
+    chunks = response.aiter_raw()
+    first = await anext(chunks, b"")
+
+    async def relayed() -> AsyncIterator[bytes]:
+        try:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await response.aclose()
+
+    return Stream(relayed(), media_type="audio/pcm")
+
+
 @asynccontextmanager
 async def lifespan(_: Litestar) -> AsyncIterator[None]:
     await pool.open(wait=True)
     yield
     await pool.close()
+    await upstream.aclose()
 
 
-app = Litestar([hello, select1, rls], lifespan=[lifespan])
+app = Litestar([hello, select1, rls, speech], lifespan=[lifespan])

@@ -2,7 +2,10 @@
 at once, with the `local` provider, with the ElevenLabs fake answering after 200 ms, and with `selfhosted` on the
 vLLM-Omni fake making 0.1 s of audio every 40 ms, each fake beside its own time to first byte for the same
 requests sent to it directly (the floor voicegate cannot go under; vLLM-Omni's asked for raw bytes as they are
-made, `stream_format: "audio"`): what voicegate adds is the difference, printed beside its target. Then the
+made, `stream_format: "audio"`): what voicegate adds is the difference, printed beside its target; and beside
+them a bare Litestar proxy of each fake (`bench/bare.py`: one route relaying the fake's stream through an httpx
+client, no database, no mark, served by uvicorn in one process as voicegate is), what any Python server adds on
+these cores. Then the
 mark: streams of 2 s or more as MP3 (64 kbit/s), from `local` and from the ElevenLabs fake speaking espeak-ng's
 speech, each sent to `POST /api/v1/provenance/check`, beside the same fake's audio marked whole as a render is.
 The server lets the bench's one user have twice `--streams` streams open (VOICEGATE_USER_STREAMS).
@@ -12,7 +15,8 @@ The server lets the bench's one user have twice `--streams` streams open (VOICEG
 
 One at a time is `--single` streams one after another; at once, each round opens `--streams` streams together.
 `--only` measures the voices named (each once), `--single 0` or `--rounds 0` leaves their rows out and
-`--marks 0` the mark: a run of one round alone, for a profiler on the server.
+`--marks 0` the mark: a run of one round alone, for a profiler on the server. VOICEGATE_API_PROCESSES=2 in the
+bench's environment measures `up` serving from two processes.
 All of one sentence (PCM); a row gives p50/p99 over every stream, and the whole stream's p50 beside it, with the
 server process's CPU per stream (`server ms`, from /proc: its event loop, CPU executor and consumers). A real
 `voicegate up` runs the routes (embedded Postgres, its queue consumers made the local voice and its preview).
@@ -24,6 +28,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,10 +46,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.audio.formats import StreamEncoder  # noqa: E402 - after the path setup above
+from backend.embedded.postgres import free_port  # noqa: E402
 from backend.watermark import mark  # noqa: E402
 from devkit.speech_maker import speak  # noqa: E402
 from devkit.streaming import Heard, stream  # noqa: E402
-from devkit.up import dev_token, running_up, wait_for  # noqa: E402
+from devkit.up import api_children, dev_token, running_up, wait_for  # noqa: E402
 from fakes import ElevenLabsFake, SelfhostedFake, serve  # noqa: E402
 from fakes.audio import tone_wav  # noqa: E402
 from fakes.elevenlabs import ElevenVoice  # noqa: E402
@@ -163,8 +169,16 @@ async def fake_directly(
 
 
 def cpu_seconds(pid: int) -> float:
-    """The CPU seconds (user and system) process `pid` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """The CPU seconds (user and system) process `pid` has used so far, with its other API processes'
+    (VOICEGATE_API_PROCESSES: the `voicegate serve` processes it started)."""
+    return sum(_own_cpu_seconds(each) for each in (pid, *api_children(pid)))
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # an API process that has ended since it was listed
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -224,6 +238,7 @@ async def measure(
     base, token = up.base_url, up.token
     results: dict[str, tuple[list[Heard], Cost]] = {}
     targets: list[str] = []
+    floors: list[str] = []
     for name, (rid, floor) in rids.items():
         path = f"{base}/v1/reflections/{rid}/speech"
         through = lambda c, path=path: stream(c, path, token, {"text": SENTENCE, "format": "pcm_24000"})  # noqa: E731
@@ -235,6 +250,13 @@ async def measure(
                 fake = f"{name.split(' fake')[0]} fake alone, {how}"
                 results[fake] = await costed(rounds(floor, at_once, times), None)
                 alone = results[fake][0]
+                bare = f"bare Litestar proxy of the {name.split(' fake')[0]} fake, {how}"
+                results[bare] = await costed(rounds(up.bare[name], at_once, times), None)
+                floors.append(
+                    f"  {name}, {how}: a bare proxy adds "
+                    + " / ".join(f"{b - a:+.0f}" for b, a in zip(cuts(results[bare][0]), cuts(alone), strict=True))
+                    + " ms (p50 / p99)"
+                )
             results[f"voicegate, {name}, {how}"] = await costed(rounds(through, at_once, times), up.pid)
             voicegate = results[f"voicegate, {name}, {how}"][0]
             if floor is None:
@@ -258,6 +280,10 @@ async def measure(
     print("what voicegate adds to the fake's first byte (p99 less p99), and local's first byte:")
     print("\n".join(target for target in targets if "local" not in target))
     print("\n".join(target for target in targets if "local" in target and "at once" in target))
+    print(
+        "the floor of any Python server here: bench/bare.py's Litestar route relaying the fake (no database, no mark):"
+    )
+    print("\n".join(floors))
 
 
 async def marks(base: str, token: str, rids: dict[str, str], count: int) -> None:
@@ -307,6 +333,8 @@ class Served:
     eleven: ElevenLabsFake
     #: The server's process id (`voicegate up`, whose one process serves the API).
     pid: int
+    #: The bare Litestar proxy's stream from each fake (`bench/bare.py`'s `/speech/...`), by the voice's name.
+    bare: dict[str, Floor]
 
 
 @contextmanager
@@ -349,11 +377,48 @@ def served(*, streams: int, latency: float, render: float) -> Iterator[Served]:
                 }
             try:
                 print(f"voicegate up: pid {up.process.pid}", flush=True)
-                yield Served(up.base_url, token, reflections, eleven, up.process.pid)
+                with bare_proxy(up.pg.dsn, eleven_url, vllm_omni_url) as bare:
+                    eleven_name, vllm_name = (name for name in reflections if name != "local")
+                    proxied: dict[str, Floor] = {
+                        eleven_name: lambda c: fake_directly(c, f"{bare}/speech/elevenlabs", {"text": SENTENCE}),
+                        vllm_name: lambda c: fake_directly(c, f"{bare}/speech/vllm-omni", {"text": SENTENCE}),
+                    }
+                    yield Served(up.base_url, token, reflections, eleven, up.process.pid, proxied)
             except BaseException:
                 # The server's data, its log with it, is removed as it stops: say what it logged first.
                 print(up.log.read_text(errors="replace")[-4000:], file=sys.stderr)
                 raise
+
+
+@contextmanager
+def bare_proxy(dsn: str, eleven_url: str, vllm_omni_url: str) -> Iterator[str]:
+    """`bench/bare.py` served by uvicorn as voicegate is (one process), relaying the fakes' streams: the floor any
+    Python server on these cores meets (a Litestar route, an httpx request, the bytes passed on)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "BARE_DSN": dsn,
+        "BARE_ELEVENLABS_URL": eleven_url,
+        "BARE_ELEVENLABS_KEY": ELEVEN_KEY,
+        "BARE_SELFHOSTED_URL": vllm_omni_url,
+        "BARE_SELFHOSTED_MODEL": SELFHOSTED_MODEL,
+    }
+    command = [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port), "--log-level", "warning"]
+    with subprocess.Popen(command, env=env, cwd=ROOT) as process:
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for(lambda: _answers(f"{url}/hello"), 60, "the bare proxy", process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def arguments(doc: str | None) -> argparse.ArgumentParser:

@@ -194,3 +194,20 @@ def start_worker(data_dir: Path, log: Path, **extra: str) -> subprocess.Popen[by
 
 #: What would tell a worker where the database and the API are, which one beside `up` must find by itself.
 _ADDRESSES = ("DATABASE_URL", "SUPABASE_URL", "VOICEGATE_HOST", "VOICEGATE_PORT", "VOICEGATE_PUBLIC_URL")
+
+
+def api_children(pid: int) -> list[int]:
+    """The other API processes `voicegate up` (process `pid`) serves from (VOICEGATE_API_PROCESSES): its
+    `voicegate serve` children."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended since the listing
+        if parent == pid and b"voicegate.cli" in command and b"serve" in command:
+            found.append(int(proc.name))
+    return found

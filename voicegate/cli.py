@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -233,11 +233,16 @@ def _add_data_dir(parser: argparse.ArgumentParser, what: str = "embedded data di
     parser.add_argument("--data-dir", type=Path, help=f"{what} (env {env_var('data_dir')}, default .voicegate)")
 
 
-def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
+def _up_stack(settings: Settings, *, run_consumers: bool = True, env: Mapping[str, str] | None = None) -> int:
+    """`up`'s stack: Postgres (embedded) and its migrations, then the API (VOICEGATE_API_PROCESSES of them, the
+    first with the queue consumers), until a signal stops it. `env`: what the API's other processes are started
+    with besides this one's environment (the fakes' providers)."""
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
     from backend.embedded.api_address import published  # noqa: PLC0415
     from backend.embedded.postgres import EmbeddedPostgresError, Supervisor, for_data_dir  # noqa: PLC0415
 
+    if settings.api_processes > 1:
+        settings = msgspec.structs.replace(settings, reuse_port=True)
     listener = api_listener(settings)  # before Postgres and migrations: a taken port is said at once
     supervisor = None
     loader = _load_server_code()
@@ -278,7 +283,10 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
         if supervisor is not None:
             supervisor.start()
         loader.join()
-        with published(settings.data_dir, settings.api_base_url) if settings.embedded else contextlib.nullcontext():
+        with (
+            published(settings.data_dir, settings.api_base_url) if settings.embedded else contextlib.nullcontext(),
+            _more_api_processes(settings, env or {}),
+        ):
             code = _run_server(settings, dsn, listener, run_consumers=run_consumers)
         return 1 if supervisor is not None and supervisor.gave_up else code
     finally:
@@ -292,6 +300,53 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True) -> int:
         if pg is not None and ours and pg.postmaster_state() == "running":
             log.info("stopping embedded PostgreSQL")
             pg.stop()
+
+
+@contextlib.contextmanager
+def _more_api_processes(settings: Settings, env: Mapping[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """VOICEGATE_API_PROCESSES less one `voicegate serve` processes beside this one, on its host and port (each
+    binds its own socket with SO_REUSEPORT) and its data directory, for as long as the block runs; then each is
+    stopped (SIGTERM: its streams drain as this process's do) and waited for. Streams opening at once queue for
+    one event loop and share one CPU executor (and its GIL); in two processes they queue for two."""
+    more = []
+    child_env = {
+        **os.environ,
+        **env,
+        env_var("host"): settings.host,
+        env_var("port"): str(settings.port),
+        env_var("data_dir"): str(settings.data_dir),
+        env_var("pg_port"): str(settings.pg_port),
+        env_var("reuse_port"): "true",
+        env_var("api_processes"): "1",
+    }
+    # Found before any fork: the child then only calls it, as a C function, taking no lock another thread held.
+    prctl = ctypes.CDLL(None).prctl
+    try:
+        for _ in range(settings.api_processes - 1):
+            more.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "voicegate.cli", "serve"],
+                    env=child_env,
+                    # SIGTERM when `up` ends, even killed (SIGKILL), so no API process outlives it holding the port.
+                    preexec_fn=lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM),  # noqa: PLW1509 - no lock taken
+                )
+            )
+        if more:
+            log.info("serving the API from %d processes: this one and %s", len(more) + 1, [p.pid for p in more])
+        yield more
+    finally:
+        for process in more:
+            process.terminate()
+        for process in more:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+#: prctl's option that sends the calling process a signal when its parent thread dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def _load_server_code() -> threading.Thread:
@@ -359,7 +414,9 @@ def _up_with_fake_providers(settings: Settings, *, run_consumers: bool) -> int:
             for name, url in served.urls.items():
                 print(f"fake {name} provider: {url}", flush=True)
             providers = settings_from_env({**os.environ, **served.env}).providers
-            return _up_stack(msgspec.structs.replace(settings, providers=providers), run_consumers=run_consumers)
+            return _up_stack(
+                msgspec.structs.replace(settings, providers=providers), run_consumers=run_consumers, env=served.env
+            )
         finally:
             stdin.close()
             try:

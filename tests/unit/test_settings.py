@@ -110,6 +110,7 @@ def test_empty_variables_mean_unset() -> None:
         ({"VOICEGATE_DB_CONNECT_TIMEOUT": "0"}, "VOICEGATE_DB_CONNECT_TIMEOUT"),
         ({"VOICEGATE_USER_CONCURRENCY": "0"}, "VOICEGATE_USER_CONCURRENCY must be at least 1"),
         ({"VOICEGATE_USER_STREAMS": "0"}, "VOICEGATE_USER_STREAMS must be at least 1"),
+        ({"VOICEGATE_API_PROCESSES": "0"}, "VOICEGATE_API_PROCESSES must be at least 1"),
         ({"VOICEGATE_USER_CREATES": "0"}, "VOICEGATE_USER_CREATES must be at least 1"),
         ({"VOICEGATE_USER_CREATES": "many"}, "VOICEGATE_USER_CREATES"),
         ({"VOICEGATE_USER_OPEN_CONSENTS": "0"}, "VOICEGATE_USER_OPEN_CONSENTS must be at least 1"),
