@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devkit.up import Running, api_children, running_up, wait_for
+from devkit.up import Running, api_children, running_up, tls_context, wait_for
 from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(180)
@@ -28,7 +28,7 @@ def two() -> Iterator[Running]:
 
 def _answering(base_url: str) -> str:
     """The start time of the API process that answers `/metrics` on a new connection."""
-    answer = httpx.get(f"{base_url}/metrics", timeout=10).raise_for_status()
+    answer = httpx.get(f"{base_url}/metrics", timeout=10, verify=tls_context()).raise_for_status()
     started = _STARTED.search(answer.text)
     assert started is not None, answer.text[:500]
     return started.group(1)
