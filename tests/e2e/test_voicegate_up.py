@@ -51,7 +51,16 @@ def data_root() -> Iterator[Path]:
 
 @pytest.fixture
 def running(data_root: Path) -> Iterator[Running]:
+    """An `up` of the test's own, for a test that stops, kills, pauses or cuts off its database."""
     with running_up(data_root) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Running]:
+    """One `up` for the module's tests that leave it as they found it: each reads, or writes only as a user of its
+    own, so none sees another's rows (a start saved for each)."""
+    with server_dir("e2e") as root, running_up(root) as up:
         yield up
 
 
@@ -80,15 +89,15 @@ def database_clients(running: Running) -> list[tuple[str | None, str]]:
         ).fetchall()
 
 
-def test_the_api_storage_and_consumers_reach_postgres_over_its_socket(running: Running) -> None:
-    assert is_ready(running.base_url)  # the API's pool and the Storage stand-in's (which /readyz asks) are open
+def test_the_api_storage_and_consumers_reach_postgres_over_its_socket(shared: Running) -> None:
+    assert is_ready(shared.base_url)  # the API's pool and the Storage stand-in's (which /readyz asks) are open
     wait_for(
-        lambda: any(query.startswith("LISTEN") for _, query in database_clients(running)),
+        lambda: any(query.startswith("LISTEN") for _, query in database_clients(shared)),
         30,
         "the consumers' LISTEN connections",
-        running,
+        shared,
     )
-    clients = database_clients(running)
+    clients = database_clients(shared)
     assert [address for address, _ in clients] == [None] * len(clients), clients
 
 
@@ -257,16 +266,16 @@ def test_a_postgres_port_another_program_holds_is_one_line_naming_it(tmp_path: P
     assert not (tmp_path / "data" / "pgdata" / "PG_VERSION").exists(), "no cluster is made for a port it cannot have"
 
 
-def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stack(running: Running) -> None:
-    token = dev_token(running, "Ada@Example.test")
-    reflections = httpx.get(f"{running.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"})
+def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stack(shared: Running) -> None:
+    token = dev_token(shared, "Ada@Example.test")
+    reflections = httpx.get(f"{shared.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"})
     assert reflections.status_code == 200, reflections.text
     assert reflections.json() == {"reflections": []}
 
     user_id = jwt.decode(token, options={"verify_signature": False})["sub"]
     # The upload URL comes from the API (signed with the service key); users sign none themselves.
     ticket = httpx.post(
-        f"{running.base_url}/api/clone/upload-url",
+        f"{shared.base_url}/api/clone/upload-url",
         json={"name": "Ada", "consent": True},
         headers={"Authorization": f"Bearer {token}"},
     )
@@ -274,7 +283,7 @@ def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stac
     path = ticket.json()["path"]
     assert path.startswith(f"{user_id}/")
     with SyncStorageClient(
-        url=f"{running.base_url}/storage/v1/", headers={"Authorization": f"Bearer {token}"}
+        url=f"{shared.base_url}/storage/v1/", headers={"Authorization": f"Bearer {token}"}
     ) as storage:
         files = storage.from_("voice-samples")
         audio = b"RIFF" + bytes(range(256)) * 8
@@ -283,10 +292,10 @@ def test_a_dev_token_and_the_stock_storage_client_work_against_the_embedded_stac
         assert refused.value.status == "403"
         files.upload_to_signed_url(path, ticket.json()["token"], audio, {"content-type": "audio/wav"})
         url = files.create_signed_url(path, 60)["signedURL"]
-    downloaded = httpx.get(url if url.startswith("http") else f"{running.base_url}/storage/v1{url}")
+    downloaded = httpx.get(url if url.startswith("http") else f"{shared.base_url}/storage/v1{url}")
     assert downloaded.status_code == 200
     assert downloaded.content == audio
-    assert (running.pg.data_dir.parent / "storage" / "voice-samples" / path).read_bytes() == audio
+    assert (shared.pg.data_dir.parent / "storage" / "voice-samples" / path).read_bytes() == audio
 
 
 def run_cli(data_dir: Path | None, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
@@ -303,14 +312,14 @@ def run_cli(data_dir: Path | None, *args: str, **env: str) -> subprocess.Complet
     )
 
 
-def test_the_banner_names_the_page_and_a_token_command_that_works(running: Running) -> None:
-    banner = running.log.read_text()
-    data_dir = running.pg.data_dir.parent
-    assert f"demo page: {running.base_url}/" in banner
+def test_the_banner_names_the_page_and_a_token_command_that_works(shared: Running) -> None:
+    banner = shared.log.read_text()
+    data_dir = shared.pg.data_dir.parent
+    assert f"demo page: {shared.base_url}/" in banner
     # The anon key Supabase clients take with the URL, as /config.json serves it.
     anon = re.search(r"anon key: +(\S+)", banner)
     assert anon is not None
-    assert anon[1] == httpx.get(f"{running.base_url}/config.json").json()["anonKey"]
+    assert anon[1] == httpx.get(f"{shared.base_url}/config.json").json()["anonKey"]
     command = re.search(r"a token: +(.+)", banner)
     assert command is not None
     assert command[1] == f"voicegate token --user you@voicegate.local --data-dir {data_dir}"
@@ -320,7 +329,7 @@ def test_the_banner_names_the_page_and_a_token_command_that_works(running: Runni
     assert minted.returncode == 0, minted.stderr
     token = minted.stdout.decode().strip()
     assert (
-        httpx.get(f"{running.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        httpx.get(f"{shared.base_url}/v1/reflections", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     )
 
 
@@ -333,7 +342,7 @@ def test_token_help_names_its_data_directory_flag_and_variable() -> None:
     assert "default you@voicegate.local, the demo page's user" in words
 
 
-def test_the_readme_token_and_the_demo_pages_session_are_one_user(running: Running) -> None:
+def test_the_readme_token_and_the_demo_pages_session_are_one_user(shared: Running) -> None:
     """What a developer makes with the README's curl shows on the page: its token is the page's user."""
     pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
     commands = {
@@ -343,16 +352,16 @@ def test_the_readme_token_and_the_demo_pages_session_are_one_user(running: Runni
     }
     # The quickstart, the clients' page and the Pipecat example alike.
     assert len(commands) == 1, commands
-    minted = run_cli(running.pg.data_dir.parent, *shlex.split(commands.pop()))
+    minted = run_cli(shared.pg.data_dir.parent, *shlex.split(commands.pop()))
     assert minted.returncode == 0, minted.stderr
     curl = {"Authorization": f"Bearer {minted.stdout.decode().strip()}"}
-    made = httpx.post(f"{running.base_url}/v1/reflections", json={"name": "made with curl"}, headers=curl)
+    made = httpx.post(f"{shared.base_url}/v1/reflections", json={"name": "made with curl"}, headers=curl)
     assert made.status_code == 201, made.text
 
-    session = httpx.post(f"{running.base_url}/dev/session")
+    session = httpx.post(f"{shared.base_url}/dev/session")
     assert session.status_code == 200, session.text
     page = {"Authorization": f"Bearer {session.json()['accessToken']}"}
-    listed = httpx.get(f"{running.base_url}/v1/reflections", headers=page)
+    listed = httpx.get(f"{shared.base_url}/v1/reflections", headers=page)
     assert [item["id"] for item in listed.json()["reflections"]] == [made.json()["id"]]
     assert (
         jwt.decode(curl["Authorization"][7:], options={"verify_signature": False})["sub"]
