@@ -1,14 +1,15 @@
-"""Benchmark: time to first byte (p50/p99) of `POST /v1/reflections/{id}/speech`, one stream at a time and 20
-at once, with the `local` provider, with the ElevenLabs fake answering after 200 ms, and with `selfhosted` on the
-vLLM-Omni fake making 0.1 s of audio every 40 ms, each fake beside its own time to first byte for the same
-requests sent to it directly (the floor voicegate cannot go under; vLLM-Omni's asked for raw bytes as they are
-made, `stream_format: "audio"`): what voicegate adds is the difference, printed beside its target; and beside
-them a bare Litestar proxy of each fake (`bench/bare.py`: one route relaying the fake's stream through an httpx
-client, no database, no mark, served by uvicorn in one process as voicegate is), what any Python server adds on
-these cores. Then the
-mark: streams of 2 s or more as MP3 (64 kbit/s), from `local` and from the ElevenLabs fake speaking espeak-ng's
-speech, each sent to `POST /api/v1/provenance/check`, beside the same fake's audio marked whole as a render is.
-The server lets the bench's one user have twice `--streams` streams open (VOICEGATE_USER_STREAMS).
+"""Benchmark: time to first byte (p50/p99) of `POST /v1/reflections/{id}/speech`, one stream at a time and 20 at once,
+with the `local` provider, with the ElevenLabs fake answering after 200 ms, and with `selfhosted` on the vLLM-Omni
+fake making 0.1 s of audio every 40 ms, each fake beside its own time to first byte for the same requests sent to it
+directly (the floor voicegate cannot go under; vLLM-Omni's asked for raw bytes as they are made, `stream_format:
+"audio"`): what voicegate adds is the difference, printed beside its target; and beside them a bare Litestar proxy
+of each fake (`bench/bare.py`: one route relaying the fake's stream through an httpx client, no database, no mark,
+served by uvicorn in one process as voicegate is), what any Python server adds on these cores. The fakes run in a
+process of their own (`bench/stream_fakes.py`), so that they and the client that times them do not take turns for
+one interpreter lock. Then the mark: streams of 2 s or more as MP3 (64 kbit/s), from `local` and from the ElevenLabs
+fake speaking espeak-ng's speech, each sent to `POST /api/v1/provenance/check`, beside the same fake's audio marked
+whole as a render is. The server lets the bench's one user have twice `--streams` streams open
+(VOICEGATE_USER_STREAMS).
 
     python bench/streaming.py [--streams 20] [--rounds 3] [--single 20] [--marks 10] [--latency 0.2]
                               [--render 0.04] [--only local|elevenlabs|vllm-omni ...]
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -35,7 +37,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,30 +49,13 @@ sys.path.insert(0, str(ROOT))
 from backend.audio.formats import StreamEncoder  # noqa: E402 - after the path setup above
 from backend.embedded.postgres import free_port  # noqa: E402
 from backend.watermark import mark  # noqa: E402
-from devkit.speech_maker import speak  # noqa: E402
+from bench.stream_fakes import ELEVEN_KEY, MARK_TEXTS, espeak_pcm  # noqa: E402
 from devkit.streaming import Heard, stream  # noqa: E402
 from devkit.up import api_children, dev_token, running_up, wait_for  # noqa: E402
-from fakes import ElevenLabsFake, SelfhostedFake, serve  # noqa: E402
-from fakes.audio import tone_wav  # noqa: E402
-from fakes.elevenlabs import ElevenVoice  # noqa: E402
 from fakes.selfhosted import MODEL as SELFHOSTED_MODEL  # noqa: E402
-from fakes.selfhosted import SelfhostedVoice  # noqa: E402
 
-#: The key the ElevenLabs fake is given, and voicegate with it.
-ELEVEN_KEY = "sk_bench_eleven_0123456789"
 SENTENCE = "Thanks for calling, how can I help you today?"
 SAMPLE = ROOT / "docs" / "quickstart-sample.wav"
-#: Sentences streamed for the mark, each 2 s or more from either voice (the ElevenLabs fake speaks 0.05 s a
-#: character).
-MARK_TEXTS = (
-    "Please confirm your appointment for Tuesday at noon, and bring the forms with you.",
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "Weather today is cloudy with a chance of rain later in the afternoon.",
-    "Numbers like forty two and seven hundred are spoken as words in this sentence.",
-    "I would like to thank everyone who came tonight, it means a great deal to us.",
-    "Turn left at the second light, then keep going until you see the old church.",
-    "Our new opening hours start next Monday, from eight in the morning until six.",
-)
 #: The targets (ms): what voicegate adds to a fake's first byte, p50 one at a time; p50 and p99 at once; and
 #: `local`'s first byte at once, p50.
 ADDED_ALONE_P50 = 10.0
@@ -80,13 +64,6 @@ LOCAL_AT_ONCE_P50 = 200.0
 MP3_BYTES_PER_S = 64000 // 8
 #: The voices `--only` names, in the order `served` makes them.
 VOICES = ("local", "elevenlabs", "vllm-omni")
-
-
-def espeak_pcm(seconds: float, rate: int) -> bytes:
-    """What the ElevenLabs fake speaks for the mark: espeak-ng speaking one of the sentences (picked by the
-    length asked for), as long as asked."""
-    samples = speak(MARK_TEXTS[round(seconds * 20) % len(MARK_TEXTS)], rate, pitch=40)
-    return (np.resize(samples, max(rate // 10, int(seconds * rate))) * 32767).astype("<i2").tobytes()
 
 
 def voice_state(api: httpx.Client, rid: str) -> dict[str, Any]:
@@ -184,8 +161,8 @@ def _own_cpu_seconds(pid: int) -> float:
 
 @dataclass
 class Cost:
-    """What a row's streams cost beside their time: the share of one core this process (the client, and the
-    fakes in its threads) used meanwhile, what the bench takes from the cores the server shares with it; and
+    """What a row's streams cost beside their time: the share of one core this process (the client; the fakes
+    run in a process of their own) used meanwhile, what the bench takes from the cores the server shares with it; and
     the server's CPU per stream (ms; the whole process: its event loop, its CPU executor, its queue
     consumers), 0 for the fakes' rows."""
 
@@ -275,7 +252,7 @@ async def measure(
     print(f"{'':52} {'n':>4} " + " ".join(f"{title:>{width}}" for title, width in columns))
     for name, (heard, cost) in results.items():
         print(row(name, heard, cost))
-    print("client: the share of a core the bench's own process (its client, and the fakes) used meanwhile")
+    print("client: the share of a core the bench's client used meanwhile (the fakes run in a process of their own)")
     print("server ms: the server process's CPU per stream (its event loop, CPU executor and consumers), ms")
     print("what voicegate adds to the fake's first byte (p99 less p99), and local's first byte:")
     print("\n".join(target for target in targets if "local" not in target))
@@ -330,7 +307,8 @@ class Served:
     base_url: str
     token: str
     reflections: dict[str, tuple[str, Floor | None]]
-    eleven: ElevenLabsFake
+    #: Has the ElevenLabs fake speak espeak-ng's speech from then on.
+    speak_espeak: Callable[[], None]
     #: The server's process id (`voicegate up`, whose one process serves the API).
     pid: int
     #: The bare Litestar proxy's stream from each fake (`bench/bare.py`'s `/speech/...`), by the voice's name.
@@ -338,16 +316,37 @@ class Served:
 
 
 @contextmanager
+def provider_fakes(*, latency: float, render: float) -> Iterator[tuple[dict[str, str], Callable[[], None]]]:
+    """`bench/stream_fakes.py` in a process of its own: the fakes' URLs by name, and what has the ElevenLabs fake
+    speak espeak-ng's speech from then on."""
+    command = [sys.executable, str(ROOT / "bench" / "stream_fakes.py"), f"--latency={latency}", f"--render={render}"]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        fakes_in, fakes_out = process.stdin, process.stdout
+
+        def speak_espeak() -> None:
+            fakes_in.write("espeak\n")
+            fakes_in.flush()
+            if fakes_out.readline().strip() != "ok":
+                raise SystemExit("the fakes' process did not take up espeak-ng's speech")
+
+        try:
+            line = fakes_out.readline()
+            if not line:
+                raise SystemExit("the fakes' process ended before serving")
+            yield json.loads(line), speak_espeak
+        finally:
+            fakes_in.close()
+            process.wait(timeout=30)
+
+
+@contextmanager
 def served(*, streams: int, latency: float, render: float) -> Iterator[Served]:
     """`voicegate up` beside the ElevenLabs fake answering after `latency` and the vLLM-Omni fake making 0.1 s of
-    audio every `render` seconds, its one user allowed twice `streams` streams open."""
-    eleven = ElevenLabsFake(ELEVEN_KEY)
-    eleven.voices["v1"] = ElevenVoice("v1", "Ada", None, {}, [], created_at_unix=int(datetime.now(UTC).timestamp()))
-    eleven.faults.latency_s = latency
-    vllm_omni = SelfhostedFake("registry")
-    vllm_omni.voices["v1"] = SelfhostedVoice("v1", "consent", tone_wav(5.0, 24000), "audio/wav", "Hello there.")
-    vllm_omni.stream_interval_s = render
-    with serve(eleven) as eleven_url, serve(vllm_omni) as vllm_omni_url:
+    audio every `render` seconds (`provider_fakes`), its one user allowed twice `streams` streams open."""
+    with provider_fakes(latency=latency, render=render) as (urls, speak_espeak):
+        eleven_url, vllm_omni_url = urls["elevenlabs"], urls["vllm-omni"]
         # One user opens every stream: let them have twice as many open as the bench opens at once. A stream's
         # slot is freed as the server records its end, a moment after the client has read its last byte, and
         # the next round starts at once: with exactly as many, a round was refused some (429 streams_limited).
@@ -383,7 +382,7 @@ def served(*, streams: int, latency: float, render: float) -> Iterator[Served]:
                         eleven_name: lambda c: fake_directly(c, f"{bare}/speech/elevenlabs", {"text": SENTENCE}),
                         vllm_name: lambda c: fake_directly(c, f"{bare}/speech/vllm-omni", {"text": SENTENCE}),
                     }
-                    yield Served(up.base_url, token, reflections, eleven, up.process.pid, proxied)
+                    yield Served(up.base_url, token, reflections, speak_espeak, up.process.pid, proxied)
             except BaseException:
                 # The server's data, its log with it, is removed as it stops: say what it logged first.
                 print(up.log.read_text(errors="replace")[-4000:], file=sys.stderr)
@@ -448,7 +447,7 @@ def main() -> None:
         if not args.marks:
             return
         # The fake speaks espeak-ng's speech now: the tone the fakes make otherwise carries no mark.
-        up.eleven.speech = espeak_pcm
+        up.speak_espeak()
         local, eleven = (rid for name, (rid, _) in up.reflections.items() if "vLLM" not in name)
         speaking = {"local": local, "ElevenLabs fake (espeak-ng speech)": eleven}
         asyncio.run(marks(up.base_url, up.token, speaking, args.marks))
