@@ -52,6 +52,38 @@ FIRST: Final = ("tests/e2e/test_image.py",)
 LAST: Final = ("tests/e2e/test_compose.py",)
 
 
+#: Where the run keeps its files when the machine has a memory-backed file system with room to spare.
+MEMORY_TMP: Final = Path("/dev/shm")  # noqa: S108 - the run makes its own directory in it (mkdtemp)
+#: The room `MEMORY_TMP` must have free for the run to use it: at their peak the run's clusters, `up` data
+#: directories and image build hold well under this.
+MEMORY_TMP_FREE: Final = 2 * 2**30
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's temporary files (its Postgres clusters, each test database they clone, every `voicegate up`'s
+    data directory, `tmp_path`) in memory, on `MEMORY_TMP`, when TMPDIR does not say elsewhere and it has the room.
+    On a disk whose file system takes a millisecond of the kernel's time to create a file (a VM's, say), a clone of
+    the template (about 1,000 files) took 0.5-0.7 s, where in memory it takes 30 ms. xdist's workers inherit the
+    setting from the process that starts them."""
+    if "TMPDIR" in os.environ or not _has_room(MEMORY_TMP):
+        return
+    root = Path(tempfile.mkdtemp(prefix="voicegate-tests-", dir=MEMORY_TMP))
+    # As /tmp is: a server run as another OS user (Postgres, when the suite runs as root) must pass through it.
+    root.chmod(0o1777)
+    os.environ["TMPDIR"] = str(root)
+    tempfile.tempdir = None  # read TMPDIR again, should anything have asked for the temporary directory already
+    config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
+
+
+def _has_room(path: Path) -> bool:
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and stats.f_bavail * stats.f_frsize >= MEMORY_TMP_FREE
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`FIRST`'s tests first, `LAST`'s last, the rest in their order between: pytest-xdist hands files to its
     workers in this order."""
