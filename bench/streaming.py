@@ -19,7 +19,8 @@ One at a time is `--single` streams one after another; at once, each round opens
 `--marks 0` the mark: a run of one round alone, for a profiler on the server. VOICEGATE_API_PROCESSES=2 in the
 bench's environment measures `up` serving from two processes.
 All of one sentence (PCM); a row gives p50/p99 over every stream, and the whole stream's p50 beside it, with the
-server process's CPU per stream (`server ms`, from /proc: its event loop, CPU executor and consumers). A real
+server process's CPU per stream (`server ms`, from /proc: its event loop, CPU executor and consumers) and its
+event loop's thread's part of it (`loop ms`). A real
 `voicegate up` runs the routes (embedded Postgres, its queue consumers made the local voice and its preview).
 """
 
@@ -151,9 +152,16 @@ def cpu_seconds(pid: int) -> float:
     return sum(_own_cpu_seconds(each) for each in (pid, *api_children(pid)))
 
 
-def _own_cpu_seconds(pid: int) -> float:
+def loop_seconds(pid: int) -> float:
+    """The CPU seconds the event loops of process `pid` and its other API processes have used so far: each
+    process's main thread, which runs its loop (its CPU executor and consumers' threads are left out)."""
+    return sum(_own_cpu_seconds(each, thread=each) for each in (pid, *api_children(pid)))
+
+
+def _own_cpu_seconds(pid: int, *, thread: int | None = None) -> float:
+    stat = Path(f"/proc/{pid}/stat") if thread is None else Path(f"/proc/{pid}/task/{thread}/stat")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:  # an API process that has ended since it was listed
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -164,21 +172,26 @@ class Cost:
     """What a row's streams cost beside their time: the share of one core this process (the client; the fakes
     run in a process of their own) used meanwhile, what the bench takes from the cores the server shares with it; and
     the server's CPU per stream (ms; the whole process: its event loop, its CPU executor, its queue
-    consumers), 0 for the fakes' rows."""
+    consumers), 0 for the fakes' rows; and the part of it its event loop used (`loop_ms`)."""
 
     client: float
     server_ms: float
+    loop_ms: float = 0.0
 
 
 async def costed(run: Awaitable[list[Heard]], server: int | None) -> tuple[list[Heard], Cost]:
     """`run`'s streams and what they cost (`Cost`); `server` is the server's pid, None for a fake's rows."""
     cpu, wall = time.process_time(), time.monotonic()
     served = cpu_seconds(server) if server is not None else 0.0
+    looped = loop_seconds(server) if server is not None else 0.0
     heard = await run
     client = (time.process_time() - cpu) / (time.monotonic() - wall)
+    if server is None:
+        return heard, Cost(client, 0.0)
     # The warm-up stream `rounds` opens first is counted with the rest.
-    per_stream = (cpu_seconds(server) - served) / (len(heard) + 1) * 1000 if server is not None else 0.0
-    return heard, Cost(client, per_stream)
+    streams = len(heard) + 1
+    per_stream = (cpu_seconds(server) - served) / streams * 1000
+    return heard, Cost(client, per_stream, (loop_seconds(server) - looped) / streams * 1000)
 
 
 def cuts(heard: list[Heard]) -> tuple[float, float]:
@@ -194,7 +207,7 @@ def row(name: str, heard: list[Heard], cost: Cost) -> str:
     p50, p99 = cuts(heard)
     whole = statistics.median(h.total_s * 1000 for h in heard)
     audio = statistics.median(len(h.body) / 48 for h in heard)
-    server = f"{cost.server_ms:10.1f}" if cost.server_ms else f"{'':10}"
+    server = f"{cost.server_ms:10.1f} {cost.loop_ms:8.1f}" if cost.server_ms else ""
     return f"{name:52} {len(heard):4d} {p50:9.0f} {p99:9.0f} {whole:11.0f} {audio:9.0f} {cost.client:7.0%} {server}"
 
 
@@ -248,12 +261,21 @@ async def measure(
             if at_once > 1:
                 targets.append(verdict(f"{name}, {how}: added p99", added[1], ADDED_AT_ONCE[1]))
     print(f"one at a time x {single}, {streams} at once x {count} rounds, of {SENTENCE!r} (PCM 24 kHz), ms")
-    columns = ("TTFB p50", 9), ("TTFB p99", 9), ("whole p50", 11), ("audio ms", 9), ("client", 7), ("server ms", 10)
+    columns = (
+        ("TTFB p50", 9),
+        ("TTFB p99", 9),
+        ("whole p50", 11),
+        ("audio ms", 9),
+        ("client", 7),
+        ("server ms", 10),
+        ("loop ms", 8),
+    )
     print(f"{'':52} {'n':>4} " + " ".join(f"{title:>{width}}" for title, width in columns))
     for name, (heard, cost) in results.items():
         print(row(name, heard, cost))
     print("client: the share of a core the bench's client used meanwhile (the fakes run in a process of their own)")
     print("server ms: the server process's CPU per stream (its event loop, CPU executor and consumers), ms")
+    print("loop ms: the part of it its event loop's thread used (the opening, the relay, the consumers' polls), ms")
     print("what voicegate adds to the fake's first byte (p99 less p99), and local's first byte:")
     print("\n".join(target for target in targets if "local" not in target))
     print("\n".join(target for target in targets if "local" in target and "at once" in target))

@@ -564,6 +564,18 @@ BECOME_SERVICE: Final[tuple[LiteralString, Mapping[str, Any]]] = (
 )
 
 
+#: Sent in a unit's transaction (with its last statements, `commit_with`), its COMMIT answers once Postgres has
+#: written the transaction to its WAL buffers, without waiting for the WAL's flush to disk (a few milliseconds
+#: on every commit): for a unit on a stream's first byte's path. Every other session sees it at once, as after
+#: any COMMIT; only a crash of Postgres itself (not of voicegate) within about three `wal_writer_delay`s (0.6 s
+#: by default) may lose it, and the database stays consistent. Only for writes whose loss the system reads as
+#: a state it already knows (a stream's row and first reservation, or its end).
+UNFLUSHED_COMMIT: Final[tuple[LiteralString, Mapping[str, Any]]] = (
+    "select set_config('synchronous_commit', 'off', true)",
+    {},
+)
+
+
 async def become_service(conn: Connection) -> None:
     """Switch a user transaction to `service_role` for its remaining statements.
 

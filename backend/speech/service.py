@@ -34,7 +34,7 @@ from backend.auth.verify import UserClaims
 from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
 from backend.db.queries import load_queries
-from backend.db.units import BECOME_SERVICE, Database, commit_with
+from backend.db.units import BECOME_SERVICE, UNFLUSHED_COMMIT, Database, commit_with
 from backend.errors import (
     DatabaseUnavailable,
     NotFound,
@@ -248,9 +248,12 @@ class SpeechStream:
             ],
         }
         try:
-            # One round trip: a stream's end holds a pooled connection for no longer than it must while others open.
+            # One round trip, its COMMIT not waiting for the WAL's flush: a stream's end holds a pooled connection
+            # for no longer than it must while others open (a lost end leaves the row `streaming`, read below).
             async with self._db.service_transaction() as conn:
-                await commit_with(conn, (_Q["finish_stream"], params), (_Q["record_seconds"], seconds))
+                await commit_with(
+                    conn, UNFLUSHED_COMMIT, (_Q["finish_stream"], params), (_Q["record_seconds"], seconds)
+                )
         except (DatabaseUnavailable, psycopg.Error):
             # The row stays `streaming`: usage accounting reads that as "ended, not recorded".
             log.warning("speech stream %s: its usage could not be recorded", self.id, exc_info=True)
@@ -349,7 +352,9 @@ async def _record_opening(
     first sentence reserved (429 `quota_exceeded` past the quota, and no row); and where the caller then stands.
     The switch to the service, the reservation, the row and the COMMIT go in one round trip, the transaction's
     second (its first read the gate): the user's spending counter, locked by the reservation until the COMMIT, is
-    held for no round trip while the user's other streams open, and the first byte waits for two round trips."""
+    held for no round trip while the user's other streams open, and the first byte waits for two round trips. The
+    COMMIT does not wait for the WAL's flush (`UNFLUSHED_COMMIT`): a Postgres crash in the next moment may lose the
+    row and its reservation, as if the stream had never opened, while its audio was made."""
     settings.usable(opened.voice.provider)
     check_speakable(opened.voice.provider, opened.voice.language, text)
     stream_id = uuid.uuid4()
@@ -375,7 +380,7 @@ async def _record_opening(
         "text_characters": len(text),
     }
     return stream_id, await usage.reserve_and_commit(
-        conn, call, quota, (_Q["open_stream"], row), before=(BECOME_SERVICE,)
+        conn, call, quota, (_Q["open_stream"], row), before=(BECOME_SERVICE, UNFLUSHED_COMMIT)
     )
 
 

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql as sql_text
 
 from backend.db.connection import PooledConnection
 from backend.speech import service
-from devkit.db import Conn
+from devkit.db import Conn, one
 from tests.integration.api.conftest import User
 from tests.integration.api.test_usage_api import app_with, english_voice
 
@@ -53,3 +55,41 @@ async def test_a_stream_opens_in_its_few_round_trips_before_the_provider_is_aske
             )
             assert streamed.status_code == 200, streamed.text
     assert before_audio == [VOICE_ROUTE_ROUND_TRIPS] * 2
+
+
+async def test_a_streams_opening_and_end_commit_without_waiting_for_the_wal_flush(
+    db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test servers never wait for a flush: this database does, as a deployment's does, for new sessions.
+    sql.execute(
+        sql_text.SQL("alter database {} set synchronous_commit = on").format(sql_text.Identifier(sql.info.dbname))
+    )
+    with psycopg.connect(db_dsn) as fresh:
+        assert fresh.execute("select current_setting('synchronous_commit')").fetchone() == ("on",)
+    seen: dict[str, str] = {}
+    commit_with = PooledConnection.commit_with
+
+    async def probed(self: PooledConnection, *statements: tuple[Any, Any]) -> list[list[dict[str, Any]]]:
+        # What the transaction's COMMIT will do, read in the same pipeline just before it.
+        answers = await commit_with(self, *statements, (_SYNCHRONOUS_COMMIT, {}))
+        for unit, statement in (("opening", service._Q["open_stream"]), ("end", service._Q["finish_stream"])):
+            if any(sent == statement for sent, _ in statements):
+                seen[unit] = answers[-1][0]["setting"]
+        return answers[:-1]
+
+    monkeypatch.setattr(PooledConnection, "commit_with", probed)
+    alice = make_user()
+    async with app_with(db_dsn, tmp_path) as client:
+        streamed = await client.post(
+            "/api/v1/speech",
+            json={"voiceId": english_voice(sql, alice.id), "text": "Hello there.", "format": "pcm_24000"},
+            headers=alice.headers,
+        )
+        assert streamed.status_code == 200, streamed.text
+    assert seen == {"opening": "off", "end": "off"}
+    # The stream was recorded as any is: its row finished, its first sentence in the ledger.
+    row = one(sql, "select outcome, characters from public.speech_streams where owner_id = %s", (alice.id,))
+    assert row == {"outcome": "completed", "characters": len("Hello there.")}
+
+
+_SYNCHRONOUS_COMMIT = "select current_setting('synchronous_commit') as setting"
