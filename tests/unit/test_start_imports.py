@@ -17,15 +17,8 @@ _PROBE = (
 
 
 def _heavy_modules_after(imports: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(imports=imports)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    return done.stdout.strip()
+    probe = [sys.executable, "-c", _PROBE.format(imports=imports)]
+    return subprocess.check_output(probe, text=True, timeout=120, cwd=ROOT).strip()
 
 
 def test_the_server_and_worker_code_loads_without_scipy_signal() -> None:
