@@ -22,7 +22,6 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 from scipy.ndimage import correlate1d
-from scipy.signal import get_window
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -46,6 +45,9 @@ class SpectralGate:
         self._n_fft = n_fft
         self._hop = n_fft // 4
         self._prop_decrease = prop_decrease
+        # Imported here: scipy.signal's import costs over a second of CPU, which every process start would pay.
+        from scipy.signal import get_window  # noqa: PLC0415
+
         window = np.asarray(get_window("hann", n_fft), dtype=np.float64)
         # scipy's `stft` scales the spectrum by 1 / the window's sum, and `istft` undoes it.
         self._analysis = (window / window.sum()).astype(np.float32)

@@ -10,8 +10,6 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import webrtcvad
-from pyloudnorm.iirfilter import IIRfilter
-from scipy.signal import firwin, resample_poly, sosfilt
 
 from backend.audio.decode import DecodedAudio
 
@@ -35,8 +33,19 @@ MIN_SPEECH_RUN: Final = 4
 #: A sample at or above this magnitude (-0.09 dBFS) counts as clipped.
 CLIP_LEVEL: Final = 0.99
 TRUE_PEAK_OVERSAMPLING: Final = 4
+
+
+def _lowpass_taps(count: int, cutoff: float, *, beta: float) -> npt.NDArray[np.float64]:
+    """A low-pass FIR filter of ``count`` taps cutting off at ``cutoff`` (a share of the Nyquist frequency): the
+    windowed sinc under a Kaiser window of ``beta``, scaled to a gain of 1 at DC."""
+    offsets = np.arange(count) - (count - 1) / 2
+    taps = cutoff * np.sinc(cutoff * offsets) * np.kaiser(count, beta)
+    return np.asarray(taps / taps.sum(), dtype=np.float64)
+
+
 #: A 48-tap (12 per phase) interpolation filter, the length ITU-R BS.1770-4 Annex 2 uses for 4x.
-_TRUE_PEAK_FILTER: Final = (firwin(48, 1 / TRUE_PEAK_OVERSAMPLING, window=("kaiser", 6.0)) * 4).astype(np.float32)
+#: Designed in numpy, not by scipy.signal's `firwin` (the same taps, a test holds), which `resample` says why.
+_TRUE_PEAK_FILTER: Final = (_lowpass_taps(48, 1 / TRUE_PEAK_OVERSAMPLING, beta=6.0) * 4).astype(np.float32)
 _TRUE_PEAK_DELAY: Final = (_TRUE_PEAK_FILTER.size - 1) // 2
 _TRUE_PEAK_TAPS: Final = _TRUE_PEAK_FILTER.size // TRUE_PEAK_OVERSAMPLING
 #: The filter's phases as columns, each reversed: a window of `_TRUE_PEAK_TAPS` input samples times this is the
@@ -140,6 +149,10 @@ def resample(mono: F32, rate: int, target: int) -> F32:
     """Polyphase resampling of mono float32 audio (a no-op at the same rate)."""
     if rate == target:
         return mono
+    # Imported on first use: scipy.signal's import (it loads scipy.stats, interpolate and optimize) costs over a
+    # second of CPU, which every process start would pay, most of them never measuring audio.
+    from scipy.signal import resample_poly  # noqa: PLC0415
+
     common = math.gcd(rate, target)
     return np.asarray(resample_poly(mono, target // common, rate // common), dtype=np.float32)
 
@@ -191,6 +204,8 @@ def integrated_loudness(samples: F32, rate: int) -> float | None:
     test compares them), with its two filter stages in one pass and each block's energy summed from its four 100 ms
     steps instead of sliced out block by block.
     """
+    from scipy.signal import sosfilt  # noqa: PLC0415 - on first use, as in `resample`
+
     size = samples.shape[1]
     if size <= rate * _LOUDNESS_BLOCK_S:
         return None
@@ -219,6 +234,8 @@ def integrated_loudness(samples: F32, rate: int) -> float | None:
 @functools.cache
 def _k_weighting(rate: int) -> npt.NDArray[np.float64]:
     """BS.1770's two K-weighting stages at ``rate``, as pyloudnorm designs them, as second-order sections."""
+    from pyloudnorm.iirfilter import IIRfilter  # noqa: PLC0415 - it imports scipy.signal: on first use, as in `resample`
+
     stages = (
         IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf"),
         IIRfilter(0.0, 0.5, 38.0, rate, "high_pass"),

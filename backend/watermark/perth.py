@@ -34,7 +34,6 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
-from scipy.signal import firwin, resample_poly
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -75,6 +74,10 @@ def to_rate(samples: F32, rate: int, target: int) -> F32:
     `res_type="polyphase"`, which the library detects with), as float32."""
     if rate == target:
         return samples
+    # Imported on first use: scipy.signal's import (it loads scipy.stats, interpolate and optimize) costs over a
+    # second of CPU, which every process start would pay, most of them never detecting a mark.
+    from scipy.signal import resample_poly  # noqa: PLC0415
+
     common = math.gcd(rate, target)
     return np.asarray(resample_poly(samples, target // common, rate // common), dtype=np.float32)
 
@@ -239,6 +242,8 @@ def warped(samples: F32, cents: float) -> F32:
     much, which the decoder's time scales absorb)."""
     if Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR) == 1:
         return samples
+    from scipy.signal import resample_poly  # noqa: PLC0415 - on first use, as in `to_rate`
+
     ratio, taps = _warp_filter(cents)
     return np.asarray(resample_poly(samples, ratio.numerator, ratio.denominator, window=taps), dtype=np.float32)
 
@@ -248,6 +253,8 @@ def _warp_filter(cents: float) -> tuple[Fraction, F64]:
     """The ratio of a warp of ``cents`` and the low-pass filter `resample_poly` would design for it (the same
     taps: a Kaiser window of beta 5, ten periods of the slower rate either side), made once: designing it took
     two thirds of the resampling's time."""
+    from scipy.signal import firwin  # noqa: PLC0415 - on first use, as in `to_rate`
+
     ratio = Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR)
     slower = max(ratio.numerator, ratio.denominator)
     taps = firwin(2 * 10 * slower + 1, 1.0 / slower, window=("kaiser", 5.0))

@@ -9,7 +9,6 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 import pyworld
-from scipy.signal import resample_poly
 
 FRAME_PERIOD_MS: Final = 5.0
 F0_FLOOR: Final = 60.0
@@ -115,6 +114,9 @@ def formants(x: Signal, sample_rate: int, f0: Signal) -> list[float]:
     pre-emphasised; a frame's formants are its lowest narrow resonances. Empty when fewer than ten frames
     show four.
     """
+    # Imported here: scipy.signal's import costs over a second of CPU, which every process start would pay.
+    from scipy.signal import resample_poly  # noqa: PLC0415
+
     rate = round(2 * FORMANT_CEILING_HZ)
     common = math.gcd(sample_rate, rate)
     y = resample_poly(x, rate // common, sample_rate // common)

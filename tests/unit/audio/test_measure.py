@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pyloudnorm
 import pytest
-from scipy.signal import upfirdn
+from scipy.signal import firwin, upfirdn
 
 from backend.audio import measure
 
@@ -19,6 +19,20 @@ def _reference_envelope(signal: F32) -> F32:
     start = measure._TRUE_PEAK_DELAY
     points = oversampled[start : start + signal.size * measure.TRUE_PEAK_OVERSAMPLING]
     return np.asarray(points.reshape(signal.size, measure.TRUE_PEAK_OVERSAMPLING).max(axis=1), dtype=np.float32)
+
+
+def test_the_true_peak_filter_is_scipys_firwin() -> None:
+    # Designed in numpy so that loading the module does not import scipy.signal.
+    expected = (firwin(48, 1 / measure.TRUE_PEAK_OVERSAMPLING, window=("kaiser", 6.0)) * 4).astype(np.float32)
+
+    np.testing.assert_array_equal(measure._TRUE_PEAK_FILTER, expected)
+
+
+@pytest.mark.parametrize(("count", "cutoff", "beta"), [(48, 0.25, 6.0), (801, 1 / 40, 5.0), (61, 1 / 3, 5.0)])
+def test_lowpass_taps_are_scipys_firwin_to_float_rounding(count: int, cutoff: float, beta: float) -> None:
+    taps = measure._lowpass_taps(count, cutoff, beta=beta)
+
+    np.testing.assert_allclose(taps, firwin(count, cutoff, window=("kaiser", beta)), rtol=1e-12, atol=1e-15)
 
 
 # Lengths around the block size, and shorter than the filter.
