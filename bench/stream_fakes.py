@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devkit.speech_maker import speak
+from devkit.speech_maker import SENTENCES, speak
 from fakes import ElevenLabsFake, SelfhostedFake, serve
 from fakes.audio import tone_wav
 from fakes.elevenlabs import ElevenVoice
@@ -36,15 +36,7 @@ from fakes.selfhosted import SelfhostedVoice
 ELEVEN_KEY = "sk_bench_eleven_0123456789"
 #: Sentences streamed for the mark, each 2 s or more from either voice (the ElevenLabs fake speaks 0.05 s a
 #: character).
-MARK_TEXTS = (
-    "Please confirm your appointment for Tuesday at noon, and bring the forms with you.",
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "Weather today is cloudy with a chance of rain later in the afternoon.",
-    "Numbers like forty two and seven hundred are spoken as words in this sentence.",
-    "I would like to thank everyone who came tonight, it means a great deal to us.",
-    "Turn left at the second light, then keep going until you see the old church.",
-    "Our new opening hours start next Monday, from eight in the morning until six.",
-)
+MARK_TEXTS = SENTENCES
 
 
 def espeak_pcm(seconds: float, rate: int) -> bytes:

@@ -75,21 +75,13 @@ from backend.wav import float_to_wav  # noqa: E402
 from devkit.audio_corpus import encode  # noqa: E402
 from devkit.audio_edits import filtered, pitch_chain, reverberant, speed_chain  # noqa: E402
 from devkit.clips import LIBRISPEECH  # noqa: E402
+from devkit.speech_maker import SENTENCES as TEXTS  # noqa: E402
 from devkit.speech_maker import speak  # noqa: E402
 
 F64 = npt.NDArray[np.float64]
 SPEECH = LIBRISPEECH  # VOICEGATE_SPEECH_CLIPS names another folder
 #: The rate natural clips are brought to before they are marked: ElevenLabs' and most MP3s'.
 NATURAL_RATE = 44100
-TEXTS = (
-    "Please confirm your appointment for Tuesday at noon, and bring the forms with you.",
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "Weather today is cloudy with a chance of rain later in the afternoon.",
-    "Numbers like forty two and seven hundred are spoken as words in this sentence.",
-    "I would like to thank everyone who came tonight, it means a great deal to us.",
-    "Turn left at the second light, then keep going until you see the old church.",
-    "Our new opening hours start next Monday, from eight in the morning until six.",
-)
 #: The band the log-spectral distance compares, and the longest codec delay looked for (in samples).
 LSD_TOP_HZ = 4000
 MAX_LAG = 4096

@@ -22,6 +22,17 @@ MISSING = (
     "the espeak-ng executable is not installed, and the tests make their speech with it: run `make test` "
     "(its .ci/ensure-packages installs the Debian package espeak-ng), or install espeak-ng"
 )
+#: Sentences the benchmarks have spoken (by espeak-ng, the local engine and the ElevenLabs fake): each is 2 s or more
+#: of speech, long enough for the watermark's detection.
+SENTENCES = (
+    "Please confirm your appointment for Tuesday at noon, and bring the forms with you.",
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+    "Weather today is cloudy with a chance of rain later in the afternoon.",
+    "Numbers like forty two and seven hundred are spoken as words in this sentence.",
+    "I would like to thank everyone who came tonight, it means a great deal to us.",
+    "Turn left at the second light, then keep going until you see the old church.",
+    "Our new opening hours start next Monday, from eight in the morning until six.",
+)
 #: Bound on one call; a sentence takes tens of milliseconds even on a loaded machine.
 TIMEOUT_S = 60.0
 
