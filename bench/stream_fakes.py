@@ -34,15 +34,12 @@ from fakes.selfhosted import SelfhostedVoice
 
 #: The key the ElevenLabs fake is given, and voicegate with it.
 ELEVEN_KEY = "sk_bench_eleven_0123456789"
-#: Sentences streamed for the mark, each 2 s or more from either voice (the ElevenLabs fake speaks 0.05 s a
-#: character).
-MARK_TEXTS = SENTENCES
 
 
 def espeak_pcm(seconds: float, rate: int) -> bytes:
     """What the ElevenLabs fake speaks for the mark: espeak-ng speaking one of the sentences (picked by the
     length asked for), as long as asked."""
-    samples = speak(MARK_TEXTS[round(seconds * 20) % len(MARK_TEXTS)], rate, pitch=40)
+    samples = speak(SENTENCES[round(seconds * 20) % len(SENTENCES)], rate, pitch=40)
     return (np.resize(samples, max(rate // 10, int(seconds * rate))) * 32767).astype("<i2").tobytes()
 
 
