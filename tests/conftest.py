@@ -33,16 +33,18 @@ from psycopg import sql
 
 from backend.cpu import CpuExecutor
 from backend.db.migrate import migrate
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port
+from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, PortTaken, free_port
 from tests.support import silent_port
 
-#: The migrated template each test database is cloned from: one per pytest-xdist worker (`make test` runs two),
+#: The migrated template each test database is cloned from: one per pytest-xdist worker (`make test` runs three),
 #: which matters on a server the workers share (VOICEGATE_TEST_DATABASE_URL).
 TEMPLATE_DB = "voicegate_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 #: Longest wait for the threads a test started to finish after it (a thread told to stop as the test
 #: ended, such as an AnyIO worker whose task is done, still needs a moment on a loaded machine).
 THREAD_EXIT_SECONDS = 10.0
+#: How many free ports a test cluster tries before its start fails.
+PORT_TRIES = 3
 #: The workers of the session event loop's default executor: they serve every test, so they outlive each.
 SESSION_LOOP_WORKERS: set[threading.Thread] = set()
 #: Test files run before the rest: the image's build (tests/e2e/test_image.py) keeps one worker for minutes, and
@@ -173,6 +175,13 @@ def start_test_server(
     kwargs = {"bin_dir": bin_dir} if bin_dir else {}
     options = {**FAST_UNSAFE_SETTINGS, **(settings or {})}
     server = EmbeddedPostgres(tmp_root / "pgdata", port=free_port(), settings=options, **kwargs)
+    for _ in range(PORT_TRIES - 1):
+        try:
+            server.ensure_running()
+        except PortTaken:  # another worker's server drew the same free port and bound it first
+            server.port = free_port()
+        else:
+            return server
     server.ensure_running()
     return server
 

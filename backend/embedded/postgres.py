@@ -91,6 +91,11 @@ class EmbeddedPostgresError(RuntimeError):
     """The local server could not be initialised, started or stopped."""
 
 
+class PortTaken(EmbeddedPostgresError):
+    """The server's port is held by something else (another program, another PostgreSQL): another port
+    would do."""
+
+
 class ServerStillExiting(EmbeddedPostgresError):
     """The server cannot start yet: what is left of the one that died (its postmaster not yet reaped, its
     backends still running) holds the data directory, and PostgreSQL would refuse the start."""
@@ -121,11 +126,54 @@ def wheel_bin_dir() -> Path:
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 
+#: Where the kernel says its ephemeral ports are, and the range assumed when it does not say.
+LOCAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL = (32768, 60999)
+#: Ports below the first need privileges; a stretch outside the ephemeral range is drawn from when it has at
+#: least this many.
+FIRST_UNPRIVILEGED, LAST_PORT, FEWEST_TO_DRAW = 1024, 65535, 1000
+
+
 def free_port() -> int:
-    """Return a loopback TCP port that is free right now."""
+    """Return a loopback TCP port that is free right now, drawn at random from outside the kernel's
+    ephemeral range.
+
+    A port is chosen some seconds before the server binds it (initdb runs in between). A port the kernel
+    hands out itself (`bind` to port 0) comes from the ephemeral range, which every outgoing connection
+    draws its source port from too: on a busy machine one of them can take it in that window. Outside that
+    range only another listener can."""
+    low, high = ephemeral_range()
+    stretches = ((FIRST_UNPRIVILEGED, low - 1), (high + 1, LAST_PORT))
+    ports = [port for start, end in stretches if end - start + 1 >= FEWEST_TO_DRAW for port in range(start, end + 1)]
+    if not ports:  # the whole range is ephemeral: the kernel's own choice is as good as any
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    for _ in range(200):
+        port = secrets.choice(ports)
+        if _port_free(port):
+            return port
+    raise EmbeddedPostgresError("no free loopback port outside the ephemeral range after 200 tries")
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ephemeral ports (outgoing connections' source ports), first and last."""
+    try:
+        low, high = (int(part) for part in LOCAL_PORT_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL
+    return low, high
+
+
+def _port_free(port: int) -> bool:
+    """Whether 127.0.0.1:`port` can be bound without SO_REUSEADDR: nobody listens there, and no connection
+    (not even one in TIME_WAIT) uses it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def for_data_dir(data_dir: Path, port: int) -> EmbeddedPostgres:
@@ -217,11 +265,11 @@ class EmbeddedPostgres:
         if remains is not None:
             raise ServerStillExiting(f"PostgreSQL of {self.data_dir} died and cannot start again yet: {remains}")
         if _port_taken(self.port):
-            self._check_is_ours(port_taken(self.port))
+            self._check_is_ours(port_taken(self.port), PortTaken)
             self._adopt()
             return False
         if not _port_bindable(self.port):  # held without accepting connections: the server could not bind it
-            raise EmbeddedPostgresError(port_taken(self.port))
+            raise PortTaken(port_taken(self.port))
         make_private_dirs(self.data_dir)
         self._secure_directories()
         self._initdb_if_needed()
@@ -311,16 +359,16 @@ class EmbeddedPostgres:
             return False
         return True
 
-    def _check_is_ours(self, unreachable: str) -> None:
+    def _check_is_ours(self, unreachable: str, error: type[EmbeddedPostgresError] = EmbeddedPostgresError) -> None:
         """Raise unless the server on our port serves this data directory; `unreachable` says what it
-        means when it does not let us in at all."""
+        means when it does not let us in at all (raised as `error`)."""
         try:
             with psycopg.connect(self.tcp_dsn_for("postgres"), autocommit=True, connect_timeout=2) as conn:
                 row = conn.execute("show data_directory").fetchone()
         except psycopg.OperationalError as exc:
-            raise EmbeddedPostgresError(f"{unreachable} ({_first_line(exc)})") from exc
+            raise error(f"{unreachable} ({_first_line(exc)})") from exc
         if row is None or Path(row[0]).resolve() != self.data_dir:
-            raise EmbeddedPostgresError(port_taken(self.port, f"by another PostgreSQL ({row[0] if row else '?'})"))
+            raise PortTaken(port_taken(self.port, f"by another PostgreSQL ({row[0] if row else '?'})"))
 
     def _password(self) -> str:
         """The superuser's password from the password file, which is made on first use."""
@@ -463,7 +511,7 @@ class EmbeddedPostgres:
         except EmbeddedPostgresError as exc:
             tail = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else ""
             if "could not bind" in tail and "Address already in use" in tail:  # taken since it was checked
-                raise EmbeddedPostgresError(port_taken(self.port)) from exc
+                raise PortTaken(port_taken(self.port)) from exc
             raise EmbeddedPostgresError(f"{exc}\n--- server.log ---\n{tail}") from exc
         self.socket_dir = self._running_socket_dir()  # as the server made it (`settings` may say otherwise)
         if not self.is_ready():

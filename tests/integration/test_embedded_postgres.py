@@ -26,13 +26,14 @@ from backend.embedded.postgres import (
     SERVER_OS_USER,
     SOCKET_PATH_MAX,
     EmbeddedPostgres,
-    EmbeddedPostgresError,
+    PortTaken,
     ServerStillExiting,
     for_data_dir,
     free_port,
 )
 from backend.settings import database_dsn, settings_from_env
 from devkit.db import postmaster_pid
+from tests import conftest
 from tests.conftest import server_dir, start_test_server
 from tests.support import busy_backend
 
@@ -191,7 +192,7 @@ def test_another_servers_port_is_not_taken_for_ours(data_dir: Path) -> None:
         other = start_test_server(other_root)  # another data directory's server (it trusts anyone)
         try:
             taken = f"port {other.port} for the embedded PostgreSQL is taken by another PostgreSQL"
-            with pytest.raises(EmbeddedPostgresError, match=taken):
+            with pytest.raises(PortTaken, match=taken):
                 voicegate_server(data_dir, other.port).ensure_running()
         finally:
             other.remove()
@@ -202,9 +203,28 @@ def test_another_servers_port_is_not_taken_for_ours(data_dir: Path) -> None:
                 holder.listen()
             port = holder.getsockname()[1]
             taken = f"port {port} for the embedded PostgreSQL is taken by another program; choose another with"
-            with pytest.raises(EmbeddedPostgresError, match=taken):
+            with pytest.raises(PortTaken, match=taken):
                 voicegate_server(data_dir, port).ensure_running()
     assert not (data_dir / "pgdata" / "PG_VERSION").exists(), "nothing was made for a port it cannot have"
+
+
+def test_a_test_cluster_whose_port_was_taken_since_it_was_drawn_starts_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Workers draw ports apart: two may draw the same, and the first to start binds it.
+    with socket.socket() as holder, server_dir("drawn") as root:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        draws = iter([taken, free_port()])
+        monkeypatch.setattr(conftest, "free_port", lambda: next(draws))
+        server = start_test_server(root)
+        try:
+            assert server.port != taken
+            with psycopg.connect(server.dsn, connect_timeout=5) as conn:
+                assert conn.execute("show port").fetchone() == (str(server.port),)
+        finally:
+            server.remove()
 
 
 def test_a_postmaster_pid_naming_a_process_that_is_not_its_server_is_a_dead_server(data_dir: Path) -> None:
