@@ -235,30 +235,6 @@ async def listen(conn: AsyncConnection[Any], queue: str) -> None:
     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(f"pgmq.q_{queue}.INSERT")))
 
 
-async def notified(conn: AsyncConnection[Any]) -> None:
-    """Return once a notification for one of `conn`'s LISTENs has arrived, taking every one that has.
-
-    psycopg's `notifies()` wakes ten times a second while it waits (to look for an interrupt): about 1 ms of
-    CPU a second for each listener, all day, on a server with nothing to do. This waits on the socket alone.
-    A lost connection raises psycopg.OperationalError."""
-    pgconn = conn.pgconn
-    readable = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_reader(pgconn.socket, readable.set)
-    try:
-        while True:
-            arrived = False
-            while pgconn.notifies() is not None:
-                arrived = True
-            if arrived:
-                return
-            readable.clear()  # the socket stays readable while unread bytes wait: nothing is missed
-            await readable.wait()
-            pgconn.consume_input()
-    finally:
-        loop.remove_reader(pgconn.socket)
-
-
 class QueueAdmission:
     """Whether a queue may take more work now: it refuses (`BacklogFull`, a 503 with Retry-After) while what the
     queue holds would take longer than `limit_seconds` to work off at the pace it has been worked off lately.

@@ -579,8 +579,7 @@ class QueueConsumer:
                         self.listening.set()
                         # Notifications sent while we were not listening are gone: look once.
                         self._wake.set()
-                        while True:
-                            await queues.notified(conn)
+                        async for _ in conn.notifies():
                             self._wake.set()
             except DatabaseUnavailable as exc:
                 # The database's outage, logged once as it starts; its end is logged by the first unit of work
