@@ -151,7 +151,7 @@ def free_port() -> int:
             return int(sock.getsockname()[1])
     for _ in range(200):
         port = secrets.choice(ports)
-        if _port_free(port):
+        if _port_bindable(port, reuse_address=False):
             return port
     raise EmbeddedPostgresError("no free loopback port outside the ephemeral range after 200 tries")
 
@@ -163,17 +163,6 @@ def ephemeral_range() -> tuple[int, int]:
     except (OSError, ValueError):
         return DEFAULT_EPHEMERAL
     return low, high
-
-
-def _port_free(port: int) -> bool:
-    """Whether 127.0.0.1:`port` can be bound without SO_REUSEADDR: nobody listens there, and no connection
-    (not even one in TIME_WAIT) uses it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def for_data_dir(data_dir: Path, port: int) -> EmbeddedPostgres:
@@ -638,12 +627,13 @@ def port_taken(port: int, by: str = "by another program") -> str:
     )
 
 
-def _port_bindable(port: int) -> bool:
+def _port_bindable(port: int, *, reuse_address: bool = True) -> bool:
     """Whether the server could bind 127.0.0.1:`port` now (as it does: with SO_REUSEADDR, so connections of
     an earlier server waiting out TIME_WAIT do not count); a socket bound there but not listening is found
-    only this way."""
+    only this way. Without `reuse_address`, a port any connection uses, even in TIME_WAIT, is not bindable."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
