@@ -63,6 +63,10 @@ class Unauthorized(ClientError, status=401, code="unauthorized"):
     """A valid access token is required."""
 
 
+class AccountGone(Unauthorized, code="unauthorized"):
+    """The account this token was issued for no longer exists."""
+
+
 class Forbidden(ClientError, status=403, code="forbidden"):
     """You may not do this."""
 

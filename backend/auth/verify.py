@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from backend.auth.config import AuthSettings
-from backend.errors import Unauthorized
+from backend.errors import AccountGone, Unauthorized
 from backend.fields import holds_nul
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ token with every request, and checking it costs more than a bare request); its e
 time, and a JWKS refresh forgets every token it vouched for."""
 VERIFIED_MAX: Final = 1024
 """Most verified tokens remembered (the oldest is forgotten first)."""
+GONE_MAX: Final = 10_000
+"""Most removed accounts remembered (the oldest is forgotten first, and checked in the database again)."""
 
 _NOT_VALID = "The access token is not valid."
 _BAD_ALGORITHM = "The access token is signed with an algorithm this API does not accept."
@@ -219,6 +221,9 @@ class TokenVerifier:
         self._lock = asyncio.Lock()
         #: token -> (its claims, when it was verified (clock), its `exp`)
         self._verified: dict[str, tuple[UserClaims, float, float]] = {}
+        #: The user id of each account the database said is gone -> until when (epoch seconds) a token of theirs
+        #: may still be presented: the latest `exp` seen, plus the leeway.
+        self._gone: dict[str, float] = {}
 
     async def verify_user(self, token: str) -> UserClaims:
         """Verify a user access token and return its claims; raises ``Unauthorized`` otherwise.
@@ -231,13 +236,35 @@ class TokenVerifier:
                 self._verified.pop(token, None)
                 raise Unauthorized("The access token has expired.")
             if self._clock() - verified_at < VERIFIED_TTL:
+                self._refuse_if_gone(claims)
                 return claims
             self._verified.pop(token, None)
         claims = await self._verify_user(token)
         if len(self._verified) >= VERIFIED_MAX:
             self._verified.pop(next(iter(self._verified)), None)
         self._verified[token] = (claims, self._clock(), float(claims.raw["exp"]))
+        self._refuse_if_gone(claims)
         return claims
+
+    def account_gone(self, claims: UserClaims) -> None:
+        """Remember that the database found the account of `claims` gone (deleted, or soft-deleted): every later
+        token of it is refused here (`AccountGone`), with no database work, until the last one seen expires. An
+        account never comes back under the same id, so nothing is forgotten early but the oldest, past
+        `GONE_MAX`."""
+        until = float(claims.raw["exp"]) + self._settings.leeway
+        known = self._gone.pop(claims.sub, None)
+        if known is None and len(self._gone) >= GONE_MAX:
+            self._gone.pop(next(iter(self._gone)), None)
+        self._gone[claims.sub] = until if known is None else max(known, until)
+
+    def _refuse_if_gone(self, claims: UserClaims) -> None:
+        until = self._gone.get(claims.sub)
+        if until is None:
+            return
+        if time.time() >= until:
+            del self._gone[claims.sub]
+            return
+        raise AccountGone()
 
     async def _verify_user(self, token: str) -> UserClaims:
         header = self._header(token)

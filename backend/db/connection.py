@@ -25,6 +25,7 @@ from psycopg.abc import Params, Query
 from psycopg.pq import TransactionStatus
 
 from backend.db.deadline import TimedWaits, current_budget
+from backend.db.prepares import CheckedPrepares
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 """The connection every service takes: rows come back as dicts."""
@@ -75,6 +76,12 @@ class PooledConnection(TimedWaits):
     #: When (monotonic seconds) the last statement to get its answer since the connection was handed out was
     #: sent: the database answered after that moment.
     answered_sent_at: float | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # psycopg's own forgets to check what became of a statement it prepares in a pipeline that aborted, and
+        # the next unit on the connection, whoever it serves, meets a prepared statement that does not exist.
+        self._prepared = CheckedPrepares()
 
     def open_with(self, *opening: tuple[LiteralString, Mapping[str, Any]]) -> None:
         """Send these statements (`BEGIN`, settings) with the first statement executed, in one pipeline."""

@@ -39,6 +39,7 @@ from backend.db.connection import Connection, Opening, PooledConnection, last_an
 from backend.db.deadline import Deadline, current_budget, readable
 from backend.db.pool import Pool
 from backend.errors import (
+    AccountGone,
     ClientError,
     DatabaseUnavailable,
     Forbidden,
@@ -48,7 +49,6 @@ from backend.errors import (
     ServerBusy,
     StaleVersion,
     TooManyRequests,
-    Unauthorized,
     VoicegateError,
 )
 from backend.outages import DATABASE
@@ -67,14 +67,13 @@ _SQLSTATE_ERRORS: dict[str, type[VoicegateError]] = {
     "VG422": IllegalTransition,
     "VG423": LeaseLost,
     # voicegate.require_user: the token's user is gone (deleted, or soft-deleted, since it was signed).
-    "VG401": Unauthorized,
+    "VG401": AccountGone,
 }
 #: A write naming a user that is gone, as the service acts for the caller: every foreign key to auth.users is its
 #: table's `owner_id`, and every such write names the caller. Their token outlived them: 401, as a user
 #: transaction's opening answers.
 _FOREIGN_KEY_VIOLATION = "23503"
 _OWNER_KEY_SUFFIX = "_owner_id_fkey"
-ACCOUNT_GONE = "The account this token was issued for no longer exists."
 # Not reachable, shutting down, or (25P03) a transaction the server ended for idling past its deadline.
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25P03"})
 
@@ -124,7 +123,7 @@ def _translated(exc: BaseException) -> BaseException:
         if known is not None:
             error = known(exc.diag.message_primary or None)
         elif sqlstate == _FOREIGN_KEY_VIOLATION and (exc.diag.constraint_name or "").endswith(_OWNER_KEY_SUFFIX):
-            error = Unauthorized(ACCOUNT_GONE)
+            error = AccountGone()
         elif sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES:
             error = DatabaseUnavailable()
         else:

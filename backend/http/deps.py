@@ -25,6 +25,7 @@ from backend.clone.service import AttemptsService
 from backend.consents.service import ConsentsService
 from backend.context import WorkerContext
 from backend.db.units import Database
+from backend.errors import AccountGone
 from backend.http.concurrency import UserConcurrency
 from backend.http.gate import caller_of, release_slot
 from backend.provenance.service import ProvenanceService
@@ -47,9 +48,14 @@ def _verifier(state: State) -> TokenVerifier:
 async def provide_claims(request: Request[Any, Any, Any]) -> AsyncIterator[UserClaims]:
     """The caller's claims, which the request gate verified before the body was read (401 otherwise:
     `backend.http.gate`), with one of the caller's request slots it took (429 when they were all taken); the slot
-    is given back once the handler has answered."""
+    is given back once the handler has answered. An account the handler's work found gone is remembered, so that
+    the token's next request is refused before any work."""
+    claims = caller_of(request.scope)
     try:
-        yield caller_of(request.scope)
+        yield claims
+    except AccountGone:
+        _verifier(request.app.state).account_gone(claims)
+        raise
     finally:
         release_slot(request.scope)
 

@@ -1,7 +1,14 @@
-"""What a request must show before its route reads a byte of its body: the caller's access token (401), for a route
-that reads JSON a JSON `Content-Type` (415), on every route a `Content-Length` within the route's limit (413: the
-JSON limit, or an upload route's own, `BODY_LIMIT`), and a free place among the caller's requests in flight (429:
-VOICEGATE_USER_CONCURRENCY, counted from here, before the body has arrived, so a slow body holds its place).
+"""What a request must show before its route reads a byte of its body: the caller's access token (401), an account
+that still exists (401), for a route that reads JSON a JSON `Content-Type` (415), on every route a `Content-Length`
+within the route's limit (413: the JSON limit, or an upload route's own, `BODY_LIMIT`), and a free place among the
+caller's requests in flight (429: VOICEGATE_USER_CONCURRENCY, counted from here, before the body has arrived, so a
+slow body holds its place).
+
+A token outlives its user by up to its expiry. An account the database has said is gone is refused with the token
+(`TokenVerifier.account_gone`), before any database work. Otherwise a route that works in the database checks the
+account in its first statement, at no cost of its own; an upload route (which would read its upload first) has it
+checked here before its body is read, and any route about to refuse what it read (400, 413, 415, 422) has it checked
+before that answer leaves, so that a removed user is answered 401 everywhere, never a word about their body.
 
 Litestar decodes a handler's `data` before it resolves the handler's dependencies, the caller among them, so
 without this gate an anonymous client could make the server read and check a body of any size the route took
@@ -15,17 +22,22 @@ from __future__ import annotations
 from typing import Final
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
+from backend.auth.accounts import require_account
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
 from backend.body_limit import BODY_LIMIT
-from backend.errors import BodyTooLarge, JsonRequired, PayloadTooLarge
+from backend.db.units import Database
+from backend.errors import AccountGone, BodyTooLarge, JsonRequired, PayloadTooLarge, VoicegateError
 from backend.http.concurrency import Slot, UserConcurrency
+from backend.http.problem import send_problem
 
 #: Where in the scope's state the verified caller is kept for the request.
 CALLER: Final = "voicegate.caller"
 #: Where in the scope's state the caller's place among their requests in flight is kept.
 SLOT: Final = "voicegate.slot"
+#: The answers that refuse what a request sent: a removed user is answered 401 instead.
+_REFUSALS: Final = frozenset({400, 413, 415, 422})
 
 
 def caller_of(scope: Scope) -> UserClaims:
@@ -68,23 +80,31 @@ class RequestGateMiddleware:
             handler = scope["route_handler"]
             parameters = handler.parsed_fn_signature.parameters
             caller, json_body = "claims" in parameters, "data" in parameters
+            upload_limit: int | None = handler.opt.get(BODY_LIMIT)
             headers = _headers(scope)
-            claims = None
-            if caller:
-                verifier: TokenVerifier = scope["app"].state.verifier
-                claims = await verifier.verify_user(bearer_token(headers.get("authorization")))
-            if json_body and self._check_body(headers):
-                receive = self._counted(receive)
-            self._check_length(headers.get("content-length"), handler.opt.get(BODY_LIMIT), json_body=json_body)
-            if claims is None:
+            if not caller:
+                if json_body and self._check_body(headers):
+                    receive = self._counted(receive)
+                self._check_length(headers.get("content-length"), upload_limit, json_body=json_body)
                 await app(scope, receive, send)
                 return
+            account = _Account(scope)
+            claims = account.claims = await account.verifier.verify_user(bearer_token(headers.get("authorization")))
+            if upload_limit is not None:
+                await account.require()
+            try:
+                if json_body and self._check_body(headers):
+                    receive = self._counted(receive)
+                self._check_length(headers.get("content-length"), upload_limit, json_body=json_body)
+            except VoicegateError:
+                await account.require()
+                raise
             slots: UserConcurrency = scope["app"].state.user_slots
             slot = slots.take(claims.sub)
             state = scope.setdefault("state", {})
             state[CALLER], state[SLOT] = claims, slot
             try:
-                await app(scope, receive, send)
+                await app(scope, receive, account.sending(send))
             finally:
                 slot.release()
 
@@ -139,3 +159,45 @@ def _headers(scope: Scope) -> dict[str, str]:
     for name, value in scope["headers"]:
         headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     return headers
+
+
+class _Account:
+    """The caller's account as the gate knows it for one request: checked in the database at most once."""
+
+    __slots__ = ("checked", "claims", "db", "replaced", "scope", "verifier")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        state = scope["app"].state
+        self.verifier: TokenVerifier = state.verifier
+        self.db: Database = state.db
+        self.claims: UserClaims
+        self.checked = False
+        #: Whether the route's own answer was replaced by a 401 (what it still sends is dropped).
+        self.replaced = False
+
+    async def require(self) -> None:
+        """AccountGone when the caller's account no longer exists."""
+        if not self.checked:
+            self.checked = True
+            await require_account(self.db, self.verifier, self.claims)
+
+    def sending(self, send: Send) -> Send:
+        """`send`, answering 401 instead of a refusal of the body when the caller's account is gone (a database
+        that cannot say lets the refusal through)."""
+
+        async def checked(message: Message) -> None:
+            if self.replaced:
+                return
+            if message["type"] == "http.response.start" and message["status"] in _REFUSALS and not self.checked:
+                try:
+                    await self.require()
+                except AccountGone as exc:
+                    self.replaced = True
+                    await send_problem(exc, self.scope, send)
+                    return
+                except VoicegateError:
+                    pass
+            await send(message)
+
+        return checked

@@ -49,7 +49,7 @@ from backend.policy.consent import GivenConsent, Origin, require_consent
 from backend.policy.sample_set import report_of
 from backend.provenance import PROVENANCE
 from backend.providers.registry import check_enrolment_language
-from backend.records import attempts
+from backend.records import attempts, owners
 from backend.records import reflections as reflection_records
 from backend.records import voices as voice_records
 from backend.records.attempts import SetMember
@@ -151,14 +151,16 @@ class VoicesService:
     async def soft_delete_voice(self, claims: UserClaims, voice_id: uuid.UUID) -> None:
         """Hide the voice from its owner, then remove its manifest (`voice-metadata`). Runs as the service (RLS
         hides deleted rows, so an owner's own UPDATE could not set `deleted_at`); the owner check is in the
-        statement itself. The deletion commits before Storage is called, so no transition on the voice waits on
+        statement itself, after the caller's account's (a removed user's voices went with them: 401, not 404). The
+        deletion commits before Storage is called, so no transition on the voice waits on
         Storage; a manifest Storage cannot remove now is removed by the worker's sweep (`clone.manifest`).
 
         Samples kept for re-enrolment live only as long as their voice: they are purged after (one that
         cannot be, Storage being down, goes with the retention sweep once it expires), and inline
         self-hosted references go with the voice row (a trigger)."""
         owner_id = uuid.UUID(claims.sub)
-        async with self.db.service_statement() as conn:
+        async with self.db.service_pipeline() as conn:
+            await owners.require_owner(conn, owner_id)
             row = await fetch_optional(conn, _Q["soft_delete_voice"], {"id": voice_id, "owner_id": owner_id})
         if row is None:
             raise NotFound("Voice not found.")

@@ -19,7 +19,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.errors import Conflict, NotFound, ValidationFailed
-from backend.records import user_creates
+from backend.records import owners, user_creates
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.standard_webhooks.sender import WebhookSender
 from backend.standard_webhooks.signing import new_secret
@@ -82,10 +82,11 @@ class WebhooksService:
         return Endpoint(**row)
 
     async def delete_endpoint(self, claims: UserClaims, endpoint_id: uuid.UUID) -> None:
-        """Delete the caller's endpoint and its secret; deliveries still queued for it are dropped."""
-        async with self.db.service_transaction() as conn:
-            row = await fetch_optional(
-                conn, _Q["delete_endpoint"], {"id": endpoint_id, "owner_id": uuid.UUID(claims.sub)}
-            )
+        """Delete the caller's endpoint and its secret; deliveries still queued for it are dropped. A removed
+        user's endpoints went with them: their account is checked first (401, not 404)."""
+        owner_id = uuid.UUID(claims.sub)
+        async with self.db.service_pipeline() as conn:
+            await owners.require_owner(conn, owner_id)
+            row = await fetch_optional(conn, _Q["delete_endpoint"], {"id": endpoint_id, "owner_id": owner_id})
         if row is None:
             raise NotFound("Webhook endpoint not found.")

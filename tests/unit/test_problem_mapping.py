@@ -52,6 +52,7 @@ ROWS = [
         "The client closed its connection before its request's body had arrived; nothing was answered.",
     ),
     (errors.Unauthorized(), 401, "unauthorized", "A valid access token is required."),
+    (errors.AccountGone(), 401, "unauthorized", "The account this token was issued for no longer exists."),
     (errors.Forbidden(), 403, "forbidden", "You may not do this."),
     (errors.NotFound(), 404, "not_found", "The resource does not exist."),
     (errors.Conflict(), 409, "conflict", "The resource is not in a state that allows this."),

@@ -17,7 +17,7 @@ import pytest
 from backend.auth.config import AuthSettings
 from backend.auth.verify import VERIFIED_TTL, TokenVerifier, bearer_token
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
-from backend.errors import Unauthorized
+from backend.errors import AccountGone, Unauthorized
 from backend.secret import Secret
 from tests.unit.auth.helpers import raw_jwt
 
@@ -393,3 +393,39 @@ async def test_a_remembered_token_still_expires(verifier: TokenVerifier, monkeyp
     # Past its expiry and the leeway (30 s), the remembered token is refused without a new check.
     monkeypatch.setattr(time, "time", lambda: issued + 40)
     assert await rejected(verifier, token) == "The access token has expired."
+
+
+async def test_an_account_the_database_found_gone_is_refused_with_any_of_its_tokens(http: httpx.AsyncClient) -> None:
+    verifier = TokenVerifier(AuthSettings(jwt_secret=Secret(SECRET)), http)
+    token, later = jwt.encode(user_claims(), SECRET), jwt.encode(user_claims(exp=int(time.time()) + 900), SECRET)
+    other = jwt.encode(user_claims(sub=str(uuid.uuid4())), SECRET)
+    verifier.account_gone(await verifier.verify_user(token))
+
+    for refused in (token, later):
+        with pytest.raises(AccountGone):
+            await verifier.verify_user(refused)
+    assert (await verifier.verify_user(other)).sub != USER_ID
+
+
+async def test_a_gone_account_is_forgotten_once_its_last_token_has_expired_or_past_the_bound(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(AuthSettings(jwt_secret=Secret(SECRET), leeway=0), http)
+    expiring = int(time.time()) + 60
+    verifier.account_gone(await verifier.verify_user(jwt.encode(user_claims(exp=expiring), SECRET)))
+    # A token of the same account that outlives the one refused: the database is asked again, once its time is up.
+    outliving = jwt.encode(user_claims(exp=expiring + 600), SECRET)
+    with pytest.raises(AccountGone):
+        await verifier.verify_user(outliving)
+    # (PyJWT reads its own clock: only the verifier's memory is moved past the refused token's expiry.)
+    monkeypatch.setattr("backend.auth.verify.time.time", lambda: expiring + 1.0)
+    assert (await verifier.verify_user(outliving)).sub == USER_ID
+    monkeypatch.undo()
+
+    monkeypatch.setattr("backend.auth.verify.GONE_MAX", 2)
+    subs = [str(uuid.uuid4()) for _ in range(3)]
+    for sub in subs:
+        verifier.account_gone(await verifier.verify_user(jwt.encode(user_claims(sub=sub), SECRET)))
+    assert (await verifier.verify_user(jwt.encode(user_claims(sub=subs[0]), SECRET))).sub == subs[0]
+    with pytest.raises(AccountGone):
+        await verifier.verify_user(jwt.encode(user_claims(sub=subs[2]), SECRET))
