@@ -13,9 +13,9 @@ import msgspec
 from backend.cpu import CpuExecutor
 from backend.db.units import Database
 from backend.providers.registry import ProviderSet
-from backend.records.usage import DEFAULT_SPEND, SpendQuota
 from backend.standard_webhooks.sender import WebhookSender
 from backend.storage.client import ObjectStorage
+from backend.usage.charge import Ledger
 from backend.voiceprint import OWNERSHIP_THRESHOLD
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class WorkerContext:
     #: runs the process, which may share it between worker contexts (`voicegate up`: the API's and the worker's).
     cpu: CpuExecutor
     webhooks: WebhookSender
+    #: Charges every provider call that sends text, against what one user may spend (VOICEGATE_USER_CHARACTERS per
+    #: VOICEGATE_USER_USAGE_WINDOW): each send is reserved before it is made.
+    ledger: Ledger
     lease_seconds: int = 60
     #: The bounds of a step's retry schedule (`backend.backoff.retry_delay`).
     retry_base_seconds: float = 5.0
@@ -52,15 +55,14 @@ class WorkerContext:
     #: Whether the clone step has the provider speak a probe sentence to judge a new voice's likeness
     #: (VOICEGATE_LIKENESS_PROBE); without it the first preview or render is judged instead.
     likeness_probe: bool = True
-    #: What one user may spend at the providers (VOICEGATE_USER_CHARACTERS per VOICEGATE_USER_USAGE_WINDOW): the
-    #: worker reserves each call's characters against it before the call.
-    spend: SpendQuota = DEFAULT_SPEND
     #: VOICEGATE_VOICE_OWNERSHIP: what a sample whose voice matches another account's print becomes.
     voice_ownership: Literal["hold", "refuse", "off"] = "hold"
     #: VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which it matches.
     ownership_threshold: float = OWNERSHIP_THRESHOLD
 
     async def aclose(self) -> None:
-        """Release what the context holds of its own: the webhook sender's client and the signer."""
+        """Release what the context holds of its own: what its ledger still has to write, the webhook sender's client
+        and the signer."""
+        await self.ledger.aclose()
         await self.webhooks.aclose()
         self.signer.close()

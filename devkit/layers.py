@@ -19,7 +19,6 @@ AREAS = (
     "backend.consents",
     "backend.webhooks",
     "backend.erasure",
-    "backend.usage",
 )
 
 #: What of an area another area may import: the package itself (its `__init__`, which lists what it hands on),
@@ -73,6 +72,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.settings",
             "backend.standard_webhooks",
             "backend.storage",
+            # Charging: the one path a provider call's text goes through (the adapters meter it), and the ledger
+            # and its reads; every area that calls a provider stands on it.
+            "backend.usage",
             "backend.voiceprint",
             "backend.watermark",
         ),

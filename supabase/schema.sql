@@ -707,6 +707,32 @@ $$;
 ALTER FUNCTION voicegate.complete_attempt(p_attempt_id uuid, p_actor text, p_lease_owner text, p_changes jsonb) OWNER TO voicegate_migrator;
 
 --
+-- Name: emit_usage_thresholds(uuid, bigint, bigint, bigint, timestamp with time zone, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.emit_usage_thresholds(p_owner_id uuid, p_before bigint, p_after bigint, p_limit bigint, p_started timestamp with time zone, p_window_seconds double precision) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  percent integer;
+begin
+  foreach percent in array array[80, 100] loop
+    if p_before * 100 < p_limit * percent and p_after * 100 >= p_limit * percent then
+      perform voicegate.emit_webhook('usage.threshold', p_owner_id, jsonb_build_object(
+        'percent', percent, 'characters', p_after, 'limit', p_limit,
+        'windowStart', to_char(p_started at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'resetsAt', to_char((p_started + make_interval(secs => p_window_seconds)) at time zone 'UTC',
+                            'YYYY-MM-DD"T"HH24:MI:SS"Z"')));
+    end if;
+  end loop;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.emit_usage_thresholds(p_owner_id uuid, p_before bigint, p_after bigint, p_limit bigint, p_started timestamp with time zone, p_window_seconds double precision) OWNER TO voicegate_migrator;
+
+--
 -- Name: emit_webhook(text, uuid, jsonb); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1536,6 +1562,47 @@ $_$;
 ALTER FUNCTION voicegate.release_messages(p_queue text, p_msg_ids bigint[], p_read_cts integer[]) OWNER TO voicegate_migrator;
 
 --
+-- Name: release_usage(uuid, text, uuid, text, integer, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.release_usage(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_sends integer, p_window_seconds double precision) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET lock_timeout TO '800ms'
+    AS $$
+declare
+  call voicegate.usage_events;
+  given integer;
+  back bigint;
+begin
+  -- The counter's lock first, as every reservation takes it: a release and a reservation of one user never wait
+  -- for each other in the other order.
+  perform from voicegate.lock_usage(p_owner_id, p_window_seconds);
+  select * into call from voicegate.usage_events e
+   where e.kind = p_kind and e.work_id = p_work_id and e.call_key = p_call_key and e.owner_id = p_owner_id
+     for update;
+  if not found then
+    return 0;
+  end if;
+  given := least(coalesce(p_sends, call.sends), call.sends);
+  back := call.characters::bigint / call.sends * given;
+  if given >= call.sends then
+    delete from voicegate.usage_events where id = call.id;
+  else
+    update voicegate.usage_events set characters = characters - back, sends = sends - given where id = call.id;
+  end if;
+  update voicegate.user_usage u
+     set characters = greatest(0, u.characters - back)
+   where u.owner_id = p_owner_id
+     and u.window_start = to_timestamp(floor(extract(epoch from call.at) / p_window_seconds) * p_window_seconds);
+  return back;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.release_usage(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_sends integer, p_window_seconds double precision) OWNER TO voicegate_migrator;
+
+--
 -- Name: repair_voice_mirror(uuid, text, jsonb); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1613,6 +1680,42 @@ $$;
 ALTER FUNCTION voicegate.require_user() OWNER TO voicegate_migrator;
 
 --
+-- Name: reserve_resend(uuid, text, uuid, text, integer, bigint, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.reserve_resend(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) RETURNS TABLE(reserved boolean, used bigint, window_start timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET lock_timeout TO '800ms'
+    AS $$
+declare
+  before bigint;
+  started timestamptz;
+  after bigint;
+begin
+  select l.used, l.window_start into before, started from voicegate.lock_usage(p_owner_id, p_window_seconds) l;
+  after := before + p_characters;
+  if after > p_limit then
+    return query select false, before, started;
+    return;
+  end if;
+  update voicegate.usage_events e
+     set characters = e.characters + p_characters, sends = e.sends + 1
+   where e.kind = p_kind and e.work_id = p_work_id and e.call_key = p_call_key and e.owner_id = p_owner_id;
+  if not found then
+    return query select false, before, started;
+    return;
+  end if;
+  update voicegate.user_usage set characters = after where owner_id = p_owner_id;
+  perform voicegate.emit_usage_thresholds(p_owner_id, before, after, p_limit, started, p_window_seconds);
+  return query select true, after, started;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.reserve_resend(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) OWNER TO voicegate_migrator;
+
+--
 -- Name: reserve_usage(uuid, text, text, text, uuid, text, integer, bigint, double precision); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1625,7 +1728,6 @@ declare
   before bigint;
   started timestamptz;
   after bigint;
-  percent integer;
 begin
   select l.used, l.window_start into before, started from voicegate.lock_usage(p_owner_id, p_window_seconds) l;
   if exists (select from voicegate.usage_events e
@@ -1641,15 +1743,7 @@ begin
   insert into voicegate.usage_events (owner_id, provider, model, kind, work_id, call_key, characters)
   values (p_owner_id, p_provider, p_model, p_kind, p_work_id, p_call_key, p_characters);
   update voicegate.user_usage set characters = after where owner_id = p_owner_id;
-  foreach percent in array array[80, 100] loop
-    if before * 100 < p_limit * percent and after * 100 >= p_limit * percent then
-      perform voicegate.emit_webhook('usage.threshold', p_owner_id, jsonb_build_object(
-        'percent', percent, 'characters', after, 'limit', p_limit,
-        'windowStart', to_char(started at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-        'resetsAt', to_char((started + make_interval(secs => p_window_seconds)) at time zone 'UTC',
-                            'YYYY-MM-DD"T"HH24:MI:SS"Z"')));
-    end if;
-  end loop;
+  perform voicegate.emit_usage_thresholds(p_owner_id, before, after, p_limit, started, p_window_seconds);
   return query select true, after, started;
 end
 $$;
@@ -3059,9 +3153,11 @@ CREATE TABLE voicegate.usage_events (
     characters integer NOT NULL,
     audio_seconds double precision,
     at timestamp with time zone DEFAULT now() NOT NULL,
+    sends integer DEFAULT 1 NOT NULL,
     CONSTRAINT usage_events_audio_seconds_check CHECK ((audio_seconds >= (0)::double precision)),
     CONSTRAINT usage_events_characters_check CHECK ((characters >= 0)),
-    CONSTRAINT usage_events_kind_check CHECK ((kind = ANY (ARRAY['job'::text, 'stream'::text, 'preview'::text, 'probe'::text, 'enrolment'::text])))
+    CONSTRAINT usage_events_kind_check CHECK ((kind = ANY (ARRAY['job'::text, 'stream'::text, 'preview'::text, 'probe'::text, 'enrolment'::text]))),
+    CONSTRAINT usage_events_sends CHECK ((sends >= 1))
 )
 WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
@@ -5172,6 +5268,12 @@ REVOKE ALL ON FUNCTION voicegate.complete_attempt(p_attempt_id uuid, p_actor tex
 GRANT ALL ON FUNCTION voicegate.complete_attempt(p_attempt_id uuid, p_actor text, p_lease_owner text, p_changes jsonb) TO service_role;
 
 --
+-- Name: FUNCTION emit_usage_thresholds(p_owner_id uuid, p_before bigint, p_after bigint, p_limit bigint, p_started timestamp with time zone, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.emit_usage_thresholds(p_owner_id uuid, p_before bigint, p_after bigint, p_limit bigint, p_started timestamp with time zone, p_window_seconds double precision) FROM PUBLIC;
+
+--
 -- Name: FUNCTION emit_webhook(p_type text, p_owner uuid, p_data jsonb); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -5352,6 +5454,13 @@ REVOKE ALL ON FUNCTION voicegate.release_messages(p_queue text, p_msg_ids bigint
 GRANT ALL ON FUNCTION voicegate.release_messages(p_queue text, p_msg_ids bigint[], p_read_cts integer[]) TO service_role;
 
 --
+-- Name: FUNCTION release_usage(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_sends integer, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.release_usage(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_sends integer, p_window_seconds double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.release_usage(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_sends integer, p_window_seconds double precision) TO service_role;
+
+--
 -- Name: FUNCTION repair_voice_mirror(p_reflection_id uuid, p_actor text, p_detail jsonb); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -5372,6 +5481,13 @@ GRANT ALL ON FUNCTION voicegate.require_owner(p_owner uuid) TO service_role;
 REVOKE ALL ON FUNCTION voicegate.require_user() FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.require_user() TO authenticated;
 GRANT ALL ON FUNCTION voicegate.require_user() TO service_role;
+
+--
+-- Name: FUNCTION reserve_resend(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.reserve_resend(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.reserve_resend(p_owner_id uuid, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision) TO service_role;
 
 --
 -- Name: FUNCTION reserve_usage(p_owner_id uuid, p_provider text, p_model text, p_kind text, p_work_id uuid, p_call_key text, p_characters integer, p_limit bigint, p_window_seconds double precision); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

@@ -201,14 +201,15 @@ async def probe(ctx: WorkerContext, attempt: AttemptRow, inputs: ProbeInputs | N
         characters=len(text),
     )
     try:
-        # Committed before the call, as every call that sends text is (`backend.records.usage`).
+        # Committed before the call, as every call that sends text is (`backend.usage.charge`).
         async with ctx.db.service_transaction() as conn:
-            await usage.reserve(conn, call, ctx.spend)
+            await ctx.ledger.reserve(conn, call)
+        provider = ctx.providers.get(attempt.provider, owner=attempt.owner_id)
+        async with ctx.ledger.charge(call) as charge:
+            spoken = await provider.synthesize(voice, text, meter=charge)
     except QuotaExceeded:
         log.info("attempt %s: the likeness probe would pass its owner's quota: likeness left null", attempt.id)
         return judgement(LikenessSource.PROBE, error=NoLikeness.PROBE_FAILED)
-    try:
-        spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, text)
     except ProviderError as exc:
         log.warning("attempt %s: the likeness probe was not spoken (%s): likeness left null", attempt.id, exc)
         return judgement(LikenessSource.PROBE, error=NoLikeness.PROBE_FAILED)

@@ -66,11 +66,16 @@ async def process_preview(ctx: WorkerContext, attempt_id: uuid.UUID) -> Outcome:
         voice = enrolled_voice(attempt)
         if voice is None:
             return Outcome(status=attempt.preview_status)
-        refused = await _reserve(ctx, conn, attempt, voice)
-    if refused is not None:
-        return await _not_made(ctx, attempt_id, QuotaExceeded.code, refused.detail)
+        reserved = await _reserve(ctx, conn, attempt, voice)
+    if isinstance(reserved, QuotaExceeded):
+        return await _not_made(ctx, attempt_id, QuotaExceeded.code, reserved.detail)
     try:
-        spoken = await ctx.providers.get(attempt.provider, owner=attempt.owner_id).synthesize(voice, PREVIEW_TEXT)
+        provider = ctx.providers.get(attempt.provider, owner=attempt.owner_id)
+        async with ctx.ledger.charge(reserved) as charge:
+            spoken = await provider.synthesize(voice, PREVIEW_TEXT, meter=charge)
+    except QuotaExceeded as exc:
+        # A resend the quota refused: never sent.
+        return await _not_made(ctx, attempt_id, QuotaExceeded.code, exc.detail)
     except UnsupportedLanguageError as exc:
         return await _not_made(ctx, attempt_id, LanguageNotSupported.code, exc.safe_message)
     except PermanentProviderError as exc:
@@ -117,9 +122,9 @@ async def process_preview(ctx: WorkerContext, attempt_id: uuid.UUID) -> Outcome:
 
 async def _reserve(
     ctx: WorkerContext, conn: Connection, attempt: AttemptRow, voice: ProviderVoice
-) -> QuotaExceeded | None:
-    """Reserve the preview's characters on `conn`'s transaction, which commits before the provider is sent them;
-    the refusal when they would pass the owner's quota. Each delivery that speaks it is a call of its own."""
+) -> usage.Call | QuotaExceeded:
+    """Reserve the preview's first send on `conn`'s transaction, which commits before the provider is sent it: the
+    call, or the refusal when it would pass the owner's quota. Each delivery that speaks it is a call of its own."""
     call = usage.Call(
         owner_id=attempt.owner_id,
         provider=attempt.provider,
@@ -130,10 +135,10 @@ async def _reserve(
         characters=len(PREVIEW_TEXT),
     )
     try:
-        await usage.reserve(conn, call, ctx.spend)
+        await ctx.ledger.reserve(conn, call)
     except QuotaExceeded as refused:
         return refused
-    return None
+    return call
 
 
 async def _not_made(ctx: WorkerContext, attempt_id: uuid.UUID, code: str, message: str) -> Outcome:

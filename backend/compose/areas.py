@@ -56,7 +56,7 @@ def build_areas(settings: Settings, context: WorkerContext, c2pa: Verifier) -> A
         provenance=ProvenanceService(context.cpu, c2pa),
         reflections=ReflectionsService(db, storage, context.providers, settings),
         samples=SamplesService(db, storage, settings),
-        speech=SpeechService(db, context.providers, settings.provider_settings, context.cpu, settings.spend_quota),
+        speech=SpeechService(db, context.providers, settings.provider_settings, context.cpu, context.ledger),
         synthesis=SynthesisService(
             db, storage, context.cpu, settings.provider_settings, settings.user_limits, settings.spend_quota
         ),

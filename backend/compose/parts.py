@@ -22,6 +22,7 @@ from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.standard_webhooks.sender import Target, WebhookSender
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+from backend.usage.charge import Ledger
 from backend.voiceprint import OWNERSHIP_THRESHOLD
 
 if TYPE_CHECKING:
@@ -82,10 +83,10 @@ def build_worker_context(
         signer=signer,
         cpu=cpu,
         webhooks=WebhookSender(project, allow_private=settings.embedded),
+        ledger=Ledger(db, settings.spend_quota),
         lease_seconds=settings.lease_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         likeness_probe=settings.likeness_probe == "on",
-        spend=settings.spend_quota,
         voice_ownership=settings.voice_ownership,
         # Unset, the threshold calibrated on real speech: resolved here once for the worker and the API alike.
         ownership_threshold=OWNERSHIP_THRESHOLD
@@ -118,4 +119,5 @@ def enter_worker_context(
     which `voicegate up` shares between the API's worker context and the worker's)."""
     ctx = build_worker_context(settings, db, storage, http_client, signer, cpu=cpu)
     stack.push_async_callback(ctx.webhooks.aclose)
+    stack.push_async_callback(ctx.ledger.aclose)
     return ctx

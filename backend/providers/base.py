@@ -147,6 +147,20 @@ def stored_voice(
     )
 
 
+class SendMeter(Protocol):
+    """What charges a call's text send by send (`backend.usage.charge.Charge`): every request that carries the text to
+    the provider, resends included, is announced before it is made, and a request that never left this process is
+    taken back."""
+
+    async def before_send(self) -> None:
+        """Called before each send of the text; raises (QuotaExceeded, DatabaseUnavailable, ...) to stop it unsent."""
+        ...
+
+    def not_sent(self) -> None:
+        """The send announced last never reached the provider (no connection, no slot)."""
+        ...
+
+
 class SynthesisResult(msgspec.Struct, frozen=True, kw_only=True):
     """Audio produced for a text."""
 
@@ -193,13 +207,14 @@ class VoiceProvider(Protocol):
         """Delete a voice; raises ``VoiceNotFoundError`` when it is already gone."""
         ...
 
-    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
-        """Speak ``text`` in ``voice``."""
+    async def synthesize(self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None) -> SynthesisResult:
+        """Speak ``text`` in ``voice``; every send of ``text`` to the provider is announced to ``meter``."""
         ...
 
-    def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+    def stream(self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None) -> AsyncGenerator[bytes, None]:
         """Speak ``text`` in ``voice`` as the provider makes it: ``STREAM_SAMPLE_RATE`` 16-bit little-endian
-        mono PCM, in chunks of any size (a chunk may end inside a sample).
+        mono PCM, in chunks of any size (a chunk may end inside a sample); every send of ``text`` to the provider is
+        announced to ``meter``.
 
         Failures before the first chunk are the provider's classified errors, as for ``synthesize``.
         Closing the iterator early (``aclose``, or cancelling the task awaiting it) ends the provider

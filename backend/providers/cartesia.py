@@ -24,6 +24,7 @@ from backend.providers.base import (
     ProviderVoice,
     SampleRef,
     SampleRules,
+    SendMeter,
     SynthesisResult,
     primary_language,
 )
@@ -285,12 +286,12 @@ class CartesiaProvider:
         with _404_is_not_found():
             await self._http.request("DELETE", f"/voices/{voice_id}")
 
-    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+    async def synthesize(self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None) -> SynthesisResult:
         """``POST /tts/bytes`` asking for 16-bit WAV, with the model the voice was cloned for; an unknown
         voice raises ``VoiceNotFoundError``, a sunset model ``ModelRetiredError``."""
         payload = self._tts_payload(voice, text, {"container": "wav", "encoding": "pcm_s16le"}, OUTPUT_SAMPLE_RATE)
         with _404_is_not_found(synthesis=True):
-            response = await self._http.request("POST", "/tts/bytes", json=payload, validate=has_audio)
+            response = await self._http.request("POST", "/tts/bytes", json=payload, validate=has_audio, meter=meter)
         return SynthesisResult(
             audio=response.content,
             mime_type="audio/wav",
@@ -299,11 +300,13 @@ class CartesiaProvider:
             model=payload["model_id"],
         )
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+    async def stream(
+        self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """``POST /tts/bytes`` in the ``raw`` container: its body streams the PCM as it is generated."""
         payload = self._tts_payload(voice, text, {"container": "raw", "encoding": "pcm_s16le"}, STREAM_SAMPLE_RATE)
         with _404_is_not_found(synthesis=True):
-            async with self._http.streaming("POST", "/tts/bytes", json=payload) as response:
+            async with self._http.streaming("POST", "/tts/bytes", json=payload, meter=meter) as response:
                 async for chunk in self._http.body(response):
                     yield chunk
 

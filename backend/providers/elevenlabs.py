@@ -14,6 +14,7 @@ from backend.providers.base import (
     ProviderVoice,
     SampleRef,
     SampleRules,
+    SendMeter,
     SynthesisResult,
     primary_language,
 )
@@ -273,7 +274,7 @@ class ElevenLabsProvider:
         """Delete a voice; a missing one raises ``VoiceNotFoundError``."""
         await self._http.json("DELETE", f"/v1/voices/{voice_id}", _DeleteResponse)
 
-    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+    async def synthesize(self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None) -> SynthesisResult:
         """``POST /v1/text-to-speech/{voice_id}``; PCM formats are wrapped into WAV."""
         response = await self._http.request(
             "POST",
@@ -281,6 +282,7 @@ class ElevenLabsProvider:
             params={"output_format": self.output_format},
             json={"text": text, "model_id": self.model_id},
             validate=has_audio,
+            meter=meter,
         )
         kind, _, rest = self.output_format.partition("_")
         rate = int(rest.split("_")[0]) if rest else None
@@ -295,13 +297,16 @@ class ElevenLabsProvider:
             model=self.model_id,
         )
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+    async def stream(
+        self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """``POST /v1/text-to-speech/{voice_id}/stream`` as ``pcm_24000``: raw PCM, chunked as it is made."""
         async with self._http.streaming(
             "POST",
             f"/v1/text-to-speech/{voice.voice_id}/stream",
             params={"output_format": STREAM_OUTPUT_FORMAT},
             json={"text": text, "model_id": self.model_id},
+            meter=meter,
         ) as response:
             async for chunk in self._http.body(response):
                 yield chunk

@@ -8,14 +8,14 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import httpx
 import msgspec
 
+from backend.providers.base import SendMeter
 from backend.providers.errors import (
     PermanentProviderError,
     ProviderError,
@@ -41,30 +41,6 @@ BUSY_MESSAGE = "The voice provider is busy; try again later."
 
 # Errors raised before the request left this process: safe to resend even for a create.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-#: Requests that may have reached the provider in the current `counting_sends` block (None outside one).
-_SENDS: ContextVar[list[int] | None] = ContextVar("provider_sends", default=None)
-
-
-@contextlib.contextmanager
-def counting_sends() -> Iterator[list[int]]:
-    """Count, in `[n]`, the requests the block's provider calls made that may have reached the provider: a call
-    retried inline (a 429, a 5xx, an answer lost) sent its text again, and a usage ledger counts each. A request
-    that never left this process (no connection) is not counted. For a coroutine only: an async generator's
-    frames may run in another context."""
-    sends = [0]
-    token = _SENDS.set(sends)
-    try:
-        yield sends
-    finally:
-        _SENDS.reset(token)
-
-
-def _sent() -> None:
-    sends = _SENDS.get()
-    if sends is not None:
-        sends[0] += 1
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,6 +128,11 @@ def has_audio(response: httpx.Response) -> None:
 Classifier = Callable[[httpx.Response], ProviderError]
 
 
+def _not_sent(meter: SendMeter | None) -> None:
+    if meter is not None:
+        meter.not_sent()
+
+
 class ProviderHttp:
     """Sends requests for one provider and turns every failure into a classified ``ProviderError``.
 
@@ -195,12 +176,15 @@ class ProviderHttp:
         authenticated: bool = True,
         call_timeout: httpx.Timeout | None = None,
         validate: Callable[[httpx.Response], None] | None = None,
+        meter: SendMeter | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; ``path`` may be absolute (e.g. a provider's download URL).
 
         ``validate`` inspects a 2xx answer and raises ``ValueError`` when it is unusable (malformed
-        body); that is retried like a transient failure, or is an unknown outcome for a create.
+        body); that is retried like a transient failure, or is an unknown outcome for a create. A request that
+        carries text to speak names its ``meter``, which is told of each send before it is made (and may stop it)
+        and of each that never left this process.
         """
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
         if call_timeout is None and not idempotent:
@@ -210,24 +194,26 @@ class ProviderHttp:
         extra: dict[str, Any] = {"timeout": call_timeout} if call_timeout is not None else {}
 
         async def attempt() -> httpx.Response | ProviderError:
+            if meter is not None:
+                await meter.before_send()
             try:
                 async with self._slot():
                     response = await self.client.request(method, url, headers=headers, **kwargs, **extra)
             except NoSlot as exc:
+                _not_sent(meter)
                 return TransientProviderError(self.provider, BUSY_MESSAGE, operator_detail=str(exc))
             except _NOT_SENT as exc:
+                _not_sent(meter)
                 return TransientProviderError(
                     self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
                 )
             except httpx.TransportError as exc:
-                _sent()
                 # Sent, but the answer was lost (read timeout, connection dropped).
                 if not idempotent:
                     return self.unknown_outcome(repr(exc))
                 return TransientProviderError(
                     self.provider, "The voice provider did not answer in time.", operator_detail=repr(exc)
                 )
-            _sent()
             return self._judge(response, idempotent=idempotent, validate=validate)
 
         return await self._retrying(attempt, f"{method} {httpx.URL(url).path} failed")
@@ -240,25 +226,32 @@ class ProviderHttp:
         return self._slots.held(POOL_WAIT_S)
 
     @contextlib.asynccontextmanager
-    async def streaming(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+    async def streaming(
+        self, method: str, path: str, *, meter: SendMeter | None = None, **kwargs: Any
+    ) -> AsyncIterator[httpx.Response]:
         """Send a synthesis request whose answer streams; yields the 2xx response with its body unread.
 
         Failures before the answer starts are retried as ``request`` retries them (a synthesis creates
-        nothing, so resending is safe); once the body flows, read it through ``body``. A stream takes none of
-        the provider's slots (``backend.providers.slots``). Leaving the
-        block closes the response, and with it the connection when the body was not read to its end,
+        nothing, so resending is safe), each send told to ``meter`` as ``request`` tells it; once the body flows,
+        read it through ``body``. A stream takes none of the provider's slots (``backend.providers.slots``).
+        Leaving the block closes the response, and with it the connection when the body was not read to its end,
         which is how the provider learns the listener went away.
         """
         headers = {**self._headers, **kwargs.pop("headers", {})}
 
         async def attempt() -> httpx.Response | ProviderError:
             request = self.client.build_request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
+            if meter is not None:
+                await meter.before_send()
             try:
                 response = await self.client.send(request, stream=True)
             except httpx.TransportError as exc:
-                return TransientProviderError(
-                    self.provider, "The voice provider could not be reached.", operator_detail=repr(exc)
-                )
+                if isinstance(exc, _NOT_SENT):
+                    _not_sent(meter)
+                    reason = "The voice provider could not be reached."
+                else:
+                    reason = "The voice provider did not answer in time."
+                return TransientProviderError(self.provider, reason, operator_detail=repr(exc))
             if response.is_success:
                 return response
             try:

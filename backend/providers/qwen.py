@@ -12,7 +12,7 @@ from typing import Any, Final, TypeVar
 import httpx
 import msgspec
 
-from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SynthesisResult, primary_language
+from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SendMeter, SynthesisResult, primary_language
 from backend.providers.enrolment import enroll_once, qwen_preferred_name
 from backend.providers.env import ProviderConfigError, key_setting, url_setting
 from backend.providers.errors import (
@@ -429,14 +429,14 @@ class QwenProvider:
         payload = {"model": ENROLMENT_MODEL, "input": {"action": "delete", "voice": voice_id}}
         await self._http.json("POST", CUSTOMIZATION_PATH, _DeleteResponse, json=payload)
 
-    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+    async def synthesize(self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None) -> SynthesisResult:
         """Speak with the voice's own ``target_model`` (a VC voice works only with that model). A model
         DashScope no longer serves, or a voice it does not know for that model, raises the error that says the
         voice must be enrolled again (``_voice_gone``)."""
         model = voice.target_model or self.target_model
         payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
         with _voice_gone():
-            body, _ = await self._http.json("POST", GENERATION_PATH, _SynthesisResponse, json=payload)
+            body, _ = await self._http.json("POST", GENERATION_PATH, _SynthesisResponse, json=payload, meter=meter)
         audio = body.output.audio
         if audio.data:
             data = base64.b64decode(audio.data)
@@ -448,7 +448,9 @@ class QwenProvider:
             raise TransientProviderError(PROVIDER, "The voice provider returned no audio.", request_id=body.request_id)
         return SynthesisResult(audio=data, mime_type="audio/wav", request_id=body.request_id, model=model)
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+    async def stream(
+        self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """The same generation call with ``X-DashScope-SSE: enable``: every event carries the next piece of
         audio as base64 PCM (24 kHz, 16-bit, mono) in ``output.audio.data``. An error, answered before the
         audio (an SSE error body with a non-2xx status) or as an ``error`` event midway, is classified like an
@@ -457,7 +459,9 @@ class QwenProvider:
         payload = {"model": model, "input": {"text": text, "voice": voice.voice_id}}
         headers = {"X-DashScope-SSE": "enable", "Accept": "text/event-stream"}
         with _voice_gone():
-            async with self._http.streaming("POST", GENERATION_PATH, json=payload, headers=headers) as response:
+            async with self._http.streaming(
+                "POST", GENERATION_PATH, json=payload, headers=headers, meter=meter
+            ) as response:
                 async for event in _sse_events(self._http.body(response)):
                     chunk = _event_audio(event, response)
                     if chunk:

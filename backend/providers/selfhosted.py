@@ -42,6 +42,7 @@ from backend.providers.base import (
     ProviderVoice,
     SampleRef,
     SampleRules,
+    SendMeter,
     SynthesisResult,
     primary_language,
 )
@@ -564,11 +565,11 @@ class SelfhostedProvider:
                 ) from exc
             raise
 
-    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
+    async def synthesize(self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None) -> SynthesisResult:
         """`POST /v1/audio/speech` for a WAV: naming a registered voice, or carrying an inline reference.
         A WAV answer (of 16-bit or 32-bit float samples) comes back as 16-bit mono PCM WAV."""
         payload = await self._speech_payload(voice, text, "wav")
-        response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio)
+        response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio, meter=meter)
         request_id = response.headers.get("x-request-id")
         if _is_wav(response.content):
             try:
@@ -581,7 +582,9 @@ class SelfhostedProvider:
         mime = response.headers.get("content-type", "audio/wav").split(";")[0].strip() or "audio/wav"
         return SynthesisResult(audio=response.content, mime_type=mime, request_id=request_id)
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
+    async def stream(
+        self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """`POST /v1/audio/speech` as `pcm` (OpenAI's: 24 kHz 16-bit little-endian mono), read as it
         arrives; a server that does not stream sends it all at once, which still plays. chatterbox streams
         from `/v1/audio/speech/stream`, as a WAV: its header is read and its samples passed on."""
@@ -591,7 +594,7 @@ class SelfhostedProvider:
         if not chatterbox:
             payload |= STREAM_AUDIO
         try:
-            async with self._http.streaming("POST", path, json=payload) as response:
+            async with self._http.streaming("POST", path, json=payload, meter=meter) as response:
                 async for chunk in _pcm_of(self._http.body(response)):
                     yield chunk
         except _SeeOther as moved:

@@ -1,13 +1,14 @@
 """`voicegate.usage_events` and `voicegate.user_usage`: what each user spends at the providers, and the quota it is
-held to.
+held to. The statements; `backend.usage.charge` is the one path every provider call that sends text goes through.
 
-Every provider call that sends text is reserved before it is made (`reserve`): its ledger row is written with its
-characters, and the user's counter for the current fixed window (VOICEGATE_USER_USAGE_WINDOW seconds since the
-epoch, so it resets at the same instant for every process) is raised, both under the counter's row lock, in a
-transaction that commits before the call. So a call the quota refuses is never made, and a worker that dies after
-the call leaves the characters counted, never lost. The row is keyed by its work and its call, so a re-delivered
-message that does not call again adds nothing. The transaction that records the call's result fills in its audio
-seconds (`record_seconds`).
+Every send of a call's text is reserved before it is made: the call's first (`reserve`) writes its ledger row with
+its characters, each resend (`reserve_resend`) adds them again, and the user's counter for the current fixed window
+(VOICEGATE_USER_USAGE_WINDOW seconds since the epoch, so it resets at the same instant for every process) is raised,
+under the counter's row lock, in a transaction that commits before the send. So a send the quota refuses is never
+made, and a worker that dies after a send leaves its characters counted, never lost; a send reserved and never
+made is given back (`release`). The row is keyed by its work and its call, so a re-delivered message that does not
+call again adds nothing. The transaction that records the call's result fills in its audio seconds
+(`record_seconds`).
 """
 
 from __future__ import annotations
@@ -170,19 +171,28 @@ async def record_seconds(
     await conn.execute(_Q["record_seconds"], params)
 
 
-async def add_resent(conn: Connection, call: Call, sends: int, quota: SpendQuota) -> None:
-    """Count the text of `call` again for each of its `sends` past the first (an inline retry of its HTTP request),
-    on its row and the user's counter (as the service). Not checked against the quota: it was sent."""
-    if sends <= 1:
-        return
-    params = {
-        "kind": call.kind,
-        "work_id": call.work_id,
-        "call_key": call.call_key,
-        "extra": call.characters * (sends - 1),
-        "window_seconds": quota.window_seconds,
-    }
-    await conn.execute(_Q["add_resent"], params)
+async def reserve_resend(conn: Connection, call: Call, quota: SpendQuota) -> Allowance:
+    """Reserve one more send of `call` (reserved before, by `reserve`) on `conn`'s transaction (as the service), holding
+    the user's counter lock until it ends: its characters again on its row and the counter; QuotaExceeded when that
+    would pass the quota, or when the call's row is gone (nothing written either way)."""
+    params = {**_reservation(call, quota)}
+    try:
+        row = await fetch_one(conn, _Q["reserve_resend"], params)
+    except LockNotAvailable:
+        raise _busy() from None
+    return _reserved(row, call, quota)
+
+
+async def release(conn: Connection, call: Call, sends: int | None, quota: SpendQuota) -> int:
+    """Give back `sends` sends of `call` (None: every one) reserved and never made, on `conn`'s transaction (as the
+    service): its row loses them (and goes once it has none), and so does the user's counter while it counts the
+    window they were reserved in. The characters given back (0 when the call has no row)."""
+    params = {**_reservation(call, quota), "sends": sends}
+    try:
+        row = await fetch_one(conn, _Q["release"], params)
+    except LockNotAvailable:
+        raise _busy() from None
+    return int(row["released"])
 
 
 async def record_unmetered(conn: Connection, call: Call) -> None:

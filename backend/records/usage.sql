@@ -55,17 +55,14 @@ select owner_id, provider, sum(characters)::bigint as characters,
  group by owner_id, provider
  order by owner_id, provider;
 
--- name: add_resent
--- As the service: a call its HTTP client retried inline sent its text again. Counted once it is known (the text
--- was sent, whatever the quota says), on the call's row and, within the window it was reserved in, the counter.
-with call as (
-  update voicegate.usage_events
-     set characters = characters + %(extra)s
-   where kind = %(kind)s and work_id = %(work_id)s and call_key = %(call_key)s
-  returning owner_id, at
-)
-update voicegate.user_usage u
-   set characters = u.characters + %(extra)s
-  from call
- where u.owner_id = call.owner_id
-   and u.window_start = to_timestamp(floor(extract(epoch from call.at) / %(window_seconds)s) * %(window_seconds)s);
+-- name: reserve_resend
+-- As the service; the user's counter stays locked until the caller's transaction ends.
+select reserved, used, window_start, extract(epoch from window_start + make_interval(secs => %(window_seconds)s)
+       - now()) as reset_in
+  from voicegate.reserve_resend(%(owner_id)s, %(kind)s, %(work_id)s, %(call_key)s, %(characters)s, %(limit)s,
+                                %(window_seconds)s);
+
+-- name: release
+-- As the service; the user's counter stays locked until the caller's transaction ends.
+select voicegate.release_usage(%(owner_id)s, %(kind)s, %(work_id)s, %(call_key)s, %(sends)s,
+                               %(window_seconds)s) as released;

@@ -10,11 +10,15 @@ an error status, not an empty 200. When the client goes away the stream is close
 request; either way the stream's row in `speech_streams` is finished with the characters sent to the provider and
 the seconds of audio made.
 
-Each sentence is reserved in the usage ledger before the provider is sent it (`backend.records.usage`): the
-first in the transaction that opens the stream (past the quota, the request is refused 429 `quota_exceeded`), each
-next one in its own transaction while the audio before it flows. A sentence the quota refuses is never sent: the
-stream ends cleanly after the audio made so far, which is whole (a WAV or MP3 closed as at any end), and its row
-says `quota_exceeded`. The seconds each sentence made are written to its ledger row when the stream is recorded.
+Each sentence is charged through the usage ledger (`backend.usage.charge`): its first send is reserved before the
+provider is sent it, the first sentence's in the transaction that opens the stream (past the quota, the request is
+refused 429 `quota_exceeded`), each next one's in its own transaction while the audio before it flows, and every
+resend of it (the adapter's inline retry) before it is made. A sentence or resend the quota refuses is never sent:
+the stream ends cleanly after the audio made so far, which is whole (a WAV or MP3 closed as at any end), and its row
+says `quota_exceeded` (before any audio, the request is refused instead). What was reserved and never sent is given
+back. The seconds each sentence made are written to its ledger row when the stream is recorded; a stream's end the
+database could not take then is written by the ledger once it can, and so is the release of an opening whose
+COMMIT went unanswered (the stream was refused 503 and never spoke).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import msgspec
 import psycopg
@@ -60,16 +66,19 @@ from backend.records import attempts, usage
 from backend.records import reflections as reflection_records
 from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
-from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota, UsageKind
+from backend.records.usage import Allowance, UsageKind
 from backend.records.voices import VoiceRow
 from backend.speech.types import SpeechRequest, VoiceSpeechRequest
 from backend.text import cleaned, sentences
+from backend.usage.charge import Later, Ledger
 from backend.watermark.stream import StreamMarker
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: Silence between sentences, each spoken on its own (as between the parts of a synthesis job).
 SENTENCE_PAUSE_S = 0.12
+#: What keeps a sentence from being sent: the quota, the user's other spending holding the counter, the database.
+_UNCHARGED = (QuotaExceeded, TooManyRequests, DatabaseUnavailable)
 
 
 class _Opened(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,7 +110,7 @@ class SpeechStream:
         text: str,
         fmt: SpeechFormat,
         ended: Callable[[], None],
-        quota: SpendQuota,
+        ledger: Ledger,
         allowance: Allowance,
     ) -> None:
         self.id = stream_id
@@ -123,7 +132,7 @@ class SpeechStream:
         self._owner = opened.owner_id
         self._voice = opened.voice
         self._sentences = sentences(text)
-        self._quota = quota
+        self._ledger = ledger
         #: The seconds of audio each sentence sent made, by its index (its ledger row's `call_key`).
         self._seconds: list[float] = []
         self._encoder = StreamEncoder(fmt)
@@ -136,13 +145,18 @@ class SpeechStream:
         self._first: bytes | None = None
 
     async def open(self) -> None:
-        """Wait for the first bytes; a provider error before them is raised as the HTTP error it means."""
+        """Wait for the first bytes; a provider error before them is raised as the HTTP error it means, and so is
+        what kept the first sentence's resend from being sent (the quota: 429)."""
         try:
             self._first = await anext(self._chunks, b"")
         except ProviderError as exc:
             await self._chunks.aclose()
             await self._record()
             raise _refusal(exc) from exc
+        except _UNCHARGED:
+            await self._chunks.aclose()
+            await self._record()
+            raise
 
     def __aiter__(self) -> SpeechStream:
         return self
@@ -174,19 +188,18 @@ class SpeechStream:
                     break
                 if index and (pause := encoder.silence(SENTENCE_PAUSE_S)):
                     yield pause
-                self._characters += len(sentence)
                 self._seconds.append(-encoder.seconds)
-                # The stream's first audio leaves as it comes; what follows it waits for its mark.
-                marker = StreamMarker(STREAM_SAMPLE_RATE, lead=not index)
-                async with aclosing(self._provider.stream(self._voice, sentence)) as pcm:
-                    async for chunk in pcm:
-                        marker.feed(chunk)
-                        if (lead := marker.lead()) and (out := encoder.feed(lead)):
+                try:
+                    async with aclosing(self._spoken(index, sentence)) as spoken:
+                        async for out in spoken:
                             yield out
-                        if marker.ready and (out := await self._marked(marker, last=False)):
-                            yield out
-                if out := await self._marked(marker, last=True):
-                    yield out
+                except _UNCHARGED as exc:
+                    # A resend the ledger would not reserve was never sent: the stream ends here, whole; before any
+                    # audio, the request is refused with it (`open`).
+                    self._ended_unsent(index, exc)
+                    if not encoder.seconds:
+                        raise
+                    break
                 self._seconds[-1] += encoder.seconds
             if tail := encoder.finish():
                 yield tail
@@ -199,27 +212,44 @@ class SpeechStream:
             )
             raise
 
+    async def _spoken(self, index: int, sentence: str) -> AsyncGenerator[bytes, None]:
+        """Sentence `index` as the provider speaks it, marked and encoded, its text charged as it is sent."""
+        encoder = self._encoder
+        # The stream's first audio leaves as it comes; what follows it waits for its mark.
+        marker = StreamMarker(STREAM_SAMPLE_RATE, lead=not index)
+        charge = self._ledger.charge(self._call(index, sentence))
+        try:
+            async with charge, aclosing(self._provider.stream(self._voice, sentence, meter=charge)) as pcm:
+                async for chunk in pcm:
+                    marker.feed(chunk)
+                    if (lead := marker.lead()) and (out := encoder.feed(lead)):
+                        yield out
+                    if marker.ready and (out := await self._marked(marker, last=False)):
+                        yield out
+        finally:
+            self._characters += charge.characters
+        if out := await self._marked(marker, last=True):
+            yield out
+
+    def _call(self, index: int, sentence: str) -> usage.Call:
+        """Sentence `index`, as the usage ledger keys it."""
+        return _sentence_call(self._owner, self._voice, self.id, index, sentence)
+
     async def _reserve(self, index: int, sentence: str) -> bool:
-        """Reserve sentence `index` before it is sent; False, with the stream's end recorded as why, when the
-        quota refuses it or it cannot be reserved (the database is away, or the user's other spending holds the
-        lock): nothing unreserved is ever sent."""
-        call = usage.Call(
-            owner_id=self._owner,
-            provider=self._voice.provider,
-            model=self._voice.target_model,
-            kind=UsageKind.STREAM,
-            work_id=self.id,
-            call_key=str(index),
-            characters=len(sentence),
-        )
+        """Reserve sentence `index`'s first send before it is sent; False, with the stream's end recorded as why,
+        when the quota refuses it or it cannot be reserved (the database is away, or the user's other spending holds
+        the lock): nothing unreserved is ever sent."""
         try:
             async with self._db.service_transaction() as conn:
-                await usage.reserve_and_commit(conn, call, self._quota)
-        except (QuotaExceeded, TooManyRequests, DatabaseUnavailable) as exc:
-            log.info("speech stream %s: ends before sentence %d (%s)", self.id, index, exc.code)
-            self._outcome, self._error_code = SpeechStreamOutcome.FAILED, exc.code
+                await self._ledger.reserve_and_commit(conn, self._call(index, sentence))
+        except _UNCHARGED as exc:
+            self._ended_unsent(index, exc)
             return False
         return True
+
+    def _ended_unsent(self, index: int, exc: QuotaExceeded | TooManyRequests | DatabaseUnavailable) -> None:
+        log.info("speech stream %s: ends before sentence %d is sent (%s)", self.id, index, exc.code)
+        self._outcome, self._error_code = SpeechStreamOutcome.FAILED, exc.code
 
     async def _marked(self, marker: StreamMarker, *, last: bool) -> bytes:
         """What ``marker`` holds, marked on the CPU executor in the stream owner's lane, as the format's bytes."""
@@ -249,13 +279,15 @@ class SpeechStream:
         }
         try:
             # One round trip, its COMMIT not waiting for the WAL's flush: a stream's end holds a pooled connection
-            # for no longer than it must while others open (a lost end leaves the row `streaming`, read below).
+            # for no longer than it must while others open.
             async with self._db.service_transaction() as conn:
                 await commit_with(
                     conn, UNFLUSHED_COMMIT, (_Q["finish_stream"], params), (_Q["record_seconds"], seconds)
                 )
-        except (DatabaseUnavailable, psycopg.Error):
-            # The row stays `streaming`: usage accounting reads that as "ended, not recorded".
+        except (DatabaseUnavailable, TooManyRequests):
+            # Written by the ledger once the database takes it; until then the row says `streaming`.
+            self._ledger.later(f"the end of speech stream {self.id}", _recording(params, seconds))
+        except psycopg.Error:
             log.warning("speech stream %s: its usage could not be recorded", self.id, exc_info=True)
         finally:
             self._ended()
@@ -270,7 +302,7 @@ class SpeechService:
     providers: ProviderSet
     provider_settings: ProviderSettings
     cpu: CpuExecutor
-    quota: SpendQuota = DEFAULT_SPEND
+    ledger: Ledger
 
     async def reflection_speech(
         self, claims: UserClaims, reflection_id: uuid.UUID, request: SpeechRequest, *, ended: Callable[[], None]
@@ -278,29 +310,19 @@ class SpeechService:
         """Stream `text` in the reflection's active voice; LaunchBlocked (409, every reason) unless the gate
         passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
         text = cleaned(request.text)
-        async with self.db.user_transaction(claims.raw) as conn:
+        opening = _Opening(self.ledger, uuid.UUID(claims.sub))
+        async with opening, self.db.user_transaction(claims.raw) as conn:
             launch = launch_voice(await reflection_records.launch_row(conn, reflection_id))
             opened = _Opened(
-                owner_id=uuid.UUID(claims.sub),
+                owner_id=opening.owner_id,
                 voice_id=launch.voice_id,
                 voice=launch.voice,
                 reflection_id=reflection_id,
                 attempt_id=launch.attempt_id,
             )
-            stream_id, allowance = await _record_opening(
-                conn, opened, text, request.format, self.provider_settings, quota=self.quota
-            )
-        return await _start(
-            self.db,
-            stream_id,
-            opened,
-            text,
-            request.format,
-            providers=self.providers,
-            cpu=self.cpu,
-            ended=ended,
-            quota=self.quota,
-            allowance=allowance,
+            allowance = await opening.record(conn, opened, text, request.format, self.provider_settings)
+        return await self._start(
+            opening.stream_id, opened=opened, text=text, fmt=request.format, ended=ended, allowance=allowance
         )
 
     async def voice_speech(
@@ -310,27 +332,43 @@ class SpeechService:
         cloned or with no cloned voice, NotFound for anyone else's. `ended` is called once an opened stream has
         ended."""
         text = cleaned(request.text)
-        async with self.db.user_transaction(claims.raw) as conn:
+        opening = _Opening(self.ledger, uuid.UUID(claims.sub))
+        async with opening, self.db.user_transaction(claims.raw) as conn:
             row = await voice_records.visible_row(conn, request.voice_id)
             if row is None:
                 raise NotFound("Voice not found.")
             voice = await _speaking(conn, row)
-            opened = _Opened(owner_id=uuid.UUID(claims.sub), voice_id=request.voice_id, voice=voice)
-            stream_id, allowance = await _record_opening(
-                conn, opened, text, request.format, self.provider_settings, quota=self.quota
-            )
-        return await _start(
+            opened = _Opened(owner_id=opening.owner_id, voice_id=request.voice_id, voice=voice)
+            allowance = await opening.record(conn, opened, text, request.format, self.provider_settings)
+        return await self._start(
+            opening.stream_id, opened=opened, text=text, fmt=request.format, ended=ended, allowance=allowance
+        )
+
+    async def _start(
+        self,
+        stream_id: uuid.UUID,
+        *,
+        opened: _Opened,
+        text: str,
+        fmt: SpeechFormat,
+        ended: Callable[[], None],
+        allowance: Allowance,
+    ) -> SpeechStream:
+        """Open the stream once its row is committed (no connection is held while it streams)."""
+        stream = SpeechStream(
             self.db,
             stream_id,
-            opened,
-            text,
-            request.format,
-            providers=self.providers,
+            provider=self.providers.get(opened.voice.provider, owner=opened.owner_id),
             cpu=self.cpu,
+            opened=opened,
+            text=text,
+            fmt=fmt,
             ended=ended,
-            quota=self.quota,
+            ledger=self.ledger,
             allowance=allowance,
         )
+        await stream.open()
+        return stream
 
 
 async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
@@ -344,75 +382,88 @@ async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
     return msgspec.structs.replace(state, language=row.language, metadata=row.provider_metadata)
 
 
-async def _record_opening(
-    conn: Connection, opened: _Opened, text: str, fmt: SpeechFormat, settings: ProviderSettings, *, quota: SpendQuota
-) -> tuple[uuid.UUID, Allowance]:
-    """The stream's usage row, written as the service in the transaction that checked the caller, once the
-    voice's provider is configured and can speak the voice's language and read `text` (422 otherwise), with its
-    first sentence reserved (429 `quota_exceeded` past the quota, and no row); and where the caller then stands.
-    The switch to the service, the reservation, the row and the COMMIT go in one round trip, the transaction's
-    second (its first read the gate): the user's spending counter, locked by the reservation until the COMMIT, is
-    held for no round trip while the user's other streams open, and the first byte waits for two round trips. The
-    COMMIT does not wait for the WAL's flush (`UNFLUSHED_COMMIT`): a Postgres crash in the next moment may lose the
-    row and its reservation, as if the stream had never opened, while its audio was made."""
-    settings.usable(opened.voice.provider)
-    check_speakable(opened.voice.provider, opened.voice.language, text)
-    stream_id = uuid.uuid4()
-    first = next(iter(sentences(text)), "")
-    call = usage.Call(
-        owner_id=opened.owner_id,
-        provider=opened.voice.provider,
-        model=opened.voice.target_model,
+def _sentence_call(
+    owner_id: uuid.UUID, voice: ProviderVoice, stream_id: uuid.UUID, index: int, sentence: str
+) -> usage.Call:
+    """Sentence `index` of stream `stream_id`, as the usage ledger keys it (its index)."""
+    return usage.Call(
+        owner_id=owner_id,
+        provider=voice.provider,
+        model=voice.target_model,
         kind=UsageKind.STREAM,
         work_id=stream_id,
-        call_key="0",
-        characters=len(first),
-    )
-    row = {
-        "id": stream_id,
-        "owner_id": opened.owner_id,
-        "voice_id": opened.voice_id,
-        "reflection_id": opened.reflection_id,
-        "attempt_id": opened.attempt_id,
-        "provider": opened.voice.provider,
-        "provider_voice_id": opened.voice.voice_id,
-        "format": fmt,
-        "text_characters": len(text),
-    }
-    return stream_id, await usage.reserve_and_commit(
-        conn, call, quota, (_Q["open_stream"], row), before=(BECOME_SERVICE, UNFLUSHED_COMMIT)
+        call_key=str(index),
+        characters=len(sentence),
     )
 
 
-async def _start(
-    db: Database,
-    stream_id: uuid.UUID,
-    opened: _Opened,
-    text: str,
-    fmt: SpeechFormat,
-    *,
-    providers: ProviderSet,
-    cpu: CpuExecutor,
-    ended: Callable[[], None],
-    quota: SpendQuota,
-    allowance: Allowance,
-) -> SpeechStream:
-    """Open the stream once its row is committed (no connection is held while it streams)."""
-    provider = providers.get(opened.voice.provider, owner=opened.owner_id)
-    stream = SpeechStream(
-        db,
-        stream_id,
-        provider=provider,
-        cpu=cpu,
-        opened=opened,
-        text=text,
-        fmt=fmt,
-        ended=ended,
-        quota=quota,
-        allowance=allowance,
-    )
-    await stream.open()
-    return stream
+class _Opening:
+    """A stream being opened, in the transaction that checks the caller: its row and its first sentence's
+    reservation, sent with the COMMIT (`record`). When that COMMIT goes unanswered (the database away), the request
+    is refused 503 and the stream never speaks, though the row and the reservation may have committed: the ledger
+    gives the reservation back and ends the row, once the database takes it."""
+
+    def __init__(self, ledger: Ledger, owner_id: uuid.UUID) -> None:
+        self.ledger = ledger
+        self.owner_id = owner_id
+        self.stream_id = uuid.uuid4()
+        self._call: usage.Call | None = None
+
+    async def record(
+        self, conn: Connection, opened: _Opened, text: str, fmt: SpeechFormat, settings: ProviderSettings
+    ) -> Allowance:
+        """The stream's usage row, written as the service in the transaction that checked the caller, once the
+        voice's provider is configured and can speak the voice's language and read `text` (422 otherwise), with its
+        first sentence reserved (429 `quota_exceeded` past the quota, and no row); and where the caller then stands.
+        The switch to the service, the reservation, the row and the COMMIT go in one round trip, the transaction's
+        second (its first read the gate): the user's spending counter, locked by the reservation until the COMMIT,
+        is held for no round trip while the user's other streams open, and the first byte waits for two round trips.
+        The COMMIT does not wait for the WAL's flush (`UNFLUSHED_COMMIT`): a Postgres crash in the next moment may
+        lose the row and its reservation, as if the stream had never opened, while its audio was made."""
+        settings.usable(opened.voice.provider)
+        check_speakable(opened.voice.provider, opened.voice.language, text)
+        first = next(iter(sentences(text)), "")
+        row = {
+            "id": self.stream_id,
+            "owner_id": opened.owner_id,
+            "voice_id": opened.voice_id,
+            "reflection_id": opened.reflection_id,
+            "attempt_id": opened.attempt_id,
+            "provider": opened.voice.provider,
+            "provider_voice_id": opened.voice.voice_id,
+            "format": fmt,
+            "text_characters": len(text),
+        }
+        self._call = _sentence_call(opened.owner_id, opened.voice, self.stream_id, 0, first)
+        return await self.ledger.reserve_and_commit(
+            conn, self._call, (_Q["open_stream"], row), before=(BECOME_SERVICE, UNFLUSHED_COMMIT)
+        )
+
+    async def __aenter__(self) -> _Opening:
+        return self
+
+    async def __aexit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, DatabaseUnavailable) and self._call is not None:
+            self.ledger.later(f"the opening of speech stream {self.stream_id}", self._undo)
+
+    async def _undo(self, conn: Connection) -> None:
+        """An opening that may have committed and never spoke: its first sentence's reservation given back, its row
+        ended `failed` (each a no-op when nothing committed)."""
+        if self._call is not None:
+            await usage.release(conn, self._call, None, self.ledger.quota)
+        await conn.execute(_Q["never_opened"], {"id": self.stream_id, "error_code": DatabaseUnavailable.code})
+
+
+def _recording(params: dict[str, Any], seconds: dict[str, Any]) -> Later:
+    """What records a stream's end (`SpeechStream._record`) on a transaction of the ledger's."""
+
+    async def record(conn: Connection) -> None:
+        await conn.execute(_Q["finish_stream"], params)
+        await conn.execute(_Q["record_seconds"], seconds)
+
+    return record
 
 
 def _refusal(exc: ProviderError) -> VoicegateError:

@@ -21,3 +21,10 @@ update voicegate.usage_events e
    set audio_seconds = s.seconds
   from unnest(%(calls)s::text[], %(seconds)s::float8[]) as s (call_key, seconds)
  where e.kind = 'stream' and e.work_id = %(id)s and e.call_key = s.call_key;
+
+-- name: never_opened
+-- As the service: a stream refused 503 as its opening's COMMIT went unanswered, which never spoke, ended once the
+-- database answers again (nothing to do when that COMMIT never happened).
+update public.speech_streams
+   set characters = 0, audio_ms = 0, outcome = 'failed', error_code = %(error_code)s, finished_at = now()
+ where id = %(id)s and outcome = 'streaming';

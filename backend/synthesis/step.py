@@ -53,12 +53,12 @@ from backend.providers.base import ProviderVoice, SynthesisResult, stored_voice
 from backend.providers.errors import (
     ModelRetiredError,
     PermanentProviderError,
+    ProviderError,
     TransientProviderError,
     UnknownOutcomeError,
     UnsupportedLanguageError,
     VoiceNotFoundError,
 )
-from backend.providers.http import counting_sends
 from backend.providers.registry import check_speakable
 from backend.records import usage
 from backend.records.rows import fetch_optional_record
@@ -247,7 +247,7 @@ class JobRun:
         past it reaches the provider."""
         call = self._call(job, voice, parts, index)
         try:
-            await usage.reserve(conn, call, self.ctx.spend)
+            await self.ctx.ledger.reserve(conn, call)
         except QuotaExceeded as exc:
             return await heal.fail_job(conn, self.job_id, QuotaExceeded.code, exc.detail, lease_owner=self.owner)
         return None
@@ -307,42 +307,39 @@ class JobRun:
     async def _speak(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str]) -> list[SynthesisResult] | Outcome:
         """Each piece spoken in turn, with the job's progress recorded after each; or what became of the job
         when the provider failed. LeaseLost once another run holds the job."""
-        provider = self.ctx.providers.get(voice.provider, owner=job.owner_id)
         spoken: list[SynthesisResult] = []
         refused = None
         try:
             for index, part in enumerate(parts):
-                with counting_sends() as sends:
-                    try:
-                        spoken.append(await provider.synthesize(voice, part))
-                    finally:
-                        await self._count_resent(self._call(job, voice, parts, index), sends[0])
+                # The piece's first send was reserved (`_start`, `_progress`); the charge gives it back if it is never
+                # sent, and reserves each resend before it is made.
+                async with self.ctx.ledger.charge(self._call(job, voice, parts, index)) as charge:
+                    provider = self.ctx.providers.get(voice.provider, owner=job.owner_id)
+                    spoken.append(await provider.synthesize(voice, part, meter=charge))
                 if (refused := await self._progress(job, voice, parts, len(spoken))) is not None:
                     break
-        except (TransientProviderError, UnknownOutcomeError) as exc:
+        except (QuotaExceeded, ProviderError) as exc:
+            return await self._failed(job, voice, exc)
+        return spoken if refused is None else refused
+
+    async def _failed(self, job: JobToSpeak, voice: ProviderVoice, exc: QuotaExceeded | ProviderError) -> Outcome:
+        """What becomes of the job when a piece could not be spoken: retried, healed or failed, as `exc` says."""
+        if isinstance(exc, QuotaExceeded):
+            # A resend the quota refused, never sent.
+            return await self._fail(QuotaExceeded.code, exc.detail)
+        if isinstance(exc, TransientProviderError | UnknownOutcomeError):
             if job.retry_count < MAX_PROVIDER_RETRIES:
                 return await self._retry(job.retry_count, exc.safe_message)
             return await self._fail("inference_failed", f"inference failed: {exc.safe_message}")
-        except (VoiceNotFoundError, ModelRetiredError) as exc:
+        if isinstance(exc, VoiceNotFoundError | ModelRetiredError):
             recheck = timedelta(seconds=WAIT_RECHECK_SECONDS)
             return await heal.heal_job(self.ctx, self.job_id, voice, exc, recheck=recheck, lease_owner=self.owner)
-        except UnsupportedLanguageError as exc:
+        if isinstance(exc, UnsupportedLanguageError):
             # The engine's own record of the voice's language refused it: that does not change on a retry.
             return await self._fail(LanguageNotSupported.code, exc.safe_message)
-        except PermanentProviderError as exc:
+        if isinstance(exc, PermanentProviderError):
             return await self._fail("inference_failed", f"inference failed: {exc.safe_message}")
-        return spoken if refused is None else refused
-
-    async def _count_resent(self, call: usage.Call, sends: int) -> None:
-        """Count a piece again for each time the provider's HTTP client sent it again (inline retries); what cannot
-        be written now (the database away) is logged, and the ledger is short by it."""
-        if sends <= 1:
-            return
-        try:
-            async with self.ctx.db.service_transaction() as conn:
-                await usage.add_resent(conn, call, sends, self.ctx.spend)
-        except (DatabaseUnavailable, TooManyRequests):
-            log.warning("synthesis job %s: %d resends of %s not counted", self.job_id, sends - 1, call.call_key)
+        raise exc
 
     async def _progress(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str], done: int) -> Outcome | None:
         """Record `done` pieces spoken and reserve the next, in one transaction; the job failed when the next

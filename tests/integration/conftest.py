@@ -31,13 +31,17 @@ async def database(db_dsn: str) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
-async def open_lifecycle(cpu: CpuExecutor, db_dsn: str, data_dir: Path, **env: str) -> AsyncIterator[WorkerContext]:
+async def open_lifecycle(
+    cpu: CpuExecutor, db_dsn: str, data_dir: Path, *, http: httpx.AsyncClient | None = None, **env: str
+) -> AsyncIterator[WorkerContext]:
     """A consumer's context on this test's database, with the Storage stand-in under ``data_dir`` and the
-    settings ``env`` names (e.g. a provider fake's base URL)."""
+    settings ``env`` names (e.g. a provider fake's base URL); its providers send with ``http`` (a default client when
+    None), which the caller closes."""
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), **env})
     pool = create_pool(db_dsn, settings.pool_limits)
     await pool.open(wait=True)
-    async with local_storage(db_dsn, data_dir / "storage") as storage, httpx.AsyncClient() as http:
+    async with local_storage(db_dsn, data_dir / "storage") as storage, httpx.AsyncClient() as default:
+        http = http or default
         lifecycle = build_worker_context(
             settings, Database(pool), storage, http, ProvenanceSigner.from_settings(settings), cpu=cpu
         )

@@ -14,6 +14,7 @@ from backend.providers.base import (
     STREAM_SAMPLE_RATE,
     ProviderVoice,
     SampleRef,
+    SendMeter,
     SynthesisResult,
     primary_language,
 )
@@ -192,16 +193,24 @@ class LocalProvider:
         if not await self.store.delete(voice_id):
             raise VoiceNotFoundError(PROVIDER, "The voice does not exist.", provider_code="voice_not_found")
 
-    async def synthesize(self, voice: ProviderVoice, text: str) -> SynthesisResult:
-        """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``."""
+    async def synthesize(self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None) -> SynthesisResult:
+        """Speak ``text``; the profile comes from the store, else from ``voice.metadata['profile']``. The engine is
+        sent the text once (``meter``)."""
+        if meter is not None:
+            await meter.before_send()
         profile = await self._profile(voice, text)
         rendered = [part async for part in self._rendered(_render, phrases(text), profile)]
         rate = rendered[0][1]
         audio = await self._cpu.run(self._owner, _wav_of, [signal for signal, _ in rendered], rate)
         return SynthesisResult(audio=audio, mime_type="audio/wav", sample_rate=rate, model=MODEL)
 
-    async def stream(self, voice: ProviderVoice, text: str) -> AsyncGenerator[bytes, None]:
-        """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole)."""
+    async def stream(
+        self, voice: ProviderVoice, text: str, *, meter: SendMeter | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """Speak ``text`` as 24 kHz PCM, a phrase at a time (each phrase is rendered whole); the engine is sent the text
+        once (``meter``)."""
+        if meter is not None:
+            await meter.before_send()
         profile = await self._profile(voice, text)
         cut = stream_phrases(text)
         # Where the first phrase was cut short, the engine's silence after it and before the next (each phrase

@@ -32,18 +32,18 @@ async def test_a_stream_opens_in_its_few_round_trips_before_the_provider_is_aske
     answers: Counter[asyncio.Task[Any] | None] = Counter()
     before_audio: list[int] = []
     counted = PooledConnection._heard
-    start = service._start
+    start = service.SpeechService._start
 
     def heard(self: PooledConnection, sent: float) -> None:
         answers[asyncio.current_task()] += 1
         counted(self, sent)
 
-    async def started(*args: Any, **kwargs: Any) -> service.SpeechStream:
+    async def started(self: service.SpeechService, *args: Any, **kwargs: Any) -> service.SpeechStream:
         before_audio.append(answers[asyncio.current_task()])
-        return await start(*args, **kwargs)
+        return await start(self, *args, **kwargs)
 
     monkeypatch.setattr(PooledConnection, "_heard", heard)
-    monkeypatch.setattr(service, "_start", started)
+    monkeypatch.setattr(service.SpeechService, "_start", started)
     alice = make_user()
     async with app_with(db_dsn, tmp_path) as client:
         voice = english_voice(sql, alice.id)
