@@ -13,6 +13,12 @@ decoded and again against the samples actually decoded, so a lying header cannot
 
 An ffmpeg child also has ``FFMPEG_TIMEOUT_S`` to finish, and is killed when it overruns or either bound is
 passed.
+
+Whatever decodes it, every block of samples is checked finite as it arrives (`_Samples`): a float WAV can hold
+NaN or infinity, which no measurement, voiceprint or watermark can be computed on, so a file holding one is
+refused here, once for every route and worker, and never reaches them. A WAV's header is read before decoding
+(`_wav_data_chunk`), so that a header the file ends inside, a channel count or rate no sample has, or a WAV
+without audio is refused in words rather than as a decoder's "invalid data".
 """
 
 from __future__ import annotations
@@ -91,7 +97,8 @@ _FOLD_GAIN: Final = 2**-0.5
 
 @dataclass(frozen=True, slots=True)
 class DecodedAudio:
-    """A whole sample as float32 in [-1, 1], shape (channels, frames); more than two channels are folded to stereo."""
+    """A whole sample as finite float32, full scale at ±1, shape (channels, frames); more than two channels are
+    folded to stereo."""
 
     samples: npt.NDArray[np.float32]
     sample_rate: int
@@ -117,7 +124,7 @@ def decode_audio(data: bytes, *, max_duration_s: float | None = None) -> Decoded
     limit_s = (MAX_DECODE_S if max_duration_s is None else max_duration_s) + DURATION_TOLERANCE_S
     size_limit_s = len(data) * 8 / MIN_BITRATE_BPS
     if mime == "audio/wav":
-        data = _check_wav_claim(data, limit_s)
+        data = _check_wav_header(data, limit_s)
     decoded = _decode_in_process(data, mime, limit_s, size_limit_s) or _decode_with_ffmpeg(
         data, mime, limit_s, size_limit_s
     )
@@ -183,7 +190,9 @@ def _check_codec(mime: str, codec: str) -> None:
 
 def _check_format(rate: int, channels: int) -> None:
     """Refuse rates or channel counts no voice sample has."""
-    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE or channels < 1:
+    if channels < 1:
+        raise UnsupportedOrCorruptAudio(f"unsupported or corrupt audio: the file says it has {channels} channels")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise UnsupportedOrCorruptAudio(
             f"unsupported or corrupt audio: {rate} Hz, {channels} channel(s) "
             f"(sample rates {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz are accepted)"
@@ -200,7 +209,8 @@ class _Samples:
         self._frames = 0
 
     def add(self, block: npt.NDArray[np.float32]) -> None:
-        """Take ``block`` (frames, channels)."""
+        """Take ``block`` (frames, channels), refused when it holds a sample that is not a finite number."""
+        _check_finite(block, self._frames, self._rate)
         self._blocks.append(_fold(block))
         self._frames += block.shape[0]
         decoded_s = self._frames / self._rate
@@ -211,6 +221,21 @@ class _Samples:
         if not self._blocks:
             return np.zeros((1, 0), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(self._blocks, axis=1), dtype=np.float32)
+
+
+def _check_finite(block: npt.NDArray[np.float32], start: int, rate: int) -> None:
+    """Refuse ``block`` (frames, channels, starting at frame ``start`` of the file) when a sample in it is NaN or
+    infinite: a float WAV's own, or a double past float32's range, which becomes infinite as it is read."""
+    finite = np.isfinite(block)
+    if finite.all():
+        return
+    frame, channel = np.argwhere(~finite)[0]
+    value = block[frame, channel]
+    kind = "NaN (not a number)" if np.isnan(value) else ("+infinity" if value > 0 else "-infinity")
+    raise UnsupportedOrCorruptAudio(
+        f"unsupported or corrupt audio: the sample at {(start + frame) / rate:.3f} s is {kind}; "
+        "audio samples must be finite numbers"
+    )
 
 
 def _fold(block: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -255,9 +280,10 @@ def _check_length(seconds: float, decoded_s: float, limit_s: float, size_limit_s
         raise SampleTooLong(f"sample too long (max {max_s:g} s)", facts=facts | {"maxDurationS": max_s})
 
 
-def _check_wav_claim(data: bytes, limit_s: float) -> bytes:
-    """Refuse a WAV whose data chunk claims more audio than the file holds; return the WAV, a data size of 0
-    (a streaming writer's "unknown", which libsndfile reads as no audio) set to the bytes present.
+def _check_wav_header(data: bytes, limit_s: float) -> bytes:
+    """Refuse a WAV whose header does not lead to its audio (`_wav_data_chunk`) or whose data chunk claims more
+    audio than the file holds; return the WAV, a data size of 0 (a streaming writer's "unknown", which libsndfile
+    reads as no audio) set to the bytes present.
 
     Decoders silently shorten a claim to the bytes present, so the header is read here: a claim past the
     duration limit is a lie about the size; a smaller one is a truncated upload.
@@ -286,15 +312,34 @@ def _check_wav_claim(data: bytes, limit_s: float) -> bytes:
 
 
 def _wav_data_chunk(data: bytes) -> tuple[int, int, int] | None:
-    """(where the data chunk's size is, the size it says, the byte rate), or None without a data chunk after
-    a usable fmt chunk."""
+    """(where the data chunk's size is, the size it says, the byte rate), or None when the data chunk comes
+    before a fmt chunk that gives the byte rate (the decoders then say what they make of it).
+
+    Refuses, in words, what no decoder reads either: a chunk before the data that claims more bytes than the
+    file holds after it (a header cut short, or a size near 4 GiB), a fmt chunk's channel count or rate that
+    no sample has, and a WAV without a data chunk.
+    """
     pos, byte_rate = 12, 0
     while pos + 8 <= len(data):
         chunk_id, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
         body = pos + 8
-        if chunk_id == b"fmt " and size >= 16 and body + 16 <= len(data):
-            (byte_rate,) = struct.unpack_from("<I", data, body + 8)
-        elif chunk_id == b"data":
+        if chunk_id == b"data":
             return None if byte_rate == 0 else (pos + 4, size, byte_rate)
+        if body + size > len(data):
+            raise UnsupportedOrCorruptAudio(
+                f"unsupported or corrupt audio: the file ends inside its header (its {_chunk_name(chunk_id)} "
+                f"chunk claims {size} bytes, and {len(data) - body} follow)"
+            )
+        if chunk_id == b"fmt " and size >= 16:
+            channels, rate, byte_rate = struct.unpack_from("<HII", data, body + 2)
+            _check_format(rate, channels)
         pos = body + size + (size & 1)
-    return None
+    raise UnsupportedOrCorruptAudio(
+        "unsupported or corrupt audio: the file holds no audio (its header has no data chunk)"
+    )
+
+
+def _chunk_name(chunk_id: bytes) -> str:
+    """A RIFF chunk's id as a reader can be told it: its letters, or "unnamed" for bytes that are not."""
+    name = chunk_id.decode("latin-1").strip()
+    return f"`{name}`" if name.isascii() and name.isprintable() and name else "unnamed"

@@ -91,7 +91,10 @@ _WORDS: Final = {
     413: "The body is larger than allowed: a JSON body over VOICEGATE_JSON_BODY_BYTES (1 MiB by default, "
     "`body_too_large`), an upload over its route's limit.",
     415: "The body is not a media type the route takes: a JSON route's body not labelled `application/json` "
-    "(`json_required`), or a sample that is not WAV, MP3, FLAC, OGG/Opus, WebM/Opus or M4A/AAC.",
+    "(`json_required`), a sample that is not WAV, MP3, FLAC, OGG/Opus, WebM/Opus or M4A/AAC "
+    "(`unsupported_audio_format`), or audio that does not decode (`unsupported_audio`, where the route decodes it: "
+    "corrupt, a header that ends too soon or says no channels or an impossible rate, a sample that is NaN or "
+    "infinite; `detail` says which).",
     422: "Understood but refused: see `code` (e.g. a provider that is not configured, a refused sample, or "
     "`language_not_supported`: a language or text the voice provider cannot speak, with the `languages` it speaks).",
     429: "Too many requests at once; retry after `Retry-After` seconds.",

@@ -71,7 +71,9 @@ class ProvenanceController(Controller):
             415,
             422,
             words={
-                415: "Not a multipart body, or a file that is not audio voicegate decodes (`unsupported_audio`).",
+                415: "Not a multipart body, or a file that is not audio voicegate decodes (`unsupported_audio`: not "
+                "audio, corrupt, a header that ends too soon or says no channels or an impossible rate, a sample "
+                "that is NaN or infinite; `detail` says which).",
                 422: "Audio longer than a sample may be (300 s), or longer than its size can hold.",
             },
         ),

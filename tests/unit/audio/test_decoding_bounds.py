@@ -10,6 +10,7 @@ from backend.audio.decode import DURATION_TOLERANCE_S, MIN_BITRATE_BPS, decode_a
 from backend.audio.errors import AudioRejected
 from backend.audio.pipeline import analyse_bytes
 from devkit.audio_corpus import RATE, encode, flac_bomb, speech_mono, wav_bytes, wav_claiming
+from devkit.malformed_audio import pcm_wav
 
 BOMB_FRAME_S = 65535 / 8000  # the bombs' FLAC frame: decoding stops within one of them past the bound
 
@@ -72,6 +73,39 @@ def test_a_truncated_wav_is_refused_as_corrupt() -> None:
     error = refusal(data[: len(data) // 3])
     assert error.code == "unsupported_audio"
     assert error.detail.startswith("unsupported or corrupt audio: the file is truncated")
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("cut_in_fmt.wav", "the file ends inside its header (its `fmt` chunk claims 16 bytes, and 7 follow)"),
+        (
+            "fmt_claims_gigabytes.wav",
+            "the file ends inside its header (its `fmt` chunk claims 2147483648 bytes, and 16024 follow)",
+        ),
+        (
+            "list_size_near_4gib.wav",
+            "the file ends inside its header (its `LIST` chunk claims 4294967280 bytes, and 16012 follow)",
+        ),
+        ("riff_only.wav", "the file holds no audio (its header has no data chunk)"),
+        ("zero_channels.wav", "the file says it has 0 channels"),
+        ("rate_0.wav", "0 Hz, 1 channel(s) (sample rates 8000-96000 Hz are accepted)"),
+    ],
+)
+def test_a_wav_header_that_leads_to_no_audio_is_refused_in_words(
+    malformed: dict[str, bytes], name: str, words: str
+) -> None:
+    error = refusal(malformed[name])
+    assert (error.code, error.detail) == ("unsupported_audio", f"unsupported or corrupt audio: {words}")
+
+
+def test_a_chunk_id_that_is_not_letters_is_not_repeated() -> None:
+    data = pcm_wav()
+    at = data.index(b"fmt ")
+    garbled = data[:at] + b"\x00\xff\x01\n" + struct.pack("<I", 2**31) + data[at + 8 :]
+    assert refusal(garbled).detail.startswith(
+        "unsupported or corrupt audio: the file ends inside its header (its unnamed chunk"
+    )
 
 
 def test_tags_in_another_encoding_do_not_fail_the_upload() -> None:
