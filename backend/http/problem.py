@@ -136,10 +136,15 @@ async def send_problem(exc: Exception, scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": encoded, "more_body": False})
 
 
+#: What Litestar says of a route's JSON body when none was sent: the key it found missing, as Python writes it.
+_NO_BODY = {"message": "'data'", "key": "data", "source": "body"}
+EMPTY_BODY = "the body is empty: this route takes a JSON object (Content-Type: application/json)"
+
+
 def _validation_detail(exc: ValidationException) -> str:
     extra = exc.extra if isinstance(exc.extra, list) else []
     messages = [
-        validation_message(str(item.get("message", "")), item.get("key"))
+        EMPTY_BODY if item == _NO_BODY else validation_message(str(item.get("message", "")), item.get("key"))
         for item in extra
         if isinstance(item, dict) and item.get("message")
     ]

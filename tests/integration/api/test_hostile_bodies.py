@@ -16,6 +16,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
+from backend.http.problem import EMPTY_BODY
 from backend.json_body import MAX_DEPTH
 from backend.settings import settings_from_env, with_auth
 from devkit.db import Conn
@@ -122,3 +123,27 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+async def test_every_route_that_reads_json_answers_an_empty_body_in_words(
+    client: Client, make_user: Callable[[], User]
+) -> None:
+    """No body, and an empty JSON body: 400 saying the body is empty (it said `'data'`, the repr of the key Litestar
+    found missing)."""
+    user = make_user()
+    wrong = []
+    for method, route in JSON_ROUTES:
+        url = _concrete(route)
+        answers = {
+            "no body": await client.request(method, url, headers=user.headers),
+            "empty": await client.request(method, url, content=b"", headers={**user.headers, **JSON}),
+        }
+        for kind, answer in answers.items():
+            problem = _json(answer)
+            if (answer.status_code, problem.get("code"), problem.get("detail")) != (
+                400,
+                "validation_failed",
+                EMPTY_BODY,
+            ):
+                wrong.append((method, route, kind, answer.status_code, problem.get("detail")))
+    assert wrong == []
