@@ -2793,7 +2793,7 @@ CREATE TABLE public.voice_samples (
     CONSTRAINT voice_samples_size_bytes_check CHECK ((size_bytes >= 0)),
     CONSTRAINT voice_samples_speaker_match_check CHECK (((speaker_match >= ('-1'::integer)::double precision) AND (speaker_match <= (1)::double precision))),
     CONSTRAINT voice_samples_speech_prints_check CHECK (((length(speech_prints) > 0) AND ((length(speech_prints) % 520) = 0))),
-    CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text, 'held'::text]))),
+    CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text, 'held'::text, 'awaiting_reading'::text]))),
     CONSTRAINT voice_samples_transcript_check CHECK ((length(transcript) <= 5000)),
     CONSTRAINT voice_samples_voiceprint_check CHECK ((length(voiceprint) = 1024))
 )
@@ -3027,12 +3027,13 @@ CREATE TABLE voicegate.ownership_holds (
     decided_at timestamp with time zone,
     decided_by text,
     note text,
-    CONSTRAINT ownership_hold_decided CHECK (((state = 'held'::text) = ((decided_at IS NULL) AND (decided_by IS NULL)))),
+    reading_consent_id uuid,
+    CONSTRAINT ownership_hold_decided CHECK (((state = ANY (ARRAY['held'::text, 'asked'::text])) = ((decided_at IS NULL) AND (decided_by IS NULL)))),
     CONSTRAINT ownership_hold_of_one CHECK (((consent_id IS NULL) <> (sample_id IS NULL))),
     CONSTRAINT ownership_holds_decided_by_check CHECK (((length(decided_by) >= 1) AND (length(decided_by) <= 200))),
     CONSTRAINT ownership_holds_note_check CHECK ((length(note) <= 1000)),
     CONSTRAINT ownership_holds_score_check CHECK (((score >= ('-1'::integer)::double precision) AND (score <= (1)::double precision))),
-    CONSTRAINT ownership_holds_state_check CHECK ((state = ANY (ARRAY['held'::text, 'released'::text, 'refused'::text]))),
+    CONSTRAINT ownership_holds_state_check CHECK ((state = ANY (ARRAY['held'::text, 'released'::text, 'refused'::text, 'asked'::text, 'answered'::text]))),
     CONSTRAINT ownership_holds_threshold_check CHECK (((threshold >= ('-1'::integer)::double precision) AND (threshold <= (1)::double precision)))
 );
 
@@ -4113,6 +4114,12 @@ CREATE INDEX ownership_holds_open_idx ON voicegate.ownership_holds USING btree (
 CREATE INDEX ownership_holds_owner_idx ON voicegate.ownership_holds USING btree (owner_id);
 
 --
+-- Name: ownership_holds_reading_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX ownership_holds_reading_idx ON voicegate.ownership_holds USING btree (reading_consent_id) WHERE (reading_consent_id IS NOT NULL);
+
+--
 -- Name: ownership_holds_sample_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4576,6 +4583,13 @@ ALTER TABLE ONLY voicegate.ownership_holds
 
 ALTER TABLE ONLY voicegate.ownership_holds
     ADD CONSTRAINT ownership_holds_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
+-- Name: ownership_holds ownership_holds_reading_consent_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.ownership_holds
+    ADD CONSTRAINT ownership_holds_reading_consent_id_fkey FOREIGN KEY (reading_consent_id) REFERENCES public.voice_consents(id) ON DELETE SET NULL;
 
 --
 -- Name: ownership_holds ownership_holds_sample_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator

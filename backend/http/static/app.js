@@ -15,6 +15,7 @@ import {
 } from "./api.js";
 import { clearBeside, sayBeside } from "./beside.js";
 import { spokenConsent } from "./consent.js";
+import { sampleReading } from "./ownreading.js";
 import { Recorder } from "./recorder.js";
 import { reflections } from "./reflection.js";
 import { Session } from "./session.js";
@@ -87,6 +88,7 @@ let speaking = false; // a Speak run is under way: the button says so with aria-
 let sampleRules = null; // the default provider's length rules, from /config.json
 let reflectionFlow = null;
 let spoken = null; // the spoken consent (consent.js)
+let ownReading = null; // the reading a sample asks for when its voice matched another account's (ownreading.js)
 let consentPolicy = "checkbox"; // the server's (VOICEGATE_CONSENT): `spoken` takes no checkbox
 let speakerThreshold = 0.74; // from /config.json: the same-speaker cosine scores are said beside
 let voices = []; // the user's voices, as last listed: the likeness of the one Speak uses is shown
@@ -230,6 +232,7 @@ async function boot() {
   ui.checkboxConsent.hidden = consentPolicy === "spoken";
   ui.recordHint.textContent = lengthRule();
   session = new Session(config);
+  ownReading ||= sampleReading({ api, failed, clearProblem, sayBeside });
   spoken ||= spokenConsent({
     api,
     problem,
@@ -471,6 +474,21 @@ async function followSample(sampleId, mine) {
     }
     if (mine !== sampleRun) return;
     if (sample.quality) showQuality(sample.quality, sample.status === "failed");
+    if (sample.status === "awaiting_reading") {
+      status(ui.sampleStatus, "One more step: read the phrase below aloud.");
+      await ownReading.ask(sampleId);
+      await sleep(POLL_MS);
+      continue;
+    }
+    ownReading.hide();
+    if (sample.status === "held") {
+      status(
+        ui.sampleStatus,
+        "Your sample is waiting for a person to look at it: its voice sounds the same as a voice already enrolled " +
+          "here. Nothing of it is sent to a voice provider until then; ask this site's support if it is yours.",
+      );
+      return;
+    }
     if (sample.status === "ready") {
       status(ui.sampleStatus, `Sample ready: ${verdictWords(sample.quality)}`);
       setTarget({ sampleId }, "the voice of your new sample");
