@@ -3,10 +3,9 @@ pgvector and the real Storage stand-in, with real speech (the LibriSpeech clips 
 a sample of one man (2414) under one account registers his voice there; under VOICEGATE_VOICE_OWNERSHIP=hold the same
 man's other recording uploaded by another account is held, saying nothing more than `held`, while his own second
 sample is ready and a woman's (533) under a third account is ready too. (Under the default, `ask`, such a sample's
-uploader is asked to read: tests/integration/test_ownership_reading.py.) The operator's release makes the held sample ready and registers it;
-a refusal fails it; under `refuse` it fails at once and under `off` nothing is compared (its print still
-joins). An erased account's prints
-leave the registry."""
+uploader is asked to read: tests/integration/test_ownership_reading.py.) The operator's release makes the held sample
+ready and registers it; a refusal fails it; under `refuse` it fails at once and under `off` nothing is compared (its
+print still joins). An erased account's prints leave the registry."""
 
 from __future__ import annotations
 

@@ -226,7 +226,8 @@ ROWS = [
         audio_errors.SampleAwaitingReading(),
         422,
         "reading_required",
-        "before the sample is used, its speaker reads a short phrase aloud, so that voicegate hears the voice is theirs",
+        "before the sample is used, its speaker reads a short phrase aloud,"
+        " so that voicegate hears the voice is theirs",
     ),
     (
         audio_errors.SampleOwnershipRefused(),
