@@ -42,6 +42,7 @@ from backend.errors import (
     ProviderUnavailable,
     QuotaExceeded,
     TooManyRequests,
+    Unauthorized,
     VoicegateError,
     VoiceNotReady,
 )
@@ -201,8 +202,8 @@ class SpeechStream:
 
     async def _reserve(self, index: int, sentence: str) -> bool:
         """Reserve sentence `index` before it is sent; False, with the stream's end recorded as why, when the
-        quota refuses it or it cannot be reserved (the database is away, or the user's other spending holds the
-        lock): nothing unreserved is ever sent."""
+        quota refuses it, its user is gone (erased while it streamed) or it cannot be reserved (the database is
+        away, or the user's other spending holds the lock): nothing unreserved is ever sent."""
         call = usage.Call(
             owner_id=self._owner,
             provider=self._voice.provider,
@@ -215,7 +216,7 @@ class SpeechStream:
         try:
             async with self._db.service_transaction() as conn:
                 await usage.reserve_and_commit(conn, call, self._quota)
-        except (QuotaExceeded, TooManyRequests, DatabaseUnavailable) as exc:
+        except (QuotaExceeded, Unauthorized, TooManyRequests, DatabaseUnavailable) as exc:
             log.info("speech stream %s: ends before sentence %d (%s)", self.id, index, exc.code)
             self._outcome, self._error_code = SpeechStreamOutcome.FAILED, exc.code
             return False
