@@ -48,6 +48,7 @@ from backend.errors import (
     ProviderUnavailable,
     QuotaExceeded,
     TooManyRequests,
+    Unauthorized,
     VoicegateError,
     VoiceNotReady,
 )
@@ -77,8 +78,9 @@ log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: Silence between sentences, each spoken on its own (as between the parts of a synthesis job).
 SENTENCE_PAUSE_S = 0.12
-#: What keeps a sentence from being sent: the quota, the user's other spending holding the counter, the database.
-_UNCHARGED = (QuotaExceeded, TooManyRequests, DatabaseUnavailable)
+#: What keeps a sentence from being sent: the quota, its user gone (erased while it streamed), the user's other
+#: spending holding the counter, the database.
+_UNCHARGED = (QuotaExceeded, Unauthorized, TooManyRequests, DatabaseUnavailable)
 
 
 class _Opened(msgspec.Struct, frozen=True, kw_only=True):
@@ -237,8 +239,8 @@ class SpeechStream:
 
     async def _reserve(self, index: int, sentence: str) -> bool:
         """Reserve sentence `index`'s first send before it is sent; False, with the stream's end recorded as why,
-        when the quota refuses it or it cannot be reserved (the database is away, or the user's other spending holds
-        the lock): nothing unreserved is ever sent."""
+        when the quota refuses it, its user is gone (erased while it streamed) or it cannot be reserved (the database is
+        away, or the user's other spending holds the lock): nothing unreserved is ever sent."""
         try:
             async with self._db.service_transaction() as conn:
                 await self._ledger.reserve_and_commit(conn, self._call(index, sentence))
@@ -247,7 +249,9 @@ class SpeechStream:
             return False
         return True
 
-    def _ended_unsent(self, index: int, exc: QuotaExceeded | TooManyRequests | DatabaseUnavailable) -> None:
+    def _ended_unsent(
+        self, index: int, exc: QuotaExceeded | Unauthorized | TooManyRequests | DatabaseUnavailable
+    ) -> None:
         log.info("speech stream %s: ends before sentence %d is sent (%s)", self.id, index, exc.code)
         self._outcome, self._error_code = SpeechStreamOutcome.FAILED, exc.code
 
