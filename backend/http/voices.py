@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from backend.auth.verify import UserClaims
 from backend.fields import Rename
 from backend.http.deps import Caller, PathId, Synthesis, Voices
+from backend.http.gate import ACCOUNT_FIRST
 from backend.http.docs import (
     BY_ID,
     DRAFT_VOICES,
@@ -161,6 +162,8 @@ class CloneController(Controller):
 
     @post(
         "/upload-url",
+        # Storage signs the URL before the draft is written: the account is checked first.
+        opt={ACCOUNT_FIRST: True},
         summary="Signed upload URL for a new voice's sample",
         operation_class=with_examples(a_consented_voice={"name": "My voice", "consent": True, "language": "en"}),
         responses=problems(*USER, 400, 404, 409, 422, words=DRAFT_VOICES),

@@ -175,6 +175,9 @@ FUNCTIONS: Allowed = {
     "voicegate.lock_usage(uuid,double precision)": SERVICE_ONLY,
     "voicegate.lock_user_jobs(uuid)": SERVICE_ONLY,
     "voicegate.reserve_usage(uuid,text,text,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
+    # Charging send by send: a resend reserved before it is made, a send never made given back.
+    "voicegate.reserve_resend(uuid,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
+    "voicegate.release_usage(uuid,text,uuid,text,integer,double precision)": SERVICE_ONLY,
     # Retention: the maintenance sweep's, which may remove from the audit trail and the ledger only through them.
     "voicegate.audit_held(text)": SERVICE_ONLY,
     "voicegate.prune_audit_events(interval,integer)": SERVICE_ONLY,
@@ -197,6 +200,7 @@ FUNCTIONS: Allowed = {
     "voicegate.attempt_settled()": NOBODY,
     "voicegate.forget_deleted_attempt_events()": NOBODY,
     "voicegate.emit_webhook(text,uuid,jsonb)": NOBODY,
+    "voicegate.emit_usage_thresholds(uuid,bigint,bigint,bigint,timestamp with time zone,double precision)": NOBODY,
     "voicegate.make_room_for_webhook(uuid,uuid,integer)": NOBODY,
     "voicegate.webhook_sample_event()": NOBODY,
     "voicegate.webhook_job_event()": NOBODY,
