@@ -7,8 +7,9 @@ slow body holds its place).
 A token outlives its user by up to its expiry. An account the database has said is gone is refused with the token
 (`TokenVerifier.account_gone`), before any database work. Otherwise a route that works in the database checks the
 account in its first statement, at no cost of its own; an upload route (which would read its upload first), and one
-whose first work is a call to Storage (`ACCOUNT_FIRST`), has it checked here before its body is read, and any route about to refuse what it read (400, 413, 415, 422) has it checked
-before that answer leaves, so that a removed user is answered 401 everywhere, never a word about their body.
+whose first work is a call to Storage (`ACCOUNT_FIRST`), has it checked here before its body is read; and any route
+about to refuse what it read (400, 413, 415, 422) has it checked before that answer leaves, so that a removed user is
+answered 401 everywhere, never a word about their body.
 
 Litestar decodes a handler's `data` before it resolves the handler's dependencies, the caller among them, so
 without this gate an anonymous client could make the server read and check a body of any size the route took

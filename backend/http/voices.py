@@ -15,7 +15,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from backend.auth.verify import UserClaims
 from backend.fields import Rename
 from backend.http.deps import Caller, PathId, Synthesis, Voices
-from backend.http.gate import ACCOUNT_FIRST
 from backend.http.docs import (
     BY_ID,
     DRAFT_VOICES,
@@ -28,6 +27,7 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
+from backend.http.gate import ACCOUNT_FIRST
 from backend.http.idempotency import idempotent
 from backend.http.samples import request_origin
 from backend.synthesis import types as synthesis_types
