@@ -276,6 +276,20 @@ $$;
 ALTER FUNCTION voicegate.accept_legacy_outbox() OWNER TO voicegate_migrator;
 
 --
+-- Name: account_email(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.account_email(p_id uuid) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select u.email::text from auth.users u where u.id = p_id
+$$;
+
+
+ALTER FUNCTION voicegate.account_email(p_id uuid) OWNER TO voicegate_migrator;
+
+--
 -- Name: after_attempt_insert(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -5180,6 +5194,13 @@ GRANT ALL ON FUNCTION public.voice_launch_readiness(p_reflection_id uuid) TO ser
 --
 
 REVOKE ALL ON FUNCTION voicegate.accept_legacy_outbox() FROM PUBLIC;
+
+--
+-- Name: FUNCTION account_email(p_id uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.account_email(p_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.account_email(p_id uuid) TO service_role;
 
 --
 -- Name: FUNCTION after_attempt_insert(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

@@ -178,6 +178,8 @@ FUNCTIONS: Allowed = {
     # Charging send by send: a resend reserved before it is made, a send never made given back.
     "voicegate.reserve_resend(uuid,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
     "voicegate.release_usage(uuid,text,uuid,text,integer,double precision)": SERVICE_ONLY,
+    # An operator's usage report names each account by its e-mail.
+    "voicegate.account_email(uuid)": SERVICE_ONLY,
     # Retention: the maintenance sweep's, which may remove from the audit trail and the ledger only through them.
     "voicegate.audit_held(text)": SERVICE_ONLY,
     "voicegate.prune_audit_events(interval,integer)": SERVICE_ONLY,
