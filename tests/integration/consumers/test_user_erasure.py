@@ -366,12 +366,20 @@ async def test_the_operator_command_erases_through_the_same_trigger(
     assert await asyncio.to_thread(erasures_script.main, ["--json", "--database-url", db_dsn]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(item["id"], item["state"]) for item in listed["items"]] == [(str(erasure["id"]), "done")]
+    # What went is counted from the receipt (its items are pruned once closed): it said 0 items before.
+    assert listed["items"][0]["items"] == 3 + len(seeded.objects)
     assert listed["counts"]["done"] == 1
     shown = [str(seeded.user), "--json", "--database-url", db_dsn]
     assert await asyncio.to_thread(erasures_script.main, shown) == 0
     receipt = json.loads(capsys.readouterr().out)
     assert receipt["items"] == []
-    assert any('"providerVoices":{"deleted":3}' in note for note in receipt["notes"])
+    assert 'receipt providerVoices: {"deleted":3}' in receipt["notes"]
+    # The table keeps each note on one line, however long (it was cut at 200 characters, mid-name).
+    assert await asyncio.to_thread(erasures_script.main, [str(seeded.user), "--database-url", db_dsn]) == 0
+    table = capsys.readouterr().out
+    notes = [line for line in table.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: {note}" for note in receipt["notes"]]
+    assert max(len(line) for line in notes) > 200, "a long note is kept whole"
 
 
 def test_the_trigger_snapshots_before_the_cascade(sql: Conn) -> None:
