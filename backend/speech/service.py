@@ -128,12 +128,14 @@ class SpeechStream:
         if opened.attempt_id is not None:
             self.headers["Voicegate-Attempt-Id"] = str(opened.attempt_id)
         self.headers.update(allowance.headers())
+        self._sentences = sentences(text)
+        if (cut := _quota_cut(self._sentences, allowance.remaining)) is not None:
+            self.headers["Voicegate-Quota-Cut"] = cut
         self._db = db
         self._provider = provider
         self._cpu = cpu
         self._owner = opened.owner_id
         self._voice = opened.voice
-        self._sentences = sentences(text)
         self._ledger = ledger
         #: The seconds of audio each sentence sent made, by its index (its ledger row's `call_key`).
         self._seconds: list[float] = []
@@ -384,6 +386,19 @@ async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
     if isinstance(state, Mute):
         raise VoiceNotReady(state.message)
     return msgspec.structs.replace(state, language=row.language, metadata=row.provider_metadata)
+
+
+def _quota_cut(spoken: list[str], remaining: int) -> str | None:
+    """`Voicegate-Quota-Cut`'s value, "fit/all", when what the quota leaves (`remaining`, once the first sentence is
+    reserved) cannot take every sentence after the first: the stream will end early (a 200 whose body is shorter),
+    as far as anyone can tell as it opens (the user's other spending may cut it sooner still)."""
+    fit = 1
+    for sentence in spoken[1:]:
+        if len(sentence) > remaining:
+            return f"{fit}/{len(spoken)}"
+        remaining -= len(sentence)
+        fit += 1
+    return None
 
 
 def _sentence_call(

@@ -174,3 +174,14 @@ export function nameFromFile(fileName) {
   if (!base || base === "recording") return "Recording";
   return base.slice(0, 200);
 }
+
+/** A wait or a period as a person says it: "42 s", "5 min", "18 h 31 min" (never shorter than it is). */
+export function durationWords(seconds) {
+  const whole = Math.ceil(seconds);
+  if (whole < 60) return `${whole} s`;
+  const minutes = Math.ceil(whole / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  const rest = minutes % 60;
+  return rest === 0 ? `${hours} h` : `${hours} h ${rest} min`;
+}
