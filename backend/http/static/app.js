@@ -21,7 +21,15 @@ import { reflections } from "./reflection.js";
 import { Session } from "./session.js";
 import { createSampleSet } from "./sampleset.js";
 import { createStudio, textRefusal } from "./studio.js";
-import { jobFailureWords, likenessWords, nameFromFile, sampleFailureWords, unusedName } from "./words.js";
+import {
+  adviceWords,
+  jobFailureWords,
+  likenessNumbers,
+  likenessWords,
+  nameFromFile,
+  sampleFailureWords,
+  unusedName,
+} from "./words.js";
 
 const POLL_MS = 400;
 const MAX_RECORDING_S = 30;
@@ -61,6 +69,7 @@ const ui = {
   speakSection: $("speak-section"),
   speakTarget: $("speak-target"),
   speakLikeness: $("speak-likeness"),
+  speakLikenessNumbers: $("speak-likeness-numbers"),
   text: $("text"),
   speak: $("speak"),
   progress: $("speak-progress"),
@@ -531,7 +540,7 @@ function showQuality(q, refused = false) {
   verdict.className = `verdict ${refused ? "poor" : q.verdict}`;
   // A refused sample has no results to be best for: its refusal says what the next one needs.
   const advice = refused ? q.advice.filter((line) => !line.endsWith("for best results")) : q.advice;
-  ui.advice.replaceChildren(...advice.map((line) => element("li", line)));
+  ui.advice.replaceChildren(...advice.map((line) => element("li", adviceWords(line))));
   ui.quality.hidden = false;
   ui.advice.hidden = advice.length === 0;
 }
@@ -553,23 +562,30 @@ function setTarget(ref, label) {
   showLikeness();
 }
 
+/** The numbers behind a likeness, in their toggle (closed: a person reads the words first); hidden when none. */
+function showNumbers(details, numbers) {
+  const paragraph = details.querySelector("p");
+  if (paragraph.textContent !== numbers) paragraph.textContent = numbers;
+  details.hidden = !numbers;
+}
+
 /** How much the voice Speak uses sounds like its sample, once that voice is made and judged. */
 function showLikeness() {
   const ref = target && target.ref;
   const voiceId = ref && (ref.voiceId || studio.voiceOf(ref.sampleId));
   const voice = voiceId && voices.find((v) => v.id === voiceId);
-  const words = voice
-    ? likenessWords({
-        ready: voice.status === "ready",
-        likeness: voice.likeness,
-        threshold: voice.likeness_threshold,
-        error: voice.likeness_error,
-        provider: voice.tts_provider,
-        baseline: voice.likeness_baseline,
-      })
-    : "";
+  const judged = voice && {
+    ready: voice.status === "ready",
+    likeness: voice.likeness,
+    threshold: voice.likeness_threshold,
+    error: voice.likeness_error,
+    provider: voice.tts_provider,
+    baseline: voice.likeness_baseline,
+  };
+  const words = judged ? likenessWords(judged) : "";
   if (ui.speakLikeness.textContent !== words) ui.speakLikeness.textContent = words;
   ui.speakLikeness.hidden = !words;
+  showNumbers(ui.speakLikenessNumbers, judged ? likenessNumbers(judged) : "");
 }
 
 ui.speak.addEventListener("click", speak);

@@ -4,7 +4,7 @@
 
 import { ApiError, newIdempotencyKey, sleep } from "./api.js";
 import { Recorder } from "./recorder.js";
-import { durationWords, launchReasonWords, likenessWords as likeness } from "./words.js";
+import { durationWords, launchReasonWords, likenessNumbers, likenessWords as likeness } from "./words.js";
 
 const POLL_MS = 500;
 // While a session is shown, how often its gate is read again: a voice deleted or re-cloned in another tab, or by an
@@ -36,6 +36,7 @@ export function reflections(deps) {
     reasons: $("reflection-reasons"),
     voice: $("reflection-voice"),
     likeness: $("reflection-likeness"),
+    likenessNumbers: $("reflection-likeness-numbers"),
     consent: $("reflection-consent"),
     consentText: $("reflection-consent-text"),
     record: $("reflection-record"),
@@ -153,6 +154,9 @@ export function reflections(deps) {
       : voiceWords(voice, state.previewError);
     ui.likeness.textContent = deleted ? "" : likenessWords(voice);
     ui.likeness.hidden = !ui.likeness.textContent;
+    const numbers = deleted ? "" : likenessNumbers(judged(voice));
+    ui.likenessNumbers.querySelector("p").textContent = numbers;
+    ui.likenessNumbers.hidden = !numbers;
     const previewReady = voice.previewStatus === "ready" && Boolean(state.previewUrl);
     ui.preview.hidden = !previewReady;
     if (previewReady && ui.previewPlayer.getAttribute("src") !== state.previewUrl) {
@@ -173,14 +177,18 @@ export function reflections(deps) {
 
   // How much the voice sounds like its samples: the words of words.js, as the main flow says them.
   function likenessWords(voice) {
-    return likeness({
+    return likeness(judged(voice));
+  }
+
+  function judged(voice) {
+    return {
       ready: voice.cloneStatus === "ready",
       likeness: voice.likeness,
       threshold: voice.likenessThreshold,
       error: voice.likenessError,
       provider: voice.provider,
       baseline: voice.likenessBaseline,
-    });
+    };
   }
 
   function voiceWords(voice, previewError) {
