@@ -51,7 +51,10 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: How long a provider may take to fetch the prepared sample from its signed URL.
 SAMPLE_URL_SECONDS = 600
 #: All a held sample's owner is told, whatever it matched (docs/ownership.md).
-HELD_FOR_REVIEW = "held_for_review: the sample is held for review"
+HELD_FOR_REVIEW = (
+    "held_for_review: the sample is held for a person to review, as its voice sounds the same as one already enrolled"
+    " here; nothing of it is used until they have, and this site's support can say more"
+)
 #: All an asked sample's owner is told: what to do next, and nothing of what it matched.
 AWAITING_READING = (
     "reading_required: before this sample is used, its speaker reads a short phrase aloud"
