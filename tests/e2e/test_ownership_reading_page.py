@@ -76,6 +76,7 @@ async def test_a_sample_in_a_voice_already_enrolled_asks_for_a_reading_then_wait
         reading = page.get_by_role("group", name="Show that this voice is yours")
         await expect(reading).to_be_visible(timeout=WAIT_MS)
         await expect(page.locator("#sample-status")).to_have_text("One more step: read the phrase below aloud.")
+        await expect(page.locator("#own-phrase")).to_contain_text("My code is")  # filled once its answer arrives
         phrase = await page.locator("#own-phrase").inner_text()
         assert "voicegate" in phrase, phrase
         assert "My code is" in phrase, phrase
