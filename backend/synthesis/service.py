@@ -152,7 +152,7 @@ class SynthesisService:
                 )
             # Counted under the user's usage lock, so their jobs queued at once stay within the bound whichever
             # process queues them.
-            allowance = await usage.admit_job(
+            admitted = await usage.admit_job(
                 conn, owner_id, len(text), self.quota, refused=functools.partial(self.admission.refused, claims.sub)
             )
             job = await fetch_record(
@@ -173,8 +173,8 @@ class SynthesisService:
             accepted = JobAccepted(job.id, job.status, voice_id, attempt_id)
             if record is not None:
                 await record(conn, accepted)
-        self.admission.accepted(claims.sub)
-        return accepted, allowance
+        self.admission.accepted(claims.sub, admitted)
+        return accepted, admitted.allowance
 
     async def job_status(self, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:
         """The caller's job (RLS decides whose); 404 for anyone else's."""

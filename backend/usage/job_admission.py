@@ -11,8 +11,9 @@ So in each process a user's job creates go one at a time (`one_at_a_time`; the o
 no connection, at most `LINE_WAIT_S`), and once the database has refused one for the jobs bound (`jobs_limited`) or
 the quota (`quota_exceeded`), the same user's next ones are refused here, with the same words and fields, for
 `REMEMBER_S` (never past the window's end): neither refusal changes within its Retry-After unless one of the user's
-jobs ends (jobs) or the window resets (quota; or an operator gives it back). A job accepted forgets the refusal; a
-text short enough for what was left is asked of the database as before. So a job may be refused for up to
+jobs ends (jobs) or the window resets (quota; or an operator gives it back). A job accepted forgets the refusal, or,
+when it filled the bound, is remembered as the refusal of the next; a text short enough for what was left is asked
+of the database as before. So a job may be refused for up to
 `REMEMBER_S` after one of the user's jobs ended, as if the client had asked a moment sooner, and the database sees
 about one such transaction per user and process a second, whatever the client sends.
 
@@ -35,7 +36,7 @@ from typing import Final
 import msgspec
 
 from backend.errors import JobsLimited, QuotaExceeded, TooManyRequests
-from backend.records.usage import Allowance
+from backend.records.usage import Admitted, Allowance
 
 #: How long a refusal from the database is remembered (seconds).
 REMEMBER_S: Final = 1.0
@@ -131,9 +132,12 @@ class JobAdmission:
             self._refused.pop(next(iter(self._refused)))
         self._refused[user] = remembered
 
-    def accepted(self, user: str) -> None:
-        """The database accepted one of `user`'s jobs: nothing of theirs is refused from memory."""
+    def accepted(self, user: str, admitted: Admitted) -> None:
+        """The database accepted one of `user`'s jobs: nothing of theirs is refused from memory, unless it filled
+        the bound, which refuses their next as the database would."""
         self._refused.pop(user, None)
+        if admitted.next_refused is not None:
+            self.refused(user, admitted.next_refused, admitted.allowance)
 
     async def check(self, user: str, characters: int | None) -> None:
         """Raise the refusal the database would answer `user`'s job of `characters` (None: not read yet, any text)

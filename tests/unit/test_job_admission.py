@@ -1,7 +1,8 @@
 """A user's synthesis jobs on their way to the database in one API process (`backend.usage.job_admission`): a
 refusal from the database is answered again from memory for `REMEMBER_S`, never past the window's end, with its own
-words and fields and after a pause; a job accepted forgets it; a text that fits what was left is left to the
-database; and a user's jobs go one at a time, a job that waits too long for its turn answered 429."""
+words and fields and after a pause; a job accepted forgets it, or remembers the next refused when it filled the
+bound; a text that fits what was left is left to the database; and a user's jobs go one at a time, a job that waits
+too long for its turn answered 429."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.errors import JobsLimited, QuotaExceeded, TooManyRequests
-from backend.records.usage import Allowance
+from backend.records.usage import Admitted, Allowance
 from backend.usage.job_admission import REMEMBER_S, JobAdmission
 
 
@@ -49,11 +50,17 @@ async def test_a_jobs_refusal_is_answered_from_memory_for_a_moment_with_its_word
     await jobs.check("u", 10)  # forgotten: the database decides again
 
 
-async def test_a_job_accepted_forgets_the_refusal() -> None:
+async def test_a_job_accepted_forgets_the_refusal_unless_it_filled_the_bound() -> None:
     jobs = admission(Clock())
     jobs.refused("u", JobsLimited(), allowance(10))
-    jobs.accepted("u")
+    jobs.accepted("u", Admitted(allowance=allowance(10), next_refused=None))
     assert jobs.remembered("u", 10) is None
+
+    full = JobsLimited("You have 20 synthesis jobs queued or running.")
+    jobs.accepted("u", Admitted(allowance=allowance(10), next_refused=full))
+    refusal = jobs.remembered("u", 10)
+    assert isinstance(refusal, JobsLimited)
+    assert refusal.detail == full.detail
 
 
 async def test_a_quota_refusal_refuses_only_texts_past_what_was_left_and_never_past_the_windows_end() -> None:

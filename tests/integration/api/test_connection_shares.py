@@ -4,7 +4,10 @@ own, and another user's request gets a connection at once.
 
 Before, the pool handed its connections out first come first served: with VOICEGATE_DB_POOL_MAX at 4, the first four
 of a user's eight creates took all four connections and waited on their create bucket's row (up to its 0.8 s lock
-timeout), and another user's read waited behind the other four for one of them to give up."""
+timeout), and another user's read waited behind the other four for one of them to give up.
+
+A request past the user's requests in flight (VOICEGATE_USER_CONCURRENCY) is refused after a pause, so that a client
+asking back at once cannot take its refusals as fast as the process can make them."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import psycopg
 
 from backend.app import create_app
 from backend.settings import settings_from_env, with_auth
+from backend.usage.job_admission import PAUSE_S
 from devkit.db import Conn, one
 from fakes import serve
 from tests.integration.api.conftest import JWT_SECRET, User
@@ -86,3 +90,35 @@ async def test_a_users_burst_waiting_on_their_own_lock_leaves_connections_for_an
     assert flood_answers_first == 0
     assert most == SHARE  # the rest of the burst waited in its own line, holding no connection
     assert set(answered) <= {201, 429}
+
+
+async def test_a_request_past_the_users_in_flight_limit_is_refused_after_a_pause(
+    db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn
+) -> None:
+    flood, other = make_user(), make_user()
+    sql.execute(
+        "insert into voicegate.user_creates (owner_id, kind, tokens, counted_at) values (%s, 'reflection', 300, now())",
+        (flood.id,),
+    )
+    async with served(db_dsn, tmp_path, VOICEGATE_USER_CONCURRENCY="1") as client:
+        with psycopg.connect(db_dsn) as holder:
+            holder.execute(
+                "select 1 from voicegate.user_creates where owner_id = %s and kind = 'reflection' for update",
+                (flood.id,),
+            )
+            # The flood's one place in flight: a create waiting on its bucket's lock.
+            held = asyncio.create_task(client.post("/v1/reflections", json={"name": "Held"}, headers=flood.headers))
+            deadline = asyncio.get_running_loop().time() + 5
+            while waiting_on_locks(sql) < 1:
+                assert asyncio.get_running_loop().time() < deadline, "the flood's create never reached its lock"
+                await asyncio.sleep(0.01)
+            started = asyncio.get_running_loop().time()
+            refused = await client.get("/api/v1/usage", headers=flood.headers)
+            took = asyncio.get_running_loop().time() - started
+            read = await client.get("/api/v1/usage", headers=other.headers)
+            holder.rollback()
+        await held
+
+    assert (refused.status_code, refused.json()["code"]) == (429, "concurrency_limited"), refused.text
+    assert took >= PAUSE_S  # a client asking back at once is answered no faster than this
+    assert read.status_code == 200, read.text
