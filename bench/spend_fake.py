@@ -101,12 +101,13 @@ def sent(fake: ElevenLabsFake, arrivals: Arrivals, voice: str) -> dict[str, Any]
 def main() -> None:
     # Ctrl-C in the bench's terminal reaches this process too: the bench ends it by closing its input.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A dropped answer is the fake's server closing the connection under an app that failed on purpose.
-    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
     fake = ElevenLabsFake(KEY, max_voices=10_000)
     arrivals, receiver = Arrivals(), Receiver()
     tts = "POST"
     with serve(timed(fake, arrivals)) as url, serve(receiver) as hooks:
+        # A dropped answer is the fake's server closing the connection under an app that failed on purpose (set
+        # once the servers have set their loggers up).
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         print(json.dumps({"elevenlabs": url, "receiver": hooks, "key": KEY}), flush=True)
         for line in sys.stdin:
             command, *args = line.split()
