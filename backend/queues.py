@@ -9,11 +9,13 @@ and triggers send the messages whose cause is a row change (a new attempt, a job
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,10 +66,47 @@ class Message(msgspec.Struct, frozen=True):
     read_at: float
     #: What a queue's own reader did with the message as it read it (the clone queue: the attempt it leased).
     leased: dict[str, Any] | None = None
+    #: Whose work the message is, as a reader that takes messages in turn by owner says (`Turns`).
+    owner: str | None = None
 
     def id_of(self, field: str) -> uuid.UUID:
         """The id the message names under `field` (`attemptId`, `jobId`, ...)."""
         return uuid.UUID(str(self.message[field]))
+
+
+class Turns:
+    """How many of a consumer's slots each owner's messages hold, for a reader that takes the messages in turn by
+    owner: the SQL ranks each owner's visible messages (oldest first) after those the owner holds, takes the lowest
+    ranks first, and none past the owner's share. So one owner's backlog never stands before another owner's first
+    message, and holds at most `share` of the slots: the rest (a quarter, at least one) wait for other owners, who
+    never queue behind it. A message counts from when its handler starts (`holding`) to when it ends."""
+
+    def __init__(self, slots: int) -> None:
+        #: The most slots one owner's messages hold at once.
+        self.share = max(1, slots - max(1, slots // 4))
+        self._held: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def holding(self, owner: str | None) -> Iterator[None]:
+        """Count the block as one of `owner`'s messages in hand (no owner: nobody's)."""
+        if owner is None:
+            yield
+            return
+        self._held[owner] += 1
+        try:
+            yield
+        finally:
+            self._held[owner] -= 1
+            if self._held[owner] <= 0:
+                del self._held[owner]
+
+    def held(self, owner: str) -> int:
+        """How many of `owner`'s messages are in hand."""
+        return self._held[owner]
+
+    def params(self) -> dict[str, Any]:
+        """The reader's parameters: what each owner holds, and the share each may hold (no owner a lower one)."""
+        return {"held": json.dumps(self._held), "share": self.share, "caps": "{}"}
 
 
 #: Works one delivery: None when the message is done, or when to look at it again.

@@ -30,6 +30,8 @@ MAX_PHRASE_SECONDS = 3600
 #: Deliveries one endpoint holds queued by default: a burst of events while its receiver restarts, not a day of them.
 DEFAULT_WEBHOOK_PENDING = 100
 MAX_WEBHOOK_PENDING = 100_000
+#: Messages a consumer handles at once by default (VOICEGATE_WORKER_CONCURRENCY).
+DEFAULT_WORKER_CONCURRENCY = 8
 
 
 class SettingsError(ValueError):
@@ -141,7 +143,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """VOICEGATE_LOG_FORMAT: each log line as text, or as one JSON object with the request's id."""
     consumer_mode: Literal["inprocess", "http"] = "inprocess"
     """CONSUMER_MODE: workers run the lifecycle themselves, or call the API's internal route."""
-    worker_concurrency: int = 8
+    worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
     """VOICEGATE_WORKER_CONCURRENCY: messages one consumer handles at once (per queue; the clone queue has its
     own, VOICEGATE_CLONE_CONCURRENCY)."""
     clone_concurrency: int = 16

@@ -181,14 +181,14 @@ def dev_token(running: Running, user: str) -> str:
     return minted.stdout.decode().strip()
 
 
-def start_worker(data_dir: Path, log: Path, **extra: str) -> subprocess.Popen[bytes]:
-    """`voicegate worker` as a user starts it beside `voicegate up` on `data_dir`: no DATABASE_URL, no API
-    address (`extra` adds variables), its output in `log`."""
+def start_worker(data_dir: Path, log: Path, *, cwd: Path = REPO, **extra: str) -> subprocess.Popen[bytes]:
+    """`voicegate worker` as a user starts it beside `voicegate up` on `data_dir`, from the checkout at `cwd`: no
+    DATABASE_URL, no API address (`extra` adds variables), its output in `log`."""
     env = {key: value for key, value in os.environ.items() if key not in _ADDRESSES}
     env |= {"VOICEGATE_DATA_DIR": str(data_dir), "VOICEGATE_LOG_LEVEL": "WARNING", **extra}
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "voicegate.cli", "worker"], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO
+            [sys.executable, "-m", "voicegate.cli", "worker"], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd
         )
 
 

@@ -20,7 +20,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-FaultKind = Literal["status", "timeout", "malformed", "lost"]
+FaultKind = Literal["status", "timeout", "malformed", "lost", "dropped"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,9 @@ class Fault:
 
     ``status``: answer with that HTTP status and the provider's error envelope (``retry_after`` sets
     the header); ``timeout``: never answer (hold until the client gives up); ``malformed``: 200 with
-    truncated JSON; ``lost``: do the work, then never answer ("created but the response was lost").
+    truncated JSON; ``lost``: do the work, then never answer ("created but the response was lost");
+    ``dropped``: do the work, then close the connection under the answer's first line (the answer lost, and the
+    client told so at once rather than at its timeout).
     ``method``, ``path_prefix`` and ``when`` restrict which requests the fault applies to.
     """
 
@@ -144,6 +146,8 @@ class Faults:
         self._lock = threading.Lock()
         self.rate = 0.0
         self.rate_fault = Fault("status", 503)
+        #: Faults drawn together (`fail_at_rates`): each with its rate.
+        self.mixed: list[tuple[float, Fault]] = []
         self.latency_s = 0.0
         self._rng = random.Random(seed)  # noqa: S311 - seeded so fault patterns repeat
 
@@ -153,11 +157,20 @@ class Faults:
 
     def fail_at_rate(self, rate: float, fault: Fault, seed: int = 0) -> None:
         self.rate, self.rate_fault, self._rng = rate, fault, random.Random(seed)  # noqa: S311 - seeded
+        self.mixed = []
+
+    def fail_at_rates(self, rates: list[tuple[float, Fault]], seed: int = 0) -> None:
+        """Each matching request meets one of several faults at random, each at its own rate (their sum at most
+        1): one draw a request, so the faults never add up on one request."""
+        if sum(rate for rate, _ in rates) > 1:
+            raise ValueError("the rates add up to more than every request")
+        self.rate, self.mixed, self._rng = 0.0, list(rates), random.Random(seed)  # noqa: S311 - seeded
 
     def clear(self) -> None:
         with self._lock:
             self._queue.clear()
         self.rate = 0.0
+        self.mixed = []
         self.latency_s = 0.0
 
     def take(self, request: RecordedRequest) -> Fault | None:
@@ -167,7 +180,17 @@ class Faults:
                     return self._queue.pop(index)
         if self.rate and self.rate_fault.matches(request) and self._rng.random() < self.rate:
             return self.rate_fault
+        if self.mixed:
+            draw = self._rng.random()
+            for rate, fault in self.mixed:
+                if draw < rate:
+                    return fault if fault.matches(request) else None
+                draw -= rate
         return None
+
+
+class ConnectionDropped(Exception):
+    """A `dropped` fault: the fake's server closes the connection under the answer it began."""
 
 
 @dataclass
@@ -270,6 +293,11 @@ class FakeProvider:
         if fault is not None and fault.kind == "lost":
             await _wait_for_disconnect(receive)
             return
+        if fault is not None and fault.kind == "dropped":
+            # The server closes a connection whose app fails after the answer has begun: the client reads a status
+            # line and then the connection's end, never a body.
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]})
+            raise ConnectionDropped(request.path)
         if isinstance(response, Streamed):
             await self._send_streamed(request, response, receive, send)
             return

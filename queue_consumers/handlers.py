@@ -22,6 +22,7 @@ from backend.erasure import step as erasure_step
 from backend.errors import DatabaseUnavailable, ServiceUnavailable, StorageUnavailable
 from backend.queues import DeadLetterHook, Handler, Message, Reader
 from backend.samples import step as sample_step
+from backend.settings import DEFAULT_WORKER_CONCURRENCY
 from backend.synthesis import step as synthesis_step
 from backend.webhooks import step as webhook_step
 
@@ -47,13 +48,24 @@ class QueueRoute:
     reader: Reader | None = None
     #: Whether its handler reads or writes Storage (its consumer then takes no work while Storage is down).
     needs_storage: bool = True
+    #: Whether its reader takes messages in turn by owner, keeping slots for other owners (`queues.Turns`): its
+    #: consumer then reads as soon as a slot is free, since what a kept slot is for is a message that just came.
+    in_turn: bool = False
 
 
 def queue_routes(
-    ctx: WorkerContext, worker_id: str, *, clone: Handler | None = None, webhook_retries: Retries | None = None
+    ctx: WorkerContext,
+    worker_id: str,
+    *,
+    clone: Handler | None = None,
+    webhook_retries: Retries | None = None,
+    slots: int = DEFAULT_WORKER_CONCURRENCY,
 ) -> list[QueueRoute]:
     """Every work queue's route, each to its area's step; `clone` replaces the in-process clone step (see
-    `clone_over_http`); webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do)."""
+    `clone_over_http`); webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do).
+    The synthesis and webhook queues, whose consumers each have `slots`, are read in turn by user."""
+    turns = queues.Turns(slots)
+    shares = webhook_step.Shares()
     return [
         QueueRoute(
             queues.CLONE,
@@ -64,12 +76,18 @@ def queue_routes(
         ),
         QueueRoute(queues.PREVIEW, preview_step.preview_handler(ctx)),
         QueueRoute(queues.SAMPLE, sample_step.sample_handler(ctx), sample_step.on_dead_letter),
-        QueueRoute(queues.SYNTHESIS, synthesis_step.synthesis_handler(ctx, worker_id), synthesis_step.on_dead_letter),
+        QueueRoute(
+            queues.SYNTHESIS,
+            synthesis_step.synthesis_handler(ctx, worker_id, turns),
+            synthesis_step.on_dead_letter,
+            reader=synthesis_step.reader(turns),
+            in_turn=True,
+        ),
         QueueRoute(
             queues.WEBHOOK,
-            webhook_step.delivery_handler(ctx),
+            webhook_step.delivery_handler(ctx, shares),
             retries=webhook_retries,
-            reader=webhook_step.read_in_turn,
+            reader=webhook_step.reader(shares, slots),
             needs_storage=False,
         ),
         QueueRoute(queues.ERASURE, erasure_step.erasure_handler(ctx)),

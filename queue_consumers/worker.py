@@ -72,6 +72,8 @@ def build_consumers(
             poll_interval=settings.queue_poll_interval,
             storage_wait_seconds=settings.storage_wait_seconds,
         )
+        if route.in_turn:
+            base = dataclasses.replace(base, gather_seconds=0.0)
         if route.retries is None:
             return base
         retries = route.retries
@@ -97,7 +99,9 @@ def build_consumers(
             reader=route.reader,
             gate=storage if route.needs_storage else None,
         )
-        for route in queue_routes(ctx, worker_id, clone=clone, webhook_retries=webhook_retries)
+        for route in queue_routes(
+            ctx, worker_id, clone=clone, webhook_retries=webhook_retries, slots=settings.worker_concurrency
+        )
     ]
 
 

@@ -39,6 +39,7 @@ from backend.queues import QueueAdmission
 from backend.settings import Settings
 from backend.storage.client import StorageProbe, SupabaseObjectStorage
 from backend.tls import verifying_context
+from backend.usage.job_admission import JobAdmission
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -113,6 +114,8 @@ class ApiProcess:
     idempotency_keys: IdempotencyKeys
     user_slots: UserConcurrency
     stream_slots: UserConcurrency
+    #: A user's synthesis jobs one at a time to the database, and refused at once for a moment after it refused one.
+    job_admission: JobAdmission
     #: Whether the queue that checks an uploaded sample takes more work (VOICEGATE_UPLOAD_BACKLOG_SECONDS): the
     #: sample queue (`voice_sample_process`) for `POST /api/v1/voice-samples`, the clone queue for a reflection's
     #: clone upload.
@@ -144,7 +147,7 @@ async def api_process(
         stack.callback(signer.close)
         stack.push_async_callback(parts.jwks.aclose)
         # wait=False: the API starts (and answers /readyz with 503) even while the database is down.
-        db = await open_database(stack, create_pool(dsn, settings.pool_limits), wait=False)
+        db = await open_database(stack, create_pool(dsn, settings.pool_limits, by_user=True), wait=False)
         admissions = Admissions(_admission(stack, db, "api"))
         if parts.storage_db is not None:
             from backend.embedded.storage.routes import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
@@ -162,6 +165,7 @@ async def api_process(
         # After the signer: in embedded mode it makes the development CA this reader trusts.
         c2pa = Verifier.from_settings(settings)
         stack.callback(c2pa.close)
+        job_admission = JobAdmission()
         if consumers is not None:
             worker = await consumers_context(stack, settings, dsn, storage, provider_http, signer=signer, cpu=cpu)
             start_consumers(stack, supervised(app, consumers, settings, dsn), worker)
@@ -177,9 +181,10 @@ async def api_process(
             idempotency_keys=idempotency_keys,
             user_slots=UserConcurrency(settings.user_concurrency),
             stream_slots=UserConcurrency(settings.user_streams, StreamsLimited),
+            job_admission=job_admission,
             sample_backlog=QueueAdmission(db, queues.SAMPLE, settings.upload_backlog_seconds),
             clone_backlog=QueueAdmission(db, queues.CLONE, settings.upload_backlog_seconds),
-            areas=build_areas(settings, worker_context, c2pa),
+            areas=build_areas(settings, worker_context, c2pa, job_admission),
         )
 
 

@@ -16,6 +16,7 @@ from backend.samples.service import SamplesService
 from backend.settings import Settings
 from backend.speech.service import SpeechService
 from backend.synthesis.service import SynthesisService
+from backend.usage.job_admission import JobAdmission
 from backend.usage.service import UsageService
 from backend.voices.service import VoicesService
 from backend.webhooks.service import WebhooksService
@@ -37,9 +38,12 @@ class Areas:
     webhooks: WebhooksService
 
 
-def build_areas(settings: Settings, context: WorkerContext, c2pa: Verifier) -> Areas:
+def build_areas(
+    settings: Settings, context: WorkerContext, c2pa: Verifier, job_admission: JobAdmission | None = None
+) -> Areas:
     """The areas' services over `settings`, the API's worker context (its database, Storage and adapters) and `c2pa`,
-    which reads manifests."""
+    which reads manifests; `job_admission`: the process's way of a user's synthesis jobs to the database (one of its
+    own by default)."""
     db, storage = context.db, context.storage
     return Areas(
         attempts=AttemptsService(db),
@@ -58,7 +62,13 @@ def build_areas(settings: Settings, context: WorkerContext, c2pa: Verifier) -> A
         samples=SamplesService(db, storage, settings),
         speech=SpeechService(db, context.providers, settings.provider_settings, context.cpu, context.ledger),
         synthesis=SynthesisService(
-            db, storage, context.cpu, settings.provider_settings, settings.user_limits, settings.spend_quota
+            db,
+            storage,
+            context.cpu,
+            settings.provider_settings,
+            settings.user_limits,
+            settings.spend_quota,
+            job_admission or JobAdmission(),
         ),
         usage=UsageService(db, settings.spend_quota),
         voices=VoicesService(db, storage, settings),

@@ -90,6 +90,8 @@ class PooledConnection(TimedWaits):
     #: When (monotonic seconds) the last statement to get its answer since the connection was handed out was
     #: sent: the database answered after that moment.
     answered_sent_at: float | None = None
+    #: Whose place among the pool's connections it holds, when the pool shares them by user (`backend.db.shares`).
+    share_owner: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

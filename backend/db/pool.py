@@ -29,6 +29,7 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from backend.db.connection import PooledConnection
+from backend.db.shares import Shares
 
 # psycopg_pool warns of every connection it discards and every reconnection that fails, lines by the dozen
 # per outage in each process; the units of work report the outage to DATABASE, which logs it once.
@@ -64,13 +65,22 @@ class Pool(AsyncConnectionPool[PooledConnection]):
     """psycopg's pool, plus how long its units wait for a connection and the deadline of their work."""
 
     def __init__(
-        self, conninfo: str, *, work_timeout: float, busy_wait: float, service: bool = False, **kwargs: Any
+        self,
+        conninfo: str,
+        *,
+        work_timeout: float,
+        busy_wait: float,
+        service: bool = False,
+        shares: Shares | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(conninfo, connection_class=PooledConnection, configure=self._configure, **kwargs)
         self.work_timeout = work_timeout
         self.busy_wait = busy_wait
         #: Whether its connections act as `service_role`, with the pool's limits, from the start.
         self.service = service
+        #: Each user's share of its connections, when its units serve users' requests (`backend.db.shares`).
+        self.shares = shares
 
     async def _get_ready_connection(self, timeout: float | None) -> PooledConnection | None:  # noqa: ASYNC109 - psycopg's signature
         """psycopg's, except that the idle connection given back last is handed out first (a stack, as node-postgres
@@ -109,9 +119,17 @@ def server_limits(seconds: float) -> dict[str, str]:
     return {"limit": f"{math.ceil(seconds * 1000)}ms", "idle": f"{math.ceil(seconds * BUSY_WAIT_DEADLINES * 1000)}ms"}
 
 
-def create_pool(dsn: str, limits: PoolLimits, *, patience: float | None = None, service: bool = False) -> Pool:
+#: The most of an API process's connections one user's requests hold at once, as a share of its pool.
+USER_SHARE = 0.5
+
+
+def create_pool(
+    dsn: str, limits: PoolLimits, *, patience: float | None = None, service: bool = False, by_user: bool = False
+) -> Pool:
     """A pool held to `limits`, opened by the caller (`await pool.open()`); `Database.work` discards a
     connection whose server hung up on it as it hands it out (the pool's own check would cost a round trip).
+    With `by_user` (the API's), one user's units hold at most `USER_SHARE` of its connections at once
+    (`backend.db.shares`).
 
     Its units wait for a connection as the API's do (see the module docstring), or, with `patience`
     (seconds), for that long whatever the database does: a worker or the Storage stand-in, whose callers
@@ -121,6 +139,7 @@ def create_pool(dsn: str, limits: PoolLimits, *, patience: float | None = None, 
     return Pool(
         dsn,
         service=service,
+        shares=Shares(limits.max_size, int(limits.max_size * USER_SHARE)) if by_user else None,
         work_timeout=limits.work_timeout,
         busy_wait=patience or max(limits.connect_timeout, BUSY_WAIT_DEADLINES * limits.work_timeout),
         min_size=limits.min_size,

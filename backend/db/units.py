@@ -38,6 +38,7 @@ from psycopg_pool import PoolTimeout
 from backend.db.connection import Connection, Opening, PooledConnection, last_answer_at
 from backend.db.deadline import Deadline, current_budget, readable
 from backend.db.pool import Pool
+from backend.db.shares import OWNER
 from backend.errors import (
     AccountGone,
     ClientError,
@@ -98,6 +99,8 @@ _AS_READER = _AS_USER + ", set_config('transaction_read_only', 'on', true)"
 #: How late (a share of the pool's `timeout`) a wait for a connection may end before its round is taken for
 #: one this process slept through rather than one it watched the database not answer.
 _LATE_WAKE = 0.1
+#: How many connections of units of work the current task holds (a user's share does not hold a nested one back).
+_HOLDING: contextvars.ContextVar[int] = contextvars.ContextVar("voicegate.db.holding", default=0)
 
 
 @contextmanager
@@ -142,7 +145,7 @@ class _Work:
     attempt, and each such layer costs an async generator, the event loop's hook on its first iteration and
     two frames more each way (`bench/lifecycle.py`'s units path measures a unit)."""
 
-    __slots__ = ("_budget", "_conn", "_deadline", "_pool")
+    __slots__ = ("_budget", "_conn", "_deadline", "_holding", "_pool")
 
     def __init__(self, pool: Pool, budget: float | None) -> None:
         self._pool = pool
@@ -150,13 +153,15 @@ class _Work:
 
     async def __aenter__(self) -> PooledConnection:
         pool, budget = self._pool, self._budget
+        held = _HOLDING.get()
         try:
-            conn = await _checkout(pool)
+            conn = await _checkout(pool, nested=held > 0)
         except BaseException as exc:
             error = _settled(exc, None)
             if error is exc:
                 raise
             raise error from exc
+        self._holding = _HOLDING.set(held + 1)
         self._conn = conn
         self._deadline = Deadline(asyncio.get_running_loop(), conn, pool.work_timeout if budget is None else budget)
         return conn
@@ -171,6 +176,8 @@ class _Work:
         raises: `raised` (what ending the body raised, `exc` unless that raised something else) or what giving
         the connection back raised, as the domain error it stands for; `exc` itself goes on as it is."""
         conn = self._conn
+        with suppress(ValueError):  # ended in another context than it began in: that one is gone
+            _HOLDING.reset(self._holding)
         try:
             self._deadline.cancel()
             await _give_back(self._pool, conn)
@@ -204,9 +211,10 @@ def _answered(conn: PooledConnection | None) -> None:
         DATABASE.recovered(conn.answered_sent_at)
 
 
-async def _checkout(pool: Pool) -> PooledConnection:
+async def _checkout(pool: Pool, *, nested: bool = False) -> PooledConnection:
     """A connection from the pool whose server has not hung up on it (such a one is discarded and the next
-    one taken). Waits in rounds of the pool's `timeout` (at most what is left of the request's budget): a
+    one taken), for the user whose request this is, within their share of the pool unless `nested` (the task
+    holds one already). Waits in rounds of the pool's `timeout` (at most what is left of the request's budget): a
     round in which no connection of this process got an answer from the database raises PoolTimeout,
     charged to the request's budget; past the pool's `busy_wait` it is ServerBusy. A round after the
     first runs from the last answer anyone got, not from when the one before ended: a wait that began
@@ -225,7 +233,7 @@ async def _checkout(pool: Pool) -> PooledConnection:
         try:
             if left <= 0:
                 raise PoolTimeout("no connection came in time")  # noqa: TRY301 - handled as getconn's own
-            conn = await pool.getconn(timeout=left)
+            conn = await _getconn(pool, left, capped=not nested)
         except PoolTimeout:
             now = time.monotonic()
             if left > 0 and now - round_ends > pool.timeout * _LATE_WAKE:
@@ -249,9 +257,36 @@ async def _checkout(pool: Pool) -> PooledConnection:
         conn.answered_sent_at = None
         if _hung_up(conn):
             await conn.close()
-            await pool.putconn(conn)
+            await _putconn(pool, conn)
             continue
         return conn
+
+
+async def _getconn(pool: Pool, timeout: float, *, capped: bool) -> PooledConnection:  # noqa: ASYNC109 - the pool's
+    """`pool.getconn`, first waiting for the place of the request's user among the pool's connections (when the
+    pool shares them by user): the pool's own queue then never has anyone in it."""
+    shares = pool.shares
+    if shares is None:
+        return await pool.getconn(timeout=timeout)
+    owner = OWNER.get()
+    started = time.monotonic()
+    await shares.take(owner, timeout, capped=capped)
+    try:
+        conn = await pool.getconn(timeout=max(0.0, timeout - (time.monotonic() - started)))
+    except BaseException:
+        shares.give_back(owner)
+        raise
+    conn.share_owner = owner
+    return conn
+
+
+async def _putconn(pool: Pool, conn: PooledConnection) -> None:
+    """`pool.putconn`, and the place of the user it was taken for given back."""
+    try:
+        await pool.putconn(conn)
+    finally:
+        if pool.shares is not None:
+            pool.shares.give_back(conn.share_owner)
 
 
 def _hung_up(conn: PooledConnection) -> bool:
@@ -265,9 +300,14 @@ def _hung_up(conn: PooledConnection) -> bool:
 async def _give_back(pool: Pool, conn: PooledConnection) -> None:
     """Return `conn` to the pool; one that is not idle is closed first, because the pool would roll it
     back, a round trip a hung server never answers."""
-    if conn.pgconn.transaction_status != TransactionStatus.IDLE:
-        await conn.close()
-    await pool.putconn(conn)
+    try:
+        if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            await conn.close()
+    except BaseException:
+        if pool.shares is not None:
+            pool.shares.give_back(conn.share_owner)
+        raise
+    await _putconn(pool, conn)
 
 
 def _as_service(pool: Pool, budget: float | None) -> Opening:

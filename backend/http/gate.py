@@ -2,7 +2,11 @@
 that still exists (401), for a route that reads JSON a JSON `Content-Type` (415), on every route a `Content-Length`
 within the route's limit (413: the JSON limit, or an upload route's own, `BODY_LIMIT`), and a free place among the
 caller's requests in flight (429: VOICEGATE_USER_CONCURRENCY, counted from here, before the body has arrived, so a
-slow body holds its place).
+slow body holds its place; answered after a pause, so that a client keeping more in flight than it may cannot take
+its refusals as fast as the process can make them). A synthesis job whose refusal this process remembers (the jobs
+bound, an exhausted quota: `backend.usage.job_admission`) is refused here too, before its body is read or a place
+taken. The request's units of work then take their database connections as the caller's, within the caller's share
+of them (`backend.db.shares`).
 
 A token outlives its user by up to its expiry. An account the database has said is gone is refused with the token
 (`TokenVerifier.account_gone`), before any database work. Otherwise a route that works in the database checks the
@@ -20,6 +24,7 @@ the limit as it arrives.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from litestar.enums import ScopeType
@@ -28,10 +33,14 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 from backend.auth.accounts import require_account
 from backend.auth.verify import TokenVerifier, UserClaims, bearer_token
 from backend.body_limit import BODY_LIMIT
+from backend.db.shares import OWNER
 from backend.db.units import Database
-from backend.errors import AccountGone, BodyTooLarge, JsonRequired, PayloadTooLarge, VoicegateError
+from backend.errors import AccountGone, BodyTooLarge, ConcurrencyLimited, JsonRequired, PayloadTooLarge, VoicegateError
 from backend.http.concurrency import Slot, UserConcurrency
+from backend.http.idempotency import KEY_HEADER
 from backend.http.problem import send_problem
+from backend.usage.job_admission import PAUSE_S as REFUSAL_PAUSE_S
+from backend.usage.job_admission import QUEUES_JOBS, JobAdmission
 
 #: Where in the scope's state the verified caller is kept for the request.
 CALLER: Final = "voicegate.caller"
@@ -94,23 +103,38 @@ class RequestGateMiddleware:
                 return
             account = _Account(scope)
             claims = account.claims = await account.verifier.verify_user(bearer_token(headers.get("authorization")))
-            if upload_limit is not None or handler.opt.get(ACCOUNT_FIRST):
-                await account.require()
+            # The request's units of work take their connections as the caller's, within the caller's share.
+            owner = OWNER.set(claims.sub)
             try:
-                if json_body and self._check_body(headers):
-                    receive = self._counted(receive)
-                self._check_length(headers.get("content-length"), upload_limit, json_body=json_body)
-            except VoicegateError:
-                await account.require()
-                raise
-            slots: UserConcurrency = scope["app"].state.user_slots
-            slot = slots.take(claims.sub)
-            state = scope.setdefault("state", {})
-            state[CALLER], state[SLOT] = claims, slot
-            try:
-                await app(scope, receive, account.sending(send))
+                if handler.opt.get(QUEUES_JOBS) and KEY_HEADER.lower() not in headers:
+                    # A retry with an Idempotency-Key may replay a job accepted before: the route decides it.
+                    admission: JobAdmission = scope["app"].state.job_admission
+                    await admission.check(claims.sub, None)
+                if upload_limit is not None or handler.opt.get(ACCOUNT_FIRST):
+                    await account.require()
+                try:
+                    if json_body and self._check_body(headers):
+                        receive = self._counted(receive)
+                    self._check_length(headers.get("content-length"), upload_limit, json_body=json_body)
+                except VoicegateError:
+                    await account.require()
+                    raise
+                slots: UserConcurrency = scope["app"].state.user_slots
+                try:
+                    slot = slots.take(claims.sub)
+                except ConcurrencyLimited:
+                    # Answered after a pause, as a remembered refusal is: a client that keeps more requests in
+                    # flight than it may would otherwise take its answers as fast as the process can refuse them.
+                    await asyncio.sleep(REFUSAL_PAUSE_S)
+                    raise
+                state = scope.setdefault("state", {})
+                state[CALLER], state[SLOT] = claims, slot
+                try:
+                    await app(scope, receive, account.sending(send))
+                finally:
+                    slot.release()
             finally:
-                slot.release()
+                OWNER.reset(owner)
 
         return gated
 

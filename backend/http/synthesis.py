@@ -25,6 +25,7 @@ from backend.http.docs import (
 from backend.http.idempotency import idempotent
 from backend.records.usage import Allowance
 from backend.synthesis import types
+from backend.usage.job_admission import QUEUES_JOBS
 
 
 class CloneJobsController(Controller):
@@ -48,6 +49,7 @@ class CloneJobsController(Controller):
             with_a_voice={"voiceId": "9c1ab5e2-7e0d-4f4a-8d36-5b2c0f3e4a11", "text": "Hello again."},
         ),
         responses=problems(*BY_ID, *IDEMPOTENT, words=VOICE | SPENDS_JOBS),
+        opt={QUEUES_JOBS: True},
     )
     async def create(
         self,

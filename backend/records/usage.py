@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, LiteralString
@@ -214,26 +214,51 @@ async def record_unmetered(conn: Connection, call: Call) -> None:
     await conn.execute(_Q["record_unmetered"], msgspec.structs.asdict(call))
 
 
-async def admit_job(conn: Connection, owner_id: uuid.UUID, characters: int, quota: SpendQuota) -> Allowance:
+#: Told of a job refused for the bound or the quota, with where its user stood (`admit_job`).
+Refused = Callable[[JobsLimited | QuotaExceeded, Allowance], None]
+
+
+class Admitted(msgspec.Struct, frozen=True, kw_only=True):
+    """A synthesis job `admit_job` let in: where its user stands, and the refusal their next job meets while this
+    one is queued, when it fills the bound."""
+
+    allowance: Allowance
+    next_refused: JobsLimited | None
+
+
+def _jobs_limited(active: int, quota: SpendQuota, allowance: Allowance) -> JobsLimited:
+    return JobsLimited(
+        f"You have {active} synthesis jobs queued or running (this server allows {quota.queued_jobs}); "
+        "queue the next once one has ended.",
+        headers=allowance.headers(),
+    )
+
+
+async def admit_job(
+    conn: Connection, owner_id: uuid.UUID, characters: int, quota: SpendQuota, *, refused: Refused | None = None
+) -> Admitted:
     """Check that one more synthesis job of `characters` may be queued: JobsLimited past VOICEGATE_USER_QUEUED_JOBS
     jobs not yet ended, counted under the user's jobs lock (held until `conn`'s transaction ends, so a burst from
     any number of processes stops at the bound); QuotaExceeded when its characters would pass what is left this
-    window, read without a lock. Nothing is reserved: the worker does, call by call, under the counter's lock."""
+    window, read without a lock; `refused` is told of either first. Nothing is reserved: the worker does, call by
+    call, under the counter's lock."""
     try:
         await conn.execute(_Q["lock_jobs"], {"owner_id": owner_id})
     except LockNotAvailable:
         raise _busy() from None
     allowance = await read_allowance(conn, owner_id, quota)
     active = (await fetch_one(conn, _Q["active_jobs"], {"owner_id": owner_id}))["active"]
+    refusal: JobsLimited | QuotaExceeded | None = None
     if active >= quota.queued_jobs:
-        raise JobsLimited(
-            f"You have {active} synthesis jobs queued or running (this server allows {quota.queued_jobs}); "
-            "queue the next once one has ended.",
-            headers=allowance.headers(),
-        )
-    if allowance.used + characters > quota.characters:
-        raise allowance.exceeded(characters)
-    return allowance
+        refusal = _jobs_limited(active, quota, allowance)
+    elif allowance.used + characters > quota.characters:
+        refusal = allowance.exceeded(characters)
+    if refusal is not None:
+        if refused is not None:
+            refused(refusal, allowance)
+        raise refusal
+    full = active + 1 >= quota.queued_jobs
+    return Admitted(allowance=allowance, next_refused=_jobs_limited(active + 1, quota, allowance) if full else None)
 
 
 async def read_allowance(conn: Connection, owner_id: uuid.UUID, quota: SpendQuota) -> Allowance:

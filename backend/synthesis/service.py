@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -71,6 +72,7 @@ from backend.synthesis.types import (
     VoicePreview,
 )
 from backend.text import cleaned
+from backend.usage.job_admission import JobAdmission
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -78,8 +80,10 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 @dataclass(frozen=True)
 class SynthesisService:
     """A user's synthesis jobs: their use cases over the database, Storage (where a render is kept), the CPU
-    executor (that encodes an MP3), the provider settings (which providers are configured) and what one user may
-    create (a sample's new voice counts) and spend (its jobs queued at once, its characters per window)."""
+    executor (that encodes an MP3), the provider settings (which providers are configured), what one user may
+    create (a sample's new voice counts) and spend (its jobs queued at once, its characters per window), and the
+    process's way of a user's jobs to the database (`admission`: one at a time, refused at once for a moment after
+    the database refused one)."""
 
     db: Database
     storage: ObjectStorage
@@ -87,6 +91,7 @@ class SynthesisService:
     provider_settings: ProviderSettings
     limits: UserLimits
     quota: SpendQuota = DEFAULT_SPEND
+    admission: JobAdmission = field(default_factory=JobAdmission)
 
     async def create_job(
         self,
@@ -100,12 +105,29 @@ class SynthesisService:
 
         Everything commits together, with the Idempotency-Key's `record` if there is one. JobsLimited when the
         caller has VOICEGATE_USER_QUEUED_JOBS jobs not yet ended, QuotaExceeded when the text would pass what is
-        left of their characters this window (the worker reserves them, piece by piece, as it speaks); `seen`
-        is told where the caller stands, for the answer's `RateLimit` fields.
+        left of their characters this window (the worker reserves them, piece by piece, as it speaks). A user's jobs
+        reach the database one at a time in this process, and either refusal, once the database has answered it, is
+        answered again from memory for a moment (`backend.usage.job_admission`); `seen` is told where the caller
+        stands, for the answer's `RateLimit` fields.
         """
         if (request.sample_id is None) == (request.voice_id is None):
             raise ValidationFailed("Send exactly one of sampleId and voiceId.")
         text = cleaned(request.text)
+        await self.admission.check(claims.sub, len(text))
+        async with self.admission.one_at_a_time(claims.sub):
+            # What the job before this one in the line learned decides it, when it was a refusal: at once, as this one
+            # waited its turn already.
+            if (refusal := self.admission.remembered(claims.sub, len(text))) is not None:
+                raise refusal
+            accepted, allowance = await self._queue_job(claims, request, text, record)
+        if seen is not None:
+            seen(allowance)
+        return accepted
+
+    async def _queue_job(
+        self, claims: UserClaims, request: CloneRequest, text: str, record: Recorder | None
+    ) -> tuple[JobAccepted, Allowance]:
+        """`create_job`'s transaction: the job and its message, and the sample's voice first when it has none."""
         owner_id = uuid.UUID(claims.sub)
         async with self.db.user_transaction(claims.raw) as conn:
             if request.sample_id is not None:
@@ -131,7 +153,9 @@ class SynthesisService:
                 )
             # Counted under the user's usage lock, so their jobs queued at once stay within the bound whichever
             # process queues them.
-            allowance = await usage.admit_job(conn, owner_id, len(text), self.quota)
+            admitted = await usage.admit_job(
+                conn, owner_id, len(text), self.quota, refused=functools.partial(self.admission.refused, claims.sub)
+            )
             job = await fetch_record(
                 conn,
                 _Q["insert_job"],
@@ -150,9 +174,8 @@ class SynthesisService:
             accepted = JobAccepted(job.id, job.status, voice_id, attempt_id)
             if record is not None:
                 await record(conn, accepted)
-        if seen is not None:
-            seen(allowance)
-        return accepted
+        self.admission.accepted(claims.sub, admitted)
+        return accepted, admitted.allowance
 
     async def job_status(self, claims: UserClaims, job_id: uuid.UUID) -> JobStatus:
         """The caller's job (RLS decides whose); 404 for anyone else's."""

@@ -8,6 +8,9 @@ retired, is enrolled again from its sample while the job waits (`heal`). Audio t
 is never stored: the job fails with `provenance_failed`. A voice in a language its provider cannot speak,
 or a text it cannot read, fails the job with `language_not_supported` before anything is spoken.
 
+Jobs are read in turn by their owners (`reader`): one user's backlog of queued jobs holds at most their share of a
+consumer's slots, and another user's job is read before the rest of it.
+
 One run speaks a job at a time: the run claims it with a lease it extends while it works, and every write
 of the run (progress, the end) is fenced by that lease. A second delivery of the job's message (the
 attempt's wake-up beside the job's own re-check, a redelivery) finds the job done, or leased and left
@@ -37,7 +40,7 @@ from backend.backoff import retry_delay
 from backend.clone import LikenessSource, judge_render
 from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
-from backend.db.execute import fetch_optional
+from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import (
     DatabaseUnavailable,
@@ -138,14 +141,27 @@ def _speaker_of(job: JobToSpeak) -> ProviderVoice | Waits | Mute:
     return state
 
 
-def synthesis_handler(ctx: WorkerContext, worker_id: str) -> queues.Handler:
+def synthesis_handler(ctx: WorkerContext, worker_id: str, turns: queues.Turns | None = None) -> queues.Handler:
     """The synthesis queue's handler for worker `worker_id`: each message's job spoken as far as it can go now
-    (`process_synthesis`)."""
+    (`process_synthesis`), counted in `turns` as its owner's while it runs (read with `reader(turns)`)."""
 
     async def handle(message: queues.Message) -> datetime | None:
-        return (await process_synthesis(ctx, message.id_of("jobId"), worker_id)).retry_at
+        if turns is None:
+            return (await process_synthesis(ctx, message.id_of("jobId"), worker_id)).retry_at
+        with turns.holding(message.owner):
+            return (await process_synthesis(ctx, message.id_of("jobId"), worker_id)).retry_at
 
     return handle
+
+
+def reader(turns: queues.Turns) -> queues.Reader:
+    """The synthesis queue's reader: its jobs taken in turn by their owners, none past their share of the slots
+    (`queues.Turns`), so that another user's job never waits behind one user's backlog."""
+
+    async def read(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        return await fetch_all(conn, _Q["read_in_turn"], {"vt": vt, "qty": qty, **turns.params()})
+
+    return read
 
 
 async def on_dead_letter(conn: Connection, message: queues.Message, code: str, reason: str) -> None:

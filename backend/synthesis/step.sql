@@ -68,3 +68,46 @@ update voicegate.usage_events e
           from voicegate.usage_events
          where kind = 'job' and work_id = %(id)s and starts_with(call_key, %(run)s)) t
  where e.kind = 'job' and e.work_id = %(id)s and starts_with(e.call_key, %(run)s);
+
+-- name: read_in_turn
+-- pgmq's read of the synthesis queue, taking its messages in turn by their jobs' owners (`backend.queues.Turns`):
+-- each owner's visible messages ranked oldest first after the `held` ones of theirs this consumer has in hand,
+-- the lowest ranks first and none past the owner's `share` (or their own of `caps`). The owner is the job's;
+-- a message naming no job (or none that exists) is nobody's ('' here). The time a message became visible is
+-- checked again where it is locked, so that a message another consumer read meanwhile is skipped.
+with visible as (
+  select q.msg_id, coalesce(j.owner_id::text, '') as owner
+    from pgmq.q_voice_synthesis q
+    left join public.synthesis_jobs j
+      on j.id = case when q.message ->> 'jobId' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                     then (q.message ->> 'jobId')::uuid end
+   where q.vt <= clock_timestamp()
+),
+turns as (
+  select msg_id, owner,
+         coalesce((%(held)s::jsonb ->> owner)::int, 0) + row_number() over (partition by owner order by msg_id) as turn
+    from visible
+),
+chosen as (
+  select msg_id, owner, turn
+    from turns
+   where turn <= coalesce((%(caps)s::jsonb ->> owner)::int, %(share)s)
+   order by turn, msg_id
+   limit %(qty)s
+),
+locked as (
+  select q.msg_id
+    from pgmq.q_voice_synthesis q
+   where q.msg_id in (select msg_id from chosen) and q.vt <= clock_timestamp()
+     for update skip locked
+),
+taken as (
+  update pgmq.q_voice_synthesis q
+     set last_read_at = clock_timestamp(),
+         vt = clock_timestamp() + make_interval(secs => %(vt)s),
+         read_ct = q.read_ct + 1
+    from chosen c
+   where q.msg_id = c.msg_id and q.msg_id in (select msg_id from locked)
+  returning q.msg_id, q.read_ct, q.enqueued_at, q.vt, q.message, nullif(c.owner, '') as owner, c.turn, c.msg_id as n
+)
+select msg_id, read_ct, enqueued_at, vt, message, owner from taken order by turn, n;

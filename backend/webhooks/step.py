@@ -8,12 +8,14 @@ signed with its own `webhook-timestamp`, so a late retry still passes a receiver
 and every attempt and replay carries the event's one `webhook-id`. A receiver answering 410 Gone asks
 for no more: its endpoint is disabled, as is one whose deliveries have all failed for `DISABLE_AFTER_HOURS`.
 An endpoint deleted or disabled meanwhile gets nothing.
-Deliveries are read in the order they became due (`read_in_turn`), so retries do not go first, and a
-user whose receivers hang holds only a share of a consumer's slots (`Shares`).
+Deliveries are read in turn by user, each user's in the order they became due (`read_in_turn`), so retries do not
+go first and one user's backlog does not stand before another's events; a user holds at most a share of a
+consumer's slots, and one whose receivers hang two of them (`Shares`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -81,11 +83,16 @@ class Delivery(msgspec.Struct, rename="camel", kw_only=True):
         return msgspec.json.encode({"type": self.type, "timestamp": self.timestamp, "data": self.data})
 
 
-async def read_in_turn(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
-    """The webhook queue's reader: up to `qty` deliveries, invisible for `vt` seconds, in the order they
-    became due, so that a retry waits behind every delivery due before it (another user's new events
-    among them) rather than going first for its older id, as pgmq's read would have it."""
-    return await fetch_all(conn, _Q["read_in_turn"], {"vt": vt, "qty": qty})
+async def read_in_turn(
+    conn: Connection, vt: int, qty: int, *, turns: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The webhook queue's reader: up to `qty` deliveries, invisible for `vt` seconds, in turn by their owners
+    and each owner's in the order they became due, so that a retry waits behind every delivery due before it
+    rather than going first for its older id, as pgmq's read would have it, and one user's due deliveries, however
+    many, never stand before another user's first. `turns`: what the consumer holds of each owner's, and their
+    shares (`Shares.turns`); without it, no owner is held to a share."""
+    shares = turns or {"held": "{}", "caps": "{}", "share": qty}
+    return await fetch_all(conn, _Q["read_in_turn"], {"vt": vt, "qty": qty, **shares})
 
 
 class Shares:
@@ -111,6 +118,19 @@ class Shares:
         hands.append(now)
         return now
 
+    def turns(self, share: int) -> dict[str, Any]:
+        """The reader's parameters (`read_in_turn`): each user's deliveries in hand, `share` the most one user's may
+        hold, and a slow user's own (`SLOW_USER_SLOTS`), so that what they may not take now is not read at all."""
+        now = self._clock()
+        slow = {owner for owner, until in self._slow_until.items() if until > now}
+        slow |= {owner for owner, hands in self._in_hand.items() if any(now - t > SLOW_AFTER_S for t in hands)}
+        held = {owner: len(hands) for owner, hands in self._in_hand.items()}
+        return {
+            "held": json.dumps(held),
+            "share": share,
+            "caps": json.dumps(dict.fromkeys(slow, SLOW_USER_SLOTS)),
+        }
+
     def give_back(self, owner: str, started: float) -> None:
         """The delivery that took its slot at `started` is over."""
         now = self._clock()
@@ -125,10 +145,11 @@ class Shares:
             self._slow_until = {who: until for who, until in self._slow_until.items() if until > now}
 
 
-def delivery_handler(ctx: WorkerContext) -> queues.Handler:
+def delivery_handler(ctx: WorkerContext, shares: Shares | None = None) -> queues.Handler:
     """The webhook queue's handler: one delivery attempt of each message (`process_delivery`), a user's
-    deliveries held to their share of the consumer's slots while their receivers are slow (`Shares`)."""
-    shares = Shares()
+    deliveries held to their share of the consumer's slots while their receivers are slow (`shares`, which
+    `reader` reads by)."""
+    shares = shares or Shares()
 
     async def handle(message: queues.Message) -> datetime | None:
         owner = message.message.get("data", {}).get("ownerId")
@@ -145,6 +166,18 @@ def delivery_handler(ctx: WorkerContext) -> queues.Handler:
             shares.give_back(owner, started)
 
     return handle
+
+
+def reader(shares: Shares, slots: int) -> queues.Reader:
+    """The webhook queue's reader for a consumer of `slots` whose handler holds users to `shares`: in turn by user
+    (`read_in_turn`), one user's deliveries at most a share of the slots (`queues.Turns`), two while their receivers
+    are slow; the rest of theirs stay unread until they hold fewer."""
+    share = queues.Turns(slots).share
+
+    async def read(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        return await read_in_turn(conn, vt, qty, turns=shares.turns(share))
+
+    return read
 
 
 async def process_delivery(ctx: WorkerContext, message: dict[str, Any]) -> Outcome:

@@ -32,21 +32,42 @@ update voicegate.project_webhook
  where (configured, endpoint_pending) is distinct from (%(configured)s, %(pending)s);
 
 -- name: read_in_turn
--- pgmq's read, but in the order the deliveries became due (their `vt`), not the order they were first sent:
--- a retry waits behind every delivery due before it, so one user's failing endpoints, whose retries keep
--- the oldest ids, cannot keep another's new events waiting. `vt` is indexed (pgmq's q_webhook_delivery_vt_idx).
+-- pgmq's read, but in turn by the deliveries' owners (`backend.queues.Turns`), each owner's in the order they became
+-- due (their `vt`), not the order they were first sent: a retry waits behind every delivery of its owner due before
+-- it, and one owner's deliveries, however many are due, never stand before another owner's first one. Each owner's
+-- due deliveries are ranked after the `held` ones of theirs this consumer has in hand, the lowest ranks first, none
+-- past the owner's `share` (or their own of `caps`: a user whose receivers are slow). The time a delivery became due
+-- is checked again where it is locked, so that one another consumer read meanwhile is skipped.
 with due as (
-  select msg_id
+  select msg_id, vt, coalesce(message -> 'data' ->> 'ownerId', '') as owner
     from pgmq.q_webhook_delivery
    where vt <= clock_timestamp()
-   order by vt, msg_id
+),
+turns as (
+  select msg_id, vt, owner,
+         coalesce((%(held)s::jsonb ->> owner)::int, 0) + row_number() over (partition by owner order by vt, msg_id) as turn
+    from due
+),
+chosen as (
+  select msg_id, owner, turn, vt
+    from turns
+   where turn <= coalesce((%(caps)s::jsonb ->> owner)::int, %(share)s)
+   order by turn, vt, msg_id
    limit %(qty)s
+),
+locked as (
+  select q.msg_id
+    from pgmq.q_webhook_delivery q
+   where q.msg_id in (select msg_id from chosen) and q.vt <= clock_timestamp()
      for update skip locked
+),
+taken as (
+  update pgmq.q_webhook_delivery q
+     set last_read_at = clock_timestamp(),
+         vt = clock_timestamp() + make_interval(secs => %(vt)s),
+         read_ct = q.read_ct + 1
+    from chosen c
+   where q.msg_id = c.msg_id and q.msg_id in (select msg_id from locked)
+  returning q.msg_id, q.read_ct, q.enqueued_at, q.vt, q.message, nullif(c.owner, '') as owner, c.turn, c.vt as due, c.msg_id as n
 )
-update pgmq.q_webhook_delivery q
-   set last_read_at = clock_timestamp(),
-       vt = clock_timestamp() + make_interval(secs => %(vt)s),
-       read_ct = q.read_ct + 1
-  from due
- where q.msg_id = due.msg_id
-returning q.msg_id, q.read_ct, q.enqueued_at, q.vt, q.message;
+select msg_id, read_ct, enqueued_at, vt, message, owner from taken order by turn, due, n;

@@ -1,7 +1,7 @@
 """Deliveries held per endpoint (VOICEGATE_WEBHOOK_PENDING): an endpoint holds at most the bound in
 `webhook_delivery`, whoever writes its events and however many at once; its oldest go to the dead letters
-with an audit event as newer events come; and one user's dead endpoints do not hold up another user's
-deliveries."""
+with an audit event as newer events come; and one user's dead endpoints, refusing or hanging, do not hold up another
+user's deliveries: the queue is read in turn by user, and a user holds at most their share of the slots."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
 from backend.db.units import Database
+from backend.queues import Turns
 from backend.settings import Settings
 from backend.standard_webhooks.signing import new_secret
 from backend.webhooks import step as webhook_step
@@ -264,7 +266,19 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_another_users_deliveries_are_prompt_while_dead_endpoints_fill_and_fail(
+def due_retries(db: Conn, owner: uuid.UUID) -> int:
+    """`owner`'s deliveries that failed before and are due again now."""
+    return int(
+        one(
+            db,
+            "select count(*) as n from pgmq.q_webhook_delivery"
+            " where read_ct > 0 and vt <= clock_timestamp() and message -> 'data' ->> 'ownerId' = %s",
+            (str(owner),),
+        )["n"]
+    )
+
+
+async def test_another_users_deliveries_are_prompt_while_dead_endpoints_retries_are_due(
     cpu: CpuExecutor, db: Conn, db_dsn: str, tmp_path: Path
 ) -> None:
     bound = 50
@@ -282,24 +296,49 @@ async def test_another_users_deliveries_are_prompt_while_dead_endpoints_fill_and
             task = asyncio.create_task(consumer.run(stopping))
             try:
                 await asyncio.wait_for(consumer.listening.wait(), 5)
-                # A burst: 400 events of the careless user, each to ten endpoints that refuse connections,
+                # A burst: 100 events of the careless user, each to ten endpoints that refuse connections,
                 # written while the consumer works.
-                await asyncio.to_thread(burst, db_dsn, careless, 400)
+                await asyncio.to_thread(burst, db_dsn, careless, 100)
                 most = max(len(pending(db, target)) for target in dead)
                 await until(lambda: untried(db) == 0, within=60)  # each held delivery has failed once, or more
+                # Their backoffs run out together: every retry is due, ahead of the other user's event by their
+                # `vt`. (Before, this test emitted once every delivery had failed once, and whether any retries were
+                # due by then, for the event to wait behind, was up to how fast the machine failed them.)
+                db.execute(
+                    "update pgmq.q_webhook_delivery set vt = clock_timestamp() - interval '1 second'"
+                    " where message -> 'data' ->> 'ownerId' = %s and vt > clock_timestamp()",
+                    (str(careless),),
+                )
+                due = due_retries(db, careless)
                 sent = time.monotonic()
                 emit(db, other, 0)
                 await until(lambda: bool(receiver.at("/live")), within=10)
                 latency = time.monotonic() - sent
+                left = due_retries(db, careless)
                 retrying = len(pending(db, dead[0]))
             finally:
                 stopping.set()
                 await asyncio.wait_for(task, 30)
     assert bound - bound // 10 < most <= bound  # a full endpoint has its oldest tenth moved at once
-    assert retrying > 0  # the dead endpoints' retries were still due, around the other user's event
+    assert due > 8 * bound  # the dead endpoints' retries were due, before the other user's event
+    # In turn: delivered while most of them were still due (by `vt` alone, every one of them went first).
+    assert left > bound, left
+    assert retrying > 0
     assert all(len(pending(db, target)) <= bound for target in dead)
     assert receiver.at("/live")[0].answered == 204
-    assert latency < 5.0
+    assert latency < 1.0
+
+
+def in_hand(db: Conn, owner: uuid.UUID) -> int:
+    """`owner`'s deliveries a consumer has read and holds (invisible, never failed)."""
+    return int(
+        one(
+            db,
+            "select count(*) as n from pgmq.q_webhook_delivery"
+            " where read_ct > 0 and vt > clock_timestamp() and message -> 'data' ->> 'ownerId' = %s",
+            (str(owner),),
+        )["n"]
+    )
 
 
 async def test_a_users_hung_receivers_hold_only_their_share_of_the_slots(
@@ -307,7 +346,9 @@ async def test_a_users_hung_receivers_hold_only_their_share_of_the_slots(
 ) -> None:
     await asyncio.to_thread(declare, db_dsn, pending=20)
     hanging, other = create_user(db), create_user(db)
-    with silent_port() as port, receiving() as receiver:
+    share = Turns(8).share
+    with ExitStack() as hung_port, receiving() as receiver:
+        port = hung_port.enter_context(silent_port())
         hung = [endpoint(db, hanging, f"http://127.0.0.1:{port}/hook") for _ in range(4)]
         live = endpoint(db, other, receiver.url("/live"))
         receiver.secrets["/live"] = one(
@@ -320,25 +361,23 @@ async def test_a_users_hung_receivers_hold_only_their_share_of_the_slots(
             try:
                 await asyncio.wait_for(consumer.listening.wait(), 5)
                 await asyncio.to_thread(burst, db_dsn, hanging, 20)  # 80 deliveries to receivers that never answer
-                # The first eight took every slot before any was known slow; they fail as the receiver's 15 s run out.
-                await until(lambda: failed_once(db) > 0, within=30)
+                # The first of them hang in the consumer's slots (each for the sender's 15 s), before any is known
+                # slow: they take the hanging user's share, and no more.
+                await until(lambda: in_hand(db, hanging) >= share, within=10)
                 sent = time.monotonic()
                 emit(db, other, 0)
                 await until(lambda: bool(receiver.at("/live")), within=15)
                 latency = time.monotonic() - sent
-                put_off = int(
-                    one(
-                        db,
-                        "select count(*) as n from pgmq.q_webhook_delivery"
-                        " where read_ct = 0 and vt > clock_timestamp() + interval '5 s'",
-                    )["n"]
-                )
+                held = in_hand(db, hanging)
+                unread = untried(db)
+                # Closed: the hung deliveries end now, not when the sender gives up on them.
+                hung_port.close()
             finally:
                 stopping.set()
                 await asyncio.wait_for(task, 30)
     assert receiver.at("/live")[0].answered == 204
-    # Without the share, the other user's event waited behind the 72 deliveries still due, eight at a time,
-    # 15 s each: over two minutes.
-    assert latency < 5.0
-    assert put_off > 0  # the hanging user's deliveries beyond their two slots were put off, uncounted
+    # Before the share, the first eight took every slot and the other user's event waited for one to fail: 15 s.
+    assert latency < 1.0
+    assert held == share  # the rest of the hanging user's deliveries stayed unread, uncounted
+    assert unread == 80 - share
     assert sum(len(pending(db, target)) for target in hung) == 80
