@@ -7,6 +7,10 @@ goes to the user, among those waiting, who holds the fewest, so that another use
 one connection to come back, never behind one user's burst: a flood of requests each holding a connection while
 it waits for that user's own lock (their jobs', their usage counter's) keeps its connections to its share.
 
+A wait in the user's own line that runs out is not taken for the database not answering (`OwnLine`): their units
+may all be waiting on a lock of theirs held in another process, so that nobody here hears from the database for a
+while; past the busy wait the user is answered 429, never 503.
+
 Work that is no user's (a probe, the ledger's later writes, a worker's) is counted among the connections in use,
 and held to no share. A unit taken while its task already holds one (work nested in a unit, or the tasks a unit
 waits for) is held to no share either: it would otherwise wait for its user's own connections to come back, one of
@@ -39,6 +43,11 @@ def owned_by(owner: str) -> Iterator[None]:
         OWNER.reset(token)
 
 
+class OwnLine(PoolTimeout):
+    """A wait that ran out in the user's own line, their units holding their share: it says nothing of whether the
+    database answers (their units may all be waiting on a lock of theirs), only that the user is busy."""
+
+
 @dataclass(eq=False)
 class _Waiter:
     seq: int
@@ -66,8 +75,8 @@ class Shares:
         return self._held[owner]
 
     async def take(self, owner: str | None, timeout: float, *, capped: bool = True) -> None:  # noqa: ASYNC109 - the pool's wait, in its terms
-        """A place for one of `owner`'s units, waited for up to `timeout` seconds (PoolTimeout past it); `capped`
-        (and an owner): held to the share."""
+        """A place for one of `owner`'s units, waited for up to `timeout` seconds (PoolTimeout past it, OwnLine when
+        the owner held their share all the while it ran out); `capped` (and an owner): held to the share."""
         capped = capped and owner is not None
         if self._total < self.capacity and not (capped and self._held[owner] >= self.share):
             # Nobody who could take a place waits (`_hand_over` leaves none while one is free).
@@ -91,6 +100,8 @@ class Shares:
                 if not line and self._lines.get((owner, capped)) is line:
                     del self._lines[(owner, capped)]
             if isinstance(exc, TimeoutError):
+                if capped and self._held[owner] >= self.share:
+                    raise OwnLine("the user's own units hold their share") from None
                 raise PoolTimeout("no connection came in time") from None
             raise
 

@@ -38,7 +38,7 @@ from psycopg_pool import PoolTimeout
 from backend.db.connection import Connection, Opening, PooledConnection, last_answer_at
 from backend.db.deadline import Deadline, current_budget, readable
 from backend.db.pool import Pool
-from backend.db.shares import OWNER
+from backend.db.shares import OWNER, OwnLine
 from backend.errors import (
     AccountGone,
     ClientError,
@@ -234,6 +234,14 @@ async def _checkout(pool: Pool, *, nested: bool = False) -> PooledConnection:
             if left <= 0:
                 raise PoolTimeout("no connection came in time")  # noqa: TRY301 - handled as getconn's own
             conn = await _getconn(pool, left, capped=not nested)
+        except OwnLine:
+            # A round spent behind the user's own units is no evidence about the database: their units may all be
+            # waiting on a lock of theirs. Past the busy wait the user is told the server is busy.
+            now = time.monotonic()
+            if now >= give_up or (budget is not None and budget.left() <= 0):
+                raise ServerBusy from None
+            round_started, round_ends = now, round_end(now)
+            continue
         except PoolTimeout:
             now = time.monotonic()
             if left > 0 and now - round_ends > pool.timeout * _LATE_WAKE:

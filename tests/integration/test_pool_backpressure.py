@@ -8,7 +8,10 @@ import asyncio
 import time
 from collections import Counter
 
+import psycopg
+
 from backend.db.pool import create_pool
+from backend.db.shares import owned_by
 from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, ServerBusy
 from backend.settings import Settings
@@ -77,3 +80,45 @@ async def test_units_waiting_through_a_stall_of_the_process_are_served_not_told_
     outcomes = Counter(served)
     # 8 units of 0.1 s after a 0.8 s stall end well within the 2.5 s busy wait.
     assert outcomes == Counter(served=8), outcomes
+
+
+async def test_a_wait_behind_the_users_own_units_is_no_sign_of_an_outage(db_dsn: str) -> None:
+    """A user's units past their share wait for the user's own: when those all wait on a lock of theirs held in
+    another process, nobody in this one hears from the database for a round, and that is the user being busy, not
+    the database being down (answered 429 past the busy wait, never 503)."""
+    settings = Settings(db_pool_min=1, db_pool_max=2, db_connect_timeout=0.3, db_timeout=5)
+    pool = create_pool(db_dsn, settings.pool_limits, by_user=True)
+    assert pool.shares is not None
+    assert pool.shares.share == 1
+    await pool.open(wait=True)
+    db = Database(pool)
+
+    async def unit() -> str:
+        with owned_by("flood"):
+            try:
+                async with db.work() as conn:
+                    await conn.execute("select pg_advisory_lock(4242)")
+                    await conn.execute("select pg_advisory_unlock(4242)")
+            except ServerBusy:
+                return "busy"
+            except DatabaseUnavailable:
+                return "unavailable"
+        return "served"
+
+    try:
+        with psycopg.connect(db_dsn, autocommit=True) as holder:
+            holder.execute("select pg_advisory_lock(4242)")  # as another process's unit of the user holds it
+            first, second = asyncio.create_task(unit()), asyncio.create_task(unit())
+            deadline = time.monotonic() + 5
+            while not holder.execute("select exists (select from pg_locks where not granted)").fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline, "the first unit never reached the lock"
+                await asyncio.sleep(0.01)
+            # The scenario itself: longer than three rounds (0.3 s each) with the share's one connection waiting
+            # on the lock and the second unit behind it, no answer anywhere in this process.
+            await asyncio.sleep(1.0)
+            assert not second.done()
+            holder.execute("select pg_advisory_unlock(4242)")
+            outcomes = [await first, await second]
+    finally:
+        await pool.close()
+    assert outcomes == ["served", "served"]

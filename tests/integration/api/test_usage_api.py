@@ -208,18 +208,20 @@ async def test_a_refused_job_is_refused_again_from_memory_before_the_database_an
     async with two_processes(db_dsn, tmp_path, VOICEGATE_USER_QUEUED_JOBS=str(cap)) as (client, _):
         for _ in range(cap):
             assert (await client.post("/api/v1/clone", json=job, headers=alice.headers)).status_code == 202
-        refused = await client.post("/api/v1/clone", json=job, headers=alice.headers)
-        assert (refused.status_code, refused.json()["code"]) == (429, "jobs_limited"), refused.text
-
         with psycopg.connect(db_dsn) as holder:
-            # A job that reached the database now would wait for this lock (0.8 s) and be answered "busy".
+            refused = await client.post("/api/v1/clone", json=job, headers=alice.headers)
+            assert (refused.status_code, refused.json()["code"]) == (429, "jobs_limited"), refused.text
+            # A job that reached the database now would wait for this lock (0.8 s) and be answered "busy". All
+            # asked at once, within the second the refusal is remembered for.
             holder.execute("select voicegate.lock_user_jobs(%s)", (alice.id,))
-            again = await client.post("/api/v1/clone", json=job, headers=alice.headers)
-            unread = await client.post(
-                "/api/v1/clone", content=b'{"voiceId": ', headers={**alice.headers, "Content-Type": "application/json"}
-            )
-            keyed = await client.post(
-                "/api/v1/clone", json=job, headers={**alice.headers, "Idempotency-Key": str(uuid.uuid4())}
+            again, unread, keyed = await asyncio.gather(
+                client.post("/api/v1/clone", json=job, headers=alice.headers),
+                client.post(
+                    "/api/v1/clone",
+                    content=b'{"voiceId": ',
+                    headers={**alice.headers, "Content-Type": "application/json"},
+                ),
+                client.post("/api/v1/clone", json=job, headers={**alice.headers, "Idempotency-Key": str(uuid.uuid4())}),
             )
             holder.rollback()
 
@@ -239,14 +241,15 @@ async def test_a_quota_refusal_is_remembered_for_texts_past_what_was_left(
     spend(sql, alice.id, 200_000 - 10)
     async with two_processes(db_dsn, tmp_path) as (client, _):
         long = {"voiceId": voice, "text": "This text is more than ten characters long."}
-        refused = await client.post("/api/v1/clone", json=long, headers=alice.headers)
-        assert (refused.status_code, refused.json()["code"]) == (429, "quota_exceeded"), refused.text
-
         with psycopg.connect(db_dsn) as holder:
+            refused = await client.post("/api/v1/clone", json=long, headers=alice.headers)
+            assert (refused.status_code, refused.json()["code"]) == (429, "quota_exceeded"), refused.text
             holder.execute("select voicegate.lock_user_jobs(%s)", (alice.id,))
-            again = await client.post("/api/v1/clone", json=long, headers=alice.headers)
-            # What was left still fits this one: the database is asked, and keeps it waiting on the lock.
-            short = await client.post("/api/v1/clone", json={"voiceId": voice, "text": "Hi."}, headers=alice.headers)
+            again, short = await asyncio.gather(
+                client.post("/api/v1/clone", json=long, headers=alice.headers),
+                # What was left still fits this one: the database is asked, and keeps it waiting on the lock.
+                client.post("/api/v1/clone", json={"voiceId": voice, "text": "Hi."}, headers=alice.headers),
+            )
             holder.rollback()
         fits = await client.post("/api/v1/clone", json={"voiceId": voice, "text": "Hi."}, headers=alice.headers)
 
