@@ -40,6 +40,11 @@ class Outage:
         """Whether the last report was a failure."""
         return self._since is not None
 
+    @property
+    def since(self) -> float | None:
+        """When (on its clock) the outage now on began; None while the dependency is up."""
+        return self._since
+
     def failed(self, exc: BaseException) -> None:
         """A request to the dependency failed because it is unreachable or hung."""
         kind = _kind(exc)

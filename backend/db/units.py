@@ -236,7 +236,10 @@ async def _checkout(pool: Pool, *, nested: bool = False) -> PooledConnection:
             conn = await _getconn(pool, left, capped=not nested)
         except OwnLine:
             # A round spent behind the user's own units is no evidence about the database: their units may all be
-            # waiting on a lock of theirs. Past the busy wait the user is told the server is busy.
+            # waiting on a lock of theirs. Past the busy wait the user is told the server is busy. Unless another
+            # unit has found the database down meanwhile and nobody has heard from it since: then it is.
+            if _down_since(round_started):
+                raise PoolTimeout("the database stopped answering while this waited") from None
             now = time.monotonic()
             if now >= give_up or (budget is not None and budget.left() <= 0):
                 raise ServerBusy from None
@@ -262,12 +265,31 @@ async def _checkout(pool: Pool, *, nested: bool = False) -> PooledConnection:
                 raise ServerBusy from None
             round_started, round_ends = heard_at, round_end(heard_at)
             continue
-        conn.answered_sent_at = None
-        if _hung_up(conn):
-            await conn.close()
-            await _putconn(pool, conn)
-            continue
-        return conn
+        if await _usable(pool, conn, started):
+            return conn
+
+
+async def _usable(pool: Pool, conn: PooledConnection, waited_from: float) -> bool:
+    """Whether `conn`, taken for a unit that began waiting at `waited_from`, may serve it; one the server has hung up
+    on is closed and given back (False). PoolTimeout when the database was found not answering while the unit
+    waited: the place came free because the unit that held it found so, and this one would wait out its deadline
+    as that one did."""
+    if _down_since(waited_from):
+        await _putconn(pool, conn)
+        raise PoolTimeout("the database stopped answering while this waited")
+    conn.answered_sent_at = None
+    if _hung_up(conn):
+        await conn.close()
+        await _putconn(pool, conn)
+        return False
+    return True
+
+
+def _down_since(moment: float) -> bool:
+    """Whether a unit found the database not answering after `moment` (monotonic seconds), and no connection of
+    this process has had an answer since."""
+    since = DATABASE.since
+    return since is not None and since >= moment and last_answer_at() <= since
 
 
 async def _getconn(pool: Pool, timeout: float, *, capped: bool) -> PooledConnection:  # noqa: ASYNC109 - the pool's
