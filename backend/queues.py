@@ -149,6 +149,14 @@ async def read(conn: Connection, queue: str, vt: int, qty: int) -> list[dict[str
     return await fetch_all(conn, _Q["read"], {"queue": queue, "vt": vt, "qty": qty})
 
 
+async def next_due(conn: Connection, queue: str, held: set[int]) -> float | None:
+    """Seconds until the queue's first message but those `held` is visible (0 or less: one is now); None when it has
+    no other message."""
+    row = await fetch_one(conn, _Q["next_due"], {"queue": queue, "held": sorted(held)})
+    seconds = row["seconds"]
+    return None if seconds is None else float(seconds)
+
+
 async def set_vt(conn: Connection, queue: str, msg_id: int, vt: int) -> None:
     """Make the message invisible for `vt` seconds from now."""
     await conn.execute(_Q["set_vt"], {"queue": queue, "msg_id": msg_id, "vt": vt})
@@ -273,6 +281,34 @@ async def lock_dead_letter(conn: Connection, msg_id: int) -> object | None:
 async def listen(conn: AsyncConnection[Any], queue: str) -> None:
     """LISTEN on `conn` for the queue's inserts: pgmq notifies `pgmq.q_<queue>.INSERT` on each committed one."""
     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(f"pgmq.q_{queue}.INSERT")))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def notified(conn: AsyncConnection[Any]) -> None:
+    """Return once notifications have come on `conn`, a connection that only listens; raises
+    `psycopg.OperationalError` once the connection is lost.
+
+    psycopg's own `notifies()` wakes every 0.1 s to look for an interrupt, which on an idle server was most of its
+    CPU (a consumer per queue, ten times a second each): this waits on the socket alone."""
+    pgconn = conn.pgconn
+    loop = asyncio.get_running_loop()
+    while True:
+        readable: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(pgconn.socket, _resolve, readable)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(pgconn.socket)
+        pgconn.consume_input()
+        heard = False
+        while pgconn.notifies() is not None:
+            heard = True
+        if heard:
+            return
 
 
 class QueueAdmission:

@@ -4,6 +4,9 @@ select pgmq.send(%(queue)s, %(message)s::jsonb, %(delay)s::integer) as msg_id;
 -- name: read
 select msg_id, read_ct, enqueued_at, vt, message from pgmq.read(%(queue)s, %(vt)s, %(qty)s);
 
+-- name: next_due
+select voicegate.queue_next_due(%(queue)s, %(held)s::bigint[]) as seconds;
+
 -- name: set_vt
 select msg_id from pgmq.set_vt(%(queue)s, %(msg_id)s, %(vt)s::integer);
 

@@ -163,7 +163,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queue_max_reads: int = 5
     """VOICEGATE_QUEUE_MAX_READS: deliveries of one message before it goes to the dead-letter queue."""
     queue_poll_interval: float = 1.0
-    """VOICEGATE_QUEUE_POLL_INTERVAL: seconds between polls when no notification arrives."""
+    """VOICEGATE_QUEUE_POLL_INTERVAL: seconds between a consumer's polls while it cannot hear its queue's
+    notifications (the database was unreachable), or while it has messages in hand."""
+    queue_idle_poll_interval: float = 30.0
+    """VOICEGATE_QUEUE_IDLE_POLL_INTERVAL: seconds an idle consumer that hears its queue's notifications waits between
+    polls: every insert notifies, and a message due later (a retry's delay, a visibility timeout) wakes it when due,
+    so this is the net for a notification lost in transit only."""
     consent: Literal["checkbox", "spoken"] = "checkbox"
     """VOICEGATE_CONSENT: what a sample must be stored under. `checkbox` (the default): a consent ticked with the
     upload (`consent=true`), or a verified spoken consent named by `consentId`. `spoken`: only a verified spoken
@@ -471,6 +476,7 @@ def _check(settings: Settings) -> None:
         "db_connect_timeout",
         "db_timeout",
         "queue_poll_interval",
+        "queue_idle_poll_interval",
         "retry_base_seconds",
         "maintenance_interval",
         "stale_after_seconds",

@@ -609,8 +609,11 @@ async def units_lifecycle(
     return attempts / (time.perf_counter() - started)
 
 
-async def pickup_latencies(dsn: str, settings: Settings, count: int, *, listen: bool) -> list[float]:
-    """Seconds from a committed insert to the consumer's handler starting, `count` times in a row."""
+async def pickup_latencies(
+    dsn: str, settings: Settings, count: int, *, listen: bool, spread: float = 0.005
+) -> list[float]:
+    """Seconds from a committed insert to the consumer's handler starting, `count` times in a row, `spread` seconds
+    apart."""
     pool = create_pool(dsn, settings.pool_limits)
     await pool.open(wait=True)
     started_at: dict[int, float] = {}
@@ -635,7 +638,7 @@ async def pickup_latencies(dsn: str, settings: Settings, count: int, *, listen: 
             committed = time.perf_counter()
             await asyncio.wait_for(arrived.wait(), 10)
             latencies.append(started_at[n] - committed)
-            await asyncio.sleep(0.005)  # spread the inserts, as independent requests would be
+            await asyncio.sleep(spread)  # spread the inserts, as independent requests would be
     stopping.set()
     await task
     await pool.close()

@@ -64,6 +64,8 @@ _UNCOUNTED_MAX = 10_000
 _EXTEND_RETRY_SECONDS = 1.0
 #: libpq's connect timeout for the LISTEN connection (whole seconds), so a hung server delays it only.
 _LISTEN_CONNECT_TIMEOUT = 5
+#: Seconds past a message's due time at which an idle consumer reads it.
+_DUE_MARGIN = 0.005
 #: How much the handlers' pace moves toward each one's time as it finishes (a moving average).
 _PACE_WEIGHT = 0.2
 #: Where a message handed back for Storage keeps its wait: `{"since": ISO time, "reported": bool}`.
@@ -138,7 +140,12 @@ class ConsumerConfig:
     batch_size: int = 10
     concurrency: int = 8
     max_reads: int = 5
+    #: Seconds between reads while the queue's notifications cannot be heard (no LISTEN connection), or while it
+    #: has messages in hand or unread.
     poll_interval: float = 1.0
+    #: Seconds an idle consumer that hears its queue's notifications rests between reads, unless a message is due
+    #: sooner: the safety net for a notification lost in transit.
+    idle_poll_interval: float = 30.0
     #: How long a consumer busy with messages waits for half its batch to be free before it reads fewer.
     gather_seconds: float = 0.05
     #: Whether its handlers send their statements in groups (`Database.grouped`): it then waits for its whole batch
@@ -247,9 +254,11 @@ class QueueConsumer:
                 got = await self._read_and_start(wanted) if wanted > 0 or self._done or self._stranded else 0
                 if wanted > 0 and got == wanted:
                     continue
-                # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up
-                # or the poll interval, whichever comes first, is all there is to wait for.
-                await self._wake.wait(cfg.poll_interval)
+                # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up or the
+                # poll interval, whichever comes first, is all there is to wait for; an idle consumer that hears
+                # its notifications rests longer (`_rest`).
+                idle = wanted > 0 and got == 0 and not self._inflight and self.listening.is_set()
+                await self._wake.wait(await self._rest() if idle else cfg.poll_interval)
         finally:
             stop_wait.cancel()
             if self._inflight:
@@ -258,6 +267,27 @@ class QueueConsumer:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
             if self._done or self._stranded:
                 await self._read_and_start(0)
+
+    async def _rest(self) -> float:
+        """How long an idle consumer waits for a notification: until the first message of its queue that it does
+        not hold becomes visible (a send with a delay, a visibility timeout run out: no notification tells of
+        those), at most `idle_poll_interval`. A message visible already that the read left (to other users' turns)
+        is read again after `poll_interval`, as is everything when the database cannot say."""
+        cfg = self.config
+        try:
+            async with self.db.service_statement() as conn:
+                due = await queues.next_due(conn, cfg.queue, self._held)
+        except _WAITED:
+            return cfg.poll_interval
+        except Exception:
+            log.exception("%s: could not tell when the next message is due; polling", cfg.queue)
+            return cfg.poll_interval
+        if due is None:
+            return cfg.idle_poll_interval
+        if due <= 0:
+            return cfg.poll_interval
+        # A read at the very moment it is due could find it not yet visible, and then rest a whole poll.
+        return min(due + _DUE_MARGIN, cfg.idle_poll_interval)
 
     def _ahead(self) -> int:
         """How many messages to hold read and unstarted: what the slots finish in `read_ahead_seconds` at the
@@ -580,7 +610,8 @@ class QueueConsumer:
                         self.listening.set()
                         # Notifications sent while we were not listening are gone: look once.
                         self._wake.set()
-                        async for _ in conn.notifies():
+                        while True:
+                            await queues.notified(conn)
                             self._wake.set()
             except DatabaseUnavailable as exc:
                 # The database's outage, logged once as it starts; its end is logged by the first unit of work

@@ -70,6 +70,7 @@ def build_consumers(
             in_step=in_step,
             max_reads=settings.queue_max_reads,
             poll_interval=settings.queue_poll_interval,
+            idle_poll_interval=settings.queue_idle_poll_interval,
             storage_wait_seconds=settings.storage_wait_seconds,
         )
         if route.in_turn:

@@ -1499,6 +1499,25 @@ $_$;
 ALTER FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) OWNER TO voicegate_migrator;
 
 --
+-- Name: queue_next_due(text, bigint[]); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.queue_next_due(p_queue text, p_held bigint[]) RETURNS double precision
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $_$
+declare
+  due timestamptz;
+begin
+  execute format('select min(vt) from pgmq.%I where msg_id <> all($1)', 'q_' || p_queue) into due using p_held;
+  return extract(epoch from due - clock_timestamp());
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.queue_next_due(p_queue text, p_held bigint[]) OWNER TO voicegate_migrator;
+
+--
 -- Name: read_and_lease_attempts(text, integer, integer, text, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -5635,6 +5654,13 @@ GRANT ALL ON FUNCTION voicegate.purge_idempotency_keys() TO service_role;
 
 REVOKE ALL ON FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.put_off_message(p_queue text, p_msg_id bigint, p_read_ct integer, p_seconds integer) TO service_role;
+
+--
+-- Name: FUNCTION queue_next_due(p_queue text, p_held bigint[]); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.queue_next_due(p_queue text, p_held bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.queue_next_due(p_queue text, p_held bigint[]) TO service_role;
 
 --
 -- Name: FUNCTION read_and_lease_attempts(p_queue text, p_vt integer, p_qty integer, p_lease_owner text, p_lease_seconds integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator

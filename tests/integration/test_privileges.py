@@ -158,6 +158,7 @@ FUNCTIONS: Allowed = {
     "voicegate.read_and_lease_attempts(text,integer,integer,text,integer)": SERVICE_ONLY,
     "voicegate.complete_attempt(uuid,text,text,jsonb)": SERVICE_ONLY,
     "voicegate.release_messages(text,bigint[],integer[])": SERVICE_ONLY,
+    "voicegate.queue_next_due(text,bigint[])": SERVICE_ONLY,
     "voicegate.put_off_message(text,bigint,integer,integer)": SERVICE_ONLY,
     "voicegate.take_create(uuid,text,integer,double precision)": SERVICE_ONLY,
     # Whether the caller's user is still there, in every user transaction's opening statement (and the service's).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,9 @@ class FakeServer:
 
     def postmaster_state(self) -> PostmasterState:
         return self.state
+
+    def postmaster_pid(self) -> int | None:
+        return None
 
     def ensure_running(self) -> bool:
         outcome = self.outcomes.pop(0) if self.outcomes else "starts"
@@ -266,3 +270,48 @@ def test_stopping_ends_a_wait_for_the_dead_server_in_its_thread(gave_up: list[st
     supervisor.stop()
     assert time.monotonic() - stopping < 1.0
     assert (supervisor.gave_up, gave_up, server.tried("starts")) == (False, [], 0)
+
+
+class ProcessServer(FakeServer):
+    """A server whose postmaster is a real process: it runs while the process does, then it died. Counts looks."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        super().__init__()
+        self.process = process
+        self.looks = 0
+
+    def postmaster_state(self) -> PostmasterState:
+        self.looks += 1
+        return "running" if self.process.poll() is None else self.state
+
+    def postmaster_pid(self) -> int | None:
+        return self.process.pid
+
+
+def test_a_running_server_is_watched_through_its_process_not_looked_at_again(gave_up: list[str]) -> None:
+    """On Linux the thread waits on the postmaster's process (a pidfd) instead of looking at the server every
+    `interval`: an idle `up` spent most of its CPU looking. Its death is still seen at once."""
+    process = subprocess.Popen(["sleep", "60"])
+    server = ProcessServer(process)
+    server.state = "died"
+    supervisor = Supervisor(server, gave_up.append, interval=0.01, recheck=0.01)
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 10
+        while server.looks < 1:
+            assert time.monotonic() < deadline, "the server was never looked at"
+            time.sleep(0.005)
+        time.sleep(0.5)  # fifty intervals, over which a supervisor that polls would look fifty times
+        assert server.looks == 1
+        process.kill()
+        process.wait()
+        died = time.monotonic()
+        while server.tried("starts") < 1:
+            assert time.monotonic() - died < 5, "the death was not seen"
+            time.sleep(0.005)
+        assert time.monotonic() - died < 1.0
+    finally:
+        supervisor.stop()
+        process.kill()
+        process.wait()
+    assert gave_up == []
