@@ -240,7 +240,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ownership_threshold: float | None = None
     """VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which a new consent reading or sample matches another
     account's print (docs/ownership.md), from 0.50 to 0.99; unset, the threshold calibrated on real speech
-    (`backend.voiceprint.OWNERSHIP_THRESHOLD`, 0.80). A large registry's operator may raise it to hold fewer new
+    (`backend.voiceprint.OWNERSHIP_THRESHOLD`, 0.52). A large registry's operator may raise it to hold fewer new
     voices that are nobody else's, at the cost of copies that are."""
     likeness_probe: Literal["on", "off"] = "on"
     """VOICEGATE_LIKENESS_PROBE: `on` has the provider speak one short probe sentence (under 80 characters) in

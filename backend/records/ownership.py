@@ -33,6 +33,8 @@ Verdict = Literal["clear", "held", "refused"]
 HoldState = Literal["held", "released", "refused"]
 #: The failure reason of a sample refused for its voice's owner: the same words whatever matched.
 SAMPLE_REFUSAL: Final = "ownership_refused: this voice cannot be accepted for this account"
+#: A stored voiceprint: 192 little-endian float32 (backend.voiceprint.DIMENSIONS; records import no area).
+_PRINT_BYTES: Final = 768
 
 
 class Match(msgspec.Struct, frozen=True):
@@ -185,12 +187,12 @@ async def decide(
     if decision == "released":
         if consent_id is not None:
             row = await fetch_optional(conn, _Q["release_consent"], {"id": consent_id})
-            if row is not None and row["voiceprint"] is not None:
-                await register_consent(conn, consent_id, _vector(row["voiceprint"]))
+            if row is not None and (vector := _vector(row["voiceprint"])) is not None:
+                await register_consent(conn, consent_id, vector)
         else:
             row = await fetch_optional(conn, _Q["release_sample"], {"id": sample_id})
-            if row is not None and row["voiceprint"] is not None:
-                await register_sample(conn, sample_id, _vector(row["voiceprint"]))
+            if row is not None and (vector := _vector(row["voiceprint"])) is not None:
+                await register_sample(conn, sample_id, vector)
     elif consent_id is not None:
         await conn.execute(_Q["refuse_consent"], {"id": consent_id})
     else:
@@ -216,6 +218,10 @@ async def hold(conn: Connection, hold_id: uuid.UUID) -> Hold:
     return msgspec.convert(row, Hold)
 
 
-def _vector(stored: bytes) -> npt.NDArray[np.float32]:
-    """A stored voiceprint (1,024 bytes of little-endian float32) as its vector."""
+def _vector(stored: bytes | None) -> npt.NDArray[np.float32] | None:
+    """A stored voiceprint (768 bytes of little-endian float32) as its vector; None for none, and for a print of
+    GE2E (1,024 bytes), the encoder before, which joins the registry once printed again
+    (backend/samples/reprint.py)."""
+    if stored is None or len(stored) != _PRINT_BYTES:
+        return None
     return np.frombuffer(bytes(stored), dtype="<f4")

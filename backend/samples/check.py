@@ -40,6 +40,7 @@ from backend.providers.registry import sample_rules
 from backend.records import ownership
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import upload
+from backend.samples.reprint import reprint_consent
 from backend.samples.upload import judge_sample
 from backend.storage import integrity
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, speech_prints
@@ -199,8 +200,11 @@ class SampleCheck:
         hold one speaker: a stretch whose windows are not the voice of the rest fails it `mixed_speakers`). One
         that is not its consent's speaker, as a whole or in any stretch of its speech, fails the sample with the
         score, the seconds and an audit event, and raises SpeakerMismatch: nothing of it reaches a provider."""
-        sample = self.sample
-        async with self.ctx.db.service_transaction() as conn:
+        sample, ctx = self.sample, self.ctx
+        # A consent printed by GE2E, the encoder before, is printed again from its reading first: a sample is never
+        # judged against a print of the other encoder (a no-op once it has been).
+        await reprint_consent(ctx.db, ctx.storage, ctx.cpu, sample.consent_id, actor=self.actor)
+        async with ctx.db.service_transaction() as conn:
             judged = await judge_sample(conn, sample.consent_id, prints, sample.speaker_match)
             refused = _refusal(judged, prints)
             if refused is None:
