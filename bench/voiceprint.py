@@ -367,23 +367,23 @@ def table(trials: list[Trial]) -> list[tuple[str, list[Trial]]]:
     ]
 
 
-def splices(clips: list[Clip], consents: int) -> list[str]:
+def splices(clips: list[Clip], consents: int, *, held_out_only: bool = False) -> list[str]:
     """Judge genuine samples and splices of the tuning and the held-out speakers, print each window rule's
-    threshold on the tuning ones and the figures of both; return the verdicts on the held-out speakers."""
-    groups = {
-        "tuning speakers": splice_trials([c for c in clips if not c.held_out], consents, seed=78),
-        "held-out speakers": splice_trials([c for c in clips if c.held_out], consents, seed=79),
-    }
-    tuning = groups["tuning speakers"]
-    print(
-        f"window thresholds: the tuning speakers' genuine samples' {GENUINE_QUANTILE:.1%} quantile of their lowest "
-        "window, rounded down"
-    )
-    for rule, lowest, published in (
-        ("against the consent", lambda t: t.lowest, REFERENCE_THRESHOLD),
-        ("against the rest of the sample", lambda t: t.lowest_self, SELF_THRESHOLD),
-    ):
-        print(f"  {rule}: {window_threshold(tuning, lowest):.2f} (published: {published})")
+    threshold on the tuning ones and the figures of both; return the verdicts on the held-out speakers. With
+    ``held_out_only``, the held-out speakers' trials alone (the same trials: each group has its own seed)."""
+    groups = {"held-out speakers": splice_trials([c for c in clips if c.held_out], consents, seed=79)}
+    if not held_out_only:
+        tuning = splice_trials([c for c in clips if not c.held_out], consents, seed=78)
+        groups = {"tuning speakers": tuning, **groups}
+        print(
+            f"window thresholds: the tuning speakers' genuine samples' {GENUINE_QUANTILE:.1%} quantile of their "
+            "lowest window, rounded down"
+        )
+        for rule, lowest, published in (
+            ("against the consent", lambda t: t.lowest, REFERENCE_THRESHOLD),
+            ("against the rest of the sample", lambda t: t.lowest_self, SELF_THRESHOLD),
+        ):
+            print(f"  {rule}: {window_threshold(tuning, lowest):.2f} (published: {published})")
     verdicts = []
     for label, trials in groups.items():
         genuine = [t for t in trials if t.kind == "genuine"]
@@ -469,10 +469,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--core", type=int, default=None, help="the core to run on (default: the last one)")
     parser.add_argument("--consents", type=int, default=2, help="consents per speaker in the splice trials")
     parser.add_argument("--no-splices", action="store_true", help="the encoders' figures alone")
+    parser.add_argument(
+        "--held-out-splices", action="store_true", help="the held-out speakers' splice trials alone, nothing else"
+    )
     args = parser.parse_args(argv)
     core = max(os.sched_getaffinity(0)) if args.core is None else args.core
     os.sched_setaffinity(0, {core})
     clips = read_clips(args.corpus)
+    if args.held_out_splices:
+        for verdict in splices(clips, args.consents, held_out_only=True):
+            print(verdict)
+        return 0
     started = time.perf_counter()
     shared_encoder()
     load_ms = (time.perf_counter() - started) * 1000

@@ -5,7 +5,8 @@ prints); a verified consent and a ready sample join the ownership registry again
 gone loses its print. A dry run lists what would be printed again and what dropped; `--apply` does it, one row a
 transaction, each print on one CPU thread (about 0.1 s of CPU per 5 s of speech).
 
-Problems (exit 1): prints of GE2E still stored (after `--apply`: those whose recording could not be read).
+Problems (exit 1): prints of GE2E still stored (after `--apply`: consents whose reading is gone, cannot be read or
+holds too little speech now, which keep GE2E's print and compare with nothing).
 Where the recordings are read: as `purge-expired-samples` removes objects (Supabase Storage with the service key,
 or the local Storage stand-in in embedded mode or with --local-storage-dir).
 """
@@ -26,16 +27,16 @@ COLUMNS = ["kind", "id", "owner_id", "outcome", "error"]
 async def reprint(ops: Ops) -> None:
     """List (dry run) or print again every stored print of GE2E."""
     report = ops.report
-    for name in ("problems", "reprinted", "dropped", "no speech", "errors"):
+    for name in ("problems", "fixed", "reprinted", "dropped", "no speech", "errors"):
         report.counts[name] = 0
     db, cpu = await ops.run.service()
     storage = await open_storage(ops) if ops.apply else None
     async for done in reprint_all(db, storage, cpu, actor=ops.actor):
         report.add("problems")
         report.add("errors" if done.outcome in {"error", "gone"} else done.outcome)
+        if ops.apply and done.outcome in {"reprinted", "dropped"}:
+            report.add("fixed")
         report.items.append(msgspec.to_builtins(done))
-    fixed = report.counts["reprinted"] + report.counts["dropped"] + report.counts["no speech"]
-    report.counts["fixed"] = fixed if ops.apply else 0
     report.counts["unfixed"] = report.counts["problems"] - report.counts["fixed"]
 
 

@@ -7,7 +7,11 @@ the samples' partial prints, and left each consent's and sample's GE2E print (1,
 * a consent: from its kept reading (`statement_sample_path`; a consent whose evidence was purged has no print
   left); a verified one joins the registry again;
 * a sample: from its cleaned copy (what its check printed), with its partial prints; a ready one joins the
-  registry again. A sample whose cleaned copy is gone loses its print (null, as one never checked).
+  registry again. A sample whose cleaned copy is gone, or holds too little speech now, loses its print (null,
+  as one never checked: "dropped").
+
+A consent whose reading is gone ("gone"), cannot be read ("error") or holds too little speech ("no speech") keeps
+GE2E's print, which compares with nothing (`backend.voiceprint.stored_print`), for an operator to look at.
 
 `voicegate ops reprint-voiceprints --apply` runs it over every stale print (scripts/reprint_voiceprints.py); the
 sample check re-prints its own consent first when that one's print is still GE2E's (`reprint_consent`), so that
@@ -90,13 +94,20 @@ async def reprint_all(
                 after = row["id"]
                 if storage is None:
                     path = row["statement_sample_path" if kind == "consent" else "processed_object_path"]
-                    yield Reprinted(kind, row["id"], row["owner_id"], "reprinted" if path else "dropped")
+                    yield Reprinted(kind, row["id"], row["owner_id"], _planned(kind, path))
                 elif kind == "consent":
                     yield await _consent(db, storage, cpu, row, actor=actor)
                 else:
                     yield await _sample(db, storage, cpu, row, actor=actor)
             if len(rows) < BATCH:
                 break
+
+
+def _planned(kind: Literal["consent", "sample"], path: str | None) -> Outcome:
+    """What a run with Storage would do with a stale print, by whether its recording is kept."""
+    if path is not None:
+        return "reprinted"
+    return "gone" if kind == "consent" else "dropped"
 
 
 async def _consent(
@@ -144,5 +155,4 @@ async def _sample(
         written = await fetch_optional(conn, _Q["reprint_sample"], params)
         if written is not None and made is not None and written["status"] == "ready":
             await ownership.register_sample(conn, sample_id, made.vector)
-    outcome: Outcome = "reprinted" if made is not None else "dropped" if path is None else "no speech"
-    return Reprinted("sample", sample_id, owner_id, outcome)
+    return Reprinted("sample", sample_id, owner_id, "reprinted" if made is not None else "dropped")

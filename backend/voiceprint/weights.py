@@ -215,7 +215,7 @@ def _tensors(state: dict[str, _Tensor], arrays: dict[str, npt.NDArray[Any]]) -> 
         elif storage.dtype != np.float32:
             raise ValueError(f"{name} is not a float32 tensor")
         else:
-            tensors[name] = _view(storage, tensor, name).astype(np.float32)
+            tensors[name] = _view(storage, tensor, name).astype(np.float32, copy=False)
     return tensors
 
 

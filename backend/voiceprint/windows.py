@@ -39,9 +39,9 @@ F64 = npt.NDArray[np.float64]
 #: Partial utterances in a window: 3 cover 3.1 s of speech (1.6 s, and two steps of 0.77 s).
 WINDOW_PARTIALS: Final = 3
 #: A window's score against a print of the voice under which it is not that voice.
-REFERENCE_THRESHOLD: Final = 0.71
+REFERENCE_THRESHOLD: Final = 0.35
 #: A window's score against the print of the rest of its recording under which it is another voice.
-SELF_THRESHOLD: Final = 0.69
+SELF_THRESHOLD: Final = 0.37
 #: The fewest partials the rest of a recording must hold to judge one of its windows: as many as the window.
 MIN_REST: Final = WINDOW_PARTIALS
 

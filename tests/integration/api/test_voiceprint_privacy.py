@@ -18,7 +18,7 @@ from tests.integration.api.conftest import User
 from tests.support import acting_as, seed_attempt, seed_voice
 
 Client = AsyncTestClient  # type: ignore[type-arg]
-PRINT = bytes(range(256)) * 4  # 1,024 bytes: 256 float32 values
+PRINT = bytes(range(256)) * 3  # 768 bytes: 192 float32 values
 #: Each table that keeps a voiceprint, and the column that holds it.
 PRINTS = {
     "public.voice_consents": "voiceprint",
