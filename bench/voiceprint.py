@@ -25,7 +25,8 @@ for each speaker, consents of 8-20 s of their recordings, genuine samples (5-30 
 splices: 8-24 s of their other recordings with 1.5, 3, 4 or 8 s of another speaker's speech at the beginning, in
 the middle or at the end; and 4 s of the speaker followed by 4-30 s of another. The tuning speakers' trials set each
 window rule's threshold (the 0.5 % quantile of their genuine samples' lowest window, rounded down), judged on the
-held-out speakers' trials. Targets: 3 s or more of another speaker refused in at least 95 % of splices, genuine
+held-out speakers' trials (`--held-out-splices` runs those alone, at the published thresholds). Targets: 3 s or
+more of another speaker refused in at least 95 % of splices, genuine
 samples refused in at most 1 %.
 """
 
