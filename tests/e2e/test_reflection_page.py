@@ -27,6 +27,7 @@ from playwright.async_api import Page, Playwright, Request, Response, Route, exp
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from psycopg.rows import dict_row
 
+from backend.voiceprint import THRESHOLD
 from devkit.audio_corpus import speech_wav
 from devkit.up import Running, running_up
 from tests.conftest import server_dir
@@ -194,8 +195,9 @@ async def test_the_reflection_flow_from_a_new_reflection_to_streamed_speech(
         likeness = section.locator("#reflection-likeness")
         await expect(likeness).to_have_text(
             re.compile(
-                r"^(Sounds like|Closer to|No closer to|Not) .*\(likeness 0\.\d\d; same speaker from 0\.74;"
-                r" before it was adapted: 0\.\d\d\)\."
+                r"^(Sounds like|Closer to|No closer to|Not) .*\(likeness -?0\.\d\d; same speaker from "
+                + re.escape(f"{THRESHOLD:.2f}")
+                + r"; before it was adapted: -?0\.\d\d\)\."
                 r" The offline voice keeps"
             )
         )

@@ -193,8 +193,9 @@ async def test_a_visitor_reads_the_phrase_is_told_why_a_reading_or_a_sample_fail
         likeness = page.locator("#speak-likeness")
         await expect(likeness).to_have_text(
             re.compile(
-                r"^(Sounds like|Closer to|No closer to|Not) .*\(likeness 0\.\d\d; same speaker from 0\.74;"
-                r" before it was adapted: 0\.\d\d\)\."
+                r"^(Sounds like|Closer to|No closer to|Not) .*\(likeness -?0\.\d\d; same speaker from "
+                + re.escape(f"{THRESHOLD:.2f}")
+                + r"; before it was adapted: -?0\.\d\d\)\."
                 r" The offline voice keeps"
             ),
             timeout=WAIT_MS,
