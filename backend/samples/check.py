@@ -33,7 +33,7 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.errors import StoredObjectAltered
+from backend.errors import StorageUnavailable, StoredObjectAltered
 from backend.policy.consent import SpeakerJudgement
 from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
@@ -203,7 +203,10 @@ class SampleCheck:
         sample, ctx = self.sample, self.ctx
         # A consent printed by GE2E, the encoder before, is printed again from its reading first: a sample is never
         # judged against a print of the other encoder (a no-op once it has been).
-        await reprint_consent(ctx.db, ctx.storage, ctx.cpu, sample.consent_id, actor=self.actor)
+        reprinted = await reprint_consent(ctx.db, ctx.storage, ctx.cpu, sample.consent_id, actor=self.actor)
+        if reprinted is not None and reprinted.outcome == "error":
+            # Its reading could not be read: the step is tried again, rather than the sample judged against nothing.
+            raise StorageUnavailable(f"the consent's voiceprint could not be made again: {reprinted.error}")
         async with ctx.db.service_transaction() as conn:
             judged = await judge_sample(conn, sample.consent_id, prints, sample.speaker_match)
             refused = _refusal(judged, prints)

@@ -3,8 +3,9 @@
 LibriSpeech clips kept with the tests, CC BY 4.0). A consent whose reading is kept and a sample whose cleaned copy
 is kept get ECAPA-TDNN's prints (the sample its partials too) and join the registry again; a sample whose copy is
 gone loses its print; a sample checked under a consent still printed by GE2E re-prints that consent first and is
-judged against its new print, not refused; a released hold of a GE2E print registers nothing. The migration that
-changed encoders (20261128081500) leaves exactly such rows: 1,024-byte prints, no partials, an empty registry."""
+judged against its new print, not refused (its reading unreadable, the step is tried again rather than the sample
+failed). The migration that changed encoders (20261128081500) leaves exactly such rows: 1,024-byte prints, no
+partials, an empty registry."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import soundfile
 
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
+from backend.errors import StorageUnavailable
 from backend.samples.reprint import reprint_all, reprint_consent
 from backend.samples.step import process_sample
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, stored_print, voiceprint
@@ -143,3 +145,27 @@ async def test_a_sample_under_a_ge2e_consent_reprints_it_and_is_judged_against_t
     printed = one(db, "select voiceprint from voice_consents where id = %s", (consent_id,))["voiceprint"]
     assert isinstance(stored_print(printed), Voiceprint)
     assert await reprint_consent(ctx.db, ctx.storage, ctx.cpu, consent_id, actor="test") is None, "printed once"
+
+
+async def test_a_sample_under_a_ge2e_consent_whose_reading_cannot_be_read_waits_rather_than_fails(
+    ctx: WorkerContext, db: Db
+) -> None:
+    owner = create_user(db)
+    consent_id = await ge2e_consent(ctx, db, owner)
+    path = one(db, "select statement_sample_path from voice_consents where id = %s", (consent_id,))
+    await ctx.storage.remove(BUCKET, [path["statement_sample_path"]])
+    sample_id = uuid.uuid4()
+    original = f"{owner}/samples/{sample_id}/original"
+    data = wav_bytes(HIS, RATE)
+    await ctx.storage.upload(BUCKET, original, data, "audio/wav")
+    db.execute(
+        "insert into voice_samples (id, owner_id, consent_id, object_path, sniffed_type, size_bytes, provider,"
+        " status) values (%s, %s, %s, %s, 'audio/wav', %s, 'local', 'pending')",
+        (sample_id, owner, consent_id, original, len(data)),
+    )
+
+    with pytest.raises(StorageUnavailable, match="the consent's voiceprint could not be made again"):
+        await process_sample(ctx, sample_id)
+
+    row = one(db, "select status, failure_reason from voice_samples where id = %s", (sample_id,))
+    assert row["failure_reason"] is None, "not refused: the step is tried again"
