@@ -10,11 +10,15 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 LOCKS := requirements
 
-.PHONY: up down test check lint format typecheck docs schema packages js-packages images test-compose clean lock lockcheck
+.PHONY: up down test check lint format typecheck docs schema packages js-packages images test-compose clean lock lockcheck pipecat
 
 # `make up PORT=8080 PG_PORT=54329`: other ports for the API and the embedded Postgres than 8000 and 54322.
 up: lockcheck $(RUNTIME)
 	$(if $(PORT),VOICEGATE_PORT=$(PORT) )$(if $(PG_PORT),VOICEGATE_PG_PORT=$(PG_PORT) )$(BIN)/voicegate up
+
+# The Pipecat example (examples/pipecat_bot.py, docs/api/streaming.md) needs pipecat-ai, which `make up` does not
+# install: it is locked with the test dependencies (requirements/dev.lock), which this installs, as `make test` does.
+pipecat: lockcheck $(STAMP)
 
 # Stop what `make up` runs for the data directory (VOICEGATE_DATA_DIR, default .voicegate): its `voicegate up` and
 # the embedded Postgres, one a killed `up` left running included.

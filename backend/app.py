@@ -15,7 +15,7 @@ from litestar.types import ExceptionHandler
 from backend.compose.api import ConsumersInApp, RouteParts, api_process, route_parts, storage_server
 from backend.http.attempts import AttemptsController, InternalController
 from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
-from backend.http.consents import ConsentsController
+from backend.http.consents import ConsentsController, SampleReadingController
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
 from backend.http.docs import COMPONENTS, ClosedStructs
@@ -47,6 +47,7 @@ API_HANDLERS: tuple[Any, ...] = (
     CloneController,
     VoiceSamplesController,
     ConsentsController,
+    SampleReadingController,
     ProvenanceController,
     CloneJobsController,
     ReflectionSpeechController,

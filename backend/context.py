@@ -6,20 +6,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from backend.cpu import CpuExecutor
 from backend.db.units import Database
 from backend.providers.registry import ProviderSet
+from backend.records import ownership
 from backend.standard_webhooks.sender import WebhookSender
 from backend.storage.client import ObjectStorage
 from backend.usage.charge import Ledger
-from backend.voiceprint import OWNERSHIP_THRESHOLD
+from backend.voiceprint import OWNERSHIP_THRESHOLD, SAME_VOICE_THRESHOLD
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
+
+
+#: From which cosine a print matches another account's, and is its very voice, as calibrated on real speech.
+DEFAULT_OWNERSHIP: Final = ownership.Thresholds(OWNERSHIP_THRESHOLD, SAME_VOICE_THRESHOLD)
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,9 +61,9 @@ class WorkerContext:
     #: (VOICEGATE_LIKENESS_PROBE); without it the first preview or render is judged instead.
     likeness_probe: bool = True
     #: VOICEGATE_VOICE_OWNERSHIP: what a sample whose voice matches another account's print becomes.
-    voice_ownership: Literal["hold", "refuse", "off"] = "hold"
-    #: VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which it matches.
-    ownership_threshold: float = OWNERSHIP_THRESHOLD
+    voice_ownership: ownership.Mode = "ask"
+    #: From which cosine it matches (VOICEGATE_OWNERSHIP_THRESHOLD), and is the other's very voice.
+    ownership_thresholds: ownership.Thresholds = DEFAULT_OWNERSHIP
 
     async def aclose(self) -> None:
         """Release what the context holds of its own: what its ledger still has to write, the webhook sender's client

@@ -280,6 +280,10 @@ class SampleNotReady(Conflict, code="sample_not_ready"):
     """The sample is still being checked, or was refused; a voice is made from ready samples only."""
 
 
+class ReadingRequired(Conflict, code="reading_required"):
+    """Before this sample is used, its speaker reads a short phrase aloud (POST /api/v1/voice-samples/{id}/reading)."""
+
+
 class SamplesMixed(ClientError, status=422, code="samples_mixed_providers"):
     """The samples were checked for different providers; one voice is made at one provider."""
 

@@ -115,9 +115,10 @@ async def set_vt(conn: Connection, queue: str, msg_id: int, vt: int) -> None:
     await conn.execute(_Q["set_vt"], {"queue": queue, "msg_id": msg_id, "vt": vt})
 
 
-async def archive(conn: Connection, queue: str, msg_id: int) -> None:
-    """Move the message to the queue's archive."""
-    await conn.execute(_Q["archive"], {"queue": queue, "msg_id": msg_id})
+async def archive(conn: Connection, queue: str, msg_id: int) -> bool:
+    """Move the message to the queue's archive; False when there was no such message (cancelled, or archived)."""
+    row = await fetch_one(conn, _Q["archive"], {"queue": queue, "msg_id": msg_id})
+    return bool(row["archived"])
 
 
 async def archive_many(conn: Connection, queue: str, msg_ids: list[int]) -> None:

@@ -233,10 +233,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     c2pa_trust_anchors: Path | None = None
     """VOICEGATE_C2PA_TRUST_ANCHORS: path of a PEM bundle of root certificates a manifest must chain to for
     `voicegate verify` to call it trusted (embedded mode also trusts its development CA)."""
-    voice_ownership: Literal["hold", "refuse", "off"] = "hold"
+    voice_ownership: Literal["ask", "hold", "refuse", "off"] = "ask"
     """VOICEGATE_VOICE_OWNERSHIP: what becomes of a new consent reading or sample whose voice matches a print of
-    another account (docs/ownership.md): `hold` keeps it for an operator's review (`voicegate ops voice-holds`),
-    `refuse` refuses it at once, `off` compares nothing."""
+    another account (docs/ownership.md): `ask` has its uploader read a consent phrase, matched to the sample (a
+    near-identical match, which no reading settles, is kept for an operator's review), `hold` keeps every match for
+    review (`voicegate ops voice-holds`), `refuse` refuses it at once, `off` compares nothing."""
     ownership_threshold: float | None = None
     """VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which a new consent reading or sample matches another
     account's print (docs/ownership.md), from 0.50 to 0.99; unset, the threshold calibrated on real speech

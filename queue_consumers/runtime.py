@@ -468,13 +468,14 @@ class QueueConsumer:
         )
 
     async def _send(self, conn: Connection, message: Message, delay: int, wait: StorageWait | None) -> None:
-        """On `conn`'s transaction: send the message anew (with `wait`, or without any wait for Storage) and
-        archive this delivery."""
+        """On `conn`'s transaction: archive this delivery and send the message anew (with `wait`, or without any wait
+        for Storage); not anew when it was gone already (cancelled while in hand: its user was erased)."""
+        if not await queues.archive(conn, self.config.queue, message.msg_id):
+            return
         body = without_storage_wait(message.message)
         if wait is not None:
             body[STORAGE_WAIT] = msgspec.to_builtins(wait)
         await queues.send(conn, self.config.queue, body, delay)
-        await queues.archive(conn, self.config.queue, message.msg_id)
 
     async def _send_again(self, message: Message, delay: int, *, wait: StorageWait | None = None) -> None:
         """Send the message anew, visible after `delay` seconds, and archive this delivery, in one

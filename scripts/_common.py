@@ -371,10 +371,11 @@ def render(
         console.print(details)
         if len(report.items) > TABLE_ROWS:
             console.print(f"... and {len(report.items) - TABLE_ROWS} more (--json lists every item)")
+    # A note is one line, however long: wrapped at the console's width it would break ids and names in two.
     for note in report.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     if error:
-        console.print(f"stopped early: {error}", markup=False)
+        console.print(f"stopped early: {error}", markup=False, soft_wrap=True)
     if not report.changes:
         mode = "read only"
     else:

@@ -56,7 +56,9 @@ async def _one(ops: Ops, erasure_or_user: uuid.UUID) -> None:
         report.items.append(msgspec.structs.asdict(item))
     report.counts["rows_cascaded"] = sum(int(n) for n in found.cascaded.values())
     if found.receipt is not None:
-        report.notes.append("receipt: " + msgspec.json.encode(found.receipt).decode())
+        # A line a part of the receipt, so that each reads whole.
+        for part, value in found.receipt.items():
+            report.notes.append(f"receipt {part}: " + msgspec.json.encode(value).decode())
     _settle(ops, 1 if found.state == "incomplete" else 0)
 
 

@@ -16,7 +16,7 @@ from backend.records import usage
 from scripts._common import Ops, UsageError, parser, run
 
 NAME = "usage"
-COLUMNS = ["owner_id", "provider", "characters", "audio_seconds", "calls"]
+COLUMNS = ["email", "owner_id", "provider", "characters", "audio_seconds", "calls"]
 
 
 def _moment(value: str) -> datetime:
@@ -51,6 +51,7 @@ async def usage_report(ops: Ops) -> None:
     for row in rows:
         report.items.append(
             {
+                "email": row.email or "",
                 "owner_id": str(row.owner_id),
                 "provider": row.provider,
                 "characters": row.characters,

@@ -31,7 +31,8 @@ COLUMNS = [
     "score",
     "evidence_purged_at",
 ]
-STATES = ("held", "released", "refused")
+#: Every state a hold can be in: `asked` waits for its uploader's reading, `answered` was settled by it.
+STATES = ("held", "released", "refused", "asked", "answered")
 
 
 async def voice_holds(ops: Ops) -> None:
@@ -64,7 +65,7 @@ async def _decide(ops: Ops, hold_id: uuid.UUID, decision: Literal["released", "r
             hold = await ownership.hold(conn, hold_id)
         except ownership.HoldNotFound:
             raise UsageError(f"no hold has the id {hold_id}") from None
-    if hold.state != "held":
+    if hold.state not in {"held", "asked"}:
         raise UsageError(f"hold {hold_id} is {hold.state} already ({hold.decided_by})")
     report.notes.append(
         f"{hold.subject} {hold.subject_id} of account {hold.owner_id} matched a {hold.matched_subject} of account "

@@ -277,6 +277,20 @@ $$;
 ALTER FUNCTION voicegate.accept_legacy_outbox() OWNER TO voicegate_migrator;
 
 --
+-- Name: account_email(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.account_email(p_id uuid) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select u.email::text from auth.users u where u.id = p_id
+$$;
+
+
+ALTER FUNCTION voicegate.account_email(p_id uuid) OWNER TO voicegate_migrator;
+
+--
 -- Name: after_attempt_insert(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -907,6 +921,69 @@ $_$;
 ALTER FUNCTION voicegate.erase_user_rows(p_erasure uuid) OWNER TO voicegate_migrator;
 
 --
+-- Name: erasure_leftovers(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erasure_leftovers(p_erasure uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_user uuid;
+  v_rows jsonb := '{}';
+  v_n bigint;
+  v_table record;
+begin
+  select e.user_id into v_user from voicegate.erasures e where e.id = p_erasure;
+  if v_user is null then
+    raise exception using errcode = 'VG404', message = 'No such erasure.';
+  end if;
+  for v_table in
+    select n.nspname as schema_name, c.relname as table_name
+      from pg_catalog.pg_class c
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where c.relkind = 'r' and n.nspname in ('public', 'voicegate', 'pgmq')
+       and (n.nspname, c.relname) not in (('voicegate', 'erasures'), ('voicegate', 'erasure_items'))
+     order by 1, 2
+  loop
+    execute format('select count(*) from %I.%I vg_scanned where vg_scanned::text like $1', v_table.schema_name,
+                   v_table.table_name)
+      using '%' || v_user::text || '%' into v_n;
+    if v_n > 0 then
+      v_rows := v_rows || jsonb_build_object(v_table.schema_name || '.' || v_table.table_name, v_n);
+    end if;
+  end loop;
+  return jsonb_build_object(
+    'rows', v_rows,
+    'objects', coalesce(
+      (select jsonb_agg(jsonb_build_object('bucket', o.bucket_id, 'name', o.name) order by o.bucket_id, o.name)
+         from storage.objects o
+        where o.name like v_user::text || '/%'
+           or exists (select 1 from voicegate.erasure_items i
+                       where i.erasure_id = p_erasure and i.kind = 'object' and i.target = o.bucket_id
+                         and i.ref = o.name)),
+      '[]'));
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.erasure_leftovers(p_erasure uuid) OWNER TO voicegate_migrator;
+
+--
+-- Name: erasure_lock(uuid); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.erasure_lock(p_user uuid) RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.hashtextextended('voicegate.erasure:' || p_user::text, 0)
+$$;
+
+
+ALTER FUNCTION voicegate.erasure_lock(p_user uuid) OWNER TO voicegate_migrator;
+
+--
 -- Name: erasure_subject(text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -966,6 +1043,14 @@ CREATE FUNCTION voicegate.erasure_targets(p_user uuid) RETURNS TABLE(kind text, 
           select j.output_bucket_id, j.output_object_path
             from public.synthesis_jobs j where j.owner_id = p_user and j.output_object_path is not null) o
    where o.bucket is not null and o.name is not null
+  union all
+  select distinct 'enrolment_key', a.provider::text, coalesce(nullif(a.enrolment_key, ''), 'vg-' || a.id::text),
+         null::text
+    from public.voice_clone_attempts a
+   where a.owner_id = p_user
+     and a.provider_voice_id is null
+     and a.source <> 'custom_voice_id'
+     and (a.enrolment_key <> '' or a.status in ('queued', 'processing', 'verifying') or a.lease_expires_at > now())
 $$;
 
 
@@ -1202,6 +1287,32 @@ $$;
 
 
 ALTER FUNCTION voicegate.notify_queue_insert() OWNER TO voicegate_migrator;
+
+--
+-- Name: object_fenced(text); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.object_fenced(p_name text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_folder text := split_part(p_name, '/', 1);
+  v_user uuid;
+begin
+  if p_name is null or v_folder !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    return false;
+  end if;
+  v_user := v_folder::uuid;
+  if not pg_catalog.pg_try_advisory_xact_lock_shared(voicegate.erasure_lock(v_user)) then
+    return true;
+  end if;
+  return exists (select 1 from voicegate.erasures e where e.user_id = v_user);
+end
+$_$;
+
+
+ALTER FUNCTION voicegate.object_fenced(p_name text) OWNER TO voicegate_migrator;
 
 --
 -- Name: prune_audit_events(interval, integer); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
@@ -1542,6 +1653,26 @@ $$;
 ALTER FUNCTION voicegate.recover_attempt(p_attempt_id uuid, p_expected_version integer, p_actor text, p_action text, p_code text, p_message text, p_detail jsonb) OWNER TO voicegate_migrator;
 
 --
+-- Name: refuse_erased_objects(); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE FUNCTION voicegate.refuse_erased_objects() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if voicegate.object_fenced(new.name) then
+    raise exception using errcode = '42501',
+      message = 'The user whose folder this is has been erased: nothing more is stored there.';
+  end if;
+  return new;
+end
+$$;
+
+
+ALTER FUNCTION voicegate.refuse_erased_objects() OWNER TO voicegate_migrator;
+
+--
 -- Name: release_messages(text, bigint[], integer[]); Type: FUNCTION; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -1577,8 +1708,9 @@ declare
   back bigint;
 begin
   -- The counter's lock first, as every reservation takes it: a release and a reservation of one user never wait
-  -- for each other in the other order.
-  perform from voicegate.lock_usage(p_owner_id, p_window_seconds);
+  -- for each other in the other order. Not made when missing (lock_usage would insert it): a user erased meanwhile
+  -- has no counter and no ledger left, and there is nothing to give back.
+  perform from voicegate.user_usage u where u.owner_id = p_owner_id for update;
   select * into call from voicegate.usage_events e
    where e.kind = p_kind and e.work_id = p_work_id and e.call_key = p_call_key and e.owner_id = p_owner_id
      for update;
@@ -1759,11 +1891,16 @@ ALTER FUNCTION voicegate.reserve_usage(p_owner_id uuid, p_provider text, p_model
 CREATE FUNCTION voicegate.start_erasure(p_user uuid, p_requested_by text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
+    AS $_$
 declare
   v_id uuid;
-  v_prefix text := p_user::text || '/';
+  v_ids text[];
+  v_in_flight integer;
+  v_held integer;
+  v_queue text;
 begin
+  perform pg_catalog.pg_advisory_xact_lock(voicegate.erasure_lock(p_user));
+
   insert into voicegate.erasures (user_id, requested_by, cascaded)
   values (p_user, left(p_requested_by, 200), jsonb_build_object(
     'voices', (select count(*) from public.voices where owner_id = p_user),
@@ -1784,6 +1921,35 @@ begin
   insert into voicegate.erasure_items (erasure_id, kind, target, ref, region)
   select v_id, t.kind, t.target, t.ref, t.region from voicegate.erasure_targets(p_user) t;
 
+  v_in_flight :=
+    (select count(*) from public.voice_clone_attempts a where a.owner_id = p_user and a.lease_expires_at > now())
+    + (select count(*) from public.synthesis_jobs j where j.owner_id = p_user and j.lease_expires_at > now());
+  v_ids := array(
+    select a.id::text from public.voice_clone_attempts a where a.owner_id = p_user
+    union all select j.id::text from public.synthesis_jobs j where j.owner_id = p_user
+    union all select s.id::text from public.voice_samples s where s.owner_id = p_user
+    union all select v.id::text from public.voices v where v.owner_id = p_user
+    union all select c.id::text from public.voice_consents c where c.owner_id = p_user
+    union all select r.id::text from public.reflections r where r.owner_id = p_user
+    union all select w.id::text from public.webhook_endpoints w where w.owner_id = p_user
+    union all select p_user::text);
+  for v_queue in
+    select q.queue_name from voicegate.work_queues q where q.queue_name <> 'user_erasure'
+    union all select 'voice_dead_letter'
+  loop
+    -- A message a worker is handling (read, and still invisible) is work in flight: counted, so that the erasure
+    -- waits for it; deleting it only keeps it from being handled again.
+    execute format(
+      'with gone as (delete from pgmq.%I m'
+      '               where exists (select from jsonb_path_query(m.message, ''strict $.**'') v'
+      '                              where v #>> ''{}'' = any ($1))'
+      '              returning m.read_ct > 0 and m.vt > now() as held)'
+      ' select count(*) filter (where held) from gone', 'q_' || v_queue)
+      using v_ids into v_held;
+    v_in_flight := v_in_flight + v_held;
+  end loop;
+  update voicegate.erasures set in_flight = v_in_flight where id = v_id;
+
   -- The audit events about the user's rows keep their action and time; what they said goes.
   update voicegate.audit_events e
      set subject_id = 'erased:' || v_id, detail = jsonb_build_object('erasure_id', v_id)
@@ -1801,7 +1967,7 @@ begin
   perform pgmq.send('user_erasure', jsonb_build_object('erasureId', v_id));
   return v_id;
 end
-$$;
+$_$;
 
 
 ALTER FUNCTION voicegate.start_erasure(p_user uuid, p_requested_by text) OWNER TO voicegate_migrator;
@@ -2794,7 +2960,7 @@ CREATE TABLE public.voice_samples (
     CONSTRAINT voice_samples_size_bytes_check CHECK ((size_bytes >= 0)),
     CONSTRAINT voice_samples_speaker_match_check CHECK (((speaker_match >= ('-1'::integer)::double precision) AND (speaker_match <= (1)::double precision))),
     CONSTRAINT voice_samples_speech_prints_check CHECK (((length(speech_prints) > 0) AND ((length(speech_prints) % 392) = 0))),
-    CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text, 'held'::text]))),
+    CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text, 'held'::text, 'awaiting_reading'::text]))),
     CONSTRAINT voice_samples_transcript_check CHECK ((length(transcript) <= 5000)),
     CONSTRAINT voice_samples_voiceprint_check CHECK ((length(voiceprint) = ANY (ARRAY[768, 1024])))
 )
@@ -2916,7 +3082,7 @@ CREATE TABLE voicegate.erasure_items (
     last_error text,
     done_at timestamp with time zone,
     CONSTRAINT erasure_item_done CHECK (((state = 'pending'::text) = (done_at IS NULL))),
-    CONSTRAINT erasure_items_kind_check CHECK ((kind = ANY (ARRAY['provider_voice'::text, 'object'::text]))),
+    CONSTRAINT erasure_items_kind_check CHECK ((kind = ANY (ARRAY['provider_voice'::text, 'object'::text, 'enrolment_key'::text]))),
     CONSTRAINT erasure_items_last_error_check CHECK ((length(last_error) <= 1000)),
     CONSTRAINT erasure_items_ref_check CHECK (((length(ref) >= 1) AND (length(ref) <= 1024))),
     CONSTRAINT erasure_items_region_check CHECK ((length(region) <= 50)),
@@ -2955,6 +3121,10 @@ CREATE TABLE voicegate.erasures (
     rows_erased jsonb,
     finished_at timestamp with time zone,
     receipt jsonb,
+    in_flight integer DEFAULT 0 NOT NULL,
+    settle_at timestamp with time zone,
+    rounds integer DEFAULT 0 NOT NULL,
+    leftovers jsonb,
     CONSTRAINT erasure_finished CHECK (((state = ANY (ARRAY['done'::text, 'incomplete'::text])) = (finished_at IS NOT NULL))),
     CONSTRAINT erasures_requested_by_check CHECK (((length(requested_by) >= 1) AND (length(requested_by) <= 200))),
     CONSTRAINT erasures_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'working'::text, 'done'::text, 'incomplete'::text])))
@@ -3028,12 +3198,13 @@ CREATE TABLE voicegate.ownership_holds (
     decided_at timestamp with time zone,
     decided_by text,
     note text,
-    CONSTRAINT ownership_hold_decided CHECK (((state = 'held'::text) = ((decided_at IS NULL) AND (decided_by IS NULL)))),
+    reading_consent_id uuid,
+    CONSTRAINT ownership_hold_decided CHECK (((state = ANY (ARRAY['held'::text, 'asked'::text])) = ((decided_at IS NULL) AND (decided_by IS NULL)))),
     CONSTRAINT ownership_hold_of_one CHECK (((consent_id IS NULL) <> (sample_id IS NULL))),
     CONSTRAINT ownership_holds_decided_by_check CHECK (((length(decided_by) >= 1) AND (length(decided_by) <= 200))),
     CONSTRAINT ownership_holds_note_check CHECK ((length(note) <= 1000)),
     CONSTRAINT ownership_holds_score_check CHECK (((score >= ('-1'::integer)::double precision) AND (score <= (1)::double precision))),
-    CONSTRAINT ownership_holds_state_check CHECK ((state = ANY (ARRAY['held'::text, 'released'::text, 'refused'::text]))),
+    CONSTRAINT ownership_holds_state_check CHECK ((state = ANY (ARRAY['held'::text, 'released'::text, 'refused'::text, 'asked'::text, 'answered'::text]))),
     CONSTRAINT ownership_holds_threshold_check CHECK (((threshold >= ('-1'::integer)::double precision) AND (threshold <= (1)::double precision)))
 );
 
@@ -4107,6 +4278,12 @@ CREATE INDEX ownership_holds_open_idx ON voicegate.ownership_holds USING btree (
 CREATE INDEX ownership_holds_owner_idx ON voicegate.ownership_holds USING btree (owner_id);
 
 --
+-- Name: ownership_holds_reading_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
+--
+
+CREATE INDEX ownership_holds_reading_idx ON voicegate.ownership_holds USING btree (reading_consent_id) WHERE (reading_consent_id IS NOT NULL);
+
+--
 -- Name: ownership_holds_sample_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -4297,6 +4474,12 @@ CREATE TRIGGER voices_skip_unchanged BEFORE UPDATE ON public.voices FOR EACH ROW
 --
 
 CREATE TRIGGER voices_touch BEFORE UPDATE ON public.voices FOR EACH ROW EXECUTE FUNCTION voicegate.touch_updated_at();
+
+--
+-- Name: objects voicegate_refuse_erased_objects; Type: TRIGGER; Schema: storage; Owner: supabase_storage_admin
+--
+
+CREATE TRIGGER voicegate_refuse_erased_objects BEFORE INSERT OR UPDATE ON storage.objects FOR EACH ROW EXECUTE FUNCTION voicegate.refuse_erased_objects();
 
 --
 -- Name: reflection_sessions reflection_sessions_attempt_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: voicegate_migrator
@@ -4570,6 +4753,13 @@ ALTER TABLE ONLY voicegate.ownership_holds
 
 ALTER TABLE ONLY voicegate.ownership_holds
     ADD CONSTRAINT ownership_holds_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
+-- Name: ownership_holds ownership_holds_reading_consent_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
+--
+
+ALTER TABLE ONLY voicegate.ownership_holds
+    ADD CONSTRAINT ownership_holds_reading_consent_id_fkey FOREIGN KEY (reading_consent_id) REFERENCES public.voice_consents(id) ON DELETE SET NULL;
 
 --
 -- Name: ownership_holds ownership_holds_sample_id_fkey; Type: FK CONSTRAINT; Schema: voicegate; Owner: voicegate_migrator
@@ -5001,6 +5191,13 @@ GRANT ALL ON FUNCTION public.voice_launch_readiness(p_reflection_id uuid) TO ser
 REVOKE ALL ON FUNCTION voicegate.accept_legacy_outbox() FROM PUBLIC;
 
 --
+-- Name: FUNCTION account_email(p_id uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.account_email(p_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.account_email(p_id uuid) TO service_role;
+
+--
 -- Name: FUNCTION after_attempt_insert(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -5294,6 +5491,19 @@ REVOKE ALL ON FUNCTION voicegate.erase_user_rows(p_erasure uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.erase_user_rows(p_erasure uuid) TO service_role;
 
 --
+-- Name: FUNCTION erasure_leftovers(p_erasure uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erasure_leftovers(p_erasure uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.erasure_leftovers(p_erasure uuid) TO service_role;
+
+--
+-- Name: FUNCTION erasure_lock(p_user uuid); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.erasure_lock(p_user uuid) FROM PUBLIC;
+
+--
 -- Name: FUNCTION erasure_subject(p_who text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
@@ -5364,6 +5574,13 @@ GRANT ALL ON FUNCTION voicegate.mirror_drift(p_voice jsonb, p_voice_id uuid, p_a
 --
 
 REVOKE ALL ON FUNCTION voicegate.notify_queue_insert() FROM PUBLIC;
+
+--
+-- Name: FUNCTION object_fenced(p_name text); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.object_fenced(p_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION voicegate.object_fenced(p_name text) TO service_role;
 
 --
 -- Name: FUNCTION prune_audit_events(p_keep interval, p_limit integer); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
@@ -5439,6 +5656,12 @@ GRANT ALL ON FUNCTION voicegate.record_audit(p_actor text, p_action text, p_subj
 
 REVOKE ALL ON FUNCTION voicegate.recover_attempt(p_attempt_id uuid, p_expected_version integer, p_actor text, p_action text, p_code text, p_message text, p_detail jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION voicegate.recover_attempt(p_attempt_id uuid, p_expected_version integer, p_actor text, p_action text, p_code text, p_message text, p_detail jsonb) TO service_role;
+
+--
+-- Name: FUNCTION refuse_erased_objects(); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
+--
+
+REVOKE ALL ON FUNCTION voicegate.refuse_erased_objects() FROM PUBLIC;
 
 --
 -- Name: FUNCTION release_messages(p_queue text, p_msg_ids bigint[], p_read_cts integer[]); Type: ACL; Schema: voicegate; Owner: voicegate_migrator
@@ -6133,7 +6356,7 @@ GRANT SELECT,INSERT ON TABLE voicegate.audit_events TO service_role;
 -- Name: TABLE erasure_items; Type: ACL; Schema: voicegate; Owner: voicegate_migrator
 --
 
-GRANT SELECT,DELETE,UPDATE ON TABLE voicegate.erasure_items TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE voicegate.erasure_items TO service_role;
 
 --
 -- Name: TABLE erasures; Type: ACL; Schema: voicegate; Owner: voicegate_migrator

@@ -24,6 +24,45 @@ from psycopg.rows import dict_row
 
 from devkit.db import Conn, create_user, one, postgres_pids, seed_consent
 
+#: Tables that keep an erased user's id by design: the erasure itself, which outlives them.
+ERASURE_TABLES = {"voicegate.erasures"}
+
+
+def rows_naming(conn: Conn, user: uuid.UUID) -> dict[str, int]:
+    """Every table of voicegate's schemas and pgmq's (and Storage's and Auth's) with a row whose text names the user,
+    and how many; the tables that have an owner id are counted by it too."""
+    found: dict[str, int] = {}
+    tables = conn.execute(
+        "select table_schema, table_name from information_schema.tables"
+        " where table_schema in ('public', 'voicegate', 'pgmq', 'storage', 'auth') and table_type = 'BASE TABLE'"
+    ).fetchall()
+    for schema, table in tables:
+        if f"{schema}.{table}" in ERASURE_TABLES:
+            continue
+        query = sql.SQL("select count(*) from {}.{} t where t::text like %s").format(
+            sql.Identifier(schema), sql.Identifier(table)
+        )
+        n = conn.execute(query, (f"%{user}%",)).fetchone()
+        if n and n[0]:
+            found[f"{schema}.{table}"] = n[0]
+    owned = conn.execute(
+        "select table_schema, table_name from information_schema.columns"
+        " where column_name = 'owner_id' and table_schema in ('public', 'voicegate')"
+    ).fetchall()
+    for schema, table in owned:
+        query = sql.SQL("select count(*) from {}.{} where owner_id = %s").format(
+            sql.Identifier(schema), sql.Identifier(table)
+        )
+        n = conn.execute(query, (user,)).fetchone()
+        if n and n[0]:
+            found[f"{schema}.{table} (owner_id)"] = n[0]
+    return found
+
+
+def stored_files(root: Path, user: uuid.UUID) -> list[Path]:
+    """Files the Storage stand-in keeps whose path names the user (it leaves a removed file's folders, empty)."""
+    return [path for path in root.rglob("*") if path.is_file() and str(user) in str(path)]
+
 
 def database_url(dsn: str) -> str:
     """A test server's DSN (trusted, no password) as the URL `DATABASE_URL` wants: over its Unix socket (a

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -113,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
     except KeyboardInterrupt:
         return 130
+
+
+def _applied_words(applied: Sequence[str]) -> str:
+    """The migrations a run applied, in a line: their number and the first and last (a first start applies them all,
+    80 and more names)."""
+    if not applied:
+        return "none (up to date)"
+    if len(applied) <= 3:
+        return ", ".join(applied)
+    return f"{len(applied)}, {applied[0]} to {applied[-1]}"
 
 
 def _give_back_freed_memory() -> None:
@@ -271,7 +281,7 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True, env: Mapping[st
         pg, started_here, dsn = None, False, _dsn(settings)
     try:
         report = migrate(dsn)
-        log.info("migrations applied this run: %s", ", ".join(report.applied) or "none (up to date)")
+        log.info("migrations applied this run: %s", _applied_words(report.applied))
         base = banner_address(settings)
         print(
             f"voicegate is starting on {base}\n  demo page: {base}/\n  readiness: {base}/readyz\n"
@@ -564,7 +574,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         except EmbeddedPostgresError as exc:
             raise CommandError(str(exc)) from exc
     report = migrate(_dsn(settings), include_all=bool(args.include_all))
-    print(f"applied: {', '.join(report.applied) or 'nothing (up to date)'}; buckets: {', '.join(report.buckets)}")
+    print(f"applied: {_applied_words(report.applied)}; buckets: {', '.join(report.buckets)}")
     return 0
 
 

@@ -81,6 +81,10 @@ class SampleHeld(AudioRejected, code="held_for_review"):
     """the sample is held for review: nothing of it reaches a provider until an operator releases it"""
 
 
+class SampleAwaitingReading(AudioRejected, code="reading_required"):
+    """before the sample is used, its speaker reads a short phrase aloud, so that voicegate hears the voice is theirs"""
+
+
 class SampleOwnershipRefused(AudioRejected, code="ownership_refused"):
     """the sample's voice cannot be accepted for this account"""
 

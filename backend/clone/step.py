@@ -163,8 +163,8 @@ class AttemptRun:
             return waiting
         if self.attempt.status in attempts.OPEN_STATUSES or self.attempt.status == AttemptStatus.SUPERSEDED:
             try:
-                async with self._lease_kept():
-                    await self.enrol()
+                async with self._lease_kept() as lease:
+                    await self.enrol(lease)
                     await self.verify()
             except (TransientProviderError, UnknownOutcomeError) as exc:
                 return await self.retry(exc)
@@ -222,9 +222,10 @@ class AttemptRun:
         failpoint("after_claim")
         return None
 
-    async def enrol(self) -> None:
+    async def enrol(self, lease: leases.Lease) -> None:
         """Create (or adopt) the provider voice and record it: `processing → verifying`. A `custom_voice_id`
-        attempt names its voice instead; an attempt that already recorded one goes straight to `verify`."""
+        attempt names its voice instead; an attempt that already recorded one goes straight to `verify`. The
+        provider is called only while `lease` holds (its owner's erasure looks for the voice once it has run out)."""
         if self.attempt.source == AttemptSource.CUSTOM_VOICE_ID:
             if self.attempt.provider_voice_id is None:
                 raise _Failed("voice_id_missing", "The attempt names no provider voice.")
@@ -243,13 +244,15 @@ class AttemptRun:
         members = [await set_members.member(self.ctx, row, ref, at) for at, (row, ref) in pairs]
         sent = await set_members.sendable(self.ctx, self.attempt.owner_id, provider.sample_rules, refs)
         first = rows[0]
-        created = await provider.enroll(
-            sent,
-            name=voice.name,
-            language=first.language or voice.language,
-            # A transcript is of one recording: a set (sent apart or joined) has none that fits.
-            transcript=first.transcript if len(rows) == 1 else None,
-            key=self.attempt.enrolment_key,
+        created = await lease.guard(
+            lambda: provider.enroll(
+                sent,
+                name=voice.name,
+                language=first.language or voice.language,
+                # A transcript is of one recording: a set (sent apart or joined) has none that fits.
+                transcript=first.transcript if len(rows) == 1 else None,
+                key=self.attempt.enrolment_key,
+            )
         )
         failpoint("after_provider_create")
         # Of what each sample is as stored (before any joining for the provider), for the voice's likeness.
@@ -290,6 +293,7 @@ class AttemptRun:
         if sample_id is None:
             raise _Failed("sample_missing", "The attempt has no sample (it may have expired); upload a new one.")
         if not self.attempt.enrolment_key:
+            # The key an erasure looks up for an attempt that had not stored one yet (voicegate.erasure_targets).
             await self._move(conn, changes={"enrolment_key": f"vg-{self.attempt.id}"})
         in_set = [member.sample_id for member in await attempts.sample_set(conn, self.attempt.id)]
         rows = [await samples.sample_row(conn, one) for one in in_set or [sample_id]]
@@ -441,7 +445,7 @@ class AttemptRun:
             return Outcome(status="lease_lost")
         return Outcome(status=self.attempt.status)
 
-    def _lease_kept(self) -> AbstractAsyncContextManager[None]:
+    def _lease_kept(self) -> AbstractAsyncContextManager[leases.Lease]:
         """Extend the lease every third of its length while the body (a provider call) runs."""
 
         async def extend() -> None:

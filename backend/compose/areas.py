@@ -51,7 +51,7 @@ def build_areas(settings: Settings, context: WorkerContext, c2pa: Verifier) -> A
             settings.user_limits,
             settings.consent_phrase_seconds,
             context.voice_ownership,
-            context.ownership_threshold,
+            context.ownership_thresholds,
         ),
         provenance=ProvenanceService(context.cpu, c2pa),
         reflections=ReflectionsService(db, storage, context.providers, settings),

@@ -18,12 +18,13 @@ from backend.db.units import Database
 from backend.providers.local.db_store import PostgresProfileStore
 from backend.providers.registry import ProviderSet
 from backend.providers.selfhosted_store import PostgresReferenceStore
+from backend.records.ownership import Thresholds
 from backend.secret import is_loopback_host
 from backend.settings import Settings
 from backend.standard_webhooks.sender import Target, WebhookSender
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 from backend.usage.charge import Ledger
-from backend.voiceprint import OWNERSHIP_THRESHOLD
+from backend.voiceprint import OWNERSHIP_THRESHOLD, SAME_VOICE_THRESHOLD
 
 if TYPE_CHECKING:
     from backend.provenance import ProvenanceSigner
@@ -89,9 +90,10 @@ def build_worker_context(
         likeness_probe=settings.likeness_probe == "on",
         voice_ownership=settings.voice_ownership,
         # Unset, the threshold calibrated on real speech: resolved here once for the worker and the API alike.
-        ownership_threshold=OWNERSHIP_THRESHOLD
-        if settings.ownership_threshold is None
-        else settings.ownership_threshold,
+        ownership_thresholds=Thresholds(
+            OWNERSHIP_THRESHOLD if settings.ownership_threshold is None else settings.ownership_threshold,
+            SAME_VOICE_THRESHOLD,
+        ),
     )
 
 

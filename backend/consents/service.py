@@ -29,6 +29,7 @@ from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.consents.phrase import Phrase, PhraseCheck, check_phrase, make_phrase, refusal
 from backend.consents.types import ConsentCreated, ConsentRequest, ConsentView, RecordingVerdict, Refusal, Verdict
+from backend.context import DEFAULT_OWNERSHIP
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -47,7 +48,7 @@ from backend.records import ownership, user_creates
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
-from backend.voiceprint import OWNERSHIP_THRESHOLD, Voiceprint, voiceprint
+from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -76,39 +77,71 @@ class ConsentsService:
     #: VOICEGATE_CONSENT_PHRASE_SECONDS: how long a phrase may be recorded in after it is made.
     phrase_seconds: int
     #: VOICEGATE_VOICE_OWNERSHIP: what a reading whose voice matches another account's print becomes.
-    voice_ownership: ownership.Mode = "hold"
-    #: VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which it matches.
-    ownership_threshold: float = OWNERSHIP_THRESHOLD
+    voice_ownership: ownership.Mode = "ask"
+    #: From which cosine it matches (VOICEGATE_OWNERSHIP_THRESHOLD), and is the other's very voice.
+    ownership_thresholds: ownership.Thresholds = DEFAULT_OWNERSHIP
 
     async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
         """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
         phrase cannot be checked in; 429 `creates_limited` past the caller's creates, `open_consents_limited`
         while they have `open_consents` awaiting their recording)."""
-        try:
-            phrase = make_phrase(request.subject_name.strip(), request.language)
-        except ValueError as exc:
-            raise ValidationFailed(str(exc)) from exc
+        phrase = _phrase(request.subject_name.strip(), request.language)
         owner_id = uuid.UUID(claims.sub)
         async with self.db.service_transaction() as conn:
-            await user_creates.take(conn, owner_id, CreateKind.CONSENT, self.limits)
-            row = await fetch_optional(
-                conn,
-                _Q["insert_spoken"],
-                {
-                    "owner_id": owner_id,
-                    "subject_name": request.subject_name.strip(),
-                    "consent_text_version": SPOKEN_TEXT_VERSION,
-                    "keep_sample": request.keep_sample,
-                    "phrase": phrase.text,
-                    "code": phrase.code,
-                    "language": phrase.language,
-                    "valid_seconds": self.phrase_seconds,
-                    "open_consents": self.limits.open_consents,
-                    **origin.recorded(),
-                },
+            return await self._insert_spoken(
+                conn, owner_id, request.subject_name.strip(), phrase, origin, keep_sample=request.keep_sample
             )
-            if row is None:
-                await _refuse_open(conn, owner_id, self.limits.open_consents)
+
+    async def reading_for_sample(self, claims: UserClaims, sample_id: uuid.UUID, origin: Origin) -> ConsentCreated:
+        """A phrase for the caller to read aloud so that voicegate hears the voice of their sample, which matched
+        another account's, is theirs (docs/ownership.md): a spoken consent in the name and language of the sample's
+        consent, whose verified reading is matched to the sample (`record_recording`); the newest phrase given is
+        the one that answers. 404 for anyone else's sample, 409 for one that waits for no reading; counted as a
+        spoken consent (429 as for `create_consent`)."""
+        owner_id = uuid.UUID(claims.sub)
+        async with self.db.user_statement(claims.raw) as conn:
+            sample = await fetch_optional(conn, _Q["sample_to_read"], {"id": sample_id})
+        if sample is None:
+            raise NotFound("Sample not found.")
+        if sample["status"] != "awaiting_reading":
+            raise Conflict(f"The sample is {sample['status']}: it waits for no reading.")
+        phrase = _phrase(sample["subject_name"], sample["language"] or "en")
+        async with self.db.service_transaction() as conn:
+            created = await self._insert_spoken(conn, owner_id, sample["subject_name"], phrase, origin)
+            await ownership.ask_to_read(conn, sample_id, created.consent_id)
+        return created
+
+    async def _insert_spoken(
+        self,
+        conn: Connection,
+        owner_id: uuid.UUID,
+        subject_name: str,
+        phrase: Phrase,
+        origin: Origin,
+        *,
+        keep_sample: bool = False,
+    ) -> ConsentCreated:
+        """A spoken consent awaiting the recording of `phrase`, counted against the owner's creates and open
+        consents, on `conn`'s service transaction."""
+        await user_creates.take(conn, owner_id, CreateKind.CONSENT, self.limits)
+        row = await fetch_optional(
+            conn,
+            _Q["insert_spoken"],
+            {
+                "owner_id": owner_id,
+                "subject_name": subject_name,
+                "consent_text_version": SPOKEN_TEXT_VERSION,
+                "keep_sample": keep_sample,
+                "phrase": phrase.text,
+                "code": phrase.code,
+                "language": phrase.language,
+                "valid_seconds": self.phrase_seconds,
+                "open_consents": self.limits.open_consents,
+                **origin.recorded(),
+            },
+        )
+        if row is None:
+            await _refuse_open(conn, owner_id, self.limits.open_consents)
         return ConsentCreated(row["id"], row["phrase"], row["status"], row["expires_at"])
 
     async def get_consent(self, claims: UserClaims, consent_id: uuid.UUID) -> ConsentView:
@@ -145,13 +178,14 @@ class ConsentsService:
         async with self.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             await _lock_recordable(conn, consent_id)
             # Compared with every other account's prints whatever the mode, so that the answer takes as long
-            # whether or not a print matches.
+            # whether or not a print matches. A reading is live speech: it backs its own print.
             owned = await ownership.judge(
                 conn,
                 self.voice_ownership,
-                self.ownership_threshold,
+                self.ownership_thresholds,
                 owner_id=owner_id,
                 vector=speaker.vector,
+                read=True,
                 consent_id=consent_id,
                 actor=ACTOR,
             )
@@ -176,6 +210,7 @@ class ConsentsService:
             )
             if status == "verified":
                 await ownership.register_consent(conn, consent_id, speaker.vector)
+            await self._answer(conn, consent_id, speaker, status)
             await record_audit(
                 conn,
                 ACTOR,
@@ -188,6 +223,24 @@ class ConsentsService:
             # goes with the orphan sweep. A held consent keeps it too: it is what the operator listens to.
             await integrity.write(conn, self.storage, RECORDING_BUCKET, path, data, content_type=content_type)
         return RecordingVerdict(consent_id, status, heard.check.word_accuracy, heard.check.speech_seconds)
+
+    async def _answer(self, conn: Connection, consent_id: uuid.UUID, reading: Voiceprint, status: Verdict) -> None:
+        """When the reading verifying (or holding) `consent_id` was asked for by a sample whose voice matched another
+        account's (`reading_for_sample`): settle that sample with it (`backend.records.ownership.answer`). A reading
+        held for review itself holds the sample too."""
+        question = await ownership.question_for(conn, consent_id)
+        if question is None:
+            return
+        same_voice = -1.0 if status == "held" else self.ownership_thresholds.same_voice
+        await ownership.answer(conn, question, reading.vector, THRESHOLD, same_voice, actor=ACTOR)
+
+
+def _phrase(subject_name: str, language: str) -> Phrase:
+    """A new phrase for `subject_name` in `language`; ValidationFailed (422) for a language it cannot be checked in."""
+    try:
+        return make_phrase(subject_name, language)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
 
 
 def _view(row: Mapping[str, Any]) -> ConsentView:

@@ -65,3 +65,10 @@ update public.voice_consents c
    and public.voice_consent_state(c.kind, c.status, c.expires_at, c.evidence_purged_at)
        in ('awaiting_recording', 'rejected')
 returning c.id;
+
+-- name: sample_to_read
+-- The caller's sample (RLS decides whose) a reading is asked for, with the name and language of its consent.
+select s.id, s.status, coalesce(s.language, c.language) as language, c.subject_name
+  from public.voice_samples s
+  join public.voice_consents c on c.id = s.consent_id
+ where s.id = %(id)s;

@@ -13,6 +13,7 @@ answer is noted, for the outage log and the waits for a connection (a busy datab
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -34,6 +35,19 @@ Connection = psycopg.AsyncConnection[dict[str, Any]]
 Opening = tuple[tuple[LiteralString, Mapping[str, Any]], ...]
 
 _OPEN_TRANSACTION = frozenset({TransactionStatus.INTRANS, TransactionStatus.INERROR})
+
+
+class _PipelineAbortedTwice(logging.Filter):
+    """Drops psycopg's warning that a pipeline whose block raised was aborted: the block's own error is raised (and
+    answered, or logged, where it is met), and the warning says it again with the pipeline's repr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        aborted = len(args) == 2 and isinstance(args[1], psycopg.errors.PipelineAborted)
+        return not (record.msg == "error ignored terminating %r: %s" and aborted)
+
+
+logging.getLogger("psycopg").addFilter(_PipelineAbortedTwice())
 
 
 class _LastAnswer:

@@ -266,7 +266,7 @@ def _apply_migrations(conn: Conn, migrations: list[Migration], role: str | None,
     try:
         for migration in pending_migrations(migrations, applied_versions, include_all=include_all):
             _apply_migration(conn, migration, role)
-            log.info("applied migration %s_%s", migration.version, migration.name)
+            log.debug("applied migration %s_%s", migration.version, migration.name)
             applied.append(f"{migration.version}_{migration.name}")
     finally:
         conn.execute(_Q["reset_session"])

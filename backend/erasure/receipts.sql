@@ -14,9 +14,15 @@ select voicegate.erase_user(%(user_id)s, %(actor)s) as erasure_id;
 select id from voicegate.erasures where user_id = %(user_id)s;
 
 -- name: erasures
--- Newest first, after the cursor (`before_at`, `before_id`).
+-- Newest first, after the cursor (`before_at`, `before_id`). A closed erasure's items that went are pruned (the
+-- receipt counts them): its items are what is left and what its receipt says went.
 select e.id, e.user_id, e.requested_by, e.state, e.requested_at, e.finished_at,
-       (select count(*) from voicegate.erasure_items i where i.erasure_id = e.id) as items,
+       ((select count(*) from voicegate.erasure_items i where i.erasure_id = e.id)
+       + coalesce((select sum(c.value::bigint)
+                     from jsonb_each(coalesce(e.receipt, '{}'::jsonb)) p,
+                          jsonb_each_text(case when jsonb_typeof(p.value) = 'object' then p.value else '{}' end) c
+                    where p.key in ('objects', 'providerVoices', 'enrolmentKeys')
+                      and c.key in ('deleted', 'already_gone')), 0))::bigint as items,
        (select count(*) from voicegate.erasure_items i where i.erasure_id = e.id and i.state = 'pending') as pending,
        (select count(*) from voicegate.erasure_items i where i.erasure_id = e.id and i.state = 'refused') as refused
   from voicegate.erasures e

@@ -1,4 +1,5 @@
-"""`/api/v1/consents`: spoken consent. Make one (its phrase, with a one-time code), record it, read it."""
+"""`/api/v1/consents`: spoken consent. Make one (its phrase, with a one-time code), record it, read it; and the phrase
+a sample whose voice matched another account's is read with (`/api/v1/voice-samples/{id}/reading`)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,30 @@ class ConsentsController(Controller):
     async def get_one(self, claims: Caller, consents: Consents, consent_id: PathId) -> types.ConsentView:
         """The caller's consent (404 for anyone else's): its kind, status, phrase and the recording's verdict."""
         return await consents.get_consent(claims, consent_id)
+
+
+class SampleReadingController(Controller):
+    """The reading a sample asks for when its voice matched another account's (docs/ownership.md)."""
+
+    path = "/api/v1/voice-samples"
+    tags = ("samples",)
+    security = USER_SECURITY
+
+    @post(
+        "/{sample_id:uuid}/reading",
+        status_code=201,
+        summary="A phrase to read, to show a sample's voice is yours",
+        responses=problems(*BY_ID, 409, 422, words=OPEN_CONSENTS),
+    )
+    async def reading(
+        self, request: Request[Any, Any, Any], claims: Caller, consents: Consents, sample_id: PathId
+    ) -> types.ConsentCreated:
+        """For a sample `awaiting_reading`: its voice matched a voice another account holds, and before it is used its
+        speaker reads this phrase aloud (`POST /api/v1/consents/{consentId}/recording`, before `expiresAt`). A
+        reading in the sample's voice makes the sample `ready`; one in another voice fails it (`ownership_refused`).
+        Whose voice it matched is never said. 409 for a sample that waits for no reading; each call gives a new
+        phrase (the newest answers), counted as a spoken consent."""
+        return await consents.reading_for_sample(claims, sample_id, request_origin(request))
 
 
 async def _recording(request: Request[Any, Any, Any]) -> bytes:

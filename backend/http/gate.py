@@ -6,9 +6,10 @@ slow body holds its place).
 
 A token outlives its user by up to its expiry. An account the database has said is gone is refused with the token
 (`TokenVerifier.account_gone`), before any database work. Otherwise a route that works in the database checks the
-account in its first statement, at no cost of its own; an upload route (which would read its upload first) has it
-checked here before its body is read, and any route about to refuse what it read (400, 413, 415, 422) has it checked
-before that answer leaves, so that a removed user is answered 401 everywhere, never a word about their body.
+account in its first statement, at no cost of its own; an upload route (which would read its upload first), and one
+whose first work is a call to Storage (`ACCOUNT_FIRST`), has it checked here before its body is read; and any route
+about to refuse what it read (400, 413, 415, 422) has it checked before that answer leaves, so that a removed user is
+answered 401 everywhere, never a word about their body.
 
 Litestar decodes a handler's `data` before it resolves the handler's dependencies, the caller among them, so
 without this gate an anonymous client could make the server read and check a body of any size the route took
@@ -36,6 +37,9 @@ from backend.http.problem import send_problem
 CALLER: Final = "voicegate.caller"
 #: Where in the scope's state the caller's place among their requests in flight is kept.
 SLOT: Final = "voicegate.slot"
+#: `opt` of a route whose first work is not in the database as the caller (it asks Storage first): the gate checks
+#: the caller's account before it runs, so that a removed user is answered 401, not whatever Storage makes of them.
+ACCOUNT_FIRST: Final = "account_first"
 #: The answers that refuse what a request sent: a removed user is answered 401 instead.
 _REFUSALS: Final = frozenset({400, 413, 415, 422})
 
@@ -90,7 +94,7 @@ class RequestGateMiddleware:
                 return
             account = _Account(scope)
             claims = account.claims = await account.verifier.verify_user(bearer_token(headers.get("authorization")))
-            if upload_limit is not None:
+            if upload_limit is not None or handler.opt.get(ACCOUNT_FIRST):
                 await account.require()
             try:
                 if json_body and self._check_body(headers):

@@ -27,6 +27,7 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
+from backend.http.gate import ACCOUNT_FIRST
 from backend.http.idempotency import idempotent
 from backend.http.samples import request_origin
 from backend.synthesis import types as synthesis_types
@@ -161,6 +162,8 @@ class CloneController(Controller):
 
     @post(
         "/upload-url",
+        # Storage signs the URL before the draft is written: the account is checked first.
+        opt={ACCOUNT_FIRST: True},
         summary="Signed upload URL for a new voice's sample",
         operation_class=with_examples(a_consented_voice={"name": "My voice", "consent": True, "language": "en"}),
         responses=problems(*USER, 400, 404, 409, 422, words=DRAFT_VOICES),

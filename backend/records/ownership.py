@@ -3,9 +3,13 @@
 whose voice matched another account's (`voicegate.ownership_holds`). Both are the service's alone.
 
 A new consent reading or sample is compared with every other owner's prints, never with its own owner's (`judge`);
-at or above the threshold it is held for an operator's review, or refused, as VOICEGATE_VOICE_OWNERSHIP says.
-An operator lists the holds and releases or refuses each (`voicegate ops voice-holds`, `decide`). docs/ownership.md
-says what is compared, why, what a held user sees and how an operator decides.
+at or above the threshold, as VOICEGATE_VOICE_OWNERSHIP says: its uploader is asked to read a consent phrase (`ask`,
+the default), matched one to one against the sample (`answer`); or it is held for an operator's review (`hold`), or
+refused (`refuse`). A print a live reading already backs (a consent's reading, a sample its spoken consent's reader
+matched) needs no question: under `ask` it goes on, unless its match to the other account is near-identical, which
+no reading can settle (the same person's second account, or a copy of the other's own voice): held for review. An
+operator lists the holds and releases or refuses each (`voicegate ops voice-holds`, `decide`). docs/ownership.md says
+what is compared, why, what a held or asked user sees and how an operator decides.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ from backend.db.queries import load_queries
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
-#: VOICEGATE_VOICE_OWNERSHIP: hold a match for review, refuse it at once, or compare nothing.
-Mode = Literal["hold", "refuse", "off"]
-#: What a comparison decided: nothing matched (or an operator released this voice), held, or refused.
-Verdict = Literal["clear", "held", "refused"]
-HoldState = Literal["held", "released", "refused"]
+#: VOICEGATE_VOICE_OWNERSHIP: ask a match's uploader to read, hold it for review, refuse it at once, or compare
+#: nothing.
+Mode = Literal["ask", "hold", "refuse", "off"]
+#: What a comparison decided: nothing matched (or an operator, or a reading, released this voice), held, refused, or
+#: its uploader is asked to read.
+Verdict = Literal["clear", "held", "refused", "asked"]
+#: `asked`: waiting for the uploader's reading; `answered`: the reading matched the sample.
+HoldState = Literal["held", "released", "refused", "asked", "answered"]
 #: The failure reason of a sample refused for its voice's owner: the same words whatever matched.
 SAMPLE_REFUSAL: Final = "ownership_refused: this voice cannot be accepted for this account"
 #: A stored voiceprint: 192 little-endian float32 (backend.voiceprint.DIMENSIONS; records import no area).
@@ -70,6 +77,16 @@ class Hold(msgspec.Struct, frozen=True, kw_only=True):
     evidence_purged_at: datetime | None
 
 
+class Question(msgspec.Struct, frozen=True, kw_only=True):
+    """An asked hold a consent's reading answers: the sample it is about, that sample's print, and how well the
+    sample matched the other account."""
+
+    id: uuid.UUID
+    sample_id: uuid.UUID
+    sample_print: bytes | None
+    score: float
+
+
 class HoldNotFound(LookupError):
     """No hold has that id."""
 
@@ -95,30 +112,50 @@ async def best_other(conn: Connection, owner_id: uuid.UUID, vector: npt.ArrayLik
     return Match(row["owner_id"], row["consent_id"], row["sample_id"], float(row["score"]))
 
 
+class Thresholds(msgspec.Struct, frozen=True):
+    """From which cosine a print matches another account's (`match`), and from which the two are near-identical
+    (`same_voice`): what a reading cannot settle."""
+
+    match: float
+    same_voice: float
+
+
 async def judge(
     conn: Connection,
     mode: Mode,
-    threshold: float,
+    thresholds: Thresholds,
     *,
     owner_id: uuid.UUID,
     vector: npt.ArrayLike,
+    read: bool,
     consent_id: uuid.UUID | None = None,
     sample_id: uuid.UUID | None = None,
     actor: str,
 ) -> Verdict:
     """Compare a new consent reading's or sample's print (`consent_id` or `sample_id`, of `owner_id`) with every
-    other owner's, on `conn`'s service transaction, and record what that decides: under `hold` a match at or above
-    `threshold` opens a hold; under `refuse` it is recorded as a hold refused by the policy; each with an audit
-    event. `clear` under `off`, without a match, or once an operator released this very consent or sample."""
+    other owner's, on `conn`'s service transaction, and record what that decides, with an audit event, for a match at
+    or above `thresholds.match`: under `ask` a print no live reading backs (`read` false: a sample under a ticked
+    box) opens an asked hold (its uploader is asked to read), one a reading backs goes on unless the match is
+    near-identical (`thresholds.same_voice`), which opens a hold for review; under `hold` every match opens a hold,
+    under `refuse` it is recorded as a hold refused by the policy. `clear` under `off`, without a match, or once an
+    operator or a reading released this very consent or sample; `asked` again while its question waits."""
     if mode == "off":
         return "clear"
     ids = {"consent_id": consent_id, "sample_id": sample_id}
-    if (await fetch_one(conn, _Q["released"], ids))["released"]:
+    earlier = (await fetch_one(conn, _Q["earlier"], ids))["state"]
+    if earlier in {"released", "answered"}:
         return "clear"
+    if earlier == "asked":
+        return "asked"
     match = await best_other(conn, owner_id, vector)
-    if match is None or match.score < threshold:
+    if match is None or match.score < thresholds.match:
         return "clear"
-    state: Verdict = "held" if mode == "hold" else "refused"
+    state = _verdict(mode, thresholds, match.score, read=read)
+    if state == "clear":
+        subject = "voice_consent" if consent_id is not None else "voice_sample"
+        detail = {"score": match.score, "threshold": thresholds.match, "sameVoice": thresholds.same_voice}
+        await record_audit(conn, actor, "ownership.read", subject, consent_id or sample_id, detail=detail)
+        return state
     hold = await fetch_one(
         conn,
         _Q["open_hold"],
@@ -129,7 +166,7 @@ async def judge(
             "matched_consent_id": match.consent_id,
             "matched_sample_id": match.sample_id,
             "score": match.score,
-            "threshold": threshold,
+            "threshold": thresholds.match,
             "state": state,
             "decided_by": f"policy:{mode}",
         },
@@ -141,9 +178,56 @@ async def judge(
         f"ownership.{state}",
         subject,
         consent_id or sample_id,
-        detail={"holdId": hold["id"], "score": match.score, "threshold": threshold},
+        detail={"holdId": hold["id"], "score": match.score, "threshold": thresholds.match},
     )
     return state
+
+
+def _verdict(mode: Mode, thresholds: Thresholds, score: float, *, read: bool) -> Verdict:
+    """What a match of `score` becomes under `mode`: a reading backs the print when `read`; one none backs is asked
+    for first, whatever the score (`answer` holds it if the reading then shows the very voice)."""
+    if mode == "refuse":
+        return "refused"
+    if mode == "hold" or (read and score >= thresholds.same_voice):
+        return "held"
+    return "clear" if read else "asked"
+
+
+async def ask_to_read(conn: Connection, sample_id: uuid.UUID, consent_id: uuid.UUID) -> None:
+    """Name `consent_id` the reading that answers the sample's asked hold (the newest phrase given for it), on
+    `conn`'s service transaction."""
+    await conn.execute(_Q["ask_to_read"], {"sample_id": sample_id, "consent_id": consent_id})
+
+
+async def question_for(conn: Connection, consent_id: uuid.UUID) -> Question | None:
+    """The asked hold `consent_id`'s reading answers, locked for the answer (None when it answers none)."""
+    row = await fetch_optional(conn, _Q["question_for"], {"consent_id": consent_id})
+    return None if row is None else msgspec.convert(row, Question)
+
+
+async def answer(
+    conn: Connection, question: Question, reading: npt.ArrayLike, threshold: float, same_voice: float, *, actor: str
+) -> Verdict:
+    """Settle `question` with its reading's print, on `conn`'s service transaction, with its audit event: the
+    reading matches the sample (from `threshold`, one to one) and the sample is not near-identical to the other
+    account's voice (below `same_voice`): `clear`, the sample ready and registered under its owner; matching, but
+    near-identical: `held` for review, which no reading settles; not matching: `refused`, the sample failed."""
+    sample = None if question.sample_print is None else _vector(question.sample_print)
+    matched = sample is not None and float(np.dot(sample, np.asarray(reading, dtype=np.float32))) >= threshold
+    verdict: Verdict = "refused" if not matched else ("held" if question.score >= same_voice else "clear")
+    state = {"clear": "answered", "held": "held", "refused": "refused"}[verdict]
+    await conn.execute(_Q["answer"], {"id": question.id, "state": state})
+    if verdict == "clear" and sample is not None:
+        await conn.execute(_Q["release_sample_read"], {"id": question.sample_id})
+        await register_sample(conn, question.sample_id, sample)
+    elif verdict == "held":
+        await conn.execute(_Q["hold_asked_sample"], {"id": question.sample_id})
+    else:
+        await conn.execute(_Q["refuse_asked_sample"], {"id": question.sample_id, "reason": SAMPLE_REFUSAL})
+    await record_audit(
+        conn, actor, f"ownership.{state}", "voice_sample", question.sample_id, detail={"holdId": question.id}
+    )
+    return verdict
 
 
 async def register_consent(conn: Connection, consent_id: uuid.UUID, vector: npt.ArrayLike) -> None:
@@ -180,7 +264,7 @@ async def decide(
     locked = await fetch_optional(conn, _Q["lock_hold"], {"id": hold_id})
     if locked is None:
         raise HoldNotFound(str(hold_id))
-    if locked["state"] != "held":
+    if locked["state"] not in {"held", "asked"}:
         raise HoldDecided(f"hold {hold_id} is {locked['state']} already")
     await conn.execute(_Q["decide_hold"], {"id": hold_id, "state": decision, "decided_by": actor, "note": note})
     consent_id, sample_id = locked["consent_id"], locked["sample_id"]

@@ -41,24 +41,68 @@ on conflict (sample_id) do update set embedding = excluded.embedding;
 -- As the service.
 delete from voicegate.voice_prints where consent_id = %(id)s;
 
--- name: released
--- Whether an operator released a hold of this consent or sample: its voice is not held again.
-select exists (
-  select from voicegate.ownership_holds h
-   where (h.consent_id = %(consent_id)s or h.sample_id = %(sample_id)s) and h.state = 'released'
-) as released;
+-- name: earlier
+-- What became of this consent's or sample's earlier match, when it had one that matters to the next: released by an
+-- operator or answered by a reading (its voice is not held again), or still asked (its question waits).
+select (select h.state
+          from voicegate.ownership_holds h
+         where (h.consent_id = %(consent_id)s or h.sample_id = %(sample_id)s)
+           and h.state in ('released', 'answered', 'asked')
+         order by h.state = 'asked', h.created_at desc
+         limit 1) as state;
 
 -- name: open_hold
 -- As the service.
--- A consent or sample put on hold (`held`), or refused at once (`refused`: VOICEGATE_VOICE_OWNERSHIP=refuse, the
--- policy its decider), with the print it matched.
+-- A consent or sample put on hold (`held`), its uploader asked to read (`asked`), or refused at once (`refused`:
+-- VOICEGATE_VOICE_OWNERSHIP=refuse, the policy its decider), with the print it matched.
 insert into voicegate.ownership_holds (owner_id, consent_id, sample_id, matched_owner_id, matched_consent_id,
                                       matched_sample_id, score, threshold, state, decided_at, decided_by)
 values (%(owner_id)s, %(consent_id)s, %(sample_id)s, %(matched_owner_id)s, %(matched_consent_id)s,
         %(matched_sample_id)s, %(score)s, %(threshold)s, %(state)s,
-        case when %(state)s = 'held' then null else now() end,
-        case when %(state)s = 'held' then null else %(decided_by)s end)
+        case when %(state)s in ('held', 'asked') then null else now() end,
+        case when %(state)s in ('held', 'asked') then null else %(decided_by)s end)
 returning id;
+
+-- name: ask_to_read
+-- As the service.
+-- The spoken consent whose reading answers the sample's asked hold: the newest phrase given for it.
+update voicegate.ownership_holds
+   set reading_consent_id = %(consent_id)s
+ where sample_id = %(sample_id)s and state = 'asked';
+
+-- name: question_for
+-- As the service.
+-- The asked hold a consent's reading answers, locked for the answer, with the print of the sample it is about.
+select h.id, h.sample_id, s.voiceprint as sample_print, h.score
+  from voicegate.ownership_holds h
+  join public.voice_samples s on s.id = h.sample_id
+ where h.reading_consent_id = %(consent_id)s and h.state = 'asked'
+   for no key update of h;
+
+-- name: answer
+-- As the service.
+-- An asked hold settled by its reading: `answered` or `refused` by the reading, or on to `held` for review.
+update voicegate.ownership_holds
+   set state = %(state)s,
+       decided_at = case when %(state)s = 'held' then null else now() end,
+       decided_by = case when %(state)s = 'held' then null else 'reading' end
+ where id = %(id)s and state = 'asked';
+
+-- name: release_sample_read
+-- As the service.
+-- A sample its speaker's reading answered: ready, as it was checked in full and its cleaned copy stored before it
+-- was asked.
+update public.voice_samples set status = 'ready' where id = %(id)s and status = 'awaiting_reading';
+
+-- name: hold_asked_sample
+-- As the service.
+update public.voice_samples set status = 'held' where id = %(id)s and status = 'awaiting_reading';
+
+-- name: refuse_asked_sample
+-- As the service.
+update public.voice_samples
+   set status = 'failed', failure_reason = %(reason)s
+ where id = %(id)s and status = 'awaiting_reading';
 
 -- name: holds
 -- The holds in `state` (every state when null), or the one `id` names, oldest first, after (`after_at`,
@@ -89,7 +133,7 @@ select h.id, h.state, h.owner_id, h.consent_id, h.sample_id, h.score
 -- As the service.
 update voicegate.ownership_holds
    set state = %(state)s, decided_at = now(), decided_by = %(decided_by)s, note = %(note)s
- where id = %(id)s and state = 'held';
+ where id = %(id)s and state in ('held', 'asked');
 
 -- name: release_consent
 -- As the service.
@@ -112,12 +156,12 @@ returning c.id;
 -- A held sample released: it was checked in full, and its cleaned copy stored, before it was held.
 update public.voice_samples s
    set status = 'ready'
- where s.id = %(id)s and s.status = 'held'
+ where s.id = %(id)s and s.status in ('held', 'awaiting_reading')
 returning s.voiceprint;
 
 -- name: refuse_sample
 -- As the service.
 update public.voice_samples s
    set status = 'failed', failure_reason = %(reason)s
- where s.id = %(id)s and s.status = 'held'
+ where s.id = %(id)s and s.status in ('held', 'awaiting_reading')
 returning s.id;

@@ -27,6 +27,8 @@ class VoiceSampleStatus(enum.StrEnum):
     FAILED = "failed"
     #: Its voice matched another account's print: kept for an operator's review (docs/ownership.md).
     HELD = "held"
+    #: Its voice matched another account's print: waiting for its uploader's reading of a phrase (docs/ownership.md).
+    AWAITING_READING = "awaiting_reading"
 
 
 class SampleRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -84,13 +84,27 @@ class Allowance(msgspec.Struct, frozen=True, kw_only=True):
         }
 
     def exceeded(self, characters: int) -> QuotaExceeded:
-        """The refusal of `characters` more than this allowance leaves."""
+        """The refusal of `characters` more than this allowance leaves, its times said as a person says them (the
+        exact seconds are in `Retry-After`)."""
         return QuotaExceeded(
-            f"{characters} characters would pass your quota of {self.limit} per {self.window_seconds} s "
-            f"({self.remaining} left); it resets in {self.reset_in} s.",
+            f"{characters} characters would pass your quota of {self.limit} per {duration_words(self.window_seconds)}"
+            f" ({self.remaining} left); it resets in {duration_words(self.reset_in)}.",
             retry_after=self.reset_in,
             headers=self.headers(),
         )
+
+
+def duration_words(seconds: float) -> str:
+    """`seconds` as a person says a wait or a period: "24 h", "18 h 30 min", "5 min", "42 s" (rounded up to the unit
+    said, so that a wait is never said shorter than it is)."""
+    whole = math.ceil(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes = math.ceil(whole / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h" if rest == 0 else f"{hours} h {rest} min"
 
 
 def _allowance(row: dict[str, Any], quota: SpendQuota) -> Allowance:
@@ -248,6 +262,8 @@ class ReportRow(msgspec.Struct, frozen=True, kw_only=True):
     """One user's spend at one provider over a period."""
 
     owner_id: uuid.UUID
+    #: Their e-mail in Supabase Auth, when they have one.
+    email: str | None
     provider: str
     characters: int
     audio_seconds: float

@@ -47,13 +47,13 @@ select provider, kind, sum(characters)::bigint as characters, coalesce(sum(audio
  order by provider, kind;
 
 -- name: report
--- As the service: every user's ledger in [since, until), by provider.
-select owner_id, provider, sum(characters)::bigint as characters,
-       coalesce(sum(audio_seconds), 0)::float8 as audio_seconds, count(*) as calls
-  from voicegate.usage_events
- where at >= %(since)s and at < %(until)s
- group by owner_id, provider
- order by owner_id, provider;
+-- As the service: every user's ledger in [since, until), by provider, with the e-mail Auth keeps for them (if any).
+select e.owner_id, voicegate.account_email(e.owner_id) as email, e.provider, sum(e.characters)::bigint as characters,
+       coalesce(sum(e.audio_seconds), 0)::float8 as audio_seconds, count(*) as calls
+  from voicegate.usage_events e
+ where e.at >= %(since)s and e.at < %(until)s
+ group by e.owner_id, e.provider
+ order by email nulls last, e.owner_id, e.provider;
 
 -- name: reserve_resend
 -- As the service; the user's counter stays locked until the caller's transaction ends.

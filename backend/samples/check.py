@@ -21,6 +21,7 @@ from backend import watermark
 from backend.audio.decode import decode_audio
 from backend.audio.errors import (
     AudioRejected,
+    SampleAwaitingReading,
     SampleHeld,
     SampleOwnershipRefused,
     SampleSpeakersMixed,
@@ -51,7 +52,15 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: How long a provider may take to fetch the prepared sample from its signed URL.
 SAMPLE_URL_SECONDS = 600
 #: All a held sample's owner is told, whatever it matched (docs/ownership.md).
-HELD_FOR_REVIEW = "held_for_review: the sample is held for review"
+HELD_FOR_REVIEW = (
+    "held_for_review: the sample is held for a person to review, as its voice sounds the same as one already enrolled"
+    " here; nothing of it is used until they have, and this site's support can say more"
+)
+#: All an asked sample's owner is told: what to do next, and nothing of what it matched.
+AWAITING_READING = (
+    "reading_required: before this sample is used, its speaker reads a short phrase aloud"
+    " (POST /api/v1/voice-samples/{id}/reading gives one), so voicegate can hear that the voice is theirs"
+)
 
 
 class SampleGone(Exception):
@@ -132,28 +141,33 @@ class SampleCheck:
             if recorded is None:
                 raise SampleGone(str(sample.id))
             if speaker is not None:
-                owned = await self._judge_owner(conn, speaker)
-            # A held sample keeps its cleaned copy: released, it is ready as it stands.
+                # A spoken consent's reader whose voice the sample matched backs it with a live reading.
+                owned = await self._judge_owner(conn, speaker, read=judged is not None and judged.matched)
+            # A held or asked sample keeps its cleaned copy: released, it is ready as it stands.
             await integrity.write(
                 conn, ctx.storage, sample.bucket_id, copy_path, prepared.wav, content_type=prepared.mime_type
             )
         if owned == "held":
             raise SampleHeld(HELD_FOR_REVIEW)
+        if owned == "asked":
+            raise SampleAwaitingReading(AWAITING_READING)
         if owned == "refused":
             raise SampleOwnershipRefused(ownership.SAMPLE_REFUSAL)
         return Checked(prepared, speaker_bytes)
 
-    async def _judge_owner(self, conn: Connection, speaker: Voiceprint) -> ownership.Verdict:
+    async def _judge_owner(self, conn: Connection, speaker: Voiceprint, *, read: bool) -> ownership.Verdict:
         """Compare the sample's voice with every other account's prints (`backend.records.ownership`) on the
-        transaction that records it ready: registered under its owner when nothing matched, else `held` (or
-        failed, under VOICEGATE_VOICE_OWNERSHIP=refuse) with nothing said of what it matched."""
+        transaction that records it ready: registered under its owner when nothing matched (or the live reading of
+        its consent, `read`, settles the match), else `awaiting_reading` (its uploader asked to read a phrase),
+        `held` (or failed, under VOICEGATE_VOICE_OWNERSHIP=refuse) with nothing said of what it matched."""
         sample = self.sample
         owned = await ownership.judge(
             conn,
             self.ctx.voice_ownership,
-            self.ctx.ownership_threshold,
+            self.ctx.ownership_thresholds,
             owner_id=sample.owner_id,
             vector=speaker.vector,
+            read=read,
             sample_id=sample.id,
             actor=self.actor,
         )
@@ -161,6 +175,8 @@ class SampleCheck:
             await ownership.register_sample(conn, sample.id, speaker.vector)
         elif owned == "held":
             await conn.execute(_Q["hold_sample"], {"sample_id": sample.id})
+        elif owned == "asked":
+            await conn.execute(_Q["ask_sample"], {"sample_id": sample.id})
         else:
             await conn.execute(_Q["refuse_owned_sample"], {"sample_id": sample.id, "reason": ownership.SAMPLE_REFUSAL})
         return owned

@@ -22,6 +22,11 @@ returning id;
 -- stored in full, so that a release makes it ready as it stands.
 update public.voice_samples set status = 'held' where id = %(sample_id)s;
 
+-- name: ask_sample
+-- As the service.
+-- Its voice matched another account's: it waits for its uploader's reading (docs/ownership.md).
+update public.voice_samples set status = 'awaiting_reading' where id = %(sample_id)s;
+
 -- name: refuse_owned_sample
 -- As the service.
 -- Its voice matched another account's print under VOICEGATE_VOICE_OWNERSHIP=refuse.

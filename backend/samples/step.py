@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from backend import queues
-from backend.audio.errors import AudioRejected, SampleHeld
+from backend.audio.errors import AudioRejected, SampleAwaitingReading, SampleHeld
 from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -45,7 +45,8 @@ async def on_dead_letter(conn: Connection, message: queues.Message, code: str, r
 
 async def process_sample(ctx: WorkerContext, sample_id: uuid.UUID) -> Outcome:
     """Check a `pending` sample (or one whose check was cut short): `ready` with its report and cleaned
-    copy, `held` for review (its voice matched another account's), or `failed` with the reason. Anything else is
+    copy, `awaiting_reading` (its voice matched another account's: its uploader is asked to read), `held` for review,
+    or `failed` with the reason. Anything else is
     left as it is."""
     async with ctx.db.service_transaction() as conn:
         sample = await fetch_optional_record(conn, _Q["claim_sample"], {"sample_id": sample_id}, SampleRow)
@@ -57,6 +58,8 @@ async def process_sample(ctx: WorkerContext, sample_id: uuid.UUID) -> Outcome:
         await SampleCheck(ctx, sample, actor=ACTOR).prepare_and_record(sample.provider)
     except SampleHeld:
         return Outcome(status=VoiceSampleStatus.HELD)
+    except SampleAwaitingReading:
+        return Outcome(status=VoiceSampleStatus.AWAITING_READING)
     except (AudioRejected, StoredObjectAltered) as exc:
         log.info("sample %s refused: %s", sample_id, exc.code)
         return Outcome(status=VoiceSampleStatus.FAILED)

@@ -48,6 +48,7 @@ from backend.errors import (
     ProviderUnavailable,
     QuotaExceeded,
     TooManyRequests,
+    Unauthorized,
     VoicegateError,
     VoiceNotReady,
 )
@@ -77,8 +78,9 @@ log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: Silence between sentences, each spoken on its own (as between the parts of a synthesis job).
 SENTENCE_PAUSE_S = 0.12
-#: What keeps a sentence from being sent: the quota, the user's other spending holding the counter, the database.
-_UNCHARGED = (QuotaExceeded, TooManyRequests, DatabaseUnavailable)
+#: What keeps a sentence from being sent: the quota, its user gone (erased while it streamed), the user's other
+#: spending holding the counter, the database.
+_UNCHARGED = (QuotaExceeded, Unauthorized, TooManyRequests, DatabaseUnavailable)
 
 
 class _Opened(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,12 +128,14 @@ class SpeechStream:
         if opened.attempt_id is not None:
             self.headers["Voicegate-Attempt-Id"] = str(opened.attempt_id)
         self.headers.update(allowance.headers())
+        self._sentences = sentences(text)
+        if (cut := _quota_cut(self._sentences, allowance.remaining)) is not None:
+            self.headers["Voicegate-Quota-Cut"] = cut
         self._db = db
         self._provider = provider
         self._cpu = cpu
         self._owner = opened.owner_id
         self._voice = opened.voice
-        self._sentences = sentences(text)
         self._ledger = ledger
         #: The seconds of audio each sentence sent made, by its index (its ledger row's `call_key`).
         self._seconds: list[float] = []
@@ -237,8 +241,8 @@ class SpeechStream:
 
     async def _reserve(self, index: int, sentence: str) -> bool:
         """Reserve sentence `index`'s first send before it is sent; False, with the stream's end recorded as why,
-        when the quota refuses it or it cannot be reserved (the database is away, or the user's other spending holds
-        the lock): nothing unreserved is ever sent."""
+        when the quota refuses it, its user is gone (erased while it streamed) or it cannot be reserved (the database is
+        away, or the user's other spending holds the lock): nothing unreserved is ever sent."""
         try:
             async with self._db.service_transaction() as conn:
                 await self._ledger.reserve_and_commit(conn, self._call(index, sentence))
@@ -247,7 +251,9 @@ class SpeechStream:
             return False
         return True
 
-    def _ended_unsent(self, index: int, exc: QuotaExceeded | TooManyRequests | DatabaseUnavailable) -> None:
+    def _ended_unsent(
+        self, index: int, exc: QuotaExceeded | Unauthorized | TooManyRequests | DatabaseUnavailable
+    ) -> None:
         log.info("speech stream %s: ends before sentence %d is sent (%s)", self.id, index, exc.code)
         self._outcome, self._error_code = SpeechStreamOutcome.FAILED, exc.code
 
@@ -380,6 +386,19 @@ async def _speaking(conn: Connection, row: VoiceRow) -> ProviderVoice:
     if isinstance(state, Mute):
         raise VoiceNotReady(state.message)
     return msgspec.structs.replace(state, language=row.language, metadata=row.provider_metadata)
+
+
+def _quota_cut(spoken: list[str], remaining: int) -> str | None:
+    """`Voicegate-Quota-Cut`'s value, "fit/all", when what the quota leaves (`remaining`, once the first sentence is
+    reserved) cannot take every sentence after the first: the stream will end early (a 200 whose body is shorter),
+    as far as anyone can tell as it opens (the user's other spending may cut it sooner still)."""
+    fit = 1
+    for sentence in spoken[1:]:
+        if len(sentence) > remaining:
+            return f"{fit}/{len(spoken)}"
+        remaining -= len(sentence)
+        fit += 1
+    return None
 
 
 def _sentence_call(

@@ -45,8 +45,9 @@ T = TypeVar("T")
 #: Seconds to open a connection to Storage: one that does not open this soon is unreachable, however long
 #: a transfer on an open one may take.
 CONNECT_TIMEOUT = 5.0
-#: What a probe asks about: an object that never exists (Storage answers "not found" after one lookup).
-PROBE_BUCKET, PROBE_PATH = "voice-samples", ".voicegate/probe"
+#: What a probe asks about: a bucket voicegate always has (one lookup; it answers 200, so a healthy start leaves no
+#: refusal in the access log, where asking for an object that never exists left a 400 each time).
+PROBE_BUCKET = "voice-samples"
 
 _ERRORS: dict[str, type[VoicegateError]] = {
     "400": ClientError,
@@ -96,6 +97,10 @@ class ObjectRemover(Protocol):
 
 class ObjectStorage(ObjectRemover, Protocol):
     """Object storage as voicegate needs it: signed URLs for clients, bytes for workers."""
+
+    async def ping(self) -> None:
+        """Ask Storage something cheap (one of voicegate's buckets): StorageUnavailable when it does not answer."""
+        ...
 
     async def create_signed_upload_url(self, bucket: str, path: str, *, upsert: bool = False) -> SignedUpload:
         """A URL (with its token) a client can PUT the object to without any other credential."""
@@ -264,13 +269,18 @@ class SupabaseObjectStorage:
                 size += len(chunk)
         return Digest(sha256.hexdigest(), size)
 
+    async def ping(self) -> None:
+        """Ask for one of voicegate's buckets: StorageUnavailable when Storage does not answer (reported, as every
+        call is, to Storage's outage tracker)."""
+        await _call(lambda: self._client.get_bucket(PROBE_BUCKET))
+
     async def unreachable(self, within: float) -> str | None:
         """Why Storage does not answer a cheap request within `within` seconds, in one line; None when it
         answers (any answer: it is reachable). Asked once as a process starts, before there is an outage
         to speak of: unlike every other call it is not reported to Storage's outage tracker (`answers` is)."""
         try:
             async with asyncio.timeout(within):
-                await _translated(lambda: self._client.from_(PROBE_BUCKET).info(PROBE_PATH))
+                await _translated(lambda: self._client.get_bucket(PROBE_BUCKET))
         except StorageUnavailable as exc:
             return cause(exc)
         except TimeoutError:
@@ -359,7 +369,7 @@ async def answers(storage: ObjectStorage, within: float) -> bool:
     """
     try:
         async with asyncio.timeout(within):
-            await storage.info(PROBE_BUCKET, PROBE_PATH)
+            await storage.ping()
     except StorageUnavailable:
         return False
     except TimeoutError:

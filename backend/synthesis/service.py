@@ -32,6 +32,7 @@ from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
 from backend.errors import (
     NotFound,
+    ReadingRequired,
     SampleRejected,
     SynthesisEnded,
     SynthesisFailed,
@@ -304,6 +305,11 @@ async def _voice_of_sample(
         raise NotFound("Sample not found.")  # deleted since the caller's check
     if sample.status is VoiceSampleStatus.FAILED:
         raise SampleRejected(f"The sample was refused: {sample.failure_reason}")
+    if sample.status is VoiceSampleStatus.AWAITING_READING:
+        raise ReadingRequired(
+            "Before this sample is used, its speaker reads a short phrase aloud, so that voicegate hears the voice"
+            f" is theirs: POST /api/v1/voice-samples/{sample.id}/reading gives the phrase to record."
+        )
     voice = None
     if sample.voice_id is not None:
         voice = await voice_records.lock_live(conn, sample.voice_id, owner_id)

@@ -25,7 +25,7 @@ from typing import Any, Final, LiteralString
 
 from backend.db.connection import Connection
 from backend.db.units import Database
-from backend.errors import DatabaseUnavailable, ServerBusy, TooManyRequests
+from backend.errors import AccountGone, DatabaseUnavailable, ServerBusy, TooManyRequests
 from backend.records import usage
 from backend.records.usage import Allowance, Call, SpendQuota
 
@@ -110,6 +110,14 @@ class Ledger:
                     return
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, _LATER_PAUSE_MAX)
+            except AccountGone:
+                # Erased meanwhile: their ledger and their streams went with them, and there is nothing left to write.
+                log.info("usage: %s is moot: its user is gone", what)
+                return
+            except Exception:
+                # A task of its own: what is not caught here would be lost without a word.
+                log.exception("usage: %s failed; it is lost", what)
+                return
             else:
                 log.info("usage: %s written once the database took it", what)
                 return

@@ -32,7 +32,7 @@ class UsageService:
             spent = await usage.spent(conn, owner_id, allowance.window_start)
         return Usage(
             characters=allowance.used,
-            audio_seconds=sum(row.audio_seconds for row in spent),
+            audio_seconds=_seconds(sum(row.audio_seconds for row in spent)),
             limit=allowance.limit,
             remaining=allowance.remaining,
             window_seconds=allowance.window_seconds,
@@ -43,9 +43,14 @@ class UsageService:
                     provider=row.provider,
                     kind=row.kind,
                     characters=row.characters,
-                    audio_seconds=row.audio_seconds,
+                    audio_seconds=_seconds(row.audio_seconds),
                     calls=row.calls,
                 )
                 for row in spent
             ],
         )
+
+
+def _seconds(value: float) -> float:
+    """Seconds of audio to the hundredth: the sum of float seconds carries binary noise (17.18133333333333)."""
+    return round(value, 2)

@@ -18,12 +18,14 @@ thresholds do not carry across speakers or recordings, and prints of 2-3 s clips
 docs/voiceprint.md has the figures, the cost, and how to make them again (`python bench/voiceprint.py`).
 
 `OWNERSHIP_THRESHOLD` = 0.52: from this cosine a new consent reading or sample is taken for the voice of another
-account (docs/ownership.md; `python bench/ownership.py`).
+account, and `SAME_VOICE_THRESHOLD` = 0.89 for that very voice, which no reading settles (docs/ownership.md;
+`python bench/ownership.py`).
 """
 
 from backend.voiceprint.embedding import (
     DIMENSIONS,
     OWNERSHIP_THRESHOLD,
+    SAME_VOICE_THRESHOLD,
     THRESHOLD,
     SpeechPrints,
     Voiceprint,
@@ -36,6 +38,7 @@ from backend.voiceprint.embedding import (
 __all__ = [
     "DIMENSIONS",
     "OWNERSHIP_THRESHOLD",
+    "SAME_VOICE_THRESHOLD",
     "THRESHOLD",
     "SpeechPrints",
     "Voiceprint",

@@ -22,6 +22,11 @@ THRESHOLD: Final = 0.39
 #: ownership registry, `backend.records.ownership`): set by bench/ownership.py on real speech, between the highest
 #: different-speaker and the lowest same-speaker score of an upload against an account's prints; docs/ownership.md.
 OWNERSHIP_THRESHOLD: Final = 0.52
+#: Cosine from which a new print and another account's are near-identical: the same voice, whatever a reading of the
+#: new one shows (the same person's second account, or a copy of the other's own voice), so held for an operator
+#: rather than settled by the uploader's reading. Set at the calibration trials' fifth percentile of one speaker's
+#: upload against their own account (0.895, docs/ownership.md), rounded down.
+SAME_VOICE_THRESHOLD: Final = 0.89
 _BYTES: Final = DIMENSIONS * 4
 #: A stored print of GE2E, the encoder before ECAPA-TDNN (256 float32), which compares with no print of this one.
 GE2E_BYTES: Final = 1024

@@ -26,7 +26,7 @@ from backend.clone import SampleSet
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.units import Database, become_service
-from backend.errors import MixedSpeakers, NotFound, SampleNotReady, SamplesMixed, ValidationFailed
+from backend.errors import MixedSpeakers, NotFound, ReadingRequired, SampleNotReady, SamplesMixed, ValidationFailed
 from backend.policy.sample_set import report_of
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language
@@ -64,6 +64,11 @@ async def ready_samples(conn: Connection, owner_id: uuid.UUID, sample_ids: list[
         locked[sample_id] = row
     rows = [locked[sample_id] for sample_id in sample_ids]
     for row in rows:
+        if row.status is VoiceSampleStatus.AWAITING_READING:
+            raise ReadingRequired(
+                f"Before sample {row.id} is used, its speaker reads a short phrase aloud, so that voicegate hears the"
+                f" voice is theirs: POST /api/v1/voice-samples/{row.id}/reading gives the phrase to record."
+            )
         if row.status is not VoiceSampleStatus.READY:
             raise SampleNotReady(f"Sample {row.id} is {row.status}; a voice is made from ready samples only.")
     if len({row.provider for row in rows}) > 1:

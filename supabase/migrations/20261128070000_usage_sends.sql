@@ -129,8 +129,9 @@ declare
   back bigint;
 begin
   -- The counter's lock first, as every reservation takes it: a release and a reservation of one user never wait
-  -- for each other in the other order.
-  perform from voicegate.lock_usage(p_owner_id, p_window_seconds);
+  -- for each other in the other order. Not made when missing (lock_usage would insert it): a user erased meanwhile
+  -- has no counter and no ledger left, and there is nothing to give back.
+  perform from voicegate.user_usage u where u.owner_id = p_owner_id for update;
   select * into call from voicegate.usage_events e
    where e.kind = p_kind and e.work_id = p_work_id and e.call_key = p_call_key and e.owner_id = p_owner_id
      for update;

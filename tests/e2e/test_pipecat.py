@@ -6,6 +6,8 @@ standard input into a WAV file."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import subprocess
 import sys
 import time
@@ -65,7 +67,8 @@ def bot() -> Iterator[Bot]:
         up = start_up(root)
         try:
             wait_for(lambda: is_ready(up.base_url), 90, "/readyz 200", up)
-            token = dev_token(up, "bot@example.test")
+            # The docs' user: the documented snippet clones the docs' sample again, as the same account.
+            token = dev_token(up, "you@voicegate.local")
             with httpx.Client(base_url=up.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
                 rid = api.post("/v1/reflections", json={"name": "Ada"}).raise_for_status().json()["id"]
                 api.post(
@@ -195,3 +198,43 @@ def test_the_example_bot_speaks_standard_input_into_a_wav(bot: Bot, tmp_path: Pa
     )
     assert refused.returncode == 1
     assert b"not ready to launch: no_voice" in refused.stderr
+
+
+def test_the_documented_bot_runs_as_written_on_a_fresh_up(bot: Bot, tmp_path: Path) -> None:
+    """docs/api/streaming.md's "Against `voicegate up`" snippet, as printed, from a directory laid out like the
+    checkout (its `make pipecat` finds pipecat installed): it clones a voice from the docs' sample, launches a session
+    and has the bot speak two lines into bot.wav. Before, `make up` had not installed pipecat (the install line was only
+    in the bot's docstring), and the bot read neither the snippet's `API` nor wrote nothing when it failed."""
+    page = (REPO / "docs" / "api" / "streaming.md").read_text()
+    match = re.search(r"<!-- pipecat-bot -->\n```sh\n(.*?)```", page, re.S)
+    assert match is not None, "docs/api/streaming.md has no pipecat-bot block"
+    for name in (".venv", "docs", "examples", "Makefile", "pyproject.toml", "requirements", "tools"):
+        (tmp_path / name).symlink_to(REPO / name)
+    # `voicegate token` finds the server's database by the data directory, as in the checkout it would be .voicegate.
+    env = {**os.environ, "API": bot.up.base_url, "VOICEGATE_DATA_DIR": str(bot.up.pg.data_dir.parent)}
+    env["VOICEGATE_PG_PORT"] = str(bot.up.pg.port)
+    ran = subprocess.run(
+        ["bash", "-e", "-c", match[1]], cwd=tmp_path, env=env, capture_output=True, timeout=240, check=False
+    )
+    assert ran.returncode == 0, (ran.stdout.decode()[-2000:], ran.stderr.decode()[-2000:])
+    assert re.search(r"wrote \d+\.\d\d s of audio to bot\.wav", ran.stdout.decode()), ran.stdout.decode()
+    with wave.open(str(tmp_path / "bot.wav")) as wav:
+        assert wav.getnframes() / wav.getframerate() > 1.0
+
+
+def test_the_bot_that_fails_writes_nothing_and_says_why(bot: Bot, tmp_path: Path) -> None:
+    out = tmp_path / "bot.wav"
+    refused = subprocess.run(
+        [sys.executable, "examples/pipecat_bot.py", "--token", "not-a-token", "--session", bot.session_id],
+        input=b"Hello.\n",
+        capture_output=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "API": bot.up.base_url, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert b"wrote" not in refused.stdout
+    assert refused.stderr.strip(), "the reason is said"
+    assert not out.exists()
+    assert not (REPO / "bot.wav").exists()

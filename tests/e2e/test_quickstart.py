@@ -6,10 +6,15 @@ should: the README's `call`)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
+import threading
 import wave
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
 
 import psycopg
 import pytest
@@ -88,3 +93,53 @@ def test_the_readme_quickstart_ends_with_a_wav_of_the_text() -> None:
         assert (reader.getnchannels(), reader.getsampwidth()) == (1, 2)
     # "Hello! This is my cloned voice speaking." takes one to four seconds to say.
     assert 1.0 < seconds < 4.0
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """Answers every request as voicegate refuses a sample too short, counting them."""
+
+    asked: ClassVar[list[str]] = []
+
+    def _refuse(self) -> None:
+        self.asked.append(f"{self.command} {self.path}")
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        body = json.dumps({"status": 422, "code": "sample_too_short", "detail": "sample too short"}).encode()
+        self.send_response(422)
+        self.send_header("content-type", "application/problem+json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _refuse  # noqa: N815 - the names http.server dispatches to
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_the_readme_quickstart_stops_at_the_first_refusal_saying_it_and_leaves_the_shell_open(tmp_path: Path) -> None:
+    """Pasted into a terminal (no `bash -e`), a refused step ends the steps with voicegate's sentence, and the shell
+    goes on (before, a refused upload went on to the next step, which met a 405)."""
+    _Refusing.asked.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / ".venv" / "bin").mkdir(parents=True)
+        (tmp_path / ".venv" / "bin" / "voicegate").write_text("#!/bin/sh\necho a-token\n")
+        (tmp_path / ".venv" / "bin" / "voicegate").chmod(0o755)
+        (tmp_path / "docs").symlink_to(REPO / "docs")
+        env = {**os.environ, "API": f"http://127.0.0.1:{server.server_address[1]}"}
+        script = quickstart_block() + "echo shell-still-open\n"
+        ran = subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, timeout=60, check=False
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    out, err = ran.stdout.decode(), ran.stderr.decode()
+    assert out.strip() == "shell-still-open", (out, err)
+    assert err.strip() == "voicegate: 422 sample_too_short: sample too short", err
+    assert _Refusing.asked == ["POST /api/v1/voice-samples"], "no step after the refused one ran"
+    assert not (tmp_path / "hello.wav").exists()

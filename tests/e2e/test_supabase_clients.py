@@ -330,15 +330,15 @@ def documented_block(marker: str, language: str) -> str:
 
 def test_the_documented_clients_run_as_written(up: Running, http: httpx.Client, tmp_path: Path) -> None:
     """The clients page's supabase-py and supabase-js scripts, run as it says (`TOKEN` from `voicegate token`, the
-    sample as their argument, from the voicegate directory), on this server's port instead of 8000."""
+    sample as their argument, from the voicegate directory), as written: `API` names this server's port."""
     ensure_js_packages()
     scripts = tmp_path / "clients"
     scripts.mkdir()
     # Where `npm install @supabase/supabase-js ws` was run: these packages, from the lock.
     (scripts / "node_modules").symlink_to(JS_DIR / "node_modules")
     for name, marker, language in (("client.py", "client-py", "python"), ("client.mjs", "client-js", "js")):
-        (scripts / name).write_text(documented_block(marker, language).replace("http://127.0.0.1:8000", up.base_url))
-    env = {**os.environ, "TOKEN": dev_token(up, "you@voicegate.local")}
+        (scripts / name).write_text(documented_block(marker, language))
+    env = {**os.environ, "TOKEN": dev_token(up, "you@voicegate.local"), "API": up.base_url}
     sample = SAMPLE.relative_to(REPO)
     for command in ([sys.executable, str(scripts / "client.py")], ["node", str(scripts / "client.mjs")]):
         spoken = tmp_path / f"{Path(command[1]).stem}.wav"

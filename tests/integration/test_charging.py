@@ -10,12 +10,14 @@ it receives; an answer it never sends ("lost", "timeout") is one the client gave
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import psycopg
 import pytest
 
@@ -26,6 +28,7 @@ from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db import units
 from backend.errors import DatabaseUnavailable, QuotaExceeded
+from backend.records import usage
 from backend.settings import settings_from_env
 from backend.speech.service import SpeechService
 from backend.speech.types import VoiceSpeechRequest
@@ -255,3 +258,42 @@ async def test_an_opening_whose_commit_went_unanswered_is_undone_once_the_databa
     assert counted(db, user) == 0
     row = one(db, "select outcome, error_code from speech_streams where owner_id = %s", (user,))
     assert (row["outcome"], row["error_code"]) == ("failed", DatabaseUnavailable.code)
+
+
+async def test_what_the_ledger_writes_later_for_a_user_erased_meanwhile_is_moot_not_an_unseen_crash(
+    setup: Setup, db: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the ledger writes once the database answers, for a user erased meanwhile: their ledger went with them. A
+    release gives back nothing and is done; a write that meets their account gone says so and ends. Before, the
+    release made their usage counter again, met the foreign key, and its task died with an exception nobody
+    retrieved."""
+    caplog.set_level(logging.INFO, logger="backend.usage.charge")
+    user = create_user(db)
+    call = usage.Call(
+        owner_id=user,
+        provider="elevenlabs",
+        model=None,
+        kind=usage.UsageKind.STREAM,
+        work_id=uuid.uuid4(),
+        call_key="0",
+        characters=12,
+    )
+    async with setup.ctx.db.service_transaction() as conn:
+        await setup.ctx.ledger.reserve(conn, call)
+    db.execute("delete from auth.users where id = %s", (user,))
+    ledger = setup.ctx.ledger
+
+    async def release(conn: Any) -> None:
+        await usage.release(conn, call, None, ledger.quota)
+
+    async def reserve_again(conn: Any) -> None:
+        await usage.reserve(conn, msgspec.structs.replace(call, call_key="1"), ledger.quota)
+
+    ledger.later("the release", release)
+    ledger.later("a reservation", reserve_again)
+    await ledger.aclose()
+
+    assert "usage: the release written once the database took it" in caplog.text
+    assert "usage: a reservation is moot: its user is gone" in caplog.text
+    assert "lost" not in caplog.text
+    assert counted(db, user) == 0

@@ -108,9 +108,10 @@ TABLES: Allowed = {
     # own limits (or truncate everyone's). Rows go with their user (on delete cascade), never one by one.
     "voicegate.user_creates": {"service_role": {"select", "insert", "update"}},
     # Erasures outlive their user: the consumer reads and advances them, item by item; they are written only by the
-    # auth.users trigger (SECURITY DEFINER); an erasure's items that went are dropped once its receipt counts them.
+    # auth.users trigger (SECURITY DEFINER); an erasure's items that went are dropped once its receipt counts them, and
+    # what its final scan finds is added to them.
     "voicegate.erasures": {"service_role": {"select", "update"}},
-    "voicegate.erasure_items": {"service_role": {"select", "update", "delete"}},
+    "voicegate.erasure_items": {"service_role": {"select", "insert", "update", "delete"}},
     # The usage ledger and each user's counter: the service reserves, fills in and reads them; a user who could
     # write them would lift their own quota or erase what they spent. Rows go with their user.
     "voicegate.usage_events": {"service_role": {"select", "insert", "update"}},
@@ -168,9 +169,17 @@ FUNCTIONS: Allowed = {
     "voicegate.erasure_targets(uuid)": SERVICE_ONLY,
     "voicegate.erase_user(uuid,text)": SERVICE_ONLY,
     "voicegate.erase_user_rows(uuid)": SERVICE_ONLY,
+    "voicegate.erasure_leftovers(uuid)": SERVICE_ONLY,
+    # Whether an object lies in an erased user's folder: the Storage stand-in's signed downloads ask it as the service.
+    "voicegate.object_fenced(text)": SERVICE_ONLY,
     "voicegate.lock_usage(uuid,double precision)": SERVICE_ONLY,
     "voicegate.lock_user_jobs(uuid)": SERVICE_ONLY,
     "voicegate.reserve_usage(uuid,text,text,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
+    # Charging send by send: a resend reserved before it is made, a send never made given back.
+    "voicegate.reserve_resend(uuid,text,uuid,text,integer,bigint,double precision)": SERVICE_ONLY,
+    "voicegate.release_usage(uuid,text,uuid,text,integer,double precision)": SERVICE_ONLY,
+    # An operator's usage report names each account by its e-mail.
+    "voicegate.account_email(uuid)": SERVICE_ONLY,
     # Retention: the maintenance sweep's, which may remove from the audit trail and the ledger only through them.
     "voicegate.audit_held(text)": SERVICE_ONLY,
     "voicegate.prune_audit_events(interval,integer)": SERVICE_ONLY,
@@ -179,6 +188,8 @@ FUNCTIONS: Allowed = {
     "voicegate.prune_queue_archive(text,interval,integer)": SERVICE_ONLY,
     # Internals the functions above and the triggers call; no caller of their own.
     "voicegate.start_erasure(uuid,text)": NOBODY,
+    "voicegate.erasure_lock(uuid)": NOBODY,
+    "voicegate.refuse_erased_objects()": NOBODY,
     "voicegate.erase_deleted_user()": NOBODY,
     "voicegate.publish_attempt(public.voice_clone_attempts)": NOBODY,
     "voicegate.record_attempt_event(public.voice_clone_attempts,text,text,text,text,jsonb)": NOBODY,
@@ -191,6 +202,7 @@ FUNCTIONS: Allowed = {
     "voicegate.attempt_settled()": NOBODY,
     "voicegate.forget_deleted_attempt_events()": NOBODY,
     "voicegate.emit_webhook(text,uuid,jsonb)": NOBODY,
+    "voicegate.emit_usage_thresholds(uuid,bigint,bigint,bigint,timestamp with time zone,double precision)": NOBODY,
     "voicegate.make_room_for_webhook(uuid,uuid,integer)": NOBODY,
     "voicegate.webhook_sample_event()": NOBODY,
     "voicegate.webhook_job_event()": NOBODY,

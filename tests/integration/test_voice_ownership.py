@@ -1,11 +1,11 @@
 """Voice ownership (backend/records/ownership.py) in the `voice_sample_process` step on a real database with
 pgvector and the real Storage stand-in, with real speech (the LibriSpeech clips kept with the tests, CC BY 4.0):
-a sample of one man (2414) under one account registers his voice there; the same man's other recording uploaded
-by another account is held, saying nothing more than `held`, while his own second sample is ready and a woman's
-(533) under a third account is ready too. The operator's release makes the held sample ready and registers it;
-a refusal fails it; under `refuse` it fails at once and under `off` nothing is compared (its print still
-joins). An erased account's prints
-leave the registry."""
+a sample of one man (2414) under one account registers his voice there; under VOICEGATE_VOICE_OWNERSHIP=hold the same
+man's other recording uploaded by another account is held, saying nothing more than `held`, while his own second
+sample is ready and a woman's (533) under a third account is ready too. (Under the default, `ask`, such a sample's
+uploader is asked to read: tests/integration/test_ownership_reading.py.) The operator's release makes the held sample
+ready and registers it; a refusal fails it; under `refuse` it fails at once and under `off` nothing is compared (its
+print still joins). An erased account's prints leave the registry."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def lifecycle(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> Lifecycle:
 
 @pytest.fixture
 async def ctx(lifecycle: Lifecycle) -> AsyncIterator[WorkerContext]:
-    async with lifecycle() as opened:
+    """A worker context under VOICEGATE_VOICE_OWNERSHIP=hold: every match held for review."""
+    async with lifecycle(VOICEGATE_VOICE_OWNERSHIP="hold") as opened:
         yield opened
 
 
@@ -195,11 +196,11 @@ async def test_a_released_hold_makes_the_sample_ready_and_registers_it_and_a_ref
 
 async def taken_under(lifecycle: Lifecycle, db: Db, **env: str) -> tuple[uuid.UUID, uuid.UUID, dict[str, Any]]:
     """Alice's recording of him registered under the defaults, then Bob's other recording of him checked under
-    `env`: the two accounts and Bob's sample."""
+    `env` (over `hold`): the two accounts and Bob's sample."""
     alice, bob = create_user(db), create_user(db)
     async with lifecycle() as ctx:
         await checked(ctx, db, alice, HIS)
-    async with lifecycle(**env) as ctx:
+    async with lifecycle(**{"VOICEGATE_VOICE_OWNERSHIP": "hold", **env}) as ctx:
         taken = await checked(ctx, db, bob, HIS_OTHER)
     return alice, bob, taken
 

@@ -1,5 +1,6 @@
 """A beat runs beside work as a timer, and a task only while a run is due; a lease kept by it stops at
-LeaseLost and goes on through an outage. Orderings are proved with later timers on the same loop: a timer
+LeaseLost and goes on through an outage, and work run under its guard is abandoned once the lease is lost and never
+started once it is lost or has run out. Orderings are proved with later timers on the same loop: a timer
 due earlier fires first, so a sentinel's firing means what was due before it has run."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import pytest
 
 from backend.errors import DatabaseUnavailable, LeaseLost
-from backend.leases import Beat, kept
+from backend.leases import Beat, Lease, kept
 
 PAUSE = 0.01
 BOUND = 5.0  # no wait here is unbounded
@@ -112,3 +113,92 @@ async def test_a_kept_lease_goes_on_through_an_outage_and_stops_with_its_block()
     await after(PAUSE * 5)
     assert ended_at >= 3
     assert calls == ended_at
+
+
+async def test_a_guarded_call_is_abandoned_when_the_lease_is_lost_during_it() -> None:
+    started, abandoned = asyncio.Event(), asyncio.Event()
+
+    async def extend() -> None:
+        raise LeaseLost
+
+    async def create() -> str:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a provider that has not answered yet
+        finally:
+            abandoned.set()
+        return "voice"
+
+    async with kept(extend, PAUSE, "attempt 3") as lease:
+        with pytest.raises(LeaseLost):
+            await asyncio.wait_for(lease.guard(create), BOUND)
+    assert started.is_set()
+    assert abandoned.is_set()
+
+
+async def test_a_call_is_not_started_once_the_lease_is_lost() -> None:
+    lost = asyncio.Event()
+    calls: list[str] = []
+
+    async def extend() -> None:
+        lost.set()
+        raise LeaseLost
+
+    async def create() -> str:
+        calls.append("create")
+        return "voice"
+
+    async with kept(extend, PAUSE, "attempt 4") as lease:
+        await asyncio.wait_for(lost.wait(), BOUND)
+        with pytest.raises(LeaseLost):
+            await lease.guard(create)
+    assert calls == []
+
+
+async def test_a_lease_that_may_have_run_out_is_extended_before_a_call_and_the_call_refused_once_it_is_gone() -> None:
+    extensions: list[str] = []
+    calls: list[str] = []
+    gone = False
+
+    async def extend() -> None:
+        extensions.append("extend")
+        if gone:
+            raise LeaseLost
+
+    async def create() -> str:
+        calls.append("create")
+        return "voice"
+
+    lease = Lease(extend, PAUSE, 3 * PAUSE)
+    assert await lease.guard(create) == "voice"
+    assert extensions == []
+    await after(PAUSE * 2)  # no beat's extension was answered meanwhile (the database away): it may have run out
+    assert await lease.guard(create) == "voice"
+    assert extensions == ["extend"]
+    await after(PAUSE * 4)
+    gone = True
+    with pytest.raises(LeaseLost):
+        await lease.guard(create)
+    assert calls == ["create", "create"]
+    with pytest.raises(LeaseLost):
+        await lease.guard(create)
+    assert extensions == ["extend", "extend"], "a lease known lost is not asked again"
+
+
+async def test_a_guarded_call_cancelled_from_outside_is_cancelled_not_lost() -> None:
+    started = asyncio.Event()
+
+    async def extend() -> None:
+        return None
+
+    lease = Lease(extend, BOUND, BOUND)
+
+    async def create() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    call = asyncio.create_task(lease.guard(create))
+    await asyncio.wait_for(started.wait(), BOUND)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call

@@ -117,12 +117,14 @@ def test_a_ready_voice_says_its_likeness_beside_the_threshold_and_what_the_offli
         " m.likenessWords({ready: true, error: 'probe_failed', provider: 'qwen'}),"
         " m.likenessWords({ready: false, likeness: 0.9, threshold: 0.74})]",
     )
-    assert said[0].startswith(
-        "Not the sample's speaker (likeness 0.63; same speaker from 0.74). The offline voice keeps"
+    assert said[0] == (
+        "Not the sample's speaker. The offline voice is a stand-in, not a clone: it follows the sample's pitch and pace"
+        " in a voice of its own."
     )
-    assert said[1] == "Sounds like the sample's speaker (likeness 0.82; same speaker from 0.74)."
-    assert said[2] == "Likeness not measured: the provider could not speak the test sentence."
+    assert said[1] == "Sounds like the sample's speaker."
+    assert said[2] == "How close it sounds was not measured: the provider could not speak the test sentence."
     assert said[3] == ""
+    assert "hibari" not in " ".join(said), "the page does not name the engine's parts"
 
 
 def test_a_refused_launch_is_said_in_words_never_by_its_codes() -> None:
@@ -177,11 +179,22 @@ def test_the_likeness_says_what_the_stock_voice_scored_so_what_the_clone_added_s
         " m.likenessWords({ready: true, likeness: 0.86, threshold: 0.74, provider: 'elevenlabs', baseline: 0.52}),"
         " m.likenessWords({ready: true, likeness: 0.86, threshold: 0.74, provider: 'qwen', baseline: null})]",
     )
-    assert said[0].startswith(
-        "Sounds like the sample's speaker (likeness 0.76; same speaker from 0.74; before it was adapted: 0.71)."
+    assert said[0].startswith("Sounds like the sample's speaker. The offline voice is a stand-in")
+    assert said[1] == "Sounds like the sample's speaker."
+    assert said[2] == "Sounds like the sample's speaker."
+    numbers = run(
+        "words.js",
+        "[m.likenessNumbers({ready: true, likeness: 0.76, threshold: 0.74, provider: 'local', baseline: 0.71}),"
+        " m.likenessNumbers({ready: true, likeness: 0.86, threshold: 0.74, provider: 'elevenlabs', baseline: 0.52}),"
+        " m.likenessNumbers({ready: true, likeness: 0.86, threshold: 0.74, provider: 'qwen', baseline: null}),"
+        " m.likenessNumbers({ready: true, error: 'probe_failed', provider: 'qwen'})]",
     )
-    assert said[1] == "Sounds like the sample's speaker (likeness 0.86; same speaker from 0.74; a stock voice: 0.52)."
-    assert said[2] == "Sounds like the sample's speaker (likeness 0.86; same speaker from 0.74)."
+    assert numbers == [
+        "Likeness 0.76; the same speaker from 0.74; before it was adapted: 0.71.",
+        "Likeness 0.86; the same speaker from 0.74; a stock voice: 0.52.",
+        "Likeness 0.86; the same speaker from 0.74.",
+        "",
+    ]
 
 
 def test_the_likeness_is_said_in_words_before_its_numbers() -> None:
@@ -193,15 +206,63 @@ def test_the_likeness_is_said_in_words_before_its_numbers() -> None:
         " m.likenessWords({ready: true, likeness: 0.91, threshold: 0.74, provider: 'local', baseline: 0.92}),"
         " m.likenessWords({ready: true, likeness: 0.60, threshold: 0.74, provider: 'cartesia', baseline: 0.58})]",
     )
-    assert said[0].startswith(
-        "Closer to the sample than the voice before it was adapted, but not yet its speaker"
-        " (likeness 0.70; same speaker from 0.74; before it was adapted: 0.57)."
+    assert said[0].startswith("Closer to the sample than the voice before it was adapted, but not yet its speaker.")
+    assert said[1].startswith("Sounds like the sample's speaker, as the voice before it was adapted already did.")
+    assert said[2] == "No closer to the sample than a stock voice: not its speaker."
+    assert not any(char.isdigit() for char in "".join(said)), "the numbers are behind a toggle"
+
+
+def test_each_piece_of_advice_says_what_to_do() -> None:
+    advice = [
+        "too quiet",
+        "background noise",
+        "clipping",
+        "mostly silence",
+        "low sample rate",
+        "too short for best results",
+        "something new",
+    ]
+    said = run("words.js", f"{json.dumps(advice)}.map(m.adviceWords)")
+    assert said[-1] == "something new", "advice the page does not know is said as it comes"
+    for words, short in zip(said[:-1], advice[:-1], strict=True):
+        assert words != short
+        assert ":" in words, f"{short!r} says what it is, then what to do: {words!r}"
+
+
+def test_waits_and_a_cut_stream_are_said_in_hours_and_minutes() -> None:
+    said = run("words.js", "[42, 60, 61, 3600, 66616].map(m.durationWords)")
+    assert said == ["42 s", "1 min", "2 min", "1 h", "18 h 31 min"]
+    cut = run(
+        "reflection.js",
+        """[m.quotaCutWords('1/4', '"characters";r=0;t=66616'), m.quotaCutWords(null, null)]""",
     )
-    assert said[1].startswith(
-        "Sounds like the sample's speaker, as the voice before it was adapted already did"
-        " (likeness 0.91; same speaker from 0.74; before it was adapted: 0.92)."
+    assert cut == [
+        "Your quota left room for 1 of its 4 sentences: the rest was not spoken. It resets in 18 h 31 min.",
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "retry_after", "lasting"),
+    [
+        ("quota_exceeded", 66400, True),
+        ("jobs_limited", 90, True),
+        ("jobs_limited", 5, False),
+        ("streams_limited", 2, False),
+    ],
+)
+def test_a_refusal_waiting_cannot_cure_is_not_retried_and_one_it_can_is(
+    code: str, retry_after: int, lasting: bool
+) -> None:
+    detail = "12 characters would pass your quota of 40 per 24 h (0 left); it resets in 18 h 27 min."
+    problem = {"code": code, "detail": detail, "status": 429}
+    said = run(
+        "api.js",
+        f"(() => {{ const e = new m.ApiError(m.describe(429, {json.dumps(problem)}, {retry_after}),"
+        f" {{status: 429, code: {json.dumps(code)}, retryAfter: {retry_after}, problem: {json.dumps(problem)}}});"
+        " return [m.lasting(e), m.passing(e), e.message]; })()",
     )
-    assert said[2] == (
-        "No closer to the sample than a stock voice: not its speaker"
-        " (likeness 0.60; same speaker from 0.74; a stock voice: 0.58)."
-    )
+    assert said[0] is lasting
+    assert said[1] is (not lasting), "a lasting refusal offers no Try again"
+    if lasting:
+        assert said[2] == detail, "said in the server's own words"

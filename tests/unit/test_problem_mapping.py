@@ -53,6 +53,12 @@ ROWS = [
     ),
     (errors.Unauthorized(), 401, "unauthorized", "A valid access token is required."),
     (errors.AccountGone(), 401, "unauthorized", "The account this token was issued for no longer exists."),
+    (
+        errors.ReadingRequired(),
+        409,
+        "reading_required",
+        "Before this sample is used, its speaker reads a short phrase aloud (POST /api/v1/voice-samples/{id}/reading).",
+    ),
     (errors.Forbidden(), 403, "forbidden", "You may not do this."),
     (errors.NotFound(), 404, "not_found", "The resource does not exist."),
     (errors.Conflict(), 409, "conflict", "The resource is not in a state that allows this."),
@@ -215,6 +221,13 @@ ROWS = [
         422,
         "held_for_review",
         "the sample is held for review: nothing of it reaches a provider until an operator releases it",
+    ),
+    (
+        audio_errors.SampleAwaitingReading(),
+        422,
+        "reading_required",
+        "before the sample is used, its speaker reads a short phrase aloud,"
+        " so that voicegate hears the voice is theirs",
     ),
     (
         audio_errors.SampleOwnershipRefused(),

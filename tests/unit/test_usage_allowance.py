@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from backend.errors import QuotaExceeded
-from backend.records.usage import Allowance
+from backend.records.usage import Allowance, duration_words
 
 START = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -34,4 +36,12 @@ def test_a_refusal_waits_until_the_window_resets_and_carries_the_fields() -> Non
 
     assert isinstance(refused, QuotaExceeded)
     assert (refused.retry_after, refused.headers) == (42, allowance.headers())
-    assert refused.detail == "30 characters would pass your quota of 1000 per 86400 s (10 left); it resets in 42 s."
+    assert refused.detail == "30 characters would pass your quota of 1000 per 24 h (10 left); it resets in 42 s."
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(0, "0 s"), (42, "42 s"), (59.2, "1 min"), (60, "1 min"), (61, "2 min"), (3600, "1 h"), (66616, "18 h 31 min")],
+)
+def test_a_wait_is_said_in_hours_and_minutes_never_shorter_than_it_is(seconds: float, words: str) -> None:
+    assert duration_words(seconds) == words

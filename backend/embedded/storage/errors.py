@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 # An invalid key is echoed in the error's message; a key kilobytes long is not.
 _ECHOED_KEY_CHARS = 200
 
@@ -91,6 +93,13 @@ def invalid_signature(message: str = "Invalid signature") -> StorageError:
 def expired_token() -> StorageError:
     """A URL token past its `exp`."""
     return StorageError(400, "ExpiredToken", "The provided token has expired.")
+
+
+def denied_by_database(exc: psycopg.Error) -> StorageError:
+    """Storage's answer to the database refusing a statement for want of privilege (42501, its `DBError`): a policy's
+    refusal in its fixed words, anything else (a trigger's refusal) in the database's own."""
+    message = exc.diag.message_primary or ""
+    return access_denied() if "row-level security" in message or not message else access_denied(message)
 
 
 def access_denied(message: str = "new row violates row-level security policy") -> StorageError:

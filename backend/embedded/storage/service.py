@@ -85,6 +85,8 @@ _OBJECT_COLUMNS = (
     "id, bucket_id, name, owner, owner_id, version, created_at, updated_at, last_accessed_at, metadata, user_metadata"
 )
 _OBJECT_COLUMN_NAMES = tuple(_OBJECT_COLUMNS.split(", "))
+#: Why a signed download of an erased user's object is refused.
+ERASED = "The user whose folder this is has been erased."
 
 
 @dataclass(frozen=True)
@@ -288,11 +290,18 @@ class StorageService:
     # -- reads -----------------------------------------------------------------------------------
 
     async def find_signed(self, bucket: str, path: str, token: str) -> tuple[StoredObject, int]:
-        """The object a download token names, and the token's expiry (for the `Expires` header)."""
+        """The object a download token names, and the token's expiry (for the `Expires` header). An object in the
+        folder of a user being erased is refused (AccessDenied), as voicegate's fence asks: stricter than Supabase
+        Storage, which serves it until the erasure has deleted it (docs/limits.md)."""
         validate_key(bucket, path)
         grant = verify_download_token(self._secret, token, bucket, path)
         async with self._db.service_transaction() as conn:
-            return await self._find(conn, bucket, path), grant.expires_at
+            row = await fetch_optional(conn, _Q["signed_object"], {"bucket": bucket, "name": path})
+        if row is None:
+            raise errors.no_such_key()
+        if row.pop("fenced"):
+            raise errors.access_denied(ERASED)
+        return StoredObject(row, self._file(bucket, path)), grant.expires_at
 
     async def find(self, claims: Claims, bucket: str, path: str) -> StoredObject:
         """The object as the caller sees it under RLS."""
@@ -628,7 +637,7 @@ class StorageService:
             else:
                 raise errors.access_denied("Access denied")
         except pg_errors.InsufficientPrivilege as exc:
-            raise errors.access_denied() from exc
+            raise errors.denied_by_database(exc) from exc
 
     async def _bucket(self, bucket: str) -> Bucket:
         # Read as the service: bucket limits are not secret, and users have no policy on storage.buckets.
@@ -781,6 +790,9 @@ async def _write_row(
         cur = await conn.execute(insert + conflict + " returning id", values)
     except pg_errors.UniqueViolation as exc:
         raise errors.already_exists() from exc
+    except pg_errors.InsufficientPrivilege as exc:
+        # A write the service makes (a signed upload) meets no policy, only the erasure's fence.
+        raise errors.denied_by_database(exc) from exc
     row = await cur.fetchone()
     assert row is not None  # noqa: S101 - insert ... returning always yields the row
     return str(row["id"])
@@ -798,6 +810,8 @@ async def _move_row(
         )
     except pg_errors.UniqueViolation as exc:
         raise errors.resource_already_exists() from exc
+    except pg_errors.InsufficientPrivilege as exc:
+        raise errors.denied_by_database(exc) from exc
     row = await cur.fetchone()
     if row is None:
         raise errors.no_such_key()

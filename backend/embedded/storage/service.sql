@@ -114,3 +114,11 @@ limit %(limit)s::int;
 select * from storage.search_v2(
   %(prefix)s, %(bucket)s, %(limit)s::int, %(levels)s::int, %(start_after)s, %(order)s, %(column)s, %(after)s
 );
+
+-- name: signed_object
+-- As the service. The object a signed download URL names, and whether it lies in the folder of a user who is being
+-- erased (voicegate.object_fenced): refused then, from the moment the erasure is asked for.
+select id, bucket_id, name, owner, owner_id, version, created_at, updated_at, last_accessed_at, metadata,
+       user_metadata, voicegate.object_fenced(name) as fenced
+  from storage.objects
+ where bucket_id = %(bucket)s and name = %(name)s;

@@ -1,6 +1,6 @@
 // Requests to voicegate, and its errors turned into sentences a person can act on.
 
-import { launchBlockedWords } from "./words.js";
+import { durationWords, launchBlockedWords } from "./words.js";
 
 /** A failed request: `message` is what the page shows; `status` 0 means the server was not reached. */
 export class ApiError extends Error {
@@ -22,13 +22,24 @@ export function retryAfterSeconds(header) {
   return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - Date.now()) / 1000));
 }
 
+// Refusals that waiting a few seconds cannot cure: the quota (it resets hours away), a cap only the user's own act
+// frees (a draft finalized or deleted). A 429 whose Retry-After is over a minute is one too.
+const LASTING = new Set(["quota_exceeded", "draft_voices_limited"]);
+const LASTING_AFTER_S = 60;
+
+/** Whether `error` is a refusal no retry soon will change: said in words, with when it ends, and not retried. */
+export function lasting(error) {
+  if (!(error instanceof ApiError)) return false;
+  return LASTING.has(error.code) || (error.status === 429 && (error.retryAfter ?? 0) > LASTING_AFTER_S);
+}
+
 /**
  * Whether the same request may succeed later, unchanged: the server was unreachable, busy or down. Any
- * other refusal (bad input, not audio, too large, no consent, gone) stands until the user changes
- * something, so the page offers no "Try again" for it.
+ * other refusal (bad input, not audio, too large, no consent, gone, a spent quota) stands until the user changes
+ * something, or for longer than anyone waits at a page, so the page offers no "Try again" for it.
  */
 export function passing(error) {
-  if (!(error instanceof ApiError)) return false;
+  if (!(error instanceof ApiError) || lasting(error)) return false;
   const { status, code } = error;
   return status === 0 || status === 408 || status === 429 || status >= 500 || code === "idempotency_key_in_flight";
 }
@@ -46,6 +57,7 @@ export const PATIENCE = Object.freeze({ first: 2, growth: 1.5, jitter: 0.25, max
 function asksToWait(error) {
   return (
     error instanceof ApiError &&
+    !lasting(error) &&
     (error.status === 503 || error.status === 429 || error.code === "idempotency_key_in_flight")
   );
 }
@@ -137,6 +149,10 @@ export function describe(status, problem, retryAfter) {
   if (code === "launch_blocked") return launchBlockedWords(problem.blockingReasons);
   if (status === 401) return "Your session has expired. Sign in again.";
   if (status === 404) return detail || "It is gone: it was deleted, or it belongs to someone else.";
+  // A quota, a cap: the server's own sentence says what and until when (its times as a person says them).
+  if (status === 429 && (LASTING.has(code) || (retryAfter ?? 0) > LASTING_AFTER_S)) {
+    return detail || `Not now; try again in ${durationWords(retryAfter ?? 0)}.`;
+  }
   if (status === 429) return `Too many requests; try again in ${retryAfter ?? 10} s.`;
   if (status >= 500) return "voicegate failed to answer. Try again; if it keeps failing, check its log.";
   return detail || `The request failed (HTTP ${status}).`;

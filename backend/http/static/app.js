@@ -15,12 +15,21 @@ import {
 } from "./api.js";
 import { clearBeside, sayBeside } from "./beside.js";
 import { spokenConsent } from "./consent.js";
+import { sampleReading } from "./ownreading.js";
 import { Recorder } from "./recorder.js";
 import { reflections } from "./reflection.js";
 import { Session } from "./session.js";
 import { createSampleSet } from "./sampleset.js";
 import { createStudio, textRefusal } from "./studio.js";
-import { jobFailureWords, likenessWords, nameFromFile, sampleFailureWords, unusedName } from "./words.js";
+import {
+  adviceWords,
+  jobFailureWords,
+  likenessNumbers,
+  likenessWords,
+  nameFromFile,
+  sampleFailureWords,
+  unusedName,
+} from "./words.js";
 
 const POLL_MS = 400;
 const MAX_RECORDING_S = 30;
@@ -60,6 +69,7 @@ const ui = {
   speakSection: $("speak-section"),
   speakTarget: $("speak-target"),
   speakLikeness: $("speak-likeness"),
+  speakLikenessNumbers: $("speak-likeness-numbers"),
   text: $("text"),
   speak: $("speak"),
   progress: $("speak-progress"),
@@ -87,6 +97,7 @@ let speaking = false; // a Speak run is under way: the button says so with aria-
 let sampleRules = null; // the default provider's length rules, from /config.json
 let reflectionFlow = null;
 let spoken = null; // the spoken consent (consent.js)
+let ownReading = null; // the reading a sample asks for when its voice matched another account's (ownreading.js)
 let consentPolicy = "checkbox"; // the server's (VOICEGATE_CONSENT): `spoken` takes no checkbox
 let speakerThreshold = 0.74; // from /config.json: the same-speaker cosine scores are said beside
 let voices = []; // the user's voices, as last listed: the likeness of the one Speak uses is shown
@@ -230,6 +241,7 @@ async function boot() {
   ui.checkboxConsent.hidden = consentPolicy === "spoken";
   ui.recordHint.textContent = lengthRule();
   session = new Session(config);
+  ownReading ||= sampleReading({ api, failed, clearProblem, sayBeside });
   spoken ||= spokenConsent({
     api,
     problem,
@@ -471,6 +483,21 @@ async function followSample(sampleId, mine) {
     }
     if (mine !== sampleRun) return;
     if (sample.quality) showQuality(sample.quality, sample.status === "failed");
+    if (sample.status === "awaiting_reading") {
+      status(ui.sampleStatus, "One more step: read the phrase below aloud.");
+      await ownReading.ask(sampleId);
+      await sleep(POLL_MS);
+      continue;
+    }
+    ownReading.hide();
+    if (sample.status === "held") {
+      status(
+        ui.sampleStatus,
+        "Your sample is waiting for a person to look at it: its voice sounds the same as a voice already enrolled " +
+          "here. Nothing of it is sent to a voice provider until then; ask this site's support if it is yours.",
+      );
+      return;
+    }
     if (sample.status === "ready") {
       status(ui.sampleStatus, `Sample ready: ${verdictWords(sample.quality)}`);
       setTarget({ sampleId }, "the voice of your new sample");
@@ -513,7 +540,7 @@ function showQuality(q, refused = false) {
   verdict.className = `verdict ${refused ? "poor" : q.verdict}`;
   // A refused sample has no results to be best for: its refusal says what the next one needs.
   const advice = refused ? q.advice.filter((line) => !line.endsWith("for best results")) : q.advice;
-  ui.advice.replaceChildren(...advice.map((line) => element("li", line)));
+  ui.advice.replaceChildren(...advice.map((line) => element("li", adviceWords(line))));
   ui.quality.hidden = false;
   ui.advice.hidden = advice.length === 0;
 }
@@ -535,23 +562,30 @@ function setTarget(ref, label) {
   showLikeness();
 }
 
+/** The numbers behind a likeness, in their toggle (closed: a person reads the words first); hidden when none. */
+function showNumbers(details, numbers) {
+  const paragraph = details.querySelector("p");
+  if (paragraph.textContent !== numbers) paragraph.textContent = numbers;
+  details.hidden = !numbers;
+}
+
 /** How much the voice Speak uses sounds like its sample, once that voice is made and judged. */
 function showLikeness() {
   const ref = target && target.ref;
   const voiceId = ref && (ref.voiceId || studio.voiceOf(ref.sampleId));
   const voice = voiceId && voices.find((v) => v.id === voiceId);
-  const words = voice
-    ? likenessWords({
-        ready: voice.status === "ready",
-        likeness: voice.likeness,
-        threshold: voice.likeness_threshold,
-        error: voice.likeness_error,
-        provider: voice.tts_provider,
-        baseline: voice.likeness_baseline,
-      })
-    : "";
+  const judged = voice && {
+    ready: voice.status === "ready",
+    likeness: voice.likeness,
+    threshold: voice.likeness_threshold,
+    error: voice.likeness_error,
+    provider: voice.tts_provider,
+    baseline: voice.likeness_baseline,
+  };
+  const words = judged ? likenessWords(judged) : "";
   if (ui.speakLikeness.textContent !== words) ui.speakLikeness.textContent = words;
   ui.speakLikeness.hidden = !words;
+  showNumbers(ui.speakLikenessNumbers, judged ? likenessNumbers(judged) : "");
 }
 
 ui.speak.addEventListener("click", speak);

@@ -4,7 +4,7 @@
 
 import { ApiError, newIdempotencyKey, sleep } from "./api.js";
 import { Recorder } from "./recorder.js";
-import { launchReasonWords, likenessWords as likeness } from "./words.js";
+import { durationWords, launchReasonWords, likenessNumbers, likenessWords as likeness } from "./words.js";
 
 const POLL_MS = 500;
 // While a session is shown, how often its gate is read again: a voice deleted or re-cloned in another tab, or by an
@@ -36,6 +36,7 @@ export function reflections(deps) {
     reasons: $("reflection-reasons"),
     voice: $("reflection-voice"),
     likeness: $("reflection-likeness"),
+    likenessNumbers: $("reflection-likeness-numbers"),
     consent: $("reflection-consent"),
     consentText: $("reflection-consent-text"),
     record: $("reflection-record"),
@@ -153,6 +154,9 @@ export function reflections(deps) {
       : voiceWords(voice, state.previewError);
     ui.likeness.textContent = deleted ? "" : likenessWords(voice);
     ui.likeness.hidden = !ui.likeness.textContent;
+    const numbers = deleted ? "" : likenessNumbers(judged(voice));
+    ui.likenessNumbers.querySelector("p").textContent = numbers;
+    ui.likenessNumbers.hidden = !numbers;
     const previewReady = voice.previewStatus === "ready" && Boolean(state.previewUrl);
     ui.preview.hidden = !previewReady;
     if (previewReady && ui.previewPlayer.getAttribute("src") !== state.previewUrl) {
@@ -173,14 +177,18 @@ export function reflections(deps) {
 
   // How much the voice sounds like its samples: the words of words.js, as the main flow says them.
   function likenessWords(voice) {
-    return likeness({
+    return likeness(judged(voice));
+  }
+
+  function judged(voice) {
+    return {
       ready: voice.cloneStatus === "ready",
       likeness: voice.likeness,
       threshold: voice.likenessThreshold,
       error: voice.likenessError,
       provider: voice.provider,
       baseline: voice.likenessBaseline,
-    });
+    };
   }
 
   function voiceWords(voice, previewError) {
@@ -381,6 +389,9 @@ export function reflections(deps) {
       let first = null;
       await play(response, ui.player, () => (first = since(pressed)));
       ui.speakStatus.textContent = `Streamed in ${since(pressed)} s; the first audio came after ${first} s.`;
+      // The quota left room for only some of the sentences: the stream ended early, and says so in a header.
+      const cut = quotaCutWords(response.headers.get("Voicegate-Quota-Cut"), response.headers.get("RateLimit"));
+      if (cut) ui.speakStatus.textContent += ` ${cut}`;
     } catch (error) {
       ui.speakStatus.textContent = "";
       if (blocked(error)) {
@@ -433,4 +444,16 @@ async function play(response, player, firstAudio) {
     }
   }
   source.endOfStream();
+}
+
+/**
+ * What a stream the quota cut short says (its `Voicegate-Quota-Cut` "fit/all" and the `RateLimit` field's `t`, the
+ * seconds until the quota resets), or null for a stream spoken whole.
+ */
+export function quotaCutWords(cut, rateLimit) {
+  const found = /^(\d+)\/(\d+)$/.exec(cut || "");
+  if (!found) return null;
+  const reset = /;t=(\d+)/.exec(rateLimit || "");
+  const when = reset ? ` It resets in ${durationWords(Number(reset[1]))}.` : "";
+  return `Your quota left room for ${found[1]} of its ${found[2]} sentences: the rest was not spoken.${when}`;
 }

@@ -111,19 +111,29 @@ export function likenessWords({ ready, likeness, threshold, error, provider, bas
     } else {
       verdict = "Not the sample's speaker";
     }
-    const before = known ? `; ${provider === "local" ? "before it was adapted" : "a stock voice"}: ${baseline.toFixed(2)}` : "";
-    words = `${verdict} (likeness ${likeness.toFixed(2)}; same speaker from ${threshold.toFixed(2)}${before}).`;
+    words = `${verdict}.`;
   } else if (error) {
-    words = `Likeness not measured: ${NO_LIKENESS[error] || error}.`;
+    words = `How close it sounds was not measured: ${NO_LIKENESS[error] || error}.`;
   } else {
     return "";
   }
   if (provider === "local") {
-    words +=
-      " The offline voice keeps the speaker's pitch and formants with the timbre of the bundled hibari" +
-      " voice: a stand-in, not a clone of the speaker.";
+    words += " The offline voice is a stand-in, not a clone: it follows the sample's pitch and pace in a voice of its own.";
   }
   return words;
+}
+
+/**
+ * The numbers behind `likenessWords`, for those who want them (the page keeps them behind a toggle): the likeness,
+ * the threshold from which it passes as the sample's speaker, and what the voice it started from scored. "" when
+ * there are none.
+ */
+export function likenessNumbers({ ready, likeness, threshold, provider, baseline }) {
+  if (!ready || typeof likeness !== "number" || typeof threshold !== "number") return "";
+  const before = typeof baseline === "number"
+    ? `; ${provider === "local" ? "before it was adapted" : "a stock voice"}: ${baseline.toFixed(2)}`
+    : "";
+  return `Likeness ${likeness.toFixed(2)}; the same speaker from ${threshold.toFixed(2)}${before}.`;
 }
 
 /** What each blocking reason of `voice_launch_readiness` asks of the user: words, never the code. */
@@ -173,4 +183,32 @@ export function nameFromFile(fileName) {
   const base = fileName.replace(/\.[A-Za-z0-9]{1,5}$/, "").trim();
   if (!base || base === "recording") return "Recording";
   return base.slice(0, 200);
+}
+
+/** A wait or a period as a person says it: "42 s", "5 min", "18 h 31 min" (never shorter than it is). */
+export function durationWords(seconds) {
+  const whole = Math.ceil(seconds);
+  if (whole < 60) return `${whole} s`;
+  const minutes = Math.ceil(whole / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  const rest = minutes % 60;
+  return rest === 0 ? `${hours} h` : `${hours} h ${rest} min`;
+}
+
+/**
+ * A quality report's advice (the API's short words) as what to do about it, for the page's list below the report.
+ * Advice the page does not know is said as it comes.
+ */
+const ADVICE = Object.freeze({
+  "too quiet": "It is quiet: hold the microphone closer, or speak up.",
+  "background noise": "There is noise behind the voice: record again somewhere quieter, away from fans and traffic.",
+  clipping: "It is too loud in places, and distorts: move back from the microphone, or turn its level down.",
+  "mostly silence": "Most of it is silence: read on without long pauses.",
+  "low sample rate": "It was recorded at a low sample rate, as phone calls are: record with a computer's or a phone's own recorder.",
+  "too short for best results": "A longer sample clones better: 10 to 20 s of reading.",
+});
+
+export function adviceWords(advice) {
+  return ADVICE[advice] || advice;
 }

@@ -54,6 +54,7 @@ async def test_a_stream_opens_in_its_few_round_trips_before_the_provider_is_aske
                 headers=alice.headers,
             )
             assert streamed.status_code == 200, streamed.text
+            assert "voicegate-quota-cut" not in streamed.headers, "a text the quota takes whole says nothing of it"
     assert before_audio == [VOICE_ROUTE_ROUND_TRIPS] * 2
 
 

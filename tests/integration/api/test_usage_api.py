@@ -205,6 +205,8 @@ async def test_a_stream_that_reaches_the_quota_ends_cleanly_after_its_last_whole
         )
         assert streamed.status_code == 200, streamed.text
         assert rate_limit(streamed.headers)[0] == f'"characters";q={quota};w=86400'
+        # The answer says, as it opens, that the quota will cut it: two sentences of three (it said nothing).
+        assert streamed.headers["voicegate-quota-cut"] == "2/3"
         assert wav_seconds(streamed.content) > 0.5, "the audio made is whole"
         stream = one(
             sql,

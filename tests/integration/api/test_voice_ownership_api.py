@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devkit.db import Conn
+from devkit.db import Conn, seed_consent
 from scripts.voice_holds import main as voice_holds
 from tests.integration.api.conftest import User
 from tests.integration.api.test_consent_states import (
@@ -174,3 +174,29 @@ async def test_a_hold_whose_evidence_retention_purged_is_still_listed_and_decide
     assert verdicts(sql, consent)[-1] == f"ownership.{'released' if decision == '--release' else 'refused'}"
     prints = sql.execute("select count(*) from voicegate.voice_prints where owner_id = %s", (bob.id,)).fetchone()
     assert prints == (0,), "a purged consent has no print to register"
+
+
+async def test_a_sample_awaiting_its_reading_is_spoken_with_by_nobody_and_says_what_to_do(
+    open_app: OpenApp, make_user: Callable[[], User], sql: Conn
+) -> None:
+    """A synthesis job or a voice from a sample `awaiting_reading` is refused at once, saying how to go on (before, a
+    held sample failed its job later, `held_for_review`, with no next step); its phrase comes from its own route."""
+    client = await open_app()
+    bob = make_user()
+    sample = sql.execute(
+        "insert into voice_samples (owner_id, consent_id, object_path, sniffed_type, provider, status)"
+        " values (%s, %s, %s, 'audio/wav', 'local', 'awaiting_reading') returning id",
+        (bob.id, seed_consent(sql, bob.id), f"{bob.id}/samples/x/original"),
+    ).fetchone()
+    assert sample is not None
+    sample_id = str(sample[0])
+
+    job = await client.post("/api/v1/clone", json={"sampleId": sample_id, "text": "Hello."}, headers=bob.headers)
+    voice = await client.post("/api/voices", json={"name": "Me", "sampleIds": [sample_id]}, headers=bob.headers)
+    for refused in (job, voice):
+        assert (refused.status_code, refused.json()["code"]) == (409, "reading_required"), refused.text
+        assert f"/api/v1/voice-samples/{sample_id}/reading" in refused.json()["detail"]
+    phrase = await client.post(f"/api/v1/voice-samples/{sample_id}/reading", headers=bob.headers)
+    assert phrase.status_code == 201, phrase.text
+    assert phrase.json()["status"] == "awaiting_recording"
+    assert "Ada" in phrase.json()["phrase"], "named as the sample's consent names its subject"

@@ -11,19 +11,21 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
-from backend.erasure.step import process_erasure
+from backend.erasure.step import MAX_ROUNDS, process_erasure
 from backend.providers.base import VoiceProvider
+from backend.providers.elevenlabs import KEY_LABEL
 from backend.providers.registry import ProviderSet
 from devkit.db import create_user, one, seed_consent
 from fakes import CartesiaFake, ElevenLabsFake, QwenFake, serve
@@ -35,12 +37,10 @@ from scripts import erase_user as erase_user_script
 from scripts import erasures as erasures_script
 from tests.integration.conftest import open_lifecycle
 from tests.provider_support import CARTESIA_KEY, ELEVEN_KEY, QWEN_KEY
-from tests.support import seed_voice
+from tests.support import rows_naming, seed_voice, stored_files
 
 Conn = psycopg.Connection[Any]
 PROVIDERS = ("elevenlabs", "cartesia", "qwen")
-#: Tables that keep an erased user's id by design: the erasure itself, which outlives them.
-ERASURE_TABLES = {"voicegate.erasures"}
 #: How long the erasure of a user with 20 voices at 3 providers and 100 clips may take, once its message is read.
 ERASURE_SECONDS = 60
 
@@ -185,42 +185,6 @@ async def seed_user(ctx: WorkerContext, sql: Conn, fakes: Fakes, *, voices: int,
 
 def erasure_of(sql: Conn, user: uuid.UUID) -> dict[str, Any]:
     return one(sql, "select * from voicegate.erasures where user_id = %s", (user,))
-
-
-def rows_naming(sql: Conn, user: uuid.UUID) -> dict[str, int]:
-    """Every table of voicegate's schemas and pgmq's (and Storage's objects) with a row whose text names the user,
-    and how many; the tables that have an owner id are counted by it too."""
-    found: dict[str, int] = {}
-    tables = sql.execute(
-        "select table_schema, table_name from information_schema.tables"
-        " where table_schema in ('public', 'voicegate', 'pgmq', 'storage', 'auth') and table_type = 'BASE TABLE'"
-    ).fetchall()
-    for schema, table in tables:
-        if f"{schema}.{table}" in ERASURE_TABLES:
-            continue
-        query = pgsql.SQL("select count(*) from {}.{} t where t::text like %s").format(
-            pgsql.Identifier(schema), pgsql.Identifier(table)
-        )
-        n = sql.execute(query, (f"%{user}%",)).fetchone()
-        if n and n[0]:
-            found[f"{schema}.{table}"] = n[0]
-    owned = sql.execute(
-        "select table_schema, table_name from information_schema.columns"
-        " where column_name = 'owner_id' and table_schema in ('public', 'voicegate')"
-    ).fetchall()
-    for schema, table in owned:
-        query = pgsql.SQL("select count(*) from {}.{} where owner_id = %s").format(
-            pgsql.Identifier(schema), pgsql.Identifier(table)
-        )
-        n = sql.execute(query, (user,)).fetchone()
-        if n and n[0]:
-            found[f"{schema}.{table} (owner_id)"] = n[0]
-    return found
-
-
-def stored_files(root: Path, user: uuid.UUID) -> list[Path]:
-    """Files the Storage stand-in keeps whose path names the user (it leaves a removed file's folders, empty)."""
-    return [path for path in root.rglob("*") if path.is_file() and str(user) in str(path)]
 
 
 async def test_an_erased_user_leaves_nothing_behind(
@@ -402,12 +366,20 @@ async def test_the_operator_command_erases_through_the_same_trigger(
     assert await asyncio.to_thread(erasures_script.main, ["--json", "--database-url", db_dsn]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(item["id"], item["state"]) for item in listed["items"]] == [(str(erasure["id"]), "done")]
+    # What went is counted from the receipt (its items are pruned once closed): it said 0 items before.
+    assert listed["items"][0]["items"] == 3 + len(seeded.objects)
     assert listed["counts"]["done"] == 1
     shown = [str(seeded.user), "--json", "--database-url", db_dsn]
     assert await asyncio.to_thread(erasures_script.main, shown) == 0
     receipt = json.loads(capsys.readouterr().out)
     assert receipt["items"] == []
-    assert any('"providerVoices":{"deleted":3}' in note for note in receipt["notes"])
+    assert 'receipt providerVoices: {"deleted":3}' in receipt["notes"]
+    # The table keeps each note on one line, however long (it was cut at 200 characters, mid-name).
+    assert await asyncio.to_thread(erasures_script.main, [str(seeded.user), "--database-url", db_dsn]) == 0
+    table = capsys.readouterr().out
+    notes = [line for line in table.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: {note}" for note in receipt["notes"]]
+    assert max(len(line) for line in notes) > 200, "a long note is kept whole"
 
 
 def test_the_trigger_snapshots_before_the_cascade(sql: Conn) -> None:
@@ -487,3 +459,119 @@ async def test_an_object_counts_as_gone_only_once_it_reads_back_as_gone(
     assert (await process_erasure(ctx, erasure["id"])).status == "done"
     for bucket, name in seeded.objects:
         assert await ctx.storage.info(bucket, name) is None
+
+
+def delete_user(dsn: str, user: uuid.UUID) -> None:
+    """Delete the user's auth.users row, as Supabase Auth does, on a connection of its own."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("delete from auth.users where id = %s", (user,))
+
+
+def waiting_on_advisory_lock(sql: Conn) -> bool:
+    """Whether a backend waits for an advisory lock (the erasure waiting for a write into its user's folder)."""
+    row = sql.execute(
+        "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and wait_event = 'advisory'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def test_a_write_under_way_is_waited_for_and_one_meeting_the_erasure_is_refused_at_once(sql: Conn, db_dsn: str) -> None:
+    user = create_user(sql)
+    late = f"{user}/renders/late.wav"
+    with psycopg.connect(db_dsn) as writer, ThreadPoolExecutor(1) as pool:
+        writer.execute("insert into storage.objects (bucket_id, name) values ('voice-renders', %s)", (late,))
+        deleted = pool.submit(delete_user, db_dsn, user)
+        deadline = time.monotonic() + 10
+        while not waiting_on_advisory_lock(sql):
+            assert time.monotonic() < deadline, "the erasure never waited for the write"
+            assert not deleted.done(), deleted.result()
+            time.sleep(0.01)
+        writer.commit()
+        deleted.result(timeout=10)
+    erasure = erasure_of(sql, user)
+    items = sql.execute(
+        "select kind, target, ref from voicegate.erasure_items where erasure_id = %s", (erasure["id"],)
+    ).fetchall()
+    assert ("object", "voice-renders", late) in items
+
+    other = create_user(sql)
+    with psycopg.connect(db_dsn) as eraser:
+        eraser.execute("delete from auth.users where id = %s", (other,))
+        with psycopg.connect(db_dsn, autocommit=True) as writer:
+            writer.execute("set statement_timeout = '5s'")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                writer.execute(
+                    "insert into storage.objects (bucket_id, name) values ('voice-renders', %s)", (f"{other}/x.wav",)
+                )
+        eraser.rollback()
+    # Rolled back, the erasure never was: the folder takes writes again.
+    sql.execute("insert into storage.objects (bucket_id, name) values ('voice-renders', %s)", (f"{other}/y.wav",))
+
+
+async def test_a_voice_made_while_the_user_was_erased_is_found_by_its_key_once_their_work_has_stopped(
+    ctx: WorkerContext, sql: Conn, fakes: Fakes
+) -> None:
+    user = create_user(sql)
+    voice = seed_voice(sql, user)
+    attempt = one(
+        sql,
+        "insert into voice_clone_attempts (owner_id, voice_id, provider, source, preview_required)"
+        " values (%s, %s, 'elevenlabs', 'sample_upload', false) returning id",
+        (user, voice),
+    )["id"]
+    # A worker has read its message and holds its lease; its create reaches the provider, its answer never the row.
+    sql.execute(
+        "update pgmq.q_voice_clone_process set read_ct = 1, vt = now() + interval '1 minute'"
+        " where message ->> 'attemptId' = %s",
+        (str(attempt),),
+    )
+    sql.execute(
+        "update voice_clone_attempts set lease_owner = 'worker-1', lease_expires_at = now() + interval '1 minute'"
+        " where id = %s",
+        (attempt,),
+    )
+    fakes.eleven.voices["made-late"] = ElevenVoice("made-late", "v", None, {KEY_LABEL: f"vg-{attempt}"}, [])
+    sql.execute("delete from auth.users where id = %s", (user,))
+    erasure = erasure_of(sql, user)
+    assert erasure["in_flight"] == 2
+    # Its queued work is cancelled with the delete.
+    assert one(sql, "select count(*) as n from pgmq.q_voice_clone_process")["n"] == 0
+
+    waiting = await process_erasure(ctx, erasure["id"])
+
+    assert waiting.status == "working"
+    assert waiting.retry_at is not None
+    assert (waiting.retry_at - datetime.now(UTC)).total_seconds() > ctx.lease_seconds / 2
+    assert "made-late" in fakes.held("elevenlabs"), "looked up before the work in flight had stopped"
+    # The leases it waits for run out.
+    sql.execute("update voicegate.erasures set settle_at = now() where id = %s", (erasure["id"],))
+    assert (await process_erasure(ctx, erasure["id"])).status == "done"
+    assert "made-late" not in fakes.held("elevenlabs")
+    receipt = erasure_of(sql, user)["receipt"]
+    assert (receipt["enrolmentKeys"], receipt["inFlight"], receipt["leftovers"]) == ({"deleted": 1}, 2, {})
+
+
+async def test_what_the_final_scan_finds_goes_round_again_and_what_stays_is_reported(
+    ctx: WorkerContext, sql: Conn
+) -> None:
+    # A table of the project's own that keeps its users' ids under a name the erasure does not know.
+    sql.execute("create table public.erasure_notes (author uuid, body text)")
+    sql.execute("alter table public.erasure_notes owner to voicegate_migrator")
+    kept, fixed = create_user(sql), create_user(sql)
+    for user in (kept, fixed):
+        sql.execute("insert into public.erasure_notes values (%s, 'a note')", (user,))
+        sql.execute("delete from auth.users where id = %s", (user,))
+        outcome = await process_erasure(ctx, erasure_of(sql, user)["id"])
+        assert outcome.status == "working"
+        assert outcome.retry_at is not None
+        found = erasure_of(sql, user)
+        assert (found["rounds"], found["leftovers"]) == (1, {"rows": {"public.erasure_notes": 1}})
+
+    sql.execute("delete from public.erasure_notes where author = %s", (fixed,))
+    assert (await process_erasure(ctx, erasure_of(sql, fixed)["id"])).status == "done"
+    assert (erasure_of(sql, fixed)["receipt"]["rounds"], erasure_of(sql, fixed)["receipt"]["leftovers"]) == (2, {})
+
+    assert (await process_erasure(ctx, erasure_of(sql, kept)["id"])).status == "working"
+    assert (await process_erasure(ctx, erasure_of(sql, kept)["id"])).status == "incomplete"
+    receipt = erasure_of(sql, kept)["receipt"]
+    assert (receipt["rounds"], receipt["leftovers"]) == (MAX_ROUNDS, {"rows": {"public.erasure_notes": 1}})

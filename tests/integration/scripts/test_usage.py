@@ -44,7 +44,10 @@ def test_reports_each_user_and_provider_over_the_last_day_and_changes_nothing(ru
 
     assert result.code == 0, result.err
     items = {(item["owner_id"], item["provider"]): item for item in result.json["items"]}
+    email = db.execute("select email from auth.users where id = %s", (alice,)).fetchone()
+    assert email is not None
     assert items[str(alice), "elevenlabs"] == {
+        "email": email[0],
         "owner_id": str(alice),
         "provider": "elevenlabs",
         "characters": 150,
