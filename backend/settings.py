@@ -555,8 +555,8 @@ def _check_phrase_seconds(seconds: int) -> None:
 
 
 def _check_ownership_threshold(threshold: float | None) -> None:
-    # Below 0.50 different people's prints match (their median cosine is about 0.53); at 1.00 nothing ever does,
-    # which VOICEGATE_VOICE_OWNERSHIP=off says plainly.
+    # Below 0.50 different people's uploads near the calibration's highest (0.45), and strangers are asked to read
+    # for nothing; at 1.00 nothing ever matches, which VOICEGATE_VOICE_OWNERSHIP=off says plainly.
     if threshold is not None and not (math.isfinite(threshold) and 0.50 <= threshold <= 0.99):
         raise SettingsError(
             "VOICEGATE_OWNERSHIP_THRESHOLD must be a cosine from 0.50 to 0.99: from how close a new voice to another"
