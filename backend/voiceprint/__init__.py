@@ -18,7 +18,7 @@ thresholds do not carry across speakers or recordings, and prints of 2-3 s clips
 docs/voiceprint.md has the figures, the cost, and how to make them again (`python bench/voiceprint.py`).
 
 `OWNERSHIP_THRESHOLD` = 0.52: from this cosine a new consent reading or sample is taken for the voice of another
-account, and `SAME_VOICE_THRESHOLD` = 0.89 for that very voice, which no reading settles (docs/ownership.md;
+account, and `SAME_VOICE_THRESHOLD` = 0.72 for that very voice, which no reading settles (docs/ownership.md;
 `python bench/ownership.py`).
 """
 
