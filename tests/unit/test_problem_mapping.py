@@ -266,6 +266,13 @@ ROWS = [
         "The consent can no longer be used: its phrase was not recorded in time, or its evidence was purged.",
     ),
     (
+        errors.ConsentPhraseSpoken(),
+        422,
+        "consent_phrase",
+        "voicegate does not speak a consent phrase: the text reads as one (the wording a spoken consent is read in,"
+        " or one of your own recent phrases). Speak other words.",
+    ),
+    (
         errors.SampleNotUploaded(),
         422,
         "sample_not_uploaded",

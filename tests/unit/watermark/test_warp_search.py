@@ -5,6 +5,7 @@ warps in full, so that espeak-ng's speech (its middle often a pause) slowed or s
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,8 @@ def test_espeak_ng_slowed_to_095_is_found() -> None:
     marked = read(sped(mark(speech, ESPEAK_RATE), ESPEAK_RATE, 0.95))
     unmarked = read(sped(speech, ESPEAK_RATE, 0.95))
 
-    assert (marked.present, marked.cents) == (True, -60), marked
+    assert marked.present, marked
+    assert abs(marked.cents - 1200 * math.log2(0.95)) <= 15, "read back within 15 cents of the edit's -89"
     assert not unmarked.present, unmarked
 
 
@@ -96,5 +98,6 @@ def test_espeak_ng_a_semitone_up_then_mp3_32k_is_found(number: int) -> None:
     marked = read(edited(mark(speech, ESPEAK_RATE)))
     unmarked = read(edited(speech))
 
-    assert (marked.present, marked.cents) == (True, 120), marked
+    assert marked.present, marked
+    assert abs(marked.cents - 100) <= 15, "read back within 15 cents of the semitone"
     assert not unmarked.present, unmarked
