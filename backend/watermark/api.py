@@ -35,10 +35,11 @@ STRENGTH: Final = 1.5
 #: The pitches, in cents from the audio's own, at which the detector looks when the mark is not found at the
 #: audio's own: a pitch shift or a change of speed moves the mark's bins with the speech, and the decoder finds it
 #: only within about 30 cents of where it was made (a sox `pitch 100` hides it from a detector that reads the audio
-#: as it is). Every 60 cents out to 180, the best then refined `REFINE_CENTS` either side: pitch shifts of up to
-#: two semitones and speeds of 0.89-1.13, by sox, rubberband, Praat or a phase vocoder.
+#: as it is). Every 60 cents out to 180, the best then refined `REFINE_CENTS` toward its better neighbour: pitch
+#: shifts of up to two semitones and speeds of 0.89-1.13, by sox, rubberband, Praat or a phase vocoder.
 WARPS: Final = (-60, 60, -120, 120, -180, 180)
-#: How far either side of the warp that looks best the search looks again, to land within 15 cents of the mark.
+#: How far from the warp that looks best, toward its better neighbour, the search looks again, to land within 15
+#: cents of the mark; and how far to a side of the warp it reads a real mark must still look from `SPAN_FLOOR`.
 REFINE_CENTS: Final = 30
 #: The stretches the search reads at each warp: the loudest `EXCERPT_S` of each of `EXCERPTS` equal parts of the
 #: audio, where the mark is strongest and a pause cannot hide it (the middle half-second alone, as before, fell on
@@ -50,6 +51,9 @@ EXCERPT_S: Final = 0.5
 #: branches: marked speech read back at its warp gives 5.7-6.0 after every tool but a vocoder, unmarked speech
 #: gave 2.9 at the most at any warp.
 SEARCH_FLOOR: Final = 3.5
+#: The score at the audio's own pitch from which the search looks at the loud excerpts there too: marked speech
+#: under white noise at 20 dB read 0.5 at the least as a whole, shifted speech reads about nothing there.
+OWN_LOOK_FROM: Final = 0.4
 #: What the best refined look must reach for its warp to be read by all three branches: marked speech read back at
 #: its warp looked 5.3-6.0 after every tool but a vocoder; unmarked speech in a reverberant room 4.7 at one warp,
 #: and after librosa's phase vocoder 4.3.
@@ -64,10 +68,20 @@ CANDIDATES: Final = 2
 #: than `THRESHOLD`, since the best of many warps is read. Marked speech read back at its warp scores 0.97-1.0;
 #: unmarked natural speech, 0.71 at the most at any warp.
 WARP_THRESHOLD: Final = 0.85
-#: What the better of the two looks `REFINE_CENTS` either side of the warp read must reach as well: a real mark
-#: reads over 60 cents or more around its pitch, while reverberant natural speech (a room's decaying tail) can read
-#: high at one warp over a span of about 30 cents alone.
-SPAN_FLOOR: Final = 3.0
+#: What the better of the two looks `REFINE_CENTS` either side of the warp read must reach as well: a real mark reads
+#: over 60 cents or more around its pitch, and the warp read lands within 15 cents of it, so the side toward it
+#: looked 5.0-5.9 after every tool; natural speech in a reverberant room (a room's decaying tail) reads as marked at
+#: about -60 cents over a span of 45 cents alone, 3.4-4.8 on its better side.
+SPAN_FLOOR: Final = 4.9
+
+
+#: A fainter mark (shifted, then through MP3 at 32 kbit/s: its looks 4.1-5.7) is read whole as well, at the better
+#: side: found when the excerpts' look reaches `FAINT_PEAK_FLOOR`, the side's `FAINT_SPAN_FLOOR`, the excerpts' score
+#: `WARP_THRESHOLD`, and the whole audio read 30 cents to that side `FAINT_SIDE_THRESHOLD`. The whole reads a real
+#: mark there at 0.95-1.0, the reverberant room's tail at 0.56-0.80.
+FAINT_PEAK_FLOOR: Final = 4.5
+FAINT_SPAN_FLOOR: Final = 3.0
+FAINT_SIDE_THRESHOLD: Final = 0.95
 
 
 class Detection(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,11 +136,13 @@ def detect(samples: npt.NDArray[np.floating], rate: int) -> Detection:
     speed). Digital silence scores 0: there is nothing to read. Reads the weights on the first call.
 
     The whole is read at its own pitch first (the score the library gives), which finds the mark from `THRESHOLD`.
-    Otherwise the search looks at `EXCERPTS` loud excerpts with the normal-speed branch at the audio's own pitch and
-    at each of `WARPS`, refines the `CANDIDATES` best that look from `SEARCH_FLOOR` by `REFINE_CENTS` either side
-    and, where the best refined look reaches `PEAK_FLOOR` (`OWN_PEAK_FLOOR` at the audio's own pitch), reads its
-    excerpts with all three branches: the mark is found there when that score reaches `WARP_THRESHOLD` and a look
-    `REFINE_CENTS` to one side reaches `SPAN_FLOOR`. Not found, the answer is the score
+    Otherwise the search looks at `EXCERPTS` loud excerpts with the normal-speed branch at each of `WARPS` (and at
+    the audio's own pitch from `OWN_LOOK_FROM`), refines the `CANDIDATES` best that look from `SEARCH_FLOOR` by
+    `REFINE_CENTS` toward the better neighbour and, where the best refined look reaches `PEAK_FLOOR`
+    (`OWN_PEAK_FLOOR` at the audio's own pitch), reads its excerpts with all three branches: the mark is found there
+    when that score reaches `WARP_THRESHOLD` and a look `REFINE_CENTS` to one side reaches `SPAN_FLOOR`; a fainter
+    look (from `FAINT_PEAK_FLOOR`, the side's from `FAINT_SPAN_FLOOR`) needs the whole read at that side too
+    (`FAINT_SIDE_THRESHOLD`). Not found, the answer is the score
     at the audio's own pitch."""
     decoders = shared_network().decoders
     at_rate = perth.to_rate(_mono(samples, rate), rate, perth.RATE)
@@ -144,14 +160,29 @@ def detect(samples: npt.NDArray[np.floating], rate: int) -> Detection:
         outputs = normal[cents]
         return -math.inf if outputs is None else outputs[1]
 
-    ranked = sorted((warp for warp in (0, *WARPS) if look(warp) >= SEARCH_FLOOR), key=look, reverse=True)
+    def seen(cents: int) -> float:
+        """A look already taken, without taking it."""
+        outputs = normal.get(cents)
+        return -math.inf if outputs is None else outputs[1]
+
+    warps = (0, *WARPS) if found.score >= OWN_LOOK_FROM else WARPS
+    ranked = sorted((warp for warp in warps if look(warp) >= SEARCH_FLOOR), key=look, reverse=True)
     for coarse in ranked[:CANDIDATES]:
-        best = max((coarse - REFINE_CENTS, coarse, coarse + REFINE_CENTS), key=look)
+        # Refined toward the neighbour that looks better: the mark lies between the two.
+        toward = REFINE_CENTS if seen(coarse + 2 * REFINE_CENTS) >= seen(coarse - 2 * REFINE_CENTS) else -REFINE_CENTS
+        best = max((coarse, coarse + toward), key=look)
         peak = OWN_PEAK_FLOOR if best == 0 else PEAK_FLOOR
-        if look(best) < peak or max(look(best - REFINE_CENTS), look(best + REFINE_CENTS)) < SPAN_FLOOR:
+        if look(best) < min(peak, FAINT_PEAK_FLOOR):
+            continue
+        side = max((best - REFINE_CENTS, best + REFINE_CENTS), key=look)
+        # The room's tail reads at a warp, never at the audio's own pitch: there the fainter side is enough.
+        clear = look(best) >= peak and look(side) >= (FAINT_SPAN_FLOOR if best == 0 else SPAN_FLOOR)
+        if not clear and look(side) < FAINT_SPAN_FLOOR:
             continue
         warped = _detection(_three_branches(decoders, parts, best, normal[best]), best, WARP_THRESHOLD)
-        if warped.present:
+        if warped.present and (
+            clear or perth.score(decoders, perth.warped(at_rate, side), perth.RATE) >= FAINT_SIDE_THRESHOLD
+        ):
             return warped
     return found
 
