@@ -200,8 +200,7 @@ class ConsentExpired(ClientError, status=422, code="consent_expired"):
 
 
 class ConsentPhraseSpoken(ClientError, status=422, code="consent_phrase"):
-    """voicegate does not speak a consent phrase: the text reads as one (the wording a spoken consent is read in, or
-    one of your own recent phrases). Speak other words."""
+    """voicegate does not speak consent phrases: this text reads as one (or as one of yours). Speak other words."""
 
 
 class SampleNotUploaded(ClientError, status=422, code="sample_not_uploaded"):

@@ -269,8 +269,7 @@ ROWS = [
         errors.ConsentPhraseSpoken(),
         422,
         "consent_phrase",
-        "voicegate does not speak a consent phrase: the text reads as one (the wording a spoken consent is read in,"
-        " or one of your own recent phrases). Speak other words.",
+        "voicegate does not speak consent phrases: this text reads as one (or as one of yours). Speak other words.",
     ),
     (
         errors.SampleNotUploaded(),
