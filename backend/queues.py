@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+import psycopg
 from psycopg import AsyncConnection, sql
+from psycopg.pq import ConnStatus
 
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
@@ -178,10 +180,17 @@ async def hand_back(conn: Connection, queue: str, deliveries: dict[int, int], *,
     nobody has read it since and it is still invisible; the messages made visible when `answer` (else none:
     a pipeline need not wait for it)."""
     params = {"queue": queue, "msg_ids": list(deliveries), "read_cts": list(deliveries.values())}
+    await tell(conn, queue)
     if not answer:
         await conn.execute(_Q["release"], params)
         return set()
     return {row["msg_id"] for row in await fetch_all(conn, _Q["release_listed"], params)}
+
+
+async def tell(conn: Connection, queue: str) -> None:
+    """Wake the queue's consumers at the transaction's commit, as an insert does: a message they rest until (its
+    visibility) is visible sooner now, which no insert announces."""
+    await conn.execute(_Q["tell"], {"queue": queue})
 
 
 async def put_off(conn: Connection, queue: str, msg_id: int, read_ct: int, seconds: int) -> bool:
@@ -304,6 +313,9 @@ async def notified(conn: AsyncConnection[Any]) -> None:
         finally:
             loop.remove_reader(pgconn.socket)
         pgconn.consume_input()
+        if pgconn.status != ConnStatus.OK:
+            # Readable for good once the server has gone: looking again would spin.
+            raise psycopg.OperationalError("the LISTEN connection was lost")
         heard = False
         while pgconn.notifies() is not None:
             heard = True

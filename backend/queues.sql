@@ -23,7 +23,15 @@ select msg_id from voicegate.release_messages(%(queue)s, %(msg_ids)s::bigint[], 
 select pgmq.archive(%(queue)s, %(msg_ids)s::bigint[]);
 
 -- name: put_off
-select voicegate.put_off_message(%(queue)s, %(msg_id)s, %(read_ct)s, %(seconds)s) as put_off;
+-- Told to the queue's consumers as an insert is: one resting until the message's earlier due time wakes to learn
+-- the new one.
+select voicegate.put_off_message(%(queue)s, %(msg_id)s, %(read_ct)s, %(seconds)s) as put_off,
+       pg_notify('pgmq.q_' || %(queue)s || '.INSERT', null) as told;
+
+-- name: tell
+-- A message made visible sooner than its consumers were told (a failure's backoff, a hand-back), told to them as an
+-- insert is, at the transaction's commit.
+select pg_notify('pgmq.q_' || %(queue)s || '.INSERT', null);
 
 -- name: record_error
 insert into voicegate.queue_message_errors (queue_name, msg_id, read_ct, error)

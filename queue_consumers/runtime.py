@@ -554,6 +554,7 @@ class QueueConsumer:
             async with self.db.service_transaction() as conn:
                 await queues.set_vt(conn, queue, message.msg_id, delay)
                 await queues.record_error(conn, queue, message.msg_id, message.read_ct, error)
+                await queues.tell(conn, queue)  # another consumer rests until the visibility it read ran out
         except _WAITED as exc:
             # Counted, but without its backoff: a failure met with the database out of reach is most likely the
             # outage's, so it is handed back as the database answers (with every connection busy, after its
@@ -618,6 +619,7 @@ class QueueConsumer:
                 # that gets an answer again (a listener back before the pool is would end it too early, and
                 # the pool's next wait would start it again). Meanwhile the polls deliver.
                 self.listening.clear()
+                self._wake.set()  # a consumer resting on its notifications polls again meanwhile
                 DATABASE.failed(exc)
                 log.debug("%s: LISTEN connection lost; polling until it is back", self.config.queue)
                 await asyncio.sleep(pause)

@@ -757,6 +757,7 @@ class Supervisor:
             if state == "running":
                 self._refill_if_healthy(up_since)
                 self._until_exit()
+                self._refill_if_healthy(up_since)  # as it ends, which may be long after
                 continue
             if not self._restart():
                 return

@@ -1,7 +1,8 @@
 """An idle consumer that hears its queue's notifications rests: it reads again only at its idle interval, unless a
 message is due sooner. What no notification announces still arrives when due: a message sent with a delay, and one
-whose visibility timeout ran out in another consumer's hands. A message visible and left unread (another user's
-turn) is read again at the poll interval, not in a loop."""
+whose visibility timeout ran out in another consumer's hands, and one another consumer failed (its backoff, sooner than
+the visibility it read). A message visible and left unread (another user's turn) is read again at the poll interval,
+not in a loop."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import Any
 
 from backend import queues
 from backend.db.connection import Connection
+from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.queues import Message, Reader
+from backend.settings import settings_from_env
 from devkit.db import Conn, one
 from queue_consumers.runtime import ConsumerConfig, QueueConsumer
 
@@ -121,3 +124,65 @@ async def test_a_visible_message_the_read_left_is_read_again_at_the_poll_interva
     gaps = [later - earlier for earlier, later in zip(reads.at[1:], reads.at[2:], strict=False)]
     # Neither resting for the idle interval (60 s here) nor reading in a loop.
     assert min(gaps) >= 0.19, gaps
+
+
+class Resting(QueueConsumer):
+    """A consumer that says when it has worked out how long to rest."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rested = asyncio.Event()
+
+    async def _rest(self) -> float:
+        seconds = await super()._rest()
+        self.rested.set()
+        return seconds
+
+
+async def test_a_message_another_consumer_failed_arrives_after_its_backoff_not_its_old_visibility(
+    database: Database, db_dsn: str, db: Conn
+) -> None:
+    """B reads M (visible again in 30 s); A, idle, rests until then; B's handler fails M (visible again in 1 s) and
+    B stops, as a worker does in a deploy. Nothing is inserted: only B telling the queue wakes A before the 30 s."""
+    pool = create_pool(db_dsn, settings_from_env({}).pool_limits)
+    await pool.open(wait=True)
+    taken, release = asyncio.Event(), asyncio.Event()
+
+    async def fail(_: Message) -> None:
+        taken.set()
+        await asyncio.wait_for(release.wait(), 30)
+        raise RuntimeError("the provider said no")
+
+    handled: asyncio.Queue[float] = asyncio.Queue()
+
+    async def handle(_: Message) -> None:
+        handled.put_nowait(time.monotonic())
+
+    settings = {"queue": QUEUE, "visibility_seconds": 30, "backoff_base": 1.0, "backoff_max": 1.0}
+    b = QueueConsumer(Database(pool), ConsumerConfig(**settings), fail, listen_dsn=db_dsn)
+    a = Resting(database, ConsumerConfig(**settings, idle_poll_interval=NEVER), handle, listen_dsn=db_dsn)
+    stop_a, stop_b = asyncio.Event(), asyncio.Event()
+    task_b = asyncio.create_task(b.run(stop_b))
+    task_a: asyncio.Task[None] | None = None
+    try:
+        send(db, {"n": 1})
+        await asyncio.wait_for(taken.wait(), 10)
+        task_a = asyncio.create_task(a.run(stop_a))
+        await asyncio.wait_for(a.rested.wait(), 10)
+        release.set()
+        failed_at = time.monotonic()
+        deadline = time.monotonic() + 10
+        while one(db, f"select vt > now() + interval '5 seconds' as later from pgmq.q_{QUEUE}")["later"]:
+            assert time.monotonic() < deadline, "B's backoff was never committed"
+            await asyncio.sleep(0.02)
+        stop_b.set()
+        await asyncio.wait_for(task_b, 10)
+        arrived = await asyncio.wait_for(handled.get(), 40)
+        assert arrived - failed_at < 5, arrived - failed_at
+    finally:
+        stop_a.set()
+        stop_b.set()
+        await asyncio.wait_for(task_b, 10)
+        if task_a is not None:
+            await asyncio.wait_for(task_a, 10)
+        await pool.close()
