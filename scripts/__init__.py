@@ -18,5 +18,4 @@ SCRIPT_NAMES = (
     "erasures",
     "usage",
     "voice-holds",
-    "reprint-voiceprints",
 )
