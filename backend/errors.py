@@ -199,6 +199,10 @@ class ConsentExpired(ClientError, status=422, code="consent_expired"):
     """The consent can no longer be used: its phrase was not recorded in time, or its evidence was purged."""
 
 
+class ConsentPhraseSpoken(ClientError, status=422, code="consent_phrase"):
+    """voicegate does not speak consent phrases: this text reads as one (or as one of yours). Speak other words."""
+
+
 class SampleNotUploaded(ClientError, status=422, code="sample_not_uploaded"):
     """No sample was uploaded for this voice; PUT the file to the signed upload URL first."""
 

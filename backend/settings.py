@@ -248,7 +248,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ownership_threshold: float | None = None
     """VOICEGATE_OWNERSHIP_THRESHOLD: the cosine from which a new consent reading or sample matches another
     account's print (docs/ownership.md), from 0.50 to 0.99; unset, the threshold calibrated on real speech
-    (`backend.voiceprint.OWNERSHIP_THRESHOLD`, 0.80). A large registry's operator may raise it to hold fewer new
+    (`backend.voiceprint.OWNERSHIP_THRESHOLD`, 0.52). A large registry's operator may raise it to hold fewer new
     voices that are nobody else's, at the cost of copies that are."""
     likeness_probe: Literal["on", "off"] = "on"
     """VOICEGATE_LIKENESS_PROBE: `on` has the provider speak one short probe sentence (under 80 characters) in
@@ -563,8 +563,8 @@ def _check_phrase_seconds(seconds: int) -> None:
 
 
 def _check_ownership_threshold(threshold: float | None) -> None:
-    # Below 0.50 different people's prints match (their median cosine is about 0.53); at 1.00 nothing ever does,
-    # which VOICEGATE_VOICE_OWNERSHIP=off says plainly.
+    # Below 0.50 different people's uploads near the calibration's highest (0.45), and strangers are asked to read
+    # for nothing; at 1.00 nothing ever matches, which VOICEGATE_VOICE_OWNERSHIP=off says plainly.
     if threshold is not None and not (math.isfinite(threshold) and 0.50 <= threshold <= 0.99):
         raise SettingsError(
             "VOICEGATE_OWNERSHIP_THRESHOLD must be a cosine from 0.50 to 0.99: from how close a new voice to another"

@@ -18,4 +18,5 @@ SCRIPT_NAMES = (
     "erasures",
     "usage",
     "voice-holds",
+    "reprint-voiceprints",
 )

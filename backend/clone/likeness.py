@@ -44,7 +44,7 @@ from backend.providers.errors import ProviderError
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.records import usage
 from backend.records.attempts import AttemptRow
-from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
+from backend.voiceprint import THRESHOLD, Voiceprint, stored_print, voiceprint
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -83,8 +83,8 @@ def samples_print(recordings: Sequence[bytes], prints: Sequence[bytes | None] = 
     known = list(prints) + [None] * (len(recordings) - len(prints))
     vectors = []
     for data, taken in zip(recordings, known, strict=True):
-        if taken is not None:
-            vectors.append(Voiceprint.from_bytes(taken).vector)
+        if (made := stored_print(taken)) is not None:
+            vectors.append(made.vector)
             continue
         decoded = decode_audio(data)
         found = voiceprint(decoded.samples, decoded.sample_rate)

@@ -19,6 +19,7 @@ from backend.settings import Settings
 from backend.tls import verifying_context
 
 if TYPE_CHECKING:
+    from backend.db.units import Database
     from backend.providers.registry import ProviderSet
     from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 
@@ -49,6 +50,15 @@ class OperatorRun:
             cpu = await self._stack.enter_async_context(CpuExecutor(1))
             self._providers = build_providers(self.settings, db, http, cpu=cpu)
         return self._providers
+
+    async def service(self) -> tuple[Database, CpuExecutor]:
+        """A small service pool of the run's own and one CPU thread: for a script that prints voices again
+        (`voicegate ops reprint-voiceprints`)."""
+        from backend.compose.parts import open_database  # noqa: PLC0415 - as `providers`
+
+        limits = msgspec.structs.replace(self.settings.pool_limits, min_size=1, max_size=2)
+        db = await open_database(self._stack, create_pool(self.dsn, limits), wait=True)
+        return db, await self._stack.enter_async_context(CpuExecutor(1))
 
     async def local_storage(self, root: Path) -> ObjectStorage:
         """The Storage stand-in over the files under `root`, run in this process so it removes rows and files

@@ -146,6 +146,11 @@ _LANGUAGES: Final = {
 }
 
 
+def templates() -> list[str]:
+    """Every language's phrase, with ``{name}`` and ``{code}`` where the subject's name and the code's words go."""
+    return [spec.template for spec in _LANGUAGES.values()]
+
+
 def make_phrase(subject_name: str, language: str = "en") -> Phrase:
     """A fresh phrase for ``subject_name``: it names the subject and voicegate, says what is consented to (a
     synthetic voice made from their recordings, speaking text they type) and ends with a one-time code of four

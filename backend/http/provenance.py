@@ -80,9 +80,10 @@ class ProvenanceController(Controller):
     )
     async def check(self, request: Request[Any, Any, Any], claims: Caller, provenance: Provenance) -> ProvenanceCheck:
         """Any audio the caller holds (decoded as a sample is, under its limits): `watermark` says whether it
-        carries Perth-Net's inaudible mark (`present` from a `score` of `threshold`, 0.6), which every file,
-        preview and stream voicegate synthesizes carries and which survives re-encoding (MP3, Opus, AAC),
-        resampling, the telephone band, gain and trimming. The mark carries no payload: `present` says "marked
+        carries Perth-Net's inaudible mark (`present` from a `score` of `threshold`, 0.7, read at its own pitch; else
+        from 0.85 on its loud excerpts, at its pitch or shifted back), which every file, preview and stream voicegate
+        synthesizes carries and which survives re-encoding (MP3, Opus, AAC), resampling, the telephone band, gain,
+        trimming and a shift of pitch or speed. The mark carries no payload: `present` says "marked
         as synthetic by Perth-Net", which Resemble AI's and chatterbox's speech carry too, not "made by
         voicegate", and its absence proves nothing (noise, or a recording of a loudspeaker, can wash it out).
         `c2pa` is the file's C2PA manifest, which does say who made it (`voicegate`: the voice, provider, model

@@ -40,6 +40,8 @@ Verdict = Literal["clear", "held", "refused", "asked"]
 HoldState = Literal["held", "released", "refused", "asked", "answered"]
 #: The failure reason of a sample refused for its voice's owner: the same words whatever matched.
 SAMPLE_REFUSAL: Final = "ownership_refused: this voice cannot be accepted for this account"
+#: A stored voiceprint: 192 little-endian float32 (backend.voiceprint.DIMENSIONS; records import no area).
+_PRINT_BYTES: Final = 768
 
 
 class Match(msgspec.Struct, frozen=True):
@@ -209,10 +211,18 @@ async def answer(
     """Settle `question` with its reading's print, on `conn`'s service transaction, with its audit event: the
     reading matches the sample (from `threshold`, one to one) and the sample is not near-identical to the other
     account's voice (below `same_voice`): `clear`, the sample ready and registered under its owner; matching, but
-    near-identical: `held` for review, which no reading settles; not matching: `refused`, the sample failed."""
+    near-identical: `held` for review, which no reading settles; not matching: `refused`, the sample failed. A sample
+    without a print of this encoder is `held`."""
     sample = None if question.sample_print is None else _vector(question.sample_print)
-    matched = sample is not None and float(np.dot(sample, np.asarray(reading, dtype=np.float32))) >= threshold
-    verdict: Verdict = "refused" if not matched else ("held" if question.score >= same_voice else "clear")
+    verdict: Verdict
+    if sample is None:
+        # The sample's print is still GE2E's (asked before the encoder changed, not printed again yet) or gone with
+        # its cleaned copy: the reading has nothing to be matched to, and refusing would fail an innocent uploader
+        # for the upgrade's sake, so a person decides.
+        verdict = "held"
+    else:
+        matched = float(np.dot(sample, np.asarray(reading, dtype=np.float32))) >= threshold
+        verdict = "refused" if not matched else ("held" if question.score >= same_voice else "clear")
     state = {"clear": "answered", "held": "held", "refused": "refused"}[verdict]
     await conn.execute(_Q["answer"], {"id": question.id, "state": state})
     if verdict == "clear" and sample is not None:
@@ -269,12 +279,12 @@ async def decide(
     if decision == "released":
         if consent_id is not None:
             row = await fetch_optional(conn, _Q["release_consent"], {"id": consent_id})
-            if row is not None and row["voiceprint"] is not None:
-                await register_consent(conn, consent_id, _vector(row["voiceprint"]))
+            if row is not None and (vector := _vector(row["voiceprint"])) is not None:
+                await register_consent(conn, consent_id, vector)
         else:
             row = await fetch_optional(conn, _Q["release_sample"], {"id": sample_id})
-            if row is not None and row["voiceprint"] is not None:
-                await register_sample(conn, sample_id, _vector(row["voiceprint"]))
+            if row is not None and (vector := _vector(row["voiceprint"])) is not None:
+                await register_sample(conn, sample_id, vector)
     elif consent_id is not None:
         await conn.execute(_Q["refuse_consent"], {"id": consent_id})
     else:
@@ -300,6 +310,10 @@ async def hold(conn: Connection, hold_id: uuid.UUID) -> Hold:
     return msgspec.convert(row, Hold)
 
 
-def _vector(stored: bytes) -> npt.NDArray[np.float32]:
-    """A stored voiceprint (1,024 bytes of little-endian float32) as its vector."""
+def _vector(stored: bytes | None) -> npt.NDArray[np.float32] | None:
+    """A stored voiceprint (768 bytes of little-endian float32) as its vector; None for none, and for a print of
+    GE2E (1,024 bytes), the encoder before, which joins the registry once printed again
+    (backend/samples/reprint.py)."""
+    if stored is None or len(stored) != _PRINT_BYTES:
+        return None
     return np.frombuffer(bytes(stored), dtype="<f4")

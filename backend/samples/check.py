@@ -34,13 +34,14 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
-from backend.errors import StoredObjectAltered
+from backend.errors import StorageUnavailable, StoredObjectAltered
 from backend.policy.consent import SpeakerJudgement
 from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
 from backend.records import ownership
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples import upload
+from backend.samples.reprint import reprint_consent
 from backend.samples.upload import judge_sample
 from backend.storage import integrity
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, speech_prints
@@ -215,8 +216,14 @@ class SampleCheck:
         hold one speaker: a stretch whose windows are not the voice of the rest fails it `mixed_speakers`). One
         that is not its consent's speaker, as a whole or in any stretch of its speech, fails the sample with the
         score, the seconds and an audit event, and raises SpeakerMismatch: nothing of it reaches a provider."""
-        sample = self.sample
-        async with self.ctx.db.service_transaction() as conn:
+        sample, ctx = self.sample, self.ctx
+        # A consent printed by GE2E, the encoder before, is printed again from its reading first: a sample is never
+        # judged against a print of the other encoder (a no-op once it has been).
+        reprinted = await reprint_consent(ctx.db, ctx.storage, ctx.cpu, sample.consent_id, actor=self.actor)
+        if reprinted is not None and reprinted.outcome == "error":
+            # Its reading could not be read: the step is tried again, rather than the sample judged against nothing.
+            raise StorageUnavailable(f"the consent's voiceprint could not be made again: {reprinted.error}")
+        async with ctx.db.service_transaction() as conn:
             judged = await judge_sample(conn, sample.consent_id, prints, sample.speaker_match)
             refused = _refusal(judged, prints)
             if refused is None:

@@ -36,7 +36,7 @@ class SampleStatus(msgspec.Struct, rename="camel"):
     quality: QualityReport | None
     #: Why the sample was refused (`failed` only), in words a user can act on; it begins with the refusal's
     #: code where it has one: `speaker_mismatch: the speech from 4.2 s to 24.0 s is not the consent's speaker
-    #: …` (or, judged as a whole, `… the speaker matches the consent's at 0.52, below 0.74`), `mixed_speakers:
+    #: …` (or, judged as a whole, `… the speaker matches the consent's at 0.12, below 0.39`), `mixed_speakers:
     #: the speech from 4.2 s to 7.3 s is not the voice of the rest of the sample …` (the seconds of the upload).
     failure_reason: str | None
     #: The voice cloned from this sample, once a clone was asked for.

@@ -47,7 +47,7 @@ from backend.records.rows import fetch_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples.types import SampleStatus
 from backend.storage.client import ObjectStorage
-from backend.voiceprint import SpeechPrints, Voiceprint
+from backend.voiceprint import SpeechPrints, Voiceprint, stored_print
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -271,10 +271,11 @@ async def consent_for_sample(conn: Connection, given: GivenConsent) -> uuid.UUID
     return given.consent_id
 
 
-async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voiceprint:
+async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voiceprint | None:
     """The speaker's voiceprint of the caller's verified spoken consent, on the caller's user transaction (RLS
-    decides whose consent they may name); NotFound, ConsentNotVerified or ConsentExpired for one that cannot
-    cover a sample."""
+    decides whose consent they may name); None while it is a print of GE2E waiting to be printed again
+    (backend/samples/reprint.py); NotFound, ConsentNotVerified or ConsentExpired for one that cannot cover a
+    sample."""
     row = await fetch_optional(conn, _Q["usable_consent"], {"id": consent_id})
     if row is None:
         raise NotFound("Consent not found.")
@@ -283,7 +284,7 @@ async def consent_voiceprint(conn: Connection, consent_id: uuid.UUID) -> Voicepr
     # verified consent keeps it until it is purged (voice_consents_verified_has_evidence).
     async with as_service(conn):
         printed = await fetch_one(conn, _Q["consent_voiceprint"], {"id": consent_id})
-    return Voiceprint.from_bytes(bytes(printed["voiceprint"]))
+    return stored_print(printed["voiceprint"])
 
 
 async def _record_checkbox(conn: Connection, given: GivenConsent) -> uuid.UUID:
@@ -312,5 +313,5 @@ async def judge_sample(
     if row is None or row["kind"] != "spoken":
         return None
     printed = row["voiceprint"]
-    consent = None if printed is None else Voiceprint.from_bytes(bytes(printed))
+    consent = stored_print(printed)
     return judge_speaker(consent, sample, judged_before)

@@ -37,6 +37,7 @@ import psycopg
 
 from backend.audio.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.auth.verify import UserClaims
+from backend.consents import refuse_consent_phrases
 from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
 from backend.db.queries import load_queries
@@ -326,6 +327,7 @@ class SpeechService:
                 reflection_id=reflection_id,
                 attempt_id=launch.attempt_id,
             )
+            await refuse_consent_phrases(conn, opening.owner_id, text)
             allowance = await opening.record(conn, opened, text, request.format, self.provider_settings)
         return await self._start(
             opening.stream_id, opened=opened, text=text, fmt=request.format, ended=ended, allowance=allowance
@@ -345,6 +347,7 @@ class SpeechService:
                 raise NotFound("Voice not found.")
             voice = await _speaking(conn, row)
             opened = _Opened(owner_id=opening.owner_id, voice_id=request.voice_id, voice=voice)
+            await refuse_consent_phrases(conn, opening.owner_id, text)
             allowance = await opening.record(conn, opened, text, request.format, self.provider_settings)
         return await self._start(
             opening.stream_id, opened=opened, text=text, fmt=request.format, ended=ended, allowance=allowance

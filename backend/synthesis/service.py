@@ -25,6 +25,7 @@ from backend import queues, samples
 from backend.audio.render import render_as_mp3
 from backend.auth.verify import UserClaims
 from backend.clone import StoredSample, start_clone
+from backend.consents import refuse_consent_phrases
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -151,6 +152,7 @@ class SynthesisService:
                 voice_id, attempt_id = await _usable_voice(
                     conn, owner_id, request.voice_id, text, self.provider_settings
                 )
+            await refuse_consent_phrases(conn, owner_id, text)
             # Counted under the user's usage lock, so their jobs queued at once stay within the bound whichever
             # process queues them.
             admitted = await usage.admit_job(

@@ -1,9 +1,13 @@
-"""What the speaker encoder reads: 16 kHz speech, its long silences cut, as 40-band power mel frames in partial
-utterances of 1.6 s, the way the encoder was trained (resemblyzer 0.1.4's `audio.py` and `voice_encoder.py`).
+"""What the speaker encoder reads: 16 kHz speech as SpeechBrain's `Fbank` and sentence-level `InputNormalization`
+make it for `spkrec-ecapa-voxceleb` (80 log mel filterbanks of a 25 ms Hamming window every 10 ms, 0-8 kHz, in dB
+floored at 1e-10 and clipped 80 dB under the utterance's loudest value, less their mean over the utterance), and
+where the speech is: WebRTC VAD decides which seconds hold speech (`kept_speech`): whether a recording holds speech
+enough for a print (1.2 s), and its partial utterances of 1.6 s of speech (long pauses cut), which `windows`
+judges one by one. A recording's own print reads all of it, silences included, as SpeechBrain's model does.
 
-The VAD here is not `backend.audio.measure`'s: that one judges whether a sample holds speech and how much; this
-one reproduces the encoder's own preprocessing (mode 3, a moving average over 8 windows, short pauses kept),
-so that a voiceprint is what the published weights were trained and calibrated on.
+The VAD here is not `backend.audio.measure`'s: that one judges whether a sample holds speech and how much; this one
+keeps the settings voiceprints were made with before (mode 3, a moving average over 8 windows, pauses of up to
+180 ms kept), so that "too little speech" and the seconds a window names mean what they meant.
 """
 
 from __future__ import annotations
@@ -31,14 +35,15 @@ VAD_AVERAGE: Final = 8
 VAD_MAX_SILENCE: Final = 6
 N_FFT: Final = 400  # 25 ms
 HOP: Final = 160  # 10 ms
-N_MELS: Final = 40
-#: A partial utterance is this many mel frames (1.6 s); they start every ``PARTIAL_STEP`` frames (1.3 a second).
+N_MELS: Final = 80
+#: Filterbank energies are floored here before the log, and clipped to this many dB under an utterance's loudest.
+AMIN: Final = 1e-10
+TOP_DB: Final = 80.0
+#: A partial utterance is this many filterbank frames (1.6 s); they start every ``PARTIAL_STEP`` frames (1.3 a second).
 PARTIAL_FRAMES: Final = 160
 PARTIAL_STEP: Final = round(RATE / 1.3 / HOP)
-#: The last partial counts when audio covers this share of it (the rest is zeros).
-MIN_COVERAGE: Final = 0.75
-#: Speech (after the VAD) for one partial utterance: 1.2 s.
-MIN_SPEECH_SAMPLES: Final = math.ceil(MIN_COVERAGE * PARTIAL_FRAMES * HOP)
+#: Speech (after the VAD) for a print: 1.2 s, three quarters of a partial.
+MIN_SPEECH_SAMPLES: Final = math.ceil(0.75 * PARTIAL_FRAMES * HOP)
 
 
 def mono_16k(samples: npt.NDArray[np.floating], rate: int) -> F32:
@@ -114,51 +119,55 @@ def recording_seconds(places: npt.NDArray[np.integer], kept_windows: npt.NDArray
     return np.asarray(recorded / RATE, dtype=np.float64)
 
 
+def frames(length: int) -> int:
+    """Filterbank frames of ``length`` samples: one centred on every 10 ms, the first on the first sample."""
+    return 1 + length // HOP
+
+
 def partial_starts(length: int) -> list[int]:
-    """The first mel frame of each partial utterance of ``length`` samples (one at least, the last dropped when
-    audio covers less than ``MIN_COVERAGE`` of it and it is not the only one)."""
-    frames = math.ceil((length + 1) / HOP)
-    starts = list(range(0, max(1, frames - PARTIAL_FRAMES + PARTIAL_STEP + 1), PARTIAL_STEP))
-    coverage = (length - starts[-1] * HOP) / (PARTIAL_FRAMES * HOP)
-    if coverage < MIN_COVERAGE and len(starts) > 1:
-        starts.pop()
+    """The first filterbank frame of each partial utterance of ``length`` samples: every ``PARTIAL_STEP``
+    frames, and the last moved back to end where the speech does, so that every one is ``PARTIAL_FRAMES``
+    long; one, of all the frames, when there are fewer."""
+    count = frames(length)
+    starts = list(range(0, max(1, count - PARTIAL_FRAMES + 1), PARTIAL_STEP))
+    if starts[-1] + PARTIAL_FRAMES < count:
+        starts.append(count - PARTIAL_FRAMES)
     return starts
 
 
-def _mel_filters() -> F32:
-    """Slaney-style mel filters (librosa's default: Slaney's mel scale, each band normalised to unit area)."""
-
-    def to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        linear = hz / (200.0 / 3)
-        return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1000.0) / 1000.0) / (math.log(6.4) / 27), linear)
-
-    def to_hz(mel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.where(mel >= 15.0, 1000.0 * np.exp(math.log(6.4) / 27 * (mel - 15.0)), mel * (200.0 / 3))
-
-    bins = np.linspace(0.0, RATE / 2, N_FFT // 2 + 1)
-    edges = to_hz(np.linspace(to_mel(np.array(0.0)), to_mel(np.array(RATE / 2)), N_MELS + 2))
-    rising = (bins[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
-    falling = (edges[2:, None] - bins[None, :]) / np.diff(edges)[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return np.ascontiguousarray(weights.T, dtype=np.float32)
+def _mel_filters() -> npt.NDArray[np.float64]:
+    """SpeechBrain's triangular filters on the HTK mel scale, 0-8 kHz: each centred on its mel point, both
+    its sides as wide as the gap below it (as `speechbrain.processing.features.Filterbank` draws them)."""
+    top = 2595 * math.log10(1 + (RATE / 2) / 700)
+    hz = 700 * (10 ** (np.linspace(0.0, top, N_MELS + 2) / 2595) - 1)
+    centres, widths = hz[1:-1], np.diff(hz)[:-1]
+    slope = (np.linspace(0, RATE // 2, N_FFT // 2 + 1)[:, None] - centres[None, :]) / widths[None, :]
+    return np.maximum(0.0, np.minimum(1.0 + slope, 1.0 - slope))
 
 
 _MEL: Final = _mel_filters()
-_WINDOW: Final = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
+_WINDOW: Final = 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic Hamming, as torch's
 
 
-def mel_frames(audio: F32) -> F32:
-    """Power mel spectrogram of ``audio`` (16 kHz), frames centred on every 10 ms with zero padding: (frames, 40)."""
-    padded = np.pad(audio, N_FFT // 2)
+def fbanks(audio: F32) -> npt.NDArray[np.float64]:
+    """Log mel filterbanks of ``audio`` (16 kHz): (frames, 80) in dB, a frame centred on every 10 ms (zero
+    padded), power spectrum of a 25 ms Hamming window, floored at 1e-10; not yet clipped or normalised
+    (`normalised`)."""
+    padded = np.pad(audio.astype(np.float64), N_FFT // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
     spectrum = np.fft.rfft(frames * _WINDOW, axis=1)
     power = np.square(spectrum.real) + np.square(spectrum.imag)
-    return np.asarray(power @ _MEL, dtype=np.float32)
+    return 10 * np.log10(np.maximum(power @ _MEL, AMIN))
 
 
-def partials(kept: F32) -> F32:
-    """The partial utterances of ``kept`` (the output of `speech`), as a batch of mel frames: (n, 160, 40)."""
-    starts = partial_starts(kept.size)
-    end = (starts[-1] + PARTIAL_FRAMES) * HOP
-    mel = mel_frames(np.pad(kept, (0, max(0, end - kept.size))))
-    return np.stack([mel[start : start + PARTIAL_FRAMES] for start in starts])
+def normalised(banks: npt.NDArray[np.float64]) -> F32:
+    """Filterbanks of one utterance as the encoder reads them: clipped to ``TOP_DB`` under their loudest value,
+    then their mean over frames taken off (SpeechBrain's sentence-level InputNormalization, no variance)."""
+    clipped = np.maximum(banks, banks.max() - TOP_DB)
+    return np.asarray(clipped - clipped.mean(axis=0), dtype=np.float32)
+
+
+def partials(banks: npt.NDArray[np.float64], starts: list[int]) -> F32:
+    """The partial utterances starting at frames ``starts`` of an utterance's filterbanks ``banks`` (`fbanks`),
+    each normalised on its own, as a batch: (n, PARTIAL_FRAMES, 80), or (1, frames, 80) of a shorter one."""
+    return np.stack([normalised(banks[start : start + PARTIAL_FRAMES]) for start in starts])

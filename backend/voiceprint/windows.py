@@ -1,9 +1,9 @@
 """Who speaks when: a recording's speech judged window by window, so that another voice spliced into a
 sample is found however much of the right voice is around it.
 
-A voiceprint is the mean of the embeddings of a recording's partial utterances (1.6 s of speech every 0.77 s),
-so it is mostly what most of the recording is. Here each partial keeps its embedding (`SpeechPrints`), and a
-*window* is `WINDOW_PARTIALS` partials in a row: 3.1 s of speech. Each partial of a window is scored by its
+A voiceprint is the embedding of a whole recording, so it is mostly what most of the recording is. Here each
+partial utterance (1.6 s of speech every 0.77 s) keeps its own embedding (`SpeechPrints`), and a *window* is
+`WINDOW_PARTIALS` partials in a row: 3.1 s of speech. Each partial of a window is scored by its
 cosine with a reference, and the window by the larger of its partials' mean and median: under a threshold only
 when the mean is and two of its three partials are, so one partial alone (1.6 s of a cough, a laugh, a door)
 never refuses a sample. A window under its threshold is not the reference's voice:
@@ -39,9 +39,9 @@ F64 = npt.NDArray[np.float64]
 #: Partial utterances in a window: 3 cover 3.1 s of speech (1.6 s, and two steps of 0.77 s).
 WINDOW_PARTIALS: Final = 3
 #: A window's score against a print of the voice under which it is not that voice.
-REFERENCE_THRESHOLD: Final = 0.71
+REFERENCE_THRESHOLD: Final = 0.35
 #: A window's score against the print of the rest of its recording under which it is another voice.
-SELF_THRESHOLD: Final = 0.69
+SELF_THRESHOLD: Final = 0.37
 #: The fewest partials the rest of a recording must hold to judge one of its windows: as many as the window.
 MIN_REST: Final = WINDOW_PARTIALS
 

@@ -37,7 +37,7 @@ from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
 from backend.samples import consent_voiceprint
-from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint
+from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, stored_print
 from backend.voiceprint.embedding import mean_print
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, Stretch, named, unlike, wholly_unlike
 from backend.voices.types import VoiceSamples
@@ -95,7 +95,8 @@ class _SpeakerJudge:
         without a voiceprint (too little speech, or checked before voiceprints were taken) matches no consent
         and is left out of the comparison of the set; one checked before its partials were kept is judged as a
         whole only."""
-        printed = [(row.id, Voiceprint.from_bytes(row.voiceprint)) for row in rows if row.voiceprint is not None]
+        stored = [(row.id, stored_print(row.voiceprint)) for row in rows]
+        printed = [(sample_id, made) for sample_id, made in stored if made is not None]
         partials = {row.id: SpeechPrints.from_bytes(row.speech_prints) for row in rows if row.speech_prints}
         if consent is not None:
             known = dict(printed)

@@ -3,8 +3,8 @@
 The encoder and each of the decoder's three branches is one stack over the 128 lowest bins of a normalised
 log-magnitude spectrogram (channels = bins, time = frames):
 
-    x (1, 128, frames) -> Conv1d 128->256 (k 1) -> LeakyReLU -> 5 x [Conv1d 256->256 (k 7, padding 3) ->
-    LeakyReLU] -> Conv1d 256->OUT (k 1) -> y (1, OUT, frames)
+    x (batch, 128, frames) -> Conv1d 128->256 (k 1) -> LeakyReLU -> 5 x [Conv1d 256->256 (k 7, padding 3) ->
+    LeakyReLU] -> Conv1d 256->OUT (k 1) -> y (batch, OUT, frames)
 
 OUT is 128 for the encoder (the residual added to those bins) and 2 for a decoder branch (attention, mark).
 What lies around the stacks (the spectrogram, the mask of quiet frames, the decoder's time scaling, masked means
@@ -115,8 +115,8 @@ def stack_graph(tensors: dict[str, F32], prefix: str) -> bytes:
         b"".join(_bytes(1, node) for node in nodes)
         + _bytes(2, f"perth_net_{prefix.replace('.', '_')}")
         + b"".join(_bytes(5, tensor) for tensor in initializers)
-        + _bytes(11, _value(INPUT, [1, SUBBAND, "frames"]))
-        + _bytes(12, _value(OUTPUT, [1, out, "frames"]))
+        + _bytes(11, _value(INPUT, ["batch", SUBBAND, "frames"]))
+        + _bytes(12, _value(OUTPUT, ["batch", out, "frames"]))
     )
     opset = _bytes(1, "") + _int(2, OPSET)
     return _int(1, IR_VERSION) + _bytes(2, "voicegate") + _bytes(7, graph) + _bytes(8, opset)

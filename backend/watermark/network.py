@@ -24,7 +24,8 @@ DECODERS: Final = ("decoder.slow_layers", "decoder.normal_layers", "decoder.fast
 
 
 class _Stack:
-    """One stack in its session: called with (128, frames) float32, answers (channels, frames) float32."""
+    """One stack in its session: called with (128, frames) float32, answers (channels, frames) float32; or with a
+    batch of equally long inputs (n, 128, frames), answers (n, channels, frames)."""
 
     def __init__(self, tensors: dict[str, F32], prefix: str) -> None:
         options = onnxruntime.SessionOptions()
@@ -35,9 +36,10 @@ class _Stack:
         )
 
     def __call__(self, features: F32) -> F32:
-        feed = {graph.INPUT: np.ascontiguousarray(features[None], dtype=np.float32)}
+        single = features.ndim == 2
+        feed = {graph.INPUT: np.ascontiguousarray(features[None] if single else features, dtype=np.float32)}
         (out,) = self._session.run([graph.OUTPUT], feed)
-        return np.asarray(out[0], dtype=np.float32)
+        return np.asarray(out[0] if single else out, dtype=np.float32)
 
 
 class Network:

@@ -218,21 +218,44 @@ def _nearest(mask: F32, size: int) -> F32:
 def score(branches: tuple[Stack, Stack, Stack], samples: F32, rate: int) -> float:
     """The decoder's score of ``samples`` (mono float32 at ``rate``), as the network gives it (the library
     clips it to [0, 1]); NaN when every frame is quiet (digital silence: nothing to read)."""
-    subband, mask = analyse(_padded(to_rate(samples, rate, RATE)))
-    features = np.ascontiguousarray(subband.T)
-    frames = features.shape[1]
-    attentions, marks = [], []
-    for stack, scale in zip(branches, SCALES, strict=True):
-        size = int(frames * scale)
-        scaled = features if size == frames else _stretched(features, size)
-        weights = _nearest(mask, size)
-        out = run_stack(stack, scaled)
-        count = float(weights.sum())
-        if count == 0:
-            return math.nan
-        attentions.append(float(np.dot(out[0], weights)) / count)
-        marks.append(float(np.dot(out[1], weights)) / count)
-    attention = np.exp(np.array(attentions) - max(attentions))
+    read = means(tuple(zip(branches, SCALES, strict=True)), [to_rate(samples, rate, RATE)])
+    return math.nan if read is None else combined(*read)
+
+
+def means(branches: tuple[tuple[Stack, float], ...], parts: list[F32]) -> tuple[F64, F64] | None:
+    """Each of ``branches`` (a decoder stack and the time scale it reads at)'s attention and mark outputs,
+    averaged over the frames of ``parts`` (mono float32 at 32 kHz, each analysed on its own, its quiet frames
+    left out); None when every frame of every part is quiet."""
+    attentions, marks, counts = (np.zeros(len(branches)) for _ in range(3))
+    analysed = [analyse(_padded(part)) for part in parts]
+    # Excerpts of one length go through each stack as one batch (a call costs about as much as 15 frames).
+    batched = len(analysed) > 1 and len({subband.shape[0] for subband, _ in analysed}) == 1
+    batched = batched and analysed[0][0].shape[0] <= BLOCK
+    groups = [analysed] if batched else [[one] for one in analysed]
+    for group in groups:
+        features = np.ascontiguousarray(np.stack([subband.T for subband, _ in group]))
+        frames = features.shape[2]
+        for index, (stack, scale) in enumerate(branches):
+            size = int(frames * scale)
+            outs = (
+                stack(features if size == frames else np.stack([_stretched(one, size) for one in features]))
+                if batched
+                else [run_stack(stack, features[0] if size == frames else _stretched(features[0], size))]
+            )
+            for out, (_, mask) in zip(outs, group, strict=True):
+                weights = _nearest(mask, size)
+                attentions[index] += float(np.dot(out[0], weights))
+                marks[index] += float(np.dot(out[1], weights))
+                counts[index] += float(weights.sum())
+    if counts.min() == 0:
+        return None
+    return attentions / counts, marks / counts
+
+
+def combined(attentions: F64, marks: F64) -> float:
+    """The score from the three branches' averaged outputs: their marks weighted by the softmax of their
+    attentions."""
+    attention = np.exp(attentions - attentions.max())
     return float(np.dot(marks, attention / attention.sum()))
 
 
@@ -259,16 +282,3 @@ def _warp_filter(cents: float) -> tuple[Fraction, F64]:
     slower = max(ratio.numerator, ratio.denominator)
     taps = firwin(2 * 10 * slower + 1, 1.0 / slower, window=("kaiser", 5.0))
     return ratio, np.asarray(taps, dtype=np.float64)
-
-
-def mark_mean(stack: Stack, samples: F32) -> float:
-    """One decoder branch's mark output (before the attention and the clipping `score` applies), averaged over
-    the frames of ``samples`` (mono float32 at 32 kHz) that are not quiet; NaN when every frame is quiet. On
-    marked speech read at its own pitch it is about 6, on unmarked speech about 2 at the most: a cheap first
-    look, where `score` is the answer."""
-    subband, mask = analyse(_padded(samples))
-    count = float(mask.sum())
-    if count == 0:
-        return math.nan
-    out = run_stack(stack, np.ascontiguousarray(subband.T))
-    return float(np.dot(out[1], mask)) / count

@@ -50,8 +50,8 @@ RUN = ("run", "--network", "host", "--ulimit", "nofile=1024:1024", "--ulimit", "
 #: A cold build (base made with mmdebstrap, every wheel installed) took about 2 minutes on an idle 2-core machine.
 BUILD_SECONDS = 900
 #: What `podman image inspect` says of the image built on the mmdebstrap base, in bytes (docs/operations.md
-#: says where they go): the target of issue 55.
-SIZE_BUDGET = 600_000_000
+#: says where they go): the target of issue 55, raised by issue 78 for the ECAPA-TDNN speaker encoder's 83 MB.
+SIZE_BUDGET = 680_000_000
 #: The label every image built on voicegate's base carries (deploy/images.sh).
 BASE_LABEL = "io.voicegate.base-recipe"
 #: Where the image's size is written for its users.

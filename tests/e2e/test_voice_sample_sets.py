@@ -310,7 +310,7 @@ async def test_a_clean_sample_beside_one_with_another_voice_in_it_makes_no_voice
     his = clip_samples("2414/2414-128291-0007.flac")  # a man's 6.8 s
     hers = clip_samples("533/533-1066-0008.flac", 1.0, 5.0)  # 4 s of a woman
     [clean] = await ready_samples(client, user, [clip("2414/2414-128291-0005.flac")], consent="true")
-    # Her 4 s in the middle of his utterance: as a whole it is still his (0.87 against his clean sample), but
+    # Her 4 s in the middle of his utterance: as a whole it is still his (over 0.39 against his clean sample), but
     # its own check hears two voices.
     long = await upload(
         client, user, wav_bytes(np.concatenate([his[: 3 * 16000], hers, his[3 * 16000 :]]), 16000), consent="true"
@@ -323,26 +323,24 @@ async def test_a_clean_sample_beside_one_with_another_voice_in_it_makes_no_voice
     )
     refused(spliced, 409, "sample_not_ready")
 
-    # 3 s of his, then 3 s of hers: too little speech to judge alone, so it is ready; beside his clean sample,
-    # the set hears her.
+    # 2.5 s of his, then 2.5 s of hers: too little speech to judge alone (6 partials: a window and a rest of three
+    # beside it need 7), so it is ready; beside his clean sample, the set hears her. ECAPA-TDNN prints the mix as a
+    # whole far from him (about 0.2), so the set refuses the pair before its windows are looked at.
     [short] = await ready_samples(
-        client, user, [wav_bytes(np.concatenate([his[: 3 * 16000], hers[: 3 * 16000]]), 16000)], consent="true"
+        client, user, [wav_bytes(np.concatenate([his[:40000], hers[:40000]]), 16000)], consent="true"
     )
     mixed = await client.post("/api/voices", json={"sampleIds": [clean, short]}, headers=user.headers)
 
     refused(mixed, 422, "mixed_speakers")
     detail = mixed.json()["detail"]
-    assert detail.startswith(f"Sample {short}: the speech from "), detail
-    assert "not the voice of the other samples" in detail
+    assert detail.startswith(f"Sample {short}"), detail
+    assert "not the same speaker as sample" in detail or "not the voice of the other samples" in detail
     assert counts(sql, user.id) == (0, 0, 0)
     [(audited,)] = sql.execute(
         "select detail from voicegate.audit_events where action = 'voice.speaker_refused' and subject_id = %s",
         (short,),
     ).fetchall()
     assert audited["code"] == "mixed_speakers"
-    [stretch] = audited["stretches"]
-    assert stretch["startS"] == pytest.approx(3.0, abs=1.0)
-    assert stretch["score"] < audited["windowThreshold"]
     # His two clean takes make one voice.
     [second] = await ready_samples(client, user, [wav_bytes(his, 16000)], consent="true")
     made = await client.post("/api/voices", json={"sampleIds": [clean, second]}, headers=user.headers)

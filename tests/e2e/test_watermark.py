@@ -176,6 +176,10 @@ async def settled(client: Client, user: User, sample_id: str) -> dict[str, Any]:
     )
 
 
+#: Words of no consent, long enough for a sample (3 s and more).
+OTHER_WORDS = "The early train left the station at seven, and the fields outside were white with a thin frost."
+
+
 async def test_voicegates_own_speech_is_refused_as_a_sample_and_as_a_consent_recording(
     worker_client: Callable[..., Any], make_user: Callable[[], User], sql: Conn
 ) -> None:
@@ -186,7 +190,7 @@ async def test_voicegates_own_speech_is_refused_as_a_sample_and_as_a_consent_rec
     )
     assert made.status_code == 201, made.text
     consent = made.json()
-    # voicegate's own speech: a local voice saying the consent's phrase, as a job renders it.
+    # voicegate's own speech: a local voice, as a job renders it. It will not say the consent's phrase at all.
     sample = await client.post(
         "/api/v1/voice-samples",
         data={"consent": "true", "language": "en"},
@@ -194,8 +198,14 @@ async def test_voicegates_own_speech_is_refused_as_a_sample_and_as_a_consent_rec
         headers=user.headers,
     )
     assert sample.status_code == 202, sample.text
-    job = await client.post(
+    phrase = await client.post(
         "/api/v1/clone", json={"sampleId": sample.json()["sampleId"], "text": consent["phrase"]}, headers=user.headers
+    )
+    assert (phrase.status_code, phrase.json()["code"]) == (422, "consent_phrase"), phrase.text
+    job = await client.post(
+        "/api/v1/clone",
+        json={"sampleId": sample.json()["sampleId"], "text": OTHER_WORDS},
+        headers=user.headers,
     )
     assert job.status_code == 202, job.text
     job_id = job.json()["jobId"]
@@ -217,9 +227,10 @@ async def test_voicegates_own_speech_is_refused_as_a_sample_and_as_a_consent_rec
         assert again.status_code == 202, again.text
         refused = await settled(client, user, again.json()["sampleId"])
         assert refused["status"] == "failed", refused
-        assert refused["failureReason"].startswith("synthetic_speech: "), refused
+        assert refused["failureReason"].startswith("synthetic_speech: "), refused["failureReason"]
 
-    # As the consent's recording: rejected with the reason, recorded and audited like any other rejection.
+    # As the consent's recording: rejected for the mark before its words are heard, recorded and audited like any
+    # other rejection.
     verdict = await client.post(
         f"/api/v1/consents/{consent['consentId']}/recording",
         files={"file": ("phrase.wav", render, "audio/wav")},

@@ -118,6 +118,25 @@ async def test_a_stranger_whose_voice_matches_a_registered_one_reads_in_it_and_g
     assert (await checked_again(loose, db, asked["id"]))["status"] == "ready"
 
 
+async def test_a_sample_asked_under_ge2e_is_held_for_review_not_judged_by_its_reading(
+    ctx: WorkerContext, db: Db
+) -> None:
+    # Asked before the encoder changed: its print is still GE2E's 1,024 bytes when its reading comes.
+    loose = dataclasses.replace(ctx, ownership_thresholds=ownership.Thresholds(match=-1.0, same_voice=0.99))
+    alice, bob = create_user(db), create_user(db)
+    await checked(loose, db, alice, HIS)
+    asked = await checked(loose, db, bob, hibari(MINE))
+    assert asked["status"] == "awaiting_reading"
+    db.execute("update voice_samples set voiceprint = %s where id = %s", (bytes(1024), asked["id"]))
+
+    held = await read_aloud(loose, db, bob, asked["id"])
+
+    assert (held["status"], held["failure_reason"]) == ("held", None)
+    [question] = holds_of(db, asked["id"])
+    assert (question["state"], question["decided_at"]) == ("held", None)
+    assert registered(db, bob) == 1, "the reading's print alone: the sample's joins once an operator releases it"
+
+
 async def checked_again(ctx: WorkerContext, db: Db, sample_id: uuid.UUID) -> dict[str, Any]:
     await process_sample(ctx, sample_id)
     row: dict[str, Any] = one(db, "select * from voice_samples where id = %s", (sample_id,))
@@ -132,7 +151,7 @@ async def test_someone_uploading_another_persons_recording_cannot_read_in_that_v
 
     copied = await checked(ctx, db, mallory, HIS_OTHER)
 
-    assert copied["status"] == "awaiting_reading", "his two recordings score about 0.94: a match, asked first"
+    assert copied["status"] == "awaiting_reading", "his two recordings match: asked first"
     refused = await read_aloud(ctx, db, mallory, copied["id"])
     assert (refused["status"], refused["failure_reason"]) == ("failed", ownership.SAMPLE_REFUSAL)
     [question] = holds_of(db, copied["id"])

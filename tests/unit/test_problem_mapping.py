@@ -266,6 +266,12 @@ ROWS = [
         "The consent can no longer be used: its phrase was not recorded in time, or its evidence was purged.",
     ),
     (
+        errors.ConsentPhraseSpoken(),
+        422,
+        "consent_phrase",
+        "voicegate does not speak consent phrases: this text reads as one (or as one of yours). Speak other words.",
+    ),
+    (
         errors.SampleNotUploaded(),
         422,
         "sample_not_uploaded",

@@ -18,7 +18,7 @@ from tests.integration.api.conftest import User
 from tests.support import acting_as, seed_attempt, seed_voice
 
 Client = AsyncTestClient  # type: ignore[type-arg]
-PRINT = bytes(range(256)) * 4  # 1,024 bytes: 256 float32 values
+PRINT = bytes(range(256)) * 3  # 768 bytes: 192 float32 values
 #: Each table that keeps a voiceprint, and the column that holds it.
 PRINTS = {
     "public.voice_consents": "voiceprint",
@@ -68,7 +68,7 @@ def test_no_api_role_may_read_a_voiceprint_column(db: Conn, role: str) -> None:
 def test_a_samples_partial_prints_are_the_services_alone_like_its_voiceprint(db: Conn, role: str) -> None:
     """Issue 56: each sample keeps the print of every partial utterance (`speech_prints`), biometric data too."""
     owner, rows = seeded(db)
-    db.execute("update voice_samples set speech_prints = %s where id = %s", (bytes(520), rows["public.voice_samples"]))
+    db.execute("update voice_samples set speech_prints = %s where id = %s", (bytes(392), rows["public.voice_samples"]))
     granted = db.execute(
         "select has_column_privilege(%s, 'public.voice_samples'::regclass, 'speech_prints', 'select')", (role,)
     ).fetchone()
@@ -77,7 +77,7 @@ def test_a_samples_partial_prints_are_the_services_alone_like_its_voiceprint(db:
         conn.execute("select speech_prints from voice_samples")
     with acting_as(db, "service_role") as conn:
         stored = conn.execute("select speech_prints from voice_samples where owner_id = %s", (owner,)).fetchone()
-        assert stored == (bytes(520),)
+        assert stored == (bytes(392),)
 
 
 async def test_no_answer_about_a_consent_sample_or_attempt_carries_a_voiceprint(

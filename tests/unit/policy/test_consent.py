@@ -88,4 +88,4 @@ def test_a_sample_without_speech_enough_matches_nobody() -> None:
 def test_once_the_consents_evidence_is_purged_only_an_earlier_judgement_stands() -> None:
     assert judge_speaker(None, _prints(0, 0)) == SpeakerJudgement(score=0.0, matched=False)
     assert judge_speaker(None, None, judged_before=0.9) == SpeakerJudgement(score=0.9, matched=True)
-    assert judge_speaker(None, None, judged_before=0.5) == SpeakerJudgement(score=0.5, matched=False)
+    assert judge_speaker(None, None, judged_before=0.3) == SpeakerJudgement(score=0.3, matched=False)

@@ -52,7 +52,9 @@ def test_48_khz_stereo_of_a_clip_gives_its_print(clips: list[Clip], prints: dict
     made = voiceprint(stereo, 48000)
 
     assert made is not None
-    assert np.max(np.abs(made.vector - prints[clip.name].vector)) < 1e-3
+    # The int8 layers quantise each call's input on its own scale: a print moves by a few thousandths a value.
+    assert made.similarity(prints[clip.name]) > 0.999
+    assert np.max(np.abs(made.vector - prints[clip.name].vector)) < 0.01
     assert speech_seconds(stereo, 48000) == speech_seconds(clip.samples, clip.rate)
 
 
@@ -94,11 +96,11 @@ def test_a_print_survives_its_bytes_and_nothing_else_passes_for_one(prints: dict
     made = next(iter(prints.values()))
     data = made.to_bytes()
 
-    assert len(data) == 1024
+    assert len(data) == 768
     assert data == made.vector.astype("<f4").tobytes()
     assert Voiceprint.from_bytes(data) == made
     assert hash(Voiceprint.from_bytes(data)) == hash(made)
-    with pytest.raises(ValueError, match="1024 bytes, not 1020"):
+    with pytest.raises(ValueError, match="768 bytes, not 764"):
         Voiceprint.from_bytes(data[:-4])
     with pytest.raises(ValueError, match="unit vector"):
         Voiceprint.from_bytes((made.vector * np.float32(2)).astype("<f4").tobytes())

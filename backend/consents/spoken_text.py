@@ -1,0 +1,185 @@
+"""What voicegate will not speak: a consent's phrase. A consent reading is meant to be its subject's own voice, and
+the mark that says speech is voicegate's does not survive a vocoder (docs/consent.md#what-no-mark-survives): so the
+text of a synthesis is read before anything is spoken, and
+
+- a text that reads as a consent phrase, whoever it names and whatever its code (`reads_as_consent`: the
+  template's own words, at least `TEMPLATE_ACCURACY` of them in order, with or without four digits where the code
+  goes), is refused (`ConsentPhraseSpoken`, 422) for every caller alike: the answer depends on the text alone, so it
+  tells nobody whether any consent says it;
+- a text that says one of the caller's own phrases made in the last `RECENT_S` (open or not: `says_phrase`) is
+  refused the same way;
+- a text that says another account's phrase that still takes a recording is spoken, and that phrase is withdrawn:
+  it lapses now (the consent reads `expired`, an audit event `consent.phrase_withdrawn` says why), so the audio
+  made verifies nothing. The caller's answer is the one any other text gets: no oracle of another account's
+  phrase, and no way to learn one by trying codes.
+
+Texts are compared as a reader says them (`spoken_words`): accents, case and punctuation dropped, every digit a
+word ("4719", "4 7 1 9" and "four, seven, one, nine" alike), and the words that sound like a digit read as it
+("for", "to", "won", "ate", "oh"). What this does not see: a phrase respelled so that a voice reads it the same
+("sevven"), or said in pieces across several syntheses and joined (a splice, which the reading's own checks judge).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from backend.consents.phrase import CODE_DIGITS, DIGIT_WORDS, MIN_WORD_ACCURACY, templates
+from backend.db.audit import record_audit
+from backend.db.connection import Connection
+from backend.db.execute import fetch_all
+from backend.db.queries import load_queries
+from backend.db.units import become_service
+from backend.errors import ConsentPhraseSpoken
+
+_Q = load_queries(Path(__file__).with_suffix(".sql"))
+
+#: How long a phrase counts as its owner's after it is made, whatever became of it (verified, refused, lapsed):
+#: a day, well past its time to be read (VOICEGATE_CONSENT_PHRASE_SECONDS, 10 minutes by default), so that waiting
+#: for a phrase to lapse, or reading it first, does not make it speakable.
+RECENT_S: Final = 86400
+#: The share of a template's words and code slots, in order, from which a text reads as a consent phrase: the
+#: reading's own `MIN_WORD_ACCURACY`, over the template's words alone (the name not counted). Lower, texts that are
+#: no phrase read as one ("I consent to the terms. My code is 1234." reads 0.46).
+TEMPLATE_ACCURACY: Final = MIN_WORD_ACCURACY
+#: The share of a phrase's words from which a text that also says its code says the phrase: a code is what the
+#: reading must hear whole, the words only in half.
+CODE_ACCURACY: Final = 0.25
+#: The most other words heard between two digits of a code that still say it.
+CODE_GAP: Final = 2
+#: Words that sound as a digit does: a voice reading them says the digit.
+SOUNDS_LIKE: Final = {
+    "to": "two",
+    "too": "two",
+    "for": "four",
+    "fore": "four",
+    "won": "one",
+    "ate": "eight",
+    "oh": "zero",
+    "o": "zero",
+    "nought": "zero",
+}
+_WORD: Final = re.compile(r"[a-z]+(?:'[a-z]+)*")
+_DIGIT_SET: Final = frozenset(DIGIT_WORDS)
+#: A reference slot that any digit fills: where a template's code goes.
+_ANY_DIGIT: Final = "<digit>"
+
+
+def spoken_words(text: str) -> list[str]:
+    """``text`` as a reader says it: lowercase words, accents and punctuation dropped, each digit a word of its own,
+    and a word that sounds like a digit read as that digit."""
+    spelled = "".join(f" {DIGIT_WORDS[unicodedata.digit(char)]} " if char.isdigit() else char for char in text)
+    folded = unicodedata.normalize("NFKD", spelled.replace("\u2019", "'"))
+    plain = "".join(char for char in folded if not unicodedata.combining(char)).casefold()
+    return [SOUNDS_LIKE.get(word, word) for word in _WORD.findall(plain)]
+
+
+def fewest_errors(reference: Sequence[str | None], heard: Sequence[str]) -> int:
+    """The fewest substitutions, deletions and insertions that turn ``reference`` into a stretch of ``heard`` (words
+    before and after the stretch are free), as `backend.consents.phrase.align` counts them; None in ``reference`` is a
+    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word. One row of the table at a time,
+    in numpy: a text of thousands of words against a phrase costs milliseconds."""
+    ids = {word: number for number, word in enumerate(sorted(set(heard)))}
+    said = np.array([ids[word] for word in heard], dtype=np.int64)
+    digits = np.isin(said, [ids[word] for word in _DIGIT_SET if word in ids])
+    columns = np.arange(len(heard) + 1)
+    row = np.zeros(len(heard) + 1, dtype=np.int64)  # the stretch may start anywhere
+    for word in reference:
+        if word is None:
+            row = np.minimum.accumulate(row)
+            continue
+        matches = digits if word == _ANY_DIGIT else said == ids.get(word, -1)
+        best = row + 1  # the word not said
+        best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, 1))
+        row = np.minimum.accumulate(best - columns) + columns  # words said that are not the phrase's
+    return int(row.min())
+
+
+def accuracy(reference: Sequence[str | None], heard: Sequence[str]) -> float:
+    """1 - errors / the reference's words (its gaps not counted), as a reading is scored."""
+    scorable = sum(word is not None for word in reference)
+    return max(0.0, 1.0 - fewest_errors(reference, heard) / scorable) if scorable else 0.0
+
+
+def _template_words(template: str) -> list[str | None]:
+    """A phrase template's words, its name a gap and its code four slots for any digit."""
+    out: list[str | None] = []
+    for part in re.split(r"(\{name\}|\{code\})", template):
+        if part == "{name}":
+            out.append(None)
+        elif part == "{code}":
+            out.extend([_ANY_DIGIT] * CODE_DIGITS)
+        else:
+            out.extend(spoken_words(part))
+    return out
+
+
+_TEMPLATES: Final = tuple(_template_words(template) for template in templates())
+
+
+def reads_as_consent(words: Sequence[str]) -> bool:
+    """Whether ``words`` (`spoken_words`) read as a consent phrase of any name and code: at least
+    `TEMPLATE_ACCURACY` of a template's words and code slots, in order, in one stretch."""
+    return bool(words) and any(accuracy(template, words) >= TEMPLATE_ACCURACY for template in _TEMPLATES)
+
+
+def codes_in(words: Sequence[str]) -> set[str]:
+    """Every code of `CODE_DIGITS` digits ``words`` say in order, at most `CODE_GAP` other words between two of them
+    (a superset of what a reading would hear as a code)."""
+    places = [(at, str(DIGIT_WORDS.index(word))) for at, word in enumerate(words) if word in _DIGIT_SET]
+    found: set[str] = set()
+
+    def extend(index: int, code: str) -> None:
+        if len(code) == CODE_DIGITS:
+            found.add(code)
+            return
+        at = places[index][0]
+        for following in range(index + 1, len(places)):
+            if places[following][0] - at > CODE_GAP + 1:
+                break
+            extend(following, code + places[following][1])
+
+    for start in range(len(places)):
+        extend(start, places[start][1])
+    return found
+
+
+def says_phrase(words: Sequence[str], phrase: str, code: str) -> bool:
+    """Whether ``words`` (`spoken_words`) say ``phrase``, as a reading would be heard saying it: its code (four digits
+    in order) and `CODE_ACCURACY` of its words, or `MIN_WORD_ACCURACY` of them without the code."""
+    reference = spoken_words(phrase)
+    score = accuracy(reference, words)
+    return score >= MIN_WORD_ACCURACY or (code in codes_in(words) and score >= CODE_ACCURACY)
+
+
+async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: str) -> None:
+    """Before ``text`` is spoken for ``owner_id``, on the transaction that accepts it: ConsentPhraseSpoken (422)
+    when it reads as a consent phrase, or says one of the owner's phrases made in the last `RECENT_S`; another
+    account's open phrase it says is withdrawn on ``conn`` (it commits with the synthesis, or not at all). Switches
+    ``conn`` to the service role when a phrase is looked up (the text says a code): the phrases are every
+    account's."""
+    words = spoken_words(text)
+    if reads_as_consent(words):
+        raise ConsentPhraseSpoken
+    codes = codes_in(words)
+    if not codes:
+        return
+    await become_service(conn)
+    rows = await fetch_all(conn, _Q["phrases_with_codes"], {"codes": sorted(codes), "recent_seconds": RECENT_S})
+    said = [row for row in rows if says_phrase(words, row["phrase"], row["code"])]
+    if any(row["owner_id"] == owner_id and row["recent"] for row in said):
+        raise ConsentPhraseSpoken
+    for row in said:
+        if row["owner_id"] != owner_id and row["open"]:
+            withdrawn = await fetch_all(conn, _Q["withdraw_phrase"], {"id": row["id"]})
+            if withdrawn:
+                detail = {"reason": "spoken_by_voicegate"}
+                await record_audit(
+                    conn, "consent-check", "consent.phrase_withdrawn", "voice_consent", row["id"], detail=detail
+                )
