@@ -40,8 +40,11 @@ class StorageUnreachable(Exception):
 
 
 def new_worker_id() -> str:
-    """A name for this worker that is unique across hosts and restarts (recorded on leases and events)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """A name for this worker that is unique across hosts and restarts (recorded on leases and events), logged: on
+    a host network every container has the host's name, and the log is how a lease's holder is found."""
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    log.info("worker %s starting", worker_id)
+    return worker_id
 
 
 def build_consumers(
