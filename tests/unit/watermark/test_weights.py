@@ -93,7 +93,7 @@ def test_members_missing_added_cut_short_or_corrupt_are_refused(data: bytes) -> 
     with pytest.raises(ValueError, match=r"other members than its storages: \['archive/extra.py'\]"):
         weights.read_checkpoint(rezipped(data, {"archive/extra.py": b"print('hello')"}))
     short = member(data, "archive/data/1")[:-4]
-    with pytest.raises(ValueError, match=r"storage 1 holds 1020 bytes where 256 floats are declared"):
+    with pytest.raises(ValueError, match=r"storage 1 holds 1020 bytes where 256 elements are declared"):
         weights.read_checkpoint(rezipped(data, {"archive/data/1": short}))
     with pytest.raises(ValueError, match="no version record"):
         weights.read_checkpoint(rezipped(data, {"archive/version": None}))
