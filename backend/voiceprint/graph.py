@@ -32,6 +32,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from backend.protobuf_wire import bytes_field as _bytes
+from backend.protobuf_wire import int_field as _int
+from backend.protobuf_wire import varint as _varint
 from backend.voiceprint.weights import AGGREGATED, BLOCKS, CHANNELS, EMBEDDING, MELS, RES2NET_SCALE
 
 F32 = npt.NDArray[np.float32]
@@ -55,25 +58,6 @@ _DATA_TYPES: Final = {np.dtype(np.float32): _FLOAT, np.dtype(np.int8): _INT8, np
 _QUANTISED_FROM: Final = CHANNELS
 
 Attribute = int | float | str | tuple[int, ...]
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # a negative int64 as its two's complement, as protobuf writes it
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _int(field: int, value: int) -> bytes:
-    return _varint(field << 3) + _varint(value)
-
-
-def _bytes(field: int, value: bytes | str) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return _varint(field << 3 | 2) + _varint(len(data)) + data
 
 
 def _tensor(name: str, array: npt.NDArray[np.generic]) -> bytes:

@@ -25,6 +25,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from backend.protobuf_wire import bytes_field as _bytes
+from backend.protobuf_wire import int_field as _int
+from backend.protobuf_wire import varint as _varint
 from backend.watermark.weights import STACK_LAYERS
 
 F32 = npt.NDArray[np.float32]
@@ -41,24 +44,6 @@ REACH: Final = 5 * 3
 _FLOAT: Final = 1  # TensorProto.DataType.FLOAT
 _ATTRIBUTE_FLOAT: Final = 1  # AttributeProto.AttributeType.FLOAT
 _ATTRIBUTE_INTS: Final = 7  # AttributeProto.AttributeType.INTS
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _int(field: int, value: int) -> bytes:
-    return _varint(field << 3) + _varint(value)
-
-
-def _bytes(field: int, value: bytes | str) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return _varint(field << 3 | 2) + _varint(len(data)) + data
 
 
 def _tensor(name: str, array: F32) -> bytes:

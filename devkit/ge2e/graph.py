@@ -18,6 +18,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from backend.protobuf_wire import bytes_field as _bytes
+from backend.protobuf_wire import int_field as _int
+
 F32 = npt.NDArray[np.float32]
 
 HIDDEN: Final = 256
@@ -34,25 +37,6 @@ _ATTRIBUTE_INT: Final = 2  # AttributeProto.AttributeType.INT
 _ATTRIBUTE_INTS: Final = 7  # AttributeProto.AttributeType.INTS
 #: torch's LSTM gate rows are (input, forget, cell, output); ONNX's are (input, output, forget, cell).
 _ONNX_GATES: Final = np.r_[0:HIDDEN, 3 * HIDDEN : 4 * HIDDEN, HIDDEN : 2 * HIDDEN, 2 * HIDDEN : 3 * HIDDEN]
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # a negative int64 as its two's complement, as protobuf writes it
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _int(field: int, value: int) -> bytes:
-    return _varint(field << 3) + _varint(value)
-
-
-def _bytes(field: int, value: bytes | str) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return _varint(field << 3 | 2) + _varint(len(data)) + data
 
 
 def _tensor(name: str, array: npt.NDArray[np.float32] | npt.NDArray[np.int64]) -> bytes:
