@@ -44,7 +44,7 @@ from prometheus_client import Counter
 
 from backend import queues
 from backend.db.audit import record_audit
-from backend.db.connection import Connection
+from backend.db.connection import Connection, last_answer_at
 from backend.db.units import Database, translate_db_errors
 from backend.errors import DatabaseUnavailable, StorageUnavailable, TooManyRequests, WorkFailed, WorkPutOff
 from backend.failpoints import failpoint
@@ -256,8 +256,14 @@ class QueueConsumer:
                     continue
                 # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up or the
                 # poll interval, whichever comes first, is all there is to wait for; an idle consumer that hears
-                # its notifications rests longer (`_rest`).
-                idle = wanted > 0 and got == 0 and not self._inflight and self.listening.is_set()
+                # its notifications rests longer (`_rest`). Not while a read has yet to hand back or archive
+                # what an outage left (its read failed): no notification tells that the database answers again.
+                idle = (
+                    wanted > 0
+                    and got == 0
+                    and not (self._inflight or self._stranded or self._done)
+                    and self.listening.is_set()
+                )
                 await self._wake.wait(await self._rest() if idle else cfg.poll_interval)
         finally:
             stop_wait.cancel()
@@ -600,6 +606,7 @@ class QueueConsumer:
         dsn = self.listen_dsn or ""
         pause = 0.1
         while True:
+            began = time.monotonic()
             try:
                 with translate_db_errors():
                     connecting = psycopg.AsyncConnection.connect(
@@ -618,9 +625,13 @@ class QueueConsumer:
                 # The database's outage, logged once as it starts; its end is logged by the first unit of work
                 # that gets an answer again (a listener back before the pool is would end it too early, and
                 # the pool's next wait would start it again). Meanwhile the polls deliver.
+                # A connection refused after another connection got an answer says nothing new: it was tried
+                # as the server came back (CI: a refusal by the restarting server, read just after the first
+                # answer, began a new outage, and a request waiting for a connection was answered 503).
+                if self.listening.is_set() or last_answer_at() < began:
+                    DATABASE.failed(exc)
                 self.listening.clear()
                 self._wake.set()  # a consumer resting on its notifications polls again meanwhile
-                DATABASE.failed(exc)
                 log.debug("%s: LISTEN connection lost; polling until it is back", self.config.queue)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)

@@ -152,17 +152,35 @@ def queue_messages(conn: Conn, queue: str) -> list[dict[str, Any]]:
 
 @contextmanager
 def frozen(data_dir: Path) -> Iterator[None]:
-    """SIGSTOP every process of the cluster in `data_dir` for the block (a hung database), SIGCONT after."""
-    pids = postgres_pids(data_dir)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):  # a backend that ended since it was listed
-            os.kill(pid, signal.SIGSTOP)
+    """SIGSTOP every process of the cluster in `data_dir` for the block (a hung database), SIGCONT after.
+
+    The postmaster stops first and its children are listed after it has: a backend forked while the list was read
+    would otherwise go on answering through the "hang" (CI: a pool connection opened as the freeze began served
+    every request of it)."""
+    [postmaster, *_] = postgres_pids(data_dir)
+    stopped = [postmaster]
+    os.kill(postmaster, signal.SIGSTOP)
     try:
+        _wait_stopped(postmaster)
+        while fresh := [pid for pid in postgres_pids(data_dir) if pid not in stopped]:
+            for pid in fresh:
+                with contextlib.suppress(ProcessLookupError):  # a backend that ended since it was listed
+                    os.kill(pid, signal.SIGSTOP)
+            stopped += fresh
         yield
     finally:
-        for pid in pids:
+        for pid in stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+def _wait_stopped(pid: int) -> None:
+    """Return once `pid` is stopped (state T in /proc): SIGSTOP is delivered asynchronously, and a fork under way
+    as it was sent completes first."""
+    give_up = time.monotonic() + 5
+    while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "T":
+        assert time.monotonic() < give_up, f"process {pid} did not stop"
+        time.sleep(0.001)
 
 
 @contextmanager

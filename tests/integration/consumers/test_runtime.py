@@ -25,7 +25,7 @@ from backend.db.connection import Connection
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.errors import DatabaseUnavailable, ServerBusy, StorageUnavailable, WorkPutOff
-from backend.outages import Outage
+from backend.outages import DATABASE, Outage
 from backend.queues import Message
 from backend.settings import settings_from_env
 from devkit.db import Conn, one
@@ -296,6 +296,59 @@ async def test_a_listener_that_dies_unexpectedly_stops_the_consumer_loudly(datab
         await asyncio.wait_for(worker.run(asyncio.Event()), 10)
 
 
+async def test_a_listen_connection_refused_after_an_answer_begins_no_outage(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The listener's connection tried as the server came back is refused, and that refusal is read after a
+    pooled connection got an answer: no new outage begins (one would answer a request waiting for a connection 503).
+    A refusal with no answer since its attempt began is an outage, as before."""
+
+    async def handle(_: Message) -> None:
+        return None
+
+    attempts: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+    tells: list[asyncio.Event] = []
+    closed: list[asyncio.Future[None]] = []
+
+    async def refuse_when_told(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        told, done = asyncio.Event(), asyncio.get_running_loop().create_future()
+        tells.append(told)
+        closed.append(done)
+        await attempts.put(told)
+        await told.wait()
+        writer.close()  # libpq: "server closed the connection unexpectedly"
+        await writer.wait_closed()
+        done.set_result(None)
+
+    server = await asyncio.start_server(refuse_when_told, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    listen_dsn = f"postgresql://nobody@127.0.0.1:{port}/nothing?sslmode=disable&gssencmode=disable"
+    worker = consumer(database, listen_dsn, handle)
+    await database.ping()
+    assert DATABASE.since is None
+
+    def outages_begun() -> int:
+        return sum(r.name == "backend.outages" and r.levelno == logging.ERROR for r in caplog.records)
+
+    try:
+        async with server, running(worker):
+            first = await asyncio.wait_for(attempts.get(), 10)
+            await database.ping()  # an answer after the attempt began
+            first.set()
+            second = await asyncio.wait_for(attempts.get(), 10)  # the first was refused, and retried
+            assert (outages_begun(), DATABASE.since) == (0, None), "a refusal read after an answer begins no outage"
+            second.set()
+            await asyncio.wait_for(attempts.get(), 10)
+            # (The consumer's read that the refusal wakes may have ended it since.)
+            assert outages_begun() == 1, "a refusal with no answer since it was tried is an outage"
+    finally:
+        for told in tells:
+            told.set()
+        await asyncio.wait_for(asyncio.gather(*closed), 10)
+        await database.ping()  # ends it for the tests that follow
+    assert DATABASE.since is None
+
+
 @pytest.mark.parametrize("waited", [DatabaseUnavailable, ServerBusy])
 async def test_a_delivery_that_waited_on_the_database_does_not_count_toward_max_reads(
     database: Database, db: Conn, waited: type[Exception]
@@ -315,6 +368,42 @@ async def test_a_delivery_that_waited_on_the_database_does_not_count_toward_max_
     assert dead_letters(db) == []
     assert [r["msg_id"] for r in archived(db)] == [msg_id]
     assert one(db, "select count(*) as n from voicegate.queue_message_errors")["n"] == 0
+
+
+async def test_a_message_left_by_an_outage_is_read_again_as_the_database_answers_not_after_a_rest(
+    database: Database, db_dsn: str, db: Conn
+) -> None:
+    """The handler meets the outage, and so does the read that would hand its message back; the database answers
+    the idle consumer's question of when to wake next (CI: it answered again in between), which names the
+    message's visibility timeout. The consumer does not rest that long: no notification tells it the database is
+    back, so it reads again at its poll interval, hands the message back and handles it."""
+    started: list[float] = []
+
+    async def handle(message: Message) -> None:
+        started.append(time.monotonic())
+        if len(started) == 1:
+            raise DatabaseUnavailable
+
+    worker = consumer(database, db_dsn, handle, poll_interval=0.1, visibility_seconds=30, idle_poll_interval=30.0)
+    read = worker.reader
+    failed_reads: list[int] = []
+
+    async def read_meeting_the_outage(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        # The outage lasts two reads: the second comes once the handler's slot is free, as the consumer is idle.
+        if worker._stranded and len(failed_reads) < 2:
+            failed_reads.append(qty)
+            raise DatabaseUnavailable  # rolls back the hand-back sent before it in the same pipeline
+        return await read(conn, vt, qty)
+
+    worker.reader = read_meeting_the_outage
+    async with running(worker):
+        await asyncio.wait_for(worker.listening.wait(), 5)
+        send(db, {"n": 1})
+        await until(lambda: len(archived(db)) == 1, within=20)
+    assert len(failed_reads) == 2, "the hand-back's reads met the outage"
+    assert len(started) == 2
+    assert started[1] - started[0] < 5, "handled again within a few polls, not after the 30 s rest"
+    assert archived(db)[0]["read_ct"] == 2
 
 
 async def test_a_consumer_takes_no_more_messages_than_its_pool_has_connections_for(db_dsn: str, db: Conn) -> None:
