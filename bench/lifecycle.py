@@ -74,7 +74,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402
 from backend.clone.likeness import judgement, leased_probe_inputs, probe_text  # noqa: E402
-from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS, manifest_path  # noqa: E402
+from backend.clone.manifest import BUCKET, WRITE_LIFETIME_SECONDS  # noqa: E402
 from backend.clone.types import LikenessSource, NoLikeness  # noqa: E402
 from backend.compose.parts import build_worker_context  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
@@ -90,6 +90,7 @@ from backend.queues import Message  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.records.attempts import AttemptRow  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
+from backend.storage import paths  # noqa: E402
 from backend.storage.digest import Digest  # noqa: E402
 from backend.webhooks.step import declare_project_endpoint  # noqa: E402
 from fakes import ElevenLabsFake, serve  # noqa: E402
@@ -410,7 +411,7 @@ _MANIFEST_DIGEST = Digest.of(b"{}")
 
 
 def _manifest_path(leased: AttemptRow) -> str:
-    return manifest_path(leased.owner_id, leased.voice_id)
+    return paths.manifest(leased.owner_id, leased.voice_id)
 
 
 def _announcement(leased: AttemptRow) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from backend.clone.types import VoiceManifest
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
 from backend.db.units import Database
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.storage.client import ObjectStorage
 from backend.storage.digest import Digest
 
@@ -45,18 +45,13 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: The voices as their manifests are made from them, for `Database.grouped` (the clone step reads them with its
 #: completions).
 READ_VOICES: Final = _Q["read_voices"]
-BUCKET: Final = "voice-metadata"
+BUCKET: Final = paths.METADATA
 #: Seconds after which an announced write's upload is surely over: the Storage client gives one up after
 #: 30 s. An announcement this old was left by a writer that died or gave up, and is settled by the sweep.
 WRITE_LIFETIME_SECONDS: Final = 600.0
 #: Rounds a writer makes when the voice keeps changing under its uploads; it then leaves the manifest to
 #: the sweep, which finds its announced write once the write is past its lifetime.
 _ROUNDS: Final = 4
-
-
-def manifest_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
-    """Where a voice's manifest lives: in its owner's folder, as the storage policies require."""
-    return f"{owner_id}/{voice_id}.json"
 
 
 async def write_manifest(
@@ -78,13 +73,13 @@ async def write_manifest(
         return False
     if (voice["provider"], voice["provider_voice_id"]) != (provider, provider_voice_id):
         return False
-    return await _settle(db, storage, manifest_path(voice["owner_id"], voice_id), voice)
+    return await _settle(db, storage, paths.manifest(voice["owner_id"], voice_id), voice)
 
 
 async def remove_manifest(db: Database, storage: ObjectStorage, owner_id: uuid.UUID, voice_id: uuid.UUID) -> None:
     """Remove the manifest of a voice whose deletion has committed, then its record. A manifest never written
     is no error; one Storage cannot remove now is removed by the sweep (its record names a deleted voice)."""
-    await _settle(db, storage, manifest_path(owner_id, voice_id), await read_voice(db, voice_id))
+    await _settle(db, storage, paths.manifest(owner_id, voice_id), await read_voice(db, voice_id))
 
 
 class RecordCursor:
@@ -118,7 +113,7 @@ async def settle_manifests(
     cursor.after = page_end if page_rows >= limit else ""
     unsettled = [row for row in rows if row["voice_id"] is not None]
     for row in unsettled:
-        path = manifest_path(row["owner_id"], row["voice_id"])
+        path = paths.manifest(row["owner_id"], row["voice_id"])
         await _settle(db, storage, path, await read_voice(db, row["voice_id"]), lifetime=lifetime)
     return len(unsettled)
 

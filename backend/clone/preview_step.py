@@ -22,14 +22,13 @@ from backend.clone.types import LikenessSource
 from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, QuotaExceeded, StaleVersion
-from backend.policy.preview import BUCKET, preview_path
 from backend.policy.speaker import enrolled_voice
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
 from backend.records import attempts, usage, voices
 from backend.records.attempts import AttemptRow, AttemptStatus, PreviewStatus, RuntimeStatus
-from backend.storage import integrity
+from backend.storage import integrity, paths
 
 log = logging.getLogger(__name__)
 PREVIEW_TEXT = "Hello! This is a preview of your new voice. If it sounds like you, you are all set."
@@ -93,7 +92,7 @@ async def process_preview(ctx: WorkerContext, attempt_id: uuid.UUID) -> Outcome:
     except ProvenanceFailed as exc:
         log.exception("attempt %s: preview %s", attempt_id, exc.detail)
         return await _not_made(ctx, attempt_id, ProvenanceFailed.code, ProvenanceFailed().detail)
-    path = preview_path(attempt.owner_id, attempt.id)
+    path = paths.preview(attempt.owner_id, attempt.id)
     try:
         async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             ready = await attempts.transition(
@@ -101,9 +100,9 @@ async def process_preview(ctx: WorkerContext, attempt_id: uuid.UUID) -> Outcome:
                 attempt,
                 ACTOR,
                 preview=PreviewStatus.READY,
-                changes={"provider_metadata": {"preview": {"bucket": BUCKET, "path": path}}},
+                changes={"provider_metadata": {"preview": {"bucket": paths.PREVIEWS, "path": path}}},
             )
-            await integrity.write(conn, ctx.storage, BUCKET, path, signed, content_type=mime_type)
+            await integrity.write(conn, ctx.storage, paths.PREVIEWS, path, signed, content_type=mime_type)
     except StaleVersion:
         # Superseded, or another generation finished first: what is committed stands.
         log.info("attempt %s: preview result not recorded, the attempt moved on", attempt_id)

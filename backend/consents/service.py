@@ -46,7 +46,7 @@ from backend.errors import (
 from backend.policy.consent import Origin, check_recordable
 from backend.records import ownership, user_creates
 from backend.records.user_creates import CreateKind, UserLimits
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.storage.client import ObjectStorage
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint
 
@@ -55,7 +55,7 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: The longest recording of a phrase taken (a phrase takes about 8 s to say).
 MAX_RECORDING_S: Final = 60.0
 #: Where a consent's recording is kept: in its owner's folder of the samples' bucket, under the same retention.
-RECORDING_BUCKET: Final = "voice-samples"
+RECORDING_BUCKET: Final = paths.SAMPLES
 #: The consent wording spoken consents are recorded under: their own words are the phrase, kept with them.
 SPOKEN_TEXT_VERSION: Final = "spoken-2026-11"
 #: Who judges recordings and samples, as audit events name it.
@@ -174,7 +174,7 @@ class ConsentsService:
         speaker = heard.print
         if reason is not None or speaker is None:
             return await _reject(self.db, consent_id, reason or "not_speech", heard.check)
-        path = recording_path(owner_id, consent_id)
+        path = paths.consent_recording(owner_id, consent_id)
         async with self.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             await _lock_recordable(conn, consent_id)
             # Compared with every other account's prints whatever the mode, so that the answer takes as long
@@ -318,8 +318,3 @@ async def _write_rejection(conn: Connection, consent_id: uuid.UUID, reason: Refu
     await conn.execute(_Q["reject"], params)
     detail = {"reason": reason, "wordAccuracy": accuracy, "speechSeconds": seconds}
     await record_audit(conn, ACTOR, "consent.rejected", "voice_consent", consent_id, detail=detail)
-
-
-def recording_path(owner_id: uuid.UUID, consent_id: uuid.UUID) -> str:
-    """Where a consent's recording is kept: in its owner's folder, as the storage policies require."""
-    return f"{owner_id}/consents/{consent_id}/recording"

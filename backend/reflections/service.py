@@ -32,7 +32,6 @@ from backend.errors import (
     ProviderVoiceNotFound,
     StoredObjectAltered,
 )
-from backend.policy import preview
 from backend.policy.launch import LaunchVoice, launch_voice
 from backend.provenance import PROVENANCE
 from backend.providers.errors import (
@@ -49,7 +48,7 @@ from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName
 from backend.reflections.types import CustomVoice, QueuedClone, Reflection, RuntimeVoice, Session, VoiceState
 from backend.settings import Settings
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.storage.client import ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -94,14 +93,14 @@ class ReflectionsService:
         state = VoiceState(ready.reflection_id, ready.voice, ready.ready, ready.reasons)
         attempt_id = state.voice.attempt_id
         if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
-            path = preview.preview_path(uuid.UUID(claims.sub), attempt_id)
+            path = paths.preview(uuid.UUID(claims.sub), attempt_id)
             # A preview purged from Storage (or never uploaded), or altered since, leaves the state readable,
             # without a URL: the state is what clients poll, the preview only a part of it.
             try:
                 state.preview_url = await integrity.signed_url(
                     self.db,
                     self.storage,
-                    preview.BUCKET,
+                    paths.PREVIEWS,
                     path,
                     PREVIEW_URL_SECONDS,
                     actor=f"user:{claims.sub}",
@@ -203,8 +202,8 @@ class ReflectionsService:
         `samples.stored_upload`).
         """
         owner_id, voice_id, sample_id = uuid.UUID(claims.sub), resource_id or uuid.uuid4(), uuid.uuid4()
-        path = samples.voice_sample_path(owner_id, voice_id)
-        abandoned = samples.voice_sample_path(owner_id, abandoned_id) if abandoned_id else None
+        path = paths.voice_sample(owner_id, voice_id)
+        abandoned = paths.voice_sample(owner_id, abandoned_id) if abandoned_id else None
         given = received.consent(self.settings.consent, subject_name=received.form.name or "My voice")
         new = samples.check_upload(
             received,

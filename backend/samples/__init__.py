@@ -19,7 +19,6 @@ from backend.samples.upload import (
     link_voice,
     stored_upload,
     visible,
-    voice_sample_path,
 )
 
 __all__ = [
@@ -38,5 +37,4 @@ __all__ = [
     "purge_kept_samples",
     "stored_upload",
     "visible",
-    "voice_sample_path",
 ]

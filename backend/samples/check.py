@@ -40,10 +40,9 @@ from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
 from backend.records import ownership
 from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.samples import upload
 from backend.samples.reprint import reprint_consent
 from backend.samples.upload import judge_sample
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, speech_prints
 from backend.voiceprint.windows import REFERENCE_THRESHOLD, SELF_THRESHOLD, named, second_voice
 
@@ -115,7 +114,7 @@ class SampleCheck:
                 await conn.execute(_Q["record_rejected_sample"], rejected)
             raise
         del original
-        copy_path = upload.processed_path(sample.object_path)
+        copy_path = paths.processed(sample.object_path)
         report = msgspec.json.encode(prepared.report).decode()
         judged = await self._judge_speaker(prints, report)
         speaker = None if prints is None else prints.voiceprint()
@@ -203,7 +202,7 @@ class SampleCheck:
             speaker = sample.voiceprint
         else:
             prepared, speaker = await self.prepare_and_record(provider)
-            copy_path = upload.processed_path(sample.object_path)
+            copy_path = paths.processed(sample.object_path)
             ref = prepared.sample_ref()
         ref = msgspec.structs.replace(ref, consent_id=str(sample.consent_id))
         if self.ctx.public_storage:

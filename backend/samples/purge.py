@@ -31,8 +31,7 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, transaction_from
 from backend.errors import Conflict, ServiceUnavailable, VoicegateError
-from backend.samples import upload
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.storage.client import ObjectRemover
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -101,14 +100,14 @@ async def purge_sample(
             return None
         purged = purged_view(row, "purged")
         processed = [row["processed_object_path"]] if row["processed_object_path"] else []
-        paths = list(dict.fromkeys([row["object_path"], *processed, upload.processed_path(row["object_path"])]))
-        purged.removed = await integrity.remove(conn, storage, row["bucket_id"], paths)
+        names = list(dict.fromkeys([row["object_path"], *processed, paths.processed(row["object_path"])]))
+        purged.removed = await integrity.remove(conn, storage, row["bucket_id"], names)
         audit = {
             **(detail or {}),
             "reason": reason,
             "owner_id": str(row["owner_id"]),
             "bucket_id": row["bucket_id"],
-            "objects": paths,
+            "objects": names,
             "removed": purged.removed,
             "expires_at": row["expires_at"].isoformat(),
         }

@@ -33,13 +33,11 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.records import ownership
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.storage.client import ObjectStorage
 from backend.voiceprint import SpeechPrints, Voiceprint, speech_prints, voiceprint
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-#: Where a consent's reading is kept (backend.consents.service's RECORDING_BUCKET).
-RECORDING_BUCKET: Final = "voice-samples"
 #: Rows read at once while looking for stale prints.
 BATCH: Final = 100
 
@@ -118,7 +116,7 @@ async def _consent(
         return Reprinted("consent", consent_id, owner_id, "gone")
     try:
         data = await integrity.read(
-            db, storage, RECORDING_BUCKET, path, actor=actor, subject=("voice_consent", consent_id)
+            db, storage, paths.SAMPLES, path, actor=actor, subject=("voice_consent", consent_id)
         )
         made = await cpu.run(owner_id, _print, data)
     except Exception as exc:  # reported per consent; the rest go on

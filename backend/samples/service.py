@@ -27,11 +27,10 @@ from backend.samples.upload import (
     insert_sample,
     status_of,
     stored_upload,
-    upload_path,
     visible,
 )
 from backend.settings import Settings
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.storage.client import ObjectStorage
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -63,8 +62,8 @@ class SamplesService:
         request may have stored it under (see `stored_upload`).
         """
         owner_id, sample_id = uuid.UUID(claims.sub), resource_id or uuid.uuid4()
-        path = upload_path(owner_id, sample_id)
-        abandoned = upload_path(owner_id, abandoned_id) if abandoned_id is not None else None
+        path = paths.sample_upload(owner_id, sample_id)
+        abandoned = paths.sample_upload(owner_id, abandoned_id) if abandoned_id is not None else None
         given = received.consent(self.settings.consent)
         new = check_upload(
             received,

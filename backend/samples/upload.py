@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any, Final
 
 import msgspec
@@ -46,12 +46,13 @@ from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.records.rows import fetch_record
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.samples.types import SampleStatus
+from backend.storage import paths
 from backend.storage.client import ObjectStorage
 from backend.voiceprint import SpeechPrints, Voiceprint, stored_print
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-BUCKET: Final = "voice-samples"
+BUCKET: Final = paths.SAMPLES
 #: How long a sample's listening URL works: to play it once, not to share it.
 AUDIO_URL_SECONDS: Final = 300
 #: Most samples one list answer holds (retention keeps a user's list short anyway).
@@ -133,22 +134,6 @@ class NewSample(msgspec.Struct, frozen=True, kw_only=True):
     consent_id: uuid.UUID | None = None
     #: What its owner calls it (the upload's `name`), None when unnamed.
     name: str | None = None
-
-
-def upload_path(owner_id: uuid.UUID, sample_id: uuid.UUID) -> str:
-    """Where a sample uploaded on its own lives (its processed copy goes beside it)."""
-    return f"{owner_id}/samples/{sample_id}/original"
-
-
-def voice_sample_path(owner_id: uuid.UUID, voice_id: uuid.UUID) -> str:
-    """Where the sample a voice was made from lives: inside its owner's folder, as the storage RLS demands."""
-    return f"{owner_id}/{voice_id}/original"
-
-
-def processed_path(object_path: str) -> str:
-    """Where the cleaned copy of the sample at `object_path` is stored: beside it, under a fixed name,
-    so a purge can remove it even when a worker wrote it but had not yet recorded it."""
-    return str(PurePosixPath(object_path).parent / "processed.wav")
 
 
 def check_upload(

@@ -37,6 +37,7 @@ from backend.errors import (
 )
 from backend.outages import STORAGE, cause
 from backend.storage.digest import Digest
+from backend.storage.paths import SAMPLES
 from backend.storage.recent import RecentAnswers
 from backend.tls import verifying_context
 
@@ -47,7 +48,7 @@ T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
 #: What a probe asks about: a bucket voicegate always has (one lookup; it answers 200, so a healthy start leaves no
 #: refusal in the access log, where asking for an object that never exists left a 400 each time).
-PROBE_BUCKET = "voice-samples"
+PROBE_BUCKET = SAMPLES
 
 _ERRORS: dict[str, type[VoicegateError]] = {
     "400": ClientError,

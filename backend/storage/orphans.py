@@ -32,13 +32,13 @@ from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, transaction_from
 from backend.errors import ServiceUnavailable, VoicegateError
-from backend.storage import integrity
+from backend.storage import integrity, paths
 
 if TYPE_CHECKING:
     from backend.storage.client import ObjectRemover
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-SAMPLES_BUCKET, PREVIEWS_BUCKET, RENDERS_BUCKET = BUCKETS = ("voice-samples", "voice-previews", "voice-renders")
+BUCKETS = (paths.SAMPLES, paths.PREVIEWS, paths.RENDERS)
 """voicegate's own buckets, the only ones swept: those of samples.service, clone.preview_step and
 synthesis.step, spelled again here so an operator script need not load the worker steps (a test checks
 that they agree)."""
@@ -68,9 +68,9 @@ class OrphanBatch(msgspec.Struct, kw_only=True):
 def _params(written_before: datetime, **extra: Any) -> dict[str, Any]:
     return {
         "buckets": list(BUCKETS),
-        "samples_bucket": SAMPLES_BUCKET,
-        "previews_bucket": PREVIEWS_BUCKET,
-        "renders_bucket": RENDERS_BUCKET,
+        "samples_bucket": paths.SAMPLES,
+        "previews_bucket": paths.PREVIEWS,
+        "renders_bucket": paths.RENDERS,
         "written_before": written_before,
         "id": None,
         "after_bucket": None,

@@ -1,8 +1,7 @@
 -- name: orphan_objects
 -- Objects in voicegate's buckets that no row claims and nobody wrote since `written_before`, by
 -- (bucket, name) after the cursor; with `id`, just that object if it still is one. The paths spelled
--- here are those of samples.service (processed_path, voice_sample_path), clone.preview_step
--- (preview_path) and synthesis.step (render_path); a test checks that they agree.
+-- here are those of backend/storage/paths.py; a test checks that they agree.
 select o.id, o.bucket_id, o.name, (o.metadata ->> 'size')::bigint as size_bytes,
        coalesce(o.updated_at, o.created_at) as written_at
   from storage.objects o

@@ -66,13 +66,13 @@ from backend.providers.registry import check_speakable
 from backend.records import usage
 from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.synthesis import heal
 from backend.text import pieces
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-BUCKET = "voice-renders"
+BUCKET = paths.RENDERS
 #: A job whose voice is still being cloned looks again this late, should the attempt's wake-up be lost.
 WAIT_RECHECK_SECONDS = 30
 #: Provider failures that may pass are retried this many times before the job fails.
@@ -109,11 +109,6 @@ class JobToSpeak(msgspec.Struct, frozen=True, kw_only=True):
     lease_owner: str | None
     lease_expires_at: datetime | None
     db_now: datetime
-
-
-def render_path(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
-    """Where a job's audio lives: in its owner's folder, as the storage policies require."""
-    return f"{owner_id}/renders/{job_id}.wav"
 
 
 def _speaker_of(job: JobToSpeak) -> ProviderVoice | Waits | Mute:
@@ -296,7 +291,7 @@ class JobRun:
             # c2pa's own words are for operators; the job says what happened in the error's fixed terms.
             log.exception("synthesis job %s: %s", self.job_id, exc.detail)
             return await self._fail(ProvenanceFailed.code, ProvenanceFailed().detail)
-        path = render_path(job.owner_id, self.job_id)
+        path = paths.render(job.owner_id, self.job_id)
         finish = {"id": self.job_id, "bucket": BUCKET, "path": path, "duration_ms": round(duration_s * 1000)}
         async with ctx.db.service_transaction(budget=integrity.WRITE_BUDGET_SECONDS) as conn:
             finished = await fetch_optional(conn, _Q["finish_job"], {**finish, "owner": self.owner})

@@ -56,6 +56,7 @@ from backend.records.attempts import SetMember
 from backend.records.rows import fetch_optional_record, fetch_records
 from backend.records.voices import VoiceName, VoiceRow, VoiceStatus, name_of_its_own
 from backend.settings import Settings
+from backend.storage import paths
 from backend.storage.client import ObjectStorage
 from backend.voices.sample_sets import accepted_set, enrolment_of, ready_samples, speakers_judged
 from backend.voices.types import (
@@ -179,7 +180,7 @@ class VoicesService:
         """Remove a deleted draft's upload now rather than leave it to the orphan sweep; one Storage cannot remove
         now (it is down) is left to that sweep."""
         try:
-            await self.storage.remove(samples.BUCKET, [samples.voice_sample_path(owner_id, voice_id)])
+            await self.storage.remove(samples.BUCKET, [paths.voice_sample(owner_id, voice_id)])
         except ServiceUnavailable as exc:
             log.warning("deleted draft %s: its upload is left to the orphan sweep: %s", voice_id, exc)
 
@@ -283,7 +284,7 @@ class VoicesService:
         )
         require_consent(consent)
         owner_id, voice_id = uuid.UUID(claims.sub), uuid.uuid4()
-        path = samples.voice_sample_path(owner_id, voice_id)
+        path = paths.voice_sample(owner_id, voice_id)
         signed = await self.storage.create_signed_upload_url(samples.BUCKET, path)
         limits = self.settings.user_limits
         async with self.db.user_transaction(claims.raw) as conn:
@@ -319,7 +320,7 @@ class VoicesService:
         """
         provider = self.settings.provider_settings.usable(request.provider)
         owner_id = uuid.UUID(claims.sub)
-        path = samples.voice_sample_path(owner_id, request.voice_id)
+        path = paths.voice_sample(owner_id, request.voice_id)
 
         async with self.db.user_transaction(claims.raw) as conn:
             draft = await lock_draft(conn, request.voice_id)

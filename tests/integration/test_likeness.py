@@ -21,13 +21,14 @@ from psycopg.cursor_async import AsyncCursor
 from backend import queues
 from backend.auth.verify import UserClaims
 from backend.clone.likeness import PROBE_TEXTS, forget_judged_prints, probe_text
-from backend.clone.manifest import BUCKET, manifest_path
+from backend.clone.manifest import BUCKET
 from backend.clone.preview_step import process_preview
 from backend.clone.step import process_attempt
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.records import attempts
 from backend.settings import settings_from_env
+from backend.storage import paths
 from backend.voiceprint import THRESHOLD
 from backend.voices.service import VoicesService
 from devkit.db import create_user, one, seed_consent, seed_reflection
@@ -139,7 +140,7 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
         "probe",
         baseline,
     )
-    manifest = json.loads(await ctx.storage.download(BUCKET, manifest_path(made["owner"], made["voice"])))
+    manifest = json.loads(await ctx.storage.download(BUCKET, paths.manifest(made["owner"], made["voice"])))
     assert {key: manifest[key] for key in expected} == expected
 
     # Re-enrolment: a new attempt of the same samples is judged again, and the voice shows its likeness.

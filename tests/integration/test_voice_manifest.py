@@ -26,7 +26,7 @@ import pytest
 from backend import queues
 from backend.auth.verify import UserClaims
 from backend.clone import manifest
-from backend.clone.manifest import BUCKET, RecordCursor, manifest_path, settle_manifests, write_manifest
+from backend.clone.manifest import BUCKET, RecordCursor, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
 from backend.compose.operator import standalone_storage
 from backend.context import WorkerContext
@@ -36,7 +36,7 @@ from backend.db.units import Database
 from backend.errors import NotFound, StorageUnavailable, StoredObjectAltered
 from backend.records import attempts
 from backend.settings import settings_from_env
-from backend.storage import integrity
+from backend.storage import integrity, paths
 from backend.storage.client import ObjectStorage
 from backend.voices.service import VoicesService
 from devkit.db import create_user, one, seed_consent
@@ -81,7 +81,7 @@ def voices(database: Database, storage: ObjectStorage) -> VoicesService:
 
 
 async def read(storage: ObjectStorage, row: dict[str, Any]) -> dict[str, Any]:
-    manifest: dict[str, Any] = json.loads(await storage.download(BUCKET, manifest_path(row["owner_id"], row["id"])))
+    manifest: dict[str, Any] = json.loads(await storage.download(BUCKET, paths.manifest(row["owner_id"], row["id"])))
     return manifest
 
 
@@ -89,7 +89,7 @@ def recorded_sha256(db: Db, row: dict[str, Any]) -> str | None:
     """The SHA-256 recorded for the voice's manifest when it was written, if any."""
     found = db.execute(
         "select sha256 from voicegate.service_written_objects where bucket_id = %s and name = %s",
-        (BUCKET, manifest_path(row["owner_id"], row["id"])),
+        (BUCKET, paths.manifest(row["owner_id"], row["id"])),
     ).fetchone()
     return None if found is None else str(found[0])
 
@@ -123,7 +123,7 @@ async def test_the_manifest_is_rewritten_when_the_voice_changes_provider(
     )
     moved = await read(storage, row)
     assert (moved["provider"], moved["providerVoiceId"], moved["targetModel"]) == ("elevenlabs", "el-1", None)
-    stored = await storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    stored = await storage.download(BUCKET, paths.manifest(row["owner_id"], row["id"]))
     assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
 
     # A late writer for the provider voice the row no longer carries changes nothing.
@@ -268,7 +268,7 @@ async def test_a_manifest_upload_in_progress_holds_no_lock_on_the_voice(
     finally:
         held.release.set()
         assert await asyncio.wait_for(writing, 30)
-    stored = await storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    stored = await storage.download(BUCKET, paths.manifest(row["owner_id"], row["id"]))
     assert settled(db, stored, row)["providerVoiceId"] == "local-1"
 
 
@@ -291,7 +291,7 @@ async def test_a_newer_writer_is_not_held_back_and_a_stale_upload_landing_over_i
         # the voice as it now is.
         stale.release.set()
         assert await asyncio.wait_for(older, 30)
-    stored = await storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    stored = await storage.download(BUCKET, paths.manifest(row["owner_id"], row["id"]))
     manifest = settled(db, stored, row)
     assert (manifest["provider"], manifest["providerVoiceId"]) == ("elevenlabs", "el-1")
     current = one(db, "select updated_at from voices where id = %s", (row["id"],))
@@ -348,7 +348,7 @@ async def test_a_writer_that_died_after_its_upload_landed_is_read_as_voicegates_
     db: Db, database: Database, storage: ObjectStorage, db_dsn: str
 ) -> None:
     row = voice(db, "local", "local-1")
-    path = manifest_path(row["owner_id"], row["id"])
+    path = paths.manifest(row["owner_id"], row["id"])
     dying = HeldUpload(storage, fail_after=True)
     older = asyncio.create_task(
         write_manifest(database, dying, voice_id=row["id"], provider="local", provider_voice_id="local-1")
@@ -443,7 +443,7 @@ async def test_the_clone_step_writes_the_manifest_of_the_voice_it_made_ready(ctx
 
     manifest = await read(ctx.storage, row)
     assert (manifest["provider"], manifest["providerVoiceId"]) == ("local", row["local_voice"])
-    stored = await ctx.storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    stored = await ctx.storage.download(BUCKET, paths.manifest(row["owner_id"], row["id"]))
     assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
     # The manifest describes the voice as the attempt's completion left it.
     voice = one(db, "select updated_at from voices where id = %s", (row["id"],))
@@ -506,7 +506,7 @@ async def test_a_manifest_storage_could_not_take_leaves_the_attempt_ready_and_co
     storage.down = False
     assert (await process_attempt(down, row["attempt_id"], "worker-1")).status == "ready"
     assert (await read(ctx.storage, row))["providerVoiceId"] == row["local_voice"]
-    stored = await ctx.storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    stored = await ctx.storage.download(BUCKET, paths.manifest(row["owner_id"], row["id"]))
     assert recorded_sha256(db, row) == hashlib.sha256(stored).hexdigest()
 
 
@@ -551,7 +551,7 @@ async def test_an_attempt_completing_for_the_voice_is_not_held_back_by_its_manif
         held.release.set()
         assert (await asyncio.wait_for(first, 30)).status == "ready"
     # The first writer's upload landed last; it found the voice changed and wrote it as it now is.
-    stored = await ctx.storage.download(BUCKET, manifest_path(row["owner_id"], row["id"]))
+    stored = await ctx.storage.download(BUCKET, paths.manifest(row["owner_id"], row["id"]))
     assert settled(db, stored, row)["providerVoiceId"] == second["local_voice"]
 
 
@@ -594,13 +594,15 @@ async def test_writers_in_step_confirm_together_each_as_its_own_voice_is(db: Db,
     )
     assert written == [True, True, True]
     for row in rows:
-        assert settled(db, storage.objects[manifest_path(row["owner_id"], row["id"])], row)["voiceId"] == str(row["id"])
+        assert settled(db, storage.objects[paths.manifest(row["owner_id"], row["id"])], row)["voiceId"] == str(
+            row["id"]
+        )
     confirmed = db.execute(
         "select name, xmin::text from voicegate.service_written_objects where name = any(%s)",
-        ([manifest_path(row["owner_id"], row["id"]) for row in rows],),
+        ([paths.manifest(row["owner_id"], row["id"]) for row in rows],),
     ).fetchall()
     by_name = dict(confirmed)
-    first, changed, last = (by_name[manifest_path(row["owner_id"], row["id"])] for row in rows)
+    first, changed, last = (by_name[paths.manifest(row["owner_id"], row["id"])] for row in rows)
     assert first == last
     assert changed != first
 
@@ -616,7 +618,8 @@ async def test_two_writers_of_one_manifest_in_step_are_confirmed_one_after_the_o
     written = await asyncio.gather(*(write_manifest(database, storage, **kept) for _ in range(2)))
     assert written == [True, True]
     assert (
-        settled(db, storage.objects[manifest_path(row["owner_id"], row["id"])], row)["providerVoiceId"] == "local-twice"
+        settled(db, storage.objects[paths.manifest(row["owner_id"], row["id"])], row)["providerVoiceId"]
+        == "local-twice"
     )
 
 
@@ -638,16 +641,16 @@ async def test_the_sweep_reads_a_page_of_the_records_at_a_time_and_comes_round_t
         db.execute(
             "insert into voicegate.service_written_objects (bucket_id, name, sha256, size_bytes)"
             " values (%s, %s, repeat('a', 64), 2)",
-            (BUCKET, manifest_path(owner, voice_id)),
+            (BUCKET, paths.manifest(owner, voice_id)),
         )
     cursor = RecordCursor()
 
     # Ten records a sweep: the gone voice's record is read, and settled, on the third.
     assert [await settle_manifests(database, storage, limit=10, cursor=cursor) for _ in range(3)] == [0, 0, 1]
     assert cursor.after == "", "past the last record: the next sweep starts over"
-    assert recorded_names(db) == {manifest_path(owner, voice_id) for voice_id in live}
+    assert recorded_names(db) == {paths.manifest(owner, voice_id) for voice_id in live}
     assert await settle_manifests(database, storage, limit=10, cursor=cursor) == 0
-    assert cursor.after == manifest_path(owner, sorted(live, key=str)[9])
+    assert cursor.after == paths.manifest(owner, sorted(live, key=str)[9])
 
 
 def recorded_names(db: Db) -> set[str]:

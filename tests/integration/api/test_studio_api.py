@@ -15,8 +15,8 @@ import soundfile
 from litestar.testing import AsyncTestClient
 
 from backend.errors import StorageUnavailable
-from backend.storage import integrity
-from backend.synthesis.step import BUCKET, render_path
+from backend.storage import integrity, paths
+from backend.synthesis.step import BUCKET
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn, one
 from tests.integration.api.conftest import User
@@ -42,7 +42,7 @@ def seed_job(sql: Conn, owner: uuid.UUID, voice: uuid.UUID, text: str = "Hello."
 async def seed_render(client: Client, sql: Conn, owner: uuid.UUID, voice: uuid.UUID) -> tuple[str, bytes]:
     """A succeeded job with its WAV stored and recorded, as the worker leaves one."""
     job = seed_job(sql, owner, voice, "A clip to keep.")
-    path, wav = render_path(owner, uuid.UUID(job)), speech_wav(seconds=2.0)
+    path, wav = paths.render(owner, uuid.UUID(job)), speech_wav(seconds=2.0)
     async with client.app.state.db.service_transaction() as conn:
         await integrity.write(conn, client.app.state.storage, BUCKET, path, wav, content_type="audio/wav")
     sql.execute(
@@ -267,7 +267,7 @@ async def test_a_clip_is_deleted_with_its_render_and_nothing_else(
     voice = seed_voice(sql, user.id)
     job, _ = await seed_render(client, sql, user.id, voice)
     kept, _ = await seed_render(client, sql, user.id, voice)
-    path = render_path(user.id, uuid.UUID(job))
+    path = paths.render(user.id, uuid.UUID(job))
     assert stored(client, path)
     assert recorded(sql, path)
 
@@ -287,7 +287,7 @@ async def test_a_clip_is_deleted_with_its_render_and_nothing_else(
     )
     assert audit["actor"] == f"user:{user.id}"
     assert audit["detail"]["removed"] == [path]
-    kept_path = render_path(user.id, uuid.UUID(kept))
+    kept_path = paths.render(user.id, uuid.UUID(kept))
     assert stored(client, kept_path)
     assert recorded(sql, kept_path)
     problem(await client.delete(f"/api/v1/clone/{job}", headers=user.headers), 404, "not_found")
@@ -298,7 +298,7 @@ async def test_a_storage_fault_while_deleting_leaves_the_clip_whole(
 ) -> None:
     user = make_user()
     job, wav = await seed_render(client, sql, user.id, seed_voice(sql, user.id))
-    path = render_path(user.id, uuid.UUID(job))
+    path = paths.render(user.id, uuid.UUID(job))
 
     async def storage_down(bucket: str, paths: list[str]) -> list[str]:
         raise StorageUnavailable("Storage is unreachable.")

@@ -22,14 +22,8 @@ from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.embedded.storage.orphan_files import OrphanFile, remove_orphan_file
-from backend.policy import preview
-from backend.policy.preview import preview_path
-from backend.samples.upload import BUCKET as SAMPLES_BUCKET
-from backend.samples.upload import processed_path, upload_path, voice_sample_path
 from backend.settings import Settings
-from backend.storage import orphans
-from backend.synthesis import step as synthesis
-from backend.synthesis.step import render_path
+from backend.storage import orphans, paths
 from devkit.db import one, seed_consent
 from queue_consumers.maintenance import sweep as maintenance_sweep
 from scripts.status import main as status_main
@@ -110,7 +104,7 @@ def seeded(scene: Scene, db_dsn: str, tmp_path: Path) -> Orphans:
     root = tmp_path / "storage"
     # Claimed, each by the rule voicegate's own paths follow (built here by the Python functions).
     sample_id = uuid.uuid4()
-    original = upload_path(owner, sample_id)
+    original = paths.sample_upload(owner, sample_id)
     one(
         db,
         "insert into voice_samples (id, owner_id, consent_id, object_path) values (%s, %s, %s, %s) returning id",
@@ -132,30 +126,30 @@ def seeded(scene: Scene, db_dsn: str, tmp_path: Path) -> Orphans:
     )["id"]
     claimed = [
         ("voice-samples", original),
-        ("voice-samples", processed_path(original)),  # written before it is recorded
+        ("voice-samples", paths.processed(original)),  # written before it is recorded
         ("voice-samples", f"{folder}/take.wav"),
         ("voice-samples", f"{folder}/clean.wav"),
-        ("voice-samples", voice_sample_path(owner, draft)),  # awaiting its finalize
-        ("voice-previews", preview_path(owner, attempt["id"])),
-        ("voice-renders", render_path(owner, job)),
+        ("voice-samples", paths.voice_sample(owner, draft)),  # awaiting its finalize
+        ("voice-previews", paths.preview(owner, attempt["id"])),
+        ("voice-renders", paths.render(owner, job)),
     ]
     # Orphans: rows never committed or gone, a voice no longer a draft, a file a client put there.
     cloned = scene.voice()
     db.execute("update voices set status = 'ready' where id = %s", (cloned,))
     orphan_objects = [
-        ("voice-samples", upload_path(owner, uuid.uuid4())),
-        ("voice-samples", processed_path(upload_path(owner, uuid.uuid4()))),
-        ("voice-samples", voice_sample_path(owner, cloned)),
+        ("voice-samples", paths.sample_upload(owner, uuid.uuid4())),
+        ("voice-samples", paths.processed(paths.sample_upload(owner, uuid.uuid4()))),
+        ("voice-samples", paths.voice_sample(owner, cloned)),
         ("voice-samples", f"{owner}/hello.wav"),
-        ("voice-previews", preview_path(owner, uuid.uuid4())),
-        ("voice-renders", render_path(owner, uuid.uuid4())),
+        ("voice-previews", paths.preview(owner, uuid.uuid4())),
+        ("voice-renders", paths.render(owner, uuid.uuid4())),
     ]
-    recent_object = ("voice-samples", upload_path(owner, uuid.uuid4()))  # an upload whose row is coming
+    recent_object = ("voice-samples", paths.sample_upload(owner, uuid.uuid4()))  # an upload whose row is coming
     store(db_dsn, root, [*claimed, *orphan_objects, recent_object])
     backdate(db, root, [*claimed, *orphan_objects])
     # Files with no row at all: a crash between the rename and the commit, a dead upload's temp file.
-    orphan_files = [f"voice-samples/{upload_path(owner, uuid.uuid4())}", ".uploads/0a1b2c3d4e5f"]
-    recent_files = [f"voice-samples/{upload_path(owner, uuid.uuid4())}", ".uploads/f5e4d3c2b1a0"]
+    orphan_files = [f"voice-samples/{paths.sample_upload(owner, uuid.uuid4())}", ".uploads/0a1b2c3d4e5f"]
+    recent_files = [f"voice-samples/{paths.sample_upload(owner, uuid.uuid4())}", ".uploads/f5e4d3c2b1a0"]
     for relative in orphan_files:
         stray(root, relative)
     for relative in recent_files:
@@ -168,7 +162,7 @@ def found(result: dict[str, Any]) -> set[tuple[str, str | None, str]]:
 
 
 def test_the_swept_buckets_are_the_areas_own() -> None:
-    assert orphans.BUCKETS == (SAMPLES_BUCKET, preview.BUCKET, synthesis.BUCKET)
+    assert orphans.BUCKETS == (paths.SAMPLES, paths.PREVIEWS, paths.RENDERS)
 
 
 def test_a_dry_run_lists_exactly_the_orphans_past_the_grace_period_and_changes_nothing(

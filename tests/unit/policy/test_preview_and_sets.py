@@ -1,18 +1,11 @@
-"""Where a preview lives, and a set of samples' report from what its attempt recorded, without a database."""
+"""A set of samples' report from what its attempt recorded, without a database."""
 
 from __future__ import annotations
 
 import uuid
 
-from backend.policy.preview import BUCKET, preview_path
 from backend.policy.sample_set import report_of
 from backend.records.attempts import SetMember
-
-
-def test_a_preview_lives_in_its_owners_folder() -> None:
-    owner, attempt = uuid.uuid4(), uuid.uuid4()
-    assert preview_path(owner, attempt) == f"{owner}/{attempt}/preview.wav"
-    assert BUCKET == "voice-previews"
 
 
 def member(position: int, *, speech_s: float | None, lufs: float | None, pitch: float | None) -> SetMember:
