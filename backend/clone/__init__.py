@@ -11,8 +11,8 @@ from backend.clone.manifest import remove_manifest
 from backend.clone.portability import CannotReenrol, heal
 from backend.clone.start import (
     CustomVoiceId,
+    FinalizedUpload,
     SampleSet,
-    SignedUpload,
     StoredSample,
     Upload,
     draft_voice,
@@ -24,10 +24,10 @@ from backend.clone.types import LikenessSource, NoLikeness, StartedClone
 __all__ = [
     "CannotReenrol",
     "CustomVoiceId",
+    "FinalizedUpload",
     "LikenessSource",
     "NoLikeness",
     "SampleSet",
-    "SignedUpload",
     "StartedClone",
     "StoredSample",
     "Upload",

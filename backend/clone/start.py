@@ -63,7 +63,7 @@ class Upload(_Sampled, frozen=True, kw_only=True, tag="upload"):
     limits: UserLimits
 
 
-class SignedUpload(_Sampled, frozen=True, kw_only=True, tag="finalize"):
+class FinalizedUpload(_Sampled, frozen=True, kw_only=True, tag="finalize"):
     """The finalize of a signed upload: the caller's draft voice, under the consent it was made with,
     renamed to `name` (the caller's: VoiceNameTaken when another of their voices has it) and `sample.language`
     (None keeps its own)."""
@@ -138,7 +138,7 @@ class Reenrolment(msgspec.Struct, frozen=True, kw_only=True, tag="reenrolment"):
     target_model: str | None = None
 
 
-Source = Upload | SignedUpload | CustomVoiceId | StoredSample | SampleSet | Reenrolment
+Source = Upload | FinalizedUpload | CustomVoiceId | StoredSample | SampleSet | Reenrolment
 
 
 async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> attempts.AttemptRow:
@@ -164,7 +164,7 @@ async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> 
                 limits=source.limits,
             )
             sample_id = await _store(conn, source, consent_id)
-        case SignedUpload(voice_id=voice_id):
+        case FinalizedUpload(voice_id=voice_id):
             sample_id = await _store(conn, source, (await lock_draft(conn, voice_id))["consent_id"])
             params = {"id": voice_id, "name": source.name, "language": source.sample.language}
             with name_of_its_own(source.name or ""):

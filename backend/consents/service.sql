@@ -1,5 +1,5 @@
 -- A consent's state is `public.voice_consent_state` (migration 20261126190500_consent_state) in every statement
--- here, the reads and the guards of the writes alike: what each state allows is backend/consents/states.py.
+-- here, the reads and the guards of the writes alike: what each state allows is backend/policy/consent.py.
 
 -- name: insert_spoken
 -- A spoken consent awaiting its recording, for the caller (the service writes it: its state is not theirs), its

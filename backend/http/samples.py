@@ -223,8 +223,7 @@ async def _receive(request: Request[Any, Any, Any]) -> ReceivedUpload:
     if not reader.saw_file:
         upload.close()
         raise ValidationFailed(f"The `{FILE_FIELD}` part with the audio is missing.")
-    upload.sha256 = upload._hash.hexdigest()
-    upload.file.seek(0)
+    upload.seal()
     return upload
 
 
@@ -255,14 +254,9 @@ class _SampleForm:
         return False
 
     async def file_chunk(self, chunk: bytes) -> None:
-        upload = self.upload
-        upload.size += len(chunk)
-        if upload.size > MAX_SAMPLE_BYTES:
+        if self.upload.size + len(chunk) > MAX_SAMPLE_BYTES:
             raise SampleTooLarge(f"The sample is larger than {MAX_SAMPLE_BYTES} bytes.")
-        if len(upload.head) < HEAD_BYTES:
-            upload.head += chunk[: HEAD_BYTES - len(upload.head)]
-        upload._hash.update(chunk)
-        upload.file.write(chunk)
+        self.upload.write(chunk, head_bytes=HEAD_BYTES)
 
     def field(self, name: str, value: bytes) -> None:
         try:

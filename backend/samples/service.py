@@ -1,6 +1,6 @@
 """The samples' use cases as their owner calls them (`/api/v1/voice-samples`): upload one, list, read, rename,
 listen to, and delete one or withdraw the consent that kept it; one object the composition root builds over the
-database, Storage and the settings. The write path every sample takes is `service`, its removal `purge`."""
+database, Storage and the settings. The write path every sample takes is `upload`, its removal `purge`."""
 
 from __future__ import annotations
 

@@ -88,6 +88,19 @@ class ReceivedUpload:
     head: bytes = b""
     _hash: Any = field(default_factory=hashlib.sha256, repr=False)
 
+    def write(self, chunk: bytes, *, head_bytes: int) -> None:
+        """Spool the next chunk of the file: counted, hashed, and kept in `head` while it holds under `head_bytes`."""
+        self.size += len(chunk)
+        if len(self.head) < head_bytes:
+            self.head += chunk[: head_bytes - len(self.head)]
+        self._hash.update(chunk)
+        self.file.write(chunk)
+
+    def seal(self) -> None:
+        """The whole file has come: its hash is final (`sha256`), and it reads from its start."""
+        self.sha256 = self._hash.hexdigest()
+        self.file.seek(0)
+
     def close(self) -> None:
         """Delete the temporary file."""
         self.file.close()

@@ -219,7 +219,7 @@ class SynthesisService:
 
     async def clip_audio(self, claims: UserClaims, job_id: uuid.UUID, *, fmt: ClipFormat) -> ClipAudio:
         """The finished job's audio: its stored WAV (checked against its digest, with its C2PA manifest), or that
-        WAV encoded as MP3. 409 like `GET /{id}/result` while it runs, after it failed or was cancelled."""
+        WAV encoded as MP3. 409 like `GET /{id}/result` while it runs, after it failed or was canceled."""
         job, bucket, path = await finished_render(self.db, claims, job_id)
         wav = await integrity.read(
             self.db, self.storage, bucket, path, actor=f"user:{claims.sub}", subject=("synthesis_job", job_id)

@@ -23,9 +23,9 @@ from backend import samples
 from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.clone import (
+    FinalizedUpload,
     LikenessSource,
     NoLikeness,
-    SignedUpload,
     draft_voice,
     lock_draft,
     remove_manifest,
@@ -349,7 +349,7 @@ class VoicesService:
                 transcript=request.transcript,
                 language=request.language,
             )
-            source = SignedUpload(
+            source = FinalizedUpload(
                 voice_id=request.voice_id,
                 sample=new,
                 name=request.name.strip() if request.name else None,
