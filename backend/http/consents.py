@@ -10,7 +10,6 @@ from litestar.params import JSONBody
 
 from backend.body_limit import BODY_LIMIT
 from backend.consents import types
-from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.http.deps import Caller, Consents, PathId
 from backend.http.docs import (
     BY_ID,
@@ -21,12 +20,11 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.samples import FRAMING_BYTES, request_origin
-from backend.multipart import FormError, Part, form_boundary, read_form
+from backend.http.forms import FRAMING_BYTES, one_file
+from backend.http.samples import request_origin
 
 #: The largest recording of a phrase taken: a minute of 48 kHz 16-bit stereo WAV is 11 MB.
 MAX_RECORDING_BYTES: Final = 12 * 1024 * 1024
-FILE_FIELD: Final = "file"
 
 
 class ConsentsController(Controller):
@@ -80,7 +78,7 @@ class ConsentsController(Controller):
         `not_speech`, `too_short`; `synthetic_speech`, it carries the watermark of synthesized speech) and another
         recording may follow until the phrase expires. 422 `consent_expired` once it has, before the recording is
         read; 409 for a checkbox or an already verified consent."""
-        data = await _recording(request)
+        data = await one_file(request, limit=MAX_RECORDING_BYTES, what="the recording")
         return await consents.record_recording(claims=claims, consent_id=consent_id, data=data)
 
     @get("/{consent_id:uuid}", summary="A consent and where its recording got to", responses=problems(*BY_ID))
@@ -111,41 +109,3 @@ class SampleReadingController(Controller):
         Whose voice it matched is never said. 409 for a sample that waits for no reading; each call gives a new
         phrase (the newest answers), counted as a spoken consent."""
         return await consents.reading_for_sample(claims, sample_id, request_origin(request))
-
-
-async def _recording(request: Request[Any, Any, Any]) -> bytes:
-    """The one `file` part of a multipart body (415 for another content type, 413 past the limit, 400 for
-    anything else in it)."""
-    boundary = form_boundary(request.headers.get("content-type"))
-    if boundary is None:
-        raise UnsupportedMediaType(f"Send the recording as multipart/form-data with a `{FILE_FIELD}` part.")
-    reader = _Recording()
-    try:
-        await read_form(request.stream(), boundary, reader, max_parts=1, max_field_bytes=0)
-    except FormError as exc:
-        raise ValidationFailed(str(exc)) from exc
-    if not reader.seen:
-        raise ValidationFailed(f"The `{FILE_FIELD}` part with the recording is missing.")
-    return bytes(reader.data)
-
-
-class _Recording:
-    """The form's one file part, held in memory up to MAX_RECORDING_BYTES; any other part is refused."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.seen = False
-
-    def start(self, part: Part) -> bool:
-        if part.name != FILE_FIELD:
-            raise ValidationFailed(f"Unknown form field {part.name!r}; send only `{FILE_FIELD}`.")
-        self.seen = True
-        return True
-
-    async def file_chunk(self, chunk: bytes) -> None:
-        if len(self.data) + len(chunk) > MAX_RECORDING_BYTES:
-            raise SampleTooLarge(f"The recording is larger than {MAX_RECORDING_BYTES} bytes.")
-        self.data += chunk
-
-    def field(self, name: str, value: bytes) -> None:
-        raise ValidationFailed(f"Unknown form field {name!r}; send only `{FILE_FIELD}`.")

@@ -9,14 +9,10 @@ from litestar import Controller, Request, post
 from litestar.openapi.spec import Example, OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 
 from backend.body_limit import BODY_LIMIT
-from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.http.deps import Caller, Provenance
 from backend.http.docs import USER, USER_SECURITY, ExampleOperation, problems
-from backend.http.samples import MAX_SAMPLE_BYTES, UPLOAD_BYTES
-from backend.multipart import FormError, Part, form_boundary, read_form
+from backend.http.forms import FILE_FIELD, MAX_SAMPLE_BYTES, UPLOAD_BYTES, one_file
 from backend.provenance.service import ProvenanceCheck
-
-FILE_FIELD: Final = "file"
 
 CHECK_FORM: Final = RequestBody(
     required=True,
@@ -89,42 +85,4 @@ class ProvenanceController(Controller):
         `c2pa` is the file's C2PA manifest, which does say who made it (`voicegate`: the voice, provider, model
         and consent), while the file is the one signed: `trusted`, `valid` (another signer), `invalid` (altered
         since), `unsigned`; null for a format that carries none (anything but WAV and MP3)."""
-        return await provenance.check(claims, await _file(request))
-
-
-async def _file(request: Request[Any, Any, Any]) -> bytes:
-    """The one `file` part of a multipart body (415 for another content type, 413 past the sample limit, 400 for
-    anything else in it)."""
-    boundary = form_boundary(request.headers.get("content-type"))
-    if boundary is None:
-        raise UnsupportedMediaType(f"Send the file as multipart/form-data with a `{FILE_FIELD}` part.")
-    reader = _File()
-    try:
-        await read_form(request.stream(), boundary, reader, max_parts=1, max_field_bytes=0)
-    except FormError as exc:
-        raise ValidationFailed(str(exc)) from exc
-    if not reader.seen:
-        raise ValidationFailed(f"The `{FILE_FIELD}` part with the file is missing.")
-    return bytes(reader.data)
-
-
-class _File:
-    """The form's one file part, held in memory up to MAX_SAMPLE_BYTES; any other part is refused."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.seen = False
-
-    def start(self, part: Part) -> bool:
-        if part.name != FILE_FIELD:
-            raise ValidationFailed(f"Unknown form field {part.name!r}; send only `{FILE_FIELD}`.")
-        self.seen = True
-        return True
-
-    async def file_chunk(self, chunk: bytes) -> None:
-        if len(self.data) + len(chunk) > MAX_SAMPLE_BYTES:
-            raise SampleTooLarge(f"The file is larger than {MAX_SAMPLE_BYTES} bytes.")
-        self.data += chunk
-
-    def field(self, name: str, value: bytes) -> None:
-        raise ValidationFailed(f"Unknown form field {name!r}; send only `{FILE_FIELD}`.")
+        return await provenance.check(claims, await one_file(request, limit=MAX_SAMPLE_BYTES, what="the file"))

@@ -26,8 +26,9 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
+from backend.http.forms import UPLOAD_BYTES
 from backend.http.idempotency import idempotent
-from backend.http.samples import UPLOAD_BYTES, idempotent_upload
+from backend.http.samples import idempotent_upload
 from backend.records.attempts import Attempt
 from backend.reflections import types
 

@@ -36,6 +36,7 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
+from backend.http.forms import FILE_FIELD, MAX_SAMPLE_BYTES, UPLOAD_BYTES
 from backend.http.idempotency import body_fingerprint, idempotent
 from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
@@ -43,19 +44,12 @@ from backend.policy.consent import Origin
 from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
 from backend.samples.upload import ReceivedUpload, SampleForm, SampleUpload
 
-#: The largest sample accepted by any bucket or provider (voice-samples is 25 MiB).
-MAX_SAMPLE_BYTES = 25 * 1024 * 1024
 #: Bytes of an upload kept in memory before it spills to a temporary file.
 SPOOL_BYTES = 1024 * 1024
 #: Bytes kept from the start of the file for sniffing.
 HEAD_BYTES = 64
 #: Longest accepted text field (a transcript is the longest).
 MAX_FIELD_BYTES = 5000
-#: Slack for the multipart framing around the file when checking Content-Length up front.
-FRAMING_BYTES = 64 * 1024
-#: The most bytes an upload of one sample may announce (`backend.body_limit.BODY_LIMIT`).
-UPLOAD_BYTES = MAX_SAMPLE_BYTES + FRAMING_BYTES
-FILE_FIELD = "file"
 #: Longest Content-Type of the file part kept with the sample (`voice_samples.declared_type`).
 MAX_DECLARED_TYPE_CHARS = 255
 
