@@ -10,7 +10,9 @@ import pytest
 
 from backend.embedded.postgres import free_port
 from backend.settings import settings_from_env
-from voicegate.cli import CommandError, api_listener, banner_address
+from voicegate.cli import banner_address
+from voicegate.errors import CommandError
+from voicegate.serving import api_listener
 
 
 async def test_connections_accepted_on_it_send_without_delay() -> None:

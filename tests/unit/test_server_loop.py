@@ -10,7 +10,7 @@ from litestar import Litestar
 
 from backend.http.server import ConnectionLimits
 from backend.settings import settings_from_env
-from voicegate.cli import server_config
+from voicegate.serving import server_config
 
 
 def test_the_server_runs_its_app_on_uvloop() -> None:
