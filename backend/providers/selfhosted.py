@@ -25,12 +25,10 @@ enrolment. A 303 is followed only within the configured origin, so credentials n
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import random
-import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -38,7 +36,6 @@ import httpx
 import msgspec
 
 from backend.providers.base import (
-    STREAM_SAMPLE_RATE,
     ProviderVoice,
     SampleRef,
     SampleRules,
@@ -50,20 +47,32 @@ from backend.providers.enrolment import enroll_once, selfhosted_voice_name
 from backend.providers.env import ProviderConfigError, choice_setting, key_setting, url_setting
 from backend.providers.errors import (
     PermanentProviderError,
-    ProviderError,
     TransientProviderError,
     VoiceNotFoundError,
     answer_fields,
 )
-from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
+from backend.providers.http import ProviderHttp, RetryPolicy, has_audio, text_or_none
+from backend.providers.selfhosted_answers import (
+    NOT_FOUND,
+    PROVIDER,
+    SeeOther,
+    classify,
+    created_voice,
+    data_url,
+    is_wav,
+    listed_voices,
+    pcm_of,
+    unplayable,
+    unreadable,
+    voice_key,
+)
 from backend.providers.selfhosted_store import InlineEntry, InlineVoice, InMemoryReferenceStore, ReferenceStore
 from backend.providers.slots import ProviderSlots
 from backend.secret import Secret
-from backend.wav import pcm16_to_wav, wav_format, wav_to_pcm16
+from backend.wav import pcm16_to_wav, wav_to_pcm16
 
 log = logging.getLogger(__name__)
 
-PROVIDER: Final = "selfhosted"
 
 SELFHOSTED_REGISTRY_MODES: Final = ("auto", "registry", "chatterbox", "inline")
 SELFHOSTED_PROFILES: Final = ("openai", "modal")
@@ -169,110 +178,6 @@ SAMPLE_RULES: Final = SampleRules(
     mono=True,
 )
 
-_NOT_FOUND: Final = "The voice does not exist on the self-hosted server."
-_MISSING_VOICE = re.compile(r"(voice|speaker).*(not found|unknown|does not exist|not exist|invalid|unsupported)", re.I)
-_UNKNOWN_VOICE = re.compile(r"(not found|unknown|invalid|unsupported).*(voice|speaker)", re.I)
-_MODEL = re.compile(r"\bmodel\b", re.I)
-
-
-class _SeeOther(ProviderError):
-    """A 303 to the result of a request still running (Modal, after 150 s): poll `location`."""
-
-    def __init__(self, location: str | None, status: int) -> None:
-        super().__init__(PROVIDER, "The self-hosted server is still working.", http_status=status)
-        self.location = location
-
-
-def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
-    """(code, message, param) from the shapes such servers answer: OpenAI's `{"error": {...}}`,
-    FastAPI's `{"detail": ...}`, vLLM-Omni's `{"success": false, "error": "..."}`, or text."""
-    try:
-        body = msgspec.json.decode(response.content)
-    except msgspec.MsgspecError:
-        return None, response.text[:200] or None, None
-    if not isinstance(body, dict):
-        return None, None, None
-    error = body.get("error")
-    if isinstance(error, dict):
-        code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
-        return text_or_none(code), text_or_none(error.get("message")), text_or_none(error.get("param"))
-    if isinstance(error, str):
-        return None, error, None
-    detail = body.get("detail")
-    if isinstance(detail, list):
-        messages = [str(item.get("msg")) for item in detail if isinstance(item, dict)]
-        return "validation_error", "; ".join(messages), None
-    return None, text_or_none(detail) or text_or_none(body.get("message")), None
-
-
-def classify(response: httpx.Response) -> ProviderError:
-    """Map an error answer of an OpenAI-shaped server to an error class."""
-    status = response.status_code
-    if status == 303:
-        return _SeeOther(response.headers.get("location"), status)
-    code, message, param = _error_fields(response)
-    common = answer_fields(status, code, message)
-    if status in TRANSIENT_STATUSES:
-        return busy(PROVIDER, response, common, "The self-hosted voice server is busy; try again later.")
-    return _rejection(status, message or "", param, common)
-
-
-def _rejection(status: int, text: str, param: str | None, common: dict[str, Any]) -> PermanentProviderError:
-    if status in {401, 403}:
-        return PermanentProviderError(PROVIDER, "The self-hosted server rejected the configured credentials.", **common)
-    if status == 413:
-        return PermanentProviderError(PROVIDER, "The sample is too large for the self-hosted server.", **common)
-    if status in {400, 404} and (param == "model" or (param is None and _MODEL.search(text) and "voice" not in text)):
-        return PermanentProviderError(
-            PROVIDER,
-            "The self-hosted server does not serve the configured model (SELFHOSTED_MODEL).",
-            **{**common, "provider_code": common["provider_code"] or "model_not_found"},
-        )
-    if status in {400, 404} and (param == "voice" or _MISSING_VOICE.search(text) or _UNKNOWN_VOICE.search(text)):
-        return VoiceNotFoundError(
-            PROVIDER, _NOT_FOUND, **{**common, "provider_code": common["provider_code"] or "voice_not_found"}
-        )
-    return PermanentProviderError(PROVIDER, "The self-hosted voice server rejected the request.", **common)
-
-
-def _listed(body: object) -> list[dict[str, Any]]:
-    """The voices of a `GET /v1/audio/voices` answer: OpenAI's `{"data": [...]}`, vLLM-Omni's
-    `{"voices": [names], "uploaded_voices": [...]}` (only the uploaded ones are ours), or a list."""
-    items: object = body
-    if isinstance(body, dict):
-        for field in ("data", "uploaded_voices", "voices"):
-            if isinstance(body.get(field), list):
-                items = body[field]
-                break
-    if not isinstance(items, list):
-        raise ValueError("the answer holds no list of voices")  # noqa: TRY004 - a malformed answer, not a bug
-    voices = []
-    for item in items:
-        entry = {"name": item} if isinstance(item, str) else item
-        if not isinstance(entry, dict) or not isinstance(_voice_key(entry), str):
-            raise ValueError("a listed voice has neither an id nor a name")  # noqa: TRY004 - a malformed answer
-        voices.append(entry)
-    return voices
-
-
-def _voice_key(entry: dict[str, Any]) -> object:
-    return entry.get("id") or entry.get("voice_id") or entry.get("name")
-
-
-def _created(body: object, name: str) -> dict[str, Any]:
-    """The voice a create made (or a `GET /v1/voices/{name}` describes): `{id, name, ...}`, vLLM-Omni's
-    `{"success": true, "voice": {...}}` or chatterbox's `{"message": ..., "voice": {...}}`; a server that
-    echoes nothing made the voice under the name it was sent."""
-    if not isinstance(body, dict) or body.get("success") is False:
-        raise ValueError("the answer does not describe a created voice")
-    voice = body["voice"] if isinstance(body.get("voice"), dict) else body
-    return voice if isinstance(_voice_key(voice), str) else {**voice, "name": name}
-
-
-def data_url(audio: bytes, mime_type: str) -> str:
-    """A base64 data URL of the reference, as `ref_audio` takes it."""
-    return f"data:{mime_type};base64,{base64.b64encode(audio).decode()}"
-
 
 class SelfhostedProvider:
     """Adapter for an OpenAI-shaped speech server, with a voice registry or references sent inline."""
@@ -338,7 +243,7 @@ class SelfhostedProvider:
             return await self._http.request(
                 method, path, idempotent=idempotent, call_timeout=self._timeout, validate=validate, **kwargs
             )
-        except _SeeOther as moved:
+        except SeeOther as moved:
             location = moved.location
         pause = 0.05
         while True:
@@ -350,7 +255,7 @@ class SelfhostedProvider:
                 raise TransientProviderError(PROVIDER, f"The self-hosted voice server {reason}.")
             try:
                 return await self._http.request("GET", url, call_timeout=self._timeout, validate=validate)
-            except _SeeOther as again:
+            except SeeOther as again:
                 location = again.location
             except TransientProviderError as exc:
                 if idempotent:
@@ -503,7 +408,7 @@ class SelfhostedProvider:
 
         async def create() -> ProviderVoice:
             body = await self._json("POST", _voices_path(mode), idempotent=False, data=data, files=files)
-            created = _created(body, voice_name)
+            created = created_voice(body, voice_name)
             return msgspec.structs.replace(self._voice(created, mode), enrolment_key=key, language=lang)
 
         return await enroll_once(key, self.find, create)
@@ -525,14 +430,14 @@ class SelfhostedProvider:
         if mode == "chatterbox":
             body = await self._json("GET", _voices_path(mode, voice_id))
             try:
-                return self._voice(_created(body, voice_id), mode)
+                return self._voice(created_voice(body, voice_id), mode)
             except ValueError as exc:
-                raise _unreadable(exc) from exc
+                raise unreadable(exc) from exc
         if mode == "registry":
             for voice in await self._registry(mode):
                 if voice_id in {voice.voice_id, voice.name}:
                     return voice
-        raise VoiceNotFoundError(PROVIDER, _NOT_FOUND, provider_code="voice_not_found")
+        raise VoiceNotFoundError(PROVIDER, NOT_FOUND, provider_code="voice_not_found")
 
     async def list(self) -> Sequence[ProviderVoice]:
         """The registry's uploaded voices (registry, chatterbox) and the references kept for inline use."""
@@ -544,9 +449,9 @@ class SelfhostedProvider:
     async def _registry(self, mode: str) -> Sequence[ProviderVoice]:
         body = await self._json("GET", _voices_path(mode))
         try:
-            return [self._voice(entry, mode) for entry in _listed(body)]
+            return [self._voice(entry, mode) for entry in listed_voices(body)]
         except ValueError as exc:
-            raise _unreadable(exc) from exc
+            raise unreadable(exc) from exc
 
     async def delete(self, voice_id: str) -> None:
         """Forget an inline reference, or delete the voice from the registry; a missing voice raises
@@ -561,7 +466,7 @@ class SelfhostedProvider:
         except PermanentProviderError as exc:
             if exc.http_status == 404 and not isinstance(exc, VoiceNotFoundError):
                 raise VoiceNotFoundError(
-                    PROVIDER, _NOT_FOUND, **answer_fields(404, "voice_not_found", exc.operator_detail)
+                    PROVIDER, NOT_FOUND, **answer_fields(404, "voice_not_found", exc.operator_detail)
                 ) from exc
             raise
 
@@ -571,11 +476,11 @@ class SelfhostedProvider:
         payload = await self._speech_payload(voice, text, "wav")
         response = await self._call("POST", SPEECH_PATH, json=payload, validate=has_audio, meter=meter)
         request_id = response.headers.get("x-request-id")
-        if _is_wav(response.content):
+        if is_wav(response.content):
             try:
                 pcm, rate = wav_to_pcm16(response.content)
             except ValueError as exc:
-                raise _unplayable(exc) from exc
+                raise unplayable(exc) from exc
             return SynthesisResult(
                 audio=pcm16_to_wav(pcm, rate), mime_type="audio/wav", sample_rate=rate, request_id=request_id
             )
@@ -595,9 +500,9 @@ class SelfhostedProvider:
             payload |= STREAM_AUDIO
         try:
             async with self._http.streaming("POST", path, json=payload, meter=meter) as response:
-                async for chunk in _pcm_of(self._http.body(response)):
+                async for chunk in pcm_of(self._http.body(response)):
                     yield chunk
-        except _SeeOther as moved:
+        except SeeOther as moved:
             # Modal's 150 s cap met before the first byte: a live stream cannot wait for a polled result.
             raise TransientProviderError(
                 PROVIDER, "The self-hosted voice server did not start speaking in time."
@@ -643,7 +548,7 @@ class SelfhostedProvider:
 
     # -- shapes ---------------------------------------------------------------------------------------
     def _voice(self, entry: dict[str, Any], mode: str) -> ProviderVoice:
-        voice_id = str(_voice_key(entry))
+        voice_id = str(voice_key(entry))
         name = text_or_none(entry.get("name")) or voice_id
         created = entry.get("created_at") or entry.get("upload_date")
         return ProviderVoice(
@@ -672,64 +577,3 @@ def _voices_path(mode: str, voice_id: str | None = None) -> str:
     """The registry's route for ``mode`` (`registry` or `chatterbox`), or one voice's under it."""
     base = CHATTERBOX_VOICES_PATH if mode == "chatterbox" else VOICES_PATH
     return base if voice_id is None else f"{base}/{quote(voice_id, safe='')}"
-
-
-def _unreadable(exc: ValueError) -> TransientProviderError:
-    return TransientProviderError(
-        PROVIDER, "The self-hosted voice server sent an unreadable answer.", operator_detail=str(exc)
-    )
-
-
-def _unplayable(exc: ValueError) -> PermanentProviderError:
-    return PermanentProviderError(
-        PROVIDER,
-        "The self-hosted voice server answered audio voicegate cannot play.",
-        provider_code="unsupported_audio",
-        operator_detail=str(exc),
-    )
-
-
-def _is_wav(head: bytes) -> bool:
-    return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
-
-
-def _stream_start(head: bytes) -> tuple[int, int | None] | None:
-    """Where the samples of a stream starting with ``head`` begin and how many bytes of them it declares
-    (None: raw PCM, to its end); None while ``head`` is too short to tell."""
-    if len(head) < 12:
-        return None
-    if not _is_wav(head):
-        return 0, None
-    try:
-        found = wav_format(head)
-    except ValueError as exc:
-        raise _unplayable(exc) from exc
-    if found is None:
-        return None
-    if (found.encoding, found.channels, found.sample_rate) != ("pcm16", 1, STREAM_SAMPLE_RATE):
-        detail = f"{found.encoding}, {found.channels} channel(s), {found.sample_rate} Hz"
-        raise _unplayable(ValueError(f"the streamed WAV is {detail}, not pcm16 mono at {STREAM_SAMPLE_RATE} Hz"))
-    return found.data_offset, found.data_size
-
-
-async def _pcm_of(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-    """A speech stream as `STREAM_SAMPLE_RATE` 16-bit mono PCM: raw PCM passes as it comes; a WAV has its
-    header read and checked, then its samples pass, up to the size it declares. Whatever is wrong with
-    it is raised before the first chunk."""
-    head = b""  # the start of the answer, until it shows whether it is a WAV
-    started = False
-    remaining: int | None = None
-    async for chunk in chunks:
-        if not started:
-            head += chunk
-            if (start := _stream_start(head)) is None:
-                continue
-            started = True
-            offset, remaining = start
-            chunk = head[offset:]  # noqa: PLW2901 - the samples after the header
-        if remaining is not None:
-            chunk, remaining = chunk[:remaining], remaining - min(len(chunk), remaining)  # noqa: PLW2901
-        if chunk:
-            yield chunk
-    if not started and not b"RIFF".startswith(head[:4]):
-        yield head  # raw PCM shorter than a WAV header

@@ -525,3 +525,20 @@ def test_only_the_database_layer_and_the_composition_name_a_pool() -> None:
         for use in _pool_uses(module, path)
     )
     assert not found, f"only POOL_HOLDERS may name a pool; take the Database instead: {found}"
+
+
+#: The most lines a product module may have: past it, a module holds more than one thing to find.
+MODULE_LINES = 700
+#: The local stand-ins for Supabase (their Storage service is one long table of routes), held apart.
+STAND_INS = ROOT / "backend" / "embedded"
+
+
+def test_no_product_module_outside_the_stand_ins_passes_the_most_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for package in PRODUCT
+        for path in (ROOT / package).rglob("*.py")
+        if not path.is_relative_to(STAND_INS)
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINES
+    }
+    assert long == {}, f"split these along the lines their parts draw: {long}"

@@ -39,7 +39,8 @@ import pytest
 
 from backend.providers.base import ProviderVoice
 from backend.providers.enrolment import selfhosted_voice_name
-from backend.providers.selfhosted import NOT_AUDIO, data_url
+from backend.providers.selfhosted import NOT_AUDIO
+from backend.providers.selfhosted_answers import data_url
 from fakes import SelfhostedFake, serve
 from fakes.audio import tone_wav
 from fakes.core import RecordedRequest
