@@ -65,7 +65,7 @@ def queue_routes(
     `clone_over_http`); webhook deliveries follow `webhook_retries` (spanning hours, as receivers' outages do).
     The synthesis and webhook queues, whose consumers each have `slots`, are read in turn by user."""
     turns = queues.Turns(slots)
-    shares = webhook_step.Shares()
+    shares = webhook_step.DeliveryShares()
     return [
         QueueRoute(
             queues.CLONE,

@@ -28,7 +28,7 @@ COLUMNS = ["msg_id", "source_queue", "type", "attempt_id", "read_count", "dead_a
 CLONE_MESSAGE = "VOICE_CLONE_PROCESS"
 
 
-class DeadLetter(msgspec.Struct, kw_only=True):
+class DeadLetterBody(msgspec.Struct, kw_only=True):
     """A dead letter's body as the consumers write it (fields may be missing in a damaged one)."""
 
     sourceQueue: str | None = None  # noqa: N815 - the message's own field names
@@ -56,11 +56,11 @@ class DeadLetter(msgspec.Struct, kw_only=True):
         return ": ".join(str(self.error[k]) for k in ("code", "message") if self.error.get(k))
 
 
-def _parse(body: object) -> DeadLetter:
+def _parse(body: object) -> DeadLetterBody:
     try:
-        return msgspec.convert(body, DeadLetter)
+        return msgspec.convert(body, DeadLetterBody)
     except msgspec.ValidationError:
-        return DeadLetter(message=body)
+        return DeadLetterBody(message=body)
 
 
 async def replay(ops: Ops) -> None:
@@ -150,7 +150,7 @@ async def _act(ops: Ops, msg_id: int) -> str:
     return outcome
 
 
-async def _replay(conn: Connection, letter: DeadLetter, detail: dict[str, Any]) -> str:
+async def _replay(conn: Connection, letter: DeadLetterBody, detail: dict[str, Any]) -> str:
     if letter.type == CLONE_MESSAGE:
         try:
             attempt_id = uuid.UUID(str(letter.attempt_id))

@@ -84,7 +84,7 @@ def route_parts(settings: Settings, dsn: str, *, serves_storage: bool, signs: bo
 
 
 @dataclass(frozen=True)
-class Admissions:
+class PathAdmissions:
     """Which admission a request's path is under: the Storage stand-in's own under `/storage/v1` when this
     process serves it beside the API, else the process's `main` one."""
 
@@ -104,7 +104,7 @@ class ApiProcess:
     handlers are given by that name (`backend.http.deps`)."""
 
     settings: Settings
-    admissions: Admissions
+    admissions: PathAdmissions
     db: Database
     verifier: TokenVerifier
     storage: SupabaseObjectStorage
@@ -148,12 +148,12 @@ async def api_process(
         stack.push_async_callback(parts.jwks.aclose)
         # wait=False: the API starts (and answers /readyz with 503) even while the database is down.
         db = await open_database(stack, create_pool(dsn, settings.pool_limits, by_user=True), wait=False)
-        admissions = Admissions(_admission(stack, db, "api"))
+        admissions = PathAdmissions(_admission(stack, db, "api"))
         if parts.storage_db is not None:
             from backend.embedded.storage.routes import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
 
             storage_db = await open_database(stack, parts.storage_db.pool, wait=False)
-            admissions = Admissions(admissions.main, _admission(stack, storage_db, "storage"), STORAGE_PATH)
+            admissions = PathAdmissions(admissions.main, _admission(stack, storage_db, "storage"), STORAGE_PATH)
         storage = await stack.enter_async_context(_storage_client(settings, app))
         provider_http = await stack.enter_async_context(create_http_client())
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between
@@ -223,7 +223,7 @@ def supervised(app: Litestar, consumers: ConsumersInApp, settings: Settings, dsn
 
 
 @asynccontextmanager
-async def storage_server(parts: RouteParts) -> AsyncIterator[Admissions]:
+async def storage_server(parts: RouteParts) -> AsyncIterator[PathAdmissions]:
     """The Storage stand-in's own server, owning `parts` (made with `serves_storage`): its pool opened without
     waiting (the server starts while the database is down); answers the admission its requests are under."""
     if parts.storage_db is None:
@@ -231,7 +231,7 @@ async def storage_server(parts: RouteParts) -> AsyncIterator[Admissions]:
     async with AsyncExitStack() as stack:
         stack.push_async_callback(parts.jwks.aclose)
         db = await open_database(stack, parts.storage_db.pool, wait=False)
-        yield Admissions(_admission(stack, db, "storage"))
+        yield PathAdmissions(_admission(stack, db, "storage"))
 
 
 def _admission(stack: AsyncExitStack, db: Database, kind: str) -> Admission:

@@ -21,7 +21,7 @@ from backend.providers.selfhosted_store import PostgresReferenceStore
 from backend.records.ownership import Thresholds
 from backend.secret import is_loopback_host
 from backend.settings import Settings
-from backend.standard_webhooks.sender import Target, WebhookSender
+from backend.standard_webhooks.sender import Destination, WebhookSender
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 from backend.usage.charge import Ledger
 from backend.voiceprint import OWNERSHIP_THRESHOLD, SAME_VOICE_THRESHOLD
@@ -75,7 +75,7 @@ def build_worker_context(
     `ProvenanceSigner.from_settings`) and its webhook sender, using `cpu` (closed by its owner)."""
     project = None
     if settings.webhook_url is not None and settings.webhook_secret is not None:
-        project = Target(settings.webhook_url, settings.webhook_secret, trusted=True)
+        project = Destination(settings.webhook_url, settings.webhook_secret, trusted=True)
     return WorkerContext(
         db=db,
         storage=storage,

@@ -24,7 +24,7 @@ DATABASE_FREE = "database_free"
 
 class Admissions(Protocol):
     """The admissions of the running process, by a request's path (`app.state.admissions`, which the app's
-    lifespan sets before any request is served: `backend.compose.api.Admissions`)."""
+    lifespan sets before any request is served: `backend.compose.api.PathAdmissions`)."""
 
     def of(self, path: str) -> Admission:
         """The admission of a request to `path`."""

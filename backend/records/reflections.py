@@ -19,7 +19,7 @@ from backend.records.attempts import VoiceMirror
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
 
-class Readiness(msgspec.Struct, frozen=True, kw_only=True):
+class LaunchReadiness(msgspec.Struct, frozen=True, kw_only=True):
     """A reflection's mirror and whether it may launch, with every blocking reason."""
 
     reflection_id: uuid.UUID
@@ -52,13 +52,13 @@ async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> str:
     return name
 
 
-async def readiness(conn: Connection, reflection_id: uuid.UUID) -> Readiness:
+async def readiness(conn: Connection, reflection_id: uuid.UUID) -> LaunchReadiness:
     """The reflection's mirror and its launch readiness, read on `conn` as the caller; NotFound for anyone else's
     reflection."""
     row = await fetch_optional(conn, _Q["readiness"], {"id": reflection_id})
     if row is None:
         raise NotFound("Reflection not found.")
-    return Readiness(
+    return LaunchReadiness(
         reflection_id=row["id"],
         voice=msgspec.convert(row["voice"], VoiceMirror),
         ready=row["ready"],

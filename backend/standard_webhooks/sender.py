@@ -44,7 +44,7 @@ _LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 @dataclass(frozen=True)
-class Target:
+class Destination:
     """Where one delivery goes: the URL, and its signing secret (held redacted). `trusted`: the operator
     configured it, so it may be a private address (a user's endpoint never is)."""
 
@@ -152,7 +152,7 @@ class WebhookSender:
 
     def __init__(
         self,
-        project: Target | None,
+        project: Destination | None,
         *,
         allow_private: bool,
         resolver: Resolver = system_resolver,
@@ -177,7 +177,7 @@ class WebhookSender:
         if not self.allow_private:
             await public_address(parts.hostname or "", _port(parts), self._resolver)
 
-    async def post(self, target: Target, webhook_id: str, body: bytes, timestamp: int) -> int:
+    async def post(self, target: Destination, webhook_id: str, body: bytes, timestamp: int) -> int:
         """Deliver `body` signed for this attempt at `timestamp`; the receiver's status code.
 
         Raises WebhookUrlRefused when the URL may not be reached now, or httpx's errors (timeouts,

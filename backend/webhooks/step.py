@@ -10,7 +10,7 @@ for no more: its endpoint is disabled, as is one whose deliveries have all faile
 An endpoint deleted or disabled meanwhile gets nothing.
 Deliveries are read in turn by user, each user's in the order they became due (`read_in_turn`), so retries do not
 go first and one user's backlog does not stand before another's events; a user holds at most a share of a
-consumer's slots, and one whose receivers hang two of them (`Shares`).
+consumer's slots, and one whose receivers hang two of them (`DeliveryShares`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from backend.db.queries import load_queries
 from backend.errors import WebhookUrlRefused, WorkFailed, WorkPutOff
 from backend.secret import Secret
 from backend.settings import DEFAULT_WEBHOOK_PENDING
-from backend.standard_webhooks.sender import Target
+from backend.standard_webhooks.sender import Destination
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -90,12 +90,12 @@ async def read_in_turn(
     and each owner's in the order they became due, so that a retry waits behind every delivery due before it
     rather than going first for its older id, as pgmq's read would have it, and one user's due deliveries, however
     many, never stand before another user's first. `turns`: what the consumer holds of each owner's, and their
-    shares (`Shares.turns`); without it, no owner is held to a share."""
+    shares (`DeliveryShares.turns`); without it, no owner is held to a share."""
     shares = turns or {"held": "{}", "caps": "{}", "share": qty}
     return await fetch_all(conn, _Q["read_in_turn"], {"vt": vt, "qty": qty, **shares})
 
 
-class Shares:
+class DeliveryShares:
     """How many of a consumer's slots each user's deliveries hold. A user none of whose deliveries has been slow
     lately takes what comes; once one of theirs took more than `SLOW_AFTER_S` (a receiver that hangs holds a
     slot for up to 20 s an attempt), they hold at most `SLOW_USER_SLOTS` at once for `SLOW_FOR_S`, and their
@@ -145,11 +145,11 @@ class Shares:
             self._slow_until = {who: until for who, until in self._slow_until.items() if until > now}
 
 
-def delivery_handler(ctx: WorkerContext, shares: Shares | None = None) -> queues.Handler:
+def delivery_handler(ctx: WorkerContext, shares: DeliveryShares | None = None) -> queues.Handler:
     """The webhook queue's handler: one delivery attempt of each message (`process_delivery`), a user's
     deliveries held to their share of the consumer's slots while their receivers are slow (`shares`, which
     `reader` reads by)."""
-    shares = shares or Shares()
+    shares = shares or DeliveryShares()
 
     async def handle(message: queues.Message) -> datetime | None:
         owner = message.message.get("data", {}).get("ownerId")
@@ -168,7 +168,7 @@ def delivery_handler(ctx: WorkerContext, shares: Shares | None = None) -> queues
     return handle
 
 
-def reader(shares: Shares, slots: int) -> queues.Reader:
+def reader(shares: DeliveryShares, slots: int) -> queues.Reader:
     """The webhook queue's reader for a consumer of `slots` whose handler holds users to `shares`: in turn by user
     (`read_in_turn`), one user's deliveries at most a share of the slots (`queues.Turns`), two while their receivers
     are slow; the rest of theirs stay unread until they hold fewer."""
@@ -204,7 +204,7 @@ async def process_delivery(ctx: WorkerContext, message: dict[str, Any]) -> Outco
     return Outcome(status="delivered")
 
 
-async def _attempt(ctx: WorkerContext, target: Target, delivery: Delivery, name: str) -> int:
+async def _attempt(ctx: WorkerContext, target: Destination, delivery: Delivery, name: str) -> int:
     """Post the delivery: its 2xx or 410 status, or DeliveryFailed."""
     try:
         status = await ctx.webhooks.post(target, delivery.webhook_id, delivery.body(), int(time.time()))
@@ -229,7 +229,7 @@ async def declare_project_endpoint(
     await conn.execute(_Q["declare_project_endpoint"], {"configured": configured, "pending": pending})
 
 
-async def _target(ctx: WorkerContext, endpoint_id: uuid.UUID | None) -> tuple[Target, bool] | None:
+async def _target(ctx: WorkerContext, endpoint_id: uuid.UUID | None) -> tuple[Destination, bool] | None:
     """The project's endpoint, or the user's endpoint with its secret, and whether it is in a run of failures;
     None when there is none (any more)."""
     if endpoint_id is None:
@@ -238,7 +238,7 @@ async def _target(ctx: WorkerContext, endpoint_id: uuid.UUID | None) -> tuple[Ta
         row = await fetch_optional(conn, _Q["endpoint"], {"id": endpoint_id})
     if row is None or row["disabled_at"] is not None:
         return None
-    return Target(row["url"], Secret(row["secret"])), row["failing_since"] is not None
+    return Destination(row["url"], Secret(row["secret"])), row["failing_since"] is not None
 
 
 async def _disable(ctx: WorkerContext, endpoint_id: uuid.UUID | None) -> None:

@@ -542,3 +542,15 @@ def test_no_product_module_outside_the_stand_ins_passes_the_most_lines() -> None
         and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINES
     }
     assert long == {}, f"split these along the lines their parts draw: {long}"
+
+
+def test_each_public_class_name_is_defined_once_in_the_product() -> None:
+    """One name for one thing: two classes of one name (a protocol and what implements it, a receipt's target and
+    a webhook's) make a reader guess which one a module means."""
+    defined: dict[str, list[str]] = {}
+    for package in PRODUCT:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                    defined.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: where for name, where in defined.items() if len(where) > 1} == {}

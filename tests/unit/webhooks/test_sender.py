@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 
 from backend.errors import WebhookUrlRefused
 from backend.secret import Secret
-from backend.standard_webhooks.sender import Resolver, Target, WebhookSender, parse_url, public_address, refusal
+from backend.standard_webhooks.sender import Destination, Resolver, WebhookSender, parse_url, public_address, refusal
 from backend.standard_webhooks.signing import new_secret
 
 BODY = b'{"type":"voice.ready","timestamp":"2026-11-23T10:00:00.000000Z","data":{}}'
@@ -197,7 +197,7 @@ async def test_each_block_is_refused_at_delivery_when_dns_turns_to_it(
     answers[:] = ["2606:4700:4700::1111", inside]  # ... and, among others, not when the event is delivered
 
     with pytest.raises(WebhookUrlRefused, match=re.escape(f"({block}, RFC")):
-        await sender.post(Target("https://hooks.example.com/hooks", Secret(new_secret())), "msg_1", BODY, 0)
+        await sender.post(Destination("https://hooks.example.com/hooks", Secret(new_secret())), "msg_1", BODY, 0)
     await sender.aclose()
 
     assert seen == []
@@ -213,7 +213,7 @@ async def test_a_name_resolving_to_each_global_neighbour_is_delivered_to_that_ad
 
     await sender.check(literal_url(neighbour))
     await sender.check("https://hooks.example.com/hooks")
-    status = await sender.post(Target("https://hooks.example.com/hooks", Secret(new_secret())), "msg_1", BODY, 0)
+    status = await sender.post(Destination("https://hooks.example.com/hooks", Secret(new_secret())), "msg_1", BODY, 0)
     await sender.aclose()
 
     assert status == 204
@@ -262,7 +262,7 @@ async def test_production_connects_to_the_checked_address_with_the_hosts_name_fo
     asked, resolve = resolver_of("93.184.215.14")
     secret = new_secret()
     sender = WebhookSender(None, allow_private=False, resolver=resolve, transport=recording(204, seen))
-    target = Target("https://hooks.example.com:8443/in?x=1", Secret(secret))
+    target = Destination("https://hooks.example.com:8443/in?x=1", Secret(secret))
     now = int(time.time())
 
     status = await sender.post(target, "msg_1", BODY, now)
@@ -284,7 +284,7 @@ async def test_production_sends_nothing_to_a_name_that_now_resolves_privately() 
     sender = WebhookSender(None, allow_private=False, resolver=resolve, transport=recording(200, seen))
 
     with pytest.raises(WebhookUrlRefused, match="private"):
-        await sender.post(Target("https://hooks.example.com/", Secret(new_secret())), "msg_1", BODY, 0)
+        await sender.post(Destination("https://hooks.example.com/", Secret(new_secret())), "msg_1", BODY, 0)
     await sender.aclose()
 
     assert seen == []
@@ -295,7 +295,7 @@ async def test_a_redirect_is_an_answer_not_followed() -> None:
     _, resolve = resolver_of("93.184.215.14")
     sender = WebhookSender(None, allow_private=False, resolver=resolve, transport=recording(302, seen))
 
-    status = await sender.post(Target("https://hooks.example.com/", Secret(new_secret())), "msg_1", BODY, 0)
+    status = await sender.post(Destination("https://hooks.example.com/", Secret(new_secret())), "msg_1", BODY, 0)
     await sender.aclose()
 
     assert status == 302
@@ -308,7 +308,7 @@ async def test_embedded_mode_delivers_to_loopback_as_the_url_says() -> None:
     sender = WebhookSender(None, allow_private=True, resolver=resolve, transport=recording(200, seen))
 
     await sender.check("http://127.0.0.1:9000/hook")
-    status = await sender.post(Target("http://127.0.0.1:9000/hook", Secret(new_secret())), "msg_1", BODY, 0)
+    status = await sender.post(Destination("http://127.0.0.1:9000/hook", Secret(new_secret())), "msg_1", BODY, 0)
     await sender.aclose()
 
     assert status == 200
@@ -331,7 +331,7 @@ async def test_the_operators_own_endpoint_may_be_internal() -> None:
     seen: list[httpx.Request] = []
     asked, resolve = resolver_of("10.0.0.7")
     sender = WebhookSender(None, allow_private=False, resolver=resolve, transport=recording(204, seen))
-    project = Target("https://hooks.internal.example/voicegate", Secret(new_secret()), trusted=True)
+    project = Destination("https://hooks.internal.example/voicegate", Secret(new_secret()), trusted=True)
 
     assert await sender.post(project, "msg_1", BODY, 0) == 204
     await sender.aclose()

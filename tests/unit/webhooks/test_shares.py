@@ -3,7 +3,7 @@ at once for a minute after one of their deliveries was slow (or while two have b
 
 from __future__ import annotations
 
-from backend.webhooks.step import SLOW_AFTER_S, SLOW_FOR_S, SLOW_USER_SLOTS, Shares
+from backend.webhooks.step import SLOW_AFTER_S, SLOW_FOR_S, SLOW_USER_SLOTS, DeliveryShares
 
 
 class Clock:
@@ -16,7 +16,7 @@ class Clock:
 
 def test_a_user_whose_receivers_answer_quickly_takes_every_slot() -> None:
     clock = Clock()
-    shares = Shares(clock)
+    shares = DeliveryShares(clock)
     taken = [shares.take("quick") for _ in range(8)]
     assert None not in taken
     clock.now += 0.5
@@ -28,7 +28,7 @@ def test_a_user_whose_receivers_answer_quickly_takes_every_slot() -> None:
 
 def test_deliveries_in_hand_too_long_hold_their_user_to_their_share_and_no_one_else() -> None:
     clock = Clock()
-    shares = Shares(clock)
+    shares = DeliveryShares(clock)
     hung = [shares.take("hung") for _ in range(SLOW_USER_SLOTS)]
     assert None not in hung
     clock.now += SLOW_AFTER_S + 0.1
@@ -39,7 +39,7 @@ def test_deliveries_in_hand_too_long_hold_their_user_to_their_share_and_no_one_e
 
 def test_one_slow_delivery_holds_its_user_to_their_share_for_a_while() -> None:
     clock = Clock()
-    shares = Shares(clock)
+    shares = DeliveryShares(clock)
     started = shares.take("slow")
     assert started is not None
     clock.now += SLOW_AFTER_S + 1
