@@ -43,6 +43,7 @@ from playwright.async_api import (
     Route,
     expect,
 )
+from psycopg import sql
 
 from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.embedded.postgres import free_port
@@ -386,6 +387,36 @@ LONG_TEXT = " ".join(
 )
 
 
+#: Seconds after the database answers again within which the work it stopped is taken again.
+RESUME_S = 10.0
+#: The queues of the page's job: the voice's clone (and its preview) and the synthesis.
+JOB_QUEUES = ("voice_clone_process", "voice_preview", "voice_synthesis")
+#: A message read less than this long ago is invisible for at least this much longer (30 s from its read, extended
+#: by its holder): one left over from a read before a pause of 10 s is invisible for less than this.
+FRESH_READ_S = 20
+
+
+def read_before_the_pause(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    """Messages of the job's queues read and still invisible, whose read is older than a fresh one's can be."""
+    found: list[tuple[Any, ...]] = []
+    for queue in JOB_QUEUES:
+        query = sql.SQL(
+            "select %s, msg_id, read_ct, round(extract(epoch from vt - now())::numeric, 1) from pgmq.{}"
+            " where read_ct > 0 and vt > now() and vt < now() + make_interval(secs => %s)"
+        ).format(sql.Identifier(f"q_{queue}"))
+        found += conn.execute(query, (queue, FRESH_READ_S)).fetchall()
+    return found
+
+
+async def taken_again(conn: psycopg.Connection[Any], *, within: float) -> None:
+    """Wait until no message of the job's queues read before the pause is left invisible: each has been read again
+    (or handled); fail past `within` seconds."""
+    give_up = time.monotonic() + within
+    while left := read_before_the_pause(conn):
+        assert time.monotonic() < give_up, f"still invisible since before the pause: {left}"
+        await asyncio.sleep(0.1)
+
+
 async def test_the_page_rides_out_a_10_s_database_outage_mid_job_by_itself(
     up: Running, playwright: Playwright, audio_files: Path
 ) -> None:
@@ -424,6 +455,10 @@ async def test_the_page_rides_out_a_10_s_database_outage_mid_job_by_itself(
                 await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
             restarted = time.monotonic()
             assert restarted - stopped < OUTAGE_S + 2, "the outage is the 10 s asked for"
+            # The job resumes as the database answers: what a consumer held as it stopped is read again within
+            # seconds, not after the 30 s its message was read invisible for (how long the rest of the job then
+            # takes is the machine's CPU: 2-30 s, on a quiet machine and beside three other suites).
+            await taken_again(conn, within=RESUME_S)
 
             # Nobody clicks: the poll loop carries on once the database answers, and the audio plays.
             audio = page.locator("#player")
@@ -431,8 +466,6 @@ async def test_the_page_rides_out_a_10_s_database_outage_mid_job_by_itself(
             await expect(audio).to_have_attribute("src", signed, timeout=WAIT_MS)
             await asyncio.wait_for(page.evaluate(AUDIO_PLAYING), 30)
             recovered = time.monotonic() - restarted
-            # The job resumed as the database answered: not after the 30 s its message was read invisible for.
-            assert recovered < 15, recovered
             [(after,)] = conn.execute("select status from synthesis_jobs where id = %s", (job["jobId"],)).fetchall()
         src = await audio.get_attribute("src")
         assert src is not None
