@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
 
 from backend.db.connection import PooledConnection
 from backend.db.shares import Shares
@@ -61,6 +62,23 @@ class PoolLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds the server may keep a unit waiting for an answer (its deadline)."""
 
 
+#: The longest a connection of the pool lost to an outage waits between attempts to connect again (psycopg's wait
+#: doubles from 1 s: after a restart of 3 s its next attempt came up to 4 s after the server was back, and with no
+#: connection to take a request met the pool's timeout and was answered 503 while the database answered).
+RECONNECT_EVERY_S: Final = 0.5
+
+
+class _PromptAttempt(AttemptWithBackoff):
+    """psycopg's attempts to connect again, from 0.1 s apart to at most `RECONNECT_EVERY_S`: a connection attempt
+    to a server that is down is refused at once, and one that hangs waits out the connect timeout anyway."""
+
+    INITIAL_DELAY = 0.1
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, RECONNECT_EVERY_S)
+
+
 class Pool(AsyncConnectionPool[PooledConnection]):
     """psycopg's pool, plus how long its units wait for a connection and the deadline of their work."""
 
@@ -81,6 +99,10 @@ class Pool(AsyncConnectionPool[PooledConnection]):
         self.service = service
         #: Each user's share of its connections, when its units serve users' requests (`backend.db.shares`).
         self.shares = shares
+
+    async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        """psycopg's, with its retries no more than `RECONNECT_EVERY_S` apart (`_PromptAttempt`)."""
+        await super()._add_connection(attempt or _PromptAttempt(timeout=self.reconnect_timeout), growing)
 
     async def _get_ready_connection(self, timeout: float | None) -> PooledConnection | None:  # noqa: ASYNC109 - psycopg's signature
         """psycopg's, except that the idle connection given back last is handed out first (a stack, as node-postgres

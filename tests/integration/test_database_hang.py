@@ -534,3 +534,22 @@ async def test_a_database_outage_is_logged_once_as_it_starts_and_once_as_it_ends
     assert len([m for m in messages if m.startswith("database available again after ")]) == 1, messages
     noise = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name != "backend.outages"]
     assert noise == [], "the consumers log nothing of their own about the outage"
+
+
+async def test_a_pool_whose_connections_a_restart_cut_has_them_again_within_a_second_of_the_server(
+    server: EmbeddedPostgres,
+) -> None:
+    """Every connection cut by the server's going away for 3 s (psycopg would wait 1, 2, then 4 s between
+    attempts to connect again: up to 4 s past the server's return, with no connection to hand out), and a pool
+    that cannot grow past them: a ping answers within a second of the server's start."""
+    fixed = create_pool(server.dsn, Settings(db_pool_min=2, db_pool_max=2, db_connect_timeout=0.4).pool_limits)
+    async with opened(fixed) as database:
+        server.stop(mode="immediate")
+        try:
+            down_since = time.monotonic()
+            while time.monotonic() - down_since < 3:  # what the pool's retries meet meanwhile: refusals
+                with pytest.raises(DatabaseUnavailable):
+                    await database.ping()
+        finally:
+            server.ensure_running()
+        assert await healed(database) < 1.0
