@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ExceptionHandler
 
 from backend.compose.api import ConsumersInApp, RouteParts, api_process, route_parts, storage_server
+from backend.errors import SettingsError
 from backend.http.attempts import AttemptsController, InternalController
 from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
 from backend.http.consents import ConsentsController, SampleReadingController
@@ -36,7 +37,7 @@ from backend.http.voices import CloneController, VoicesController
 from backend.http.web import docs_render_plugins, web_handlers
 from backend.http.webhooks import WebhooksController
 from backend.secret import Secret
-from backend.settings import Settings, SettingsError
+from backend.settings import Settings
 
 #: The API's routes, in every mode (embedded mode adds its own, see `_embedded_handlers`).
 API_HANDLERS: tuple[Any, ...] = (

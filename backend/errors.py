@@ -357,3 +357,7 @@ class WorkFailed(Exception):
     """One try at queued work failed for a reason its message states in full (a receiver's HTTP status, a
     refused connection): the consumer retries it like any failure and logs that one line, no traceback.
     Not an HTTP error: it never reaches a client."""
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable voicegate; the message says which variable."""

@@ -15,6 +15,7 @@ import msgspec
 from backend.auth.config import AuthConfigError, AuthSettings, DevKeys, auth_settings_from_env
 from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
+from backend.errors import SettingsError
 from backend.providers.config import ProviderSettings, provider_settings_from_env
 from backend.providers.env import ProviderConfigError
 from backend.records.retention import DAY, Retention
@@ -32,10 +33,6 @@ DEFAULT_WEBHOOK_PENDING = 100
 MAX_WEBHOOK_PENDING = 100_000
 #: Messages a consumer handles at once by default (VOICEGATE_WORKER_CONCURRENCY).
 DEFAULT_WORKER_CONCURRENCY = 8
-
-
-class SettingsError(ValueError):
-    """The environment does not describe a runnable voicegate; the message says which variable."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -79,6 +79,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.watermark",
         ),
     ),
+    # Plain types of what the database holds: what the records read and write and the policy weighs.
+    ("plain types", ("backend.domain",)),
     ("database", ("backend.db",)),
     (
         "leaf utilities",

@@ -38,9 +38,9 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.operator_unit import database_now, operator_transaction
 from backend.embedded.postgres import EmbeddedPostgresError
-from backend.errors import VoicegateError
+from backend.errors import SettingsError, VoicegateError
 from backend.providers.errors import ProviderError
-from backend.settings import Settings, SettingsError, database_dsn, settings_from_env, with_auth
+from backend.settings import Settings, database_dsn, settings_from_env, with_auth
 
 if TYPE_CHECKING:
     from backend.storage.client import ObjectStorage

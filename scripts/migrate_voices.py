@@ -22,11 +22,11 @@ from typing import Any, Literal
 
 from backend.clone import portability
 from backend.db.connection import Connection
+from backend.domain.attempts import AttemptSource
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError
 from backend.providers.registry import ProviderSet
 from backend.records import attempts, synthesis_jobs, voices
-from backend.records.attempts import AttemptSource
 from backend.records.voices import ClonedVoice
 from scripts._common import Ops, UsageError, parser, run
 

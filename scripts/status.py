@@ -14,6 +14,7 @@ import sys
 from datetime import datetime, timedelta
 
 from backend import queues
+from backend.domain.attempts import AttemptStatus
 from backend.records import attempts, retention, samples
 from backend.storage.orphans import sweep_orphan_objects
 from scripts._common import Ops, add_local_storage_dir, local_storage_dir, parser, run
@@ -64,7 +65,7 @@ async def status(ops: Ops) -> None:
             }
         )
         report.counts[f"table.{table.name}.bytes"] = table.total_bytes
-    for state in attempts.AttemptStatus:
+    for state in AttemptStatus:
         report.counts[f"attempts.{state}"] = by_status.get(state, 0)
     report.counts["attempts.total"] = sum(by_status.values())
     dead_letters = next((queue.depth for queue in metrics if queue.queue == queues.DEAD_LETTER), 0)

@@ -21,16 +21,9 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from backend.embedded.dev_users import DEV_USER_EMAIL
+from backend.errors import SettingsError
 from backend.logs import formatter
-from backend.settings import (
-    DEFAULT_DATA_DIR,
-    Settings,
-    SettingsError,
-    database_dsn,
-    env_var,
-    settings_from_env,
-    with_auth,
-)
+from backend.settings import DEFAULT_DATA_DIR, Settings, database_dsn, env_var, settings_from_env, with_auth
 from voicegate.errors import CommandError
 from voicegate.serving import api_listener, run_server, serve_app
 

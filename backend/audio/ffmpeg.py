@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backend.audio.errors import UnsupportedOrCorruptAudio
-from backend.settings import SettingsError, env_var
+from backend.errors import SettingsError
 
 #: How long `ffmpeg -version` may take at start-up (a cold disk, a loaded machine).
 VERSION_TIMEOUT_S: Final = 30.0
@@ -54,6 +54,8 @@ _END_OF_INPUT: Final = "Stream mapping:"
 _KEPT_LINES: Final = 20
 _LONGEST_LINE: Final = 4096
 
+#: The setting that names the executable (`Settings.ffmpeg`'s variable; a test holds the two together).
+FFMPEG_VARIABLE: Final = "VOICEGATE_FFMPEG"
 _chosen: Path | None = None
 
 
@@ -67,14 +69,14 @@ def find_ffmpeg(configured: Path | None = None) -> Path:
     configured: it is never passed over for another) does not run.
     """
     if configured is not None:
-        return _runs(configured, f"{env_var('ffmpeg')}: ")
+        return _runs(configured, f"{FFMPEG_VARIABLE}: ")
     on_path = shutil.which("ffmpeg")
     if on_path is not None:
         return _runs(Path(on_path), "ffmpeg on PATH: ")
     try:
         bundled = imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError:
-        raise SettingsError(_MISSING.format(var=env_var("ffmpeg"))) from None
+        raise SettingsError(_MISSING.format(var=FFMPEG_VARIABLE)) from None
     return _runs(Path(bundled), "imageio-ffmpeg's ffmpeg: ")
 
 

@@ -37,13 +37,13 @@ from backend.context import WorkerContext
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
+from backend.domain.attempts import AttemptRow
 from backend.errors import QuotaExceeded, VoiceprintUnavailable
 from backend.policy.speaker import enrolled_voice
 from backend.providers.base import ProviderVoice, primary_language
 from backend.providers.errors import ProviderError
 from backend.providers.local.hibari_voice import HibariVoice
 from backend.records import usage
-from backend.records.attempts import AttemptRow
 from backend.voiceprint import THRESHOLD, Voiceprint, stored_print, voiceprint
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
+from backend.domain.attempts import AttemptRow, AttemptSource
 from backend.records import attempts
-from backend.records.attempts import AttemptSource
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -84,7 +84,7 @@ async def reenrol(
     provider: str,
     source: AttemptSource,
     reuse: dict[str, Any] | None = None,
-) -> attempts.AttemptRow:
+) -> AttemptRow:
     """An attempt giving `voice` (its locked row) a provider voice at `provider`: reusing the reference
     `reuse`, else enrolling from the stored sample (CannotReenrol `sample_missing` without one).
 
@@ -119,7 +119,7 @@ async def heal(
     reason: str,
     actor: str,
     replacing: uuid.UUID | None = None,
-) -> attempts.AttemptRow:
+) -> AttemptRow:
     """Enrol the voice again at `provider` from its stored sample, because the provider no longer has
     `provider_voice_id` (`reason`: `voice_not_found` or `model_retired`); in the caller's transaction.
 

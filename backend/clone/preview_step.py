@@ -21,13 +21,13 @@ from backend.clone import likeness
 from backend.clone.types import LikenessSource
 from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
+from backend.domain.attempts import AttemptRow, AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.errors import LanguageNotSupported, NotFound, ProvenanceFailed, QuotaExceeded, StaleVersion
 from backend.policy.speaker import enrolled_voice
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
 from backend.records import attempts, usage, voices
-from backend.records.attempts import AttemptRow, AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.storage import integrity, paths
 
 log = logging.getLogger(__name__)

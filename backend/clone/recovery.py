@@ -23,7 +23,7 @@ from psycopg import errors as pg_errors
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
-from backend.records.attempts import OPEN_STATUSES
+from backend.domain.attempts import OPEN_STATUSES
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from backend.auth.verify import UserClaims
 from backend.db.units import Database
+from backend.domain.attempts import Attempt, view
 from backend.records import attempts
-from backend.records.attempts import Attempt
 
 
 @dataclass(frozen=True)
@@ -20,4 +20,4 @@ class AttemptsService:
     async def get_attempt(self, claims: UserClaims, attempt_id: uuid.UUID) -> Attempt:
         """One of the caller's attempts, read under their RLS (NotFound for anyone else's)."""
         async with self.db.user_statement(claims.raw) as conn:
-            return attempts.view(await attempts.get(conn, attempt_id))
+            return view(await attempts.get(conn, attempt_id))

@@ -19,8 +19,8 @@ import numpy as np
 from backend.audio.measure import resample
 from backend.audio.voice_set import Traits, joined, voice_traits
 from backend.context import WorkerContext
+from backend.domain.attempts import SetMember
 from backend.providers.base import SampleRef, SampleRules
-from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow
 from backend.wav import float_to_wav, wav_to_float
 

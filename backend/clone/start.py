@@ -19,12 +19,12 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import become_service
+from backend.domain.attempts import AttemptRow, AttemptSource
 from backend.errors import Conflict, NotFound, ProviderVoiceTaken, VoiceNameTaken
 from backend.policy.consent import GivenConsent
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
 from backend.records import attempts, user_creates
-from backend.records.attempts import AttemptSource
 from backend.records.samples import VoiceSampleStatus
 from backend.records.user_creates import CreateKind, UserLimits
 from backend.records.voices import VoiceName, name_of_its_own, unused_name
@@ -141,7 +141,7 @@ class Reenrolment(msgspec.Struct, frozen=True, kw_only=True, tag="reenrolment"):
 Source = Upload | FinalizedUpload | CustomVoiceId | StoredSample | SampleSet | Reenrolment
 
 
-async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> attempts.AttemptRow:
+async def start_clone(conn: Connection, owner_id: uuid.UUID, source: Source) -> AttemptRow:
     """`owner_id`'s clone attempt from `source`, with the voice and sample rows it needs, on the caller's
     transaction. On a user transaction the caller's RLS decides what they may use (their consent, their
     draft), then the service writes; a StoredSample or a Reenrolment comes as the service already.

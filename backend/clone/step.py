@@ -33,6 +33,16 @@ from backend.backoff import retry_delay
 from backend.clone import likeness, manifest, portability, set_members
 from backend.context import Outcome, WorkerContext
 from backend.db.connection import Connection
+from backend.domain.attempts import (
+    OPEN_STATUSES,
+    AttemptRow,
+    AttemptSource,
+    AttemptStatus,
+    PreviewStatus,
+    RuntimeStatus,
+    as_row,
+)
+from backend.domain.voices import VoiceRow
 from backend.errors import LeaseLost, NotFound, StaleVersion, StoredObjectAltered
 from backend.failpoints import failpoint
 from backend.providers.base import ProviderVoice
@@ -43,7 +53,6 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.records import attempts, samples, synthesis_jobs, usage, voices
-from backend.records.attempts import AttemptRow, AttemptSource, AttemptStatus, PreviewStatus, RuntimeStatus
 from backend.samples import EnrolmentSample, SampleCheck, SampleGone
 
 log = logging.getLogger(__name__)
@@ -161,7 +170,7 @@ class AttemptRun:
         waiting = await self.claim(leased)
         if waiting is not None:
             return waiting
-        if self.attempt.status in attempts.OPEN_STATUSES or self.attempt.status == AttemptStatus.SUPERSEDED:
+        if self.attempt.status in OPEN_STATUSES or self.attempt.status == AttemptStatus.SUPERSEDED:
             try:
                 async with self._lease_kept() as lease:
                     await self.enrol(lease)
@@ -187,7 +196,7 @@ class AttemptRun:
         """Lease the attempt to this worker (unless its read already did): None when the run goes on, else
         why there is nothing to do now."""
         if leased is not None:
-            row = attempts.as_row(leased)
+            row = as_row(leased)
             if row.id == self.attempt_id and row.lease_owner == self.worker_id:
                 self._attempt = row
                 self._probe_inputs = likeness.leased_probe_inputs(leased)
@@ -285,7 +294,7 @@ class AttemptRun:
         await self._fenced(record)
         failpoint("after_db_write")
 
-    async def _key_and_inputs(self, conn: Connection) -> tuple[list[samples.SampleRow | None], voices.VoiceRow, bool]:
+    async def _key_and_inputs(self, conn: Connection) -> tuple[list[samples.SampleRow | None], VoiceRow, bool]:
         """In one transaction: the attempt's enrolment key stored (before the provider sees anything, so a
         retry after a crash looks this key up first) and its samples (its set, else its one sample) and
         voice read; and whether it has a set."""
@@ -340,7 +349,7 @@ class AttemptRun:
         item = attempts.completion(attempt.id, self.actor, lease_owner=self.worker_id, changes=changes)
         item["voice_id"] = attempt.voice_id
         completed, read = await self.ctx.db.grouped((attempts.COMPLETE, manifest.READ_VOICES), item)
-        self._attempt = attempts.as_row(completed[0])
+        self._attempt = as_row(completed[0])
         self._voice_read = read[0] if read else None
 
     async def _enrol_again(self) -> None:
@@ -499,7 +508,7 @@ async def fail_dead_lettered(conn: Connection, attempt_id: uuid.UUID, reason: st
         attempt, _ = await attempts.load(conn, attempt_id)
     except NotFound:
         return
-    if attempt.status in attempts.OPEN_STATUSES:
+    if attempt.status in OPEN_STATUSES:
         await attempts.fail(conn, attempt, "dead_letter", code, reason[:500])
 
 

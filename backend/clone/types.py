@@ -10,7 +10,7 @@ from datetime import datetime
 
 import msgspec
 
-from backend.records.attempts import AttemptStatus
+from backend.domain.attempts import AttemptStatus
 
 
 class StartedClone(msgspec.Struct):

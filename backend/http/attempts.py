@@ -12,10 +12,10 @@ from litestar.params import HeaderParameter
 
 from backend.clone.step import NO_REFLECTION, process_reflection_attempt
 from backend.context import Outcome
+from backend.domain.attempts import Attempt
 from backend.errors import ValidationFailed
 from backend.http.deps import Attempts, Caller, PathId, WorkerContextDep, service_only
 from backend.http.docs import BY_ID, USER_SECURITY, problems
-from backend.records.attempts import Attempt
 
 _WORKER = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
 

@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody
 
 from backend.body_limit import BODY_LIMIT
+from backend.domain.attempts import Attempt
 from backend.fields import Name
 from backend.http.deps import Caller, PathId, Reflections, clone_backlog_admits
 from backend.http.docs import (
@@ -29,7 +30,6 @@ from backend.http.docs import (
 from backend.http.forms import UPLOAD_BYTES
 from backend.http.idempotency import idempotent
 from backend.http.samples import idempotent_upload
-from backend.records.attempts import Attempt
 from backend.reflections import types
 
 

@@ -8,9 +8,9 @@ import uuid
 
 import msgspec
 
+from backend.domain.reflections import LaunchRow
 from backend.errors import LaunchBlocked
 from backend.providers.base import ProviderVoice, stored_voice
-from backend.records.reflections import LaunchRow
 
 
 class LaunchVoice(msgspec.Struct, frozen=True, kw_only=True):

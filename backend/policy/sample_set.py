@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from backend.audio.voice_set import Member, SetReport, Traits, set_report
-from backend.records.attempts import SetMember
+from backend.domain.attempts import SetMember
 
 
 def report_of(members: Sequence[SetMember]) -> SetReport:

@@ -11,9 +11,9 @@ import uuid
 
 import msgspec
 
+from backend.domain.attempts import OPEN_STATUSES, AttemptRow
+from backend.domain.voices import VoiceRow
 from backend.providers.base import ProviderVoice, stored_voice
-from backend.records.attempts import OPEN_STATUSES, AttemptRow
-from backend.records.voices import VoiceRow
 
 
 class Waits(msgspec.Struct, frozen=True):

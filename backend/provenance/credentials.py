@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from backend.settings import SettingsError
+from backend.errors import SettingsError
 
 log = logging.getLogger(__name__)
 

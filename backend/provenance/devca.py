@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from backend.errors import SettingsError
 from backend.provenance.credentials import (
     DOCUMENT_SIGNING,
     SigningCredentials,
@@ -28,7 +29,6 @@ from backend.provenance.credentials import (
     parse_private_key,
     signing_alg,
 )
-from backend.settings import SettingsError
 
 DEV_DIR: Final = "c2pa-dev"
 CA_CERT: Final = "ca.pem"

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Final
 
 import c2pa
 
-from backend.errors import ProvenanceFailed, ProvenanceUnreadable
+from backend.errors import ProvenanceFailed, ProvenanceUnreadable, SettingsError
 from backend.provenance.claim import SynthesisClaim, manifest_definition
 from backend.provenance.credentials import CERT_VAR, KEY_VAR, SigningCredentials, load_configured
 from backend.provenance.devca import load_or_create_dev_credentials
 from backend.provenance.verify import Verifier, VerifyResult, c2pa_settings, signed_format
-from backend.settings import SettingsError
 
 if TYPE_CHECKING:
     from backend.settings import Settings

@@ -1,5 +1,5 @@
-"""Clone attempts, the lifecycle's authority: the typed row and its states, reading attempts, making them,
-and moving them.
+"""Clone attempts, the lifecycle's authority: reading attempts, making them, and moving them (the typed row and its
+states are `backend.domain.attempts`).
 
 Every state change goes through `voicegate.transition_attempt` (version- and lease-fenced) or, for the
 clone step's verified → ready → synced, `voicegate.complete_attempt` (the same moves and events in one
@@ -10,7 +10,6 @@ reflection's active one and enqueues `VOICE_CLONE_PROCESS` in SQL (a trigger), w
 
 from __future__ import annotations
 
-import enum
 import json
 import uuid
 from collections.abc import Sequence
@@ -23,209 +22,21 @@ import msgspec
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
+from backend.domain.attempts import (
+    OPEN_STATUSES,
+    AttemptRow,
+    AttemptSource,
+    AttemptStatus,
+    PreviewStatus,
+    RuntimeStatus,
+    SetMember,
+    as_row,
+)
 from backend.errors import NotFound
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
-
-
-class AttemptStatus(enum.StrEnum):
-    """Where an attempt stands (`voice_clone_attempts.status`; the moves are `voicegate.attempt_moves`)."""
-
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    VERIFYING = "verifying"
-    READY = "ready"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    SUPERSEDED = "superseded"
-
-
-class AttemptSource(enum.StrEnum):
-    """Where an attempt's provider voice comes from (`voice_clone_attempts.source`; see `create`)."""
-
-    SAMPLE_UPLOAD = "sample_upload"
-    CUSTOM_VOICE_ID = "custom_voice_id"
-    LEGACY_OUTBOX = "legacy_outbox"
-    CONVERSATION_AUDIO = "conversation_audio"
-    PROVIDER_MIGRATION = "provider_migration"
-    PROVIDER_CHURN = "provider_churn"
-
-
-class RuntimeStatus(enum.StrEnum):
-    """Whether the voice row the runtime reads carries a ready attempt's provider voice."""
-
-    PENDING = "pending"
-    SYNCING = "syncing"
-    SYNCED = "synced"
-    SYNC_FAILED = "sync_failed"
-
-
-class PreviewStatus(enum.StrEnum):
-    """Where a ready attempt's preview stands; `completed` once its owner heard it (the launch gate opens)."""
-
-    NOT_REQUIRED = "not_required"
-    PENDING = "pending"
-    GENERATING = "generating"
-    READY = "ready"
-    COMPLETED = "completed"
-
-
-class MirrorCloneStatus(enum.StrEnum):
-    """`cloneStatus` of a reflection's voice: its active attempt's `AttemptStatus`, or `none` before it has one."""
-
-    NONE = "none"
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    VERIFYING = "verifying"
-    READY = "ready"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    SUPERSEDED = "superseded"
-
-
-class MirrorRuntimeStatus(enum.StrEnum):
-    """`runtimeStatus` of a reflection's voice: its active attempt's `RuntimeStatus`, or `none` before it has one."""
-
-    NONE = "none"
-    PENDING = "pending"
-    SYNCING = "syncing"
-    SYNCED = "synced"
-    SYNC_FAILED = "sync_failed"
-
-
-class AttemptError(msgspec.Struct):
-    """Why an attempt failed: a stable `code` to branch on and a `message` safe to show."""
-
-    code: str
-    message: str | None
-
-
-class VoiceMirror(msgspec.Struct, rename="camel"):
-    """`reflections.voice`, the mirror of the reflection's active attempt that clients read: written only by
-    `voicegate.attempt_mirror` (and the column's default before the first attempt, every id null)."""
-
-    clone_status: MirrorCloneStatus
-    runtime_status: MirrorRuntimeStatus
-    preview_required: bool
-    preview_status: PreviewStatus
-    provider: str | None
-    voice_id: uuid.UUID | None
-    provider_voice_id: str | None
-    target_model: str | None
-    attempt_id: uuid.UUID | None
-    last_error: AttemptError | None
-    updated_at: datetime | None
-    version: int
-    #: The active attempt's likeness (backend.clone.likeness): null until judged (or in a mirror written
-    #: before likeness existed), and beside it the threshold it was judged against, what was judged, and why
-    #: there is no score when there is none; and what a voice that is not the speaker's (the bundled `local` voice
-    #: as it ships) scored against the same samples.
-    likeness: float | None = None
-    likeness_threshold: float | None = None
-    likeness_source: str | None = None
-    likeness_error: str | None = None
-    likeness_baseline: float | None = None
-
-
-#: Where an attempt is still under way (a worker may be enrolling or verifying it).
-OPEN_STATUSES: Final = frozenset({AttemptStatus.QUEUED, AttemptStatus.PROCESSING, AttemptStatus.VERIFYING})
-#: Attempts a user may retry.
-RETRYABLE: Final = frozenset({AttemptStatus.FAILED, AttemptStatus.CANCELED})
+#: The open statuses, as the queries take them.
 _OPEN = sorted(status.value for status in OPEN_STATUSES)
-
-
-class AttemptRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One row of `voice_clone_attempts` (every column the service and the workers use)."""
-
-    id: uuid.UUID
-    voice_id: uuid.UUID
-    reflection_id: uuid.UUID | None
-    sample_id: uuid.UUID | None
-    owner_id: uuid.UUID
-    provider: str
-    source: AttemptSource
-    status: AttemptStatus
-    runtime_status: RuntimeStatus
-    preview_required: bool
-    preview_status: PreviewStatus
-    retry_count: int
-    max_retries: int
-    next_retry_at: datetime | None
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    enrolment_key: str
-    provider_voice_id: str | None
-    provider_target_model: str | None
-    provider_request_id: str | None
-    provider_metadata: dict[str, Any]
-    last_error_code: str | None
-    last_error_message: str | None
-    is_active: bool
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-    #: The voice's likeness to its samples, once judged (`backend.clone.likeness`); the samples' print itself
-    #: (`sample_voiceprint`) is read only where it is used.
-    likeness: float | None = None
-    likeness_threshold: float | None = None
-    likeness_source: str | None = None
-    likeness_error: str | None = None
-    likeness_baseline: float | None = None
-
-    def leased_to(self, owner: str, now: datetime) -> bool:
-        """True when `owner` holds an unexpired lease."""
-        return self.lease_owner == owner and self.lease_expires_at is not None and self.lease_expires_at > now
-
-    @property
-    def last_error(self) -> AttemptError | None:
-        """The last error as clients see it: a stable code and a message safe to show."""
-        if self.last_error_code is None:
-            return None
-        return AttemptError(self.last_error_code, self.last_error_message)
-
-
-class Attempt(msgspec.Struct, rename="camel"):
-    """One clone attempt as clients see it, without operator-only fields (lease, enrolment key)."""
-
-    id: uuid.UUID
-    reflection_id: uuid.UUID | None
-    voice_id: uuid.UUID
-    provider: str
-    source: str
-    status: AttemptStatus
-    runtime_status: RuntimeStatus
-    preview_required: bool
-    preview_status: PreviewStatus
-    retry_count: int
-    max_retries: int
-    next_retry_at: datetime | None
-    provider_voice_id: str | None
-    provider_target_model: str | None
-    last_error: AttemptError | None
-    is_active: bool
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-    #: How much the voice sounds like its samples (the cosine of their voiceprints, 0-1), null until judged;
-    #: it would pass as its speaker from `likenessThreshold`. `likenessBaseline`: what the bundled `local` voice as
-    #: it ships scored against the same samples (null for a voice that is not English).
-    likeness: float | None = None
-    likeness_threshold: float | None = None
-    likeness_source: str | None = None
-    likeness_error: str | None = None
-    likeness_baseline: float | None = None
-
-
-def view(attempt: AttemptRow) -> Attempt:
-    """The client-facing shape of an attempt."""
-    return msgspec.convert(attempt, Attempt, from_attributes=True)
-
-
-def as_row(row: dict[str, Any]) -> AttemptRow:
-    """A `voice_clone_attempts` row as a query returns it (or `read_and_lease` leased it), typed."""
-    return msgspec.convert(row, AttemptRow, from_attributes=False, strict=False)
 
 
 async def load(conn: Connection, attempt_id: uuid.UUID) -> tuple[AttemptRow, datetime]:
@@ -375,17 +186,6 @@ async def retry(conn: Connection, attempt_id: uuid.UUID) -> AttemptRow:
     attempt = as_row(await fetch_one(conn, _Q["retry_attempt"], {"attempt_id": attempt_id}))
     await conn.execute(_Q["copy_sample_set"], {"attempt_id": attempt.id, "from_attempt_id": attempt_id})
     return attempt
-
-
-class SetMember(msgspec.Struct, frozen=True, kw_only=True):
-    """One sample of an attempt's set, with what its enrolment measured on it (None before)."""
-
-    sample_id: uuid.UUID
-    position: int
-    speech_s: float | None
-    loudness_lufs: float | None
-    median_pitch_hz: float | None
-    spectrum_db: list[float] | None
 
 
 async def sample_set(conn: Connection, attempt_id: uuid.UUID) -> list[SetMember]:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
+from backend.domain.attempts import VoiceMirror
+from backend.domain.reflections import LaunchRow
 from backend.errors import NotFound
-from backend.records.attempts import VoiceMirror
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -26,21 +26,6 @@ class LaunchReadiness(msgspec.Struct, frozen=True, kw_only=True):
     voice: VoiceMirror
     ready: bool
     reasons: list[str]
-
-
-class LaunchRow(msgspec.Struct, frozen=True, kw_only=True):
-    """What the launch gate weighs: the readiness, and the active attempt with the provider voice its voice row
-    carries (the ids None when the reflection has no active attempt, or its voice is gone)."""
-
-    ready: bool
-    reasons: list[str]
-    attempt_id: uuid.UUID | None
-    voice_id: uuid.UUID | None
-    provider: str | None
-    provider_voice_id: str | None
-    target_model: str | None
-    provider_metadata: dict[str, Any] | None
-    language: str | None
 
 
 async def require_visible(conn: Connection, reflection_id: uuid.UUID) -> str:

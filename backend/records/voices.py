@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import psycopg
@@ -16,6 +13,7 @@ import psycopg
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
+from backend.domain.voices import VoiceRow, VoiceStatus
 from backend.errors import VoiceNameTaken
 from backend.records.rows import fetch_optional_record, fetch_record, fetch_records
 
@@ -24,42 +22,6 @@ _Q = load_queries(Path(__file__).with_suffix(".sql"))
 #: The unique index under which each of an owner's live voices has a name of its own, compared without case or
 #: outer spaces (migration 20261126042000_voice_names_unique).
 NAME_INDEX = "voices_owner_name_uidx"
-
-
-class VoiceStatus(enum.StrEnum):
-    """`voices.status`, exactly its CHECK constraint's values."""
-
-    DRAFT = "draft"
-    CLONING = "cloning"
-    READY = "ready"
-    FAILED = "failed"
-
-
-class VoiceFields(msgspec.Struct, frozen=True):
-    """What a voice is, as its row holds it and the `/api/voices` routes show it (`VoiceRow`,
-    `backend.voices.service.Voice`). Its provider fields are published by the clone attempt lifecycle in SQL."""
-
-    id: uuid.UUID
-    name: str
-    language: str | None
-    status: VoiceStatus
-    tts_provider: str | None
-    provider_voice_id: str | None
-    provider_target_model: str | None
-    provider_voice_kind: str | None
-    provider_region: str | None
-    provider_request_id: str | None
-
-
-class VoiceRow(VoiceFields, frozen=True, kw_only=True):
-    """A whole `voices` row."""
-
-    owner_id: uuid.UUID
-    provider_metadata: dict[str, Any]
-    consent_id: uuid.UUID | None
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None
 
 
 async def voice_row(conn: Connection, voice_id: uuid.UUID) -> VoiceRow:

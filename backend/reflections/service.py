@@ -23,6 +23,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
+from backend.domain.attempts import RETRYABLE, Attempt, AttemptRow, PreviewStatus, VoiceMirror, view
 from backend.errors import (
     Conflict,
     LaunchBlocked,
@@ -43,7 +44,6 @@ from backend.providers.errors import (
 from backend.providers.registry import ProviderSet
 from backend.records import attempts, user_creates
 from backend.records import reflections as reflection_records
-from backend.records.attempts import Attempt, PreviewStatus, VoiceMirror
 from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName
 from backend.reflections.types import CustomVoice, QueuedClone, Reflection, RuntimeVoice, Session, VoiceState
@@ -119,12 +119,12 @@ class ReflectionsService:
         async with self.db.user_transaction(claims.raw) as conn:
             await _reflection(conn, reflection_id)
             rows = await attempts.list_for_reflection(conn, reflection_id, LIST_LIMIT)
-        return [attempts.view(row) for row in rows]
+        return [view(row) for row in rows]
 
     async def get_attempt(self, claims: UserClaims, reflection_id: uuid.UUID, attempt_id: uuid.UUID) -> Attempt:
         """One attempt of one of the caller's reflections."""
         async with self.db.user_statement(claims.raw) as conn:
-            return attempts.view(await attempts.get_for_reflection(conn, reflection_id, attempt_id))
+            return view(await attempts.get_for_reflection(conn, reflection_id, attempt_id))
 
     async def complete_preview(self, claims: UserClaims, reflection_id: uuid.UUID) -> Attempt:
         """Mark the active attempt's preview as heard (`ready → completed`), which opens the launch gate.
@@ -138,7 +138,7 @@ class ReflectionsService:
             raise Conflict(f"The preview is {attempt.preview_status}, not ready to complete.")
         async with self.db.service_transaction() as conn:
             completed = await attempts.transition(conn, attempt, f"user:{claims.sub}", preview=PreviewStatus.COMPLETED)
-        return attempts.view(completed)
+        return view(completed)
 
     async def retry_clone(
         self, claims: UserClaims, reflection_id: uuid.UUID, record: Recorder | None = None
@@ -151,10 +151,10 @@ class ReflectionsService:
         """
         async with self.db.user_transaction(claims.raw) as conn:
             current = await _active_attempt(conn, reflection_id)
-            if current.status not in attempts.RETRYABLE:
+            if current.status not in RETRYABLE:
                 raise Conflict(f"Only a failed or canceled clone can be retried; this one is {current.status}.")
             await become_service(conn)
-            attempt = attempts.view(await attempts.retry(conn, current.id))
+            attempt = view(await attempts.retry(conn, current.id))
             if record is not None:
                 await record(conn, attempt)
         return attempt
@@ -266,7 +266,7 @@ class ReflectionsService:
         async with self.db.user_transaction(claims.raw) as conn:
             await reflection_records.require_visible(conn, reflection_id)
             attempt = await start_clone(conn, uuid.UUID(claims.sub), source)
-        return attempts.view(attempt)
+        return view(attempt)
 
 
 async def _reflection(conn: Connection, reflection_id: uuid.UUID) -> Reflection:
@@ -281,7 +281,7 @@ def _as_reflection(row: dict[str, Any]) -> Reflection:
     return Reflection(**{**row, "voice": msgspec.convert(row["voice"], VoiceMirror)})
 
 
-async def _active_attempt(conn: Connection, reflection_id: uuid.UUID) -> attempts.AttemptRow:
+async def _active_attempt(conn: Connection, reflection_id: uuid.UUID) -> AttemptRow:
     await _reflection(conn, reflection_id)
     attempt = await attempts.active_for_reflection(conn, reflection_id)
     if attempt is None:

@@ -13,10 +13,10 @@ import msgspec
 
 from backend.casing import camel_case
 from backend.clone import StartedClone
+from backend.domain.attempts import VoiceMirror
 from backend.fields import LanguageTag, Name
 from backend.providers.base import STREAM_SAMPLE_RATE
 from backend.providers.config import Provider
-from backend.records.attempts import VoiceMirror
 
 
 @camel_case

@@ -42,6 +42,7 @@ from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
 from backend.db.queries import load_queries
 from backend.db.units import BECOME_SERVICE, UNFLUSHED_COMMIT, Database, commit_with
+from backend.domain.voices import VoiceRow
 from backend.errors import (
     DatabaseUnavailable,
     NotFound,
@@ -69,7 +70,6 @@ from backend.records import reflections as reflection_records
 from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.usage import Allowance, UsageKind
-from backend.records.voices import VoiceRow
 from backend.speech.types import SpeechRequest, VoiceSpeechRequest
 from backend.text import cleaned, sentences
 from backend.usage.charge import Later, Ledger

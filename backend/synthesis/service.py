@@ -32,6 +32,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
+from backend.domain.voices import VoiceRow
 from backend.errors import (
     NotFound,
     ReadingRequired,
@@ -55,7 +56,7 @@ from backend.records.samples import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus, job_row
 from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota
 from backend.records.user_creates import UserLimits
-from backend.records.voices import VoiceName, VoiceRow
+from backend.records.voices import VoiceName
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis.types import (

@@ -16,8 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime
 
-from backend.errors import VoiceprintUnavailable
-from backend.settings import SettingsError
+from backend.errors import SettingsError, VoiceprintUnavailable
 from backend.voiceprint import graph, weights
 
 F32 = npt.NDArray[np.float32]

@@ -26,13 +26,12 @@ from backend.clone import SampleSet
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.units import Database, become_service
+from backend.domain.attempts import AttemptRow, SetMember
 from backend.errors import MixedSpeakers, NotFound, ReadingRequired, SampleNotReady, SamplesMixed, ValidationFailed
 from backend.policy.sample_set import report_of
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language
-from backend.records import attempts
 from backend.records import samples as sample_records
-from backend.records.attempts import SetMember
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
@@ -225,7 +224,7 @@ def enrolment_of(
     )
 
 
-def accepted_set(attempt: attempts.AttemptRow, rows: list[SampleRow]) -> VoiceSamples:
+def accepted_set(attempt: AttemptRow, rows: list[SampleRow]) -> VoiceSamples:
     """The 202: the set with the report of what is known before the enrolment measures pitch and timbre."""
     members = [
         SetMember(

@@ -36,6 +36,8 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder
+from backend.domain.attempts import SetMember
+from backend.domain.voices import VoiceRow, VoiceStatus
 from backend.errors import (
     Conflict,
     DraftVoicesLimited,
@@ -52,9 +54,8 @@ from backend.providers.registry import check_enrolment_language
 from backend.records import attempts, owners
 from backend.records import reflections as reflection_records
 from backend.records import voices as voice_records
-from backend.records.attempts import SetMember
 from backend.records.rows import fetch_optional_record, fetch_records
-from backend.records.voices import VoiceName, VoiceRow, VoiceStatus, name_of_its_own
+from backend.records.voices import VoiceName, name_of_its_own
 from backend.settings import Settings
 from backend.storage import paths
 from backend.storage.client import ObjectStorage

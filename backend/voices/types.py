@@ -15,9 +15,9 @@ from backend.clone import (
     NoLikeness,
     StartedClone,
 )
+from backend.domain.voices import VoiceFields
 from backend.fields import Label, LanguageTag, Name, Text
 from backend.providers.config import Provider
-from backend.records.voices import VoiceFields
 
 
 def _member(kind: str | list[str], words: str, **more: object) -> dict[str, object]:

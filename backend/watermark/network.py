@@ -12,8 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime
 
-from backend.errors import WatermarkUnavailable
-from backend.settings import SettingsError
+from backend.errors import SettingsError, WatermarkUnavailable
 from backend.watermark import graph, weights
 
 F32 = npt.NDArray[np.float32]

@@ -26,6 +26,7 @@ from backend.clone.preview_step import process_preview
 from backend.clone.step import process_attempt
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
+from backend.domain.attempts import AttemptSource
 from backend.records import attempts
 from backend.settings import settings_from_env
 from backend.storage import paths
@@ -83,7 +84,7 @@ async def enrolment(
             owner_id=owner,
             voice_id=voice,
             provider=provider,
-            source=attempts.AttemptSource.SAMPLE_UPLOAD,
+            source=AttemptSource.SAMPLE_UPLOAD,
             reflection_id=reflection,
             sample_id=samples[0],
             sample_ids=samples,

@@ -13,12 +13,12 @@ import msgspec
 import psycopg
 import pytest
 
-from backend.records.attempts import AttemptSource
+from backend.domain.attempts import AttemptSource
+from backend.domain.voices import VoiceRow, VoiceStatus
 from backend.records.samples import SampleRow, VoiceSampleStatus
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
 from backend.records.user_creates import CreateKind
-from backend.records.voices import VoiceRow, VoiceStatus
 
 Conn = psycopg.Connection[tuple[object, ...]]
 

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from backend.records.attempts import VoiceMirror
+from backend.domain.attempts import VoiceMirror
 from devkit.db import create_user, seed_reflection
 from tests.support import mirror, seed_attempt, seed_voice
 

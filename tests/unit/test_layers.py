@@ -284,6 +284,30 @@ def test_policy_is_pure() -> None:
     assert not {module: why for module, why in found.items() if why}, "policy must be pure"
 
 
+#: What policy may not reach, by any chain of imports: a database, and the records that talk to one.
+DATABASE_SIDE = ("backend.records", "backend.db", "psycopg", "psycopg_pool")
+
+
+def test_policy_reaches_no_database_through_any_import() -> None:
+    """Importing a rule loads no driver and reads no `.sql` file: what policy weighs are plain types
+    (`backend.domain`), which the records read and write."""
+    reached: dict[str, list[str]] = {}
+    for start in (module for module in MODULES if _top(module) == "backend.policy"):
+        seen, ahead = {start}, [start]
+        while ahead:
+            module = ahead.pop()
+            for target in _targets(module, MODULES[module]) if module in MODULES else ():
+                if target.startswith(DATABASE_SIDE) and (target + ".").startswith(
+                    tuple(f"{s}." for s in DATABASE_SIDE)
+                ):
+                    reached.setdefault(start, []).append(f"{module} -> {target}")
+                known = _known(target)
+                if known is not None and known not in seen:
+                    seen.add(known)
+                    ahead.append(known)
+    assert reached == {}
+
+
 def _circles(edges: set[tuple[str, str]]) -> set[frozenset[str]]:
     """The circles of the graph `edges`, of any length: each set of two or more nodes that all reach each
     other (a strongly connected component)."""
@@ -494,8 +518,8 @@ def test_only_the_http_layer_and_the_entry_points_import_litestar() -> None:
 
 
 def test_records_stand_on_the_database_alone() -> None:
-    """A typed row needs only the db layer and leaf utilities, not the adapters beside it in its layer."""
-    floor = next(index for index, (name, _) in enumerate(LAYERS) if name == "database")
+    """A record needs only its plain types, the db layer and leaf utilities, not the adapters beside it in its layer."""
+    floor = next(index for index, (name, _) in enumerate(LAYERS) if name == "plain types")
     reaching = sorted(
         f"{module} -> {target}"
         for module, target in IMPORTS

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from backend.errors import SettingsError
 from backend.records.usage import SpendQuota
 from backend.records.user_creates import UserLimits
-from backend.settings import SettingsError, settings_from_env
+from backend.settings import settings_from_env
 
 
 def test_defaults_describe_the_embedded_stack() -> None:

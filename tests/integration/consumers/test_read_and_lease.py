@@ -17,6 +17,7 @@ from backend import queues
 from backend.clone.step import process_attempt
 from backend.cpu import CpuExecutor
 from backend.db.units import Database
+from backend.domain.attempts import as_row
 from backend.records import attempts
 from backend.settings import settings_from_env
 from devkit.db import Conn, create_user, one
@@ -43,7 +44,7 @@ async def test_a_due_queued_attempt_is_leased_as_it_is_read(database: Database, 
     attempt = seed_attempt(db, owner, seed_voice(db, owner), None)
     [row] = await read(database)
     assert row["message"]["attemptId"] == str(attempt["id"])
-    leased = attempts.as_row(row["leased"])
+    leased = as_row(row["leased"])
     assert (leased.id, leased.status, leased.lease_owner) == (attempt["id"], "processing", WORKER)
     assert leased.version == attempt["version"] + 1
     stored = one(

@@ -18,7 +18,7 @@ import pytest
 
 from backend.app import create_app
 from backend.clone.types import StartedClone
-from backend.records.attempts import AttemptStatus
+from backend.domain.attempts import AttemptStatus
 from backend.reflections.types import QueuedClone
 from backend.settings import settings_from_env, with_auth
 from backend.voices.types import FinalizedClone

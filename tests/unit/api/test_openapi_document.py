@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import validate
 
 from backend.app import create_app
-from backend.records.attempts import VoiceMirror
+from backend.domain.attempts import VoiceMirror
 from backend.samples.upload import SampleForm
 from backend.settings import settings_from_env, with_auth
 

@@ -20,7 +20,9 @@ import pytest
 from backend.audio import decode, ffmpeg
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
-from backend.settings import SettingsError, settings_from_env
+from backend.audio.ffmpeg import FFMPEG_VARIABLE
+from backend.errors import SettingsError
+from backend.settings import env_var, settings_from_env
 from devkit.audio_corpus import RATE, encode, speech_mono, tone, wav_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -218,3 +220,7 @@ print(Path("/proc/self/maps").read_text())
     maps = result.stdout.decode()
     assert "libsndfile" in maps
     assert sorted({line.split()[-1] for line in maps.splitlines() if FFMPEG_LIBRARIES.search(line)}) == []
+
+
+def test_the_variable_an_ffmpeg_error_names_is_the_settings_own() -> None:
+    assert env_var("ffmpeg") == FFMPEG_VARIABLE

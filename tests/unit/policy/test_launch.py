@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
+from backend.domain.reflections import LaunchRow
 from backend.errors import LaunchBlocked
 from backend.policy.launch import launch_voice
 from backend.providers.base import ProviderVoice
-from backend.records.reflections import LaunchRow
 
 VOICE = ProviderVoice(provider="local", voice_id="pv-1", language="en")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from backend.domain.attempts import SetMember
 from backend.policy.sample_set import report_of
-from backend.records.attempts import SetMember
 
 
 def member(position: int, *, speech_s: float | None, lufs: float | None, pitch: float | None) -> SetMember:

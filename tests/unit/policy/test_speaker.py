@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from backend.domain.attempts import OPEN_STATUSES
 from backend.policy.speaker import Awaited, Mute, Waits, speaker
 from backend.providers.base import ProviderVoice, stored_voice
-from backend.records.attempts import OPEN_STATUSES
 
 OWN = ProviderVoice(provider="local", voice_id="own")
 NEW = ProviderVoice(provider="local", voice_id="new")

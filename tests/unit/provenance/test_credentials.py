@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
+from backend.errors import SettingsError
 from backend.provenance import SYNTHESIS_ASSERTION, ProvenanceSigner, SynthesisClaim, Verifier
 from backend.provenance.devca import load_or_create_dev_credentials, pem_of
-from backend.settings import SettingsError, settings_from_env
+from backend.settings import settings_from_env
 from devkit.certs import DAY, NOW, Chain, make_chain, reissue
 
 CLAIM = SynthesisClaim(
