@@ -19,10 +19,10 @@ from backend.errors import SettingsError
 from backend.providers.config import ProviderSettings, provider_settings_from_env
 from backend.providers.env import ProviderConfigError
 from backend.records.retention import DAY, Retention
-from backend.records.usage import SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.secret import Secret, is_loopback_host
 from backend.standard_webhooks.signing import secret_key
+from backend.usage.ledger import SpendQuota
 
 DEFAULT_DATA_DIR = Path(".voicegate")
 #: The bounds of VOICEGATE_CONSENT_PHRASE_SECONDS (see `_check_phrase_seconds`).

@@ -12,7 +12,7 @@ import argparse
 import sys
 from datetime import UTC, datetime, timedelta
 
-from backend.records import usage
+from backend.usage import ledger
 from scripts._common import Ops, UsageError, parser, run
 
 NAME = "usage"
@@ -46,7 +46,7 @@ async def usage_report(ops: Ops) -> None:
     if since >= until:
         raise UsageError(f"the period is empty: --since {since.isoformat()} is not before {until.isoformat()}")
     async with ops.transaction() as conn:
-        rows = await usage.report(conn, since, until)
+        rows = await ledger.report(conn, since, until)
     report = ops.report
     for row in rows:
         report.items.append(

@@ -43,7 +43,7 @@ from backend.policy.speaker import enrolled_voice
 from backend.providers.base import ProviderVoice, primary_language
 from backend.providers.errors import ProviderError
 from backend.providers.local.hibari_voice import HibariVoice
-from backend.records import usage
+from backend.usage import ledger
 from backend.voiceprint import THRESHOLD, Voiceprint, stored_print, voiceprint
 
 log = logging.getLogger(__name__)
@@ -191,11 +191,11 @@ async def probe(ctx: WorkerContext, attempt: AttemptRow, inputs: ProbeInputs | N
     if data is None:
         return judgement(LikenessSource.PROBE, error=NoLikeness.NO_SAMPLE)
     samples = Voiceprint.from_bytes(data)
-    call = usage.Call(
+    call = ledger.Call(
         owner_id=attempt.owner_id,
         provider=attempt.provider,
         model=voice.target_model,
-        kind=usage.UsageKind.PROBE,
+        kind=ledger.UsageKind.PROBE,
         work_id=attempt.id,
         call_key=uuid.uuid4().hex,
         characters=len(text),

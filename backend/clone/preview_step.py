@@ -27,8 +27,9 @@ from backend.policy.speaker import enrolled_voice
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
-from backend.records import attempts, usage, voices
+from backend.records import attempts, voices
 from backend.storage import integrity, paths
+from backend.usage import ledger
 
 log = logging.getLogger(__name__)
 PREVIEW_TEXT = "Hello! This is a preview of your new voice. If it sounds like you, you are all set."
@@ -121,14 +122,14 @@ async def process_preview(ctx: WorkerContext, attempt_id: uuid.UUID) -> Outcome:
 
 async def _reserve(
     ctx: WorkerContext, conn: Connection, attempt: AttemptRow, voice: ProviderVoice
-) -> usage.Call | QuotaExceeded:
+) -> ledger.Call | QuotaExceeded:
     """Reserve the preview's first send on `conn`'s transaction, which commits before the provider is sent it: the
     call, or the refusal when it would pass the owner's quota. Each delivery that speaks it is a call of its own."""
-    call = usage.Call(
+    call = ledger.Call(
         owner_id=attempt.owner_id,
         provider=attempt.provider,
         model=voice.target_model,
-        kind=usage.UsageKind.PREVIEW,
+        kind=ledger.UsageKind.PREVIEW,
         work_id=attempt.id,
         call_key=uuid.uuid4().hex,
         characters=len(PREVIEW_TEXT),

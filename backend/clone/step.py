@@ -52,8 +52,9 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.records import attempts, samples, synthesis_jobs, usage, voices
+from backend.records import attempts, samples, synthesis_jobs, voices
 from backend.samples import EnrolmentSample, SampleCheck, SampleGone
+from backend.usage import ledger
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -278,16 +279,16 @@ class AttemptRun:
                 await attempts.record_measures(conn, self.attempt.id, member)
             await likeness.record_samples_print(conn, self.attempt.id, samples_print)
             # Sends no text: written to the ledger, once per enrolment key, and counted against no quota.
-            enrolment = usage.Call(
+            enrolment = ledger.Call(
                 owner_id=self.attempt.owner_id,
                 provider=self.attempt.provider,
                 model=self.attempt.provider_target_model,
-                kind=usage.UsageKind.ENROLMENT,
+                kind=ledger.UsageKind.ENROLMENT,
                 work_id=self.attempt.id,
                 call_key=self.attempt.enrolment_key or str(self.attempt.id),
                 characters=0,
             )
-            await usage.record_unmetered(conn, enrolment)
+            await ledger.record_unmetered(conn, enrolment)
 
         # The print the lease's read handed over is not this one: the probe reads the attempt as now committed.
         self._probe_inputs = None

@@ -159,7 +159,7 @@ _TOO_MANY_CREATES = (
 CREATES: Final = {429: f"{_TOO_MANY_CREATES}; retry after `Retry-After` seconds."}
 #: The 429 of a route that may make a new voice: CREATES's, and a voice's 409 (`NAMES_A_VOICE`).
 VOICE: Final = {**NAMES_A_VOICE, **CREATES}
-#: A refusal of a route that sends text to a provider (`backend.records.usage`).
+#: A refusal of a route that sends text to a provider (`backend.usage.ledger`).
 QUOTA_WORDS: Final = (
     "`quota_exceeded`: the text would pass the caller's VOICEGATE_USER_CHARACTERS for this VOICEGATE_USER_USAGE_WINDOW "
     "(`Retry-After` is when the window resets; `RateLimit-Policy` and `RateLimit` say the quota and what is left)"

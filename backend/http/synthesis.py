@@ -23,9 +23,9 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.idempotency import idempotent
-from backend.records.usage import Allowance
 from backend.synthesis import types
 from backend.usage.job_admission import QUEUES_JOBS
+from backend.usage.ledger import Allowance
 
 
 class CloneJobsController(Controller):

@@ -65,14 +65,15 @@ from backend.providers.errors import (
     UnsupportedLanguageError,
 )
 from backend.providers.registry import ProviderSet, check_speakable, language_not_supported
-from backend.records import attempts, usage
+from backend.records import attempts
 from backend.records import reflections as reflection_records
 from backend.records import voices as voice_records
 from backend.records.speech_streams import SpeechStreamOutcome
-from backend.records.usage import Allowance, UsageKind
 from backend.speech.types import SpeechRequest, VoiceSpeechRequest
 from backend.text import cleaned, sentences
+from backend.usage import ledger
 from backend.usage.charge import Later, Ledger
+from backend.usage.ledger import Allowance, UsageKind
 from backend.watermark.stream import StreamMarker
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ class SpeechStream:
         if out := await self._marked(marker, last=True):
             yield out
 
-    def _call(self, index: int, sentence: str) -> usage.Call:
+    def _call(self, index: int, sentence: str) -> ledger.Call:
         """Sentence `index`, as the usage ledger keys it."""
         return _sentence_call(self._owner, self._voice, self.id, index, sentence)
 
@@ -406,9 +407,9 @@ def _quota_cut(spoken: list[str], remaining: int) -> str | None:
 
 def _sentence_call(
     owner_id: uuid.UUID, voice: ProviderVoice, stream_id: uuid.UUID, index: int, sentence: str
-) -> usage.Call:
+) -> ledger.Call:
     """Sentence `index` of stream `stream_id`, as the usage ledger keys it (its index)."""
-    return usage.Call(
+    return ledger.Call(
         owner_id=owner_id,
         provider=voice.provider,
         model=voice.target_model,
@@ -425,11 +426,11 @@ class _Opening:
     is refused 503 and the stream never speaks, though the row and the reservation may have committed: the ledger
     gives the reservation back and ends the row, once the database takes it."""
 
-    def __init__(self, ledger: Ledger, owner_id: uuid.UUID) -> None:
-        self.ledger = ledger
+    def __init__(self, charging: Ledger, owner_id: uuid.UUID) -> None:
+        self.ledger = charging
         self.owner_id = owner_id
         self.stream_id = uuid.uuid4()
-        self._call: usage.Call | None = None
+        self._call: ledger.Call | None = None
 
     async def record(
         self, conn: Connection, opened: _Opened, text: str, fmt: SpeechFormat, settings: ProviderSettings
@@ -474,7 +475,7 @@ class _Opening:
         """An opening that may have committed and never spoke: its first sentence's reservation given back, its row
         ended `failed` (each a no-op when nothing committed)."""
         if self._call is not None:
-            await usage.release(conn, self._call, None, self.ledger.quota)
+            await ledger.release(conn, self._call, None, self.ledger.quota)
         await conn.execute(_Q["never_opened"], {"id": self.stream_id, "error_code": DatabaseUnavailable.code})
 
 

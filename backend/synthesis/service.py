@@ -48,13 +48,12 @@ from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language, check_speakable
-from backend.records import attempts, usage
+from backend.records import attempts
 from backend.records import samples as sample_records
 from backend.records import voices as voice_records
 from backend.records.rows import fetch_record
 from backend.records.samples import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus, job_row
-from backend.records.usage import DEFAULT_SPEND, Allowance, SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
 from backend.storage import integrity
@@ -74,7 +73,9 @@ from backend.synthesis.types import (
     VoicePreview,
 )
 from backend.text import cleaned
+from backend.usage import ledger
 from backend.usage.job_admission import JobAdmission
+from backend.usage.ledger import DEFAULT_SPEND, Allowance, SpendQuota
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
@@ -156,7 +157,7 @@ class SynthesisService:
             await refuse_consent_phrases(conn, owner_id, text)
             # Counted under the user's usage lock, so their jobs queued at once stay within the bound whichever
             # process queues them.
-            admitted = await usage.admit_job(
+            admitted = await ledger.admit_job(
                 conn, owner_id, len(text), self.quota, refused=functools.partial(self.admission.refused, claims.sub)
             )
             job = await fetch_record(

@@ -63,12 +63,12 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.registry import check_speakable
-from backend.records import usage
 from backend.records.rows import fetch_optional_record
 from backend.records.synthesis_jobs import ENDED, SynthesisJobStatus
 from backend.storage import integrity, paths
 from backend.synthesis import heal
 from backend.text import pieces
+from backend.usage import ledger
 
 log = logging.getLogger(__name__)
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -237,14 +237,14 @@ class JobRun:
             refused = await self._reserve(conn, job, voice, parts, 0)
         return (job, voice, parts) if refused is None else refused
 
-    def _call(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str], index: int) -> usage.Call:
+    def _call(self, job: JobToSpeak, voice: ProviderVoice, parts: list[str], index: int) -> ledger.Call:
         """Piece `index` of this run, as the usage ledger keys it. Each run's pieces are calls of their own: a run
         that speaks again (a retry, a takeover from a dead worker) sends the text again, and is counted again."""
-        return usage.Call(
+        return ledger.Call(
             owner_id=job.owner_id,
             provider=voice.provider,
             model=voice.target_model,
-            kind=usage.UsageKind.JOB,
+            kind=ledger.UsageKind.JOB,
             work_id=self.job_id,
             call_key=f"{self.owner}/{index}",
             characters=len(parts[index]),

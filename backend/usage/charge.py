@@ -26,8 +26,8 @@ from typing import Any, Final, LiteralString
 from backend.db.connection import Connection
 from backend.db.units import Database
 from backend.errors import AccountGone, DatabaseUnavailable, ServerBusy, TooManyRequests
-from backend.records import usage
-from backend.records.usage import Allowance, Call, SpendQuota
+from backend.usage import ledger
+from backend.usage.ledger import Allowance, Call, SpendQuota
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Ledger:
     async def reserve(self, conn: Connection, call: Call) -> Allowance:
         """Reserve `call`'s first send on `conn`'s transaction (as the service), which must commit before the call is
         made through `charge`; QuotaExceeded when it would pass the quota (nothing written)."""
-        return await usage.reserve(conn, call, self.quota)
+        return await ledger.reserve(conn, call, self.quota)
 
     async def reserve_and_commit(
         self,
@@ -67,8 +67,8 @@ class Ledger:
         before: Sequence[tuple[LiteralString, Mapping[str, Any]]] = (),
     ) -> Allowance:
         """`reserve` as the last statement of a unit's transaction, with its COMMIT in the same round trip
-        (`backend.records.usage.reserve_and_commit`)."""
-        return await usage.reserve_and_commit(conn, call, self.quota, *then, before=before)
+        (`backend.usage.ledger.reserve_and_commit`)."""
+        return await ledger.reserve_and_commit(conn, call, self.quota, *then, before=before)
 
     def charge(self, call: Call) -> Charge:
         """The charge of a call whose first send is reserved and committed: enter it around the call, and hand it to
@@ -80,13 +80,13 @@ class Ledger:
         takes it."""
         try:
             async with self.db.service_statement() as conn:
-                await usage.release(conn, call, sends, self.quota)
+                await ledger.release(conn, call, sends, self.quota)
         except _NOT_NOW:
             self.later(f"the release of {call.kind} {call.work_id} {call.call_key}", self._releasing(call, sends))
 
     def _releasing(self, call: Call, sends: int | None) -> Later:
         async def release(conn: Connection) -> None:
-            await usage.release(conn, call, sends, self.quota)
+            await ledger.release(conn, call, sends, self.quota)
 
         return release
 
@@ -161,7 +161,7 @@ class Charge:
         DatabaseUnavailable stop it unsent)."""
         if self.made >= self.reserved:
             async with self._ledger.db.service_statement() as conn:
-                await usage.reserve_resend(conn, self.call, self._ledger.quota)
+                await ledger.reserve_resend(conn, self.call, self._ledger.quota)
             self.reserved += 1
         self.made += 1
 

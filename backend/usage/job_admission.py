@@ -1,7 +1,7 @@
 """The way a user's synthesis jobs come to the database's count in one API process: one at a time per user, and
 refused at once for a moment after the database refused one.
 
-The database decides whether a job may be queued (`backend.records.usage.admit_job`): under the user's jobs lock it
+The database decides whether a job may be queued (`backend.usage.ledger.admit_job`): under the user's jobs lock it
 counts their jobs and reads their counter, some milliseconds of the API's CPU and of the database's, and a
 connection held meanwhile. A client flooding `POST /api/v1/clone` made every one of its requests do that, each
 holding a connection while it waited for that lock (up to its 800 ms timeout) behind the others, so that the
@@ -36,7 +36,7 @@ from typing import Final
 import msgspec
 
 from backend.errors import JobsLimited, QuotaExceeded, TooManyRequests
-from backend.records.usage import Admitted, Allowance
+from backend.usage.ledger import Admitted, Allowance
 
 #: How long a refusal from the database is remembered (seconds).
 REMEMBER_S: Final = 1.0

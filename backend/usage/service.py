@@ -1,7 +1,7 @@
 """The caller's own spend (`GET /api/v1/usage`): their characters and audio seconds this window, by provider and
 kind, beside their quota, what is left and when it resets.
 
-The ledger and the counter are the service's alone (`backend.records.usage`), so this reads them as the service,
+The ledger and the counter are the service's alone (`backend.usage.ledger`), so this reads them as the service,
 for the caller's id only."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from backend.auth.verify import UserClaims
 from backend.db.units import Database
-from backend.records import usage
-from backend.records.usage import SpendQuota
+from backend.usage import ledger
+from backend.usage.ledger import SpendQuota
 from backend.usage.types import ProviderUsage, Usage
 
 
@@ -28,8 +28,8 @@ class UsageService:
         """The caller's usage this window (zero before their first call)."""
         owner_id = uuid.UUID(claims.sub)
         async with self.db.service_transaction() as conn:
-            allowance = await usage.read_allowance(conn, owner_id, self.quota)
-            spent = await usage.spent(conn, owner_id, allowance.window_start)
+            allowance = await ledger.read_allowance(conn, owner_id, self.quota)
+            spent = await ledger.spent(conn, owner_id, allowance.window_start)
         return Usage(
             characters=allowance.used,
             audio_seconds=_seconds(sum(row.audio_seconds for row in spent)),

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from backend.records.usage import UsageKind
+from backend.usage.ledger import UsageKind
 
 
 class ProviderUsage(msgspec.Struct, rename="camel", kw_only=True):

@@ -28,11 +28,11 @@ from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db import units
 from backend.errors import DatabaseUnavailable, QuotaExceeded
-from backend.records import usage
 from backend.settings import settings_from_env
 from backend.speech.service import SpeechService
 from backend.speech.types import VoiceSpeechRequest
 from backend.synthesis.step import process_synthesis
+from backend.usage import ledger as usage_ledger
 from devkit.db import Conn, create_user, one
 from fakes import ElevenLabsFake, serve
 from fakes.core import Fault
@@ -245,7 +245,7 @@ async def test_an_opening_whose_commit_went_unanswered_is_undone_once_the_databa
         await commit_with(*args)
         raise DatabaseUnavailable
 
-    monkeypatch.setattr("backend.records.usage.commit_with", committed_unanswered)
+    monkeypatch.setattr("backend.usage.ledger.commit_with", committed_unanswered)
     with pytest.raises(DatabaseUnavailable):
         await setup.speech().voice_speech(
             claims_of(user), VoiceSpeechRequest(voice_id=uuid.UUID(voice), text="Never spoken."), ended=lambda: None
@@ -269,11 +269,11 @@ async def test_what_the_ledger_writes_later_for_a_user_erased_meanwhile_is_moot_
     retrieved."""
     caplog.set_level(logging.INFO, logger="backend.usage.charge")
     user = create_user(db)
-    call = usage.Call(
+    call = usage_ledger.Call(
         owner_id=user,
         provider="elevenlabs",
         model=None,
-        kind=usage.UsageKind.STREAM,
+        kind=usage_ledger.UsageKind.STREAM,
         work_id=uuid.uuid4(),
         call_key="0",
         characters=12,
@@ -284,10 +284,10 @@ async def test_what_the_ledger_writes_later_for_a_user_erased_meanwhile_is_moot_
     ledger = setup.ctx.ledger
 
     async def release(conn: Any) -> None:
-        await usage.release(conn, call, None, ledger.quota)
+        await usage_ledger.release(conn, call, None, ledger.quota)
 
     async def reserve_again(conn: Any) -> None:
-        await usage.reserve(conn, msgspec.structs.replace(call, call_key="1"), ledger.quota)
+        await usage_ledger.reserve(conn, msgspec.structs.replace(call, call_key="1"), ledger.quota)
 
     ledger.later("the release", release)
     ledger.later("a reservation", reserve_again)

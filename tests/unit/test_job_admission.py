@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.errors import JobsLimited, QuotaExceeded, TooManyRequests
-from backend.records.usage import Admitted, Allowance
 from backend.usage.job_admission import REMEMBER_S, JobAdmission
+from backend.usage.ledger import Admitted, Allowance
 
 
 class Clock:

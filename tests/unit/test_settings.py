@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from backend.errors import SettingsError
-from backend.records.usage import SpendQuota
 from backend.records.user_creates import UserLimits
 from backend.settings import settings_from_env
+from backend.usage.ledger import SpendQuota
 
 
 def test_defaults_describe_the_embedded_stack() -> None:

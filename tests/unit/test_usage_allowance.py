@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.errors import QuotaExceeded
-from backend.records.usage import Allowance, duration_words
+from backend.usage.ledger import Allowance, duration_words
 
 START = datetime(2026, 11, 27, tzinfo=UTC)
 
