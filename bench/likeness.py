@@ -82,7 +82,7 @@ async def clone(provider: LocalProvider, speaker: str, clips: Sequence[tuple[np.
     gap = np.zeros(round(GAP_S * rate), dtype=np.float32)
     joined = np.concatenate([part for samples, _ in clips for part in (samples, gap)])
     sample = SampleRef(data=wav(joined, rate), mime_type="audio/wav", duration_s=joined.size / rate, sample_rate=rate)
-    voice = await provider.enroll([sample], name=speaker, language="en", transcript=None, key=f"bench-{speaker}")
+    voice = await provider.enrol([sample], name=speaker, language="en", transcript=None, key=f"bench-{speaker}")
     return [(await provider.synthesize(voice, text)).audio for text in SENTENCES]
 
 

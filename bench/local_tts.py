@@ -192,7 +192,7 @@ async def streamed_first_chunk_ms(sample: bytes, repeat: int) -> float:
     ref = SampleRef(data=sample, mime_type="audio/wav", channels=1)
     async with CpuExecutor(1) as cpu:
         provider = LocalProvider(cpu=cpu)
-        voice: ProviderVoice = await provider.enroll([ref], name="bench", language="en", transcript=None, key="b")
+        voice: ProviderVoice = await provider.enrol([ref], name="bench", language="en", transcript=None, key="b")
         runs = []
         for _ in range(repeat + 1):  # the first loads the voice and reads its traits
             started = time.perf_counter()
@@ -242,12 +242,12 @@ def write_png(path: Path, images: list[tuple[int, int, bytes]]) -> None:
 
 
 def enrolled(samples: dict[str, bytes]) -> dict[str, VoiceProfile]:
-    """Each sample's profile, as ``LocalProvider.enroll`` stores it."""
+    """Each sample's profile, as ``LocalProvider.enrol`` stores it."""
 
     async def enrol(name: str, data: bytes) -> VoiceProfile:
         ref = SampleRef(data=data, mime_type="audio/wav", channels=1)
         async with CpuExecutor(1) as cpu:
-            voice = await LocalProvider(cpu=cpu).enroll([ref], name=name, language="en", transcript=None, key=name)
+            voice = await LocalProvider(cpu=cpu).enrol([ref], name=name, language="en", transcript=None, key=name)
         return VoiceProfile(**voice.metadata["profile"])
 
     return {name: asyncio.run(enrol(name, data)) for name, data in samples.items()}

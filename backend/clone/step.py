@@ -255,7 +255,7 @@ class AttemptRun:
         sent = await set_members.sendable(self.ctx, self.attempt.owner_id, provider.sample_rules, refs)
         first = rows[0]
         created = await lease.guard(
-            lambda: provider.enroll(
+            lambda: provider.enrol(
                 sent,
                 name=voice.name,
                 language=first.language or voice.language,

@@ -179,7 +179,7 @@ class VoiceProvider(Protocol):
     name: str
     sample_rules: SampleRules
 
-    async def enroll(
+    async def enrol(
         self,
         samples: Sequence[SampleRef],
         *,

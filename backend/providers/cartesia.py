@@ -28,7 +28,7 @@ from backend.providers.base import (
     SynthesisResult,
     primary_language,
 )
-from backend.providers.enrolment import enroll_once, key_marker
+from backend.providers.enrolment import enrol_once, key_marker
 from backend.providers.env import ProviderConfigError, choice_setting, key_setting, url_setting
 from backend.providers.errors import (
     ModelRetiredError,
@@ -205,7 +205,7 @@ class CartesiaProvider:
             slots=slots,
         )
 
-    async def enroll(
+    async def enrol(
         self,
         samples: Sequence[SampleRef],
         *,
@@ -227,7 +227,7 @@ class CartesiaProvider:
             body, _ = await self._http.json("POST", "/voices/clone", _Voice, idempotent=False, data=data, files=files)
             return msgspec.structs.replace(self._voice(body), enrolment_key=key, target_model=model)
 
-        return await enroll_once(key, self.find, create)
+        return await enrol_once(key, self.find, create)
 
     async def find(self, key: str) -> ProviderVoice | None:
         """The owned voice whose description carries this key's marker."""

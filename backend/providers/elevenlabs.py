@@ -18,7 +18,7 @@ from backend.providers.base import (
     SynthesisResult,
     primary_language,
 )
-from backend.providers.enrolment import enroll_once, key_marker
+from backend.providers.enrolment import enrol_once, key_marker
 from backend.providers.env import key_setting, url_setting
 from backend.providers.errors import PermanentProviderError, ProviderError, VoiceNotFoundError, answer_fields
 from backend.providers.http import TRANSIENT_STATUSES, ProviderHttp, RetryPolicy, busy, has_audio, text_or_none
@@ -176,7 +176,7 @@ class ElevenLabsProvider:
             slots=slots,
         )
 
-    async def enroll(
+    async def enrol(
         self,
         samples: Sequence[SampleRef],
         *,
@@ -223,7 +223,7 @@ class ElevenLabsProvider:
                 metadata={"requires_verification": body.requires_verification, "labels": labels},
             )
 
-        voice = await enroll_once(key, self.find, create)
+        voice = await enrol_once(key, self.find, create)
         # A voice adopted after a lost answer was made from these same samples, so with this same choice.
         return msgspec.structs.replace(voice, metadata={**voice.metadata, **choice})
 

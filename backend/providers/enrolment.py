@@ -85,7 +85,7 @@ def key_tag(voice: ProviderVoice) -> KeyTag | None:
     return None
 
 
-async def enroll_once(
+async def enrol_once(
     key: str,
     find: Callable[[str], Awaitable[ProviderVoice | None]],
     create: Callable[[], Awaitable[ProviderVoice]],

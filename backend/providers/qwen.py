@@ -13,7 +13,7 @@ import httpx
 import msgspec
 
 from backend.providers.base import ProviderVoice, SampleRef, SampleRules, SendMeter, SynthesisResult, primary_language
-from backend.providers.enrolment import enroll_once, qwen_preferred_name
+from backend.providers.enrolment import enrol_once, qwen_preferred_name
 from backend.providers.env import ProviderConfigError, key_setting, url_setting
 from backend.providers.errors import (
     ModelRetiredError,
@@ -321,7 +321,7 @@ class QwenProvider:
             slots=slots,
         )
 
-    async def enroll(
+    async def enrol(
         self,
         samples: Sequence[SampleRef],
         *,
@@ -365,7 +365,7 @@ class QwenProvider:
                 },
             )
 
-        return await enroll_once(key, self.find, create)
+        return await enrol_once(key, self.find, create)
 
     def _audio_field(self, sample: SampleRef) -> str:
         """A public URL when there is one, else a base64 data URL within DashScope's 10 MB limit."""

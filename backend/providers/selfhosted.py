@@ -43,7 +43,7 @@ from backend.providers.base import (
     SynthesisResult,
     primary_language,
 )
-from backend.providers.enrolment import enroll_once, selfhosted_voice_name
+from backend.providers.enrolment import enrol_once, selfhosted_voice_name
 from backend.providers.env import ProviderConfigError, choice_setting, key_setting, url_setting
 from backend.providers.errors import (
     PermanentProviderError,
@@ -354,7 +354,7 @@ class SelfhostedProvider:
         )
 
     # -- the adapter interface -----------------------------------------------------------------------
-    async def enroll(
+    async def enrol(
         self,
         samples: Sequence[SampleRef],
         *,
@@ -411,7 +411,7 @@ class SelfhostedProvider:
             created = created_voice(body, voice_name)
             return msgspec.structs.replace(self._voice(created, mode), enrolment_key=key, language=lang)
 
-        return await enroll_once(key, self.find, create)
+        return await enrol_once(key, self.find, create)
 
     async def find(self, key: str) -> ProviderVoice | None:
         """The voice this key made: inline under the key's name, or in the server's registry."""

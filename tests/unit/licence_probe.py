@@ -71,7 +71,7 @@ async def speak() -> bytes:
     )
     async with CpuExecutor(1) as cpu:
         provider = LocalProvider(cpu=cpu)
-        voice = await provider.enroll([sample], name="probe", language="en", transcript=None, key="licence-probe")
+        voice = await provider.enrol([sample], name="probe", language="en", transcript=None, key="licence-probe")
         return b"".join([pcm async for pcm in provider.stream(voice, TEXT)])
 
 

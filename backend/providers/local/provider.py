@@ -148,7 +148,7 @@ class LocalProvider:
         """This provider (its store, its executor) with its work queued in `owner`'s lane."""
         return LocalProvider(self.store, cpu=self._cpu, owner=owner)
 
-    async def enroll(
+    async def enrol(
         self,
         samples: Sequence[SampleRef],
         *,

@@ -38,7 +38,7 @@ def make(
 
 
 async def enrol(provider: CartesiaProvider, key: str = "attempt-1", language: str = "en") -> ProviderVoice:
-    return await provider.enroll([wav_sample()], name="Ada", language=language, transcript=None, key=key)
+    return await provider.enrol([wav_sample()], name="Ada", language=language, transcript=None, key=key)
 
 
 async def test_lifecycle(

@@ -26,7 +26,7 @@ def make(url: str, client: httpx.AsyncClient, rng: random.Random, **kwargs: Any)
 
 
 async def enrol(provider: ElevenLabsProvider, key: str = "attempt-1", freq: float = 180.0) -> ProviderVoice:
-    return await provider.enroll([wav_sample(freq=freq)], name="Ada", language="en", transcript=None, key=key)
+    return await provider.enrol([wav_sample(freq=freq)], name="Ada", language="en", transcript=None, key=key)
 
 
 async def test_lifecycle(
@@ -150,7 +150,7 @@ async def test_create_errors(
     second = await enrol(provider, key="second")
     assert second.voice_id != first.voice_id
     with pytest.raises(PermanentProviderError) as dup:  # one file twice in one create is still refused
-        await provider.enroll([wav_sample(), wav_sample()], name="Ada", language="en", transcript=None, key="twice")
+        await provider.enrol([wav_sample(), wav_sample()], name="Ada", language="en", transcript=None, key="twice")
     assert dup.value.provider_code == "duplicate_files"
     fake.max_voices = 2
     with pytest.raises(PermanentProviderError) as limit:
@@ -182,7 +182,7 @@ async def test_lost_create_is_found_by_label(
     fake, url = eleven_fake
     fake.faults.fail_next(Fault("lost", method="POST", path_prefix="/v1/voices/add"))
     noisy = msgspec.structs.replace(wav_sample(), snr_db=12.0)
-    voice = await make(url, http_client, rng).enroll([noisy], name="Ada", language="en", transcript=None, key="k-lost")
+    voice = await make(url, http_client, rng).enrol([noisy], name="Ada", language="en", transcript=None, key="k-lost")
     (add,) = fake.requests_to("POST", "/v1/voices/add")
     assert list(fake.voices) == [voice.voice_id]
     # The voice adopted by its label still records the choice its create was sent.

@@ -37,7 +37,7 @@ async def test_lifecycle_enrol_find_get_list_synthesize_delete(
 ) -> None:
     fake, url = qwen_fake
     provider = make(url, http_client, rng)
-    voice = await provider.enroll(
+    voice = await provider.enrol(
         [wav_sample()], name="Ada", language="en-US", transcript="hello there", key="attempt-1"
     )
     assert voice.voice_id.startswith(f"qwen-tts-vc-{preferred_name('attempt-1')}-voice-")
@@ -74,7 +74,7 @@ async def test_create_request_shape_with_data_url(
 ) -> None:
     fake, url = qwen_fake
     sample = wav_sample()
-    await make(url, http_client, rng).enroll(
+    await make(url, http_client, rng).enrol(
         [sample], name="Ada", language="en", transcript="hello there", key="k-shape"
     )
     create = [r for r in fake.requests_to("POST", CUSTOMIZATION) if r.json()["input"]["action"] == "create"]
@@ -104,7 +104,7 @@ async def test_public_url_is_preferred_and_synthesis_uses_voice_target_model(
         data=b"x", mime_type="audio/wav", public_url="https://storage.example/signed?token=t", duration_s=8.0
     )
     provider = make(url, http_client, rng)
-    voice = await provider.enroll([sample], name="Ada", language=None, transcript=None, key="k-url")
+    voice = await provider.enrol([sample], name="Ada", language=None, transcript=None, key="k-url")
     create = fake.requests_to("POST", CUSTOMIZATION)[-1].json()["input"]
     assert create["audio"] == {"data": "https://storage.example/signed?token=t"}
     assert "text" not in create
@@ -133,7 +133,7 @@ async def test_audio_errors_map_to_permanent_with_safe_message(
     # The rules check is bypassed by leaving measurements unset, so the provider itself rejects.
     unmeasured = SampleRef(data=sample.data, mime_type=sample.mime_type)
     with pytest.raises(PermanentProviderError) as err:
-        await make(url, http_client, rng).enroll([unmeasured], name="Ada", language="en", transcript=None, key="k-bad")
+        await make(url, http_client, rng).enrol([unmeasured], name="Ada", language="en", transcript=None, key="k-bad")
     assert err.value.provider_code == code
     assert err.value.http_status == 400
     assert message in err.value.safe_message
@@ -144,7 +144,7 @@ async def test_long_sample_is_refused_before_any_call(
 ) -> None:
     fake, url = qwen_fake
     with pytest.raises(PermanentProviderError) as err:
-        await make(url, http_client, rng).enroll(
+        await make(url, http_client, rng).enrol(
             [wav_sample(seconds=61.0)], name="Ada", language="en", transcript=None, key="k-long"
         )
     assert err.value.provider_code == "sample_rules"
@@ -164,7 +164,7 @@ async def test_wrong_key_and_voice_quota_are_permanent(
 
     fake.max_voices = 0
     with pytest.raises(PermanentProviderError) as quota:
-        await make(url, http_client, rng).enroll(
+        await make(url, http_client, rng).enrol(
             [wav_sample()], name="Ada", language="en", transcript=None, key="k-quota"
         )
     assert quota.value.provider_code == "Throttling.AllocationQuota"
@@ -176,7 +176,7 @@ async def test_fallback_mode_is_kept(
 ) -> None:
     fake, url = qwen_fake
     fake.fallback_reason = "no_valid_asr_segments"
-    voice = await make(url, http_client, rng).enroll(
+    voice = await make(url, http_client, rng).enrol(
         [wav_sample()], name="Ada", language="en", transcript=None, key="k-fb"
     )
     assert voice.metadata["fallback_mode"] is True
@@ -196,7 +196,7 @@ async def test_lost_create_answer_is_found_by_key_not_repeated(
 ) -> None:
     fake, url = qwen_fake
     fake.faults.fail_next(Fault("lost", when=is_create))
-    voice = await make(url, http_client, rng).enroll(
+    voice = await make(url, http_client, rng).enrol(
         [wav_sample()], name="Ada", language="en", transcript=None, key="k-lost"
     )
     assert len(creates(fake)) == 1
@@ -209,7 +209,7 @@ async def test_create_that_never_happened_is_sent_again_once(
 ) -> None:
     fake, url = qwen_fake
     fake.faults.fail_next(Fault("timeout", when=is_create))
-    voice = await make(url, http_client, rng).enroll(
+    voice = await make(url, http_client, rng).enrol(
         [wav_sample()], name="Ada", language="en", transcript=None, key="k-timeout"
     )
     assert len(creates(fake)) == 2
@@ -222,7 +222,7 @@ async def test_malformed_create_answer_is_an_unknown_outcome_resolved_by_lookup(
     fake, url = qwen_fake
     fake.faults.fail_next(Fault("malformed", when=is_create), times=3)
     with pytest.raises(UnknownOutcomeError):
-        await make(url, http_client, rng).enroll(
+        await make(url, http_client, rng).enrol(
             [wav_sample()], name="Ada", language="en", transcript=None, key="k-malformed"
         )
     assert len(creates(fake)) == 3  # bounded: CREATE_ATTEMPTS, each after a lookup found nothing
@@ -247,7 +247,7 @@ async def test_outage_during_enrol_gives_up_without_creating(
     fake, url = qwen_fake
     fake.faults.fail_at_rate(1.0, Fault("status", 500), seed=7)
     with pytest.raises(TransientProviderError):
-        await make(url, http_client, rng).enroll(
+        await make(url, http_client, rng).enrol(
             [wav_sample()], name="Ada", language="en", transcript=None, key="k-outage"
         )
     assert fake.voices == {}
@@ -294,7 +294,7 @@ async def test_a_deleted_voice_or_a_retired_model_says_the_voice_must_be_enrolle
     """Whole or streamed (where the fake answers the error as an SSE ``error`` event), the same mapping."""
     fake, url = qwen_fake
     provider = make(url, http_client, rng)
-    voice = await provider.enroll([wav_sample()], name="Ada", language="en", transcript=None, key="attempt-r")
+    voice = await provider.enrol([wav_sample()], name="Ada", language="en", transcript=None, key="attempt-r")
 
     async def speak(voice: ProviderVoice) -> None:
         if call == "stream":

@@ -272,7 +272,7 @@ async def test_create_matches_the_sdk_envelope_and_reads_the_documented_answer(
 ) -> None:
     fake, url = recorder
     fake.answers |= {"create": json_response(200, CREATED), "list": json_response(200, NO_VOICES)}
-    voice = await adapter(url, http_client).enroll(
+    voice = await adapter(url, http_client).enrol(
         [SAMPLE], name="Ada", language="zh", transcript="hello there", key="k-parity"
     )
     ours = only(fake.to("create"))
@@ -496,7 +496,7 @@ async def test_a_customization_error_answer_is_read_as_the_sdk_reads_it(
     }
     provider = adapter(url, http_client)
     calls = {
-        "create": lambda: provider.enroll([SAMPLE], name="Ada", language="zh", transcript=None, key="k-err"),
+        "create": lambda: provider.enrol([SAMPLE], name="Ada", language="zh", transcript=None, key="k-err"),
         "list": provider.list,
         "delete": lambda: provider.delete(VOICE),
     }

@@ -40,7 +40,7 @@ def make(
 
 async def enrol(provider: SelfhostedProvider, key: str = KEY, transcript: str | None = "Hello there.") -> ProviderVoice:
     sample = msgspec.structs.replace(wav_sample(), consent_id="consent-1")
-    return await provider.enroll([sample], name="Ada", language="en-GB", transcript=transcript, key=key)
+    return await provider.enrol([sample], name="Ada", language="en-GB", transcript=transcript, key=key)
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def make(
 
 async def enrol(provider: SelfhostedProvider) -> ProviderVoice:
     sample = msgspec.structs.replace(wav_sample(), consent_id="consent-1")
-    return await provider.enroll([sample], name="Ada", language="de-AT", transcript="Hallo.", key=KEY)
+    return await provider.enrol([sample], name="Ada", language="de-AT", transcript="Hallo.", key=KEY)
 
 
 def pitch(pcm: bytes, rate: int) -> float:

@@ -61,7 +61,7 @@ async def local_render(cpu: CpuExecutor) -> bytes:
     reference = wav_bytes((0.4 * np.sin(2 * np.pi * 140 * t) * np.clip(np.sin(2 * np.pi * 4 * t), 0, None)), RATE)
     provider = LocalProvider(cpu=cpu)
     sample = SampleRef(data=reference, mime_type="audio/wav", duration_s=6.0, sample_rate=RATE, channels=1)
-    voice = await provider.enroll([sample], name="v", language="en", transcript=None, key="k")
+    voice = await provider.enrol([sample], name="v", language="en", transcript=None, key="k")
     return (await provider.synthesize(voice, "This voice was made by a machine.")).audio
 
 

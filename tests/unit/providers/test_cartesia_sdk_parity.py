@@ -203,7 +203,7 @@ async def test_clone_is_the_sdks_multipart() -> None:
         return await sdk.voices.clone(clip=clip, language="fr", name="Ada", description="voicegate voice")
 
     async def our_clone(ours: CartesiaProvider) -> object:
-        return await ours.enroll([sample], name="Ada", language="fr-FR", transcript=None, key=KEY)
+        return await ours.enrol([sample], name="Ada", language="fr-FR", transcript=None, key=KEY)
 
     # The adapter looks its key up first (an empty list), so nothing is cloned twice.
     sdk, ours = await both(sdk_clone, our_clone, answer=routes(pages()))
@@ -291,7 +291,7 @@ async def test_the_sdks_voice_and_voice_metadata_are_read() -> None:
     Voice.model_validate(voice_body())
     VoiceMetadata.model_validate(metadata_body(described))
     async with answered(routes(pages([voice_body(OTHER_ID)]))) as ours:
-        made = await ours.enroll([wav_sample()], name="Ada", language="fr", transcript=None, key=KEY)
+        made = await ours.enrol([wav_sample()], name="Ada", language="fr", transcript=None, key=KEY)
         got = await ours.get(VOICE_ID)
     assert (made.voice_id, made.enrolment_key, made.target_model) == (VOICE_ID, KEY, "sonic-3.5")
     assert (made.name, made.language, made.created_at) == ("Ada", "fr", CREATED)

@@ -200,7 +200,7 @@ async def test_clone_is_the_sdks_ivc_create(snrs: list[float | None], denoise: b
         return recorded_answer("add_voice", AddVoiceIvcResponseModel)
 
     async with pair(answer) as both:
-        voice = await both.adapter.enroll(samples, name="Ada", language="en-GB", transcript=None, key=key)
+        voice = await both.adapter.enrol(samples, name="Ada", language="en-GB", transcript=None, key=key)
         created = await both.sdk.voices.ivc.create(
             name="Ada",
             files=[(s.filename, s.data, s.mime_type) for s in samples],

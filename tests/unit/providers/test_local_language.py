@@ -161,7 +161,7 @@ async def test_enrolment_in_another_language_is_refused_naming_english(cpu: CpuE
     provider = LocalProvider(cpu=cpu)
     sample = SampleRef(data=float_to_wav(np.zeros(24000 * 5), 24000), mime_type="audio/wav", duration_s=5.0)
     with pytest.raises(PermanentProviderError) as refused:
-        await provider.enroll([sample], name="v", language="zh", transcript=None, key="k")
+        await provider.enrol([sample], name="v", language="zh", transcript=None, key="k")
     assert (refused.value.provider_code, refused.value.safe_message) == (
         "sample_rules",
         "language 'zh' is not supported (only en)",

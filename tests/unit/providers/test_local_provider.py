@@ -69,14 +69,14 @@ async def test_output_pitch_follows_each_reference_an_octave_apart(cpu: CpuExecu
     reference = {"low": median_f0(low), "high": median_f0(high)}
     assert reference["high"] / reference["low"] == pytest.approx(2.0, rel=0.05)
     for key, audio in (("low", low), ("high", high)):
-        voice = await provider.enroll([sample(audio)], name=key, language="en", transcript=None, key=key)
+        voice = await provider.enrol([sample(audio)], name=key, language="en", transcript=None, key=key)
         result = await provider.synthesize(voice, LONG)
         assert median_f0(result.audio) == pytest.approx(reference[key], rel=0.10)
 
 
 async def test_output_is_speech_like_and_scales_with_text_length(cpu: CpuExecutor) -> None:
     provider = LocalProvider(cpu=cpu)
-    voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="k")
+    voice = await provider.enrol([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="k")
     short = await provider.synthesize(voice, SHORT)
     long = await provider.synthesize(voice, LONG)
     assert short.mime_type == "audio/wav"
@@ -95,10 +95,10 @@ async def test_output_is_speech_like_and_scales_with_text_length(cpu: CpuExecuto
 async def test_profile_is_json_metadata_and_enrol_is_idempotent_per_key(cpu: CpuExecutor) -> None:
     store = InMemoryProfileStore()
     provider = LocalProvider(store, cpu=cpu)
-    first = await provider.enroll(
+    first = await provider.enrol(
         [sample(harmonic_voice(180.0))], name="v", language="en-GB", transcript=None, key="attempt-9"
     )
-    again = await provider.enroll(
+    again = await provider.enrol(
         [sample(harmonic_voice(100.0))], name="v", language="en", transcript=None, key="attempt-9"
     )
     assert again.voice_id == first.voice_id
@@ -128,15 +128,15 @@ async def test_silent_or_wrong_samples_are_refused(cpu: CpuExecutor) -> None:
     provider = LocalProvider(cpu=cpu)
     silence = float_to_wav(np.zeros(RATE * 5), RATE)
     with pytest.raises(PermanentProviderError) as no_speech:
-        await provider.enroll([sample(silence)], name="v", language="en", transcript=None, key="s")
+        await provider.enrol([sample(silence)], name="v", language="en", transcript=None, key="s")
     assert no_speech.value.provider_code == "no_speech"
-    voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="k")
+    voice = await provider.enrol([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="k")
     with pytest.raises(PermanentProviderError) as unspeakable:
         await provider.synthesize(voice, "...")
     assert unspeakable.value.provider_code == "empty_text"
     mp3 = SampleRef(data=b"ID3", mime_type="audio/mpeg", duration_s=5.0)
     with pytest.raises(PermanentProviderError) as fmt:
-        await provider.enroll([mp3], name="v", language="en", transcript=None, key="m")
+        await provider.enrol([mp3], name="v", language="en", transcript=None, key="m")
     assert fmt.value.safe_message == "unsupported audio format"
 
 
@@ -151,7 +151,7 @@ def as_read(x: np.ndarray) -> bytes:
 
 async def test_a_stream_is_the_synthesized_speech_of_its_phrases_as_24_khz_pcm(cpu: CpuExecutor) -> None:
     provider = LocalProvider(cpu=cpu)
-    voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
+    voice = await provider.enrol([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
     head, rest = stream_phrases(SHORT)
     parts = [wav_to_float((await provider.synthesize(voice, phrase)).audio) for phrase in (head, rest)]
     assert {rate for _, rate in parts} == {24000}
@@ -231,7 +231,7 @@ async def test_a_long_stream_renders_a_phrase_per_call_so_another_users_call_run
     async with CpuExecutor(1) as one:
         store = InMemoryProfileStore()
         alice = LocalProvider(store, cpu=one, owner=uuid.uuid4())
-        voice = await alice.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
+        voice = await alice.enrol([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
         events: list[str] = []
         first = asyncio.Event()
 
@@ -252,7 +252,7 @@ async def test_a_long_stream_renders_a_phrase_per_call_so_another_users_call_run
 
 async def test_a_phrase_with_nothing_to_say_is_passed_over_unless_nothing_else_speaks(cpu: CpuExecutor) -> None:
     provider = LocalProvider(cpu=cpu)
-    voice = await provider.enroll([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
+    voice = await provider.enrol([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="s")
     spoken = "Sentence number one is here, and it is not a long one."
     with_punctuation = f"{spoken} {'- ' * 30}".strip()
     assert len(phrases(with_punctuation)) == 2
