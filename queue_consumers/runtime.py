@@ -201,6 +201,8 @@ class QueueConsumer:
         #: The messages those tasks hold: one that reappears while held (its visibility ran out while
         #: the database hung, so nothing could extend it) is not handled a second time alongside.
         self._held: set[int] = set()
+        #: Whether the last read met the database's outage (or found no connection to spare).
+        self._read_waited = False
         #: Set once the LISTEN connection is up (tests and benchmarks wait on it).
         self.listening = asyncio.Event()
         #: Seconds between a held message's visibility extensions: two may fail before it reappears.
@@ -257,13 +259,10 @@ class QueueConsumer:
                 # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up or the
                 # poll interval, whichever comes first, is all there is to wait for; an idle consumer that hears
                 # its notifications rests longer (`_rest`). Not while a read has yet to hand back or archive
-                # what an outage left (its read failed): no notification tells that the database answers again.
-                idle = (
-                    wanted > 0
-                    and got == 0
-                    and not (self._inflight or self._stranded or self._done)
-                    and self.listening.is_set()
-                )
+                # what an outage left, its read having met the outage too: no notification tells that the database
+                # answers again. (A read that failed otherwise is tried again after a rest, not every poll.)
+                owed = (self._stranded or self._done) and self._read_waited
+                idle = wanted > 0 and got == 0 and not (self._inflight or owed) and self.listening.is_set()
                 await self._wake.wait(await self._rest() if idle else cfg.poll_interval)
         finally:
             stop_wait.cancel()
@@ -325,12 +324,15 @@ class QueueConsumer:
                     released = await queues.hand_back(conn, self.config.queue, stranded, answer=bool(unconfirmed))
                 rows = await self.reader(conn, self.config.visibility_seconds, qty) if qty > 0 else []
         except _WAITED as exc:
+            self._read_waited = True
             if isinstance(exc, DatabaseUnavailable):
                 self._unanswered(rows)
             return 0  # what was done is archived with a later read, or handled again once visible
         except Exception:
-            log.exception("%s: read failed; retrying after the poll interval", self.config.queue)
+            self._read_waited = False
+            log.exception("%s: read failed; reading again later", self.config.queue)
             return 0
+        self._read_waited = False
         self._settle(done, stranded, released & unconfirmed)
         self._take(rows)
         if rows:

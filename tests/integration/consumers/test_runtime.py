@@ -296,6 +296,41 @@ async def test_a_listener_that_dies_unexpectedly_stops_the_consumer_loudly(datab
         await asyncio.wait_for(worker.run(asyncio.Event()), 10)
 
 
+async def test_a_read_that_keeps_failing_otherwise_is_not_retried_every_poll_for_what_it_owes(
+    database: Database, db_dsn: str, db: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handler met the outage, so the read owes the message a hand-back; but the read keeps failing for
+    another reason (a bug, not the database): the consumer rests between its tries as an idle one does, and its log
+    holds one traceback a rest, not one a poll."""
+    started: list[float] = []
+
+    async def handle(_: Message) -> None:
+        started.append(time.monotonic())
+        raise DatabaseUnavailable
+
+    worker = consumer(database, db_dsn, handle, poll_interval=0.05, visibility_seconds=30, idle_poll_interval=30.0)
+    read = worker.reader
+    failures: list[float] = []
+
+    async def read_failing_once_owed(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
+        if worker._stranded:
+            failures.append(time.monotonic())
+            raise RuntimeError("a read that cannot work")
+        return await read(conn, vt, qty)
+
+    worker.reader = read_failing_once_owed
+    async with running(worker):
+        await asyncio.wait_for(worker.listening.wait(), 5)
+        send(db, {"n": 1})
+        await until(lambda: len(failures) >= 1)
+        first = failures[0]
+        await until(lambda: time.monotonic() - first > 1.0)  # twenty polls' time
+    assert len(started) == 1
+    assert len(failures) <= 3, f"{len(failures)} failed reads in 1 s at a poll interval of 0.05 s"
+    logged = [r for r in caplog.records if r.getMessage().endswith("read failed; reading again later")]
+    assert 1 <= len(logged) == len(failures)
+
+
 async def test_a_listen_connection_refused_after_an_answer_begins_no_outage(
     database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
