@@ -333,7 +333,7 @@ class VoicesService:
         if info is None:
             raise SampleNotUploaded
         samples.check_size(info.size, provider)
-        sniffed = sniff_audio((await self.storage.download(samples.BUCKET, path))[:SNIFF_BYTES])
+        sniffed = sniff_audio(await self.storage.head(samples.BUCKET, path, SNIFF_BYTES))
         if sniffed is None:
             raise UnsupportedAudio
 

@@ -67,3 +67,18 @@ async def test_service_client_signs_uploads_downloads_and_removes(
         with pytest.raises(NotFound):
             await client.digest(BUCKET, path)
     assert storage_server.files() == []
+
+
+async def test_the_head_of_an_object_is_its_first_bytes_whatever_its_length(
+    storage_server: StorageServer, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    """What a finalize sniffs: the first bytes of a large object, and a short one whole; a missing one is NotFound."""
+    alice, _ = users
+    large, short = bytes(range(256)) * 8192, b"RIFF"
+    async with SupabaseObjectStorage(storage_server.storage_url, SERVICE_KEY) as storage:
+        await storage.upload(BUCKET, f"{alice}/head-large.wav", large, "audio/wav")
+        await storage.upload(BUCKET, f"{alice}/head-short.wav", short, "audio/wav")
+        assert await storage.head(BUCKET, f"{alice}/head-large.wav", 64) == large[:64]
+        assert await storage.head(BUCKET, f"{alice}/head-short.wav", 64) == short
+        with pytest.raises(NotFound):
+            await storage.head(BUCKET, f"{alice}/head-missing.wav", 64)
