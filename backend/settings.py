@@ -15,14 +15,13 @@ import msgspec
 from backend.auth.config import AuthConfigError, AuthSettings, DevKeys, auth_settings_from_env
 from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
+from backend.domain.limits import Retention, SpendQuota, UserLimits
 from backend.errors import SettingsError
 from backend.providers.config import ProviderSettings, provider_settings_from_env
 from backend.providers.env import ProviderConfigError
-from backend.records.retention import DAY, Retention
-from backend.records.user_creates import UserLimits
+from backend.records.retention import DAY
 from backend.secret import Secret, is_loopback_host
 from backend.standard_webhooks.signing import secret_key
-from backend.usage.ledger import SpendQuota
 
 DEFAULT_DATA_DIR = Path(".voicegate")
 #: The bounds of VOICEGATE_CONSENT_PHRASE_SECONDS (see `_check_phrase_seconds`).

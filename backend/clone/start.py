@@ -20,13 +20,14 @@ from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import become_service
 from backend.domain.attempts import AttemptRow, AttemptSource
+from backend.domain.limits import UserLimits
 from backend.errors import Conflict, NotFound, ProviderVoiceTaken, VoiceNameTaken
 from backend.policy.consent import GivenConsent
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
 from backend.records import attempts, user_creates
 from backend.records.samples import VoiceSampleStatus
-from backend.records.user_creates import CreateKind, UserLimits
+from backend.records.user_creates import CreateKind
 from backend.records.voices import VoiceName, name_of_its_own, unused_name
 from backend.samples import NewSample, consent_for_sample
 

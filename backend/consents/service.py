@@ -36,6 +36,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
+from backend.domain.limits import UserLimits
 from backend.errors import (
     Conflict,
     NotFound,
@@ -45,7 +46,7 @@ from backend.errors import (
 )
 from backend.policy.consent import Origin, check_recordable
 from backend.records import ownership, user_creates
-from backend.records.user_creates import CreateKind, UserLimits
+from backend.records.user_creates import CreateKind
 from backend.storage import integrity, paths
 from backend.storage.client import ObjectStorage
 from backend.voiceprint import THRESHOLD, Voiceprint, voiceprint

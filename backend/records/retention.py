@@ -22,23 +22,12 @@ import msgspec
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
+from backend.domain.limits import Retention
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 
 #: Seconds in a day, the unit of every retention setting.
 DAY = 86_400.0
-
-
-class Retention(msgspec.Struct, frozen=True):
-    """How long each kind of row is kept, in days (0: for ever), and the rows one batch removes at most."""
-
-    queue_archive_days: float
-    audit_days: float
-    attempt_history_days: float
-    speech_days: float
-    job_days: float
-    usage_days: float
-    batch: int
 
 
 class TableSize(msgspec.Struct, frozen=True):

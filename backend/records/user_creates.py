@@ -18,12 +18,12 @@ import math
 import uuid
 from pathlib import Path
 
-import msgspec
 from psycopg.errors import LockNotAvailable
 
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one
 from backend.db.queries import load_queries
+from backend.domain.limits import UserLimits
 from backend.errors import CreatesLimited
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -45,19 +45,6 @@ _NAMES = {
     CreateKind.VOICE: "voices",
     CreateKind.WEBHOOK_ENDPOINT: "webhook endpoints",
 }
-
-
-class UserLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """What one user may create, as the settings say (`Settings.user_limits`)."""
-
-    #: VOICEGATE_USER_CREATES: creates of each kind at once, and how many come back per window.
-    creates: int
-    #: VOICEGATE_USER_CREATE_WINDOW: the seconds in which `creates` come back.
-    window_seconds: float
-    #: VOICEGATE_USER_OPEN_CONSENTS: spoken consents awaiting their recording at once.
-    open_consents: int
-    #: VOICEGATE_USER_DRAFT_VOICES: draft voices (made by `POST /api/clone/upload-url`, not finalized) at once.
-    draft_voices: int
 
 
 async def take(conn: Connection, owner_id: uuid.UUID, kind: CreateKind, limits: UserLimits) -> None:

@@ -32,6 +32,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
+from backend.domain.limits import SpendQuota, UserLimits
 from backend.domain.voices import VoiceRow
 from backend.errors import (
     NotFound,
@@ -54,7 +55,6 @@ from backend.records import voices as voice_records
 from backend.records.rows import fetch_record
 from backend.records.samples import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus, job_row
-from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
@@ -75,7 +75,7 @@ from backend.synthesis.types import (
 from backend.text import cleaned
 from backend.usage import ledger
 from backend.usage.job_admission import JobAdmission
-from backend.usage.ledger import DEFAULT_SPEND, Allowance, SpendQuota
+from backend.usage.ledger import DEFAULT_SPEND, Allowance
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 

@@ -25,9 +25,10 @@ from typing import Any, Final, LiteralString
 
 from backend.db.connection import Connection
 from backend.db.units import Database
+from backend.domain.limits import SpendQuota
 from backend.errors import AccountGone, DatabaseUnavailable, ServerBusy, TooManyRequests
 from backend.usage import ledger
-from backend.usage.ledger import Allowance, Call, SpendQuota
+from backend.usage.ledger import Allowance, Call
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_one
 from backend.db.queries import load_queries
 from backend.db.units import commit_with
+from backend.domain.limits import SpendQuota
 from backend.errors import JobsLimited, QuotaExceeded, TooManyRequests
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -44,17 +45,6 @@ class UsageKind(enum.StrEnum):
     PREVIEW = "preview"
     PROBE = "probe"
     ENROLMENT = "enrolment"
-
-
-class SpendQuota(msgspec.Struct, frozen=True, kw_only=True):
-    """What one user may spend, as the settings say (`Settings.spend_quota`)."""
-
-    #: VOICEGATE_USER_CHARACTERS: characters sent to providers per window.
-    characters: int = 200_000
-    #: VOICEGATE_USER_USAGE_WINDOW: the window's length in seconds.
-    window_seconds: int = 86_400
-    #: VOICEGATE_USER_QUEUED_JOBS: synthesis jobs queued or running at once.
-    queued_jobs: int = 20
 
 
 #: The settings' defaults, for what is built without them (a test's service).

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from backend.auth.verify import UserClaims
 from backend.db.units import Database
+from backend.domain.limits import SpendQuota
 from backend.usage import ledger
-from backend.usage.ledger import SpendQuota
 from backend.usage.types import ProviderUsage, Usage
 
 

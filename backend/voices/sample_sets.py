@@ -27,13 +27,13 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.units import Database, become_service
 from backend.domain.attempts import AttemptRow, SetMember
+from backend.domain.limits import UserLimits
 from backend.errors import MixedSpeakers, NotFound, ReadingRequired, SampleNotReady, SamplesMixed, ValidationFailed
 from backend.policy.sample_set import report_of
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language
 from backend.records import samples as sample_records
 from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.records.user_creates import UserLimits
 from backend.records.voices import VoiceName
 from backend.samples import consent_voiceprint
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, stored_print

@@ -18,9 +18,10 @@ from backend.auth.verify import UserClaims
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
+from backend.domain.limits import UserLimits
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.records import owners, user_creates
-from backend.records.user_creates import CreateKind, UserLimits
+from backend.records.user_creates import CreateKind
 from backend.standard_webhooks.sender import WebhookSender
 from backend.standard_webhooks.signing import new_secret
 from backend.webhooks.types import EVENT_TYPES, CreatedEndpoint, Endpoint, EndpointList, EndpointRequest, EventType

@@ -21,8 +21,9 @@ from backend.compose.operator import standalone_storage
 from backend.db.connection import Connection
 from backend.db.pool import create_pool
 from backend.db.units import Database
+from backend.domain.limits import Retention
 from backend.records import retention
-from backend.records.retention import Retention, prune
+from backend.records.retention import prune
 from backend.settings import Settings
 from devkit.db import create_user, one
 from queue_consumers.maintenance import sweep

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from backend.domain.limits import SpendQuota, UserLimits
 from backend.errors import SettingsError
-from backend.records.user_creates import UserLimits
 from backend.settings import settings_from_env
-from backend.usage.ledger import SpendQuota
 
 
 def test_defaults_describe_the_embedded_stack() -> None:
