@@ -10,7 +10,7 @@ from litestar.params import JSONBody
 
 from backend.body_limit import BODY_LIMIT
 from backend.consents import types
-from backend.http.deps import Caller, Consents, PathId
+from backend.http.deps import Caller, Consents, PathId, request_origin
 from backend.http.docs import (
     BY_ID,
     OPEN_CONSENTS,
@@ -21,7 +21,6 @@ from backend.http.docs import (
     with_examples,
 )
 from backend.http.forms import FRAMING_BYTES, one_file
-from backend.http.samples import request_origin
 
 #: The largest recording of a phrase taken: a minute of 48 kHz 16-bit stereo WAV is 11 MB.
 MAX_RECORDING_BYTES: Final = 12 * 1024 * 1024

@@ -26,8 +26,10 @@ from backend.consents.service import ConsentsService
 from backend.context import WorkerContext
 from backend.db.units import Database
 from backend.errors import AccountGone
+from backend.fields import refuse_nul
 from backend.http.concurrency import UserConcurrency
 from backend.http.gate import caller_of, release_slot
+from backend.policy.consent import Origin
 from backend.provenance.service import ProvenanceService
 from backend.queues import QueueAdmission
 from backend.reflections.service import ReflectionsService
@@ -147,3 +149,11 @@ DEPENDENCIES = {
     **{name: _from_state(name) for name in AREAS},
 }
 """App-level dependencies, by the parameter name handlers use."""
+
+
+def request_origin(request: Request[Any, Any, Any]) -> Origin:
+    """Where a consent is given from: the client's user agent (kept with the consent, so refused if it
+    holds a NUL) and address."""
+    user_agent = request.headers.get("user-agent")
+    refuse_nul("User-Agent header", user_agent)
+    return Origin(user_agent, request.client.host if request.client else None)

@@ -24,8 +24,8 @@ from backend.auth.verify import UserClaims
 from backend.body_limit import BODY_LIMIT
 from backend.db.units import Recorder
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
-from backend.fields import Rename, refuse_nul
-from backend.http.deps import Caller, PathId, Samples, sample_backlog_admits
+from backend.fields import Rename
+from backend.http.deps import Caller, PathId, Samples, request_origin, sample_backlog_admits
 from backend.http.docs import (
     BACKLOG,
     BY_ID,
@@ -40,7 +40,6 @@ from backend.http.forms import FILE_FIELD, MAX_SAMPLE_BYTES, UPLOAD_BYTES
 from backend.http.idempotency import body_fingerprint, idempotent
 from backend.http.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
-from backend.policy.consent import Origin
 from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
 from backend.samples.upload import ReceivedUpload, SampleForm, SampleUpload
 
@@ -188,14 +187,6 @@ async def sample_upload(request: Request[Any, Any, Any]) -> AsyncIterator[Sample
         yield SampleUpload(upload, form, origin, fingerprint)
     finally:
         upload.close()
-
-
-def request_origin(request: Request[Any, Any, Any]) -> Origin:
-    """Where a consent is given from: the client's user agent (kept with the consent, so refused if it
-    holds a NUL) and address."""
-    user_agent = request.headers.get("user-agent")
-    refuse_nul("User-Agent header", user_agent)
-    return Origin(user_agent, request.client.host if request.client else None)
 
 
 async def _receive(request: Request[Any, Any, Any]) -> ReceivedUpload:

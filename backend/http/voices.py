@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from backend.auth.verify import UserClaims
 from backend.fields import Rename
-from backend.http.deps import Caller, PathId, Synthesis, Voices
+from backend.http.deps import Caller, PathId, Synthesis, Voices, request_origin
 from backend.http.docs import (
     BY_ID,
     DRAFT_VOICES,
@@ -29,7 +29,6 @@ from backend.http.docs import (
 )
 from backend.http.gate import ACCOUNT_FIRST
 from backend.http.idempotency import idempotent
-from backend.http.samples import request_origin
 from backend.synthesis import types as synthesis_types
 from backend.voices import service, types
 from backend.voices.service import VoicesService
