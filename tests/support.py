@@ -164,9 +164,9 @@ def frozen(data_dir: Path) -> Iterator[None]:
         _wait_stopped(postmaster)
         while fresh := [pid for pid in postgres_pids(data_dir) if pid not in stopped]:
             for pid in fresh:
+                stopped.append(pid)  # before it is stopped: whatever happens next, it is resumed
                 with contextlib.suppress(ProcessLookupError):  # a backend that ended since it was listed
                     os.kill(pid, signal.SIGSTOP)
-            stopped += fresh
         yield
     finally:
         for pid in stopped:
