@@ -11,6 +11,15 @@ their place in the rotation rather than rejoining at its back. Whoever else is q
 for at most one item of each other user. A caller that splits long work into pieces (a stream renders
 phrase by phrase) lets others' items run between its pieces.
 
+That order holds within one process; another process's threads (the other workers, the API's) share the same
+cores at the operating system's say. So work done for a user who already has other work in hand (one job of
+their many: `yielding`) is queued in a second tier, whose threads run at a lower priority (nice
+`BACKGROUND_NICE` above the process's): on busy cores every thread of the first tier, in any process, runs
+before them, and on idle cores they run as fast as the rest. One user's flood then slows another user's one job
+little, on whichever worker each runs. The flood's own work is not stopped, only put last: its event loop, its
+database work and its leases keep the process's priority, and a job begun alone is not yielding. Those threads
+start with the first call queued in the tier.
+
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
 """
@@ -22,11 +31,14 @@ import contextlib
 import contextvars
 import functools
 import itertools
+import logging
 import os
+import sys
 import threading
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -38,6 +50,25 @@ Owner = uuid.UUID | None
 _SERIAL: Final = itertools.count(1)
 #: Users whose last turn is remembered; one forgotten had the oldest turn, and counts as never served.
 _REMEMBERED: Final = 4096
+#: How much nicer the second tier's threads are than their process (19 at most): the kernel weighs a thread at
+#: nice 19 at 15 against 1,024 at nice 0. At 10 (110 against 1,024) another user's job beside a flood of
+#: 0.05 s jobs still took up to 1.6x its time alone (bench/spend.py); at 19, 1.2-1.5x.
+BACKGROUND_NICE: Final = 19
+#: Set (`yielding`) while work is done for a user who has other work in hand: their calls go to the second tier.
+_YIELDING: ContextVar[bool] = ContextVar("voicegate_cpu_yielding", default=False)
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def yielding(yes: bool) -> Iterator[None]:
+    """Within the block, if `yes`, CPU calls queue in the executors' second tier, below every other user's work
+    on the machine's cores (see the module docstring): for a user who has other work in hand."""
+    token = _YIELDING.set(yes)
+    try:
+        yield
+    finally:
+        _YIELDING.reset(token)
 
 
 def usable_cores() -> int:
@@ -58,11 +89,12 @@ def default_workers(*, serves_api: bool) -> int:
 class _Item:
     """One queued call, and the future its caller awaits on its own loop."""
 
-    __slots__ = ("ahead", "call", "future", "loop", "owner")
+    __slots__ = ("ahead", "call", "future", "loop", "owner", "tier")
 
     def __init__(
-        self, owner: Owner, call: Callable[[], Any], loop: asyncio.AbstractEventLoop, *, ahead: bool = False
+        self, tier: _Tier, owner: Owner, call: Callable[[], Any], loop: asyncio.AbstractEventLoop, *, ahead: bool
     ) -> None:
+        self.tier = tier
         self.owner = owner
         self.call = call
         self.ahead = ahead
@@ -99,8 +131,22 @@ def _settle(future: asyncio.Future[Any], result: object, error: BaseException | 
         future.set_exception(error)
 
 
+class _Tier:
+    """One tier's lanes with work waiting (in the order they opened), when each of its users was last served
+    (least recently first), and the condition its threads wait on (under the executor's lock)."""
+
+    __slots__ = ("lanes", "served", "started", "waiting")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lanes: dict[Owner, deque[_Item]] = {}
+        self.served: OrderedDict[Owner, int] = OrderedDict()
+        self.waiting = threading.Condition(lock)
+        self.started = False
+
+
 class CpuExecutor:
-    """`workers` threads running CPU-bound calls, taken round robin between the users that have calls waiting.
+    """`workers` threads running CPU-bound calls, taken round robin between the users that have calls waiting;
+    and as many again, niced, for calls queued while `yielding` (see the module docstring).
 
     `await cpu.run(owner, fn, *args)` queues `fn(*args)` in `owner`'s lane and returns what it returns (or
     raises what it raises), with the caller's context variables, as `asyncio.to_thread` does. A caller
@@ -113,22 +159,18 @@ class CpuExecutor:
         if workers < 1:
             raise ValueError("a CPU executor needs at least one worker thread")
         self.workers = workers
-        #: Every thread of this executor is named `<name>-<n>`; unique per executor in a process.
+        #: Every thread of this executor is named `<name>-<n>` (the second tier's `<name>-yielding-<n>`);
+        #: unique per executor in a process.
         self.name = f"{name}-{next(_SERIAL)}"
         self._lock = threading.Lock()
-        self._waiting = threading.Condition(self._lock)
-        self._lanes: dict[Owner, deque[_Item]] = {}  # lanes with work waiting, in the order they opened
+        self._first, self._second = _Tier(self._lock), _Tier(self._lock)
         self._turns = itertools.count(1)
-        # When each user was last served, least recently first.
-        self._served: OrderedDict[Owner, int] = OrderedDict()
         self._closed = False
-        self._alive = workers
+        self._alive = 0
         self._when_ended: list[Callable[[], None]] = []
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{self.name}-{n}", daemon=True) for n in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._threads: list[threading.Thread] = []
+        with self._lock:
+            self._start(self._first)
 
     def submit(self, owner: Owner, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         """Queue `fn(*args, **kwargs)` in `owner`'s lane now; the future (of the running loop) is its outcome.
@@ -153,20 +195,36 @@ class CpuExecutor:
         return future
 
     def _queue(self, owner: Owner, call: Callable[[], Any], *, ahead: bool = False) -> asyncio.Future[Any]:
-        item = _Item(owner, call, asyncio.get_running_loop(), ahead=ahead)
+        tier = self._second if _YIELDING.get() else self._first
+        item = _Item(tier, owner, call, asyncio.get_running_loop(), ahead=ahead)
         item.future.add_done_callback(functools.partial(self._drop, item))
         with self._lock:
             if self._closed:
                 raise RuntimeError("the CPU executor is closed")
-            lane = self._lanes.get(owner)
+            if not tier.started:
+                self._start(tier)
+            lane = tier.lanes.get(owner)
             if lane is None:
-                lane = self._lanes[owner] = deque()
+                lane = tier.lanes[owner] = deque()
             if ahead:  # behind the calls queued ahead before it, first in first out among them
                 lane.insert(next((n for n, queued in enumerate(lane) if not queued.ahead), len(lane)), item)
             else:
                 lane.append(item)
-            self._waiting.notify()
+            tier.waiting.notify()
         return item.future
+
+    def _start(self, tier: _Tier) -> None:
+        """Start `tier`'s threads (with the lock held)."""
+        tier.started = True
+        label = self.name if tier is self._first else f"{self.name}-yielding"
+        threads = [
+            threading.Thread(target=self._work, args=(tier,), name=f"{label}-{n}", daemon=True)
+            for n in range(self.workers)
+        ]
+        self._threads += threads
+        self._alive += len(threads)
+        for thread in threads:
+            thread.start()
 
     async def aclose(self) -> None:
         """Take no more work, fail the waits of calls not started (RuntimeError), and return once the calls
@@ -175,9 +233,11 @@ class CpuExecutor:
         ended = loop.create_future()
         with self._lock:
             self._closed = True
-            dropped = [item for lane in self._lanes.values() for item in lane]
-            self._lanes.clear()
-            self._waiting.notify_all()
+            dropped = []
+            for tier in (self._first, self._second):
+                dropped += [item for lane in tier.lanes.values() for item in lane]
+                tier.lanes.clear()
+                tier.waiting.notify_all()
             if self._alive:
                 self._when_ended.append(functools.partial(_post_result, loop, ended))
             else:
@@ -201,35 +261,39 @@ class CpuExecutor:
         if not future.cancelled():
             return
         with self._lock:
-            lane = self._lanes.get(item.owner)
+            lanes = item.tier.lanes
+            lane = lanes.get(item.owner)
             if lane is None or item not in lane:
                 return
             lane.remove(item)
             if not lane:
-                del self._lanes[item.owner]
+                del lanes[item.owner]
 
-    def _next(self) -> _Item | None:
-        """The next call, from the lane served least recently (with the lock held); None once closed and empty."""
-        while not self._lanes and not self._closed:
-            self._waiting.wait()
-        if not self._lanes:
+    def _next(self, tier: _Tier) -> _Item | None:
+        """`tier`'s next call, from the lane served least recently (with the lock held); None once closed and
+        empty."""
+        while not tier.lanes and not self._closed:
+            tier.waiting.wait()
+        if not tier.lanes:
             return None
-        owner = min(self._lanes, key=lambda waiting: self._served.get(waiting, 0))
-        lane = self._lanes[owner]
+        owner = min(tier.lanes, key=lambda waiting: tier.served.get(waiting, 0))
+        lane = tier.lanes[owner]
         item = lane.popleft()
         if not lane:
-            del self._lanes[owner]
-        self._served[owner] = next(self._turns)
-        self._served.move_to_end(owner)
-        if len(self._served) > _REMEMBERED:
-            self._served.popitem(last=False)
+            del tier.lanes[owner]
+        tier.served[owner] = next(self._turns)
+        tier.served.move_to_end(owner)
+        if len(tier.served) > _REMEMBERED:
+            tier.served.popitem(last=False)
         return item
 
-    def _work(self) -> None:
+    def _work(self, tier: _Tier) -> None:
         try:
+            if tier is self._second:
+                _lower_this_thread()
             while True:
                 with self._lock:
-                    item = self._next()
+                    item = self._next(tier)
                 if item is None:
                     return
                 item.run()
@@ -239,6 +303,18 @@ class CpuExecutor:
                 callbacks = self._when_ended if not self._alive else []
             for callback in callbacks:
                 callback()
+
+
+def _lower_this_thread() -> None:
+    """Raise the calling thread's nice value by BACKGROUND_NICE. Linux keeps one per thread; elsewhere the
+    call would name a process, so the thread keeps its priority (and the tier is only a queue of its own)."""
+    if sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICE))
+    except OSError as exc:  # a seccomp profile may forbid it: the tier still queues apart
+        log.warning("the CPU executor's yielding threads keep their priority: %s", exc)
 
 
 def _post_result(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:

@@ -39,6 +39,7 @@ from backend.audio.render import marked_wav
 from backend.backoff import retry_delay
 from backend.clone import LikenessSource, judge_render
 from backend.context import Outcome, WorkerContext
+from backend.cpu import yielding
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
@@ -138,12 +139,13 @@ def _speaker_of(job: JobToSpeak) -> ProviderVoice | Waits | Mute:
 
 def synthesis_handler(ctx: WorkerContext, worker_id: str, turns: queues.Turns | None = None) -> queues.Handler:
     """The synthesis queue's handler for worker `worker_id`: each message's job spoken as far as it can go now
-    (`process_synthesis`), counted in `turns` as its owner's while it runs (read with `reader(turns)`)."""
+    (`process_synthesis`), counted in `turns` as its owner's while it runs (read with `reader(turns)`); one of
+    several jobs its owner has in hand here does its CPU work `yielding` to other users' (`backend.cpu`)."""
 
     async def handle(message: queues.Message) -> datetime | None:
         if turns is None:
             return (await process_synthesis(ctx, message.id_of("jobId"), worker_id)).retry_at
-        with turns.holding(message.owner):
+        with turns.holding(message.owner), yielding(message.owner is not None and turns.held(message.owner) > 1):
             return (await process_synthesis(ctx, message.id_of("jobId"), worker_id)).retry_at
 
     return handle

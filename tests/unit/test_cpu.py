@@ -1,19 +1,21 @@
 """The CPU executor's fair queue: round robin between users (the one served least recently first), first in
 first out within one (what is queued ahead before the rest), a queued call dropped when its caller goes away,
-never more calls at once than threads, and no thread left once closed."""
+never more calls at once than threads, a second tier of niced threads for calls made `yielding`, and no thread
+left once closed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import contextvars
+import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from backend.cpu import CpuExecutor
+from backend.cpu import BACKGROUND_NICE, CpuExecutor, yielding
 
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 #: How long a blocked test call waits at most: only a broken executor ever waits this long.
@@ -62,6 +64,11 @@ def recorder(ran: list[str]) -> Callable[[str], str]:
 
 def threads_of(cpu: CpuExecutor) -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name.startswith(f"{cpu.name}-")]
+
+
+def nice_here() -> int:
+    """The nice value of the calling thread (Linux keeps one per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 async def test_users_take_turns_and_each_users_calls_keep_their_order() -> None:
@@ -154,6 +161,39 @@ async def test_a_call_returns_its_value_raises_its_error_and_sees_the_callers_co
     assert await cpu.run(None, sum, [1, 2, 3]) == 6
 
 
+async def test_calls_made_yielding_run_on_niced_threads_of_their_own_and_the_rest_at_the_process_priority() -> None:
+    ours = nice_here()
+    async with CpuExecutor(1) as cpu:
+        assert await cpu.run(A, nice_here) == ours
+        assert len(threads_of(cpu)) == 1  # the second tier's threads start with its first call
+        with yielding(True):
+            assert await cpu.run(A, nice_here) == min(19, ours + BACKGROUND_NICE)
+        with yielding(False):
+            assert await cpu.run(A, nice_here) == ours
+        assert await cpu.run(B, nice_here) == ours
+        assert len(threads_of(cpu)) == 2
+    assert nice_here() == ours  # the caller's own thread is untouched
+
+
+async def test_the_two_tiers_never_wait_for_each_other() -> None:
+    async with held_thread() as (one, release):
+        # The first tier's only thread is held: a call made yielding runs all the same, on a thread of its own...
+        with yielding(True):
+            gate = Gate()
+            held = one.submit(A, gate.hold)
+            await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+        # ...and with that one held too, neither tier's waiting call runs until its own tier's thread is free.
+        with yielding(True):
+            second = one.submit(B, str, "second tier")
+        first = one.submit(B, str, "first tier")
+        await release()
+        assert await asyncio.wait_for(first, BOUND_S) == "first tier"
+        assert not second.done()
+        gate.open()
+        assert await asyncio.wait_for(second, BOUND_S) == "second tier"
+        await held
+
+
 async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thread() -> None:
     cpu = CpuExecutor(1)
     assert len(threads_of(cpu)) == 1
@@ -166,13 +206,22 @@ async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thre
     running = cpu.submit(A, held_then_finished)
     await asyncio.wait_for(gate.holding.wait(), BOUND_S)
     waiting = cpu.submit(B, str, "never")
+    also = Gate()
+    with yielding(True):
+        also_running = cpu.submit(A, also.hold)
+        await asyncio.wait_for(also.holding.wait(), BOUND_S)
+        also_waiting = cpu.submit(B, str, "never either")
     closing = asyncio.create_task(cpu.aclose())
-    with pytest.raises(RuntimeError, match="closed before the call started"):
-        await waiting
-    assert not closing.done()  # the running call holds it
+    for refused in (waiting, also_waiting):
+        with pytest.raises(RuntimeError, match="closed before the call started"):
+            await refused
+    assert not closing.done()  # the running calls hold it
     gate.open()
-    await asyncio.wait_for(closing, BOUND_S)
     assert await running == "finished"
+    assert not closing.done()
+    also.open()
+    await asyncio.wait_for(closing, BOUND_S)
+    await also_running
     assert threads_of(cpu) == []
     with pytest.raises(RuntimeError, match="closed"):
         await cpu.run(A, str, "too late")

@@ -1,6 +1,6 @@
 """The synthesis queue is read in turn by the jobs' owners (`backend.queues.Turns`): another user's job is taken
 as soon as it is queued, whatever one user has queued before it, and one user's jobs hold at most their share of a
-consumer's slots.
+consumer's slots; the CPU work of a job whose owner has others in hand yields to other users' (`backend.cpu`).
 
 Before, the queue was read in the order it was written: with one user's twelve jobs queued on a consumer of four
 slots, another user's job waited until the last of the twelve had started."""
@@ -8,13 +8,19 @@ slots, another user's job waited until the last of the twelve had started."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 import uuid
+from collections import defaultdict
 from pathlib import Path
+
+import pytest
 
 from backend import queues
 from backend.context import WorkerContext
-from backend.cpu import CpuExecutor
+from backend.cpu import BACKGROUND_NICE, CpuExecutor
+from backend.provenance import SynthesisClaim
 from devkit.db import Conn, create_user, one
 from fakes import ElevenLabsFake, serve
 from queue_consumers.handlers import queue_routes
@@ -58,8 +64,13 @@ async def until(condition: object, within: float, what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+def nice_here() -> int:
+    """The nice value of the calling thread (Linux keeps one per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
 async def test_another_users_job_does_not_wait_behind_one_users_backlog(
-    cpu: CpuExecutor, db: Conn, db_dsn: str, tmp_path: Path
+    cpu: CpuExecutor, db: Conn, db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = ElevenLabsFake(max_voices=10)
     provider.faults.latency_s = LATENCY_S
@@ -69,6 +80,15 @@ async def test_another_users_job_does_not_wait_behind_one_users_backlog(
         for n in range(BACKLOG):
             queue(db, busy, busy_voice, f"Backlog job number {n}.")
         async with open_lifecycle(cpu, db_dsn, tmp_path, **elevenlabs_env(provider, url)) as ctx:
+            # The nice value of the thread that signed each job's audio, by the job's voice.
+            signed_at: dict[uuid.UUID, list[int]] = defaultdict(list)
+            sign = ctx.signer.sign_audio
+
+            def noting_sign(data: bytes, mime: str, claim: SynthesisClaim) -> bytes:
+                signed_at[claim.voice_id].append(nice_here())
+                return sign(data, mime, claim)
+
+            monkeypatch.setattr(ctx.signer, "sign_audio", noting_sign)
             consumer = synthesis_consumer(ctx, db_dsn)
             stopping = asyncio.Event()
             task = asyncio.create_task(consumer.run(stopping))
@@ -93,3 +113,9 @@ async def test_another_users_job_does_not_wait_behind_one_users_backlog(
     assert left >= SLOTS, left
     # The backlog held at most its share of the four slots: one stayed free for another user.
     assert most <= queues.Turns(SLOTS).share == SLOTS - 1
+    # The other user's one job in hand signed at the process's own priority; the backlog's jobs, each begun beside
+    # others of theirs (all but a first, or one begun as the rest had ended), on the niced threads.
+    ours = nice_here()
+    assert signed_at[uuid.UUID(other_voice)] == [ours]
+    niced = signed_at[uuid.UUID(busy_voice)].count(min(19, ours + BACKGROUND_NICE))
+    assert niced >= len(signed_at[uuid.UUID(busy_voice)]) - 2 > 0, signed_at
