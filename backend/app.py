@@ -15,13 +15,13 @@ from litestar.types import ExceptionHandler
 from backend.compose.api import ConsumersInApp, RouteParts, api_process, route_parts, storage_server
 from backend.errors import SettingsError
 from backend.http.attempts import AttemptsController, InternalController
-from backend.http.budget import DATABASE_FREE, DatabaseAdmissionMiddleware
 from backend.http.consents import ConsentsController, SampleReadingController
+from backend.http.db_admission import DATABASE_FREE, DatabaseAdmissionMiddleware
 from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
 from backend.http.docs import COMPONENTS, ClosedStructs
-from backend.http.door import Door
-from backend.http.gate import RequestGateMiddleware
+from backend.http.entry import EntryCheckMiddleware
+from backend.http.exchange import Exchange
 from backend.http.health import health_routes, healthz
 from backend.http.host import HostCheckMiddleware
 from backend.http.json_request import JsonCheckedRequest
@@ -87,7 +87,7 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
         middleware=[
             HostCheckMiddleware(),
             DatabaseAdmissionMiddleware(settings.db_timeout),
-            RequestGateMiddleware(settings.json_body_bytes),
+            EntryCheckMiddleware(settings.json_body_bytes),
         ],
         # What a route reads before it runs (the uploads stream theirs and say their own limits).
         request_max_body_size=settings.json_body_bytes,
@@ -138,10 +138,12 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
 
 def _behind_the_door(app: Litestar, settings: Settings) -> Litestar:
     """`app`, answering HEAD wherever it answers GET and OPTIONS with every method of a path
-    (`backend.http.methods`), behind the door every request passes: its framing, its body's pace, its metrics
-    and access-log line (`backend.http.door`)."""
+    (`backend.http.methods`), behind the exchange every request passes: its framing, its body's pace, its metrics
+    and access-log line (`backend.http.exchange`)."""
     head_and_options = HeadAndOptions(app.asgi_handler, app.asgi_router)
-    app.asgi_handler = Door(head_and_options, body_timeout=settings.body_timeout, body_min_rate=settings.body_min_rate)
+    app.asgi_handler = Exchange(
+        head_and_options, body_timeout=settings.body_timeout, body_min_rate=settings.body_min_rate
+    )
     return app
 
 

@@ -12,7 +12,7 @@ what, so the handlers' own fencing (attempt leases and versions) decides whose r
 Outages are not failed deliveries. A message whose handler met the database down or hung is handed back
 (visible at once) by the consumer's first read that gets an answer; one that met Storage down is handed
 back at once as a new message carrying when its wait began (`storageWait`), and a consumer whose handlers
-need Storage reads nothing while its `Gate` finds Storage unreachable. Past `storage_wait_seconds` the
+need Storage reads nothing while its `DependencyCheck` finds Storage unreachable. Past `storage_wait_seconds` the
 message is reported once and from then on counts, ending as a `storage_unavailable` dead letter. Outages
 are logged where they are detected (backend.outages), once, not here per poll.
 
@@ -103,7 +103,7 @@ def without_storage_wait(message: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in message.items() if key != STORAGE_WAIT}
 
 
-class Gate:
+class DependencyCheck:
     """Whether a dependency every handler of a consumer needs (Storage) answers, asked before each read so
     that a consumer takes no work it could only fail. Open once a probe has answered, for as long as the
     dependency's outage tracker (fed by every call to it) has it up; while it is down, or before it was
@@ -172,7 +172,7 @@ class QueueConsumer:
         listen_dsn: str | None,
         on_dead_letter: DeadLetterHook | None = None,
         reader: Reader | None = None,
-        gate: Gate | None = None,
+        dependency: DependencyCheck | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -181,7 +181,7 @@ class QueueConsumer:
         self.on_dead_letter = on_dead_letter
         self.reader = reader or self._pgmq_read
         #: What must answer before messages are taken (Storage, for the queues whose handlers use it).
-        self.gate = gate
+        self.dependency = dependency
         #: Messages handled and waiting to be archived with the next read.
         self._done: list[int] = []
         #: Deliveries of a message that ended waiting for the database, not counted toward `max_reads`.
@@ -251,7 +251,7 @@ class QueueConsumer:
                         continue
                 gather_until = None
                 wanted = max(0, min(cfg.batch_size, free, self.db.spare_connections()))
-                if wanted > 0 and self.gate is not None and not await self.gate.open():
+                if wanted > 0 and self.dependency is not None and not await self.dependency.open():
                     wanted = 0  # what was handled is still archived; nothing new is taken
                 got = await self._read_and_start(wanted) if wanted > 0 or self._done or self._stranded else 0
                 if wanted > 0 and got == wanted:

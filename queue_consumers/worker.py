@@ -25,7 +25,7 @@ from backend.storage.client import SupabaseObjectStorage, answers
 from backend.webhooks.step import RETRY_MAX_SECONDS
 from queue_consumers.handlers import QueueRoute, Retries, clone_over_http, queue_routes
 from queue_consumers.maintenance import run_maintenance
-from queue_consumers.runtime import ConsumerConfig, Gate, QueueConsumer
+from queue_consumers.runtime import ConsumerConfig, DependencyCheck, QueueConsumer
 
 log = logging.getLogger(__name__)
 #: While Storage is unreachable, a worker asks it again this often (one probe for all its consumers) ...
@@ -57,7 +57,7 @@ def build_consumers(
 ) -> list[QueueConsumer]:
     """One consumer per queue; with `CONSUMER_MODE=http` the clone step goes through `api_client`
     (checking samples, previews and synthesis need only Storage and the provider, and run here). The
-    consumers whose handlers use Storage share one gate: none takes work while Storage does not answer."""
+    consumers whose handlers use Storage share one check: none takes work while Storage does not answer."""
 
     def config(route: QueueRoute) -> ConsumerConfig:
         # The clone step's statements go in groups as large as the batches that start together (`Database.grouped`),
@@ -92,7 +92,9 @@ def build_consumers(
             raise ValueError("CONSUMER_MODE=http needs the API's address and the service key")
         clone = clone_over_http(api_client, key.reveal(), worker_id)
     webhook_retries = Retries(settings.webhook_max_attempts, settings.webhook_retry_base_seconds, RETRY_MAX_SECONDS)
-    storage = Gate(STORAGE, functools.partial(answers, ctx.storage, STORAGE_PROBE_WITHIN), STORAGE_PROBE_EVERY)
+    storage = DependencyCheck(
+        STORAGE, functools.partial(answers, ctx.storage, STORAGE_PROBE_WITHIN), STORAGE_PROBE_EVERY
+    )
     return [
         QueueConsumer(
             ctx.db,
@@ -101,7 +103,7 @@ def build_consumers(
             listen_dsn=listen_dsn,
             on_dead_letter=route.on_dead_letter,
             reader=route.reader,
-            gate=storage if route.needs_storage else None,
+            dependency=storage if route.needs_storage else None,
         )
         for route in queue_routes(
             ctx, worker_id, clone=clone, webhook_retries=webhook_retries, slots=settings.worker_concurrency

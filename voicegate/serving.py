@@ -141,7 +141,7 @@ def server_config(settings: Settings, app: Litestar, limits: ConnectionLimits) -
         lifespan="on",
         # The connections' deadlines and cap (backend.http.server).
         http=guarded_protocol(limits),
-        # The app's door logs each request once, with the status /metrics counts (backend.http.door).
+        # The app's exchange logs each request once, with the status /metrics counts (backend.http.exchange).
         access_log=False,
         # Each request in a context of its own: asyncio otherwise starts a connection's next requests in the
         # context of the one whose large body paused reading (https://github.com/python/cpython/issues/140947).

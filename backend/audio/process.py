@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-from backend.audio.gate import SpectralGate
+from backend.audio.denoise import SpectralDenoiser
 from backend.audio.measure import (
     F32,
     MIN_PAUSE_S,
@@ -95,13 +95,13 @@ def reduce_noise(signal: F32, rate: int, noise: F32 | None) -> F32:
     if signal.size <= n_fft:
         return signal
     reference = (signal if noise is None else noise)[: int(MAX_NOISE_S * rate)]
-    gate = SpectralGate(reference, rate, n_fft, NOISE_PROP_DECREASE)
+    denoiser = SpectralDenoiser(reference, rate, n_fft, NOISE_PROP_DECREASE)
     chunk = int(NOISE_CHUNK_S * rate)
     out = np.empty_like(signal)
     for start in range(0, signal.size, chunk):
         end = min(signal.size, start + chunk)
         low, high = max(0, start - n_fft), min(signal.size, end + n_fft)
-        out[start:end] = gate.apply(signal[low:high])[start - low : end - low]
+        out[start:end] = denoiser.apply(signal[low:high])[start - low : end - low]
     return out
 
 
@@ -142,7 +142,7 @@ def limit_true_peak(signal: F32, rate: int) -> tuple[F32, float]:
 
 
 def pauses(mono: F32, rate: int, speech: Speech) -> F32 | None:
-    """The non-speech samples of ``mono`` by ``speech`` (the noise to gate, for ``reduce_noise``), or None when the
+    """The non-speech samples of ``mono`` by ``speech`` (the noise to reduce, for ``reduce_noise``), or None when the
     pauses are too short to go by."""
     if speech.frames.size == 0:
         return None

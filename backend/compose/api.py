@@ -235,7 +235,7 @@ async def storage_server(parts: RouteParts) -> AsyncIterator[PathAdmissions]:
 
 
 def _admission(stack: AsyncExitStack, db: Database, kind: str) -> Admission:
-    """The door of `db`'s requests, its refusals counted under `kind`; closed with `stack`."""
+    """The admission of `db`'s requests, its refusals counted under `kind`; closed with `stack`."""
     admission = Admission(db, on_refusal=REFUSED.labels(kind).inc)
     stack.push_async_callback(admission.aclose)
     return admission

@@ -4,7 +4,7 @@ reach, and let back in gradually once it answers again.
 Each kind of work (the API's requests, the Storage stand-in's) has its own pool, so its own bounded share of
 connections, and its own `Admission`. While the database answers, everything is admitted and the pool's own
 waits apply (`backend.db.units`). Once a unit of work has found it out of reach (`DATABASE` reports an
-outage) and nothing in this process has heard from it since, a request is refused at the door, before its
+outage) and nothing in this process has heard from it since, a request is refused on arrival, before its
 body is read, with `DatabaseUnavailable` (a 503 with Retry-After): an upload is not received, spooled and
 sent to Storage only to fail a second later, and no request queues for a connection that will not come. One
 probe (`select 1` on the pool, every `PROBE_EVERY` seconds) watches for the database's return instead.
@@ -68,7 +68,7 @@ class Admission:
         self._ramp_due = False
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._probe: asyncio.Task[None] | None = None
-        #: Requests refused at the door.
+        #: Requests refused on arrival.
         self.refused = 0
 
     @property

@@ -1,7 +1,7 @@
 """Each user's share of an API process's database connections.
 
-The units of work a request runs take their connections for the request's user (`owned_by`, which the request
-gate sets once it has verified the caller). One user's units hold at most `share` of the pool's connections at
+The units of work a request runs take their connections for the request's user (`owned_by`, which the entry
+check sets once it has verified the caller). One user's units hold at most `share` of the pool's connections at
 once (half of them in the API); their next ones wait in a line of the user's own. When a connection comes back it
 goes to the user, among those waiting, who holds the fewest, so that another user's request waits for at most
 one connection to come back, never behind one user's burst: a flood of requests each holding a connection while

@@ -1,6 +1,6 @@
 """How many requests (VOICEGATE_USER_CONCURRENCY) and speech streams (VOICEGATE_USER_STREAMS) each user has
 in flight in this API process, and the limits on them: one user's burst is answered 429 with Retry-After at
-the door instead of queueing for the database connections and CPU every user shares."""
+on arrival instead of queueing for the database connections and CPU every user shares."""
 
 from __future__ import annotations
 

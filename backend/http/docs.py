@@ -214,8 +214,8 @@ class ExampleOperation(Operation):
             for media in self.request_body.content.values():
                 media.examples = dict(self.body_examples)
         if isinstance(self.request_body, RequestBody):
-            # What the request gate answers a JSON body before the route sees it (`backend.http.gate`), and the
-            # door any body that arrives too slowly (`backend.http.door`).
+            # What the entry check answers a JSON body before the route sees it (`backend.http.entry`), and the
+            # exchange any body that arrives too slowly (`backend.http.exchange`).
             json_body = "application/json" in self.request_body.content
             self.responses = {**(_JSON_BODY_PROBLEMS if json_body else _BODY_PROBLEMS), **(self.responses or {})}
 

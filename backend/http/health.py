@@ -9,7 +9,7 @@ import msgspec
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from backend.http.budget import DATABASE_FREE
+from backend.http.db_admission import DATABASE_FREE
 from backend.http.deps import Db, StorageReadiness
 from backend.http.docs import problems
 from backend.storage.client import ObjectStorage, StorageProbe

@@ -12,8 +12,8 @@ timer keeps the deadlines of all such connections, so a crowd of them costs litt
   Every new connection gets in that way, `/healthz` and `/readyz` among them, and the process never runs out of
   descriptors; only when every open connection has a request in flight is the new one answered 503 and closed.
 
-The body's own deadline (VOICEGATE_BODY_TIMEOUT, VOICEGATE_BODY_MIN_RATE) is the app's door's
-(`backend.http.door`): only the app knows when it is waiting for a body rather than busy with one.
+The body's own deadline (VOICEGATE_BODY_TIMEOUT, VOICEGATE_BODY_MIN_RATE) is the app's exchange's
+(`backend.http.exchange`): only the app knows when it is waiting for a body rather than busy with one.
 """
 
 from __future__ import annotations

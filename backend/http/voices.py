@@ -27,7 +27,7 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.gate import ACCOUNT_FIRST
+from backend.http.entry import ACCOUNT_FIRST
 from backend.http.idempotency import idempotent
 from backend.synthesis import types as synthesis_types
 from backend.voices import service, types

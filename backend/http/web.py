@@ -27,7 +27,7 @@ from swagger_ui_bundle import swagger_ui_path
 from backend.consents.types import ConsentText
 from backend.consents.wording import current_consent
 from backend.http.api_docs import AccessibleSwagger
-from backend.http.budget import DATABASE_FREE
+from backend.http.db_admission import DATABASE_FREE
 from backend.http.docs import problems
 from backend.http.docs_site import DocsSite, docs_site_handlers
 from backend.providers.registry import sample_rules

@@ -45,7 +45,7 @@ LINE_WAIT_S: Final = 1.0
 #: How long a refusal from memory waits before it is answered (seconds): the client asked again within the
 #: Retry-After it was given, and one that asks back at once must not get a thousand answers a second.
 PAUSE_S: Final = 0.25
-#: The route option (`opt={QUEUES_JOBS: True}`) of a route that queues synthesis jobs: the request gate refuses what
+#: The route option (`opt={QUEUES_JOBS: True}`) of a route that queues synthesis jobs: the entry check refuses what
 #: is remembered refused before the body is read, when no text could change the answer.
 QUEUES_JOBS: Final = "queues_jobs"
 #: Past this many users remembered, the oldest are forgotten first.

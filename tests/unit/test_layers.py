@@ -578,3 +578,30 @@ def test_each_public_class_name_is_defined_once_in_the_product() -> None:
                 if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                     defined.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
     assert {name: where for name, where in defined.items() if len(where) > 1} == {}
+
+
+#: Words that name one concept of the product's, and that concept alone: no module or public class of the product
+#: borrows them for something else (a request's checks, a noise reducer, a consumer's wait for Storage).
+ONE_CONCEPT_WORDS = {"gate": "the launch gate (`voice_launch_readiness`)"}
+#: Module names that say nothing of what their module does.
+SILENT_MODULE_NAMES = frozenset({"door.py", "budget.py", "misc.py", "utils.py", "helpers.py", "common.py"})
+
+
+def test_words_of_one_concept_and_module_names_that_say_what_they_do() -> None:
+    borrowed: list[str] = []
+    for package in PRODUCT:
+        for path in (ROOT / package).rglob("*.py"):
+            where = str(path.relative_to(ROOT))
+            if path.name in SILENT_MODULE_NAMES:
+                borrowed.append(f"{where}: a module name that says what it does")
+            for word, concept in ONE_CONCEPT_WORDS.items():
+                if word in path.stem.lower().split("_"):
+                    borrowed.append(f"{where}: '{word}' names {concept}")
+                borrowed += [
+                    f"{where}: class {node.name}: '{word}' names {concept}"
+                    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                    if isinstance(node, ast.ClassDef)
+                    and not node.name.startswith("_")
+                    and word in (part.lower() for part in re.findall("[A-Z][a-z]*", node.name))
+                ]
+    assert borrowed == []

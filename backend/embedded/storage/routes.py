@@ -55,7 +55,7 @@ STORAGE_PATH = "/storage/v1"
 _CHUNK = 64 * 1024
 # JSON bodies here are a handful of fields; uploads stream and set their own limit (None).
 _JSON_BODY_LIMIT = 1024 * 1024
-#: The most an object upload may announce, for the request gate (`backend.body_limit.BODY_LIMIT`): Storage's global
+#: The most an object upload may announce, for the entry check (`backend.body_limit.BODY_LIMIT`): Storage's global
 #: limit on an object, and room for a multipart form's framing around it; a bucket's own limit is the service's.
 _UPLOAD_BODY_LIMIT = GLOBAL_FILE_SIZE_LIMIT + 64 * 1024
 #: The latest expiry a signed URL may have: 9999-12-31T23:59:59Z, the last instant an HTTP date (its
@@ -477,10 +477,10 @@ def storage_error_response(request: Request[Any, Any, Any], exc: Exception) -> R
         error = errors.busy()
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, PayloadTooLarge):
-        # The request gate's, before the body is read: what Storage says of an object past its limit.
+        # The entry check's, before the body is read: what Storage says of an object past its limit.
         error = errors.entity_too_large()
     elif isinstance(exc, ClientError):
-        # The request gate's or the door's other refusals (a body too slow, a client gone): the client's to mend.
+        # The entry check's or the exchange's other refusals (a body too slow, a client gone): the client's to mend.
         error = StorageError(exc.status, "InvalidRequest", exc.detail)
     elif isinstance(exc, HTTPException) and exc.status_code < 500:
         error = (

@@ -2,7 +2,7 @@
 the concurrency cap, visibility kept during long work, draining on stop, a dying listener; deliveries
 that waited on the database not counted, and no more messages taken than there are connections for; a
 Storage outage handed back uncounted (keeping when its wait began) until its bound, then reported once and
-dead-lettered; no message taken while the gate finds Storage down; a busy consumer reading in batches
+dead-lettered; no message taken while its dependency check finds Storage down; a busy consumer reading in batches
 (once half its batch is free, all of it in step, or its gather time is up), and reading ahead while its
 handlers are quick, never while they are slow."""
 
@@ -29,7 +29,7 @@ from backend.outages import DATABASE, Outage
 from backend.queues import Message
 from backend.settings import settings_from_env
 from devkit.db import Conn, one
-from queue_consumers.runtime import ConsumerConfig, Gate, QueueConsumer
+from queue_consumers.runtime import ConsumerConfig, DependencyCheck, QueueConsumer
 
 QUEUE = "voice_synthesis"  # any queue with notify-on-insert; nothing else consumes it in these tests
 
@@ -595,7 +595,7 @@ async def test_a_wait_for_storage_begun_before_a_restart_counts_from_its_beginni
     assert audit["detail"]["waited_seconds"] >= 2 * 3600
 
 
-async def test_a_closed_gate_takes_nothing_until_its_probe_answers(database: Database, db: Conn) -> None:
+async def test_a_failed_dependency_check_takes_nothing_until_its_probe_answers(database: Database, db: Conn) -> None:
     storage = Outage("storage under test")
     answering = False
     probes: list[bool] = []
@@ -614,9 +614,9 @@ async def test_a_closed_gate_takes_nothing_until_its_probe_answers(database: Dat
         handled.append(message.msg_id)
 
     msg_id = send(db, {"n": 1})
-    gate = Gate(storage, probe, every=0.1)
+    check = DependencyCheck(storage, probe, every=0.1)
     worker = QueueConsumer(
-        database, ConsumerConfig(queue=QUEUE, poll_interval=0.05), handle, listen_dsn=None, gate=gate
+        database, ConsumerConfig(queue=QUEUE, poll_interval=0.05), handle, listen_dsn=None, dependency=check
     )
     async with running(worker):
         await until(lambda: len(probes) >= 3)  # asked before the first read, then again while it does not answer

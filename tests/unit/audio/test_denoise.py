@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from backend.audio.gate import SpectralGate
+from backend.audio.denoise import SpectralDenoiser
 from devkit.audio_corpus import noise, rms, speech_mono
 
 PROP_DECREASE = 0.8
@@ -23,7 +23,7 @@ def n_fft_for(rate: int) -> int:
 
 @pytest.mark.parametrize("rate", [16000, 24000, 48000])
 def test_noise_alone_is_turned_down_by_the_proportion(rate: int) -> None:
-    gate = SpectralGate(noise(2.0, 0.01, rate, seed=3), rate, n_fft_for(rate), PROP_DECREASE)
+    gate = SpectralDenoiser(noise(2.0, 0.01, rate, seed=3), rate, n_fft_for(rate), PROP_DECREASE)
     hiss = noise(3.0, 0.01, rate, seed=4)[:-7]  # not a whole number of hops: every sample still comes out
 
     out = gate.apply(hiss)
@@ -37,7 +37,7 @@ def test_noise_alone_is_turned_down_by_the_proportion(rate: int) -> None:
 def test_speech_over_the_noise_comes_through(rate: int) -> None:
     voice = speech_mono(3.0, rate)
     hiss_rms = rms(voice) / 10 ** (20 / 20)
-    gate = SpectralGate(noise(2.0, hiss_rms, rate, seed=3), rate, n_fft_for(rate), PROP_DECREASE)
+    gate = SpectralDenoiser(noise(2.0, hiss_rms, rate, seed=3), rate, n_fft_for(rate), PROP_DECREASE)
 
     out = gate.apply(voice + noise(voice.size / rate, hiss_rms, rate, seed=4)[: voice.size])
 

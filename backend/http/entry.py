@@ -16,7 +16,7 @@ about to refuse what it read (400, 413, 415, 422) has it checked before that ans
 answered 401 everywhere, never a word about their body.
 
 Litestar decodes a handler's `data` before it resolves the handler's dependencies, the caller among them, so
-without this gate an anonymous client could make the server read and check a body of any size the route took
+without this check an anonymous client could make the server read and check a body of any size the route took
 before refusing its token. Here the token is verified first and the verified caller kept in the request's
 scope, where `backend.http.deps.provide_claims` takes it; a body sent without a length (chunked) is cut off at
 the limit as it arrives.
@@ -46,7 +46,7 @@ from backend.usage.job_admission import QUEUES_JOBS, JobAdmission
 CALLER: Final = "voicegate.caller"
 #: Where in the scope's state the caller's place among their requests in flight is kept.
 SLOT: Final = "voicegate.slot"
-#: `opt` of a route whose first work is not in the database as the caller (it asks Storage first): the gate checks
+#: `opt` of a route whose first work is not in the database as the caller (it asks Storage first): the entry check reads
 #: the caller's account before it runs, so that a removed user is answered 401, not whatever Storage makes of them.
 ACCOUNT_FIRST: Final = "account_first"
 #: The answers that refuse what a request sent: a removed user is answered 401 instead.
@@ -54,14 +54,14 @@ _REFUSALS: Final = frozenset({400, 413, 415, 422})
 
 
 def caller_of(scope: Scope) -> UserClaims:
-    """The caller the gate verified for this request (a route that takes `claims` always passes the gate)."""
+    """The caller the entry check verified for this request (a route that takes `claims` always passes it)."""
     claims: UserClaims = scope["state"][CALLER]
     return claims
 
 
 def release_slot(scope: Scope) -> None:
     """Give back the caller's place among their requests in flight once the route has answered (a stream's
-    body plays on without it: VOICEGATE_USER_STREAMS counts those); the gate gives it back in any case."""
+    body plays on without it: VOICEGATE_USER_STREAMS counts those); the entry check gives it back in any case."""
     slot: Slot | None = scope["state"].get(SLOT)
     if slot is not None:
         slot.release()
@@ -74,7 +74,7 @@ def is_json(content_type: str) -> bool:
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
-class RequestGateMiddleware:
+class EntryCheckMiddleware:
     """Checks the token, then the JSON body's type and announced size, before the route runs.
 
     A plain ASGI middleware factory (Litestar calls it with each route's app), as `HostCheckMiddleware` is; what
@@ -84,9 +84,9 @@ class RequestGateMiddleware:
         self.json_limit = json_limit
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
-        """The route's `app`, behind the gate."""
+        """The route's `app`, behind the entry check."""
 
-        async def gated(scope: Scope, receive: Receive, send: Send) -> None:
+        async def checked(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
@@ -136,7 +136,7 @@ class RequestGateMiddleware:
             finally:
                 OWNER.reset(owner)
 
-        return gated
+        return checked
 
     def _check_length(self, length: str | None, upload_limit: int | None, *, json_body: bool) -> None:
         """Refuse, before anything else, a body announced larger than the route ever takes: an upload route's
@@ -190,7 +190,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 class _Account:
-    """The caller's account as the gate knows it for one request: checked in the database at most once."""
+    """The caller's account as the entry check knows it for one request: checked in the database at most once."""
 
     __slots__ = ("checked", "claims", "db", "replaced", "scope", "verifier")
 

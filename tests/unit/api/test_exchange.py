@@ -1,6 +1,7 @@
-"""The door every request passes (`backend.http.door`), and the rules beside it that need no server: framing,
-a body's pace, a client that leaves, one access-log line per request with the status `/metrics` counts; a NUL
-in a part's header, an empty Host, a webhook URL with outer whitespace, JSON booleans, refusals' log level."""
+"""The exchange every request passes through (`backend.http.exchange`), and the rules beside it that need no
+server: framing, a body's pace, a client that leaves, one access-log line per request with the status `/metrics`
+counts; a NUL in a part's header, an empty Host, a webhook URL with outer whitespace, JSON booleans, refusals' log
+level."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from litestar.types import Receive, Send
 
 from backend import errors
 from backend.fields import valid_host
-from backend.http.door import CLIENT_GONE, NO_ROUTE, BodyPace, Door
+from backend.http.exchange import CLIENT_GONE, NO_ROUTE, BodyPace, Exchange
 from backend.http.json_request import _decode
 from backend.http.metrics import REQUESTS
 from backend.http.problem import problem_for
@@ -57,8 +58,8 @@ def count_of(path: str, status: int) -> float:
     return float(value)
 
 
-async def serve(door: Door, scope: Any, messages: list[Any]) -> list[dict[str, Any]]:
-    """Run `door` on `scope`, its receive handing out `messages` (an Event: wait for it forever)."""
+async def serve(exchange: Exchange, scope: Any, messages: list[Any]) -> list[dict[str, Any]]:
+    """Run `exchange` on `scope`, its receive handing out `messages` (an Event: wait for it forever)."""
     sent: list[dict[str, Any]] = []
     queue = list(messages)
 
@@ -71,19 +72,19 @@ async def serve(door: Door, scope: Any, messages: list[Any]) -> list[dict[str, A
     async def send(message: Any) -> None:
         sent.append(message)
 
-    await door(scope, receive, send)
+    await exchange(scope, receive, send)
     return sent
 
 
-def door(grace: float = 0.05, rate: int = 1024) -> Door:
-    return Door(reading_app, body_timeout=grace, body_min_rate=rate)
+def exchange(grace: float = 0.05, rate: int = 1024) -> Exchange:
+    return Exchange(reading_app, body_timeout=grace, body_min_rate=rate)
 
 
 async def test_content_length_with_transfer_encoding_is_a_400_that_closes_the_connection() -> None:
     before = count_of(NO_ROUTE, 400)
     scope = scope_of((b"content-length", b"4"), (b"transfer-encoding", b"chunked"))
 
-    sent = await serve(door(), scope, [])
+    sent = await serve(exchange(), scope, [])
 
     assert sent[0]["status"] == 400
     assert (b"connection", b"close") in sent[0]["headers"]
@@ -92,7 +93,7 @@ async def test_content_length_with_transfer_encoding_is_a_400_that_closes_the_co
 
 
 async def test_two_different_lengths_are_refused_as_well() -> None:
-    sent = await serve(door(), scope_of((b"content-length", b"4"), (b"content-length", b"5")), [])
+    sent = await serve(exchange(), scope_of((b"content-length", b"4"), (b"content-length", b"5")), [])
     assert sent[0]["status"] == 400
 
 
@@ -100,7 +101,7 @@ async def test_a_body_that_stops_arriving_is_a_408_that_closes_the_connection() 
     scope = scope_of((b"content-length", b"100"))
     messages = [{"type": "http.request", "body": b"{", "more_body": True}, asyncio.Event()]
 
-    sent = await serve(door(grace=0.05), scope, messages)
+    sent = await serve(exchange(grace=0.05), scope, messages)
 
     assert sent[0]["status"] == 408
     assert (b"connection", b"close") in sent[0]["headers"]
@@ -115,7 +116,7 @@ async def refusing_app(scope: Any, receive: Receive, send: Send) -> None:
 
 async def test_an_early_429_keeps_the_connection_so_a_client_still_sending_reads_it() -> None:
     # Closed under a client still sending its upload, the connection is reset before the client reads the 429.
-    early = Door(refusing_app, body_timeout=0.05, body_min_rate=1024)
+    early = Exchange(refusing_app, body_timeout=0.05, body_min_rate=1024)
     sent = await serve(early, scope_of((b"content-length", b"100")), [asyncio.Event()])
     assert sent[0]["status"] == 429
     assert (b"connection", b"close") not in sent[0]["headers"]
@@ -128,7 +129,7 @@ async def test_a_body_that_keeps_arriving_is_read_whole() -> None:
         {"type": "http.request", "body": b"}", "more_body": False},
     ]
 
-    sent = await serve(door(), scope, messages)
+    sent = await serve(exchange(), scope, messages)
 
     assert sent[0]["status"] == 200
     assert (b"connection", b"close") not in sent[0]["headers"]
@@ -140,7 +141,7 @@ async def test_a_client_that_leaves_mid_body_is_a_499_logged_once_at_info(caplog
     messages = [{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}]
 
     with caplog.at_level(logging.INFO):
-        await serve(door(), scope, messages)
+        await serve(exchange(), scope, messages)
 
     assert count_of("/v1/reflections", CLIENT_GONE) == before + 1
     lines = [(record.name, record.levelno, record.getMessage()) for record in caplog.records]
@@ -245,7 +246,7 @@ def request_id_of(sent: list[dict[str, Any]]) -> str:
 
 
 async def test_each_answer_and_its_access_line_carry_a_new_request_id(json_access_log: io.StringIO) -> None:
-    answers = [await serve(door(), scope_of(path="/v1/reflections"), [EMPTY]) for _ in range(2)]
+    answers = [await serve(exchange(), scope_of(path="/v1/reflections"), [EMPTY]) for _ in range(2)]
 
     ids = [request_id_of(sent) for sent in answers]
     assert ids[0] != ids[1]
@@ -277,7 +278,7 @@ async def test_each_answer_and_its_access_line_carry_a_new_request_id(json_acces
 async def test_a_clients_request_id_is_kept_only_when_it_is_a_plain_token(
     sent_id: bytes, kept: bool, json_access_log: io.StringIO
 ) -> None:
-    sent = await serve(door(), scope_of((b"x-request-id", sent_id)), [EMPTY])
+    sent = await serve(exchange(), scope_of((b"x-request-id", sent_id)), [EMPTY])
 
     answered = request_id_of(sent)
     assert (answered == sent_id.decode(errors="replace")) is kept

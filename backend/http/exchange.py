@@ -1,4 +1,4 @@
-"""The door every HTTP request passes before the app routes it: its framing, the pace of its body, the one
+"""The exchange every HTTP request passes through before the app routes it: its framing, the pace of its body, the one
 access-log line and the metrics of its answer.
 
 - A request that says both `Content-Length` and `Transfer-Encoding` is answered 400 `ambiguous_framing` and its
@@ -66,8 +66,8 @@ class BodyPace:
         return self.grace + self.arrived / self.min_rate - self.waited
 
 
-class Door:
-    """The app's ASGI handler behind the door (see the module docstring). `/metrics` itself is not counted."""
+class Exchange:
+    """The app's ASGI handler behind the exchange (see the module docstring). `/metrics` itself is not counted."""
 
     def __init__(self, app: ASGIApp, *, body_timeout: float, body_min_rate: int) -> None:
         self.app = app

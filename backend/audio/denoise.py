@@ -36,7 +36,7 @@ MASK_SMOOTH_S: Final = 0.05
 DYNAMIC_RANGE_DB: Final = 80.0
 
 
-class SpectralGate:
+class SpectralDenoiser:
     """Thresholds learnt once from ``noise``, applied to any number of signals at the same rate."""
 
     def __init__(self, noise: F32, rate: int, n_fft: int, prop_decrease: float) -> None:
