@@ -31,7 +31,7 @@ from backend.http.provenance import ProvenanceController
 from backend.http.reflections import ReflectionsController, SessionsController
 from backend.http.samples import VoiceSamplesController
 from backend.http.speech import ReflectionSpeechController, VoiceSpeechController
-from backend.http.synthesis import CloneJobsController
+from backend.http.synthesis import SynthesisJobsController
 from backend.http.usage import UsageController
 from backend.http.voices import CloneController, VoicesController
 from backend.http.web import docs_render_plugins, web_handlers
@@ -50,7 +50,7 @@ API_HANDLERS: tuple[Any, ...] = (
     ConsentsController,
     SampleReadingController,
     ProvenanceController,
-    CloneJobsController,
+    SynthesisJobsController,
     ReflectionSpeechController,
     VoiceSpeechController,
     UsageController,

@@ -28,7 +28,7 @@ from backend.usage.job_admission import QUEUES_JOBS
 from backend.usage.ledger import Allowance
 
 
-class CloneJobsController(Controller):
+class SynthesisJobsController(Controller):
     """Text spoken in a cloned voice, on the `voice_synthesis` queue."""
 
     path = "/api/v1/clone"
@@ -56,7 +56,7 @@ class CloneJobsController(Controller):
         request: Request[Any, Any, Any],
         claims: Caller,
         synthesis: Synthesis,
-        data: JSONBody[types.CloneRequest],
+        data: JSONBody[types.JobRequest],
     ) -> Response[types.JobAccepted]:
         """`{sampleId or voiceId, text}` → 202 {jobId}; a sample without a voice is cloned first.
 

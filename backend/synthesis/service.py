@@ -64,10 +64,10 @@ from backend.synthesis.types import (
     ClipAudio,
     ClipFormat,
     ClipPage,
-    CloneRequest,
     JobAccepted,
     JobError,
     JobProgress,
+    JobRequest,
     JobResult,
     JobStatus,
     VoicePreview,
@@ -99,7 +99,7 @@ class SynthesisService:
     async def create_job(
         self,
         claims: UserClaims,
-        request: CloneRequest,
+        request: JobRequest,
         *,
         record: Recorder | None = None,
         seen: Callable[[Allowance], None] | None = None,
@@ -128,7 +128,7 @@ class SynthesisService:
         return accepted
 
     async def _queue_job(
-        self, claims: UserClaims, request: CloneRequest, text: str, record: Recorder | None
+        self, claims: UserClaims, request: JobRequest, text: str, record: Recorder | None
     ) -> tuple[JobAccepted, Allowance]:
         """`create_job`'s transaction: the job and its message, and the sample's voice first when it has none."""
         owner_id = uuid.UUID(claims.sub)
@@ -321,7 +321,7 @@ async def _voice_of_sample(
     conn: Connection,
     owner_id: uuid.UUID,
     sample_id: uuid.UUID,
-    request: CloneRequest,
+    request: JobRequest,
     *,
     text: str,
     providers: ProviderSettings,

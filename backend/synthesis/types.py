@@ -22,7 +22,7 @@ ClipFormat = Literal["wav", "mp3"]
 MEDIA_TYPES: Final[dict[str, str]] = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
-class CloneRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+class JobRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     """`POST /api/v1/clone`: speak `text` with a voice, or with the voice cloned from a sample."""
 
     text: Text

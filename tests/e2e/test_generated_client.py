@@ -142,7 +142,7 @@ def test_the_prd_flow_through_the_generated_client(generated: Generated, client:
 
     job = parsed(
         gen.api("synthesis.api_v1_clone_create").sync_detailed(
-            client=client, body=models.CloneRequest(text="Hello there.", sample_id=accepted.sample_id)
+            client=client, body=models.JobRequest(text="Hello there.", sample_id=accepted.sample_id)
         ),
         202,
         models.JobAccepted,
