@@ -26,8 +26,8 @@ from backend.domain.attempts import AttemptSource
 from backend.providers.config import PROVIDER_NAMES, key_variable
 from backend.providers.errors import ProviderError, VoiceNotFoundError
 from backend.providers.registry import ProviderSet
-from backend.records import attempts, synthesis_jobs, voices
-from backend.records.voices import ClonedVoice
+from backend.records import attempts, synthesis_jobs, voice_rows
+from backend.records.voice_rows import ClonedVoice
 from scripts._common import Ops, UsageError, parser, run
 
 NAME = "migrate-voices"
@@ -45,13 +45,13 @@ async def migrate(ops: Ops) -> None:
     for name in ("voices", "to_move", "moved", "reused", "reenrolled", "no_sample", "skipped", "errors"):
         report.counts[name] = 0
     async with ops.transaction() as conn:
-        total = await voices.count_cloned(conn, source=ops.args.source, ids=ops.args.voice)
+        total = await voice_rows.count_cloned(conn, source=ops.args.source, ids=ops.args.voice)
     providers = await ops.run.providers()
     with ops.progress.task(f"voices to {to}", total) as advance:
         after: uuid.UUID | None = None
         while True:
             async with ops.transaction() as conn:
-                batch = await voices.cloned(
+                batch = await voice_rows.cloned(
                     conn, source=ops.args.source, ids=ops.args.voice, after=after, limit=ops.batch_size
                 )
             for voice in batch:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from backend import queues
 from backend.domain.attempts import AttemptStatus
-from backend.records import attempts, retention, samples
+from backend.records import attempts, retention, sample_rows
 from backend.storage.orphans import sweep_orphan_objects
 from scripts._common import Ops, add_local_storage_dir, local_storage_dir, parser, run
 
@@ -41,7 +41,7 @@ async def status(ops: Ops) -> None:
         metrics = await queues.metrics(conn)
         by_status = await attempts.count_by_status(conn)
         stale_leases, live_leases = await attempts.lease_counts(conn)
-        expired = await samples.count_expired(conn)
+        expired = await sample_rows.count_expired(conn)
         tables = await retention.table_sizes(conn)
     for queue in metrics:
         report.items.append(

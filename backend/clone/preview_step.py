@@ -27,7 +27,7 @@ from backend.policy.speaker import enrolled_voice
 from backend.provenance import SynthesisClaim
 from backend.providers.base import ProviderVoice
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
-from backend.records import attempts, voices
+from backend.records import attempts, voice_rows
 from backend.storage import integrity, paths
 from backend.usage import ledger
 
@@ -62,7 +62,7 @@ async def process_preview(ctx: WorkerContext, attempt_id: uuid.UUID) -> Outcome:
             attempt = await attempts.transition(conn, attempt, ACTOR, preview=PreviewStatus.GENERATING)
         elif attempt.preview_status != PreviewStatus.GENERATING:
             return Outcome(status=attempt.preview_status)
-        consent_id, consent_version = await voices.consent_of(conn, attempt.voice_id)
+        consent_id, consent_version = await voice_rows.consent_of(conn, attempt.voice_id)
         voice = enrolled_voice(attempt)
         if voice is None:
             return Outcome(status=attempt.preview_status)

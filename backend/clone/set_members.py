@@ -21,7 +21,7 @@ from backend.audio.voice_set import Traits, joined, voice_traits
 from backend.context import WorkerContext
 from backend.domain.attempts import SetMember
 from backend.providers.base import SampleRef, SampleRules
-from backend.records.samples import SampleRow
+from backend.records.sample_rows import SampleRow
 from backend.wav import float_to_wav, wav_to_float
 
 

@@ -26,9 +26,9 @@ from backend.policy.consent import GivenConsent
 from backend.providers.base import ProviderVoice
 from backend.providers.registry import check_speakable
 from backend.records import attempts, user_creates
-from backend.records.samples import VoiceSampleStatus
+from backend.records.sample_rows import VoiceSampleStatus
 from backend.records.user_creates import CreateKind
-from backend.records.voices import VoiceName, name_of_its_own, unused_name
+from backend.records.voice_rows import VoiceName, name_of_its_own, unused_name
 from backend.samples import NewSample, consent_for_sample
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))

@@ -52,7 +52,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
     VoiceNotFoundError,
 )
-from backend.records import attempts, samples, synthesis_jobs, voices
+from backend.records import attempts, sample_rows, synthesis_jobs, voice_rows
 from backend.samples import EnrolmentSample, SampleCheck, SampleGone
 from backend.usage import ledger
 
@@ -295,7 +295,7 @@ class AttemptRun:
         await self._fenced(record)
         failpoint("after_db_write")
 
-    async def _key_and_inputs(self, conn: Connection) -> tuple[list[samples.SampleRow | None], VoiceRow, bool]:
+    async def _key_and_inputs(self, conn: Connection) -> tuple[list[sample_rows.SampleRow | None], VoiceRow, bool]:
         """In one transaction: the attempt's enrolment key stored (before the provider sees anything, so a
         retry after a crash looks this key up first) and its samples (its set, else its one sample) and
         voice read; and whether it has a set."""
@@ -306,10 +306,10 @@ class AttemptRun:
             # The key an erasure looks up for an attempt that had not stored one yet (voicegate.erasure_targets).
             await self._move(conn, changes={"enrolment_key": f"vg-{self.attempt.id}"})
         in_set = [member.sample_id for member in await attempts.sample_set(conn, self.attempt.id)]
-        rows = [await samples.sample_row(conn, one) for one in in_set or [sample_id]]
-        return rows, await voices.voice_row(conn, self.attempt.voice_id), bool(in_set)
+        rows = [await sample_rows.sample_row(conn, one) for one in in_set or [sample_id]]
+        return rows, await voice_rows.voice_row(conn, self.attempt.voice_id), bool(in_set)
 
-    async def _reference(self, sample: samples.SampleRow) -> EnrolmentSample:
+    async def _reference(self, sample: sample_rows.SampleRow) -> EnrolmentSample:
         """What the provider is sent of one sample, with its print (`SampleCheck.enrolment_sample`), or why the
         attempt fails."""
         try:
@@ -390,7 +390,7 @@ class AttemptRun:
         async def sync(conn: Connection) -> None:
             if self.attempt.runtime_status in {RuntimeStatus.PENDING, RuntimeStatus.SYNC_FAILED}:
                 await self._move(conn, runtime=RuntimeStatus.SYNCING, fenced=False)
-            voice = await voices.voice_row(conn, self.attempt.voice_id)
+            voice = await voice_rows.voice_row(conn, self.attempt.voice_id)
             in_sync = (
                 voice.provider_voice_id == self.attempt.provider_voice_id
                 and voice.tts_provider == self.attempt.provider

@@ -1,4 +1,4 @@
-"""What the launch gate weighs of a reflection: a plain type, which the records read (`backend.records.reflections`)
+"""What the launch gate weighs of a reflection: a plain type, which the records read (`backend.records.reflection_rows`)
 and the policy weighs (`backend.policy.launch`) without a database."""
 
 from __future__ import annotations

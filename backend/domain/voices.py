@@ -1,4 +1,4 @@
-"""A voice as its row holds it: plain types, which the records read and write (`backend.records.voices`) and the
+"""A voice as its row holds it: plain types, which the records read and write (`backend.records.voice_rows`) and the
 policy weighs (`backend.policy`) without a database."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The launch gate, one rule for every area that asks whether a reflection's voice may speak: only once its active
-attempt is ready, synced and previewed (the readiness `backend.records.reflections.launch_row` reads, with every
+attempt is ready, synced and previewed (the readiness `backend.records.reflection_rows.launch_row` reads, with every
 reason it may not launch yet), and then with the provider voice that attempt's voice row carries."""
 
 from __future__ import annotations

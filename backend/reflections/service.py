@@ -42,10 +42,9 @@ from backend.providers.errors import (
     VoiceNotFoundError,
 )
 from backend.providers.registry import ProviderSet
-from backend.records import attempts, user_creates
-from backend.records import reflections as reflection_records
+from backend.records import attempts, reflection_rows, user_creates
 from backend.records.user_creates import CreateKind
-from backend.records.voices import VoiceName
+from backend.records.voice_rows import VoiceName
 from backend.reflections.types import CustomVoice, QueuedClone, Reflection, RuntimeVoice, Session, VoiceState
 from backend.settings import Settings
 from backend.storage import integrity, paths
@@ -89,7 +88,7 @@ class ReflectionsService:
         """The reflection's voice mirror, whether it may launch, and a signed URL of the active attempt's
         preview when there is one to hear (checked against the digest recorded when it was stored)."""
         async with self.db.user_statement(claims.raw) as conn:
-            ready = await reflection_records.readiness(conn, reflection_id)
+            ready = await reflection_rows.readiness(conn, reflection_id)
         state = VoiceState(ready.reflection_id, ready.voice, ready.ready, ready.reasons)
         attempt_id = state.voice.attempt_id
         if attempt_id and state.voice.preview_status in {PreviewStatus.READY, PreviewStatus.COMPLETED}:
@@ -163,7 +162,7 @@ class ReflectionsService:
         """Launch a session when the voice is ready, synced and previewed; else LaunchBlocked with reasons.
         The session says how a runtime speaks in the voice."""
         async with self.db.user_transaction(claims.raw) as conn:
-            launch = launch_voice(await reflection_records.launch_row(conn, reflection_id))
+            launch = launch_voice(await reflection_rows.launch_row(conn, reflection_id))
             row = await fetch_one(
                 conn, _Q["create_session"], {"reflection_id": reflection_id, "attempt_id": launch.attempt_id}
             )
@@ -176,7 +175,7 @@ class ReflectionsService:
             if row is None:
                 raise NotFound("Session not found.")
             try:
-                launch = launch_voice(await reflection_records.launch_row(conn, row["reflection_id"]))
+                launch = launch_voice(await reflection_rows.launch_row(conn, row["reflection_id"]))
             except LaunchBlocked as blocked:
                 return Session(**row, launch_ready=False, blocking_reasons=blocked.reasons, runtime=None)
         return Session(**row, launch_ready=True, blocking_reasons=[], runtime=_runtime(row["reflection_id"], launch))
@@ -215,13 +214,13 @@ class ReflectionsService:
             path=path,
         )
         async with self.db.user_transaction(claims.raw) as conn:
-            await reflection_records.require_visible(conn, reflection_id)
+            await reflection_rows.require_visible(conn, reflection_id)
 
         async with (
             samples.stored_upload(self.storage, path, received.upload, new.sniffed_type, abandoned=abandoned),
             self.db.user_transaction(claims.raw) as conn,
         ):
-            reflection_name = await reflection_records.require_visible(conn, reflection_id)
+            reflection_name = await reflection_rows.require_visible(conn, reflection_id)
             # Unnamed, the voice is named after its reflection ("Ada (2)" once an earlier clone's voice is "Ada").
             name = received.form.name.strip() if received.form.name else None
             source = Upload(
@@ -245,7 +244,7 @@ class ReflectionsService:
         heard it already)."""
         provider_name = self.settings.provider_settings.usable(custom.provider)
         async with self.db.user_transaction(claims.raw) as conn:
-            await reflection_records.require_visible(conn, reflection_id)
+            await reflection_rows.require_visible(conn, reflection_id)
         try:
             found = await self.providers.get(provider_name).get(custom.voice_id)
         except VoiceNotFoundError as exc:
@@ -264,7 +263,7 @@ class ReflectionsService:
             limits=self.settings.user_limits,
         )
         async with self.db.user_transaction(claims.raw) as conn:
-            await reflection_records.require_visible(conn, reflection_id)
+            await reflection_rows.require_visible(conn, reflection_id)
             attempt = await start_clone(conn, uuid.UUID(claims.sub), source)
         return view(attempt)
 

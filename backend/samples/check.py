@@ -39,7 +39,7 @@ from backend.policy.consent import SpeakerJudgement
 from backend.providers.base import SampleRef, SampleRules
 from backend.providers.registry import sample_rules
 from backend.records import ownership
-from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.records.sample_rows import SampleRow, VoiceSampleStatus
 from backend.samples.reprint import reprint_consent
 from backend.samples.upload import judge_sample
 from backend.storage import integrity, paths

@@ -15,7 +15,7 @@ from backend.db.queries import load_queries
 from backend.db.units import Database, Recorder, become_service
 from backend.errors import Conflict, NotFound
 from backend.fields import Rename
-from backend.records.samples import VoiceSampleStatus
+from backend.records.sample_rows import VoiceSampleStatus
 from backend.samples.purge import purge_sample
 from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
 from backend.samples.upload import (

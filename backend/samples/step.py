@@ -19,7 +19,7 @@ from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
 from backend.errors import StoredObjectAltered
 from backend.records.rows import fetch_optional_record
-from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.records.sample_rows import SampleRow, VoiceSampleStatus
 from backend.samples.check import SampleCheck, SampleGone
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from datetime import datetime
 import msgspec
 
 from backend.audio.report import QualityReport
-from backend.records.samples import VoiceSampleStatus
+from backend.records.sample_rows import VoiceSampleStatus
 
 
 class SampleAccepted(msgspec.Struct, rename="camel"):

@@ -44,7 +44,7 @@ from backend.policy.consent import (
 from backend.providers.config import Provider, ProviderSettings
 from backend.providers.registry import check_enrolment_language, sample_rules
 from backend.records.rows import fetch_record
-from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.records.sample_rows import SampleRow, VoiceSampleStatus
 from backend.samples.types import SampleStatus
 from backend.storage import paths
 from backend.storage.client import ObjectStorage

@@ -65,9 +65,7 @@ from backend.providers.errors import (
     UnsupportedLanguageError,
 )
 from backend.providers.registry import ProviderSet, check_speakable, language_not_supported
-from backend.records import attempts
-from backend.records import reflections as reflection_records
-from backend.records import voices as voice_records
+from backend.records import attempts, reflection_rows, voice_rows
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.speech.types import SpeechRequest, VoiceSpeechRequest
 from backend.text import cleaned, sentences
@@ -320,7 +318,7 @@ class SpeechService:
         text = cleaned(request.text)
         opening = _Opening(self.ledger, uuid.UUID(claims.sub))
         async with opening, self.db.user_transaction(claims.raw) as conn:
-            launch = launch_voice(await reflection_records.launch_row(conn, reflection_id))
+            launch = launch_voice(await reflection_rows.launch_row(conn, reflection_id))
             opened = _Opened(
                 owner_id=opening.owner_id,
                 voice_id=launch.voice_id,
@@ -343,7 +341,7 @@ class SpeechService:
         text = cleaned(request.text)
         opening = _Opening(self.ledger, uuid.UUID(claims.sub))
         async with opening, self.db.user_transaction(claims.raw) as conn:
-            row = await voice_records.visible_row(conn, request.voice_id)
+            row = await voice_rows.visible_row(conn, request.voice_id)
             if row is None:
                 raise NotFound("Voice not found.")
             voice = await _speaking(conn, row)

@@ -49,13 +49,11 @@ from backend.provenance import PROVENANCE
 from backend.providers.base import ProviderVoice
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language, check_speakable
-from backend.records import attempts
-from backend.records import samples as sample_records
-from backend.records import voices as voice_records
+from backend.records import attempts, sample_rows, voice_rows
 from backend.records.rows import fetch_record
-from backend.records.samples import VoiceSampleStatus
+from backend.records.sample_rows import VoiceSampleStatus
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus, job_row
-from backend.records.voices import VoiceName
+from backend.records.voice_rows import VoiceName
 from backend.storage import integrity
 from backend.storage.client import ObjectStorage
 from backend.synthesis.types import (
@@ -148,7 +146,7 @@ class SynthesisService:
                 )
             else:
                 assert request.voice_id is not None  # noqa: S101 - exactly one is set, checked above
-                if not await voice_records.visible(conn, request.voice_id):
+                if not await voice_rows.visible(conn, request.voice_id):
                     raise NotFound("Voice not found.")
                 await become_service(conn)
                 voice_id, attempt_id = await _usable_voice(
@@ -261,7 +259,7 @@ class SynthesisService:
         """A page of the caller's voice's clips, newest first; 404 for a voice that is not theirs (or deleted)."""
         before_at, before_id = _after(cursor)
         async with self.db.user_transaction(claims.raw) as conn:
-            if not await voice_records.visible(conn, voice_id):
+            if not await voice_rows.visible(conn, voice_id):
                 raise NotFound("Voice not found.")
             params = {"voice_id": voice_id, "before_at": before_at, "before_id": before_id, "limit": limit + 1}
             rows = await fetch_all(conn, _Q["voice_jobs"], params)
@@ -283,7 +281,7 @@ class SynthesisService:
         """A short-lived URL to hear the caller's voice (404 for anyone else's); 409 `stored_object_altered` for a
         file changed since voicegate stored it."""
         async with self.db.user_transaction(claims.raw) as conn:
-            if not await voice_records.visible(conn, voice_id):
+            if not await voice_rows.visible(conn, voice_id):
                 raise NotFound("Voice not found.")
             heard = await fetch_optional(conn, _Q["preview_of_voice"], {"voice_id": voice_id})
         if heard is None:
@@ -327,7 +325,7 @@ async def _voice_of_sample(
     providers: ProviderSettings,
     limits: UserLimits,
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
-    sample = await sample_records.lock_owned(conn, sample_id, owner_id)
+    sample = await sample_rows.lock_owned(conn, sample_id, owner_id)
     if sample is None:
         raise NotFound("Sample not found.")  # deleted since the caller's check
     if sample.status is VoiceSampleStatus.FAILED:
@@ -339,7 +337,7 @@ async def _voice_of_sample(
         )
     voice = None
     if sample.voice_id is not None:
-        voice = await voice_records.lock_live(conn, sample.voice_id, owner_id)
+        voice = await voice_rows.lock_live(conn, sample.voice_id, owner_id)
     if voice is not None:
         state = await _state_of(conn, voice, text, providers)
         if not isinstance(state, Mute):
@@ -370,7 +368,7 @@ async def _voice_of_sample(
 async def _usable_voice(
     conn: Connection, owner_id: uuid.UUID, voice_id: uuid.UUID, text: str, providers: ProviderSettings
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
-    voice = await voice_records.lock_live(conn, voice_id, owner_id)
+    voice = await voice_rows.lock_live(conn, voice_id, owner_id)
     if voice is None:
         raise NotFound("Voice not found.")  # deleted since the caller's check
     state = await _state_of(conn, voice, text, providers)

@@ -32,9 +32,9 @@ from backend.errors import MixedSpeakers, NotFound, ReadingRequired, SampleNotRe
 from backend.policy.sample_set import report_of
 from backend.providers.config import ProviderSettings
 from backend.providers.registry import check_enrolment_language
-from backend.records import samples as sample_records
-from backend.records.samples import SampleRow, VoiceSampleStatus
-from backend.records.voices import VoiceName
+from backend.records import sample_rows
+from backend.records.sample_rows import SampleRow, VoiceSampleStatus
+from backend.records.voice_rows import VoiceName
 from backend.samples import consent_voiceprint
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, stored_print
 from backend.voiceprint.embedding import mean_print
@@ -57,7 +57,7 @@ async def ready_samples(conn: Connection, owner_id: uuid.UUID, sample_ids: list[
     await become_service(conn)
     locked: dict[uuid.UUID, SampleRow] = {}
     for sample_id in sorted(sample_ids):  # one lock order, whatever order each request lists them in
-        row = await sample_records.lock_owned(conn, sample_id, owner_id)
+        row = await sample_rows.lock_owned(conn, sample_id, owner_id)
         if row is None:
             raise NotFound(f"Sample {sample_id} not found.")  # deleted since the caller's check
         locked[sample_id] = row

@@ -3,7 +3,7 @@ is an operator action), one made from a set of samples or enrolled again from an
 set's rules), and the upload-then-finalize clone flow (`/api/clone/...`: a signed upload URL for a consented
 draft voice, then a checked sample and a queued attempt, all or nothing); what the routes take and answer is
 `types`. Starting a clone makes
-them (`backend.clone.start`); the whole voice row other areas read is `backend.records.voices`.
+them (`backend.clone.start`); the whole voice row other areas read is `backend.records.voice_rows`.
 """
 
 from __future__ import annotations
@@ -51,11 +51,9 @@ from backend.policy.consent import GivenConsent, Origin, require_consent
 from backend.policy.sample_set import report_of
 from backend.provenance import PROVENANCE
 from backend.providers.registry import check_enrolment_language
-from backend.records import attempts, owners
-from backend.records import reflections as reflection_records
-from backend.records import voices as voice_records
+from backend.records import attempts, owners, reflection_rows, voice_rows
 from backend.records.rows import fetch_optional_record, fetch_records
-from backend.records.voices import VoiceName, name_of_its_own
+from backend.records.voice_rows import VoiceName, name_of_its_own
 from backend.settings import Settings
 from backend.storage import paths
 from backend.storage.client import ObjectStorage
@@ -229,12 +227,12 @@ class VoicesService:
         speaks as before until it is ready. 409 while another clone of the voice is under way."""
         owner_id = uuid.UUID(claims.sub)
         async with speakers_judged(self.db, claims) as judge, self.db.user_transaction(claims.raw) as conn:
-            if not await voice_records.visible(conn, voice_id):
+            if not await voice_rows.visible(conn, voice_id):
                 raise NotFound("Voice not found.")
             consent = await judge.consent(conn, body.consent_id)
             rows = await ready_samples(conn, owner_id, body.sample_ids)
             judge.one_speaker(rows, consent)
-            voice = await voice_records.lock_live(conn, voice_id, owner_id)
+            voice = await voice_rows.lock_live(conn, voice_id, owner_id)
             if voice is None:
                 raise NotFound("Voice not found.")  # deleted since the caller's check
             if await attempts.open_for_voice(conn, voice_id) is not None:
@@ -255,7 +253,7 @@ class VoicesService:
         """The caller's voice's samples and their report; 404 for another's voice or one made from a single
         sample the older way (no set)."""
         async with self.db.user_transaction(claims.raw) as conn:
-            if not await voice_records.visible(conn, voice_id):
+            if not await voice_rows.visible(conn, voice_id):
                 raise NotFound("Voice not found.")
             rows = await fetch_records(conn, _Q["voice_set"], {"voice_id": voice_id}, _SetRow)
         if not rows:
@@ -326,7 +324,7 @@ class VoicesService:
         async with self.db.user_transaction(claims.raw) as conn:
             draft = await lock_draft(conn, request.voice_id)
             if request.reflection_id is not None:
-                await reflection_records.require_visible(conn, request.reflection_id)
+                await reflection_rows.require_visible(conn, request.reflection_id)
         check_enrolment_language(provider, request.language or draft["language"])
 
         info = await self.storage.info(samples.BUCKET, path)

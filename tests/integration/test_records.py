@@ -15,7 +15,7 @@ import pytest
 
 from backend.domain.attempts import AttemptSource
 from backend.domain.voices import VoiceRow, VoiceStatus
-from backend.records.samples import SampleRow, VoiceSampleStatus
+from backend.records.sample_rows import SampleRow, VoiceSampleStatus
 from backend.records.speech_streams import SpeechStreamOutcome
 from backend.records.synthesis_jobs import SynthesisJobRow, SynthesisJobStatus
 from backend.records.user_creates import CreateKind

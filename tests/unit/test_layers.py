@@ -605,3 +605,11 @@ def test_words_of_one_concept_and_module_names_that_say_what_they_do() -> None:
                     and word in (part.lower() for part in re.findall("[A-Z][a-z]*", node.name))
                 ]
     assert borrowed == []
+
+
+def test_no_records_module_shares_its_name_with_an_area() -> None:
+    """A records module named as an area (`records/voices.py` beside `backend/voices/`) makes every module that
+    uses both import one under another name."""
+    areas = {path.name for path in (ROOT / "backend").iterdir() if (path / "__init__.py").is_file()}
+    records = {path.stem for path in (ROOT / "backend" / "records").glob("*.py")}
+    assert records & areas == set()
