@@ -40,7 +40,7 @@ LEFT_OUT = ("assets/javascripts/lunr/wordcut.js",)
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """Add `api/reference.md` (the document rendered) and `api/openapi.json` (the document) to the site, and
     leave out LEFT_OUT."""
-    from backend.http.openapi_markdown import render  # noqa: PLC0415
+    from backend.http.documents.openapi_markdown import render  # noqa: PLC0415
 
     for uri in LEFT_OUT:
         if (unused := files.get_file_from_path(uri)) is not None:

@@ -14,28 +14,28 @@ from litestar.types import ExceptionHandler
 
 from backend.compose.api import ConsumersInApp, RouteParts, api_process, route_parts, storage_server
 from backend.errors import SettingsError
-from backend.http.attempts import AttemptsController, InternalController
-from backend.http.consents import ConsentsController, SampleReadingController
-from backend.http.db_admission import DATABASE_FREE, DatabaseAdmissionMiddleware
-from backend.http.dependency_order import resolve_dependencies_in_order
 from backend.http.deps import DEPENDENCIES
-from backend.http.docs import COMPONENTS, ClosedStructs
-from backend.http.entry import EntryCheckMiddleware
-from backend.http.exchange import Exchange
-from backend.http.health import health_routes, healthz
-from backend.http.host import HostCheckMiddleware
-from backend.http.json_request import JsonCheckedRequest
-from backend.http.methods import HeadAndOptions
-from backend.http.problem import problem_response
-from backend.http.provenance import ProvenanceController
-from backend.http.reflections import ReflectionsController, SessionsController
-from backend.http.samples import VoiceSamplesController
-from backend.http.speech import ReflectionSpeechController, VoiceSpeechController
-from backend.http.synthesis import SynthesisJobsController
-from backend.http.usage import UsageController
-from backend.http.voices import CloneController, VoicesController
-from backend.http.web import docs_render_plugins, web_handlers
-from backend.http.webhooks import WebhooksController
+from backend.http.documents.openapi import COMPONENTS, ClosedStructs
+from backend.http.pipeline.db_admission import DATABASE_FREE, DatabaseAdmissionMiddleware
+from backend.http.pipeline.dependency_order import resolve_dependencies_in_order
+from backend.http.pipeline.entry import EntryCheckMiddleware
+from backend.http.pipeline.exchange import Exchange
+from backend.http.pipeline.host import HostCheckMiddleware
+from backend.http.pipeline.json_request import JsonCheckedRequest
+from backend.http.pipeline.methods import HeadAndOptions
+from backend.http.pipeline.problem import problem_response
+from backend.http.routes.attempts import AttemptsController, InternalController
+from backend.http.routes.consents import ConsentsController, SampleReadingController
+from backend.http.routes.health import health_routes, healthz
+from backend.http.routes.provenance import ProvenanceController
+from backend.http.routes.reflections import ReflectionsController, SessionsController
+from backend.http.routes.samples import VoiceSamplesController
+from backend.http.routes.speech import ReflectionSpeechController, VoiceSpeechController
+from backend.http.routes.synthesis import SynthesisJobsController
+from backend.http.routes.usage import UsageController
+from backend.http.routes.voices import CloneController, VoicesController
+from backend.http.routes.web import docs_render_plugins, web_handlers
+from backend.http.routes.webhooks import WebhooksController
 from backend.secret import Secret
 from backend.settings import Settings
 
@@ -138,8 +138,8 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
 
 def _behind_the_door(app: Litestar, settings: Settings) -> Litestar:
     """`app`, answering HEAD wherever it answers GET and OPTIONS with every method of a path
-    (`backend.http.methods`), behind the exchange every request passes: its framing, its body's pace, its metrics
-    and access-log line (`backend.http.exchange`)."""
+    (`backend.http.pipeline.methods`), behind the exchange every request passes: its framing, its body's pace, its
+    metrics and access-log line (`backend.http.pipeline.exchange`)."""
     head_and_options = HeadAndOptions(app.asgi_handler, app.asgi_router)
     app.asgi_handler = Exchange(
         head_and_options, body_timeout=settings.body_timeout, body_min_rate=settings.body_min_rate
@@ -172,7 +172,7 @@ def _exception_handler(*, serves_storage: bool) -> ExceptionHandler[Exception]:
 
 def _embedded_handlers(settings: Settings, parts: RouteParts) -> list[Any]:
     """Embedded mode's own routes: the Storage stand-in under `/storage/v1`, and the demo page's dev sign-in."""
-    from backend.http.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
+    from backend.http.routes.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
 
     return [_storage_router(settings, parts), dev_session_handler(_jwt_secret(settings))]
 

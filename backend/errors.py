@@ -1,4 +1,4 @@
-"""The one exception hierarchy. `backend.http.problem` maps it to RFC 9457 problem+json in one place."""
+"""The one exception hierarchy. `backend.http.pipeline.problem` maps it to RFC 9457 problem+json in one place."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ PRUNED: Final = (
     (
         "swagger_ui_bundle/vendor/*/*.map",
         "Swagger UI's source maps: /schema serves swagger-ui-bundle.js, its standalone preset and its CSS"
-        " (SWAGGER_FILES, backend/http/web.py)",
+        " (SWAGGER_FILES, backend/http/routes/web.py)",
     ),
     ("swagger_ui_bundle/vendor/*/swagger-ui-es-bundle*.js", "Swagger UI's ES-module builds, never served"),
     ("swagger_ui_bundle/vendor/*/swagger-ui.js", "Swagger UI's unbundled build, never served"),

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import uvicorn
     from litestar import Litestar
 
-    from backend.http.server import ConnectionLimits
+    from backend.http.pipeline.server import ConnectionLimits
 
 
 def api_listener(settings: Settings) -> socket.socket:
@@ -67,7 +67,7 @@ def serve_app(settings: Settings, app: Litestar, listener: socket.socket) -> Non
 
     import uvicorn  # noqa: PLC0415
 
-    from backend.http.server import (  # noqa: PLC0415
+    from backend.http.pipeline.server import (  # noqa: PLC0415
         ConnectionLimits,
         default_max_connections,
         raise_fd_limit,
@@ -126,7 +126,7 @@ def server_config(settings: Settings, app: Litestar, limits: ConnectionLimits) -
     """uvicorn's configuration for serving `app`: uvloop's event loop, the guarded h11 protocol, no access log."""
     import uvicorn  # noqa: PLC0415
 
-    from backend.http.server import guarded_protocol  # noqa: PLC0415
+    from backend.http.pipeline.server import guarded_protocol  # noqa: PLC0415
 
     return uvicorn.Config(
         app,
@@ -139,9 +139,9 @@ def server_config(settings: Settings, app: Litestar, limits: ConnectionLimits) -
         # uvicorn's own records go to the process's handler (configure_logging), in the same format as ours.
         log_config=None,
         lifespan="on",
-        # The connections' deadlines and cap (backend.http.server).
+        # The connections' deadlines and cap (backend.http.pipeline.server).
         http=guarded_protocol(limits),
-        # The app's exchange logs each request once, with the status /metrics counts (backend.http.exchange).
+        # The app's exchange logs each request once, with the status /metrics counts (backend.http.pipeline.exchange).
         access_log=False,
         # Each request in a context of its own: asyncio otherwise starts a connection's next requests in the
         # context of the one whose large body paused reading (https://github.com/python/cpython/issues/140947).

@@ -15,7 +15,7 @@ from backend.errors import VoicegateError
 
 
 class RefusalFacts(TypedDict, total=False):
-    """The figures behind a refusal, as its problem body carries them (`backend.http.problem.ProblemDetails`
+    """The figures behind a refusal, as its problem body carries them (`backend.http.pipeline.problem.ProblemDetails`
     declares each one)."""
 
     reason: str

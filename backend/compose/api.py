@@ -29,10 +29,10 @@ from backend.db.admission import Admission
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.errors import StreamsLimited
-from backend.http.concurrency import UserConcurrency
-from backend.http.health import storage_readiness
 from backend.http.idempotency import IdempotencyKeys
-from backend.http.metrics import REFUSED
+from backend.http.pipeline.concurrency import UserConcurrency
+from backend.http.pipeline.metrics import REFUSED
+from backend.http.routes.health import storage_readiness
 from backend.provenance.verify import Verifier
 from backend.providers.http import create_http_client
 from backend.queues import QueueAdmission

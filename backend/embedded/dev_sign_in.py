@@ -1,5 +1,5 @@
 """The demo page's sign-in in embedded mode: an access token for the local user of the embedded auth.users,
-shaped as Supabase Auth issues them (served by `backend.http.dev_session`, to loopback callers only)."""
+shaped as Supabase Auth issues them (served by `backend.http.routes.dev_session`, to loopback callers only)."""
 
 from __future__ import annotations
 

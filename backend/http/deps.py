@@ -27,8 +27,8 @@ from backend.context import WorkerContext
 from backend.db.units import Database
 from backend.errors import AccountGone
 from backend.fields import refuse_nul
-from backend.http.concurrency import UserConcurrency
-from backend.http.entry import caller_of, release_slot
+from backend.http.pipeline.concurrency import UserConcurrency
+from backend.http.pipeline.entry import caller_of, release_slot
 from backend.policy.consent import Origin
 from backend.provenance.service import ProvenanceService
 from backend.queues import QueueAdmission
@@ -49,8 +49,8 @@ def _verifier(state: State) -> TokenVerifier:
 
 async def provide_claims(request: Request[Any, Any, Any]) -> AsyncIterator[UserClaims]:
     """The caller's claims, which the entry check verified before the body was read (401 otherwise:
-    `backend.http.entry`), with one of the caller's request slots it took (429 when they were all taken); the slot
-    is given back once the handler has answered. An account the handler's work found gone is remembered, so that
+    `backend.http.pipeline.entry`), with one of the caller's request slots it took (429 when they were all taken); the
+    slot is given back once the handler has answered. An account the handler's work found gone is remembered, so that
     the token's next request is refused before any work."""
     claims = caller_of(request.scope)
     try:

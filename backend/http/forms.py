@@ -1,5 +1,5 @@
 """The multipart forms the routes read: how large they may be, and the one-file form that a recording or a file to
-check is sent as (a sample's form, with its text fields and a spooled file, is `backend.http.samples`')."""
+check is sent as (a sample's form, with its text fields and a spooled file, is `backend.http.routes.samples`')."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The samples area: a sample's upload path (`upload`: consent, checks, object, row), the `voice_sample_process`
 worker's check (`check`, run by `step`), its purge (`purge`), the owner's service (`service`: `SamplesService`)
 and what the routes answer (`types`). The `/api/v1/voice-samples` routes and their multipart reader are
-`backend.http.samples`.
+`backend.http.routes.samples`.
 
 This module is the area's public face: another area imports what is listed here, and nothing else of it."""
 

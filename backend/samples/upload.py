@@ -77,7 +77,7 @@ class SampleForm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 @dataclass
 class ReceivedUpload:
-    """The text fields and the one file of a sample upload, spooled (see `backend.http.samples`)."""
+    """The text fields and the one file of a sample upload, spooled (see `backend.http.routes.samples`)."""
 
     fields: dict[str, str]
     file: IO[bytes]

@@ -1,5 +1,5 @@
-"""The server's connection guard in process (backend.http.server): a connection is a light `_Unread` until its first
-request's head has all arrived, one timer keeps every such connection's idle and header deadlines, and the memory
+"""The server's connection guard in process (backend.http.pipeline.server): a connection is a light `_Unread` until its
+first request's head has all arrived, one timer keeps every such connection's idle and header deadlines, and the memory
 of a crowd of connections is handed back as it leaves. Against the real server: tests/e2e/test_connections.py."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import h11
 
-from backend.http import server
-from backend.http.server import ConnectionLimits, guarded_protocol
+from backend.http.pipeline import server
+from backend.http.pipeline.server import ConnectionLimits, guarded_protocol
 
 
 class Expiring:

@@ -72,7 +72,7 @@ def test_containers_run_as_a_non_root_user_on_a_read_only_root_with_tmp_writable
 def test_the_api_is_ready_on_readyz_alive_on_healthz_and_selected_by_its_service() -> None:
     api = resource("Deployment", "voicegate-api")
     [container] = api["spec"]["template"]["spec"]["containers"]
-    health_routes = re.findall(r'@get\(\s*"(/\w+)"', (REPO / "backend" / "http" / "health.py").read_text())
+    health_routes = re.findall(r'@get\(\s*"(/\w+)"', (REPO / "backend" / "http" / "routes" / "health.py").read_text())
     assert {"/readyz", "/healthz"} <= set(health_routes)
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"

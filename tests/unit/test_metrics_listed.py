@@ -9,8 +9,8 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 # Imported for the metrics they register, as the processes that serve /metrics import them.
-import backend.http.metrics
-import backend.http.server
+import backend.http.pipeline.metrics
+import backend.http.pipeline.server
 import backend.providers.slots  # noqa: F401
 import queue_consumers.runtime  # noqa: F401
 

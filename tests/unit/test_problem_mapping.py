@@ -15,7 +15,7 @@ from backend.audio import errors as audio_errors
 from backend.audio.report import QualityReport
 from backend.db.units import translate_db_errors
 from backend.errors import LaunchBlocked
-from backend.http.problem import problem_for
+from backend.http.pipeline.problem import problem_for
 from backend.settings import settings_from_env, with_auth
 
 ROWS = [

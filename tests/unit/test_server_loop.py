@@ -8,7 +8,7 @@ import asyncio
 import uvloop
 from litestar import Litestar
 
-from backend.http.server import ConnectionLimits
+from backend.http.pipeline.server import ConnectionLimits
 from backend.settings import settings_from_env
 from voicegate.serving import server_config
 

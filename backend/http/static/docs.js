@@ -1,4 +1,4 @@
-// At /schema (backend/http/api_docs.py), what CSS cannot fix in what Swagger UI renders, applied as it renders:
+// At /schema (backend/http/documents/api_pages.py), what CSS cannot fix in what Swagger UI renders, applied as it renders:
 // its headings start at h3 right under the page's h1 (a level skipped for screen reader users), some of its
 // controls have no accessible name, or one that does not contain the words shown, and its regions none.
 const container = document.getElementById("swagger-container");

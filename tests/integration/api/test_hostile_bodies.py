@@ -16,7 +16,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.http.problem import EMPTY_BODY
+from backend.http.pipeline.problem import EMPTY_BODY
 from backend.json_body import MAX_DEPTH
 from backend.settings import settings_from_env, with_auth
 from devkit.db import Conn

@@ -23,7 +23,7 @@ from backend.db.pool import create_pool
 from backend.db.units import Database, Recorder
 from backend.errors import NotFound
 from backend.http.idempotency import IdempotencyKeys, idempotent
-from backend.http.problem import problem_response
+from backend.http.pipeline.problem import problem_response
 from backend.settings import settings_from_env
 from devkit.db import Conn, one
 from tests.integration.api.conftest import User

@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from backend.http.health import STORAGE_FRESH_FOR, storage_readiness
+from backend.http.routes.health import STORAGE_FRESH_FOR, storage_readiness
 from backend.outages import STORAGE
 from backend.storage.client import ObjectStorage, SupabaseObjectStorage
 

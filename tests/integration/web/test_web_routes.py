@@ -20,7 +20,7 @@ from litestar import Litestar
 from backend.app import create_app
 from backend.embedded.dev_tokens import mint_anon_key, mint_service_key
 from backend.embedded.dev_users import DEV_USER_EMAIL
-from backend.http.web import STATIC_DIR
+from backend.http.routes.web import STATIC_DIR
 from backend.policy.consent import CONSENT_TEXT_VERSION
 from backend.settings import settings_from_env, with_auth
 from backend.voiceprint import THRESHOLD

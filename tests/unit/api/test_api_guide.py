@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from backend.app import create_app
-from backend.http.openapi_markdown import operations, render
+from backend.http.documents.openapi_markdown import operations, render
 from backend.settings import settings_from_env, with_auth
 
 GUIDE = Path(__file__).resolve().parents[3] / "docs" / "api" / "guide.md"

@@ -19,7 +19,7 @@ import pytest
 from litestar.datastructures import Accept
 
 from backend.app import create_app
-from backend.http.docs import OCTET_STREAM, audio_label
+from backend.http.documents.openapi import OCTET_STREAM, audio_label
 from backend.providers.config import PROVIDER_NAMES
 from backend.settings import settings_from_env, with_auth
 

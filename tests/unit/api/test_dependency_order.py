@@ -1,6 +1,6 @@
 """Litestar resolves a handler's dependencies in the request's own task, one after another
-(`backend.http.dependency_order.resolve_dependencies_in_order`), with values, sub-dependencies and generator cleanup
-as before."""
+(`backend.http.pipeline.dependency_order.resolve_dependencies_in_order`), with values, sub-dependencies and generator
+cleanup as before."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from litestar._kwargs.kwargs_model import KwargsModel
 from litestar.di import NamedDependency, Provide
 from litestar.testing import AsyncTestClient
 
-from backend.http.dependency_order import UPSTREAM_RESOLVE, resolve_dependencies_in_order
+from backend.http.pipeline.dependency_order import UPSTREAM_RESOLVE, resolve_dependencies_in_order
 
 
 async def test_dependencies_run_in_the_request_task_in_order_and_clean_up() -> None:
@@ -72,7 +72,7 @@ def test_the_private_names_the_override_uses_keep_their_shape() -> None:
 
 
 async def test_upstream_still_resolves_a_batch_in_a_task_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    """When this fails, litestar#4563 is fixed: delete backend/http/dependency_order.py."""
+    """When this fails, litestar#4563 is fixed: delete backend/http/pipeline/dependency_order.py."""
     monkeypatch.setattr(KwargsModel, "resolve_dependencies", UPSTREAM_RESOLVE)
     tasks: dict[str, asyncio.Task[object] | None] = {}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from backend.http.docs_site import CSP, DocsSite, docs_site_handlers
+from backend.http.documents.site import CSP, DocsSite, docs_site_handlers
 
 
 def client(root: Path) -> TestClient[Litestar]:

@@ -1,4 +1,4 @@
-"""The exchange every request passes through (`backend.http.exchange`), and the rules beside it that need no
+"""The exchange every request passes through (`backend.http.pipeline.exchange`), and the rules beside it that need no
 server: framing, a body's pace, a client that leaves, one access-log line per request with the status `/metrics`
 counts; a NUL in a part's header, an empty Host, a webhook URL with outer whitespace, JSON booleans, refusals' log
 level."""
@@ -19,10 +19,10 @@ from litestar.types import Receive, Send
 
 from backend import errors
 from backend.fields import valid_host
-from backend.http.exchange import CLIENT_GONE, NO_ROUTE, BodyPace, Exchange
-from backend.http.json_request import _decode
-from backend.http.metrics import REQUESTS
-from backend.http.problem import problem_for
+from backend.http.pipeline.exchange import CLIENT_GONE, NO_ROUTE, BodyPace, Exchange
+from backend.http.pipeline.json_request import _decode
+from backend.http.pipeline.metrics import REQUESTS
+from backend.http.pipeline.problem import problem_for
 from backend.logs import REQUEST_ID, JsonFormatter
 from backend.multipart import FormError, read_form
 from backend.webhooks.service import EndpointRequest
@@ -204,7 +204,7 @@ def test_a_boolean_field_takes_only_json_true_or_false(value: bytes) -> None:
 
 @pytest.mark.parametrize("refusal", [errors.BacklogFull(), errors.ProviderUnavailable(), errors.BodyTooSlow()])
 def test_a_refusal_is_never_logged_at_error(refusal: errors.VoicegateError, caplog: pytest.LogCaptureFixture) -> None:
-    from backend.http.problem import problem_response  # noqa: PLC0415 - beside what it is about
+    from backend.http.pipeline.problem import problem_response  # noqa: PLC0415 - beside what it is about
 
     class Request:
         def __init__(self) -> None:

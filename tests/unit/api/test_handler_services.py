@@ -31,7 +31,7 @@ API_PREFIXES = ("/api/", "/v1/", "/internal/")
 ALLOWED: dict[str, str] = {
     # The internal route runs the clone worker step itself (CONSUMER_MODE=http), which takes the worker's
     # worker context; the worker steps are not handlers' use cases and stay as they are.
-    "backend.http.attempts:InternalController.process": "runs the clone worker step, on the worker context",
+    "backend.http.routes.attempts:InternalController.process": "runs the clone worker step, on the worker context",
 }
 
 

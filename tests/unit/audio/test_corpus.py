@@ -8,7 +8,7 @@ import pytest
 from backend.audio.errors import AudioRejected
 from backend.audio.pipeline import analyse_bytes
 from backend.audio.report import QualityReport
-from backend.http.problem import problem_for
+from backend.http.pipeline.problem import problem_for
 from devkit.audio_corpus import RATE, encode, speech_mono, wav_bytes
 
 # name -> (sniffed container, codec, verdict, advice) for the files that are accepted.

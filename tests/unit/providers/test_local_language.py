@@ -14,7 +14,7 @@ import pytest
 
 from backend.cpu import CpuExecutor
 from backend.errors import LanguageNotSupported
-from backend.http.problem import problem_for
+from backend.http.pipeline.problem import problem_for
 from backend.providers.base import ProviderVoice, SampleRef
 from backend.providers.errors import PermanentProviderError, UnsupportedLanguageError
 from backend.providers.local.language import foreign_words, refusal

@@ -13,7 +13,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from backend.embedded.dev_sign_in import DevSession, open_dev_session
 from backend.http.deps import db_of
-from backend.http.docs import problems
+from backend.http.documents.openapi import problems
 from backend.secret import Secret, is_loopback_host
 
 

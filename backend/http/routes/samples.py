@@ -26,7 +26,7 @@ from backend.db.units import Recorder
 from backend.errors import SampleTooLarge, UnsupportedMediaType, ValidationFailed
 from backend.fields import Rename
 from backend.http.deps import Caller, PathId, Samples, request_origin, sample_backlog_admits
-from backend.http.docs import (
+from backend.http.documents.openapi import (
     BACKLOG,
     BY_ID,
     IDEMPOTENT,
@@ -38,7 +38,7 @@ from backend.http.docs import (
 )
 from backend.http.forms import FILE_FIELD, MAX_SAMPLE_BYTES, UPLOAD_BYTES
 from backend.http.idempotency import body_fingerprint, idempotent
-from backend.http.problem import validation_message
+from backend.http.pipeline.problem import validation_message
 from backend.multipart import FormError, Part, form_boundary, read_form
 from backend.samples.types import SampleAccepted, SampleAudio, SampleList, SampleStatus
 from backend.samples.upload import ReceivedUpload, SampleForm, SampleUpload

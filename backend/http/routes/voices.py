@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from backend.auth.verify import UserClaims
 from backend.fields import Rename
 from backend.http.deps import Caller, PathId, Synthesis, Voices, request_origin
-from backend.http.docs import (
+from backend.http.documents.openapi import (
     BY_ID,
     DRAFT_VOICES,
     IDEMPOTENT,
@@ -27,8 +27,8 @@ from backend.http.docs import (
     problems,
     with_examples,
 )
-from backend.http.entry import ACCOUNT_FIRST
 from backend.http.idempotency import idempotent
+from backend.http.pipeline.entry import ACCOUNT_FIRST
 from backend.synthesis import types as synthesis_types
 from backend.voices import service, types
 from backend.voices.service import VoicesService

@@ -1,5 +1,5 @@
 """Prometheus metrics of every request, per route template (never per id): counts, errors, latency and
-requests in progress, served at `/metrics`; `backend.http.exchange` counts each request as it logs it.
+requests in progress, served at `/metrics`; `backend.http.pipeline.exchange` counts each request as it logs it.
 
 The same families as Litestar's Prometheus plugin (`voicegate_requests_total`, `voicegate_requests_error_total`,
 `voicegate_request_duration_seconds`, labels `method`, `path`, `status_code`, `app_name`;

@@ -13,7 +13,7 @@ timer keeps the deadlines of all such connections, so a crowd of them costs litt
   descriptors; only when every open connection has a request in flight is the new one answered 503 and closed.
 
 The body's own deadline (VOICEGATE_BODY_TIMEOUT, VOICEGATE_BODY_MIN_RATE) is the app's exchange's
-(`backend.http.exchange`): only the app knows when it is waiting for a body rather than busy with one.
+(`backend.http.pipeline.exchange`): only the app knows when it is waiting for a body rather than busy with one.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Empty
 
 from backend.errors import InvalidJson, ValidationFailed
-from backend.http.problem import validation_message
+from backend.http.pipeline.problem import validation_message
 from backend.json_body import check_json
 
 

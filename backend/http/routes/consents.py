@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 from backend.body_limit import BODY_LIMIT
 from backend.consents import types
 from backend.http.deps import Caller, Consents, PathId, request_origin
-from backend.http.docs import (
+from backend.http.documents.openapi import (
     BY_ID,
     OPEN_CONSENTS,
     USER,

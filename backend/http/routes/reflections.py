@@ -14,7 +14,7 @@ from backend.body_limit import BODY_LIMIT
 from backend.domain.attempts import Attempt
 from backend.fields import Name
 from backend.http.deps import Caller, PathId, Reflections, clone_backlog_admits
-from backend.http.docs import (
+from backend.http.documents.openapi import (
     BACKLOG,
     BY_ID,
     CREATES,
@@ -29,7 +29,7 @@ from backend.http.docs import (
 )
 from backend.http.forms import UPLOAD_BYTES
 from backend.http.idempotency import idempotent
-from backend.http.samples import idempotent_upload
+from backend.http.routes.samples import idempotent_upload
 from backend.reflections import types
 
 

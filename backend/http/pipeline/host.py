@@ -9,7 +9,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from backend.errors import InvalidHost
 from backend.fields import valid_host
-from backend.http.problem import send_problem
+from backend.http.pipeline.problem import send_problem
 
 
 class HostCheckMiddleware:

@@ -29,7 +29,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from litestar.response import Redirect
 
-from backend.http.db_admission import DATABASE_FREE
+from backend.http.pipeline.db_admission import DATABASE_FREE
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from backend.body_limit import BODY_LIMIT
 from backend.db.shares import OWNER
 from backend.db.units import Database
 from backend.errors import AccountGone, BodyTooLarge, ConcurrencyLimited, JsonRequired, PayloadTooLarge, VoicegateError
-from backend.http.concurrency import Slot, UserConcurrency
 from backend.http.idempotency import KEY_HEADER
-from backend.http.problem import send_problem
+from backend.http.pipeline.concurrency import Slot, UserConcurrency
+from backend.http.pipeline.problem import send_problem
 from backend.usage.job_admission import PAUSE_S as REFUSAL_PAUSE_S
 from backend.usage.job_admission import QUEUES_JOBS, JobAdmission
 

@@ -11,9 +11,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from backend.http.concurrency import UserConcurrency
 from backend.http.deps import Caller, PathId, Speech, StreamSlots
-from backend.http.docs import BY_ID, QUOTA_WORDS, USER_SECURITY, SpeechOperation, audio_label, problems, with_examples
+from backend.http.documents.openapi import (
+    BY_ID,
+    QUOTA_WORDS,
+    USER_SECURITY,
+    SpeechOperation,
+    audio_label,
+    problems,
+    with_examples,
+)
+from backend.http.pipeline.concurrency import UserConcurrency
 from backend.speech import service, types
 
 #: Refusals besides the caller's: 409 the gate or a voice not ready, 422 a provider not configured or

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, get
 
 from backend.http.deps import Caller, UsageArea
-from backend.http.docs import USER, USER_SECURITY, problems
+from backend.http.documents.openapi import USER, USER_SECURITY, problems
 from backend.usage.types import Usage
 
 

@@ -32,8 +32,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from backend.errors import AmbiguousFraming, BodyTooSlow, ClientGone
-from backend.http.metrics import count, in_progress
-from backend.http.problem import send_problem
+from backend.http.pipeline.metrics import count, in_progress
+from backend.http.pipeline.problem import send_problem
 from backend.logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
 from backend.secret import redact_url_credentials
 

@@ -9,9 +9,9 @@ import msgspec
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from backend.http.db_admission import DATABASE_FREE
 from backend.http.deps import Db, StorageReadiness
-from backend.http.docs import problems
+from backend.http.documents.openapi import problems
+from backend.http.pipeline.db_admission import DATABASE_FREE
 from backend.storage.client import ObjectStorage, StorageProbe
 
 #: How long /readyz waits for Storage's answer (a probe must answer promptly, even when Storage hangs).

@@ -6,7 +6,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody
 
 from backend.http.deps import Caller, PathId, Webhooks
-from backend.http.docs import BY_ID, CREATES, USER, USER_SECURITY, problems, with_examples
+from backend.http.documents.openapi import BY_ID, CREATES, USER, USER_SECURITY, problems, with_examples
 from backend.webhooks import types
 
 

@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import JSONBody, QueryParameter
 
 from backend.http.deps import Caller, PathId, Synthesis
-from backend.http.docs import (
+from backend.http.documents.openapi import (
     BY_ID,
     IDEMPOTENT,
     SPENDS_JOBS,

@@ -10,7 +10,7 @@ from litestar.openapi.spec import Example, OpenAPIFormat, OpenAPIMediaType, Open
 
 from backend.body_limit import BODY_LIMIT
 from backend.http.deps import Caller, Provenance
-from backend.http.docs import USER, USER_SECURITY, ExampleOperation, problems
+from backend.http.documents.openapi import USER, USER_SECURITY, ExampleOperation, problems
 from backend.http.forms import FILE_FIELD, MAX_SAMPLE_BYTES, UPLOAD_BYTES, one_file
 from backend.provenance.service import ProvenanceCheck
 

@@ -15,7 +15,7 @@ from backend.context import Outcome
 from backend.domain.attempts import Attempt
 from backend.errors import ValidationFailed
 from backend.http.deps import Attempts, Caller, PathId, WorkerContextDep, service_only
-from backend.http.docs import BY_ID, USER_SECURITY, problems
+from backend.http.documents.openapi import BY_ID, USER_SECURITY, problems
 
 _WORKER = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
 

@@ -35,7 +35,7 @@ from litestar.openapi.spec import (
 from litestar.typing import FieldDefinition
 
 from backend.audio.formats import MEDIA_TYPES
-from backend.http.problem import PROBLEM_JSON, ProblemDetails
+from backend.http.pipeline.problem import PROBLEM_JSON, ProblemDetails
 from backend.json_body import MAX_DEPTH
 from backend.providers.config import Provider
 
@@ -214,8 +214,8 @@ class ExampleOperation(Operation):
             for media in self.request_body.content.values():
                 media.examples = dict(self.body_examples)
         if isinstance(self.request_body, RequestBody):
-            # What the entry check answers a JSON body before the route sees it (`backend.http.entry`), and the
-            # exchange any body that arrives too slowly (`backend.http.exchange`).
+            # What the entry check answers a JSON body before the route sees it (`backend.http.pipeline.entry`), and the
+            # exchange any body that arrives too slowly (`backend.http.pipeline.exchange`).
             json_body = "application/json" in self.request_body.content
             self.responses = {**(_JSON_BODY_PROBLEMS if json_body else _BODY_PROBLEMS), **(self.responses or {})}
 
@@ -281,7 +281,7 @@ SAMPLE_FORM: Final = RequestBody(
             schema=Schema(
                 type=OpenAPIType.OBJECT,
                 required=["file"],
-                # The reader refuses a field it does not know (`backend.http.samples`).
+                # The reader refuses a field it does not know (`backend.http.routes.samples`).
                 additional_properties=False,
                 properties={
                     "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The recording."),

@@ -26,15 +26,15 @@ from swagger_ui_bundle import swagger_ui_path
 
 from backend.consents.types import ConsentText
 from backend.consents.wording import current_consent
-from backend.http.api_docs import AccessibleSwagger
-from backend.http.db_admission import DATABASE_FREE
-from backend.http.docs import problems
-from backend.http.docs_site import DocsSite, docs_site_handlers
+from backend.http.documents.api_pages import AccessibleSwagger
+from backend.http.documents.openapi import problems
+from backend.http.documents.site import DocsSite, docs_site_handlers
+from backend.http.pipeline.db_admission import DATABASE_FREE
 from backend.providers.registry import sample_rules
 from backend.settings import Settings
 from backend.voiceprint import THRESHOLD
 
-STATIC_DIR: Final = Path(__file__).with_name("static")
+STATIC_DIR: Final = Path(__file__).parents[1] / "static"
 ASSETS_PATH: Final = "/assets"
 SWAGGER_ASSETS_PATH: Final = "/docs-assets/swagger-ui"
 #: What the docs page loads of the Swagger UI distribution (its other files are source maps and variants).
@@ -81,7 +81,7 @@ class PageConfig(msgspec.Struct, frozen=True, rename="camel"):
 
 def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
     """The page, its files, its config and the docs' Swagger files (the embedded dev sign-in is
-    `backend.http.dev_session`)."""
+    `backend.http.routes.dev_session`)."""
     page_headers = {"Content-Security-Policy": page_csp(settings)}
     # The page itself only at `/`, where it carries its CSP.
     page_files = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in MEDIA_TYPES and p.suffix != ".html"}
@@ -147,8 +147,8 @@ def _page_sample_rules(settings: Settings) -> PageSampleRules:
 
 def docs_render_plugins() -> list[OpenAPIRenderPlugin]:
     """Swagger UI at `/schema` and `/schema/swagger` from this server's own files (in an accessible page:
-    `backend.http.api_docs`), plus the JSON and YAML documents. ReDoc, Elements, RapiDoc and Scalar would load
-    their scripts from CDNs, so they are not offered."""
+    `backend.http.documents.api_pages`), plus the JSON and YAML documents. ReDoc, Elements, RapiDoc and Scalar would
+    load their scripts from CDNs, so they are not offered."""
     return [
         AccessibleSwagger(
             css_overrides=f"{ASSETS_PATH}/docs.css",
