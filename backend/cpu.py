@@ -11,14 +11,25 @@ their place in the rotation rather than rejoining at its back. Whoever else is q
 for at most one item of each other user. A caller that splits long work into pieces (a stream renders
 phrase by phrase) lets others' items run between its pieces.
 
-That order holds within one process; another process's threads (the other workers, the API's) share the same
-cores at the operating system's say. So work done for a user who already has other work in hand (one job of
-their many: `yielding`) is queued in a second tier, whose threads run at a lower priority (nice
-`BACKGROUND_NICE` above the process's): on busy cores every thread of the first tier, in any process, runs
-before them, and on idle cores they run as fast as the rest. One user's flood then slows another user's one job
-little, on whichever worker each runs. The flood's own work is not stopped, only put last: its event loop, its
-database work and its leases keep the process's priority, and a job begun alone is not yielding. Those threads
-start with the first call queued in the tier.
+That order holds within one process; another process's threads (the other workers, the API's, Postgres) share the
+same cores at the kernel's say. So work done for a user who already has other work in hand (one job of their many:
+`yielding`) is queued in a second tier, whose threads run niced (`BACKGROUND_NICE` above the process, 19 at most):
+the kernel weighs each of them at about a 68th of a thread at nice 0 on a busy core, and on idle cores they run as
+fast as the rest. One user's flood of jobs then takes the cores as far as other users' work leaves them, on whichever
+worker each job runs; it is slowed, never stopped, and its leases and messages, kept by the event loop at the
+process's priority, do not run out. What this does not do:
+
+- Between cgroups (a container each, a systemd service each, or a terminal session each under autogroup), the
+  kernel shares the cores by group before it weighs nice values: a worker in a container of its own is weighed
+  against the API's container by the containers' CPU weights, whatever its threads' nice values.
+- A niced thread that holds Python's GIL when the kernel takes its core away holds up the other threads of its
+  process until it runs again. Most of the work on this executor (ONNX Runtime, c2pa, NumPy's larger operations)
+  lets the GIL go, but its Python between them does not: on cores that other processes keep busy, the event loop of
+  a process whose niced threads are busy can wait tens of milliseconds (a few hundred at worst, with two `yes`
+  loops on two cores).
+- A program a niced thread starts (ffmpeg) inherits its nice value, and cannot lower it.
+
+Both tiers' threads start with the executor.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
@@ -52,7 +63,7 @@ _SERIAL: Final = itertools.count(1)
 _REMEMBERED: Final = 4096
 #: How much nicer the second tier's threads are than their process (19 at most): the kernel weighs a thread at
 #: nice 19 at 15 against 1,024 at nice 0. At 10 (110 against 1,024) another user's job beside a flood of
-#: 0.05 s jobs still took up to 1.6x its time alone (bench/spend.py); at 19, 1.2-1.5x.
+#: 0.05 s jobs took 1.35-1.68x its time alone (bench/spend.py, six runs), at 15 1.38-1.51x, at 19 1.18-1.54x.
 BACKGROUND_NICE: Final = 19
 #: Set (`yielding`) while work is done for a user who has other work in hand: their calls go to the second tier.
 _YIELDING: ContextVar[bool] = ContextVar("voicegate_cpu_yielding", default=False)
@@ -132,16 +143,16 @@ def _settle(future: asyncio.Future[Any], result: object, error: BaseException | 
 
 
 class _Tier:
-    """One tier's lanes with work waiting (in the order they opened), when each of its users was last served
-    (least recently first), and the condition its threads wait on (under the executor's lock)."""
+    """One tier's lanes with work waiting (in the order they opened), when each of its users was last served in it
+    (least recently first: each tier keeps its own turns), and the condition its threads wait on (under the
+    executor's lock)."""
 
-    __slots__ = ("lanes", "served", "started", "waiting")
+    __slots__ = ("lanes", "served", "waiting")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.lanes: dict[Owner, deque[_Item]] = {}
         self.served: OrderedDict[Owner, int] = OrderedDict()
         self.waiting = threading.Condition(lock)
-        self.started = False
 
 
 class CpuExecutor:
@@ -169,8 +180,8 @@ class CpuExecutor:
         self._alive = 0
         self._when_ended: list[Callable[[], None]] = []
         self._threads: list[threading.Thread] = []
-        with self._lock:
-            self._start(self._first)
+        for tier in (self._first, self._second):
+            self._start(tier)
 
     def submit(self, owner: Owner, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         """Queue `fn(*args, **kwargs)` in `owner`'s lane now; the future (of the running loop) is its outcome.
@@ -201,8 +212,6 @@ class CpuExecutor:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the CPU executor is closed")
-            if not tier.started:
-                self._start(tier)
             lane = tier.lanes.get(owner)
             if lane is None:
                 lane = tier.lanes[owner] = deque()
@@ -214,17 +223,30 @@ class CpuExecutor:
         return item.future
 
     def _start(self, tier: _Tier) -> None:
-        """Start `tier`'s threads (with the lock held)."""
-        tier.started = True
+        """Start `tier`'s threads, each counted alive once it has started (a thread the system cannot start fails
+        the executor's construction, before any call was taken)."""
         label = self.name if tier is self._first else f"{self.name}-yielding"
-        threads = [
-            threading.Thread(target=self._work, args=(tier,), name=f"{label}-{n}", daemon=True)
-            for n in range(self.workers)
-        ]
-        self._threads += threads
-        self._alive += len(threads)
-        for thread in threads:
-            thread.start()
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._work, args=(tier,), name=f"{label}-{n}", daemon=True)
+            with self._lock:
+                self._alive += 1
+            try:
+                thread.start()
+            except BaseException:
+                with self._lock:
+                    self._alive -= 1
+                self._stop_started()
+                raise
+            self._threads.append(thread)
+
+    def _stop_started(self) -> None:
+        """End the threads started so far (the construction failed): nothing was queued, so each leaves at once."""
+        with self._lock:
+            self._closed = True
+            for tier in (self._first, self._second):
+                tier.waiting.notify_all()
+        for thread in self._threads:
+            thread.join()
 
     async def aclose(self) -> None:
         """Take no more work, fail the waits of calls not started (RuntimeError), and return once the calls
@@ -306,15 +328,24 @@ class CpuExecutor:
 
 
 def _lower_this_thread() -> None:
-    """Raise the calling thread's nice value by BACKGROUND_NICE. Linux keeps one per thread; elsewhere the
-    call would name a process, so the thread keeps its priority (and the tier is only a queue of its own)."""
+    """Raise the calling thread's nice value by BACKGROUND_NICE (to 19 at most). Linux keeps one per thread;
+    elsewhere the call would name a process, so the thread keeps its priority (and the tier is only a queue of its
+    own), as it does where the system refuses (a seccomp profile): said once per process."""
     if sys.platform != "linux":
         return
     thread = threading.get_native_id()
     try:
         os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICE))
-    except OSError as exc:  # a seccomp profile may forbid it: the tier still queues apart
-        log.warning("the CPU executor's yielding threads keep their priority: %s", exc)
+    except Exception as exc:  # whatever it is, the thread must go on serving its tier
+        global _WARNED  # once per process, from whichever thread meets it first
+        with _WARNING:
+            warned, _WARNED = _WARNED, True
+        if not warned:
+            log.warning("the CPU executor's yielding threads keep their process's priority: %s", exc)
+
+
+_WARNING: Final = threading.Lock()
+_WARNED = False
 
 
 def _post_result(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import os
 import threading
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+import backend.cpu
 from backend.cpu import BACKGROUND_NICE, CpuExecutor, yielding
 
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -40,18 +42,24 @@ class Gate:
 
 
 @contextlib.asynccontextmanager
-async def held_thread() -> AsyncIterator[tuple[CpuExecutor, Callable[[], Awaitable[None]]]]:
-    """An executor of one thread, which a call holds until `release()`: what is queued meanwhile waits."""
+async def held_thread(tier: bool = False) -> AsyncIterator[tuple[CpuExecutor, Callable[[], Awaitable[None]]]]:
+    """An executor of one thread a tier, whose thread of the first tier (of the second, `yielding`, with `tier`) a
+    call holds until `release()`: what is queued in that tier meanwhile waits. The block queues in that tier."""
     async with CpuExecutor(1) as one:
-        gate = Gate()
-        holding = one.submit(None, gate.hold)
-        await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+        with yielding(tier):
+            gate = Gate()
+            holding = one.submit(None, gate.hold)
+            await asyncio.wait_for(gate.holding.wait(), BOUND_S)
 
-        async def release() -> None:
-            gate.open()
-            await holding
+            async def release() -> None:
+                gate.open()
+                await holding
 
-        yield one, release
+            yield one, release
+
+
+#: The ordering tests, run in each tier: the second keeps the same turns as the first.
+TIERS = pytest.mark.parametrize("tier", [False, True], ids=["first tier", "yielding tier"])
 
 
 def recorder(ran: list[str]) -> Callable[[str], str]:
@@ -71,8 +79,9 @@ def nice_here() -> int:
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
-async def test_users_take_turns_and_each_users_calls_keep_their_order() -> None:
-    async with held_thread() as (one, release):
+@TIERS
+async def test_users_take_turns_and_each_users_calls_keep_their_order(tier: bool) -> None:
+    async with held_thread(tier) as (one, release):
         ran: list[str] = []
         record = recorder(ran)
         # A queues three before B and C queue anything: B and C still go second and third.
@@ -83,8 +92,11 @@ async def test_users_take_turns_and_each_users_calls_keep_their_order() -> None:
     assert ran == ["a1", "b1", "c1", "a2", "b2", "a3"]
 
 
-async def test_a_call_queued_ahead_goes_before_its_users_other_waiting_calls_but_not_before_other_users() -> None:
-    async with held_thread() as (one, release):
+@TIERS
+async def test_a_call_queued_ahead_goes_before_its_users_other_waiting_calls_but_not_before_other_users(
+    tier: bool,
+) -> None:
+    async with held_thread(tier) as (one, release):
         ran: list[str] = []
         record = recorder(ran)
         # A's later phrases and marks wait; A's next streams' first phrases go before them, in their order.
@@ -96,8 +108,9 @@ async def test_a_call_queued_ahead_goes_before_its_users_other_waiting_calls_but
     assert ran == ["a-first-1", "b1", "a-first-2", "a-later-1", "a-later-2"]
 
 
-async def test_a_user_whose_lane_emptied_keeps_their_turn_before_a_user_served_since() -> None:
-    async with held_thread() as (one, release):
+@TIERS
+async def test_a_user_whose_lane_emptied_keeps_their_turn_before_a_user_served_since(tier: bool) -> None:
+    async with held_thread(tier) as (one, release):
         ran: list[str] = []
         record = recorder(ran)
         gate = Gate()
@@ -117,8 +130,9 @@ async def test_a_user_whose_lane_emptied_keeps_their_turn_before_a_user_served_s
     assert ran == ["a1", "b1", "a2", "b2"]
 
 
-async def test_a_call_whose_caller_went_away_is_dropped_before_it_starts() -> None:
-    async with held_thread() as (one, release):
+@TIERS
+async def test_a_call_whose_caller_went_away_is_dropped_before_it_starts(tier: bool) -> None:
+    async with held_thread(tier) as (one, release):
         ran: list[str] = []
         record = recorder(ran)
         queued = asyncio.Event()
@@ -132,11 +146,14 @@ async def test_a_call_whose_caller_went_away_is_dropped_before_it_starts() -> No
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        # Behind the dropped call in A's own lane: it would have run first.
+        # Behind the dropped call in A's own lane: it would have run first. Dropped, it leaves A's lane empty and
+        # gone, so A's next call opens a lane before B's and goes first; left in the lane, it would have taken A's
+        # turn (its thread skipping it) and put B first.
         after = one.submit(A, record, "after")
+        b = one.submit(B, record, "b")
         await release()
-        assert await after == "after"
-    assert ran == ["after"]
+        assert await asyncio.wait_for(asyncio.gather(after, b), BOUND_S) == ["after", "b"]
+    assert ran == ["after", "b"]
 
 
 async def test_no_more_calls_run_at_once_than_the_executor_has_threads() -> None:
@@ -165,14 +182,84 @@ async def test_calls_made_yielding_run_on_niced_threads_of_their_own_and_the_res
     ours = nice_here()
     async with CpuExecutor(1) as cpu:
         assert await cpu.run(A, nice_here) == ours
-        assert len(threads_of(cpu)) == 1  # the second tier's threads start with its first call
         with yielding(True):
             assert await cpu.run(A, nice_here) == min(19, ours + BACKGROUND_NICE)
         with yielding(False):
             assert await cpu.run(A, nice_here) == ours
         assert await cpu.run(B, nice_here) == ours
-        assert len(threads_of(cpu)) == 2
     assert nice_here() == ours  # the caller's own thread is untouched
+
+
+async def test_every_thread_of_the_second_tier_is_niced_and_none_of_the_first() -> None:
+    ours = nice_here()
+    async with CpuExecutor(2) as two:
+        assert len(threads_of(two)) == 4  # both tiers' threads start with the executor
+        for tier, expected in ((False, ours), (True, min(19, ours + BACKGROUND_NICE))):
+            # Two calls that meet inside the executor run on its two threads of the tier at once.
+            both = threading.Barrier(2)
+
+            def met_at(barrier: threading.Barrier = both) -> tuple[str, int]:
+                barrier.wait(BOUND_S)
+                return threading.current_thread().name, nice_here()
+
+            with yielding(tier):
+                seen = dict(await asyncio.gather(two.run(A, met_at), two.run(B, met_at)))
+            assert len(seen) == 2, seen
+            assert set(seen.values()) == {expected}, seen
+
+
+async def test_each_tier_keeps_its_own_turns() -> None:
+    """A user just served in one tier keeps their place in the other."""
+    async with held_thread(tier=True) as (one, release):
+        with yielding(False):
+            await one.run(A, str, "served in the first tier")  # the first tier's own thread is free
+        ran: list[str] = []
+        record = recorder(ran)
+        queued = [one.submit(A, record, "a"), one.submit(B, record, "b")]
+        await release()
+        await asyncio.wait_for(asyncio.gather(*queued), BOUND_S)
+    assert ran == ["a", "b"]
+
+
+async def test_a_thread_the_system_cannot_start_fails_the_executor_and_leaves_no_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start = threading.Thread.start
+    started: list[threading.Thread] = []
+
+    def third_refused(thread: threading.Thread) -> None:
+        if len(started) == 2:
+            raise RuntimeError("can't start new thread")
+        started.append(thread)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", third_refused)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        CpuExecutor(2)  # the first tier's two started, the second tier's first refused
+    assert len(started) == 2
+    for thread in started:
+        thread.join(BOUND_S)
+        assert not thread.is_alive()
+
+
+async def test_a_system_that_refuses_the_nice_value_still_runs_every_call_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refused(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refused)
+    monkeypatch.setattr(backend.cpu, "_WARNED", False)
+    ours = nice_here()
+    with caplog.at_level(logging.WARNING, logger="backend.cpu"):
+        for _ in range(2):
+            async with CpuExecutor(2) as two, contextlib.AsyncExitStack():
+                with yielding(True):
+                    assert await asyncio.gather(*(two.run(owner, nice_here) for owner in (A, B, C))) == [ours] * 3
+    warnings = [record.getMessage() for record in caplog.records if record.name == "backend.cpu"]
+    assert warnings == [
+        "the CPU executor's yielding threads keep their process's priority: [Errno 1] Operation not permitted"
+    ]
 
 
 async def test_the_two_tiers_never_wait_for_each_other() -> None:
@@ -196,7 +283,7 @@ async def test_the_two_tiers_never_wait_for_each_other() -> None:
 
 async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thread() -> None:
     cpu = CpuExecutor(1)
-    assert len(threads_of(cpu)) == 1
+    assert len(threads_of(cpu)) == 2
     gate = Gate()
 
     def held_then_finished() -> str:
