@@ -14,22 +14,10 @@ phrase by phrase) lets others' items run between its pieces.
 That order holds within one process; another process's threads (the other workers, the API's, Postgres) share the
 same cores at the kernel's say. So work done for a user who already has other work in hand (one job of their many:
 `yielding`) is queued in a second tier, whose threads run niced (`BACKGROUND_NICE` above the process, 19 at most):
-the kernel weighs each of them at about a 68th of a thread at nice 0 on a busy core, and on idle cores they run as
-fast as the rest. One user's flood of jobs then takes the cores as far as other users' work leaves them, on whichever
-worker each job runs; it is slowed, never stopped, and its leases and messages, kept by the event loop at the
-process's priority, do not run out. What this does not do:
-
-- Between cgroups (a container each, a systemd service each, or a terminal session each under autogroup), the
-  kernel shares the cores by group before it weighs nice values: a worker in a container of its own is weighed
-  against the API's container by the containers' CPU weights, whatever its threads' nice values.
-- A niced thread that holds Python's GIL when the kernel takes its core away holds up the other threads of its
-  process until it runs again. Most of the work on this executor (ONNX Runtime, c2pa, NumPy's larger operations)
-  lets the GIL go, but its Python between them does not: on cores that other processes keep busy, the event loop of
-  a process whose niced threads are busy can wait tens of milliseconds (a few hundred at worst, with two `yes`
-  loops on two cores).
-- A program a niced thread starts (ffmpeg) inherits its nice value, and cannot lower it.
-
-Both tiers' threads start with the executor.
+on a busy core the kernel weighs each at about a 68th of a thread at nice 0, and on idle cores they run as fast as
+the rest. A flood of one user's jobs is slowed, never stopped (its leases are kept by the event loop). Nice values
+count only within one cgroup, a niced thread holding the GIL holds up its process until it runs again, and a
+program it starts inherits its nice value: docs/limits.md ("Sharing the server"). Both tiers start with the executor.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
@@ -62,8 +50,7 @@ _SERIAL: Final = itertools.count(1)
 #: Users whose last turn is remembered; one forgotten had the oldest turn, and counts as never served.
 _REMEMBERED: Final = 4096
 #: How much nicer the second tier's threads are than their process (19 at most): the kernel weighs a thread at
-#: nice 19 at 15 against 1,024 at nice 0. At 10 (110 against 1,024) another user's job beside a flood of
-#: 0.05 s jobs took 1.35-1.68x its time alone (bench/spend.py, six runs), at 15 1.38-1.51x, at 19 1.18-1.54x.
+#: nice 19 at 15 against 1,024 at nice 0 (at 10, 110). bench/spend.py's `fair` phase chose it: docs/benchmarks.md.
 BACKGROUND_NICE: Final = 19
 #: Set (`yielding`) while work is done for a user who has other work in hand: their calls go to the second tier.
 _YIELDING: ContextVar[bool] = ContextVar("voicegate_cpu_yielding", default=False)
