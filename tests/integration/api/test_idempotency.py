@@ -18,15 +18,16 @@ from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 from litestar.testing import transport as test_transport
 
+from backend.app import create_app
 from backend.auth.verify import UserClaims
 from backend.db.pool import create_pool
 from backend.db.units import Database, Recorder
 from backend.errors import NotFound
 from backend.http.idempotency import IdempotencyKeys, idempotent
 from backend.http.pipeline.problem import problem_response
-from backend.settings import settings_from_env
+from backend.settings import settings_from_env, with_auth
 from devkit.db import Conn, one
-from tests.integration.api.conftest import User
+from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_clone_api import WAV, put_sample, upload_url
 from tests.integration.api.test_reflections_api import advance, new_reflection, start_clone
 from tests.support import acting_as, queue_messages
@@ -34,6 +35,21 @@ from tests.support import acting_as, queue_messages
 Client = AsyncTestClient  # type: ignore[type-arg]
 #: Longest wait for a request sent in the background to be answered once nothing holds it back.
 ANSWER_SECONDS = 30
+#: How long a statement of the app's may wait here (VOICEGATE_DB_TIMEOUT, 1 s by default): a request the tests hold
+#: on a reflection's row lock waits there while the test takes its next steps, however slowly a loaded machine
+#: runs them, rather than being answered 503 when the default runs out.
+LOCK_WAIT_S = 20
+
+
+@pytest.fixture
+async def client(db_dsn: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    """The API as the package's `client` serves it, its statements allowed `LOCK_WAIT_S`."""
+    env = {"VOICEGATE_DATA_DIR": str(tmp_path), "VOICEGATE_DB_TIMEOUT": str(LOCK_WAIT_S)}
+    settings = with_auth(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
+    async with AsyncTestClient(app=create_app(settings, db_dsn)) as test_client:
+        yield test_client
+
+
 FAILED = {"status": "failed", "changes": {"last_error_code": "bad_audio", "last_error_message": "x"}}
 
 
