@@ -165,7 +165,7 @@ def _exception_handler(*, serves_storage: bool) -> ExceptionHandler[Exception]:
     answer, an unknown route's too, is Storage's own error, as Supabase clients parse it."""
     if not serves_storage:
         return problem_response
-    from backend.embedded.storage.routes import storage_errors_under  # noqa: PLC0415 - the stand-in only
+    from standins.storage.routes import storage_errors_under  # noqa: PLC0415 - the stand-in only
 
     return storage_errors_under(problem_response)
 
@@ -179,7 +179,7 @@ def _embedded_handlers(settings: Settings, parts: RouteParts) -> list[Any]:
 
 def _storage_router(settings: Settings, parts: RouteParts) -> Router:
     """`/storage/v1` over the stand-in's database, with its objects under the data directory."""
-    from backend.embedded.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
+    from standins.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
 
     if parts.storage_db is None:
         raise ValueError("the Storage stand-in's routes need its database (route_parts(..., serves_storage=True))")

@@ -376,7 +376,7 @@ def with_auth(settings: Settings, env: Mapping[str, str] | None = None) -> Setti
     """`settings` with its auth settings read (embedded mode: the dev JWT secret is created if missing)."""
     dev: DevKeys | None = None
     if settings.embedded:
-        from backend.embedded.dev_keys import DataDirKeys  # noqa: PLC0415 - embedded mode's own keys only
+        from standins.dev_keys import DataDirKeys  # noqa: PLC0415 - embedded mode's own keys only
 
         dev = DataDirKeys(settings.data_dir)
     try:
@@ -389,11 +389,11 @@ def with_auth(settings: Settings, env: Mapping[str, str] | None = None) -> Setti
 def database_dsn(settings: Settings) -> str:
     """The database every voicegate process connects to (the API, the worker, `token`, the operator scripts):
     DATABASE_URL, else the embedded PostgreSQL running for the data directory, over its Unix socket (or on
-    whatever port it runs). Raises `backend.embedded.postgres.EmbeddedPostgresError` (one line for the user)
+    whatever port it runs). Raises `standins.postgres.EmbeddedPostgresError` (one line for the user)
     when none runs."""
     if settings.database_url is not None:
         return settings.database_url
-    from backend.embedded.postgres import for_data_dir  # noqa: PLC0415 - embedded mode's own server only
+    from standins.postgres import for_data_dir  # noqa: PLC0415 - embedded mode's own server only
 
     return for_data_dir(settings.data_dir, settings.pg_port).running_dsn()
 

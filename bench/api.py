@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 WRK = "/usr/bin/wrk"
 # Each request names its voice anew: a user's voices each have a name of their own (a repeat would be a 409). The

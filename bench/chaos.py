@@ -84,12 +84,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402 - after the path setup above
-from backend.embedded.postgres import for_data_dir, free_port  # noqa: E402
-from backend.embedded.storage.orphan_files import find_orphan_files  # noqa: E402
 from backend.storage.orphans import sweep_orphan_objects  # noqa: E402
 from devkit.clips import LIBRISPEECH  # noqa: E402
 from devkit.db import postmaster_pid  # noqa: E402
 from devkit.up import Running, dev_token, is_ready, wait_for  # noqa: E402
+from standins.postgres import for_data_dir, free_port  # noqa: E402
+from standins.storage.orphan_files import find_orphan_files  # noqa: E402
 
 SPEECH = LIBRISPEECH  # VOICEGATE_SPEECH_CLIPS names another folder
 #: Steps of a flow, in order; the faults are scheduled by the share of all flows' steps done.

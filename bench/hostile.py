@@ -56,8 +56,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from bench.api import WRK, _ms, dev_token, wait_ready  # noqa: E402
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 HOSTILE_BYTES = 9_990_000
 JSON_LIMIT = 1024 * 1024

@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.db.migrate import migrate  # noqa: E402 - after the path setup above
-from backend.embedded.postgres import EmbeddedPostgres, free_port  # noqa: E402
 from backend.settings import settings_from_env  # noqa: E402
 from bench.api import wait_ready  # noqa: E402
 from bench.lifecycle import pickup_latencies, quantiles_ms  # noqa: E402
+from standins.postgres import EmbeddedPostgres, free_port  # noqa: E402
 
 TARGETS = {1: 2.0, 2: 3.0}
 PICKUP_TARGET_MS = 1.0

@@ -82,7 +82,6 @@ from backend.db.migrate import migrate  # noqa: E402 - after the path setup abov
 from backend.db.pool import create_pool, create_worker_pool  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
 from backend.db.units import Database  # noqa: E402
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.providers.local.provider import ENGINE as LOCAL_ENGINE  # noqa: E402
@@ -97,6 +96,7 @@ from fakes import ElevenLabsFake, serve  # noqa: E402
 from fakes.elevenlabs import ElevenVoice  # noqa: E402
 from queue_consumers.runtime import ConsumerConfig, QueueConsumer  # noqa: E402
 from queue_consumers.worker import build_consumers  # noqa: E402
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 PROFILE = {"median_f0_hz": 120.0, "f0_sd_semitones": 2.0, "syllable_rate_hz": 4.0, "envelope_db": [0.0] * 24}
 

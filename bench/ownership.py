@@ -99,7 +99,6 @@ from scipy import special  # noqa: E402
 
 from backend.db.migrate import migrate  # noqa: E402
 from backend.db.queries import load_queries  # noqa: E402
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.records import ownership  # noqa: E402
 from backend.records.ownership import vector_literal  # noqa: E402
 from backend.voiceprint import DIMENSIONS, features, voiceprint  # noqa: E402
@@ -107,6 +106,7 @@ from backend.voiceprint import OWNERSHIP_THRESHOLD as THRESHOLD  # noqa: E402
 from backend.voiceprint import SAME_VOICE_THRESHOLD as SAME_VOICE  # noqa: E402
 from backend.voiceprint import THRESHOLD as SPEAKER_THRESHOLD  # noqa: E402
 from bench.voiceprint import Clip, cut, read_clips  # noqa: E402
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
 #: The product's own statements, as the sample check runs them.

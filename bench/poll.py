@@ -29,8 +29,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.embedded.postgres import free_port  # noqa: E402 - after the path setup above
 from bench.api import WRK, Result, _row, dev_token, wait_ready, wrk  # noqa: E402
+from standins.postgres import free_port  # noqa: E402 - after the path setup above
 
 TARGET = 0.8
 SAMPLE = ROOT / "docs" / "quickstart-sample.wav"

@@ -38,7 +38,7 @@ KINDS: list[tuple[str, str]] = [
     ("speaker judged", r"\(backend/(consents/service|voiceprint/windows)\.py\)"),
     ("JSON / msgspec", r"\(msgspec/|\(json/|^(loads|dumps|encode|decode) \(backend/json"),
     ("provider HTTP", r"\(backend/providers/http\.py\)"),
-    ("Storage", r"\(backend/storage/|\(backend/embedded/storage/"),
+    ("Storage", r"\(backend/storage/|\(standins/storage/"),
     ("database", r"\(psycopg/|\(psycopg_pool/|\(backend/db/"),
     ("queues", r"\(queue_consumers/|\(backend/queues\.py\)"),
 ]

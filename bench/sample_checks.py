@@ -43,11 +43,11 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, EmbeddedPostgres, free_port  # noqa: E402
 from backend.providers.registry import sample_rules  # noqa: E402
 from backend.samples.check import _prepare_and_print  # noqa: E402
 from bench.api import cpu_seconds, dev_token, wait_ready  # noqa: E402
 from devkit.clips import LIBRISPEECH as CLIPS  # noqa: E402
+from standins.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, EmbeddedPostgres, free_port  # noqa: E402
 
 
 def clips(count: int) -> list[bytes]:

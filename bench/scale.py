@@ -73,13 +73,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import queues  # noqa: E402 - after the path setup above
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, EmbeddedPostgres, free_port  # noqa: E402
 from backend.providers.elevenlabs import KEY_LABEL  # noqa: E402
 from bench.api import WRK, cpu_seconds, wrk  # noqa: E402
 from bench.lifecycle import failures  # noqa: E402
 from devkit.clips import LIBRISPEECH, speech_sample  # noqa: E402
 from devkit.up import REPO, Running, dev_token, running_up, start_worker, wait_for  # noqa: E402
 from fakes import ElevenLabsFake  # noqa: E402
+from standins.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, EmbeddedPostgres, free_port  # noqa: E402
 
 #: py-spy, the sampling profiler `--profile` runs on each worker.
 PY_SPY = os.environ.get("PY_SPY") or shutil.which("py-spy") or "/tmp/tools/bin/py-spy"  # noqa: S108 - the dev machine's

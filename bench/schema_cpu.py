@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.db.migrate import SUPABASE_DIR, discover_migrations, migrate  # noqa: E402
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.records import attempts as attempt_service  # noqa: E402
 from backend.records.attempts import AttemptRow  # noqa: E402
 from backend.webhooks.step import declare_project_endpoint  # noqa: E402
@@ -49,6 +48,7 @@ from bench.lifecycle import (  # noqa: E402
     bare_manifest,
     seed_local_attempts,
 )
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 CONNECTIONS = 8
 PHASES = ("lease", "lookup", "complete", "manifest")

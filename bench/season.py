@@ -52,13 +52,13 @@ from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402
 from backend.db.pool import create_worker_pool  # noqa: E402
 from backend.db.units import Database  # noqa: E402
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.providers.http import create_http_client  # noqa: E402
 from backend.records.retention import DAY  # noqa: E402
 from backend.settings import Settings, settings_from_env  # noqa: E402
 from bench.lifecycle import PROFILE, ManifestsInMemory, raw_pgmq  # noqa: E402
 from queue_consumers.worker import build_consumers, run_worker  # noqa: E402
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 #: The tables whose bytes are printed: those retention bounds, then those that grow with the voices.
 BOUNDED = (

@@ -48,13 +48,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.audio.formats import StreamEncoder  # noqa: E402 - after the path setup above
-from backend.embedded.postgres import free_port  # noqa: E402
 from backend.watermark import mark  # noqa: E402
 from bench.stream_fakes import ELEVEN_KEY, espeak_pcm  # noqa: E402
 from devkit.speech_maker import SENTENCES as MARK_TEXTS  # noqa: E402
 from devkit.streaming import Heard, stream  # noqa: E402
 from devkit.up import api_children, dev_token, running_up, wait_for  # noqa: E402
 from fakes.selfhosted import MODEL as SELFHOSTED_MODEL  # noqa: E402
+from standins.postgres import free_port  # noqa: E402
 
 SENTENCE = "Thanks for calling, how can I help you today?"
 SAMPLE = ROOT / "docs" / "quickstart-sample.wav"

@@ -63,13 +63,13 @@ from backend.context import WorkerContext  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
 from backend.db.migrate import migrate  # noqa: E402
 from backend.db.pool import create_pool  # noqa: E402
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 from backend.provenance import ProvenanceSigner  # noqa: E402
 from backend.settings import settings_from_env  # noqa: E402
 from devkit.audio_corpus import speech_wav  # noqa: E402
 from devkit.db import create_user, one, seed_consent, seed_reflection  # noqa: E402
 from devkit.layers import layer_of  # noqa: E402 - the layer test's own rule
 from fakes import SelfhostedFake, serve  # noqa: E402
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 RESUME = dis.opmap["RESUME"]
 DEAD = "voicegate_" + "d" * 24
@@ -113,7 +113,7 @@ def code_of(function: Any) -> CodeType:
 
 #: The Storage stand-in (Supabase's Storage in production): its service, and its routes served in-process,
 #: all in one package.
-STAND_IN = "backend.embedded.storage"
+STAND_IN = "standins.storage"
 
 
 def ours(module: str) -> bool:

@@ -39,9 +39,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry points", ("backend.app", "queue_consumers", "scripts")),
     # What mounts the Storage stand-in (in the API, or on its own for an operator script) puts its routes,
     # the callers' tokens and the Storage client together.
-    ("composition", ("backend.compose", "backend.embedded.storage.in_process")),
+    ("composition", ("backend.compose", "standins.storage.in_process")),
     # The stand-in's `/storage/v1` routes live in its package but are HTTP like backend/http/.
-    ("http", ("backend.http", "backend.embedded.storage.routes")),
+    ("http", ("backend.http", "standins.storage.routes")),
     # The use-case areas: each owns its service, its types, its worker step and its SQL (AREAS); one uses another
     # through its face alone, one way; what more than one of them asks is policy, below them all.
     (
@@ -49,10 +49,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             *AREAS,
             "backend.storage.orphans",
-            "backend.embedded.storage.orphan_files",
+            "standins.storage.orphan_files",
         ),
     ),
-    ("use case: the Storage stand-in", ("backend.embedded.storage.service",)),
+    ("use case: the Storage stand-in", ("standins.storage.service",)),
     # The policy more than one area asks: pure decisions, which the areas call with what they read.
     ("use case: policy shared by the areas", ("backend.policy",)),
     ("worker context", ("backend.context",)),
@@ -62,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.audio",
             "backend.auth",
             "backend.consents.phrase",
-            "backend.embedded",
+            "standins",
             "backend.leases",
             "backend.provenance",
             "backend.providers",

@@ -19,7 +19,7 @@ import httpx
 import psycopg
 
 from backend.db.migrate import migrate
-from backend.embedded.postgres import EmbeddedPostgres, for_data_dir, free_port
+from standins.postgres import EmbeddedPostgres, for_data_dir, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -131,7 +131,7 @@ async def _sweep_orphans(settings: Settings, source: TransactionSource, storage:
     )
     swept = objects.objects
     if settings.embedded:
-        from backend.embedded.storage.orphan_files import StandInFiles  # noqa: PLC0415 - embedded only
+        from standins.storage.orphan_files import StandInFiles  # noqa: PLC0415 - embedded only
 
         files = await sweep_orphans(
             source,

@@ -37,10 +37,10 @@ from backend.compose.operator import OperatorRun, operator_run
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.operator_unit import database_now, operator_transaction
-from backend.embedded.postgres import EmbeddedPostgresError
 from backend.errors import SettingsError, VoicegateError
 from backend.providers.errors import ProviderError
 from backend.settings import Settings, database_dsn, settings_from_env, with_auth
+from standins.postgres import EmbeddedPostgresError
 
 if TYPE_CHECKING:
     from backend.storage.client import ObjectStorage

@@ -117,7 +117,7 @@ async def _orphan_files(ops: Ops, written_before: datetime) -> int | None:
     root = local_storage_dir(ops)
     if root is None:
         return None
-    from backend.embedded.storage.orphan_files import find_orphan_files  # noqa: PLC0415 - embedded only
+    from standins.storage.orphan_files import find_orphan_files  # noqa: PLC0415 - embedded only
 
     count, after = 0, None
     while True:

@@ -2,7 +2,7 @@
 mode, or --local-storage-dir) files the local Storage stand-in holds with no object row, listed (dry
 run) or removed (--apply) once nobody wrote them for the grace period, each with an audit event.
 
-What counts as an orphan is in backend/storage/orphans.py and backend/embedded/storage/orphan_files.py; the
+What counts as an orphan is in backend/storage/orphans.py and standins/storage/orphan_files.py; the
 maintenance sweep removes the same ones on its own timer. Objects are removed through Storage (Supabase
 Storage with the service key, or the stand-in run in this process, as purge-expired-samples does);
 files with no row at all are deleted from the stand-in's directory.
@@ -82,7 +82,7 @@ async def _files(ops: Ops, written_before: datetime) -> None:
     root = local_storage_dir(ops)
     if root is None:
         return
-    from backend.embedded.storage.orphan_files import OrphanFile, StandInFiles  # noqa: PLC0415 - embedded only
+    from standins.storage.orphan_files import OrphanFile, StandInFiles  # noqa: PLC0415 - embedded only
 
     def take(batch: list[OrphanFile]) -> tuple[list[OrphanFile], Any]:
         return batch, ops.continue_after(batch, lambda found: found.key)

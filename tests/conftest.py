@@ -33,7 +33,7 @@ from psycopg import sql
 
 from backend.cpu import CpuExecutor
 from backend.db.migrate import migrate
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, PortTaken, free_port
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, PortTaken, free_port
 from tests.support import silent_port
 
 #: The migrated template each test database is cloned from: one per pytest-xdist worker (`make test` runs three),

@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from backend.db.migrate import migrate
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port, wheel_bin_dir
+from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port, wheel_bin_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_DIR = ROOT / "supabase"

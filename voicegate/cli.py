@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from backend.embedded.dev_users import DEV_USER_EMAIL
 from backend.errors import SettingsError
 from backend.logs import formatter
 from backend.settings import DEFAULT_DATA_DIR, Settings, database_dsn, env_var, settings_from_env, with_auth
+from standins.dev_users import DEV_USER_EMAIL
 from voicegate.errors import CommandError
 from voicegate.serving import api_listener, run_server, serve_app
 
@@ -232,8 +232,8 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True, env: Mapping[st
     first with the queue consumers), until a signal stops it. `env`: what the API's other processes are started
     with besides this one's environment (the fakes' providers)."""
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
-    from backend.embedded.api_address import published  # noqa: PLC0415
-    from backend.embedded.postgres import EmbeddedPostgresError, Supervisor, for_data_dir  # noqa: PLC0415
+    from standins.api_address import published  # noqa: PLC0415
+    from standins.postgres import EmbeddedPostgresError, Supervisor, for_data_dir  # noqa: PLC0415
 
     if settings.api_processes > 1:
         settings = msgspec.structs.replace(settings, reuse_port=True)
@@ -463,7 +463,7 @@ def _beside_up(settings: Settings) -> tuple[Settings, bool]:
     Storage) of the `voicegate up` running for the data directory, on whatever port, and whether one was."""
     if not settings.embedded or settings.public_url is not None:
         return settings, False
-    from backend.embedded.api_address import running_api_url  # noqa: PLC0415 - embedded only
+    from standins.api_address import running_api_url  # noqa: PLC0415 - embedded only
 
     url = running_api_url(settings.data_dir)
     if url is None:
@@ -491,8 +491,8 @@ def _storage_hint(settings: Settings, *, beside_up: bool) -> str:
 def _stop(settings: Settings, _args: argparse.Namespace) -> int:
     """`voicegate stop`: SIGTERM to the data directory's running `up` (which stops the Postgres it started), then a
     fast shutdown of the embedded Postgres if it still runs; says what it stopped."""
-    from backend.embedded.api_address import alive, running_up  # noqa: PLC0415 - embedded only
-    from backend.embedded.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
+    from standins.api_address import alive, running_up  # noqa: PLC0415 - embedded only
+    from standins.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
 
     if not settings.embedded:
         raise CommandError("`voicegate stop` stops the embedded stack of a data directory; DATABASE_URL is set")
@@ -519,7 +519,7 @@ def _stop(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db.migrate import migrate  # noqa: PLC0415
-    from backend.embedded.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
+    from standins.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
 
     if settings.embedded:
         try:
@@ -556,8 +556,8 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
     import psycopg  # noqa: PLC0415
 
-    from backend.embedded.dev_tokens import mint_user_token  # noqa: PLC0415
-    from backend.embedded.dev_users import (  # noqa: PLC0415
+    from standins.dev_tokens import mint_user_token  # noqa: PLC0415
+    from standins.dev_users import (  # noqa: PLC0415
         DevUser,
         dev_user_by_id,
         find_or_create_dev_user,
@@ -644,7 +644,7 @@ def _ops(_settings: Settings, args: argparse.Namespace) -> int:
 
 def _dsn(settings: Settings) -> str:
     """The database's address (`database_dsn`), CommandError when it has none."""
-    from backend.embedded.postgres import EmbeddedPostgresError  # noqa: PLC0415
+    from standins.postgres import EmbeddedPostgresError  # noqa: PLC0415
 
     try:
         return database_dsn(settings)

@@ -27,7 +27,7 @@ class AuthConfigError(ValueError):
 
 
 class DevKeys(Protocol):
-    """Where embedded mode takes the keys the environment leaves unset (`backend.embedded.dev_keys`)."""
+    """Where embedded mode takes the keys the environment leaves unset (`standins.dev_keys`)."""
 
     def jwt_secret(self) -> Secret:
         """The project's HS256 secret."""

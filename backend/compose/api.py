@@ -90,7 +90,7 @@ class PathAdmissions:
 
     main: Admission
     storage: Admission | None = None
-    #: Where the stand-in is served, when it is (`backend.embedded.storage.routes.STORAGE_PATH`).
+    #: Where the stand-in is served, when it is (`standins.storage.routes.STORAGE_PATH`).
     storage_path: str = ""
 
     def of(self, path: str) -> Admission:
@@ -150,7 +150,7 @@ async def api_process(
         db = await open_database(stack, create_pool(dsn, settings.pool_limits, by_user=True), wait=False)
         admissions = PathAdmissions(_admission(stack, db, "api"))
         if parts.storage_db is not None:
-            from backend.embedded.storage.routes import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
+            from standins.storage.routes import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
 
             storage_db = await open_database(stack, parts.storage_db.pool, wait=False)
             admissions = PathAdmissions(admissions.main, _admission(stack, storage_db, "storage"), STORAGE_PATH)
@@ -193,7 +193,7 @@ def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
     client code (no socket, no dependency on the bind address)."""
     if not settings.embedded:
         return storage_client(settings)
-    from backend.embedded.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
+    from standins.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
 
     public_url, version_ttl = settings.storage_public_url, settings.storage_version_seconds
     return in_process_client(app, service_key(settings), public_url=public_url, version_ttl=version_ttl)

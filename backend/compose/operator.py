@@ -89,7 +89,7 @@ async def standalone_storage(dsn: str, root: Path) -> AsyncIterator[SupabaseObje
     pool of its own: it removes rows in `storage.objects` and files under `root` exactly as a request to a running
     API would."""
     from backend.compose.parts import open_database  # noqa: PLC0415 - as `providers` imports it
-    from backend.embedded.storage.in_process import standalone_client  # noqa: PLC0415 - the stand-in only
+    from standins.storage.in_process import standalone_client  # noqa: PLC0415 - the stand-in only
 
     async with AsyncExitStack() as stack:
         # An operator script waits longer for the database than a request does.

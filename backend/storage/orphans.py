@@ -13,7 +13,7 @@ their rows, out of it.
 
 This reads `storage.objects` as the service and removes through the Storage API, so it works the same
 against Supabase and the embedded stand-in. A file the stand-in holds with no `storage.objects` row at
-all is another kind of orphan, found by backend.embedded.storage.orphan_files.
+all is another kind of orphan, found by standins.storage.orphan_files.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import secrets
 import shutil
 from pathlib import Path
 
-from backend.embedded.dev_tokens import mint_service_key
 from backend.provenance.devca import CA_CERT, SIGNER_CERT, SIGNER_KEY, dev_directory, load_or_create_dev_credentials
+from standins.dev_tokens import mint_service_key
 
 #: The image's user (Containerfile), which must read the signing key.
 IMAGE_UID = 10001

@@ -14,11 +14,11 @@ from litestar.testing import AsyncTestClient
 from playwright.async_api import Playwright, async_playwright
 
 from backend.app import create_app
-from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
 from devkit.up import DATA_TEMPLATE, Running, make_data_template
 from fakes import ElevenLabsFake, serve
 from queue_consumers.worker import consume_in_app
+from standins.dev_tokens import mint_service_key
 from tests.conftest import server_dir
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 

@@ -20,12 +20,12 @@ import httpx
 import psycopg
 
 from backend.app import create_app
-from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.settings import settings_from_env, with_auth
 from devkit.audio_corpus import speech_wav
 from devkit.certs import make_chain
 from devkit.db import create_user
 from fakes import ElevenLabsFake, serve
+from standins.dev_tokens import mint_service_key, mint_user_token
 from tests.integration.api.conftest import JWT_SECRET
 from tests.support import database_url
 

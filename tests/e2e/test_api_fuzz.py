@@ -29,9 +29,9 @@ from schemathesis.checks import (
 )
 
 from backend.app import create_app
-from backend.embedded.dev_keys import JWT_SECRET_FILE
 from backend.settings import settings_from_env, with_auth
 from devkit.up import Running, dev_token, running_up
+from standins.dev_keys import JWT_SECRET_FILE
 from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(300)

@@ -29,10 +29,10 @@ import pytest
 import yaml
 from psycopg.rows import dict_row
 
-from backend.embedded.postgres import free_port
 from backend.queues import DEAD_LETTER, WORK_QUEUES
 from devkit.audio_corpus import speech_wav
 from devkit.up import tls_context
+from standins.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 #: The image under test, built for this run and removed after it.

@@ -45,12 +45,12 @@ from playwright.async_api import (
 )
 from psycopg import sql
 
-from backend.embedded.dev_tokens import mint_service_key, mint_user_token
-from backend.embedded.postgres import free_port
 from devkit.audio_corpus import RATE, recording, speech_mono, speech_wav, wav_bytes
 from devkit.certs import make_chain
 from devkit.db import create_user
 from devkit.up import Running, is_ready, running_up, wait_for
+from standins.dev_tokens import mint_service_key, mint_user_token
+from standins.postgres import free_port
 from tests.conftest import server_dir
 from tests.e2e.accessibility import check_state
 from tests.e2e.browser import (

@@ -21,7 +21,7 @@ from tests.e2e.browser import cut_off, launch_context
 pytestmark = pytest.mark.timeout(240)
 ARTIFACTS = REPO / "test-artifacts" / "docs-site"
 #: What a checkout holds that `up` and the site's build read (linked, so the site is built from these files).
-CHECKOUT = ("backend", "docs", "mkdocs.yml", "docs_hooks.py")
+CHECKOUT = ("backend", "standins", "docs", "mkdocs.yml", "docs_hooks.py")
 #: An element that loads something by its address: the only place a URL in the site may point elsewhere is a
 #: plain link (`<a href>`) a reader chooses to follow.
 LOADS = re.compile(

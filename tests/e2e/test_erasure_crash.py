@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from backend.embedded.dev_tokens import mint_service_key
 from devkit.db import create_user
 from fakes.elevenlabs import ElevenVoice
+from standins.dev_tokens import mint_service_key
 from tests.conftest import server_dir
 from tests.e2e.stack import Stack, running_stack
 from tests.integration.api.conftest import JWT_SECRET

@@ -25,13 +25,13 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.providers.elevenlabs import KEY_LABEL
 from devkit.audio_corpus import speech_wav
 from devkit.db import create_user, one
 from fakes.core import Fault
 from fakes.elevenlabs import ElevenVoice
 from scripts import erase_user as erase_user_script
+from standins.dev_tokens import mint_service_key, mint_user_token
 from tests.conftest import server_dir
 from tests.e2e.stack import Stack, running_stack
 from tests.integration.api.conftest import JWT_SECRET

@@ -36,10 +36,10 @@ from packaging.version import Version
 
 from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
-from backend.embedded.postgres import free_port
 from backend.http.routes.web import SWAGGER_ASSETS_PATH, SWAGGER_FILES
 from devkit.audio_corpus import build_corpus, speech_wav
 from devkit.up import REPO, tls_context, wait_for
+from standins.postgres import free_port
 
 pytestmark = pytest.mark.timeout(1200)
 

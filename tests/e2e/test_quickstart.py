@@ -19,8 +19,8 @@ from typing import ClassVar
 import psycopg
 import pytest
 
-from backend.embedded.postgres import EmbeddedPostgres, for_data_dir, free_port
 from devkit.up import REPO, is_ready, wait_for
+from standins.postgres import EmbeddedPostgres, for_data_dir, free_port
 from tests.conftest import server_dir
 from tests.support import frozen
 

@@ -21,12 +21,12 @@ import httpx
 import psycopg
 import pytest
 
-from backend.embedded.dev_keys import load_or_create_jwt_secret
-from backend.embedded.dev_tokens import mint_user_token
 from devkit.db import create_user, seed_consent
 from devkit.up import Running, running_up
 from fakes import ElevenLabsFake, serve
 from fakes.elevenlabs import ElevenVoice
+from standins.dev_keys import load_or_create_jwt_secret
+from standins.dev_tokens import mint_user_token
 from tests.conftest import server_dir
 from tests.provider_support import ELEVEN_KEY
 

@@ -19,12 +19,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.errors import StorageUnavailable
 from backend.queues import Message
 from backend.storage.client import SupabaseObjectStorage
 from devkit.audio_corpus import speech_wav
 from queue_consumers.handlers import clone_over_http
+from standins.dev_tokens import mint_service_key, mint_user_token
 from tests.conftest import server_dir
 from tests.e2e.relay import relaying
 from tests.e2e.stack import Stack, running_stack

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from backend.embedded.storage import routes
-from backend.embedded.storage.service import StoredObject
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn, one
 from fakes import ElevenLabsFake, serve
+from standins.storage import routes
+from standins.storage.service import StoredObject
 from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_provenance import Client, cloned_job, fetch, flip_a_sample, poll
 from tests.e2e.test_samples_and_synthesis import job_settled, sample_settled, upload

@@ -27,10 +27,10 @@ import jwt
 import pytest
 from storage3.exceptions import StorageApiError
 
-from backend.embedded.dev_keys import load_or_create_jwt_secret
-from backend.embedded.dev_tokens import mint_service_key
 from backend.providers.base import STREAM_SAMPLE_RATE
 from devkit.up import REPO, Running, dev_token, running_up
+from standins.dev_keys import load_or_create_jwt_secret
+from standins.dev_tokens import mint_service_key
 from supabase import Client, ClientOptions, create_client
 from tests.conftest import server_dir
 

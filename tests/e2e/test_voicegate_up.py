@@ -31,11 +31,11 @@ import pytest
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
-from backend.embedded.api_address import ADDRESS_FILE
-from backend.embedded.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, SERVER_OS_USER, EmbeddedPostgres, free_port
 from devkit.audio_corpus import tone, wav_bytes
 from devkit.db import postmaster_pid
 from devkit.up import REPO, Running, dev_token, is_ready, readyz, running_up, start_up, wait_for
+from standins.api_address import ADDRESS_FILE
+from standins.postgres import FAST_UNSAFE_SETTINGS, PASSFILE, SERVER_OS_USER, EmbeddedPostgres, free_port
 from tests.conftest import server_dir
 from tests.support import busy_backend, frozen
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.embedded.postgres import for_data_dir, free_port
 from devkit.audio_corpus import speech_wav
 from devkit.up import dev_token, running_up, start_worker, tls_context, wait_for
+from standins.postgres import for_data_dir, free_port
 from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(240)

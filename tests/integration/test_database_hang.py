@@ -26,12 +26,12 @@ from backend.db.deadline import request_budget
 from backend.db.migrate import migrate
 from backend.db.pool import Pool, create_pool, create_worker_pool
 from backend.db.units import Database
-from backend.embedded.postgres import EmbeddedPostgres
 from backend.errors import DatabaseUnavailable, StorageUnavailable
 from backend.queues import Message
 from backend.settings import Settings
 from devkit.db import create_user
 from queue_consumers.runtime import ConsumerConfig, QueueConsumer
+from standins.postgres import EmbeddedPostgres
 from tests.conftest import server_dir, start_test_server
 from tests.support import frozen
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from backend.embedded.postgres import (
+from backend.settings import database_dsn, settings_from_env
+from devkit.db import postmaster_pid
+from standins.postgres import (
     FAST_UNSAFE_SETTINGS,
     PASSFILE,
     SERVER_OS_USER,
@@ -31,8 +33,6 @@ from backend.embedded.postgres import (
     for_data_dir,
     free_port,
 )
-from backend.settings import database_dsn, settings_from_env
-from devkit.db import postmaster_pid
 from tests import conftest
 from tests.conftest import server_dir, start_test_server
 from tests.support import busy_backend
@@ -133,7 +133,7 @@ def test_voicegate_reaches_its_server_over_a_socket_in_the_cluster_directory_tha
 def test_a_cluster_too_deep_for_a_socket_is_served_over_tcp_and_the_log_says_why(
     data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="backend.embedded.postgres")
+    caplog.set_level(logging.WARNING, logger="standins.postgres")
     deep = data_dir / ("deep" * 20) / "data"
     server = voicegate_server(deep)
     assert len(os.fsencode(deep / "pgdata" / f".s.PGSQL.{server.port}")) > SOCKET_PATH_MAX
@@ -154,7 +154,7 @@ def test_a_cluster_too_deep_for_a_socket_is_served_over_tcp_and_the_log_says_why
 def test_a_trusting_cluster_of_an_older_voicegate_is_brought_along(
     data_dir: Path, left: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="backend.embedded.postgres")
+    caplog.set_level(logging.WARNING, logger="standins.postgres")
     # What `voicegate up` made until now: initdb --auth=trust, no password file, a 0755 data directory, a
     # server on TCP alone.
     data_dir.mkdir(mode=0o755)
@@ -277,7 +277,7 @@ def test_up_started_again_at_once_waits_for_the_dead_servers_backend_then_starts
     with busy_backend(server.dsn, seconds=2):
         kill_postmaster(server)
         assert server.dead_server_remains() is not None
-        with caplog.at_level(logging.WARNING, logger="backend.embedded.postgres"):
+        with caplog.at_level(logging.WARNING, logger="standins.postgres"):
             assert server.ensure_running_once_free(patience=30)
     assert server.is_ready()
     waits = [r.getMessage() for r in caplog.records if "waiting for it before starting it again" in r.getMessage()]

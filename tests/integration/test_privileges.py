@@ -449,7 +449,7 @@ def _code(query: str) -> str:
 
 def _named_queries() -> Iterator[tuple[str, str, str]]:
     root = Path(__file__).resolve().parents[2]
-    for folder in ("backend", "queue_consumers", "scripts"):
+    for folder in ("backend", "standins", "queue_consumers", "scripts"):
         for path in sorted((root / folder).rglob("*.sql")):
             if path.with_suffix(".py").exists():
                 for name, query in load_queries(path).items():

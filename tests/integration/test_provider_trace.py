@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 #: What the copy needs: the code, the schema, the tests that read the files a provider touches, and those files.
 COPIED = (
     "backend",
+    "standins",
     "supabase",
     "tests",
     "devkit",

@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.embedded.dev_users import find_or_create_dev_user
 from devkit.db import create_user
+from standins.dev_users import find_or_create_dev_user
 
 MIGRATOR = "voicegate_migrator"
 

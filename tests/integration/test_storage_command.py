@@ -15,11 +15,11 @@ import httpx
 import psycopg
 import pytest
 
-from backend.embedded.dev_tokens import mint_service_key, mint_user_token
-from backend.embedded.postgres import free_port
 from backend.storage.client import SupabaseObjectStorage
 from devkit.db import create_user
 from devkit.up import tls_context, wait_for
+from standins.dev_tokens import mint_service_key, mint_user_token
+from standins.postgres import free_port
 from tests.support import database_url
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 import jwt
 import psycopg
 
-from backend.embedded.dev_tokens import mint_service_key
+from standins.dev_tokens import mint_service_key
 from tests.support import database_url
 
 REPO = Path(__file__).resolve().parents[2]

@@ -32,7 +32,7 @@ from backend.providers.local.provider import LocalProvider
 from backend.voiceprint import voiceprint
 from backend.wav import float_to_wav
 
-PACKAGES: Final = ("backend", "queue_consumers", "scripts")
+PACKAGES: Final = ("backend", "standins", "queue_consumers", "scripts")
 TEXT: Final = "Every library this process maps is checked for its licence, one by one."
 SAMPLE_S: Final = 5.0
 

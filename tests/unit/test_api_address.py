@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backend.embedded.api_address import ADDRESS_FILE, published, running_api_url
 from backend.settings import settings_from_env
+from standins.api_address import ADDRESS_FILE, published, running_api_url
 
 
 def test_the_address_is_found_while_published_and_gone_after(tmp_path: Path) -> None:

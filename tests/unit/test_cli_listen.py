@@ -8,8 +8,8 @@ import socket
 import msgspec
 import pytest
 
-from backend.embedded.postgres import free_port
 from backend.settings import settings_from_env
+from standins.postgres import free_port
 from voicegate.cli import banner_address
 from voicegate.errors import CommandError
 from voicegate.serving import api_listener

@@ -7,7 +7,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE = sorted(p for folder in ("backend", "queue_consumers", "scripts") for p in (ROOT / folder).rglob("*.py"))
+CODE = sorted(
+    p for folder in ("backend", "standins", "queue_consumers", "scripts") for p in (ROOT / folder).rglob("*.py")
+)
 HOME = "backend/clone/start.py"
 
 

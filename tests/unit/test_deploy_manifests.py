@@ -16,7 +16,11 @@ from voicegate.cli import _parser
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
-SOURCES = [*(REPO / "backend").rglob("*.py"), *(REPO / "queue_consumers").rglob("*.py")]
+SOURCES = [
+    *(REPO / "backend").rglob("*.py"),
+    *(REPO / "standins").rglob("*.py"),
+    *(REPO / "queue_consumers").rglob("*.py"),
+]
 
 
 def manifests() -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The shipped packages whose docstrings are read, and the prose beside them.
-PACKAGES = ("backend", "queue_consumers", "scripts", "voicegate")
+PACKAGES = ("backend", "standins", "queue_consumers", "scripts", "voicegate")
 DOCS = (*sorted((ROOT / "docs").rglob("*.md")), ROOT / "CONTRIBUTING.md", ROOT / "README.md")
 #: A backticked dotted name of ours: `backend.x.y`, perhaps called (`backend.x.y()`). (`voicegate.x` in the prose is
 #: the database schema's, not the package's.)

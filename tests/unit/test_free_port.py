@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.embedded import postgres
-from backend.embedded.postgres import FIRST_UNPRIVILEGED, LAST_PORT, ephemeral_range, free_port
+from standins import postgres
+from standins.postgres import FIRST_UNPRIVILEGED, LAST_PORT, ephemeral_range, free_port
 
 
 def set_range(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str) -> None:

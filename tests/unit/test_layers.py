@@ -29,9 +29,9 @@ from typing import Any
 from devkit.layers import AREAS, DEV_AIDS, FACES, LAYERS, layer_of
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("voicegate", "backend", "queue_consumers", "scripts", "bench", "tools", "devkit", "fakes")
+SOURCES = ("voicegate", "backend", "standins", "queue_consumers", "scripts", "bench", "tools", "devkit", "fakes")
 #: What ships: nothing of it may import the tests, the benchmarks or the development aids.
-PRODUCT = ("voicegate", "backend", "queue_consumers", "scripts")
+PRODUCT = ("voicegate", "backend", "standins", "queue_consumers", "scripts")
 #: What no product module may run as a program either (`python -m tests.fakes` from a module that ships fails
 #: where voicegate is installed). The provider fakes are the one development aid a product module runs:
 #: `voicegate up --fake-providers` starts `python -m fakes all`, and says so where there are none.
@@ -49,8 +49,8 @@ LITESTAR_IMPORTERS = (
     "backend.compose.api",
     # The Storage stand-in's `/storage/v1` routes (a Litestar router), and what mounts them: in the API, or in
     # a Litestar app of their own that an operator script reaches in-process.
-    "backend.embedded.storage.routes",
-    "backend.embedded.storage.in_process",
+    "standins.storage.routes",
+    "standins.storage.in_process",
 )
 
 #: Imports from a lower layer up still tolerated, each with why: none; the list only shrinks.
@@ -69,7 +69,7 @@ KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {}
 KNOWN_SQL: dict[str, str] = {}
 
 #: What may name a pool: the database layer, and the composition, which opens each pool behind its `Database`.
-POOL_HOLDERS = ("backend.db", "backend.compose", "backend.embedded.storage.in_process")
+POOL_HOLDERS = ("backend.db", "backend.compose", "standins.storage.in_process")
 #: What makes or types a pool (`backend.db.pool`; its `PoolLimits` are settings, not a pool).
 _POOL_NAMES = frozenset({"backend.db.pool.Pool", "backend.db.pool.create_pool", "backend.db.pool.create_worker_pool"})
 
@@ -554,7 +554,7 @@ def test_only_the_database_layer_and_the_composition_name_a_pool() -> None:
 #: The most lines a product module may have: past it, a module holds more than one thing to find.
 MODULE_LINES = 700
 #: The local stand-ins for Supabase (their Storage service is one long table of routes), held apart.
-STAND_INS = ROOT / "backend" / "embedded"
+STAND_INS = ROOT / "standins"
 
 
 def test_no_product_module_outside_the_stand_ins_passes_the_most_lines() -> None:

@@ -169,7 +169,7 @@ def site_build_needs() -> set[str]:
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         for module in imported:
             top = module.partition(".")[0]
-            if top not in sys.stdlib_module_names and top not in {"__future__", "backend"}:
+            if top not in sys.stdlib_module_names and top not in {"__future__", "backend", "standins"}:
                 named += by_module(module)
     followed: set[tuple[str, frozenset[str]]] = set()
     pending = [Requirement(name) for name in named]

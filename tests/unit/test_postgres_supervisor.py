@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.embedded.postgres import EmbeddedPostgresError, PostmasterState, ServerStillExiting, Supervisor
+from standins.postgres import EmbeddedPostgresError, PostmasterState, ServerStillExiting, Supervisor
 
 HELD = (
     "PostgreSQL of /nonexistent/pgdata died and cannot start again yet:"
@@ -96,7 +96,7 @@ def gave_up() -> list[str]:
 
 @pytest.fixture
 def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger="backend.embedded.postgres")
+    caplog.set_level(logging.INFO, logger="standins.postgres")
     return caplog
 
 

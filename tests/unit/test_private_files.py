@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.embedded.private_files import (
+from standins.private_files import (
     create_private_file_once,
     make_private_dirs,
     others_may_read,

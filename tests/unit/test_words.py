@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("voicegate", "backend", "queue_consumers", "scripts")
+PRODUCT = ("voicegate", "backend", "standins", "queue_consumers", "scripts")
 SUFFIXES = {".py", ".sql", ".js", ".html", ".css"}
 #: A module docstring longer than this is an essay: what the module is for fits on a screen.
 MAX_MODULE_DOCSTRING_LINES = 30

@@ -11,10 +11,10 @@ from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
-from backend.embedded.dev_sign_in import DevSession, open_dev_session
 from backend.http.deps import db_of
 from backend.http.documents.openapi import problems
 from backend.secret import Secret, is_loopback_host
+from standins.dev_sign_in import DevSession, open_dev_session
 
 
 def dev_session_handler(secret: Secret) -> HTTPRouteHandler:

@@ -12,9 +12,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.embedded.dev_tokens import mint_user_token
 from backend.settings import settings_from_env, with_auth
 from devkit.db import Conn, create_user
+from standins.dev_tokens import mint_user_token
 
 JWT_SECRET = "test-jwt-secret-" + "x" * 40
 

@@ -19,10 +19,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.embedded.dev_tokens import mint_user_token
 from backend.settings import settings_from_env, with_auth
 from devkit.db import Conn, create_user
 from fakes.audio import tone_wav
+from standins.dev_tokens import mint_user_token
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_hostile_bodies import _concrete
 

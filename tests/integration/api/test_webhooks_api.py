@@ -13,12 +13,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.embedded.dev_tokens import mint_service_key
 from backend.settings import settings_from_env, with_auth
 from backend.webhooks.service import MAX_ENDPOINTS
 from backend.webhooks.types import EVENT_TYPES
 from devkit.certs import make_chain
 from devkit.db import Conn, one
+from standins.dev_tokens import mint_service_key
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.support import acting_as
 

@@ -21,13 +21,13 @@ import pytest
 from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage.orphan_files import OrphanFile, remove_orphan_file
 from backend.settings import Settings
 from backend.storage import orphans, paths
 from devkit.db import one, seed_consent
 from queue_consumers.maintenance import sweep as maintenance_sweep
 from scripts.status import main as status_main
 from scripts.sweep_orphan_objects import main
+from standins.storage.orphan_files import OrphanFile, remove_orphan_file
 from tests.integration.scripts.conftest import Runner, Scene, audit_events, snapshot
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)

@@ -20,10 +20,10 @@ from storage3 import AsyncStorageClient
 
 from backend.db.pool import Pool, create_pool
 from backend.db.units import Database
-from backend.embedded.storage.routes import storage_router
 from backend.settings import Settings
 from devkit.db import create_user
 from fakes.server import serve
+from standins.storage.routes import storage_router
 
 # One secret signs access tokens and URL tokens, as the lead wires it (the project JWT secret).
 SECRET = "storage-test-secret-0123456789abcdef-0123456789"

@@ -16,7 +16,7 @@ import pytest
 from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions
 
-from backend.embedded.storage.tokens import sign_download_token, sign_upload_token
+from standins.storage.tokens import sign_download_token, sign_upload_token
 from tests.integration.storage.conftest import SECRET, SERVICE_KEY, StorageServer, user_token
 
 BUCKET = "voice-samples"

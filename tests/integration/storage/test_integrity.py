@@ -17,13 +17,13 @@ import pytest
 
 from backend.db.pool import create_pool
 from backend.db.units import Database
-from backend.embedded.storage import routes
-from backend.embedded.storage.service import StoredObject
 from backend.errors import StoredObjectAltered, UnsupportedMediaType
 from backend.settings import Settings
 from backend.storage import integrity
 from backend.storage.client import SupabaseObjectStorage
 from backend.storage.digest import Digest
+from standins.storage import routes
+from standins.storage.service import StoredObject
 from tests.integration.storage.conftest import SERVICE_KEY, StorageServer
 
 BUCKET = "voice-renders"

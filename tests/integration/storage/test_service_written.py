@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.embedded.storage.service import file_etag
 from backend.storage.client import SupabaseObjectStorage
+from standins.storage.service import file_etag
 from tests.integration.storage.conftest import SERVICE_KEY, StorageServer, user_token
 
 SAMPLES = "voice-samples"

@@ -18,8 +18,6 @@ import pytest
 from litestar import Litestar
 
 from backend.app import create_app
-from backend.embedded.dev_tokens import mint_anon_key, mint_service_key
-from backend.embedded.dev_users import DEV_USER_EMAIL
 from backend.http.routes.web import STATIC_DIR
 from backend.policy.consent import CONSENT_TEXT_VERSION
 from backend.settings import settings_from_env, with_auth
@@ -27,6 +25,8 @@ from backend.voiceprint import THRESHOLD
 from devkit.audio_corpus import speech_wav
 from devkit.certs import make_chain
 from devkit.db import Conn
+from standins.dev_tokens import mint_anon_key, mint_service_key
+from standins.dev_users import DEV_USER_EMAIL
 from tests.integration.api.conftest import JWT_SECRET
 
 PUBLISHABLE = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"

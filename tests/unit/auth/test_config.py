@@ -12,9 +12,9 @@ import pytest
 
 from backend.auth.config import AuthConfigError, AuthSettings, auth_settings_from_env
 from backend.auth.verify import TokenVerifier
-from backend.embedded.dev_keys import DataDirKeys
 from backend.errors import Unauthorized
 from backend.secret import Secret
+from standins.dev_keys import DataDirKeys
 
 ENV_SECRET = "an-env-provided-project-jwt-secret-0123456789"
 SB_SECRET = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"

@@ -16,9 +16,9 @@ import pytest
 
 from backend.auth.config import AuthSettings
 from backend.auth.verify import VERIFIED_TTL, TokenVerifier, bearer_token
-from backend.embedded.dev_tokens import mint_service_key, mint_user_token
 from backend.errors import AccountGone, Unauthorized
 from backend.secret import Secret
+from standins.dev_tokens import mint_service_key, mint_user_token
 from tests.unit.auth.helpers import raw_jwt
 
 SECRET = "project-jwt-secret-with-at-least-32-characters"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from storage3.exceptions import StorageApiError
 
-from backend.embedded.storage import errors
-from backend.embedded.storage.errors import StorageError
-from backend.embedded.storage.service import MAX_KEY_BYTES, MAX_KEY_SEGMENT_BYTES, mime_allowed, validate_key
 from backend.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from backend.storage.client import _call
+from standins.storage import errors
+from standins.storage.errors import StorageError
+from standins.storage.service import MAX_KEY_BYTES, MAX_KEY_SEGMENT_BYTES, mime_allowed, validate_key
 
 KEY_OF_1024_BYTES = "/".join(["x" * 255] * 3 + ["x" * 254, "a"])
 

@@ -7,8 +7,8 @@ import time
 import jwt
 import pytest
 
-from backend.embedded.storage.errors import StorageError
-from backend.embedded.storage.tokens import (
+from standins.storage.errors import StorageError
+from standins.storage.tokens import (
     sign_download_token,
     sign_upload_token,
     verify_download_token,

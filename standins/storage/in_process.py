@@ -15,10 +15,10 @@ from litestar import Litestar, Router
 
 from backend.auth.verify import ANON_ROLE, TokenVerifier
 from backend.db.units import Database
-from backend.embedded.storage.routes import storage_router
 from backend.errors import Unauthorized
 from backend.secret import Secret
 from backend.storage.client import SupabaseObjectStorage
+from standins.storage.routes import storage_router
 
 #: Where the in-process client addresses the stand-in (no socket: an ASGI transport carries it).
 IN_PROCESS_URL = "http://voicegate.internal/storage/v1"

@@ -49,7 +49,7 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg import sql
 
-from backend.embedded.private_files import (
+from standins.private_files import (
     DIR_MODE,
     create_private_file_once,
     make_private_dirs,

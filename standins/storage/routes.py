@@ -29,9 +29,12 @@ from litestar.response import Stream
 
 from backend.body_limit import BODY_LIMIT
 from backend.db.units import Database
-from backend.embedded.storage import errors
-from backend.embedded.storage.errors import StorageError
-from backend.embedded.storage.service import (
+from backend.errors import ClientError, InvalidJson, PayloadTooLarge, ServiceUnavailable, TooManyRequests
+from backend.fields import nul_field
+from backend.json_body import read_json
+from standins.storage import errors
+from standins.storage.errors import StorageError
+from standins.storage.service import (
     GLOBAL_FILE_SIZE_LIMIT,
     BucketListOptions,
     BucketSettings,
@@ -42,9 +45,6 @@ from backend.embedded.storage.service import (
     UploadMeta,
     file_etag,
 )
-from backend.errors import ClientError, InvalidJson, PayloadTooLarge, ServiceUnavailable, TooManyRequests
-from backend.fields import nul_field
-from backend.json_body import read_json
 
 log = logging.getLogger(__name__)
 

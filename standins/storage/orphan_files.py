@@ -26,8 +26,8 @@ from backend.db.audit import record_audit
 from backend.db.execute import fetch_all
 from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, transaction_from
-from backend.embedded.storage.service import UPLOADS_DIR, lock_object
 from backend.errors import DatabaseUnavailable
+from standins.storage.service import UPLOADS_DIR, lock_object
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 AUDIT_ACTION = "storage.orphan_file_remove"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from backend.embedded.private_files import private_opener
+from standins.private_files import private_opener
 
 #: The file in the data directory that names the running `up`'s process and address.
 ADDRESS_FILE = "api.json"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import jwt
 
-from backend.embedded.storage.errors import expired_token, invalid_jwt, invalid_signature
+from standins.storage.errors import expired_token, invalid_jwt, invalid_signature
 
 ALGORITHMS = ["HS256"]
 Scope = Literal["upload", "download"]

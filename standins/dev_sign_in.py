@@ -10,9 +10,9 @@ from typing import Final
 import msgspec
 
 from backend.db.units import Database
-from backend.embedded.dev_tokens import mint_user_token
-from backend.embedded.dev_users import DEV_USER_EMAIL, find_or_create_dev_user
 from backend.secret import Secret
+from standins.dev_tokens import mint_user_token
+from standins.dev_users import DEV_USER_EMAIL, find_or_create_dev_user
 
 DEV_SESSION_TTL_SECONDS: Final = 12 * 3600
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Final
 
 from backend.auth.config import MIN_SECRET_LENGTH, AuthConfigError
-from backend.embedded.dev_tokens import mint_anon_key, mint_service_key
-from backend.embedded.private_files import create_private_file_once, others_may_read
 from backend.secret import Secret
+from standins.dev_tokens import mint_anon_key, mint_service_key
+from standins.private_files import create_private_file_once, others_may_read
 
 JWT_SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name, not a secret
 

@@ -35,18 +35,18 @@ from backend.db.connection import Connection
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
-from backend.embedded.private_files import make_private_dirs, private_opener
-from backend.embedded.storage import errors
-from backend.embedded.storage.tokens import (
+from backend.errors import InvalidJson
+from backend.fields import holds_nul
+from backend.json_body import read_json
+from backend.multipart import FormError, Part, form_boundary, read_form
+from standins.private_files import make_private_dirs, private_opener
+from standins.storage import errors
+from standins.storage.tokens import (
     sign_download_token,
     sign_upload_token,
     verify_download_token,
     verify_upload_token,
 )
-from backend.errors import InvalidJson
-from backend.fields import holds_nul
-from backend.json_body import read_json
-from backend.multipart import FormError, Part, form_boundary, read_form
 
 Claims = Mapping[str, Any]
 
@@ -211,7 +211,7 @@ def validate_key(bucket: str, path: str) -> None:
 
 async def lock_object(conn: Connection, bucket: str, path: str) -> None:
     """Hold the object's lock until `conn`'s transaction ends. A write takes it before it moves a file
-    into place and commits the row; the orphan sweep (backend.embedded.storage.orphan_files) takes it before
+    into place and commits the row; the orphan sweep (standins.storage.orphan_files) takes it before
     removing a file it found without a row, so it never removes one whose row is about to commit."""
     await conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket}/{path}",))
 
