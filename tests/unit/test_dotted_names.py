@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The shipped packages whose docstrings are read, and the prose beside them.
 PACKAGES = ("backend", "standins", "queue_consumers", "scripts", "voicegate")
 DOCS = (*sorted((ROOT / "docs").rglob("*.md")), ROOT / "CONTRIBUTING.md", ROOT / "README.md")
-#: A backticked dotted name of ours: `backend.x.y`, perhaps called (`backend.x.y()`). (`voicegate.x` in the prose is
-#: the database schema's, not the package's.)
-DOTTED = re.compile(r"`((?:backend|queue_consumers)(?:\.\w+)+)(?:\(\))?`")
+#: A backticked dotted name of ours: `backend.x.y` (or `standins.x`), perhaps called (`backend.x.y()`). (`voicegate.x`
+#: in the prose is the database schema's, not the package's.)
+DOTTED = re.compile(r"`((?:backend|standins|queue_consumers)(?:\.\w+)+)(?:\(\))?`")
 
 
 def _docstrings(path: Path) -> Iterator[str]:
