@@ -240,7 +240,7 @@ async def test_deleting_a_draft_removes_its_upload_at_once(
 async def test_a_sample_larger_than_the_json_limit_goes_through_its_signed_upload_url(
     client: Client, make_user: Callable[[], User], sql: Conn
 ) -> None:
-    # The request gate holds every route without a limit of its own to the JSON limit (1 MiB); the Storage
+    # The entry check holds every route without a limit of its own to the JSON limit (1 MiB); the Storage
     # stand-in's upload routes carry Storage's own, or a render or sample past 1 MiB could never be stored.
     alice = make_user()
     ticket = await upload_url(client, alice)

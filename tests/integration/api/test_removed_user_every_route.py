@@ -119,7 +119,7 @@ def test_the_document_is_walked(client: Client) -> None:
 async def test_a_removed_users_token_is_a_401_on_every_route_whatever_the_body(client: Client, sql: Conn) -> None:
     wrong = []
     for operation in _operations(client.app):
-        # A fresh removed user each time: none of them has been refused before, by the database or the gate.
+        # A fresh removed user each time: none of them has been refused before, by the database or the entry check.
         example = await client.request(**operation.request(_removed(sql).headers))
         headers = _removed(sql).headers
         empty = await client.request(operation.method, _concrete(_typed(operation.path)), headers=headers)

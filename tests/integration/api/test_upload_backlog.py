@@ -20,8 +20,8 @@ from backend.settings import settings_from_env, with_auth
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn
 from tests.integration.api.conftest import JWT_SECRET, User
+from tests.integration.api.test_entry_check import Received, call
 from tests.integration.api.test_nul_characters import rows
-from tests.integration.api.test_request_gate import Received, call
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 #: Seconds of work the test's server takes on: with no pace measured, 3 messages (a message a second).

@@ -4,7 +4,7 @@ once Storage answers; past it the message is reported once (an ERROR line, the m
 audit event) and then dead-lettered with `storage_unavailable`, which fails the sample with it (and a clone's
 attempt likewise).
 
-Storage answers the consumers' probe (so their gate is open) while the step's own download fails as
+Storage answers the consumers' probe (so their dependency check passes) while the step's own download fails as
 unreachable: what a partial outage does, or the API's outage as a `CONSUMER_MODE=http` worker meets it. A
 consumer whose probe gets no answer reads nothing at all (tests/e2e/test_storage_outage.py)."""
 

@@ -108,7 +108,7 @@ async def test_a_body_that_stops_arriving_is_a_408_that_closes_the_connection() 
 
 
 async def refusing_app(scope: Any, receive: Receive, send: Send) -> None:
-    """Answers 429 before reading any of the body, as the request gate does past a user's requests in flight."""
+    """Answers 429 before reading any of the body, as the entry check does past a user's requests in flight."""
     scope["path_template"] = "/v1/reflections"
     await send({"type": "http.response.start", "status": 429, "headers": []})
     await send({"type": "http.response.body", "body": b"", "more_body": False})

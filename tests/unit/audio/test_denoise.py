@@ -1,4 +1,5 @@
-"""The spectral gate: noise under its learnt thresholds turned down by the proportion asked, speech kept."""
+"""The spectral denoiser (spectral gating): noise under its learnt thresholds turned down by the proportion asked,
+speech kept."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ def n_fft_for(rate: int) -> int:
 
 @pytest.mark.parametrize("rate", [16000, 24000, 48000])
 def test_noise_alone_is_turned_down_by_the_proportion(rate: int) -> None:
-    gate = SpectralDenoiser(noise(2.0, 0.01, rate, seed=3), rate, n_fft_for(rate), PROP_DECREASE)
+    denoiser = SpectralDenoiser(noise(2.0, 0.01, rate, seed=3), rate, n_fft_for(rate), PROP_DECREASE)
     hiss = noise(3.0, 0.01, rate, seed=4)[:-7]  # not a whole number of hops: every sample still comes out
 
-    out = gate.apply(hiss)
+    out = denoiser.apply(hiss)
 
     assert (out.dtype, out.shape) == (np.float32, hiss.shape)
     # Under the thresholds, 20% of the amplitude is left (-14 dB); the few noise bins above them stay.
@@ -37,9 +38,9 @@ def test_noise_alone_is_turned_down_by_the_proportion(rate: int) -> None:
 def test_speech_over_the_noise_comes_through(rate: int) -> None:
     voice = speech_mono(3.0, rate)
     hiss_rms = rms(voice) / 10 ** (20 / 20)
-    gate = SpectralDenoiser(noise(2.0, hiss_rms, rate, seed=3), rate, n_fft_for(rate), PROP_DECREASE)
+    denoiser = SpectralDenoiser(noise(2.0, hiss_rms, rate, seed=3), rate, n_fft_for(rate), PROP_DECREASE)
 
-    out = gate.apply(voice + noise(voice.size / rate, hiss_rms, rate, seed=4)[: voice.size])
+    out = denoiser.apply(voice + noise(voice.size / rate, hiss_rms, rate, seed=4)[: voice.size])
 
     # 20 dB over the noise, speech keeps its level (the mask only trims its weakest bins).
     assert abs(gain_db(out, voice)) < 1.0

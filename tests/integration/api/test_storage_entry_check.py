@@ -1,4 +1,4 @@
-"""The request gate in front of the Storage stand-in (`/storage/v1` in embedded mode): what it refuses there is
+"""The entry check in front of the Storage stand-in (`/storage/v1` in embedded mode): what it refuses there is
 answered in Storage's own error envelope, as Supabase clients parse it, never as a server error."""
 
 from __future__ import annotations
