@@ -102,7 +102,7 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
         logging_config=None,
         debug=False,
     )
-    return _behind_the_door(app, settings)
+    return _behind_the_exchange(app, settings)
 
 
 def create_storage_app(settings: Settings, dsn: str) -> Litestar:
@@ -133,10 +133,10 @@ def create_storage_app(settings: Settings, dsn: str) -> Litestar:
         logging_config=None,
         debug=False,
     )
-    return _behind_the_door(app, settings)
+    return _behind_the_exchange(app, settings)
 
 
-def _behind_the_door(app: Litestar, settings: Settings) -> Litestar:
+def _behind_the_exchange(app: Litestar, settings: Settings) -> Litestar:
     """`app`, answering HEAD wherever it answers GET and OPTIONS with every method of a path
     (`backend.http.pipeline.methods`), behind the exchange every request passes: its framing, its body's pace, its
     metrics and access-log line (`backend.http.pipeline.exchange`)."""

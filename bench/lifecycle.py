@@ -165,7 +165,7 @@ class ManifestsInMemory:
         self.objects[bucket, path] = data
 
     async def info(self, bucket: str, path: str) -> None:
-        """No object but the manifests: what the workers' Storage probe asks (any answer opens their gate)."""
+        """No object but the manifests: what the workers' Storage probe asks (any answer passes their check)."""
         return
 
     def __getattr__(self, name: str) -> Any:

@@ -39,10 +39,10 @@ NOISE_PROP_DECREASE: Final = 0.8
 #: STFT length for noise gating: about 25 ms (the speech-analysis norm), rounded to a power of two.
 NOISE_WINDOW_S: Final = 0.025
 #: Noise gating runs on chunks this long (each padded by one STFT window on both sides, so the chunks
-#: join seamlessly): the gate's STFT and mask arrays take about 160 bytes per sample, so a minute
+#: join seamlessly): the denoiser's STFT and mask arrays take about 160 bytes per sample, so a minute
 #: gated whole would need some 230 MB, a 5 s chunk under 20 MB.
 NOISE_CHUNK_S: Final = 5.0
-#: At most this much of the noise (the pauses, or the signal itself) sets the gate's thresholds.
+#: At most this much of the noise (the pauses, or the signal itself) sets the denoiser's thresholds.
 MAX_NOISE_S: Final = 10.0
 #: The limiter aims this far under the ceiling, so 16-bit rounding and another meter's oversampling
 #: filter still read the output under it.

@@ -231,10 +231,10 @@ async def _delete_objects(ctx: WorkerContext, items: Sequence[Item], outcomes: _
         removed.update((bucket, name) for name in names)
     refused = {settled["id"] for settled in outcomes.settled}
     tried = [item for item in items if item.id not in refused]
-    gate = asyncio.Semaphore(READ_BACKS)
+    reading = asyncio.Semaphore(READ_BACKS)
 
     async def still_there(item: Item) -> bool:
-        async with gate:
+        async with reading:
             return await ctx.storage.info(item.target, item.ref) is not None
 
     answers = await asyncio.gather(*(still_there(item) for item in tried))

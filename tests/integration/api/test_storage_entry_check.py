@@ -22,7 +22,7 @@ from tests.integration.storage.test_limits import TOO_LARGE
     ],
     ids=["json-over-the-limit", "upload-announcing-too-much"],
 )
-async def test_a_body_the_gate_refuses_is_storage_s_entity_too_large(
+async def test_a_body_the_entry_check_refuses_is_storage_s_entity_too_large(
     client: AsyncTestClient[Any], caplog: pytest.LogCaptureFixture, path: str, body: bytes, headers: dict[str, str]
 ) -> None:
     caplog.set_level(logging.ERROR)

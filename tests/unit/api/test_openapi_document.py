@@ -70,7 +70,7 @@ def test_every_error_is_documented_as_problem_json(document: dict[str, Any]) -> 
             assert {"401", "429", "503"} <= set(op["responses"]), f"{method.upper()} {path}"
 
 
-def test_every_route_that_reads_json_documents_what_the_request_gate_answers(document: dict[str, Any]) -> None:
+def test_every_route_that_reads_json_documents_what_the_entry_check_answers(document: dict[str, Any]) -> None:
     json_routes = [
         (method, path, op)
         for method, path, op in operations(document)
