@@ -60,8 +60,8 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def yielding(yes: bool) -> Iterator[None]:
-    """Within the block, if `yes`, CPU calls queue in the executors' second tier, below every other user's work
-    on the machine's cores (see the module docstring): for a user who has other work in hand."""
+    """Within the block, if `yes`, CPU calls queue in the executors' second tier, weighed below other users' work
+    on the machine's busy cores (see the module docstring): for a user who has other work in hand."""
     token = _YIELDING.set(yes)
     try:
         yield
@@ -210,8 +210,8 @@ class CpuExecutor:
         return item.future
 
     def _start(self, tier: _Tier) -> None:
-        """Start `tier`'s threads, each counted alive once it has started (a thread the system cannot start fails
-        the executor's construction, before any call was taken)."""
+        """Start `tier`'s threads, each counted alive as it starts (a thread the system cannot start fails the
+        executor's construction, before any call was taken, and ends the ones started)."""
         label = self.name if tier is self._first else f"{self.name}-yielding"
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, args=(tier,), name=f"{label}-{n}", daemon=True)
