@@ -25,11 +25,16 @@ if str(ROOT) not in sys.path:
 def openapi_document() -> dict[str, Any]:
     """The document `/schema/openapi.json` serves, built without a server."""
     from backend.app import create_app  # noqa: PLC0415 - after sys.path names this checkout
-    from backend.settings import settings_from_env, with_auth  # noqa: PLC0415
+    from backend.settings import settings_from_env  # noqa: PLC0415
+    from standins.embedded import EMBEDDED, with_auth_keys  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="voicegate-docs-") as data_dir:
-        settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": data_dir}), {"SUPABASE_JWT_SECRET": "s" * 40})
-        return create_app(settings, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
+        settings = with_auth_keys(
+            settings_from_env({"VOICEGATE_DATA_DIR": data_dir}), {"SUPABASE_JWT_SECRET": "s" * 40}
+        )
+        return create_app(
+            settings, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED
+        ).openapi_schema.to_schema()
 
 
 #: Theme files left out of the site: the word breaker Material bundles for Thai search (wordcut, LGPL-3.0),

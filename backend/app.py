@@ -10,9 +10,9 @@ from typing import Any
 
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
-from litestar.types import ExceptionHandler
 
-from backend.compose.api import ConsumersInApp, RouteParts, api_process, route_parts, storage_server
+from backend.compose.api import ConsumersInApp, RouteParts, api_process, route_parts
+from backend.compose.embedded import EmbeddedMode
 from backend.errors import SettingsError
 from backend.http.deps import DEPENDENCIES
 from backend.http.documents.openapi import COMPONENTS, ClosedStructs
@@ -26,7 +26,8 @@ from backend.http.pipeline.methods import HeadAndOptions
 from backend.http.pipeline.problem import problem_response
 from backend.http.routes.attempts import AttemptsController, InternalController
 from backend.http.routes.consents import ConsentsController, SampleReadingController
-from backend.http.routes.health import health_routes, healthz
+from backend.http.routes.dev_session import dev_session_handler
+from backend.http.routes.health import health_routes
 from backend.http.routes.provenance import ProvenanceController
 from backend.http.routes.reflections import ReflectionsController, SessionsController
 from backend.http.routes.samples import VoiceSamplesController
@@ -60,29 +61,40 @@ API_HANDLERS: tuple[Any, ...] = (
 )
 
 
-def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None = None) -> Litestar:
+def create_app(
+    settings: Settings,
+    dsn: str,
+    *,
+    consumers: ConsumersInApp | None = None,
+    embedded: EmbeddedMode | None = None,
+) -> Litestar:
     """Build the app for `settings` (with auth settings, see `with_auth`), talking to `dsn`.
 
     In embedded mode the app also serves the Storage stand-in under `/storage/v1`, so the stock
-    Supabase storage client works against it exactly as against a Supabase project. With `consumers` the
+    Supabase storage client works against it exactly as against a Supabase project, and the demo page's sign-in:
+    the stand-ins `embedded` gives, which embedded mode needs (ValueError without them; unused otherwise). With
+    `consumers` the
     queue consumers run inside the app (`voicegate up`); if they die, the failure is logged and
     `app.state.worker_failed` is set so the entry point can exit non-zero.
 
     Raises SettingsError when the C2PA signing credentials are unusable (see `ProvenanceSigner`), before
     anything is served.
     """
-    parts = route_parts(settings, dsn, serves_storage=settings.embedded, signs=True)
+    if not settings.embedded:
+        embedded = None
+    elif embedded is None:
+        raise ValueError("an app in embedded mode serves the stand-ins for Supabase: hand them in (embedded=)")
+    parts = route_parts(settings, dsn, serves_storage=embedded is not None, signs=True)
     resolve_dependencies_in_order()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with api_process(settings, dsn, parts, app, consumers=consumers) as process:
+        async with api_process(settings, dsn, parts, app, consumers=consumers, embedded=embedded) as process:
             app.state.update(process.named())
             yield
 
-    embedded = _embedded_handlers(settings, parts) if settings.embedded else []
     app = Litestar(
-        route_handlers=[*API_HANDLERS, *web_handlers(settings), *embedded],
+        route_handlers=[*API_HANDLERS, *web_handlers(settings), *_embedded_handlers(settings, parts, embedded)],
         dependencies=DEPENDENCIES,
         middleware=[
             HostCheckMiddleware(),
@@ -92,7 +104,9 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
         # What a route reads before it runs (the uploads stream theirs and say their own limits).
         request_max_body_size=settings.json_body_bytes,
         lifespan=[lifespan],
-        exception_handlers={Exception: _exception_handler(serves_storage=settings.embedded)},
+        exception_handlers={
+            Exception: problem_response if embedded is None else embedded.storage_errors(problem_response)
+        },
         # Every JSON body is read through it: checked for its encoding and depth before it is decoded.
         request_class=JsonCheckedRequest,
         plugins=[ClosedStructs()],
@@ -102,41 +116,10 @@ def create_app(settings: Settings, dsn: str, *, consumers: ConsumersInApp | None
         logging_config=None,
         debug=False,
     )
-    return _behind_the_exchange(app, settings)
+    return behind_the_exchange(app, settings)
 
 
-def create_storage_app(settings: Settings, dsn: str) -> Litestar:
-    """The Storage stand-in as a server of its own (`voicegate storage`): `/storage/v1` and `/healthz`, over a
-    pool of its own on `dsn`, with its objects under the data directory.
-
-    For a stack on DATABASE_URL without a Supabase project (compose, Kubernetes): its API and workers
-    reach it at SUPABASE_URL as they would Supabase Storage. One such server holds the files, so it is the
-    only one. Needs `settings` with auth (`with_auth`) holding the project JWT secret, which signs its URL
-    tokens as Supabase Storage's does."""
-    parts = route_parts(settings, dsn, serves_storage=True)
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with storage_server(parts) as admissions:
-            app.state.admissions = admissions
-            yield
-
-    app = Litestar(
-        route_handlers=[healthz, _storage_router(settings, parts)],
-        middleware=[
-            HostCheckMiddleware(),
-            DatabaseAdmissionMiddleware(settings.db_timeout),
-        ],
-        lifespan=[lifespan],
-        exception_handlers={Exception: _exception_handler(serves_storage=True)},
-        openapi_config=None,
-        logging_config=None,
-        debug=False,
-    )
-    return _behind_the_exchange(app, settings)
-
-
-def _behind_the_exchange(app: Litestar, settings: Settings) -> Litestar:
+def behind_the_exchange(app: Litestar, settings: Settings) -> Litestar:
     """`app`, answering HEAD wherever it answers GET and OPTIONS with every method of a path
     (`backend.http.pipeline.methods`), behind the exchange every request passes: its framing, its body's pace, its
     metrics and access-log line (`backend.http.pipeline.exchange`)."""
@@ -160,33 +143,19 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
-def _exception_handler(*, serves_storage: bool) -> ExceptionHandler[Exception]:
-    """problem+json, except under `/storage/v1` when this process serves the Storage stand-in: there every
-    answer, an unknown route's too, is Storage's own error, as Supabase clients parse it."""
-    if not serves_storage:
-        return problem_response
-    from standins.storage.routes import storage_errors_under  # noqa: PLC0415 - the stand-in only
-
-    return storage_errors_under(problem_response)
-
-
-def _embedded_handlers(settings: Settings, parts: RouteParts) -> list[Any]:
-    """Embedded mode's own routes: the Storage stand-in under `/storage/v1`, and the demo page's dev sign-in."""
-    from backend.http.routes.dev_session import dev_session_handler  # noqa: PLC0415 - embedded only
-
-    return [_storage_router(settings, parts), dev_session_handler(_jwt_secret(settings))]
-
-
-def _storage_router(settings: Settings, parts: RouteParts) -> Router:
-    """`/storage/v1` over the stand-in's database, with its objects under the data directory."""
-    from standins.storage.in_process import api_storage_router  # noqa: PLC0415 - the stand-in only
-
+def _embedded_handlers(settings: Settings, parts: RouteParts, embedded: EmbeddedMode | None) -> list[Any]:
+    """Embedded mode's own routes: the Storage stand-in under `/storage/v1` (over its own database, with its
+    objects under the data directory), and the demo page's dev sign-in."""
+    if embedded is None:
+        return []
     if parts.storage_db is None:
         raise ValueError("the Storage stand-in's routes need its database (route_parts(..., serves_storage=True))")
-    return api_storage_router(parts.storage_db, parts.verifier, _jwt_secret(settings), settings.data_dir / "storage")
+    secret = storage_signing_secret(settings)
+    storage = embedded.storage_router(parts.storage_db, parts.verifier, secret, settings.data_dir / "storage")
+    return [storage, dev_session_handler(secret, embedded.dev_session)]
 
 
-def _jwt_secret(settings: Settings) -> Secret:
+def storage_signing_secret(settings: Settings) -> Secret:
     """The project JWT secret, which signs the stand-in's URL tokens as Supabase Storage's does."""
     secret = settings.auth.jwt_secret if settings.auth else None
     if secret is None:

@@ -372,30 +372,16 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
     return msgspec.structs.replace(settings, providers=providers)
 
 
-def with_auth(settings: Settings, env: Mapping[str, str] | None = None) -> Settings:
-    """`settings` with its auth settings read (embedded mode: the dev JWT secret is created if missing)."""
-    dev: DevKeys | None = None
-    if settings.embedded:
-        from standins.dev_keys import DataDirKeys  # noqa: PLC0415 - embedded mode's own keys only
-
-        dev = DataDirKeys(settings.data_dir)
+def with_auth(settings: Settings, env: Mapping[str, str] | None = None, dev: DevKeys | None = None) -> Settings:
+    """`settings` with its auth settings read; in embedded mode the keys the environment leaves unset come from
+    `dev`, which the program hands in (`standins.embedded.with_auth_keys`): SettingsError without it."""
+    if settings.embedded and dev is None:
+        raise SettingsError("embedded mode takes its keys from its data directory: read its settings with them")
     try:
         auth = auth_settings_from_env(os.environ if env is None else env, dev)
     except AuthConfigError as exc:
         raise SettingsError(str(exc)) from exc
     return msgspec.structs.replace(settings, auth=auth)
-
-
-def database_dsn(settings: Settings) -> str:
-    """The database every voicegate process connects to (the API, the worker, `token`, the operator scripts):
-    DATABASE_URL, else the embedded PostgreSQL running for the data directory, over its Unix socket (or on
-    whatever port it runs). Raises `standins.postgres.EmbeddedPostgresError` (one line for the user)
-    when none runs."""
-    if settings.database_url is not None:
-        return settings.database_url
-    from standins.postgres import for_data_dir  # noqa: PLC0415 - embedded mode's own server only
-
-    return for_data_dir(settings.data_dir, settings.pg_port).running_dsn()
 
 
 def _decode(type_: type, value: object) -> object:

@@ -57,7 +57,6 @@ from psycopg.cursor_async import AsyncCursor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.compose.operator import standalone_storage  # noqa: E402
 from backend.compose.parts import build_worker_context  # noqa: E402 - after the path setup above
 from backend.context import WorkerContext  # noqa: E402
 from backend.cpu import CpuExecutor  # noqa: E402
@@ -70,6 +69,7 @@ from devkit.db import create_user, one, seed_consent, seed_reflection  # noqa: E
 from devkit.layers import layer_of  # noqa: E402 - the layer test's own rule
 from fakes import SelfhostedFake, serve  # noqa: E402
 from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
+from standins.storage.in_process import standalone_storage  # noqa: E402
 
 RESUME = dis.opmap["RESUME"]
 DEAD = "voicegate_" + "d" * 24

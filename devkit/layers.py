@@ -36,10 +36,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("development aids", DEV_AIDS),
     # The program: its commands run the API, the consumers and the operator scripts.
     ("the program", ("voicegate",)),
-    ("entry points", ("backend.app", "queue_consumers", "scripts")),
+    # The Storage stand-in's own server (`voicegate storage`) is an app of its own, as the API's is.
+    ("entry points", ("backend.app", "queue_consumers", "scripts", "standins.storage.server")),
     # What mounts the Storage stand-in (in the API, or on its own for an operator script) puts its routes,
-    # the callers' tokens and the Storage client together.
-    ("composition", ("backend.compose", "standins.storage.in_process")),
+    # the callers' tokens and the Storage client together; embedded mode's stand-ins as the program hands them in.
+    ("composition", ("backend.compose", "standins.storage.in_process", "standins.embedded")),
     # The stand-in's `/storage/v1` routes live in its package but are HTTP like backend/http/.
     ("http", ("backend.http", "standins.storage.routes")),
     # The use-case areas: each owns its service, its types, its worker step and its SQL (AREAS); one uses another

@@ -39,8 +39,10 @@ from backend.db.connection import Connection
 from backend.db.operator_unit import database_now, operator_transaction
 from backend.errors import SettingsError, VoicegateError
 from backend.providers.errors import ProviderError
-from backend.settings import Settings, database_dsn, settings_from_env, with_auth
+from backend.settings import Settings, settings_from_env
+from standins.embedded import database_dsn, with_auth_keys
 from standins.postgres import EmbeddedPostgresError
+from standins.storage.in_process import standalone_storage
 
 if TYPE_CHECKING:
     from backend.storage.client import ObjectStorage
@@ -298,7 +300,7 @@ def local_storage_dir(ops: Ops) -> Path | None:
 def _supabase_storage(settings: Settings) -> tuple[str, str]:
     """Supabase Storage's address and the service key."""
     try:
-        settings = with_auth(settings)
+        settings = with_auth_keys(settings)
     except SettingsError as exc:
         raise OpsError(f"Storage is not configured: {exc}") from exc
     auth = settings.auth
@@ -314,7 +316,7 @@ async def open_storage(ops: Ops) -> ObjectStorage:
     else Supabase Storage with the service key."""
     local_dir = local_storage_dir(ops)
     if local_dir is not None:
-        return await ops.run.local_storage(local_dir)
+        return await ops.run.hold(standalone_storage(ops.run.dsn, local_dir))
     return await ops.run.supabase_storage(*_supabase_storage(ops.settings))
 
 

@@ -7,7 +7,7 @@ Where the objects are removed:
   * Supabase (DATABASE_URL set): Supabase Storage at SUPABASE_URL/storage/v1 with the service key
     (SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY), through the API's own storage client.
   * Embedded mode, or --local-storage-dir: the local Storage stand-in, run in this process
-    (`backend.compose.operator.standalone_storage`), so the purge removes rows in
+    (`standins.storage.in_process.standalone_storage`), so the purge removes rows in
     `storage.objects` and files under the storage directory exactly as a request to a running API
     would, without needing the API to run; the code path is the one production uses against Supabase.
 """

@@ -1,6 +1,6 @@
 """The project keys embedded mode makes for itself, for what the environment leaves unset: an HS256 JWT
 secret kept in the data directory, and the service_role and anon keys derived from it, as the Supabase CLI
-does locally. `backend.settings.with_auth` hands them to `backend.auth.config` in embedded mode."""
+does locally. `standins.embedded.with_auth_keys` hands them to `backend.settings.with_auth` in embedded mode."""
 
 from __future__ import annotations
 

@@ -1,35 +1,19 @@
 """The demo page's sign-in in embedded mode: an access token for the local user of the embedded auth.users,
-shaped as Supabase Auth issues them (served by `backend.http.routes.dev_session`, to loopback callers only)."""
+shaped as Supabase Auth issues them (`standins.embedded` hands it to the route `backend.http.routes.dev_session`,
+which answers loopback callers only)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-import msgspec
-
+from backend.auth.dev_session import DevSession, DevUser
 from backend.db.units import Database
 from backend.secret import Secret
 from standins.dev_tokens import mint_user_token
 from standins.dev_users import DEV_USER_EMAIL, find_or_create_dev_user
 
 DEV_SESSION_TTL_SECONDS: Final = 12 * 3600
-
-
-class DevUser(msgspec.Struct, frozen=True):
-    """The embedded stack's local user."""
-
-    id: uuid.UUID
-    email: str
-
-
-class DevSession(msgspec.Struct, frozen=True, rename="camel"):
-    """An access token for the local user, shaped as Supabase Auth issues them."""
-
-    access_token: str
-    expires_at: datetime
-    user: DevUser
 
 
 async def open_dev_session(db: Database, secret: Secret) -> DevSession:

@@ -22,7 +22,7 @@ import msgspec
 
 from backend.errors import SettingsError
 from backend.logs import formatter
-from backend.settings import DEFAULT_DATA_DIR, Settings, database_dsn, env_var, settings_from_env, with_auth
+from backend.settings import DEFAULT_DATA_DIR, Settings, env_var, settings_from_env
 from standins.dev_users import DEV_USER_EMAIL
 from voicegate.errors import CommandError
 from voicegate.serving import api_listener, run_server, serve_app
@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             use_watermark()
             _give_back_freed_memory()
         if args.run in (_up, _serve, _token, _worker, _storage):
-            settings = with_auth(settings)
+            from standins.embedded import with_auth_keys  # noqa: PLC0415 - keep `--help` fast
+
+            settings = with_auth_keys(settings)
     except SettingsError as exc:
         parser.exit(2, f"voicegate: configuration error: {exc}\n")
     configure_logging(settings.log_level, settings.log_format)
@@ -432,7 +434,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _storage(settings: Settings, _args: argparse.Namespace) -> int:
-    from backend.app import create_storage_app  # noqa: PLC0415 - keep `--help` fast
+    from standins.storage.server import create_storage_app  # noqa: PLC0415 - keep `--help` fast
 
     if settings.database_url is None:
         raise CommandError(
@@ -644,6 +646,7 @@ def _ops(_settings: Settings, args: argparse.Namespace) -> int:
 
 def _dsn(settings: Settings) -> str:
     """The database's address (`database_dsn`), CommandError when it has none."""
+    from standins.embedded import database_dsn  # noqa: PLC0415
     from standins.postgres import EmbeddedPostgresError  # noqa: PLC0415
 
     try:

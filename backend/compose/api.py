@@ -22,6 +22,7 @@ from backend import queues
 from backend.auth.verify import TokenVerifier
 from backend.compose.areas import Areas, build_areas
 from backend.compose.consumers import Consumers, consumers_context, start_consumers
+from backend.compose.embedded import EmbeddedMode
 from backend.compose.parts import enter_worker_context, open_database, service_key, storage_client
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
@@ -131,10 +132,17 @@ class ApiProcess:
 
 @asynccontextmanager
 async def api_process(
-    settings: Settings, dsn: str, parts: RouteParts, app: Litestar, *, consumers: ConsumersInApp | None = None
+    settings: Settings,
+    dsn: str,
+    parts: RouteParts,
+    app: Litestar,
+    *,
+    consumers: ConsumersInApp | None = None,
+    embedded: EmbeddedMode | None = None,
 ) -> AsyncIterator[ApiProcess]:
     """The API process of `app` over `dsn`, owning `parts` (see `route_parts`, made with its signer) from the start;
-    its Storage client reaches Supabase Storage, or in embedded mode the stand-in `app` serves. With `consumers` the
+    its Storage client reaches Supabase Storage, or with `embedded` (embedded mode) the stand-in `app` serves, over
+    the stand-in's own database (`parts`). With `consumers` the
     queue consumers run inside it (`supervised`), on a worker context and a pool of their own, sharing the signer,
     Storage, the provider clients and the CPU executor.
 
@@ -149,12 +157,13 @@ async def api_process(
         # wait=False: the API starts (and answers /readyz with 503) even while the database is down.
         db = await open_database(stack, create_pool(dsn, settings.pool_limits, by_user=True), wait=False)
         admissions = PathAdmissions(_admission(stack, db, "api"))
-        if parts.storage_db is not None:
-            from standins.storage.routes import STORAGE_PATH  # noqa: PLC0415 - the stand-in only
-
+        if embedded is not None:
+            if parts.storage_db is None:
+                raise ValueError("the Storage stand-in needs its database (route_parts(..., serves_storage=True))")
             storage_db = await open_database(stack, parts.storage_db.pool, wait=False)
-            admissions = PathAdmissions(admissions.main, _admission(stack, storage_db, "storage"), STORAGE_PATH)
-        storage = await stack.enter_async_context(_storage_client(settings, app))
+            storage_admission = _admission(stack, storage_db, "storage")
+            admissions = PathAdmissions(admissions.main, storage_admission, embedded.storage_path)
+        storage = await stack.enter_async_context(_storage_client(settings, app, embedded))
         provider_http = await stack.enter_async_context(create_http_client())
         # One executor for the API and the in-process worker: CPU is the process's, and fairness between
         # users holds only if every CPU-bound call of theirs waits in the same queue.
@@ -188,15 +197,13 @@ async def api_process(
         )
 
 
-def _storage_client(settings: Settings, app: Litestar) -> SupabaseObjectStorage:
+def _storage_client(settings: Settings, app: Litestar, embedded: EmbeddedMode | None) -> SupabaseObjectStorage:
     """Supabase Storage, or in embedded mode the stand-in `app` serves, reached in-process through the same HTTP
     client code (no socket, no dependency on the bind address)."""
-    if not settings.embedded:
+    if embedded is None:
         return storage_client(settings)
-    from standins.storage.in_process import in_process_client  # noqa: PLC0415 - embedded only
-
     public_url, version_ttl = settings.storage_public_url, settings.storage_version_seconds
-    return in_process_client(app, service_key(settings), public_url=public_url, version_ttl=version_ttl)
+    return embedded.storage_client(app, service_key(settings), public_url=public_url, version_ttl=version_ttl)
 
 
 def supervised(app: Litestar, consumers: ConsumersInApp, settings: Settings, dsn: str) -> Consumers:

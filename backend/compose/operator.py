@@ -5,23 +5,24 @@ first time it is asked for and closed with the run, in the reverse order."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import msgspec
 
 from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
-from backend.db.pool import PoolLimits, create_pool
+from backend.db.pool import create_pool
 from backend.settings import Settings
 from backend.tls import verifying_context
 
 if TYPE_CHECKING:
     from backend.db.units import Database
     from backend.providers.registry import ProviderSet
-    from backend.storage.client import ObjectStorage, SupabaseObjectStorage
+    from backend.storage.client import ObjectStorage
+
+T = TypeVar("T")
 
 
 class OperatorRun:
@@ -60,10 +61,9 @@ class OperatorRun:
         db = await open_database(self._stack, create_pool(self.dsn, limits), wait=True)
         return db, await self._stack.enter_async_context(CpuExecutor(1))
 
-    async def local_storage(self, root: Path) -> ObjectStorage:
-        """The Storage stand-in over the files under `root`, run in this process so it removes rows and files
-        exactly as a running API would (`standalone_storage`)."""
-        return await self._stack.enter_async_context(standalone_storage(self.dsn, root))
+    async def hold(self, resource: AbstractAsyncContextManager[T]) -> T:
+        """`resource` entered, open until the run ends (the Storage stand-in a script runs in its own process)."""
+        return await self._stack.enter_async_context(resource)
 
     async def supabase_storage(self, url: str, service_key: str) -> ObjectStorage:
         """Supabase Storage at `url` with the service key."""
@@ -81,18 +81,3 @@ async def operator_run(
         conn = await connect()
         stack.push_async_callback(conn.close)
         yield OperatorRun(settings, dsn, conn, stack)
-
-
-@asynccontextmanager
-async def standalone_storage(dsn: str, root: Path) -> AsyncIterator[SupabaseObjectStorage]:
-    """The Storage stand-in over `root`, served in this process without the API (operator scripts), over a small
-    pool of its own: it removes rows in `storage.objects` and files under `root` exactly as a request to a running
-    API would."""
-    from backend.compose.parts import open_database  # noqa: PLC0415 - as `providers` imports it
-    from standins.storage.in_process import standalone_client  # noqa: PLC0415 - the stand-in only
-
-    async with AsyncExitStack() as stack:
-        # An operator script waits longer for the database than a request does.
-        pool = create_pool(dsn, PoolLimits(min_size=1, max_size=2, connect_timeout=10, work_timeout=10))
-        db = await open_database(stack, pool, wait=True)
-        yield await stack.enter_async_context(standalone_client(db, root))

@@ -1,12 +1,13 @@
 """The Storage stand-in as embedded mode runs it: its routes mounted in the API at `/storage/v1` (or served in an
-operator script's process: `backend.compose.operator.standalone_storage`), reached in-process by the very client
-production uses against Supabase Storage."""
+operator script's process: `standalone_storage`), reached in-process by the very client production uses against
+Supabase Storage."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 from litestar import Litestar, Router
 
 from backend.auth.verify import ANON_ROLE, TokenVerifier
+from backend.db.pool import PoolLimits, create_pool
 from backend.db.units import Database
 from backend.errors import Unauthorized
 from backend.secret import Secret
@@ -68,3 +70,17 @@ def standalone_client(db: Database, root: Path) -> SupabaseObjectStorage:
     # logging_config=None: Litestar's default would start a QueueListener thread per app, left running.
     app = Litestar(route_handlers=[storage_router(db, secrets.token_urlsafe(48), root, caller)], logging_config=None)
     return in_process_client(app, service_key)
+
+
+@asynccontextmanager
+async def standalone_storage(dsn: str, root: Path) -> AsyncIterator[SupabaseObjectStorage]:
+    """The Storage stand-in over `root`, served in this process without the API (operator scripts), over a small
+    pool of its own: it removes rows in `storage.objects` and files under `root` exactly as a request to a running
+    API would."""
+    from backend.compose.parts import open_database  # noqa: PLC0415 - it loads the providers: only a run serving Storage pays
+
+    async with AsyncExitStack() as stack:
+        # An operator script waits longer for the database than a request does.
+        pool = create_pool(dsn, PoolLimits(min_size=1, max_size=2, connect_timeout=10, work_timeout=10))
+        db = await open_database(stack, pool, wait=True)
+        yield await stack.enter_async_context(standalone_client(db, root))

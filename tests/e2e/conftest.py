@@ -14,11 +14,12 @@ from litestar.testing import AsyncTestClient
 from playwright.async_api import Playwright, async_playwright
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.up import DATA_TEMPLATE, Running, make_data_template
 from fakes import ElevenLabsFake, serve
 from queue_consumers.worker import consume_in_app
 from standins.dev_tokens import mint_service_key
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.conftest import server_dir
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 
@@ -60,10 +61,12 @@ async def worker_client(db_dsn: str, tmp_path: Path) -> AsyncIterator[Callable[.
     opened: list[AsyncTestClient] = []  # type: ignore[type-arg]
 
     async def open_app(*, consumers: bool = True, **env: str) -> AsyncTestClient:  # type: ignore[type-arg]
-        settings = with_auth(
+        settings = with_auth_keys(
             settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **FAST, **env}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
         )
-        client = AsyncTestClient(app=create_app(settings, db_dsn, consumers=consume_in_app if consumers else None))
+        client = AsyncTestClient(
+            app=create_app(settings, db_dsn, consumers=consume_in_app if consumers else None, embedded=EMBEDDED)
+        )
         await client.__aenter__()
         opened.append(client)
         return client
@@ -77,10 +80,12 @@ async def worker_client(db_dsn: str, tmp_path: Path) -> AsyncIterator[Callable[.
 def served_app(dsn: str, data_dir: Path, *, consumers: bool = False, **env: str) -> Iterator[str]:
     """The app on a real port (its own thread and loop), for tests that send several requests at once:
     without consumers, to drive the lifecycle by hand through the internal route, or with them."""
-    settings = with_auth(
+    settings = with_auth_keys(
         settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir), **FAST, **env}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
     )
-    with serve(create_app(settings, dsn, consumers=consume_in_app if consumers else None), lifespan="on") as url:
+    with serve(
+        create_app(settings, dsn, consumers=consume_in_app if consumers else None, embedded=EMBEDDED), lifespan="on"
+    ) as url:
         yield url
 
 

@@ -16,14 +16,15 @@ import sys
 import uvicorn
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
+from standins.embedded import EMBEDDED, with_auth_keys
 
 
 def main(argv: list[str]) -> int:
     """Serve until told to stop."""
     dsn, data_dir = argv
     logging.basicConfig(level=logging.WARNING)
-    settings = with_auth(
+    settings = with_auth_keys(
         settings_from_env({"VOICEGATE_DATA_DIR": data_dir, "VOICEGATE_LOG_LEVEL": "WARNING"}),
         {"SUPABASE_JWT_SECRET": os.environ["SUPABASE_JWT_SECRET"]},
     )
@@ -35,7 +36,11 @@ def main(argv: list[str]) -> int:
     print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     # uvicorn's defaults for the HTTP implementation and loop, as `voicegate serve` runs it.
     config = uvicorn.Config(
-        create_app(settings, dsn), log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        create_app(settings, dsn, embedded=EMBEDDED),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
     )
     uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -20,12 +20,13 @@ import httpx
 import psycopg
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.audio_corpus import speech_wav
 from devkit.certs import make_chain
 from devkit.db import create_user
 from fakes import ElevenLabsFake, serve
 from standins.dev_tokens import mint_service_key, mint_user_token
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET
 from tests.support import database_url
 
@@ -139,7 +140,7 @@ def running_stack(dsn: str, workdir: Path) -> Iterator[Stack]:
     """The API on a free port over `dsn` (embedded-style Storage under `workdir`), and the fake."""
     fake = ElevenLabsFake(max_voices=1000)
     with serve(fake) as fake_url:
-        settings = with_auth(
+        settings = with_auth_keys(
             settings_from_env(
                 {
                     "VOICEGATE_DATA_DIR": str(workdir / "api"),
@@ -150,7 +151,7 @@ def running_stack(dsn: str, workdir: Path) -> Iterator[Stack]:
             ),
             {"SUPABASE_JWT_SECRET": JWT_SECRET},
         )
-        with serve(create_app(settings, dsn), lifespan="on") as api_url:
+        with serve(create_app(settings, dsn, embedded=EMBEDDED), lifespan="on") as api_url:
             chain = make_chain("ec").write(workdir / "c2pa")
             c2pa_env = {name: value for name, value in chain.items() if name.startswith("VOICEGATE_C2PA_")}
             stack = Stack(dsn=dsn, api_url=api_url, fake=fake, fake_url=fake_url, workdir=workdir, c2pa_env=c2pa_env)

@@ -29,9 +29,10 @@ from schemathesis.checks import (
 )
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.up import Running, dev_token, running_up
 from standins.dev_keys import JWT_SECRET_FILE
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(300)
@@ -46,10 +47,12 @@ HUGE = 10**309
 def _document() -> schemathesis.BaseSchema:
     """The document `voicegate up` serves, built from the handlers alone (no database is contacted), so
     operations are known when the tests are collected; the test checks it equals the served one."""
-    settings_ = with_auth(
+    settings_ = with_auth_keys(
         settings_from_env({"VOICEGATE_DATA_DIR": str(Path("/nonexistent"))}), {"SUPABASE_JWT_SECRET": "d" * 40}
     )
-    document = create_app(settings_, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
+    document = create_app(
+        settings_, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED
+    ).openapi_schema.to_schema()
     return schemathesis.openapi.from_dict(document)
 
 

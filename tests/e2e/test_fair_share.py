@@ -16,12 +16,13 @@ import httpx
 import pytest
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.db import Conn, one
 from devkit.streaming import stream
 from fakes import ElevenLabsFake, serve
 from fakes.elevenlabs import ElevenVoice
 from queue_consumers.worker import consume_in_app
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.e2e.conftest import FAST, served_app
 from tests.e2e.speech import THREE_SENTENCES, until_state
 from tests.integration.api.conftest import JWT_SECRET, User
@@ -108,11 +109,11 @@ async def test_a_user_past_the_stream_cap_is_refused_while_another_user_streams(
 
 
 def test_the_cpu_executors_threads_end_with_the_app(db_dsn: str, tmp_path: Path) -> None:
-    settings = with_auth(
+    settings = with_auth_keys(
         settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **FAST, "VOICEGATE_CPU_WORKERS": "3"}),
         {"SUPABASE_JWT_SECRET": JWT_SECRET},
     )
-    app = create_app(settings, db_dsn, consumers=consume_in_app)
+    app = create_app(settings, db_dsn, consumers=consume_in_app, embedded=EMBEDDED)
 
     def executor_threads() -> list[str]:
         prefix = f"{app.state.cpu.name}-"

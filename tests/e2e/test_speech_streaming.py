@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn, one
 from devkit.streaming import stream
@@ -31,6 +31,7 @@ from fakes.qwen import QwenVoice
 from fakes.selfhosted import MODEL as SELFHOSTED_MODEL
 from fakes.selfhosted import SelfhostedVoice
 from queue_consumers.worker import consume_in_app
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.e2e.conftest import FAST
 from tests.e2e.speech import RATE, THREE_SENTENCES, decoded_samples, fake_samples, until_state
 from tests.integration.api.conftest import JWT_SECRET, User
@@ -79,8 +80,8 @@ def api(db_dsn: str, tmp_path: Path) -> Iterator[Api]:
             "SELFHOSTED_BASE_URL": selfhosted_url,
             "SELFHOSTED_MODEL": SELFHOSTED_MODEL,
         }
-        settings = with_auth(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
-        with serve(create_app(settings, db_dsn, consumers=consume_in_app), lifespan="on") as url:
+        settings = with_auth_keys(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
+        with serve(create_app(settings, db_dsn, consumers=consume_in_app, embedded=EMBEDDED), lifespan="on") as url:
             yield Api(url, {"elevenlabs": eleven, "cartesia": cartesia, "qwen": qwen, "selfhosted": selfhosted})
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.compose.operator import standalone_storage as local_storage
 from backend.compose.parts import build_worker_context
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
@@ -18,6 +17,7 @@ from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.provenance import ProvenanceSigner
 from backend.settings import settings_from_env
+from standins.storage.in_process import standalone_storage as local_storage
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from backend.settings import database_dsn, settings_from_env
+from backend.settings import settings_from_env
 from devkit.db import postmaster_pid
+from standins.embedded import database_dsn
 from standins.postgres import (
     FAST_UNSAFE_SETTINGS,
     PASSFILE,

@@ -17,7 +17,6 @@ import psycopg
 import pytest
 
 from backend import queues
-from backend.compose.operator import standalone_storage
 from backend.db.connection import Connection
 from backend.db.pool import create_pool
 from backend.db.units import Database
@@ -27,6 +26,7 @@ from backend.records.retention import prune
 from backend.settings import Settings
 from devkit.db import create_user, one
 from queue_consumers.maintenance import sweep
+from standins.storage.in_process import standalone_storage
 from tests.support import seed_attempt, seed_voice
 
 OLD = "20 days"

@@ -28,7 +28,6 @@ from backend.auth.verify import UserClaims
 from backend.clone import manifest
 from backend.clone.manifest import BUCKET, RecordCursor, settle_manifests, write_manifest
 from backend.clone.step import process_attempt
-from backend.compose.operator import standalone_storage
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.db.pool import create_pool
@@ -40,6 +39,7 @@ from backend.storage import integrity, paths
 from backend.storage.client import ObjectStorage
 from backend.voices.service import VoicesService
 from devkit.db import create_user, one, seed_consent
+from standins.storage.in_process import standalone_storage
 from tests.integration.conftest import open_lifecycle
 from tests.support import local_attempt
 

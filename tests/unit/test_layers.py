@@ -1,16 +1,16 @@
-"""Imports go one way: every module of `voicegate/` (the program), `backend/`, `queue_consumers/`, `scripts/`,
-`bench/`, `tools/`, `devkit/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The
-use-case areas (`devkit.layers.AREAS`) stand on one layer, and one uses another only through that one's public
-face (its package's `__init__`, or its `api` module), in one direction: the areas' graph has no circle, stands on
-at most three floors, and is drawn in docs/concepts.md as the code has it. What more than one area asks is policy
-(`backend.policy`), below them all: pure, it reads nothing, takes no worker context and answers no route.
-Modules import each other in no circle of any length, nor do the top-level packages. The top-level folders stand
-one way too: `voicegate/` on `queue_consumers/` and `scripts/`, and those on `backend/`, which imports
-neither; no product module imports `tests/`, `bench/`, the development aids beside them (`devkit/`, `fakes/`) or a
-package only the benchmarks run, nor runs a module of the tests, the benchmarks or `devkit/` as a program (`python
--m tests...`). SQL runs only in the data layers (the use cases, the records and adapters, the database layer), never
-in the HTTP layer, the composition or an entry point. And the web framework stays at the edge: in `backend/`, only
-`backend/http/`, the app and the Storage stand-in's routes and what mounts them import Litestar.
+"""Imports go one way: every module of `voicegate/` (the program), `backend/`, `queue_consumers/`, `scripts/`, `bench/`,
+`tools/`, `devkit/` and `fakes/` stands on a layer, and none imports a module of a higher layer. The use-case areas
+(`devkit.layers.AREAS`) stand on one layer, and one uses another only through that one's public face (its package's
+`__init__`, or its `api` module), in one direction: the areas' graph has no circle, stands on at most three floors, and
+is drawn in docs/concepts.md as the code has it. What more than one area asks is policy (`backend.policy`), below them
+all: pure, it reads nothing, takes no worker context and answers no route. Modules import each other in no circle of any
+length, nor do the top-level packages. The top-level folders stand one way too: `voicegate/` on `queue_consumers/`,
+`scripts/` and `standins/`, and those on `backend/`, which imports none of them; no product module imports `tests/`,
+`bench/`, the development aids beside them (`devkit/`, `fakes/`) or a package only the benchmarks run, nor runs a module
+of the tests, the benchmarks or `devkit/` as a program (`python -m tests...`). SQL runs only in the data layers (the use
+cases, the records and adapters, the database layer), never in the HTTP layer, the composition or an entry point. And
+the web framework stays at the edge: in `backend/`, only `backend/http/`, the app and the Storage stand-in's routes and
+what mounts them import Litestar.
 
 Read from the source (the AST), every import counted wherever it stands (in a function, under
 TYPE_CHECKING): a lazy import is still a dependency. What is still crooked today is listed below with why,
@@ -45,12 +45,17 @@ BENCHMARK_ONLY = ("procrastinate",)
 LITESTAR_IMPORTERS = (
     "backend.http",
     "backend.app",
-    # The API process, built for its app (the stand-in it serves in embedded mode is reached through the app).
+    # The API process, built for its app (the stand-in it serves in embedded mode is reached through the app), and
+    # what embedded mode adds to that app (types only: the routes and the client the program hands in).
     "backend.compose.api",
+    "backend.compose.embedded",
     # The Storage stand-in's `/storage/v1` routes (a Litestar router), and what mounts them: in the API, or in
     # a Litestar app of their own that an operator script reaches in-process.
     "standins.storage.routes",
     "standins.storage.in_process",
+    # Its own server (`voicegate storage`), and embedded mode's stand-ins as the program hands them to the app.
+    "standins.storage.server",
+    "standins.embedded",
 )
 
 #: Imports from a lower layer up still tolerated, each with why: none; the list only shrinks.
@@ -62,7 +67,8 @@ KNOWN_CIRCLES: dict[frozenset[str], str] = {}
 #: Product modules that import the tests or the benchmarks, still tolerated: none; the list only shrinks.
 KNOWN_TEST_IMPORTS: dict[tuple[str, str], str] = {}
 
-#: Modules of `backend/` that import `queue_consumers/` or `scripts/`, still tolerated: none; the list only shrinks.
+#: Modules of `backend/` that import a folder above it (`queue_consumers/`, `scripts/`, `standins/`, `voicegate/`),
+#: still tolerated: none; the list only shrinks.
 KNOWN_FOLDER_UPWARD: dict[tuple[str, str], str] = {}
 
 #: Modules above the data layers that run SQL, still tolerated: none; the list only shrinks.
@@ -473,12 +479,18 @@ def test_no_product_module_runs_a_module_of_the_tests_the_benchmarks_or_devkit()
     assert not found, f"these product modules run a module of the tests, the benchmarks or devkit: {found}"
 
 
-def test_backend_imports_neither_the_consumers_nor_the_scripts() -> None:
-    """`queue_consumers/` and `scripts/` stand on `backend/`; `backend/` stands on neither."""
+#: The folders that stand on `backend/`: the program, the consumers, the operator scripts, and the stand-ins for
+#: Supabase, which the program hands to the product in embedded mode (`backend.compose.embedded`).
+ABOVE_BACKEND = ("voicegate", "queue_consumers", "scripts", "standins")
+
+
+def test_backend_imports_none_of_the_folders_above_it() -> None:
+    """`queue_consumers/`, `scripts/`, `standins/` and `voicegate/` stand on `backend/`; `backend/` stands on none
+    of them, not even lazily for embedded mode."""
     found = {
         (module, ".".join(target.split(".")[:2]) if target.startswith("queue_consumers.") else target.split(".")[0])
         for module, target in IMPORTS
-        if module.split(".")[0] == "backend" and target.split(".")[0] in ("queue_consumers", "scripts")
+        if module.split(".")[0] == "backend" and target.split(".")[0] in ABOVE_BACKEND
     }
     _shrinks(found, KNOWN_FOLDER_UPWARD, "these modules of backend/ import the folders above it", "KNOWN_FOLDER_UPWARD")
 

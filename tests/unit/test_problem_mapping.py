@@ -16,7 +16,8 @@ from backend.audio.report import QualityReport
 from backend.db.units import translate_db_errors
 from backend.errors import LaunchBlocked
 from backend.http.pipeline.problem import problem_for
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
+from standins.embedded import EMBEDDED, with_auth_keys
 
 ROWS = [
     (errors.ValidationFailed("name is required"), 400, "validation_failed", "name is required"),
@@ -494,8 +495,9 @@ def test_a_language_refusal_names_the_provider_and_the_languages_it_speaks() -> 
 def _problem_schema() -> Draft202012Validator:
     """The document's `ProblemDetails`, which allows no member it does not declare."""
     document = create_app(
-        with_auth(settings_from_env({"VOICEGATE_DATA_DIR": "/nonexistent"}), {"SUPABASE_JWT_SECRET": "s" * 40}),
+        with_auth_keys(settings_from_env({"VOICEGATE_DATA_DIR": "/nonexistent"}), {"SUPABASE_JWT_SECRET": "s" * 40}),
         "postgresql://nobody@127.0.0.1:1/none",
+        embedded=EMBEDDED,
     ).openapi_schema.to_schema()
     schema = {"$ref": "#/components/schemas/ProblemDetails", "components": document["components"]}
     return Draft202012Validator(schema, format_checker=FormatChecker())

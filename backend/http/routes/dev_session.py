@@ -3,6 +3,7 @@ auth.users, answered to loopback callers only (production pages sign in with Sup
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,14 +12,18 @@ from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
+from backend.auth.dev_session import DevSession
+from backend.db.units import Database
 from backend.http.deps import db_of
 from backend.http.documents.openapi import problems
 from backend.secret import Secret, is_loopback_host
-from standins.dev_sign_in import DevSession, open_dev_session
 
 
-def dev_session_handler(secret: Secret) -> HTTPRouteHandler:
-    """The route, signing its tokens with the project's JWT secret."""
+def dev_session_handler(
+    secret: Secret, open_session: Callable[[Database, Secret], Awaitable[DevSession]]
+) -> HTTPRouteHandler:
+    """The route, its sessions opened by `open_session` (embedded mode's, `backend.compose.embedded`) and their
+    tokens signed with the project's JWT secret."""
 
     @post(
         "/dev/session",
@@ -34,7 +39,7 @@ def dev_session_handler(secret: Secret) -> HTTPRouteHandler:
         page on a network, or a DNS-rebinding site, act as that user."""
         if not from_loopback(request):
             raise NotFoundException
-        return await open_dev_session(db_of(request), secret)
+        return await open_session(db_of(request), secret)
 
     return dev_session
 

@@ -12,9 +12,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.db import Conn, create_user
 from standins.dev_tokens import mint_user_token
+from standins.embedded import EMBEDDED, with_auth_keys
 
 JWT_SECRET = "test-jwt-secret-" + "x" * 40
 
@@ -40,8 +41,10 @@ def sql(db_dsn: str) -> Iterator[Conn]:
 
 @pytest.fixture
 async def client(db_dsn: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET})
-    async with AsyncTestClient(app=create_app(settings, db_dsn)) as test_client:
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
+    )
+    async with AsyncTestClient(app=create_app(settings, db_dsn, embedded=EMBEDDED)) as test_client:
         yield test_client
 
 

@@ -21,10 +21,11 @@ import httpx
 import psycopg
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from backend.usage.job_admission import PAUSE_S
 from devkit.db import Conn, one
 from fakes import serve
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET, User
 
 POOL = 4
@@ -37,7 +38,7 @@ async def served(db_dsn: str, tmp_path: Path, **env: str) -> AsyncIterator[httpx
     """An API process served on a real port from a thread of its own (a test client would run each request in
     turn), and a client of it."""
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **env})
-    app = create_app(with_auth(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn)
+    app = create_app(with_auth_keys(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn, embedded=EMBEDDED)
     with serve(app, lifespan="on") as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             yield client

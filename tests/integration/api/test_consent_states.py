@@ -18,9 +18,10 @@ from litestar.testing import AsyncTestClient
 from backend.app import create_app
 from backend.consents.service import _Q as CONSENT_QUERIES
 from backend.providers.local.hibari_voice import HibariVoice
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.audio_corpus import recording, wav_bytes
 from devkit.db import Conn, one, seed_consent
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET, User
 
 pytestmark = pytest.mark.timeout(180)
@@ -45,7 +46,9 @@ async def open_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[OpenApp]:
 
     async def open_one(**env: str) -> Client:
         settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path / str(len(clients))), **env})
-        client = AsyncTestClient(app=create_app(with_auth(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn))
+        client = AsyncTestClient(
+            app=create_app(with_auth_keys(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn, embedded=EMBEDDED)
+        )
         clients.append(await client.__aenter__())
         return client
 

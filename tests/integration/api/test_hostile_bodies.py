@@ -18,8 +18,9 @@ from litestar.testing import AsyncTestClient
 from backend.app import create_app
 from backend.http.pipeline.problem import EMPTY_BODY
 from backend.json_body import MAX_DEPTH
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.db import Conn
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import User
 from tests.integration.api.test_nul_characters import rows
 
@@ -39,8 +40,10 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
 
 def _app() -> Litestar:
     """The app as `voicegate up` builds it (embedded: with the Storage stand-in), for its route table."""
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": "/nonexistent"}), {"SUPABASE_JWT_SECRET": "s" * 40})
-    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none")
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": "/nonexistent"}), {"SUPABASE_JWT_SECRET": "s" * 40}
+    )
+    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED)
 
 
 _PARAMETER = re.compile(r"\{(\w+):(\w+)\}")

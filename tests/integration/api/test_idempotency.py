@@ -25,8 +25,9 @@ from backend.db.units import Database, Recorder
 from backend.errors import NotFound
 from backend.http.idempotency import IdempotencyKeys, idempotent
 from backend.http.pipeline.problem import problem_response
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.db import Conn, one
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_clone_api import WAV, put_sample, upload_url
 from tests.integration.api.test_reflections_api import advance, new_reflection, start_clone
@@ -45,8 +46,8 @@ LOCK_WAIT_S = 20
 async def client(db_dsn: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     """The API as the package's `client` serves it, its statements allowed `LOCK_WAIT_S`."""
     env = {"VOICEGATE_DATA_DIR": str(tmp_path), "VOICEGATE_DB_TIMEOUT": str(LOCK_WAIT_S)}
-    settings = with_auth(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
-    async with AsyncTestClient(app=create_app(settings, db_dsn)) as test_client:
+    settings = with_auth_keys(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
+    async with AsyncTestClient(app=create_app(settings, db_dsn, embedded=EMBEDDED)) as test_client:
         yield test_client
 
 

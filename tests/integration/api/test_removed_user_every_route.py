@@ -19,10 +19,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.db import Conn, create_user
 from fakes.audio import tone_wav
 from standins.dev_tokens import mint_user_token
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_hostile_bodies import _concrete
 
@@ -80,7 +81,7 @@ def _operations(app: Litestar) -> list[Operation]:
 
 def _app(db_dsn: str, tmp_path: Path, **env: str) -> Litestar:
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **env})
-    return create_app(with_auth(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn)
+    return create_app(with_auth_keys(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn, embedded=EMBEDDED)
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
 from backend.db.pool import Pool
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from backend.standard_webhooks.sender import WebhookSender
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET
 
 
@@ -51,10 +52,12 @@ async def test_a_start_up_that_fails_half_way_closes_what_it_had_opened(
     # Made with the worker context: after the pools, the Storage client and the CPU executor.
     monkeypatch.setattr(WebhookSender, "__init__", refuse)
     threads_before = _cpu_threads()
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET})
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
+    )
 
     with pytest.raises(ExceptionGroup) as failed:  # the test client's task group reports the lifespan's failure
-        async with AsyncTestClient(app=create_app(settings, db_dsn)):
+        async with AsyncTestClient(app=create_app(settings, db_dsn, embedded=EMBEDDED)):
             pass
     assert failed.group_contains(RuntimeError, match="^the webhook sender cannot start$")
 

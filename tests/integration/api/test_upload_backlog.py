@@ -16,9 +16,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_entry_check import Received, call
 from tests.integration.api.test_nul_characters import rows
@@ -34,8 +35,8 @@ CLONES = "voice_clone_process"
 async def small(db_dsn: str, tmp_path: Path) -> AsyncIterator[Client]:
     """The app with VOICEGATE_UPLOAD_BACKLOG_SECONDS=3 and no consumers: what waits in a queue stays there."""
     env = {"VOICEGATE_DATA_DIR": str(tmp_path), "VOICEGATE_UPLOAD_BACKLOG_SECONDS": str(LIMIT_S)}
-    settings = with_auth(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
-    async with AsyncTestClient(app=create_app(settings, db_dsn)) as client:
+    settings = with_auth_keys(settings_from_env(env), {"SUPABASE_JWT_SECRET": JWT_SECRET})
+    async with AsyncTestClient(app=create_app(settings, db_dsn, embedded=EMBEDDED)) as client:
         yield client
 
 

@@ -24,9 +24,10 @@ import psycopg
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from backend.text import sentences
 from devkit.db import Conn, one
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_language_refusals import local_voice, stored_local_voice
 from tests.integration.api.test_user_limits import two_processes
@@ -37,7 +38,9 @@ Client = AsyncTestClient  # type: ignore[type-arg]
 @asynccontextmanager
 async def app_with(db_dsn: str, tmp_path: Path, **env: str) -> AsyncIterator[Client]:
     settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path), **env})
-    async with AsyncTestClient(app=create_app(with_auth(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn)) as c:
+    async with AsyncTestClient(
+        app=create_app(with_auth_keys(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn, embedded=EMBEDDED)
+    ) as c:
         yield c
 
 

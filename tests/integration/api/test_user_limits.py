@@ -22,10 +22,11 @@ import psycopg
 import pytest
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from backend.webhooks.service import MAX_ENDPOINTS
 from devkit.db import Conn, one
 from fakes import serve
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_reflection_voice_api import WAV
 from tests.integration.api.test_voice_names import engine_voice, ready_sample
@@ -44,7 +45,7 @@ async def two_processes(db_dsn: str, tmp_path: Path, **env: str) -> AsyncIterato
         clients = []
         for name in ("a", "b"):
             settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path / name), **env})
-            app = create_app(with_auth(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn)
+            app = create_app(with_auth_keys(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn, embedded=EMBEDDED)
             url = stack.enter_context(serve(app, lifespan="on"))
             clients.append(await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30)))
         yield clients[0], clients[1]

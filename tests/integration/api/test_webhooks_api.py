@@ -13,12 +13,13 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from backend.webhooks.service import MAX_ENDPOINTS
 from backend.webhooks.types import EVENT_TYPES
 from devkit.certs import make_chain
 from devkit.db import Conn, one
 from standins.dev_tokens import mint_service_key
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.support import acting_as
 
@@ -147,8 +148,8 @@ async def production(db_dsn: str, tmp_path: Path) -> AsyncIterator[Client]:
     chain = make_chain("ec").write(tmp_path / "c2pa")
     env = {**chain, "DATABASE_URL": "postgresql://voicegate@db.example.com/postgres"}
     auth = {"SUPABASE_JWT_SECRET": JWT_SECRET, "SUPABASE_SERVICE_ROLE_KEY": mint_service_key(JWT_SECRET)}
-    settings = with_auth(settings_from_env(env), auth)
-    async with AsyncTestClient(app=create_app(settings, db_dsn)) as test_client:
+    settings = with_auth_keys(settings_from_env(env), auth)
+    async with AsyncTestClient(app=create_app(settings, db_dsn, embedded=EMBEDDED)) as test_client:
         yield test_client
 
 

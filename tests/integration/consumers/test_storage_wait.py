@@ -34,12 +34,13 @@ from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.errors import StorageUnavailable
 from backend.queues import Message
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from devkit.audio_corpus import speech_wav
 from devkit.db import create_user, one, seed_consent
 from queue_consumers.handlers import queue_routes
 from queue_consumers.runtime import QueueConsumer
 from queue_consumers.worker import build_consumers
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET
 from tests.integration.conftest import open_lifecycle
 from tests.support import local_attempt
@@ -164,8 +165,10 @@ async def test_a_sample_check_that_waits_out_storage_past_its_bound_is_reported_
     assert "VOICEGATE_STORAGE_WAIT_SECONDS" in line.getMessage()
 
     # What /metrics serves, in the process that runs the consumers (`voicegate up`).
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET})
-    async with AsyncTestClient(app=create_app(settings, db_dsn)) as client:
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
+    )
+    async with AsyncTestClient(app=create_app(settings, db_dsn, embedded=EMBEDDED)) as client:
         metrics = (await client.get("/metrics")).text
     [value] = re.findall(rf'^{METRIC}\{{queue="{queues.SAMPLE}"\}} (\S+)$', metrics, re.MULTILINE)
     assert float(value) == before + 1

@@ -13,13 +13,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from backend.compose.operator import standalone_storage as local_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.samples.purge import purge_expired_samples
 from backend.settings import Settings
 from devkit.db import one, seed_consent
 from scripts.purge_expired_samples import main
+from standins.storage.in_process import standalone_storage as local_storage
 from tests.integration.scripts.conftest import Runner, Scene, audit_events, snapshot, summary_counts
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)

@@ -18,7 +18,6 @@ import msgspec
 import psycopg
 import pytest
 
-from backend.compose.operator import standalone_storage
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.settings import Settings
@@ -27,6 +26,7 @@ from devkit.db import one, seed_consent
 from queue_consumers.maintenance import sweep as maintenance_sweep
 from scripts.status import main as status_main
 from scripts.sweep_orphan_objects import main
+from standins.storage.in_process import standalone_storage
 from standins.storage.orphan_files import OrphanFile, remove_orphan_file
 from tests.integration.scripts.conftest import Runner, Scene, audit_events, snapshot
 

@@ -20,13 +20,14 @@ from litestar import Litestar
 from backend.app import create_app
 from backend.http.routes.web import STATIC_DIR
 from backend.policy.consent import CONSENT_TEXT_VERSION
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from backend.voiceprint import THRESHOLD
 from devkit.audio_corpus import speech_wav
 from devkit.certs import make_chain
 from devkit.db import Conn
 from standins.dev_tokens import mint_anon_key, mint_service_key
 from standins.dev_users import DEV_USER_EMAIL
+from standins.embedded import EMBEDDED, with_auth_keys
 from tests.integration.api.conftest import JWT_SECRET
 
 PUBLISHABLE = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
@@ -59,8 +60,10 @@ async def running(app: Litestar) -> AsyncIterator[Litestar]:
 @pytest.fixture
 async def embedded_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[Litestar]:
     """The app as `voicegate up` builds it (no DATABASE_URL), with its lifespan running."""
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET})
-    async with running(create_app(settings, db_dsn)) as app:
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path)}), {"SUPABASE_JWT_SECRET": JWT_SECRET}
+    )
+    async with running(create_app(settings, db_dsn, embedded=EMBEDDED)) as app:
         yield app
 
 
@@ -68,7 +71,7 @@ async def embedded_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[Litestar]:
 async def supabase_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[Litestar]:
     """The app as `voicegate serve` builds it for a Supabase project (DATABASE_URL set, a C2PA chain)."""
     c2pa = make_chain("ec").write(tmp_path / "c2pa")
-    settings = with_auth(
+    settings = with_auth_keys(
         settings_from_env(
             {
                 **c2pa,
@@ -83,7 +86,7 @@ async def supabase_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[Litestar]:
             "SUPABASE_PUBLISHABLE_KEY": PUBLISHABLE,
         },
     )
-    async with running(create_app(settings, db_dsn)) as app:
+    async with running(create_app(settings, db_dsn, embedded=EMBEDDED)) as app:
         yield app
 
 

@@ -20,8 +20,9 @@ from backend.app import create_app
 from backend.clone.types import StartedClone
 from backend.domain.attempts import AttemptStatus
 from backend.reflections.types import QueuedClone
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
 from backend.voices.types import FinalizedClone
+from standins.embedded import EMBEDDED, with_auth_keys
 
 ROOT = Path(__file__).resolve().parents[3]
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -59,8 +60,10 @@ SNAKE_ELSEWHERE: dict[str, frozenset[str]] = {
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data_dir: Path = tmp_path_factory.mktemp("docs")
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40})
-    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40}
+    )
+    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED).openapi_schema.to_schema()
 
 
 def snake_family(path: str) -> bool:

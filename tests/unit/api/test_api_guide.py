@@ -11,7 +11,8 @@ import pytest
 
 from backend.app import create_app
 from backend.http.documents.openapi_markdown import operations, render
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
+from standins.embedded import EMBEDDED, with_auth_keys
 
 GUIDE = Path(__file__).resolve().parents[3] / "docs" / "api" / "guide.md"
 #: A route as the guide writes it in code: `METHOD /path` (a query string after the path is left out).
@@ -22,9 +23,11 @@ MENTION = re.compile(r"`(GET|POST|PUT|PATCH|DELETE|HEAD) (/[^`\s?]*)")
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data_dir: Path = tmp_path_factory.mktemp("docs")
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40})
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40}
+    )
     # What `/schema/openapi.json` serves, built from the handlers alone; no database is contacted.
-    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
+    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED).openapi_schema.to_schema()
 
 
 def route(method: str, path: str) -> str:

@@ -21,7 +21,8 @@ from litestar.datastructures import Accept
 from backend.app import create_app
 from backend.http.documents.openapi import OCTET_STREAM, audio_label
 from backend.providers.config import PROVIDER_NAMES
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
+from standins.embedded import EMBEDDED, with_auth_keys
 
 PACKAGE = "voicegate_nocfg"
 AUDIO_ROUTES = {
@@ -35,9 +36,11 @@ PROVIDER_REF = {"$ref": "#/components/schemas/Provider"}
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data_dir: Path = tmp_path_factory.mktemp("docs")
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40})
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40}
+    )
     # Built from the handlers alone; no database is contacted.
-    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
+    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED).openapi_schema.to_schema()
 
 
 @pytest.fixture(scope="module")

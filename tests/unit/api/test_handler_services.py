@@ -20,7 +20,8 @@ from litestar.routes import HTTPRoute
 from backend.app import create_app
 from backend.compose.areas import Areas
 from backend.http.deps import AREAS
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
+from standins.embedded import EMBEDDED, with_auth_keys
 
 #: What a service is built over: a handler that names one is doing the composition root's work.
 PARTS = frozenset({"db", "storage", "settings", "worker_context"})
@@ -38,9 +39,11 @@ ALLOWED: dict[str, str] = {
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Litestar:
     data_dir: Path = tmp_path_factory.mktemp("handlers")
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40})
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40}
+    )
     # Only the route table is read; no database is contacted.
-    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none")
+    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED)
 
 
 def _handlers(app: Litestar) -> dict[str, list[str]]:

@@ -15,7 +15,8 @@ from openapi_spec_validator import validate
 from backend.app import create_app
 from backend.domain.attempts import VoiceMirror
 from backend.samples.upload import SampleForm
-from backend.settings import settings_from_env, with_auth
+from backend.settings import settings_from_env
+from standins.embedded import EMBEDDED, with_auth_keys
 
 UNAUTHENTICATED = {"/healthz", "/readyz", "/metrics", "/config.json", "/dev/session"}
 UPLOADS = {("post", "/api/v1/voice-samples"), ("post", "/v1/reflections/{reflection_id}/voice/clone")}
@@ -31,9 +32,11 @@ IDEMPOTENT = {
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data_dir: Path = tmp_path_factory.mktemp("docs")
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40})
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40}
+    )
     # The document is built from the handlers alone; no database is contacted.
-    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none").openapi_schema.to_schema()
+    return create_app(settings, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED).openapi_schema.to_schema()
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -130,8 +133,10 @@ def test_every_request_body_has_an_example_valid_against_its_schema(
 def app_handlers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The type each JSON-bodied handler decodes its body into, by operation id."""
     data_dir: Path = tmp_path_factory.mktemp("handlers")
-    settings = with_auth(settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40})
-    app = create_app(settings, "postgresql://nobody@127.0.0.1:1/none")
+    settings = with_auth_keys(
+        settings_from_env({"VOICEGATE_DATA_DIR": str(data_dir)}), {"SUPABASE_JWT_SECRET": "s" * 40}
+    )
+    app = create_app(settings, "postgresql://nobody@127.0.0.1:1/none", embedded=EMBEDDED)
     types: dict[str, Any] = {}
     paths = app.openapi_schema.paths or {}
     for route in app.routes:
