@@ -25,7 +25,8 @@ from backend.storage.client import SupabaseObjectStorage, answers
 from backend.webhooks.step import RETRY_MAX_SECONDS
 from queue_consumers.handlers import QueueRoute, Retries, clone_over_http, queue_routes
 from queue_consumers.maintenance import run_maintenance
-from queue_consumers.runtime import ConsumerConfig, DependencyCheck, QueueConsumer
+from queue_consumers.runtime import ConsumerConfig, QueueConsumer
+from queue_consumers.storage_wait import DependencyCheck
 
 log = logging.getLogger(__name__)
 #: While Storage is unreachable, a worker asks it again this often (one probe for all its consumers) ...

@@ -64,7 +64,8 @@ def outbox(sql: Conn) -> list[dict[str, Any]]:
 
 def failure_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     """What the consumer logged of failed webhook deliveries (each failure, and the dead letter)."""
-    return [r for r in caplog.records if r.name == "queue_consumers.runtime" and "webhook_delivery" in r.getMessage()]
+    consumer = ("queue_consumers.runtime", "queue_consumers.dead_letters")
+    return [r for r in caplog.records if r.name in consumer and "webhook_delivery" in r.getMessage()]
 
 
 def dead_letters(sql: Conn) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 import backend.http.pipeline.metrics
 import backend.http.pipeline.server
 import backend.providers.slots  # noqa: F401
-import queue_consumers.runtime  # noqa: F401
+import queue_consumers.storage_wait  # noqa: F401
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 

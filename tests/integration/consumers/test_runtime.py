@@ -29,7 +29,8 @@ from backend.outages import DATABASE, Outage
 from backend.queues import Message
 from backend.settings import settings_from_env
 from devkit.db import Conn, one
-from queue_consumers.runtime import ConsumerConfig, DependencyCheck, QueueConsumer
+from queue_consumers.runtime import ConsumerConfig, QueueConsumer
+from queue_consumers.storage_wait import DependencyCheck
 
 QUEUE = "voice_synthesis"  # any queue with notify-on-insert; nothing else consumes it in these tests
 
@@ -313,7 +314,7 @@ async def test_a_read_that_keeps_failing_otherwise_is_not_retried_every_poll_for
     failures: list[float] = []
 
     async def read_failing_once_owed(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
-        if worker._stranded:
+        if worker._ledger.stranded:
             failures.append(time.monotonic())
             raise RuntimeError("a read that cannot work")
         return await read(conn, vt, qty)
@@ -425,7 +426,7 @@ async def test_a_message_left_by_an_outage_is_read_again_as_the_database_answers
 
     async def read_meeting_the_outage(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
         # The outage lasts two reads: the second comes once the handler's slot is free, as the consumer is idle.
-        if worker._stranded and len(failed_reads) < 2:
+        if worker._ledger.stranded and len(failed_reads) < 2:
             failed_reads.append(qty)
             raise DatabaseUnavailable  # rolls back the hand-back sent before it in the same pipeline
         return await read(conn, vt, qty)
@@ -550,7 +551,7 @@ async def test_a_message_that_waited_out_storage_past_its_bound_is_reported_once
     reported = storage_waits_reported()
     config = ConsumerConfig(queue=QUEUE, poll_interval=0.05, max_reads=2, storage_wait_seconds=0.5)
     worker = QueueConsumer(database, config, handle, listen_dsn=None, on_dead_letter=on_dead)
-    with caplog.at_level(logging.ERROR, logger="queue_consumers.runtime"):
+    with caplog.at_level(logging.ERROR, logger="queue_consumers.storage_wait"):
         async with running(worker):
             await until(lambda: len(dead_letters(db)) == 1, within=30)
 

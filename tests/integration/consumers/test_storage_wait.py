@@ -139,7 +139,7 @@ async def test_a_sample_check_that_waits_out_storage_past_its_bound_is_reported_
     storage = DownloadsDown(ctx.storage)
     before = reported()
     checker = sample_checker(ctx, storage, db_dsn, VOICEGATE_STORAGE_WAIT_SECONDS="1", VOICEGATE_QUEUE_MAX_READS="2")
-    with caplog.at_level(logging.ERROR, logger="queue_consumers.runtime"):
+    with caplog.at_level(logging.ERROR, logger="queue_consumers.storage_wait"):
         await consuming(checker, lambda: len(dead_letters(db)) == 1)
 
     # Handed back uncounted until the wait passed its second, then reported, then two counted deliveries.
