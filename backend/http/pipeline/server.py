@@ -27,7 +27,7 @@ import re
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, cast
+from typing import Any, ClassVar, Final, Protocol, cast
 
 import h11
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
@@ -106,135 +106,168 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     it is an `_Unread` connection, a few bytes of Python beside its transport, whose idle and header deadlines
     one timer keeps for all of them. Then it becomes uvicorn's h11 protocol, which serves it to the end.
     A crowd of connections that never finish a request so costs little memory and leaves little behind."""
-    # Every connection with no request in flight, longest-waiting first: what the cap closes first.
-    waiting: OrderedDict[_Closable, None] = OrderedDict()
-    memory = _MemoryBack()
-    unread = _UnreadDeadlines(limits)
-    #: The server's uvicorn config, state and app state, the same for each of its connections.
-    server: dict[str, Any] = {}
 
-    class GuardedH11Protocol(_Deadlined, H11Protocol):
-        """A connection whose first request's head has arrived, held to the deadlines between its requests."""
+    class Unread(_Unread):
+        """`_Unread`, for this server's connections."""
 
-        _timer: asyncio.TimerHandle | None = None
-        _reading_head = False
+        __slots__ = ()
+        guard = _Guard(limits)
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.timeout_keep_alive = limits.idle_timeout  # type: ignore[assignment]  # uvicorn's is whole seconds
+    return Unread
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            waiting[self] = None
-            self._timer = self.loop.call_later(limits.idle_timeout, self._expire, "idle")
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            super().connection_lost(exc)
-            OPEN.dec()
+class _Guard:
+    """What a server's connections share: the cap's queue, the deadlines of those whose head has not arrived, the
+    memory they hand back, and the server's uvicorn state."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        #: Every connection with no request in flight, longest-waiting first: what the cap closes first.
+        self.waiting: OrderedDict[_Closable, None] = OrderedDict()
+        self.memory = _MemoryBack()
+        self.unread = _UnreadDeadlines(limits)
+        #: The server's uvicorn config, state and app state, the same for each of its connections.
+        self.server: dict[str, Any] = {}
+
+    def serving(self, config: Any, server_state: Any, app_state: Any) -> None:
+        """A connection of the server that `config`, `server_state` and `app_state` are uvicorn's was made: kept
+        from the first one, for the h11 protocol each connection becomes."""
+        if not self.server:
+            self.server.update(config=config, server_state=server_state, app_state=app_state)
+            self.unread.head_limit = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+
+    def admit(self, conn: _Unread) -> None:
+        """`conn` opened: counted, waiting for its first byte; past the cap, the longest-waiting connection is
+        closed to make room, or `conn` itself is answered 503 when every other one has a request in flight."""
+        connections = self.server["server_state"].connections
+        connections.add(conn)
+        OPEN.inc()
+        self.memory.opened(len(connections))
+        self.waiting[conn] = None
+        self.unread.idle(conn)
+        if len(connections) > self.limits.max_connections:
+            oldest = next(iter(self.waiting))
+            if oldest is conn:
+                conn.transport.write(_FULL)
+                conn.close("full")
+            else:
+                oldest.close("evicted")
+
+    def hand_over(self, conn: _Unread, head: bytes) -> None:
+        """`conn`'s first head has arrived (or more than a head may be): uvicorn's protocol takes it over."""
+        self.server["server_state"].connections.discard(conn)
+        protocol = _GuardedH11Protocol(self, **self.server)
+        conn.transport.set_protocol(protocol)
+        protocol.connection_made(conn.transport)
+        protocol.data_received(head)
+
+
+class _Unread(_Deadlined, asyncio.Protocol):
+    """A connection whose first request's head has not all arrived: its transport and the bytes so far. Each server
+    has a subclass of its own (`guarded_protocol`) that names the server's `guard`."""
+
+    __slots__ = ("head", "transport")
+    guard: ClassVar[_Guard]
+
+    def __init__(
+        self, config: Any, server_state: Any, app_state: Any, _loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        self.guard.serving(config, server_state, app_state)
+        self.head = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)  # a stream's
+        self.guard.admit(self)
+
+    def data_received(self, data: bytes) -> None:
+        head = self.head + data
+        unread = self.guard.unread
+        if _HEAD_END.search(head, max(0, len(self.head) - 2)) is None and len(head) < unread.head_limit:
+            if not self.head:
+                unread.heading(self)
+            self.head = head
+            return
+        self._forget()
+        self.guard.hand_over(self, head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        connections = self.guard.server["server_state"].connections
+        connections.discard(self)
+        OPEN.dec()
+        self._forget()
+        self.guard.memory.closed(len(connections), asyncio.get_running_loop())
+
+    def shutdown(self) -> None:
+        """The server is stopping (uvicorn asks each connection): nothing is in flight, so close now."""
+        self._forget()
+        self.transport.close()
+
+    def _forget(self) -> None:
+        self.guard.waiting.pop(self, None)
+        self.guard.unread.forget(self)
+
+
+class _GuardedH11Protocol(_Deadlined, H11Protocol):
+    """A connection whose first request's head has arrived, held to the deadlines between its requests."""
+
+    _timer: asyncio.TimerHandle | None = None
+    _reading_head = False
+
+    def __init__(self, guard: _Guard, *args: Any, **kwargs: Any) -> None:
+        self._guard = guard
+        super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = guard.limits.idle_timeout  # type: ignore[assignment]  # uvicorn's is whole seconds
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._guard.waiting[self] = None
+        self._timer = self.loop.call_later(self._guard.limits.idle_timeout, self._expire, "idle")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        OPEN.dec()
+        self._forget()
+        self._guard.memory.closed(len(self.connections), self.loop)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is not h11.IDLE:
+            # A request is in flight: its body's pace is the app's to judge.
+            self._reading_head = False
             self._forget()
-            memory.closed(len(self.connections), self.loop)
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.transport.is_closing():
-                return
-            if self.conn.their_state is not h11.IDLE:
-                # A request is in flight: its body's pace is the app's to judge.
-                self._reading_head = False
-                self._forget()
-            elif not self._reading_head:
-                self._reading_head = True
-                self._cancel_timer()
-                self._timer = self.loop.call_later(limits.header_timeout, self._expire, "header")
-
-        def on_response_complete(self) -> None:
-            # uvicorn arms its keep-alive timer (VOICEGATE_IDLE_TIMEOUT) here; the connection waits again.
-            super().on_response_complete()
-            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-                waiting[self] = None
-
-        def timeout_keep_alive_handler(self) -> None:
-            if not self.transport.is_closing():
-                CLOSED.labels("idle").inc()
-            super().timeout_keep_alive_handler()
-
-        def _expire(self, reason: str) -> None:
-            self._timer = None
-            if self.transport.is_closing():
-                return
-            self.expire(reason)
-
-        def _forget(self) -> None:
-            """No longer a connection waiting for a request: out of the queue to evict, its timer off."""
-            waiting.pop(self, None)
+        elif not self._reading_head:
+            self._reading_head = True
             self._cancel_timer()
+            self._timer = self.loop.call_later(self._guard.limits.header_timeout, self._expire, "header")
 
-        def _cancel_timer(self) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+    def on_response_complete(self) -> None:
+        # uvicorn arms its keep-alive timer (VOICEGATE_IDLE_TIMEOUT) here; the connection waits again.
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._guard.waiting[self] = None
 
-    class _Unread(_Deadlined, asyncio.Protocol):
-        """A connection whose first request's head has not all arrived: its transport and the bytes so far."""
+    def timeout_keep_alive_handler(self) -> None:
+        if not self.transport.is_closing():
+            CLOSED.labels("idle").inc()
+        super().timeout_keep_alive_handler()
 
-        __slots__ = ("head", "transport")
+    def _expire(self, reason: str) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        self.expire(reason)
 
-        def __init__(
-            self, config: Any, server_state: Any, app_state: Any, _loop: asyncio.AbstractEventLoop | None = None
-        ) -> None:
-            if not server:
-                server.update(config=config, server_state=server_state, app_state=app_state)
-                unread.head_limit = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
-            self.head = b""
+    def _forget(self) -> None:
+        """No longer a connection waiting for a request: out of the queue to evict, its timer off."""
+        self._guard.waiting.pop(self, None)
+        self._cancel_timer()
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = cast("asyncio.Transport", transport)  # a stream's
-            connections = server["server_state"].connections
-            connections.add(self)
-            OPEN.inc()
-            memory.opened(len(connections))
-            waiting[self] = None
-            unread.idle(self)
-            if len(connections) > limits.max_connections:
-                oldest = next(iter(waiting))
-                if oldest is self:
-                    self.transport.write(_FULL)
-                    self.close("full")
-                else:
-                    oldest.close("evicted")
-
-        def data_received(self, data: bytes) -> None:
-            head = self.head + data
-            if _HEAD_END.search(head, max(0, len(self.head) - 2)) is None and len(head) < unread.head_limit:
-                if not self.head:
-                    unread.heading(self)
-                self.head = head
-                return
-            # The head is all here (or more than a head may be): uvicorn's protocol takes the connection over.
-            self._forget()
-            server["server_state"].connections.discard(self)
-            protocol = GuardedH11Protocol(**server)
-            self.transport.set_protocol(protocol)
-            protocol.connection_made(self.transport)
-            protocol.data_received(head)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            connections = server["server_state"].connections
-            connections.discard(self)
-            OPEN.dec()
-            self._forget()
-            memory.closed(len(connections), asyncio.get_running_loop())
-
-        def shutdown(self) -> None:
-            """The server is stopping (uvicorn asks each connection): nothing is in flight, so close now."""
-            self._forget()
-            self.transport.close()
-
-        def _forget(self) -> None:
-            waiting.pop(self, None)
-            unread.forget(self)
-
-    return _Unread
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 #: Where a request's head ends, as h11 finds it (a line ending may be a bare LF).
