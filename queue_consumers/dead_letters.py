@@ -18,8 +18,8 @@ from backend import queues
 from backend.db.units import Database
 from backend.errors import DatabaseUnavailable
 from backend.queues import DeadLetterHook, Message
-from queue_consumers.ledger import WAITED, OutageLedger
 from queue_consumers.storage_wait import STORAGE_UNAVAILABLE, without_storage_wait
+from queue_consumers.stranded import WAITED, StrandedDeliveries
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class FailedDeliveries:
         self,
         db: Database,
         queue: str,
-        ledger: OutageLedger,
+        deliveries: StrandedDeliveries,
         on_dead_letter: DeadLetterHook | None,
         *,
         max_reads: int,
@@ -40,7 +40,7 @@ class FailedDeliveries:
     ) -> None:
         self.db = db
         self.queue = queue
-        self.ledger = ledger
+        self.deliveries = deliveries
         self.on_dead_letter = on_dead_letter
         self.max_reads = max_reads
         self.backoff_base = backoff_base
@@ -48,7 +48,7 @@ class FailedDeliveries:
 
     async def failed(self, message: Message, error: str) -> None:
         """This delivery of `message` failed with `error`: back off, or dead-letter it past `max_reads`."""
-        reads = self.ledger.reads(message)
+        reads = self.deliveries.reads(message)
         if reads >= self.max_reads:
             await self.dead_letter(message, error)
             return
@@ -64,7 +64,7 @@ class FailedDeliveries:
             # outage's, so it is handed back as the database answers (with every connection busy, after its
             # visibility timeout).
             if isinstance(exc, DatabaseUnavailable):
-                self.ledger.strand(message)
+                self.deliveries.strand(message)
         except Exception:
             log.exception("%s: could not schedule message %d again", self.queue, message.msg_id)
 

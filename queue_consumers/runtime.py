@@ -11,7 +11,7 @@ who archives what, so the handlers' own fencing (attempt leases and versions) de
 
 Outages are not failed deliveries. A message whose handler met the database down or hung is handed back
 (visible at once) by the consumer's first read that gets an answer, its delivery uncounted
-(`queue_consumers.ledger`); one that met Storage down waits Storage out (`queue_consumers.storage_wait`).
+(`queue_consumers.stranded`); one that met Storage down waits Storage out (`queue_consumers.storage_wait`).
 Outages are logged where they are detected (backend.outages), once, not here per poll.
 
 A consumer rests between reads until a notification of its queue (`queue_consumers.listen`), a finished
@@ -45,9 +45,9 @@ from backend.failpoints import failpoint
 from backend.leases import Beat
 from backend.queues import DeadLetterHook, Handler, Message, Reader
 from queue_consumers.dead_letters import FailedDeliveries
-from queue_consumers.ledger import WAITED, OutageLedger
 from queue_consumers.listen import Listener, Wake
 from queue_consumers.storage_wait import DependencyCheck, StorageWaits
+from queue_consumers.stranded import WAITED, StrandedDeliveries
 
 log = logging.getLogger(__name__)
 #: How soon a failed visibility extension is tried again: the message must not reappear while held.
@@ -109,11 +109,11 @@ class QueueConsumer:
         self.dependency = dependency
         #: Messages handled and waiting to be archived with the next read.
         self._done: list[int] = []
-        self._ledger = OutageLedger()
+        self._cut_short = StrandedDeliveries()
         self._failures = FailedDeliveries(
             db,
             config.queue,
-            self._ledger,
+            self._cut_short,
             on_dead_letter,
             max_reads=config.max_reads,
             backoff_base=config.backoff_base,
@@ -122,7 +122,7 @@ class QueueConsumer:
         self._storage = StorageWaits(
             db,
             config.queue,
-            self._ledger,
+            self._cut_short,
             self._failures.failed,
             bound_seconds=config.storage_wait_seconds,
             max_reads=config.max_reads,
@@ -193,7 +193,7 @@ class QueueConsumer:
                 wanted = max(0, min(cfg.batch_size, free, self.db.spare_connections()))
                 if wanted > 0 and self.dependency is not None and not await self.dependency.open():
                     wanted = 0  # what was handled is still archived; nothing new is taken
-                got = await self._read_and_start(wanted) if wanted > 0 or self._done or self._ledger.stranded else 0
+                got = await self._read_and_start(wanted) if wanted > 0 or self._done or self._cut_short.stranded else 0
                 if wanted > 0 and got == wanted:
                     continue
                 # Every committed insert notifies (the queues' own trigger, never throttled), so a wake-up or the
@@ -201,7 +201,7 @@ class QueueConsumer:
                 # its notifications rests longer (`_rest`). Not while a read has yet to hand back or archive
                 # what an outage left, its read having met the outage too: no notification tells that the database
                 # answers again. (A read that failed otherwise is tried again after a rest, not every poll.)
-                owed = (self._ledger.stranded or self._done) and self._read_waited
+                owed = (self._cut_short.stranded or self._done) and self._read_waited
                 idle = wanted > 0 and got == 0 and not (self._inflight or owed) and self.listening.is_set()
                 await self._wake.wait(await self._rest() if idle else cfg.poll_interval)
         finally:
@@ -210,7 +210,7 @@ class QueueConsumer:
                 log.info("%s: draining %d in-flight message(s)", cfg.queue, len(self._inflight) + len(self._ready))
             while self._inflight:  # a finished one starts the next that was read ahead
                 await asyncio.gather(*self._inflight, return_exceptions=True)
-            if self._done or self._ledger.stranded:
+            if self._done or self._cut_short.stranded:
                 await self._read_and_start(0)
 
     async def _rest(self) -> float:
@@ -250,7 +250,7 @@ class QueueConsumer:
         """Archive what was handled since the last read and hand back what an outage stranded, then read and
         start up to `qty` messages."""
         done = list(self._done)
-        stranded, unconfirmed = self._ledger.owed()
+        stranded, unconfirmed = self._cut_short.owed()
         rows: list[dict[str, Any]] = []
         released: set[int] = set()
         try:
@@ -265,7 +265,7 @@ class QueueConsumer:
         except WAITED as exc:
             self._read_waited = True
             if isinstance(exc, DatabaseUnavailable):
-                self._ledger.unanswered(rows, self._held)
+                self._cut_short.unanswered(rows, self._held)
             return 0  # what was done is archived with a later read, or handled again once visible
         except Exception:
             self._read_waited = False
@@ -284,7 +284,7 @@ class QueueConsumer:
         back whose unanswered read it found did happen, a delivery nobody handled."""
         archived = set(done)
         self._done = [msg_id for msg_id in self._done if msg_id not in archived]
-        self._ledger.settled(done, stranded, uncounted)
+        self._cut_short.settled(done, stranded, uncounted)
 
     def _take(self, rows: list[dict[str, Any]]) -> None:
         """Hold the messages read (each kept invisible from now on) and start those that have a slot."""
@@ -320,7 +320,7 @@ class QueueConsumer:
         self._wake.set()
 
     async def _deliver(self, message: Message, keeper: Beat) -> None:
-        if self._ledger.reads(message) > self.config.max_reads:
+        if self._cut_short.reads(message) > self.config.max_reads:
             keeper.cancel()
             await self._failures.dead_letter(message, "delivered too often without finishing (worker crashes?)")
             return
@@ -328,7 +328,7 @@ class QueueConsumer:
             retry_at = await self.handler(message)
         except WAITED as exc:
             # Recording a failure would fail too.
-            self._ledger.waits(message, exc)
+            self._cut_short.waits(message, exc)
             log.debug("%s: message %d waits for the database", self.config.queue, message.msg_id)
             return
         except StorageUnavailable:
@@ -362,7 +362,7 @@ class QueueConsumer:
             async with self.db.service_statement() as conn:
                 await queues.put_off(conn, self.config.queue, message.msg_id, message.read_ct, math.ceil(seconds))
         except WAITED as exc:
-            self._ledger.waits(message, exc)
+            self._cut_short.waits(message, exc)
         except Exception:
             log.exception("%s: could not put message %d off", self.config.queue, message.msg_id)
 

@@ -27,7 +27,7 @@ from backend.db.connection import Connection
 from backend.db.units import Database
 from backend.outages import Outage
 from backend.queues import Message
-from queue_consumers.ledger import WAITED, OutageLedger
+from queue_consumers.stranded import WAITED, StrandedDeliveries
 
 log = logging.getLogger(__name__)
 #: How soon a message handed back for a Storage outage is visible again, to a consumer that reaches Storage.
@@ -114,7 +114,7 @@ class StorageWaits:
         self,
         db: Database,
         queue: str,
-        ledger: OutageLedger,
+        deliveries: StrandedDeliveries,
         failed: Callable[[Message, str], Awaitable[None]],
         *,
         bound_seconds: float,
@@ -122,7 +122,7 @@ class StorageWaits:
     ) -> None:
         self.db = db
         self.queue = queue
-        self.ledger = ledger
+        self.deliveries = deliveries
         self.failed = failed
         self.bound_seconds = bound_seconds
         self.max_reads = max_reads
@@ -135,7 +135,7 @@ class StorageWaits:
             async with self.db.service_transaction() as conn:
                 await send_anew(conn, self.queue, message, delay, wait)
         except WAITED as exc:
-            self.ledger.waits(message, exc)  # handlers are safe to repeat
+            self.deliveries.waits(message, exc)  # handlers are safe to repeat
         except Exception:
             log.exception("%s: could not archive message %d", self.queue, message.msg_id)
 
@@ -175,7 +175,7 @@ class StorageWaits:
                 subject = f"{self.queue}/{message.msg_id}"
                 await record_audit(conn, "worker", STORAGE_WAIT_AUDIT, "queue_message", subject, detail=detail)
         except WAITED as exc:
-            self.ledger.waits(message, exc)  # reported by a later delivery
+            self.deliveries.waits(message, exc)  # reported by a later delivery
             return
         except Exception:
             log.exception("%s: could not report message %d waiting out Storage", self.queue, message.msg_id)

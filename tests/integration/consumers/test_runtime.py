@@ -314,7 +314,7 @@ async def test_a_read_that_keeps_failing_otherwise_is_not_retried_every_poll_for
     failures: list[float] = []
 
     async def read_failing_once_owed(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
-        if worker._ledger.stranded:
+        if worker._cut_short.stranded:
             failures.append(time.monotonic())
             raise RuntimeError("a read that cannot work")
         return await read(conn, vt, qty)
@@ -426,7 +426,7 @@ async def test_a_message_left_by_an_outage_is_read_again_as_the_database_answers
 
     async def read_meeting_the_outage(conn: Connection, vt: int, qty: int) -> list[dict[str, Any]]:
         # The outage lasts two reads: the second comes once the handler's slot is free, as the consumer is idle.
-        if worker._ledger.stranded and len(failed_reads) < 2:
+        if worker._cut_short.stranded and len(failed_reads) < 2:
             failed_reads.append(qty)
             raise DatabaseUnavailable  # rolls back the hand-back sent before it in the same pipeline
         return await read(conn, vt, qty)

@@ -20,7 +20,7 @@ WAITED = (DatabaseUnavailable, TooManyRequests)
 _UNCOUNTED_MAX = 10_000
 
 
-class OutageLedger:
+class StrandedDeliveries:
     """One consumer's uncounted deliveries and stranded messages."""
 
     def __init__(self) -> None:
