@@ -23,12 +23,12 @@ from typing import IO, Any, Final
 import msgspec
 
 from backend.audio.report import QualityReport
-from backend.audio.sniff import sniff_audio
+from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import as_service
-from backend.errors import NotFound, SampleTooLarge, StorageUnavailable, UnsupportedAudio
+from backend.errors import NotFound, SampleNotUploaded, SampleTooLarge, StorageUnavailable, UnsupportedAudio
 from backend.failpoints import failpoint
 from backend.fields import Label, LanguageTag, Name, Text
 from backend.policy.consent import (
@@ -182,6 +182,41 @@ def check_upload(
         transcript=form.transcript,
         language=form.language,
         name=form.name.strip() if form.name else None,
+    )
+
+
+async def check_signed_upload(
+    storage: ObjectStorage,
+    *,
+    sample_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    voice_id: uuid.UUID,
+    path: str,
+    provider: str,
+    transcript: str | None,
+    language: str | None,
+) -> NewSample:
+    """The sample a client PUT to `voice-samples/path` through a signed upload URL, checked as `check_upload`
+    checks one sent in a request: present (SampleNotUploaded), within `provider`'s size limit, and audio by its
+    first bytes (UnsupportedAudio), of which no more is read."""
+    info = await storage.info(BUCKET, path)
+    if info is None:
+        raise SampleNotUploaded
+    check_size(info.size, provider)
+    sniffed = sniff_audio(await storage.head(BUCKET, path, SNIFF_BYTES))
+    if sniffed is None:
+        raise UnsupportedAudio
+    return NewSample(
+        sample_id=sample_id,
+        owner_id=owner_id,
+        voice_id=voice_id,
+        path=path,
+        declared_type=info.content_type,
+        sniffed_type=sniffed,
+        size_bytes=info.size,
+        provider=provider,
+        transcript=transcript,
+        language=language,
     )
 
 

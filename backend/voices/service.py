@@ -20,7 +20,6 @@ from typing import Any
 import msgspec
 
 from backend import samples
-from backend.audio.sniff import SNIFF_BYTES, sniff_audio
 from backend.auth.verify import UserClaims
 from backend.clone import (
     FinalizedUpload,
@@ -42,9 +41,7 @@ from backend.errors import (
     Conflict,
     DraftVoicesLimited,
     NotFound,
-    SampleNotUploaded,
     ServiceUnavailable,
-    UnsupportedAudio,
 )
 from backend.fields import Rename
 from backend.policy.consent import GivenConsent, Origin, require_consent
@@ -327,27 +324,17 @@ class VoicesService:
                 await reflection_rows.require_visible(conn, request.reflection_id)
         check_enrolment_language(provider, request.language or draft["language"])
 
-        info = await self.storage.info(samples.BUCKET, path)
-        if info is None:
-            raise SampleNotUploaded
-        samples.check_size(info.size, provider)
-        sniffed = sniff_audio(await self.storage.head(samples.BUCKET, path, SNIFF_BYTES))
-        if sniffed is None:
-            raise UnsupportedAudio
-
+        new = await samples.check_signed_upload(
+            self.storage,
+            sample_id=uuid.uuid4(),
+            owner_id=owner_id,
+            voice_id=request.voice_id,
+            path=path,
+            provider=provider,
+            transcript=request.transcript,
+            language=request.language,
+        )
         async with self.db.user_transaction(claims.raw) as conn:
-            new = samples.NewSample(
-                sample_id=uuid.uuid4(),
-                owner_id=owner_id,
-                voice_id=request.voice_id,
-                path=path,
-                declared_type=info.content_type,
-                sniffed_type=sniffed,
-                size_bytes=info.size,
-                provider=provider,
-                transcript=request.transcript,
-                language=request.language,
-            )
             source = FinalizedUpload(
                 voice_id=request.voice_id,
                 sample=new,
@@ -356,7 +343,9 @@ class VoicesService:
                 retention_days=self.settings.sample_retention_days,
             )
             attempt = await start_clone(conn, owner_id, source)
-            finalized = FinalizedClone(request.voice_id, attempt.id, new.sample_id, provider, attempt.status, sniffed)
+            finalized = FinalizedClone(
+                request.voice_id, attempt.id, new.sample_id, provider, attempt.status, new.sniffed_type
+            )
             if record is not None:
                 await record(conn, finalized)
         return finalized
