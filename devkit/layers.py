@@ -25,6 +25,28 @@ AREAS = (
 #: or a module named `api`.
 FACES = ("", ".api")
 
+#: The Storage stand-in's `/storage/v1` routes: the router, a module of handlers per concern, and what they read
+#: of a request and answer.
+STAND_IN_ROUTES = (
+    "standins.storage.routes",
+    "standins.storage.signed_url_routes",
+    "standins.storage.object_routes",
+    "standins.storage.list_routes",
+    "standins.storage.bucket_routes",
+    "standins.storage.route_requests",
+    "standins.storage.route_responses",
+)
+
+#: The Storage stand-in's service: its objects, lists and buckets, how bodies are taken in, and the caller's
+#: transaction they share (its rules, `standins.storage.rules`, are plain checks, below them with the stand-ins).
+STAND_IN_SERVICE = (
+    "standins.storage.objects",
+    "standins.storage.listing",
+    "standins.storage.buckets",
+    "standins.storage.uploads",
+    "standins.storage.access",
+)
+
 #: From the top down; a module takes the layer of its longest listed prefix. A module may import its own
 #: layer and those below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -42,7 +64,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the callers' tokens and the Storage client together; embedded mode's stand-ins as the program hands them in.
     ("composition", ("backend.compose", "standins.storage.in_process", "standins.embedded")),
     # The stand-in's `/storage/v1` routes live in its package but are HTTP like backend/http/.
-    ("http", ("backend.http", "standins.storage.routes")),
+    ("http", ("backend.http", *STAND_IN_ROUTES)),
     # The use-case areas: each owns its service, its types, its worker step and its SQL (AREAS); one uses another
     # through its face alone, one way; what more than one of them asks is policy, below them all.
     (
@@ -53,7 +75,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "standins.storage.orphan_files",
         ),
     ),
-    ("use case: the Storage stand-in", ("standins.storage.service",)),
+    ("use case: the Storage stand-in", STAND_IN_SERVICE),
     # The policy more than one area asks: pure decisions, which the areas call with what they read.
     ("use case: policy shared by the areas", ("backend.policy",)),
     ("worker context", ("backend.context",)),

@@ -5,7 +5,7 @@ The stand-in moves an uploaded file into place inside the transaction that write
 database fails before that commit (a crash mid-upload) the file stays behind with no row: nothing
 serves it and nothing would ever remove it. A process that dies mid-upload leaves its temporary file
 in `.uploads`. Both are removed once nobody wrote them for the grace period. A stored file is removed
-under the lock each write of that object takes (`service.lock_object`), after looking for its row once
+under the lock each write of that object takes (`access.lock_object`), after looking for its row once
 more, so a file whose row is about to commit is never removed.
 """
 
@@ -27,7 +27,7 @@ from backend.db.execute import fetch_all
 from backend.db.queries import load_queries
 from backend.db.units import TransactionSource, transaction_from
 from backend.errors import DatabaseUnavailable
-from standins.storage.service import UPLOADS_DIR, lock_object
+from standins.storage.access import UPLOADS_DIR, lock_object
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
 AUDIT_ACTION = "storage.orphan_file_remove"

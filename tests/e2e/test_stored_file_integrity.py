@@ -15,8 +15,8 @@ import pytest
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn, one
 from fakes import ElevenLabsFake, serve
-from standins.storage import routes
-from standins.storage.service import StoredObject
+from standins.storage import route_responses
+from standins.storage.access import StoredObject
 from tests.e2e.conftest import elevenlabs_env
 from tests.e2e.test_provenance import Client, cloned_job, fetch, flip_a_sample, poll
 from tests.e2e.test_samples_and_synthesis import job_settled, sample_settled, upload
@@ -130,7 +130,7 @@ def count_object_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list
     answers a HEAD about, by name."""
     read: list[str] = []
     headed: list[str] = []
-    streamed, head = routes._stream, routes._head
+    streamed, head = route_responses.stream, route_responses.head
 
     async def counted(stored: StoredObject, download: str | None) -> Any:
         read.append(stored.row["name"])
@@ -140,8 +140,8 @@ def count_object_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list
         headed.append(stored.row["name"])
         return head(stored)
 
-    monkeypatch.setattr(routes, "_stream", counted)
-    monkeypatch.setattr(routes, "_head", counted_head)
+    monkeypatch.setattr(route_responses, "stream", counted)
+    monkeypatch.setattr(route_responses, "head", counted_head)
     return read, headed
 
 

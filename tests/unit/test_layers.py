@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from devkit.layers import AREAS, DEV_AIDS, FACES, LAYERS, layer_of
+from devkit.layers import AREAS, DEV_AIDS, FACES, LAYERS, STAND_IN_ROUTES, layer_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("voicegate", "backend", "standins", "queue_consumers", "scripts", "bench", "tools", "devkit", "fakes")
@@ -51,7 +51,7 @@ LITESTAR_IMPORTERS = (
     "backend.compose.embedded",
     # The Storage stand-in's `/storage/v1` routes (a Litestar router), and what mounts them: in the API, or in
     # a Litestar app of their own that an operator script reaches in-process.
-    "standins.storage.routes",
+    *STAND_IN_ROUTES,
     "standins.storage.in_process",
     # Its own server (`voicegate storage`), and embedded mode's stand-ins as the program hands them to the app.
     "standins.storage.server",

@@ -22,8 +22,8 @@ from backend.settings import Settings
 from backend.storage import integrity
 from backend.storage.client import SupabaseObjectStorage
 from backend.storage.digest import Digest
-from standins.storage import routes
-from standins.storage.service import StoredObject
+from standins.storage import route_responses
+from standins.storage.access import StoredObject
 from tests.integration.storage.conftest import SERVICE_KEY, StorageServer
 
 BUCKET = "voice-renders"
@@ -179,13 +179,13 @@ async def test_a_client_takes_storages_word_on_a_version_for_its_seconds_and_for
     alice, _ = users
     path = f"{alice}/renders/{uuid.uuid4()}.wav"
     headed: list[str] = []
-    head = routes._head
+    head = route_responses.head
 
     def counted_head(stored: StoredObject) -> Any:
         headed.append(stored.row["name"])
         return head(stored)
 
-    monkeypatch.setattr(routes, "_head", counted_head)
+    monkeypatch.setattr(route_responses, "head", counted_head)
     subject = ("synthesis_job", "job-3")
     async with SupabaseObjectStorage(storage_server.storage_url, SERVICE_KEY, version_ttl=60) as storage:
         await write(database, storage, path, b"RIFF first")

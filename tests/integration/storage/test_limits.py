@@ -17,7 +17,8 @@ from storage3.exceptions import StorageApiError
 from backend.db.pool import create_pool
 from backend.db.units import Database
 from backend.settings import Settings
-from standins.storage.routes import LATEST_EXPIRY, storage_router
+from standins.storage.route_requests import LATEST_EXPIRY
+from standins.storage.routes import storage_router
 from standins.storage.tokens import sign_download_token
 from tests.integration.storage.conftest import SECRET, SERVICE_KEY, StorageServer, user_token, verify_access_token
 

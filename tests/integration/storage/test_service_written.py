@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from backend.storage.client import SupabaseObjectStorage
-from standins.storage.service import file_etag
+from standins.storage.rules import file_etag
 from tests.integration.storage.conftest import SERVICE_KEY, StorageServer, user_token
 
 SAMPLES = "voice-samples"

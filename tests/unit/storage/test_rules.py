@@ -9,7 +9,7 @@ from backend.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailab
 from backend.storage.client import _call
 from standins.storage import errors
 from standins.storage.errors import StorageError
-from standins.storage.service import MAX_KEY_BYTES, MAX_KEY_SEGMENT_BYTES, mime_allowed, validate_key
+from standins.storage.rules import MAX_KEY_BYTES, MAX_KEY_SEGMENT_BYTES, mime_allowed, validate_key
 
 KEY_OF_1024_BYTES = "/".join(["x" * 255] * 3 + ["x" * 254, "a"])
 
