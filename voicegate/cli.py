@@ -235,7 +235,8 @@ def _up_stack(settings: Settings, *, run_consumers: bool = True, env: Mapping[st
     with besides this one's environment (the fakes' providers)."""
     from backend.db.migrate import migrate  # noqa: PLC0415 - keep `--help` fast
     from standins.api_address import published  # noqa: PLC0415
-    from standins.postgres import EmbeddedPostgresError, Supervisor, for_data_dir  # noqa: PLC0415
+    from standins.postgres import EmbeddedPostgresError, for_data_dir  # noqa: PLC0415
+    from standins.postgres_supervisor import Supervisor  # noqa: PLC0415
 
     if settings.api_processes > 1:
         settings = msgspec.structs.replace(settings, reuse_port=True)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from standins.postgres import EmbeddedPostgresError, PostmasterState, ServerStillExiting, Supervisor
+from standins.postgres import EmbeddedPostgresError, PostmasterState, ServerStillExiting
+from standins.postgres_supervisor import Supervisor
 
 HELD = (
     "PostgreSQL of /nonexistent/pgdata died and cannot start again yet:"
@@ -96,7 +97,7 @@ def gave_up() -> list[str]:
 
 @pytest.fixture
 def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger="standins.postgres")
+    caplog.set_level(logging.INFO, logger="standins.postgres_supervisor")
     return caplog
 
 
