@@ -26,7 +26,8 @@ def openapi_document() -> dict[str, Any]:
     """The document `/schema/openapi.json` serves, built without a server."""
     from backend.app import create_app  # noqa: PLC0415 - after sys.path names this checkout
     from backend.settings import settings_from_env  # noqa: PLC0415
-    from standins.embedded import EMBEDDED, with_auth_keys  # noqa: PLC0415
+    from standins.embedded import with_auth_keys  # noqa: PLC0415
+    from standins.in_app import EMBEDDED  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="voicegate-docs-") as data_dir:
         settings = with_auth_keys(

@@ -70,11 +70,10 @@ def create_app(
 ) -> Litestar:
     """Build the app for `settings` (with auth settings, see `with_auth`), talking to `dsn`.
 
-    In embedded mode the app also serves the Storage stand-in under `/storage/v1`, so the stock
-    Supabase storage client works against it exactly as against a Supabase project, and the demo page's sign-in:
-    the stand-ins `embedded` gives, which embedded mode needs (ValueError without them; unused otherwise). With
-    `consumers` the
-    queue consumers run inside the app (`voicegate up`); if they die, the failure is logged and
+    In embedded mode the app also serves the Storage stand-in under `/storage/v1`, so the stock Supabase storage
+    client works against it exactly as against a Supabase project, and the demo page's sign-in: the stand-ins the
+    program hands in as `embedded` (ValueError in embedded mode without them; outside it they are not used). With
+    `consumers` the queue consumers run inside the app (`voicegate up`); if they die, the failure is logged and
     `app.state.worker_failed` is set so the entry point can exit non-zero.
 
     Raises SettingsError when the C2PA signing credentials are unusable (see `ProvenanceSigner`), before

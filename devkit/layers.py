@@ -62,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry points", ("backend.app", "queue_consumers", "scripts", "standins.storage.server")),
     # What mounts the Storage stand-in (in the API, or on its own for an operator script) puts its routes,
     # the callers' tokens and the Storage client together; embedded mode's stand-ins as the program hands them in.
-    ("composition", ("backend.compose", "standins.storage.in_process", "standins.embedded")),
+    ("composition", ("backend.compose", "standins.storage.in_process", "standins.in_app", "standins.embedded")),
     # The stand-in's `/storage/v1` routes live in its package but are HTTP like backend/http/.
     ("http", ("backend.http", *STAND_IN_ROUTES)),
     # The use-case areas: each owns its service, its types, its worker step and its SQL (AREAS); one uses another

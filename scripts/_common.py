@@ -42,7 +42,6 @@ from backend.providers.errors import ProviderError
 from backend.settings import Settings, settings_from_env
 from standins.embedded import database_dsn, with_auth_keys
 from standins.postgres import EmbeddedPostgresError
-from standins.storage.in_process import standalone_storage
 
 if TYPE_CHECKING:
     from backend.storage.client import ObjectStorage
@@ -316,6 +315,9 @@ async def open_storage(ops: Ops) -> ObjectStorage:
     else Supabase Storage with the service key."""
     local_dir = local_storage_dir(ops)
     if local_dir is not None:
+        # The stand-in is a web app served in this process: only a run that removes objects loads the framework.
+        from standins.storage.in_process import standalone_storage  # noqa: PLC0415
+
         return await ops.run.hold(standalone_storage(ops.run.dsn, local_dir))
     return await ops.run.supabase_storage(*_supabase_storage(ops.settings))
 

@@ -55,7 +55,7 @@ def run_server(settings: Settings, dsn: str, listener: socket.socket, *, run_con
     `run_consumers`) until it is told to stop; 1 when its consumers failed, else 0."""
     from backend.app import create_app  # noqa: PLC0415 - keep `--help` fast
     from queue_consumers.worker import consume_in_app  # noqa: PLC0415
-    from standins.embedded import EMBEDDED  # noqa: PLC0415
+    from standins.in_app import EMBEDDED  # noqa: PLC0415
 
     app = create_app(settings, dsn, consumers=consume_in_app if run_consumers else None, embedded=EMBEDDED)
     serve_app(settings, app, listener)

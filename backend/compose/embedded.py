@@ -1,6 +1,6 @@
 """What embedded mode adds to the API process: the Storage stand-in mounted at `/storage/v1`, answering its own
 errors and reached in-process by the Storage client production uses, and the demo page's sign-in for the local
-user. The program that runs embedded mode hands it in (`standins.embedded.EMBEDDED`), as it hands in the consumers
+user. The program that runs embedded mode hands it in (`standins.in_app.EMBEDDED`), as it hands in the consumers
 to run: `backend/` stands below the stand-ins for Supabase and does not import them."""
 
 from __future__ import annotations

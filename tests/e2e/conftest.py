@@ -19,7 +19,8 @@ from devkit.up import DATA_TEMPLATE, Running, make_data_template
 from fakes import ElevenLabsFake, serve
 from queue_consumers.worker import consume_in_app
 from standins.dev_tokens import mint_service_key
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.conftest import server_dir
 from tests.integration.api.conftest import JWT_SECRET, User, make_user, sql  # noqa: F401 - fixtures
 

@@ -17,7 +17,8 @@ import uvicorn
 
 from backend.app import create_app
 from backend.settings import settings_from_env
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 
 
 def main(argv: list[str]) -> int:

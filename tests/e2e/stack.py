@@ -26,7 +26,8 @@ from devkit.certs import make_chain
 from devkit.db import create_user
 from fakes import ElevenLabsFake, serve
 from standins.dev_tokens import mint_service_key, mint_user_token
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET
 from tests.support import database_url
 

@@ -32,7 +32,8 @@ from backend.app import create_app
 from backend.settings import settings_from_env
 from devkit.up import Running, dev_token, running_up
 from standins.dev_keys import JWT_SECRET_FILE
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(300)

@@ -22,7 +22,8 @@ from devkit.streaming import stream
 from fakes import ElevenLabsFake, serve
 from fakes.elevenlabs import ElevenVoice
 from queue_consumers.worker import consume_in_app
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.e2e.conftest import FAST, served_app
 from tests.e2e.speech import THREE_SENTENCES, until_state
 from tests.integration.api.conftest import JWT_SECRET, User

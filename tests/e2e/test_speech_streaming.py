@@ -31,7 +31,8 @@ from fakes.qwen import QwenVoice
 from fakes.selfhosted import MODEL as SELFHOSTED_MODEL
 from fakes.selfhosted import SelfhostedVoice
 from queue_consumers.worker import consume_in_app
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.e2e.conftest import FAST
 from tests.e2e.speech import RATE, THREE_SENTENCES, decoded_samples, fake_samples, until_state
 from tests.integration.api.conftest import JWT_SECRET, User

@@ -55,7 +55,7 @@ LITESTAR_IMPORTERS = (
     "standins.storage.in_process",
     # Its own server (`voicegate storage`), and embedded mode's stand-ins as the program hands them to the app.
     "standins.storage.server",
-    "standins.embedded",
+    "standins.in_app",
 )
 
 #: Imports from a lower layer up still tolerated, each with why: none; the list only shrinks.

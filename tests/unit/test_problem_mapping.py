@@ -17,7 +17,8 @@ from backend.db.units import translate_db_errors
 from backend.errors import LaunchBlocked
 from backend.http.pipeline.problem import problem_for
 from backend.settings import settings_from_env
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 
 ROWS = [
     (errors.ValidationFailed("name is required"), 400, "validation_failed", "name is required"),

@@ -15,7 +15,8 @@ from backend.app import create_app
 from backend.settings import settings_from_env
 from devkit.db import Conn, create_user
 from standins.dev_tokens import mint_user_token
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 
 JWT_SECRET = "test-jwt-secret-" + "x" * 40
 

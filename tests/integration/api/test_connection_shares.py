@@ -25,7 +25,8 @@ from backend.settings import settings_from_env
 from backend.usage.job_admission import PAUSE_S
 from devkit.db import Conn, one
 from fakes import serve
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET, User
 
 POOL = 4

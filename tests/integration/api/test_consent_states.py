@@ -21,7 +21,8 @@ from backend.providers.local.hibari_voice import HibariVoice
 from backend.settings import settings_from_env
 from devkit.audio_corpus import recording, wav_bytes
 from devkit.db import Conn, one, seed_consent
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET, User
 
 pytestmark = pytest.mark.timeout(180)

@@ -20,7 +20,8 @@ from backend.http.pipeline.problem import EMPTY_BODY
 from backend.json_body import MAX_DEPTH
 from backend.settings import settings_from_env
 from devkit.db import Conn
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import User
 from tests.integration.api.test_nul_characters import rows
 

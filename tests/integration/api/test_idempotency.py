@@ -27,7 +27,8 @@ from backend.http.idempotency import IdempotencyKeys, idempotent
 from backend.http.pipeline.problem import problem_response
 from backend.settings import settings_from_env
 from devkit.db import Conn, one
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_clone_api import WAV, put_sample, upload_url
 from tests.integration.api.test_reflections_api import advance, new_reflection, start_clone

@@ -23,7 +23,8 @@ from backend.settings import settings_from_env
 from devkit.db import Conn, create_user
 from fakes.audio import tone_wav
 from standins.dev_tokens import mint_user_token
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_hostile_bodies import _concrete
 

@@ -17,7 +17,8 @@ from backend.app import create_app
 from backend.db.pool import Pool
 from backend.settings import settings_from_env
 from backend.standard_webhooks.sender import WebhookSender
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET
 
 

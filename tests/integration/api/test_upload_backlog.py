@@ -19,7 +19,8 @@ from backend.app import create_app
 from backend.settings import settings_from_env
 from devkit.audio_corpus import speech_wav
 from devkit.db import Conn
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_entry_check import Received, call
 from tests.integration.api.test_nul_characters import rows

@@ -27,7 +27,8 @@ from backend.app import create_app
 from backend.settings import settings_from_env
 from backend.text import sentences
 from devkit.db import Conn, one
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_language_refusals import local_voice, stored_local_voice
 from tests.integration.api.test_user_limits import two_processes

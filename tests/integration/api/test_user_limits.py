@@ -26,7 +26,8 @@ from backend.settings import settings_from_env
 from backend.webhooks.service import MAX_ENDPOINTS
 from devkit.db import Conn, one
 from fakes import serve
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.integration.api.test_reflection_voice_api import WAV
 from tests.integration.api.test_voice_names import engine_voice, ready_sample

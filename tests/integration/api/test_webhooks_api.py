@@ -19,7 +19,8 @@ from backend.webhooks.types import EVENT_TYPES
 from devkit.certs import make_chain
 from devkit.db import Conn, one
 from standins.dev_tokens import mint_service_key
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET, User
 from tests.support import acting_as
 

@@ -40,7 +40,8 @@ from devkit.db import create_user, one, seed_consent
 from queue_consumers.handlers import queue_routes
 from queue_consumers.runtime import QueueConsumer
 from queue_consumers.worker import build_consumers
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET
 from tests.integration.conftest import open_lifecycle
 from tests.support import local_attempt

@@ -27,7 +27,8 @@ from devkit.certs import make_chain
 from devkit.db import Conn
 from standins.dev_tokens import mint_anon_key, mint_service_key
 from standins.dev_users import DEV_USER_EMAIL
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 from tests.integration.api.conftest import JWT_SECRET
 
 PUBLISHABLE = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"

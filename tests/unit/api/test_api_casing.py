@@ -22,7 +22,8 @@ from backend.domain.attempts import AttemptStatus
 from backend.reflections.types import QueuedClone
 from backend.settings import settings_from_env
 from backend.voices.types import FinalizedClone
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 
 ROOT = Path(__file__).resolve().parents[3]
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")

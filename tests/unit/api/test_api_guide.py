@@ -12,7 +12,8 @@ import pytest
 from backend.app import create_app
 from backend.http.documents.openapi_markdown import operations, render
 from backend.settings import settings_from_env
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 
 GUIDE = Path(__file__).resolve().parents[3] / "docs" / "api" / "guide.md"
 #: A route as the guide writes it in code: `METHOD /path` (a query string after the path is left out).

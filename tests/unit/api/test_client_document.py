@@ -22,7 +22,8 @@ from backend.app import create_app
 from backend.http.documents.openapi import OCTET_STREAM, audio_label
 from backend.providers.config import PROVIDER_NAMES
 from backend.settings import settings_from_env
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 
 PACKAGE = "voicegate_nocfg"
 AUDIO_ROUTES = {

@@ -21,7 +21,8 @@ from backend.app import create_app
 from backend.compose.areas import Areas
 from backend.http.deps import AREAS
 from backend.settings import settings_from_env
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 
 #: What a service is built over: a handler that names one is doing the composition root's work.
 PARTS = frozenset({"db", "storage", "settings", "worker_context"})

@@ -16,7 +16,8 @@ from backend.app import create_app
 from backend.domain.attempts import VoiceMirror
 from backend.samples.upload import SampleForm
 from backend.settings import settings_from_env
-from standins.embedded import EMBEDDED, with_auth_keys
+from standins.embedded import with_auth_keys
+from standins.in_app import EMBEDDED
 
 UNAUTHENTICATED = {"/healthz", "/readyz", "/metrics", "/config.json", "/dev/session"}
 UPLOADS = {("post", "/api/v1/voice-samples"), ("post", "/v1/reflections/{reflection_id}/voice/clone")}
