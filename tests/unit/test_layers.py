@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import itertools
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -527,6 +529,17 @@ def test_only_the_http_layer_and_the_entry_points_import_litestar() -> None:
         and any(target == "litestar" or target.startswith("litestar.") for target in _targets(module, path))
     )
     assert not importers, f"only LITESTAR_IMPORTERS may import litestar; these do too: {importers}"
+
+
+def test_the_worker_and_the_operator_scripts_load_no_web_framework() -> None:
+    """What the worker and a script import, whatever embedded mode reads for them, leaves Litestar unloaded: the
+    stand-ins the app serves (`standins.in_app`) come in with the app alone."""
+    program = (
+        "import sys; import queue_consumers.worker, scripts._common, standins.embedded, backend.compose.operator;"
+        " print(sorted(m for m in sys.modules if m.split('.')[0] == 'litestar'))"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_records_stand_on_the_database_alone() -> None:
