@@ -208,6 +208,10 @@ def test_the_documented_bot_runs_as_written_on_a_fresh_up(bot: Bot, tmp_path: Pa
     page = (REPO / "docs" / "api" / "streaming.md").read_text()
     match = re.search(r"<!-- pipecat-bot -->\n```sh\n(.*?)```", page, re.S)
     assert match is not None, "docs/api/streaming.md has no pipecat-bot block"
+    # The copy shares the checkout's .venv: were it older than its lock files, the copy's `make pipecat` would install
+    # voicegate into it again, editable from the copy, and leave every later test a `voicegate` that is gone.
+    stale = subprocess.run(["make", "-q", ".venv/.installed"], cwd=REPO, capture_output=True, check=False)
+    assert stale.returncode == 0, "the checkout's .venv is older than its lock files: run make .venv/.installed"
     for name in (".venv", "docs", "examples", "Makefile", "pyproject.toml", "requirements", "tools"):
         (tmp_path / name).symlink_to(REPO / name)
     # `voicegate token` finds the server's database by the data directory, as in the checkout it would be .voicegate.
