@@ -376,7 +376,9 @@ def with_auth(settings: Settings, env: Mapping[str, str] | None = None, dev: Dev
     """`settings` with its auth settings read; in embedded mode the keys the environment leaves unset come from
     `dev`, which the program hands in (`standins.embedded.with_auth_keys`): SettingsError without it."""
     if settings.embedded and dev is None:
-        raise SettingsError("embedded mode takes its keys from its data directory: read its settings with them")
+        raise SettingsError(
+            "embedded mode's keys come from its data directory: read its settings with standins.embedded.with_auth_keys"
+        )
     try:
         auth = auth_settings_from_env(os.environ if env is None else env, dev)
     except AuthConfigError as exc:
