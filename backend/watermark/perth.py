@@ -112,16 +112,18 @@ def _magnitude(normalised: F64) -> F64:
 def analyse(padded: F32) -> tuple[F32, F32]:
     """The normalised magnitudes of bins 0-127 (frames, 128) and the mask of frames that are not quiet
     (frames,), as 0.0 / 1.0, of a `_padded` signal."""
-    subband, mask, _ = _analysed(padded)
+    subband, mask, _, _ = _analysed(padded)
     return subband, mask
 
 
-def _analysed(padded: F32) -> tuple[F32, F32, npt.NDArray[np.complex64]]:
-    """`analyse`'s two, and the complex spectrum of bins 0-127 (frames, 128), whose phases marking keeps."""
+def _analysed(padded: F32, *, periodicity: bool = False) -> tuple[F32, F32, npt.NDArray[np.complex64], F32 | None]:
+    """`analyse`'s two, the complex spectrum of bins 0-127 (frames, 128), whose phases marking keeps, and with
+    ``periodicity`` each frame's `voicing` from the same spectra (else None)."""
     frames = _frames(padded)
     subband = np.empty((frames, SUBBAND), dtype=np.float32)
     low_bins = np.empty((frames, SUBBAND), dtype=np.complex64)
     energy = np.empty(frames, dtype=np.float64)
+    periodic = np.empty(frames, dtype=np.float32) if periodicity else None
     for start in range(0, frames, BLOCK):
         stop = min(frames, start + BLOCK)
         spectra = _spectra(padded, start, stop)
@@ -129,8 +131,34 @@ def _analysed(padded: F32) -> tuple[F32, F32, npt.NDArray[np.complex64]]:
         subband[start:stop] = normalised[:, :SUBBAND]
         low_bins[start:stop] = spectra[:, :SUBBAND]
         energy[start:stop] = normalised.sum(axis=1, dtype=np.float32)
+        if periodic is not None:
+            periodic[start:stop] = _periodicity(spectra)
     mask = (energy > energy.max() * QUIET_SHARE).astype(np.float32)
-    return subband, mask, low_bins
+    return subband, mask, low_bins, periodic
+
+
+#: A frame is unvoiced when its autocorrelation reaches less than this share of its energy at every lag of a pitch
+#: of 70-400 Hz: a fricative, a breath, a pause's noise; a vowel reads 0.6-1.0.
+UNVOICED: Final = 0.4
+
+
+def voicing(padded: F32) -> F32:
+    """Each frame's periodicity (frames,) of a `_padded` signal: its windowed autocorrelation's highest peak at a
+    lag of a pitch of 70-400 Hz, over its energy; under `UNVOICED` the frame is unvoiced."""
+    frames = _frames(padded)
+    out = np.empty(frames, dtype=np.float32)
+    for start in range(0, frames, BLOCK):
+        stop = min(frames, start + BLOCK)
+        out[start:stop] = _periodicity(_spectra(padded, start, stop))
+    return out
+
+
+def _periodicity(spectra: npt.NDArray[np.complex64]) -> F32:
+    """`voicing` of frames whose spectra (frames, bins) these are: the autocorrelation is the inverse transform of
+    the power spectrum."""
+    low, high = RATE // 400, RATE // 70
+    correlation = scipy.fft.irfft(np.square(np.abs(spectra)), n=N_FFT, axis=1, workers=1)[:, : high + 1]
+    return np.asarray(correlation[:, low:].max(axis=1) / np.maximum(correlation[:, 0], 1e-20), dtype=np.float32)
 
 
 def run_stack(stack: Stack, features: F32) -> F32:
@@ -147,11 +175,13 @@ def run_stack(stack: Stack, features: F32) -> F32:
     return np.concatenate(parts, axis=1)
 
 
-def residual(encoder: Stack, padded: F32) -> F64:
-    """What marking adds to the 32 kHz signal of ``padded`` (its first `HOP` x (frames - 1) samples)."""
-    subband, mask, low_bins = _analysed(padded)
+def residual(encoder: Stack, padded: F32, unvoiced_gain: float = 1.0) -> F64:
+    """What marking adds to the 32 kHz signal of ``padded`` (its first `HOP` x (frames - 1) samples), each unvoiced
+    frame's share (`UNVOICED`) ``unvoiced_gain`` times the library's."""
+    subband, mask, low_bins, periodic = _analysed(padded, periodicity=unvoiced_gain != 1.0)
     frames = subband.shape[0]
     change = run_stack(encoder, np.ascontiguousarray(subband.T)) * mask
+    gains = None if periodic is None else np.where(periodic < UNVOICED, unvoiced_gain, 1.0)[:, None]
     overlap = np.zeros((frames + _HOPS_PER_FRAME, HOP), dtype=np.float64)
     for start in range(0, frames, BLOCK):
         stop = min(frames, start + BLOCK)
@@ -162,6 +192,8 @@ def residual(encoder: Stack, padded: F32) -> F64:
         original = subband[start:stop].astype(np.float64)
         spectrum = np.zeros((stop - start, BINS), dtype=np.complex64)
         spectrum[:, :SUBBAND] = (_magnitude(original + touched) - _magnitude(original)) * phase
+        if gains is not None:
+            spectrum *= gains[start:stop]
         windowed = scipy.fft.irfft(spectrum, n=N_FFT, axis=1, workers=1) * _WINDOW
         hops = np.zeros((stop - start, _HOPS_PER_FRAME * HOP), dtype=np.float64)
         hops[:, :N_FFT] = windowed
@@ -182,11 +214,12 @@ def _envelope(frames: int) -> F64:
     return envelope.ravel()
 
 
-def added(encoder: Stack, samples: F32, rate: int) -> F64:
+def added(encoder: Stack, samples: F32, rate: int, unvoiced_gain: float = 1.0) -> F64:
     """What marking adds to ``samples`` (mono float32 at ``rate``), at that rate: as long as them, or up to a
-    hop shorter at 32 kHz (the end past the last frame's centre is left as it is)."""
+    hop shorter at 32 kHz (the end past the last frame's centre is left as it is); unvoiced frames' share times
+    ``unvoiced_gain`` (`residual`)."""
     at_rate = to_rate(samples, rate, RATE)
-    change = residual(encoder, _padded(at_rate))[: at_rate.size]
+    change = residual(encoder, _padded(at_rate), unvoiced_gain)[: at_rate.size]
     if rate == RATE:
         return change
     return to_rate(change.astype(np.float32), RATE, rate)[: samples.size].astype(np.float64)
@@ -220,6 +253,37 @@ def score(branches: tuple[Stack, Stack, Stack], samples: F32, rate: int) -> floa
     clips it to [0, 1]); NaN when every frame is quiet (digital silence: nothing to read)."""
     read = means(tuple(zip(branches, SCALES, strict=True)), [to_rate(samples, rate, RATE)])
     return math.nan if read is None else combined(*read)
+
+
+class Reading:
+    """The decoder's three branches' outputs on each frame of one signal (mono float32 at 32 kHz) at its own
+    pitch, kept so that a score over some of its frames costs no second pass: `score` is `means` then `combined`
+    over the frames that are not quiet, in the same arithmetic."""
+
+    def __init__(self, branches: tuple[Stack, Stack, Stack], at_rate: F32) -> None:
+        """Reads ``at_rate`` through ``branches`` (the decoder's stacks, in `SCALES`' order)."""
+        self.padded = _padded(at_rate)
+        subband, mask = analyse(self.padded)
+        features = np.ascontiguousarray(subband.T)
+        frames = features.shape[1]
+        self._outputs: list[tuple[F32, F32]] = []
+        for stack, scale in zip(branches, SCALES, strict=True):
+            size = int(frames * scale)
+            out = run_stack(stack, features if size == frames else _stretched(features, size))
+            self._outputs.append((out, _nearest(mask, size)))
+
+    def score(self, chosen: npt.NDArray[np.bool_] | None = None) -> tuple[float, int]:
+        """The score over the frames that are not quiet, and of them only those ``chosen`` (frames,) when given;
+        NaN when there are none; and how many frames the normal-speed branch read."""
+        attentions, marks, counts = (np.zeros(len(self._outputs)) for _ in range(3))
+        for index, (out, mask) in enumerate(self._outputs):
+            weights = mask if chosen is None else mask * _nearest(chosen.astype(np.float32), mask.size)
+            attentions[index] = float(np.dot(out[0], weights))
+            marks[index] = float(np.dot(out[1], weights))
+            counts[index] = float(weights.sum())
+        if counts.min() == 0:
+            return math.nan, 0
+        return combined(attentions / counts, marks / counts), int(counts[SCALES.index(1.0)])
 
 
 def means(branches: tuple[tuple[Stack, float], ...], parts: list[F32]) -> tuple[F64, F64] | None:

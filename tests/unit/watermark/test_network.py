@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from backend.watermark import THRESHOLD, detect, mark, perth
-from backend.watermark.api import STRENGTH
+from backend.watermark.api import STRENGTH, UNVOICED_STRENGTH
 from backend.watermark.network import DECODERS, ENCODER, shared_network
 
 CLIPS = Path(__file__).resolve().parents[2] / "clips" / "librispeech"
@@ -76,11 +76,31 @@ def test_a_clip_and_its_marked_copy_score_as_the_library_scores_them(name: str) 
     at_the_librarys_strength[: change.size] += change
     score = perth.score(network.decoders, at_the_librarys_strength.astype(np.float32), rate)
     assert score == pytest.approx(marked, abs=TOLERANCE)
-    # What voicegate adds is the library's mark made STRENGTH times as strong.
+    # What voicegate adds is the library's mark made STRENGTH times as strong, UNVOICED_STRENGTH in unvoiced frames.
     copy = mark(samples, rate)
-    assert np.abs((copy - samples)[: change.size] - STRENGTH * change).max() < 1e-6
+    stronger = perth.added(network.encoder, samples, rate, UNVOICED_STRENGTH / STRENGTH)
+    assert np.abs((copy - samples)[: stronger.size] - STRENGTH * stronger).max() < 1e-6
+    assert np.abs(STRENGTH * change).sum() < np.abs(copy - samples).sum() < np.abs(UNVOICED_STRENGTH * change).sum()
     assert detect(copy, rate).present
     assert not detect(samples, rate).present
+
+
+def test_unvoiced_frames_carry_the_mark_made_stronger_and_voiced_ones_as_the_library_makes_it() -> None:
+    encoder = shared_network().encoder
+    rate = perth.RATE
+    seconds = np.arange(rate) / rate
+    # A vowel-like buzz (harmonics of 140 Hz): every frame voiced. White noise: every frame unvoiced.
+    harmonics = np.arange(1, 15)[:, None]
+    buzz = (np.sin(2 * np.pi * 140 * harmonics * seconds) / harmonics).sum(axis=0).astype(np.float32) * 0.1
+    hiss = np.random.default_rng(3).normal(0, 0.05, rate).astype(np.float32)
+    padded = perth._padded
+
+    assert (perth.voicing(padded(buzz))[5:-5] >= perth.UNVOICED).all()
+    assert (perth.voicing(padded(hiss)) < perth.UNVOICED).all()
+    gain = UNVOICED_STRENGTH / STRENGTH
+    voiced = perth.added(encoder, buzz, rate, gain)[8000:-8000]
+    assert np.array_equal(voiced, perth.added(encoder, buzz, rate)[8000:-8000])
+    assert np.allclose(perth.added(encoder, hiss, rate, gain), gain * perth.added(encoder, hiss, rate), atol=1e-9)
 
 
 def test_no_committed_natural_clip_carries_the_mark_and_each_marked_copy_does() -> None:
@@ -101,7 +121,7 @@ def test_marking_keeps_the_length_and_everything_above_2_khz_and_stays_under_the
 
     assert marked.shape == at_rate.shape
     added = marked - at_rate
-    # The mark's level below the speech: 13.2 dB (median) on LibriSpeech at STRENGTH (docs/consent.md).
+    # The mark's level below the speech: 12.9 dB (median) on LibriSpeech (docs/consent.md).
     level_db = 10 * np.log10(np.sum(added**2) / np.sum(at_rate.astype(np.float64) ** 2))
     assert level_db < -9.0
     spectrum = np.abs(np.fft.rfft(added)) ** 2

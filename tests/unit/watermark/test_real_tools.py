@@ -21,7 +21,9 @@ from scipy.signal import resample_poly
 
 from backend.providers.local.engine import render
 from backend.providers.local.profile import measure
-from backend.watermark import THRESHOLD, detect, mark
+from backend.watermark import THRESHOLD, detect, mark, perth
+from backend.watermark.api import UNVOICED_FROM, UNVOICED_THRESHOLD
+from backend.watermark.network import shared_network
 from devkit import evader_tools as tools
 from devkit.speech_maker import SENTENCES, speak
 
@@ -81,3 +83,21 @@ def test_world_resynthesis_removes_the_mark() -> None:
 
     assert not found.present, found
     assert found.score < THRESHOLD
+
+
+def test_after_psola_the_unvoiced_frames_find_a_mark_the_whole_reads_too_faintly() -> None:
+    # PSOLA blurs the mark in the voiced frames it moves and copies the unvoiced ones as they were.
+    samples, rate = soundfile.read(CLIPS / "1688" / "1688-142285-0005.flac", dtype="float64")
+    samples, rate = resample_poly(samples, 441, rate // 100), 44100
+    psola = tools.praat_psola(1)
+    edited = psola(mark(samples, rate), rate)
+    whole, _ = perth.Reading(
+        shared_network().decoders, perth.to_rate(edited.astype(np.float32), rate, perth.RATE)
+    ).score()
+
+    found = detect(edited, rate)
+
+    assert UNVOICED_FROM <= whole < THRESHOLD, "the whole at its own pitch does not find it"
+    assert (found.present, found.cents) == (True, 0), found
+    assert found.score >= UNVOICED_THRESHOLD
+    assert not detect(psola(samples, rate), rate).present

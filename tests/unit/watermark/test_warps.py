@@ -5,6 +5,8 @@ same edits of unmarked speech are not taken for marked."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +34,18 @@ def read(wav: bytes) -> Detection:
     return detect(decoded.samples, decoded.sample_rate)
 
 
-EDITS = {
-    "pitch +1 st": (lambda x, r: pitch_shifted(x, r, 100), 1),
-    "pitch -1 st": (lambda x, r: pitch_shifted(x, r, -100), -1),
-    "pitch +2 st": (lambda x, r: pitch_shifted(x, r, 200), 1),
-    "pitch -2 st": (lambda x, r: pitch_shifted(x, r, -200), -1),
-    "speed 1.05": (lambda x, r: sped(x, r, 1.05), 1),
-    "speed 0.9": (lambda x, r: sped(x, r, 0.9), -1),
+#: Each edit, and the warp in cents that undoes it.
+EDITS: dict[str, tuple[Callable[[np.ndarray, int], bytes], int]] = {
+    "pitch +1 st": (lambda x, r: pitch_shifted(x, r, 100), 100),
+    "pitch -1 st": (lambda x, r: pitch_shifted(x, r, -100), -100),
+    "pitch +2 st": (lambda x, r: pitch_shifted(x, r, 200), 200),
+    "pitch -2 st": (lambda x, r: pitch_shifted(x, r, -200), -200),
+    "speed 1.05": (lambda x, r: sped(x, r, 1.05), round(1200 * math.log2(1.05))),
+    "speed 0.9": (lambda x, r: sped(x, r, 0.9), round(1200 * math.log2(0.9))),
 }
+#: A mark shifted by c also reads about this many cents nearer its own pitch (`backend.watermark.api.CANDIDATES`):
+#: after two semitones the search may read it there, as strongly.
+ALIAS_CENTS = 240
 
 
 @pytest.mark.parametrize("edit", EDITS)
@@ -48,14 +54,15 @@ def test_an_edit_of_pitch_or_speed_keeps_marked_speech_marked_and_unmarked_speec
     name: str, edit: str
 ) -> None:
     samples, rate = clip(name)
-    make, direction = EDITS[edit]
+    make, undo = EDITS[edit]
 
     marked = read(make(mark(samples, rate), rate))
     unmarked = read(make(samples, rate))
 
     assert marked.present, marked
     assert marked.score >= WARP_THRESHOLD
-    assert np.sign(marked.cents) == direction, "read back at the warp that undoes the edit"
+    alias = undo - ALIAS_CENTS if undo > 0 else undo + ALIAS_CENTS
+    assert min(abs(marked.cents - undo), abs(marked.cents - alias)) <= 45, "read back at the warp that undoes the edit"
     assert not unmarked.present, unmarked
 
 
