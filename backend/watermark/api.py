@@ -37,7 +37,8 @@ STRENGTH: Final = 1.5
 #: the mark there, and copies the unvoiced stretches as they were, so those carry it through (`UNVOICED_THRESHOLD`);
 #: at `STRENGTH` they read too weakly to tell from a phase vocoder's unmarked output. A change of a noise's
 #: magnitudes hides in the noise: the mark stays 12.9 dB under the speech (13.2 at `STRENGTH` throughout, 10.9 at
-#: 2.0 throughout) and PESQ-WB loses 0.10 (0.21 at 2.0 throughout; docs/consent.md#the-watermark).
+#: 2.0 throughout); PESQ-WB loses 0.10 on natural speech and 0.19 on the `local` engine's, which has more unvoiced
+#: frames (0.21 and 0.23 at 2.0 throughout; docs/consent.md#the-watermark).
 UNVOICED_STRENGTH: Final = 2.5
 
 #: The pitches, in cents from the audio's own, at which the detector looks when the mark is not found at the
