@@ -251,14 +251,12 @@ def _nearest(mask: F32, size: int) -> F32:
 def score(branches: tuple[Stack, Stack, Stack], samples: F32, rate: int) -> float:
     """The decoder's score of ``samples`` (mono float32 at ``rate``), as the network gives it (the library
     clips it to [0, 1]); NaN when every frame is quiet (digital silence: nothing to read)."""
-    read = means(tuple(zip(branches, SCALES, strict=True)), [to_rate(samples, rate, RATE)])
-    return math.nan if read is None else combined(*read)
+    return Reading(branches, to_rate(samples, rate, RATE)).score()[0]
 
 
 class Reading:
     """The decoder's three branches' outputs on each frame of one signal (mono float32 at 32 kHz) at its own
-    pitch, kept so that a score over some of its frames costs no second pass: `score` is `means` then `combined`
-    over the frames that are not quiet, in the same arithmetic."""
+    pitch, kept so that a score over some of its frames costs no second pass."""
 
     def __init__(self, branches: tuple[Stack, Stack, Stack], at_rate: F32) -> None:
         """Reads ``at_rate`` through ``branches`` (the decoder's stacks, in `SCALES`' order)."""
