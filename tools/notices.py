@@ -499,6 +499,15 @@ DATA: Final = (
         "(https://creativecommons.org/licenses/by/4.0/; the folder's LICENSE.TXT). The readers, LibriVox "
         "volunteers, are named in the folder's SPEAKERS.TXT.",
     ),
+    Data(
+        "tests/clips/librispeech-train-clean-100",
+        "*/*.flac",
+        "An utterance of read English speech from the LibriSpeech ASR corpus (train-clean-100 subset; FLAC, "
+        "16 kHz, mono, its first 6 seconds), by LibriVox reader 4160, for the watermark's tests on a speaker "
+        "outside the six of tests/clips/librispeech. LibriSpeech (c) 2014 by Vassil Panayotov, licensed under "
+        "Creative Commons Attribution 4.0 International (https://creativecommons.org/licenses/by/4.0/; the "
+        "folder's LICENSE.TXT).",
+    ),
 )
 
 

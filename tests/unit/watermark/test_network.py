@@ -146,3 +146,6 @@ def test_what_is_not_mono_float_audio_is_refused() -> None:
         detect(np.array([0.0, np.nan]), 16000)
     with pytest.raises(ValueError, match="positive"):
         detect(np.zeros(100), 0)
+    with pytest.raises(ValueError, match=r"channels first, \(c, n\) with c at most 2, not \(4800, 2\)"):
+        detect(np.zeros((4800, 2)), 48000)
+    assert detect(np.zeros((2, 4800)), 48000).score == 0.0
