@@ -4342,7 +4342,7 @@ CREATE INDEX usage_events_owner_at_idx ON voicegate.usage_events USING btree (ow
 -- Name: voice_prints_embedding_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator
 --
 
-CREATE INDEX voice_prints_embedding_idx ON voicegate.voice_prints USING hnsw (embedding extensions.vector_cosine_ops);
+CREATE INDEX voice_prints_embedding_idx ON voicegate.voice_prints USING hnsw (embedding extensions.vector_cosine_ops) WITH (m='32', ef_construction='128');
 
 --
 -- Name: voice_prints_owner_idx; Type: INDEX; Schema: voicegate; Owner: voicegate_migrator

@@ -1,12 +1,12 @@
 -- The voice ownership registry (voicegate.voice_prints) and its holds (voicegate.ownership_holds): the service's
 -- alone, as every query here runs. Prints are compared by cosine through pgvector's HNSW index
--- (migration 20261127080500_voice_ownership).
+-- (migrations 20261127080500_voice_ownership, 20261129043000_voice_prints_denser_graph).
 
 -- name: search_settings
 -- For this transaction's search: a wider candidate list than pgvector's default 40 (the recall bench/ownership.py
 -- measures), and an iterative scan, so that the owner's own prints, which the search leaves out, never crowd out
 -- the best print of another owner.
-select set_config('hnsw.ef_search', '100', true), set_config('hnsw.iterative_scan', 'strict_order', true);
+select set_config('hnsw.ef_search', '60', true), set_config('hnsw.iterative_scan', 'strict_order', true);
 
 -- name: best_other
 -- As the service.

@@ -23,6 +23,7 @@ import soundfile
 
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
+from backend.db.migrate import SUPABASE_DIR
 from backend.db.queries import load_queries
 from backend.db.units import Database
 from backend.records import ownership
@@ -268,6 +269,38 @@ async def test_users_can_read_neither_prints_nor_holds(ctx: WorkerContext, db: D
 
 def _unit(vector: npt.NDArray[np.float64]) -> F32:
     return np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)
+
+
+def test_the_registrys_graph_is_built_with_the_denser_links_its_search_width_is_measured_on(db: Db) -> None:
+    options = one(
+        db,
+        "select c.reloptions, i.indexdef from pg_catalog.pg_class c join pg_catalog.pg_indexes i"
+        " on i.schemaname = 'voicegate' and i.indexname = c.relname"
+        " where c.oid = 'voicegate.voice_prints_embedding_idx'::regclass",
+    )
+    # As the migration sets them (pgvector's defaults are 16 and 64), and as pg_dump, and so the bench, sees them.
+    assert set(options["reloptions"]) >= {"m=32", "ef_construction=128"}
+    assert "using hnsw" in options["indexdef"].lower()
+    assert "m='32'" in options["indexdef"]
+
+
+def test_the_denser_graphs_migration_builds_it_again_only_where_its_settings_are_missing(db: Db) -> None:
+    migration = (SUPABASE_DIR / "migrations" / "20261129043000_voice_prints_denser_graph.sql").read_text()
+
+    def built() -> int:
+        """The index's file: a new one each time the graph is built."""
+        return int(
+            one(db, "select relfilenode from pg_catalog.pg_class where relname = 'voice_prints_embedding_idx'")[
+                "relfilenode"
+            ]
+        )
+
+    before = built()
+    db.execute(migration)  # an operator built it ahead (or the migration ran): left as it is
+    assert built() == before
+    db.execute("alter index voicegate.voice_prints_embedding_idx reset (m, ef_construction)")
+    db.execute(migration)
+    assert built() != before
 
 
 async def test_a_search_sends_its_settings_with_it_in_one_round_trip_and_the_owners_prints_never_crowd_it(
