@@ -61,7 +61,8 @@ SCALES: Final = (1.25, 1.0, 0.75)
 _WARP_DENOMINATOR: Final = 400
 #: The resampling filters kept (`_low_pass`), and the largest ratio term whose filter is (20 x it taps): the rates
 #: speech comes at (16, 22.05, 24, 44.1, 48 kHz to 32 kHz) and the warps, at most a few MB in all. An odd rate's
-#: (any of 8-96 kHz reaches the detector, and 44,101 Hz makes millions of taps) is designed per call, as scipy does.
+#: (any of 8-96 kHz reaches the detector, and 44,101 Hz makes close to a million taps) is designed per call, as scipy
+#: does.
 _KEPT_FILTERS: Final = 32
 _KEPT_UP_TO: Final = 1000
 #: Frames through a stack at once: 20 s of audio, with `REACH` frames of context either side.
