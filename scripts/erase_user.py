@@ -73,7 +73,9 @@ async def erase_user(ops: Ops) -> None:
         except (DeadlockDetected, LockNotAvailable) as exc:
             # The cascade locks the user's rows after their auth.users row, and the user's own work (a request, a
             # worker) locks one of their rows before its foreign key waits for that auth.users row: the database
-            # rolls one of the two back. Nothing of the erasure was written; it is asked again.
+            # rolls one of the two back. Their voices are held first (`receipts.erase`), so work on a voice is
+            # waited for; a row of another table can still meet the cascade so. Nothing of the erasure was
+            # written; it is asked again.
             if attempt == ERASE_TRIES:
                 raise
             report.notes.append(f"try {attempt} met the user's own work ({type(exc).__name__}): asked again")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -107,8 +108,9 @@ def accuracy(reference: Sequence[str | None], heard: Sequence[str]) -> float:
     return max(0.0, 1.0 - fewest_errors(reference, heard) / scorable) if scorable else 0.0
 
 
-def _template_words(template: str) -> list[str | None]:
-    """A phrase template's words, its name a gap and its code four slots for any digit."""
+def template_words(template: str) -> list[str | None]:
+    """A phrase template's words as `reads_as_consent` compares a text with them: its name a gap (None) and its code
+    four slots for any digit."""
     out: list[str | None] = []
     for part in re.split(r"(\{name\}|\{code\})", template):
         if part == "{name}":
@@ -120,13 +122,26 @@ def _template_words(template: str) -> list[str | None]:
     return out
 
 
-_TEMPLATES: Final = tuple(_template_words(template) for template in templates())
+_TEMPLATES: Final = tuple(template_words(template) for template in templates())
+#: Each template's words and code slots, counted.
+_TEMPLATE_COUNTS: Final = tuple(Counter(word for word in template if word is not None) for template in _TEMPLATES)
 
 
 def reads_as_consent(words: Sequence[str]) -> bool:
     """Whether ``words`` (`spoken_words`) read as a consent phrase of any name and code: at least
     `TEMPLATE_ACCURACY` of a template's words and code slots, in order, in one stretch."""
-    return bool(words) and any(accuracy(template, words) >= TEMPLATE_ACCURACY for template in _TEMPLATES)
+    if not words:
+        return False
+    heard = Counter(words)
+    digits = sum(heard[word] for word in _DIGIT_SET)
+    for template, counts in zip(_TEMPLATES, _TEMPLATE_COUNTS, strict=True):
+        # A slot no word of the text can fill is an error whatever the alignment: a text that cannot reach the
+        # accuracy even so (every text spoken but a phrase) is answered without the alignment's table, on the event
+        # loop of every speech stream's opening.
+        fillable = sum(min(n, digits if word == _ANY_DIGIT else heard[word]) for word, n in counts.items())
+        if fillable >= TEMPLATE_ACCURACY * counts.total() and accuracy(template, words) >= TEMPLATE_ACCURACY:
+            return True
+    return False
 
 
 def codes_in(words: Sequence[str]) -> set[str]:

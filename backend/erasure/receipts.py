@@ -88,8 +88,10 @@ async def targets(conn: Connection, user_id: uuid.UUID) -> list[Target]:
 
 
 async def erase(conn: Connection, user_id: uuid.UUID, actor: str) -> uuid.UUID | None:
-    """Delete the user's auth.users row on the caller's transaction, recording `actor` as who asked; the erasure it
-    started (or the one of an earlier erasure); None when there is no such user."""
+    """Delete the user's auth.users row on the caller's transaction, recording `actor` as who asked, their voices
+    locked first (`hold_voices`); the erasure it started (or the one of an earlier erasure); None when there is no
+    such user."""
+    await conn.execute(_Q["hold_voices"], {"user_id": user_id})
     row = await fetch_one(conn, _Q["erase"], {"user_id": user_id, "actor": actor})
     erasure_id: uuid.UUID | None = row["erasure_id"]
     return erasure_id

@@ -6,6 +6,12 @@ select user_id, present, email from voicegate.erasure_subject(%(who)s);
 -- What an erasure of the user would take outside Postgres.
 select kind, target, ref, region from voicegate.erasure_targets(%(user_id)s) order by kind, target, ref;
 
+-- name: hold_voices
+-- The user's voices, locked before their auth.users row is deleted: the user's own work locks a voice and then
+-- writes a row naming the user, whose foreign key waits for the auth.users row; taken in that order too, the erasure
+-- waits for such work to commit instead of deadlocking with it.
+select count(*) as held from (select from public.voices where owner_id = %(user_id)s order by id for update) v;
+
 -- name: erase
 -- Delete the user's auth.users row as Supabase Auth does: its trigger starts the erasure.
 select voicegate.erase_user(%(user_id)s, %(actor)s) as erasure_id;

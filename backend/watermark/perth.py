@@ -59,6 +59,12 @@ SCALES: Final = (1.25, 1.0, 0.75)
 #: The largest denominator of the ratio a warp resamples by: within 0.2 cents of the pitch asked for, with a
 #: polyphase filter short enough to make per call.
 _WARP_DENOMINATOR: Final = 400
+#: The resampling filters kept (`_low_pass`), and the largest ratio term whose filter is (20 x it taps): the rates
+#: speech comes at (16, 22.05, 24, 44.1, 48 kHz to 32 kHz) and the warps, at most a few MB in all. An odd rate's
+#: (any of 8-96 kHz reaches the detector, and 44,101 Hz makes close to a million taps) is designed per call, as scipy
+#: does.
+_KEPT_FILTERS: Final = 32
+_KEPT_UP_TO: Final = 1000
 #: Frames through a stack at once: 20 s of audio, with `REACH` frames of context either side.
 BLOCK: Final = 2000
 REACH: Final = 15
@@ -79,7 +85,13 @@ def to_rate(samples: F32, rate: int, target: int) -> F32:
     from scipy.signal import resample_poly  # noqa: PLC0415
 
     common = math.gcd(rate, target)
-    return np.asarray(resample_poly(samples, target // common, rate // common), dtype=np.float32)
+    up, down = target // common, rate // common
+    slower = max(up, down)
+    if slower > _KEPT_UP_TO:
+        return np.asarray(resample_poly(samples, up, down), dtype=np.float32)
+    # The filter resample_poly would design, in the samples' own type as it would cast it: the same output.
+    taps = _low_pass(slower).astype(samples.dtype if samples.dtype.kind == "f" else np.float64)
+    return np.asarray(resample_poly(samples, up, down, window=taps), dtype=np.float32)
 
 
 def _padded(signal: F32) -> F32:
@@ -335,12 +347,18 @@ def warped(samples: F32, cents: float) -> F32:
 
 @functools.cache
 def _warp_filter(cents: float) -> tuple[Fraction, F64]:
-    """The ratio of a warp of ``cents`` and the low-pass filter `resample_poly` would design for it (the same
-    taps: a Kaiser window of beta 5, ten periods of the slower rate either side), made once: designing it took
-    two thirds of the resampling's time."""
+    """The ratio of a warp of ``cents`` and its `_low_pass` filter."""
+    ratio = Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR)
+    return ratio, _low_pass(max(ratio.numerator, ratio.denominator))
+
+
+@functools.lru_cache(maxsize=_KEPT_FILTERS)
+def _low_pass(slower: int) -> F64:
+    """The low-pass filter `resample_poly` designs for a ratio whose larger term is ``slower`` (the same taps: a
+    Kaiser window of beta 5, ten periods of the slower rate either side), made once: designing it took two thirds
+    of a warp's resampling, and a fifth of a stream's marking."""
     from scipy.signal import firwin  # noqa: PLC0415 - on first use, as in `to_rate`
 
-    ratio = Fraction(2 ** (cents / 1200)).limit_denominator(_WARP_DENOMINATOR)
-    slower = max(ratio.numerator, ratio.denominator)
-    taps = firwin(2 * 10 * slower + 1, 1.0 / slower, window=("kaiser", 5.0))
-    return ratio, np.asarray(taps, dtype=np.float64)
+    taps = np.asarray(firwin(2 * 10 * slower + 1, 1.0 / slower, window=("kaiser", 5.0)), dtype=np.float64)
+    taps.flags.writeable = False
+    return taps

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from backend.errors import DatabaseUnavailable, LeaseLost
+from backend.errors import DatabaseUnavailable, LeaseLost, TooManyRequests
 from backend.leases import Beat, Lease, kept
 
 PAUSE = 0.01
@@ -113,6 +113,24 @@ async def test_a_kept_lease_goes_on_through_an_outage_and_stops_with_its_block()
     await after(PAUSE * 5)
     assert ended_at >= 3
     assert calls == ended_at
+
+
+async def test_a_beat_that_met_a_busy_database_is_tried_again_within_half_a_beat() -> None:
+    pause = PAUSE * 4
+    calls = 0
+    failed = asyncio.Event()
+
+    async def extend() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            failed.set()
+            raise TooManyRequests
+
+    async with kept(extend, pause, "attempt 5"):
+        await asyncio.wait_for(failed.wait(), BOUND)
+        await after(pause / 2)  # a beat's pause later, the second call would be due after this
+        assert calls == 2
 
 
 async def test_a_guarded_call_is_abandoned_when_the_lease_is_lost_during_it() -> None:

@@ -508,6 +508,41 @@ def test_a_write_under_way_is_waited_for_and_one_meeting_the_erasure_is_refused_
     sql.execute("insert into storage.objects (bucket_id, name) values ('voice-renders', %s)", (f"{other}/y.wav",))
 
 
+def waiting_on_a_row(sql: Conn) -> bool:
+    """Whether a backend waits for a row another transaction holds."""
+    row = sql.execute(
+        "select count(*) from pg_stat_activity"
+        " where wait_event_type = 'Lock' and wait_event in ('transactionid', 'tuple')"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def test_the_operator_command_waits_for_the_users_work_on_a_voice_instead_of_deadlocking_with_it(
+    sql: Conn, db_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user's own work locks one of their voices, then writes a row that names the user, whose foreign key
+    waits for the auth.users row the erasure deletes: the command takes the user's voices first, so it waits for
+    that work to commit and then erases, at its first try (deleting the user first, the two deadlocked and the
+    erasure was rolled back, up to every try while the user kept working)."""
+    user = create_user(sql)
+    voice = one(sql, "insert into public.voices (owner_id, name) values (%s, 'v') returning id", (user,))["id"]
+    with psycopg.connect(db_dsn) as work, ThreadPoolExecutor(1) as pool:
+        work.execute("update public.voices set name = 'w' where id = %s", (voice,))
+        erased = pool.submit(erase_user_script.main, [str(user), "--apply", "--json", "--database-url", db_dsn])
+        deadline = time.monotonic() + 10
+        while not waiting_on_a_row(sql):
+            assert time.monotonic() < deadline, "the erasure never waited for the voice"
+            assert not erased.done(), erased.result()
+            time.sleep(0.01)
+        work.execute("insert into public.voices (owner_id, name) values (%s, 'x')", (user,))
+        work.commit()
+        assert erased.result(timeout=30) == 0
+    applied = json.loads(capsys.readouterr().out)
+    assert applied["counts"]["erased"] == 1
+    assert [note for note in applied["notes"] if "met the user's own work" in note] == []
+    assert one(sql, "select count(*) as n from public.voices where owner_id = %s", (user,))["n"] == 0
+
+
 async def test_a_voice_made_while_the_user_was_erased_is_found_by_its_key_once_their_work_has_stopped(
     ctx: WorkerContext, sql: Conn, fakes: Fakes
 ) -> None:

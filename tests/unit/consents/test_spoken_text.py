@@ -10,13 +10,16 @@ import random
 import pytest
 
 from backend.clone.preview_step import PREVIEW_TEXT
-from backend.consents.phrase import align, make_phrase, phrase_for
+from backend.consents.phrase import align, make_phrase, phrase_for, templates
 from backend.consents.spoken_text import (
+    TEMPLATE_ACCURACY,
+    accuracy,
     codes_in,
     fewest_errors,
     reads_as_consent,
     says_phrase,
     spoken_words,
+    template_words,
 )
 from devkit.speech_maker import SENTENCES
 
@@ -101,3 +104,34 @@ def test_fewest_errors_counts_as_the_readings_alignment_does() -> None:
         errors, _ = align(reference, heard, same)
 
         assert fewest_errors(reference, heard) == errors, (reference, heard)
+
+
+@pytest.mark.parametrize("template", [template_words(text) for text in templates()])
+def test_a_text_reads_as_consent_exactly_when_the_alignment_says_so(template: list[str | None]) -> None:
+    """`reads_as_consent` answers most texts without the alignment's table: on texts made from a template's words
+    and some others, cut, changed and shuffled around the threshold, its answer is the table's."""
+    rng = random.Random(11)  # noqa: S311 - reproducible cases, no secret
+    words = [word for word in template if word is not None and word != "<digit>"]
+    others = ["thanks", "calling", "weather", "today"]
+    answers = set()
+    for _ in range(1000):
+        text = [rng.choice(["ada", "two", "nine"]) if word is None or word == "<digit>" else word for word in template]
+        # Half the texts have only words changed: every change one error and one slot unfillable, the bound tight.
+        kinds = ["change"] if rng.random() < 0.5 else ["cut", "change", "add", "swap"]
+        for _ in range(rng.randint(0, len(template))):
+            at = rng.randrange(len(text) + 1)
+            edit = rng.choice(kinds)
+            if edit == "cut" and text:
+                del text[min(at, len(text) - 1)]
+            elif edit == "change" and text:
+                text[min(at, len(text) - 1)] = rng.choice(others)
+            elif edit == "add":
+                text.insert(at, rng.choice([*others, *words]))
+            elif text:
+                other = rng.randrange(len(text))
+                mine = min(at, len(text) - 1)
+                text[mine], text[other] = text[other], text[mine]
+        expected = accuracy(template, text) >= TEMPLATE_ACCURACY
+        assert reads_as_consent(text) == expected, text
+        answers.add(expected)
+    assert answers == {True, False}

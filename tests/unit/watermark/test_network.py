@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from scipy.signal import resample_poly
 
 from backend.watermark import THRESHOLD, detect, mark, perth
 from backend.watermark.api import STRENGTH, UNVOICED_STRENGTH
@@ -149,3 +150,18 @@ def test_what_is_not_mono_float_audio_is_refused() -> None:
     with pytest.raises(ValueError, match=r"channels first, \(c, n\) with c at most 2, not \(4800, 2\)"):
         detect(np.zeros((4800, 2)), 48000)
     assert detect(np.zeros((2, 4800)), 48000).score == 0.0
+
+
+def test_resampling_is_scipys_and_keeps_only_the_filters_of_common_rates() -> None:
+    """`to_rate` makes scipy's `resample_poly` output bit for bit with the filter it keeps per ratio, and keeps none
+    for an odd rate (a detector reading every rate a client sends would otherwise hold megabytes per rate)."""
+    rng = np.random.default_rng(3)
+    perth._low_pass.cache_clear()
+    for rate, target in [(24000, 32000), (32000, 24000), (44100, 32000), (16000, 32000), (44101, 32000)]:
+        for dtype in (np.float32, np.float64):
+            samples = rng.standard_normal(9000).astype(dtype)
+            common = np.gcd(rate, target)
+            expected = np.asarray(resample_poly(samples, target // common, rate // common), dtype=np.float32)
+            assert np.array_equal(perth.to_rate(samples, rate, target), expected), (rate, target, dtype)
+    # 24 kHz and 32 kHz share one ratio's filter; 44,101 Hz's (882,021 taps) is not kept.
+    assert perth._low_pass.cache_info().currsize == 3
