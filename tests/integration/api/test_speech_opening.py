@@ -6,6 +6,7 @@ unseen."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -113,13 +114,13 @@ async def test_a_streams_end_whose_write_is_cancelled_with_its_request_is_writte
     monkeypatch.setattr(PooledConnection, "commit_with", cancelled_at_the_end)
     alice = make_user()
     async with app_with(db_dsn, tmp_path) as client:
-        with pytest.raises(BaseException) as raised:
+        # The test client runs the app on a loop of its own and hands back the request's end as its future's.
+        with pytest.raises(concurrent.futures.CancelledError):
             await client.post(
                 "/api/v1/speech",
                 json={"voiceId": english_voice(sql, alice.id), "text": "Hello there.", "format": "pcm_24000"},
                 headers=alice.headers,
             )
-        assert "Cancelled" in type(raised.value).__name__, repr(raised.value)
     assert len(cancelled) == 1
     row = one(sql, "select outcome, characters from public.speech_streams where owner_id = %s", (alice.id,))
     assert row == {"outcome": "completed", "characters": len("Hello there.")}
