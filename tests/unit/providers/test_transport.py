@@ -22,6 +22,7 @@ from backend.providers.http import ProviderHttp, RetryPolicy, create_http_client
 from backend.providers.transport import AiohttpTransport
 from backend.tls import verifying_context
 from standins.postgres import free_port
+from tests.unit.providers.test_transport_faults import Meter
 
 
 @dataclass
@@ -267,19 +268,8 @@ async def test_a_request_that_waits_too_long_for_a_connection_is_not_sent() -> N
     assert [seen.target for seen in server.seen] == ["/first"]
 
 
-class _Meter:
-    def __init__(self) -> None:
-        self.sends = self.unsent = 0
-
-    async def before_send(self) -> None:
-        self.sends += 1
-
-    def not_sent(self) -> None:
-        self.unsent += 1
-
-
 async def test_a_provider_nobody_answers_for_is_unreachable_and_its_sends_are_told_unsent() -> None:
-    meter = _Meter()
+    meter = Meter()
     async with create_http_client() as client:
         http = ProviderHttp(
             "p",
@@ -292,4 +282,4 @@ async def test_a_provider_nobody_answers_for_is_unreachable_and_its_sends_are_to
         with pytest.raises(TransientProviderError, match="could not be reached"):
             async with http.streaming("POST", "/tts", json={}, meter=meter):
                 pass
-    assert (meter.sends, meter.unsent) == (2, 2)
+    assert (meter.sent, meter.unsent) == (2, 2)

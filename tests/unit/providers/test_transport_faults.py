@@ -23,7 +23,7 @@ from backend.providers.errors import ProviderError, TransientProviderError
 from backend.providers.http import ProviderHttp, RetryPolicy, create_http_client
 from backend.providers.transport import AiohttpTransport
 from backend.tls import verifying_context
-from tests.unit.test_tls import _self_signed
+from tests.unit.test_tls import self_signed
 
 #: No wait here is unbounded.
 BOUND = 5.0
@@ -100,7 +100,9 @@ def _http(client: httpx.AsyncClient, url: str, attempts: int = 2) -> ProviderHtt
     )
 
 
-class _Meter:
+class Meter:
+    """A meter (`backend.providers.http`'s) that counts the sends it was told of and those it was told never left."""
+
     def __init__(self) -> None:
         self.sent = self.unsent = 0
 
@@ -157,7 +159,7 @@ async def test_a_pooled_connection_the_provider_closed_while_the_loop_was_busy_i
                 await http.request("GET", "/warm")
                 close_now.set()
                 assert closed.wait(BOUND)
-                meter = _Meter()
+                meter = Meter()
                 before = len(heads)
                 response = await http.request("POST", "/create", idempotent=False, json={}, meter=meter)
                 assert response.status_code == 200
@@ -193,7 +195,7 @@ async def test_a_create_still_waiting_for_a_connection_is_not_sent(client: httpx
     with threaded_server(holds) as (url, _):
         async with client:
             held = [await client.send(client.build_request("GET", f"{url}/h"), stream=True) for _ in range(50)]
-            meter = _Meter()
+            meter = Meter()
             with pytest.raises(TransientProviderError):
                 await _http(client, url, attempts=1).request(
                     "POST",
@@ -235,7 +237,7 @@ async def test_closing_the_client_under_a_waiting_stream_is_not_sent_and_not_a_c
 
     with threaded_server(holds) as (url, _):
         held = [await client.send(client.build_request("GET", f"{url}/h"), stream=True) for _ in range(50)]
-        meter = _Meter()
+        meter = Meter()
 
         async def stream() -> None:
             async with _http(client, url, attempts=1).streaming("POST", "/tts", json={}, meter=meter):
@@ -270,7 +272,7 @@ async def test_a_pooled_connection_past_descriptor_1024_is_reused(client: httpx.
             async with client:
                 http = _http(client, url)
                 for _ in range(3):
-                    meter = _Meter()
+                    meter = Meter()
                     response = await http.request("POST", "/create", idempotent=False, json={}, meter=meter)
                     assert response.status_code == 200
                     assert meter.sent - meter.unsent == 1
@@ -321,7 +323,7 @@ async def test_closing_the_client_while_its_connection_is_made_is_not_sent(kind:
     """A shutdown during a TLS handshake, which the provider completes after it: the request is charged if and only
     if it reached the provider (aiohttp sends nothing then, and its "Connector is closed" read as a lost answer;
     httpx's own sends it on the connection made)."""
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     served.load_cert_chain(cert, key)
     trusting = ssl.create_default_context(cafile=str(cert))
@@ -342,7 +344,7 @@ async def test_closing_the_client_while_its_connection_is_made_is_not_sent(kind:
         client = httpx.AsyncClient(transport=AiohttpTransport(verify=trusting, connections=5))
     else:
         client = httpx.AsyncClient(verify=trusting)
-    meter = _Meter()
+    meter = Meter()
     http = _http(client, f"https://127.0.0.1:{listener.getsockname()[1]}", attempts=1)
     with listener:
         making = asyncio.create_task(http.request("POST", "/create", idempotent=False, json={}, meter=meter))
