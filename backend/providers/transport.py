@@ -40,8 +40,8 @@ class _CheckedConnector(aiohttp.TCPConnector):
     """aiohttp's pool, which drops a pooled connection whose socket is readable before reusing it (as httpcore
     does): the provider closed it while the event loop was busy and the close is in the kernel, unread. Reused, the
     next request would fail as sent (a create's outcome unknown, a synthesis charged twice) though it never left.
-    `_get` is aiohttp's own (private, 3.14): the lock pins the version and tests/unit/providers/test_transport_faults.py
-    checks the behaviour."""
+    `_get` is aiohttp's own (private): pyproject.toml pins aiohttp's minor version and
+    tests/unit/providers/test_transport_faults.py checks the behaviour."""
 
     async def _get(self, key: Any, traces: Any) -> Any:
         for protocol, _ in list(self._conns.get(key, ())):
