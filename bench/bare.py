@@ -8,7 +8,8 @@ psycopg pool (no checks, no middleware) on the same Postgres, served by the same
 - `GET /rls/{id}`: the caller's RLS transaction, two `set_config`s then a `count(*)` of the reflection
   (beside `GET /v1/reflections/{id}/voice`);
 - `POST /speech/elevenlabs` and `POST /speech/vllm-omni` `{text}`: the provider's stream asked for as voicegate's
-  adapters ask (one kept-alive httpx client), its bytes passed on as they come, with no database and no mark
+  adapters ask (one kept-alive httpx client over voicegate's aiohttp transport, as theirs), its bytes passed on as
+  they come, with no database and no mark
   (`bench/streaming.py`'s floor for any Python server: BARE_ELEVENLABS_URL, BARE_ELEVENLABS_KEY,
   BARE_SELFHOSTED_URL, BARE_SELFHOSTED_MODEL).
 """
@@ -26,6 +27,9 @@ import httpx
 from litestar import Litestar, get, post
 from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
+
+from backend.providers.transport import AiohttpTransport
+from backend.tls import verifying_context
 
 pool = AsyncConnectionPool(os.environ.get("BARE_DSN", ""), min_size=2, max_size=20, open=False)
 claims = json.dumps({"sub": os.environ.get("BARE_USER", ""), "role": "authenticated"})
@@ -78,7 +82,7 @@ _UPSTREAMS: dict[str, tuple[str, dict[str, str], dict[str, str], dict[str, str]]
 _TEXT_FIELD = {"elevenlabs": "text", "vllm-omni": "input"}
 # httpx logs each request at INFO: a line per stream would drown the bench's output.
 logging.getLogger("httpx").setLevel(logging.WARNING)
-upstream = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
+upstream = httpx.AsyncClient(timeout=60, transport=AiohttpTransport(verify=verifying_context(), connections=100))
 
 
 @post("/speech/{provider:str}", status_code=200)

@@ -23,6 +23,7 @@ from backend.providers.errors import (
     UnknownOutcomeError,
 )
 from backend.providers.slots import NoSlot, ProviderSlots
+from backend.providers.transport import AiohttpTransport
 from backend.tls import verifying_context
 
 log = logging.getLogger(__name__)
@@ -63,17 +64,16 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def create_http_client() -> httpx.AsyncClient:
-    """The one AsyncClient the adapters share; redirects are refused so credentials never travel on, and
-    the environment's proxy variables and .netrc are ignored: API keys go only where the settings say."""
+    """The one AsyncClient the adapters share, over aiohttp (`backend.providers.transport`); redirects are refused so
+    credentials never travel on, and the environment's proxy variables and .netrc are ignored: API keys go only
+    where the settings say. Every connection, up to `_CONNECTIONS`, is kept for the next request (an idle one is
+    closed after 5 s): a burst of streams that met the provider on fresh connections would otherwise have most of
+    them open a new TCP (and TLS) connection in the next burst, on its first byte's path."""
     return httpx.AsyncClient(
         timeout=_TIMEOUT,
         follow_redirects=False,
         trust_env=False,
-        verify=verifying_context(),
-        # Every connection is kept for the next request (an idle one is closed after httpx's 5 s): a burst of
-        # streams that met the provider on fresh connections would otherwise have all but ten of them open a new
-        # TCP (and TLS) connection in the next burst, on its first byte's path.
-        limits=httpx.Limits(max_connections=_CONNECTIONS, max_keepalive_connections=_CONNECTIONS),
+        transport=AiohttpTransport(verify=verifying_context(), connections=_CONNECTIONS),
     )
 
 

@@ -23,6 +23,7 @@ COMMIT went unanswered (the stream was refused 503 and never spoke).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
@@ -290,9 +291,13 @@ class SpeechStream:
                 await commit_with(
                     conn, UNFLUSHED_COMMIT, (_Q["finish_stream"], params), (_Q["record_seconds"], seconds)
                 )
-        except (DatabaseUnavailable, TooManyRequests):
-            # Written by the ledger once the database takes it; until then the row says `streaming`.
+        except (DatabaseUnavailable, TooManyRequests, asyncio.CancelledError) as exc:
+            # Written by the ledger once the database takes it; until then the row says `streaming`. A request
+            # cancelled as it wrote (its client left as the provider failed midway) may not have written it either,
+            # and a stream records only once: both statements are harmless written twice.
             self._ledger.later(f"the end of speech stream {self.id}", _recording(params, seconds))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
         except psycopg.Error:
             log.warning("speech stream %s: its usage could not be recorded", self.id, exc_info=True)
         finally:

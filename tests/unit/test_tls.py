@@ -22,7 +22,7 @@ from backend.providers.http import create_http_client
 from backend.tls import verifying_context
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
+def self_signed(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 that signs itself, and its key, as PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "voicegate test server")])
@@ -49,7 +49,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def cert_files(tmp_path: Path) -> tuple[Path, Path]:
-    return _self_signed(tmp_path)
+    return self_signed(tmp_path)
 
 
 @pytest.fixture

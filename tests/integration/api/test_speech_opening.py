@@ -6,6 +6,7 @@ unseen."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +90,38 @@ async def test_a_streams_opening_and_end_commit_without_waiting_for_the_wal_flus
         assert streamed.status_code == 200, streamed.text
     assert seen == {"opening": "off", "end": "off"}
     # The stream was recorded as any is: its row finished, its first sentence in the ledger.
+    row = one(sql, "select outcome, characters from public.speech_streams where owner_id = %s", (alice.id,))
+    assert row == {"outcome": "completed", "characters": len("Hello there.")}
+
+
+async def test_a_streams_end_whose_write_is_cancelled_with_its_request_is_written_all_the_same(
+    db_dsn: str, tmp_path: Path, make_user: Callable[[], User], sql: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client leaves as the stream's end is written (a provider that failed midway, then a disconnect): the
+    request's cancellation interrupts the write, and the stream records only once, so the row said `streaming` for
+    ever. The end is written once the request is gone (here by the app's close, which waits for such writes)."""
+    cancelled: list[str] = []
+    commit_with = PooledConnection.commit_with
+
+    async def cancelled_at_the_end(self: PooledConnection, *statements: tuple[Any, Any]) -> list[list[dict[str, Any]]]:
+        if not cancelled and any(sent == service._Q["finish_stream"] for sent, _ in statements):
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # the request's task, as the server cancels it when its client goes
+            cancelled.append(task.get_name())
+        return await commit_with(self, *statements)
+
+    monkeypatch.setattr(PooledConnection, "commit_with", cancelled_at_the_end)
+    alice = make_user()
+    async with app_with(db_dsn, tmp_path) as client:
+        # The test client runs the app on a loop of its own and hands back the request's end as its future's.
+        with pytest.raises(concurrent.futures.CancelledError):
+            await client.post(
+                "/api/v1/speech",
+                json={"voiceId": english_voice(sql, alice.id), "text": "Hello there.", "format": "pcm_24000"},
+                headers=alice.headers,
+            )
+    assert len(cancelled) == 1
     row = one(sql, "select outcome, characters from public.speech_streams where owner_id = %s", (alice.id,))
     assert row == {"outcome": "completed", "characters": len("Hello there.")}
 
