@@ -22,7 +22,10 @@ from devkit.db import Conn
 from tests.e2e.conftest import served_app
 from tests.integration.api.conftest import User
 
-pytestmark = pytest.mark.timeout(120)
+#: The checks of the burst's hundred-odd 202s take a minute and more of a loaded 2-core machine's CPU (the full
+#: suite's other workers beside them: 114 of them were 4 short at 90 s once): the bound only keeps the wait finite.
+SETTLE_S = 180
+pytestmark = pytest.mark.timeout(SETTLE_S + 60)
 USERS = 20
 EACH = 10
 LIMIT = 4  # each user's 10 at once meet a limit of 4: some are refused, most are served
@@ -30,7 +33,7 @@ LIMIT = 4  # each user's 10 at once meet a limit of 4: some are refused, most ar
 
 async def settled(sql: Conn, owners: list[uuid.UUID]) -> list[tuple[Any, ...]]:
     """The owners' sample rows once every check has ended (the app's consumers work them meanwhile)."""
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + SETTLE_S
     while True:
         rows = sql.execute(
             "select id::text, status, object_path, processed_object_path from public.voice_samples"
