@@ -11,7 +11,10 @@ psycopg pool (no checks, no middleware) on the same Postgres, served by the same
   adapters ask (one kept-alive httpx client over voicegate's aiohttp transport, as theirs), its bytes passed on as
   they come, with no database and no mark
   (`bench/streaming.py`'s floor for any Python server: BARE_ELEVENLABS_URL, BARE_ELEVENLABS_KEY,
-  BARE_SELFHOSTED_URL, BARE_SELFHOSTED_MODEL).
+  BARE_SELFHOSTED_URL, BARE_SELFHOSTED_MODEL);
+- `POST /speech/{provider}/as-caller/{id}` `{text}`: the same, once the database has said, as the caller and in one
+  round trip (a pipeline: `begin`, the two `set_config`s, a read of the reflection, `commit`), that the reflection
+  is theirs: the least a server whose boundary is RLS asks before it speaks (404 when the read finds nothing).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from litestar import Litestar, get, post
+from litestar.exceptions import NotFoundException
 from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
@@ -87,8 +91,27 @@ upstream = httpx.AsyncClient(timeout=60, transport=AiohttpTransport(verify=verif
 
 @post("/speech/{provider:str}", status_code=200)
 async def speech(provider: str, data: dict[str, str]) -> Stream:
+    return await _relay(provider, data["text"])
+
+
+@post("/speech/{provider:str}/as-caller/{reflection_id:uuid}", status_code=200)
+async def speech_as_caller(provider: str, reflection_id: uuid.UUID, data: dict[str, str]) -> Stream:
+    async with pool.connection() as conn:
+        async with conn.pipeline(), conn.transaction():
+            await conn.execute(
+                "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)",
+                (claims,),
+            )
+            cur = await conn.execute("select count(*) from public.reflections where id = %s", (reflection_id,))
+        row = await cur.fetchone()
+    if not row or row[0] != 1:
+        raise NotFoundException
+    return await _relay(provider, data["text"])
+
+
+async def _relay(provider: str, text: str) -> Stream:
     url, params, headers, body = _UPSTREAMS[provider]
-    sent = {**body, _TEXT_FIELD[provider]: data["text"]}
+    sent = {**body, _TEXT_FIELD[provider]: text}
     request = upstream.build_request("POST", url, params=params, headers=headers, json=sent)
     response = await upstream.send(request, stream=True)
     # The first bytes before the answer, as voicegate waits for them (a refusal is then a status).
@@ -114,4 +137,4 @@ async def lifespan(_: Litestar) -> AsyncIterator[None]:
     await upstream.aclose()
 
 
-app = Litestar([hello, select1, rls, speech], lifespan=[lifespan])
+app = Litestar([hello, select1, rls, speech, speech_as_caller], lifespan=[lifespan])

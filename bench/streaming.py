@@ -4,7 +4,9 @@ fake making 0.1 s of audio every 40 ms, each fake beside its own time to first b
 directly (the floor voicegate cannot go under; vLLM-Omni's asked for raw bytes as they are made, `stream_format:
 "audio"`): what voicegate adds is the difference, printed beside its target; and beside them a bare Litestar proxy
 of each fake (`bench/bare.py`: one route relaying the fake's stream through an httpx client, no database, no mark,
-served by uvicorn in one process as voicegate is), what any Python server adds on these cores. The fakes run in a
+served by uvicorn in one process as voicegate is), what any Python server adds on these cores; and the same proxy
+asking the database first, as the caller and in one round trip, whether the reflection is theirs (`bench/bare.py`'s
+`as-caller` route: the least a server whose boundary is RLS does before it speaks). The fakes run in a
 process of their own (`bench/stream_fakes.py`), so that they and the client that times them do not take turns for
 one interpreter lock. Then the mark: streams of 2 s or more as MP3 (64 kbit/s), from `local` and from the ElevenLabs
 fake speaking espeak-ng's speech, each sent to `POST /api/v1/provenance/check`, beside the same fake's audio marked
@@ -49,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.audio.formats import StreamEncoder  # noqa: E402 - after the path setup above
 from backend.watermark import mark  # noqa: E402
+from bench.api import subject  # noqa: E402
 from bench.stream_fakes import ELEVEN_KEY, espeak_pcm  # noqa: E402
 from devkit.speech_maker import SENTENCES as MARK_TEXTS  # noqa: E402
 from devkit.streaming import Heard, stream  # noqa: E402
@@ -137,7 +140,8 @@ async def fake_directly(
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Heard:
-    """One streamed request straight to a fake, timed as `stream` times voicegate's."""
+    """One streamed request straight to a fake (or through the bare proxy), timed as `stream` times voicegate's;
+    anything but a 200 ends the bench, as it would measure the wrong thing."""
     started = time.monotonic()
     first: float | None = None
     data = b""
@@ -146,6 +150,8 @@ async def fake_directly(
             first = first if first is not None else time.monotonic() - started
             data += chunk
     total = time.monotonic() - started
+    if response.status_code != 200:
+        raise SystemExit(f"{url} answered {response.status_code}: {data[:200]!r}")
     return Heard(response.status_code, response.headers, data, first or total, total, 0)
 
 
@@ -245,11 +251,14 @@ async def measure(
                 alone = results[fake][0]
                 bare = f"bare Litestar proxy of the {name.split(' fake')[0]} fake, {how}"
                 results[bare] = await costed(rounds(up.bare[name], at_once, times), None)
-                floors.append(
-                    f"  {name}, {how}: a bare proxy adds "
-                    + " / ".join(f"{b - a:+.0f}" for b, a in zip(cuts(results[bare][0]), cuts(alone), strict=True))
-                    + " ms (p50 / p99)"
-                )
+                asking = f"bare proxy of the {name.split(' fake')[0]} fake, asking first, {how}"
+                results[asking] = await costed(rounds(up.asking[name], at_once, times), None)
+                for what, key in (("a bare proxy", bare), ("asking the database first", asking)):
+                    floors.append(
+                        f"  {name}, {how}: {what} adds "
+                        + " / ".join(f"{b - a:+.0f}" for b, a in zip(cuts(results[key][0]), cuts(alone), strict=True))
+                        + " ms (p50 / p99)"
+                    )
             results[f"voicegate, {name}, {how}"] = await costed(rounds(through, at_once, times), up.pid)
             voicegate, cost = results[f"voicegate, {name}, {how}"]
             if at_once > 1:
@@ -266,7 +275,11 @@ async def measure(
                 targets.append(verdict(f"{name}, {how}: added p50", added, ADDED_ALONE_P50))
                 continue
             bare_added = max(cuts(results[bare][0])[0] - cuts(alone)[0], 1.0)
-            what = f"{name}, {how}: added p50 ({added / bare_added:.1f}x bare's +{bare_added:.0f})"
+            asking_added = max(cuts(results[asking][0])[0] - cuts(alone)[0], 1.0)
+            what = (
+                f"{name}, {how}: added p50 ({added / bare_added:.1f}x bare's +{bare_added:.0f};"
+                f" {added / asking_added:.1f}x asking's +{asking_added:.0f})"
+            )
             targets.append(verdict(what, added, ADDED_AT_ONCE_OVER_BARE * bare_added))
     print(f"one at a time x {single}, {streams} at once x {count} rounds, of {SENTENCE!r} (PCM 24 kHz), ms")
     columns = (
@@ -288,7 +301,8 @@ async def measure(
     print("\n".join(target for target in targets if not target.lstrip().startswith("local")))
     print("\n".join(target for target in targets if target.lstrip().startswith("local")))
     print(
-        "the floor of any Python server here: bench/bare.py's Litestar route relaying the fake (no database, no mark):"
+        "the floor of any Python server here: bench/bare.py's Litestar route relaying the fake (no database, no mark),"
+        " and the same route once one round trip to the database, as the caller, has said the reflection is theirs:"
     )
     print("\n".join(floors))
 
@@ -343,6 +357,8 @@ class Served:
     pid: int
     #: The bare Litestar proxy's stream from each fake (`bench/bare.py`'s `/speech/...`), by the voice's name.
     bare: dict[str, Floor]
+    #: The same, asking the database as the caller first (`/speech/.../as-caller/{id}`), by the voice's name.
+    asking: dict[str, Floor]
 
 
 @contextmanager
@@ -406,13 +422,16 @@ def served(*, streams: int, latency: float, render: float) -> Iterator[Served]:
                 }
             try:
                 print(f"voicegate up: pid {up.process.pid}", flush=True)
-                with bare_proxy(up.pg.dsn, eleven_url, vllm_omni_url) as bare:
+                with bare_proxy(up.pg.dsn, eleven_url, vllm_omni_url, subject(token)) as bare:
                     eleven_name, vllm_name = (name for name in reflections if name != "local")
-                    proxied: dict[str, Floor] = {
-                        eleven_name: lambda c: fake_directly(c, f"{bare}/speech/elevenlabs", {"text": SENTENCE}),
-                        vllm_name: lambda c: fake_directly(c, f"{bare}/speech/vllm-omni", {"text": SENTENCE}),
-                    }
-                    yield Served(up.base_url, token, reflections, speak_espeak, up.process.pid, proxied)
+                    proxied: dict[str, Floor] = {}
+                    asking: dict[str, Floor] = {}
+                    for name, provider in ((eleven_name, "elevenlabs"), (vllm_name, "vllm-omni")):
+                        path = f"{bare}/speech/{provider}"
+                        proxied[name] = lambda c, path=path: fake_directly(c, path, {"text": SENTENCE})
+                        path = f"{path}/as-caller/{reflections[name][0]}"
+                        asking[name] = lambda c, path=path: fake_directly(c, path, {"text": SENTENCE})
+                    yield Served(up.base_url, token, reflections, speak_espeak, up.process.pid, proxied, asking)
             except BaseException:
                 # The server's data, its log with it, is removed as it stops: say what it logged first.
                 print(up.log.read_text(errors="replace")[-4000:], file=sys.stderr)
@@ -420,13 +439,15 @@ def served(*, streams: int, latency: float, render: float) -> Iterator[Served]:
 
 
 @contextmanager
-def bare_proxy(dsn: str, eleven_url: str, vllm_omni_url: str) -> Iterator[str]:
+def bare_proxy(dsn: str, eleven_url: str, vllm_omni_url: str, user: str) -> Iterator[str]:
     """`bench/bare.py` served by uvicorn as voicegate is (one process), relaying the fakes' streams: the floor any
-    Python server on these cores meets (a Litestar route, an httpx request, the bytes passed on)."""
+    Python server on these cores meets (a Litestar route, an httpx request, the bytes passed on); asking the
+    database as `user` first on its `as-caller` routes."""
     port = free_port()
     env = {
         **os.environ,
         "BARE_DSN": dsn,
+        "BARE_USER": user,
         "BARE_ELEVENLABS_URL": eleven_url,
         "BARE_ELEVENLABS_KEY": ELEVEN_KEY,
         "BARE_SELFHOSTED_URL": vllm_omni_url,
