@@ -173,9 +173,13 @@ async def test_queued_jobs_stop_at_the_bound_under_a_burst_sent_to_two_processes
             )
         )
         statuses = Counter((a.status_code, a.json().get("code")) for a in answers)
-        assert statuses == {(202, None): cap, (429, "jobs_limited"): burst - cap}, statuses
+        # Exactly the bound is queued, and every other request refused 429: for the bound, or (on a loaded machine)
+        # because its turn in the user's line to the database did not come in time, which a retry meets alike.
+        assert statuses[(202, None)] == cap, statuses
+        assert statuses[(429, "jobs_limited")] + statuses[(429, "too_many_requests")] == burst - cap, statuses
+        assert statuses[(429, "jobs_limited")] >= 1, statuses
         assert jobs(sql, alice.id) == cap
-        refused = next(a for a in answers if a.status_code == 429)
+        refused = next(a for a in answers if a.status_code == 429 and a.json()["code"] == "jobs_limited")
         assert refused.headers["retry-after"] == "5"
         assert "ratelimit" in refused.headers
 
