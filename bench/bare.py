@@ -37,6 +37,9 @@ from backend.tls import verifying_context
 
 pool = AsyncConnectionPool(os.environ.get("BARE_DSN", ""), min_size=2, max_size=20, open=False)
 claims = json.dumps({"sub": os.environ.get("BARE_USER", ""), "role": "authenticated"})
+#: The caller's role and claims, as PostgREST sets them; then the read RLS answers as that caller.
+_AS_CALLER = "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
+_COUNT_REFLECTION = "select count(*) from public.reflections where id = %s"
 
 
 @get("/hello", sync_to_thread=False)
@@ -54,10 +57,8 @@ async def select1() -> dict[str, str]:
 @get("/rls/{reflection_id:uuid}")
 async def rls(reflection_id: uuid.UUID) -> dict[str, int]:
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)", (claims,)
-        )
-        cur = await conn.execute("select count(*) from public.reflections where id = %s", (reflection_id,))
+        await conn.execute(_AS_CALLER, (claims,))
+        cur = await conn.execute(_COUNT_REFLECTION, (reflection_id,))
         row = await cur.fetchone()
     return {"count": row[0] if row else 0}
 
@@ -98,11 +99,8 @@ async def speech(provider: str, data: dict[str, str]) -> Stream:
 async def speech_as_caller(provider: str, reflection_id: uuid.UUID, data: dict[str, str]) -> Stream:
     async with pool.connection() as conn:
         async with conn.pipeline(), conn.transaction():
-            await conn.execute(
-                "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)",
-                (claims,),
-            )
-            cur = await conn.execute("select count(*) from public.reflections where id = %s", (reflection_id,))
+            await conn.execute(_AS_CALLER, (claims,))
+            cur = await conn.execute(_COUNT_REFLECTION, (reflection_id,))
         row = await cur.fetchone()
     if not row or row[0] != 1:
         raise NotFoundException
