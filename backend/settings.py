@@ -15,6 +15,7 @@ import msgspec
 from backend.auth.config import AuthConfigError, AuthSettings, DevKeys, auth_settings_from_env
 from backend.cpu import default_workers
 from backend.db.pool import PoolLimits
+from backend.domain.consents import CONSENT_LANGUAGES
 from backend.domain.limits import Retention, SpendQuota, UserLimits
 from backend.errors import SettingsError
 from backend.providers.config import ProviderSettings, provider_settings_from_env
@@ -170,6 +171,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upload (`consent=true`), or a verified spoken consent named by `consentId`. `spoken`: only a verified spoken
     consent (`POST /api/v1/consents`, then its recording), whose speaker every sample must be; a sample sent
     without one is refused with 422 `consent_recording_required`."""
+    consent_languages: str = "en"
+    """VOICEGATE_CONSENT_LANGUAGES: the languages a spoken consent's phrase is offered in, comma separated, from en,
+    zh, es, de, fr, ja, pt and it (`POST /api/v1/consents` `language`; another is refused with 422). English is heard
+    by pocketsphinx, the others by Whisper base, whose weights `make up` installs when this names one
+    (requirements/languages.lock, about 290 MB installed; docs/consent.md#languages)."""
     consent_phrase_seconds: int = 600
     """VOICEGATE_CONSENT_PHRASE_SECONDS: how long a spoken consent's phrase may be recorded in after it is made (its
     `expiresAt`), from 60 s to an hour. Its code is for that sitting: past it, the consent is `expired` and a
@@ -316,6 +322,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             usage_days=self.usage_retention_days,
             batch=self.retention_batch,
         )
+
+    @property
+    def consent_language_codes(self) -> tuple[str, ...]:
+        """VOICEGATE_CONSENT_LANGUAGES as a list, in its order."""
+        return tuple(code.strip() for code in self.consent_languages.split(",") if code.strip())
 
     @property
     def embedded(self) -> bool:
@@ -478,6 +489,7 @@ def _check(settings: Settings) -> None:
     _check_storage_wait(settings.storage_wait_seconds)
     _check_storage_version(settings.storage_version_seconds)
     _check_phrase_seconds(settings.consent_phrase_seconds)
+    _check_consent_languages(settings.consent_language_codes)
     _check_ownership_threshold(settings.ownership_threshold)
     _check_webhook_pending(settings.webhook_pending)
     _check_create_window(settings.user_create_window)
@@ -533,6 +545,17 @@ def _check_storage_version(seconds: float) -> None:
         raise SettingsError(
             "VOICEGATE_STORAGE_VERSION_SECONDS must be a number of seconds from 0 to 60: how long the API takes"
             f" Storage's word for what a stored file is before it asks again (got {seconds})"
+        )
+
+
+def _check_consent_languages(codes: tuple[str, ...]) -> None:
+    """Each a language a phrase is worded in (whether Whisper is installed for those beyond English is found when a
+    server starts: `backend.consents.whisper.use_languages`)."""
+    unknown = [code for code in codes if code not in CONSENT_LANGUAGES]
+    if not codes or unknown:
+        raise SettingsError(
+            f"VOICEGATE_CONSENT_LANGUAGES must name languages from {', '.join(CONSENT_LANGUAGES)}, comma separated"
+            f" (got {', '.join(unknown) or 'none'})"
         )
 
 

@@ -38,6 +38,8 @@ words before and after the speech counted as errors; one hearing, no cleaning), 
 directly. Targets: right readings verified >= 95 % at 20 dB babble and 15 dB white noise, >= 80 % at 15 dB
 babble; impostors refused 100 %.
 
+The languages beyond English, which Whisper hears, have a bench of their own: bench/consent_languages.py.
+
 ``--kinds`` judges only those kinds of reading: a shard, whose readings and noises are drawn as in the whole run, so
 that shards of every kind add up to it (the thresholds' calibration and the targets need ``right``); ``--skip-speed``
 leaves the speed part out.

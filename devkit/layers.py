@@ -84,7 +84,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "backend.audio",
             "backend.auth",
+            "backend.consents.bpe",
+            "backend.consents.languages",
             "backend.consents.phrase",
+            "backend.consents.whisper",
             "standins",
             "backend.leases",
             "backend.provenance",

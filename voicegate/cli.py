@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             use_ffmpeg(settings.ffmpeg)
             use_encoder()
             use_watermark()
+            if args.run in (_up, _serve):  # the API hears consent readings
+                from backend.consents.whisper import use_languages  # noqa: PLC0415
+
+                use_languages(settings.consent_language_codes)
             _give_back_freed_memory()
         if args.run in (_up, _serve, _token, _worker, _storage):
             from standins.embedded import with_auth_keys  # noqa: PLC0415 - keep `--help` fast

@@ -56,6 +56,7 @@ def build_areas(
             settings.consent_phrase_seconds,
             context.voice_ownership,
             context.ownership_thresholds,
+            settings.consent_language_codes,
         ),
         provenance=ProvenanceService(context.cpu, c2pa),
         reflections=ReflectionsService(db, storage, context.providers, settings),

@@ -47,6 +47,8 @@ import pocketsphinx
 
 from backend.audio.measure import Speech, detect_speech, downmix, resample, snr_estimate
 from backend.audio.process import pauses, reduce_noise
+from backend.consents import whisper
+from backend.consents.languages import WORDINGS, Wording
 
 F32 = npt.NDArray[np.float32]
 Refusal = Literal["not_speech", "too_short", "phrase_mismatch", "too_noisy"]
@@ -55,7 +57,7 @@ Refusal = Literal["not_speech", "too_short", "phrase_mismatch", "too_noisy"]
 RATE: Final = 16000
 CODE_DIGITS: Final = 4
 DIGITS: Final = "0123456789"
-DIGIT_WORDS: Final = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIGIT_WORDS: Final = WORDINGS["en"].digit_words
 #: A subject's name longer than this is refused: the phrase is read in one breath, and its words make the grammar.
 MAX_SUBJECT_NAME_CHARS: Final = 100
 #: Less speech than this (30 ms VAD frames) is none at all.
@@ -123,39 +125,43 @@ class PhraseCheck(msgspec.Struct, frozen=True):
 
 
 @dataclass(frozen=True)
-class _Language:
-    """A language the phrase is made and recognised in: its sentence and the model files in pocketsphinx's wheel."""
+class _Model:
+    """pocketsphinx's model files for a language, in its wheel."""
 
-    #: With ``{name}`` and ``{code}`` (the digits as words, comma separated).
-    template: str
     acoustic_model: str
     dictionary: str
 
 
-_LANGUAGES: Final = {
-    "en": _Language(
-        # No word of it sounds like a digit but those the dictionary says are one ("to", "two"): "a" was heard for
-        # "eight" and a right reading refused (2 codes in 120 read by hibari; 0 in 120 since).
-        template=(
-            "I, {name}, consent to voicegate making my synthetic voice from my recordings, to speak the text I type. "
-            "My code is {code}."
-        ),
-        acoustic_model="en-us/en-us",
-        dictionary="en-us/cmudict-en-us.dict",
-    ),
-}
+#: The languages pocketsphinx hears; the others of `WORDINGS` are Whisper's (``_check_by_whisper``).
+_POCKETSPHINX: Final = {"en": _Model(acoustic_model="en-us/en-us", dictionary="en-us/cmudict-en-us.dict")}
+#: A subject's name longer than this, in Whisper's tokens, is refused in the languages Whisper hears: a name of 100
+#: characters of some scripts is 450 tokens, past the 448 the decoder has positions for, and the decoder's pass
+#: grows with it (5 CPU-s for 350).
+MAX_NAME_TOKENS: Final = 64
+#: A recording heard by Whisper is heard from a moment before its speech starts: Whisper hears 30 s, and a reading
+#: may come after a long silence.
+SPEECH_LEAD_SECONDS: Final = 0.3
+#: For each language Whisper hears, the mean log-probability (nats) of the phrase's words before its code under
+#: which a recording does not say them; it is mapped to a ``word_accuracy`` of ``MIN_WORD_ACCURACY``
+#: (``_whisper_accuracy``), so that one bar judges every language (how they were set: docs/consent.md#languages).
+WHISPER_FLOORS: Final = {"es": -3.0, "de": -3.0, "fr": -3.0, "pt": -3.0, "it": -3.0, "zh": -3.0, "ja": -3.0}
+
+
+def languages() -> list[str]:
+    """Every language a phrase is made and checked in."""
+    return list(WORDINGS)
 
 
 def templates() -> list[str]:
     """Every language's phrase, with ``{name}`` and ``{code}`` where the subject's name and the code's words go."""
-    return [spec.template for spec in _LANGUAGES.values()]
+    return [wording.template for wording in WORDINGS.values()]
 
 
 def make_phrase(subject_name: str, language: str = "en") -> Phrase:
     """A fresh phrase for ``subject_name``: it names the subject and voicegate, says what is consented to (a
     synthetic voice made from their recordings, speaking text they type) and ends with a one-time code of four
-    digits drawn with ``secrets``. ``ValueError`` for a language without a recognition model (only "en" today),
-    or a name that is blank or longer than ``MAX_SUBJECT_NAME_CHARS``."""
+    digits drawn with ``secrets``. ``ValueError`` for a language it has no wording for (``languages``), or a name
+    that is blank or longer than ``MAX_SUBJECT_NAME_CHARS``."""
     return phrase_for(subject_name, "".join(secrets.choice(DIGITS) for _ in range(CODE_DIGITS)), language)
 
 
@@ -163,7 +169,7 @@ def phrase_for(subject_name: str, code: str, language: str = "en") -> Phrase:
     """The phrase for ``subject_name`` with a given ``code`` (four digits): ``make_phrase`` draws the code; this
     makes an old phrase again, or a replay of one with another code. ``ValueError`` as ``make_phrase``, and for
     a code that is not four digits."""
-    spec = _language(language)
+    wording = _wording(language)
     name = " ".join(subject_name.split())
     if not name:
         raise ValueError("the subject's name is blank")
@@ -171,8 +177,9 @@ def phrase_for(subject_name: str, code: str, language: str = "en") -> Phrase:
         raise ValueError(f"the subject's name is longer than {MAX_SUBJECT_NAME_CHARS} characters")
     if len(code) != CODE_DIGITS or not all(digit in DIGITS for digit in code):
         raise ValueError(f"the code must be {CODE_DIGITS} digits")
-    spoken = ", ".join(DIGIT_WORDS[DIGITS.index(digit)] for digit in code)
-    return Phrase(text=spec.template.format(name=name, code=spoken), code=code, language=language)
+    if language not in _POOLS and len(whisper.tokenizer().encode(" " + name)) > MAX_NAME_TOKENS:
+        raise ValueError(f"the subject's name is longer than Whisper reads it in one phrase ({MAX_NAME_TOKENS} tokens)")
+    return Phrase(text=wording.template.format(name=name, code=wording.code_words(code)), code=code, language=language)
 
 
 def check_phrase(samples: npt.ArrayLike, rate: int, phrase: Phrase) -> PhraseCheck:
@@ -183,10 +190,13 @@ def check_phrase(samples: npt.ArrayLike, rate: int, phrase: Phrase) -> PhraseChe
 
     ``ValueError`` for a phrase in a language without a model, or whose text does not end with its code's
     words, and for audio of another shape or a rate that is not positive."""
-    pool = _POOLS[_language_name(phrase.language)]
+    _wording(phrase.language)
     audio = _mono_16k(samples, rate)
     speech = detect_speech(audio, RATE)
     snr = snr_estimate(speech)
+    if phrase.language not in _POOLS:
+        return _check_by_whisper(audio, phrase, speech=speech, snr=snr)
+    pool = _POOLS[phrase.language]
     with pool.recogniser() as recogniser:
         reference = _reference(phrase, recogniser)
         vocabulary = sorted({word for word in reference if word is not None} | set(DIGIT_WORDS))
@@ -301,7 +311,7 @@ class Heard:
 class _Recogniser:
     """One pocketsphinx decoder for a language, with ``EXTRA_WORDS`` added. One caller at a time."""
 
-    def __init__(self, spec: _Language) -> None:
+    def __init__(self, spec: _Model) -> None:
         config = pocketsphinx.Config(
             hmm=pocketsphinx.get_model_path(spec.acoustic_model),
             dict=pocketsphinx.get_model_path(spec.dictionary),
@@ -364,7 +374,7 @@ class _Recogniser:
 class _Pool:
     """Idle recognisers of one language, each used by one thread at a time."""
 
-    def __init__(self, spec: _Language) -> None:
+    def __init__(self, spec: _Model) -> None:
         self._spec = spec
         self._idle: list[_Recogniser] = []
         self._lock = threading.Lock()
@@ -387,7 +397,7 @@ class _Pool:
             return len(self._idle)
 
 
-_POOLS: Final = {name: _Pool(spec) for name, spec in _LANGUAGES.items()}
+_POOLS: Final = {name: _Pool(spec) for name, spec in _POCKETSPHINX.items()}
 
 
 def _hearing(
@@ -454,14 +464,64 @@ def _gated(audio: F32, speech: Speech) -> F32:
     return reduce_noise(audio, RATE, pauses(audio, RATE, speech))
 
 
-def _language(language: str) -> _Language:
-    return _LANGUAGES[_language_name(language)]
+def _wording(language: str) -> Wording:
+    if language not in WORDINGS:
+        raise ValueError(f"no consent phrase in language {language!r} (have: {', '.join(WORDINGS)})")
+    return WORDINGS[language]
 
 
-def _language_name(language: str) -> str:
-    if language not in _LANGUAGES:
-        raise ValueError(f"no speech recognition model for language {language!r} (have: {', '.join(_LANGUAGES)})")
-    return language
+def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float | None) -> PhraseCheck:
+    """What Whisper makes of ``audio`` against ``phrase``: how likely the phrase's words before its code are said
+    (``WHISPER_FLOORS``), and whether each digit of the code is, at its place, the likeliest of the ten: no margin,
+    as a reading blurred on purpose makes every digit nearly as likely as another. A recording with too little
+    speech to have read the phrase is not heard at all. Heard once: a second hearing with the noise gated, as
+    pocketsphinx's has, would double the cost of a reading."""
+    wording = WORDINGS[phrase.language]
+    at = phrase.text.rfind(wording.code_words(phrase.code))
+    if at < 0:
+        raise ValueError("the phrase's text does not say its code's four digits as words")
+    check = PhraseCheck(
+        word_accuracy=0.0,
+        code_heard=False,
+        speech_seconds=round(speech.seconds, 2),
+        heard="",
+        snr_db=None if snr is None else round(snr, 1),
+    )
+    span = speech.span_s()
+    if speech.seconds < MIN_SPEECH_SECONDS or span is None:
+        return check
+    heard_from = int(max(0.0, span[0] - SPEECH_LEAD_SECONDS) * RATE)
+    text = phrase.text[:at].rstrip()
+    hearing = whisper.shared().hear(
+        audio[heard_from:],
+        language=phrase.language,
+        text=text,
+        name=_subject_name(text, wording),
+        code=phrase.code,
+        wording=wording,
+    )
+    return msgspec.structs.replace(
+        check,
+        word_accuracy=_whisper_accuracy(hearing.text_score, WHISPER_FLOORS[phrase.language]),
+        code_heard=hearing.heard == phrase.code,
+        heard=hearing.heard,
+    )
+
+
+def _subject_name(text: str, wording: Wording) -> str:
+    """The subject's name in ``text``, a phrase's words before its code made from ``wording``'s template ("" for
+    a text that is not)."""
+    before, after = wording.template.split("{code}", 1)[0].split("{name}", 1)
+    after = after.rstrip()
+    if not (text.startswith(before) and text.endswith(after)) or len(text) < len(before) + len(after):
+        return ""
+    return text[len(before) : len(text) - len(after)]
+
+
+def _whisper_accuracy(score: float, floor: float) -> float:
+    """A mean log-probability ``score`` on ``word_accuracy``'s scale: 1 for a certain text, ``MIN_WORD_ACCURACY``
+    at the language's ``floor``, 0 at twice the floor and under."""
+    return round(min(1.0, max(0.0, 1.0 - (1.0 - MIN_WORD_ACCURACY) * score / floor)), 3)
 
 
 def _reference(phrase: Phrase, recogniser: _Recogniser) -> list[str | None]:

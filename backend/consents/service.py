@@ -81,11 +81,18 @@ class ConsentsService:
     voice_ownership: ownership.Mode = "ask"
     #: From which cosine it matches (VOICEGATE_OWNERSHIP_THRESHOLD), and is the other's very voice.
     ownership_thresholds: ownership.Thresholds = DEFAULT_OWNERSHIP
+    #: VOICEGATE_CONSENT_LANGUAGES: the languages a phrase is offered in.
+    languages: tuple[str, ...] = ("en",)
 
     async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
-        """A spoken consent for the caller, awaiting the recording of its phrase (422 for a language the
-        phrase cannot be checked in; 429 `creates_limited` past the caller's creates, `open_consents_limited`
-        while they have `open_consents` awaiting their recording)."""
+        """A spoken consent for the caller, awaiting the recording of its phrase (400 for a language this server
+        does not offer, VOICEGATE_CONSENT_LANGUAGES; 429 `creates_limited` past the caller's creates,
+        `open_consents_limited` while they have `open_consents` awaiting their recording)."""
+        if request.language not in self.languages:
+            raise ValidationFailed(
+                f"Spoken consent is offered in {', '.join(self.languages)} on this server, not in"
+                f" {request.language!r} (VOICEGATE_CONSENT_LANGUAGES)."
+            )
         phrase = _phrase(request.subject_name.strip(), request.language)
         owner_id = uuid.UUID(claims.sub)
         async with self.db.service_transaction() as conn:
@@ -106,7 +113,9 @@ class ConsentsService:
             raise NotFound("Sample not found.")
         if sample["status"] != "awaiting_reading":
             raise Conflict(f"The sample is {sample['status']}: it waits for no reading.")
-        phrase = _phrase(sample["subject_name"], sample["language"] or "en")
+        # The sample's consent's language, unless the server no longer offers it.
+        language = sample["language"] if sample["language"] in self.languages else self.languages[0]
+        phrase = _phrase(sample["subject_name"], language)
         async with self.db.service_transaction() as conn:
             created = await self._insert_spoken(conn, owner_id, sample["subject_name"], phrase, origin)
             await ownership.ask_to_read(conn, sample_id, created.consent_id)
@@ -237,7 +246,7 @@ class ConsentsService:
 
 
 def _phrase(subject_name: str, language: str) -> Phrase:
-    """A new phrase for `subject_name` in `language`; ValidationFailed (422) for a language it cannot be checked in."""
+    """A new phrase for `subject_name` in `language`; ValidationFailed (400) for a name it cannot be made with."""
     try:
         return make_phrase(subject_name, language)
     except ValueError as exc:

@@ -122,9 +122,19 @@ def template_words(template: str) -> list[str | None]:
     return out
 
 
-_TEMPLATES: Final = tuple(template_words(template) for template in templates())
+#: Of a template's words (its name and code left out), the fewest that make it one compared here: a Chinese or
+#: Japanese phrase's characters are no words to `spoken_words`, which leaves only "voicegate" and the code of it,
+#: and so many texts would read as that phrase. Those languages' phrases are not compared yet.
+MIN_TEMPLATE_WORDS: Final = 10
+#: The templates a text is compared with: each language's written in words (English, Spanish, German, French,
+#: Portuguese, Italian).
+TEMPLATES: Final = tuple(
+    words
+    for words in map(template_words, templates())
+    if sum(word not in (None, _ANY_DIGIT) for word in words) >= MIN_TEMPLATE_WORDS
+)
 #: Each template's words and code slots, counted.
-_TEMPLATE_COUNTS: Final = tuple(Counter(word for word in template if word is not None) for template in _TEMPLATES)
+_TEMPLATE_COUNTS: Final = tuple(Counter(word for word in template if word is not None) for template in TEMPLATES)
 
 
 def reads_as_consent(words: Sequence[str]) -> bool:
@@ -134,7 +144,7 @@ def reads_as_consent(words: Sequence[str]) -> bool:
         return False
     heard = Counter(words)
     digits = sum(heard[word] for word in _DIGIT_SET)
-    for template, counts in zip(_TEMPLATES, _TEMPLATE_COUNTS, strict=True):
+    for template, counts in zip(TEMPLATES, _TEMPLATE_COUNTS, strict=True):
         # A slot no word of the text can fill is an error whatever the alignment: a text that cannot reach the
         # accuracy even so (every text spoken but a phrase) is answered without the alignment's table, on the event
         # loop of every speech stream's opening.

@@ -6,11 +6,14 @@ page that stopped its tracks and asked for the microphone again heard the file a
 same browser), so the test writes what the visitor says just before each recording: the bundled hibari voice
 reading a wrong sentence, then the phrase the page shows (its one-time code is fresh), then a sample.
 
-One visitor's path: no consent box is offered; name → "Get my phrase" → the phrase shown; a file chosen meanwhile
+The server offers the phrase in English and Spanish (`VOICEGATE_CONSENT_LANGUAGES=en,es`). One visitor's path: no
+consent box is offered; name → "Get my phrase" → the phrase shown; a file chosen meanwhile
 waits for the consent; the wrong sentence is rejected in words and the visitor reads again; the phrase is
 verified; the waiting file (another speaker, a LibriSpeech clip) then fails `speaker_mismatch`, said in words with
 its score; a sample recorded in hibari's voice is accepted; Speak makes the voice and plays it, and the page says
-how much it sounds like the sample. Each state passes axe-core at 375 and 1280 px (`test-artifacts/page-states/`).
+how much it sounds like the sample. Another visitor picks Spanish: the phrase is shown in Spanish, and a reading of
+another Spanish sentence (real speech, a FLEURS clip: tests/clips/languages) is refused in Spanish words. Each state
+passes axe-core at 375 and 1280 px (`test-artifacts/page-states/`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import soundfile
 from playwright.async_api import Page, Playwright, expect
 
 from backend.providers.local.hibari_voice import HibariVoice
@@ -38,6 +42,8 @@ from tests.e2e.browser import AUDIO_PLAYING, cut_off, launch_with_microphone, op
 pytestmark = pytest.mark.timeout(240)
 WAIT_MS = 60_000
 CLIPS = Path(__file__).resolve().parents[1] / "clips" / "librispeech"
+#: Real Spanish speech, not the phrase.
+SPANISH_SENTENCE = Path(__file__).resolve().parents[1] / "clips" / "languages" / "es" / "fleurs-es-000.ogg"
 #: Said instead of the phrase: about as long, none of its words in order (as tests/e2e/test_spoken_consent.py).
 WRONG_SENTENCE = (
     "Please call Stella and ask her to bring these things with her from the store: six spoons of fresh snow peas."
@@ -54,8 +60,9 @@ TAIL_S = 6.0
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Running]:
-    """One `voicegate up` taking samples only under a verified spoken consent."""
-    with server_dir("e2e-spoken") as root, running_up(root, settings={"VOICEGATE_CONSENT": "spoken"}) as running:
+    """One `voicegate up` taking samples only under a verified spoken consent, its phrase in English or Spanish."""
+    settings = {"VOICEGATE_CONSENT": "spoken", "VOICEGATE_CONSENT_LANGUAGES": "en,es"}
+    with server_dir("e2e-spoken") as root, running_up(root, settings=settings) as running:
         yield running
 
 
@@ -70,13 +77,25 @@ def hibari_says(text: str) -> tuple[bytes, float]:
 
 
 def speak_into(microphone: Path, text: str) -> int:
-    """Have the fake microphone say `text` from the next capture on; the whole seconds a recording needs. The file
-    is swapped in whole, so a capture starting meanwhile never reads half of it."""
+    """Have the fake microphone say `text` from the next capture on; the whole seconds a recording needs."""
     audio, seconds = hibari_says(text)
+    return play_into(microphone, audio, seconds)
+
+
+def play_into(microphone: Path, audio: bytes, seconds: float) -> int:
+    """Have the fake microphone play the WAV `audio` from the next capture on; the whole seconds a recording of its
+    `seconds` of speech needs. The file is swapped in whole, so a capture starting meanwhile never reads half of it."""
     fresh = microphone.with_suffix(".new")
     fresh.write_bytes(audio)
     fresh.replace(microphone)
     return math.ceil(seconds)
+
+
+def real_speech(path: Path) -> tuple[bytes, float]:
+    """A clip of real speech as the microphone hears it (as `hibari_says`), and the seconds a recording needs."""
+    samples, rate = soundfile.read(path, dtype="float32")
+    heard = np.concatenate([recording(samples, rate, lead_s=1.0), noise(TAIL_S, 0.001, rate)])
+    return wav_bytes(heard, rate), 1.0 + samples.size / rate + 1.0
 
 
 async def read_aloud(page: Page, start: str, stop: str, status: str, seconds: int) -> None:
@@ -204,6 +223,43 @@ async def test_a_visitor_reads_the_phrase_is_told_why_a_reading_or_a_sample_fail
             )
         )
         await check_state(page, "spoken-consent-voice-spoken")
+        assert offline.blocked == []
+    finally:
+        assert context.browser is not None
+        await context.browser.close()
+
+
+async def test_a_visitor_who_reads_in_spanish_gets_the_phrase_in_spanish_and_is_told_why_in_spanish(
+    up: Running, playwright: Playwright, audio_files: Path
+) -> None:
+    microphone = audio_files / "microphone-es.wav"
+    wrong_s = play_into(microphone, *real_speech(SPANISH_SENTENCE))
+    context = await launch_with_microphone(playwright, microphone)
+    offline = await cut_off(context, up)
+    try:
+        page = await open_page(context, up)
+        choice = page.get_by_label("The language you will read it in")
+        await expect(choice).to_be_visible()
+        await expect(choice.locator("option")).to_have_text(["English", "Español"])
+        await choice.select_option(label="Español")
+        await page.get_by_label("Your name, as the phrase says it").fill("Ada Lovelace")
+        await page.get_by_role("button", name="Get my phrase").click()
+        phrase_node = page.locator("#phrase")
+        await expect(phrase_node).to_contain_text("Ada Lovelace")
+        await expect(phrase_node).to_have_attribute("lang", "es")
+        phrase = await phrase_node.inner_text()
+        assert phrase.startswith("Yo, Ada Lovelace, doy mi consentimiento para que voicegate"), phrase
+        assert re.search(r"Mi código es (\w+, ){3}\w+\.$", phrase), phrase
+        await check_state(page, "spoken-consent-phrase-es")
+
+        async with page.expect_response(lambda r: r.url.endswith("/recording")) as answered:
+            await read_aloud(page, "Start reading", "Stop reading", "Reading", wrong_s)
+        verdict = await (await answered.value).json()
+        assert (verdict["status"], verdict["reason"]) == ("rejected", "phrase_mismatch"), verdict
+        await expect(page.get_by_role("alert")).to_have_text(
+            "No oímos la frase tal como está escrita; léala de nuevo, también los cuatro números del final."
+        )
+        await check_state(page, "spoken-consent-rejected-es")
         assert offline.blocked == []
     finally:
         assert context.browser is not None

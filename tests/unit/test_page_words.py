@@ -266,3 +266,23 @@ def test_a_refusal_waiting_cannot_cure_is_not_retried_and_one_it_can_is(
     assert said[1] is (not lasting), "a lasting refusal offers no Try again"
     if lasting:
         assert said[2] == detail, "said in the server's own words"
+
+
+def test_a_rejected_reading_is_said_in_the_language_of_its_phrase() -> None:
+    reasons = ["phrase_mismatch", "too_short", "not_speech", "expired", "too_noisy", "synthetic_speech"]
+    said = run(
+        "words.js",
+        "Object.fromEntries(['en', 'zh', 'es', 'de', 'fr', 'ja', 'pt', 'it', 'nl'].map((language) => [language,"
+        f" {json.dumps(reasons)}.map((reason) => m.rejectionWords(reason, language))]))",
+    )
+    english = said.pop("en")
+    # A language the page has no words in is said in English.
+    assert said.pop("nl") == english
+    for language, words in said.items():
+        assert len(set(words)) == len(reasons), language
+        assert not set(words) & set(english), language
+    assert said["de"][0].startswith("Wir haben den Satz nicht")
+    assert "四个数字" in said["zh"][0]
+    assert "cuatro números" in said["es"][0]
+    names = run("words.js", "m.LANGUAGE_NAMES")
+    assert set(names) == {"en", "zh", "es", "de", "fr", "ja", "pt", "it"}

@@ -75,6 +75,8 @@ class PageConfig(msgspec.Struct, frozen=True, rename="camel"):
     #: What a sample must be stored under (VOICEGATE_CONSENT): `spoken`, a verified spoken consent only, so the
     #: page offers no checkbox; `checkbox`, the spoken consent first and the ticked box as the alternative.
     consent_policy: Literal["checkbox", "spoken"]
+    #: The languages a spoken consent's phrase is offered in (VOICEGATE_CONSENT_LANGUAGES), the first the default.
+    consent_languages: list[str]
     #: The cosine from which two voiceprints are the same speaker: what `speakerMatch` and `likeness` are judged by.
     speaker_threshold: float
 
@@ -115,6 +117,7 @@ def web_handlers(settings: Settings) -> list[HTTPRouteHandler]:
         retention_days=settings.sample_retention_days,
         sample_rules=_page_sample_rules(settings),
         consent_policy=settings.consent,
+        consent_languages=list(settings.consent_language_codes),
         speaker_threshold=THRESHOLD,
     )
 

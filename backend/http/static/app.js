@@ -249,6 +249,7 @@ async function boot() {
     clearProblem,
     sayBeside,
     keepSample: () => ui.keepSample.checked,
+    languages: config.consentLanguages,
     changed: consentChanged,
     next: () => ui.record.focus(),
   });

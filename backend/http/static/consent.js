@@ -1,11 +1,11 @@
-// Spoken consent, the page's first step: the visitor's name → "Get my phrase" → the phrase, shown
-// large, read aloud into the microphone → sent → "Consent verified", or in words why not, and read again (or a
-// new phrase, once it expired). The consent's id is kept for the tab (sessionStorage), so a reload goes on
+// Spoken consent, the page's first step: the visitor's name (and the phrase's language, where the server offers
+// more than one) → "Get my phrase" → the phrase, shown large, read aloud into the microphone → sent → "Consent
+// verified", or in words why not (in the language of the phrase), and read again (or a new phrase, once it expired). The consent's id is kept for the tab (sessionStorage), so a reload goes on
 // from where it was; the samples uploaded after it name it (`consentId`).
 
 import { ApiError } from "./api.js";
 import { Recorder } from "./recorder.js";
-import { rejectionWords } from "./words.js";
+import { LANGUAGE_NAMES, rejectionWords } from "./words.js";
 
 const STORED = "voicegate.consent";
 // Longer than anyone takes to read the phrase (about 10 s): a recording left running stops by itself.
@@ -17,7 +17,7 @@ const $ = (id) => document.getElementById(id);
  * Wire the spoken consent. `deps`: `api(path, options)` (requests as the signed-in user), `problem(error, retry)` /
  * `clearProblem()` (the page's error bar), `failed(error, control, {retry})` (a refusal beside its control, an
  * outage in the bar), `sayBeside(control, message)` (a refusal beside its control), `keepSample()` (whether the box
- * to keep the sample is ticked), and
+ * to keep the sample is ticked), `languages` (the languages the server offers a phrase in, its default first), and
  * `changed()`, called when the consent becomes verified or stops being usable, and `next()`, which moves the focus on
  * to the sample once the reading is verified.
  */
@@ -25,6 +25,8 @@ export function spokenConsent(deps) {
   const ui = {
     form: $("phrase-form"),
     name: $("subject-name"),
+    languageRow: $("phrase-language-row"),
+    language: $("phrase-language"),
     get: $("get-phrase"),
     step: $("phrase-step"),
     phrase: $("phrase"),
@@ -33,7 +35,8 @@ export function spokenConsent(deps) {
     status: $("phrase-status"),
   };
   const recorder = new Recorder();
-  let consent = null; // {consentId, phrase, status, expiresAt}
+  let consent = null; // {consentId, phrase, status, expiresAt, language}
+  offerLanguages(deps.languages);
   let ticking = null;
 
   /** The verified consent's id, or null. */
@@ -70,6 +73,20 @@ export function spokenConsent(deps) {
     if (why) deps.sayBeside(ui.get, why);
   }
 
+  /** The languages offered, each named in itself; the first the reader's browser prefers, else the server's. */
+  function offerLanguages(languages) {
+    ui.language.replaceChildren(
+      ...languages.map((code) => {
+        const option = new Option(LANGUAGE_NAMES[code] || code, code);
+        option.lang = code;
+        return option;
+      }),
+    );
+    const preferred = (navigator.languages || []).map((tag) => tag.split("-")[0].toLowerCase());
+    ui.language.value = preferred.find((code) => languages.includes(code)) || languages[0];
+    ui.languageRow.hidden = languages.length < 2;
+  }
+
   function show(next) {
     consent = next;
     if (next) sessionStorage.setItem(STORED, next.consentId);
@@ -80,8 +97,10 @@ export function spokenConsent(deps) {
     ui.step.hidden = !next || verified;
     ui.status.classList.toggle("verified", verified);
     if (next && next.subjectName) ui.name.value = next.subjectName;
+    if (next && next.language && deps.languages.includes(next.language)) ui.language.value = next.language;
     if (next && !verified) {
       ui.phrase.textContent = next.phrase;
+      ui.phrase.lang = next.language || "en";
       const until = new Date(next.expiresAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
       ui.expires.textContent = `Read it before ${until}.`;
     }
@@ -98,18 +117,19 @@ export function spokenConsent(deps) {
     const subjectName = ui.name.value.trim();
     if (!subjectName) return;
     ui.status.textContent = "Making your phrase…";
+    const language = ui.language.value || deps.languages[0];
     let made;
     try {
       made = await deps.api("/api/v1/consents", {
         method: "POST",
-        json: { subjectName, language: "en", keepSample: deps.keepSample() },
+        json: { subjectName, language, keepSample: deps.keepSample() },
       });
     } catch (error) {
       ui.status.textContent = "";
       deps.failed(error, ui.get, { retry: () => ui.form.requestSubmit() });
       return;
     }
-    show({ ...made, subjectName });
+    show({ ...made, subjectName, language });
     ui.status.textContent = "Your phrase is ready: press Start reading, read it aloud, then press Stop reading.";
     ui.phrase.focus();
   });
@@ -159,7 +179,7 @@ export function spokenConsent(deps) {
       if (error instanceof ApiError && error.status === 409) return restore();
       // The phrase's time passed: refused before the recording was heard; a new phrase is needed.
       if (error instanceof ApiError && error.code === "consent_expired") {
-        forget(rejectionWords("expired"));
+        forget(rejectionWords("expired", mine.language));
         ui.get.focus();
         return;
       }
@@ -172,7 +192,7 @@ export function spokenConsent(deps) {
       return;
     }
     ui.status.textContent = "Press Start reading and read the phrase again.";
-    deps.sayBeside(ui.read, rejectionWords(verdict.reason));
+    deps.sayBeside(ui.read, rejectionWords(verdict.reason, mine.language));
     ui.read.focus();
   }
 

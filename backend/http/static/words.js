@@ -18,10 +18,99 @@ export const REJECTED = Object.freeze({
     " Read the phrase yourself.",
 });
 
-/** The sentence for a rejected recording. */
-export function rejectionWords(reason) {
-  return REJECTED[reason] || `The recording was not accepted (${reason}); read the phrase again.`;
+/**
+ * The same, in the languages a phrase is read in besides English: the reader hears why in the language they read
+ * (`language` of the consent). Written for a reader: "the four numbers at the end" are the code.
+ */
+export const REJECTED_IN = Object.freeze({
+  es: {
+    phrase_mismatch: "No oímos la frase tal como está escrita; léala de nuevo, también los cuatro números del final.",
+    too_noisy:
+      "Había demasiado ruido donde la leyó para oír la frase. Léala de nuevo en un lugar más tranquilo, cerca del micrófono.",
+    too_short: "Esa grabación tiene muy poca voz para ser la frase entera; léala completa, de una vez.",
+    not_speech:
+      "No oímos ninguna voz en esa grabación; compruebe que el micrófono está encendido y cerca de usted, y lea la frase de nuevo.",
+    expired: "Esta frase ha caducado; pida una nueva y léala enseguida.",
+    synthetic_speech: "Esa grabación es voz sintetizada. Lea la frase usted mismo.",
+  },
+  de: {
+    phrase_mismatch:
+      "Wir haben den Satz nicht so gehört, wie er dasteht; lesen Sie ihn noch einmal, auch die vier Zahlen am Ende.",
+    too_noisy:
+      "Wo Sie gelesen haben, war es zu laut, um den Satz zu hören. Lesen Sie ihn an einem ruhigeren Ort noch einmal, nah am Mikrofon.",
+    too_short: "In dieser Aufnahme ist zu wenig Sprache für den ganzen Satz; lesen Sie ihn ganz, in einem Zug.",
+    not_speech:
+      "In dieser Aufnahme haben wir keine Sprache gehört; prüfen Sie, ob Ihr Mikrofon an und nah bei Ihnen ist, und lesen Sie den Satz noch einmal.",
+    expired: "Dieser Satz ist abgelaufen; holen Sie einen neuen und lesen Sie ihn gleich.",
+    synthetic_speech: "Diese Aufnahme ist synthetische Sprache. Lesen Sie den Satz selbst.",
+  },
+  fr: {
+    phrase_mismatch:
+      "Nous n'avons pas entendu la phrase telle qu'elle est écrite ; lisez-la de nouveau, les quatre chiffres de la fin aussi.",
+    too_noisy:
+      "Il y avait trop de bruit là où vous l'avez lue pour entendre la phrase. Relisez-la dans un endroit plus calme, près du micro.",
+    too_short: "Cet enregistrement contient trop peu de parole pour être la phrase entière ; lisez-la en entier, d'un trait.",
+    not_speech:
+      "Nous n'avons entendu aucune parole dans cet enregistrement ; vérifiez que votre micro est allumé et près de vous, puis relisez la phrase.",
+    expired: "Cette phrase a expiré ; demandez-en une nouvelle et lisez-la tout de suite.",
+    synthetic_speech: "Cet enregistrement est de la parole synthétique. Lisez la phrase vous-même.",
+  },
+  pt: {
+    phrase_mismatch: "Não ouvimos a frase como está escrita; leia-a de novo, também os quatro números do final.",
+    too_noisy:
+      "Havia ruído demais onde a leu para ouvirmos a frase. Leia-a de novo num lugar mais silencioso, perto do microfone.",
+    too_short: "Essa gravação tem pouca fala para ser a frase inteira; leia-a toda, de uma vez.",
+    not_speech:
+      "Não ouvimos fala nessa gravação; verifique se o microfone está ligado e perto de você, e leia a frase de novo.",
+    expired: "Esta frase expirou; peça uma nova e leia-a logo.",
+    synthetic_speech: "Essa gravação é fala sintetizada. Leia a frase você mesmo.",
+  },
+  it: {
+    phrase_mismatch:
+      "Non abbiamo sentito la frase come è scritta; rileggila, anche i quattro numeri alla fine.",
+    too_noisy:
+      "Dove l'hai letta c'era troppo rumore per sentire la frase. Rileggila in un posto più silenzioso, vicino al microfono.",
+    too_short: "In quella registrazione c'è troppo poco parlato per essere la frase intera; leggila tutta, d'un fiato.",
+    not_speech:
+      "Non abbiamo sentito nessuna voce in quella registrazione; controlla che il microfono sia acceso e vicino a te, poi rileggi la frase.",
+    expired: "Questa frase è scaduta; chiedine una nuova e leggila subito.",
+    synthetic_speech: "Quella registrazione è voce sintetizzata. Leggi la frase tu stesso.",
+  },
+  zh: {
+    phrase_mismatch: "我们没有听到按原文读出的这句话；请再读一遍，包括最后的四个数字。",
+    too_noisy: "您朗读的地方太吵，我们听不清这句话。请换一个安静的地方，靠近麦克风再读一遍。",
+    too_short: "这段录音里的语音太少，不是整句话；请一口气把整句读完。",
+    not_speech: "这段录音里没有听到说话声；请检查麦克风已打开并靠近您，然后再读一遍。",
+    expired: "这句话已过期；请获取新的一句并马上朗读。",
+    synthetic_speech: "这段录音是合成语音。请您亲自朗读这句话。",
+  },
+  ja: {
+    phrase_mismatch: "文章が書かれたとおりに聞き取れませんでした。最後の四つの数字も含めて、もう一度読んでください。",
+    too_noisy: "読んだ場所がうるさくて、文章が聞き取れませんでした。静かな場所で、マイクの近くでもう一度読んでください。",
+    too_short: "この録音は声が少なく、文章全体ではありません。一度に全部読んでください。",
+    not_speech: "この録音から声が聞こえませんでした。マイクがオンで近くにあることを確かめて、もう一度読んでください。",
+    expired: "この文章は期限切れです。新しい文章を受け取って、すぐに読んでください。",
+    synthetic_speech: "この録音は合成音声です。ご自身で文章を読んでください。",
+  },
+});
+
+/** The sentence for a rejected recording, in the language the phrase was read in (English when it has none). */
+export function rejectionWords(reason, language = "en") {
+  const words = (REJECTED_IN[language] || REJECTED)[reason] || REJECTED[reason];
+  return words || `The recording was not accepted (${reason}); read the phrase again.`;
 }
+
+/** Each language a phrase is offered in, by its code, named in itself. */
+export const LANGUAGE_NAMES = Object.freeze({
+  en: "English",
+  zh: "中文",
+  es: "Español",
+  de: "Deutsch",
+  fr: "Français",
+  ja: "日本語",
+  pt: "Português",
+  it: "Italiano",
+});
 
 /** A sample refused because its voice is not the voice that read the consent: its score beside the threshold. */
 export function speakerMismatchWords(score, threshold) {

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,6 +20,8 @@ from standins.embedded import with_auth_keys
 from standins.in_app import EMBEDDED
 
 JWT_SECRET = "test-jwt-secret-" + "x" * 40
+#: `open_app`: opens an app with settings from its keyword arguments (environment variables) over the defaults.
+OpenApp = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,24 @@ async def client(db_dsn: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient]:
     )
     async with AsyncTestClient(app=create_app(settings, db_dsn, embedded=EMBEDDED)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def open_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[OpenApp]:
+    """Open an app (no queue consumers) on this test's database, with `env` over the defaults."""
+    clients: list[AsyncTestClient] = []  # type: ignore[type-arg]
+
+    async def open_one(**env: str) -> AsyncTestClient:  # type: ignore[type-arg]
+        settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path / str(len(clients))), **env})
+        client = AsyncTestClient(
+            app=create_app(with_auth_keys(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn, embedded=EMBEDDED)
+        )
+        clients.append(await client.__aenter__())
+        return client
+
+    yield open_one
+    for client in reversed(clients):
+        await client.__aexit__(None, None, None)
 
 
 @pytest.fixture

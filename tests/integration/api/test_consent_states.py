@@ -7,30 +7,24 @@ one)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 
-from backend.app import create_app
 from backend.consents.service import _Q as CONSENT_QUERIES
 from backend.providers.local.hibari_voice import HibariVoice
-from backend.settings import settings_from_env
 from devkit.audio_corpus import recording, wav_bytes
 from devkit.db import Conn, one, seed_consent
-from standins.embedded import with_auth_keys
-from standins.in_app import EMBEDDED
-from tests.integration.api.conftest import JWT_SECRET, User
+from tests.integration.api.conftest import OpenApp, User
 
 pytestmark = pytest.mark.timeout(180)
 Client = AsyncTestClient  # type: ignore[type-arg]
 WRONG_SENTENCE = (
     "Please call Stella and ask her to bring these things with her from the store: six spoons of fresh snow peas."
 )
-OpenApp = Callable[..., Any]
 
 
 @functools.cache
@@ -38,24 +32,6 @@ def hibari_says(text: str) -> bytes:
     """`text` in the bundled voice, as a WAV with room tone around it."""
     voice = HibariVoice.shared()
     return wav_bytes(recording(voice.speak(text).astype(np.float32), voice.sample_rate), voice.sample_rate)
-
-
-@pytest.fixture
-async def open_app(db_dsn: str, tmp_path: Path) -> AsyncIterator[OpenApp]:
-    """Open an app (no queue consumers) on this test's database, with `env` over the defaults."""
-    clients: list[Client] = []
-
-    async def open_one(**env: str) -> Client:
-        settings = settings_from_env({"VOICEGATE_DATA_DIR": str(tmp_path / str(len(clients))), **env})
-        client = AsyncTestClient(
-            app=create_app(with_auth_keys(settings, {"SUPABASE_JWT_SECRET": JWT_SECRET}), db_dsn, embedded=EMBEDDED)
-        )
-        clients.append(await client.__aenter__())
-        return client
-
-    yield open_one
-    for client in reversed(clients):
-        await client.__aexit__(None, None, None)
 
 
 async def new_consent(client: Client, user: User) -> dict[str, Any]:

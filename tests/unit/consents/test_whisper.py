@@ -1,0 +1,174 @@
+"""Consent phrases beyond English, heard by Whisper (backend/consents/whisper.py, the check in
+backend/consents/phrase.py), on real speech in each language: FLEURS (CC BY 4.0) and Mozilla Common Voice (CC0)
+recordings in tests/clips/languages (SOURCES.tsv says where each came from; THIRD_PARTY_NOTICES.md).
+
+No recording there reads voicegate's phrase, so a reading is made of real speech: a clip's own sentence stands for
+the phrase's words, and for Chinese, Spanish and German (the languages with Common Voice's spoken digits) one
+speaker's digits said after it stand for its code. A replay is the same recording held against the code one digit
+off; a wrong sentence, another clip's sentence.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from backend.audio.measure import resample
+from backend.consents import whisper
+from backend.consents.languages import WORDINGS
+from backend.consents.phrase import MAX_NAME_TOKENS, WHISPER_FLOORS, Phrase, check_phrase, phrase_for, refusal
+from backend.errors import SettingsError
+
+CLIPS = Path(__file__).resolve().parents[2] / "clips" / "languages"
+RATE = whisper.RATE
+SENTENCES: dict[str, list[tuple[str, str]]] = {}
+with (CLIPS / "SOURCES.tsv").open(encoding="utf-8") as sources:
+    for row in csv.DictReader(sources, delimiter="\t"):
+        if not Path(row["file"]).name.startswith("digit_"):
+            SENTENCES.setdefault(row["language"], []).append((row["file"], row["transcript"]))
+#: The languages whose digits are in tests/clips/languages, one speaker each.
+WITH_DIGITS = ("zh", "es", "de")
+
+
+def load(name: str) -> np.ndarray:
+    samples, rate = soundfile.read(CLIPS / name, dtype="float32", always_2d=True)
+    return resample(samples.mean(axis=1), rate, RATE)
+
+
+def reading(language: str, code: str) -> tuple[np.ndarray, str]:
+    """A clip of ``language``, then another speaker saying ``code``'s digits (half a second after it, 0.15 s apart),
+    and the sentence the clip says."""
+    name, sentence = SENTENCES[language][0]
+    gap = np.zeros(int(0.15 * RATE), dtype=np.float32)
+    parts = [load(name), np.zeros(RATE // 2, dtype=np.float32)]
+    for digit in code:
+        parts += [load(f"{language}/digit_{int(digit):02d}.flac"), gap]
+    return np.concatenate(parts), sentence
+
+
+def phrase(sentence: str, code: str, language: str) -> Phrase:
+    """A phrase whose words are ``sentence`` and whose code is ``code``, as the language writes it."""
+    wording = WORDINGS[language]
+    return Phrase(text=f"{sentence}{wording.separator}{wording.code_words(code)}.", code=code, language=language)
+
+
+@pytest.fixture(scope="module")
+def model() -> whisper.Whisper:
+    return whisper.shared()
+
+
+@pytest.mark.parametrize("language", sorted(SENTENCES))
+def test_a_sentence_scores_above_its_languages_floor_and_another_sentence_under_it(
+    model: whisper.Whisper, language: str
+) -> None:
+    (name, said), (_, other) = SENTENCES[language][:2]
+    audio = load(name)
+    floor = WHISPER_FLOORS[language]
+
+    wording = WORDINGS[language]
+    right = model.hear(audio, language=language, text=said, name="", code="", wording=wording)
+    wrong = model.hear(audio, language=language, text=other, name="", code="", wording=wording)
+
+    assert right.text_score > floor, right
+    assert wrong.text_score < floor, wrong
+    assert right.tokens > 10
+
+
+@pytest.mark.parametrize("language", WITH_DIGITS)
+def test_a_reading_with_its_code_is_verified_and_its_replay_and_another_sentence_are_refused(language: str) -> None:
+    audio, sentence = reading(language, "4719")
+    other = SENTENCES[language][1][1]
+
+    right = check_phrase(audio, RATE, phrase(sentence, "4719", language))
+    replay = check_phrase(audio, RATE, phrase(sentence, "4718", language))
+    wrong = check_phrase(audio, RATE, phrase(other, "4719", language))
+
+    assert refusal(right) is None, right
+    assert right.code_heard
+    assert right.word_accuracy >= 0.5
+    assert refusal(replay) == "phrase_mismatch", replay
+    assert not replay.code_heard
+    assert refusal(wrong) == "phrase_mismatch", wrong
+    assert wrong.word_accuracy < 0.5
+
+
+def test_a_subjects_name_does_not_count_towards_the_words_heard() -> None:
+    """A name of one syllable repeated is nearly certain to Whisper once forced: were it counted, it would carry a
+    recording of another sentence, followed by the right code, past the floor."""
+    audio, _ = reading("zh", "4719")
+    # 62 tokens, under MAX_NAME_TOKENS: counted, the words before the code scored -2.85, over the floor.
+    check = check_phrase(audio, RATE, phrase_for("Ana-" * 21, "4719", "zh"))
+    assert refusal(check) == "phrase_mismatch", check
+    assert check.word_accuracy < 0.5
+
+
+def test_a_name_too_long_for_whisper_is_refused_when_the_phrase_is_made() -> None:
+    # 100 characters, as many as any language takes, but about 450 of Whisper's tokens.
+    with pytest.raises(ValueError, match=f"{MAX_NAME_TOKENS} tokens"):
+        phrase_for("\U00012000" * 100, "4719", "es")
+    assert phrase_for("María José García-Łukasiewicz", "4719", "es").code == "4719"
+
+
+def test_a_reading_after_a_long_silence_is_heard_from_its_speech() -> None:
+    # Whisper hears 30 s: the recording (60 s at most) is heard from just before its speech starts.
+    audio, sentence = reading("es", "4719")
+    late = np.concatenate([np.zeros(35 * RATE, dtype=np.float32), audio])
+    check = check_phrase(late, RATE, phrase(sentence, "4719", "es"))
+    assert refusal(check) is None, check
+
+
+def test_silence_is_not_speech_and_is_not_heard(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model() -> whisper.Whisper:
+        raise AssertionError("a recording without speech was given to the model")
+
+    monkeypatch.setattr(whisper, "shared", no_model)
+    check = check_phrase(np.zeros(5 * RATE, dtype=np.float32), RATE, phrase("Hola", "4719", "es"))
+    assert refusal(check) == "not_speech"
+
+
+def test_the_model_is_loaded_once_per_process(model: whisper.Whisper) -> None:
+    assert whisper.shared() is model
+
+
+def test_a_hearing_lets_go_of_the_gil() -> None:
+    """A reading is heard on the CPU executor while the event loop serves: the loop's thread must run meanwhile.
+    A thread counting while the hearing runs gets a fair part as far as it does in the same time alone (on a loaded
+    machine it shares the cores with the hearing; were the GIL held, it would not move at all)."""
+    audio, sentence = reading("es", "4719")
+    model = whisper.shared()
+    done = threading.Event()
+
+    def hear() -> None:
+        model.hear(audio, language="es", text=sentence, name="", code="4719", wording=WORDINGS["es"])
+        done.set()
+
+    def count(until: threading.Event | float) -> tuple[int, float]:
+        started, turns = time.perf_counter(), 0
+        while not (until.is_set() if isinstance(until, threading.Event) else time.perf_counter() > until):
+            turns += 1
+        return turns, time.perf_counter() - started
+
+    hearing = threading.Thread(target=hear)
+    hearing.start()
+    beside, seconds = count(done)
+    hearing.join()
+    alone, _ = count(time.perf_counter() + seconds)
+    # With the GIL held throughout, the counter would not move until the hearing ends.
+    assert beside > 0.1 * alone, (beside, alone)
+
+
+def test_missing_weights_stop_a_server_that_offers_languages_beyond_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> whisper.Whisper:
+        raise whisper.WeightsMissing("Whisper's weights or CTranslate2 are not installed: run `make up` ...")
+
+    monkeypatch.setattr(whisper, "_LOADED", [])
+    monkeypatch.setattr(whisper.Whisper, "load", staticmethod(missing))
+    whisper.use_languages(("en",))  # English alone needs no Whisper
+    with pytest.raises(SettingsError, match=r"VOICEGATE_CONSENT_LANGUAGES names languages beyond English.*make up"):
+        whisper.use_languages(("en", "de"))
