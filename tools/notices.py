@@ -928,15 +928,9 @@ def render(
     ]
     unreviewed: list[str] = []
     for dist in dists:
-        files = native_files(dist)
         name = dist.metadata["Name"]
-        reviews = [entry for entry in BUNDLED if entry.distribution == canonicalize_name(name)]
-        for entry in reviews:
-            covered = [file for file in files if entry.covers(name, library_name(file.name))]
-            if not covered:
-                raise NoticesError(f"BUNDLED reviews {entry.pattern!r} in {name}, which has no such file")
-            lines.append(_row(name, _files(covered), entry.licence, entry.use, entry.source))
-        rest = [file for file in files if not any(entry.covers(name, library_name(file.name)) for entry in reviews)]
+        reviewed, rest = _reviewed(dist)
+        lines += [_row(name, _files(covered), entry.licence, entry.use, entry.source) for entry, covered in reviewed]
         if rest:
             unreviewed.append(_row(name, _files(rest)))
     if unreviewed:
@@ -1029,13 +1023,28 @@ def _languages_section(languages: Iterable[metadata.Distribution]) -> list[str]:
             continue
         licence = licence_of(dist)
         lines.append(_row(name, dist.version, "its code", licence.declared, licence.source, "", ""))
-        files = native_files(dist)
-        for entry in (entry for entry in BUNDLED if entry.distribution == canonicalize_name(name)):
-            covered = [file for file in files if entry.covers(name, library_name(file.name))]
-            if not covered:
-                raise NoticesError(f"BUNDLED reviews {entry.pattern!r} in {name}, which has no such file")
-            lines.append(_row(name, dist.version, _files(covered), entry.licence, "reviewed", entry.use, entry.source))
+        reviewed, _ = _reviewed(dist)
+        lines += [
+            _row(name, dist.version, _files(covered), entry.licence, "reviewed", entry.use, entry.source)
+            for entry, covered in reviewed
+        ]
     return lines
+
+
+def _reviewed(dist: metadata.Distribution) -> tuple[list[tuple[Bundled, list[PurePosixPath]]], list[PurePosixPath]]:
+    """Each `BUNDLED` review of ``dist``'s native files with the files it covers (``NoticesError`` for a review that
+    covers none), and the native files no review covers."""
+    files = native_files(dist)
+    name = dist.metadata["Name"]
+    reviews = [entry for entry in BUNDLED if entry.distribution == canonicalize_name(name)]
+    reviewed = []
+    for entry in reviews:
+        covered = [file for file in files if entry.covers(name, library_name(file.name))]
+        if not covered:
+            raise NoticesError(f"BUNDLED reviews {entry.pattern!r} in {name}, which has no such file")
+        reviewed.append((entry, covered))
+    rest = [file for file in files if not any(entry.covers(name, library_name(file.name)) for entry in reviews)]
+    return reviewed, rest
 
 
 def _weights_row(dist: metadata.Distribution, review: WeightsReview) -> str:

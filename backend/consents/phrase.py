@@ -3,7 +3,8 @@
 ``make_phrase`` names the subject and voicegate, says what is consented to, and ends with a one-time code of
 four digits spoken as words ("... My code is four, seven, one, nine."), drawn with ``secrets``, so a recording
 of an earlier phrase says the wrong code. ``check_phrase`` recognises a recording with pocketsphinx and the
-en-us acoustic model and CMU dictionary its wheel carries (nothing is fetched), and ``refusal`` judges it.
+en-us acoustic model and CMU dictionary its wheel carries (nothing is fetched), and ``refusal`` judges it; a
+phrase in another language is heard by Whisper instead (``_check_by_whisper``).
 
 The recogniser is held to a loop over the phrase's own words and the ten digits: said, the phrase is heard
 well; said something else, the loop can only string the phrase's words together at random. The words heard
@@ -147,11 +148,6 @@ SPEECH_LEAD_SECONDS: Final = 0.3
 WHISPER_FLOORS: Final = {"es": -3.0, "de": -3.0, "fr": -3.0, "pt": -3.0, "it": -3.0, "zh": -3.0, "ja": -3.0}
 
 
-def languages() -> list[str]:
-    """Every language a phrase is made and checked in."""
-    return list(WORDINGS)
-
-
 def templates() -> list[str]:
     """Every language's phrase, with ``{name}`` and ``{code}`` where the subject's name and the code's words go."""
     return [wording.template for wording in WORDINGS.values()]
@@ -160,8 +156,9 @@ def templates() -> list[str]:
 def make_phrase(subject_name: str, language: str = "en") -> Phrase:
     """A fresh phrase for ``subject_name``: it names the subject and voicegate, says what is consented to (a
     synthetic voice made from their recordings, speaking text they type) and ends with a one-time code of four
-    digits drawn with ``secrets``. ``ValueError`` for a language it has no wording for (``languages``), or a name
-    that is blank or longer than ``MAX_SUBJECT_NAME_CHARS``."""
+    digits drawn with ``secrets``. ``ValueError`` for a language it has no wording for
+    (`backend.consents.languages.WORDINGS`), or a name that is blank or longer than ``MAX_SUBJECT_NAME_CHARS`` (or,
+    in a language Whisper hears, than ``MAX_NAME_TOKENS``)."""
     return phrase_for(subject_name, "".join(secrets.choice(DIGITS) for _ in range(CODE_DIGITS)), language)
 
 

@@ -16,13 +16,11 @@ import pytest
 
 from devkit.db import Conn, seed_consent
 from scripts.voice_holds import main as voice_holds
-from tests.integration.api.conftest import User
+from tests.integration.api.conftest import OpenApp, User
 from tests.integration.api.test_consent_states import (
     Client,
-    OpenApp,
     hibari_says,
     new_consent,
-    open_app,
     record,
     sample_under,
     state,
@@ -31,7 +29,7 @@ from tests.integration.api.test_consent_states import (
 from tests.integration.scripts.conftest import Result, Runner, run_script
 
 pytestmark = pytest.mark.timeout(300)
-__all__ = ["open_app", "run_script"]  # fixtures, used by name
+__all__ = ["run_script"]  # a fixture, used by name
 
 
 async def verified(client: Client, user: User) -> dict[str, Any]:

@@ -123,6 +123,22 @@ def test_a_reading_after_a_long_silence_is_heard_from_its_speech() -> None:
     assert refusal(check) is None, check
 
 
+def test_the_front_end_is_whispers() -> None:
+    """Whisper's filterbank is librosa's mel filters for its 400-point spectrum (Slaney's scale and area), as
+    whisper/audio.py made it; a tone lands in the band of its frequency."""
+    import librosa  # noqa: PLC0415 - its import takes a second, for this test alone
+
+    reference = librosa.filters.mel(sr=RATE, n_fft=400, n_mels=80)
+    assert np.abs(whisper._mel_filters() - reference).max() < 1e-6 * reference.max()
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * np.arange(2 * RATE) / RATE)).astype(np.float32)
+    features = whisper.log_mel(tone)
+    assert features.shape == (80, 3000)
+    loudest = int(np.argmax(features[:, 50]))
+    assert reference[loudest].argmax() * RATE / 400 == pytest.approx(1000, abs=80)
+    # After the tone, 30 s of silence: floored at 8 under the loudest.
+    assert features[:, 2500].max() == pytest.approx(features.max() - 2.0, abs=1e-5)
+
+
 def test_silence_is_not_speech_and_is_not_heard(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_model() -> whisper.Whisper:
         raise AssertionError("a recording without speech was given to the model")
