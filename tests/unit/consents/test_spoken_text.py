@@ -5,7 +5,11 @@ own tests, benchmarks and page speak are none of these."""
 
 from __future__ import annotations
 
+import csv
 import random
+import uuid
+from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -18,12 +22,23 @@ from backend.consents.spoken_text import (
     codes_in,
     fewest_errors,
     reads_as_consent,
+    refuse_consent_phrases,
     says_phrase,
+    spoken_readings,
     spoken_words,
 )
+from backend.db.connection import Connection
+from backend.errors import ConsentPhraseSpoken
 from devkit.speech_maker import SENTENCES
 
 PHRASE = phrase_for("Ada Lovelace", "4719")
+with (Path(__file__).parents[2] / "clips" / "languages" / "SOURCES.tsv").open(encoding="utf-8") as _sources:
+    #: What the Chinese and Japanese recordings of the tests say.
+    CJK_TRANSCRIPTS = [
+        row["transcript"]
+        for row in csv.DictReader(_sources, delimiter="\t")
+        if row["language"] in {"zh", "ja"} and row["transcript"]
+    ]
 
 
 def test_a_text_is_read_as_a_reader_says_it() -> None:
@@ -32,6 +47,22 @@ def test_a_text_is_read_as_a_reader_says_it() -> None:
     assert spoken_words("Call 0 oh eight") == ["call", "zero", "zero", "eight"]
     full_width = "".join(chr(0xFF10 + int(digit)) for digit in "4719")
     assert spoken_words(full_width) == ["four", "seven", "one", "nine"]
+    # Said, not seen: a zero-width space or a soft hyphen in a word, a variation selector.
+    assert spoken_words("con\u200bsent via voice\u00adgate\ufe0f") == ["consent", "via", "voicegate"]
+    # Chinese and Japanese: cut into their phrases' words, however written, and characters; numerals are digits.
+    assert spoken_words("我的验证码是四、七、一、九。") == ["我的", "验证码", "是", "four", "seven", "one", "nine"]
+    assert spoken_words("我的驗證碼是肆柒壹幺") == ["我的", "验证码", "是", "four", "seven", "one", "one"]
+    assert spoken_words("コードはゼロ、\u3007、零、ぜろです") == [
+        "こーど",
+        "は",
+        "zero",
+        "zero",
+        "zero",
+        "zero",
+        "です",
+    ]
+    assert spoken_words("わたしの・ロクオン") == spoken_words("私の録音") == ["私の", "録音"]
+    assert spoken_words("ゴーセーオンセー") == spoken_words("合成音声") == ["合成", "音声"]
 
 
 def test_the_codes_a_text_says_are_its_digits_in_order_with_at_most_two_words_between() -> None:
@@ -72,6 +103,16 @@ def test_texts_that_are_no_consent_phrase_are_not_taken_for_one(text: str) -> No
 
     assert not reads_as_consent(words)
     assert not says_phrase(words, PHRASE.text, PHRASE.code)
+
+
+@pytest.mark.parametrize("silent", ["\u200b", "\u2060", "\u180e", "\u3164", "\ufe0f"])
+def test_a_character_nobody_hears_is_read_as_nothing_and_as_a_space(silent: str) -> None:
+    inside = PHRASE.text.replace("consent", f"con{silent}sent").replace("voicegate", f"voice{silent}gate")
+    between = silent.join(PHRASE.text.split(" "))
+
+    for text in (inside, between, PHRASE.text.replace("o", "o" + silent)):
+        assert any(map(reads_as_consent, spoken_readings(text))), text
+    assert spoken_readings("no such character") == [spoken_words("no such character")]
 
 
 def test_a_text_says_a_phrase_with_its_code_and_a_quarter_of_its_words() -> None:
@@ -146,7 +187,72 @@ def test_a_phrase_in_a_language_written_in_latin_letters_reads_as_consent(langua
     )
 
 
-def test_chinese_and_japanese_phrases_are_not_compared_yet() -> None:
-    # Their characters are no words here: a template of them would be "voicegate" and four digits alone.
-    assert len(TEMPLATES) == 6
-    assert not reads_as_consent(spoken_words(phrase_for("Ada Lovelace", "4719", "zh").text))
+@pytest.mark.parametrize("language", ["zh", "ja"])
+def test_a_chinese_or_japanese_phrase_reads_as_consent_character_by_character(language: str) -> None:
+    text = phrase_for("Ada Lovelace", "4719", language).text
+    as_numerals = text.replace("四、七、一、九", "4719")
+
+    assert len(TEMPLATES) == 8
+    assert reads_as_consent(spoken_words(text))
+    assert reads_as_consent(spoken_words(as_numerals))
+    assert codes_in(spoken_words(text)) == {"4719"}
+    assert says_phrase(spoken_words(as_numerals), text, "4719")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Written otherwise, read the same: traditional characters and financial numerals; Japanese in kana, in
+        # katakana, or mixed; a middle dot or a space between every character.
+        "我，王小明，同意voicegate用我的錄音製作我的合成聲音，來朗讀我輸入的文字。我的驗證碼是肆、柒、壹、玖。",  # noqa: RUF001
+        "わたし、たなかは、voicegateがわたしのろくおんからわたしのごうせいおんせいをつくり、わたしがにゅうりょくした"
+        "ぶんしょうをよみあげることにどういします。わたしのこーどはよん、なな、いち、きゅうです。",
+        "ワタシ、タナカハ、voicegateガワタシノロクオンカラワタシノゴウセイオンセイヲツクリ、ワタシガニュウリョクシタ"  # noqa: RUF001
+        "ブンショウヲヨミアゲルコトニドウイシマス。",
+        "わたし、田中は、voicegateがわたしの録音からわたしの合成音声をつくり、わたしが入力した文章をよみあげることに"
+        "どういします。",
+        "・".join(phrase_for("Ada Lovelace", "4719", "zh").text),
+        " ".join(phrase_for("Ada Lovelace", "4719", "ja").text),
+    ],
+)
+def test_a_chinese_or_japanese_phrase_written_otherwise_still_reads_as_consent(text: str) -> None:
+    assert reads_as_consent(spoken_words(text))
+
+
+@pytest.mark.parametrize("language", ["zh", "ja"])
+@pytest.mark.parametrize("silent", ["", "\u200b"])
+async def test_a_chinese_or_japanese_phrase_is_refused_before_the_database_is_asked(language: str, silent: str) -> None:
+    """The rule every route that speaks a caller's text runs (a voice of a provider that speaks the language: the
+    `local` engine refuses their texts first, `language_not_supported`): a text that reads as a phrase is refused
+    on its words alone, so no connection is touched."""
+    text = silent.join(phrase_for("Grace Hopper", "1234", language).text)
+
+    with pytest.raises(ConsentPhraseSpoken):
+        await refuse_consent_phrases(cast("Connection", None), uuid.uuid4(), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Texts that share the phrase's long words (录音, 合成, 声音; 録音, 合成, 音声) but are no consent: each
+        # word counts once, as in the other languages, not once a character.
+        "这款应用可以用你的录音制作你的合成声音，来朗读你输入的文字。",  # noqa: RUF001
+        "私たちのサービスでは、お客様の録音から合成音声を作り、入力した文章を自然に読み上げることができます。",
+        "一名男子同意某公司用他的录音制作合成声音",
+        # "My" is one word, as in the other languages: the phrase's 我的 and 私の fill no more of it.
+        "私は同意します。私の録音も、私の合成音声も、私が入力した文章も、すべて私のものです。",
+        # What is said of consent in few words, and a phone number (its digits codes, the text no phrase).
+        "我同意用我的录音制作声音。",
+        "我同意。我的验证码是1234。",
+        "私は同意します。私のコードは一二三四です。",
+        "今天天气很好，我们一起去公园散步吧。我的电话号码是一三九一二三四五六七八。",  # noqa: RUF001
+        # Real sentences: the transcripts of the recordings in tests/clips/languages, each and all together.
+        *CJK_TRANSCRIPTS,
+        "".join(CJK_TRANSCRIPTS),
+    ],
+)
+def test_chinese_and_japanese_texts_that_are_no_phrase_are_not_taken_for_one(text: str) -> None:
+    words = spoken_words(text)
+
+    assert not reads_as_consent(words)
+    assert not says_phrase(words, phrase_for("Ada Lovelace", "4719", "zh").text, "4719")
