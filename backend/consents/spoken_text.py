@@ -161,6 +161,7 @@ _SILENT: Final = frozenset(
 #: Katakana's prolonged sound mark where it lengthens no kana (after an ideograph, or another mark): silent.
 _LONE_PROLONGING: Final = re.compile(r"(?<![\u3041-\u3096\u30f7-\u30fa])\u30fc")
 _DIGIT_SET: Final = frozenset(DIGIT_WORDS)
+_DIGIT_VALUES: Final = {word: number for number, word in enumerate(DIGIT_WORDS)}
 #: A reference slot that any digit fills: where a template's code goes.
 _ANY_DIGIT: Final = "<digit>"
 
@@ -294,29 +295,34 @@ def reads_as_consent(words: Sequence[str]) -> bool:
 
 def codes_in(words: Sequence[str]) -> set[str]:
     """Every code of `CODE_DIGITS` digits ``words`` say in order, at most `CODE_GAP` other words between two of them
-    (a superset of what a reading would hear as a code)."""
-    places = [(at, str(DIGIT_WORDS.index(word))) for at, word in enumerate(words) if word in _DIGIT_SET]
-    found: set[str] = set()
-
-    def extend(index: int, code: str) -> None:
-        if len(code) == CODE_DIGITS:
-            found.add(code)
-            return
-        at = places[index][0]
-        for following in range(index + 1, len(places)):
-            if places[following][0] - at > CODE_GAP + 1:
-                break
-            extend(following, code + places[following][1])
-
-    for start in range(len(places)):
-        extend(start, places[start][1])
-    return found
+    (a superset of what a reading would hear as a code). In numpy, a pass for each way of stepping from a digit to
+    the next (each step is to one of the next `CODE_GAP` + 1 digits, as words between are at most that many): a
+    text of 15,000 digits, which says every code, takes milliseconds on the event loop, where following each path
+    in Python took half a second."""
+    said = [(at, _DIGIT_VALUES[word]) for at, word in enumerate(words) if word in _DIGIT_VALUES]
+    if len(said) < CODE_DIGITS:
+        return set()
+    places = np.array([at for at, _ in said])
+    values = np.array([value for _, value in said])
+    found: set[int] = set()
+    for steps in itertools.product(range(1, CODE_GAP + 2), repeat=CODE_DIGITS - 1):
+        chosen = [np.arange(len(said) - sum(steps))]
+        for step in steps:
+            chosen.append(chosen[-1] + step)
+        near = np.all(
+            [places[after] - places[before] <= CODE_GAP + 1 for before, after in itertools.pairwise(chosen)], axis=0
+        )
+        code = np.zeros(len(chosen[0]), dtype=np.int64)
+        for index in chosen:
+            code = code * 10 + values[index]
+        found.update(np.unique(code[near]).tolist())
+    return {f"{code:0{CODE_DIGITS}d}" for code in found}
 
 
 def says_phrase(words: Sequence[str], phrase: str, code: str, codes: set[str] | None = None) -> bool:
     """Whether ``words`` (`spoken_words`) say ``phrase``, as a reading would be heard saying it: its code (four digits
     in order) and `CODE_ACCURACY` of its words, or `MIN_WORD_ACCURACY` of them without the code. ``codes`` is
-    `codes_in` of ``words`` when the caller has it (a text of thousands of digits says every code, in 0.1 s)."""
+    `codes_in` of ``words`` when the caller has it (once for a text, not once for each phrase it is held to)."""
     reference = spoken_words(phrase)
     score = accuracy(reference, words)
     said = codes_in(words) if codes is None else codes
