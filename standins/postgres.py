@@ -118,7 +118,7 @@ FIRST_UNPRIVILEGED, LAST_PORT, FEWEST_TO_DRAW = 1024, 65535, 1000
 #: The Fetch standard's "bad ports" above 1023 (https://fetch.spec.whatwg.org/#port-blocking): a browser will not
 #: load a page from them (Chromium: net::ERR_UNSAFE_PORT), so a server the page tests open must not listen on one.
 BROWSER_BLOCKED_PORTS: Final = frozenset(
-    {1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080}
+    {1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, *range(6665, 6670), 6679, 6697, 10080}
 )
 
 
@@ -132,13 +132,8 @@ def free_port() -> int:
     range only another listener can. Never one a browser refuses to load a page from (`BROWSER_BLOCKED_PORTS`)."""
     low, high = ephemeral_range()
     stretches = ((FIRST_UNPRIVILEGED, low - 1), (high + 1, LAST_PORT))
-    ports = [
-        port
-        for start, end in stretches
-        if end - start + 1 >= FEWEST_TO_DRAW
-        for port in range(start, end + 1)
-        if port not in BROWSER_BLOCKED_PORTS
-    ]
+    ports = [port for start, end in stretches if end - start + 1 >= FEWEST_TO_DRAW for port in range(start, end + 1)]
+    ports = [port for port in ports if port not in BROWSER_BLOCKED_PORTS]
     if not ports:  # the whole range is ephemeral: the kernel's own choice is as good as any
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))

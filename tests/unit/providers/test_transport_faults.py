@@ -40,7 +40,10 @@ def threaded_server(handler: Handler) -> Iterator[tuple[str, list[bytes]]]:
     started = threading.Event()
     box: dict[str, object] = {}
 
+    writers: list[asyncio.StreamWriter] = []
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             await handler(reader, writer, heads)
         writer.close()
@@ -69,6 +72,12 @@ def threaded_server(handler: Handler) -> Iterator[tuple[str, list[bytes]]]:
                 task.cancel()
             # Each handler closes its connection on the way out: wait for all, or their sockets outlive the loop.
             await asyncio.gather(*handlers, return_exceptions=True)
+            # A close waits for unsent bytes to drain, which a client that stopped reading never lets happen (its
+            # socket was then collected unclosed, a ResourceWarning under load): abort what is left, and let the
+            # loop run the aborts' callbacks once before it stops.
+            for writer in writers:
+                writer.transport.abort()
+            await asyncio.sleep(0)
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
