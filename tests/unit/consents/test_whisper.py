@@ -42,8 +42,9 @@ with (CLIPS / "SOURCES.tsv").open(encoding="utf-8") as sources:
     for row in csv.DictReader(sources, delimiter="\t"):
         if not Path(row["file"]).name.startswith("digit_"):
             SENTENCES.setdefault(row["language"], []).append((row["file"], row["transcript"]))
-#: The languages whose digits are in tests/clips/languages, one speaker each.
-WITH_DIGITS = ("zh", "es", "de", "fr", "it")
+#: The languages whose digits are in tests/clips/languages, one speaker each (Japanese's one to nine: the codes here have
+#: no zero).
+WITH_DIGITS = ("zh", "es", "de", "fr", "it", "pt", "ja")
 
 
 def load(name: str) -> np.ndarray:
