@@ -2,6 +2,7 @@
 ``_check_by_whisper``), on real speech, in quiet and in babble, beside a baseline measured in the same run.
 
     python bench/consent_languages.py [--speech DIR] [--only zh,es] [--codes 2] [--core N] [--babble-db 20]
+        [--tail-seconds 1]
 
 ``DIR`` (default tests/clips/languages) holds recordings of real speech in each language, listed in its
 SOURCES.tsv (columns `language`, `file`, `transcript`), and a speaker's digits as ``<lang>/digit_0N.*`` where there
@@ -348,12 +349,22 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=2, help="codes drawn for each clip")
     parser.add_argument("--core", type=int, default=None)
     parser.add_argument("--babble-db", type=float, default=20.0)
+    parser.add_argument(
+        "--tail-seconds",
+        type=float,
+        default=whisper.TAIL_SECONDS,
+        help="silence the encoder hears after a recording; 30 for Whisper's whole 30 s window, as before it was cut",
+    )
     args = parser.parse_args()
+    whisper.TAIL_SECONDS = args.tail_seconds
     core = pin(args.core)
     started = time.process_time()
     whisper.shared()
     loaded = time.process_time() - started
-    print(f"consent check in languages beyond English, on core {core}; the model loaded in {loaded:.2f} CPU-s")
+    print(
+        f"consent check in languages beyond English, on core {core}; the model loaded in {loaded:.2f} CPU-s;"
+        f" the encoder hears each recording and {whisper.TAIL_SECONDS:g} s of silence (30 s at most)"
+    )
     results, speakers = run(args.speech, set(args.only.split(",")), args.codes, args.babble_db, seed=82)
     report(results, speakers, args.babble_db)
 
