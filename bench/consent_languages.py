@@ -2,14 +2,15 @@
 ``_check_by_whisper``), on real speech, in quiet and in babble, beside a baseline measured in the same run.
 
     python bench/consent_languages.py [--speech DIR] [--only zh,es] [--codes 2] [--core N] [--babble-db 20]
+        [--tail-seconds 1]
 
 ``DIR`` (default tests/clips/languages) holds recordings of real speech in each language, listed in its
 SOURCES.tsv (columns `language`, `file`, `transcript`), and a speaker's digits as ``<lang>/digit_0N.*`` where there
 are some. No recording reads voicegate's phrase, so a reading is made of real speech: a clip's own sentence stands
 for the phrase's words, followed after half a second by the code's digits, 0.15 s apart, from the language's
-recorded digits, or spoken by espeak-ng in that language where it has none (the table says which), each brought
-to the sentence's active level (the corpora's levels differ by up to 40 dB). For each clip
-and each of ``--codes`` codes (drawn, seeded):
+recorded digits (codes of the other nine where they lack zero, as Japanese's do), or spoken by espeak-ng in that
+language where it has none (the table says which), each brought to the sentence's active level (the corpora's levels
+differ by up to 40 dB). For each clip and each of ``--codes`` codes (drawn, seeded):
 
 - right: the reading, against its own phrase;
 - replay: the same reading against the phrase with one digit of the code changed (a recording of an older phrase);
@@ -67,6 +68,8 @@ TARGET_REFUSED = 0.99
 TARGET_CPU_S = 2.0
 #: The baseline's bar: the share of the phrase's letters its transcript matches (difflib's ratio).
 BASELINE_RATIO = 0.5
+#: The digits a code is drawn from.
+DIGITS = "0123456789"
 #: espeak-ng's voice for each language's digits where none are recorded.
 ESPEAK_VOICES = {"zh": "cmn", "es": "es", "de": "de", "fr": "fr", "ja": "ja", "pt": "pt", "it": "it"}
 
@@ -159,12 +162,15 @@ def sentences(folder: Path, only: set[str]) -> dict[str, list[tuple[np.ndarray, 
     return out
 
 
-def digit_speaker(folder: Path, language: str) -> tuple[str, Callable[[int], np.ndarray]]:
-    """Who says ``language``'s digits: its recorded speaker when ``folder`` holds them, else espeak-ng."""
+def digit_speaker(folder: Path, language: str) -> tuple[str, Callable[[int], np.ndarray], str]:
+    """Who says ``language``'s digits, and which digits the codes are drawn from: its recorded speaker's when
+    ``folder`` holds them (a set without zero, as Japanese's, draws codes of the other nine), else espeak-ng's."""
     recorded = {int(path.stem[-2:]): path for path in (folder / language).glob("digit_0[0-9].*")}
-    if len(recorded) == 10:
+    if len(recorded) >= 9:
         clips = {digit: load(path) for digit, path in recorded.items()}
-        return "recorded", clips.__getitem__
+        missing = "".join(digit for digit in DIGITS if int(digit) not in clips)
+        label = f"rec. no {missing}" if missing else "recorded"
+        return label, clips.__getitem__, "".join(str(digit) for digit in sorted(clips))
     spoken: dict[int, np.ndarray] = {}
     for digit in range(10):
         with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
@@ -172,7 +178,7 @@ def digit_speaker(folder: Path, language: str) -> tuple[str, Callable[[int], np.
             voice = ESPEAK_VOICES[language]
             subprocess.run(["espeak-ng", "-v", voice, "-w", wav.name, word], check=True, capture_output=True)
             spoken[digit] = load(Path(wav.name))
-    return "espeak-ng", spoken.__getitem__
+    return "espeak-ng", spoken.__getitem__, DIGITS
 
 
 def reading(sentence: np.ndarray, code: str, say: Callable[[int], np.ndarray]) -> np.ndarray:
@@ -186,11 +192,18 @@ def phrase(sentence: str, code: str, language: str) -> Phrase:
     return Phrase(text=f"{sentence}{wording.separator}{wording.code_words(code)}.", code=code, language=language)
 
 
-def changed(code: str, rng: np.random.Generator) -> str:
-    """``code`` with one digit changed."""
+def drawn(rng: np.random.Generator, digits: str) -> str:
+    """A code of four of ``digits``."""
+    if digits == DIGITS:
+        return "".join(str(digit) for digit in rng.integers(0, 10, 4))
+    return "".join(digits[int(at)] for at in rng.integers(0, len(digits), 4))
+
+
+def changed(code: str, rng: np.random.Generator, digits: str = DIGITS) -> str:
+    """``code`` with one digit changed to another of ``digits``."""
     at = int(rng.integers(0, len(code)))
-    digit = (int(code[at]) + int(rng.integers(1, 10))) % 10
-    return code[:at] + str(digit) + code[at + 1 :]
+    digit = digits[(digits.index(code[at]) + int(rng.integers(1, len(digits)))) % len(digits)]
+    return code[:at] + digit + code[at + 1 :]
 
 
 def _letters(text: str) -> str:
@@ -257,11 +270,11 @@ def run(folder: Path, only: set[str], codes: int, babble_db: float, seed: int) -
     results: list[Result] = []
     speakers: dict[str, str] = {}
     for language, clips in sorted(sentences(folder, only).items()):
-        speakers[language], say = digit_speaker(folder, language)
+        speakers[language], say, digits = digit_speaker(folder, language)
         for index, (audio, said) in enumerate(clips):
             other = clips[(index + 1) % len(clips)][1]
             for _ in range(codes):
-                code = "".join(str(digit) for digit in rng.integers(0, 10, 4))
+                code = drawn(rng, digits)
                 spoken = reading(audio, code, say)
                 for room, recording in (
                     ("quiet", spoken),
@@ -271,7 +284,7 @@ def run(folder: Path, only: set[str], codes: int, babble_db: float, seed: int) -
                     transcript = (baseline.transcript(recording, language), time.process_time() - started)
                     results.append(judge(recording, phrase(said, code, language), transcript, "right", room))
                     results.append(
-                        judge(recording, phrase(said, changed(code, rng), language), transcript, "replay", room)
+                        judge(recording, phrase(said, changed(code, rng, digits), language), transcript, "replay", room)
                     )
                     if len(clips) > 1:
                         results.append(judge(recording, phrase(other, code, language), transcript, "wrong", room))
@@ -336,12 +349,22 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=2, help="codes drawn for each clip")
     parser.add_argument("--core", type=int, default=None)
     parser.add_argument("--babble-db", type=float, default=20.0)
+    parser.add_argument(
+        "--tail-seconds",
+        type=float,
+        default=whisper.TAIL_SECONDS,
+        help="silence the encoder hears after a recording; 30 for Whisper's whole 30 s window, as before it was cut",
+    )
     args = parser.parse_args()
+    whisper.TAIL_SECONDS = args.tail_seconds
     core = pin(args.core)
     started = time.process_time()
     whisper.shared()
     loaded = time.process_time() - started
-    print(f"consent check in languages beyond English, on core {core}; the model loaded in {loaded:.2f} CPU-s")
+    print(
+        f"consent check in languages beyond English, on core {core}; the model loaded in {loaded:.2f} CPU-s;"
+        f" the encoder hears each recording and {whisper.TAIL_SECONDS:g} s of silence (30 s at most)"
+    )
     results, speakers = run(args.speech, set(args.only.split(",")), args.codes, args.babble_db, seed=82)
     report(results, speakers, args.babble_db)
 

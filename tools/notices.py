@@ -564,7 +564,15 @@ DATA: Final = (
         "Commons Attribution-ShareAlike 3.0 (https://creativecommons.org/licenses/by-sa/3.0/; these clips are shared "
         "under it too): the French `digit_*` files, (c) 2006-2008 June Wallack (Canadian French, recorded by June "
         "Wallack, translated by Clod Patry, Kristopher Lalletti and June Wallack), and the Italian ones, (c) 2012 "
-        "Carlo Flora (recorded by Carlo Flora, translated by Silvia Petrin), each trimmed of its silence.",
+        "Carlo Flora (recorded by Carlo Flora, translated by Silvia Petrin), each trimmed of its silence. From "
+        "Asterisk Sounds' Brazilian Portuguese core prompts 3.8.3 (asterisksounds.org, as the repository "
+        "marcelsavegnago/issabel_sounds_pt_BR keeps them), (c) 2014 Asterisk Sounds, a translation of the Asterisk "
+        "core sounds, licensed under Creative Commons Attribution-ShareAlike 3.0 (these clips are shared under it "
+        "too): the Portuguese `digit_*` files. From Tofugu and WaniKani's Japanese vocabulary pronunciation audio "
+        "(https://www.tofugu.com, https://www.wanikani.com; the repository tofugu/japanese-vocabulary-pronunciation-"
+        "audio), licensed under Creative Commons Attribution-ShareAlike 4.0 International "
+        "(https://creativecommons.org/licenses/by-sa/4.0/; these clips are shared under it too): the Japanese "
+        "`digit_*` files, one to nine, resampled to 16 kHz mono.",
     ),
 )
 

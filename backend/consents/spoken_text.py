@@ -25,6 +25,7 @@ judge).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -32,12 +33,13 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
 from backend.consents.languages import WORDINGS
 from backend.consents.phrase import CODE_DIGITS, DIGIT_WORDS, MIN_WORD_ACCURACY, templates
+from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all
@@ -224,28 +226,43 @@ def _cjk_words(run: str) -> list[str]:
 def fewest_errors(reference: Sequence[str | None], heard: Sequence[str]) -> int:
     """The fewest substitutions, deletions and insertions that turn ``reference`` into a stretch of ``heard`` (words
     before and after the stretch are free), as `backend.consents.phrase.align` counts them; None in ``reference`` is a
-    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word. One row of the table at a time,
-    in numpy: a text of thousands of words against a phrase costs milliseconds."""
-    ids = {word: number for number, word in enumerate(sorted(set(heard)))}
-    said = np.array([ids[word] for word in heard], dtype=np.int64)
-    digits = np.isin(said, [ids[word] for word in _DIGIT_SET if word in ids])
-    columns = np.arange(len(heard) + 1)
-    row = np.zeros(len(heard) + 1, dtype=np.int64)  # the stretch may start anywhere
-    for word in reference:
-        if word is None:
-            row = np.minimum.accumulate(row)
-            continue
-        matches = digits if word == _ANY_DIGIT else said == ids.get(word, -1)
-        best = row + 1  # the word not said
-        best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, 1))
-        row = np.minimum.accumulate(best - columns) + columns  # words said that are not the phrase's
-    return int(row.min())
+    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word."""
+    return _Table(heard).fewest_errors(reference)
 
 
 def accuracy(reference: Sequence[str | None], heard: Sequence[str]) -> float:
     """1 - errors / the reference's words (its gaps not counted), as a reading is scored."""
-    scorable = sum(word is not None for word in reference)
-    return max(0.0, 1.0 - fewest_errors(reference, heard) / scorable) if scorable else 0.0
+    return _Table(heard).accuracy(reference)
+
+
+class _Table:
+    """A text's words as numbers, for the alignment's table (`fewest_errors`): made once for a text that is compared
+    with many phrases. One row of the table at a time, in numpy: a text of thousands of words against a phrase
+    costs about a millisecond."""
+
+    def __init__(self, heard: Sequence[str]) -> None:
+        self._ids = {word: number for number, word in enumerate(sorted(set(heard)))}
+        self._said = np.array([self._ids[word] for word in heard], dtype=np.int64)
+        self._digits = np.isin(self._said, [self._ids[word] for word in _DIGIT_SET if word in self._ids])
+
+    def fewest_errors(self, reference: Sequence[str | None]) -> int:
+        """`fewest_errors` of ``reference`` and this text."""
+        columns = np.arange(self._said.size + 1)
+        row = np.zeros(self._said.size + 1, dtype=np.int64)  # the stretch may start anywhere
+        for word in reference:
+            if word is None:
+                row = np.minimum.accumulate(row)
+                continue
+            matches = self._digits if word == _ANY_DIGIT else self._said == self._ids.get(word, -1)
+            best = row + 1  # the word not said
+            best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, 1))
+            row = np.minimum.accumulate(best - columns) + columns  # words said that are not the phrase's
+        return int(row.min())
+
+    def accuracy(self, reference: Sequence[str | None]) -> float:
+        """`accuracy` of ``reference`` and this text."""
+        scorable = sum(word is not None for word in reference)
+        return max(0.0, 1.0 - self.fewest_errors(reference) / scorable) if scorable else 0.0
 
 
 def template_words(template: str) -> list[str | None]:
@@ -319,22 +336,43 @@ def codes_in(words: Sequence[str]) -> set[str]:
     return {f"{code:0{CODE_DIGITS}d}" for code in found}
 
 
-def says_phrase(words: Sequence[str], phrase: str, code: str, codes: set[str] | None = None) -> bool:
+def says_phrase(words: Sequence[str], phrase: str, code: str) -> bool:
     """Whether ``words`` (`spoken_words`) say ``phrase``, as a reading would be heard saying it: its code (four digits
-    in order) and `CODE_ACCURACY` of its words, or `MIN_WORD_ACCURACY` of them without the code. ``codes`` is
-    `codes_in` of ``words`` when the caller has it (once for a text, not once for each phrase it is held to)."""
-    reference = spoken_words(phrase)
-    score = accuracy(reference, words)
-    said = codes_in(words) if codes is None else codes
-    return score >= MIN_WORD_ACCURACY or (code in said and score >= CODE_ACCURACY)
+    in order) and `CODE_ACCURACY` of its words, or `MIN_WORD_ACCURACY` of them without the code."""
+    return SpokenText(words).says(phrase, code, codes_in(words))
 
 
-async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: str) -> None:
+class SpokenText:
+    """A text's words (`spoken_words`) made ready once to be compared with every phrase it may say: how often it says
+    each word, and its words as numbers for the alignment."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self._counts = Counter(words)
+        self._table = _Table(words)
+
+    def says(self, phrase: str, code: str, codes: set[str]) -> bool:
+        """`says_phrase`, ``codes`` the codes the text says (`codes_in`). A phrase whose words the text cannot
+        fill in the share needed, however they are aligned, is answered without the alignment: a text that says
+        thousands of codes is compared with every open phrase that has one of them."""
+        needed = CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY
+        reference = _phrase_words(phrase)
+        fillable = sum(min(count, self._counts[word]) for word, count in Counter(reference).items())
+        return fillable >= needed * len(reference) and self._table.accuracy(reference) >= needed
+
+
+@functools.lru_cache(maxsize=4096)
+def _phrase_words(phrase: str) -> tuple[str, ...]:
+    """A phrase's `spoken_words`, kept: the open phrases are the same from one text to the next."""
+    return tuple(spoken_words(phrase))
+
+
+async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: str, cpu: CpuExecutor) -> None:
     """Before ``text`` is spoken for ``owner_id``, on the transaction that accepts it: ConsentPhraseSpoken (422)
     when it reads as a consent phrase, or says one of the owner's phrases made in the last `RECENT_S`; another
     account's open phrase it says is withdrawn on ``conn`` (it commits with the synthesis, or not at all). Switches
     ``conn`` to the service role when a phrase is looked up (the text says a code): the phrases are every
-    account's."""
+    account's. The phrases found are compared with the text on ``cpu``, in the owner's lane: a text that says
+    thousands of codes is compared with every open phrase, a millisecond or two each."""
     readings = spoken_readings(text)
     if any(map(reads_as_consent, readings)):
         raise ConsentPhraseSpoken
@@ -342,8 +380,9 @@ async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: st
     if not codes:
         return
     await become_service(conn)
-    rows = await fetch_all(conn, _Q["phrases_with_codes"], {"codes": sorted(codes), "recent_seconds": RECENT_S})
-    said = [row for row in rows if any(says_phrase(words, row["phrase"], row["code"], codes) for words in readings)]
+    query = {"codes": sorted(codes), "owner_id": owner_id, "recent_seconds": RECENT_S}
+    rows = await fetch_all(conn, _Q["phrases_with_codes"], query)
+    said = await cpu.run(owner_id, _said, readings, rows, codes) if rows else []
     if any(row["owner_id"] == owner_id and row["recent"] for row in said):
         raise ConsentPhraseSpoken
     for row in said:
@@ -354,3 +393,9 @@ async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: st
                 await record_audit(
                     conn, "consent-check", "consent.phrase_withdrawn", "voice_consent", row["id"], detail=detail
                 )
+
+
+def _said(readings: list[list[str]], rows: list[dict[str, Any]], codes: set[str]) -> list[dict[str, Any]]:
+    """The ``rows`` (`phrases_with_codes`) that one of a text's ``readings`` says, ``codes`` the codes they say."""
+    spoken = [SpokenText(words) for words in readings]
+    return [row for row in rows if any(words.says(row["phrase"], row["code"], codes) for words in spoken)]

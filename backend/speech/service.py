@@ -331,7 +331,7 @@ class SpeechService:
                 reflection_id=reflection_id,
                 attempt_id=launch.attempt_id,
             )
-            await refuse_consent_phrases(conn, opening.owner_id, text)
+            await refuse_consent_phrases(conn, opening.owner_id, text, self.cpu)
             allowance = await opening.record(conn, opened, text, request.format, self.provider_settings)
         return await self._start(
             opening.stream_id, opened=opened, text=text, fmt=request.format, ended=ended, allowance=allowance
@@ -351,7 +351,7 @@ class SpeechService:
                 raise NotFound("Voice not found.")
             voice = await _speaking(conn, row)
             opened = _Opened(owner_id=opening.owner_id, voice_id=request.voice_id, voice=voice)
-            await refuse_consent_phrases(conn, opening.owner_id, text)
+            await refuse_consent_phrases(conn, opening.owner_id, text, self.cpu)
             allowance = await opening.record(conn, opened, text, request.format, self.provider_settings)
         return await self._start(
             opening.stream_id, opened=opened, text=text, fmt=request.format, ended=ended, allowance=allowance

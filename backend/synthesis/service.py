@@ -152,7 +152,7 @@ class SynthesisService:
                 voice_id, attempt_id = await _usable_voice(
                     conn, owner_id, request.voice_id, text, self.provider_settings
                 )
-            await refuse_consent_phrases(conn, owner_id, text)
+            await refuse_consent_phrases(conn, owner_id, text, self.cpu)
             # Counted under the user's usage lock, so their jobs queued at once stay within the bound whichever
             # process queues them.
             admitted = await ledger.admit_job(

@@ -9,6 +9,9 @@ mark, so the path that matters most, voicegate's own voice speaking a phrase it 
 - A text that says another account's open phrase is spoken as any text is (202: nothing tells the caller it matched),
   and that phrase lapses: its consent reads `expired`, a recording of it is refused, an audit event says why. Another
   account's phrase that no longer takes a recording is left as it is.
+- So a text is compared with every account's open phrases and the caller's own recent ones, and with nothing else:
+  another account's phrase made today that takes no recording is not even looked up (a text that says every code
+  would otherwise be aligned with every phrase made in a day).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any
 
 import httpx
 from litestar.testing import AsyncTestClient
+from psycopg.rows import dict_row
 
 from backend.consents.phrase import DIGIT_WORDS, phrase_for
+from backend.consents.spoken_text import _Q, RECENT_S
 from devkit.db import Conn, one
 from tests.integration.api.conftest import User
 from tests.integration.api.test_consent_states import hibari_says, lapse, new_consent, record, state, verdicts
@@ -133,3 +138,25 @@ async def test_another_accounts_phrase_that_takes_no_recording_is_left_as_it_is(
     assert after == expires
     assert verdicts(sql, consent) == []
     assert uuid.UUID(accepted.json()["jobId"])
+
+
+async def test_only_open_phrases_and_the_callers_recent_ones_are_looked_up(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    alice, bob, mallory = make_user(), make_user(), make_user()
+    alices = await new_consent(client, alice)
+    bobs = await new_consent(client, bob)
+    mallorys = await new_consent(client, mallory)
+    lapse(sql, bobs)
+    lapse(sql, mallorys)
+    ids = [uuid.UUID(consent["consentId"]) for consent in (alices, bobs, mallorys)]
+    codes = [one(sql, "select code from voice_consents where id = %s", (id_,))["code"] for id_ in ids]
+
+    rows = (
+        sql.cursor(row_factory=dict_row)
+        .execute(_Q["phrases_with_codes"], {"codes": codes, "owner_id": mallory.id, "recent_seconds": RECENT_S})
+        .fetchall()
+    )
+
+    found = {row["id"]: (row["open"], row["recent"]) for row in rows if row["id"] in ids}
+    assert found == {ids[0]: (True, True), ids[2]: (False, True)}

@@ -15,11 +15,13 @@ from typing import cast
 import pytest
 
 from backend.clone.preview_step import PREVIEW_TEXT
-from backend.consents.phrase import CODE_DIGITS, DIGIT_WORDS, align, make_phrase, phrase_for
+from backend.consents.phrase import CODE_DIGITS, DIGIT_WORDS, MIN_WORD_ACCURACY, align, make_phrase, phrase_for
 from backend.consents.spoken_text import (
+    CODE_ACCURACY,
     CODE_GAP,
     TEMPLATE_ACCURACY,
     TEMPLATES,
+    SpokenText,
     accuracy,
     codes_in,
     fewest_errors,
@@ -29,6 +31,7 @@ from backend.consents.spoken_text import (
     spoken_readings,
     spoken_words,
 )
+from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
 from backend.errors import ConsentPhraseSpoken
 from devkit.speech_maker import SENTENCES
@@ -215,6 +218,28 @@ def test_a_text_reads_as_consent_exactly_when_the_alignment_says_so(template: li
     assert answers == {True, False}
 
 
+def test_a_phrase_is_said_exactly_when_the_alignment_says_so() -> None:
+    """`SpokenText.says` answers a phrase whose words the text cannot fill without the alignment's table (a text
+    that says thousands of codes is held to every open phrase): on texts made from phrases' words and digits, cut,
+    changed and padded with other digits, its answer is the table's."""
+    rng = random.Random(13)  # noqa: S311 - reproducible cases, no secret
+    answers = []
+    for _ in range(600):
+        code = "".join(rng.choice("0123456789") for _ in range(CODE_DIGITS))
+        phrase = phrase_for(rng.choice(["Ada Lovelace", "Grace Brewster Murray Hopper"]), code).text
+        reference = spoken_words(phrase)
+        text = [word for word in reference if rng.random() < rng.choice([0.3, 0.6, 0.9])]
+        for _ in range(rng.randint(0, 15)):
+            text.insert(rng.randrange(len(text) + 1), rng.choice([*DIGIT_WORDS, "weather", "today"]))
+        codes = codes_in(text)
+        expected = accuracy(reference, text) >= (CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY)
+
+        assert SpokenText(text).says(phrase, code, codes) == expected, (phrase, text)
+        assert says_phrase(text, phrase, code) == expected
+        answers.append(expected)
+    assert 0.2 < sum(answers) / len(answers) < 0.8
+
+
 @pytest.mark.parametrize("language", ["es", "de", "fr", "pt", "it"])
 def test_a_phrase_in_a_language_written_in_latin_letters_reads_as_consent(language: str) -> None:
     assert reads_as_consent(spoken_words(phrase_for("Ada Lovelace", "4719", language).text))
@@ -265,7 +290,7 @@ async def test_a_chinese_or_japanese_phrase_is_refused_before_the_database_is_as
     text = silent.join(phrase_for("Grace Hopper", "1234", language).text)
 
     with pytest.raises(ConsentPhraseSpoken):
-        await refuse_consent_phrases(cast("Connection", None), uuid.uuid4(), text)
+        await refuse_consent_phrases(cast("Connection", None), uuid.uuid4(), text, cast("CpuExecutor", None))
 
 
 @pytest.mark.parametrize(
