@@ -6,21 +6,21 @@ text of a synthesis is read before anything is spoken, and
   template's own words, at least `TEMPLATE_ACCURACY` of them in order, with or without four digits where the code
   goes), is refused (`ConsentPhraseSpoken`, 422) for every caller alike: the answer depends on the text alone, so it
   tells nobody whether any consent says it;
-- a text that says one of the caller's own phrases made in the last `RECENT_S` (open or not: `says_phrase`) is
-  refused the same way;
+- a text that says one of the caller's own phrases made in the last `RECENT_S` (open or not: `says_phrase`, half its
+  words, or a quarter of them with its code where the phrase says it) is refused the same way;
 - a text that says another account's phrase that still takes a recording is spoken, and that phrase is withdrawn:
   it lapses now (the consent reads `expired`, an audit event `consent.phrase_withdrawn` says why), so the audio
   made verifies nothing. The caller's answer is the one any other text gets: no oracle of another account's
   phrase, and no way to learn one by trying codes.
 
 Texts are compared as a reader says them (`spoken_words`): accents, case and punctuation dropped, every digit a
-word ("4719", "4 7 1 9", "four, seven, one, nine" and "四、七、一、九" alike), the words that sound like a digit read
-as it ("for", "to", "won", "ate", "oh"), and Chinese and Japanese (which put no spaces between words) cut into
-their phrases' words, however written, and characters; a text with characters nobody hears is read with them as
-nothing and as spaces. What this does not see: a phrase respelled so that a voice reads it the same ("sevven";
-Chinese homophones, 同义 for 同意; Japanese readings beyond the phrase's words), words run together without
-spaces, or a phrase said in pieces across several syntheses and joined (a splice, which the reading's own checks
-judge).
+word ("4719", "4 7 1 9", "four, seven, one, nine", "cuatro, siete, uno, nueve" and "四、七、一、九" alike), the words
+that sound like a digit read as it ("for", "to", "won", "ate", "oh"), and Chinese and Japanese (which put no
+spaces between words) cut into their phrases' words, however written, and characters; a text with characters
+nobody hears is read with them as nothing and as spaces. What this does not see: a phrase respelled so that a voice
+reads it the same ("sevven"; Chinese homophones, 同义 for 同意; Japanese readings beyond the phrase's
+words), words run together without spaces, or a phrase said in pieces across several syntheses and joined (a
+splice, which the reading's own checks judge).
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ TEMPLATE_ACCURACY: Final = MIN_WORD_ACCURACY
 CODE_ACCURACY: Final = 0.25
 #: The most other words heard between two digits of a code that still say it.
 CODE_GAP: Final = 2
-#: Words that sound as a digit does: a voice reading them says the digit.
+#: Words that sound as a digit does: a voice reading them says the digit. English's homophones, and every digit word
+#: of the phrases written in Latin letters, accents dropped ("cuatro", "vier", "quatre", "quattro", "quatro"): a
+#: voice reading the language says the digit, so a code written in its words is a code (`codes_in`), whatever the
+#: language it is written in (the text's language is not known; "un" and "uno" are digits everywhere, as "for" is).
 SOUNDS_LIKE: Final = {
     "to": "two",
     "too": "two",
@@ -73,6 +76,17 @@ SOUNDS_LIKE: Final = {
     "oh": "zero",
     "o": "zero",
     "nought": "zero",
+} | {
+    folded: DIGIT_WORDS[digit]
+    for wording in WORDINGS.values()
+    for digit, word in enumerate(wording.digit_words)
+    if re.fullmatch(
+        "[a-z]+",
+        folded := "".join(
+            char for char in unicodedata.normalize("NFD", word.casefold()) if unicodedata.category(char) != "Mn"
+        ),
+    )
+    and folded != DIGIT_WORDS[digit]
 }
 #: A word of Latin letters, or a run of Chinese or Japanese (hiragana, katakana's letters no hiragana has, the
 #: prolonged sound mark, and the CJK ideographs with their extension A and the compatibility block): their
@@ -223,16 +237,18 @@ def _cjk_words(run: str) -> list[str]:
     return [_CJK_FORMS.get(piece, piece) for piece in _CJK_PIECE.findall(run)]
 
 
-def fewest_errors(reference: Sequence[str | None], heard: Sequence[str]) -> int:
+def fewest_errors(reference: Sequence[str | None], heard: Sequence[str], required: range = range(0)) -> int:
     """The fewest substitutions, deletions and insertions that turn ``reference`` into a stretch of ``heard`` (words
     before and after the stretch are free), as `backend.consents.phrase.align` counts them; None in ``reference`` is a
-    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word."""
-    return _Table(heard).fewest_errors(reference)
+    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word. The words of ``reference`` at
+    ``required`` must be said in the stretch: one that is not costs more than every word of ``reference``."""
+    return _Table(heard).fewest_errors(reference, required)
 
 
-def accuracy(reference: Sequence[str | None], heard: Sequence[str]) -> float:
-    """1 - errors / the reference's words (its gaps not counted), as a reading is scored."""
-    return _Table(heard).accuracy(reference)
+def accuracy(reference: Sequence[str | None], heard: Sequence[str], required: range = range(0)) -> float:
+    """1 - errors / the reference's words (its gaps not counted), as a reading is scored (``required`` as
+    `fewest_errors` takes it)."""
+    return _Table(heard).accuracy(reference, required)
 
 
 class _Table:
@@ -245,24 +261,25 @@ class _Table:
         self._said = np.array([self._ids[word] for word in heard], dtype=np.int64)
         self._digits = np.isin(self._said, [self._ids[word] for word in _DIGIT_SET if word in self._ids])
 
-    def fewest_errors(self, reference: Sequence[str | None]) -> int:
+    def fewest_errors(self, reference: Sequence[str | None], required: range = range(0)) -> int:
         """`fewest_errors` of ``reference`` and this text."""
         columns = np.arange(self._said.size + 1)
         row = np.zeros(self._said.size + 1, dtype=np.int64)  # the stretch may start anywhere
-        for word in reference:
+        for at, word in enumerate(reference):
             if word is None:
                 row = np.minimum.accumulate(row)
                 continue
+            miss = len(reference) + 1 if at in required else 1
             matches = self._digits if word == _ANY_DIGIT else self._said == self._ids.get(word, -1)
-            best = row + 1  # the word not said
-            best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, 1))
+            best = row + miss  # the word not said
+            best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, miss))
             row = np.minimum.accumulate(best - columns) + columns  # words said that are not the phrase's
         return int(row.min())
 
-    def accuracy(self, reference: Sequence[str | None]) -> float:
+    def accuracy(self, reference: Sequence[str | None], required: range = range(0)) -> float:
         """`accuracy` of ``reference`` and this text."""
         scorable = sum(word is not None for word in reference)
-        return max(0.0, 1.0 - self.fewest_errors(reference) / scorable) if scorable else 0.0
+        return max(0.0, 1.0 - self.fewest_errors(reference, required) / scorable) if scorable else 0.0
 
 
 def template_words(template: str) -> list[str | None]:
@@ -337,8 +354,10 @@ def codes_in(words: Sequence[str]) -> set[str]:
 
 
 def says_phrase(words: Sequence[str], phrase: str, code: str) -> bool:
-    """Whether ``words`` (`spoken_words`) say ``phrase``, as a reading would be heard saying it: its code (four digits
-    in order) and `CODE_ACCURACY` of its words, or `MIN_WORD_ACCURACY` of them without the code."""
+    """Whether ``words`` (`spoken_words`) say ``phrase``, as a reading would be heard saying it: `MIN_WORD_ACCURACY` of
+    its words in one stretch, or `CODE_ACCURACY` of them in a stretch that says its code (its four digits in order,
+    where the phrase puts them: a text that says every code somewhere, thousands of digits, says no phrase for
+    that)."""
     return SpokenText(words).says(phrase, code, codes_in(words))
 
 
@@ -354,16 +373,26 @@ class SpokenText:
         """`says_phrase`, ``codes`` the codes the text says (`codes_in`). A phrase whose words the text cannot
         fill in the share needed, however they are aligned, is answered without the alignment: a text that says
         thousands of codes is compared with every open phrase that has one of them."""
-        needed = CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY
-        reference = _phrase_words(phrase)
+        reference, code_at = _phrase_words(phrase, code)
         fillable = sum(min(count, self._counts[word]) for word, count in Counter(reference).items())
-        return fillable >= needed * len(reference) and self._table.accuracy(reference) >= needed
+        if fillable >= MIN_WORD_ACCURACY * len(reference) and self._table.accuracy(reference) >= MIN_WORD_ACCURACY:
+            return True
+        return (
+            code in codes
+            and fillable >= CODE_ACCURACY * len(reference)
+            and self._table.accuracy(reference, code_at) >= CODE_ACCURACY
+        )
 
 
 @functools.lru_cache(maxsize=4096)
-def _phrase_words(phrase: str) -> tuple[str, ...]:
-    """A phrase's `spoken_words`, kept: the open phrases are the same from one text to the next."""
-    return tuple(spoken_words(phrase))
+def _phrase_words(phrase: str, code: str) -> tuple[tuple[str, ...], range]:
+    """A phrase's `spoken_words`, and where in them its code is said (the last place its four digits are; every
+    word, for a phrase that does not say it, which no text then says by its code), kept: the open phrases are the
+    same from one text to the next."""
+    words = tuple(spoken_words(phrase))
+    digits = tuple(DIGIT_WORDS[int(digit)] for digit in code)
+    starts = [at for at in range(len(words) - len(digits) + 1) if words[at : at + len(digits)] == digits]
+    return words, range(starts[-1], starts[-1] + len(digits)) if starts else range(len(words) + 1)
 
 
 async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: str, cpu: CpuExecutor) -> None:

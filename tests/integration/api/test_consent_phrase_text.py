@@ -160,3 +160,27 @@ async def test_only_open_phrases_and_the_callers_recent_ones_are_looked_up(
 
     found = {row["id"]: (row["open"], row["recent"]) for row in rows if row["id"] in ids}
     assert found == {ids[0]: (True, True), ids[2]: (False, True)}
+
+
+async def test_a_text_that_says_every_code_withdraws_only_a_phrase_it_says_in_place(
+    client: Client, make_user: Callable[[], User], sql: Conn
+) -> None:
+    """Thousands of digits say every code. Before them, a few of the phrase's words: with the code far off, no phrase
+    is said (once, every open phrase in the language was withdrawn so); with it where the phrase puts it, it is."""
+    alice, mallory = make_user(), make_user()
+    consent = await new_consent(client, alice)
+    voice = english_voice(sql, mallory.id)
+    code = one(sql, "select code from voice_consents where id = %s", (consent["consentId"],))["code"]
+    other = next(digit for digit in "0123456789" if digit not in code)
+    words = "consent to voicegate making my synthetic voice"
+    far = f"{words} {' '.join(other * 600)} {' '.join(code)} {' '.join('0123456789' * 100)}"
+
+    accepted = await job(client, mallory, voice, far)
+
+    assert accepted.status_code == 202, accepted.text
+    assert (await state(client, alice, consent))["status"] == "awaiting_recording"
+    assert verdicts(sql, consent) == []
+    accepted = await job(client, mallory, voice, f"{words} {' '.join(code)}")
+    assert accepted.status_code == 202, accepted.text
+    assert (await state(client, alice, consent))["status"] == "expired"
+    assert verdicts(sql, consent) == ["consent.phrase_withdrawn"]

@@ -6,7 +6,9 @@ own tests, benchmarks and page speak are none of these."""
 from __future__ import annotations
 
 import csv
+import functools
 import random
+import re
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import cast
 import pytest
 
 from backend.clone.preview_step import PREVIEW_TEXT
+from backend.consents.languages import WORDINGS
 from backend.consents.phrase import CODE_DIGITS, DIGIT_WORDS, MIN_WORD_ACCURACY, align, make_phrase, phrase_for
 from backend.consents.spoken_text import (
     CODE_ACCURACY,
@@ -218,10 +221,42 @@ def test_a_text_reads_as_consent_exactly_when_the_alignment_says_so(template: li
     assert answers == {True, False}
 
 
-def test_a_phrase_is_said_exactly_when_the_alignment_says_so() -> None:
+def test_required_words_must_be_said_in_the_stretch() -> None:
+    """`fewest_errors` with words required: on small random cases, what trying every stretch and every alignment
+    finds, where a required word left unsaid costs more than the whole reference."""
+
+    def errors(reference: list[str], heard: list[str], required: range) -> int:
+        miss = len(reference) + 1
+
+        @functools.cache
+        def cost(i: int, j: int, end: int) -> int:  # reference[i:] against heard[j:end]
+            if i == len(reference):
+                return end - j
+            unsaid = miss if i in required else 1
+            best = unsaid + cost(i + 1, j, end)
+            if j < end:
+                best = min(best, cost(i, j + 1, end) + 1)
+                best = min(best, cost(i + 1, j + 1, end) + (0 if reference[i] == heard[j] else unsaid))
+            return best
+
+        return min(cost(0, start, end) for start in range(len(heard) + 1) for end in range(start, len(heard) + 1))
+
+    rng = random.Random(17)  # noqa: S311 - reproducible cases, no secret
+    vocabulary = ["a", "b", "c", "d"]
+    for _ in range(300):
+        reference = [rng.choice(vocabulary) for _ in range(rng.randint(1, 7))]
+        heard = [rng.choice(vocabulary) for _ in range(rng.randint(0, 9))]
+        first = rng.randrange(len(reference))
+        required = range(first, rng.randint(first, len(reference)))
+
+        assert fewest_errors(reference, heard, required) == errors(reference, heard, required), (reference, heard)
+
+
+def test_a_phrase_is_said_by_its_words_or_by_some_of_them_and_its_code_where_the_phrase_says_it() -> None:
     """`SpokenText.says` answers a phrase whose words the text cannot fill without the alignment's table (a text
     that says thousands of codes is held to every open phrase): on texts made from phrases' words and digits, cut,
-    changed and padded with other digits, its answer is the table's."""
+    changed and padded with other digits, its answer is the table's, the code's digits required in the stretch
+    when fewer words are."""
     rng = random.Random(13)  # noqa: S311 - reproducible cases, no secret
     answers = []
     for _ in range(600):
@@ -232,12 +267,49 @@ def test_a_phrase_is_said_exactly_when_the_alignment_says_so() -> None:
         for _ in range(rng.randint(0, 15)):
             text.insert(rng.randrange(len(text) + 1), rng.choice([*DIGIT_WORDS, "weather", "today"]))
         codes = codes_in(text)
-        expected = accuracy(reference, text) >= (CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY)
+        code_at = range(len(reference) - CODE_DIGITS, len(reference))
+        expected = accuracy(reference, text) >= MIN_WORD_ACCURACY or (
+            code in codes and accuracy(reference, text, code_at) >= CODE_ACCURACY
+        )
 
         assert SpokenText(text).says(phrase, code, codes) == expected, (phrase, text)
         assert says_phrase(text, phrase, code) == expected
         answers.append(expected)
     assert 0.2 < sum(answers) / len(answers) < 0.8
+
+
+def test_a_text_that_says_every_code_says_no_phrase_for_it() -> None:
+    """Thousands of digits say every code; a few of a phrase's words before them made every phrase of that
+    language said (and another account's withdrawn). The code must be where the phrase says it."""
+    rng = random.Random(19)  # noqa: S311 - reproducible cases, no secret
+    text = "consent to voicegate making my synthetic voice " + " ".join(rng.choice("0123456789") for _ in range(2400))
+    words = spoken_words(text)
+    codes = codes_in(words)
+    phrases = [phrase_for("Ada Lovelace", f"{rng.randrange(10**CODE_DIGITS):04d}") for _ in range(200)]
+
+    said = sum(SpokenText(words).says(phrase.text, phrase.code, codes) for phrase in phrases)
+
+    assert not reads_as_consent(words)
+    assert len(codes) > 9000
+    assert said <= 10, said
+    close = phrases[0]
+    assert says_phrase(
+        spoken_words(f"consent to voicegate making my synthetic voice {close.code}"), close.text, close.code
+    )
+
+
+@pytest.mark.parametrize("language", sorted(WORDINGS))
+def test_a_code_in_the_languages_own_words_is_a_code(language: str) -> None:
+    """A voice reading "cuatro, siete, uno, nueve" says 4719: a text that writes the code in its language's words
+    says the code, and a text of the subject's name and the phrase's last sentence ("Mi código es cuatro, ...")
+    says their phrase, as in English."""
+    phrase = phrase_for("Ada Lovelace", "4719", language)
+    said = "Ada Lovelace. " + [part for part in re.split(r"(?<=[.\u3002])\s*", phrase.text) if part][-1]
+
+    assert codes_in(spoken_words(phrase.text)) == {"4719"}
+    assert codes_in(spoken_words(said)) == {"4719"}
+    assert not reads_as_consent(spoken_words(said))
+    assert says_phrase(spoken_words(said), phrase.text, "4719")
 
 
 @pytest.mark.parametrize("language", ["es", "de", "fr", "pt", "it"])
