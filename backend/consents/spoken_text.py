@@ -7,8 +7,9 @@ text of a synthesis is read before anything is spoken, and
   goes), is refused (`ConsentPhraseSpoken`, 422) for every caller alike: the answer depends on the text alone, so it
   tells nobody whether any consent says it;
 - a text that says one of the caller's own phrases made in the last `RECENT_S` (open or not: `says_phrase`, half its
-  words, or a quarter of them with its code where the phrase says it) is refused the same way;
-- a text that says another account's phrase that still takes a recording is spoken, and that phrase is withdrawn:
+  words, or a quarter of them and its code) is refused the same way;
+- a text that says another account's phrase that still takes a recording as a reading must (half its words in one
+  stretch: `SpokenText.says_whole`) is spoken, and that phrase is withdrawn:
   it lapses now (the consent reads `expired`, an audit event `consent.phrase_withdrawn` says why), so the audio
   made verifies nothing. The caller's answer is the one any other text gets: no oracle of another account's
   phrase, and no way to learn one by trying codes.
@@ -32,6 +33,7 @@ import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,7 +46,7 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all
 from backend.db.queries import load_queries
-from backend.db.units import become_service
+from backend.db.units import Database, become_service
 from backend.errors import ConsentPhraseSpoken
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -191,8 +193,31 @@ def spoken_readings(text: str) -> list[list[str]]:
     return [words, spoken_words(text, silent=" ")]
 
 
+#: What no voice says that is no format character: the braille blank, the object replacement and replacement
+#: characters; and, by category, private-use, unassigned and surrogate code points (`_silent`). Read as a space
+#: alone, one inside each word hid a whole phrase from the comparison.
+_UNSPOKEN: Final = frozenset("\u2800\ufffc\ufffd")
+#: Cyrillic and Greek letters that look like Latin ones, lowercase, as `spoken_words` folds them in a word that mixes
+#: them with Latin letters ("Lovelace" with its o Cyrillic, U+043E): a voice reads them as the Latin letter, and the
+#: comparison, which keeps Latin words, read such a word as two.
+_LOOK_ALIKES: Final = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u051b\u051d\u04cf\u043a"
+    "\u03b1\u03bf\u03c1\u03b9\u03ba\u03bd\u03c5\u03c7\u03b5\u0131\u0261",
+    "aeopcyxijshdqwlkaopikvuxeig",
+)
+#: A word of Latin, Cyrillic or Greek letters (`_unmixed` folds one that mixes them).
+_ALPHABETIC_WORD: Final = re.compile(r"[a-z\u0370-\u03ff\u0400-\u052f]+")
+
+
+def _unmixed(word: re.Match[str]) -> str:
+    """A word that mixes Latin letters with Cyrillic or Greek ones with `_LOOK_ALIKES` folded; any other as it is."""
+    text = word.group()
+    mixed = not text.isascii() and any("a" <= char <= "z" for char in text)
+    return text.translate(_LOOK_ALIKES) if mixed else text
+
+
 def _silent(char: str) -> bool:
-    return char in _SILENT or unicodedata.category(char) == "Cf"
+    return char in _SILENT or char in _UNSPOKEN or unicodedata.category(char) in {"Cf", "Co", "Cn", "Cs"}
 
 
 def spoken_words(text: str, *, silent: str = "") -> list[str]:
@@ -217,6 +242,7 @@ def spoken_words(text: str, *, silent: str = "") -> list[str]:
         for char in decomposed
     )
     plain = _LONE_PROLONGING.sub("", unicodedata.normalize("NFC", kept).casefold())
+    plain = _ALPHABETIC_WORD.sub(_unmixed, plain)
     out: list[str] = []
     # Chinese or Japanese is read on across what separates it but other words and digits (spaces, punctuation, a
     # middle dot between every character): nobody hears those.
@@ -237,18 +263,16 @@ def _cjk_words(run: str) -> list[str]:
     return [_CJK_FORMS.get(piece, piece) for piece in _CJK_PIECE.findall(run)]
 
 
-def fewest_errors(reference: Sequence[str | None], heard: Sequence[str], required: range = range(0)) -> int:
+def fewest_errors(reference: Sequence[str | None], heard: Sequence[str]) -> int:
     """The fewest substitutions, deletions and insertions that turn ``reference`` into a stretch of ``heard`` (words
     before and after the stretch are free), as `backend.consents.phrase.align` counts them; None in ``reference`` is a
-    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word. The words of ``reference`` at
-    ``required`` must be said in the stretch: one that is not costs more than every word of ``reference``."""
-    return _Table(heard).fewest_errors(reference, required)
+    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word."""
+    return _Table(heard).fewest_errors(reference)
 
 
-def accuracy(reference: Sequence[str | None], heard: Sequence[str], required: range = range(0)) -> float:
-    """1 - errors / the reference's words (its gaps not counted), as a reading is scored (``required`` as
-    `fewest_errors` takes it)."""
-    return _Table(heard).accuracy(reference, required)
+def accuracy(reference: Sequence[str | None], heard: Sequence[str]) -> float:
+    """1 - errors / the reference's words (its gaps not counted), as a reading is scored."""
+    return _Table(heard).accuracy(reference)
 
 
 class _Table:
@@ -261,25 +285,24 @@ class _Table:
         self._said = np.array([self._ids[word] for word in heard], dtype=np.int64)
         self._digits = np.isin(self._said, [self._ids[word] for word in _DIGIT_SET if word in self._ids])
 
-    def fewest_errors(self, reference: Sequence[str | None], required: range = range(0)) -> int:
+    def fewest_errors(self, reference: Sequence[str | None]) -> int:
         """`fewest_errors` of ``reference`` and this text."""
         columns = np.arange(self._said.size + 1)
         row = np.zeros(self._said.size + 1, dtype=np.int64)  # the stretch may start anywhere
-        for at, word in enumerate(reference):
+        for word in reference:
             if word is None:
                 row = np.minimum.accumulate(row)
                 continue
-            miss = len(reference) + 1 if at in required else 1
             matches = self._digits if word == _ANY_DIGIT else self._said == self._ids.get(word, -1)
-            best = row + miss  # the word not said
-            best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, miss))
+            best = row + 1  # the word not said
+            best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, 1))
             row = np.minimum.accumulate(best - columns) + columns  # words said that are not the phrase's
         return int(row.min())
 
-    def accuracy(self, reference: Sequence[str | None], required: range = range(0)) -> float:
+    def accuracy(self, reference: Sequence[str | None]) -> float:
         """`accuracy` of ``reference`` and this text."""
         scorable = sum(word is not None for word in reference)
-        return max(0.0, 1.0 - self.fewest_errors(reference, required) / scorable) if scorable else 0.0
+        return max(0.0, 1.0 - self.fewest_errors(reference) / scorable) if scorable else 0.0
 
 
 def template_words(template: str) -> list[str | None]:
@@ -354,77 +377,119 @@ def codes_in(words: Sequence[str]) -> set[str]:
 
 
 def says_phrase(words: Sequence[str], phrase: str, code: str) -> bool:
-    """Whether ``words`` (`spoken_words`) say ``phrase``, as a reading would be heard saying it: `MIN_WORD_ACCURACY` of
-    its words in one stretch, or `CODE_ACCURACY` of them in a stretch that says its code (its four digits in order,
-    where the phrase puts them: a text that says every code somewhere, thousands of digits, says no phrase for
-    that)."""
+    """Whether ``words`` (`spoken_words`) say ``phrase`` as its owner's text is held to: `MIN_WORD_ACCURACY` of its
+    words in one stretch, or its code (four digits in order) and `CODE_ACCURACY` of them."""
     return SpokenText(words).says(phrase, code, codes_in(words))
 
 
 class SpokenText:
     """A text's words (`spoken_words`) made ready once to be compared with every phrase it may say: how often it says
-    each word, and its words as numbers for the alignment."""
+    each word, and its words as numbers for the alignment. A phrase whose words the text cannot fill in the share
+    needed, however they are aligned, is answered without the alignment: a text that says thousands of codes is
+    compared with every open phrase that has one of them."""
 
     def __init__(self, words: Sequence[str]) -> None:
         self._counts = Counter(words)
         self._table = _Table(words)
 
     def says(self, phrase: str, code: str, codes: set[str]) -> bool:
-        """`says_phrase`, ``codes`` the codes the text says (`codes_in`). A phrase whose words the text cannot
-        fill in the share needed, however they are aligned, is answered without the alignment: a text that says
-        thousands of codes is compared with every open phrase that has one of them."""
-        reference, code_at = _phrase_words(phrase, code)
+        """`says_phrase`, ``codes`` the codes the text says (`codes_in`): how the caller's own phrase is held."""
+        return self._says(phrase, CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY)
+
+    def says_whole(self, phrase: str) -> bool:
+        """Whether the text says `MIN_WORD_ACCURACY` of ``phrase``'s words in one stretch, as a reading of it must
+        (its code among them): how another account's phrase is held. Less would take a splice with other audio to
+        pass a reading, which the reading's own checks judge; and a quarter of the words with the code let one
+        text of short stretches ("I type. My code is 59536533.", again and again) say half the open phrases of a
+        language."""
+        return self._says(phrase, MIN_WORD_ACCURACY)
+
+    def _says(self, phrase: str, needed: float) -> bool:
+        reference = _phrase_words(phrase)
         fillable = sum(min(count, self._counts[word]) for word, count in Counter(reference).items())
-        if fillable >= MIN_WORD_ACCURACY * len(reference) and self._table.accuracy(reference) >= MIN_WORD_ACCURACY:
-            return True
-        return (
-            code in codes
-            and fillable >= CODE_ACCURACY * len(reference)
-            and self._table.accuracy(reference, code_at) >= CODE_ACCURACY
-        )
+        return fillable >= needed * len(reference) and self._table.accuracy(reference) >= needed
 
 
 @functools.lru_cache(maxsize=4096)
-def _phrase_words(phrase: str, code: str) -> tuple[tuple[str, ...], range]:
-    """A phrase's `spoken_words`, and where in them its code is said (the last place its four digits are; every
-    word, for a phrase that does not say it, which no text then says by its code), kept: the open phrases are the
-    same from one text to the next."""
-    words = tuple(spoken_words(phrase))
-    digits = tuple(DIGIT_WORDS[int(digit)] for digit in code)
-    starts = [at for at in range(len(words) - len(digits) + 1) if words[at : at + len(digits)] == digits]
-    return words, range(starts[-1], starts[-1] + len(digits)) if starts else range(len(words) + 1)
+def _phrase_words(phrase: str) -> tuple[str, ...]:
+    """A phrase's `spoken_words`, kept: the open phrases are the same from one text to the next."""
+    return tuple(spoken_words(phrase))
 
 
-async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: str, cpu: CpuExecutor) -> None:
-    """Before ``text`` is spoken for ``owner_id``, on the transaction that accepts it: ConsentPhraseSpoken (422)
-    when it reads as a consent phrase, or says one of the owner's phrases made in the last `RECENT_S`; another
-    account's open phrase it says is withdrawn on ``conn`` (it commits with the synthesis, or not at all). Switches
-    ``conn`` to the service role when a phrase is looked up (the text says a code): the phrases are every
-    account's. The phrases found are compared with the text on ``cpu``, in the owner's lane: a text that says
-    thousands of codes is compared with every open phrase, a millisecond or two each."""
+#: Texts up to this long are read on the event loop (well under a millisecond); a longer one, up to 5,000 characters
+#: and tens of milliseconds, on the CPU executor in its owner's lane.
+LOOP_TEXT_CHARS: Final = 200
+
+
+@dataclass(frozen=True)
+class PhrasesSaid:
+    """What a text to speak says of the phrases there are (`phrases_said`): other accounts' open phrases, which
+    lapse with the synthesis (`withdraw_phrases`)."""
+
+    others: tuple[uuid.UUID, ...] = ()
+
+
+async def phrases_said(db: Database, cpu: CpuExecutor, owner_id: uuid.UUID, text: str) -> PhrasesSaid:
+    """Before ``text`` is spoken for ``owner_id``, outside the transaction that accepts it: ConsentPhraseSpoken (422)
+    when it reads as a consent phrase, or says one of the owner's phrases made in the last `RECENT_S`; else the other
+    accounts' open phrases it says. The phrases with a code the text says are read in one statement as the service
+    (they are every account's), and compared with the text on ``cpu`` in the owner's lane, no connection held while
+    that waits: a text that says thousands of codes is compared with every open phrase, a millisecond or two each,
+    and a transaction left idle that long is ended by the server. Reading them before the transaction misses none
+    that matter: a phrase's code is known only once the phrase is stored, so any phrase a text says was there
+    before the text was written."""
+    if len(text) > LOOP_TEXT_CHARS:
+        readings, codes = await cpu.run(owner_id, _read, text)
+    else:
+        readings, codes = _read(text)
+    if not codes:
+        return PhrasesSaid()
+    query = {"codes": sorted(codes), "owner_id": owner_id, "recent_seconds": RECENT_S}
+    async with db.service_statement() as conn:
+        rows = await fetch_all(conn, _Q["phrases_with_codes"], query)
+    said = await cpu.run(owner_id, _said, readings, rows, codes, owner_id) if rows else []
+    if any(row["owner_id"] == owner_id and row["recent"] for row in said):
+        raise ConsentPhraseSpoken
+    return PhrasesSaid(tuple(row["id"] for row in said if row["owner_id"] != owner_id and row["open"]))
+
+
+async def withdraw_phrases(conn: Connection, said: PhrasesSaid) -> None:
+    """On the transaction that accepts the text (it commits with the synthesis, or not at all): the phrases ``said``
+    names that still take a recording lapse now, each with an audit event. Switches ``conn`` to the service role
+    when there are any: they are other accounts'."""
+    if not said.others:
+        return
+    await become_service(conn)
+    for phrase_id in said.others:
+        if await fetch_all(conn, _Q["withdraw_phrase"], {"id": phrase_id}):
+            detail = {"reason": "spoken_by_voicegate"}
+            await record_audit(
+                conn, "consent-check", "consent.phrase_withdrawn", "voice_consent", phrase_id, detail=detail
+            )
+
+
+def _read(text: str) -> tuple[list[list[str]], set[str]]:
+    """``text``'s readings (`spoken_readings`) and the codes they say; ConsentPhraseSpoken when one reads as a
+    consent phrase."""
     readings = spoken_readings(text)
     if any(map(reads_as_consent, readings)):
         raise ConsentPhraseSpoken
-    codes = set().union(*map(codes_in, readings))
-    if not codes:
-        return
-    await become_service(conn)
-    query = {"codes": sorted(codes), "owner_id": owner_id, "recent_seconds": RECENT_S}
-    rows = await fetch_all(conn, _Q["phrases_with_codes"], query)
-    said = await cpu.run(owner_id, _said, readings, rows, codes) if rows else []
-    if any(row["owner_id"] == owner_id and row["recent"] for row in said):
-        raise ConsentPhraseSpoken
-    for row in said:
-        if row["owner_id"] != owner_id and row["open"]:
-            withdrawn = await fetch_all(conn, _Q["withdraw_phrase"], {"id": row["id"]})
-            if withdrawn:
-                detail = {"reason": "spoken_by_voicegate"}
-                await record_audit(
-                    conn, "consent-check", "consent.phrase_withdrawn", "voice_consent", row["id"], detail=detail
-                )
+    return readings, set().union(*map(codes_in, readings))
 
 
-def _said(readings: list[list[str]], rows: list[dict[str, Any]], codes: set[str]) -> list[dict[str, Any]]:
-    """The ``rows`` (`phrases_with_codes`) that one of a text's ``readings`` says, ``codes`` the codes they say."""
+def _said(
+    readings: list[list[str]], rows: list[dict[str, Any]], codes: set[str], owner_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """The ``rows`` (`phrases_with_codes`) that one of a text's ``readings`` says, ``codes`` the codes they say: the
+    owner's as `SpokenText.says` holds them, another account's as `SpokenText.says_whole` does."""
     spoken = [SpokenText(words) for words in readings]
-    return [row for row in rows if any(words.says(row["phrase"], row["code"], codes) for words in spoken)]
+    return [
+        row
+        for row in rows
+        if any(
+            words.says(row["phrase"], row["code"], codes)
+            if row["owner_id"] == owner_id
+            else words.says_whole(row["phrase"])
+            for words in spoken
+        )
+    ]
