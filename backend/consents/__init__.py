@@ -5,6 +5,6 @@ stored under is `backend.samples.upload`'s; what each consent state allows is `b
 
 This module is the area's public face: another area imports what is listed here, and nothing else of it."""
 
-from backend.consents.spoken_text import refuse_consent_phrases
+from backend.consents.spoken_text import PhrasesSaid, phrases_said, withdraw_phrases
 
-__all__ = ["refuse_consent_phrases"]
+__all__ = ["PhrasesSaid", "phrases_said", "withdraw_phrases"]

@@ -6,21 +6,22 @@ text of a synthesis is read before anything is spoken, and
   template's own words, at least `TEMPLATE_ACCURACY` of them in order, with or without four digits where the code
   goes), is refused (`ConsentPhraseSpoken`, 422) for every caller alike: the answer depends on the text alone, so it
   tells nobody whether any consent says it;
-- a text that says one of the caller's own phrases made in the last `RECENT_S` (open or not: `says_phrase`) is
-  refused the same way;
-- a text that says another account's phrase that still takes a recording is spoken, and that phrase is withdrawn:
+- a text that says one of the caller's own phrases made in the last `RECENT_S` (open or not: `says_phrase`, half its
+  words, or a quarter of them and its code) is refused the same way;
+- a text that says another account's phrase that still takes a recording as a reading must (half its words in one
+  stretch: `SpokenText.says_whole`) is spoken, and that phrase is withdrawn:
   it lapses now (the consent reads `expired`, an audit event `consent.phrase_withdrawn` says why), so the audio
   made verifies nothing. The caller's answer is the one any other text gets: no oracle of another account's
   phrase, and no way to learn one by trying codes.
 
 Texts are compared as a reader says them (`spoken_words`): accents, case and punctuation dropped, every digit a
-word ("4719", "4 7 1 9", "four, seven, one, nine" and "四、七、一、九" alike), the words that sound like a digit read
-as it ("for", "to", "won", "ate", "oh"), and Chinese and Japanese (which put no spaces between words) cut into
-their phrases' words, however written, and characters; a text with characters nobody hears is read with them as
-nothing and as spaces. What this does not see: a phrase respelled so that a voice reads it the same ("sevven";
-Chinese homophones, 同义 for 同意; Japanese readings beyond the phrase's words), words run together without
-spaces, or a phrase said in pieces across several syntheses and joined (a splice, which the reading's own checks
-judge).
+word ("4719", "4 7 1 9", "four, seven, one, nine", "cuatro, siete, uno, nueve" and "四、七、一、九" alike), the words
+that sound like a digit read as it ("for", "to", "won", "ate", "oh"), and Chinese and Japanese (which put no
+spaces between words) cut into their phrases' words, however written, and characters; a text with characters
+nobody hears is read with them as nothing and as spaces. What this does not see: a phrase respelled so that a voice
+reads it the same ("sevven"; Chinese homophones, 同义 for 同意; Japanese readings beyond the phrase's
+words), words run together without spaces, or a phrase said in pieces across several syntheses and joined (a
+splice, which the reading's own checks judge).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,7 +46,7 @@ from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_all
 from backend.db.queries import load_queries
-from backend.db.units import become_service
+from backend.db.units import Database, become_service
 from backend.errors import ConsentPhraseSpoken
 
 _Q = load_queries(Path(__file__).with_suffix(".sql"))
@@ -62,7 +64,10 @@ TEMPLATE_ACCURACY: Final = MIN_WORD_ACCURACY
 CODE_ACCURACY: Final = 0.25
 #: The most other words heard between two digits of a code that still say it.
 CODE_GAP: Final = 2
-#: Words that sound as a digit does: a voice reading them says the digit.
+#: Words that sound as a digit does: a voice reading them says the digit. English's homophones, and every digit word
+#: of the phrases written in Latin letters, accents dropped ("cuatro", "vier", "quatre", "quattro", "quatro"): a
+#: voice reading the language says the digit, so a code written in its words is a code (`codes_in`), whatever the
+#: language it is written in (the text's language is not known; "un" and "uno" are digits everywhere, as "for" is).
 SOUNDS_LIKE: Final = {
     "to": "two",
     "too": "two",
@@ -73,6 +78,17 @@ SOUNDS_LIKE: Final = {
     "oh": "zero",
     "o": "zero",
     "nought": "zero",
+} | {
+    folded: DIGIT_WORDS[digit]
+    for wording in WORDINGS.values()
+    for digit, word in enumerate(wording.digit_words)
+    if re.fullmatch(
+        "[a-z]+",
+        folded := "".join(
+            char for char in unicodedata.normalize("NFD", word.casefold()) if unicodedata.category(char) != "Mn"
+        ),
+    )
+    and folded != DIGIT_WORDS[digit]
 }
 #: A word of Latin letters, or a run of Chinese or Japanese (hiragana, katakana's letters no hiragana has, the
 #: prolonged sound mark, and the CJK ideographs with their extension A and the compatibility block): their
@@ -177,8 +193,31 @@ def spoken_readings(text: str) -> list[list[str]]:
     return [words, spoken_words(text, silent=" ")]
 
 
+#: What no voice says that is no format character: the braille blank, the object replacement and replacement
+#: characters; and, by category, private-use, unassigned and surrogate code points (`_silent`). Read as a space
+#: alone, one inside each word hid a whole phrase from the comparison.
+_UNSPOKEN: Final = frozenset("\u2800\ufffc\ufffd")
+#: Cyrillic and Greek letters that look like Latin ones, lowercase, as `spoken_words` folds them in a word that mixes
+#: them with Latin letters ("Lovelace" with its o Cyrillic, U+043E): a voice reads them as the Latin letter, and the
+#: comparison, which keeps Latin words, read such a word as two.
+_LOOK_ALIKES: Final = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u051b\u051d\u04cf\u043a"
+    "\u03b1\u03bf\u03c1\u03b9\u03ba\u03bd\u03c5\u03c7\u03b5\u0131\u0261",
+    "aeopcyxijshdqwlkaopikvuxeig",
+)
+#: A word of Latin, Cyrillic or Greek letters (`_unmixed` folds one that mixes them).
+_ALPHABETIC_WORD: Final = re.compile(r"[a-z\u0370-\u03ff\u0400-\u052f]+")
+
+
+def _unmixed(word: re.Match[str]) -> str:
+    """A word that mixes Latin letters with Cyrillic or Greek ones with `_LOOK_ALIKES` folded; any other as it is."""
+    text = word.group()
+    mixed = not text.isascii() and any("a" <= char <= "z" for char in text)
+    return text.translate(_LOOK_ALIKES) if mixed else text
+
+
 def _silent(char: str) -> bool:
-    return char in _SILENT or unicodedata.category(char) == "Cf"
+    return char in _SILENT or char in _UNSPOKEN or unicodedata.category(char) in {"Cf", "Co", "Cn", "Cs"}
 
 
 def spoken_words(text: str, *, silent: str = "") -> list[str]:
@@ -203,6 +242,7 @@ def spoken_words(text: str, *, silent: str = "") -> list[str]:
         for char in decomposed
     )
     plain = _LONE_PROLONGING.sub("", unicodedata.normalize("NFC", kept).casefold())
+    plain = _ALPHABETIC_WORD.sub(_unmixed, plain)
     out: list[str] = []
     # Chinese or Japanese is read on across what separates it but other words and digits (spaces, punctuation, a
     # middle dot between every character): nobody hears those.
@@ -337,24 +377,34 @@ def codes_in(words: Sequence[str]) -> set[str]:
 
 
 def says_phrase(words: Sequence[str], phrase: str, code: str) -> bool:
-    """Whether ``words`` (`spoken_words`) say ``phrase``, as a reading would be heard saying it: its code (four digits
-    in order) and `CODE_ACCURACY` of its words, or `MIN_WORD_ACCURACY` of them without the code."""
+    """Whether ``words`` (`spoken_words`) say ``phrase`` as its owner's text is held to: `MIN_WORD_ACCURACY` of its
+    words in one stretch, or its code (four digits in order) and `CODE_ACCURACY` of them."""
     return SpokenText(words).says(phrase, code, codes_in(words))
 
 
 class SpokenText:
     """A text's words (`spoken_words`) made ready once to be compared with every phrase it may say: how often it says
-    each word, and its words as numbers for the alignment."""
+    each word, and its words as numbers for the alignment. A phrase whose words the text cannot fill in the share
+    needed, however they are aligned, is answered without the alignment: a text that says thousands of codes is
+    compared with every open phrase that has one of them."""
 
     def __init__(self, words: Sequence[str]) -> None:
         self._counts = Counter(words)
         self._table = _Table(words)
 
     def says(self, phrase: str, code: str, codes: set[str]) -> bool:
-        """`says_phrase`, ``codes`` the codes the text says (`codes_in`). A phrase whose words the text cannot
-        fill in the share needed, however they are aligned, is answered without the alignment: a text that says
-        thousands of codes is compared with every open phrase that has one of them."""
-        needed = CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY
+        """`says_phrase`, ``codes`` the codes the text says (`codes_in`): how the caller's own phrase is held."""
+        return self._says(phrase, CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY)
+
+    def says_whole(self, phrase: str) -> bool:
+        """Whether the text says `MIN_WORD_ACCURACY` of ``phrase``'s words in one stretch, as a reading of it must
+        (its code among them): how another account's phrase is held. Less would take a splice with other audio to
+        pass a reading, which the reading's own checks judge; and a quarter of the words with the code let one
+        text of short stretches ("I type. My code is 59536533.", again and again) say half the open phrases of a
+        language."""
+        return self._says(phrase, MIN_WORD_ACCURACY)
+
+    def _says(self, phrase: str, needed: float) -> bool:
         reference = _phrase_words(phrase)
         fillable = sum(min(count, self._counts[word]) for word, count in Counter(reference).items())
         return fillable >= needed * len(reference) and self._table.accuracy(reference) >= needed
@@ -366,36 +416,80 @@ def _phrase_words(phrase: str) -> tuple[str, ...]:
     return tuple(spoken_words(phrase))
 
 
-async def refuse_consent_phrases(conn: Connection, owner_id: uuid.UUID, text: str, cpu: CpuExecutor) -> None:
-    """Before ``text`` is spoken for ``owner_id``, on the transaction that accepts it: ConsentPhraseSpoken (422)
-    when it reads as a consent phrase, or says one of the owner's phrases made in the last `RECENT_S`; another
-    account's open phrase it says is withdrawn on ``conn`` (it commits with the synthesis, or not at all). Switches
-    ``conn`` to the service role when a phrase is looked up (the text says a code): the phrases are every
-    account's. The phrases found are compared with the text on ``cpu``, in the owner's lane: a text that says
-    thousands of codes is compared with every open phrase, a millisecond or two each."""
+#: Texts up to this long are read on the event loop (well under a millisecond); a longer one, up to 5,000 characters
+#: and tens of milliseconds, on the CPU executor in its owner's lane.
+LOOP_TEXT_CHARS: Final = 200
+
+
+@dataclass(frozen=True)
+class PhrasesSaid:
+    """What a text to speak says of the phrases there are (`phrases_said`): other accounts' open phrases, which
+    lapse with the synthesis (`withdraw_phrases`)."""
+
+    others: tuple[uuid.UUID, ...] = ()
+
+
+async def phrases_said(db: Database, cpu: CpuExecutor, owner_id: uuid.UUID, text: str) -> PhrasesSaid:
+    """Before ``text`` is spoken for ``owner_id``, outside the transaction that accepts it: ConsentPhraseSpoken (422)
+    when it reads as a consent phrase, or says one of the owner's phrases made in the last `RECENT_S`; else the other
+    accounts' open phrases it says. The phrases with a code the text says are read in one statement as the service
+    (they are every account's), and compared with the text on ``cpu`` in the owner's lane, no connection held while
+    that waits: a text that says thousands of codes is compared with every open phrase, a millisecond or two each,
+    and a transaction left idle that long is ended by the server. Reading them before the transaction misses none
+    that matter: a phrase's code is known only once the phrase is stored, so any phrase a text says was there
+    before the text was written."""
+    if len(text) > LOOP_TEXT_CHARS:
+        readings, codes = await cpu.run(owner_id, _read, text)
+    else:
+        readings, codes = _read(text)
+    if not codes:
+        return PhrasesSaid()
+    query = {"codes": sorted(codes), "owner_id": owner_id, "recent_seconds": RECENT_S}
+    async with db.service_statement() as conn:
+        rows = await fetch_all(conn, _Q["phrases_with_codes"], query)
+    said = await cpu.run(owner_id, _said, readings, rows, codes, owner_id) if rows else []
+    if any(row["owner_id"] == owner_id and row["recent"] for row in said):
+        raise ConsentPhraseSpoken
+    return PhrasesSaid(tuple(row["id"] for row in said if row["owner_id"] != owner_id and row["open"]))
+
+
+async def withdraw_phrases(conn: Connection, said: PhrasesSaid) -> None:
+    """On the transaction that accepts the text (it commits with the synthesis, or not at all): the phrases ``said``
+    names that still take a recording lapse now, each with an audit event. Switches ``conn`` to the service role
+    when there are any: they are other accounts'."""
+    if not said.others:
+        return
+    await become_service(conn)
+    for phrase_id in said.others:
+        if await fetch_all(conn, _Q["withdraw_phrase"], {"id": phrase_id}):
+            detail = {"reason": "spoken_by_voicegate"}
+            await record_audit(
+                conn, "consent-check", "consent.phrase_withdrawn", "voice_consent", phrase_id, detail=detail
+            )
+
+
+def _read(text: str) -> tuple[list[list[str]], set[str]]:
+    """``text``'s readings (`spoken_readings`) and the codes they say; ConsentPhraseSpoken when one reads as a
+    consent phrase."""
     readings = spoken_readings(text)
     if any(map(reads_as_consent, readings)):
         raise ConsentPhraseSpoken
-    codes = set().union(*map(codes_in, readings))
-    if not codes:
-        return
-    await become_service(conn)
-    query = {"codes": sorted(codes), "owner_id": owner_id, "recent_seconds": RECENT_S}
-    rows = await fetch_all(conn, _Q["phrases_with_codes"], query)
-    said = await cpu.run(owner_id, _said, readings, rows, codes) if rows else []
-    if any(row["owner_id"] == owner_id and row["recent"] for row in said):
-        raise ConsentPhraseSpoken
-    for row in said:
-        if row["owner_id"] != owner_id and row["open"]:
-            withdrawn = await fetch_all(conn, _Q["withdraw_phrase"], {"id": row["id"]})
-            if withdrawn:
-                detail = {"reason": "spoken_by_voicegate"}
-                await record_audit(
-                    conn, "consent-check", "consent.phrase_withdrawn", "voice_consent", row["id"], detail=detail
-                )
+    return readings, set().union(*map(codes_in, readings))
 
 
-def _said(readings: list[list[str]], rows: list[dict[str, Any]], codes: set[str]) -> list[dict[str, Any]]:
-    """The ``rows`` (`phrases_with_codes`) that one of a text's ``readings`` says, ``codes`` the codes they say."""
+def _said(
+    readings: list[list[str]], rows: list[dict[str, Any]], codes: set[str], owner_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """The ``rows`` (`phrases_with_codes`) that one of a text's ``readings`` says, ``codes`` the codes they say: the
+    owner's as `SpokenText.says` holds them, another account's as `SpokenText.says_whole` does."""
     spoken = [SpokenText(words) for words in readings]
-    return [row for row in rows if any(words.says(row["phrase"], row["code"], codes) for words in spoken)]
+    return [
+        row
+        for row in rows
+        if any(
+            words.says(row["phrase"], row["code"], codes)
+            if row["owner_id"] == owner_id
+            else words.says_whole(row["phrase"])
+            for words in spoken
+        )
+    ]

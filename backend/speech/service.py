@@ -38,7 +38,7 @@ import psycopg
 
 from backend.audio.formats import MEDIA_TYPES, SpeechFormat, StreamEncoder
 from backend.auth.verify import UserClaims
-from backend.consents import refuse_consent_phrases
+from backend.consents import phrases_said, withdraw_phrases
 from backend.cpu import CpuExecutor
 from backend.db.connection import Connection
 from backend.db.queries import load_queries
@@ -322,6 +322,7 @@ class SpeechService:
         passes, NotFound for anyone else's reflection. `ended` is called once an opened stream has ended."""
         text = cleaned(request.text)
         opening = _Opening(self.ledger, uuid.UUID(claims.sub))
+        said = await phrases_said(self.db, self.cpu, opening.owner_id, text)
         async with opening, self.db.user_transaction(claims.raw) as conn:
             launch = launch_voice(await reflection_rows.launch_row(conn, reflection_id))
             opened = _Opened(
@@ -331,7 +332,7 @@ class SpeechService:
                 reflection_id=reflection_id,
                 attempt_id=launch.attempt_id,
             )
-            await refuse_consent_phrases(conn, opening.owner_id, text, self.cpu)
+            await withdraw_phrases(conn, said)
             allowance = await opening.record(conn, opened, text, request.format, self.provider_settings)
         return await self._start(
             opening.stream_id, opened=opened, text=text, fmt=request.format, ended=ended, allowance=allowance
@@ -345,13 +346,14 @@ class SpeechService:
         ended."""
         text = cleaned(request.text)
         opening = _Opening(self.ledger, uuid.UUID(claims.sub))
+        said = await phrases_said(self.db, self.cpu, opening.owner_id, text)
         async with opening, self.db.user_transaction(claims.raw) as conn:
             row = await voice_rows.visible_row(conn, request.voice_id)
             if row is None:
                 raise NotFound("Voice not found.")
             voice = await _speaking(conn, row)
             opened = _Opened(owner_id=opening.owner_id, voice_id=request.voice_id, voice=voice)
-            await refuse_consent_phrases(conn, opening.owner_id, text, self.cpu)
+            await withdraw_phrases(conn, said)
             allowance = await opening.record(conn, opened, text, request.format, self.provider_settings)
         return await self._start(
             opening.stream_id, opened=opened, text=text, fmt=request.format, ended=ended, allowance=allowance

@@ -25,7 +25,7 @@ from backend import queues, samples
 from backend.audio.render import render_as_mp3
 from backend.auth.verify import UserClaims
 from backend.clone import StoredSample, start_clone
-from backend.consents import refuse_consent_phrases
+from backend.consents import phrases_said, withdraw_phrases
 from backend.cpu import CpuExecutor
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
@@ -130,6 +130,7 @@ class SynthesisService:
     ) -> tuple[JobAccepted, Allowance]:
         """`create_job`'s transaction: the job and its message, and the sample's voice first when it has none."""
         owner_id = uuid.UUID(claims.sub)
+        said = await phrases_said(self.db, self.cpu, owner_id, text)
         async with self.db.user_transaction(claims.raw) as conn:
             if request.sample_id is not None:
                 if not await samples.visible(conn, request.sample_id):
@@ -152,7 +153,7 @@ class SynthesisService:
                 voice_id, attempt_id = await _usable_voice(
                     conn, owner_id, request.voice_id, text, self.provider_settings
                 )
-            await refuse_consent_phrases(conn, owner_id, text, self.cpu)
+            await withdraw_phrases(conn, said)
             # Counted under the user's usage lock, so their jobs queued at once stay within the bound whichever
             # process queues them.
             admitted = await ledger.admit_job(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import cast
 import pytest
 
 from backend.clone.preview_step import PREVIEW_TEXT
+from backend.consents.languages import WORDINGS
 from backend.consents.phrase import CODE_DIGITS, DIGIT_WORDS, MIN_WORD_ACCURACY, align, make_phrase, phrase_for
 from backend.consents.spoken_text import (
     CODE_ACCURACY,
@@ -25,14 +27,14 @@ from backend.consents.spoken_text import (
     accuracy,
     codes_in,
     fewest_errors,
+    phrases_said,
     reads_as_consent,
-    refuse_consent_phrases,
     says_phrase,
     spoken_readings,
     spoken_words,
 )
 from backend.cpu import CpuExecutor
-from backend.db.connection import Connection
+from backend.db.units import Database
 from backend.errors import ConsentPhraseSpoken
 from devkit.speech_maker import SENTENCES
 
@@ -219,9 +221,9 @@ def test_a_text_reads_as_consent_exactly_when_the_alignment_says_so(template: li
 
 
 def test_a_phrase_is_said_exactly_when_the_alignment_says_so() -> None:
-    """`SpokenText.says` answers a phrase whose words the text cannot fill without the alignment's table (a text
-    that says thousands of codes is held to every open phrase): on texts made from phrases' words and digits, cut,
-    changed and padded with other digits, its answer is the table's."""
+    """`SpokenText` answers a phrase whose words the text cannot fill without the alignment's table (a text that says
+    thousands of codes is held to every open phrase): on texts made from phrases' words and digits, cut, changed
+    and padded with other digits, its answers are the table's, for the caller's own phrase and another's."""
     rng = random.Random(13)  # noqa: S311 - reproducible cases, no secret
     answers = []
     for _ in range(600):
@@ -232,12 +234,69 @@ def test_a_phrase_is_said_exactly_when_the_alignment_says_so() -> None:
         for _ in range(rng.randint(0, 15)):
             text.insert(rng.randrange(len(text) + 1), rng.choice([*DIGIT_WORDS, "weather", "today"]))
         codes = codes_in(text)
-        expected = accuracy(reference, text) >= (CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY)
+        score = accuracy(reference, text)
+        own = score >= MIN_WORD_ACCURACY or (code in codes and score >= CODE_ACCURACY)
 
-        assert SpokenText(text).says(phrase, code, codes) == expected, (phrase, text)
-        assert says_phrase(text, phrase, code) == expected
-        answers.append(expected)
+        assert SpokenText(text).says(phrase, code, codes) == own, (phrase, text)
+        assert says_phrase(text, phrase, code) == own
+        assert SpokenText(text).says_whole(phrase) == (score >= MIN_WORD_ACCURACY), (phrase, text)
+        answers.append(own)
     assert 0.2 < sum(answers) / len(answers) < 0.8
+
+
+def test_a_text_of_short_stretches_and_codes_says_no_other_accounts_phrase() -> None:
+    """A few of a phrase's last words and a run of digits, again and again, say a quarter of every phrase whose code
+    the digits begin with (a helper's attack withdrew 27-69 % of the open phrases of each language with one text):
+    another account's phrase is said only by half its words. The caller's own is held to less."""
+    rng = random.Random(19)  # noqa: S311 - reproducible cases, no secret
+    stretches = " ".join(f"We type. My code is {rng.randrange(10**8):08d}." for _ in range(180))[:5000]
+    words = spoken_words(stretches)
+    codes = codes_in(words)
+    phrases = [phrase_for("John Smith", f"{rng.randrange(10**CODE_DIGITS):04d}") for _ in range(300)]
+
+    others = sum(SpokenText(words).says_whole(phrase.text) for phrase in phrases)
+    own = sum(SpokenText(words).says(phrase.text, phrase.code, codes) for phrase in phrases)
+
+    assert not reads_as_consent(words)
+    assert others == 0
+    assert own > 100, own
+
+
+@pytest.mark.parametrize("language", ["en", "es", "de", "fr", "pt", "it"])
+def test_a_phrase_in_look_alike_letters_still_reads_as_consent(language: str) -> None:
+    """Cyrillic o, a, e (U+043E, U+0430, U+0435) in Latin words read as the Latin letters by a voice: a helper's
+    attack passed the whole phrase in six languages so. A word wholly in another alphabet is left as it was."""
+    phrase = phrase_for("Ada Lovelace", "4719", language).text
+    disguised = phrase.translate({ord("o"): "\u043e", ord("a"): "\u0430", ord("e"): "\u0435"})
+
+    assert disguised != phrase
+    assert any(map(reads_as_consent, spoken_readings(disguised)))
+    assert spoken_words("\u0441\u043f\u0430\u0441\u0438\u0431\u043e") == []
+
+
+@pytest.mark.parametrize("unspoken", ["\ue000", "\ufffc", "\ufffd", "\u2800", "\u0378", "\U0010ffff"])
+def test_a_character_no_voice_says_inside_each_word_hides_no_phrase(unspoken: str) -> None:
+    """Private-use, unassigned and replacement characters, and the braille blank: one inside each word of the phrase
+    split every word in two, and the phrase passed. They are read as nothing, and as a space."""
+    phrase = phrase_for("Ada Lovelace", "4719").text
+    hidden = re.sub(r"\b(\w\w)(\w)", rf"\1{unspoken}\2", phrase)
+
+    assert hidden != phrase
+    assert any(map(reads_as_consent, spoken_readings(hidden)))
+
+
+@pytest.mark.parametrize("language", sorted(WORDINGS))
+def test_a_code_in_the_languages_own_words_is_a_code(language: str) -> None:
+    """A voice reading "cuatro, siete, uno, nueve" says 4719: a text that writes the code in its language's words
+    says the code, and a text of the subject's name and the phrase's last sentence ("Mi código es cuatro, ...")
+    says their phrase, as in English."""
+    phrase = phrase_for("Ada Lovelace", "4719", language)
+    said = "Ada Lovelace. " + [part for part in re.split(r"(?<=[.\u3002])\s*", phrase.text) if part][-1]
+
+    assert codes_in(spoken_words(phrase.text)) == {"4719"}
+    assert codes_in(spoken_words(said)) == {"4719"}
+    assert not reads_as_consent(spoken_words(said))
+    assert says_phrase(spoken_words(said), phrase.text, "4719")
 
 
 @pytest.mark.parametrize("language", ["es", "de", "fr", "pt", "it"])
@@ -290,7 +349,7 @@ async def test_a_chinese_or_japanese_phrase_is_refused_before_the_database_is_as
     text = silent.join(phrase_for("Grace Hopper", "1234", language).text)
 
     with pytest.raises(ConsentPhraseSpoken):
-        await refuse_consent_phrases(cast("Connection", None), uuid.uuid4(), text, cast("CpuExecutor", None))
+        await phrases_said(cast("Database", None), cast("CpuExecutor", None), uuid.uuid4(), text)
 
 
 @pytest.mark.parametrize(
