@@ -416,8 +416,8 @@ def _phrase_words(phrase: str) -> tuple[str, ...]:
     return tuple(spoken_words(phrase))
 
 
-#: Texts up to this long are read on the event loop (well under a millisecond); a longer one, up to 5,000 characters
-#: and tens of milliseconds, on the CPU executor in its owner's lane.
+#: Texts up to this long are read on the event loop (a sentence 0.2 ms; 200 digits after a zero-width space, read
+#: twice, 7 ms at worst); a longer one, up to 5,000 characters and 83 ms, on the CPU executor in its owner's lane.
 LOOP_TEXT_CHARS: Final = 200
 
 
