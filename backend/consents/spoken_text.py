@@ -197,23 +197,36 @@ def spoken_readings(text: str) -> list[list[str]]:
 #: characters; and, by category, private-use, unassigned and surrogate code points (`_silent`). Read as a space
 #: alone, one inside each word hid a whole phrase from the comparison.
 _UNSPOKEN: Final = frozenset("\u2800\ufffc\ufffd")
-#: Cyrillic and Greek letters that look like Latin ones, lowercase, as `spoken_words` folds them in a word that mixes
-#: them with Latin letters ("Lovelace" with its o Cyrillic, U+043E): a voice reads them as the Latin letter, and the
-#: comparison, which keeps Latin words, read such a word as two.
+#: Letters of other alphabets that look like Latin ones (Cyrillic, Greek, Armenian, and Latin's own small capitals and
+#: IPA letters), capital and small, as `spoken_words` folds them in a word that holds them with Latin letters, or
+#: holds nothing else ("Lovelace" with its o Cyrillic, U+043E; "MY" with a Greek capital upsilon): a voice reads
+#: them as the Latin letter, and the comparison, which keeps a-z, read such a word as two. Unicode's confusables
+#: (UTS #39) are more: what they hold beyond these is not folded.
 _LOOK_ALIKES: Final = str.maketrans(
-    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u051b\u051d\u04cf\u043a"
-    "\u03b1\u03bf\u03c1\u03b9\u03ba\u03bd\u03c5\u03c7\u03b5\u0131\u0261",
-    "aeopcyxijshdqwlkaopikvuxeig",
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0423\u0430\u0435\u043e\u0440"
+    "\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u051b\u051d\u04cf\u043a\u0442\u043c\u043d\u0432"
+    "\u04af\u04bd\u0475\u0461\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4"
+    "\u03a5\u03a7\u03b1\u03bf\u03c1\u03b9\u03ba\u03bd\u03c5\u03c7\u03b5\u03c4\u03b3\u03f2\u03f3\u0585"
+    "\u0578\u0570\u057d\u0581\u0251\u0269\u026a\u025b\u0261\u029f\u1d0f\u1d04\u1d1c\u1d07\u1d1b\u0280"
+    "\u0274\u1d0d\u028f\u1d00\u0299\u1d05\u0262\u029c\u1d0a\u1d0b\u1d18\ua731\u1d20\u1d21\u1d22\u0131"
+    "\u0142\u0237\u0141",
+    "ABEKMHOPCTXYaeopcyxijshdqwlktmhbyevwABEZHIKMNOPTYXaopikvuxetycjonhugaiieglocuetrnmyabdghjkpsvwziljL",
 )
-#: A word of Latin, Cyrillic or Greek letters (`_unmixed` folds one that mixes them).
-_ALPHABETIC_WORD: Final = re.compile(r"[a-z\u0370-\u03ff\u0400-\u052f]+")
+#: A word of letters of those alphabets (`_unmixed` folds one whose letters look Latin).
+_ALPHABETIC_WORD: Final = re.compile(
+    "[A-Za-z\u0100-\u024f\u0250-\u02af\u0370-\u03ff\u0400-\u052f\u0530-\u058f\u1d00-\u1d7f\ua720-\ua7ff]+"
+)
 
 
 def _unmixed(word: re.Match[str]) -> str:
-    """A word that mixes Latin letters with Cyrillic or Greek ones with `_LOOK_ALIKES` folded; any other as it is."""
+    """A word with `_LOOK_ALIKES` folded when it holds them with Latin letters, or (two letters or more) holds
+    nothing else; any other as it is (a Russian word stays Russian)."""
     text = word.group()
-    mixed = not text.isascii() and any("a" <= char <= "z" for char in text)
-    return text.translate(_LOOK_ALIKES) if mixed else text
+    if text.isascii():
+        return text
+    folded = text.translate(_LOOK_ALIKES)
+    latin = any(char.isascii() for char in text)
+    return folded if latin or (len(text) > 1 and folded.isascii()) else text
 
 
 def _silent(char: str) -> bool:
@@ -241,8 +254,8 @@ def spoken_words(text: str, *, silent: str = "") -> list[str]:
         else char
         for char in decomposed
     )
-    plain = _LONE_PROLONGING.sub("", unicodedata.normalize("NFC", kept).casefold())
-    plain = _ALPHABETIC_WORD.sub(_unmixed, plain)
+    unmixed = _ALPHABETIC_WORD.sub(_unmixed, unicodedata.normalize("NFC", kept))
+    plain = _LONE_PROLONGING.sub("", unmixed.casefold())
     out: list[str] = []
     # Chinese or Japanese is read on across what separates it but other words and digits (spaces, punctuation, a
     # middle dot between every character): nobody hears those.
@@ -263,16 +276,18 @@ def _cjk_words(run: str) -> list[str]:
     return [_CJK_FORMS.get(piece, piece) for piece in _CJK_PIECE.findall(run)]
 
 
-def fewest_errors(reference: Sequence[str | None], heard: Sequence[str]) -> int:
+def fewest_errors(reference: Sequence[str | None], heard: Sequence[str], required: range = range(0)) -> int:
     """The fewest substitutions, deletions and insertions that turn ``reference`` into a stretch of ``heard`` (words
     before and after the stretch are free), as `backend.consents.phrase.align` counts them; None in ``reference`` is a
-    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word."""
-    return _Table(heard).fewest_errors(reference)
+    gap that takes any words at no cost, and `_ANY_DIGIT` matches any digit word. The words of ``reference`` at
+    ``required`` must be said in the stretch: one that is not costs more than all of ``reference``."""
+    return _Table(heard).fewest_errors(reference, required)
 
 
-def accuracy(reference: Sequence[str | None], heard: Sequence[str]) -> float:
-    """1 - errors / the reference's words (its gaps not counted), as a reading is scored."""
-    return _Table(heard).accuracy(reference)
+def accuracy(reference: Sequence[str | None], heard: Sequence[str], required: range = range(0)) -> float:
+    """1 - errors / the reference's words (its gaps not counted), as a reading is scored (``required`` as
+    `fewest_errors` takes it)."""
+    return _Table(heard).accuracy(reference, required)
 
 
 class _Table:
@@ -285,24 +300,25 @@ class _Table:
         self._said = np.array([self._ids[word] for word in heard], dtype=np.int64)
         self._digits = np.isin(self._said, [self._ids[word] for word in _DIGIT_SET if word in self._ids])
 
-    def fewest_errors(self, reference: Sequence[str | None]) -> int:
+    def fewest_errors(self, reference: Sequence[str | None], required: range = range(0)) -> int:
         """`fewest_errors` of ``reference`` and this text."""
         columns = np.arange(self._said.size + 1)
         row = np.zeros(self._said.size + 1, dtype=np.int64)  # the stretch may start anywhere
-        for word in reference:
+        for at, word in enumerate(reference):
             if word is None:
                 row = np.minimum.accumulate(row)
                 continue
+            miss = len(reference) + 1 if at in required else 1
             matches = self._digits if word == _ANY_DIGIT else self._said == self._ids.get(word, -1)
-            best = row + 1  # the word not said
-            best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, 1))
+            best = row + miss  # the word not said
+            best[1:] = np.minimum(best[1:], row[:-1] + np.where(matches, 0, miss))
             row = np.minimum.accumulate(best - columns) + columns  # words said that are not the phrase's
         return int(row.min())
 
-    def accuracy(self, reference: Sequence[str | None]) -> float:
+    def accuracy(self, reference: Sequence[str | None], required: range = range(0)) -> float:
         """`accuracy` of ``reference`` and this text."""
         scorable = sum(word is not None for word in reference)
-        return max(0.0, 1.0 - self.fewest_errors(reference) / scorable) if scorable else 0.0
+        return max(0.0, 1.0 - self.fewest_errors(reference, required) / scorable) if scorable else 0.0
 
 
 def template_words(template: str) -> list[str | None]:
@@ -394,26 +410,34 @@ class SpokenText:
 
     def says(self, phrase: str, code: str, codes: set[str]) -> bool:
         """`says_phrase`, ``codes`` the codes the text says (`codes_in`): how the caller's own phrase is held."""
-        return self._says(phrase, CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY)
+        reference, _ = _phrase_words(phrase, code)
+        needed = CODE_ACCURACY if code in codes else MIN_WORD_ACCURACY
+        return self._fillable(reference) >= needed * len(reference) and self._table.accuracy(reference) >= needed
 
-    def says_whole(self, phrase: str) -> bool:
-        """Whether the text says `MIN_WORD_ACCURACY` of ``phrase``'s words in one stretch, as a reading of it must
-        (its code among them): how another account's phrase is held. Less would take a splice with other audio to
-        pass a reading, which the reading's own checks judge; and a quarter of the words with the code let one
-        text of short stretches ("I type. My code is 59536533.", again and again) say half the open phrases of a
-        language."""
-        return self._says(phrase, MIN_WORD_ACCURACY)
+    def says_whole(self, phrase: str, code: str) -> bool:
+        """Whether the text says `MIN_WORD_ACCURACY` of ``phrase``'s words in one stretch with its code in it, where
+        the phrase says it, as a reading of it must: how another account's phrase is held. Less would take a
+        splice with other audio to pass a reading, which the reading's own checks judge. A quarter of the words
+        with the code let one text of short stretches ("We type. My code is 59536533.", again and again) say half
+        the open phrases of a language, and half of them with the code anywhere (2 characters of a Chinese name, 10
+        of the template, then one block of digits for every stretch) a fifth of Chinese's."""
+        reference, code_at = _phrase_words(phrase, code)
+        return self._fillable(reference) >= MIN_WORD_ACCURACY * len(reference) and (
+            self._table.accuracy(reference, code_at) >= MIN_WORD_ACCURACY
+        )
 
-    def _says(self, phrase: str, needed: float) -> bool:
-        reference = _phrase_words(phrase)
-        fillable = sum(min(count, self._counts[word]) for word, count in Counter(reference).items())
-        return fillable >= needed * len(reference) and self._table.accuracy(reference) >= needed
+    def _fillable(self, reference: Sequence[str]) -> int:
+        return sum(min(count, self._counts[word]) for word, count in Counter(reference).items())
 
 
 @functools.lru_cache(maxsize=4096)
-def _phrase_words(phrase: str) -> tuple[str, ...]:
-    """A phrase's `spoken_words`, kept: the open phrases are the same from one text to the next."""
-    return tuple(spoken_words(phrase))
+def _phrase_words(phrase: str, code: str) -> tuple[tuple[str, ...], range]:
+    """A phrase's `spoken_words`, and where in them its code is said (the last place its four digits are; every
+    word, for a phrase that does not say it), kept: the open phrases are the same from one text to the next."""
+    words = tuple(spoken_words(phrase))
+    digits = tuple(DIGIT_WORDS[int(digit)] for digit in code)
+    starts = [at for at in range(len(words) - len(digits) + 1) if words[at : at + len(digits)] == digits]
+    return words, range(starts[-1], starts[-1] + len(digits)) if starts else range(len(words) + 1)
 
 
 #: Texts up to this long are read on the event loop (a sentence 0.2 ms; 200 digits after a zero-width space, read
@@ -489,7 +513,7 @@ def _said(
         if any(
             words.says(row["phrase"], row["code"], codes)
             if row["owner_id"] == owner_id
-            else words.says_whole(row["phrase"])
+            else words.says_whole(row["phrase"], row["code"])
             for words in spoken
         )
     ]

@@ -6,6 +6,7 @@ own tests, benchmarks and page speak are none of these."""
 from __future__ import annotations
 
 import csv
+import functools
 import random
 import re
 import time
@@ -220,6 +221,56 @@ def test_a_text_reads_as_consent_exactly_when_the_alignment_says_so(template: li
     assert answers == {True, False}
 
 
+def test_required_words_must_be_said_in_the_stretch() -> None:
+    """`fewest_errors` with words required: on small random cases, what trying every stretch and every alignment
+    finds, a required word left unsaid costing more than the whole reference."""
+
+    def errors(reference: list[str], heard: list[str], required: range) -> int:
+        miss = len(reference) + 1
+
+        @functools.cache
+        def cost(i: int, j: int, end: int) -> int:  # reference[i:] against heard[j:end]
+            if i == len(reference):
+                return end - j
+            unsaid = miss if i in required else 1
+            best = unsaid + cost(i + 1, j, end)
+            if j < end:
+                best = min(best, cost(i, j + 1, end) + 1)
+                best = min(best, cost(i + 1, j + 1, end) + (0 if reference[i] == heard[j] else unsaid))
+            return best
+
+        return min(cost(0, start, end) for start in range(len(heard) + 1) for end in range(start, len(heard) + 1))
+
+    rng = random.Random(17)  # noqa: S311 - reproducible cases, no secret
+    vocabulary = ["a", "b", "c", "d"]
+    for _ in range(300):
+        reference = [rng.choice(vocabulary) for _ in range(rng.randint(1, 7))]
+        heard = [rng.choice(vocabulary) for _ in range(rng.randint(0, 9))]
+        first = rng.randrange(len(reference))
+        required = range(first, rng.randint(first, len(reference)))
+
+        assert fewest_errors(reference, heard, required) == errors(reference, heard, required), (reference, heard)
+
+
+def test_half_a_phrase_with_its_code_elsewhere_is_no_other_accounts_phrase() -> None:
+    """Two characters of a common Chinese given name and the template's next ten, again and again, and one block of
+    digits for all of them: half of many phrases' words, and every code, but no code where a phrase says it (a
+    helper's attack withdrew a fifth of the open Chinese phrases so)."""
+    rng = random.Random(23)  # noqa: S311 - reproducible cases, no secret
+    names = ["王秀华", "李秀华", "张秀华", "刘秀华", "陈秀华"]
+    digits = "".join(rng.choice("0123456789") for _ in range(1200))
+    stretch = "秀华同意voicegate用我的录音制作我的合成声音来"
+    text = (digits + stretch * 200)[:5000]
+    words = spoken_words(text)
+    phrases = [phrase_for(rng.choice(names), f"{rng.randrange(10**CODE_DIGITS):04d}", "zh") for _ in range(200)]
+
+    assert not reads_as_consent(words)
+    assert sum(SpokenText(words).says_whole(phrase.text, phrase.code) for phrase in phrases) == 0
+    whole = phrases[0]
+    said = f"{whole.text.split('，')[1]}{stretch}。{whole.text[whole.text.rfind('我的验证码') :]}"  # noqa: RUF001
+    assert SpokenText(spoken_words(said)).says_whole(whole.text, whole.code)
+
+
 def test_a_phrase_is_said_exactly_when_the_alignment_says_so() -> None:
     """`SpokenText` answers a phrase whose words the text cannot fill without the alignment's table (a text that says
     thousands of codes is held to every open phrase): on texts made from phrases' words and digits, cut, changed
@@ -239,7 +290,9 @@ def test_a_phrase_is_said_exactly_when_the_alignment_says_so() -> None:
 
         assert SpokenText(text).says(phrase, code, codes) == own, (phrase, text)
         assert says_phrase(text, phrase, code) == own
-        assert SpokenText(text).says_whole(phrase) == (score >= MIN_WORD_ACCURACY), (phrase, text)
+        code_at = range(len(reference) - CODE_DIGITS, len(reference))
+        whole = accuracy(reference, text, code_at) >= MIN_WORD_ACCURACY
+        assert SpokenText(text).says_whole(phrase, code) == whole, (phrase, text)
         answers.append(own)
     assert 0.2 < sum(answers) / len(answers) < 0.8
 
@@ -254,7 +307,7 @@ def test_a_text_of_short_stretches_and_codes_says_no_other_accounts_phrase() -> 
     codes = codes_in(words)
     phrases = [phrase_for("John Smith", f"{rng.randrange(10**CODE_DIGITS):04d}") for _ in range(300)]
 
-    others = sum(SpokenText(words).says_whole(phrase.text) for phrase in phrases)
+    others = sum(SpokenText(words).says_whole(phrase.text, phrase.code) for phrase in phrases)
     own = sum(SpokenText(words).says(phrase.text, phrase.code, codes) for phrase in phrases)
 
     assert not reads_as_consent(words)
@@ -272,6 +325,25 @@ def test_a_phrase_in_look_alike_letters_still_reads_as_consent(language: str) ->
     assert disguised != phrase
     assert any(map(reads_as_consent, spoken_readings(disguised)))
     assert spoken_words("\u0441\u043f\u0430\u0441\u0438\u0431\u043e") == []
+
+
+@pytest.mark.parametrize(
+    "letters",
+    [
+        {"o": "\u0585"},  # Armenian oh
+        {"T": "\u0422", "M": "\u041c", "Y": "\u03a5", "N": "\u039d"},  # Cyrillic and Greek capitals, the text upper
+        {"e": "\u1d07", "t": "\u1d1b", "r": "\u0280", "n": "\u0274"},  # Latin small capitals
+    ],
+)
+def test_a_phrase_in_other_look_alike_letters_still_reads_as_consent(letters: dict[str, str]) -> None:
+    """A second attack's letters: Armenian, capitals (Greek capital nu is N, though its small form looks like v),
+    Latin small capitals."""
+    phrase = phrase_for("Ada Lovelace", "4719").text
+    text = phrase.upper() if any(letter.isupper() for letter in letters) else phrase
+    disguised = text.translate(str.maketrans(letters))
+
+    assert disguised != text
+    assert any(map(reads_as_consent, spoken_readings(disguised)))
 
 
 @pytest.mark.parametrize("unspoken", ["\ue000", "\ufffc", "\ufffd", "\u2800", "\u0378", "\U0010ffff"])
