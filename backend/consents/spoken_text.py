@@ -356,12 +356,16 @@ def reads_as_consent(words: Sequence[str]) -> bool:
         return False
     heard = Counter(words)
     digits = sum(heard[word] for word in _DIGIT_SET)
+    table: _Table | None = None  # the text's words as numbers, made once for every template that needs them
     for template, counts in zip(TEMPLATES, _TEMPLATE_COUNTS, strict=True):
         # A slot no word of the text can fill is an error whatever the alignment: a text that cannot reach the
         # accuracy even so (every text spoken but a phrase) is answered without the alignment's table, on the event
         # loop of every speech stream's opening.
         fillable = sum(min(n, digits if word == _ANY_DIGIT else heard[word]) for word, n in counts.items())
-        if fillable >= TEMPLATE_ACCURACY * counts.total() and accuracy(template, words) >= TEMPLATE_ACCURACY:
+        if fillable < TEMPLATE_ACCURACY * counts.total():
+            continue
+        table = table or _Table(words)
+        if table.accuracy(template) >= TEMPLATE_ACCURACY:
             return True
     return False
 
