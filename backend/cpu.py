@@ -34,6 +34,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -67,6 +68,47 @@ def yielding(yes: bool) -> Iterator[None]:
         yield
     finally:
         _YIELDING.reset(token)
+
+
+class LongCalls:
+    """A use case's long calls (a reading of a consent phrase: a few CPU-seconds) and whose they are, in this
+    process, so that no user keeps a first-tier thread busy with them more than half the time: a user's call is
+    queued in the first tier only when none of theirs is in hand and their last ended at least as long ago as it
+    took; otherwise it is `yielding`. A flood of them, at once or one after another, then runs beside everyone
+    else's work at the kernel's say (the second tier's), not before it; a person reading again after a refusal
+    (they hear it, then speak for several seconds) is in the first tier each time."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held: dict[Owner, int] = {}
+        #: When each user's last call's rest ends (on `clock`), the most recent last; the oldest forgotten.
+        self._rest: OrderedDict[Owner, float] = OrderedDict()
+
+    @contextlib.contextmanager
+    def taking(self, owner: Owner) -> Iterator[None]:
+        """Count the block as one of `owner`'s calls in hand; within it, CPU calls are `yielding` unless it is
+        their only one and their last has rested (see the class)."""
+        started = self._clock()
+        before = self._held.get(owner, 0)
+        self._held[owner] = before + 1
+        try:
+            with yielding(before > 0 or started < self._rest.get(owner, 0.0)):
+                yield
+        finally:
+            ended = self._clock()
+            left = self._held[owner] - 1
+            if left:
+                self._held[owner] = left
+            else:
+                del self._held[owner]
+            self._rest[owner] = max(self._rest.get(owner, 0.0), ended + (ended - started))
+            self._rest.move_to_end(owner)
+            if len(self._rest) > _REMEMBERED:
+                self._rest.popitem(last=False)
+
+    def held(self, owner: Owner) -> int:
+        """How many of `owner`'s calls are in hand."""
+        return self._held.get(owner, 0)
 
 
 def usable_cores() -> int:

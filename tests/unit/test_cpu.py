@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 import backend.cpu
-from backend.cpu import BACKGROUND_NICE, CpuExecutor, yielding
+from backend.cpu import BACKGROUND_NICE, CpuExecutor, LongCalls, yielding
 
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 #: How long a blocked test call waits at most: only a broken executor ever waits this long.
@@ -312,3 +312,54 @@ async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thre
     assert threads_of(cpu) == []
     with pytest.raises(RuntimeError, match="closed"):
         await cpu.run(A, str, "too late")
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_users_long_call_is_first_tier_only_alone_and_rested() -> None:
+    clock = Clock()
+    calls = LongCalls(clock)
+    ours = nice_here()
+    niced = min(19, ours + BACKGROUND_NICE)
+    async with CpuExecutor(1) as cpu:
+        with calls.taking(A):
+            assert await cpu.run(A, nice_here) == ours, "A's first, alone"
+            with calls.taking(A):
+                assert await cpu.run(A, nice_here) == niced, "A's second while the first is in hand"
+                assert calls.held(A) == 2
+            with calls.taking(B):
+                assert await cpu.run(B, nice_here) == ours, "B's first, beside A's"
+            clock.now += 3.0  # A's first took 3 s: it rests until 3 s after it ends
+        assert calls.held(A) == 0
+        clock.now += 2.9
+        with calls.taking(A):
+            assert await cpu.run(A, nice_here) == niced, "A again before the rest is over"
+        clock.now += 3.01  # the last took no time: the first's rest (3 s) is what counts
+        with calls.taking(A):
+            assert await cpu.run(A, nice_here) == ours, "A again, rested"
+        assert await cpu.run(A, nice_here) == ours, "outside the block: as the caller was"
+
+
+async def test_a_long_call_that_fails_is_counted_out_and_rests() -> None:
+    clock = Clock()
+    calls = LongCalls(clock)
+
+    def fail() -> None:
+        with calls.taking(C):
+            clock.now += 1.0
+            raise ValueError("broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        fail()
+    assert calls.held(C) == 0
+    async with CpuExecutor(1) as cpu:
+        with calls.taking(C):
+            assert await cpu.run(C, nice_here) == min(19, nice_here() + BACKGROUND_NICE)

@@ -1,0 +1,302 @@
+"""Benchmark: one user flooding the spoken-consent route with recordings, and what another user waits meanwhile, on
+a real `voicegate up` as a user starts it (one process: the API, the consumers, the `local` engine), with Spanish
+consents (VOICEGATE_CONSENT_LANGUAGES=en,es: Whisper hears the readings).
+
+    python bench/reading_flood.py [--clients 1,10] [--jobs 5] [--seconds 16] [--checkout PATH]
+
+The flood is `wrk` (its own process): `--clients` connections posting a recording back to back as one user (H),
+each to one of H's open consents in turn, never waiting. The recording is FLEURS Spanish speech
+(tests/clips/languages/es) joined to `--seconds` (60 at most, the route's limit): each reading costs the API's
+CPU executor a few seconds (the phrase, the voiceprint, the watermark). Measured for another user (O), alone (the
+baseline, in the same run) and during each flood:
+
+- O's one-sentence synthesis job in O's `local` voice, from its POST to the `succeeded` its client sees (polling
+  every 20 ms), `--jobs` one after another. Target: O's median at most 1.5x alone.
+- O's own reading (the same recording, to O's own consent), from its POST to its verdict. Target: at most 1.5x
+  alone.
+
+`--checkout PATH` runs `up` from another checkout (an export of an earlier commit: the figures before a change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.audio.decode import decode_audio  # noqa: E402 - after the path setup above
+from devkit.up import Running, dev_token, is_ready, start_up, wait_for  # noqa: E402
+
+WRK = "/usr/bin/wrk"
+O_TEXT = "Hello there, this is a short job."
+SLOWDOWN_TARGET = 1.5
+#: H's open consents the flood reads to in turn (a rejected reading leaves its consent open).
+CONSENTS = 10
+BOUNDARY = "voicegatebenchboundary"
+
+_SCRIPT = """wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.headers["Content-Type"] = "multipart/form-data; boundary=%(boundary)s"
+local file = io.open("%(body)s", "rb")
+wrk.body = file:read("*a")
+file:close()
+local paths = {%(paths)s}
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {}; n = 0 end
+function request()
+  n = n + 1
+  return wrk.format(nil, paths[(n %% #paths) + 1])
+end
+function response(status, headers, body)
+  local key = tostring(status)
+  local verdict = body:match('"status":%%s*"(%%w+)"') or body:match('"code":%%s*"([%%w_]+)"')
+  if verdict then key = key .. " " .. verdict end
+  counts[key] = (counts[key] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for key, n in pairs(thread:get("counts")) do total[key] = (total[key] or 0) + n end
+  end
+  local parts = {}
+  for key, n in pairs(total) do table.insert(parts, string.format('"%%s": %%d', key, n)) end
+  io.write("COUNTS {" .. table.concat(parts, ", ") .. "}\\n")
+end
+"""
+
+
+def recording(seconds: float) -> bytes:
+    """FLEURS Spanish speech joined (a 0.3 s pause between clips) and cut to `seconds`, as a 16 kHz WAV."""
+    pieces = []
+    clips = sorted((ROOT / "tests" / "clips" / "languages" / "es").glob("fleurs-es-*.ogg"))
+    while sum(len(piece) for piece in pieces) < seconds * 16_000:
+        for clip in clips:
+            decoded = decode_audio(clip.read_bytes(), max_duration_s=60.0)
+            samples = np.asarray(decoded.samples, dtype=np.float32)
+            mono = samples.mean(axis=0) if samples.ndim == 2 else samples
+            step = decoded.sample_rate / 16_000
+            pieces += [mono[(np.arange(int(len(mono) / step)) * step).astype(int)], np.zeros(4_800, np.float32)]
+    joined = np.concatenate(pieces)[: int(seconds * 16_000)]
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16_000)
+        wav.writeframes((np.clip(joined, -1, 1) * 32767).astype("<i2").tobytes())
+    return out.getvalue()
+
+
+def multipart(data: bytes) -> bytes:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="r.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+@dataclass(frozen=True)
+class User:
+    token: str
+    headers: dict[str, str]
+
+
+def user(up: Running, name: str) -> User:
+    token = dev_token(up, f"{name}@example.test")
+    return User(token, {"Authorization": f"Bearer {token}"})
+
+
+def consent(api: httpx.Client, who: User, name: str) -> str:
+    made = api.post("/api/v1/consents", json={"subjectName": name, "language": "es"}, headers=who.headers)
+    return str(made.raise_for_status().json()["consentId"])
+
+
+def local_voice(api: httpx.Client, who: User) -> str:
+    """O's voice, cloned with the `local` provider from the quickstart sample (its first job waited out)."""
+    sample_wav = (ROOT / "docs" / "quickstart-sample.wav").read_bytes()
+    uploaded = api.post(
+        "/api/v1/voice-samples",
+        data={"consent": "true"},
+        files={"file": ("s.wav", sample_wav, "audio/wav")},
+        headers=who.headers,
+    )
+    sample = uploaded.raise_for_status().json()["sampleId"]
+    first = api.post("/api/v1/clone", json={"sampleId": sample, "text": "Hello there."}, headers=who.headers)
+    cloned = first.raise_for_status().json()
+
+    def succeeded() -> bool:
+        status = api.get(f"/api/v1/clone/{cloned['jobId']}/status", headers=who.headers).json()["status"]
+        return bool(status == "succeeded")
+
+    wait_for(succeeded, 300, "O's voice's first job")
+    return str(cloned["voiceId"])
+
+
+async def o_job(client: httpx.AsyncClient, who: User, voice: str) -> float:
+    """Seconds from O's POST to the `succeeded` O's client sees."""
+    started = time.monotonic()
+    asked = await client.post("/api/v1/clone", json={"voiceId": voice, "text": O_TEXT}, headers=who.headers)
+    job = asked.raise_for_status().json()["jobId"]
+    while time.monotonic() - started < 300:
+        status = (await client.get(f"/api/v1/clone/{job}/status", headers=who.headers)).json()["status"]
+        if status == "succeeded":
+            return time.monotonic() - started
+        if status in {"failed", "canceled"}:
+            raise RuntimeError(f"O's job ended {status}")
+        await asyncio.sleep(0.02)
+    raise RuntimeError("O's job did not end within 300 s")
+
+
+async def o_reading(client: httpx.AsyncClient, who: User, consent_id: str, data: bytes) -> float:
+    """Seconds from O's POST of a recording to its verdict."""
+    started = time.monotonic()
+    answer = await client.post(
+        f"/api/v1/consents/{consent_id}/recording", files={"file": ("r.wav", data, "audio/wav")}, headers=who.headers
+    )
+    if answer.status_code != 200:
+        raise RuntimeError(f"O's reading was answered {answer.status_code}: {answer.text[:200]}")
+    return time.monotonic() - started
+
+
+def measure(base: str, who: User, *, voice: str, consent_id: str, data: bytes, jobs: int) -> tuple[list[float], float]:
+    """O's `jobs` jobs one after another (after one not counted), then O's reading."""
+
+    async def go() -> tuple[list[float], float]:
+        async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+            await o_job(client, who, voice)
+            timed = [await o_job(client, who, voice) for _ in range(jobs)]
+            return timed, await o_reading(client, who, consent_id, data)
+
+    return asyncio.run(go())
+
+
+class Flood:
+    """`wrk` posting H's recording from `clients` connections until `stop`."""
+
+    def __init__(self, root: Path, base: str, who: User, *, consents: list[str], body: Path, clients: int) -> None:
+        paths = ", ".join(f'"/api/v1/consents/{one}/recording"' for one in consents)
+        lua = root / f"flood-{clients}.lua"
+        lua.write_text(_SCRIPT % {"token": who.token, "boundary": BOUNDARY, "body": body, "paths": paths})
+        command = [WRK, "-t1", f"-c{clients}", "-d3600s", "--timeout", "120s", "-s", str(lua), base]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.started = time.monotonic()
+
+    def stop(self) -> tuple[float, dict[str, int]]:
+        """How long it ran, and its answers by status and verdict."""
+        self.process.send_signal(2)  # wrk prints its summary on SIGINT
+        out, _ = self.process.communicate(timeout=180)
+        seconds = time.monotonic() - self.started
+        line = next((line for line in out.splitlines() if line.startswith("COUNTS ")), "COUNTS {}")
+        return seconds, json.loads(line.removeprefix("COUNTS "))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", default="1,10", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--jobs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=16.0, help="the recording's length (60 at most)")
+    parser.add_argument("--warm", type=float, default=5.0, help="seconds the flood runs before O is timed")
+    parser.add_argument("--checkout", type=Path, default=ROOT, help="run up from this checkout")
+    args = parser.parse_args()
+    if not Path(WRK).exists():
+        sys.exit("wrk is missing: run `bash .ci/ensure-packages` (it installs Debian's wrk)")
+    root = Path(tempfile.mkdtemp(prefix="voicegate-bench-readings-"))
+    data = recording(min(args.seconds, 60.0))
+    body = root / "body"
+    body.write_bytes(multipart(data))
+    commit = (
+        subprocess.run(
+            ["git", "-C", str(args.checkout), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        or (args.checkout / "COMMIT").read_text().strip()
+    )
+    print(
+        f"voicegate up from {args.checkout} ({commit}); {os.cpu_count()} cores; load average"
+        f" {os.getloadavg()[0]:.1f}; a recording of {args.seconds:g} s ({len(data)} bytes)"
+    )
+    with stack(root, args.checkout) as up:
+        o, h = user(up, f"o-{uuid.uuid4().hex[:6]}"), user(up, f"h-{uuid.uuid4().hex[:6]}")
+        with httpx.Client(base_url=up.base_url, timeout=120) as api:
+            voice = local_voice(api, o)
+            o_consent = consent(api, o, "Ana Lopez")
+            h_consents = [consent(api, h, f"Juan Perez {n}") for n in range(CONSENTS)]
+        jobs, reading = measure(up.base_url, o, voice=voice, consent_id=o_consent, data=data, jobs=args.jobs)
+        base_job = statistics.median(jobs)
+        print(f"\nO's job ({O_TEXT!r}), {args.jobs} one after another, POST to `succeeded`;", end=" ")
+        print("O's reading, POST to verdict")
+        print(f"{'':24}{'job p50':>10}{'x':>7}{'job max':>10}{'reading':>10}{'x':>7}   H's answers")
+        print(f"{'alone (baseline)':24}{base_job:>10.2f}{1:>7.2f}{max(jobs):>10.2f}{reading:>10.2f}{1:>7.2f}")
+        verdicts = []
+        for clients in args.clients:
+            flood = Flood(root, up.base_url, h, consents=h_consents, body=body, clients=clients)
+            time.sleep(args.warm)
+            loaded, loaded_reading = measure(
+                up.base_url, o, voice=voice, consent_id=o_consent, data=data, jobs=args.jobs
+            )
+            seconds, answers = flood.stop()
+            median = statistics.median(loaded)
+            job_x, reading_x = median / base_job, loaded_reading / reading
+            print(
+                f"{f'H floods, {clients} at once':24}{median:>10.2f}{job_x:>7.2f}{max(loaded):>10.2f}"
+                f"{loaded_reading:>10.2f}{reading_x:>7.2f}   {answers} in {seconds:.0f} s"
+            )
+            for what, ratio in (("job", job_x), ("reading", reading_x)):
+                verdict = "meets" if ratio <= SLOWDOWN_TARGET else "MISSES"
+                verdicts.append(f"{clients} at once: O's {what} {ratio:.2f}x alone, {verdict} (≤ {SLOWDOWN_TARGET}x)")
+            wait_for(lambda: idle(up), 300, "the flood's readings to end")
+    for verdict in verdicts:
+        print(verdict)
+
+
+@contextlib.contextmanager
+def stack(root: Path, checkout: Path) -> Iterator[Running]:
+    """`voicegate up` from `checkout`, with Spanish consents, once ready; stopped, with its Postgres, on exit."""
+    up = start_up(root, cwd=checkout, settings={"VOICEGATE_CONSENT_LANGUAGES": "en,es"})
+    try:
+        wait_for(lambda: is_ready(up.base_url), 240, "/readyz 200", up)
+        yield up
+    finally:
+        if up.process.poll() is None:
+            up.process.terminate()
+            up.process.wait(timeout=60)
+        up.pg.stop(mode="immediate")
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def idle(up: Running) -> bool:
+    """Whether `up` has stopped working (under 5 % of a core for a second)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def used() -> float:
+        fields = Path(f"/proc/{up.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    before = used()
+    time.sleep(1.0)
+    return used() - before < 0.05
+
+
+if __name__ == "__main__":
+    main()
