@@ -17,7 +17,12 @@ same cores at the kernel's say. So work done for a user who already has other wo
 on a busy core the kernel weighs each at about a 68th of a thread at nice 0, and on idle cores they run as fast as
 the rest. A flood of one user's jobs is slowed, never stopped (its leases are kept by the event loop). Nice values
 count only within one cgroup, a niced thread holding the GIL holds up its process until it runs again, and a
-program it starts inherits its nice value: docs/limits.md ("Sharing the server"). Both tiers start with the executor.
+program it starts inherits its nice value: docs/limits.md ("Sharing the server").
+
+A long call (a reading of a consent phrase, a file's provenance check: seconds of CPU in one call, which no thread
+can interrupt) waits in a tier of its own (`LongCalls`), whose threads keep the process's priority: so the short
+calls of other users (a render's phrase, a mark) never queue behind one, and share the cores with it instead. All
+three tiers start with the executor.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
@@ -55,6 +60,8 @@ _REMEMBERED: Final = 4096
 BACKGROUND_NICE: Final = 19
 #: Set (`yielding`) while work is done for a user who has other work in hand: their calls go to the second tier.
 _YIELDING: ContextVar[bool] = ContextVar("voicegate_cpu_yielding", default=False)
+#: Set (`LongCalls.taking`) for a user's long call: it goes to the tier of long calls, unless `yielding`.
+_LONG: ContextVar[bool] = ContextVar("voicegate_cpu_long", default=False)
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +78,13 @@ def yielding(yes: bool) -> Iterator[None]:
 
 
 class LongCalls:
-    """A use case's long calls (a reading of a consent phrase: a few CPU-seconds) and whose they are, in this
-    process, so that no user keeps a first-tier thread busy with them more than half the time: a user's call is
-    queued in the first tier only when none of theirs is in hand and their last ended at least as long ago as it
-    took; otherwise it is `yielding`. A flood of them, at once or one after another, then runs beside everyone
-    else's work at the kernel's say (the second tier's), not before it; a person reading again after a refusal
-    (they hear it, then speak for several seconds) is in the first tier each time."""
+    """A use case's long calls (a reading of a consent phrase: a few CPU-seconds in one call) and whose they are,
+    in this process. They never wait in the first tier, where they would stand before other users' short calls:
+    a user's call is queued in the tier of long calls, at the process's priority, when none of theirs is in hand and
+    their last ended at least as long ago as it took; otherwise it is `yielding`. So no user keeps a long call's
+    thread busy more than half the time, and a flood of them, at once or one after another, runs at the kernel's
+    say (the second tier's) beside everyone else's, not before it; a person reading again after a refusal (they
+    hear it, then speak for several seconds) is in the tier of long calls each time."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -86,15 +94,17 @@ class LongCalls:
 
     @contextlib.contextmanager
     def taking(self, owner: Owner) -> Iterator[None]:
-        """Count the block as one of `owner`'s calls in hand; within it, CPU calls are `yielding` unless it is
-        their only one and their last has rested (see the class)."""
+        """Count the block as one of `owner`'s calls in hand; within it, CPU calls go to the tier of long calls when
+        it is their only one and their last has rested, else they are `yielding` (see the class)."""
         started = self._clock()
         before = self._held.get(owner, 0)
         self._held[owner] = before + 1
+        token = _LONG.set(True)
         try:
             with yielding(before > 0 or started < self._rest.get(owner, 0.0)):
                 yield
         finally:
+            _LONG.reset(token)
             ended = self._clock()
             left = self._held[owner] - 1
             if left:
@@ -176,9 +186,11 @@ class _Tier:
     (least recently first: each tier keeps its own turns), and the condition its threads wait on (under the
     executor's lock)."""
 
-    __slots__ = ("lanes", "served", "waiting")
+    __slots__ = ("lanes", "served", "suffix", "waiting")
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self, lock: threading.Lock, suffix: str) -> None:
+        #: What its threads' names add to the executor's.
+        self.suffix = suffix
         self.lanes: dict[Owner, deque[_Item]] = {}
         self.served: OrderedDict[Owner, int] = OrderedDict()
         self.waiting = threading.Condition(lock)
@@ -186,7 +198,8 @@ class _Tier:
 
 class CpuExecutor:
     """`workers` threads running CPU-bound calls, taken round robin between the users that have calls waiting;
-    and as many again, niced, for calls queued while `yielding` (see the module docstring).
+    as many again, niced, for calls queued while `yielding`, and as many again for long calls (`LongCalls`; see the
+    module docstring).
 
     `await cpu.run(owner, fn, *args)` queues `fn(*args)` in `owner`'s lane and returns what it returns (or
     raises what it raises), with the caller's context variables, as `asyncio.to_thread` does. A caller
@@ -199,17 +212,19 @@ class CpuExecutor:
         if workers < 1:
             raise ValueError("a CPU executor needs at least one worker thread")
         self.workers = workers
-        #: Every thread of this executor is named `<name>-<n>` (the second tier's `<name>-yielding-<n>`);
-        #: unique per executor in a process.
+        #: Every thread of this executor is named `<name>-<n>` (the second tier's `<name>-yielding-<n>`, the long
+        #: calls' `<name>-long-<n>`); unique per executor in a process.
         self.name = f"{name}-{next(_SERIAL)}"
         self._lock = threading.Lock()
-        self._first, self._second = _Tier(self._lock), _Tier(self._lock)
+        self._first = _Tier(self._lock, "")
+        self._second = _Tier(self._lock, "-yielding")
+        self._long = _Tier(self._lock, "-long")
         self._turns = itertools.count(1)
         self._closed = False
         self._alive = 0
         self._when_ended: list[Callable[[], None]] = []
         self._threads: list[threading.Thread] = []
-        for tier in (self._first, self._second):
+        for tier in self._tiers():
             self._start(tier)
 
     def submit(self, owner: Owner, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
@@ -235,7 +250,7 @@ class CpuExecutor:
         return future
 
     def _queue(self, owner: Owner, call: Callable[[], Any], *, ahead: bool = False) -> asyncio.Future[Any]:
-        tier = self._second if _YIELDING.get() else self._first
+        tier = self._second if _YIELDING.get() else self._long if _LONG.get() else self._first
         item = _Item(tier, owner, call, asyncio.get_running_loop(), ahead=ahead)
         item.future.add_done_callback(functools.partial(self._drop, item))
         with self._lock:
@@ -254,7 +269,7 @@ class CpuExecutor:
     def _start(self, tier: _Tier) -> None:
         """Start `tier`'s threads, each counted alive as it starts (a thread the system cannot start fails the
         executor's construction, before any call was taken, and ends the ones started)."""
-        label = self.name if tier is self._first else f"{self.name}-yielding"
+        label = self.name + tier.suffix
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, args=(tier,), name=f"{label}-{n}", daemon=True)
             with self._lock:
@@ -272,7 +287,7 @@ class CpuExecutor:
         """End the threads started so far (the construction failed): nothing was queued, so each leaves at once."""
         with self._lock:
             self._closed = True
-            for tier in (self._first, self._second):
+            for tier in self._tiers():
                 tier.waiting.notify_all()
         for thread in self._threads:
             thread.join()
@@ -285,7 +300,7 @@ class CpuExecutor:
         with self._lock:
             self._closed = True
             dropped = []
-            for tier in (self._first, self._second):
+            for tier in self._tiers():
                 dropped += [item for lane in tier.lanes.values() for item in lane]
                 tier.lanes.clear()
                 tier.waiting.notify_all()
@@ -319,6 +334,9 @@ class CpuExecutor:
             lane.remove(item)
             if not lane:
                 del lanes[item.owner]
+
+    def _tiers(self) -> tuple[_Tier, _Tier, _Tier]:
+        return self._first, self._second, self._long
 
     def _next(self, tier: _Tier) -> _Item | None:
         """`tier`'s next call, from the lane served least recently (with the lock held); None once closed and

@@ -1,7 +1,7 @@
-"""A user's flood of consent readings runs on the CPU executor's niced tier (`backend.cpu.LongCalls`), so that it
-holds a first-tier thread with one reading at most and everyone else's work is not queued behind it
-(bench/reading_flood.py measures what another user waits). On a real database, with the real checks of readings
-in the bundled voice; the phrase check is watched (the nice value of the thread it runs on), never replaced."""
+"""Consent readings are long calls on the CPU executor (`backend.cpu.LongCalls`): never in the tier of other users'
+short calls, and a user's flood of them on the niced tier (bench/reading_flood.py measures what another user
+waits). On a real database, with the real checks of readings in the bundled voice; the phrase check is watched (the
+tier and nice value of the thread it runs on), never replaced."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def nice_here() -> int:
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
+def tier_here() -> tuple[str, int]:
+    """The executor's tier the calling thread serves, by its name, and its nice value."""
+    name = threading.current_thread().name
+    return ("long" if "-long-" in name else "yielding" if "-yielding-" in name else "first"), nice_here()
+
+
 async def test_a_users_readings_beyond_one_at_a_time_are_heard_niced_and_nobody_elses(
     ctx: WorkerContext, db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,12 +54,12 @@ async def test_a_users_readings_beyond_one_at_a_time_are_heard_niced_and_nobody_
     alice, bob = create_user(db), create_user(db)
     loop = asyncio.get_running_loop()
     holding, gate = asyncio.Event(), threading.Event()
-    niceness: dict[str, int] = {}
+    tiers: dict[str, tuple[str, int]] = {}
     real = service.check_phrase
 
     def watched(samples: npt.ArrayLike, rate: int, phrase: Phrase) -> PhraseCheck:
         name = next(name for name in NAMES if name in phrase.text)
-        niceness[name] = nice_here()
+        tiers[name] = tier_here()
         if name.endswith("first"):
             loop.call_soon_threadsafe(holding.set)
             assert gate.wait(BOUND_S), "the test never let the first reading go on"
@@ -81,6 +87,6 @@ async def test_a_users_readings_beyond_one_at_a_time_are_heard_niced_and_nobody_
     # Straight after: the first rests as long as it took (its wait for the gate, two readings long).
     assert await asyncio.wait_for(read(alice, "Alice straight after"), BOUND_S)
 
-    niced = min(19, ours + BACKGROUND_NICE)
-    assert niceness == {"Alice first": ours, "Alice second": niced, "Bob alone": ours, "Alice straight after": niced}
+    long, niced = ("long", ours), ("yielding", min(19, ours + BACKGROUND_NICE))
+    assert tiers == {"Alice first": long, "Alice second": niced, "Bob alone": long, "Alice straight after": niced}
     assert consents.readings.held(alice) == consents.readings.held(bob) == 0

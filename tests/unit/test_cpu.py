@@ -193,7 +193,7 @@ async def test_calls_made_yielding_run_on_niced_threads_of_their_own_and_the_res
 async def test_every_thread_of_the_second_tier_is_niced_and_none_of_the_first() -> None:
     ours = nice_here()
     async with CpuExecutor(2) as two:
-        assert len(threads_of(two)) == 4  # both tiers' threads start with the executor
+        assert len(threads_of(two)) == 6  # the three tiers' threads start with the executor
         for tier, expected in ((False, ours), (True, min(19, ours + BACKGROUND_NICE))):
             # Two calls that meet inside the executor run on its two threads of the tier at once.
             both = threading.Barrier(2)
@@ -283,7 +283,7 @@ async def test_the_two_tiers_never_wait_for_each_other() -> None:
 
 async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thread() -> None:
     cpu = CpuExecutor(1)
-    assert len(threads_of(cpu)) == 2
+    assert len(threads_of(cpu)) == 3
     gate = Gate()
 
     def held_then_finished() -> str:
@@ -324,28 +324,48 @@ class Clock:
         return self.now
 
 
-async def test_a_users_long_call_is_first_tier_only_alone_and_rested() -> None:
+def tier_here() -> tuple[str, int]:
+    """The tier of the calling thread, by its name, and its nice value."""
+    name = threading.current_thread().name
+    tier = "long" if "-long-" in name else "yielding" if "-yielding-" in name else "first"
+    return tier, nice_here()
+
+
+async def test_a_users_long_call_waits_with_long_calls_alone_and_rested_else_yielding() -> None:
     clock = Clock()
     calls = LongCalls(clock)
     ours = nice_here()
-    niced = min(19, ours + BACKGROUND_NICE)
+    long, niced = ("long", ours), ("yielding", min(19, ours + BACKGROUND_NICE))
     async with CpuExecutor(1) as cpu:
         with calls.taking(A):
-            assert await cpu.run(A, nice_here) == ours, "A's first, alone"
+            assert await cpu.run(A, tier_here) == long, "A's first, alone"
             with calls.taking(A):
-                assert await cpu.run(A, nice_here) == niced, "A's second while the first is in hand"
+                assert await cpu.run(A, tier_here) == niced, "A's second while the first is in hand"
                 assert calls.held(A) == 2
             with calls.taking(B):
-                assert await cpu.run(B, nice_here) == ours, "B's first, beside A's"
+                assert await cpu.run(B, tier_here) == long, "B's first, beside A's"
             clock.now += 3.0  # A's first took 3 s: it rests until 3 s after it ends
         assert calls.held(A) == 0
         clock.now += 2.9
         with calls.taking(A):
-            assert await cpu.run(A, nice_here) == niced, "A again before the rest is over"
+            assert await cpu.run(A, tier_here) == niced, "A again before the rest is over"
         clock.now += 3.01  # the last took no time: the first's rest (3 s) is what counts
         with calls.taking(A):
-            assert await cpu.run(A, nice_here) == ours, "A again, rested"
-        assert await cpu.run(A, nice_here) == ours, "outside the block: as the caller was"
+            assert await cpu.run(A, tier_here) == long, "A again, rested"
+        assert await cpu.run(A, tier_here) == ("first", ours), "outside the block: as the caller was"
+
+
+async def test_a_short_call_never_waits_for_a_long_one() -> None:
+    async with CpuExecutor(1) as cpu:
+        gate = Gate()
+        with LongCalls().taking(A):
+            long = cpu.submit(A, gate.hold)
+        await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+        # The long call holds its tier's only thread: B's short call runs all the same, and so does A's own.
+        assert await asyncio.wait_for(cpu.run(B, tier_here), BOUND_S) == ("first", nice_here())
+        assert await asyncio.wait_for(cpu.run(A, str, "short"), BOUND_S) == "short"
+        gate.open()
+        await long
 
 
 async def test_a_long_call_that_fails_is_counted_out_and_rests() -> None:
@@ -362,4 +382,4 @@ async def test_a_long_call_that_fails_is_counted_out_and_rests() -> None:
     assert calls.held(C) == 0
     async with CpuExecutor(1) as cpu:
         with calls.taking(C):
-            assert await cpu.run(C, nice_here) == min(19, nice_here() + BACKGROUND_NICE)
+            assert await cpu.run(C, tier_here) == ("yielding", min(19, nice_here() + BACKGROUND_NICE))
