@@ -19,10 +19,12 @@ the rest. A flood of one user's jobs is slowed, never stopped (its leases are ke
 count only within one cgroup, a niced thread holding the GIL holds up its process until it runs again, and a
 program it starts inherits its nice value: docs/limits.md ("Sharing the server").
 
-A long call (a reading of a consent phrase, a file's provenance check: seconds of CPU in one call, which no thread
-can interrupt) waits in a tier of its own (`LongCalls`), whose threads keep the process's priority: so the short
-calls of other users (a render's phrase, a mark) never queue behind one, and share the cores with it instead. All
-three tiers start with the executor.
+A long call (`long_calls`: a reading of a consent phrase, a file's provenance check; seconds of CPU in one call,
+which no thread can interrupt) waits in a tier of its own, whose threads keep the process's priority: so the short
+calls of every user (a render's phrase, a mark) never queue behind one, and long calls take at most that tier's
+threads, round robin between their users as ever. Not niced: a niced thread that holds the GIL (pocketsphinx holds
+it a third of the time) would hold up the process, and CTranslate2 computes on a thread of its own, at the
+priority it was created with. All three tiers start with the executor.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
@@ -39,7 +41,6 @@ import logging
 import os
 import sys
 import threading
-import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -60,7 +61,7 @@ _REMEMBERED: Final = 4096
 BACKGROUND_NICE: Final = 19
 #: Set (`yielding`) while work is done for a user who has other work in hand: their calls go to the second tier.
 _YIELDING: ContextVar[bool] = ContextVar("voicegate_cpu_yielding", default=False)
-#: Set (`LongCalls.taking`) for a user's long call: it goes to the tier of long calls, unless `yielding`.
+#: Set (`long_calls`) for a long call: it goes to the tier of long calls, whether or not `yielding`.
 _LONG: ContextVar[bool] = ContextVar("voicegate_cpu_long", default=False)
 
 log = logging.getLogger(__name__)
@@ -77,48 +78,15 @@ def yielding(yes: bool) -> Iterator[None]:
         _YIELDING.reset(token)
 
 
-class LongCalls:
-    """A use case's long calls (a reading of a consent phrase: a few CPU-seconds in one call) and whose they are,
-    in this process. They never wait in the first tier, where they would stand before other users' short calls:
-    a user's call is queued in the tier of long calls, at the process's priority, when none of theirs is in hand and
-    their last ended at least as long ago as it took; otherwise it is `yielding`. So no user keeps a long call's
-    thread busy more than half the time, and a flood of them, at once or one after another, runs at the kernel's
-    say (the second tier's) beside everyone else's, not before it; a person reading again after a refusal (they
-    hear it, then speak for several seconds) is in the tier of long calls each time."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._held: dict[Owner, int] = {}
-        #: When each user's last call's rest ends (on `clock`), the most recent last; the oldest forgotten.
-        self._rest: OrderedDict[Owner, float] = OrderedDict()
-
-    @contextlib.contextmanager
-    def taking(self, owner: Owner) -> Iterator[None]:
-        """Count the block as one of `owner`'s calls in hand; within it, CPU calls go to the tier of long calls when
-        it is their only one and their last has rested, else they are `yielding` (see the class)."""
-        started = self._clock()
-        before = self._held.get(owner, 0)
-        self._held[owner] = before + 1
-        token = _LONG.set(True)
-        try:
-            with yielding(before > 0 or started < self._rest.get(owner, 0.0)):
-                yield
-        finally:
-            _LONG.reset(token)
-            ended = self._clock()
-            left = self._held[owner] - 1
-            if left:
-                self._held[owner] = left
-            else:
-                del self._held[owner]
-            self._rest[owner] = max(self._rest.get(owner, 0.0), ended + (ended - started))
-            self._rest.move_to_end(owner)
-            if len(self._rest) > _REMEMBERED:
-                self._rest.popitem(last=False)
-
-    def held(self, owner: Owner) -> int:
-        """How many of `owner`'s calls are in hand."""
-        return self._held.get(owner, 0)
+@contextlib.contextmanager
+def long_calls() -> Iterator[None]:
+    """Within the block, CPU calls are long calls (a reading of a consent phrase, a file's provenance check: seconds
+    of CPU in one call): they queue in the executors' tier of long calls (see the module docstring)."""
+    token = _LONG.set(True)
+    try:
+        yield
+    finally:
+        _LONG.reset(token)
 
 
 def usable_cores() -> int:
@@ -198,7 +166,7 @@ class _Tier:
 
 class CpuExecutor:
     """`workers` threads running CPU-bound calls, taken round robin between the users that have calls waiting;
-    as many again, niced, for calls queued while `yielding`, and as many again for long calls (`LongCalls`; see the
+    as many again, niced, for calls queued while `yielding`, and as many again for long calls (`long_calls`; see the
     module docstring).
 
     `await cpu.run(owner, fn, *args)` queues `fn(*args)` in `owner`'s lane and returns what it returns (or
@@ -250,7 +218,7 @@ class CpuExecutor:
         return future
 
     def _queue(self, owner: Owner, call: Callable[[], Any], *, ahead: bool = False) -> asyncio.Future[Any]:
-        tier = self._second if _YIELDING.get() else self._long if _LONG.get() else self._first
+        tier = self._long if _LONG.get() else self._second if _YIELDING.get() else self._first
         item = _Item(tier, owner, call, asyncio.get_running_loop(), ahead=ahead)
         item.future.add_done_callback(functools.partial(self._drop, item))
         with self._lock:

@@ -17,7 +17,7 @@ import hashlib
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -30,7 +30,7 @@ from backend.auth.verify import UserClaims
 from backend.consents.phrase import Phrase, PhraseCheck, check_phrase, make_phrase, refusal
 from backend.consents.types import ConsentCreated, ConsentRequest, ConsentView, RecordingVerdict, Refusal, Verdict
 from backend.context import DEFAULT_OWNERSHIP
-from backend.cpu import CpuExecutor, LongCalls
+from backend.cpu import CpuExecutor, long_calls
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_one, fetch_optional
@@ -83,8 +83,6 @@ class ConsentsService:
     ownership_thresholds: ownership.Thresholds = DEFAULT_OWNERSHIP
     #: VOICEGATE_CONSENT_LANGUAGES: the languages a phrase is offered in.
     languages: tuple[str, ...] = ("en",)
-    #: The recordings being heard, by user: a user's flood of them waits in the executor's second tier.
-    readings: LongCalls = field(default_factory=LongCalls, compare=False, repr=False)
 
     async def create_consent(self, claims: UserClaims, request: ConsentRequest, origin: Origin) -> ConsentCreated:
         """A spoken consent for the caller, awaiting the recording of its phrase (400 for a language this server
@@ -180,7 +178,7 @@ class ConsentsService:
         if content_type is None:
             raise UnsupportedAudio
         phrase = Phrase(text=row["phrase"], code=row["code"], language=row["language"])
-        with self.readings.taking(owner_id):
+        with long_calls():
             heard = await _hear(self.cpu, owner_id, data, phrase)
         # No clone of a clone: voicegate's own speech (or any Perth-marked speech) consents to nothing.
         reason: Refusal | None = "synthetic_speech" if heard.marked else refusal(heard.check)
@@ -286,8 +284,9 @@ class _Heard(msgspec.Struct, frozen=True):
 
 async def _hear(cpu: CpuExecutor, owner_id: uuid.UUID, data: bytes, phrase: Phrase) -> _Heard:
     """Decode the recording, check it says `phrase`, take its speaker's voiceprint and look for the watermark, each
-    a call of its own on `cpu` in the owner's lane: a 60 s recording takes about 5 CPU-s in all (the print 2.4 s,
-    the phrase 1.3 s, the mark 0.9 s), and between the calls other users' waiting work takes its turn."""
+    a long call of its own on `cpu` in the owner's lane (the caller makes them long, `long_calls`): a 60 s recording
+    takes about 5 CPU-s in all (the print 2.4 s, the phrase 1.3 s, the mark 0.9 s), and between the calls other
+    users' waiting readings take their turn."""
     decoded = await cpu.run(owner_id, decode_audio, data, max_duration_s=MAX_RECORDING_S)
     samples, rate = decoded.samples, decoded.sample_rate
     check = await cpu.run(owner_id, check_phrase, samples, rate, phrase)

@@ -10,21 +10,20 @@ or that c2pa cannot parse.
 
 The file is read under the limits of a sample upload (25 MiB; at most `MAX_DECODE_S` of audio, decoded by the
 same decoders) and judged on the fair CPU executor in the caller's lane, in three calls (decoding, the watermark, the
-manifest), as one of the caller's long calls: a user's flood of checks waits in the executor's niced tier
-(`backend.cpu.LongCalls`).
+manifest), as long calls (`backend.cpu.long_calls`): no other user's short work waits behind a check.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from backend.audio.decode import decode_audio
 from backend.auth.verify import UserClaims
-from backend.cpu import CpuExecutor, LongCalls
+from backend.cpu import CpuExecutor, long_calls
 from backend.errors import ProvenanceUnreadable
 from backend.provenance.claim import SYNTHESIS_ASSERTION
 from backend.provenance.verify import Verifier, VerifyState
@@ -75,14 +74,12 @@ class ProvenanceService:
 
     cpu: CpuExecutor
     verifier: Verifier
-    #: The checks being made, by user: a user's flood of them waits in the executor's niced tier.
-    checks: LongCalls = field(default_factory=LongCalls, compare=False, repr=False)
 
     async def check(self, claims: UserClaims, data: bytes) -> ProvenanceCheck:
         """The watermark and the manifest of ``data``, any audio a sample upload takes. The audio's own refusals
         as for samples: `unsupported_audio` (415), too long (422)."""
         owner = uuid.UUID(claims.sub)
-        with self.checks.taking(owner):
+        with long_calls():
             decoded = await self.cpu.run(owner, decode_audio, data)
             found = await self.cpu.run(owner, detect, decoded.samples, decoded.sample_rate)
             c2pa = await self.cpu.run(owner, self._manifest, data)

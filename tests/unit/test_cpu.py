@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 import backend.cpu
-from backend.cpu import BACKGROUND_NICE, CpuExecutor, LongCalls, yielding
+from backend.cpu import BACKGROUND_NICE, CpuExecutor, long_calls, yielding
 
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 #: How long a blocked test call waits at most: only a broken executor ever waits this long.
@@ -314,16 +314,6 @@ async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thre
         await cpu.run(A, str, "too late")
 
 
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def tier_here() -> tuple[str, int]:
     """The tier of the calling thread, by its name, and its nice value."""
     name = threading.current_thread().name
@@ -331,34 +321,20 @@ def tier_here() -> tuple[str, int]:
     return tier, nice_here()
 
 
-async def test_a_users_long_call_waits_with_long_calls_alone_and_rested_else_yielding() -> None:
-    clock = Clock()
-    calls = LongCalls(clock)
+async def test_long_calls_run_on_threads_of_their_own_at_the_process_priority_yielding_or_not() -> None:
     ours = nice_here()
-    long, niced = ("long", ours), ("yielding", min(19, ours + BACKGROUND_NICE))
     async with CpuExecutor(1) as cpu:
-        with calls.taking(A):
-            assert await cpu.run(A, tier_here) == long, "A's first, alone"
-            with calls.taking(A):
-                assert await cpu.run(A, tier_here) == niced, "A's second while the first is in hand"
-                assert calls.held(A) == 2
-            with calls.taking(B):
-                assert await cpu.run(B, tier_here) == long, "B's first, beside A's"
-            clock.now += 3.0  # A's first took 3 s: it rests until 3 s after it ends
-        assert calls.held(A) == 0
-        clock.now += 2.9
-        with calls.taking(A):
-            assert await cpu.run(A, tier_here) == niced, "A again before the rest is over"
-        clock.now += 3.01  # the last took no time: the first's rest (3 s) is what counts
-        with calls.taking(A):
-            assert await cpu.run(A, tier_here) == long, "A again, rested"
+        with long_calls():
+            assert await cpu.run(A, tier_here) == ("long", ours)
+            with yielding(True):
+                assert await cpu.run(A, tier_here) == ("long", ours)
         assert await cpu.run(A, tier_here) == ("first", ours), "outside the block: as the caller was"
 
 
-async def test_a_short_call_never_waits_for_a_long_one() -> None:
+async def test_no_short_call_waits_for_a_long_one() -> None:
     async with CpuExecutor(1) as cpu:
         gate = Gate()
-        with LongCalls().taking(A):
+        with long_calls():
             long = cpu.submit(A, gate.hold)
         await asyncio.wait_for(gate.holding.wait(), BOUND_S)
         # The long call holds its tier's only thread: B's short call runs all the same, and so does A's own.
@@ -368,18 +344,17 @@ async def test_a_short_call_never_waits_for_a_long_one() -> None:
         await long
 
 
-async def test_a_long_call_that_fails_is_counted_out_and_rests() -> None:
-    clock = Clock()
-    calls = LongCalls(clock)
-
-    def fail() -> None:
-        with calls.taking(C):
-            clock.now += 1.0
-            raise ValueError("broken")
-
-    with pytest.raises(ValueError, match="broken"):
-        fail()
-    assert calls.held(C) == 0
+async def test_long_calls_take_turns_between_users() -> None:
     async with CpuExecutor(1) as cpu:
-        with calls.taking(C):
-            assert await cpu.run(C, tier_here) == ("yielding", min(19, nice_here() + BACKGROUND_NICE))
+        gate = Gate()
+        ran: list[str] = []
+        record = recorder(ran)
+        with long_calls():
+            held = cpu.submit(A, gate.hold)
+            await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+            # A floods while their first is heard, and B's one call comes after: it waits for that one of A's only.
+            calls = [cpu.submit(A, record, f"A{n}") for n in range(3)] + [cpu.submit(B, record, "B")]
+        gate.open()
+        await held
+        await asyncio.wait_for(asyncio.gather(*calls), BOUND_S)
+    assert ran == ["B", "A0", "A1", "A2"]
