@@ -2,18 +2,21 @@
 a real `voicegate up` as a user starts it (one process: the API, the consumers, the `local` engine), with Spanish
 consents (VOICEGATE_CONSENT_LANGUAGES=en,es: Whisper hears the readings).
 
-    python bench/reading_flood.py [--clients 1,10] [--jobs 5] [--seconds 16] [--checkout PATH]
+    python bench/reading_flood.py [--clients 1,10] [--accounts 4] [--jobs 5] [--readings 3] [--seconds 16]
+                                  [--checkout PATH]
 
 The flood is `wrk` (its own process): `--clients` connections posting a recording back to back as one user (H),
-each to one of H's open consents in turn, never waiting. The recording is FLEURS Spanish speech
+each to one of H's open consents in turn, never waiting; then `--accounts` users, each from one connection (a
+`wrk` each). The recording is FLEURS Spanish speech
 (tests/clips/languages/es) joined to `--seconds` (60 at most, the route's limit): each reading costs the API's
 CPU executor a few seconds (the phrase, the voiceprint, the watermark). Measured for another user (O), alone (the
 baseline, in the same run) and during each flood:
 
 - O's one-sentence synthesis job in O's `local` voice, from its POST to the `succeeded` its client sees (polling
   every 20 ms), `--jobs` one after another. Target: O's median at most 1.5x alone.
-- O's own reading (the same recording, to O's own consent), from its POST to its verdict. Target: at most 1.5x
-  alone.
+- O's own reading (the same recording, to O's own consent), from its POST to its verdict, the median of
+  `--readings`. Target, beside one user's flood: at most 1.5x alone (beside several users' readings, O's takes its
+  turn among theirs: printed, no target).
 
 `--checkout PATH` runs `up` from another checkout (an export of an earlier commit: the figures before a change).
 """
@@ -177,14 +180,26 @@ async def o_reading(client: httpx.AsyncClient, who: User, consent_id: str, data:
     return time.monotonic() - started
 
 
-def measure(base: str, who: User, *, voice: str, consent_id: str, data: bytes, jobs: int) -> tuple[list[float], float]:
-    """O's `jobs` jobs one after another (after one not counted), then O's reading."""
+@dataclass(frozen=True)
+class Asked:
+    """What O asks in each measurement: `jobs` jobs in `voice`, then `readings` readings of `data` to `consent`."""
+
+    voice: str
+    consent: str
+    data: bytes
+    jobs: int
+    readings: int
+
+
+def measure(base: str, who: User, asked: Asked) -> tuple[list[float], float]:
+    """O's jobs one after another (after one not counted), then the median of O's readings."""
 
     async def go() -> tuple[list[float], float]:
         async with httpx.AsyncClient(base_url=base, timeout=300) as client:
-            await o_job(client, who, voice)
-            timed = [await o_job(client, who, voice) for _ in range(jobs)]
-            return timed, await o_reading(client, who, consent_id, data)
+            await o_job(client, who, asked.voice)
+            timed = [await o_job(client, who, asked.voice) for _ in range(asked.jobs)]
+            heard = [await o_reading(client, who, asked.consent, asked.data) for _ in range(asked.readings)]
+            return timed, statistics.median(heard)
 
     return asyncio.run(go())
 
@@ -192,9 +207,11 @@ def measure(base: str, who: User, *, voice: str, consent_id: str, data: bytes, j
 class Flood:
     """`wrk` posting H's recording from `clients` connections until `stop`."""
 
-    def __init__(self, root: Path, base: str, who: User, *, consents: list[str], body: Path, clients: int) -> None:
+    def __init__(
+        self, root: Path, base: str, who: User, *, consents: list[str], body: Path, clients: int, label: str
+    ) -> None:
         paths = ", ".join(f'"/api/v1/consents/{one}/recording"' for one in consents)
-        lua = root / f"flood-{clients}.lua"
+        lua = root / f"{label.replace(' ', '_').replace(',', '')}.lua"
         lua.write_text(_SCRIPT % {"token": who.token, "boundary": BOUNDARY, "body": body, "paths": paths})
         command = [WRK, "-t1", f"-c{clients}", "-d3600s", "--timeout", "120s", "-s", str(lua), base]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -212,7 +229,9 @@ class Flood:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", default="1,10", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--accounts", type=int, default=4, help="users reading one at a time each (0: none)")
     parser.add_argument("--jobs", type=int, default=5)
+    parser.add_argument("--readings", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=16.0, help="the recording's length (60 at most)")
     parser.add_argument("--warm", type=float, default=5.0, help="seconds the flood runs before O is timed")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="run up from this checkout")
@@ -237,34 +256,43 @@ def main() -> None:
         f" {os.getloadavg()[0]:.1f}; a recording of {args.seconds:g} s ({len(data)} bytes)"
     )
     with stack(root, args.checkout) as up:
-        o, h = user(up, f"o-{uuid.uuid4().hex[:6]}"), user(up, f"h-{uuid.uuid4().hex[:6]}")
+        o = user(up, f"o-{uuid.uuid4().hex[:6]}")
+        hostile = [user(up, f"h{n}-{uuid.uuid4().hex[:6]}") for n in range(max(1, args.accounts))]
         with httpx.Client(base_url=up.base_url, timeout=120) as api:
-            voice = local_voice(api, o)
-            o_consent = consent(api, o, "Ana Lopez")
-            h_consents = [consent(api, h, f"Juan Perez {n}") for n in range(CONSENTS)]
-        jobs, reading = measure(up.base_url, o, voice=voice, consent_id=o_consent, data=data, jobs=args.jobs)
+            asked = Asked(local_voice(api, o), consent(api, o, "Ana Lopez"), data, args.jobs, args.readings)
+            opened = {h.token: [consent(api, h, f"Juan Perez {n}") for n in range(CONSENTS)] for h in hostile}
+        jobs, reading = measure(up.base_url, o, asked)
         base_job = statistics.median(jobs)
         print(f"\nO's job ({O_TEXT!r}), {args.jobs} one after another, POST to `succeeded`;", end=" ")
-        print("O's reading, POST to verdict")
-        print(f"{'':24}{'job p50':>10}{'x':>7}{'job max':>10}{'reading':>10}{'x':>7}   H's answers")
-        print(f"{'alone (baseline)':24}{base_job:>10.2f}{1:>7.2f}{max(jobs):>10.2f}{reading:>10.2f}{1:>7.2f}")
+        print(f"O's reading, POST to verdict (median of {args.readings})")
+        print(f"{'':26}{'job p50':>10}{'x':>7}{'job max':>10}{'reading':>10}{'x':>7}   the flood's answers")
+        print(f"{'alone (baseline)':26}{base_job:>10.2f}{1:>7.2f}{max(jobs):>10.2f}{reading:>10.2f}{1:>7.2f}")
+        phases = [(f"H floods, {n} at once", [(hostile[0], n)]) for n in args.clients]
+        if args.accounts:
+            phases.append((f"{args.accounts} users, 1 each", [(h, 1) for h in hostile]))
         verdicts = []
-        for clients in args.clients:
-            flood = Flood(root, up.base_url, h, consents=h_consents, body=body, clients=clients)
+        for label, who in phases:
+            floods = [
+                Flood(root, up.base_url, h, consents=opened[h.token], body=body, clients=n, label=f"{label}-{k}")
+                for k, (h, n) in enumerate(who)
+            ]
             time.sleep(args.warm)
-            loaded, loaded_reading = measure(
-                up.base_url, o, voice=voice, consent_id=o_consent, data=data, jobs=args.jobs
-            )
-            seconds, answers = flood.stop()
+            loaded, loaded_reading = measure(up.base_url, o, asked)
+            stopped = [flood.stop() for flood in floods]
+            answers: dict[str, int] = {}
+            for _, counts in stopped:
+                for key, n in counts.items():
+                    answers[key] = answers.get(key, 0) + n
             median = statistics.median(loaded)
             job_x, reading_x = median / base_job, loaded_reading / reading
             print(
-                f"{f'H floods, {clients} at once':24}{median:>10.2f}{job_x:>7.2f}{max(loaded):>10.2f}"
-                f"{loaded_reading:>10.2f}{reading_x:>7.2f}   {answers} in {seconds:.0f} s"
+                f"{label:26}{median:>10.2f}{job_x:>7.2f}{max(loaded):>10.2f}"
+                f"{loaded_reading:>10.2f}{reading_x:>7.2f}   {answers} in {max(t for t, _ in stopped):.0f} s"
             )
-            for what, ratio in (("job", job_x), ("reading", reading_x)):
+            judged = [("job", job_x)] + ([("reading", reading_x)] if len(who) == 1 else [])
+            for what, ratio in judged:
                 verdict = "meets" if ratio <= SLOWDOWN_TARGET else "MISSES"
-                verdicts.append(f"{clients} at once: O's {what} {ratio:.2f}x alone, {verdict} (≤ {SLOWDOWN_TARGET}x)")
+                verdicts.append(f"{label}: O's {what} {ratio:.2f}x alone, {verdict} (≤ {SLOWDOWN_TARGET}x)")
             wait_for(lambda: idle(up), 300, "the flood's readings to end")
     for verdict in verdicts:
         print(verdict)

@@ -178,8 +178,8 @@ class ConsentsService:
         if content_type is None:
             raise UnsupportedAudio
         phrase = Phrase(text=row["phrase"], code=row["code"], language=row["language"])
-        with long_calls():
-            heard = await _hear(self.cpu, owner_id, data, phrase)
+        with long_calls():  # seconds of CPU in one call: no other user's short work waits behind it
+            heard = await self.cpu.run(owner_id, _hear, data, phrase)
         # No clone of a clone: voicegate's own speech (or any Perth-marked speech) consents to nothing.
         reason: Refusal | None = "synthetic_speech" if heard.marked else refusal(heard.check)
         speaker = heard.print
@@ -282,17 +282,15 @@ class _Heard(msgspec.Struct, frozen=True):
     marked: bool
 
 
-async def _hear(cpu: CpuExecutor, owner_id: uuid.UUID, data: bytes, phrase: Phrase) -> _Heard:
-    """Decode the recording, check it says `phrase`, take its speaker's voiceprint and look for the watermark, each
-    a long call of its own on `cpu` in the owner's lane (the caller makes them long, `long_calls`): a 60 s recording
-    takes about 5 CPU-s in all (the print 2.4 s, the phrase 1.3 s, the mark 0.9 s), and between the calls other
-    users' waiting readings take their turn."""
-    decoded = await cpu.run(owner_id, decode_audio, data, max_duration_s=MAX_RECORDING_S)
-    samples, rate = decoded.samples, decoded.sample_rate
-    check = await cpu.run(owner_id, check_phrase, samples, rate, phrase)
-    speaker = await cpu.run(owner_id, voiceprint, samples, rate)
-    marked = await cpu.run(owner_id, watermark.detect, samples, rate)
-    return _Heard(check, speaker, marked.present)
+def _hear(data: bytes, phrase: Phrase) -> _Heard:
+    """Decode the recording, check it says `phrase`, take its speaker's voiceprint and look for the watermark
+    (CPU-bound: about 5 CPU-s for a 60 s recording, the print 2.4 s, the phrase 1.3 s, the mark 0.9 s)."""
+    decoded = decode_audio(data, max_duration_s=MAX_RECORDING_S)
+    return _Heard(
+        check_phrase(decoded.samples, decoded.sample_rate, phrase),
+        voiceprint(decoded.samples, decoded.sample_rate),
+        watermark.detect(decoded.samples, decoded.sample_rate).present,
+    )
 
 
 async def _refuse_open(conn: Connection, owner_id: uuid.UUID, cap: int) -> NoReturn:

@@ -9,8 +9,8 @@ none). `c2pa` is null for a file of a format that cannot carry voicegate's manif
 or that c2pa cannot parse.
 
 The file is read under the limits of a sample upload (25 MiB; at most `MAX_DECODE_S` of audio, decoded by the
-same decoders) and judged on the fair CPU executor in the caller's lane, in three calls (decoding, the watermark, the
-manifest), as long calls (`backend.cpu.long_calls`): no other user's short work waits behind a check.
+same decoders) and judged on the fair CPU executor in the caller's lane, as a long call (`backend.cpu.long_calls`):
+no other user's short work waits behind a check.
 """
 
 from __future__ import annotations
@@ -78,12 +78,15 @@ class ProvenanceService:
     async def check(self, claims: UserClaims, data: bytes) -> ProvenanceCheck:
         """The watermark and the manifest of ``data``, any audio a sample upload takes. The audio's own refusals
         as for samples: `unsupported_audio` (415), too long (422)."""
-        owner = uuid.UUID(claims.sub)
-        with long_calls():
-            decoded = await self.cpu.run(owner, decode_audio, data)
-            found = await self.cpu.run(owner, detect, decoded.samples, decoded.sample_rate)
-            c2pa = await self.cpu.run(owner, self._manifest, data)
-        return ProvenanceCheck(watermark=WatermarkFinding(present=found.present, score=found.score), c2pa=c2pa)
+        with long_calls():  # up to 300 s of audio decoded and judged: no other user's short work waits behind it
+            return await self.cpu.run(uuid.UUID(claims.sub), self._check, data)
+
+    def _check(self, data: bytes) -> ProvenanceCheck:
+        decoded = decode_audio(data)
+        found = detect(decoded.samples, decoded.sample_rate)
+        return ProvenanceCheck(
+            watermark=WatermarkFinding(present=found.present, score=found.score), c2pa=self._manifest(data)
+        )
 
     def _manifest(self, data: bytes) -> C2paFinding | None:
         try:

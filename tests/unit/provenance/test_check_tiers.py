@@ -1,6 +1,6 @@
-"""A provenance check is three long calls on the CPU executor (`backend.cpu.long_calls`: decoding, the watermark,
-the manifest), so that no other user's short work waits behind one; watched (the tier of the thread each runs on),
-never replaced."""
+"""A provenance check (decoding, the watermark, the manifest) is a long call on the CPU executor
+(`backend.cpu.long_calls`), so that no other user's short work waits behind one; watched (the tier of the thread
+each part runs on), never replaced."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def tier_here() -> str:
     return "long" if "-long-" in name else "yielding" if "-yielding-" in name else "first"
 
 
-async def test_every_part_of_a_check_runs_as_a_long_call(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_check_runs_as_a_long_call(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, str] = {}
     decode_audio, detect = service.decode_audio, service.detect
 
