@@ -9,14 +9,17 @@ The flood is `wrk` (its own process): `--clients` connections posting a recordin
 each to one of H's open consents in turn, never waiting; then `--accounts` users, each from one connection (a
 `wrk` each). The recording is FLEURS Spanish speech
 (tests/clips/languages/es) joined to `--seconds` (60 at most, the route's limit): each reading costs the API's
-CPU executor a few seconds (the phrase, the voiceprint, the watermark). Measured for another user (O), alone (the
+CPU executor a few seconds (the phrase, the voiceprint, the watermark); `--language en` makes the consents English,
+heard by pocketsphinx, which holds Python's GIL a third of the time, where Whisper (es) computes on a thread of its
+own. Measured for another user (O), alone (the
 baseline, in the same run) and during each flood:
 
 - O's one-sentence synthesis job in O's `local` voice, from its POST to the `succeeded` its client sees (polling
   every 20 ms), `--jobs` one after another. Target: O's median at most 1.5x alone.
 - O's own reading (the same recording, to O's own consent), from its POST to its verdict, the median of
-  `--readings`. Target, beside one user's flood: at most 1.5x alone (beside several users' readings, O's takes its
-  turn among theirs: printed, no target).
+  `--readings`. Readings are long calls, which share their own threads (one in `up` on two cores) round robin by
+  user: beside one user's flood, O's reading is due its share of that thread. Target: at most 2x alone. Beside
+  several users' readings, O's takes its turn among theirs: printed, no target.
 
 `--checkout PATH` runs `up` from another checkout (an export of an earlier commit: the figures before a change).
 """
@@ -52,6 +55,8 @@ from devkit.up import Running, dev_token, is_ready, start_up, wait_for  # noqa: 
 WRK = "/usr/bin/wrk"
 O_TEXT = "Hello there, this is a short job."
 SLOWDOWN_TARGET = 1.5
+#: O's reading beside one user's flood: the long calls' thread, shared by two users.
+READING_TARGET = 2.0
 #: H's open consents the flood reads to in turn (a rejected reading leaves its consent open).
 CONSENTS = 10
 BOUNDARY = "voicegatebenchboundary"
@@ -128,8 +133,8 @@ def user(up: Running, name: str) -> User:
     return User(token, {"Authorization": f"Bearer {token}"})
 
 
-def consent(api: httpx.Client, who: User, name: str) -> str:
-    made = api.post("/api/v1/consents", json={"subjectName": name, "language": "es"}, headers=who.headers)
+def consent(api: httpx.Client, who: User, name: str, language: str) -> str:
+    made = api.post("/api/v1/consents", json={"subjectName": name, "language": language}, headers=who.headers)
     return str(made.raise_for_status().json()["consentId"])
 
 
@@ -232,6 +237,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=4, help="users reading one at a time each (0: none)")
     parser.add_argument("--jobs", type=int, default=5)
     parser.add_argument("--readings", type=int, default=3)
+    parser.add_argument("--language", default="es", choices=["es", "en"], help="the consents' (en: pocketsphinx)")
     parser.add_argument("--seconds", type=float, default=16.0, help="the recording's length (60 at most)")
     parser.add_argument("--warm", type=float, default=5.0, help="seconds the flood runs before O is timed")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="run up from this checkout")
@@ -253,14 +259,18 @@ def main() -> None:
     )
     print(
         f"voicegate up from {args.checkout} ({commit}); {os.cpu_count()} cores; load average"
-        f" {os.getloadavg()[0]:.1f}; a recording of {args.seconds:g} s ({len(data)} bytes)"
+        f" {os.getloadavg()[0]:.1f}; a recording of {args.seconds:g} s ({len(data)} bytes); consents in {args.language}"
     )
     with stack(root, args.checkout) as up:
         o = user(up, f"o-{uuid.uuid4().hex[:6]}")
         hostile = [user(up, f"h{n}-{uuid.uuid4().hex[:6]}") for n in range(max(1, args.accounts))]
         with httpx.Client(base_url=up.base_url, timeout=120) as api:
-            asked = Asked(local_voice(api, o), consent(api, o, "Ana Lopez"), data, args.jobs, args.readings)
-            opened = {h.token: [consent(api, h, f"Juan Perez {n}") for n in range(CONSENTS)] for h in hostile}
+            asked = Asked(
+                local_voice(api, o), consent(api, o, "Ana Lopez", args.language), data, args.jobs, args.readings
+            )
+            opened = {
+                h.token: [consent(api, h, f"Juan Perez {n}", args.language) for n in range(CONSENTS)] for h in hostile
+            }
         jobs, reading = measure(up.base_url, o, asked)
         base_job = statistics.median(jobs)
         print(f"\nO's job ({O_TEXT!r}), {args.jobs} one after another, POST to `succeeded`;", end=" ")
@@ -289,10 +299,12 @@ def main() -> None:
                 f"{label:26}{median:>10.2f}{job_x:>7.2f}{max(loaded):>10.2f}"
                 f"{loaded_reading:>10.2f}{reading_x:>7.2f}   {answers} in {max(t for t, _ in stopped):.0f} s"
             )
-            judged = [("job", job_x)] + ([("reading", reading_x)] if len(who) == 1 else [])
-            for what, ratio in judged:
-                verdict = "meets" if ratio <= SLOWDOWN_TARGET else "MISSES"
-                verdicts.append(f"{label}: O's {what} {ratio:.2f}x alone, {verdict} (≤ {SLOWDOWN_TARGET}x)")
+            judged = [("job", job_x, SLOWDOWN_TARGET)] + (
+                [("reading", reading_x, READING_TARGET)] if len(who) == 1 else []
+            )
+            for what, ratio, target in judged:
+                verdict = "meets" if ratio <= target else "MISSES"
+                verdicts.append(f"{label}: O's {what} {ratio:.2f}x alone, {verdict} (≤ {target}x)")
             wait_for(lambda: idle(up), 300, "the flood's readings to end")
     for verdict in verdicts:
         print(verdict)
