@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import io
 import json
 import os
 import statistics
@@ -38,8 +36,6 @@ import sys
 import tempfile
 import time
 import uuid
-import wave
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.audio.decode import decode_audio  # noqa: E402 - after the path setup above
-from devkit.up import Running, dev_token, is_ready, start_up, wait_for  # noqa: E402
+from bench.api import WRK_COUNTS  # noqa: E402
+from devkit.audio_corpus import wav_bytes  # noqa: E402
+from devkit.up import Running, dev_token, running_up, wait_for  # noqa: E402
 
 WRK = "/usr/bin/wrk"
 O_TEXT = "Hello there, this is a short job."
@@ -81,15 +79,6 @@ function response(status, headers, body)
   if verdict then key = key .. " " .. verdict end
   counts[key] = (counts[key] or 0) + 1
 end
-function done(summary, latency, requests)
-  local total = {}
-  for _, thread in ipairs(threads) do
-    for key, n in pairs(thread:get("counts")) do total[key] = (total[key] or 0) + n end
-  end
-  local parts = {}
-  for key, n in pairs(total) do table.insert(parts, string.format('"%%s": %%d', key, n)) end
-  io.write("COUNTS {" .. table.concat(parts, ", ") .. "}\\n")
-end
 """
 
 
@@ -104,14 +93,7 @@ def recording(seconds: float) -> bytes:
             mono = samples.mean(axis=0) if samples.ndim == 2 else samples
             step = decoded.sample_rate / 16_000
             pieces += [mono[(np.arange(int(len(mono) / step)) * step).astype(int)], np.zeros(4_800, np.float32)]
-    joined = np.concatenate(pieces)[: int(seconds * 16_000)]
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16_000)
-        wav.writeframes((np.clip(joined, -1, 1) * 32767).astype("<i2").tobytes())
-    return out.getvalue()
+    return wav_bytes(np.concatenate(pieces)[: int(seconds * 16_000)], 16_000)
 
 
 def multipart(data: bytes) -> bytes:
@@ -217,7 +199,7 @@ class Flood:
     ) -> None:
         paths = ", ".join(f'"/api/v1/consents/{one}/recording"' for one in consents)
         lua = root / f"{label.replace(' ', '_').replace(',', '')}.lua"
-        lua.write_text(_SCRIPT % {"token": who.token, "boundary": BOUNDARY, "body": body, "paths": paths})
+        lua.write_text(_SCRIPT % {"token": who.token, "boundary": BOUNDARY, "body": body, "paths": paths} + WRK_COUNTS)
         command = [WRK, "-t1", f"-c{clients}", "-d3600s", "--timeout", "120s", "-s", str(lua), base]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self.started = time.monotonic()
@@ -261,7 +243,8 @@ def main() -> None:
         f"voicegate up from {args.checkout} ({commit}); {os.cpu_count()} cores; load average"
         f" {os.getloadavg()[0]:.1f}; a recording of {args.seconds:g} s ({len(data)} bytes); consents in {args.language}"
     )
-    with stack(root, args.checkout) as up:
+    settings = {"VOICEGATE_CONSENT_LANGUAGES": "en,es"}
+    with running_up(root, settings=settings, ready_s=240, cwd=args.checkout) as up:
         o = user(up, f"o-{uuid.uuid4().hex[:6]}")
         hostile = [user(up, f"h{n}-{uuid.uuid4().hex[:6]}") for n in range(max(1, args.accounts))]
         with httpx.Client(base_url=up.base_url, timeout=120) as api:
@@ -308,21 +291,6 @@ def main() -> None:
             wait_for(lambda: idle(up), 300, "the flood's readings to end")
     for verdict in verdicts:
         print(verdict)
-
-
-@contextlib.contextmanager
-def stack(root: Path, checkout: Path) -> Iterator[Running]:
-    """`voicegate up` from `checkout`, with Spanish consents, once ready; stopped, with its Postgres, on exit."""
-    up = start_up(root, cwd=checkout, settings={"VOICEGATE_CONSENT_LANGUAGES": "en,es"})
-    try:
-        wait_for(lambda: is_ready(up.base_url), 240, "/readyz 200", up)
-        yield up
-    finally:
-        if up.process.poll() is None:
-            up.process.terminate()
-            up.process.wait(timeout=60)
-        up.pg.stop(mode="immediate")
-        subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
 def idle(up: Running) -> bool:
