@@ -81,7 +81,8 @@ def yielding(yes: bool) -> Iterator[None]:
 @contextlib.contextmanager
 def long_calls() -> Iterator[None]:
     """Within the block, CPU calls are long calls (a reading of a consent phrase, a file's provenance check: seconds
-    of CPU in one call): they queue in the executors' tier of long calls (see the module docstring)."""
+    of CPU in one call): they queue in the executors' tier of long calls (see the module docstring). A task created
+    within the block inherits it, as it does every context variable: make only the long call itself inside."""
     token = _LONG.set(True)
     try:
         yield
