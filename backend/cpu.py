@@ -17,7 +17,14 @@ same cores at the kernel's say. So work done for a user who already has other wo
 on a busy core the kernel weighs each at about a 68th of a thread at nice 0, and on idle cores they run as fast as
 the rest. A flood of one user's jobs is slowed, never stopped (its leases are kept by the event loop). Nice values
 count only within one cgroup, a niced thread holding the GIL holds up its process until it runs again, and a
-program it starts inherits its nice value: docs/limits.md ("Sharing the server"). Both tiers start with the executor.
+program it starts inherits its nice value: docs/limits.md ("Sharing the server").
+
+A long call (`long_calls`: a reading of a consent phrase, a file's provenance check; seconds of CPU in one call,
+which no thread can interrupt) waits in a tier of its own, whose threads keep the process's priority: so the short
+calls of every user (a render's phrase, a mark) never queue behind one, and long calls take at most that tier's
+threads, round robin between their users as ever. Not niced: a niced thread that holds the GIL (pocketsphinx holds
+it a third of the time) would hold up the process, and CTranslate2 computes on a thread of its own, at the
+priority it was created with. All three tiers start with the executor.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
@@ -54,6 +61,8 @@ _REMEMBERED: Final = 4096
 BACKGROUND_NICE: Final = 19
 #: Set (`yielding`) while work is done for a user who has other work in hand: their calls go to the second tier.
 _YIELDING: ContextVar[bool] = ContextVar("voicegate_cpu_yielding", default=False)
+#: Set (`long_calls`) for a long call: it goes to the tier of long calls, whether or not `yielding`.
+_LONG: ContextVar[bool] = ContextVar("voicegate_cpu_long", default=False)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,18 @@ def yielding(yes: bool) -> Iterator[None]:
         yield
     finally:
         _YIELDING.reset(token)
+
+
+@contextlib.contextmanager
+def long_calls() -> Iterator[None]:
+    """Within the block, CPU calls are long calls (a reading of a consent phrase, a file's provenance check: seconds
+    of CPU in one call): they queue in the executors' tier of long calls (see the module docstring). A task created
+    within the block inherits it, as it does every context variable: make only the long call itself inside."""
+    token = _LONG.set(True)
+    try:
+        yield
+    finally:
+        _LONG.reset(token)
 
 
 def usable_cores() -> int:
@@ -134,9 +155,11 @@ class _Tier:
     (least recently first: each tier keeps its own turns), and the condition its threads wait on (under the
     executor's lock)."""
 
-    __slots__ = ("lanes", "served", "waiting")
+    __slots__ = ("lanes", "served", "suffix", "waiting")
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self, lock: threading.Lock, suffix: str) -> None:
+        #: What its threads' names add to the executor's.
+        self.suffix = suffix
         self.lanes: dict[Owner, deque[_Item]] = {}
         self.served: OrderedDict[Owner, int] = OrderedDict()
         self.waiting = threading.Condition(lock)
@@ -144,7 +167,8 @@ class _Tier:
 
 class CpuExecutor:
     """`workers` threads running CPU-bound calls, taken round robin between the users that have calls waiting;
-    and as many again, niced, for calls queued while `yielding` (see the module docstring).
+    as many again, niced, for calls queued while `yielding`, and as many again for long calls (`long_calls`; see the
+    module docstring).
 
     `await cpu.run(owner, fn, *args)` queues `fn(*args)` in `owner`'s lane and returns what it returns (or
     raises what it raises), with the caller's context variables, as `asyncio.to_thread` does. A caller
@@ -157,17 +181,19 @@ class CpuExecutor:
         if workers < 1:
             raise ValueError("a CPU executor needs at least one worker thread")
         self.workers = workers
-        #: Every thread of this executor is named `<name>-<n>` (the second tier's `<name>-yielding-<n>`);
-        #: unique per executor in a process.
+        #: Every thread of this executor is named `<name>-<n>` (the second tier's `<name>-yielding-<n>`, the long
+        #: calls' `<name>-long-<n>`); unique per executor in a process.
         self.name = f"{name}-{next(_SERIAL)}"
         self._lock = threading.Lock()
-        self._first, self._second = _Tier(self._lock), _Tier(self._lock)
+        self._first = _Tier(self._lock, "")
+        self._second = _Tier(self._lock, "-yielding")
+        self._long = _Tier(self._lock, "-long")
         self._turns = itertools.count(1)
         self._closed = False
         self._alive = 0
         self._when_ended: list[Callable[[], None]] = []
         self._threads: list[threading.Thread] = []
-        for tier in (self._first, self._second):
+        for tier in self._tiers():
             self._start(tier)
 
     def submit(self, owner: Owner, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
@@ -193,7 +219,7 @@ class CpuExecutor:
         return future
 
     def _queue(self, owner: Owner, call: Callable[[], Any], *, ahead: bool = False) -> asyncio.Future[Any]:
-        tier = self._second if _YIELDING.get() else self._first
+        tier = self._long if _LONG.get() else self._second if _YIELDING.get() else self._first
         item = _Item(tier, owner, call, asyncio.get_running_loop(), ahead=ahead)
         item.future.add_done_callback(functools.partial(self._drop, item))
         with self._lock:
@@ -212,7 +238,7 @@ class CpuExecutor:
     def _start(self, tier: _Tier) -> None:
         """Start `tier`'s threads, each counted alive as it starts (a thread the system cannot start fails the
         executor's construction, before any call was taken, and ends the ones started)."""
-        label = self.name if tier is self._first else f"{self.name}-yielding"
+        label = self.name + tier.suffix
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, args=(tier,), name=f"{label}-{n}", daemon=True)
             with self._lock:
@@ -230,7 +256,7 @@ class CpuExecutor:
         """End the threads started so far (the construction failed): nothing was queued, so each leaves at once."""
         with self._lock:
             self._closed = True
-            for tier in (self._first, self._second):
+            for tier in self._tiers():
                 tier.waiting.notify_all()
         for thread in self._threads:
             thread.join()
@@ -243,7 +269,7 @@ class CpuExecutor:
         with self._lock:
             self._closed = True
             dropped = []
-            for tier in (self._first, self._second):
+            for tier in self._tiers():
                 dropped += [item for lane in tier.lanes.values() for item in lane]
                 tier.lanes.clear()
                 tier.waiting.notify_all()
@@ -277,6 +303,9 @@ class CpuExecutor:
             lane.remove(item)
             if not lane:
                 del lanes[item.owner]
+
+    def _tiers(self) -> tuple[_Tier, _Tier, _Tier]:
+        return self._first, self._second, self._long
 
     def _next(self, tier: _Tier) -> _Item | None:
         """`tier`'s next call, from the lane served least recently (with the lock held); None once closed and

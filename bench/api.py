@@ -45,6 +45,18 @@ from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port 
 WRK = "/usr/bin/wrk"
 # Each request names its voice anew: a user's voices each have a name of their own (a repeat would be a 409). The
 # run's random part keeps the warm-up's names and the measured run's apart.
+#: The end of a wrk script whose `response` counts answers in each thread's `counts` table (by whatever key it
+#: chooses): the threads' counts summed, printed as one line, `COUNTS {"key": n, ...}`.
+WRK_COUNTS = """function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for key, n in pairs(thread:get("counts")) do total[key] = (total[key] or 0) + n end
+  end
+  local parts = {}
+  for key, n in pairs(total) do table.insert(parts, string.format('"%s": %d', key, n)) end
+  io.write("COUNTS {" .. table.concat(parts, ", ") .. "}\\n")
+end
+"""
 _POST_SCRIPT = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local urandom = io.open("/dev/urandom", "rb")

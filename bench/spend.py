@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.standard_webhooks.signing import new_secret  # noqa: E402 - after the path setup above
 from backend.text import pieces  # noqa: E402
-from bench.api import cpu_seconds, subject  # noqa: E402
+from bench.api import WRK_COUNTS, cpu_seconds, subject  # noqa: E402
 from devkit.db import seed_consent  # noqa: E402
 from devkit.up import Running, api_children, dev_token, is_ready, start_up, start_worker, wait_for  # noqa: E402
 
@@ -97,15 +97,6 @@ function response(status, headers, body)
     if code then key = key .. " " .. code end
   end
   counts[key] = (counts[key] or 0) + 1
-end
-function done(summary, latency, requests)
-  local total = {}
-  for _, thread in ipairs(threads) do
-    for key, n in pairs(thread:get("counts")) do total[key] = (total[key] or 0) + n end
-  end
-  local parts = {}
-  for key, n in pairs(total) do table.insert(parts, string.format('"%%s": %%d', key, n)) end
-  io.write("COUNTS {" .. table.concat(parts, ", ") .. "}\\n")
 end
 """
 
@@ -378,7 +369,7 @@ def script(run: Stack, token: str, body: str | None) -> Path:
     """A wrk script asking as `token`'s user: a POST of `body` (JSON), or a GET."""
     path = run.root / f"wrk-{uuid.uuid4().hex[:6]}.lua"
     post = f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{body}\''
-    path.write_text(_SCRIPT % {"token": token, "body": post if body is not None else ""})
+    path.write_text(_SCRIPT % {"token": token, "body": post if body is not None else ""} + WRK_COUNTS)
     return path
 
 

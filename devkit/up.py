@@ -148,10 +148,11 @@ def running_up(
     settings: Mapping[str, str] | None = None,
     ready_s: float = 120,
     fresh: bool = False,
+    cwd: Path = REPO,
 ) -> Iterator[Running]:
-    """`voicegate up` with its data under `root` (see `start_up`), once `/readyz` answers 200 (within `ready_s`);
-    on exit it is stopped, its Postgres too, and `root` removed."""
-    up = start_up(root, pg_port, *extra, umask=umask, settings=settings, fresh=fresh)
+    """`voicegate up` with its data under `root` (see `start_up`: from the checkout at `cwd`), once `/readyz`
+    answers 200 (within `ready_s`); on exit it is stopped, its Postgres too, and `root` removed."""
+    up = start_up(root, pg_port, *extra, umask=umask, cwd=cwd, settings=settings, fresh=fresh)
     try:
         wait_for(lambda: is_ready(up.base_url), ready_s, "/readyz 200", up)
         yield up

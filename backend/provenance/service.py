@@ -9,7 +9,8 @@ none). `c2pa` is null for a file of a format that cannot carry voicegate's manif
 or that c2pa cannot parse.
 
 The file is read under the limits of a sample upload (25 MiB; at most `MAX_DECODE_S` of audio, decoded by the
-same decoders) and judged on the fair CPU executor in the caller's lane.
+same decoders) and judged on the fair CPU executor in the caller's lane, as a long call (`backend.cpu.long_calls`):
+no other user's short work waits behind a check.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import msgspec
 
 from backend.audio.decode import decode_audio
 from backend.auth.verify import UserClaims
-from backend.cpu import CpuExecutor
+from backend.cpu import CpuExecutor, long_calls
 from backend.errors import ProvenanceUnreadable
 from backend.provenance.claim import SYNTHESIS_ASSERTION
 from backend.provenance.verify import Verifier, VerifyState
@@ -77,7 +78,8 @@ class ProvenanceService:
     async def check(self, claims: UserClaims, data: bytes) -> ProvenanceCheck:
         """The watermark and the manifest of ``data``, any audio a sample upload takes. The audio's own refusals
         as for samples: `unsupported_audio` (415), too long (422)."""
-        return await self.cpu.run(uuid.UUID(claims.sub), self._check, data)
+        with long_calls():  # up to 300 s of audio decoded and judged: no other user's short work waits behind it
+            return await self.cpu.run(uuid.UUID(claims.sub), self._check, data)
 
     def _check(self, data: bytes) -> ProvenanceCheck:
         decoded = decode_audio(data)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 import backend.cpu
-from backend.cpu import BACKGROUND_NICE, CpuExecutor, yielding
+from backend.cpu import BACKGROUND_NICE, CpuExecutor, long_calls, yielding
 
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 #: How long a blocked test call waits at most: only a broken executor ever waits this long.
@@ -193,7 +193,7 @@ async def test_calls_made_yielding_run_on_niced_threads_of_their_own_and_the_res
 async def test_every_thread_of_the_second_tier_is_niced_and_none_of_the_first() -> None:
     ours = nice_here()
     async with CpuExecutor(2) as two:
-        assert len(threads_of(two)) == 4  # both tiers' threads start with the executor
+        assert len(threads_of(two)) == 6  # the three tiers' threads start with the executor
         for tier, expected in ((False, ours), (True, min(19, ours + BACKGROUND_NICE))):
             # Two calls that meet inside the executor run on its two threads of the tier at once.
             both = threading.Barrier(2)
@@ -283,7 +283,7 @@ async def test_the_two_tiers_never_wait_for_each_other() -> None:
 
 async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thread() -> None:
     cpu = CpuExecutor(1)
-    assert len(threads_of(cpu)) == 2
+    assert len(threads_of(cpu)) == 3
     gate = Gate()
 
     def held_then_finished() -> str:
@@ -312,3 +312,49 @@ async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thre
     assert threads_of(cpu) == []
     with pytest.raises(RuntimeError, match="closed"):
         await cpu.run(A, str, "too late")
+
+
+def tier_here() -> tuple[str, int]:
+    """The tier of the calling thread, by its name, and its nice value."""
+    name = threading.current_thread().name
+    tier = "long" if "-long-" in name else "yielding" if "-yielding-" in name else "first"
+    return tier, nice_here()
+
+
+async def test_long_calls_run_on_threads_of_their_own_at_the_process_priority_yielding_or_not() -> None:
+    ours = nice_here()
+    async with CpuExecutor(1) as cpu:
+        with long_calls():
+            assert await cpu.run(A, tier_here) == ("long", ours)
+            with yielding(True):
+                assert await cpu.run(A, tier_here) == ("long", ours)
+        assert await cpu.run(A, tier_here) == ("first", ours), "outside the block: as the caller was"
+
+
+async def test_no_short_call_waits_for_a_long_one() -> None:
+    async with CpuExecutor(1) as cpu:
+        gate = Gate()
+        with long_calls():
+            long = cpu.submit(A, gate.hold)
+        await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+        # The long call holds its tier's only thread: B's short call runs all the same, and so does A's own.
+        assert await asyncio.wait_for(cpu.run(B, tier_here), BOUND_S) == ("first", nice_here())
+        assert await asyncio.wait_for(cpu.run(A, str, "short"), BOUND_S) == "short"
+        gate.open()
+        await long
+
+
+async def test_long_calls_take_turns_between_users() -> None:
+    async with CpuExecutor(1) as cpu:
+        gate = Gate()
+        ran: list[str] = []
+        record = recorder(ran)
+        with long_calls():
+            held = cpu.submit(A, gate.hold)
+            await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+            # A floods while their first is heard, and B's one call comes after: it waits for that one of A's only.
+            calls = [cpu.submit(A, record, f"A{n}") for n in range(3)] + [cpu.submit(B, record, "B")]
+        gate.open()
+        await held
+        await asyncio.wait_for(asyncio.gather(*calls), BOUND_S)
+    assert ran == ["B", "A0", "A1", "A2"]
