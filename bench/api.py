@@ -43,8 +43,6 @@ from backend.db.migrate import migrate  # noqa: E402 - after the path setup abov
 from standins.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres, free_port  # noqa: E402
 
 WRK = "/usr/bin/wrk"
-# Each request names its voice anew: a user's voices each have a name of their own (a repeat would be a 409). The
-# run's random part keeps the warm-up's names and the measured run's apart.
 #: The end of a wrk script whose `response` counts answers in each thread's `counts` table (by whatever key it
 #: chooses): the threads' counts summed, printed as one line, `COUNTS {"key": n, ...}`.
 WRK_COUNTS = """function done(summary, latency, requests)
@@ -57,6 +55,8 @@ WRK_COUNTS = """function done(summary, latency, requests)
   io.write("COUNTS {" .. table.concat(parts, ", ") .. "}\\n")
 end
 """
+# Each request names its voice anew: a user's voices each have a name of their own (a repeat would be a 409). The
+# run's random part keeps the warm-up's names and the measured run's apart.
 _POST_SCRIPT = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local urandom = io.open("/dev/urandom", "rb")

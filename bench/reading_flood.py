@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.audio.decode import decode_audio  # noqa: E402 - after the path setup above
-from bench.api import WRK_COUNTS  # noqa: E402
+from bench.api import WRK_COUNTS, cpu_seconds  # noqa: E402
 from devkit.audio_corpus import wav_bytes  # noqa: E402
 from devkit.up import Running, dev_token, running_up, wait_for  # noqa: E402
 
@@ -295,15 +295,9 @@ def main() -> None:
 
 def idle(up: Running) -> bool:
     """Whether `up` has stopped working (under 5 % of a core for a second)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def used() -> float:
-        fields = Path(f"/proc/{up.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
-
-    before = used()
+    before = cpu_seconds(up.process.pid)
     time.sleep(1.0)
-    return used() - before < 0.05
+    return cpu_seconds(up.process.pid) - before < 0.05
 
 
 if __name__ == "__main__":

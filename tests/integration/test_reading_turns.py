@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from tests.integration.api.test_consent_states import hibari_says
 from tests.integration.conftest import open_lifecycle
 from tests.integration.test_ownership_reading import ORIGIN, claims_of, consents_of
 from tests.integration.test_voice_ownership import Db
+from tests.unit.test_cpu import nice_here, tier_here
 
 pytestmark = pytest.mark.timeout(300)
 BOUND_S = 60.0
@@ -36,16 +36,6 @@ NAMES = ("Alice Held", "Bob Later")
 async def ctx(cpu: CpuExecutor, db_dsn: str, tmp_path: Path) -> AsyncIterator[WorkerContext]:
     async with open_lifecycle(cpu, db_dsn, tmp_path) as opened:
         yield opened
-
-
-def nice_here() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-
-def tier_here() -> tuple[str, int]:
-    """The executor's tier the calling thread serves, by its name, and its nice value."""
-    name = threading.current_thread().name
-    return ("long" if "-long-" in name else "yielding" if "-yielding-" in name else "first"), nice_here()
 
 
 async def test_a_reading_is_heard_as_a_long_call_and_no_short_call_waits_for_it(

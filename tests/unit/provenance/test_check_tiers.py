@@ -4,7 +4,6 @@ each part runs on), never replaced."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 
@@ -17,11 +16,7 @@ from backend.provenance import service
 from backend.provenance.service import ProvenanceService
 from backend.provenance.verify import Verifier
 from devkit.audio_corpus import wav_bytes
-
-
-def tier_here() -> str:
-    name = threading.current_thread().name
-    return "long" if "-long-" in name else "yielding" if "-yielding-" in name else "first"
+from tests.unit.test_cpu import tier_here
 
 
 async def test_a_check_runs_as_a_long_call(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +25,7 @@ async def test_a_check_runs_as_a_long_call(monkeypatch: pytest.MonkeyPatch) -> N
 
     def watched(name: str, real: Callable[..., object]) -> Callable[..., object]:
         def call(*args: object) -> object:
-            seen[name] = tier_here()
+            seen[name] = tier_here()[0]
             return real(*args)
 
         return call
