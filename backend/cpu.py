@@ -21,9 +21,9 @@ program it starts inherits its nice value: docs/limits.md ("Sharing the server")
 
 A long call (`long_calls`: a reading of a consent phrase, a file's provenance check, a sample's check, the
 voiceprints of an enrolment's samples and of what its provider spoke, a `local` voice's profile; seconds of CPU in
-one call for a long recording, which no thread can interrupt) waits in a tier of its own, whose threads keep the process's priority: so the short
-calls of every user (a render's phrase, a mark) never queue behind one, and long calls take at most that tier's
-threads, round robin between their users as ever. Not niced: a niced thread that holds the GIL (pocketsphinx holds
+one call for a long recording, which no thread can interrupt) waits in a tier of its own, whose threads keep the
+process's priority: so the short calls of every user (a render's phrase, a mark) never queue behind one, and long
+calls take at most that tier's threads, round robin between their users as ever. Not niced: a niced thread that holds the GIL (pocketsphinx holds
 it a third of the time) would hold up the process, and CTranslate2 computes on a thread of its own, at the
 priority it was created with. All three tiers start with the executor.
 
