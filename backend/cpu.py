@@ -23,9 +23,9 @@ A long call (`long_calls`: a reading of a consent phrase, a file's provenance ch
 voiceprints of an enrolment's samples and of what its provider spoke, a `local` voice's profile; seconds of CPU in
 one call for a long recording, which no thread can interrupt) waits in a tier of its own, whose threads keep the
 process's priority: so the short calls of every user (a render's phrase, a mark) never queue behind one, and long
-calls take at most that tier's threads, round robin between their users as ever. Not niced: a niced thread that holds the GIL (pocketsphinx holds
-it a third of the time) would hold up the process, and CTranslate2 computes on a thread of its own, at the
-priority it was created with. All three tiers start with the executor.
+calls take at most that tier's threads, round robin between their users as ever. Not niced: a niced thread that
+holds the GIL (pocketsphinx holds it a third of the time) would hold up the process, and CTranslate2 computes on a
+thread of its own, at the priority it was created with. All three tiers start with the executor.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
