@@ -130,7 +130,7 @@ async def measure_samples(
     stored. One that cannot be made is logged and None: the likeness then says `no_sample`, and the voice goes
     on."""
     try:
-        with long_calls():  # a voiceprint of every sample whose check took none: seconds of CPU in one call
+        with long_calls(queued=True):  # a voiceprint of every sample whose check took none: seconds of CPU in one call
             found = await ctx.cpu.run(attempt.owner_id, samples_print, recordings, prints)
     except (AudioRejected, VoiceprintUnavailable, ValueError):
         log.exception("attempt %s: no voiceprint of its samples", attempt.id)
@@ -275,7 +275,9 @@ async def _judge(
 ) -> dict[str, Any]:
     """The `judgement` of what the provider spoke against the samples' print, with the stock voice's beside it."""
     try:
-        with long_calls():  # voiceprints of what was spoken and of the stock voice: seconds of CPU in one call
+        with long_calls(
+            queued=True
+        ):  # voiceprints of what was spoken and of the stock voice: seconds of CPU in one call
             score, baseline = await ctx.cpu.run(judged.owner_id, _scores, samples, spoken, judged.language)
     except (AudioRejected, VoiceprintUnavailable, ValueError):
         log.exception("attempt %s: no voiceprint of what its provider spoke", judged.attempt_id)

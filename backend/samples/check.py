@@ -107,7 +107,9 @@ class SampleCheck:
         kept_copy = sample.processed_object_path if sample.original_removed_at is not None else None
         original = await self._read(kept_copy or sample.object_path)
         try:
-            with long_calls():  # seconds of CPU for a long sample: no other user's short work waits behind it
+            with long_calls(
+                queued=True
+            ):  # seconds of CPU for a long sample: no other user's short work waits behind it
                 prepared, prints = await ctx.cpu.run(
                     sample.owner_id, _prepare_and_print, original, sample_rules(provider)
                 )

@@ -118,7 +118,7 @@ async def _consent(
         data = await integrity.read(
             db, storage, paths.SAMPLES, path, actor=actor, subject=("voice_consent", consent_id)
         )
-        with long_calls():  # a voiceprint of a reading of up to 60 s
+        with long_calls(queued=True):  # a voiceprint of a reading of up to 60 s
             made = await cpu.run(owner_id, _print, data)
     except Exception as exc:  # reported per consent; the rest go on
         return Reprinted("consent", consent_id, owner_id, "error", f"{type(exc).__name__}: {exc}")
@@ -141,7 +141,7 @@ async def _sample(
             data = await integrity.read(
                 db, storage, row["bucket_id"], path, actor=actor, subject=("voice_sample", sample_id)
             )
-            with long_calls():  # the prints of a sample's speech, seconds of CPU for a long one
+            with long_calls(queued=True):  # the prints of a sample's speech, seconds of CPU for a long one
                 prints = await cpu.run(owner_id, _prints, data)
         except Exception as exc:  # reported per sample; the rest go on
             return Reprinted("sample", sample_id, owner_id, "error", f"{type(exc).__name__}: {exc}")

@@ -184,12 +184,13 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
     assert mirror(db, made["reflection"])["attemptId"] == str(again.id)
     assert mirror(db, made["reflection"])["likeness"] == rejudged["likeness"]
     assert (await voices.get_voice(claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
-    # Long calls (`backend.cpu.long_calls`), in a tier of their own: no other user's short work waits behind one.
+    # Long calls a queue's consumer makes (`backend.cpu.long_calls(queued=True)`), in a tier of their own: no other
+    # user's short work, nor their reading, waits behind one.
     ours = nice_here()
     assert tiers == {
-        "samples_print": {("long", ours)},
-        "_scores": {("long", ours)},
-        "_profile_of": {("long", ours)},
+        "samples_print": {("queued", ours)},
+        "_scores": {("queued", ours)},
+        "_profile_of": {("queued", ours)},
         "_traits_of": {("first", ours)},
     }
 

@@ -137,7 +137,7 @@ async def test_ge2e_prints_are_printed_again_from_their_recordings_and_registere
     assert one(db, "select voiceprint from voice_samples where id = %s", (gone,))["voiceprint"] is None
     assert registered(db) == {consent_id: 192, kept: 192}
     assert [d async for d in reprint_all(ctx.db, ctx.storage, ctx.cpu, actor="test")] == [], "nothing is left"
-    assert tiers == {"_print": {("long", nice_here())}, "_prints": {("long", nice_here())}}
+    assert tiers == {"_print": {("queued", nice_here())}, "_prints": {("queued", nice_here())}}
 
 
 async def test_a_sample_under_a_ge2e_consent_reprints_it_and_is_judged_against_the_new_print(

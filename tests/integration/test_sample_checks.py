@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from backend.context import WorkerContext
-from backend.cpu import CpuExecutor
+from backend.cpu import CpuExecutor, long_calls
 from backend.samples import check
 from backend.samples.step import fail_sample, process_sample
 from devkit.audio_corpus import noise, speech_wav, wav_bytes
@@ -106,12 +106,13 @@ async def test_a_pending_sample_is_checked_into_ready_once(ctx: WorkerContext, d
     )
 
 
-async def test_a_sample_is_checked_as_a_long_call_and_no_short_call_waits_for_it(
+async def test_a_sample_is_checked_as_a_queued_long_call_and_no_short_call_nor_reading_waits_for_it(
     ctx: WorkerContext, db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A sample's check (decoding, cleaning, the voiceprint: about 7 CPU-s for 60 s of speech) is one long call
-    (`backend.cpu.long_calls`): while it holds the only thread of its tier, another user's short work (a render's
-    phrase, a mark) still runs at once. Watched (held at its start, the tier of its thread noted), never replaced."""
+    """A sample's check (decoding, cleaning, the voiceprint: about 7 CPU-s for 60 s of speech) is one long call a
+    queue's consumer makes (`backend.cpu.long_calls(queued=True)`): while it holds the only thread of its tier,
+    another user's short work (a render's phrase, a mark) and their long call a request waits on (a consent
+    reading) still run at once. Watched (held at its start, the tier of its thread noted), never replaced."""
     loop = asyncio.get_running_loop()
     holding, gate = asyncio.Event(), threading.Event()
     tiers: list[tuple[str, int]] = []
@@ -130,10 +131,12 @@ async def test_a_sample_is_checked_as_a_long_call_and_no_short_call_waits_for_it
         checking = asyncio.create_task(process_sample(dataclasses.replace(ctx, cpu=cpu), sample["id"]))
         await asyncio.wait_for(holding.wait(), BOUND_S)
         assert await asyncio.wait_for(cpu.run(other, tier_here), BOUND_S) == ("first", nice_here())
+        with long_calls():
+            assert await asyncio.wait_for(cpu.run(other, tier_here), BOUND_S) == ("long", nice_here())
         gate.set()
         assert (await asyncio.wait_for(checking, BOUND_S)).status == "ready"
 
-    assert tiers == [("long", nice_here())]
+    assert tiers == [("queued", nice_here())]
 
 
 async def test_a_refused_sample_keeps_the_reason_and_its_report(

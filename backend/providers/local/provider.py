@@ -161,7 +161,7 @@ class LocalProvider:
         self.sample_rules.check(PROVIDER, samples, language)
         if (existing := await self.find(key)) is not None:
             return existing
-        with long_calls():  # a sample's pitch track and spectra: seconds of CPU for a long one
+        with long_calls(queued=True):  # a sample's pitch track and spectra: seconds of CPU for a long one
             profile = await self._cpu.run(self._owner, _profile_of, samples[0].data)
         voice = LocalVoice(
             voice_id=voice_id_for(key),
