@@ -19,16 +19,12 @@ the rest. A flood of one user's jobs is slowed, never stopped (its leases are ke
 count only within one cgroup, a niced thread holding the GIL holds up its process until it runs again, and a
 program it starts inherits its nice value: docs/limits.md ("Sharing the server").
 
-A long call (`long_calls`: seconds of CPU in one call for a long recording, which no thread can interrupt) waits
-in a tier of its own, whose threads keep the process's priority: so the short calls of every user (a render's
-phrase, a mark) never queue behind one, and long calls take at most that tier's threads, round robin between their
-users as ever. Two such tiers: one for the long calls a request waits on (a reading of a consent phrase, a file's
-provenance check: a person waits on the page), one for those a queue's consumer makes (`long_calls(queued=True)`:
-a sample's check, the voiceprints of an enrolment's samples and of what its provider spoke, a `local` voice's
-profile, a reprint), so that a reading never waits behind other users' sample checks, nor an enrolment behind
-readings. Not niced: a niced thread that holds the GIL (pocketsphinx holds it a third of the time) would hold up the
-process, and CTranslate2 computes on a thread of its own, at the priority it was created with. All four tiers
-start with the executor.
+A long call (`long_calls`: seconds of CPU in one call, which no thread can interrupt) waits in a tier of its own,
+at the process's priority, so that no short call (a render's phrase, a mark) queues behind one; two such tiers, for
+the long calls a request waits on (a consent reading, a provenance check) and for those a queue's consumer makes
+(`queued`: a sample's check, an enrolment's voiceprints, a `local` voice's profile), so that neither kind waits
+behind the other. Not niced: a niced thread holding the GIL (pocketsphinx holds it a third of the time) would hold
+up the process, and CTranslate2 computes on a thread of its own. Every tier starts with the executor.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
