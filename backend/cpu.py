@@ -19,12 +19,12 @@ the rest. A flood of one user's jobs is slowed, never stopped (its leases are ke
 count only within one cgroup, a niced thread holding the GIL holds up its process until it runs again, and a
 program it starts inherits its nice value: docs/limits.md ("Sharing the server").
 
-A long call (`long_calls`: a reading of a consent phrase, a file's provenance check; seconds of CPU in one call,
-which no thread can interrupt) waits in a tier of its own, whose threads keep the process's priority: so the short
-calls of every user (a render's phrase, a mark) never queue behind one, and long calls take at most that tier's
-threads, round robin between their users as ever. Not niced: a niced thread that holds the GIL (pocketsphinx holds
-it a third of the time) would hold up the process, and CTranslate2 computes on a thread of its own, at the
-priority it was created with. All three tiers start with the executor.
+A long call (`long_calls`: seconds of CPU in one call, which no thread can interrupt) waits in a tier of its own,
+at the process's priority, so that no short call (a render's phrase, a mark) queues behind one; two such tiers, for
+the long calls a request waits on (a consent reading, a provenance check) and for those a queue's consumer makes
+(`queued`: a sample's check, an enrolment's voiceprints, a `local` voice's profile), so that neither kind waits
+behind the other. Not niced: a niced thread holding the GIL (pocketsphinx holds it a third of the time) would hold
+up the process, and CTranslate2 computes on a thread of its own. Every tier starts with the executor.
 
 One executor per process, owned by what runs the process (the app's lifespan, `voicegate worker`) and closed
 with it: `aclose` drops what has not started and returns once every thread has ended.
@@ -46,7 +46,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final, Literal, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -61,8 +61,9 @@ _REMEMBERED: Final = 4096
 BACKGROUND_NICE: Final = 19
 #: Set (`yielding`) while work is done for a user who has other work in hand: their calls go to the second tier.
 _YIELDING: ContextVar[bool] = ContextVar("voicegate_cpu_yielding", default=False)
-#: Set (`long_calls`) for a long call: it goes to the tier of long calls, whether or not `yielding`.
-_LONG: ContextVar[bool] = ContextVar("voicegate_cpu_long", default=False)
+#: Set (`long_calls`) for a long call: "asked" (a request waits on it) or "queued" (a queue's consumer makes it); it
+#: goes to that tier of long calls, whether or not `yielding`.
+_LONG: ContextVar[Literal["asked", "queued"] | None] = ContextVar("voicegate_cpu_long", default=None)
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,13 @@ def yielding(yes: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def long_calls() -> Iterator[None]:
-    """Within the block, CPU calls are long calls (a reading of a consent phrase, a file's provenance check: seconds
-    of CPU in one call): they queue in the executors' tier of long calls (see the module docstring). A task created
-    within the block inherits it, as it does every context variable: make only the long call itself inside."""
-    token = _LONG.set(True)
+def long_calls(*, queued: bool = False) -> Iterator[None]:
+    """Within the block, CPU calls are long calls (seconds of CPU in one call): they queue in the executors' tier of
+    the long calls a request waits on (a reading of a consent phrase, a file's provenance check), or, if `queued`,
+    in that of the long calls a queue's consumer makes (a sample's check, an enrolment's voiceprints; see the module
+    docstring). A task created within the block inherits it, as it does every context variable: make only the long
+    call itself inside."""
+    token = _LONG.set("queued" if queued else "asked")
     try:
         yield
     finally:
@@ -167,8 +170,8 @@ class _Tier:
 
 class CpuExecutor:
     """`workers` threads running CPU-bound calls, taken round robin between the users that have calls waiting;
-    as many again, niced, for calls queued while `yielding`, and as many again for long calls (`long_calls`; see the
-    module docstring).
+    as many again, niced, for calls queued while `yielding`, and as many again for each of the two kinds of long calls
+    (`long_calls`; see the module docstring).
 
     `await cpu.run(owner, fn, *args)` queues `fn(*args)` in `owner`'s lane and returns what it returns (or
     raises what it raises), with the caller's context variables, as `asyncio.to_thread` does. A caller
@@ -182,12 +185,13 @@ class CpuExecutor:
             raise ValueError("a CPU executor needs at least one worker thread")
         self.workers = workers
         #: Every thread of this executor is named `<name>-<n>` (the second tier's `<name>-yielding-<n>`, the long
-        #: calls' `<name>-long-<n>`); unique per executor in a process.
+        #: calls' `<name>-long-<n>`, the queued long calls' `<name>-queued-<n>`); unique per executor in a process.
         self.name = f"{name}-{next(_SERIAL)}"
         self._lock = threading.Lock()
         self._first = _Tier(self._lock, "")
         self._second = _Tier(self._lock, "-yielding")
         self._long = _Tier(self._lock, "-long")
+        self._queued = _Tier(self._lock, "-queued")
         self._turns = itertools.count(1)
         self._closed = False
         self._alive = 0
@@ -219,7 +223,11 @@ class CpuExecutor:
         return future
 
     def _queue(self, owner: Owner, call: Callable[[], Any], *, ahead: bool = False) -> asyncio.Future[Any]:
-        tier = self._long if _LONG.get() else self._second if _YIELDING.get() else self._first
+        long = _LONG.get()
+        if long is not None:
+            tier = self._queued if long == "queued" else self._long
+        else:
+            tier = self._second if _YIELDING.get() else self._first
         item = _Item(tier, owner, call, asyncio.get_running_loop(), ahead=ahead)
         item.future.add_done_callback(functools.partial(self._drop, item))
         with self._lock:
@@ -304,8 +312,8 @@ class CpuExecutor:
             if not lane:
                 del lanes[item.owner]
 
-    def _tiers(self) -> tuple[_Tier, _Tier, _Tier]:
-        return self._first, self._second, self._long
+    def _tiers(self) -> tuple[_Tier, _Tier, _Tier, _Tier]:
+        return self._first, self._second, self._long, self._queued
 
     def _next(self, tier: _Tier) -> _Item | None:
         """`tier`'s next call, from the lane served least recently (with the lock held); None once closed and

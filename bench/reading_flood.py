@@ -1,9 +1,10 @@
-"""Benchmark: one user flooding the spoken-consent route with recordings, and what another user waits meanwhile, on
-a real `voicegate up` as a user starts it (one process: the API, the consumers, the `local` engine), with Spanish
-consents (VOICEGATE_CONSENT_LANGUAGES=en,es: Whisper hears the readings).
+"""Benchmark: one user flooding the spoken-consent route with recordings (or the samples route with samples), and
+what another user waits meanwhile, on a real `voicegate up` as a user starts it (one process: the API, the
+consumers, the `local` engine), with Spanish consents (VOICEGATE_CONSENT_LANGUAGES=en,es: Whisper hears the
+readings).
 
     python bench/reading_flood.py [--clients 1,10] [--accounts 4] [--jobs 5] [--readings 3] [--seconds 16]
-                                  [--checkout PATH]
+                                  [--flood readings|samples] [--checkout PATH]
 
 The flood is `wrk` (its own process): `--clients` connections posting a recording back to back as one user (H),
 each to one of H's open consents in turn, never waiting; then `--accounts` users, each from one connection (a
@@ -20,6 +21,13 @@ baseline, in the same run) and during each flood:
   `--readings`. Readings are long calls, which share their own threads (one in `up` on two cores) round robin by
   user: beside one user's flood, O's reading is due its share of that thread. Target: at most 2x alone. Beside
   several users' readings, O's takes its turn among theirs: printed, no target.
+
+`--flood samples` posts the same recording as a sample instead (`POST /api/v1/voice-samples`, the checkbox consent):
+each is checked by the consumer in the same process, a few CPU-seconds in one call (decoding, cleaning, the
+voiceprint: about 7 CPU-s for 60 s), a long call as a reading is. The same measures, the same targets. The check
+queue's backlog is bounded at `SAMPLE_BACKLOG_S` (VOICEGATE_UPLOAD_BACKLOG_SECONDS; uploads past it are answered 503
+`backlog_full`): at the floor of one a second the bound assumes, ten samples wait, enough to keep a check always
+running, and few enough to drain in about a minute once the flood stops.
 
 `--checkout PATH` runs `up` from another checkout (an export of an earlier commit: the figures before a change).
 """
@@ -58,6 +66,8 @@ READING_TARGET = 2.0
 #: H's open consents the flood reads to in turn (a rejected reading leaves its consent open).
 CONSENTS = 10
 BOUNDARY = "voicegatebenchboundary"
+#: The sample check queue's backlog bound, in seconds of work, for `--flood samples` (see the module docstring).
+SAMPLE_BACKLOG_S = "10"
 
 _SCRIPT = """wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer %(token)s"
@@ -96,9 +106,11 @@ def recording(seconds: float) -> bytes:
     return wav_bytes(np.concatenate(pieces)[: int(seconds * 16_000)], 16_000)
 
 
-def multipart(data: bytes) -> bytes:
+def multipart(data: bytes, *, sample: bool = False) -> bytes:
+    """`data` as the file of a form; a sample's with the checkbox consent before it."""
+    fields = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="consent"\r\n\r\ntrue\r\n' if sample else ""
     head = (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="r.wav"\r\n'
+        f'{fields}--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="r.wav"\r\n'
         "Content-Type: audio/wav\r\n\r\n"
     ).encode()
     return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
@@ -192,12 +204,13 @@ def measure(base: str, who: User, asked: Asked) -> tuple[list[float], float]:
 
 
 class Flood:
-    """`wrk` posting H's recording from `clients` connections until `stop`."""
+    """`wrk` posting H's recording (to `consents` in turn; as a sample without them) from `clients` connections
+    until `stop`."""
 
     def __init__(
         self, root: Path, base: str, who: User, *, consents: list[str], body: Path, clients: int, label: str
     ) -> None:
-        paths = ", ".join(f'"/api/v1/consents/{one}/recording"' for one in consents)
+        paths = ", ".join(f'"/api/v1/consents/{one}/recording"' for one in consents) or '"/api/v1/voice-samples"'
         lua = root / f"{label.replace(' ', '_').replace(',', '')}.lua"
         lua.write_text(_SCRIPT % {"token": who.token, "boundary": BOUNDARY, "body": body, "paths": paths} + WRK_COUNTS)
         command = [WRK, "-t1", f"-c{clients}", "-d3600s", "--timeout", "120s", "-s", str(lua), base]
@@ -221,6 +234,7 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=3)
     parser.add_argument("--language", default="es", choices=["es", "en"], help="the consents' (en: pocketsphinx)")
     parser.add_argument("--seconds", type=float, default=16.0, help="the recording's length (60 at most)")
+    parser.add_argument("--flood", default="readings", choices=["readings", "samples"], help="what H posts")
     parser.add_argument("--warm", type=float, default=5.0, help="seconds the flood runs before O is timed")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="run up from this checkout")
     args = parser.parse_args()
@@ -229,21 +243,16 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="voicegate-bench-readings-"))
     data = recording(min(args.seconds, 60.0))
     body = root / "body"
-    body.write_bytes(multipart(data))
-    commit = (
-        subprocess.run(
-            ["git", "-C", str(args.checkout), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        or (args.checkout / "COMMIT").read_text().strip()
-    )
+    samples = args.flood == "samples"
+    body.write_bytes(multipart(data, sample=samples))
     print(
-        f"voicegate up from {args.checkout} ({commit}); {os.cpu_count()} cores; load average"
-        f" {os.getloadavg()[0]:.1f}; a recording of {args.seconds:g} s ({len(data)} bytes); consents in {args.language}"
+        f"voicegate up from {args.checkout} ({commit_of(args.checkout)}); {os.cpu_count()} cores; load average"
+        f" {os.getloadavg()[0]:.1f}; {args.flood} of {args.seconds:g} s ({len(data)} bytes);"
+        f" consents in {args.language}"
     )
-    settings = {"VOICEGATE_CONSENT_LANGUAGES": "en,es"}
+    settings = {"VOICEGATE_CONSENT_LANGUAGES": "en,es"} | (
+        {"VOICEGATE_UPLOAD_BACKLOG_SECONDS": SAMPLE_BACKLOG_S} if samples else {}
+    )
     with running_up(root, settings=settings, ready_s=240, cwd=args.checkout) as up:
         o = user(up, f"o-{uuid.uuid4().hex[:6]}")
         hostile = [user(up, f"h{n}-{uuid.uuid4().hex[:6]}") for n in range(max(1, args.accounts))]
@@ -252,7 +261,8 @@ def main() -> None:
                 local_voice(api, o), consent(api, o, "Ana Lopez", args.language), data, args.jobs, args.readings
             )
             opened = {
-                h.token: [consent(api, h, f"Juan Perez {n}", args.language) for n in range(CONSENTS)] for h in hostile
+                h.token: [] if samples else [consent(api, h, f"Juan Perez {n}", args.language) for n in range(CONSENTS)]
+                for h in hostile
             }
         jobs, reading = measure(up.base_url, o, asked)
         base_job = statistics.median(jobs)
@@ -269,28 +279,50 @@ def main() -> None:
                 Flood(root, up.base_url, h, consents=opened[h.token], body=body, clients=n, label=f"{label}-{k}")
                 for k, (h, n) in enumerate(who)
             ]
-            time.sleep(args.warm)
-            loaded, loaded_reading = measure(up.base_url, o, asked)
-            stopped = [flood.stop() for flood in floods]
-            answers: dict[str, int] = {}
-            for _, counts in stopped:
-                for key, n in counts.items():
-                    answers[key] = answers.get(key, 0) + n
+            try:
+                time.sleep(args.warm)
+                loaded, loaded_reading = measure(up.base_url, o, asked)
+            finally:  # no wrk left flooding after a failed measure
+                stopped = [flood.stop() for flood in floods]
+            answers = summed([counts for _, counts in stopped])
             median = statistics.median(loaded)
             job_x, reading_x = median / base_job, loaded_reading / reading
             print(
                 f"{label:26}{median:>10.2f}{job_x:>7.2f}{max(loaded):>10.2f}"
                 f"{loaded_reading:>10.2f}{reading_x:>7.2f}   {answers} in {max(t for t, _ in stopped):.0f} s"
             )
-            judged = [("job", job_x, SLOWDOWN_TARGET)] + (
-                [("reading", reading_x, READING_TARGET)] if len(who) == 1 else []
-            )
-            for what, ratio, target in judged:
-                verdict = "meets" if ratio <= target else "MISSES"
-                verdicts.append(f"{label}: O's {what} {ratio:.2f}x alone, {verdict} (≤ {target}x)")
-            wait_for(lambda: idle(up), 300, "the flood's readings to end")
+            verdicts += judged(label, job_x, reading_x if len(who) == 1 else None)
+            wait_for(lambda: idle(up), 300, f"the flood's {args.flood} to end")
     for verdict in verdicts:
         print(verdict)
+
+
+def judged(label: str, job_x: float, reading_x: float | None) -> list[str]:
+    """O's job, and O's reading where it has a target (beside one user's flood), against the targets."""
+    ratios = [("job", job_x, SLOWDOWN_TARGET)] + ([] if reading_x is None else [("reading", reading_x, READING_TARGET)])
+    return [
+        f"{label}: O's {what} {ratio:.2f}x alone, {'meets' if ratio <= target else 'MISSES'} (≤ {target}x)"
+        for what, ratio, target in ratios
+    ]
+
+
+def summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    """The floods' answers, added up by status and verdict."""
+    total: dict[str, int] = {}
+    for one in counts:
+        for key, n in one.items():
+            total[key] = total.get(key, 0) + n
+    return total
+
+
+def commit_of(checkout: Path) -> str:
+    """The commit `checkout` is at: git's, or its COMMIT file's (an export)."""
+    return (
+        subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or (checkout / "COMMIT").read_text().strip()
+    )
 
 
 def idle(up: Running) -> bool:

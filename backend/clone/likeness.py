@@ -34,6 +34,7 @@ from backend.audio.decode import decode_audio
 from backend.audio.errors import AudioRejected
 from backend.clone.types import LikenessSource, NoLikeness
 from backend.context import WorkerContext
+from backend.cpu import long_calls
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
 from backend.db.queries import load_queries
@@ -129,7 +130,8 @@ async def measure_samples(
     stored. One that cannot be made is logged and None: the likeness then says `no_sample`, and the voice goes
     on."""
     try:
-        found = await ctx.cpu.run(attempt.owner_id, samples_print, recordings, prints)
+        with long_calls(queued=True):  # a voiceprint of every sample whose check took none: seconds of CPU in one call
+            found = await ctx.cpu.run(attempt.owner_id, samples_print, recordings, prints)
     except (AudioRejected, VoiceprintUnavailable, ValueError):
         log.exception("attempt %s: no voiceprint of its samples", attempt.id)
         return None
@@ -273,7 +275,10 @@ async def _judge(
 ) -> dict[str, Any]:
     """The `judgement` of what the provider spoke against the samples' print, with the stock voice's beside it."""
     try:
-        score, baseline = await ctx.cpu.run(judged.owner_id, _scores, samples, spoken, judged.language)
+        with long_calls(
+            queued=True
+        ):  # voiceprints of what was spoken and of the stock voice: seconds of CPU in one call
+            score, baseline = await ctx.cpu.run(judged.owner_id, _scores, samples, spoken, judged.language)
     except (AudioRejected, VoiceprintUnavailable, ValueError):
         log.exception("attempt %s: no voiceprint of what its provider spoke", judged.attempt_id)
         score, baseline = None, None

@@ -30,6 +30,7 @@ from backend.audio.errors import (
 )
 from backend.audio.pipeline import PreparedSample, prepare_for
 from backend.context import WorkerContext
+from backend.cpu import long_calls
 from backend.db.audit import record_audit
 from backend.db.connection import Connection
 from backend.db.execute import fetch_optional
@@ -106,7 +107,12 @@ class SampleCheck:
         kept_copy = sample.processed_object_path if sample.original_removed_at is not None else None
         original = await self._read(kept_copy or sample.object_path)
         try:
-            prepared, prints = await ctx.cpu.run(sample.owner_id, _prepare_and_print, original, sample_rules(provider))
+            with long_calls(
+                queued=True
+            ):  # seconds of CPU for a long sample: no other user's short work waits behind it
+                prepared, prints = await ctx.cpu.run(
+                    sample.owner_id, _prepare_and_print, original, sample_rules(provider)
+                )
         except AudioRejected as exc:
             report = None if exc.report is None else msgspec.json.encode(exc.report).decode()
             rejected = {"sample_id": sample.id, "reason": str(exc), "quality_report": report}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from backend.audio.decode import decode_audio
-from backend.cpu import CpuExecutor
+from backend.cpu import CpuExecutor, long_calls
 from backend.db.execute import fetch_all, fetch_optional
 from backend.db.queries import load_queries
 from backend.db.units import Database
@@ -118,7 +118,8 @@ async def _consent(
         data = await integrity.read(
             db, storage, paths.SAMPLES, path, actor=actor, subject=("voice_consent", consent_id)
         )
-        made = await cpu.run(owner_id, _print, data)
+        with long_calls(queued=True):  # a voiceprint of a reading of up to 60 s
+            made = await cpu.run(owner_id, _print, data)
     except Exception as exc:  # reported per consent; the rest go on
         return Reprinted("consent", consent_id, owner_id, "error", f"{type(exc).__name__}: {exc}")
     if made is None:
@@ -140,7 +141,8 @@ async def _sample(
             data = await integrity.read(
                 db, storage, row["bucket_id"], path, actor=actor, subject=("voice_sample", sample_id)
             )
-            prints = await cpu.run(owner_id, _prints, data)
+            with long_calls(queued=True):  # the prints of a sample's speech, seconds of CPU for a long one
+                prints = await cpu.run(owner_id, _prints, data)
         except Exception as exc:  # reported per sample; the rest go on
             return Reprinted("sample", sample_id, owner_id, "error", f"{type(exc).__name__}: {exc}")
     made = None if prints is None else prints.voiceprint()

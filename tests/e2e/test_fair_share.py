@@ -122,6 +122,7 @@ def test_the_cpu_executors_threads_end_with_the_app(db_dsn: str, tmp_path: Path)
 
     with serve(app, lifespan="on") as url:
         assert httpx.get(f"{url}/healthz").status_code == 200  # served, so the lifespan has started
-        assert len(executor_threads()) == 3 * 3  # its three threads, as many for work that yields, and for long calls
+        # Its three threads, as many for work that yields, and for each kind of long call (asked, queued).
+        assert len(executor_threads()) == 4 * 3
         assert app.state.worker_context.cpu is app.state.cpu
     assert executor_threads() == []

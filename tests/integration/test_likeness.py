@@ -20,6 +20,7 @@ from psycopg.cursor_async import AsyncCursor
 
 from backend import queues
 from backend.auth.verify import UserClaims
+from backend.clone import likeness, set_members
 from backend.clone.likeness import PROBE_TEXTS, forget_judged_prints, probe_text
 from backend.clone.manifest import BUCKET
 from backend.clone.preview_step import process_preview
@@ -27,6 +28,7 @@ from backend.clone.step import process_attempt
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.domain.attempts import AttemptSource
+from backend.providers.local import provider as local_provider
 from backend.records import attempts
 from backend.settings import settings_from_env
 from backend.storage import paths
@@ -37,6 +39,7 @@ from fakes import SelfhostedFake, serve
 from fakes.core import Fault
 from tests.integration.conftest import open_lifecycle
 from tests.support import mirror
+from tests.unit.test_cpu import nice_here, tier_here
 
 Db = psycopg.Connection[Any]
 CLIPS = Path(__file__).resolve().parents[1] / "clips" / "librispeech"
@@ -107,9 +110,35 @@ def claims_of(user: uuid.UUID) -> UserClaims:
     return UserClaims(sub=str(user), email=None, role="authenticated", aal=None, session_id=None, raw=raw)
 
 
+def watch_tiers(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[tuple[str, int]]]:
+    """Where an enrolment's CPU calls run (the tier of each one's thread, and its nice value), watched, never
+    replaced: the samples' print, the likeness's prints and the local voice's profile (seconds of CPU each for long
+    samples), and a sample's traits for the set's report (a fraction of a second)."""
+    seen: dict[str, set[tuple[str, int]]] = {}
+
+    def watch(module: object, name: str) -> None:
+        real = getattr(module, name)
+
+        def call(*args: object) -> object:
+            seen.setdefault(name, set()).add(tier_here())
+            return real(*args)
+
+        monkeypatch.setattr(module, name, call)
+
+    for module, name in (
+        (likeness, "samples_print"),
+        (likeness, "_scores"),
+        (local_provider, "_profile_of"),
+        (set_members, "_traits_of"),
+    ):
+        watch(module, name)
+    return seen
+
+
 async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_again_when_enrolled_again(
-    ctx: WorkerContext, db: Db
+    ctx: WorkerContext, db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tiers = watch_tiers(monkeypatch)
     made = await enrolment(ctx, db)
 
     assert (await process_attempt(ctx, made["attempt"], "worker-1")).status == "ready"
@@ -155,6 +184,15 @@ async def test_a_local_voice_is_judged_on_a_probe_and_shows_it_everywhere_and_ag
     assert mirror(db, made["reflection"])["attemptId"] == str(again.id)
     assert mirror(db, made["reflection"])["likeness"] == rejudged["likeness"]
     assert (await voices.get_voice(claims_of(made["owner"]), made["voice"])).likeness == rejudged["likeness"]
+    # Long calls a queue's consumer makes (`backend.cpu.long_calls(queued=True)`), in a tier of their own: no other
+    # user's short work, nor their reading, waits behind one.
+    ours = nice_here()
+    assert tiers == {
+        "samples_print": {("queued", ours)},
+        "_scores": {("queued", ours)},
+        "_profile_of": {("queued", ours)},
+        "_traits_of": {("first", ours)},
+    }
 
 
 async def test_the_samples_print_is_erased_once_the_likeness_is_judged_and_kept_until_then(

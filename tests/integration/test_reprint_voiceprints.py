@@ -23,12 +23,14 @@ import soundfile
 from backend.context import WorkerContext
 from backend.cpu import CpuExecutor
 from backend.errors import StorageUnavailable
+from backend.samples import reprint
 from backend.samples.reprint import reprint_all, reprint_consent
 from backend.samples.step import process_sample
 from backend.voiceprint import THRESHOLD, SpeechPrints, Voiceprint, stored_print, voiceprint
 from devkit.audio_corpus import wav_bytes
 from devkit.db import create_user, one
 from tests.integration.conftest import open_lifecycle
+from tests.unit.test_cpu import nice_here, tier_here
 
 CLIPS = Path(__file__).resolve().parents[1] / "clips" / "librispeech"
 BUCKET = "voice-samples"
@@ -89,7 +91,22 @@ def registered(db: Db) -> dict[uuid.UUID, int]:
     return dict(rows.fetchall())
 
 
-async def test_ge2e_prints_are_printed_again_from_their_recordings_and_registered(ctx: WorkerContext, db: Db) -> None:
+async def test_ge2e_prints_are_printed_again_from_their_recordings_and_registered(
+    ctx: WorkerContext, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiers: dict[str, set[tuple[str, int]]] = {}
+
+    def watch(name: str) -> None:  # each is a long call (a voiceprint of up to 60 s of speech): watched, not replaced
+        real = getattr(reprint, name)
+
+        def call(data: bytes) -> object:
+            tiers.setdefault(name, set()).add(tier_here())
+            return real(data)
+
+        monkeypatch.setattr(reprint, name, call)
+
+    watch("_print")
+    watch("_prints")
     owner = create_user(db)
     consent_id = await ge2e_consent(ctx, db, owner)
     copy = f"{owner}/samples/{uuid.uuid4()}/processed.wav"
@@ -120,6 +137,7 @@ async def test_ge2e_prints_are_printed_again_from_their_recordings_and_registere
     assert one(db, "select voiceprint from voice_samples where id = %s", (gone,))["voiceprint"] is None
     assert registered(db) == {consent_id: 192, kept: 192}
     assert [d async for d in reprint_all(ctx.db, ctx.storage, ctx.cpu, actor="test")] == [], "nothing is left"
+    assert tiers == {"_print": {("queued", nice_here())}, "_prints": {("queued", nice_here())}}
 
 
 async def test_a_sample_under_a_ge2e_consent_reprints_it_and_is_judged_against_the_new_print(

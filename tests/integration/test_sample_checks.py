@@ -5,8 +5,10 @@ unchecked one."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,13 +18,16 @@ import psycopg
 import pytest
 
 from backend.context import WorkerContext
-from backend.cpu import CpuExecutor
+from backend.cpu import CpuExecutor, long_calls
+from backend.samples import check
 from backend.samples.step import fail_sample, process_sample
 from devkit.audio_corpus import noise, speech_wav, wav_bytes
 from devkit.db import create_user, one, seed_consent
 from tests.integration.conftest import open_lifecycle
+from tests.unit.test_cpu import nice_here, tier_here
 
 BUCKET = "voice-samples"
+BOUND_S = 60.0
 
 
 class DeletingStorage:
@@ -99,6 +104,39 @@ async def test_a_pending_sample_is_checked_into_ready_once(ctx: WorkerContext, d
         one(db, "select updated_at from voice_samples where id = %s", (sample["id"],))["updated_at"]
         == checked["updated_at"]
     )
+
+
+async def test_a_sample_is_checked_as_a_queued_long_call_and_no_short_call_nor_reading_waits_for_it(
+    ctx: WorkerContext, db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sample's check (decoding, cleaning, the voiceprint: about 7 CPU-s for 60 s of speech) is one long call a
+    queue's consumer makes (`backend.cpu.long_calls(queued=True)`): while it holds the only thread of its tier,
+    another user's short work (a render's phrase, a mark) and their long call a request waits on (a consent
+    reading) still run at once. Watched (held at its start, the tier of its thread noted), never replaced."""
+    loop = asyncio.get_running_loop()
+    holding, gate = asyncio.Event(), threading.Event()
+    tiers: list[tuple[str, int]] = []
+    real = check._prepare_and_print
+
+    def held(data: bytes, rules: Any) -> Any:
+        tiers.append(tier_here())
+        loop.call_soon_threadsafe(holding.set)
+        assert gate.wait(BOUND_S), "the test never let the check go on"
+        return real(data, rules)
+
+    monkeypatch.setattr(check, "_prepare_and_print", held)
+    sample = await pending_sample(ctx, db, speech_wav())
+    other = create_user(db)
+    async with CpuExecutor(1) as cpu:  # a thread a tier: what waits in a tier is queued behind its only thread
+        checking = asyncio.create_task(process_sample(dataclasses.replace(ctx, cpu=cpu), sample["id"]))
+        await asyncio.wait_for(holding.wait(), BOUND_S)
+        assert await asyncio.wait_for(cpu.run(other, tier_here), BOUND_S) == ("first", nice_here())
+        with long_calls():
+            assert await asyncio.wait_for(cpu.run(other, tier_here), BOUND_S) == ("long", nice_here())
+        gate.set()
+        assert (await asyncio.wait_for(checking, BOUND_S)).status == "ready"
+
+    assert tiers == [("queued", nice_here())]
 
 
 async def test_a_refused_sample_keeps_the_reason_and_its_report(

@@ -193,7 +193,7 @@ async def test_calls_made_yielding_run_on_niced_threads_of_their_own_and_the_res
 async def test_every_thread_of_the_second_tier_is_niced_and_none_of_the_first() -> None:
     ours = nice_here()
     async with CpuExecutor(2) as two:
-        assert len(threads_of(two)) == 6  # the three tiers' threads start with the executor
+        assert len(threads_of(two)) == 8  # the four tiers' threads start with the executor
         for tier, expected in ((False, ours), (True, min(19, ours + BACKGROUND_NICE))):
             # Two calls that meet inside the executor run on its two threads of the tier at once.
             both = threading.Barrier(2)
@@ -283,7 +283,7 @@ async def test_the_two_tiers_never_wait_for_each_other() -> None:
 
 async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thread() -> None:
     cpu = CpuExecutor(1)
-    assert len(threads_of(cpu)) == 3
+    assert len(threads_of(cpu)) == 4
     gate = Gate()
 
     def held_then_finished() -> str:
@@ -317,7 +317,8 @@ async def test_closing_finishes_what_runs_refuses_what_waits_and_ends_every_thre
 def tier_here() -> tuple[str, int]:
     """The tier of the calling thread, by its name, and its nice value."""
     name = threading.current_thread().name
-    tier = "long" if "-long-" in name else "yielding" if "-yielding-" in name else "first"
+    tiers = {"-long-": "long", "-queued-": "queued", "-yielding-": "yielding"}
+    tier = next((tier for part, tier in tiers.items() if part in name), "first")
     return tier, nice_here()
 
 
@@ -342,6 +343,25 @@ async def test_no_short_call_waits_for_a_long_one() -> None:
         assert await asyncio.wait_for(cpu.run(A, str, "short"), BOUND_S) == "short"
         gate.open()
         await long
+
+
+async def test_a_long_call_a_request_waits_on_never_waits_for_a_queued_one_nor_the_other_way() -> None:
+    """A reading (a person waits on the page) never queues behind other users' sample checks (a queue's consumer's
+    long calls), nor an enrolment's voiceprints behind readings: each kind holds a tier of its own."""
+    ours = nice_here()
+    async with CpuExecutor(1) as cpu:
+        for held_queued in (True, False):
+            gate = Gate()
+            with long_calls(queued=held_queued):
+                held = cpu.submit(A, gate.hold)
+            await asyncio.wait_for(gate.holding.wait(), BOUND_S)
+            with long_calls(queued=not held_queued):
+                assert await asyncio.wait_for(cpu.run(B, tier_here), BOUND_S) == (
+                    "queued" if not held_queued else "long",
+                    ours,
+                )
+            gate.open()
+            await held
 
 
 async def test_long_calls_take_turns_between_users() -> None:

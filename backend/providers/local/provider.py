@@ -9,7 +9,7 @@ from typing import Final, Protocol, TypeVar
 import msgspec
 import numpy as np
 
-from backend.cpu import CpuExecutor, Owner
+from backend.cpu import CpuExecutor, Owner, long_calls
 from backend.providers.base import (
     STREAM_SAMPLE_RATE,
     ProviderVoice,
@@ -161,7 +161,8 @@ class LocalProvider:
         self.sample_rules.check(PROVIDER, samples, language)
         if (existing := await self.find(key)) is not None:
             return existing
-        profile = await self._cpu.run(self._owner, _profile_of, samples[0].data)
+        with long_calls(queued=True):  # a sample's pitch track and spectra: seconds of CPU for a long one
+            profile = await self._cpu.run(self._owner, _profile_of, samples[0].data)
         voice = LocalVoice(
             voice_id=voice_id_for(key),
             name=name,
