@@ -55,7 +55,7 @@ import ctranslate2
 from backend.audio.measure import resample
 from backend.consents import whisper
 from backend.consents.languages import WORDINGS
-from backend.consents.phrase import Phrase, check_phrase, refusal
+from backend.consents.phrase import Phrase, check_phrase, drawn_code, refusal
 from tests.noisy_room import in_room, spliced
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,17 +193,18 @@ def phrase(sentence: str, code: str, language: str) -> Phrase:
 
 
 def drawn(rng: np.random.Generator, digits: str) -> str:
-    """A code of four of ``digits``."""
-    if digits == DIGITS:
-        return "".join(str(digit) for digit in rng.integers(0, 10, 4))
-    return "".join(digits[int(at)] for at in rng.integers(0, len(digits), 4))
+    """A code of four of ``digits``, drawn as voicegate draws one (``drawn_code``: no digit the same as the one
+    before it), by ``rng``."""
+    return drawn_code(lambda options: options[int(rng.integers(0, len(options)))], digits)
 
 
 def changed(code: str, rng: np.random.Generator, digits: str = DIGITS) -> str:
-    """``code`` with one digit changed to another of ``digits``."""
+    """``code`` with one digit changed to another of ``digits``, one voicegate could have drawn (the same as neither
+    digit beside it): the code of an older phrase."""
     at = int(rng.integers(0, len(code)))
-    digit = digits[(digits.index(code[at]) + int(rng.integers(1, len(digits)))) % len(digits)]
-    return code[:at] + digit + code[at + 1 :]
+    beside = set(code[max(0, at - 1) : at + 2])
+    options = [digit for digit in digits if digit not in beside]
+    return code[:at] + options[int(rng.integers(0, len(options)))] + code[at + 1 :]
 
 
 def _letters(text: str) -> str:

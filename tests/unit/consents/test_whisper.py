@@ -88,14 +88,39 @@ def test_a_sentence_scores_above_its_languages_floor_and_another_sentence_under_
     assert right.tokens > 10
 
 
+def hearings(monkeypatch: pytest.MonkeyPatch, *, blur_first: bool = False) -> list[np.ndarray]:
+    """The recordings the model is given from now on, each hearing the real model's; with ``blur_first``, the first
+    hearing's digits blurred to ties (margin 0), as noise blurs them."""
+    real = whisper.shared()
+    given: list[np.ndarray] = []
+
+    class Watched:
+        def hear(self, audio: np.ndarray, **kwargs: Any) -> whisper.Hearing:
+            hearing = real.hear(audio, **kwargs)
+            given.append(audio)
+            if blur_first and len(given) == 1:
+                return whisper.Hearing(hearing.text_score, hearing.tokens, hearing.heard, 0.0)
+            return hearing
+
+    monkeypatch.setattr(whisper, "shared", Watched)
+    return given
+
+
 @pytest.mark.parametrize("language", WITH_DIGITS)
-def test_a_reading_with_its_code_is_verified_and_its_replay_and_another_sentence_are_refused(language: str) -> None:
+def test_a_reading_with_its_code_is_verified_and_its_replay_and_another_sentence_are_refused(
+    monkeypatch: pytest.MonkeyPatch, language: str
+) -> None:
     audio, sentence = reading(language, "4719")
     other = SENTENCES[language][1][1]
+    given = hearings(monkeypatch)
 
     right = check_phrase(audio, RATE, phrase(sentence, "4719", language))
+    assert len(given) == 1
     replay = check_phrase(audio, RATE, phrase(sentence, "4718", language))
+    # The words heard and the code not: heard again, noise gated, and still refused.
+    assert len(given) == 3
     wrong = check_phrase(audio, RATE, phrase(other, "4719", language))
+    assert len(given) == 4
 
     assert refusal(right) is None, right
     assert right.code_heard
@@ -109,6 +134,20 @@ def test_a_reading_with_its_code_is_verified_and_its_replay_and_another_sentence
     assert not replay.code_heard
     assert refusal(wrong) in {"phrase_mismatch", "too_noisy"}, wrong
     assert wrong.word_accuracy < 0.5
+
+
+def test_a_reading_whose_code_was_missed_is_heard_again_with_its_noise_gated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first hearing's digits blurred to ties: the second, of the recording with its noise gated, hears them."""
+    audio, sentence = reading("es", "4719")
+    given = hearings(monkeypatch, blur_first=True)
+
+    check = check_phrase(audio, RATE, phrase(sentence, "4719", "es"))
+
+    assert len(given) == 2
+    assert given[1].shape == given[0].shape
+    assert not np.array_equal(given[1], given[0])
+    assert check.cleaned
+    assert refusal(check) is None, check
 
 
 def test_a_subjects_name_does_not_count_towards_the_words_heard() -> None:
