@@ -124,6 +124,9 @@ class PhraseCheck(msgspec.Struct, frozen=True):
     #: Whether the code was heard only by hearing its stretch again with the digits alone (see the module's
     #: docstring); ``heard`` is then what the whole recording was heard to say.
     code_alone: bool = False
+    #: Whether Whisper heard the code only by weighing it whole against its rivals, its digits one by one short of
+    #: the margin (`backend.consents.whisper.Hearing.code_lead`).
+    code_whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -527,6 +530,7 @@ def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float 
         word_accuracy=_whisper_accuracy(hearing.text_score, WHISPER_FLOORS[phrase.language]),
         code_heard=digits or whole,
         heard=hearing.heard,
+        code_whole=whole and not digits,
     )
 
 

@@ -116,6 +116,7 @@ def test_a_reading_with_its_code_is_verified_and_its_replay_and_another_sentence
 
     assert refusal(right) is None, right
     assert right.code_heard
+    assert not right.code_whole
     assert right.word_accuracy >= 0.5
     assert (heard[0].heard, heard[0].margin >= WHISPER_DIGIT_MARGIN, heard[0].code_lead) == ("4719", True, None)
     # Refused as not the phrase, or as too noisy to tell (a FLEURS sentence's own noise, estimated under the bar).
@@ -148,6 +149,7 @@ def test_a_code_whose_digit_barely_leads_at_its_place_is_verified_by_the_whole_c
     assert heard[0].code_lead >= WHISPER_DIGIT_MARGIN
     assert refusal(check) is None, check
     assert check.code_heard
+    assert check.code_whole
 
 
 def test_a_subjects_name_does_not_count_towards_the_words_heard() -> None:
