@@ -1,11 +1,10 @@
 """The spoken consent phrase: what a subject reads aloud, and an offline check that a recording says it.
 
-``make_phrase`` names the subject and voicegate, says what is consented to, and ends with a one-time code of
-four digits spoken as words ("... My code is four, seven, one, nine."), drawn with ``secrets``, none the same as
-the one before it (``drawn_code``), so a recording of an earlier phrase says the wrong code. ``check_phrase``
-recognises a recording with pocketsphinx and the en-us acoustic model and CMU dictionary its wheel carries (nothing
-is fetched), and ``refusal`` judges it; a phrase in another language is heard by Whisper instead
-(``_check_by_whisper``).
+``make_phrase`` names the subject and voicegate, says what is consented to, and ends with a one-time code of four
+digits spoken as words ("... My code is four, seven, one, nine."), drawn with ``secrets`` (``drawn_code``), so a
+recording of an earlier phrase says the wrong code. ``check_phrase`` recognises a recording with pocketsphinx and
+the en-us acoustic model and CMU dictionary its wheel carries (nothing is fetched), and ``refusal`` judges it; a
+phrase in another language is heard by Whisper instead (``_check_by_whisper``).
 
 The recogniser is held to a loop over the phrase's own words and the ten digits: said, the phrase is heard
 well; said something else, the loop can only string the phrase's words together at random. The words heard
