@@ -22,8 +22,7 @@ with a second of room before and after. Beside the check, on the same recordings
 transcription by the same model (its encoder, then a greedy decode of the whole recording, nothing forced) taken
 as saying the phrase when its text is at least half the phrase's (difflib's ratio over letters, accents and case
 dropped) and its digits hold the code. CPU seconds are the process's, pinned to one core, for the check alone
-(the recording already decoded to 16 kHz), the code's weighing whole included where it is asked for; the right
-readings verified only by that weighing are counted.
+(the recording already decoded to 16 kHz).
 
 Targets (docs/consent.md#languages): right readings verified >= 95 % in quiet and >= 90 % in babble at 20 dB;
 replays and wrong sentences refused >= 99 %; <= 2 CPU-s per reading.
@@ -89,8 +88,6 @@ class Result:
     cpu_s: float
     baseline_accepted: bool
     baseline_cpu_s: float
-    #: Whether the code was heard only by weighing it whole (its digits one by one short of the margin).
-    whole: bool = False
 
 
 #: How the baseline reads the digits of a transcript (`digits_in`). Digits as characters: Chinese and Japanese
@@ -264,7 +261,6 @@ def judge(audio: np.ndarray, against: Phrase, transcript: tuple[str, float], kin
         cpu,
         Baseline.says(text, against),
         baseline_cpu,
-        check.code_whole,
     )
 
 
@@ -343,11 +339,6 @@ def report(results: list[Result], speakers: dict[str, str], babble_db: float) ->
             causes = Counter(r.why for r in results if (r.language, r.room, r.kind) == (language, room, "right"))
             causes.pop("", None)
             print(f"  {language} {room}: " + (", ".join(f"{why} {n}" for why, n in sorted(causes.items())) or "none"))
-    whole = Counter((r.language, r.room) for r in results if r.kind == "right" and r.accepted and r.whole)
-    print(
-        "right readings verified only by weighing the code whole: "
-        + (", ".join(f"{language} {room} {n}" for (language, room), n in sorted(whole.items())) or "none")
-    )
     print()
     print("targets: " + ("all met" if not misses else "missed: " + "; ".join(misses)))
 

