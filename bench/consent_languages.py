@@ -1,8 +1,8 @@
 """Benchmark: the spoken consent check in the languages Whisper hears (backend/consents/phrase.py's
 ``_check_by_whisper``), on real speech, in quiet and in babble, beside a baseline measured in the same run.
 
-    python bench/consent_languages.py [--speech DIR] [--only zh,es] [--codes 2] [--core N] [--babble-db 20]
-        [--tail-seconds 1]
+    python bench/consent_languages.py [--speech DIR] [--only zh,es] [--codes 2] [--seed 82] [--core N]
+        [--babble-db 20] [--tail-seconds 1]
 
 ``DIR`` (default tests/clips/languages) holds recordings of real speech in each language, listed in its
 SOURCES.tsv (columns `language`, `file`, `transcript`), and a speaker's digits as ``<lang>/digit_0N.*`` where there
@@ -10,10 +10,11 @@ are some. No recording reads voicegate's phrase, so a reading is made of real sp
 for the phrase's words, followed after half a second by the code's digits, 0.15 s apart, from the language's
 recorded digits (codes of the other nine where they lack zero, as Japanese's do), or spoken by espeak-ng in that
 language where it has none (the table says which), each brought to the sentence's active level (the corpora's levels
-differ by up to 40 dB). For each clip and each of ``--codes`` codes (drawn, seeded):
+differ by up to 40 dB). For each clip and each of ``--codes`` codes (drawn as voicegate draws them, by ``--seed``):
 
 - right: the reading, against its own phrase;
-- replay: the same reading against the phrase with one digit of the code changed (a recording of an older phrase);
+- replay: the same reading against the phrase with one digit of the code changed, as voicegate could have drawn it
+  (a recording of an older phrase);
 - wrong: the reading against the phrase of another clip's sentence with the same code (another sentence read).
 
 Each is judged in quiet and with six-talker babble (LibriSpeech, tests/clips) ``--babble-db`` under the speech,
@@ -55,7 +56,7 @@ import ctranslate2
 from backend.audio.measure import resample
 from backend.consents import whisper
 from backend.consents.languages import WORDINGS
-from backend.consents.phrase import Phrase, check_phrase, refusal
+from backend.consents.phrase import Phrase, check_phrase, drawn_code, refusal
 from tests.noisy_room import in_room, spliced
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,17 +194,18 @@ def phrase(sentence: str, code: str, language: str) -> Phrase:
 
 
 def drawn(rng: np.random.Generator, digits: str) -> str:
-    """A code of four of ``digits``."""
-    if digits == DIGITS:
-        return "".join(str(digit) for digit in rng.integers(0, 10, 4))
-    return "".join(digits[int(at)] for at in rng.integers(0, len(digits), 4))
+    """A code of four of ``digits``, drawn as voicegate draws one (``drawn_code``: no digit the same as the one
+    before it), by ``rng``."""
+    return drawn_code(lambda options: options[int(rng.integers(0, len(options)))], digits)
 
 
 def changed(code: str, rng: np.random.Generator, digits: str = DIGITS) -> str:
-    """``code`` with one digit changed to another of ``digits``."""
+    """``code`` with one digit changed to another of ``digits``, one voicegate could have drawn (the same as neither
+    digit beside it): the code of an older phrase."""
     at = int(rng.integers(0, len(code)))
-    digit = digits[(digits.index(code[at]) + int(rng.integers(1, len(digits)))) % len(digits)]
-    return code[:at] + digit + code[at + 1 :]
+    beside = set(code[max(0, at - 1) : at + 2])
+    options = [digit for digit in digits if digit not in beside]
+    return code[:at] + options[int(rng.integers(0, len(options)))] + code[at + 1 :]
 
 
 def _letters(text: str) -> str:
@@ -349,6 +351,7 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=2, help="codes drawn for each clip")
     parser.add_argument("--core", type=int, default=None)
     parser.add_argument("--babble-db", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=82, help="draws the codes, the replays' digits and the babble")
     parser.add_argument(
         "--tail-seconds",
         type=float,
@@ -365,7 +368,7 @@ def main() -> None:
         f"consent check in languages beyond English, on core {core}; the model loaded in {loaded:.2f} CPU-s;"
         f" the encoder hears each recording and {whisper.TAIL_SECONDS:g} s of silence (30 s at most)"
     )
-    results, speakers = run(args.speech, set(args.only.split(",")), args.codes, args.babble_db, seed=82)
+    results, speakers = run(args.speech, set(args.only.split(",")), args.codes, args.babble_db, seed=args.seed)
     report(results, speakers, args.babble_db)
 
 

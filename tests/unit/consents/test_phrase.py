@@ -9,6 +9,7 @@ noises are fixed here (``phrase_for``, seeds) so a run hears what the last one d
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 from collections.abc import Callable
@@ -21,7 +22,9 @@ from scipy.signal import resample_poly
 
 from backend.consents import phrase as module
 from backend.consents.phrase import (
+    CODE_DIGITS,
     DIGIT_WORDS,
+    DIGITS,
     MIN_SPEECH_SECONDS,
     MIN_WORD_ACCURACY,
     NOISY_SNR_DB,
@@ -30,6 +33,7 @@ from backend.consents.phrase import (
     PhraseCheck,
     align,
     check_phrase,
+    drawn_code,
     make_phrase,
     phrase_for,
     refusal,
@@ -84,8 +88,18 @@ def test_the_phrase_names_the_subject_and_voicegate_and_ends_with_the_code_as_wo
 
 def test_every_phrase_has_a_fresh_code() -> None:
     codes = [make_phrase("Jane Doe").code for _ in range(50)]
-    # 50 draws of 10,000 codes repeat one about once in eight runs; 6 repeats, never in practice.
+    # 50 draws of 7,290 codes repeat one about once in six runs; 6 repeats, never in practice.
     assert len(set(codes)) >= 45
+
+
+def test_no_digit_of_a_code_is_the_one_before_it_and_every_other_digit_is_drawn() -> None:
+    codes = [make_phrase("Jane Doe").code for _ in range(2000)]
+    assert all(a != b for code in codes for a, b in itertools.pairwise(code)), codes
+    # Each place draws every digit (200 times each on average at the first; none missing in practice).
+    assert all({code[place] for code in codes} == set(DIGITS) for place in range(CODE_DIGITS))
+    # The first of what is left after the digit before: the draw chooses among the nine others.
+    assert drawn_code(lambda options: options[0]) == "0101"
+    assert drawn_code(lambda options: options[-1], "123456789") == "9898"
 
 
 @pytest.mark.parametrize(
