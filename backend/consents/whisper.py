@@ -234,7 +234,8 @@ def _log_softmax(rows: list[Any]) -> npt.NDArray[np.float64]:
     """Each of the decoder's logit rows (one per token) as log-probabilities."""
     logits = np.stack([np.asarray(row, dtype=np.float64) for row in rows])
     shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probabilities: npt.NDArray[np.float64] = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return log_probabilities
 
 
 def _pieces(text: str, name: str) -> list[tuple[str, bool]]:
