@@ -174,7 +174,7 @@ class Whisper:
         are left little of the probability, and close to each other. Told them in one order, it expects that order
         ("七" followed by "八": a right reading of 1571 heard as 1578), so there are two passes, told them in
         order and in reverse, and their log-probabilities are averaged: a digit's two neighbours are favoured
-        alike, and where only that favour decides, they tie and no digit is heard."""
+        alike, and neither over the other."""
         import ctranslate2  # noqa: PLC0415
 
         features = ctranslate2.StorageView.from_array(log_mel(audio)[None])
