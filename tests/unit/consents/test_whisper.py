@@ -111,6 +111,39 @@ def test_a_reading_with_its_code_is_verified_and_its_replay_and_another_sentence
     assert wrong.word_accuracy < 0.5
 
 
+def test_whisper_is_told_the_digit_words_in_order_and_in_reverse_before_it_hears(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Told the ten digit words in one order, Whisper expects that order's next digit (a right reading of 1571 was
+    heard as 1578); told them in both, a digit's neighbours are favoured alike. The model's calls are watched, not
+    replaced: the reading is heard by the real model, and verified."""
+    audio, sentence = reading("zh", "4719")
+    model = whisper.shared()
+    real = model._model
+    asked: list[list[list[int]]] = []
+
+    class Watched:
+        def encode(self, *args: Any, **kwargs: Any) -> Any:
+            return real.encode(*args, **kwargs)
+
+        def generate(self, features: Any, prompts: list[list[int]], **kwargs: Any) -> Any:
+            asked.append(prompts)
+            return real.generate(features, prompts, **kwargs)
+
+    monkeypatch.setattr(model, "_model", Watched())
+    check = check_phrase(audio, RATE, phrase(sentence, "4719", "zh"))
+
+    assert refusal(check) is None, check
+    tokens = whisper.tokenizer()
+    told = [tokens.encode("、".join(order)) for order in (WORDINGS["zh"].digit_words, WORDINGS["zh"].digit_words[::-1])]
+    start = [tokens.special(name) for name in ("<|startoftranscript|>", "<|zh|>", "<|transcribe|>", "<|notimestamps|>")]
+    [prompts] = asked
+    assert [prompt[: 1 + len(digits) + len(start)] for prompt, digits in zip(prompts, told, strict=True)] == [
+        [tokens.special("<|startofprev|>"), *digits, *start] for digits in told
+    ]
+    assert prompts[0][-20:] == prompts[1][-20:]
+
+
 def test_a_subjects_name_does_not_count_towards_the_words_heard() -> None:
     """A name of one syllable repeated is nearly certain to Whisper once forced: were it counted, it would carry a
     recording of another sentence, followed by the right code, past the floor."""
