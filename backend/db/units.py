@@ -297,17 +297,31 @@ async def _getconn(pool: Pool, timeout: float, *, capped: bool) -> PooledConnect
     pool shares them by user): the pool's own queue then never has anyone in it."""
     shares = pool.shares
     if shares is None:
-        return await pool.getconn(timeout=timeout)
+        return await _pool_getconn(pool, timeout)
     owner = OWNER.get()
     started = time.monotonic()
     await shares.take(owner, timeout, capped=capped)
     try:
-        conn = await pool.getconn(timeout=max(0.0, timeout - (time.monotonic() - started)))
+        conn = await _pool_getconn(pool, max(0.0, timeout - (time.monotonic() - started)))
     except BaseException:
         shares.give_back(owner)
         raise
     conn.share_owner = owner
     return conn
+
+
+async def _pool_getconn(pool: Pool, timeout: float) -> PooledConnection:  # noqa: ASYNC109 - the pool's own
+    """`pool.getconn`, its cancellation kept a cancellation. psycopg_pool waits for a connection in
+    `asyncio.wait_for` on a condition; on Python 3.11, a task cancelled while that wait times out leaves the
+    condition's lock unheld, and the pool's waiter raises RuntimeError("Lock is not acquired.") in place of the
+    CancelledError: seen under load as a 500 for a request whose deadline had passed, instead of its 503."""
+    try:
+        return await pool.getconn(timeout=timeout)
+    except RuntimeError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError from exc
+        raise
 
 
 async def _putconn(pool: Pool, conn: PooledConnection) -> None:
