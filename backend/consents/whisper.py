@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -211,16 +211,23 @@ class Whisper:
             suppress_tokens=[],
             suppress_blank=False,
         )
-        log_probabilities = np.mean([_log_softmax(result.logits[0][: len(ids)]) for result in results], axis=0)
-        said = log_probabilities[np.arange(len(ids)), ids]
+        # The passes' logit rows for the phrase's tokens, (passes, tokens, vocabulary), and each row's log-normaliser:
+        # a log-probability is only formed where it is read, the passes' averaged.
+        logits = np.stack(
+            [np.stack([np.asarray(row, dtype=np.float32) for row in r.logits[0][: len(ids)]]) for r in results]
+        )
+        peak = logits.max(axis=2, keepdims=True)
+        normaliser = peak[..., 0] + np.log(np.exp(logits - peak).sum(axis=2))
+        said = np.mean(logits[:, np.arange(len(ids)), ids] - normaliser, axis=0)
         # Each digit as the first token of its word, or of its numeral (Whisper writes "4" as often as "cuatro").
-        forms = [
-            (self._tokenizer.encode(space + word)[0], self._tokenizer.encode(space + str(digit))[0])
-            for digit, word in enumerate(wording.digit_words)
-        ]
-        scores = np.array(
-            [[max(log_probabilities[place, token] for token in tokens) for tokens in forms] for place in places]
-        ).reshape(len(places), 10)
+        forms = np.array(
+            [
+                (self._tokenizer.encode(space + word)[0], self._tokenizer.encode(space + str(digit))[0])
+                for digit, word in enumerate(wording.digit_words)
+            ]
+        )
+        at_places = logits[:, places][:, :, forms] - normaliser[:, places, None, None]
+        scores = np.mean(at_places, axis=0).max(axis=2)
         ranked = np.sort(scores, axis=1)
         return Hearing(
             text_score=float(np.mean(said[counted])) if counted else 0.0,
@@ -228,14 +235,6 @@ class Whisper:
             heard="".join(str(int(digit)) for digit in np.argmax(scores, axis=1)),
             margin=float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0,
         )
-
-
-def _log_softmax(rows: list[Any]) -> npt.NDArray[np.float64]:
-    """Each of the decoder's logit rows (one per token) as log-probabilities."""
-    logits = np.stack([np.asarray(row, dtype=np.float64) for row in rows])
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probabilities: npt.NDArray[np.float64] = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return log_probabilities
 
 
 def _pieces(text: str, name: str) -> list[tuple[str, bool]]:

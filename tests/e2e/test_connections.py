@@ -25,8 +25,10 @@ from tests.conftest import server_dir
 
 pytestmark = pytest.mark.timeout(240)
 
+#: The idle deadline is 3 s, not 1: on a loaded machine one of this module's own `/metrics` reads (each a new
+#: connection) was hung up on, most likely held up past 1 s between connecting and sending.
 SETTINGS = {
-    "VOICEGATE_IDLE_TIMEOUT": "1",
+    "VOICEGATE_IDLE_TIMEOUT": "3",
     "VOICEGATE_HEADER_TIMEOUT": "1",
     "VOICEGATE_BODY_TIMEOUT": "2",
     "VOICEGATE_BODY_MIN_RATE": "1024",
@@ -93,7 +95,7 @@ def test_a_connection_that_never_speaks_is_closed_after_the_idle_timeout(up: Run
     with connect(up) as conn:
         started = time.monotonic()
         assert read_all(conn) == b""
-        assert 0.5 < time.monotonic() - started < ANSWER_WITHIN
+        assert 2.5 < time.monotonic() - started < ANSWER_WITHIN
 
 
 def test_a_header_that_stops_halfway_is_answered_408_and_closed(up: Running) -> None:
