@@ -37,17 +37,19 @@ Opening = tuple[tuple[LiteralString, Mapping[str, Any]], ...]
 _OPEN_TRANSACTION = frozenset({TransactionStatus.INTRANS, TransactionStatus.INERROR})
 
 
-class _PipelineAbortedTwice(logging.Filter):
-    """Drops psycopg's warning that a pipeline whose block raised was aborted: the block's own error is raised (and
-    answered, or logged, where it is met), and the warning says it again with the pipeline's repr."""
+class _PipelineFailedTwice(logging.Filter):
+    """Drops psycopg's warning that a pipeline whose block raised could not be ended, because it was aborted or its
+    connection was lost (`OperationalError`, `PipelineAborted` among them): psycopg writes it only when the block
+    raised, and the block's own error is raised (and answered, or logged once as an outage, where it is met); the
+    warning says it again with the pipeline's repr, one line per connection in a database outage."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        aborted = len(args) == 2 and isinstance(args[1], psycopg.errors.PipelineAborted)
-        return not (record.msg == "error ignored terminating %r: %s" and aborted)
+        failed = len(args) == 2 and isinstance(args[1], psycopg.OperationalError)
+        return not (record.msg == "error ignored terminating %r: %s" and failed)
 
 
-logging.getLogger("psycopg").addFilter(_PipelineAbortedTwice())
+logging.getLogger("psycopg").addFilter(_PipelineFailedTwice())
 
 
 class _LastAnswer:
