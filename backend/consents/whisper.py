@@ -260,9 +260,8 @@ class Whisper:
             end |= {self._tokenizer.encode(text)[0], self._tokenizer.encode(" " + text)[0]}
         go_on: set[int] = set()
         separator = wording.separator.strip()
-        for text in (wording.digit_words, [str(digit) for digit in range(10)], [separator] if separator else []):
-            for word in text:
-                go_on |= {self._tokenizer.encode(word)[0], self._tokenizer.encode(" " + word)[0]}
+        for word in (*wording.digit_words, *map(str, range(10)), *([separator] if separator else [])):
+            go_on |= {self._tokenizer.encode(word)[0], self._tokenizer.encode(" " + word)[0]}
         return sorted(go_on - end), sorted(end)
 
 
