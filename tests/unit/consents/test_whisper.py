@@ -154,7 +154,7 @@ def test_a_reading_that_goes_on_past_its_code_is_refused(monkeypatch: pytest.Mon
 def test_a_replay_whose_last_digit_is_silenced_is_refused(monkeypatch: pytest.MonkeyPatch, language: str) -> None:
     """An older reading of 4895 with its 5 silenced, held against 4898: Whisper guesses the last digit, and after a
     9 its guess is the 8 the digits told in reverse put there (Japanese heard 4898 so). That it expects the phrase
-    to end after the 9 refuses it. (A right reading expects its last digit: the test above is verified.)"""
+    to end after the 9 refuses it; a right reading expects its last digit (its test above is verified)."""
     audio, sentence = reading(language, "4895", last_silenced=True)
 
     check, hearing = checked(monkeypatch, audio, phrase(sentence, "4898", language))
