@@ -15,7 +15,12 @@ differ by up to 40 dB). For each clip and each of ``--codes`` codes (drawn as vo
 - right: the reading, against its own phrase;
 - replay: the same reading against the phrase with one digit of the code changed, as voicegate could have drawn it
   (a recording of an older phrase);
-- wrong: the reading against the phrase of another clip's sentence with the same code (another sentence read).
+- wrong: the reading against the phrase of another clip's sentence with the same code (another sentence read);
+- guessed: the reading with its last digit's stretch silenced, against the phrase whose last digit is the one
+  Whisper, told the digits in reverse, expects after the code's third (a 9's 8): an older reading whose last digit
+  was cut out;
+- more: the sentence, then the code, then the three digits after its last (a longer number read), against its
+  phrase.
 
 Each is judged in quiet and with six-talker babble (LibriSpeech, tests/clips) ``--babble-db`` under the speech,
 with a second of room before and after. Beside the check, on the same recordings, the baseline: a bare
@@ -25,7 +30,7 @@ dropped) and its digits hold the code. CPU seconds are the process's, pinned to 
 (the recording already decoded to 16 kHz).
 
 Targets (docs/consent.md#languages): right readings verified >= 95 % in quiet and >= 90 % in babble at 20 dB;
-replays and wrong sentences refused >= 99 %; <= 2 CPU-s per reading.
+replays, wrong sentences, guessed last digits and longer numbers refused >= 99 %; <= 2 CPU-s per reading.
 """
 
 from __future__ import annotations
@@ -62,7 +67,9 @@ from tests.noisy_room import in_room, spliced
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT / "tests" / "clips" / "languages"
 RATE = whisper.RATE
-KINDS = ("right", "replay", "wrong")
+KINDS = ("right", "replay", "wrong", "guessed", "more")
+#: The kinds that must be refused.
+IMPOSTORS = KINDS[1:]
 #: The targets: the share of right readings verified in each room, of replays and wrong sentences refused.
 TARGET_RIGHT = {"quiet": 0.95, "babble": 0.90}
 TARGET_REFUSED = 0.99
@@ -187,6 +194,27 @@ def reading(sentence: np.ndarray, code: str, say: Callable[[int], np.ndarray]) -
     return spliced([sentence, *(say(int(digit)) for digit in code)], [0.5] + [0.15] * len(code))
 
 
+def last_unsaid(sentence: np.ndarray, code: str, say: Callable[[int], np.ndarray]) -> np.ndarray:
+    """``reading(sentence, code, say)`` with its last digit's stretch silenced."""
+    audio = reading(sentence, code, say)
+    audio[-int(0.15 * RATE) - say(int(code[-1])).size :] = 0.0
+    return audio
+
+
+def guess(code: str, digits: str) -> str:
+    """``code`` with its last digit the one the reversed digits put after its third: one less (a 9's 8), or one
+    more where there is none less among ``digits``."""
+    third = int(code[2])
+    below, above = str(third - 1), str(third + 1)
+    return code[:3] + (below if third > 0 and below in digits else above)
+
+
+def longer(code: str, digits: str) -> str:
+    """``code`` and the three of ``digits`` after its last digit, counting on (9 then 0)."""
+    after = [str((int(code[-1]) + step) % 10) for step in range(1, 11)]
+    return code + "".join([digit for digit in after if digit in digits][:3])
+
+
 def phrase(sentence: str, code: str, language: str) -> Phrase:
     """A phrase whose words are ``sentence`` and whose code ``code``."""
     wording = WORDINGS[language]
@@ -277,19 +305,33 @@ def run(folder: Path, only: set[str], codes: int, babble_db: float, seed: int) -
             other = clips[(index + 1) % len(clips)][1]
             for _ in range(codes):
                 code = drawn(rng, digits)
-                spoken = reading(audio, code, say)
-                for room, recording in (
-                    ("quiet", spoken),
-                    ("babble", in_room(spoken, RATE, "babble", babble_db, seed=int(rng.integers(0, 2**31)))),
-                ):
-                    started = time.process_time()
-                    transcript = (baseline.transcript(recording, language), time.process_time() - started)
+                made = {
+                    "right": reading(audio, code, say),
+                    "guessed": last_unsaid(audio, code, say),
+                    "more": reading(audio, longer(code, digits), say),
+                }
+                noise_seed = int(rng.integers(0, 2**31))
+                for room in ("quiet", "babble"):
+                    heard = {}
+                    for kind, spoken in made.items():
+                        recording = (
+                            spoken if room == "quiet" else in_room(spoken, RATE, "babble", babble_db, noise_seed)
+                        )
+                        started = time.process_time()
+                        transcript = (baseline.transcript(recording, language), time.process_time() - started)
+                        heard[kind] = (recording, transcript)
+                    recording, transcript = heard["right"]
                     results.append(judge(recording, phrase(said, code, language), transcript, "right", room))
                     results.append(
                         judge(recording, phrase(said, changed(code, rng, digits), language), transcript, "replay", room)
                     )
                     if len(clips) > 1:
                         results.append(judge(recording, phrase(other, code, language), transcript, "wrong", room))
+                    recording, transcript = heard["guessed"]
+                    against = phrase(said, guess(code, digits), language)
+                    results.append(judge(recording, against, transcript, "guessed", room))
+                    recording, transcript = heard["more"]
+                    results.append(judge(recording, phrase(said, code, language), transcript, "more", room))
             print(f"  {language}: clip {index + 1}/{len(clips)} judged", file=sys.stderr, flush=True)
     return results, speakers
 
@@ -306,8 +348,8 @@ def report(results: list[Result], speakers: dict[str, str], babble_db: float) ->
     """One row per language and room: the check beside the baseline, and the targets met."""
     print(
         f"{'lang':4} {'room':13} {'digits':9} | {'right verified':>16} {'replays refused':>16} "
-        f"{'wrong refused':>16} {'CPU s p50/max':>13} | baseline: {'right':>16} {'replays':>16} {'wrong':>16} "
-        f"{'CPU s p50':>9}"
+        f"{'wrong refused':>16} {'guessed refused':>16} {'more refused':>16} {'CPU s p50/max':>13} | baseline: "
+        f"{'right':>16} {'replays':>16} {'wrong':>16} {'guessed':>16} {'more':>16} {'CPU s p50':>9}"
     )
     misses = []
     for language in sorted({r.language for r in results}):
@@ -318,15 +360,16 @@ def report(results: list[Result], speakers: dict[str, str], babble_db: float) ->
             label = "quiet" if room == "quiet" else f"babble {babble_db:g} dB"
             print(
                 f"{language:4} {label:13} {speakers[language]:9} | {share(by['right'], True):>16} "
-                f"{share(by['replay'], False):>16} {share(by['wrong'], False):>16} "
-                f"{statistics.median(cpu):6.2f}/{max(cpu):5.2f} | {'':9} {share(by['right'], True, baseline=True):>16} "
-                f"{share(by['replay'], False, baseline=True):>16} {share(by['wrong'], False, baseline=True):>16} "
-                f"{statistics.median(r.baseline_cpu_s for r in rows):9.2f}"
+                + "".join(f"{share(by[kind], False):>16} " for kind in IMPOSTORS)
+                + f"{statistics.median(cpu):6.2f}/{max(cpu):5.2f} | {'':9} "
+                + f"{share(by['right'], True, baseline=True):>16} "
+                + "".join(f"{share(by[kind], False, baseline=True):>16} " for kind in IMPOSTORS)
+                + f"{statistics.median(r.baseline_cpu_s for r in rows):9.2f}"
             )
             right = sum(r.accepted for r in by["right"]) / max(1, len(by["right"]))
             if right < TARGET_RIGHT[room]:
                 misses.append(f"{language} {label}: right readings verified {right:.1%} < {TARGET_RIGHT[room]:.0%}")
-            for kind in ("replay", "wrong"):
+            for kind in IMPOSTORS:
                 refused = sum(not r.accepted for r in by[kind]) / max(1, len(by[kind]))
                 if by[kind] and refused < TARGET_REFUSED:
                     misses.append(f"{language} {label}: {kind} refused {refused:.1%} < {TARGET_REFUSED:.0%}")

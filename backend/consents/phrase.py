@@ -151,6 +151,13 @@ WHISPER_FLOORS: Final = {"es": -3.0, "de": -3.0, "fr": -3.0, "pt": -3.0, "it": -
 #: once taken for the new code (1 of 26 French readings in babble at 20 dB); with it none of 160, and 5 of 160 right
 #: readings more are refused (docs/consent.md#languages).
 WHISPER_DIGIT_MARGIN: Final = 1.0
+#: How much likelier (nats) it must be, after a code's first digits, that its last digit follows than that the phrase
+#: ends there: a replay whose last digit was silenced or cut out has it guessed, and Whisper's guess after a 9 is the
+#: 8 that the digits told in reverse put there (docs/consent.md#languages).
+WHISPER_LAST_DIGIT: Final = 2.0
+#: How much likelier (nats) it may be, after a code's last digit, that more digits follow than that the phrase ends:
+#: the ten digits read in order are otherwise heard as the code of their first four (docs/consent.md#languages).
+WHISPER_MORE_DIGITS: Final = 6.0
 
 
 def templates() -> list[str]:
@@ -487,7 +494,9 @@ def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float 
     """What Whisper makes of ``audio`` against ``phrase``: how likely the phrase's words before its code are said
     (``WHISPER_FLOORS``), and whether each digit of the code is, at its place, the likeliest of the ten by
     ``WHISPER_DIGIT_MARGIN`` (a reading blurred, on purpose or by noise, makes every digit nearly as likely as
-    another, and a near-tie is no digit heard). A recording with too little
+    another, and a near-tie is no digit heard), its last digit expected rather than the phrase's end
+    (``WHISPER_LAST_DIGIT``: one cut out is guessed) and no more digits after it (``WHISPER_MORE_DIGITS``: a code
+    may be the start of a longer number read). A recording with too little
     speech to have read the phrase is not heard at all. Heard once: a second hearing with the noise gated, as
     pocketsphinx's has, would double the cost of a reading."""
     wording = WORDINGS[phrase.language]
@@ -517,7 +526,10 @@ def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float 
     return msgspec.structs.replace(
         check,
         word_accuracy=_whisper_accuracy(hearing.text_score, WHISPER_FLOORS[phrase.language]),
-        code_heard=hearing.heard == phrase.code and hearing.margin >= WHISPER_DIGIT_MARGIN,
+        code_heard=hearing.heard == phrase.code
+        and hearing.margin >= WHISPER_DIGIT_MARGIN
+        and hearing.last >= WHISPER_LAST_DIGIT
+        and hearing.more <= WHISPER_MORE_DIGITS,
         heard=hearing.heard,
     )
 

@@ -123,6 +123,13 @@ class Hearing:
     heard: str
     #: The least, over the code's places, of how much likelier (in nats) the likeliest digit is than the next.
     margin: float
+    #: Before the code's last digit: how much likelier (nats) it is that a digit follows than that the phrase ends
+    #: there. A recording whose last digit was cut out or silenced has its digit guessed; here it is low.
+    last: float
+    #: After the code's last digit: how much likelier (nats) it is that more digits follow than that the phrase
+    #: ends. A reading that goes on past the code (the ten digits in order, for the code of their first four) is
+    #: high.
+    more: float
 
 
 class Whisper:
@@ -188,11 +195,13 @@ class Whisper:
                 counted += range(len(ids), len(ids) + len(tokens))
             ids += tokens
         places = []
+        digit_ends = []
         for index, digit in enumerate(code):
             if index:
                 ids += self._tokenizer.encode(wording.separator.rstrip())
             places.append(len(ids))
             ids += self._tokenizer.encode(space + wording.digit_words[int(digit)])
+            digit_ends.append(len(ids))
         prompt = [self._start, self._tokenizer.special(f"<|{language}|>"), *self._task]
         told = [
             [self._previous, *self._tokenizer.encode(space + wording.separator.join(order))]
@@ -211,14 +220,13 @@ class Whisper:
             suppress_tokens=[],
             suppress_blank=False,
         )
-        # The passes' logit rows for the phrase's tokens, (passes, tokens, vocabulary), and each row's log-normaliser:
-        # a log-probability is only formed where it is read, the passes' averaged.
+        # The passes' logit rows for the phrase's tokens and the one after it, (passes, tokens + 1, vocabulary), and
+        # each row's log-normaliser: a log-probability is only formed where it is read, the passes' averaged.
         logits = np.stack(
-            [np.stack([np.asarray(row, dtype=np.float32) for row in r.logits[0][: len(ids)]]) for r in results]
+            [np.stack([np.asarray(row, dtype=np.float32) for row in r.logits[0][: len(ids) + 1]]) for r in results]
         )
-        peak = logits.max(axis=2, keepdims=True)
-        normaliser = peak[..., 0] + np.log(np.exp(logits - peak).sum(axis=2))
-        said = np.mean(logits[:, np.arange(len(ids)), ids] - normaliser, axis=0)
+        normaliser = _log_sum_exp(logits)
+        said = np.mean(logits[:, np.arange(len(ids)), ids] - normaliser[:, : len(ids)], axis=0)
         # Each digit as the first token of its word, or of its numeral (Whisper writes "4" as often as "cuatro").
         forms = np.array(
             [
@@ -229,12 +237,38 @@ class Whisper:
         at_places = logits[:, places][:, :, forms] - normaliser[:, places, None, None]
         scores = np.mean(at_places, axis=0).max(axis=2)
         ranked = np.sort(scores, axis=1)
+        go_on, end = self._going_on(wording)
+        # Both are log-odds of a digit (or the separator) against the phrase's end; the normaliser cancels.
+        odds = _log_sum_exp(logits[:, :, go_on]) - _log_sum_exp(logits[:, :, end])
         return Hearing(
             text_score=float(np.mean(said[counted])) if counted else 0.0,
             tokens=len(counted),
             heard="".join(str(int(digit)) for digit in np.argmax(scores, axis=1)),
             margin=float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0,
+            last=float(np.mean(odds[:, digit_ends[-2]])) if len(code) > 1 else 0.0,
+            more=float(np.mean(odds[:, digit_ends[-1]])) if code else 0.0,
         )
+
+    def _going_on(self, wording: Wording) -> tuple[list[int], list[int]]:
+        """The first tokens that go on with a code (its separator, a digit as a word or a numeral, with a space
+        before it or not) and those that end it (the end of the text, the phrase's own words after its code, a
+        full stop)."""
+        tail = wording.template.split("{code}", 1)[1].strip()
+        end = {self._tokenizer.special("<|endoftext|>")}
+        # A full stop either way: Chinese and Japanese readings are written with "。" as often as ".".
+        for text in (tail, ".", "。"):
+            end |= {self._tokenizer.encode(text)[0], self._tokenizer.encode(" " + text)[0]}
+        go_on: set[int] = set()
+        separator = wording.separator.strip()
+        for word in (*wording.digit_words, *map(str, range(10)), *([separator] if separator else [])):
+            go_on |= {self._tokenizer.encode(word)[0], self._tokenizer.encode(" " + word)[0]}
+        return sorted(go_on - end), sorted(end)
+
+
+def _log_sum_exp(values: F32) -> F32:
+    """The log of the sum of the exponentials of ``values`` along their last axis, without overflow."""
+    peak = values.max(axis=-1, keepdims=True)
+    return np.asarray(peak[..., 0] + np.log(np.exp(values - peak).sum(axis=-1)), dtype=np.float32)
 
 
 def _pieces(text: str, name: str) -> list[tuple[str, bool]]:

@@ -11,6 +11,7 @@ off; a wrong sentence, another clip's sentence.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,10 @@ from backend.consents.phrase import (
     MAX_NAME_TOKENS,
     WHISPER_DIGIT_MARGIN,
     WHISPER_FLOORS,
+    WHISPER_LAST_DIGIT,
+    WHISPER_MORE_DIGITS,
     Phrase,
+    PhraseCheck,
     check_phrase,
     phrase_for,
     refusal,
@@ -52,18 +56,37 @@ def load(name: str) -> np.ndarray:
     return resample(samples.mean(axis=1), rate, RATE)
 
 
-def reading(language: str, code: str) -> tuple[np.ndarray, str]:
+def reading(language: str, code: str, *, last_silenced: bool = False) -> tuple[np.ndarray, str]:
     """A clip of ``language``, then another speaker saying ``code``'s digits (half a second after it, 0.15 s apart)
-    at the clip's level, and the sentence the clip says."""
+    at the clip's level, and the sentence the clip says; the last digit's stretch silenced if ``last_silenced``."""
     name, sentence = SENTENCES[language][0]
     digits = [load(f"{language}/digit_{int(digit):02d}.flac") for digit in code]
-    return spliced([load(name), *digits], [0.5] + [0.15] * len(code)), sentence
+    audio = spliced([load(name), *digits], [0.5] + [0.15] * len(code))
+    if last_silenced:
+        audio[-int(0.15 * RATE) - digits[-1].size :] = 0.0
+    return audio, sentence
 
 
 def phrase(sentence: str, code: str, language: str) -> Phrase:
     """A phrase whose words are ``sentence`` and whose code is ``code``, as the language writes it."""
     wording = WORDINGS[language]
     return Phrase(text=f"{sentence}{wording.separator}{wording.code_words(code)}.", code=code, language=language)
+
+
+def checked(monkeypatch: pytest.MonkeyPatch, audio: np.ndarray, against: Phrase) -> tuple[PhraseCheck, whisper.Hearing]:
+    """``check_phrase``'s verdict on ``audio`` and the hearing it was made from (one pass of the model for both)."""
+    real = whisper.shared()
+    hearings: list[whisper.Hearing] = []
+
+    class Watched:
+        def hear(self, *args: object, **kwargs: Any) -> whisper.Hearing:
+            hearings.append(real.hear(*args, **kwargs))  # type: ignore[arg-type]
+            return hearings[-1]
+
+    monkeypatch.setattr(whisper, "shared", Watched)
+    check = check_phrase(audio, RATE, against)
+    assert len(hearings) == 1
+    return check, hearings[0]
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +132,36 @@ def test_a_reading_with_its_code_is_verified_and_its_replay_and_another_sentence
     assert not replay.code_heard
     assert refusal(wrong) in {"phrase_mismatch", "too_noisy"}, wrong
     assert wrong.word_accuracy < 0.5
+
+
+@pytest.mark.parametrize("language", WITH_DIGITS)
+def test_a_reading_that_goes_on_past_its_code_is_refused(monkeypatch: pytest.MonkeyPatch, language: str) -> None:
+    """The digits read in order (Japanese's one to nine) were heard as the code of their first four, each digit
+    the likeliest at its place: that Whisper expects more digits after the code refuses them."""
+    digits = "123456789" if language == "ja" else "0123456789"
+    audio, sentence = reading(language, digits)
+    code = digits[:4]
+
+    check, hearing = checked(monkeypatch, audio, phrase(sentence, code, language))
+
+    assert (hearing.heard, hearing.margin >= WHISPER_DIGIT_MARGIN) == (code, True), hearing
+    assert hearing.more > WHISPER_MORE_DIGITS, hearing
+    assert not check.code_heard
+    assert refusal(check) in {"phrase_mismatch", "too_noisy"}, check
+
+
+@pytest.mark.parametrize("language", WITH_DIGITS)
+def test_a_replay_whose_last_digit_is_silenced_is_refused(monkeypatch: pytest.MonkeyPatch, language: str) -> None:
+    """An older reading of 4895 with its 5 silenced, held against 4898: Whisper guesses the last digit, and after a
+    9 its guess is the 8 the digits told in reverse put there (Japanese heard 4898 so). That it expects the phrase
+    to end after the 9 refuses it; a right reading expects its last digit (its test above is verified)."""
+    audio, sentence = reading(language, "4895", last_silenced=True)
+
+    check, hearing = checked(monkeypatch, audio, phrase(sentence, "4898", language))
+
+    assert hearing.last < WHISPER_LAST_DIGIT, hearing
+    assert not check.code_heard
+    assert refusal(check) in {"phrase_mismatch", "too_noisy"}, check
 
 
 def test_whisper_is_told_the_digit_words_in_order_and_in_reverse_before_it_hears(
@@ -200,10 +253,39 @@ def test_a_code_is_heard_only_when_each_digit_beats_the_next_by_the_margin(
 
     class Blurred:
         def hear(self, *args: object, **kwargs: Any) -> whisper.Hearing:
-            hearing = real.hear(*args, **kwargs)  # type: ignore[arg-type]
-            return whisper.Hearing(hearing.text_score, hearing.tokens, hearing.heard, margin)
+            return dataclasses.replace(real.hear(*args, **kwargs), margin=margin)  # type: ignore[arg-type]
 
     monkeypatch.setattr(whisper, "shared", Blurred)
+    check = check_phrase(audio, RATE, phrase(sentence, "4719", "es"))
+
+    assert check.heard == "4719"
+    assert check.code_heard is heard
+    assert (refusal(check) is None) is heard
+
+
+@pytest.mark.parametrize(
+    ("last", "more", "heard"),
+    [
+        (WHISPER_LAST_DIGIT - 0.01, 0.0, False),
+        (WHISPER_LAST_DIGIT, 0.0, True),
+        (WHISPER_LAST_DIGIT, WHISPER_MORE_DIGITS, True),
+        (WHISPER_LAST_DIGIT, WHISPER_MORE_DIGITS + 0.01, False),
+    ],
+)
+def test_a_code_is_heard_only_when_its_last_digit_is_expected_and_no_more_digits_are(
+    monkeypatch: pytest.MonkeyPatch, last: float, more: float, heard: bool
+) -> None:
+    """A code's digits all heard, the reading is refused if Whisper expected the phrase to end before the last
+    digit (it was guessed) or more digits after it (the code was part of a longer number). What Whisper makes of
+    real readings so is above."""
+    audio, sentence = reading("es", "4719")
+    real = whisper.shared()
+
+    class Ended:
+        def hear(self, *args: object, **kwargs: Any) -> whisper.Hearing:
+            return dataclasses.replace(real.hear(*args, **kwargs), last=last, more=more)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(whisper, "shared", Ended)
     check = check_phrase(audio, RATE, phrase(sentence, "4719", "es"))
 
     assert check.heard == "4719"
