@@ -41,18 +41,24 @@ def threaded_server(handler: Handler) -> Iterator[tuple[str, list[bytes]]]:
     box: dict[str, object] = {}
 
     writers: list[asyncio.StreamWriter] = []
+    handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             await handler(reader, writer, heads)
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
 
+    def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Each connection is known from its first callback: a handler task cancelled before its first step never
+        # runs its body, and would leave its connection unclosed.
+        writers.append(writer)
+        handlers.add(loop.create_task(handle(reader, writer)))
+
     def run() -> None:
         asyncio.set_event_loop(loop)
-        box["server"] = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
+        box["server"] = loop.run_until_complete(asyncio.start_server(accept, "127.0.0.1", 0))
         started.set()
         loop.run_forever()
 
@@ -66,18 +72,24 @@ def threaded_server(handler: Handler) -> Iterator[tuple[str, list[bytes]]]:
     finally:
 
         async def stop() -> None:
-            server.close()  # type: ignore[attr-defined]
-            handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in handlers:
-                task.cancel()
-            # Each handler closes its connection on the way out: wait for all, or their sockets outlive the loop.
-            await asyncio.gather(*handlers, return_exceptions=True)
-            # A close waits for unsent bytes to drain, which a client that stopped reading never lets happen (its
-            # socket was then collected unclosed, a ResourceWarning under load): abort what is left, and let the
-            # loop run the aborts' callbacks once before it stops.
-            for writer in writers:
-                writer.transport.abort()
-            await asyncio.sleep(0)
+            async with asyncio.timeout(BOUND):
+                # Accepting stops first, and the accepts already under way finish while the server is open: one
+                # started after its close fails an assertion in asyncio (3.11) and leaves its socket unclosed.
+                for sock in server.sockets:  # type: ignore[attr-defined]
+                    loop.remove_reader(sock.fileno())
+                accepting = asyncio.all_tasks() - handlers - {asyncio.current_task()}
+                await asyncio.gather(*accepting, return_exceptions=True)
+                server.close()  # type: ignore[attr-defined]
+                # A close waits for unsent bytes to drain, which a client that stopped reading never lets happen:
+                # each connection is aborted, and waited for until its socket is closed.
+                for task in handlers:
+                    task.cancel()
+                for writer in writers:
+                    writer.transport.abort()
+                await asyncio.gather(*handlers, return_exceptions=True)
+                for writer in writers:
+                    with contextlib.suppress(ConnectionError):
+                        await writer.wait_closed()
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
