@@ -29,6 +29,12 @@ as saying the phrase when its text is at least half the phrase's (difflib's rati
 dropped) and its digits hold the code. CPU seconds are the process's, pinned to one core, for the check alone
 (the recording already decoded to 16 kHz).
 
+The clips' sentences run from 15 to 96 of Whisper's tokens, and up to 23 s: some are longer than voicegate's own
+phrase (38-51 tokens with a short name). A second table gives the CPU of the phrase itself (``phrase_for``), with
+a short name and with the longest name a phrase takes (``MAX_NAME_TOKENS``), read in 10, 20 and 28 s: what a
+reading costs depends on its tokens and its length, not on what it says, so the language's clips, run together and
+cut to length, stand for the words, followed by the code.
+
 Targets (docs/consent.md#languages): right readings verified >= 95 % in quiet and >= 90 % in babble at 20 dB;
 replays, wrong sentences, guessed last digits and longer numbers refused >= 99 %; <= 2 CPU-s per reading.
 """
@@ -61,7 +67,15 @@ import ctranslate2
 from backend.audio.measure import resample
 from backend.consents import whisper
 from backend.consents.languages import WORDINGS
-from backend.consents.phrase import Phrase, check_phrase, drawn_code, refusal
+from backend.consents.phrase import (
+    MAX_NAME_TOKENS,
+    MAX_SUBJECT_NAME_CHARS,
+    Phrase,
+    check_phrase,
+    drawn_code,
+    phrase_for,
+    refusal,
+)
 from tests.noisy_room import in_room, spliced
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +92,8 @@ TARGET_CPU_S = 2.0
 BASELINE_RATIO = 0.5
 #: The digits a code is drawn from.
 DIGITS = "0123456789"
+#: How long the phrase's readings are in the second table (seconds, the code included).
+READING_SECONDS = (10, 20, 28)
 #: espeak-ng's voice for each language's digits where none are recorded.
 ESPEAK_VOICES = {"zh": "cmn", "es": "es", "de": "de", "fr": "fr", "ja": "ja", "pt": "pt", "it": "it"}
 
@@ -336,6 +352,56 @@ def run(folder: Path, only: set[str], codes: int, babble_db: float, seed: int) -
     return results, speakers
 
 
+def longest_name() -> str:
+    """The longest name a phrase takes: "Ana-" repeated while its tokens and characters are within the bounds."""
+    name = "Ana"
+    while (
+        len(name) + 4 <= MAX_SUBJECT_NAME_CHARS and len(whisper.tokenizer().encode(f" {name}-Ana")) <= MAX_NAME_TOKENS
+    ):
+        name += "-Ana"
+    return name
+
+
+def phrase_cpu(folder: Path, only: set[str]) -> list[tuple[str, int, list[float]]]:
+    """The check's CPU seconds on voicegate's own phrase in each language, for a short name and the longest, at
+    each of `READING_SECONDS`, the better of two (the first check of a process also sets up what later ones reuse):
+    (language, the phrase's tokens, the seconds at each length)."""
+    rows = []
+    for language, clips in sorted(sentences(folder, only).items()):
+        _, say, digits = digit_speaker(folder, language)
+        words = np.concatenate([audio for audio, _ in clips])
+        code = digits[1:5]
+        # The pause and the code after the words, in samples.
+        after = reading(words[:RATE], code, say).size - RATE
+        for name in ("Ana", longest_name()):
+            against = phrase_for(name, code, language)
+            tokens = len(whisper.tokenizer().encode(" " + against.text))
+            cpu = []
+            for seconds in READING_SECONDS:
+                recording = reading(words[: seconds * RATE - after], code, say)
+                cpu.append(min(_timed(recording, against) for _ in range(2)))
+            rows.append((language, tokens, cpu))
+    return rows
+
+
+def _timed(recording: np.ndarray, against: Phrase) -> float:
+    started = time.process_time()
+    check_phrase(recording, RATE, against)
+    return time.process_time() - started
+
+
+def report_phrase_cpu(rows: list[tuple[str, int, list[float]]]) -> None:
+    """The second table: the phrase's CPU by its tokens and length, and whether each is within the target."""
+    print()
+    print("voicegate's own phrase, a short name and the longest (CPU-s by the reading's length, the better of two):")
+    print(f"{'lang':4} {'tokens':>6} | " + " ".join(f"{seconds:>5} s" for seconds in READING_SECONDS))
+    for language, tokens, cpu in rows:
+        print(f"{language:4} {tokens:6} | " + " ".join(f"{seconds:7.2f}" for seconds in cpu))
+    over = [(language, tokens, seconds) for language, tokens, cpu in rows for seconds in cpu if seconds > TARGET_CPU_S]
+    worst = max(seconds for _, _, cpu in rows for seconds in cpu)
+    print(f"phrase CPU: max {worst:.2f} s; {len(over)} of {len(rows) * len(READING_SECONDS)} over {TARGET_CPU_S} s")
+
+
 def share(results: list[Result], accepted: bool, *, baseline: bool = False) -> str:
     """The share of ``results`` the check (or the baseline) accepted (or refused), with the count."""
     if not results:
@@ -413,6 +479,7 @@ def main() -> None:
     )
     results, speakers = run(args.speech, set(args.only.split(",")), args.codes, args.babble_db, seed=args.seed)
     report(results, speakers, args.babble_db)
+    report_phrase_cpu(phrase_cpu(args.speech, set(args.only.split(","))))
 
 
 if __name__ == "__main__":
