@@ -4,16 +4,20 @@ A consent check forces the phrase: it reads the decoder's logits at each of the 
 and the tokens before it, and never lets the decoder choose a token. CTranslate2's `generate` runs forced tokens as
 it runs chosen ones, one decoder step each (4.8.5 runs only the special tokens before ``<|notimestamps|>`` in one
 pass), and has no call that returns the logits of a forced sequence in one pass (`align` returns each forced
-token's probability alone). Each step is a pass over the decoder's weights for one token; the phrase's 40-130 tokens,
-twice (``Whisper.hear``), cost about twice the encoder's CPU on a long reading. Here the logits come from one
-forward pass over all of a hearing's tokens: a row of matrix products per layer for all of them at once, the same
-logits (within 1e-4 of CTranslate2's float32 `generate`, tested), at a fifth of the CPU.
+token's probability alone). Each step is a pass over the decoder's weights for one token, and the phrase's 40-130
+tokens, twice (``Whisper.hear``), cost as much CPU as the encoder on a long reading, or twice as much. Here the
+logits come from one forward pass over all of a hearing's tokens, a matrix product per weight for all of them at
+once: the same logits (within 7.5e-5 of CTranslate2's `generate` in float32 on a Spanish reading; the test holds
+them within 1e-3), at about a third of `generate`'s CPU on one core (0.34-0.42 times, for phrases of 45-123 tokens
+read in 10-28 s).
 
 The weights are the decoder's variables in CTranslate2's ``model.bin`` (its binary format, version 6: a header,
-then each variable's name, shape, type and bytes, then aliases; ``variables``), in float32. The decoder is
-Whisper's: token and learned position embeddings; per layer, layer-normed self-attention (causal), attention to
-the encoded recording, and a GELU feed-forward, each added to its input; a last layer norm; the logits against the
-token embeddings.
+then each variable's name, shape, type and bytes, then aliases; ``variables``): the file's float16, held in float32
+(about 200 MB more resident; CTranslate2 loads the whole model, its own int8 decoder too). float32 is closer to
+Whisper as trained than CTranslate2's int8, whose model (encoder and decoder) put a Spanish reading's tokens up to
+0.5 nats from float32's. The decoder is Whisper's: token and learned position embeddings; per layer, layer-normed
+self-attention (causal), attention to the encoded recording, and a GELU feed-forward, each added to its input; a
+last layer norm; the logits against the token embeddings.
 
 numpy's matrix products run on its BLAS library, which would spread each over every core; `Decoder.from_model_bin`
 keeps the process's BLAS to one thread (threadpoolctl), so that a hearing on the CPU executor takes one core, as
