@@ -160,16 +160,19 @@ class Decoder:
         """The most tokens a sequence may hold (Whisper's decoder: 448)."""
         return len(self._positions)
 
-    def logits(self, encoded: F32, sequences: Sequence[Sequence[int]], first: Sequence[int]) -> list[F32]:
+    def logits(self, encoded: F32, sequences: Sequence[Sequence[int]], first: Sequence[int]) -> F32:
         """For each of ``sequences`` (token ids) heard against ``encoded`` (the encoder's output for one recording,
-        (frames, 512)), the logits after each of its tokens from index ``first[i]`` on: row j says how likely each
-        token is at index ``first[i] + j + 1``, given the recording and the tokens up to it. The sequences go
-        through the layers together, each attending to its own tokens alone."""
+        (frames, 512)), the logits after each of its tokens from index ``first[i]`` on, as many for each:
+        (sequences, rows, vocabulary), where row j says how likely each token is at index ``first[i] + j + 1``,
+        given the recording and the tokens up to it. The sequences go through the layers together, each attending
+        to its own tokens alone."""
         from scipy.special import erf  # noqa: PLC0415 - on first use: English alone never hears through Whisper
 
         lengths = [len(sequence) for sequence in sequences]
         if max(lengths) > self.positions:
             raise ValueError(f"a sequence of {max(lengths)} tokens; Whisper's decoder takes {self.positions}")
+        if len({length - begin for length, begin in zip(lengths, first, strict=True)}) != 1:
+            raise ValueError("the sequences must ask for as many rows each")
         tokens = np.concatenate([np.asarray(sequence, dtype=np.int64) for sequence in sequences])
         x = self._embeddings[tokens] + np.concatenate([self._positions[:length] for length in lengths])
         # Causal within each sequence, nothing across them: -inf above the diagonal and outside the blocks.
@@ -193,7 +196,7 @@ class Decoder:
             ]
         )
         out = _layer_norm(x[rows], self._norm) @ self._embeddings.T
-        return np.split(out, np.cumsum([length - begin for begin, length in zip(first, lengths, strict=True)])[:-1])
+        return out.reshape(len(sequences), -1, len(self._embeddings))
 
     def _attend(self, q: F32, k: F32, v: F32, mask: F32 | None) -> F32:
         """Multi-head scaled dot-product attention of rows ``q`` to ``k``/``v``, ``mask`` added to the scores."""

@@ -206,8 +206,8 @@ class Whisper:
         # The logit rows for the phrase's tokens and the one after it, (passes, tokens + 1, vocabulary), and each
         # row's log-normaliser: a log-probability is only formed where it is read, the passes' averaged.
         sequences = [before + prompt + ids for before in told]
-        logits = np.stack(
-            self._decoder.logits(np.asarray(encoded)[0], sequences, [len(before) + len(prompt) - 1 for before in told])
+        logits = self._decoder.logits(
+            np.asarray(encoded)[0], sequences, [len(before) + len(prompt) - 1 for before in told]
         )
         normaliser = _log_sum_exp(logits)
         said = np.mean(logits[:, np.arange(len(ids)), ids] - normaliser[:, : len(ids)], axis=0)
@@ -252,7 +252,10 @@ class Whisper:
 def _log_sum_exp(values: F32) -> F32:
     """The log of the sum of the exponentials of ``values`` along their last axis, without overflow."""
     peak = values.max(axis=-1, keepdims=True)
-    return np.asarray(peak[..., 0] + np.log(np.exp(values - peak).sum(axis=-1)), dtype=np.float32)
+    # The exponentials in place of the differences: one temporary the size of ``values`` (46 MB for a long phrase's
+    # logits), not two.
+    shifted = values - peak
+    return np.asarray(peak[..., 0] + np.log(np.exp(shifted, out=shifted).sum(axis=-1)), dtype=np.float32)
 
 
 def _pieces(text: str, name: str) -> list[tuple[str, bool]]:

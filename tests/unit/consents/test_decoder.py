@@ -69,6 +69,7 @@ def test_sequences_heard_together_attend_to_their_own_tokens_alone() -> None:
     decoder = whisper.shared()._decoder
     together = decoder.logits(encoded, sequences, first)
     alone = [decoder.logits(encoded, [sequence], [start])[0] for sequence, start in zip(sequences, first, strict=True)]
+    assert together.shape == (2, *alone[0].shape)
     for both, one in zip(together, alone, strict=True):
         np.testing.assert_allclose(both, one, atol=1e-4)
     # The two passes are told different things before the phrase, so what they expect differs.
@@ -79,6 +80,12 @@ def test_a_sequence_longer_than_the_decoder_takes_is_refused() -> None:
     decoder = whisper.shared()._decoder
     with pytest.raises(ValueError, match="449 tokens; Whisper's decoder takes 448"):
         decoder.logits(np.zeros((50, 512), dtype=np.float32), [[0] * 449], [0])
+
+
+def test_sequences_asking_for_different_numbers_of_rows_are_refused() -> None:
+    decoder = whisper.shared()._decoder
+    with pytest.raises(ValueError, match="as many rows each"):
+        decoder.logits(np.zeros((50, 512), dtype=np.float32), [[1, 2, 3], [1, 2, 3, 4]], [0, 0])
 
 
 def test_the_process_blas_runs_one_thread_once_the_model_is_loaded() -> None:
