@@ -19,9 +19,9 @@ Whisper as trained than CTranslate2's int8, whose model (encoder and decoder) pu
 self-attention (causal), attention to the encoded recording, and a GELU feed-forward, each added to its input; a
 last layer norm; the logits against the token embeddings.
 
-numpy's matrix products run on its BLAS library, which would spread each over every core; `Decoder.from_model_bin`
-keeps the process's BLAS to one thread (threadpoolctl), so that a hearing on the CPU executor takes one core, as
-CTranslate2 is told to (``intra_threads=1``), and leaves the others to the event loop.
+numpy's matrix products run on its BLAS library with the threads the process has: one, as the `voicegate` package
+sets it unless the operator says otherwise (voicegate/__init__.py), so that a hearing on the CPU executor takes one
+core, as CTranslate2 is told to (``intra_threads=1``), and leaves the others to the event loop.
 """
 
 from __future__ import annotations
@@ -149,10 +149,7 @@ class Decoder:
 
     @classmethod
     def from_model_bin(cls, model_bin: bytes) -> Decoder:
-        """The decoder in ``model_bin``; the process's BLAS kept to one thread (see the module)."""
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (installed with the languages beyond English)
-
-        threadpool_limits(limits=1, user_api="blas")
+        """The decoder in ``model_bin`` (CTranslate2's format)."""
         return cls(variables(model_bin))
 
     @property

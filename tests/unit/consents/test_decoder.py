@@ -3,19 +3,25 @@ of a forced phrase, both of a hearing's passes in one call, and the model.bin it
 
 from __future__ import annotations
 
+import json
+import os
 import struct
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 
 import ctranslate2
 import numpy as np
 import pytest
-import threadpoolctl
 
 from backend.consents import whisper
 from backend.consents.decoder import BINARY_VERSION, Decoder, ModelFormatError, variables
 from backend.consents.languages import WORDINGS
 from backend.consents.phrase import phrase_for
 from tests.unit.consents.test_whisper import reading
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @cache
@@ -88,11 +94,28 @@ def test_sequences_asking_for_different_numbers_of_rows_are_refused() -> None:
         decoder.logits(np.zeros((50, 512), dtype=np.float32), [[1, 2, 3], [1, 2, 3, 4]], [0, 0])
 
 
-def test_the_process_blas_runs_one_thread_once_the_model_is_loaded() -> None:
-    whisper.shared()
-    blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
-    assert blas
-    assert {pool["num_threads"] for pool in blas} == {1}
+#: Run in a fresh interpreter: BLAS's threads (as threadpoolctl reads them) before and after the model is loaded.
+BLAS_AROUND_THE_LOAD = """
+import json, voicegate, numpy, scipy.special, threadpoolctl
+from backend.consents import whisper
+def blas():
+    return sorted(pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas")
+before = blas()
+whisper.shared()
+print(json.dumps([before, blas()]))
+"""
+
+
+def test_loading_the_model_leaves_blas_threads_as_the_operator_set_them() -> None:
+    """voicegate runs BLAS on one thread unless the operator sets more (voicegate/__init__.py); the decoder's matrix
+    products run on what is set, and loading it changes nothing."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", BLAS_AROUND_THE_LOAD], env=env, cwd=ROOT, capture_output=True, check=True, text=True
+    )
+    before, after = json.loads(done.stdout.splitlines()[-1])
+    assert before, done.stdout  # numpy's and scipy's OpenBLAS
+    assert after == before
 
 
 def model_bin(found: dict[str, np.ndarray], *, version: int = BINARY_VERSION) -> bytes:
