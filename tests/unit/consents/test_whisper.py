@@ -172,18 +172,15 @@ def test_whisper_is_told_the_digit_words_in_order_and_in_reverse_before_it_hears
     replaced: the reading is heard by the real model, and verified."""
     audio, sentence = reading("zh", "4719")
     model = whisper.shared()
-    real = model._model
+    real = model._decoder
     asked: list[list[list[int]]] = []
 
     class Watched:
-        def encode(self, *args: Any, **kwargs: Any) -> Any:
-            return real.encode(*args, **kwargs)
+        def logits(self, encoded: Any, sequences: list[list[int]], first: list[int]) -> Any:
+            asked.append(sequences)
+            return real.logits(encoded, sequences, first)
 
-        def generate(self, features: Any, prompts: list[list[int]], **kwargs: Any) -> Any:
-            asked.append(prompts)
-            return real.generate(features, prompts, **kwargs)
-
-    monkeypatch.setattr(model, "_model", Watched())
+    monkeypatch.setattr(model, "_decoder", Watched())
     check = check_phrase(audio, RATE, phrase(sentence, "4719", "zh"))
 
     assert refusal(check) is None, check
