@@ -8,7 +8,6 @@ import os
 import struct
 import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 
 import ctranslate2
@@ -24,21 +23,24 @@ from tests.unit.consents.test_whisper import reading
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@cache
+@pytest.fixture(scope="module")
 def float32_model() -> ctranslate2.models.Whisper:
     """CTranslate2's Whisper from the same weights, in float32 (production runs int8): the numpy decoder, in
-    float32 too, must give its logits."""
+    float32 too, must give its logits. Module-scoped: about 350 MB, let go once this file's tests are done."""
     return ctranslate2.models.Whisper(
         "whisper-base", device="cpu", compute_type="float32", intra_threads=1, files=whisper.model_files()
     )
 
 
-def hearing_sequences(language: str, code: str) -> tuple[np.ndarray, list[list[int]], list[int]]:
-    """A real reading's encoder output and the two sequences ``Whisper.hear`` forces for it (the digit words told
-    in order and in reverse, the prompt, the phrase), with where each one's phrase starts."""
+def hearing_sequences(
+    language: str, code: str, model: ctranslate2.models.Whisper | None = None
+) -> tuple[np.ndarray, list[list[int]], list[int]]:
+    """A real reading's encoder output (``model``'s encoder; the product's when None) and the two sequences
+    ``Whisper.hear`` forces for it (the digit words told in order and in reverse, the prompt, the phrase), with
+    where each one's phrase starts."""
     audio, _ = reading(language, code)
     features = ctranslate2.StorageView.from_array(whisper.log_mel(audio)[None])
-    encoded = np.asarray(float32_model().encode(features, to_cpu=True))[0]
+    encoded = np.asarray((model or whisper.shared()._model).encode(features, to_cpu=True))[0]
     tokens = whisper.tokenizer()
     digits = WORDINGS[language].digit_words
     phrase = tokens.encode(" " + phrase_for("Ana", code, language).text)
@@ -49,13 +51,13 @@ def hearing_sequences(language: str, code: str) -> tuple[np.ndarray, list[list[i
     return encoded, [before + prompt + phrase for before in told], [len(before) + len(prompt) - 1 for before in told]
 
 
-def test_the_logits_of_a_forced_phrase_are_ctranslate2s() -> None:
+def test_the_logits_of_a_forced_phrase_are_ctranslate2s(float32_model: ctranslate2.models.Whisper) -> None:
     """CTranslate2's `generate`, forced along the same sequence one step per token, returns a logit row for each
     token after the prompt and one past it; the decoder's one pass gives the same rows."""
-    encoded, sequences, first = hearing_sequences("es", "4719")
+    encoded, sequences, first = hearing_sequences("es", "4719", float32_model)
     ours = whisper.shared()._decoder.logits(encoded, sequences, first)
     for sequence, start, rows in zip(sequences, first, ours, strict=True):
-        [result] = float32_model().generate(
+        [result] = float32_model.generate(
             ctranslate2.StorageView.from_array(encoded[None]),
             [sequence],
             beam_size=1,
