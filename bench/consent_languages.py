@@ -57,6 +57,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+# Before numpy loads: one OpenBLAS thread, as voicegate runs (voicegate/__init__.py). `pin` binds only this
+# thread to its core; OpenBLAS's pool, started beside it, spun on the other core and its CPU was counted as the
+# check's: Italian's median 0.42 CPU-s against 0.27 s with one thread, and 2.1 s against 0.3-0.45 s while
+# another process ran on the other core.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
 import numpy as np
 import soundfile
 
