@@ -58,9 +58,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Before numpy loads: one OpenBLAS thread, as voicegate runs (voicegate/__init__.py). `pin` binds only this
-# thread to its core; OpenBLAS's pool, started beside it, spun on the other core and its CPU was counted as the
-# check's: Italian's median 0.42 CPU-s against 0.27 s with one thread, and 2.1 s against 0.3-0.45 s while
-# another process ran on the other core.
+# thread to its core; started on two cores, OpenBLAS's pool spun on the other and its CPU was counted as the
+# check's: Italian's median 0.42 CPU-s against 0.27 s with one thread, and in a harness pinned the same way,
+# 2.1 s against 0.3-0.45 s while another process ran on the other core.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import numpy as np
