@@ -70,11 +70,20 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """``text``'s token ids (no special tokens added)."""
+        return self.encode_words(text)[0]
+
+    def encode_words(self, text: str) -> tuple[list[int], list[bool]]:
+        """``text``'s token ids, as ``encode`` gives them, and for each whether it is of a word: of a piece of the
+        split with a letter or a digit in it, not of one of punctuation, symbols or spaces alone (the split never
+        puts a letter and a comma in one piece, so no token is of both)."""
         symbols = _byte_symbols()
         ids: list[int] = []
+        words: list[bool] = []
         for piece in _SPLIT.findall(text):
-            ids.extend(self._piece("".join(symbols[byte] for byte in piece.encode())))
-        return ids
+            tokens = self._piece("".join(symbols[byte] for byte in piece.encode()))
+            ids.extend(tokens)
+            words.extend([any(char.isalnum() for char in piece)] * len(tokens))
+        return ids, words
 
     def decode(self, ids: list[int]) -> str:
         """The text of ``ids``, special tokens left out; bytes that do not make UTF-8 (a character cut between

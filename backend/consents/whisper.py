@@ -118,7 +118,9 @@ class Hearing:
     """What Whisper made of a recording against a phrase (for the check, never shown as a transcript)."""
 
     #: The mean log-probability (nats) of the tokens of the phrase's words before its code, its subject's name
-    #: left out.
+    #: and its punctuation left out: a comma is not heard, and Whisper writes one as it likes (Chinese's full-width
+    #: comma, U+FF0C, as ",": counted, its three tokens cost about 23 nats). Minus infinity for a phrase with no
+    #: word before its code: nothing is heard of it.
     text_score: float
     #: Those tokens' count.
     tokens: int
@@ -163,12 +165,12 @@ class Whisper:
 
     def hear(self, audio: F32, *, language: str, text: str, name: str, code: str, wording: Wording) -> Hearing:
         """How likely ``text`` (a phrase's words before its code) is said in ``audio`` (mono, 16 kHz) in
-        ``language`` (a Whisper language code, e.g. "de"), its first ``name`` (the subject's, "" for none) not
-        counted, and, at each place of ``code`` said after it as ``wording`` writes it, which of the ten digits is
-        the likeliest. Passes of the decoder over the phrase, forced: their logits at each token say how likely each
-        token was there, given the recording and the phrase before it. The name is not counted because its
-        subject chose it: a long name of one repeated syllable is nearly certain once forced, and would carry a
-        recording of anything past the floor.
+        ``language`` (a Whisper language code, e.g. "de"), its first ``name`` (the subject's, "" for none) and its
+        punctuation not counted, and, at each place of ``code`` said after it as ``wording`` writes it, which of the
+        ten digits is the likeliest. Passes of the decoder over the phrase, forced: their logits at each token say
+        how likely each token was there, given the recording and the phrase before it. The name is not counted
+        because its subject chose it: a long name of one repeated syllable is nearly certain once forced, and would
+        carry a recording of anything past the floor.
 
         Whisper is told, as the text before the recording's (its "previous text"), the language's ten digit words:
         told nothing, it writes a digit as it likes ("R" for a Chinese "二"), and the digit words' first tokens
@@ -184,9 +186,9 @@ class Whisper:
         ids: list[int] = []
         counted: list[int] = []
         for piece, counts in _pieces(space + text, name):
-            tokens = self._tokenizer.encode(piece)
+            tokens, words = self._tokenizer.encode_words(piece)
             if counts:
-                counted += range(len(ids), len(ids) + len(tokens))
+                counted += [len(ids) + index for index, word in enumerate(words) if word]
             ids += tokens
         places = []
         digit_ends = []
@@ -223,7 +225,7 @@ class Whisper:
         # Both are log-odds of a digit (or the separator) against the phrase's end; the normaliser cancels.
         odds = _log_sum_exp(logits[:, :, go_on]) - _log_sum_exp(logits[:, :, end])
         return Hearing(
-            text_score=float(np.mean(said[counted])) if counted else 0.0,
+            text_score=float(np.mean(said[counted])) if counted else -math.inf,
             tokens=len(counted),
             heard="".join(str(int(digit)) for digit in np.argmax(scores, axis=1)),
             margin=float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0,

@@ -44,6 +44,24 @@ def test_a_text_has_the_reference_ids_and_reads_back(tokenizer: Tokenizer, case:
     assert tokenizer.decode(tokenizer.encode(str(case["text"]))) == case["text"]
 
 
+@pytest.mark.parametrize(
+    ("parts", "words"),
+    [
+        (["我", "\uff0c", "同意", "。"], [True, False, True, False]),
+        ([" Yo", ",", " Ana", "."], [True, False, True, False]),
+        (["¿", "cierto", "?"], [False, True, False]),
+        ([" código", " 2002", " «", "sí", "»"], [True, True, False, True, False]),
+        (["私", "、", "同意します", "。"], [True, False, True, False]),
+    ],
+)
+def test_each_token_is_marked_as_of_a_word_or_of_punctuation(
+    tokenizer: Tokenizer, parts: list[str], words: list[bool]
+) -> None:
+    ids, marked = tokenizer.encode_words("".join(parts))
+    assert ids == tokenizer.encode("".join(parts))
+    assert marked == [word for part, word in zip(parts, words, strict=True) for _ in tokenizer.encode(part)]
+
+
 def test_a_file_that_is_no_bpe_tokenizer_is_refused() -> None:
     with pytest.raises(ValueError, match="BPE"):
         Tokenizer.load(b'{"model": {"type": "WordPiece", "vocab": {}}}')
