@@ -54,11 +54,9 @@ logging.getLogger("psycopg").addFilter(_PipelineFailedTwice())
 
 class _LastAnswer:
     """When (monotonic seconds, `at`) any pooled connection of this process last got an answer: a wait for a
-    connection that sees one is a wait on a busy database, not on a dead one. Counted as answers come, a new
-    connection the server took among them (a burst just after start, whose units have none yet, waits while
-    the pool opens connections to a database that answers), and over every pool, as all of them talk to the
-    one database: a pool whose units all hold their connections for long (the Storage stand-in's, through a
-    burst of uploads) is still busy, not down.
+    connection that sees one is a wait on a busy database, not on a dead one. Counted as answers come, and
+    over every pool, as all of them talk to the one database: a pool whose units all hold their connections
+    for long (the Storage stand-in's, through a burst of uploads) is still busy, not down.
 
     Kept on an object of its own, not as a class attribute of `PooledConnection`: assigning a class attribute
     invalidates the interpreter's attribute caches for the class, so each answer would make the lookups on
@@ -162,10 +160,6 @@ class PooledConnection(TimedWaits):
         if failed is not None:
             raise failed
         self._heard(sent)
-
-    def connected(self) -> None:
-        """The server took this new connection: an answer from the database (`_LastAnswer`)."""
-        _LAST_ANSWER.at = time.monotonic()
 
     def _heard(self, sent: float) -> None:
         """An answer came to what was sent at `sent` (monotonic seconds)."""

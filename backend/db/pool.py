@@ -118,9 +118,7 @@ class Pool(AsyncConnectionPool[PooledConnection]):
         return server_limits(self.work_timeout if budget is None else budget)
 
     async def _configure(self, conn: PooledConnection) -> None:
-        """A new connection, an answer from the database: JSON read with `read_json`, and on a service pool the
-        service at its limits."""
-        conn.connected()
+        """A new connection: JSON read with `read_json`, and on a service pool the service at its limits."""
         set_json_loads(read_json, conn)
         if self.service:
             await conn.execute(_SERVICE_SESSION, self.server_limits(None))

@@ -10,7 +10,6 @@ from collections import Counter
 
 import psycopg
 
-from backend.db.connection import last_answer_at
 from backend.db.pool import create_pool
 from backend.db.shares import owned_by
 from backend.db.units import Database
@@ -123,16 +122,3 @@ async def test_a_wait_behind_the_users_own_units_is_no_sign_of_an_outage(db_dsn:
     finally:
         await pool.close()
     assert outcomes == ["served", "served"]
-
-
-async def test_a_connection_the_server_takes_is_an_answer_from_the_database(db_dsn: str) -> None:
-    """Just after start a burst's units have had no answer yet, while the pool opens connections for them: a
-    clean run of tests/e2e/test_upload_burst.py told 35 of its uploads "unavailable" within 1.2 s of start, before
-    any unit was answered. The server taking a connection is its answer."""
-    before = last_answer_at()
-    pool = create_pool(db_dsn, SETTINGS.pool_limits)
-    await pool.open(wait=True)
-    try:
-        assert last_answer_at() > before
-    finally:
-        await pool.close()
