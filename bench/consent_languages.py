@@ -20,7 +20,10 @@ differ by up to 40 dB). For each clip and each of ``--codes`` codes (drawn as vo
   Whisper, told the digits in reverse, expects after the code's third (a 9's 8): an older reading whose last digit
   was cut out;
 - more: the sentence, then the code, then the three digits after its last (a longer number read), against its
-  phrase.
+  phrase;
+- repeated: the reading with one digit after the first said as the digit before it, against the code's phrase (an
+  older reading spliced to the code where it lacks a digit). The place is the first digit's value mod 3 after the
+  first, so that the codes, replays and babble are drawn as by runs before it.
 
 Each is judged in quiet and with six-talker babble (LibriSpeech, tests/clips) ``--babble-db`` under the speech,
 with a second of room before and after. Beside the check, on the same recordings, the baseline: a bare
@@ -36,7 +39,8 @@ reading costs depends on its tokens and its length, not on what it says, so the 
 cut to length, stand for the words, followed by the code.
 
 Targets (docs/consent.md#languages): right readings verified >= 95 % in quiet and >= 90 % in babble at 20 dB;
-replays, wrong sentences, guessed last digits and longer numbers refused >= 99 %; <= 2 CPU-s per reading.
+replays, wrong sentences, guessed last digits, longer numbers and repeated digits refused >= 99 %; <= 2 CPU-s per
+reading.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ from tests.noisy_room import in_room, spliced
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT / "tests" / "clips" / "languages"
 RATE = whisper.RATE
-KINDS = ("right", "replay", "wrong", "guessed", "more")
+KINDS = ("right", "replay", "wrong", "guessed", "more", "repeated")
 #: The kinds that must be refused.
 IMPOSTORS = KINDS[1:]
 #: The targets: the share of right readings verified in each room, of replays and wrong sentences refused.
@@ -237,6 +241,13 @@ def longer(code: str, digits: str) -> str:
     return code + "".join([digit for digit in after if digit in digits][:3])
 
 
+def repeated(code: str) -> str:
+    """``code`` with the digit at place 1 + its first digit mod 3 (1 to 3) said as the one before it: "4719" as
+    "4779"."""
+    at = 1 + int(code[0]) % 3
+    return code[:at] + code[at - 1] + code[at + 1 :]
+
+
 def phrase(sentence: str, code: str, language: str) -> Phrase:
     """A phrase whose words are ``sentence`` and whose code ``code``."""
     wording = WORDINGS[language]
@@ -331,6 +342,7 @@ def run(folder: Path, only: set[str], codes: int, babble_db: float, seed: int) -
                     "right": reading(audio, code, say),
                     "guessed": last_unsaid(audio, code, say),
                     "more": reading(audio, longer(code, digits), say),
+                    "repeated": reading(audio, repeated(code), say),
                 }
                 noise_seed = int(rng.integers(0, 2**31))
                 for room in ("quiet", "babble"):
@@ -354,6 +366,8 @@ def run(folder: Path, only: set[str], codes: int, babble_db: float, seed: int) -
                     results.append(judge(recording, against, transcript, "guessed", room))
                     recording, transcript = heard["more"]
                     results.append(judge(recording, phrase(said, code, language), transcript, "more", room))
+                    recording, transcript = heard["repeated"]
+                    results.append(judge(recording, phrase(said, code, language), transcript, "repeated", room))
             print(f"  {language}: clip {index + 1}/{len(clips)} judged", file=sys.stderr, flush=True)
     return results, speakers
 
@@ -421,8 +435,9 @@ def report(results: list[Result], speakers: dict[str, str], babble_db: float) ->
     """One row per language and room: the check beside the baseline, and the targets met."""
     print(
         f"{'lang':4} {'room':13} {'digits':9} | {'right verified':>16} {'replays refused':>16} "
-        f"{'wrong refused':>16} {'guessed refused':>16} {'more refused':>16} {'CPU s p50/max':>13} | baseline: "
-        f"{'right':>16} {'replays':>16} {'wrong':>16} {'guessed':>16} {'more':>16} {'CPU s p50':>9}"
+        f"{'wrong refused':>16} {'guessed refused':>16} {'more refused':>16} {'repeated refused':>16} "
+        f"{'CPU s p50/max':>13} | baseline: {'right':>16} {'replays':>16} {'wrong':>16} {'guessed':>16} {'more':>16} "
+        f"{'repeated':>16} {'CPU s p50':>9}"
     )
     misses = []
     for language in sorted({r.language for r in results}):

@@ -493,12 +493,12 @@ def _wording(language: str) -> Wording:
 def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float | None) -> PhraseCheck:
     """What Whisper makes of ``audio`` against ``phrase``: how likely the phrase's words before its code are said
     (``WHISPER_FLOORS``), and whether each digit of the code is, at its place, the likeliest of the ten by
-    ``WHISPER_DIGIT_MARGIN`` (a reading blurred, on purpose or by noise, makes every digit nearly as likely as
-    another, and a near-tie is no digit heard), its last digit expected rather than the phrase's end
-    (``WHISPER_LAST_DIGIT``: one cut out is guessed) and no more digits after it (``WHISPER_MORE_DIGITS``: a code
-    may be the start of a longer number read). A recording with too little
-    speech to have read the phrase is not heard at all. Heard once: a second hearing with the noise gated, as
-    pocketsphinx's has, would double the cost of a reading."""
+    ``WHISPER_DIGIT_MARGIN`` (inside the code, the digit before handicapped: ``whisper.REPEAT_HANDICAP``; a reading
+    blurred, on purpose or by noise, makes every digit nearly as likely as another, and a near-tie is no digit
+    heard), its last digit expected rather than the phrase's end (``WHISPER_LAST_DIGIT``: one cut out is guessed) and
+    no more digits after it (``WHISPER_MORE_DIGITS``: a code may be the start of a longer number read). A recording
+    with too little speech to have read the phrase is not heard at all. Heard once: a second hearing with the noise
+    gated, as pocketsphinx's has, would double the cost of a reading."""
     wording = WORDINGS[phrase.language]
     at = phrase.text.rfind(wording.code_words(phrase.code))
     if at < 0:

@@ -47,6 +47,8 @@ with (CLIPS / "SOURCES.tsv").open(encoding="utf-8") as sources:
     for row in csv.DictReader(sources, delimiter="\t"):
         if not Path(row["file"]).name.startswith("digit_"):
             SENTENCES.setdefault(row["language"], []).append((row["file"], row["transcript"]))
+#: Which of the Chinese clips is a reading (FLEURS) whose 六 after a 五 Whisper expects to be 五 again.
+FLEURS_ZH_012 = [name for name, _ in SENTENCES["zh"]].index("zh/fleurs_zh_012.flac")
 #: The languages whose digits are in tests/clips/languages, one speaker each (Japanese's one to nine: the codes
 #: here have no zero).
 WITH_DIGITS = ("zh", "es", "de", "fr", "it", "pt", "ja")
@@ -57,10 +59,11 @@ def load(name: str) -> np.ndarray:
     return resample(samples.mean(axis=1), rate, RATE)
 
 
-def reading(language: str, code: str, *, last_silenced: bool = False) -> tuple[np.ndarray, str]:
-    """A clip of ``language``, then another speaker saying ``code``'s digits (half a second after it, 0.15 s apart)
-    at the clip's level, and the sentence the clip says; the last digit's stretch silenced if ``last_silenced``."""
-    name, sentence = SENTENCES[language][0]
+def reading(language: str, code: str, *, last_silenced: bool = False, clip: int = 0) -> tuple[np.ndarray, str]:
+    """The ``clip``-th clip of ``language``, then another speaker saying ``code``'s digits (half a second after it,
+    0.15 s apart) at the clip's level, and the sentence the clip says; the last digit's stretch silenced if
+    ``last_silenced``."""
+    name, sentence = SENTENCES[language][clip]
     digits = [load(f"{language}/digit_{int(digit):02d}.flac") for digit in code]
     audio = spliced([load(name), *digits], [0.5] + [0.15] * len(code))
     if last_silenced:
@@ -163,6 +166,62 @@ def test_a_replay_whose_last_digit_is_silenced_is_refused(monkeypatch: pytest.Mo
     assert hearing.last < WHISPER_LAST_DIGIT, hearing
     assert not check.code_heard
     assert refusal(check) in {"phrase_mismatch", "too_noisy"}, check
+
+
+def test_the_digit_before_a_place_must_beat_the_others_there_by_the_handicap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whisper, forced through a code's 五, expects 五 again where this right reading of 5690 says 六, and heard
+    it as 5590. A drawn code never says a digit twice in a row, so the digit before a place is handicapped there."""
+    audio, sentence = reading("zh", "5690", clip=FLEURS_ZH_012)
+    against = phrase(sentence, "5690", "zh")
+
+    check, hearing = checked(monkeypatch, audio, against)
+    monkeypatch.setattr(whisper, "REPEAT_HANDICAP", 0.0)
+    unhandicapped = check_phrase(audio, RATE, against)
+
+    assert refusal(check) is None, (check, hearing)
+    assert (unhandicapped.heard, refusal(unhandicapped)) == ("5590", "phrase_mismatch"), unhandicapped
+
+
+def test_a_reading_that_says_the_digit_before_again_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1555 read for 1565 (an older reading spliced where it lacks the 6): the 5 said again is heard above the 6
+    by more than the handicap, so it does not hide it; ruled out altogether, it would be taken for the code."""
+    audio, sentence = reading("zh", "1555", clip=1)
+    against = phrase(sentence, "1565", "zh")
+
+    check, hearing = checked(monkeypatch, audio, against)
+    monkeypatch.setattr(whisper, "REPEAT_HANDICAP", math.inf)
+    ruled_out = check_phrase(audio, RATE, against)
+
+    assert (hearing.heard, check.code_heard) == ("1555", False), hearing
+    assert refusal(check) == "phrase_mismatch", check
+    assert refusal(ruled_out) is None, ruled_out
+
+
+def test_the_digit_before_the_last_is_not_handicapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At the last place the digit before is also what Whisper expects where nothing more is said: 2811 read for
+    2812 is refused however large the handicap, which would otherwise leave the 2 the digits told in order put
+    after a 1."""
+    audio, sentence = reading("zh", "2811")
+    monkeypatch.setattr(whisper, "REPEAT_HANDICAP", 100.0)
+
+    check, hearing = checked(monkeypatch, audio, phrase(sentence, "2812", "zh"))
+
+    assert (hearing.heard, refusal(check)) == ("2811", "phrase_mismatch"), (check, hearing)
+
+
+def test_an_older_code_that_repeats_a_digit_is_heard_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Codes drawn before digits were kept from repeating can say one twice: where the code does, its own digit is
+    not handicapped, however large the handicap; a code of one digit four times is heard as with none."""
+    audio, sentence = reading("zh", "5555")
+    against = phrase(sentence, "5555", "zh")
+
+    monkeypatch.setattr(whisper, "REPEAT_HANDICAP", 100.0)
+    check, hearing = checked(monkeypatch, audio, against)
+    monkeypatch.setattr(whisper, "REPEAT_HANDICAP", 0.0)
+    _, unhandicapped = checked(monkeypatch, audio, against)
+
+    assert (check.heard, refusal(check)) == ("5555", None), check
+    assert hearing.margin == unhandicapped.margin, (hearing, unhandicapped)
 
 
 def test_whisper_is_told_the_digit_words_in_order_and_in_reverse_before_it_hears(
