@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
@@ -30,6 +32,15 @@ log = logging.getLogger(__name__)
 #: (`queue_consumers.worker`): `backend/` stands below the consumers and does not import them.
 Consumers = Callable[[WorkerContext, asyncio.Event], Coroutine[Any, Any, None]]
 
+#: What the consumers' steps import on first use: scipy.signal, for the resampling and filters that mark every
+#: rendered WAV and measure every sample (over a second of CPU to import, which a process that never marks or
+#: measures is spared). Imported as the consumers start, on a thread at the process's priority: a synthesis job
+#: of a user with other jobs in hand does its CPU work on a niced thread (`backend.cpu`), and an import there holds
+#: the GIL through most of that second, so the whole process (its event loop, its leases) waited whenever the
+#: kernel held the niced thread back. On one busy core, `voicegate up` then took over 50 s to stop after SIGTERM,
+#: the drained job still importing, in 6 of 8 runs of tests/e2e/test_removed_user_flood.py.
+FIRST_USE_IMPORTS: Final = ("scipy.signal",)
+
 
 async def consumers_context(
     stack: AsyncExitStack,
@@ -46,7 +57,24 @@ async def consumers_context(
     the caller's (`voicegate up` shares them with the API)."""
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     db = await open_database(stack, pool, wait=False)
+    stack.callback(import_first_use().join)
     return enter_worker_context(stack, settings, db, storage, http_client, signer=signer, cpu=cpu)
+
+
+def import_first_use() -> threading.Thread:
+    """A thread, started, importing `FIRST_USE_IMPORTS` (see there why); a module that cannot be imported is left
+    for its first use to meet."""
+
+    def run() -> None:
+        for name in FIRST_USE_IMPORTS:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                log.warning("%s is left to be imported on first use", name, exc_info=True)
+
+    thread = threading.Thread(target=run, name="voicegate-first-use-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def start_consumers(stack: AsyncExitStack, consumers: Consumers, ctx: WorkerContext) -> asyncio.Task[None]:

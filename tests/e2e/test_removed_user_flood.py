@@ -42,9 +42,16 @@ def up_and_fake() -> Iterator[tuple[Running, ElevenLabsFake]]:
     fake = ElevenLabsFake(ELEVEN_KEY)
     fake.faults.latency_s = 0.05
     with serve(fake) as url, server_dir("e2e") as root:
+        # The database's deadlines are this test's own: at the defaults (a statement answered within 1 s, rounds of
+        # 0.75 s for a connection), a machine so loaded that Postgres does not answer a one-row read within the
+        # second is answered 503, as it should be, and that is not what this test is about. The full suite met one
+        # such 503 among 444 answers; 1 of 10 runs on a core shared with two busy loops met one, its trace a
+        # removed user's `require_user` read cut at the deadline. The 500s it is about come at any deadline.
         settings = {
             "VOICEGATE_API_PROCESSES": "2",
             "VOICEGATE_DB_POOL_MAX": "4",
+            "VOICEGATE_DB_TIMEOUT": "5",
+            "VOICEGATE_DB_CONNECT_TIMEOUT": "2",
             "ELEVENLABS_API_KEY": ELEVEN_KEY,
             "ELEVENLABS_BASE_URL": url,
         }
@@ -93,23 +100,32 @@ async def _flood(base: str, tokens: list[str], until: float, over: asyncio.Event
     return answers
 
 
-async def _work(base: str, token: str, voice: str, over: asyncio.Event) -> Counter[int]:
-    """The live user creating jobs and cancelling them, as fast as they are answered, until `over` is set."""
+async def _work(base: str, token: str, voice: str, over: asyncio.Event) -> tuple[Counter[int], list[str]]:
+    """The live user creating jobs and cancelling them, as fast as they are answered, until `over` is set: how
+    many answers of each status, and each 5xx's request and problem (what a failure has to say)."""
     answers: Counter[int] = Counter()
+    failed: list[str] = []
     headers = {"Authorization": f"Bearer {token}"}
+
+    def count(answer: httpx.Response) -> httpx.Response:
+        answers[answer.status_code] += 1
+        if answer.status_code >= 500:
+            failed.append(f"{answer.request.method} {answer.request.url.path}: {answer.status_code} {answer.text}")
+        return answer
 
     async def client(http: httpx.AsyncClient) -> None:
         while not over.is_set():
-            created = await http.post("/api/v1/clone", json={"voiceId": voice, "text": "Hello."}, headers=headers)
-            answers[created.status_code] += 1
+            created = count(
+                await http.post("/api/v1/clone", json={"voiceId": voice, "text": "Hello."}, headers=headers)
+            )
             if created.status_code == 202:
                 job = created.json()["jobId"]
-                answers[(await http.post(f"/api/v1/clone/{job}/cancel", headers=headers)).status_code] += 1
-                answers[(await http.get(f"/api/v1/clone/{job}/status", headers=headers)).status_code] += 1
+                count(await http.post(f"/api/v1/clone/{job}/cancel", headers=headers))
+                count(await http.get(f"/api/v1/clone/{job}/status", headers=headers))
 
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         await asyncio.gather(*(client(http) for _ in range(LIVE_CLIENTS)))
-    return answers
+    return answers, failed
 
 
 async def test_a_removed_users_flood_leaves_another_user_no_500_during_or_after(
@@ -127,6 +143,6 @@ async def test_a_removed_users_flood_leaves_another_user_no_500_during_or_after(
 
     assert set(flood) == {401}, flood
     assert sum(flood.values()) >= REMOVED_USERS, "the flood reached every removed account"
-    for answers in (during, after):
-        assert not [status for status in answers if status >= 500], answers
+    for answers, failed in (during, after):
+        assert not failed, (answers, failed)
         assert answers[202] > 0, answers
