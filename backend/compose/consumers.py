@@ -33,11 +33,11 @@ log = logging.getLogger(__name__)
 Consumers = Callable[[WorkerContext, asyncio.Event], Coroutine[Any, Any, None]]
 
 #: What the consumers' steps import on first use: scipy.signal, for the resampling and filters that mark every
-#: rendered WAV and measure every sample (over a second of CPU to import, which a process that never marks or
-#: measures is spared). Imported as the consumers start, on a thread at the process's priority: a synthesis job
-#: of a user with other jobs in hand does its CPU work on a niced thread (`backend.cpu`), and an import there holds
-#: the GIL through most of that second, so the whole process (its event loop, its leases) waited whenever the
-#: kernel held the niced thread back. On one busy core, `voicegate up` then took over 50 s to stop after SIGTERM,
+#: rendered WAV and measure every sample (0.4 CPU-s and 47 MB on top of what the consumers import anyway, which a
+#: process that never marks or measures is spared). Imported as the consumers start, on a thread at the process's
+#: priority: a synthesis job of a user with other jobs in hand does its CPU work on a niced thread (`backend.cpu`),
+#: and an import there holds the GIL through most of its CPU time, so the whole process (its event loop, its
+#: leases) waited whenever the kernel held the niced thread back. On one busy core, `voicegate up` then took over 50 s to stop after SIGTERM,
 #: the drained job still importing, in 6 of 8 runs of tests/e2e/test_removed_user_flood.py.
 FIRST_USE_IMPORTS: Final = ("scipy.signal",)
 
