@@ -37,8 +37,9 @@ Consumers = Callable[[WorkerContext, asyncio.Event], Coroutine[Any, Any, None]]
 #: process that never marks or measures is spared). Imported as the consumers start, on a thread at the process's
 #: priority: a synthesis job of a user with other jobs in hand does its CPU work on a niced thread (`backend.cpu`),
 #: and an import there holds the GIL through most of its CPU time, so the whole process (its event loop, its
-#: leases) waited whenever the kernel held the niced thread back. On one busy core, `voicegate up` then took over 50 s to stop after SIGTERM,
-#: the drained job still importing, in 6 of 8 runs of tests/e2e/test_removed_user_flood.py.
+#: leases) waited whenever the kernel held the niced thread back. On one busy core, `voicegate up` then took over
+#: 50 s to stop after SIGTERM, the drained job still importing, in 6 of 8 runs of tests/e2e/test_removed_user_flood.py.
+#: The `local` engine's first render (its voice loaded, its traits measured) is not covered: docs/limits.md.
 FIRST_USE_IMPORTS: Final = ("scipy.signal",)
 
 
@@ -57,13 +58,14 @@ async def consumers_context(
     the caller's (`voicegate up` shares them with the API)."""
     pool = create_worker_pool(dsn, settings.pool_limits, patience=settings.queue_visibility_seconds)
     db = await open_database(stack, pool, wait=False)
-    stack.callback(import_first_use().join)
+    import_first_use()
     return enter_worker_context(stack, settings, db, storage, http_client, signer=signer, cpu=cpu)
 
 
 def import_first_use() -> threading.Thread:
     """A thread, started, importing `FIRST_USE_IMPORTS` (see there why); a module that cannot be imported is left
-    for its first use to meet."""
+    for its first use to meet. Not joined as the consumers stop: a daemon's import is no work of anyone's, and a
+    join there held a stop right after start-up back 0.3 s (1 s on a busy core), the event loop with it."""
 
     def run() -> None:
         for name in FIRST_USE_IMPORTS:
