@@ -39,7 +39,7 @@ Consumers = Callable[[WorkerContext, asyncio.Event], Coroutine[Any, Any, None]]
 #: and an import there holds the GIL through most of its CPU time, so the whole process (its event loop, its
 #: leases) waited whenever the kernel held the niced thread back. On one busy core, `voicegate up` then took over
 #: 50 s to stop after SIGTERM, the drained job still importing, in 6 of 8 runs of tests/e2e/test_removed_user_flood.py.
-#: The `local` engine's first render (its voice loaded, its traits measured) is not covered: docs/limits.md.
+#: The `local` engine loads its voice at the process's priority itself (`LocalProvider`).
 FIRST_USE_IMPORTS: Final = ("scipy.signal",)
 
 

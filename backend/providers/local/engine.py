@@ -24,6 +24,7 @@ harmonic stays steady and the pulses are spread over the period.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Final
 
 import msgspec
@@ -111,6 +112,22 @@ def render(text: str, profile: VoiceProfile, *, voice: HibariVoice | None = None
     audio = audio.astype(np.float64) * OUTPUT_GAIN
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     return (audio * (MAX_PEAK / peak) if peak > MAX_PEAK else audio), hibari.sample_rate
+
+
+#: Set once the process's voice is loaded and measured (`prepare`).
+_PREPARED: Final = threading.Event()
+
+
+def prepared() -> bool:
+    """Whether the process's voice is loaded and measured (`prepare`): a render then loads and measures nothing."""
+    return _PREPARED.is_set()
+
+
+def prepare() -> None:
+    """Load the process's voice and measure it (`HibariVoice.shared`, `voice_traits`), as its first render would
+    before speaking: about 1.5 CPU-s, once per process."""
+    voice_traits(HibariVoice.shared())
+    _PREPARED.set()
 
 
 @functools.cache

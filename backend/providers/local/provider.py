@@ -9,7 +9,7 @@ from typing import Final, Protocol, TypeVar
 import msgspec
 import numpy as np
 
-from backend.cpu import CpuExecutor, Owner, long_calls
+from backend.cpu import CpuExecutor, Owner, long_calls, yielding
 from backend.providers.base import (
     STREAM_SAMPLE_RATE,
     ProviderVoice,
@@ -20,7 +20,7 @@ from backend.providers.base import (
 )
 from backend.providers.enrolment import key_digest
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
-from backend.providers.local.engine import render
+from backend.providers.local.engine import prepare, prepared, render
 from backend.providers.local.language import refusal
 from backend.providers.local.profile import Signal, VoiceProfile, measure
 from backend.providers.local.rules import SAMPLE_RULES
@@ -234,6 +234,12 @@ class LocalProvider:
         executor (the first ahead of its owner's other waiting work with ``first_ahead``: a stream's listener
         hears nothing before it). A phrase with nothing speakable in it is passed over, as the engine passes over
         such a sentence; ``empty_text`` only when no phrase of the text speaks."""
+        if not prepared():
+            # At the process's priority, even for a job that yields to other users' (`backend.cpu`): loading the
+            # voice holds the GIL through much of its CPU, and on a niced thread that a busy core kept waiting, a first
+            # render took two minutes and held the process's event loop up to 34 s at a time.
+            with yielding(False):
+                await self._cpu.run(self._owner, prepare)
         unspeakable: PermanentProviderError | None = None
         spoke = False
         for phrase in cut:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import threading
 import uuid
 import wave
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import pyworld
 
-from backend.cpu import CpuExecutor
+from backend.cpu import BACKGROUND_NICE, CpuExecutor, yielding
 from backend.providers.base import ProviderVoice, SampleRef
 from backend.providers.errors import PermanentProviderError, VoiceNotFoundError
+from backend.providers.local import engine
+from backend.providers.local import provider as provider_module
 from backend.providers.local.provider import (
     CUT_PAUSE_S,
     FIRST_PHRASE_CHARS,
@@ -262,3 +267,30 @@ async def test_a_phrase_with_nothing_to_say_is_passed_over_unless_nothing_else_s
     with pytest.raises(PermanentProviderError) as nothing:
         await provider.synthesize(voice, "- " * 80)
     assert nothing.value.provider_code == "empty_text"
+
+
+async def test_a_job_that_yields_loads_the_voice_at_the_process_priority_and_renders_niced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in a process that has not rendered yet (this one may have).
+    monkeypatch.setattr(engine, "_PREPARED", threading.Event())
+    ran: list[tuple[str, int]] = []
+
+    def noted(name: str, call: Callable[..., object]) -> Callable[..., object]:
+        def call_noting(*args: object) -> object:
+            ran.append((name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+            return call(*args)
+
+        return call_noting
+
+    monkeypatch.setattr(provider_module, "prepare", noted("prepare", engine.prepare))
+    monkeypatch.setattr(provider_module, "render", noted("render", engine.render))
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    async with CpuExecutor(1) as one:
+        local = LocalProvider(cpu=one, owner=uuid.uuid4())
+        voice = await local.enrol([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="y")
+        with yielding(True):
+            await local.synthesize(voice, SHORT)
+            await local.synthesize(voice, SHORT)
+    niced = min(19, ours + BACKGROUND_NICE)
+    assert ran == [("prepare", ours), ("render", niced), ("render", niced)]
