@@ -116,6 +116,8 @@ def render(text: str, profile: VoiceProfile, *, voice: HibariVoice | None = None
 
 #: Set once the process's voice is loaded and measured (`prepare`).
 _PREPARED: Final = threading.Event()
+#: Held while the voice is measured: `functools.cache` lets two threads that both miss it measure twice.
+_PREPARING: Final = threading.Lock()
 
 
 def prepared() -> bool:
@@ -126,8 +128,10 @@ def prepared() -> bool:
 def prepare() -> None:
     """Load the process's voice and measure it (`HibariVoice.shared`, `voice_traits`), as its first render would
     before speaking: about 1.5 CPU-s, once per process."""
-    voice_traits(HibariVoice.shared())
-    _PREPARED.set()
+    with _PREPARING:
+        if not _PREPARED.is_set():
+            voice_traits(HibariVoice.shared())
+            _PREPARED.set()
 
 
 @functools.cache

@@ -294,3 +294,24 @@ async def test_a_job_that_yields_loads_the_voice_at_the_process_priority_and_ren
             await local.synthesize(voice, SHORT)
     niced = min(19, ours + BACKGROUND_NICE)
     assert ran == [("prepare", ours), ("render", niced), ("render", niced)]
+
+
+def test_the_voice_is_measured_once_however_many_threads_prepare_it_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_PREPARED", threading.Event())
+    measured: list[object] = []
+    both = threading.Barrier(2)
+
+    # Counted, not cached: each call is a measurement.
+    monkeypatch.setattr(engine, "voice_traits", measured.append)
+
+    def prepare_together() -> None:
+        both.wait(10)
+        engine.prepare()
+
+    threads = [threading.Thread(target=prepare_together) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(measured) == 1
+    assert engine.prepared()
