@@ -230,7 +230,8 @@ class Whisper:
         # digit, tends to expect it again ("五、五" for a right reading of "五、六"): the digit before a place inside
         # the code must beat the others there by ``REPEAT_HANDICAP`` more. It is not ruled out: readings that said it
         # again (a splice) were taken for the code when it was (48 of 2,280), and handicapped, only from 5.75 nats up
-        # (353 attacked). Not at the last place: the digit before is also what Whisper expects where nothing more is
+        # (353 attacked); said by another voice, unclearly, a few were at 2 nats, and some at none (docs/consent.md).
+        # Not at the last place: the digit before is also what Whisper expects where nothing more is
         # said, and handicapped there, older readings with their last digit cut out had it guessed (3 more of 760).
         # An older code that does repeat a digit is heard as it is.
         for index in range(1, len(code) - 1):

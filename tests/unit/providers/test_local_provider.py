@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import threading
 import uuid
 import wave
@@ -34,6 +33,7 @@ from backend.providers.local.provider import (
 )
 from backend.text import pieces
 from backend.wav import float_to_wav, wav_to_float
+from tests.unit.test_cpu import nice_here
 
 RATE = 24000
 SHORT = "Please call Stella and ask her to bring these things."
@@ -278,14 +278,14 @@ async def test_a_job_that_yields_loads_the_voice_at_the_process_priority_and_ren
 
     def noted(name: str, call: Callable[..., object]) -> Callable[..., object]:
         def call_noting(*args: object) -> object:
-            ran.append((name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+            ran.append((name, nice_here()))
             return call(*args)
 
         return call_noting
 
     monkeypatch.setattr(provider_module, "prepare", noted("prepare", engine.prepare))
     monkeypatch.setattr(provider_module, "render", noted("render", engine.render))
-    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    ours = nice_here()
     async with CpuExecutor(1) as one:
         local = LocalProvider(cpu=one, owner=uuid.uuid4())
         voice = await local.enrol([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="y")
