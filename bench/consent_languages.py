@@ -2,7 +2,7 @@
 ``_check_by_whisper``), on real speech, in quiet and in babble, beside a baseline measured in the same run.
 
     python bench/consent_languages.py [--speech DIR] [--only zh,es] [--codes 2] [--seed 82] [--core N]
-        [--babble-db 20] [--tail-seconds 1]
+        [--babble-db 20] [--tail-seconds 1] [--join 1]
 
 ``DIR`` (default tests/clips/languages) holds recordings of real speech in each language, listed in its
 SOURCES.tsv (columns `language`, `file`, `transcript`), and a speaker's digits as ``<lang>/digit_0N.*`` where there
@@ -24,6 +24,11 @@ differ by up to 40 dB). For each clip and each of ``--codes`` codes (drawn as vo
 - repeated: the reading with one digit after the first said as the digit before it, against the code's phrase (an
   older reading spliced to the code where it lacks a digit). The place is the first digit's value mod 3 after the
   first, so that the codes, replays and babble are drawn as by runs before it.
+
+With ``--join N``, each reading's sentence is a clip's joined to the next ``N - 1`` clips' (``joined``): a set of
+short sentences (Common Voice's are of 3-5 s, 7-25 of Whisper's tokens) then stands for a phrase of voicegate's
+length (30-44 tokens before the code, the name left out), whose mean score a word or two masked by babble moves
+less; a wrong sentence is then a join that shares none of the reading's clips.
 
 Each is judged in quiet and with six-talker babble (LibriSpeech, tests/clips) ``--babble-db`` under the speech,
 with a second of room before and after. Beside the check, on the same recordings, the baseline: a bare
@@ -196,6 +201,21 @@ def sentences(folder: Path, only: set[str]) -> dict[str, list[tuple[np.ndarray, 
     return out
 
 
+def joined(clips: list[tuple[np.ndarray, str]], count: int, language: str) -> list[tuple[np.ndarray, str]]:
+    """Each of ``clips`` followed by the next ``count - 1`` (in the set's order, round), 0.3 s apart at the first's
+    level, their sentences joined: readings nearer voicegate's phrase (30-44 of Whisper's tokens before the code)
+    from a set of short sentences. The clips as they are for a ``count`` of 1."""
+    if count == 1:
+        return clips
+    space = "" if language in ("zh", "ja") else " "
+    out = []
+    for index in range(len(clips)):
+        parts = [clips[(index + step) % len(clips)] for step in range(count)]
+        audio = spliced([part for part, _ in parts], [0.3] * (count - 1) + [0.0])
+        out.append((audio, space.join(text for _, text in parts)))
+    return out
+
+
 def digit_speaker(folder: Path, language: str) -> tuple[str, Callable[[int], np.ndarray], str]:
     """Who says ``language``'s digits, and which digits the codes are drawn from: its recorded speaker's when
     ``folder`` holds them (a set without zero, as Japanese's, draws codes of the other nine), else espeak-ng's."""
@@ -325,17 +345,25 @@ def judge(audio: np.ndarray, against: Phrase, transcript: tuple[str, float], kin
     )
 
 
-def run(folder: Path, only: set[str], codes: int, babble_db: float, seed: int) -> tuple[list[Result], dict[str, str]]:
-    """Every language's readings judged in quiet and babble; and who said each language's digits."""
+def run(
+    folder: Path, only: set[str], codes: int, babble_db: float, *, seed: int, join: int = 1
+) -> tuple[list[Result], dict[str, str]]:
+    """Every language's readings judged in quiet and babble, each of ``join`` clips joined (``joined``; a language
+    with fewer clips than twice that left out, so that a wrong sentence shares none of a reading's); and who said each
+    language's digits."""
     model = whisper.shared()
     baseline = Baseline(model)
     rng = np.random.default_rng(seed)
     results: list[Result] = []
     speakers: dict[str, str] = {}
-    for language, clips in sorted(sentences(folder, only).items()):
+    for language, alone in sorted(sentences(folder, only).items()):
+        if join > 1 and len(alone) < 2 * join:
+            print(f"  {language}: {len(alone)} clips, fewer than {2 * join} to join; left out", file=sys.stderr)
+            continue
+        clips = joined(alone, join, language)
         speakers[language], say, digits = digit_speaker(folder, language)
         for index, (audio, said) in enumerate(clips):
-            other = clips[(index + 1) % len(clips)][1]
+            other = clips[(index + join) % len(clips)][1]
             for _ in range(codes):
                 code = drawn(rng, digits)
                 made = {
@@ -482,6 +510,9 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=2, help="codes drawn for each clip")
     parser.add_argument("--core", type=int, default=None)
     parser.add_argument("--babble-db", type=float, default=20.0)
+    parser.add_argument(
+        "--join", type=int, default=1, help="clips joined into each reading's sentence (see joined), 1 for each alone"
+    )
     parser.add_argument("--seed", type=int, default=82, help="draws the codes, the replays' digits and the babble")
     parser.add_argument(
         "--tail-seconds",
@@ -499,7 +530,9 @@ def main() -> None:
         f"consent check in languages beyond English, on core {core}; the model loaded in {loaded:.2f} CPU-s;"
         f" the encoder hears each recording and {whisper.TAIL_SECONDS:g} s of silence (30 s at most)"
     )
-    results, speakers = run(args.speech, set(args.only.split(",")), args.codes, args.babble_db, seed=args.seed)
+    results, speakers = run(
+        args.speech, set(args.only.split(",")), args.codes, args.babble_db, seed=args.seed, join=args.join
+    )
     report(results, speakers, args.babble_db)
     report_phrase_cpu(phrase_cpu(args.speech, set(args.only.split(","))))
 
