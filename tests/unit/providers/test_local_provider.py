@@ -8,6 +8,7 @@ import threading
 import uuid
 import wave
 from collections.abc import Callable
+from contextlib import aclosing
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ from backend.providers.local.provider import (
 )
 from backend.text import pieces
 from backend.wav import float_to_wav, wav_to_float
-from tests.unit.test_cpu import nice_here
+from tests.unit.test_cpu import BOUND_S, nice_here
 
 RATE = 24000
 SHORT = "Please call Stella and ask her to bring these things."
@@ -315,3 +316,54 @@ def test_the_voice_is_measured_once_however_many_threads_prepare_it_at_once(monk
         thread.join(30)
     assert len(measured) == 1
     assert engine.prepared()
+
+
+async def test_a_streams_first_render_loads_the_voice_ahead_of_its_owners_waiting_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream's listener hears nothing until the voice is loaded: that load goes ahead of the owner's work already
+    waiting (other jobs' phrases and marks), as the stream's first phrase does."""
+    ran: list[str] = []
+    loading = asyncio.Event()
+
+    def loaded() -> None:
+        ran.append("prepare")
+        engine.prepare()
+
+    monkeypatch.setattr(provider_module, "prepare", loaded)
+    owner = uuid.uuid4()
+    async with CpuExecutor(1) as one:
+        local = LocalProvider(cpu=one, owner=owner)
+        voice = await local.enrol([sample(harmonic_voice(150.0))], name="v", language="en", transcript=None, key="z")
+        # As in a process that has not rendered yet (this one may have).
+        monkeypatch.setattr(engine, "_PREPARED", threading.Event())
+        for name in ("submit", "submit_ahead"):
+            queue = getattr(one, name)
+
+            def watched(
+                who: uuid.UUID, fn: Callable[..., object], *args: object, queue: Callable[..., object] = queue
+            ) -> object:
+                if fn is loaded:
+                    loading.set()
+                return queue(who, fn, *args)
+
+            monkeypatch.setattr(one, name, watched)
+        started, gate = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            started.set()
+            gate.wait(BOUND_S)
+
+        held = one.submit(owner, hold)
+        await asyncio.wait_for(asyncio.to_thread(started.wait, BOUND_S), BOUND_S)
+        waiting = [one.submit(owner, ran.append, f"waiting-{index}") for index in range(2)]
+
+        async def first_chunk() -> bytes:
+            async with aclosing(local.stream(voice, SHORT)) as chunks:
+                return await anext(chunks)
+
+        first = asyncio.ensure_future(first_chunk())
+        await asyncio.wait_for(loading.wait(), BOUND_S)
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(held, *waiting, first), BOUND_S)
+    assert ran == ["prepare", "waiting-0", "waiting-1"]
