@@ -60,7 +60,8 @@ async def test_a_spent_quota_is_said_with_when_it_resets_and_not_sent_again(
         await expect(alert).to_have_text(
             re.compile(
                 rf"^{len(TEXT)} characters would pass your quota of {QUOTA} per 24 h \(\d+ left\); "
-                r"it resets in (\d+ h )?\d+ min\.$"
+                # Any of duration_words' forms: at 12:00 UTC a window that resets at midnight "resets in 12 h".
+                r"it resets in (\d+ s|\d+ min|\d+ h|\d+ h \d+ min)\.$"
             ),
             timeout=WAIT_MS,
         )
