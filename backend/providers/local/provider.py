@@ -235,18 +235,19 @@ class LocalProvider:
         waiting work with ``first_ahead``: a stream's listener hears nothing before it). A phrase with nothing
         speakable in it is passed over, as the engine passes over such a sentence; ``empty_text`` only when no phrase
         of the text speaks."""
+        first = self._cpu.submit_ahead if first_ahead else self._cpu.submit
         if not prepared():
             # At the process's priority, even for a job that yields to other users' (`backend.cpu`): loading the
             # voice holds the GIL through much of its CPU, and on a niced thread that a busy core kept waiting, a first
             # render took two minutes and held the process's event loop up to 34 s at a time. A stream's goes ahead of
             # its owner's waiting work, as its first phrase does: its listener hears nothing before either.
             with yielding(False):
-                await (self._cpu.submit_ahead if first_ahead else self._cpu.submit)(self._owner, prepare)
+                await first(self._owner, prepare)
         unspeakable: PermanentProviderError | None = None
         spoke = False
         for phrase in cut:
             try:
-                queue = self._cpu.submit_ahead if first_ahead and not spoke else self._cpu.submit
+                queue = self._cpu.submit if spoke else first
                 made = await queue(self._owner, make, phrase, profile)
             except PermanentProviderError as exc:
                 if exc.provider_code != "empty_text":
