@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -89,6 +89,14 @@ def variables(model_bin: bytes) -> dict[str, npt.NDArray[np.generic]]:
     except (struct.error, IndexError, KeyError, ValueError) as exc:
         raise ModelFormatError(f"model.bin ends or breaks at byte {offset}: {exc!r}") from exc
     return found
+
+
+class Branch(NamedTuple):
+    """Tokens heard in place of a sequence's from its index ``at`` on (``Decoder.branched``)."""
+
+    sequence: int
+    at: int
+    tokens: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,16 @@ class Decoder:
         (sequences, rows, vocabulary), where row j says how likely each token is at index ``first[i] + j + 1``,
         given the recording and the tokens up to it. The sequences go through the layers together, each attending
         to its own tokens alone."""
+        return self.branched(encoded, sequences, first, ())[0]
+
+    def branched(
+        self, encoded: F32, sequences: Sequence[Sequence[int]], first: Sequence[int], branches: Sequence[Branch]
+    ) -> tuple[F32, F32]:
+        """``logits``, and the logits after each token of each of ``branches`` (a row per token, all the branches'
+        in their order: (tokens, vocabulary)): how likely each token is after it, had its sequence said the
+        branch's tokens from its index ``at`` on. A branch's tokens go through the layers with the sequences',
+        attending to their sequence's tokens before ``at`` and to the branch's own: the cost of a token each, where
+        a sequence of its own would cost all of its sequence's tokens again."""
         from scipy.special import erf  # noqa: PLC0415 - on first use: English alone never hears through Whisper
 
         lengths = [len(sequence) for sequence in sequences]
@@ -170,12 +188,36 @@ class Decoder:
             raise ValueError(f"a sequence of {max(lengths)} tokens; Whisper's decoder takes {self.positions}")
         if len({length - begin for length, begin in zip(lengths, first, strict=True)}) != 1:
             raise ValueError("the sequences must ask for as many rows each")
-        tokens = np.concatenate([np.asarray(sequence, dtype=np.int64) for sequence in sequences])
-        x = self._embeddings[tokens] + np.concatenate([self._positions[:length] for length in lengths])
-        # Causal within each sequence, nothing across them: -inf above the diagonal and outside the blocks.
-        owner = np.repeat(np.arange(len(lengths)), lengths)
-        index = np.arange(len(tokens))
-        mask = np.where((owner[:, None] == owner[None, :]) & (index[None, :] <= index[:, None]), 0, -np.inf)
+        for branch in branches:
+            if not (0 < branch.at <= lengths[branch.sequence] and branch.at + len(branch.tokens) <= self.positions):
+                raise ValueError(f"a branch at {branch.at} of a sequence of {lengths[branch.sequence]} tokens")
+        tokens = np.concatenate(
+            [np.asarray(sequence, dtype=np.int64) for sequence in sequences]
+            + [np.asarray(branch.tokens, dtype=np.int64) for branch in branches]
+        )
+        # Each token's sequence, position, and branch (-1 for a sequence's own); and how far back it may look
+        # into its sequence's own tokens: to its own position, or a branch's to the one before it branches.
+        owner = np.concatenate(
+            [np.repeat(np.arange(len(lengths)), lengths)]
+            + [np.full(len(branch.tokens), branch.sequence) for branch in branches]
+        )
+        position = np.concatenate(
+            [np.arange(length) for length in lengths]
+            + [np.arange(branch.at, branch.at + len(branch.tokens)) for branch in branches]
+        )
+        branch_of = np.concatenate(
+            [np.full(sum(lengths), -1)] + [np.full(len(branch.tokens), index) for index, branch in enumerate(branches)]
+        )
+        reach = np.concatenate(
+            [np.arange(length) for length in lengths]
+            + [np.full(len(branch.tokens), branch.at - 1) for branch in branches]
+        )
+        x = self._embeddings[tokens] + self._positions[position]
+        # Causal within each sequence, nothing across them; a branch sees its sequence up to where it branches,
+        # and itself, causally: -inf elsewhere.
+        own = (branch_of[None, :] == -1) & (owner[None, :] == owner[:, None]) & (position[None, :] <= reach[:, None])
+        same_branch = (branch_of[None, :] >= 0) & (branch_of[None, :] == branch_of[:, None])
+        mask = np.where(own | (same_branch & (position[None, :] <= position[:, None])), 0, -np.inf)
         mask = mask.astype(np.float32)
         for layer in self._layers:
             keys, values = np.split(_affine(encoded, layer.keys_values), 2, axis=1)
@@ -191,9 +233,11 @@ class Decoder:
                 np.arange(start + begin, start + length)
                 for start, begin, length in zip(starts, first, lengths, strict=True)
             ]
+            + [np.arange(sum(lengths), len(tokens))]
         )
         out = _layer_norm(x[rows], self._norm) @ self._embeddings.T
-        return out.reshape(len(sequences), -1, len(self._embeddings))
+        main = sum(lengths) - sum(first)
+        return out[:main].reshape(len(sequences), -1, len(self._embeddings)), out[main:]
 
     def _attend(self, q: F32, k: F32, v: F32, mask: F32 | None) -> F32:
         """Multi-head scaled dot-product attention of rows ``q`` to ``k``/``v``, ``mask`` added to the scores."""

@@ -25,6 +25,7 @@ leaves the event loop free.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import threading
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backend.consents.bpe import Tokenizer
-from backend.consents.decoder import Decoder
+from backend.consents.decoder import Branch, Decoder
 from backend.consents.languages import Wording
 from backend.domain.consents import SPOKEN_BY_POCKETSPHINX
 from backend.errors import SettingsError
@@ -131,6 +132,9 @@ class Hearing:
     tokens: int
     #: The likeliest of the ten digits at each place of the code, given the recording and the phrase before it.
     heard: str
+    #: Each place's ten scores (nats), whose likeliest is ``heard``'s digit there (``Whisper.hear`` says how each is
+    #: made).
+    scores: tuple[tuple[float, ...], ...]
     #: The least, over the code's places, of how much likelier (in nats) the likeliest digit is than the next.
     margin: float
     #: Before the code's last digit: how much likelier (nats) it is that a digit follows than that the phrase ends
@@ -183,7 +187,16 @@ class Whisper:
         ("七" followed by "八": a right reading of 1571 heard as 1578), so there are two passes, told them in
         order and in reverse, and their log-probabilities are averaged: a digit's two neighbours are favoured
         alike, and neither over the other. At each place but the first and the last, the digit before it is taken
-        to be ``REPEAT_HANDICAP`` less likely than heard, where the code does not repeat it."""
+        to be ``REPEAT_HANDICAP`` less likely than heard, where the code does not repeat it.
+
+        Each place but the last is heard with what follows it: a digit's score there is the log-probability of its
+        word, the separator and the first token of the code's next digit, in turn; the code's own digit's from the
+        phrase, each other digit's from a branch of the decoder that says it there instead (``Decoder.branched``).
+        Heard alone, the first digit after the words was the weakest place in babble: Whisper gave it to "一" or to
+        the code's second digit (Chinese readings of 5807 heard as 1807, of 5016 as 0016), a digit it heard in the
+        pause before the code or one it skipped ahead to, and such a digit is not followed by the code's next digit
+        where the recording says it. At the last place a digit is its word's or its numeral's first token, as it is
+        heard alone."""
         import ctranslate2  # noqa: PLC0415
 
         features = ctranslate2.StorageView.from_array(log_mel(audio)[None])
@@ -209,23 +222,45 @@ class Whisper:
             [self._previous, *self._tokenizer.encode(space + wording.separator.join(order))]
             for order in (wording.digit_words, wording.digit_words[::-1])
         ]
+        spelt = [self._tokenizer.encode(space + word) for word in wording.digit_words]
+        separator = self._tokenizer.encode(wording.separator.rstrip())
+        # Every place but the last is heard with what follows it (see the docstring): each digit the code does not
+        # say there is a branch of the decoder from the place, its word then the separator.
+        followed = places[:-1]
+        branches = [
+            Branch(pass_, len(before) + len(prompt) + at, (*word, *separator))
+            for pass_, before in enumerate(told)
+            for place, at in enumerate(followed)
+            for value, word in enumerate(spelt)
+            if value != int(code[place])
+        ]
         # The logit rows for the phrase's tokens and the one after it, (passes, tokens + 1, vocabulary), and each
         # row's log-normaliser: a log-probability is only formed where it is read, the passes' averaged.
         sequences = [before + prompt + ids for before in told]
-        logits = self._decoder.logits(
-            np.asarray(encoded)[0], sequences, [len(before) + len(prompt) - 1 for before in told]
+        logits, branched = self._decoder.branched(
+            np.asarray(encoded)[0], sequences, [len(before) + len(prompt) - 1 for before in told], branches
         )
         normaliser = _log_sum_exp(logits)
-        said = np.mean(logits[:, np.arange(len(ids)), ids] - normaliser[:, : len(ids)], axis=0)
+        forced = logits[:, np.arange(len(ids)), ids] - normaliser[:, : len(ids)]
+        said = np.mean(forced, axis=0)
         # Each digit as the first token of its word, or of its numeral (Whisper writes "4" as often as "cuatro").
-        forms = np.array(
-            [
-                (self._tokenizer.encode(space + word)[0], self._tokenizer.encode(space + str(digit))[0])
-                for digit, word in enumerate(wording.digit_words)
-            ]
-        )
+        forms = np.array([(word[0], self._tokenizer.encode(space + str(digit))[0]) for digit, word in enumerate(spelt)])
         at_places = logits[:, places][:, :, forms] - normaliser[:, places, None, None]
         scores = np.mean(at_places, axis=0).max(axis=2)
+        # At a followed place, each digit's word, the separator and the code's next digit, in turn: the code's own
+        # from the phrase, the others' from their branches (in the order they were made).
+        rows = iter(branched - _log_sum_exp(branched)[:, None])
+        heard_on = np.empty((len(told), len(followed), 10), np.float32)
+        for pass_, (place, at) in itertools.product(range(len(told)), enumerate(followed)):
+            for value, word in enumerate(spelt):
+                if value == int(code[place]):
+                    heard_on[pass_, place, value] = forced[pass_, at : at + len(word) + len(separator) + 1].sum()
+                else:
+                    after = [*word[1:], *separator, spelt[int(code[place + 1])][0]]
+                    heard_on[pass_, place, value] = at_places[pass_, place, value, 0] + sum(
+                        next(rows)[token] for token in after
+                    )
+        scores[: len(followed)] = np.mean(heard_on, axis=0)
         # A drawn code never says a digit twice in a row (``drawn_code``), but Whisper's decoder, forced through one
         # digit, tends to expect it again ("五、五" for a right reading of "五、六"): the digit before a place inside
         # the code must beat the others there by ``REPEAT_HANDICAP`` more. It is not ruled out: readings that said it
@@ -245,6 +280,7 @@ class Whisper:
             text_score=float(np.mean(said[counted])) if counted else -math.inf,
             tokens=len(counted),
             heard="".join(str(int(digit)) for digit in np.argmax(scores, axis=1)),
+            scores=tuple(tuple(float(score) for score in place) for place in scores),
             margin=float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0,
             last=float(np.mean(odds[:, digit_ends[-2]])) if len(code) > 1 else 0.0,
             more=float(np.mean(odds[:, digit_ends[-1]])) if code else 0.0,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from backend.consents import whisper
-from backend.consents.decoder import BINARY_VERSION, Decoder, ModelFormatError, variables
+from backend.consents.decoder import BINARY_VERSION, Branch, Decoder, ModelFormatError, variables
 from backend.consents.languages import WORDINGS
 from backend.consents.phrase import phrase_for
 from tests.unit.consents.test_whisper import reading
@@ -82,6 +82,28 @@ def test_sequences_heard_together_attend_to_their_own_tokens_alone() -> None:
         np.testing.assert_allclose(both, one, atol=1e-4)
     # The two passes are told different things before the phrase, so what they expect differs.
     assert np.abs(together[0] - together[1]).max() > 0.1
+
+
+def test_a_branch_is_heard_as_its_sequence_would_be_with_the_branchs_tokens_in_place() -> None:
+    """A branch's rows are the rows its sequence would give, had it said the branch's tokens from the branch's index
+    on; the sequences' own rows are as without branches."""
+    encoded, sequences, first = hearing_sequences("fr", "4719")
+    decoder = whisper.shared()._decoder
+    tokens = whisper.tokenizer()
+    neuf = tuple(tokens.encode(" neuf quatre"))
+    at = [len(sequence) - 6 for sequence in sequences]
+    branches = [Branch(1, at[1], neuf), Branch(0, at[0], neuf[:1]), Branch(0, at[0] - 3, neuf)]
+    main, rows = decoder.branched(encoded, sequences, first, branches)
+    np.testing.assert_allclose(main, decoder.logits(encoded, sequences, first), atol=1e-4)
+    assert rows.shape == (2 * len(neuf) + 1, 51865)
+    expected = []
+    for branch in branches:
+        sequence = [*sequences[branch.sequence][: branch.at], *branch.tokens]
+        alone = decoder.logits(encoded, [sequence], [branch.at])[0]
+        expected += list(alone)
+    np.testing.assert_allclose(rows, np.stack(expected), atol=1e-4)
+    # The branch's first row is not its sequence's at that index: the token before it differs.
+    assert np.abs(rows[0] - main[1][at[1] - first[1]]).max() > 0.1
 
 
 def test_a_sequence_longer_than_the_decoder_takes_is_refused() -> None:

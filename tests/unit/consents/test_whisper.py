@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ctranslate2
 import numpy as np
 import pytest
 import soundfile
@@ -38,7 +39,7 @@ from backend.consents.phrase import (
     refusal,
 )
 from backend.errors import SettingsError
-from tests.noisy_room import spliced
+from tests.noisy_room import in_room, spliced
 
 CLIPS = Path(__file__).resolve().parents[2] / "clips" / "languages"
 RATE = whisper.RATE
@@ -168,18 +169,25 @@ def test_a_replay_whose_last_digit_is_silenced_is_refused(monkeypatch: pytest.Mo
     assert refusal(check) in {"phrase_mismatch", "too_noisy"}, check
 
 
-def test_the_digit_before_a_place_must_beat_the_others_there_by_the_handicap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whisper, forced through a code's 五, expects 五 again where this right reading of 5690 says 六, and heard
-    it as 5590. A drawn code never says a digit twice in a row, so the digit before a place is handicapped there."""
+def test_the_digit_before_a_place_inside_the_code_is_handicapped_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whisper, forced through a code's 五, expects 五 again where this right reading of 5690 says 六: with each
+    digit heard alone, it heard 5590 unless the digit before was handicapped. Heard with what follows it, 五 is
+    not followed by the 九 the recording says next, and the reading is verified either way; the handicap still takes
+    ``REPEAT_HANDICAP`` from the digit before at the code's inner places, and nothing from the others."""
     audio, sentence = reading("zh", "5690", clip=FLEURS_ZH_012)
     against = phrase(sentence, "5690", "zh")
 
     check, hearing = checked(monkeypatch, audio, against)
+    handicap = whisper.REPEAT_HANDICAP
     monkeypatch.setattr(whisper, "REPEAT_HANDICAP", 0.0)
-    unhandicapped = check_phrase(audio, RATE, against)
+    unhandicapped, bare = checked(monkeypatch, audio, against)
 
     assert refusal(check) is None, (check, hearing)
-    assert (unhandicapped.heard, refusal(unhandicapped)) == ("5590", "phrase_mismatch"), unhandicapped
+    assert (unhandicapped.heard, refusal(unhandicapped)) == ("5690", None), unhandicapped
+    taken = np.subtract(bare.scores, hearing.scores)
+    expected = np.zeros((4, 10))
+    expected[1, 5] = expected[2, 6] = handicap
+    np.testing.assert_allclose(taken, expected, atol=1e-4)
 
 
 def test_a_reading_that_says_the_digit_before_again_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,6 +232,77 @@ def test_an_older_code_that_repeats_a_digit_is_heard_as_it_is(monkeypatch: pytes
     assert hearing.margin == unhandicapped.margin, (hearing, unhandicapped)
 
 
+def said_from(
+    model: whisper.Whisper, audio: np.ndarray, sentence: str, said: str, place: int
+) -> tuple[np.ndarray, list[int]]:
+    """The log-probabilities of every token from ``place`` of the code ``said`` on, for a Chinese phrase of
+    ``sentence`` then ``said`` heard in ``audio`` by the decoder's plain pass, as ``Whisper.hear`` forces it (the
+    digit words told in order and in reverse): (passes, tokens, vocabulary), row j at the place's j-th token; and
+    those tokens."""
+    wording = WORDINGS["zh"]
+    tokens = whisper.tokenizer()
+    encoded = np.asarray(model._model.encode(ctranslate2.StorageView.from_array(whisper.log_mel(audio)[None])))[0]
+    prompt = [tokens.special(f"<|{name}|>") for name in ("startoftranscript", "zh", "transcribe", "notimestamps")]
+    told = [
+        [tokens.special("<|startofprev|>"), *tokens.encode(wording.separator.join(order))]
+        for order in (wording.digit_words, wording.digit_words[::-1])
+    ]
+    ids, at = tokens.encode(sentence), 0
+    for index, digit in enumerate(said):
+        ids += tokens.encode(wording.separator) if index else []
+        at = len(ids) if index == place else at
+        ids += tokens.encode(wording.digit_words[int(digit)])
+    sequences = [before + prompt + ids for before in told]
+    logits = model._decoder.logits(encoded, sequences, [len(before) + len(prompt) + at - 1 for before in told])
+    return logits - np.log(np.exp(logits.astype(np.float64)).sum(axis=-1, keepdims=True)), ids[at:]
+
+
+def test_each_place_but_the_last_is_heard_with_what_follows_it(model: whisper.Whisper) -> None:
+    """A digit's score at a place but the last is what the phrase would score, had it said that digit there: the
+    log-probabilities of its word's tokens, the separator and the code's next digit's first token, each given the
+    recording and the phrase before it (the two passes' mean; inside the code, the digit before handicapped). At
+    the last place it is its word's or its numeral's first token alone. Worked out here by the decoder's plain
+    pass over each phrase, where the hearing branches from one (零's word is two tokens)."""
+    code = "4709"
+    audio, sentence = reading("zh", code)
+    wording = WORDINGS["zh"]
+    hearing = model.hear(audio, language="zh", text=sentence, name="", code=code, wording=wording)
+
+    for place in range(len(code)):
+        expected = []
+        for value in range(10):
+            logp, said = said_from(model, audio, sentence, code[:place] + str(value) + code[place + 1 :], place)
+            if place < len(code) - 1:
+                span = len(whisper.tokenizer().encode(wording.digit_words[value])) + 2  # the separator, the next
+                score = np.mean([sum(row[index, said[index]] for index in range(span)) for row in logp])
+            else:
+                numeral = whisper.tokenizer().encode(str(value))[0]
+                score = np.mean([max(row[0, said[0]], row[0, numeral]) for row in logp])
+            if 0 < place < len(code) - 1 and value == int(code[place - 1]):
+                score -= whisper.REPEAT_HANDICAP
+            expected.append(score)
+        np.testing.assert_allclose(hearing.scores[place], expected, atol=2e-3)
+    assert hearing.heard == code
+
+
+def test_a_first_digit_heard_as_another_alone_is_heard_with_what_follows_it(
+    monkeypatch: pytest.MonkeyPatch, model: whisper.Whisper
+) -> None:
+    """A right reading of 5978 in babble at 20 dB: heard alone, its first digit is 一 (the check before
+    2026-12-01 heard 1978 and refused it); 一 is not followed by the 九 the recording says next, and 五 is."""
+    audio, sentence = reading("zh", "5978", clip=1)
+    noisy = in_room(audio, RATE, "babble", 20.0, seed=0)
+
+    check, hearing = checked(monkeypatch, noisy, phrase(sentence, "5978", "zh"))
+    heard = model.hear(noisy, language="zh", text=sentence, name="", code="5978", wording=WORDINGS["zh"])
+    firsts = [whisper.tokenizer().encode(word)[0] for word in WORDINGS["zh"].digit_words]
+    alone = np.mean(said_from(model, noisy, sentence, "5978", 0)[0][:, 0, firsts], axis=0)
+
+    assert refusal(check) is None, (check, hearing)
+    assert heard.heard == "5978", heard
+    assert int(np.argmax(alone)) == 1, alone
+
+
 def test_whisper_is_told_the_digit_words_in_order_and_in_reverse_before_it_hears(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -236,9 +315,9 @@ def test_whisper_is_told_the_digit_words_in_order_and_in_reverse_before_it_hears
     asked: list[list[list[int]]] = []
 
     class Watched:
-        def logits(self, encoded: Any, sequences: list[list[int]], first: list[int]) -> Any:
+        def branched(self, encoded: Any, sequences: list[list[int]], first: list[int], branches: Any) -> Any:
             asked.append(sequences)
-            return real.logits(encoded, sequences, first)
+            return real.branched(encoded, sequences, first, branches)
 
     monkeypatch.setattr(model, "_decoder", Watched())
     check = check_phrase(audio, RATE, phrase(sentence, "4719", "zh"))
