@@ -151,6 +151,11 @@ WHISPER_FLOORS: Final = {"es": -3.0, "de": -3.0, "fr": -3.0, "pt": -3.0, "it": -
 #: once taken for the new code (1 of 26 French readings in babble at 20 dB); with it none of 160, and 5 of 160 right
 #: readings more are refused (docs/consent.md#languages).
 WHISPER_DIGIT_MARGIN: Final = 1.0
+#: How far (nats) the code's digit may trail the likeliest digit heard alone, at a place heard with what follows it
+#: (``whisper.Whisper.hear``): following settles a digit Whisper heard in the pause before the code (right Chinese
+#: readings in babble trailed by up to 2.6 nats), not a recording that says another digit there (a code's first
+#: digit missing or another digit said before it trailed by 1.7-8.5; docs/consent.md#languages).
+WHISPER_FOLLOWED_SLACK: Final = 3.0
 #: How much likelier (nats) it must be, after a code's first digits, that its last digit follows than that the phrase
 #: ends there: a replay whose last digit was silenced or cut out has it guessed, and Whisper's guess after a 9 is the
 #: 8 that the digits told in reverse put there (docs/consent.md#languages).
@@ -495,7 +500,8 @@ def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float 
     (``WHISPER_FLOORS``), and whether each digit of the code is, at its place, the likeliest of the ten by
     ``WHISPER_DIGIT_MARGIN`` (inside the code, the digit before handicapped: ``whisper.REPEAT_HANDICAP``; a reading
     blurred, on purpose or by noise, makes every digit nearly as likely as another, and a near-tie is no digit
-    heard), its last digit expected rather than the phrase's end (``WHISPER_LAST_DIGIT``: one cut out is guessed) and
+    heard; heard with what follows it, not more than ``WHISPER_FOLLOWED_SLACK`` behind the likeliest digit heard
+    alone), its last digit expected rather than the phrase's end (``WHISPER_LAST_DIGIT``: one cut out is guessed) and
     no more digits after it (``WHISPER_MORE_DIGITS``: a code may be the start of a longer number read). A recording
     with too little speech to have read the phrase is not heard at all. Heard once: a second hearing with the noise
     gated, as pocketsphinx's has, would double the cost of a reading."""
@@ -528,6 +534,7 @@ def _check_by_whisper(audio: F32, phrase: Phrase, *, speech: Speech, snr: float 
         word_accuracy=_whisper_accuracy(hearing.text_score, WHISPER_FLOORS[phrase.language]),
         code_heard=hearing.heard == phrase.code
         and hearing.margin >= WHISPER_DIGIT_MARGIN
+        and hearing.trailing <= WHISPER_FOLLOWED_SLACK
         and hearing.last >= WHISPER_LAST_DIGIT
         and hearing.more <= WHISPER_MORE_DIGITS,
         heard=hearing.heard,

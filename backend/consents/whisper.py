@@ -137,6 +137,9 @@ class Hearing:
     scores: tuple[tuple[float, ...], ...]
     #: The least, over the code's places, of how much likelier (in nats) the likeliest digit is than the next.
     margin: float
+    #: The most, over the places heard with what follows them, by which the code's digit there trails (nats) the
+    #: likeliest digit heard alone (its word's or numeral's first token, as at the last place): 0 where it leads.
+    trailing: float
     #: Before the code's last digit: how much likelier (nats) it is that a digit follows than that the phrase ends
     #: there. A recording whose last digit was cut out or silenced has its digit guessed; here it is low.
     last: float
@@ -196,7 +199,9 @@ class Whisper:
         the code's second digit (Chinese readings of 5807 heard as 1807, of 5016 as 0016), a digit it heard in the
         pause before the code or one it skipped ahead to, and such a digit is not followed by the code's next digit
         where the recording says it. At the last place a digit is its word's or its numeral's first token, as it is
-        heard alone."""
+        heard alone. How far the code's digit trails the likeliest heard alone at the followed places is
+        ``Hearing.trailing``: followed, a recording missing the code's first digit (4, 1, 0 read for 0410) had the
+        digit it says first lose to the code's, which the code's next digit follows."""
         import ctranslate2  # noqa: PLC0415
 
         features = ctranslate2.StorageView.from_array(log_mel(audio)[None])
@@ -260,6 +265,7 @@ class Whisper:
                     heard_on[pass_, place, value] = at_places[pass_, place, value, 0] + sum(
                         next(rows)[token] for token in after
                     )
+        alone = scores[: len(followed)].copy()
         scores[: len(followed)] = np.mean(heard_on, axis=0)
         # A drawn code never says a digit twice in a row (``drawn_code``), but Whisper's decoder, forced through one
         # digit, tends to expect it again ("五、五" for a right reading of "五、六"): the digit before a place inside
@@ -272,7 +278,9 @@ class Whisper:
         for index in range(1, len(code) - 1):
             if code[index] != code[index - 1]:
                 scores[index, int(code[index - 1])] -= REPEAT_HANDICAP
+                alone[index, int(code[index - 1])] -= REPEAT_HANDICAP
         ranked = np.sort(scores, axis=1)
+        own = [int(digit) for digit in code[: len(followed)]]
         go_on, end = self._going_on(wording)
         # Both are log-odds of a digit (or the separator) against the phrase's end; the normaliser cancels.
         odds = _log_sum_exp(logits[:, :, go_on]) - _log_sum_exp(logits[:, :, end])
@@ -282,6 +290,7 @@ class Whisper:
             heard="".join(str(int(digit)) for digit in np.argmax(scores, axis=1)),
             scores=tuple(tuple(float(score) for score in place) for place in scores),
             margin=float(np.min(ranked[:, -1] - ranked[:, -2])) if places else 0.0,
+            trailing=float(np.max(alone.max(axis=1) - alone[np.arange(len(followed)), own])) if followed else 0.0,
             last=float(np.mean(odds[:, digit_ends[-2]])) if len(code) > 1 else 0.0,
             more=float(np.mean(odds[:, digit_ends[-1]])) if code else 0.0,
         )

@@ -24,12 +24,14 @@ import pytest
 import soundfile
 
 from backend.audio.measure import resample
+from backend.consents import phrase as phrase_module
 from backend.consents import whisper
 from backend.consents.languages import WORDINGS
 from backend.consents.phrase import (
     MAX_NAME_TOKENS,
     WHISPER_DIGIT_MARGIN,
     WHISPER_FLOORS,
+    WHISPER_FOLLOWED_SLACK,
     WHISPER_LAST_DIGIT,
     WHISPER_MORE_DIGITS,
     Phrase,
@@ -301,6 +303,24 @@ def test_a_first_digit_heard_as_another_alone_is_heard_with_what_follows_it(
     assert refusal(check) is None, (check, hearing)
     assert heard.heard == "5978", heard
     assert int(np.argmax(alone)) == 1, alone
+
+
+def test_a_reading_missing_the_codes_first_digit_is_refused_though_followed_it_is_the_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """4, 1, 0 read for 0410: followed by the code's next digit (4), the 4 said first loses to the code's 0, and the
+    reading is heard as 0410; but the 0 trails the 4 heard alone by more than ``WHISPER_FOLLOWED_SLACK``, as a digit
+    heard in a pause does not (a helper's attack, accepted before the slack)."""
+    audio, sentence = reading("es", "410")
+    against = phrase(sentence, "0410", "es")
+
+    check, hearing = checked(monkeypatch, audio, against)
+    monkeypatch.setattr(phrase_module, "WHISPER_FOLLOWED_SLACK", math.inf)
+    unbounded = check_phrase(audio, RATE, against)
+
+    assert (hearing.heard, hearing.trailing > WHISPER_FOLLOWED_SLACK) == ("0410", True), hearing
+    assert refusal(check) == "phrase_mismatch", check
+    assert refusal(unbounded) is None, unbounded
 
 
 def test_whisper_is_told_the_digit_words_in_order_and_in_reverse_before_it_hears(
