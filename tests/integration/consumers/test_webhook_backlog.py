@@ -304,7 +304,10 @@ async def test_another_users_deliveries_are_prompt_while_dead_endpoints_deliveri
                 # Every backoff runs out at once: all 500 are due, ahead of the other user's event by their `vt`.
                 # (Before, this test emitted once every delivery had failed once, 3-7 s on a busy machine, and
                 # whether any retries were due by then, for the event to wait behind, was up to its speed.)
-                db.execute(
+                # Off the event loop: the update waits for any row a consumer's open transaction holds, and that
+                # transaction commits on this loop (run on it, the two waited on each other until the timeout).
+                await asyncio.to_thread(
+                    db.execute,
                     "update pgmq.q_webhook_delivery set vt = clock_timestamp() - interval '1 second'"
                     " where message -> 'data' ->> 'ownerId' = %s and vt > clock_timestamp()",
                     (str(careless),),
